@@ -1,0 +1,33 @@
+/* fst4j native shim: the C entry points that fst4j.shim.Native binds through FFM.
+ * Every function validates its arguments and returns FST_OK or a negative FST_E* code;
+ * the Java side has already bounds-checked, so a code here means a bug in the caller. */
+#ifndef FST4J_H
+#define FST4J_H
+#include <stdint.h>
+
+#define FST_OK 0
+#define FST_EINVAL (-1)   /* a dimension, leading dimension, flag or thread count is out of range */
+#define FST_ENULL (-2)    /* a required pointer is NULL */
+
+#define FST_API __attribute__((visibility("default")))
+
+FST_API int fst_version(void);
+/* Which kernel family the dispatcher chose at load time: "avx512", "avx2" or "generic". */
+FST_API const char *fst_isa(void);
+FST_API int fst_max_threads(void);
+
+/* C = alpha * op(A) * op(B) + beta * C, row-major. op(A) is M x K, op(B) is K x N.
+ * transA != 0 means A is stored K x M (lda >= M), else M x K (lda >= K); likewise B.
+ * beta == 0 means C is overwritten (never read), so NaN in C does not propagate. */
+FST_API int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
+                      float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                      float beta, float *C, int64_t ldc, int nthreads);
+
+/* Information Restoration shift (fst-method.md, Eq. 8-10): for each of `rows` rows of `len`
+ * elements, split into segments of `seg` elements (H*W of one image), out[j] = dy[j] + coeff * dy[j + shift]
+ * where j + shift stays inside the segment; outside it wraps around the segment when circular != 0,
+ * and adds nothing otherwise. shift is +1 or -1. out may equal dy only when it does not (in-place is rejected). */
+FST_API int fst_shift_add(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,
+                          int shift, float coeff, int circular, int nthreads);
+
+#endif

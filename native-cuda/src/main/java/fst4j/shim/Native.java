@@ -1,0 +1,171 @@
+package fst4j.shim;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * The one class that owns every downcall handle of fst4j: libc's allocator and the C shim
+ * {@code libfst4j.so}. The shim is packaged in this jar and extracted once to a temporary file;
+ * {@code -Dfst4j.native.lib=/path/libfst4j.so} (or env {@code FST4J_NATIVE_LIB}) points at another build.
+ * If loading fails, every shim call throws {@link NativeLibraryException} naming the path tried and the
+ * reason; allocation (libc) keeps working, so pure-Java paths stay usable.
+ */
+public final class Native {
+    private Native() {}
+
+    public static final int OK = 0, EINVAL = -1, ENULL = -2;
+    private static final String RESOURCE = "/native/linux-x86_64/libfst4j.so";
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final MethodHandle MALLOC, FREE;
+    static {
+        SymbolLookup libc = LINKER.defaultLookup();
+        MALLOC = LINKER.downcallHandle(libc.find("aligned_alloc").orElseThrow(), FunctionDescriptor.of(ADDRESS, JAVA_LONG, JAVA_LONG), Linker.Option.critical(false));
+        FREE = LINKER.downcallHandle(libc.find("free").orElseThrow(), FunctionDescriptor.ofVoid(ADDRESS), Linker.Option.critical(false));
+    }
+
+    private static final String LOAD_ERROR;
+    private static final String LIB_PATH;
+    private static final MethodHandle VERSION, ISA, MAX_THREADS, SGEMM, SHIFT_ADD;
+
+    static {
+        String path = null, error = null;
+        MethodHandle version = null, isa = null, maxThreads = null, sgemm = null, shift = null;
+        try {
+            path = locate();
+            SymbolLookup lib = SymbolLookup.libraryLookup(Path.of(path), Arena.global());
+            version = bind(lib, "fst_version", FunctionDescriptor.of(JAVA_INT), true);
+            isa = bind(lib, "fst_isa", FunctionDescriptor.of(ADDRESS), true);
+            maxThreads = bind(lib, "fst_max_threads", FunctionDescriptor.of(JAVA_INT), true);
+            sgemm = bind(lib, "fst_sgemm", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT), false);
+            shift = bind(lib, "fst_shift_add", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_INT, JAVA_FLOAT, JAVA_INT, JAVA_INT), false);
+        } catch (Throwable t) {
+            error = "cannot load the fst4j native library from " + (path == null ? RESOURCE + " (class path)" : path) + ": " + t.getMessage();
+        }
+        LIB_PATH = path; LOAD_ERROR = error;
+        VERSION = version; ISA = isa; MAX_THREADS = maxThreads; SGEMM = sgemm; SHIFT_ADD = shift;
+    }
+
+    private static MethodHandle bind(SymbolLookup lib, String name, FunctionDescriptor fd, boolean critical) {
+        MemorySegment sym = lib.find(name).orElseThrow(() -> new NativeLibraryException("symbol " + name + " not found"));
+        return critical ? LINKER.downcallHandle(sym, fd, Linker.Option.critical(false)) : LINKER.downcallHandle(sym, fd);
+    }
+
+    private static String locate() throws IOException {
+        String override = System.getProperty("fst4j.native.lib", System.getenv("FST4J_NATIVE_LIB"));
+        if (override != null && !override.isBlank()) {
+            if (!Files.isReadable(Path.of(override))) throw new NativeLibraryException("cannot load the fst4j native library from " + override + ": file not found");
+            return override;
+        }
+        String os = System.getProperty("os.name"), arch = System.getProperty("os.arch");
+        if (!os.toLowerCase().contains("linux") || !(arch.equals("amd64") || arch.equals("x86_64")))
+            throw new NativeLibraryException("no fst4j native build for " + os + "/" + arch + " (only linux-x86_64 is packaged)");
+        try (InputStream in = Native.class.getResourceAsStream(RESOURCE)) {
+            if (in == null) throw new IOException("resource " + RESOURCE + " is missing from the class path (was native-cuda built with make?)");
+            Path tmp = Files.createTempFile("libfst4j", ".so");
+            tmp.toFile().deleteOnExit();
+            Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
+            return tmp.toString();
+        }
+    }
+
+    /** Throws {@link NativeLibraryException} with the load failure, if any. */
+    public static void ensureLoaded() {
+        if (LOAD_ERROR != null) throw new NativeLibraryException(LOAD_ERROR);
+    }
+
+    public static boolean isLoaded() { return LOAD_ERROR == null; }
+
+    /** Path of the loaded shim, or null when it failed to load. */
+    public static String libraryPath() { return LOAD_ERROR == null ? LIB_PATH : null; }
+
+    // ---- libc allocation: 64-byte aligned, counted by the caller ----
+
+    public static MemorySegment malloc(long bytes) {
+        long size = Math.max(64, (bytes + 63) & ~63L);
+        try {
+            MemorySegment p = (MemorySegment) MALLOC.invokeExact(64L, size);
+            if (p.equals(MemorySegment.NULL)) throw new OutOfMemoryError("native allocation of " + bytes + " bytes failed");
+            return p.reinterpret(bytes);
+        } catch (Error | RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    public static void free(MemorySegment p) {
+        try {
+            FREE.invokeExact(p);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    // ---- the shim ----
+
+    public static int version() {
+        ensureLoaded();
+        try { return (int) VERSION.invokeExact(); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    /** Kernel family chosen for this CPU: avx512, avx2 or generic. */
+    public static String isa() {
+        ensureLoaded();
+        try { return ((MemorySegment) ISA.invokeExact()).reinterpret(64).getString(0); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    public static int maxThreads() {
+        ensureLoaded();
+        try { return (int) MAX_THREADS.invokeExact(); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    /** Raw SGEMM; callers (fst4j.tensor.Blas) must have bounds-checked every argument. */
+    public static void sgemm(boolean transA, boolean transB, long m, long n, long k, float alpha,
+                             MemorySegment a, long lda, MemorySegment b, long ldb, float beta,
+                             MemorySegment c, long ldc, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) SGEMM.invokeExact(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_sgemm");
+    }
+
+    public static void shiftAdd(MemorySegment dy, MemorySegment out, long rows, long len, long seg,
+                                int shift, float coeff, boolean circular, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) SHIFT_ADD.invokeExact(dy, out, rows, len, seg, shift, coeff, circular ? 1 : 0, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_shift_add");
+    }
+
+    private static void check(int rc, String fn) {
+        if (rc != OK) throw new IllegalArgumentException(fn + " rejected its arguments (code " + rc
+                + (rc == EINVAL ? ": invalid dimension, leading dimension or flag" : rc == ENULL ? ": null pointer" : "") + ")");
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) return r;
+        if (t instanceof Error e) throw e;
+        return new RuntimeException(t);
+    }
+}

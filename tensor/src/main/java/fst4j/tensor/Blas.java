@@ -1,0 +1,126 @@
+package fst4j.tensor;
+
+import fst4j.shim.Native;
+
+import java.util.Arrays;
+
+/**
+ * Matrix products. Float32 goes to the native SGEMM (transposed views are passed as transposes, not
+ * copied); float64 uses a plain Java loop (it is the reference type for gradcheck, not a fast path).
+ */
+public final class Blas {
+    private Blas() {}
+
+    private static volatile int threads = Integer.getInteger("fst4j.threads", Runtime.getRuntime().availableProcessors());
+
+    /** Threads used by native kernels (default: available processors, or -Dfst4j.threads). */
+    public static int threads() { return threads; }
+    public static void setThreads(int n) {
+        if (n < 1) throw new IllegalArgumentException("thread count must be >= 1, got " + n);
+        threads = n;
+    }
+
+    /** A 2-D operand as (transposed?, leading dimension), or null if it needs a copy. */
+    private record Op(boolean trans, long ld) {}
+
+    private static Op asOp(Tensor m) {
+        long s0 = m.strides[0], s1 = m.strides[1];
+        int r = m.shape[0], c = m.shape[1];
+        if ((s1 == 1 || c <= 1) && s0 >= Math.max(c, 1) ) return new Op(false, Math.max(s0, Math.max(c, 1)));
+        if ((s0 == 1 || r <= 1) && s1 >= Math.max(r, 1)) return new Op(true, Math.max(s1, Math.max(r, 1)));
+        return null;
+    }
+
+    /**
+     * C = alpha * A B + beta * C for 2-D tensors (A: M x K, B: K x N, C: M x N contiguous rows).
+     * Views with unit stride along either axis are used in place.
+     */
+    public static void gemm(float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+        a.check(); b.check(); c.check();
+        if (a.dim() != 2 || b.dim() != 2 || c.dim() != 2)
+            throw new IllegalArgumentException("wrong rank: gemm needs matrices, got " + Shape.str(a.shape) + ", " + Shape.str(b.shape) + ", " + Shape.str(c.shape));
+        int m = a.shape[0], k = a.shape[1], n = b.shape[1];
+        if (b.shape[0] != k || c.shape[0] != m || c.shape[1] != n)
+            throw new IllegalArgumentException("shape mismatch: gemm " + Shape.str(a.shape) + " x " + Shape.str(b.shape) + " into " + Shape.str(c.shape));
+        if (a.device() != b.device() || a.device() != c.device())
+            throw new IllegalArgumentException("device mismatch in gemm: " + a.device() + ", " + b.device() + ", " + c.device());
+        if (a.dtype == DType.F32 && b.dtype == DType.F32 && c.dtype == DType.F32) {
+            Op oc = asOp(c);
+            if (oc == null || oc.trans) throw new IllegalArgumentException("gemm output must have unit stride along its rows");
+            Tensor ac = null, bc = null;
+            try {
+                Op oa = asOp(a), ob = asOp(b);
+                if (oa == null) { ac = a.copy(); oa = asOp(ac); }
+                if (ob == null) { bc = b.copy(); ob = asOp(bc); }
+                Tensor A = ac != null ? ac : a, B = bc != null ? bc : b;
+                checkBounds(A, oa, m, k); checkBounds(B, ob, k, n); checkBounds(c, oc, m, n);
+                Native.sgemm(oa.trans, ob.trans, m, n, k, alpha,
+                        A.storage.segment().asSlice(A.byteOffset()), oa.ld,
+                        B.storage.segment().asSlice(B.byteOffset()), ob.ld, beta,
+                        c.storage.segment().asSlice(c.byteOffset()), oc.ld, threads);
+            } finally {
+                if (ac != null) ac.close();
+                if (bc != null) bc.close();
+            }
+            return;
+        }
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int p = 0; p < k; p++) s += a.getAt(a.offset + i * a.strides[0] + p * a.strides[1]) * b.getAt(b.offset + p * b.strides[0] + j * b.strides[1]);
+                long ci = c.offset + i * c.strides[0] + j * c.strides[1];
+                c.setAt(ci, alpha * s + (beta == 0 ? 0 : beta * c.getAt(ci)));
+            }
+    }
+
+    /** Java-side bounds check before handing raw pointers to C: the last element touched lies in storage. */
+    private static void checkBounds(Tensor t, Op op, long rows, long cols) {
+        if (rows == 0 || cols == 0) return;
+        long last = op.trans ? (cols - 1) * op.ld + rows - 1 : (rows - 1) * op.ld + cols - 1;
+        if ((t.offset + last + 1) * t.dtype.bytes > t.storage.bytes)
+            throw new IndexOutOfBoundsException("gemm operand " + rows + "x" + cols + " (ld " + op.ld + ") exceeds its storage of " + t.storage.bytes + " bytes");
+    }
+
+    /**
+     * Matrix product with NumPy semantics: 1-D x 1-D is a dot product, 2-D x 2-D a matrix product, and
+     * higher ranks batch over broadcast leading dimensions.
+     */
+    public static Tensor matmul(Tensor a, Tensor b) {
+        a.check(); b.check();
+        if (a.dim() == 0 || b.dim() == 0) throw new IllegalArgumentException("wrong rank: matmul of a scalar");
+        if (a.dim() == 1 && b.dim() == 1) {
+            try (Tensor a2 = a.unsqueeze(0); Tensor b2 = b.unsqueeze(1); Tensor r = matmul(a2, b2)) { return r.reshape(); }
+        }
+        if (a.dim() == 1) { try (Tensor a2 = a.unsqueeze(0); Tensor r = matmul(a2, b)) { return r.squeeze(-2); } }
+        if (b.dim() == 1) { try (Tensor b2 = b.unsqueeze(1); Tensor r = matmul(a, b2)) { return r.squeeze(-1); } }
+        int m = a.shape[a.dim() - 2], k = a.shape[a.dim() - 1], k2 = b.shape[b.dim() - 2], n = b.shape[b.dim() - 1];
+        if (k != k2) throw new IllegalArgumentException("shape mismatch: matmul " + Shape.str(a.shape) + " x " + Shape.str(b.shape));
+        int[] ba = Arrays.copyOf(a.shape, a.dim() - 2), bb = Arrays.copyOf(b.shape, b.dim() - 2);
+        int[] batch = Shape.broadcast(ba, bb);
+        int[] outShape = Arrays.copyOf(batch, batch.length + 2);
+        outShape[batch.length] = m;
+        outShape[batch.length + 1] = n;
+        Tensor out = Tensor.empty(Elementwise.promote(a, b), outShape);
+        int[] ea = Arrays.copyOf(batch, batch.length + 2); ea[batch.length] = m; ea[batch.length + 1] = k;
+        int[] eb = Arrays.copyOf(batch, batch.length + 2); eb[batch.length] = k; eb[batch.length + 1] = n;
+        long nb = Shape.numel(batch);
+        try (Tensor A = a.expand(ea); Tensor B = b.expand(eb); Tensor O3 = out.reshape((int) nb, m, n)) {
+            int[] idx = new int[batch.length];
+            for (long i = 0; i < nb; i++) {
+                try (Tensor ai = pick(A, idx); Tensor bi = pick(B, idx); Tensor oi = pick(O3, new int[]{(int) i})) {
+                    gemm(1f, ai, bi, 0f, oi);
+                }
+                Elementwise.advance(idx, batch, batch.length - 1);
+            }
+        }
+        return out;
+    }
+
+    private static Tensor pick(Tensor t, int[] idx) {
+        long off = t.offset;
+        for (int d = 0; d < idx.length; d++) off += idx[d] * t.strides[d];
+        int r = t.dim();
+        t.storage.retain();
+        return new Tensor(t.storage, new int[]{t.shape[r - 2], t.shape[r - 1]}, new long[]{t.strides[r - 2], t.strides[r - 1]}, off, t.dtype);
+    }
+}

@@ -1,0 +1,141 @@
+package fst4j.tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.function.DoubleBinaryOperator;
+import java.util.function.DoubleUnaryOperator;
+
+/**
+ * Broadcasting elementwise kernels. Values are computed in double and stored in the result's dtype
+ * (F64 if any input is F64, else F32). Contiguous float32 operands of equal shape take a flat loop;
+ * everything else walks the strided layout with the innermost axis as the tight loop.
+ */
+public final class Elementwise {
+    private Elementwise() {}
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+
+    static DType promote(Tensor a, Tensor b) { return a.dtype == DType.F64 || b.dtype == DType.F64 ? DType.F64 : DType.F32; }
+
+    static void sameDevice(Tensor a, Tensor b) {
+        if (a.device() != b.device())
+            throw new IllegalArgumentException("device mismatch: " + a.device() + " and " + b.device());
+    }
+
+    public static Tensor map(Tensor a, DoubleUnaryOperator f) {
+        a.check();
+        Tensor out = Tensor.empty(a.dtype, a.shape);
+        if (a.dtype == DType.F32 && a.isContiguous()) {
+            MemorySegment s = a.storage.segment(), o = out.storage.segment();
+            long n = a.numel(), base = a.offset;
+            for (long i = 0; i < n; i++) o.setAtIndex(F, i, (float) f.applyAsDouble(s.getAtIndex(F, base + i)));
+            return out;
+        }
+        int r = a.shape.length;
+        if (r == 0) { out.setAt(0, f.applyAsDouble(a.getAt(a.offset))); return out; }
+        int[] idx = new int[r];
+        long n = a.numel();
+        int inner = a.shape[r - 1];
+        long sIn = a.strides[r - 1];
+        long oi = 0;
+        for (long done = 0; done < n; done += inner) {
+            long off = a.offset;
+            for (int d = 0; d < r - 1; d++) off += idx[d] * a.strides[d];
+            for (int j = 0; j < inner; j++) out.setAt(oi++, f.applyAsDouble(a.getAt(off + j * sIn)));
+            advance(idx, a.shape, r - 2);
+        }
+        return out;
+    }
+
+    public static Tensor zip(Tensor a, Tensor b, DoubleBinaryOperator f) {
+        a.check(); b.check();
+        sameDevice(a, b);
+        int[] shape = Shape.broadcast(a.shape, b.shape);
+        Tensor out = Tensor.empty(promote(a, b), shape);
+        zipInto(out, a, b, f);
+        return out;
+    }
+
+    /** out = f(a, b) with a and b broadcast to out's shape (out must be contiguous). */
+    public static void zipInto(Tensor out, Tensor a, Tensor b, DoubleBinaryOperator f) {
+        int[] shape = out.shape;
+        if (!out.isContiguous()) throw new IllegalArgumentException("output must be contiguous");
+        if (out.dtype == DType.F32 && a.dtype == DType.F32 && b.dtype == DType.F32 && a.isContiguous() && b.isContiguous()
+                && java.util.Arrays.equals(a.shape, shape) && java.util.Arrays.equals(b.shape, shape)) {
+            MemorySegment sa = a.storage.segment(), sb = b.storage.segment(), o = out.storage.segment();
+            long n = out.numel(), ba = a.offset, bb = b.offset, bo = out.offset;
+            for (long i = 0; i < n; i++)
+                o.setAtIndex(F, bo + i, (float) f.applyAsDouble(sa.getAtIndex(F, ba + i), sb.getAtIndex(F, bb + i)));
+            return;
+        }
+        try (Tensor ea = a.expand(shape); Tensor eb = b.expand(shape)) {
+            int r = shape.length;
+            if (r == 0) { out.setAt(out.offset, f.applyAsDouble(ea.getAt(ea.offset), eb.getAt(eb.offset))); return; }
+            long n = out.numel();
+            if (n == 0) return;
+            int[] idx = new int[r];
+            int inner = shape[r - 1];
+            long stA = ea.strides[r - 1], stB = eb.strides[r - 1];
+            long oi = out.offset;
+            for (long done = 0; done < n; done += inner) {
+                long offA = ea.offset, offB = eb.offset;
+                for (int d = 0; d < r - 1; d++) { offA += idx[d] * ea.strides[d]; offB += idx[d] * eb.strides[d]; }
+                for (int j = 0; j < inner; j++) out.setAt(oi++, f.applyAsDouble(ea.getAt(offA + j * stA), eb.getAt(offB + j * stB)));
+                advance(idx, shape, r - 2);
+            }
+        }
+    }
+
+    /** where(cond != 0, a, b), broadcasting all three. */
+    public static Tensor where(Tensor cond, Tensor a, Tensor b) {
+        cond.check(); a.check(); b.check();
+        int[] shape = Shape.broadcast(cond.shape, Shape.broadcast(a.shape, b.shape));
+        Tensor out = Tensor.empty(promote(a, b), shape);
+        try (Tensor c = cond.expand(shape); Tensor ea = a.expand(shape); Tensor eb = b.expand(shape)) {
+            long n = out.numel();
+            for (long i = 0; i < n; i++)
+                out.setAt(i, c.getAt(c.storageIndex(i)) != 0 ? ea.getAt(ea.storageIndex(i)) : eb.getAt(eb.storageIndex(i)));
+        }
+        return out;
+    }
+
+    static void advance(int[] idx, int[] shape, int last) {
+        for (int d = last; d >= 0; d--) {
+            if (++idx[d] < shape[d]) return;
+            idx[d] = 0;
+        }
+    }
+
+    // ---- the named ops ----
+    public static Tensor add(Tensor a, Tensor b) { return zip(a, b, Double::sum); }
+    public static Tensor sub(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x - y); }
+    public static Tensor mul(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x * y); }
+    public static Tensor div(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x / y); }
+    public static Tensor pow(Tensor a, Tensor b) { return zip(a, b, Math::pow); }
+    public static Tensor maximum(Tensor a, Tensor b) { return zip(a, b, Math::max); }
+    public static Tensor minimum(Tensor a, Tensor b) { return zip(a, b, Math::min); }
+    public static Tensor gt(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x > y ? 1 : 0); }
+    public static Tensor ge(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x >= y ? 1 : 0); }
+    public static Tensor lt(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x < y ? 1 : 0); }
+    public static Tensor le(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x <= y ? 1 : 0); }
+    public static Tensor eq(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x == y ? 1 : 0); }
+
+    public static Tensor neg(Tensor a) { return map(a, x -> -x); }
+    public static Tensor abs(Tensor a) { return map(a, Math::abs); }
+    public static Tensor exp(Tensor a) { return map(a, Math::exp); }
+    public static Tensor log(Tensor a) { return map(a, Math::log); }
+    public static Tensor sqrt(Tensor a) { return map(a, Math::sqrt); }
+    public static Tensor pow(Tensor a, double p) { return map(a, x -> Math.pow(x, p)); }
+    public static Tensor relu(Tensor a) { return map(a, x -> x > 0 ? x : 0); }
+    public static Tensor sigmoid(Tensor a) { return map(a, x -> x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))); }
+    public static Tensor tanh(Tensor a) { return map(a, Math::tanh); }
+    public static Tensor addScalar(Tensor a, double s) { return map(a, x -> x + s); }
+    public static Tensor mulScalar(Tensor a, double s) { return map(a, x -> x * s); }
+
+    /** True if any element is NaN or infinite. */
+    public static boolean hasNonFinite(Tensor a) {
+        a.check();
+        long n = a.numel();
+        for (long i = 0; i < n; i++) if (!Double.isFinite(a.getAt(a.storageIndex(i)))) return true;
+        return false;
+    }
+}

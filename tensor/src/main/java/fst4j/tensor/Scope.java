@@ -1,0 +1,57 @@
+package fst4j.tensor;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Owns every tensor created on this thread while it is open (innermost scope wins), and closes them
+ * when it closes: one scope per training step frees everything the step allocated.
+ * <pre>{@code
+ * try (Scope step = Scope.open()) {
+ *     Tensor loss = model.forward(x) ...;
+ *     result = step.keep(loss.sum());   // survives the scope
+ * }
+ * }</pre>
+ */
+public final class Scope implements AutoCloseable {
+    private static final ThreadLocal<Scope> CURRENT = new ThreadLocal<>();
+    private final Scope parent;
+    private final Thread owner = Thread.currentThread();
+    private final List<Tensor> owned = new ArrayList<>();
+    private boolean closed;
+
+    private Scope(Scope parent) { this.parent = parent; }
+
+    public static Scope open() {
+        Scope s = new Scope(CURRENT.get());
+        CURRENT.set(s);
+        return s;
+    }
+
+    static void register(Tensor t) {
+        Scope s = CURRENT.get();
+        if (s != null) s.owned.add(t);
+    }
+
+    /** Moves t out of this scope into the enclosing one (or leaves it unowned), and returns it. */
+    public Tensor keep(Tensor t) {
+        if (owned.remove(t)) {
+            if (parent != null) parent.owned.add(t);
+        }
+        return t;
+    }
+
+    /** Number of tensors this scope will close. */
+    public int size() { return owned.size(); }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        if (Thread.currentThread() != owner) throw new IllegalStateException("a Scope must be closed by the thread that opened it");
+        if (CURRENT.get() != this) throw new IllegalStateException("scopes must be closed innermost first");
+        closed = true;
+        CURRENT.set(parent);
+        for (int i = owned.size() - 1; i >= 0; i--) owned.get(i).close();
+        owned.clear();
+    }
+}

@@ -1,0 +1,470 @@
+package fst4j.tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+
+/**
+ * An n-dimensional array in off-heap memory: storage + shape + strides (in elements) + offset.
+ * Views (reshape, permute, slice, expand) share storage; {@link #contiguous()} copies when needed.
+ * Tensors are {@link AutoCloseable}: close them, or let the {@link Scope} they were created in close
+ * them. Any use of a closed tensor throws {@link IllegalStateException}.
+ */
+public final class Tensor implements AutoCloseable {
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ValueLayout.OfDouble D = ValueLayout.JAVA_DOUBLE_UNALIGNED;
+
+    final Storage storage;
+    final int[] shape;
+    final long[] strides;
+    final long offset;
+    final DType dtype;
+    private boolean closed;
+
+    Tensor(Storage storage, int[] shape, long[] strides, long offset, DType dtype) {
+        this.storage = storage;
+        this.shape = shape;
+        this.strides = strides;
+        this.offset = offset;
+        this.dtype = dtype;
+        Scope.register(this);
+    }
+
+    // ------------------------------------------------------------------ creation
+
+    public static Tensor empty(DType dtype, int... shape) {
+        int[] s = Shape.check(shape);
+        long n = Shape.numel(s);
+        return new Tensor(new Storage(n * dtype.bytes, Device.CPU), s, Shape.contiguousStrides(s), 0, dtype);
+    }
+
+    public static Tensor empty(int... shape) { return empty(DType.F32, shape); }
+
+    public static Tensor zeros(DType dtype, int... shape) {
+        Tensor t = empty(dtype, shape);
+        t.storage.segment().fill((byte) 0);
+        return t;
+    }
+
+    public static Tensor zeros(int... shape) { return zeros(DType.F32, shape); }
+
+    public static Tensor full(double value, DType dtype, int... shape) {
+        Tensor t = empty(dtype, shape);
+        t.fill(value);
+        return t;
+    }
+
+    public static Tensor full(double value, int... shape) { return full(value, DType.F32, shape); }
+
+    public static Tensor ones(int... shape) { return full(1.0, DType.F32, shape); }
+
+    public static Tensor scalar(double value) { return full(value, DType.F32); }
+
+    public static Tensor scalar(double value, DType dtype) { return full(value, dtype); }
+
+    /** A float32 tensor holding a copy of data, in row-major order. */
+    public static Tensor of(float[] data, int... shape) {
+        int[] s = Shape.check(shape);
+        if (Shape.numel(s) != data.length)
+            throw new IllegalArgumentException("shape mismatch: " + data.length + " values for shape " + Shape.str(s));
+        Tensor t = empty(DType.F32, s);
+        MemorySegment.copy(data, 0, t.storage.segment(), F, 0, data.length);
+        return t;
+    }
+
+    /** A float64 tensor holding a copy of data, in row-major order. */
+    public static Tensor of(double[] data, int... shape) {
+        int[] s = Shape.check(shape);
+        if (Shape.numel(s) != data.length)
+            throw new IllegalArgumentException("shape mismatch: " + data.length + " values for shape " + Shape.str(s));
+        Tensor t = empty(DType.F64, s);
+        MemorySegment.copy(data, 0, t.storage.segment(), D, 0, data.length);
+        return t;
+    }
+
+    /** Integers 0..n-1 as float32. */
+    public static Tensor arange(int n) {
+        Tensor t = empty(n);
+        for (int i = 0; i < n; i++) t.storage.segment().setAtIndex(F, i, i);
+        return t;
+    }
+
+    // ------------------------------------------------------------------ identity
+
+    public int[] shape() { check(); return shape.clone(); }
+    public int dim() { return shape.length; }
+    public int size(int axis) { check(); return shape[Shape.axis(axis, shape.length)]; }
+    public long numel() { return Shape.numel(shape); }
+    public DType dtype() { return dtype; }
+    public Device device() { return storage.device; }
+    public long[] strides() { return strides.clone(); }
+    public long offset() { return offset; }
+    public boolean isClosed() { return closed; }
+
+    public boolean isContiguous() {
+        long expect = 1;
+        for (int i = shape.length - 1; i >= 0; i--) {
+            if (shape[i] != 1 && strides[i] != expect) return false;
+            expect *= shape[i];
+        }
+        return true;
+    }
+
+    /** Throws if this tensor was closed. Every public op calls it first. */
+    public Tensor check() {
+        if (closed) throw new IllegalStateException("tensor " + Shape.str(shape) + " is closed");
+        return this;
+    }
+
+    /**
+     * The storage segment (whole, not offset) for kernels in fst4j. It is valid only while this tensor is
+     * open; do not keep it.
+     */
+    public MemorySegment segment() { check(); return storage.segment(); }
+
+    /** Byte offset of element [0,...,0] inside {@link #segment()}. */
+    public long byteOffset() { return offset * dtype.bytes; }
+
+    /** The contiguous data of this tensor as a segment starting at element 0; requires isContiguous(). */
+    public MemorySegment data() {
+        check();
+        if (!isContiguous()) throw new IllegalStateException("tensor is not contiguous; call contiguous() first");
+        return storage.segment().asSlice(byteOffset(), numel() * dtype.bytes);
+    }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        storage.release();
+    }
+
+    // ------------------------------------------------------------------ element access
+
+    /** Linear element index (into storage) of a logical row-major index i. */
+    long storageIndex(long i) {
+        long off = offset;
+        for (int d = shape.length - 1; d >= 0; d--) {
+            int n = shape[d];
+            off += (i % n) * strides[d];
+            i /= n;
+        }
+        return off;
+    }
+
+    double getAt(long storageIndex) {
+        MemorySegment s = storage.segment();
+        return dtype == DType.F32 ? s.getAtIndex(F, storageIndex) : s.getAtIndex(D, storageIndex);
+    }
+
+    void setAt(long storageIndex, double v) {
+        MemorySegment s = storage.segment();
+        if (dtype == DType.F32) s.setAtIndex(F, storageIndex, (float) v);
+        else s.setAtIndex(D, storageIndex, v);
+    }
+
+    private long index(int... idx) {
+        check();
+        if (idx.length != shape.length)
+            throw new IllegalArgumentException("wrong rank: " + idx.length + " indices for shape " + Shape.str(shape));
+        long off = offset;
+        for (int d = 0; d < idx.length; d++) {
+            if (idx[d] < 0 || idx[d] >= shape[d])
+                throw new IndexOutOfBoundsException("index " + Arrays.toString(idx) + " out of bounds for shape " + Shape.str(shape));
+            off += idx[d] * strides[d];
+        }
+        return off;
+    }
+
+    public float get(int... idx) { return (float) getAt(index(idx)); }
+    public double getDouble(int... idx) { return getAt(index(idx)); }
+    public void set(double v, int... idx) { setAt(index(idx), v); }
+
+    /** The single value of a one-element tensor. */
+    public double item() {
+        check();
+        if (numel() != 1) throw new IllegalArgumentException("item() needs one element, shape is " + Shape.str(shape));
+        return getAt(offset);
+    }
+
+    /** Logical element i in row-major order (any layout). */
+    public double getFlat(long i) {
+        check();
+        if (i < 0 || i >= numel()) throw new IndexOutOfBoundsException("flat index " + i + " out of bounds for " + numel() + " elements");
+        return getAt(storageIndex(i));
+    }
+
+    public void setFlat(long i, double v) {
+        check();
+        if (i < 0 || i >= numel()) throw new IndexOutOfBoundsException("flat index " + i + " out of bounds for " + numel() + " elements");
+        setAt(storageIndex(i), v);
+    }
+
+    public float[] toFloatArray() {
+        check();
+        int n = Math.toIntExact(numel());
+        float[] out = new float[n];
+        if (dtype == DType.F32 && isContiguous()) {
+            MemorySegment.copy(storage.segment(), F, byteOffset(), out, 0, n);
+        } else {
+            for (int i = 0; i < n; i++) out[i] = (float) getAt(storageIndex(i));
+        }
+        return out;
+    }
+
+    public double[] toDoubleArray() {
+        check();
+        int n = Math.toIntExact(numel());
+        double[] out = new double[n];
+        if (dtype == DType.F64 && isContiguous()) {
+            MemorySegment.copy(storage.segment(), D, byteOffset(), out, 0, n);
+        } else {
+            for (int i = 0; i < n; i++) out[i] = getAt(storageIndex(i));
+        }
+        return out;
+    }
+
+    /** Fills every element (views write through to the shared storage). */
+    public Tensor fill(double v) {
+        check();
+        long n = numel();
+        if (isContiguous() && dtype == DType.F32) {
+            MemorySegment s = storage.segment();
+            long base = offset;
+            for (long i = 0; i < n; i++) s.setAtIndex(F, base + i, (float) v);
+        } else {
+            for (long i = 0; i < n; i++) setAt(storageIndex(i), v);
+        }
+        return this;
+    }
+
+    /** Copies src (broadcast to this shape, any dtype) into this tensor, in place. */
+    public Tensor copyFrom(Tensor src) {
+        check(); src.check();
+        Tensor s = src.expand(shape);
+        try {
+            if (dtype == s.dtype && isContiguous() && s.isContiguous()) {
+                MemorySegment.copy(s.storage.segment(), s.byteOffset(), storage.segment(), byteOffset(), numel() * dtype.bytes);
+            } else {
+                long n = numel();
+                for (long i = 0; i < n; i++) setAt(storageIndex(i), s.getAt(s.storageIndex(i)));
+            }
+        } finally {
+            s.close();
+        }
+        return this;
+    }
+
+    // ------------------------------------------------------------------ views
+
+    private Tensor view(int[] newShape, long[] newStrides, long newOffset) {
+        check();
+        storage.retain();
+        return new Tensor(storage, newShape, newStrides, newOffset, dtype);
+    }
+
+    /** A new reference to the same data and layout (close it independently). */
+    public Tensor alias() { return view(shape.clone(), strides.clone(), offset); }
+
+    /** Same data, new shape; one dimension may be -1. Copies only when the layout is not contiguous. */
+    public Tensor reshape(int... newShape) {
+        check();
+        int[] s = newShape.clone();
+        int infer = -1;
+        long known = 1;
+        for (int i = 0; i < s.length; i++) {
+            if (s[i] == -1) {
+                if (infer >= 0) throw new IllegalArgumentException("only one dimension can be -1 in " + Arrays.toString(newShape));
+                infer = i;
+            } else if (s[i] < 0) {
+                throw new IllegalArgumentException("negative dimension " + s[i] + " in shape " + Arrays.toString(newShape));
+            } else known *= s[i];
+        }
+        if (infer >= 0) {
+            if (known == 0 || numel() % known != 0)
+                throw new IllegalArgumentException("shape mismatch: cannot reshape " + Shape.str(shape) + " to " + Arrays.toString(newShape));
+            s[infer] = (int) (numel() / known);
+        }
+        if (Shape.numel(s) != numel())
+            throw new IllegalArgumentException("shape mismatch: cannot reshape " + Shape.str(shape) + " (" + numel() + " elements) to " + Arrays.toString(newShape));
+        if (isContiguous()) return view(s, Shape.contiguousStrides(s), offset);
+        Tensor c = contiguous();
+        Tensor r = c.view(s, Shape.contiguousStrides(s), c.offset);
+        c.close();
+        return r;
+    }
+
+    public Tensor flatten() { return reshape(-1); }
+
+    public Tensor permute(int... axes) {
+        check();
+        if (axes.length != shape.length)
+            throw new IllegalArgumentException("wrong rank: permute " + Arrays.toString(axes) + " of shape " + Shape.str(shape));
+        int[] s = new int[axes.length];
+        long[] st = new long[axes.length];
+        boolean[] seen = new boolean[axes.length];
+        for (int i = 0; i < axes.length; i++) {
+            int a = Shape.axis(axes[i], shape.length);
+            if (seen[a]) throw new IllegalArgumentException("permute repeats axis " + a + ": " + Arrays.toString(axes));
+            seen[a] = true;
+            s[i] = shape[a];
+            st[i] = strides[a];
+        }
+        return view(s, st, offset);
+    }
+
+    public Tensor transpose(int a, int b) {
+        int[] axes = new int[shape.length];
+        for (int i = 0; i < axes.length; i++) axes[i] = i;
+        a = Shape.axis(a, shape.length);
+        b = Shape.axis(b, shape.length);
+        axes[a] = b;
+        axes[b] = a;
+        return permute(axes);
+    }
+
+    /** Transpose of a matrix (rank 2). */
+    public Tensor t() {
+        if (shape.length != 2) throw new IllegalArgumentException("wrong rank: t() needs a matrix, shape is " + Shape.str(shape));
+        return transpose(0, 1);
+    }
+
+    /** Elements start, start+step, ... (< end) along axis. */
+    public Tensor slice(int axis, int start, int end, int step) {
+        check();
+        int a = Shape.axis(axis, shape.length);
+        if (step <= 0) throw new IllegalArgumentException("slice step must be positive, got " + step);
+        if (start < 0 || end > shape[a] || start > end)
+            throw new IndexOutOfBoundsException("slice [" + start + ", " + end + ") out of bounds for axis " + a + " of shape " + Shape.str(shape));
+        int[] s = shape.clone();
+        long[] st = strides.clone();
+        s[a] = (end - start + step - 1) / step;
+        st[a] = strides[a] * step;
+        return view(s, st, offset + start * strides[a]);
+    }
+
+    public Tensor slice(int axis, int start, int end) { return slice(axis, start, end, 1); }
+
+    /** Broadcasts size-1 (or missing leading) dimensions to newShape without copying (stride 0). */
+    public Tensor expand(int... newShape) {
+        check();
+        if (newShape.length < shape.length)
+            throw new IllegalArgumentException("shape mismatch: cannot expand " + Shape.str(shape) + " to " + Arrays.toString(newShape));
+        int lead = newShape.length - shape.length;
+        long[] st = new long[newShape.length];
+        for (int i = 0; i < newShape.length; i++) {
+            if (i < lead) { st[i] = 0; continue; }
+            int d = shape[i - lead];
+            if (d == newShape[i]) st[i] = strides[i - lead];
+            else if (d == 1) st[i] = 0;
+            else throw new IllegalArgumentException("shape mismatch: cannot expand " + Shape.str(shape) + " to " + Arrays.toString(newShape));
+        }
+        return view(Shape.check(newShape), st, offset);
+    }
+
+    public Tensor unsqueeze(int axis) {
+        check();
+        int a = axis < 0 ? axis + shape.length + 1 : axis;
+        if (a < 0 || a > shape.length) throw new IllegalArgumentException("axis " + axis + " out of range for unsqueeze of rank " + shape.length);
+        int[] s = new int[shape.length + 1];
+        long[] st = new long[shape.length + 1];
+        for (int i = 0, j = 0; i < s.length; i++) {
+            if (i == a) { s[i] = 1; st[i] = 0; }
+            else { s[i] = shape[j]; st[i] = strides[j]; j++; }
+        }
+        return view(s, st, offset);
+    }
+
+    public Tensor squeeze(int axis) {
+        check();
+        int a = Shape.axis(axis, shape.length);
+        if (shape[a] != 1) throw new IllegalArgumentException("cannot squeeze axis " + a + " of size " + shape[a]);
+        int[] s = new int[shape.length - 1];
+        long[] st = new long[shape.length - 1];
+        for (int i = 0, j = 0; i < shape.length; i++) if (i != a) { s[j] = shape[i]; st[j] = strides[i]; j++; }
+        return view(s, st, offset);
+    }
+
+    /** This tensor if already contiguous (as a new reference), else a contiguous copy. */
+    public Tensor contiguous() {
+        check();
+        if (isContiguous()) return alias();
+        return copy();
+    }
+
+    /** A contiguous copy (new storage). */
+    public Tensor copy() {
+        Tensor out = empty(dtype, shape);
+        out.copyFrom(this);
+        return out;
+    }
+
+    public Tensor to(DType type) {
+        check();
+        if (type == dtype) return alias();
+        Tensor out = empty(type, shape);
+        out.copyFrom(this);
+        return out;
+    }
+
+    // ------------------------------------------------------------------ ops (see Elementwise, Reduce, Blas)
+
+    public Tensor add(Tensor o) { return Elementwise.add(this, o); }
+    public Tensor sub(Tensor o) { return Elementwise.sub(this, o); }
+    public Tensor mul(Tensor o) { return Elementwise.mul(this, o); }
+    public Tensor div(Tensor o) { return Elementwise.div(this, o); }
+    public Tensor add(double s) { return Elementwise.addScalar(this, s); }
+    public Tensor mul(double s) { return Elementwise.mulScalar(this, s); }
+    public Tensor neg() { return Elementwise.neg(this); }
+    public Tensor exp() { return Elementwise.exp(this); }
+    public Tensor log() { return Elementwise.log(this); }
+    public Tensor sqrt() { return Elementwise.sqrt(this); }
+    public Tensor pow(double p) { return Elementwise.pow(this, p); }
+    public Tensor relu() { return Elementwise.relu(this); }
+    public Tensor sigmoid() { return Elementwise.sigmoid(this); }
+    public Tensor tanh() { return Elementwise.tanh(this); }
+    public Tensor abs() { return Elementwise.abs(this); }
+    public Tensor matmul(Tensor o) { return Blas.matmul(this, o); }
+    public Tensor sum() { return Reduce.sum(this, false); }
+    public Tensor sum(boolean keepDim, int... axes) { return Reduce.sum(this, keepDim, axes); }
+    public Tensor mean() { return Reduce.mean(this, false); }
+    public Tensor mean(boolean keepDim, int... axes) { return Reduce.mean(this, keepDim, axes); }
+    public Tensor max(boolean keepDim, int... axes) { return Reduce.max(this, keepDim, axes); }
+    public Tensor argmax(int axis) { return Reduce.argmax(this, axis, false); }
+    public Tensor var(boolean keepDim, int... axes) { return Reduce.var(this, keepDim, 1, axes); }
+
+    // ------------------------------------------------------------------ printing
+
+    @Override
+    public String toString() {
+        if (closed) return "Tensor(closed, shape=" + Shape.str(shape) + ")";
+        StringBuilder sb = new StringBuilder("tensor(");
+        if (numel() <= 1000) {
+            format(sb, 0, offset, 7);
+        } else {
+            sb.append("... ").append(numel()).append(" values ...");
+        }
+        sb.append(", shape=").append(Shape.str(shape)).append(", dtype=").append(dtype.name().toLowerCase())
+          .append(", device=").append(device().name().toLowerCase()).append(')');
+        return sb.toString();
+    }
+
+    private void format(StringBuilder sb, int d, long off, int indent) {
+        if (d == shape.length) { sb.append(fmt(getAt(off))); return; }
+        sb.append('[');
+        for (int i = 0; i < shape[d]; i++) {
+            if (i > 0) {
+                sb.append(d == shape.length - 1 ? ", " : ",\n" + " ".repeat(indent + d + 1));
+            }
+            format(sb, d + 1, off + i * strides[d], indent);
+        }
+        sb.append(']');
+    }
+
+    private static String fmt(double v) {
+        if (v == Math.rint(v) && Math.abs(v) < 1e7) return String.format("%.1f", v);
+        double a = Math.abs(v);
+        if (a != 0 && (a < 1e-3 || a >= 1e6)) return String.format("%.4e", v);
+        return String.format("%.4f", v);
+    }
+}

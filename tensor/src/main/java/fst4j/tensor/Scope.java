@@ -28,15 +28,34 @@ public final class Scope implements AutoCloseable {
         return s;
     }
 
-    static void register(Tensor t) {
+    static Scope register(Tensor t) {
         Scope s = CURRENT.get();
         if (s != null) s.owned.add(t);
+        return s;
     }
+
+    /**
+     * Runs body with `owner` as the current scope (null: tensors created are unowned), then restores the
+     * current one. Autograd uses it to allocate a leaf's gradient where the leaf itself lives.
+     */
+    public static <T> T within(Scope owner, java.util.function.Supplier<T> body) {
+        Scope saved = CURRENT.get();
+        CURRENT.set(owner);
+        try {
+            return body.get();
+        } finally {
+            CURRENT.set(saved);
+        }
+    }
+
+    /** The scope tensors created now would belong to (null if none). */
+    public static Scope current() { return CURRENT.get(); }
 
     /** Moves t out of this scope into the enclosing one (or leaves it unowned), and returns it. */
     public Tensor keep(Tensor t) {
         if (owned.remove(t)) {
             if (parent != null) parent.owned.add(t);
+            t.owner = parent;
         }
         return t;
     }

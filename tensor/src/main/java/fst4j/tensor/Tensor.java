@@ -20,6 +20,7 @@ public final class Tensor implements AutoCloseable {
     final long offset;
     final DType dtype;
     private boolean closed;
+    Scope owner;
 
     Tensor(Storage storage, int[] shape, long[] strides, long offset, DType dtype) {
         this.storage = storage;
@@ -27,7 +28,7 @@ public final class Tensor implements AutoCloseable {
         this.strides = strides;
         this.offset = offset;
         this.dtype = dtype;
-        Scope.register(this);
+        this.owner = Scope.register(this);
     }
 
     // ------------------------------------------------------------------ creation
@@ -100,6 +101,8 @@ public final class Tensor implements AutoCloseable {
     public long[] strides() { return strides.clone(); }
     public long offset() { return offset; }
     public boolean isClosed() { return closed; }
+    /** The scope that will close this tensor, or null if it is unowned (closed by its user). */
+    public Scope owner() { return owner; }
 
     public boolean isContiguous() {
         long expect = 1;

@@ -1,0 +1,77 @@
+package fst4j.autograd;
+
+import fst4j.tensor.Tensor;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A differentiable operation, in the spirit of {@code torch.autograd.Function}: subclass it, compute the
+ * result in {@link #forward}, keep what backward needs with {@link #save}, and return one gradient per
+ * input from {@link #backward}. A new instance is made per call; it becomes the output's graph node.
+ * <pre>{@code
+ * final class Square extends Function {
+ *     private Tensor x;
+ *     protected Tensor forward(Tensor... in) { x = save(in[0]); return in[0].mul(in[0]); }
+ *     protected Tensor[] backward(Tensor g)  { try (Tensor t = g.mul(x)) { return grads(t.mul(2)); } }
+ * }
+ * Var y = new Square().apply(x);
+ * }</pre>
+ * Gradients may have the broadcast (output-side) shape; the engine sums them down to each input's shape.
+ * Return null for an input that needs no gradient ({@link #needsGrad(int)} tells which do).
+ */
+public abstract class Function {
+    Var[] inputs;
+    private final List<Tensor> saved = new ArrayList<>();
+    private boolean released;
+
+    /** Computes the output from the input values. Tensors it creates belong to the caller's scope. */
+    protected abstract Tensor forward(Tensor... inputs);
+
+    /** Gradients with respect to each input, given the gradient of the output. */
+    protected abstract Tensor[] backward(Tensor gradOutput);
+
+    /** Keeps a reference to t for backward (an alias, so closing the original does not invalidate it). */
+    protected final Tensor save(Tensor t) {
+        Tensor a = t.alias();
+        saved.add(a);
+        return a;
+    }
+
+    /** Whether input i takes part in differentiation. Valid in backward. */
+    protected final boolean needsGrad(int i) { return inputs[i].requiresGrad(); }
+
+    protected static Tensor[] grads(Tensor... g) { return g; }
+
+    /** Applies this function to the inputs, recording a graph node when any input requires a gradient. */
+    public final Var apply(Var... in) {
+        if (inputs != null) throw new IllegalStateException(getClass().getSimpleName() + " instance already applied; create a new one per call");
+        Tensor[] values = new Tensor[in.length];
+        boolean record = false;
+        for (int i = 0; i < in.length; i++) {
+            values[i] = in[i].value();
+            record |= in[i].requiresGrad();
+        }
+        record &= Grad.isEnabled();
+        inputs = in;
+        Tensor out = forward(values);
+        if (!record) {
+            release();
+            return new Var(out, false, null);
+        }
+        return new Var(out, true, this);
+    }
+
+    /** Frees saved tensors and drops references to inputs (graph freed). */
+    final void release() {
+        if (released) return;
+        released = true;
+        for (Tensor t : saved) t.close();
+        saved.clear();
+        inputs = null;
+    }
+
+    final boolean isReleased() { return released; }
+
+    public String name() { return getClass().getSimpleName(); }
+}

@@ -1,0 +1,216 @@
+package fst4j.autograd;
+
+import fst4j.tensor.Scope;
+import fst4j.tensor.Shape;
+import fst4j.tensor.Tensor;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A tensor that takes part in reverse-mode differentiation: its value, its gradient (leaves only, by
+ * default), and the {@link Function} that produced it. Closing a Var closes its value and gradient.
+ */
+public final class Var implements AutoCloseable {
+    private final Tensor value;
+    private Tensor grad;
+    private final boolean requiresGrad;
+    private Function gradFn;
+    private boolean retainGrad;
+
+    Var(Tensor value, boolean requiresGrad, Function gradFn) {
+        this.value = value;
+        this.requiresGrad = requiresGrad;
+        this.gradFn = gradFn;
+    }
+
+    /** A constant (no gradient). The Var takes ownership of t. */
+    public static Var of(Tensor t) { return new Var(t, false, null); }
+
+    /** A leaf that accumulates a gradient (a parameter or an input to differentiate). Takes ownership of t. */
+    public static Var param(Tensor t) { return new Var(t, true, null); }
+
+    public Tensor value() { return value.check(); }
+    /** Accumulated gradient (leaves, or non-leaves after {@link #retainGrad()}); null before backward. */
+    public Tensor grad() { return grad; }
+    public boolean requiresGrad() { return requiresGrad; }
+    public boolean isLeaf() { return gradFn == null; }
+    public Function gradFn() { return gradFn; }
+    public int[] shape() { return value.shape(); }
+    public double item() { return value.item(); }
+
+    /** Keep this non-leaf's gradient after backward, as {@code retain_grad()} does. */
+    public Var retainGrad() { retainGrad = true; return this; }
+
+    /** The same value without history (shares storage). */
+    public Var detach() { return new Var(value.alias(), false, null); }
+
+    /** Sets the gradient to null, freeing it (optimizers call this, as {@code zero_grad(set_to_none=True)}). */
+    public void zeroGrad() {
+        if (grad != null) { grad.close(); grad = null; }
+    }
+
+    @Override
+    public void close() {
+        zeroGrad();
+        value.close();
+        if (gradFn != null) { gradFn.release(); gradFn = null; }
+    }
+
+    /** backward() of a one-element output, with gradient 1. */
+    public void backward() {
+        if (value.numel() != 1)
+            throw new IllegalArgumentException("backward() without a gradient needs a one-element output, shape is " + Shape.str(value.shape()) + "; pass the output gradient");
+        try (Tensor one = Tensor.full(1.0, value.dtype(), value.shape())) { backward(one, false); }
+    }
+
+    public void backward(Tensor gradOutput) { backward(gradOutput, false); }
+
+    /**
+     * Propagates gradOutput (same shape as the value) to every leaf that requires a gradient, adding to
+     * existing gradients. The graph is freed afterwards unless retainGraph.
+     */
+    public void backward(Tensor gradOutput, boolean retainGraph) {
+        if (!requiresGrad) throw new IllegalStateException("backward() on a value that does not require a gradient");
+        if (!Arrays.equals(gradOutput.shape(), value.shape()))
+            throw new IllegalArgumentException("shape mismatch: output gradient " + Shape.str(gradOutput.shape()) + " for output " + Shape.str(value.shape()));
+        if (gradFn == null) { accumulate(this, gradOutput); return; }
+        if (gradFn.isReleased())
+            throw new IllegalStateException("the graph was already freed by a previous backward(); pass retainGraph=true to the first one");
+
+        List<Var> order = topoOrder(this);
+        Map<Var, Tensor> pending = new IdentityHashMap<>();
+        pending.put(this, gradOutput.alias());
+        for (Var v : order) {
+            Tensor g = pending.remove(v);
+            if (g == null) continue;
+            Function fn = v.gradFn;
+            if (v.retainGrad) accumulate(v, g);
+            Tensor[] gin;
+            try {
+                gin = fn.backward(g);
+            } finally {
+                g.close();
+            }
+            if (gin.length != fn.inputs.length)
+                throw new IllegalStateException(fn.name() + ".backward returned " + gin.length + " gradients for " + fn.inputs.length + " inputs");
+            for (int i = 0; i < gin.length; i++) {
+                Var in = fn.inputs[i];
+                Tensor gi = gin[i];
+                if (gi == null) continue;
+                if (!in.requiresGrad) { gi.close(); continue; }
+                Tensor fitted = sumToShape(gi, in.value.shape());
+                if (fitted != gi) gi.close();
+                if (in.gradFn == null) {
+                    accumulate(in, fitted);
+                    fitted.close();
+                } else {
+                    Tensor prev = pending.get(in);
+                    if (prev == null) pending.put(in, fitted);
+                    else {
+                        pending.put(in, prev.add(fitted));
+                        prev.close();
+                        fitted.close();
+                    }
+                }
+            }
+            if (!retainGraph) fn.release();
+        }
+        for (Tensor t : pending.values()) t.close();
+    }
+
+    /** Reverse topological order of the non-leaf nodes reachable from root (iterative: deep graphs are fine). */
+    private static List<Var> topoOrder(Var root) {
+        List<Var> post = new ArrayList<>();
+        Map<Var, Boolean> seen = new IdentityHashMap<>();
+        ArrayDeque<Object[]> stack = new ArrayDeque<>();
+        stack.push(new Object[]{root, 0});
+        seen.put(root, true);
+        while (!stack.isEmpty()) {
+            Object[] top = stack.peek();
+            Var v = (Var) top[0];
+            int i = (Integer) top[1];
+            Var[] ins = v.gradFn.inputs;
+            if (i < ins.length) {
+                top[1] = i + 1;
+                Var c = ins[i];
+                if (c.gradFn != null && c.requiresGrad && seen.put(c, true) == null) {
+                    if (c.gradFn.isReleased())
+                        throw new IllegalStateException("the graph was already freed by a previous backward(); pass retainGraph=true to the first one");
+                    stack.push(new Object[]{c, 0});
+                }
+            } else {
+                stack.pop();
+                post.add(v);
+            }
+        }
+        java.util.Collections.reverse(post);
+        return post;
+    }
+
+    /** Adds g into v.grad, allocating the gradient where v's value lives (its scope, or unowned). */
+    private static void accumulate(Var v, Tensor g) {
+        if (v.grad == null) {
+            // a fresh buffer, never an alias: later accumulation writes into it in place
+            v.grad = Scope.within(v.value.owner(), () -> Tensor.empty(v.value.dtype(), v.value.shape()).copyFrom(g));
+        } else {
+            try (Tensor s = v.grad.add(g)) { v.grad.copyFrom(s); }
+        }
+    }
+
+    /** Sums a broadcast gradient down to shape (leading axes and size-1 axes). */
+    static Tensor sumToShape(Tensor g, int[] shape) {
+        int[] gs = g.shape();
+        if (Arrays.equals(gs, shape)) return g;
+        int lead = gs.length - shape.length;
+        if (lead < 0) throw new IllegalStateException("gradient " + Shape.str(gs) + " has lower rank than its input " + Shape.str(shape));
+        List<Integer> axes = new ArrayList<>();
+        for (int i = 0; i < gs.length; i++)
+            if (i < lead || (shape[i - lead] == 1 && gs[i] != 1)) axes.add(i);
+            else if (shape[i - lead] != gs[i])
+                throw new IllegalStateException("gradient " + Shape.str(gs) + " does not broadcast to input " + Shape.str(shape));
+        try (Tensor s = g.sum(true, axes.stream().mapToInt(Integer::intValue).toArray())) {
+            return s.reshape(shape);
+        }
+    }
+
+    // ------------------------------------------------------------------ ops (definitions in Ops)
+
+    public Var add(Var o) { return new Ops.Add().apply(this, o); }
+    public Var sub(Var o) { return new Ops.Sub().apply(this, o); }
+    public Var mul(Var o) { return new Ops.Mul().apply(this, o); }
+    public Var div(Var o) { return new Ops.Div().apply(this, o); }
+    public Var add(double s) { return new Ops.AddScalar(s).apply(this); }
+    public Var mul(double s) { return new Ops.MulScalar(s).apply(this); }
+    public Var neg() { return mul(-1); }
+    public Var exp() { return new Ops.Exp().apply(this); }
+    public Var log() { return new Ops.Log().apply(this); }
+    public Var sqrt() { return new Ops.Sqrt().apply(this); }
+    public Var pow(double p) { return new Ops.Pow(p).apply(this); }
+    public Var relu() { return new Ops.Relu().apply(this); }
+    public Var sigmoid() { return new Ops.Sigmoid().apply(this); }
+    public Var tanh() { return new Ops.Tanh().apply(this); }
+    public Var matmul(Var o) { return new Ops.MatMul().apply(this, o); }
+    public Var sum() { return new Ops.Sum(false).apply(this); }
+    public Var sum(boolean keepDim, int... axes) { return new Ops.Sum(keepDim, axes).apply(this); }
+    public Var mean() { return new Ops.Mean(false).apply(this); }
+    public Var mean(boolean keepDim, int... axes) { return new Ops.Mean(keepDim, axes).apply(this); }
+    public Var max(boolean keepDim, int... axes) { return new Ops.Max(keepDim, axes).apply(this); }
+    public Var var(boolean keepDim, int... axes) { return new Ops.Variance(keepDim, 1, axes).apply(this); }
+    public Var reshape(int... shape) { return new Ops.Reshape(shape).apply(this); }
+    public Var permute(int... axes) { return new Ops.Permute(axes).apply(this); }
+    public Var transpose(int a, int b) { return new Ops.Transpose(a, b).apply(this); }
+    public Var slice(int axis, int start, int end, int step) { return new Ops.Slice(axis, start, end, step).apply(this); }
+    public Var expand(int... shape) { return new Ops.Expand(shape).apply(this); }
+    public static Var where(Tensor cond, Var a, Var b) { return new Ops.Where(cond).apply(a, b); }
+
+    @Override
+    public String toString() {
+        return "Var(" + value + (gradFn != null ? ", grad_fn=" + gradFn.name() : requiresGrad ? ", requires_grad" : "") + ")";
+    }
+}

@@ -30,4 +30,16 @@ FST_API int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
 FST_API int fst_shift_add(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,
                           int shift, float coeff, int circular, int nthreads);
 
+/* ---- 2:4 structured sparsity (sparse.c, sparse_kernel.c; layout in sparse/FORMAT.md) ----
+ * S is M x K, 2:4 along K, compressed: K is zero-padded to Kp = K rounded up to a multiple of 4;
+ * values is M x (Kp/2) row-major (the two kept values of each group of 4, in index order);
+ * meta is M x ceil(Kp/32) row-major uint32 words, group g of a row in word g/8, bits 4*(g%8)..+3,
+ * the nibble holding the first (lower) 2-bit index in its low 2 bits and the second in its high 2 bits.
+ * fst_spmm24: C = alpha * S * B + beta * C, B K x N row-major (ldb >= N), C M x N (ldc >= N);
+ * beta == 0 overwrites C. Indices that point at padded positions (>= K) read zeros, never B. */
+FST_API int fst_spmm24(int64_t M, int64_t N, int64_t K, float alpha, const float *values, const uint32_t *meta,
+                       const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int nthreads);
+/* Kernel family fst_spmm24 uses on this CPU: "avx512", "avx2" or "generic". */
+FST_API const char *fst_spmm24_isa(void);
+
 #endif

@@ -41,10 +41,12 @@ public final class Native {
     private static final String LOAD_ERROR;
     private static final String LIB_PATH;
     private static final MethodHandle VERSION, ISA, MAX_THREADS, SGEMM, SHIFT_ADD;
+    private static final MethodHandle SPMM24, SPMM24_ISA;
 
     static {
         String path = null, error = null;
         MethodHandle version = null, isa = null, maxThreads = null, sgemm = null, shift = null;
+        MethodHandle spmm24 = null, spmm24Isa = null;
         try {
             path = locate();
             SymbolLookup lib = SymbolLookup.libraryLookup(Path.of(path), Arena.global());
@@ -55,11 +57,15 @@ public final class Native {
                     JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT), false);
             shift = bind(lib, "fst_shift_add", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_INT, JAVA_FLOAT, JAVA_INT, JAVA_INT), false);
+            spmm24 = bind(lib, "fst_spmm24", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT,
+                    ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT), false);
+            spmm24Isa = bind(lib, "fst_spmm24_isa", FunctionDescriptor.of(ADDRESS), true);
         } catch (Throwable t) {
             error = "cannot load the fst4j native library from " + (path == null ? RESOURCE + " (class path)" : path) + ": " + t.getMessage();
         }
         LIB_PATH = path; LOAD_ERROR = error;
         VERSION = version; ISA = isa; MAX_THREADS = maxThreads; SGEMM = sgemm; SHIFT_ADD = shift;
+        SPMM24 = spmm24; SPMM24_ISA = spmm24Isa;
     }
 
     private static MethodHandle bind(SymbolLookup lib, String name, FunctionDescriptor fd, boolean critical) {
@@ -156,6 +162,27 @@ public final class Native {
             rc = (int) SHIFT_ADD.invokeExact(dy, out, rows, len, seg, shift, coeff, circular ? 1 : 0, threads);
         } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_shift_add");
+    }
+
+    /**
+     * Raw 2:4 sparse x dense GEMM, C = alpha * S * B + beta * C, S M x K compressed (values M x Kp/2,
+     * meta M x ceil(Kp/32) uint32 words, Kp = K rounded up to 4; layout in sparse/FORMAT.md).
+     * Callers (fst4j.sparse.SparseGemm) must have bounds-checked every argument.
+     */
+    public static void spmm24(long m, long n, long k, float alpha, MemorySegment values, MemorySegment meta,
+                              MemorySegment b, long ldb, float beta, MemorySegment c, long ldc, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) SPMM24.invokeExact(m, n, k, alpha, values, meta, b, ldb, beta, c, ldc, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_spmm24");
+    }
+
+    /** Kernel family fst_spmm24 uses on this CPU: avx512, avx2 or generic. */
+    public static String spmm24Isa() {
+        ensureLoaded();
+        try { return ((MemorySegment) SPMM24_ISA.invokeExact()).reinterpret(64).getString(0); } catch (Throwable t) { throw rethrow(t); }
     }
 
     private static void check(int rc, String fn) {

@@ -1,0 +1,55 @@
+package fst4j.sparse;
+
+import java.util.SplittableRandom;
+
+/**
+ * The activation mask of the authors' public code (fst-method.md, "How the authors' public code
+ * differs"): each call (one im2col chunk) picks, with probability 1/4 each from a seeded RNG, one of four
+ * fixed 2:4 patterns along the axis. With i the position along the axis, g = i / 4 its group and r the
+ * row (the row-major index over all other axes):
+ * <ol start="0">
+ *   <li>alternating: groups with even g keep positions {1, 3} of the group, odd g keep {0, 2};</li>
+ *   <li>odd positions: keep i odd;</li>
+ *   <li>checkerboard A: keep (i + r) even;</li>
+ *   <li>checkerboard B: keep (i + r) odd.</li>
+ * </ol>
+ * Every pattern keeps exactly 2 of every full group of 4. The exact pattern definitions are read from the
+ * method note, not from the authors' source; treat the row-parity convention as an assumption.
+ */
+public final class AuthorsFixed24 implements Sparsifier {
+    private final int axis;
+    private final long seed;
+    private SplittableRandom rng;
+    private int last = -1;
+
+    public AuthorsFixed24(int axis, long seed) {
+        this.axis = axis;
+        this.seed = seed;
+        this.rng = new SplittableRandom(seed);
+    }
+
+    @Override public int axis() { return axis; }
+    @Override public boolean accelerable() { return true; }
+    public long seed() { return seed; }
+
+    /** The pattern (0..3) the last call used, -1 before the first call. */
+    public int lastPattern() { return last; }
+
+    /** Restarts the RNG from the seed. */
+    public void reset() { rng = new SplittableRandom(seed); last = -1; }
+
+    /** Whether pattern p keeps position i (along the axis) of row r. */
+    public static boolean keeps(int pattern, long i, long r) {
+        return switch (pattern) {
+            case 0 -> (i & 1) == (((i >> 2) & 1) == 0 ? 1 : 0);
+            case 1 -> (i & 1) == 1;
+            case 2 -> ((i + r) & 1) == 0;
+            case 3 -> ((i + r) & 1) == 1;
+            default -> throw new IllegalArgumentException("pattern must be 0..3, got " + pattern);
+        };
+    }
+
+    int nextPattern() { return last = rng.nextInt(4); }
+
+    @Override public String toString() { return "AuthorsFixed24[axis=" + axis + ", seed=" + seed + "]"; }
+}

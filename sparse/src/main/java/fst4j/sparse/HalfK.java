@@ -1,0 +1,54 @@
+package fst4j.sparse;
+
+import fst4j.tensor.Blas;
+import fst4j.tensor.Tensor;
+
+import java.util.Arrays;
+
+/**
+ * Eq. 3 with the fixed Eq. 7 activation mask as a dense GEMM over the kept half of K (fst-method.md,
+ * "Consequence worth exploiting"): with X^T zero at every odd position of H*W, identically for every
+ * column, dL/dW = (G * mask) X^T = G[:, kept] X^T[kept, :]. Half the FLOPs, no sparse hardware.
+ * Kept positions are the even 0-based positions within each segment of {@code segment} elements along K
+ * (segment = H*W when K = N*H*W flattens a batch; segment = K for one image). When segment is even this
+ * is the same as even positions of the whole K axis ({@link Sparsifier.Fixed24} along K).
+ */
+public final class HalfK {
+    private HalfK() {}
+
+    /** The kept positions 0 <= j < k: (j % segment) even. */
+    public static int[] keptPositions(int k, int segment) {
+        if (segment <= 0 || k % segment != 0) throw new IllegalArgumentException("segment " + segment + " does not divide K = " + k);
+        int per = (segment + 1) / 2;
+        int[] kept = new int[k / segment * per];
+        int n = 0;
+        for (int s = 0; s < k; s += segment) for (int j = 0; j < segment; j += 2) kept[n++] = s + j;
+        return kept;
+    }
+
+    /** The columns of matrix t [R, K] at the kept positions, as a new contiguous [R, |kept|] float32 tensor. */
+    public static Tensor gatherKept(Tensor t, int segment) {
+        t.check();
+        if (t.dim() != 2) throw new IllegalArgumentException("wrong rank: gatherKept needs a matrix, got " + Arrays.toString(t.shape()));
+        int r = t.size(0), k = t.size(1);
+        int[] kept = keptPositions(k, segment);
+        float[] x = t.toFloatArray(), out = new float[Math.multiplyExact(r, kept.length)];
+        for (int i = 0; i < r; i++) for (int j = 0; j < kept.length; j++) out[i * kept.length + j] = x[i * k + kept[j]];
+        return Tensor.of(out, r, kept.length);
+    }
+
+    /** dW [Cout, D] = G[:, kept] X[:, kept]^T for G [Cout, K] and X [D, K] (X^T = x.t()), segment = K. */
+    public static Tensor weightGrad(Tensor g, Tensor x) { return weightGrad(g, x, g.size(1)); }
+
+    /** dW [Cout, D] = G[:, kept] X[:, kept]^T for G [Cout, K] and X [D, K], kept per segment. */
+    public static Tensor weightGrad(Tensor g, Tensor x, int segment) {
+        g.check(); x.check();
+        if (g.dim() != 2 || x.dim() != 2 || g.size(1) != x.size(1))
+            throw new IllegalArgumentException("shape mismatch: weightGrad G " + Arrays.toString(g.shape()) + " and X " + Arrays.toString(x.shape()) + " need [Cout, K] and [D, K]");
+        try (Tensor gk = gatherKept(g, segment); Tensor xk = gatherKept(x, segment); Tensor xkt = xk.t()) {
+            Tensor dw = Tensor.empty(g.size(0), x.size(0));
+            Blas.gemm(1f, gk, xkt, 0f, dw);
+            return dw;
+        }
+    }
+}

@@ -1,0 +1,118 @@
+package fst4j.sparse;
+
+import fst4j.tensor.DType;
+import fst4j.tensor.Tensor;
+
+import java.util.Arrays;
+
+/** The mask computations behind {@link Sparsifier}, on the logical row-major values of a tensor. */
+final class Masks {
+    private Masks() {}
+
+    /** A tensor seen as [outer, len, inner] around one axis: element (o, i, r) is at (o * len + i) * inner + r. */
+    record Lines(int outer, int len, int inner) {
+        static Lines of(int[] shape, int axis) {
+            if (shape.length == 0) throw new IllegalArgumentException("a sparsifier needs rank >= 1, got a scalar");
+            int a = normalize(axis, shape.length);
+            int outer = 1, inner = 1;
+            for (int d = 0; d < a; d++) outer = Math.multiplyExact(outer, shape[d]);
+            for (int d = a + 1; d < shape.length; d++) inner = Math.multiplyExact(inner, shape[d]);
+            return new Lines(outer, shape[a], inner);
+        }
+    }
+
+    static int normalize(int axis, int rank) {
+        int a = axis < 0 ? axis + rank : axis;
+        if (a < 0 || a >= rank) throw new IllegalArgumentException("axis " + axis + " out of range for rank " + rank);
+        return a;
+    }
+
+    static boolean[] keep(Sparsifier s, Tensor x) { return keep(s, x, x.toDoubleArray()); }
+
+    static boolean[] keep(Sparsifier s, Tensor x, double[] v) {
+        int[] shape = x.shape();
+        return switch (s) {
+            case Sparsifier.Dense d -> { boolean[] k = new boolean[v.length]; Arrays.fill(k, true); yield k; }
+            case Sparsifier.Magnitude24 m -> magnitude24(v, Lines.of(shape, m.axis()));
+            case Sparsifier.SortMagnitude24 m -> magnitude24(v, Lines.of(shape, m.axis()));
+            case Sparsifier.Fixed24 f -> pattern(Lines.of(shape, f.axis()), (i, r) -> (i & 1) == 0);
+            case Sparsifier.TopK t -> topK(v, Lines.of(shape, t.axis()), t.ratio());
+            case Transposable24 t -> t.keep(v, shape);
+            case AuthorsFixed24 a -> {
+                Lines l = Lines.of(shape, a.axis());
+                int p = a.nextPattern();
+                yield pattern(l, (i, r) -> AuthorsFixed24.keeps(p, i, r));
+            }
+        };
+    }
+
+    /** Builds the mask (values == null) or the pruned copy of x, in x's dtype and shape. */
+    static Tensor materialize(boolean[] keep, Tensor x, double[] values) {
+        int[] shape = x.shape();
+        if (x.dtype() == DType.F64) {
+            double[] o = new double[keep.length];
+            for (int i = 0; i < o.length; i++) o[i] = keep[i] ? (values == null ? 1 : values[i]) : 0;
+            return Tensor.of(o, shape);
+        }
+        float[] o = new float[keep.length];
+        for (int i = 0; i < o.length; i++) o[i] = keep[i] ? (values == null ? 1 : (float) values[i]) : 0;
+        return Tensor.of(o, shape);
+    }
+
+    static boolean[] magnitude24(double[] v, Lines l) {
+        boolean[] keep = new boolean[v.length];
+        for (int o = 0; o < l.outer(); o++)
+            for (int r = 0; r < l.inner(); r++) {
+                int base = o * l.len() * l.inner() + r;
+                for (int g = 0; g < l.len(); g += 4) top2(v, keep, base + g * l.inner(), l.inner(), Math.min(4, l.len() - g));
+            }
+        return keep;
+    }
+
+    /** Keeps the 2 largest |v| of the n (<= 4) elements base, base + stride, ...; lower index wins ties. */
+    static void top2(double[] v, boolean[] keep, int base, int stride, int n) {
+        if (n <= 2) {
+            for (int i = 0; i < n; i++) keep[base + i * stride] = true;
+            return;
+        }
+        int b1 = -1, b2 = -1;
+        double m1 = 0, m2 = 0;
+        for (int i = 0; i < n; i++) {
+            double a = Math.abs(v[base + i * stride]);
+            if (b1 < 0 || Double.compare(a, m1) > 0) { b1 = i; m1 = a; }
+        }
+        for (int i = 0; i < n; i++) {
+            if (i == b1) continue;
+            double a = Math.abs(v[base + i * stride]);
+            if (b2 < 0 || Double.compare(a, m2) > 0) { b2 = i; m2 = a; }
+        }
+        keep[base + b1 * stride] = true;
+        keep[base + b2 * stride] = true;
+    }
+
+    interface Position { boolean keeps(long i, long row); }
+
+    static boolean[] pattern(Lines l, Position p) {
+        boolean[] keep = new boolean[l.outer() * l.len() * l.inner()];
+        for (int o = 0; o < l.outer(); o++)
+            for (int i = 0; i < l.len(); i++)
+                for (int r = 0; r < l.inner(); r++)
+                    keep[(o * l.len() + i) * l.inner() + r] = p.keeps(i, (long) o * l.inner() + r);
+        return keep;
+    }
+
+    static boolean[] topK(double[] v, Lines l, double ratio) {
+        boolean[] keep = new boolean[v.length];
+        int k = (int) Math.min(l.len(), Math.ceil(ratio * l.len()));
+        Integer[] idx = new Integer[l.len()];
+        double[] a = new double[l.len()];
+        for (int o = 0; o < l.outer(); o++)
+            for (int r = 0; r < l.inner(); r++) {
+                int base = o * l.len() * l.inner() + r;
+                for (int i = 0; i < l.len(); i++) { idx[i] = i; a[i] = Math.abs(v[base + i * l.inner()]); }
+                Arrays.sort(idx, (p, q) -> { int c = Double.compare(a[q], a[p]); return c != 0 ? c : Integer.compare(p, q); });
+                for (int j = 0; j < k; j++) keep[base + idx[j] * l.inner()] = true;
+            }
+        return keep;
+    }
+}

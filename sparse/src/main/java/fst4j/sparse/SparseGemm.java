@@ -1,0 +1,91 @@
+package fst4j.sparse;
+
+import fst4j.shim.Native;
+import fst4j.tensor.Blas;
+import fst4j.tensor.DType;
+import fst4j.tensor.Device;
+import fst4j.tensor.Tensor;
+
+import java.util.Arrays;
+
+/**
+ * 2:4 sparse x dense products on the CPU through the native {@code fst_spmm24} (AVX-512 / AVX2 /
+ * generic kernels, OpenMP threads). All shapes and bounds are checked here before any pointer reaches C.
+ */
+public final class SparseGemm {
+    private SparseGemm() {}
+
+    /** S * B as a new [S.rows, N] float32 tensor; b is [S.k, N] float32. Uses {@link Blas#threads()} threads. */
+    public static Tensor spmm(Compressed24 s, Tensor b) {
+        b.check();
+        if (b.dim() != 2) throw new IllegalArgumentException("wrong rank: spmm needs a matrix B, got shape " + Arrays.toString(b.shape()));
+        Tensor c = Tensor.empty(s.rows(), b.size(1));
+        try {
+            spmm(1f, s, b, 0f, c, Blas.threads());
+        } catch (RuntimeException e) {
+            c.close();
+            throw e;
+        }
+        return c;
+    }
+
+    /** C = alpha * S * B + beta * C with {@link Blas#threads()} threads. */
+    public static void spmm(float alpha, Compressed24 s, Tensor b, float beta, Tensor c) {
+        spmm(alpha, s, b, beta, c, Blas.threads());
+    }
+
+    /**
+     * C = alpha * S * B + beta * C. B [K, N] and C [M, N] are float32 matrices; B may be any view (it is
+     * copied unless its rows have unit stride), C must have unit stride along its rows and must not
+     * overlap B or S. beta == 0 overwrites C (NaN in C does not propagate).
+     */
+    public static void spmm(float alpha, Compressed24 s, Tensor b, float beta, Tensor c, int threads) {
+        b.check(); c.check(); s.values().check(); s.metadata().check();
+        if (threads < 1) throw new IllegalArgumentException("thread count must be >= 1, got " + threads);
+        if (b.dim() != 2 || c.dim() != 2)
+            throw new IllegalArgumentException("wrong rank: spmm needs matrices, got B " + Arrays.toString(b.shape()) + ", C " + Arrays.toString(c.shape()));
+        int m = s.rows(), k = s.k(), n = b.size(1);
+        if (b.size(0) != k || c.size(0) != m || c.size(1) != n)
+            throw new IllegalArgumentException("shape mismatch: spmm S " + m + "x" + k + " x B " + Arrays.toString(b.shape()) + " into C " + Arrays.toString(c.shape()));
+        if (b.dtype() != DType.F32 || c.dtype() != DType.F32)
+            throw new IllegalArgumentException("spmm needs float32 B and C, got " + b.dtype() + " and " + c.dtype());
+        if (b.device() != Device.CPU || c.device() != Device.CPU)
+            throw new IllegalArgumentException("device mismatch: spmm runs on CPU, got B on " + b.device() + ", C on " + c.device());
+        long ldc = rowStride(c);
+        if (ldc < 0) throw new IllegalArgumentException("spmm output must have unit stride along its rows, strides " + Arrays.toString(c.strides()));
+        if (m == 0 || n == 0) return;
+        Tensor bc = rowStride(b) < 0 ? b.contiguous() : null;
+        try {
+            Tensor bb = bc != null ? bc : b;
+            long ldb = rowStride(bb);
+            checkBounds("B", bb, k, n, ldb);
+            checkBounds("C", c, m, n, ldc);
+            Tensor v = s.values(), meta = s.metadata();
+            checkBounds("values", v, m, s.paddedK() / 2, s.paddedK() / 2);
+            checkBounds("metadata", meta, m, s.metaWordsPerRow(), s.metaWordsPerRow());
+            Native.spmm24(m, n, k, alpha, v.segment().asSlice(v.byteOffset()), meta.segment().asSlice(meta.byteOffset()),
+                    bb.segment().asSlice(bb.byteOffset()), ldb, beta, c.segment().asSlice(c.byteOffset()), ldc, threads);
+        } finally {
+            if (bc != null) bc.close();
+        }
+    }
+
+    /** Kernel family the native spmm uses on this CPU (avx512, avx2 or generic). */
+    public static String isa() { return Native.spmm24Isa(); }
+
+    /** Leading dimension of a matrix whose rows have unit stride, or -1 if it has none. */
+    private static long rowStride(Tensor t) {
+        int r = t.size(0), cols = t.size(1);
+        long[] st = t.strides();
+        if (cols > 1 && st[1] != 1) return -1;
+        if (r <= 1) return Math.max(cols, 1);
+        return st[0] >= Math.max(cols, 1) ? st[0] : -1;
+    }
+
+    private static void checkBounds(String what, Tensor t, long rows, long cols, long ld) {
+        if (rows == 0 || cols == 0) return;
+        long last = (rows - 1) * ld + cols;   // one past the last element touched
+        if (t.byteOffset() + last * 4 > t.segment().byteSize())
+            throw new IndexOutOfBoundsException("spmm operand " + what + " " + rows + "x" + cols + " (ld " + ld + ") exceeds its storage of " + t.segment().byteSize() + " bytes");
+    }
+}

@@ -1,0 +1,79 @@
+package fst4j.sparse;
+
+import fst4j.tensor.Tensor;
+
+/**
+ * A pruning rule: {@link #mask(Tensor)} gives a 0/1 tensor (same shape and dtype as x) marking the kept
+ * elements, {@link #apply(Tensor)} a copy of x with the others set to exactly 0 (so NaN/Inf in pruned
+ * positions do not leak through a multiply). Groups of 4 are formed along {@link #axis()} (negative
+ * axes count from the end); an axis whose length is not a multiple of 4 is treated as zero-padded to the
+ * next multiple, and the output keeps the input shape. {@link #accelerable()} tells whether the result
+ * is a 2:4 pattern along the GEMM's K axis that a sparse tensor core (or {@link SparseGemm}) could use.
+ *
+ * <p>Stateful rules ({@link Transposable24}, {@link AuthorsFixed24}) count each {@code mask} or
+ * {@code apply} call as one step. Instances of the stateful classes are not thread-safe.
+ *
+ * <p>Ties in magnitude are broken deterministically: the lower index wins. Magnitudes are compared with
+ * {@link Double#compare}, so NaN counts as the largest.
+ */
+public sealed interface Sparsifier
+        permits Sparsifier.Dense, Sparsifier.Magnitude24, Sparsifier.SortMagnitude24, Sparsifier.Fixed24,
+                Sparsifier.TopK, Transposable24, AuthorsFixed24 {
+
+    /** The axis along which groups (or lines, for top-k) are formed. */
+    int axis();
+
+    /** True when every output is 2:4 along {@link #axis()}: at most 2 non-zeros in every group of 4. */
+    boolean accelerable();
+
+    /** 0/1 mask of the kept elements, same shape and dtype as x (a new tensor). */
+    default Tensor mask(Tensor x) { return Masks.materialize(Masks.keep(this, x), x, null); }
+
+    /** A new tensor: x where kept, 0 elsewhere. */
+    default Tensor apply(Tensor x) {
+        double[] v = x.toDoubleArray();
+        return Masks.materialize(Masks.keep(this, x, v), x, v);
+    }
+
+    /** No pruning: the mask is all ones, apply copies. Not a 2:4 pattern. */
+    record Dense() implements Sparsifier {
+        @Override public int axis() { return -1; }
+        @Override public boolean accelerable() { return false; }
+    }
+
+    /**
+     * Magnitude 2:4 (fst-method.md, FST step 1 and 2; Table 1): in every group of 4 consecutive elements
+     * along the axis keep the 2 largest |x| (lower index wins ties). Among the 6 two-element choices of
+     * a group this keeps one with the largest |x| sum; applying it twice changes nothing.
+     */
+    record Magnitude24(int axis) implements Sparsifier {
+        @Override public boolean accelerable() { return true; }
+    }
+
+    /**
+     * The same rule as {@link Magnitude24}, marked as the per-step sort-based pruning of activations or
+     * activation gradients whose cost and accuracy Tables 1 and 2 of the paper report (S(dY), S(X^T)).
+     */
+    record SortMagnitude24(int axis) implements Sparsifier {
+        @Override public boolean accelerable() { return true; }
+    }
+
+    /**
+     * Fixed-position 2:4 (Eq. 7): keep 0-based positions 0, 2, 4, ... along the axis (1, 3, 5, ...
+     * 1-based), independent of the values. Every group of 4 keeps exactly its positions 0 and 2.
+     */
+    record Fixed24(int axis) implements Sparsifier {
+        @Override public boolean accelerable() { return true; }
+    }
+
+    /**
+     * Unstructured top-k (meProp-style): along every line of the axis keep the ceil(ratio * length)
+     * largest |x| (lower index wins ties). Not a 2:4 pattern.
+     */
+    record TopK(int axis, double ratio) implements Sparsifier {
+        public TopK {
+            if (!(ratio >= 0 && ratio <= 1)) throw new IllegalArgumentException("top-k ratio must be in [0, 1], got " + ratio);
+        }
+        @Override public boolean accelerable() { return false; }
+    }
+}

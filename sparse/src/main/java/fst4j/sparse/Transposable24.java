@@ -1,0 +1,90 @@
+package fst4j.sparse;
+
+/**
+ * Transposable 2:4 masks (TSM, Hubara et al. 2021; the paper's baseline): the tensor is viewed as a
+ * matrix [size(0), numel / size(0)] (a conv weight [Cout, Cin, k, k] as Cout x Cin*k*k), cut into 4x4
+ * blocks (edges zero-padded), and each block gets, among the 90 masks that keep exactly 2 of every row
+ * and 2 of every column, the one that keeps the largest |x| sum (the first in enumeration order on
+ * ties). The mask is thus 2:4 along both axes, usable for W (Eq. 1) and W^T (Eq. 2).
+ *
+ * <p>Stateful: the mask is recomputed on the first call and then every {@code refreshInterval} calls
+ * (TSM uses 40), and reused in between (also when the values changed); a call with a different shape
+ * recomputes and restarts the count. {@link #axis()} is -1 (the matrix columns).
+ */
+public final class Transposable24 implements Sparsifier {
+    /** The 90 transposable 4x4 patterns as row-pair indices into {@link #PAIRS}, in enumeration order. */
+    static final int[][] PATTERNS;
+    /** The 6 ways to keep 2 of 4, as (first, second) column indices. */
+    static final int[][] PAIRS = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
+
+    static {
+        java.util.List<int[]> list = new java.util.ArrayList<>();
+        for (int a = 0; a < 6; a++) for (int b = 0; b < 6; b++) for (int c = 0; c < 6; c++) for (int d = 0; d < 6; d++) {
+            int[] col = new int[4];
+            for (int q : new int[]{a, b, c, d}) { col[PAIRS[q][0]]++; col[PAIRS[q][1]]++; }
+            if (col[0] == 2 && col[1] == 2 && col[2] == 2 && col[3] == 2) list.add(new int[]{a, b, c, d});
+        }
+        PATTERNS = list.toArray(new int[0][]);
+        if (PATTERNS.length != 90) throw new AssertionError("expected 90 transposable patterns, found " + PATTERNS.length);
+    }
+
+    private final int refreshInterval;
+    private long calls;
+    private int[] cachedShape;
+    private boolean[] cached;
+
+    public Transposable24(int refreshInterval) {
+        if (refreshInterval < 1) throw new IllegalArgumentException("refreshInterval must be >= 1, got " + refreshInterval);
+        this.refreshInterval = refreshInterval;
+    }
+
+    public int refreshInterval() { return refreshInterval; }
+
+    /** Calls (steps) seen since construction or the last {@link #reset()}. */
+    public long steps() { return calls; }
+
+    /** Forgets the cached mask: the next call recomputes it. */
+    public void reset() { calls = 0; cached = null; cachedShape = null; }
+
+    @Override public int axis() { return -1; }
+    @Override public boolean accelerable() { return true; }
+
+    boolean[] keep(double[] v, int[] shape) {
+        if (shape.length < 2) throw new IllegalArgumentException("transposable 2:4 needs rank >= 2, got shape " + java.util.Arrays.toString(shape));
+        boolean fresh = cached == null || !java.util.Arrays.equals(shape, cachedShape);
+        if (fresh) calls = 0;
+        if (fresh || calls % refreshInterval == 0) {
+            cached = compute(v, shape[0], v.length / Math.max(shape[0], 1));
+            cachedShape = shape.clone();
+        }
+        calls++;
+        return cached.clone();
+    }
+
+    static boolean[] compute(double[] v, int rows, int cols) {
+        boolean[] keep = new boolean[v.length];
+        double[][] rp = new double[4][6];
+        for (int r0 = 0; r0 < rows; r0 += 4)
+            for (int c0 = 0; c0 < cols; c0 += 4) {
+                for (int r = 0; r < 4; r++) {
+                    double[] a = new double[4];
+                    for (int c = 0; c < 4; c++)
+                        a[c] = r0 + r < rows && c0 + c < cols ? Math.abs(v[(r0 + r) * cols + c0 + c]) : 0;
+                    for (int q = 0; q < 6; q++) rp[r][q] = a[PAIRS[q][0]] + a[PAIRS[q][1]];
+                }
+                int best = 0;
+                double bestScore = Double.NEGATIVE_INFINITY;
+                for (int p = 0; p < PATTERNS.length; p++) {
+                    int[] q = PATTERNS[p];
+                    double s = rp[0][q[0]] + rp[1][q[1]] + rp[2][q[2]] + rp[3][q[3]];
+                    if (s > bestScore || (Double.isNaN(s) && !Double.isNaN(bestScore))) { bestScore = s; best = p; }
+                }
+                for (int r = 0; r < 4 && r0 + r < rows; r++)
+                    for (int c : PAIRS[PATTERNS[best][r]])
+                        if (c0 + c < cols) keep[(r0 + r) * cols + c0 + c] = true;
+            }
+        return keep;
+    }
+
+    @Override public String toString() { return "Transposable24[refreshInterval=" + refreshInterval + "]"; }
+}

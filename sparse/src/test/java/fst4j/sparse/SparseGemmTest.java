@@ -1,0 +1,79 @@
+package fst4j.sparse;
+
+import fst4j.tensor.Blas;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.constraints.IntRange;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class SparseGemmTest {
+    private static final int[] SIZES = {1, 3, 4, 17, 36, 255, 1020};
+
+    /** spmm against Blas.gemm on the decompressed operand. */
+    private static void check(int m, int n, int k, int threads, long seed) {
+        try (Scope s = Scope.open()) {
+            Tensor a = new Sparsifier.Magnitude24(1).apply(Tensor.of(TestData.values(m * k, seed), m, k));
+            Tensor b = Tensor.of(TestData.values(k * n, seed + 1), k, n);
+            try (Compressed24 c = Compressed24.compress(a)) {
+                Tensor dense = Tensor.empty(m, n);
+                Blas.gemm(1f, c.decompress(), b, 0f, dense);
+                Tensor out = Tensor.full(Float.NaN, m, n);
+                SparseGemm.spmm(1f, c, b, 0f, out, threads);
+                double err = TestData.relErr(out.toFloatArray(), dense.toFloatArray());
+                assertTrue(err < 1e-5, "M=" + m + " N=" + n + " K=" + k + " threads=" + threads + ": rel err " + err);
+            }
+        }
+    }
+
+    @Property(tries = 60)
+    void spmmMatchesDenseGemm(@ForAll @IntRange(min = 0, max = 6) int mi, @ForAll @IntRange(min = 0, max = 6) int ni,
+                              @ForAll @IntRange(min = 0, max = 6) int ki, @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll long seed) {
+        check(SIZES[mi], SIZES[ni], SIZES[ki], threads, seed);
+    }
+
+    @Test
+    void awkwardSizesBothThreadCounts() {
+        int[][] shapes = {{1, 1, 1}, {3, 17, 5}, {255, 36, 1020}, {17, 1020, 36}, {4, 255, 3}, {1020, 3, 17}, {36, 255, 1019}, {5, 130, 260}};
+        for (int[] sh : shapes) for (int t = 1; t <= 2; t++) check(sh[0], sh[1], sh[2], t, 7L * sh[0] + sh[2]);
+    }
+
+    @Test
+    void alphaBetaViewsAndNaN() {
+        try (Scope s = Scope.open()) {
+            int m = 9, n = 70, k = 22;
+            Tensor a = new Sparsifier.Magnitude24(1).apply(Tensor.of(TestData.values(m * k, 1), m, k));
+            Tensor bT = Tensor.of(TestData.values(k * n, 2), n, k);
+            Tensor b = bT.t();                                   // non-contiguous view: copied
+            Tensor wide = Tensor.of(TestData.values(m * (n + 5), 3), m, n + 5);
+            Tensor c = wide.slice(1, 2, 2 + n);                  // ldc = n + 5
+            Tensor expect = c.contiguous();
+            try (Compressed24 sc = Compressed24.compress(a)) {
+                Blas.gemm(2f, sc.decompress(), b, 0.5f, expect);
+                SparseGemm.spmm(2f, sc, b, 0.5f, c, 2);
+                assertTrue(TestData.relErr(c.contiguous().toFloatArray(), expect.toFloatArray()) < 1e-5);
+                assertEquals(wide.get(0, 0), Tensor.of(TestData.values(m * (n + 5), 3), m, n + 5).get(0, 0), "outside columns untouched");
+                Tensor out = SparseGemm.spmm(sc, b);
+                Tensor ref = Blas.matmul(sc.decompress(), b);
+                assertTrue(TestData.relErr(out.toFloatArray(), ref.toFloatArray()) < 1e-5);
+                for (float v : out.toFloatArray()) assertFalse(Float.isNaN(v));
+                assertThrows(IllegalArgumentException.class, () -> SparseGemm.spmm(sc, Tensor.ones(k + 1, 3)));
+                assertThrows(IllegalArgumentException.class, () -> SparseGemm.spmm(1f, sc, Tensor.ones(k, 3), 0f, Tensor.empty(m, 4)));
+                assertThrows(IllegalArgumentException.class, () -> SparseGemm.spmm(1f, sc, Tensor.ones(k, 3), 0f, Tensor.empty(3, m).t()));
+            }
+            assertTrue(java.util.Set.of("avx512", "avx2", "generic").contains(SparseGemm.isa()));
+        }
+    }
+
+    @Test
+    void closedOperandThrows() {
+        try (Scope s = Scope.open()) {
+            Compressed24 c = Compressed24.compress(Tensor.zeros(4, 8));
+            c.close();
+            assertThrows(IllegalStateException.class, () -> SparseGemm.spmm(c, Tensor.ones(8, 2)));
+        }
+    }
+}

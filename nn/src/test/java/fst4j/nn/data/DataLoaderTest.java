@@ -33,7 +33,7 @@ class DataLoaderTest {
         l.startEpoch(e);
         List<float[]> out = new ArrayList<>();
         while (l.hasNext()) {
-            try (Scope s = Scope.open()) {
+            try (Scope _ = Scope.open()) {
                 DataLoader.Batch b = l.next();
                 out.add(concat(b));
             }
@@ -113,7 +113,7 @@ class DataLoaderTest {
                 .normalize(new float[]{1, 2, 3}, new float[]{2, 2, 4});
         DataLoader a = opts.build();
         a.startEpoch(3);
-        try (Scope s = Scope.open()) {
+        try (Scope _ = Scope.open()) {
             a.next();
             a.next();
         }
@@ -121,12 +121,12 @@ class DataLoaderTest {
         assertEquals(new DataLoader.State(99, 3, 8), st);
         assertEquals(st, DataLoader.State.fromLongs(st.toLongs()));
         List<float[]> rest = new ArrayList<>();
-        while (a.hasNext()) try (Scope s = Scope.open()) { rest.add(concat(a.next())); }
+        while (a.hasNext()) try (Scope _ = Scope.open()) { rest.add(concat(a.next())); }
 
         DataLoader b = opts.build();
         b.restore(DataLoader.State.fromLongs(st.toLongs()));
         List<float[]> again = new ArrayList<>();
-        while (b.hasNext()) try (Scope s = Scope.open()) { again.add(concat(b.next())); }
+        while (b.hasNext()) try (Scope _ = Scope.open()) { again.add(concat(b.next())); }
         assertEquals(rest.size(), again.size());
         for (int i = 0; i < rest.size(); i++) assertArrayEquals(rest.get(i), again.get(i));
         // and the whole epoch from a fresh loader ends with the same batches
@@ -140,7 +140,7 @@ class DataLoaderTest {
         byte[] px = {0, (byte) 255, 51, 102, /* image 1 */ 10, 20, 30, (byte) 200};
         ImageDataset ds = ImageDataset.ofBytes("b", px, 2, 2, 1, 2, new int[]{0, 1}, 2);
         DataLoader l = DataLoader.builder(ds).batchSize(2).normalize(new float[]{0.5f, 0.25f}, new float[]{0.5f, 0.25f}).build();
-        try (Scope s = Scope.open()) {
+        try (Scope _ = Scope.open()) {
             float[] v = l.next().images().toFloatArray();
             for (int i = 0; i < 8; i++) {
                 int ch = (i / 2) % 2;
@@ -160,7 +160,7 @@ class DataLoaderTest {
         ImageDataset ds = ImageDataset.ofFloats("crop", px, n, 1, h, w, new int[n], 1);
         DataLoader l = DataLoader.builder(ds).batchSize(n).shuffle(true).seed(3).randomCrop(p).horizontalFlip(true).build();
         Set<String> seen = new HashSet<>();
-        try (Scope s = Scope.open()) {
+        try (Scope _ = Scope.open()) {
             float[] v = l.next().images().toFloatArray();
             for (int i = 0; i < n; i++) {
                 String match = null;
@@ -192,7 +192,7 @@ class DataLoaderTest {
         assertEquals(4, ds.labels().length);
         assertEquals(3, indexed(9, 1, 3, 3).slice(2, 5).labels()[1]);
         DataLoader l = DataLoader.builder(ds).batchSize(8).build();
-        try (Scope s = Scope.open()) {
+        try (Scope _ = Scope.open()) {
             DataLoader.Batch b = l.next();
             assertEquals(4, b.size());
             assertArrayEquals(ds.floats(), b.images().toFloatArray());

@@ -69,7 +69,7 @@ class DatasetsTest {
         DataLoader l = DataLoader.builder(s.train()).batchSize(256).shuffle(true).seed(0)
                 .normalize(Datasets.FASHION_MNIST_MEAN, Datasets.FASHION_MNIST_STD).build();
         assertEquals(235, l.batchesPerEpoch());
-        try (Scope sc = Scope.open()) {
+        try (Scope _ = Scope.open()) {
             DataLoader.Batch b = l.next();
             assertArrayEquals(new int[]{256, 1, 28, 28}, b.images().shape());
             double mean = b.images().mean().item();

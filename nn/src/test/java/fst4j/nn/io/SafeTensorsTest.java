@@ -24,7 +24,7 @@ class SafeTensorsTest {
     @Test
     void roundTripAllTypesAndLayouts() throws IOException {
         Path f = dir.resolve("ckpt.safetensors");
-        try (Scope s = Scope.open()) {
+        try (Scope _ = Scope.open()) {
             Tensor a = Tensor.of(new float[]{1, 2, 3, 4, 5, 6}, 2, 3);
             Tensor at = a.t();                       // non-contiguous: written as its logical [3,2] values
             Tensor d = Tensor.of(new double[]{Math.PI, -0.0, Double.MIN_VALUE}, 3);
@@ -65,7 +65,7 @@ class SafeTensorsTest {
     @Test
     void overwriteReplacesAtomically() throws IOException {
         Path f = dir.resolve("x.safetensors");
-        try (Scope s = Scope.open()) {
+        try (Scope _ = Scope.open()) {
             SafeTensors.write(f, Map.of("a", Tensor.of(new float[]{1}, 1)));
             SafeTensors.write(f, Map.of("b", Tensor.of(new float[]{2, 3}, 2)));
             try (var c = SafeTensors.read(f)) {
@@ -79,7 +79,7 @@ class SafeTensorsTest {
     @Test
     void goldenByteLayout() throws IOException {
         Path f = dir.resolve("golden.safetensors");
-        try (Scope s = Scope.open()) {
+        try (Scope _ = Scope.open()) {
             SafeTensors.write(f, Map.of("w", Tensor.of(new float[]{1.0f, -2.0f}, 2)), Map.of("step", new long[]{7}),
                     Map.of("format", "pt"));
         }
@@ -115,7 +115,7 @@ class SafeTensorsTest {
         bb.putLong(json.length()).put(json.getBytes(StandardCharsets.US_ASCII)).putFloat(0.5f).putFloat(-1f).putDouble(3.25);
         Path f = dir.resolve("foreign.safetensors");
         Files.write(f, bb.array());
-        try (Scope s = Scope.open(); var c = SafeTensors.read(f)) {
+        try (Scope _ = Scope.open(); var c = SafeTensors.read(f)) {
             assertArrayEquals(new float[]{0.5f, -1f}, c.tensor("a").toFloatArray());
             assertArrayEquals(new double[]{3.25}, c.tensor("b").toDoubleArray());
             assertTrue(c.metadata().isEmpty());
@@ -144,7 +144,7 @@ class SafeTensorsTest {
     @Test
     void truncatedFile() throws IOException {
         Path good = dir.resolve("good.safetensors");
-        try (Scope s = Scope.open()) {
+        try (Scope _ = Scope.open()) {
             SafeTensors.write(good, Map.of("w", Tensor.of(new float[]{1, 2, 3, 4}, 4)));
         }
         byte[] all = Files.readAllBytes(good);
@@ -196,7 +196,7 @@ class SafeTensorsTest {
 
     @Test
     void writerRejectsBadNames() {
-        try (Scope s = Scope.open()) {
+        try (Scope _ = Scope.open()) {
             Tensor t = Tensor.of(new float[]{1}, 1);
             Path f = dir.resolve("n.safetensors");
             assertThrows(IllegalArgumentException.class, () -> SafeTensors.write(f, Map.of("__metadata__", t)));

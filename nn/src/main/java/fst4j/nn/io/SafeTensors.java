@@ -1,0 +1,405 @@
+package fst4j.nn.io;
+
+import fst4j.tensor.DType;
+import fst4j.tensor.Tensor;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * Reads and writes the <a href="https://github.com/huggingface/safetensors">safetensors</a> format: an 8-byte
+ * little-endian header length N, N bytes of UTF-8 JSON
+ * {@code {"__metadata__":{"k":"v",...},"name":{"dtype":"F32","shape":[..],"data_offsets":[begin,end]},...}}
+ * padded with spaces so that 8 + N is a multiple of 8, then the raw little-endian data; offsets are relative to
+ * the start of the data. Supported dtypes: F32 and F64 (as {@link Tensor}s) and I64 (as {@code long[]}, for step
+ * counters and RNG state).
+ *
+ * <p>The writer is deterministic: entries are laid out by element size (8-byte types first, so every entry is
+ * aligned to its element size) and then by name; the header is compact JSON with {@code __metadata__} first.
+ * Writes are atomic: the file is written to a temporary file in the same directory, forced to disk, then
+ * moved over the target with {@link StandardCopyOption#ATOMIC_MOVE}.
+ *
+ * <p>The reader validates everything before it allocates a tensor: header length within the file, well-formed
+ * JSON, known dtypes, non-negative shapes, offsets in range, not overlapping and of size product(shape) times the
+ * element size. Any problem is a {@link DataFormatException} naming the file and the problem.
+ */
+public final class SafeTensors {
+    private SafeTensors() {}
+
+    /** Key of the string-to-string metadata object in the header. */
+    public static final String METADATA_KEY = "__metadata__";
+    /** Largest header the reader accepts (the reference implementation's limit). */
+    public static final long MAX_HEADER_BYTES = 100L << 20;
+
+    private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfDouble F64_LE = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong I64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final int CHUNK = 1 << 20;
+
+    /**
+     * What a file holds. Tensors are created open in the caller's current {@link fst4j.tensor.Scope} (if any);
+     * {@link #close()} closes them all. Int64 entries of any shape are returned flattened (row-major). Maps keep
+     * the order of the file's header.
+     */
+    public record Contents(Map<String, Tensor> tensors, Map<String, long[]> int64s, Map<String, String> metadata)
+            implements AutoCloseable {
+        public Contents {
+            tensors = Collections.unmodifiableMap(tensors);
+            int64s = Collections.unmodifiableMap(int64s);
+            metadata = Collections.unmodifiableMap(metadata);
+        }
+
+        /** The tensor called name, or IllegalArgumentException listing the names there are. */
+        public Tensor tensor(String name) {
+            Tensor t = tensors.get(name);
+            if (t == null) throw new IllegalArgumentException("no tensor " + Json.quote(name) + "; tensors are " + tensors.keySet());
+            return t;
+        }
+
+        /** The int64 array called name, or IllegalArgumentException listing the names there are. */
+        public long[] int64(String name) {
+            long[] v = int64s.get(name);
+            if (v == null) throw new IllegalArgumentException("no int64 entry " + Json.quote(name) + "; int64 entries are " + int64s.keySet());
+            return v;
+        }
+
+        @Override
+        public void close() { tensors.values().forEach(Tensor::close); }
+    }
+
+    // ------------------------------------------------------------------ writing
+
+    /** Writes tensors only. */
+    public static void write(Path file, Map<String, Tensor> tensors) throws IOException {
+        write(file, tensors, Map.of(), Map.of());
+    }
+
+    /**
+     * Writes tensors (F32/F64, any layout; non-contiguous ones are copied), int64 arrays (stored with shape
+     * [length]) and string metadata to file, atomically. Null maps count as empty. Names must be unique across
+     * both maps, non-empty, and not {@value #METADATA_KEY}.
+     */
+    public static void write(Path file, Map<String, Tensor> tensors, Map<String, long[]> int64s,
+                             Map<String, String> metadata) throws IOException {
+        tensors = tensors == null ? Map.of() : tensors;
+        int64s = int64s == null ? Map.of() : int64s;
+        metadata = metadata == null ? Map.of() : metadata;
+
+        record Entry(String name, String dtype, int elemBytes, long[] shape, Tensor tensor, long[] longs) {
+            long bytes() {
+                long n = elemBytes;
+                for (long d : shape) n = Math.multiplyExact(n, d);
+                return n;
+            }
+        }
+        List<Entry> entries = new ArrayList<>();
+        for (var e : tensors.entrySet()) {
+            checkName(e.getKey(), int64s);
+            Tensor t = e.getValue();
+            if (t == null) throw new IllegalArgumentException("tensor " + Json.quote(e.getKey()) + " is null");
+            t.check();
+            int[] s = t.shape();
+            long[] shape = new long[s.length];
+            for (int k = 0; k < s.length; k++) shape[k] = s[k];
+            String dt = switch (t.dtype()) {
+                case F32 -> "F32";
+                case F64 -> "F64";
+                default -> throw new IllegalArgumentException("tensor " + Json.quote(e.getKey()) + " has dtype " + t.dtype() + "; safetensors writes F32 and F64");
+            };
+            entries.add(new Entry(e.getKey(), dt, t.dtype().bytes, shape, t, null));
+        }
+        for (var e : int64s.entrySet()) {
+            checkName(e.getKey(), Map.of());
+            long[] v = e.getValue();
+            if (v == null) throw new IllegalArgumentException("int64 entry " + Json.quote(e.getKey()) + " is null");
+            entries.add(new Entry(e.getKey(), "I64", 8, new long[]{v.length}, null, v));
+        }
+        entries.sort(Comparator.comparingInt((Entry en) -> -en.elemBytes()).thenComparing(Entry::name));
+
+        StringBuilder h = new StringBuilder("{");
+        if (!metadata.isEmpty()) {
+            h.append(Json.quote(METADATA_KEY)).append(":{");
+            boolean first = true;
+            for (var m : new TreeMap<>(metadata).entrySet()) {
+                if (m.getValue() == null) throw new IllegalArgumentException("metadata " + Json.quote(m.getKey()) + " is null");
+                if (!first) h.append(',');
+                first = false;
+                h.append(Json.quote(m.getKey())).append(':').append(Json.quote(m.getValue()));
+            }
+            h.append('}');
+        }
+        long offset = 0;
+        for (Entry en : entries) {
+            if (h.length() > 1) h.append(',');
+            h.append(Json.quote(en.name())).append(":{\"dtype\":\"").append(en.dtype()).append("\",\"shape\":[");
+            for (int k = 0; k < en.shape().length; k++) h.append(k > 0 ? "," : "").append(en.shape()[k]);
+            long end = offset + en.bytes();
+            h.append("],\"data_offsets\":[").append(offset).append(',').append(end).append("]}");
+            offset = end;
+        }
+        h.append('}');
+        byte[] json = h.toString().getBytes(StandardCharsets.UTF_8);
+        int padded = (json.length + 7) & ~7;
+        ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
+        head.putLong(padded).put(json);
+        while (head.hasRemaining()) head.put((byte) ' ');
+        head.flip();
+
+        Path target = file.toAbsolutePath();
+        Path dir = target.getParent();
+        Files.createDirectories(dir);
+        Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+        boolean done = false;
+        try {
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+                writeFully(ch, head);
+                ByteBuffer buf = ByteBuffer.allocate(CHUNK).order(ByteOrder.LITTLE_ENDIAN);
+                MemorySegment bufSeg = MemorySegment.ofBuffer(buf);
+                for (Entry en : entries) {
+                    if (en.longs() != null) {
+                        writeLongs(ch, en.longs(), buf, bufSeg);
+                    } else {
+                        try (Tensor c = en.tensor().contiguous()) {
+                            writeSegment(ch, c.data(), c.dtype(), buf, bufSeg);
+                        }
+                    }
+                }
+                ch.force(true);
+            }
+            try {
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException ex) {
+                throw new IOException("cannot write " + target + " atomically: " + ex.getMessage(), ex);
+            }
+            done = true;
+            fsyncDirectory(dir);
+        } finally {
+            if (!done) Files.deleteIfExists(tmp);
+        }
+    }
+
+    private static void checkName(String name, Map<String, long[]> other) {
+        if (name == null || name.isEmpty()) throw new IllegalArgumentException("safetensors entry names must be non-empty");
+        if (name.equals(METADATA_KEY)) throw new IllegalArgumentException(METADATA_KEY + " is reserved for metadata");
+        if (other.containsKey(name)) throw new IllegalArgumentException("name " + Json.quote(name) + " is both a tensor and an int64 entry");
+    }
+
+    private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) ch.write(b);
+    }
+
+    private static void writeSegment(FileChannel ch, MemorySegment src, DType dtype, ByteBuffer buf, MemorySegment bufSeg) throws IOException {
+        int eb = dtype.bytes;
+        long n = src.byteSize() / eb;
+        long per = CHUNK / eb;
+        for (long done = 0; done < n; ) {
+            long k = Math.min(per, n - done);
+            if (dtype == DType.F32)
+                MemorySegment.copy(src, ValueLayout.JAVA_FLOAT_UNALIGNED, done * eb, bufSeg, F32_LE, 0, k);
+            else
+                MemorySegment.copy(src, ValueLayout.JAVA_DOUBLE_UNALIGNED, done * eb, bufSeg, F64_LE, 0, k);
+            buf.clear().limit((int) (k * eb));
+            writeFully(ch, buf);
+            done += k;
+        }
+    }
+
+    private static void writeLongs(FileChannel ch, long[] v, ByteBuffer buf, MemorySegment bufSeg) throws IOException {
+        int per = CHUNK / 8;
+        for (int done = 0; done < v.length; ) {
+            int k = Math.min(per, v.length - done);
+            MemorySegment.copy(v, done, bufSeg, I64_LE, 0, k);
+            buf.clear().limit(k * 8);
+            writeFully(ch, buf);
+            done += k;
+        }
+    }
+
+    private static void fsyncDirectory(Path dir) {
+        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+            d.force(true);
+        } catch (IOException | UnsupportedOperationException ignored) {
+            // not every platform can open or sync a directory; the rename itself is still atomic
+        }
+    }
+
+    // ------------------------------------------------------------------ reading
+
+    /** One validated header entry. */
+    private record Spec(String name, String dtype, int[] shape, long numel, long begin, long end) {}
+
+    /** Reads and validates file; see the class comment. The caller owns the returned tensors. */
+    public static Contents read(Path file) throws IOException {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            long size = ch.size();
+            if (size < 8) throw new DataFormatException(file, 0, "file is " + size + " bytes, too short for the 8-byte header length");
+            ByteBuffer lenBuf = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+            readFully(ch, lenBuf, 0, file);
+            long n = lenBuf.flip().getLong();
+            if (n < 2 || n > size - 8)
+                throw new DataFormatException(file, 0, "header length " + Long.toUnsignedString(n) + " does not fit in a file of " + size + " bytes");
+            if (n > MAX_HEADER_BYTES)
+                throw new DataFormatException(file, 0, "header length " + n + " exceeds the " + MAX_HEADER_BYTES + "-byte limit");
+            ByteBuffer hb = ByteBuffer.allocate((int) n);
+            readFully(ch, hb, 8, file);
+            hb.flip();
+            String json;
+            try {
+                json = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                        .onUnmappableCharacter(CodingErrorAction.REPORT).decode(hb).toString();
+            } catch (CharacterCodingException ex) {
+                throw new DataFormatException(file, 8, "header is not valid UTF-8", ex);
+            }
+            Object root;
+            try {
+                root = Json.parse(json);
+            } catch (Json.ParseException ex) {
+                long at = 8 + json.substring(0, Math.min(ex.pos, json.length())).getBytes(StandardCharsets.UTF_8).length;
+                throw new DataFormatException(file, at, "header is not valid JSON: " + ex.getMessage(), ex);
+            }
+            if (!(root instanceof Map<?, ?> top)) throw new DataFormatException(file, 8, "header is not a JSON object");
+
+            long dataStart = 8 + n;
+            long dataLen = size - dataStart;
+            Map<String, String> metadata = new LinkedHashMap<>();
+            List<Spec> specs = new ArrayList<>();
+            for (var e : top.entrySet()) {
+                String name = (String) e.getKey();
+                if (name.equals(METADATA_KEY)) {
+                    if (!(e.getValue() instanceof Map<?, ?> md))
+                        throw new DataFormatException(file, 8, METADATA_KEY + " is not a JSON object");
+                    for (var m : md.entrySet()) {
+                        if (!(m.getValue() instanceof String v))
+                            throw new DataFormatException(file, 8, "metadata " + Json.quote((String) m.getKey()) + " is not a string");
+                        metadata.put((String) m.getKey(), v);
+                    }
+                    continue;
+                }
+                specs.add(spec(file, name, e.getValue(), dataLen));
+            }
+            List<Spec> byBegin = new ArrayList<>(specs);
+            byBegin.sort(Comparator.comparingLong(Spec::begin).thenComparingLong(Spec::end));
+            Spec prev = null;
+            for (Spec s : byBegin) {
+                if (s.begin() == s.end()) continue; // empty tensors take no bytes and cannot overlap
+                if (prev != null && s.begin() < prev.end())
+                    throw new DataFormatException(file, dataStart + s.begin(), "data of " + Json.quote(s.name()) + " [" + s.begin() + ", " + s.end()
+                            + ") overlaps data of " + Json.quote(prev.name()) + " [" + prev.begin() + ", " + prev.end() + ")");
+                prev = s;
+            }
+
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            Map<String, long[]> longs = new LinkedHashMap<>();
+            ByteBuffer buf = ByteBuffer.allocate(CHUNK).order(ByteOrder.LITTLE_ENDIAN);
+            MemorySegment bufSeg = MemorySegment.ofBuffer(buf);
+            boolean ok = false;
+            try {
+                for (Spec s : specs) {
+                    long pos = dataStart + s.begin();
+                    switch (s.dtype()) {
+                        case "I64" -> {
+                            if (s.numel() > Integer.MAX_VALUE - 8)
+                                throw new DataFormatException(file, pos, "int64 entry " + Json.quote(s.name()) + " is too large for a long[]");
+                            long[] v = new long[(int) s.numel()];
+                            int per = CHUNK / 8;
+                            for (int done = 0; done < v.length; ) {
+                                int k = Math.min(per, v.length - done);
+                                buf.clear().limit(k * 8);
+                                readFully(ch, buf, pos + done * 8L, file);
+                                MemorySegment.copy(bufSeg, I64_LE, 0, v, done, k);
+                                done += k;
+                            }
+                            longs.put(s.name(), v);
+                        }
+                        case "F32", "F64" -> {
+                            DType dt = s.dtype().equals("F32") ? DType.F32 : DType.F64;
+                            Tensor t = Tensor.empty(dt, s.shape());
+                            tensors.put(s.name(), t);
+                            MemorySegment dst = t.data();
+                            long per = CHUNK / dt.bytes;
+                            for (long done = 0; done < s.numel(); ) {
+                                long k = Math.min(per, s.numel() - done);
+                                buf.clear().limit((int) (k * dt.bytes));
+                                readFully(ch, buf, pos + done * dt.bytes, file);
+                                if (dt == DType.F32)
+                                    MemorySegment.copy(bufSeg, F32_LE, 0, dst, ValueLayout.JAVA_FLOAT_UNALIGNED, done * 4, k);
+                                else
+                                    MemorySegment.copy(bufSeg, F64_LE, 0, dst, ValueLayout.JAVA_DOUBLE_UNALIGNED, done * 8, k);
+                                done += k;
+                            }
+                        }
+                        default -> throw new IllegalStateException(s.dtype());
+                    }
+                }
+                ok = true;
+            } finally {
+                if (!ok) tensors.values().forEach(Tensor::close);
+            }
+            return new Contents(tensors, longs, metadata);
+        }
+    }
+
+    private static Spec spec(Path file, String name, Object v, long dataLen) {
+        String what = "entry " + Json.quote(name);
+        if (!(v instanceof Map<?, ?> m)) throw new DataFormatException(file, 8, what + " is not a JSON object");
+        if (!(m.get("dtype") instanceof String dtype)) throw new DataFormatException(file, 8, what + " has no string \"dtype\"");
+        int eb = switch (dtype) {
+            case "F32" -> 4;
+            case "F64", "I64" -> 8;
+            default -> throw new DataFormatException(file, 8, what + " has dtype " + dtype + "; fst4j reads F32, F64 and I64");
+        };
+        if (!(m.get("shape") instanceof List<?> sl)) throw new DataFormatException(file, 8, what + " has no \"shape\" array");
+        int[] shape = new int[sl.size()];
+        long numel = 1;
+        for (int k = 0; k < shape.length; k++) {
+            if (!(sl.get(k) instanceof Long d) || d < 0 || d > Integer.MAX_VALUE)
+                throw new DataFormatException(file, 8, what + " has an invalid shape " + sl);
+            shape[k] = (int) (long) d;
+            try { numel = Math.multiplyExact(numel, d); } catch (ArithmeticException ex) {
+                throw new DataFormatException(file, 8, what + " has a shape too large: " + sl);
+            }
+        }
+        if (!(m.get("data_offsets") instanceof List<?> ol) || ol.size() != 2
+                || !(ol.get(0) instanceof Long b) || !(ol.get(1) instanceof Long e))
+            throw new DataFormatException(file, 8, what + " has no \"data_offsets\" [begin, end] of integers");
+        if (b < 0 || e < b) throw new DataFormatException(file, 8, what + " has invalid data_offsets [" + b + ", " + e + "]");
+        if (e > dataLen)
+            throw new DataFormatException(file, 8, what + " has data_offsets [" + b + ", " + e + "] beyond the " + dataLen
+                    + " data bytes in the file (truncated?)");
+        long need;
+        try { need = Math.multiplyExact(numel, (long) eb); } catch (ArithmeticException ex) {
+            throw new DataFormatException(file, 8, what + " has a shape too large: " + sl);
+        }
+        if (e - b != need)
+            throw new DataFormatException(file, 8, what + " has " + (e - b) + " data bytes but " + dtype + " " + sl + " needs " + need);
+        return new Spec(name, dtype, shape, numel, b, e);
+    }
+
+    private static void readFully(FileChannel ch, ByteBuffer b, long pos, Path file) throws IOException {
+        long start = pos;
+        while (b.hasRemaining()) {
+            int r = ch.read(b, pos);
+            if (r < 0) throw new DataFormatException(file, pos, "unexpected end of file (reading from offset " + start + ")");
+            pos += r;
+        }
+    }
+}

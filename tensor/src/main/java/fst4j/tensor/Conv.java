@@ -154,6 +154,27 @@ public final class Conv {
         return num < 0 ? 0 : Math.min(wo, num / s + 1);
     }
 
+    /** Below this output width, im2col/col2im use a per-position gather table instead of row copies. */
+    private static final int TABLE_BELOW = 16;
+
+    /**
+     * For each kernel offset (i, j) and output position l, the input offset ih*W + iw inside one channel
+     * plane, or -1 where the window lies in the padding.
+     */
+    private static int[][] table(Geom g) {
+        int[][] t = new int[g.kh * g.kw][g.l()];
+        for (int i = 0; i < g.kh; i++)
+            for (int j = 0; j < g.kw; j++) {
+                int[] r = t[i * g.kw + j];
+                for (int oh = 0, l = 0; oh < g.ho; oh++)
+                    for (int ow = 0; ow < g.wo; ow++, l++) {
+                        int ih = oh * g.sh - g.ph + i, iw = ow * g.sw - g.pw + j;
+                        r[l] = ih < 0 || ih >= g.h || iw < 0 || iw >= g.w ? -1 : ih * g.w + iw;
+                    }
+            }
+        return t;
+    }
+
     /** Image n of contiguous xc into out[:, col0 : col0+L] (out has unit column stride). */
     static void im2colRaw(Tensor xc, int n, Geom g, Tensor out, long col0) {
         MemorySegment xs = xc.storage.segment(), os = out.storage.segment();
@@ -162,6 +183,20 @@ public final class Conv {
         long xBase = xc.offset + n * g.imageSize();
         long ld = out.strides[0];
         int ho = g.ho, wo = g.wo, h = g.h, w = g.w, sh = g.sh, sw = g.sw, ph = g.ph, pw = g.pw;
+        if (wo < TABLE_BELOW) {
+            int[][] tab = table(g);
+            int l = g.l(), kk = g.kh * g.kw;
+            for (int c = 0; c < g.c; c++) {
+                long cBase = xBase + (long) c * h * w;
+                for (int q = 0; q < kk; q++) {
+                    int[] t = tab[q];
+                    long dst = out.offset + ((long) c * kk + q) * ld + col0;
+                    if (f32) for (int p = 0; p < l; p++) { int ix = t[p]; os.setAtIndex(F, dst + p, ix < 0 ? 0f : xs.getAtIndex(F, cBase + ix)); }
+                    else for (int p = 0; p < l; p++) { int ix = t[p]; os.setAtIndex(D, dst + p, ix < 0 ? 0.0 : xs.getAtIndex(D, cBase + ix)); }
+                }
+            }
+            return;
+        }
         for (int c = 0; c < g.c; c++)
             for (int i = 0; i < g.kh; i++)
                 for (int j = 0; j < g.kw; j++) {
@@ -202,6 +237,29 @@ public final class Conv {
         long xBase = dx.offset + n * g.imageSize();
         long ld = cols.strides[0];
         int ho = g.ho, wo = g.wo, h = g.h, w = g.w, sh = g.sh, sw = g.sw, ph = g.ph, pw = g.pw;
+        if (wo < TABLE_BELOW) {
+            int[][] tab = table(g);
+            int l = g.l(), kk = g.kh * g.kw;
+            for (int c = 0; c < g.c; c++) {
+                long cBase = xBase + (long) c * h * w;
+                for (int q = 0; q < kk; q++) {
+                    int[] t = tab[q];
+                    long src = cols.offset + ((long) c * kk + q) * ld + col0;
+                    if (f32) {
+                        for (int p = 0; p < l; p++) {
+                            int ix = t[p];
+                            if (ix >= 0) xs.setAtIndex(F, cBase + ix, xs.getAtIndex(F, cBase + ix) + cs.getAtIndex(F, src + p));
+                        }
+                    } else {
+                        for (int p = 0; p < l; p++) {
+                            int ix = t[p];
+                            if (ix >= 0) xs.setAtIndex(D, cBase + ix, xs.getAtIndex(D, cBase + ix) + cs.getAtIndex(D, src + p));
+                        }
+                    }
+                }
+            }
+            return;
+        }
         for (int c = 0; c < g.c; c++)
             for (int i = 0; i < g.kh; i++)
                 for (int j = 0; j < g.kw; j++) {

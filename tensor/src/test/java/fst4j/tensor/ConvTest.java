@@ -16,6 +16,10 @@ class ConvTest {
             {2, 2, 9, 7, 3, 5, 3, 2, 2, 2, 0},
             {2, 1, 33, 33, 2, 1, 1, 1, 1, 0, 0}, // L > 1024: one image per GEMM
             {3, 2, 5, 5, 2, 2, 2, 2, 2, 0, 0},
+            // output width >= 16: row-copy im2col/col2im path (the cases above use the gather table)
+            {1, 2, 17, 35, 2, 3, 3, 2, 2, 1, 1},
+            {2, 2, 9, 20, 3, 3, 5, 1, 1, 2, 2},
+            {1, 1, 4, 60, 2, 7, 7, 1, 3, 2, 1},
     };
 
     private static double[] ref(double[] x, double[] w, double[] b, int[] c, int ho, int wo) {
@@ -119,7 +123,7 @@ class ConvTest {
     @Test
     void col2imIsTheAdjointOfIm2col() {
         Rng rng = new Rng(3);
-        int[][] geoms = {{2, 3, 7, 5, 3, 3, 1, 1, 1, 1}, {1, 2, 8, 9, 3, 2, 2, 2, 1, 0}, {2, 1, 5, 5, 5, 5, 2, 2, 2, 2}, {3, 2, 4, 6, 1, 3, 1, 2, 0, 1}};
+        int[][] geoms = {{2, 3, 7, 5, 3, 3, 1, 1, 1, 1}, {1, 2, 8, 9, 3, 2, 2, 2, 1, 0}, {2, 1, 5, 5, 5, 5, 2, 2, 2, 2}, {3, 2, 4, 6, 1, 3, 1, 2, 0, 1}, {2, 2, 6, 37, 3, 3, 1, 2, 1, 2}};
         for (int[] q : geoms) {
             try (Scope s = Scope.open()) {
                 int[] xs = {q[0], q[1], q[2], q[3]};

@@ -443,7 +443,9 @@ public final class Conv {
     }
 
     /** The [rows, cols] matrix of image n of a contiguous [N, rows, cols] tensor, as a view. */
-    private static Tensor image(Tensor t3, int n) { return t3.slice(0, n, n + 1).reshape(t3.shape[1], t3.shape[2]); }
+    private static Tensor image(Tensor t3, int n) {
+        try (Tensor s = t3.slice(0, n, n + 1)) { return s.reshape(t3.shape[1], t3.shape[2]); }
+    }
 
     /** out3[n0+i, co, :] = buf[co, i*L : (i+1)*L]. */
     private static void scatter(Tensor buf, Tensor out3, int n0, int nb, int cout, int l) {

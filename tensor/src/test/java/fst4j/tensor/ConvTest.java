@@ -102,6 +102,34 @@ class ConvTest {
         assertEquals(before, Memory.bytesInUse());
     }
 
+    /** Without a scope every temporary must be closed by the ops themselves: only the results stay. */
+    @Test
+    void opsFreeTheirTemporariesOutsideAnyScope() {
+        long before = Memory.bytesInUse();
+        Rng rng = new Rng(9);
+        for (int[] g : new int[][]{{3, 2, 5, 5}, {2, 2, 64, 64}}) {   // several images per GEMM, and one (L = 1024)
+            Tensor x = rng.normal(0, 1, g);
+            Tensor w = rng.normal(0, 1, 3, 2, 3, 3);
+            Tensor b = rng.normal(0, 1, 3);
+            Tensor y = Conv.conv2d(x, w, b, 2, 1);
+            Tensor dx = Conv.conv2dBackwardInput(y, w, x.shape(), 2, 1);
+            Tensor dw = Conv.conv2dBackwardWeight(y, x, w.shape(), 2, 1);
+            Tensor db = Conv.conv2dBackwardBias(y);
+            Tensor cols = Conv.im2col(x, 3, 2, 1);
+            Tensor back = Conv.col2im(cols, x.shape(), 3, 2, 1);
+            Pool.MaxPool2d mp = Pool.maxPool2d(x, 2, 2, 0);
+            Tensor mdx = Pool.maxPool2dBackward(mp.output(), mp.indices(), x.shape());
+            Norm.BatchNorm bn = Norm.batchNorm2dTrain(y, null, null, null, null, 0.1, 1e-5);
+            Norm.BatchNormGrads bg = Norm.batchNorm2dBackward(y, y, null, bn.mean(), bn.invStd());
+            Tensor flat = y.reshape(y.size(0), -1);
+            Loss.CrossEntropy ce = Loss.crossEntropy(flat, new int[y.size(0)], 0.1);
+            for (AutoCloseable t : new AutoCloseable[]{x, w, b, y, dx, dw, db, cols, back, mp, mdx, bn, bg, flat, ce}) {
+                try { t.close(); } catch (Exception e) { throw new AssertionError(e); }
+            }
+        }
+        assertEquals(before, Memory.bytesInUse());
+    }
+
     @Test
     void nonContiguousOperandsAndTensorShorthand() {
         try (Scope s = Scope.open()) {

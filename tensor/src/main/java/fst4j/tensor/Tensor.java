@@ -470,4 +470,15 @@ public final class Tensor implements AutoCloseable {
         if (a != 0 && (a < 1e-3 || a >= 1e6)) return String.format("%.4e", v);
         return String.format("%.4f", v);
     }
+
+    // ---- nn ops (Conv, Pool, Norm, Loss) ----
+
+    /** {@link Conv#conv2d(Tensor, Tensor, Tensor, int, int)}: this is x [N, Cin, H, W]; bias may be null. */
+    public Tensor conv2d(Tensor w, Tensor bias, int stride, int padding) { return Conv.conv2d(this, w, bias, stride, padding); }
+    /** {@link Pool#maxPool2d(Tensor, int, int, int)}: output and argmax indices. */
+    public Pool.MaxPool2d maxPool2d(int k, int stride, int padding) { return Pool.maxPool2d(this, k, stride, padding); }
+    public Tensor avgPool2d(int k, int stride, int padding) { return Pool.avgPool2d(this, k, stride, padding); }
+    public Tensor adaptiveAvgPool2d(int outH, int outW) { return Pool.adaptiveAvgPool2d(this, outH, outW); }
+    public Tensor softmax(int axis) { return Loss.softmax(this, axis); }
+    public Tensor logSoftmax(int axis) { return Loss.logSoftmax(this, axis); }
 }

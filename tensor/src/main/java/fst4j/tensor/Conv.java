@@ -1,0 +1,482 @@
+package fst4j.tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * 2-D convolution (NCHW) as im2col + GEMM, and its backward kernels.
+ * <p>
+ * Orientation (fst-method.md): W is Cout x K with K = Cin*kh*kw; the im2col matrix X of one image is
+ * K x L with L = Ho*Wo, row k = (c*kh + i)*kw + j, column l = oh*Wo + ow; Y = W X is Cout x L.
+ * For a batch the columns of the images are concatenated: X is K x (N*L), image n at columns [n*L, (n+1)*L).
+ * <p>
+ * Backward: dX = col2im(W^T dY), dW = sum_n dY_n X_n^T, dBias = sum of dY over N, H, W.
+ * Float32 and float64 are both supported (float64 GEMMs use Blas's Java loop, for gradcheck).
+ * Several small images are batched into one GEMM so that late layers with few output pixels still
+ * give the GEMM enough columns. Outputs narrower than 16 use a precomputed gather table; wider ones
+ * copy whole input rows.
+ * <p>
+ * im2col/col2im run on the calling thread on purpose: splitting them over the fork-join pool made a
+ * [32, 64, 32, 32] 3x3 forward 5-10x slower on 2 cores, because the native GEMM's OpenMP threads keep
+ * spinning after each call and fight the Java workers.
+ */
+public final class Conv {
+    private Conv() {}
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ValueLayout.OfDouble D = ValueLayout.JAVA_DOUBLE_UNALIGNED;
+
+    /** GEMM column target when batching images, and a cap on the im2col buffer (elements). */
+    private static final int TARGET_COLS = 1024;
+    private static final long MAX_BUFFER = 1L << 23;
+
+    /** Output size of a convolution or pooling window along one axis: floor((in + 2 pad - k) / stride) + 1. */
+    public static int outSize(int in, int k, int stride, int pad) { return Math.floorDiv(in + 2 * pad - k, stride) + 1; }
+
+    /** Validated geometry of one convolution. */
+    record Geom(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int ho, int wo) {
+        int k() { return c * kh * kw; }
+        int l() { return ho * wo; }
+        long imageSize() { return (long) c * h * w; }
+
+        static Geom of(String op, int[] xShape, int kh, int kw, int sh, int sw, int ph, int pw) {
+            if (xShape.length != 4)
+                throw new IllegalArgumentException("wrong rank: " + op + " needs input [N, C, H, W], got " + Shape.str(xShape));
+            if (kh <= 0 || kw <= 0)
+                throw new IllegalArgumentException(op + ": kernel size must be positive, got " + kh + "x" + kw);
+            if (sh <= 0 || sw <= 0)
+                throw new IllegalArgumentException(op + ": stride must be positive, got " + sh + "x" + sw + " for input " + Shape.str(xShape));
+            if (ph < 0 || pw < 0)
+                throw new IllegalArgumentException(op + ": padding must be >= 0, got " + ph + "x" + pw + " for input " + Shape.str(xShape));
+            int h = xShape[2], w = xShape[3];
+            if (kh > h + 2 * ph || kw > w + 2 * pw)
+                throw new IllegalArgumentException(op + ": kernel " + kh + "x" + kw + " larger than padded input "
+                        + (h + 2 * ph) + "x" + (w + 2 * pw) + " (input " + Shape.str(xShape) + ", padding " + ph + "x" + pw + ")");
+            return new Geom(xShape[0], xShape[1], h, w, kh, kw, sh, sw, ph, pw, outSize(h, kh, sh, ph), outSize(w, kw, sw, pw));
+        }
+    }
+
+    // ------------------------------------------------------------------ im2col / col2im
+
+    /** im2col of a whole batch: [K, N*L] (images side by side). */
+    public static Tensor im2col(Tensor x, int kh, int kw, int sh, int sw, int ph, int pw) {
+        x.check();
+        Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
+        Tensor out = Tensor.empty(x.dtype, g.k(), g.n * g.l());
+        try (Tensor xc = x.contiguous()) {
+            for (int n = 0; n < g.n; n++) im2colRaw(xc, n, g, out, (long) n * g.l());
+        }
+        return out;
+    }
+
+    /** Square-kernel shorthand of {@link #im2col(Tensor, int, int, int, int, int, int)}. */
+    public static Tensor im2col(Tensor x, int k, int stride, int padding) { return im2col(x, k, k, stride, stride, padding, padding); }
+
+    /**
+     * Writes the im2col matrix of image n of x into out, a [K, L] matrix with unit column stride (for
+     * example a column slice of a bigger [K, N*L] buffer). Returns out.
+     */
+    public static Tensor im2col(Tensor x, int n, int kh, int kw, int sh, int sw, int ph, int pw, Tensor out) {
+        x.check(); out.check();
+        Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
+        checkImage(n, g, x);
+        checkMatrix("im2col", out, g.k(), g.l(), x.dtype);
+        try (Tensor xc = x.contiguous()) {
+            im2colRaw(xc, n, g, out, 0);
+        }
+        return out;
+    }
+
+    /**
+     * im2col of image n at a subset of output positions only: column j of out ([K, positions.length],
+     * unit column stride) receives the patch of output position positions[j] (= oh*Wo + ow).
+     */
+    public static Tensor im2colAt(Tensor x, int n, int[] positions, int kh, int kw, int sh, int sw, int ph, int pw, Tensor out) {
+        x.check(); out.check();
+        Geom g = Geom.of("im2colAt", x.shape, kh, kw, sh, sw, ph, pw);
+        checkImage(n, g, x);
+        checkMatrix("im2colAt", out, g.k(), positions.length, x.dtype);
+        for (int p : positions)
+            if (p < 0 || p >= g.l())
+                throw new IllegalArgumentException("im2colAt: position " + p + " out of range [0, " + g.l() + ") for input " + Shape.str(x.shape));
+        try (Tensor xc = x.contiguous()) {
+            long xBase = xc.offset + n * g.imageSize();
+            long ld = out.strides[0];
+            for (int c = 0; c < g.c; c++)
+                for (int i = 0; i < g.kh; i++)
+                    for (int j = 0; j < g.kw; j++) {
+                        long orow = out.offset + ((long) (c * g.kh + i) * g.kw + j) * ld;
+                        for (int q = 0; q < positions.length; q++) {
+                            int oh = positions[q] / g.wo, ow = positions[q] % g.wo;
+                            int ih = oh * g.sh - g.ph + i, iw = ow * g.sw - g.pw + j;
+                            double v = ih < 0 || ih >= g.h || iw < 0 || iw >= g.w ? 0 : xc.getAt(xBase + ((long) c * g.h + ih) * g.w + iw);
+                            out.setAt(orow + q, v);
+                        }
+                    }
+        }
+        return out;
+    }
+
+    /** Adjoint of {@link #im2col(Tensor, int, int, int, int, int, int)}: cols [K, N*L] summed back into a new [N, C, H, W]. */
+    public static Tensor col2im(Tensor cols, int[] inputShape, int kh, int kw, int sh, int sw, int ph, int pw) {
+        cols.check();
+        Geom g = Geom.of("col2im", inputShape, kh, kw, sh, sw, ph, pw);
+        checkMatrix("col2im", cols, g.k(), g.n * g.l(), cols.dtype);
+        Tensor dx = Tensor.zeros(cols.dtype, inputShape);
+        for (int n = 0; n < g.n; n++) col2imRaw(cols, (long) n * g.l(), dx, n, g);
+        return dx;
+    }
+
+    public static Tensor col2im(Tensor cols, int[] inputShape, int k, int stride, int padding) {
+        return col2im(cols, inputShape, k, k, stride, stride, padding, padding);
+    }
+
+    /** Adds col2im of cols ([K, L], unit column stride) into image n of dx (contiguous [N, C, H, W]). */
+    public static void col2imAdd(Tensor cols, Tensor dx, int n, int kh, int kw, int sh, int sw, int ph, int pw) {
+        cols.check(); dx.check();
+        Geom g = Geom.of("col2im", dx.shape, kh, kw, sh, sw, ph, pw);
+        checkImage(n, g, dx);
+        if (!dx.isContiguous()) throw new IllegalArgumentException("col2imAdd: dx must be contiguous");
+        checkMatrix("col2im", cols, g.k(), g.l(), dx.dtype);
+        col2imRaw(cols, 0, dx, n, g);
+    }
+
+    private static void checkImage(int n, Geom g, Tensor x) {
+        if (n < 0 || n >= g.n) throw new IllegalArgumentException("image " + n + " out of range for input " + Shape.str(x.shape));
+    }
+
+    private static void checkMatrix(String op, Tensor m, int rows, int cols, DType dtype) {
+        if (m.dim() != 2 || m.shape[0] != rows || m.shape[1] != cols)
+            throw new IllegalArgumentException("shape mismatch: " + op + " needs a [" + rows + ", " + cols + "] matrix, got " + Shape.str(m.shape));
+        if (cols > 1 && m.strides[1] != 1)
+            throw new IllegalArgumentException(op + ": matrix must have unit column stride, strides are " + java.util.Arrays.toString(m.strides));
+        if (m.dtype != dtype) throw new IllegalArgumentException("dtype mismatch in " + op + ": " + m.dtype + " vs " + dtype);
+    }
+
+    /** First ow whose input column ow*s - p + j is >= 0, and one past the last one that is < w. */
+    private static int owLo(int s, int p, int j) { return p - j <= 0 ? 0 : (p - j + s - 1) / s; }
+    private static int owHi(int w, int wo, int s, int p, int j) {
+        int num = w - 1 + p - j;
+        return num < 0 ? 0 : Math.min(wo, num / s + 1);
+    }
+
+    /** Below this output width, im2col/col2im use a per-position gather table instead of row copies. */
+    private static final int TABLE_BELOW = 16;
+
+    /**
+     * For each kernel offset (i, j) and output position l, the input offset ih*W + iw inside one channel
+     * plane, or -1 where the window lies in the padding.
+     */
+    private static int[][] table(Geom g) {
+        int[][] t = new int[g.kh * g.kw][g.l()];
+        for (int i = 0; i < g.kh; i++)
+            for (int j = 0; j < g.kw; j++) {
+                int[] r = t[i * g.kw + j];
+                for (int oh = 0, l = 0; oh < g.ho; oh++)
+                    for (int ow = 0; ow < g.wo; ow++, l++) {
+                        int ih = oh * g.sh - g.ph + i, iw = ow * g.sw - g.pw + j;
+                        r[l] = ih < 0 || ih >= g.h || iw < 0 || iw >= g.w ? -1 : ih * g.w + iw;
+                    }
+            }
+        return t;
+    }
+
+    /** Image n of contiguous xc into out[:, col0 : col0+L] (out has unit column stride). */
+    static void im2colRaw(Tensor xc, int n, Geom g, Tensor out, long col0) {
+        MemorySegment xs = xc.storage.segment(), os = out.storage.segment();
+        boolean f32 = xc.dtype == DType.F32;
+        long es = xc.dtype.bytes;
+        long xBase = xc.offset + n * g.imageSize();
+        long ld = out.strides[0];
+        int ho = g.ho, wo = g.wo, h = g.h, w = g.w, sh = g.sh, sw = g.sw, ph = g.ph, pw = g.pw;
+        if (wo < TABLE_BELOW) {
+            int[][] tab = table(g);
+            int l = g.l(), kk = g.kh * g.kw;
+            for (int c = 0; c < g.c; c++) {
+                long cBase = xBase + (long) c * h * w;
+                for (int q = 0; q < kk; q++) {
+                    int[] t = tab[q];
+                    long dst = out.offset + ((long) c * kk + q) * ld + col0;
+                    if (f32) for (int p = 0; p < l; p++) { int ix = t[p]; os.setAtIndex(F, dst + p, ix < 0 ? 0f : xs.getAtIndex(F, cBase + ix)); }
+                    else for (int p = 0; p < l; p++) { int ix = t[p]; os.setAtIndex(D, dst + p, ix < 0 ? 0.0 : xs.getAtIndex(D, cBase + ix)); }
+                }
+            }
+            return;
+        }
+        for (int c = 0; c < g.c; c++)
+            for (int i = 0; i < g.kh; i++)
+                for (int j = 0; j < g.kw; j++) {
+                    long orow = out.offset + ((long) (c * g.kh + i) * g.kw + j) * ld + col0;
+                    int lo = Math.min(owLo(sw, pw, j), wo), hi = Math.max(owHi(w, wo, sw, pw, j), lo);
+                    for (int oh = 0; oh < ho; oh++) {
+                        long dst = orow + (long) oh * wo;
+                        int ih = oh * sh - ph + i;
+                        if (ih < 0 || ih >= h) {
+                            zero(os, dst, wo, f32);
+                            continue;
+                        }
+                        long src = xBase + ((long) c * h + ih) * w - pw + j;
+                        zero(os, dst, lo, f32);
+                        if (hi == lo) {
+                            // window entirely in the padding
+                        } else if (sw == 1) {
+                            MemorySegment.copy(xs, (src + lo) * es, os, (dst + lo) * es, (long) (hi - lo) * es);
+                        } else if (f32) {
+                            for (int ow = lo; ow < hi; ow++) os.setAtIndex(F, dst + ow, xs.getAtIndex(F, src + (long) ow * sw));
+                        } else {
+                            for (int ow = lo; ow < hi; ow++) os.setAtIndex(D, dst + ow, xs.getAtIndex(D, src + (long) ow * sw));
+                        }
+                        zero(os, dst + hi, wo - hi, f32);
+                    }
+                }
+    }
+
+    private static void zero(MemorySegment s, long at, int len, boolean f32) {
+        if (f32) for (int q = 0; q < len; q++) s.setAtIndex(F, at + q, 0f);
+        else for (int q = 0; q < len; q++) s.setAtIndex(D, at + q, 0.0);
+    }
+
+    /** dx image n (contiguous) += col2im(cols[:, col0 : col0+L]). */
+    static void col2imRaw(Tensor cols, long col0, Tensor dx, int n, Geom g) {
+        MemorySegment cs = cols.storage.segment(), xs = dx.storage.segment();
+        boolean f32 = dx.dtype == DType.F32;
+        long xBase = dx.offset + n * g.imageSize();
+        long ld = cols.strides[0];
+        int ho = g.ho, wo = g.wo, h = g.h, w = g.w, sh = g.sh, sw = g.sw, ph = g.ph, pw = g.pw;
+        if (wo < TABLE_BELOW) {
+            int[][] tab = table(g);
+            int l = g.l(), kk = g.kh * g.kw;
+            for (int c = 0; c < g.c; c++) {
+                long cBase = xBase + (long) c * h * w;
+                for (int q = 0; q < kk; q++) {
+                    int[] t = tab[q];
+                    long src = cols.offset + ((long) c * kk + q) * ld + col0;
+                    if (f32) {
+                        for (int p = 0; p < l; p++) {
+                            int ix = t[p];
+                            if (ix >= 0) xs.setAtIndex(F, cBase + ix, xs.getAtIndex(F, cBase + ix) + cs.getAtIndex(F, src + p));
+                        }
+                    } else {
+                        for (int p = 0; p < l; p++) {
+                            int ix = t[p];
+                            if (ix >= 0) xs.setAtIndex(D, cBase + ix, xs.getAtIndex(D, cBase + ix) + cs.getAtIndex(D, src + p));
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        for (int c = 0; c < g.c; c++)
+            for (int i = 0; i < g.kh; i++)
+                for (int j = 0; j < g.kw; j++) {
+                    long crow = cols.offset + ((long) (c * g.kh + i) * g.kw + j) * ld + col0;
+                    int lo = Math.min(owLo(sw, pw, j), wo), hi = Math.max(owHi(w, wo, sw, pw, j), lo);
+                    for (int oh = 0; oh < ho; oh++) {
+                        int ih = oh * sh - ph + i;
+                        if (ih < 0 || ih >= h) continue;
+                        long src = crow + (long) oh * wo;
+                        long dst = xBase + ((long) c * h + ih) * w - pw + j;
+                        if (f32) {
+                            for (int ow = lo; ow < hi; ow++) {
+                                long d = dst + (long) ow * sw;
+                                xs.setAtIndex(F, d, xs.getAtIndex(F, d) + cs.getAtIndex(F, src + ow));
+                            }
+                        } else {
+                            for (int ow = lo; ow < hi; ow++) {
+                                long d = dst + (long) ow * sw;
+                                xs.setAtIndex(D, d, xs.getAtIndex(D, d) + cs.getAtIndex(D, src + ow));
+                            }
+                        }
+                    }
+                }
+    }
+
+    // ------------------------------------------------------------------ convolution
+
+    private static Geom convGeom(String op, int[] xShape, int[] wShape, int sh, int sw, int ph, int pw) {
+        if (wShape.length != 4)
+            throw new IllegalArgumentException("wrong rank: " + op + " needs weight [Cout, Cin, kh, kw], got " + Shape.str(wShape));
+        if (xShape.length == 4 && xShape[1] != wShape[1])
+            throw new IllegalArgumentException("channel mismatch: " + op + " input " + Shape.str(xShape) + " has " + xShape[1]
+                    + " channels but weight " + Shape.str(wShape) + " expects " + wShape[1]);
+        return Geom.of(op, xShape, wShape[2], wShape[3], sh, sw, ph, pw);
+    }
+
+    private static void sameDtype(String op, Tensor a, Tensor b) {
+        if (a.dtype != b.dtype) throw new IllegalArgumentException("dtype mismatch in " + op + ": " + a.dtype + " and " + b.dtype);
+    }
+
+    /** Images per GEMM: enough to reach TARGET_COLS columns, bounded by the buffer cap. */
+    private static int chunk(Geom g) {
+        int l = Math.max(g.l(), 1);
+        int b = Math.max(1, Math.min(g.n, (TARGET_COLS + l - 1) / l));
+        long perImage = (long) Math.max(g.k(), 1) * l;
+        b = (int) Math.max(1, Math.min(b, MAX_BUFFER / perImage));
+        return b;
+    }
+
+    public static Tensor conv2d(Tensor x, Tensor w, Tensor bias, int stride, int padding) {
+        return conv2d(x, w, bias, stride, stride, padding, padding);
+    }
+
+    /** y[N, Cout, Ho, Wo] = conv(x[N, Cin, H, W], w[Cout, Cin, kh, kw]) + bias[Cout] (bias may be null). */
+    public static Tensor conv2d(Tensor x, Tensor w, Tensor bias, int sh, int sw, int ph, int pw) {
+        x.check(); w.check();
+        Geom g = convGeom("conv2d", x.shape, w.shape, sh, sw, ph, pw);
+        sameDtype("conv2d", x, w);
+        int cout = w.shape[0], k = g.k(), l = g.l();
+        if (bias != null) {
+            bias.check();
+            if (bias.dim() != 1 || bias.shape[0] != cout)
+                throw new IllegalArgumentException("shape mismatch: conv2d bias " + Shape.str(bias.shape) + " for weight " + Shape.str(w.shape) + " needs [" + cout + "]");
+        }
+        Tensor out = Tensor.empty(x.dtype, g.n, cout, g.ho, g.wo);
+        if (out.numel() == 0) return out;
+        int b = chunk(g);
+        try (Tensor xc = x.contiguous(); Tensor wm = w.reshape(cout, k); Tensor cols = Tensor.empty(x.dtype, k, b * l);
+             Tensor ybuf = b > 1 ? Tensor.empty(x.dtype, cout, b * l) : null; Tensor out3 = out.reshape(g.n, cout, l)) {
+            for (int n0 = 0; n0 < g.n; n0 += b) {
+                int nb = Math.min(b, g.n - n0);
+                for (int i = 0; i < nb; i++) im2colRaw(xc, n0 + i, g, cols, (long) i * l);
+                if (nb == 1 && b == 1) {
+                    try (Tensor yi = image(out3, n0)) { Blas.gemm(1f, wm, cols, 0f, yi); }
+                } else {
+                    try (Tensor c = cols.slice(1, 0, nb * l); Tensor y = ybuf.slice(1, 0, nb * l)) {
+                        Blas.gemm(1f, wm, c, 0f, y);
+                    }
+                    scatter(ybuf, out3, n0, nb, cout, l);
+                }
+            }
+        }
+        if (bias != null) addBias(out, bias, g.n, cout, l);
+        return out;
+    }
+
+    /** dX of conv2d: col2im(W^T dY), shape inputShape. */
+    public static Tensor conv2dBackwardInput(Tensor dy, Tensor w, int[] inputShape, int stride, int padding) {
+        return conv2dBackwardInput(dy, w, inputShape, stride, stride, padding, padding);
+    }
+
+    public static Tensor conv2dBackwardInput(Tensor dy, Tensor w, int[] inputShape, int sh, int sw, int ph, int pw) {
+        dy.check(); w.check();
+        Geom g = convGeom("conv2dBackwardInput", inputShape, w.shape, sh, sw, ph, pw);
+        sameDtype("conv2dBackwardInput", dy, w);
+        int cout = w.shape[0], k = g.k(), l = g.l();
+        checkDy("conv2dBackwardInput", dy, g, cout);
+        Tensor dx = Tensor.zeros(dy.dtype, inputShape);
+        if (dy.numel() == 0 || dx.numel() == 0) return dx;
+        int b = chunk(g);
+        try (Tensor dyc = dy.contiguous(); Tensor dy3 = dyc.reshape(g.n, cout, l); Tensor wm = w.reshape(cout, k); Tensor wt = wm.t();
+             Tensor dcols = Tensor.empty(dy.dtype, k, b * l); Tensor dybuf = b > 1 ? Tensor.empty(dy.dtype, cout, b * l) : null) {
+            for (int n0 = 0; n0 < g.n; n0 += b) {
+                int nb = Math.min(b, g.n - n0);
+                if (b == 1) {
+                    try (Tensor dyi = image(dy3, n0)) { Blas.gemm(1f, wt, dyi, 0f, dcols); }
+                } else {
+                    gather(dy3, dybuf, n0, nb, cout, l);
+                    try (Tensor d = dybuf.slice(1, 0, nb * l); Tensor c = dcols.slice(1, 0, nb * l)) { Blas.gemm(1f, wt, d, 0f, c); }
+                }
+                for (int i = 0; i < nb; i++) col2imRaw(dcols, (long) i * l, dx, n0 + i, g);
+            }
+        }
+        return dx;
+    }
+
+    /** dW of conv2d: sum over images of dY_n X_n^T, shape weightShape [Cout, Cin, kh, kw]. */
+    public static Tensor conv2dBackwardWeight(Tensor dy, Tensor x, int[] weightShape, int stride, int padding) {
+        return conv2dBackwardWeight(dy, x, weightShape, stride, stride, padding, padding);
+    }
+
+    public static Tensor conv2dBackwardWeight(Tensor dy, Tensor x, int[] weightShape, int sh, int sw, int ph, int pw) {
+        dy.check(); x.check();
+        Geom g = convGeom("conv2dBackwardWeight", x.shape, weightShape, sh, sw, ph, pw);
+        sameDtype("conv2dBackwardWeight", dy, x);
+        int cout = weightShape[0], k = g.k(), l = g.l();
+        checkDy("conv2dBackwardWeight", dy, g, cout);
+        Tensor dw = Tensor.zeros(x.dtype, weightShape);
+        if (dy.numel() == 0 || dw.numel() == 0) return dw;
+        int b = chunk(g);
+        try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous(); Tensor dy3 = dyc.reshape(g.n, cout, l); Tensor dwm = dw.reshape(cout, k);
+             Tensor cols = Tensor.empty(x.dtype, k, b * l); Tensor dybuf = b > 1 ? Tensor.empty(dy.dtype, cout, b * l) : null) {
+            for (int n0 = 0; n0 < g.n; n0 += b) {
+                int nb = Math.min(b, g.n - n0);
+                for (int i = 0; i < nb; i++) im2colRaw(xc, n0 + i, g, cols, (long) i * l);
+                if (b == 1) {
+                    try (Tensor dyi = image(dy3, n0); Tensor ct = cols.t()) { Blas.gemm(1f, dyi, ct, 1f, dwm); }
+                } else {
+                    gather(dy3, dybuf, n0, nb, cout, l);
+                    try (Tensor d = dybuf.slice(1, 0, nb * l); Tensor c = cols.slice(1, 0, nb * l); Tensor ct = c.t()) {
+                        Blas.gemm(1f, d, ct, 1f, dwm);
+                    }
+                }
+            }
+        }
+        return dw;
+    }
+
+    /** dBias of conv2d: dy summed over N, H, W -> [Cout]. */
+    public static Tensor conv2dBackwardBias(Tensor dy) {
+        dy.check();
+        if (dy.dim() != 4) throw new IllegalArgumentException("wrong rank: conv2dBackwardBias needs dy [N, Cout, Ho, Wo], got " + Shape.str(dy.shape));
+        int n = dy.shape[0], c = dy.shape[1], l = dy.shape[2] * dy.shape[3];
+        double[] acc = new double[c];
+        try (Tensor dyc = dy.contiguous()) {
+            MemorySegment s = dyc.storage.segment();
+            boolean f32 = dyc.dtype == DType.F32;
+            for (int i = 0; i < n; i++)
+                for (int co = 0; co < c; co++) {
+                    long base = dyc.offset + ((long) i * c + co) * l;
+                    double sum = 0;
+                    if (f32) for (int q = 0; q < l; q++) sum += s.getAtIndex(F, base + q);
+                    else for (int q = 0; q < l; q++) sum += s.getAtIndex(D, base + q);
+                    acc[co] += sum;
+                }
+        }
+        Tensor db = Tensor.empty(dy.dtype, c);
+        for (int co = 0; co < c; co++) db.setAt(co, acc[co]);
+        return db;
+    }
+
+    private static void checkDy(String op, Tensor dy, Geom g, int cout) {
+        if (dy.dim() != 4 || dy.shape[0] != g.n || dy.shape[1] != cout || dy.shape[2] != g.ho || dy.shape[3] != g.wo)
+            throw new IllegalArgumentException("shape mismatch: " + op + " dy " + Shape.str(dy.shape) + " should be ["
+                    + g.n + ", " + cout + ", " + g.ho + ", " + g.wo + "]");
+    }
+
+    /** The [rows, cols] matrix of image n of a contiguous [N, rows, cols] tensor, as a view. */
+    private static Tensor image(Tensor t3, int n) {
+        try (Tensor s = t3.slice(0, n, n + 1)) { return s.reshape(t3.shape[1], t3.shape[2]); }
+    }
+
+    /** out3[n0+i, co, :] = buf[co, i*L : (i+1)*L]. */
+    private static void scatter(Tensor buf, Tensor out3, int n0, int nb, int cout, int l) {
+        long es = buf.dtype.bytes, ld = buf.strides[0];
+        MemorySegment bs = buf.storage.segment(), os = out3.storage.segment();
+        for (int i = 0; i < nb; i++)
+            for (int co = 0; co < cout; co++)
+                MemorySegment.copy(bs, (buf.offset + co * ld + (long) i * l) * es, os,
+                        (out3.offset + ((long) (n0 + i) * cout + co) * l) * es, l * es);
+    }
+
+    /** buf[co, i*L : (i+1)*L] = dy3[n0+i, co, :] (dy3 contiguous). */
+    private static void gather(Tensor dy3, Tensor buf, int n0, int nb, int cout, int l) {
+        long es = buf.dtype.bytes, ld = buf.strides[0];
+        MemorySegment bs = buf.storage.segment(), ds = dy3.storage.segment();
+        for (int i = 0; i < nb; i++)
+            for (int co = 0; co < cout; co++)
+                MemorySegment.copy(ds, (dy3.offset + ((long) (n0 + i) * cout + co) * l) * es, bs,
+                        (buf.offset + co * ld + (long) i * l) * es, l * es);
+    }
+
+    private static void addBias(Tensor out, Tensor bias, int n, int cout, int l) {
+        MemorySegment os = out.storage.segment();
+        boolean f32 = out.dtype == DType.F32;
+        for (int co = 0; co < cout; co++) {
+            double bv = bias.getAt(bias.offset + co * bias.strides[0]);
+            for (int i = 0; i < n; i++) {
+                long base = ((long) i * cout + co) * l;
+                if (f32) { float fb = (float) bv; for (int q = 0; q < l; q++) os.setAtIndex(F, base + q, os.getAtIndex(F, base + q) + fb); }
+                else for (int q = 0; q < l; q++) os.setAtIndex(D, base + q, os.getAtIndex(D, base + q) + bv);
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+package fst4j.tensor;
+
+/**
+ * Batch normalisation over [N, C, H, W] (statistics per channel over N, H, W). Statistics are computed
+ * in double; outputs are in x's dtype. gamma/beta may be null (no affine transform: 1 and 0).
+ */
+public final class Norm {
+    private Norm() {}
+
+    /**
+     * Training forward result: output, and the batch mean and 1/sqrt(var + eps) per channel ([C], x's
+     * dtype, biased variance) that {@link #batchNorm2dBackward} needs.
+     */
+    public record BatchNorm(Tensor output, Tensor mean, Tensor invStd) implements AutoCloseable {
+        @Override public void close() { output.close(); mean.close(); invStd.close(); }
+    }
+
+    /** Gradients of batch norm: dx [N, C, H, W], dgamma and dbeta [C]. */
+    public record BatchNormGrads(Tensor dx, Tensor dgamma, Tensor dbeta) implements AutoCloseable {
+        @Override public void close() { dx.close(); dgamma.close(); dbeta.close(); }
+    }
+
+    private static int channels(String op, Tensor x) {
+        x.check();
+        if (x.dim() != 4) throw new IllegalArgumentException("wrong rank: " + op + " needs input [N, C, H, W], got " + Shape.str(x.shape));
+        return x.shape[1];
+    }
+
+    private static void checkVec(String op, String name, Tensor v, int c, Tensor x) {
+        if (v == null) return;
+        v.check();
+        if (v.dim() != 1 || v.shape[0] != c)
+            throw new IllegalArgumentException("channel mismatch: " + op + " " + name + " " + Shape.str(v.shape) + " for input " + Shape.str(x.shape) + " needs [" + c + "]");
+    }
+
+    private static double at(Tensor v, int i, double dflt) { return v == null ? dflt : v.getAt(v.offset + i * v.strides[0]); }
+
+    /**
+     * Training-mode forward: normalises with the batch statistics and, when runningMean/runningVar are
+     * non-null, updates them in place: running = (1 - momentum) * running + momentum * batch, with the
+     * unbiased batch variance for runningVar (PyTorch's convention, momentum 0.1 there).
+     */
+    public static BatchNorm batchNorm2dTrain(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                             double momentum, double eps) {
+        String op = "batchNorm2dTrain";
+        int c = channels(op, x);
+        checkVec(op, "gamma", gamma, c, x); checkVec(op, "beta", beta, c, x);
+        checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
+        int n = x.shape[0], hw = x.shape[2] * x.shape[3];
+        long m = (long) n * hw;
+        if (m == 0) throw new IllegalArgumentException(op + ": no values per channel in input " + Shape.str(x.shape));
+        if (!(eps >= 0)) throw new IllegalArgumentException(op + ": eps must be >= 0, got " + eps);
+        Tensor out = Tensor.empty(x.dtype, x.shape);
+        Tensor mean = Tensor.empty(x.dtype, c), invStd = Tensor.empty(x.dtype, c);
+        try (Tensor xc = x.contiguous()) {
+            for (int ch = 0; ch < c; ch++) {
+                double s = 0;
+                for (int i = 0; i < n; i++) {
+                    long base = xc.offset + ((long) i * c + ch) * hw;
+                    for (int q = 0; q < hw; q++) s += xc.getAt(base + q);
+                }
+                double mu = s / m, sq = 0;
+                for (int i = 0; i < n; i++) {
+                    long base = xc.offset + ((long) i * c + ch) * hw;
+                    for (int q = 0; q < hw; q++) { double d = xc.getAt(base + q) - mu; sq += d * d; }
+                }
+                double var = sq / m, is = 1 / Math.sqrt(var + eps);
+                double gm = at(gamma, ch, 1), bt = at(beta, ch, 0);
+                double scale = gm * is, shift = bt - mu * scale;
+                for (int i = 0; i < n; i++) {
+                    long base = ((long) i * c + ch) * hw;
+                    for (int q = 0; q < hw; q++) out.setAt(base + q, xc.getAt(xc.offset + base + q) * scale + shift);
+                }
+                mean.setAt(ch, mu);
+                invStd.setAt(ch, is);
+                if (runningMean != null) {
+                    long ri = runningMean.offset + ch * runningMean.strides[0];
+                    runningMean.setAt(ri, (1 - momentum) * runningMean.getAt(ri) + momentum * mu);
+                }
+                if (runningVar != null) {
+                    long ri = runningVar.offset + ch * runningVar.strides[0];
+                    double unbiased = m > 1 ? sq / (m - 1) : var;
+                    runningVar.setAt(ri, (1 - momentum) * runningVar.getAt(ri) + momentum * unbiased);
+                }
+            }
+        }
+        return new BatchNorm(out, mean, invStd);
+    }
+
+    /** Eval-mode forward: y = gamma (x - runningMean) / sqrt(runningVar + eps) + beta. */
+    public static Tensor batchNorm2dEval(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps) {
+        String op = "batchNorm2dEval";
+        int c = channels(op, x);
+        if (runningMean == null || runningVar == null) throw new IllegalArgumentException(op + " needs running mean and variance");
+        checkVec(op, "gamma", gamma, c, x); checkVec(op, "beta", beta, c, x);
+        checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
+        int n = x.shape[0], hw = x.shape[2] * x.shape[3];
+        Tensor out = Tensor.empty(x.dtype, x.shape);
+        try (Tensor xc = x.contiguous()) {
+            for (int ch = 0; ch < c; ch++) {
+                double scale = at(gamma, ch, 1) / Math.sqrt(at(runningVar, ch, 1) + eps);
+                double shift = at(beta, ch, 0) - at(runningMean, ch, 0) * scale;
+                for (int i = 0; i < n; i++) {
+                    long base = ((long) i * c + ch) * hw;
+                    for (int q = 0; q < hw; q++) out.setAt(base + q, xc.getAt(xc.offset + base + q) * scale + shift);
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Training-mode backward, with xhat = (x - mean) invStd and M = N*H*W:
+     * dbeta = sum dy, dgamma = sum dy xhat, dx = gamma invStd / M (M dy - dbeta - xhat dgamma).
+     * mean and invStd are those returned by {@link #batchNorm2dTrain}; gamma may be null (1).
+     */
+    public static BatchNormGrads batchNorm2dBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor invStd) {
+        String op = "batchNorm2dBackward";
+        int c = channels(op, x);
+        dy.check();
+        if (!java.util.Arrays.equals(dy.shape, x.shape))
+            throw new IllegalArgumentException("shape mismatch: " + op + " dy " + Shape.str(dy.shape) + " vs x " + Shape.str(x.shape));
+        checkVec(op, "gamma", gamma, c, x); checkVec(op, "mean", mean, c, x); checkVec(op, "invStd", invStd, c, x);
+        int n = x.shape[0], hw = x.shape[2] * x.shape[3];
+        long m = (long) n * hw;
+        Tensor dx = Tensor.empty(x.dtype, x.shape), dgamma = Tensor.empty(x.dtype, c), dbeta = Tensor.empty(x.dtype, c);
+        try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous()) {
+            for (int ch = 0; ch < c; ch++) {
+                double mu = at(mean, ch, 0), is = at(invStd, ch, 1), gm = at(gamma, ch, 1);
+                double sdy = 0, sdyx = 0;
+                for (int i = 0; i < n; i++) {
+                    long base = ((long) i * c + ch) * hw;
+                    for (int q = 0; q < hw; q++) {
+                        double g = dyc.getAt(dyc.offset + base + q);
+                        sdy += g;
+                        sdyx += g * (xc.getAt(xc.offset + base + q) - mu) * is;
+                    }
+                }
+                double k = gm * is / m;
+                for (int i = 0; i < n; i++) {
+                    long base = ((long) i * c + ch) * hw;
+                    for (int q = 0; q < hw; q++) {
+                        double xh = (xc.getAt(xc.offset + base + q) - mu) * is;
+                        dx.setAt(base + q, k * (m * dyc.getAt(dyc.offset + base + q) - sdy - xh * sdyx));
+                    }
+                }
+                dgamma.setAt(ch, sdyx);
+                dbeta.setAt(ch, sdy);
+            }
+        }
+        return new BatchNormGrads(dx, dgamma, dbeta);
+    }
+
+    /**
+     * Eval-mode backward (running statistics are constants): dx = dy gamma / sqrt(rv + eps),
+     * dgamma = sum dy (x - rm) / sqrt(rv + eps), dbeta = sum dy.
+     */
+    public static BatchNormGrads batchNorm2dEvalBackward(Tensor dy, Tensor x, Tensor gamma, Tensor runningMean, Tensor runningVar, double eps) {
+        String op = "batchNorm2dEvalBackward";
+        int c = channels(op, x);
+        dy.check();
+        if (!java.util.Arrays.equals(dy.shape, x.shape))
+            throw new IllegalArgumentException("shape mismatch: " + op + " dy " + Shape.str(dy.shape) + " vs x " + Shape.str(x.shape));
+        if (runningMean == null || runningVar == null) throw new IllegalArgumentException(op + " needs running mean and variance");
+        checkVec(op, "gamma", gamma, c, x); checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
+        int n = x.shape[0], hw = x.shape[2] * x.shape[3];
+        Tensor dx = Tensor.empty(x.dtype, x.shape), dgamma = Tensor.empty(x.dtype, c), dbeta = Tensor.empty(x.dtype, c);
+        try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous()) {
+            for (int ch = 0; ch < c; ch++) {
+                double mu = at(runningMean, ch, 0), is = 1 / Math.sqrt(at(runningVar, ch, 1) + eps), gm = at(gamma, ch, 1);
+                double sdy = 0, sdyx = 0;
+                for (int i = 0; i < n; i++) {
+                    long base = ((long) i * c + ch) * hw;
+                    for (int q = 0; q < hw; q++) {
+                        double g = dyc.getAt(dyc.offset + base + q);
+                        sdy += g;
+                        sdyx += g * (xc.getAt(xc.offset + base + q) - mu) * is;
+                        dx.setAt(base + q, g * gm * is);
+                    }
+                }
+                dgamma.setAt(ch, sdyx);
+                dbeta.setAt(ch, sdy);
+            }
+        }
+        return new BatchNormGrads(dx, dgamma, dbeta);
+    }
+}

@@ -1,0 +1,89 @@
+package fst4j.autograd;
+
+import fst4j.tensor.DType;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+
+import static fst4j.autograd.OpsGradTest.rand;
+import static org.junit.jupiter.api.Assertions.*;
+
+class NNGradTest {
+    static void ok(GradCheck.Fn f, Tensor... in) {
+        GradCheck.Result r = GradCheck.check(f, in);
+        assertTrue(r.passed(), r.toString());
+    }
+
+    @Test
+    void conv2dWithAndWithoutBias() {
+        try (Scope s = Scope.open()) {
+            ok(v -> NN.conv2d(v[0], v[1], v[2], 1, 1), rand(1, 2, 3, 5, 4), rand(2, 4, 3, 3, 3), rand(3, 4));
+            ok(v -> NN.conv2d(v[0], v[1], null, 2, 0), rand(4, 1, 2, 7, 7), rand(5, 3, 2, 3, 3));
+        }
+    }
+
+    @Test
+    void pooling() {
+        try (Scope s = Scope.open()) {
+            ok(v -> NN.maxPool2d(v[0], 2, 2, 0), rand(6, 2, 3, 6, 5));
+            ok(v -> NN.avgPool2d(v[0], 3, 2, 1), rand(7, 2, 3, 7, 7));
+            ok(v -> NN.adaptiveAvgPool2d(v[0], 1, 1), rand(8, 2, 3, 5, 3));
+        }
+    }
+
+    @Test
+    void batchNormTrainAndEval() {
+        try (Scope s = Scope.open()) {
+            ok(v -> NN.batchNorm2d(v[0], v[1], v[2], null, null, true, 0.1, 1e-5), rand(9, 3, 2, 3, 3), rand(10, 2), rand(11, 2));
+            Tensor rm = rand(12, 2), rv = rand(13, 0.5, 2, 2);
+            ok(v -> NN.batchNorm2d(v[0], v[1], v[2], rm, rv, false, 0.1, 1e-5), rand(14, 3, 2, 3, 3), rand(15, 2), rand(16, 2));
+        }
+    }
+
+    @Test
+    void crossEntropyAndSoftmax() {
+        try (Scope s = Scope.open()) {
+            ok(v -> NN.crossEntropy(v[0], new int[]{0, 2, 1, 2}, 0.1), rand(17, 4, 3));
+            ok(v -> NN.logSoftmax(v[0], 1), rand(18, 4, 3));
+            ok(v -> NN.softmax(v[0], 0), rand(19, 4, 3));
+        }
+    }
+
+    @Test
+    void dropoutScalesKeptAndIsIdentityInEval() {
+        try (Scope s = Scope.open()) {
+            Var x = Var.param(Tensor.ones(1000));
+            Var y = NN.dropout(x, 0.25, true, new fst4j.tensor.Rng(1));
+            float[] v = y.value().toFloatArray();
+            int kept = 0;
+            for (float f : v) { if (f != 0) { assertEquals(1 / 0.75f, f, 1e-6); kept++; } }
+            assertTrue(kept > 680 && kept < 820, "kept " + kept);
+            assertSame(x, NN.dropout(x, 0.25, false, new fst4j.tensor.Rng(1)));
+            y.sum().backward();
+            assertArrayEquals(v, x.grad().toFloatArray());
+        }
+    }
+
+    @Test
+    void smallCnnTrainsOnATinyProblem() {
+        try (Scope outer = Scope.open()) {
+            fst4j.tensor.Rng rng = new fst4j.tensor.Rng(3);
+            Var w = Var.param(rng.kaimingNormal(4, 1, 3, 3)), fc = Var.param(rng.kaimingNormal(2, 4));
+            Tensor x = rng.normal(0, 1, 8, 1, 6, 6);
+            int[] labels = {0, 1, 0, 1, 0, 1, 0, 1};
+            for (int i = 0; i < 8; i++) if (labels[i] == 1) x.slice(0, i, i + 1).copyFrom(x.slice(0, i, i + 1).add(1.5));
+            double first = 0, last = 0;
+            for (int step = 0; step < 60; step++) {
+                try (Scope st = Scope.open()) {
+                    Var h = NN.adaptiveAvgPool2d(NN.conv2d(Var.of(x.alias()), w, null, 1, 1).relu(), 1, 1).reshape(8, 4);
+                    Var loss = NN.crossEntropy(h.matmul(fc.transpose(0, 1)), labels, 0);
+                    if (step == 0) first = loss.item();
+                    last = loss.item();
+                    loss.backward();
+                    for (Var p : new Var[]{w, fc}) { p.value().copyFrom(p.value().sub(p.grad().mul(0.5))); p.zeroGrad(); }
+                }
+            }
+            assertTrue(last < first * 0.5, "loss " + first + " -> " + last);
+        }
+    }
+}

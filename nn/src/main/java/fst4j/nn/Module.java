@@ -1,0 +1,105 @@
+package fst4j.nn;
+
+import fst4j.autograd.Var;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A layer or model, as torch.nn.Module: named parameters (leaf Vars), buffers (running statistics),
+ * child modules, and a train/eval mode. Parameters and buffers are unowned off-heap tensors that live
+ * until {@link #close()}, whatever scope the module was built in.
+ */
+public abstract class Module implements AutoCloseable {
+    private final Map<String, Var> params = new LinkedHashMap<>();
+    private final Map<String, Tensor> buffers = new LinkedHashMap<>();
+    private final Map<String, Module> children = new LinkedHashMap<>();
+    private boolean training = true;
+
+    public abstract Var forward(Var x);
+
+    protected final Var parameter(String name, Tensor init) {
+        Var p = Scope.within(null, () -> Var.param(init.contiguous()));
+        init.close();
+        if (params.putIfAbsent(name, p) != null) throw new IllegalArgumentException("duplicate parameter name " + name);
+        return p;
+    }
+
+    protected final Tensor buffer(String name, Tensor init) {
+        Tensor b = Scope.within(null, init::contiguous);
+        init.close();
+        if (buffers.putIfAbsent(name, b) != null) throw new IllegalArgumentException("duplicate buffer name " + name);
+        return b;
+    }
+
+    protected final <M extends Module> M child(String name, M m) {
+        if (children.putIfAbsent(name, m) != null) throw new IllegalArgumentException("duplicate child name " + name);
+        return m;
+    }
+
+    public Map<String, Module> children() { return java.util.Collections.unmodifiableMap(children); }
+
+    /** Every parameter, depth-first, with dotted names as in PyTorch's state_dict. */
+    public Map<String, Var> namedParameters() {
+        Map<String, Var> out = new LinkedHashMap<>();
+        collect("", out, null);
+        return out;
+    }
+
+    public List<Var> parameters() { return new ArrayList<>(namedParameters().values()); }
+
+    /** Parameters' values and buffers, by dotted name (live references, not copies). */
+    public Map<String, Tensor> stateDict() {
+        Map<String, Var> p = new LinkedHashMap<>();
+        Map<String, Tensor> b = new LinkedHashMap<>();
+        collect("", p, b);
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        p.forEach((k, v) -> out.put(k, v.value()));
+        out.putAll(b);
+        return out;
+    }
+
+    /** Copies values in; every key must exist with the same shape, and every entry must be given. */
+    public void loadStateDict(Map<String, Tensor> state) {
+        Map<String, Tensor> mine = stateDict();
+        for (String k : mine.keySet())
+            if (!state.containsKey(k)) throw new IllegalArgumentException("state dict is missing " + k);
+        for (Map.Entry<String, Tensor> e : state.entrySet()) {
+            Tensor dst = mine.get(e.getKey());
+            if (dst == null) throw new IllegalArgumentException("unexpected key in state dict: " + e.getKey());
+            if (!Arrays.equals(dst.shape(), e.getValue().shape()))
+                throw new IllegalArgumentException("shape mismatch for " + e.getKey() + ": " + Arrays.toString(e.getValue().shape()) + " vs " + Arrays.toString(dst.shape()));
+            dst.copyFrom(e.getValue());
+        }
+    }
+
+    private void collect(String prefix, Map<String, Var> p, Map<String, Tensor> b) {
+        params.forEach((k, v) -> p.put(prefix + k, v));
+        if (b != null) buffers.forEach((k, v) -> b.put(prefix + k, v));
+        children.forEach((k, m) -> m.collect(prefix + k + ".", p, b));
+    }
+
+    public boolean isTraining() { return training; }
+
+    public Module train(boolean on) {
+        training = on;
+        children.values().forEach(c -> c.train(on));
+        return this;
+    }
+
+    public Module eval() { return train(false); }
+
+    public long parameterCount() { return parameters().stream().mapToLong(v -> v.value().numel()).sum(); }
+
+    @Override
+    public void close() {
+        params.values().forEach(Var::close);
+        buffers.values().forEach(Tensor::close);
+        children.values().forEach(Module::close);
+    }
+}

@@ -1,0 +1,98 @@
+package fst4j.nn;
+
+import fst4j.autograd.Var;
+import fst4j.tensor.DType;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * SGD with momentum, Nesterov and (coupled, L2) weight decay, exactly as torch.optim.SGD:
+ * g = grad + wd*w; buf = momentum*buf + (1-dampening)*g (buf = g at the first step); d = nesterov ? g + momentum*buf : buf;
+ * w -= lr * d. Parameters without a gradient are skipped. Momentum buffers are off-heap and freed by close().
+ */
+public final class SGD implements AutoCloseable {
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private final List<Var> params;
+    private final double momentum, weightDecay, dampening;
+    private final boolean nesterov;
+    private double lr;
+    private long steps;
+    private final Map<Var, Tensor> buffers = new IdentityHashMap<>();
+
+    public SGD(List<Var> params, double lr, double momentum, double weightDecay, boolean nesterov) {
+        if (lr < 0 || momentum < 0 || weightDecay < 0) throw new IllegalArgumentException("lr, momentum and weight decay must be >= 0");
+        if (nesterov && momentum == 0) throw new IllegalArgumentException("Nesterov momentum needs momentum > 0");
+        for (Var p : params) {
+            if (!p.requiresGrad()) throw new IllegalArgumentException("SGD given a Var that does not require a gradient");
+            if (p.value().dtype() != DType.F32 || !p.value().isContiguous()) throw new IllegalArgumentException("SGD parameters must be contiguous float32");
+        }
+        this.params = new ArrayList<>(params);
+        this.lr = lr;
+        this.momentum = momentum;
+        this.weightDecay = weightDecay;
+        this.nesterov = nesterov;
+        this.dampening = 0;
+    }
+
+    public double lr() { return lr; }
+    public void setLr(double lr) { this.lr = lr; }
+    public long steps() { return steps; }
+    public List<Var> params() { return params; }
+
+    public void zeroGrad() { params.forEach(Var::zeroGrad); }
+
+    public void step() {
+        for (Var p : params) {
+            Tensor g = p.grad();
+            if (g == null) continue;
+            Tensor w = p.value();
+            MemorySegment ws = w.data(), gs = g.data();
+            long n = w.numel();
+            float lrf = (float) lr, wd = (float) weightDecay, mom = (float) momentum, damp = (float) (1 - dampening);
+            if (momentum == 0) {
+                for (long i = 0; i < n; i++) {
+                    float wi = ws.getAtIndex(F, i);
+                    ws.setAtIndex(F, i, wi - lrf * (gs.getAtIndex(F, i) + wd * wi));
+                }
+                continue;
+            }
+            Tensor buf = buffers.get(p);
+            boolean first = buf == null;
+            if (first) { buf = Scope.within(null, () -> Tensor.zeros(w.shape())); buffers.put(p, buf); }
+            MemorySegment bs = buf.data();
+            for (long i = 0; i < n; i++) {
+                float wi = ws.getAtIndex(F, i);
+                float gi = gs.getAtIndex(F, i) + wd * wi;
+                float b = first ? gi : mom * bs.getAtIndex(F, i) + damp * gi;
+                bs.setAtIndex(F, i, b);
+                float d = nesterov ? gi + mom * b : b;
+                ws.setAtIndex(F, i, wi - lrf * d);
+            }
+        }
+        steps++;
+    }
+
+    /** Momentum buffers by parameter index, for checkpoints (null where none yet). */
+    public Tensor momentumBuffer(int paramIndex) { return buffers.get(params.get(paramIndex)); }
+
+    /** Restores a momentum buffer (copied) and the step count, for exact resume. */
+    public void restore(long steps, Map<Integer, Tensor> momentumBuffers) {
+        this.steps = steps;
+        buffers.values().forEach(Tensor::close);
+        buffers.clear();
+        momentumBuffers.forEach((i, t) -> buffers.put(params.get(i), Scope.within(null, () -> Tensor.empty(t.shape()).copyFrom(t))));
+    }
+
+    @Override
+    public void close() {
+        buffers.values().forEach(Tensor::close);
+        buffers.clear();
+    }
+}

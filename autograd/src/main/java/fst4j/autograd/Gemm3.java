@@ -1,0 +1,153 @@
+package fst4j.autograd;
+
+import fst4j.autograd.Profile.Part;
+import fst4j.sparse.Compressed24;
+import fst4j.sparse.HalfK;
+import fst4j.sparse.Restoration;
+import fst4j.sparse.SparseGemm;
+import fst4j.sparse.Sparsifier;
+import fst4j.sparse.Transposable24;
+import fst4j.tensor.Blas;
+import fst4j.tensor.DType;
+import fst4j.tensor.Tensor;
+
+/**
+ * The three GEMMs of one layer with a sparsifier in every operand slot (see {@link SparseConfig}), in the
+ * paper's orientation: W [Cout, K], X [K, cols], Y [Cout, cols]. Linear and Conv2d layers both use it
+ * ({@link Layers}). A 2:4 operand along the GEMM's K axis runs through the native 2:4 sparse GEMM
+ * (compressed values + metadata); other pruned operands are applied as masks before a dense GEMM (the
+ * simulated strategies of Table 1). One instance per layer: it keeps the layer's sparsifier state.
+ */
+public final class Gemm3 {
+    /** Supplies X [K, cols] (all columns) or only the kept columns of each image (Eq. 3 half-K). */
+    public interface Columns {
+        Tensor all();
+        Tensor kept(int[] positionsPerImage, int images);
+    }
+
+    private final SparseConfig cfg;
+
+    public Gemm3(SparseConfig cfg) { this.cfg = cfg; }
+
+    public SparseConfig config() { return cfg; }
+
+    /** Eq. 1's output, and S(W) when Eq. 2 takes W^T from it (the caller keeps it for backward). */
+    public record Forward(Tensor y, Tensor sw) {}
+
+    private static boolean f32(Tensor... ts) {
+        for (Tensor t : ts) if (t.dtype() != DType.F32) return false;
+        return true;
+    }
+
+    /** Eq. 1: Y = S(W) X; also returns S(W) (owned by the caller) when Eq. 2 takes W^T from it. */
+    public Forward forward(Tensor w, Tensor x) {
+        long t0 = Profile.start();
+        Tensor sw = cfg.w() instanceof Sparsifier.Dense ? w.alias() : cfg.w().apply(w);
+        Compressed24 c = null;
+        boolean sparse = cfg.w().accelerable() && f32(w, x) && (cfg.w() instanceof Transposable24 || axis(cfg.w(), 2) == 1);
+        if (sparse) c = Compressed24.compress(sw);
+        Profile.stop(Part.SPARSIFY, t0);
+        try {
+            long t1 = Profile.start();
+            Tensor y;
+            if (sparse) {
+                y = SparseGemm.spmm(c, x);
+            } else {
+                y = Tensor.empty(dtype(w, x), w.size(0), x.size(1));
+                Blas.gemm(1f, sw, x, 0f, y);
+            }
+            Profile.stop(Part.EQ1, t1);
+            return new Forward(y, cfg.wtFromSparse() ? sw.alias() : null);
+        } finally {
+            sw.close();
+            if (c != null) c.close();
+        }
+    }
+
+    private static DType dtype(Tensor a, Tensor b) { return a.dtype() == DType.F64 || b.dtype() == DType.F64 ? DType.F64 : DType.F32; }
+
+    private static int axis(Sparsifier s, int rank) { int a = s.axis(); return a < 0 ? a + rank : a; }
+
+    /** Eq. 2: dX = S(W^T) S(dY), [K, cols]; sw is forward's S(W) (used when the config takes W^T from it). */
+    public Tensor inputGrad(Tensor w, Tensor sw, Tensor dy) {
+        long t0 = Profile.start();
+        if (cfg.wtFromSparse() && sw == null) throw new IllegalArgumentException(cfg.name() + ": Eq. 2 needs the forward's S(W)");
+        Tensor src = cfg.wtFromSparse() ? sw : w;
+        Tensor swt = cfg.wt() instanceof Sparsifier.Dense ? src.alias() : cfg.wt().apply(src);   // [Cout, K], 2:4 along Cout
+        Tensor g = cfg.dyEq2() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq2().apply(dy);
+        boolean sparseWt = f32(w, dy) && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)
+                || (cfg.wt() instanceof Sparsifier.Dense && cfg.wtFromSparse() && cfg.w() instanceof Transposable24));
+        Compressed24 c = null;
+        try {
+            if (sparseWt) {
+                try (Tensor t = swt.t(); Tensor tc = t.contiguous()) { c = Compressed24.compress(tc); }
+            }
+            Profile.stop(Part.SPARSIFY, t0);
+            long t1 = Profile.start();
+            Tensor dx;
+            if (sparseWt) {
+                dx = SparseGemm.spmm(c, g);
+            } else {
+                dx = Tensor.empty(dtype(w, dy), w.size(1), dy.size(1));
+                try (Tensor t = swt.t()) { Blas.gemm(1f, t, g, 0f, dx); }
+            }
+            Profile.stop(Part.EQ2, t1);
+            return dx;
+        } finally {
+            swt.close();
+            g.close();
+            if (c != null) c.close();
+        }
+    }
+
+    /**
+     * Eq. 3: dW = G S(X)^T with G = IR(S(dY)), [Cout, K]. segment is the number of columns per image
+     * (H*W; cols for a linear layer), the unit of the fixed mask and of the shift.
+     */
+    public Tensor weightGrad(Tensor dy, Columns x, int segment, int kRows) {
+        long t0 = Profile.start();
+        Tensor g = cfg.dyEq3() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq3().apply(dy);
+        if (cfg.ir() != null) {
+            try (Tensor gc = g) {
+                SparseConfig.Shift s = cfg.ir();
+                g = Restoration.shiftAdd(gc, segment, s.coeff(), s.direction(), s.circular());
+            }
+        }
+        boolean halfK = cfg.xt() instanceof Sparsifier.Fixed24;
+        Profile.stop(Part.SPARSIFY, t0);
+        try {
+            if (halfK) {
+                int cols = dy.size(1), images = cols / segment;
+                long t1 = Profile.start();
+                Tensor gk = HalfK.gatherKept(g, segment);
+                Profile.stop(Part.SPARSIFY, t1);
+                int[] kept = HalfK.keptPositions(segment, segment);
+                try (gk; Tensor xk = x.kept(kept, images); Tensor xkt = xk.t()) {
+                    long t2 = Profile.start();
+                    Tensor dw = Tensor.empty(dy.size(0), kRows);
+                    Blas.gemm(1f, gk, xkt, 0f, dw);
+                    Profile.stop(Part.EQ3, t2);
+                    return dw;
+                }
+            }
+            Tensor xa = x.all();
+            Tensor xs;
+            if (cfg.xt() instanceof Sparsifier.Dense) xs = xa;
+            else {
+                long t1 = Profile.start();
+                xs = cfg.xt().apply(xa);
+                xa.close();
+                Profile.stop(Part.SPARSIFY, t1);
+            }
+            try (xs; Tensor xst = xs.t()) {
+                long t2 = Profile.start();
+                Tensor dw = Tensor.empty(dtype(g, xs), dy.size(0), kRows);
+                Blas.gemm(1f, g, xst, 0f, dw);
+                Profile.stop(Part.EQ3, t2);
+                return dw;
+            }
+        } finally {
+            g.close();
+        }
+    }
+}

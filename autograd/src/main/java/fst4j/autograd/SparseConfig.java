@@ -1,0 +1,119 @@
+package fst4j.autograd;
+
+import fst4j.sparse.AuthorsFixed24;
+import fst4j.sparse.Restoration;
+import fst4j.sparse.Sparsifier;
+import fst4j.sparse.Transposable24;
+
+import java.util.Locale;
+
+/**
+ * What a layer's three GEMMs prune (fst-method.md, "A layer as three GEMMs"). Matrices are in the
+ * paper's orientation: W [Cout, K], X [K, cols], Y = W X [Cout, cols], dY [Cout, cols], where
+ * K = Cin*k*k (conv) or in_features (linear) and cols = N*H*W (conv) or N (linear). Each slot's
+ * sparsifier carries its own axis, relative to the matrix as stored:
+ * <ul>
+ * <li>{@code w}: Eq. 1 operand S(W), 2:4 along K (axis 1 of W);</li>
+ * <li>{@code wt}: Eq. 2 operand S(W^T), 2:4 along Cout (axis 0 of W), taken from dense W or, when
+ *     {@code wtFromSparse}, from S(W) (the authors' S_T(S(W)));</li>
+ * <li>{@code dyEq2}: dY in Eq. 2, along Cout (axis 0); {@code dyEq3}: dY in Eq. 3, along cols (axis 1);</li>
+ * <li>{@code xt}: X^T in Eq. 3, along cols (axis 1); {@link Sparsifier.Fixed24} there means Eq. 7 per
+ *     image (even positions of each H*W), computed as a dense GEMM over the kept half of K;</li>
+ * <li>{@code ir}: Information Restoration, G = dY + coeff * shift(dY) along H*W before Eq. 3, or null.</li>
+ * </ul>
+ * The straight-through estimator is implicit: the Eq. 3 result is W's gradient. SR-STE's decay
+ * lambda*(W - S(W)) is the optimizer's part ({@code fst4j.nn.SGD}); {@link #decaysPruned()} says whether
+ * this configuration asks for it.
+ */
+public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtFromSparse,
+                           Sparsifier dyEq2, Sparsifier dyEq3, Sparsifier xt, Shift ir) {
+
+    /** The gradient shift of Eq. 8-10: out[j] = dY[j] + coeff * dY[j + direction] within each H*W. */
+    public record Shift(float coeff, int direction, boolean circular) {
+        public Shift {
+            if (direction != 1 && direction != -1) throw new IllegalArgumentException("shift direction must be +1 or -1, got " + direction);
+        }
+        public static final Shift PAPER = new Shift(Restoration.PAPER_COEFF, Restoration.PAPER_SHIFT, false);
+        public static final Shift AUTHORS = new Shift(Restoration.AUTHORS_COEFF, Restoration.AUTHORS_SHIFT, true);
+    }
+
+    private static final Sparsifier DENSE_SLOT = new Sparsifier.Dense();
+
+    public SparseConfig {
+        if (name == null || w == null || wt == null || dyEq2 == null || dyEq3 == null || xt == null)
+            throw new IllegalArgumentException("every slot of a SparseConfig needs a sparsifier (use Sparsifier.Dense)");
+    }
+
+    /** True when the forward weight is pruned, so SR-STE's decay of pruned weights applies. */
+    public boolean decaysPruned() { return !(w instanceof Sparsifier.Dense); }
+
+    public boolean isDense() {
+        return w instanceof Sparsifier.Dense && wt instanceof Sparsifier.Dense && !wtFromSparse && dyEq2 instanceof Sparsifier.Dense
+                && dyEq3 instanceof Sparsifier.Dense && xt instanceof Sparsifier.Dense && ir == null;
+    }
+
+    public SparseConfig withName(String n) { return new SparseConfig(n, w, wt, wtFromSparse, dyEq2, dyEq3, xt, ir); }
+    public SparseConfig withXt(Sparsifier s) { return new SparseConfig(name, w, wt, wtFromSparse, dyEq2, dyEq3, s, ir); }
+    public SparseConfig withIr(Shift s) { return new SparseConfig(name, w, wt, wtFromSparse, dyEq2, dyEq3, xt, s); }
+
+    /**
+     * The ready-made configurations. Each call of {@link #config()} makes fresh sparsifier instances, since
+     * some carry per-layer state (TSM's mask refresh, the authors' random patterns).
+     */
+    public enum Method {
+        /** No pruning. */
+        DENSE,
+        /** S(W) forward only; dense backward; SR-STE decay (Zhou et al. 2021). */
+        SR_STE,
+        /** Transposable 2:4 mask for W and W^T, refreshed every 40 steps (Hubara et al. 2021). */
+        TSM,
+        /** Table 1: S(W^T) dY in Eq. 2, S(dY) X^T in Eq. 3. */
+        WG,
+        /** Table 1: S(W^T) dY in Eq. 2, dY S(X^T) (sorted) in Eq. 3. */
+        WX,
+        /** Table 1: W^T S(dY) in Eq. 2, S(dY) X^T in Eq. 3. */
+        GG,
+        /** Table 1: W^T S(dY) in Eq. 2, dY S(X^T) in Eq. 3. */
+        GX,
+        /** FST x2: S(W) in Eq. 1, separately pruned S(W^T) in Eq. 2. */
+        FST2,
+        /** FST2 plus the fixed Eq. 7 mask on X^T in Eq. 3, without Information Restoration. */
+        FST3,
+        /** The paper's FST x3: FST3 plus the gradient shift (coefficient 1, next position). */
+        FST3_IR,
+        /** The authors' public code: 0.03 * roll(dY, 1) circular, four random fixed patterns, S_T(S(W)). */
+        FST_CODE;
+
+        public SparseConfig config() { return config(0); }
+
+        /** seed feeds the random pattern choice of FST_CODE (other methods ignore it). */
+        public SparseConfig config(long seed) {
+            Sparsifier d = DENSE_SLOT;
+            Sparsifier sw = new Sparsifier.Magnitude24(1), swt = new Sparsifier.Magnitude24(0);
+            String n = name().toLowerCase(Locale.ROOT);
+            return switch (this) {
+                case DENSE -> new SparseConfig(n, d, d, false, d, d, d, null);
+                case SR_STE -> new SparseConfig(n, sw, d, false, d, d, d, null);
+                case TSM -> new SparseConfig(n, new Transposable24(40), d, true, d, d, d, null);
+                case WG -> new SparseConfig(n, sw, swt, false, d, new Sparsifier.SortMagnitude24(1), d, null);
+                case WX -> new SparseConfig(n, sw, swt, false, d, d, new Sparsifier.SortMagnitude24(1), null);
+                case GG -> new SparseConfig(n, sw, d, false, new Sparsifier.SortMagnitude24(0), new Sparsifier.SortMagnitude24(1), d, null);
+                case GX -> new SparseConfig(n, sw, d, false, new Sparsifier.SortMagnitude24(0), d, new Sparsifier.SortMagnitude24(1), null);
+                case FST2 -> new SparseConfig(n, sw, swt, false, d, d, d, null);
+                case FST3 -> new SparseConfig(n, sw, swt, false, d, d, new Sparsifier.Fixed24(1), null);
+                case FST3_IR -> new SparseConfig(n, sw, swt, false, d, d, new Sparsifier.Fixed24(1), Shift.PAPER);
+                case FST_CODE -> new SparseConfig(n, sw, swt, true, d, d, new AuthorsFixed24(1, seed), Shift.AUTHORS);
+            };
+        }
+
+        /** Parses "fst3_ir", "FST3-IR", "sr-ste", ... */
+        public static Method parse(String s) {
+            String k = s.trim().toUpperCase(Locale.ROOT).replace('-', '_');
+            try {
+                return valueOf(k);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("unknown sparsity method '" + s + "'; known: " + java.util.Arrays.toString(values()).toLowerCase(Locale.ROOT));
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+package fst4j.autograd;
+
+import fst4j.tensor.DType;
+import fst4j.tensor.Rng;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The Eq. 1-3 node: DENSE equals a plain layer; FST3_IR equals fst-method.md's formulas in float64. */
+class Gemm3Test {
+
+    static void close(float[] a, float[] b, double tol, String what) {
+        assertEquals(a.length, b.length, what);
+        double scale = 0;
+        for (float v : b) scale = Math.max(scale, Math.abs(v));
+        for (int i = 0; i < a.length; i++)
+            assertEquals(b[i], a[i], tol * Math.max(1, scale), what + " at " + i);
+    }
+
+    @Test
+    void denseLinearEqualsPlainMatmul() {
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(1);
+            Var x1 = Var.param(r.normal(0, 1, 7, 17)), w1 = Var.param(r.normal(0, 1, 5, 17)), b1 = Var.param(r.normal(0, 1, 5));
+            Var x2 = Var.param(x1.value().copy()), w2 = Var.param(w1.value().copy()), b2 = Var.param(b1.value().copy());
+            Var y1 = Layers.linear(new Gemm3(SparseConfig.Method.DENSE.config()), x1, w1, b1);
+            Var y2 = x2.matmul(w2.transpose(0, 1)).add(b2);
+            close(y1.value().toFloatArray(), y2.value().toFloatArray(), 1e-5, "y");
+            Tensor g = r.normal(0, 1, 7, 5);
+            y1.backward(g);
+            y2.backward(g);
+            close(x1.grad().toFloatArray(), x2.grad().toFloatArray(), 1e-5, "dx");
+            close(w1.grad().toFloatArray(), w2.grad().toFloatArray(), 1e-5, "dw");
+            close(b1.grad().toFloatArray(), b2.grad().toFloatArray(), 1e-5, "db");
+        }
+    }
+
+    @Test
+    void denseConvEqualsPlainConvAndPassesGradcheck() {
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(2);
+            Var x1 = Var.param(r.normal(0, 1, 3, 5, 7, 6)), w1 = Var.param(r.normal(0, 1, 8, 5, 3, 3));
+            Var x2 = Var.param(x1.value().copy()), w2 = Var.param(w1.value().copy());
+            Var y1 = Layers.conv2d(new Gemm3(SparseConfig.Method.DENSE.config()), x1, w1, null, 2, 1);
+            Var y2 = NN.conv2d(x2, w2, null, 2, 1);
+            close(y1.value().toFloatArray(), y2.value().toFloatArray(), 1e-5, "y");
+            Tensor g = r.normal(0, 1, y1.shape());
+            y1.backward(g);
+            y2.backward(g);
+            close(x1.grad().toFloatArray(), x2.grad().toFloatArray(), 1e-5, "dx");
+            close(w1.grad().toFloatArray(), w2.grad().toFloatArray(), 1e-5, "dw");
+            Gemm3 dense = new Gemm3(SparseConfig.Method.DENSE.config());
+            GradCheck.Result res = GradCheck.check(v -> Layers.conv2d(dense, v[0], v[1], v[2], 1, 1),
+                    OpsGradTest.rand(3, 2, 3, 5, 4), OpsGradTest.rand(4, 4, 3, 3, 3), OpsGradTest.rand(5, 4));
+            assertTrue(res.passed(), res.toString());
+            GradCheck.Result lin = GradCheck.check(v -> Layers.linear(dense, v[0], v[1], v[2]),
+                    OpsGradTest.rand(6, 3, 7), OpsGradTest.rand(7, 4, 7), OpsGradTest.rand(8, 4));
+            assertTrue(lin.passed(), lin.toString());
+        }
+    }
+
+    // ---- independent float64 reference for FST3_IR (fst-method.md) ----
+
+    /** Keep the 2 largest |v| of each group of 4 along the given axis of a [R, C] matrix (lower index wins ties). */
+    static double[][] top2(double[][] m, int axis) {
+        int R = m.length, C = m[0].length;
+        double[][] out = new double[R][C];
+        int len = axis == 1 ? C : R, lines = axis == 1 ? R : C;
+        for (int l = 0; l < lines; l++)
+            for (int g = 0; g < len; g += 4) {
+                int n = Math.min(4, len - g);
+                Integer[] idx = new Integer[n];
+                for (int i = 0; i < n; i++) idx[i] = i;
+                final int line = l, base = g;
+                java.util.Arrays.sort(idx, (a, b) -> {
+                    double va = Math.abs(axis == 1 ? m[line][base + a] : m[base + a][line]);
+                    double vb = Math.abs(axis == 1 ? m[line][base + b] : m[base + b][line]);
+                    return va != vb ? Double.compare(vb, va) : Integer.compare(a, b);
+                });
+                for (int i = 0; i < Math.min(2, n); i++) {
+                    int j = base + idx[i];
+                    if (axis == 1) out[line][j] = m[line][j]; else out[j][line] = m[j][line];
+                }
+            }
+        return out;
+    }
+
+    @Test
+    void fst3IrConvGradientsEqualTheFormulasInFloat64() {
+        int n = 2, cin = 3, h = 5, wd = 6, cout = 8, k = 3, pad = 1;  // K = 27: not a multiple of 4
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(9);
+            Tensor xt = r.normal(0, 1, n, cin, h, wd), wt = r.normal(0, 1, cout, cin, k, k), gt = r.normal(0, 1, n, cout, h, wd);
+            Var x = Var.param(xt.copy()), w = Var.param(wt.copy());
+            Var y = Layers.conv2d(new Gemm3(SparseConfig.Method.FST3_IR.config()), x, w, null, 1, pad);
+            y.backward(gt);
+
+            int K = cin * k * k, P = h * wd;
+            double[][] W = new double[cout][K];
+            for (int o = 0; o < cout; o++) for (int q = 0; q < K; q++) W[o][q] = wt.getFlat((long) o * K + q);
+            // im2col in float64 by loops: X[n][q][p]
+            double[][][] X = new double[n][K][P];
+            for (int b = 0; b < n; b++) for (int c = 0; c < cin; c++) for (int i = 0; i < k; i++) for (int j = 0; j < k; j++)
+                for (int oh = 0; oh < h; oh++) for (int ow = 0; ow < wd; ow++) {
+                    int ih = oh - pad + i, iw = ow - pad + j;
+                    X[b][(c * k + i) * k + j][oh * wd + ow] = ih < 0 || ih >= h || iw < 0 || iw >= wd ? 0 : xt.getDouble(b, c, ih, iw);
+                }
+            double[][] SW = top2(W, 1), SWT = top2(W, 0);
+            // Eq. 1
+            for (int b = 0; b < n; b++) for (int o = 0; o < cout; o++) for (int p = 0; p < P; p++) {
+                double acc = 0;
+                for (int q = 0; q < K; q++) acc += SW[o][q] * X[b][q][p];
+                assertEquals(acc, y.value().getDouble(b, o, p / wd, p % wd), 1e-4, "Eq.1");
+            }
+            // Eq. 2 then col2im
+            double[][][][] dx = new double[n][cin][h][wd];
+            for (int b = 0; b < n; b++) for (int q = 0; q < K; q++) for (int p = 0; p < P; p++) {
+                double acc = 0;
+                for (int o = 0; o < cout; o++) acc += SWT[o][q] * gt.getDouble(b, o, p / wd, p % wd);
+                int c = q / (k * k), i = (q / k) % k, j = q % k, ih = p / wd - pad + i, iw = p % wd - pad + j;
+                if (ih >= 0 && ih < h && iw >= 0 && iw < wd) dx[b][c][ih][iw] += acc;
+            }
+            for (int b = 0; b < n; b++) for (int c = 0; c < cin; c++) for (int i = 0; i < h; i++) for (int j = 0; j < wd; j++)
+                assertEquals(dx[b][c][i][j], x.grad().getDouble(b, c, i, j), 1e-4, "Eq.2");
+            // Eq. 3 with fixed mask (even positions of H*W) and IR: G[p] = dY[p] + dY[p+1] within the image
+            for (int o = 0; o < cout; o++) for (int q = 0; q < K; q++) {
+                double acc = 0;
+                for (int b = 0; b < n; b++) for (int p = 0; p < P; p += 2) {
+                    double gv = gt.getDouble(b, o, p / wd, p % wd) + (p + 1 < P ? gt.getDouble(b, o, (p + 1) / wd, (p + 1) % wd) : 0);
+                    acc += gv * X[b][q][p];
+                }
+                assertEquals(acc, w.grad().getDouble(o, q / (k * k), (q / k) % k, q % k), 1e-4, "Eq.3");
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(SparseConfig.Method.class)
+    void everyMethodTrainsAConvAndALinearAtAwkwardSizes(SparseConfig.Method m) {
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(m.ordinal());
+            Var x = Var.param(r.normal(0, 1, 3, 1, 7, 7));
+            Var w = Var.param(r.normal(0, 1, 12, 1, 3, 3));        // K = 9
+            Var fc = Var.param(r.normal(0, 1, 10, 12 * 49));
+            SparseConfig cfg = m.config(5);
+            Var h = Layers.conv2d(new Gemm3(cfg), x, w, null, 1, 1).relu();
+            Var out = Layers.linear(new Gemm3(m.config(6)), h.reshape(3, -1), fc, null);
+            assertArrayEquals(new int[]{3, 10}, out.shape());
+            NN.crossEntropy(out, new int[]{1, 5, 9}, 0.1).backward();
+            for (Var v : new Var[]{x, w, fc}) {
+                assertNotNull(v.grad(), m + " gradient");
+                assertFalse(fst4j.tensor.Elementwise.hasNonFinite(v.grad()), m + " finite gradient");
+                assertTrue(v.grad().abs().sum().item() > 0, m + " non-zero gradient");
+            }
+            if (cfg.w() instanceof fst4j.sparse.Sparsifier.Magnitude24) {
+                // Eq. 1 really used S(W): the output equals the dense conv of the masked weight
+                try (Tensor sw = cfg.w().apply(w.value().reshape(12, 9)); Tensor sw4 = sw.reshape(12, 1, 3, 3);
+                     Tensor ref = fst4j.tensor.Conv.conv2d(x.value(), sw4, null, 1, 1); Tensor y = Layers.conv2d(new Gemm3(cfg), Var.of(x.value().alias()), Var.of(w.value().alias()), null, 1, 1).value()) {
+                    close(y.toFloatArray(), ref.toFloatArray(), 1e-5, "S(W) forward");
+                }
+            }
+        }
+    }
+
+    @Test
+    void parseNamesAndRejectUnknown() {
+        assertEquals(SparseConfig.Method.FST3_IR, SparseConfig.Method.parse("fst3-ir"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SparseConfig.Method.parse("fst4"));
+        assertTrue(e.getMessage().contains("unknown sparsity method"), e.getMessage());
+    }
+}

@@ -1,0 +1,28 @@
+package fst4j.nn;
+
+import fst4j.autograd.NN;
+import fst4j.autograd.Var;
+import fst4j.tensor.Tensor;
+
+/** Batch norm over (N, H, W) per channel, with running statistics (momentum 0.1, eps 1e-5 by default). */
+public final class BatchNorm2d extends Module {
+    private final Var gamma, beta;
+    private final Tensor runningMean, runningVar;
+    private final double momentum, eps;
+
+    public BatchNorm2d(int channels) { this(channels, 0.1, 1e-5); }
+
+    public BatchNorm2d(int channels, double momentum, double eps) {
+        this.gamma = parameter("weight", Tensor.ones(channels));
+        this.beta = parameter("bias", Tensor.zeros(channels));
+        this.runningMean = buffer("running_mean", Tensor.zeros(channels));
+        this.runningVar = buffer("running_var", Tensor.ones(channels));
+        this.momentum = momentum;
+        this.eps = eps;
+    }
+
+    public Var gamma() { return gamma; }
+
+    @Override
+    public Var forward(Var x) { return NN.batchNorm2d(x, gamma, beta, runningMean, runningVar, isTraining(), momentum, eps); }
+}

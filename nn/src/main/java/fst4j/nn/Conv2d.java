@@ -1,0 +1,31 @@
+package fst4j.nn;
+
+import fst4j.autograd.Gemm3;
+import fst4j.autograd.Layers;
+import fst4j.autograd.SparseConfig;
+import fst4j.autograd.Var;
+import fst4j.tensor.Rng;
+
+/** 2-D convolution (NCHW, square kernel) through the Eq. 1-3 node. Kaiming-normal init (fan_in, ReLU). */
+public final class Conv2d extends Module implements Sparse {
+    public final int cin, cout, kernel, stride, padding;
+    private final Var weight, bias;
+    private Gemm3 node;
+
+    public Conv2d(int cin, int cout, int kernel, int stride, int padding, boolean bias, SparseConfig cfg, Rng rng) {
+        if (cin <= 0 || cout <= 0 || kernel <= 0 || stride <= 0 || padding < 0)
+            throw new IllegalArgumentException("Conv2d: bad geometry cin=" + cin + " cout=" + cout + " k=" + kernel + " stride=" + stride + " padding=" + padding);
+        this.cin = cin; this.cout = cout; this.kernel = kernel; this.stride = stride; this.padding = padding;
+        this.weight = parameter("weight", rng.kaimingNormal(cout, cin, kernel, kernel));
+        this.bias = bias ? parameter("bias", fst4j.tensor.Tensor.zeros(cout)) : null;
+        this.node = new Gemm3(cfg);
+    }
+
+    public Var weight() { return weight; }
+
+    @Override public SparseConfig sparsity() { return node.config(); }
+    @Override public void setSparsity(SparseConfig cfg) { node = new Gemm3(cfg); }
+
+    @Override
+    public Var forward(Var x) { return Layers.conv2d(node, x, weight, bias, stride, padding); }
+}

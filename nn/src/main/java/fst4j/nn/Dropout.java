@@ -1,0 +1,17 @@
+package fst4j.nn;
+
+import fst4j.autograd.NN;
+import fst4j.autograd.Var;
+import fst4j.tensor.Rng;
+
+/** Inverted dropout; identity in eval mode. Uses its own seeded Rng (part of the checkpointed state). */
+public final class Dropout extends Module {
+    private final double p;
+    private final Rng rng;
+    public Dropout(double p, Rng rng) {
+        if (p < 0 || p >= 1) throw new IllegalArgumentException("dropout probability must be in [0, 1), got " + p);
+        this.p = p;
+        this.rng = rng;
+    }
+    @Override public Var forward(Var x) { return NN.dropout(x, p, isTraining(), rng); }
+}

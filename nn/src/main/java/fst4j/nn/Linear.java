@@ -1,0 +1,32 @@
+package fst4j.nn;
+
+import fst4j.autograd.Gemm3;
+import fst4j.autograd.Layers;
+import fst4j.autograd.SparseConfig;
+import fst4j.autograd.Var;
+import fst4j.tensor.Rng;
+
+/** y = x W^T + b, W [out, in], through the Eq. 1-3 node with the given sparsity configuration. */
+public final class Linear extends Module implements Sparse {
+    public final int in, out;
+    private final Var weight, bias;
+    private Gemm3 node;
+
+    public Linear(int in, int out, boolean bias, SparseConfig cfg, Rng rng) {
+        if (in <= 0 || out <= 0) throw new IllegalArgumentException("Linear needs positive sizes, got " + in + " -> " + out);
+        this.in = in;
+        this.out = out;
+        double bound = 1 / Math.sqrt(in);   // PyTorch's default init
+        this.weight = parameter("weight", rng.uniform(-bound, bound, out, in));
+        this.bias = bias ? parameter("bias", rng.uniform(-bound, bound, out)) : null;
+        this.node = new Gemm3(cfg);
+    }
+
+    public Var weight() { return weight; }
+
+    @Override public SparseConfig sparsity() { return node.config(); }
+    @Override public void setSparsity(SparseConfig cfg) { node = new Gemm3(cfg); }
+
+    @Override
+    public Var forward(Var x) { return Layers.linear(node, x, weight, bias); }
+}

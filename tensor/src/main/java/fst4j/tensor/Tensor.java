@@ -249,13 +249,42 @@ public final class Tensor implements AutoCloseable {
             if (dtype == s.dtype && isContiguous() && s.isContiguous()) {
                 MemorySegment.copy(s.storage.segment(), s.byteOffset(), storage.segment(), byteOffset(), numel() * dtype.bytes);
             } else {
-                long n = numel();
-                for (long i = 0; i < n; i++) setAt(storageIndex(i), s.getAt(s.storageIndex(i)));
+                stridedCopy(this, s);
             }
         } finally {
             s.close();
         }
         return this;
+    }
+
+    /**
+     * dst[i] = src[i] over the logical index, both any layout of the same shape: an odometer over the
+     * outer axes and a tight loop over the last one (float32 to float32 without conversion).
+     */
+    private static void stridedCopy(Tensor dst, Tensor src) {
+        int r = dst.shape.length;
+        long n = dst.numel();
+        if (n == 0) return;
+        if (r == 0) { dst.setAt(dst.offset, src.getAt(src.offset)); return; }
+        int inner = dst.shape[r - 1];
+        long ds = dst.strides[r - 1], ss = src.strides[r - 1];
+        int[] idx = new int[r];
+        MemorySegment dseg = dst.storage.segment(), sseg = src.storage.segment();
+        boolean f32 = dst.dtype == DType.F32 && src.dtype == DType.F32;
+        for (long done = 0; done < n; done += inner) {
+            long doff = dst.offset, soff = src.offset;
+            for (int d = 0; d < r - 1; d++) { doff += idx[d] * dst.strides[d]; soff += idx[d] * src.strides[d]; }
+            if (f32) {
+                if (ds == 1 && ss == 1) MemorySegment.copy(sseg, soff * 4, dseg, doff * 4, (long) inner * 4);
+                else for (int j = 0; j < inner; j++) dseg.setAtIndex(F, doff + j * ds, sseg.getAtIndex(F, soff + j * ss));
+            } else {
+                for (int j = 0; j < inner; j++) dst.setAt(doff + j * ds, src.getAt(soff + j * ss));
+            }
+            for (int d = r - 2; d >= 0; d--) {
+                if (++idx[d] < dst.shape[d]) break;
+                idx[d] = 0;
+            }
+        }
     }
 
     // ------------------------------------------------------------------ views

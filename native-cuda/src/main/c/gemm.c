@@ -14,10 +14,13 @@
 #define FST_KC 384      /* max depth of one packed block */
 #endif
 #ifndef FST_NB
-#define FST_NB 480      /* columns of B packed per L2 block (rounded down to NR) */
+#define FST_NB 240      /* columns of B packed per L2 block (rounded down to NR) */
 #endif
 #ifndef FST_MB
 #define FST_MB 1536     /* rows of A packed per block (rounded down to MR) */
+#endif
+#ifndef PF_LOCALITY
+#define PF_LOCALITY 1   /* __builtin_prefetch locality of the next B block: 1 = towards L2 */
 #endif
 
 const fst_kernel *fst_gemm_kernel(void) {
@@ -75,28 +78,43 @@ static void pack_a(const job *jb, int mr, int64_t i0, int64_t mc, int64_t p0, in
 
 /* B[p0:p0+kc, j0:j0+nc] into NR-wide slivers: sliver s holds, for each p, columns s*NR .. s*NR+NR-1. */
 static void pack_b(const job *jb, int nr, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float *restrict dst) {
-    for (int64_t js = 0; js < nc; js += nr) {
-        int n = (int)(nc - js < nr ? nc - js : nr);
-        float *restrict d = dst + js * kc;
-        if (!jb->tB) {
-            const float *src = jb->B + p0 * jb->ldb + j0 + js;
-            if (n == nr) {
-                for (int64_t p = 0; p < kc; p++) memcpy(d + p * nr, src + p * jb->ldb, (size_t)nr * 4);
-            } else {
-                for (int64_t p = 0; p < kc; p++) {
-                    float *dp = d + p * nr;
-                    memcpy(dp, src + p * jb->ldb, (size_t)n * 4);
-                    for (int j = n; j < nr; j++) dp[j] = 0.0f;
-                }
-            }
-        } else {
-            const float *src = jb->B + (j0 + js) * jb->ldb + p0;
-            for (int64_t p = 0; p < kc; p++) {
-                float *dp = d + p * nr;
-                for (int j = 0; j < n; j++) dp[j] = src[j * jb->ldb + p];
+    if (!jb->tB) {
+        /* Row by row: each source row segment is read once, contiguously (friendly to the prefetchers). */
+        const int64_t full = nc / nr * nr;
+        const int n = (int)(nc - full);
+        for (int64_t p = 0; p < kc; p++) {
+            const float *src = jb->B + (p0 + p) * jb->ldb + j0;
+            float *restrict d = dst + p * nr;
+            for (int64_t js = 0; js < full; js += nr) memcpy(d + js * kc, src + js, (size_t)nr * 4);
+            if (n) {
+                float *dp = d + full * kc;
+                memcpy(dp, src + full, (size_t)n * 4);
                 for (int j = n; j < nr; j++) dp[j] = 0.0f;
             }
         }
+        return;
+    }
+    for (int64_t js = 0; js < nc; js += nr) {
+        int n = (int)(nc - js < nr ? nc - js : nr);
+        float *restrict d = dst + js * kc;
+        const float *src = jb->B + (j0 + js) * jb->ldb + p0;
+        for (int64_t p = 0; p < kc; p++) {
+            float *dp = d + p * nr;
+            for (int j = 0; j < n; j++) dp[j] = src[j * jb->ldb + p];
+            for (int j = n; j < nr; j++) dp[j] = 0.0f;
+        }
+    }
+}
+
+typedef struct {
+    const float *src;
+    int64_t ld, rows, lines, per_call, r, l;
+} prefetcher;
+
+static inline void prefetch_some(prefetcher *pf) {
+    for (int64_t i = 0; i < pf->per_call && pf->r < pf->rows; i++) {
+        __builtin_prefetch(pf->src + pf->r * pf->ld + pf->l * 16, 0, PF_LOCALITY);
+        if (++pf->l == pf->lines) { pf->l = 0; pf->r++; }
     }
 }
 
@@ -122,12 +140,29 @@ static int gemm_range(const job *jb, int64_t m0, int64_t m1, int64_t n0, int64_t
             for (int64_t jc = n0; jc < n1; jc += NB) {
                 int64_t nc = n1 - jc < NB ? n1 - jc : NB;
                 pack_b(jb, nr, jc, nc, pc, kc, tl_bbuf);
+                /* While this block computes, pull the next block of B (row-major source) towards L2 a few
+                 * lines per micro-kernel call, so its packing does not wait on DRAM. */
+                prefetcher pf = { 0 };
+                if (!jb->tB) {
+                    int64_t npc = pc, njc = jc + NB;
+                    if (njc >= n1) { njc = n0; npc = pc + kcb; }
+                    if (npc < K) {
+                        int64_t nnc = n1 - njc < NB ? n1 - njc : NB;
+                        pf.src = jb->B + npc * jb->ldb + njc;
+                        pf.ld = jb->ldb;
+                        pf.rows = K - npc < kcb ? K - npc : kcb;
+                        pf.lines = (nnc + 15) / 16;
+                        int64_t calls = ((mc + mr - 1) / mr) * ((nc + nr - 1) / nr);
+                        pf.per_call = (pf.rows * pf.lines + calls - 1) / calls;
+                    }
+                }
                 for (int64_t ir = 0; ir < mc; ir += mr) {
                     int m = (int)(mc - ir < mr ? mc - ir : mr);
                     const float *ap = tl_abuf + ir * kc;
                     float *cp = jb->C + (ic + ir) * jb->ldc + jc;
                     for (int64_t jr = 0; jr < nc; jr += nr) {
                         int n = (int)(nc - jr < nr ? nc - jr : nr);
+                        if (pf.src) prefetch_some(&pf);
                         k->kernel(kc, ap, tl_bbuf + jr * kc, cp + jr, jb->ldc, jb->alpha, beta, m, n);
                     }
                 }

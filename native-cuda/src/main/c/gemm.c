@@ -27,9 +27,13 @@ const fst_kernel *fst_gemm_kernel(void) {
     static const fst_kernel *chosen;
     if (!chosen) {
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) chosen = &fst_kernel_avx512;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) chosen = &fst_kernel_avx2;
-        else chosen = &fst_kernel_generic;
+        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        int avx512 = avx2 && __builtin_cpu_supports("avx512f");
+        /* FST4J_ISA=avx2|generic forces a lesser family (to test it on a bigger machine); never a missing one. */
+        const char *force = getenv("FST4J_ISA");
+        if (force && strcmp(force, "generic") == 0) avx2 = avx512 = 0;
+        else if (force && strcmp(force, "avx2") == 0) avx512 = 0;
+        chosen = avx512 ? &fst_kernel_avx512 : avx2 ? &fst_kernel_avx2 : &fst_kernel_generic;
     }
     return chosen;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
+#include <pthread.h>
 
 #ifndef FST_KC
 #define FST_KC 384      /* max depth of one packed block */
@@ -47,66 +48,51 @@ typedef struct {
     int64_t ldc;
 } job;
 
-/* A[i0:i0+mc, p0:p0+kc] into MR-high slivers: sliver s holds, for each p, rows s*MR .. s*MR+MR-1. */
-static void pack_a(const job *jb, int mr, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float *restrict dst) {
-    for (int64_t is = 0; is < mc; is += mr) {
-        int m = (int)(mc - is < mr ? mc - is : mr);
-        float *restrict d = dst + is * kc;
-        if (!jb->tA) {
-            const float *src = jb->A + (i0 + is) * jb->lda + p0;
-            const int64_t lda = jb->lda;
-            if (m == 8 && mr == 8) {
-                for (int64_t p = 0; p < kc; p++) {
-                    float *dp = d + p * 8;
-                    const float *s = src + p;
-                    dp[0] = s[0]; dp[1] = s[lda]; dp[2] = s[2 * lda]; dp[3] = s[3 * lda];
-                    dp[4] = s[4 * lda]; dp[5] = s[5 * lda]; dp[6] = s[6 * lda]; dp[7] = s[7 * lda];
-                }
-            } else {
-                for (int64_t p = 0; p < kc; p++) {
-                    float *dp = d + p * mr;
-                    for (int i = 0; i < m; i++) dp[i] = src[i * lda + p];
-                    for (int i = m; i < mr; i++) dp[i] = 0.0f;
-                }
-            }
-        } else {
-            for (int64_t p = 0; p < kc; p++) {
-                const float *src = jb->A + (p0 + p) * jb->lda + i0 + is;
-                float *dp = d + p * mr;
-                for (int i = 0; i < m; i++) dp[i] = src[i];
-                for (int i = m; i < mr; i++) dp[i] = 0.0f;
-            }
+/* Copy of w floats with the width known at compile time for the kernel shapes (inlined vector moves). */
+static inline void copy_w(float *restrict d, const float *restrict s, int w) {
+    switch (w) {
+    case 8: memcpy(d, s, 8 * 4); break;
+    case 16: memcpy(d, s, 16 * 4); break;
+    case 48: memcpy(d, s, 48 * 4); break;
+    default: memcpy(d, s, (size_t)w * 4);
+    }
+}
+
+/* Non-transposing pack: source rows run along the sliver width (A transposed, B not transposed).
+ * Slivers of w: dst[s * w * kc + p * w + j] = src[p * ld + s * w + j], zero past cols. Row by row, so each
+ * source row segment is read once, contiguously (friendly to the hardware prefetchers). */
+static void pack_n(const float *src, int64_t ld, int64_t cols, int w, int64_t kc, float *restrict dst) {
+    const int64_t full = cols / w * w;
+    const int n = (int)(cols - full);
+    for (int64_t p = 0; p < kc; p++) {
+        const float *s = src + p * ld;
+        float *restrict d = dst + p * w;
+        for (int64_t js = 0; js < full; js += w) copy_w(d + js * kc, s + js, w);
+        if (n) {
+            float *dp = d + full * kc;
+            memcpy(dp, s + full, (size_t)n * 4);
+            for (int j = n; j < w; j++) dp[j] = 0.0f;
         }
     }
 }
 
-/* B[p0:p0+kc, j0:j0+nc] into NR-wide slivers: sliver s holds, for each p, columns s*NR .. s*NR+NR-1. */
-static void pack_b(const job *jb, int nr, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float *restrict dst) {
-    if (!jb->tB) {
-        /* Row by row: each source row segment is read once, contiguously (friendly to the prefetchers). */
-        const int64_t full = nc / nr * nr;
-        const int n = (int)(nc - full);
-        for (int64_t p = 0; p < kc; p++) {
-            const float *src = jb->B + (p0 + p) * jb->ldb + j0;
-            float *restrict d = dst + p * nr;
-            for (int64_t js = 0; js < full; js += nr) memcpy(d + js * kc, src + js, (size_t)nr * 4);
-            if (n) {
-                float *dp = d + full * kc;
-                memcpy(dp, src + full, (size_t)n * 4);
-                for (int j = n; j < nr; j++) dp[j] = 0.0f;
-            }
-        }
-        return;
+/* op(A)[i0:i0+mc, p0:p0+kc] into MR-high slivers: sliver s holds, for each p, rows s*MR .. s*MR+MR-1. */
+static void pack_a(const job *jb, const fst_kernel *k, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float *dst) {
+    const int mr = k->mr;
+    if (jb->tA) { pack_n(jb->A + p0 * jb->lda + i0, jb->lda, mc, mr, kc, dst); return; }
+    for (int64_t is = 0; is < mc; is += mr) {
+        int m = (int)(mc - is < mr ? mc - is : mr);
+        k->pack_t(jb->A + (i0 + is) * jb->lda + p0, jb->lda, m, mr, kc, dst + is * kc);
     }
+}
+
+/* op(B)[p0:p0+kc, j0:j0+nc] into NR-wide slivers: sliver s holds, for each p, columns s*NR .. s*NR+NR-1. */
+static void pack_b(const job *jb, const fst_kernel *k, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float *dst) {
+    const int nr = k->nr;
+    if (!jb->tB) { pack_n(jb->B + p0 * jb->ldb + j0, jb->ldb, nc, nr, kc, dst); return; }
     for (int64_t js = 0; js < nc; js += nr) {
         int n = (int)(nc - js < nr ? nc - js : nr);
-        float *restrict d = dst + js * kc;
-        const float *src = jb->B + (j0 + js) * jb->ldb + p0;
-        for (int64_t p = 0; p < kc; p++) {
-            float *dp = d + p * nr;
-            for (int j = 0; j < n; j++) dp[j] = src[j * jb->ldb + p];
-            for (int j = n; j < nr; j++) dp[j] = 0.0f;
-        }
+        k->pack_t(jb->B + (j0 + js) * jb->ldb + p0, jb->ldb, n, nr, kc, dst + js * kc);
     }
 }
 
@@ -122,43 +108,67 @@ static inline void prefetch_some(prefetcher *pf) {
     }
 }
 
-static _Thread_local float *tl_abuf, *tl_bbuf;
+/* Per-thread packing buffers, grown on demand and freed when the thread exits (pthread key destructor),
+ * so neither Java threads calling in nor OpenMP pool threads leak them. */
+typedef struct { float *a, *b; size_t acap, bcap; } buffers;
+static pthread_key_t buf_key;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+static void buf_free(void *p) { buffers *b = p; free(b->a); free(b->b); free(b); }
+static void buf_key_init(void) { (void)pthread_key_create(&buf_key, buf_free); }
+
+static float *grow(float **p, size_t *cap, size_t floats) {
+    if (*cap >= floats) return *p;
+    size_t bytes = (floats * 4 + 63) & ~(size_t)63;
+    float *q = aligned_alloc(64, bytes);
+    if (!q) return NULL;
+    free(*p);
+    *p = q;
+    *cap = floats;
+    return q;
+}
+
+static buffers *thread_buffers(size_t afloats, size_t bfloats) {
+    pthread_once(&buf_once, buf_key_init);
+    buffers *b = pthread_getspecific(buf_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b || pthread_setspecific(buf_key, b) != 0) { free(b); return NULL; }
+    }
+    if (!grow(&b->a, &b->acap, afloats) || !grow(&b->b, &b->bcap, bfloats)) return NULL;
+    return b;
+}
 
 /* C[m0:m1, n0:n1] = alpha * op(A) op(B) + beta * C on one thread. */
 static int gemm_range(const job *jb, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     const fst_kernel *k = fst_gemm_kernel();
     const int mr = k->mr, nr = k->nr;
     const int64_t MB = (FST_MB / mr) * mr, NB = (FST_NB / nr) * nr;
-    if (!tl_abuf) {
-        tl_abuf = aligned_alloc(64, (size_t)MB * FST_KC * 4);
-        tl_bbuf = aligned_alloc(64, (size_t)(NB + nr) * FST_KC * 4);
-        if (!tl_abuf || !tl_bbuf) { free(tl_abuf); free(tl_bbuf); tl_abuf = tl_bbuf = NULL; return FST_EINVAL; }
-    }
     const int64_t K = jb->K, nkb = (K + FST_KC - 1) / FST_KC, kcb = (K + nkb - 1) / nkb;
+    int64_t mspan = m1 - m0 < MB ? m1 - m0 : MB, nspan = n1 - n0 < NB ? n1 - n0 : NB;
+    buffers *buf = thread_buffers((size_t)((mspan + mr - 1) / mr * mr) * kcb, (size_t)((nspan + nr - 1) / nr * nr) * kcb);
+    if (!buf) return FST_EINVAL;   /* out of memory: fst4j.h has no code of its own for it */
+    float *const tl_abuf = buf->a, *const tl_bbuf = buf->b;
     for (int64_t ic = m0; ic < m1; ic += MB) {
         int64_t mc = m1 - ic < MB ? m1 - ic : MB;
         for (int64_t pc = 0; pc < K; pc += kcb) {
             int64_t kc = K - pc < kcb ? K - pc : kcb;
             float beta = pc == 0 ? jb->beta : 1.0f;
-            pack_a(jb, mr, ic, mc, pc, kc, tl_abuf);
+            pack_a(jb, k, ic, mc, pc, kc, tl_abuf);
             for (int64_t jc = n0; jc < n1; jc += NB) {
                 int64_t nc = n1 - jc < NB ? n1 - jc : NB;
-                pack_b(jb, nr, jc, nc, pc, kc, tl_bbuf);
+                pack_b(jb, k, jc, nc, pc, kc, tl_bbuf);
                 /* While this block computes, pull the next block of B (row-major source) towards L2 a few
                  * lines per micro-kernel call, so its packing does not wait on DRAM. */
                 prefetcher pf = { 0 };
-                if (!jb->tB) {
-                    int64_t npc = pc, njc = jc + NB;
-                    if (njc >= n1) { njc = n0; npc = pc + kcb; }
-                    if (npc < K) {
-                        int64_t nnc = n1 - njc < NB ? n1 - njc : NB;
-                        pf.src = jb->B + npc * jb->ldb + njc;
-                        pf.ld = jb->ldb;
-                        pf.rows = K - npc < kcb ? K - npc : kcb;
-                        pf.lines = (nnc + 15) / 16;
-                        int64_t calls = ((mc + mr - 1) / mr) * ((nc + nr - 1) / nr);
-                        pf.per_call = (pf.rows * pf.lines + calls - 1) / calls;
-                    }
+                int64_t npc = pc, njc = jc + NB;
+                if (njc >= n1) { njc = n0; npc = pc + kcb; }
+                if (npc < K) {
+                    int64_t nnc = n1 - njc < NB ? n1 - njc : NB, nkc = K - npc < kcb ? K - npc : kcb;
+                    pf.ld = jb->ldb;
+                    if (!jb->tB) { pf.src = jb->B + npc * jb->ldb + njc; pf.rows = nkc; pf.lines = (nnc + 15) / 16; }
+                    else { pf.src = jb->B + njc * jb->ldb + npc; pf.rows = nnc; pf.lines = (nkc + 15) / 16; }
+                    int64_t calls = ((mc + mr - 1) / mr) * ((nc + nr - 1) / nr);
+                    pf.per_call = (pf.rows * pf.lines + calls - 1) / calls;
                 }
                 for (int64_t ir = 0; ir < mc; ir += mr) {
                     int m = (int)(mc - ir < mr ? mc - ir : mr);

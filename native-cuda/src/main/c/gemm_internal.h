@@ -12,6 +12,9 @@ typedef struct {
     int mr, nr;
     void (*kernel)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
                    float alpha, float beta, int m, int n);
+    /* Transposing pack: dst[p * w + r] = src[r * ld + p] for r < cnt, 0 for cnt <= r < w, p < kc.
+     * Packs a sliver whose source rows run along k (A not transposed, B transposed). */
+    void (*pack_t)(const float *src, int64_t ld, int cnt, int w, int64_t kc, float *dst);
 } fst_kernel;
 
 extern const fst_kernel fst_kernel_avx512;

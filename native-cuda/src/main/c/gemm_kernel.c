@@ -64,7 +64,50 @@ static void kernel(int64_t kc, const float *a, const float *b, float *c, int64_t
     else if (n > 16) tile512(2, kc, a, b, c, ldc, alpha, beta, m, n);
     else tile512(1, kc, a, b, c, ldc, alpha, beta, m, n);
 }
-const fst_kernel fst_kernel_avx512 = { "avx512", MR, NR, kernel };
+
+/* Transposing pack (see gemm_internal.h): 8 x 8 blocks through registers where AVX is there, scalar otherwise. */
+static void pack_t(const float *restrict src, int64_t ld, int cnt, int w, int64_t kc, float *restrict dst) {
+    int64_t p = 0;
+#if defined(FST_ISA_AVX512) || defined(FST_ISA_AVX2)
+    const int r8 = cnt & ~7;
+    for (; p + 8 <= kc; p += 8) {
+        for (int r = 0; r < r8; r += 8) {
+            const float *s = src + r * ld + p;
+            __m256 x0 = _mm256_loadu_ps(s), x1 = _mm256_loadu_ps(s + ld), x2 = _mm256_loadu_ps(s + 2 * ld),
+                   x3 = _mm256_loadu_ps(s + 3 * ld), x4 = _mm256_loadu_ps(s + 4 * ld), x5 = _mm256_loadu_ps(s + 5 * ld),
+                   x6 = _mm256_loadu_ps(s + 6 * ld), x7 = _mm256_loadu_ps(s + 7 * ld);
+            __m256 t0 = _mm256_unpacklo_ps(x0, x1), t1 = _mm256_unpackhi_ps(x0, x1);
+            __m256 t2 = _mm256_unpacklo_ps(x2, x3), t3 = _mm256_unpackhi_ps(x2, x3);
+            __m256 t4 = _mm256_unpacklo_ps(x4, x5), t5 = _mm256_unpackhi_ps(x4, x5);
+            __m256 t6 = _mm256_unpacklo_ps(x6, x7), t7 = _mm256_unpackhi_ps(x6, x7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *d = dst + p * w + r;
+            _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d + w, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d + 2 * w, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d + 3 * w, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d + 4 * w, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d + 5 * w, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d + 6 * w, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d + 7 * w, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (int q = 0; q < 8; q++) {
+            float *d = dst + (p + q) * w;
+            for (int r = r8; r < cnt; r++) d[r] = src[r * ld + p + q];
+            for (int r = cnt; r < w; r++) d[r] = 0.0f;
+        }
+    }
+#endif
+    for (; p < kc; p++) {
+        float *d = dst + p * w;
+        for (int r = 0; r < cnt; r++) d[r] = src[r * ld + p];
+        for (int r = cnt; r < w; r++) d[r] = 0.0f;
+    }
+}
+const fst_kernel fst_kernel_avx512 = { "avx512", MR, NR, kernel, pack_t };
 
 #else /* AVX2 and generic: one template over a short vector type */
 
@@ -139,5 +182,48 @@ static void kernel(int64_t kc, const float *restrict a, const float *restrict b,
         }
     }
 }
-const fst_kernel KNAME = { SNAME, MR, NR, kernel };
+
+/* Transposing pack (see gemm_internal.h): 8 x 8 blocks through registers where AVX is there, scalar otherwise. */
+static void pack_t(const float *restrict src, int64_t ld, int cnt, int w, int64_t kc, float *restrict dst) {
+    int64_t p = 0;
+#if defined(FST_ISA_AVX512) || defined(FST_ISA_AVX2)
+    const int r8 = cnt & ~7;
+    for (; p + 8 <= kc; p += 8) {
+        for (int r = 0; r < r8; r += 8) {
+            const float *s = src + r * ld + p;
+            __m256 x0 = _mm256_loadu_ps(s), x1 = _mm256_loadu_ps(s + ld), x2 = _mm256_loadu_ps(s + 2 * ld),
+                   x3 = _mm256_loadu_ps(s + 3 * ld), x4 = _mm256_loadu_ps(s + 4 * ld), x5 = _mm256_loadu_ps(s + 5 * ld),
+                   x6 = _mm256_loadu_ps(s + 6 * ld), x7 = _mm256_loadu_ps(s + 7 * ld);
+            __m256 t0 = _mm256_unpacklo_ps(x0, x1), t1 = _mm256_unpackhi_ps(x0, x1);
+            __m256 t2 = _mm256_unpacklo_ps(x2, x3), t3 = _mm256_unpackhi_ps(x2, x3);
+            __m256 t4 = _mm256_unpacklo_ps(x4, x5), t5 = _mm256_unpackhi_ps(x4, x5);
+            __m256 t6 = _mm256_unpacklo_ps(x6, x7), t7 = _mm256_unpackhi_ps(x6, x7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *d = dst + p * w + r;
+            _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d + w, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d + 2 * w, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d + 3 * w, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d + 4 * w, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d + 5 * w, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d + 6 * w, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d + 7 * w, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (int q = 0; q < 8; q++) {
+            float *d = dst + (p + q) * w;
+            for (int r = r8; r < cnt; r++) d[r] = src[r * ld + p + q];
+            for (int r = cnt; r < w; r++) d[r] = 0.0f;
+        }
+    }
+#endif
+    for (; p < kc; p++) {
+        float *d = dst + p * w;
+        for (int r = 0; r < cnt; r++) d[r] = src[r * ld + p];
+        for (int r = cnt; r < w; r++) d[r] = 0.0f;
+    }
+}
+const fst_kernel KNAME = { SNAME, MR, NR, kernel, pack_t };
 #endif

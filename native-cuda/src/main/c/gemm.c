@@ -218,7 +218,7 @@ int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     int ntm = um < nt ? (int)um : nt, ntn = unn < nt ? (int)unn : nt;
     double costM = (double)((um + ntm - 1) / ntm) * mr * N * K + 4.0 * K * N;
     double costN = (double)((unn + ntn - 1) / ntn) * un * M * K + 4.0 * K * M;
-    int split_m = costM < costN;
+    int split_m = costM <= costN;
     int64_t unit = split_m ? mr : un, total = split_m ? M : N, units = split_m ? um : unn;
     nt = split_m ? ntm : ntn;
     int rc = FST_OK;

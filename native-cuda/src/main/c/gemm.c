@@ -1,23 +1,40 @@
-/* Cache-blocked, multi-threaded SGEMM driver (Goto/BLIS loop order): B is packed in KC x NC panels
- * into NR-wide slivers, A in MC x KC blocks of MR-high slivers, and the ISA's micro-kernel multiplies
- * sliver pairs. Threads split C into disjoint column (or row) ranges and pack their own panels. */
+/* Cache-blocked, multi-threaded SGEMM driver. Loop order (outer to inner):
+ *   ic (MB rows of A packed at once) > pc (KC) > jc (NB columns of B packed into an L2-sized block)
+ *   > ir (one MR x KC sliver of packed A, hot in L1) > jr (KC x NR slivers of packed B, streamed from L2).
+ * beta is folded into the first KC block (no separate pass over C; beta == 0 never reads C).
+ * Threads take disjoint ranges of C rows or columns (whichever duplicates less packing and balances
+ * better) and pack their own operands into thread-local buffers that live as long as the thread. */
 #include "fst4j.h"
 #include "gemm_internal.h"
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
+#include <pthread.h>
 
-#define KC 256
-#define MC_BLOCKS 10   /* MC = MC_BLOCKS * MR */
-#define NC 3072
+#ifndef FST_KC
+#define FST_KC 384      /* max depth of one packed block */
+#endif
+#ifndef FST_NB
+#define FST_NB 240      /* columns of B packed per L2 block (rounded down to NR) */
+#endif
+#ifndef FST_MB
+#define FST_MB 1536     /* rows of A packed per block (rounded down to MR) */
+#endif
+#ifndef PF_LOCALITY
+#define PF_LOCALITY 1   /* __builtin_prefetch locality of the next B block: 1 = towards L2 */
+#endif
 
 const fst_kernel *fst_gemm_kernel(void) {
     static const fst_kernel *chosen;
     if (!chosen) {
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) chosen = &fst_kernel_avx512;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) chosen = &fst_kernel_avx2;
-        else chosen = &fst_kernel_generic;
+        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        int avx512 = avx2 && __builtin_cpu_supports("avx512f");
+        /* FST4J_ISA=avx2|generic forces a lesser family (to test it on a bigger machine); never a missing one. */
+        const char *force = getenv("FST4J_ISA");
+        if (force && strcmp(force, "generic") == 0) avx2 = avx512 = 0;
+        else if (force && strcmp(force, "avx2") == 0) avx512 = 0;
+        chosen = avx512 ? &fst_kernel_avx512 : avx2 ? &fst_kernel_avx2 : &fst_kernel_generic;
     }
     return chosen;
 }
@@ -26,87 +43,155 @@ typedef struct {
     int tA, tB;
     const float *A, *B;
     int64_t lda, ldb, K;
-    float alpha;
+    float alpha, beta;
     float *C;
     int64_t ldc;
 } job;
 
-static inline float elA(const job *j, int64_t i, int64_t p) { return j->tA ? j->A[p * j->lda + i] : j->A[i * j->lda + p]; }
+/* Copy of w floats with the width known at compile time for the kernel shapes (inlined vector moves). */
+static inline void copy_w(float *restrict d, const float *restrict s, int w) {
+    switch (w) {
+    case 8: memcpy(d, s, 8 * 4); break;
+    case 16: memcpy(d, s, 16 * 4); break;
+    case 48: memcpy(d, s, 48 * 4); break;
+    default: memcpy(d, s, (size_t)w * 4);
+    }
+}
 
+/* Non-transposing pack: source rows run along the sliver width (A transposed, B not transposed).
+ * Slivers of w: dst[s * w * kc + p * w + j] = src[p * ld + s * w + j], zero past cols. Row by row, so each
+ * source row segment is read once, contiguously (friendly to the hardware prefetchers). */
+static void pack_n(const float *src, int64_t ld, int64_t cols, int w, int64_t kc, float *restrict dst) {
+    const int64_t full = cols / w * w;
+    const int n = (int)(cols - full);
+    for (int64_t p = 0; p < kc; p++) {
+        const float *s = src + p * ld;
+        float *restrict d = dst + p * w;
+        for (int64_t js = 0; js < full; js += w) copy_w(d + js * kc, s + js, w);
+        if (n) {
+            float *dp = d + full * kc;
+            memcpy(dp, s + full, (size_t)n * 4);
+            for (int j = n; j < w; j++) dp[j] = 0.0f;
+        }
+    }
+}
+
+/* op(A)[i0:i0+mc, p0:p0+kc] into MR-high slivers: sliver s holds, for each p, rows s*MR .. s*MR+MR-1. */
 static void pack_a(const job *jb, const fst_kernel *k, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float *dst) {
     const int mr = k->mr;
+    if (jb->tA) { pack_n(jb->A + p0 * jb->lda + i0, jb->lda, mc, mr, kc, dst); return; }
     for (int64_t is = 0; is < mc; is += mr) {
         int m = (int)(mc - is < mr ? mc - is : mr);
-        float *d = dst + is * kc;
-        if (!jb->tA) {
-            for (int i = 0; i < m; i++) {
-                const float *src = jb->A + (i0 + is + i) * jb->lda + p0;
-                for (int64_t p = 0; p < kc; p++) d[p * mr + i] = src[p];
-            }
-        } else {
-            for (int64_t p = 0; p < kc; p++) {
-                const float *src = jb->A + (p0 + p) * jb->lda + i0 + is;
-                for (int i = 0; i < m; i++) d[p * mr + i] = src[i];
-            }
-        }
-        for (int i = m; i < mr; i++) for (int64_t p = 0; p < kc; p++) d[p * mr + i] = 0.0f;
+        k->pack_t(jb->A + (i0 + is) * jb->lda + p0, jb->lda, m, mr, kc, dst + is * kc);
     }
 }
 
+/* op(B)[p0:p0+kc, j0:j0+nc] into NR-wide slivers: sliver s holds, for each p, columns s*NR .. s*NR+NR-1. */
 static void pack_b(const job *jb, const fst_kernel *k, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float *dst) {
     const int nr = k->nr;
+    if (!jb->tB) { pack_n(jb->B + p0 * jb->ldb + j0, jb->ldb, nc, nr, kc, dst); return; }
     for (int64_t js = 0; js < nc; js += nr) {
         int n = (int)(nc - js < nr ? nc - js : nr);
-        float *d = dst + js * kc;
-        if (!jb->tB) {
-            for (int64_t p = 0; p < kc; p++) {
-                const float *src = jb->B + (p0 + p) * jb->ldb + j0 + js;
-                float *dp = d + p * nr;
-                memcpy(dp, src, (size_t)n * 4);
-                for (int j = n; j < nr; j++) dp[j] = 0.0f;
-            }
-        } else {
-            for (int j = 0; j < n; j++) {
-                const float *src = jb->B + (j0 + js + j) * jb->ldb + p0;
-                for (int64_t p = 0; p < kc; p++) d[p * nr + j] = src[p];
-            }
-            for (int j = n; j < nr; j++) for (int64_t p = 0; p < kc; p++) d[p * nr + j] = 0.0f;
-        }
+        k->pack_t(jb->B + (j0 + js) * jb->ldb + p0, jb->ldb, n, nr, kc, dst + js * kc);
     }
 }
 
-static _Thread_local float *tl_abuf, *tl_bbuf;
+typedef struct {
+    const float *src;
+    int64_t ld, rows, lines, per_call, r, l;
+} prefetcher;
 
-/* C[m0:m1, n0:n1] += alpha * op(A) op(B) on one thread. */
+static inline void prefetch_some(prefetcher *pf) {
+    for (int64_t i = 0; i < pf->per_call && pf->r < pf->rows; i++) {
+        __builtin_prefetch(pf->src + pf->r * pf->ld + pf->l * 16, 0, PF_LOCALITY);
+        if (++pf->l == pf->lines) { pf->l = 0; pf->r++; }
+    }
+}
+
+/* Per-thread packing buffers, grown on demand and freed when the thread exits (pthread key destructor),
+ * so neither Java threads calling in nor OpenMP pool threads leak them. */
+typedef struct { float *a, *b; size_t acap, bcap; } buffers;
+static pthread_key_t buf_key;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+static void buf_free(void *p) { buffers *b = p; free(b->a); free(b->b); free(b); }
+static void buf_key_init(void) { (void)pthread_key_create(&buf_key, buf_free); }
+
+static float *grow(float **p, size_t *cap, size_t floats) {
+    if (*cap >= floats) return *p;
+    size_t bytes = (floats * 4 + 63) & ~(size_t)63;
+    float *q = aligned_alloc(64, bytes);
+    if (!q) return NULL;
+    free(*p);
+    *p = q;
+    *cap = floats;
+    return q;
+}
+
+static buffers *thread_buffers(size_t afloats, size_t bfloats) {
+    pthread_once(&buf_once, buf_key_init);
+    buffers *b = pthread_getspecific(buf_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b || pthread_setspecific(buf_key, b) != 0) { free(b); return NULL; }
+    }
+    if (!grow(&b->a, &b->acap, afloats) || !grow(&b->b, &b->bcap, bfloats)) return NULL;
+    return b;
+}
+
+/* C[m0:m1, n0:n1] = alpha * op(A) op(B) + beta * C on one thread. */
 static int gemm_range(const job *jb, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     const fst_kernel *k = fst_gemm_kernel();
     const int mr = k->mr, nr = k->nr;
-    const int64_t MC = (int64_t)MC_BLOCKS * mr;
-    if (!tl_abuf) {
-        tl_abuf = aligned_alloc(64, (size_t)MC * KC * 4);
-        tl_bbuf = aligned_alloc(64, (size_t)(NC + 64) * KC * 4);
-        if (!tl_abuf || !tl_bbuf) { free(tl_abuf); free(tl_bbuf); tl_abuf = tl_bbuf = NULL; return FST_EINVAL; }
-    }
-    for (int64_t jc = n0; jc < n1; jc += NC) {
-        int64_t nc = n1 - jc < NC ? n1 - jc : NC;
-        for (int64_t pc = 0; pc < jb->K; pc += KC) {
-            int64_t kc = jb->K - pc < KC ? jb->K - pc : KC;
-            pack_b(jb, k, jc, nc, pc, kc, tl_bbuf);
-            for (int64_t ic = m0; ic < m1; ic += MC) {
-                int64_t mc = m1 - ic < MC ? m1 - ic : MC;
-                pack_a(jb, k, ic, mc, pc, kc, tl_abuf);
-                for (int64_t jr = 0; jr < nc; jr += nr) {
-                    int n = (int)(nc - jr < nr ? nc - jr : nr);
-                    for (int64_t ir = 0; ir < mc; ir += mr) {
-                        int m = (int)(mc - ir < mr ? mc - ir : mr);
-                        k->kernel(kc, tl_abuf + ir * kc, tl_bbuf + jr * kc,
-                                  jb->C + (ic + ir) * jb->ldc + jc + jr, jb->ldc, jb->alpha, m, n);
+    const int64_t MB = (FST_MB / mr) * mr, NB = (FST_NB / nr) * nr;
+    const int64_t K = jb->K, nkb = (K + FST_KC - 1) / FST_KC, kcb = (K + nkb - 1) / nkb;
+    int64_t mspan = m1 - m0 < MB ? m1 - m0 : MB, nspan = n1 - n0 < NB ? n1 - n0 : NB;
+    buffers *buf = thread_buffers((size_t)((mspan + mr - 1) / mr * mr) * kcb, (size_t)((nspan + nr - 1) / nr * nr) * kcb);
+    if (!buf) return FST_EINVAL;   /* out of memory: fst4j.h has no code of its own for it */
+    float *const tl_abuf = buf->a, *const tl_bbuf = buf->b;
+    for (int64_t ic = m0; ic < m1; ic += MB) {
+        int64_t mc = m1 - ic < MB ? m1 - ic : MB;
+        for (int64_t pc = 0; pc < K; pc += kcb) {
+            int64_t kc = K - pc < kcb ? K - pc : kcb;
+            float beta = pc == 0 ? jb->beta : 1.0f;
+            pack_a(jb, k, ic, mc, pc, kc, tl_abuf);
+            for (int64_t jc = n0; jc < n1; jc += NB) {
+                int64_t nc = n1 - jc < NB ? n1 - jc : NB;
+                pack_b(jb, k, jc, nc, pc, kc, tl_bbuf);
+                /* While this block computes, pull the next block of B (row-major source) towards L2 a few
+                 * lines per micro-kernel call, so its packing does not wait on DRAM. */
+                prefetcher pf = { 0 };
+                int64_t npc = pc, njc = jc + NB;
+                if (njc >= n1) { njc = n0; npc = pc + kcb; }
+                if (npc < K) {
+                    int64_t nnc = n1 - njc < NB ? n1 - njc : NB, nkc = K - npc < kcb ? K - npc : kcb;
+                    pf.ld = jb->ldb;
+                    if (!jb->tB) { pf.src = jb->B + npc * jb->ldb + njc; pf.rows = nkc; pf.lines = (nnc + 15) / 16; }
+                    else { pf.src = jb->B + njc * jb->ldb + npc; pf.rows = nnc; pf.lines = (nkc + 15) / 16; }
+                    int64_t calls = ((mc + mr - 1) / mr) * ((nc + nr - 1) / nr);
+                    pf.per_call = (pf.rows * pf.lines + calls - 1) / calls;
+                }
+                for (int64_t ir = 0; ir < mc; ir += mr) {
+                    int m = (int)(mc - ir < mr ? mc - ir : mr);
+                    const float *ap = tl_abuf + ir * kc;
+                    float *cp = jb->C + (ic + ir) * jb->ldc + jc;
+                    for (int64_t jr = 0; jr < nc; jr += nr) {
+                        int n = (int)(nc - jr < nr ? nc - jr : nr);
+                        if (pf.src) prefetch_some(&pf);
+                        k->kernel(kc, ap, tl_bbuf + jr * kc, cp + jr, jb->ldc, jb->alpha, beta, m, n);
                     }
                 }
             }
         }
     }
     return FST_OK;
+}
+
+static void scale_c(int64_t m0, int64_t m1, int64_t N, float beta, float *C, int64_t ldc) {
+    for (int64_t i = m0; i < m1; i++) {
+        float *c = C + i * ldc;
+        if (beta == 0.0f) memset(c, 0, (size_t)N * 4);
+        else if (beta != 1.0f) for (int64_t j = 0; j < N; j++) c[j] *= beta;
+    }
 }
 
 int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
@@ -118,33 +203,31 @@ int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     if (ldc < N) return FST_EINVAL;
     if (K > 0 && (!A || !B)) return FST_ENULL;
     if (K > 0 && (lda < (transA ? M : K) || ldb < (transB ? K : N))) return FST_EINVAL;
+    if (K == 0 || alpha == 0.0f) { scale_c(0, M, N, beta, C, ldc); return FST_OK; }
 
-    /* beta first, once: then the kernels only accumulate. beta == 0 overwrites (BLAS semantics). */
-    for (int64_t i = 0; i < M; i++) {
-        float *c = C + i * ldc;
-        if (beta == 0.0f) memset(c, 0, (size_t)N * 4);
-        else if (beta != 1.0f) for (int64_t j = 0; j < N; j++) c[j] *= beta;
-    }
-    if (K == 0 || alpha == 0.0f) return FST_OK;
-
-    job jb = { transA != 0, transB != 0, A, B, lda, ldb, K, alpha, C, ldc };
+    job jb = { transA != 0, transB != 0, A, B, lda, ldb, K, alpha, beta, C, ldc };
     const fst_kernel *k = fst_gemm_kernel();
     double flops = 2.0 * (double)M * (double)N * (double)K;
     int nt = flops < 2e6 ? 1 : nthreads;
     if (nt == 1) return gemm_range(&jb, 0, M, 0, N);
 
-    /* Split the larger of M and N into nt ranges aligned to the micro-tile. */
-    int split_n = (N / k->nr) >= (M / k->mr);
-    int64_t unit = split_n ? k->nr : k->mr, total = split_n ? N : M;
-    int64_t units = (total + unit - 1) / unit;
-    if (units < nt) nt = (int)units;
+    /* Split C by rows (units of MR) or by columns (units of 16 floats = one cache line), whichever gives the
+     * lower estimated time: the largest share of multiply-adds plus the operand every thread packs again. */
+    const int64_t mr = k->mr, un = 16;
+    int64_t um = (M + mr - 1) / mr, unn = (N + un - 1) / un;
+    int ntm = um < nt ? (int)um : nt, ntn = unn < nt ? (int)unn : nt;
+    double costM = (double)((um + ntm - 1) / ntm) * mr * N * K + 4.0 * K * N;
+    double costN = (double)((unn + ntn - 1) / ntn) * un * M * K + 4.0 * K * M;
+    int split_m = costM <= costN;
+    int64_t unit = split_m ? mr : un, total = split_m ? M : N, units = split_m ? um : unn;
+    nt = split_m ? ntm : ntn;
     int rc = FST_OK;
     #pragma omp parallel num_threads(nt) reduction(min:rc)
     {
         int t = omp_get_thread_num(), T = omp_get_num_threads();
         int64_t u0 = units * t / T, u1 = units * (t + 1) / T;
         int64_t a = u0 * unit, b = u1 * unit < total ? u1 * unit : total;
-        if (a < b) rc = split_n ? gemm_range(&jb, 0, M, a, b) : gemm_range(&jb, a, b, 0, N);
+        if (a < b) rc = split_m ? gemm_range(&jb, a, b, 0, N) : gemm_range(&jb, 0, M, a, b);
     }
     return rc;
 }

@@ -42,4 +42,17 @@ FST_API int fst_spmm24(int64_t M, int64_t N, int64_t K, float alpha, const float
 /* Kernel family fst_spmm24 uses on this CPU: "avx512", "avx2" or "generic". */
 FST_API const char *fst_spmm24_isa(void);
 
+
+/* ---- convolution lowering (conv.c) ----
+ * x: contiguous [n, c, h, w]; the [K = c*kh*kw, n*ho*wo] matrix has row stride ldo (or ldc).
+ * fst_im2col_at writes only output positions pos[0..npos) of each image (column img*npos + q). */
+FST_API int fst_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                       float *out, int64_t ldo, int nthreads);
+FST_API int fst_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *dx, int nthreads);
+FST_API int fst_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                          int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                          const int32_t *pos, int64_t npos, float *out, int64_t ldo, int nthreads);
+
 #endif

@@ -36,6 +36,28 @@ public final class Native {
         SymbolLookup libc = LINKER.defaultLookup();
         MALLOC = LINKER.downcallHandle(libc.find("aligned_alloc").orElseThrow(), FunctionDescriptor.of(ADDRESS, JAVA_LONG, JAVA_LONG), Linker.Option.critical(false));
         FREE = LINKER.downcallHandle(libc.find("free").orElseThrow(), FunctionDescriptor.ofVoid(ADDRESS), Linker.Option.critical(false));
+        tuneMalloc(libc);
+    }
+
+    /**
+     * Tensors of a training step are freed and allocated again at the next step with the same sizes. glibc
+     * serves big blocks with mmap and returns them with munmap, so every step would page-fault its buffers
+     * in again (zeroed by the kernel). Keeping big blocks on the heap (M_MMAP_MAX = 0) and not trimming
+     * it (M_TRIM_THRESHOLD) lets the next step reuse them. Opt out with -Dfst4j.malloc.tune=false.
+     */
+    private static void tuneMalloc(SymbolLookup libc) {
+        if (!Boolean.parseBoolean(System.getProperty("fst4j.malloc.tune", "true"))) return;
+        libc.find("mallopt").ifPresent(sym -> {
+            try {
+                MethodHandle mallopt = LINKER.downcallHandle(sym, FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+                int mMmapMax = -4, mTrimThreshold = -1;
+                int ok1 = (int) mallopt.invokeExact(mMmapMax, 0);
+                int ok2 = (int) mallopt.invokeExact(mTrimThreshold, Integer.MAX_VALUE);
+                assert ok1 == 1 && ok2 == 1;
+            } catch (Throwable ignored) {
+                // not glibc, or a malloc without mallopt: keep its defaults
+            }
+        });
     }
 
     private static final String LOAD_ERROR;
@@ -183,6 +205,49 @@ public final class Native {
     public static String spmm24Isa() {
         ensureLoaded();
         try { return ((MemorySegment) SPMM24_ISA.invokeExact()).reinterpret(64).getString(0); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    // ---- convolution lowering (conv.c); bound on first use, after the library loaded ----
+
+    private static final class ConvHandles {
+        static final MethodHandle IM2COL, COL2IM, IM2COL_AT;
+        static {
+            SymbolLookup lib = SymbolLookup.libraryLookup(Path.of(LIB_PATH), Arena.global());
+            FunctionDescriptor geom = FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT);
+            IM2COL = bind(lib, "fst_im2col", geom, false);
+            COL2IM = bind(lib, "fst_col2im", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT), false);
+            IM2COL_AT = bind(lib, "fst_im2col_at", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT), false);
+        }
+    }
+
+    /** im2col of a contiguous float32 [n, c, h, w] batch into out [c*kh*kw, >= n*ho*wo] (row stride ldo). */
+    public static void im2col(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                              long ho, long wo, MemorySegment out, long ldo, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) ConvHandles.IM2COL.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, out, ldo, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_im2col");
+    }
+
+    /** dx (contiguous [n, c, h, w], overwritten) = col2im of cols [c*kh*kw, >= n*ho*wo] (row stride ldc). */
+    public static void col2im(MemorySegment cols, long ldc, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                              long ho, long wo, MemorySegment dx, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) ConvHandles.COL2IM.invokeExact(cols, ldc, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dx, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_col2im");
+    }
+
+    /** im2col at output positions pos (int32[npos]) of every image: column img*npos + q of out (row stride ldo). */
+    public static void im2colAt(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                long ho, long wo, MemorySegment pos, long npos, MemorySegment out, long ldo, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) ConvHandles.IM2COL_AT.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, pos, npos, out, ldo, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_im2col_at");
     }
 
     private static void check(int rc, String fn) {

@@ -1,5 +1,7 @@
 package fst4j.tensor;
 
+import fst4j.shim.Native;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
@@ -63,8 +65,47 @@ public final class Conv {
         Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
         Tensor out = Tensor.empty(x.dtype, g.k(), g.n * g.l());
         try (Tensor xc = x.contiguous()) {
-            for (int n = 0; n < g.n; n++) im2colRaw(xc, n, g, out, (long) n * g.l());
+            if (useNative(x.dtype) && out.numel() > 0) {
+                Native.im2col(xc.data(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
+                        out.data(), (long) g.n * g.l(), Blas.threads());
+            } else {
+                for (int n = 0; n < g.n; n++) im2colRaw(xc, n, g, out, (long) n * g.l());
+            }
         }
+        return out;
+    }
+
+    /**
+     * Float32 im2col/col2im run in the C shim (multi-threaded); -Dfst4j.conv.java=true keeps them in Java
+     * (the reference the tests compare with).
+     */
+    static boolean nativeLowering = !Boolean.getBoolean("fst4j.conv.java");
+
+    private static boolean useNative(DType t) { return nativeLowering && t == DType.F32 && Native.isLoaded(); }
+
+    /**
+     * im2col of every image at the same output positions: out [K, N*positions.length], column
+     * n*positions.length + q holding image n's patch at position positions[q] (= oh*Wo + ow).
+     */
+    public static Tensor im2colAt(Tensor x, int[] positions, int kh, int kw, int sh, int sw, int ph, int pw) {
+        x.check();
+        Geom g = Geom.of("im2colAt", x.shape, kh, kw, sh, sw, ph, pw);
+        for (int p : positions)
+            if (p < 0 || p >= g.l())
+                throw new IllegalArgumentException("im2colAt: position " + p + " out of range [0, " + g.l() + ") for input " + Shape.str(x.shape));
+        int np = positions.length;
+        Tensor out = Tensor.empty(x.dtype, g.k(), g.n * np);
+        if (out.numel() == 0) return out;
+        if (useNative(x.dtype)) {
+            try (Tensor xc = x.contiguous(); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                MemorySegment pos = arena.allocateFrom(ValueLayout.JAVA_INT, positions);
+                Native.im2colAt(xc.data(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
+                        pos, np, out.data(), (long) g.n * np, Blas.threads());
+            }
+            return out;
+        }
+        for (int n = 0; n < g.n; n++)
+            try (Tensor o = out.slice(1, n * np, (n + 1) * np)) { im2colAt(x, n, positions, kh, kw, sh, sw, ph, pw, o); }
         return out;
     }
 
@@ -121,6 +162,14 @@ public final class Conv {
         cols.check();
         Geom g = Geom.of("col2im", inputShape, kh, kw, sh, sw, ph, pw);
         checkMatrix("col2im", cols, g.k(), g.n * g.l(), cols.dtype);
+        if (useNative(cols.dtype) && g.n > 0) {
+            Tensor dx = Tensor.empty(cols.dtype, inputShape);
+            try (Tensor cc = cols.contiguous()) {
+                Native.col2im(cc.data(), (long) g.n * g.l(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
+                        dx.data(), Blas.threads());
+            }
+            return dx;
+        }
         Tensor dx = Tensor.zeros(cols.dtype, inputShape);
         for (int n = 0; n < g.n; n++) col2imRaw(cols, (long) n * g.l(), dx, n, g);
         return dx;

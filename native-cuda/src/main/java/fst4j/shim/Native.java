@@ -83,7 +83,8 @@ public final class Native {
                     ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT), false);
             spmm24Isa = bind(lib, "fst_spmm24_isa", FunctionDescriptor.of(ADDRESS), true);
         } catch (Throwable t) {
-            error = "cannot load the fst4j native library from " + (path == null ? RESOURCE + " (class path)" : path) + ": " + t.getMessage();
+            error = t instanceof NativeLibraryException && path == null ? t.getMessage()
+                    : "cannot load the fst4j native library from " + (path == null ? RESOURCE + " (class path)" : path) + ": " + t.getMessage();
         }
         LIB_PATH = path; LOAD_ERROR = error;
         VERSION = version; ISA = isa; MAX_THREADS = maxThreads; SGEMM = sgemm; SHIFT_ADD = shift;

@@ -1,0 +1,115 @@
+package fst4j.bench;
+
+import fst4j.autograd.NN;
+import fst4j.autograd.Profile;
+import fst4j.autograd.SparseConfig;
+import fst4j.autograd.Var;
+import fst4j.nn.Models;
+import fst4j.nn.Module;
+import fst4j.nn.SGD;
+import fst4j.nn.SrSte;
+import fst4j.tensor.Blas;
+import fst4j.tensor.Memory;
+import fst4j.tensor.Rng;
+import fst4j.tensor.Tensor;
+import org.openjdk.jmh.annotations.AuxCounters;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One full training step (forward, cross-entropy, backward, SR-STE decay where it applies, SGD step)
+ * on random data of the right shape: "cnn" (the issue's small CNN, batch 128, 1x28x28), "resnet-small"
+ * (batch 128, 1x28x28) and "resnet18" (CIFAR stem, batch 32, 3x32x32), each as DENSE / FST2 / FST3_IR.
+ * Secondary results: off-heap allocations and bytes per step. The per-part breakdown (Eq. 1-3, im2col,
+ * sparsification, ...) is printed at the end of each trial. Compare with jmh/peers/torch_step.py
+ * (same models, same thread count) through {@code ./fst4j bench-step}.
+ */
+@BenchmarkMode(Mode.SampleTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@Warmup(iterations = 2, time = 4)
+@Measurement(iterations = 4, time = 4)
+@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "-Xmx4g"})
+@State(Scope.Benchmark)
+public class StepBench {
+    @Param({"cnn", "resnet-small", "resnet18"})
+    public String model;
+
+    @Param({"dense", "fst2", "fst3_ir"})
+    public String method;
+
+    @Param({"2"})
+    public int threads;
+
+    private Module net;
+    private SGD opt;
+    private Tensor x;
+    private int[] labels;
+    private long steps;
+
+    @State(Scope.Thread)
+    @AuxCounters(AuxCounters.Type.EVENTS)
+    public static class Alloc {
+        public long offHeapAllocations;
+        public long steps;
+        private long a0;
+        @Setup(Level.Iteration) public void start() { offHeapAllocations = 0; steps = 0; a0 = Memory.allocationCount(); }
+        @TearDown(Level.Iteration) public void stop() { offHeapAllocations = steps == 0 ? 0 : (Memory.allocationCount() - a0) / steps; }
+    }
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        Blas.setThreads(threads);
+        boolean cifar = model.equals("resnet18");
+        int batch = cifar ? 32 : 128, c = cifar ? 3 : 1, hw = cifar ? 32 : 28;
+        net = Models.byName(model, c, hw, hw, 10, SparseConfig.Method.parse(method), 1);
+        opt = new SGD(net.parameters(), 0.01, 0.9, 5e-4, false);
+        x = new Rng(2).normal(0, 1, batch, c, hw, hw);
+        labels = new int[batch];
+        for (int i = 0; i < batch; i++) labels[i] = i % 10;
+        Profile.reset();
+    }
+
+    @Benchmark
+    public double step(Alloc alloc) {
+        double l;
+        try (fst4j.tensor.Scope s = fst4j.tensor.Scope.open()) {
+            Var loss = NN.crossEntropy(net.forward(Var.of(x.alias())), labels, 0.1);
+            l = loss.item();
+            loss.backward();
+            long t = Profile.start();
+            SrSte.addDecay(net, SrSte.DEFAULT_LAMBDA);
+            opt.step();
+            opt.zeroGrad();
+            Profile.stop(Profile.Part.OPTIMIZER, t);
+        }
+        steps++;
+        alloc.steps++;
+        return l;
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        StringBuilder sb = new StringBuilder("\n[breakdown] " + model + " " + method + ", ms per step over " + steps + " steps:");
+        for (Map.Entry<Profile.Part, Long> e : Profile.snapshot().entrySet())
+            sb.append(String.format(" %s=%.2f", e.getKey(), e.getValue() / 1e6 / Math.max(1, steps)));
+        sb.append(String.format("; off-heap in use %.1f MB", Memory.bytesInUse() / 1e6));
+        System.out.println(sb);
+        opt.close();
+        net.close();
+        x.close();
+    }
+}

@@ -54,5 +54,24 @@ FST_API int fst_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int
 FST_API int fst_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                           int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                           const int32_t *pos, int64_t npos, float *out, int64_t ldo, int nthreads);
+/* ---- sparsification overhead kernels (prune.c): fused prune + compress, IR shift + half-K gather ----
+ * Magnitude 2:4 as fst4j.sparse.Sparsifier.Magnitude24: in each group of 4 keep the 2 largest |x|, ties to
+ * the lower index, NaN counts as the largest (all NaNs equal); pruned entries become +0.0f. The output is
+ * exactly Compressed24.compress of the pruned matrix (layout above; values ld Kp/2, meta ld ceil(Kp/32)).
+ * fst_prune24_compress: W [rows, K] row-major (ldw >= K), pruned along K (zero-padded to Kp); when
+ * dense != NULL also writes the pruned copy S(W) [rows, K] (ldd >= K; padding columns are not written). */
+FST_API int fst_prune24_compress(int64_t rows, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
+                                 float *dense, int64_t ldd, int nthreads);
+/* fst_prune24_compress_t: S(W^T) for W [Cout, K] row-major (ldw >= K): the matrix W^T [K, Cout] pruned 2:4
+ * along Cout (Cout zero-padded to Cp), compressed as K rows: values [K, Cp/2], meta [K, ceil(Cp/32)]. */
+FST_API int fst_prune24_compress_t(int64_t cout, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
+                                   int nthreads);
+/* fst_shift_gather: IR shift fused with the Eq. 7 half-K gather. dy is rows x len contiguous, len a multiple of
+ * seg; out is rows x (len/seg)*ceil(seg/2) contiguous. For kept position j = 2i of each segment,
+ * out = dy[j] + coeff * dy[j + shift] with the neighbour rule of fst_shift_add (wrap when circular, else nothing
+ * added past the segment's ends); coeff == 0 means no IR: a plain gather (neighbours never read).
+ * out must not overlap dy. */
+FST_API int fst_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,
+                             int shift, float coeff, int circular, int nthreads);
 
 #endif

@@ -9,6 +9,7 @@ import fst4j.sparse.Sparsifier;
 import fst4j.sparse.Transposable24;
 import fst4j.tensor.Blas;
 import fst4j.tensor.DType;
+import fst4j.tensor.Device;
 import fst4j.tensor.Tensor;
 
 /**
@@ -41,6 +42,7 @@ public final class Gemm3 {
 
     /** Eq. 1: Y = S(W) X; also returns S(W) (owned by the caller) when Eq. 2 takes W^T from it. */
     public Forward forward(Tensor w, Tensor x) {
+        if (cfg.w() instanceof Sparsifier.Magnitude24 && axis(cfg.w(), 2) == 1 && f32(w, x) && cpu(w, x)) return forwardFused(w, x);
         long t0 = Profile.start();
         Tensor sw = cfg.w() instanceof Sparsifier.Dense ? w.alias() : cfg.w().apply(w);
         Compressed24 c = null;
@@ -64,6 +66,28 @@ public final class Gemm3 {
         }
     }
 
+    /** Eq. 1 with magnitude 2:4 along K: native fused prune + compress (S(W) materialised only when Eq. 2 needs it). */
+    private Forward forwardFused(Tensor w, Tensor x) {
+        long t0 = Profile.start();
+        Tensor sw = cfg.wtFromSparse() ? Tensor.empty(w.shape()) : null;
+        Tensor y = null;
+        try (Compressed24 c = Compressed24.pruneCompress(w, sw, Blas.threads())) {
+            Profile.stop(Part.SPARSIFY, t0);
+            long t1 = Profile.start();
+            y = SparseGemm.spmm(c, x);
+            Profile.stop(Part.EQ1, t1);
+            return new Forward(y, sw);
+        } catch (RuntimeException | Error e) {
+            if (sw != null) sw.close();
+            throw e;
+        }
+    }
+
+    private static boolean cpu(Tensor... ts) {
+        for (Tensor t : ts) if (t.device() != Device.CPU) return false;
+        return true;
+    }
+
     private static DType dtype(Tensor a, Tensor b) { return a.dtype() == DType.F64 || b.dtype() == DType.F64 ? DType.F64 : DType.F32; }
 
     private static int axis(Sparsifier s, int rank) { int a = s.axis(); return a < 0 ? a + rank : a; }
@@ -73,13 +97,16 @@ public final class Gemm3 {
         long t0 = Profile.start();
         if (cfg.wtFromSparse() && sw == null) throw new IllegalArgumentException(cfg.name() + ": Eq. 2 needs the forward's S(W)");
         Tensor src = cfg.wtFromSparse() ? sw : w;
-        Tensor swt = cfg.wt() instanceof Sparsifier.Dense ? src.alias() : cfg.wt().apply(src);   // [Cout, K], 2:4 along Cout
+        // magnitude 2:4 along Cout: native fused prune + compress of W^T, no pruned copy, no transpose
+        boolean fused = cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && f32(src, dy) && cpu(src, dy);
+        Tensor swt = fused || cfg.wt() instanceof Sparsifier.Dense ? src.alias() : cfg.wt().apply(src);   // [Cout, K], 2:4 along Cout
         Tensor g = cfg.dyEq2() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq2().apply(dy);
-        boolean sparseWt = f32(w, dy) && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)
-                || (cfg.wt() instanceof Sparsifier.Dense && cfg.wtFromSparse() && cfg.w() instanceof Transposable24));
+        boolean sparseWt = fused || (f32(w, dy) && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)
+                || (cfg.wt() instanceof Sparsifier.Dense && cfg.wtFromSparse() && cfg.w() instanceof Transposable24)));
         Compressed24 c = null;
         try {
-            if (sparseWt) {
+            if (fused) c = Compressed24.pruneCompressTransposed(src, Blas.threads());
+            else if (sparseWt) {
                 try (Tensor t = swt.t(); Tensor tc = t.contiguous()) { c = Compressed24.compress(tc); }
             }
             Profile.stop(Part.SPARSIFY, t0);
@@ -106,6 +133,15 @@ public final class Gemm3 {
      */
     public Tensor weightGrad(Tensor dy, Columns x, int segment, int kRows) {
         long t0 = Profile.start();
+        SparseConfig.Shift ir = cfg.ir();
+        if (cfg.xt() instanceof Sparsifier.Fixed24 && cfg.dyEq3() instanceof Sparsifier.Dense && f32(dy) && cpu(dy)
+                && (ir == null || ir.coeff() != 0f)) {
+            // Eq. 7 half-K with the IR shift fused into the gather (one native pass over dY)
+            Tensor gk = ir == null ? HalfK.shiftGather(dy, segment, 0f, 1, false, Blas.threads())
+                    : HalfK.shiftGather(dy, segment, ir.coeff(), ir.direction(), ir.circular(), Blas.threads());
+            Profile.stop(Part.SPARSIFY, t0);
+            return halfK(gk, dy, x, segment, kRows);
+        }
         Tensor g = cfg.dyEq3() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq3().apply(dy);
         if (cfg.ir() != null) {
             try (Tensor gc = g) {
@@ -117,18 +153,10 @@ public final class Gemm3 {
         Profile.stop(Part.SPARSIFY, t0);
         try {
             if (halfK) {
-                int cols = dy.size(1), images = cols / segment;
                 long t1 = Profile.start();
                 Tensor gk = HalfK.gatherKept(g, segment);
                 Profile.stop(Part.SPARSIFY, t1);
-                int[] kept = HalfK.keptPositions(segment, segment);
-                try (gk; Tensor xk = x.kept(kept, images); Tensor xkt = xk.t()) {
-                    long t2 = Profile.start();
-                    Tensor dw = Tensor.empty(dy.size(0), kRows);
-                    Blas.gemm(1f, gk, xkt, 0f, dw);
-                    Profile.stop(Part.EQ3, t2);
-                    return dw;
-                }
+                return halfK(gk, dy, x, segment, kRows);
             }
             Tensor xa = x.all();
             Tensor xs;
@@ -148,6 +176,19 @@ public final class Gemm3 {
             }
         } finally {
             g.close();
+        }
+    }
+
+    /** dW = Gk X[:, kept]^T for the gathered gradient gk (closed here). */
+    private static Tensor halfK(Tensor gk, Tensor dy, Columns x, int segment, int kRows) {
+        int images = dy.size(1) / segment;
+        int[] kept = HalfK.keptPositions(segment, segment);
+        try (gk; Tensor xk = x.kept(kept, images); Tensor xkt = xk.t()) {
+            long t2 = Profile.start();
+            Tensor dw = Tensor.empty(dy.size(0), kRows);
+            Blas.gemm(1f, gk, xkt, 0f, dw);
+            Profile.stop(Part.EQ3, t2);
+            return dw;
         }
     }
 }

@@ -64,11 +64,13 @@ public final class Native {
     private static final String LIB_PATH;
     private static final MethodHandle VERSION, ISA, MAX_THREADS, SGEMM, SHIFT_ADD;
     private static final MethodHandle SPMM24, SPMM24_ISA;
+    private static final MethodHandle PRUNE24, PRUNE24_T, SHIFT_GATHER;
 
     static {
         String path = null, error = null;
         MethodHandle version = null, isa = null, maxThreads = null, sgemm = null, shift = null;
         MethodHandle spmm24 = null, spmm24Isa = null;
+        MethodHandle prune24 = null, prune24t = null, shiftGather = null;
         try {
             path = locate();
             SymbolLookup lib = SymbolLookup.libraryLookup(Path.of(path), Arena.global());
@@ -82,6 +84,12 @@ public final class Native {
             spmm24 = bind(lib, "fst_spmm24", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT,
                     ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT), false);
             spmm24Isa = bind(lib, "fst_spmm24_isa", FunctionDescriptor.of(ADDRESS), true);
+            prune24 = bind(lib, "fst_prune24_compress", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG,
+                    ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
+            prune24t = bind(lib, "fst_prune24_compress_t", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG,
+                    ADDRESS, ADDRESS, JAVA_INT), false);
+            shiftGather = bind(lib, "fst_shift_gather", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_INT, JAVA_FLOAT, JAVA_INT, JAVA_INT), false);
         } catch (Throwable t) {
             error = t instanceof NativeLibraryException && path == null ? t.getMessage()
                     : "cannot load the fst4j native library from " + (path == null ? RESOURCE + " (class path)" : path) + ": " + t.getMessage();
@@ -89,6 +97,7 @@ public final class Native {
         LIB_PATH = path; LOAD_ERROR = error;
         VERSION = version; ISA = isa; MAX_THREADS = maxThreads; SGEMM = sgemm; SHIFT_ADD = shift;
         SPMM24 = spmm24; SPMM24_ISA = spmm24Isa;
+        PRUNE24 = prune24; PRUNE24_T = prune24t; SHIFT_GATHER = shiftGather;
     }
 
     private static MethodHandle bind(SymbolLookup lib, String name, FunctionDescriptor fd, boolean critical) {
@@ -249,6 +258,47 @@ public final class Native {
         int rc;
         try { rc = (int) ConvHandles.IM2COL_AT.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, pos, npos, out, ldo, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_im2col_at");
+    /**
+     * Raw fused magnitude 2:4 prune + compress of W [rows, K] (ldw >= K) along K into values [rows, Kp/2] and
+     * meta [rows, ceil(Kp/32)]; when dense is not {@link MemorySegment#NULL}, also the pruned copy [rows, K]
+     * (ldd >= K). Callers (fst4j.sparse.Compressed24) must have bounds-checked every argument.
+     */
+    public static void prune24Compress(long rows, long k, MemorySegment w, long ldw, MemorySegment values, MemorySegment meta,
+                                       MemorySegment dense, long ldd, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) PRUNE24.invokeExact(rows, k, w, ldw, values, meta, dense, ldd, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_prune24_compress");
+    }
+
+    /**
+     * Raw S(W^T): W [cout, K] (ldw >= K) read as W^T [K, cout], pruned 2:4 along cout and compressed into
+     * values [K, Cp/2], meta [K, ceil(Cp/32)]. Callers (fst4j.sparse.Compressed24) must have bounds-checked.
+     */
+    public static void prune24CompressTransposed(long cout, long k, MemorySegment w, long ldw, MemorySegment values,
+                                                 MemorySegment meta, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) PRUNE24_T.invokeExact(cout, k, w, ldw, values, meta, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_prune24_compress_t");
+    }
+
+    /**
+     * Raw IR shift + half-K gather: dy rows x len (contiguous, len a multiple of seg) into out
+     * rows x (len/seg)*ceil(seg/2); coeff 0 is a plain gather. Callers (fst4j.sparse.HalfK) must have bounds-checked.
+     */
+    public static void shiftGather(MemorySegment dy, MemorySegment out, long rows, long len, long seg,
+                                   int shift, float coeff, boolean circular, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) SHIFT_GATHER.invokeExact(dy, out, rows, len, seg, shift, coeff, circular ? 1 : 0, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_shift_gather");
     }
 
     private static void check(int rc, String fn) {

@@ -1,5 +1,9 @@
 package fst4j.sparse;
 
+import fst4j.shim.Native;
+import fst4j.tensor.Blas;
+import fst4j.tensor.DType;
+import fst4j.tensor.Device;
 import fst4j.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
@@ -96,6 +100,76 @@ public final class Compressed24 implements AutoCloseable {
         Tensor t = Tensor.zeros(rows, mw);
         MemorySegment.copy(words, 0, t.segment(), I32, t.byteOffset(), words.length);
         return new Compressed24(v, t, rows, k);
+    }
+
+    /**
+     * S(W) compressed in one native pass (fused {@link Sparsifier.Magnitude24} along K and {@link #compress}):
+     * equal to {@code compress(new Sparsifier.Magnitude24(1).apply(w))} for a float32 matrix w [rows, K], with
+     * {@link Blas#threads()} threads.
+     */
+    public static Compressed24 pruneCompress(Tensor w) { return pruneCompress(w, null, Blas.threads()); }
+
+    /**
+     * {@link #pruneCompress(Tensor)}; when {@code dense} is not null it must be a contiguous float32 CPU tensor
+     * of w's shape that does not overlap w, and receives the masked copy S(W) (what
+     * {@code new Sparsifier.Magnitude24(1).apply(w)} returns).
+     */
+    public static Compressed24 pruneCompress(Tensor w, Tensor dense, int threads) {
+        checkNative(w, "pruneCompress", threads);
+        int rows = w.size(0), k = w.size(1);
+        if (dense != null) {
+            dense.check();
+            if (dense.dtype() != DType.F32 || dense.device() != Device.CPU || dense.dim() != 2 || (dense.numel() > 0 && !dense.isContiguous())
+                    || dense.size(0) != rows || dense.size(1) != k)
+                throw new IllegalArgumentException("pruneCompress: the dense output must be a contiguous float32 CPU tensor of shape ["
+                        + rows + ", " + k + "], got " + dense);
+        }
+        Tensor src = w.contiguous();
+        Tensor v = Tensor.empty(rows, paddedK(k) / 2), t = Tensor.empty(rows, metaWords(k));
+        try {
+            if ((long) rows * k > 0)
+                Native.prune24Compress(rows, k, src.data(), k, v.data(), t.data(), dense == null ? MemorySegment.NULL : dense.data(), k, threads);
+        } catch (RuntimeException e) {
+            v.close();
+            t.close();
+            throw e;
+        } finally {
+            src.close();
+        }
+        return new Compressed24(v, t, rows, k);
+    }
+
+    /**
+     * S(W^T) compressed in one native pass, for the Eq. 2 operand: the matrix W^T [K, Cout] of a float32
+     * w [Cout, K], pruned 2:4 along Cout by magnitude, as a [K, Cout] Compressed24. Equal to
+     * {@code compress(new Sparsifier.Magnitude24(0).apply(w).t().contiguous())}, without materialising the
+     * transpose. Uses {@link Blas#threads()} threads.
+     */
+    public static Compressed24 pruneCompressTransposed(Tensor w) { return pruneCompressTransposed(w, Blas.threads()); }
+
+    /** {@link #pruneCompressTransposed(Tensor)} with the given thread count. */
+    public static Compressed24 pruneCompressTransposed(Tensor w, int threads) {
+        checkNative(w, "pruneCompressTransposed", threads);
+        int cout = w.size(0), k = w.size(1);
+        Tensor src = w.contiguous();
+        Tensor v = Tensor.empty(k, paddedK(cout) / 2), t = Tensor.empty(k, metaWords(cout));
+        try {
+            if ((long) cout * k > 0) Native.prune24CompressTransposed(cout, k, src.data(), k, v.data(), t.data(), threads);
+        } catch (RuntimeException e) {
+            v.close();
+            t.close();
+            throw e;
+        } finally {
+            src.close();
+        }
+        return new Compressed24(v, t, k, cout);
+    }
+
+    private static void checkNative(Tensor w, String op, int threads) {
+        checkMatrix(w);
+        if (w.dtype() != DType.F32) throw new IllegalArgumentException(op + " needs float32, got " + w.dtype());
+        if (w.device() != Device.CPU) throw new IllegalArgumentException("device mismatch: " + op + " runs on CPU, got " + w.device());
+        if (threads < 1) throw new IllegalArgumentException("thread count must be >= 1, got " + threads);
     }
 
     /** The dense [rows, K] float32 matrix. */

@@ -1,6 +1,9 @@
 package fst4j.sparse;
 
+import fst4j.shim.Native;
 import fst4j.tensor.Blas;
+import fst4j.tensor.DType;
+import fst4j.tensor.Device;
 import fst4j.tensor.Tensor;
 
 import java.util.Arrays;
@@ -35,6 +38,42 @@ public final class HalfK {
         float[] x = t.toFloatArray(), out = new float[Math.multiplyExact(r, kept.length)];
         for (int i = 0; i < r; i++) for (int j = 0; j < kept.length; j++) out[i * kept.length + j] = x[i * k + kept[j]];
         return Tensor.of(out, r, kept.length);
+    }
+
+    /**
+     * Information Restoration fused with the half-K gather, in one native pass over the float32 matrix
+     * dY [R, K]: {@code gatherKept(Restoration.shiftAdd(dY, segment, coeff, shift, circular), segment)}, i.e.
+     * Gk[:, kept j] = dY[:, j] + coeff * dY[:, j + shift] per segment (wrapping or dropping the neighbour at a
+     * segment's end as {@link Restoration#shiftAdd} does). coeff == 0 means no IR: exactly
+     * {@code gatherKept(dY, segment)} (neighbours are not read, so NaN there does not leak). Uses
+     * {@link Blas#threads()} threads.
+     */
+    public static Tensor shiftGather(Tensor dy, int segment, float coeff, int shift, boolean circular) {
+        return shiftGather(dy, segment, coeff, shift, circular, Blas.threads());
+    }
+
+    /** {@link #shiftGather(Tensor, int, float, int, boolean)} with the given thread count. */
+    public static Tensor shiftGather(Tensor dy, int segment, float coeff, int shift, boolean circular, int threads) {
+        dy.check();
+        if (dy.dim() != 2) throw new IllegalArgumentException("wrong rank: shiftGather needs a matrix, got " + Arrays.toString(dy.shape()));
+        if (dy.dtype() != DType.F32) throw new IllegalArgumentException("shiftGather needs float32, got " + dy.dtype());
+        if (dy.device() != Device.CPU) throw new IllegalArgumentException("device mismatch: shiftGather runs on CPU, got " + dy.device());
+        if (shift != 1 && shift != -1) throw new IllegalArgumentException("shift must be +1 or -1, got " + shift);
+        if (threads < 1) throw new IllegalArgumentException("thread count must be >= 1, got " + threads);
+        int r = dy.size(0), k = dy.size(1);
+        if (segment <= 0 || k % segment != 0) throw new IllegalArgumentException("segment " + segment + " does not divide K = " + k);
+        int kept = Math.multiplyExact(k / segment, (segment + 1) / 2);
+        Tensor src = dy.contiguous();
+        Tensor out = Tensor.empty(r, kept);
+        try {
+            if ((long) r * k > 0) Native.shiftGather(src.data(), out.data(), r, k, segment, shift, coeff, circular, threads);
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        } finally {
+            src.close();
+        }
+        return out;
     }
 
     /** dW [Cout, D] = G[:, kept] X[:, kept]^T for G [Cout, K] and X [D, K] (X^T = x.t()), segment = K. */

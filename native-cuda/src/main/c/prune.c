@@ -1,0 +1,202 @@
+/* Sparsification overhead kernels of one FST training step (fst-method.md, FST steps 1-4), fused so that
+ * nothing is materialised twice:
+ *   fst_prune24_compress    S(W): magnitude 2:4 along K of W [rows, K] straight into the compressed layout
+ *                           (sparse/FORMAT.md), optionally also the masked dense copy;
+ *   fst_prune24_compress_t  S(W^T): W^T [K, Cout] pruned 2:4 along Cout, compressed, read from W [Cout, K]
+ *                           without materialising the transpose;
+ *   fst_shift_gather        Information Restoration shift + Eq. 7 half-K gather of dY in one pass.
+ * Semantics match the Java references exactly (Sparsifier.Magnitude24 + Compressed24.compress,
+ * HalfK.gatherKept(Restoration.shiftAdd(...))): ties go to the lower index, NaN counts as the largest
+ * magnitude (all NaNs equal), pruned entries become +0.0f, and a group with fewer than 2 non-zeros is
+ * filled with the lowest unused indices. The hot loops are compiled for AVX-512, AVX2 and baseline x86-64
+ * (target_clones, resolved once at load time). */
+#include "fst4j.h"
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+/* Float bits seen as integers (the selection works on bit patterns, so it is exact and branch-free). */
+typedef uint32_t ubits __attribute__((may_alias));
+
+/* One group of 4, on float bit patterns (padded entries are +0.0f and lose every tie, so padding needs no
+ * special case). Magnitude keys are |x| bit patterns with every NaN mapped to one value above +Inf; an entry
+ * is kept when fewer than 2 others beat it (larger key, or equal key and lower index), i.e. the 2 largest
+ * magnitudes with ties to the lower index. Gives the masked entries m0..m3 (pruned = +0.0f), the two stored
+ * values v0, v1 and the nibble i0 | i1 << 2 under Compressed24's fill rule (a group with fewer than two
+ * non-zeros takes the lowest unused indices). */
+#define GROUP24(b0, b1, b2, b3, m0, m1, m2, m3, v0, v1, nib) do {                                   \
+    uint32_t k0_ = (b0) & 0x7fffffffu, k1_ = (b1) & 0x7fffffffu;                                   \
+    uint32_t k2_ = (b2) & 0x7fffffffu, k3_ = (b3) & 0x7fffffffu;                                   \
+    k0_ = k0_ < 0x7f800001u ? k0_ : 0x7f800001u; k1_ = k1_ < 0x7f800001u ? k1_ : 0x7f800001u;      \
+    k2_ = k2_ < 0x7f800001u ? k2_ : 0x7f800001u; k3_ = k3_ < 0x7f800001u ? k3_ : 0x7f800001u;      \
+    const int32_t c01 = (int32_t)k1_ > (int32_t)k0_, c02 = (int32_t)k2_ > (int32_t)k0_;            \
+    const int32_t c03 = (int32_t)k3_ > (int32_t)k0_, c12 = (int32_t)k2_ > (int32_t)k1_;            \
+    const int32_t c13 = (int32_t)k3_ > (int32_t)k1_, c23 = (int32_t)k3_ > (int32_t)k2_;            \
+    const int32_t r0_ = c01 + c02 + c03, r1_ = 1 - c01 + c12 + c13;                                 \
+    const int32_t r2_ = 2 - c02 - c12 + c23, r3_ = 3 - c03 - c13 - c23;                             \
+    m0 = (b0) & -(uint32_t)(r0_ < 2); m1 = (b1) & -(uint32_t)(r1_ < 2);                             \
+    m2 = (b2) & -(uint32_t)(r2_ < 2); m3 = (b3) & -(uint32_t)(r3_ < 2);                             \
+    const int32_t n0_ = (m0 & 0x7fffffffu) != 0, n1_ = (m1 & 0x7fffffffu) != 0;                     \
+    const int32_t n2_ = (m2 & 0x7fffffffu) != 0, n3_ = (m3 & 0x7fffffffu) != 0;                     \
+    const int32_t cnt_ = n0_ + n1_ + n2_ + n3_;                                                     \
+    const int32_t q0_ = n0_ | (cnt_ < 2);                                                           \
+    const int32_t q1_ = n1_ | (cnt_ + q0_ - n0_ < 2);                                               \
+    const uint32_t Q0_ = -(uint32_t)q0_, Q1_ = -(uint32_t)q1_;                                      \
+    const uint32_t N2_ = -(uint32_t)n2_, N3_ = -(uint32_t)n3_;                                      \
+    v0 = (m0 & Q0_) | (~Q0_ & ((m1 & Q1_) | (~Q1_ & m2)));                                          \
+    v1 = (m3 & N3_) | (~N3_ & ((m2 & N2_) | (~N2_ & m1)));                                          \
+    nib = (uint32_t)((1 - q0_) * (2 - q1_) | (1 + n2_ + n3_ * (2 - n2_)) << 2);                     \
+} while (0)
+
+/* Up to CH full groups at a time of one row of S(W): the groups are de-interleaved into four lane arrays so
+ * that the selection runs vertically (vectorised across groups), then the results are interleaved back. */
+#define CH 64
+static void CLONES prune_groups(const ubits *restrict w, int64_t ng, ubits *restrict val, uint8_t *restrict nib,
+                                ubits *restrict dense) {
+    uint32_t a0[CH], a1[CH], a2[CH], a3[CH], m0[CH], m1[CH], m2[CH], m3[CH], v0[CH], v1[CH], nb[CH];
+    for (int64_t c = 0; c < ng; c += CH) {
+        const int n = (int)(ng - c < CH ? ng - c : CH);
+        const ubits *restrict x = w + 4 * c;
+        for (int g = 0; g < n; g++) { a0[g] = x[4 * g]; a1[g] = x[4 * g + 1]; a2[g] = x[4 * g + 2]; a3[g] = x[4 * g + 3]; }
+        for (int g = 0; g < n; g++) {
+            const uint32_t x0 = a0[g], x1 = a1[g], x2 = a2[g], x3 = a3[g];
+            uint32_t t0, t1, t2, t3, u0, u1, b;
+            GROUP24(x0, x1, x2, x3, t0, t1, t2, t3, u0, u1, b);
+            m0[g] = t0; m1[g] = t1; m2[g] = t2; m3[g] = t3; v0[g] = u0; v1[g] = u1; nb[g] = b;
+        }
+        ubits *restrict vo = val + 2 * c;
+        for (int g = 0; g < n; g++) { vo[2 * g] = v0[g]; vo[2 * g + 1] = v1[g]; }
+        for (int g = 0; g < n; g++) nib[c + g] = (uint8_t)nb[g];
+        if (dense) {
+            ubits *restrict d = dense + 4 * c;
+            for (int g = 0; g < n; g++) { d[4 * g] = m0[g]; d[4 * g + 1] = m1[g]; d[4 * g + 2] = m2[g]; d[4 * g + 3] = m3[g]; }
+        }
+    }
+}
+
+static void prune_row(const ubits *w, int64_t K, ubits *val, uint32_t *meta, ubits *dense, uint8_t *nib) {
+    const int64_t full = K / 4, G = (K + 3) / 4, words = (G + 7) / 8;
+    prune_groups(w, full, val, nib, dense);
+    if (full < G) {   /* the zero-padded last group */
+        uint32_t a[4] = {0, 0, 0, 0}, m[4], v0, v1, nb;
+        const int rem = (int)(K - 4 * full);
+        for (int j = 0; j < rem; j++) a[j] = w[4 * full + j];
+        GROUP24(a[0], a[1], a[2], a[3], m[0], m[1], m[2], m[3], v0, v1, nb);
+        val[2 * full] = v0; val[2 * full + 1] = v1; nib[full] = (uint8_t)nb;
+        if (dense) for (int j = 0; j < rem; j++) dense[4 * full + j] = m[j];
+    }
+    for (int64_t i = 0; i < words; i++) {
+        uint32_t word = 0;
+        const int64_t g0 = 8 * i, n = G - g0 < 8 ? G - g0 : 8;
+        for (int64_t t = 0; t < n; t++) word |= (uint32_t)nib[g0 + t] << (4 * t);
+        meta[i] = word;
+    }
+}
+
+int fst_prune24_compress(int64_t rows, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
+                         float *dense, int64_t ldd, int nthreads) {
+    if (rows < 0 || K < 0 || nthreads < 1) return FST_EINVAL;
+    if (rows == 0 || K == 0) return FST_OK;
+    if (!w || !values || !meta) return FST_ENULL;
+    if (ldw < K || (dense && ldd < K)) return FST_EINVAL;
+    const int64_t G = (K + 3) / 4, ldv = 2 * G, ldm = (G + 7) / 8;
+    int nt = rows * K < 32768 ? 1 : nthreads;
+    if (nt > rows) nt = (int)rows;
+    int rc = FST_OK;
+    #pragma omp parallel num_threads(nt) reduction(min:rc)
+    {
+        uint8_t *nib = malloc((size_t)G + 64);
+        if (!nib) rc = FST_EINVAL;
+        else {
+            #pragma omp for schedule(static)
+            for (int64_t r = 0; r < rows; r++)
+                prune_row((const ubits *)w + r * ldw, K, (ubits *)values + r * ldv, meta + r * ldm,
+                          dense ? (ubits *)dense + r * ldd : NULL, nib);
+        }
+        free(nib);
+    }
+    return rc;
+}
+
+/* S(W^T) for output rows r0 .. r0+nr (columns of W), nr <= TB: for every group of 4 rows of W, the group
+ * of each output row is computed across the block (vectorised across r), then scattered into the rows. */
+#define TB 64
+static void CLONES prune_t_block(const ubits *restrict w, int64_t ldw, int64_t cout, int64_t r0, int nr,
+                                 ubits *restrict val, int64_t ldv, uint32_t *restrict meta, int64_t ldm) {
+    static const uint32_t zeros[TB];
+    uint32_t word[TB], v0[TB], v1[TB], nb[TB];
+    const int64_t G = (cout + 3) / 4;
+    for (int r = 0; r < nr; r++) word[r] = 0;
+    for (int64_t g = 0; g < G; g++) {
+        const ubits *p[4];
+        for (int j = 0; j < 4; j++) p[j] = 4 * g + j < cout ? w + (4 * g + j) * ldw + r0 : zeros;
+        const ubits *restrict p0 = p[0], *restrict p1 = p[1], *restrict p2 = p[2], *restrict p3 = p[3];
+        for (int r = 0; r < nr; r++) {
+            const uint32_t x0 = p0[r], x1 = p1[r], x2 = p2[r], x3 = p3[r];
+            uint32_t m0, m1, m2, m3, u0, u1, b;
+            GROUP24(x0, x1, x2, x3, m0, m1, m2, m3, u0, u1, b);
+            (void)m0; (void)m1; (void)m2; (void)m3;
+            v0[r] = u0; v1[r] = u1; nb[r] = b;
+        }
+        const int sh = (int)(4 * (g & 7));
+        for (int r = 0; r < nr; r++) {
+            ubits *vr = val + (r0 + r) * ldv + 2 * g;
+            vr[0] = v0[r]; vr[1] = v1[r];
+            word[r] |= nb[r] << sh;
+        }
+        if ((g & 7) == 7 || g == G - 1) {
+            for (int r = 0; r < nr; r++) { meta[(r0 + r) * ldm + (g >> 3)] = word[r]; word[r] = 0; }
+        }
+    }
+}
+
+int fst_prune24_compress_t(int64_t cout, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
+                           int nthreads) {
+    if (cout < 0 || K < 0 || nthreads < 1) return FST_EINVAL;
+    if (cout == 0 || K == 0) return FST_OK;
+    if (!w || !values || !meta) return FST_ENULL;
+    if (ldw < K) return FST_EINVAL;
+    const int64_t G = (cout + 3) / 4, ldv = 2 * G, ldm = (G + 7) / 8, blocks = (K + TB - 1) / TB;
+    int nt = cout * K < 32768 ? 1 : nthreads;
+    if (nt > blocks) nt = (int)blocks;
+    #pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t b = 0; b < blocks; b++) {
+        const int64_t r0 = b * TB;
+        const int nr = (int)(K - r0 < TB ? K - r0 : TB);
+        prune_t_block((const ubits *)w, ldw, cout, r0, nr, (ubits *)values, ldv, meta, ldm);
+    }
+    return FST_OK;
+}
+
+/* One segment: o[i] = s[2i] + coeff * s[2i + shift] (neighbour wrapped or dropped at the segment's ends). */
+static void CLONES shift_gather_seg(const float *restrict s, float *restrict o, int64_t seg, int shift,
+                                    float coeff, int circular) {
+    const int64_t h = (seg + 1) / 2, pairs = seg / 2;
+    if (coeff == 0.0f) {
+        for (int64_t i = 0; i < h; i++) o[i] = s[2 * i];
+    } else if (shift == 1) {
+        for (int64_t i = 0; i < pairs; i++) o[i] = s[2 * i] + coeff * s[2 * i + 1];
+        if (h > pairs) o[h - 1] = circular ? s[seg - 1] + coeff * s[0] : s[seg - 1];
+    } else {
+        o[0] = circular ? s[0] + coeff * s[seg - 1] : s[0];
+        for (int64_t i = 1; i < h; i++) o[i] = s[2 * i] + coeff * s[2 * i - 1];
+    }
+}
+
+int fst_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,
+                     int shift, float coeff, int circular, int nthreads) {
+    if (rows < 0 || len < 0 || seg <= 0 || len % seg != 0 || (shift != 1 && shift != -1) || nthreads < 1)
+        return FST_EINVAL;
+    if (rows == 0 || len == 0) return FST_OK;
+    if (!dy || !out) return FST_ENULL;
+    const int64_t segs = len / seg, h = (seg + 1) / 2, total = rows * segs;
+    if ((const float *)out < dy + rows * len && dy < (const float *)out + total * h) return FST_EINVAL;   /* overlap */
+    int nt = rows * len < 65536 ? 1 : nthreads;
+    #pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t rs = 0; rs < total; rs++)
+        shift_gather_seg(dy + rs * seg, out + rs * h, seg, shift, coeff, circular);
+    return FST_OK;
+}

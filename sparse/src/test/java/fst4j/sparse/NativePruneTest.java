@@ -1,0 +1,185 @@
+package fst4j.sparse;
+
+import fst4j.shim.Native;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.constraints.IntRange;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The native overhead kernels (prune.c) against their Java references, bit for bit. */
+class NativePruneTest {
+
+    private static final int[] AWKWARD = {1, 2, 3, 4, 5, 7, 17, 33, 64, 65, 70, 129};
+
+    /** TestData values (ties and zeros half the time) with NaN, +-Inf and -0.0 sprinkled in. */
+    static float[] nasty(int n, long seed) {
+        float[] v = TestData.values(n, seed);
+        if (n == 0) return v;
+        Random r = new Random(seed ^ 0x5DEECE66DL);
+        float[] specials = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, -0f, 0f, Float.intBitsToFloat(0x7fc00123)};
+        int count = r.nextInt(4) == 0 ? 0 : r.nextInt(Math.max(1, n / 5) + 1);
+        for (int i = 0; i < count; i++) v[r.nextInt(n)] = specials[r.nextInt(specials.length)];
+        return v;
+    }
+
+    private static void assertSame24(Compressed24 want, Compressed24 got) {
+        assertEquals(want.rows(), got.rows());
+        assertEquals(want.k(), got.k());
+        assertArrayEquals(want.values().toFloatArray(), got.values().toFloatArray(), "values");
+        for (int r = 0; r < want.rows(); r++)
+            for (int w = 0; w < want.metaWordsPerRow(); w++)
+                assertEquals(want.metaWord(r, w), got.metaWord(r, w), "metadata word " + w + " of row " + r);
+    }
+
+    private static void checkPrune(int rows, int k, long seed, int threads) {
+        try (Scope s = Scope.open()) {
+            checkPrune(Tensor.of(nasty(rows * k, seed), rows, k), threads);
+            checkPruneT(Tensor.of(nasty(rows * k, seed + 1), k, rows), threads);
+        }
+    }
+
+    private static void checkPrune(Tensor w, int threads) {
+        int rows = w.size(0), k = w.size(1);
+        try (Scope s = Scope.open()) {
+            Tensor ref = new Sparsifier.Magnitude24(1).apply(w);
+            Tensor dense = Tensor.empty(rows, k);
+            try (Compressed24 want = Compressed24.compress(ref);
+                 Compressed24 got = Compressed24.pruneCompress(w, dense, threads);
+                 Compressed24 got2 = Compressed24.pruneCompress(w)) {
+                assertSame24(want, got);
+                assertSame24(want, got2);
+                assertArrayEquals(ref.toFloatArray(), dense.toFloatArray(), "dense S(W)");
+            }
+        }
+    }
+
+    private static void checkPruneT(int cout, int k, long seed, int threads) {
+        try (Scope s = Scope.open()) {
+            checkPruneT(Tensor.of(nasty(cout * k, seed), cout, k), threads);
+        }
+    }
+
+    private static void checkPruneT(Tensor w, int threads) {
+        try (Scope s = Scope.open()) {
+            Tensor ref = new Sparsifier.Magnitude24(0).apply(w).t().contiguous();
+            try (Compressed24 want = Compressed24.compress(ref);
+                 Compressed24 got = Compressed24.pruneCompressTransposed(w, threads)) {
+                assertSame24(want, got);
+            }
+        }
+    }
+
+    @Property(tries = 200)
+    void pruneCompressEqualsJavaReference(@ForAll @IntRange(min = 0, max = 11) int ri, @ForAll @IntRange(min = 0, max = 75) int k,
+                                          @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll long seed) {
+        checkPrune(AWKWARD[ri], k, seed, threads);
+    }
+
+    @Property(tries = 200)
+    void pruneCompressTransposedEqualsJavaReference(@ForAll @IntRange(min = 0, max = 11) int ci, @ForAll @IntRange(min = 0, max = 140) int k,
+                                                    @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll long seed) {
+        checkPruneT(AWKWARD[ci], k, seed, threads);
+    }
+
+    @Test
+    void bigEnoughForThreadsAndEmpty() {
+        checkPrune(131, 301, 1, 2);
+        checkPrune(3, 12001, 2, 2);
+        checkPruneT(130, 301, 3, 2);
+        checkPruneT(17, 4099, 4, 2);
+        checkPrune(0, 5, 5, 1);
+        checkPrune(4, 0, 6, 1);
+        checkPruneT(0, 9, 7, 2);
+        checkPruneT(9, 0, 8, 2);
+    }
+
+    @Test
+    void tiesAndNaNFollowTheJavaRule() {
+        try (Scope s = Scope.open()) {
+            float nan = Float.NaN;
+            Tensor w = Tensor.of(new float[]{1, -1, 1, 1, 0, 5, -5, 2, 3, nan, 0, nan, 7, -0f, 0, 0, -0f, 0, 4}, 1, 19);
+            try (Compressed24 c = Compressed24.pruneCompress(w)) {
+                // groups: {1,-1} kept at (0,1); {5,-5} at (1,2); {nan, nan} at (1,3); {7, -0} at (0,1); {-0, 0, 4, pad}
+                // (decompress adds into +0, so the kept -0 entries come back as +0)
+                assertArrayEquals(new float[]{1, -1, 0, 0, 0, 5, -5, 0, 0, nan, 0, nan, 7, 0, 0, 0, 0, 0, 4},
+                        c.decompress().toFloatArray());
+                assertEquals(-0f, c.values().toFloatArray()[7]);   // the kept -0 of group 3 is stored as is
+                assertEquals(0 | 1 << 2, c.nibble(0, 0));
+                assertEquals(1 | 2 << 2, c.nibble(0, 1));
+                assertEquals(1 | 3 << 2, c.nibble(0, 2));
+                assertEquals(0 | 1 << 2, c.nibble(0, 3));
+                assertEquals(0 | 2 << 2, c.nibble(0, 4));   // kept -0 (index 0) is not a non-zero: fill rule gives (0, 2)
+            }
+            checkPrune(w, 1);
+            checkPruneT(w, 1);
+            checkPruneT(w.t().contiguous(), 2);
+        }
+    }
+
+    @Property(tries = 200)
+    void shiftGatherEqualsShiftAddThenGather(@ForAll @IntRange(min = 0, max = 11) int ri, @ForAll @IntRange(min = 1, max = 4) int images,
+                                             @ForAll @IntRange(min = 1, max = 60) int seg, @ForAll boolean back, @ForAll boolean circular,
+                                             @ForAll @IntRange(min = 0, max = 2) int coeffPick, @ForAll @IntRange(min = 1, max = 2) int threads,
+                                             @ForAll long seed) {
+        int rows = AWKWARD[ri], k = images * seg, shift = back ? -1 : 1;
+        float coeff = new float[]{0f, 1f, 0.03f}[coeffPick];
+        try (Scope s = Scope.open()) {
+            Tensor dy = Tensor.of(nasty(rows * k, seed), rows, k);
+            Tensor want = coeff == 0f ? HalfK.gatherKept(dy, seg)
+                    : HalfK.gatherKept(Restoration.shiftAdd(dy, seg, coeff, shift, circular), seg);
+            Tensor got = HalfK.shiftGather(dy, seg, coeff, shift, circular, threads);
+            assertArrayEquals(want.shape(), got.shape());
+            assertArrayEquals(want.toFloatArray(), got.toFloatArray());
+        }
+    }
+
+    @Test
+    void shiftGatherLargeAndStrided() {
+        try (Scope s = Scope.open()) {
+            int rows = 70, seg = 49, k = 8 * seg;
+            Tensor big = Tensor.of(nasty(rows * 2 * k, 11), rows, 2 * k);
+            Tensor dy = big.slice(1, k, 2 * k);   // a non-contiguous view
+            Tensor want = HalfK.gatherKept(Restoration.shiftAdd(dy, seg, 1f, 1, false), seg);
+            assertArrayEquals(want.toFloatArray(), HalfK.shiftGather(dy, seg, 1f, 1, false, 2).toFloatArray());
+            assertArrayEquals(HalfK.gatherKept(dy, seg).toFloatArray(), HalfK.shiftGather(dy, seg, 0f, -1, true).toFloatArray());
+        }
+    }
+
+    @Test
+    void argumentsAreValidated() {
+        try (Scope s = Scope.open()) {
+            Tensor v = Tensor.of(new float[]{1, 2, 3, 4}, 4);
+            Tensor m = Tensor.of(new float[]{1, 2, 3, 4, 5, 6}, 2, 3);
+            Tensor d = Tensor.of(new double[]{1, 2, 3, 4}, 2, 2);
+            assertThrows(IllegalArgumentException.class, () -> Compressed24.pruneCompress(v));
+            assertThrows(IllegalArgumentException.class, () -> Compressed24.pruneCompress(d));
+            assertThrows(IllegalArgumentException.class, () -> Compressed24.pruneCompressTransposed(d));
+            assertThrows(IllegalArgumentException.class, () -> Compressed24.pruneCompress(m, Tensor.empty(3, 2), 1));
+            assertThrows(IllegalArgumentException.class, () -> Compressed24.pruneCompress(m, null, 0));
+            assertThrows(IllegalArgumentException.class, () -> Compressed24.pruneCompressTransposed(m, 0));
+            assertThrows(IllegalArgumentException.class, () -> HalfK.shiftGather(m, 2, 1f, 1, false));
+            assertThrows(IllegalArgumentException.class, () -> HalfK.shiftGather(m, 3, 1f, 2, false));
+            assertThrows(IllegalArgumentException.class, () -> HalfK.shiftGather(v, 4, 1f, 1, false));
+            assertThrows(IllegalArgumentException.class, () -> HalfK.shiftGather(d, 2, 1f, 1, false));
+            assertThrows(IllegalArgumentException.class, () -> HalfK.shiftGather(m, 3, 1f, 1, false, 0));
+            // the C side rejects what the Java side would never pass
+            MemorySegment a = m.data();
+            Tensor out = Tensor.empty(8);
+            assertThrows(IllegalArgumentException.class, () -> Native.prune24Compress(2, 3, a, 2, out.data(), out.data(), MemorySegment.NULL, 0, 1));
+            assertThrows(IllegalArgumentException.class, () -> Native.prune24Compress(2, 3, MemorySegment.NULL, 3, out.data(), out.data(), MemorySegment.NULL, 0, 1));
+            assertThrows(IllegalArgumentException.class, () -> Native.prune24Compress(2, 3, a, 3, out.data(), out.data(), out.data(), 2, 1));
+            assertThrows(IllegalArgumentException.class, () -> Native.prune24CompressTransposed(2, 3, a, 3, out.data(), out.data(), 0));
+            assertThrows(IllegalArgumentException.class, () -> Native.prune24CompressTransposed(-1, 3, a, 3, out.data(), out.data(), 1));
+            assertThrows(IllegalArgumentException.class, () -> Native.shiftGather(a, out.data(), 2, 3, 2, 1, 1f, false, 1));
+            assertThrows(IllegalArgumentException.class, () -> Native.shiftGather(a, a, 2, 3, 3, 1, 1f, false, 1));
+            assertThrows(IllegalArgumentException.class, () -> Native.shiftGather(a, out.data(), 2, 3, 3, 0, 1f, false, 1));
+        }
+    }
+}

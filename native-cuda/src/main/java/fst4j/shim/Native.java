@@ -258,6 +258,8 @@ public final class Native {
         int rc;
         try { rc = (int) ConvHandles.IM2COL_AT.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, pos, npos, out, ldo, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_im2col_at");
+    }
+
     /**
      * Raw fused magnitude 2:4 prune + compress of W [rows, K] (ldw >= K) along K into values [rows, Kp/2] and
      * meta [rows, ceil(Kp/32)]; when dense is not {@link MemorySegment#NULL}, also the pruned copy [rows, K]

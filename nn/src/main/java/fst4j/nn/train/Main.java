@@ -73,7 +73,13 @@ public final class Main {
     }
 
     /** Runs the CLI; returns the exit status. */
-    public static int run(String[] args, PrintStream out, PrintStream err) {
+    public static int run(String[] args, PrintStream out, PrintStream err) { return run(args, out, err, TrainData::load); }
+
+    /** Where --data values are loaded from (tests substitute it). */
+    @FunctionalInterface
+    interface DataSource { TrainData load(String spec) throws IOException; }
+
+    static int run(String[] args, PrintStream out, PrintStream err, DataSource source) {
         Options o;
         try {
             if (Arrays.asList(args).contains("-h") || Arrays.asList(args).contains("--help")) {
@@ -87,7 +93,7 @@ public final class Main {
             return 2;
         }
         try {
-            return new Main.Run(o, out, err).execute();
+            return new Main.Run(o, out, err, source).execute();
         } catch (UsageException e) {
             err.println("fst4j train: " + e.getMessage() + "; " + USAGE);
             return 2;
@@ -215,13 +221,15 @@ public final class Main {
     static final class Run {
         private final Options o;
         private final PrintStream out, err;
+        private final DataSource source;
         private final boolean tty;
         private Path dir;
         private BufferedWriter metrics, evals;
         private final Map<String, List<double[]>> lossCurves = new LinkedHashMap<>(), accCurves = new LinkedHashMap<>(), testCurves = new LinkedHashMap<>();
 
-        Run(Options o, PrintStream out, PrintStream err) {
+        Run(Options o, PrintStream out, PrintStream err, DataSource source) {
             this.o = o;
+            this.source = source;
             this.out = out;
             this.err = err;
             var con = System.console();
@@ -233,6 +241,7 @@ public final class Main {
             String dataSpec = o.data() != null ? o.data() : "fashion-mnist";
             if (o.resume() != null) {
                 TrainConfig saved = Trainer.readConfig(o.resume());
+                if (o.data() == null) dataSpec = Trainer.readMetadata(o.resume()).getOrDefault("data", dataSpec);
                 TrainConfig wanted = apply(o, saved);
                 if (o.methods() != null && !(o.methods().size() == 1 && o.methods().get(0) == saved.method()))
                     throw new UsageException("--resume continues the checkpoint's method " + saved.methodName() + "; --method must be that or left out");
@@ -244,7 +253,7 @@ public final class Main {
                 for (Method m : o.methods() != null ? o.methods() : List.of(Method.DENSE, Method.FST3_IR)) cfgs.add(base.withMethod(m));
             }
             if (o.threads() != null) Blas.setThreads(o.threads());
-            TrainData data = TrainData.load(dataSpec);
+            TrainData data = source.load(dataSpec);
             dir = o.out() != null ? o.out() : Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
             Files.createDirectories(dir);
             TrainConfig c0 = cfgs.get(0);

@@ -204,6 +204,13 @@ public final class Trainer implements AutoCloseable {
         }
     }
 
+    /** The string metadata of a checkpoint (config, data spec, sizes). */
+    public static Map<String, String> readMetadata(Path file) {
+        try (SafeTensors.Contents c = read(file)) {
+            return new LinkedHashMap<>(c.metadata());
+        }
+    }
+
     /**
      * Restores the state saved by {@link #save} into this trainer, which must have the same config and data
      * (checked: model, method, batch, epochs, seed, lr, data size). Training then continues exactly.

@@ -359,6 +359,11 @@ public final class Main {
                             (System.nanoTime() - epStart) / 1e9);
                     t.endEpoch();
                 }
+                if (Double.isNaN(testAcc)) {   // resumed from a finished run: still report its accuracy
+                    Trainer.Eval ev = t.evaluate();
+                    testAcc = ev.accuracy();
+                    testLoss = ev.loss();
+                }
                 Path ckpt = mdir.resolve("final.safetensors");
                 t.save(ckpt);
                 Map<String, Double> shares = new LinkedHashMap<>();

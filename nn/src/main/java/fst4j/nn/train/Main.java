@@ -1,0 +1,489 @@
+package fst4j.nn.train;
+
+import fst4j.autograd.Profile;
+import fst4j.autograd.SparseConfig.Method;
+import fst4j.nn.data.DatasetNotFoundException;
+import fst4j.nn.plot.LineChart;
+import fst4j.tensor.Blas;
+
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.EnumMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * {@code fst4j train}: trains a fresh model per sparsity method (same seed, same data order) and compares them.
+ * Prints progress, per-epoch test accuracy and a final table (test accuracy, median ms per step, share of step time
+ * in Eq. 1/2/3, im2col/col2im, sparsification, other); writes metrics.csv, eval.csv, summary.json, loss.png,
+ * accuracy.png and a final checkpoint per method under --out. Exit status: 0 done, 1 failure, 2 usage error.
+ */
+public final class Main {
+    private Main() {}
+
+    static final String USAGE = "usage: fst4j train [--model mlp|cnn|resnet-small|resnet18] [--data fashion-mnist|mnist:DIR|cifar10:DIR]"
+            + " [--method dense,fst3_ir,...] [--epochs N] [--batch N] [--lr X] [--momentum X] [--wd X] [--nesterov] [--warmup STEPS]"
+            + " [--smoothing X] [--train-subset N] [--test-subset N] [--augment] [--seed N] [--threads N] [--out DIR]"
+            + " [--resume CKPT] [--save-every STEPS] [--no-progress]";
+
+    static final String HELP = """
+            fst4j train: train one model per sparsity method and compare them.
+              --model M          mlp, cnn, resnet-small (default), resnet18, resnet18-imagenet
+              --data D           fashion-mnist (default; the Debian package dataset-fashion-mnist), mnist:DIR, cifar10:DIR
+              --method A,B,...   comma list of dense, sr_ste, tsm, wg, wx, gg, gx, fst2, fst3, fst3_ir, fst_code (default dense,fst3_ir)
+              --epochs N         epochs (default 1)
+              --batch N          batch size (default 128)
+              --lr X             peak learning rate (default 0.1), cosine-annealed to 0 after a linear warm-up
+              --warmup STEPS     warm-up steps (default 5% of all steps)
+              --momentum X, --wd X, --nesterov    SGD momentum (0.9), weight decay (5e-4), Nesterov (off)
+              --smoothing X      label smoothing (default 0.1)
+              --train-subset N   use the first N training images only (default all); --test-subset N likewise
+              --augment          random crop and horizontal flip
+              --seed N           seed of model init, data order and augmentation (default 0)
+              --threads N        native kernel threads (default: all cores)
+              --out DIR          output directory (default runs/<timestamp>)
+              --resume CKPT      continue the run saved in CKPT (its method and settings; other flags must agree)
+              --save-every N     also checkpoint every N steps to OUT/<method>/checkpoint.safetensors
+              --no-progress      no live progress bar on a terminal
+            """;
+
+    /** A bad command line: the message is the one-line problem. */
+    static final class UsageException extends Exception {
+        private static final long serialVersionUID = 1L;
+        UsageException(String m) { super(m); }
+    }
+
+    /** Parsed command line. */
+    record Options(String model, String data, List<Method> methods, Integer epochs, Integer batch, Double lr, Double momentum,
+                   Double wd, boolean nesterov, Integer warmup, Double smoothing, Integer trainSubset, Integer testSubset,
+                   boolean augment, Long seed, Integer threads, Path out, Path resume, int saveEvery, boolean progress) {}
+
+    public static void main(String[] args) {
+        System.exit(run(args, System.out, System.err));
+    }
+
+    /** Runs the CLI; returns the exit status. */
+    public static int run(String[] args, PrintStream out, PrintStream err) { return run(args, out, err, TrainData::load); }
+
+    /** Where --data values are loaded from (tests substitute it). */
+    @FunctionalInterface
+    interface DataSource { TrainData load(String spec) throws IOException; }
+
+    static int run(String[] args, PrintStream out, PrintStream err, DataSource source) {
+        Options o;
+        try {
+            if (Arrays.asList(args).contains("-h") || Arrays.asList(args).contains("--help")) {
+                out.print(HELP);
+                out.println(USAGE);
+                return 0;
+            }
+            o = parse(args);
+        } catch (UsageException e) {
+            err.println("fst4j train: " + e.getMessage() + "; " + USAGE);
+            return 2;
+        }
+        try {
+            return new Main.Run(o, out, err, source).execute();
+        } catch (UsageException e) {
+            err.println("fst4j train: " + e.getMessage() + "; " + USAGE);
+            return 2;
+        } catch (DatasetNotFoundException e) {
+            err.println(e.getMessage());
+            return 1;
+        } catch (CheckpointException e) {
+            err.println("fst4j train: " + e.getMessage());
+            return 1;
+        } catch (IOException | UncheckedIOException e) {
+            err.println("fst4j train: " + e.getMessage());
+            return 1;
+        } catch (IllegalArgumentException e) {
+            err.println("fst4j train: " + e.getMessage());
+            return 1;
+        }
+    }
+
+    static Options parse(String[] args) throws UsageException {
+        Map<String, String> v = new LinkedHashMap<>();
+        List<String> bools = List.of("--nesterov", "--augment", "--no-progress");
+        List<String> valued = List.of("--model", "--data", "--method", "--epochs", "--batch", "--lr", "--momentum", "--wd",
+                "--warmup", "--smoothing", "--train-subset", "--test-subset", "--seed", "--threads", "--out", "--resume", "--save-every");
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i], val = null;
+            int eq = a.indexOf('=');
+            if (a.startsWith("--") && eq > 0) { val = a.substring(eq + 1); a = a.substring(0, eq); }
+            if (bools.contains(a)) {
+                if (val != null) throw new UsageException(a + " takes no value");
+                v.put(a, "true");
+            } else if (valued.contains(a)) {
+                if (val == null) {
+                    if (i + 1 >= args.length || args[i + 1].startsWith("--")) throw new UsageException(a + " needs a value");
+                    val = args[++i];
+                }
+                if (v.put(a, val) != null) throw new UsageException(a + " given twice");
+            } else {
+                throw new UsageException(a.startsWith("-") ? "unknown flag " + a : "unexpected argument '" + a + "'");
+            }
+        }
+        List<Method> methods = null;
+        if (v.containsKey("--method")) {
+            methods = new ArrayList<>();
+            for (String m : v.get("--method").split(",")) {
+                if (m.isBlank()) continue;
+                try {
+                    Method mm = Method.parse(m);
+                    if (methods.contains(mm)) throw new UsageException("method " + m + " given twice");
+                    methods.add(mm);
+                } catch (IllegalArgumentException e) {
+                    throw new UsageException(e.getMessage());
+                }
+            }
+            if (methods.isEmpty()) throw new UsageException("--method is empty");
+        }
+        String model = v.get("--model");
+        if (model != null && !List.of("mlp", "cnn", "small-cnn", "resnet-small", "resnet18", "resnet18-imagenet").contains(model.toLowerCase(Locale.ROOT)))
+            throw new UsageException("unknown model '" + model + "'");
+        Integer saveEvery = posInt(v, "--save-every", true);
+        return new Options(model, v.get("--data"), methods, posInt(v, "--epochs", false), posInt(v, "--batch", false),
+                posDouble(v, "--lr", false), posDouble(v, "--momentum", true), posDouble(v, "--wd", true), v.containsKey("--nesterov"),
+                posInt(v, "--warmup", true), posDouble(v, "--smoothing", true), posInt(v, "--train-subset", true),
+                posInt(v, "--test-subset", true), v.containsKey("--augment"), longOf(v, "--seed"), posInt(v, "--threads", false),
+                v.containsKey("--out") ? Path.of(v.get("--out")) : null, v.containsKey("--resume") ? Path.of(v.get("--resume")) : null,
+                saveEvery == null ? 0 : saveEvery, !v.containsKey("--no-progress"));
+    }
+
+    private static Integer posInt(Map<String, String> v, String k, boolean zeroOk) throws UsageException {
+        String s = v.get(k);
+        if (s == null) return null;
+        try {
+            int x = Integer.parseInt(s.trim().replace("_", ""));
+            if (x < 0 || (x == 0 && !zeroOk)) throw new NumberFormatException();
+            return x;
+        } catch (NumberFormatException e) {
+            throw new UsageException(k + " needs a " + (zeroOk ? "non-negative" : "positive") + " integer, got '" + s + "'");
+        }
+    }
+
+    private static Double posDouble(Map<String, String> v, String k, boolean zeroOk) throws UsageException {
+        String s = v.get(k);
+        if (s == null) return null;
+        try {
+            double x = Double.parseDouble(s.trim());
+            if (!Double.isFinite(x) || x < 0 || (x == 0 && !zeroOk)) throw new NumberFormatException();
+            return x;
+        } catch (NumberFormatException e) {
+            throw new UsageException(k + " needs a " + (zeroOk ? "non-negative" : "positive") + " number, got '" + s + "'");
+        }
+    }
+
+    private static Long longOf(Map<String, String> v, String k) throws UsageException {
+        String s = v.get(k);
+        if (s == null) return null;
+        try {
+            return Long.parseLong(s.trim());
+        } catch (NumberFormatException e) {
+            throw new UsageException(k + " needs an integer, got '" + s + "'");
+        }
+    }
+
+    /** The flags applied over a base config. */
+    static TrainConfig apply(Options o, TrainConfig c) {
+        if (o.model() != null) c = c.withModel(o.model().toLowerCase(Locale.ROOT));
+        if (o.epochs() != null) c = c.withEpochs(o.epochs());
+        if (o.batch() != null) c = c.withBatchSize(o.batch());
+        if (o.lr() != null) c = c.withLr(o.lr());
+        if (o.momentum() != null) c = c.withMomentum(o.momentum());
+        if (o.wd() != null) c = c.withWeightDecay(o.wd());
+        if (o.nesterov()) c = c.withNesterov(true);
+        if (o.warmup() != null) c = c.withWarmupSteps(o.warmup());
+        if (o.smoothing() != null) c = c.withLabelSmoothing(o.smoothing());
+        if (o.trainSubset() != null || o.testSubset() != null)
+            c = c.withSubsets(o.trainSubset() != null ? o.trainSubset() : c.trainSubset(), o.testSubset() != null ? o.testSubset() : c.testSubset());
+        if (o.augment()) c = c.withAugment(true);
+        if (o.seed() != null) c = c.withSeed(o.seed());
+        return c;
+    }
+
+    /** What one method's run produced. */
+    record Result(TrainConfig cfg, double testAcc, double testLoss, double trainLoss, double trainAcc, double medianStepMs,
+                  long measuredSteps, Map<String, Double> shares, long steps, double wallSeconds, long params, Path checkpoint) {}
+
+    /** One invocation: all methods, the shared outputs. */
+    static final class Run {
+        private final Options o;
+        private final PrintStream out, err;
+        private final DataSource source;
+        private final boolean tty;
+        private Path dir;
+        private BufferedWriter metrics, evals;
+        private final Map<String, List<double[]>> lossCurves = new LinkedHashMap<>(), accCurves = new LinkedHashMap<>(), testCurves = new LinkedHashMap<>();
+
+        Run(Options o, PrintStream out, PrintStream err, DataSource source) {
+            this.o = o;
+            this.source = source;
+            this.out = out;
+            this.err = err;
+            var con = System.console();
+            this.tty = o.progress() && con != null && con.isTerminal();
+        }
+
+        int execute() throws UsageException, IOException {
+            List<TrainConfig> cfgs = new ArrayList<>();
+            String dataSpec = o.data() != null ? o.data() : "fashion-mnist";
+            if (o.resume() != null) {
+                TrainConfig saved = Trainer.readConfig(o.resume());
+                if (o.data() == null) dataSpec = Trainer.readMetadata(o.resume()).getOrDefault("data", dataSpec);
+                TrainConfig wanted = apply(o, saved);
+                if (o.methods() != null && !(o.methods().size() == 1 && o.methods().get(0) == saved.method()))
+                    throw new UsageException("--resume continues the checkpoint's method " + saved.methodName() + "; --method must be that or left out");
+                if (!wanted.equals(saved))
+                    throw new UsageException("flags differ from the checkpoint's settings " + saved.toMetadata());
+                cfgs.add(saved);
+            } else {
+                TrainConfig base = apply(o, TrainConfig.defaults(Method.DENSE));
+                for (Method m : o.methods() != null ? o.methods() : List.of(Method.DENSE, Method.FST3_IR)) cfgs.add(base.withMethod(m));
+            }
+            if (o.threads() != null) Blas.setThreads(o.threads());
+            TrainData data = source.load(dataSpec);
+            dir = o.out() != null ? o.out() : Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+            Files.createDirectories(dir);
+            TrainConfig c0 = cfgs.get(0);
+            out.printf(Locale.ROOT, "fst4j train: %s on %s (%d train / %d test images), %d epoch(s), batch %d, lr %s, seed %d, %d thread(s); output in %s%n",
+                    c0.model(), data.spec(), c0.trainSubset() > 0 ? Math.min(c0.trainSubset(), data.train().size()) : data.train().size(),
+                    c0.testSubset() > 0 ? Math.min(c0.testSubset(), data.test().size()) : data.test().size(),
+                    c0.epochs(), c0.batchSize(), c0.lr(), c0.seed(), Blas.threads(), dir);
+            List<Result> results = new ArrayList<>();
+            long t0 = System.nanoTime();
+            boolean append = o.resume() != null && Files.exists(dir.resolve("metrics.csv"));
+            try (BufferedWriter m = open(dir.resolve("metrics.csv"), append, "method,epoch,step,loss,train_acc,lr,step_ms");
+                 BufferedWriter e = open(dir.resolve("eval.csv"), append, "method,epoch,step,test_acc,test_loss")) {
+                metrics = m;
+                evals = e;
+                for (TrainConfig c : cfgs) results.add(train(c, data));
+            }
+            double wall = (System.nanoTime() - t0) / 1e9;
+            table(results, wall);
+            writeSummary(results, data, wall);
+            plots();
+            out.println("wrote " + dir.resolve("metrics.csv") + ", eval.csv, summary.json, loss.png, accuracy.png and <method>/final.safetensors");
+            return 0;
+        }
+
+        private static BufferedWriter open(Path p, boolean append, String header) throws IOException {
+            BufferedWriter w = append ? Files.newBufferedWriter(p, java.nio.file.StandardOpenOption.APPEND) : Files.newBufferedWriter(p);
+            if (!append) { w.write(header); w.newLine(); }
+            return w;
+        }
+
+        Result train(TrainConfig cfg, TrainData data) throws IOException {
+            String name = cfg.methodName();
+            Path mdir = dir.resolve(name);
+            try (Trainer t = new Trainer(cfg, data)) {
+                if (o.resume() != null) {
+                    t.load(o.resume());
+                    out.printf(Locale.ROOT, "[%s] resumed from %s at step %d/%d (epoch %d)%n", name, o.resume(), t.stepsDone(), t.totalSteps(), t.epoch() + 1);
+                }
+                long total = t.totalSteps();
+                long warm = Math.min(5, Math.max(1, (total - t.stepsDone()) / 10));
+                List<Double> stepMs = new ArrayList<>();
+                long measuredNanos = 0;
+                Map<Profile.Part, Long> prof = new EnumMap<>(Profile.Part.class);
+                for (Profile.Part p : Profile.Part.values()) prof.put(p, 0L);
+                long local = 0;
+                double testAcc = Double.NaN, testLoss = Double.NaN, epLoss = Double.NaN, epAcc = Double.NaN;
+                long runStart = System.nanoTime(), trainNanos = 0;
+                int logEvery = Math.max(1, t.stepsPerEpoch() / 10);
+                List<double[]> lossC = lossCurves.computeIfAbsent(name, k -> new ArrayList<>());
+                List<double[]> accC = accCurves.computeIfAbsent(name, k -> new ArrayList<>());
+                List<double[]> testC = testCurves.computeIfAbsent(name, k -> new ArrayList<>());
+                long lastDraw = 0;
+                while (t.epoch() < cfg.epochs()) {
+                    double lossSum = 0;
+                    long correct = 0, seen = 0, inEpoch = 0;
+                    long epStart = System.nanoTime();
+                    while (t.epochHasNext()) {
+                        if (local == warm) Profile.reset();
+                        Map<Profile.Part, Long> before = local >= warm ? Profile.snapshot() : null;
+                        Trainer.StepResult r = t.trainStep();
+                        local++;
+                        inEpoch++;
+                        trainNanos += r.nanos();
+                        if (before != null) {
+                            Map<Profile.Part, Long> after = Profile.snapshot();
+                            for (Profile.Part p : Profile.Part.values()) prof.merge(p, after.get(p) - before.get(p), Long::sum);
+                            stepMs.add(r.nanos() / 1e6);
+                            measuredNanos += r.nanos();
+                        }
+                        lossSum += r.loss() * r.size();
+                        correct += r.correct();
+                        seen += r.size();
+                        metrics.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f,%.6g,%.3f%n", name, r.epoch() + 1, r.step() + 1, r.loss(), r.accuracy(), r.lr(), r.nanos() / 1e6));
+                        lossC.add(new double[]{r.step() + 1, r.loss()});
+                        accC.add(new double[]{r.step() + 1, r.accuracy()});
+                        double rate = inEpoch / ((System.nanoTime() - epStart) / 1e9);
+                        long done = r.step() + 1;
+                        String line = String.format(Locale.ROOT, "[%s] epoch %d/%d step %d/%d loss %.4f train acc %.2f%% %.2f steps/s ETA %s",
+                                name, r.epoch() + 1, cfg.epochs(), done, total, lossSum / seen, 100.0 * correct / seen, rate, eta((total - done) / rate));
+                        if (tty) {
+                            long now = System.nanoTime();
+                            if (now - lastDraw > 200_000_000L || done == total) {
+                                err.print("\r" + bar(done, total) + " " + line + "\u001b[K");
+                                err.flush();
+                                lastDraw = now;
+                            }
+                        } else if (inEpoch % logEvery == 0 && t.epochHasNext()) {
+                            out.println(line);
+                        }
+                        if (o.saveEvery() > 0 && done % o.saveEvery() == 0) t.save(mdir.resolve("checkpoint.safetensors"));
+                    }
+                    if (tty) { err.print("\r\u001b[K"); err.flush(); }
+                    metrics.flush();
+                    Trainer.Eval ev = t.evaluate();
+                    testAcc = ev.accuracy();
+                    testLoss = ev.loss();
+                    if (seen > 0) { epLoss = lossSum / seen; epAcc = (double) correct / seen; }
+                    testC.add(new double[]{t.stepsDone(), testAcc});
+                    evals.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f%n", name, t.epoch() + 1, t.stepsDone(), testAcc, testLoss));
+                    evals.flush();
+                    out.printf(Locale.ROOT, "[%s] epoch %d/%d done: step %d/%d, loss %.4f, train acc %.2f%%, test acc %.2f%% (test loss %.4f), %.1f s%n",
+                            name, t.epoch() + 1, cfg.epochs(), t.stepsDone(), total, epLoss, 100 * epAcc, 100 * testAcc, testLoss,
+                            (System.nanoTime() - epStart) / 1e9);
+                    t.endEpoch();
+                }
+                if (Double.isNaN(testAcc)) {   // resumed from a finished run: still report its accuracy
+                    Trainer.Eval ev = t.evaluate();
+                    testAcc = ev.accuracy();
+                    testLoss = ev.loss();
+                }
+                Path ckpt = mdir.resolve("final.safetensors");
+                t.save(ckpt);
+                Map<String, Double> shares = new LinkedHashMap<>();
+                double denom = Math.max(1, measuredNanos);
+                long known = 0;
+                for (Profile.Part p : List.of(Profile.Part.EQ1, Profile.Part.EQ2, Profile.Part.EQ3, Profile.Part.IM2COL, Profile.Part.SPARSIFY)) {
+                    shares.put(p.name().toLowerCase(Locale.ROOT), prof.get(p) / denom);
+                    known += prof.get(p);
+                }
+                shares.put("other", Math.max(0, measuredNanos - known) / denom);
+                shares.put("of_other_optimizer", prof.get(Profile.Part.OPTIMIZER) / denom);
+                shares.put("of_other_layout", prof.get(Profile.Part.ELEMENTWISE) / denom);
+                double median = median(stepMs);
+                return new Result(cfg, testAcc, testLoss, epLoss, epAcc, median, stepMs.size(), shares, t.stepsDone(),
+                        (System.nanoTime() - runStart) / 1e9, t.model().parameterCount(), ckpt);
+            }
+        }
+
+        private void table(List<Result> rs, double wall) {
+            out.println();
+            out.printf(Locale.ROOT, "%-10s %9s %10s %8s %7s %7s %7s %7s %9s %7s%n", "method", "test acc", "train loss", "ms/step", "Eq.1", "Eq.2", "Eq.3", "im2col", "sparsify", "other");
+            for (Result r : rs) {
+                Map<String, Double> s = r.shares();
+                out.printf(Locale.ROOT, "%-10s %8.2f%% %10.4f %8.1f %6.1f%% %6.1f%% %6.1f%% %6.1f%% %8.1f%% %6.1f%%%n", r.cfg().methodName(), 100 * r.testAcc(),
+                        r.trainLoss(), r.medianStepMs(), 100 * s.get("eq1"), 100 * s.get("eq2"), 100 * s.get("eq3"), 100 * s.get("im2col"),
+                        100 * s.get("sparsify"), 100 * s.get("other"));
+            }
+            out.printf(Locale.ROOT, "(ms/step: median over steps after warm-up; shares of the measured step time; other includes the optimizer,"
+                    + " layout copies, elementwise ops and data loading) wall time %.1f s%n", wall);
+        }
+
+        private void writeSummary(List<Result> rs, TrainData data, double wall) throws IOException {
+            StringBuilder sb = new StringBuilder("{\n");
+            sb.append("  \"data\": ").append(q(data.spec())).append(",\n");
+            sb.append("  \"threads\": ").append(Blas.threads()).append(",\n");
+            sb.append("  \"wall_seconds\": ").append(num(wall)).append(",\n");
+            sb.append("  \"runs\": [\n");
+            for (int i = 0; i < rs.size(); i++) {
+                Result r = rs.get(i);
+                sb.append("    {\"method\": ").append(q(r.cfg().methodName()))
+                        .append(", \"test_acc\": ").append(num(r.testAcc()))
+                        .append(", \"test_loss\": ").append(num(r.testLoss()))
+                        .append(", \"train_loss\": ").append(num(r.trainLoss()))
+                        .append(", \"train_acc\": ").append(num(r.trainAcc()))
+                        .append(", \"median_step_ms\": ").append(num(r.medianStepMs()))
+                        .append(", \"measured_steps\": ").append(r.measuredSteps())
+                        .append(", \"steps\": ").append(r.steps())
+                        .append(", \"wall_seconds\": ").append(num(r.wallSeconds()))
+                        .append(", \"parameters\": ").append(r.params())
+                        .append(", \"checkpoint\": ").append(q(dir.relativize(r.checkpoint()).toString()))
+                        .append(",\n     \"time_share\": {");
+                int k = 0;
+                for (var e : r.shares().entrySet()) sb.append(k++ > 0 ? ", " : "").append(q(e.getKey())).append(": ").append(num(e.getValue()));
+                sb.append("},\n     \"config\": {");
+                k = 0;
+                for (var e : r.cfg().toMetadata().entrySet()) sb.append(k++ > 0 ? ", " : "").append(q(e.getKey())).append(": ").append(q(e.getValue()));
+                sb.append("}}").append(i + 1 < rs.size() ? "," : "").append('\n');
+            }
+            sb.append("  ]\n}\n");
+            Files.writeString(dir.resolve("summary.json"), sb.toString());
+        }
+
+        private void plots() throws IOException {
+            LineChart loss = new LineChart("Training loss (moving average)", "step", "loss");
+            LineChart acc = new LineChart("Accuracy", "step", "accuracy");
+            for (String m : lossCurves.keySet()) {
+                List<double[]> l = lossCurves.get(m), a = accCurves.get(m), te = testCurves.get(m);
+                int win = Math.max(1, Math.min(50, l.size() / 10));
+                loss.add(m, xs(l), smooth(ys(l), win));
+                acc.add(m + " train", xs(a), smooth(ys(a), win));
+                if (!te.isEmpty()) acc.add(m + " test", xs(te), ys(te));
+            }
+            acc.yRange(0, 1);
+            loss.write(dir.resolve("loss.png"), 900, 540);
+            acc.write(dir.resolve("accuracy.png"), 900, 540);
+        }
+    }
+
+    static double[] xs(List<double[]> p) { return p.stream().mapToDouble(v -> v[0]).toArray(); }
+    static double[] ys(List<double[]> p) { return p.stream().mapToDouble(v -> v[1]).toArray(); }
+
+    /** Trailing moving average over win points. */
+    static double[] smooth(double[] y, int win) {
+        double[] o = new double[y.length];
+        double s = 0;
+        for (int i = 0; i < y.length; i++) {
+            s += y[i];
+            if (i >= win) s -= y[i - win];
+            o[i] = s / Math.min(i + 1, win);
+        }
+        return o;
+    }
+
+    static double median(List<Double> v) {
+        if (v.isEmpty()) return Double.NaN;
+        double[] a = v.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+        int n = a.length;
+        return n % 2 == 1 ? a[n / 2] : (a[n / 2 - 1] + a[n / 2]) / 2;
+    }
+
+    static String bar(long done, long total) {
+        int w = 20, f = (int) Math.min(w, w * done / Math.max(1, total));
+        return "[" + "#".repeat(f) + ".".repeat(w - f) + "]";
+    }
+
+    static String eta(double seconds) {
+        if (!Double.isFinite(seconds) || seconds < 0) return "?";
+        long s = Math.round(seconds);
+        return s >= 3600 ? String.format(Locale.ROOT, "%dh%02dm", s / 3600, s % 3600 / 60) : String.format(Locale.ROOT, "%dm%02ds", s / 60, s % 60);
+    }
+
+    static String num(double d) { return Double.isFinite(d) ? String.format(Locale.ROOT, "%.6g", d) : "null"; }
+
+    static String q(String s) {
+        StringBuilder sb = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            if (c == '"' || c == '\\') sb.append('\\').append(c);
+            else if (c < 0x20) sb.append(String.format("\\u%04x", (int) c));
+            else sb.append(c);
+        }
+        return sb.append('"').toString();
+    }
+}

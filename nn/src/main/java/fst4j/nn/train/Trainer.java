@@ -1,0 +1,280 @@
+package fst4j.nn.train;
+
+import fst4j.autograd.Grad;
+import fst4j.autograd.NN;
+import fst4j.autograd.Profile;
+import fst4j.autograd.Var;
+import fst4j.nn.LrSchedule;
+import fst4j.nn.Models;
+import fst4j.nn.Module;
+import fst4j.nn.SGD;
+import fst4j.nn.Sparse;
+import fst4j.nn.SrSte;
+import fst4j.nn.data.DataLoader;
+import fst4j.nn.io.SafeTensors;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Trains one model with one sparsity method. A step, all inside one {@link Scope}: forward, cross-entropy with
+ * label smoothing, backward, SR-STE decay of pruned weights (when the method prunes W), SGD step, zero grads; the
+ * learning rate follows a per-step cosine schedule with linear warm-up. Model init, data order and augmentation are
+ * seeded by the config's seed, so two trainers with the same config and data do bit-identical work.
+ *
+ * <pre>{@code
+ * try (Trainer t = new Trainer(cfg, data)) {
+ *     while (!t.finished()) {
+ *         while (t.epochHasNext()) t.trainStep();
+ *         Trainer.Eval e = t.evaluate();
+ *         t.endEpoch();
+ *     }
+ * }
+ * }</pre>
+ *
+ * Checkpoints ({@link #save}, {@link #load}) hold the model state dict ("model.NAME"), the momentum buffers
+ * ("optim.momentum.INDEX"), the step, epoch, optimizer step count and loader state (int64), and the config as
+ * metadata; loading them into a fresh trainer continues bit-identically.
+ */
+public final class Trainer implements AutoCloseable {
+    public static final String FORMAT = "fst4j-checkpoint-1";
+
+    /** One step's numbers: the batch's loss, how many of its size were classified right, the LR used, wall time. */
+    public record StepResult(long step, int epoch, double loss, int correct, int size, double lr, long nanos) {
+        public double accuracy() { return size == 0 ? 0 : (double) correct / size; }
+    }
+
+    /** Test-set accuracy and mean loss (without label smoothing). */
+    public record Eval(double accuracy, double loss, int samples) {}
+
+    private final TrainConfig cfg;
+    private final TrainData data;
+    private final Module model;
+    private final SGD opt;
+    private final DataLoader loader, testLoader;
+    private final LrSchedule schedule;
+    private final long totalSteps;
+    private final boolean decays;
+    private long step;
+
+    public Trainer(TrainConfig cfg, TrainData data) {
+        this.cfg = cfg;
+        this.data = data.subsets(cfg.trainSubset(), cfg.testSubset());
+        var tr = this.data.train();
+        if (tr.size() < cfg.batchSize())
+            throw new IllegalArgumentException("the training set has " + tr.size() + " images, fewer than one batch of " + cfg.batchSize());
+        this.model = Models.byName(cfg.model(), tr.channels(), tr.height(), tr.width(), tr.numClasses(), cfg.method(), cfg.seed());
+        this.opt = new SGD(model.parameters(), cfg.lr(), cfg.momentum(), cfg.weightDecay(), cfg.nesterov());
+        DataLoader.Builder b = DataLoader.builder(tr).batchSize(cfg.batchSize()).shuffle(true).seed(cfg.seed()).dropLast(true)
+                .normalize(this.data.mean(), this.data.std());
+        if (cfg.augment()) b.randomCrop(tr.height() <= 28 ? 2 : 4).horizontalFlip(true);
+        this.loader = b.build();
+        this.testLoader = DataLoader.builder(this.data.test()).batchSize(Math.max(cfg.batchSize(), 256))
+                .normalize(this.data.mean(), this.data.std()).build();
+        this.totalSteps = (long) cfg.epochs() * loader.batchesPerEpoch();
+        this.schedule = LrSchedule.cosine(cfg.lr(), cfg.warmupFor(totalSteps), totalSteps, cfg.minLr());
+        boolean d = false;
+        for (Sparse s : Models.sparseLayers(model).values()) d |= s.sparsity().decaysPruned();
+        this.decays = d;
+    }
+
+    public TrainConfig config() { return cfg; }
+    public TrainData data() { return data; }
+    public Module model() { return model; }
+    public SGD optimizer() { return opt; }
+    public DataLoader loader() { return loader; }
+    /** Steps done so far (the 0-based index of the next step). */
+    public long stepsDone() { return step; }
+    public long totalSteps() { return totalSteps; }
+    public int stepsPerEpoch() { return loader.batchesPerEpoch(); }
+    /** The current epoch (0-based). */
+    public int epoch() { return loader.epoch(); }
+    public boolean finished() { return loader.epoch() >= cfg.epochs() || step >= totalSteps; }
+    /** Whether the current epoch has another step. */
+    public boolean epochHasNext() { return !finished() && loader.hasNext(); }
+    /** Whether the model has SR-STE-decayed layers. */
+    public boolean decaysPruned() { return decays; }
+
+    /** Moves on to the next epoch (call after the last step of one, and after evaluating). */
+    public void endEpoch() { loader.nextEpoch(); }
+
+    /** One training step on the next batch of the current epoch. */
+    public StepResult trainStep() {
+        if (!epochHasNext()) throw new IllegalStateException("epoch " + epoch() + " has no more steps; call endEpoch()");
+        long t0 = System.nanoTime();
+        int ep = loader.epoch();
+        double lr = schedule.lr(step);
+        double lossValue;
+        int correct, size;
+        model.train(true);
+        try (Scope s = Scope.open()) {
+            DataLoader.Batch batch = loader.next();
+            opt.setLr(lr);
+            Var logits = model.forward(Var.of(batch.images()));
+            Var loss = NN.crossEntropy(logits, batch.labels(), cfg.labelSmoothing());
+            lossValue = loss.item();
+            correct = countCorrect(logits.value(), batch.labels());
+            size = batch.size();
+            loss.backward();
+            long to = Profile.start();
+            if (decays) SrSte.addDecay(model, cfg.srSteLambda());
+            opt.step();
+            opt.zeroGrad();
+            Profile.stop(Profile.Part.OPTIMIZER, to);
+        }
+        StepResult r = new StepResult(step, ep, lossValue, correct, size, lr, System.nanoTime() - t0);
+        step++;
+        return r;
+    }
+
+    /** Accuracy and loss on the test set, batched, in eval mode without recording a graph. */
+    public Eval evaluate() {
+        model.eval();
+        long correct = 0;
+        double lossSum = 0;
+        int n = 0;
+        try (Grad.Restore g = Grad.noGrad()) {
+            testLoader.startEpoch(0);
+            while (testLoader.hasNext()) {
+                try (Scope s = Scope.open()) {
+                    DataLoader.Batch b = testLoader.next();
+                    Var logits = model.forward(Var.of(b.images()));
+                    lossSum += NN.crossEntropy(logits, b.labels(), 0).item() * b.size();
+                    correct += countCorrect(logits.value(), b.labels());
+                    n += b.size();
+                }
+            }
+        } finally {
+            model.train(true);
+        }
+        return new Eval(n == 0 ? 0 : (double) correct / n, n == 0 ? 0 : lossSum / n, n);
+    }
+
+    static int countCorrect(Tensor logits, int[] labels) {
+        float[] v = logits.toFloatArray();
+        int c = logits.size(1), ok = 0;
+        for (int i = 0; i < labels.length; i++) {
+            int best = 0;
+            for (int k = 1; k < c; k++) if (v[i * c + k] > v[i * c + best]) best = k;
+            if (best == labels[i]) ok++;
+        }
+        return ok;
+    }
+
+    // ------------------------------------------------------------------ checkpoints
+
+    /** Writes the full training state to file atomically (parent directories are created). */
+    public void save(Path file) throws IOException {
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        model.stateDict().forEach((k, v) -> tensors.put("model." + k, v));
+        List<?> params = opt.params();
+        for (int i = 0; i < params.size(); i++) {
+            Tensor b = opt.momentumBuffer(i);
+            if (b != null) tensors.put("optim.momentum." + i, b);
+        }
+        Map<String, long[]> longs = new LinkedHashMap<>();
+        longs.put("step", new long[]{step});
+        longs.put("epoch", new long[]{loader.epoch()});
+        longs.put("optim.steps", new long[]{opt.steps()});
+        longs.put("loader", loader.state().toLongs());
+        Map<String, String> meta = new LinkedHashMap<>();
+        meta.put("format", FORMAT);
+        meta.putAll(cfg.toMetadata());
+        meta.put("data", data.spec());
+        meta.put("train_size", Integer.toString(data.train().size()));
+        meta.put("total_steps", Long.toString(totalSteps));
+        Path parent = file.toAbsolutePath().getParent();
+        if (parent != null) Files.createDirectories(parent);
+        SafeTensors.write(file, tensors, longs, meta);
+    }
+
+    /** The config stored in a checkpoint (to build the trainer to {@link #load} it into). */
+    public static TrainConfig readConfig(Path file) {
+        try (SafeTensors.Contents c = read(file)) {
+            return TrainConfig.fromMetadata(c.metadata());
+        } catch (RuntimeException e) {
+            throw e instanceof CheckpointException ce ? ce : new CheckpointException(file, e.getMessage(), e);
+        }
+    }
+
+    /** The string metadata of a checkpoint (config, data spec, sizes). */
+    public static Map<String, String> readMetadata(Path file) {
+        try (SafeTensors.Contents c = read(file)) {
+            return new LinkedHashMap<>(c.metadata());
+        }
+    }
+
+    /**
+     * Restores the state saved by {@link #save} into this trainer, which must have the same config and data
+     * (checked: model, method, batch, epochs, seed, lr, data size). Training then continues exactly.
+     */
+    public void load(Path file) {
+        try (Scope s = Scope.open(); SafeTensors.Contents c = read(file)) {
+            Map<String, String> meta = c.metadata();
+            TrainConfig saved = TrainConfig.fromMetadata(meta);
+            if (!saved.equals(cfg))
+                throw new IllegalArgumentException("it was written for " + saved.toMetadata() + ", not " + cfg.toMetadata());
+            String trainSize = meta.get("train_size");
+            if (trainSize != null && !trainSize.equals(Integer.toString(data.train().size())))
+                throw new IllegalArgumentException("it was trained on " + trainSize + " images, this run has " + data.train().size());
+            Map<String, Tensor> state = new HashMap<>();
+            Map<Integer, Tensor> momentum = new HashMap<>();
+            for (var e : c.tensors().entrySet()) {
+                String k = e.getKey();
+                if (k.startsWith("model.")) state.put(k.substring(6), e.getValue());
+                else if (k.startsWith("optim.momentum.")) {
+                    int i = Integer.parseInt(k.substring("optim.momentum.".length()));
+                    if (i < 0 || i >= opt.params().size()) throw new IllegalArgumentException("momentum buffer " + i + " has no parameter");
+                    if (!java.util.Arrays.equals(e.getValue().shape(), opt.params().get(i).shape()))
+                        throw new IllegalArgumentException("momentum buffer " + i + " has the wrong shape");
+                    momentum.put(i, e.getValue());
+                } else throw new IllegalArgumentException("unexpected tensor " + k);
+            }
+            long st = one(c.int64("step")), optSteps = one(c.int64("optim.steps"));
+            DataLoader.State ls = DataLoader.State.fromLongs(c.int64("loader"));
+            if (st < 0 || st > totalSteps) throw new IllegalArgumentException("step " + st + " is outside 0.." + totalSteps);
+            model.loadStateDict(state);
+            opt.restore(optSteps, momentum);
+            loader.restore(ls);
+            step = st;
+        } catch (CheckpointException e) {
+            throw e;
+        } catch (RuntimeException e) {
+            throw new CheckpointException(file, e.getMessage(), e);
+        }
+    }
+
+    private static long one(long[] v) {
+        if (v.length != 1) throw new IllegalArgumentException("expected one int64, got " + v.length);
+        return v[0];
+    }
+
+    private static SafeTensors.Contents read(Path file) {
+        SafeTensors.Contents c;
+        try {
+            c = SafeTensors.read(file);
+        } catch (IOException e) {
+            throw new CheckpointException(file, e.getClass().getSimpleName() + ": " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            throw new CheckpointException(file, e.getMessage(), e);
+        }
+        if (!FORMAT.equals(c.metadata().get("format"))) {
+            c.close();
+            throw new CheckpointException(file, "not an fst4j training checkpoint (metadata format is " + c.metadata().get("format") + ", expected " + FORMAT + ")", null);
+        }
+        return c;
+    }
+
+    @Override
+    public void close() {
+        opt.close();
+        model.close();
+    }
+}

@@ -1,0 +1,153 @@
+package fst4j.nn.train;
+
+import fst4j.autograd.SparseConfig.Method;
+import fst4j.nn.data.Datasets;
+import fst4j.nn.data.ImageDataset;
+import fst4j.nn.io.SafeTensors;
+import fst4j.tensor.Tensor;
+import fst4j.tensor.Blas;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class CheckpointTest {
+    private int threads;
+
+    @BeforeEach
+    void oneThread() { threads = Blas.threads(); Blas.setThreads(1); }   // quick and steady on a busy 2-core machine
+
+    @AfterEach
+    void restoreThreads() { Blas.setThreads(threads); }
+
+    /** n images 1x8x8 whose class is where a bright blob is, plus noise. */
+    static ImageDataset blobs(String name, int n, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        byte[] px = new byte[n * 64];
+        int[] labels = new int[n];
+        for (int i = 0; i < n; i++) {
+            int c = r.nextInt(4);
+            labels[i] = c;
+            for (int k = 0; k < 64; k++) px[i * 64 + k] = (byte) r.nextInt(60);
+            int y0 = (c / 2) * 4, x0 = (c % 2) * 4;
+            for (int y = 0; y < 3; y++) for (int x = 0; x < 3; x++) px[i * 64 + (y0 + y) * 8 + x0 + x] = (byte) (150 + r.nextInt(100));
+        }
+        return ImageDataset.ofBytes(name, px, n, 1, 8, 8, labels, 4);
+    }
+
+    static TrainData tiny() { return TrainData.of("blobs", new Datasets.Split(blobs("train", 64, 1), blobs("test", 32, 2))); }
+
+    static TrainConfig cfg(Method m) { return cfg(m, "cnn"); }
+
+    static TrainConfig cfg(Method m, String model) {
+        return TrainConfig.defaults(m).withModel(model).withBatchSize(16).withEpochs(3).withLr(0.05).withWarmupSteps(2)
+                .withNesterov(true).withSeed(7).withAugment(true);
+    }
+
+    static void run(Trainer t, int n) {
+        for (int i = 0; i < n; i++) {
+            if (!t.epochHasNext()) { t.evaluate(); t.endEpoch(); }
+            t.trainStep();
+        }
+    }
+
+    static void assertSameState(Trainer a, Trainer b) {
+        Map<String, Tensor> sa = a.model().stateDict(), sb = b.model().stateDict();
+        assertEquals(sa.keySet(), sb.keySet());
+        for (String k : sa.keySet()) assertArrayEquals(sa.get(k).toFloatArray(), sb.get(k).toFloatArray(), k);
+        for (int i = 0; i < a.optimizer().params().size(); i++) {
+            Tensor x = a.optimizer().momentumBuffer(i), y = b.optimizer().momentumBuffer(i);
+            assertEquals(x == null, y == null);
+            if (x != null) assertArrayEquals(x.toFloatArray(), y.toFloatArray(), "momentum " + i);
+        }
+        assertEquals(a.stepsDone(), b.stepsDone());
+        assertEquals(a.loader().state(), b.loader().state());
+    }
+
+    @Test
+    void resumeIsBitIdentical(@TempDir Path dir) throws Exception {
+        for (Method m : new Method[]{Method.FST3_IR, Method.DENSE}) {
+            TrainData data = tiny();
+            String model = m == Method.DENSE ? "mlp" : "cnn";   // the CNN has BN buffers and sparse convs; the MLP is quick
+            Path ckpt = dir.resolve(m + "/ckpt.safetensors");
+            try (Trainer straight = new Trainer(cfg(m, model), data); Trainer first = new Trainer(cfg(m, model), data);
+                 Trainer untouched = new Trainer(cfg(m, model), data)) {
+                run(straight, 10);      // 4 steps per epoch: crosses two epoch ends
+                run(first, 5);          // stops inside epoch 1
+                first.save(ckpt);
+                try (Trainer resumed = new Trainer(Trainer.readConfig(ckpt), data)) {
+                    resumed.load(ckpt);
+                    assertEquals(5, resumed.stepsDone());
+                    run(resumed, 5);
+                    assertSameState(straight, resumed);
+                    // and the model is not trivially unchanged
+                    String key = straight.model().stateDict().keySet().iterator().next();
+                    assertFalse(java.util.Arrays.equals(straight.model().stateDict().get(key).toFloatArray(),
+                            untouched.model().stateDict().get(key).toFloatArray()));
+                }
+            }
+        }
+    }
+
+    @Test
+    void resumeAtAnEpochBoundary(@TempDir Path dir) throws Exception {
+        TrainData data = tiny();
+        Path ckpt = dir.resolve("c.safetensors");
+        try (Trainer straight = new Trainer(cfg(Method.FST3_IR, "mlp"), data); Trainer first = new Trainer(cfg(Method.FST3_IR, "mlp"), data)) {
+            run(straight, 12);
+            run(first, 8);       // exactly the end of epoch 1, before endEpoch()
+            first.save(ckpt);
+            try (Trainer resumed = new Trainer(cfg(Method.FST3_IR, "mlp"), data)) {
+                resumed.load(ckpt);
+                run(resumed, 4);
+                assertSameState(straight, resumed);
+                assertTrue(resumed.finished() || !resumed.epochHasNext());
+            }
+        }
+    }
+
+    @Test
+    void corruptOrForeignCheckpointsGiveClearErrors(@TempDir Path dir) throws Exception {
+        TrainData data = tiny();
+        Path ckpt = dir.resolve("c.safetensors");
+        try (Trainer t = new Trainer(cfg(Method.FST3_IR, "mlp"), data)) {
+            run(t, 2);
+            t.save(ckpt);
+            byte[] ok = Files.readAllBytes(ckpt);
+
+            byte[] bad = ok.clone();
+            for (int i = 8; i < 40; i++) bad[i] = '#';           // mangle the JSON header
+            Path corrupt = dir.resolve("corrupt.safetensors");
+            Files.write(corrupt, bad);
+            CheckpointException e = assertThrows(CheckpointException.class, () -> t.load(corrupt));
+            assertTrue(e.getMessage().startsWith("checkpoint " + corrupt + " is unusable: "), e.getMessage());
+
+            Path truncated = dir.resolve("truncated.safetensors");
+            Files.write(truncated, java.util.Arrays.copyOf(ok, ok.length / 2));
+            e = assertThrows(CheckpointException.class, () -> t.load(truncated));
+            assertTrue(e.getMessage().contains(truncated.toString()), e.getMessage());
+
+            Path missing = dir.resolve("nope.safetensors");
+            e = assertThrows(CheckpointException.class, () -> t.load(missing));
+            assertTrue(e.getMessage().contains("NoSuchFileException"), e.getMessage());
+
+            Path foreign = dir.resolve("foreign.safetensors");
+            SafeTensors.write(foreign, t.model().stateDict());
+            e = assertThrows(CheckpointException.class, () -> t.load(foreign));
+            assertTrue(e.getMessage().contains("not an fst4j training checkpoint"), e.getMessage());
+
+            try (Trainer other = new Trainer(cfg(Method.DENSE, "mlp"), data)) {
+                e = assertThrows(CheckpointException.class, () -> other.load(ckpt));
+                assertTrue(e.getMessage().contains("written for"), e.getMessage());
+            }
+            assertThrows(CheckpointException.class, () -> Trainer.readConfig(corrupt));
+        }
+    }
+}

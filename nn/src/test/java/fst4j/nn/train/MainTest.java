@@ -1,0 +1,148 @@
+package fst4j.nn.train;
+
+import fst4j.nn.data.DatasetNotFoundException;
+import fst4j.nn.data.Datasets;
+import fst4j.nn.data.Idx;
+import fst4j.nn.io.SafeTensors;
+import fst4j.tensor.Blas;
+import fst4j.tensor.Tensor;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class MainTest {
+    private int threads;
+
+    @BeforeEach
+    void oneThread() { threads = Blas.threads(); }
+
+    @AfterEach
+    void restoreThreads() { Blas.setThreads(threads); }
+
+    record Outcome(int rc, String out, String err) {}
+
+    static Outcome main(Main.DataSource src, String... args) {
+        ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
+        int rc = Main.run(args, new PrintStream(o, true, StandardCharsets.UTF_8), new PrintStream(e, true, StandardCharsets.UTF_8), src);
+        return new Outcome(rc, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
+    }
+
+    static final Main.DataSource NO_DATA = s -> { throw new AssertionError("no data should be loaded"); };
+
+    @Test
+    void badFlagsGiveOneLineUsageErrors() {
+        for (String[] args : List.of(new String[]{"--bogus"}, new String[]{"--epochs", "zero"}, new String[]{"--epochs", "0"},
+                new String[]{"--batch"}, new String[]{"--method", "dense,nope"}, new String[]{"--model", "vgg"},
+                new String[]{"stray"}, new String[]{"--lr", "-1"}, new String[]{"--nesterov=yes"}, new String[]{"--seed", "1", "--seed", "2"})) {
+            Outcome r = main(NO_DATA, args);
+            assertEquals(2, r.rc(), String.join(" ", args));
+            assertEquals("", r.out());
+            assertTrue(r.err().startsWith("fst4j train: "), r.err());
+            assertTrue(r.err().contains("; usage: fst4j train ["), r.err());
+            assertEquals(1, r.err().lines().count(), r.err());
+        }
+        Outcome h = main(NO_DATA, "--help");
+        assertEquals(0, h.rc());
+        assertTrue(h.out().contains("--train-subset"));
+    }
+
+    @Test
+    void missingDatasetPrintsTheInstallLineOnly() {
+        Outcome r = main(s -> { throw new DatasetNotFoundException("sudo apt-get install dataset-fashion-mnist"); }, "--epochs", "1");
+        assertEquals(1, r.rc());
+        assertEquals("sudo apt-get install dataset-fashion-mnist" + System.lineSeparator(), r.err());
+    }
+
+    /** A 12x12 MNIST-style dataset in dir: the class is which quadrant holds a bright square. */
+    static void writeIdx(Path dir, String split, int n, long seed) throws Exception {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
+        byte[] px = new byte[n * 144], lb = new byte[n];
+        for (int i = 0; i < n; i++) {
+            int c = r.nextInt(4);
+            lb[i] = (byte) c;
+            for (int k = 0; k < 144; k++) px[i * 144 + k] = (byte) r.nextInt(50);
+            for (int y = 0; y < 4; y++) for (int x = 0; x < 4; x++) px[i * 144 + ((c / 2) * 6 + 1 + y) * 12 + (c % 2) * 6 + 1 + x] = (byte) 200;
+        }
+        Idx.write(dir.resolve(split + "-images-idx3-ubyte"), new int[]{n, 12, 12}, px, false);
+        Idx.write(dir.resolve(split + "-labels-idx1-ubyte"), new int[]{n}, lb, false);
+    }
+
+    @Test
+    void endToEndWritesMetricsSummaryPlotsAndCheckpointsAndResumes(@TempDir Path tmp) throws Exception {
+        Path data = tmp.resolve("data");
+        Files.createDirectories(data);
+        writeIdx(data, "train", 400, 1);
+        writeIdx(data, "t10k", 100, 2);
+        Path out = tmp.resolve("run");
+        String[] common = {"--model", "mlp", "--data", "mnist:" + data, "--epochs", "2", "--batch", "16", "--train-subset", "160",
+                "--lr", "0.05", "--seed", "3", "--threads", "1", "--no-progress"};
+        Outcome r = main(TrainData::load, concat(common, "--method", "dense,fst3_ir", "--out", out.toString(), "--save-every", "15"));
+        assertEquals(0, r.rc(), r.err());
+        assertEquals("", r.err());
+        for (String f : new String[]{"metrics.csv", "eval.csv", "summary.json", "loss.png", "accuracy.png",
+                "dense/final.safetensors", "fst3_ir/final.safetensors", "fst3_ir/checkpoint.safetensors"})
+            assertTrue(Files.size(out.resolve(f)) > 0, f);
+        List<String> metrics = Files.readAllLines(out.resolve("metrics.csv"));
+        assertEquals("method,epoch,step,loss,train_acc,lr,step_ms", metrics.get(0));
+        assertEquals(1 + 2 * 20, metrics.size());
+        assertTrue(metrics.get(40).startsWith("fst3_ir,2,20,"), metrics.get(40));
+        assertEquals(5, Files.readAllLines(out.resolve("eval.csv")).size());
+        String summary = Files.readString(out.resolve("summary.json"));
+        assertTrue(summary.contains("\"method\": \"fst3_ir\"") && summary.contains("\"eq3\"") && summary.contains("\"test_acc\""), summary);
+        assertTrue(r.out().contains("epoch 2/2 done") && r.out().contains("ms/step"), r.out());
+        byte[] png = Files.readAllBytes(out.resolve("loss.png"));
+        assertEquals((byte) 0x89, png[0]);
+        assertEquals('P', png[1]);
+
+        // the step-15 checkpoint, resumed into another directory, ends bit-identical to the straight run
+        Path out2 = tmp.resolve("resumed");
+        Outcome r2 = main(TrainData::load, "--resume", out.resolve("fst3_ir/checkpoint.safetensors").toString(), "--out", out2.toString(),
+                "--threads", "1", "--no-progress");
+        assertEquals(0, r2.rc(), r2.err());
+        assertTrue(r2.out().contains("resumed from"), r2.out());
+        try (SafeTensors.Contents a = SafeTensors.read(out.resolve("fst3_ir/final.safetensors"));
+             SafeTensors.Contents b = SafeTensors.read(out2.resolve("fst3_ir/final.safetensors"))) {
+            assertEquals(a.tensors().keySet(), b.tensors().keySet());
+            for (String k : a.tensors().keySet()) {
+                Tensor x = a.tensor(k), y = b.tensor(k);
+                assertArrayEquals(x.toFloatArray(), y.toFloatArray(), k);
+            }
+            assertArrayEquals(a.int64("step"), b.int64("step"));
+        }
+        // a conflicting flag with --resume is a usage error
+        Outcome r3 = main(NO_DATA, "--resume", out.resolve("fst3_ir/checkpoint.safetensors").toString(), "--lr", "0.2");
+        assertEquals(2, r3.rc());
+        assertTrue(r3.err().contains("differ from the checkpoint"), r3.err());
+        // a corrupt checkpoint is one clear line
+        Path bad = tmp.resolve("bad.safetensors");
+        Files.write(bad, new byte[]{1, 2, 3});
+        Outcome r4 = main(NO_DATA, "--resume", bad.toString());
+        assertEquals(1, r4.rc());
+        assertTrue(r4.err().startsWith("fst4j train: checkpoint " + bad + " is unusable: "), r4.err());
+        assertEquals(1, r4.err().lines().count(), r4.err());
+    }
+
+    @Test
+    void fashionMnistSpecLoadsWhenInstalled() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Datasets.locateFashionMnist(null).isPresent(), "Fashion-MNIST is not installed");
+        TrainData d = TrainData.load("fashion-mnist");
+        assertEquals(60000, d.train().size());
+        assertEquals(10000, d.test().size());
+    }
+
+    static String[] concat(String[] a, String... b) {
+        String[] o = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, o, a.length, b.length);
+        return o;
+    }
+}

@@ -1,6 +1,7 @@
 /* im2col / col2im for NCHW float32 batches (fst4j.tensor.Conv's float32 path). Orientation as in
  * fst-method.md: row r = (c*kh + i)*kw + j of the [K, N*L] matrix, column n*L + oh*Wo + ow. */
 #include "fst4j.h"
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct { int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo; } geom;
@@ -86,6 +87,11 @@ int fst_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, in
     if (check(&g) != FST_OK || nthreads < 1 || npos < 0 || ldo < n * npos) return FST_EINVAL;
     for (int64_t q = 0; q < npos; q++) if (pos[q] < 0 || pos[q] >= ho * wo) return FST_EINVAL;
     const int64_t K = c * kh * kw;
+    /* input coordinates of each position's window origin, computed once (no division in the loop) */
+    int64_t *ih0 = malloc((size_t)(npos > 0 ? npos : 1) * 2 * sizeof(int64_t));
+    if (!ih0) return FST_EINVAL;
+    int64_t *iw0 = ih0 + npos;
+    for (int64_t q = 0; q < npos; q++) { ih0[q] = (pos[q] / wo) * sh - ph; iw0[q] = (pos[q] % wo) * sw - pw; }
     #pragma omp parallel for collapse(2) num_threads(nthreads) schedule(static) if (n * K * npos > 32768)
     for (int64_t img = 0; img < n; img++)
         for (int64_t r = 0; r < K; r++) {
@@ -93,10 +99,10 @@ int fst_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, in
             const float *plane = x + (img * c + ch) * h * w;
             float *o = out + r * ldo + img * npos;
             for (int64_t q = 0; q < npos; q++) {
-                int64_t oh = pos[q] / wo, ow = pos[q] % wo;
-                int64_t ih = oh * sh - ph + i, iw = ow * sw - pw + j;
-                o[q] = (ih < 0 || ih >= h || iw < 0 || iw >= w) ? 0.0f : plane[ih * w + iw];
+                int64_t ih = ih0[q] + i, iw = iw0[q] + j;
+                o[q] = ((uint64_t)ih >= (uint64_t)h || (uint64_t)iw >= (uint64_t)w) ? 0.0f : plane[ih * w + iw];
             }
         }
+    free(ih0);
     return FST_OK;
 }

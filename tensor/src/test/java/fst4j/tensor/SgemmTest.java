@@ -25,6 +25,7 @@ class SgemmTest {
             {1, 1, 1}, {3, 1, 17}, {1, 3, 255}, {17, 17, 3}, {3, 255, 1}, {255, 3, 17},
             {17, 255, 255}, {255, 17, 255}, {255, 255, 17}, {64, 96, 300},
             {1023, 17, 3}, {3, 1023, 17}, {17, 3, 1023}, {1023, 33, 255}, {40, 1023, 255}, {130, 100, 1023},
+            {1700, 20, 40},  // more rows than one packed block of A (1536 in gemm.c)
     };
 
     /** A column-major-or-row-major operand stored as rows x ld (ld > cols), padding filled with pad. */

@@ -35,6 +35,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * ({@link Native#sgemm}) against OpenBLAS's {@code cblas_sgemm}, bound through FFM here only. Shapes are
  * (M, N, K) of the conv-as-GEMM layers of a small ResNet plus a 1024^3 square.
  * <p>Read the {@code :gflop} secondary result: it is GFLOP/s (2 M N K per call, counted as operations per second).
+ * {@code -jvmArgsAppend -Dfst4j.openblas=/path/libopenblas.so} compares with another OpenBLAS build.
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
@@ -76,11 +77,12 @@ public class SgemmBench {
         b = random(r, (long) k * n);
         c = random(r, (long) m * n);
         if (params.getBenchmark().endsWith(".openblas")) {
+            String name = System.getProperty("fst4j.openblas", "libopenblas.so.0");
             SymbolLookup lib;
             try {
-                lib = SymbolLookup.libraryLookup("libopenblas.so.0", arena);
+                lib = SymbolLookup.libraryLookup(name, arena);
             } catch (IllegalArgumentException e) {
-                throw new IllegalStateException("OpenBLAS (libopenblas.so.0) not found: apt-get install libopenblas0-pthread");
+                throw new IllegalStateException("OpenBLAS (" + name + ") not found: apt-get install libopenblas0-pthread");
             }
             Linker linker = Linker.nativeLinker();
             MethodHandle setThreads = linker.downcallHandle(lib.find("openblas_set_num_threads").orElseThrow(),

@@ -35,12 +35,14 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * ({@link Native#sgemm}) against OpenBLAS's {@code cblas_sgemm}, bound through FFM here only. Shapes are
  * (M, N, K) of the conv-as-GEMM layers of a small ResNet plus a 1024^3 square.
  * <p>Read the {@code :gflop} secondary result: it is GFLOP/s (2 M N K per call, counted as operations per second).
- * {@code -jvmArgsAppend -Dfst4j.openblas=/path/libopenblas.so} compares with another OpenBLAS build.
+ * On a shared machine, also look at the best per-iteration {@code gflop} values in the raw output: the mean mixes in
+ * iterations that lost a core to another process. {@code -jvmArgsAppend -Dfst4j.openblas=/path/libopenblas.so}
+ * compares with another OpenBLAS build.
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
 @Warmup(iterations = 3, time = 1)
-@Measurement(iterations = 5, time = 1)
+@Measurement(iterations = 10, time = 1)
 @Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
 @State(Scope.Benchmark)
 public class SgemmBench {

@@ -25,7 +25,8 @@
 #endif
 
 const fst_kernel *fst_gemm_kernel(void) {
-    static const fst_kernel *chosen;
+    static const fst_kernel *cached;   /* every thread computes the same value: a benign, atomic race */
+    const fst_kernel *chosen = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);
     if (!chosen) {
         __builtin_cpu_init();
         int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -35,6 +36,7 @@ const fst_kernel *fst_gemm_kernel(void) {
         if (force && strcmp(force, "generic") == 0) avx2 = avx512 = 0;
         else if (force && strcmp(force, "avx2") == 0) avx512 = 0;
         chosen = avx512 ? &fst_kernel_avx512 : avx2 ? &fst_kernel_avx2 : &fst_kernel_generic;
+        __atomic_store_n(&cached, chosen, __ATOMIC_RELEASE);
     }
     return chosen;
 }

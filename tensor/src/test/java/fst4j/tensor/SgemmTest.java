@@ -129,6 +129,29 @@ class SgemmTest {
     }
 
     @Test
+    void concurrentCallersGetCorrectResults() throws Exception {
+        // Several Java threads share the native helper pool (one job at a time, the others run alone).
+        int callers = 4;
+        java.util.List<Throwable> errors = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        Thread[] ts = new Thread[callers];
+        for (int t = 0; t < callers; t++) {
+            final int id = t;
+            ts[t] = new Thread(() -> {
+                try {
+                    SplittableRandom r = new SplittableRandom(1000 + id);
+                    for (int rep = 0; rep < 6; rep++)
+                        runRaw(r, (rep & 1) != 0, id % 2 != 0, 96 + 17 * id, 130 + rep, 200, 1f, 0f, new int[]{2});
+                } catch (Throwable e) {
+                    errors.add(e);
+                }
+            });
+            ts[t].start();
+        }
+        for (Thread t : ts) t.join();
+        if (!errors.isEmpty()) throw new AssertionError(errors.size() + " caller(s) failed, first: " + errors.get(0).getMessage(), errors.get(0));
+    }
+
+    @Test
     void zeroKScalesByBetaOnly() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment c = arena.allocate(6 * 4, 64);

@@ -2,14 +2,14 @@
  *   ic (MB rows of A packed at once) > pc (KC) > jc (NB columns of B packed into an L2-sized block)
  *   > ir (one MR x KC sliver of packed A, hot in L1) > jr (KC x NR slivers of packed B, streamed from L2).
  * beta is folded into the first KC block (no separate pass over C; beta == 0 never reads C).
- * Threads take disjoint ranges of C rows or columns (whichever duplicates less packing and balances
- * better) and pack their own operands into thread-local buffers that live as long as the thread. */
+ * Threads (the caller plus a pool of helpers) claim chunks of C rows or columns (whichever duplicates less
+ * packing and balances better) and pack their own operands into per-thread buffers. */
 #include "fst4j.h"
 #include "gemm_internal.h"
 #include <stdlib.h>
 #include <string.h>
-#include <omp.h>
 #include <pthread.h>
+#include <sched.h>
 
 #ifndef FST_KC
 #define FST_KC 384      /* max depth of one packed block */
@@ -25,7 +25,8 @@
 #endif
 
 const fst_kernel *fst_gemm_kernel(void) {
-    static const fst_kernel *chosen;
+    static const fst_kernel *cached;   /* every thread computes the same value: a benign, atomic race */
+    const fst_kernel *chosen = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);
     if (!chosen) {
         __builtin_cpu_init();
         int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -35,6 +36,7 @@ const fst_kernel *fst_gemm_kernel(void) {
         if (force && strcmp(force, "generic") == 0) avx2 = avx512 = 0;
         else if (force && strcmp(force, "avx2") == 0) avx512 = 0;
         chosen = avx512 ? &fst_kernel_avx512 : avx2 ? &fst_kernel_avx2 : &fst_kernel_generic;
+        __atomic_store_n(&cached, chosen, __ATOMIC_RELEASE);
     }
     return chosen;
 }
@@ -46,6 +48,7 @@ typedef struct {
     float alpha, beta;
     float *C;
     int64_t ldc;
+    int64_t M, N;
 } job;
 
 /* Copy of w floats with the width known at compile time for the kernel shapes (inlined vector moves). */
@@ -109,7 +112,7 @@ static inline void prefetch_some(prefetcher *pf) {
 }
 
 /* Per-thread packing buffers, grown on demand and freed when the thread exits (pthread key destructor),
- * so neither Java threads calling in nor OpenMP pool threads leak them. */
+ * so Java threads calling in do not leak them. */
 typedef struct { float *a, *b; size_t acap, bcap; } buffers;
 static pthread_key_t buf_key;
 static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
@@ -194,6 +197,112 @@ static void scale_c(int64_t m0, int64_t m1, int64_t N, float beta, float *C, int
     }
 }
 
+/* ---- thread pool ----
+ * A job is cut into chunks of C rows or columns, each spanning all of K (no two threads touch one C element).
+ * The calling thread and the helpers claim chunks from one atomic counter that also holds the job's generation,
+ * and the caller waits only for chunks that were claimed. A helper the OS has not scheduled yet (common on a
+ * machine shared with other processes) therefore never holds the call up: the caller does its chunks instead.
+ * (An OpenMP parallel region would wait at its closing barrier for every team thread to have run.) */
+#define MAX_HELPERS 63
+typedef struct {
+    pthread_mutex_t mu;          /* guards gen/helpers for sleeping and waking */
+    pthread_cond_t cv;
+    pthread_mutex_t owner;       /* one job at a time; a second concurrent caller runs alone */
+    int helpers;                 /* started helper threads */
+    uint64_t gen;                /* job generation, written under mu */
+    uint64_t claim;              /* atomic: (gen << 32) | next chunk */
+    int64_t done;                /* atomic: chunks finished */
+    int rc;                      /* atomic: min return code */
+    int max_helpers;             /* helpers allowed on this job */
+    const job *jb;
+    int split_m;
+    int64_t unit, total, units, chunks;
+} pool_t;
+static pool_t pool = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .owner = PTHREAD_MUTEX_INITIALIZER };
+
+#define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define CLOSED 0xffffffffu   /* chunk index of a finished generation: nothing left to claim */
+
+/* Claims and runs chunks of generation g until none are left. The job fields are read before the claim and used
+ * only if the claim (generation and index in one word) succeeds: then the job is still the one they describe,
+ * because the caller cannot finish a job with an unclaimed chunk. */
+static void run_chunks(uint64_t g) {
+    for (;;) {
+        uint64_t c = __atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE);
+        if (c >> 32 != (g & 0xffffffffu)) return;
+        int64_t i = (int64_t)(c & 0xffffffffu), chunks = LD(pool.chunks);
+        if (i >= chunks) return;
+        const job *jb = LD(pool.jb);
+        int split_m = LD(pool.split_m);
+        int64_t unit = LD(pool.unit), total = LD(pool.total), units = LD(pool.units);
+        if (!__atomic_compare_exchange_n(&pool.claim, &c, c + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
+        int64_t u0 = units * i / chunks, u1 = units * (i + 1) / chunks;
+        int64_t a = u0 * unit, b = u1 * unit < total ? u1 * unit : total;
+        int r = FST_OK;
+        if (a < b) r = split_m ? gemm_range(jb, a, b, 0, jb->N) : gemm_range(jb, 0, jb->M, a, b);
+        if (r != FST_OK) ST(pool.rc, r);
+        __atomic_add_fetch(&pool.done, 1, __ATOMIC_RELEASE);
+    }
+}
+
+static void *helper_main(void *arg) {
+    int id = (int)(intptr_t)arg;
+    uint64_t seen = 0;
+    for (;;) {
+        uint64_t g = 0;
+        /* spin a little (back-to-back calls), then sleep until a new generation */
+        for (int s = 0; s < 20000; s++) {
+            g = __atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE);
+            if (g != seen) break;
+            __builtin_ia32_pause();
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&pool.mu);
+            while ((g = pool.gen) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
+            pthread_mutex_unlock(&pool.mu);
+        }
+        seen = g;
+        if (id < __atomic_load_n(&pool.max_helpers, __ATOMIC_ACQUIRE)) run_chunks(g);
+    }
+    return NULL;
+}
+
+static int run_pool(const job *jb, int split_m, int64_t unit, int64_t total, int64_t units, int64_t chunks, int nt) {
+    if (pthread_mutex_trylock(&pool.owner) != 0)   /* another Java thread is using the pool: run alone */
+        return gemm_range(jb, 0, jb->M, 0, jb->N);
+    int want = nt - 1 < MAX_HELPERS ? nt - 1 : MAX_HELPERS;
+    while (pool.helpers < want) {
+        pthread_t t;
+        pthread_attr_t at;
+        if (pthread_attr_init(&at) != 0) break;
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int ok = pthread_create(&t, &at, helper_main, (void *)(intptr_t)pool.helpers) == 0;
+        pthread_attr_destroy(&at);
+        if (!ok) break;   /* fewer helpers: the caller claims their chunks */
+        pool.helpers++;
+    }
+    if (want > pool.helpers) want = pool.helpers;
+    ST(pool.jb, jb); ST(pool.split_m, split_m); ST(pool.unit, unit); ST(pool.total, total); ST(pool.units, units);
+    ST(pool.chunks, chunks); ST(pool.max_helpers, want); ST(pool.done, 0); ST(pool.rc, FST_OK);
+    pthread_mutex_lock(&pool.mu);
+    uint64_t g = pool.gen + 1;
+    __atomic_store_n(&pool.claim, (g & 0xffffffffu) << 32, __ATOMIC_RELEASE);
+    __atomic_store_n(&pool.gen, g, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&pool.cv);
+    pthread_mutex_unlock(&pool.mu);
+    run_chunks(g);
+    /* every chunk is claimed now; wait for the claimed ones still running on helpers */
+    for (int s = 0; __atomic_load_n(&pool.done, __ATOMIC_ACQUIRE) < chunks; s++) {
+        if (s < 1000) __builtin_ia32_pause(); else sched_yield();
+    }
+    /* close the generation before the next job rewrites the fields (a late helper then finds nothing) */
+    __atomic_store_n(&pool.claim, ((g & 0xffffffffu) << 32) | CLOSED, __ATOMIC_RELEASE);
+    int rc = LD(pool.rc);
+    pthread_mutex_unlock(&pool.owner);
+    return rc;
+}
+
 int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
               float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
               float beta, float *C, int64_t ldc, int nthreads) {
@@ -205,29 +314,25 @@ int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     if (K > 0 && (lda < (transA ? M : K) || ldb < (transB ? K : N))) return FST_EINVAL;
     if (K == 0 || alpha == 0.0f) { scale_c(0, M, N, beta, C, ldc); return FST_OK; }
 
-    job jb = { transA != 0, transB != 0, A, B, lda, ldb, K, alpha, beta, C, ldc };
+    job jb = { transA != 0, transB != 0, A, B, lda, ldb, K, alpha, beta, C, ldc, M, N };
     const fst_kernel *k = fst_gemm_kernel();
     double flops = 2.0 * (double)M * (double)N * (double)K;
     int nt = flops < 2e6 ? 1 : nthreads;
     if (nt == 1) return gemm_range(&jb, 0, M, 0, N);
 
-    /* Split C by rows (units of MR) or by columns (units of 16 floats = one cache line), whichever gives the
-     * lower estimated time: the largest share of multiply-adds plus the operand every thread packs again. */
-    const int64_t mr = k->mr, un = 16;
-    int64_t um = (M + mr - 1) / mr, unn = (N + un - 1) / un;
+    /* Split C by rows (units of MR) or by columns (units of NR), whichever gives the lower estimated time: the
+     * largest share of multiply-adds plus the operand every chunk packs again. */
+    const int64_t mr = k->mr, nr = k->nr;
+    int64_t um = (M + mr - 1) / mr, unn = (N + nr - 1) / nr;
     int ntm = um < nt ? (int)um : nt, ntn = unn < nt ? (int)unn : nt;
     double costM = (double)((um + ntm - 1) / ntm) * mr * N * K + 4.0 * K * N;
-    double costN = (double)((unn + ntn - 1) / ntn) * un * M * K + 4.0 * K * M;
+    double costN = (double)((unn + ntn - 1) / ntn) * nr * M * K + 4.0 * K * M;
     int split_m = costM <= costN;
-    int64_t unit = split_m ? mr : un, total = split_m ? M : N, units = split_m ? um : unn;
     nt = split_m ? ntm : ntn;
-    int rc = FST_OK;
-    #pragma omp parallel num_threads(nt) reduction(min:rc)
-    {
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
-        int64_t u0 = units * t / T, u1 = units * (t + 1) / T;
-        int64_t a = u0 * unit, b = u1 * unit < total ? u1 * unit : total;
-        if (a < b) rc = split_m ? gemm_range(&jb, a, b, 0, N) : gemm_range(&jb, 0, M, a, b);
-    }
-    return rc;
+    int64_t units = split_m ? um : unn;
+    /* One chunk per thread, or two when a chunk stays big enough that packing the other operand again is cheap. */
+    int64_t chunks = nt;
+    if ((split_m ? M : N * 2) / (2 * nt) >= 256) chunks = 2 * (int64_t)nt;
+    if (chunks > units) chunks = units;
+    return run_pool(&jb, split_m, split_m ? mr : nr, split_m ? M : N, units, chunks, nt);
 }

@@ -15,7 +15,6 @@ import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
-import org.openjdk.jmh.infra.BenchmarkParams;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
@@ -35,11 +34,14 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * ({@link Native#sgemm}) against OpenBLAS's {@code cblas_sgemm}, bound through FFM here only. Shapes are
  * (M, N, K) of the conv-as-GEMM layers of a small ResNet plus a 1024^3 square.
  * <p>Read the {@code :gflop} secondary result: it is GFLOP/s (2 M N K per call, counted as operations per second).
+ * On a shared machine, also look at the best per-iteration {@code gflop} values in the raw output: the mean mixes in
+ * iterations that lost a core to another process. {@code -jvmArgsAppend -Dfst4j.openblas=/path/libopenblas.so}
+ * compares with another OpenBLAS build.
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
 @Warmup(iterations = 3, time = 1)
-@Measurement(iterations = 5, time = 1)
+@Measurement(iterations = 10, time = 1)
 @Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
 @State(Scope.Benchmark)
 public class SgemmBench {
@@ -48,6 +50,11 @@ public class SgemmBench {
 
     @Param({"1", "2"})
     public int threads;
+
+    /** fst4j ("ours") or OpenBLAS. JMH orders parameters by name, the last varying fastest: named so it sorts after
+     * shape and threads, the two run back to back on each case (fairer on a machine whose load changes). */
+    @Param({"ours", "openblas"})
+    public String variant;
 
     private Arena arena;
     private MemorySegment a, b, c;
@@ -66,7 +73,7 @@ public class SgemmBench {
     }
 
     @Setup(Level.Trial)
-    public void setUp(BenchmarkParams params) throws Throwable {
+    public void setUp() throws Throwable {
         String[] d = shape.split("x");
         m = Integer.parseInt(d[0]); n = Integer.parseInt(d[1]); k = Integer.parseInt(d[2]);
         gflopPerCall = 2.0 * m * n * k * 1e-9;
@@ -75,12 +82,13 @@ public class SgemmBench {
         a = random(r, (long) m * k);
         b = random(r, (long) k * n);
         c = random(r, (long) m * n);
-        if (params.getBenchmark().endsWith(".openblas")) {
+        if (variant.equals("openblas")) {
+            String name = System.getProperty("fst4j.openblas", "libopenblas.so.0");
             SymbolLookup lib;
             try {
-                lib = SymbolLookup.libraryLookup("libopenblas.so.0", arena);
+                lib = SymbolLookup.libraryLookup(name, arena);
             } catch (IllegalArgumentException e) {
-                throw new IllegalStateException("OpenBLAS (libopenblas.so.0) not found: apt-get install libopenblas0-pthread");
+                throw new IllegalStateException("OpenBLAS (" + name + ") not found: apt-get install libopenblas0-pthread");
             }
             Linker linker = Linker.nativeLinker();
             MethodHandle setThreads = linker.downcallHandle(lib.find("openblas_set_num_threads").orElseThrow(),
@@ -103,17 +111,12 @@ public class SgemmBench {
     @TearDown(Level.Trial)
     public void tearDown() { arena.close(); }
 
-    @Benchmark
-    public void ours(Flops f) {
-        Native.sgemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n, threads);
-        f.gflop += gflopPerCall;
-    }
-
     private static final int ROW_MAJOR = 101, NO_TRANS = 111;
 
     @Benchmark
-    public void openblas(Flops f) throws Throwable {
-        cblasSgemm.invokeExact(ROW_MAJOR, NO_TRANS, NO_TRANS, m, n, k, 1f, a, k, b, n, 0f, c, n);
+    public void sgemm(Flops f) throws Throwable {
+        if (cblasSgemm == null) Native.sgemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n, threads);
+        else cblasSgemm.invokeExact(ROW_MAJOR, NO_TRANS, NO_TRANS, m, n, k, 1f, a, k, b, n, 0f, c, n);
         f.gflop += gflopPerCall;
     }
 }

@@ -25,6 +25,7 @@ class SgemmTest {
             {1, 1, 1}, {3, 1, 17}, {1, 3, 255}, {17, 17, 3}, {3, 255, 1}, {255, 3, 17},
             {17, 255, 255}, {255, 17, 255}, {255, 255, 17}, {64, 96, 300},
             {1023, 17, 3}, {3, 1023, 17}, {17, 3, 1023}, {1023, 33, 255}, {40, 1023, 255}, {130, 100, 1023},
+            {1700, 20, 40},  // more rows than one packed block of A (1536 in gemm.c)
     };
 
     /** A column-major-or-row-major operand stored as rows x ld (ld > cols), padding filled with pad. */
@@ -125,6 +126,29 @@ class SgemmTest {
         // One big square product so the multi-block paths (several KC, MC and NC blocks) are covered for sure.
         SplittableRandom r = new SplittableRandom(99);
         runRaw(r, false, false, 1023, 1023, 1023, 1f, 0f, new int[]{2});
+    }
+
+    @Test
+    void concurrentCallersGetCorrectResults() throws Exception {
+        // Several Java threads share the native helper pool (one job at a time, the others run alone).
+        int callers = 4;
+        java.util.List<Throwable> errors = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        Thread[] ts = new Thread[callers];
+        for (int t = 0; t < callers; t++) {
+            final int id = t;
+            ts[t] = new Thread(() -> {
+                try {
+                    SplittableRandom r = new SplittableRandom(1000 + id);
+                    for (int rep = 0; rep < 6; rep++)
+                        runRaw(r, (rep & 1) != 0, id % 2 != 0, 96 + 17 * id, 130 + rep, 200, 1f, 0f, new int[]{2});
+                } catch (Throwable e) {
+                    errors.add(e);
+                }
+            });
+            ts[t].start();
+        }
+        for (Thread t : ts) t.join();
+        if (!errors.isEmpty()) throw new AssertionError(errors.size() + " caller(s) failed, first: " + errors.get(0).getMessage(), errors.get(0));
     }
 
     @Test

@@ -18,6 +18,35 @@ public final class SrSte {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
     public static final double DEFAULT_LAMBDA = 2e-4;
 
+    /**
+     * grad += lambda * w at the weights magnitude 2:4 (along each row of the [rows, k] matrix) prunes, i.e.
+     * lambda * (W - S(W)), in place and without allocating. Same rule as {@link Sparsifier.Magnitude24}: the
+     * 2 largest |w| of each group of 4 are kept, ties to the lower index, NaN largest; a last partial group
+     * counts as zero-padded (padding is never kept over a real weight of equal magnitude, being later).
+     */
+    static void decayPruned(MemorySegment w, MemorySegment g, int rows, int k, float lambda) {
+        float[] a = new float[4];
+        for (int r = 0; r < rows; r++) {
+            long base = (long) r * k;
+            for (int g0 = 0; g0 < k; g0 += 4) {
+                int n = Math.min(4, k - g0);
+                for (int i = 0; i < 4; i++) a[i] = i < n ? Math.abs(w.getAtIndex(F, base + g0 + i)) : 0f;
+                for (int i = 0; i < n; i++) {
+                    int beaten = 0;
+                    for (int j = 0; j < 4; j++) {
+                        if (j == i) continue;
+                        int c = Float.compare(a[j], a[i]);
+                        if (c > 0 || (c == 0 && j < i)) beaten++;
+                    }
+                    if (beaten >= 2) {
+                        long at = base + g0 + i;
+                        g.setAtIndex(F, at, g.getAtIndex(F, at) + lambda * w.getAtIndex(F, at));
+                    }
+                }
+            }
+        }
+    }
+
     /** Applies the decay to every eligible layer of model; returns how many weights it touched. */
     public static int addDecay(Module model, double lambda) {
         int touched = 0;
@@ -28,15 +57,7 @@ public final class SrSte {
             if (w.grad() == null) continue;
             Tensor wv = w.value();
             int rows = wv.size(0);
-            try (Tensor wm = wv.reshape(rows, -1); Tensor sw = s.apply(wm)) {
-                MemorySegment ws = wv.data(), ss = sw.data(), gs = w.grad().data();
-                long n = wv.numel();
-                float l = (float) lambda;
-                for (long i = 0; i < n; i++) {
-                    float wi = ws.getAtIndex(F, i);
-                    gs.setAtIndex(F, i, gs.getAtIndex(F, i) + l * (wi - ss.getAtIndex(F, i)));
-                }
-            }
+            decayPruned(wv.data(), w.grad().data(), rows, (int) (wv.numel() / rows), (float) lambda);
             touched++;
         }
         return touched;

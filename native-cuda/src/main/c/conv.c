@@ -1,6 +1,7 @@
 /* im2col / col2im for NCHW float32 batches (fst4j.tensor.Conv's float32 path). Orientation as in
  * fst-method.md: row r = (c*kh + i)*kw + j of the [K, N*L] matrix, column n*L + oh*Wo + ow. */
 #include "fst4j.h"
+#include "parallel.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,31 +24,76 @@ static inline void valid_range(const geom *g, int64_t j, int64_t *lo, int64_t *h
     if (*lo > *hi) *lo = *hi;
 }
 
+typedef struct {
+    geom g;
+    const float *x, *cols;
+    float *out, *dx;
+    int64_t ld, npos;
+    const int64_t *ih0, *iw0;
+} conv_job;
+
+/* tasks index (image, row of K) pairs: t = img * K + r */
+static void im2col_task(void *p, int64_t t0, int64_t t1) {
+    const conv_job *j = p;
+    const geom *g = &j->g;
+    const int64_t K = g->c * g->kh * g->kw, L = g->ho * g->wo;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t img = t / K, r = t % K;
+        int64_t ch = r / (g->kh * g->kw), i = (r / g->kw) % g->kh, jj = r % g->kw, lo, hi;
+        valid_range(g, jj, &lo, &hi);
+        const float *plane = j->x + (img * g->c + ch) * g->h * g->w;
+        float *o = j->out + r * j->ld + img * L;
+        for (int64_t oh = 0; oh < g->ho; oh++, o += g->wo) {
+            int64_t ih = oh * g->sh - g->ph + i;
+            if (ih < 0 || ih >= g->h) { memset(o, 0, (size_t)g->wo * 4); continue; }
+            const float *src = plane + ih * g->w - g->pw + jj;
+            for (int64_t q = 0; q < lo; q++) o[q] = 0.0f;
+            if (g->sw == 1) memcpy(o + lo, src + lo, (size_t)(hi - lo) * 4);
+            else for (int64_t q = lo; q < hi; q++) o[q] = src[q * g->sw];
+            for (int64_t q = hi; q < g->wo; q++) o[q] = 0.0f;
+        }
+    }
+}
+
+static int64_t chunks_for(int64_t work, int nthreads) {
+    return work < 32768 || nthreads <= 1 ? 1 : 4 * (int64_t)nthreads;
+}
+
 int fst_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                float *out, int64_t ldo, int nthreads) {
     geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
     if (!x || !out) return FST_ENULL;
     if (check(&g) != FST_OK || nthreads < 1 || ldo < n * ho * wo) return FST_EINVAL;
-    const int64_t K = c * kh * kw, L = ho * wo;
-    #pragma omp parallel for collapse(2) num_threads(nthreads) schedule(static) if (n * K * L > 32768)
-    for (int64_t img = 0; img < n; img++)
-        for (int64_t r = 0; r < K; r++) {
-            int64_t ch = r / (kh * kw), i = (r / kw) % kh, j = r % kw, lo, hi;
-            valid_range(&g, j, &lo, &hi);
-            const float *plane = x + (img * c + ch) * h * w;
-            float *o = out + r * ldo + img * L;
-            for (int64_t oh = 0; oh < ho; oh++, o += wo) {
-                int64_t ih = oh * sh - ph + i;
-                if (ih < 0 || ih >= h) { memset(o, 0, (size_t)wo * 4); continue; }
-                const float *src = plane + ih * w - pw + j;
-                for (int64_t q = 0; q < lo; q++) o[q] = 0.0f;
-                if (sw == 1) memcpy(o + lo, src + lo, (size_t)(hi - lo) * 4);
-                else for (int64_t q = lo; q < hi; q++) o[q] = src[q * sw];
-                for (int64_t q = hi; q < wo; q++) o[q] = 0.0f;
-            }
-        }
+    conv_job j = { .g = g, .x = x, .out = out, .ld = ldo };
+    const int64_t K = c * kh * kw;
+    fst_parallel(n * K, chunks_for(n * K * ho * wo, nthreads), nthreads, im2col_task, &j);
     return FST_OK;
+}
+
+/* tasks index (image, channel) planes: planes never overlap, so no atomics */
+static void col2im_task(void *p, int64_t t0, int64_t t1) {
+    const conv_job *j = p;
+    const geom *g = &j->g;
+    const int64_t L = g->ho * g->wo;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t img = t / g->c, ch = t % g->c;
+        float *plane = j->dx + (img * g->c + ch) * g->h * g->w;
+        memset(plane, 0, (size_t)(g->h * g->w) * 4);
+        for (int64_t i = 0; i < g->kh; i++)
+            for (int64_t jj = 0; jj < g->kw; jj++) {
+                int64_t lo, hi;
+                valid_range(g, jj, &lo, &hi);
+                const float *src = j->cols + ((ch * g->kh + i) * g->kw + jj) * j->ld + img * L;
+                for (int64_t oh = 0; oh < g->ho; oh++, src += g->wo) {
+                    int64_t ih = oh * g->sh - g->ph + i;
+                    if (ih < 0 || ih >= g->h) continue;
+                    float *d = plane + ih * g->w - g->pw + jj;
+                    if (g->sw == 1) for (int64_t q = lo; q < hi; q++) d[q] += src[q];
+                    else for (int64_t q = lo; q < hi; q++) d[q * g->sw] += src[q];
+                }
+            }
+    }
 }
 
 int fst_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
@@ -55,28 +101,25 @@ int fst_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, 
     geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
     if (!cols || !dx) return FST_ENULL;
     if (check(&g) != FST_OK || nthreads < 1 || ldc < n * ho * wo) return FST_EINVAL;
-    const int64_t L = ho * wo;
-    /* one (image, channel) plane per task: planes never overlap, so no atomics */
-    #pragma omp parallel for collapse(2) num_threads(nthreads) schedule(static) if (n * c * h * w * kh * kw > 32768)
-    for (int64_t img = 0; img < n; img++)
-        for (int64_t ch = 0; ch < c; ch++) {
-            float *plane = dx + (img * c + ch) * h * w;
-            memset(plane, 0, (size_t)(h * w) * 4);
-            for (int64_t i = 0; i < kh; i++)
-                for (int64_t j = 0; j < kw; j++) {
-                    int64_t lo, hi;
-                    valid_range(&g, j, &lo, &hi);
-                    const float *src = cols + ((ch * kh + i) * kw + j) * ldc + img * L;
-                    for (int64_t oh = 0; oh < ho; oh++, src += wo) {
-                        int64_t ih = oh * sh - ph + i;
-                        if (ih < 0 || ih >= h) continue;
-                        float *d = plane + ih * w - pw + j;
-                        if (sw == 1) for (int64_t q = lo; q < hi; q++) d[q] += src[q];
-                        else for (int64_t q = lo; q < hi; q++) d[q * sw] += src[q];
-                    }
-                }
-        }
+    conv_job j = { .g = g, .cols = cols, .dx = dx, .ld = ldc };
+    fst_parallel(n * c, chunks_for(n * c * h * w * kh * kw, nthreads), nthreads, col2im_task, &j);
     return FST_OK;
+}
+
+static void im2col_at_task(void *p, int64_t t0, int64_t t1) {
+    const conv_job *j = p;
+    const geom *g = &j->g;
+    const int64_t K = g->c * g->kh * g->kw;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t img = t / K, r = t % K;
+        int64_t ch = r / (g->kh * g->kw), i = (r / g->kw) % g->kh, jj = r % g->kw;
+        const float *plane = j->x + (img * g->c + ch) * g->h * g->w;
+        float *o = j->out + r * j->ld + img * j->npos;
+        for (int64_t q = 0; q < j->npos; q++) {
+            int64_t ih = j->ih0[q] + i, iw = j->iw0[q] + jj;
+            o[q] = ((uint64_t)ih >= (uint64_t)g->h || (uint64_t)iw >= (uint64_t)g->w) ? 0.0f : plane[ih * g->w + iw];
+        }
+    }
 }
 
 int fst_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
@@ -92,17 +135,8 @@ int fst_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, in
     if (!ih0) return FST_EINVAL;
     int64_t *iw0 = ih0 + npos;
     for (int64_t q = 0; q < npos; q++) { ih0[q] = (pos[q] / wo) * sh - ph; iw0[q] = (pos[q] % wo) * sw - pw; }
-    #pragma omp parallel for collapse(2) num_threads(nthreads) schedule(static) if (n * K * npos > 32768)
-    for (int64_t img = 0; img < n; img++)
-        for (int64_t r = 0; r < K; r++) {
-            int64_t ch = r / (kh * kw), i = (r / kw) % kh, j = r % kw;
-            const float *plane = x + (img * c + ch) * h * w;
-            float *o = out + r * ldo + img * npos;
-            for (int64_t q = 0; q < npos; q++) {
-                int64_t ih = ih0[q] + i, iw = iw0[q] + j;
-                o[q] = ((uint64_t)ih >= (uint64_t)h || (uint64_t)iw >= (uint64_t)w) ? 0.0f : plane[ih * w + iw];
-            }
-        }
+    conv_job j = { .g = g, .x = x, .out = out, .ld = ldo, .npos = npos, .ih0 = ih0, .iw0 = iw0 };
+    fst_parallel(n * K, chunks_for(n * K * npos, nthreads), nthreads, im2col_at_task, &j);
     free(ih0);
     return FST_OK;
 }

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <omp.h>
+#include "parallel.h"
 
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
@@ -96,6 +96,21 @@ static void prune_row(const ubits *w, int64_t K, ubits *val, uint32_t *meta, ubi
     }
 }
 
+typedef struct {
+    const float *w; int64_t ldw, K; float *values; int64_t ldv; uint32_t *meta; int64_t ldm;
+    float *dense; int64_t ldd, G; int rc;
+} prune_job;
+
+static void prune_task(void *p, int64_t r0, int64_t r1) {
+    prune_job *j = p;
+    uint8_t *nib = malloc((size_t)j->G + 64);
+    if (!nib) { __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED); return; }
+    for (int64_t r = r0; r < r1; r++)
+        prune_row((const ubits *)j->w + r * j->ldw, j->K, (ubits *)j->values + r * j->ldv, j->meta + r * j->ldm,
+                  j->dense ? (ubits *)j->dense + r * j->ldd : NULL, nib);
+    free(nib);
+}
+
 int fst_prune24_compress(int64_t rows, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
                          float *dense, int64_t ldd, int nthreads) {
     if (rows < 0 || K < 0 || nthreads < 1) return FST_EINVAL;
@@ -106,18 +121,9 @@ int fst_prune24_compress(int64_t rows, int64_t K, const float *w, int64_t ldw, f
     int nt = rows * K < 32768 ? 1 : nthreads;
     if (nt > rows) nt = (int)rows;
     int rc = FST_OK;
-    #pragma omp parallel num_threads(nt) reduction(min:rc)
-    {
-        uint8_t *nib = malloc((size_t)G + 64);
-        if (!nib) rc = FST_EINVAL;
-        else {
-            #pragma omp for schedule(static)
-            for (int64_t r = 0; r < rows; r++)
-                prune_row((const ubits *)w + r * ldw, K, (ubits *)values + r * ldv, meta + r * ldm,
-                          dense ? (ubits *)dense + r * ldd : NULL, nib);
-        }
-        free(nib);
-    }
+    prune_job j = { w, ldw, K, values, ldv, meta, ldm, dense, ldd, G, FST_OK };
+    fst_parallel(rows, nt > 1 ? 4 * (int64_t)nt : 1, nt, prune_task, &j);
+    rc = j.rc;
     return rc;
 }
 
@@ -153,6 +159,17 @@ static void CLONES prune_t_block(const ubits *restrict w, int64_t ldw, int64_t c
     }
 }
 
+typedef struct { const float *w; int64_t ldw, cout, K; float *values; int64_t ldv; uint32_t *meta; int64_t ldm; } prune_t_job;
+
+static void prune_t_task(void *p, int64_t b0, int64_t b1) {
+    const prune_t_job *j = p;
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t r0 = b * TB;
+        const int nr = (int)(j->K - r0 < TB ? j->K - r0 : TB);
+        prune_t_block((const ubits *)j->w, j->ldw, j->cout, r0, nr, (ubits *)j->values, j->ldv, j->meta, j->ldm);
+    }
+}
+
 int fst_prune24_compress_t(int64_t cout, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
                            int nthreads) {
     if (cout < 0 || K < 0 || nthreads < 1) return FST_EINVAL;
@@ -162,12 +179,8 @@ int fst_prune24_compress_t(int64_t cout, int64_t K, const float *w, int64_t ldw,
     const int64_t G = (cout + 3) / 4, ldv = 2 * G, ldm = (G + 7) / 8, blocks = (K + TB - 1) / TB;
     int nt = cout * K < 32768 ? 1 : nthreads;
     if (nt > blocks) nt = (int)blocks;
-    #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t b = 0; b < blocks; b++) {
-        const int64_t r0 = b * TB;
-        const int nr = (int)(K - r0 < TB ? K - r0 : TB);
-        prune_t_block((const ubits *)w, ldw, cout, r0, nr, (ubits *)values, ldv, meta, ldm);
-    }
+    prune_t_job j = { w, ldw, cout, K, values, ldv, meta, ldm };
+    fst_parallel(blocks, nt > 1 ? 4 * (int64_t)nt : 1, nt, prune_t_task, &j);
     return FST_OK;
 }
 
@@ -186,6 +199,14 @@ static void CLONES shift_gather_seg(const float *restrict s, float *restrict o, 
     }
 }
 
+typedef struct { const float *dy; float *out; int64_t seg, h; int shift; float coeff; int circular; } shift_gather_job;
+
+static void shift_gather_task(void *p, int64_t r0, int64_t r1) {
+    const shift_gather_job *j = p;
+    for (int64_t rs = r0; rs < r1; rs++)
+        shift_gather_seg(j->dy + rs * j->seg, j->out + rs * j->h, j->seg, j->shift, j->coeff, j->circular);
+}
+
 int fst_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,
                      int shift, float coeff, int circular, int nthreads) {
     if (rows < 0 || len < 0 || seg <= 0 || len % seg != 0 || (shift != 1 && shift != -1) || nthreads < 1)
@@ -195,8 +216,7 @@ int fst_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int
     const int64_t segs = len / seg, h = (seg + 1) / 2, total = rows * segs;
     if ((const float *)out < dy + rows * len && dy < (const float *)out + total * h) return FST_EINVAL;   /* overlap */
     int nt = rows * len < 65536 ? 1 : nthreads;
-    #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t rs = 0; rs < total; rs++)
-        shift_gather_seg(dy + rs * seg, out + rs * h, seg, shift, coeff, circular);
+    shift_gather_job j = { dy, out, seg, h, shift, coeff, circular };
+    fst_parallel(total, nt > 1 ? 4 * (int64_t)nt : 1, nt, shift_gather_task, &j);
     return FST_OK;
 }

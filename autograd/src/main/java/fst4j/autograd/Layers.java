@@ -118,7 +118,11 @@ public final class Layers {
                         }
                         public Tensor kept(int[] pos, int images) {
                             long t = Profile.start();
-                            Tensor out = Conv.im2colAt(x, pos, k, k, stride, stride, padding, padding);
+                            // Even positions of each image's Ho*Wo with Wo even are every other column of every
+                            // row: exactly im2col with the horizontal stride doubled (a streaming copy, not a gather).
+                            boolean rowAligned = wo % 2 == 0 && pos.length * 2 == ho * wo && pos.length > 0 && pos[pos.length - 1] == ho * wo - 2;
+                            Tensor out = rowAligned ? Conv.im2col(x, k, k, stride, 2 * stride, padding, padding)
+                                    : Conv.im2colAt(x, pos, k, k, stride, stride, padding, padding);
                             Profile.stop(Part.IM2COL, t);
                             return out;
                         }

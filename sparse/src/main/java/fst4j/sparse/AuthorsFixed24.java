@@ -1,6 +1,5 @@
 package fst4j.sparse;
 
-import java.util.SplittableRandom;
 
 /**
  * The activation mask of the authors' public code (fst-method.md, "How the authors' public code
@@ -16,16 +15,15 @@ import java.util.SplittableRandom;
  * Every pattern keeps exactly 2 of every full group of 4. The exact pattern definitions are read from the
  * method note, not from the authors' source; treat the row-parity convention as an assumption.
  */
-public final class AuthorsFixed24 implements Sparsifier {
+public final class AuthorsFixed24 implements Sparsifier, StatefulSparsifier {
     private final int axis;
     private final long seed;
-    private SplittableRandom rng;
+    private long calls;
     private int last = -1;
 
     public AuthorsFixed24(int axis, long seed) {
         this.axis = axis;
         this.seed = seed;
-        this.rng = new SplittableRandom(seed);
     }
 
     @Override public int axis() { return axis; }
@@ -35,8 +33,18 @@ public final class AuthorsFixed24 implements Sparsifier {
     /** The pattern (0..3) the last call used, -1 before the first call. */
     public int lastPattern() { return last; }
 
-    /** Restarts the RNG from the seed. */
-    public void reset() { rng = new SplittableRandom(seed); last = -1; }
+    /** Restarts the draws from the seed. */
+    public void reset() { calls = 0; last = -1; }
+
+    /** Calls so far: the whole state (draw t is a pure function of seed and t). */
+    @Override public long[] exportState() { return new long[]{calls, last}; }
+
+    @Override public void importState(long[] state) {
+        if (state.length != 2 || state[0] < 0 || state[1] < -1 || state[1] > 3)
+            throw new IllegalArgumentException("AuthorsFixed24 state must be [calls >= 0, last pattern -1..3], got " + java.util.Arrays.toString(state));
+        calls = state[0];
+        last = (int) state[1];
+    }
 
     /** Whether pattern p keeps position i (along the axis) of row r. */
     public static boolean keeps(int pattern, long i, long r) {
@@ -49,7 +57,14 @@ public final class AuthorsFixed24 implements Sparsifier {
         };
     }
 
-    int nextPattern() { return last = rng.nextInt(4); }
+    /** Draw number calls: the top 2 bits of a SplitMix64 finaliser of (seed, calls), uniform over 0..3. */
+    int nextPattern() {
+        long z = seed + (calls++ + 1) * 0x9E3779B97F4A7C15L;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        z ^= z >>> 31;
+        return last = (int) (z >>> 62);
+    }
 
     @Override public String toString() { return "AuthorsFixed24[axis=" + axis + ", seed=" + seed + "]"; }
 }

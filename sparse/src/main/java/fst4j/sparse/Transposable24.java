@@ -11,7 +11,7 @@ package fst4j.sparse;
  * (TSM uses 40), and reused in between (also when the values changed); a call with a different shape
  * recomputes and restarts the count. {@link #axis()} is -1 (the matrix columns).
  */
-public final class Transposable24 implements Sparsifier {
+public final class Transposable24 implements Sparsifier, StatefulSparsifier {
     /** The 90 transposable 4x4 patterns as row-pair indices into {@link #PAIRS}, in enumeration order. */
     static final int[][] PATTERNS;
     /** The 6 ways to keep 2 of 4, as (first, second) column indices. */
@@ -84,6 +84,39 @@ public final class Transposable24 implements Sparsifier {
                         if (c0 + c < cols) keep[(r0 + r) * cols + c0 + c] = true;
             }
         return keep;
+    }
+
+    /** [calls, rank, dims..., mask length, mask bits packed 64 per word] (rank -1 when no mask is cached). */
+    @Override public long[] exportState() {
+        if (cached == null) return new long[]{calls, -1};
+        int words = (cached.length + 63) / 64;
+        long[] out = new long[3 + cachedShape.length + words];
+        out[0] = calls;
+        out[1] = cachedShape.length;
+        for (int i = 0; i < cachedShape.length; i++) out[2 + i] = cachedShape[i];
+        int at = 2 + cachedShape.length;
+        out[at] = cached.length;
+        for (int i = 0; i < cached.length; i++) if (cached[i]) out[at + 1 + i / 64] |= 1L << (i % 64);
+        return out;
+    }
+
+    @Override public void importState(long[] s) {
+        try {
+            if (s.length < 2 || s[0] < 0) throw new IllegalArgumentException("too short or negative step count");
+            if (s[1] == -1) { calls = s[0]; cached = null; cachedShape = null; return; }
+            int rank = Math.toIntExact(s[1]);
+            if (rank < 0 || s.length < 3 + rank) throw new IllegalArgumentException("bad rank " + rank);
+            int[] shape = new int[rank];
+            long n = 1;
+            for (int i = 0; i < rank; i++) { shape[i] = Math.toIntExact(s[2 + i]); n *= shape[i]; }
+            int at = 2 + rank;
+            if (s[at] != n || s.length != at + 1 + (n + 63) / 64) throw new IllegalArgumentException("mask length does not match the shape");
+            boolean[] mask = new boolean[(int) n];
+            for (int i = 0; i < n; i++) mask[i] = (s[at + 1 + i / 64] >>> (i % 64) & 1) != 0;
+            calls = s[0]; cachedShape = shape; cached = mask;
+        } catch (ArithmeticException | IllegalArgumentException e) {
+            throw new IllegalArgumentException("malformed Transposable24 state: " + e.getMessage(), e);
+        }
     }
 
     @Override public String toString() { return "Transposable24[refreshInterval=" + refreshInterval + "]"; }

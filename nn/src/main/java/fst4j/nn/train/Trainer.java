@@ -184,6 +184,7 @@ public final class Trainer implements AutoCloseable {
         longs.put("epoch", new long[]{loader.epoch()});
         longs.put("optim.steps", new long[]{opt.steps()});
         longs.put("loader", loader.state().toLongs());
+        sparsifierStates().forEach((k, sp) -> longs.put(k, sp.exportState()));
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("format", FORMAT);
         meta.putAll(cfg.toMetadata());
@@ -193,6 +194,19 @@ public final class Trainer implements AutoCloseable {
         Path parent = file.toAbsolutePath().getParent();
         if (parent != null) Files.createDirectories(parent);
         SafeTensors.write(file, tensors, longs, meta);
+    }
+
+    /** Stateful sparsifiers of every layer by checkpoint key "sparsity.LAYER.SLOT". */
+    private Map<String, fst4j.sparse.StatefulSparsifier> sparsifierStates() {
+        Map<String, fst4j.sparse.StatefulSparsifier> out = new LinkedHashMap<>();
+        fst4j.nn.Models.sparseLayers(model).forEach((name, layer) -> {
+            var c = layer.sparsity();
+            fst4j.sparse.Sparsifier[] slots = {c.w(), c.wt(), c.dyEq2(), c.dyEq3(), c.xt()};
+            String[] names = {"w", "wt", "dy_eq2", "dy_eq3", "xt"};
+            for (int i = 0; i < slots.length; i++)
+                if (slots[i] instanceof fst4j.sparse.StatefulSparsifier st) out.put("sparsity." + name + "." + names[i], st);
+        });
+        return out;
     }
 
     /** The config stored in a checkpoint (to build the trainer to {@link #load} it into). */
@@ -240,6 +254,12 @@ public final class Trainer implements AutoCloseable {
             long st = one(c.int64("step")), optSteps = one(c.int64("optim.steps"));
             DataLoader.State ls = DataLoader.State.fromLongs(c.int64("loader"));
             if (st < 0 || st > totalSteps) throw new IllegalArgumentException("step " + st + " is outside 0.." + totalSteps);
+            Map<String, fst4j.sparse.StatefulSparsifier> sparsifiers = sparsifierStates();
+            for (var e : sparsifiers.entrySet()) {
+                long[] words = c.int64(e.getKey());
+                if (words == null) throw new IllegalArgumentException("missing sparsifier state " + e.getKey());
+                e.getValue().importState(words);
+            }
             model.loadStateDict(state);
             opt.restore(optSteps, momentum);
             loader.restore(ls);

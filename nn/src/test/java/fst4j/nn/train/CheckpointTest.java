@@ -73,7 +73,8 @@ class CheckpointTest {
 
     @Test
     void resumeIsBitIdentical(@TempDir Path dir) throws Exception {
-        for (Method m : new Method[]{Method.FST3_IR, Method.DENSE}) {
+        // TSM and FST_CODE carry sparsifier state (cached transposable mask, pattern draws) that must round-trip too
+        for (Method m : new Method[]{Method.FST3_IR, Method.DENSE, Method.TSM, Method.FST_CODE}) {
             TrainData data = tiny();
             String model = m == Method.DENSE ? "mlp" : "cnn";   // the CNN has BN buffers and sparse convs; the MLP is quick
             Path ckpt = dir.resolve(m + "/ckpt.safetensors");

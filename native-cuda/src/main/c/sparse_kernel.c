@@ -47,6 +47,9 @@
 #ifndef NV_ONE
 #define NV_ONE 3                                    /* narrowest block worth a single K block */
 #endif
+#ifndef SPK_CSLAB
+#define SPK_CSLAB (256 << 10)                       /* bytes of C one pass over a column block updates */
+#endif
 #define SPK_QUERY_BUF 1                             /* modes, as in sparse.c */
 #define SPK_STREAM 2
 #define KB ((SPK_BUF / (NB * 4)) & ~31)             /* K rows per block, whole metadata words */
@@ -186,7 +189,9 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
        const uint32_t *meta, const float *B, int64_t ldb, float *C, int64_t ldc, float *buf, int mode) {
     if (mode == SPK_QUERY_BUF) return KB * NB;
     const int64_t Kp = (K + 3) & ~(int64_t)3, ldv = Kp / 2, ldm = (Kp + 31) / 32;
-    const int64_t mblocks = (m1 - m0 + MR - 1) / MR;
+    /* Rows per pass over a column block: the C slab (mbw x NB) stays in L2 across the K blocks. */
+    const int64_t mbw = SPK_CSLAB / (NB * 4) / MR * MR;
+    const int64_t mblocks = ((m1 - m0 < mbw ? m1 - m0 : mbw) + MR - 1) / MR;
     /* Block shape: NB columns x KB rows of K, or, when all of K fits the buffer with at least NV_ONE vectors
      * per row, one K block as wide as fits (C then stored once: no re-reads, and streamable). */
     int64_t nbw = NB, kbw = KB;
@@ -200,40 +205,43 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
     const int stream = mode == SPK_STREAM && Kp <= kbw && beta == 0.0f &&
                        ((uintptr_t)C & 63) == 0 && (ldc & 15) == 0 && (n0 & 15) == 0;
     for (int64_t jn = n0; jn < n1; jn += nbw) {
-        const int n = (int)(n1 - jn < nbw ? n1 - jn : nbw);
-        const int nv = (n + VL - 1) / VL, ls = nv * VL;
-        for (int64_t k0 = 0; k0 < Kp; k0 += kbw) {
-            const int64_t kb = Kp - k0 < kbw ? Kp - k0 : kbw;
-            for (int64_t p = 0; p < kb; p++) {
-                float *d = buf + p * ls;
-                if (k0 + p < K) {
-                    memcpy(d, B + (k0 + p) * ldb + jn, (size_t)n * 4);
-                    if (n < ls) memset(d + n, 0, (size_t)(ls - n) * 4);
-                } else {
-                    memset(d, 0, (size_t)ls * 4);
+        for (int64_t mb0 = m0; mb0 < m1; mb0 += mbw) {
+            const int64_t mb1 = m1 - mb0 < mbw ? m1 : mb0 + mbw;
+            const int n = (int)(n1 - jn < nbw ? n1 - jn : nbw);
+            const int nv = (n + VL - 1) / VL, ls = nv * VL;
+            for (int64_t k0 = 0; k0 < Kp; k0 += kbw) {
+                const int64_t kb = Kp - k0 < kbw ? Kp - k0 : kbw;
+                for (int64_t p = 0; p < kb; p++) {
+                    float *d = buf + p * ls;
+                    if (k0 + p < K) {
+                        memcpy(d, B + (k0 + p) * ldb + jn, (size_t)n * 4);
+                        if (n < ls) memset(d + n, 0, (size_t)(ls - n) * 4);
+                    } else {
+                        memset(d, 0, (size_t)ls * 4);
+                    }
                 }
-            }
-            /* Next block of B towards L2 while this one computes. */
-            prefetcher pf = { 0 };
-            int64_t nk0 = k0 + kbw, njn = jn;
-            if (nk0 >= Kp) { nk0 = 0; njn = jn + nbw; }
-            if (njn < n1) {
-                const int64_t nn = n1 - njn < nbw ? n1 - njn : nbw, nkb = K - nk0 < kbw ? K - nk0 : kbw;
-                if (nkb > 0) {
-                    pf.src = B + nk0 * ldb + njn;
-                    pf.ld = ldb;
-                    pf.rows = nkb;
-                    pf.lines = (nn + 15) / 16 + 1;
-                    pf.per_call = (pf.rows * pf.lines + mblocks - 1) / mblocks;
+                /* Next block of B towards L2 while this one computes. */
+                prefetcher pf = { 0 };
+                int64_t nk0 = k0 + kbw, njn = jn;
+                if (nk0 >= Kp) { nk0 = 0; if (mb1 >= m1) njn = jn + nbw; }
+                if (njn < n1) {
+                    const int64_t nn = n1 - njn < nbw ? n1 - njn : nbw, nkb = K - nk0 < kbw ? K - nk0 : kbw;
+                    if (nkb > 0) {
+                        pf.src = B + nk0 * ldb + njn;
+                        pf.ld = ldb;
+                        pf.rows = nkb;
+                        pf.lines = (nn + 15) / 16 + 1;
+                        pf.per_call = (pf.rows * pf.lines + mblocks - 1) / mblocks;
+                    }
                 }
-            }
-            const int64_t g0 = k0 / 4, ng = kb / 4;
-            const int first = k0 == 0 ? 1 + stream : 0;
-            for (int64_t i = m0; i < m1; i += MR) {
-                const int mr = (int)(m1 - i < MR ? m1 - i : MR);
-                if (pf.src) prefetch_some(&pf);
-                run_block(mr, nv, values + i * ldv, ldv, meta + i * ldm, ldm, g0, ng, buf, C + i * ldc + jn,
-                          ldc, alpha, beta, first, n);
+                const int64_t g0 = k0 / 4, ng = kb / 4;
+                const int first = k0 == 0 ? 1 + stream : 0;
+                for (int64_t i = mb0; i < mb1; i += MR) {
+                    const int mr = (int)(mb1 - i < MR ? mb1 - i : MR);
+                    if (pf.src) prefetch_some(&pf);
+                    run_block(mr, nv, values + i * ldv, ldv, meta + i * ldm, ldm, g0, ng, buf, C + i * ldc + jn,
+                              ldc, alpha, beta, first, n);
+                }
             }
         }
     }

@@ -1,100 +1,250 @@
 /* 2:4 sparse x dense product (fst_spmm24), the per-thread driver and register kernel, compiled once
  * per ISA by the Makefile (-DFST_ISA_AVX512 / -DFST_ISA_AVX2 / neither) from this one source, like
- * gemm_kernel.c. sparse.c validates, scales C by beta, splits the work and picks the ISA at run time.
+ * gemm_kernel.c. sparse.c validates, splits the work and picks the ISA at run time.
  *
- * Loop order: for each NB-wide column block of B and each KB-deep block of K, B[k0:k0+KB, j:j+NB] is
- * copied into a small aligned buffer (zero-filled past N and past K, so padded groups read zeros), and
- * every row of S streams over it: MR sparse rows x NB columns are accumulated in registers, each kept
- * value broadcast against the buffer row its 2-bit index selects. */
+ * Loop order: for each NB-wide column block of B and each KB-deep block of K (KB a multiple of 32, so a
+ * block starts on a metadata word), B[k0:k0+KB, j:j+nb] is copied into a small aligned buffer with a row
+ * stride of nb rounded up to whole vectors (zero-filled past N and past K, so padded groups read zeros);
+ * while the MR-row register blocks stream over it, the next block's rows of B are prefetched a few lines
+ * per register block. A register block keeps MR x nv vector accumulators; per group of 4 and per row it
+ * broadcasts the two kept values and multiplies them with the buffer rows its 2-bit indices select, the
+ * buffer row read straight from L1 as the FMA's memory operand (no B registers). The metadata word of
+ * each row is read once per 8 groups; the group loop is unrolled 8 times so every nibble shift is a
+ * constant. beta is applied when C is stored after the first K block (beta == 0 never reads C); N edges
+ * use a narrower instantiation (fewer vectors) and, on AVX-512, a masked last vector. */
 #include <stdint.h>
 #include <string.h>
+#include <immintrin.h>
 
 #if defined(FST_ISA_AVX512)
 #  define VL 16
-#  define NV 4
+#  ifndef NV
+#  define NV 6
+#  endif
+#  ifndef MR
+#  define MR 4
+#  endif
 #  define FN fst_spmm24_range_avx512
 #elif defined(FST_ISA_AVX2)
 #  define VL 8
-#  define NV 2
+#  ifndef NV
+#  define NV 3
+#  endif
+#  ifndef MR
+#  define MR 4
+#  endif
 #  define FN fst_spmm24_range_avx2
 #else
 #  define VL 4
-#  define NV 2
+#  define NV 3
+#  define MR 4
 #  define FN fst_spmm24_range_generic
 #endif
-#define NB (VL * NV)                        /* columns per block */
-#define KB ((24576 / (NB * 4)) & ~31)       /* K rows per block: a ~24 KiB buffer, whole metadata words */
-#define MR 4                                /* sparse rows per register block */
+#define NB (VL * NV)                                /* columns per block */
+#ifndef SPK_BUF
+#define SPK_BUF 24576                               /* bytes of the B buffer (L1-resident) */
+#endif
+#ifndef NV_ONE
+#define NV_ONE 3                                    /* narrowest block worth a single K block */
+#endif
+#ifndef SPK_CSLAB
+#define SPK_CSLAB (256 << 10)                       /* bytes of C one pass over a column block updates */
+#endif
+#define SPK_QUERY_BUF 1                             /* modes, as in sparse.c */
+#define SPK_STREAM 2
+#define KB ((SPK_BUF / (NB * 4)) & ~31)             /* K rows per block, whole metadata words */
 
-typedef float vfa __attribute__((vector_size(VL * 4)));
+#define INLINE static inline __attribute__((always_inline))
+typedef float vf __attribute__((vector_size(VL * 4)));
+typedef float vfu __attribute__((vector_size(VL * 4), aligned(4)));
+#if defined(FST_ISA_AVX512)
+#  define BCAST(x) ((vf)_mm512_set1_ps(x))
+#  define STREAM(p, x) _mm512_stream_ps(p, (__m512)(x))
+#elif defined(FST_ISA_AVX2)
+#  define BCAST(x) ((vf)_mm256_set1_ps(x))
+#  define STREAM(p, x) _mm256_stream_ps(p, (__m256)(x))
+#else
+#  define BCAST(x) ((vf){ (x), (x), (x), (x) })
+#  define STREAM(p, x) _mm_stream_ps(p, (__m128)(x))
+#endif
 
-/* Same prototype as declared in sparse.c. buf holds KB * NB floats, 64-byte aligned. */
-int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, const float *values,
-       const uint32_t *meta, const float *B, int64_t ldb, float *C, int64_t ldc, float *buf, int query);
+/* Same prototype as declared in sparse.c. buf holds KB * NB floats, 64-byte aligned. mode SPK_QUERY_BUF:
+ * return KB * NB. Otherwise computes C[m0:m1, n0:n1] = alpha * S[m0:m1, :] * B[:, n0:n1] + beta * C[...]. */
+int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, float beta, const float *values,
+       const uint32_t *meta, const float *B, int64_t ldb, float *C, int64_t ldc, float *buf, int mode);
 
-/* C[0:mr, 0:n] += alpha * S[0:mr, groups g0..g0+ng) * buf. */
-static inline __attribute__((always_inline)) void rows(int mr, const float *restrict val, int64_t ldv,
-        const uint32_t *restrict meta, int64_t ldm, int64_t g0, int64_t ng, const float *restrict buf,
-        float *restrict c, int64_t ldc, float alpha, int n) {
-    vfa acc[MR][NV];
+/* Contribution of group (bg = its 4 buffer rows) of row i, nibble nib, values x0/x1. */
+#define GROUP(i, nib, x0, x1)                                                                   \
+    do {                                                                                        \
+        const float *b0_ = bg + ((nib) & 3u) * ls, *b1_ = bg + (((nib) >> 2) & 3u) * ls;        \
+        const vf y0_ = BCAST(x0), y1_ = BCAST(x1);                                                \
+        _Pragma("GCC unroll 8")                                                                 \
+        for (int v = 0; v < nv; v++) {                                                          \
+            acc[i][v] += y0_ * *(const vf *)(b0_ + v * VL);                                     \
+            acc[i][v] += y1_ * *(const vf *)(b1_ + v * VL);                                     \
+        }                                                                                       \
+    } while (0)
+
+/* One register block: C[0:mr, 0:n] (first K block: = alpha*acc + beta*C, else += alpha*acc) over groups
+ * [g0, g0+ng) of the rows (g0 a multiple of 8), buf rows of stride ls = nv * VL floats. */
+INLINE void block(const int mr, const int nv, const float *restrict val, int64_t ldv,
+                  const uint32_t *restrict meta, int64_t ldm, int64_t g0, int64_t ng,
+                  const float *restrict buf, float *restrict c, int64_t ldc, float alpha, float beta,
+                  int first, int n) {
+    const int stream = first > 1;   /* beta == 0, single K block, C 64-byte aligned rows: bypass the caches */
+    const int ls = nv * VL;
+    vf acc[MR][NV];
+    _Pragma("GCC unroll 8")
     for (int i = 0; i < mr; i++)
-        for (int v = 0; v < NV; v++) acc[i][v] = (vfa){0};
-    for (int64_t g = 0; g < ng; g++) {
-        const int64_t gg = g0 + g;
-        const float *bg = buf + g * 4 * NB;
-        for (int i = 0; i < mr; i++) {
-            uint32_t nib = (meta[i * ldm + (gg >> 3)] >> ((gg & 7) * 4)) & 15u;
-            const vfa *b0 = (const vfa *)(bg + (nib & 3u) * NB), *b1 = (const vfa *)(bg + (nib >> 2) * NB);
-            vfa x0 = (vfa){0} + val[i * ldv + 2 * gg], x1 = (vfa){0} + val[i * ldv + 2 * gg + 1];
-            for (int v = 0; v < NV; v++) {
-                acc[i][v] += x0 * b0[v];
-                acc[i][v] += x1 * b1[v];
-            }
+        _Pragma("GCC unroll 8")
+        for (int v = 0; v < nv; v++) acc[i][v] = (vf){0};
+    const float *vp[MR];
+    const uint32_t *mp[MR];
+    _Pragma("GCC unroll 8")
+    for (int i = 0; i < mr; i++) { vp[i] = val + i * ldv + 2 * g0; mp[i] = meta + i * ldm + g0 / 8; }
+    const float *bg = buf;
+    int64_t g = 0;
+    for (; g + 8 <= ng; g += 8) {
+        uint32_t w[MR];
+        _Pragma("GCC unroll 8")
+        for (int i = 0; i < mr; i++) w[i] = mp[i][g >> 3];
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < 8; j++) {
+            _Pragma("GCC unroll 8")
+            for (int i = 0; i < mr; i++) GROUP(i, w[i] >> (4 * j), vp[i][2 * (g + j)], vp[i][2 * (g + j) + 1]);
+            bg += 4 * ls;
         }
     }
-    if (n == NB) {
-        for (int i = 0; i < mr; i++)
-            for (int v = 0; v < NV; v++) {
-                vfa cv;
-                memcpy(&cv, c + i * ldc + v * VL, sizeof cv);
-                cv += acc[i][v] * alpha;
-                memcpy(c + i * ldc + v * VL, &cv, sizeof cv);
+    if (g < ng) {
+        uint32_t w[MR];
+        _Pragma("GCC unroll 8")
+        for (int i = 0; i < mr; i++) w[i] = mp[i][g >> 3];
+        for (int j = 0; g < ng; g++, j++) {
+            _Pragma("GCC unroll 8")
+            for (int i = 0; i < mr; i++) GROUP(i, w[i] >> (4 * j), vp[i][2 * g], vp[i][2 * g + 1]);
+            bg += 4 * ls;
+        }
+    }
+    const vf va = BCAST(alpha), vb = BCAST(beta);
+    const int rem = n - (nv - 1) * VL;   /* 1..VL columns in the last vector */
+    _Pragma("GCC unroll 8")
+    for (int i = 0; i < mr; i++) {
+        float *cp = c + i * ldc;
+        _Pragma("GCC unroll 8")
+        for (int v = 0; v < nv; v++) {
+            vf r = acc[i][v] * va;
+            if (v < nv - 1 || rem == VL) {
+                if (stream) { STREAM(cp + v * VL, r); continue; }
+                vfu *q = (vfu *)(cp + v * VL);
+                if (!first || beta == 1.0f) r += *q;
+                else if (beta != 0.0f) r += vb * *q;
+                *q = r;
+            } else {
+#if defined(FST_ISA_AVX512)
+                const __mmask16 k = (__mmask16)((1u << rem) - 1);
+                if (!first || beta == 1.0f) r += (vf)_mm512_maskz_loadu_ps(k, cp + v * VL);
+                else if (beta != 0.0f) r += vb * (vf)_mm512_maskz_loadu_ps(k, cp + v * VL);
+                _mm512_mask_storeu_ps(cp + v * VL, k, (__m512)r);
+#else
+                float t[VL];
+                memcpy(t, &r, sizeof t);
+                float *d = cp + v * VL;
+                for (int j = 0; j < rem; j++) {
+                    if (!first || beta == 1.0f) d[j] += t[j];
+                    else if (beta != 0.0f) d[j] = t[j] + beta * d[j];
+                    else d[j] = t[j];
+                }
+#endif
             }
-    } else {
-        float tmp[NB];
-        for (int i = 0; i < mr; i++) {
-            memcpy(tmp, acc[i], sizeof tmp);
-            for (int j = 0; j < n; j++) c[i * ldc + j] += alpha * tmp[j];
         }
     }
 }
 
-/* C[m0:m1, n0:n1] += alpha * S[m0:m1, :] * B[:, n0:n1] on one thread. query != 0: return NB instead. */
-int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, const float *values,
-       const uint32_t *meta, const float *B, int64_t ldb, float *C, int64_t ldc, float *buf, int query) {
-    if (query == 1) return NB;
-    if (query == 2) return KB;
+/* Runtime (mr, nv) to a compile-time instantiation. */
+#define BLOCK_ARGS val, ldv, meta, ldm, g0, ng, buf, c, ldc, alpha, beta, first, n
+#define NVC(mr, k) case k: if (NV >= k) block(mr, k > NV ? NV : k, BLOCK_ARGS); break;
+#define NV_CASES(mr) switch (nv) { NVC(mr, 1) NVC(mr, 2) NVC(mr, 3) NVC(mr, 4) NVC(mr, 5) NVC(mr, 6) NVC(mr, 7) \
+                                   default: block(mr, NV, BLOCK_ARGS); break; }
+#define MRC(k) else if (mr == k && MR >= k) NV_CASES(k > MR ? MR : k)
+static void run_block(int mr, int nv, const float *val, int64_t ldv, const uint32_t *meta, int64_t ldm,
+                      int64_t g0, int64_t ng, const float *buf, float *c, int64_t ldc, float alpha, float beta,
+                      int first, int n) {
+    if (mr == MR) NV_CASES(MR)
+    MRC(1) MRC(2) MRC(3) MRC(4) MRC(5) MRC(6) MRC(7)
+}
+
+typedef struct {
+    const float *src;
+    int64_t ld, rows, lines, per_call, r, l;
+} prefetcher;
+
+static inline void prefetch_some(prefetcher *pf) {
+    for (int64_t i = 0; i < pf->per_call && pf->r < pf->rows; i++) {
+        __builtin_prefetch(pf->src + pf->r * pf->ld + pf->l * 16, 0, 2);
+        if (++pf->l == pf->lines) { pf->l = 0; pf->r++; }
+    }
+}
+
+int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, float beta, const float *values,
+       const uint32_t *meta, const float *B, int64_t ldb, float *C, int64_t ldc, float *buf, int mode) {
+    if (mode == SPK_QUERY_BUF) return KB * NB;
     const int64_t Kp = (K + 3) & ~(int64_t)3, ldv = Kp / 2, ldm = (Kp + 31) / 32;
-    for (int64_t jn = n0; jn < n1; jn += NB) {
-        const int n = (int)(n1 - jn < NB ? n1 - jn : NB);
-        for (int64_t k0 = 0; k0 < Kp; k0 += KB) {
-            const int64_t kb = Kp - k0 < KB ? Kp - k0 : KB;
-            for (int64_t p = 0; p < kb; p++) {
-                float *d = buf + p * NB;
-                if (k0 + p < K) {
-                    memcpy(d, B + (k0 + p) * ldb + jn, (size_t)n * 4);
-                    if (n < NB) memset(d + n, 0, (size_t)(NB - n) * 4);
-                } else {
-                    memset(d, 0, NB * 4);
+    /* Rows per pass over a column block: the C slab (mbw x NB) stays in L2 across the K blocks. */
+    const int64_t mbw = SPK_CSLAB / (NB * 4) / MR * MR;
+    const int64_t mblocks = ((m1 - m0 < mbw ? m1 - m0 : mbw) + MR - 1) / MR;
+    /* Block shape: NB columns x KB rows of K, or, when all of K fits the buffer with at least NV_ONE vectors
+     * per row, one K block as wide as fits (C then stored once: no re-reads, and streamable). */
+    int64_t nbw = NB, kbw = KB;
+    if (Kp > KB && Kp * NV_ONE * VL <= KB * NB) {
+        kbw = Kp;
+        nbw = KB * NB / (Kp * VL) * VL;
+        if (nbw > NB) nbw = NB;
+    }
+    /* C written once, never read (one K block, beta == 0) and big (mode SPK_STREAM, set by the caller):
+     * non-temporal stores save the read-for-ownership of every line. Needs 64-byte aligned rows. */
+    const int stream = mode == SPK_STREAM && Kp <= kbw && beta == 0.0f &&
+                       ((uintptr_t)C & 63) == 0 && (ldc & 15) == 0 && (n0 & 15) == 0;
+    for (int64_t jn = n0; jn < n1; jn += nbw) {
+        for (int64_t mb0 = m0; mb0 < m1; mb0 += mbw) {
+            const int64_t mb1 = m1 - mb0 < mbw ? m1 : mb0 + mbw;
+            const int n = (int)(n1 - jn < nbw ? n1 - jn : nbw);
+            const int nv = (n + VL - 1) / VL, ls = nv * VL;
+            for (int64_t k0 = 0; k0 < Kp; k0 += kbw) {
+                const int64_t kb = Kp - k0 < kbw ? Kp - k0 : kbw;
+                for (int64_t p = 0; p < kb; p++) {
+                    float *d = buf + p * ls;
+                    if (k0 + p < K) {
+                        memcpy(d, B + (k0 + p) * ldb + jn, (size_t)n * 4);
+                        if (n < ls) memset(d + n, 0, (size_t)(ls - n) * 4);
+                    } else {
+                        memset(d, 0, (size_t)ls * 4);
+                    }
+                }
+                /* Next block of B towards L2 while this one computes. */
+                prefetcher pf = { 0 };
+                int64_t nk0 = k0 + kbw, njn = jn;
+                if (nk0 >= Kp) { nk0 = 0; if (mb1 >= m1) njn = jn + nbw; }
+                if (njn < n1) {
+                    const int64_t nn = n1 - njn < nbw ? n1 - njn : nbw, nkb = K - nk0 < kbw ? K - nk0 : kbw;
+                    if (nkb > 0) {
+                        pf.src = B + nk0 * ldb + njn;
+                        pf.ld = ldb;
+                        pf.rows = nkb;
+                        pf.lines = (nn + 15) / 16 + 1;
+                        pf.per_call = (pf.rows * pf.lines + mblocks - 1) / mblocks;
+                    }
+                }
+                const int64_t g0 = k0 / 4, ng = kb / 4;
+                const int first = k0 == 0 ? 1 + stream : 0;
+                for (int64_t i = mb0; i < mb1; i += MR) {
+                    const int mr = (int)(mb1 - i < MR ? mb1 - i : MR);
+                    if (pf.src) prefetch_some(&pf);
+                    run_block(mr, nv, values + i * ldv, ldv, meta + i * ldm, ldm, g0, ng, buf, C + i * ldc + jn,
+                              ldc, alpha, beta, first, n);
                 }
             }
-            const int64_t g0 = k0 / 4, ng = kb / 4;
-            int64_t i = m0;
-            for (; i + MR <= m1; i += MR)
-                rows(MR, values + i * ldv, ldv, meta + i * ldm, ldm, g0, ng, buf, C + i * ldc + jn, ldc, alpha, n);
-            for (; i < m1; i++)
-                rows(1, values + i * ldv, ldv, meta + i * ldm, ldm, g0, ng, buf, C + i * ldc + jn, ldc, alpha, n);
         }
     }
+    if (stream) _mm_sfence();
     return 0;
 }

@@ -4,7 +4,7 @@
 #include "fst4j.h"
 #include <stdlib.h>
 #include <string.h>
-#include <omp.h>
+#include "parallel.h"
 
 typedef int (*spmm_range_fn)(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha,
                              float beta, const float *values, const uint32_t *meta, const float *B, int64_t ldb,
@@ -46,6 +46,29 @@ const char *fst_spmm24_isa(void) {
     return n;
 }
 
+/* One pool chunk: a range of column (or row) units, with its own L1 buffer for B. */
+typedef struct {
+    spmm_range_fn run;
+    int64_t M, N, K;
+    float alpha, beta;
+    const float *values; const uint32_t *meta; const float *B; int64_t ldb; float *C; int64_t ldc;
+    int mode, split_n;
+    int64_t unit, total;
+    size_t buf_bytes;
+    int rc;
+} spmm_job;
+
+static void spmm_task(void *p, int64_t u0, int64_t u1) {
+    spmm_job *j = p;
+    int64_t a = u0 * j->unit, b = u1 * j->unit < j->total ? u1 * j->unit : j->total;
+    if (a >= b) return;
+    float *buf = aligned_alloc(64, j->buf_bytes);
+    if (!buf) { __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED); return; }
+    if (j->split_n) j->run(0, j->M, a, b, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode);
+    else j->run(a, b, 0, j->N, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode);
+    free(buf);
+}
+
 int fst_spmm24(int64_t M, int64_t N, int64_t K, float alpha, const float *values, const uint32_t *meta,
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int nthreads) {
     if (M < 0 || N < 0 || K < 0 || nthreads < 1) return FST_EINVAL;
@@ -85,19 +108,8 @@ int fst_spmm24(int64_t M, int64_t N, int64_t K, float alpha, const float *values
     const int split_n = N >= 64 * (int64_t)nt;
     const int64_t unit = split_n ? un : ur, total = split_n ? N : M, units = (total + unit - 1) / unit;
     if (units < nt) nt = (int)units;
-    int rc = FST_OK;
-    #pragma omp parallel num_threads(nt) reduction(min:rc)
-    {
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
-        int64_t u0 = units * t / T, u1 = units * (t + 1) / T;
-        int64_t a = u0 * unit, b = u1 * unit < total ? u1 * unit : total;
-        float *buf = aligned_alloc(64, buf_bytes);
-        if (!buf) rc = FST_EINVAL;
-        else if (a < b) {
-            if (split_n) run(0, M, a, b, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode);
-            else run(a, b, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode);
-        }
-        free(buf);
-    }
+    spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK };
+    fst_parallel(units, 2 * (int64_t)nt, nt, spmm_task, &j);
+    int rc = __atomic_load_n(&j.rc, __ATOMIC_RELAXED);
     return rc;
 }

@@ -312,8 +312,7 @@ public final class Native {
     static final int ECUDA = -3, EUNAVAIL = -4;
 
     /** Path of libfst4j_cuda.so: -Dfst4j.cuda.lib / env FST4J_CUDA_LIB, else the jar's copy extracted to a temp file. */
-    static String locateCuda(String resource) throws IOException {
-        String override = System.getProperty("fst4j.cuda.lib", System.getenv("FST4J_CUDA_LIB"));
+    static String locateCuda(String override, String resource) throws IOException {
         if (override != null && !override.isBlank()) {
             if (!Files.isReadable(Path.of(override))) throw new CudaUnavailableException("libfst4j_cuda.so not found at " + override);
             return override;
@@ -340,7 +339,7 @@ public final class Native {
                     sync = null, prune = null, pruneT = null, shiftGather = null, im2col = null, col2im = null, im2colAt = null, f2bf = null,
                     sgemm = null, spltPlan = null, spltCompress = null, spltMatmul = null, spltFree = null;
             try {
-                String path = locateCuda(CUDA_RESOURCE);
+                String path = locateCuda(System.getProperty("fst4j.cuda.lib", System.getenv("FST4J_CUDA_LIB")), CUDA_RESOURCE);
                 SymbolLookup lib;
                 try {
                     lib = SymbolLookup.libraryLookup(Path.of(path), Arena.global());

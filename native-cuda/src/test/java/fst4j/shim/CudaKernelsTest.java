@@ -233,7 +233,6 @@ class CudaKernelsTest {
 
     @Test
     void cublasSgemmMatchesTheCpuGemm() {
-        assumeTrue(!Cuda.blasStatus().startsWith("not loaded (") , Cuda::blasStatus);
         Random r = new Random(6);
         int[][] cases = { { 64, 48, 80, 0, 0 }, { 33, 17, 129, 1, 0 }, { 128, 96, 64, 0, 1 }, { 31, 65, 7, 1, 1 } };
         for (int[] cs : cases) {
@@ -246,7 +245,11 @@ class CudaKernelsTest {
             MemorySegment da = upload(a), db = upload(b), dc = upload(c);
             Native.sgemm(ta, tb, m, n, k, 1.5f, a, lda, b, ldb, 0.5f, c, ldc, 1);
             Cuda.copyToDevice(dc, host(c0), 4L * m * ldc);
-            Native.cudaSgemm(ta, tb, m, n, k, 1.5f, da, lda, db, ldb, 0.5f, dc, ldc);
+            try {
+                Native.cudaSgemm(ta, tb, m, n, k, 1.5f, da, lda, db, ldb, 0.5f, dc, ldc);
+            } catch (CudaUnavailableException e) {
+                assumeTrue(false, "cuBLAS unavailable: " + e.getMessage());
+            }
             Cuda.sync();
             MemorySegment got = hostBytes(4L * m * ldc);
             Cuda.copyToHost(got, dc, 4L * m * ldc);

@@ -23,6 +23,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * {@code -Dfst4j.native.lib=/path/libfst4j.so} (or env {@code FST4J_NATIVE_LIB}) points at another build.
  * If loading fails, every shim call throws {@link NativeLibraryException} naming the path tried and the
  * reason; allocation (libc) keeps working, so pure-Java paths stay usable.
+ * The CUDA shim {@code libfst4j_cuda.so} (built only where nvcc was found) has its handles in the separate,
+ * lazily initialised holder {@code CudaHandles}; {@link Cuda} is its public face (native-cuda/CUDA.md).
  */
 public final class Native {
     private Native() {}
@@ -301,6 +303,277 @@ public final class Native {
             rc = (int) SHIFT_GATHER.invokeExact(dy, out, rows, len, seg, shift, coeff, circular ? 1 : 0, threads);
         } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_shift_gather");
+    }
+
+    // ---- CUDA shim (libfst4j_cuda.so, see native-cuda/CUDA.md): loaded and initialised on first use, apart from
+    // libfst4j.so; the public face is fst4j.shim.Cuda. Device pointers are address-only MemorySegments. ----
+
+    static final String CUDA_RESOURCE = "/native/linux-x86_64/libfst4j_cuda.so";
+    static final int ECUDA = -3, EUNAVAIL = -4;
+
+    /** Path of libfst4j_cuda.so: -Dfst4j.cuda.lib / env FST4J_CUDA_LIB, else the jar's copy extracted to a temp file. */
+    static String locateCuda(String override, String resource) throws IOException {
+        if (override != null && !override.isBlank()) {
+            if (!Files.isReadable(Path.of(override))) throw new CudaUnavailableException("libfst4j_cuda.so not found at " + override);
+            return override;
+        }
+        try (InputStream in = Native.class.getResourceAsStream(resource)) {
+            if (in == null) throw new CudaUnavailableException("libfst4j_cuda.so not built (nvcc missing at build time)");
+            Path tmp = Files.createTempFile("libfst4j_cuda", ".so");
+            tmp.toFile().deleteOnExit();
+            Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
+            return tmp.toString();
+        }
+    }
+
+    static final class CudaHandles {
+        static final String STATUS;
+        static final boolean AVAILABLE;
+        static final MethodHandle LAST_ERROR, BLAS_STATUS, SPLT_STATUS, MALLOC, FREE, MEMCPY, MEMSET, SYNC;
+        static final MethodHandle PRUNE24, PRUNE24_T, SHIFT_GATHER, IM2COL, COL2IM, IM2COL_AT, F2BF, SGEMM;
+        static final MethodHandle SPLT_PLAN, SPLT_COMPRESS, SPLT_MATMUL, SPLT_FREE;
+        static {
+            String status;
+            boolean ok = false;
+            MethodHandle lastError = null, blasStatus = null, spltStatus = null, malloc = null, free = null, memcpy = null, memset = null,
+                    sync = null, prune = null, pruneT = null, shiftGather = null, im2col = null, col2im = null, im2colAt = null, f2bf = null,
+                    sgemm = null, spltPlan = null, spltCompress = null, spltMatmul = null, spltFree = null;
+            try {
+                String path = locateCuda(System.getProperty("fst4j.cuda.lib", System.getenv("FST4J_CUDA_LIB")), CUDA_RESOURCE);
+                SymbolLookup lib;
+                try {
+                    lib = SymbolLookup.libraryLookup(Path.of(path), Arena.global());
+                } catch (IllegalArgumentException e) {
+                    throw new CudaUnavailableException("cannot load libfst4j_cuda.so from " + path + ": " + e.getMessage());
+                }
+                MethodHandle init = bind(lib, "fst_cuda_init", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT), false);
+                MethodHandle statusFn = bind(lib, "fst_cuda_status", FunctionDescriptor.of(ADDRESS), true);
+                lastError = bind(lib, "fst_cuda_last_error", FunctionDescriptor.of(ADDRESS), true);
+                blasStatus = bind(lib, "fst_cuda_blas_status", FunctionDescriptor.of(ADDRESS), true);
+                spltStatus = bind(lib, "fst_cuda_splt_status", FunctionDescriptor.of(ADDRESS), true);
+                malloc = bind(lib, "fst_cuda_malloc", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), false);
+                free = bind(lib, "fst_cuda_free", FunctionDescriptor.of(JAVA_INT, ADDRESS), false);
+                memcpy = bind(lib, "fst_cuda_memcpy", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
+                memset = bind(lib, "fst_cuda_memset", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), false);
+                sync = bind(lib, "fst_cuda_sync", FunctionDescriptor.of(JAVA_INT), false);
+                prune = bind(lib, "fst_cuda_prune24", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS,
+                        ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG), false);
+                pruneT = bind(lib, "fst_cuda_prune24_t", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS,
+                        ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG), false);
+                shiftGather = bind(lib, "fst_cuda_shift_gather", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                        JAVA_INT, JAVA_FLOAT, JAVA_INT), false);
+                im2col = bind(lib, "fst_cuda_im2col", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                        JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG), false);
+                col2im = bind(lib, "fst_cuda_col2im", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                        JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
+                im2colAt = bind(lib, "fst_cuda_im2col_at", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                        JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG), false);
+                f2bf = bind(lib, "fst_cuda_f32_to_bf16", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG), false);
+                sgemm = bind(lib, "fst_cuda_sgemm", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                        JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG), false);
+                spltPlan = bind(lib, "fst_cuda_splt_plan", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT,
+                        ADDRESS, ADDRESS), false);
+                spltCompress = bind(lib, "fst_cuda_splt_compress", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+                spltMatmul = bind(lib, "fst_cuda_splt_matmul", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_FLOAT, ADDRESS, ADDRESS, JAVA_FLOAT,
+                        ADDRESS, ADDRESS), false);
+                spltFree = bind(lib, "fst_cuda_splt_plan_free", FunctionDescriptor.of(JAVA_INT, ADDRESS), false);
+                String dirs = System.getProperty("fst4j.cuda.libDir", System.getenv("FST4J_CUDA_LIB_DIR"));
+                boolean defaults = Boolean.parseBoolean(System.getProperty("fst4j.cuda.searchDefaults", "true"));
+                int rc;
+                try (Arena a = Arena.ofConfined()) {
+                    MemorySegment dirsArg = dirs == null ? MemorySegment.NULL : a.allocateFrom(dirs);
+                    rc = (int) init.invokeExact(dirsArg, defaults ? 1 : 0);
+                }
+                status = cString((MemorySegment) statusFn.invokeExact());
+                ok = rc == OK;
+            } catch (CudaUnavailableException e) {
+                status = e.getMessage();
+            } catch (Throwable t) {
+                status = "cannot load the CUDA shim: " + t;
+            }
+            STATUS = status; AVAILABLE = ok;
+            LAST_ERROR = lastError; BLAS_STATUS = blasStatus; SPLT_STATUS = spltStatus;
+            MALLOC = malloc; FREE = free; MEMCPY = memcpy; MEMSET = memset; SYNC = sync;
+            PRUNE24 = prune; PRUNE24_T = pruneT; SHIFT_GATHER = shiftGather; IM2COL = im2col; COL2IM = col2im; IM2COL_AT = im2colAt;
+            F2BF = f2bf; SGEMM = sgemm; SPLT_PLAN = spltPlan; SPLT_COMPRESS = spltCompress; SPLT_MATMUL = spltMatmul; SPLT_FREE = spltFree;
+        }
+    }
+
+    private static String cString(MemorySegment p) {
+        return p.equals(MemorySegment.NULL) ? "" : p.reinterpret(4096).getString(0);
+    }
+
+    /** One line: "ok: <device> ..." or why CUDA cannot be used (see {@link Cuda#status()}). */
+    public static String cudaStatus() { return CudaHandles.STATUS; }
+
+    public static boolean cudaAvailable() { return CudaHandles.AVAILABLE; }
+
+    /** Throws {@link CudaUnavailableException} with the reason unless a device is usable. */
+    public static void cudaEnsure() {
+        if (!CudaHandles.AVAILABLE) throw new CudaUnavailableException("CUDA is not available: " + CudaHandles.STATUS);
+    }
+
+    private static void cudaCheck(int rc, String fn) {
+        if (rc == OK) return;
+        String msg;
+        try { msg = cString((MemorySegment) CudaHandles.LAST_ERROR.invokeExact()); } catch (Throwable t) { msg = t.toString(); }
+        if (rc == EUNAVAIL) throw new CudaUnavailableException(fn + ": " + msg);
+        if (rc == ECUDA) throw new CudaException(fn + ": " + msg);
+        check(rc, fn);
+    }
+
+    public static String cudaBlasStatus() {
+        if (!CudaHandles.AVAILABLE) return "not loaded (" + CudaHandles.STATUS + ")";
+        try { return cString((MemorySegment) CudaHandles.BLAS_STATUS.invokeExact()); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    public static String cudaSparseLtStatus() {
+        if (!CudaHandles.AVAILABLE) return "not loaded (" + CudaHandles.STATUS + ")";
+        try { return cString((MemorySegment) CudaHandles.SPLT_STATUS.invokeExact()); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    public static MemorySegment cudaMalloc(long bytes) {
+        cudaEnsure();
+        if (bytes < 0) throw new IllegalArgumentException("negative size " + bytes);
+        int rc;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(ADDRESS);
+            rc = (int) CudaHandles.MALLOC.invokeExact(out, bytes);
+            if (rc == OK) return out.get(ADDRESS, 0);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_malloc");
+        throw new AssertionError();
+    }
+
+    public static void cudaFree(MemorySegment p) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaHandles.FREE.invokeExact(p); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_free");
+    }
+
+    /** kind: 1 host to device, 2 device to host, 3 device to device. Synchronous for pageable host memory. */
+    public static void cudaMemcpy(MemorySegment dst, MemorySegment src, long bytes, int kind) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaHandles.MEMCPY.invokeExact(dst, src, bytes, kind); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_memcpy");
+    }
+
+    public static void cudaMemset(MemorySegment p, int value, long bytes) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaHandles.MEMSET.invokeExact(p, value, bytes); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_memset");
+    }
+
+    public static void cudaSync() {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaHandles.SYNC.invokeExact(); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_sync");
+    }
+
+    /** Device fst_prune24_compress; dense (fp32) and dense16 (bf16 bits) may be NULL. */
+    public static void cudaPrune24(long rows, long k, MemorySegment w, long ldw, MemorySegment values, MemorySegment meta,
+                                   MemorySegment dense, long ldd, MemorySegment dense16, long ldd16) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaHandles.PRUNE24.invokeExact(rows, k, w, ldw, values, meta, dense, ldd, dense16, ldd16); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_prune24");
+    }
+
+    /** Device fst_prune24_compress_t, plus optional masked W^T copies [k, cout] (fp32 / bf16 bits; NULL for none). */
+    public static void cudaPrune24Transposed(long cout, long k, MemorySegment w, long ldw, MemorySegment values, MemorySegment meta,
+                                             MemorySegment denseT, long lddt, MemorySegment dense16T, long ldd16t) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaHandles.PRUNE24_T.invokeExact(cout, k, w, ldw, values, meta, denseT, lddt, dense16T, ldd16t); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_prune24_t");
+    }
+
+    public static void cudaShiftGather(MemorySegment dy, MemorySegment out, long rows, long len, long seg, int shift, float coeff, boolean circular) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaHandles.SHIFT_GATHER.invokeExact(dy, out, rows, len, seg, shift, coeff, circular ? 1 : 0); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_shift_gather");
+    }
+
+    public static void cudaIm2col(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                  long ho, long wo, MemorySegment out, long ldo) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaHandles.IM2COL.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, out, ldo); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_im2col");
+    }
+
+    public static void cudaCol2im(MemorySegment cols, long ldc, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                  long ho, long wo, MemorySegment dx) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaHandles.COL2IM.invokeExact(cols, ldc, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dx); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_col2im");
+    }
+
+    /** pos: device int32[npos], each in [0, ho*wo) (not validated on the device). */
+    public static void cudaIm2colAt(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                    long ho, long wo, MemorySegment pos, long npos, MemorySegment out, long ldo) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaHandles.IM2COL_AT.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, pos, npos, out, ldo); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_im2col_at");
+    }
+
+    public static void cudaF32ToBf16(MemorySegment src, MemorySegment dst, long n) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaHandles.F2BF.invokeExact(src, dst, n); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_f32_to_bf16");
+    }
+
+    /** cuBLAS SGEMM with fst_sgemm's row-major contract (device pointers). */
+    public static void cudaSgemm(boolean transA, boolean transB, long m, long n, long k, float alpha, MemorySegment a, long lda,
+                                 MemorySegment b, long ldb, float beta, MemorySegment c, long ldc) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaHandles.SGEMM.invokeExact(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_sgemm");
+    }
+
+    /** cuSPARSELt plan for D = A B (+ beta C), row-major, A [m, k] 2:4 along k; sizesOut gets 3 longs (compressed, buffer, workspace). */
+    public static MemorySegment cudaSparseLtPlan(long m, long n, long k, int abType, int cdType, long[] sizesOut) {
+        cudaEnsure();
+        int rc;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(ADDRESS), sizes = a.allocate(JAVA_LONG, 3);
+            rc = (int) CudaHandles.SPLT_PLAN.invokeExact(m, n, k, abType, cdType, out, sizes);
+            if (rc == OK) {
+                for (int i = 0; i < 3; i++) sizesOut[i] = sizes.getAtIndex(JAVA_LONG, i);
+                return out.get(ADDRESS, 0);
+            }
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_splt_plan");
+        throw new AssertionError();
+    }
+
+    public static void cudaSparseLtCompress(MemorySegment plan, MemorySegment denseA, MemorySegment compressed, MemorySegment buffer) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaHandles.SPLT_COMPRESS.invokeExact(plan, denseA, compressed, buffer); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_splt_compress");
+    }
+
+    public static void cudaSparseLtMatmul(MemorySegment plan, float alpha, MemorySegment compressedA, MemorySegment b, float beta,
+                                          MemorySegment c, MemorySegment workspace) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaHandles.SPLT_MATMUL.invokeExact(plan, alpha, compressedA, b, beta, c, workspace); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_splt_matmul");
+    }
+
+    public static void cudaSparseLtPlanFree(MemorySegment plan) {
+        cudaEnsure();
+        try { int rc = (int) CudaHandles.SPLT_FREE.invokeExact(plan); assert rc == OK; } catch (Throwable t) { throw rethrow(t); }
     }
 
     private static void check(int rc, String fn) {

@@ -1,5 +1,6 @@
 package fst4j.tensor;
 
+import fst4j.shim.Cuda;
 import fst4j.shim.Native;
 
 import java.lang.foreign.MemorySegment;
@@ -15,6 +16,11 @@ final class Storage {
     private int refs = 1;
 
     Storage(long bytes, Device device) {
+        if (device == Device.CUDA) {
+            // No CUDA tensors yet: say what is missing (no shim, no library, no device), or that only the tensors are.
+            if (!Cuda.isAvailable()) throw Cuda.unavailable();
+            throw new UnsupportedOperationException("CUDA tensors are not implemented yet (the device itself is usable: " + Cuda.status() + ")");
+        }
         if (device != Device.CPU) throw new UnsupportedOperationException("device " + device + " is not available in this build");
         this.bytes = bytes;
         this.device = device;

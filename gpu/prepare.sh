@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Prepares what gpu/run.sh needs on a lent GPU machine (no Java, no network there), under .gpu/ (ignored):
+#   .gpu/jre/  a jlinked JDK 25 runtime (about 45 MB)
+#   .gpu/lib/  fst4j-native-cuda.jar (with libfst4j.so and, where nvcc was found, libfst4j_cuda.so), its test
+#              classes as a jar, and junit-platform-console-standalone
+# Then carry ".gpu" with the run tool and call: bash gpu/run.sh   (64 MiB limit in all; this script checks it).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+JUNIT_PLATFORM="${JUNIT_PLATFORM:-1.11.4}"   # the platform release of the project's JUnit 5.11.4
+out="$here/.gpu"
+rm -rf "$out"
+mkdir -p "$out/lib"
+
+# the JDK the launcher would pick
+jdk=""
+for c in "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25* /usr/lib/jvm/*25*; do
+  if [ -n "$c" ] && [ -x "$c/bin/jlink" ] && "$c/bin/java" -version 2>&1 | head -1 | grep -q '"25'; then jdk="$c"; break; fi
+done
+[ -n "$jdk" ] || { echo "prepare: needs a JDK 25 (JAVA_HOME or /usr/lib/jvm/temurin-25*)" >&2; exit 1; }
+JAVA_HOME="$jdk"
+echo "prepare: JDK $JAVA_HOME"
+
+echo "prepare: building native-cuda (C shim, CUDA shim where nvcc is found, test classes)"
+JAVA_HOME="$JAVA_HOME" ./fst4j mvn -B -q -Dstyle.color=never -pl native-cuda -am -DskipTests package test-compile
+cp native-cuda/target/fst4j-native-cuda-0.1.0-SNAPSHOT.jar "$out/lib/fst4j-native-cuda.jar"
+"$JAVA_HOME/bin/jar" cf "$out/lib/fst4j-native-cuda-tests.jar" -C native-cuda/target/test-classes .
+if ! "$JAVA_HOME/bin/jar" tf "$out/lib/fst4j-native-cuda.jar" | grep libfst4j_cuda.so >/dev/null; then
+  echo "prepare: note: libfst4j_cuda.so is not in the jar (no nvcc here); run.sh will build it on the device"
+fi
+
+cs="$HOME/.m2/repository/org/junit/platform/junit-platform-console-standalone/$JUNIT_PLATFORM/junit-platform-console-standalone-$JUNIT_PLATFORM.jar"
+if [ ! -f "$cs" ]; then
+  JAVA_HOME="$JAVA_HOME" ./fst4j mvn -B -q dependency:get -Dartifact="org.junit.platform:junit-platform-console-standalone:$JUNIT_PLATFORM"
+fi
+cp "$cs" "$out/lib/junit-platform-console-standalone.jar"
+
+echo "prepare: jlink"
+"$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,java.xml,java.sql,java.management,jdk.unsupported \
+  --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$out/jre"
+"$out/jre/bin/java" -version 2>&1 | head -1
+
+size=$(du -sb "$out" | cut -f1)
+echo "prepare: .gpu is $((size / 1024 / 1024)) MiB ($size bytes)"
+[ "$size" -lt $((60 * 1024 * 1024)) ] || { echo "prepare: .gpu is too big to carry (limit 64 MiB with the work tree)" >&2; exit 1; }
+echo "prepare: done; on the GPU machine: bash gpu/run.sh   (carry: .gpu)"

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine (no Java, no network): checks the CUDA declarations against NVIDIA's headers,
+# makes sure both shims load (rebuilding them there with gcc/nvcc if the carried ones do not), runs the GPU tests
+# (CudaKernelsTest against the CPU kernels, CudaStatusTest, NativeLoadTest) and prints a short table last.
+# Needs .gpu/ from gpu/prepare.sh, carried with the run tool:  carry [".gpu"], command "bash gpu/run.sh".
+# Results under $OUT (default .gpu/out). --no-gpu: for a machine without a GPU (checks the script's paths and
+# steps; the kernel tests are then skipped and a missing device is not an error). FORCE_REBUILD=1 rebuilds the
+# shims on the machine even when the carried ones load.
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+nogpu=0; [ "${1:-}" = "--no-gpu" ] && nogpu=1
+OUT="${OUT:-$here/.gpu/out}"; mkdir -p "$OUT"
+G="$here/.gpu"; JAVA="$G/jre/bin/java"
+LIB="$G/lib"; CP="$LIB/fst4j-native-cuda.jar:$LIB/fst4j-native-cuda-tests.jar:$LIB/junit-platform-console-standalone.jar"
+log() { echo "run: $*" | tee -a "$OUT/run.log"; }
+[ -x "$JAVA" ] && [ -f "$LIB/fst4j-native-cuda.jar" ] || { echo "run: .gpu/ missing: run gpu/prepare.sh here and carry .gpu" >&2; exit 2; }
+: > "$OUT/run.log"
+
+# ---- the machine ----
+{ echo "== nvidia-smi"; nvidia-smi 2>&1 | head -20; echo "== nvcc"; nvcc --version 2>&1 | tail -2; echo "== gcc"; gcc --version 2>&1 | head -1
+  echo "== python3"; python3 --version 2>&1; } > "$OUT/machine.txt"
+if [ "$nogpu" = 0 ] && ! nvidia-smi -L > /dev/null 2>&1; then log "WARNING: nvidia-smi finds no GPU"; fi
+
+# ---- NVIDIA wheel folders (libraries and headers) found with python3 ----
+wheel_dirs() {   # $1 = lib | include
+  python3 - "$1" <<'PY' 2>/dev/null
+import glob, os, site, sys
+kind = sys.argv[1]
+roots = set()
+try: roots.update(site.getsitepackages())
+except Exception: pass
+try: roots.add(site.getusersitepackages())
+except Exception: pass
+try:
+    import nvidia
+    roots.update(os.path.dirname(p) for p in nvidia.__path__)
+except Exception: pass
+out = []
+for r in sorted(roots):
+    for d in sorted(glob.glob(os.path.join(r, "nvidia", "*", kind))):
+        if d not in out: out.append(d)
+print(":".join(out))
+PY
+}
+LIBDIRS="$(wheel_dirs lib)"; INCDIRS="$(wheel_dirs include)"
+export FST4J_CUDA_LIB_DIR="${FST4J_CUDA_LIB_DIR:+$FST4J_CUDA_LIB_DIR:}$LIBDIRS"
+log "wheel lib folders: ${LIBDIRS:-none}"
+echo "$LIBDIRS" | tr ':' '\n' > "$OUT/wheel-lib-dirs.txt"
+for d in ${LIBDIRS//:/ }; do ls "$d"; done > "$OUT/wheel-libs.txt" 2>&1
+
+# ---- our CUDA declarations against the real headers ----
+inc=(-I/usr/local/cuda/include); for d in ${INCDIRS//:/ }; do inc+=(-I"$d"); done
+if gcc -std=gnu11 -Wall -Werror "${inc[@]}" gpu/decl_check.c -o "$G/decl_check" > "$OUT/decl_check.txt" 2>&1; then
+  "$G/decl_check" >> "$OUT/decl_check.txt" 2>&1; DECL="ok"
+else DECL="MISMATCH (see decl_check.txt)"; fi
+log "declarations: $DECL"; sed 's/^/  /' "$OUT/decl_check.txt" | tail -5
+
+# ---- do the carried shims load here? else rebuild them on this machine ----
+JOPTS=(--enable-native-access=ALL-UNNAMED)
+probe() { "$JAVA" "${JOPTS[@]}" -cp "$CP" "$1" 2>&1; }
+cpu="$(probe fst4j.shim.NativeLoadTest)"; cuda="$(probe fst4j.shim.CudaStatusTest)"
+echo "$cpu" > "$OUT/probe-carried.txt"; echo "$cuda" >> "$OUT/probe-carried.txt"
+rebuilt="no"
+if [ "${FORCE_REBUILD:-0}" = 1 ] || ! grep -q '^LOADED' <<< "$cpu" || grep -Eq 'STATUS (libfst4j_cuda.so not built|cannot load libfst4j_cuda.so|cannot load the fst4j kernels|cannot load the CUDA shim)' <<< "$cuda"; then
+  log "carried shims do not load here: rebuilding with $(command -v nvcc || echo 'no nvcc')"
+  if make -C native-cuda/src/main/c OUT="$G/build/native" OBJ="$G/build/obj" -j8 > "$OUT/build.txt" 2>&1; then
+    export FST4J_NATIVE_LIB="$G/build/native/libfst4j.so"
+    [ -f "$G/build/native/libfst4j_cuda.so" ] && export FST4J_CUDA_LIB="$G/build/native/libfst4j_cuda.so"
+    rebuilt="yes"
+  else log "rebuild failed (see build.txt)"; tail -5 "$OUT/build.txt"; fi
+  cpu="$(probe fst4j.shim.NativeLoadTest)"; cuda="$(probe fst4j.shim.CudaStatusTest)"
+fi
+STATUS="$(sed -n 's/^STATUS //p' <<< "$cuda")"
+log "CPU shim: $(head -1 <<< "$cpu"); CUDA: $STATUS"
+
+# ---- the tests ----
+"$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
+  --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
+  --reports-dir "$OUT/junit" > "$OUT/tests.txt" 2>&1
+trc=$?
+
+# ---- table, last ----
+python3 - "$OUT/junit" <<'PY' > "$OUT/table.txt" 2>&1 || echo "(no JUnit XML report)" > "$OUT/table.txt"
+import glob, sys, xml.etree.ElementTree as ET
+rows = []
+for f in glob.glob(sys.argv[1] + "/*.xml"):
+    for tc in ET.parse(f).getroot().iter("testcase"):
+        cls = tc.get("classname", "").split(".")[-1]
+        res = "pass"
+        for k in ("failure", "error", "skipped"):
+            e = tc.find(k)
+            if e is not None:
+                msg = (e.get("message") or (e.text or "")).replace("org.opentest4j.TestAbortedException: ", "").strip().splitlines()
+                res = {"failure": "FAIL", "error": "ERROR", "skipped": "skip"}[k] + (": " + msg[0][:110] if msg else "")
+                break
+        rows.append((cls, tc.get("name", "")[:60], tc.get("time", ""), res))
+w = max([len(r[0]) + len(r[1]) for r in rows] + [10]) + 2
+print(f"{'test':<{w}} {'s':>7}  result")
+for cls, name, t, res in sorted(rows):
+    print(f"{cls + '.' + name:<{w}} {t:>7}  {res}")
+PY
+{
+  echo
+  echo "==== fst4j CUDA device run ($(date -u +%FT%TZ)) ===="
+  echo "GPU:          $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
+  echo "CUDA status:  $STATUS"
+  grep -ho 'CUSPARSELT .*' "$OUT/tests.txt" | head -2 | sed 's/^/              /'
+  echo "declarations: $DECL;  shims rebuilt here: $rebuilt;  JUnit exit code: $trc"
+  cat "$OUT/table.txt"
+  grep -E 'tests (successful|failed|skipped|aborted)' "$OUT/tests.txt" | tr -s ' ' | tr '\n' ';'; echo
+} | tee "$OUT/summary.txt"
+if [ "$nogpu" = 1 ]; then exit 0; fi
+exit $trc

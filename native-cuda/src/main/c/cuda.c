@@ -1,0 +1,620 @@
+/* fst4j CUDA shim: run-time binding of the CUDA runtime, driver, cuBLAS and cuSPARSELt through dlopen with
+ * this file's own declarations (no CUDA header or library at build time), plus the launchers of the kernels in
+ * src/main/cuda/fst4j_kernels.cu, whose fatbin the Makefile embeds here (FST_FATBIN). See native-cuda/CUDA.md. */
+#include "fst4j_cuda.h"
+#include <dlfcn.h>
+#include <glob.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* messages are cut to their buffers on purpose */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+#ifndef FST_FATBIN
+#error "FST_FATBIN (path of the kernels' fatbin) must be defined by the Makefile"
+#endif
+__asm__(".section .rodata\n.balign 64\n.globl fst_cuda_fatbin\n.hidden fst_cuda_fatbin\nfst_cuda_fatbin:\n"
+        ".incbin \"" FST_FATBIN "\"\n.byte 0\n.previous\n");
+extern const unsigned char fst_cuda_fatbin[];
+
+/* ---- own declarations: the few entry points used, with their documented C signatures ---- */
+typedef int cudaError_t;                 /* enum cudaError; 0 = cudaSuccess */
+typedef void *cudaStream_t;              /* struct CUstream_st *; NULL = legacy default stream */
+typedef int CUresult;                    /* enum cudaError_enum; 0 = CUDA_SUCCESS */
+typedef int CUdevice;
+typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream;
+typedef int cublasStatus_t;              /* 0 = CUBLAS_STATUS_SUCCESS */
+typedef void *cublasHandle_t;
+typedef int cusparseStatus_t;            /* 0 = CUSPARSE_STATUS_SUCCESS */
+
+static struct {
+    cudaError_t (*GetDeviceCount)(int *);
+    cudaError_t (*Malloc)(void **, size_t);
+    cudaError_t (*Free)(void *);
+    cudaError_t (*Memcpy)(void *, const void *, size_t, int);
+    cudaError_t (*Memset)(void *, int, size_t);
+    cudaError_t (*DeviceSynchronize)(void);
+    cudaError_t (*StreamSynchronize)(cudaStream_t);
+    cudaError_t (*RuntimeGetVersion)(int *);
+    cudaError_t (*DriverGetVersion)(int *);
+    cudaError_t (*GetLastError)(void);
+    const char *(*GetErrorString)(cudaError_t);
+} rt;
+
+static struct {
+    CUresult (*Init)(unsigned);
+    CUresult (*DeviceGet)(CUdevice *, int);
+    CUresult (*DeviceGetName)(char *, int, CUdevice);
+    CUresult (*DeviceGetAttribute)(int *, int, CUdevice);
+    CUresult (*DevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+    CUresult (*CtxGetCurrent)(CUcontext *);
+    CUresult (*CtxSetCurrent)(CUcontext);
+    CUresult (*ModuleLoadData)(CUmodule *, const void *);
+    CUresult (*ModuleGetFunction)(CUfunction *, CUmodule, const char *);
+    CUresult (*LaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                             CUstream, void **, void **);
+    CUresult (*GetErrorString)(CUresult, const char **);
+} drv;
+
+static struct {
+    cublasStatus_t (*Create)(cublasHandle_t *);
+    cublasStatus_t (*Sgemm)(cublasHandle_t, int, int, int, int, int, const float *, const float *, int,
+                            const float *, int, const float *, float *, int);
+    const char *(*GetStatusString)(cublasStatus_t);   /* optional (cuBLAS >= 11.4) */
+} blas;
+
+/* cuSPARSELt (>= 0.6): every opaque struct is passed by pointer; we give each a zeroed OPQ-byte buffer, larger
+ * than the header's declared size (13072 bytes in 0.6.2; gpu/decl_check.c asserts the bound on the device). */
+#define OPQ 32768
+static struct {
+    cusparseStatus_t (*Init)(void *handle);
+    cusparseStatus_t (*GetVersion)(const void *handle, int *version);
+    cusparseStatus_t (*DenseDescriptorInit)(const void *handle, void *mat, int64_t rows, int64_t cols, int64_t ld,
+                                            uint32_t alignment, int valueType, int order);
+    cusparseStatus_t (*StructuredDescriptorInit)(const void *handle, void *mat, int64_t rows, int64_t cols, int64_t ld,
+                                                 uint32_t alignment, int valueType, int order, int sparsity);
+    cusparseStatus_t (*MatDescriptorDestroy)(const void *mat);
+    cusparseStatus_t (*MatmulDescriptorInit)(const void *handle, void *mm, int opA, int opB, const void *matA,
+                                             const void *matB, const void *matC, const void *matD, int computeType);
+    cusparseStatus_t (*MatmulAlgSelectionInit)(const void *handle, void *alg, const void *mm, int algId);
+    cusparseStatus_t (*MatmulPlanInit)(const void *handle, void *plan, const void *mm, const void *alg);
+    cusparseStatus_t (*MatmulGetWorkspace)(const void *handle, const void *plan, size_t *workspaceSize);
+    cusparseStatus_t (*SpMMACompressedSize)(const void *handle, const void *plan, size_t *compressedSize,
+                                            size_t *compressBufferSize);
+    cusparseStatus_t (*SpMMACompress)(const void *handle, const void *plan, const void *dense, void *compressed,
+                                      void *buffer, cudaStream_t stream);
+    cusparseStatus_t (*Matmul)(const void *handle, const void *plan, const void *alpha, const void *dA, const void *dB,
+                               const void *beta, const void *dC, void *dD, void *workspace, cudaStream_t *streams,
+                               int32_t numStreams);
+    cusparseStatus_t (*MatmulPlanDestroy)(const void *plan);
+    const char *(*GetErrorString)(cusparseStatus_t);   /* optional */
+} lt;
+
+/* ---- errors ---- */
+static __thread char last_err[768];
+const char *fst_cuda_last_error(void) { return last_err; }
+int fst_cuda_version(void) { return 1; }
+
+__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_err, sizeof last_err, fmt, ap);
+    va_end(ap);
+    return FST_ECUDA;
+}
+
+static const char *rt_str(cudaError_t e) { const char *s = rt.GetErrorString ? rt.GetErrorString(e) : NULL; return s ? s : "unknown error"; }
+static const char *drv_str(CUresult e) { const char *s = NULL; if (drv.GetErrorString) drv.GetErrorString(e, &s); return s ? s : "unknown error"; }
+static const char *blas_str(cublasStatus_t e) { const char *s = blas.GetStatusString ? blas.GetStatusString(e) : NULL; return s ? s : "see cublasStatus_t"; }
+static const char *lt_str(cusparseStatus_t e) { const char *s = lt.GetErrorString ? lt.GetErrorString(e) : NULL; return s ? s : "see cusparseStatus_t"; }
+
+#define RT(call, what, ...) do { cudaError_t e_ = (call); if (e_ != 0) return fail(what ": %s (cudaError %d)", ##__VA_ARGS__, rt_str(e_), e_); } while (0)
+#define DRV(call, what, ...) do { CUresult e_ = (call); if (e_ != 0) return fail(what ": %s (CUresult %d)", ##__VA_ARGS__, drv_str(e_), e_); } while (0)
+
+/* ---- library search ---- */
+#define MAXDIRS 64
+static char *dirs[MAXDIRS];
+static int ndirs;
+static char searched[1024];   /* human-readable list of the places searched, for messages */
+
+static void add_dir(const char *d) {
+    if (!d || !*d || ndirs == MAXDIRS) return;
+    for (int i = 0; i < ndirs; i++) if (!strcmp(dirs[i], d)) return;
+    dirs[ndirs++] = strdup(d);
+}
+
+static void add_glob(const char *pattern) {
+    glob_t g;
+    if (glob(pattern, GLOB_ONLYDIR, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) add_dir(g.gl_pathv[i]);
+        globfree(&g);
+    }
+}
+
+/* Python wheels (nvidia-*-cu13, nvidia-cusparselt-cu13, ...) install their libraries under
+ * <prefix>/lib/python3.X/{site,dist}-packages/nvidia/<package>/lib (CUDA 13 wheels: nvidia/cu13/lib). */
+static void add_wheel_dirs(const char *prefix) {
+    if (!prefix || !*prefix) return;
+    static const char *const tails[] = { "/lib/python3*/site-packages/nvidia/*/lib", "/lib/python3*/dist-packages/nvidia/*/lib",
+                                         "/lib64/python3*/site-packages/nvidia/*/lib" };
+    char buf[512];
+    for (size_t i = 0; i < sizeof tails / sizeof *tails; i++) {
+        snprintf(buf, sizeof buf, "%s%s", prefix, tails[i]);
+        add_glob(buf);
+    }
+}
+
+static void build_search(const char *extra, int defaults) {
+    size_t n = 0;
+    searched[0] = 0;
+    if (extra && *extra) {
+        char *copy = strdup(extra), *save = NULL;
+        for (char *t = strtok_r(copy, ":", &save); t; t = strtok_r(NULL, ":", &save)) add_dir(t);
+        free(copy);
+        n += (size_t)snprintf(searched + n, sizeof searched - n, "FST4J_CUDA_LIB_DIR (%s)", extra);
+    }
+    if (!defaults) {
+        if (n == 0) snprintf(searched, sizeof searched, "nowhere (FST4J_CUDA_LIB_DIR empty, default search off)");
+        else snprintf(searched + n, sizeof searched - n, " only (default search off)");
+        return;
+    }
+    add_dir("/usr/local/cuda/lib64");
+    add_glob("/usr/local/cuda-1[3-9]*/lib64");
+    add_glob("/usr/local/cuda-1[3-9]*/targets/x86_64-linux/lib");
+    add_wheel_dirs(getenv("VIRTUAL_ENV"));
+    add_wheel_dirs(getenv("CONDA_PREFIX"));
+    add_wheel_dirs("/usr/local");
+    add_wheel_dirs("/usr");
+    add_wheel_dirs("/opt/conda");
+    const char *home = getenv("HOME");
+    if (home) { char b[400]; snprintf(b, sizeof b, "%s/.local", home); add_wheel_dirs(b); }
+    snprintf(searched + n, sizeof searched - n, "%sLD_LIBRARY_PATH, ld.so.cache, /usr/local/cuda/lib64, "
+             "/usr/local/cuda-13*/lib64 and python3 site-packages nvidia/*/lib (%d folders in all)", n ? ", " : "", ndirs);
+}
+
+/* dlopen the first of names found in the search folders, else through the dynamic linker's own search.
+ * Records the folder in where (may be NULL). */
+static void *open_lib(const char *const *names, int nnames, int defaults, int flags, char *where, size_t wsize) {
+    int nextra = ndirs;
+    for (int i = 0; i < nextra; i++)
+        for (int k = 0; k < nnames; k++) {
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s", dirs[i], names[k]);
+            void *h = dlopen(path, flags);
+            if (h) { if (where) snprintf(where, wsize, "%s", dirs[i]); return h; }
+        }
+    if (defaults)
+        for (int k = 0; k < nnames; k++) {
+            void *h = dlopen(names[k], flags);
+            if (h) { if (where) *where = 0; return h; }
+        }
+    return NULL;
+}
+
+#define SYM(lib, tbl, field, name) do { *(void **)&tbl.field = dlsym(lib, name); \
+    if (!tbl.field) { snprintf(status, sizeof status, "%s has no symbol %s", libname, name); return FST_EUNAVAIL; } } while (0)
+#define OPT_SYM(lib, tbl, field, name) (*(void **)&tbl.field = dlsym(lib, name))
+
+/* ---- initialisation ---- */
+enum { N_PRUNE, N_PRUNE_T, N_SHIFT_GATHER, N_IM2COL, N_COL2IM, N_IM2COL_AT, N_F2BF, N_KERNELS };
+static const char *const kernel_names[N_KERNELS] = { "fst_k_prune24", "fst_k_prune24_t", "fst_k_shift_gather", "fst_k_im2col",
+                                                      "fst_k_col2im", "fst_k_im2col_at", "fst_k_f32_to_bf16" };
+static CUfunction kernels[N_KERNELS];
+static CUcontext ctx;
+static char status[1024] = "not initialised";
+static char rt_dir[512];
+static int init_rc = 1;   /* 1 = not yet */
+static int search_defaults;
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+const char *fst_cuda_status(void) { return status; }
+const char *fst_cuda_runtime_path(void) { return rt_dir; }
+
+static int do_init(const char *extra, int defaults) {
+    search_defaults = defaults;
+    build_search(extra, defaults);
+    static const char *const rt_names[] = { "libcudart.so.13", "libcudart.so.12", "libcudart.so" };
+    const char *libname = "libcudart.so.13";
+    void *h = open_lib(rt_names, 3, defaults, RTLD_NOW | RTLD_GLOBAL, rt_dir, sizeof rt_dir);
+    if (!h) { snprintf(status, sizeof status, "libcudart.so.13 not found in %s", searched); return FST_EUNAVAIL; }
+    SYM(h, rt, GetDeviceCount, "cudaGetDeviceCount");
+    SYM(h, rt, Malloc, "cudaMalloc");
+    SYM(h, rt, Free, "cudaFree");
+    SYM(h, rt, Memcpy, "cudaMemcpy");
+    SYM(h, rt, Memset, "cudaMemset");
+    SYM(h, rt, DeviceSynchronize, "cudaDeviceSynchronize");
+    SYM(h, rt, StreamSynchronize, "cudaStreamSynchronize");
+    SYM(h, rt, RuntimeGetVersion, "cudaRuntimeGetVersion");
+    SYM(h, rt, DriverGetVersion, "cudaDriverGetVersion");
+    SYM(h, rt, GetLastError, "cudaGetLastError");
+    SYM(h, rt, GetErrorString, "cudaGetErrorString");
+    int count = 0;
+    cudaError_t e = rt.GetDeviceCount(&count);
+    if (e != 0) {
+        void *drv_probe = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
+        if (!drv_probe) drv_probe = dlopen("libcuda.so.1", RTLD_LAZY);
+        snprintf(status, sizeof status, "no CUDA device (cudaGetDeviceCount failed: %s, cudaError %d%s; libcudart from %s)",
+                 rt_str(e), e, drv_probe ? "" : "; the NVIDIA driver library libcuda.so.1 is not installed",
+                 *rt_dir ? rt_dir : "the dynamic linker's search");
+        return FST_EUNAVAIL;
+    }
+    if (count == 0) { snprintf(status, sizeof status, "no CUDA device (cudaGetDeviceCount returned 0)"); return FST_EUNAVAIL; }
+    e = rt.Free(NULL);   /* creates (retains) the primary context of device 0 */
+    if (e != 0) { snprintf(status, sizeof status, "CUDA context creation failed (cudaFree(0): %s, cudaError %d)", rt_str(e), e); return FST_EUNAVAIL; }
+
+    libname = "libcuda.so.1";
+    void *d = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
+    if (!d) { snprintf(status, sizeof status, "libcuda.so.1 (NVIDIA driver) not found: %s", dlerror()); return FST_EUNAVAIL; }
+    SYM(d, drv, Init, "cuInit");
+    SYM(d, drv, DeviceGet, "cuDeviceGet");
+    SYM(d, drv, DeviceGetName, "cuDeviceGetName");
+    SYM(d, drv, DeviceGetAttribute, "cuDeviceGetAttribute");
+    SYM(d, drv, DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+    SYM(d, drv, CtxGetCurrent, "cuCtxGetCurrent");
+    SYM(d, drv, CtxSetCurrent, "cuCtxSetCurrent");
+    SYM(d, drv, ModuleLoadData, "cuModuleLoadData");
+    SYM(d, drv, ModuleGetFunction, "cuModuleGetFunction");
+    SYM(d, drv, LaunchKernel, "cuLaunchKernel");
+    SYM(d, drv, GetErrorString, "cuGetErrorString");
+    CUresult r;
+    CUdevice dev;
+    CUmodule mod;
+    if ((r = drv.Init(0)) != 0 || (r = drv.DeviceGet(&dev, 0)) != 0 || (r = drv.DevicePrimaryCtxRetain(&ctx, dev)) != 0
+        || (r = drv.CtxSetCurrent(ctx)) != 0) {
+        snprintf(status, sizeof status, "CUDA driver initialisation failed: %s (CUresult %d)", drv_str(r), r);
+        return FST_EUNAVAIL;
+    }
+    if ((r = drv.ModuleLoadData(&mod, fst_cuda_fatbin)) != 0) {
+        snprintf(status, sizeof status, "cannot load the fst4j kernels (built for sm_90a + compute_90 PTX) on this device: "
+                 "cuModuleLoadData: %s (CUresult %d)", drv_str(r), r);
+        return FST_EUNAVAIL;
+    }
+    for (int k = 0; k < N_KERNELS; k++)
+        if ((r = drv.ModuleGetFunction(&kernels[k], mod, kernel_names[k])) != 0) {
+            snprintf(status, sizeof status, "kernel %s missing from the fatbin: %s (CUresult %d)", kernel_names[k], drv_str(r), r);
+            return FST_EUNAVAIL;
+        }
+    char name[256] = "?";
+    int major = 0, minor = 0, rtv = 0, drvv = 0;
+    drv.DeviceGetName(name, sizeof name, dev);
+    drv.DeviceGetAttribute(&major, 75, dev);   /* CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR */
+    drv.DeviceGetAttribute(&minor, 76, dev);   /* CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR */
+    rt.RuntimeGetVersion(&rtv);
+    rt.DriverGetVersion(&drvv);
+    snprintf(status, sizeof status, "ok: %s (sm_%d%d), %d device(s), runtime %d, driver %d, libcudart from %s", name, major, minor,
+             count, rtv, drvv, *rt_dir ? rt_dir : "the dynamic linker's search");
+    return FST_OK;
+}
+
+int fst_cuda_init(const char *extra_dirs, int defaults) {
+    pthread_mutex_lock(&init_lock);
+    if (init_rc == 1) init_rc = do_init(extra_dirs, defaults);
+    int rc = init_rc;
+    pthread_mutex_unlock(&init_lock);
+    if (rc != FST_OK) snprintf(last_err, sizeof last_err, "%s", status);
+    return rc;
+}
+
+static int ready(void) {
+    if (init_rc != FST_OK) {
+        snprintf(last_err, sizeof last_err, "%s", init_rc == 1 ? "CUDA not initialised (call fst_cuda_init first)" : status);
+        return FST_EUNAVAIL;
+    }
+    return FST_OK;
+}
+
+/* ---- memory ---- */
+int fst_cuda_device_count(int *count) {
+    int rc = ready(); if (rc) return rc;
+    if (!count) return FST_ENULL;
+    RT(rt.GetDeviceCount(count), "cudaGetDeviceCount");
+    return FST_OK;
+}
+int fst_cuda_malloc(void **p, size_t bytes) {
+    int rc = ready(); if (rc) return rc;
+    if (!p) return FST_ENULL;
+    RT(rt.Malloc(p, bytes ? bytes : 1), "cudaMalloc(%zu)", bytes);
+    return FST_OK;
+}
+int fst_cuda_free(void *p) {
+    int rc = ready(); if (rc) return rc;
+    RT(rt.Free(p), "cudaFree");
+    return FST_OK;
+}
+int fst_cuda_memcpy(void *dst, const void *src, size_t bytes, int kind) {
+    int rc = ready(); if (rc) return rc;
+    if (kind < 1 || kind > 3) return FST_EINVAL;
+    if (bytes == 0) return FST_OK;
+    if (!dst || !src) return FST_ENULL;
+    RT(rt.Memcpy(dst, src, bytes, kind), "cudaMemcpy(%zu bytes, kind %d)", bytes, kind);
+    return FST_OK;
+}
+int fst_cuda_memset(void *p, int value, size_t bytes) {
+    int rc = ready(); if (rc) return rc;
+    if (bytes == 0) return FST_OK;
+    if (!p) return FST_ENULL;
+    RT(rt.Memset(p, value, bytes), "cudaMemset(%zu)", bytes);
+    return FST_OK;
+}
+int fst_cuda_sync(void) {
+    int rc = ready(); if (rc) return rc;
+    RT(rt.DeviceSynchronize(), "cudaDeviceSynchronize (an earlier kernel or copy failed)");
+    return FST_OK;
+}
+
+/* ---- kernel launches: one thread per work item, 256 per block, legacy default stream ---- */
+static int launch(int k, int64_t items, void **args) {
+    if (items <= 0) return FST_OK;
+    const int64_t blocks = (items + 255) / 256;
+    if (blocks > 0x7fffffff) return fail("%s: %lld work items exceed one launch", kernel_names[k], (long long)items);
+    CUcontext cur = NULL;
+    if (drv.CtxGetCurrent(&cur) != 0 || cur != ctx) DRV(drv.CtxSetCurrent(ctx), "cuCtxSetCurrent");
+    DRV(drv.LaunchKernel(kernels[k], (unsigned)blocks, 1, 1, 256, 1, 1, 0, NULL, args, NULL), "cuLaunchKernel(%s, %lld blocks)",
+        kernel_names[k], (long long)blocks);
+    return FST_OK;
+}
+
+int fst_cuda_prune24(int64_t rows, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
+                     float *dense, int64_t ldd, uint16_t *dense16, int64_t ldd16) {
+    int rc = ready(); if (rc) return rc;
+    if (rows < 0 || K < 0) return FST_EINVAL;
+    if (rows == 0 || K == 0) return FST_OK;
+    if (!w || !values || !meta) return FST_ENULL;
+    if (ldw < K || (dense && ldd < K) || (dense16 && ldd16 < K)) return FST_EINVAL;
+    const int64_t G = (K + 3) / 4, Gp = (G + 7) / 8 * 8;
+    void *args[] = { &rows, &K, &w, &ldw, &values, &meta, &dense, &ldd, &dense16, &ldd16 };
+    return launch(N_PRUNE, rows * Gp, args);
+}
+
+int fst_cuda_prune24_t(int64_t cout, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
+                       float *dense_t, int64_t lddt, uint16_t *dense16_t, int64_t ldd16t) {
+    int rc = ready(); if (rc) return rc;
+    if (cout < 0 || K < 0) return FST_EINVAL;
+    if (cout == 0 || K == 0) return FST_OK;
+    if (!w || !values || !meta) return FST_ENULL;
+    if (ldw < K || (dense_t && lddt < cout) || (dense16_t && ldd16t < cout)) return FST_EINVAL;
+    const int64_t G = (cout + 3) / 4, ldm = (G + 7) / 8;
+    void *args[] = { &cout, &K, &w, &ldw, &values, &meta, &dense_t, &lddt, &dense16_t, &ldd16t };
+    return launch(N_PRUNE_T, K * ldm, args);
+}
+
+int fst_cuda_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg, int shift, float coeff, int circular) {
+    int rc = ready(); if (rc) return rc;
+    if (rows < 0 || len < 0 || seg <= 0 || len % seg != 0 || (shift != 1 && shift != -1)) return FST_EINVAL;
+    if (rows == 0 || len == 0) return FST_OK;
+    if (!dy || !out) return FST_ENULL;
+    int64_t nseg = rows * (len / seg);
+    const int64_t h = (seg + 1) / 2;
+    if ((const char *)out < (const char *)(dy + rows * len) && (const char *)dy < (const char *)(out + nseg * h)) return FST_EINVAL;
+    void *args[] = { &dy, &out, &nseg, &seg, &shift, &coeff, &circular };
+    return launch(N_SHIFT_GATHER, nseg * h, args);
+}
+
+typedef struct { int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo; } geom;   /* = struct Geom in the kernels */
+
+static int check_geom(const geom *g) {
+    if (g->n < 0 || g->c <= 0 || g->h <= 0 || g->w <= 0 || g->kh <= 0 || g->kw <= 0 || g->sh <= 0 || g->sw <= 0
+        || g->ph < 0 || g->pw < 0 || g->ho <= 0 || g->wo <= 0) return FST_EINVAL;
+    if ((g->h + 2 * g->ph - g->kh) / g->sh + 1 != g->ho || (g->w + 2 * g->pw - g->kw) / g->sw + 1 != g->wo) return FST_EINVAL;
+    return FST_OK;
+}
+
+int fst_cuda_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                    int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *out, int64_t ldo) {
+    int rc = ready(); if (rc) return rc;
+    geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    if (!x || !out) return FST_ENULL;
+    if (check_geom(&g) != FST_OK || ldo < n * ho * wo) return FST_EINVAL;
+    void *args[] = { &x, &g, &out, &ldo };
+    return launch(N_IM2COL, c * kh * kw * n * ho * wo, args);
+}
+
+int fst_cuda_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                    int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *dx) {
+    int rc = ready(); if (rc) return rc;
+    geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    if (!cols || !dx) return FST_ENULL;
+    if (check_geom(&g) != FST_OK || ldc < n * ho * wo) return FST_EINVAL;
+    void *args[] = { &cols, &ldc, &g, &dx };
+    return launch(N_COL2IM, n * c * h * w, args);
+}
+
+int fst_cuda_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                       const int32_t *pos, int64_t npos, float *out, int64_t ldo) {
+    int rc = ready(); if (rc) return rc;
+    geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    if (!x || !out || (npos > 0 && !pos)) return FST_ENULL;
+    if (check_geom(&g) != FST_OK || npos < 0 || ldo < n * npos) return FST_EINVAL;
+    void *args[] = { &x, &g, &pos, &npos, &out, &ldo };
+    return launch(N_IM2COL_AT, c * kh * kw * n * npos, args);
+}
+
+int fst_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n) {
+    int rc = ready(); if (rc) return rc;
+    if (n < 0) return FST_EINVAL;
+    if (n == 0) return FST_OK;
+    if (!src || !dst) return FST_ENULL;
+    void *args[] = { &src, &dst, &n };
+    return launch(N_F2BF, n, args);
+}
+
+/* ---- cuBLAS ---- */
+static char blas_status[1024] = "not loaded";
+static int blas_rc = 1;
+static cublasHandle_t blas_handle;
+
+const char *fst_cuda_blas_status(void) { return blas_status; }
+
+static int load_blas(void) {
+    static const char *const lt_names[] = { "libcublasLt.so.13", "libcublasLt.so.12" };
+    static const char *const names[] = { "libcublas.so.13", "libcublas.so.12" };
+    const char *libname = "libcublas.so.13";
+    char where[512];
+    /* libcublas needs libcublasLt: load it first, globally, in case libcublas's RUNPATH does not find it */
+    open_lib(lt_names, 2, search_defaults, RTLD_NOW | RTLD_GLOBAL, NULL, 0);
+    void *h = open_lib(names, 2, search_defaults, RTLD_NOW | RTLD_GLOBAL, where, sizeof where);
+    if (!h) { snprintf(blas_status, sizeof blas_status, "libcublas.so.13 not found in %s", searched); return FST_EUNAVAIL; }
+    char *status = blas_status;   /* for SYM */
+    (void)status;
+#undef SYM
+#define SYM(lib, tbl, field, name) do { *(void **)&tbl.field = dlsym(lib, name); \
+    if (!tbl.field) { snprintf(blas_status, sizeof blas_status, "%s has no symbol %s", libname, name); return FST_EUNAVAIL; } } while (0)
+    SYM(h, blas, Create, "cublasCreate_v2");
+    SYM(h, blas, Sgemm, "cublasSgemm_v2");
+    OPT_SYM(h, blas, GetStatusString, "cublasGetStatusString");
+    cublasStatus_t s = blas.Create(&blas_handle);
+    if (s != 0) { snprintf(blas_status, sizeof blas_status, "cublasCreate failed: %s (status %d)", blas_str(s), s); return FST_EUNAVAIL; }
+    snprintf(blas_status, sizeof blas_status, "ok: libcublas from %s", *where ? where : "the dynamic linker's search");
+    return FST_OK;
+}
+
+static int blas_ready(void) {
+    int rc = ready(); if (rc) return rc;
+    pthread_mutex_lock(&init_lock);
+    if (blas_rc == 1) blas_rc = load_blas();
+    rc = blas_rc;
+    pthread_mutex_unlock(&init_lock);
+    if (rc) snprintf(last_err, sizeof last_err, "%s", blas_status);
+    return rc;
+}
+
+int fst_cuda_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    int rc = blas_ready(); if (rc) return rc;
+    if (M < 0 || N < 0 || K < 0 || M > 0x7fffffff || N > 0x7fffffff || K > 0x7fffffff) return FST_EINVAL;
+    if (lda > 0x7fffffff || ldb > 0x7fffffff || ldc > 0x7fffffff) return FST_EINVAL;
+    if (lda < (transA ? M : K) || ldb < (transB ? K : N) || ldc < N || lda < 1 || ldb < 1 || ldc < 1) return FST_EINVAL;
+    if (M == 0 || N == 0) return FST_OK;
+    if (!A || !B || !C) return FST_ENULL;
+    /* row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands, keep the flags */
+    cublasStatus_t s = blas.Sgemm(blas_handle, transB ? 1 : 0, transA ? 1 : 0, (int)N, (int)M, (int)K, &alpha, B, (int)ldb,
+                                  A, (int)lda, &beta, C, (int)ldc);
+    if (s != 0) return fail("cublasSgemm_v2(M=%lld, N=%lld, K=%lld): %s (status %d)", (long long)M, (long long)N, (long long)K, blas_str(s), s);
+    return FST_OK;
+}
+
+/* ---- cuSPARSELt ---- */
+static char lt_status[1024] = "not loaded";
+static int lt_rc = 1;
+static void *lt_handle;
+const char *fst_cuda_splt_status(void) { return lt_status; }
+
+static int load_lt(void) {
+    static const char *const names[] = { "libcusparseLt.so.0" };
+    const char *libname = "libcusparseLt.so.0";
+    char where[512];
+    void *h = open_lib(names, 1, search_defaults, RTLD_NOW | RTLD_GLOBAL, where, sizeof where);
+    if (!h) { snprintf(lt_status, sizeof lt_status, "libcusparseLt.so.0 not found in %s", searched); return FST_EUNAVAIL; }
+#undef SYM
+#define SYM(lib, tbl, field, name) do { *(void **)&tbl.field = dlsym(lib, name); \
+    if (!tbl.field) { snprintf(lt_status, sizeof lt_status, "%s has no symbol %s", libname, name); return FST_EUNAVAIL; } } while (0)
+    SYM(h, lt, Init, "cusparseLtInit");
+    SYM(h, lt, GetVersion, "cusparseLtGetVersion");
+    SYM(h, lt, DenseDescriptorInit, "cusparseLtDenseDescriptorInit");
+    SYM(h, lt, StructuredDescriptorInit, "cusparseLtStructuredDescriptorInit");
+    SYM(h, lt, MatDescriptorDestroy, "cusparseLtMatDescriptorDestroy");
+    SYM(h, lt, MatmulDescriptorInit, "cusparseLtMatmulDescriptorInit");
+    SYM(h, lt, MatmulAlgSelectionInit, "cusparseLtMatmulAlgSelectionInit");
+    SYM(h, lt, MatmulPlanInit, "cusparseLtMatmulPlanInit");
+    SYM(h, lt, MatmulGetWorkspace, "cusparseLtMatmulGetWorkspace");
+    SYM(h, lt, SpMMACompressedSize, "cusparseLtSpMMACompressedSize");
+    SYM(h, lt, SpMMACompress, "cusparseLtSpMMACompress");
+    SYM(h, lt, Matmul, "cusparseLtMatmul");
+    SYM(h, lt, MatmulPlanDestroy, "cusparseLtMatmulPlanDestroy");
+    if (!OPT_SYM(h, lt, GetErrorString, "cusparseLtGetErrorString")) OPT_SYM(h, lt, GetErrorString, "cusparseLtGetErrorName");
+    lt_handle = calloc(1, OPQ);
+    if (!lt_handle) { snprintf(lt_status, sizeof lt_status, "out of host memory"); return FST_EUNAVAIL; }
+    cusparseStatus_t s = lt.Init(lt_handle);
+    if (s != 0) { snprintf(lt_status, sizeof lt_status, "cusparseLtInit failed: %s (status %d)", lt_str(s), s); return FST_EUNAVAIL; }
+    int version = 0;
+    lt.GetVersion(lt_handle, &version);
+    /* the declarations above (4-argument cusparseLtSpMMACompressedSize, compress buffer) are those of 0.6+ */
+    if (version < 600) {
+        snprintf(lt_status, sizeof lt_status, "cuSPARSELt %d found in %s, need >= 0.6.0 (600)", version, *where ? where : "system");
+        return FST_EUNAVAIL;
+    }
+    snprintf(lt_status, sizeof lt_status, "ok: cuSPARSELt %d from %s", version, *where ? where : "the dynamic linker's search");
+    return FST_OK;
+}
+
+static int lt_ready(void) {
+    int rc = ready(); if (rc) return rc;
+    pthread_mutex_lock(&init_lock);
+    if (lt_rc == 1) lt_rc = load_lt();
+    rc = lt_rc;
+    pthread_mutex_unlock(&init_lock);
+    if (rc) snprintf(last_err, sizeof last_err, "%s", lt_status);
+    return rc;
+}
+
+typedef struct {
+    unsigned char matA[OPQ], matB[OPQ], matC[OPQ], mm[OPQ], alg[OPQ], plan[OPQ];
+    int plan_ok, descs;
+    size_t sizes[3];
+} lt_plan;
+
+#define LT(call, what) do { cusparseStatus_t s_ = (call); if (s_ != 0) { fail("%s: %s (cusparseStatus %d)", what, lt_str(s_), s_); goto bad; } } while (0)
+
+int fst_cuda_splt_plan(int64_t M, int64_t N, int64_t K, int ab_type, int cd_type, void **plan, size_t sizes[3]) {
+    int rc = lt_ready(); if (rc) return rc;
+    if (M <= 0 || N <= 0 || K <= 0) return FST_EINVAL;
+    if (!plan || !sizes) return FST_ENULL;
+    lt_plan *p = calloc(1, sizeof *p);
+    if (!p) return fail("out of host memory for a cuSPARSELt plan");
+    const int ROW = 2 /* CUSPARSE_ORDER_ROW */, NT = 0 /* CUSPARSE_OPERATION_NON_TRANSPOSE */, COMPUTE_32F = 2 /* 0.6+ */;
+    LT(lt.StructuredDescriptorInit(lt_handle, p->matA, M, K, K, 16, ab_type, ROW, 0 /* 50 percent */),
+       "cusparseLtStructuredDescriptorInit(A)");
+    p->descs = 1;
+    LT(lt.DenseDescriptorInit(lt_handle, p->matB, K, N, N, 16, ab_type, ROW), "cusparseLtDenseDescriptorInit(B)");
+    p->descs = 2;
+    LT(lt.DenseDescriptorInit(lt_handle, p->matC, M, N, N, 16, cd_type, ROW), "cusparseLtDenseDescriptorInit(C)");
+    p->descs = 3;
+    LT(lt.MatmulDescriptorInit(lt_handle, p->mm, NT, NT, p->matA, p->matB, p->matC, p->matC, COMPUTE_32F),
+       "cusparseLtMatmulDescriptorInit");
+    LT(lt.MatmulAlgSelectionInit(lt_handle, p->alg, p->mm, 0 /* CUSPARSELT_MATMUL_ALG_DEFAULT */), "cusparseLtMatmulAlgSelectionInit");
+    LT(lt.MatmulPlanInit(lt_handle, p->plan, p->mm, p->alg), "cusparseLtMatmulPlanInit");
+    p->plan_ok = 1;
+    LT(lt.MatmulGetWorkspace(lt_handle, p->plan, &p->sizes[2]), "cusparseLtMatmulGetWorkspace");
+    LT(lt.SpMMACompressedSize(lt_handle, p->plan, &p->sizes[0], &p->sizes[1]), "cusparseLtSpMMACompressedSize");
+    memcpy(sizes, p->sizes, sizeof p->sizes);
+    *plan = p;
+    return FST_OK;
+bad:
+    fst_cuda_splt_plan_free(p);
+    return FST_ECUDA;
+}
+
+int fst_cuda_splt_compress(void *plan, const void *dense_a, void *compressed, void *buffer) {
+    int rc = lt_ready(); if (rc) return rc;
+    lt_plan *p = plan;
+    if (!p || !dense_a || !compressed || (p->sizes[1] && !buffer)) return FST_ENULL;
+    LT(lt.SpMMACompress(lt_handle, p->plan, dense_a, compressed, buffer, NULL), "cusparseLtSpMMACompress");
+    return FST_OK;
+bad:
+    return FST_ECUDA;
+}
+
+int fst_cuda_splt_matmul(void *plan, float alpha, const void *compressed_a, const void *b, float beta, void *c, void *workspace) {
+    int rc = lt_ready(); if (rc) return rc;
+    lt_plan *p = plan;
+    if (!p || !compressed_a || !b || !c || (p->sizes[2] && !workspace)) return FST_ENULL;
+    LT(lt.Matmul(lt_handle, p->plan, &alpha, compressed_a, b, &beta, c, c, workspace, NULL, 0), "cusparseLtMatmul");
+    return FST_OK;
+bad:
+    return FST_ECUDA;
+}
+
+int fst_cuda_splt_plan_free(void *plan) {
+    lt_plan *p = plan;
+    if (!p) return FST_OK;
+    if (p->plan_ok) lt.MatmulPlanDestroy(p->plan);
+    if (p->descs > 0) lt.MatDescriptorDestroy(p->matA);
+    if (p->descs > 1) lt.MatDescriptorDestroy(p->matB);
+    if (p->descs > 2) lt.MatDescriptorDestroy(p->matC);
+    free(p);
+    return FST_OK;
+}

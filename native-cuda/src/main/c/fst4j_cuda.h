@@ -1,0 +1,82 @@
+/* fst4j CUDA shim (libfst4j_cuda.so): the C entry points that fst4j.shim.Native.Cuda binds through FFM.
+ * Nothing of CUDA is linked at build time: libcudart, libcuda (driver), libcublas and libcusparseLt are found
+ * and dlopen-ed at run time (search order in native-cuda/CUDA.md) and called through this file's own
+ * declarations; the kernels (src/main/cuda/fst4j_kernels.cu) are an embedded fatbin launched with the driver API.
+ * Every function returns FST_OK (0) or a negative code; after a non-zero code, fst_cuda_last_error() (per
+ * thread) says which call failed and why, e.g. "cudaMalloc(1048576): out of memory (cudaError 2)".
+ * Device pointers are plain addresses; every kernel wrapper launches on the legacy default stream and does
+ * not synchronise (fst_cuda_sync does, and reports asynchronous errors). */
+#ifndef FST4J_CUDA_H
+#define FST4J_CUDA_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define FST_OK 0
+#define FST_EINVAL (-1)     /* an argument is out of range */
+#define FST_ENULL (-2)      /* a required pointer is NULL */
+#define FST_ECUDA (-3)      /* a CUDA / cuBLAS / cuSPARSELt call failed (message in fst_cuda_last_error) */
+#define FST_EUNAVAIL (-4)   /* a library is missing or no device: fst_cuda_init / *_status say why */
+
+#define FST_API __attribute__((visibility("default")))
+
+FST_API int fst_cuda_version(void);
+/* Message of the last failure on this thread ("" when none). */
+FST_API const char *fst_cuda_last_error(void);
+
+/* Loads libcudart and the driver, checks for a device, loads the kernels. extra_dirs: colon-separated folders
+ * searched first (FST4J_CUDA_LIB_DIR; NULL or "" for none); defaults != 0 adds the standard search (dlopen's own:
+ * LD_LIBRARY_PATH, ld.so.cache; then /usr/local/cuda/lib64, /usr/local/cuda-13.x/lib64, NVIDIA Python wheels).
+ * Idempotent: the first call's outcome is kept. FST_OK, or FST_EUNAVAIL with the one-line reason in
+ * fst_cuda_status(). */
+FST_API int fst_cuda_init(const char *extra_dirs, int defaults);
+/* One line: "ok: <device>, ..." or why CUDA is unavailable; "not initialised" before fst_cuda_init. */
+FST_API const char *fst_cuda_status(void);
+/* Folder libcudart was loaded from ("" when found by the dynamic linker's own search or not found). */
+FST_API const char *fst_cuda_runtime_path(void);
+
+FST_API int fst_cuda_device_count(int *count);
+FST_API int fst_cuda_malloc(void **p, size_t bytes);
+FST_API int fst_cuda_free(void *p);
+/* kind: 1 host->device, 2 device->host, 3 device->device (cudaMemcpyKind values). */
+FST_API int fst_cuda_memcpy(void *dst, const void *src, size_t bytes, int kind);
+FST_API int fst_cuda_memset(void *p, int value, size_t bytes);
+FST_API int fst_cuda_sync(void);
+
+/* ---- kernels: same contracts as prune.c / conv.c (fst4j.h), all pointers device pointers ---- */
+/* S(W) along K into values [rows, Kp/2], meta [rows, ceil(Kp/32)]; dense (fp32, ldd) and dense16 (bf16 bits,
+ * ldd16) optional masked copies [rows, K]. */
+FST_API int fst_cuda_prune24(int64_t rows, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
+                             float *dense, int64_t ldd, uint16_t *dense16, int64_t ldd16);
+/* S(W^T) from W [cout, K]: values [K, Cp/2], meta [K, ceil(Cp/32)]; optional masked W^T copies [K, cout]. */
+FST_API int fst_cuda_prune24_t(int64_t cout, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
+                               float *dense_t, int64_t lddt, uint16_t *dense16_t, int64_t ldd16t);
+FST_API int fst_cuda_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,
+                                  int shift, float coeff, int circular);
+FST_API int fst_cuda_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                            int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *out, int64_t ldo);
+FST_API int fst_cuda_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                            int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *dx);
+/* pos: device int32[npos], validated by the caller. */
+FST_API int fst_cuda_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                               int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                               const int32_t *pos, int64_t npos, float *out, int64_t ldo);
+FST_API int fst_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n);
+
+/* ---- cuBLAS (loaded on first use) ---- */
+/* Row-major fp32 C = alpha op(A) op(B) + beta C, the contract of fst_sgemm; int32 dimensions (cuBLAS's). */
+FST_API int fst_cuda_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                           const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+FST_API const char *fst_cuda_blas_status(void);
+
+/* ---- cuSPARSELt (loaded on first use): D = alpha * A * B + beta * C, all row-major, A [M, K] 2:4 along K
+ * (its masked dense form, compressed by cuSPARSELt itself), B [K, N], C = D [M, N]. ab_type / cd_type are
+ * cudaDataType values (CUDA_R_16BF = 14, CUDA_R_16F = 2, CUDA_R_32F = 0); compute is CUSPARSE_COMPUTE_32F.
+ * The plan is an opaque host object; sizes[3] = compressed A bytes, compress buffer bytes, workspace bytes. ---- */
+FST_API int fst_cuda_splt_plan(int64_t M, int64_t N, int64_t K, int ab_type, int cd_type, void **plan, size_t sizes[3]);
+FST_API int fst_cuda_splt_compress(void *plan, const void *dense_a, void *compressed, void *buffer);
+FST_API int fst_cuda_splt_matmul(void *plan, float alpha, const void *compressed_a, const void *b, float beta,
+                                 void *c, void *workspace);
+FST_API int fst_cuda_splt_plan_free(void *plan);
+FST_API const char *fst_cuda_splt_status(void);
+
+#endif

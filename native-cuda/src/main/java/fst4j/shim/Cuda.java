@@ -1,0 +1,83 @@
+package fst4j.shim;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The CUDA back end's entry point: whether a device can be used, and why not. The downcall handles live in
+ * {@link Native} (class {@code Native.CudaHandles}); nothing is loaded until one of these methods is first called.
+ *
+ * <p>{@link #status()} is one line, e.g. {@code "ok: NVIDIA H100 80GB HBM3 (sm_90), ..."} or the missing piece:
+ * {@code "libfst4j_cuda.so not built (nvcc missing at build time)"}, {@code "libcudart.so.13 not found in ..."},
+ * {@code "no CUDA device (cudaGetDeviceCount returned 0)"}. Where the CUDA libraries are searched: env
+ * {@code FST4J_CUDA_LIB_DIR} (or {@code -Dfst4j.cuda.libDir}, colon-separated) first, then LD_LIBRARY_PATH and
+ * the system's linker cache, /usr/local/cuda/lib64, and NVIDIA's Python wheels (site-packages/nvidia/PACKAGE/lib);
+ * {@code -Dfst4j.cuda.searchDefaults=false} restricts the search to the first. {@code -Dfst4j.cuda.lib=PATH}
+ * (env {@code FST4J_CUDA_LIB}) loads another build of libfst4j_cuda.so.
+ *
+ * <p>Device memory is handled as address-only {@link MemorySegment}s; the raw kernels and BLAS calls are the
+ * {@code Native.cuda*} methods, with the contracts of their CPU twins (fst4j.h, fst4j_cuda.h).
+ */
+public final class Cuda {
+    private Cuda() {}
+
+    /** cudaDataType codes for {@link #sparseLtPlan}. */
+    public static final int R_32F = 0, R_16F = 2, R_16BF = 14;
+
+    /** True when libfst4j_cuda.so, libcudart and the driver loaded, a device exists and the kernels loaded on it. */
+    public static boolean isAvailable() { return Native.cudaAvailable(); }
+
+    /** One line: "ok: ..." or the reason CUDA cannot be used. */
+    public static String status() { return Native.cudaStatus(); }
+
+    /** Throws {@link CudaUnavailableException} naming the reason unless {@link #isAvailable()}. */
+    public static void requireDevice() { Native.cudaEnsure(); }
+
+    /** The exception {@link #requireDevice()} would throw, for callers that build their own. */
+    public static CudaUnavailableException unavailable() {
+        return new CudaUnavailableException("CUDA is not available: " + status());
+    }
+
+    /** "ok: ..." once cuBLAS loaded, else why not (loaded on first cuBLAS call). */
+    public static String blasStatus() { return Native.cudaBlasStatus(); }
+
+    /** "ok: cuSPARSELt <version> ..." once loaded, else why not (loaded on first cuSPARSELt call). */
+    public static String sparseLtStatus() { return Native.cudaSparseLtStatus(); }
+
+    public static MemorySegment malloc(long bytes) { return Native.cudaMalloc(bytes); }
+
+    public static void free(MemorySegment device) { Native.cudaFree(device); }
+
+    public static void copyToDevice(MemorySegment device, MemorySegment host, long bytes) { Native.cudaMemcpy(device, host, bytes, 1); }
+
+    public static void copyToHost(MemorySegment host, MemorySegment device, long bytes) { Native.cudaMemcpy(host, device, bytes, 2); }
+
+    public static void copyOnDevice(MemorySegment dst, MemorySegment src, long bytes) { Native.cudaMemcpy(dst, src, bytes, 3); }
+
+    public static void memset(MemorySegment device, int value, long bytes) { Native.cudaMemset(device, value, bytes); }
+
+    /** Waits for the device and reports any asynchronous kernel or copy failure. */
+    public static void sync() { Native.cudaSync(); }
+
+    /**
+     * A cuSPARSELt matmul plan for D = alpha A B + beta C, row-major, A [m, k] 2:4 along k (given as its masked
+     * dense form, compressed by cuSPARSELt), B [k, n], C = D [m, n]. Close it to free the plan.
+     */
+    public static SparseLtPlan sparseLtPlan(long m, long n, long k, int abType, int cdType) {
+        long[] sizes = new long[3];
+        MemorySegment p = Native.cudaSparseLtPlan(m, n, k, abType, cdType, sizes);
+        return new SparseLtPlan(p, sizes[0], sizes[1], sizes[2]);
+    }
+
+    /** Opaque host-side plan; byte sizes of the compressed A, the compression buffer and the matmul workspace. */
+    public record SparseLtPlan(MemorySegment handle, long compressedBytes, long bufferBytes, long workspaceBytes) implements AutoCloseable {
+        public void compress(MemorySegment denseA, MemorySegment compressed, MemorySegment buffer) {
+            Native.cudaSparseLtCompress(handle, denseA, compressed, buffer);
+        }
+
+        public void matmul(float alpha, MemorySegment compressedA, MemorySegment b, float beta, MemorySegment c, MemorySegment workspace) {
+            Native.cudaSparseLtMatmul(handle, alpha, compressedA, b, beta, c, workspace);
+        }
+
+        @Override public void close() { Native.cudaSparseLtPlanFree(handle); }
+    }
+}

@@ -28,8 +28,14 @@ import java.util.Map;
 public final class Main {
     private Main() {}
 
-    /** Default step budget: measured ~0.8-1.3 s per resnet-small step (batch 128) on the shared 2-core machine. */
-    static final int DEFAULT_STEPS = 60;
+    /**
+     * Default step budget. Measured on the shared 2-core machine: 0.6-2.1 s per resnet-small step of batch 128 (dense
+     * ~0.65 s, fst_code ~2.1 s, ~1.1 s on average over the 11 methods) plus ~6 s to build and evaluate on 2,000 test
+     * images, so table5 (7 methods x 3 seeds) takes ~22 min and all (11 x 3) ~35 min.
+     */
+    static final int DEFAULT_STEPS = 50;
+    /** Default number of test images for the accuracy (evaluating all 10,000 costs ~20 s per run here). */
+    static final int DEFAULT_TEST = 2000;
 
     static final String USAGE = "usage: fst4j experiment table1|table5|all [--steps N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
             + " [--model M] [--data D] [--test-subset N] [--methods a,b,...] [--threads N] [--out DIR]";
@@ -47,11 +53,11 @@ public final class Main {
               --batch N          batch size (default 128); --lr X peak learning rate (default 0.1)
               --model M          resnet-small (default), mlp, cnn, resnet18
               --data D           fashion-mnist (default), mnist:DIR, cifar10:DIR
-              --test-subset N    evaluate on the first N test images (default all)
+              --test-subset N    evaluate on the first N test images (default %d; 0: all)
               --methods a,b      only these rows of the table (method names)
               --threads N        native kernel threads (default: all cores)
               --out DIR          output directory (default runs/experiment)
-            """.formatted(DEFAULT_STEPS);
+            """.formatted(DEFAULT_STEPS, DEFAULT_TEST);
 
     static final class UsageException extends Exception {
         private static final long serialVersionUID = 1L;
@@ -97,7 +103,7 @@ public final class Main {
         long seed0 = Flags.longOf(v, "--seed0", 0, UsageException::new);
         int batch = Flags.posInt(v, "--batch", 128, UsageException::new);
         double lr = Flags.posDouble(v, "--lr", 0.1, UsageException::new);
-        int testSubset = Flags.nonNegInt(v, "--test-subset", 0, UsageException::new);
+        int testSubset = Flags.nonNegInt(v, "--test-subset", DEFAULT_TEST, UsageException::new);
         String model = v.getOrDefault("--model", "resnet-small").toLowerCase(Locale.ROOT);
         if (!List.of("mlp", "cnn", "small-cnn", "resnet-small", "resnet18", "resnet18-imagenet").contains(model))
             throw new UsageException("unknown model '" + model + "'");

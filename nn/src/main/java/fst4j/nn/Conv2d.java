@@ -21,11 +21,22 @@ public final class Conv2d extends Module implements Sparse {
         this.node = new Gemm3(cfg);
     }
 
+    /**
+     * Analysis hook (used by fst4j.nn.analysis.FeatureRecorder): when set on the current thread, it is called with
+     * this layer and its input tensor before every forward. The tensor belongs to the caller's scope, so a listener
+     * that keeps it must copy it (e.g. {@code toFloatArray()}). Off (null) by default: one ThreadLocal read per call.
+     */
+    public static final ThreadLocal<java.util.function.BiConsumer<Conv2d, fst4j.tensor.Tensor>> INPUT_HOOK = new ThreadLocal<>();
+
     public Var weight() { return weight; }
 
     @Override public SparseConfig sparsity() { return node.config(); }
     @Override public void setSparsity(SparseConfig cfg) { node = new Gemm3(cfg); }
 
     @Override
-    public Var forward(Var x) { return Layers.conv2d(node, x, weight, bias, stride, padding); }
+    public Var forward(Var x) {
+        var hook = INPUT_HOOK.get();
+        if (hook != null) hook.accept(this, x.value());
+        return Layers.conv2d(node, x, weight, bias, stride, padding);
+    }
 }

@@ -1,0 +1,166 @@
+package fst4j.nn.experiment;
+
+import fst4j.autograd.SparseConfig.Method;
+import fst4j.nn.plot.BarChart;
+import fst4j.nn.train.TrainConfig;
+import fst4j.nn.train.TrainData;
+import fst4j.nn.train.Trainer;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * The paper's tables at small scale: every row trains a fresh model with one sparsity method for a fixed number of
+ * steps (one pass over the first steps*batch training images, cosine schedule over exactly those steps) through
+ * {@link Trainer}, once per seed, then evaluates it on the test set. A row reports the test accuracy and the median
+ * time per training step of each seed, summarised as mean +- sample standard deviation over the seeds.
+ */
+public final class Experiment {
+    private Experiment() {}
+
+    /** A table row: its label in the paper's terms, the method that implements it and the paper's number. */
+    public record Row(String label, Method method, String pruned, String paper) {}
+
+    /** The paper's Table 1 (ResNet-18, ImageNet top-1 %): which operand of Eq. 2 and Eq. 3 is pruned. */
+    public static List<Row> table1() {
+        return List.of(
+                new Row("dense", Method.DENSE, "-", "71.2"),
+                new Row("WG", Method.WG, "Eq.2 S(W^T) dY; Eq.3 S(dY) X^T", "67.5"),
+                new Row("WX", Method.WX, "Eq.2 S(W^T) dY; Eq.3 dY S(X^T)", "69.9"),
+                new Row("GG", Method.GG, "Eq.2 W^T S(dY); Eq.3 S(dY) X^T", "0.1"),
+                new Row("GX", Method.GX, "Eq.2 W^T S(dY); Eq.3 dY S(X^T)", "0.1"));
+    }
+
+    /**
+     * The paper's Table 5 ablation (ResNet-18, ImageNet top-1 %), then TSM and the authors' code variant from Table 3.
+     * S(W) is SR-STE: the forward weight pruned, with the decay lambda*(W - S(W)), lambda = 2e-4 (Trainer applies it to
+     * every method that prunes W, so every row below dense has it).
+     */
+    public static List<Row> table5() {
+        return List.of(
+                new Row("dense", Method.DENSE, "-", "71.2"),
+                new Row("S(W) (SR-STE)", Method.SR_STE, "W", "71.2"),
+                new Row("S(W)+S(W^T) (FST x2)", Method.FST2, "W, W^T", "71.3"),
+                new Row("+S(X^T) fixed mask, no IR", Method.FST3, "W, W^T, X^T", "69.4"),
+                new Row("+IR (FST x3)", Method.FST3_IR, "W, W^T, X^T + IR", "71.0"),
+                new Row("TSM (transposable)", Method.TSM, "W, W^T (one mask)", "70.7 (Table 3)"),
+                new Row("authors' code (FST_CODE)", Method.FST_CODE, "W, S_T(S(W)), X^T random fixed + 0.03 shift", "-"));
+    }
+
+    /** One (method, seed) run. */
+    public record Run(Method method, long seed, double testAcc, double testLoss, double trainLoss, double medianStepMs, long steps, double wallSeconds) {}
+
+    /** A row's runs over the seeds. */
+    public record Result(Row row, List<Run> runs) {
+        public double[] accuracies() { return runs.stream().mapToDouble(r -> 100 * r.testAcc()).toArray(); }
+        public double[] stepMs() { return runs.stream().mapToDouble(Run::medianStepMs).toArray(); }
+    }
+
+    /** Trains one model with base's settings (model, batch, lr, ...) but method and seed, for steps steps. */
+    public static Run run(TrainConfig base, TrainData data, Method method, long seed, int steps) {
+        long images = (long) steps * base.batchSize();
+        if (images > data.train().size())
+            throw new IllegalArgumentException(steps + " steps of batch " + base.batchSize() + " need " + images + " training images; the data has "
+                    + data.train().size());
+        TrainConfig cfg = base.withMethod(method).withSeed(seed).withEpochs(1).withSubsets((int) images, base.testSubset());
+        long t0 = System.nanoTime();
+        try (Trainer t = new Trainer(cfg, data)) {
+            List<Double> ms = new ArrayList<>();
+            double lossSum = 0;
+            long seen = 0;
+            while (t.epochHasNext()) {
+                Trainer.StepResult r = t.trainStep();
+                if (r.step() >= Math.min(2, steps - 1)) ms.add(r.nanos() / 1e6);   // the first 2 steps warm up
+                lossSum += r.loss() * r.size();
+                seen += r.size();
+            }
+            Trainer.Eval e = t.evaluate();
+            return new Run(method, seed, e.accuracy(), e.loss(), seen == 0 ? Double.NaN : lossSum / seen, median(ms), t.stepsDone(),
+                    (System.nanoTime() - t0) / 1e9);
+        }
+    }
+
+    public static double mean(double[] v) { return Arrays.stream(v).average().orElse(Double.NaN); }
+
+    /** Sample (n-1) standard deviation; NaN for fewer than 2 values. */
+    public static double std(double[] v) {
+        if (v.length < 2) return Double.NaN;
+        double m = mean(v), q = 0;
+        for (double x : v) q += (x - m) * (x - m);
+        return Math.sqrt(q / (v.length - 1));
+    }
+
+    /** "mean ± std" with the given decimals ("mean ± n/a" for one value). */
+    public static String pm(double[] v, int decimals) {
+        String f = "%." + decimals + "f";
+        double s = std(v);
+        return String.format(Locale.ROOT, f, mean(v)) + " ± " + (Double.isNaN(s) ? "n/a" : String.format(Locale.ROOT, f, s));
+    }
+
+    /** The Markdown table of results (with a heading line and the settings). */
+    public static String markdown(String title, String settings, List<Result> results) {
+        StringBuilder sb = new StringBuilder();
+        sb.append("### ").append(title).append("\n\n").append(settings).append("\n\n");
+        sb.append("| row | method | pruned | test acc % (mean ± std) | ms/step (mean ± std) | seeds | per-seed acc % | paper (R18 ImageNet) |\n");
+        sb.append("|-----|--------|--------|-------------------------|----------------------|-------|----------------|----------------------|\n");
+        for (Result r : results) {
+            double[] acc = r.accuracies();
+            StringBuilder per = new StringBuilder();
+            for (double a : acc) per.append(per.isEmpty() ? "" : ", ").append(String.format(Locale.ROOT, "%.2f", a));
+            sb.append("| ").append(r.row().label().replace("|", "\\|"))
+                    .append(" | ").append(r.row().method().name().toLowerCase(Locale.ROOT))
+                    .append(" | ").append(r.row().pruned().replace("|", "\\|"))
+                    .append(" | ").append(pm(acc, 2))
+                    .append(" | ").append(pm(r.stepMs(), 0))
+                    .append(" | ").append(acc.length)
+                    .append(" | ").append(per)
+                    .append(" | ").append(r.row().paper())
+                    .append(" |\n");
+        }
+        return sb.toString();
+    }
+
+    /** One line per run, for re-analysis. */
+    public static String csv(List<Result> results) {
+        StringBuilder sb = new StringBuilder("row,method,seed,test_acc,test_loss,train_loss,median_step_ms,steps,wall_s\n");
+        for (Result r : results)
+            for (Run x : r.runs())
+                sb.append(String.format(Locale.ROOT, "\"%s\",%s,%d,%.6f,%.6f,%.6f,%.3f,%d,%.1f%n", r.row().label(), x.method().name().toLowerCase(Locale.ROOT),
+                        x.seed(), x.testAcc(), x.testLoss(), x.trainLoss(), x.medianStepMs(), x.steps(), x.wallSeconds()));
+        return sb.toString();
+    }
+
+    /** Bar charts of test accuracy and ms/step, mean with +- std error bars. */
+    public static void charts(String title, List<Result> results, Path accPng, Path timePng) throws IOException {
+        BarChart acc = new BarChart(title + ": test accuracy", "test accuracy % (mean ± std over seeds)");
+        BarChart time = new BarChart(title + ": time per training step", "median ms/step (mean ± std over seeds)");
+        for (Result r : results) {
+            String name = r.row().method().name().toLowerCase(Locale.ROOT);
+            acc.add(name, r.accuracies());
+            time.add(name, r.stepMs());
+        }
+        acc.decimals(1);
+        time.decimals(0);
+        int w = Math.max(800, 130 * results.size());
+        acc.write(accPng, w, 520);
+        time.write(timePng, w, 520);
+    }
+
+    static double median(List<Double> v) {
+        if (v.isEmpty()) return Double.NaN;
+        double[] a = v.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+        int n = a.length;
+        return n % 2 == 1 ? a[n / 2] : (a[n / 2 - 1] + a[n / 2]) / 2;
+    }
+
+    static void write(Path file, String text) throws IOException {
+        Path p = file.toAbsolutePath();
+        Files.createDirectories(p.getParent());
+        Files.writeString(p, text);
+    }
+}

@@ -1,0 +1,179 @@
+package fst4j.nn.experiment;
+
+import fst4j.autograd.SparseConfig.Method;
+import fst4j.nn.analysis.Main.Flags;
+import fst4j.nn.data.DatasetNotFoundException;
+import fst4j.nn.train.TrainConfig;
+import fst4j.nn.train.TrainData;
+import fst4j.tensor.Blas;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * {@code fst4j experiment table1|table5|all}: the paper's Table 1 (which operand to prune) and Table 5 (FST ablation,
+ * plus TSM and the authors' code variant) at small scale, several seeds per row; see {@link Experiment}. Writes
+ * TABLE.md (Markdown table), TABLE.png (test accuracy bars with +- std), TABLE-time.png (ms/step) and TABLE.csv
+ * (one line per run) into --out. {@code all} runs the union once (dense is shared) and writes both tables.
+ * Exit status: 0 done, 1 failure, 2 usage error.
+ */
+public final class Main {
+    private Main() {}
+
+    /**
+     * Default step budget. Measured on the shared 2-core machine: 0.6-2.1 s per resnet-small step of batch 128 (dense
+     * ~0.65 s, fst_code ~2.1 s, ~1.1 s on average over the 11 methods) plus ~6 s to build and evaluate on 2,000 test
+     * images, so table5 (7 methods x 3 seeds) takes ~22 min and all (11 x 3) ~35 min.
+     */
+    static final int DEFAULT_STEPS = 50;
+    /** Default number of test images for the accuracy (evaluating all 10,000 costs ~20 s per run here). */
+    static final int DEFAULT_TEST = 2000;
+
+    static final String USAGE = "usage: fst4j experiment table1|table5|all [--steps N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
+            + " [--model M] [--data D] [--test-subset N] [--methods a,b,...] [--threads N] [--out DIR]";
+
+    static final String HELP = """
+            fst4j experiment: the paper's Table 1 and Table 5 at small scale.
+              table1             dense, WG, WX, GG, GX (which operand of Eq. 2 / Eq. 3 is pruned)
+              table5             dense, S(W) = sr_ste (with SR-STE decay), fst2, fst3 (fixed X^T mask, no IR), fst3_ir,
+                                 plus tsm and fst_code
+              all                both tables, each method trained once (dense shared)
+              --steps N          training steps per run (default %d): one pass over the first N*batch training images,
+                                 cosine LR over exactly N steps with 5%% warm-up
+              --seeds N          seeds per method (default 3): seed0, seed0+1, ...
+              --seed0 N          first seed (default 0)
+              --batch N          batch size (default 128); --lr X peak learning rate (default 0.1)
+              --model M          resnet-small (default), mlp, cnn, resnet18
+              --data D           fashion-mnist (default), mnist:DIR, cifar10:DIR
+              --test-subset N    evaluate on the first N test images (default %d; 0: all)
+              --methods a,b      only these rows of the table (method names)
+              --threads N        native kernel threads (default: all cores)
+              --out DIR          output directory (default runs/experiment)
+            """.formatted(DEFAULT_STEPS, DEFAULT_TEST);
+
+    static final class UsageException extends Exception {
+        private static final long serialVersionUID = 1L;
+        UsageException(String m) { super(m); }
+    }
+
+    @FunctionalInterface
+    interface DataSource { TrainData load(String spec) throws IOException; }
+
+    public static void main(String[] args) { System.exit(run(args, System.out, System.err)); }
+
+    public static int run(String[] args, PrintStream out, PrintStream err) { return run(args, out, err, TrainData::load); }
+
+    static int run(String[] args, PrintStream out, PrintStream err, DataSource source) {
+        try {
+            if (Arrays.asList(args).contains("-h") || Arrays.asList(args).contains("--help")) {
+                out.print(HELP);
+                out.println(USAGE);
+                return 0;
+            }
+            if (args.length == 0) throw new UsageException("which table? (table1, table5 or all)");
+            String which = args[0].toLowerCase(Locale.ROOT);
+            if (!List.of("table1", "table5", "all").contains(which)) throw new UsageException("unknown experiment '" + args[0] + "'");
+            Map<String, String> v = Flags.parse(Arrays.copyOfRange(args, 1, args.length), List.of(),
+                    List.of("--steps", "--seeds", "--seed0", "--batch", "--lr", "--model", "--data", "--test-subset", "--methods", "--threads", "--out"),
+                    UsageException::new);
+            return execute(which, v, out, source);
+        } catch (UsageException e) {
+            err.println("fst4j experiment: " + e.getMessage() + "; " + USAGE);
+            return 2;
+        } catch (DatasetNotFoundException e) {
+            err.println(e.getMessage());
+            return 1;
+        } catch (IOException | UncheckedIOException | IllegalArgumentException e) {
+            err.println("fst4j experiment: " + e.getMessage());
+            return 1;
+        }
+    }
+
+    static int execute(String which, Map<String, String> v, PrintStream out, DataSource source) throws UsageException, IOException {
+        int steps = Flags.posInt(v, "--steps", DEFAULT_STEPS, UsageException::new);
+        int nSeeds = Flags.posInt(v, "--seeds", 3, UsageException::new);
+        long seed0 = Flags.longOf(v, "--seed0", 0, UsageException::new);
+        int batch = Flags.posInt(v, "--batch", 128, UsageException::new);
+        double lr = Flags.posDouble(v, "--lr", 0.1, UsageException::new);
+        int testSubset = Flags.nonNegInt(v, "--test-subset", DEFAULT_TEST, UsageException::new);
+        String model = v.getOrDefault("--model", "resnet-small").toLowerCase(Locale.ROOT);
+        if (!List.of("mlp", "cnn", "small-cnn", "resnet-small", "resnet18", "resnet18-imagenet").contains(model))
+            throw new UsageException("unknown model '" + model + "'");
+        if (v.containsKey("--threads")) Blas.setThreads(Flags.posInt(v, "--threads", 1, UsageException::new));
+
+        Map<String, List<Experiment.Row>> tables = new LinkedHashMap<>();
+        if (!which.equals("table5")) tables.put("table1", Experiment.table1());
+        if (!which.equals("table1")) tables.put("table5", Experiment.table5());
+        if (v.containsKey("--methods")) {
+            List<Method> keep = new ArrayList<>();
+            for (String s : v.get("--methods").split(",")) {
+                if (s.isBlank()) continue;
+                try {
+                    keep.add(Method.parse(s));
+                } catch (IllegalArgumentException e) {
+                    throw new UsageException(e.getMessage());
+                }
+            }
+            for (Method m : keep)
+                if (tables.values().stream().flatMap(List::stream).noneMatch(r -> r.method() == m))
+                    throw new UsageException("method " + m.name().toLowerCase(Locale.ROOT) + " is not a row of " + String.join(" or ", tables.keySet()));
+            tables.replaceAll((k, rows) -> rows.stream().filter(r -> keep.contains(r.method())).toList());
+        }
+        List<Method> methods = new ArrayList<>();
+        for (List<Experiment.Row> rows : tables.values()) for (Experiment.Row r : rows) if (!methods.contains(r.method())) methods.add(r.method());
+        long[] seeds = new long[nSeeds];
+        for (int i = 0; i < nSeeds; i++) seeds[i] = seed0 + i;
+
+        String dataSpec = v.getOrDefault("--data", "fashion-mnist");
+        TrainData data = source.load(dataSpec);
+        TrainConfig base = TrainConfig.defaults(Method.DENSE).withModel(model).withBatchSize(batch).withLr(lr).withSubsets(steps * batch, testSubset);
+        Path dir = Path.of(v.getOrDefault("--out", "runs/experiment"));
+        int testN = testSubset > 0 ? Math.min(testSubset, data.test().size()) : data.test().size();
+        String settings = String.format(Locale.ROOT, "%s on %s, %d steps of batch %d (the first %d training images, one pass), lr %s cosine with"
+                        + " 5%% warm-up, SGD momentum 0.9, wd 5e-4, label smoothing 0.1, SR-STE lambda 2e-4; test accuracy on %d test images;"
+                        + " seeds %s; %d thread(s). ms/step: median over a run's steps after the first 2.",
+                model, data.spec(), steps, batch, steps * batch, lr, testN, Arrays.toString(seeds), Blas.threads());
+        out.println("fst4j experiment " + which + ": " + settings);
+        out.println("methods: " + methods.stream().map(m -> m.name().toLowerCase(Locale.ROOT)).toList() + "; " + methods.size() * nSeeds
+                + " runs; output in " + dir);
+
+        Map<Method, List<Experiment.Run>> runs = new LinkedHashMap<>();
+        long t0 = System.nanoTime();
+        int total = methods.size() * nSeeds, done = 0;
+        for (Method m : methods) {
+            List<Experiment.Run> rs = new ArrayList<>();
+            for (long s : seeds) {
+                Experiment.Run r = Experiment.run(base, data, m, s, steps);
+                rs.add(r);
+                done++;
+                double el = (System.nanoTime() - t0) / 1e9;
+                out.printf(Locale.ROOT, "[%d/%d] %-8s seed %d: test acc %.2f%%, train loss %.4f, %.0f ms/step, %.1f s (elapsed %.0f s, ETA %.0f s)%n",
+                        done, total, m.name().toLowerCase(Locale.ROOT), s, 100 * r.testAcc(), r.trainLoss(), r.medianStepMs(), r.wallSeconds(),
+                        el, el / done * (total - done));
+            }
+            runs.put(m, rs);
+        }
+        for (var e : tables.entrySet()) {
+            List<Experiment.Result> res = e.getValue().stream().map(r -> new Experiment.Result(r, runs.get(r.method()))).toList();
+            String title = e.getKey().equals("table1") ? "Table 1 (which operand to prune)" : "Table 5 (FST ablation) + TSM, authors' code";
+            String md = Experiment.markdown(title, settings, res);
+            out.println();
+            out.print(md);
+            Experiment.write(dir.resolve(e.getKey() + ".md"), md);
+            Experiment.write(dir.resolve(e.getKey() + ".csv"), Experiment.csv(res));
+            Experiment.charts(title.replaceAll(" \\(.*", "") + ", " + model + " " + steps + " steps, " + nSeeds + " seed(s)", res,
+                    dir.resolve(e.getKey() + ".png"), dir.resolve(e.getKey() + "-time.png"));
+        }
+        out.printf(Locale.ROOT, "%nwall time %.0f s; wrote %s%n", (System.nanoTime() - t0) / 1e9,
+                String.join(", ", tables.keySet().stream().map(k -> dir.resolve(k + ".md") + " (.csv, .png, -time.png)").toList()));
+        return 0;
+    }
+}

@@ -1,0 +1,126 @@
+package fst4j.nn.analysis;
+
+import fst4j.autograd.SparseConfig.Method;
+import fst4j.nn.Conv2d;
+import fst4j.nn.Models;
+import fst4j.nn.Sequential;
+import fst4j.nn.data.ImageDataset;
+import fst4j.nn.train.TrainData;
+import fst4j.tensor.Blas;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import javax.imageio.ImageIO;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class AnalysisTest {
+    private int threads;
+
+    @BeforeEach
+    void oneThread() { threads = Blas.threads(); Blas.setThreads(1); }
+
+    @AfterEach
+    void restore() { Blas.setThreads(threads); }
+
+    /** Smooth 1x12x12 images (horizontal ramps plus a little noise): strongly similar neighbours. */
+    static ImageDataset smooth(int n, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float[] px = new float[n * 144];
+        int[] lb = new int[n];
+        for (int i = 0; i < n; i++) {
+            lb[i] = r.nextInt(3);
+            double a = r.nextDouble(), f = 0.1 + 0.3 * r.nextDouble();
+            for (int y = 0; y < 12; y++)
+                for (int x = 0; x < 12; x++) px[i * 144 + y * 12 + x] = (float) (0.5 + 0.4 * Math.sin(a * 6 + f * x + 0.2 * y) + 0.01 * r.nextGaussian());
+        }
+        return ImageDataset.ofFloats("smooth", px, n, 1, 12, 12, lb, 3);
+    }
+
+    @Test
+    void differenceAndReconstructionFollowTheDefinitions() {
+        float[][] x = {{1, 2, 4, 8, 16}, {0, 1, 0, 1, 0}};
+        assertArrayEquals(new float[]{-1, -2, -4, -8, 0}, AdjacentDifference.difference(x)[0]);
+        assertArrayEquals(new float[]{-1, 1, -1, 1, 0}, AdjacentDifference.difference(x)[1]);
+        assertArrayEquals(new float[]{1, 1, 4, 4, 16}, AdjacentDifference.reconstruction(x)[0]);
+        assertArrayEquals(new float[]{0, 0, 0, 0, 0}, AdjacentDifference.reconstruction(x)[1]);
+        float[][] n = AdjacentDifference.normalise(new float[][]{{-2, 0, 2}});
+        assertArrayEquals(new float[]{0, 0.5f, 1}, n[0]);
+        assertEquals(0, AdjacentDifference.relativeError(x, x));
+        assertEquals(1.0, AdjacentDifference.relativeError(new float[][]{{0, 0}}, new float[][]{{3, 4}}), 1e-12);
+    }
+
+    @Test
+    void recorderSeesEveryConvInputAndUninstalls() {
+        try (Sequential m = Models.byName("resnet-small", 1, 12, 12, 3, Method.DENSE, 1)) {
+            ImageDataset d = smooth(4, 1);
+            List<String> seen = new ArrayList<>();
+            List<int[]> shapes = new ArrayList<>();
+            SpatialSimilarity.forward(m, d, new float[]{0.5f}, new float[]{0.25f}, 4, (name, x) -> { seen.add(name); shapes.add(x.shape()); });
+            assertEquals(new ArrayList<>(FeatureRecorder.convLayers(m).keySet()), seen);
+            assertEquals(List.of("0", "3.conv1", "3.conv2", "4.conv1", "4.conv2", "4.downsample.0", "5.conv1", "5.conv2", "5.downsample.0"), seen);
+            assertArrayEquals(new int[]{4, 1, 12, 12}, shapes.get(0));
+            assertArrayEquals(new int[]{4, 16, 12, 12}, shapes.get(1));
+            assertArrayEquals(new int[]{4, 16, 12, 12}, shapes.get(3));   // 4.conv1: stride 2 inside
+            assertArrayEquals(new int[]{4, 32, 6, 6}, shapes.get(4));
+            assertNull(Conv2d.INPUT_HOOK.get());
+            assertTrue(m.isTraining(), "the model's mode is restored");
+        }
+    }
+
+    @Test
+    void firstLayerSimilarityIsTheImagesAndBeatsNoise() {
+        try (Sequential m = Models.byName("resnet-small", 1, 12, 12, 3, Method.DENSE, 1)) {
+            ImageDataset real = smooth(40, 2), noise = SpatialSimilarity.whiteNoise(40, 1, 12, 12, 3);
+            float[] mean = {0.5f}, std = {0.25f};
+            // 16 bins: 5,280 pairs per tensor are too few for 256 bins (plug-in bias ~ 255^2 / (2 n ln 2) = 8.9 bits)
+            var r = SpatialSimilarity.measure(m, real, mean, std, 16, 16, n -> true);
+            var z = SpatialSimilarity.measure(m, noise, mean, std, 16, 16, n -> true);
+            assertEquals(9, r.size());
+            // layer "0" sees the normalised images themselves: compare with Entropy on them directly
+            float[] norm = new float[real.size() * 144];
+            for (int i = 0; i < norm.length; i++) norm[i] = (real.floats()[i] - 0.5f) / 0.25f;
+            Entropy.Similarity direct = Entropy.horizontalSimilarity(norm, new int[]{40, 1, 12, 12}, 16);
+            assertEquals(direct.similarity(), r.get(0).entropy().similarity(), 1e-9);
+            assertEquals(40L * 12 * 11, r.get(0).entropy().pairs());
+            assertTrue(z.get(0).entropy().similarity() < 0.1, "white noise: " + z.get(0).entropy().similarity());
+            assertTrue(r.get(0).entropy().similarity() > z.get(0).entropy().similarity() + 0.5,
+                    r.get(0).entropy().similarity() + " vs noise " + z.get(0).entropy().similarity());
+        }
+    }
+
+    @Test
+    void cliWritesTableChartAndFigure5(@TempDir Path dir) throws Exception {
+        TrainData data = new TrainData("smooth", smooth(32, 4), smooth(24, 5), new float[]{0.5f}, new float[]{0.25f});
+        ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
+        int rc = Main.run(new String[]{"similarity", "--images", "20", "--batch", "10", "--out", dir.toString(), "--fig5-layers", "0,4.conv1"},
+                new PrintStream(o, true, StandardCharsets.UTF_8), new PrintStream(e, true, StandardCharsets.UTF_8), s -> data);
+        String out = o.toString(StandardCharsets.UTF_8);
+        assertEquals(0, rc, e.toString(StandardCharsets.UTF_8));
+        String md = Files.readString(dir.resolve("similarity.md"));
+        assertTrue(md.contains("| # | layer |"), md);
+        assertEquals(7, md.lines().filter(l -> l.matches("\\| \\d+ \\| .*")).count(), md);   // 7 convs without the two 1x1
+        assertFalse(md.contains("downsample"));
+        assertTrue(out.contains("relative error"), out);
+        for (String f : List.of("similarity.png", "fig5-0.png", "fig5-4_conv1.png")) assertNotNull(ImageIO.read(dir.resolve(f).toFile()), f);
+        assertEquals(1 + 2 * 7, Files.readAllLines(dir.resolve("similarity.csv")).size());
+
+        ByteArrayOutputStream e2 = new ByteArrayOutputStream();
+        int bad = Main.run(new String[]{"similarity", "--fig5-layers", "nope", "--out", dir.toString(), "--images", "4"},
+                new PrintStream(new ByteArrayOutputStream()), new PrintStream(e2, true, StandardCharsets.UTF_8), s -> data);
+        assertEquals(2, bad);
+        assertTrue(e2.toString(StandardCharsets.UTF_8).contains("no conv layer 'nope'"));
+        assertEquals(2, Main.run(new String[]{"similarity", "--bogus"}, new PrintStream(new ByteArrayOutputStream()),
+                new PrintStream(new ByteArrayOutputStream()), s -> data));
+    }
+}

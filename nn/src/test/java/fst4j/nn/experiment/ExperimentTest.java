@@ -1,0 +1,103 @@
+package fst4j.nn.experiment;
+
+import fst4j.nn.data.ImageDataset;
+import fst4j.nn.train.TrainData;
+import fst4j.tensor.Blas;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import javax.imageio.ImageIO;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class ExperimentTest {
+    private int threads;
+
+    @BeforeEach
+    void oneThread() { threads = Blas.threads(); Blas.setThreads(1); }
+
+    @AfterEach
+    void restore() { Blas.setThreads(threads); }
+
+    /** 8x8 images, 2 classes: a bright left or right half. */
+    static ImageDataset halves(int n, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        byte[] px = new byte[n * 64];
+        int[] lb = new int[n];
+        for (int i = 0; i < n; i++) {
+            lb[i] = r.nextInt(2);
+            for (int k = 0; k < 64; k++) px[i * 64 + k] = (byte) ((k % 8 < 4) == (lb[i] == 0) ? 150 + r.nextInt(100) : r.nextInt(60));
+        }
+        return ImageDataset.ofBytes("halves", px, n, 1, 8, 8, lb, 2);
+    }
+
+    record Outcome(int rc, String out, String err) {}
+
+    static Outcome run(TrainData data, String... args) {
+        ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
+        int rc = Main.run(args, new PrintStream(o, true, StandardCharsets.UTF_8), new PrintStream(e, true, StandardCharsets.UTF_8), s -> data);
+        return new Outcome(rc, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void tinyBudgetWritesAWellFormedTableAndCharts(@TempDir Path dir) throws Exception {
+        TrainData data = TrainData.of("halves", new fst4j.nn.data.Datasets.Split(halves(200, 1), halves(50, 2)));
+        Outcome r = run(data, "table5", "--model", "mlp", "--steps", "5", "--batch", "16", "--seeds", "2", "--methods", "dense,fst2",
+                "--out", dir.toString());
+        assertEquals(0, r.rc(), r.err());
+        String md = Files.readString(dir.resolve("table5.md"));
+        List<String> lines = md.lines().filter(l -> l.startsWith("|")).toList();
+        assertEquals(4, lines.size(), md);   // header, separator, 2 rows
+        assertTrue(lines.get(0).startsWith("| row | method |") && lines.get(0).contains("test acc % (mean ± std)"), lines.get(0));
+        assertTrue(lines.get(1).matches("\\|(-+\\|)+"), lines.get(1));
+        int cols = lines.get(0).split("\\|", -1).length;
+        for (int i = 2; i < 4; i++) {
+            String[] cells = lines.get(i).split("\\|", -1);
+            assertEquals(cols, cells.length, lines.get(i));
+            assertTrue(cells[4].trim().matches("\\d+\\.\\d\\d ± \\d+\\.\\d\\d"), cells[4]);
+            assertTrue(cells[5].trim().matches("\\d+ ± \\d+"), cells[5]);
+            assertEquals("2", cells[6].trim());
+        }
+        assertTrue(lines.get(2).contains("| dense |"));
+        assertTrue(lines.get(3).contains("| fst2 |"));
+        assertFalse(Files.exists(dir.resolve("table1.md")));
+        assertEquals(1 + 4, Files.readAllLines(dir.resolve("table5.csv")).size());
+        for (String f : List.of("table5.png", "table5-time.png")) {
+            var img = ImageIO.read(dir.resolve(f).toFile());
+            assertNotNull(img, f);
+            assertTrue(img.getWidth() >= 800);
+        }
+        assertTrue(r.out().contains("[4/4]"), r.out());
+    }
+
+    @Test
+    void pmAndUsageErrors() {
+        assertEquals("2.00 ± 1.00", Experiment.pm(new double[]{1, 2, 3}, 2));
+        assertEquals("5.0 ± n/a", Experiment.pm(new double[]{5}, 1));
+        TrainData none = null;
+        for (String[] a : List.of(new String[]{}, new String[]{"table9"}, new String[]{"table1", "--steps", "0"},
+                new String[]{"table1", "--methods", "fst3_ir"}, new String[]{"table5", "--bogus"}, new String[]{"all", "--model", "vgg"})) {
+            Outcome r = run(none, a);
+            assertEquals(2, r.rc(), String.join(" ", a) + ": " + r.err());
+            assertTrue(r.err().startsWith("fst4j experiment: "), r.err());
+        }
+        assertEquals(0, run(none, "--help").rc());
+    }
+
+    @Test
+    void tooFewImagesForTheBudgetIsAnError() {
+        TrainData data = TrainData.of("halves", new fst4j.nn.data.Datasets.Split(halves(40, 1), halves(10, 2)));
+        Outcome r = run(data, "table1", "--model", "mlp", "--steps", "5", "--batch", "16", "--seeds", "1", "--methods", "dense");
+        assertEquals(1, r.rc());
+        assertTrue(r.err().contains("need 80 training images"), r.err());
+    }
+}

@@ -74,4 +74,7 @@ FST_API int fst_prune24_compress_t(int64_t cout, int64_t K, const float *w, int6
 FST_API int fst_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,
                              int shift, float coeff, int circular, int nthreads);
 
+/* SR-STE decay: g += lambda * w where magnitude 2:4 along each row of w [rows, k] (contiguous) prunes. */
+FST_API int fst_srste_decay(const float *w, float *g, int64_t rows, int64_t k, float lambda, int nthreads);
+
 #endif

@@ -220,3 +220,40 @@ int fst_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int
     fst_parallel(total, nt > 1 ? 4 * (int64_t)nt : 1, nt, shift_gather_task, &j);
     return FST_OK;
 }
+
+/* SR-STE decay (fst4j.nn.SrSte): g += lambda * w at the weights magnitude 2:4 along each row prunes, with the
+ * same keys and ties as the prune above (lower index wins, NaN largest; a last partial group counts as padded
+ * with zeros, which never beat a real weight). */
+typedef struct { const float *w; float *g; int64_t k; float lambda; } srste_job;
+
+static void srste_task(void *p, int64_t r0, int64_t r1) {
+    const srste_job *j = p;
+    for (int64_t r = r0; r < r1; r++) {
+        const ubits *wb = (const ubits *)j->w + r * j->k;
+        const float *wf = j->w + r * j->k;
+        float *gf = j->g + r * j->k;
+        for (int64_t g0 = 0; g0 < j->k; g0 += 4) {
+            int n = j->k - g0 < 4 ? (int)(j->k - g0) : 4;
+            uint32_t key[4] = {0, 0, 0, 0};
+            for (int i = 0; i < n; i++) {
+                uint32_t a = wb[g0 + i] & 0x7fffffffu;
+                key[i] = a < 0x7f800001u ? a : 0x7f800001u;
+            }
+            for (int i = 0; i < n; i++) {
+                int beaten = 0;
+                for (int q = 0; q < 4; q++)
+                    if (q != i && (key[q] > key[i] || (key[q] == key[i] && q < i))) beaten++;
+                if (beaten >= 2) gf[g0 + i] += j->lambda * wf[g0 + i];
+            }
+        }
+    }
+}
+
+int fst_srste_decay(const float *w, float *g, int64_t rows, int64_t k, float lambda, int nthreads) {
+    if (rows < 0 || k < 0 || nthreads < 1) return FST_EINVAL;
+    if (rows == 0 || k == 0) return FST_OK;
+    if (!w || !g) return FST_ENULL;
+    srste_job j = { w, g, k, lambda };
+    fst_parallel(rows, rows * k < 65536 ? 1 : 4 * (int64_t)nthreads, nthreads, srste_task, &j);
+    return FST_OK;
+}

@@ -219,6 +219,21 @@ public final class Native {
         try { return ((MemorySegment) SPMM24_ISA.invokeExact()).reinterpret(64).getString(0); } catch (Throwable t) { throw rethrow(t); }
     }
 
+    // ---- SR-STE decay (prune.c); bound on first use ----
+
+    private static final class SrSteHandle {
+        static final MethodHandle DECAY = bind(SymbolLookup.libraryLookup(Path.of(LIB_PATH), Arena.global()), "fst_srste_decay",
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_INT), false);
+    }
+
+    /** g += lambda * w where magnitude 2:4 along each row of w [rows, k] prunes (both contiguous float32). */
+    public static void srsteDecay(MemorySegment w, MemorySegment g, long rows, long k, float lambda, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) SrSteHandle.DECAY.invokeExact(w, g, rows, k, lambda, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_srste_decay");
+    }
+
     // ---- convolution lowering (conv.c); bound on first use, after the library loaded ----
 
     private static final class ConvHandles {

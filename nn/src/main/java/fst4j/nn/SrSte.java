@@ -1,6 +1,7 @@
 package fst4j.nn;
 
 import fst4j.autograd.Var;
+import fst4j.shim.Native;
 import fst4j.sparse.Sparsifier;
 import fst4j.tensor.Tensor;
 
@@ -57,7 +58,12 @@ public final class SrSte {
             if (w.grad() == null) continue;
             Tensor wv = w.value();
             int rows = wv.size(0);
-            decayPruned(wv.data(), w.grad().data(), rows, (int) (wv.numel() / rows), (float) lambda);
+            int k = (int) (wv.numel() / rows);
+            Tensor g = w.grad();
+            if (!g.isContiguous() || g.numel() != wv.numel())
+                throw new IllegalStateException("SR-STE needs a contiguous gradient of the weight's size");
+            if (Native.isLoaded()) Native.srsteDecay(wv.data(), g.data(), rows, k, (float) lambda, fst4j.tensor.Blas.threads());
+            else decayPruned(wv.data(), g.data(), rows, k, (float) lambda);
             touched++;
         }
         return touched;

@@ -98,19 +98,7 @@ public class Eq123Bench {
         }
         if (name.endsWith("_openblas")) {
             arena = Arena.ofShared();
-            SymbolLookup lib;
-            try {
-                lib = SymbolLookup.libraryLookup("libopenblas.so.0", arena);
-            } catch (IllegalArgumentException e) {
-                throw new IllegalStateException("OpenBLAS (libopenblas.so.0) not found: apt-get install libopenblas0-pthread");
-            }
-            Linker linker = Linker.nativeLinker();
-            MethodHandle setThreads = linker.downcallHandle(lib.find("openblas_set_num_threads").orElseThrow(),
-                    FunctionDescriptor.ofVoid(JAVA_INT));
-            cblasSgemm = linker.downcallHandle(lib.find("cblas_sgemm").orElseThrow(), FunctionDescriptor.ofVoid(
-                    JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, JAVA_INT,
-                    ADDRESS, JAVA_INT, JAVA_FLOAT, ADDRESS, JAVA_INT));
-            setThreads.invokeExact(threads);
+            cblasSgemm = OpenBlas.sgemm(arena, threads);
         } else {
             System.out.println("# fst4j kernel family: " + Native.isa() + ", spmm24: " + SparseGemm.isa());
         }

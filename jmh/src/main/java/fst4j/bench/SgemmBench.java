@@ -83,20 +83,7 @@ public class SgemmBench {
         b = random(r, (long) k * n);
         c = random(r, (long) m * n);
         if (variant.equals("openblas")) {
-            String name = System.getProperty("fst4j.openblas", "libopenblas.so.0");
-            SymbolLookup lib;
-            try {
-                lib = SymbolLookup.libraryLookup(name, arena);
-            } catch (IllegalArgumentException e) {
-                throw new IllegalStateException("OpenBLAS (" + name + ") not found: apt-get install libopenblas0-pthread");
-            }
-            Linker linker = Linker.nativeLinker();
-            MethodHandle setThreads = linker.downcallHandle(lib.find("openblas_set_num_threads").orElseThrow(),
-                    FunctionDescriptor.ofVoid(JAVA_INT));
-            cblasSgemm = linker.downcallHandle(lib.find("cblas_sgemm").orElseThrow(), FunctionDescriptor.ofVoid(
-                    JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, JAVA_INT,
-                    ADDRESS, JAVA_INT, JAVA_FLOAT, ADDRESS, JAVA_INT));
-            setThreads.invokeExact(threads);
+            cblasSgemm = OpenBlas.sgemm(arena, threads);
         } else {
             System.out.println("# fst4j kernel family: " + Native.isa());
         }

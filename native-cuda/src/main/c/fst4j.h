@@ -77,4 +77,11 @@ FST_API int fst_shift_gather(const float *dy, float *out, int64_t rows, int64_t 
 /* SR-STE decay: g += lambda * w where magnitude 2:4 along each row of w [rows, k] (contiguous) prunes. */
 FST_API int fst_srste_decay(const float *w, float *g, int64_t rows, int64_t k, float lambda, int nthreads);
 
+/* Batch norm 2d, training mode, contiguous float32 NCHW; gamma/beta/rmean/rvar may be NULL (1, 0, not updated). */
+FST_API int fst_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
+                         int64_t n, int64_t c, int64_t hw, double momentum, double eps,
+                         float *y, float *mean, float *invstd, int nthreads);
+FST_API int fst_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
+                            int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, int nthreads);
+
 #endif

@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -217,6 +218,40 @@ public final class Native {
     public static String spmm24Isa() {
         ensureLoaded();
         try { return ((MemorySegment) SPMM24_ISA.invokeExact()).reinterpret(64).getString(0); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    // ---- batch norm (norm.c); bound on first use ----
+
+    private static final class NormHandles {
+        static final MethodHandle TRAIN, BACKWARD;
+        static {
+            SymbolLookup lib = SymbolLookup.libraryLookup(Path.of(LIB_PATH), Arena.global());
+            TRAIN = bind(lib, "fst_bn_train", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), false);
+            BACKWARD = bind(lib, "fst_bn_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), false);
+        }
+    }
+
+    /** Training-mode batch norm of contiguous float32 x [n, c, hw]; optional vectors may be MemorySegment.NULL. */
+    public static void bnTrain(MemorySegment x, MemorySegment gamma, MemorySegment beta, MemorySegment runningMean, MemorySegment runningVar,
+                               long n, long c, long hw, double momentum, double eps, MemorySegment y, MemorySegment mean,
+                               MemorySegment invStd, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) NormHandles.TRAIN.invokeExact(x, gamma, beta, runningMean, runningVar, n, c, hw, momentum, eps, y, mean, invStd, threads); }
+        catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_bn_train");
+    }
+
+    /** Backward of {@link #bnTrain}; gamma may be MemorySegment.NULL. */
+    public static void bnBackward(MemorySegment dy, MemorySegment x, MemorySegment gamma, MemorySegment mean, MemorySegment invStd,
+                                  long n, long c, long hw, MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) NormHandles.BACKWARD.invokeExact(dy, x, gamma, mean, invStd, n, c, hw, dx, dgamma, dbeta, threads); }
+        catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_bn_backward");
     }
 
     // ---- SR-STE decay (prune.c); bound on first use ----

@@ -1,5 +1,7 @@
 package fst4j.tensor;
 
+import fst4j.shim.Native;
+
 /**
  * Batch normalisation over [N, C, H, W] (statistics per channel over N, H, W). Statistics are computed
  * in double; outputs are in x's dtype. gamma/beta may be null (no affine transform: 1 and 0).
@@ -33,6 +35,18 @@ public final class Norm {
             throw new IllegalArgumentException("channel mismatch: " + op + " " + name + " " + Shape.str(v.shape) + " for input " + Shape.str(x.shape) + " needs [" + c + "]");
     }
 
+    /** Float32 batch norm runs in the C shim; -Dfst4j.norm.java=true keeps the Java reference (tests compare both). */
+    static boolean nativeNorm = !Boolean.getBoolean("fst4j.norm.java");
+
+    /** Native path: every given tensor float32, vectors contiguous (x and dy are made contiguous by the caller). */
+    private static boolean useNative(Tensor x, Tensor... vecs) {
+        if (!nativeNorm || x.dtype != DType.F32 || !Native.isLoaded() || x.numel() == 0) return false;
+        for (Tensor v : vecs) if (v != null && (v.dtype != DType.F32 || (v.dim() == 1 && !v.isContiguous()))) return false;
+        return true;
+    }
+
+    private static java.lang.foreign.MemorySegment seg(Tensor v) { return v == null ? java.lang.foreign.MemorySegment.NULL : v.data(); }
+
     private static double at(Tensor v, int i, double dflt) { return v == null ? dflt : v.getAt(v.offset + i * v.strides[0]); }
 
     /**
@@ -52,6 +66,13 @@ public final class Norm {
         if (!(eps >= 0)) throw new IllegalArgumentException(op + ": eps must be >= 0, got " + eps);
         Tensor out = Tensor.empty(x.dtype, x.shape);
         Tensor mean = Tensor.empty(x.dtype, c), invStd = Tensor.empty(x.dtype, c);
+        if (useNative(x, gamma, beta, runningMean, runningVar)) {
+            try (Tensor xc = x.contiguous()) {
+                Native.bnTrain(xc.data(), seg(gamma), seg(beta), seg(runningMean), seg(runningVar), n, c, hw, momentum, eps,
+                        out.data(), mean.data(), invStd.data(), Blas.threads());
+            }
+            return new BatchNorm(out, mean, invStd);
+        }
         try (Tensor xc = x.contiguous()) {
             for (int ch = 0; ch < c; ch++) {
                 double s = 0;
@@ -124,6 +145,13 @@ public final class Norm {
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
         long m = (long) n * hw;
         Tensor dx = Tensor.empty(x.dtype, x.shape), dgamma = Tensor.empty(x.dtype, c), dbeta = Tensor.empty(x.dtype, c);
+        if (useNative(x, dy, gamma, mean, invStd)) {
+            try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous()) {
+                Native.bnBackward(dyc.data(), xc.data(), seg(gamma), seg(mean), seg(invStd), n, c, hw,
+                        dx.data(), dgamma.data(), dbeta.data(), Blas.threads());
+            }
+            return new BatchNormGrads(dx, dgamma, dbeta);
+        }
         try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous()) {
             for (int ch = 0; ch < c; ch++) {
                 double mu = at(mean, ch, 0), is = at(invStd, ch, 1), gm = at(gamma, ch, 1);

@@ -1,0 +1,89 @@
+/* Batch norm over (N, H, W) per channel for contiguous float32 NCHW (fst4j.tensor.Norm's float32 path).
+ * Sums are accumulated in double, as in the Java reference; one pool task per range of channels. */
+#include "fst4j.h"
+#include "parallel.h"
+#include <math.h>
+
+typedef struct {
+    const float *x, *dy, *gamma, *beta, *mean_in, *invstd_in;
+    float *y, *mean, *invstd, *rmean, *rvar, *dx, *dgamma, *dbeta;
+    int64_t n, c, hw;
+    double momentum, eps;
+} bn_job;
+
+static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
+    const bn_job *j = p;
+    const int64_t m = j->n * j->hw;
+    for (int64_t ch = c0; ch < c1; ch++) {
+        double s = 0, sq = 0;
+        for (int64_t i = 0; i < j->n; i++) {
+            const float *xp = j->x + (i * j->c + ch) * j->hw;
+            for (int64_t q = 0; q < j->hw; q++) s += xp[q];
+        }
+        double mu = s / (double)m;
+        for (int64_t i = 0; i < j->n; i++) {
+            const float *xp = j->x + (i * j->c + ch) * j->hw;
+            for (int64_t q = 0; q < j->hw; q++) { double d = xp[q] - mu; sq += d * d; }
+        }
+        double var = sq / (double)m, is = 1.0 / sqrt(var + j->eps);
+        double gm = j->gamma ? j->gamma[ch] : 1.0, bt = j->beta ? j->beta[ch] : 0.0;
+        double scale = gm * is, shift = bt - mu * scale;
+        for (int64_t i = 0; i < j->n; i++) {
+            const float *xp = j->x + (i * j->c + ch) * j->hw;
+            float *yp = j->y + (i * j->c + ch) * j->hw;
+            for (int64_t q = 0; q < j->hw; q++) yp[q] = (float)(xp[q] * scale + shift);
+        }
+        j->mean[ch] = (float)mu;
+        j->invstd[ch] = (float)is;
+        if (j->rmean) j->rmean[ch] = (float)((1 - j->momentum) * j->rmean[ch] + j->momentum * mu);
+        if (j->rvar) {
+            double unbiased = m > 1 ? sq / (double)(m - 1) : var;
+            j->rvar[ch] = (float)((1 - j->momentum) * j->rvar[ch] + j->momentum * unbiased);
+        }
+    }
+}
+
+int fst_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
+                 int64_t n, int64_t c, int64_t hw, double momentum, double eps,
+                 float *y, float *mean, float *invstd, int nthreads) {
+    if (n <= 0 || c <= 0 || hw <= 0 || nthreads < 1 || !(eps >= 0)) return FST_EINVAL;
+    if (!x || !y || !mean || !invstd) return FST_ENULL;
+    bn_job j = { .x = x, .gamma = gamma, .beta = beta, .y = y, .mean = mean, .invstd = invstd, .rmean = rmean,
+                 .rvar = rvar, .n = n, .c = c, .hw = hw, .momentum = momentum, .eps = eps };
+    fst_parallel(c, n * c * hw < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_fwd_task, &j);
+    return FST_OK;
+}
+
+static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
+    const bn_job *j = p;
+    const double m = (double)(j->n * j->hw);
+    for (int64_t ch = c0; ch < c1; ch++) {
+        double mu = j->mean_in[ch], is = j->invstd_in[ch], gm = j->gamma ? j->gamma[ch] : 1.0;
+        double sdy = 0, sdyx = 0;
+        for (int64_t i = 0; i < j->n; i++) {
+            const float *xp = j->x + (i * j->c + ch) * j->hw, *gp = j->dy + (i * j->c + ch) * j->hw;
+            for (int64_t q = 0; q < j->hw; q++) { double g = gp[q]; sdy += g; sdyx += g * (xp[q] - mu) * is; }
+        }
+        double k = gm * is / m;
+        for (int64_t i = 0; i < j->n; i++) {
+            const float *xp = j->x + (i * j->c + ch) * j->hw, *gp = j->dy + (i * j->c + ch) * j->hw;
+            float *dp = j->dx + (i * j->c + ch) * j->hw;
+            for (int64_t q = 0; q < j->hw; q++) {
+                double xh = (xp[q] - mu) * is;
+                dp[q] = (float)(k * (m * gp[q] - sdy - xh * sdyx));
+            }
+        }
+        j->dgamma[ch] = (float)sdyx;
+        j->dbeta[ch] = (float)sdy;
+    }
+}
+
+int fst_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
+                    int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, int nthreads) {
+    if (n <= 0 || c <= 0 || hw <= 0 || nthreads < 1) return FST_EINVAL;
+    if (!dy || !x || !mean || !invstd || !dx || !dgamma || !dbeta) return FST_ENULL;
+    bn_job j = { .x = x, .dy = dy, .gamma = gamma, .mean_in = mean, .invstd_in = invstd, .dx = dx, .dgamma = dgamma,
+                 .dbeta = dbeta, .n = n, .c = c, .hw = hw };
+    fst_parallel(c, n * c * hw < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_bwd_task, &j);
+    return FST_OK;
+}

@@ -2,14 +2,14 @@
  *   ic (MB rows of A packed at once) > pc (KC) > jc (NB columns of B packed into an L2-sized block)
  *   > ir (one MR x KC sliver of packed A, hot in L1) > jr (KC x NR slivers of packed B, streamed from L2).
  * beta is folded into the first KC block (no separate pass over C; beta == 0 never reads C).
- * Threads (the caller plus a pool of helpers) claim chunks of C rows or columns (whichever duplicates less
+ * Threads (the caller plus the shared pool's helpers, parallel.c) claim chunks of C rows or columns (whichever duplicates less
  * packing and balances better) and pack their own operands into per-thread buffers. */
 #include "fst4j.h"
 #include "gemm_internal.h"
 #include <stdlib.h>
 #include <string.h>
+#include "parallel.h"
 #include <pthread.h>
-#include <sched.h>
 
 #ifndef FST_KC
 #define FST_KC 384      /* max depth of one packed block */
@@ -197,110 +197,24 @@ static void scale_c(int64_t m0, int64_t m1, int64_t N, float beta, float *C, int
     }
 }
 
-/* ---- thread pool ----
- * A job is cut into chunks of C rows or columns, each spanning all of K (no two threads touch one C element).
- * The calling thread and the helpers claim chunks from one atomic counter that also holds the job's generation,
- * and the caller waits only for chunks that were claimed. A helper the OS has not scheduled yet (common on a
- * machine shared with other processes) therefore never holds the call up: the caller does its chunks instead.
- * (An OpenMP parallel region would wait at its closing barrier for every team thread to have run.) */
-#define MAX_HELPERS 63
-typedef struct {
-    pthread_mutex_t mu;          /* guards gen/helpers for sleeping and waking */
-    pthread_cond_t cv;
-    pthread_mutex_t owner;       /* one job at a time; a second concurrent caller runs alone */
-    int helpers;                 /* started helper threads */
-    uint64_t gen;                /* job generation, written under mu */
-    uint64_t claim;              /* atomic: (gen << 32) | next chunk */
-    int64_t done;                /* atomic: chunks finished */
-    int rc;                      /* atomic: min return code */
-    int max_helpers;             /* helpers allowed on this job */
-    const job *jb;
-    int split_m;
-    int64_t unit, total, units, chunks;
-} pool_t;
-static pool_t pool = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .owner = PTHREAD_MUTEX_INITIALIZER };
+/* ---- threads ----
+ * A job is cut into chunks of C rows or columns, each spanning all of K (no two threads touch one C element), and
+ * run on the shared helper-thread pool (parallel.c): the caller claims chunks too and never waits for a helper
+ * the OS has not scheduled (an OpenMP region would wait at its closing barrier for every team thread). */
+typedef struct { const job *jb; int split_m; int64_t unit, total; int rc; } gemm_par;
 
-#define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-#define CLOSED 0xffffffffu   /* chunk index of a finished generation: nothing left to claim */
-
-/* Claims and runs chunks of generation g until none are left. The job fields are read before the claim and used
- * only if the claim (generation and index in one word) succeeds: then the job is still the one they describe,
- * because the caller cannot finish a job with an unclaimed chunk. */
-static void run_chunks(uint64_t g) {
-    for (;;) {
-        uint64_t c = __atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE);
-        if (c >> 32 != (g & 0xffffffffu)) return;
-        int64_t i = (int64_t)(c & 0xffffffffu), chunks = LD(pool.chunks);
-        if (i >= chunks) return;
-        const job *jb = LD(pool.jb);
-        int split_m = LD(pool.split_m);
-        int64_t unit = LD(pool.unit), total = LD(pool.total), units = LD(pool.units);
-        if (!__atomic_compare_exchange_n(&pool.claim, &c, c + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
-        int64_t u0 = units * i / chunks, u1 = units * (i + 1) / chunks;
-        int64_t a = u0 * unit, b = u1 * unit < total ? u1 * unit : total;
-        int r = FST_OK;
-        if (a < b) r = split_m ? gemm_range(jb, a, b, 0, jb->N) : gemm_range(jb, 0, jb->M, a, b);
-        if (r != FST_OK) ST(pool.rc, r);
-        __atomic_add_fetch(&pool.done, 1, __ATOMIC_RELEASE);
-    }
-}
-
-static void *helper_main(void *arg) {
-    int id = (int)(intptr_t)arg;
-    uint64_t seen = 0;
-    for (;;) {
-        uint64_t g = 0;
-        /* spin a little (back-to-back calls), then sleep until a new generation */
-        for (int s = 0; s < 20000; s++) {
-            g = __atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE);
-            if (g != seen) break;
-            __builtin_ia32_pause();
-        }
-        if (g == seen) {
-            pthread_mutex_lock(&pool.mu);
-            while ((g = pool.gen) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
-            pthread_mutex_unlock(&pool.mu);
-        }
-        seen = g;
-        if (id < __atomic_load_n(&pool.max_helpers, __ATOMIC_ACQUIRE)) run_chunks(g);
-    }
-    return NULL;
+static void gemm_chunk(void *p, int64_t u0, int64_t u1) {
+    gemm_par *g = p;
+    int64_t a = u0 * g->unit, b = u1 * g->unit < g->total ? u1 * g->unit : g->total;
+    if (a >= b) return;
+    int r = g->split_m ? gemm_range(g->jb, a, b, 0, g->jb->N) : gemm_range(g->jb, 0, g->jb->M, a, b);
+    if (r != FST_OK) __atomic_store_n(&g->rc, r, __ATOMIC_RELAXED);
 }
 
 static int run_pool(const job *jb, int split_m, int64_t unit, int64_t total, int64_t units, int64_t chunks, int nt) {
-    if (pthread_mutex_trylock(&pool.owner) != 0)   /* another Java thread is using the pool: run alone */
-        return gemm_range(jb, 0, jb->M, 0, jb->N);
-    int want = nt - 1 < MAX_HELPERS ? nt - 1 : MAX_HELPERS;
-    while (pool.helpers < want) {
-        pthread_t t;
-        pthread_attr_t at;
-        if (pthread_attr_init(&at) != 0) break;
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        int ok = pthread_create(&t, &at, helper_main, (void *)(intptr_t)pool.helpers) == 0;
-        pthread_attr_destroy(&at);
-        if (!ok) break;   /* fewer helpers: the caller claims their chunks */
-        pool.helpers++;
-    }
-    if (want > pool.helpers) want = pool.helpers;
-    ST(pool.jb, jb); ST(pool.split_m, split_m); ST(pool.unit, unit); ST(pool.total, total); ST(pool.units, units);
-    ST(pool.chunks, chunks); ST(pool.max_helpers, want); ST(pool.done, 0); ST(pool.rc, FST_OK);
-    pthread_mutex_lock(&pool.mu);
-    uint64_t g = pool.gen + 1;
-    __atomic_store_n(&pool.claim, (g & 0xffffffffu) << 32, __ATOMIC_RELEASE);
-    __atomic_store_n(&pool.gen, g, __ATOMIC_RELEASE);
-    pthread_cond_broadcast(&pool.cv);
-    pthread_mutex_unlock(&pool.mu);
-    run_chunks(g);
-    /* every chunk is claimed now; wait for the claimed ones still running on helpers */
-    for (int s = 0; __atomic_load_n(&pool.done, __ATOMIC_ACQUIRE) < chunks; s++) {
-        if (s < 1000) __builtin_ia32_pause(); else sched_yield();
-    }
-    /* close the generation before the next job rewrites the fields (a late helper then finds nothing) */
-    __atomic_store_n(&pool.claim, ((g & 0xffffffffu) << 32) | CLOSED, __ATOMIC_RELEASE);
-    int rc = LD(pool.rc);
-    pthread_mutex_unlock(&pool.owner);
-    return rc;
+    gemm_par g = { jb, split_m, unit, total, FST_OK };
+    fst_parallel(units, chunks, nt, gemm_chunk, &g);
+    return __atomic_load_n(&g.rc, __ATOMIC_RELAXED);
 }
 
 int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,

@@ -1,4 +1,4 @@
-/* The shared helper-thread pool for the elementwise-style kernels (conv, prune, shift). See parallel.h. */
+/* The one helper-thread pool of the shim (GEMM, spmm, conv, prune, shift, norm). See parallel.h. */
 #include "parallel.h"
 #include <pthread.h>
 #include <sched.h>

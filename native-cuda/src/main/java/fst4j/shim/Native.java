@@ -65,18 +65,21 @@ public final class Native {
 
     private static final String LOAD_ERROR;
     private static final String LIB_PATH;
+    /** The shim's symbols (null when it failed to load); the lazily bound handle groups below use it too. */
+    private static final SymbolLookup LIB;
     private static final MethodHandle VERSION, ISA, MAX_THREADS, SGEMM, SHIFT_ADD;
     private static final MethodHandle SPMM24, SPMM24_ISA;
     private static final MethodHandle PRUNE24, PRUNE24_T, SHIFT_GATHER;
 
     static {
         String path = null, error = null;
+        SymbolLookup lib = null;
         MethodHandle version = null, isa = null, maxThreads = null, sgemm = null, shift = null;
         MethodHandle spmm24 = null, spmm24Isa = null;
         MethodHandle prune24 = null, prune24t = null, shiftGather = null;
         try {
             path = locate();
-            SymbolLookup lib = SymbolLookup.libraryLookup(Path.of(path), Arena.global());
+            lib = SymbolLookup.libraryLookup(Path.of(path), Arena.global());
             version = bind(lib, "fst_version", FunctionDescriptor.of(JAVA_INT), true);
             isa = bind(lib, "fst_isa", FunctionDescriptor.of(ADDRESS), true);
             maxThreads = bind(lib, "fst_max_threads", FunctionDescriptor.of(JAVA_INT), true);
@@ -97,7 +100,7 @@ public final class Native {
             error = t instanceof NativeLibraryException && path == null ? t.getMessage()
                     : "cannot load the fst4j native library from " + (path == null ? RESOURCE + " (class path)" : path) + ": " + t.getMessage();
         }
-        LIB_PATH = path; LOAD_ERROR = error;
+        LIB_PATH = path; LOAD_ERROR = error; LIB = error == null ? lib : null;
         VERSION = version; ISA = isa; MAX_THREADS = maxThreads; SGEMM = sgemm; SHIFT_ADD = shift;
         SPMM24 = spmm24; SPMM24_ISA = spmm24Isa;
         PRUNE24 = prune24; PRUNE24_T = prune24t; SHIFT_GATHER = shiftGather;
@@ -225,7 +228,7 @@ public final class Native {
     private static final class NormHandles {
         static final MethodHandle TRAIN, BACKWARD;
         static {
-            SymbolLookup lib = SymbolLookup.libraryLookup(Path.of(LIB_PATH), Arena.global());
+            SymbolLookup lib = LIB;
             TRAIN = bind(lib, "fst_bn_train", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), false);
             BACKWARD = bind(lib, "fst_bn_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
@@ -257,7 +260,7 @@ public final class Native {
     // ---- SR-STE decay (prune.c); bound on first use ----
 
     private static final class SrSteHandle {
-        static final MethodHandle DECAY = bind(SymbolLookup.libraryLookup(Path.of(LIB_PATH), Arena.global()), "fst_srste_decay",
+        static final MethodHandle DECAY = bind(LIB, "fst_srste_decay",
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_INT), false);
     }
 
@@ -274,7 +277,7 @@ public final class Native {
     private static final class ConvHandles {
         static final MethodHandle IM2COL, COL2IM, IM2COL_AT;
         static {
-            SymbolLookup lib = SymbolLookup.libraryLookup(Path.of(LIB_PATH), Arena.global());
+            SymbolLookup lib = LIB;
             FunctionDescriptor geom = FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT);
             IM2COL = bind(lib, "fst_im2col", geom, false);

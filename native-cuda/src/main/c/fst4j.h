@@ -84,4 +84,16 @@ FST_API int fst_bn_train(const float *x, const float *gamma, const float *beta, 
 FST_API int fst_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
                             int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, int nthreads);
 
+/* Max pool 2d over `planes` contiguous [h, w] float32 planes (N*C); y [planes, ho, wo]; idx gets each output's
+ * argmax as ih*w + iw inside its plane (NaN wins). Requires 2*ph <= kh, 2*pw <= kw. */
+FST_API int fst_maxpool2d(const float *x, int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                          int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *y, int32_t *idx, int nthreads);
+/* dx [planes, h, w] = 0, then dy scattered-added at idx; FST_EINVAL when an index is outside its plane. */
+FST_API int fst_maxpool2d_backward(const float *dy, const int32_t *idx, int64_t planes, int64_t h, int64_t w, int64_t ho, int64_t wo,
+                                   float *dx, int nthreads);
+/* Contiguous float32 elementwise ops of a training step (pool.c). */
+FST_API int fst_relu(const float *x, float *y, int64_t n, int nthreads);
+FST_API int fst_relu_backward(const float *dy, const float *a, float *dx, int64_t n, int nthreads);
+FST_API int fst_add(const float *a, const float *b, float *y, int64_t n, int nthreads);
+
 #endif

@@ -23,7 +23,7 @@ import java.util.List;
 public abstract class Function {
     Var[] inputs;
     private final List<Tensor> saved = new ArrayList<>();
-    private boolean released;
+    private boolean released, recording;
 
     /** Computes the output from the input values. Tensors it creates belong to the caller's scope. */
     protected abstract Tensor forward(Tensor... inputs);
@@ -38,8 +38,11 @@ public abstract class Function {
         return a;
     }
 
-    /** Whether input i takes part in differentiation. Valid in backward. */
-    protected final boolean needsGrad(int i) { return inputs[i].requiresGrad(); }
+    /**
+     * Whether input i takes part in differentiation. Valid in backward, and in forward, where it also says whether
+     * a graph is being recorded at all (so forward can skip saving what backward would need).
+     */
+    protected final boolean needsGrad(int i) { return recording && inputs[i].requiresGrad(); }
 
     protected static Tensor[] grads(Tensor... g) { return g; }
 
@@ -54,6 +57,7 @@ public abstract class Function {
         }
         record &= Grad.isEnabled();
         inputs = in;
+        recording = record;
         Tensor out = forward(values);
         if (!record) {
             release();

@@ -32,6 +32,9 @@ public final class Gemm3 {
 
     public SparseConfig config() { return cfg; }
 
+    /** Whether Eq. 3 reads every column of X ({@link Columns#all()}), not only the fixed mask's kept half. */
+    public boolean needsAllColumns() { return !(cfg.xt() instanceof Sparsifier.Fixed24); }
+
     /** Eq. 1's output, and S(W) when Eq. 2 takes W^T from it (the caller keeps it for backward). */
     public record Forward(Tensor y, Tensor sw) {}
 
@@ -40,46 +43,73 @@ public final class Gemm3 {
         return true;
     }
 
-    /** Eq. 1: Y = S(W) X; also returns S(W) (owned by the caller) when Eq. 2 takes W^T from it. */
-    public Forward forward(Tensor w, Tensor x) {
-        if (cfg.w() instanceof Sparsifier.Magnitude24 && axis(cfg.w(), 2) == 1 && f32(w, x) && cpu(w, x)) return forwardFused(w, x);
-        long t0 = Profile.start();
-        Tensor sw = cfg.w() instanceof Sparsifier.Dense ? w.alias() : cfg.w().apply(w);
-        Compressed24 c = null;
-        boolean sparse = cfg.w().accelerable() && f32(w, x) && (cfg.w() instanceof Transposable24 || axis(cfg.w(), 2) == 1);
-        if (sparse) c = Compressed24.compress(sw);
-        Profile.stop(Part.SPARSIFY, t0);
-        try {
-            long t1 = Profile.start();
-            Tensor y;
-            if (sparse) {
-                y = SparseGemm.spmm(c, x);
-            } else {
-                y = Tensor.empty(dtype(w, x), w.size(0), x.size(1));
-                Blas.gemm(1f, sw, x, 0f, y);
-            }
-            Profile.stop(Part.EQ1, t1);
-            return new Forward(y, cfg.wtFromSparse() ? sw.alias() : null);
-        } finally {
-            sw.close();
-            if (c != null) c.close();
+    /**
+     * A left operand prepared once per step (S(W) for Eq. 1, S(W^T) for Eq. 2: pruned, and compressed when it runs
+     * through the 2:4 kernel) and multiplied by as many right-hand blocks as the caller has, e.g. one per image.
+     */
+    public static final class Left implements AutoCloseable {
+        private final Tensor dense;            // [rows, K], possibly a transposed view; null when sparse
+        private final Compressed24 sparse;     // 2:4 along K; null when dense
+        private Left(Tensor dense, Compressed24 sparse) { this.dense = dense; this.sparse = sparse; }
+
+        public int rows() { return sparse != null ? sparse.rows() : dense.size(0); }
+
+        public boolean isSparse() { return sparse != null; }
+
+        /** c = this * b (overwritten); b [K, cols] any view, c [rows, cols] with unit stride along its rows. */
+        public void times(Tensor b, Tensor c) {
+            if (sparse != null) SparseGemm.spmm(1f, sparse, b, 0f, c);
+            else Blas.gemm(1f, dense, b, 0f, c);
+        }
+
+        @Override public void close() {
+            if (dense != null) dense.close();
+            if (sparse != null) sparse.close();
         }
     }
 
-    /** Eq. 1 with magnitude 2:4 along K: native fused prune + compress (S(W) materialised only when Eq. 2 needs it). */
-    private Forward forwardFused(Tensor w, Tensor x) {
-        long t0 = Profile.start();
-        Tensor sw = cfg.wtFromSparse() ? Tensor.empty(w.shape()) : null;
-        Tensor y = null;
-        try (Compressed24 c = Compressed24.pruneCompress(w, sw, Blas.threads())) {
-            Profile.stop(Part.SPARSIFY, t0);
+    /** Eq. 1's prepared operand, and S(W) (owned by the caller) when Eq. 2 takes W^T from it. */
+    public record Prepared(Left left, Tensor sw) {}
+
+    /** Eq. 1: Y = S(W) X; also returns S(W) (owned by the caller) when Eq. 2 takes W^T from it. */
+    public Forward forward(Tensor w, Tensor x) {
+        Prepared p = prepareForward(w, x.dtype());
+        try (Left l = p.left()) {
             long t1 = Profile.start();
-            y = SparseGemm.spmm(c, x);
+            Tensor y = Tensor.empty(dtype(w, x), l.rows(), x.size(1));
+            try { l.times(x, y); } catch (RuntimeException | Error e) { y.close(); throw e; }
             Profile.stop(Part.EQ1, t1);
-            return new Forward(y, sw);
+            return new Forward(y, p.sw());
         } catch (RuntimeException | Error e) {
-            if (sw != null) sw.close();
+            if (p.sw() != null) p.sw().close();
             throw e;
+        }
+    }
+
+    /** Prunes (and compresses) W for Eq. 1 once; xType is the right-hand side's dtype (the 2:4 kernel needs float32). */
+    public Prepared prepareForward(Tensor w, DType xType) {
+        long t0 = Profile.start();
+        try {
+            if (cfg.w() instanceof Sparsifier.Magnitude24 && axis(cfg.w(), 2) == 1 && f32(w) && xType == DType.F32 && cpu(w)) {
+                // native fused prune + compress (S(W) materialised only when Eq. 2 needs it)
+                Tensor sw = cfg.wtFromSparse() ? Tensor.empty(w.shape()) : null;
+                try {
+                    return new Prepared(new Left(null, Compressed24.pruneCompress(w, sw, Blas.threads())), sw);
+                } catch (RuntimeException | Error e) {
+                    if (sw != null) sw.close();
+                    throw e;
+                }
+            }
+            Tensor sw = cfg.w() instanceof Sparsifier.Dense ? w.alias() : cfg.w().apply(w);
+            boolean sparse = cfg.w().accelerable() && f32(w) && xType == DType.F32 && (cfg.w() instanceof Transposable24 || axis(cfg.w(), 2) == 1);
+            if (!sparse) return new Prepared(new Left(sw, null), cfg.wtFromSparse() ? sw.alias() : null);
+            try {
+                return new Prepared(new Left(null, Compressed24.compress(sw)), cfg.wtFromSparse() ? sw.alias() : null);
+            } finally {
+                sw.close();
+            }
+        } finally {
+            Profile.stop(Part.SPARSIFY, t0);
         }
     }
 
@@ -92,38 +122,50 @@ public final class Gemm3 {
 
     private static int axis(Sparsifier s, int rank) { int a = s.axis(); return a < 0 ? a + rank : a; }
 
+    /** Whether Eq. 2's dY slot is dense, so that dX can be computed block by block (per image) with one prepared S(W^T). */
+    public boolean eq2Local() { return cfg.dyEq2() instanceof Sparsifier.Dense; }
+
+    /**
+     * Whether Eq. 3 can be accumulated block by block (per image) with {@link #weightGradInto}: dY dense and X^T dense or
+     * under the fixed whole-position mask (a global sparsifier such as top-k would see only one block).
+     */
+    public boolean eq3Local() {
+        return cfg.dyEq3() instanceof Sparsifier.Dense && (cfg.xt() instanceof Sparsifier.Dense || cfg.xt() instanceof Sparsifier.Fixed24);
+    }
+
     /** Eq. 2: dX = S(W^T) S(dY), [K, cols]; sw is forward's S(W) (used when the config takes W^T from it). */
     public Tensor inputGrad(Tensor w, Tensor sw, Tensor dy) {
         long t0 = Profile.start();
-        if (cfg.wtFromSparse() && sw == null) throw new IllegalArgumentException(cfg.name() + ": Eq. 2 needs the forward's S(W)");
-        Tensor src = cfg.wtFromSparse() ? sw : w;
-        // magnitude 2:4 along Cout: native fused prune + compress of W^T, no pruned copy, no transpose
-        boolean fused = cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && f32(src, dy) && cpu(src, dy);
-        Tensor swt = fused || cfg.wt() instanceof Sparsifier.Dense ? src.alias() : cfg.wt().apply(src);   // [Cout, K], 2:4 along Cout
         Tensor g = cfg.dyEq2() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq2().apply(dy);
-        boolean sparseWt = fused || (f32(w, dy) && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)
-                || (cfg.wt() instanceof Sparsifier.Dense && cfg.wtFromSparse() && cfg.w() instanceof Transposable24)));
-        Compressed24 c = null;
-        try {
-            if (fused) c = Compressed24.pruneCompressTransposed(src, Blas.threads());
-            else if (sparseWt) {
-                try (Tensor t = swt.t(); Tensor tc = t.contiguous()) { c = Compressed24.compress(tc); }
-            }
-            Profile.stop(Part.SPARSIFY, t0);
+        Profile.stop(Part.SPARSIFY, t0);
+        try (g; Left l = prepareInputGrad(w, sw, g.dtype())) {
             long t1 = Profile.start();
-            Tensor dx;
-            if (sparseWt) {
-                dx = SparseGemm.spmm(c, g);
-            } else {
-                dx = Tensor.empty(dtype(w, dy), w.size(1), dy.size(1));
-                try (Tensor t = swt.t()) { Blas.gemm(1f, t, g, 0f, dx); }
-            }
+            Tensor dx = Tensor.empty(dtype(w, dy), w.size(1), dy.size(1));
+            try { l.times(g, dx); } catch (RuntimeException | Error e) { dx.close(); throw e; }
             Profile.stop(Part.EQ2, t1);
             return dx;
+        }
+    }
+
+    /** S(W^T) [K, Cout] for Eq. 2, prepared once; sw is forward's S(W) (used when the config takes W^T from it). */
+    public Left prepareInputGrad(Tensor w, Tensor sw, DType dyType) {
+        long t0 = Profile.start();
+        try {
+            if (cfg.wtFromSparse() && sw == null) throw new IllegalArgumentException(cfg.name() + ": Eq. 2 needs the forward's S(W)");
+            Tensor src = cfg.wtFromSparse() ? sw : w;
+            boolean f32 = f32(src) && dyType == DType.F32;
+            // magnitude 2:4 along Cout: native fused prune + compress of W^T, no pruned copy, no transpose
+            if (cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && f32 && cpu(src))
+                return new Left(null, Compressed24.pruneCompressTransposed(src, Blas.threads()));
+            Tensor swt = cfg.wt() instanceof Sparsifier.Dense ? src.alias() : cfg.wt().apply(src);   // [Cout, K], 2:4 along Cout
+            boolean sparseWt = f32(w) && dyType == DType.F32 && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)
+                    || (cfg.wt() instanceof Sparsifier.Dense && cfg.wtFromSparse() && cfg.w() instanceof Transposable24));
+            try (swt) {
+                if (!sparseWt) return new Left(swt.t(), null);
+                try (Tensor t = swt.t(); Tensor tc = t.contiguous()) { return new Left(null, Compressed24.compress(tc)); }
+            }
         } finally {
-            swt.close();
-            g.close();
-            if (c != null) c.close();
+            Profile.stop(Part.SPARSIFY, t0);
         }
     }
 
@@ -132,6 +174,21 @@ public final class Gemm3 {
      * (H*W; cols for a linear layer), the unit of the fixed mask and of the shift.
      */
     public Tensor weightGrad(Tensor dy, Columns x, int segment, int kRows) {
+        Tensor dw = Tensor.empty(dtype(dy, dy), dy.size(0), kRows);
+        try {
+            weightGradInto(dy, x, segment, dw, 0f);
+            return dw;
+        } catch (RuntimeException | Error e) {
+            dw.close();
+            throw e;
+        }
+    }
+
+    /**
+     * dw = Eq. 3's dW + beta * dw, dw [Cout, K] with unit stride along its rows: accumulates Eq. 3 over blocks of
+     * whole images (see {@link #eq3Local()}). beta == 0 overwrites dw.
+     */
+    public void weightGradInto(Tensor dy, Columns x, int segment, Tensor dw, float beta) {
         long t0 = Profile.start();
         SparseConfig.Shift ir = cfg.ir();
         if (cfg.xt() instanceof Sparsifier.Fixed24 && cfg.dyEq3() instanceof Sparsifier.Dense && f32(dy) && cpu(dy)
@@ -140,7 +197,8 @@ public final class Gemm3 {
             Tensor gk = ir == null ? HalfK.shiftGather(dy, segment, 0f, 1, false, Blas.threads())
                     : HalfK.shiftGather(dy, segment, ir.coeff(), ir.direction(), ir.circular(), Blas.threads());
             Profile.stop(Part.SPARSIFY, t0);
-            return halfK(gk, dy, x, segment, kRows);
+            halfK(gk, dy, x, segment, dw, beta);
+            return;
         }
         Tensor g = cfg.dyEq3() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq3().apply(dy);
         if (cfg.ir() != null) {
@@ -156,7 +214,8 @@ public final class Gemm3 {
                 long t1 = Profile.start();
                 Tensor gk = HalfK.gatherKept(g, segment);
                 Profile.stop(Part.SPARSIFY, t1);
-                return halfK(gk, dy, x, segment, kRows);
+                halfK(gk, dy, x, segment, dw, beta);
+                return;
             }
             Tensor xa = x.all();
             Tensor xs;
@@ -169,26 +228,22 @@ public final class Gemm3 {
             }
             try (xs; Tensor xst = xs.t()) {
                 long t2 = Profile.start();
-                Tensor dw = Tensor.empty(dtype(g, xs), dy.size(0), kRows);
-                Blas.gemm(1f, g, xst, 0f, dw);
+                Blas.gemm(1f, g, xst, beta, dw);
                 Profile.stop(Part.EQ3, t2);
-                return dw;
             }
         } finally {
             g.close();
         }
     }
 
-    /** dW = Gk X[:, kept]^T for the gathered gradient gk (closed here). */
-    private static Tensor halfK(Tensor gk, Tensor dy, Columns x, int segment, int kRows) {
+    /** dw = Gk X[:, kept]^T + beta * dw for the gathered gradient gk (closed here). */
+    private static void halfK(Tensor gk, Tensor dy, Columns x, int segment, Tensor dw, float beta) {
         int images = dy.size(1) / segment;
         int[] kept = HalfK.keptPositions(segment, segment);
         try (gk; Tensor xk = x.kept(kept, images); Tensor xkt = xk.t()) {
             long t2 = Profile.start();
-            Tensor dw = Tensor.empty(dy.size(0), kRows);
-            Blas.gemm(1f, gk, xkt, 0f, dw);
+            Blas.gemm(1f, gk, xkt, beta, dw);
             Profile.stop(Part.EQ3, t2);
-            return dw;
         }
     }
 }

@@ -2,6 +2,8 @@ package fst4j.autograd;
 
 import fst4j.autograd.Profile.Part;
 import fst4j.tensor.Conv;
+import fst4j.tensor.DType;
+import fst4j.tensor.Device;
 import fst4j.tensor.Tensor;
 
 /**
@@ -60,11 +62,37 @@ public final class Layers {
         }
     }
 
+    /**
+     * Whether a convolution keeps its forward im2col matrix for Eq. 3 instead of lowering x again in backward
+     * (whole-batch path only, and only when Eq. 3 reads all columns: the half-K path lowers just the kept half).
+     * Costs the matrix's memory until backward; -Dfst4j.conv.keepColumns=false trades that for a second im2col.
+     */
+    public static volatile boolean keepColumns = !"false".equals(System.getProperty("fst4j.conv.keepColumns"));
+
+    /**
+     * Whether float32 CPU convolutions run block by block: a few images at a time are lowered into a buffer that
+     * stays in cache, multiplied, and (forward) written straight into NCHW or (backward) folded back with col2im,
+     * instead of materialising the whole batch's im2col matrix and permuting [Cout, N*L] to and from NCHW.
+     * -Dfst4j.conv.blocked=false selects the whole-batch path (the two are tested equal).
+     */
+    public static volatile boolean blocked = !"false".equals(System.getProperty("fst4j.conv.blocked"));
+
+    private static final int BLOCK_COLS = 1024, MIN_BLOCK_COLS = 256;
+    private static final long BLOCK_FLOATS = 1L << 21;   // 8 MB of lowered columns per block: L3-sized
+
+    /** Images per block for a conv with kRows = Cin*k*k and l = Ho*Wo, or 0 when blocks would be too narrow. */
+    static int imagesPerBlock(int n, int kRows, int l) {
+        if (!blocked || n == 0 || l == 0 || kRows == 0) return 0;
+        int b = Math.max(1, Math.min(n, (BLOCK_COLS + l - 1) / l));
+        b = (int) Math.max(1, Math.min(b, BLOCK_FLOATS / ((long) kRows * l)));
+        return (long) b * l >= MIN_BLOCK_COLS || b == n ? b : 0;
+    }
+
     static final class Conv2d extends Function {
         private final Gemm3 node;
         private final int stride, padding;
-        private Tensor x, w, sw;
-        private int ho, wo;
+        private Tensor x, w, sw, colsKept;
+        private int ho, wo, block;
         Conv2d(Gemm3 node, int stride, int padding) { this.node = node; this.stride = stride; this.padding = padding; }
         private void keep(Tensor s) { if (s != null) { sw = save(s); s.close(); } }
 
@@ -79,9 +107,13 @@ public final class Layers {
             int n = xin.size(0), cout = win.size(0), k = win.size(2);
             ho = Conv.outSize(xin.size(2), k, stride, padding);
             wo = Conv.outSize(xin.size(3), k, stride, padding);
+            boolean f32cpu = xin.dtype() == DType.F32 && win.dtype() == DType.F32 && xin.device() == Device.CPU && win.device() == Device.CPU;
+            block = f32cpu && ho > 0 && wo > 0 ? imagesPerBlock(n, win.size(1) * k * k, ho * wo) : 0;
+            if (block > 0) return forwardBlocked(xin, win);
             long t0 = Profile.start();
             Tensor cols = Conv.im2col(xin, k, stride, padding);
             Profile.stop(Part.IM2COL, t0);
+            if (keepColumns && needsGrad(1) && node.needsAllColumns()) colsKept = save(cols);
             Gemm3.Forward f;
             try (cols; Tensor wm = win.reshape(cout, -1)) { f = node.forward(wm, cols); }
             keep(f.sw());
@@ -93,43 +125,150 @@ public final class Layers {
             }
         }
 
-        protected Tensor[] backward(Tensor g) {
-            int n = x.size(0), cout = w.size(0), k = w.size(2), kRows = w.size(1) * k * k, p = ho * wo;
-            long t0 = Profile.start();
-            Tensor dyc;
-            try (Tensor g3 = g.reshape(n, cout, p); Tensor gp = g3.permute(1, 0, 2); Tensor gc = gp.contiguous()) {
-                dyc = gc.reshape(cout, n * p);
-            }
-            Profile.stop(Part.ELEMENTWISE, t0);
-            try (dyc; Tensor wm = w.reshape(cout, kRows)) {
-                Tensor dx = null, dw = null;
-                if (needsGrad(0)) {
-                    try (Tensor dcols = node.inputGrad(wm, sw, dyc)) {
-                        long t1 = Profile.start();
-                        dx = Conv.col2im(dcols, x.shape(), k, stride, padding);
-                        Profile.stop(Part.IM2COL, t1);
+        /** Eq. 1 block by block: S(W) prepared once, each block's columns lowered into one reused buffer. */
+        private Tensor forwardBlocked(Tensor xin, Tensor win) {
+            int n = xin.size(0), cout = win.size(0), k = win.size(2), kRows = win.size(1) * k * k, l = ho * wo, b = block;
+            Tensor out = Tensor.empty(n, cout, ho, wo);
+            Gemm3.Prepared pr = null;
+            try (Tensor wm = win.reshape(cout, kRows)) {
+                pr = node.prepareForward(wm, DType.F32);
+                try (Gemm3.Left left = pr.left(); Tensor xc = xin.contiguous(); Tensor cols = Tensor.empty(kRows, b * l);
+                     Tensor ybuf = b > 1 ? Tensor.empty(cout, b * l) : null; Tensor out3 = out.reshape(n, cout, l)) {
+                    for (int n0 = 0; n0 < n; n0 += b) {
+                        int nb = Math.min(b, n - n0);
+                        try (Tensor xs = xc.slice(0, n0, n0 + nb); Tensor c = cols.slice(1, 0, nb * l)) {
+                            long t0 = Profile.start();
+                            Conv.im2colInto(xs, k, k, stride, stride, padding, padding, c);
+                            Profile.stop(Part.IM2COL, t0);
+                            if (b == 1) {
+                                try (Tensor yi = out3.slice(0, n0, n0 + 1); Tensor ym = yi.reshape(cout, l)) {
+                                    long t1 = Profile.start();
+                                    left.times(c, ym);
+                                    Profile.stop(Part.EQ1, t1);
+                                }
+                            } else {
+                                try (Tensor y = ybuf.slice(1, 0, nb * l)) {
+                                    long t1 = Profile.start();
+                                    left.times(c, y);
+                                    Profile.stop(Part.EQ1, t1);
+                                }
+                                long t2 = Profile.start();
+                                Conv.scatterImages(ybuf, out3, n0, nb);
+                                Profile.stop(Part.ELEMENTWISE, t2);
+                            }
+                        }
                     }
                 }
-                if (needsGrad(1)) {
-                    Gemm3.Columns cols = new Gemm3.Columns() {
-                        public Tensor all() {
-                            long t = Profile.start();
-                            try { return Conv.im2col(x, k, stride, padding); } finally { Profile.stop(Part.IM2COL, t); }
+                keep(pr.sw());
+                return out;
+            } catch (RuntimeException | Error e) {
+                out.close();
+                if (pr != null && pr.sw() != null) pr.sw().close();
+                throw e;
+            }
+        }
+
+        /** Eq. 3's X for the images of xs (the whole batch or a block): all columns, or only the fixed mask's kept ones. */
+        private Gemm3.Columns columns(Tensor xs, Tensor allBuffer) {
+            int k = w.size(2);
+            return new Gemm3.Columns() {
+                public Tensor all() {
+                    if (allBuffer == null && colsKept != null) return colsKept.alias();
+                    long t = Profile.start();
+                    try {
+                        if (allBuffer == null) return Conv.im2col(xs, k, stride, padding);
+                        try (Tensor c = allBuffer.slice(1, 0, xs.size(0) * ho * wo)) {
+                            Conv.im2colInto(xs, k, k, stride, stride, padding, padding, c);
+                            return c.alias();
                         }
-                        public Tensor kept(int[] pos, int images) {
-                            long t = Profile.start();
-                            // Even positions of each image's Ho*Wo with Wo even are every other column of every
-                            // row: exactly im2col with the horizontal stride doubled (a streaming copy, not a gather).
-                            boolean rowAligned = wo % 2 == 0 && pos.length * 2 == ho * wo && pos.length > 0 && pos[pos.length - 1] == ho * wo - 2;
-                            Tensor out = rowAligned ? Conv.im2col(x, k, k, stride, 2 * stride, padding, padding)
-                                    : Conv.im2colAt(x, pos, k, k, stride, stride, padding, padding);
-                            Profile.stop(Part.IM2COL, t);
-                            return out;
-                        }
-                    };
-                    try (Tensor dwm = node.weightGrad(dyc, cols, p, kRows)) { dw = dwm.reshape(w.shape()); }
+                    } finally { Profile.stop(Part.IM2COL, t); }
                 }
-                return grads(dx, dw);
+                public Tensor kept(int[] pos, int images) {
+                    long t = Profile.start();
+                    // Even positions of each image's Ho*Wo with Wo even are every other column of every
+                    // row: exactly im2col with the horizontal stride doubled (a streaming copy, not a gather).
+                    boolean rowAligned = wo % 2 == 0 && pos.length * 2 == ho * wo && pos.length > 0 && pos[pos.length - 1] == ho * wo - 2;
+                    Tensor out = rowAligned ? Conv.im2col(xs, k, k, stride, 2 * stride, padding, padding)
+                            : Conv.im2colAt(xs, pos, k, k, stride, stride, padding, padding);
+                    Profile.stop(Part.IM2COL, t);
+                    return out;
+                }
+            };
+        }
+
+        protected Tensor[] backward(Tensor g) {
+            int n = x.size(0), cout = w.size(0), k = w.size(2), kRows = w.size(1) * k * k, p = ho * wo;
+            Tensor dx = null, dw = null;
+            boolean eq2Blocked = block > 0 && needsGrad(0) && node.eq2Local();
+            boolean eq3Blocked = block > 0 && needsGrad(1) && node.eq3Local();
+            try {
+                if (eq2Blocked || eq3Blocked) {
+                    if (eq2Blocked) dx = Tensor.empty(x.shape());
+                    if (eq3Blocked) dw = Tensor.empty(cout, kRows);
+                    backwardBlocked(g, dx, dw);
+                }
+                if ((needsGrad(0) && !eq2Blocked) || (needsGrad(1) && !eq3Blocked)) {
+                    long t0 = Profile.start();
+                    Tensor dyc;
+                    try (Tensor g3 = g.reshape(n, cout, p); Tensor gp = g3.permute(1, 0, 2); Tensor gc = gp.contiguous()) {
+                        dyc = gc.reshape(cout, n * p);
+                    }
+                    Profile.stop(Part.ELEMENTWISE, t0);
+                    try (dyc; Tensor wm = w.reshape(cout, kRows)) {
+                        if (needsGrad(0) && !eq2Blocked) {
+                            try (Tensor dcols = node.inputGrad(wm, sw, dyc)) {
+                                long t1 = Profile.start();
+                                dx = Conv.col2im(dcols, x.shape(), k, stride, padding);
+                                Profile.stop(Part.IM2COL, t1);
+                            }
+                        }
+                        if (needsGrad(1) && !eq3Blocked) dw = node.weightGrad(dyc, columns(x, null), p, kRows);
+                    }
+                }
+                Tensor dw4 = null;
+                if (dw != null) try (Tensor dwm = dw) { dw4 = dwm.reshape(w.shape()); }
+                return grads(dx, dw4);
+            } catch (RuntimeException | Error e) {
+                if (dx != null) dx.close();
+                if (dw != null) dw.close();
+                throw e;
+            }
+        }
+
+        /** Eq. 2 (into dx, when non-null) and Eq. 3 (into dw, when non-null) block by block, reading dY in NCHW. */
+        private void backwardBlocked(Tensor g, Tensor dx, Tensor dw) {
+            int n = x.size(0), cout = w.size(0), k = w.size(2), kRows = w.size(1) * k * k, l = ho * wo, b = block;
+            Gemm3.Left wt = null;
+            try (Tensor wm = w.reshape(cout, kRows); Tensor gc = g.contiguous(); Tensor dy3 = gc.reshape(n, cout, l);
+                 Tensor xc = x.contiguous(); Tensor cols = Tensor.empty(kRows, b * l); Tensor dybuf = b > 1 ? Tensor.empty(cout, b * l) : null) {
+                if (dx != null) wt = node.prepareInputGrad(wm, sw, DType.F32);
+                for (int n0 = 0; n0 < n; n0 += b) {
+                    int nb = Math.min(b, n - n0);
+                    Tensor dyB;
+                    if (b == 1) {
+                        try (Tensor s = dy3.slice(0, n0, n0 + 1)) { dyB = s.reshape(cout, l); }
+                    } else {
+                        long t = Profile.start();
+                        Conv.gatherImages(dy3, dybuf, n0, nb);
+                        Profile.stop(Part.ELEMENTWISE, t);
+                        dyB = dybuf.slice(1, 0, nb * l);
+                    }
+                    try (dyB; Tensor xs = xc.slice(0, n0, n0 + nb)) {
+                        if (dx != null) {
+                            try (Tensor c = cols.slice(1, 0, nb * l); Tensor dxs = dx.slice(0, n0, n0 + nb)) {
+                                long t1 = Profile.start();
+                                wt.times(dyB, c);
+                                Profile.stop(Part.EQ2, t1);
+                                long t2 = Profile.start();
+                                Conv.col2imInto(c, dxs, k, k, stride, stride, padding, padding);
+                                Profile.stop(Part.IM2COL, t2);
+                            }
+                        }
+                        if (dw != null) node.weightGradInto(dyB, columns(xs, cols), l, dw, n0 == 0 ? 0f : 1f);
+                    }
+                }
+            } finally {
+                if (wt != null) wt.close();
             }
         }
     }

@@ -272,6 +272,71 @@ public final class Native {
         check(rc, "fst_srste_decay");
     }
 
+    // ---- max pooling and whole-activation elementwise ops (pool.c); bound on first use ----
+
+    private static final class PoolHandles {
+        static final MethodHandle MAXPOOL, MAXPOOL_BWD, RELU, RELU_BWD, ADD;
+        static {
+            SymbolLookup lib = LIB;
+            // the argmax indices are a Java int[]: critical downcalls with heap access pass it without a copy
+            MAXPOOL = LINKER.downcallHandle(lib.find("fst_maxpool2d").orElseThrow(), FunctionDescriptor.of(JAVA_INT, ADDRESS,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    ADDRESS, ADDRESS, JAVA_INT), Linker.Option.critical(true));
+            MAXPOOL_BWD = LINKER.downcallHandle(lib.find("fst_maxpool2d_backward").orElseThrow(), FunctionDescriptor.of(JAVA_INT, ADDRESS,
+                    ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT), Linker.Option.critical(true));
+            RELU = bind(lib, "fst_relu", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
+            RELU_BWD = bind(lib, "fst_relu_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
+            ADD = bind(lib, "fst_add", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
+        }
+    }
+
+    /** Max pool of contiguous float32 planes [planes, h, w] into y [planes, ho, wo]; idx (length planes*ho*wo) gets the argmaxes. */
+    public static void maxPool2d(MemorySegment x, long planes, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                 long ho, long wo, MemorySegment y, int[] idx, int threads) {
+        ensureLoaded();
+        if (idx.length != planes * ho * wo) throw new IllegalArgumentException("maxPool2d: " + idx.length + " indices for " + planes * ho * wo + " outputs");
+        int rc;
+        try { rc = (int) PoolHandles.MAXPOOL.invokeExact(x, planes, h, w, kh, kw, sh, sw, ph, pw, ho, wo, y, MemorySegment.ofArray(idx), threads); }
+        catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_maxpool2d");
+    }
+
+    /** dx [planes, h, w] = max-pool backward of dy [planes, ho, wo] at idx; false when an index lies outside its plane. */
+    public static boolean maxPool2dBackward(MemorySegment dy, int[] idx, long planes, long h, long w, long ho, long wo, MemorySegment dx, int threads) {
+        ensureLoaded();
+        if (idx.length != planes * ho * wo) throw new IllegalArgumentException("maxPool2dBackward: " + idx.length + " indices for " + planes * ho * wo + " outputs");
+        int rc;
+        try { rc = (int) PoolHandles.MAXPOOL_BWD.invokeExact(dy, MemorySegment.ofArray(idx), planes, h, w, ho, wo, dx, threads); }
+        catch (Throwable t) { throw rethrow(t); }
+        if (rc == -1) return false;
+        check(rc, "fst_maxpool2d_backward");
+        return true;
+    }
+
+    /** y = max(x, 0) over n contiguous floats (NaN -> 0). */
+    public static void relu(MemorySegment x, MemorySegment y, long n, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) PoolHandles.RELU.invokeExact(x, y, n, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_relu");
+    }
+
+    /** dx = a > 0 ? dy : 0 over n contiguous floats. */
+    public static void reluBackward(MemorySegment dy, MemorySegment a, MemorySegment dx, long n, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) PoolHandles.RELU_BWD.invokeExact(dy, a, dx, n, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_relu_backward");
+    }
+
+    /** y = a + b over n contiguous floats. */
+    public static void add(MemorySegment a, MemorySegment b, MemorySegment y, long n, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) PoolHandles.ADD.invokeExact(a, b, y, n, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_add");
+    }
+
     // ---- convolution lowering (conv.c); bound on first use, after the library loaded ----
 
     private static final class ConvHandles {

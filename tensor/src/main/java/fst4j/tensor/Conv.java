@@ -76,6 +76,53 @@ public final class Conv {
     }
 
     /**
+     * im2col of a whole batch x (any number of images, e.g. a one-image slice) into out, a [K, N*L] matrix with
+     * unit column stride (reused across calls by per-image convolutions: it stays in cache). Returns out.
+     */
+    public static Tensor im2colInto(Tensor x, int kh, int kw, int sh, int sw, int ph, int pw, Tensor out) {
+        x.check(); out.check();
+        Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
+        checkMatrix("im2col", out, g.k(), g.n * g.l(), x.dtype);
+        if (out.numel() == 0) return out;
+        try (Tensor xc = x.contiguous()) {
+            if (useNative(x.dtype) && out.dtype == x.dtype) {
+                checkRows(out, g.k(), g.n * g.l());
+                Native.im2col(xc.data(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
+                        out.storage.segment().asSlice(out.byteOffset()), out.strides[0], Blas.threads());
+            } else {
+                for (int n = 0; n < g.n; n++) im2colRaw(xc, n, g, out, (long) n * g.l());
+            }
+        }
+        return out;
+    }
+
+    /** col2im of cols [K, N*L] (unit column stride) into dx (contiguous [N, C, H, W], overwritten). Returns dx. */
+    public static Tensor col2imInto(Tensor cols, Tensor dx, int kh, int kw, int sh, int sw, int ph, int pw) {
+        cols.check(); dx.check();
+        Geom g = Geom.of("col2im", dx.shape, kh, kw, sh, sw, ph, pw);
+        checkMatrix("col2im", cols, g.k(), g.n * g.l(), dx.dtype);
+        if (!dx.isContiguous()) throw new IllegalArgumentException("col2imInto: dx must be contiguous");
+        if (dx.numel() == 0) return dx;
+        if (useNative(cols.dtype) && dx.dtype == cols.dtype) {
+            checkRows(cols, g.k(), g.n * g.l());
+            Native.col2im(cols.storage.segment().asSlice(cols.byteOffset()), cols.strides[0], g.n, g.c, g.h, g.w, g.kh, g.kw,
+                    g.sh, g.sw, g.ph, g.pw, g.ho, g.wo, dx.data(), Blas.threads());
+            return dx;
+        }
+        dx.fill(0);
+        for (int n = 0; n < g.n; n++) col2imRaw(cols, (long) n * g.l(), dx, n, g);
+        return dx;
+    }
+
+    /** Before a raw pointer goes to C: rows of length cols at stride strides[0] >= cols lie inside the storage. */
+    private static void checkRows(Tensor m, long rows, long cols) {
+        long ld = m.strides[0];
+        if (rows > 1 && ld < cols) throw new IllegalArgumentException("matrix rows overlap: row stride " + ld + " < " + cols + " columns");
+        if ((m.offset + (rows - 1) * ld + cols) * m.dtype.bytes > m.storage.bytes)
+            throw new IndexOutOfBoundsException("matrix " + rows + "x" + cols + " (row stride " + ld + ") exceeds its storage of " + m.storage.bytes + " bytes");
+    }
+
+    /**
      * Float32 im2col/col2im run in the C shim (multi-threaded); -Dfst4j.conv.java=true keeps them in Java
      * (the reference the tests compare with).
      */
@@ -494,6 +541,24 @@ public final class Conv {
     /** The [rows, cols] matrix of image n of a contiguous [N, rows, cols] tensor, as a view. */
     private static Tensor image(Tensor t3, int n) {
         try (Tensor s = t3.slice(0, n, n + 1)) { return s.reshape(t3.shape[1], t3.shape[2]); }
+    }
+
+    /** out3[n0+i, co, :] = buf[co, i*L : (i+1)*L] for i < nb (out3 contiguous [N, Cout, L]). */
+    public static void scatterImages(Tensor buf, Tensor out3, int n0, int nb) {
+        buf.check(); out3.check();
+        if (out3.dim() != 3 || !out3.isContiguous() || buf.dim() != 2 || buf.strides[1] != 1 || buf.dtype != out3.dtype
+                || buf.shape[0] != out3.shape[1] || buf.shape[1] < (long) nb * out3.shape[2] || n0 < 0 || n0 + nb > out3.shape[0])
+            throw new IllegalArgumentException("scatterImages: block " + Shape.str(buf.shape) + " of " + nb + " images at " + n0 + " into " + Shape.str(out3.shape));
+        scatter(buf, out3, n0, nb, out3.shape[1], out3.shape[2]);
+    }
+
+    /** buf[co, i*L : (i+1)*L] = dy3[n0+i, co, :] for i < nb (dy3 contiguous [N, Cout, L]). */
+    public static void gatherImages(Tensor dy3, Tensor buf, int n0, int nb) {
+        buf.check(); dy3.check();
+        if (dy3.dim() != 3 || !dy3.isContiguous() || buf.dim() != 2 || buf.strides[1] != 1 || buf.dtype != dy3.dtype
+                || buf.shape[0] != dy3.shape[1] || buf.shape[1] < (long) nb * dy3.shape[2] || n0 < 0 || n0 + nb > dy3.shape[0])
+            throw new IllegalArgumentException("gatherImages: " + nb + " images at " + n0 + " of " + Shape.str(dy3.shape) + " into block " + Shape.str(buf.shape));
+        gather(dy3, buf, n0, nb, dy3.shape[1], dy3.shape[2]);
     }
 
     /** out3[n0+i, co, :] = buf[co, i*L : (i+1)*L]. */

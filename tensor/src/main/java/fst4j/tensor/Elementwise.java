@@ -1,5 +1,7 @@
 package fst4j.tensor;
 
+import fst4j.shim.Native;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.function.DoubleBinaryOperator;
@@ -13,6 +15,18 @@ import java.util.function.DoubleUnaryOperator;
 public final class Elementwise {
     private Elementwise() {}
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+
+    /**
+     * Large contiguous float32 operands of one shape on the CPU take the C loops of pool.c (equal bit for bit to the
+     * Java loops, which remain for everything else and as the reference in tests).
+     */
+    static boolean nativeOps = !Boolean.getBoolean("fst4j.eltwise.java");
+
+    private static boolean nativeF32(Tensor a, Tensor b) {
+        a.check(); b.check();
+        return nativeOps && a.dtype == DType.F32 && b.dtype == DType.F32 && a.device() == Device.CPU && b.device() == Device.CPU
+                && a.numel() >= 1024 && java.util.Arrays.equals(a.shape, b.shape) && a.isContiguous() && b.isContiguous() && Native.isLoaded();
+    }
 
     static DType promote(Tensor a, Tensor b) { return a.dtype == DType.F64 || b.dtype == DType.F64 ? DType.F64 : DType.F32; }
 
@@ -106,7 +120,14 @@ public final class Elementwise {
     }
 
     // ---- the named ops ----
-    public static Tensor add(Tensor a, Tensor b) { return zip(a, b, Double::sum); }
+    public static Tensor add(Tensor a, Tensor b) {
+        if (nativeF32(a, b)) {
+            Tensor out = Tensor.empty(DType.F32, a.shape);
+            Native.add(a.data(), b.data(), out.data(), a.numel(), Blas.threads());
+            return out;
+        }
+        return zip(a, b, Double::sum);
+    }
     public static Tensor sub(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x - y); }
     public static Tensor mul(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x * y); }
     public static Tensor div(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x / y); }
@@ -125,7 +146,24 @@ public final class Elementwise {
     public static Tensor log(Tensor a) { return map(a, Math::log); }
     public static Tensor sqrt(Tensor a) { return map(a, Math::sqrt); }
     public static Tensor pow(Tensor a, double p) { return map(a, x -> Math.pow(x, p)); }
-    public static Tensor relu(Tensor a) { return map(a, x -> x > 0 ? x : 0); }
+    public static Tensor relu(Tensor a) {
+        if (nativeF32(a, a)) {
+            Tensor out = Tensor.empty(DType.F32, a.shape);
+            Native.relu(a.data(), out.data(), a.numel(), Blas.threads());
+            return out;
+        }
+        return map(a, x -> x > 0 ? x : 0);
+    }
+
+    /** ReLU's backward: g where a > 0, else 0 (a is ReLU's input). */
+    public static Tensor reluBackward(Tensor g, Tensor a) {
+        if (nativeF32(g, a)) {
+            Tensor out = Tensor.empty(DType.F32, g.shape);
+            Native.reluBackward(g.data(), a.data(), out.data(), g.numel(), Blas.threads());
+            return out;
+        }
+        return zip(g, a, (gv, av) -> av > 0 ? gv : 0);
+    }
     public static Tensor sigmoid(Tensor a) { return map(a, x -> x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))); }
     public static Tensor tanh(Tensor a) { return map(a, Math::tanh); }
     public static Tensor addScalar(Tensor a, double s) { return map(a, x -> x + s); }

@@ -1,5 +1,7 @@
 package fst4j.tensor;
 
+import fst4j.shim.Native;
+
 /**
  * 2-D pooling (NCHW): max pool with argmax indices, average pool, adaptive average pool; each with an
  * explicit backward. Values are read and written in the input's dtype (float32 or float64), sums are
@@ -15,6 +17,11 @@ public final class Pool {
     public record MaxPool2d(Tensor output, int[] indices) implements AutoCloseable {
         @Override public void close() { output.close(); }
     }
+
+    /** Float32 max pooling runs in C (pool.c; equal to the loops here, which stay as the reference and the float64 path). */
+    static boolean nativePool = !Boolean.getBoolean("fst4j.pool.java");
+
+    private static boolean useNative(Tensor t) { return nativePool && t.dtype == DType.F32 && Native.isLoaded(); }
 
     private static int[] geom(String op, Tensor x, int kh, int kw, int sh, int sw, int ph, int pw) {
         x.check();
@@ -35,6 +42,10 @@ public final class Pool {
         Tensor out = Tensor.empty(x.dtype, n, c, ho, wo);
         int[] idx = new int[Math.toIntExact(out.numel())];
         try (Tensor xc = x.contiguous()) {
+            if (useNative(x) && out.numel() > 0) {
+                Native.maxPool2d(xc.data(), (long) n * c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, out.data(), idx, Blas.threads());
+                return new MaxPool2d(out, idx);
+            }
             long o = 0;
             for (int p = 0; p < n * c; p++) {
                 long base = xc.offset + (long) p * h * w;
@@ -71,6 +82,14 @@ public final class Pool {
             throw new IllegalArgumentException("shape mismatch: maxPool2dBackward has " + indices.length + " indices for dy " + Shape.str(dy.shape));
         long plane = (long) inputShape[2] * inputShape[3];
         long outPlane = (long) dy.shape[2] * dy.shape[3];
+        if (useNative(dy) && indices.length > 0) {
+            Tensor dx = Tensor.empty(dy.dtype, inputShape);
+            try (Tensor dyc = dy.contiguous()) {
+                if (Native.maxPool2dBackward(dyc.data(), indices, (long) inputShape[0] * inputShape[1], inputShape[2], inputShape[3],
+                        dy.shape[2], dy.shape[3], dx.data(), Blas.threads())) return dx;
+            }
+            dx.close();   // an index is out of range: the Java loop below names it
+        }
         Tensor dx = Tensor.zeros(dy.dtype, inputShape);
         try (Tensor dyc = dy.contiguous()) {
             for (int o = 0; o < indices.length; o++) {

@@ -1,0 +1,75 @@
+package fst4j.autograd;
+
+import fst4j.tensor.Rng;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The blocked float32 convolution (a few images lowered at a time, NCHW in and out) equals the whole-batch path
+ * (im2col of the batch, [Cout, N*L] permuted): output, dX and dW, for every ready-made configuration, at
+ * geometries that give one block, several blocks with a short last one, and one image per block.
+ */
+class ConvBlockedTest {
+
+    static Stream<Arguments> cases() {
+        int[][] geoms = {
+                // n, cin, cout, h, w, k, stride, pad
+                {3, 3, 8, 8, 8, 3, 1, 1},      // one block holding the whole batch (b == n)
+                {5, 4, 8, 20, 20, 3, 1, 1},    // L = 400: blocks of 3 and 2
+                {6, 5, 12, 33, 33, 3, 2, 1},   // stride 2, L = 289, odd Wo: blocks of 4 and 2
+                {2, 3, 4, 32, 32, 3, 1, 1},    // L = 1024: one image per block, written straight into NCHW
+                {4, 6, 8, 18, 18, 1, 1, 0},    // 1x1 conv, L = 324
+        };
+        List<Arguments> out = new ArrayList<>();
+        for (SparseConfig.Method m : SparseConfig.Method.values())
+            for (int[] g : geoms) out.add(Arguments.of(m, g));
+        return out.stream();
+    }
+
+    private record Result(float[] y, float[] dx, float[] dw) {}
+
+    private static Result run(SparseConfig.Method m, int[] g, boolean blocked) {
+        boolean before = Layers.blocked;
+        Layers.blocked = blocked;
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(31L * g[0] + g[3] + m.ordinal());
+            Var x = Var.param(r.normal(0, 1, g[0], g[1], g[3], g[4]));
+            Var w = Var.param(r.normal(0, 0.5, g[2], g[1], g[5], g[5]));
+            Gemm3 node = new Gemm3(m.config(7));
+            Var y = Layers.conv2d(node, x, w, null, g[6], g[7]);
+            Tensor up = r.normal(0, 1, y.shape());
+            y.backward(up);
+            return new Result(y.value().toFloatArray(), x.grad().toFloatArray(), w.grad().toFloatArray());
+        } finally {
+            Layers.blocked = before;
+        }
+    }
+
+    private static void close(float[] want, float[] got, String what) {
+        assertEquals(want.length, got.length, what);
+        double scale = 0;
+        for (float v : want) scale = Math.max(scale, Math.abs(v));
+        for (int i = 0; i < want.length; i++)
+            assertEquals(want[i], got[i], 1e-5 * Math.max(1, scale), what + " at " + i);
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("cases")
+    void blockedEqualsWholeBatch(SparseConfig.Method m, int[] g) {
+        Result whole = run(m, g, false), blocked = run(m, g, true);
+        close(whole.y, blocked.y, m + " y");
+        close(whole.dx, blocked.dx, m + " dx");
+        close(whole.dw, blocked.dw, m + " dw");
+        int ho = (g[3] + 2 * g[7] - g[5]) / g[6] + 1, wo = (g[4] + 2 * g[7] - g[5]) / g[6] + 1;
+        assertTrue(Layers.imagesPerBlock(g[0], g[1] * g[5] * g[5], ho * wo) > 0, "the geometry must take the blocked path");
+    }
+}

@@ -1,0 +1,177 @@
+/* Max pooling (NCHW float32, fst4j.tensor.Pool's float32 path) and the elementwise ops of a training step
+ * that run over whole activations (ReLU forward/backward, same-shape add). Semantics equal the Java
+ * references bit for bit: comparisons in float order the same as in double, and float a + b equals
+ * (float)((double)a + (double)b). One pool task per range of planes (pooling) or of elements. */
+#include "fst4j.h"
+#include "parallel.h"
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+    const float *x, *dy, *a, *b;
+    float *y, *dx;
+    int32_t *idx;
+    int64_t h, w, ho, wo, kh, kw, sh, sw, ph, pw;
+    int bad;
+} pool_job;
+
+/* Fields are copied to locals (restrict pointers) so stores to y/idx cannot alias them: otherwise every load
+ * of the job's fields repeats after each store and the loops run scalar at a few ns per element. */
+static void maxpool_task(void *p, int64_t p0, int64_t p1) {
+    const pool_job *j = p;
+    const int64_t H = j->h, W = j->w, HO = j->ho, WO = j->wo, KH = j->kh, KW = j->kw, SH = j->sh, SW = j->sw, PH = j->ph, PW = j->pw;
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *restrict x = j->x + pl * H * W;
+        float *restrict y = j->y + pl * HO * WO;
+        int32_t *restrict ix = j->idx + pl * HO * WO;
+        if (KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0) {
+            /* the common 2x2 / stride 2 window: four loads, the same selects, in window order */
+            for (int64_t oh = 0; oh < HO; oh++) {
+                const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+                for (int64_t ow = 0; ow < WO; ow++) {
+                    float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+                    int32_t base = (int32_t)(2 * oh * W + 2 * ow);
+                    float best = a; int32_t arg = base;
+                    if (!(a > -INFINITY)) { best = -INFINITY; }                 /* a = -inf or NaN: handled below */
+                    int up = b > best; best = up ? b : best; arg = up ? base + 1 : arg;
+                    up = c > best; best = up ? c : best; arg = up ? base + (int32_t)W : arg;
+                    up = d > best; best = up ? d : best; arg = up ? base + (int32_t)W + 1 : arg;
+                    if (a != a || b != b || c != c || d != d) {               /* first NaN in window order wins */
+                        if (a != a) { best = a; arg = base; }
+                        else if (b != b) { best = b; arg = base + 1; }
+                        else if (c != c) { best = c; arg = base + (int32_t)W; }
+                        else { best = d; arg = base + (int32_t)W + 1; }
+                    }
+                    y[oh * WO + ow] = best;
+                    ix[oh * WO + ow] = arg;
+                }
+            }
+            continue;
+        }
+        for (int64_t oh = 0; oh < HO; oh++) {
+            int64_t h0 = oh * SH - PH, h1 = h0 + KH;
+            if (h0 < 0) h0 = 0;
+            if (h1 > H) h1 = H;
+            for (int64_t ow = 0; ow < WO; ow++) {
+                int64_t w0 = ow * SW - PW, w1 = w0 + KW;
+                if (w0 < 0) w0 = 0;
+                if (w1 > W) w1 = W;
+                /* First strict maximum in row-major window order (ties keep the earliest); comparisons are
+                 * branch-free selects. A NaN is never > best, so a second pass (rare) finds the first NaN,
+                 * which wins as in the Java reference. */
+                float best = -INFINITY;
+                int32_t arg = (int32_t)(h0 * W + w0);
+                int nan = 0;
+                for (int64_t ih = h0; ih < h1; ih++)
+                    for (int64_t iw = w0; iw < w1; iw++) {
+                        float v = x[ih * W + iw];
+                        int up = v > best;
+                        best = up ? v : best;
+                        arg = up ? (int32_t)(ih * W + iw) : arg;
+                        nan |= v != v;
+                    }
+                if (nan) {
+                    for (int64_t ih = h0; ih < h1 && nan; ih++)
+                        for (int64_t iw = w0; iw < w1; iw++)
+                            if (isnan(x[ih * W + iw])) { best = x[ih * W + iw]; arg = (int32_t)(ih * W + iw); nan = 0; break; }
+                }
+                y[oh * WO + ow] = best;
+                ix[oh * WO + ow] = arg;
+            }
+        }
+    }
+}
+
+static int64_t chunks(int64_t work, int nthreads) { return work < 32768 || nthreads <= 1 ? 1 : 4 * (int64_t)nthreads; }
+
+int fst_maxpool2d(const float *x, int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                  int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *y, int32_t *idx, int nthreads) {
+    if (!x || !y || !idx) return FST_ENULL;
+    if (planes < 0 || h <= 0 || w <= 0 || kh <= 0 || kw <= 0 || sh <= 0 || sw <= 0 || ph < 0 || pw < 0
+        || 2 * ph > kh || 2 * pw > kw || nthreads < 1 || h * w > INT32_MAX) return FST_EINVAL;
+    if ((h + 2 * ph - kh) / sh + 1 != ho || (w + 2 * pw - kw) / sw + 1 != wo || ho <= 0 || wo <= 0) return FST_EINVAL;
+    pool_job j = { .x = x, .y = y, .idx = idx, .h = h, .w = w, .ho = ho, .wo = wo, .kh = kh, .kw = kw,
+                   .sh = sh, .sw = sw, .ph = ph, .pw = pw };
+    fst_parallel(planes, chunks(planes * h * w, nthreads), nthreads, maxpool_task, &j);
+    return FST_OK;
+}
+
+static void maxpool_bwd_task(void *p, int64_t p0, int64_t p1) {
+    pool_job *j = p;
+    const int64_t plane = j->h * j->w, out = j->ho * j->wo;
+    int bad = 0;
+    for (int64_t pl = p0; pl < p1; pl++) {
+        float *restrict dx = j->dx + pl * plane;
+        const float *restrict dy = j->dy + pl * out;
+        const int32_t *restrict ix = j->idx + pl * out;
+        memset(dx, 0, (size_t)plane * 4);
+        for (int64_t o = 0; o < out; o++) {
+            int32_t t = ix[o];
+            if (t < 0 || t >= plane) { bad = 1; continue; }   /* reported as FST_EINVAL; dx stays defined */
+            dx[t] += dy[o];
+        }
+    }
+    if (bad) j->bad = 1;
+}
+
+int fst_maxpool2d_backward(const float *dy, const int32_t *idx, int64_t planes, int64_t h, int64_t w, int64_t ho, int64_t wo,
+                           float *dx, int nthreads) {
+    if (!dy || !idx || !dx) return FST_ENULL;
+    if (planes < 0 || h <= 0 || w <= 0 || ho <= 0 || wo <= 0 || nthreads < 1) return FST_EINVAL;
+    pool_job j = { .dy = dy, .idx = (int32_t *)idx, .dx = dx, .h = h, .w = w, .ho = ho, .wo = wo };
+    fst_parallel(planes, chunks(planes * h * w, nthreads), nthreads, maxpool_bwd_task, &j);
+    return j.bad ? FST_EINVAL : FST_OK;
+}
+
+/* Element loops take their pointers as locals: y may equal x (in place), so no restrict, but the job's fields
+ * are no longer reloaded after every store, and gcc vectorises (with a runtime overlap check). */
+static void relu_task(void *p, int64_t i0, int64_t i1) {
+    const pool_job *j = p;
+    const float *x = j->x;
+    float *y = j->y;
+    for (int64_t i = i0; i < i1; i++) { float v = x[i]; y[i] = v > 0.0f ? v : 0.0f; }
+}
+
+static void relu_bwd_task(void *p, int64_t i0, int64_t i1) {
+    const pool_job *j = p;
+    const float *a = j->a, *dy = j->dy;
+    float *dx = j->dx;
+    for (int64_t i = i0; i < i1; i++) {
+        float d = dy[i];   /* loaded unconditionally: a conditional load would keep gcc from vectorising (and mispredict) */
+        dx[i] = a[i] > 0.0f ? d : 0.0f;
+    }
+}
+
+static void add_task(void *p, int64_t i0, int64_t i1) {
+    const pool_job *j = p;
+    const float *a = j->a, *b = j->b;
+    float *y = j->y;
+    for (int64_t i = i0; i < i1; i++) y[i] = a[i] + b[i];
+}
+
+/* y = max(x, 0) (NaN -> 0, as the Java reference); y may equal x. */
+int fst_relu(const float *x, float *y, int64_t n, int nthreads) {
+    if (!x || !y) return FST_ENULL;
+    if (n < 0 || nthreads < 1) return FST_EINVAL;
+    pool_job j = { .x = x, .y = y };
+    fst_parallel(n, chunks(n, nthreads), nthreads, relu_task, &j);
+    return FST_OK;
+}
+
+/* dx = a > 0 ? dy : 0; dx may equal dy. */
+int fst_relu_backward(const float *dy, const float *a, float *dx, int64_t n, int nthreads) {
+    if (!dy || !a || !dx) return FST_ENULL;
+    if (n < 0 || nthreads < 1) return FST_EINVAL;
+    pool_job j = { .dy = dy, .a = a, .dx = dx };
+    fst_parallel(n, chunks(n, nthreads), nthreads, relu_bwd_task, &j);
+    return FST_OK;
+}
+
+/* y = a + b elementwise over n contiguous floats; y may equal a or b. */
+int fst_add(const float *a, const float *b, float *y, int64_t n, int nthreads) {
+    if (!a || !b || !y) return FST_ENULL;
+    if (n < 0 || nthreads < 1) return FST_EINVAL;
+    pool_job j = { .a = a, .b = b, .y = y };
+    fst_parallel(n, chunks(n, nthreads), nthreads, add_task, &j);
+    return FST_OK;
+}

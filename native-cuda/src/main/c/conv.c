@@ -43,6 +43,29 @@ static void im2col_task(void *p, int64_t t0, int64_t t1) {
         valid_range(g, jj, &lo, &hi);
         const float *plane = j->x + (img * g->c + ch) * g->h * g->w;
         float *o = j->out + r * j->ld + img * L;
+        if (g->sh == 1 && g->sw == 1 && g->wo == g->w) {
+            /* Stride 1, "same" width (3x3 pad 1, 1x1 pad 0): the row is the plane shifted by d = jj - pw columns and
+             * i - ph rows, so the valid rows are one contiguous copy; then the |d| columns that wrapped into the
+             * neighbouring row are zeroed. One memcpy per row of K instead of one per output row (small planes). */
+            const int64_t W = g->w, d = jj - g->pw;
+            if (d >= W || -d >= W) { memset(o, 0, (size_t)L * 4); continue; }   /* every tap falls in the padding */
+            int64_t oh0 = g->ph - i, oh1 = g->h + g->ph - i;
+            if (oh0 < 0) oh0 = 0;
+            if (oh1 > g->ho) oh1 = g->ho;
+            if (oh1 < oh0) oh1 = oh0;
+            memset(o, 0, (size_t)(oh0 * W) * 4);
+            memset(o + oh1 * W, 0, (size_t)((g->ho - oh1) * W) * 4);
+            if (oh1 > oh0) {
+                float *dst = o + oh0 * W;
+                const float *src = plane + (oh0 - g->ph + i) * W + d;
+                const int64_t n = (oh1 - oh0) * W;
+                if (d < 0) { memcpy(dst - d, src - d, (size_t)(n + d) * 4); for (int64_t q = 0; q < -d; q++) dst[q] = 0.0f; }
+                else { memcpy(dst, src, (size_t)(n - d) * 4); for (int64_t q = n - d; q < n; q++) dst[q] = 0.0f; }
+                if (d < 0) for (int64_t row = 0; row < oh1 - oh0; row++) for (int64_t q = 0; q < -d; q++) dst[row * W + q] = 0.0f;
+                if (d > 0) for (int64_t row = 0; row < oh1 - oh0; row++) for (int64_t q = W - d; q < W; q++) dst[row * W + q] = 0.0f;
+            }
+            continue;
+        }
         for (int64_t oh = 0; oh < g->ho; oh++, o += g->wo) {
             int64_t ih = oh * g->sh - g->ph + i;
             if (ih < 0 || ih >= g->h) { memset(o, 0, (size_t)g->wo * 4); continue; }

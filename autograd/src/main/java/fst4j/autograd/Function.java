@@ -46,6 +46,13 @@ public abstract class Function {
 
     protected static Tensor[] grads(Tensor... g) { return g; }
 
+    /**
+     * False (the default): {@link Profile} books this function's forward and backward time under ELEMENTWISE
+     * (batch norm, ReLU, pooling, adds, the loss, layout copies). The Eq. 1-3 layers return true and book their
+     * GEMMs, lowering and sparsification themselves.
+     */
+    protected boolean profilesItself() { return false; }
+
     /** Applies this function to the inputs, recording a graph node when any input requires a gradient. */
     public final Var apply(Var... in) {
         if (inputs != null) throw new IllegalStateException(getClass().getSimpleName() + " instance already applied; create a new one per call");
@@ -58,7 +65,9 @@ public abstract class Function {
         record &= Grad.isEnabled();
         inputs = in;
         recording = record;
+        long t0 = Profile.start();
         Tensor out = forward(values);
+        if (!profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0);
         if (!record) {
             release();
             return new Var(out, false, null);

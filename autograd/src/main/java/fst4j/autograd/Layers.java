@@ -30,6 +30,7 @@ public final class Layers {
         private final Gemm3 node;
         private Tensor x, w, sw;
         Linear(Gemm3 node) { this.node = node; }
+        @Override protected boolean profilesItself() { return true; }
         private void keep(Tensor s) { if (s != null) { sw = save(s); s.close(); } }
 
         protected Tensor forward(Tensor... in) {
@@ -94,6 +95,7 @@ public final class Layers {
         private Tensor x, w, sw, colsKept;
         private int ho, wo, block;
         Conv2d(Gemm3 node, int stride, int padding) { this.node = node; this.stride = stride; this.padding = padding; }
+        @Override protected boolean profilesItself() { return true; }
         private void keep(Tensor s) { if (s != null) { sw = save(s); s.close(); } }
 
         protected Tensor forward(Tensor... in) {

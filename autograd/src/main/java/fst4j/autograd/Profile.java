@@ -5,9 +5,11 @@ import java.util.Map;
 
 /**
  * Wall-clock time spent per part of a training step, summed on the calling thread's behalf:
- * the three GEMMs of every layer, im2col/col2im, sparsification (pruning, compression, shift), and
- * whatever the caller attributes itself (optimizer, elementwise). Cheap (two nanoTime calls per section);
- * reset it at the start of a measured window.
+ * the three GEMMs of every layer, im2col/col2im, sparsification (pruning, compression, shift), ELEMENTWISE
+ * (every other autograd function's forward and backward: batch norm, ReLU, pooling, adds, the loss, layout
+ * copies, and gradient accumulation), and what the caller attributes itself (OPTIMIZER). What a step takes
+ * beyond the sum is Java-side overhead (graph bookkeeping, allocation, data). Cheap (two nanoTime calls per
+ * section); reset it at the start of a measured window.
  */
 public final class Profile {
     private Profile() {}

@@ -92,11 +92,14 @@ public final class Var implements AutoCloseable {
             Function fn = v.gradFn;
             if (v.retainGrad) accumulate(v, g);
             Tensor[] gin;
+            long t0 = Profile.start();
             try {
                 gin = fn.backward(g);
             } finally {
                 g.close();
             }
+            if (!fn.profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0);
+            long t1 = Profile.start();
             if (gin.length != fn.inputs.length)
                 throw new IllegalStateException(fn.name() + ".backward returned " + gin.length + " gradients for " + fn.inputs.length + " inputs");
             for (int i = 0; i < gin.length; i++) {
@@ -120,6 +123,7 @@ public final class Var implements AutoCloseable {
                 }
             }
             if (!retainGraph) fn.release();
+            Profile.stop(Profile.Part.ELEMENTWISE, t1);   // gradient accumulation
         }
         for (Tensor t : pending.values()) t.close();
     }

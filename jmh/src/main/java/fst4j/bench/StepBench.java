@@ -58,7 +58,7 @@ public class StepBench {
     private SGD opt;
     private Tensor x;
     private int[] labels;
-    private long steps;
+    private long steps, stepNanos;
 
     @State(Scope.Thread)
     @AuxCounters(AuxCounters.Type.EVENTS)
@@ -85,6 +85,7 @@ public class StepBench {
 
     @Benchmark
     public double step(Alloc alloc) {
+        long t0 = System.nanoTime();
         double l;
         try (fst4j.tensor.Scope s = fst4j.tensor.Scope.open()) {
             Var loss = NN.crossEntropy(net.forward(Var.of(x.alias())), labels, 0.1);
@@ -96,6 +97,7 @@ public class StepBench {
             opt.zeroGrad();
             Profile.stop(Profile.Part.OPTIMIZER, t);
         }
+        stepNanos += System.nanoTime() - t0;
         steps++;
         alloc.steps++;
         return l;
@@ -104,8 +106,12 @@ public class StepBench {
     @TearDown(Level.Trial)
     public void tearDown() {
         StringBuilder sb = new StringBuilder("\n[breakdown] " + model + " " + method + ", ms per step over " + steps + " steps:");
-        for (Map.Entry<Profile.Part, Long> e : Profile.snapshot().entrySet())
+        long parts = 0;
+        for (Map.Entry<Profile.Part, Long> e : Profile.snapshot().entrySet()) {
             sb.append(String.format(" %s=%.2f", e.getKey(), e.getValue() / 1e6 / Math.max(1, steps)));
+            parts += e.getValue();
+        }
+        sb.append(String.format(" OTHER(Java-side)=%.2f STEP=%.2f", (stepNanos - parts) / 1e6 / Math.max(1, steps), stepNanos / 1e6 / Math.max(1, steps)));
         sb.append(String.format("; off-heap in use %.1f MB", Memory.bytesInUse() / 1e6));
         System.out.println(sb);
         opt.close();

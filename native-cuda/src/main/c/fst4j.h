@@ -95,5 +95,9 @@ FST_API int fst_maxpool2d_backward(const float *dy, const int32_t *idx, int64_t 
 FST_API int fst_relu(const float *x, float *y, int64_t n, int nthreads);
 FST_API int fst_relu_backward(const float *dy, const float *a, float *dx, int64_t n, int nthreads);
 FST_API int fst_add(const float *a, const float *b, float *y, int64_t n, int nthreads);
+/* One SGD step over n floats as torch.optim.SGD: g' = g + wd*w; buf = first ? g' : mom*buf + damp*g' (skipped when
+ * buf is NULL: no momentum); d = nesterov ? g' + mom*buf : buf (or g'); w -= lr*d. */
+FST_API int fst_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd, float mom, float damp, int nesterov,
+                    int first, int nthreads);
 
 #endif

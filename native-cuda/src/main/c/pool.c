@@ -175,3 +175,40 @@ int fst_add(const float *a, const float *b, float *y, int64_t n, int nthreads) {
     fst_parallel(n, chunks(n, nthreads), nthreads, add_task, &j);
     return FST_OK;
 }
+
+typedef struct {
+    float *w, *buf;
+    const float *g;
+    float lr, wd, mom, damp;
+    int nesterov, first;
+} sgd_job;
+
+/* torch.optim.SGD's update in float, operation for operation as fst4j.nn.SGD's Java loop (no FMA contraction:
+ * -std=c11 keeps -ffp-contract=off), so both give the same bits. */
+static void sgd_task(void *p, int64_t i0, int64_t i1) {
+    const sgd_job *j = p;
+    float *restrict w = j->w, *restrict b = j->buf;
+    const float *restrict g = j->g;
+    const float lr = j->lr, wd = j->wd, mom = j->mom, damp = j->damp;
+    if (!b) {
+        for (int64_t i = i0; i < i1; i++) { float wi = w[i]; w[i] = wi - lr * (g[i] + wd * wi); }
+        return;
+    }
+    for (int64_t i = i0; i < i1; i++) {
+        float wi = w[i];
+        float gi = g[i] + wd * wi;
+        float bi = j->first ? gi : mom * b[i] + damp * gi;
+        b[i] = bi;
+        float d = j->nesterov ? gi + mom * bi : bi;
+        w[i] = wi - lr * d;
+    }
+}
+
+int fst_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd, float mom, float damp, int nesterov,
+            int first, int nthreads) {
+    if (!w || !g) return FST_ENULL;
+    if (n < 0 || nthreads < 1) return FST_EINVAL;
+    sgd_job j = { .w = w, .buf = buf, .g = g, .lr = lr, .wd = wd, .mom = mom, .damp = damp, .nesterov = nesterov, .first = first };
+    fst_parallel(n, chunks(n, nthreads), nthreads, sgd_task, &j);
+    return FST_OK;
+}

@@ -275,7 +275,7 @@ public final class Native {
     // ---- max pooling and whole-activation elementwise ops (pool.c); bound on first use ----
 
     private static final class PoolHandles {
-        static final MethodHandle MAXPOOL, MAXPOOL_BWD, RELU, RELU_BWD, ADD;
+        static final MethodHandle MAXPOOL, MAXPOOL_BWD, RELU, RELU_BWD, ADD, SGD;
         static {
             SymbolLookup lib = LIB;
             // the argmax indices are a Java int[]: critical downcalls with heap access pass it without a copy
@@ -287,6 +287,8 @@ public final class Native {
             RELU = bind(lib, "fst_relu", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
             RELU_BWD = bind(lib, "fst_relu_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
             ADD = bind(lib, "fst_add", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
+            SGD = bind(lib, "fst_sgd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT,
+                    JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_INT, JAVA_INT), false);
         }
     }
 
@@ -327,6 +329,16 @@ public final class Native {
         int rc;
         try { rc = (int) PoolHandles.RELU_BWD.invokeExact(dy, a, dx, n, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_relu_backward");
+    }
+
+    /** One SGD step over n contiguous floats (fst_sgd in fst4j.h); buf may be MemorySegment.NULL (no momentum). */
+    public static void sgd(MemorySegment w, MemorySegment g, MemorySegment buf, long n, float lr, float wd, float mom, float damp,
+                           boolean nesterov, boolean first, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) PoolHandles.SGD.invokeExact(w, g, buf, n, lr, wd, mom, damp, nesterov ? 1 : 0, first ? 1 : 0, threads); }
+        catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_sgd");
     }
 
     /** y = a + b over n contiguous floats. */

@@ -1,6 +1,8 @@
 package fst4j.nn;
 
 import fst4j.autograd.Var;
+import fst4j.shim.Native;
+import fst4j.tensor.Blas;
 import fst4j.tensor.DType;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
@@ -25,6 +27,9 @@ public final class SGD implements AutoCloseable {
     private double lr;
     private long steps;
     private final Map<Var, Tensor> buffers = new IdentityHashMap<>();
+
+    /** Large parameters are updated by fst_sgd in C (same float operations, same bits); false keeps the Java loop. */
+    static boolean nativeStep = !Boolean.getBoolean("fst4j.sgd.java");
 
     public SGD(List<Var> params, double lr, double momentum, double weightDecay, boolean nesterov) {
         if (lr < 0 || momentum < 0 || weightDecay < 0) throw new IllegalArgumentException("lr, momentum and weight decay must be >= 0");
@@ -56,6 +61,19 @@ public final class SGD implements AutoCloseable {
             MemorySegment ws = w.data(), gs = g.data();
             long n = w.numel();
             float lrf = (float) lr, wd = (float) weightDecay, mom = (float) momentum, damp = (float) (1 - dampening);
+            if (!g.isContiguous() || g.dtype() != DType.F32 || g.numel() != n)
+                throw new IllegalStateException("SGD: gradient of a " + fst4j.tensor.Shape.str(w.shape()) + " parameter is " + g.dtype() + " " + fst4j.tensor.Shape.str(g.shape()));
+            if (nativeStep && Native.isLoaded() && n >= 1024) {
+                Tensor buf = null;
+                boolean first = false;
+                if (momentum != 0) {
+                    buf = buffers.get(p);
+                    first = buf == null;
+                    if (first) { buf = Scope.within(null, () -> Tensor.zeros(w.shape())); buffers.put(p, buf); }
+                }
+                Native.sgd(ws, gs, buf == null ? MemorySegment.NULL : buf.data(), n, lrf, wd, mom, damp, nesterov, first, Blas.threads());
+                continue;
+            }
             if (momentum == 0) {
                 for (long i = 0; i < n; i++) {
                     float wi = ws.getAtIndex(F, i);

@@ -63,11 +63,20 @@ public class StepBench {
     @State(Scope.Thread)
     @AuxCounters(AuxCounters.Type.EVENTS)
     public static class Alloc {
-        public long offHeapAllocations;
+        public long offHeapAllocations, offHeapBytesAllocated, offHeapGrowthBytes;
         public long steps;
-        private long a0;
-        @Setup(Level.Iteration) public void start() { offHeapAllocations = 0; steps = 0; a0 = Memory.allocationCount(); }
-        @TearDown(Level.Iteration) public void stop() { offHeapAllocations = steps == 0 ? 0 : (Memory.allocationCount() - a0) / steps; }
+        private long a0, b0, u0;
+        @Setup(Level.Iteration) public void start() {
+            offHeapAllocations = offHeapBytesAllocated = offHeapGrowthBytes = steps = 0;
+            a0 = Memory.allocationCount(); b0 = Memory.bytesAllocated(); u0 = Memory.bytesInUse();
+        }
+        /** Per step: native allocations and bytes allocated (all freed by the step's scope), and the change of bytes in use over the iteration (0 = no growth). */
+        @TearDown(Level.Iteration) public void stop() {
+            if (steps == 0) return;
+            offHeapAllocations = (Memory.allocationCount() - a0) / steps;
+            offHeapBytesAllocated = (Memory.bytesAllocated() - b0) / steps;
+            offHeapGrowthBytes = Memory.bytesInUse() - u0;
+        }
     }
 
     @Setup(Level.Trial)

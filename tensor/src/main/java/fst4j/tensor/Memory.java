@@ -8,6 +8,7 @@ public final class Memory {
     static final AtomicLong BYTES = new AtomicLong();
     static final AtomicLong STORAGES = new AtomicLong();
     static final AtomicLong ALLOCATIONS = new AtomicLong();
+    static final AtomicLong ALLOCATED_BYTES = new AtomicLong();
 
     /** Off-heap bytes held by live tensor storages right now. */
     public static long bytesInUse() { return BYTES.get(); }
@@ -15,4 +16,6 @@ public final class Memory {
     public static long liveStorages() { return STORAGES.get(); }
     /** Allocations since start; a steady-state loop that reuses buffers keeps this still. */
     public static long allocationCount() { return ALLOCATIONS.get(); }
+    /** Off-heap bytes allocated since start, freed ones included (the churn a step causes). */
+    public static long bytesAllocated() { return ALLOCATED_BYTES.get(); }
 }

@@ -28,6 +28,7 @@ final class Storage {
         Memory.BYTES.addAndGet(bytes);
         Memory.STORAGES.incrementAndGet();
         Memory.ALLOCATIONS.incrementAndGet();
+        Memory.ALLOCATED_BYTES.addAndGet(bytes);
     }
 
     MemorySegment segment() {

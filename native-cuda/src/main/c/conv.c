@@ -176,3 +176,39 @@ int fst_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, in
     free(ih0);
     return FST_OK;
 }
+
+/* ---- implicit im2col (lowering.h): pieces of im2col rows for the GEMM / 2:4 packers ---- */
+#include "lowering.h"
+
+int fst_lowering_check(const fst_lowering *s) {
+    geom g = { s->n, s->c, s->h, s->w, s->kh, s->kw, s->sh, s->sw, s->ph, s->pw, s->ho, s->wo };
+    if (!s->x) return FST_ENULL;
+    if (s->n <= 0) return FST_EINVAL;
+    return check(&g);
+}
+
+void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t ncols, float *out) {
+    const int64_t kk = s->kh * s->kw, ch = r / kk, i = (r / s->kw) % s->kh, jj = r % s->kw, L = s->ho * s->wo;
+    const geom g = { s->n, s->c, s->h, s->w, s->kh, s->kw, s->sh, s->sw, s->ph, s->pw, s->ho, s->wo };
+    int64_t lo, hi;
+    valid_range(&g, jj, &lo, &hi);
+    int64_t img = col0 / L, pos = col0 % L, oh = pos / s->wo, ow = pos % s->wo;
+    while (ncols > 0) {
+        /* one output row segment [ow, ow + m) of image img, output row oh */
+        const int64_t m = s->wo - ow < ncols ? s->wo - ow : ncols;
+        const int64_t ih = oh * s->sh - s->ph + i;
+        if (ih < 0 || ih >= s->h) {
+            for (int64_t q = 0; q < m; q++) out[q] = 0.0f;
+        } else {
+            const float *src = s->x + ((img * s->c + ch) * s->h + ih) * s->w - s->pw + jj;
+            const int64_t a = ow > lo ? ow : lo, b = ow + m < hi ? ow + m : hi;   /* valid output columns */
+            int64_t q = ow;
+            for (; q < a && q < ow + m; q++) out[q - ow] = 0.0f;
+            if (s->sw == 1) { if (b > a) memcpy(out + (a - ow), src + a, (size_t)(b - a) * 4); q = b > a ? b : q; }
+            else for (; q < b; q++) out[q - ow] = src[q * s->sw];
+            for (; q < ow + m; q++) out[q - ow] = 0.0f;
+        }
+        out += m; ncols -= m; ow = 0;
+        if (++oh == s->ho) { oh = 0; img++; }
+    }
+}

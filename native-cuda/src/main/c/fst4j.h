@@ -39,6 +39,19 @@ FST_API int fst_shift_add(const float *dy, float *out, int64_t rows, int64_t len
  * beta == 0 overwrites C. Indices that point at padded positions (>= K) read zeros, never B. */
 FST_API int fst_spmm24(int64_t M, int64_t N, int64_t K, float alpha, const float *values, const uint32_t *meta,
                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int nthreads);
+/* Implicit im2col (lowering.h): the same products with B = im2col(x) of a contiguous [n, c, h, w] float32 batch
+ * (conv geometry as fst_im2col), computed piece by piece while packing instead of read from a matrix.
+ * fst_sgemm_lowered: C[M, N] = alpha * A[M, K] * op(B) + beta * C with op(B) = im2col(x) [c*kh*kw, n*ho*wo]
+ * (transB == 0: Eq. 1) or its transpose (transB != 0: Eq. 3, K = n*ho*wo); A row-major with lda >= K.
+ * fst_spmm24_lowered: C[M, n*ho*wo] = alpha * S * im2col(x) + beta * C, S 2:4-compressed along K = c*kh*kw. */
+FST_API int fst_sgemm_lowered(int transB, int64_t M, float alpha, const float *A, int64_t lda,
+                              const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                              int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                              float beta, float *C, int64_t ldc, int nthreads);
+FST_API int fst_spmm24_lowered(int64_t M, float alpha, const float *values, const uint32_t *meta,
+                               const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                               int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                               float beta, float *C, int64_t ldc, int nthreads);
 /* Kernel family fst_spmm24 uses on this CPU: "avx512", "avx2" or "generic". */
 FST_API const char *fst_spmm24_isa(void);
 

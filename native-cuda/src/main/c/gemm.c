@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "parallel.h"
+#include "lowering.h"
 #include <pthread.h>
 
 #ifndef FST_KC
@@ -49,6 +50,7 @@ typedef struct {
     float *C;
     int64_t ldc;
     int64_t M, N;
+    const fst_lowering *low;   /* non-NULL: B is im2col(low->x) (or its transpose when tB), computed while packing */
 } job;
 
 /* Copy of w floats with the width known at compile time for the kernel shapes (inlined vector moves). */
@@ -89,6 +91,34 @@ static void pack_a(const job *jb, const fst_kernel *k, int64_t i0, int64_t mc, i
     }
 }
 
+/* Implicit im2col packing. Not transposed: each of the kc rows of the block is lowered into a scratch row, then
+ * laid out in slivers as pack_n does. Transposed (B = im2col^T, Eq. 3): each sliver's nr im2col rows are lowered
+ * over the kc positions into scratch [nr][kc] and packed by the kernel family's transposing pack. */
+static void pack_b_lowered(const job *jb, const fst_kernel *k, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float *dst,
+                           float *scratch) {
+    const int nr = k->nr;
+    if (!jb->tB) {
+        const int64_t full = nc / nr * nr;
+        const int tail = (int)(nc - full);
+        for (int64_t p = 0; p < kc; p++) {
+            fst_lowering_row(jb->low, p0 + p, j0, nc, scratch);
+            float *restrict d = dst + p * nr;
+            for (int64_t js = 0; js < full; js += nr) copy_w(d + js * kc, scratch + js, nr);
+            if (tail) {
+                float *dp = d + full * kc;
+                memcpy(dp, scratch + full, (size_t)tail * 4);
+                for (int j = tail; j < nr; j++) dp[j] = 0.0f;
+            }
+        }
+        return;
+    }
+    for (int64_t js = 0; js < nc; js += nr) {
+        int n = (int)(nc - js < nr ? nc - js : nr);
+        for (int r = 0; r < n; r++) fst_lowering_row(jb->low, j0 + js + r, p0, kc, scratch + r * kc);
+        k->pack_t(scratch, kc, n, nr, kc, dst + js * kc);
+    }
+}
+
 /* op(B)[p0:p0+kc, j0:j0+nc] into NR-wide slivers: sliver s holds, for each p, columns s*NR .. s*NR+NR-1. */
 static void pack_b(const job *jb, const fst_kernel *k, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float *dst) {
     const int nr = k->nr;
@@ -113,10 +143,10 @@ static inline void prefetch_some(prefetcher *pf) {
 
 /* Per-thread packing buffers, grown on demand and freed when the thread exits (pthread key destructor),
  * so Java threads calling in do not leak them. */
-typedef struct { float *a, *b; size_t acap, bcap; } buffers;
+typedef struct { float *a, *b, *s; size_t acap, bcap, scap; } buffers;
 static pthread_key_t buf_key;
 static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
-static void buf_free(void *p) { buffers *b = p; free(b->a); free(b->b); free(b); }
+static void buf_free(void *p) { buffers *b = p; free(b->a); free(b->b); free(b->s); free(b); }
 static void buf_key_init(void) { (void)pthread_key_create(&buf_key, buf_free); }
 
 static float *grow(float **p, size_t *cap, size_t floats) {
@@ -130,7 +160,7 @@ static float *grow(float **p, size_t *cap, size_t floats) {
     return q;
 }
 
-static buffers *thread_buffers(size_t afloats, size_t bfloats) {
+static buffers *thread_buffers(size_t afloats, size_t bfloats, size_t sfloats) {
     pthread_once(&buf_once, buf_key_init);
     buffers *b = pthread_getspecific(buf_key);
     if (!b) {
@@ -138,6 +168,7 @@ static buffers *thread_buffers(size_t afloats, size_t bfloats) {
         if (!b || pthread_setspecific(buf_key, b) != 0) { free(b); return NULL; }
     }
     if (!grow(&b->a, &b->acap, afloats) || !grow(&b->b, &b->bcap, bfloats)) return NULL;
+    if (sfloats && !grow(&b->s, &b->scap, sfloats)) return NULL;
     return b;
 }
 
@@ -148,7 +179,8 @@ static int gemm_range(const job *jb, int64_t m0, int64_t m1, int64_t n0, int64_t
     const int64_t MB = (FST_MB / mr) * mr, NB = (FST_NB / nr) * nr;
     const int64_t K = jb->K, nkb = (K + FST_KC - 1) / FST_KC, kcb = (K + nkb - 1) / nkb;
     int64_t mspan = m1 - m0 < MB ? m1 - m0 : MB, nspan = n1 - n0 < NB ? n1 - n0 : NB;
-    buffers *buf = thread_buffers((size_t)((mspan + mr - 1) / mr * mr) * kcb, (size_t)((nspan + nr - 1) / nr * nr) * kcb);
+    const size_t sfloats = !jb->low ? 0 : jb->tB ? (size_t)nr * kcb : (size_t)nspan;
+    buffers *buf = thread_buffers((size_t)((mspan + mr - 1) / mr * mr) * kcb, (size_t)((nspan + nr - 1) / nr * nr) * kcb, sfloats);
     if (!buf) return FST_EINVAL;   /* out of memory: fst4j.h has no code of its own for it */
     float *const tl_abuf = buf->a, *const tl_bbuf = buf->b;
     for (int64_t ic = m0; ic < m1; ic += MB) {
@@ -159,13 +191,14 @@ static int gemm_range(const job *jb, int64_t m0, int64_t m1, int64_t n0, int64_t
             pack_a(jb, k, ic, mc, pc, kc, tl_abuf);
             for (int64_t jc = n0; jc < n1; jc += NB) {
                 int64_t nc = n1 - jc < NB ? n1 - jc : NB;
-                pack_b(jb, k, jc, nc, pc, kc, tl_bbuf);
+                if (jb->low) pack_b_lowered(jb, k, jc, nc, pc, kc, tl_bbuf, buf->s);
+                else pack_b(jb, k, jc, nc, pc, kc, tl_bbuf);
                 /* While this block computes, pull the next block of B (row-major source) towards L2 a few
                  * lines per micro-kernel call, so its packing does not wait on DRAM. */
                 prefetcher pf = { 0 };
                 int64_t npc = pc, njc = jc + NB;
                 if (njc >= n1) { njc = n0; npc = pc + kcb; }
-                if (npc < K) {
+                if (npc < K && !jb->low) {
                     int64_t nnc = n1 - njc < NB ? n1 - njc : NB, nkc = K - npc < kcb ? K - npc : kcb;
                     pf.ld = jb->ldb;
                     if (!jb->tB) { pf.src = jb->B + npc * jb->ldb + njc; pf.rows = nkc; pf.lines = (nnc + 15) / 16; }
@@ -217,6 +250,8 @@ static int run_pool(const job *jb, int split_m, int64_t unit, int64_t total, int
     return __atomic_load_n(&g.rc, __ATOMIC_RELAXED);
 }
 
+static int sgemm_run(job jb, int nthreads);
+
 int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
               float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
               float beta, float *C, int64_t ldc, int nthreads) {
@@ -227,8 +262,30 @@ int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     if (K > 0 && (!A || !B)) return FST_ENULL;
     if (K > 0 && (lda < (transA ? M : K) || ldb < (transB ? K : N))) return FST_EINVAL;
     if (K == 0 || alpha == 0.0f) { scale_c(0, M, N, beta, C, ldc); return FST_OK; }
+    job jb = { transA != 0, transB != 0, A, B, lda, ldb, K, alpha, beta, C, ldc, M, N, NULL };
+    return sgemm_run(jb, nthreads);
+}
 
-    job jb = { transA != 0, transB != 0, A, B, lda, ldb, K, alpha, beta, C, ldc, M, N };
+int fst_sgemm_lowered(int transB, int64_t M, float alpha, const float *A, int64_t lda,
+                      const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                      int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                      float beta, float *C, int64_t ldc, int nthreads) {
+    const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    int rc = fst_lowering_check(&low);
+    if (rc != FST_OK) return rc;
+    if (M < 0 || nthreads < 1) return FST_EINVAL;
+    const int64_t rows = c * kh * kw, cols = n * ho * wo;
+    const int64_t K = transB ? cols : rows, N = transB ? rows : cols;
+    if (M == 0) return FST_OK;
+    if (!A || !C) return FST_ENULL;
+    if (ldc < N || lda < K) return FST_EINVAL;
+    if (alpha == 0.0f) { scale_c(0, M, N, beta, C, ldc); return FST_OK; }
+    job jb = { 0, transB != 0, A, NULL, lda, 0, K, alpha, beta, C, ldc, M, N, &low };
+    return sgemm_run(jb, nthreads);
+}
+
+static int sgemm_run(job jb, int nthreads) {
+    const int64_t M = jb.M, N = jb.N, K = jb.K;
     const fst_kernel *k = fst_gemm_kernel();
     double flops = 2.0 * (double)M * (double)N * (double)K;
     int nt = flops < 2e6 ? 1 : nthreads;
@@ -239,7 +296,8 @@ int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     const int64_t mr = k->mr, nr = k->nr;
     int64_t um = (M + mr - 1) / mr, unn = (N + nr - 1) / nr;
     int ntm = um < nt ? (int)um : nt, ntn = unn < nt ? (int)unn : nt;
-    double costM = (double)((um + ntm - 1) / ntm) * mr * N * K + 4.0 * K * N;
+    const double bpack = jb.low ? 12.0 : 4.0;   /* lowering B while packing costs more than copying it */
+    double costM = (double)((um + ntm - 1) / ntm) * mr * N * K + bpack * K * N;
     double costN = (double)((unn + ntn - 1) / ntn) * nr * M * K + 4.0 * K * M;
     int split_m = costM <= costN;
     nt = split_m ? ntm : ntn;

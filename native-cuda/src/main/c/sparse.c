@@ -5,12 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "parallel.h"
+#include "lowering.h"
 
 typedef int (*spmm_range_fn)(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha,
                              float beta, const float *values, const uint32_t *meta, const float *B, int64_t ldb,
-                             float *C, int64_t ldc, float *buf, int mode);
+                             float *C, int64_t ldc, float *buf, int mode, const fst_lowering *low);
 #define RANGE_ARGS int64_t, int64_t, int64_t, int64_t, int64_t, float, float, const float *, const uint32_t *, \
-                   const float *, int64_t, float *, int64_t, float *, int
+                   const float *, int64_t, float *, int64_t, float *, int, const fst_lowering *
 int fst_spmm24_range_avx512(RANGE_ARGS);
 int fst_spmm24_range_avx2(RANGE_ARGS);
 int fst_spmm24_range_generic(RANGE_ARGS);
@@ -56,6 +57,7 @@ typedef struct {
     int64_t unit, total;
     size_t buf_bytes;
     int rc;
+    const fst_lowering *low;
 } spmm_job;
 
 static void spmm_task(void *p, int64_t u0, int64_t u1) {
@@ -64,10 +66,13 @@ static void spmm_task(void *p, int64_t u0, int64_t u1) {
     if (a >= b) return;
     float *buf = aligned_alloc(64, j->buf_bytes);
     if (!buf) { __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED); return; }
-    if (j->split_n) j->run(0, j->M, a, b, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode);
-    else j->run(a, b, 0, j->N, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode);
+    if (j->split_n) j->run(0, j->M, a, b, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low);
+    else j->run(a, b, 0, j->N, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low);
     free(buf);
 }
+
+static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *values, const uint32_t *meta,
+                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int nthreads, const fst_lowering *low);
 
 int fst_spmm24(int64_t M, int64_t N, int64_t K, float alpha, const float *values, const uint32_t *meta,
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int nthreads) {
@@ -77,6 +82,26 @@ int fst_spmm24(int64_t M, int64_t N, int64_t K, float alpha, const float *values
     if (ldc < N) return FST_EINVAL;
     if (K > 0 && (!values || !meta || !B)) return FST_ENULL;
     if (K > 0 && ldb < N) return FST_EINVAL;
+    return spmm_run(M, N, K, alpha, values, meta, B, ldb, beta, C, ldc, nthreads, NULL);
+}
+
+int fst_spmm24_lowered(int64_t M, float alpha, const float *values, const uint32_t *meta,
+                       const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                       float beta, float *C, int64_t ldc, int nthreads) {
+    const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    int rc = fst_lowering_check(&low);
+    if (rc != FST_OK) return rc;
+    const int64_t K = c * kh * kw, N = n * ho * wo;
+    if (M < 0 || nthreads < 1) return FST_EINVAL;
+    if (M == 0) return FST_OK;
+    if (!C || !values || !meta) return FST_ENULL;
+    if (ldc < N) return FST_EINVAL;
+    return spmm_run(M, N, K, alpha, values, meta, NULL, N, beta, C, ldc, nthreads, &low);
+}
+
+static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *values, const uint32_t *meta,
+                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int nthreads, const fst_lowering *low) {
 
     if (K == 0 || alpha == 0.0f) {
         for (int64_t i = 0; i < M; i++) {
@@ -89,7 +114,7 @@ int fst_spmm24(int64_t M, int64_t N, int64_t K, float alpha, const float *values
 
     /* beta is applied by the kernel as it stores the first K block of C (beta == 0 never reads C). */
     spmm_range_fn run = spmm_kernel(NULL);
-    const size_t buf_bytes = (size_t)run(0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, SPK_QUERY_BUF) * 4;
+    const size_t buf_bytes = (size_t)run(0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, SPK_QUERY_BUF, NULL) * 4;
     /* C much bigger than the caches: where it is written once, the kernel may bypass the caches. */
     const int mode = (double)M * (double)N * 4 >= SPK_STREAM_BYTES ? SPK_STREAM : 0;
     double flops = (double)M * (double)N * (double)K;   /* 2:4: half of 2MNK */
@@ -97,7 +122,7 @@ int fst_spmm24(int64_t M, int64_t N, int64_t K, float alpha, const float *values
     if (nt == 1) {
         float *buf = aligned_alloc(64, buf_bytes);
         if (!buf) return FST_EINVAL;
-        run(0, M, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode);
+        run(0, M, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low);
         free(buf);
         return FST_OK;
     }
@@ -108,7 +133,7 @@ int fst_spmm24(int64_t M, int64_t N, int64_t K, float alpha, const float *values
     const int split_n = N >= 64 * (int64_t)nt;
     const int64_t unit = split_n ? un : ur, total = split_n ? N : M, units = (total + unit - 1) / unit;
     if (units < nt) nt = (int)units;
-    spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK };
+    spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK, low };
     fst_parallel(units, 2 * (int64_t)nt, nt, spmm_task, &j);
     int rc = __atomic_load_n(&j.rc, __ATOMIC_RELAXED);
     return rc;

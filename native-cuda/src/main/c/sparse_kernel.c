@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <immintrin.h>
+#include "lowering.h"
 
 #if defined(FST_ISA_AVX512)
 #  define VL 16
@@ -71,7 +72,8 @@ typedef float vfu __attribute__((vector_size(VL * 4), aligned(4)));
 /* Same prototype as declared in sparse.c. buf holds KB * NB floats, 64-byte aligned. mode SPK_QUERY_BUF:
  * return KB * NB. Otherwise computes C[m0:m1, n0:n1] = alpha * S[m0:m1, :] * B[:, n0:n1] + beta * C[...]. */
 int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, float beta, const float *values,
-       const uint32_t *meta, const float *B, int64_t ldb, float *C, int64_t ldc, float *buf, int mode);
+       const uint32_t *meta, const float *B, int64_t ldb, float *C, int64_t ldc, float *buf, int mode,
+       const fst_lowering *low);
 
 /* Contribution of group (bg = its 4 buffer rows) of row i, nibble nib, values x0/x1. */
 #define GROUP(i, nib, x0, x1)                                                                   \
@@ -186,7 +188,8 @@ static inline void prefetch_some(prefetcher *pf) {
 }
 
 int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, float beta, const float *values,
-       const uint32_t *meta, const float *B, int64_t ldb, float *C, int64_t ldc, float *buf, int mode) {
+       const uint32_t *meta, const float *B, int64_t ldb, float *C, int64_t ldc, float *buf, int mode,
+       const fst_lowering *low) {
     if (mode == SPK_QUERY_BUF) return KB * NB;
     const int64_t Kp = (K + 3) & ~(int64_t)3, ldv = Kp / 2, ldm = (Kp + 31) / 32;
     /* Rows per pass over a column block: the C slab (mbw x NB) stays in L2 across the K blocks. */
@@ -214,7 +217,9 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
                 for (int64_t p = 0; p < kb; p++) {
                     float *d = buf + p * ls;
                     if (k0 + p < K) {
-                        memcpy(d, B + (k0 + p) * ldb + jn, (size_t)n * 4);
+                        /* B row, or (implicit im2col) the same piece of the lowered row computed from x */
+                        if (low) fst_lowering_row(low, k0 + p, jn, n, d);
+                        else memcpy(d, B + (k0 + p) * ldb + jn, (size_t)n * 4);
                         if (n < ls) memset(d + n, 0, (size_t)(ls - n) * 4);
                     } else {
                         memset(d, 0, (size_t)ls * 4);
@@ -224,7 +229,7 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
                 prefetcher pf = { 0 };
                 int64_t nk0 = k0 + kbw, njn = jn;
                 if (nk0 >= Kp) { nk0 = 0; if (mb1 >= m1) njn = jn + nbw; }
-                if (njn < n1) {
+                if (njn < n1 && !low) {
                     const int64_t nn = n1 - njn < nbw ? n1 - njn : nbw, nkb = K - nk0 < kbw ? K - nk0 : kbw;
                     if (nkb > 0) {
                         pf.src = B + nk0 * ldb + njn;

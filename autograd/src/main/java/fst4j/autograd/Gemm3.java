@@ -8,6 +8,8 @@ import fst4j.sparse.SparseGemm;
 import fst4j.sparse.Sparsifier;
 import fst4j.sparse.Transposable24;
 import fst4j.tensor.Blas;
+import fst4j.tensor.Conv;
+import fst4j.tensor.Lowering;
 import fst4j.tensor.DType;
 import fst4j.tensor.Device;
 import fst4j.tensor.Tensor;
@@ -24,6 +26,10 @@ public final class Gemm3 {
     public interface Columns {
         Tensor all();
         Tensor kept(int[] positionsPerImage, int images);
+        /** X described as im2col of a batch (the GEMM lowers it while packing), or null to use {@link #all()}. */
+        default Lowering lowering() { return null; }
+        /** The kept columns described the same way (e.g. im2col with the horizontal stride doubled), or null. */
+        default Lowering keptLowering(int[] positionsPerImage) { return null; }
     }
 
     private final SparseConfig cfg;
@@ -55,6 +61,17 @@ public final class Gemm3 {
         public int rows() { return sparse != null ? sparse.rows() : dense.size(0); }
 
         public boolean isSparse() { return sparse != null; }
+
+        /**
+         * c = this * im2col(low.x()) (overwritten) with the lowered matrix never materialised; c [rows, cols] with unit
+         * stride along its rows. False (nothing done) when this operand cannot take it (a strided dense view).
+         */
+        public boolean timesLowered(Lowering low, Tensor c) {
+            if (sparse != null) { SparseGemm.spmmLowered(sparse, low, 0f, c); return true; }
+            if (dense.dtype() != DType.F32 || (dense.size(1) > 1 && dense.strides()[1] != 1)) return false;
+            Conv.gemmLowered(1f, dense, low, false, 0f, c);
+            return true;
+        }
 
         /** c = this * b (overwritten); b [K, cols] any view, c [rows, cols] with unit stride along its rows. */
         public void times(Tensor b, Tensor c) {
@@ -217,6 +234,13 @@ public final class Gemm3 {
                 halfK(gk, dy, x, segment, dw, beta);
                 return;
             }
+            Lowering low = cfg.xt() instanceof Sparsifier.Dense && f32(g, dw) ? x.lowering() : null;
+            if (low != null && unitRows(g)) {
+                long t2 = Profile.start();
+                Conv.gemmLowered(1f, g, low, true, beta, dw);   // im2col^T lowered while packing: never materialised
+                Profile.stop(Part.EQ3, t2);
+                return;
+            }
             Tensor xa = x.all();
             Tensor xs;
             if (cfg.xt() instanceof Sparsifier.Dense) xs = xa;
@@ -236,10 +260,21 @@ public final class Gemm3 {
         }
     }
 
+    private static boolean unitRows(Tensor t) { return t.dim() == 2 && (t.size(1) <= 1 || t.strides()[1] == 1); }
+
     /** dw = Gk X[:, kept]^T + beta * dw for the gathered gradient gk (closed here). */
     private static void halfK(Tensor gk, Tensor dy, Columns x, int segment, Tensor dw, float beta) {
         int images = dy.size(1) / segment;
         int[] kept = HalfK.keptPositions(segment, segment);
+        Lowering low = f32(gk, dw) ? x.keptLowering(kept) : null;
+        if (low != null && unitRows(gk)) {
+            try (gk) {
+                long t2 = Profile.start();
+                Conv.gemmLowered(1f, gk, low, true, beta, dw);   // kept columns lowered while packing
+                Profile.stop(Part.EQ3, t2);
+                return;
+            }
+        }
         try (gk; Tensor xk = x.kept(kept, images); Tensor xkt = xk.t()) {
             long t2 = Profile.start();
             Blas.gemm(1f, gk, xkt, beta, dw);

@@ -4,6 +4,7 @@ import fst4j.autograd.Profile.Part;
 import fst4j.tensor.Conv;
 import fst4j.tensor.DType;
 import fst4j.tensor.Device;
+import fst4j.tensor.Lowering;
 import fst4j.tensor.Tensor;
 
 /**
@@ -78,6 +79,12 @@ public final class Layers {
      */
     public static volatile boolean blocked = !"false".equals(System.getProperty("fst4j.conv.blocked"));
 
+    /**
+     * Whether the blocked path hands the GEMMs x itself (implicit im2col: Eq. 1 and Eq. 3, dense and 2:4, lower the
+     * pieces they pack) instead of an im2col buffer. -Dfst4j.conv.implicit=false lowers into the buffer first.
+     */
+    public static volatile boolean implicitLowering = !"false".equals(System.getProperty("fst4j.conv.implicit"));
+
     private static final int BLOCK_COLS = 1024, MIN_BLOCK_COLS = 256;
     private static final long BLOCK_FLOATS = 1L << 21;   // 8 MB of lowered columns per block: L3-sized
 
@@ -139,21 +146,11 @@ public final class Layers {
                     for (int n0 = 0; n0 < n; n0 += b) {
                         int nb = Math.min(b, n - n0);
                         try (Tensor xs = xc.slice(0, n0, n0 + nb); Tensor c = cols.slice(1, 0, nb * l)) {
-                            long t0 = Profile.start();
-                            Conv.im2colInto(xs, k, k, stride, stride, padding, padding, c);
-                            Profile.stop(Part.IM2COL, t0);
+                            Lowering low = implicitLowering ? new Lowering(xs, k, k, stride, stride, padding, padding) : null;
                             if (b == 1) {
-                                try (Tensor yi = out3.slice(0, n0, n0 + 1); Tensor ym = yi.reshape(cout, l)) {
-                                    long t1 = Profile.start();
-                                    left.times(c, ym);
-                                    Profile.stop(Part.EQ1, t1);
-                                }
+                                try (Tensor yi = out3.slice(0, n0, n0 + 1); Tensor ym = yi.reshape(cout, l)) { eq1(left, low, xs, c, ym); }
                             } else {
-                                try (Tensor y = ybuf.slice(1, 0, nb * l)) {
-                                    long t1 = Profile.start();
-                                    left.times(c, y);
-                                    Profile.stop(Part.EQ1, t1);
-                                }
+                                try (Tensor y = ybuf.slice(1, 0, nb * l)) { eq1(left, low, xs, c, y); }
                                 long t2 = Profile.start();
                                 Conv.scatterImages(ybuf, out3, n0, nb);
                                 Profile.stop(Part.ELEMENTWISE, t2);
@@ -168,6 +165,21 @@ public final class Layers {
                 if (pr != null && pr.sw() != null) pr.sw().close();
                 throw e;
             }
+        }
+
+        /** Eq. 1 for one block: lowered inside the GEMM when it can take it, else im2col into the buffer c first. */
+        private void eq1(Gemm3.Left left, Lowering low, Tensor xs, Tensor c, Tensor y) {
+            long t1 = Profile.start();
+            boolean done = low != null && left.timesLowered(low, y);
+            Profile.stop(Part.EQ1, t1);
+            if (done) return;
+            int k = w.size(2);
+            long t0 = Profile.start();
+            Conv.im2colInto(xs, k, k, stride, stride, padding, padding, c);
+            Profile.stop(Part.IM2COL, t0);
+            long t2 = Profile.start();
+            left.times(c, y);
+            Profile.stop(Part.EQ1, t2);
         }
 
         /** Eq. 3's X for the images of xs (the whole batch or a block): all columns, or only the fixed mask's kept ones. */
@@ -187,15 +199,26 @@ public final class Layers {
                 }
                 public Tensor kept(int[] pos, int images) {
                     long t = Profile.start();
-                    // Even positions of each image's Ho*Wo with Wo even are every other column of every
-                    // row: exactly im2col with the horizontal stride doubled (a streaming copy, not a gather).
-                    boolean rowAligned = wo % 2 == 0 && pos.length * 2 == ho * wo && pos.length > 0 && pos[pos.length - 1] == ho * wo - 2;
-                    Tensor out = rowAligned ? Conv.im2col(xs, k, k, stride, 2 * stride, padding, padding)
+                    Tensor out = rowAligned(pos) ? Conv.im2col(xs, k, k, stride, 2 * stride, padding, padding)
                             : Conv.im2colAt(xs, pos, k, k, stride, stride, padding, padding);
                     Profile.stop(Part.IM2COL, t);
                     return out;
                 }
+                public Lowering lowering() {
+                    return allBuffer != null && implicitLowering ? new Lowering(xs, k, k, stride, stride, padding, padding) : null;
+                }
+                public Lowering keptLowering(int[] pos) {
+                    return allBuffer != null && implicitLowering && rowAligned(pos) ? new Lowering(xs, k, k, stride, 2 * stride, padding, padding) : null;
+                }
             };
+        }
+
+        /**
+         * Even positions of each image's Ho*Wo with Wo even are every other column of every row: exactly im2col with
+         * the horizontal stride doubled (a streaming copy or a lowering, not a gather).
+         */
+        private boolean rowAligned(int[] pos) {
+            return wo % 2 == 0 && pos.length * 2 == ho * wo && pos.length > 0 && pos[pos.length - 1] == ho * wo - 2;
         }
 
         protected Tensor[] backward(Tensor g) {

@@ -14,7 +14,8 @@ import java.util.stream.Stream;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * The blocked float32 convolution (a few images lowered at a time, NCHW in and out) equals the whole-batch path
+ * The blocked float32 convolution (a few images lowered at a time, NCHW in and out; with the im2col buffer or lowered
+ * inside the GEMMs) equals the whole-batch path
  * (im2col of the batch, [Cout, N*L] permuted): output, dX and dW, for every ready-made configuration, at
  * geometries that give one block, several blocks with a short last one, and one image per block.
  */
@@ -37,9 +38,10 @@ class ConvBlockedTest {
 
     private record Result(float[] y, float[] dx, float[] dw) {}
 
-    private static Result run(SparseConfig.Method m, int[] g, boolean blocked) {
-        boolean before = Layers.blocked;
+    private static Result run(SparseConfig.Method m, int[] g, boolean blocked, boolean implicit) {
+        boolean before = Layers.blocked, beforeImplicit = Layers.implicitLowering;
         Layers.blocked = blocked;
+        Layers.implicitLowering = implicit;
         try (Scope s = Scope.open()) {
             Rng r = new Rng(31L * g[0] + g[3] + m.ordinal());
             Var x = Var.param(r.normal(0, 1, g[0], g[1], g[3], g[4]));
@@ -51,6 +53,7 @@ class ConvBlockedTest {
             return new Result(y.value().toFloatArray(), x.grad().toFloatArray(), w.grad().toFloatArray());
         } finally {
             Layers.blocked = before;
+            Layers.implicitLowering = beforeImplicit;
         }
     }
 
@@ -65,10 +68,14 @@ class ConvBlockedTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("cases")
     void blockedEqualsWholeBatch(SparseConfig.Method m, int[] g) {
-        Result whole = run(m, g, false), blocked = run(m, g, true);
-        close(whole.y, blocked.y, m + " y");
-        close(whole.dx, blocked.dx, m + " dx");
-        close(whole.dw, blocked.dw, m + " dw");
+        Result whole = run(m, g, false, false);
+        for (boolean implicit : new boolean[]{false, true}) {
+            Result blocked = run(m, g, true, implicit);
+            String v = m + (implicit ? " blocked, implicit im2col" : " blocked, im2col buffer");
+            close(whole.y, blocked.y, v + " y");
+            close(whole.dx, blocked.dx, v + " dx");
+            close(whole.dw, blocked.dw, v + " dw");
+        }
         int ho = (g[3] + 2 * g[7] - g[5]) / g[6] + 1, wo = (g[4] + 2 * g[7] - g[5]) / g[6] + 1;
         assertTrue(Layers.imagesPerBlock(g[0], g[1] * g[5] * g[5], ho * wo) > 0, "the geometry must take the blocked path");
     }

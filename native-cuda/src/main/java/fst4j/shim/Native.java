@@ -272,6 +272,45 @@ public final class Native {
         check(rc, "fst_srste_decay");
     }
 
+    // ---- implicit im2col products (lowering.h: gemm.c, sparse.c); bound on first use ----
+
+    private static final class LoweredHandles {
+        static final MethodHandle SGEMM, SPMM24;
+        static {
+            SymbolLookup lib = LIB;
+            SGEMM = bind(lib, "fst_sgemm_lowered", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG,
+                    ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT), false);
+            SPMM24 = bind(lib, "fst_spmm24_lowered", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, ADDRESS,
+                    ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT), false);
+        }
+    }
+
+    /** C [m, N] = alpha * A [m, K] * op(im2col(x)) + beta * C (fst_sgemm_lowered in fst4j.h); g = {n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo}. */
+    public static void sgemmLowered(boolean transB, long m, float alpha, MemorySegment a, long lda, MemorySegment x, long[] g,
+                                    float beta, MemorySegment c, long ldc, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) LoweredHandles.SGEMM.invokeExact(transB ? 1 : 0, m, alpha, a, lda, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
+                    g[8], g[9], g[10], g[11], beta, c, ldc, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_sgemm_lowered");
+    }
+
+    /** C [m, n*ho*wo] = alpha * S * im2col(x) + beta * C for S 2:4-compressed along c*kh*kw (fst_spmm24_lowered). */
+    public static void spmm24Lowered(long m, float alpha, MemorySegment values, MemorySegment meta, MemorySegment x, long[] g,
+                                     float beta, MemorySegment c, long ldc, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) LoweredHandles.SPMM24.invokeExact(m, alpha, values, meta, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
+                    g[8], g[9], g[10], g[11], beta, c, ldc, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_spmm24_lowered");
+    }
+
     // ---- max pooling and whole-activation elementwise ops (pool.c); bound on first use ----
 
     private static final class PoolHandles {

@@ -70,6 +70,28 @@ public final class SparseGemm {
         }
     }
 
+    /**
+     * C = S * im2col(low.x()) + beta * C without materialising im2col (the kernel lowers each piece of B as it stages
+     * it). S is 2:4 along K = C*kh*kw; C [S.rows(), N*Ho*Wo] float32 with unit stride along its rows.
+     */
+    public static void spmmLowered(Compressed24 s, fst4j.tensor.Lowering low, float beta, Tensor c) {
+        c.check(); s.values().check(); s.metadata().check();
+        int m = s.rows(), k = s.k(), n = low.cols();
+        if (k != low.rows() || c.dim() != 2 || c.size(0) != m || c.size(1) != n)
+            throw new IllegalArgumentException("shape mismatch: spmmLowered S " + m + "x" + k + " x im2col [" + low.rows() + ", " + n + "] into " + Arrays.toString(c.shape()));
+        if (c.dtype() != DType.F32 || c.device() != Device.CPU)
+            throw new IllegalArgumentException("spmmLowered needs a float32 CPU output, got " + c.dtype() + " on " + c.device());
+        long ldc = rowStride(c);
+        if (ldc < 0) throw new IllegalArgumentException("spmm output must have unit stride along its rows, strides " + Arrays.toString(c.strides()));
+        if (m == 0 || n == 0) return;
+        checkBounds("C", c, m, n, ldc);
+        Tensor v = s.values(), meta = s.metadata();
+        checkBounds("values", v, m, s.paddedK() / 2, s.paddedK() / 2);
+        checkBounds("metadata", meta, m, s.metaWordsPerRow(), s.metaWordsPerRow());
+        Native.spmm24Lowered(m, 1f, v.segment().asSlice(v.byteOffset()), meta.segment().asSlice(meta.byteOffset()), low.x().data(),
+                low.geometry(), beta, c.segment().asSlice(c.byteOffset()), ldc, Blas.threads());
+    }
+
     /** Kernel family the native spmm uses on this CPU (avx512, avx2 or generic). */
     public static String isa() { return Native.spmm24Isa(); }
 

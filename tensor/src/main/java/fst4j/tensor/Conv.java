@@ -114,6 +114,30 @@ public final class Conv {
         return dx;
     }
 
+    /**
+     * c = alpha * a * op(B) + beta * c with B = im2col(low.x()) never materialised (the GEMM lowers what it packs):
+     * op(B) = B [C*kh*kw, N*Ho*Wo] (Eq. 1, a [M, C*kh*kw]) or, transposed, B^T (Eq. 3, a [M, N*Ho*Wo]). a and c are
+     * float32 with unit stride along their rows; beta == 0 overwrites c.
+     */
+    public static void gemmLowered(float alpha, Tensor a, Lowering low, boolean transposed, float beta, Tensor c) {
+        a.check(); c.check();
+        int k = transposed ? low.cols() : low.rows(), n = transposed ? low.rows() : low.cols(), m = a.dim() == 2 ? a.shape[0] : -1;
+        if (a.dim() != 2 || c.dim() != 2 || a.shape[1] != k || c.shape[0] != m || c.shape[1] != n)
+            throw new IllegalArgumentException("shape mismatch: gemmLowered " + Shape.str(a.shape) + " x " + (transposed ? "im2col^T " : "im2col ")
+                    + "[" + (transposed ? low.cols() + ", " + low.rows() : low.rows() + ", " + low.cols()) + "] into " + Shape.str(c.shape));
+        if (a.dtype != DType.F32 || c.dtype != DType.F32 || a.device() != Device.CPU || c.device() != Device.CPU)
+            throw new IllegalArgumentException("gemmLowered needs float32 CPU operands, got " + a.dtype + " on " + a.device() + " and " + c.dtype + " on " + c.device());
+        if (m == 0 || n == 0) return;
+        if ((k > 1 && a.strides[1] != 1) || (n > 1 && c.strides[1] != 1))
+            throw new IllegalArgumentException("gemmLowered: a and c need unit stride along their rows, strides " + java.util.Arrays.toString(a.strides)
+                    + " and " + java.util.Arrays.toString(c.strides));
+        checkRows(a, m, k);
+        checkRows(c, m, n);
+        long lda = m > 1 ? a.strides[0] : Math.max(k, 1), ldc = m > 1 ? c.strides[0] : Math.max(n, 1);
+        Native.sgemmLowered(transposed, m, alpha, a.storage.segment().asSlice(a.byteOffset()), lda, low.x().data(), low.geometry(),
+                beta, c.storage.segment().asSlice(c.byteOffset()), ldc, Blas.threads());
+    }
+
     /** Before a raw pointer goes to C: rows of length cols at stride strides[0] >= cols lie inside the storage. */
     private static void checkRows(Tensor m, long rows, long cols) {
         long ld = m.strides[0];

@@ -1,0 +1,93 @@
+package fst4j.sparse;
+
+import fst4j.tensor.Blas;
+import fst4j.tensor.Conv;
+import fst4j.tensor.Lowering;
+import fst4j.tensor.Rng;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.constraints.IntRange;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * Implicit im2col: the dense GEMM (both orientations) and the 2:4 kernel with B lowered while packing equal the
+ * same products on the materialised im2col matrix, at generated conv geometries (padding, strides, kernel sizes,
+ * output column ranges that cut through rows and images) on fresh random data.
+ */
+class LoweredGemmTest {
+
+    private static void close(Tensor want, Tensor got, String what) {
+        float[] a = want.toFloatArray(), b = got.toFloatArray();
+        assertEquals(a.length, b.length, what);
+        for (int i = 0; i < a.length; i++) assertEquals(a[i], b[i], 1e-5f * Math.max(1, Math.abs(a[i])), what + " at " + i);
+    }
+
+    @Property(tries = 60)
+    void loweredEqualsMaterialised(@ForAll @IntRange(min = 1, max = 4) int n, @ForAll @IntRange(min = 1, max = 9) int c,
+                                   @ForAll @IntRange(min = 1, max = 23) int h, @ForAll @IntRange(min = 1, max = 23) int w,
+                                   @ForAll @IntRange(min = 1, max = 5) int k, @ForAll @IntRange(min = 1, max = 3) int s,
+                                   @ForAll @IntRange(min = 0, max = 2) int p, @ForAll @IntRange(min = 1, max = 70) int m,
+                                   @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll long seed) {
+        if (h + 2 * p < k || w + 2 * p < k) return;   // no output position
+        int before = Blas.threads();
+        Blas.setThreads(threads);
+        try (Scope sc = Scope.open()) {
+            Rng r = new Rng(seed);
+            Tensor x = r.normal(0, 1, n, c, h, w);
+            Lowering low = new Lowering(x, k, k, s, s, p, p);
+            Tensor cols = Conv.im2col(x, k, k, s, s, p, p);
+            int rows = low.rows(), ncols = low.cols();
+            assertArrayEquals(new int[]{rows, ncols}, cols.shape());
+
+            // Eq. 1: A [m, rows] x im2col, beta = 0 and beta = 0.5 into a strided view
+            Tensor a = r.normal(0, 1, m, rows);
+            Tensor want = Tensor.empty(m, ncols), got = Tensor.empty(m, ncols);
+            Blas.gemm(1f, a, cols, 0f, want);
+            Conv.gemmLowered(1f, a, low, false, 0f, got);
+            close(want, got, "Eq. 1");
+            Tensor wide = r.normal(0, 1, m, ncols + 5), wide2 = wide.copy();
+            try (Tensor v1 = wide.slice(1, 2, 2 + ncols); Tensor v2 = wide2.slice(1, 2, 2 + ncols)) {
+                Blas.gemm(1f, a, cols, 0.5f, v1);
+                Conv.gemmLowered(1f, a, low, false, 0.5f, v2);
+            }
+            close(wide, wide2, "Eq. 1 with beta into a view");
+
+            // Eq. 3: G [m, ncols] x im2col^T, accumulating (beta 1)
+            Tensor g = r.normal(0, 1, m, ncols);
+            Tensor dw1 = r.normal(0, 1, m, rows), dw2 = dw1.copy();
+            try (Tensor ct = cols.t()) { Blas.gemm(1f, g, ct, 1f, dw1); }
+            Conv.gemmLowered(1f, g, low, true, 1f, dw2);
+            close(dw1, dw2, "Eq. 3");
+
+            // 2:4 Eq. 1
+            try (Compressed24 cw = Compressed24.pruneCompress(a, null, threads)) {
+                Tensor s1 = Tensor.empty(m, ncols), s2 = Tensor.empty(m, ncols);
+                SparseGemm.spmm(1f, cw, cols, 0f, s1, threads);
+                SparseGemm.spmmLowered(cw, low, 0f, s2);
+                close(s1, s2, "2:4 Eq. 1");
+            }
+        } finally {
+            Blas.setThreads(before);
+        }
+    }
+
+    @Test
+    void rejectsMismatchAndNonContiguousInput() {
+        try (Scope sc = Scope.open()) {
+            Tensor x = new Rng(1).normal(0, 1, 2, 3, 5, 5);
+            Lowering low = new Lowering(x, 3, 3, 1, 1, 1, 1);
+            Tensor a = Tensor.empty(4, 26), c = Tensor.empty(4, 50);
+            var e = assertThrows(IllegalArgumentException.class, () -> Conv.gemmLowered(1f, a, low, false, 0f, c));
+            assertTrue(e.getMessage().contains("shape mismatch"), e.getMessage());
+            try (Tensor xt = x.permute(0, 1, 3, 2)) {
+                var e2 = assertThrows(IllegalArgumentException.class, () -> new Lowering(xt, 3, 3, 1, 1, 1, 1));
+                assertTrue(e2.getMessage().contains("not contiguous"), e2.getMessage());
+            }
+            assertThrows(IllegalArgumentException.class, () -> new Lowering(x, 7, 7, 1, 1, 0, 0));
+        }
+    }
+}

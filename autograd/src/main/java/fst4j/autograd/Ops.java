@@ -88,7 +88,7 @@ final class Ops {
     static final class Relu extends Function {
         private Tensor a;
         protected Tensor forward(Tensor... x) { a = save(x[0]); return x[0].relu(); }
-        protected Tensor[] backward(Tensor g) { return grads(Elementwise.zip(g, a, (gv, av) -> av > 0 ? gv : 0)); }
+        protected Tensor[] backward(Tensor g) { return grads(Elementwise.reluBackward(g, a)); }
     }
 
     static final class Sigmoid extends Function {

@@ -66,7 +66,7 @@ public final class Var implements AutoCloseable {
     public void backward() {
         if (value.numel() != 1)
             throw new IllegalArgumentException("backward() without a gradient needs a one-element output, shape is " + Shape.str(value.shape()) + "; pass the output gradient");
-        try (Tensor one = Tensor.full(1.0, value.dtype(), value.shape())) { backward(one, false); }
+        try (Tensor one = Tensor.empty(value.device(), value.dtype(), value.shape()).fill(1.0)) { backward(one, false); }
     }
 
     public void backward(Tensor gradOutput) { backward(gradOutput, false); }
@@ -157,7 +157,7 @@ public final class Var implements AutoCloseable {
     private static void accumulate(Var v, Tensor g) {
         if (v.grad == null) {
             // a fresh buffer, never an alias: later accumulation writes into it in place
-            v.grad = Scope.within(v.value.owner(), () -> Tensor.empty(v.value.dtype(), v.value.shape()).copyFrom(g));
+            v.grad = Scope.within(v.value.owner(), () -> Tensor.empty(v.value.device(), v.value.dtype(), v.value.shape()).copyFrom(g));
         } else {
             try (Tensor s = v.grad.add(g)) { v.grad.copyFrom(s); }
         }

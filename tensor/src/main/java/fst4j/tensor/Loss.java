@@ -93,6 +93,7 @@ public final class Loss {
      */
     public static CrossEntropy crossEntropy(Tensor logits, int[] labels, double smoothing) {
         checkLogits(logits, labels, smoothing);
+        if (logits.storage.device != Device.CPU) return CudaOps.crossEntropy(logits, labels, smoothing, 1.0, true, true);
         Tensor grad = Tensor.empty(logits.dtype, logits.shape[0], logits.shape[1]);
         double loss = compute(logits, labels, smoothing, 1.0, grad);
         return new CrossEntropy(Tensor.scalar(loss, logits.dtype), grad);
@@ -108,12 +109,14 @@ public final class Loss {
     /** The loss only (a scalar tensor). */
     public static Tensor crossEntropyLoss(Tensor logits, int[] labels, double smoothing) {
         checkLogits(logits, labels, smoothing);
+        if (logits.storage.device != Device.CPU) return CudaOps.crossEntropy(logits, labels, smoothing, 1.0, true, false).loss();
         return Tensor.scalar(compute(logits, labels, smoothing, 1.0, null), logits.dtype);
     }
 
     /** Gradient w.r.t. the logits of the mean cross-entropy, times the upstream scalar gradOutput. */
     public static Tensor crossEntropyBackward(Tensor logits, int[] labels, double smoothing, double gradOutput) {
         checkLogits(logits, labels, smoothing);
+        if (logits.storage.device != Device.CPU) return CudaOps.crossEntropy(logits, labels, smoothing, gradOutput, false, true).grad();
         Tensor grad = Tensor.empty(logits.dtype, logits.shape[0], logits.shape[1]);
         compute(logits, labels, smoothing, gradOutput, grad);
         return grad;

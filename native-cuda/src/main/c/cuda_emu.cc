@@ -5,7 +5,8 @@
  * What is the same as on the device: the kernel bodies (src/main/cuda/fst4j_bodies.cuh, compiled here by g++ and
  * there by nvcc), the argument structs, the grid (blocks of FST_BLOCK threads, rounded up) and the global index
  * computation (fst_gidx), and every argument check of cuda_ops.c. A launch runs every thread of every block, one
- * after the other, before it returns.
+ * after the other, before it returns; in reverse order (last block, last thread first), so that a kernel whose result
+ * depends on threads running in index order (a race on the device) does not pass here by luck.
  * What is stricter than the device: "device memory" is a registry of host blocks; every range a kernel is given
  * must lie inside one live block (cuda_ops.c asks fst_backend_owns), copies check their direction (a host->device
  * copy must write a block and read outside all blocks), and fresh blocks are filled with 0xff bytes (NaN) so that a
@@ -45,8 +46,8 @@ int fst_backend_launch(int k, int64_t nblocks, const void *args) {
 #define FST_EMULATE(name, Args)                                                         \
     case FST_K_##name: {                                                                \
         const Args &a = *(const Args *)args;                                            \
-        for (int64_t b = 0; b < nblocks; b++)                                           \
-            for (unsigned t = 0; t < FST_BLOCK; t++) k_##name(fst_gidx((unsigned)b, FST_BLOCK, t), a); \
+        for (int64_t b = nblocks - 1; b >= 0; b--)                                      \
+            for (int t = FST_BLOCK - 1; t >= 0; t--) k_##name(fst_gidx((unsigned)b, FST_BLOCK, (unsigned)t), a); \
         return FST_OK;                                                                  \
     }
         FST_KERNELS(FST_EMULATE)

@@ -316,6 +316,28 @@ int fst_cuda_xent(const float *logits, const int32_t *labels, int64_t n, int64_t
     return rc || !loss ? rc : launch(FST_K_xent_total, 1, &a);
 }
 
+/* ======================= softmax ======================= */
+
+int fst_cuda_softmax(const float *x, int64_t outer, int64_t n, int64_t inner, int log, float *y) {
+    READY();
+    BAD(outer < 0 || n < 0 || inner < 0);
+    if (outer == 0 || n == 0 || inner == 0) return FST_OK;
+    NUL(!x || !y);
+    OWN(x, outer * n * inner * 4); OWN(y, outer * n * inner * 4);
+    fst_k_softmax_args a = { x, NULL, y, outer, n, inner, log != 0 };
+    return launch(FST_K_softmax, outer * inner, &a);
+}
+
+int fst_cuda_softmax_bwd(const float *y, const float *dy, int64_t outer, int64_t n, int64_t inner, int log, float *dx) {
+    READY();
+    BAD(outer < 0 || n < 0 || inner < 0);
+    if (outer == 0 || n == 0 || inner == 0) return FST_OK;
+    NUL(!y || !dy || !dx);
+    OWN(y, outer * n * inner * 4); OWN(dy, outer * n * inner * 4); OWN(dx, outer * n * inner * 4);
+    fst_k_softmax_args a = { y, dy, dx, outer, n, inner, log != 0 };
+    return launch(FST_K_softmax_bwd, outer * inner, &a);
+}
+
 /* ======================= optimizer ======================= */
 
 int fst_cuda_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd, float mom, float damp, int first, int nesterov) {

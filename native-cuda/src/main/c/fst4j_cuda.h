@@ -111,6 +111,10 @@ FST_API int fst_cuda_bn_backward(const float *dy, const float *x, const float *g
  * grad [n, c] = grad_scale * dloss/dlogits (optional); work: device scratch of n doubles. */
 FST_API int fst_cuda_xent(const float *logits, const int32_t *labels, int64_t n, int64_t c, double smoothing, double grad_scale,
                           float *loss, float *grad, double *work);
+/* Softmax (log != 0: log-softmax) along the middle axis of contiguous [outer, n, inner], and its backward from the
+ * forward's output y and dy (fst4j.tensor.Loss). */
+FST_API int fst_cuda_softmax(const float *x, int64_t outer, int64_t n, int64_t inner, int log, float *y);
+FST_API int fst_cuda_softmax_bwd(const float *y, const float *dy, int64_t outer, int64_t n, int64_t inner, int log, float *dx);
 /* SGD step (fst4j.nn.SGD): buf NULL = no momentum; first != 0: buf = g at the first step. */
 FST_API int fst_cuda_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd, float mom, float damp, int first,
                          int nesterov);

@@ -421,6 +421,42 @@ FST_HD void k_xent_total(i64 i, const fst_k_xent_args &a) {
     a.loss[0] = (float)(total / (double)a.n);
 }
 
+/* ======================= softmax ======================= */
+
+FST_HD void k_softmax(i64 i, const fst_k_softmax_args &a) {
+    if (i >= a.outer * a.inner) return;
+    const i64 base = (i / a.inner) * a.n * a.inner + i % a.inner;
+    const float *x = a.x + base;
+    float *y = a.out + base;
+    double mx = -INFINITY;
+    for (i64 k = 0; k < a.n; k++) mx = jmax(mx, x[k * a.inner]);
+    if (mx == -INFINITY) mx = 0;
+    double s = 0;
+    for (i64 k = 0; k < a.n; k++) s += exp(x[k * a.inner] - mx);
+    const double lse = log(s);
+    for (i64 k = 0; k < a.n; k++) {
+        const double z = x[k * a.inner] - mx;
+        y[k * a.inner] = (float)(a.log ? z - lse : exp(z) / s);
+    }
+}
+
+/* dx = y (dy - sum(dy y)) for softmax, dy - exp(y) sum(dy) for log-softmax (a.x is y here) */
+FST_HD void k_softmax_bwd(i64 i, const fst_k_softmax_args &a) {
+    if (i >= a.outer * a.inner) return;
+    const i64 base = (i / a.inner) * a.n * a.inner + i % a.inner;
+    const float *y = a.x + base, *g = a.dy + base;
+    float *dx = a.out + base;
+    double s = 0;
+    for (i64 k = 0; k < a.n; k++) {
+        const double gv = g[k * a.inner];
+        s += a.log ? gv : gv * (double)y[k * a.inner];
+    }
+    for (i64 k = 0; k < a.n; k++) {
+        const double yv = y[k * a.inner], gv = g[k * a.inner];
+        dx[k * a.inner] = (float)(a.log ? gv - exp(yv) * s : yv * (gv - s));
+    }
+}
+
 /* ======================= optimizer ======================= */
 
 /* torch.optim.SGD as fst4j.nn.SGD.step (float arithmetic, no contraction); buf == NULL: no momentum. */

@@ -57,6 +57,11 @@ typedef struct { const float *dy, *x, *gamma, *mean, *invstd; int64_t n, c, hw;
 typedef struct { const float *logits; const int32_t *labels; int64_t n, c; double smoothing, grad_scale;
                  float *loss, *grad; double *work /* [n] */; } fst_k_xent_args;
 
+/* ---- softmax / log-softmax along the middle axis of a contiguous [outer, n, inner] (Loss.softmax, logSoftmax and
+ * their backward): one thread per (outer, inner) line, the CPU's loops in double. Forward reads x, backward reads
+ * y (the forward's output) and dy; out gets the result. ---- */
+typedef struct { const float *x, *dy; float *out; int64_t outer, n, inner; int log; } fst_k_softmax_args;
+
 /* ---- optimizer (fst4j.nn.SGD, fst4j.nn.SrSte): float arithmetic of the Java loops, operation for operation ---- */
 typedef struct { float *w; const float *g; float *buf; int64_t n; float lr, wd, mom, damp; int first, nesterov; } fst_k_sgd_args;
 typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_k_srste_args;
@@ -71,6 +76,7 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
     X(bn_stats, fst_k_bn_train_args) X(bn_apply, fst_k_bn_train_args)                                    \
     X(bn_bwd_stats, fst_k_bn_bwd_args) X(bn_bwd_apply, fst_k_bn_bwd_args)                                \
     X(xent_rows, fst_k_xent_args) X(xent_total, fst_k_xent_args)                                         \
+    X(softmax, fst_k_softmax_args) X(softmax_bwd, fst_k_softmax_args)                                    \
     X(sgd, fst_k_sgd_args) X(srste, fst_k_srste_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,

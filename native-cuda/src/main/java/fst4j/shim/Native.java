@@ -654,7 +654,7 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_BWD, XENT, SGD, SRSTE;
+        static final MethodHandle BINARY, UNARY, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, SGD, SRSTE;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BINARY = bind(lib, "fst_cuda_binary", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
@@ -670,6 +670,8 @@ public final class Native {
             BN_BWD = bind(lib, "fst_cuda_bn_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
             XENT = bind(lib, "fst_cuda_xent", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS), false);
+            SOFTMAX = bind(lib, "fst_cuda_softmax", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS), false);
+            SOFTMAX_BWD = bind(lib, "fst_cuda_softmax_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS), false);
             SGD = bind(lib, "fst_cuda_sgd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT,
                     JAVA_INT, JAVA_INT), false);
             SRSTE = bind(lib, "fst_cuda_srste_decay", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT), false);
@@ -769,6 +771,22 @@ public final class Native {
         try { rc = (int) CudaOpHandles.XENT.invokeExact(logits, labels, n, c, smoothing, gradScale, loss, grad, work); }
         catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_xent");
+    }
+
+    /** Softmax (log: log-softmax) along the middle axis of contiguous [outer, n, inner] into y. */
+    public static void cudaSoftmax(MemorySegment x, long outer, long n, long inner, boolean log, MemorySegment y) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.SOFTMAX.invokeExact(x, outer, n, inner, log ? 1 : 0, y); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_softmax");
+    }
+
+    /** Backward of {@link #cudaSoftmax} from its output y and dy into dx (all contiguous [outer, n, inner]). */
+    public static void cudaSoftmaxBackward(MemorySegment y, MemorySegment dy, long outer, long n, long inner, boolean log, MemorySegment dx) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.SOFTMAX_BWD.invokeExact(y, dy, outer, n, inner, log ? 1 : 0, dx); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_softmax_bwd");
     }
 
     /** One SGD step over n weights; buf NULL = no momentum; first: buf = g. */

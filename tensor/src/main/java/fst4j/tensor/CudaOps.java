@@ -307,6 +307,31 @@ public final class CudaOps {
         return new Loss.CrossEntropy(loss, grad);
     }
 
+    /** Softmax / log-softmax along the middle axis of x seen as [outer, n, inner] (Loss checked the axis). */
+    static Tensor softmax(Tensor x, int outer, int n, int inner, boolean log) {
+        require(log ? "logSoftmax" : "softmax", x);
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, x.shape);
+        try (Tensor xc = x.contiguous()) {
+            Native.cudaSoftmax(ptr(xc), outer, n, inner, log, ptr(out));
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    static Tensor softmaxBackward(Tensor y, Tensor dy, int outer, int n, int inner, boolean log) {
+        require(log ? "logSoftmaxBackward" : "softmaxBackward", y, dy);
+        Tensor dx = Tensor.empty(Device.CUDA, DType.F32, y.shape);
+        try (Tensor yc = y.contiguous(); Tensor gc = dy.contiguous()) {
+            Native.cudaSoftmaxBackward(ptr(yc), ptr(gc), outer, n, inner, log, ptr(dx));
+        } catch (RuntimeException e) {
+            dx.close();
+            throw e;
+        }
+        return dx;
+    }
+
     // ---------------------------------------------------------------- optimizer (fst4j.nn)
 
     private static void sameSize(String op, Tensor w, Tensor o, String name) {

@@ -31,6 +31,7 @@ public final class Loss {
         x.check();
         if (x.dim() == 0) throw new IllegalArgumentException("wrong rank: softmax of a scalar");
         Axis ax = Axis.of(x.shape, axis);
+        if (x.storage.device != Device.CPU) return CudaOps.softmax(x, ax.outer, ax.n, ax.inner, log);
         Tensor out = Tensor.empty(x.dtype, x.shape);
         if (ax.n == 0) return out;
         try (Tensor xc = x.contiguous()) {
@@ -65,6 +66,7 @@ public final class Loss {
             throw new IllegalArgumentException("shape mismatch: softmax backward y " + Shape.str(y.shape) + " vs dy " + Shape.str(dy.shape));
         if (y.dim() == 0) throw new IllegalArgumentException("wrong rank: softmax of a scalar");
         Axis ax = Axis.of(y.shape, axis);
+        if (y.storage.device != Device.CPU || dy.storage.device != Device.CPU) return CudaOps.softmaxBackward(y, dy, ax.outer, ax.n, ax.inner, log);
         Tensor dx = Tensor.empty(Elementwise.promote(y, dy), y.shape);
         try (Tensor yc = y.contiguous(); Tensor gc = dy.contiguous()) {
             for (int o = 0; o < ax.outer; o++)

@@ -295,6 +295,41 @@ class CudaTensorOpsTest {
         assertThrows(IllegalArgumentException.class, () -> Loss.crossEntropy(dl, bad, 0.1));
     }
 
+    @Test
+    void softmaxAndLogSoftmaxForwardAndBackwardMatchTheCpu() {
+        Random r = new Random(13);
+        Tensor x = keep(randn(r, 3, 6, 5).mul(4));
+        Tensor d = gpu(x);
+        for (int axis : new int[] { 0, 1, -1 })
+            for (boolean log : new boolean[] { false, true }) {
+                String s = (log ? "logSoftmax" : "softmax") + " axis " + axis;
+                Tensor yc = keep(log ? x.logSoftmax(axis) : x.softmax(axis)), yk = keep(log ? d.logSoftmax(axis) : d.softmax(axis));
+                assertClose(yc, yk, 1e-6, s);
+                Tensor dy = randn(r, 3, 6, 5);
+                Tensor gc = keep(log ? Loss.logSoftmaxBackward(yc, dy, axis) : Loss.softmaxBackward(yc, dy, axis));
+                Tensor gk = keep(log ? Loss.logSoftmaxBackward(yk, gpu(dy), axis) : Loss.softmaxBackward(yk, gpu(dy), axis));
+                assertClose(gc, gk, 1e-5, s + " backward");
+            }
+    }
+
+    @Test
+    void matmulOnCudaTensorsUsesCublasAndMatchesTheCpu() {
+        Random r = new Random(14);
+        Tensor a = randn(r, 33, 17), b = randn(r, 17, 29), bt = randn(r, 29, 17);
+        Tensor da = gpu(a), db = gpu(b), dbt = gpu(bt);
+        Tensor want = keep(a.matmul(b)), wantT = keep(a.matmul(keep(bt.t())));
+        Tensor got, gotT;
+        try {
+            got = keep(da.matmul(db));
+            gotT = keep(da.matmul(keep(dbt.t())));   // a transposed view goes to cuBLAS as a transpose
+        } catch (fst4j.shim.CudaUnavailableException e) {
+            assumeTrue(false, "cuBLAS unavailable: " + e.getMessage());
+            return;
+        }
+        assertClose(want, got, 1e-4, "matmul");
+        assertClose(wantT, gotT, 1e-4, "matmul with a transposed operand");
+    }
+
     // ---------------------------------------------------------------- optimizer kernels (used by fst4j.nn)
 
     @Test

@@ -164,6 +164,23 @@ class CudaKernelsTest {
                     }
     }
 
+    @Test
+    void f32ToBf16RoundsToNearestEvenAndKeepsNaN() {
+        Random r = new Random(7);
+        int n = 1031;
+        float[] v = values(r, n);
+        v[0] = Float.intBitsToFloat(0x3f808000);   // exactly half way, even below: rounds down
+        v[1] = Float.intBitsToFloat(0x3f818000);   // exactly half way, odd below: rounds up
+        v[2] = Float.intBitsToFloat(0xff800001);   // a signalling NaN with the sign set stays a NaN
+        MemorySegment d = upload(host(v)), out = dev(2L * n);
+        Native.cudaF32ToBf16(d, out, n);
+        Cuda.sync();
+        MemorySegment h = hostBytes(2L * n);
+        Cuda.copyToHost(h, out, 2L * n);
+        for (int i = 0; i < n; i++)
+            assertEquals(bf16(Float.floatToRawIntBits(v[i])), h.getAtIndex(JAVA_SHORT, i), "element " + i + " = " + v[i]);
+    }
+
     // ---- convolution lowering ----
 
     /** n, c, h, w, kh, kw, sh, sw, ph, pw */

@@ -338,6 +338,24 @@ int fst_cuda_softmax_bwd(const float *y, const float *dy, int64_t outer, int64_t
     return launch(FST_K_softmax_bwd, outer * inner, &a);
 }
 
+/* ======================= GEMM (fallback) ======================= */
+
+int fst_cuda_gemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    READY();
+    BAD(M < 0 || N < 0 || K < 0);
+    BAD(lda < (transA ? M : K) || ldb < (transB ? K : N) || ldc < N || lda < 1 || ldb < 1 || ldc < 1);
+    if (M == 0 || N == 0) return FST_OK;
+    NUL(!C || (K > 0 && (!A || !B)));
+    if (K > 0) {
+        OWN(A, (transA ? (K - 1) * lda + M : (M - 1) * lda + K) * 4);
+        OWN(B, (transB ? (N - 1) * ldb + K : (K - 1) * ldb + N) * 4);
+    }
+    OWN(C, ((M - 1) * ldc + N) * 4);
+    fst_k_gemm_args a = { transA != 0, transB != 0, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc };
+    return launch(FST_K_gemm, M * N, &a);
+}
+
 /* ======================= optimizer ======================= */
 
 int fst_cuda_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd, float mom, float damp, int first, int nesterov) {

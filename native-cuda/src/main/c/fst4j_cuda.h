@@ -115,6 +115,10 @@ FST_API int fst_cuda_xent(const float *logits, const int32_t *labels, int64_t n,
  * forward's output y and dy (fst4j.tensor.Loss). */
 FST_API int fst_cuda_softmax(const float *x, int64_t outer, int64_t n, int64_t inner, int log, float *y);
 FST_API int fst_cuda_softmax_bwd(const float *y, const float *dy, int64_t outer, int64_t n, int64_t inner, int log, float *dx);
+/* fst4j's own row-major SGEMM with fst_cuda_sgemm's contract (one thread per element of C, float sum in k order):
+ * the fallback where cuBLAS is missing, and what the host emulator runs for matmul and convolution. */
+FST_API int fst_cuda_gemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                          const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 /* SGD step (fst4j.nn.SGD): buf NULL = no momentum; first != 0: buf = g at the first step. */
 FST_API int fst_cuda_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd, float mom, float damp, int first,
                          int nesterov);

@@ -457,6 +457,21 @@ FST_HD void k_softmax_bwd(i64 i, const fst_k_softmax_args &a) {
     }
 }
 
+/* ======================= GEMM (fallback) ======================= */
+
+FST_HD void k_gemm(i64 i, const fst_k_gemm_args &a) {
+    if (i >= a.m * a.n) return;
+    const i64 r = i / a.n, col = i % a.n;
+    float acc = 0.0f;
+    for (i64 p = 0; p < a.k; p++) {
+        const float x = a.ta ? a.a[p * a.lda + r] : a.a[r * a.lda + p];
+        const float y = a.tb ? a.b[col * a.ldb + p] : a.b[p * a.ldb + col];
+        acc += x * y;
+    }
+    float *c = a.c + r * a.ldc + col;
+    *c = a.beta == 0.0f ? a.alpha * acc : a.alpha * acc + a.beta * *c;
+}
+
 /* ======================= optimizer ======================= */
 
 /* torch.optim.SGD as fst4j.nn.SGD.step (float arithmetic, no contraction); buf == NULL: no momentum. */

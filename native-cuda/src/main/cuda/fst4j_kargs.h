@@ -62,6 +62,12 @@ typedef struct { const float *logits; const int32_t *labels; int64_t n, c; doubl
  * y (the forward's output) and dy; out gets the result. ---- */
 typedef struct { const float *x, *dy; float *out; int64_t outer, n, inner; int log; } fst_k_softmax_args;
 
+/* ---- fst4j's own SGEMM, row-major C = alpha op(A) op(B) + beta C (fst_sgemm's contract): one thread per element of
+ * C, a float sum over k in order. Slow; it is the fallback where cuBLAS is missing, and what the emulator runs for
+ * matmul and convolution (cuBLAS is not emulated). beta == 0: C is not read. ---- */
+typedef struct { int ta, tb; int64_t m, n, k; float alpha, beta; const float *a; int64_t lda; const float *b; int64_t ldb;
+                 float *c; int64_t ldc; } fst_k_gemm_args;
+
 /* ---- optimizer (fst4j.nn.SGD, fst4j.nn.SrSte): float arithmetic of the Java loops, operation for operation ---- */
 typedef struct { float *w; const float *g; float *buf; int64_t n; float lr, wd, mom, damp; int first, nesterov; } fst_k_sgd_args;
 typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_k_srste_args;
@@ -76,7 +82,7 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
     X(bn_stats, fst_k_bn_train_args) X(bn_apply, fst_k_bn_train_args)                                    \
     X(bn_bwd_stats, fst_k_bn_bwd_args) X(bn_bwd_apply, fst_k_bn_bwd_args)                                \
     X(xent_rows, fst_k_xent_args) X(xent_total, fst_k_xent_args)                                         \
-    X(softmax, fst_k_softmax_args) X(softmax_bwd, fst_k_softmax_args)                                    \
+    X(softmax, fst_k_softmax_args) X(softmax_bwd, fst_k_softmax_args) X(gemm, fst_k_gemm_args)           \
     X(sgd, fst_k_sgd_args) X(srste, fst_k_srste_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,

@@ -654,7 +654,7 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, SGD, SRSTE;
+        static final MethodHandle BINARY, UNARY, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BINARY = bind(lib, "fst_cuda_binary", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
@@ -672,6 +672,8 @@ public final class Native {
             XENT = bind(lib, "fst_cuda_xent", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS), false);
             SOFTMAX = bind(lib, "fst_cuda_softmax", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS), false);
             SOFTMAX_BWD = bind(lib, "fst_cuda_softmax_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS), false);
+            GEMM = bind(lib, "fst_cuda_gemm", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG), false);
             SGD = bind(lib, "fst_cuda_sgd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT,
                     JAVA_INT, JAVA_INT), false);
             SRSTE = bind(lib, "fst_cuda_srste_decay", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT), false);
@@ -787,6 +789,16 @@ public final class Native {
         int rc;
         try { rc = (int) CudaOpHandles.SOFTMAX_BWD.invokeExact(y, dy, outer, n, inner, log ? 1 : 0, dx); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_softmax_bwd");
+    }
+
+    /** fst4j's own device SGEMM (fst_sgemm's row-major contract): the fallback where cuBLAS is missing, and the emulator's. */
+    public static void cudaGemm(boolean transA, boolean transB, long m, long n, long k, float alpha, MemorySegment a, long lda,
+                                MemorySegment b, long ldb, float beta, MemorySegment c, long ldc) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.GEMM.invokeExact(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_gemm");
     }
 
     /** One SGD step over n weights; buf NULL = no momentum; first: buf = g. */

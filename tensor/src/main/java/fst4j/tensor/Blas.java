@@ -54,8 +54,7 @@ public final class Blas {
                 if (ob == null) { bc = b.copy(); ob = asOp(bc); }
                 Tensor A = ac != null ? ac : a, B = bc != null ? bc : b;
                 checkBounds(A, oa, m, k); checkBounds(B, ob, k, n); checkBounds(c, oc, m, n);
-                if (c.storage.device == Device.CUDA)   // cuBLAS, same row-major contract (not emulated: no cuBLAS there)
-                    Native.cudaSgemm(oa.trans, ob.trans, m, n, k, alpha, CudaOps.ptr(A), oa.ld, CudaOps.ptr(B), ob.ld, beta, CudaOps.ptr(c), oc.ld);
+                if (c.storage.device == Device.CUDA) CudaOps.gemm(oa.trans, ob.trans, m, n, k, alpha, A, oa.ld, B, ob.ld, beta, c, oc.ld);
                 else Native.sgemm(oa.trans, ob.trans, m, n, k, alpha,
                         A.storage.segment().asSlice(A.byteOffset()), oa.ld,
                         B.storage.segment().asSlice(B.byteOffset()), ob.ld, beta,

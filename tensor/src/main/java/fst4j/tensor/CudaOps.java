@@ -1,6 +1,7 @@
 package fst4j.tensor;
 
 import fst4j.shim.Cuda;
+import fst4j.shim.CudaUnavailableException;
 import fst4j.shim.Native;
 
 import java.lang.foreign.Arena;
@@ -151,6 +152,132 @@ public final class CudaOps {
             throw e;
         }
         return out;
+    }
+
+    // ---------------------------------------------------------------- GEMM
+
+    /** Set once cuBLAS turned out to be missing (always so on the emulator): then fst4j's own GEMM kernel runs. */
+    private static volatile boolean noCublas;
+
+    /** Whether CUDA GEMMs go to cuBLAS (true until a call found it missing). */
+    public static boolean usesCublas() { return !noCublas; }
+
+    /** Row-major C = alpha op(A) op(B) + beta C on CUDA operands (Blas checked shapes and bounds): cuBLAS, else fst_k_gemm. */
+    static void gemm(boolean ta, boolean tb, long m, long n, long k, float alpha, Tensor a, long lda, Tensor b, long ldb, float beta, Tensor c, long ldc) {
+        if (!noCublas) {
+            try {
+                Native.cudaSgemm(ta, tb, m, n, k, alpha, ptr(a), lda, ptr(b), ldb, beta, ptr(c), ldc);
+                return;
+            } catch (CudaUnavailableException e) {
+                if (!Cuda.isAvailable()) throw e;
+                noCublas = true;   // cuBLAS is not there (or not emulated): the kernel below from now on
+            }
+        }
+        Native.cudaGemm(ta, tb, m, n, k, alpha, ptr(a), lda, ptr(b), ldb, beta, ptr(c), ldc);
+    }
+
+    // ---------------------------------------------------------------- convolution (whole batch: one im2col, one GEMM)
+
+    /** cols [K, N*L] of contiguous x (fst_k_im2col). */
+    static Tensor im2col(Tensor x, Conv.Geom g) {
+        require("im2col", x);
+        long nl = (long) g.n() * g.l();
+        Tensor cols = Tensor.empty(Device.CUDA, DType.F32, g.k(), Math.toIntExact(nl));
+        try (Tensor xc = x.contiguous()) {
+            if (nl > 0) Native.cudaIm2col(ptr(xc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(), ptr(cols), nl);
+        } catch (RuntimeException e) {
+            cols.close();
+            throw e;
+        }
+        return cols;
+    }
+
+    /** im2col at output positions (validated by Conv) of every image: [K, N*positions.length]. */
+    static Tensor im2colAt(Tensor x, int[] positions, Conv.Geom g) {
+        require("im2colAt", x);
+        long np = (long) g.n() * positions.length;
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, g.k(), Math.toIntExact(np));
+        if (np == 0) return out;
+        try (Tensor xc = x.contiguous(); Block pos = Block.of(4L * positions.length); Arena arena = Arena.ofConfined()) {
+            Cuda.copyToDevice(pos.ptr(), arena.allocateFrom(JAVA_INT, positions), 4L * positions.length);
+            Native.cudaIm2colAt(ptr(xc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(),
+                    pos.ptr(), positions.length, ptr(out), np);
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    /** dx [N, C, H, W] = col2im of cols [K, N*L] (fst_k_col2im, a gather in the CPU's order). */
+    static Tensor col2im(Tensor cols, Conv.Geom g) {
+        require("col2im", cols);
+        Tensor dx = Tensor.empty(Device.CUDA, DType.F32, g.n(), g.c(), g.h(), g.w());
+        try (Tensor cc = cols.contiguous()) {
+            if (g.n() > 0) Native.cudaCol2im(ptr(cc), (long) g.n() * g.l(), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(),
+                    g.ho(), g.wo(), ptr(dx));
+        } catch (RuntimeException e) {
+            dx.close();
+            throw e;
+        }
+        return dx;
+    }
+
+    /** [N, Cout, L] (contiguous dy) as [Cout, N*L]: the GEMM layout of a batch (one strided copy on the device). */
+    private static Tensor byChannel(Tensor dy, int n, int cout, int l) {
+        try (Tensor d3 = dy.reshape(n, cout, l); Tensor p = d3.permute(1, 0, 2); Tensor c = p.contiguous()) { return c.reshape(cout, n * l); }
+    }
+
+    /** y = conv(x, w) + bias (Conv checked the shapes): im2col, W [Cout, K] x cols, [Cout, N, L] -> [N, Cout, L], + bias. */
+    static Tensor conv2d(Tensor x, Tensor w, Tensor bias, Conv.Geom g) {
+        require("conv2d", x, w, bias);
+        int cout = w.shape[0], k = g.k(), l = g.l();
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, g.n(), cout, g.ho(), g.wo());
+        if (out.numel() == 0) return out;
+        try (Tensor cols = im2col(x, g); Tensor wc = w.contiguous(); Tensor wm = wc.reshape(cout, k);
+             Tensor y2 = Tensor.empty(Device.CUDA, DType.F32, cout, g.n() * l);
+             Tensor y3 = y2.reshape(cout, g.n(), l); Tensor yp = y3.permute(1, 0, 2); Tensor o3 = out.reshape(g.n(), cout, l)) {
+            Blas.gemm(1f, wm, cols, 0f, y2);
+            o3.copyFrom(yp);
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        if (bias == null) return out;
+        try (Tensor o = out; Tensor b4 = bias.reshape(1, cout, 1, 1)) { return o.add(b4); }
+    }
+
+    /** dx = col2im(W^T dY) (Conv checked the shapes). */
+    static Tensor conv2dBackwardInput(Tensor dy, Tensor w, Conv.Geom g) {
+        require("conv2dBackwardInput", dy, w);
+        int cout = w.shape[0], k = g.k(), l = g.l();
+        if (dy.numel() == 0) return Tensor.zeros(Device.CUDA, DType.F32, g.n(), g.c(), g.h(), g.w());
+        try (Tensor dyc = dy.contiguous(); Tensor d2 = byChannel(dyc, g.n(), cout, l); Tensor wc = w.contiguous(); Tensor wm = wc.reshape(cout, k);
+             Tensor wt = wm.t(); Tensor dcols = Tensor.empty(Device.CUDA, DType.F32, k, g.n() * l)) {
+            Blas.gemm(1f, wt, d2, 0f, dcols);
+            return col2im(dcols, g);
+        }
+    }
+
+    /** dW = dY [Cout, N*L] x cols^T (Conv checked the shapes). */
+    static Tensor conv2dBackwardWeight(Tensor dy, Tensor x, int[] weightShape, Conv.Geom g) {
+        require("conv2dBackwardWeight", dy, x);
+        int cout = weightShape[0], k = g.k(), l = g.l();
+        Tensor dw = Tensor.zeros(Device.CUDA, DType.F32, weightShape);
+        if (dy.numel() == 0) return dw;
+        try (Tensor dyc = dy.contiguous(); Tensor d2 = byChannel(dyc, g.n(), cout, l); Tensor cols = im2col(x, g); Tensor ct = cols.t();
+             Tensor dwm = dw.reshape(cout, k)) {
+            Blas.gemm(1f, d2, ct, 0f, dwm);
+        } catch (RuntimeException e) {
+            dw.close();
+            throw e;
+        }
+        return dw;
+    }
+
+    static Tensor conv2dBackwardBias(Tensor dy) {
+        require("conv2dBackwardBias", dy);
+        return sum(dy, false, new int[] { 0, 2, 3 }, false);
     }
 
     // ---------------------------------------------------------------- reductions

@@ -64,11 +64,14 @@ class CudaTensorOpsTest {
                 fail(what + ": element " + i + " is " + got[i] + " on CUDA, " + want[i] + " on the CPU");
     }
 
-    private static void assertClose(Tensor cpu, Tensor cuda, double rel, String what) {
+    private static void assertClose(Tensor cpu, Tensor cuda, double rel, String what) { assertClose(cpu, cuda, rel, 1e-3, what); }
+
+    /** |got - want| <= rel * max(floor, |want|): floor ~ the size of the terms where a result can cancel to near 0. */
+    private static void assertClose(Tensor cpu, Tensor cuda, double rel, double floor, String what) {
         assertArrayEquals(cpu.shape(), cuda.shape(), what + ": shape");
         float[] want = cpu.toFloatArray(), got = cuda.toFloatArray();
         for (int i = 0; i < want.length; i++)
-            assertEquals(want[i], got[i], rel * Math.max(1e-3, Math.abs(want[i])), what + ": element " + i);
+            assertEquals(want[i], got[i], rel * Math.max(floor, Math.abs(want[i])), what + ": element " + i);
     }
 
     // ---------------------------------------------------------------- memory and copies
@@ -313,21 +316,52 @@ class CudaTensorOpsTest {
     }
 
     @Test
-    void matmulOnCudaTensorsUsesCublasAndMatchesTheCpu() {
+    void matmulOnCudaTensorsMatchesTheCpu() {
         Random r = new Random(14);
-        Tensor a = randn(r, 33, 17), b = randn(r, 17, 29), bt = randn(r, 29, 17);
-        Tensor da = gpu(a), db = gpu(b), dbt = gpu(bt);
-        Tensor want = keep(a.matmul(b)), wantT = keep(a.matmul(keep(bt.t())));
-        Tensor got, gotT;
-        try {
-            got = keep(da.matmul(db));
-            gotT = keep(da.matmul(keep(dbt.t())));   // a transposed view goes to cuBLAS as a transpose
-        } catch (fst4j.shim.CudaUnavailableException e) {
-            assumeTrue(false, "cuBLAS unavailable: " + e.getMessage());
-            return;
+        Tensor a = randn(r, 33, 17), b = randn(r, 17, 29), bt = randn(r, 29, 17), at = randn(r, 17, 33);
+        Tensor da = gpu(a), db = gpu(b), dbt = gpu(bt), dat = gpu(at);
+        // transposed views go to the GEMM as transposes (cuBLAS on a device, fst_k_gemm where cuBLAS is missing)
+        // sums of 17 products of N(0, 1) values: terms of size ~4, so an absolute floor of 1 for the tolerance
+        assertClose(keep(a.matmul(b)), keep(da.matmul(db)), 1e-5, 1, "matmul");
+        assertClose(keep(a.matmul(keep(bt.t()))), keep(da.matmul(keep(dbt.t()))), 1e-5, 1, "matmul A B^T");
+        assertClose(keep(keep(at.t()).matmul(b)), keep(keep(dat.t()).matmul(db)), 1e-5, 1, "matmul A^T B");
+        Tensor c = randn(r, 33, 29), dc = gpu(c);
+        Blas.gemm(0.5f, a, b, -2f, c);
+        Blas.gemm(0.5f, da, db, -2f, dc);
+        assertClose(c, dc, 1e-5, 1, "gemm with alpha and beta");
+        System.out.println("CUDA GEMM: " + (CudaOps.usesCublas() ? "cuBLAS (" + Cuda.blasStatus() + ")" : "fst_k_gemm (cuBLAS: " + Cuda.blasStatus() + ")"));
+    }
+
+    @Test
+    void convolutionForwardAndBackwardMatchTheCpu() {
+        Random r = new Random(15);
+        // x shape, w shape, stride, padding: a 3x3 / stride 2 layer, a 1x1 shortcut, a 7x7 / stride 2 / pad 3 stem
+        int[][][] cases = { { { 3, 5, 11, 9 }, { 7, 5, 3, 3 }, { 2, 1 } }, { { 2, 6, 7, 7 }, { 4, 6, 1, 1 }, { 1, 0 } },
+                { { 2, 3, 15, 13 }, { 5, 3, 7, 7 }, { 2, 3 } } };
+        for (int[][] cs : cases) {
+            String s = Arrays.toString(cs[0]) + " * " + Arrays.toString(cs[1]) + " stride " + cs[2][0] + " pad " + cs[2][1];
+            int stride = cs[2][0], pad = cs[2][1];
+            Tensor x = randn(r, cs[0]), w = randn(r, cs[1]), b = randn(r, cs[1][0]);
+            Tensor dx = gpu(x), dw = gpu(w), db = gpu(b);
+            double floor = Math.sqrt(cs[1][1] * cs[1][2] * cs[1][3]);   // size of a sum of K products of N(0, 1) values
+            Tensor y = keep(Conv.conv2d(x, w, b, stride, pad)), yk = keep(Conv.conv2d(dx, dw, db, stride, pad));
+            assertClose(y, yk, 1e-5, floor, "conv2d " + s);
+            assertClose(keep(Conv.conv2d(x, w, null, stride, pad)), keep(Conv.conv2d(dx, dw, null, stride, pad)), 1e-5, floor, "conv2d without bias " + s);
+            Tensor dy = randn(r, y.shape());
+            Tensor ddy = gpu(dy);
+            double floorIn = Math.sqrt(cs[1][0] * cs[1][2] * cs[1][3]), floorW = Math.sqrt(y.numel() / cs[1][0]);
+            assertClose(keep(Conv.conv2dBackwardInput(dy, w, x.shape(), stride, pad)), keep(Conv.conv2dBackwardInput(ddy, dw, x.shape(), stride, pad)),
+                    1e-5, floorIn, "conv2d dx " + s);
+            assertClose(keep(Conv.conv2dBackwardWeight(dy, x, w.shape(), stride, pad)), keep(Conv.conv2dBackwardWeight(ddy, dx, w.shape(), stride, pad)),
+                    1e-5, floorW, "conv2d dw " + s);
+            assertClose(keep(Conv.conv2dBackwardBias(dy)), keep(Conv.conv2dBackwardBias(ddy)), 1e-6, floorW, "conv2d dbias " + s);
+            // the lowering alone is exact
+            assertSame(keep(Conv.im2col(x, cs[1][2], cs[1][3], stride, stride, pad, pad)), keep(Conv.im2col(dx, cs[1][2], cs[1][3], stride, stride, pad, pad)),
+                    "im2col " + s);
+            int[] pos = { 0, y.shape()[2] * y.shape()[3] - 1, 1 };
+            assertSame(keep(Conv.im2colAt(x, pos, cs[1][2], cs[1][3], stride, stride, pad, pad)),
+                    keep(Conv.im2colAt(dx, pos, cs[1][2], cs[1][3], stride, stride, pad, pad)), "im2colAt " + s);
         }
-        assertClose(want, got, 1e-4, "matmul");
-        assertClose(wantT, gotT, 1e-4, "matmul with a transposed operand");
     }
 
     // ---------------------------------------------------------------- optimizer kernels (used by fst4j.nn)

@@ -2,7 +2,8 @@
 # One call on a lent GPU machine (no Java, no network): checks the CUDA declarations against NVIDIA's headers,
 # makes sure both shims load (rebuilding them there with gcc/nvcc if the carried ones do not), runs the GPU tests
 # (CudaKernelsTest against the CPU kernels, the CUDA tensor ops CudaTensorOpsTest / CudaMemoryTest and the optimizer
-# CudaOptimizerTest against the CPU ops, CudaStatusTest, NativeLoadTest) and prints a short table last.
+# CudaOptimizerTest and two ResNet training steps CudaResNetStepTest against the CPU, CudaStatusTest, NativeLoadTest) and
+# prints a short table last.
 # Needs .gpu/ from gpu/prepare.sh, carried with the run tool:  carry [".gpu"], command "bash gpu/run.sh".
 # Results under $OUT (default .gpu/out). --no-gpu: for a machine without a GPU (checks the script's paths and
 # steps; the kernel tests are then skipped and a missing device is not an error). FORCE_REBUILD=1 rebuilds the
@@ -83,6 +84,7 @@ log "CPU shim: $(head -1 <<< "$cpu"); CUDA: $STATUS"
 "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
   --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
   --select-class fst4j.tensor.CudaTensorOpsTest --select-class fst4j.tensor.CudaMemoryTest --select-class fst4j.nn.CudaOptimizerTest \
+  --select-class fst4j.nn.CudaResNetStepTest \
   --reports-dir "$OUT/junit" > "$OUT/tests.txt" 2>&1
 trc=$?
 

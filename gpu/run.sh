@@ -81,6 +81,8 @@ STATUS="$(sed -n 's/^STATUS //p' <<< "$cuda")"
 log "CPU shim: $(head -1 <<< "$cpu"); CUDA: $STATUS"
 
 # ---- the tests ----
+# every kernel launch synchronised, so that a fault names its kernel (first runs are about correctness, not speed)
+export FST4J_CUDA_SYNC="${FST4J_CUDA_SYNC:-1}"
 "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
   --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
   --select-class fst4j.tensor.CudaTensorOpsTest --select-class fst4j.tensor.CudaMemoryTest --select-class fst4j.nn.CudaOptimizerTest \

@@ -199,6 +199,8 @@ static char status[1024] = "not initialised";
 static char rt_dir[512];
 static int init_rc = 1;   /* 1 = not yet */
 static int search_defaults;
+/* FST4J_CUDA_SYNC=1: synchronise after every launch, so that a fault names its kernel (debugging; slow) */
+static int sync_launches;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 const char *fst_cuda_status(void) { return status; }
@@ -206,6 +208,8 @@ const char *fst_cuda_runtime_path(void) { return rt_dir; }
 
 static int do_init(const char *extra, int defaults) {
     search_defaults = defaults;
+    const char *sync_env = getenv("FST4J_CUDA_SYNC");
+    sync_launches = sync_env && *sync_env && strcmp(sync_env, "0") != 0;
     build_search(extra, defaults);
     static const char *const rt_names[] = { "libcudart.so.13", "libcudart.so.12", "libcudart.so" };
     const char *libname = "libcudart.so.13";
@@ -343,6 +347,8 @@ int fst_backend_launch(int k, int64_t blocks, const void *args) {
     void *params[] = { (void *)args };   /* one parameter: the kernel's argument struct, by value */
     DRV(drv.LaunchKernel(kernels[k], (unsigned)blocks, 1, 1, FST_BLOCK, 1, 1, 0, NULL, params, NULL), "cuLaunchKernel(%s, %lld blocks)",
         fst_cuda_kernel_name(k), (long long)blocks);
+    if (sync_launches)
+        RT(rt.DeviceSynchronize(), "%s (%lld blocks) failed on the device (FST4J_CUDA_SYNC=1)", fst_cuda_kernel_name(k), (long long)blocks);
     return FST_OK;
 }
 

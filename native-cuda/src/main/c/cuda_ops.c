@@ -61,7 +61,7 @@ int fst_cuda_prune24(int64_t rows, int64_t K, const float *w, int64_t ldw, float
     if (dense) OWN(dense, ((rows - 1) * ldd + K) * 4);
     if (dense16) OWN(dense16, ((rows - 1) * ldd16 + K) * 2);
     fst_k_prune_args a = { rows, K, w, ldw, values, meta, dense, ldd, dense16, ldd16 };
-    return launch(FST_K_prune24, rows * ldm, &a);
+    return launch(FST_K_prune24, rows * G, &a);
 }
 
 int fst_cuda_prune24_t(int64_t cout, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,

@@ -80,18 +80,13 @@ FST_HD u32 group24(const u32 b[4], u32 m[4], u32 &v0, u32 &v1) {
 
 /* ======================= sparsification, IR shift, convolution lowering ======================= */
 
-/* S(W) along K: W [rows, K] (ldw). One thread per (row, metadata word), i.e. up to 8 groups of 4; values
- * [rows, 2G], meta [rows, ceil(G/8)]; optional masked dense copies (fp32 ldd, bf16 ldd16), padding never written. */
-FST_HD void k_prune24(i64 i, const fst_k_prune_args &a) {
-    const i64 G = (a.K + 3) / 4, ldm = (G + 7) / 8;
-    if (i >= a.rows * ldm) return;
-    const i64 r = i / ldm, wd = i % ldm;
-    const i64 gend = 8 * wd + 8 < G ? 8 * wd + 8 : G;
-    u32 word = 0;
-    for (i64 g = 8 * wd; g < gend; g++) {
-        u32 b[4], m[4], v0, v1;
-        for (int j = 0; j < 4; j++) b[j] = 4 * g + j < a.K ? LDG((const u32 *)a.w + r * a.ldw + 4 * g + j) : 0u;
-        word |= group24(b, m, v0, v1) << (4 * (g & 7));
+/* One group g of row r of S(W): its nibble; with write, also its stored values and masked dense entries. */
+FST_HD u32 prune_group(const fst_k_prune_args &a, i64 r, i64 g, bool write) {
+    const i64 G = (a.K + 3) / 4;
+    u32 b[4], m[4], v0, v1;
+    for (int j = 0; j < 4; j++) b[j] = 4 * g + j < a.K ? LDG((const u32 *)a.w + r * a.ldw + 4 * g + j) : 0u;
+    const u32 nib = group24(b, m, v0, v1);
+    if (write) {
         u32 *vo = (u32 *)a.values + r * 2 * G + 2 * g;
         vo[0] = v0; vo[1] = v1;
         for (int j = 0; j < 4; j++) {
@@ -100,7 +95,23 @@ FST_HD void k_prune24(i64 i, const fst_k_prune_args &a) {
             if (a.dense16) a.dense16[r * a.ldd16 + 4 * g + j] = bf16_bits(m[j]);
         }
     }
-    a.meta[r * ldm + wd] = word;
+    return nib;
+}
+
+/* S(W) along K: W [rows, K] (ldw). One thread per (row, group of 4): consecutive threads read consecutive 16-byte
+ * groups of a row (coalesced) and write their stored values and masked dense entries. The metadata word of 8 groups
+ * is written by the first thread of the 8, which recomputes the other 7 nibbles itself (their 28 floats are in the
+ * cache lines its neighbours just loaded): no thread needs another's result, so no warp shuffle, which the host
+ * emulator could not run. values [rows, 2G], meta [rows, ceil(G/8)]; optional masked dense copies (fp32 ldd, bf16
+ * ldd16); padding columns are never written. */
+FST_HD void k_prune24(i64 i, const fst_k_prune_args &a) {
+    const i64 G = (a.K + 3) / 4, ldm = (G + 7) / 8;
+    if (i >= a.rows * G) return;
+    const i64 r = i / G, g = i % G;
+    u32 word = prune_group(a, r, g, true);
+    if (g % 8 != 0) return;
+    for (i64 gg = g + 1; gg < g + 8 && gg < G; gg++) word |= prune_group(a, r, gg, false) << (4 * (gg & 7));
+    a.meta[r * ldm + g / 8] = word;
 }
 
 /* S(W^T): W [cout = rows, K] read as W^T [K, cout], pruned along cout. One thread per (k, metadata word), consecutive

@@ -86,7 +86,7 @@ export FST4J_CUDA_SYNC="${FST4J_CUDA_SYNC:-1}"
 "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
   --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
   --select-class fst4j.tensor.CudaTensorOpsTest --select-class fst4j.tensor.CudaMemoryTest --select-class fst4j.nn.CudaOptimizerTest \
-  --select-class fst4j.nn.CudaResNetStepTest \
+  --select-class fst4j.nn.CudaResNetStepTest --select-class fst4j.nn.CudaModelTest \
   --reports-dir "$OUT/junit" > "$OUT/tests.txt" 2>&1
 trc=$?
 

@@ -55,7 +55,7 @@ public final class Gemm3 {
             if (sparse) {
                 y = SparseGemm.spmm(c, x);
             } else {
-                y = Tensor.empty(dtype(w, x), w.size(0), x.size(1));
+                y = Tensor.empty(x.device(), dtype(w, x), w.size(0), x.size(1));
                 Blas.gemm(1f, sw, x, 0f, y);
             }
             Profile.stop(Part.EQ1, t1);
@@ -115,7 +115,7 @@ public final class Gemm3 {
             if (sparseWt) {
                 dx = SparseGemm.spmm(c, g);
             } else {
-                dx = Tensor.empty(dtype(w, dy), w.size(1), dy.size(1));
+                dx = Tensor.empty(dy.device(), dtype(w, dy), w.size(1), dy.size(1));
                 try (Tensor t = swt.t()) { Blas.gemm(1f, t, g, 0f, dx); }
             }
             Profile.stop(Part.EQ2, t1);
@@ -169,7 +169,7 @@ public final class Gemm3 {
             }
             try (xs; Tensor xst = xs.t()) {
                 long t2 = Profile.start();
-                Tensor dw = Tensor.empty(dtype(g, xs), dy.size(0), kRows);
+                Tensor dw = Tensor.empty(dy.device(), dtype(g, xs), dy.size(0), kRows);
                 Blas.gemm(1f, g, xst, 0f, dw);
                 Profile.stop(Part.EQ3, t2);
                 return dw;
@@ -185,7 +185,7 @@ public final class Gemm3 {
         int[] kept = HalfK.keptPositions(segment, segment);
         try (gk; Tensor xk = x.kept(kept, images); Tensor xkt = xk.t()) {
             long t2 = Profile.start();
-            Tensor dw = Tensor.empty(dy.size(0), kRows);
+            Tensor dw = Tensor.empty(dy.device(), fst4j.tensor.DType.F32, dy.size(0), kRows);
             Blas.gemm(1f, gk, xkt, 0f, dw);
             Profile.stop(Part.EQ3, t2);
             return dw;

@@ -1,5 +1,6 @@
 package fst4j.autograd;
 
+import fst4j.tensor.Device;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Shape;
 import fst4j.tensor.Tensor;
@@ -17,7 +18,7 @@ import java.util.Map;
  * default), and the {@link Function} that produced it. Closing a Var closes its value and gradient.
  */
 public final class Var implements AutoCloseable {
-    private final Tensor value;
+    private Tensor value;   // not final: a leaf can be moved to another device (moveTo)
     private Tensor grad;
     private final boolean requiresGrad;
     private Function gradFn;
@@ -60,6 +61,24 @@ public final class Var implements AutoCloseable {
         zeroGrad();
         value.close();
         if (gradFn != null) { gradFn.release(); gradFn = null; }
+    }
+
+    /**
+     * Moves a leaf (a parameter) to device d in place: its value, and its gradient if any, are copied there and the
+     * old tensors closed; nothing happens when it is already there. For models before training (Module.to); a value
+     * computed by the graph cannot be moved.
+     */
+    public void moveTo(Device d) {
+        if (gradFn != null) throw new IllegalStateException("only a leaf Var can be moved to another device");
+        Tensor v = value.check();
+        if (v.device() == d) return;
+        value = Scope.within(v.owner(), () -> v.to(d));
+        v.close();
+        if (grad != null) {
+            Tensor g = grad;
+            grad = Scope.within(g.owner(), () -> g.to(d));
+            g.close();
+        }
     }
 
     /** backward() of a one-element output, with gradient 1. */

@@ -288,6 +288,17 @@ int fst_cuda_bn_train(const float *x, const float *gamma, const float *beta, flo
     return rc ? rc : launch(FST_K_bn_apply, n * c * hw, &a);
 }
 
+int fst_cuda_bn_apply(const float *x, int64_t n, int64_t c, int64_t hw, const double *work, float *y) {
+    READY();
+    BAD(n <= 0 || c <= 0 || hw <= 0);
+    NUL(!x || !y || !work);
+    OWN(x, n * c * hw * 4); OWN(y, n * c * hw * 4); OWN(work, 2 * c * 8);
+    fst_k_bn_train_args a;
+    memset(&a, 0, sizeof a);
+    a.x = x; a.y = y; a.n = n; a.c = c; a.hw = hw; a.work = (double *)work;   /* bn_apply only reads work */
+    return launch(FST_K_bn_apply, n * c * hw, &a);
+}
+
 int fst_cuda_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd, int64_t n,
                          int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, double *work) {
     READY();

@@ -105,6 +105,9 @@ FST_API int fst_cuda_adaptive_avg_bwd(const float *dy, int64_t n, int64_t c, int
 /* fst_bn_train / fst_bn_backward (fst4j.h) on the device; work: device scratch of 2c (train) / 3c (backward) doubles. */
 FST_API int fst_cuda_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, int64_t n,
                               int64_t c, int64_t hw, double momentum, double eps, float *y, float *mean, float *invstd, double *work);
+/* y = (float)(x * work[2ch] + work[2ch + 1]) per channel (double scale and shift computed by the caller): the
+ * eval-mode batch norm, and the second pass of fst_cuda_bn_train. */
+FST_API int fst_cuda_bn_apply(const float *x, int64_t n, int64_t c, int64_t hw, const double *work, float *y);
 FST_API int fst_cuda_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
                                  int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, double *work);
 /* Mean cross-entropy of logits [n, c] against int32 labels with label smoothing: loss [1] (optional) and

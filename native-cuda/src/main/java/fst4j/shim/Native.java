@@ -654,7 +654,7 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE;
+        static final MethodHandle BINARY, UNARY, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BINARY = bind(lib, "fst_cuda_binary", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
@@ -667,6 +667,7 @@ public final class Native {
             AAVG_BWD = bind(lib, "fst_cuda_adaptive_avg_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
             BN_TRAIN = bind(lib, "fst_cuda_bn_train", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+            BN_APPLY = bind(lib, "fst_cuda_bn_apply", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS), false);
             BN_BWD = bind(lib, "fst_cuda_bn_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
             XENT = bind(lib, "fst_cuda_xent", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS), false);
@@ -753,6 +754,14 @@ public final class Native {
         try { rc = (int) CudaOpHandles.BN_TRAIN.invokeExact(x, gamma, beta, runningMean, runningVar, n, c, hw, momentum, eps, y, mean, invStd, work); }
         catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_bn_train");
+    }
+
+    /** y = x * scale + shift per channel, in double, with work = device doubles [scale0, shift0, scale1, ...] (2c). */
+    public static void cudaBnApply(MemorySegment x, long n, long c, long hw, MemorySegment work, MemorySegment y) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.BN_APPLY.invokeExact(x, n, c, hw, work, y); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_bn_apply");
     }
 
     /** {@link #bnBackward} on the device; work: device scratch of 3c doubles. */

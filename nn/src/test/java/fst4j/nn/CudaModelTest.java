@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * An nn model (Models.resnetSmall, dense) moved to CUDA with Module.to and trained for two steps (SGD with Nesterov
  * momentum and weight decay) next to an identical model on the CPU: losses, every gradient, the running statistics
- * and the weights agree. Against the device or the host emulator (skipped with the reason otherwise).
+ * and the weights agree, and so do the eval-mode logits afterwards. Against the device or the host emulator (skipped with the reason otherwise).
  */
 class CudaModelTest {
     @BeforeEach
@@ -70,6 +70,15 @@ class CudaModelTest {
                     oc.zeroGrad();
                     og.zeroGrad();
                 }
+            }
+            // eval mode (running statistics): the same logits
+            cpu.eval();
+            gpu.eval();
+            try (Scope s = Scope.open()) {
+                float[] xv = new float[5 * 3 * 12 * 12];
+                for (int i = 0; i < xv.length; i++) xv[i] = (float) r.nextGaussian();
+                Tensor x = Tensor.of(xv, 5, 3, 12, 12);
+                assertNear(cpu.forward(Var.of(x)).value(), gpu.forward(Var.of(x.to(Device.CUDA))).value(), 1e-5, "eval-mode logits");
             }
         }
     }

@@ -394,6 +394,34 @@ public final class CudaOps {
         return new Norm.BatchNorm(out, mean, invStd);
     }
 
+    /**
+     * Eval-mode batch norm: the per-channel scale and shift are computed on the host in double exactly as the CPU op
+     * does (from the C-element vectors, copied down), then one kernel applies them (bn_apply), so the result is the
+     * CPU's bit for bit.
+     */
+    static Tensor batchNorm2dEval(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps) {
+        require("batchNorm2dEval", x, gamma, beta, runningMean, runningVar);
+        int n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3];
+        float[] g = gamma == null ? null : gamma.toFloatArray(), b = beta == null ? null : beta.toFloatArray();
+        float[] rm = runningMean.toFloatArray(), rv = runningVar.toFloatArray();
+        double[] work = new double[2 * c];
+        for (int ch = 0; ch < c; ch++) {
+            double scale = (g == null ? 1 : g[ch]) / Math.sqrt(rv[ch] + eps);
+            work[2 * ch] = scale;
+            work[2 * ch + 1] = (b == null ? 0 : b[ch]) - rm[ch] * scale;
+        }
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, x.shape);
+        if (out.numel() == 0) return out;
+        try (Tensor xc = x.contiguous(); Block w = Block.of(8L * 2 * c); Arena arena = Arena.ofConfined()) {
+            Cuda.copyToDevice(w.ptr(), arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_DOUBLE, work), 8L * 2 * c);
+            Native.cudaBnApply(ptr(xc), n, c, hw, w.ptr(), ptr(out));
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
     static Norm.BatchNormGrads batchNorm2dBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor invStd) {
         require("batchNorm2dBackward", dy, x, gamma, mean, invStd);
         int n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3];

@@ -116,6 +116,7 @@ public final class Norm {
         if (runningMean == null || runningVar == null) throw new IllegalArgumentException(op + " needs running mean and variance");
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "beta", beta, c, x);
         checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
+        if (x.storage.device != Device.CPU) return CudaOps.batchNorm2dEval(x, gamma, beta, runningMean, runningVar, eps);
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
         Tensor out = Tensor.empty(x.dtype, x.shape);
         try (Tensor xc = x.contiguous()) {

@@ -271,6 +271,10 @@ class CudaTensorOpsTest {
             }
         }
         assertThrows(IllegalArgumentException.class, () -> Norm.batchNorm2dTrain(dgpu, gamma, null, null, null, 0.1, 1e-5));
+        // eval mode, with the running statistics
+        assertSame(keep(Norm.batchNorm2dEval(x, gamma, beta, rm, rv, 1e-5)), keep(Norm.batchNorm2dEval(dgpu, gg, bg, rmg, rvg, 1e-5)), "bn eval");
+        assertSame(keep(Norm.batchNorm2dEval(x, null, null, rm, rv, 1e-3)), keep(Norm.batchNorm2dEval(dgpu, null, null, rmg, rvg, 1e-3)),
+                "bn eval without gamma/beta");
     }
 
     // ---------------------------------------------------------------- loss

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (no Java, no network): checks the CUDA declarations against NVIDIA's headers,
 # makes sure both shims load (rebuilding them there with gcc/nvcc if the carried ones do not), runs the GPU tests
-# (CudaKernelsTest against the CPU kernels, CudaStatusTest, NativeLoadTest) and prints a short table last.
+# (CudaKernelsTest against the CPU kernels, the CUDA tensor ops CudaTensorOpsTest / CudaMemoryTest and the optimizer
+# CudaOptimizerTest and two ResNet training steps CudaResNetStepTest against the CPU, CudaStatusTest, NativeLoadTest) and
+# prints a short table last.
 # Needs .gpu/ from gpu/prepare.sh, carried with the run tool:  carry [".gpu"], command "bash gpu/run.sh".
 # Results under $OUT (default .gpu/out). --no-gpu: for a machine without a GPU (checks the script's paths and
 # steps; the kernel tests are then skipped and a missing device is not an error). FORCE_REBUILD=1 rebuilds the
@@ -12,7 +14,9 @@ cd "$here"
 nogpu=0; [ "${1:-}" = "--no-gpu" ] && nogpu=1
 OUT="${OUT:-$here/.gpu/out}"; mkdir -p "$OUT"
 G="$here/.gpu"; JAVA="$G/jre/bin/java"
-LIB="$G/lib"; CP="$LIB/fst4j-native-cuda.jar:$LIB/fst4j-native-cuda-tests.jar:$LIB/junit-platform-console-standalone.jar"
+LIB="$G/lib"; CP="$LIB/junit-platform-console-standalone.jar"
+for m in native-cuda tensor sparse autograd nn; do CP="$CP:$LIB/fst4j-$m.jar"; done
+for m in native-cuda tensor nn; do CP="$CP:$LIB/fst4j-$m-tests.jar"; done
 log() { echo "run: $*" | tee -a "$OUT/run.log"; }
 [ -x "$JAVA" ] && [ -f "$LIB/fst4j-native-cuda.jar" ] || { echo "run: .gpu/ missing: run gpu/prepare.sh here and carry .gpu" >&2; exit 2; }
 : > "$OUT/run.log"
@@ -64,7 +68,9 @@ echo "$cpu" > "$OUT/probe-carried.txt"; echo "$cuda" >> "$OUT/probe-carried.txt"
 rebuilt="no"
 if [ "${FORCE_REBUILD:-0}" = 1 ] || ! grep -q '^LOADED' <<< "$cpu" || grep -Eq 'STATUS (libfst4j_cuda.so not built|cannot load libfst4j_cuda.so|cannot load the fst4j kernels|cannot load the CUDA shim)' <<< "$cuda"; then
   log "carried shims do not load here: rebuilding with $(command -v nvcc || echo 'no nvcc')"
-  if make -C native-cuda/src/main/c OUT="$G/build/native" OBJ="$G/build/obj" -j8 > "$OUT/build.txt" 2>&1; then
+  # only the two libraries the device runs (the host emulator is not needed here, and g++ may be missing)
+  if make -C native-cuda/src/main/c OUT="$G/build/native" OBJ="$G/build/obj" -j8 "$G/build/native/libfst4j.so" "$G/build/native/libfst4j_cuda.so" \
+       > "$OUT/build.txt" 2>&1; then
     export FST4J_NATIVE_LIB="$G/build/native/libfst4j.so"
     [ -f "$G/build/native/libfst4j_cuda.so" ] && export FST4J_CUDA_LIB="$G/build/native/libfst4j_cuda.so"
     rebuilt="yes"
@@ -75,8 +81,12 @@ STATUS="$(sed -n 's/^STATUS //p' <<< "$cuda")"
 log "CPU shim: $(head -1 <<< "$cpu"); CUDA: $STATUS"
 
 # ---- the tests ----
+# every kernel launch synchronised, so that a fault names its kernel (first runs are about correctness, not speed)
+export FST4J_CUDA_SYNC="${FST4J_CUDA_SYNC:-1}"
 "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
   --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
+  --select-class fst4j.tensor.CudaTensorOpsTest --select-class fst4j.tensor.CudaMemoryTest --select-class fst4j.nn.CudaOptimizerTest \
+  --select-class fst4j.nn.CudaResNetStepTest --select-class fst4j.nn.CudaModelTest \
   --reports-dir "$OUT/junit" > "$OUT/tests.txt" 2>&1
 trc=$?
 

@@ -1,7 +1,10 @@
 /* fst4j CUDA shim: run-time binding of the CUDA runtime, driver, cuBLAS and cuSPARSELt through dlopen with
  * this file's own declarations (no CUDA header or library at build time), plus the launchers of the kernels in
- * src/main/cuda/fst4j_kernels.cu, whose fatbin the Makefile embeds here (FST_FATBIN). See native-cuda/CUDA.md. */
-#include "fst4j_cuda.h"
+ * src/main/cuda/fst4j_kernels.cu, whose fatbin the Makefile embeds here (FST_FATBIN). This file is the device back end
+ * of cuda_backend.h: memory, launches, cuBLAS, cuSPARSELt; the kernel entry points are in cuda_ops.c (shared with the
+ * host emulator). See native-cuda/CUDA.md. */
+#include "cuda_backend.h"
+#include "../cuda/fst4j_kargs.h"
 #include <dlfcn.h>
 #include <glob.h>
 #include <pthread.h>
@@ -93,18 +96,9 @@ static struct {
     const char *(*GetErrorString)(cusparseStatus_t);   /* optional */
 } lt;
 
-/* ---- errors ---- */
-static __thread char last_err[768];
-const char *fst_cuda_last_error(void) { return last_err; }
-int fst_cuda_version(void) { return 1; }
-
-__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(last_err, sizeof last_err, fmt, ap);
-    va_end(ap);
-    return FST_ECUDA;
-}
+/* ---- errors (the per-thread message lives in cuda_ops.c) ---- */
+#define last_err fst_cuda_err
+#define fail fst_cuda_fail
 
 static const char *rt_str(cudaError_t e) { const char *s = rt.GetErrorString ? rt.GetErrorString(e) : NULL; return s ? s : "unknown error"; }
 static const char *drv_str(CUresult e) { const char *s = NULL; if (drv.GetErrorString) drv.GetErrorString(e, &s); return s ? s : "unknown error"; }
@@ -199,15 +193,14 @@ static void *open_lib(const char *const *names, int nnames, int defaults, int fl
 #define OPT_SYM(lib, tbl, field, name) (*(void **)&tbl.field = dlsym(lib, name))
 
 /* ---- initialisation ---- */
-enum { N_PRUNE, N_PRUNE_T, N_SHIFT_GATHER, N_IM2COL, N_COL2IM, N_IM2COL_AT, N_F2BF, N_KERNELS };
-static const char *const kernel_names[N_KERNELS] = { "fst_k_prune24", "fst_k_prune24_t", "fst_k_shift_gather", "fst_k_im2col",
-                                                      "fst_k_col2im", "fst_k_im2col_at", "fst_k_f32_to_bf16" };
-static CUfunction kernels[N_KERNELS];
+static CUfunction kernels[FST_N_KERNELS];
 static CUcontext ctx;
 static char status[1024] = "not initialised";
 static char rt_dir[512];
 static int init_rc = 1;   /* 1 = not yet */
 static int search_defaults;
+/* FST4J_CUDA_SYNC=1: synchronise after every launch, so that a fault names its kernel (debugging; slow) */
+static int sync_launches;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 const char *fst_cuda_status(void) { return status; }
@@ -215,6 +208,8 @@ const char *fst_cuda_runtime_path(void) { return rt_dir; }
 
 static int do_init(const char *extra, int defaults) {
     search_defaults = defaults;
+    const char *sync_env = getenv("FST4J_CUDA_SYNC");
+    sync_launches = sync_env && *sync_env && strcmp(sync_env, "0") != 0;
     build_search(extra, defaults);
     static const char *const rt_names[] = { "libcudart.so.13", "libcudart.so.12", "libcudart.so" };
     const char *libname = "libcudart.so.13";
@@ -272,9 +267,9 @@ static int do_init(const char *extra, int defaults) {
                  "cuModuleLoadData: %s (CUresult %d)", drv_str(r), r);
         return FST_EUNAVAIL;
     }
-    for (int k = 0; k < N_KERNELS; k++)
-        if ((r = drv.ModuleGetFunction(&kernels[k], mod, kernel_names[k])) != 0) {
-            snprintf(status, sizeof status, "kernel %s missing from the fatbin: %s (CUresult %d)", kernel_names[k], drv_str(r), r);
+    for (int k = 0; k < FST_N_KERNELS; k++)
+        if ((r = drv.ModuleGetFunction(&kernels[k], mod, fst_cuda_kernel_name(k))) != 0) {
+            snprintf(status, sizeof status, "kernel %s missing from the fatbin: %s (CUresult %d)", fst_cuda_kernel_name(k), drv_str(r), r);
             return FST_EUNAVAIL;
         }
     char name[256] = "?";
@@ -298,7 +293,7 @@ int fst_cuda_init(const char *extra_dirs, int defaults) {
     return rc;
 }
 
-static int ready(void) {
+int fst_backend_ready(void) {
     if (init_rc != FST_OK) {
         snprintf(last_err, sizeof last_err, "%s", init_rc == 1 ? "CUDA not initialised (call fst_cuda_init first)" : status);
         return FST_EUNAVAIL;
@@ -308,24 +303,24 @@ static int ready(void) {
 
 /* ---- memory ---- */
 int fst_cuda_device_count(int *count) {
-    int rc = ready(); if (rc) return rc;
+    int rc = fst_backend_ready(); if (rc) return rc;
     if (!count) return FST_ENULL;
     RT(rt.GetDeviceCount(count), "cudaGetDeviceCount");
     return FST_OK;
 }
 int fst_cuda_malloc(void **p, size_t bytes) {
-    int rc = ready(); if (rc) return rc;
+    int rc = fst_backend_ready(); if (rc) return rc;
     if (!p) return FST_ENULL;
     RT(rt.Malloc(p, bytes ? bytes : 1), "cudaMalloc(%zu)", bytes);
     return FST_OK;
 }
 int fst_cuda_free(void *p) {
-    int rc = ready(); if (rc) return rc;
+    int rc = fst_backend_ready(); if (rc) return rc;
     RT(rt.Free(p), "cudaFree");
     return FST_OK;
 }
 int fst_cuda_memcpy(void *dst, const void *src, size_t bytes, int kind) {
-    int rc = ready(); if (rc) return rc;
+    int rc = fst_backend_ready(); if (rc) return rc;
     if (kind < 1 || kind > 3) return FST_EINVAL;
     if (bytes == 0) return FST_OK;
     if (!dst || !src) return FST_ENULL;
@@ -333,114 +328,33 @@ int fst_cuda_memcpy(void *dst, const void *src, size_t bytes, int kind) {
     return FST_OK;
 }
 int fst_cuda_memset(void *p, int value, size_t bytes) {
-    int rc = ready(); if (rc) return rc;
+    int rc = fst_backend_ready(); if (rc) return rc;
     if (bytes == 0) return FST_OK;
     if (!p) return FST_ENULL;
     RT(rt.Memset(p, value, bytes), "cudaMemset(%zu)", bytes);
     return FST_OK;
 }
 int fst_cuda_sync(void) {
-    int rc = ready(); if (rc) return rc;
+    int rc = fst_backend_ready(); if (rc) return rc;
     RT(rt.DeviceSynchronize(), "cudaDeviceSynchronize (an earlier kernel or copy failed)");
     return FST_OK;
 }
 
-/* ---- kernel launches: one thread per work item, 256 per block, legacy default stream ---- */
-static int launch(int k, int64_t items, void **args) {
-    if (items <= 0) return FST_OK;
-    const int64_t blocks = (items + 255) / 256;
-    if (blocks > 0x7fffffff) return fail("%s: %lld work items exceed one launch", kernel_names[k], (long long)items);
+/* ---- kernel launches (cuda_backend.h): legacy default stream, FST_BLOCK threads per block ---- */
+int fst_backend_launch(int k, int64_t blocks, const void *args) {
     CUcontext cur = NULL;
     if (drv.CtxGetCurrent(&cur) != 0 || cur != ctx) DRV(drv.CtxSetCurrent(ctx), "cuCtxSetCurrent");
-    DRV(drv.LaunchKernel(kernels[k], (unsigned)blocks, 1, 1, 256, 1, 1, 0, NULL, args, NULL), "cuLaunchKernel(%s, %lld blocks)",
-        kernel_names[k], (long long)blocks);
+    void *params[] = { (void *)args };   /* one parameter: the kernel's argument struct, by value */
+    DRV(drv.LaunchKernel(kernels[k], (unsigned)blocks, 1, 1, FST_BLOCK, 1, 1, 0, NULL, params, NULL), "cuLaunchKernel(%s, %lld blocks)",
+        fst_cuda_kernel_name(k), (long long)blocks);
+    if (sync_launches)
+        RT(rt.DeviceSynchronize(), "%s (%lld blocks) failed on the device (FST4J_CUDA_SYNC=1)", fst_cuda_kernel_name(k), (long long)blocks);
     return FST_OK;
 }
 
-int fst_cuda_prune24(int64_t rows, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
-                     float *dense, int64_t ldd, uint16_t *dense16, int64_t ldd16) {
-    int rc = ready(); if (rc) return rc;
-    if (rows < 0 || K < 0) return FST_EINVAL;
-    if (rows == 0 || K == 0) return FST_OK;
-    if (!w || !values || !meta) return FST_ENULL;
-    if (ldw < K || (dense && ldd < K) || (dense16 && ldd16 < K)) return FST_EINVAL;
-    const int64_t G = (K + 3) / 4, Gp = (G + 7) / 8 * 8;
-    void *args[] = { &rows, &K, &w, &ldw, &values, &meta, &dense, &ldd, &dense16, &ldd16 };
-    return launch(N_PRUNE, rows * Gp, args);
-}
-
-int fst_cuda_prune24_t(int64_t cout, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
-                       float *dense_t, int64_t lddt, uint16_t *dense16_t, int64_t ldd16t) {
-    int rc = ready(); if (rc) return rc;
-    if (cout < 0 || K < 0) return FST_EINVAL;
-    if (cout == 0 || K == 0) return FST_OK;
-    if (!w || !values || !meta) return FST_ENULL;
-    if (ldw < K || (dense_t && lddt < cout) || (dense16_t && ldd16t < cout)) return FST_EINVAL;
-    const int64_t G = (cout + 3) / 4, ldm = (G + 7) / 8;
-    void *args[] = { &cout, &K, &w, &ldw, &values, &meta, &dense_t, &lddt, &dense16_t, &ldd16t };
-    return launch(N_PRUNE_T, K * ldm, args);
-}
-
-int fst_cuda_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg, int shift, float coeff, int circular) {
-    int rc = ready(); if (rc) return rc;
-    if (rows < 0 || len < 0 || seg <= 0 || len % seg != 0 || (shift != 1 && shift != -1)) return FST_EINVAL;
-    if (rows == 0 || len == 0) return FST_OK;
-    if (!dy || !out) return FST_ENULL;
-    int64_t nseg = rows * (len / seg);
-    const int64_t h = (seg + 1) / 2;
-    if ((const char *)out < (const char *)(dy + rows * len) && (const char *)dy < (const char *)(out + nseg * h)) return FST_EINVAL;
-    void *args[] = { &dy, &out, &nseg, &seg, &shift, &coeff, &circular };
-    return launch(N_SHIFT_GATHER, nseg * h, args);
-}
-
-typedef struct { int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo; } geom;   /* = struct Geom in the kernels */
-
-static int check_geom(const geom *g) {
-    if (g->n < 0 || g->c <= 0 || g->h <= 0 || g->w <= 0 || g->kh <= 0 || g->kw <= 0 || g->sh <= 0 || g->sw <= 0
-        || g->ph < 0 || g->pw < 0 || g->ho <= 0 || g->wo <= 0) return FST_EINVAL;
-    if ((g->h + 2 * g->ph - g->kh) / g->sh + 1 != g->ho || (g->w + 2 * g->pw - g->kw) / g->sw + 1 != g->wo) return FST_EINVAL;
-    return FST_OK;
-}
-
-int fst_cuda_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
-                    int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *out, int64_t ldo) {
-    int rc = ready(); if (rc) return rc;
-    geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
-    if (!x || !out) return FST_ENULL;
-    if (check_geom(&g) != FST_OK || ldo < n * ho * wo) return FST_EINVAL;
-    void *args[] = { &x, &g, &out, &ldo };
-    return launch(N_IM2COL, c * kh * kw * n * ho * wo, args);
-}
-
-int fst_cuda_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
-                    int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *dx) {
-    int rc = ready(); if (rc) return rc;
-    geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
-    if (!cols || !dx) return FST_ENULL;
-    if (check_geom(&g) != FST_OK || ldc < n * ho * wo) return FST_EINVAL;
-    void *args[] = { &cols, &ldc, &g, &dx };
-    return launch(N_COL2IM, n * c * h * w, args);
-}
-
-int fst_cuda_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
-                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
-                       const int32_t *pos, int64_t npos, float *out, int64_t ldo) {
-    int rc = ready(); if (rc) return rc;
-    geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
-    if (!x || !out || (npos > 0 && !pos)) return FST_ENULL;
-    if (check_geom(&g) != FST_OK || npos < 0 || ldo < n * npos) return FST_EINVAL;
-    void *args[] = { &x, &g, &pos, &npos, &out, &ldo };
-    return launch(N_IM2COL_AT, c * kh * kw * n * npos, args);
-}
-
-int fst_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n) {
-    int rc = ready(); if (rc) return rc;
-    if (n < 0) return FST_EINVAL;
-    if (n == 0) return FST_OK;
-    if (!src || !dst) return FST_ENULL;
-    void *args[] = { &src, &dst, &n };
-    return launch(N_F2BF, n, args);
-}
+/* Device pointers cannot be checked cheaply here (cuPointerGetAttributes per argument would cost more than a small
+ * kernel); the emulator checks every range instead, and the Java side bounds-checks before calling. */
+int fst_backend_owns(const void *p, size_t bytes) { (void)p; (void)bytes; return 1; }
 
 /* ---- cuBLAS ---- */
 static char blas_status[1024] = "not loaded";
@@ -473,7 +387,7 @@ static int load_blas(void) {
 }
 
 static int blas_ready(void) {
-    int rc = ready(); if (rc) return rc;
+    int rc = fst_backend_ready(); if (rc) return rc;
     pthread_mutex_lock(&init_lock);
     if (blas_rc == 1) blas_rc = load_blas();
     rc = blas_rc;
@@ -542,7 +456,7 @@ static int load_lt(void) {
 }
 
 static int lt_ready(void) {
-    int rc = ready(); if (rc) return rc;
+    int rc = fst_backend_ready(); if (rc) return rc;
     pthread_mutex_lock(&init_lock);
     if (lt_rc == 1) lt_rc = load_lt();
     rc = lt_rc;

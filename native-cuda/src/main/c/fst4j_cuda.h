@@ -19,6 +19,10 @@
 
 #define FST_API __attribute__((visibility("default")))
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 FST_API int fst_cuda_version(void);
 /* Message of the last failure on this thread ("" when none). */
 FST_API const char *fst_cuda_last_error(void);
@@ -42,7 +46,7 @@ FST_API int fst_cuda_memcpy(void *dst, const void *src, size_t bytes, int kind);
 FST_API int fst_cuda_memset(void *p, int value, size_t bytes);
 FST_API int fst_cuda_sync(void);
 
-/* ---- kernels: same contracts as prune.c / conv.c (fst4j.h), all pointers device pointers ---- */
+/* ---- kernels (cuda_ops.c): same contracts as prune.c / conv.c (fst4j.h), all pointers device pointers ---- */
 /* S(W) along K into values [rows, Kp/2], meta [rows, ceil(Kp/32)]; dense (fp32, ldd) and dense16 (bf16 bits,
  * ldd16) optional masked copies [rows, K]. */
 FST_API int fst_cuda_prune24(int64_t rows, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
@@ -79,4 +83,52 @@ FST_API int fst_cuda_splt_matmul(void *plan, float alpha, const void *compressed
 FST_API int fst_cuda_splt_plan_free(void *plan);
 FST_API const char *fst_cuda_splt_status(void);
 
+/* ---- tensor ops (fst4j.tensor's CUDA paths), float32, device pointers; each is the CPU op's contract
+ * (fst4j_kargs.h says how each kernel works). Shapes and strides are host arrays of rank <= 8, strides in
+ * elements and >= 0 (0 = broadcast), pointers already at the tensor's first element; outputs contiguous. ---- */
+/* op: 0 add, 1 sub, 2 mul, 3 div, 4 relu backward (a = dy, b = x); out [shape] contiguous. */
+FST_API int fst_cuda_binary(int op, int rank, const int64_t *shape, const float *a, const int64_t *sa, const float *b,
+                            const int64_t *sb, float *out);
+/* op: 0 copy (strided -> contiguous), 1 relu, 2 neg, 3 abs, 4 x + s, 5 x * s, 6 fill with s (x unused, may be NULL). */
+FST_API int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float *x, const int64_t *sx, float *y);
+/* out[kept] = sum (mean when mean != 0) of x over the reduced coordinates; kept / reduced axes given as shapes and
+ * x's strides (either may have rank 0). */
+FST_API int fst_cuda_sum(const float *x, int krank, const int64_t *kshape, const int64_t *kstride, int rrank,
+                         const int64_t *rshape, const int64_t *rstride, int mean, float *out);
+/* Max pool of contiguous NCHW x: y [n, c, ho, wo] and idx (int32, ih*w + iw in the plane of the maximum). */
+FST_API int fst_cuda_maxpool(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
+                             int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *y, int32_t *idx);
+/* dx [planes, in_plane] (overwritten) = each dy [planes, out_plane] added at its argmax idx (as fst_cuda_maxpool wrote them). */
+FST_API int fst_cuda_maxpool_bwd(const float *dy, const int32_t *idx, int64_t planes, int64_t in_plane, int64_t out_plane, float *dx);
+FST_API int fst_cuda_adaptive_avg(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t oh, int64_t ow, float *y);
+FST_API int fst_cuda_adaptive_avg_bwd(const float *dy, int64_t n, int64_t c, int64_t h, int64_t w, int64_t oh, int64_t ow, float *dx);
+/* fst_bn_train / fst_bn_backward (fst4j.h) on the device; work: device scratch of 2c (train) / 3c (backward) doubles. */
+FST_API int fst_cuda_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, int64_t n,
+                              int64_t c, int64_t hw, double momentum, double eps, float *y, float *mean, float *invstd, double *work);
+/* y = (float)(x * work[2ch] + work[2ch + 1]) per channel (double scale and shift computed by the caller): the
+ * eval-mode batch norm, and the second pass of fst_cuda_bn_train. */
+FST_API int fst_cuda_bn_apply(const float *x, int64_t n, int64_t c, int64_t hw, const double *work, float *y);
+FST_API int fst_cuda_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
+                                 int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, double *work);
+/* Mean cross-entropy of logits [n, c] against int32 labels with label smoothing: loss [1] (optional) and
+ * grad [n, c] = grad_scale * dloss/dlogits (optional); work: device scratch of n doubles. */
+FST_API int fst_cuda_xent(const float *logits, const int32_t *labels, int64_t n, int64_t c, double smoothing, double grad_scale,
+                          float *loss, float *grad, double *work);
+/* Softmax (log != 0: log-softmax) along the middle axis of contiguous [outer, n, inner], and its backward from the
+ * forward's output y and dy (fst4j.tensor.Loss). */
+FST_API int fst_cuda_softmax(const float *x, int64_t outer, int64_t n, int64_t inner, int log, float *y);
+FST_API int fst_cuda_softmax_bwd(const float *y, const float *dy, int64_t outer, int64_t n, int64_t inner, int log, float *dx);
+/* fst4j's own row-major SGEMM with fst_cuda_sgemm's contract (one thread per element of C, float sum in k order):
+ * the fallback where cuBLAS is missing, and what the host emulator runs for matmul and convolution. */
+FST_API int fst_cuda_gemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                          const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* SGD step (fst4j.nn.SGD): buf NULL = no momentum; first != 0: buf = g at the first step. */
+FST_API int fst_cuda_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd, float mom, float damp, int first,
+                         int nesterov);
+/* fst_srste_decay on the device: g += lambda * w where magnitude 2:4 along each row of w [rows, k] prunes. */
+FST_API int fst_cuda_srste_decay(const float *w, float *g, int64_t rows, int64_t k, float lambda);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -93,7 +93,7 @@ public final class Gemm3 {
         Prepared p = prepareForward(w, x.dtype());
         try (Left l = p.left()) {
             long t1 = Profile.start();
-            Tensor y = Tensor.empty(dtype(w, x), l.rows(), x.size(1));
+            Tensor y = Tensor.empty(x.device(), dtype(w, x), l.rows(), x.size(1));
             try { l.times(x, y); } catch (RuntimeException | Error e) { y.close(); throw e; }
             Profile.stop(Part.EQ1, t1);
             return new Forward(y, p.sw());
@@ -157,7 +157,7 @@ public final class Gemm3 {
         Profile.stop(Part.SPARSIFY, t0);
         try (g; Left l = prepareInputGrad(w, sw, g.dtype())) {
             long t1 = Profile.start();
-            Tensor dx = Tensor.empty(dtype(w, dy), w.size(1), dy.size(1));
+            Tensor dx = Tensor.empty(dy.device(), dtype(w, dy), w.size(1), dy.size(1));
             try { l.times(g, dx); } catch (RuntimeException | Error e) { dx.close(); throw e; }
             Profile.stop(Part.EQ2, t1);
             return dx;
@@ -191,7 +191,7 @@ public final class Gemm3 {
      * (H*W; cols for a linear layer), the unit of the fixed mask and of the shift.
      */
     public Tensor weightGrad(Tensor dy, Columns x, int segment, int kRows) {
-        Tensor dw = Tensor.empty(dtype(dy, dy), dy.size(0), kRows);
+        Tensor dw = Tensor.empty(dy.device(), dtype(dy, dy), dy.size(0), kRows);
         try {
             weightGradInto(dy, x, segment, dw, 0f);
             return dw;

@@ -1,5 +1,6 @@
 package fst4j.autograd;
 
+import fst4j.tensor.Device;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Shape;
 import fst4j.tensor.Tensor;
@@ -17,7 +18,7 @@ import java.util.Map;
  * default), and the {@link Function} that produced it. Closing a Var closes its value and gradient.
  */
 public final class Var implements AutoCloseable {
-    private final Tensor value;
+    private Tensor value;   // not final: a leaf can be moved to another device (moveTo)
     private Tensor grad;
     private final boolean requiresGrad;
     private Function gradFn;
@@ -62,11 +63,29 @@ public final class Var implements AutoCloseable {
         if (gradFn != null) { gradFn.release(); gradFn = null; }
     }
 
+    /**
+     * Moves a leaf (a parameter) to device d in place: its value, and its gradient if any, are copied there and the
+     * old tensors closed; nothing happens when it is already there. For models before training (Module.to); a value
+     * computed by the graph cannot be moved.
+     */
+    public void moveTo(Device d) {
+        if (gradFn != null) throw new IllegalStateException("only a leaf Var can be moved to another device");
+        Tensor v = value.check();
+        if (v.device() == d) return;
+        value = Scope.within(v.owner(), () -> v.to(d));
+        v.close();
+        if (grad != null) {
+            Tensor g = grad;
+            grad = Scope.within(g.owner(), () -> g.to(d));
+            g.close();
+        }
+    }
+
     /** backward() of a one-element output, with gradient 1. */
     public void backward() {
         if (value.numel() != 1)
             throw new IllegalArgumentException("backward() without a gradient needs a one-element output, shape is " + Shape.str(value.shape()) + "; pass the output gradient");
-        try (Tensor one = Tensor.full(1.0, value.dtype(), value.shape())) { backward(one, false); }
+        try (Tensor one = Tensor.empty(value.device(), value.dtype(), value.shape()).fill(1.0)) { backward(one, false); }
     }
 
     public void backward(Tensor gradOutput) { backward(gradOutput, false); }
@@ -161,7 +180,7 @@ public final class Var implements AutoCloseable {
     private static void accumulate(Var v, Tensor g) {
         if (v.grad == null) {
             // a fresh buffer, never an alias: later accumulation writes into it in place
-            v.grad = Scope.within(v.value.owner(), () -> Tensor.empty(v.value.dtype(), v.value.shape()).copyFrom(g));
+            v.grad = Scope.within(v.value.owner(), () -> Tensor.empty(v.value.device(), v.value.dtype(), v.value.shape()).copyFrom(g));
         } else {
             try (Tensor s = v.grad.add(g)) { v.grad.copyFrom(s); }
         }

@@ -23,8 +23,18 @@ public final class Cuda {
     /** cudaDataType codes for {@link #sparseLtPlan}. */
     public static final int R_32F = 0, R_16F = 2, R_16BF = 14;
 
-    /** True when libfst4j_cuda.so, libcudart and the driver loaded, a device exists and the kernels loaded on it. */
+    /**
+     * True when libfst4j_cuda.so, libcudart and the driver loaded, a device exists and the kernels loaded on it; or, with
+     * -Dfst4j.cuda.emulate=true, when the host emulator libfst4j_cuda_emu.so loaded (see {@link #isEmulated()}).
+     */
     public static boolean isAvailable() { return Native.cudaAvailable(); }
+
+    /**
+     * True when this JVM runs the CUDA back end on the host emulator (-Dfst4j.cuda.emulate=true): libfst4j_cuda_emu.so,
+     * the same kernel bodies and argument checks run on the CPU, device memory emulated by checked host blocks; no
+     * cuBLAS / cuSPARSELt. Results are the kernels' results; nothing about speed is.
+     */
+    public static boolean isEmulated() { return Native.cudaEmulated(); }
 
     /** One line: "ok: ..." or the reason CUDA cannot be used. */
     public static String status() { return Native.cudaStatus(); }

@@ -478,17 +478,28 @@ public final class Native {
     // libfst4j.so; the public face is fst4j.shim.Cuda. Device pointers are address-only MemorySegments. ----
 
     static final String CUDA_RESOURCE = "/native/linux-x86_64/libfst4j_cuda.so";
+    static final String CUDA_EMU_RESOURCE = "/native/linux-x86_64/libfst4j_cuda_emu.so";
+    /**
+     * -Dfst4j.cuda.emulate=true: the CUDA back end is libfst4j_cuda_emu.so, which runs the very kernel bodies of
+     * fst4j_kernels.cu on the CPU over the same grid, with the same argument checks (native-cuda/CUDA.md). Fixed for
+     * the life of the JVM; tests of the CUDA paths run once with it (in CI) and once without (on a GPU machine).
+     */
+    static final boolean CUDA_EMULATED = Boolean.getBoolean("fst4j.cuda.emulate");
     static final int ECUDA = -3, EUNAVAIL = -4;
 
-    /** Path of libfst4j_cuda.so: -Dfst4j.cuda.lib / env FST4J_CUDA_LIB, else the jar's copy extracted to a temp file. */
+    /**
+     * Path of libfst4j_cuda.so (or, emulated, libfst4j_cuda_emu.so): -Dfst4j.cuda.lib / env FST4J_CUDA_LIB (emulated:
+     * -Dfst4j.cuda.emuLib / env FST4J_CUDA_EMU_LIB), else the jar's copy extracted to a temp file.
+     */
     static String locateCuda(String override, String resource) throws IOException {
+        String name = resource.substring(resource.lastIndexOf('/') + 1);
         if (override != null && !override.isBlank()) {
-            if (!Files.isReadable(Path.of(override))) throw new CudaUnavailableException("libfst4j_cuda.so not found at " + override);
+            if (!Files.isReadable(Path.of(override))) throw new CudaUnavailableException(name + " not found at " + override);
             return override;
         }
         try (InputStream in = Native.class.getResourceAsStream(resource)) {
-            if (in == null) throw new CudaUnavailableException("libfst4j_cuda.so not built (nvcc missing at build time)");
-            Path tmp = Files.createTempFile("libfst4j_cuda", ".so");
+            if (in == null) throw new CudaUnavailableException(name + " not built (nvcc missing at build time)");
+            Path tmp = Files.createTempFile(name.replace(".so", ""), ".so");
             tmp.toFile().deleteOnExit();
             Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
             return tmp.toString();
@@ -501,14 +512,19 @@ public final class Native {
         static final MethodHandle LAST_ERROR, BLAS_STATUS, SPLT_STATUS, MALLOC, FREE, MEMCPY, MEMSET, SYNC;
         static final MethodHandle PRUNE24, PRUNE24_T, SHIFT_GATHER, IM2COL, COL2IM, IM2COL_AT, F2BF, SGEMM;
         static final MethodHandle SPLT_PLAN, SPLT_COMPRESS, SPLT_MATMUL, SPLT_FREE;
+        /** The loaded back end's symbols (null when it did not load), for the lazily bound {@link CudaOpHandles}. */
+        static final SymbolLookup LIB;
         static {
+            SymbolLookup loaded = null;
             String status;
             boolean ok = false;
             MethodHandle lastError = null, blasStatus = null, spltStatus = null, malloc = null, free = null, memcpy = null, memset = null,
                     sync = null, prune = null, pruneT = null, shiftGather = null, im2col = null, col2im = null, im2colAt = null, f2bf = null,
                     sgemm = null, spltPlan = null, spltCompress = null, spltMatmul = null, spltFree = null;
             try {
-                String path = locateCuda(System.getProperty("fst4j.cuda.lib", System.getenv("FST4J_CUDA_LIB")), CUDA_RESOURCE);
+                String path = CUDA_EMULATED
+                        ? locateCuda(System.getProperty("fst4j.cuda.emuLib", System.getenv("FST4J_CUDA_EMU_LIB")), CUDA_EMU_RESOURCE)
+                        : locateCuda(System.getProperty("fst4j.cuda.lib", System.getenv("FST4J_CUDA_LIB")), CUDA_RESOURCE);
                 SymbolLookup lib;
                 try {
                     lib = SymbolLookup.libraryLookup(Path.of(path), Arena.global());
@@ -555,12 +571,13 @@ public final class Native {
                 }
                 status = cString((MemorySegment) statusFn.invokeExact());
                 ok = rc == OK;
+                loaded = lib;
             } catch (CudaUnavailableException e) {
                 status = e.getMessage();
             } catch (Throwable t) {
                 status = "cannot load the CUDA shim: " + t;
             }
-            STATUS = status; AVAILABLE = ok;
+            STATUS = status; AVAILABLE = ok; LIB = ok ? loaded : null;
             LAST_ERROR = lastError; BLAS_STATUS = blasStatus; SPLT_STATUS = spltStatus;
             MALLOC = malloc; FREE = free; MEMCPY = memcpy; MEMSET = memset; SYNC = sync;
             PRUNE24 = prune; PRUNE24_T = pruneT; SHIFT_GATHER = shiftGather; IM2COL = im2col; COL2IM = col2im; IM2COL_AT = im2colAt;
@@ -577,6 +594,9 @@ public final class Native {
 
     public static boolean cudaAvailable() { return CudaHandles.AVAILABLE; }
 
+    /** True when the CUDA back end is the host emulator (-Dfst4j.cuda.emulate=true), whether or not it loaded. */
+    public static boolean cudaEmulated() { return CUDA_EMULATED; }
+
     /** Throws {@link CudaUnavailableException} with the reason unless a device is usable. */
     public static void cudaEnsure() {
         if (!CudaHandles.AVAILABLE) throw new CudaUnavailableException("CUDA is not available: " + CudaHandles.STATUS);
@@ -588,7 +608,7 @@ public final class Native {
         try { msg = cString((MemorySegment) CudaHandles.LAST_ERROR.invokeExact()); } catch (Throwable t) { msg = t.toString(); }
         if (rc == EUNAVAIL) throw new CudaUnavailableException(fn + ": " + msg);
         if (rc == ECUDA) throw new CudaException(fn + ": " + msg);
-        check(rc, fn);
+        throw new IllegalArgumentException(fn + " rejected its arguments (code " + rc + (msg.isEmpty() ? "" : ": " + msg) + ")");
     }
 
     public static String cudaBlasStatus() {
@@ -743,6 +763,185 @@ public final class Native {
     public static void cudaSparseLtPlanFree(MemorySegment plan) {
         cudaEnsure();
         try { int rc = (int) CudaHandles.SPLT_FREE.invokeExact(plan); assert rc == OK; } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    // ---- CUDA tensor ops (cuda_ops.c, fst4j_cuda.h); bound on first use from the loaded back end (device or emulator).
+    // Device pointers are address-only segments already at the tensor's first element; shapes and strides are
+    // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
+
+    private static final class CudaOpHandles {
+        static final MethodHandle BINARY, UNARY, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE;
+        static {
+            SymbolLookup lib = CudaHandles.LIB;
+            BINARY = bind(lib, "fst_cuda_binary", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+            UNARY = bind(lib, "fst_cuda_unary", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_DOUBLE, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+            SUM = bind(lib, "fst_cuda_sum", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS), false);
+            MAXPOOL = bind(lib, "fst_cuda_maxpool", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS), false);
+            MAXPOOL_BWD = bind(lib, "fst_cuda_maxpool_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
+            AAVG = bind(lib, "fst_cuda_adaptive_avg", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
+            AAVG_BWD = bind(lib, "fst_cuda_adaptive_avg_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
+            BN_TRAIN = bind(lib, "fst_cuda_bn_train", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+            BN_APPLY = bind(lib, "fst_cuda_bn_apply", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS), false);
+            BN_BWD = bind(lib, "fst_cuda_bn_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+            XENT = bind(lib, "fst_cuda_xent", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS), false);
+            SOFTMAX = bind(lib, "fst_cuda_softmax", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS), false);
+            SOFTMAX_BWD = bind(lib, "fst_cuda_softmax_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS), false);
+            GEMM = bind(lib, "fst_cuda_gemm", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG), false);
+            SGD = bind(lib, "fst_cuda_sgd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT,
+                    JAVA_INT, JAVA_INT), false);
+            SRSTE = bind(lib, "fst_cuda_srste_decay", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT), false);
+        }
+    }
+
+    private static MemorySegment longs(Arena a, long[] v) { return v.length == 0 ? MemorySegment.NULL : a.allocateFrom(JAVA_LONG, v); }
+
+    /** Elementwise binary op (fst4j_cuda.h op codes) of a and b broadcast by their strides into contiguous out. */
+    public static void cudaBinary(int op, long[] shape, MemorySegment a, long[] sa, MemorySegment b, long[] sb, MemorySegment out) {
+        cudaEnsure();
+        int rc;
+        try (Arena ar = Arena.ofConfined()) {
+            rc = (int) CudaOpHandles.BINARY.invokeExact(op, shape.length, longs(ar, shape), a, longs(ar, sa), b, longs(ar, sb), out);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_binary");
+    }
+
+    /** Elementwise unary op (fst4j_cuda.h op codes; fill ignores x, which may be NULL) into contiguous y. */
+    public static void cudaUnary(int op, double s, long[] shape, MemorySegment x, long[] sx, MemorySegment y) {
+        cudaEnsure();
+        int rc;
+        try (Arena ar = Arena.ofConfined()) {
+            MemorySegment strides = sx == null ? MemorySegment.NULL : longs(ar, sx);   // a local: invokeExact needs exact static types
+            rc = (int) CudaOpHandles.UNARY.invokeExact(op, s, shape.length, longs(ar, shape), x, strides, y);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_unary");
+    }
+
+    /** Sum (or mean) of x over the reduced axes (rshape, rstride) for every kept position (kshape, kstride) into contiguous out. */
+    public static void cudaSum(MemorySegment x, long[] kshape, long[] kstride, long[] rshape, long[] rstride, boolean mean, MemorySegment out) {
+        cudaEnsure();
+        int rc;
+        try (Arena ar = Arena.ofConfined()) {
+            rc = (int) CudaOpHandles.SUM.invokeExact(x, kshape.length, longs(ar, kshape), longs(ar, kstride), rshape.length, longs(ar, rshape),
+                    longs(ar, rstride), mean ? 1 : 0, out);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_sum");
+    }
+
+    public static void cudaMaxPool(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                   long ho, long wo, MemorySegment y, MemorySegment idx) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.MAXPOOL.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, y, idx); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_maxpool");
+    }
+
+    /** dx [planes, inPlane] = max pool backward of dy [planes, outPlane] with int32 argmax indices idx (within a plane). */
+    public static void cudaMaxPoolBackward(MemorySegment dy, MemorySegment idx, long planes, long inPlane, long outPlane, MemorySegment dx) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.MAXPOOL_BWD.invokeExact(dy, idx, planes, inPlane, outPlane, dx); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_maxpool_bwd");
+    }
+
+    public static void cudaAdaptiveAvgPool(MemorySegment x, long n, long c, long h, long w, long oh, long ow, MemorySegment y) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.AAVG.invokeExact(x, n, c, h, w, oh, ow, y); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_adaptive_avg");
+    }
+
+    public static void cudaAdaptiveAvgPoolBackward(MemorySegment dy, long n, long c, long h, long w, long oh, long ow, MemorySegment dx) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.AAVG_BWD.invokeExact(dy, n, c, h, w, oh, ow, dx); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_adaptive_avg_bwd");
+    }
+
+    /** {@link #bnTrain} on the device; work: device scratch of 2c doubles. */
+    public static void cudaBnTrain(MemorySegment x, MemorySegment gamma, MemorySegment beta, MemorySegment runningMean, MemorySegment runningVar,
+                                   long n, long c, long hw, double momentum, double eps, MemorySegment y, MemorySegment mean, MemorySegment invStd,
+                                   MemorySegment work) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.BN_TRAIN.invokeExact(x, gamma, beta, runningMean, runningVar, n, c, hw, momentum, eps, y, mean, invStd, work); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_bn_train");
+    }
+
+    /** y = x * scale + shift per channel, in double, with work = device doubles [scale0, shift0, scale1, ...] (2c). */
+    public static void cudaBnApply(MemorySegment x, long n, long c, long hw, MemorySegment work, MemorySegment y) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.BN_APPLY.invokeExact(x, n, c, hw, work, y); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_bn_apply");
+    }
+
+    /** {@link #bnBackward} on the device; work: device scratch of 3c doubles. */
+    public static void cudaBnBackward(MemorySegment dy, MemorySegment x, MemorySegment gamma, MemorySegment mean, MemorySegment invStd,
+                                      long n, long c, long hw, MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, MemorySegment work) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.BN_BWD.invokeExact(dy, x, gamma, mean, invStd, n, c, hw, dx, dgamma, dbeta, work); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_bn_backward");
+    }
+
+    /** Cross-entropy with label smoothing on the device: loss [1] and/or grad [n, c] (NULL to skip); work: n doubles. */
+    public static void cudaCrossEntropy(MemorySegment logits, MemorySegment labels, long n, long c, double smoothing, double gradScale,
+                                        MemorySegment loss, MemorySegment grad, MemorySegment work) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.XENT.invokeExact(logits, labels, n, c, smoothing, gradScale, loss, grad, work); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_xent");
+    }
+
+    /** Softmax (log: log-softmax) along the middle axis of contiguous [outer, n, inner] into y. */
+    public static void cudaSoftmax(MemorySegment x, long outer, long n, long inner, boolean log, MemorySegment y) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.SOFTMAX.invokeExact(x, outer, n, inner, log ? 1 : 0, y); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_softmax");
+    }
+
+    /** Backward of {@link #cudaSoftmax} from its output y and dy into dx (all contiguous [outer, n, inner]). */
+    public static void cudaSoftmaxBackward(MemorySegment y, MemorySegment dy, long outer, long n, long inner, boolean log, MemorySegment dx) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.SOFTMAX_BWD.invokeExact(y, dy, outer, n, inner, log ? 1 : 0, dx); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_softmax_bwd");
+    }
+
+    /** fst4j's own device SGEMM (fst_sgemm's row-major contract): the fallback where cuBLAS is missing, and the emulator's. */
+    public static void cudaGemm(boolean transA, boolean transB, long m, long n, long k, float alpha, MemorySegment a, long lda,
+                                MemorySegment b, long ldb, float beta, MemorySegment c, long ldc) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.GEMM.invokeExact(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_gemm");
+    }
+
+    /** One SGD step over n weights; buf NULL = no momentum; first: buf = g. */
+    public static void cudaSgd(MemorySegment w, MemorySegment g, MemorySegment buf, long n, float lr, float wd, float momentum, float damp,
+                               boolean first, boolean nesterov) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.SGD.invokeExact(w, g, buf, n, lr, wd, momentum, damp, first ? 1 : 0, nesterov ? 1 : 0); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_sgd");
+    }
+
+    /** {@link #srsteDecay} on the device. */
+    public static void cudaSrsteDecay(MemorySegment w, MemorySegment g, long rows, long k, float lambda) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.SRSTE.invokeExact(w, g, rows, k, lambda); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_srste_decay");
     }
 
     private static void check(int rc, String fn) {

@@ -164,6 +164,23 @@ class CudaKernelsTest {
                     }
     }
 
+    @Test
+    void f32ToBf16RoundsToNearestEvenAndKeepsNaN() {
+        Random r = new Random(7);
+        int n = 1031;
+        float[] v = values(r, n);
+        v[0] = Float.intBitsToFloat(0x3f808000);   // exactly half way, even below: rounds down
+        v[1] = Float.intBitsToFloat(0x3f818000);   // exactly half way, odd below: rounds up
+        v[2] = Float.intBitsToFloat(0xff800001);   // a signalling NaN with the sign set stays a NaN
+        MemorySegment d = upload(host(v)), out = dev(2L * n);
+        Native.cudaF32ToBf16(d, out, n);
+        Cuda.sync();
+        MemorySegment h = hostBytes(2L * n);
+        Cuda.copyToHost(h, out, 2L * n);
+        for (int i = 0; i < n; i++)
+            assertEquals(bf16(Float.floatToRawIntBits(v[i])), h.getAtIndex(JAVA_SHORT, i), "element " + i + " = " + v[i]);
+    }
+
     // ---- convolution lowering ----
 
     /** n, c, h, w, kh, kw, sh, sw, ph, pw */
@@ -255,6 +272,28 @@ class CudaKernelsTest {
             Cuda.copyToHost(got, dc, 4L * m * ldc);
             assertClose(c.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT), got.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT), 1e-4,
                     "sgemm " + Arrays.toString(cs) + " (" + Cuda.blasStatus() + ")");
+        }
+    }
+
+    /** fst4j's own GEMM kernel (the fallback without cuBLAS, and the emulator's): also on a device that has cuBLAS. */
+    @Test
+    void gemmKernelMatchesTheCpuGemm() {
+        Random r = new Random(8);
+        int[][] cases = { { 5, 7, 3, 0, 0 }, { 33, 17, 29, 1, 0 }, { 16, 9, 40, 0, 1 }, { 11, 13, 6, 1, 1 } };
+        for (int[] cs : cases) {
+            int m = cs[0], n = cs[1], k = cs[2];
+            boolean ta = cs[3] == 1, tb = cs[4] == 1;
+            int lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 3;
+            MemorySegment a = host(gaussian(r, (ta ? k : m) * lda)), b = host(gaussian(r, (tb ? n : k) * ldb));
+            float[] c0 = gaussian(r, m * ldc);
+            MemorySegment c = host(c0);
+            MemorySegment da = upload(a), db = upload(b), dc = upload(c);
+            Native.sgemm(ta, tb, m, n, k, 1.5f, a, lda, b, ldb, 0.5f, c, ldc, 1);
+            Native.cudaGemm(ta, tb, m, n, k, 1.5f, da, lda, db, ldb, 0.5f, dc, ldc);
+            Cuda.sync();
+            MemorySegment got = hostBytes(4L * m * ldc);
+            Cuda.copyToHost(got, dc, 4L * m * ldc);
+            assertClose(c.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT), got.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT), 1e-4, "gemm kernel " + Arrays.toString(cs));
         }
     }
 

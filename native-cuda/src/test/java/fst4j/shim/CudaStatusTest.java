@@ -63,8 +63,10 @@ class CudaStatusTest {
     @Test
     void aMissingShimBuildIsReportedAsNotBuilt() {
         CudaUnavailableException e = assertThrows(CudaUnavailableException.class,
-                () -> Native.locateCuda(null, "/native/linux-x86_64/no-such-libfst4j_cuda.so"));
+                () -> Native.locateCuda(null, "/native/no-such-folder/libfst4j_cuda.so"));
         assertEquals("libfst4j_cuda.so not built (nvcc missing at build time)", e.getMessage());
+        e = assertThrows(CudaUnavailableException.class, () -> Native.locateCuda(null, "/native/no-such-folder/libfst4j_cuda_emu.so"));
+        assertEquals("libfst4j_cuda_emu.so not built (nvcc missing at build time)", e.getMessage());
     }
 
     @Test

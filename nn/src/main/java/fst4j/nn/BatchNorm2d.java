@@ -7,7 +7,6 @@ import fst4j.tensor.Tensor;
 /** Batch norm over (N, H, W) per channel, with running statistics (momentum 0.1, eps 1e-5 by default). */
 public final class BatchNorm2d extends Module {
     private final Var gamma, beta;
-    private final Tensor runningMean, runningVar;
     private final double momentum, eps;
 
     public BatchNorm2d(int channels) { this(channels, 0.1, 1e-5); }
@@ -15,8 +14,8 @@ public final class BatchNorm2d extends Module {
     public BatchNorm2d(int channels, double momentum, double eps) {
         this.gamma = parameter("weight", Tensor.ones(channels));
         this.beta = parameter("bias", Tensor.zeros(channels));
-        this.runningMean = buffer("running_mean", Tensor.zeros(channels));
-        this.runningVar = buffer("running_var", Tensor.ones(channels));
+        buffer("running_mean", Tensor.zeros(channels));   // looked up at each forward: Module.to may replace them
+        buffer("running_var", Tensor.ones(channels));
         this.momentum = momentum;
         this.eps = eps;
     }
@@ -24,5 +23,7 @@ public final class BatchNorm2d extends Module {
     public Var gamma() { return gamma; }
 
     @Override
-    public Var forward(Var x) { return NN.batchNorm2d(x, gamma, beta, runningMean, runningVar, isTraining(), momentum, eps); }
+    public Var forward(Var x) {
+        return NN.batchNorm2d(x, gamma, beta, buffer("running_mean"), buffer("running_var"), isTraining(), momentum, eps);
+    }
 }

@@ -37,6 +37,30 @@ public abstract class Module implements AutoCloseable {
         return b;
     }
 
+    /** The buffer registered under name (looked up at use, so that {@link #to} can replace it). */
+    protected final Tensor buffer(String name) {
+        Tensor b = buffers.get(name);
+        if (b == null) throw new IllegalArgumentException("no buffer " + name);
+        return b;
+    }
+
+    /**
+     * Moves every parameter and buffer, recursively, to device d in place (copies; the old tensors are closed).
+     * Layers keep their Vars, so optimizers may be created before or after; SGD makes its momentum buffers on the
+     * parameters' device at the first step.
+     */
+    public Module to(fst4j.tensor.Device d) {
+        params.values().forEach(p -> p.moveTo(d));
+        buffers.replaceAll((k, t) -> {
+            if (t.device() == d) return t;
+            Tensor moved = Scope.within(null, () -> t.to(d));
+            t.close();
+            return moved;
+        });
+        children.values().forEach(c -> c.to(d));
+        return this;
+    }
+
     protected final <M extends Module> M child(String name, M m) {
         if (children.putIfAbsent(name, m) != null) throw new IllegalArgumentException("duplicate child name " + name);
         return m;

@@ -3,7 +3,9 @@ package fst4j.nn;
 import fst4j.autograd.Var;
 import fst4j.shim.Native;
 import fst4j.tensor.Blas;
+import fst4j.tensor.CudaOps;
 import fst4j.tensor.DType;
+import fst4j.tensor.Device;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
 
@@ -58,6 +60,7 @@ public final class SGD implements AutoCloseable {
             Tensor g = p.grad();
             if (g == null) continue;
             Tensor w = p.value();
+            if (w.device() == Device.CUDA) { stepOnDevice(p, w, g); continue; }
             MemorySegment ws = w.data(), gs = g.data();
             long n = w.numel();
             float lrf = (float) lr, wd = (float) weightDecay, mom = (float) momentum, damp = (float) (1 - dampening);
@@ -97,6 +100,16 @@ public final class SGD implements AutoCloseable {
         steps++;
     }
 
+    /** The same update for a CUDA parameter: one kernel (CudaOps.sgdStep), the buffer on the device too. */
+    private void stepOnDevice(Var p, Tensor w, Tensor g) {
+        float lrf = (float) lr, wd = (float) weightDecay, mom = (float) momentum, damp = (float) (1 - dampening);
+        if (momentum == 0) { CudaOps.sgdStep(w, g, null, lrf, wd, 0f, damp, false, nesterov); return; }
+        Tensor buf = buffers.get(p);
+        boolean first = buf == null;
+        if (first) { buf = Scope.within(null, () -> Tensor.empty(Device.CUDA, DType.F32, w.shape())); buffers.put(p, buf); }
+        CudaOps.sgdStep(w, g, buf, lrf, wd, mom, damp, first, nesterov);
+    }
+
     /** Momentum buffers by parameter index, for checkpoints (null where none yet). */
     public Tensor momentumBuffer(int paramIndex) { return buffers.get(params.get(paramIndex)); }
 
@@ -105,7 +118,8 @@ public final class SGD implements AutoCloseable {
         this.steps = steps;
         buffers.values().forEach(Tensor::close);
         buffers.clear();
-        momentumBuffers.forEach((i, t) -> buffers.put(params.get(i), Scope.within(null, () -> Tensor.empty(t.shape()).copyFrom(t))));
+        momentumBuffers.forEach((i, t) -> buffers.put(params.get(i),
+                Scope.within(null, () -> Tensor.empty(params.get(i).value().device(), DType.F32, t.shape()).copyFrom(t))));
     }
 
     @Override

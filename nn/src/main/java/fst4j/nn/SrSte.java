@@ -62,7 +62,8 @@ public final class SrSte {
             Tensor g = w.grad();
             if (!g.isContiguous() || g.numel() != wv.numel())
                 throw new IllegalStateException("SR-STE needs a contiguous gradient of the weight's size");
-            if (Native.isLoaded()) Native.srsteDecay(wv.data(), g.data(), rows, k, (float) lambda, fst4j.tensor.Blas.threads());
+            if (wv.device() == fst4j.tensor.Device.CUDA) fst4j.tensor.CudaOps.srsteDecay(wv, g, rows, k, (float) lambda);
+            else if (Native.isLoaded()) Native.srsteDecay(wv.data(), g.data(), rows, k, (float) lambda, fst4j.tensor.Blas.threads());
             else decayPruned(wv.data(), g.data(), rows, k, (float) lambda);
             touched++;
         }

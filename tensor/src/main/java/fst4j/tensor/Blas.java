@@ -54,7 +54,8 @@ public final class Blas {
                 if (ob == null) { bc = b.copy(); ob = asOp(bc); }
                 Tensor A = ac != null ? ac : a, B = bc != null ? bc : b;
                 checkBounds(A, oa, m, k); checkBounds(B, ob, k, n); checkBounds(c, oc, m, n);
-                Native.sgemm(oa.trans, ob.trans, m, n, k, alpha,
+                if (c.storage.device == Device.CUDA) CudaOps.gemm(oa.trans, ob.trans, m, n, k, alpha, A, oa.ld, B, ob.ld, beta, c, oc.ld);
+                else Native.sgemm(oa.trans, ob.trans, m, n, k, alpha,
                         A.storage.segment().asSlice(A.byteOffset()), oa.ld,
                         B.storage.segment().asSlice(B.byteOffset()), ob.ld, beta,
                         c.storage.segment().asSlice(c.byteOffset()), oc.ld, threads);
@@ -100,7 +101,7 @@ public final class Blas {
         int[] outShape = Arrays.copyOf(batch, batch.length + 2);
         outShape[batch.length] = m;
         outShape[batch.length + 1] = n;
-        Tensor out = Tensor.empty(Elementwise.promote(a, b), outShape);
+        Tensor out = Tensor.empty(a.storage.device, Elementwise.promote(a, b), outShape);
         int[] ea = Arrays.copyOf(batch, batch.length + 2); ea[batch.length] = m; ea[batch.length + 1] = k;
         int[] eb = Arrays.copyOf(batch, batch.length + 2); eb[batch.length] = k; eb[batch.length + 1] = n;
         long nb = Shape.numel(batch);

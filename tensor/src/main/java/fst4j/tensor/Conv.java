@@ -63,6 +63,7 @@ public final class Conv {
     public static Tensor im2col(Tensor x, int kh, int kw, int sh, int sw, int ph, int pw) {
         x.check();
         Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
+        if (x.storage.device != Device.CPU) return CudaOps.im2col(x, g);
         Tensor out = Tensor.empty(x.dtype, g.k(), g.n * g.l());
         try (Tensor xc = x.contiguous()) {
             if (useNative(x.dtype) && out.numel() > 0) {
@@ -164,6 +165,7 @@ public final class Conv {
         for (int p : positions)
             if (p < 0 || p >= g.l())
                 throw new IllegalArgumentException("im2colAt: position " + p + " out of range [0, " + g.l() + ") for input " + Shape.str(x.shape));
+        if (x.storage.device != Device.CPU) return CudaOps.im2colAt(x, positions, g);
         int np = positions.length;
         Tensor out = Tensor.empty(x.dtype, g.k(), g.n * np);
         if (out.numel() == 0) return out;
@@ -233,6 +235,7 @@ public final class Conv {
         cols.check();
         Geom g = Geom.of("col2im", inputShape, kh, kw, sh, sw, ph, pw);
         checkMatrix("col2im", cols, g.k(), g.n * g.l(), cols.dtype);
+        if (cols.storage.device != Device.CPU) return CudaOps.col2im(cols, g);
         if (useNative(cols.dtype) && g.n > 0) {
             Tensor dx = Tensor.empty(cols.dtype, inputShape);
             try (Tensor cc = cols.contiguous()) {
@@ -449,6 +452,7 @@ public final class Conv {
             if (bias.dim() != 1 || bias.shape[0] != cout)
                 throw new IllegalArgumentException("shape mismatch: conv2d bias " + Shape.str(bias.shape) + " for weight " + Shape.str(w.shape) + " needs [" + cout + "]");
         }
+        if (x.storage.device != Device.CPU || w.storage.device != Device.CPU) return CudaOps.conv2d(x, w, bias, g);
         Tensor out = Tensor.empty(x.dtype, g.n, cout, g.ho, g.wo);
         if (out.numel() == 0) return out;
         int b = chunk(g);
@@ -482,6 +486,7 @@ public final class Conv {
         sameDtype("conv2dBackwardInput", dy, w);
         int cout = w.shape[0], k = g.k(), l = g.l();
         checkDy("conv2dBackwardInput", dy, g, cout);
+        if (dy.storage.device != Device.CPU || w.storage.device != Device.CPU) return CudaOps.conv2dBackwardInput(dy, w, g);
         Tensor dx = Tensor.zeros(dy.dtype, inputShape);
         if (dy.numel() == 0 || dx.numel() == 0) return dx;
         int b = chunk(g);
@@ -512,6 +517,7 @@ public final class Conv {
         sameDtype("conv2dBackwardWeight", dy, x);
         int cout = weightShape[0], k = g.k(), l = g.l();
         checkDy("conv2dBackwardWeight", dy, g, cout);
+        if (dy.storage.device != Device.CPU || x.storage.device != Device.CPU) return CudaOps.conv2dBackwardWeight(dy, x, weightShape, g);
         Tensor dw = Tensor.zeros(x.dtype, weightShape);
         if (dy.numel() == 0 || dw.numel() == 0) return dw;
         int b = chunk(g);
@@ -537,6 +543,7 @@ public final class Conv {
     public static Tensor conv2dBackwardBias(Tensor dy) {
         dy.check();
         if (dy.dim() != 4) throw new IllegalArgumentException("wrong rank: conv2dBackwardBias needs dy [N, Cout, Ho, Wo], got " + Shape.str(dy.shape));
+        if (dy.storage.device != Device.CPU) return CudaOps.conv2dBackwardBias(dy);
         int n = dy.shape[0], c = dy.shape[1], l = dy.shape[2] * dy.shape[3];
         double[] acc = new double[c];
         try (Tensor dyc = dy.contiguous()) {

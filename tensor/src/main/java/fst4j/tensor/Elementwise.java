@@ -37,6 +37,7 @@ public final class Elementwise {
 
     public static Tensor map(Tensor a, DoubleUnaryOperator f) {
         a.check();
+        if (a.storage.device != Device.CPU) throw CudaOps.noLambda("map");
         Tensor out = Tensor.empty(a.dtype, a.shape);
         if (a.dtype == DType.F32 && a.isContiguous()) {
             MemorySegment s = a.storage.segment(), o = out.storage.segment();
@@ -63,6 +64,7 @@ public final class Elementwise {
     public static Tensor zip(Tensor a, Tensor b, DoubleBinaryOperator f) {
         a.check(); b.check();
         sameDevice(a, b);
+        if (a.storage.device != Device.CPU) throw CudaOps.noLambda("zip");
         int[] shape = Shape.broadcast(a.shape, b.shape);
         Tensor out = Tensor.empty(promote(a, b), shape);
         zipInto(out, a, b, f);
@@ -119,8 +121,12 @@ public final class Elementwise {
         }
     }
 
-    // ---- the named ops ----
+    /** True when either operand is not on the CPU: the op then runs in CudaOps (which reports a device mismatch). */
+    private static boolean offCpu(Tensor a, Tensor b) { return a.storage.device != Device.CPU || b.storage.device != Device.CPU; }
+
+    // ---- the named ops (those a training step uses also run on CUDA; large float32 ones on the CPU in C) ----
     public static Tensor add(Tensor a, Tensor b) {
+        if (offCpu(a, b)) return CudaOps.binary("add", CudaOps.ADD, a, b);
         if (nativeF32(a, b)) {
             Tensor out = Tensor.empty(DType.F32, a.shape);
             Native.add(a.data(), b.data(), out.data(), a.numel(), Blas.threads());
@@ -128,9 +134,20 @@ public final class Elementwise {
         }
         return zip(a, b, Double::sum);
     }
-    public static Tensor sub(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x - y); }
-    public static Tensor mul(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x * y); }
-    public static Tensor div(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x / y); }
+    public static Tensor sub(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("sub", CudaOps.SUB, a, b) : zip(a, b, (x, y) -> x - y); }
+    public static Tensor mul(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("mul", CudaOps.MUL, a, b) : zip(a, b, (x, y) -> x * y); }
+    public static Tensor div(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("div", CudaOps.DIV, a, b) : zip(a, b, (x, y) -> x / y); }
+
+    /** ReLU's backward: g where a > 0, else 0 (a is ReLU's input; g and a broadcast). */
+    public static Tensor reluBackward(Tensor g, Tensor a) {
+        if (offCpu(g, a)) return CudaOps.binary("reluBackward", CudaOps.RELU_BWD, g, a);
+        if (nativeF32(g, a)) {
+            Tensor out = Tensor.empty(DType.F32, g.shape);
+            Native.reluBackward(g.data(), a.data(), out.data(), g.numel(), Blas.threads());
+            return out;
+        }
+        return zip(g, a, (gv, av) -> av > 0 ? gv : 0);
+    }
     public static Tensor pow(Tensor a, Tensor b) { return zip(a, b, Math::pow); }
     public static Tensor maximum(Tensor a, Tensor b) { return zip(a, b, Math::max); }
     public static Tensor minimum(Tensor a, Tensor b) { return zip(a, b, Math::min); }
@@ -140,13 +157,14 @@ public final class Elementwise {
     public static Tensor le(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x <= y ? 1 : 0); }
     public static Tensor eq(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x == y ? 1 : 0); }
 
-    public static Tensor neg(Tensor a) { return map(a, x -> -x); }
-    public static Tensor abs(Tensor a) { return map(a, Math::abs); }
+    public static Tensor neg(Tensor a) { return a.device() != Device.CPU ? CudaOps.unary("neg", CudaOps.NEG, 0, a) : map(a, x -> -x); }
+    public static Tensor abs(Tensor a) { return a.device() != Device.CPU ? CudaOps.unary("abs", CudaOps.ABS, 0, a) : map(a, Math::abs); }
     public static Tensor exp(Tensor a) { return map(a, Math::exp); }
     public static Tensor log(Tensor a) { return map(a, Math::log); }
     public static Tensor sqrt(Tensor a) { return map(a, Math::sqrt); }
     public static Tensor pow(Tensor a, double p) { return map(a, x -> Math.pow(x, p)); }
     public static Tensor relu(Tensor a) {
+        if (a.device() != Device.CPU) return CudaOps.unary("relu", CudaOps.RELU, 0, a);
         if (nativeF32(a, a)) {
             Tensor out = Tensor.empty(DType.F32, a.shape);
             Native.relu(a.data(), out.data(), a.numel(), Blas.threads());
@@ -154,20 +172,10 @@ public final class Elementwise {
         }
         return map(a, x -> x > 0 ? x : 0);
     }
-
-    /** ReLU's backward: g where a > 0, else 0 (a is ReLU's input). */
-    public static Tensor reluBackward(Tensor g, Tensor a) {
-        if (nativeF32(g, a)) {
-            Tensor out = Tensor.empty(DType.F32, g.shape);
-            Native.reluBackward(g.data(), a.data(), out.data(), g.numel(), Blas.threads());
-            return out;
-        }
-        return zip(g, a, (gv, av) -> av > 0 ? gv : 0);
-    }
     public static Tensor sigmoid(Tensor a) { return map(a, x -> x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))); }
     public static Tensor tanh(Tensor a) { return map(a, Math::tanh); }
-    public static Tensor addScalar(Tensor a, double s) { return map(a, x -> x + s); }
-    public static Tensor mulScalar(Tensor a, double s) { return map(a, x -> x * s); }
+    public static Tensor addScalar(Tensor a, double s) { return a.device() != Device.CPU ? CudaOps.unary("add", CudaOps.ADD_SCALAR, s, a) : map(a, x -> x + s); }
+    public static Tensor mulScalar(Tensor a, double s) { return a.device() != Device.CPU ? CudaOps.unary("mul", CudaOps.MUL_SCALAR, s, a) : map(a, x -> x * s); }
 
     /** True if any element is NaN or infinite. */
     public static boolean hasNonFinite(Tensor a) {

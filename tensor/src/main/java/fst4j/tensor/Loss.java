@@ -31,6 +31,7 @@ public final class Loss {
         x.check();
         if (x.dim() == 0) throw new IllegalArgumentException("wrong rank: softmax of a scalar");
         Axis ax = Axis.of(x.shape, axis);
+        if (x.storage.device != Device.CPU) return CudaOps.softmax(x, ax.outer, ax.n, ax.inner, log);
         Tensor out = Tensor.empty(x.dtype, x.shape);
         if (ax.n == 0) return out;
         try (Tensor xc = x.contiguous()) {
@@ -65,6 +66,7 @@ public final class Loss {
             throw new IllegalArgumentException("shape mismatch: softmax backward y " + Shape.str(y.shape) + " vs dy " + Shape.str(dy.shape));
         if (y.dim() == 0) throw new IllegalArgumentException("wrong rank: softmax of a scalar");
         Axis ax = Axis.of(y.shape, axis);
+        if (y.storage.device != Device.CPU || dy.storage.device != Device.CPU) return CudaOps.softmaxBackward(y, dy, ax.outer, ax.n, ax.inner, log);
         Tensor dx = Tensor.empty(Elementwise.promote(y, dy), y.shape);
         try (Tensor yc = y.contiguous(); Tensor gc = dy.contiguous()) {
             for (int o = 0; o < ax.outer; o++)
@@ -93,6 +95,7 @@ public final class Loss {
      */
     public static CrossEntropy crossEntropy(Tensor logits, int[] labels, double smoothing) {
         checkLogits(logits, labels, smoothing);
+        if (logits.storage.device != Device.CPU) return CudaOps.crossEntropy(logits, labels, smoothing, 1.0, true, true);
         Tensor grad = Tensor.empty(logits.dtype, logits.shape[0], logits.shape[1]);
         double loss = compute(logits, labels, smoothing, 1.0, grad);
         return new CrossEntropy(Tensor.scalar(loss, logits.dtype), grad);
@@ -108,12 +111,14 @@ public final class Loss {
     /** The loss only (a scalar tensor). */
     public static Tensor crossEntropyLoss(Tensor logits, int[] labels, double smoothing) {
         checkLogits(logits, labels, smoothing);
+        if (logits.storage.device != Device.CPU) return CudaOps.crossEntropy(logits, labels, smoothing, 1.0, true, false).loss();
         return Tensor.scalar(compute(logits, labels, smoothing, 1.0, null), logits.dtype);
     }
 
     /** Gradient w.r.t. the logits of the mean cross-entropy, times the upstream scalar gradOutput. */
     public static Tensor crossEntropyBackward(Tensor logits, int[] labels, double smoothing, double gradOutput) {
         checkLogits(logits, labels, smoothing);
+        if (logits.storage.device != Device.CPU) return CudaOps.crossEntropy(logits, labels, smoothing, gradOutput, false, true).grad();
         Tensor grad = Tensor.empty(logits.dtype, logits.shape[0], logits.shape[1]);
         compute(logits, labels, smoothing, gradOutput, grad);
         return grad;

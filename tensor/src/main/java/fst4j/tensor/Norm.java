@@ -64,6 +64,7 @@ public final class Norm {
         long m = (long) n * hw;
         if (m == 0) throw new IllegalArgumentException(op + ": no values per channel in input " + Shape.str(x.shape));
         if (!(eps >= 0)) throw new IllegalArgumentException(op + ": eps must be >= 0, got " + eps);
+        if (x.storage.device != Device.CPU) return CudaOps.batchNorm2dTrain(x, gamma, beta, runningMean, runningVar, momentum, eps);
         Tensor out = Tensor.empty(x.dtype, x.shape);
         Tensor mean = Tensor.empty(x.dtype, c), invStd = Tensor.empty(x.dtype, c);
         if (useNative(x, gamma, beta, runningMean, runningVar)) {
@@ -115,6 +116,7 @@ public final class Norm {
         if (runningMean == null || runningVar == null) throw new IllegalArgumentException(op + " needs running mean and variance");
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "beta", beta, c, x);
         checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
+        if (x.storage.device != Device.CPU) return CudaOps.batchNorm2dEval(x, gamma, beta, runningMean, runningVar, eps);
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
         Tensor out = Tensor.empty(x.dtype, x.shape);
         try (Tensor xc = x.contiguous()) {
@@ -142,6 +144,10 @@ public final class Norm {
         if (!java.util.Arrays.equals(dy.shape, x.shape))
             throw new IllegalArgumentException("shape mismatch: " + op + " dy " + Shape.str(dy.shape) + " vs x " + Shape.str(x.shape));
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "mean", mean, c, x); checkVec(op, "invStd", invStd, c, x);
+        if (x.storage.device != Device.CPU || dy.storage.device != Device.CPU) {
+            if (x.numel() == 0) throw new IllegalArgumentException(op + ": no values per channel in input " + Shape.str(x.shape));
+            return CudaOps.batchNorm2dBackward(dy, x, gamma, mean, invStd);
+        }
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
         long m = (long) n * hw;
         Tensor dx = Tensor.empty(x.dtype, x.shape), dgamma = Tensor.empty(x.dtype, c), dbeta = Tensor.empty(x.dtype, c);

@@ -38,6 +38,7 @@ public final class Pool {
         if (2 * ph > kh || 2 * pw > kw)
             throw new IllegalArgumentException("maxPool2d: padding " + ph + "x" + pw + " must be at most half the kernel " + kh + "x" + kw
                     + " (input " + Shape.str(x.shape) + ")");
+        if (x.storage.device != Device.CPU) return CudaOps.maxPool2d(x, Conv.Geom.of("maxPool2d", x.shape, kh, kw, sh, sw, ph, pw));
         int n = g[0], c = g[1], h = g[2], w = g[3], ho = g[4], wo = g[5];
         Tensor out = Tensor.empty(x.dtype, n, c, ho, wo);
         int[] idx = new int[Math.toIntExact(out.numel())];
@@ -80,6 +81,7 @@ public final class Pool {
             throw new IllegalArgumentException("shape mismatch: maxPool2dBackward dy " + Shape.str(dy.shape) + " for input " + Shape.str(inputShape));
         if (indices.length != dy.numel())
             throw new IllegalArgumentException("shape mismatch: maxPool2dBackward has " + indices.length + " indices for dy " + Shape.str(dy.shape));
+        if (dy.storage.device != Device.CPU) return CudaOps.maxPool2dBackward(dy, indices, inputShape);
         long plane = (long) inputShape[2] * inputShape[3];
         long outPlane = (long) dy.shape[2] * dy.shape[3];
         if (useNative(dy) && indices.length > 0) {
@@ -173,6 +175,7 @@ public final class Pool {
         if (outH <= 0 || outW <= 0) throw new IllegalArgumentException("adaptiveAvgPool2d: output size must be positive, got " + outH + "x" + outW);
         int n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
         if (h == 0 || w == 0) throw new IllegalArgumentException("adaptiveAvgPool2d: empty input " + Shape.str(x.shape));
+        if (x.storage.device != Device.CPU) return CudaOps.adaptiveAvgPool2d(x, outH, outW);
         Tensor out = Tensor.empty(x.dtype, n, c, outH, outW);
         try (Tensor xc = x.contiguous()) {
             long o = 0;
@@ -199,6 +202,8 @@ public final class Pool {
         if (dy.dim() != 4) throw new IllegalArgumentException("wrong rank: adaptiveAvgPool2dBackward dy " + Shape.str(dy.shape));
         int n = inputShape[0], c = inputShape[1], h = inputShape[2], w = inputShape[3], outH = dy.shape[2], outW = dy.shape[3];
         checkDy("adaptiveAvgPool2dBackward", dy, n, c, outH, outW);
+        if (h == 0 || w == 0) throw new IllegalArgumentException("adaptiveAvgPool2dBackward: empty input " + Shape.str(inputShape));
+        if (dy.storage.device != Device.CPU) return CudaOps.adaptiveAvgPool2dBackward(dy, inputShape);
         Tensor dx = Tensor.zeros(dy.dtype, inputShape);
         try (Tensor dyc = dy.contiguous()) {
             long o = 0;

@@ -9,7 +9,7 @@ import java.util.Arrays;
 public final class Reduce {
     private Reduce() {}
 
-    private static boolean[] mask(int[] axes, int rank) {
+    static boolean[] mask(int[] axes, int rank) {
         boolean[] m = new boolean[rank];
         if (axes.length == 0) Arrays.fill(m, true);
         for (int a : axes) {
@@ -20,13 +20,13 @@ public final class Reduce {
         return m;
     }
 
-    private static int[] keptShape(int[] shape, boolean[] m) {
+    static int[] keptShape(int[] shape, boolean[] m) {
         int[] s = shape.clone();
         for (int i = 0; i < s.length; i++) if (m[i]) s[i] = 1;
         return s;
     }
 
-    private static int[] dropShape(int[] shape, boolean[] m) {
+    static int[] dropShape(int[] shape, boolean[] m) {
         return java.util.stream.IntStream.range(0, shape.length).filter(i -> !m[i]).map(i -> shape[i]).toArray();
     }
 
@@ -57,6 +57,7 @@ public final class Reduce {
 
     public static Tensor sum(Tensor a, boolean keepDim, int... axes) {
         a.check();
+        if (a.storage.device != Device.CPU) return CudaOps.sum(a, keepDim, axes, false);
         boolean[] m = mask(axes, a.dim());
         double[] acc = new double[outSize(a, m)];
         walk(a, m, (o, x, i) -> acc[(int) o] += x);
@@ -67,6 +68,7 @@ public final class Reduce {
 
     public static Tensor mean(Tensor a, boolean keepDim, int... axes) {
         a.check();
+        if (a.storage.device != Device.CPU) return CudaOps.sum(a, keepDim, axes, true);
         boolean[] m = mask(axes, a.dim());
         double[] acc = new double[outSize(a, m)];
         walk(a, m, (o, x, i) -> acc[(int) o] += x);

@@ -9,6 +9,14 @@ import java.util.Arrays;
  * Views (reshape, permute, slice, expand) share storage; {@link #contiguous()} copies when needed.
  * Tensors are {@link AutoCloseable}: close them, or let the {@link Scope} they were created in close
  * them. Any use of a closed tensor throws {@link IllegalStateException}.
+ *
+ * <p>A tensor lives on one {@link Device}. CUDA tensors ({@link #empty(Device, DType, int...)}, {@link #to(Device)})
+ * hold device memory from {@link CudaMemory}; views work the same on both devices, ops run on the device of their
+ * inputs (mixing devices is an error: "device mismatch"), and data moves only through explicit copies:
+ * {@link #to(Device)}, {@link #copyFrom(Tensor)} (across devices too), and {@link #toFloatArray()},
+ * {@link #toDoubleArray()}, {@link #item()} and {@link #toString()}, which copy a CUDA tensor to the host by
+ * themselves. Element access ({@code get}, {@code set}, {@code getFlat}) and {@link #segment()}/{@link #data()} on
+ * a CUDA tensor throw {@link IllegalStateException} rather than copy one element at a time behind the caller's back.
  */
 public final class Tensor implements AutoCloseable {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
@@ -40,6 +48,20 @@ public final class Tensor implements AutoCloseable {
     }
 
     public static Tensor empty(int... shape) { return empty(DType.F32, shape); }
+
+    /** An uninitialised tensor on device (CUDA: from the caching allocator; CudaUnavailableException without CUDA). */
+    public static Tensor empty(Device device, DType dtype, int... shape) {
+        if (device == Device.CPU) return empty(dtype, shape);
+        int[] s = Shape.check(shape);
+        return new Tensor(new Storage(Shape.numel(s) * dtype.bytes, device), s, Shape.contiguousStrides(s), 0, dtype);
+    }
+
+    public static Tensor zeros(Device device, DType dtype, int... shape) {
+        if (device == Device.CPU) return zeros(dtype, shape);
+        Tensor t = empty(device, dtype, shape);
+        CudaOps.zero(t);
+        return t;
+    }
 
     public static Tensor zeros(DType dtype, int... shape) {
         Tensor t = empty(dtype, shape);
@@ -183,9 +205,10 @@ public final class Tensor implements AutoCloseable {
     public double getDouble(int... idx) { return getAt(index(idx)); }
     public void set(double v, int... idx) { setAt(index(idx), v); }
 
-    /** The single value of a one-element tensor. */
+    /** The single value of a one-element tensor (a CUDA tensor is copied to the host). */
     public double item() {
         check();
+        if (storage.device != Device.CPU) { try (Tensor h = to(Device.CPU)) { return h.item(); } }
         if (numel() != 1) throw new IllegalArgumentException("item() needs one element, shape is " + Shape.str(shape));
         return getAt(offset);
     }
@@ -203,8 +226,10 @@ public final class Tensor implements AutoCloseable {
         setAt(storageIndex(i), v);
     }
 
+    /** The values in row-major order (a CUDA tensor is copied to the host first). */
     public float[] toFloatArray() {
         check();
+        if (storage.device != Device.CPU) { try (Tensor h = to(Device.CPU)) { return h.toFloatArray(); } }
         int n = Math.toIntExact(numel());
         float[] out = new float[n];
         if (dtype == DType.F32 && isContiguous()) {
@@ -217,6 +242,7 @@ public final class Tensor implements AutoCloseable {
 
     public double[] toDoubleArray() {
         check();
+        if (storage.device != Device.CPU) { try (Tensor h = to(Device.CPU)) { return h.toDoubleArray(); } }
         int n = Math.toIntExact(numel());
         double[] out = new double[n];
         if (dtype == DType.F64 && isContiguous()) {
@@ -230,6 +256,7 @@ public final class Tensor implements AutoCloseable {
     /** Fills every element (views write through to the shared storage). */
     public Tensor fill(double v) {
         check();
+        if (storage.device != Device.CPU) { CudaOps.fill(this, v); return this; }
         long n = numel();
         if (isContiguous() && dtype == DType.F32) {
             MemorySegment s = storage.segment();
@@ -241,9 +268,10 @@ public final class Tensor implements AutoCloseable {
         return this;
     }
 
-    /** Copies src (broadcast to this shape, any dtype) into this tensor, in place. */
+    /** Copies src (broadcast to this shape, any dtype, either device) into this tensor, in place. */
     public Tensor copyFrom(Tensor src) {
         check(); src.check();
+        if (storage.device != Device.CPU || src.storage.device != Device.CPU) { CudaOps.copyInto(this, src); return this; }
         Tensor s = src.expand(shape);
         try {
             if (dtype == s.dtype && isContiguous() && s.isContiguous()) {
@@ -424,9 +452,10 @@ public final class Tensor implements AutoCloseable {
         return copy();
     }
 
-    /** A contiguous copy (new storage). */
+    /** A contiguous copy (new storage, same device). */
     public Tensor copy() {
-        Tensor out = empty(dtype, shape);
+        check();
+        Tensor out = empty(storage.device, dtype, shape);
         out.copyFrom(this);
         return out;
     }
@@ -434,7 +463,16 @@ public final class Tensor implements AutoCloseable {
     public Tensor to(DType type) {
         check();
         if (type == dtype) return alias();
-        Tensor out = empty(type, shape);
+        Tensor out = empty(storage.device, type, shape);
+        out.copyFrom(this);
+        return out;
+    }
+
+    /** This tensor on device: an alias when it is already there, else a contiguous copy (host <-> device). */
+    public Tensor to(Device device) {
+        check();
+        if (device == storage.device) return alias();
+        Tensor out = empty(device, dtype, shape);
         out.copyFrom(this);
         return out;
     }
@@ -471,7 +509,9 @@ public final class Tensor implements AutoCloseable {
     public String toString() {
         if (closed) return "Tensor(closed, shape=" + Shape.str(shape) + ")";
         StringBuilder sb = new StringBuilder("tensor(");
-        if (numel() <= 1000) {
+        if (numel() <= 1000 && storage.device != Device.CPU) {
+            try (Tensor h = to(Device.CPU)) { h.format(sb, 0, h.offset, 7); }
+        } else if (numel() <= 1000) {
             format(sb, 0, offset, 7);
         } else {
             sb.append("... ").append(numel()).append(" values ...");

@@ -1,0 +1,391 @@
+/* fst4j CUDA shim, the part shared by the device library (libfst4j_cuda.so, with cuda.c) and the host emulator
+ * (libfst4j_cuda_emu.so, with cuda_emu.cc): the public kernel entry points. Each validates its arguments (sizes,
+ * leading dimensions, NULLs, and, under the emulator, that every device range lies inside one live allocation),
+ * fills the kernel's argument struct (fst4j_kargs.h) and launches it on FST_BLOCK-thread blocks through the back
+ * end. Launches are asynchronous on the device; errors of the launch itself come back at once. */
+#include "cuda_backend.h"
+#include "../cuda/fst4j_kargs.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* messages are cut to their buffer on purpose */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+__thread char fst_cuda_err[768];
+const char *fst_cuda_last_error(void) { return fst_cuda_err; }
+int fst_cuda_version(void) { return 2; }
+
+int fst_cuda_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(fst_cuda_err, sizeof fst_cuda_err, fmt, ap);
+    va_end(ap);
+    return FST_ECUDA;
+}
+
+#define FST_KERNEL_NAME(name, args) "fst_k_" #name,
+static const char *const names[FST_N_KERNELS] = { FST_KERNELS(FST_KERNEL_NAME) };
+const char *fst_cuda_kernel_name(int k) { return k >= 0 && k < FST_N_KERNELS ? names[k] : "?"; }
+
+/* items threads rounded up to whole blocks; the bodies check their own bound */
+static int launch(int k, int64_t items, const void *args) {
+    if (items <= 0) return FST_OK;
+    const int64_t blocks = (items + FST_BLOCK - 1) / FST_BLOCK;
+    if (blocks > 0x7fffffff) return fst_cuda_fail("%s: %lld work items exceed one launch", names[k], (long long)items);
+    return fst_backend_launch(k, blocks, args);
+}
+
+/* [p, p + bytes) must be device memory (checked under the emulator; see fst_backend_owns) */
+static int own(const char *fn, const char *what, const void *p, int64_t bytes) {
+    if (!p || bytes <= 0 || fst_backend_owns(p, (size_t)bytes)) return FST_OK;
+    snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: %s [%p, +%lld bytes) is not inside one device allocation", fn, what, p, (long long)bytes);
+    return FST_EINVAL;
+}
+#define OWN(p, bytes) do { int rc_ = own(fn, #p, (p), (bytes)); if (rc_) return rc_; } while (0)
+#define READY() const char *fn = __func__; do { int rc_ = fst_backend_ready(); if (rc_) return rc_; } while (0)
+#define BAD(cond) do { if (cond) { snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: invalid argument (%s)", fn, #cond); return FST_EINVAL; } } while (0)
+#define NUL(cond) do { if (cond) { snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: null pointer (%s)", fn, #cond); return FST_ENULL; } } while (0)
+
+/* ======================= sparsification, IR shift, convolution lowering ======================= */
+
+int fst_cuda_prune24(int64_t rows, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
+                     float *dense, int64_t ldd, uint16_t *dense16, int64_t ldd16) {
+    READY();
+    BAD(rows < 0 || K < 0);
+    if (rows == 0 || K == 0) return FST_OK;
+    NUL(!w || !values || !meta);
+    BAD(ldw < K || (dense && ldd < K) || (dense16 && ldd16 < K));
+    const int64_t G = (K + 3) / 4, ldm = (G + 7) / 8;
+    OWN(w, ((rows - 1) * ldw + K) * 4); OWN(values, rows * 2 * G * 4); OWN(meta, rows * ldm * 4);
+    if (dense) OWN(dense, ((rows - 1) * ldd + K) * 4);
+    if (dense16) OWN(dense16, ((rows - 1) * ldd16 + K) * 2);
+    fst_k_prune_args a = { rows, K, w, ldw, values, meta, dense, ldd, dense16, ldd16 };
+    return launch(FST_K_prune24, rows * G, &a);
+}
+
+int fst_cuda_prune24_t(int64_t cout, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
+                       float *dense_t, int64_t lddt, uint16_t *dense16_t, int64_t ldd16t) {
+    READY();
+    BAD(cout < 0 || K < 0);
+    if (cout == 0 || K == 0) return FST_OK;
+    NUL(!w || !values || !meta);
+    BAD(ldw < K || (dense_t && lddt < cout) || (dense16_t && ldd16t < cout));
+    const int64_t G = (cout + 3) / 4, ldm = (G + 7) / 8;
+    OWN(w, ((cout - 1) * ldw + K) * 4); OWN(values, K * 2 * G * 4); OWN(meta, K * ldm * 4);
+    if (dense_t) OWN(dense_t, ((K - 1) * lddt + cout) * 4);
+    if (dense16_t) OWN(dense16_t, ((K - 1) * ldd16t + cout) * 2);
+    fst_k_prune_args a = { cout, K, w, ldw, values, meta, dense_t, lddt, dense16_t, ldd16t };
+    return launch(FST_K_prune24_t, K * ldm, &a);
+}
+
+int fst_cuda_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg, int shift, float coeff, int circular) {
+    READY();
+    BAD(rows < 0 || len < 0 || seg <= 0 || len % seg != 0 || (shift != 1 && shift != -1));
+    if (rows == 0 || len == 0) return FST_OK;
+    NUL(!dy || !out);
+    const int64_t nseg = rows * (len / seg), h = (seg + 1) / 2;
+    BAD((const char *)out < (const char *)(dy + rows * len) && (const char *)dy < (const char *)(out + nseg * h));   /* overlap */
+    OWN(dy, rows * len * 4); OWN(out, nseg * h * 4);
+    fst_k_shift_gather_args a = { dy, out, nseg, seg, shift, coeff, circular };
+    return launch(FST_K_shift_gather, nseg * h, &a);
+}
+
+static int check_geom(const fst_geom *g) {
+    if (g->n < 0 || g->c <= 0 || g->h <= 0 || g->w <= 0 || g->kh <= 0 || g->kw <= 0 || g->sh <= 0 || g->sw <= 0
+        || g->ph < 0 || g->pw < 0 || g->ho <= 0 || g->wo <= 0) return FST_EINVAL;
+    if ((g->h + 2 * g->ph - g->kh) / g->sh + 1 != g->ho || (g->w + 2 * g->pw - g->kw) / g->sw + 1 != g->wo) return FST_EINVAL;
+    return FST_OK;
+}
+#define GEOM(g) BAD(check_geom(&(g)) != FST_OK)
+
+int fst_cuda_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                    int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *out, int64_t ldo) {
+    READY();
+    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    NUL(!x || !out);
+    GEOM(g);
+    BAD(ldo < n * ho * wo);
+    if (n == 0) return FST_OK;
+    OWN(x, n * c * h * w * 4); OWN(out, ((c * kh * kw - 1) * ldo + n * ho * wo) * 4);
+    fst_k_im2col_args a = { x, g, out, ldo };
+    return launch(FST_K_im2col, c * kh * kw * n * ho * wo, &a);
+}
+
+int fst_cuda_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                    int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *dx) {
+    READY();
+    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    NUL(!cols || !dx);
+    GEOM(g);
+    BAD(ldc < n * ho * wo);
+    if (n == 0) return FST_OK;
+    OWN(cols, ((c * kh * kw - 1) * ldc + n * ho * wo) * 4); OWN(dx, n * c * h * w * 4);
+    fst_k_col2im_args a = { cols, ldc, g, dx };
+    return launch(FST_K_col2im, n * c * h * w, &a);
+}
+
+int fst_cuda_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                       const int32_t *pos, int64_t npos, float *out, int64_t ldo) {
+    READY();
+    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    NUL(!x || !out || (npos > 0 && !pos));
+    GEOM(g);
+    BAD(npos < 0 || ldo < n * npos);
+    if (n == 0 || npos == 0) return FST_OK;
+    OWN(x, n * c * h * w * 4); OWN(pos, npos * 4); OWN(out, ((c * kh * kw - 1) * ldo + n * npos) * 4);
+    fst_k_im2col_at_args a = { x, g, pos, npos, out, ldo };
+    return launch(FST_K_im2col_at, c * kh * kw * n * npos, &a);
+}
+
+int fst_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n) {
+    READY();
+    BAD(n < 0);
+    if (n == 0) return FST_OK;
+    NUL(!src || !dst);
+    OWN(src, n * 4); OWN(dst, n * 2);
+    fst_k_f2bf_args a = { src, dst, n };
+    return launch(FST_K_f32_to_bf16, n, &a);
+}
+
+/* ======================= elementwise ======================= */
+
+/* Copies a host shape / strides of rank <= FST_MAXRANK; n = element count; extent = elements spanned by strides. */
+static int layout(const char *fn, int rank, const int64_t *shape, const int64_t *st, int64_t dshape[], int64_t dst[],
+                  int64_t *n, int64_t *extent) {
+    BAD(rank < 0 || rank > FST_MAXRANK);
+    NUL(rank > 0 && !shape);
+    int64_t count = 1, span = 1;
+    for (int d = 0; d < rank; d++) {
+        BAD(shape[d] < 0);
+        if (dshape) dshape[d] = shape[d];
+        count *= shape[d];
+        if (st) {
+            BAD(st[d] < 0);
+            dst[d] = st[d];
+            if (shape[d] > 0) span += (shape[d] - 1) * st[d];
+        }
+    }
+    *n = count;
+    if (extent) *extent = span;
+    return FST_OK;
+}
+#define LAYOUT(rank, shape, st, dshape, dst, n, extent) do { int rc_ = layout(fn, rank, shape, st, dshape, dst, n, extent); if (rc_) return rc_; } while (0)
+
+int fst_cuda_binary(int op, int rank, const int64_t *shape, const float *a, const int64_t *sa, const float *b, const int64_t *sb, float *out) {
+    READY();
+    BAD(op < 0 || op >= FST_BIN_N);
+    NUL(rank > 0 && (!sa || !sb));
+    fst_k_binary_args k;
+    memset(&k, 0, sizeof k);
+    int64_t n, ea, eb;
+    LAYOUT(rank, shape, sa, k.shape, k.sa, &n, &ea);
+    LAYOUT(rank, shape, sb, NULL, k.sb, &n, &eb);
+    if (n == 0) return FST_OK;
+    NUL(!a || !b || !out);
+    OWN(a, ea * 4); OWN(b, eb * 4); OWN(out, n * 4);
+    k.a = a; k.b = b; k.out = out; k.n = n; k.op = op; k.rank = rank;
+    return launch(FST_K_binary, n, &k);
+}
+
+int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float *x, const int64_t *sx, float *y) {
+    READY();
+    BAD(op < 0 || op >= FST_UN_N);
+    const int fill = op == FST_UN_FILL;
+    NUL(rank > 0 && !fill && !sx);
+    fst_k_unary_args k;
+    memset(&k, 0, sizeof k);
+    int64_t n, ex = 0;
+    LAYOUT(rank, shape, fill ? NULL : sx, k.shape, k.sx, &n, &ex);
+    if (n == 0) return FST_OK;
+    NUL(!y || (!fill && !x));
+    if (!fill) OWN(x, ex * 4);
+    OWN(y, n * 4);
+    k.x = fill ? NULL : x; k.y = y; k.n = n; k.s = s; k.op = op; k.rank = rank;
+    return launch(FST_K_unary, n, &k);
+}
+
+/* ======================= reductions ======================= */
+
+int fst_cuda_sum(const float *x, int krank, const int64_t *kshape, const int64_t *kstride, int rrank, const int64_t *rshape,
+                 const int64_t *rstride, int mean, float *out) {
+    READY();
+    NUL((krank > 0 && !kstride) || (rrank > 0 && !rstride));
+    fst_k_sum_args k;
+    memset(&k, 0, sizeof k);
+    int64_t nout, nred, ek, er;
+    LAYOUT(krank, kshape, kstride, k.kshape, k.kstride, &nout, &ek);
+    LAYOUT(rrank, rshape, rstride, k.rshape, k.rstride, &nred, &er);
+    if (nout == 0) return FST_OK;
+    NUL(!out || (nred > 0 && !x));
+    if (nred > 0) OWN(x, (ek + er - 1) * 4);
+    OWN(out, nout * 4);
+    k.x = x; k.out = out; k.nout = nout; k.nred = nred; k.krank = krank; k.rrank = rrank; k.mean = mean != 0;
+    return launch(FST_K_sum, nout, &k);
+}
+
+/* ======================= pooling ======================= */
+
+int fst_cuda_maxpool(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                     int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *y, int32_t *idx) {
+    READY();
+    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    GEOM(g);
+    BAD(2 * ph > kh || 2 * pw > kw || h * w > 0x7fffffff);
+    if (n == 0) return FST_OK;
+    NUL(!x || !y || !idx);
+    OWN(x, n * c * h * w * 4); OWN(y, n * c * ho * wo * 4); OWN(idx, n * c * ho * wo * 4);
+    fst_k_maxpool_args a = { x, y, idx, g };
+    return launch(FST_K_maxpool, n * c * ho * wo, &a);
+}
+
+int fst_cuda_maxpool_bwd(const float *dy, const int32_t *idx, int64_t planes, int64_t in_plane, int64_t out_plane, float *dx) {
+    READY();
+    BAD(planes < 0 || in_plane <= 0 || out_plane < 0 || in_plane > 0x7fffffff);
+    if (planes == 0) return FST_OK;
+    NUL(!dx || (out_plane > 0 && (!dy || !idx)));
+    if (out_plane > 0) { OWN(dy, planes * out_plane * 4); OWN(idx, planes * out_plane * 4); }
+    OWN(dx, planes * in_plane * 4);
+    fst_k_maxpool_bwd_args a = { dy, idx, dx, planes, in_plane, out_plane };
+    return launch(FST_K_maxpool_bwd, planes, &a);
+}
+
+int fst_cuda_adaptive_avg(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t oh, int64_t ow, float *y) {
+    READY();
+    BAD(n < 0 || c < 0 || h <= 0 || w <= 0 || oh <= 0 || ow <= 0);
+    if (n == 0 || c == 0) return FST_OK;
+    NUL(!x || !y);
+    OWN(x, n * c * h * w * 4); OWN(y, n * c * oh * ow * 4);
+    fst_k_adaptive_avg_args a = { x, y, n, c, h, w, oh, ow };
+    return launch(FST_K_adaptive_avg, n * c * oh * ow, &a);
+}
+
+int fst_cuda_adaptive_avg_bwd(const float *dy, int64_t n, int64_t c, int64_t h, int64_t w, int64_t oh, int64_t ow, float *dx) {
+    READY();
+    BAD(n < 0 || c < 0 || h <= 0 || w <= 0 || oh <= 0 || ow <= 0);
+    if (n == 0 || c == 0) return FST_OK;
+    NUL(!dy || !dx);
+    OWN(dy, n * c * oh * ow * 4); OWN(dx, n * c * h * w * 4);
+    fst_k_adaptive_avg_bwd_args a = { dy, dx, n, c, h, w, oh, ow };
+    return launch(FST_K_adaptive_avg_bwd, n * c * h * w, &a);
+}
+
+/* ======================= batch norm ======================= */
+
+int fst_cuda_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, int64_t n, int64_t c,
+                      int64_t hw, double momentum, double eps, float *y, float *mean, float *invstd, double *work) {
+    READY();
+    BAD(n <= 0 || c <= 0 || hw <= 0 || !(eps >= 0));
+    NUL(!x || !y || !mean || !invstd || !work);
+    OWN(x, n * c * hw * 4); OWN(y, n * c * hw * 4); OWN(mean, c * 4); OWN(invstd, c * 4); OWN(work, 2 * c * 8);
+    if (gamma) OWN(gamma, c * 4);
+    if (beta) OWN(beta, c * 4);
+    if (rmean) OWN(rmean, c * 4);
+    if (rvar) OWN(rvar, c * 4);
+    fst_k_bn_train_args a = { x, gamma, beta, rmean, rvar, n, c, hw, momentum, eps, y, mean, invstd, work };
+    int rc = launch(FST_K_bn_stats, c, &a);
+    return rc ? rc : launch(FST_K_bn_apply, n * c * hw, &a);
+}
+
+int fst_cuda_bn_apply(const float *x, int64_t n, int64_t c, int64_t hw, const double *work, float *y) {
+    READY();
+    BAD(n <= 0 || c <= 0 || hw <= 0);
+    NUL(!x || !y || !work);
+    OWN(x, n * c * hw * 4); OWN(y, n * c * hw * 4); OWN(work, 2 * c * 8);
+    fst_k_bn_train_args a;
+    memset(&a, 0, sizeof a);
+    a.x = x; a.y = y; a.n = n; a.c = c; a.hw = hw; a.work = (double *)work;   /* bn_apply only reads work */
+    return launch(FST_K_bn_apply, n * c * hw, &a);
+}
+
+int fst_cuda_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd, int64_t n,
+                         int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, double *work) {
+    READY();
+    BAD(n <= 0 || c <= 0 || hw <= 0);
+    NUL(!dy || !x || !mean || !invstd || !dx || !dgamma || !dbeta || !work);
+    OWN(dy, n * c * hw * 4); OWN(x, n * c * hw * 4); OWN(dx, n * c * hw * 4);
+    OWN(mean, c * 4); OWN(invstd, c * 4); OWN(dgamma, c * 4); OWN(dbeta, c * 4); OWN(work, 3 * c * 8);
+    if (gamma) OWN(gamma, c * 4);
+    fst_k_bn_bwd_args a = { dy, x, gamma, mean, invstd, n, c, hw, dx, dgamma, dbeta, work };
+    int rc = launch(FST_K_bn_bwd_stats, c, &a);
+    return rc ? rc : launch(FST_K_bn_bwd_apply, n * c * hw, &a);
+}
+
+/* ======================= cross-entropy ======================= */
+
+int fst_cuda_xent(const float *logits, const int32_t *labels, int64_t n, int64_t c, double smoothing, double grad_scale,
+                  float *loss, float *grad, double *work) {
+    READY();
+    BAD(n <= 0 || c <= 0 || !(smoothing >= 0 && smoothing <= 1));
+    NUL(!logits || !labels || !work || (!loss && !grad));
+    OWN(logits, n * c * 4); OWN(labels, n * 4); OWN(work, n * 8);
+    if (loss) OWN(loss, 4);
+    if (grad) OWN(grad, n * c * 4);
+    fst_k_xent_args a = { logits, labels, n, c, smoothing, grad_scale, loss, grad, work };
+    int rc = launch(FST_K_xent_rows, n, &a);
+    return rc || !loss ? rc : launch(FST_K_xent_total, 1, &a);
+}
+
+/* ======================= softmax ======================= */
+
+int fst_cuda_softmax(const float *x, int64_t outer, int64_t n, int64_t inner, int log, float *y) {
+    READY();
+    BAD(outer < 0 || n < 0 || inner < 0);
+    if (outer == 0 || n == 0 || inner == 0) return FST_OK;
+    NUL(!x || !y);
+    OWN(x, outer * n * inner * 4); OWN(y, outer * n * inner * 4);
+    fst_k_softmax_args a = { x, NULL, y, outer, n, inner, log != 0 };
+    return launch(FST_K_softmax, outer * inner, &a);
+}
+
+int fst_cuda_softmax_bwd(const float *y, const float *dy, int64_t outer, int64_t n, int64_t inner, int log, float *dx) {
+    READY();
+    BAD(outer < 0 || n < 0 || inner < 0);
+    if (outer == 0 || n == 0 || inner == 0) return FST_OK;
+    NUL(!y || !dy || !dx);
+    OWN(y, outer * n * inner * 4); OWN(dy, outer * n * inner * 4); OWN(dx, outer * n * inner * 4);
+    fst_k_softmax_args a = { y, dy, dx, outer, n, inner, log != 0 };
+    return launch(FST_K_softmax_bwd, outer * inner, &a);
+}
+
+/* ======================= GEMM (fallback) ======================= */
+
+int fst_cuda_gemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    READY();
+    BAD(M < 0 || N < 0 || K < 0);
+    BAD(lda < (transA ? M : K) || ldb < (transB ? K : N) || ldc < N || lda < 1 || ldb < 1 || ldc < 1);
+    if (M == 0 || N == 0) return FST_OK;
+    NUL(!C || (K > 0 && (!A || !B)));
+    if (K > 0) {
+        OWN(A, (transA ? (K - 1) * lda + M : (M - 1) * lda + K) * 4);
+        OWN(B, (transB ? (N - 1) * ldb + K : (K - 1) * ldb + N) * 4);
+    }
+    OWN(C, ((M - 1) * ldc + N) * 4);
+    fst_k_gemm_args a = { transA != 0, transB != 0, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc };
+    return launch(FST_K_gemm, M * N, &a);
+}
+
+/* ======================= optimizer ======================= */
+
+int fst_cuda_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd, float mom, float damp, int first, int nesterov) {
+    READY();
+    BAD(n < 0);
+    if (n == 0) return FST_OK;
+    NUL(!w || !g);
+    OWN(w, n * 4); OWN(g, n * 4);
+    if (buf) OWN(buf, n * 4);
+    fst_k_sgd_args a = { w, g, buf, n, lr, wd, mom, damp, first != 0, nesterov != 0 };
+    return launch(FST_K_sgd, n, &a);
+}
+
+int fst_cuda_srste_decay(const float *w, float *g, int64_t rows, int64_t k, float lambda) {
+    READY();
+    BAD(rows < 0 || k < 0);
+    if (rows == 0 || k == 0) return FST_OK;
+    NUL(!w || !g);
+    OWN(w, rows * k * 4); OWN(g, rows * k * 4);
+    fst_k_srste_args a = { w, g, rows, k, lambda };
+    return launch(FST_K_srste, rows * ((k + 3) / 4), &a);
+}

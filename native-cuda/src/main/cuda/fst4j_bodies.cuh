@@ -1,0 +1,521 @@
+/* fst4j CUDA kernel bodies: for every kernel of fst4j_kargs.h, k_<name>(i, args) is the work of global thread i
+ * (i = blockIdx.x * blockDim.x + threadIdx.x, computed by fst_gidx). The bodies are __host__ __device__ and use
+ * no shared memory, no warp operations and no atomics, so that:
+ *   - fst4j_kernels.cu (nvcc) wraps each in a one-line __global__ kernel for the device, and
+ *   - src/main/c/cuda_emu.cc (g++) runs the very same function for every thread of the same grid on the CPU
+ *     (libfst4j_cuda_emu.so), which is how the kernels are tested where there is no GPU.
+ * Each body checks its own bound (the grid is rounded up to whole blocks, and the emulator runs those extra
+ * threads too). Reductions are one thread per output doing the CPU's serial loop, so results are deterministic
+ * and, in double, in the CPU's order (bit-identical to the C/Java float32 paths wherever the CPU's result is
+ * exactly defined; exp/log may differ in the last bit between libm, Java and CUDA).
+ * No FMA contraction anywhere: the fatbin is built with -fmad=false and the emulator with -ffp-contract=off,
+ * as the CPU shim is (gcc -std=c11) and as Java is by definition. */
+#ifndef FST4J_BODIES_CUH
+#define FST4J_BODIES_CUH
+#include "fst4j_kargs.h"
+#include <math.h>
+#include <string.h>
+
+#ifdef __CUDACC__
+#define FST_HD __host__ __device__ __forceinline__
+#else
+#define FST_HD static inline
+#endif
+
+typedef int64_t i64;
+typedef uint32_t u32;
+typedef uint16_t u16;
+
+/* the global thread index; the device passes blockIdx.x, blockDim.x, threadIdx.x, the emulator its loop counters */
+FST_HD i64 fst_gidx(unsigned block, unsigned dim, unsigned thread) { return (i64)block * dim + thread; }
+
+FST_HD u32 f2u(float f) {
+#ifdef __CUDA_ARCH__
+    return __float_as_uint(f);
+#else
+    u32 u; memcpy(&u, &f, 4); return u;
+#endif
+}
+/* read-only loads through the non-coherent cache on the device, plain loads on the host */
+#ifdef __CUDA_ARCH__
+#define LDG(p) __ldg(p)
+#else
+#define LDG(p) (*(p))
+#endif
+
+FST_HD bool isnan_d(double v) { return v != v; }
+/* java.lang.Math.max(double, double): NaN wins, +0.0 > -0.0 */
+FST_HD double jmax(double a, double b) {
+    if (isnan_d(a)) return a;
+    if (isnan_d(b)) return b;
+    if (a == 0.0 && b == 0.0) return signbit(a) ? b : a;
+    return a > b ? a : b;
+}
+
+/* float bits -> bf16 bits, round to nearest even; NaN stays a (quiet) NaN with its sign. */
+FST_HD u16 bf16_bits(u32 b) {
+    if ((b & 0x7fffffffu) > 0x7f800000u) return (u16)((b >> 16) | 0x40u);
+    return (u16)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+
+/* One group of 4 on float bit patterns: the same integer logic as GROUP24 in prune.c (keep the 2 largest |x|,
+ * ties to the lower index, NaN above +Inf, pruned = +0.0f; stored values and nibble under Compressed24's fill
+ * rule). m[] gets the masked entries, v0/v1 the stored values, the return value the nibble i0 | i1 << 2. */
+FST_HD u32 group24(const u32 b[4], u32 m[4], u32 &v0, u32 &v1) {
+    u32 k[4];
+    for (int j = 0; j < 4; j++) { u32 t = b[j] & 0x7fffffffu; k[j] = t < 0x7f800001u ? t : 0x7f800001u; }
+    const int c01 = k[1] > k[0], c02 = k[2] > k[0], c03 = k[3] > k[0];
+    const int c12 = k[2] > k[1], c13 = k[3] > k[1], c23 = k[3] > k[2];
+    const int r0 = c01 + c02 + c03, r1 = 1 - c01 + c12 + c13, r2 = 2 - c02 - c12 + c23, r3 = 3 - c03 - c13 - c23;
+    m[0] = r0 < 2 ? b[0] : 0u; m[1] = r1 < 2 ? b[1] : 0u; m[2] = r2 < 2 ? b[2] : 0u; m[3] = r3 < 2 ? b[3] : 0u;
+    const int n0 = (m[0] & 0x7fffffffu) != 0, n1 = (m[1] & 0x7fffffffu) != 0;
+    const int n2 = (m[2] & 0x7fffffffu) != 0, n3 = (m[3] & 0x7fffffffu) != 0;
+    const int cnt = n0 + n1 + n2 + n3;
+    const int q0 = n0 | (cnt < 2);
+    const int q1 = n1 | (cnt + q0 - n0 < 2);
+    v0 = q0 ? m[0] : (q1 ? m[1] : m[2]);
+    v1 = n3 ? m[3] : (n2 ? m[2] : m[1]);
+    return (u32)((1 - q0) * (2 - q1) | (1 + n2 + n3 * (2 - n2)) << 2);
+}
+
+/* ======================= sparsification, IR shift, convolution lowering ======================= */
+
+/* One group g of row r of S(W): its nibble; with write, also its stored values and masked dense entries. */
+FST_HD u32 prune_group(const fst_k_prune_args &a, i64 r, i64 g, bool write) {
+    const i64 G = (a.K + 3) / 4;
+    u32 b[4], m[4], v0, v1;
+    for (int j = 0; j < 4; j++) b[j] = 4 * g + j < a.K ? LDG((const u32 *)a.w + r * a.ldw + 4 * g + j) : 0u;
+    const u32 nib = group24(b, m, v0, v1);
+    if (write) {
+        u32 *vo = (u32 *)a.values + r * 2 * G + 2 * g;
+        vo[0] = v0; vo[1] = v1;
+        for (int j = 0; j < 4; j++) {
+            if (4 * g + j >= a.K) break;
+            if (a.dense) ((u32 *)a.dense)[r * a.ldd + 4 * g + j] = m[j];
+            if (a.dense16) a.dense16[r * a.ldd16 + 4 * g + j] = bf16_bits(m[j]);
+        }
+    }
+    return nib;
+}
+
+/* S(W) along K: W [rows, K] (ldw). One thread per (row, group of 4): consecutive threads read consecutive 16-byte
+ * groups of a row (coalesced) and write their stored values and masked dense entries. The metadata word of 8 groups
+ * is written by the first thread of the 8, which recomputes the other 7 nibbles itself (their 28 floats are in the
+ * cache lines its neighbours just loaded): no thread needs another's result, so no warp shuffle, which the host
+ * emulator could not run. values [rows, 2G], meta [rows, ceil(G/8)]; optional masked dense copies (fp32 ldd, bf16
+ * ldd16); padding columns are never written. */
+FST_HD void k_prune24(i64 i, const fst_k_prune_args &a) {
+    const i64 G = (a.K + 3) / 4, ldm = (G + 7) / 8;
+    if (i >= a.rows * G) return;
+    const i64 r = i / G, g = i % G;
+    u32 word = prune_group(a, r, g, true);
+    if (g % 8 != 0) return;
+    for (i64 gg = g + 1; gg < g + 8 && gg < G; gg++) word |= prune_group(a, r, gg, false) << (4 * (gg & 7));
+    a.meta[r * ldm + g / 8] = word;
+}
+
+/* S(W^T): W [cout = rows, K] read as W^T [K, cout], pruned along cout. One thread per (k, metadata word), consecutive
+ * threads take consecutive k so that reads of a W row are coalesced. values [K, 2G], meta [K, ceil(G/8)],
+ * G = ceil(cout/4); optional masked W^T copies [K, cout] in a.dense (ldd) / a.dense16 (ldd16). */
+FST_HD void k_prune24_t(i64 i, const fst_k_prune_args &a) {
+    const i64 cout = a.rows, K = a.K, G = (cout + 3) / 4, ldm = (G + 7) / 8;
+    if (i >= K * ldm) return;
+    const i64 wd = i / K, k = i % K;
+    u32 word = 0;
+    const i64 gend = 8 * wd + 8 < G ? 8 * wd + 8 : G;
+    for (i64 g = 8 * wd; g < gend; g++) {
+        u32 b[4], m[4], v0, v1;
+        for (int j = 0; j < 4; j++) b[j] = 4 * g + j < cout ? LDG((const u32 *)a.w + (4 * g + j) * a.ldw + k) : 0u;
+        word |= group24(b, m, v0, v1) << (4 * (g & 7));
+        u32 *vo = (u32 *)a.values + k * 2 * G + 2 * g;
+        vo[0] = v0; vo[1] = v1;
+        for (int j = 0; j < 4; j++) {
+            if (4 * g + j >= cout) break;
+            if (a.dense) ((u32 *)a.dense)[k * a.ldd + 4 * g + j] = m[j];
+            if (a.dense16) a.dense16[k * a.ldd16 + 4 * g + j] = bf16_bits(m[j]);
+        }
+    }
+    a.meta[k * ldm + wd] = word;
+}
+
+/* IR shift + Eq. 7 half-K gather (fst_shift_gather): kept position j = 2q: out = dy[j] + coeff * dy[j + shift],
+ * the neighbour wrapped (circular) or dropped at a segment's ends; coeff == 0 is a plain gather. */
+FST_HD void k_shift_gather(i64 i, const fst_k_shift_gather_args &a) {
+    const i64 h = (a.seg + 1) / 2;
+    if (i >= a.nseg * h) return;
+    const i64 sg = i / h, q = i % h;
+    const float *s = a.dy + sg * a.seg;
+    const float x = s[2 * q];
+    float o;
+    if (a.coeff == 0.0f) o = x;
+    else if (a.shift == 1) {
+        if (2 * q + 1 < a.seg) o = x + a.coeff * s[2 * q + 1];
+        else o = a.circular ? x + a.coeff * s[0] : x;
+    } else {
+        if (q > 0) o = x + a.coeff * s[2 * q - 1];
+        else o = a.circular ? x + a.coeff * s[a.seg - 1] : x;
+    }
+    a.out[i] = o;
+}
+
+/* im2col: one thread per element of the [K = c*kh*kw, n*L] matrix (L = ho*wo), row stride ldo. */
+FST_HD void k_im2col(i64 i, const fst_k_im2col_args &a) {
+    const fst_geom &g = a.g;
+    const i64 L = g.ho * g.wo, NL = g.n * L, K = g.c * g.kh * g.kw;
+    if (i >= K * NL) return;
+    const i64 r = i / NL, col = i % NL, img = col / L, p = col % L;
+    const i64 ch = r / (g.kh * g.kw), ki = (r / g.kw) % g.kh, kj = r % g.kw;
+    const i64 ih = (p / g.wo) * g.sh - g.ph + ki, iw = (p % g.wo) * g.sw - g.pw + kj;
+    a.out[r * a.ldo + col] = (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? 0.0f : LDG(a.x + ((img * g.c + ch) * g.h + ih) * g.w + iw);
+}
+
+/* col2im: one thread per dx element gathers its contributions in the CPU's order (kernel row, then column,
+ * from +0.0f): bit-identical without atomics. */
+FST_HD void k_col2im(i64 i, const fst_k_col2im_args &a) {
+    const fst_geom &g = a.g;
+    const i64 L = g.ho * g.wo;
+    if (i >= g.n * g.c * g.h * g.w) return;
+    const i64 iw = i % g.w, ih = (i / g.w) % g.h, ch = (i / (g.w * g.h)) % g.c, img = i / (g.w * g.h * g.c);
+    float acc = 0.0f;
+    for (i64 ki = 0; ki < g.kh; ki++) {
+        const i64 th = ih + g.ph - ki;
+        if (th < 0 || th % g.sh != 0 || th / g.sh >= g.ho) continue;
+        const i64 oh = th / g.sh;
+        for (i64 kj = 0; kj < g.kw; kj++) {
+            const i64 tw = iw + g.pw - kj;
+            if (tw < 0 || tw % g.sw != 0 || tw / g.sw >= g.wo) continue;
+            acc = acc + LDG(a.cols + ((ch * g.kh + ki) * g.kw + kj) * a.ldc + img * L + oh * g.wo + tw / g.sw);
+        }
+    }
+    a.dx[i] = acc;
+}
+
+/* im2col at output positions pos[0..npos) of every image: column img*npos + q. pos is validated by the caller;
+ * any position still reads only inside x or gives 0. */
+FST_HD void k_im2col_at(i64 i, const fst_k_im2col_at_args &a) {
+    const fst_geom &g = a.g;
+    const i64 NP = g.n * a.npos, K = g.c * g.kh * g.kw;
+    if (i >= K * NP) return;
+    const i64 r = i / NP, col = i % NP, img = col / a.npos, q = col % a.npos;
+    const i64 ch = r / (g.kh * g.kw), ki = (r / g.kw) % g.kh, kj = r % g.kw;
+    const i64 p = LDG(a.pos + q);
+    const i64 ih = (p / g.wo) * g.sh - g.ph + ki, iw = (p % g.wo) * g.sw - g.pw + kj;
+    a.out[r * a.ldo + col] = (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? 0.0f : LDG(a.x + ((img * g.c + ch) * g.h + ih) * g.w + iw);
+}
+
+FST_HD void k_f32_to_bf16(i64 i, const fst_k_f2bf_args &a) {
+    if (i < a.n) a.dst[i] = bf16_bits(f2u(a.src[i]));
+}
+
+/* ======================= elementwise ======================= */
+
+/* Offset of logical row-major element i of [shape] (rank dims) under strides st. */
+FST_HD i64 strided_offset(i64 i, int rank, const i64 *shape, const i64 *st) {
+    i64 off = 0;
+    for (int d = rank - 1; d >= 0; d--) { const i64 c = i % shape[d]; i /= shape[d]; off += c * st[d]; }
+    return off;
+}
+
+/* out[i] = op(a, b) with both broadcast by their strides; in double then rounded, as Elementwise.zip does. */
+FST_HD void k_binary(i64 i, const fst_k_binary_args &a) {
+    if (i >= a.n) return;
+    i64 oa = 0, ob = 0, rem = i;
+    for (int d = a.rank - 1; d >= 0; d--) { const i64 c = rem % a.shape[d]; rem /= a.shape[d]; oa += c * a.sa[d]; ob += c * a.sb[d]; }
+    const double x = a.a[oa], y = a.b[ob];
+    double r;
+    switch (a.op) {
+        case FST_BIN_ADD: r = x + y; break;
+        case FST_BIN_SUB: r = x - y; break;
+        case FST_BIN_MUL: r = x * y; break;
+        case FST_BIN_DIV: r = x / y; break;
+        default: r = y > 0 ? x : 0.0; break;   /* FST_BIN_RELU_BWD */
+    }
+    a.out[i] = (float)r;
+}
+
+/* y[i] = op(x[strided i]) as Elementwise.map does (double, then rounded); COPY keeps the bits. */
+FST_HD void k_unary(i64 i, const fst_k_unary_args &a) {
+    if (i >= a.n) return;
+    if (a.op == FST_UN_FILL) { a.y[i] = (float)a.s; return; }
+    const float xf = a.x[strided_offset(i, a.rank, a.shape, a.sx)];
+    const double x = xf;
+    float r;
+    switch (a.op) {
+        case FST_UN_COPY: r = xf; break;
+        case FST_UN_RELU: r = (float)(x > 0 ? x : 0.0); break;
+        case FST_UN_NEG: r = (float)(-x); break;
+        case FST_UN_ABS: r = (float)fabs(x); break;
+        case FST_UN_ADD_SCALAR: r = (float)(x + a.s); break;
+        default: r = (float)(x * a.s); break;   /* FST_UN_MUL_SCALAR */
+    }
+    a.y[i] = r;
+}
+
+/* ======================= reductions ======================= */
+
+FST_HD void k_sum(i64 i, const fst_k_sum_args &a) {
+    if (i >= a.nout) return;
+    const i64 base = strided_offset(i, a.krank, a.kshape, a.kstride);
+    double acc = 0;
+    for (i64 r = 0; r < a.nred; r++) acc += a.x[base + strided_offset(r, a.rrank, a.rshape, a.rstride)];
+    a.out[i] = (float)(a.mean ? acc / (double)a.nred : acc);
+}
+
+/* ======================= pooling ======================= */
+
+/* Max pool: one thread per output; the CPU's scan (row-major window, first maximum, a NaN wins and ends it). */
+FST_HD void k_maxpool(i64 i, const fst_k_maxpool_args &a) {
+    const fst_geom &g = a.g;
+    if (i >= g.n * g.c * g.ho * g.wo) return;
+    const i64 ow = i % g.wo, oh = (i / g.wo) % g.ho, p = i / (g.wo * g.ho);
+    const i64 h0 = oh * g.sh - g.ph > 0 ? oh * g.sh - g.ph : 0, h1 = oh * g.sh - g.ph + g.kh < g.h ? oh * g.sh - g.ph + g.kh : g.h;
+    const i64 w0 = ow * g.sw - g.pw > 0 ? ow * g.sw - g.pw : 0, w1 = ow * g.sw - g.pw + g.kw < g.w ? ow * g.sw - g.pw + g.kw : g.w;
+    const float *x = a.x + p * g.h * g.w;
+    double best = -INFINITY;
+    i64 arg = h0 * g.w + w0;
+    bool done = false;
+    for (i64 ih = h0; ih < h1 && !done; ih++)
+        for (i64 iw = w0; iw < w1; iw++) {
+            const double v = x[ih * g.w + iw];
+            if (v > best || isnan_d(v)) {
+                best = v;
+                arg = ih * g.w + iw;
+                if (isnan_d(v)) { done = true; break; }
+            }
+        }
+    a.y[i] = (float)best;
+    a.idx[i] = (int32_t)arg;
+}
+
+/* Max pool backward: one thread per plane zeroes its dx plane, then adds each dy at its argmax in ascending output
+ * order, exactly the CPU's scatter (float sums rounded from double), so bit-identical without atomics. An index
+ * outside the plane (the Java side rejects them first) is skipped. */
+FST_HD void k_maxpool_bwd(i64 p, const fst_k_maxpool_bwd_args &a) {
+    if (p >= a.planes) return;
+    float *dx = a.dx + p * a.in_plane;
+    const float *dy = a.dy + p * a.out_plane;
+    const int32_t *idx = a.idx + p * a.out_plane;
+    for (i64 q = 0; q < a.in_plane; q++) dx[q] = 0.0f;
+    for (i64 o = 0; o < a.out_plane; o++) {
+        const i64 t = idx[o];
+        if (t >= 0 && t < a.in_plane) dx[t] = (float)((double)dx[t] + (double)dy[o]);
+    }
+}
+
+FST_HD i64 bin_start(i64 i, i64 in, i64 out) { return i * in / out; }
+FST_HD i64 bin_end(i64 i, i64 in, i64 out) { return ((i + 1) * in + out - 1) / out; }
+
+FST_HD void k_adaptive_avg(i64 i, const fst_k_adaptive_avg_args &a) {
+    if (i >= a.n * a.c * a.oh * a.ow) return;
+    const i64 ow = i % a.ow, oh = (i / a.ow) % a.oh, p = i / (a.ow * a.oh);
+    const i64 h0 = bin_start(oh, a.h, a.oh), h1 = bin_end(oh, a.h, a.oh), w0 = bin_start(ow, a.w, a.ow), w1 = bin_end(ow, a.w, a.ow);
+    const float *x = a.x + p * a.h * a.w;
+    double s = 0;
+    for (i64 ih = h0; ih < h1; ih++)
+        for (i64 iw = w0; iw < w1; iw++) s += x[ih * a.w + iw];
+    a.y[i] = (float)(s / (double)((h1 - h0) * (w1 - w0)));
+}
+
+/* Gather form of the CPU's scatter: bins in ascending output order, each adding dy / bin size (double, rounded). */
+FST_HD void k_adaptive_avg_bwd(i64 i, const fst_k_adaptive_avg_bwd_args &a) {
+    if (i >= a.n * a.c * a.h * a.w) return;
+    const i64 iw = i % a.w, ih = (i / a.w) % a.h, p = i / (a.w * a.h);
+    const float *dy = a.dy + p * a.oh * a.ow;
+    float acc = 0.0f;
+    for (i64 oh = 0; oh < a.oh; oh++) {
+        const i64 h0 = bin_start(oh, a.h, a.oh), h1 = bin_end(oh, a.h, a.oh);
+        if (ih < h0 || ih >= h1) continue;
+        for (i64 ow = 0; ow < a.ow; ow++) {
+            const i64 w0 = bin_start(ow, a.w, a.ow), w1 = bin_end(ow, a.w, a.ow);
+            if (iw < w0 || iw >= w1) continue;
+            acc = (float)((double)acc + (double)dy[oh * a.ow + ow] / (double)((h1 - h0) * (w1 - w0)));
+        }
+    }
+    a.dx[i] = acc;
+}
+
+/* ======================= batch norm (training) ======================= */
+
+FST_HD void k_bn_stats(i64 ch, const fst_k_bn_train_args &a) {
+    if (ch >= a.c) return;
+    const i64 m = a.n * a.hw;
+    double s = 0, sq = 0;
+    for (i64 i = 0; i < a.n; i++) {
+        const float *xp = a.x + (i * a.c + ch) * a.hw;
+        for (i64 q = 0; q < a.hw; q++) s += xp[q];
+    }
+    const double mu = s / (double)m;
+    for (i64 i = 0; i < a.n; i++) {
+        const float *xp = a.x + (i * a.c + ch) * a.hw;
+        for (i64 q = 0; q < a.hw; q++) { const double d = xp[q] - mu; sq += d * d; }
+    }
+    const double var = sq / (double)m, is = 1.0 / sqrt(var + a.eps);
+    const double gm = a.gamma ? a.gamma[ch] : 1.0, bt = a.beta ? a.beta[ch] : 0.0;
+    const double scale = gm * is, shift = bt - mu * scale;
+    a.work[2 * ch] = scale;
+    a.work[2 * ch + 1] = shift;
+    a.mean[ch] = (float)mu;
+    a.invstd[ch] = (float)is;
+    if (a.rmean) a.rmean[ch] = (float)((1 - a.momentum) * a.rmean[ch] + a.momentum * mu);
+    if (a.rvar) {
+        const double unbiased = m > 1 ? sq / (double)(m - 1) : var;
+        a.rvar[ch] = (float)((1 - a.momentum) * a.rvar[ch] + a.momentum * unbiased);
+    }
+}
+
+FST_HD void k_bn_apply(i64 i, const fst_k_bn_train_args &a) {
+    if (i >= a.n * a.c * a.hw) return;
+    const i64 ch = (i / a.hw) % a.c;
+    a.y[i] = (float)(a.x[i] * a.work[2 * ch] + a.work[2 * ch + 1]);
+}
+
+FST_HD void k_bn_bwd_stats(i64 ch, const fst_k_bn_bwd_args &a) {
+    if (ch >= a.c) return;
+    const double m = (double)(a.n * a.hw);
+    const double mu = a.mean[ch], is = a.invstd[ch], gm = a.gamma ? a.gamma[ch] : 1.0;
+    double sdy = 0, sdyx = 0;
+    for (i64 i = 0; i < a.n; i++) {
+        const float *xp = a.x + (i * a.c + ch) * a.hw, *gp = a.dy + (i * a.c + ch) * a.hw;
+        for (i64 q = 0; q < a.hw; q++) { const double g = gp[q]; sdy += g; sdyx += g * (xp[q] - mu) * is; }
+    }
+    a.work[3 * ch] = gm * is / m;
+    a.work[3 * ch + 1] = sdy;
+    a.work[3 * ch + 2] = sdyx;
+    a.dgamma[ch] = (float)sdyx;
+    a.dbeta[ch] = (float)sdy;
+}
+
+FST_HD void k_bn_bwd_apply(i64 i, const fst_k_bn_bwd_args &a) {
+    if (i >= a.n * a.c * a.hw) return;
+    const i64 ch = (i / a.hw) % a.c;
+    const double m = (double)(a.n * a.hw), mu = a.mean[ch], is = a.invstd[ch];
+    const double k = a.work[3 * ch], sdy = a.work[3 * ch + 1], sdyx = a.work[3 * ch + 2];
+    const double xh = (a.x[i] - mu) * is;
+    a.dx[i] = (float)(k * (m * a.dy[i] - sdy - xh * sdyx));
+}
+
+/* ======================= cross-entropy with label smoothing ======================= */
+
+/* Row i: loss term lse - off * sum(z) - (on - off) * z[label] into work[i] (z = x - max), and when grad is given,
+ * grad = (softmax - target) * grad_scale / n. A label out of range (the caller validates) gives NaN. */
+FST_HD void k_xent_rows(i64 i, const fst_k_xent_args &a) {
+    if (i >= a.n) return;
+    const i64 c = a.c;
+    const float *x = a.logits + i * c;
+    const double off = a.smoothing / (double)c, on = 1 - a.smoothing + off;
+    const int32_t label = a.labels[i];
+    if (label < 0 || label >= c) {
+        a.work[i] = NAN;
+        if (a.grad) for (i64 k = 0; k < c; k++) a.grad[i * c + k] = NAN;
+        return;
+    }
+    double mx = -INFINITY;
+    for (i64 k = 0; k < c; k++) mx = jmax(mx, x[k]);
+    double s = 0, sumz = 0;
+    for (i64 k = 0; k < c; k++) { const double z = x[k] - mx; s += exp(z); sumz += z; }
+    const double lse = log(s), zl = x[label] - mx;
+    a.work[i] = lse - off * sumz - (on - off) * zl;
+    if (a.grad) {
+        const double scale = a.grad_scale / (double)a.n;
+        for (i64 k = 0; k < c; k++) {
+            const double p = exp(x[k] - mx) / s, t = k == label ? on : off;
+            a.grad[i * c + k] = (float)((p - t) * scale);
+        }
+    }
+}
+
+/* Thread 0 only: the mean of the row terms, summed in row order as the CPU does. */
+FST_HD void k_xent_total(i64 i, const fst_k_xent_args &a) {
+    if (i != 0 || !a.loss) return;
+    double total = 0;
+    for (i64 r = 0; r < a.n; r++) total += a.work[r];
+    a.loss[0] = (float)(total / (double)a.n);
+}
+
+/* ======================= softmax ======================= */
+
+FST_HD void k_softmax(i64 i, const fst_k_softmax_args &a) {
+    if (i >= a.outer * a.inner) return;
+    const i64 base = (i / a.inner) * a.n * a.inner + i % a.inner;
+    const float *x = a.x + base;
+    float *y = a.out + base;
+    double mx = -INFINITY;
+    for (i64 k = 0; k < a.n; k++) mx = jmax(mx, x[k * a.inner]);
+    if (mx == -INFINITY) mx = 0;
+    double s = 0;
+    for (i64 k = 0; k < a.n; k++) s += exp(x[k * a.inner] - mx);
+    const double lse = log(s);
+    for (i64 k = 0; k < a.n; k++) {
+        const double z = x[k * a.inner] - mx;
+        y[k * a.inner] = (float)(a.log ? z - lse : exp(z) / s);
+    }
+}
+
+/* dx = y (dy - sum(dy y)) for softmax, dy - exp(y) sum(dy) for log-softmax (a.x is y here) */
+FST_HD void k_softmax_bwd(i64 i, const fst_k_softmax_args &a) {
+    if (i >= a.outer * a.inner) return;
+    const i64 base = (i / a.inner) * a.n * a.inner + i % a.inner;
+    const float *y = a.x + base, *g = a.dy + base;
+    float *dx = a.out + base;
+    double s = 0;
+    for (i64 k = 0; k < a.n; k++) {
+        const double gv = g[k * a.inner];
+        s += a.log ? gv : gv * (double)y[k * a.inner];
+    }
+    for (i64 k = 0; k < a.n; k++) {
+        const double yv = y[k * a.inner], gv = g[k * a.inner];
+        dx[k * a.inner] = (float)(a.log ? gv - exp(yv) * s : yv * (gv - s));
+    }
+}
+
+/* ======================= GEMM (fallback) ======================= */
+
+FST_HD void k_gemm(i64 i, const fst_k_gemm_args &a) {
+    if (i >= a.m * a.n) return;
+    const i64 r = i / a.n, col = i % a.n;
+    float acc = 0.0f;
+    for (i64 p = 0; p < a.k; p++) {
+        const float x = a.ta ? a.a[p * a.lda + r] : a.a[r * a.lda + p];
+        const float y = a.tb ? a.b[col * a.ldb + p] : a.b[p * a.ldb + col];
+        acc += x * y;
+    }
+    float *c = a.c + r * a.ldc + col;
+    *c = a.beta == 0.0f ? a.alpha * acc : a.alpha * acc + a.beta * *c;
+}
+
+/* ======================= optimizer ======================= */
+
+/* torch.optim.SGD as fst4j.nn.SGD.step (float arithmetic, no contraction); buf == NULL: no momentum. */
+FST_HD void k_sgd(i64 i, const fst_k_sgd_args &a) {
+    if (i >= a.n) return;
+    const float wi = a.w[i];
+    if (!a.buf) { a.w[i] = wi - a.lr * (a.g[i] + a.wd * wi); return; }
+    const float gi = a.g[i] + a.wd * wi;
+    const float b = a.first ? gi : a.mom * a.buf[i] + a.damp * gi;
+    a.buf[i] = b;
+    const float d = a.nesterov ? gi + a.mom * b : b;
+    a.w[i] = wi - a.lr * d;
+}
+
+/* SR-STE decay (prune.c fst_srste_decay): one thread per group of 4 of a row; g += lambda * w where 2:4 prunes. */
+FST_HD void k_srste(i64 i, const fst_k_srste_args &a) {
+    const i64 G = (a.k + 3) / 4;
+    if (i >= a.rows * G) return;
+    const i64 r = i / G, g0 = 4 * (i % G);
+    const int n = a.k - g0 < 4 ? (int)(a.k - g0) : 4;
+    const float *wf = a.w + r * a.k;
+    float *gf = a.g + r * a.k;
+    u32 key[4] = {0, 0, 0, 0};
+    for (int j = 0; j < n; j++) {
+        const u32 v = f2u(wf[g0 + j]) & 0x7fffffffu;
+        key[j] = v < 0x7f800001u ? v : 0x7f800001u;
+    }
+    for (int j = 0; j < n; j++) {
+        int beaten = 0;
+        for (int q = 0; q < 4; q++)
+            if (q != j && (key[q] > key[j] || (key[q] == key[j] && q < j))) beaten++;
+        if (beaten >= 2) gf[g0 + j] += a.lambda * wf[g0 + j];
+    }
+}
+
+#endif

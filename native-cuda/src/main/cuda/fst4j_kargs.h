@@ -1,0 +1,91 @@
+/* fst4j CUDA kernels: the argument struct of every kernel and the list of kernels. Plain C, included by three
+ * translation units that must agree byte for byte:
+ *   - fst4j_kernels.cu (nvcc, device): each kernel takes its struct by value;
+ *   - src/main/c/cuda_ops.c (gcc): validates a call, fills the struct, launches (cuLaunchKernel or the emulator);
+ *   - src/main/c/cuda_emu.cc (g++, host): runs the same kernel bodies over the whole grid on the CPU.
+ * One struct per kernel (instead of long parameter lists) means the launch packs one pointer, and the device
+ * kernel, the host emulation and the launcher cannot disagree on the order or types of the arguments.
+ * Every index and size is int64; strides and offsets are in elements. */
+#ifndef FST4J_KARGS_H
+#define FST4J_KARGS_H
+#include <stdint.h>
+
+#define FST_MAXRANK 8      /* broadcasting / strided kernels: tensors of rank <= 8 */
+#define FST_BLOCK 256      /* threads per block of every launch (device and emulation) */
+
+typedef struct { int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo; } fst_geom;
+
+/* ---- sparsification and convolution lowering (prune.c, shift.c, conv.c twins) ---- */
+typedef struct { int64_t rows, K; const float *w; int64_t ldw; float *values; uint32_t *meta;
+                 float *dense; int64_t ldd; uint16_t *dense16; int64_t ldd16; } fst_k_prune_args;
+typedef struct { const float *dy; float *out; int64_t nseg, seg; int shift; float coeff; int circular; } fst_k_shift_gather_args;
+typedef struct { const float *x; fst_geom g; float *out; int64_t ldo; } fst_k_im2col_args;
+typedef struct { const float *cols; int64_t ldc; fst_geom g; float *dx; } fst_k_col2im_args;
+typedef struct { const float *x; fst_geom g; const int32_t *pos; int64_t npos; float *out; int64_t ldo; } fst_k_im2col_at_args;
+typedef struct { const float *src; uint16_t *dst; int64_t n; } fst_k_f2bf_args;
+
+/* ---- elementwise (fst4j.tensor.Elementwise): out contiguous [shape], inputs any strides (0 = broadcast) ---- */
+enum { FST_BIN_ADD, FST_BIN_SUB, FST_BIN_MUL, FST_BIN_DIV, FST_BIN_RELU_BWD /* a = dy, b = x: b > 0 ? a : 0 */, FST_BIN_N };
+enum { FST_UN_COPY, FST_UN_RELU, FST_UN_NEG, FST_UN_ABS, FST_UN_ADD_SCALAR, FST_UN_MUL_SCALAR, FST_UN_FILL /* x unused */, FST_UN_N };
+typedef struct { const float *a, *b; float *out; int64_t n; int op, rank;
+                 int64_t shape[FST_MAXRANK], sa[FST_MAXRANK], sb[FST_MAXRANK]; } fst_k_binary_args;
+typedef struct { const float *x; float *y; int64_t n; double s; int op, rank;
+                 int64_t shape[FST_MAXRANK], sx[FST_MAXRANK]; } fst_k_unary_args;
+
+/* ---- sum / mean over axes (fst4j.tensor.Reduce): one thread per output, serial sum in double over the
+ * reduced coordinates in row-major order, which is the CPU's order of accumulation for that output ---- */
+typedef struct { const float *x; float *out; int64_t nout, nred; int krank, rrank, mean;
+                 int64_t kshape[FST_MAXRANK], kstride[FST_MAXRANK], rshape[FST_MAXRANK], rstride[FST_MAXRANK]; } fst_k_sum_args;
+
+/* ---- pooling (fst4j.tensor.Pool), contiguous NCHW; idx = ih*w + iw inside the plane (PyTorch's) ---- */
+typedef struct { const float *x; float *y; int32_t *idx; fst_geom g; } fst_k_maxpool_args;
+/* backward: one thread per plane (n*c of them) zeroes its dx plane and adds its dy at the argmaxes in output order:
+ * the CPU's scatter, serial per plane, so bit-identical without atomics and without the pooling geometry */
+typedef struct { const float *dy; const int32_t *idx; float *dx; int64_t planes, in_plane, out_plane; } fst_k_maxpool_bwd_args;
+typedef struct { const float *x; float *y; int64_t n, c, h, w, oh, ow; } fst_k_adaptive_avg_args;
+typedef struct { const float *dy; float *dx; int64_t n, c, h, w, oh, ow; } fst_k_adaptive_avg_bwd_args;
+
+/* ---- batch norm, training mode (norm.c's contract): a per-channel statistics pass (one thread per channel,
+ * the CPU's loops and double sums), then a per-element pass reading the per-channel doubles from work ---- */
+typedef struct { const float *x, *gamma, *beta; float *rmean, *rvar; int64_t n, c, hw; double momentum, eps;
+                 float *y, *mean, *invstd; double *work /* [2c]: scale, shift */; } fst_k_bn_train_args;
+typedef struct { const float *dy, *x, *gamma, *mean, *invstd; int64_t n, c, hw;
+                 float *dx, *dgamma, *dbeta; double *work /* [3c]: k, sdy, sdyx */; } fst_k_bn_bwd_args;
+
+/* ---- cross-entropy with label smoothing (fst4j.tensor.Loss): one thread per row writes its loss term (double)
+ * into work[row] and its gradient row; one thread then sums the terms in row order ---- */
+typedef struct { const float *logits; const int32_t *labels; int64_t n, c; double smoothing, grad_scale;
+                 float *loss, *grad; double *work /* [n] */; } fst_k_xent_args;
+
+/* ---- softmax / log-softmax along the middle axis of a contiguous [outer, n, inner] (Loss.softmax, logSoftmax and
+ * their backward): one thread per (outer, inner) line, the CPU's loops in double. Forward reads x, backward reads
+ * y (the forward's output) and dy; out gets the result. ---- */
+typedef struct { const float *x, *dy; float *out; int64_t outer, n, inner; int log; } fst_k_softmax_args;
+
+/* ---- fst4j's own SGEMM, row-major C = alpha op(A) op(B) + beta C (fst_sgemm's contract): one thread per element of
+ * C, a float sum over k in order. Slow; it is the fallback where cuBLAS is missing, and what the emulator runs for
+ * matmul and convolution (cuBLAS is not emulated). beta == 0: C is not read. ---- */
+typedef struct { int ta, tb; int64_t m, n, k; float alpha, beta; const float *a; int64_t lda; const float *b; int64_t ldb;
+                 float *c; int64_t ldc; } fst_k_gemm_args;
+
+/* ---- optimizer (fst4j.nn.SGD, fst4j.nn.SrSte): float arithmetic of the Java loops, operation for operation ---- */
+typedef struct { float *w; const float *g; float *buf; int64_t n; float lr, wd, mom, damp; int first, nesterov; } fst_k_sgd_args;
+typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_k_srste_args;
+
+/* Every kernel: X(name, argument struct). The device kernel is fst_k_<name>, its body k_<name>. */
+#define FST_KERNELS(X)                                                                                  \
+    X(prune24, fst_k_prune_args) X(prune24_t, fst_k_prune_args) X(shift_gather, fst_k_shift_gather_args) \
+    X(im2col, fst_k_im2col_args) X(col2im, fst_k_col2im_args) X(im2col_at, fst_k_im2col_at_args)         \
+    X(f32_to_bf16, fst_k_f2bf_args) X(binary, fst_k_binary_args) X(unary, fst_k_unary_args)              \
+    X(sum, fst_k_sum_args) X(maxpool, fst_k_maxpool_args) X(maxpool_bwd, fst_k_maxpool_bwd_args)         \
+    X(adaptive_avg, fst_k_adaptive_avg_args) X(adaptive_avg_bwd, fst_k_adaptive_avg_bwd_args)            \
+    X(bn_stats, fst_k_bn_train_args) X(bn_apply, fst_k_bn_train_args)                                    \
+    X(bn_bwd_stats, fst_k_bn_bwd_args) X(bn_bwd_apply, fst_k_bn_bwd_args)                                \
+    X(xent_rows, fst_k_xent_args) X(xent_total, fst_k_xent_args)                                         \
+    X(softmax, fst_k_softmax_args) X(softmax_bwd, fst_k_softmax_args) X(gemm, fst_k_gemm_args)           \
+    X(sgd, fst_k_sgd_args) X(srste, fst_k_srste_args)
+
+#define FST_KERNEL_ENUM(name, args) FST_K_##name,
+enum { FST_KERNELS(FST_KERNEL_ENUM) FST_N_KERNELS };
+
+#endif

@@ -1,0 +1,521 @@
+package fst4j.tensor;
+
+import fst4j.shim.Cuda;
+import fst4j.shim.CudaUnavailableException;
+import fst4j.shim.Native;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+
+/**
+ * The CUDA paths of the tensor ops: each public op of Elementwise, Reduce, Pool, Norm and Loss that a ResNet training
+ * step uses checks its inputs' device first and, for CUDA tensors, comes here after its own argument checks. Every
+ * op here is float32, runs one kernel of fst4j_kernels.cu (through {@link Native}) on the one stream, and has the
+ * CPU op's contract (the kernels' contracts are in native-cuda/CUDA.md). Outputs are new contiguous CUDA tensors.
+ * Inputs on different devices throw "device mismatch: ..."; other dtypes throw UnsupportedOperationException.
+ * The optimizer updates ({@link #sgdStep}, {@link #srsteDecay}) are public for fst4j.nn.
+ */
+public final class CudaOps {
+    private CudaOps() {}
+
+    // op codes of fst_cuda_binary / fst_cuda_unary (enums in native-cuda/src/main/cuda/fst4j_kargs.h)
+    static final int ADD = 0, SUB = 1, MUL = 2, DIV = 3, RELU_BWD = 4;
+    static final int COPY = 0, RELU = 1, NEG = 2, ABS = 3, ADD_SCALAR = 4, MUL_SCALAR = 5, FILL = 6;
+
+    /** Device address of t's first element. */
+    static MemorySegment ptr(Tensor t) { return MemorySegment.ofAddress(t.storage.devicePointer().address() + t.byteOffset()); }
+
+    private static MemorySegment ptrOrNull(Tensor t) { return t == null ? MemorySegment.NULL : ptr(t); }
+
+    private static long[] longs(int[] v) {
+        long[] out = new long[v.length];
+        for (int i = 0; i < v.length; i++) out[i] = v[i];
+        return out;
+    }
+
+    /** Every given (non-null) tensor is open, on CUDA and float32. */
+    static void require(String op, Tensor... ts) {
+        for (Tensor t : ts) {
+            if (t == null) continue;
+            t.check();
+            if (t.storage.device != Device.CUDA) throw mismatch(op, ts);
+        }
+        for (Tensor t : ts)
+            if (t != null && t.dtype != DType.F32)
+                throw new UnsupportedOperationException(op + " on CUDA supports float32 only, got " + t.dtype.name().toLowerCase());
+    }
+
+    static IllegalArgumentException mismatch(String op, Tensor... ts) {
+        List<String> devices = new ArrayList<>();
+        for (Tensor t : ts) if (t != null) devices.add(t.storage.device.name());
+        return new IllegalArgumentException("device mismatch: " + op + " got tensors on " + String.join(", ", devices)
+                + "; move them to one device with to(Device)");
+    }
+
+    /** Thrown by the ops that take a Java lambda (map, zip): a lambda cannot run on the device. */
+    static UnsupportedOperationException noLambda(String op) {
+        return new UnsupportedOperationException(op + " with a Java function cannot run on CUDA tensors; use the named ops "
+                + "(add, mul, relu, ...) or copy to the host with to(Device.CPU)");
+    }
+
+    private static UnsupportedOperationException notYet(String what) {
+        return new UnsupportedOperationException(what + " is not supported on CUDA yet");
+    }
+
+    /** A raw device scratch block from the caching allocator (int32 indices and labels, double work arrays). */
+    private record Block(MemorySegment ptr, long bytes) implements AutoCloseable {
+        static Block of(long bytes) { return new Block(CudaMemory.allocate(bytes), bytes); }
+        @Override public void close() { CudaMemory.release(ptr, bytes); }
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    /** Zeroes every byte of a contiguous CUDA tensor (any dtype). */
+    static void zero(Tensor t) {
+        if (!t.isContiguous()) throw notYet("zeroing a non-contiguous CUDA view");
+        Cuda.memset(ptr(t), 0, t.numel() * t.dtype.bytes);
+    }
+
+    static void fill(Tensor t, double v) {
+        require("fill", t);
+        if (!t.isContiguous()) throw notYet("fill of a non-contiguous CUDA view");
+        Native.cudaUnary(FILL, v, longs(t.shape), MemorySegment.NULL, null, ptr(t));
+    }
+
+    /** dst.copyFrom(src) when either is on CUDA: host -> device, device -> host, device -> device (src broadcast). */
+    static void copyInto(Tensor dst, Tensor src) {
+        try (Tensor s = src.expand(dst.shape)) {
+            long bytes = dst.numel() * dst.dtype.bytes;
+            if (dst.storage.device == Device.CUDA && s.storage.device == Device.CUDA) {
+                deviceCopy(dst, s);
+            } else if (dst.storage.device == Device.CUDA) {            // host -> device
+                if (!dst.isContiguous()) throw notYet("copying into a non-contiguous CUDA view");
+                if (s.dtype == dst.dtype && s.isContiguous()) {
+                    Cuda.copyToDevice(ptr(dst), s.data(), bytes);
+                } else {
+                    try (Tensor h = Tensor.empty(dst.dtype, dst.shape)) {
+                        h.copyFrom(s);
+                        Cuda.copyToDevice(ptr(dst), h.data(), bytes);
+                    }
+                }
+            } else {                                                    // device -> host
+                try (Tensor d = s.contiguous()) {
+                    if (dst.dtype == d.dtype && dst.isContiguous()) {
+                        Cuda.copyToHost(dst.data(), ptr(d), bytes);
+                    } else {
+                        try (Tensor h = Tensor.empty(d.dtype, d.shape)) {
+                            Cuda.copyToHost(h.data(), ptr(d), h.numel() * h.dtype.bytes);
+                            dst.copyFrom(h);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static void deviceCopy(Tensor dst, Tensor s) {
+        if (!dst.isContiguous()) throw notYet("copying into a non-contiguous CUDA view");
+        if (s.dtype == dst.dtype && s.isContiguous()) {
+            Cuda.copyOnDevice(ptr(dst), ptr(s), dst.numel() * dst.dtype.bytes);
+            return;
+        }
+        if (s.dtype != DType.F32 || dst.dtype != DType.F32) throw notYet("a strided or converting copy of " + s.dtype + " to " + dst.dtype);
+        Native.cudaUnary(COPY, 0, longs(dst.shape), ptr(s), s.strides, ptr(dst));
+    }
+
+    // ---------------------------------------------------------------- elementwise
+
+    static Tensor binary(String op, int code, Tensor a, Tensor b) {
+        require(op, a, b);
+        int[] shape = Shape.broadcast(a.shape, b.shape);
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, shape);
+        try (Tensor ea = a.expand(shape); Tensor eb = b.expand(shape)) {
+            Native.cudaBinary(code, longs(shape), ptr(ea), ea.strides, ptr(eb), eb.strides, ptr(out));
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    static Tensor unary(String op, int code, double s, Tensor a) {
+        require(op, a);
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, a.shape);
+        try {
+            Native.cudaUnary(code, s, longs(a.shape), ptr(a), a.strides, ptr(out));
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    // ---------------------------------------------------------------- GEMM
+
+    /** Set once cuBLAS turned out to be missing (always so on the emulator): then fst4j's own GEMM kernel runs. */
+    private static volatile boolean noCublas;
+
+    /** Whether CUDA GEMMs go to cuBLAS (true until a call found it missing). */
+    public static boolean usesCublas() { return !noCublas; }
+
+    /** Row-major C = alpha op(A) op(B) + beta C on CUDA operands (Blas checked shapes and bounds): cuBLAS, else fst_k_gemm. */
+    static void gemm(boolean ta, boolean tb, long m, long n, long k, float alpha, Tensor a, long lda, Tensor b, long ldb, float beta, Tensor c, long ldc) {
+        if (!noCublas) {
+            try {
+                Native.cudaSgemm(ta, tb, m, n, k, alpha, ptr(a), lda, ptr(b), ldb, beta, ptr(c), ldc);
+                return;
+            } catch (CudaUnavailableException e) {
+                if (!Cuda.isAvailable()) throw e;
+                noCublas = true;   // cuBLAS is not there (or not emulated): the kernel below from now on
+            }
+        }
+        Native.cudaGemm(ta, tb, m, n, k, alpha, ptr(a), lda, ptr(b), ldb, beta, ptr(c), ldc);
+    }
+
+    // ---------------------------------------------------------------- convolution (whole batch: one im2col, one GEMM)
+
+    /** cols [K, N*L] of contiguous x (fst_k_im2col). */
+    static Tensor im2col(Tensor x, Conv.Geom g) {
+        require("im2col", x);
+        long nl = (long) g.n() * g.l();
+        Tensor cols = Tensor.empty(Device.CUDA, DType.F32, g.k(), Math.toIntExact(nl));
+        try (Tensor xc = x.contiguous()) {
+            if (nl > 0) Native.cudaIm2col(ptr(xc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(), ptr(cols), nl);
+        } catch (RuntimeException e) {
+            cols.close();
+            throw e;
+        }
+        return cols;
+    }
+
+    /** im2col at output positions (validated by Conv) of every image: [K, N*positions.length]. */
+    static Tensor im2colAt(Tensor x, int[] positions, Conv.Geom g) {
+        require("im2colAt", x);
+        long np = (long) g.n() * positions.length;
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, g.k(), Math.toIntExact(np));
+        if (np == 0) return out;
+        try (Tensor xc = x.contiguous(); Block pos = Block.of(4L * positions.length); Arena arena = Arena.ofConfined()) {
+            Cuda.copyToDevice(pos.ptr(), arena.allocateFrom(JAVA_INT, positions), 4L * positions.length);
+            Native.cudaIm2colAt(ptr(xc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(),
+                    pos.ptr(), positions.length, ptr(out), np);
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    /** dx [N, C, H, W] = col2im of cols [K, N*L] (fst_k_col2im, a gather in the CPU's order). */
+    static Tensor col2im(Tensor cols, Conv.Geom g) {
+        require("col2im", cols);
+        Tensor dx = Tensor.empty(Device.CUDA, DType.F32, g.n(), g.c(), g.h(), g.w());
+        try (Tensor cc = cols.contiguous()) {
+            if (g.n() > 0) Native.cudaCol2im(ptr(cc), (long) g.n() * g.l(), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(),
+                    g.ho(), g.wo(), ptr(dx));
+        } catch (RuntimeException e) {
+            dx.close();
+            throw e;
+        }
+        return dx;
+    }
+
+    /** [N, Cout, L] (contiguous dy) as [Cout, N*L]: the GEMM layout of a batch (one strided copy on the device). */
+    private static Tensor byChannel(Tensor dy, int n, int cout, int l) {
+        try (Tensor d3 = dy.reshape(n, cout, l); Tensor p = d3.permute(1, 0, 2); Tensor c = p.contiguous()) { return c.reshape(cout, n * l); }
+    }
+
+    /** y = conv(x, w) + bias (Conv checked the shapes): im2col, W [Cout, K] x cols, [Cout, N, L] -> [N, Cout, L], + bias. */
+    static Tensor conv2d(Tensor x, Tensor w, Tensor bias, Conv.Geom g) {
+        require("conv2d", x, w, bias);
+        int cout = w.shape[0], k = g.k(), l = g.l();
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, g.n(), cout, g.ho(), g.wo());
+        if (out.numel() == 0) return out;
+        try (Tensor cols = im2col(x, g); Tensor wc = w.contiguous(); Tensor wm = wc.reshape(cout, k);
+             Tensor y2 = Tensor.empty(Device.CUDA, DType.F32, cout, g.n() * l);
+             Tensor y3 = y2.reshape(cout, g.n(), l); Tensor yp = y3.permute(1, 0, 2); Tensor o3 = out.reshape(g.n(), cout, l)) {
+            Blas.gemm(1f, wm, cols, 0f, y2);
+            o3.copyFrom(yp);
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        if (bias == null) return out;
+        try (Tensor o = out; Tensor b4 = bias.reshape(1, cout, 1, 1)) { return o.add(b4); }
+    }
+
+    /** dx = col2im(W^T dY) (Conv checked the shapes). */
+    static Tensor conv2dBackwardInput(Tensor dy, Tensor w, Conv.Geom g) {
+        require("conv2dBackwardInput", dy, w);
+        int cout = w.shape[0], k = g.k(), l = g.l();
+        if (dy.numel() == 0) return Tensor.zeros(Device.CUDA, DType.F32, g.n(), g.c(), g.h(), g.w());
+        try (Tensor dyc = dy.contiguous(); Tensor d2 = byChannel(dyc, g.n(), cout, l); Tensor wc = w.contiguous(); Tensor wm = wc.reshape(cout, k);
+             Tensor wt = wm.t(); Tensor dcols = Tensor.empty(Device.CUDA, DType.F32, k, g.n() * l)) {
+            Blas.gemm(1f, wt, d2, 0f, dcols);
+            return col2im(dcols, g);
+        }
+    }
+
+    /** dW = dY [Cout, N*L] x cols^T (Conv checked the shapes). */
+    static Tensor conv2dBackwardWeight(Tensor dy, Tensor x, int[] weightShape, Conv.Geom g) {
+        require("conv2dBackwardWeight", dy, x);
+        int cout = weightShape[0], k = g.k(), l = g.l();
+        Tensor dw = Tensor.zeros(Device.CUDA, DType.F32, weightShape);
+        if (dy.numel() == 0) return dw;
+        try (Tensor dyc = dy.contiguous(); Tensor d2 = byChannel(dyc, g.n(), cout, l); Tensor cols = im2col(x, g); Tensor ct = cols.t();
+             Tensor dwm = dw.reshape(cout, k)) {
+            Blas.gemm(1f, d2, ct, 0f, dwm);
+        } catch (RuntimeException e) {
+            dw.close();
+            throw e;
+        }
+        return dw;
+    }
+
+    static Tensor conv2dBackwardBias(Tensor dy) {
+        require("conv2dBackwardBias", dy);
+        return sum(dy, false, new int[] { 0, 2, 3 }, false);
+    }
+
+    // ---------------------------------------------------------------- reductions
+
+    static Tensor sum(Tensor a, boolean keepDim, int[] axes, boolean mean) {
+        require(mean ? "mean" : "sum", a);
+        boolean[] m = Reduce.mask(axes, a.dim());
+        int kept = 0;
+        for (boolean r : m) if (!r) kept++;
+        long[] ks = new long[kept], kst = new long[kept], rs = new long[a.dim() - kept], rst = new long[a.dim() - kept];
+        for (int d = 0, i = 0, j = 0; d < a.dim(); d++) {
+            if (m[d]) { rs[j] = a.shape[d]; rst[j++] = a.strides[d]; }
+            else { ks[i] = a.shape[d]; kst[i++] = a.strides[d]; }
+        }
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, keepDim ? Reduce.keptShape(a.shape, m) : Reduce.dropShape(a.shape, m));
+        try {
+            Native.cudaSum(ptr(a), ks, kst, rs, rst, mean, ptr(out));
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    // ---------------------------------------------------------------- pooling
+
+    /** Max pool (geometry checked by Pool); the indices come back to the host for Pool.MaxPool2d's int[]. */
+    static Pool.MaxPool2d maxPool2d(Tensor x, Conv.Geom g) {
+        require("maxPool2d", x);
+        long outN = (long) g.n() * g.c() * g.ho() * g.wo();
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, g.n(), g.c(), g.ho(), g.wo());
+        try (Tensor xc = x.contiguous(); Block idx = Block.of(4 * outN); Arena arena = Arena.ofConfined()) {
+            Native.cudaMaxPool(ptr(xc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(), ptr(out), idx.ptr());
+            MemorySegment host = arena.allocate(JAVA_INT, Math.max(1, outN));
+            Cuda.copyToHost(host, idx.ptr(), 4 * outN);
+            return new Pool.MaxPool2d(out, outN == 0 ? new int[0] : host.asSlice(0, 4 * outN).toArray(JAVA_INT));
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+    }
+
+    /** Max pool backward (shapes checked by Pool); indices are validated here, then uploaded. */
+    static Tensor maxPool2dBackward(Tensor dy, int[] indices, int[] inputShape) {
+        require("maxPool2dBackward", dy);
+        long plane = (long) inputShape[2] * inputShape[3], outPlane = (long) dy.shape[2] * dy.shape[3];
+        for (int ix : indices)
+            if (ix < 0 || ix >= plane) throw new IllegalArgumentException("maxPool2dBackward: index " + ix + " out of range for input " + Shape.str(inputShape));
+        Tensor dx = Tensor.empty(Device.CUDA, DType.F32, inputShape);
+        try (Tensor dyc = dy.contiguous(); Block idx = Block.of(4L * indices.length); Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(JAVA_INT, Math.max(1, indices.length));
+            MemorySegment.copy(indices, 0, host, JAVA_INT, 0, indices.length);
+            Cuda.copyToDevice(idx.ptr(), host, 4L * indices.length);
+            Native.cudaMaxPoolBackward(ptr(dyc), idx.ptr(), (long) inputShape[0] * inputShape[1], plane, outPlane, ptr(dx));
+        } catch (RuntimeException e) {
+            dx.close();
+            throw e;
+        }
+        return dx;
+    }
+
+    static Tensor adaptiveAvgPool2d(Tensor x, int outH, int outW) {
+        require("adaptiveAvgPool2d", x);
+        int n = x.shape[0], c = x.shape[1];
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, n, c, outH, outW);
+        try (Tensor xc = x.contiguous()) {
+            Native.cudaAdaptiveAvgPool(ptr(xc), n, c, x.shape[2], x.shape[3], outH, outW, ptr(out));
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    static Tensor adaptiveAvgPool2dBackward(Tensor dy, int[] inputShape) {
+        require("adaptiveAvgPool2dBackward", dy);
+        Tensor dx = Tensor.empty(Device.CUDA, DType.F32, inputShape);
+        try (Tensor dyc = dy.contiguous()) {
+            Native.cudaAdaptiveAvgPoolBackward(ptr(dyc), inputShape[0], inputShape[1], inputShape[2], inputShape[3], dy.shape[2], dy.shape[3], ptr(dx));
+        } catch (RuntimeException e) {
+            dx.close();
+            throw e;
+        }
+        return dx;
+    }
+
+    // ---------------------------------------------------------------- batch norm
+
+    /** A per-channel vector as the kernels read it: contiguous (a copy when it is a strided view), or null. */
+    private static Tensor vec(Tensor v) { return v == null ? null : v.contiguous(); }
+
+    private static void closeAll(Tensor... ts) { for (Tensor t : ts) if (t != null) t.close(); }
+
+    static Norm.BatchNorm batchNorm2dTrain(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double momentum, double eps) {
+        String op = "batchNorm2dTrain";
+        require(op, x, gamma, beta, runningMean, runningVar);
+        // the running statistics are updated in place: they must be the tensors themselves, not copies
+        if ((runningMean != null && !runningMean.isContiguous()) || (runningVar != null && !runningVar.isContiguous()))
+            throw notYet(op + " with non-contiguous running statistics");
+        int n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3];
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, x.shape);
+        Tensor mean = Tensor.empty(Device.CUDA, DType.F32, c), invStd = Tensor.empty(Device.CUDA, DType.F32, c);
+        Tensor xc = null, g = null, b = null;
+        try (Block work = Block.of(8L * 2 * c)) {
+            xc = x.contiguous(); g = vec(gamma); b = vec(beta);
+            Native.cudaBnTrain(ptr(xc), ptrOrNull(g), ptrOrNull(b), ptrOrNull(runningMean), ptrOrNull(runningVar), n, c, hw, momentum, eps,
+                    ptr(out), ptr(mean), ptr(invStd), work.ptr());
+        } catch (RuntimeException e) {
+            closeAll(out, mean, invStd);
+            throw e;
+        } finally {
+            closeAll(xc, g, b);
+        }
+        return new Norm.BatchNorm(out, mean, invStd);
+    }
+
+    /**
+     * Eval-mode batch norm: the per-channel scale and shift are computed on the host in double exactly as the CPU op
+     * does (from the C-element vectors, copied down), then one kernel applies them (bn_apply), so the result is the
+     * CPU's bit for bit.
+     */
+    static Tensor batchNorm2dEval(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps) {
+        require("batchNorm2dEval", x, gamma, beta, runningMean, runningVar);
+        int n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3];
+        float[] g = gamma == null ? null : gamma.toFloatArray(), b = beta == null ? null : beta.toFloatArray();
+        float[] rm = runningMean.toFloatArray(), rv = runningVar.toFloatArray();
+        double[] work = new double[2 * c];
+        for (int ch = 0; ch < c; ch++) {
+            double scale = (g == null ? 1 : g[ch]) / Math.sqrt(rv[ch] + eps);
+            work[2 * ch] = scale;
+            work[2 * ch + 1] = (b == null ? 0 : b[ch]) - rm[ch] * scale;
+        }
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, x.shape);
+        if (out.numel() == 0) return out;
+        try (Tensor xc = x.contiguous(); Block w = Block.of(8L * 2 * c); Arena arena = Arena.ofConfined()) {
+            Cuda.copyToDevice(w.ptr(), arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_DOUBLE, work), 8L * 2 * c);
+            Native.cudaBnApply(ptr(xc), n, c, hw, w.ptr(), ptr(out));
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    static Norm.BatchNormGrads batchNorm2dBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor invStd) {
+        require("batchNorm2dBackward", dy, x, gamma, mean, invStd);
+        int n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3];
+        Tensor dx = Tensor.empty(Device.CUDA, DType.F32, x.shape);
+        Tensor dgamma = Tensor.empty(Device.CUDA, DType.F32, c), dbeta = Tensor.empty(Device.CUDA, DType.F32, c);
+        Tensor xc = null, dyc = null, g = null, mu = null, is = null;
+        try (Block work = Block.of(8L * 3 * c)) {
+            xc = x.contiguous(); dyc = dy.contiguous(); g = vec(gamma); mu = vec(mean); is = vec(invStd);
+            Native.cudaBnBackward(ptr(dyc), ptr(xc), ptrOrNull(g), ptr(mu), ptr(is), n, c, hw, ptr(dx), ptr(dgamma), ptr(dbeta), work.ptr());
+        } catch (RuntimeException e) {
+            closeAll(dx, dgamma, dbeta);
+            throw e;
+        } finally {
+            closeAll(xc, dyc, g, mu, is);
+        }
+        return new Norm.BatchNormGrads(dx, dgamma, dbeta);
+    }
+
+    // ---------------------------------------------------------------- loss
+
+    /**
+     * Mean cross-entropy with label smoothing of logits [N, C] (labels checked by Loss): the loss as a CUDA scalar
+     * (when wantLoss) and gradScale * the gradient [N, C] (when wantGrad); either may come back null.
+     */
+    static Loss.CrossEntropy crossEntropy(Tensor logits, int[] labels, double smoothing, double gradScale, boolean wantLoss, boolean wantGrad) {
+        require("crossEntropy", logits);
+        int n = logits.shape[0], c = logits.shape[1];
+        Tensor loss = wantLoss ? Tensor.empty(Device.CUDA, DType.F32) : null;
+        Tensor grad = wantGrad ? Tensor.empty(Device.CUDA, DType.F32, n, c) : null;
+        try (Tensor xc = logits.contiguous(); Block lab = Block.of(4L * n); Block work = Block.of(8L * n); Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocateFrom(JAVA_INT, labels);
+            Cuda.copyToDevice(lab.ptr(), host, 4L * n);
+            Native.cudaCrossEntropy(ptr(xc), lab.ptr(), n, c, smoothing, gradScale, ptrOrNull(loss), ptrOrNull(grad), work.ptr());
+        } catch (RuntimeException e) {
+            closeAll(loss, grad);
+            throw e;
+        }
+        return new Loss.CrossEntropy(loss, grad);
+    }
+
+    /** Softmax / log-softmax along the middle axis of x seen as [outer, n, inner] (Loss checked the axis). */
+    static Tensor softmax(Tensor x, int outer, int n, int inner, boolean log) {
+        require(log ? "logSoftmax" : "softmax", x);
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, x.shape);
+        try (Tensor xc = x.contiguous()) {
+            Native.cudaSoftmax(ptr(xc), outer, n, inner, log, ptr(out));
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    static Tensor softmaxBackward(Tensor y, Tensor dy, int outer, int n, int inner, boolean log) {
+        require(log ? "logSoftmaxBackward" : "softmaxBackward", y, dy);
+        Tensor dx = Tensor.empty(Device.CUDA, DType.F32, y.shape);
+        try (Tensor yc = y.contiguous(); Tensor gc = dy.contiguous()) {
+            Native.cudaSoftmaxBackward(ptr(yc), ptr(gc), outer, n, inner, log, ptr(dx));
+        } catch (RuntimeException e) {
+            dx.close();
+            throw e;
+        }
+        return dx;
+    }
+
+    // ---------------------------------------------------------------- optimizer (fst4j.nn)
+
+    private static void sameSize(String op, Tensor w, Tensor o, String name) {
+        if (o.numel() != w.numel() || !o.isContiguous())
+            throw new IllegalArgumentException("shape mismatch: " + op + " " + name + " " + Shape.str(o.shape) + " must be contiguous with the "
+                    + w.numel() + " elements of the weight " + Shape.str(w.shape));
+    }
+
+    /**
+     * One SGD step on a contiguous float32 CUDA weight, exactly fst4j.nn.SGD's float arithmetic:
+     * g' = g + wd*w; buf = first ? g' : momentum*buf + damp*g'; d = nesterov ? g' + momentum*buf : buf; w -= lr*d.
+     * buf null means no momentum (w -= lr * g').
+     */
+    public static void sgdStep(Tensor w, Tensor g, Tensor buf, float lr, float weightDecay, float momentum, float damp, boolean first, boolean nesterov) {
+        String op = "sgdStep";
+        require(op, w, g, buf);
+        if (!w.isContiguous()) throw new IllegalArgumentException(op + ": the weight must be contiguous");
+        sameSize(op, w, g, "gradient");
+        if (buf != null) sameSize(op, w, buf, "momentum buffer");
+        Native.cudaSgd(ptr(w), ptr(g), ptrOrNull(buf), w.numel(), lr, weightDecay, momentum, damp, first, nesterov);
+    }
+
+    /** SR-STE decay on CUDA: g += lambda * w where magnitude 2:4 along each row of w viewed as [rows, k] prunes. */
+    public static void srsteDecay(Tensor w, Tensor g, int rows, int k, float lambda) {
+        String op = "srsteDecay";
+        require(op, w, g);
+        if (rows < 0 || k < 0 || (long) rows * k != w.numel() || !w.isContiguous())
+            throw new IllegalArgumentException(op + ": weight " + Shape.str(w.shape) + " is not a contiguous [" + rows + ", " + k + "] matrix");
+        sameSize(op, w, g, "gradient");
+        Native.cudaSrsteDecay(ptr(w), ptr(g), rows, k, lambda);
+    }
+}

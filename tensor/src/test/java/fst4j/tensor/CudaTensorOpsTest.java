@@ -1,0 +1,385 @@
+package fst4j.tensor;
+
+import fst4j.shim.Cuda;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Every tensor op with a CUDA path, run on CUDA tensors and compared with the same op on the CPU, on fresh random
+ * data of awkward sizes. Bit-for-bit wherever the kernel does the CPU's arithmetic in the CPU's order (elementwise,
+ * sums, pooling, batch norm against the C shim); within 1e-6 relative where exp/log come from different libraries
+ * (cross-entropy).
+ *
+ * <p>Runs twice in the build: in the default surefire execution, against a real device when there is one (skipped
+ * with the reason otherwise), and in the "cuda-emulator" execution with -Dfst4j.cuda.emulate=true, where the same
+ * kernel bodies run on the host (libfst4j_cuda_emu.so; skipped with the reason only where nvcc was missing at build
+ * time). gpu/run.sh runs it on a lent GPU machine.
+ */
+class CudaTensorOpsTest {
+    private final List<Tensor> open = new ArrayList<>();
+
+    @BeforeAll
+    static void report() {
+        System.out.println("CUDA back end: " + Cuda.status());
+    }
+
+    @BeforeEach
+    void needsCuda() {
+        assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA back end: " + Cuda.status());
+    }
+
+    @AfterEach
+    void closeAll() {
+        open.forEach(Tensor::close);
+        open.clear();
+    }
+
+    private <T extends Tensor> T keep(T t) { open.add(t); return t; }
+
+    private Tensor randn(Random r, int... shape) {
+        float[] v = new float[Math.toIntExact(Shape.numel(shape))];
+        for (int i = 0; i < v.length; i++) v[i] = (float) r.nextGaussian();
+        return keep(Tensor.of(v, shape));
+    }
+
+    private Tensor gpu(Tensor cpu) { return keep(cpu.to(Device.CUDA)); }
+
+    /** The CUDA result, copied back, is bit-identical to the CPU one (same shape). */
+    private static void assertSame(Tensor cpu, Tensor cuda, String what) {
+        assertEquals(Device.CUDA, cuda.device(), what + ": result device");
+        assertArrayEquals(cpu.shape(), cuda.shape(), what + ": shape");
+        float[] want = cpu.toFloatArray(), got = cuda.toFloatArray();
+        for (int i = 0; i < want.length; i++)
+            if (Float.floatToRawIntBits(want[i]) != Float.floatToRawIntBits(got[i]) && !(Float.isNaN(want[i]) && Float.isNaN(got[i])))
+                fail(what + ": element " + i + " is " + got[i] + " on CUDA, " + want[i] + " on the CPU");
+    }
+
+    private static void assertClose(Tensor cpu, Tensor cuda, double rel, String what) { assertClose(cpu, cuda, rel, 1e-3, what); }
+
+    /** |got - want| <= rel * max(floor, |want|): floor ~ the size of the terms where a result can cancel to near 0. */
+    private static void assertClose(Tensor cpu, Tensor cuda, double rel, double floor, String what) {
+        assertArrayEquals(cpu.shape(), cuda.shape(), what + ": shape");
+        float[] want = cpu.toFloatArray(), got = cuda.toFloatArray();
+        for (int i = 0; i < want.length; i++)
+            assertEquals(want[i], got[i], rel * Math.max(floor, Math.abs(want[i])), what + ": element " + i);
+    }
+
+    // ---------------------------------------------------------------- memory and copies
+
+    @Test
+    void copiesToTheDeviceAndBackKeepEveryBitAndLayout() {
+        Random r = new Random(1);
+        Tensor x = randn(r, 3, 5, 7);
+        Tensor d = gpu(x);
+        assertEquals(Device.CUDA, d.device());
+        assertSame(x, d, "round trip");
+        assertArrayEquals(x.toFloatArray(), keep(d.to(Device.CPU)).toFloatArray());
+        // a strided host view goes up as its logical values; a strided device view comes down the same way
+        Tensor xt = keep(x.permute(2, 0, 1));
+        assertSame(xt, gpu(xt), "permuted host view uploaded");
+        Tensor dt = keep(d.permute(2, 0, 1));
+        assertFalse(dt.isContiguous());
+        assertSame(xt, keep(dt.contiguous()), "permuted device view made contiguous on the device");
+        Tensor sl = keep(x.slice(1, 1, 5, 2)), dsl = keep(d.slice(1, 1, 5, 2));
+        assertSame(sl, keep(dsl.copy()), "sliced device view copied");
+        assertEquals(x.getDouble(2, 4, 6), keep(d.slice(0, 2, 3).slice(1, 4, 5).slice(2, 6, 7)).item());
+        assertTrue(d.toString().contains("device=cuda"), d.toString());
+        // copyFrom across devices, with a broadcast source
+        Tensor row = randn(r, 7);
+        Tensor dst = keep(Tensor.empty(Device.CUDA, DType.F32, 3, 5, 7)).copyFrom(row);
+        assertSame(keep(row.expand(3, 5, 7).copy()), dst, "broadcast host row copied into a device tensor");
+        Tensor back = keep(Tensor.zeros(3, 5, 7)).copyFrom(d);
+        assertSame(x, gpu(back), "device tensor copied into a host tensor");
+    }
+
+    @Test
+    void fillAndZerosOnTheDevice() {
+        Tensor z = keep(Tensor.zeros(Device.CUDA, DType.F32, 4, 9));
+        for (float v : z.toFloatArray()) assertEquals(0f, v);
+        Tensor f = keep(Tensor.empty(Device.CUDA, DType.F32, 37)).fill(0.1);
+        for (float v : f.toFloatArray()) assertEquals(0.1f, v);
+    }
+
+    @Test
+    void elementAccessOnADeviceTensorFailsClearlyAndMixingDevicesIsAnError() {
+        Random r = new Random(2);
+        Tensor x = randn(r, 4, 3);
+        Tensor d = gpu(x);
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> d.get(1, 2));
+        assertTrue(e.getMessage().contains("CUDA device") && e.getMessage().contains("to(Device.CPU)"), e.getMessage());
+        assertThrows(IllegalStateException.class, d::data);
+        IllegalArgumentException m = assertThrows(IllegalArgumentException.class, () -> x.add(d));
+        assertTrue(m.getMessage().startsWith("device mismatch: "), m.getMessage());
+        m = assertThrows(IllegalArgumentException.class, () -> d.mul(x));
+        assertTrue(m.getMessage().startsWith("device mismatch: "), m.getMessage());
+        UnsupportedOperationException u = assertThrows(UnsupportedOperationException.class, () -> Elementwise.zip(d, d, Math::max));
+        assertTrue(u.getMessage().contains("cannot run on CUDA"), u.getMessage());
+        Tensor d64 = keep(Tensor.zeros(Device.CUDA, DType.F64, 3));
+        assertThrows(UnsupportedOperationException.class, () -> d64.relu());
+    }
+
+    // ---------------------------------------------------------------- elementwise
+
+    @Test
+    void binaryOpsWithBroadcastingMatchTheCpuBitForBit() {
+        Random r = new Random(3);
+        int[][][] pairs = {
+                { { 2, 3, 5, 7 }, { 2, 3, 5, 7 } },     // plain
+                { { 2, 3, 5, 7 }, { 1, 3, 1, 1 } },     // per-channel bias / scale of an NCHW tensor
+                { { 6, 11 }, { 11 } },                  // row vector (Linear bias)
+                { { 5, 1, 4 }, { 3, 1 } },              // both sides broadcast
+                { {}, { 3, 2 } },                       // scalar
+        };
+        for (int[][] p : pairs) {
+            Tensor a = randn(r, p[0]), b = randn(r, p[1]);
+            Tensor da = gpu(a), db = gpu(b);
+            String s = Arrays.toString(p[0]) + " op " + Arrays.toString(p[1]);
+            assertSame(keep(a.add(b)), keep(da.add(db)), "add " + s);
+            assertSame(keep(a.sub(b)), keep(da.sub(db)), "sub " + s);
+            assertSame(keep(a.mul(b)), keep(da.mul(db)), "mul " + s);
+            assertSame(keep(a.div(b)), keep(da.div(db)), "div " + s);
+            assertSame(keep(b.sub(a)), keep(db.sub(da)), "sub reversed " + s);
+        }
+        // strided operands: a transposed matrix and a sliced one
+        Tensor m = randn(r, 9, 13), n = randn(r, 13, 9);
+        Tensor mt = keep(m.t()), dmt = keep(gpu(m).t());
+        assertSame(keep(mt.mul(n)), keep(dmt.mul(gpu(n))), "transposed operand");
+        Tensor ms = keep(n.slice(0, 1, 13, 3)), dms = keep(gpu(n).slice(0, 1, 13, 3));
+        assertSame(keep(ms.add(ms)), keep(dms.add(dms)), "sliced operands");
+    }
+
+    @Test
+    void unaryOpsMatchTheCpuBitForBit() {
+        Random r = new Random(4);
+        Tensor x = randn(r, 3, 7, 11);
+        Tensor d = gpu(x);
+        assertSame(keep(x.relu()), keep(d.relu()), "relu");
+        assertSame(keep(x.neg()), keep(d.neg()), "neg");
+        assertSame(keep(x.abs()), keep(d.abs()), "abs");
+        assertSame(keep(x.mul(0.1)), keep(d.mul(0.1)), "mul scalar (0.1 is not a float)");
+        assertSame(keep(x.add(-1.0 / 3)), keep(d.add(-1.0 / 3)), "add scalar");
+        Tensor xt = keep(x.transpose(0, 2)), dt = keep(d.transpose(0, 2));
+        assertSame(keep(xt.relu()), keep(dt.relu()), "relu of a strided view");
+        Tensor g = randn(r, 3, 7, 11);
+        assertSame(keep(Elementwise.reluBackward(g, x)), keep(Elementwise.reluBackward(gpu(g), d)), "relu backward");
+    }
+
+    // ---------------------------------------------------------------- reductions
+
+    @Test
+    void sumAndMeanOverAxesMatchTheCpuBitForBit() {
+        Random r = new Random(5);
+        Tensor x = randn(r, 5, 6, 7, 3);
+        Tensor d = gpu(x);
+        int[][] axesSets = { { 0, 2, 3 }, { 1 }, { 0 }, { -1, 1 }, {} };
+        for (int[] axes : axesSets)
+            for (boolean keepDim : new boolean[] { false, true }) {
+                String s = Arrays.toString(axes) + " keepDim " + keepDim;
+                assertSame(keep(x.sum(keepDim, axes)), keep(d.sum(keepDim, axes)), "sum " + s);
+                assertSame(keep(x.mean(keepDim, axes)), keep(d.mean(keepDim, axes)), "mean " + s);
+            }
+        Tensor xt = keep(x.permute(3, 1, 0, 2)), dt = keep(d.permute(3, 1, 0, 2));
+        assertSame(keep(xt.sum(false, 0, 2)), keep(dt.sum(false, 0, 2)), "sum of a permuted view");
+    }
+
+    // ---------------------------------------------------------------- pooling
+
+    @Test
+    void maxPoolForwardAndBackwardMatchTheCpu() {
+        Random r = new Random(6);
+        // values on a coarse grid so that windows hold ties: the first maximum must win on both devices
+        float[] v = new float[3 * 4 * 13 * 11];
+        for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextInt(9) - 4) / 4 + (r.nextInt(5) == 0 ? 0.5f : 0);
+        v[17] = Float.NaN;   // a NaN wins its windows
+        Tensor x = keep(Tensor.of(v, 3, 4, 13, 11));
+        Tensor d = gpu(x);
+        int[][] geoms = { { 3, 3, 2, 2, 1, 1 }, { 2, 2, 2, 2, 0, 0 }, { 3, 2, 1, 2, 1, 0 } };
+        for (int[] g : geoms) {
+            String s = Arrays.toString(g);
+            try (Pool.MaxPool2d c = Pool.maxPool2d(x, g[0], g[1], g[2], g[3], g[4], g[5]);
+                 Pool.MaxPool2d k = Pool.maxPool2d(d, g[0], g[1], g[2], g[3], g[4], g[5])) {
+                assertSame(c.output(), k.output(), "max pool " + s);
+                assertArrayEquals(c.indices(), k.indices(), "max pool indices " + s);
+                Tensor dy = randn(r, c.output().shape());
+                assertSame(keep(Pool.maxPool2dBackward(dy, c.indices(), x.shape())), keep(Pool.maxPool2dBackward(gpu(dy), k.indices(), x.shape())),
+                        "max pool backward " + s);
+            }
+        }
+        int[] bad = new int[3 * 4 * 7 * 6];
+        bad[5] = 13 * 11;
+        Tensor dy = keep(Tensor.zeros(Device.CUDA, DType.F32, 3, 4, 7, 6));
+        assertThrows(IllegalArgumentException.class, () -> Pool.maxPool2dBackward(dy, bad, x.shape()));
+    }
+
+    @Test
+    void adaptiveAvgPoolForwardAndBackwardMatchTheCpuBitForBit() {
+        Random r = new Random(7);
+        Tensor x = randn(r, 2, 3, 7, 5);
+        Tensor d = gpu(x);
+        int[][] outs = { { 1, 1 }, { 3, 2 }, { 7, 5 }, { 4, 4 } };
+        for (int[] o : outs) {
+            String s = Arrays.toString(o);
+            Tensor c = keep(x.adaptiveAvgPool2d(o[0], o[1])), k = keep(d.adaptiveAvgPool2d(o[0], o[1]));
+            assertSame(c, k, "adaptive avg pool " + s);
+            Tensor dy = randn(r, c.shape());
+            assertSame(keep(Pool.adaptiveAvgPool2dBackward(dy, x.shape())), keep(Pool.adaptiveAvgPool2dBackward(gpu(dy), x.shape())),
+                    "adaptive avg pool backward " + s);
+        }
+    }
+
+    // ---------------------------------------------------------------- batch norm
+
+    @Test
+    void batchNormTrainingForwardAndBackwardMatchTheCpuBitForBit() {
+        Random r = new Random(8);
+        Tensor x = randn(r, 5, 7, 6, 3);
+        Tensor gamma = randn(r, 7), beta = randn(r, 7), rm = randn(r, 7), rv = keep(randn(r, 7).abs());
+        Tensor dgpu = gpu(x), gg = gpu(gamma), bg = gpu(beta), rmg = gpu(rm), rvg = gpu(rv);
+        try (Norm.BatchNorm c = Norm.batchNorm2dTrain(x, gamma, beta, rm, rv, 0.1, 1e-5);
+             Norm.BatchNorm k = Norm.batchNorm2dTrain(dgpu, gg, bg, rmg, rvg, 0.1, 1e-5)) {
+            assertSame(c.output(), k.output(), "bn output");
+            assertSame(c.mean(), k.mean(), "bn mean");
+            assertSame(c.invStd(), k.invStd(), "bn invStd");
+            assertSame(rm, rmg, "bn running mean");
+            assertSame(rv, rvg, "bn running var");
+            Tensor dy = randn(r, 5, 7, 6, 3);
+            try (Norm.BatchNormGrads gc = Norm.batchNorm2dBackward(dy, x, gamma, c.mean(), c.invStd());
+                 Norm.BatchNormGrads gk = Norm.batchNorm2dBackward(gpu(dy), dgpu, gg, k.mean(), k.invStd())) {
+                assertSame(gc.dx(), gk.dx(), "bn dx");
+                assertSame(gc.dgamma(), gk.dgamma(), "bn dgamma");
+                assertSame(gc.dbeta(), gk.dbeta(), "bn dbeta");
+            }
+        }
+        // without the affine parameters and running statistics
+        try (Norm.BatchNorm c = Norm.batchNorm2dTrain(x, null, null, null, null, 0.1, 1e-3);
+             Norm.BatchNorm k = Norm.batchNorm2dTrain(dgpu, null, null, null, null, 0.1, 1e-3)) {
+            assertSame(c.output(), k.output(), "bn output without gamma/beta");
+            Tensor dy = randn(r, 5, 7, 6, 3);
+            try (Norm.BatchNormGrads gc = Norm.batchNorm2dBackward(dy, x, null, c.mean(), c.invStd());
+                 Norm.BatchNormGrads gk = Norm.batchNorm2dBackward(gpu(dy), dgpu, null, k.mean(), k.invStd())) {
+                assertSame(gc.dx(), gk.dx(), "bn dx without gamma");
+            }
+        }
+        assertThrows(IllegalArgumentException.class, () -> Norm.batchNorm2dTrain(dgpu, gamma, null, null, null, 0.1, 1e-5));
+        // eval mode, with the running statistics
+        assertSame(keep(Norm.batchNorm2dEval(x, gamma, beta, rm, rv, 1e-5)), keep(Norm.batchNorm2dEval(dgpu, gg, bg, rmg, rvg, 1e-5)), "bn eval");
+        assertSame(keep(Norm.batchNorm2dEval(x, null, null, rm, rv, 1e-3)), keep(Norm.batchNorm2dEval(dgpu, null, null, rmg, rvg, 1e-3)),
+                "bn eval without gamma/beta");
+    }
+
+    // ---------------------------------------------------------------- loss
+
+    @Test
+    void crossEntropyWithLabelSmoothingMatchesTheCpu() {
+        Random r = new Random(9);
+        int n = 9, c = 10;
+        Tensor logits = keep(randn(r, n, c).mul(3));
+        int[] labels = new int[n];
+        for (int i = 0; i < n; i++) labels[i] = r.nextInt(c);
+        Tensor dl = gpu(logits);
+        for (double eps : new double[] { 0, 0.1 }) {
+            try (Loss.CrossEntropy ce = Loss.crossEntropy(logits, labels, eps); Loss.CrossEntropy ke = Loss.crossEntropy(dl, labels, eps)) {
+                assertEquals(Device.CUDA, ke.loss().device());
+                assertEquals(ce.loss().item(), ke.loss().item(), 1e-6 * Math.abs(ce.loss().item()), "loss, smoothing " + eps);
+                assertClose(ce.grad(), ke.grad(), 1e-6, "grad, smoothing " + eps);
+            }
+            assertEquals(keep(Loss.crossEntropyLoss(logits, labels, eps)).item(), keep(Loss.crossEntropyLoss(dl, labels, eps)).item(), 1e-6);
+            assertClose(keep(Loss.crossEntropyBackward(logits, labels, eps, 0.25)), keep(Loss.crossEntropyBackward(dl, labels, eps, 0.25)), 1e-6,
+                    "grad times 0.25, smoothing " + eps);
+        }
+        int[] bad = labels.clone();
+        bad[3] = c;
+        assertThrows(IllegalArgumentException.class, () -> Loss.crossEntropy(dl, bad, 0.1));
+    }
+
+    @Test
+    void softmaxAndLogSoftmaxForwardAndBackwardMatchTheCpu() {
+        Random r = new Random(13);
+        Tensor x = keep(randn(r, 3, 6, 5).mul(4));
+        Tensor d = gpu(x);
+        for (int axis : new int[] { 0, 1, -1 })
+            for (boolean log : new boolean[] { false, true }) {
+                String s = (log ? "logSoftmax" : "softmax") + " axis " + axis;
+                Tensor yc = keep(log ? x.logSoftmax(axis) : x.softmax(axis)), yk = keep(log ? d.logSoftmax(axis) : d.softmax(axis));
+                assertClose(yc, yk, 1e-6, s);
+                Tensor dy = randn(r, 3, 6, 5);
+                Tensor gc = keep(log ? Loss.logSoftmaxBackward(yc, dy, axis) : Loss.softmaxBackward(yc, dy, axis));
+                Tensor gk = keep(log ? Loss.logSoftmaxBackward(yk, gpu(dy), axis) : Loss.softmaxBackward(yk, gpu(dy), axis));
+                assertClose(gc, gk, 1e-5, s + " backward");
+            }
+    }
+
+    @Test
+    void matmulOnCudaTensorsMatchesTheCpu() {
+        Random r = new Random(14);
+        Tensor a = randn(r, 33, 17), b = randn(r, 17, 29), bt = randn(r, 29, 17), at = randn(r, 17, 33);
+        Tensor da = gpu(a), db = gpu(b), dbt = gpu(bt), dat = gpu(at);
+        // transposed views go to the GEMM as transposes (cuBLAS on a device, fst_k_gemm where cuBLAS is missing)
+        // sums of 17 products of N(0, 1) values: terms of size ~4, so an absolute floor of 1 for the tolerance
+        assertClose(keep(a.matmul(b)), keep(da.matmul(db)), 1e-5, 1, "matmul");
+        assertClose(keep(a.matmul(keep(bt.t()))), keep(da.matmul(keep(dbt.t()))), 1e-5, 1, "matmul A B^T");
+        assertClose(keep(keep(at.t()).matmul(b)), keep(keep(dat.t()).matmul(db)), 1e-5, 1, "matmul A^T B");
+        Tensor c = randn(r, 33, 29), dc = gpu(c);
+        Blas.gemm(0.5f, a, b, -2f, c);
+        Blas.gemm(0.5f, da, db, -2f, dc);
+        assertClose(c, dc, 1e-5, 1, "gemm with alpha and beta");
+        System.out.println("CUDA GEMM: " + (CudaOps.usesCublas() ? "cuBLAS (" + Cuda.blasStatus() + ")" : "fst_k_gemm (cuBLAS: " + Cuda.blasStatus() + ")"));
+    }
+
+    @Test
+    void convolutionForwardAndBackwardMatchTheCpu() {
+        Random r = new Random(15);
+        // x shape, w shape, stride, padding: a 3x3 / stride 2 layer, a 1x1 shortcut, a 7x7 / stride 2 / pad 3 stem
+        int[][][] cases = { { { 3, 5, 11, 9 }, { 7, 5, 3, 3 }, { 2, 1 } }, { { 2, 6, 7, 7 }, { 4, 6, 1, 1 }, { 1, 0 } },
+                { { 2, 3, 15, 13 }, { 5, 3, 7, 7 }, { 2, 3 } } };
+        for (int[][] cs : cases) {
+            String s = Arrays.toString(cs[0]) + " * " + Arrays.toString(cs[1]) + " stride " + cs[2][0] + " pad " + cs[2][1];
+            int stride = cs[2][0], pad = cs[2][1];
+            Tensor x = randn(r, cs[0]), w = randn(r, cs[1]), b = randn(r, cs[1][0]);
+            Tensor dx = gpu(x), dw = gpu(w), db = gpu(b);
+            double floor = Math.sqrt(cs[1][1] * cs[1][2] * cs[1][3]);   // size of a sum of K products of N(0, 1) values
+            Tensor y = keep(Conv.conv2d(x, w, b, stride, pad)), yk = keep(Conv.conv2d(dx, dw, db, stride, pad));
+            assertClose(y, yk, 1e-5, floor, "conv2d " + s);
+            assertClose(keep(Conv.conv2d(x, w, null, stride, pad)), keep(Conv.conv2d(dx, dw, null, stride, pad)), 1e-5, floor, "conv2d without bias " + s);
+            Tensor dy = randn(r, y.shape());
+            Tensor ddy = gpu(dy);
+            double floorIn = Math.sqrt(cs[1][0] * cs[1][2] * cs[1][3]), floorW = Math.sqrt(y.numel() / cs[1][0]);
+            assertClose(keep(Conv.conv2dBackwardInput(dy, w, x.shape(), stride, pad)), keep(Conv.conv2dBackwardInput(ddy, dw, x.shape(), stride, pad)),
+                    1e-5, floorIn, "conv2d dx " + s);
+            assertClose(keep(Conv.conv2dBackwardWeight(dy, x, w.shape(), stride, pad)), keep(Conv.conv2dBackwardWeight(ddy, dx, w.shape(), stride, pad)),
+                    1e-5, floorW, "conv2d dw " + s);
+            assertClose(keep(Conv.conv2dBackwardBias(dy)), keep(Conv.conv2dBackwardBias(ddy)), 1e-6, floorW, "conv2d dbias " + s);
+            // the lowering alone is exact
+            assertSame(keep(Conv.im2col(x, cs[1][2], cs[1][3], stride, stride, pad, pad)), keep(Conv.im2col(dx, cs[1][2], cs[1][3], stride, stride, pad, pad)),
+                    "im2col " + s);
+            int[] pos = { 0, y.shape()[2] * y.shape()[3] - 1, 1 };
+            assertSame(keep(Conv.im2colAt(x, pos, cs[1][2], cs[1][3], stride, stride, pad, pad)),
+                    keep(Conv.im2colAt(dx, pos, cs[1][2], cs[1][3], stride, stride, pad, pad)), "im2colAt " + s);
+        }
+    }
+
+    // ---------------------------------------------------------------- optimizer kernels (used by fst4j.nn)
+
+    @Test
+    void srsteDecayMatchesTheCShimBitForBit() {
+        Random r = new Random(10);
+        int rows = 7, k = 30;   // a last partial group of 2
+        float[] w = new float[rows * k];
+        for (int i = 0; i < w.length; i++) w[i] = (float) (r.nextInt(7) - 3) / 2;   // ties
+        Tensor wt = keep(Tensor.of(w, rows, k)), g = randn(r, rows, k);
+        Tensor dw = gpu(wt), dg = gpu(g);
+        fst4j.shim.Native.srsteDecay(wt.data(), g.data(), rows, k, 0.25f, 1);
+        CudaOps.srsteDecay(dw, dg, rows, k, 0.25f);
+        assertSame(g, dg, "srste decay");
+    }
+}

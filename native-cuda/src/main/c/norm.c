@@ -28,18 +28,18 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
     const bn_job *j = p;
     const int64_t m = j->n * j->hw;
     for (int64_t ch = c0; ch < c1; ch++) {
-        double a8[8] = { 0 };
+        /* One pass for both moments, about a shift (the channel's first value) so that E[(x-s)^2] - E[x-s]^2
+         * does not cancel when the mean is large against the spread; in double, it stays within rounding of
+         * the two-pass Java reference. */
+        double a8[8] = { 0 }, b8[8] = { 0 };
+        const double s0 = j->x[ch * j->hw];
         for (int64_t i = 0; i < j->n; i++) {
             const float *xp = j->x + (i * j->c + ch) * j->hw;
-            ACC8(j->hw, *acc += xp[q]);
+            ACC8(j->hw, { double d = xp[q] - s0; *acc += d; b8[acc - a8] += d * d; });
         }
-        double mu = fold8(a8) / (double)m;
-        for (int k = 0; k < 8; k++) a8[k] = 0;
-        for (int64_t i = 0; i < j->n; i++) {
-            const float *xp = j->x + (i * j->c + ch) * j->hw;
-            ACC8(j->hw, { double d = xp[q] - mu; *acc += d * d; });
-        }
-        double sq = fold8(a8);
+        double s1 = fold8(a8), mu = s0 + s1 / (double)m;
+        double sq = fold8(b8) - s1 * s1 / (double)m;
+        if (sq < 0) sq = 0;
         double var = sq / (double)m, is = 1.0 / sqrt(var + j->eps);
         double gm = j->gamma ? j->gamma[ch] : 1.0, bt = j->beta ? j->beta[ch] : 0.0;
         double scale = gm * is, shift = bt - mu * scale;

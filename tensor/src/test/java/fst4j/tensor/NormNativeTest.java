@@ -16,9 +16,20 @@ class NormNativeTest {
     @ParameterizedTest
     @CsvSource({"1,1,1,1,true", "2,3,5,7,true", "4,16,6,6,false", "64,8,3,3,true", "3,1,17,2,false"})
     void nativeEqualsJava(int n, int c, int h, int w, boolean affine) {
+        compare(n, c, h, w, affine, 0.5, 2);
+    }
+
+    /** The C forward takes both moments in one pass: a mean far above the spread must not cancel. */
+    @ParameterizedTest
+    @CsvSource({"8,3,5,5,1000,0.05", "4,2,7,3,-300,0.001", "16,4,4,4,1e4,1"})
+    void largeMeanSmallSpread(int n, int c, int h, int w, double mean, double std) {
+        compare(n, c, h, w, true, mean, std);
+    }
+
+    private static void compare(int n, int c, int h, int w, boolean affine, double mean, double std) {
         try (Scope s = Scope.open()) {
             Rng r = new Rng(n * 100L + c);
-            Tensor x = r.normal(0.5, 2, n, c, h, w), dy = r.normal(0, 1, n, c, h, w);
+            Tensor x = r.normal(mean, std, n, c, h, w), dy = r.normal(0, 1, n, c, h, w);
             Tensor gamma = affine ? r.normal(1, 0.3, c) : null, beta = affine ? r.normal(0, 0.3, c) : null;
             Tensor rm1 = r.normal(0, 1, c), rv1 = r.uniform(0.5, 2, c), rm2 = rm1.copy(), rv2 = rv1.copy();
             Norm.nativeNorm = false;

@@ -62,6 +62,7 @@ static void im2col_task(void *p, int64_t t0, int64_t t1) {
             if (d >= W || -d >= W) { memset(o, 0, (size_t)L * 4); continue; }   /* every tap falls in the padding */
             int64_t oh0 = g->ph - i, oh1 = g->h + g->ph - i;
             if (oh0 < 0) oh0 = 0;
+            if (oh0 > g->ho) oh0 = g->ho;   /* a tap below every output row (h < kh): the whole row is padding */
             if (oh1 > g->ho) oh1 = g->ho;
             if (oh1 < oh0) oh1 = oh0;
             memset(o, 0, (size_t)(oh0 * W) * 4);

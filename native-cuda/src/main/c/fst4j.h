@@ -90,12 +90,15 @@ FST_API int fst_shift_gather(const float *dy, float *out, int64_t rows, int64_t 
 /* SR-STE decay: g += lambda * w where magnitude 2:4 along each row of w [rows, k] (contiguous) prunes. */
 FST_API int fst_srste_decay(const float *w, float *g, int64_t rows, int64_t k, float lambda, int nthreads);
 
-/* Batch norm 2d, training mode, contiguous float32 NCHW; gamma/beta/rmean/rvar may be NULL (1, 0, not updated). */
+/* Batch norm 2d, training mode, contiguous float32 NCHW; gamma/beta/rmean/rvar may be NULL (1, 0, not updated).
+ * relu != 0 fuses a following ReLU: y = max(BN(x), 0). In the backward, relu_out (that fused output, or NULL) masks
+ * dy: only positions where relu_out > 0 count. */
 FST_API int fst_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
                          int64_t n, int64_t c, int64_t hw, double momentum, double eps,
-                         float *y, float *mean, float *invstd, int nthreads);
+                         float *y, float *mean, float *invstd, int relu, int nthreads);
 FST_API int fst_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
-                            int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, int nthreads);
+                            const float *relu_out, int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta,
+                            int nthreads);
 
 /* Max pool 2d over `planes` contiguous [h, w] float32 planes (N*C); y [planes, ho, wo]; idx gets each output's
  * argmax as ih*w + iw inside its plane (NaN wins). Requires 2*ph <= kh, 2*pw <= kw. */
@@ -108,6 +111,7 @@ FST_API int fst_maxpool2d_backward(const float *dy, const int32_t *idx, int64_t 
 FST_API int fst_relu(const float *x, float *y, int64_t n, int nthreads);
 FST_API int fst_relu_backward(const float *dy, const float *a, float *dx, int64_t n, int nthreads);
 FST_API int fst_add(const float *a, const float *b, float *y, int64_t n, int nthreads);
+FST_API int fst_add_relu(const float *a, const float *b, float *y, int64_t n, int nthreads);
 /* One SGD step over n floats as torch.optim.SGD: g' = g + wd*w; buf = first ? g' : mom*buf + damp*g' (skipped when
  * buf is NULL: no momentum); d = nesterov ? g' + mom*buf : buf (or g'); w -= lr*d. */
 FST_API int fst_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd, float mom, float damp, int nesterov,

@@ -3,6 +3,7 @@
 #include "fst4j.h"
 #include "parallel.h"
 #include <math.h>
+#include <stddef.h>
 
 /* Sums over a plane with 8 independent double accumulators: one accumulator would make every add wait for the
  * previous one (a ~4-cycle chain per element); eight break the chain and let gcc pair them into vector adds.
@@ -20,6 +21,8 @@ static inline double fold8(const double *a) { return ((a[0] + a[1]) + (a[2] + a[
 typedef struct {
     const float *x, *dy, *gamma, *beta, *mean_in, *invstd_in;
     float *y, *mean, *invstd, *rmean, *rvar, *dx, *dgamma, *dbeta;
+    const float *relu_out;   /* backward: the fused ReLU's output, dy counts only where it is > 0 (NULL: no ReLU) */
+    int relu;                /* forward: y = max(BN(x), 0) in the same pass */
     int64_t n, c, hw;
     double momentum, eps;
 } bn_job;
@@ -46,7 +49,8 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
         for (int64_t i = 0; i < j->n; i++) {
             const float *xp = j->x + (i * j->c + ch) * j->hw;
             float *yp = j->y + (i * j->c + ch) * j->hw;
-            for (int64_t q = 0; q < j->hw; q++) yp[q] = (float)(xp[q] * scale + shift);
+            if (j->relu) for (int64_t q = 0; q < j->hw; q++) { float v = (float)(xp[q] * scale + shift); yp[q] = v > 0.0f ? v : 0.0f; }
+            else for (int64_t q = 0; q < j->hw; q++) yp[q] = (float)(xp[q] * scale + shift);
         }
         j->mean[ch] = (float)mu;
         j->invstd[ch] = (float)is;
@@ -60,11 +64,11 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
 
 int fst_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
                  int64_t n, int64_t c, int64_t hw, double momentum, double eps,
-                 float *y, float *mean, float *invstd, int nthreads) {
+                 float *y, float *mean, float *invstd, int relu, int nthreads) {
     if (n <= 0 || c <= 0 || hw <= 0 || nthreads < 1 || !(eps >= 0)) return FST_EINVAL;
     if (!x || !y || !mean || !invstd) return FST_ENULL;
     bn_job j = { .x = x, .gamma = gamma, .beta = beta, .y = y, .mean = mean, .invstd = invstd, .rmean = rmean,
-                 .rvar = rvar, .n = n, .c = c, .hw = hw, .momentum = momentum, .eps = eps };
+                 .rvar = rvar, .n = n, .c = c, .hw = hw, .momentum = momentum, .eps = eps, .relu = relu != 0 };
     fst_parallel(c, n * c * hw < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_fwd_task, &j);
     return FST_OK;
 }
@@ -75,18 +79,26 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ch++) {
         double mu = j->mean_in[ch], is = j->invstd_in[ch], gm = j->gamma ? j->gamma[ch] : 1.0;
         double a8[8] = { 0 }, b8[8] = { 0 };
+        const float *rp0 = j->relu_out;
         for (int64_t i = 0; i < j->n; i++) {
             const float *xp = j->x + (i * j->c + ch) * j->hw, *gp = j->dy + (i * j->c + ch) * j->hw;
-            ACC8(j->hw, { double g = gp[q]; *acc += g; b8[acc - a8] += g * (xp[q] - mu); });
+            if (rp0) {
+                const float *rp = rp0 + (i * j->c + ch) * j->hw;
+                ACC8(j->hw, { double g = rp[q] > 0.0f ? gp[q] : 0.0f; *acc += g; b8[acc - a8] += g * (xp[q] - mu); });
+            } else {
+                ACC8(j->hw, { double g = gp[q]; *acc += g; b8[acc - a8] += g * (xp[q] - mu); });
+            }
         }
         double sdy = fold8(a8), sdyx = fold8(b8) * is;
         double k = gm * is / m;
         for (int64_t i = 0; i < j->n; i++) {
             const float *xp = j->x + (i * j->c + ch) * j->hw, *gp = j->dy + (i * j->c + ch) * j->hw;
             float *dp = j->dx + (i * j->c + ch) * j->hw;
+            const float *rp = rp0 ? rp0 + (i * j->c + ch) * j->hw : NULL;
             for (int64_t q = 0; q < j->hw; q++) {
                 double xh = (xp[q] - mu) * is;
-                dp[q] = (float)(k * (m * gp[q] - sdy - xh * sdyx));
+                double g = rp && !(rp[q] > 0.0f) ? 0.0 : gp[q];
+                dp[q] = (float)(k * (m * g - sdy - xh * sdyx));
             }
         }
         j->dgamma[ch] = (float)sdyx;
@@ -95,11 +107,11 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
 }
 
 int fst_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
-                    int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, int nthreads) {
+                    const float *relu_out, int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, int nthreads) {
     if (n <= 0 || c <= 0 || hw <= 0 || nthreads < 1) return FST_EINVAL;
     if (!dy || !x || !mean || !invstd || !dx || !dgamma || !dbeta) return FST_ENULL;
     bn_job j = { .x = x, .dy = dy, .gamma = gamma, .mean_in = mean, .invstd_in = invstd, .dx = dx, .dgamma = dgamma,
-                 .dbeta = dbeta, .n = n, .c = c, .hw = hw };
+                 .dbeta = dbeta, .n = n, .c = c, .hw = hw, .relu_out = relu_out };
     fst_parallel(c, n * c * hw < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_bwd_task, &j);
     return FST_OK;
 }

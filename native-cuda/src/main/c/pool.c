@@ -149,6 +149,22 @@ static void add_task(void *p, int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) y[i] = a[i] + b[i];
 }
 
+static void add_relu_task(void *p, int64_t i0, int64_t i1) {
+    const pool_job *j = p;
+    const float *a = j->a, *b = j->b;
+    float *y = j->y;
+    for (int64_t i = i0; i < i1; i++) { float v = a[i] + b[i]; y[i] = v > 0.0f ? v : 0.0f; }
+}
+
+/* y = max(a + b, 0) over n contiguous floats (a ResNet block's end); y may equal a or b. */
+int fst_add_relu(const float *a, const float *b, float *y, int64_t n, int nthreads) {
+    if (!a || !b || !y) return FST_ENULL;
+    if (n < 0 || nthreads < 1) return FST_EINVAL;
+    pool_job j = { .a = a, .b = b, .y = y };
+    fst_parallel(n, chunks(n, nthreads), nthreads, add_relu_task, &j);
+    return FST_OK;
+}
+
 /* y = max(x, 0) (NaN -> 0, as the Java reference); y may equal x. */
 int fst_relu(const float *x, float *y, int64_t n, int nthreads) {
     if (!x || !y) return FST_ENULL;

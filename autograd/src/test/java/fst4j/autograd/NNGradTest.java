@@ -41,6 +41,56 @@ class NNGradTest {
     }
 
     @Test
+    void fusedBatchNormReluAndAddRelu() {
+        try (Scope s = Scope.open()) {
+            ok(v -> NN.batchNorm2dRelu(v[0], v[1], v[2], null, null, true, 0.1, 1e-5), rand(31, 3, 2, 3, 3), rand(32, 2), rand(33, 2));
+            Tensor rm = rand(34, 2), rv = rand(35, 0.5, 2, 2);
+            ok(v -> NN.batchNorm2dRelu(v[0], v[1], v[2], rm, rv, false, 0.1, 1e-5), rand(36, 3, 2, 3, 3), rand(37, 2), rand(38, 2));
+            ok(v -> NN.addRelu(v[0], v[1]), rand(39, 2, 3, 4), rand(40, 2, 3, 4));
+        }
+    }
+
+    /** The fused functions give the same values and gradients as batch norm / add followed by a separate ReLU (float32, C paths). */
+    @Test
+    void fusedEqualsUnfusedInFloat32() {
+        for (boolean training : new boolean[]{true, false}) {
+            float[][] fused = bnRelu(true, training), plain = bnRelu(false, training);
+            for (int i = 0; i < fused.length; i++) {
+                assertEquals(plain[i].length, fused[i].length);
+                for (int j = 0; j < plain[i].length; j++)
+                    assertEquals(plain[i][j], fused[i][j], 1e-5f * Math.max(1, Math.abs(plain[i][j])), "tensor " + i + " at " + j + " training " + training);
+            }
+        }
+        try (Scope s = Scope.open()) {
+            fst4j.tensor.Rng r = new fst4j.tensor.Rng(5);
+            Var a = Var.param(r.normal(0, 1, 4, 8, 9, 9)), b = Var.param(r.normal(0, 1, 4, 8, 9, 9));
+            Tensor up = r.normal(0, 1, 4, 8, 9, 9);
+            Var f = NN.addRelu(a, b);
+            f.backward(up);
+            float[] fv = f.value().toFloatArray(), ga = a.grad().toFloatArray(), gb = b.grad().toFloatArray();
+            a.zeroGrad(); b.zeroGrad();
+            Var u = a.add(b).relu();
+            u.backward(up);
+            assertArrayEquals(u.value().toFloatArray(), fv);
+            assertArrayEquals(a.grad().toFloatArray(), ga);
+            assertArrayEquals(b.grad().toFloatArray(), gb);
+        }
+    }
+
+    private static float[][] bnRelu(boolean fused, boolean training) {
+        try (Scope s = Scope.open()) {
+            fst4j.tensor.Rng r = new fst4j.tensor.Rng(3);
+            Var x = Var.param(r.normal(0.2, 1, 6, 5, 7, 7)), gamma = Var.param(r.normal(1, 0.3, 5)), beta = Var.param(r.normal(0, 0.5, 5));
+            Tensor rm = r.normal(0, 0.2, 5), rv = r.uniform(0.5, 2, 5), up = r.normal(0, 1, 6, 5, 7, 7);
+            Var y = fused ? NN.batchNorm2dRelu(x, gamma, beta, rm, rv, training, 0.1, 1e-5)
+                    : NN.batchNorm2d(x, gamma, beta, rm, rv, training, 0.1, 1e-5).relu();
+            y.backward(up);
+            return new float[][]{y.value().toFloatArray(), x.grad().toFloatArray(), gamma.grad().toFloatArray(), beta.grad().toFloatArray(),
+                    rm.toFloatArray(), rv.toFloatArray()};
+        }
+    }
+
+    @Test
     void crossEntropyAndSoftmax() {
         try (Scope s = Scope.open()) {
             ok(v -> NN.crossEntropy(v[0], new int[]{0, 2, 1, 2}, 0.1), rand(17, 4, 3));

@@ -230,29 +230,30 @@ public final class Native {
         static {
             SymbolLookup lib = LIB;
             TRAIN = bind(lib, "fst_bn_train", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
-                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), false);
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT), false);
             BACKWARD = bind(lib, "fst_bn_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
-                    JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), false);
+                    ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), false);
         }
     }
 
-    /** Training-mode batch norm of contiguous float32 x [n, c, hw]; optional vectors may be MemorySegment.NULL. */
+    /** Training-mode batch norm of contiguous float32 x [n, c, hw] (then ReLU when relu); optional vectors may be MemorySegment.NULL. */
     public static void bnTrain(MemorySegment x, MemorySegment gamma, MemorySegment beta, MemorySegment runningMean, MemorySegment runningVar,
                                long n, long c, long hw, double momentum, double eps, MemorySegment y, MemorySegment mean,
-                               MemorySegment invStd, int threads) {
+                               MemorySegment invStd, boolean relu, int threads) {
         ensureLoaded();
         int rc;
-        try { rc = (int) NormHandles.TRAIN.invokeExact(x, gamma, beta, runningMean, runningVar, n, c, hw, momentum, eps, y, mean, invStd, threads); }
+        try { rc = (int) NormHandles.TRAIN.invokeExact(x, gamma, beta, runningMean, runningVar, n, c, hw, momentum, eps, y, mean, invStd, relu ? 1 : 0, threads); }
         catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_bn_train");
     }
 
-    /** Backward of {@link #bnTrain}; gamma may be MemorySegment.NULL. */
+    /** Backward of {@link #bnTrain}; gamma may be MemorySegment.NULL; reluOut (the fused ReLU's output) masks dy, or NULL. */
     public static void bnBackward(MemorySegment dy, MemorySegment x, MemorySegment gamma, MemorySegment mean, MemorySegment invStd,
-                                  long n, long c, long hw, MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, int threads) {
+                                  MemorySegment reluOut, long n, long c, long hw, MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta,
+                                  int threads) {
         ensureLoaded();
         int rc;
-        try { rc = (int) NormHandles.BACKWARD.invokeExact(dy, x, gamma, mean, invStd, n, c, hw, dx, dgamma, dbeta, threads); }
+        try { rc = (int) NormHandles.BACKWARD.invokeExact(dy, x, gamma, mean, invStd, reluOut, n, c, hw, dx, dgamma, dbeta, threads); }
         catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_bn_backward");
     }
@@ -314,7 +315,7 @@ public final class Native {
     // ---- max pooling and whole-activation elementwise ops (pool.c); bound on first use ----
 
     private static final class PoolHandles {
-        static final MethodHandle MAXPOOL, MAXPOOL_BWD, RELU, RELU_BWD, ADD, SGD;
+        static final MethodHandle MAXPOOL, MAXPOOL_BWD, RELU, RELU_BWD, ADD, ADD_RELU, SGD;
         static {
             SymbolLookup lib = LIB;
             // the argmax indices are a Java int[]: critical downcalls with heap access pass it without a copy
@@ -326,6 +327,7 @@ public final class Native {
             RELU = bind(lib, "fst_relu", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
             RELU_BWD = bind(lib, "fst_relu_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
             ADD = bind(lib, "fst_add", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
+            ADD_RELU = bind(lib, "fst_add_relu", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
             SGD = bind(lib, "fst_sgd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT,
                     JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_INT, JAVA_INT), false);
         }
@@ -378,6 +380,14 @@ public final class Native {
         try { rc = (int) PoolHandles.SGD.invokeExact(w, g, buf, n, lr, wd, mom, damp, nesterov ? 1 : 0, first ? 1 : 0, threads); }
         catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_sgd");
+    }
+
+    /** y = max(a + b, 0) over n contiguous floats. */
+    public static void addRelu(MemorySegment a, MemorySegment b, MemorySegment y, long n, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) PoolHandles.ADD_RELU.invokeExact(a, b, y, n, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_add_relu");
     }
 
     /** y = a + b over n contiguous floats. */

@@ -1,5 +1,6 @@
 package fst4j.nn;
 
+import fst4j.autograd.NN;
 import fst4j.autograd.SparseConfig;
 import fst4j.autograd.Var;
 import fst4j.tensor.Rng;
@@ -22,9 +23,9 @@ public final class BasicBlock extends Module {
 
     @Override
     public Var forward(Var x) {
-        Var h = bn1.forward(conv1.forward(x)).relu();
+        Var h = Sequential.fuseBnRelu ? bn1.forwardRelu(conv1.forward(x)) : bn1.forward(conv1.forward(x)).relu();
         h = bn2.forward(conv2.forward(h));
         Var s = shortcut == null ? x : shortcut.forward(x);
-        return h.add(s).relu();
+        return Sequential.fuseBnRelu ? NN.addRelu(h, s) : h.add(s).relu();
     }
 }

@@ -26,4 +26,9 @@ public final class BatchNorm2d extends Module {
     public Var forward(Var x) {
         return NN.batchNorm2d(x, gamma, beta, buffer("running_mean"), buffer("running_var"), isTraining(), momentum, eps);
     }
+
+    /** relu(forward(x)) in one function (NN.batchNorm2dRelu): what Sequential and BasicBlock call for BN followed by ReLU. */
+    public Var forwardRelu(Var x) {
+        return NN.batchNorm2dRelu(x, gamma, beta, buffer("running_mean"), buffer("running_var"), isTraining(), momentum, eps);
+    }
 }

@@ -138,6 +138,17 @@ public final class Elementwise {
     public static Tensor mul(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("mul", CudaOps.MUL, a, b) : zip(a, b, (x, y) -> x * y); }
     public static Tensor div(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("div", CudaOps.DIV, a, b) : zip(a, b, (x, y) -> x / y); }
 
+    /** max(a + b, 0) in one pass (a ResNet block's residual add and ReLU); a and b broadcast. */
+    public static Tensor addRelu(Tensor a, Tensor b) {
+        if (offCpu(a, b)) try (Tensor s = add(a, b)) { return relu(s); }
+        if (nativeF32(a, b)) {
+            Tensor out = Tensor.empty(DType.F32, a.shape);
+            Native.addRelu(a.data(), b.data(), out.data(), a.numel(), Blas.threads());
+            return out;
+        }
+        return zip(a, b, (x, y) -> { double v = x + y; return v > 0 ? v : 0; });
+    }
+
     /** ReLU's backward: g where a > 0, else 0 (a is ReLU's input; g and a broadcast). */
     public static Tensor reluBackward(Tensor g, Tensor a) {
         if (offCpu(g, a)) return CudaOps.binary("reluBackward", CudaOps.RELU_BWD, g, a);

@@ -56,6 +56,15 @@ public final class Norm {
      */
     public static BatchNorm batchNorm2dTrain(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                              double momentum, double eps) {
+        return batchNorm2dTrain(x, gamma, beta, runningMean, runningVar, momentum, eps, false);
+    }
+
+    /**
+     * {@link #batchNorm2dTrain(Tensor, Tensor, Tensor, Tensor, Tensor, double, double)} followed, when relu, by a ReLU
+     * applied in the same pass (output max(BN(x), 0); NaN becomes 0 as in {@link Elementwise#relu}).
+     */
+    public static BatchNorm batchNorm2dTrain(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                             double momentum, double eps, boolean relu) {
         String op = "batchNorm2dTrain";
         int c = channels(op, x);
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "beta", beta, c, x);
@@ -64,13 +73,17 @@ public final class Norm {
         long m = (long) n * hw;
         if (m == 0) throw new IllegalArgumentException(op + ": no values per channel in input " + Shape.str(x.shape));
         if (!(eps >= 0)) throw new IllegalArgumentException(op + ": eps must be >= 0, got " + eps);
-        if (x.storage.device != Device.CPU) return CudaOps.batchNorm2dTrain(x, gamma, beta, runningMean, runningVar, momentum, eps);
+        if (x.storage.device != Device.CPU) {
+            BatchNorm r = CudaOps.batchNorm2dTrain(x, gamma, beta, runningMean, runningVar, momentum, eps);
+            if (!relu) return r;
+            try (Tensor o = r.output()) { return new BatchNorm(Elementwise.relu(o), r.mean(), r.invStd()); }
+        }
         Tensor out = Tensor.empty(x.dtype, x.shape);
         Tensor mean = Tensor.empty(x.dtype, c), invStd = Tensor.empty(x.dtype, c);
         if (useNative(x, gamma, beta, runningMean, runningVar)) {
             try (Tensor xc = x.contiguous()) {
                 Native.bnTrain(xc.data(), seg(gamma), seg(beta), seg(runningMean), seg(runningVar), n, c, hw, momentum, eps,
-                        out.data(), mean.data(), invStd.data(), Blas.threads());
+                        out.data(), mean.data(), invStd.data(), relu, Blas.threads());
             }
             return new BatchNorm(out, mean, invStd);
         }
@@ -91,7 +104,11 @@ public final class Norm {
                 double scale = gm * is, shift = bt - mu * scale;
                 for (int i = 0; i < n; i++) {
                     long base = ((long) i * c + ch) * hw;
-                    for (int q = 0; q < hw; q++) out.setAt(base + q, xc.getAt(xc.offset + base + q) * scale + shift);
+                    for (int q = 0; q < hw; q++) {
+                        double v = xc.getAt(xc.offset + base + q) * scale + shift;
+                        if (relu && !((x.dtype == DType.F32 ? (float) v : v) > 0)) v = 0;   // the stored value decides, as a separate ReLU would
+                        out.setAt(base + q, v);
+                    }
                 }
                 mean.setAt(ch, mu);
                 invStd.setAt(ch, is);
@@ -138,25 +155,42 @@ public final class Norm {
      * mean and invStd are those returned by {@link #batchNorm2dTrain}; gamma may be null (1).
      */
     public static BatchNormGrads batchNorm2dBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor invStd) {
+        return batchNorm2dBackward(dy, x, gamma, mean, invStd, null);
+    }
+
+    /**
+     * Backward of the fused batch norm + ReLU: reluOut is the forward's output (relu applied); dy counts only where
+     * reluOut > 0. reluOut null: plain batch norm backward.
+     */
+    public static BatchNormGrads batchNorm2dBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor invStd, Tensor reluOut) {
         String op = "batchNorm2dBackward";
         int c = channels(op, x);
         dy.check();
         if (!java.util.Arrays.equals(dy.shape, x.shape))
             throw new IllegalArgumentException("shape mismatch: " + op + " dy " + Shape.str(dy.shape) + " vs x " + Shape.str(x.shape));
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "mean", mean, c, x); checkVec(op, "invStd", invStd, c, x);
+        if (reluOut != null) {
+            reluOut.check();
+            if (!java.util.Arrays.equals(reluOut.shape, x.shape))
+                throw new IllegalArgumentException("shape mismatch: " + op + " reluOut " + Shape.str(reluOut.shape) + " vs x " + Shape.str(x.shape));
+        }
         if (x.storage.device != Device.CPU || dy.storage.device != Device.CPU) {
             if (x.numel() == 0) throw new IllegalArgumentException(op + ": no values per channel in input " + Shape.str(x.shape));
-            return CudaOps.batchNorm2dBackward(dy, x, gamma, mean, invStd);
+            if (reluOut == null) return CudaOps.batchNorm2dBackward(dy, x, gamma, mean, invStd);
+            try (Tensor masked = Elementwise.reluBackward(dy, reluOut)) { return CudaOps.batchNorm2dBackward(masked, x, gamma, mean, invStd); }
         }
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
         long m = (long) n * hw;
         Tensor dx = Tensor.empty(x.dtype, x.shape), dgamma = Tensor.empty(x.dtype, c), dbeta = Tensor.empty(x.dtype, c);
-        if (useNative(x, dy, gamma, mean, invStd)) {
-            try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous()) {
-                Native.bnBackward(dyc.data(), xc.data(), seg(gamma), seg(mean), seg(invStd), n, c, hw,
-                        dx.data(), dgamma.data(), dbeta.data(), Blas.threads());
+        if (useNative(x, dy, gamma, mean, invStd) && (reluOut == null || reluOut.dtype == DType.F32)) {
+            try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous(); Tensor rc = reluOut == null ? null : reluOut.contiguous()) {
+                Native.bnBackward(dyc.data(), xc.data(), seg(gamma), seg(mean), seg(invStd), rc == null ? java.lang.foreign.MemorySegment.NULL : rc.data(),
+                        n, c, hw, dx.data(), dgamma.data(), dbeta.data(), Blas.threads());
             }
             return new BatchNormGrads(dx, dgamma, dbeta);
+        }
+        if (reluOut != null) {
+            try (Tensor masked = Elementwise.reluBackward(dy, reluOut)) { dx.close(); dgamma.close(); dbeta.close(); return batchNorm2dBackward(masked, x, gamma, mean, invStd, null); }
         }
         try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous()) {
             for (int ch = 0; ch < c; ch++) {

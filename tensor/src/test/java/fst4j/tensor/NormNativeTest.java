@@ -19,6 +19,32 @@ class NormNativeTest {
         compare(n, c, h, w, affine, 0.5, 2);
     }
 
+    /** Batch norm with the fused ReLU (forward max(BN(x), 0), backward masked by that output): C equals Java. */
+    @ParameterizedTest
+    @CsvSource({"2,3,5,7", "4,16,6,6", "3,1,17,2"})
+    void fusedReluNativeEqualsJava(int n, int c, int h, int w) {
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(n * 7L + c);
+            Tensor x = r.normal(0.1, 1, n, c, h, w), dy = r.normal(0, 1, n, c, h, w), gamma = r.normal(1, 0.3, c), beta = r.normal(0, 0.3, c);
+            Norm.nativeNorm = false;
+            Norm.BatchNorm j = Norm.batchNorm2dTrain(x, gamma, beta, null, null, 0.1, 1e-5, true);
+            Norm.BatchNormGrads jg = Norm.batchNorm2dBackward(dy, x, gamma, j.mean(), j.invStd(), j.output());
+            Norm.nativeNorm = true;
+            Norm.BatchNorm nb = Norm.batchNorm2dTrain(x, gamma, beta, null, null, 0.1, 1e-5, true);
+            Norm.BatchNormGrads ng = Norm.batchNorm2dBackward(dy, x, gamma, nb.mean(), nb.invStd(), nb.output());
+            float[] out = nb.output().toFloatArray();
+            int zeros = 0;
+            for (float v : out) { assertTrue(v >= 0, "relu output " + v); if (v == 0) zeros++; }
+            assertTrue(zeros > 0 && zeros < out.length, "the ReLU must cut some values and keep others");
+            close(j.output(), nb.output(), "y");
+            close(jg.dx(), ng.dx(), "dx");
+            close(jg.dgamma(), ng.dgamma(), "dgamma");
+            close(jg.dbeta(), ng.dbeta(), "dbeta");
+        } finally {
+            Norm.nativeNorm = true;
+        }
+    }
+
     /** The C forward takes both moments in one pass: a mean far above the spread must not cancel. */
     @ParameterizedTest
     @CsvSource({"8,3,5,5,1000,0.05", "4,2,7,3,-300,0.001", "16,4,4,4,1e4,1"})

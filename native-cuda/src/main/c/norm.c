@@ -4,6 +4,7 @@
 #include "parallel.h"
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 /* Sums over a plane with 8 independent double accumulators: one accumulator would make every add wait for the
  * previous one (a ~4-cycle chain per element); eight break the chain and let gcc pair them into vector adds.
@@ -15,6 +16,16 @@
             for (int k_ = 0; k_ < 8; k_++) { const int64_t q = q_ + k_; double *acc = a8 + k_; body; } \
         for (; q_ < (n); q_++) { const int64_t q = q_; double *acc = a8; body; }        \
     } while (0)
+
+/* v where cond, else +0.0f, without a branch: a ReLU mask is random, and a branch on it mispredicts on every other
+ * element (gcc keeps these scalar double loops branchy); the bit mask also turns a masked NaN into 0, like ReLU. */
+static inline float keep_if(float v, int cond) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    u &= -(uint32_t)(cond != 0);
+    memcpy(&v, &u, 4);
+    return v;
+}
 
 static inline double fold8(const double *a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
 
@@ -49,7 +60,7 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
         for (int64_t i = 0; i < j->n; i++) {
             const float *xp = j->x + (i * j->c + ch) * j->hw;
             float *yp = j->y + (i * j->c + ch) * j->hw;
-            if (j->relu) for (int64_t q = 0; q < j->hw; q++) { float v = (float)(xp[q] * scale + shift); yp[q] = v > 0.0f ? v : 0.0f; }
+            if (j->relu) for (int64_t q = 0; q < j->hw; q++) { float v = (float)(xp[q] * scale + shift); yp[q] = keep_if(v, v > 0.0f); }
             else for (int64_t q = 0; q < j->hw; q++) yp[q] = (float)(xp[q] * scale + shift);
         }
         j->mean[ch] = (float)mu;
@@ -84,7 +95,7 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
             const float *xp = j->x + (i * j->c + ch) * j->hw, *gp = j->dy + (i * j->c + ch) * j->hw;
             if (rp0) {
                 const float *rp = rp0 + (i * j->c + ch) * j->hw;
-                ACC8(j->hw, { double g = rp[q] > 0.0f ? gp[q] : 0.0f; *acc += g; b8[acc - a8] += g * (xp[q] - mu); });
+                ACC8(j->hw, { double g = keep_if(gp[q], rp[q] > 0.0f); *acc += g; b8[acc - a8] += g * (xp[q] - mu); });
             } else {
                 ACC8(j->hw, { double g = gp[q]; *acc += g; b8[acc - a8] += g * (xp[q] - mu); });
             }
@@ -97,7 +108,7 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
             const float *rp = rp0 ? rp0 + (i * j->c + ch) * j->hw : NULL;
             for (int64_t q = 0; q < j->hw; q++) {
                 double xh = (xp[q] - mu) * is;
-                double g = rp && !(rp[q] > 0.0f) ? 0.0 : gp[q];
+                double g = rp ? keep_if(gp[q], rp[q] > 0.0f) : gp[q];
                 dp[q] = (float)(k * (m * g - sdy - xh * sdyx));
             }
         }

@@ -7,6 +7,17 @@
 #include <math.h>
 #include <string.h>
 
+/* cond ? a : b for floats and ints through bit masks: scalar selects on random data otherwise become branches that
+ * mispredict half the time (a max-pool window, a ReLU mask). */
+static inline float self(int cond, float a, float b) {
+    uint32_t ua, ub, m = -(uint32_t)(cond != 0);
+    memcpy(&ua, &a, 4); memcpy(&ub, &b, 4);
+    ua = (ua & m) | (ub & ~m);
+    memcpy(&a, &ua, 4);
+    return a;
+}
+static inline int32_t seli(int cond, int32_t a, int32_t b) { int32_t m = -(int32_t)(cond != 0); return (a & m) | (b & ~m); }
+
 typedef struct {
     const float *x, *dy, *a, *b;
     float *y, *dx;
@@ -33,9 +44,9 @@ static void maxpool_task(void *p, int64_t p0, int64_t p1) {
                     int32_t base = (int32_t)(2 * oh * W + 2 * ow);
                     float best = a; int32_t arg = base;
                     if (!(a > -INFINITY)) { best = -INFINITY; }                 /* a = -inf or NaN: handled below */
-                    int up = b > best; best = up ? b : best; arg = up ? base + 1 : arg;
-                    up = c > best; best = up ? c : best; arg = up ? base + (int32_t)W : arg;
-                    up = d > best; best = up ? d : best; arg = up ? base + (int32_t)W + 1 : arg;
+                    int up = b > best; best = self(up, b, best); arg = seli(up, base + 1, arg);
+                    up = c > best; best = self(up, c, best); arg = seli(up, base + (int32_t)W, arg);
+                    up = d > best; best = self(up, d, best); arg = seli(up, base + (int32_t)W + 1, arg);
                     if (a != a || b != b || c != c || d != d) {               /* first NaN in window order wins */
                         if (a != a) { best = a; arg = base; }
                         else if (b != b) { best = b; arg = base + 1; }
@@ -66,8 +77,8 @@ static void maxpool_task(void *p, int64_t p0, int64_t p1) {
                     for (int64_t iw = w0; iw < w1; iw++) {
                         float v = x[ih * W + iw];
                         int up = v > best;
-                        best = up ? v : best;
-                        arg = up ? (int32_t)(ih * W + iw) : arg;
+                        best = self(up, v, best);
+                        arg = seli(up, (int32_t)(ih * W + iw), arg);
                         nan |= v != v;
                     }
                 if (nan) {

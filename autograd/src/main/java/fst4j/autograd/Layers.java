@@ -85,13 +85,15 @@ public final class Layers {
      */
     public static volatile boolean implicitLowering = !"false".equals(System.getProperty("fst4j.conv.implicit"));
 
-    private static final int BLOCK_COLS = 1024, MIN_BLOCK_COLS = 256;
+    /** Target output columns per block (-Dfst4j.conv.blockCols; the default was the best of 512/1024/2048 measured). */
+    static volatile int blockCols = Integer.getInteger("fst4j.conv.blockCols", 1024);
+    private static final int MIN_BLOCK_COLS = 256;
     private static final long BLOCK_FLOATS = 1L << 21;   // 8 MB of lowered columns per block: L3-sized
 
     /** Images per block for a conv with kRows = Cin*k*k and l = Ho*Wo, or 0 when blocks would be too narrow. */
     static int imagesPerBlock(int n, int kRows, int l) {
         if (!blocked || n == 0 || l == 0 || kRows == 0) return 0;
-        int b = Math.max(1, Math.min(n, (BLOCK_COLS + l - 1) / l));
+        int b = Math.max(1, Math.min(n, (blockCols + l - 1) / l));
         b = (int) Math.max(1, Math.min(b, BLOCK_FLOATS / ((long) kRows * l)));
         return (long) b * l >= MIN_BLOCK_COLS || b == n ? b : 0;
     }

@@ -112,24 +112,37 @@ int fst_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64
 static void col2im_task(void *p, int64_t t0, int64_t t1) {
     const conv_job *j = p;
     const geom *g = &j->g;
-    const int64_t L = g->ho * g->wo;
+    const int64_t L = g->ho * g->wo, H = g->h, W = g->w, WO = g->wo;
+    /* The valid output columns of each kernel column jj, computed once per call instead of per plane and tap
+     * (valid_range divides; small planes do little else). */
+    int64_t los[64], his[64];
+    const int table = g->kw <= 64;
+    if (table) for (int64_t jj = 0; jj < g->kw; jj++) valid_range(g, jj, &los[jj], &his[jj]);
+    int64_t img = t0 / g->c, ch = t0 % g->c - 1;
     for (int64_t t = t0; t < t1; t++) {
-        int64_t img = t / g->c, ch = t % g->c;
-        float *plane = j->dx + (img * g->c + ch) * g->h * g->w;
-        memset(plane, 0, (size_t)(g->h * g->w) * 4);
-        for (int64_t i = 0; i < g->kh; i++)
+        if (++ch == g->c) { ch = 0; img++; }
+        float *plane = j->dx + (img * g->c + ch) * H * W;
+        memset(plane, 0, (size_t)(H * W) * 4);
+        for (int64_t i = 0; i < g->kh; i++) {
+            /* output rows whose input row oh*sh - ph + i lies inside the plane */
+            int64_t oh0 = g->ph - i > 0 ? (g->ph - i + g->sh - 1) / g->sh : 0;
+            int64_t oh1 = H - 1 + g->ph - i < 0 ? 0 : (H - 1 + g->ph - i) / g->sh + 1;
+            if (oh1 > g->ho) oh1 = g->ho;
             for (int64_t jj = 0; jj < g->kw; jj++) {
                 int64_t lo, hi;
-                valid_range(g, jj, &lo, &hi);
-                const float *src = j->cols + ((ch * g->kh + i) * g->kw + jj) * j->ld + img * L;
-                for (int64_t oh = 0; oh < g->ho; oh++, src += g->wo) {
-                    int64_t ih = oh * g->sh - g->ph + i;
-                    if (ih < 0 || ih >= g->h) continue;
-                    float *d = plane + ih * g->w - g->pw + jj;
-                    if (g->sw == 1) for (int64_t q = lo; q < hi; q++) d[q] += src[q];
-                    else for (int64_t q = lo; q < hi; q++) d[q * g->sw] += src[q];
+                if (table) { lo = los[jj]; hi = his[jj]; } else valid_range(g, jj, &lo, &hi);
+                const float *src = j->cols + ((ch * g->kh + i) * g->kw + jj) * j->ld + img * L + oh0 * WO;
+                float *d = plane + (oh0 * g->sh - g->ph + i) * W - g->pw + jj;
+                const int64_t dstep = g->sh * W;
+                if (g->sw == 1) {
+                    for (int64_t oh = oh0; oh < oh1; oh++, src += WO, d += dstep)
+                        for (int64_t q = lo; q < hi; q++) d[q] += src[q];
+                } else {
+                    for (int64_t oh = oh0; oh < oh1; oh++, src += WO, d += dstep)
+                        for (int64_t q = lo; q < hi; q++) d[q * g->sw] += src[q];
                 }
             }
+        }
     }
 }
 

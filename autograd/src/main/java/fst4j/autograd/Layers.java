@@ -85,15 +85,20 @@ public final class Layers {
      */
     public static volatile boolean implicitLowering = !"false".equals(System.getProperty("fst4j.conv.implicit"));
 
-    /** Target output columns per block (-Dfst4j.conv.blockCols; the default was the best of 512/1024/2048 measured). */
-    static volatile int blockCols = Integer.getInteger("fst4j.conv.blockCols", 1024);
+    /**
+     * Target output columns per block: -Dfst4j.conv.blockCols=N fixes it; the default (0) takes about 2 MB of lowered
+     * columns (2^19 / (Cin*k*k)) clamped to 1,024..4,096, so narrow layers get wider GEMMs (fewer calls, less
+     * per-call packing) while wide ones keep their block in cache.
+     */
+    static volatile int blockCols = Integer.getInteger("fst4j.conv.blockCols", 0);
     private static final int MIN_BLOCK_COLS = 256;
     private static final long BLOCK_FLOATS = 1L << 21;   // 8 MB of lowered columns per block: L3-sized
 
     /** Images per block for a conv with kRows = Cin*k*k and l = Ho*Wo, or 0 when blocks would be too narrow. */
     static int imagesPerBlock(int n, int kRows, int l) {
         if (!blocked || n == 0 || l == 0 || kRows == 0) return 0;
-        int b = Math.max(1, Math.min(n, (blockCols + l - 1) / l));
+        int target = blockCols > 0 ? blockCols : (int) Math.max(1024, Math.min(4096, (1 << 19) / kRows));
+        int b = Math.max(1, Math.min(n, (target + l - 1) / l));
         b = (int) Math.max(1, Math.min(b, BLOCK_FLOATS / ((long) kRows * l)));
         return (long) b * l >= MIN_BLOCK_COLS || b == n ? b : 0;
     }

@@ -118,7 +118,8 @@ public final class Gemm3 {
                 }
             }
             Tensor sw = cfg.w() instanceof Sparsifier.Dense ? w.alias() : cfg.w().apply(w);
-            boolean sparse = cfg.w().accelerable() && f32(w) && xType == DType.F32 && (cfg.w() instanceof Transposable24 || axis(cfg.w(), 2) == 1);
+            // the compressed 2:4 GEMM is a CPU kernel: on CUDA the pruned operand goes through the dense GEMM
+            boolean sparse = cfg.w().accelerable() && f32(w) && xType == DType.F32 && cpu(w) && (cfg.w() instanceof Transposable24 || axis(cfg.w(), 2) == 1);
             if (!sparse) return new Prepared(new Left(sw, null), cfg.wtFromSparse() ? sw.alias() : null);
             try {
                 return new Prepared(new Left(null, Compressed24.compress(sw)), cfg.wtFromSparse() ? sw.alias() : null);
@@ -175,7 +176,7 @@ public final class Gemm3 {
             if (cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && f32 && cpu(src))
                 return new Left(null, Compressed24.pruneCompressTransposed(src, Blas.threads()));
             Tensor swt = cfg.wt() instanceof Sparsifier.Dense ? src.alias() : cfg.wt().apply(src);   // [Cout, K], 2:4 along Cout
-            boolean sparseWt = f32(w) && dyType == DType.F32 && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)
+            boolean sparseWt = f32(w) && dyType == DType.F32 && cpu(w) && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)
                     || (cfg.wt() instanceof Sparsifier.Dense && cfg.wtFromSparse() && cfg.w() instanceof Transposable24));
             try (swt) {
                 if (!sparseWt) return new Left(swt.t(), null);

@@ -659,7 +659,7 @@ public final class Native {
             SymbolLookup lib = CudaHandles.LIB;
             BINARY = bind(lib, "fst_cuda_binary", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
             UNARY = bind(lib, "fst_cuda_unary", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_DOUBLE, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
-            SUM = bind(lib, "fst_cuda_sum", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS), false);
+            SUM = bind(lib, "fst_cuda_sum", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS), false);
             MAXPOOL = bind(lib, "fst_cuda_maxpool", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS), false);
             MAXPOOL_BWD = bind(lib, "fst_cuda_maxpool_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
@@ -704,13 +704,20 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_unary");
     }
 
-    /** Sum (or mean) of x over the reduced axes (rshape, rstride) for every kept position (kshape, kstride) into contiguous out. */
-    public static void cudaSum(MemorySegment x, long[] kshape, long[] kstride, long[] rshape, long[] rstride, boolean mean, MemorySegment out) {
+    /** Partial sums per output of the CUDA reductions (FST_PARTS): scratch sizes are multiples of it. */
+    public static final int CUDA_PARTS = 256;
+
+    /**
+     * Sum (or mean) of x over the reduced axes (rshape, rstride) for every kept position (kshape, kstride) into contiguous
+     * out; work: device scratch of nout * CUDA_PARTS doubles used when more than CUDA_PARTS terms are summed (NULL: serial).
+     */
+    public static void cudaSum(MemorySegment x, long[] kshape, long[] kstride, long[] rshape, long[] rstride, boolean mean, MemorySegment out,
+                               MemorySegment work) {
         cudaEnsure();
         int rc;
         try (Arena ar = Arena.ofConfined()) {
             rc = (int) CudaOpHandles.SUM.invokeExact(x, kshape.length, longs(ar, kshape), longs(ar, kstride), rshape.length, longs(ar, rshape),
-                    longs(ar, rstride), mean ? 1 : 0, out);
+                    longs(ar, rstride), mean ? 1 : 0, out, work);
         } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_sum");
     }
@@ -745,7 +752,7 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_adaptive_avg_bwd");
     }
 
-    /** {@link #bnTrain} on the device; work: device scratch of 2c doubles. */
+    /** {@link #bnTrain} on the device; work: device scratch of (3 + CUDA_PARTS) c doubles. */
     public static void cudaBnTrain(MemorySegment x, MemorySegment gamma, MemorySegment beta, MemorySegment runningMean, MemorySegment runningVar,
                                    long n, long c, long hw, double momentum, double eps, MemorySegment y, MemorySegment mean, MemorySegment invStd,
                                    MemorySegment work) {
@@ -764,7 +771,7 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_bn_apply");
     }
 
-    /** {@link #bnBackward} on the device; work: device scratch of 3c doubles. */
+    /** {@link #bnBackward} on the device; work: device scratch of (3 + 2 CUDA_PARTS) c doubles. */
     public static void cudaBnBackward(MemorySegment dy, MemorySegment x, MemorySegment gamma, MemorySegment mean, MemorySegment invStd,
                                       long n, long c, long hw, MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, MemorySegment work) {
         cudaEnsure();

@@ -293,8 +293,10 @@ public final class CudaOps {
             else { ks[i] = a.shape[d]; kst[i++] = a.strides[d]; }
         }
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, keepDim ? Reduce.keptShape(a.shape, m) : Reduce.dropShape(a.shape, m));
-        try {
-            Native.cudaSum(ptr(a), ks, kst, rs, rst, mean, ptr(out));
+        long nred = out.numel() == 0 ? 0 : a.numel() / out.numel();
+        // long sums: CUDA_PARTS strided partial sums per output, then their ordered sum (deterministic)
+        try (Block work = nred > Native.CUDA_PARTS ? Block.of(8L * out.numel() * Native.CUDA_PARTS) : null) {
+            Native.cudaSum(ptr(a), ks, kst, rs, rst, mean, ptr(out), work == null ? MemorySegment.NULL : work.ptr());
         } catch (RuntimeException e) {
             out.close();
             throw e;
@@ -381,7 +383,7 @@ public final class CudaOps {
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, x.shape);
         Tensor mean = Tensor.empty(Device.CUDA, DType.F32, c), invStd = Tensor.empty(Device.CUDA, DType.F32, c);
         Tensor xc = null, g = null, b = null;
-        try (Block work = Block.of(8L * 2 * c)) {
+        try (Block work = Block.of(8L * (3 + Native.CUDA_PARTS) * c)) {
             xc = x.contiguous(); g = vec(gamma); b = vec(beta);
             Native.cudaBnTrain(ptr(xc), ptrOrNull(g), ptrOrNull(b), ptrOrNull(runningMean), ptrOrNull(runningVar), n, c, hw, momentum, eps,
                     ptr(out), ptr(mean), ptr(invStd), work.ptr());
@@ -428,7 +430,7 @@ public final class CudaOps {
         Tensor dx = Tensor.empty(Device.CUDA, DType.F32, x.shape);
         Tensor dgamma = Tensor.empty(Device.CUDA, DType.F32, c), dbeta = Tensor.empty(Device.CUDA, DType.F32, c);
         Tensor xc = null, dyc = null, g = null, mu = null, is = null;
-        try (Block work = Block.of(8L * 3 * c)) {
+        try (Block work = Block.of(8L * (3 + 2 * Native.CUDA_PARTS) * c)) {
             xc = x.contiguous(); dyc = dy.contiguous(); g = vec(gamma); mu = vec(mean); is = vec(invStd);
             Native.cudaBnBackward(ptr(dyc), ptr(xc), ptrOrNull(g), ptr(mu), ptr(is), n, c, hw, ptr(dx), ptr(dgamma), ptr(dbeta), work.ptr());
         } catch (RuntimeException e) {

@@ -17,7 +17,7 @@ OUT="${OUT:-$here/.gpu/out}"; mkdir -p "$OUT"
 G="$here/.gpu"; JAVA="$G/jre/bin/java"
 LIB="$G/lib"; CP="$LIB/junit-platform-console-standalone.jar"
 for m in native-cuda tensor sparse autograd nn; do CP="$CP:$LIB/fst4j-$m.jar"; done
-for m in native-cuda tensor nn; do CP="$CP:$LIB/fst4j-$m-tests.jar"; done
+for m in native-cuda tensor sparse nn; do CP="$CP:$LIB/fst4j-$m-tests.jar"; done
 log() { echo "run: $*" | tee -a "$OUT/run.log"; }
 [ -x "$JAVA" ] && [ -f "$LIB/fst4j-native-cuda.jar" ] || { echo "run: .gpu/ missing: run gpu/prepare.sh here and carry .gpu" >&2; exit 2; }
 : > "$OUT/run.log"
@@ -88,6 +88,7 @@ export FST4J_CUDA_SYNC="${FST4J_CUDA_SYNC:-1}"
   --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
   --select-class fst4j.tensor.CudaTensorOpsTest --select-class fst4j.tensor.CudaMemoryTest --select-class fst4j.nn.CudaOptimizerTest \
   --select-class fst4j.nn.CudaResNetStepTest --select-class fst4j.nn.CudaModelTest --select-class fst4j.nn.CudaStepTimingTest \
+  --select-class fst4j.sparse.CudaSparseTest --select-class fst4j.nn.CudaSparseMethodsTest \
   --reports-dir "$OUT/junit" > "$OUT/tests.txt" 2>&1
 trc=$?
 

@@ -91,6 +91,17 @@ int fst_cuda_shift_gather(const float *dy, float *out, int64_t rows, int64_t len
     return launch(FST_K_shift_gather, nseg * h, &a);
 }
 
+int fst_cuda_shift_add(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg, int shift, float coeff, int circular) {
+    READY();
+    BAD(rows < 0 || len < 0 || seg <= 0 || len % seg != 0 || (shift != 1 && shift != -1));
+    if (rows == 0 || len == 0) return FST_OK;
+    NUL(!dy || !out);
+    BAD((const char *)out < (const char *)(dy + rows * len) && (const char *)dy < (const char *)(out + rows * len));   /* overlap */
+    OWN(dy, rows * len * 4); OWN(out, rows * len * 4);
+    fst_k_shift_gather_args a = { dy, out, rows * (len / seg), seg, shift, coeff, circular };
+    return launch(FST_K_shift_add, rows * len, &a);
+}
+
 static int check_geom(const fst_geom *g) {
     if (g->n < 0 || g->c <= 0 || g->h <= 0 || g->w <= 0 || g->kh <= 0 || g->kw <= 0 || g->sh <= 0 || g->sw <= 0
         || g->ph < 0 || g->pw < 0 || g->ho <= 0 || g->wo <= 0) return FST_EINVAL;

@@ -159,6 +159,23 @@ FST_HD void k_shift_gather(i64 i, const fst_k_shift_gather_args &a) {
     a.out[i] = o;
 }
 
+/* IR shift without the gather (shift.c fst_shift_add): every element of nseg segments of seg elements,
+ * out = dy[q] + coeff * dy[q + shift], the neighbour wrapped (circular) or dropped at a segment's ends. */
+FST_HD void k_shift_add(i64 i, const fst_k_shift_gather_args &a) {
+    if (i >= a.nseg * a.seg) return;
+    const i64 q = i % a.seg;
+    const float *s = a.dy + (i - q);
+    float o;
+    if (a.shift == 1) {
+        if (q + 1 < a.seg) o = s[q] + a.coeff * s[q + 1];
+        else o = a.circular ? s[q] + a.coeff * s[0] : s[q];
+    } else {
+        if (q > 0) o = s[q] + a.coeff * s[q - 1];
+        else o = a.circular ? s[0] + a.coeff * s[a.seg - 1] : s[0];
+    }
+    a.out[i] = o;
+}
+
 /* im2col: one thread per element of the [K = c*kh*kw, n*L] matrix (L = ho*wo), row stride ldo. */
 FST_HD void k_im2col(i64 i, const fst_k_im2col_args &a) {
     const fst_geom &g = a.g;

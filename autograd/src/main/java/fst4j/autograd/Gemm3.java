@@ -46,7 +46,8 @@ public final class Gemm3 {
         long t0 = Profile.start();
         Tensor sw = cfg.w() instanceof Sparsifier.Dense ? w.alias() : cfg.w().apply(w);
         Compressed24 c = null;
-        boolean sparse = cfg.w().accelerable() && f32(w, x) && (cfg.w() instanceof Transposable24 || axis(cfg.w(), 2) == 1);
+        // the compressed 2:4 GEMM is a CPU kernel: on CUDA the pruned operand goes through the dense GEMM
+        boolean sparse = cfg.w().accelerable() && f32(w, x) && cpu(w, x) && (cfg.w() instanceof Transposable24 || axis(cfg.w(), 2) == 1);
         if (sparse) c = Compressed24.compress(sw);
         Profile.stop(Part.SPARSIFY, t0);
         try {
@@ -101,7 +102,7 @@ public final class Gemm3 {
         boolean fused = cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && f32(src, dy) && cpu(src, dy);
         Tensor swt = fused || cfg.wt() instanceof Sparsifier.Dense ? src.alias() : cfg.wt().apply(src);   // [Cout, K], 2:4 along Cout
         Tensor g = cfg.dyEq2() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq2().apply(dy);
-        boolean sparseWt = fused || (f32(w, dy) && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)
+        boolean sparseWt = fused || (f32(w, dy) && cpu(w, dy) && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)
                 || (cfg.wt() instanceof Sparsifier.Dense && cfg.wtFromSparse() && cfg.w() instanceof Transposable24)));
         Compressed24 c = null;
         try {

@@ -529,6 +529,35 @@ public final class CudaOps {
         return dx;
     }
 
+    // ---------------------------------------------------------------- FST: Information Restoration and the half-K gather (fst4j.sparse)
+
+    /** Restoration.shiftAdd on CUDA: every segment of a float32 tensor shifted and added (shift.c's rule). */
+    public static Tensor shiftAdd(Tensor dy, int segment, float coeff, int shift, boolean circular) {
+        require("shiftAdd", dy);
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, dy.shape);
+        try (Tensor src = dy.contiguous()) {
+            if (out.numel() > 0) Native.cudaShiftAdd(ptr(src), ptr(out), 1, out.numel(), segment, shift, coeff, circular);
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    /** HalfK.shiftGather on CUDA: dy [R, K] -> [R, (K/segment) * ceil(segment/2)]; coeff 0 is the plain gather. */
+    public static Tensor shiftGather(Tensor dy, int segment, float coeff, int shift, boolean circular) {
+        require("shiftGather", dy);
+        int r = dy.shape[0], k = dy.shape[1];
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, r, Math.multiplyExact(k / segment, (segment + 1) / 2));
+        try (Tensor src = dy.contiguous()) {
+            if ((long) r * k > 0) Native.cudaShiftGather(ptr(src), ptr(out), r, k, segment, shift, coeff, circular);
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
     // ---------------------------------------------------------------- optimizer (fst4j.nn)
 
     private static void sameSize(String op, Tensor w, Tensor o, String name) {

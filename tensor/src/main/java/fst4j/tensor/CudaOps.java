@@ -529,6 +529,39 @@ public final class CudaOps {
         return dx;
     }
 
+    // ---------------------------------------------------------------- FST: magnitude 2:4 of a weight on the device
+
+    /** S(W) along K of a float32 CUDA matrix w [rows, K] as a masked copy (fst_k_prune24's dense output). */
+    public static Tensor prune24Masked(Tensor w) {
+        require("prune24Masked", w);
+        if (w.dim() != 2) throw new IllegalArgumentException("wrong rank: prune24Masked needs a matrix, got " + Shape.str(w.shape));
+        int rows = w.shape[0], k = w.shape[1];
+        long g = (k + 3) / 4;
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, rows, k);
+        if (out.numel() == 0) return out;
+        try (Tensor wc = w.contiguous(); Block values = Block.of(4L * rows * 2 * g); Block meta = Block.of(4L * rows * ((g + 7) / 8))) {
+            Native.cudaPrune24(rows, k, ptr(wc), k, values.ptr(), meta.ptr(), ptr(out), k, MemorySegment.NULL, 0);
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    /** S(W) along axis 0 (2:4 in every group of 4 rows of a column) of a float32 CUDA matrix, same shape (fst_k_prune24_t). */
+    public static Tensor prune24TransposedMasked(Tensor w) {
+        require("prune24TransposedMasked", w);
+        if (w.dim() != 2) throw new IllegalArgumentException("wrong rank: prune24TransposedMasked needs a matrix, got " + Shape.str(w.shape));
+        int cout = w.shape[0], k = w.shape[1];
+        long g = (cout + 3) / 4;
+        if ((long) cout * k == 0) return Tensor.empty(Device.CUDA, DType.F32, cout, k);
+        try (Tensor wc = w.contiguous(); Tensor masked = Tensor.empty(Device.CUDA, DType.F32, k, cout);
+             Block values = Block.of(4L * k * 2 * g); Block meta = Block.of(4L * k * ((g + 7) / 8))) {
+            Native.cudaPrune24Transposed(cout, k, ptr(wc), k, values.ptr(), meta.ptr(), ptr(masked), cout, MemorySegment.NULL, 0);
+            try (Tensor back = masked.t()) { return back.contiguous(); }
+        }
+    }
+
     // ---------------------------------------------------------------- FST: Information Restoration and the half-K gather (fst4j.sparse)
 
     /** Restoration.shiftAdd on CUDA: every segment of a float32 tensor shifted and added (shift.c's rule). */

@@ -88,7 +88,7 @@ export FST4J_CUDA_SYNC="${FST4J_CUDA_SYNC:-1}"
   --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
   --select-class fst4j.tensor.CudaTensorOpsTest --select-class fst4j.tensor.CudaMemoryTest --select-class fst4j.nn.CudaOptimizerTest \
   --select-class fst4j.nn.CudaResNetStepTest --select-class fst4j.nn.CudaModelTest --select-class fst4j.nn.CudaStepTimingTest \
-  --select-class fst4j.sparse.CudaSparseTest --select-class fst4j.nn.CudaSparseMethodsTest \
+  --select-class fst4j.sparse.CudaSparseTest --select-class fst4j.nn.CudaSparseMethodsTest --select-class fst4j.nn.train.CudaTrainerTest \
   --reports-dir "$OUT/junit" > "$OUT/tests.txt" 2>&1
 trc=$?
 

@@ -2,7 +2,7 @@
 # Prepares what gpu/run.sh needs on a lent GPU machine (no Java, no network there), under .gpu/ (ignored):
 #   .gpu/jre/  a jlinked JDK 25 runtime (about 45 MB)
 #   .gpu/lib/  fst4j-native-cuda.jar (with libfst4j.so and, where nvcc was found, libfst4j_cuda.so), the tensor,
-#              sparse, autograd and nn jars, the test classes of native-cuda, tensor and nn as jars (the CUDA tests
+#              sparse, autograd and nn jars, the test classes of native-cuda, tensor, sparse and nn as jars (the CUDA tests
 #              run on the device), and junit-platform-console-standalone
 # Then carry ".gpu" with the run tool and call: bash gpu/run.sh   (64 MiB limit in all; this script checks it).
 set -euo pipefail
@@ -25,7 +25,7 @@ echo "prepare: JDK $JAVA_HOME"
 echo "prepare: building native-cuda .. nn (C shim, CUDA shim where nvcc is found, test classes)"
 JAVA_HOME="$JAVA_HOME" ./fst4j mvn -B -q -Dstyle.color=never -pl nn -am -DskipTests package
 for m in native-cuda tensor sparse autograd nn; do cp "$m/target/fst4j-$m-0.1.0-SNAPSHOT.jar" "$out/lib/fst4j-$m.jar"; done
-for m in native-cuda tensor nn; do "$JAVA_HOME/bin/jar" cf "$out/lib/fst4j-$m-tests.jar" -C "$m/target/test-classes" .; done
+for m in native-cuda tensor sparse nn; do "$JAVA_HOME/bin/jar" cf "$out/lib/fst4j-$m-tests.jar" -C "$m/target/test-classes" .; done
 if ! "$JAVA_HOME/bin/jar" tf "$out/lib/fst4j-native-cuda.jar" | grep libfst4j_cuda.so >/dev/null; then
   echo "prepare: note: libfst4j_cuda.so is not in the jar (no nvcc here); run.sh will build it on the device"
 fi

@@ -2,8 +2,9 @@
 # One call on a lent GPU machine (no Java, no network): checks the CUDA declarations against NVIDIA's headers,
 # makes sure both shims load (rebuilding them there with gcc/nvcc if the carried ones do not), runs the GPU tests
 # (CudaKernelsTest against the CPU kernels, the CUDA tensor ops CudaTensorOpsTest / CudaMemoryTest and the optimizer
-# CudaOptimizerTest and two ResNet training steps CudaResNetStepTest against the CPU, CudaStatusTest, NativeLoadTest) and
-# prints a short table last.
+# CudaOptimizerTest and two ResNet training steps CudaResNetStepTest / CudaModelTest against the CPU, CudaStatusTest,
+# NativeLoadTest), times dense ResNet training steps on the device (CudaStepTiming, timing.txt) and prints a short
+# table last.
 # Needs .gpu/ from gpu/prepare.sh, carried with the run tool:  carry [".gpu"], command "bash gpu/run.sh".
 # Results under $OUT (default .gpu/out). --no-gpu: for a machine without a GPU (checks the script's paths and
 # steps; the kernel tests are then skipped and a missing device is not an error). FORCE_REBUILD=1 rebuilds the
@@ -16,7 +17,7 @@ OUT="${OUT:-$here/.gpu/out}"; mkdir -p "$OUT"
 G="$here/.gpu"; JAVA="$G/jre/bin/java"
 LIB="$G/lib"; CP="$LIB/junit-platform-console-standalone.jar"
 for m in native-cuda tensor sparse autograd nn; do CP="$CP:$LIB/fst4j-$m.jar"; done
-for m in native-cuda tensor nn; do CP="$CP:$LIB/fst4j-$m-tests.jar"; done
+for m in native-cuda tensor sparse nn; do CP="$CP:$LIB/fst4j-$m-tests.jar"; done
 log() { echo "run: $*" | tee -a "$OUT/run.log"; }
 [ -x "$JAVA" ] && [ -f "$LIB/fst4j-native-cuda.jar" ] || { echo "run: .gpu/ missing: run gpu/prepare.sh here and carry .gpu" >&2; exit 2; }
 : > "$OUT/run.log"
@@ -86,9 +87,19 @@ export FST4J_CUDA_SYNC="${FST4J_CUDA_SYNC:-1}"
 "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
   --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
   --select-class fst4j.tensor.CudaTensorOpsTest --select-class fst4j.tensor.CudaMemoryTest --select-class fst4j.nn.CudaOptimizerTest \
-  --select-class fst4j.nn.CudaResNetStepTest --select-class fst4j.nn.CudaModelTest \
+  --select-class fst4j.nn.CudaResNetStepTest --select-class fst4j.nn.CudaModelTest --select-class fst4j.nn.CudaStepTimingTest \
+  --select-class fst4j.sparse.CudaSparseTest --select-class fst4j.nn.CudaSparseMethodsTest --select-class fst4j.nn.train.CudaTrainerTest \
   --reports-dir "$OUT/junit" > "$OUT/tests.txt" 2>&1
 trc=$?
+
+# ---- step timing: dense ResNets on CUDA tensors (wall time per training step, median of 10 after 3 warm-up),
+# without FST4J_CUDA_SYNC; only where there is a GPU ----
+if [ "$nogpu" = 0 ]; then
+  FST4J_CUDA_SYNC=0 timeout 240 "$JAVA" "${JOPTS[@]}" -Xmx8g -cp "$CP" fst4j.nn.CudaStepTiming resnetSmall:128 resnet18:128 \
+    > "$OUT/timing.txt" 2>&1 || echo "(timing exited with $?)" >> "$OUT/timing.txt"
+else
+  echo "(no GPU: no timing)" > "$OUT/timing.txt"
+fi
 
 # ---- table, last ----
 python3 - "$OUT/junit" <<'PY' > "$OUT/table.txt" 2>&1 || echo "(no JUnit XML report)" > "$OUT/table.txt"
@@ -117,6 +128,7 @@ PY
   echo "CUDA status:  $STATUS"
   grep -ho 'CUSPARSELT .*' "$OUT/tests.txt" | head -2 | sed 's/^/              /'
   echo "declarations: $DECL;  shims rebuilt here: $rebuilt;  JUnit exit code: $trc"
+  echo "step timing (timing.txt):"; grep -E '^STEP|GEMM|^\(' "$OUT/timing.txt" | sed 's/^/  /'
   cat "$OUT/table.txt"
   grep -E 'tests (successful|failed|skipped|aborted)' "$OUT/tests.txt" | tr -s ' ' | tr '\n' ';'; echo
 } | tee "$OUT/summary.txt"

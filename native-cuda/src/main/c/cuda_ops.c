@@ -91,6 +91,17 @@ int fst_cuda_shift_gather(const float *dy, float *out, int64_t rows, int64_t len
     return launch(FST_K_shift_gather, nseg * h, &a);
 }
 
+int fst_cuda_shift_add(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg, int shift, float coeff, int circular) {
+    READY();
+    BAD(rows < 0 || len < 0 || seg <= 0 || len % seg != 0 || (shift != 1 && shift != -1));
+    if (rows == 0 || len == 0) return FST_OK;
+    NUL(!dy || !out);
+    BAD((const char *)out < (const char *)(dy + rows * len) && (const char *)dy < (const char *)(out + rows * len));   /* overlap */
+    OWN(dy, rows * len * 4); OWN(out, rows * len * 4);
+    fst_k_shift_gather_args a = { dy, out, rows * (len / seg), seg, shift, coeff, circular };
+    return launch(FST_K_shift_add, rows * len, &a);
+}
+
 static int check_geom(const fst_geom *g) {
     if (g->n < 0 || g->c <= 0 || g->h <= 0 || g->w <= 0 || g->kh <= 0 || g->kw <= 0 || g->sh <= 0 || g->sw <= 0
         || g->ph < 0 || g->pw < 0 || g->ho <= 0 || g->wo <= 0) return FST_EINVAL;
@@ -209,7 +220,7 @@ int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float
 /* ======================= reductions ======================= */
 
 int fst_cuda_sum(const float *x, int krank, const int64_t *kshape, const int64_t *kstride, int rrank, const int64_t *rshape,
-                 const int64_t *rstride, int mean, float *out) {
+                 const int64_t *rstride, int mean, float *out, double *work) {
     READY();
     NUL((krank > 0 && !kstride) || (rrank > 0 && !rstride));
     fst_k_sum_args k;
@@ -222,7 +233,11 @@ int fst_cuda_sum(const float *x, int krank, const int64_t *kshape, const int64_t
     if (nred > 0) OWN(x, (ek + er - 1) * 4);
     OWN(out, nout * 4);
     k.x = x; k.out = out; k.nout = nout; k.nred = nred; k.krank = krank; k.rrank = rrank; k.mean = mean != 0;
-    return launch(FST_K_sum, nout, &k);
+    if (!work || nred <= FST_PARTS) return launch(FST_K_sum, nout, &k);   /* short: one thread per output, the CPU's order */
+    OWN(work, nout * FST_PARTS * 8);
+    k.work = work;
+    int rc = launch(FST_K_sum_part, nout * FST_PARTS, &k);
+    return rc ? rc : launch(FST_K_sum, nout, &k);
 }
 
 /* ======================= pooling ======================= */
@@ -278,13 +293,16 @@ int fst_cuda_bn_train(const float *x, const float *gamma, const float *beta, flo
     READY();
     BAD(n <= 0 || c <= 0 || hw <= 0 || !(eps >= 0));
     NUL(!x || !y || !mean || !invstd || !work);
-    OWN(x, n * c * hw * 4); OWN(y, n * c * hw * 4); OWN(mean, c * 4); OWN(invstd, c * 4); OWN(work, 2 * c * 8);
+    OWN(x, n * c * hw * 4); OWN(y, n * c * hw * 4); OWN(mean, c * 4); OWN(invstd, c * 4); OWN(work, FST_BN_TRAIN_WORK(c) * 8);
     if (gamma) OWN(gamma, c * 4);
     if (beta) OWN(beta, c * 4);
     if (rmean) OWN(rmean, c * 4);
     if (rvar) OWN(rvar, c * 4);
     fst_k_bn_train_args a = { x, gamma, beta, rmean, rvar, n, c, hw, momentum, eps, y, mean, invstd, work };
-    int rc = launch(FST_K_bn_stats, c, &a);
+    int rc = launch(FST_K_bn_part_sum, c * FST_PARTS, &a);
+    if (!rc) rc = launch(FST_K_bn_mean, c, &a);
+    if (!rc) rc = launch(FST_K_bn_part_sq, c * FST_PARTS, &a);
+    if (!rc) rc = launch(FST_K_bn_stats, c, &a);
     return rc ? rc : launch(FST_K_bn_apply, n * c * hw, &a);
 }
 
@@ -305,10 +323,11 @@ int fst_cuda_bn_backward(const float *dy, const float *x, const float *gamma, co
     BAD(n <= 0 || c <= 0 || hw <= 0);
     NUL(!dy || !x || !mean || !invstd || !dx || !dgamma || !dbeta || !work);
     OWN(dy, n * c * hw * 4); OWN(x, n * c * hw * 4); OWN(dx, n * c * hw * 4);
-    OWN(mean, c * 4); OWN(invstd, c * 4); OWN(dgamma, c * 4); OWN(dbeta, c * 4); OWN(work, 3 * c * 8);
+    OWN(mean, c * 4); OWN(invstd, c * 4); OWN(dgamma, c * 4); OWN(dbeta, c * 4); OWN(work, FST_BN_BWD_WORK(c) * 8);
     if (gamma) OWN(gamma, c * 4);
     fst_k_bn_bwd_args a = { dy, x, gamma, mean, invstd, n, c, hw, dx, dgamma, dbeta, work };
-    int rc = launch(FST_K_bn_bwd_stats, c, &a);
+    int rc = launch(FST_K_bn_bwd_part, c * FST_PARTS, &a);
+    if (!rc) rc = launch(FST_K_bn_bwd_stats, c, &a);
     return rc ? rc : launch(FST_K_bn_bwd_apply, n * c * hw, &a);
 }
 

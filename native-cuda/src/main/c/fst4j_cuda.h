@@ -56,6 +56,8 @@ FST_API int fst_cuda_prune24_t(int64_t cout, int64_t K, const float *w, int64_t 
                                float *dense_t, int64_t lddt, uint16_t *dense16_t, int64_t ldd16t);
 FST_API int fst_cuda_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,
                                   int shift, float coeff, int circular);
+/* fst_shift_add (fst4j.h) on the device: every segment shifted and added, out the same size as dy. */
+FST_API int fst_cuda_shift_add(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg, int shift, float coeff, int circular);
 FST_API int fst_cuda_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                             int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *out, int64_t ldo);
 FST_API int fst_cuda_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
@@ -92,9 +94,10 @@ FST_API int fst_cuda_binary(int op, int rank, const int64_t *shape, const float 
 /* op: 0 copy (strided -> contiguous), 1 relu, 2 neg, 3 abs, 4 x + s, 5 x * s, 6 fill with s (x unused, may be NULL). */
 FST_API int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float *x, const int64_t *sx, float *y);
 /* out[kept] = sum (mean when mean != 0) of x over the reduced coordinates; kept / reduced axes given as shapes and
- * x's strides (either may have rank 0). */
+ * x's strides (either may have rank 0). work: device scratch of nout * 256 doubles for sums of more than 256 terms
+ * (NULL: one thread per output, however long). */
 FST_API int fst_cuda_sum(const float *x, int krank, const int64_t *kshape, const int64_t *kstride, int rrank,
-                         const int64_t *rshape, const int64_t *rstride, int mean, float *out);
+                         const int64_t *rshape, const int64_t *rstride, int mean, float *out, double *work);
 /* Max pool of contiguous NCHW x: y [n, c, ho, wo] and idx (int32, ih*w + iw in the plane of the maximum). */
 FST_API int fst_cuda_maxpool(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
                              int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *y, int32_t *idx);
@@ -102,7 +105,8 @@ FST_API int fst_cuda_maxpool(const float *x, int64_t n, int64_t c, int64_t h, in
 FST_API int fst_cuda_maxpool_bwd(const float *dy, const int32_t *idx, int64_t planes, int64_t in_plane, int64_t out_plane, float *dx);
 FST_API int fst_cuda_adaptive_avg(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t oh, int64_t ow, float *y);
 FST_API int fst_cuda_adaptive_avg_bwd(const float *dy, int64_t n, int64_t c, int64_t h, int64_t w, int64_t oh, int64_t ow, float *dx);
-/* fst_bn_train / fst_bn_backward (fst4j.h) on the device; work: device scratch of 2c (train) / 3c (backward) doubles. */
+/* fst_bn_train / fst_bn_backward (fst4j.h) on the device; work: device scratch of 3c + 256c (train) / 3c + 512c
+ * (backward) doubles. */
 FST_API int fst_cuda_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, int64_t n,
                               int64_t c, int64_t hw, double momentum, double eps, float *y, float *mean, float *invstd, double *work);
 /* y = (float)(x * work[2ch] + work[2ch + 1]) per channel (double scale and shift computed by the caller): the

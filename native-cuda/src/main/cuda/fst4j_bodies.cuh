@@ -5,9 +5,10 @@
  *   - src/main/c/cuda_emu.cc (g++) runs the very same function for every thread of the same grid on the CPU
  *     (libfst4j_cuda_emu.so), which is how the kernels are tested where there is no GPU.
  * Each body checks its own bound (the grid is rounded up to whole blocks, and the emulator runs those extra
- * threads too). Reductions are one thread per output doing the CPU's serial loop, so results are deterministic
- * and, in double, in the CPU's order (bit-identical to the C/Java float32 paths wherever the CPU's result is
- * exactly defined; exp/log may differ in the last bit between libm, Java and CUDA).
+ * threads too). Short reductions are one thread per output doing the CPU's serial loop; long ones (batch norm, long
+ * sums) are FST_PARTS strided partial sums then their ordered sum (fst4j_kargs.h). Either way results are
+ * deterministic, in double, and bit-identical to the C/Java float32 paths up to FST_PARTS elements per output
+ * (beyond, the partial sums reorder the additions; exp/log may differ in the last bit between libm, Java and CUDA).
  * No FMA contraction anywhere: the fatbin is built with -fmad=false and the emulator with -ffp-contract=off,
  * as the CPU shim is (gcc -std=c11) and as Java is by definition. */
 #ifndef FST4J_BODIES_CUH
@@ -158,6 +159,23 @@ FST_HD void k_shift_gather(i64 i, const fst_k_shift_gather_args &a) {
     a.out[i] = o;
 }
 
+/* IR shift without the gather (shift.c fst_shift_add): every element of nseg segments of seg elements,
+ * out = dy[q] + coeff * dy[q + shift], the neighbour wrapped (circular) or dropped at a segment's ends. */
+FST_HD void k_shift_add(i64 i, const fst_k_shift_gather_args &a) {
+    if (i >= a.nseg * a.seg) return;
+    const i64 q = i % a.seg;
+    const float *s = a.dy + (i - q);
+    float o;
+    if (a.shift == 1) {
+        if (q + 1 < a.seg) o = s[q] + a.coeff * s[q + 1];
+        else o = a.circular ? s[q] + a.coeff * s[0] : s[q];
+    } else {
+        if (q > 0) o = s[q] + a.coeff * s[q - 1];
+        else o = a.circular ? s[0] + a.coeff * s[a.seg - 1] : s[0];
+    }
+    a.out[i] = o;
+}
+
 /* im2col: one thread per element of the [K = c*kh*kw, n*L] matrix (L = ho*wo), row stride ldo. */
 FST_HD void k_im2col(i64 i, const fst_k_im2col_args &a) {
     const fst_geom &g = a.g;
@@ -253,11 +271,25 @@ FST_HD void k_unary(i64 i, const fst_k_unary_args &a) {
 
 /* ======================= reductions ======================= */
 
+/* One partial sum of output o: reduced coordinates p, p + FST_PARTS, ... (fst4j_kargs.h) */
+FST_HD void k_sum_part(i64 i, const fst_k_sum_args &a) {
+    if (i >= a.nout * FST_PARTS) return;
+    const i64 o = i / FST_PARTS, p = i % FST_PARTS;
+    const i64 base = strided_offset(o, a.krank, a.kshape, a.kstride);
+    double acc = 0;
+    for (i64 r = p; r < a.nred; r += FST_PARTS) acc += a.x[base + strided_offset(r, a.rrank, a.rshape, a.rstride)];
+    a.work[i] = acc;
+}
+
 FST_HD void k_sum(i64 i, const fst_k_sum_args &a) {
     if (i >= a.nout) return;
-    const i64 base = strided_offset(i, a.krank, a.kshape, a.kstride);
     double acc = 0;
-    for (i64 r = 0; r < a.nred; r++) acc += a.x[base + strided_offset(r, a.rrank, a.rshape, a.rstride)];
+    if (a.work) {
+        for (i64 p = 0; p < FST_PARTS; p++) acc += a.work[i * FST_PARTS + p];
+    } else {
+        const i64 base = strided_offset(i, a.krank, a.kshape, a.kstride);
+        for (i64 r = 0; r < a.nred; r++) acc += a.x[base + strided_offset(r, a.rrank, a.rshape, a.rstride)];
+    }
     a.out[i] = (float)(a.mean ? acc / (double)a.nred : acc);
 }
 
@@ -336,19 +368,39 @@ FST_HD void k_adaptive_avg_bwd(i64 i, const fst_k_adaptive_avg_bwd_args &a) {
 
 /* ======================= batch norm (training) ======================= */
 
+/* element q (0 <= q < n*hw) of channel ch of a contiguous [n, c, hw] tensor */
+FST_HD i64 chan_at(i64 q, i64 ch, i64 c, i64 hw) { return ((q / hw) * c + ch) * hw + q % hw; }
+
+FST_HD void k_bn_part_sum(i64 i, const fst_k_bn_train_args &a) {
+    if (i >= a.c * FST_PARTS) return;
+    const i64 ch = i / FST_PARTS, m = a.n * a.hw;
+    double s = 0;
+    for (i64 q = i % FST_PARTS; q < m; q += FST_PARTS) s += a.x[chan_at(q, ch, a.c, a.hw)];
+    a.work[3 * a.c + i] = s;
+}
+
+FST_HD void k_bn_mean(i64 ch, const fst_k_bn_train_args &a) {
+    if (ch >= a.c) return;
+    double s = 0;
+    for (i64 p = 0; p < FST_PARTS; p++) s += a.work[3 * a.c + ch * FST_PARTS + p];
+    a.work[2 * a.c + ch] = s / (double)(a.n * a.hw);
+}
+
+FST_HD void k_bn_part_sq(i64 i, const fst_k_bn_train_args &a) {
+    if (i >= a.c * FST_PARTS) return;
+    const i64 ch = i / FST_PARTS, m = a.n * a.hw;
+    const double mu = a.work[2 * a.c + ch];
+    double sq = 0;
+    for (i64 q = i % FST_PARTS; q < m; q += FST_PARTS) { const double d = a.x[chan_at(q, ch, a.c, a.hw)] - mu; sq += d * d; }
+    a.work[3 * a.c + i] = sq;
+}
+
 FST_HD void k_bn_stats(i64 ch, const fst_k_bn_train_args &a) {
     if (ch >= a.c) return;
     const i64 m = a.n * a.hw;
-    double s = 0, sq = 0;
-    for (i64 i = 0; i < a.n; i++) {
-        const float *xp = a.x + (i * a.c + ch) * a.hw;
-        for (i64 q = 0; q < a.hw; q++) s += xp[q];
-    }
-    const double mu = s / (double)m;
-    for (i64 i = 0; i < a.n; i++) {
-        const float *xp = a.x + (i * a.c + ch) * a.hw;
-        for (i64 q = 0; q < a.hw; q++) { const double d = xp[q] - mu; sq += d * d; }
-    }
+    double sq = 0;
+    for (i64 p = 0; p < FST_PARTS; p++) sq += a.work[3 * a.c + ch * FST_PARTS + p];
+    const double mu = a.work[2 * a.c + ch];
     const double var = sq / (double)m, is = 1.0 / sqrt(var + a.eps);
     const double gm = a.gamma ? a.gamma[ch] : 1.0, bt = a.beta ? a.beta[ch] : 0.0;
     const double scale = gm * is, shift = bt - mu * scale;
@@ -369,14 +421,29 @@ FST_HD void k_bn_apply(i64 i, const fst_k_bn_train_args &a) {
     a.y[i] = (float)(a.x[i] * a.work[2 * ch] + a.work[2 * ch + 1]);
 }
 
+FST_HD void k_bn_bwd_part(i64 i, const fst_k_bn_bwd_args &a) {
+    if (i >= a.c * FST_PARTS) return;
+    const i64 ch = i / FST_PARTS, m = a.n * a.hw;
+    const double mu = a.mean[ch], is = a.invstd[ch];
+    double sdy = 0, sdyx = 0;
+    for (i64 q = i % FST_PARTS; q < m; q += FST_PARTS) {
+        const i64 at = chan_at(q, ch, a.c, a.hw);
+        const double g = a.dy[at];
+        sdy += g;
+        sdyx += g * (a.x[at] - mu) * is;
+    }
+    a.work[3 * a.c + i] = sdy;
+    a.work[3 * a.c + a.c * FST_PARTS + i] = sdyx;
+}
+
 FST_HD void k_bn_bwd_stats(i64 ch, const fst_k_bn_bwd_args &a) {
     if (ch >= a.c) return;
     const double m = (double)(a.n * a.hw);
-    const double mu = a.mean[ch], is = a.invstd[ch], gm = a.gamma ? a.gamma[ch] : 1.0;
+    const double is = a.invstd[ch], gm = a.gamma ? a.gamma[ch] : 1.0;
     double sdy = 0, sdyx = 0;
-    for (i64 i = 0; i < a.n; i++) {
-        const float *xp = a.x + (i * a.c + ch) * a.hw, *gp = a.dy + (i * a.c + ch) * a.hw;
-        for (i64 q = 0; q < a.hw; q++) { const double g = gp[q]; sdy += g; sdyx += g * (xp[q] - mu) * is; }
+    for (i64 p = 0; p < FST_PARTS; p++) {
+        sdy += a.work[3 * a.c + ch * FST_PARTS + p];
+        sdyx += a.work[3 * a.c + a.c * FST_PARTS + ch * FST_PARTS + p];
     }
     a.work[3 * ch] = gm * is / m;
     a.work[3 * ch + 1] = sdy;

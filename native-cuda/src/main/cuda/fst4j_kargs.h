@@ -12,6 +12,11 @@
 
 #define FST_MAXRANK 8      /* broadcasting / strided kernels: tensors of rank <= 8 */
 #define FST_BLOCK 256      /* threads per block of every launch (device and emulation) */
+/* Long reductions run in two launches: FST_PARTS threads per output, thread p summing (in double) elements p,
+ * p + FST_PARTS, p + 2 FST_PARTS, ... (consecutive threads read consecutive addresses), then one thread per output
+ * adding the FST_PARTS partial sums in order p = 0, 1, ... The result is deterministic (fixed split and order) and,
+ * when there are at most FST_PARTS elements, the CPU's serial sum bit for bit (each partial is 0 + one element). */
+#define FST_PARTS 256
 
 typedef struct { int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo; } fst_geom;
 
@@ -32,10 +37,12 @@ typedef struct { const float *a, *b; float *out; int64_t n; int op, rank;
 typedef struct { const float *x; float *y; int64_t n; double s; int op, rank;
                  int64_t shape[FST_MAXRANK], sx[FST_MAXRANK]; } fst_k_unary_args;
 
-/* ---- sum / mean over axes (fst4j.tensor.Reduce): one thread per output, serial sum in double over the
- * reduced coordinates in row-major order, which is the CPU's order of accumulation for that output ---- */
+/* ---- sum / mean over axes (fst4j.tensor.Reduce), in double over the reduced coordinates in row-major order (the
+ * CPU's order for one output): one thread per output (work NULL), or, for long sums, sum_part's FST_PARTS partial
+ * sums per output into work [nout * FST_PARTS] and sum adding them in order ---- */
 typedef struct { const float *x; float *out; int64_t nout, nred; int krank, rrank, mean;
-                 int64_t kshape[FST_MAXRANK], kstride[FST_MAXRANK], rshape[FST_MAXRANK], rstride[FST_MAXRANK]; } fst_k_sum_args;
+                 int64_t kshape[FST_MAXRANK], kstride[FST_MAXRANK], rshape[FST_MAXRANK], rstride[FST_MAXRANK];
+                 double *work; } fst_k_sum_args;
 
 /* ---- pooling (fst4j.tensor.Pool), contiguous NCHW; idx = ih*w + iw inside the plane (PyTorch's) ---- */
 typedef struct { const float *x; float *y; int32_t *idx; fst_geom g; } fst_k_maxpool_args;
@@ -45,12 +52,18 @@ typedef struct { const float *dy; const int32_t *idx; float *dx; int64_t planes,
 typedef struct { const float *x; float *y; int64_t n, c, h, w, oh, ow; } fst_k_adaptive_avg_args;
 typedef struct { const float *dy; float *dx; int64_t n, c, h, w, oh, ow; } fst_k_adaptive_avg_bwd_args;
 
-/* ---- batch norm, training mode (norm.c's contract): a per-channel statistics pass (one thread per channel,
- * the CPU's loops and double sums), then a per-element pass reading the per-channel doubles from work ---- */
+/* ---- batch norm, training mode (norm.c's contract, sums in double): per channel, FST_PARTS partial sums of x
+ * (bn_part_sum), the mean (bn_mean), partial sums of (x - mean)^2 (bn_part_sq), the statistics, running statistics
+ * and the per-channel scale and shift (bn_stats), then one thread per element (bn_apply). Backward: partial sums
+ * of dy and dy * xhat (bn_bwd_part), per channel dgamma, dbeta and the factors (bn_bwd_stats), per element dx. ---- */
 typedef struct { const float *x, *gamma, *beta; float *rmean, *rvar; int64_t n, c, hw; double momentum, eps;
-                 float *y, *mean, *invstd; double *work /* [2c]: scale, shift */; } fst_k_bn_train_args;
+                 float *y, *mean, *invstd;
+                 double *work /* [2c] scale, shift; [c] mean; [c * FST_PARTS] partial sums */; } fst_k_bn_train_args;
 typedef struct { const float *dy, *x, *gamma, *mean, *invstd; int64_t n, c, hw;
-                 float *dx, *dgamma, *dbeta; double *work /* [3c]: k, sdy, sdyx */; } fst_k_bn_bwd_args;
+                 float *dx, *dgamma, *dbeta;
+                 double *work /* [3c] k, sdy, sdyx; [2 * c * FST_PARTS] partial sums of dy, of dy * xhat */; } fst_k_bn_bwd_args;
+#define FST_BN_TRAIN_WORK(c) (3 * (c) + (c) * FST_PARTS)       /* doubles */
+#define FST_BN_BWD_WORK(c) (3 * (c) + 2 * (c) * FST_PARTS)     /* doubles */
 
 /* ---- cross-entropy with label smoothing (fst4j.tensor.Loss): one thread per row writes its loss term (double)
  * into work[row] and its gradient row; one thread then sums the terms in row order ---- */
@@ -75,12 +88,14 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
 /* Every kernel: X(name, argument struct). The device kernel is fst_k_<name>, its body k_<name>. */
 #define FST_KERNELS(X)                                                                                  \
     X(prune24, fst_k_prune_args) X(prune24_t, fst_k_prune_args) X(shift_gather, fst_k_shift_gather_args) \
+    X(shift_add, fst_k_shift_gather_args)                                                                 \
     X(im2col, fst_k_im2col_args) X(col2im, fst_k_col2im_args) X(im2col_at, fst_k_im2col_at_args)         \
     X(f32_to_bf16, fst_k_f2bf_args) X(binary, fst_k_binary_args) X(unary, fst_k_unary_args)              \
-    X(sum, fst_k_sum_args) X(maxpool, fst_k_maxpool_args) X(maxpool_bwd, fst_k_maxpool_bwd_args)         \
+    X(sum_part, fst_k_sum_args) X(sum, fst_k_sum_args) X(maxpool, fst_k_maxpool_args) X(maxpool_bwd, fst_k_maxpool_bwd_args)         \
     X(adaptive_avg, fst_k_adaptive_avg_args) X(adaptive_avg_bwd, fst_k_adaptive_avg_bwd_args)            \
+    X(bn_part_sum, fst_k_bn_train_args) X(bn_mean, fst_k_bn_train_args) X(bn_part_sq, fst_k_bn_train_args) \
     X(bn_stats, fst_k_bn_train_args) X(bn_apply, fst_k_bn_train_args)                                    \
-    X(bn_bwd_stats, fst_k_bn_bwd_args) X(bn_bwd_apply, fst_k_bn_bwd_args)                                \
+    X(bn_bwd_part, fst_k_bn_bwd_args) X(bn_bwd_stats, fst_k_bn_bwd_args) X(bn_bwd_apply, fst_k_bn_bwd_args) \
     X(xent_rows, fst_k_xent_args) X(xent_total, fst_k_xent_args)                                         \
     X(softmax, fst_k_softmax_args) X(softmax_bwd, fst_k_softmax_args) X(gemm, fst_k_gemm_args)           \
     X(sgd, fst_k_sgd_args) X(srste, fst_k_srste_args)

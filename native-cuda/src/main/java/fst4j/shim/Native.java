@@ -780,12 +780,14 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BINARY = bind(lib, "fst_cuda_binary", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+            SHIFT_ADD = bind(lib, "fst_cuda_shift_add", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_INT, JAVA_FLOAT, JAVA_INT), false);
             UNARY = bind(lib, "fst_cuda_unary", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_DOUBLE, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
-            SUM = bind(lib, "fst_cuda_sum", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS), false);
+            SUM = bind(lib, "fst_cuda_sum", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS), false);
             MAXPOOL = bind(lib, "fst_cuda_maxpool", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS), false);
             MAXPOOL_BWD = bind(lib, "fst_cuda_maxpool_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
@@ -830,13 +832,28 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_unary");
     }
 
-    /** Sum (or mean) of x over the reduced axes (rshape, rstride) for every kept position (kshape, kstride) into contiguous out. */
-    public static void cudaSum(MemorySegment x, long[] kshape, long[] kstride, long[] rshape, long[] rstride, boolean mean, MemorySegment out) {
+    /** {@link #shiftAdd} on the device (dy and out device pointers, not overlapping). */
+    public static void cudaShiftAdd(MemorySegment dy, MemorySegment out, long rows, long len, long seg, int shift, float coeff, boolean circular) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.SHIFT_ADD.invokeExact(dy, out, rows, len, seg, shift, coeff, circular ? 1 : 0); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_shift_add");
+    }
+
+    /** Partial sums per output of the CUDA reductions (FST_PARTS): scratch sizes are multiples of it. */
+    public static final int CUDA_PARTS = 256;
+
+    /**
+     * Sum (or mean) of x over the reduced axes (rshape, rstride) for every kept position (kshape, kstride) into contiguous
+     * out; work: device scratch of nout * CUDA_PARTS doubles used when more than CUDA_PARTS terms are summed (NULL: serial).
+     */
+    public static void cudaSum(MemorySegment x, long[] kshape, long[] kstride, long[] rshape, long[] rstride, boolean mean, MemorySegment out,
+                               MemorySegment work) {
         cudaEnsure();
         int rc;
         try (Arena ar = Arena.ofConfined()) {
             rc = (int) CudaOpHandles.SUM.invokeExact(x, kshape.length, longs(ar, kshape), longs(ar, kstride), rshape.length, longs(ar, rshape),
-                    longs(ar, rstride), mean ? 1 : 0, out);
+                    longs(ar, rstride), mean ? 1 : 0, out, work);
         } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_sum");
     }
@@ -871,7 +888,7 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_adaptive_avg_bwd");
     }
 
-    /** {@link #bnTrain} on the device; work: device scratch of 2c doubles. */
+    /** {@link #bnTrain} on the device; work: device scratch of (3 + CUDA_PARTS) c doubles. */
     public static void cudaBnTrain(MemorySegment x, MemorySegment gamma, MemorySegment beta, MemorySegment runningMean, MemorySegment runningVar,
                                    long n, long c, long hw, double momentum, double eps, MemorySegment y, MemorySegment mean, MemorySegment invStd,
                                    MemorySegment work) {
@@ -890,7 +907,7 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_bn_apply");
     }
 
-    /** {@link #bnBackward} on the device; work: device scratch of 3c doubles. */
+    /** {@link #bnBackward} on the device; work: device scratch of (3 + 2 CUDA_PARTS) c doubles. */
     public static void cudaBnBackward(MemorySegment dy, MemorySegment x, MemorySegment gamma, MemorySegment mean, MemorySegment invStd,
                                       long n, long c, long hw, MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, MemorySegment work) {
         cudaEnsure();

@@ -20,7 +20,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * An nn model (Models.resnetSmall, dense) moved to CUDA with Module.to and trained for two steps (SGD with Nesterov
  * momentum and weight decay) next to an identical model on the CPU: losses, every gradient, the running statistics
- * and the weights agree, and so do the eval-mode logits afterwards. Against the device or the host emulator (skipped with the reason otherwise).
+ * and the weights agree, a checkpoint written from the device loads into a CPU model, and the eval-mode logits
+ * agree afterwards. Against the device or the host emulator (skipped with the reason otherwise).
  */
 class CudaModelTest {
     @BeforeEach
@@ -38,7 +39,7 @@ class CudaModelTest {
     }
 
     @Test
-    void aResNetMovedToCudaTrainsLikeTheCpuOne() {
+    void aResNetMovedToCudaTrainsLikeTheCpuOne() throws java.io.IOException {
         Random r = new Random(31);
         try (Sequential cpu = Models.resnetSmall(3, 10, SparseConfig.Method.DENSE, 7);
              Sequential gpu = Models.resnetSmall(3, 10, SparseConfig.Method.DENSE, 7)) {
@@ -70,6 +71,16 @@ class CudaModelTest {
                     oc.zeroGrad();
                     og.zeroGrad();
                 }
+            }
+            // a checkpoint of the CUDA model (written from the device) loads into a fresh CPU model: the same state
+            java.nio.file.Path file = java.nio.file.Files.createTempFile("fst4j-cuda-model", ".safetensors");
+            try (Sequential fresh = Models.resnetSmall(3, 10, SparseConfig.Method.DENSE, 99)) {
+                fst4j.nn.io.SafeTensors.write(file, gpu.stateDict());
+                try (fst4j.nn.io.SafeTensors.Contents c = fst4j.nn.io.SafeTensors.read(file)) { fresh.loadStateDict(c.tensors()); }
+                Map<String, Tensor> want = gpu.stateDict(), got = fresh.stateDict();
+                for (String k : want.keySet()) assertArrayEquals(want.get(k).toFloatArray(), got.get(k).toFloatArray(), k + " through a checkpoint");
+            } finally {
+                java.nio.file.Files.deleteIfExists(file);
             }
             // eval mode (running statistics): the same logits
             cpu.eval();

@@ -35,6 +35,7 @@ public final class HalfK {
         if (t.dim() != 2) throw new IllegalArgumentException("wrong rank: gatherKept needs a matrix, got " + Arrays.toString(t.shape()));
         int r = t.size(0), k = t.size(1);
         int[] kept = keptPositions(k, segment);
+        if (t.device() != Device.CPU) return fst4j.tensor.CudaOps.shiftGather(t, segment, 0f, 1, false);   // coeff 0: the plain gather
         float[] x = t.toFloatArray(), out = new float[Math.multiplyExact(r, kept.length)];
         for (int i = 0; i < r; i++) for (int j = 0; j < kept.length; j++) out[i * kept.length + j] = x[i * k + kept[j]];
         return Tensor.of(out, r, kept.length);
@@ -57,11 +58,11 @@ public final class HalfK {
         dy.check();
         if (dy.dim() != 2) throw new IllegalArgumentException("wrong rank: shiftGather needs a matrix, got " + Arrays.toString(dy.shape()));
         if (dy.dtype() != DType.F32) throw new IllegalArgumentException("shiftGather needs float32, got " + dy.dtype());
-        if (dy.device() != Device.CPU) throw new IllegalArgumentException("device mismatch: shiftGather runs on CPU, got " + dy.device());
         if (shift != 1 && shift != -1) throw new IllegalArgumentException("shift must be +1 or -1, got " + shift);
         if (threads < 1) throw new IllegalArgumentException("thread count must be >= 1, got " + threads);
         int r = dy.size(0), k = dy.size(1);
         if (segment <= 0 || k % segment != 0) throw new IllegalArgumentException("segment " + segment + " does not divide K = " + k);
+        if (dy.device() != Device.CPU) return fst4j.tensor.CudaOps.shiftGather(dy, segment, coeff, shift, circular);
         int kept = Math.multiplyExact(k / segment, (segment + 1) / 2);
         Tensor src = dy.contiguous();
         Tensor out = Tensor.empty(r, kept);

@@ -46,8 +46,18 @@ final class Masks {
         };
     }
 
-    /** Builds the mask (values == null) or the pruned copy of x, in x's dtype and shape. */
+    /**
+     * Builds the mask (values == null) or the pruned copy of x, in x's dtype, shape and device. The selection runs on
+     * the host (x's values were copied down by {@link #keep}); for a CUDA x the result is copied up: correct on every
+     * device, fast on none but the CPU (device kernels for the rules are future work).
+     */
     static Tensor materialize(boolean[] keep, Tensor x, double[] values) {
+        Tensor host = materializeOnHost(keep, x, values);
+        if (x.device() == fst4j.tensor.Device.CPU) return host;
+        try (host) { return host.to(x.device()); }
+    }
+
+    private static Tensor materializeOnHost(boolean[] keep, Tensor x, double[] values) {
         int[] shape = x.shape();
         if (x.dtype() == DType.F64) {
             double[] o = new double[keep.length];

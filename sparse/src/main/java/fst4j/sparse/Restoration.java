@@ -35,6 +35,7 @@ public final class Restoration {
         if (shift != 1 && shift != -1) throw new IllegalArgumentException("shift must be +1 or -1, got " + shift);
         if (segment <= 0 || dY.numel() % segment != 0)
             throw new IllegalArgumentException("segment " + segment + " does not divide the " + dY.numel() + " elements of " + Arrays.toString(dY.shape()));
+        if (dY.device() != fst4j.tensor.Device.CPU) return fst4j.tensor.CudaOps.shiftAdd(dY, segment, coeff, shift, circular);
         Tensor src = dY.contiguous();
         Tensor out = Tensor.empty(dY.shape());
         try {

@@ -48,6 +48,13 @@ public sealed interface Sparsifier
      */
     record Magnitude24(int axis) implements Sparsifier {
         @Override public boolean accelerable() { return true; }
+
+        /** A float32 CUDA matrix (a weight) is pruned on the device by the 2:4 kernels; anything else as the interface does. */
+        @Override public Tensor apply(Tensor x) {
+            if (x.device() == fst4j.tensor.Device.CUDA && x.dim() == 2 && x.dtype() == fst4j.tensor.DType.F32)
+                return (axis == 1 || axis == -1) ? fst4j.tensor.CudaOps.prune24Masked(x) : fst4j.tensor.CudaOps.prune24TransposedMasked(x);
+            return Sparsifier.super.apply(x);
+        }
     }
 
     /**

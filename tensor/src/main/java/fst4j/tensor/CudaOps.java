@@ -124,17 +124,56 @@ public final class CudaOps {
             return;
         }
         if (s.dtype != DType.F32 || dst.dtype != DType.F32) throw notYet("a strided or converting copy of " + s.dtype + " to " + dst.dtype);
-        Native.cudaUnary(COPY, 0, longs(dst.shape), ptr(s), s.strides, ptr(dst));
+        Layout l = Layout.of(dst.shape, s.strides);
+        Native.cudaUnary(COPY, 0, l.shape(), ptr(s), l.strides()[0], ptr(dst));
     }
 
     // ---------------------------------------------------------------- elementwise
+
+    /**
+     * The iteration space of an elementwise kernel with the fewest dimensions: size-1 dimensions dropped, and a
+     * dimension merged into the next one where every operand (and the contiguous output) steps through both as one
+     * (stride[d] == stride[d+1] * size[d+1]). A contiguous same-shape op becomes one flat dimension and a per-channel
+     * bias add on NCHW three, so the kernels do fewer 64-bit divisions per element. Same elements, same order.
+     */
+    record Layout(long[] shape, long[][] strides) {
+        static Layout of(int[] shape, long[]... operandStrides) {
+            int r = shape.length, k = operandStrides.length;
+            long[] outStride = new long[r];
+            long acc = 1;
+            for (int d = r - 1; d >= 0; d--) { outStride[d] = acc; acc *= shape[d]; }
+            long[] sh = new long[r];
+            long[][] st = new long[k + 1][r];
+            int n = 0;
+            for (int d = 0; d < r; d++) {
+                if (shape[d] == 1) continue;
+                boolean merge = n > 0;
+                for (int o = 0; o <= k && merge; o++) {
+                    long[] src = o < k ? operandStrides[o] : outStride;
+                    merge = st[o][n - 1] == src[d] * shape[d];
+                }
+                if (merge) {
+                    sh[n - 1] *= shape[d];
+                    for (int o = 0; o <= k; o++) st[o][n - 1] = (o < k ? operandStrides[o] : outStride)[d];
+                } else {
+                    sh[n] = shape[d];
+                    for (int o = 0; o <= k; o++) st[o][n] = (o < k ? operandStrides[o] : outStride)[d];
+                    n++;
+                }
+            }
+            long[][] out = new long[k][];
+            for (int o = 0; o < k; o++) out[o] = java.util.Arrays.copyOf(st[o], n);
+            return new Layout(java.util.Arrays.copyOf(sh, n), out);
+        }
+    }
 
     static Tensor binary(String op, int code, Tensor a, Tensor b) {
         require(op, a, b);
         int[] shape = Shape.broadcast(a.shape, b.shape);
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, shape);
         try (Tensor ea = a.expand(shape); Tensor eb = b.expand(shape)) {
-            Native.cudaBinary(code, longs(shape), ptr(ea), ea.strides, ptr(eb), eb.strides, ptr(out));
+            Layout l = Layout.of(shape, ea.strides, eb.strides);
+            Native.cudaBinary(code, l.shape(), ptr(ea), l.strides()[0], ptr(eb), l.strides()[1], ptr(out));
         } catch (RuntimeException e) {
             out.close();
             throw e;
@@ -146,7 +185,8 @@ public final class CudaOps {
         require(op, a);
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, a.shape);
         try {
-            Native.cudaUnary(code, s, longs(a.shape), ptr(a), a.strides, ptr(out));
+            Layout l = Layout.of(a.shape, a.strides);
+            Native.cudaUnary(code, s, l.shape(), ptr(a), l.strides()[0], ptr(out));
         } catch (RuntimeException e) {
             out.close();
             throw e;
@@ -293,8 +333,10 @@ public final class CudaOps {
             else { ks[i] = a.shape[d]; kst[i++] = a.strides[d]; }
         }
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, keepDim ? Reduce.keptShape(a.shape, m) : Reduce.dropShape(a.shape, m));
-        try {
-            Native.cudaSum(ptr(a), ks, kst, rs, rst, mean, ptr(out));
+        long nred = out.numel() == 0 ? 0 : a.numel() / out.numel();
+        // long sums: CUDA_PARTS strided partial sums per output, then their ordered sum (deterministic)
+        try (Block work = nred > Native.CUDA_PARTS ? Block.of(8L * out.numel() * Native.CUDA_PARTS) : null) {
+            Native.cudaSum(ptr(a), ks, kst, rs, rst, mean, ptr(out), work == null ? MemorySegment.NULL : work.ptr());
         } catch (RuntimeException e) {
             out.close();
             throw e;
@@ -381,7 +423,7 @@ public final class CudaOps {
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, x.shape);
         Tensor mean = Tensor.empty(Device.CUDA, DType.F32, c), invStd = Tensor.empty(Device.CUDA, DType.F32, c);
         Tensor xc = null, g = null, b = null;
-        try (Block work = Block.of(8L * 2 * c)) {
+        try (Block work = Block.of(8L * (3 + Native.CUDA_PARTS) * c)) {
             xc = x.contiguous(); g = vec(gamma); b = vec(beta);
             Native.cudaBnTrain(ptr(xc), ptrOrNull(g), ptrOrNull(b), ptrOrNull(runningMean), ptrOrNull(runningVar), n, c, hw, momentum, eps,
                     ptr(out), ptr(mean), ptr(invStd), work.ptr());
@@ -428,7 +470,7 @@ public final class CudaOps {
         Tensor dx = Tensor.empty(Device.CUDA, DType.F32, x.shape);
         Tensor dgamma = Tensor.empty(Device.CUDA, DType.F32, c), dbeta = Tensor.empty(Device.CUDA, DType.F32, c);
         Tensor xc = null, dyc = null, g = null, mu = null, is = null;
-        try (Block work = Block.of(8L * 3 * c)) {
+        try (Block work = Block.of(8L * (3 + 2 * Native.CUDA_PARTS) * c)) {
             xc = x.contiguous(); dyc = dy.contiguous(); g = vec(gamma); mu = vec(mean); is = vec(invStd);
             Native.cudaBnBackward(ptr(dyc), ptr(xc), ptrOrNull(g), ptr(mu), ptr(is), n, c, hw, ptr(dx), ptr(dgamma), ptr(dbeta), work.ptr());
         } catch (RuntimeException e) {
@@ -485,6 +527,68 @@ public final class CudaOps {
             throw e;
         }
         return dx;
+    }
+
+    // ---------------------------------------------------------------- FST: magnitude 2:4 of a weight on the device
+
+    /** S(W) along K of a float32 CUDA matrix w [rows, K] as a masked copy (fst_k_prune24's dense output). */
+    public static Tensor prune24Masked(Tensor w) {
+        require("prune24Masked", w);
+        if (w.dim() != 2) throw new IllegalArgumentException("wrong rank: prune24Masked needs a matrix, got " + Shape.str(w.shape));
+        int rows = w.shape[0], k = w.shape[1];
+        long g = (k + 3) / 4;
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, rows, k);
+        if (out.numel() == 0) return out;
+        try (Tensor wc = w.contiguous(); Block values = Block.of(4L * rows * 2 * g); Block meta = Block.of(4L * rows * ((g + 7) / 8))) {
+            Native.cudaPrune24(rows, k, ptr(wc), k, values.ptr(), meta.ptr(), ptr(out), k, MemorySegment.NULL, 0);
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    /** S(W) along axis 0 (2:4 in every group of 4 rows of a column) of a float32 CUDA matrix, same shape (fst_k_prune24_t). */
+    public static Tensor prune24TransposedMasked(Tensor w) {
+        require("prune24TransposedMasked", w);
+        if (w.dim() != 2) throw new IllegalArgumentException("wrong rank: prune24TransposedMasked needs a matrix, got " + Shape.str(w.shape));
+        int cout = w.shape[0], k = w.shape[1];
+        long g = (cout + 3) / 4;
+        if ((long) cout * k == 0) return Tensor.empty(Device.CUDA, DType.F32, cout, k);
+        try (Tensor wc = w.contiguous(); Tensor masked = Tensor.empty(Device.CUDA, DType.F32, k, cout);
+             Block values = Block.of(4L * k * 2 * g); Block meta = Block.of(4L * k * ((g + 7) / 8))) {
+            Native.cudaPrune24Transposed(cout, k, ptr(wc), k, values.ptr(), meta.ptr(), ptr(masked), cout, MemorySegment.NULL, 0);
+            try (Tensor back = masked.t()) { return back.contiguous(); }
+        }
+    }
+
+    // ---------------------------------------------------------------- FST: Information Restoration and the half-K gather (fst4j.sparse)
+
+    /** Restoration.shiftAdd on CUDA: every segment of a float32 tensor shifted and added (shift.c's rule). */
+    public static Tensor shiftAdd(Tensor dy, int segment, float coeff, int shift, boolean circular) {
+        require("shiftAdd", dy);
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, dy.shape);
+        try (Tensor src = dy.contiguous()) {
+            if (out.numel() > 0) Native.cudaShiftAdd(ptr(src), ptr(out), 1, out.numel(), segment, shift, coeff, circular);
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    /** HalfK.shiftGather on CUDA: dy [R, K] -> [R, (K/segment) * ceil(segment/2)]; coeff 0 is the plain gather. */
+    public static Tensor shiftGather(Tensor dy, int segment, float coeff, int shift, boolean circular) {
+        require("shiftGather", dy);
+        int r = dy.shape[0], k = dy.shape[1];
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, r, Math.multiplyExact(k / segment, (segment + 1) / 2));
+        try (Tensor src = dy.contiguous()) {
+            if ((long) r * k > 0) Native.cudaShiftGather(ptr(src), ptr(out), r, k, segment, shift, coeff, circular);
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
     }
 
     // ---------------------------------------------------------------- optimizer (fst4j.nn)

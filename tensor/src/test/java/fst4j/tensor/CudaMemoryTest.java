@@ -29,6 +29,52 @@ class CudaMemoryTest {
         }
     }
 
+    /** The elementwise iteration space is collapsed without changing which elements are visited, or their order. */
+    @Test
+    void elementwiseLayoutsCollapseToTheFewestDimensions() {
+        CudaOps.Layout flat = CudaOps.Layout.of(new int[] { 2, 3, 4 }, new long[] { 12, 4, 1 }, new long[] { 12, 4, 1 });
+        assertArrayEquals(new long[] { 24 }, flat.shape());
+        assertArrayEquals(new long[] { 1 }, flat.strides()[1]);
+        CudaOps.Layout bias = CudaOps.Layout.of(new int[] { 8, 16, 5, 5 }, new long[] { 400, 25, 5, 1 }, new long[] { 0, 1, 0, 0 });
+        assertArrayEquals(new long[] { 8, 16, 25 }, bias.shape());
+        assertArrayEquals(new long[] { 400, 25, 1 }, bias.strides()[0]);
+        assertArrayEquals(new long[] { 0, 1, 0 }, bias.strides()[1]);
+        CudaOps.Layout t = CudaOps.Layout.of(new int[] { 3, 1, 4 }, new long[] { 1, 99, 3 });   // a transpose, a size-1 axis
+        assertArrayEquals(new long[] { 3, 4 }, t.shape());
+        assertArrayEquals(new long[] { 1, 3 }, t.strides()[0]);
+        CudaOps.Layout scalar = CudaOps.Layout.of(new int[] { 1, 1 }, new long[] { 0, 0 });
+        assertEquals(0, scalar.shape().length);
+        // every collapse visits the same offsets in the same order as the original layout
+        java.util.Random r = new java.util.Random(3);
+        for (int trial = 0; trial < 200; trial++) {
+            int rank = 1 + r.nextInt(4);
+            int[] shape = new int[rank];
+            for (int d = 0; d < rank; d++) shape[d] = 1 + r.nextInt(3);
+            long[] st = new long[rank];
+            for (int d = rank - 1, acc = 1; d >= 0; d--) {   // contiguous, broadcast (0) or a permuted-looking stride
+                int kind = r.nextInt(3);
+                st[d] = kind == 0 ? acc : kind == 1 ? 0 : acc * 2;
+                acc *= shape[d];
+            }
+            CudaOps.Layout l = CudaOps.Layout.of(shape, st);
+            long n = 1;
+            for (int s : shape) n *= s;
+            for (long i = 0; i < n; i++) assertEquals(offset(i, shape, st), offset(i, l.shape(), l.strides()[0]), java.util.Arrays.toString(shape) + java.util.Arrays.toString(st));
+        }
+    }
+
+    private static long offset(long i, int[] shape, long[] st) {
+        long off = 0;
+        for (int d = shape.length - 1; d >= 0; d--) { off += (i % shape[d]) * st[d]; i /= shape[d]; }
+        return off;
+    }
+
+    private static long offset(long i, long[] shape, long[] st) {
+        long off = 0;
+        for (int d = shape.length - 1; d >= 0; d--) { off += (i % shape[d]) * st[d]; i /= shape[d]; }
+        return off;
+    }
+
     @Test
     void withoutCudaADeviceTensorSaysWhy() {
         assumeTrue(!Cuda.isAvailable(), "CUDA is available here");

@@ -192,6 +192,38 @@ class CudaTensorOpsTest {
         assertSame(keep(xt.sum(false, 0, 2)), keep(dt.sum(false, 0, 2)), "sum of a permuted view");
     }
 
+    /**
+     * Past 256 terms per output, sums and batch-norm statistics are 256 strided partial sums added in order (parallel
+     * and deterministic, no longer the CPU's order): equal to the CPU within double rounding, i.e. almost always to
+     * the float bit, and the same bits on every run.
+     */
+    @Test
+    void longReductionsMatchTheCpuAndRepeatExactly() {
+        Random r = new Random(16);
+        Tensor x = randn(r, 6, 5, 9, 11), m = randn(r, 7, 300);
+        Tensor dx = gpu(x), dm = gpu(m);
+        assertClose(keep(x.sum(false, 0, 2, 3)), keep(dx.sum(false, 0, 2, 3)), 1e-6, 1, "sum of 594 terms per channel");
+        assertClose(keep(m.mean(false, 1)), keep(dm.mean(false, 1)), 1e-6, 0.1, "mean of 300 terms");
+        assertClose(keep(m.sum()), keep(dm.sum()), 1e-6, 10, "sum of 2100 terms");
+        assertSame(keep(dx.sum(false, 0, 2, 3)), keep(dx.sum(false, 0, 2, 3)), "the same partial sums again");
+        Tensor gamma = randn(r, 5), beta = randn(r, 5), dy = randn(r, 6, 5, 9, 11);
+        Tensor gg = gpu(gamma), bg = gpu(beta), ddy = gpu(dy);
+        try (Norm.BatchNorm c = Norm.batchNorm2dTrain(x, gamma, beta, null, null, 0.1, 1e-5);
+             Norm.BatchNorm k = Norm.batchNorm2dTrain(dx, gg, bg, null, null, 0.1, 1e-5);
+             Norm.BatchNorm k2 = Norm.batchNorm2dTrain(dx, gg, bg, null, null, 0.1, 1e-5)) {
+            assertClose(c.output(), k.output(), 1e-6, 1, "bn output, 594 values per channel");
+            assertClose(c.mean(), k.mean(), 1e-6, 0.1, "bn mean");
+            assertClose(c.invStd(), k.invStd(), 1e-6, "bn invStd");
+            assertSame(k.output(), k2.output(), "bn output again");
+            try (Norm.BatchNormGrads gc = Norm.batchNorm2dBackward(dy, x, gamma, c.mean(), c.invStd());
+                 Norm.BatchNormGrads gk = Norm.batchNorm2dBackward(ddy, dx, gg, k.mean(), k.invStd())) {
+                assertClose(gc.dx(), gk.dx(), 1e-5, 1, "bn dx");
+                assertClose(gc.dgamma(), gk.dgamma(), 1e-6, 10, "bn dgamma");
+                assertClose(gc.dbeta(), gk.dbeta(), 1e-6, 10, "bn dbeta");
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- pooling
 
     @Test

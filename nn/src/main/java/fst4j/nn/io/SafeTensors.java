@@ -178,7 +178,8 @@ public final class SafeTensors {
                     if (en.longs() != null) {
                         writeLongs(ch, en.longs(), buf, bufSeg);
                     } else {
-                        try (Tensor c = en.tensor().contiguous()) {
+                        // a CUDA tensor is copied to the host first (an alias for a host one)
+                        try (Tensor onHost = en.tensor().to(fst4j.tensor.Device.CPU); Tensor c = onHost.contiguous()) {
                             writeSegment(ch, c.data(), c.dtype(), buf, bufSeg);
                         }
                     }

@@ -34,7 +34,7 @@ public final class Main {
     static final String USAGE = "usage: fst4j train [--model mlp|cnn|resnet-small|resnet18] [--data fashion-mnist|mnist:DIR|cifar10:DIR]"
             + " [--method dense,fst3_ir,...] [--epochs N] [--batch N] [--lr X] [--momentum X] [--wd X] [--nesterov] [--warmup STEPS]"
             + " [--smoothing X] [--train-subset N] [--test-subset N] [--augment] [--seed N] [--threads N] [--out DIR]"
-            + " [--resume CKPT] [--save-every STEPS] [--no-progress]";
+            + " [--resume CKPT] [--save-every STEPS] [--no-progress] [--device cpu|cuda]";
 
     static final String HELP = """
             fst4j train: train one model per sparsity method and compare them.
@@ -55,6 +55,7 @@ public final class Main {
               --resume CKPT      continue the run saved in CKPT (its method and settings; other flags must agree)
               --save-every N     also checkpoint every N steps to OUT/<method>/checkpoint.safetensors
               --no-progress      no live progress bar on a terminal
+              --device D         cpu (default) or cuda: model, optimizer and batches on the GPU (see native-cuda/CUDA.md)
             """;
 
     /** A bad command line: the message is the one-line problem. */
@@ -66,7 +67,8 @@ public final class Main {
     /** Parsed command line. */
     record Options(String model, String data, List<Method> methods, Integer epochs, Integer batch, Double lr, Double momentum,
                    Double wd, boolean nesterov, Integer warmup, Double smoothing, Integer trainSubset, Integer testSubset,
-                   boolean augment, Long seed, Integer threads, Path out, Path resume, int saveEvery, boolean progress) {}
+                   boolean augment, Long seed, Integer threads, Path out, Path resume, int saveEvery, boolean progress,
+                   fst4j.tensor.Device device) {}
 
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));
@@ -103,6 +105,9 @@ public final class Main {
         } catch (CheckpointException e) {
             err.println("fst4j train: " + e.getMessage());
             return 1;
+        } catch (fst4j.shim.CudaUnavailableException e) {   // --device cuda where there is none: the one-line reason
+            err.println("fst4j train: " + e.getMessage());
+            return 1;
         } catch (IOException | UncheckedIOException e) {
             err.println("fst4j train: " + e.getMessage());
             return 1;
@@ -116,7 +121,8 @@ public final class Main {
         Map<String, String> v = new LinkedHashMap<>();
         List<String> bools = List.of("--nesterov", "--augment", "--no-progress");
         List<String> valued = List.of("--model", "--data", "--method", "--epochs", "--batch", "--lr", "--momentum", "--wd",
-                "--warmup", "--smoothing", "--train-subset", "--test-subset", "--seed", "--threads", "--out", "--resume", "--save-every");
+                "--warmup", "--smoothing", "--train-subset", "--test-subset", "--seed", "--threads", "--out", "--resume", "--save-every",
+                "--device");
         for (int i = 0; i < args.length; i++) {
             String a = args[i], val = null;
             int eq = a.indexOf('=');
@@ -153,12 +159,18 @@ public final class Main {
         if (model != null && !List.of("mlp", "cnn", "small-cnn", "resnet-small", "resnet18", "resnet18-imagenet").contains(model.toLowerCase(Locale.ROOT)))
             throw new UsageException("unknown model '" + model + "'");
         Integer saveEvery = posInt(v, "--save-every", true);
+        fst4j.tensor.Device device = fst4j.tensor.Device.CPU;
+        if (v.containsKey("--device")) {
+            String d = v.get("--device").toLowerCase(Locale.ROOT);
+            if (!d.equals("cpu") && !d.equals("cuda")) throw new UsageException("unknown device '" + v.get("--device") + "' (cpu, cuda)");
+            device = d.equals("cuda") ? fst4j.tensor.Device.CUDA : fst4j.tensor.Device.CPU;
+        }
         return new Options(model, v.get("--data"), methods, posInt(v, "--epochs", false), posInt(v, "--batch", false),
                 posDouble(v, "--lr", false), posDouble(v, "--momentum", true), posDouble(v, "--wd", true), v.containsKey("--nesterov"),
                 posInt(v, "--warmup", true), posDouble(v, "--smoothing", true), posInt(v, "--train-subset", true),
                 posInt(v, "--test-subset", true), v.containsKey("--augment"), longOf(v, "--seed"), posInt(v, "--threads", false),
                 v.containsKey("--out") ? Path.of(v.get("--out")) : null, v.containsKey("--resume") ? Path.of(v.get("--resume")) : null,
-                saveEvery == null ? 0 : saveEvery, !v.containsKey("--no-progress"));
+                saveEvery == null ? 0 : saveEvery, !v.containsKey("--no-progress"), device);
     }
 
     private static Integer posInt(Map<String, String> v, String k, boolean zeroOk) throws UsageException {
@@ -287,7 +299,7 @@ public final class Main {
         Result train(TrainConfig cfg, TrainData data) throws IOException {
             String name = cfg.methodName();
             Path mdir = dir.resolve(name);
-            try (Trainer t = new Trainer(cfg, data)) {
+            try (Trainer t = new Trainer(cfg, data, o.device())) {
                 if (o.resume() != null) {
                     t.load(o.resume());
                     out.printf(Locale.ROOT, "[%s] resumed from %s at step %d/%d (epoch %d)%n", name, o.resume(), t.stepsDone(), t.totalSteps(), t.epoch() + 1);

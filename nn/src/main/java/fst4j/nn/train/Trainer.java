@@ -12,6 +12,7 @@ import fst4j.nn.Sparse;
 import fst4j.nn.SrSte;
 import fst4j.nn.data.DataLoader;
 import fst4j.nn.io.SafeTensors;
+import fst4j.tensor.Device;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
 
@@ -62,15 +63,24 @@ public final class Trainer implements AutoCloseable {
     private final LrSchedule schedule;
     private final long totalSteps;
     private final boolean decays;
+    private final Device device;
     private long step;
 
-    public Trainer(TrainConfig cfg, TrainData data) {
+    public Trainer(TrainConfig cfg, TrainData data) { this(cfg, data, Device.CPU); }
+
+    /**
+     * A trainer whose model, optimizer state and batches live on device (Module.to after the model is built, each batch
+     * copied up by the step); data loading, augmentation and the metrics stay on the host.
+     */
+    public Trainer(TrainConfig cfg, TrainData data, Device device) {
         this.cfg = cfg;
+        this.device = device;
         this.data = data.subsets(cfg.trainSubset(), cfg.testSubset());
         var tr = this.data.train();
         if (tr.size() < cfg.batchSize())
             throw new IllegalArgumentException("the training set has " + tr.size() + " images, fewer than one batch of " + cfg.batchSize());
         this.model = Models.byName(cfg.model(), tr.channels(), tr.height(), tr.width(), tr.numClasses(), cfg.method(), cfg.seed());
+        if (device != Device.CPU) model.to(device);
         this.opt = new SGD(model.parameters(), cfg.lr(), cfg.momentum(), cfg.weightDecay(), cfg.nesterov());
         DataLoader.Builder b = DataLoader.builder(tr).batchSize(cfg.batchSize()).shuffle(true).seed(cfg.seed()).dropLast(true)
                 .normalize(this.data.mean(), this.data.std());
@@ -86,6 +96,10 @@ public final class Trainer implements AutoCloseable {
     }
 
     public TrainConfig config() { return cfg; }
+    public Device device() { return device; }
+
+    /** A batch tensor on the trainer's device (the same tensor on the CPU; a copy in the current scope otherwise). */
+    private Tensor onDevice(Tensor t) { return device == Device.CPU ? t : t.to(device); }
     public TrainData data() { return data; }
     public Module model() { return model; }
     public SGD optimizer() { return opt; }
@@ -117,7 +131,7 @@ public final class Trainer implements AutoCloseable {
         try (Scope s = Scope.open()) {
             DataLoader.Batch batch = loader.next();
             opt.setLr(lr);
-            Var logits = model.forward(Var.of(batch.images()));
+            Var logits = model.forward(Var.of(onDevice(batch.images())));
             Var loss = NN.crossEntropy(logits, batch.labels(), cfg.labelSmoothing());
             lossValue = loss.item();
             correct = countCorrect(logits.value(), batch.labels());
@@ -145,7 +159,7 @@ public final class Trainer implements AutoCloseable {
             while (testLoader.hasNext()) {
                 try (Scope s = Scope.open()) {
                     DataLoader.Batch b = testLoader.next();
-                    Var logits = model.forward(Var.of(b.images()));
+                    Var logits = model.forward(Var.of(onDevice(b.images())));
                     lossSum += NN.crossEntropy(logits, b.labels(), 0).item() * b.size();
                     correct += countCorrect(logits.value(), b.labels());
                     n += b.size();

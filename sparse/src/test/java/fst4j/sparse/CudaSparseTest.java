@@ -1,0 +1,88 @@
+package fst4j.sparse;
+
+import fst4j.shim.Cuda;
+import fst4j.tensor.Device;
+import fst4j.tensor.Tensor;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The FST pieces on CUDA tensors against the CPU, bit for bit: Information Restoration (shift_add kernel), the IR
+ * shift fused with the half-K gather and the plain gather (shift_gather kernel), and every sparsifier applied to a
+ * CUDA tensor (the selection runs on the host, the result comes back on the device). Against the device or the
+ * host emulator, skipped with the reason otherwise.
+ */
+class CudaSparseTest {
+    private final List<Tensor> open = new ArrayList<>();
+
+    @BeforeEach
+    void needsCuda() {
+        System.out.println("CUDA back end: " + Cuda.status());
+        assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA back end: " + Cuda.status());
+    }
+
+    @AfterEach
+    void closeAll() { open.forEach(Tensor::close); open.clear(); }
+
+    private Tensor keep(Tensor t) { open.add(t); return t; }
+
+    private Tensor randn(Random r, int... shape) {
+        int n = 1;
+        for (int s : shape) n *= s;
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) v[i] = r.nextInt(6) == 0 ? (float) (r.nextInt(5) - 2) : (float) r.nextGaussian();   // some ties
+        return keep(Tensor.of(v, shape));
+    }
+
+    private static void assertBits(Tensor cpu, Tensor cuda, String what) {
+        assertEquals(Device.CUDA, cuda.device(), what + ": device");
+        assertArrayEquals(cpu.shape(), cuda.shape(), what + ": shape");
+        float[] a = cpu.toFloatArray(), b = cuda.toFloatArray();
+        for (int i = 0; i < a.length; i++)
+            assertEquals(Float.floatToRawIntBits(a[i]), Float.floatToRawIntBits(b[i]), what + ": element " + i + " " + b[i] + " vs " + a[i]);
+    }
+
+    @Test
+    void informationRestorationAndTheHalfKGatherMatchTheCpu() {
+        Random r = new Random(41);
+        for (int seg : new int[] { 1, 2, 7, 25 })
+            for (int shift : new int[] { 1, -1 })
+                for (boolean circular : new boolean[] { false, true }) {
+                    String s = "segment " + seg + " shift " + shift + " circular " + circular;
+                    Tensor dy = randn(r, 6, seg * 3);
+                    Tensor d = keep(dy.to(Device.CUDA));
+                    assertBits(keep(Restoration.shiftAdd(dy, seg, 0.03f, shift, circular)), keep(Restoration.shiftAdd(d, seg, 0.03f, shift, circular)),
+                            "shiftAdd " + s);
+                    assertBits(keep(HalfK.shiftGather(dy, seg, 0.5f, shift, circular)), keep(HalfK.shiftGather(d, seg, 0.5f, shift, circular)),
+                            "shiftGather " + s);
+                    assertBits(keep(HalfK.gatherKept(dy, seg)), keep(HalfK.gatherKept(d, seg)), "gatherKept " + s);
+                }
+        Tensor nchw = randn(r, 2, 3, 5, 4);
+        assertBits(keep(Restoration.authors(nchw)), keep(Restoration.authors(keep(nchw.to(Device.CUDA)))), "authors' restoration");
+    }
+
+    @Test
+    void sparsifiersApplyToCudaTensorsAndKeepThemThere() {
+        Random r = new Random(42);
+        Tensor w = randn(r, 12, 18);
+        Tensor d = keep(w.to(Device.CUDA));
+        Sparsifier[] rules = { new Sparsifier.Magnitude24(1), new Sparsifier.Magnitude24(0), new Sparsifier.SortMagnitude24(1),
+                new Sparsifier.Fixed24(1), new Sparsifier.TopK(1, 0.5), new Sparsifier.Dense() };
+        for (Sparsifier s : rules) {
+            assertBits(keep(s.apply(w)), keep(s.apply(d)), "apply " + s);
+            assertBits(keep(s.mask(w)), keep(s.mask(d)), "mask " + s);
+        }
+        // a stateful rule: two instances stepped alike
+        Transposable24 tc = new Transposable24(40), tg = new Transposable24(40);
+        Tensor sq = randn(r, 16, 16);
+        assertBits(keep(tc.apply(sq)), keep(tg.apply(keep(sq.to(Device.CUDA)))), "transposable 2:4");
+    }
+}

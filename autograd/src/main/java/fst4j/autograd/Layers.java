@@ -100,6 +100,8 @@ public final class Layers {
         int target = blockCols > 0 ? blockCols : (int) Math.max(1024, Math.min(4096, (1 << 19) / kRows));
         int b = Math.max(1, Math.min(n, (target + l - 1) / l));
         b = (int) Math.max(1, Math.min(b, BLOCK_FLOATS / ((long) kRows * l)));
+        int blocks = (n + b - 1) / b;
+        b = (n + blocks - 1) / blocks;   // equal blocks: 32 images as 16 + 16, not 28 + a 4-image GEMM that is mostly overhead
         return (long) b * l >= MIN_BLOCK_COLS || b == n ? b : 0;
     }
 

@@ -65,15 +65,12 @@ public final class Conv {
         Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
         if (x.storage.device != Device.CPU) return CudaOps.im2col(x, g);
         Tensor out = Tensor.empty(x.dtype, g.k(), g.n * g.l());
-        try (Tensor xc = x.contiguous()) {
-            if (useNative(x.dtype) && out.numel() > 0) {
-                Native.im2col(xc.data(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
-                        out.data(), (long) g.n * g.l(), Blas.threads());
-            } else {
-                for (int n = 0; n < g.n; n++) im2colRaw(xc, n, g, out, (long) n * g.l());
-            }
+        try {
+            return im2colInto(x, kh, kw, sh, sw, ph, pw, out);
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
         }
-        return out;
     }
 
     /**

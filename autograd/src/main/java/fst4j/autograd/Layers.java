@@ -85,7 +85,9 @@ public final class Layers {
      * (Cin*k*k). Measured (whole steps, the two alternating in one JVM): on ResNet-18, whose layers all have >= 576,
      * within this machine's noise (0.96-1.40x across runs); on the 16-32-channel layers of resnet-small 0.81-0.96x,
      * where lowering short rows while packing costs more than a streaming im2col. Kept for wide layers because it
-     * needs no buffer. -Dfst4j.conv.implicit=false lowers into the buffer everywhere.
+     * needs no buffer. Eq. 3's half-K columns (im2col with the horizontal stride doubled) are always lowered inside
+     * the GEMM: the explicit alternative is im2col's general strided path, 2-4x slower there.
+     * -Dfst4j.conv.implicit=false lowers into the buffer everywhere.
      */
     public static volatile boolean implicitLowering = !"false".equals(System.getProperty("fst4j.conv.implicit"));
     static final int IMPLICIT_MIN_ROWS = 512;
@@ -224,7 +226,7 @@ public final class Layers {
                     return allBuffer != null && implicitFor(w.size(1) * k * k) ? new Lowering(xs, k, k, stride, stride, padding, padding) : null;
                 }
                 public Lowering keptLowering(int[] pos) {
-                    return allBuffer != null && implicitFor(w.size(1) * k * k) && rowAligned(pos) ? new Lowering(xs, k, k, stride, 2 * stride, padding, padding) : null;
+                    return allBuffer != null && implicitLowering && rowAligned(pos) ? new Lowering(xs, k, k, stride, 2 * stride, padding, padding) : null;
                 }
             };
         }

@@ -201,24 +201,7 @@ int fst_lowering_check(const fst_lowering *s) {
     return check(&g);
 }
 
-/* Short runs (one output row: 4-32 floats in a ResNet) copied and zeroed inline: a libc memcpy/memset call per run
- * cost more than the run. The attribute keeps gcc from turning these loops back into those calls. */
-typedef float v8f __attribute__((vector_size(32), aligned(4)));
-#define NO_LIBC_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
-
-static inline NO_LIBC_LOOPS void run_copy(float *restrict d, const float *restrict s, int64_t n) {
-    int64_t q = 0;
-    for (; q + 8 <= n; q += 8) *(v8f *)(d + q) = *(const v8f *)(s + q);
-    for (; q < n; q++) d[q] = s[q];
-}
-
-static inline NO_LIBC_LOOPS void run_zero(float *restrict d, int64_t n) {
-    int64_t q = 0;
-    for (; q + 8 <= n; q += 8) *(v8f *)(d + q) = (v8f){0};
-    for (; q < n; q++) d[q] = 0.0f;
-}
-
-NO_LIBC_LOOPS void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t ncols, float *out) {
+void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t ncols, float *out) {
     const int64_t kk = s->kh * s->kw, ch = r / kk, i = (r / s->kw) % s->kh, jj = r % s->kw, L = s->ho * s->wo;
     const geom g = { s->n, s->c, s->h, s->w, s->kh, s->kw, s->sh, s->sw, s->ph, s->pw, s->ho, s->wo };
     int64_t lo, hi;
@@ -229,16 +212,15 @@ NO_LIBC_LOOPS void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t co
         const int64_t m = s->wo - ow < ncols ? s->wo - ow : ncols;
         const int64_t ih = oh * s->sh - s->ph + i;
         if (ih < 0 || ih >= s->h) {
-            run_zero(out, m);
+            for (int64_t q = 0; q < m; q++) out[q] = 0.0f;
         } else {
             const float *src = s->x + ((img * s->c + ch) * s->h + ih) * s->w - s->pw + jj;
-            int64_t a = ow > lo ? ow : lo, b = ow + m < hi ? ow + m : hi;   /* valid output columns */
-            if (a > ow + m) a = ow + m;
-            if (b < a) b = a;
-            run_zero(out, a - ow);
-            if (s->sw == 1) run_copy(out + (a - ow), src + a, b - a);
-            else for (int64_t q = a; q < b; q++) out[q - ow] = src[q * s->sw];
-            run_zero(out + (b - ow), ow + m - b);
+            const int64_t a = ow > lo ? ow : lo, b = ow + m < hi ? ow + m : hi;   /* valid output columns */
+            int64_t q = ow;
+            for (; q < a && q < ow + m; q++) out[q - ow] = 0.0f;
+            if (s->sw == 1) { if (b > a) memcpy(out + (a - ow), src + a, (size_t)(b - a) * 4); q = b > a ? b : q; }
+            else for (; q < b; q++) out[q - ow] = src[q * s->sw];
+            for (; q < ow + m; q++) out[q - ow] = 0.0f;
         }
         out += m; ncols -= m; ow = 0;
         if (++oh == s->ho) { oh = 0; img++; }

@@ -80,19 +80,13 @@ public final class Layers {
     public static volatile boolean blocked = !"false".equals(System.getProperty("fst4j.conv.blocked"));
 
     /**
-     * Whether the blocked path hands the GEMMs x itself (implicit im2col: Eq. 1 and Eq. 3, dense and 2:4, lower the
-     * pieces they pack) instead of an im2col buffer, for layers with at least {@link #IMPLICIT_MIN_ROWS} rows of K
-     * (Cin*k*k). Measured (whole steps, the two alternating in one JVM): on ResNet-18, whose layers all have >= 576,
-     * within this machine's noise (0.96-1.40x across runs); on the 16-32-channel layers of resnet-small 0.81-0.96x,
-     * where lowering short rows while packing costs more than a streaming im2col. Kept for wide layers because it
-     * needs no buffer. Eq. 3's half-K columns (im2col with the horizontal stride doubled) are always lowered inside
-     * the GEMM: the explicit alternative is im2col's general strided path, 2-4x slower there.
-     * -Dfst4j.conv.implicit=false lowers into the buffer everywhere.
+     * Whether the blocked path hands the GEMMs x itself (implicit im2col: Eq. 1 and Eq. 3, dense, 2:4 and half-K, lower
+     * the pieces they pack) instead of an im2col buffer. -Dfst4j.conv.implicit=false lowers into the buffer first.
+     * Per layer the two measure within noise of each other; in JMH whole steps lowering everywhere was better on
+     * resnet-small (its im2col+GEMM parts 84 vs 106 ms per step with the buffer for layers under 512 rows of K), and
+     * it needs no buffer. See jmh/NOTES-step-cpu.md.
      */
     public static volatile boolean implicitLowering = !"false".equals(System.getProperty("fst4j.conv.implicit"));
-    static final int IMPLICIT_MIN_ROWS = 512;
-
-    private static boolean implicitFor(int kRows) { return implicitLowering && kRows >= IMPLICIT_MIN_ROWS; }
 
     /**
      * Target output columns per block: -Dfst4j.conv.blockCols=N fixes it; the default (0) takes about 2 MB of lowered
@@ -164,7 +158,7 @@ public final class Layers {
                     for (int n0 = 0; n0 < n; n0 += b) {
                         int nb = Math.min(b, n - n0);
                         try (Tensor xs = xc.slice(0, n0, n0 + nb); Tensor c = cols.slice(1, 0, nb * l)) {
-                            Lowering low = implicitFor(kRows) ? new Lowering(xs, k, k, stride, stride, padding, padding) : null;
+                            Lowering low = implicitLowering ? new Lowering(xs, k, k, stride, stride, padding, padding) : null;
                             if (b == 1) {
                                 try (Tensor yi = out3.slice(0, n0, n0 + 1); Tensor ym = yi.reshape(cout, l)) { eq1(left, low, xs, c, ym); }
                             } else {
@@ -223,7 +217,7 @@ public final class Layers {
                     return out;
                 }
                 public Lowering lowering() {
-                    return allBuffer != null && implicitFor(w.size(1) * k * k) ? new Lowering(xs, k, k, stride, stride, padding, padding) : null;
+                    return allBuffer != null && implicitLowering ? new Lowering(xs, k, k, stride, stride, padding, padding) : null;
                 }
                 public Lowering keptLowering(int[] pos) {
                     return allBuffer != null && implicitLowering && rowAligned(pos) ? new Lowering(xs, k, k, stride, 2 * stride, padding, padding) : null;

@@ -29,7 +29,7 @@ class ConvBlockedTest {
                 {6, 5, 12, 33, 33, 3, 2, 1},   // stride 2, L = 289, odd Wo: blocks of 4 and 2
                 {2, 3, 4, 32, 32, 3, 1, 1},    // L = 1024: one image per block, written straight into NCHW
                 {4, 6, 8, 18, 18, 1, 1, 0},    // 1x1 conv, L = 324
-                // K = Cin*k*k >= 512: Eq. 1 and Eq. 3 lower im2col inside the GEMMs (Layers.IMPLICIT_MIN_ROWS)
+                // wide layers (Cin*k*k >= 512), as in ResNet-18
                 {5, 60, 8, 16, 16, 3, 1, 1},   // blocks of 3 and 2
                 {4, 57, 6, 20, 20, 3, 2, 1},   // stride 2, Wo = 10 even: half-K lowered with the stride doubled
         };

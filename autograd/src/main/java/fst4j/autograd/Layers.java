@@ -66,10 +66,12 @@ public final class Layers {
 
     /**
      * Whether a convolution keeps its forward im2col matrix for Eq. 3 instead of lowering x again in backward
-     * (whole-batch path only, and only when Eq. 3 reads all columns: the half-K path lowers just the kept half).
-     * Costs the matrix's memory until backward; -Dfst4j.conv.keepColumns=false trades that for a second im2col.
+     * (whole-batch path only, and only when Eq. 3 reads all columns: the half-K path lowers just the kept half), up to
+     * {@link #KEEP_COLUMNS_MAX_BYTES} per layer so that a large batch does not hold every layer's matrix until
+     * backward. -Dfst4j.conv.keepColumns=false always lowers again.
      */
     public static volatile boolean keepColumns = !"false".equals(System.getProperty("fst4j.conv.keepColumns"));
+    static final long KEEP_COLUMNS_MAX_BYTES = 64L << 20;
 
     /**
      * Whether float32 CPU convolutions run block by block: a few images at a time are lowered into a buffer that
@@ -134,7 +136,8 @@ public final class Layers {
             long t0 = Profile.start();
             Tensor cols = Conv.im2col(xin, k, stride, padding);
             Profile.stop(Part.IM2COL, t0);
-            if (keepColumns && needsGrad(1) && node.needsAllColumns()) colsKept = save(cols);
+            if (keepColumns && needsGrad(1) && node.needsAllColumns() && cols.numel() * cols.dtype().bytes <= KEEP_COLUMNS_MAX_BYTES)
+                colsKept = save(cols);
             Gemm3.Forward f;
             try (cols; Tensor wm = win.reshape(cout, -1)) { f = node.forward(wm, cols); }
             keep(f.sw());

@@ -66,19 +66,20 @@ static inline void copy_w(float *restrict d, const float *restrict s, int w) {
 /* Non-transposing pack: source rows run along the sliver width (A transposed, B not transposed).
  * Slivers of w: dst[s * w * kc + p * w + j] = src[p * ld + s * w + j], zero past cols. Row by row, so each
  * source row segment is read once, contiguously (friendly to the hardware prefetchers). */
-static void pack_n(const float *src, int64_t ld, int64_t cols, int w, int64_t kc, float *restrict dst) {
+/* One source row s[0:cols] spread over the slivers: d points at row p of the first sliver (dst + p * w). */
+static inline void pack_n_row(const float *s, int64_t cols, int w, int64_t kc, float *restrict d) {
     const int64_t full = cols / w * w;
     const int n = (int)(cols - full);
-    for (int64_t p = 0; p < kc; p++) {
-        const float *s = src + p * ld;
-        float *restrict d = dst + p * w;
-        for (int64_t js = 0; js < full; js += w) copy_w(d + js * kc, s + js, w);
-        if (n) {
-            float *dp = d + full * kc;
-            memcpy(dp, s + full, (size_t)n * 4);
-            for (int j = n; j < w; j++) dp[j] = 0.0f;
-        }
+    for (int64_t js = 0; js < full; js += w) copy_w(d + js * kc, s + js, w);
+    if (n) {
+        float *dp = d + full * kc;
+        memcpy(dp, s + full, (size_t)n * 4);
+        for (int j = n; j < w; j++) dp[j] = 0.0f;
     }
+}
+
+static void pack_n(const float *src, int64_t ld, int64_t cols, int w, int64_t kc, float *restrict dst) {
+    for (int64_t p = 0; p < kc; p++) pack_n_row(src + p * ld, cols, w, kc, dst + p * w);
 }
 
 /* op(A)[i0:i0+mc, p0:p0+kc] into MR-high slivers: sliver s holds, for each p, rows s*MR .. s*MR+MR-1. */
@@ -98,17 +99,9 @@ static void pack_b_lowered(const job *jb, const fst_kernel *k, int64_t j0, int64
                            float *scratch) {
     const int nr = k->nr;
     if (!jb->tB) {
-        const int64_t full = nc / nr * nr;
-        const int tail = (int)(nc - full);
         for (int64_t p = 0; p < kc; p++) {
             fst_lowering_row(jb->low, p0 + p, j0, nc, scratch);
-            float *restrict d = dst + p * nr;
-            for (int64_t js = 0; js < full; js += nr) copy_w(d + js * kc, scratch + js, nr);
-            if (tail) {
-                float *dp = d + full * kc;
-                memcpy(dp, scratch + full, (size_t)tail * 4);
-                for (int j = tail; j < nr; j++) dp[j] = 0.0f;
-            }
+            pack_n_row(scratch, nc, nr, kc, dst + p * nr);
         }
         return;
     }

@@ -60,8 +60,6 @@ public final class Gemm3 {
 
         public int rows() { return sparse != null ? sparse.rows() : dense.size(0); }
 
-        public boolean isSparse() { return sparse != null; }
-
         /**
          * c = this * im2col(low.x()) (overwritten) with the lowered matrix never materialised; c [rows, cols] with unit
          * stride along its rows. False (nothing done) when this operand cannot take it (a strided dense view).

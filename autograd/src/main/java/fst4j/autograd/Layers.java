@@ -149,23 +149,39 @@ public final class Layers {
             }
         }
 
-        /** Eq. 1 block by block: S(W) prepared once, each block's columns lowered into one reused buffer. */
+        /**
+         * Eq. 1 block by block: S(W) prepared once; each block lowered inside the GEMM, or (when the operand cannot take
+         * that) into one reused im2col buffer, allocated only then.
+         */
         private Tensor forwardBlocked(Tensor xin, Tensor win) {
             int n = xin.size(0), cout = win.size(0), k = win.size(2), kRows = win.size(1) * k * k, l = ho * wo, b = block;
             Tensor out = Tensor.empty(n, cout, ho, wo);
             Gemm3.Prepared pr = null;
+            Tensor cols = null;
             try (Tensor wm = win.reshape(cout, kRows)) {
                 pr = node.prepareForward(wm, DType.F32);
-                try (Gemm3.Left left = pr.left(); Tensor xc = xin.contiguous(); Tensor cols = Tensor.empty(kRows, b * l);
+                try (Gemm3.Left left = pr.left(); Tensor xc = xin.contiguous();
                      Tensor ybuf = b > 1 ? Tensor.empty(cout, b * l) : null; Tensor out3 = out.reshape(n, cout, l)) {
                     for (int n0 = 0; n0 < n; n0 += b) {
                         int nb = Math.min(b, n - n0);
-                        try (Tensor xs = xc.slice(0, n0, n0 + nb); Tensor c = cols.slice(1, 0, nb * l)) {
-                            Lowering low = implicitLowering ? new Lowering(xs, k, k, stride, stride, padding, padding) : null;
-                            if (b == 1) {
-                                try (Tensor yi = out3.slice(0, n0, n0 + 1); Tensor ym = yi.reshape(cout, l)) { eq1(left, low, xs, c, ym); }
-                            } else {
-                                try (Tensor y = ybuf.slice(1, 0, nb * l)) { eq1(left, low, xs, c, y); }
+                        // one image: Eq. 1 writes straight into its [Cout, L] plane of the NCHW output
+                        try (Tensor xs = xc.slice(0, n0, n0 + nb); Tensor yi = b == 1 ? out3.slice(0, n0, n0 + 1) : null;
+                             Tensor y = b == 1 ? yi.reshape(cout, l) : ybuf.slice(1, 0, nb * l)) {
+                            long t1 = Profile.start();
+                            boolean done = implicitLowering && left.timesLowered(new Lowering(xs, k, k, stride, stride, padding, padding), y);
+                            Profile.stop(Part.EQ1, t1);
+                            if (!done) {
+                                if (cols == null) cols = Tensor.empty(kRows, b * l);
+                                try (Tensor c = cols.slice(1, 0, nb * l)) {
+                                    long t0 = Profile.start();
+                                    Conv.im2colInto(xs, k, k, stride, stride, padding, padding, c);
+                                    Profile.stop(Part.IM2COL, t0);
+                                    long t2 = Profile.start();
+                                    left.times(c, y);
+                                    Profile.stop(Part.EQ1, t2);
+                                }
+                            }
+                            if (b > 1) {
                                 long t2 = Profile.start();
                                 Conv.scatterImages(ybuf, out3, n0, nb);
                                 Profile.stop(Part.ELEMENTWISE, t2);
@@ -179,22 +195,9 @@ public final class Layers {
                 out.close();
                 if (pr != null && pr.sw() != null) pr.sw().close();
                 throw e;
+            } finally {
+                if (cols != null) cols.close();
             }
-        }
-
-        /** Eq. 1 for one block: lowered inside the GEMM when it can take it, else im2col into the buffer c first. */
-        private void eq1(Gemm3.Left left, Lowering low, Tensor xs, Tensor c, Tensor y) {
-            long t1 = Profile.start();
-            boolean done = low != null && left.timesLowered(low, y);
-            Profile.stop(Part.EQ1, t1);
-            if (done) return;
-            int k = w.size(2);
-            long t0 = Profile.start();
-            Conv.im2colInto(xs, k, k, stride, stride, padding, padding, c);
-            Profile.stop(Part.IM2COL, t0);
-            long t2 = Profile.start();
-            left.times(c, y);
-            Profile.stop(Part.EQ1, t2);
         }
 
         /** Eq. 3's X for the images of xs (the whole batch or a block): all columns, or only the fixed mask's kept ones. */

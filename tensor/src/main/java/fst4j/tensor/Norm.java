@@ -181,16 +181,18 @@ public final class Norm {
         }
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
         long m = (long) n * hw;
+        boolean nat = useNative(x, dy, gamma, mean, invStd) && (reluOut == null || reluOut.dtype == DType.F32);
+        if (reluOut != null && !nat) {
+            // the reference path: ReLU's mask first, then the plain backward
+            try (Tensor masked = Elementwise.reluBackward(dy, reluOut)) { return batchNorm2dBackward(masked, x, gamma, mean, invStd, null); }
+        }
         Tensor dx = Tensor.empty(x.dtype, x.shape), dgamma = Tensor.empty(x.dtype, c), dbeta = Tensor.empty(x.dtype, c);
-        if (useNative(x, dy, gamma, mean, invStd) && (reluOut == null || reluOut.dtype == DType.F32)) {
+        if (nat) {
             try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous(); Tensor rc = reluOut == null ? null : reluOut.contiguous()) {
                 Native.bnBackward(dyc.data(), xc.data(), seg(gamma), seg(mean), seg(invStd), rc == null ? java.lang.foreign.MemorySegment.NULL : rc.data(),
                         n, c, hw, dx.data(), dgamma.data(), dbeta.data(), Blas.threads());
             }
             return new BatchNormGrads(dx, dgamma, dbeta);
-        }
-        if (reluOut != null) {
-            try (Tensor masked = Elementwise.reluBackward(dy, reluOut)) { dx.close(); dgamma.close(); dbeta.close(); return batchNorm2dBackward(masked, x, gamma, mean, invStd, null); }
         }
         try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous()) {
             for (int ch = 0; ch < c; ch++) {

@@ -160,6 +160,17 @@ int fst_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n) {
     return launch(FST_K_f32_to_bf16, n, &a);
 }
 
+int fst_cuda_bf16_pad(const float *src, int64_t rows, int64_t cols, int64_t rs, int64_t cs, uint16_t *dst, int64_t rows_p, int64_t cols_p) {
+    READY();
+    BAD(rows < 0 || cols < 0 || rs < 0 || cs < 0 || rows_p < rows || cols_p < cols);
+    if (rows_p == 0 || cols_p == 0) return FST_OK;
+    NUL(!dst || (rows > 0 && cols > 0 && !src));
+    OWN(dst, rows_p * cols_p * 2);
+    if (rows > 0 && cols > 0) OWN(src, ((rows - 1) * rs + (cols - 1) * cs + 1) * 4);
+    fst_k_bf16_pad_args a = { src, rows, cols, rs, cs, dst, rows_p, cols_p };
+    return launch(FST_K_bf16_pad, rows_p * cols_p, &a);
+}
+
 /* ======================= elementwise ======================= */
 
 /* Copies a host shape / strides of rank <= FST_MAXRANK; n = element count; extent = elements spanned by strides. */

@@ -67,6 +67,10 @@ FST_API int fst_cuda_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, 
                                int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                                const int32_t *pos, int64_t npos, float *out, int64_t ldo);
 FST_API int fst_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n);
+/* dst bf16 [rows_p, cols_p] contiguous = src [rows, cols] (element strides rs, cs; 0 allowed) rounded to nearest even,
+ * zero outside it: a padded GEMM operand in one pass. */
+FST_API int fst_cuda_bf16_pad(const float *src, int64_t rows, int64_t cols, int64_t rs, int64_t cs, uint16_t *dst,
+                              int64_t rows_p, int64_t cols_p);
 
 /* ---- cuBLAS (loaded on first use) ---- */
 /* Row-major fp32 C = alpha op(A) op(B) + beta C, the contract of fst_sgemm; int32 dimensions (cuBLAS's). */

@@ -225,6 +225,13 @@ FST_HD void k_f32_to_bf16(i64 i, const fst_k_f2bf_args &a) {
     if (i < a.n) a.dst[i] = bf16_bits(f2u(a.src[i]));
 }
 
+/* One thread per element of the padded bf16 matrix: the operand of a cuSPARSELt / bf16 GEMM, padded with zeros. */
+FST_HD void k_bf16_pad(i64 i, const fst_k_bf16_pad_args &a) {
+    if (i >= a.rows_p * a.cols_p) return;
+    const i64 r = i / a.cols_p, c = i % a.cols_p;
+    a.dst[i] = (r < a.rows && c < a.cols) ? bf16_bits(f2u(LDG(a.src + r * a.rs + c * a.cs))) : (u16)0;
+}
+
 /* ======================= elementwise ======================= */
 
 /* Offset of logical row-major element i of [shape] (rank dims) under strides st. */

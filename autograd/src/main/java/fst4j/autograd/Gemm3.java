@@ -9,6 +9,7 @@ import fst4j.sparse.Sparsifier;
 import fst4j.sparse.Transposable24;
 import fst4j.tensor.Blas;
 import fst4j.tensor.Conv;
+import fst4j.tensor.CudaSpmm;
 import fst4j.tensor.Lowering;
 import fst4j.tensor.DType;
 import fst4j.tensor.Device;
@@ -55,16 +56,19 @@ public final class Gemm3 {
      */
     public static final class Left implements AutoCloseable {
         private final Tensor dense;            // [rows, K], possibly a transposed view; null when sparse
-        private final Compressed24 sparse;     // 2:4 along K; null when dense
-        private Left(Tensor dense, Compressed24 sparse) { this.dense = dense; this.sparse = sparse; }
+        private final Compressed24 sparse;     // 2:4 along K (CPU kernel); null when dense
+        private final CudaSpmm cuda;           // 2:4 along K through cuSPARSELt (bf16); null otherwise
+        private Left(Tensor dense, Compressed24 sparse) { this(dense, sparse, null); }
+        private Left(Tensor dense, Compressed24 sparse, CudaSpmm cuda) { this.dense = dense; this.sparse = sparse; this.cuda = cuda; }
 
-        public int rows() { return sparse != null ? sparse.rows() : dense.size(0); }
+        public int rows() { return cuda != null ? cuda.rows() : sparse != null ? sparse.rows() : dense.size(0); }
 
         /**
          * c = this * im2col(low.x()) (overwritten) with the lowered matrix never materialised; c [rows, cols] with unit
          * stride along its rows. False (nothing done) when this operand cannot take it (a strided dense view).
          */
         public boolean timesLowered(Lowering low, Tensor c) {
+            if (cuda != null) return false;
             if (sparse != null) { SparseGemm.spmmLowered(sparse, low, 0f, c); return true; }
             if (dense.dtype() != DType.F32 || (dense.size(1) > 1 && dense.strides()[1] != 1)) return false;
             Conv.gemmLowered(1f, dense, low, false, 0f, c);
@@ -73,13 +77,15 @@ public final class Gemm3 {
 
         /** c = this * b (overwritten); b [K, cols] any view, c [rows, cols] with unit stride along its rows. */
         public void times(Tensor b, Tensor c) {
-            if (sparse != null) SparseGemm.spmm(1f, sparse, b, 0f, c);
+            if (cuda != null) cuda.times(b, c);
+            else if (sparse != null) SparseGemm.spmm(1f, sparse, b, 0f, c);
             else Blas.gemm(1f, dense, b, 0f, c);
         }
 
         @Override public void close() {
             if (dense != null) dense.close();
             if (sparse != null) sparse.close();
+            if (cuda != null) cuda.close();
         }
     }
 
@@ -116,7 +122,13 @@ public final class Gemm3 {
                 }
             }
             Tensor sw = cfg.w() instanceof Sparsifier.Dense ? w.alias() : cfg.w().apply(w);
-            // the compressed 2:4 GEMM is a CPU kernel: on CUDA the pruned operand goes through the dense GEMM
+            if (cudaSparse(cfg.w(), w, xType) && (cfg.w() instanceof Transposable24 || axis(cfg.w(), 2) == 1)) {
+                // on CUDA: S(W) (pruned on the device) in bf16, compressed and multiplied by cuSPARSELt
+                try (Tensor s = sw) {
+                    return new Prepared(new Left(null, null, CudaSpmm.of(s)), cfg.wtFromSparse() ? s.alias() : null);
+                }
+            }
+            // otherwise a pruned operand on CUDA goes through the dense GEMM (masked)
             boolean sparse = cfg.w().accelerable() && f32(w) && xType == DType.F32 && cpu(w) && (cfg.w() instanceof Transposable24 || axis(cfg.w(), 2) == 1);
             if (!sparse) return new Prepared(new Left(sw, null), cfg.wtFromSparse() ? sw.alias() : null);
             try {
@@ -127,6 +139,11 @@ public final class Gemm3 {
         } finally {
             Profile.stop(Part.SPARSIFY, t0);
         }
+    }
+
+    /** A 2:4 slot on CUDA float32 operands that cuSPARSELt can take (see {@link CudaSpmm#enabled()}). */
+    private static boolean cudaSparse(Sparsifier s, Tensor w, DType otherType) {
+        return s.accelerable() && w.device() == Device.CUDA && f32(w) && otherType == DType.F32 && CudaSpmm.enabled();
     }
 
     private static boolean cpu(Tensor... ts) {
@@ -176,7 +193,11 @@ public final class Gemm3 {
             Tensor swt = cfg.wt() instanceof Sparsifier.Dense ? src.alias() : cfg.wt().apply(src);   // [Cout, K], 2:4 along Cout
             boolean sparseWt = f32(w) && dyType == DType.F32 && cpu(w) && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)
                     || (cfg.wt() instanceof Sparsifier.Dense && cfg.wtFromSparse() && cfg.w() instanceof Transposable24));
+            boolean cudaWt = w.device() == Device.CUDA && f32(src) && dyType == DType.F32 && CudaSpmm.enabled()
+                    && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)
+                        || (cfg.wt() instanceof Sparsifier.Dense && cfg.wtFromSparse() && cfg.w() instanceof Transposable24));
             try (swt) {
+                if (cudaWt) { try (Tensor t = swt.t()) { return new Left(null, null, CudaSpmm.of(t)); } }
                 if (!sparseWt) return new Left(swt.t(), null);
                 try (Tensor t = swt.t(); Tensor tc = t.contiguous()) { return new Left(null, Compressed24.compress(tc)); }
             }
@@ -207,9 +228,9 @@ public final class Gemm3 {
     public void weightGradInto(Tensor dy, Columns x, int segment, Tensor dw, float beta) {
         long t0 = Profile.start();
         SparseConfig.Shift ir = cfg.ir();
-        if (cfg.xt() instanceof Sparsifier.Fixed24 && cfg.dyEq3() instanceof Sparsifier.Dense && f32(dy) && cpu(dy)
+        if (cfg.xt() instanceof Sparsifier.Fixed24 && cfg.dyEq3() instanceof Sparsifier.Dense && f32(dy)
                 && (ir == null || ir.coeff() != 0f)) {
-            // Eq. 7 half-K with the IR shift fused into the gather (one native pass over dY)
+            // Eq. 7 half-K with the IR shift fused into the gather (one native pass over dY; one kernel on CUDA)
             Tensor gk = ir == null ? HalfK.shiftGather(dy, segment, 0f, 1, false, Blas.threads())
                     : HalfK.shiftGather(dy, segment, ir.coeff(), ir.direction(), ir.circular(), Blas.threads());
             Profile.stop(Part.SPARSIFY, t0);

@@ -780,9 +780,11 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD;
         static {
             SymbolLookup lib = CudaHandles.LIB;
+            BF16_PAD = bind(lib, "fst_cuda_bf16_pad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    ADDRESS, JAVA_LONG, JAVA_LONG), false);
             BINARY = bind(lib, "fst_cuda_binary", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
             SHIFT_ADD = bind(lib, "fst_cuda_shift_add", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_INT, JAVA_FLOAT, JAVA_INT), false);
@@ -969,6 +971,14 @@ public final class Native {
         int rc;
         try { rc = (int) CudaOpHandles.SRSTE.invokeExact(w, g, rows, k, lambda); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_srste_decay");
+    }
+
+    /** dst bf16 [rowsP, colsP] = src fp32 [rows, cols] (element strides rs, cs) rounded to nearest even, zero-padded. */
+    public static void cudaBf16Pad(MemorySegment src, long rows, long cols, long rs, long cs, MemorySegment dst, long rowsP, long colsP) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.BF16_PAD.invokeExact(src, rows, cols, rs, cs, dst, rowsP, colsP); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_bf16_pad");
     }
 
     private static void check(int rc, String fn) {

@@ -67,7 +67,7 @@ public final class CudaOps {
     }
 
     /** A raw device scratch block from the caching allocator (int32 indices and labels, double work arrays). */
-    private record Block(MemorySegment ptr, long bytes) implements AutoCloseable {
+    record Block(MemorySegment ptr, long bytes) implements AutoCloseable {
         static Block of(long bytes) { return new Block(CudaMemory.allocate(bytes), bytes); }
         @Override public void close() { CudaMemory.release(ptr, bytes); }
     }
@@ -196,24 +196,75 @@ public final class CudaOps {
 
     // ---------------------------------------------------------------- GEMM
 
-    /** Set once cuBLAS turned out to be missing (always so on the emulator): then fst4j's own GEMM kernel runs. */
-    private static volatile boolean noCublas;
+    /**
+     * Set once cuBLAS SGEMM (resp. GemmEx) turned out to be missing (the emulator has no SGEMM): then fst4j's own float32
+     * GEMM kernel runs in its place.
+     */
+    private static volatile boolean noSgemm, noGemmEx;
 
-    /** Whether CUDA GEMMs go to cuBLAS (true until a call found it missing). */
-    public static boolean usesCublas() { return !noCublas; }
+    /** Whether CUDA GEMMs at the current {@link #matmulPrecision()} go to cuBLAS (true until a call found it missing). */
+    public static boolean usesCublas() { return precision == MatmulPrecision.FP32 ? !noSgemm : !noGemmEx; }
+
+    /**
+     * The precision of dense CUDA GEMMs (matmul, convolution, Eq. 1-3 when dense), PyTorch's allow_tf32 / autocast in
+     * one switch: FP32 (cuBLAS SGEMM, the default, the CPU's precision), TF32 (float32 operands, TF32 tensor cores) or
+     * BF16 (operands rounded to bfloat16 on the device, float32 accumulation and result; what 2:4 products through
+     * cuSPARSELt use, so dense and sparse steps compare at the same precision). Set with -Dfst4j.cuda.matmul=fp32|tf32|bf16
+     * or {@link #setMatmulPrecision}. Without cuBLAS (and on the host emulator without its GEMM) fst4j's float32 kernel runs.
+     */
+    public enum MatmulPrecision {
+        FP32, TF32, BF16;
+
+        static MatmulPrecision parse(String s) {
+            for (MatmulPrecision p : values()) if (p.name().equalsIgnoreCase(s.trim())) return p;
+            throw new IllegalArgumentException("fst4j.cuda.matmul must be fp32, tf32 or bf16, got '" + s + "'");
+        }
+    }
+
+    private static volatile MatmulPrecision precision = MatmulPrecision.parse(System.getProperty("fst4j.cuda.matmul", "fp32"));
+
+    public static MatmulPrecision matmulPrecision() { return precision; }
+
+    /** Sets the precision of dense CUDA GEMMs for this JVM; returns the previous one. */
+    public static MatmulPrecision setMatmulPrecision(MatmulPrecision p) {
+        MatmulPrecision was = precision;
+        precision = java.util.Objects.requireNonNull(p, "precision");
+        return was;
+    }
 
     /** Row-major C = alpha op(A) op(B) + beta C on CUDA operands (Blas checked shapes and bounds): cuBLAS, else fst_k_gemm. */
     static void gemm(boolean ta, boolean tb, long m, long n, long k, float alpha, Tensor a, long lda, Tensor b, long ldb, float beta, Tensor c, long ldc) {
-        if (!noCublas) {
+        MatmulPrecision p = precision;
+        if (p == MatmulPrecision.FP32 ? !noSgemm : !noGemmEx) {
             try {
-                Native.cudaSgemm(ta, tb, m, n, k, alpha, ptr(a), lda, ptr(b), ldb, beta, ptr(c), ldc);
+                switch (p) {
+                    case FP32 -> Native.cudaSgemm(ta, tb, m, n, k, alpha, ptr(a), lda, ptr(b), ldb, beta, ptr(c), ldc);
+                    case TF32 -> Native.cudaGemmEx(ta, tb, m, n, k, alpha, ptr(a), Cuda.R_32F, lda, ptr(b), Cuda.R_32F, ldb, beta,
+                            ptr(c), Cuda.R_32F, ldc, true);
+                    case BF16 -> gemmBf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                }
                 return;
             } catch (CudaUnavailableException e) {
                 if (!Cuda.isAvailable()) throw e;
-                noCublas = true;   // cuBLAS is not there (or not emulated): the kernel below from now on
+                if (p == MatmulPrecision.FP32) noSgemm = true; else noGemmEx = true;   // not there (or not emulated): the kernel from now on
             }
         }
         Native.cudaGemm(ta, tb, m, n, k, alpha, ptr(a), lda, ptr(b), ldb, beta, ptr(c), ldc);
+    }
+
+    /** The BF16 precision: both operands rounded into packed bf16 copies (one kernel each), then cuBLAS GemmEx. */
+    private static void gemmBf16(boolean ta, boolean tb, long m, long n, long k, float alpha, Tensor a, long lda, Tensor b, long ldb,
+                                 float beta, Tensor c, long ldc) {
+        long ra = ta ? k : m, ca = ta ? m : k, rb = tb ? n : k, cb = tb ? k : n;
+        if (m == 0 || n == 0) return;
+        try (Block a16 = Block.of(Math.max(2, 2 * ra * ca)); Block b16 = Block.of(Math.max(2, 2 * rb * cb))) {
+            if (k > 0) {
+                Native.cudaBf16Pad(ptr(a), ra, ca, lda, 1, a16.ptr(), ra, ca);
+                Native.cudaBf16Pad(ptr(b), rb, cb, ldb, 1, b16.ptr(), rb, cb);
+            }
+            Native.cudaGemmEx(ta, tb, m, n, k, alpha, a16.ptr(), Cuda.R_16BF, Math.max(1, ca), b16.ptr(), Cuda.R_16BF, Math.max(1, cb), beta,
+                    ptr(c), Cuda.R_32F, ldc, false);
+        }
     }
 
     // ---------------------------------------------------------------- convolution (whole batch: one im2col, one GEMM)

@@ -1,0 +1,159 @@
+package fst4j.tensor;
+
+import fst4j.shim.Cuda;
+import fst4j.shim.CudaUnavailableException;
+import fst4j.shim.Native;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A 2:4 sparse left operand on the CUDA device, multiplied through cuSPARSELt: A [rows, K], 2:4 along K (at most
+ * two non-zeros in every group of four consecutive elements of a row), times a dense float32 B [K, n] into a float32
+ * C [rows, n]. This is Eq. 1's S(W) and Eq. 2's S(W^T) on the GPU; {@code fst4j.autograd.Gemm3} prepares one per step
+ * and layer.
+ *
+ * <p>Precision: cuSPARSELt's 50 % sparsity is 2:4 only for 16-bit inputs (1:2 for float32), so A and B are rounded
+ * to bfloat16 (nearest even) and the product is accumulated and returned in float32, as PyTorch's autocast would.
+ * Padding: every dimension handed to the library (rows, K, n) is rounded up to a multiple of {@link #PAD} with
+ * zeros (a zero group is a valid 2:4 group and adds nothing), and C is copied out of the padded product when any
+ * dimension was padded; see native-cuda/CUDA.md for the library's constraints.
+ *
+ * <p>Lifetime: the bf16 copy of A and its compressed form are device blocks owned by this object; close it (Gemm3
+ * does, at the end of the step). Plans are cached per padded shape for the life of the JVM ({@link #clearPlans}).
+ * Whether this path is used at all: {@link #enabled()} (cuSPARSELt loaded and {@link #setEnabled} not switched off).
+ */
+public final class CudaSpmm implements AutoCloseable {
+    /** Every dimension given to cuSPARSELt is a multiple of this (16-bit operands). */
+    public static final int PAD = 16;
+
+    private record Key(int m, int n, int k) {}
+
+    private static final Map<Key, Cuda.SparseLtPlan> PLANS = new ConcurrentHashMap<>();
+    private static final AtomicLong MATMULS = new AtomicLong();
+    private static volatile boolean switchedOn = !"false".equalsIgnoreCase(System.getProperty("fst4j.cuda.sparseLt", "true"));
+    private static volatile Boolean loads;   // null until probed
+
+    private final int rows, k, rowsP, kP;
+    private CudaOps.Block a16;          // bf16 [rowsP, kP], the masked dense operand
+    private CudaOps.Block compressed;   // for plan `compressedFor`
+    private Cuda.SparseLtPlan compressedFor;
+
+    private CudaSpmm(int rows, int k, CudaOps.Block a16) {
+        this.rows = rows; this.k = k; this.rowsP = pad(rows); this.kP = pad(k); this.a16 = a16;
+    }
+
+    static int pad(int n) { return Math.max(PAD, (n + PAD - 1) / PAD * PAD); }
+
+    /**
+     * Whether 2:4 operands on CUDA go through cuSPARSELt: the library loaded (on the device, or emulated by the host
+     * emulator) and the path is switched on ({@code -Dfst4j.cuda.sparseLt=false} or {@link #setEnabled} turn it off;
+     * the operands then go through the dense GEMM in float32, masked).
+     */
+    public static boolean enabled() {
+        if (!switchedOn || !Cuda.isAvailable()) return false;
+        Boolean l = loads;
+        if (l == null) {
+            synchronized (CudaSpmm.class) {
+                if (loads == null) {
+                    boolean ok;
+                    try (Cuda.SparseLtPlan p = plan(PAD, PAD, PAD)) { ok = p != null; }
+                    catch (CudaUnavailableException e) { ok = false; }
+                    loads = ok;
+                }
+                l = loads;
+            }
+        }
+        return l;
+    }
+
+    /** Switches the cuSPARSELt path on or off for this JVM (like PyTorch's backend flags); returns the previous setting. */
+    public static boolean setEnabled(boolean on) { boolean was = switchedOn; switchedOn = on; return was; }
+
+    /** Number of cuSPARSELt products run by this JVM (tests use it to see that the path was taken). */
+    public static long matmuls() { return MATMULS.get(); }
+
+    /** Frees every cached plan (their device-side state belongs to the library). */
+    public static void clearPlans() {
+        for (Key key : PLANS.keySet()) { Cuda.SparseLtPlan p = PLANS.remove(key); if (p != null) p.close(); }
+    }
+
+    private static Cuda.SparseLtPlan plan(int m, int n, int k) {
+        return Cuda.sparseLtPlan(m, n, k, Cuda.R_16BF, Cuda.R_32F);
+    }
+
+    private static Cuda.SparseLtPlan cachedPlan(int m, int n, int k) {
+        return PLANS.computeIfAbsent(new Key(m, n, k), x -> plan(m, n, k));
+    }
+
+    /**
+     * The operand a (float32 CUDA matrix [rows, K], any strides), which must be 2:4 along K, as bf16: the caller pruned
+     * it (S(W), or S(W^T) given as the transposed view of a matrix pruned along its rows).
+     */
+    public static CudaSpmm of(Tensor a) {
+        CudaOps.require("CudaSpmm.of", a);
+        if (a.dim() != 2) throw new IllegalArgumentException("wrong rank: a 2:4 operand must be a matrix, got " + Shape.str(a.shape));
+        int rows = a.shape[0], k = a.shape[1];
+        CudaOps.Block b = bf16Padded(a, pad(rows), pad(k));
+        return new CudaSpmm(rows, k, b);
+    }
+
+    /** bf16 [rowsP, colsP] of the float32 CUDA matrix m, zero-padded, in a fresh device block. */
+    private static CudaOps.Block bf16Padded(Tensor m, int rowsP, int colsP) {
+        CudaOps.Block b = CudaOps.Block.of(2L * rowsP * colsP);
+        try {
+            Native.cudaBf16Pad(CudaOps.ptr(m), m.shape[0], m.shape[1], m.strides[0], m.strides[1], b.ptr(), rowsP, colsP);
+            return b;
+        } catch (RuntimeException | Error e) {
+            b.close();
+            throw e;
+        }
+    }
+
+    public int rows() { return rows; }
+
+    public int k() { return k; }
+
+    /** c = A b (overwritten): b float32 CUDA [K, n] any view, c float32 CUDA [rows, n] contiguous. */
+    public void times(Tensor b, Tensor c) {
+        if (a16 == null) throw new IllegalStateException("CudaSpmm is closed");
+        CudaOps.require("CudaSpmm.times", b, c);
+        if (b.dim() != 2 || c.dim() != 2 || b.shape[0] != k || c.shape[0] != rows || c.shape[1] != b.shape[1])
+            throw new IllegalArgumentException("shape mismatch: 2:4 [" + rows + ", " + k + "] x " + Shape.str(b.shape) + " -> " + Shape.str(c.shape));
+        if (!c.isContiguous()) throw new IllegalArgumentException("CudaSpmm.times writes a contiguous c, got strides " + java.util.Arrays.toString(c.strides));
+        int n = b.shape[1];
+        if (n == 0) return;
+        int nP = pad(n);
+        Cuda.SparseLtPlan plan = cachedPlan(rowsP, nP, kP);
+        try (CudaOps.Block b16 = bf16Padded(b, kP, nP)) {
+            if (compressedFor != plan) {
+                if (compressed != null) { compressed.close(); compressed = null; compressedFor = null; }
+                CudaOps.Block comp = CudaOps.Block.of(Math.max(1, plan.compressedBytes()));
+                try (CudaOps.Block buf = plan.bufferBytes() > 0 ? CudaOps.Block.of(plan.bufferBytes()) : null) {
+                    plan.compress(a16.ptr(), comp.ptr(), buf == null ? MemorySegment.NULL : buf.ptr());
+                } catch (RuntimeException | Error e) {
+                    comp.close();
+                    throw e;
+                }
+                compressed = comp;
+                compressedFor = plan;
+            }
+            boolean direct = rowsP == rows && nP == n;
+            try (Tensor out = direct ? c.alias() : Tensor.empty(Device.CUDA, DType.F32, rowsP, nP);
+                 CudaOps.Block ws = plan.workspaceBytes() > 0 ? CudaOps.Block.of(plan.workspaceBytes()) : null) {
+                plan.matmul(1f, compressed.ptr(), b16.ptr(), 0f, CudaOps.ptr(out), ws == null ? MemorySegment.NULL : ws.ptr());
+                MATMULS.incrementAndGet();
+                if (!direct) {
+                    try (Tensor r = out.slice(0, 0, rows); Tensor rc = r.slice(1, 0, n)) { c.copyFrom(rc); }
+                }
+            }
+        }
+    }
+
+    @Override public void close() {
+        if (compressed != null) { compressed.close(); compressed = null; compressedFor = null; }
+        if (a16 != null) { a16.close(); a16 = null; }
+    }
+}

@@ -1,0 +1,94 @@
+package fst4j.tensor;
+
+import fst4j.shim.Cuda;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The dense CUDA GEMM at each {@link CudaOps.MatmulPrecision}: BF16 equals the float64 product of the bf16-rounded
+ * operands (within float accumulation), TF32 stays within TF32's rounding of the float32 product, for plain and
+ * transposed operands at sizes that are not multiples of anything. Runs on the device or the host emulator.
+ */
+class CudaMatmulPrecisionTest {
+    @BeforeEach
+    void needsCuda() { assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA back end: " + Cuda.status()); }
+
+    private static float[] gaussian(Random r, int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) v[i] = (float) r.nextGaussian();
+        return v;
+    }
+
+    private static float round(float f, boolean bf16) { return bf16 ? CudaSpmmTest.fromBf16(CudaSpmmTest.bf16(f)) : f; }
+
+    /** C = op(A) op(B) at the given precision, checked element by element against float64. */
+    private static void check(CudaOps.MatmulPrecision p, boolean ta, boolean tb, int m, int n, int k, Random r) {
+        float[] a = gaussian(r, m * k), b = gaussian(r, k * n);
+        CudaOps.MatmulPrecision was = CudaOps.setMatmulPrecision(p);
+        try (Tensor ah = ta ? Tensor.of(a, k, m) : Tensor.of(a, m, k); Tensor bh = tb ? Tensor.of(b, n, k) : Tensor.of(b, k, n);
+             Tensor ad = ah.to(Device.CUDA); Tensor bd = bh.to(Device.CUDA); Tensor av = ta ? ad.t() : ad.alias(); Tensor bv = tb ? bd.t() : bd.alias();
+             Tensor c = Tensor.zeros(Device.CUDA, DType.F32, m, n)) {
+            Blas.gemm(1f, av, bv, 0f, c);
+            assumeTrue(CudaOps.usesCublas(), () -> p + ": cuBLAS GemmEx not available: " + Cuda.blasStatus());
+            float[] got = c.toFloatArray();
+            boolean bf = p == CudaOps.MatmulPrecision.BF16;
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) {
+                    double want = 0, mag = 0;
+                    for (int q = 0; q < k; q++) {
+                        float x = a[ta ? q * m + i : i * k + q], y = b[tb ? j * k + q : q * n + j];
+                        double t = (double) round(x, bf) * round(y, bf);
+                        want += t; mag += Math.abs(t);
+                    }
+                    // BF16: exact products of the rounded operands, float accumulation; TF32: 10-bit mantissas (2^-11 each)
+                    double tol = (bf ? 1e-4 : 2e-3) * mag + 1e-30;
+                    assertEquals(want, got[i * n + j], tol, p + (ta ? " A^T" : "") + (tb ? " B^T" : "") + " " + m + "x" + n + "x" + k + " at " + i + "," + j);
+                }
+        } finally {
+            CudaOps.setMatmulPrecision(was);
+        }
+    }
+
+    @Test
+    void bf16ProductIsTheProductOfTheRoundedOperands() {
+        Random r = new Random(31);
+        check(CudaOps.MatmulPrecision.BF16, false, false, 19, 23, 37, r);
+        check(CudaOps.MatmulPrecision.BF16, true, false, 8, 5, 130, r);
+        check(CudaOps.MatmulPrecision.BF16, false, true, 33, 17, 9, r);
+        check(CudaOps.MatmulPrecision.BF16, true, true, 3, 40, 21, r);
+    }
+
+    @Test
+    void bf16DiffersFromFloat32WhereRoundingShows() {
+        // guards the test above: with operands that bf16 cannot hold, the BF16 and FP32 products must differ
+        float[] a = { 1.00390625f * 1.001f, 3.3333333f }, b = { 1.2345678f, -0.7777777f };
+        CudaOps.MatmulPrecision was = CudaOps.setMatmulPrecision(CudaOps.MatmulPrecision.BF16);
+        try (Tensor ah = Tensor.of(a, 1, 2); Tensor bh = Tensor.of(b, 2, 1); Tensor ad = ah.to(Device.CUDA); Tensor bd = bh.to(Device.CUDA); Tensor c = Tensor.zeros(Device.CUDA, DType.F32, 1, 1)) {
+            Blas.gemm(1f, ad, bd, 0f, c);
+            assumeTrue(CudaOps.usesCublas(), () -> "cuBLAS GemmEx not available: " + Cuda.blasStatus());
+            double fp32 = (double) a[0] * b[0] + (double) a[1] * b[1];
+            assertNotEquals(fp32, c.item(), 1e-4, "BF16 result equals the float32 product: the operands were not rounded");
+        } finally {
+            CudaOps.setMatmulPrecision(was);
+        }
+    }
+
+    @Test
+    void tf32StaysCloseToFloat32() {
+        Random r = new Random(32);
+        check(CudaOps.MatmulPrecision.TF32, false, false, 21, 18, 45, r);
+        check(CudaOps.MatmulPrecision.TF32, true, true, 6, 11, 70, r);
+    }
+
+    @Test
+    void precisionSettingIsValidated() {
+        assertEquals(CudaOps.MatmulPrecision.BF16, CudaOps.MatmulPrecision.parse(" bf16"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaOps.MatmulPrecision.parse("fp16"));
+        assertTrue(e.getMessage().contains("fst4j.cuda.matmul"), e.getMessage());
+    }
+}

@@ -1,0 +1,152 @@
+package fst4j.tensor;
+
+import fst4j.shim.Cuda;
+import fst4j.shim.Native;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The 2:4 product on CUDA ({@link CudaSpmm}: bf16 operands, cuSPARSELt, float32 result) and its padded bf16 operand
+ * kernel, against float64 references of the bf16-rounded operands, at shapes that need padding in every dimension.
+ * Runs on the device, or on the host emulator (which emulates cuSPARSELt and rejects what the library forbids).
+ */
+class CudaSpmmTest {
+    @BeforeEach
+    void needsCuda() { assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA back end: " + Cuda.status()); }
+
+    /** Round to nearest even, the kernels' rule (NaN stays NaN). */
+    static short bf16(float f) {
+        int b = Float.floatToRawIntBits(f);
+        if (Float.isNaN(f)) return (short) ((b >>> 16) | 0x40);
+        return (short) ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16);
+    }
+
+    static float fromBf16(short s) { return Float.intBitsToFloat((s & 0xffff) << 16); }
+
+    private static float[] gaussian(Random r, int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) v[i] = (float) (r.nextGaussian() * (1 + r.nextInt(3)));
+        return v;
+    }
+
+    /** Magnitude 2:4 along rows (the two largest |x| of each group of 4 kept, ties to the lower index). */
+    private static float[] prune24Rows(float[] a, int rows, int k) {
+        float[] out = a.clone();
+        for (int r = 0; r < rows; r++)
+            for (int g = 0; g < k; g += 4) {
+                int n = Math.min(4, k - g), base = r * k + g;
+                Integer[] idx = new Integer[n];
+                for (int j = 0; j < n; j++) idx[j] = j;
+                java.util.Arrays.sort(idx, (x, y) -> Math.abs(a[base + x]) != Math.abs(a[base + y])
+                        ? Float.compare(Math.abs(a[base + y]), Math.abs(a[base + x])) : Integer.compare(x, y));
+                for (int j = 2; j < n; j++) out[base + idx[j]] = 0f;
+            }
+        return out;
+    }
+
+    @Test
+    void paddedBf16OperandIsTheRoundedMatrixWithZerosAround() {
+        Random r = new Random(17);
+        int rows = 13, cols = 37, rowsP = 16, colsP = 48;
+        float[] v = gaussian(r, rows * cols);   // h [cols, rows]; the source is its transpose, a [rows, cols] view
+        v[5] = Float.NaN; v[6] = -0f; v[7] = 1.00390625f;   // a NaN, a negative zero, an exact tie (1 + 2^-8)
+        try (Tensor h = Tensor.of(v, cols, rows); Tensor d = h.to(Device.CUDA); Tensor src = d.t();
+             CudaOps.Block out = CudaOps.Block.of(2L * rowsP * colsP); Arena arena = Arena.ofConfined()) {
+            assertArrayEquals(new int[] { rows, cols }, src.shape());
+            Native.cudaBf16Pad(CudaOps.ptr(src), rows, cols, src.strides()[0], src.strides()[1], out.ptr(), rowsP, colsP);
+            MemorySegment host = arena.allocate(2L * rowsP * colsP);
+            Cuda.copyToHost(host, out.ptr(), 2L * rowsP * colsP);
+            for (int i = 0; i < rowsP; i++)
+                for (int j = 0; j < colsP; j++) {
+                    short got = host.getAtIndex(JAVA_SHORT, (long) i * colsP + j);
+                    short want = (i < rows && j < cols) ? bf16(v[j * rows + i]) : 0;
+                    assertEquals(want, got, "element " + i + "," + j);
+                }
+            assertThrows(IllegalArgumentException.class, () -> Native.cudaBf16Pad(CudaOps.ptr(src), rows, cols, src.strides()[0],
+                    src.strides()[1], out.ptr(), rows - 1, colsP), "a padded size below the source's");
+        }
+    }
+
+    @Test
+    void sparseProductEqualsTheDenseProductOfTheRoundedOperands() {
+        assumeTrue(CudaSpmm.enabled(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
+        Random r = new Random(5);
+        int[][] shapes = { { 27, 147, 50 }, { 64, 576, 98 }, { 16, 16, 16 }, { 5, 9, 3 } };
+        for (int[] s : shapes) {
+            int rows = s[0], k = s[1], n = s[2];
+            float[] a = prune24Rows(gaussian(r, rows * k), rows, k);
+            float[] b = gaussian(r, k * n);
+            long before = CudaSpmm.matmuls();
+            try (Tensor ah = Tensor.of(a, rows, k); Tensor ad = ah.to(Device.CUDA); Tensor bh = Tensor.of(b, k, n); Tensor bd = bh.to(Device.CUDA);
+                 Tensor cd = Tensor.empty(Device.CUDA, DType.F32, rows, n); CudaSpmm sp = CudaSpmm.of(ad)) {
+                sp.times(bd, cd);
+                assertEquals(before + 1, CudaSpmm.matmuls());
+                float[] c = cd.toFloatArray();
+                for (int i = 0; i < rows; i++)
+                    for (int j = 0; j < n; j++) {
+                        double want = 0, mag = 0;
+                        for (int q = 0; q < k; q++) {
+                            double t = (double) fromBf16(bf16(a[i * k + q])) * fromBf16(bf16(b[q * n + j]));
+                            want += t; mag += Math.abs(t);
+                        }
+                        assertEquals(want, c[i * n + j], 1e-4 * mag + 1e-30, rows + "x" + k + "x" + n + " at " + i + "," + j);
+                    }
+            }
+        }
+    }
+
+    @Test
+    void transposedViewsAndReuseAcrossRightHandSides() {
+        assumeTrue(CudaSpmm.enabled(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
+        Random r = new Random(9);
+        int rows = 40, k = 24;   // A given as the transpose of a [k, rows] matrix pruned along its columns
+        float[] at = new float[k * rows];
+        float[] a = prune24Rows(gaussian(r, rows * k), rows, k);
+        for (int i = 0; i < rows; i++) for (int q = 0; q < k; q++) at[q * rows + i] = a[i * k + q];
+        try (Tensor ath = Tensor.of(at, k, rows); Tensor atd = ath.to(Device.CUDA); Tensor view = atd.t(); CudaSpmm sp = CudaSpmm.of(view)) {
+            assertEquals(rows, sp.rows());
+            for (int n : new int[] { 7, 33, 7 }) {
+                float[] b = gaussian(r, k * n);
+                try (Tensor bh = Tensor.of(b, n, k); Tensor bd = bh.to(Device.CUDA); Tensor bt = bd.t();   // B as a view too
+                     Tensor cd = Tensor.empty(Device.CUDA, DType.F32, rows, n)) {
+                    sp.times(bt, cd);
+                    float[] c = cd.toFloatArray();
+                    for (int i = 0; i < rows; i++)
+                        for (int j = 0; j < n; j++) {
+                            double want = 0, mag = 0;
+                            for (int q = 0; q < k; q++) {
+                                double t = (double) fromBf16(bf16(a[i * k + q])) * fromBf16(bf16(b[j * k + q]));
+                                want += t; mag += Math.abs(t);
+                            }
+                            assertEquals(want, c[i * n + j], 1e-4 * mag + 1e-30, "n=" + n + " at " + i + "," + j);
+                        }
+                }
+            }
+        }
+    }
+
+    @Test
+    void badShapesAndClosedOperandsAreRejected() {
+        assumeTrue(CudaSpmm.enabled(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
+        try (Tensor a = Tensor.zeros(Device.CUDA, DType.F32, 8, 12); Tensor b = Tensor.zeros(Device.CUDA, DType.F32, 11, 4);
+             Tensor c = Tensor.zeros(Device.CUDA, DType.F32, 8, 4); Tensor hb = Tensor.zeros(12, 4)) {
+            CudaSpmm sp = CudaSpmm.of(a);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> sp.times(b, c));
+            assertTrue(e.getMessage().contains("shape mismatch"), e.getMessage());
+            IllegalArgumentException dev = assertThrows(IllegalArgumentException.class, () -> sp.times(hb, c));
+            assertTrue(dev.getMessage().contains("device mismatch"), dev.getMessage());
+            sp.close();
+            try (Tensor b12 = Tensor.zeros(Device.CUDA, DType.F32, 12, 4)) {
+                assertThrows(IllegalStateException.class, () -> sp.times(b12, c));
+            }
+        }
+    }
+}

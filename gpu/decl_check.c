@@ -4,6 +4,9 @@
  * parts are checked and the others reported as skipped. A mismatch is a compile error naming the entry point. */
 #include <stdio.h>
 #include <stddef.h>
+#include <stdalign.h>   /* cusparseLt.h (0.8) uses alignas, a C23 keyword, in C mode */
+/* cusparse.h (included by cusparseLt.h) marks its legacy types deprecated; not ours to fix */
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 #include <cuda.h>
 #include <cuda_runtime_api.h>
 #include <library_types.h>
@@ -12,7 +15,9 @@
 
 /* none of the names cuda.c resolves with dlsym may be a macro for another symbol (_v2, _ptds, ...) */
 #if defined(cudaGetDeviceCount) || defined(cudaMalloc) || defined(cudaFree) || defined(cudaMemcpy) || defined(cudaMemset) \
- || defined(cudaDeviceSynchronize) || defined(cudaStreamSynchronize) || defined(cudaGetErrorString) || defined(cudaGetLastError)
+ || defined(cudaDeviceSynchronize) || defined(cudaStreamSynchronize) || defined(cudaGetErrorString) || defined(cudaGetLastError) \
+ || defined(cudaEventCreate) || defined(cudaEventRecord) || defined(cudaEventSynchronize) || defined(cudaEventElapsedTime) \
+ || defined(cudaEventDestroy)
 #error "a CUDA runtime entry point used by cuda.c is a macro (remapped symbol)"
 #endif
 #if defined(cuInit) || defined(cuDeviceGet) || defined(cuDeviceGetName) || defined(cuDeviceGetAttribute) \
@@ -28,6 +33,13 @@ SAME(cudaMemcpy, cudaError_t (*)(void *, const void *, size_t, enum cudaMemcpyKi
 SAME(cudaMemset, cudaError_t (*)(void *, int, size_t));
 SAME(cudaStreamSynchronize, cudaError_t (*)(cudaStream_t));
 SAME(cudaGetErrorString, const char *(*)(cudaError_t));
+/* events: cuda.c declares cudaEvent_t as void * (struct CUevent_st *) */
+_Static_assert(sizeof(cudaEvent_t) == sizeof(void *), "cudaEvent_t is a pointer");
+SAME(cudaEventCreate, cudaError_t (*)(cudaEvent_t *));
+SAME(cudaEventRecord, cudaError_t (*)(cudaEvent_t, cudaStream_t));
+SAME(cudaEventSynchronize, cudaError_t (*)(cudaEvent_t));
+SAME(cudaEventElapsedTime, cudaError_t (*)(float *, cudaEvent_t, cudaEvent_t));
+SAME(cudaEventDestroy, cudaError_t (*)(cudaEvent_t));
 SAME(cuDeviceGetName, CUresult (*)(char *, int, CUdevice));
 SAME(cuDeviceGetAttribute, CUresult (*)(int *, CUdevice_attribute, CUdevice));
 SAME(cuDevicePrimaryCtxRetain, CUresult (*)(CUcontext *, CUdevice));
@@ -47,6 +59,14 @@ SAME(cublasCreate_v2, cublasStatus_t (*)(cublasHandle_t *));
 SAME(cublasSgemm_v2, cublasStatus_t (*)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const float *,
                                         const float *, int, const float *, int, const float *, float *, int));
 _Static_assert(CUBLAS_OP_N == 0 && CUBLAS_OP_T == 1 && sizeof(cublasOperation_t) == sizeof(int), "cublasOperation_t");
+#if defined(cublasGemmEx)
+#error "cublasGemmEx is a macro (remapped symbol); cuda.c resolves the plain name"
+#endif
+SAME(cublasGemmEx, cublasStatus_t (*)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *, const void *,
+                                      cudaDataType, int, const void *, cudaDataType, int, const void *, void *, cudaDataType, int,
+                                      cublasComputeType_t, cublasGemmAlgo_t));
+_Static_assert(CUBLAS_COMPUTE_32F == 68 && CUBLAS_COMPUTE_32F_FAST_TF32 == 77 && CUBLAS_GEMM_DEFAULT == -1
+               && sizeof(cublasComputeType_t) == sizeof(int) && sizeof(cublasGemmAlgo_t) == sizeof(int), "cuBLAS GemmEx enum values");
 #define HAVE_CUBLAS 1
 #else
 #define HAVE_CUBLAS 0

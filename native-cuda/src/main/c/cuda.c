@@ -26,6 +26,7 @@ extern const unsigned char fst_cuda_fatbin[];
 /* ---- own declarations: the few entry points used, with their documented C signatures ---- */
 typedef int cudaError_t;                 /* enum cudaError; 0 = cudaSuccess */
 typedef void *cudaStream_t;              /* struct CUstream_st *; NULL = legacy default stream */
+typedef void *cudaEvent_t;               /* struct CUevent_st * */
 typedef int CUresult;                    /* enum cudaError_enum; 0 = CUDA_SUCCESS */
 typedef int CUdevice;
 typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream;
@@ -45,6 +46,11 @@ static struct {
     cudaError_t (*DriverGetVersion)(int *);
     cudaError_t (*GetLastError)(void);
     const char *(*GetErrorString)(cudaError_t);
+    cudaError_t (*EventCreate)(cudaEvent_t *);
+    cudaError_t (*EventRecord)(cudaEvent_t, cudaStream_t);
+    cudaError_t (*EventSynchronize)(cudaEvent_t);
+    cudaError_t (*EventElapsedTime)(float *, cudaEvent_t, cudaEvent_t);
+    cudaError_t (*EventDestroy)(cudaEvent_t);
 } rt;
 
 static struct {
@@ -66,8 +72,16 @@ static struct {
     cublasStatus_t (*Create)(cublasHandle_t *);
     cublasStatus_t (*Sgemm)(cublasHandle_t, int, int, int, int, int, const float *, const float *, int,
                             const float *, int, const float *, float *, int);
+    /* cublasGemmEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc,
+     * cublasComputeType_t, cublasGemmAlgo_t); the enums are ints */
+    cublasStatus_t (*GemmEx)(cublasHandle_t, int, int, int, int, int, const void *, const void *, int, int, const void *, int, int,
+                             const void *, void *, int, int, int, int);
     const char *(*GetStatusString)(cublasStatus_t);   /* optional (cuBLAS >= 11.4) */
 } blas;
+/* cublasComputeType_t and cublasGemmAlgo_t values (cublas_api.h; gpu/decl_check.c asserts them) */
+#define CUBLAS_COMPUTE_32F 68
+#define CUBLAS_COMPUTE_32F_FAST_TF32 77
+#define CUBLAS_GEMM_DEFAULT (-1)
 
 /* cuSPARSELt (>= 0.6): every opaque struct is passed by pointer; we give each a zeroed OPQ-byte buffer, larger
  * than the header's declared size (13072 bytes in 0.6.2; gpu/decl_check.c asserts the bound on the device). */
@@ -226,6 +240,11 @@ static int do_init(const char *extra, int defaults) {
     SYM(h, rt, DriverGetVersion, "cudaDriverGetVersion");
     SYM(h, rt, GetLastError, "cudaGetLastError");
     SYM(h, rt, GetErrorString, "cudaGetErrorString");
+    SYM(h, rt, EventCreate, "cudaEventCreate");
+    SYM(h, rt, EventRecord, "cudaEventRecord");
+    SYM(h, rt, EventSynchronize, "cudaEventSynchronize");
+    SYM(h, rt, EventElapsedTime, "cudaEventElapsedTime");
+    SYM(h, rt, EventDestroy, "cudaEventDestroy");
     int count = 0;
     cudaError_t e = rt.GetDeviceCount(&count);
     if (e != 0) {
@@ -340,6 +359,37 @@ int fst_cuda_sync(void) {
     return FST_OK;
 }
 
+/* ---- events (timing on the legacy default stream) ---- */
+int fst_cuda_event_create(void **event) {
+    int rc = fst_backend_ready(); if (rc) return rc;
+    if (!event) { snprintf(last_err, sizeof last_err, "fst_cuda_event_create: null pointer (event)"); return FST_ENULL; }
+    RT(rt.EventCreate((cudaEvent_t *)event), "cudaEventCreate");
+    return FST_OK;
+}
+int fst_cuda_event_record(void *event) {
+    int rc = fst_backend_ready(); if (rc) return rc;
+    if (!event) { snprintf(last_err, sizeof last_err, "fst_cuda_event_record: null pointer (event)"); return FST_ENULL; }
+    RT(rt.EventRecord(event, NULL), "cudaEventRecord");
+    return FST_OK;
+}
+int fst_cuda_event_elapsed_ms(void *start, void *stop, float *ms) {
+    int rc = fst_backend_ready(); if (rc) return rc;
+    if (!start || !stop || !ms) { snprintf(last_err, sizeof last_err, "fst_cuda_event_elapsed_ms: null pointer (start, stop or ms)"); return FST_ENULL; }
+    RT(rt.EventSynchronize(stop), "cudaEventSynchronize (stop event; an earlier kernel or copy may have failed)");
+    cudaError_t e = rt.EventElapsedTime(ms, start, stop);
+    if (e != 0) {
+        rt.GetLastError();   /* not sticky: clear it so that it does not resurface at a later call */
+        return fail("cudaEventElapsedTime: %s (cudaError %d)", rt_str(e), e);
+    }
+    return FST_OK;
+}
+int fst_cuda_event_destroy(void *event) {
+    int rc = fst_backend_ready(); if (rc) return rc;
+    if (!event) return FST_OK;
+    RT(rt.EventDestroy(event), "cudaEventDestroy");
+    return FST_OK;
+}
+
 /* ---- kernel launches (cuda_backend.h): legacy default stream, FST_BLOCK threads per block ---- */
 int fst_backend_launch(int k, int64_t blocks, const void *args) {
     CUcontext cur = NULL;
@@ -379,6 +429,7 @@ static int load_blas(void) {
     if (!tbl.field) { snprintf(blas_status, sizeof blas_status, "%s has no symbol %s", libname, name); return FST_EUNAVAIL; } } while (0)
     SYM(h, blas, Create, "cublasCreate_v2");
     SYM(h, blas, Sgemm, "cublasSgemm_v2");
+    SYM(h, blas, GemmEx, "cublasGemmEx");
     OPT_SYM(h, blas, GetStatusString, "cublasGetStatusString");
     cublasStatus_t s = blas.Create(&blas_handle);
     if (s != 0) { snprintf(blas_status, sizeof blas_status, "cublasCreate failed: %s (status %d)", blas_str(s), s); return FST_EUNAVAIL; }
@@ -408,6 +459,22 @@ int fst_cuda_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, floa
     cublasStatus_t s = blas.Sgemm(blas_handle, transB ? 1 : 0, transA ? 1 : 0, (int)N, (int)M, (int)K, &alpha, B, (int)ldb,
                                   A, (int)lda, &beta, C, (int)ldc);
     if (s != 0) return fail("cublasSgemm_v2(M=%lld, N=%lld, K=%lld): %s (status %d)", (long long)M, (long long)N, (long long)K, blas_str(s), s);
+    return FST_OK;
+}
+
+int fst_cuda_gemm_ex(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const void *A, int atype, int64_t lda,
+                     const void *B, int btype, int64_t ldb, float beta, void *C, int ctype, int64_t ldc, int tf32) {
+    int rc = blas_ready(); if (rc) return rc;
+    int nothing = 0;
+    if ((rc = fst_gemm_ex_check(transA, transB, M, N, K, A, atype, lda, B, btype, ldb, C, ctype, ldc, tf32, &nothing)) != 0) return rc;
+    if (nothing) return FST_OK;
+    const int compute = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    /* row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands, keep the flags */
+    cublasStatus_t s = blas.GemmEx(blas_handle, transB ? 1 : 0, transA ? 1 : 0, (int)N, (int)M, (int)K, &alpha, B, btype, (int)ldb,
+                                   A, atype, (int)lda, &beta, C, ctype, (int)ldc, compute, CUBLAS_GEMM_DEFAULT);
+    if (s != 0)
+        return fail("cublasGemmEx(M=%lld, N=%lld, K=%lld, types %d/%d/%d, compute %d): %s (status %d)", (long long)M, (long long)N,
+                    (long long)K, atype, btype, ctype, compute, blas_str(s), s);
     return FST_OK;
 }
 
@@ -469,16 +536,19 @@ typedef struct {
     unsigned char matA[OPQ], matB[OPQ], matC[OPQ], mm[OPQ], alg[OPQ], plan[OPQ];
     int plan_ok, descs;
     size_t sizes[3];
+    int64_t M, N, K;
+    int ab, cd;
 } lt_plan;
 
 #define LT(call, what) do { cusparseStatus_t s_ = (call); if (s_ != 0) { fail("%s: %s (cusparseStatus %d)", what, lt_str(s_), s_); goto bad; } } while (0)
 
 int fst_cuda_splt_plan(int64_t M, int64_t N, int64_t K, int ab_type, int cd_type, void **plan, size_t sizes[3]) {
     int rc = lt_ready(); if (rc) return rc;
-    if (M <= 0 || N <= 0 || K <= 0) return FST_EINVAL;
-    if (!plan || !sizes) return FST_ENULL;
+    if ((rc = fst_splt_check_plan(M, N, K, ab_type, cd_type)) != 0) return rc;
+    if (!plan || !sizes) { snprintf(last_err, sizeof last_err, "fst_cuda_splt_plan: null pointer (plan or sizes)"); return FST_ENULL; }
     lt_plan *p = calloc(1, sizeof *p);
     if (!p) return fail("out of host memory for a cuSPARSELt plan");
+    p->M = M; p->N = N; p->K = K; p->ab = ab_type; p->cd = cd_type;
     const int ROW = 2 /* CUSPARSE_ORDER_ROW */, NT = 0 /* CUSPARSE_OPERATION_NON_TRANSPOSE */, COMPUTE_32F = 2 /* 0.6+ */;
     LT(lt.StructuredDescriptorInit(lt_handle, p->matA, M, K, K, 16, ab_type, ROW, 0 /* 50 percent */),
        "cusparseLtStructuredDescriptorInit(A)");
@@ -505,7 +575,11 @@ bad:
 int fst_cuda_splt_compress(void *plan, const void *dense_a, void *compressed, void *buffer) {
     int rc = lt_ready(); if (rc) return rc;
     lt_plan *p = plan;
-    if (!p || !dense_a || !compressed || (p->sizes[1] && !buffer)) return FST_ENULL;
+    const char *fn = "fst_cuda_splt_compress";
+    if (!p) { snprintf(last_err, sizeof last_err, "%s: null pointer (plan)", fn); return FST_ENULL; }
+    if ((rc = fst_splt_check_ptr(fn, "dense_a", dense_a, (size_t)(p->M * p->K * fst_type_bytes(p->ab)))) != 0
+        || (rc = fst_splt_check_ptr(fn, "compressed", compressed, p->sizes[0])) != 0
+        || (p->sizes[1] && (rc = fst_splt_check_ptr(fn, "buffer", buffer, p->sizes[1])) != 0)) return rc;
     LT(lt.SpMMACompress(lt_handle, p->plan, dense_a, compressed, buffer, NULL), "cusparseLtSpMMACompress");
     return FST_OK;
 bad:
@@ -515,7 +589,12 @@ bad:
 int fst_cuda_splt_matmul(void *plan, float alpha, const void *compressed_a, const void *b, float beta, void *c, void *workspace) {
     int rc = lt_ready(); if (rc) return rc;
     lt_plan *p = plan;
-    if (!p || !compressed_a || !b || !c || (p->sizes[2] && !workspace)) return FST_ENULL;
+    const char *fn = "fst_cuda_splt_matmul";
+    if (!p) { snprintf(last_err, sizeof last_err, "%s: null pointer (plan)", fn); return FST_ENULL; }
+    if ((rc = fst_splt_check_ptr(fn, "compressed_a", compressed_a, p->sizes[0])) != 0
+        || (rc = fst_splt_check_ptr(fn, "b", b, (size_t)(p->K * p->N * fst_type_bytes(p->ab)))) != 0
+        || (rc = fst_splt_check_ptr(fn, "c", c, (size_t)(p->M * p->N * fst_type_bytes(p->cd)))) != 0
+        || (p->sizes[2] && (rc = fst_splt_check_ptr(fn, "workspace", workspace, p->sizes[2])) != 0)) return rc;
     LT(lt.Matmul(lt_handle, p->plan, &alpha, compressed_a, b, &beta, c, c, workspace, NULL, 0), "cusparseLtMatmul");
     return FST_OK;
 bad:

@@ -25,6 +25,17 @@ FST_INTERNAL int fst_backend_launch(int kernel, int64_t blocks, const void *args
  * is checked before a launch there), the device cannot cheaply and answers 1. */
 FST_INTERNAL int fst_backend_owns(const void *p, size_t bytes);
 
+/* Shared argument checks (cuda_ops.c) of the vendor-library entry points, used by both back ends so that the device
+ * and the emulator refuse the same calls with the same messages. FST_OK or FST_EINVAL / FST_ENULL with the message
+ * in fst_cuda_err. *nothing = 1 when there is nothing to compute (M == 0 or N == 0). */
+FST_INTERNAL int fst_gemm_ex_check(int transA, int transB, int64_t M, int64_t N, int64_t K, const void *A, int atype, int64_t lda,
+                                   const void *B, int btype, int64_t ldb, const void *C, int ctype, int64_t ldc, int tf32, int *nothing);
+FST_INTERNAL int fst_splt_check_plan(int64_t M, int64_t N, int64_t K, int ab_type, int cd_type);
+/* p non-NULL, 16-byte aligned and (emulator) inside one live device block of at least bytes */
+FST_INTERNAL int fst_splt_check_ptr(const char *fn, const char *what, const void *p, size_t bytes);
+/* bytes per element of a cudaDataType code (0 when not one we use) */
+FST_INTERNAL int fst_type_bytes(int type);
+
 #ifdef __cplusplus
 }
 #endif

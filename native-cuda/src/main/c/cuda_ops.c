@@ -419,3 +419,83 @@ int fst_cuda_srste_decay(const float *w, float *g, int64_t rows, int64_t k, floa
     fst_k_srste_args a = { w, g, rows, k, lambda };
     return launch(FST_K_srste, rows * ((k + 3) / 4), &a);
 }
+
+/* ======================= shared checks of the vendor-library calls (cuBLAS GemmEx, cuSPARSELt) ======================= */
+
+int fst_type_bytes(int type) { return type == 0 ? 4 : type == 2 || type == 14 ? 2 : 0; }
+
+int fst_gemm_ex_check(int transA, int transB, int64_t M, int64_t N, int64_t K, const void *A, int atype, int64_t lda,
+                      const void *B, int btype, int64_t ldb, const void *C, int ctype, int64_t ldc, int tf32, int *nothing) {
+    const char *fn = "fst_cuda_gemm_ex";
+    *nothing = 0;
+    BAD(M < 0 || N < 0 || K < 0);
+    BAD(M > 0x7fffffff || N > 0x7fffffff || K > 0x7fffffff || lda > 0x7fffffff || ldb > 0x7fffffff || ldc > 0x7fffffff);
+    BAD(lda < (transA ? M : K) || ldb < (transB ? K : N) || ldc < N || lda < 1 || ldb < 1 || ldc < 1);
+    if (!((atype == 0 || atype == 14) && btype == atype)) {
+        snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: invalid argument (A and B must both be CUDA_R_32F (0) or both CUDA_R_16BF (14); "
+                 "got atype %d, btype %d)", fn, atype, btype);
+        return FST_EINVAL;
+    }
+    if (!(ctype == 0 || (ctype == 14 && atype == 14))) {
+        snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: invalid argument (C must be CUDA_R_32F (0), or CUDA_R_16BF (14) for bf16 inputs; "
+                 "got ctype %d with atype %d)", fn, ctype, atype);
+        return FST_EINVAL;
+    }
+    if (tf32 && atype != 0) {
+        snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: invalid argument (tf32 compute needs fp32 inputs; got atype %d)", fn, atype);
+        return FST_EINVAL;
+    }
+    if (M == 0 || N == 0) { *nothing = 1; return FST_OK; }
+    NUL(!C || (K > 0 && (!A || !B)));
+    const int ea = fst_type_bytes(atype), ec = fst_type_bytes(ctype);
+    if (K > 0) {
+        OWN(A, (transA ? (K - 1) * lda + M : (M - 1) * lda + K) * ea);
+        OWN(B, (transB ? (N - 1) * ldb + K : (K - 1) * ldb + N) * ea);
+    }
+    OWN(C, ((M - 1) * ldc + N) * ec);
+    return FST_OK;
+}
+
+/* cuSPARSELt's constraints for the 16-bit types we use (native-cuda/CUDA.md cites the documentation): the structured
+ * operand's rows, columns and leading dimension multiples of 16, the dense ones at least 8 (16-bit) / 4 (32-bit);
+ * we ask 16 of M, N and K alike (the ld are the row lengths), which covers both. */
+#define FST_SPLT_MULT 16
+int fst_splt_check_plan(int64_t M, int64_t N, int64_t K, int ab_type, int cd_type) {
+    const char *fn = "fst_cuda_splt_plan";
+    if (ab_type != 14 && ab_type != 2) {
+        snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: invalid argument (ab_type %d: A and B must be CUDA_R_16BF (14) or CUDA_R_16F (2); "
+                 "cuSPARSELt's 50%% sparsity is 2:4 only for 16- and 8-bit types)", fn, ab_type);
+        return FST_EINVAL;
+    }
+    if (cd_type != 0 && cd_type != ab_type) {
+        snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: invalid argument (cd_type %d: C and D must be CUDA_R_32F (0) or the type of A and B (%d))",
+                 fn, cd_type, ab_type);
+        return FST_EINVAL;
+    }
+    const int64_t d[3] = { M, N, K };
+    static const char *const names[3] = { "M (rows of A, C)", "N (columns of B, C)", "K (columns of A, rows of B)" };
+    for (int i = 0; i < 3; i++)
+        if (d[i] <= 0 || d[i] % FST_SPLT_MULT != 0) {
+            snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: invalid argument (%s = %lld must be a positive multiple of %d: cuSPARSELt's "
+                     "size rule for 16-bit structured / dense row-major matrices, leading dimensions included; pad with zeros)",
+                     fn, names[i], (long long)d[i], FST_SPLT_MULT);
+            return FST_EINVAL;
+        }
+    if (M > 0x7fffffff || N > 0x7fffffff || K > 0x7fffffff) {
+        snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: invalid argument (M, N, K must fit in 31 bits)", fn);
+        return FST_EINVAL;
+    }
+    return FST_OK;
+}
+
+int fst_splt_check_ptr(const char *fn, const char *what, const void *p, size_t bytes) {
+    if (!p) {
+        snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: null pointer (%s)", fn, what);
+        return FST_ENULL;
+    }
+    if ((uintptr_t)p % 16 != 0) {
+        snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: invalid argument (%s = %p is not 16-byte aligned, as cuSPARSELt requires)", fn, what, p);
+        return FST_EINVAL;
+    }
+    return own(fn, what, p, (int64_t)bytes);
+}

@@ -77,11 +77,33 @@ FST_API int fst_cuda_bf16_pad(const float *src, int64_t rows, int64_t cols, int6
 FST_API int fst_cuda_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                            const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 FST_API const char *fst_cuda_blas_status(void);
+/* Row-major mixed-precision C = alpha op(A) op(B) + beta C with fst_cuda_sgemm's contract and checks, through
+ * cublasGemmEx with fp32 accumulation. Types are cudaDataType codes: atype == btype, CUDA_R_32F (0) or CUDA_R_16BF
+ * (14); ctype CUDA_R_32F, or CUDA_R_16BF for bf16 inputs (cuBLAS has no fp32 x fp32 -> bf16 GemmEx).
+ * tf32 != 0 (fp32 inputs only) selects CUBLAS_COMPUTE_32F_FAST_TF32 (TF32 tensor cores), else CUBLAS_COMPUTE_32F.
+ * As in BLAS, C is not read when beta == 0. The host emulator computes it (bf16 -> float exactly, float sums in k
+ * order, bf16 output rounded to nearest even; tf32 computed as fp32). */
+FST_API int fst_cuda_gemm_ex(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const void *A, int atype,
+                             int64_t lda, const void *B, int btype, int64_t ldb, float beta, void *C, int ctype, int64_t ldc, int tf32);
+
+/* ---- CUDA events on the legacy default stream (timing): create, record (cudaEventRecord(e, 0)), elapsed
+ * milliseconds between two recorded events (cudaEventSynchronize(stop) then cudaEventElapsedTime), destroy.
+ * The host emulator records the host's monotonic clock at the call (its launches run before they return). ---- */
+FST_API int fst_cuda_event_create(void **event);
+FST_API int fst_cuda_event_record(void *event);
+FST_API int fst_cuda_event_elapsed_ms(void *start, void *stop, float *ms);
+FST_API int fst_cuda_event_destroy(void *event);
 
 /* ---- cuSPARSELt (loaded on first use): D = alpha * A * B + beta * C, all row-major, A [M, K] 2:4 along K
  * (its masked dense form, compressed by cuSPARSELt itself), B [K, N], C = D [M, N]. ab_type / cd_type are
  * cudaDataType values (CUDA_R_16BF = 14, CUDA_R_16F = 2, CUDA_R_32F = 0); compute is CUSPARSE_COMPUTE_32F.
- * The plan is an opaque host object; sizes[3] = compressed A bytes, compress buffer bytes, workspace bytes. ---- */
+ * The plan is an opaque host object; sizes[3] = compressed A bytes, compress buffer bytes, workspace bytes.
+ * Checked up front by both back ends (FST_EINVAL naming the rule): ab_type CUDA_R_16BF or CUDA_R_16F, cd_type
+ * CUDA_R_32F or ab_type; M, N, K positive multiples of 16 (leading dimensions are the row lengths, so they are too);
+ * every pointer 16-byte aligned (native-cuda/CUDA.md: the constraints and their source). The emulator also checks
+ * that A is 2:4 along K (compress: FST_EINVAL naming the row and group), that each pointer lies in a live device
+ * block of at least the size the plan reported, and that compressed_a came from compress with a plan of this shape.
+ * As in BLAS, C is not read when beta == 0. ---- */
 FST_API int fst_cuda_splt_plan(int64_t M, int64_t N, int64_t K, int ab_type, int cd_type, void **plan, size_t sizes[3]);
 FST_API int fst_cuda_splt_compress(void *plan, const void *dense_a, void *compressed, void *buffer);
 FST_API int fst_cuda_splt_matmul(void *plan, float alpha, const void *compressed_a, const void *b, float beta,

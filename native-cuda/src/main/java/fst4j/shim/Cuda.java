@@ -20,7 +20,7 @@ import java.lang.foreign.MemorySegment;
 public final class Cuda {
     private Cuda() {}
 
-    /** cudaDataType codes for {@link #sparseLtPlan}. */
+    /** cudaDataType codes for {@link #sparseLtPlan} and {@link #gemmEx}. */
     public static final int R_32F = 0, R_16F = 2, R_16BF = 14;
 
     /**
@@ -32,7 +32,8 @@ public final class Cuda {
     /**
      * True when this JVM runs the CUDA back end on the host emulator (-Dfst4j.cuda.emulate=true): libfst4j_cuda_emu.so,
      * the same kernel bodies and argument checks run on the CPU, device memory emulated by checked host blocks; no
-     * cuBLAS / cuSPARSELt. Results are the kernels' results; nothing about speed is.
+     * cuBLAS SGEMM; cublasGemmEx ({@link #gemmEx}) and cuSPARSELt run as host reference loops, events read the host clock.
+     * Results are the kernels' results; nothing about speed is.
      */
     public static boolean isEmulated() { return Native.cudaEmulated(); }
 
@@ -69,8 +70,70 @@ public final class Cuda {
     public static void sync() { Native.cudaSync(); }
 
     /**
+     * Row-major mixed-precision GEMM through cublasGemmEx: C = alpha op(A) op(B) + beta C on device pointers, with
+     * fst_sgemm's contract and checks. {@code atype == btype}, {@link #R_32F} or {@link #R_16BF}; {@code ctype}
+     * {@link #R_32F}, or {@link #R_16BF} for bf16 inputs; fp32 accumulation; {@code tf32} (fp32 inputs only) uses the
+     * TF32 tensor cores. C is not read when beta is 0. Bad arguments: {@link IllegalArgumentException} naming the rule.
+     */
+    public static void gemmEx(boolean transA, boolean transB, long m, long n, long k, float alpha, MemorySegment a, int atype, long lda,
+                              MemorySegment b, int btype, long ldb, float beta, MemorySegment c, int ctype, long ldc, boolean tf32) {
+        Native.cudaGemmEx(transA, transB, m, n, k, alpha, a, atype, lda, b, btype, ldb, beta, c, ctype, ldc, tf32);
+    }
+
+    /**
+     * Device time between {@link #start()} and {@link #stopMs()}, measured with two CUDA events on the (one) legacy
+     * default stream, so it covers exactly the work enqueued in between. {@code stopMs()} waits for that work. Reusable:
+     * start/stop pairs may repeat. On the host emulator the events read the host's monotonic clock.
+     */
+    public static final class Timer implements AutoCloseable {
+        private MemorySegment start, stop;
+        private boolean started;
+
+        public Timer() {
+            start = Native.cudaEventCreate();
+            try {
+                stop = Native.cudaEventCreate();
+            } catch (RuntimeException e) {
+                Native.cudaEventDestroy(start);
+                throw e;
+            }
+        }
+
+        /** Records the start event. */
+        public Timer start() {
+            open();
+            Native.cudaEventRecord(start);
+            started = true;
+            return this;
+        }
+
+        /** Records the stop event, waits for it, and returns the milliseconds since {@link #start()}. */
+        public float stopMs() {
+            open();
+            if (!started) throw new IllegalStateException("Cuda.Timer.stopMs() before start()");
+            Native.cudaEventRecord(stop);
+            started = false;
+            return Native.cudaEventElapsedMs(start, stop);
+        }
+
+        private void open() {
+            if (start == null) throw new IllegalStateException("Cuda.Timer is closed");
+        }
+
+        @Override public void close() {
+            if (start == null) return;
+            MemorySegment a = start, b = stop;
+            start = stop = null;
+            try { Native.cudaEventDestroy(a); } finally { Native.cudaEventDestroy(b); }
+        }
+    }
+
+    /**
      * A cuSPARSELt matmul plan for D = alpha A B + beta C, row-major, A [m, k] 2:4 along k (given as its masked
-     * dense form, compressed by cuSPARSELt), B [k, n], C = D [m, n]. Close it to free the plan.
+     * dense form, compressed by cuSPARSELt), B [k, n], C = D [m, n]. Close it to free the plan. abType {@link #R_16BF}
+     * or {@link #R_16F}; cdType {@link #R_32F} or abType; m, n, k positive multiples of 16 and every pointer 16-byte
+     * aligned (cuSPARSELt's constraints, checked up front: {@link IllegalArgumentException} naming the rule). The host
+     * emulator runs a host reference of it that also rejects an A that is not 2:4 along k.
      */
     public static SparseLtPlan sparseLtPlan(long m, long n, long k, int abType, int cdType) {
         long[] sizes = new long[3];

@@ -772,7 +772,9 @@ public final class Native {
 
     public static void cudaSparseLtPlanFree(MemorySegment plan) {
         cudaEnsure();
-        try { int rc = (int) CudaHandles.SPLT_FREE.invokeExact(plan); assert rc == OK; } catch (Throwable t) { throw rethrow(t); }
+        int rc;
+        try { rc = (int) CudaHandles.SPLT_FREE.invokeExact(plan); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_splt_plan_free");
     }
 
     // ---- CUDA tensor ops (cuda_ops.c, fst4j_cuda.h); bound on first use from the loaded back end (device or emulator).
@@ -979,6 +981,78 @@ public final class Native {
         int rc;
         try { rc = (int) CudaOpHandles.BF16_PAD.invokeExact(src, rows, cols, rs, cs, dst, rowsP, colsP); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_bf16_pad");
+    }
+
+    // ---- cuBLAS GemmEx and CUDA events: bound on first use (a libfst4j_cuda.so built before they existed still loads) ----
+
+    private static final class CudaExtHandles {
+        static final MethodHandle GEMM_EX, EVENT_CREATE, EVENT_RECORD, EVENT_ELAPSED, EVENT_DESTROY;
+        static {
+            SymbolLookup lib = CudaHandles.LIB;
+            GEMM_EX = bind(lib, "fst_cuda_gemm_ex", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT,
+                    ADDRESS, JAVA_INT, JAVA_LONG, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_INT), false);
+            EVENT_CREATE = bind(lib, "fst_cuda_event_create", FunctionDescriptor.of(JAVA_INT, ADDRESS), false);
+            EVENT_RECORD = bind(lib, "fst_cuda_event_record", FunctionDescriptor.of(JAVA_INT, ADDRESS), false);
+            EVENT_ELAPSED = bind(lib, "fst_cuda_event_elapsed_ms", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS), false);
+            EVENT_DESTROY = bind(lib, "fst_cuda_event_destroy", FunctionDescriptor.of(JAVA_INT, ADDRESS), false);
+        }
+    }
+
+    /**
+     * cublasGemmEx with fst_sgemm's row-major contract (device pointers): types are cudaDataType codes (A and B both
+     * fp32 (0) or both bf16 (14); C fp32, or bf16 for bf16 inputs), fp32 accumulation, tf32 (fp32 inputs only) selects
+     * the TF32 tensor-core compute type. Emulated on the host emulator.
+     */
+    public static void cudaGemmEx(boolean transA, boolean transB, long m, long n, long k, float alpha, MemorySegment a, int atype, long lda,
+                                  MemorySegment b, int btype, long ldb, float beta, MemorySegment c, int ctype, long ldc, boolean tf32) {
+        cudaEnsure();
+        int rc;
+        try {
+            rc = (int) CudaExtHandles.GEMM_EX.invokeExact(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, atype, lda, b, btype, ldb, beta, c, ctype,
+                    ldc, tf32 ? 1 : 0);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_gemm_ex");
+    }
+
+    /** A new CUDA event (cudaEventCreate); destroy it with {@link #cudaEventDestroy}. */
+    public static MemorySegment cudaEventCreate() {
+        cudaEnsure();
+        int rc;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(ADDRESS);
+            rc = (int) CudaExtHandles.EVENT_CREATE.invokeExact(out);
+            if (rc == OK) return out.get(ADDRESS, 0);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_event_create");
+        throw new AssertionError();
+    }
+
+    /** Records the event on the legacy default stream. */
+    public static void cudaEventRecord(MemorySegment event) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaExtHandles.EVENT_RECORD.invokeExact(event); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_event_record");
+    }
+
+    /** Waits for stop, then the milliseconds between the two recorded events. */
+    public static float cudaEventElapsedMs(MemorySegment start, MemorySegment stop) {
+        cudaEnsure();
+        int rc;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(JAVA_FLOAT);
+            rc = (int) CudaExtHandles.EVENT_ELAPSED.invokeExact(start, stop, out);
+            if (rc == OK) return out.get(JAVA_FLOAT, 0);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_event_elapsed_ms");
+        throw new AssertionError();
+    }
+
+    public static void cudaEventDestroy(MemorySegment event) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaExtHandles.EVENT_DESTROY.invokeExact(event); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_event_destroy");
     }
 
     private static void check(int rc, String fn) {

@@ -35,12 +35,7 @@ class CudaSparseMethodsTest {
         assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA back end: " + Cuda.status());
     }
 
-    private static double relFrobenius(Tensor want, Tensor got) {
-        float[] a = want.toFloatArray(), b = got.toFloatArray();
-        double num = 0, den = 0;
-        for (int i = 0; i < a.length; i++) { double d = a[i] - b[i]; num += d * d; den += (double) a[i] * a[i]; }
-        return Math.sqrt(num / Math.max(den, 1e-30));
-    }
+    private static double relFrobenius(Tensor want, Tensor got) { return relFrobenius(want.toFloatArray(), got.toFloatArray()); }
 
     @ParameterizedTest
     @EnumSource(value = SparseConfig.Method.class, names = "DENSE", mode = EnumSource.Mode.EXCLUDE)
@@ -49,14 +44,72 @@ class CudaSparseMethodsTest {
         try { step(method, 1e-5, 1e-3, 1e-5); } finally { fst4j.tensor.CudaSpmm.setEnabled(was); }
     }
 
-    /** Eq. 1 and 2 through cuSPARSELt (bf16 operands, float32 accumulation): the path is taken, the step stays close. */
+    /**
+     * Eq. 1 and 2 through cuSPARSELt (bf16 operands, float32 accumulation) against the same step with the pruned
+     * operands multiplied densely at the same BF16 precision: the same operand values, so the two agree up to the order
+     * of float32 additions (bit for bit on the emulator). The CPU's float32 step is no tight reference here: bf16
+     * rounding everywhere moves this small network's early-layer gradients by 10-20 % (relative Frobenius; batch norm
+     * subtracts nearly equal terms), for DENSE as much as for the sparse methods; the loss stays within 2 %.
+     */
     @ParameterizedTest
     @EnumSource(value = SparseConfig.Method.class, names = { "SR_STE", "TSM", "FST2", "FST3_IR", "FST_CODE" })
-    void withCuSparseLtTheStepStaysCloseToTheCpu(SparseConfig.Method method) {
+    void withCuSparseLtTheStepEqualsTheMaskedDenseStepAtBf16(SparseConfig.Method method) {
         assumeTrue(fst4j.tensor.CudaSpmm.enabled(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
-        long before = fst4j.tensor.CudaSpmm.matmuls();
-        step(method, 2e-2, 5e-2, 5e-3);
-        assertTrue(fst4j.tensor.CudaSpmm.matmuls() > before, method + ": no product went through cuSPARSELt");
+        var was = fst4j.tensor.CudaOps.setMatmulPrecision(fst4j.tensor.CudaOps.MatmulPrecision.BF16);
+        try {
+            long before = fst4j.tensor.CudaSpmm.matmuls();
+            GpuStep sparse = gpuStep(method);
+            assertTrue(fst4j.tensor.CudaSpmm.matmuls() > before, method + ": no product went through cuSPARSELt");
+            assumeTrue(fst4j.tensor.CudaOps.usesCublas(), () -> "cuBLAS GemmEx not available: " + Cuda.blasStatus());
+            GpuStep masked;
+            fst4j.tensor.CudaSpmm.setEnabled(false);
+            try { masked = gpuStep(method); } finally { fst4j.tensor.CudaSpmm.setEnabled(true); }
+            assertEquals(masked.loss(), sparse.loss(), 1e-6 * Math.abs(masked.loss()), method + ": loss");
+            for (int i = 0; i < masked.grads().size(); i++) {
+                double e = relFrobenius(masked.grads().get(i), sparse.grads().get(i));
+                assertTrue(e < 1e-3, method + ": gradient " + i + " differs by " + e + " (relative Frobenius)");
+            }
+            assertEquals(cpuLoss(method), sparse.loss(), 2e-2 * Math.abs(sparse.loss()), method + ": loss against the CPU's float32 step");
+        } finally {
+            fst4j.tensor.CudaOps.setMatmulPrecision(was);
+        }
+    }
+
+    private record GpuStep(double loss, List<float[]> grads) {}
+
+    private static float[] input() {
+        Random r = new Random(51);
+        float[] xv = new float[4 * 3 * 12 * 12];
+        for (int i = 0; i < xv.length; i++) xv[i] = (float) r.nextGaussian();
+        return xv;
+    }
+
+    private static final int[] LABELS = { 1, 7, 3, 3 };
+
+    private static GpuStep gpuStep(SparseConfig.Method method) {
+        try (Sequential gpu = Models.resnetSmall(3, 10, method, 5)) {
+            gpu.to(Device.CUDA);
+            try (Scope s = Scope.open(); Tensor xh = Tensor.of(input(), 4, 3, 12, 12)) {
+                Var loss = NN.crossEntropy(gpu.forward(Var.of(xh.to(Device.CUDA))), LABELS, 0.1);
+                double l = loss.item();
+                loss.backward();
+                List<float[]> g = new java.util.ArrayList<>();
+                for (Var p : gpu.parameters()) g.add(p.grad().toFloatArray());
+                return new GpuStep(l, g);
+            }
+        }
+    }
+
+    private static double cpuLoss(SparseConfig.Method method) {
+        try (Sequential cpu = Models.resnetSmall(3, 10, method, 5); Scope s = Scope.open()) {
+            return NN.crossEntropy(cpu.forward(Var.of(Tensor.of(input(), 4, 3, 12, 12))), LABELS, 0.1).item();
+        }
+    }
+
+    private static double relFrobenius(float[] a, float[] b) {
+        double num = 0, den = 0;
+        for (int i = 0; i < a.length; i++) { double d = a[i] - b[i]; num += d * d; den += (double) a[i] * a[i]; }
+        return Math.sqrt(num / Math.max(den, 1e-30));
     }
 
     private void step(SparseConfig.Method method, double lossTol, double gradTol, double paramTol) {

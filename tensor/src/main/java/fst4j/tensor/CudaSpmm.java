@@ -23,7 +23,7 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Lifetime: the bf16 copy of A and its compressed form are device blocks owned by this object; close it (Gemm3
  * does, at the end of the step). Plans are cached per padded shape for the life of the JVM ({@link #clearPlans}).
- * Whether this path is used at all: {@link #enabled()} (cuSPARSELt loaded and {@link #setEnabled} not switched off).
+ * Whether Gemm3 uses this path: {@link #enabled()} (BF16 matmul precision, cuSPARSELt loaded, not switched off).
  */
 public final class CudaSpmm implements AutoCloseable {
     /** Every dimension given to cuSPARSELt is a multiple of this (16-bit operands). */
@@ -48,12 +48,18 @@ public final class CudaSpmm implements AutoCloseable {
     static int pad(int n) { return Math.max(PAD, (n + PAD - 1) / PAD * PAD); }
 
     /**
-     * Whether 2:4 operands on CUDA go through cuSPARSELt: the library loaded (on the device, or emulated by the host
-     * emulator) and the path is switched on ({@code -Dfst4j.cuda.sparseLt=false} or {@link #setEnabled} turn it off;
-     * the operands then go through the dense GEMM in float32, masked).
+     * Whether Gemm3 sends 2:4 operands on CUDA through cuSPARSELt: only at {@link CudaOps.MatmulPrecision#BF16} (the
+     * library's 2:4 needs 16-bit operands, so at FP32 / TF32 the pruned operand goes through the dense GEMM at that
+     * precision, masked), when the library loads ({@link #available()}) and unless switched off
+     * ({@code -Dfst4j.cuda.sparseLt=false}, {@link #setEnabled}).
      */
     public static boolean enabled() {
-        if (!switchedOn || !Cuda.isAvailable()) return false;
+        return switchedOn && CudaOps.matmulPrecision() == CudaOps.MatmulPrecision.BF16 && available();
+    }
+
+    /** Whether cuSPARSELt can be used: a CUDA back end (device or host emulator) and the library loaded there. */
+    public static boolean available() {
+        if (!Cuda.isAvailable()) return false;
         Boolean l = loads;
         if (l == null) {
             synchronized (CudaSpmm.class) {

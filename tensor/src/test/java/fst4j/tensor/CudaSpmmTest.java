@@ -77,7 +77,7 @@ class CudaSpmmTest {
 
     @Test
     void sparseProductEqualsTheDenseProductOfTheRoundedOperands() {
-        assumeTrue(CudaSpmm.enabled(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
+        assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
         Random r = new Random(5);
         int[][] shapes = { { 27, 147, 50 }, { 64, 576, 98 }, { 16, 16, 16 }, { 5, 9, 3 } };
         for (int[] s : shapes) {
@@ -105,7 +105,7 @@ class CudaSpmmTest {
 
     @Test
     void transposedViewsAndReuseAcrossRightHandSides() {
-        assumeTrue(CudaSpmm.enabled(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
+        assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
         Random r = new Random(9);
         int rows = 40, k = 24;   // A given as the transpose of a [k, rows] matrix pruned along its columns
         float[] at = new float[k * rows];
@@ -135,7 +135,7 @@ class CudaSpmmTest {
 
     @Test
     void badShapesAndClosedOperandsAreRejected() {
-        assumeTrue(CudaSpmm.enabled(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
+        assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
         try (Tensor a = Tensor.zeros(Device.CUDA, DType.F32, 8, 12); Tensor b = Tensor.zeros(Device.CUDA, DType.F32, 11, 4);
              Tensor c = Tensor.zeros(Device.CUDA, DType.F32, 8, 4); Tensor hb = Tensor.zeros(12, 4)) {
             CudaSpmm sp = CudaSpmm.of(a);

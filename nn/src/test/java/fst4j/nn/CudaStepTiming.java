@@ -45,7 +45,7 @@ import java.util.Map;
  *     and the profiled steps are separate from the timed ones.</li>
  * </ul>
  * Output: one parsable line per configuration, {@code STEP <model> <method> batch=.. size=.. warmup=.. steps=..
- * median_ms=.. min_ms=.. max_ms=.. img_per_s=.. loss=..} (or {@code STEP <model> <method> batch=.. size=.. FAILED
+ * median_ms=.. min_ms=.. max_ms=.. img_per_s=.. loss=.. params=..} (or {@code STEP <model> <method> batch=.. size=.. FAILED
  * <exception>}), then a {@code GEMM:} line. Default: resnetSmall:128 and resnet18:128, 3 warm-up and 10 timed steps.
  */
 public final class CudaStepTiming {
@@ -98,7 +98,7 @@ public final class CudaStepTiming {
      * One configuration's result; times in milliseconds. profileMs: per-part ms per profiled step (null when not
      * profiled), profiledSteps, profiledStepMs: the synchronised steps' own mean wall time.
      */
-    public record Result(Spec spec, int steps, double medianMs, double minMs, double maxMs, double lastLoss,
+    public record Result(Spec spec, int steps, double medianMs, double minMs, double maxMs, double lastLoss, long params,
                          Map<Profile.Part, Double> profileMs, int profiledSteps, double profiledStepMs) {
         public String model() { return spec.model(); }
         public int batch() { return spec.batch(); }
@@ -106,8 +106,8 @@ public final class CudaStepTiming {
         /** The parsable STEP line (without the "STEP " prefix). */
         @Override public String toString() {
             String cut = steps < spec.steps() ? " of=" + spec.steps() : "";
-            return String.format(Locale.ROOT, "%s warmup=%d steps=%d%s median_ms=%.2f min_ms=%.2f max_ms=%.2f img_per_s=%.1f loss=%.4f",
-                    spec.head(), spec.warmup(), steps, cut, medianMs, minMs, maxMs, spec.batch() * 1000.0 / medianMs, lastLoss);
+            return String.format(Locale.ROOT, "%s warmup=%d steps=%d%s median_ms=%.2f min_ms=%.2f max_ms=%.2f img_per_s=%.1f loss=%.4f params=%d",
+                    spec.head(), spec.warmup(), steps, cut, medianMs, minMs, maxMs, spec.batch() * 1000.0 / medianMs, lastLoss, params);
         }
 
         /** The PROFILE line (without the prefix), or null when the steps were not profiled. */
@@ -130,8 +130,9 @@ public final class CudaStepTiming {
 
     /**
      * Times spec on the device. maxSeconds > 0 ends the timed steps once they have taken that long (after at least one);
-     * profileSteps > 0 runs that many extra steps with {@link Profile} synchronised per part. progress (may be null)
-     * gets one line per step as it ends (so a run cut by a timeout still shows how far it got).
+     * profileSteps > 0 runs that many extra steps with {@link Profile} synchronised per part (fewer when maxSeconds is set
+     * and they would take longer; at least one). progress (may be null) gets one line per step as it ends and then the
+     * STEP line of the timed steps, before the profiled ones (so a run cut by a timeout still shows how far it got).
      */
     public static Result time(Spec spec, double maxSeconds, int profileSteps, java.util.function.Consumer<String> progress) {
         Cuda.requireDevice();
@@ -158,25 +159,26 @@ public final class CudaStepTiming {
             double[] sorted = Arrays.copyOf(ms, done);
             Arrays.sort(sorted);
             double median = done == 0 ? Double.NaN : (sorted[(done - 1) / 2] + sorted[done / 2]) / 2;
-            Map<Profile.Part, Double> parts = null;
-            double profiled = Double.NaN;
-            if (profileSteps > 0) {
-                Profile.reset();
-                Profile.setBarrier(Cuda::sync);
-                long t0;
-                try {
-                    Cuda.sync();
-                    t0 = System.nanoTime();
-                    for (int s = 0; s < profileSteps; s++) step(m, opt, x, labels);
-                    profiled = (System.nanoTime() - t0) / 1e6 / profileSteps;
-                } finally {
-                    Profile.setBarrier(null);
-                }
-                parts = new EnumMap<>(Profile.Part.class);
-                for (Map.Entry<Profile.Part, Long> e : Profile.snapshot().entrySet()) parts.put(e.getKey(), e.getValue() / 1e6 / profileSteps);
+            Result timedOnly = new Result(spec, done, median, done == 0 ? Double.NaN : sorted[0], done == 0 ? Double.NaN : sorted[done - 1],
+                    loss, m.parameterCount(), null, 0, Double.NaN);
+            if (progress != null) progress.accept("STEP " + timedOnly);   // before the profiled steps, which a timeout may cut
+            if (profileSteps > 0 && maxSeconds > 0 && done > 0)            // the profiled steps too stay within the cap
+                profileSteps = (int) Math.max(1, Math.min(profileSteps, Math.floor(maxSeconds * 1000 / median)));
+            if (profileSteps <= 0) return timedOnly;
+            double profiled;
+            Profile.reset();
+            Profile.setBarrier(Cuda::sync);
+            try {
+                Cuda.sync();
+                long t0 = System.nanoTime();
+                for (int s = 0; s < profileSteps; s++) step(m, opt, x, labels);
+                profiled = (System.nanoTime() - t0) / 1e6 / profileSteps;
+            } finally {
+                Profile.setBarrier(null);
             }
-            return new Result(spec, done, median, done == 0 ? Double.NaN : sorted[0], done == 0 ? Double.NaN : sorted[done - 1], loss,
-                    parts, profileSteps, profiled);
+            Map<Profile.Part, Double> parts = new EnumMap<>(Profile.Part.class);
+            for (Map.Entry<Profile.Part, Long> e : Profile.snapshot().entrySet()) parts.put(e.getKey(), e.getValue() / 1e6 / profileSteps);
+            return new Result(spec, done, timedOnly.medianMs(), timedOnly.minMs(), timedOnly.maxMs(), loss, timedOnly.params(), parts, profileSteps, profiled);
         }
     }
 
@@ -226,8 +228,7 @@ public final class CudaStepTiming {
                 continue;
             }
             try {
-                Result r = time(spec, maxSeconds, profile, line -> { System.out.println(line); System.out.flush(); });
-                System.out.println("STEP " + r);
+                Result r = time(spec, maxSeconds, profile, line -> { System.out.println(line); System.out.flush(); });   // prints the STEP line
                 if (r.profileLine() != null) System.out.println("PROFILE " + r.profileLine());
             } catch (RuntimeException | OutOfMemoryError e) {
                 System.out.println("STEP " + spec.head() + " FAILED " + e);

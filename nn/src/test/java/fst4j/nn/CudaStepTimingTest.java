@@ -45,14 +45,16 @@ class CudaStepTimingTest {
         // a cap far below one step's time: exactly one timed step, and the line says it was cut
         CudaStepTiming.Result r = CudaStepTiming.time(spec, 1e-9, 1, progress::add);
         assertEquals(1, r.steps(), r.toString());
-        assertEquals(1, progress.size(), progress.toString());
+        assertEquals(2, progress.size(), progress.toString());   // the step, then the STEP line before the profiled step
         String line = r.toString();
-        assertTrue(line.matches("resnet18in FST3_IR batch=2 size=32 warmup=0 steps=1 of=3 median_ms=\\S+ min_ms=\\S+ max_ms=\\S+ img_per_s=\\S+ loss=\\S+"), line);
+        assertEquals("STEP " + line, progress.get(1));
+        assertTrue(line.matches("resnet18in FST3_IR batch=2 size=32 warmup=0 steps=1 of=3 median_ms=\\S+ min_ms=\\S+ max_ms=\\S+ img_per_s=\\S+ loss=\\S+ params=11689512"), line);   // torchvision's resnet18 count, as torch_step_gpu.py checks
         assertTrue(Double.isFinite(r.lastLoss()) && r.lastLoss() > 0, line);
         // the profiled step: every Eq. 1-3 part and the sparsification of FST3_IR were booked, and they fit in the step
         String p = r.profileLine();
         assertNotNull(p);
         assertTrue(p.startsWith("resnet18in FST3_IR batch=2 size=32 steps=1 synced_per_part EQ1_ms="), p);
+        assertEquals(1, r.profiledSteps());
         double sum = 0;
         for (Profile.Part part : new Profile.Part[] {Profile.Part.EQ1, Profile.Part.EQ2, Profile.Part.EQ3, Profile.Part.SPARSIFY, Profile.Part.ELEMENTWISE, Profile.Part.OPTIMIZER})
             assertTrue(r.profileMs().get(part) > 0, part + ": " + p);

@@ -239,7 +239,7 @@ def main():
     ap.add_argument("--classes", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--modes", default="bf16_cl,fp32", help="comma-separated: bf16_cl, fp32")
+    ap.add_argument("--modes", default="bf16_cl,fp32", help="comma-separated: bf16_cl, fp32; none: no training step (with --spgemm)")
     ap.add_argument("--no-cudnn-benchmark", action="store_true")
     ap.add_argument("--spgemm", action="store_true", help="also time torch's 2:4 semi-structured GEMM at ResNet-18's shapes")
     ap.add_argument("--gemm-reps", type=int, default=10)
@@ -247,7 +247,7 @@ def main():
     a = ap.parse_args()
     if a.steps < 1 or a.warmup < 0 or a.batch < 1 or a.size < 32:
         ap.error("need --steps >= 1, --warmup >= 0, --batch >= 1, --size >= 32")
-    modes = [m.strip() for m in a.modes.split(",") if m.strip()]
+    modes = [m.strip() for m in a.modes.split(",") if m.strip() and m.strip() != "none"]
     for m in modes:
         if m not in ("bf16_cl", "fp32"):
             ap.error(f"unknown mode {m} (bf16_cl, fp32)")
@@ -263,9 +263,10 @@ def main():
     else:
         print(f"torch {torch.__version__} on {dev.type} ({torch.get_num_threads()} threads)")
         print(f"TORCH SMOKE RUN on {dev.type}: checks that the script works; the times below are not a GPU measurement")
-    check_against_torchvision(resnet18_imagenet(3, a.classes))
-    print(f"step: forward, cross-entropy (label smoothing {LABEL_SMOOTHING}), loss.item(), backward, SGD lr {LR} momentum {MOMENTUM} "
-          f"weight decay {WEIGHT_DECAY} nesterov {NESTEROV}; one random batch on the device")
+    if modes:
+        check_against_torchvision(resnet18_imagenet(3, a.classes))
+        print(f"step: forward, cross-entropy (label smoothing {LABEL_SMOOTHING}), loss.item(), backward, SGD lr {LR} momentum {MOMENTUM} "
+              f"weight decay {WEIGHT_DECAY} nesterov {NESTEROV}; one random batch on the device")
     for m in modes:
         try:
             time_step(m, a, dev)

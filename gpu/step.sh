@@ -12,7 +12,7 @@
 # folders from python3.
 #   --no-gpu   on a machine without a GPU: checks the paths and every step of the script on the host emulator
 #              (tiny sizes, -Dfst4j.cuda.emulate=true) and PyTorch on the CPU; the numbers mean nothing.
-# Time: every part has its own timeout, and all parts together stay within STEP_BUDGET_S (default 200 s); a part that
+# Time: every part has its own timeout, and all parts together stay within STEP_BUDGET_S (default 180 s); a part that
 # times out or fails is written down as such and the next part runs. The script always exits 0 when its inputs exist.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +27,7 @@ if [ -z "${CP:-}" ]; then
   CP="$CP:$G/lib/fst4j-nn-tests.jar"
 fi
 PEER="$here/jmh/peers/torch_step_gpu.py"
-BUDGET="${STEP_BUDGET_S:-200}"
+BUDGET="${STEP_BUDGET_S:-180}"
 LOG="$OUT/step.txt"; TABLE="$OUT/step-table.txt"
 : > "$LOG"
 note() { echo "step: $*" | tee -a "$LOG"; }

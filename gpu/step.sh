@@ -43,7 +43,7 @@ r=set(site.getsitepackages()+[site.getusersitepackages()])
 print(":".join(sorted({x for p in r for x in glob.glob(os.path.join(p,"nvidia","*","lib"))})))' 2>/dev/null)"
   [ -n "$d" ] && export FST4J_CUDA_LIB_DIR="$d"
 fi
-note "$(date -u +%FT%TZ) java $JAVA; FST4J_CUDA_LIB_DIR=${FST4J_CUDA_LIB_DIR:-unset}; budget ${BUDGET}s; $( [ $nogpu = 1 ] && echo 'NO-GPU CHECK (emulator / CPU, numbers mean nothing)')"
+note "$(date -u +%FT%TZ) java $JAVA; FST4J_CUDA_LIB_DIR=${FST4J_CUDA_LIB_DIR:-unset}; budget ${BUDGET}s$( [ $nogpu = 1 ] && echo '; NO-GPU CHECK (emulator / CPU, numbers mean nothing)')"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1 | sed 's/^/step: GPU /' | tee -a "$LOG"
 
 start=$SECONDS
@@ -89,7 +89,7 @@ text = open(sys.argv[1]).read().splitlines()
 def kv(line): return dict(re.findall(r"(\w+)=(\S+)", line))
 rows, fails, notes = {}, [], []
 for l in text:
-    if re.match(r"TORCH (skipped|SMOKE)", l): notes.append(l); continue
+    if re.match(r"TORCH (skipped|SMOKE)|CUDA: |no timing: ", l): notes.append(l); continue
     m = re.match(r"(STEP|TORCH) (\S+) (\S+) (batch=.*)", l)
     if not m: continue
     key = (m.group(1), m.group(2), m.group(3))

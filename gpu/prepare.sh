@@ -3,7 +3,7 @@
 #   .gpu/jre/  a jlinked JDK 25 runtime (about 45 MB)
 #   .gpu/lib/  fst4j-native-cuda.jar (with libfst4j.so and, where nvcc was found, libfst4j_cuda.so), the tensor,
 #              sparse, autograd and nn jars, the test classes of native-cuda, tensor, sparse and nn as jars (the CUDA tests
-#              run on the device), and junit-platform-console-standalone
+#              run on the device; CudaStepTiming for gpu/step.sh), and junit-platform-console-standalone
 # Then carry ".gpu" with the run tool and call: bash gpu/run.sh   (64 MiB limit in all; this script checks it).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,6 +29,14 @@ for m in native-cuda tensor sparse nn; do "$JAVA_HOME/bin/jar" cf "$out/lib/fst4
 if ! "$JAVA_HOME/bin/jar" tf "$out/lib/fst4j-native-cuda.jar" | grep libfst4j_cuda.so >/dev/null; then
   echo "prepare: note: libfst4j_cuda.so is not in the jar (no nvcc here); run.sh will build it on the device"
 fi
+
+# gpu/step.sh (the training-step timing, called by run.sh) needs CudaStepTiming in the nn test jar and the PyTorch peer,
+# which travels with the work tree (tracked files are copied to the device)
+"$JAVA_HOME/bin/jar" tf "$out/lib/fst4j-nn-tests.jar" | grep -qx 'fst4j/nn/CudaStepTiming.class' \
+  || { echo "prepare: fst4j/nn/CudaStepTiming.class is not in fst4j-nn-tests.jar" >&2; exit 1; }
+for f in gpu/step.sh jmh/peers/torch_step_gpu.py; do
+  git ls-files --error-unmatch "$f" > /dev/null 2>&1 || echo "prepare: WARNING: $f is not tracked by git: it will not be copied to the device"
+done
 
 cs="$HOME/.m2/repository/org/junit/platform/junit-platform-console-standalone/$JUNIT_PLATFORM/junit-platform-console-standalone-$JUNIT_PLATFORM.jar"
 if [ ! -f "$cs" ]; then

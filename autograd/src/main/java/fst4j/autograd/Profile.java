@@ -18,9 +18,28 @@ public final class Profile {
 
     private static final long[] NANOS = new long[Part.values().length];
 
-    public static long start() { return System.nanoTime(); }
+    /**
+     * Run at every start and stop when set (null: off, the default). On an asynchronous device the host returns from a
+     * launch before the work is done, so the wall times above would book launches, not work; a device
+     * synchronisation here (e.g. {@code Cuda::sync}) makes each part's time the device time of its work, at the cost of
+     * a synchronisation per section (the step gets slower: use it for a breakdown, never for the step time).
+     */
+    private static volatile Runnable barrier;
 
-    public static void stop(Part p, long startNanos) { NANOS[p.ordinal()] += System.nanoTime() - startNanos; }
+    /** Sets (or clears, with null) the synchronisation run at every section boundary; see {@link #barrier}. */
+    public static void setBarrier(Runnable r) { barrier = r; }
+
+    public static long start() {
+        Runnable b = barrier;
+        if (b != null) b.run();
+        return System.nanoTime();
+    }
+
+    public static void stop(Part p, long startNanos) {
+        Runnable b = barrier;
+        if (b != null) b.run();
+        NANOS[p.ordinal()] += System.nanoTime() - startNanos;
+    }
 
     public static void reset() { java.util.Arrays.fill(NANOS, 0); }
 

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Training-step timing on a lent GPU machine (issue #6): a ResNet-18 step, batch 256, 224x224 synthetic data,
+# fst4j DENSE vs FST3_IR (fst4j.nn.CudaStepTiming, resnet18in) and PyTorch from the machine's image
+# (jmh/peers/torch_step_gpu.py: the same model, bf16 autocast + channels_last, and fp32 without TF32), all in one call;
+# then fst4j's CIFAR ResNet-18 at batch 128 (dense) and, if time is left, torch's 2:4 semi-structured GEMM at
+# ResNet-18's shapes. Writes $OUT/step.txt (every part's output and exit status) and prints a short table last
+# (also $OUT/step-table.txt): ms per step and the ratios FST3_IR / DENSE and fst4j / PyTorch bf16.
+#
+# Called by gpu/run.sh after its tests, with its settings:  JAVA="$JAVA" CP="$CP" OUT="$OUT" bash gpu/step.sh
+# (FST4J_CUDA_LIB_DIR and, after a rebuild, FST4J_NATIVE_LIB / FST4J_CUDA_LIB are inherited from run.sh's
+# environment). Alone, it takes JAVA and CP from .gpu/ (gpu/prepare.sh) as run.sh does, and the NVIDIA wheel
+# folders from python3.
+#   --no-gpu   on a machine without a GPU: checks the paths and every step of the script on the host emulator
+#              (tiny sizes, -Dfst4j.cuda.emulate=true) and PyTorch on the CPU; the numbers mean nothing.
+# Time: every part has its own timeout, and all parts together stay within STEP_BUDGET_S (default 180 s); a part that
+# times out or fails is written down as such and the next part runs. The script always exits 0 when its inputs exist.
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+nogpu=0; [ "${1:-}" = "--no-gpu" ] && nogpu=1
+OUT="${OUT:-$here/.gpu/out}"; mkdir -p "$OUT"
+G="$here/.gpu"
+JAVA="${JAVA:-$G/jre/bin/java}"
+if [ -z "${CP:-}" ]; then
+  CP="$G/lib/fst4j-native-cuda.jar"
+  for m in tensor sparse autograd nn; do CP="$CP:$G/lib/fst4j-$m.jar"; done
+  CP="$CP:$G/lib/fst4j-nn-tests.jar"
+fi
+PEER="$here/jmh/peers/torch_step_gpu.py"
+BUDGET="${STEP_BUDGET_S:-180}"
+LOG="$OUT/step.txt"; TABLE="$OUT/step-table.txt"
+: > "$LOG"
+note() { echo "step: $*" | tee -a "$LOG"; }
+
+# ---- inputs ----
+missing=""
+[ -x "$JAVA" ] || missing="$missing java($JAVA)"
+for j in ${CP//:/ }; do [ -f "$j" ] || missing="$missing $j"; done
+if [ -n "$missing" ]; then note "missing:$missing (run gpu/prepare.sh here and carry .gpu)"; exit 2; fi
+if [ -z "${FST4J_CUDA_LIB_DIR:-}" ]; then   # run.sh sets it; alone, ask python3 for NVIDIA's wheel folders
+  d="$(python3 -c 'import glob,os,site
+r=set(site.getsitepackages()+[site.getusersitepackages()])
+print(":".join(sorted({x for p in r for x in glob.glob(os.path.join(p,"nvidia","*","lib"))})))' 2>/dev/null)"
+  [ -n "$d" ] && export FST4J_CUDA_LIB_DIR="$d"
+fi
+note "$(date -u +%FT%TZ) java $JAVA; FST4J_CUDA_LIB_DIR=${FST4J_CUDA_LIB_DIR:-unset}; budget ${BUDGET}s$( [ $nogpu = 1 ] && echo '; NO-GPU CHECK (emulator / CPU, numbers mean nothing)')"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1 | sed 's/^/step: GPU /' | tee -a "$LOG"
+
+start=$SECONDS
+# part NAME WANT_S MIN_S CMD...: runs CMD with timeout min(WANT_S, what is left of the budget); skipped under MIN_S
+part() {
+  local name="$1" want="$2" min="$3"; shift 3
+  local left=$((BUDGET - (SECONDS - start))); local t=$want; [ "$left" -lt "$t" ] && t=$left
+  echo "== $name" >> "$LOG"
+  if [ "$t" -lt "$min" ]; then note "$name: SKIPPED (${left}s of the ${BUDGET}s budget left, needs ${min}s)"; return; fi
+  local t0=$SECONDS
+  timeout -k 5 "$t" "$@" >> "$LOG" 2>&1; local rc=$?
+  case $rc in
+    0) note "$name: done in $((SECONDS - t0))s" ;;
+    124|137) note "$name: TIMED OUT after ${t}s (exit $rc); lines above are what it printed" ;;
+    *) note "$name: exit $rc after $((SECONDS - t0))s" ;;
+  esac
+}
+
+J=("$JAVA" --enable-native-access=ALL-UNNAMED -Xmx16g -cp "$CP")
+export FST4J_CUDA_SYNC=0   # timing: launches are not synchronised one by one
+if [ "$nogpu" = 0 ]; then
+  # ResNet-18 ImageNet stem, batch 256, 224x224: 2 warm-up + up to 8 timed steps (at most 20 s of them), 2 profiled steps
+  part "fst4j resnet18in DENSE" 75 20 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 20 --profile 2 resnet18in:256:2:8:DENSE
+  part "fst4j resnet18in FST3_IR" 75 20 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 20 --profile 2 resnet18in:256:2:8:FST3_IR
+  part "torch resnet18in" 60 20 python3 "$PEER" --device cuda --batch 256 --size 224 --warmup 5 --steps 15 --modes bf16_cl,fp32
+  part "fst4j resnet18 (CIFAR) DENSE" 35 15 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 10 resnet18:128:2:8:DENSE
+  part "torch 2:4 semi-structured GEMM" 30 15 python3 "$PEER" --device cuda --batch 256 --size 224 --modes none --spgemm
+else
+  E=("${J[@]/-Xmx16g/-Dfst4j.cuda.emulate=true}")
+  part "fst4j resnet18in DENSE" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
+  part "fst4j resnet18in FST3_IR" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:FST3_IR:32
+  part "torch resnet18in" 60 5 python3 "$PEER" --device cpu --batch 2 --size 64 --warmup 1 --steps 2 --modes bf16_cl,fp32
+  part "fst4j resnet18 (CIFAR) DENSE" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 resnet18:2:0:1:DENSE
+  part "torch 2:4 semi-structured GEMM" 30 5 python3 "$PEER" --device cpu --batch 2 --size 64 --modes none --spgemm
+fi
+note "all parts: $((SECONDS - start))s"
+
+# ---- table, last ----
+summarize() {
+python3 - "$LOG" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read().splitlines()
+def kv(line): return dict(re.findall(r"(\w+)=(\S+)", line))
+rows, fails, notes = {}, [], []
+for l in text:
+    if re.match(r"TORCH (skipped|SMOKE)|CUDA: |no timing: ", l): notes.append(l); continue
+    m = re.match(r"(STEP|TORCH) (\S+) (\S+) (batch=.*)", l)
+    if not m: continue
+    key = (m.group(1), m.group(2), m.group(3))
+    if " FAILED " in l or l.endswith(" FAILED"): fails.append(l); continue
+    rows[key] = kv(l)
+print("== training step, ms (median, min-max over the timed steps) ==")
+order = [("STEP", "resnet18in", "DENSE"), ("STEP", "resnet18in", "FST3_IR"), ("TORCH", "resnet18in", "bf16_cl"),
+         ("TORCH", "resnet18in", "fp32"), ("STEP", "resnet18", "DENSE")]
+for k in order + [k for k in rows if k not in order]:
+    who = "fst4j" if k[0] == "STEP" else "torch"
+    r = rows.get(k)
+    if r is None:
+        print(f"{who:5s} {k[1]:10s} {k[2]:8s}  n/a (no result: see step.txt)"); continue
+    cut = f" of {r['of']}" if "of" in r else ""
+    print(f"{who:5s} {k[1]:10s} {k[2]:8s}  b{r.get('batch')} {r.get('size')}px  {float(r['median_ms']):9.1f} ms "
+          f"({float(r['min_ms']):.1f}-{float(r['max_ms']):.1f}, {r.get('steps')}{cut} steps)  {r.get('img_per_s')} img/s  params {r.get('params', '?')}")
+for l in fails: print("FAILED: " + l[:200])
+for l in dict.fromkeys(notes): print(l[:200])
+def med(k):
+    r = rows.get(k); return float(r["median_ms"]) if r else None
+def ratio(name, ka, kb):
+    a, b = med(ka), med(kb)
+    if not a or not b:
+        print(f"{name:34s}    n/a ({ka[2] if not a else kb[0].lower() + ' ' + kb[2]} missing)"); return
+    ra, rb = rows[ka], rows[kb]
+    if (ra.get("batch"), ra.get("size")) != (rb.get("batch"), rb.get("size")):
+        print(f"{name:34s}    n/a (batch/size differ: {ra.get('batch')}/{ra.get('size')} vs {rb.get('batch')}/{rb.get('size')})"); return
+    print(f"{name:34s} {a / b:6.2f}")
+print("== ratios of step times (< 1: the first is faster) ==")
+ratio("fst4j FST3_IR / fst4j DENSE", order[1], order[0])
+ratio("fst4j FST3_IR / torch bf16_cl", order[1], order[2])
+ratio("fst4j DENSE / torch bf16_cl", order[0], order[2])
+ratio("fst4j DENSE / torch fp32", order[0], order[3])
+pf = [kv(l) | {"who": l.split()[1] + " " + l.split()[2]} for l in text if l.startswith("PROFILE ")]
+if pf:
+    print("== fst4j per-part breakdown (ms per step, device synchronised per part: slower than the step above) ==")
+    for p in pf:
+        print(f"{p['who']:20s} " + " ".join(f"{k[:-3]}={float(v):.1f}" for k, v in p.items() if k.endswith("_ms")))
+sp = [l for l in text if l.startswith("SPGEMM")]
+if sp:
+    print("== torch 2:4 semi-structured GEMM vs dense bf16 (Eq. 1 shapes) ==")
+    for l in sp: print(l[:160])
+PY
+}
+{ echo; echo "==== step timing ($(date -u +%FT%TZ))$( [ $nogpu = 1 ] && echo ': NO-GPU CHECK, the numbers mean nothing') ===="
+  summarize 2>&1 || { echo "(python3 failed: the raw lines)"; grep -E '^(STEP|TORCH|PROFILE|SPGEMM) ' "$LOG"; }
+  grep -E '^step: .*(TIMED OUT|SKIPPED|exit [1-9])' "$LOG"
+} > "$TABLE"
+cat "$TABLE" >> "$LOG"
+cat "$TABLE"
+exit 0

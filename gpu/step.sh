@@ -62,7 +62,11 @@ part() {
   esac
 }
 
-J=("$JAVA" --enable-native-access=ALL-UNNAMED -Xmx16g -cp "$CP")
+# GEMM precision of the fst4j steps (CudaOps.MatmulPrecision): bf16 by default, the precision of the 2:4 products
+# (cuSPARSELt takes 16-bit operands only) and of PyTorch's bf16 autocast, so DENSE, FST3_IR and torch compare alike
+MATMUL="${FST4J_MATMUL:-bf16}"
+note "fst4j GEMM precision: $MATMUL (-Dfst4j.cuda.matmul; FST3_IR's Eq. 1/2 use cuSPARSELt only at bf16)"
+J=("$JAVA" --enable-native-access=ALL-UNNAMED -Xmx16g -Dfst4j.cuda.matmul="$MATMUL" -cp "$CP")
 export FST4J_CUDA_SYNC=0   # timing: launches are not synchronised one by one
 if [ "$nogpu" = 0 ]; then
   # ResNet-18 ImageNet stem, batch 256, 224x224: 2 warm-up + up to 8 timed steps (at most 20 s of them), 2 profiled steps

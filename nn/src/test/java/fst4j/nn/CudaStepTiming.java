@@ -233,7 +233,8 @@ public final class CudaStepTiming {
             } catch (RuntimeException | OutOfMemoryError e) {
                 System.out.println("STEP " + spec.head() + " FAILED " + e);
             }
-            System.out.println("     GEMM: " + (CudaOps.usesCublas() ? "cuBLAS" : "fst_k_gemm (cuBLAS: " + Cuda.blasStatus() + ")")
+            System.out.println("     GEMM: " + CudaOps.matmulPrecision() + ", " + (CudaOps.usesCublas() ? "cuBLAS" : "fst_k_gemm (cuBLAS: " + Cuda.blasStatus() + ")")
+                    + "; 2:4 through cuSPARSELt: " + (fst4j.tensor.CudaSpmm.enabled() ? "yes (" + fst4j.tensor.CudaSpmm.matmuls() + " products so far)" : "no (" + Cuda.sparseLtStatus() + ")")
                     + "; device memory " + CudaMemory.stats());
             System.out.flush();
         }

@@ -61,9 +61,11 @@ public final class CudaGemmBench {
             new Layer("layer2", 128, 128, 3, 28), new Layer("layer3", 256, 256, 3, 14), new Layer("layer4", 512, 512, 3, 7));
     public static final List<Layer> SMOKE = List.of(new Layer("stem-s", 3, 16, 3, 4), new Layer("conv-s", 16, 32, 3, 5));
 
-    public record Config(List<Layer> layers, int batch, int warmup, int reps, int samples, int samplesEq3, int tile) {
-        public static Config full() { return new Config(RESNET18, 256, 3, 25, 96, 24, (1 << 22) + 3); }
-        public static Config smoke() { return new Config(SMOKE, 1, 1, 3, 32, 16, 4099); }
+    /** minChunks > 1 runs the 2:4 products in at least that many column chunks (what happens when the library refuses N; for tests). */
+    public record Config(List<Layer> layers, int batch, int warmup, int reps, int samples, int samplesEq3, int tile, int minChunks) {
+        public static Config full() { return new Config(RESNET18, 256, 3, 25, 96, 24, (1 << 22) + 3, 1); }
+        public static Config smoke() { return new Config(SMOKE, 1, 1, 3, 32, 16, 4099, 1); }
+        public Config withMinChunks(int c) { return new Config(layers, batch, warmup, reps, samples, samplesEq3, tile, c); }
     }
 
     /** Times in ms over the repetitions. */
@@ -215,11 +217,40 @@ public final class CudaGemmBench {
         return s;
     }
 
-    private double[] got(long[][] s, MemorySegment c, int type, long ldc) {
+    private double[] got(long[][] s, MemorySegment c, int type, long ldc) { return got(s, c, type, (i, j) -> i * ldc + j); }
+
+    /** Where output element (i, j) lies (elements from the start of c). */
+    private interface Idx { long at(long i, long j); }
+
+    private double[] got(long[][] s, MemorySegment c, int type, Idx idx) {
         Cuda.sync();
         double[] g = new double[s.length];
-        for (int q = 0; q < s.length; q++) g[q] = read(c, type, s[q][0] * ldc + s[q][1]);
+        for (int q = 0; q < s.length; q++) g[q] = read(c, type, idx.at(s[q][0], s[q][1]));
         return g;
+    }
+
+    /**
+     * A cuSPARSELt plan for [m, k] x [k, n], or, where the library refuses n columns (it has a maximum size for C / D),
+     * for n / chunks columns: the product then runs as that many matmuls over consecutive [k, n / chunks] blocks of B
+     * (the same data volume and FLOPs, in a chunked layout), and the output says so.
+     */
+    private record SPlan(Cuda.SparseLtPlan plan, int chunks) {}
+
+    private SPlan splan(String what, long m, long n, long k) {
+        RuntimeException first = null;
+        int c0 = cfg.minChunks() > 1 && n % (16L * cfg.minChunks()) == 0 ? cfg.minChunks() : 1;
+        for (int c = c0; c <= 256 && n % (16L * c) == 0; c *= 2) {
+            try {
+                Cuda.SparseLtPlan p = plan(m, n / c, k);
+                if (c > 1) out("2:4 " + what + ": N = " + n + (first == null ? " split on request" : " refused (" + first.getMessage() + ")") + "; running "
+                        + c + " matmuls of N = " + n / c);
+                return new SPlan(p, c);
+            } catch (CudaException | IllegalArgumentException e) {
+                if (first == null) first = e;
+                if (e instanceof IllegalArgumentException) break;   // our own up-front checks: splitting N does not help
+            }
+        }
+        throw first;
     }
 
     private interface Ref { double at(long i, long j); }
@@ -309,14 +340,21 @@ public final class CudaGemmBench {
             short[] a1h = downloadShorts(arena, a1, (int) (cout * kp)), a2h = downloadShorts(arena, a2, (int) (kp * cout));
             // ---- cuSPARSELt plans (fp32 output when the library takes it) ----
             Cuda.SparseLtPlan p1 = null, p2 = null;
+            int ch1 = 1, ch2 = 1;
             try {
                 try {
-                    p1 = plan(cout, np, kp);
-                    p2 = plan(kp, np, cout);
+                    SPlan sp1 = splan(l.name() + " Eq1", cout, np, kp);
+                    p1 = sp1.plan();
+                    ch1 = sp1.chunks();
+                    SPlan sp2 = splan(l.name() + " Eq2", kp, np, cout);
+                    p2 = sp2.plan();
+                    ch2 = sp2.chunks();
                 } catch (RuntimeException e) {   // no cuSPARSELt, or it refuses the shape: the dense variants still run
                     out("2:4 " + l.name() + ": no cuSPARSELt plan: " + e.getMessage());
                 }
                 final boolean sparse = p2 != null;
+                final int fch1 = ch1, fch2 = ch2;
+                final long nc1 = np / ch1, nc2 = np / ch2;
                 Cuda.SparseLtPlan fp1 = p1, fp2 = p2;
                 MemorySegment c1 = sparse ? mem.alloc(p1.compressedBytes()) : null, b1 = sparse ? mem.alloc(p1.bufferBytes()) : null;
                 MemorySegment ws1 = sparse ? mem.alloc(p1.workspaceBytes()) : null;
@@ -336,38 +374,45 @@ public final class CudaGemmBench {
                 long[][] s1 = samples(rnd, cfg.samples(), cout, np);
                 double[] r1 = ref(s1, (i, j) -> { double s = 0; for (long q = 0; q < kp; q++) s += (double) wv[(int) (i * kp + q)] * xv.at(q, j); return s; });
                 double[] r1b = ref(s1, (i, j) -> { double s = 0; for (long q = 0; q < kp; q++) s += (double) bf(wv[(int) (i * kp + q)]) * bf((float) xv.at(q, j)); return s; });
-                double[] r1m = ref(s1, (i, j) -> { double s = 0; for (long q = 0; q < kp; q++) s += (double) fromBf16(a1h[(int) (i * kp + q)]) * bf((float) xv.at(q, j)); return s; });
+                // the 2:4 product runs on fch1 consecutive blocks [kp, nc1] of X (one block, X itself, unless the library refused N)
+                Ref xc = (q, j) -> { long e = (j / nc1) * kp * nc1 + q * nc1 + j % nc1; return e >= kr * np ? 0f : tx.get(e); };
+                Idx y1 = (i, j) -> (j / nc1) * cout * nc1 + i * nc1 + j % nc1;
+                double[] r1m = ref(s1, (i, j) -> { double s = 0; for (long q = 0; q < kp; q++) s += (double) fromBf16(a1h[(int) (i * kp + q)]) * bf((float) xc.at(q, j)); return s; });
                 Runnable e1f = () -> sgemm(false, false, cout, np, kp, w32, kp, x32, np, y32, np);
                 Runnable e1t = () -> Cuda.gemmEx(false, false, cout, np, kp, 1f, w32, F32, kp, x32, F32, np, 0f, y32, F32, np, true);
                 Runnable e1b = () -> Cuda.gemmEx(false, false, cout, np, kp, 1f, w16, BF16, kp, x16, BF16, np, 0f, y32, F32, np, false);
-                Runnable e1s = () -> fp1.matmul(1f, c1, x16, 0f, ys, ws1);
+                Runnable e1s = () -> { for (int c = 0; c < fch1; c++) fp1.matmul(1f, c1, at(x16, 2 * c * kp * nc1), 0f, at(ys, sb * c * cout * nc1), ws1); };
                 rows.add(check(l, "Eq1", "fp32", cout, np, kp, e1f, s1, r1, y32, F32, np, 2e-3, sgemmAvailable ? "cuBLAS SGEMM" : "gemmEx fp32"));
                 rows.add(check(l, "Eq1", "tf32", cout, np, kp, e1t, s1, r1, y32, F32, np, 1e-2, "gemmEx TF32"));
                 rows.add(check(l, "Eq1", "bf16", cout, np, kp, e1b, s1, r1b, y32, F32, np, 2e-3, "gemmEx bf16 -> fp32"));
                 // the 2:4 product: against cuBLAS bf16 on the same masked operand, and against float64
                 if (sparse) {
-                    Cuda.gemmEx(false, false, cout, np, kp, 1f, a1, BF16, kp, x16, BF16, np, 0f, y32, F32, np, false);
-                    double[] dense1 = got(s1, y32, F32, np);
+                    for (int c = 0; c < fch1; c++)
+                        Cuda.gemmEx(false, false, cout, nc1, kp, 1f, a1, BF16, kp, at(x16, 2 * c * kp * nc1), BF16, nc1, 0f, at(y32, 4 * c * cout * nc1), F32, nc1, false);
+                    double[] dense1 = got(s1, y32, F32, y1);
                     fp1.compress(a1, c1, b1);
-                    rows.add(checkSparse(l, "Eq1", cout, np, kp, e1s, s1, r1m, dense1, ys, so, np, spBound));
+                    rows.add(checkSparse(l, "Eq1", cout, np, kp, e1s, s1, r1m, dense1, ys, so, y1, spBound, fch1));
                 }
                 // ======== Eq. 2: dX [kp, np] = W^T [kp, cout] dY [cout, np] ========
                 long[][] s2 = samples(rnd, cfg.samples(), kp, np);
                 double[] r2 = ref(s2, (i, j) -> { double s = 0; for (long c = 0; c < cout; c++) s += (double) wv[(int) (c * kp + i)] * dyv.at(c, j); return s; });
                 double[] r2b = ref(s2, (i, j) -> { double s = 0; for (long c = 0; c < cout; c++) s += (double) bf(wv[(int) (c * kp + i)]) * bf((float) dyv.at(c, j)); return s; });
-                double[] r2m = ref(s2, (i, j) -> { double s = 0; for (long c = 0; c < cout; c++) s += (double) fromBf16(a2h[(int) (i * cout + c)]) * bf((float) dyv.at(c, j)); return s; });
+                Ref dyc = (c, j) -> td.get((j / nc2) * cout * nc2 + c * nc2 + j % nc2);
+                Idx y2 = (i, j) -> (j / nc2) * kp * nc2 + i * nc2 + j % nc2;
+                double[] r2m = ref(s2, (i, j) -> { double s = 0; for (long c = 0; c < cout; c++) s += (double) fromBf16(a2h[(int) (i * cout + c)]) * bf((float) dyc.at(c, j)); return s; });
                 Runnable e2f = () -> sgemm(true, false, kp, np, cout, w32, kp, dy32, np, dx32, np);
                 Runnable e2t = () -> Cuda.gemmEx(true, false, kp, np, cout, 1f, w32, F32, kp, dy32, F32, np, 0f, dx32, F32, np, true);
                 Runnable e2b = () -> Cuda.gemmEx(true, false, kp, np, cout, 1f, w16, BF16, kp, dy16, BF16, np, 0f, dx32, F32, np, false);
-                Runnable e2s = () -> fp2.matmul(1f, c2, dy16, 0f, dxs, ws2);
+                Runnable e2s = () -> { for (int c = 0; c < fch2; c++) fp2.matmul(1f, c2, at(dy16, 2 * c * cout * nc2), 0f, at(dxs, sb * c * kp * nc2), ws2); };
                 rows.add(check(l, "Eq2", "fp32", kp, np, cout, e2f, s2, r2, dx32, F32, np, 2e-3, sgemmAvailable ? "cuBLAS SGEMM, W^T by transA" : "gemmEx fp32"));
                 rows.add(check(l, "Eq2", "tf32", kp, np, cout, e2t, s2, r2, dx32, F32, np, 1e-2, "gemmEx TF32"));
                 rows.add(check(l, "Eq2", "bf16", kp, np, cout, e2b, s2, r2b, dx32, F32, np, 2e-3, "gemmEx bf16 -> fp32, W^T by transA"));
                 if (sparse) {
-                    Cuda.gemmEx(false, false, kp, np, cout, 1f, a2, BF16, cout, dy16, BF16, np, 0f, dx32, F32, np, false);
-                    double[] dense2 = got(s2, dx32, F32, np);
+                    for (int c = 0; c < fch2; c++)
+                        Cuda.gemmEx(false, false, kp, nc2, cout, 1f, a2, BF16, cout, at(dy16, 2 * c * cout * nc2), BF16, nc2, 0f, at(dx32, 4 * c * kp * nc2), F32, nc2, false);
+                    double[] dense2 = got(s2, dx32, F32, y2);
                     fp2.compress(a2, c2, b2);
-                    rows.add(checkSparse(l, "Eq2", kp, np, cout, e2s, s2, r2m, dense2, dxs, so, np, spBound));
+                    rows.add(checkSparse(l, "Eq2", kp, np, cout, e2s, s2, r2m, dense2, dxs, so, y2, spBound, fch2));
                 }
                 // ======== Eq. 3: dW [cout, kp] = dY [cout, np] X^T; half-K on the kept (gathered) columns ========
                 long[][] s3 = samples(rnd, cfg.samplesEq3(), cout, kp);
@@ -405,15 +450,25 @@ public final class CudaGemmBench {
         for (Overhead o : overheads) if (o.layer().equals(l.name())) out(overheadLine(o, bf16Sum(rows, l.name())));
     }
 
-    /** A plan with fp32 output, or bf16 output where the library refuses fp32 (decided once, on the first plan). */
+    /**
+     * A plan with fp32 output, or bf16 output where the library refuses fp32 but takes bf16 for the same shape (decided
+     * once); when it refuses both, the shape is the problem and the first refusal is thrown.
+     */
     private Cuda.SparseLtPlan plan(long m, long n, long k) {
         if (sparseOut == F32) {
             try {
                 return Cuda.sparseLtPlan(m, n, k, BF16, F32);
             } catch (CudaException e) {
+                Cuda.SparseLtPlan p;
+                try {
+                    p = Cuda.sparseLtPlan(m, n, k, BF16, BF16);
+                } catch (CudaException e2) {
+                    throw e;
+                }
                 sparseOut = BF16;
                 sparseNote = "bf16 output (the library refused fp32 output: " + e.getMessage() + ")";
                 out("2:4: " + sparseNote);
+                return p;
             }
         }
         return Cuda.sparseLtPlan(m, n, k, BF16, sparseOut);
@@ -439,12 +494,12 @@ public final class CudaGemmBench {
     }
 
     private Row checkSparse(Layer l, String eq, long m, long n, long k, Runnable op, long[][] s, double[] refMasked, double[] denseMasked,
-                            MemorySegment c, int ctype, long ldc, double bound) {
+                            MemorySegment c, int ctype, Idx idx, double bound, int chunks) {
         Cuda.memset(c, 0xff, (ctype == F32 ? 4 : 2) * m * n);
         double[] g;
         try {
             op.run();
-            g = got(s, c, ctype, ldc);
+            g = got(s, c, ctype, idx);
         } catch (RuntimeException e) {
             return failed(l, eq, "2:4-bf16", m, n, k, e);
         }
@@ -454,7 +509,7 @@ public final class CudaGemmBench {
                 + "(which is %.2e off float64) on %d samples (bound %.0e): %s", l.name(), eq, "2:4-bf16", err, vsDense, denseErr, s.length, bound, ok ? "ok" : "FAIL"));
         Stat st = time(op);
         Row r = new Row(l.name(), eq, "2:4-bf16", m, n, k, st, ok ? Math.max(err, vsDense) : Double.POSITIVE_INFINITY, bound,
-                "cuSPARSELt, " + (ctype == F32 ? "fp32" : "bf16") + " output");
+                "cuSPARSELt, " + (ctype == F32 ? "fp32" : "bf16") + " output" + (chunks > 1 ? ", N in " + chunks + " chunks (library size limit)" : ""));
         out(rowLine(r));
         return r;
     }
@@ -533,8 +588,8 @@ public final class CudaGemmBench {
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--smoke" -> cfg = Config.smoke();
-                case "--reps" -> { Config c = cfg; cfg = new Config(c.layers(), c.batch(), c.warmup(), Integer.parseInt(args[++i]), c.samples(), c.samplesEq3(), c.tile()); }
-                case "--warmup" -> { Config c = cfg; cfg = new Config(c.layers(), c.batch(), Integer.parseInt(args[++i]), c.reps(), c.samples(), c.samplesEq3(), c.tile()); }
+                case "--reps" -> { Config c = cfg; cfg = new Config(c.layers(), c.batch(), c.warmup(), Integer.parseInt(args[++i]), c.samples(), c.samplesEq3(), c.tile(), c.minChunks()); }
+                case "--warmup" -> { Config c = cfg; cfg = new Config(c.layers(), c.batch(), Integer.parseInt(args[++i]), c.reps(), c.samples(), c.samplesEq3(), c.tile(), c.minChunks()); }
                 case "--layers" -> {
                     List<String> names = List.of(args[++i].split(","));
                     Config c = cfg;
@@ -542,7 +597,7 @@ public final class CudaGemmBench {
                     all.addAll(SMOKE);
                     List<Layer> chosen = all.stream().filter(x -> names.contains(x.name())).toList();
                     if (chosen.size() != names.size()) throw new IllegalArgumentException("unknown layer in " + names + "; known: " + all.stream().map(Layer::name).toList());
-                    cfg = new Config(chosen, c.batch(), c.warmup(), c.reps(), c.samples(), c.samplesEq3(), c.tile());
+                    cfg = new Config(chosen, c.batch(), c.warmup(), c.reps(), c.samples(), c.samplesEq3(), c.tile(), c.minChunks());
                 }
                 default -> {
                     if (args[i].startsWith("--")) throw new IllegalArgumentException("unknown option " + args[i]

@@ -55,6 +55,20 @@ class CudaGemmBenchTest {
         assertTrue(buf.toString(StandardCharsets.UTF_8).contains("time  conv-s Eq3  halfK-bf16"), "progress lines go to the log stream");
     }
 
+    /** The fallback for a library that refuses N: the 2:4 products in column chunks, checked the same way. */
+    @Test
+    void sparseProductsInColumnChunksPassTheirChecks(@TempDir Path dir) throws Exception {
+        assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA device: " + Cuda.status());
+        CudaGemmBench.Result res = CudaGemmBench.runToFile(CudaGemmBench.Config.smoke().withMinChunks(2), dir.resolve("gemm.txt"),
+                new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));
+        String text = res.text();
+        assertTrue(res.report().ok(), text);
+        // conv-s has N = 32: two chunks of 16; stem-s has N = 16, which cannot be split
+        assertTrue(text.contains("2:4 conv-s Eq1: N = 32 split on request; running 2 matmuls of N = 16"), text);
+        assertTrue(text.lines().anyMatch(s -> s.startsWith("time  conv-s Eq2  2:4-bf16") && s.contains("N in 2 chunks")), text);
+        assertTrue(text.lines().anyMatch(s -> s.startsWith("time  stem-s Eq1  2:4-bf16") && !s.contains("chunks")), text);
+    }
+
     @Test
     void aFailingCheckIsReported() {
         // the bound logic itself: an all-zero reference never passes, a mismatch is measured

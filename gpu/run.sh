@@ -144,7 +144,7 @@ PY
   echo "CUDA status:  $STATUS"
   grep -ho 'CUSPARSELT .*' "$OUT/tests.txt" | head -2 | sed 's/^/              /'
   echo "declarations: $DECL;  shims rebuilt here: $rebuilt;  JUnit exit code: $trc"
-  echo "GEMM benchmark (gemm.txt, exit code $grc):"; { grep -E '^(device:|GEMM)' "$OUT/gemm.txt" || tail -3 "$OUT/gemm-log.txt"; } | sed 's/^/  /'
+  echo "GEMM benchmark (gemm.txt, exit code $grc):"; { grep -E '^(device:|GEMM|LAYER|2:4)' "$OUT/gemm.txt"; grep -q '^GEMM' "$OUT/gemm.txt" || tail -4 "$OUT/gemm-log.txt"; } | sed 's/^/  /'
   echo "step timing (timing.txt):"; grep -E '^STEP|GEMM|^\(' "$OUT/timing.txt" | sed 's/^/  /'
   cat "$OUT/table.txt"
   grep -E 'tests (successful|failed|skipped|aborted)' "$OUT/tests.txt" | tr -s ' ' | tr '\n' ';'; echo

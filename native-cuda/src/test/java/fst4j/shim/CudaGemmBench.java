@@ -174,6 +174,8 @@ public final class CudaGemmBench {
 
     private final Config cfg;
     private final PrintStream log;
+    /** The results file while the run goes on (every line flushed), so that a run cut short by a timeout leaves its partial results. */
+    private PrintStream partial;
     private final StringBuilder full = new StringBuilder();
     private boolean sgemmAvailable;
     private String sgemmNote = "";
@@ -188,6 +190,7 @@ public final class CudaGemmBench {
     private void out(String line) {
         log.println(line);
         full.append(line).append('\n');
+        if (partial != null) partial.println(line);
     }
 
     private Stat time(Runnable op) {
@@ -621,12 +624,15 @@ public final class CudaGemmBench {
         Cuda.requireDevice();
         CudaGemmBench b = new CudaGemmBench(cfg, log);
         Report rep;
-        try {
+        try (PrintStream ps = new PrintStream(Files.newOutputStream(outFile), true, java.nio.charset.StandardCharsets.UTF_8)) {
+            b.partial = ps;
             rep = b.runAll();
         } catch (RuntimeException e) {
             b.full.append("\nFAILED: ").append(e).append('\n');
             Files.writeString(outFile, b.full.toString());
             throw e;
+        } finally {
+            b.partial = null;
         }
         String text = render(rep, b.full.toString());
         Files.writeString(outFile, text);

@@ -611,8 +611,9 @@ public final class CudaGemmBench {
         }
         if (cfg.reps() < 1 || cfg.warmup() < 0) throw new IllegalArgumentException("reps must be >= 1 and warmup >= 0");
         Result res = runToFile(cfg, outFile, System.out);
+        System.out.println();
+        System.out.println("full results: " + outFile.toAbsolutePath() + (res.report().ok() ? "" : "  (A CHECK FAILED)"));
         for (String s : res.report().table()) System.out.println(s);
-        System.out.println("GEMM full results: " + outFile.toAbsolutePath() + (res.report().ok() ? "" : "  (A CHECK FAILED)"));
         System.exit(res.report().ok() ? 0 : 1);
     }
 

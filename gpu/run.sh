@@ -3,8 +3,10 @@
 # makes sure both shims load (rebuilding them there with gcc/nvcc if the carried ones do not), runs the GPU tests
 # (CudaKernelsTest against the CPU kernels, the CUDA tensor ops CudaTensorOpsTest / CudaMemoryTest and the optimizer
 # CudaOptimizerTest and two ResNet training steps CudaResNetStepTest / CudaModelTest against the CPU, CudaStatusTest,
-# NativeLoadTest), times dense ResNet training steps on the device (CudaStepTiming, timing.txt) and prints a short
-# table last.
+# NativeLoadTest, the cuBLAS GemmEx / cuSPARSELt / event entry points CudaMixedPrecisionTest, the GEMM benchmark's
+# smoke mode CudaGemmBenchTest), times the Eq. 1-3 GEMMs at ResNet-18 ImageNet shapes (CudaGemmBench, gemm.txt) and
+# the GEMM benchmark (CudaGemmBench, gemm.txt) and the training-step comparison (gpu/step.sh, step.txt) and prints a
+# short table last.
 # Needs .gpu/ from gpu/prepare.sh, carried with the run tool:  carry [".gpu"], command "bash gpu/run.sh".
 # Results under $OUT (default .gpu/out). --no-gpu: for a machine without a GPU (checks the script's paths and
 # steps; the kernel tests are then skipped and a missing device is not an error). FORCE_REBUILD=1 rebuilds the
@@ -84,22 +86,37 @@ log "CPU shim: $(head -1 <<< "$cpu"); CUDA: $STATUS"
 # ---- the tests ----
 # every kernel launch synchronised, so that a fault names its kernel (first runs are about correctness, not speed)
 export FST4J_CUDA_SYNC="${FST4J_CUDA_SYNC:-1}"
-"$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
+timeout 240 "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
   --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
+  --select-class fst4j.shim.CudaMixedPrecisionTest --select-class fst4j.shim.CudaGemmBenchTest \
   --select-class fst4j.tensor.CudaTensorOpsTest --select-class fst4j.tensor.CudaMemoryTest --select-class fst4j.nn.CudaOptimizerTest \
+  --select-class fst4j.tensor.CudaSpmmTest --select-class fst4j.tensor.CudaMatmulPrecisionTest \
   --select-class fst4j.nn.CudaResNetStepTest --select-class fst4j.nn.CudaModelTest --select-class fst4j.nn.CudaStepTimingTest \
   --select-class fst4j.sparse.CudaSparseTest --select-class fst4j.nn.CudaSparseMethodsTest --select-class fst4j.nn.train.CudaTrainerTest \
   --reports-dir "$OUT/junit" > "$OUT/tests.txt" 2>&1
 trc=$?
 
-# ---- step timing: dense ResNets on CUDA tensors (wall time per training step, median of 10 after 3 warm-up),
-# without FST4J_CUDA_SYNC; only where there is a GPU ----
+# ---- GEMM benchmark: Eq. 1-3 at ResNet-18 ImageNet conv shapes, batch 256 (fp32, TF32, bf16, cuSPARSELt 2:4, half-K),
+# CUDA events, each variant checked once first; full results in gemm.txt, its "GEMM" table lines go into the summary.
+# Without a GPU: the smoke mode on whatever back end loads (checks the paths) ----
 if [ "$nogpu" = 0 ]; then
-  FST4J_CUDA_SYNC=0 timeout 240 "$JAVA" "${JOPTS[@]}" -Xmx8g -cp "$CP" fst4j.nn.CudaStepTiming resnetSmall:128 resnet18:128 \
-    > "$OUT/timing.txt" 2>&1 || echo "(timing exited with $?)" >> "$OUT/timing.txt"
+  FST4J_CUDA_SYNC=0 timeout 200 "$JAVA" "${JOPTS[@]}" -Xmx6g -cp "$CP" fst4j.shim.CudaGemmBench "$OUT/gemm.txt" > "$OUT/gemm-log.txt" 2>&1
+  grc=$?
 else
-  echo "(no GPU: no timing)" > "$OUT/timing.txt"
+  FST4J_CUDA_SYNC=0 timeout 200 "$JAVA" "${JOPTS[@]}" -Dfst4j.cuda.emulate=true -cp "$CP" fst4j.shim.CudaGemmBench --smoke "$OUT/gemm.txt" \
+    > "$OUT/gemm-log.txt" 2>&1
+  grc=$?
 fi
+[ -f "$OUT/gemm.txt" ] || echo "(no gemm.txt: the benchmark exited with $grc before writing it; see gemm-log.txt)" > "$OUT/gemm.txt"
+log "GEMM benchmark exit code $grc"
+
+# ---- step timing (gpu/step.sh): ResNet-18 ImageNet stem, batch 256, 224x224, fst4j DENSE vs FST3_IR at bf16 GEMM
+# precision vs PyTorch bf16 channels_last (and fp32), CIFAR ResNet-18, torch's 2:4 GEMM; within STEP_BUDGET_S;
+# step.txt and step-table.txt. Without a GPU: the same parts at toy sizes on the emulator / PyTorch CPU ----
+if [ "$nogpu" = 0 ]; then JAVA="$JAVA" CP="$CP" OUT="$OUT" bash gpu/step.sh > "$OUT/step-log.txt" 2>&1
+else JAVA="$JAVA" CP="$CP" OUT="$OUT" bash gpu/step.sh --no-gpu > "$OUT/step-log.txt" 2>&1; fi
+log "step timing exit code $?"
+[ -f "$OUT/step-table.txt" ] || echo "(no step-table.txt; see step-log.txt)" > "$OUT/step-table.txt"
 
 # ---- table, last ----
 python3 - "$OUT/junit" <<'PY' > "$OUT/table.txt" 2>&1 || echo "(no JUnit XML report)" > "$OUT/table.txt"
@@ -128,7 +145,8 @@ PY
   echo "CUDA status:  $STATUS"
   grep -ho 'CUSPARSELT .*' "$OUT/tests.txt" | head -2 | sed 's/^/              /'
   echo "declarations: $DECL;  shims rebuilt here: $rebuilt;  JUnit exit code: $trc"
-  echo "step timing (timing.txt):"; grep -E '^STEP|GEMM|^\(' "$OUT/timing.txt" | sed 's/^/  /'
+  echo "GEMM benchmark (gemm.txt, exit code $grc):"; { grep -E '^(device:|GEMM|LAYER|2:4)' "$OUT/gemm.txt"; grep -q '^GEMM' "$OUT/gemm.txt" || tail -4 "$OUT/gemm-log.txt"; } | sed 's/^/  /'
+  echo "step timing (step.txt):"; sed 's/^/  /' "$OUT/step-table.txt"
   cat "$OUT/table.txt"
   grep -E 'tests (successful|failed|skipped|aborted)' "$OUT/tests.txt" | tr -s ' ' | tr '\n' ';'; echo
 } | tee "$OUT/summary.txt"

@@ -45,6 +45,19 @@ final class TestData {
     }
 
     /** ||a - b||_F / ||b||_F (0 when both are 0). */
+    /** Frobenius norm of a - b. */
+    static double diffNorm(float[] a, float[] b) {
+        double d = 0;
+        for (int i = 0; i < a.length; i++) d += (a[i] - (double) b[i]) * (a[i] - (double) b[i]);
+        return Math.sqrt(d);
+    }
+
+    static double norm(float[] a) {
+        double n = 0;
+        for (float v : a) n += (double) v * v;
+        return Math.sqrt(n);
+    }
+
     static double relErr(float[] a, float[] b) {
         double d = 0, n = 0;
         for (int i = 0; i < a.length; i++) { d += (a[i] - (double) b[i]) * (a[i] - (double) b[i]); n += (double) b[i] * b[i]; }

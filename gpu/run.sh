@@ -4,9 +4,12 @@
 # (CudaKernelsTest against the CPU kernels, the CUDA tensor ops CudaTensorOpsTest / CudaMemoryTest and the optimizer
 # CudaOptimizerTest and two ResNet training steps CudaResNetStepTest / CudaModelTest against the CPU, CudaStatusTest,
 # NativeLoadTest, the cuBLAS GemmEx / cuSPARSELt / event entry points CudaMixedPrecisionTest, the GEMM benchmark's
-# smoke mode CudaGemmBenchTest), times the Eq. 1-3 GEMMs at ResNet-18 ImageNet shapes (CudaGemmBench, gemm.txt) and
-# the GEMM benchmark (CudaGemmBench, gemm.txt) and the training-step comparison (gpu/step.sh, step.txt) and prints a
+# smoke mode CudaGemmBenchTest, the 2:4 product CudaSpmmTest, the GEMM precisions CudaMatmulPrecisionTest), runs the
+# GEMM benchmark (CudaGemmBench, gemm.txt) and the training-step comparison (gpu/step.sh, step.txt), and prints a
 # short table last.
+# Time: the whole run stays within RUN_BUDGET_S (default 480 s; the run tool allows 600 s a call and the session's
+# device time is 15 minutes, machine start included): tests <= 150 s, GEMM benchmark <= 150 s, the step comparison
+# gets what is left (at most 180 s). --only tests,gemm,step runs only the named parts (a second, shorter call).
 # Needs .gpu/ from gpu/prepare.sh, carried with the run tool:  carry [".gpu"], command "bash gpu/run.sh".
 # Results under $OUT (default .gpu/out). --no-gpu: for a machine without a GPU (checks the script's paths and
 # steps; the kernel tests are then skipped and a missing device is not an error). FORCE_REBUILD=1 rebuilds the
@@ -14,7 +17,18 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-nogpu=0; [ "${1:-}" = "--no-gpu" ] && nogpu=1
+nogpu=0; only="tests,gemm,step"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-gpu) nogpu=1 ;;
+    --only) only="$2"; shift ;;
+    *) echo "run: unknown argument $1 (--no-gpu, --only tests,gemm,step)" >&2; exit 2 ;;
+  esac; shift
+done
+wants() { [[ ",$only," == *",$1,"* ]]; }
+BUDGET="${RUN_BUDGET_S:-480}"
+left() { echo $(( BUDGET - SECONDS )); }
+cap() { local l; l=$(left); [ "$1" -lt "$l" ] && echo "$1" || echo $(( l > 0 ? l : 1 )); }   # min(want, what is left)
 OUT="${OUT:-$here/.gpu/out}"; mkdir -p "$OUT"
 G="$here/.gpu"; JAVA="$G/jre/bin/java"
 LIB="$G/lib"; CP="$LIB/junit-platform-console-standalone.jar"
@@ -84,9 +98,11 @@ STATUS="$(sed -n 's/^STATUS //p' <<< "$cuda")"
 log "CPU shim: $(head -1 <<< "$cpu"); CUDA: $STATUS"
 
 # ---- the tests ----
+trc=skipped
+if wants tests; then
 # every kernel launch synchronised, so that a fault names its kernel (first runs are about correctness, not speed)
 export FST4J_CUDA_SYNC="${FST4J_CUDA_SYNC:-1}"
-timeout 240 "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
+timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
   --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
   --select-class fst4j.shim.CudaMixedPrecisionTest --select-class fst4j.shim.CudaGemmBenchTest \
   --select-class fst4j.tensor.CudaTensorOpsTest --select-class fst4j.tensor.CudaMemoryTest --select-class fst4j.nn.CudaOptimizerTest \
@@ -95,27 +111,35 @@ timeout 240 "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.Co
   --select-class fst4j.sparse.CudaSparseTest --select-class fst4j.nn.CudaSparseMethodsTest --select-class fst4j.nn.train.CudaTrainerTest \
   --reports-dir "$OUT/junit" > "$OUT/tests.txt" 2>&1
 trc=$?
+fi
 
 # ---- GEMM benchmark: Eq. 1-3 at ResNet-18 ImageNet conv shapes, batch 256 (fp32, TF32, bf16, cuSPARSELt 2:4, half-K),
 # CUDA events, each variant checked once first; full results in gemm.txt, its "GEMM" table lines go into the summary.
 # Without a GPU: the smoke mode on whatever back end loads (checks the paths) ----
+grc=skipped
+if wants gemm; then
 if [ "$nogpu" = 0 ]; then
-  FST4J_CUDA_SYNC=0 timeout 200 "$JAVA" "${JOPTS[@]}" -Xmx6g -cp "$CP" fst4j.shim.CudaGemmBench "$OUT/gemm.txt" > "$OUT/gemm-log.txt" 2>&1
+  FST4J_CUDA_SYNC=0 timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Xmx6g -cp "$CP" fst4j.shim.CudaGemmBench "$OUT/gemm.txt" > "$OUT/gemm-log.txt" 2>&1
   grc=$?
 else
-  FST4J_CUDA_SYNC=0 timeout 200 "$JAVA" "${JOPTS[@]}" -Dfst4j.cuda.emulate=true -cp "$CP" fst4j.shim.CudaGemmBench --smoke "$OUT/gemm.txt" \
+  FST4J_CUDA_SYNC=0 timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Dfst4j.cuda.emulate=true -cp "$CP" fst4j.shim.CudaGemmBench --smoke "$OUT/gemm.txt" \
     > "$OUT/gemm-log.txt" 2>&1
   grc=$?
 fi
-[ -f "$OUT/gemm.txt" ] || echo "(no gemm.txt: the benchmark exited with $grc before writing it; see gemm-log.txt)" > "$OUT/gemm.txt"
 log "GEMM benchmark exit code $grc"
+fi
+[ -f "$OUT/gemm.txt" ] || echo "(no gemm.txt: benchmark $grc; see gemm-log.txt)" > "$OUT/gemm.txt"
+[ -f "$OUT/gemm-log.txt" ] || : > "$OUT/gemm-log.txt"
 
 # ---- step timing (gpu/step.sh): ResNet-18 ImageNet stem, batch 256, 224x224, fst4j DENSE vs FST3_IR at bf16 GEMM
-# precision vs PyTorch bf16 channels_last (and fp32), CIFAR ResNet-18, torch's 2:4 GEMM; within STEP_BUDGET_S;
-# step.txt and step-table.txt. Without a GPU: the same parts at toy sizes on the emulator / PyTorch CPU ----
-if [ "$nogpu" = 0 ]; then JAVA="$JAVA" CP="$CP" OUT="$OUT" bash gpu/step.sh > "$OUT/step-log.txt" 2>&1
-else JAVA="$JAVA" CP="$CP" OUT="$OUT" bash gpu/step.sh --no-gpu > "$OUT/step-log.txt" 2>&1; fi
-log "step timing exit code $?"
+# precision vs PyTorch bf16 channels_last (and fp32), CIFAR ResNet-18, torch's 2:4 GEMM; within what is left of the
+# budget (at most 180 s); step.txt and step-table.txt. Without a GPU: the same parts at toy sizes ----
+if wants step; then
+  sb=$(cap 180)
+  if [ "$nogpu" = 0 ]; then STEP_BUDGET_S=$sb JAVA="$JAVA" CP="$CP" OUT="$OUT" bash gpu/step.sh > "$OUT/step-log.txt" 2>&1
+  else STEP_BUDGET_S=$sb JAVA="$JAVA" CP="$CP" OUT="$OUT" bash gpu/step.sh --no-gpu > "$OUT/step-log.txt" 2>&1; fi
+  log "step timing exit code $? (budget ${sb}s)"
+fi
 [ -f "$OUT/step-table.txt" ] || echo "(no step-table.txt; see step-log.txt)" > "$OUT/step-table.txt"
 
 # ---- table, last ----
@@ -144,11 +168,11 @@ PY
   echo "GPU:          $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
   echo "CUDA status:  $STATUS"
   grep -ho 'CUSPARSELT .*' "$OUT/tests.txt" | head -2 | sed 's/^/              /'
-  echo "declarations: $DECL;  shims rebuilt here: $rebuilt;  JUnit exit code: $trc"
+  echo "declarations: $DECL;  shims rebuilt here: $rebuilt;  JUnit exit code: $trc;  parts: $only;  ${SECONDS}s of the ${BUDGET}s budget"
   echo "GEMM benchmark (gemm.txt, exit code $grc):"; { grep -E '^(device:|GEMM|LAYER|2:4)' "$OUT/gemm.txt"; grep -q '^GEMM' "$OUT/gemm.txt" || tail -4 "$OUT/gemm-log.txt"; } | sed 's/^/  /'
   echo "step timing (step.txt):"; sed 's/^/  /' "$OUT/step-table.txt"
   cat "$OUT/table.txt"
   grep -E 'tests (successful|failed|skipped|aborted)' "$OUT/tests.txt" | tr -s ' ' | tr '\n' ';'; echo
 } | tee "$OUT/summary.txt"
-if [ "$nogpu" = 1 ]; then exit 0; fi
+if [ "$nogpu" = 1 ] || [ "$trc" = skipped ]; then exit 0; fi
 exit $trc

@@ -234,7 +234,7 @@ public final class CudaStepTiming {
                 System.out.println("STEP " + spec.head() + " FAILED " + e);
             }
             System.out.println("     GEMM: " + CudaOps.matmulPrecision() + ", " + (CudaOps.usesCublas() ? "cuBLAS" : "fst_k_gemm (cuBLAS: " + Cuda.blasStatus() + ")")
-                    + "; 2:4 through cuSPARSELt: " + (fst4j.tensor.CudaSpmm.enabled() ? "yes (" + fst4j.tensor.CudaSpmm.matmuls() + " products so far)" : "no (" + Cuda.sparseLtStatus() + ")")
+                    + "; 2:4 through cuSPARSELt: " + fst4j.tensor.CudaSpmm.status()
                     + "; device memory " + CudaMemory.stats());
             System.out.flush();
         }

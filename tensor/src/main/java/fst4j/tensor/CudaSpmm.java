@@ -32,7 +32,9 @@ public final class CudaSpmm implements AutoCloseable {
     private record Key(int m, int n, int k) {}
 
     private static final Map<Key, Cuda.SparseLtPlan> PLANS = new ConcurrentHashMap<>();
-    private static final AtomicLong MATMULS = new AtomicLong();
+    private static final Map<Key, String> REFUSED = new ConcurrentHashMap<>();
+    private static final AtomicLong MATMULS = new AtomicLong(), FALLBACKS = new AtomicLong();
+    private static volatile String probeFailure;   // why available() is false although CUDA is there
     private static volatile boolean switchedOn = !"false".equalsIgnoreCase(System.getProperty("fst4j.cuda.sparseLt", "true"));
     private static volatile Boolean loads;   // null until probed
 
@@ -57,7 +59,10 @@ public final class CudaSpmm implements AutoCloseable {
         return switchedOn && CudaOps.matmulPrecision() == CudaOps.MatmulPrecision.BF16 && available();
     }
 
-    /** Whether cuSPARSELt can be used: a CUDA back end (device or host emulator) and the library loaded there. */
+    /**
+     * Whether cuSPARSELt can be used: a CUDA back end (device or host emulator), the library loaded there, and a plan
+     * of bf16 operands with a float32 product accepted (probed once at 16 x 16 x 16; {@link #status()} says why not).
+     */
     public static boolean available() {
         if (!Cuda.isAvailable()) return false;
         Boolean l = loads;
@@ -66,7 +71,8 @@ public final class CudaSpmm implements AutoCloseable {
                 if (loads == null) {
                     boolean ok;
                     try (Cuda.SparseLtPlan p = plan(PAD, PAD, PAD)) { ok = p != null; }
-                    catch (CudaUnavailableException e) { ok = false; }
+                    catch (CudaUnavailableException e) { ok = false; probeFailure = e.getMessage(); }
+                    catch (RuntimeException e) { ok = false; probeFailure = "a bf16 x bf16 -> float32 plan was refused: " + e.getMessage(); }
                     loads = ok;
                 }
                 l = loads;
@@ -75,11 +81,30 @@ public final class CudaSpmm implements AutoCloseable {
         return l;
     }
 
+    /**
+     * One line on the cuSPARSELt path: whether it is used and, if not, why; products run; shapes the library refused
+     * (those run as the dense bf16 product of the same operands, see {@link #times}).
+     */
+    public static String status() {
+        if (!Cuda.isAvailable()) return "off: " + Cuda.status();
+        if (!available()) return "off: " + (probeFailure != null ? probeFailure : Cuda.sparseLtStatus());
+        String on = enabled() ? "on" : !switchedOn ? "off (switched off)" : "off (matmul precision " + CudaOps.matmulPrecision() + ", needs BF16)";
+        String s = on + "; " + MATMULS.get() + " products";
+        if (!REFUSED.isEmpty()) {
+            Map.Entry<Key, String> e = REFUSED.entrySet().iterator().next();
+            s += "; " + REFUSED.size() + " shape(s) refused, run as dense bf16 (" + FALLBACKS.get() + " products), e.g. " + e.getKey() + ": " + e.getValue();
+        }
+        return s;
+    }
+
     /** Switches the cuSPARSELt path on or off for this JVM (like PyTorch's backend flags); returns the previous setting. */
     public static boolean setEnabled(boolean on) { boolean was = switchedOn; switchedOn = on; return was; }
 
     /** Number of cuSPARSELt products run by this JVM (tests use it to see that the path was taken). */
     public static long matmuls() { return MATMULS.get(); }
+
+    /** Number of products run densely (bf16 GemmEx) because cuSPARSELt refused their shape. */
+    public static long fallbacks() { return FALLBACKS.get(); }
 
     /** Frees every cached plan (their device-side state belongs to the library). */
     public static void clearPlans() {
@@ -88,10 +113,6 @@ public final class CudaSpmm implements AutoCloseable {
 
     private static Cuda.SparseLtPlan plan(int m, int n, int k) {
         return Cuda.sparseLtPlan(m, n, k, Cuda.R_16BF, Cuda.R_32F);
-    }
-
-    private static Cuda.SparseLtPlan cachedPlan(int m, int n, int k) {
-        return PLANS.computeIfAbsent(new Key(m, n, k), x -> plan(m, n, k));
     }
 
     /**
@@ -132,31 +153,54 @@ public final class CudaSpmm implements AutoCloseable {
         int n = b.shape[1];
         if (n == 0) return;
         int nP = pad(n);
-        Cuda.SparseLtPlan plan = cachedPlan(rowsP, nP, kP);
-        try (CudaOps.Block b16 = bf16Padded(b, kP, nP)) {
-            if (compressedFor != plan) {
-                if (compressed != null) { compressed.close(); compressed = null; compressedFor = null; }
-                CudaOps.Block comp = CudaOps.Block.of(Math.max(1, plan.compressedBytes()));
-                try (CudaOps.Block buf = plan.bufferBytes() > 0 ? CudaOps.Block.of(plan.bufferBytes()) : null) {
-                    plan.compress(a16.ptr(), comp.ptr(), buf == null ? MemorySegment.NULL : buf.ptr());
-                } catch (RuntimeException | Error e) {
-                    comp.close();
-                    throw e;
-                }
-                compressed = comp;
-                compressedFor = plan;
+        Key key = new Key(rowsP, nP, kP);
+        Cuda.SparseLtPlan plan = null;
+        if (!REFUSED.containsKey(key)) {
+            try {
+                plan = PLANS.computeIfAbsent(key, x -> plan(x.m(), x.n(), x.k()));
+            } catch (CudaUnavailableException e) {
+                throw e;
+            } catch (RuntimeException e) {   // a size or type rule of the installed library: this shape runs densely
+                REFUSED.put(key, String.valueOf(e.getMessage()));
             }
+        }
+        try (CudaOps.Block b16 = bf16Padded(b, kP, nP)) {
             boolean direct = rowsP == rows && nP == n;
-            try (Tensor out = direct ? c.alias() : Tensor.empty(Device.CUDA, DType.F32, rowsP, nP);
-                 CudaOps.Block ws = plan.workspaceBytes() > 0 ? CudaOps.Block.of(plan.workspaceBytes()) : null) {
-                plan.matmul(1f, compressed.ptr(), b16.ptr(), 0f, CudaOps.ptr(out), ws == null ? MemorySegment.NULL : ws.ptr());
-                MATMULS.incrementAndGet();
+            try (Tensor out = direct ? c.alias() : Tensor.empty(Device.CUDA, DType.F32, rowsP, nP)) {
+                if (plan == null) {
+                    // the same product through cuBLAS: the masked operand in bf16, dense (what the sparse GEMM computes)
+                    Native.cudaGemmEx(false, false, rowsP, nP, kP, 1f, a16.ptr(), Cuda.R_16BF, kP, b16.ptr(), Cuda.R_16BF, nP, 0f,
+                            CudaOps.ptr(out), Cuda.R_32F, nP, false);
+                    FALLBACKS.incrementAndGet();
+                } else {
+                    if (compressedFor != plan) {
+                        if (compressed != null) { compressed.close(); compressed = null; compressedFor = null; }
+                        CudaOps.Block comp = CudaOps.Block.of(Math.max(1, plan.compressedBytes()));
+                        try (CudaOps.Block buf = plan.bufferBytes() > 0 ? CudaOps.Block.of(plan.bufferBytes()) : null) {
+                            plan.compress(a16.ptr(), comp.ptr(), buf == null ? MemorySegment.NULL : buf.ptr());
+                        } catch (RuntimeException | Error e) {
+                            comp.close();
+                            throw e;
+                        }
+                        compressed = comp;
+                        compressedFor = plan;
+                    }
+                    try (CudaOps.Block ws = plan.workspaceBytes() > 0 ? CudaOps.Block.of(plan.workspaceBytes()) : null) {
+                        plan.matmul(1f, compressed.ptr(), b16.ptr(), 0f, CudaOps.ptr(out), ws == null ? MemorySegment.NULL : ws.ptr());
+                    }
+                    MATMULS.incrementAndGet();
+                }
                 if (!direct) {
                     try (Tensor r = out.slice(0, 0, rows); Tensor rc = r.slice(1, 0, n)) { c.copyFrom(rc); }
                 }
             }
         }
     }
+
+    /** Test hook: makes the library's refusal of a padded shape visible without a library that refuses it. */
+    static void refuseForTest(int rowsP, int nP, int kP, String why) { REFUSED.put(new Key(rowsP, nP, kP), why); }
+
+    static void clearRefusalsForTest() { REFUSED.clear(); }
 
     @Override public void close() {
         if (compressed != null) { compressed.close(); compressed = null; compressedFor = null; }

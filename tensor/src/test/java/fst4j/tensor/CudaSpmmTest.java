@@ -134,6 +134,35 @@ class CudaSpmmTest {
     }
 
     @Test
+    void aShapeTheLibraryRefusesRunsAsTheDenseBf16ProductAndIsReported() {
+        assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + CudaSpmm.status());
+        Random r = new Random(12);
+        int rows = 20, k = 36, n = 10;
+        float[] a = prune24Rows(gaussian(r, rows * k), rows, k), b = gaussian(r, k * n);
+        CudaSpmm.refuseForTest(CudaSpmm.pad(rows), CudaSpmm.pad(n), CudaSpmm.pad(k), "test: N too large for this library");
+        try (Tensor ah = Tensor.of(a, rows, k); Tensor ad = ah.to(Device.CUDA); Tensor bh = Tensor.of(b, k, n); Tensor bd = bh.to(Device.CUDA);
+             Tensor cd = Tensor.empty(Device.CUDA, DType.F32, rows, n); CudaSpmm sp = CudaSpmm.of(ad)) {
+            long products = CudaSpmm.matmuls(), fallbacks = CudaSpmm.fallbacks();
+            sp.times(bd, cd);
+            assertEquals(products, CudaSpmm.matmuls(), "no cuSPARSELt product for a refused shape");
+            assertEquals(fallbacks + 1, CudaSpmm.fallbacks());
+            assertTrue(CudaSpmm.status().contains("test: N too large"), CudaSpmm.status());
+            float[] c = cd.toFloatArray();
+            for (int i = 0; i < rows; i++)
+                for (int j = 0; j < n; j++) {
+                    double want = 0, mag = 0;
+                    for (int q = 0; q < k; q++) {
+                        double t = (double) fromBf16(bf16(a[i * k + q])) * fromBf16(bf16(b[q * n + j]));
+                        want += t; mag += Math.abs(t);
+                    }
+                    assertEquals(want, c[i * n + j], 1e-4 * mag + 1e-30, "at " + i + "," + j);
+                }
+        } finally {
+            CudaSpmm.clearRefusalsForTest();
+        }
+    }
+
+    @Test
     void badShapesAndClosedOperandsAreRejected() {
         assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
         try (Tensor a = Tensor.zeros(Device.CUDA, DType.F32, 8, 12); Tensor b = Tensor.zeros(Device.CUDA, DType.F32, 11, 4);

@@ -122,14 +122,16 @@ public final class Gemm3 {
                 }
             }
             Tensor sw = cfg.w() instanceof Sparsifier.Dense ? w.alias() : cfg.w().apply(w);
-            if (cudaSparse(cfg.w(), w, xType) && (cfg.w() instanceof Transposable24 || axis(cfg.w(), 2) == 1)) {
+            // S(W) is 2:4 along the GEMM's K: a sparse product can take it
+            boolean w24 = cfg.w().accelerable() && f32(w) && xType == DType.F32 && (cfg.w() instanceof Transposable24 || axis(cfg.w(), 2) == 1);
+            if (w24 && w.device() == Device.CUDA && CudaSpmm.enabled()) {
                 // on CUDA: S(W) (pruned on the device) in bf16, compressed and multiplied by cuSPARSELt
                 try (Tensor s = sw) {
                     return new Prepared(new Left(null, null, CudaSpmm.of(s)), cfg.wtFromSparse() ? s.alias() : null);
                 }
             }
             // otherwise a pruned operand on CUDA goes through the dense GEMM (masked)
-            boolean sparse = cfg.w().accelerable() && f32(w) && xType == DType.F32 && cpu(w) && (cfg.w() instanceof Transposable24 || axis(cfg.w(), 2) == 1);
+            boolean sparse = w24 && cpu(w);
             if (!sparse) return new Prepared(new Left(sw, null), cfg.wtFromSparse() ? sw.alias() : null);
             try {
                 return new Prepared(new Left(null, Compressed24.compress(sw)), cfg.wtFromSparse() ? sw.alias() : null);
@@ -139,11 +141,6 @@ public final class Gemm3 {
         } finally {
             Profile.stop(Part.SPARSIFY, t0);
         }
-    }
-
-    /** A 2:4 slot on CUDA float32 operands that cuSPARSELt can take (see {@link CudaSpmm#enabled()}). */
-    private static boolean cudaSparse(Sparsifier s, Tensor w, DType otherType) {
-        return s.accelerable() && w.device() == Device.CUDA && f32(w) && otherType == DType.F32 && CudaSpmm.enabled();
     }
 
     private static boolean cpu(Tensor... ts) {
@@ -191,11 +188,11 @@ public final class Gemm3 {
             if (cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && f32 && cpu(src))
                 return new Left(null, Compressed24.pruneCompressTransposed(src, Blas.threads()));
             Tensor swt = cfg.wt() instanceof Sparsifier.Dense ? src.alias() : cfg.wt().apply(src);   // [Cout, K], 2:4 along Cout
-            boolean sparseWt = f32(w) && dyType == DType.F32 && cpu(w) && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)
+            // S(W^T) is 2:4 along Cout (pruned so, or the transpose of a transposable S(W)): a sparse product can take it
+            boolean wt24 = f32(w) && dyType == DType.F32 && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)
                     || (cfg.wt() instanceof Sparsifier.Dense && cfg.wtFromSparse() && cfg.w() instanceof Transposable24));
-            boolean cudaWt = w.device() == Device.CUDA && f32(src) && dyType == DType.F32 && CudaSpmm.enabled()
-                    && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)
-                        || (cfg.wt() instanceof Sparsifier.Dense && cfg.wtFromSparse() && cfg.w() instanceof Transposable24));
+            boolean sparseWt = wt24 && cpu(w);
+            boolean cudaWt = wt24 && w.device() == Device.CUDA && CudaSpmm.enabled();
             try (swt) {
                 if (cudaWt) { try (Tensor t = swt.t()) { return new Left(null, null, CudaSpmm.of(t)); } }
                 if (!sparseWt) return new Left(swt.t(), null);

@@ -24,6 +24,32 @@ static inline void valid_range(const geom *g, int64_t j, int64_t *lo, int64_t *h
     if (*lo > *hi) *lo = *hi;
 }
 
+/* Output rows [r0, r1) of row (i, jj) of im2col of one plane under stride 1 and "same" width (wo == w: 3x3 pad 1,
+ * 1x1 pad 0), written to o (o = output row r0): the plane shifted by d = jj - pw columns and i - ph rows, so the
+ * valid rows are one contiguous copy; then the |d| columns that wrapped into the neighbouring row are zeroed. One
+ * memcpy per run of rows instead of one per output row (small planes: a 7x7 plane's rows are 7 floats). Reads stay
+ * inside the plane. */
+static inline void same_width_rows(const float *plane, int64_t W, int64_t h, int64_t ph, int64_t i, int64_t d,
+                                   int64_t r0, int64_t r1, float *o) {
+    if (d >= W || -d >= W) { memset(o, 0, (size_t)((r1 - r0) * W) * 4); return; }   /* every tap falls in the padding */
+    int64_t v0 = ph - i, v1 = h + ph - i;           /* output rows whose input row is inside the plane */
+    if (v0 < r0) v0 = r0;
+    if (v0 > r1) v0 = r1;                           /* a tap below every output row (h < kh): all padding */
+    if (v1 > r1) v1 = r1;
+    if (v1 < v0) v1 = v0;
+    memset(o, 0, (size_t)((v0 - r0) * W) * 4);
+    memset(o + (v1 - r0) * W, 0, (size_t)((r1 - v1) * W) * 4);
+    if (v1 > v0) {
+        float *dst = o + (v0 - r0) * W;
+        const float *src = plane + (v0 - ph + i) * W + d;
+        const int64_t n = (v1 - v0) * W;
+        if (d < 0) { memcpy(dst - d, src - d, (size_t)(n + d) * 4); for (int64_t q = 0; q < -d; q++) dst[q] = 0.0f; }
+        else { memcpy(dst, src, (size_t)(n - d) * 4); for (int64_t q = n - d; q < n; q++) dst[q] = 0.0f; }
+        if (d < 0) for (int64_t row = 0; row < v1 - v0; row++) for (int64_t q = 0; q < -d; q++) dst[row * W + q] = 0.0f;
+        if (d > 0) for (int64_t row = 0; row < v1 - v0; row++) for (int64_t q = W - d; q < W; q++) dst[row * W + q] = 0.0f;
+    }
+}
+
 typedef struct {
     geom g;
     const float *x, *cols;
@@ -55,27 +81,7 @@ static void im2col_task(void *p, int64_t t0, int64_t t1) {
         const float *plane = j->x + (img * g->c + ch) * g->h * g->w;
         float *o = j->out + r * j->ld + img * L;
         if (g->sh == 1 && g->sw == 1 && g->wo == g->w) {
-            /* Stride 1, "same" width (3x3 pad 1, 1x1 pad 0): the row is the plane shifted by d = jj - pw columns and
-             * i - ph rows, so the valid rows are one contiguous copy; then the |d| columns that wrapped into the
-             * neighbouring row are zeroed. One memcpy per row of K instead of one per output row (small planes). */
-            const int64_t W = g->w, d = jj - g->pw;
-            if (d >= W || -d >= W) { memset(o, 0, (size_t)L * 4); continue; }   /* every tap falls in the padding */
-            int64_t oh0 = g->ph - i, oh1 = g->h + g->ph - i;
-            if (oh0 < 0) oh0 = 0;
-            if (oh0 > g->ho) oh0 = g->ho;   /* a tap below every output row (h < kh): the whole row is padding */
-            if (oh1 > g->ho) oh1 = g->ho;
-            if (oh1 < oh0) oh1 = oh0;
-            memset(o, 0, (size_t)(oh0 * W) * 4);
-            memset(o + oh1 * W, 0, (size_t)((g->ho - oh1) * W) * 4);
-            if (oh1 > oh0) {
-                float *dst = o + oh0 * W;
-                const float *src = plane + (oh0 - g->ph + i) * W + d;
-                const int64_t n = (oh1 - oh0) * W;
-                if (d < 0) { memcpy(dst - d, src - d, (size_t)(n + d) * 4); for (int64_t q = 0; q < -d; q++) dst[q] = 0.0f; }
-                else { memcpy(dst, src, (size_t)(n - d) * 4); for (int64_t q = n - d; q < n; q++) dst[q] = 0.0f; }
-                if (d < 0) for (int64_t row = 0; row < oh1 - oh0; row++) for (int64_t q = 0; q < -d; q++) dst[row * W + q] = 0.0f;
-                if (d > 0) for (int64_t row = 0; row < oh1 - oh0; row++) for (int64_t q = W - d; q < W; q++) dst[row * W + q] = 0.0f;
-            }
+            same_width_rows(plane, g->w, g->h, g->ph, i, jj - g->pw, 0, g->ho, o);
             continue;
         }
         int64_t lo, hi;
@@ -207,7 +213,17 @@ void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t nc
     int64_t lo, hi;
     valid_range(&g, jj, &lo, &hi);
     int64_t img = col0 / L, pos = col0 % L, oh = pos / s->wo, ow = pos % s->wo;
+    const int same = s->sh == 1 && s->sw == 1 && s->wo == s->w;
     while (ncols > 0) {
+        if (same && ow == 0 && ncols >= 2 * s->wo) {
+            /* whole output rows of one image at once (the common 3x3 pad 1 / 1x1 case) */
+            int64_t rows = ncols / s->wo;
+            if (rows > s->ho - oh) rows = s->ho - oh;
+            same_width_rows(s->x + (img * s->c + ch) * s->h * s->w, s->w, s->h, s->ph, i, jj - s->pw, oh, oh + rows, out);
+            out += rows * s->wo; ncols -= rows * s->wo; oh += rows;
+            if (oh == s->ho) { oh = 0; img++; }
+            continue;
+        }
         /* one output row segment [ow, ow + m) of image img, output row oh */
         const int64_t m = s->wo - ow < ncols ? s->wo - ow : ncols;
         const int64_t ih = oh * s->sh - s->ph + i;

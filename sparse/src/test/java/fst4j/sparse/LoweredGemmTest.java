@@ -75,6 +75,45 @@ class LoweredGemmTest {
         }
     }
 
+    /**
+     * Stride 1 and "same" width (k odd, pad (k-1)/2, and the 1x1 case): the lowering copies whole runs of output rows
+     * of an image at once. Reference: the float64 im2col (Java loops, no native code), so a fault shared by the native
+     * im2col and the lowering cannot hide; small planes (rows of 1-9 floats), h < k, many images per block.
+     */
+    @Property(tries = 80)
+    void sameWidthGeometriesLowerLikeTheJavaIm2col(@ForAll @IntRange(min = 1, max = 6) int n, @ForAll @IntRange(min = 1, max = 5) int c,
+                                                   @ForAll @IntRange(min = 1, max = 9) int h, @ForAll @IntRange(min = 1, max = 9) int w,
+                                                   @ForAll @IntRange(min = 0, max = 2) int half, @ForAll @IntRange(min = 1, max = 40) int m,
+                                                   @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll long seed) {
+        int k = 2 * half + 1, p = half;
+        int before = Blas.threads();
+        Blas.setThreads(threads);
+        try (Scope sc = Scope.open()) {
+            Rng r = new Rng(seed);
+            Tensor x = r.normal(0, 1, n, c, h, w);
+            Lowering low = new Lowering(x, k, k, 1, 1, p, p);
+            Tensor cols = Conv.im2col(x.to(fst4j.tensor.DType.F64), k, k, 1, 1, p, p).to(fst4j.tensor.DType.F32);
+            Tensor a = r.normal(0, 1, m, low.rows());
+            Tensor want = Tensor.empty(m, low.cols()), got = Tensor.empty(m, low.cols());
+            Blas.gemm(1f, a, cols, 0f, want);
+            Conv.gemmLowered(1f, a, low, false, 0f, got);
+            close(want, got, "Eq. 1, " + n + "x" + c + "x" + h + "x" + w + " k" + k);
+            Tensor g = r.normal(0, 1, m, low.cols());
+            Tensor dw1 = Tensor.zeros(m, low.rows()), dw2 = Tensor.zeros(m, low.rows());
+            try (Tensor ct = cols.t()) { Blas.gemm(1f, g, ct, 0f, dw1); }
+            Conv.gemmLowered(1f, g, low, true, 0f, dw2);
+            close(dw1, dw2, "Eq. 3");
+            try (Compressed24 cw = Compressed24.pruneCompress(a, null, threads)) {
+                Tensor s1 = Tensor.empty(m, low.cols()), s2 = Tensor.empty(m, low.cols());
+                SparseGemm.spmm(1f, cw, cols, 0f, s1, threads);
+                SparseGemm.spmmLowered(cw, low, 0f, s2);
+                close(s1, s2, "2:4 Eq. 1");
+            }
+        } finally {
+            Blas.setThreads(before);
+        }
+    }
+
     @Test
     void rejectsMismatchAndNonContiguousInput() {
         try (Scope sc = Scope.open()) {

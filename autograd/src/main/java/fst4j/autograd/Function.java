@@ -23,6 +23,7 @@ import java.util.List;
 public abstract class Function {
     Var[] inputs;
     private final List<Tensor> saved = new ArrayList<>();
+    private final List<AutoCloseable> kept = new ArrayList<>();
     private boolean released, recording;
 
     /** Computes the output from the input values. Tensors it creates belong to the caller's scope. */
@@ -36,6 +37,12 @@ public abstract class Function {
         Tensor a = t.alias();
         saved.add(a);
         return a;
+    }
+
+    /** Keeps a non-tensor resource for backward (e.g. device-side max-pool indices); closed when the graph is freed. */
+    protected final <T extends AutoCloseable> T retain(T resource) {
+        kept.add(resource);
+        return resource;
     }
 
     /**
@@ -81,6 +88,10 @@ public abstract class Function {
         released = true;
         for (Tensor t : saved) t.close();
         saved.clear();
+        for (AutoCloseable c : kept) {
+            try { c.close(); } catch (Exception e) { throw new IllegalStateException("freeing " + c + " with its graph", e); }
+        }
+        kept.clear();
         inputs = null;
     }
 

@@ -40,12 +40,13 @@ public final class NN {
 
     static final class MaxPool extends Function {
         private final int k, stride, padding;
-        private int[] indices, inShape;
+        private Pool.Indices indices;
+        private int[] inShape;
         MaxPool(int k, int stride, int padding) { this.k = k; this.stride = stride; this.padding = padding; }
         protected Tensor forward(Tensor... in) {
             inShape = in[0].shape();
             Pool.MaxPool2d r = Pool.maxPool2d(in[0], k, stride, padding);
-            indices = r.indices();
+            indices = retain(r.indices());   // freed with the graph (device memory for a CUDA input)
             return r.output();
         }
         protected Tensor[] backward(Tensor g) { return grads(Pool.maxPool2dBackward(g, indices, inShape)); }

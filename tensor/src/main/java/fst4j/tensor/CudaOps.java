@@ -402,15 +402,39 @@ public final class CudaOps {
         require("maxPool2d", x);
         long outN = (long) g.n() * g.c() * g.ho() * g.wo();
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, g.n(), g.c(), g.ho(), g.wo());
-        try (Tensor xc = x.contiguous(); Block idx = Block.of(4 * outN); Arena arena = Arena.ofConfined()) {
-            Native.cudaMaxPool(ptr(xc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(), ptr(out), idx.ptr());
-            MemorySegment host = arena.allocate(JAVA_INT, Math.max(1, outN));
-            Cuda.copyToHost(host, idx.ptr(), 4 * outN);
-            return new Pool.MaxPool2d(out, outN == 0 ? new int[0] : host.asSlice(0, 4 * outN).toArray(JAVA_INT));
+        Block idx = Block.of(Math.max(4, 4 * outN));
+        try (Tensor xc = x.contiguous()) {
+            if (outN > 0) Native.cudaMaxPool(ptr(xc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(), ptr(out), idx.ptr());
+            return new Pool.MaxPool2d(out, new Pool.DeviceIndices(idx, outN));   // the indices stay on the device
         } catch (RuntimeException e) {
             out.close();
+            idx.close();
             throw e;
         }
+    }
+
+    /** count int32 values from device memory to a host array. */
+    static int[] intsToHost(MemorySegment device, long count) {
+        if (count == 0) return new int[0];
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(JAVA_INT, count);
+            Cuda.copyToHost(host, device, 4 * count);
+            return host.toArray(JAVA_INT);
+        }
+    }
+
+    /** Max pool backward from the indices the CUDA forward left on the device (shapes checked by Pool). */
+    static Tensor maxPool2dBackward(Tensor dy, Pool.DeviceIndices indices, int[] inputShape) {
+        require("maxPool2dBackward", dy);
+        long plane = (long) inputShape[2] * inputShape[3], outPlane = (long) dy.shape[2] * dy.shape[3];
+        Tensor dx = Tensor.empty(Device.CUDA, DType.F32, inputShape);
+        try (Tensor dyc = dy.contiguous()) {
+            Native.cudaMaxPoolBackward(ptr(dyc), indices.ptr(), (long) inputShape[0] * inputShape[1], plane, outPlane, ptr(dx));
+        } catch (RuntimeException e) {
+            dx.close();
+            throw e;
+        }
+        return dx;
     }
 
     /** Max pool backward (shapes checked by Pool); indices are validated here, then uploaded. */

@@ -14,8 +14,39 @@ public final class Pool {
      * Max pool result: output [N, C, Ho, Wo] and, for each output element (row-major), the flat index
      * ih*W + iw of its maximum inside its own [H, W] input plane (PyTorch's convention).
      */
-    public record MaxPool2d(Tensor output, int[] indices) implements AutoCloseable {
-        @Override public void close() { output.close(); }
+    public record MaxPool2d(Tensor output, Indices indices) implements AutoCloseable {
+        @Override public void close() { output.close(); indices.close(); }
+    }
+
+    /**
+     * Argmax indices of a max pool, kept where the pooling ran: on the host, or in device memory for a CUDA input (so a
+     * training step does not copy them down and up again). {@link #toArray()} gives them on the host either way.
+     */
+    public sealed interface Indices extends AutoCloseable permits HostIndices, DeviceIndices {
+        long count();
+        /** The indices as a host array (copied from the device for {@link DeviceIndices}). */
+        int[] toArray();
+        @Override void close();
+    }
+
+    public record HostIndices(int[] values) implements Indices {
+        @Override public long count() { return values.length; }
+        @Override public int[] toArray() { return values; }
+        @Override public void close() {}
+    }
+
+    /** int32 indices in CUDA memory, written by the max-pool kernel; freed by {@link #close()}. */
+    public static final class DeviceIndices implements Indices {
+        private final long count;
+        private CudaOps.Block block;
+        DeviceIndices(CudaOps.Block block, long count) { this.block = block; this.count = count; }
+        @Override public long count() { return count; }
+        java.lang.foreign.MemorySegment ptr() {
+            if (block == null) throw new IllegalStateException("max-pool indices are closed (freed with their graph)");
+            return block.ptr();
+        }
+        @Override public int[] toArray() { return CudaOps.intsToHost(ptr(), count); }
+        @Override public void close() { if (block != null) { block.close(); block = null; } }
     }
 
     /** Float32 max pooling runs in C (pool.c; equal to the loops here, which stay as the reference and the float64 path). */
@@ -45,7 +76,7 @@ public final class Pool {
         try (Tensor xc = x.contiguous()) {
             if (useNative(x) && out.numel() > 0) {
                 Native.maxPool2d(xc.data(), (long) n * c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, out.data(), idx, Blas.threads());
-                return new MaxPool2d(out, idx);
+                return new MaxPool2d(out, new HostIndices(idx));
             }
             long o = 0;
             for (int p = 0; p < n * c; p++) {
@@ -71,16 +102,35 @@ public final class Pool {
                 }
             }
         }
-        return new MaxPool2d(out, idx);
+        return new MaxPool2d(out, new HostIndices(idx));
     }
 
-    /** dX of max pool: each dy element added at its argmax; inputShape is x's [N, C, H, W]. */
-    public static Tensor maxPool2dBackward(Tensor dy, int[] indices, int[] inputShape) {
+    /** dX of max pool from the forward's indices (host or device); inputShape is x's [N, C, H, W]. */
+    public static Tensor maxPool2dBackward(Tensor dy, Indices indices, int[] inputShape) {
         dy.check();
+        checkBackward(dy, indices.count(), inputShape);
+        return switch (indices) {
+            case HostIndices h -> maxPool2dBackward(dy, h.values(), inputShape);
+            case DeviceIndices d -> {
+                if (dy.storage.device != Device.CUDA)
+                    throw new IllegalArgumentException("device mismatch: maxPool2dBackward got dy on " + dy.storage.device
+                            + " and indices on CUDA; move dy with to(Device.CUDA)");
+                yield CudaOps.maxPool2dBackward(dy, d, inputShape);
+            }
+        };
+    }
+
+    private static void checkBackward(Tensor dy, long count, int[] inputShape) {
         if (inputShape.length != 4 || dy.dim() != 4 || dy.shape[0] != inputShape[0] || dy.shape[1] != inputShape[1])
             throw new IllegalArgumentException("shape mismatch: maxPool2dBackward dy " + Shape.str(dy.shape) + " for input " + Shape.str(inputShape));
-        if (indices.length != dy.numel())
-            throw new IllegalArgumentException("shape mismatch: maxPool2dBackward has " + indices.length + " indices for dy " + Shape.str(dy.shape));
+        if (count != dy.numel())
+            throw new IllegalArgumentException("shape mismatch: maxPool2dBackward has " + count + " indices for dy " + Shape.str(dy.shape));
+    }
+
+    /** dX of max pool: each dy element added at its argmax (host indices, validated); inputShape is x's [N, C, H, W]. */
+    public static Tensor maxPool2dBackward(Tensor dy, int[] indices, int[] inputShape) {
+        dy.check();
+        checkBackward(dy, indices.length, inputShape);
         if (dy.storage.device != Device.CPU) return CudaOps.maxPool2dBackward(dy, indices, inputShape);
         long plane = (long) inputShape[2] * inputShape[3];
         long outPlane = (long) dy.shape[2] * dy.shape[3];

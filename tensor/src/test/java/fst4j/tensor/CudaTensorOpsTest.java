@@ -241,12 +241,19 @@ class CudaTensorOpsTest {
             try (Pool.MaxPool2d c = Pool.maxPool2d(x, g[0], g[1], g[2], g[3], g[4], g[5]);
                  Pool.MaxPool2d k = Pool.maxPool2d(d, g[0], g[1], g[2], g[3], g[4], g[5])) {
                 assertSame(c.output(), k.output(), "max pool " + s);
-                assertArrayEquals(c.indices(), k.indices(), "max pool indices " + s);
+                assertArrayEquals(c.indices().toArray(), k.indices().toArray(), "max pool indices " + s);
                 Tensor dy = randn(r, c.output().shape());
                 assertSame(keep(Pool.maxPool2dBackward(dy, c.indices(), x.shape())), keep(Pool.maxPool2dBackward(gpu(dy), k.indices(), x.shape())),
                         "max pool backward " + s);
+                assertInstanceOf(Pool.DeviceIndices.class, k.indices(), "the CUDA max pool keeps its indices on the device");
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Pool.maxPool2dBackward(dy, k.indices(), x.shape()));
+                assertTrue(e.getMessage().contains("device mismatch"), e.getMessage());
             }
         }
+        Pool.MaxPool2d closed = Pool.maxPool2d(d, 2, 2, 2, 2, 0, 0);
+        closed.close();
+        Tensor dyc = keep(Tensor.zeros(Device.CUDA, DType.F32, 3, 4, 6, 5));
+        assertThrows(IllegalStateException.class, () -> Pool.maxPool2dBackward(dyc, closed.indices(), x.shape()), "indices used after close");
         int[] bad = new int[3 * 4 * 7 * 6];
         bad[5] = 13 * 11;
         Tensor dy = keep(Tensor.zeros(Device.CUDA, DType.F32, 3, 4, 7, 6));

@@ -38,6 +38,7 @@ typedef struct {
     double momentum, eps;
 } bn_job;
 
+FST_CLONES
 static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
     const bn_job *j = p;
     const int64_t m = j->n * j->hw;
@@ -84,6 +85,7 @@ int fst_bn_train(const float *x, const float *gamma, const float *beta, float *r
     return FST_OK;
 }
 
+FST_CLONES
 static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
     const bn_job *j = p;
     const double m = (double)(j->n * j->hw);

@@ -80,6 +80,7 @@ _Static_assert(sizeof(cusparseLtHandle_t) <= OPQ && sizeof(cusparseLtMatDescript
 _Static_assert(CUSPARSE_ORDER_ROW == 2 && CUSPARSE_OPERATION_NON_TRANSPOSE == 0 && CUSPARSELT_SPARSITY_50_PERCENT == 0
                && CUSPARSE_COMPUTE_32F == 2 && CUSPARSELT_MATMUL_ALG_DEFAULT == 0, "cuSPARSELt enum values");
 SAME(cusparseLtInit, cusparseStatus_t (*)(cusparseLtHandle_t *));
+SAME(cusparseLtDestroy, cusparseStatus_t (*)(const cusparseLtHandle_t *));
 SAME(cusparseLtGetVersion, cusparseStatus_t (*)(const cusparseLtHandle_t *, int *));
 SAME(cusparseLtDenseDescriptorInit, cusparseStatus_t (*)(const cusparseLtHandle_t *, cusparseLtMatDescriptor_t *, int64_t, int64_t, int64_t,
                                                          uint32_t, cudaDataType, cusparseOrder_t));

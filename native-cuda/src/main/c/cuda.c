@@ -88,6 +88,7 @@ static struct {
 #define OPQ 32768
 static struct {
     cusparseStatus_t (*Init)(void *handle);
+    cusparseStatus_t (*Destroy)(const void *handle);
     cusparseStatus_t (*GetVersion)(const void *handle, int *version);
     cusparseStatus_t (*DenseDescriptorInit)(const void *handle, void *mat, int64_t rows, int64_t cols, int64_t ld,
                                             uint32_t alignment, int valueType, int order);
@@ -481,8 +482,28 @@ int fst_cuda_gemm_ex(int transA, int transB, int64_t M, int64_t N, int64_t K, fl
 /* ---- cuSPARSELt ---- */
 static char lt_status[1024] = "not loaded";
 static int lt_rc = 1;
-static void *lt_handle;
 const char *fst_cuda_splt_status(void) { return lt_status; }
+
+/* One cuSPARSELt handle per host thread (the cuSPARSE family's rule: a handle must not be used by two threads at
+ * once), made on the thread's first call and destroyed when the thread exits. A plan keeps the handle it was made
+ * with; fst4j.tensor.CudaSpmm caches plans per thread, so a plan is only used by the thread that made it. */
+static pthread_key_t lt_key;
+static pthread_once_t lt_key_once = PTHREAD_ONCE_INIT;
+static void lt_handle_free(void *h) { if (h) { lt.Destroy(h); free(h); } }
+static void lt_key_init(void) { (void)pthread_key_create(&lt_key, lt_handle_free); }
+
+/* This thread's handle, or NULL with why in *err (an allocation or cusparseLtInit failure). */
+static void *lt_thread_handle(char *err, size_t errlen) {
+    pthread_once(&lt_key_once, lt_key_init);
+    void *h = pthread_getspecific(lt_key);
+    if (h) return h;
+    h = calloc(1, OPQ);
+    if (!h) { snprintf(err, errlen, "out of host memory for a cuSPARSELt handle"); return NULL; }
+    cusparseStatus_t s = lt.Init(h);
+    if (s != 0) { snprintf(err, errlen, "cusparseLtInit failed: %s (status %d)", lt_str(s), s); free(h); return NULL; }
+    if (pthread_setspecific(lt_key, h) != 0) { lt.Destroy(h); free(h); snprintf(err, errlen, "pthread_setspecific failed"); return NULL; }
+    return h;
+}
 
 static int load_lt(void) {
     static const char *const names[] = { "libcusparseLt.so.0" };
@@ -494,6 +515,7 @@ static int load_lt(void) {
 #define SYM(lib, tbl, field, name) do { *(void **)&tbl.field = dlsym(lib, name); \
     if (!tbl.field) { snprintf(lt_status, sizeof lt_status, "%s has no symbol %s", libname, name); return FST_EUNAVAIL; } } while (0)
     SYM(h, lt, Init, "cusparseLtInit");
+    SYM(h, lt, Destroy, "cusparseLtDestroy");
     SYM(h, lt, GetVersion, "cusparseLtGetVersion");
     SYM(h, lt, DenseDescriptorInit, "cusparseLtDenseDescriptorInit");
     SYM(h, lt, StructuredDescriptorInit, "cusparseLtStructuredDescriptorInit");
@@ -507,12 +529,10 @@ static int load_lt(void) {
     SYM(h, lt, Matmul, "cusparseLtMatmul");
     SYM(h, lt, MatmulPlanDestroy, "cusparseLtMatmulPlanDestroy");
     if (!OPT_SYM(h, lt, GetErrorString, "cusparseLtGetErrorString")) OPT_SYM(h, lt, GetErrorString, "cusparseLtGetErrorName");
-    lt_handle = calloc(1, OPQ);
-    if (!lt_handle) { snprintf(lt_status, sizeof lt_status, "out of host memory"); return FST_EUNAVAIL; }
-    cusparseStatus_t s = lt.Init(lt_handle);
-    if (s != 0) { snprintf(lt_status, sizeof lt_status, "cusparseLtInit failed: %s (status %d)", lt_str(s), s); return FST_EUNAVAIL; }
+    void *handle = lt_thread_handle(lt_status, sizeof lt_status);
+    if (!handle) return FST_EUNAVAIL;
     int version = 0;
-    lt.GetVersion(lt_handle, &version);
+    lt.GetVersion(handle, &version);
     /* the declarations above (4-argument cusparseLtSpMMACompressedSize, compress buffer) are those of 0.6+ */
     if (version < 600) {
         snprintf(lt_status, sizeof lt_status, "cuSPARSELt %d found in %s, need >= 0.6.0 (600)", version, *where ? where : "system");
@@ -538,6 +558,7 @@ typedef struct {
     size_t sizes[3];
     int64_t M, N, K;
     int ab, cd;
+    void *handle;   /* the creating thread's handle */
 } lt_plan;
 
 #define LT(call, what) do { cusparseStatus_t s_ = (call); if (s_ != 0) { fail("%s: %s (cusparseStatus %d)", what, lt_str(s_), s_); goto bad; } } while (0)
@@ -549,6 +570,9 @@ int fst_cuda_splt_plan(int64_t M, int64_t N, int64_t K, int ab_type, int cd_type
     lt_plan *p = calloc(1, sizeof *p);
     if (!p) return fail("out of host memory for a cuSPARSELt plan");
     p->M = M; p->N = N; p->K = K; p->ab = ab_type; p->cd = cd_type;
+    char herr[256];
+    if (!(p->handle = lt_thread_handle(herr, sizeof herr))) { free(p); return fail("fst_cuda_splt_plan: %s", herr); }
+    void *const lt_handle = p->handle;
     const int ROW = 2 /* CUSPARSE_ORDER_ROW */, NT = 0 /* CUSPARSE_OPERATION_NON_TRANSPOSE */, COMPUTE_32F = 2 /* 0.6+ */;
     LT(lt.StructuredDescriptorInit(lt_handle, p->matA, M, K, K, 16, ab_type, ROW, 0 /* 50 percent */),
        "cusparseLtStructuredDescriptorInit(A)");
@@ -580,7 +604,7 @@ int fst_cuda_splt_compress(void *plan, const void *dense_a, void *compressed, vo
     if ((rc = fst_splt_check_ptr(fn, "dense_a", dense_a, (size_t)(p->M * p->K * fst_type_bytes(p->ab)))) != 0
         || (rc = fst_splt_check_ptr(fn, "compressed", compressed, p->sizes[0])) != 0
         || (p->sizes[1] && (rc = fst_splt_check_ptr(fn, "buffer", buffer, p->sizes[1])) != 0)) return rc;
-    LT(lt.SpMMACompress(lt_handle, p->plan, dense_a, compressed, buffer, NULL), "cusparseLtSpMMACompress");
+    LT(lt.SpMMACompress(p->handle, p->plan, dense_a, compressed, buffer, NULL), "cusparseLtSpMMACompress");
     return FST_OK;
 bad:
     return FST_ECUDA;
@@ -595,7 +619,7 @@ int fst_cuda_splt_matmul(void *plan, float alpha, const void *compressed_a, cons
         || (rc = fst_splt_check_ptr(fn, "b", b, (size_t)(p->K * p->N * fst_type_bytes(p->ab)))) != 0
         || (rc = fst_splt_check_ptr(fn, "c", c, (size_t)(p->M * p->N * fst_type_bytes(p->cd)))) != 0
         || (p->sizes[2] && (rc = fst_splt_check_ptr(fn, "workspace", workspace, p->sizes[2])) != 0)) return rc;
-    LT(lt.Matmul(lt_handle, p->plan, &alpha, compressed_a, b, &beta, c, c, workspace, NULL, 0), "cusparseLtMatmul");
+    LT(lt.Matmul(p->handle, p->plan, &alpha, compressed_a, b, &beta, c, c, workspace, NULL, 0), "cusparseLtMatmul");
     return FST_OK;
 bad:
     return FST_ECUDA;

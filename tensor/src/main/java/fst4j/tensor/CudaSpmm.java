@@ -22,7 +22,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * dimension was padded; see native-cuda/CUDA.md for the library's constraints.
  *
  * <p>Lifetime: the bf16 copy of A and its compressed form are device blocks owned by this object; close it (Gemm3
- * does, at the end of the step). Plans are cached per padded shape for the life of the JVM ({@link #clearPlans}).
+ * does, at the end of the step). Plans are cached per thread and padded shape ({@link #clearPlans}): the shim gives
+ * every thread its own cuSPARSELt handle, as the library requires of concurrent callers.
  * Whether Gemm3 uses this path: {@link #enabled()} (BF16 matmul precision, cuSPARSELt loaded, not switched off).
  */
 public final class CudaSpmm implements AutoCloseable {
@@ -31,7 +32,8 @@ public final class CudaSpmm implements AutoCloseable {
 
     private record Key(int m, int n, int k) {}
 
-    private static final Map<Key, Cuda.SparseLtPlan> PLANS = new ConcurrentHashMap<>();
+    /** Plans per thread: the shim gives every thread its own cuSPARSELt handle, and a plan is used with the handle it was made with. */
+    private static final ThreadLocal<Map<Key, Cuda.SparseLtPlan>> PLANS = ThreadLocal.withInitial(java.util.HashMap::new);
     private static final Map<Key, String> REFUSED = new ConcurrentHashMap<>();
     private static final AtomicLong MATMULS = new AtomicLong(), FALLBACKS = new AtomicLong();
     private static volatile String probeFailure;   // why available() is false although CUDA is there
@@ -106,9 +108,11 @@ public final class CudaSpmm implements AutoCloseable {
     /** Number of products run densely (bf16 GemmEx) because cuSPARSELt refused their shape. */
     public static long fallbacks() { return FALLBACKS.get(); }
 
-    /** Frees every cached plan (their device-side state belongs to the library). */
+    /** Frees the calling thread's cached plans. */
     public static void clearPlans() {
-        for (Key key : PLANS.keySet()) { Cuda.SparseLtPlan p = PLANS.remove(key); if (p != null) p.close(); }
+        Map<Key, Cuda.SparseLtPlan> plans = PLANS.get();
+        for (Cuda.SparseLtPlan p : plans.values()) p.close();
+        plans.clear();
     }
 
     private static Cuda.SparseLtPlan plan(int m, int n, int k) {
@@ -157,7 +161,9 @@ public final class CudaSpmm implements AutoCloseable {
         Cuda.SparseLtPlan plan = null;
         if (!REFUSED.containsKey(key)) {
             try {
-                plan = PLANS.computeIfAbsent(key, x -> plan(x.m(), x.n(), x.k()));
+                Map<Key, Cuda.SparseLtPlan> plans = PLANS.get();
+                plan = plans.get(key);
+                if (plan == null) { plan = plan(key.m(), key.n(), key.k()); plans.put(key, plan); }
             } catch (CudaUnavailableException e) {
                 throw e;
             } catch (RuntimeException e) {   // a size or type rule of the installed library: this shape runs densely

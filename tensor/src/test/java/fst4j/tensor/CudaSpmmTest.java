@@ -162,6 +162,42 @@ class CudaSpmmTest {
         }
     }
 
+    /** Two threads multiplying at once, each with its own plans (and, on the device, its own cuSPARSELt handle). */
+    @Test
+    void productsFromTwoThreadsAtOnce() throws Exception {
+        assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + CudaSpmm.status());
+        java.util.concurrent.Callable<Void> work = () -> {
+            Random r = new Random(Thread.currentThread().threadId());
+            int rows = 24 + r.nextInt(9), k = 40 + r.nextInt(9), n = 17 + r.nextInt(9);
+            float[] a = prune24Rows(gaussian(r, rows * k), rows, k), b = gaussian(r, k * n);
+            try (Tensor ah = Tensor.of(a, rows, k); Tensor ad = ah.to(Device.CUDA); Tensor bh = Tensor.of(b, k, n); Tensor bd = bh.to(Device.CUDA);
+                 Tensor cd = Tensor.empty(Device.CUDA, DType.F32, rows, n); CudaSpmm sp = CudaSpmm.of(ad)) {
+                for (int rep = 0; rep < 4; rep++) {
+                    sp.times(bd, cd);
+                    float[] c = cd.toFloatArray();
+                    for (int i = 0; i < rows; i++)
+                        for (int j = 0; j < n; j++) {
+                            double want = 0, mag = 0;
+                            for (int q = 0; q < k; q++) {
+                                double t = (double) fromBf16(bf16(a[i * k + q])) * fromBf16(bf16(b[q * n + j]));
+                                want += t; mag += Math.abs(t);
+                            }
+                            assertEquals(want, c[i * n + j], 1e-4 * mag + 1e-30, "thread " + Thread.currentThread().getName() + " at " + i + "," + j);
+                        }
+                }
+            } finally {
+                CudaSpmm.clearPlans();
+            }
+            return null;
+        };
+        try (var pool = java.util.concurrent.Executors.newFixedThreadPool(2)) {
+            var f1 = pool.submit(work);
+            var f2 = pool.submit(work);
+            f1.get();
+            f2.get();
+        }
+    }
+
     @Test
     void badShapesAndClosedOperandsAreRejected() {
         assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());

@@ -4,6 +4,9 @@
 #include "parallel.h"
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 typedef struct { int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo; } geom;
 
@@ -24,29 +27,52 @@ static inline void valid_range(const geom *g, int64_t j, int64_t *lo, int64_t *h
     if (*lo > *hi) *lo = *hi;
 }
 
-/* Output rows [r0, r1) of row (i, jj) of im2col of one plane under stride 1 and "same" width (wo == w: 3x3 pad 1,
- * 1x1 pad 0), written to o (o = output row r0): the plane shifted by d = jj - pw columns and i - ph rows, so the
- * valid rows are one contiguous copy; then the |d| columns that wrapped into the neighbouring row are zeroed. One
- * memcpy per run of rows instead of one per output row (small planes: a 7x7 plane's rows are 7 floats). Reads stay
- * inside the plane. */
-static inline void same_width_rows(const float *plane, int64_t W, int64_t h, int64_t ph, int64_t i, int64_t d,
-                                   int64_t r0, int64_t r1, float *o) {
-    if (d >= W || -d >= W) { memset(o, 0, (size_t)((r1 - r0) * W) * 4); return; }   /* every tap falls in the padding */
+/* dst[t] = src[2 t] for t < n: the half-K lowering's every other column. SSE2 (baseline x86-64) picks the even lanes of
+ * two loads; the last vector step is left to the scalar loop so that nothing past src[2 (n - 1)] is read. */
+static inline void gather_even(float *restrict dst, const float *restrict src, int64_t n) {
+    int64_t t = 0;
+#if defined(__SSE2__)
+    for (; t + 4 < n; t += 4) {
+        __m128 a = _mm_loadu_ps(src + 2 * t), b = _mm_loadu_ps(src + 2 * t + 4);
+        _mm_storeu_ps(dst + t, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    }
+#endif
+    for (; t < n; t++) dst[t] = src[2 * t];
+}
+
+/* Output rows [r0, r1) of row (i, jj) of im2col of one plane when the vertical stride is 1 and wo * sw == w (3x3 pad 1
+ * and 1x1 at stride 1; the half-K lowering's every-other-column im2col of an even-width plane, sw = 2), written to o
+ * (o = output row r0). Output element t of the run then reads the plane at one flat index b0 + t * sw across row
+ * boundaries: the valid rows are one copy (memcpy at sw = 1, gather_even at sw = 2), and the output columns outside
+ * [lo, hi) (valid_range), whose reads wrapped into the neighbouring row, are zeroed. One copy per run of rows instead
+ * of one per output row (small planes: a 7x7 plane's rows are 7 floats). Reads stay inside the plane. */
+static inline void row_run(const float *plane, int64_t W, int64_t h, int64_t ph, int64_t i, int64_t d, int64_t sw, int64_t wo,
+                           int64_t lo, int64_t hi, int64_t r0, int64_t r1, float *o) {
+    if (hi <= lo) { memset(o, 0, (size_t)((r1 - r0) * wo) * 4); return; }   /* every tap falls in the padding */
     int64_t v0 = ph - i, v1 = h + ph - i;           /* output rows whose input row is inside the plane */
     if (v0 < r0) v0 = r0;
     if (v0 > r1) v0 = r1;                           /* a tap below every output row (h < kh): all padding */
     if (v1 > r1) v1 = r1;
     if (v1 < v0) v1 = v0;
-    memset(o, 0, (size_t)((v0 - r0) * W) * 4);
-    memset(o + (v1 - r0) * W, 0, (size_t)((r1 - v1) * W) * 4);
-    if (v1 > v0) {
-        float *dst = o + (v0 - r0) * W;
-        const float *src = plane + (v0 - ph + i) * W + d;
-        const int64_t n = (v1 - v0) * W;
-        if (d < 0) { memcpy(dst - d, src - d, (size_t)(n + d) * 4); for (int64_t q = 0; q < -d; q++) dst[q] = 0.0f; }
-        else { memcpy(dst, src, (size_t)(n - d) * 4); for (int64_t q = n - d; q < n; q++) dst[q] = 0.0f; }
-        if (d < 0) for (int64_t row = 0; row < v1 - v0; row++) for (int64_t q = 0; q < -d; q++) dst[row * W + q] = 0.0f;
-        if (d > 0) for (int64_t row = 0; row < v1 - v0; row++) for (int64_t q = W - d; q < W; q++) dst[row * W + q] = 0.0f;
+    memset(o, 0, (size_t)((v0 - r0) * wo) * 4);
+    memset(o + (v1 - r0) * wo, 0, (size_t)((r1 - v1) * wo) * 4);
+    if (v1 == v0) return;
+    float *dst = o + (v0 - r0) * wo;
+    const int64_t n = (v1 - v0) * wo, b0 = (v0 - ph + i) * W + d, end = h * W;
+    /* elements whose flat read would leave the plane are border columns (zeroed below): copy [t0, t1) only */
+    int64_t t0 = b0 >= 0 ? 0 : (-b0 + sw - 1) / sw, t1 = n;
+    if (b0 + (t1 - 1) * sw >= end) t1 = (end - 1 - b0) / sw + 1;
+    if (t1 < t0) t1 = t0;
+    for (int64_t t = 0; t < t0; t++) dst[t] = 0.0f;
+    for (int64_t t = t1; t < n; t++) dst[t] = 0.0f;
+    const float *src = plane + b0;
+    if (sw == 1) memcpy(dst + t0, src + t0, (size_t)(t1 - t0) * 4);
+    else if (sw == 2) gather_even(dst + t0, src + 2 * t0, t1 - t0);
+    else for (int64_t t = t0; t < t1; t++) dst[t] = src[t * sw];
+    for (int64_t row = 0; row < v1 - v0; row++) {
+        float *dr = dst + row * wo;
+        for (int64_t q = 0; q < lo; q++) dr[q] = 0.0f;
+        for (int64_t q = hi; q < wo; q++) dr[q] = 0.0f;
     }
 }
 
@@ -80,8 +106,10 @@ static void im2col_task(void *p, int64_t t0, int64_t t1) {
         r = (ch * g->kh + i) * g->kw + jj;
         const float *plane = j->x + (img * g->c + ch) * g->h * g->w;
         float *o = j->out + r * j->ld + img * L;
-        if (g->sh == 1 && g->sw == 1 && g->wo == g->w) {
-            same_width_rows(plane, g->w, g->h, g->ph, i, jj - g->pw, 0, g->ho, o);
+        if (g->sh == 1 && g->wo * g->sw == g->w) {
+            int64_t lo, hi;
+            valid_range(g, jj, &lo, &hi);
+            row_run(plane, g->w, g->h, g->ph, i, jj - g->pw, g->sw, g->wo, lo, hi, 0, g->ho, o);
             continue;
         }
         int64_t lo, hi;
@@ -213,13 +241,13 @@ void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t nc
     int64_t lo, hi;
     valid_range(&g, jj, &lo, &hi);
     int64_t img = col0 / L, pos = col0 % L, oh = pos / s->wo, ow = pos % s->wo;
-    const int same = s->sh == 1 && s->sw == 1 && s->wo == s->w;
+    const int same = s->sh == 1 && s->wo * s->sw == s->w;
     while (ncols > 0) {
         if (same && ow == 0 && ncols >= 2 * s->wo) {
-            /* whole output rows of one image at once (the common 3x3 pad 1 / 1x1 case) */
+            /* whole output rows of one image at once (3x3 pad 1 / 1x1 at stride 1, the half-K lowering) */
             int64_t rows = ncols / s->wo;
             if (rows > s->ho - oh) rows = s->ho - oh;
-            same_width_rows(s->x + (img * s->c + ch) * s->h * s->w, s->w, s->h, s->ph, i, jj - s->pw, oh, oh + rows, out);
+            row_run(s->x + (img * s->c + ch) * s->h * s->w, s->w, s->h, s->ph, i, jj - s->pw, s->sw, s->wo, lo, hi, oh, oh + rows, out);
             out += rows * s->wo; ncols -= rows * s->wo; oh += rows;
             if (oh == s->ho) { oh = 0; img++; }
             continue;

@@ -29,4 +29,20 @@ class ConvNativeTest {
             Conv.nativeLowering = true;
         }
     }
+
+    /** Vertical stride 1 with horizontal stride 2 (the half-K lowering's geometry): native im2col equals Java exactly. */
+    @ParameterizedTest
+    @CsvSource({"2,3,8,8,3,1", "3,2,7,6,3,1", "2,4,1,4,3,1", "2,2,5,10,5,2", "4,3,6,2,3,1", "2,2,3,12,1,0", "2,3,9,18,3,1", "1,2,4,32,3,1"})
+    void halfWidthStrideEqualsJava(int n, int c, int h, int w, int k, int pad) {
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(n * 31L + w);
+            Tensor x = r.normal(0, 1, n, c, h, w);
+            Conv.nativeLowering = false;
+            Tensor colsJ = Conv.im2col(x, k, k, 1, 2, pad, pad);
+            Conv.nativeLowering = true;
+            assertArrayEquals(colsJ.toFloatArray(), Conv.im2col(x, k, k, 1, 2, pad, pad).toFloatArray());
+        } finally {
+            Conv.nativeLowering = true;
+        }
+    }
 }

@@ -160,6 +160,20 @@ int fst_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n) {
     return launch(FST_K_f32_to_bf16, n, &a);
 }
 
+int fst_cuda_im2col_bf16(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                         int64_t ph, int64_t pw, int64_t ho, int64_t wo, uint16_t *dst, int64_t rows_p, int64_t cols_p) {
+    READY();
+    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    NUL(!x || !dst);
+    GEOM(g);
+    BAD(rows_p < c * kh * kw || cols_p < n * ho * wo);
+    if (rows_p == 0 || cols_p == 0) return FST_OK;
+    if (n > 0) OWN(x, n * c * h * w * 4);
+    OWN(dst, rows_p * cols_p * 2);
+    fst_k_im2col_bf16_args a = { x, g, dst, rows_p, cols_p };
+    return launch(FST_K_im2col_bf16, rows_p * cols_p, &a);
+}
+
 int fst_cuda_bf16_pad(const float *src, int64_t rows, int64_t cols, int64_t rs, int64_t cs, uint16_t *dst, int64_t rows_p, int64_t cols_p) {
     READY();
     BAD(rows < 0 || cols < 0 || rs < 0 || cs < 0 || rows_p < rows || cols_p < cols);

@@ -69,6 +69,10 @@ FST_API int fst_cuda_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, 
 FST_API int fst_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n);
 /* dst bf16 [rows_p, cols_p] contiguous = src [rows, cols] (element strides rs, cs; 0 allowed) rounded to nearest even,
  * zero outside it: a padded GEMM operand in one pass. */
+/* dst bf16 [rows_p, cols_p] contiguous = im2col of contiguous x [n, c, h, w] ([c*kh*kw, n*ho*wo], fst_cuda_im2col's
+ * orientation) rounded to nearest even, zero outside it: the lowered operand of a bf16 / cuSPARSELt GEMM in one pass. */
+FST_API int fst_cuda_im2col_bf16(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
+                                 int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, uint16_t *dst, int64_t rows_p, int64_t cols_p);
 FST_API int fst_cuda_bf16_pad(const float *src, int64_t rows, int64_t cols, int64_t rs, int64_t cs, uint16_t *dst,
                               int64_t rows_p, int64_t cols_p);
 

@@ -187,6 +187,20 @@ FST_HD void k_im2col(i64 i, const fst_k_im2col_args &a) {
     a.out[r * a.ldo + col] = (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? 0.0f : LDG(a.x + ((img * g.c + ch) * g.h + ih) * g.w + iw);
 }
 
+/* im2col straight into a zero-padded bf16 GEMM operand [rows_p, cols_p] (rows_p >= K, cols_p >= n*ho*wo): the value
+ * k_im2col would write, rounded as k_bf16_pad would round it, in one pass instead of a float32 matrix and a copy. */
+FST_HD void k_im2col_bf16(i64 i, const fst_k_im2col_bf16_args &a) {
+    if (i >= a.rows_p * a.cols_p) return;
+    const fst_geom &g = a.g;
+    const i64 L = g.ho * g.wo, NL = g.n * L, K = g.c * g.kh * g.kw;
+    const i64 r = i / a.cols_p, col = i % a.cols_p;
+    if (r >= K || col >= NL) { a.dst[i] = (u16)0; return; }
+    const i64 img = col / L, p = col % L;
+    const i64 ch = r / (g.kh * g.kw), ki = (r / g.kw) % g.kh, kj = r % g.kw;
+    const i64 ih = (p / g.wo) * g.sh - g.ph + ki, iw = (p % g.wo) * g.sw - g.pw + kj;
+    a.dst[i] = (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? (u16)0 : bf16_bits(f2u(LDG(a.x + ((img * g.c + ch) * g.h + ih) * g.w + iw)));
+}
+
 /* col2im: one thread per dx element gathers its contributions in the CPU's order (kernel row, then column,
  * from +0.0f): bit-identical without atomics. */
 FST_HD void k_col2im(i64 i, const fst_k_col2im_args &a) {

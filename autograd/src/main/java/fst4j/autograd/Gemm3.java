@@ -9,6 +9,7 @@ import fst4j.sparse.Sparsifier;
 import fst4j.sparse.Transposable24;
 import fst4j.tensor.Blas;
 import fst4j.tensor.Conv;
+import fst4j.tensor.CudaOps;
 import fst4j.tensor.CudaSpmm;
 import fst4j.tensor.Lowering;
 import fst4j.tensor.DType;
@@ -68,6 +69,15 @@ public final class Gemm3 {
          * stride along its rows. False (nothing done) when this operand cannot take it (a strided dense view).
          */
         public boolean timesLowered(Lowering low, Tensor c) {
+            if (low.x().device() == Device.CUDA) {
+                // on CUDA only the bf16 products lower the columns themselves (straight into their bf16 operand)
+                if (cuda != null) { cuda.timesLowered(low, c); return true; }
+                if (dense != null && dense.device() == Device.CUDA && f32(dense) && CudaOps.matmulPrecision() == CudaOps.MatmulPrecision.BF16) {
+                    CudaOps.gemmLoweredBf16(dense, low, c);
+                    return true;
+                }
+                return false;
+            }
             if (cuda != null) return false;
             if (sparse != null) { SparseGemm.spmmLowered(sparse, low, 0f, c); return true; }
             if (dense.dtype() != DType.F32 || (dense.size(1) > 1 && dense.strides()[1] != 1)) return false;

@@ -3,6 +3,7 @@ package fst4j.autograd;
 import fst4j.autograd.Profile.Part;
 import fst4j.tensor.Conv;
 import fst4j.tensor.DType;
+import fst4j.tensor.CudaOps;
 import fst4j.tensor.Device;
 import fst4j.tensor.Lowering;
 import fst4j.tensor.Tensor;
@@ -133,6 +134,13 @@ public final class Layers {
             boolean f32cpu = xin.dtype() == DType.F32 && win.dtype() == DType.F32 && xin.device() == Device.CPU && win.device() == Device.CPU;
             block = f32cpu && ho > 0 && wo > 0 ? imagesPerBlock(n, win.size(1) * k * k, ho * wo) : 0;
             if (block > 0) return forwardBlocked(xin, win);
+            if (xin.device() == Device.CUDA && xin.dtype() == DType.F32 && win.dtype() == DType.F32
+                    && CudaOps.matmulPrecision() == CudaOps.MatmulPrecision.BF16 && ho > 0 && wo > 0
+                    && !(keepColumns && needsGrad(1) && node.needsAllColumns()
+                         && (long) win.size(1) * k * k * n * ho * wo * 4 <= KEEP_COLUMNS_MAX_BYTES)) {
+                Tensor out = forwardCudaLowered(xin, win);
+                if (out != null) return out;
+            }
             long t0 = Profile.start();
             Tensor cols = Conv.im2col(xin, k, stride, padding);
             Profile.stop(Part.IM2COL, t0);
@@ -145,6 +153,39 @@ public final class Layers {
                 long t1 = Profile.start();
                 Tensor out = p.contiguous();
                 Profile.stop(Part.ELEMENTWISE, t1);
+                try (out) { return out.reshape(n, cout, ho, wo); }
+            }
+        }
+
+        /**
+         * Eq. 1 on CUDA at BF16 precision with the columns lowered straight into the bf16 operand (no float32 im2col
+         * matrix); null (nothing kept) when the prepared operand cannot take it.
+         */
+        private Tensor forwardCudaLowered(Tensor xin, Tensor win) {
+            int n = xin.size(0), cout = win.size(0), k = win.size(2);
+            Gemm3.Prepared pr;
+            try (Tensor wm = win.reshape(cout, -1)) { pr = node.prepareForward(wm, DType.F32); }
+            Tensor y = null;
+            try (Gemm3.Left left = pr.left(); Tensor xc = xin.contiguous()) {
+                y = Tensor.empty(Device.CUDA, DType.F32, cout, n * ho * wo);
+                long t1 = Profile.start();
+                boolean done = left.timesLowered(new Lowering(xc, k, k, stride, stride, padding, padding), y);
+                Profile.stop(Part.EQ1, t1);
+                if (!done) {
+                    y.close();
+                    if (pr.sw() != null) pr.sw().close();
+                    return null;
+                }
+            } catch (RuntimeException | Error e) {
+                if (y != null) y.close();
+                if (pr.sw() != null) pr.sw().close();
+                throw e;
+            }
+            keep(pr.sw());
+            try (Tensor yo = y; Tensor y3 = yo.reshape(cout, n, ho * wo); Tensor p = y3.permute(1, 0, 2)) {
+                long t2 = Profile.start();
+                Tensor out = p.contiguous();
+                Profile.stop(Part.ELEMENTWISE, t2);
                 try (out) { return out.reshape(n, cout, ho, wo); }
             }
         }

@@ -782,9 +782,11 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16;
         static {
             SymbolLookup lib = CudaHandles.LIB;
+            IM2COL_BF16 = bind(lib, "fst_cuda_im2col_bf16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
             BF16_PAD = bind(lib, "fst_cuda_bf16_pad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     ADDRESS, JAVA_LONG, JAVA_LONG), false);
             BINARY = bind(lib, "fst_cuda_binary", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
@@ -1053,6 +1055,16 @@ public final class Native {
         int rc;
         try { rc = (int) CudaExtHandles.EVENT_DESTROY.invokeExact(event); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_event_destroy");
+    }
+
+    /** dst bf16 [rowsP, colsP] = im2col of contiguous float32 x [n, c, h, w] rounded to nearest even, zero-padded. */
+    public static void cudaIm2colBf16(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                      long ho, long wo, MemorySegment dst, long rowsP, long colsP) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.IM2COL_BF16.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dst, rowsP, colsP); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_im2col_bf16");
     }
 
     private static void check(int rc, String fn) {

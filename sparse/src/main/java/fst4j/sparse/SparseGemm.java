@@ -79,8 +79,9 @@ public final class SparseGemm {
         int m = s.rows(), k = s.k(), n = low.cols();
         if (k != low.rows() || c.dim() != 2 || c.size(0) != m || c.size(1) != n)
             throw new IllegalArgumentException("shape mismatch: spmmLowered S " + m + "x" + k + " x im2col [" + low.rows() + ", " + n + "] into " + Arrays.toString(c.shape()));
-        if (c.dtype() != DType.F32 || c.device() != Device.CPU)
-            throw new IllegalArgumentException("spmmLowered needs a float32 CPU output, got " + c.dtype() + " on " + c.device());
+        if (c.dtype() != DType.F32 || c.device() != Device.CPU || low.x().device() != Device.CPU)
+            throw new IllegalArgumentException("spmmLowered needs float32 CPU operands, got the output " + c.dtype() + " on " + c.device()
+                    + " and x on " + low.x().device());
         long ldc = rowStride(c);
         if (ldc < 0) throw new IllegalArgumentException("spmm output must have unit stride along its rows, strides " + Arrays.toString(c.strides()));
         if (m == 0 || n == 0) return;

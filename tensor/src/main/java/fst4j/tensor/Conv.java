@@ -123,8 +123,9 @@ public final class Conv {
         if (a.dim() != 2 || c.dim() != 2 || a.shape[1] != k || c.shape[0] != m || c.shape[1] != n)
             throw new IllegalArgumentException("shape mismatch: gemmLowered " + Shape.str(a.shape) + " x " + (transposed ? "im2col^T " : "im2col ")
                     + "[" + (transposed ? low.cols() + ", " + low.rows() : low.rows() + ", " + low.cols()) + "] into " + Shape.str(c.shape));
-        if (a.dtype != DType.F32 || c.dtype != DType.F32 || a.device() != Device.CPU || c.device() != Device.CPU)
-            throw new IllegalArgumentException("gemmLowered needs float32 CPU operands, got " + a.dtype + " on " + a.device() + " and " + c.dtype + " on " + c.device());
+        if (a.dtype != DType.F32 || c.dtype != DType.F32 || a.device() != Device.CPU || c.device() != Device.CPU || low.x().device() != Device.CPU)
+            throw new IllegalArgumentException("gemmLowered needs float32 CPU operands, got " + a.dtype + " on " + a.device() + ", " + c.dtype + " on "
+                    + c.device() + " and x on " + low.x().device() + " (on CUDA: CudaOps.gemmLoweredBf16)");
         if (m == 0 || n == 0) return;
         if ((k > 1 && a.strides[1] != 1) || (n > 1 && c.strides[1] != 1))
             throw new IllegalArgumentException("gemmLowered: a and c need unit stride along their rows, strides " + java.util.Arrays.toString(a.strides)

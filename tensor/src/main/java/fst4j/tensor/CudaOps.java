@@ -267,6 +267,39 @@ public final class CudaOps {
         }
     }
 
+    /** im2col of low.x() (a contiguous float32 CUDA batch) rounded into a fresh zero-padded bf16 [rowsP, colsP] block. */
+    static Block im2colBf16(Lowering low, long rowsP, long colsP) {
+        long[] g = low.geometry();
+        Block b = Block.of(Math.max(2, 2 * rowsP * colsP));
+        try {
+            Native.cudaIm2colBf16(ptr(low.x()), g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], b.ptr(), rowsP, colsP);
+            return b;
+        } catch (RuntimeException | Error e) {
+            b.close();
+            throw e;
+        }
+    }
+
+    /**
+     * c = a im2col(low.x()) (overwritten) at BF16 precision on CUDA: a (any strides) rounded into a packed bf16 copy, the
+     * columns rounded straight from x by one kernel (no float32 im2col matrix), cuBLAS GemmEx with float32 accumulation
+     * and output; c [M, N*Ho*Wo] contiguous. The same values as {@link #setMatmulPrecision} BF16 on the materialised
+     * columns.
+     */
+    public static void gemmLoweredBf16(Tensor a, Lowering low, Tensor c) {
+        require("gemmLoweredBf16", a, low.x(), c);
+        int m = a.dim() == 2 ? a.shape[0] : -1, k = low.rows(), n = low.cols();
+        if (a.dim() != 2 || a.shape[1] != k || c.dim() != 2 || c.shape[0] != m || c.shape[1] != n || !c.isContiguous())
+            throw new IllegalArgumentException("shape mismatch: gemmLoweredBf16 " + Shape.str(a.shape) + " x im2col [" + k + ", " + n + "] into "
+                    + Shape.str(c.shape) + (c.isContiguous() ? "" : " (not contiguous)"));
+        if (m == 0 || n == 0) return;
+        try (Block a16 = Block.of(Math.max(2, 2L * m * k)); Block b16 = im2colBf16(low, k, n)) {
+            Native.cudaBf16Pad(ptr(a), m, k, a.strides[0], a.strides[1], a16.ptr(), m, k);
+            Native.cudaGemmEx(false, false, m, n, k, 1f, a16.ptr(), Cuda.R_16BF, Math.max(1, k), b16.ptr(), Cuda.R_16BF, n, 0f,
+                    ptr(c), Cuda.R_32F, n, false);
+        }
+    }
+
     // ---------------------------------------------------------------- convolution (whole batch: one im2col, one GEMM)
 
     /** cols [K, N*L] of contiguous x (fst_k_im2col). */

@@ -157,6 +157,28 @@ public final class CudaSpmm implements AutoCloseable {
         int n = b.shape[1];
         if (n == 0) return;
         int nP = pad(n);
+        try (CudaOps.Block b16 = bf16Padded(b, kP, nP)) { multiply(b16, n, c); }
+    }
+
+    /**
+     * c = A im2col(low.x()) (overwritten) with the columns rounded straight into the padded bf16 operand by one kernel
+     * (no float32 im2col matrix); c float32 CUDA [rows, N*Ho*Wo] contiguous.
+     */
+    public void timesLowered(Lowering low, Tensor c) {
+        if (a16 == null) throw new IllegalStateException("CudaSpmm is closed");
+        CudaOps.require("CudaSpmm.timesLowered", low.x(), c);
+        int n = low.cols();
+        if (low.rows() != k || c.dim() != 2 || c.shape[0] != rows || c.shape[1] != n)
+            throw new IllegalArgumentException("shape mismatch: 2:4 [" + rows + ", " + k + "] x im2col [" + low.rows() + ", " + n + "] -> " + Shape.str(c.shape));
+        if (!c.isContiguous()) throw new IllegalArgumentException("CudaSpmm.timesLowered writes a contiguous c, got strides " + java.util.Arrays.toString(c.strides));
+        if (n == 0) return;
+        int nP = pad(n);
+        try (CudaOps.Block b16 = CudaOps.im2colBf16(low, kP, nP)) { multiply(b16, n, c); }
+    }
+
+    /** c = A b16 with b16 the padded bf16 [kP, pad(n)] right-hand side. */
+    private void multiply(CudaOps.Block b16, int n, Tensor c) {
+        int nP = pad(n);
         Key key = new Key(rowsP, nP, kP);
         Cuda.SparseLtPlan plan = null;
         if (!REFUSED.containsKey(key)) {
@@ -170,35 +192,33 @@ public final class CudaSpmm implements AutoCloseable {
                 REFUSED.put(key, String.valueOf(e.getMessage()));
             }
         }
-        try (CudaOps.Block b16 = bf16Padded(b, kP, nP)) {
-            boolean direct = rowsP == rows && nP == n;
-            try (Tensor out = direct ? c.alias() : Tensor.empty(Device.CUDA, DType.F32, rowsP, nP)) {
-                if (plan == null) {
-                    // the same product through cuBLAS: the masked operand in bf16, dense (what the sparse GEMM computes)
-                    Native.cudaGemmEx(false, false, rowsP, nP, kP, 1f, a16.ptr(), Cuda.R_16BF, kP, b16.ptr(), Cuda.R_16BF, nP, 0f,
-                            CudaOps.ptr(out), Cuda.R_32F, nP, false);
-                    FALLBACKS.incrementAndGet();
-                } else {
-                    if (compressedFor != plan) {
-                        if (compressed != null) { compressed.close(); compressed = null; compressedFor = null; }
-                        CudaOps.Block comp = CudaOps.Block.of(Math.max(1, plan.compressedBytes()));
-                        try (CudaOps.Block buf = plan.bufferBytes() > 0 ? CudaOps.Block.of(plan.bufferBytes()) : null) {
-                            plan.compress(a16.ptr(), comp.ptr(), buf == null ? MemorySegment.NULL : buf.ptr());
-                        } catch (RuntimeException | Error e) {
-                            comp.close();
-                            throw e;
-                        }
-                        compressed = comp;
-                        compressedFor = plan;
+        boolean direct = rowsP == rows && nP == n;
+        try (Tensor out = direct ? c.alias() : Tensor.empty(Device.CUDA, DType.F32, rowsP, nP)) {
+            if (plan == null) {
+                // the same product through cuBLAS: the masked operand in bf16, dense (what the sparse GEMM computes)
+                Native.cudaGemmEx(false, false, rowsP, nP, kP, 1f, a16.ptr(), Cuda.R_16BF, kP, b16.ptr(), Cuda.R_16BF, nP, 0f,
+                        CudaOps.ptr(out), Cuda.R_32F, nP, false);
+                FALLBACKS.incrementAndGet();
+            } else {
+                if (compressedFor != plan) {
+                    if (compressed != null) { compressed.close(); compressed = null; compressedFor = null; }
+                    CudaOps.Block comp = CudaOps.Block.of(Math.max(1, plan.compressedBytes()));
+                    try (CudaOps.Block buf = plan.bufferBytes() > 0 ? CudaOps.Block.of(plan.bufferBytes()) : null) {
+                        plan.compress(a16.ptr(), comp.ptr(), buf == null ? MemorySegment.NULL : buf.ptr());
+                    } catch (RuntimeException | Error e) {
+                        comp.close();
+                        throw e;
                     }
-                    try (CudaOps.Block ws = plan.workspaceBytes() > 0 ? CudaOps.Block.of(plan.workspaceBytes()) : null) {
-                        plan.matmul(1f, compressed.ptr(), b16.ptr(), 0f, CudaOps.ptr(out), ws == null ? MemorySegment.NULL : ws.ptr());
-                    }
-                    MATMULS.incrementAndGet();
+                    compressed = comp;
+                    compressedFor = plan;
                 }
-                if (!direct) {
-                    try (Tensor r = out.slice(0, 0, rows); Tensor rc = r.slice(1, 0, n)) { c.copyFrom(rc); }
+                try (CudaOps.Block ws = plan.workspaceBytes() > 0 ? CudaOps.Block.of(plan.workspaceBytes()) : null) {
+                    plan.matmul(1f, compressed.ptr(), b16.ptr(), 0f, CudaOps.ptr(out), ws == null ? MemorySegment.NULL : ws.ptr());
                 }
+                MATMULS.incrementAndGet();
+            }
+            if (!direct) {
+                try (Tensor r = out.slice(0, 0, rows); Tensor rc = r.slice(1, 0, n)) { c.copyFrom(rc); }
             }
         }
     }

@@ -78,6 +78,24 @@ class CudaMatmulPrecisionTest {
         }
     }
 
+    /** Eq. 1 at BF16 with the columns lowered straight into bf16 equals BF16 on the float32 im2col matrix. */
+    @Test
+    void loweredBf16EqualsBf16OnTheIm2colMatrix() {
+        Random r = new Random(33);
+        CudaOps.MatmulPrecision was = CudaOps.setMatmulPrecision(CudaOps.MatmulPrecision.BF16);
+        try (Tensor xh = Tensor.of(gaussian(r, 3 * 4 * 7 * 6), 3, 4, 7, 6); Tensor x = xh.to(Device.CUDA);
+             Tensor cols = Conv.im2col(x, 3, 3, 1, 1, 1, 1); Tensor wh = Tensor.of(gaussian(r, 13 * 36), 36, 13); Tensor wd = wh.to(Device.CUDA);
+             Tensor w = wd.t(); Tensor c1 = Tensor.empty(Device.CUDA, DType.F32, 13, cols.size(1)); Tensor c2 = Tensor.empty(Device.CUDA, DType.F32, 13, cols.size(1))) {
+            Blas.gemm(1f, w, cols, 0f, c1);   // a transposed view as the weight, like S(W^T)
+            assumeTrue(CudaOps.usesCublas(), () -> "cuBLAS GemmEx not available: " + Cuda.blasStatus());
+            CudaOps.gemmLoweredBf16(w, new Lowering(x, 3, 3, 1, 1, 1, 1), c2);
+            float[] a = c1.toFloatArray(), b = c2.toFloatArray();
+            for (int i = 0; i < a.length; i++) assertEquals(a[i], b[i], 1e-5f * Math.max(1f, Math.abs(a[i])), "element " + i);
+        } finally {
+            CudaOps.setMatmulPrecision(was);
+        }
+    }
+
     @Test
     void tf32StaysCloseToFloat32() {
         Random r = new Random(32);

@@ -162,6 +162,26 @@ class CudaSpmmTest {
         }
     }
 
+    /** The product with the columns lowered straight into bf16 equals the product with the float32 im2col matrix, bit for bit. */
+    @Test
+    void loweredColumnsGiveTheSameProductAsTheIm2colMatrix() {
+        assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + CudaSpmm.status());
+        Random r = new Random(21);
+        int[][] geoms = { { 3, 5, 7, 6, 3, 1, 1, 20 }, { 2, 4, 9, 9, 3, 2, 1, 16 }, { 4, 3, 5, 5, 1, 1, 0, 9 } };   // n, c, h, w, k, s, p, rows
+        for (int[] g : geoms) {
+            int k = g[1] * g[4] * g[4], rows = g[7];
+            float[] a = prune24Rows(gaussian(r, rows * k), rows, k);
+            try (Tensor xh = Tensor.of(gaussian(r, g[0] * g[1] * g[2] * g[3]), g[0], g[1], g[2], g[3]); Tensor x = xh.to(Device.CUDA);
+                 Tensor cols = Conv.im2col(x, g[4], g[4], g[5], g[5], g[6], g[6]); Tensor ah = Tensor.of(a, rows, k); Tensor ad = ah.to(Device.CUDA);
+                 CudaSpmm sp = CudaSpmm.of(ad); Tensor c1 = Tensor.empty(Device.CUDA, DType.F32, rows, cols.size(1));
+                 Tensor c2 = Tensor.empty(Device.CUDA, DType.F32, rows, cols.size(1))) {
+                sp.times(cols, c1);
+                sp.timesLowered(new Lowering(x, g[4], g[4], g[5], g[5], g[6], g[6]), c2);
+                assertArrayEquals(c1.toFloatArray(), c2.toFloatArray(), java.util.Arrays.toString(g));
+            }
+        }
+    }
+
     /** Two threads multiplying at once, each with its own plans (and, on the device, its own cuSPARSELt handle). */
     @Test
     void productsFromTwoThreadsAtOnce() throws Exception {

@@ -264,7 +264,7 @@ public final class Gemm3 {
             Lowering low = cfg.xt() instanceof Sparsifier.Dense && f32(g, dw) ? x.lowering() : null;
             if (low != null && unitRows(g)) {
                 long t2 = Profile.start();
-                Conv.gemmLowered(1f, g, low, true, beta, dw);   // im2col^T lowered while packing: never materialised
+                lowered(g, low, beta, dw);   // im2col^T never materialised
                 Profile.stop(Part.EQ3, t2);
                 return;
             }
@@ -287,6 +287,15 @@ public final class Gemm3 {
         }
     }
 
+    /**
+     * dw = g im2col(low.x())^T + beta dw: on the CPU lowered while the GEMM packs; on CUDA (where {@link Columns} gives a
+     * lowering only at BF16) lowered straight into the bf16 operand.
+     */
+    private static void lowered(Tensor g, Lowering low, float beta, Tensor dw) {
+        if (low.x().device() == Device.CUDA) CudaOps.gemmLoweredBf16(g, low, true, beta, dw);
+        else Conv.gemmLowered(1f, g, low, true, beta, dw);
+    }
+
     private static boolean unitRows(Tensor t) { return t.dim() == 2 && (t.size(1) <= 1 || t.strides()[1] == 1); }
 
     /** dw = Gk X[:, kept]^T + beta * dw for the gathered gradient gk (closed here). */
@@ -297,7 +306,7 @@ public final class Gemm3 {
         if (low != null && unitRows(gk)) {
             try (gk) {
                 long t2 = Profile.start();
-                Conv.gemmLowered(1f, gk, low, true, beta, dw);   // kept columns lowered while packing
+                lowered(gk, low, beta, dw);   // kept columns never materialised
                 Profile.stop(Part.EQ3, t2);
                 return;
             }

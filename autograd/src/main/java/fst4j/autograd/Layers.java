@@ -264,10 +264,17 @@ public final class Layers {
                     return out;
                 }
                 public Lowering lowering() {
-                    return allBuffer != null && implicitLowering ? new Lowering(xs, k, k, stride, stride, padding, padding) : null;
+                    return lowers() ? new Lowering(xs, k, k, stride, stride, padding, padding) : null;
                 }
                 public Lowering keptLowering(int[] pos) {
-                    return allBuffer != null && implicitLowering && rowAligned(pos) ? new Lowering(xs, k, k, stride, 2 * stride, padding, padding) : null;
+                    return lowers() && rowAligned(pos) ? new Lowering(xs, k, k, stride, 2 * stride, padding, padding) : null;
+                }
+                /** CPU blocks are lowered while packing; a CUDA batch at BF16 straight into the bf16 operand (unless kept). */
+                private boolean lowers() {
+                    if (xs.device() == Device.CUDA)
+                        return colsKept == null && xs.isContiguous() && xs.dtype() == DType.F32
+                                && CudaOps.matmulPrecision() == CudaOps.MatmulPrecision.BF16;
+                    return allBuffer != null && implicitLowering;
                 }
             };
         }

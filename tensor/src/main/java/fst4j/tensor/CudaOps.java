@@ -281,24 +281,35 @@ public final class CudaOps {
     }
 
     /**
-     * c = a im2col(low.x()) (overwritten) at BF16 precision on CUDA: a (any strides) rounded into a packed bf16 copy, the
-     * columns rounded straight from x by one kernel (no float32 im2col matrix), cuBLAS GemmEx with float32 accumulation
-     * and output; c [M, N*Ho*Wo] contiguous. The same values as {@link #setMatmulPrecision} BF16 on the materialised
-     * columns.
+     * At BF16 precision on CUDA, with B = im2col(low.x()) lowered straight into bf16 by one kernel (no float32 im2col
+     * matrix): c = a B (overwritten; Eq. 1: a [M, C*kh*kw], c [M, N*Ho*Wo]) or, transposed, c = a B^T + beta c (Eq. 3:
+     * a [M, N*Ho*Wo], c [M, C*kh*kw]). a (any strides) is rounded into a packed bf16 copy; cuBLAS GemmEx accumulates and
+     * writes float32; c has unit stride along its rows. The same values as BF16 {@link #setMatmulPrecision} on the
+     * materialised columns.
      */
-    public static void gemmLoweredBf16(Tensor a, Lowering low, Tensor c) {
+    public static void gemmLoweredBf16(Tensor a, Lowering low, boolean transposed, float beta, Tensor c) {
         require("gemmLoweredBf16", a, low.x(), c);
-        int m = a.dim() == 2 ? a.shape[0] : -1, k = low.rows(), n = low.cols();
-        if (a.dim() != 2 || a.shape[1] != k || c.dim() != 2 || c.shape[0] != m || c.shape[1] != n || !c.isContiguous())
-            throw new IllegalArgumentException("shape mismatch: gemmLoweredBf16 " + Shape.str(a.shape) + " x im2col [" + k + ", " + n + "] into "
-                    + Shape.str(c.shape) + (c.isContiguous() ? "" : " (not contiguous)"));
+        int rows = low.rows(), cols = low.cols();
+        int m = a.dim() == 2 ? a.shape[0] : -1, k = transposed ? cols : rows, n = transposed ? rows : cols;
+        if (a.dim() != 2 || a.shape[1] != k || c.dim() != 2 || c.shape[0] != m || c.shape[1] != n || (n > 1 && c.strides[1] != 1))
+            throw new IllegalArgumentException("shape mismatch: gemmLoweredBf16 " + Shape.str(a.shape) + " x im2col" + (transposed ? "^T" : "") + " ["
+                    + rows + ", " + cols + "] into " + Shape.str(c.shape) + " (c needs unit stride along its rows)");
         if (m == 0 || n == 0) return;
-        try (Block a16 = Block.of(Math.max(2, 2L * m * k)); Block b16 = im2colBf16(low, k, n)) {
+        long ldc = m > 1 ? c.strides[0] : Math.max(1, n);
+        if (k == 0) {   // an empty sum (no images): c = beta c
+            if (beta == 1f) return;
+            try (Tensor sc = unary("gemmLoweredBf16", MUL_SCALAR, beta, c)) { c.copyFrom(sc); }
+            return;
+        }
+        try (Block a16 = Block.of(2L * m * k); Block b16 = im2colBf16(low, rows, cols)) {
             Native.cudaBf16Pad(ptr(a), m, k, a.strides[0], a.strides[1], a16.ptr(), m, k);
-            Native.cudaGemmEx(false, false, m, n, k, 1f, a16.ptr(), Cuda.R_16BF, Math.max(1, k), b16.ptr(), Cuda.R_16BF, n, 0f,
-                    ptr(c), Cuda.R_32F, n, false);
+            Native.cudaGemmEx(false, transposed, m, n, k, 1f, a16.ptr(), Cuda.R_16BF, k, b16.ptr(), Cuda.R_16BF, cols, beta,
+                    ptr(c), Cuda.R_32F, ldc, false);
         }
     }
+
+    /** {@link #gemmLoweredBf16(Tensor, Lowering, boolean, float, Tensor)} for Eq. 1: c = a im2col(low.x()). */
+    public static void gemmLoweredBf16(Tensor a, Lowering low, Tensor c) { gemmLoweredBf16(a, low, false, 0f, c); }
 
     // ---------------------------------------------------------------- convolution (whole batch: one im2col, one GEMM)
 

@@ -96,6 +96,31 @@ class CudaMatmulPrecisionTest {
         }
     }
 
+    /** Eq. 3 at BF16 (g im2col^T + beta dw) with the columns lowered straight into bf16, against BF16 on the matrix. */
+    @Test
+    void loweredBf16TransposedEqualsBf16OnTheIm2colMatrix() {
+        Random r = new Random(34);
+        CudaOps.MatmulPrecision was = CudaOps.setMatmulPrecision(CudaOps.MatmulPrecision.BF16);
+        int[][] geoms = { { 3, 4, 7, 6, 3, 1, 1, 1 }, { 2, 5, 6, 8, 3, 1, 2, 1 } };   // n, c, h, w, k, sh, sw, pad: stride (1,2) is the half-K lowering
+        try {
+            for (int[] g : geoms) {
+                try (Tensor xh = Tensor.of(gaussian(r, g[0] * g[1] * g[2] * g[3]), g[0], g[1], g[2], g[3]); Tensor x = xh.to(Device.CUDA);
+                     Tensor cols = Conv.im2col(x, g[4], g[4], g[5], g[6], g[7], g[7]); Tensor ct = cols.t();
+                     Tensor gh = Tensor.of(gaussian(r, 11 * cols.size(1)), 11, cols.size(1)); Tensor gd = gh.to(Device.CUDA);
+                     Tensor dh = Tensor.of(gaussian(r, 11 * cols.size(0)), 11, cols.size(0));
+                     Tensor d1 = dh.to(Device.CUDA); Tensor d2 = dh.to(Device.CUDA)) {
+                    Blas.gemm(1f, gd, ct, 0.5f, d1);
+                    assumeTrue(CudaOps.usesCublas(), () -> "cuBLAS GemmEx not available: " + Cuda.blasStatus());
+                    CudaOps.gemmLoweredBf16(gd, new Lowering(x, g[4], g[4], g[5], g[6], g[7], g[7]), true, 0.5f, d2);
+                    float[] a = d1.toFloatArray(), b = d2.toFloatArray();
+                    for (int i = 0; i < a.length; i++) assertEquals(a[i], b[i], 1e-5f * Math.max(1f, Math.abs(a[i])), java.util.Arrays.toString(g) + " element " + i);
+                }
+            }
+        } finally {
+            CudaOps.setMatmulPrecision(was);
+        }
+    }
+
     @Test
     void tf32StaysCloseToFloat32() {
         Random r = new Random(32);

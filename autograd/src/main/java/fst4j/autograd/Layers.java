@@ -136,20 +136,28 @@ public final class Layers {
             if (block > 0) return forwardBlocked(xin, win);
             if (xin.device() == Device.CUDA && xin.dtype() == DType.F32 && win.dtype() == DType.F32
                     && CudaOps.matmulPrecision() == CudaOps.MatmulPrecision.BF16 && ho > 0 && wo > 0
-                    && !(keepColumns && needsGrad(1) && node.needsAllColumns()
-                         && (long) win.size(1) * k * k * n * ho * wo * 4 <= KEEP_COLUMNS_MAX_BYTES)) {
+                    && !keepsColumns((long) win.size(1) * k * k * n * ho * wo * 4)) {
                 Tensor out = forwardCudaLowered(xin, win);
                 if (out != null) return out;
             }
             long t0 = Profile.start();
             Tensor cols = Conv.im2col(xin, k, stride, padding);
             Profile.stop(Part.IM2COL, t0);
-            if (keepColumns && needsGrad(1) && node.needsAllColumns() && cols.numel() * cols.dtype().bytes <= KEEP_COLUMNS_MAX_BYTES)
-                colsKept = save(cols);
+            if (keepsColumns(cols.numel() * cols.dtype().bytes)) colsKept = save(cols);
             Gemm3.Forward f;
             try (cols; Tensor wm = win.reshape(cout, -1)) { f = node.forward(wm, cols); }
             keep(f.sw());
-            try (Tensor y = f.y(); Tensor y3 = y.reshape(cout, n, ho * wo); Tensor p = y3.permute(1, 0, 2)) {
+            return nchw(f.y(), n, cout);
+        }
+
+        /** Whether the whole-batch forward keeps its im2col columns (of the given size) for Eq. 3. */
+        private boolean keepsColumns(long bytes) {
+            return keepColumns && needsGrad(1) && node.needsAllColumns() && bytes <= KEEP_COLUMNS_MAX_BYTES;
+        }
+
+        /** The whole-batch Eq. 1 output y [Cout, N*Ho*Wo] (closed here) as a new NCHW tensor. */
+        private Tensor nchw(Tensor y, int n, int cout) {
+            try (y; Tensor y3 = y.reshape(cout, n, ho * wo); Tensor p = y3.permute(1, 0, 2)) {
                 long t1 = Profile.start();
                 Tensor out = p.contiguous();
                 Profile.stop(Part.ELEMENTWISE, t1);
@@ -182,12 +190,7 @@ public final class Layers {
                 throw e;
             }
             keep(pr.sw());
-            try (Tensor yo = y; Tensor y3 = yo.reshape(cout, n, ho * wo); Tensor p = y3.permute(1, 0, 2)) {
-                long t2 = Profile.start();
-                Tensor out = p.contiguous();
-                Profile.stop(Part.ELEMENTWISE, t2);
-                try (out) { return out.reshape(n, cout, ho, wo); }
-            }
+            return nchw(y, n, cout);
         }
 
         /**

@@ -267,6 +267,18 @@ public final class CudaOps {
         }
     }
 
+    /** bf16 [rowsP, colsP] of the float32 CUDA matrix m (any strides), zero-padded, in a fresh device block. */
+    static Block bf16Padded(Tensor m, long rowsP, long colsP) {
+        Block b = Block.of(Math.max(2, 2 * rowsP * colsP));
+        try {
+            Native.cudaBf16Pad(ptr(m), m.shape[0], m.shape[1], m.strides[0], m.strides[1], b.ptr(), rowsP, colsP);
+            return b;
+        } catch (RuntimeException | Error e) {
+            b.close();
+            throw e;
+        }
+    }
+
     /** im2col of low.x() (a contiguous float32 CUDA batch) rounded into a fresh zero-padded bf16 [rowsP, colsP] block. */
     static Block im2colBf16(Lowering low, long rowsP, long colsP) {
         long[] g = low.geometry();
@@ -301,8 +313,7 @@ public final class CudaOps {
             try (Tensor sc = unary("gemmLoweredBf16", MUL_SCALAR, beta, c)) { c.copyFrom(sc); }
             return;
         }
-        try (Block a16 = Block.of(2L * m * k); Block b16 = im2colBf16(low, rows, cols)) {
-            Native.cudaBf16Pad(ptr(a), m, k, a.strides[0], a.strides[1], a16.ptr(), m, k);
+        try (Block a16 = bf16Padded(a, m, k); Block b16 = im2colBf16(low, rows, cols)) {
             Native.cudaGemmEx(false, transposed, m, n, k, 1f, a16.ptr(), Cuda.R_16BF, k, b16.ptr(), Cuda.R_16BF, cols, beta,
                     ptr(c), Cuda.R_32F, ldc, false);
         }

@@ -127,20 +127,8 @@ public final class CudaSpmm implements AutoCloseable {
         CudaOps.require("CudaSpmm.of", a);
         if (a.dim() != 2) throw new IllegalArgumentException("wrong rank: a 2:4 operand must be a matrix, got " + Shape.str(a.shape));
         int rows = a.shape[0], k = a.shape[1];
-        CudaOps.Block b = bf16Padded(a, pad(rows), pad(k));
+        CudaOps.Block b = CudaOps.bf16Padded(a, pad(rows), pad(k));
         return new CudaSpmm(rows, k, b);
-    }
-
-    /** bf16 [rowsP, colsP] of the float32 CUDA matrix m, zero-padded, in a fresh device block. */
-    private static CudaOps.Block bf16Padded(Tensor m, int rowsP, int colsP) {
-        CudaOps.Block b = CudaOps.Block.of(2L * rowsP * colsP);
-        try {
-            Native.cudaBf16Pad(CudaOps.ptr(m), m.shape[0], m.shape[1], m.strides[0], m.strides[1], b.ptr(), rowsP, colsP);
-            return b;
-        } catch (RuntimeException | Error e) {
-            b.close();
-            throw e;
-        }
     }
 
     public int rows() { return rows; }
@@ -157,7 +145,7 @@ public final class CudaSpmm implements AutoCloseable {
         int n = b.shape[1];
         if (n == 0) return;
         int nP = pad(n);
-        try (CudaOps.Block b16 = bf16Padded(b, kP, nP)) { multiply(b16, n, c); }
+        try (CudaOps.Block b16 = CudaOps.bf16Padded(b, kP, nP)) { multiply(b16, n, c); }
     }
 
     /**

@@ -112,10 +112,8 @@ class CudaSparseMethodsTest {
     }
 
     private void step(SparseConfig.Method method, double lossTol, double gradTol, double paramTol) {
-        Random r = new Random(51);
-        float[] xv = new float[4 * 3 * 12 * 12];
-        for (int i = 0; i < xv.length; i++) xv[i] = (float) r.nextGaussian();
-        int[] labels = { 1, 7, 3, 3 };
+        float[] xv = input();
+        int[] labels = LABELS;
         try (Sequential cpu = Models.resnetSmall(3, 10, method, 5); Sequential gpu = Models.resnetSmall(3, 10, method, 5)) {
             gpu.to(Device.CUDA);
             try (SGD oc = new SGD(cpu.parameters(), 0.05, 0.9, 5e-4, true); SGD og = new SGD(gpu.parameters(), 0.05, 0.9, 5e-4, true)) {

@@ -31,6 +31,22 @@ class CudaSpmmTest {
 
     static float fromBf16(short s) { return Float.intBitsToFloat((s & 0xffff) << 16); }
 
+    /**
+     * c [rows, n] equals the float64 product of the bf16-rounded a [rows, k] and b ([k, n], or [n, k] when bTransposed)
+     * within float accumulation: 1e-4 of the sum of the terms' magnitudes.
+     */
+    static void assertBf16Product(float[] a, float[] b, boolean bTransposed, int rows, int k, int n, float[] c, String what) {
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < n; j++) {
+                double want = 0, mag = 0;
+                for (int q = 0; q < k; q++) {
+                    double t = (double) fromBf16(bf16(a[i * k + q])) * fromBf16(bf16(b[bTransposed ? j * k + q : q * n + j]));
+                    want += t; mag += Math.abs(t);
+                }
+                assertEquals(want, c[i * n + j], 1e-4 * mag + 1e-30, what + " at " + i + "," + j);
+            }
+    }
+
     private static float[] gaussian(Random r, int n) {
         float[] v = new float[n];
         for (int i = 0; i < n; i++) v[i] = (float) (r.nextGaussian() * (1 + r.nextInt(3)));
@@ -89,16 +105,7 @@ class CudaSpmmTest {
                  Tensor cd = Tensor.empty(Device.CUDA, DType.F32, rows, n); CudaSpmm sp = CudaSpmm.of(ad)) {
                 sp.times(bd, cd);
                 assertEquals(before + 1, CudaSpmm.matmuls());
-                float[] c = cd.toFloatArray();
-                for (int i = 0; i < rows; i++)
-                    for (int j = 0; j < n; j++) {
-                        double want = 0, mag = 0;
-                        for (int q = 0; q < k; q++) {
-                            double t = (double) fromBf16(bf16(a[i * k + q])) * fromBf16(bf16(b[q * n + j]));
-                            want += t; mag += Math.abs(t);
-                        }
-                        assertEquals(want, c[i * n + j], 1e-4 * mag + 1e-30, rows + "x" + k + "x" + n + " at " + i + "," + j);
-                    }
+                assertBf16Product(a, b, false, rows, k, n, cd.toFloatArray(), rows + "x" + k + "x" + n);
             }
         }
     }
@@ -118,16 +125,7 @@ class CudaSpmmTest {
                 try (Tensor bh = Tensor.of(b, n, k); Tensor bd = bh.to(Device.CUDA); Tensor bt = bd.t();   // B as a view too
                      Tensor cd = Tensor.empty(Device.CUDA, DType.F32, rows, n)) {
                     sp.times(bt, cd);
-                    float[] c = cd.toFloatArray();
-                    for (int i = 0; i < rows; i++)
-                        for (int j = 0; j < n; j++) {
-                            double want = 0, mag = 0;
-                            for (int q = 0; q < k; q++) {
-                                double t = (double) fromBf16(bf16(a[i * k + q])) * fromBf16(bf16(b[j * k + q]));
-                                want += t; mag += Math.abs(t);
-                            }
-                            assertEquals(want, c[i * n + j], 1e-4 * mag + 1e-30, "n=" + n + " at " + i + "," + j);
-                        }
+                    assertBf16Product(a, b, true, rows, k, n, cd.toFloatArray(), "n=" + n);
                 }
             }
         }
@@ -147,16 +145,7 @@ class CudaSpmmTest {
             assertEquals(products, CudaSpmm.matmuls(), "no cuSPARSELt product for a refused shape");
             assertEquals(fallbacks + 1, CudaSpmm.fallbacks());
             assertTrue(CudaSpmm.status().contains("test: N too large"), CudaSpmm.status());
-            float[] c = cd.toFloatArray();
-            for (int i = 0; i < rows; i++)
-                for (int j = 0; j < n; j++) {
-                    double want = 0, mag = 0;
-                    for (int q = 0; q < k; q++) {
-                        double t = (double) fromBf16(bf16(a[i * k + q])) * fromBf16(bf16(b[q * n + j]));
-                        want += t; mag += Math.abs(t);
-                    }
-                    assertEquals(want, c[i * n + j], 1e-4 * mag + 1e-30, "at " + i + "," + j);
-                }
+            assertBf16Product(a, b, false, rows, k, n, cd.toFloatArray(), "");
         } finally {
             CudaSpmm.clearRefusalsForTest();
         }
@@ -194,16 +183,7 @@ class CudaSpmmTest {
                  Tensor cd = Tensor.empty(Device.CUDA, DType.F32, rows, n); CudaSpmm sp = CudaSpmm.of(ad)) {
                 for (int rep = 0; rep < 4; rep++) {
                     sp.times(bd, cd);
-                    float[] c = cd.toFloatArray();
-                    for (int i = 0; i < rows; i++)
-                        for (int j = 0; j < n; j++) {
-                            double want = 0, mag = 0;
-                            for (int q = 0; q < k; q++) {
-                                double t = (double) fromBf16(bf16(a[i * k + q])) * fromBf16(bf16(b[q * n + j]));
-                                want += t; mag += Math.abs(t);
-                            }
-                            assertEquals(want, c[i * n + j], 1e-4 * mag + 1e-30, "thread " + Thread.currentThread().getName() + " at " + i + "," + j);
-                        }
+                    assertBf16Product(a, b, false, rows, k, n, cd.toFloatArray(), "thread " + Thread.currentThread().getName());
                 }
             } finally {
                 CudaSpmm.clearPlans();

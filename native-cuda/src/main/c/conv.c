@@ -270,3 +270,44 @@ void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t nc
         if (++oh == s->ho) { oh = 0; img++; }
     }
 }
+
+/* ---- planned lowering (lowering.h; the AVX-512 body is in lowering_avx512.c) ---- */
+int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
+void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail);
+
+static int lplan_state = -1;   /* -1: not decided yet; 0 off; 1 on */
+
+static int lplan_cpu(void) {
+    int have = __atomic_load_n(&lplan_state, __ATOMIC_RELAXED);
+    if (have < 0) {
+        __builtin_cpu_init();
+        const char *force = getenv("FST4J_ISA");    /* as gemm.c: a forced lesser family turns it off */
+        const char *off = getenv("FST4J_LPLAN");     /* FST4J_LPLAN=0: always the row-by-row lowering */
+        have = __builtin_cpu_supports("avx512f") && !(force && (strcmp(force, "avx2") == 0 || strcmp(force, "generic") == 0))
+               && !(off && strcmp(off, "0") == 0);
+        __atomic_store_n(&lplan_state, have, __ATOMIC_RELAXED);
+    }
+    return have;
+}
+
+int fst_lowering_plan(int mode) {
+    if (mode == 0) __atomic_store_n(&lplan_state, 0, __ATOMIC_RELAXED);
+    else if (mode > 0) { __atomic_store_n(&lplan_state, -1, __ATOMIC_RELAXED); lplan_cpu(); }
+    return lplan_cpu();
+}
+
+size_t fst_lplan_bytes(const fst_lowering *s, int nvec) {
+    return (size_t)(s->kh * s->kw) * (size_t)nvec * sizeof(fst_lvec) + (size_t)nvec * 16 * 3 * sizeof(int32_t);
+}
+
+int fst_lplan_build(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem) {
+    if (!mem || !lplan_cpu() || s->sh != 1 || (s->sw != 1 && s->sw != 2) || s->wo * s->sw != s->w) return 0;
+    if ((int64_t)nvec * 16 < ncols || ncols <= 0) return 0;
+    /* offsets and lane arithmetic are int32 inside the plan's build */
+    if (s->h >= INT32_MAX / 4 || s->w >= INT32_MAX / 4 || s->ho * s->wo >= INT32_MAX / 4) return 0;
+    return fst_lplan_build_avx512(p, s, col0, ncols, nvec, mem);
+}
+
+void fst_lplan_row(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail) {
+    fst_lplan_row_avx512(p, r, out, per, jump, tail);
+}

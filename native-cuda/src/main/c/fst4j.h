@@ -67,6 +67,10 @@ FST_API int fst_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int
 FST_API int fst_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                           int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                           const int32_t *pos, int64_t npos, float *out, int64_t ldo, int nthreads);
+/* The planned lowering of the implicit-im2col GEMMs (AVX-512 masked loads; lowering.h): mode 0 turns it off (every
+ * row lowered by the portable row-by-row code), 1 on where the CPU has AVX-512 (and FST4J_ISA / FST4J_LPLAN=0 do not
+ * say otherwise), -1 only asks. Returns 1 when it is in use. For tests and A/B timing; results are the same bits. */
+FST_API int fst_lowering_plan(int mode);
 /* ---- sparsification overhead kernels (prune.c): fused prune + compress, IR shift + half-K gather ----
  * Magnitude 2:4 as fst4j.sparse.Sparsifier.Magnitude24: in each group of 4 keep the 2 largest |x|, ties to
  * the lower index, NaN counts as the largest (all NaNs equal); pruned entries become +0.0f. The output is

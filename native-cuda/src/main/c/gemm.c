@@ -96,8 +96,22 @@ static void pack_a(const job *jb, const fst_kernel *k, int64_t i0, int64_t mc, i
  * laid out in slivers as pack_n does. Transposed (B = im2col^T, Eq. 3): each sliver's nr im2col rows are lowered
  * over the kc positions into scratch [nr][kc] and packed by the kernel family's transposing pack. */
 static void pack_b_lowered(const job *jb, const fst_kernel *k, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float *dst,
-                           float *scratch) {
+                           float *scratch, void *plan_mem) {
     const int nr = k->nr;
+    fst_lplan plan;
+    /* planned lowering (lowering.h): vectors of 16 columns straight into the slivers, or rows of scratch */
+    if (!jb->tB && nr % 16 == 0 && fst_lplan_build(&plan, jb->low, j0, nc, (int)((nc + nr - 1) / nr * nr / 16), plan_mem)) {
+        for (int64_t p = 0; p < kc; p++) fst_lplan_row(&plan, p0 + p, dst + p * nr, nr / 16, (int64_t)nr * kc, 0);
+        return;
+    }
+    if (jb->tB && fst_lplan_build(&plan, jb->low, p0, kc, (int)((kc + 15) / 16), plan_mem)) {
+        for (int64_t js = 0; js < nc; js += nr) {
+            int n = (int)(nc - js < nr ? nc - js : nr);
+            for (int r = 0; r < n; r++) fst_lplan_row(&plan, j0 + js + r, scratch + r * kc, 0, 0, 1);
+            k->pack_t(scratch, kc, n, nr, kc, dst + js * kc);
+        }
+        return;
+    }
     if (!jb->tB) {
         for (int64_t p = 0; p < kc; p++) {
             fst_lowering_row(jb->low, p0 + p, j0, nc, scratch);
@@ -136,10 +150,10 @@ static inline void prefetch_some(prefetcher *pf) {
 
 /* Per-thread packing buffers, grown on demand and freed when the thread exits (pthread key destructor),
  * so Java threads calling in do not leak them. */
-typedef struct { float *a, *b, *s; size_t acap, bcap, scap; } buffers;
+typedef struct { float *a, *b, *s, *p; size_t acap, bcap, scap, pcap; } buffers;
 static pthread_key_t buf_key;
 static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
-static void buf_free(void *p) { buffers *b = p; free(b->a); free(b->b); free(b->s); free(b); }
+static void buf_free(void *p) { buffers *b = p; free(b->a); free(b->b); free(b->s); free(b->p); free(b); }
 static void buf_key_init(void) { (void)pthread_key_create(&buf_key, buf_free); }
 
 static float *grow(float **p, size_t *cap, size_t floats) {
@@ -153,7 +167,7 @@ static float *grow(float **p, size_t *cap, size_t floats) {
     return q;
 }
 
-static buffers *thread_buffers(size_t afloats, size_t bfloats, size_t sfloats) {
+static buffers *thread_buffers(size_t afloats, size_t bfloats, size_t sfloats, size_t pfloats) {
     pthread_once(&buf_once, buf_key_init);
     buffers *b = pthread_getspecific(buf_key);
     if (!b) {
@@ -162,6 +176,7 @@ static buffers *thread_buffers(size_t afloats, size_t bfloats, size_t sfloats) {
     }
     if (!grow(&b->a, &b->acap, afloats) || !grow(&b->b, &b->bcap, bfloats)) return NULL;
     if (sfloats && !grow(&b->s, &b->scap, sfloats)) return NULL;
+    if (pfloats && !grow(&b->p, &b->pcap, pfloats)) return NULL;
     return b;
 }
 
@@ -173,7 +188,11 @@ static int gemm_range(const job *jb, int64_t m0, int64_t m1, int64_t n0, int64_t
     const int64_t K = jb->K, nkb = (K + FST_KC - 1) / FST_KC, kcb = (K + nkb - 1) / nkb;
     int64_t mspan = m1 - m0 < MB ? m1 - m0 : MB, nspan = n1 - n0 < NB ? n1 - n0 : NB;
     const size_t sfloats = !jb->low ? 0 : jb->tB ? (size_t)nr * kcb : (size_t)nspan;
-    buffers *buf = thread_buffers((size_t)((mspan + mr - 1) / mr * mr) * kcb, (size_t)((nspan + nr - 1) / nr * nr) * kcb, sfloats);
+    /* a lowering plan covers the slivers of one block (not transposed) or kc positions (transposed) */
+    const int pvec = (int)(jb->tB ? (kcb + 15) / 16 : (nspan + nr - 1) / nr * nr / 16);
+    const size_t pfloats = jb->low ? (fst_lplan_bytes(jb->low, pvec) + 3) / 4 : 0;
+    buffers *buf = thread_buffers((size_t)((mspan + mr - 1) / mr * mr) * kcb, (size_t)((nspan + nr - 1) / nr * nr) * kcb, sfloats,
+                                  pfloats);
     if (!buf) return FST_EINVAL;   /* out of memory: fst4j.h has no code of its own for it */
     float *const tl_abuf = buf->a, *const tl_bbuf = buf->b;
     for (int64_t ic = m0; ic < m1; ic += MB) {
@@ -184,7 +203,7 @@ static int gemm_range(const job *jb, int64_t m0, int64_t m1, int64_t n0, int64_t
             pack_a(jb, k, ic, mc, pc, kc, tl_abuf);
             for (int64_t jc = n0; jc < n1; jc += NB) {
                 int64_t nc = n1 - jc < NB ? n1 - jc : NB;
-                if (jb->low) pack_b_lowered(jb, k, jc, nc, pc, kc, tl_bbuf, buf->s);
+                if (jb->low) pack_b_lowered(jb, k, jc, nc, pc, kc, tl_bbuf, buf->s, buf->p);
                 else pack_b(jb, k, jc, nc, pc, kc, tl_bbuf);
                 /* While this block computes, pull the next block of B (row-major source) towards L2 a few
                  * lines per micro-kernel call, so its packing does not wait on DRAM. */

@@ -14,4 +14,29 @@ int fst_lowering_check(const fst_lowering *s);
 
 /* out[0:ncols] = im2col(x)[r, col0 : col0 + ncols] (columns run over images, then output rows, then columns). */
 void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t ncols, float *out);
+
+/* A lowering plan: im2col(x)[r, col0 : col0 + ncols] for every row r of a column block, by AVX-512 masked loads
+ * (lowering_avx512.c). Only for vertical stride 1 with wo * sw == w and sw 1 or 2 (3x3 pad 1 and 1x1 at stride 1;
+ * the half-K lowering): then an output column's input element sits at one flat offset per tap from its image's
+ * plane (2 * position at sw = 2), so each vector of 16 columns is one masked load (two when it spans two images;
+ * two loads and one permute at sw = 2), with the padding, the wrapped border columns and the columns past ncols
+ * masked to zero. Masked-off lanes are never read. Built once per column block, shared by all its c*kh*kw rows. */
+typedef struct { int64_t off[2]; uint32_t mask[2]; } fst_lvec;   /* per tap and vector: image a, image a + 1 */
+typedef struct {
+    const float *x;
+    int64_t plane, kk, ncols;           /* h * w, kh * kw, columns in the block */
+    int nvec, sw;                       /* 16-column vectors per row (>= ceil(ncols / 16)) */
+    fst_lvec *v;                        /* [kk][nvec] */
+} fst_lplan;
+
+/* Bytes of memory a plan of nvec vectors needs (the table and the build's per-column scratch). */
+size_t fst_lplan_bytes(const fst_lowering *s, int nvec);
+/* Builds the plan in mem (fst_lplan_bytes(s, nvec) bytes, 64-byte aligned) when the CPU has AVX-512 (and FST4J_ISA
+ * does not force a lesser family) and the geometry qualifies; returns 1, or 0 when the caller must use
+ * fst_lowering_row. nvec * 16 >= ncols; vectors past ncols are all zeros. */
+int fst_lplan_build(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
+/* Row r into out: whole vectors (nvec * 16 floats, zeros past ncols) at out, out + vstride, out + 2 * vstride...
+ * where vector v lands at out + (v / per) * jump + (v % per) * 16: per = 0 means contiguous (out + 16 v). With
+ * tail != 0 only ncols floats are written (a masked last store). */
+void fst_lplan_row(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail);
 #endif

@@ -13,6 +13,7 @@
  * constant. beta is applied when C is stored after the first K block (beta == 0 never reads C); N edges
  * use a narrower instantiation (fewer vectors) and, on AVX-512, a masked last vector. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <immintrin.h>
 #include "lowering.h"
@@ -207,17 +208,28 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
      * non-temporal stores save the read-for-ownership of every line. Needs 64-byte aligned rows. */
     const int stream = mode == SPK_STREAM && Kp <= kbw && beta == 0.0f &&
                        ((uintptr_t)C & 63) == 0 && (ldc & 15) == 0 && (n0 & 15) == 0;
+    /* AVX-512 and a qualifying geometry: each column block's lowering is planned once (lowering.h) */
+    void *plan_mem = NULL;
+#if VL == 16
+    if (low) {
+        size_t bytes = (fst_lplan_bytes(low, (int)(nbw / VL)) + 63) & ~(size_t)63;
+        plan_mem = aligned_alloc(64, bytes);
+    }
+#endif
     for (int64_t jn = n0; jn < n1; jn += nbw) {
+        const int n = (int)(n1 - jn < nbw ? n1 - jn : nbw);
+        const int nv = (n + VL - 1) / VL, ls = nv * VL;
+        fst_lplan plan;
+        const int planned = plan_mem && fst_lplan_build(&plan, low, jn, n, nv, plan_mem);
         for (int64_t mb0 = m0; mb0 < m1; mb0 += mbw) {
             const int64_t mb1 = m1 - mb0 < mbw ? m1 : mb0 + mbw;
-            const int n = (int)(n1 - jn < nbw ? n1 - jn : nbw);
-            const int nv = (n + VL - 1) / VL, ls = nv * VL;
             for (int64_t k0 = 0; k0 < Kp; k0 += kbw) {
                 const int64_t kb = Kp - k0 < kbw ? Kp - k0 : kbw;
                 for (int64_t p = 0; p < kb; p++) {
                     float *d = buf + p * ls;
                     if (k0 + p < K) {
                         /* B row, or (implicit im2col) the same piece of the lowered row computed from x */
+                        if (planned) { fst_lplan_row(&plan, k0 + p, d, 0, 0, 0); continue; }   /* zeros past n */
                         if (low) fst_lowering_row(low, k0 + p, jn, n, d);
                         else memcpy(d, B + (k0 + p) * ldb + jn, (size_t)n * 4);
                         if (n < ls) memset(d + n, 0, (size_t)(ls - n) * 4);
@@ -250,6 +262,7 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
             }
         }
     }
+    free(plan_mem);
     if (stream) _mm_sfence();
     return 0;
 }

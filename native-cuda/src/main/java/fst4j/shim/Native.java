@@ -223,6 +223,22 @@ public final class Native {
         try { return ((MemorySegment) SPMM24_ISA.invokeExact()).reinterpret(64).getString(0); } catch (Throwable t) { throw rethrow(t); }
     }
 
+    // ---- the planned lowering switch (conv.c); bound on first use ----
+
+    private static final class LoweringHandles {
+        static final MethodHandle PLAN = bind(LIB, "fst_lowering_plan", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+    }
+
+    /**
+     * The implicit-im2col GEMMs' planned lowering (AVX-512 masked loads, one plan per column block): mode 0 off, 1 on
+     * where the CPU has AVX-512, -1 only asks. Returns whether it is in use. Both paths give the same bits; tests and
+     * A/B timings switch it.
+     */
+    public static boolean loweringPlan(int mode) {
+        ensureLoaded();
+        try { return (int) LoweringHandles.PLAN.invokeExact(mode) != 0; } catch (Throwable t) { throw rethrow(t); }
+    }
+
     // ---- batch norm (norm.c); bound on first use ----
 
     private static final class NormHandles {

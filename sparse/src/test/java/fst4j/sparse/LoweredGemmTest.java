@@ -1,5 +1,6 @@
 package fst4j.sparse;
 
+import fst4j.shim.Native;
 import fst4j.tensor.Blas;
 import fst4j.tensor.Conv;
 import fst4j.tensor.Lowering;
@@ -16,7 +17,8 @@ import static org.junit.jupiter.api.Assertions.*;
 /**
  * Implicit im2col: the dense GEMM (both orientations) and the 2:4 kernel with B lowered while packing equal the
  * same products on the materialised im2col matrix, at generated conv geometries (padding, strides, kernel sizes,
- * output column ranges that cut through rows and images) on fresh random data.
+ * output column ranges that cut through rows and images) on fresh random data, with the planned lowering (AVX-512
+ * masked loads, where the CPU has them) and the row-by-row lowering.
  */
 class LoweredGemmTest {
 
@@ -26,14 +28,16 @@ class LoweredGemmTest {
         for (int i = 0; i < a.length; i++) assertEquals(a[i], b[i], 1e-5f * Math.max(1, Math.abs(a[i])), what + " at " + i);
     }
 
-    @Property(tries = 60)
+    @Property(tries = 80)
     void loweredEqualsMaterialised(@ForAll @IntRange(min = 1, max = 4) int n, @ForAll @IntRange(min = 1, max = 9) int c,
                                    @ForAll @IntRange(min = 1, max = 23) int h, @ForAll @IntRange(min = 1, max = 23) int w,
                                    @ForAll @IntRange(min = 1, max = 5) int k, @ForAll @IntRange(min = 1, max = 3) int s,
                                    @ForAll @IntRange(min = 0, max = 2) int p, @ForAll @IntRange(min = 1, max = 70) int m,
-                                   @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll long seed) {
+                                   @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll boolean planned, @ForAll long seed) {
         if (h + 2 * p < k || w + 2 * p < k) return;   // no output position
         int before = Blas.threads();
+        boolean plan = Native.loweringPlan(-1);
+        Native.loweringPlan(planned ? 1 : 0);
         Blas.setThreads(threads);
         try (Scope sc = Scope.open()) {
             Rng r = new Rng(seed);
@@ -72,6 +76,7 @@ class LoweredGemmTest {
             }
         } finally {
             Blas.setThreads(before);
+            Native.loweringPlan(plan ? 1 : 0);
         }
     }
 
@@ -80,16 +85,19 @@ class LoweredGemmTest {
      * copies whole runs of output rows of an image at once. Reference: the float64 im2col (Java loops, no native code), so a fault shared by the native
      * im2col and the lowering cannot hide; small planes (rows of 1-9 floats), h < k, many images per block.
      */
-    @Property(tries = 120)
+    @Property(tries = 160)
     void sameWidthGeometriesLowerLikeTheJavaIm2col(@ForAll @IntRange(min = 1, max = 6) int n, @ForAll @IntRange(min = 1, max = 5) int c,
                                                    @ForAll @IntRange(min = 1, max = 9) int h, @ForAll @IntRange(min = 1, max = 12) int w,
                                                    @ForAll @IntRange(min = 0, max = 2) int half, @ForAll @IntRange(min = 1, max = 3) int sw,
                                                    @ForAll @IntRange(min = 1, max = 40) int m,
-                                                   @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll long seed) {
+                                                   @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll boolean planned,
+                                                   @ForAll long seed) {
         // vertical stride 1, horizontal stride sw: sw = 2 over an even-width plane is the half-K lowering (every other
         // column), which also copies whole runs of rows; other combinations take the row-by-row path
         int k = 2 * half + 1, p = half;
         int before = Blas.threads();
+        boolean plan = Native.loweringPlan(-1);
+        Native.loweringPlan(planned ? 1 : 0);
         Blas.setThreads(threads);
         try (Scope sc = Scope.open()) {
             Rng r = new Rng(seed);
@@ -114,6 +122,18 @@ class LoweredGemmTest {
             }
         } finally {
             Blas.setThreads(before);
+            Native.loweringPlan(plan ? 1 : 0);
+        }
+    }
+
+    @Test
+    void planIsUsedWhereTheCpuHasAvx512AndCanBeSwitched() {
+        boolean plan = Native.loweringPlan(-1);
+        try {
+            assertFalse(Native.loweringPlan(0));
+            assertEquals(Native.isa().equals("avx512"), Native.loweringPlan(1), "plan on an " + Native.isa() + " CPU");
+        } finally {
+            Native.loweringPlan(plan ? 1 : 0);
         }
     }
 

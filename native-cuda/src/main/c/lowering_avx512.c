@@ -1,0 +1,90 @@
+/* Planned lowering (lowering.h): im2col rows of a column block by AVX-512 masked loads. Compiled with -mavx512f;
+ * conv.c calls fst_lplan_build_avx512 only on a CPU that has it. */
+#include <stdint.h>
+#include <string.h>
+#include <immintrin.h>
+#include "lowering.h"
+
+int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
+void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail);
+
+/* Spreads the 16 lane bits of m to the even bits of a 32-bit word (lane l -> source element 2 l at sw = 2). */
+static inline uint32_t spread(uint32_t m) {
+    m = (m | (m << 8)) & 0x00FF00FFu;
+    m = (m | (m << 4)) & 0x0F0F0F0Fu;
+    m = (m | (m << 2)) & 0x33333333u;
+    m = (m | (m << 1)) & 0x55555555u;
+    return m;
+}
+
+int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem) {
+    const int64_t L = s->ho * s->wo, plane = s->h * s->w, chw = s->c * plane, kk = s->kh * s->kw;
+    const int sw = (int)s->sw;
+    fst_lvec *tab = mem;
+    int32_t *oh = (int32_t *)(tab + kk * nvec), *ow = oh + nvec * 16, *im = ow + nvec * 16;
+    /* per column: image (relative to the block's first), output row and column; -1 image past ncols */
+    int64_t img0 = col0 / L, pos = col0 % L;
+    int32_t img = 0, r = (int32_t)(pos / s->wo), c = (int32_t)(pos % s->wo);
+    for (int64_t q = 0; q < (int64_t)nvec * 16; q++) {
+        oh[q] = r; ow[q] = c; im[q] = q < ncols ? img : -1;
+        if (++c == s->wo) { c = 0; if (++r == s->ho) { r = 0; img++; } }
+    }
+    p->x = s->x; p->plane = plane; p->kk = kk; p->ncols = ncols; p->nvec = nvec; p->sw = sw; p->v = tab;
+    const __m512i zero = _mm512_setzero_si512(), hv = _mm512_set1_epi32((int)s->h), wv = _mm512_set1_epi32((int)s->w);
+    for (int v = 0; v < nvec; v++) {
+        const __m512i vo = _mm512_loadu_si512(oh + 16 * v), vw = _mm512_loadu_si512(ow + 16 * v), vi = _mm512_loadu_si512(im + 16 * v);
+        const int32_t ia = im[16 * v] < 0 ? 0 : im[16 * v];
+        const __mmask16 in_a = _mm512_cmpeq_epi32_mask(vi, _mm512_set1_epi32(ia));
+        const __mmask16 in_b = _mm512_cmpeq_epi32_mask(vi, _mm512_set1_epi32(ia + 1));
+        const __mmask16 live = _mm512_cmpge_epi32_mask(vi, zero);
+        if ((__mmask16)(in_a | in_b) != live) return 0;   /* a vector over three images (planes under 16 columns) */
+        /* flat index of lane 0 of image a, image a + 1: (img) * chw + sw * position, position = column - img * L */
+        const int64_t col = col0 + 16 * v, ga = img0 + ia;
+        const int64_t base_a = ga * chw + sw * (col - ga * L), base_b = (ga + 1) * chw + sw * (col - (ga + 1) * L);
+        for (int64_t i = 0; i < s->kh; i++) {
+            const __m512i ih = _mm512_add_epi32(vo, _mm512_set1_epi32((int)(i - s->ph)));
+            const __mmask16 rok = _mm512_cmpge_epi32_mask(ih, zero) & _mm512_cmplt_epi32_mask(ih, hv);
+            for (int64_t j = 0; j < s->kw; j++) {
+                const __m512i iw = _mm512_add_epi32(_mm512_mullo_epi32(vw, _mm512_set1_epi32(sw)),
+                                                    _mm512_set1_epi32((int)(j - s->pw)));
+                const __mmask16 ok = rok & _mm512_cmpge_epi32_mask(iw, zero) & _mm512_cmplt_epi32_mask(iw, wv);
+                const int64_t d = (i - s->ph) * s->w + (j - s->pw);
+                fst_lvec *e = &tab[(i * s->kw + j) * nvec + v];
+                uint32_t ma = (uint32_t)(ok & in_a), mb = (uint32_t)(ok & in_b);
+                e->off[0] = base_a + d; e->off[1] = base_b + d;
+                e->mask[0] = sw == 2 ? spread(ma) : ma; e->mask[1] = sw == 2 ? spread(mb) : mb;
+            }
+        }
+    }
+    return 1;
+}
+
+void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail) {
+    /* addresses as integers: a masked-off lane's address may lie outside x and is never dereferenced */
+    const uintptr_t xc = (uintptr_t)(p->x + (r / p->kk) * p->plane);
+    const fst_lvec *e = p->v + (r % p->kk) * p->nvec;
+    const int nvec = p->nvec;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int v = 0; v < nvec; v++, e++) {
+        __m512 y;
+        if (p->sw == 1) {
+            y = _mm512_maskz_loadu_ps((__mmask16)e->mask[0], (const void *)(xc + 4 * e->off[0]));
+            if (e->mask[1]) y = _mm512_mask_loadu_ps(y, (__mmask16)e->mask[1], (const void *)(xc + 4 * e->off[1]));
+        } else {
+            __m512 lo = _mm512_maskz_loadu_ps((__mmask16)e->mask[0], (const void *)(xc + 4 * e->off[0]));
+            __m512 hi = _mm512_maskz_loadu_ps((__mmask16)(e->mask[0] >> 16), (const void *)(xc + 4 * e->off[0] + 64));
+            if (e->mask[1]) {
+                lo = _mm512_mask_loadu_ps(lo, (__mmask16)e->mask[1], (const void *)(xc + 4 * e->off[1]));
+                hi = _mm512_mask_loadu_ps(hi, (__mmask16)(e->mask[1] >> 16), (const void *)(xc + 4 * e->off[1] + 64));
+            }
+            y = _mm512_permutex2var_ps(lo, even, hi);
+        }
+        float *d = per ? out + (v / per) * jump + (v % per) * 16 : out + 16 * v;
+        if (tail && (int64_t)(v + 1) * 16 > p->ncols) {
+            const int64_t n = p->ncols - (int64_t)v * 16;
+            if (n > 0) _mm512_mask_storeu_ps(d, (__mmask16)((1u << n) - 1), y);
+        } else {
+            _mm512_storeu_ps(d, y);
+        }
+    }
+}

@@ -231,12 +231,14 @@ int fst_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, in
 int fst_lowering_check(const fst_lowering *s) {
     geom g = { s->n, s->c, s->h, s->w, s->kh, s->kw, s->sh, s->sw, s->ph, s->pw, s->ho, s->wo };
     if (!s->x) return FST_ENULL;
-    if (s->n <= 0) return FST_EINVAL;
+    if (s->n <= 0 || (s->order != 0 && s->order != 1)) return FST_EINVAL;
     return check(&g);
 }
 
 void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t ncols, float *out) {
-    const int64_t kk = s->kh * s->kw, ch = r / kk, i = (r / s->kw) % s->kh, jj = r % s->kw, L = s->ho * s->wo;
+    int64_t ch, tap;
+    fst_lowering_rc(s, r, &ch, &tap);
+    const int64_t i = tap / s->kw, jj = tap % s->kw, L = s->ho * s->wo;
     const geom g = { s->n, s->c, s->h, s->w, s->kh, s->kw, s->sh, s->sw, s->ph, s->pw, s->ho, s->wo };
     int64_t lo, hi;
     valid_range(&g, jj, &lo, &hi);

@@ -43,15 +43,17 @@ FST_API int fst_spmm24(int64_t M, int64_t N, int64_t K, float alpha, const float
  * (conv geometry as fst_im2col), computed piece by piece while packing instead of read from a matrix.
  * fst_sgemm_lowered: C[M, N] = alpha * A[M, K] * op(B) + beta * C with op(B) = im2col(x) [c*kh*kw, n*ho*wo]
  * (transB == 0: Eq. 1) or its transpose (transB != 0: Eq. 3, K = n*ho*wo); A row-major with lda >= K.
- * fst_spmm24_lowered: C[M, n*ho*wo] = alpha * S * im2col(x) + beta * C, S 2:4-compressed along K = c*kh*kw. */
+ * fst_spmm24_lowered: C[M, n*ho*wo] = alpha * S * im2col(x) + beta * C, S 2:4-compressed along K = c*kh*kw.
+ * order 0: im2col's rows (c, i, j); order 1: tap-major rows (i, j, c), as a transposed convolution's weight
+ * [Cin, kh*kw*Cout] needs to be 2:4 along Cout (Eq. 2 of a stride-1 conv computed as a convolution of dY). */
 FST_API int fst_sgemm_lowered(int transB, int64_t M, float alpha, const float *A, int64_t lda,
                               const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                               int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
-                              float beta, float *C, int64_t ldc, int nthreads);
+                              float beta, float *C, int64_t ldc, int nthreads, int order);
 FST_API int fst_spmm24_lowered(int64_t M, float alpha, const float *values, const uint32_t *meta,
                                const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                                int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
-                               float beta, float *C, int64_t ldc, int nthreads);
+                               float beta, float *C, int64_t ldc, int nthreads, int order);
 /* Kernel family fst_spmm24 uses on this CPU: "avx512", "avx2" or "generic". */
 FST_API const char *fst_spmm24_isa(void);
 
@@ -83,6 +85,15 @@ FST_API int fst_prune24_compress(int64_t rows, int64_t K, const float *w, int64_
  * along Cout (Cout zero-padded to Cp), compressed as K rows: values [K, Cp/2], meta [K, ceil(Cp/32)]. */
 FST_API int fst_prune24_compress_t(int64_t cout, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
                                    int nthreads);
+/* Eq. 2 of a stride-1 convolution as a convolution of dY (taps reversed, Cin and Cout swapped), for W [Cout, Cin*kk]
+ * row-major (ldw >= Cin*kk): fst_tconv_weight writes A' [Cin, kk*Cout] (ldo >= kk*Cout),
+ * A'[ci][t*Cout + co] = W[co][ci*kk + kk-1-t], the left operand for a tap-major lowering (order 1) of dY;
+ * fst_prune24_compress_tconv writes S(W^T) in that layout, compressed along K' = kk*Cout (values [Cin, kk*Cout/2],
+ * meta [Cin, ceil(kk*Cout/32)]): the same kept entries as fst_prune24_compress_t. Needs Cout % 4 == 0. */
+FST_API int fst_tconv_weight(int64_t cout, int64_t cin, int64_t kk, const float *w, int64_t ldw, float *out, int64_t ldo,
+                             int nthreads);
+FST_API int fst_prune24_compress_tconv(int64_t cout, int64_t cin, int64_t kk, const float *w, int64_t ldw, float *values,
+                                       uint32_t *meta, int nthreads);
 /* fst_shift_gather: IR shift fused with the Eq. 7 half-K gather. dy is rows x len contiguous, len a multiple of
  * seg; out is rows x (len/seg)*ceil(seg/2) contiguous. For kept position j = 2i of each segment,
  * out = dy[j] + coeff * dy[j + shift] with the neighbour rule of fst_shift_add (wrap when circular, else nothing

@@ -7,7 +7,14 @@
 typedef struct {
     const float *x;                     /* contiguous [n, c, h, w] */
     int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo;
+    int order;                          /* rows: 0 (c, i, j), c-major as im2col; 1 (i, j, c), tap-major */
 } fst_lowering;
+
+/* Row r's channel and tap (i * kw + j) in either order. */
+static inline void fst_lowering_rc(const fst_lowering *s, int64_t r, int64_t *ch, int64_t *tap) {
+    const int64_t kk = s->kh * s->kw;
+    if (s->order) { *ch = r % s->c; *tap = r / s->c; } else { *ch = r / kk; *tap = r % kk; }
+}
 
 /* 0 when the geometry is consistent (sizes positive, ho/wo the conv's output size), else FST_EINVAL. */
 int fst_lowering_check(const fst_lowering *s);
@@ -23,6 +30,7 @@ void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t nc
  * masked to zero. Masked-off lanes are never read. Built once per column block, shared by all its c*kh*kw rows. */
 typedef struct { int64_t off[2]; uint32_t mask[2]; } fst_lvec;   /* per tap and vector: image a, image a + 1 */
 typedef struct {
+    const fst_lowering *s;
     const float *x;
     int64_t plane, kk, ncols;           /* h * w, kh * kw, columns in the block */
     int nvec, sw;                       /* 16-column vectors per row (>= ceil(ncols / 16)) */

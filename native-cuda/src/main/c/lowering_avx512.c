@@ -29,7 +29,7 @@ int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, in
         oh[q] = r; ow[q] = c; im[q] = q < ncols ? img : -1;
         if (++c == s->wo) { c = 0; if (++r == s->ho) { r = 0; img++; } }
     }
-    p->x = s->x; p->plane = plane; p->kk = kk; p->ncols = ncols; p->nvec = nvec; p->sw = sw; p->v = tab;
+    p->s = s; p->x = s->x; p->plane = plane; p->kk = kk; p->ncols = ncols; p->nvec = nvec; p->sw = sw; p->v = tab;
     const __m512i zero = _mm512_setzero_si512(), hv = _mm512_set1_epi32((int)s->h), wv = _mm512_set1_epi32((int)s->w);
     for (int v = 0; v < nvec; v++) {
         const __m512i vo = _mm512_loadu_si512(oh + 16 * v), vw = _mm512_loadu_si512(ow + 16 * v), vi = _mm512_loadu_si512(im + 16 * v);
@@ -61,8 +61,10 @@ int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, in
 
 void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail) {
     /* addresses as integers: a masked-off lane's address may lie outside x and is never dereferenced */
-    const uintptr_t xc = (uintptr_t)(p->x + (r / p->kk) * p->plane);
-    const fst_lvec *e = p->v + (r % p->kk) * p->nvec;
+    int64_t ch, tap;
+    fst_lowering_rc(p->s, r, &ch, &tap);
+    const uintptr_t xc = (uintptr_t)(p->x + ch * p->plane);
+    const fst_lvec *e = p->v + tap * p->nvec;
     const int nvec = p->nvec;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (int v = 0; v < nvec; v++, e++) {

@@ -127,6 +127,67 @@ int fst_prune24_compress(int64_t rows, int64_t K, const float *w, int64_t ldw, f
     return rc;
 }
 
+/* ---- Eq. 2 of a stride-1 convolution as a convolution of dY: the weight W [Cout, Cin*kk] laid out as the transposed
+ * convolution's A' [Cin, kk*Cout], A'[ci][t*Cout + co] = W[co][ci*kk + kk-1-t] (taps reversed, tap-major), and S(W^T)
+ * in that layout: each (ci, t) run of Cout values is a row of W^T pruned 2:4 along Cout, so with Cout % 4 == 0 the
+ * groups of A' along its K' = kk*Cout are exactly S(W^T)'s groups (same entries, same order, same ties). ---- */
+static void tconv_row(const float *w, int64_t ldw, int64_t cout, int64_t kk, int64_t ci, float *restrict o) {
+    for (int64_t co = 0; co < cout; co++) {
+        const float *src = w + co * ldw + ci * kk;
+        for (int64_t t = 0; t < kk; t++) o[t * cout + co] = src[kk - 1 - t];
+    }
+}
+
+typedef struct {
+    const float *w; int64_t ldw, cout, kk; float *out; int64_t ldo;      /* dense A' when out != NULL */
+    float *values; uint32_t *meta; int64_t ldv, ldm; int rc;             /* else S(W^T) as A', compressed */
+} tconv_job;
+
+static void tconv_task(void *p, int64_t r0, int64_t r1) {
+    tconv_job *j = p;
+    const int64_t K = j->kk * j->cout;
+    if (j->out) {
+        for (int64_t ci = r0; ci < r1; ci++) tconv_row(j->w, j->ldw, j->cout, j->kk, ci, j->out + ci * j->ldo);
+        return;
+    }
+    float *row = malloc((size_t)K * 4 + 64);
+    uint8_t *nib = malloc((size_t)(K / 4) + 64);
+    if (!row || !nib) { free(row); free(nib); __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED); return; }
+    for (int64_t ci = r0; ci < r1; ci++) {
+        tconv_row(j->w, j->ldw, j->cout, j->kk, ci, row);
+        prune_row((const ubits *)row, K, (ubits *)j->values + ci * j->ldv, j->meta + ci * j->ldm, NULL, nib);
+    }
+    free(row);
+    free(nib);
+}
+
+static int tconv_run(tconv_job *j, int64_t cin, int nthreads) {
+    int nt = cin * j->kk * j->cout < 32768 ? 1 : nthreads;
+    if (nt > cin) nt = (int)cin;
+    fst_parallel(cin, nt > 1 ? 4 * (int64_t)nt : 1, nt, tconv_task, j);
+    return j->rc;
+}
+
+int fst_tconv_weight(int64_t cout, int64_t cin, int64_t kk, const float *w, int64_t ldw, float *out, int64_t ldo, int nthreads) {
+    if (cout < 0 || cin < 0 || kk <= 0 || nthreads < 1) return FST_EINVAL;
+    if (cout == 0 || cin == 0) return FST_OK;
+    if (!w || !out) return FST_ENULL;
+    if (ldw < cin * kk || ldo < kk * cout) return FST_EINVAL;
+    tconv_job j = { w, ldw, cout, kk, out, ldo, NULL, NULL, 0, 0, FST_OK };
+    return tconv_run(&j, cin, nthreads);
+}
+
+int fst_prune24_compress_tconv(int64_t cout, int64_t cin, int64_t kk, const float *w, int64_t ldw, float *values,
+                               uint32_t *meta, int nthreads) {
+    if (cout < 0 || cin < 0 || kk <= 0 || nthreads < 1 || cout % 4 != 0) return FST_EINVAL;
+    if (cout == 0 || cin == 0) return FST_OK;
+    if (!w || !values || !meta) return FST_ENULL;
+    if (ldw < cin * kk) return FST_EINVAL;
+    const int64_t G = kk * cout / 4;
+    tconv_job j = { w, ldw, cout, kk, NULL, 0, values, meta, 2 * G, (G + 7) / 8, FST_OK };
+    return tconv_run(&j, cin, nthreads);
+}
+
 /* S(W^T) for output rows r0 .. r0+nr (columns of W), nr <= TB: for every group of 4 rows of W, the group
  * of each output row is computed across the block (vectorised across r), then scattered into the rows. */
 #define TB 64

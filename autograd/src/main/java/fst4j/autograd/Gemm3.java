@@ -214,6 +214,29 @@ public final class Gemm3 {
     }
 
     /**
+     * Eq. 2's operand for a stride-1 convolution computed as a convolution of dY (Layers.Conv2d): W^T or S(W^T) laid
+     * out as the transposed convolution's weight A' [Cin, kk*Cout] (taps reversed, tap-major), for a tap-major
+     * {@link Lowering} of dY; null when this configuration's W^T is neither dense nor magnitude 2:4 along Cout (a
+     * transposable mask, say), when Cout % 4 != 0 for a pruned one, or off the float32 CPU path: then the caller takes
+     * {@link #prepareInputGrad} and col2im.
+     */
+    public Left prepareInputGradTconv(Tensor w, Tensor sw, int kk) {
+        if (!cpu(w) || !f32(w)) return null;
+        if (cfg.wtFromSparse() && sw == null) throw new IllegalArgumentException(cfg.name() + ": Eq. 2 needs the forward's S(W)");
+        Tensor src = cfg.wtFromSparse() ? sw : w;
+        boolean pruned = cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0;
+        if (!(pruned || cfg.wt() instanceof Sparsifier.Dense) || (pruned && w.size(0) % 4 != 0)) return null;
+        // the transpose of a transposable S(W) is 2:4 along Cout too: prepareInputGrad runs it through the 2:4 kernel
+        if (!pruned && cfg.wtFromSparse() && cfg.w() instanceof Transposable24) return null;
+        long t0 = Profile.start();
+        try {
+            return pruned ? new Left(null, Compressed24.pruneCompressTconv(src, kk, Blas.threads())) : new Left(Conv.tconvWeight(src, kk), null);
+        } finally {
+            Profile.stop(pruned ? Part.SPARSIFY : Part.ELEMENTWISE, t0);   // a dense operand is only a layout copy
+        }
+    }
+
+    /**
      * Eq. 3: dW = G S(X)^T with G = IR(S(dY)), [Cout, K]. segment is the number of columns per image
      * (H*W; cols for a linear layer), the unit of the fixed mask and of the shift.
      */

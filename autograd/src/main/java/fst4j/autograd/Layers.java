@@ -90,6 +90,11 @@ public final class Layers {
      * it needs no buffer. See jmh/NOTES-step-cpu.md.
      */
     public static volatile boolean implicitLowering = !"false".equals(System.getProperty("fst4j.conv.implicit"));
+    /**
+     * Eq. 2 of a stride-1 "same" convolution (blocked CPU path, with implicit lowering) computed as the convolution of
+     * dY with the transposed, tap-reversed weight; false ({@code -Dfst4j.conv.tconv=false}): W^T dY and col2im.
+     */
+    public static volatile boolean eq2Tconv = !"false".equals(System.getProperty("fst4j.conv.tconv"));
 
     /**
      * Target output columns per block: -Dfst4j.conv.blockCols=N fixes it; the default (0) takes about 2 MB of lowered
@@ -329,40 +334,73 @@ public final class Layers {
             }
         }
 
-        /** Eq. 2 (into dx, when non-null) and Eq. 3 (into dw, when non-null) block by block, reading dY in NCHW. */
+        /**
+         * Eq. 2 (into dx, when non-null) and Eq. 3 (into dw, when non-null) block by block, reading dY in NCHW. Eq. 2 of
+         * a stride-1 "same" convolution is the convolution of dY with the transposed, tap-reversed weight: a lowered
+         * GEMM over dY's images with K = kk*Cout (no [Cin*kk, cols] gradient matrix, no col2im); otherwise W^T dY per
+         * block, folded back by col2im.
+         */
         private void backwardBlocked(Tensor g, Tensor dx, Tensor dw) {
-            int n = x.size(0), cout = w.size(0), k = w.size(2), kRows = w.size(1) * k * k, l = ho * wo, b = block;
+            int n = x.size(0), cin = w.size(1), cout = w.size(0), k = w.size(2), kRows = cin * k * k, l = ho * wo, b = block;
             Gemm3.Left wt = null;
+            boolean same = stride == 1 && 2 * padding == k - 1 && implicitLowering && eq2Tconv;
             try (Tensor wm = w.reshape(cout, kRows); Tensor gc = g.contiguous(); Tensor dy3 = gc.reshape(n, cout, l);
-                 Tensor xc = x.contiguous(); Tensor cols = Tensor.empty(kRows, b * l); Tensor dybuf = b > 1 ? Tensor.empty(cout, b * l) : null) {
-                if (dx != null) wt = node.prepareInputGrad(wm, sw, DType.F32);
-                for (int n0 = 0; n0 < n; n0 += b) {
-                    int nb = Math.min(b, n - n0);
-                    Tensor dyB;
-                    if (b == 1) {
-                        try (Tensor s = dy3.slice(0, n0, n0 + 1)) { dyB = s.reshape(cout, l); }
-                    } else {
-                        long t = Profile.start();
-                        Conv.gatherImages(dy3, dybuf, n0, nb);
-                        Profile.stop(Part.ELEMENTWISE, t);
-                        dyB = dybuf.slice(1, 0, nb * l);
-                    }
-                    try (dyB; Tensor xs = xc.slice(0, n0, n0 + nb)) {
-                        if (dx != null) {
-                            try (Tensor c = cols.slice(1, 0, nb * l); Tensor dxs = dx.slice(0, n0, n0 + nb)) {
-                                long t1 = Profile.start();
-                                wt.times(dyB, c);
-                                Profile.stop(Part.EQ2, t1);
-                                long t2 = Profile.start();
-                                Conv.col2imInto(c, dxs, k, k, stride, stride, padding, padding);
-                                Profile.stop(Part.IM2COL, t2);
-                            }
+                 Tensor xc = x.contiguous()) {
+                Gemm3.Left tconv = dx != null && same ? node.prepareInputGradTconv(wm, sw, k * k) : null;
+                if (dx != null && tconv == null) wt = node.prepareInputGrad(wm, sw, DType.F32);
+                if (tconv != null) wt = tconv;
+                boolean gather = dw != null || tconv == null;   // dY as a [Cout, nb*L] block: Eq. 3, or Eq. 2 as W^T dY
+                try (Tensor cols = tconv == null || dw != null ? Tensor.empty(kRows, b * l) : null;
+                     Tensor dybuf = b > 1 && gather ? Tensor.empty(cout, b * l) : null;
+                     Tensor dxbuf = b > 1 && tconv != null ? Tensor.empty(cin, b * l) : null;
+                     Tensor dy4 = tconv != null ? gc.reshape(n, cout, ho, wo) : null;
+                     Tensor dx3 = tconv != null ? dx.reshape(n, cin, l) : null) {
+                    for (int n0 = 0; n0 < n; n0 += b) {
+                        int nb = Math.min(b, n - n0);
+                        Tensor dyB = null;
+                        if (gather && b == 1) {
+                            try (Tensor s = dy3.slice(0, n0, n0 + 1)) { dyB = s.reshape(cout, l); }
+                        } else if (gather) {
+                            long t = Profile.start();
+                            Conv.gatherImages(dy3, dybuf, n0, nb);
+                            Profile.stop(Part.ELEMENTWISE, t);
+                            dyB = dybuf.slice(1, 0, nb * l);
                         }
-                        if (dw != null) node.weightGradInto(dyB, columns(xs, cols), l, dw, n0 == 0 ? 0f : 1f);
+                        try (Tensor dyBlock = dyB; Tensor xs = xc.slice(0, n0, n0 + nb)) {
+                            if (tconv != null) eq2Tconv(tconv, dy4, dx3, dxbuf, n0, nb);
+                            else if (dx != null) {
+                                try (Tensor c = cols.slice(1, 0, nb * l); Tensor dxs = dx.slice(0, n0, n0 + nb)) {
+                                    long t1 = Profile.start();
+                                    wt.times(dyBlock, c);
+                                    Profile.stop(Part.EQ2, t1);
+                                    long t2 = Profile.start();
+                                    Conv.col2imInto(c, dxs, k, k, stride, stride, padding, padding);
+                                    Profile.stop(Part.IM2COL, t2);
+                                }
+                            }
+                            if (dw != null) node.weightGradInto(dyBlock, columns(xs, cols), l, dw, n0 == 0 ? 0f : 1f);
+                        }
                     }
                 }
             } finally {
                 if (wt != null) wt.close();
+            }
+        }
+
+        /** Eq. 2 of images [n0, n0 + nb) as a convolution of their dY (tap-major lowering) into dx3 [N, Cin, L]. */
+        private void eq2Tconv(Gemm3.Left tconv, Tensor dy4, Tensor dx3, Tensor dxbuf, int n0, int nb) {
+            int cin = w.size(1), k = w.size(2), l = ho * wo, p = k - 1 - padding;
+            try (Tensor dys = dy4.slice(0, n0, n0 + nb); Tensor plane = dxbuf == null ? dx3.slice(0, n0, n0 + 1) : null;
+                 Tensor out = dxbuf == null ? plane.reshape(cin, l) : dxbuf.slice(1, 0, nb * l)) {
+                long t1 = Profile.start();
+                if (!tconv.timesLowered(new Lowering(dys, k, k, 1, 1, p, p, true), out))
+                    throw new IllegalStateException("Eq. 2's transposed-convolution operand cannot take a lowering");
+                Profile.stop(Part.EQ2, t1);
+                if (dxbuf != null) {
+                    long t2 = Profile.start();
+                    Conv.scatterImages(dxbuf, dx3, n0, nb);
+                    Profile.stop(Part.ELEMENTWISE, t2);
+                }
             }
         }
     }

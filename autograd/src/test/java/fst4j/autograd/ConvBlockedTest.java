@@ -17,7 +17,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * The blocked float32 convolution (a few images lowered at a time, NCHW in and out; with the im2col buffer or lowered
  * inside the GEMMs) equals the whole-batch path
  * (im2col of the batch, [Cout, N*L] permuted): output, dX and dW, for every ready-made configuration, at
- * geometries that give one block, several blocks with a short last one, and one image per block.
+ * geometries that give one block, several blocks with a short last one, and one image per block; the blocked path with
+ * an im2col buffer, with implicit lowering, and with Eq. 2 of stride-1 convolutions as a convolution of dY.
  */
 class ConvBlockedTest {
 
@@ -32,6 +33,10 @@ class ConvBlockedTest {
                 // wide layers (Cin*k*k >= 512), as in ResNet-18
                 {5, 60, 8, 16, 16, 3, 1, 1},   // blocks of 3 and 2
                 {4, 57, 6, 20, 20, 3, 2, 1},   // stride 2, Wo = 10 even: half-K lowered with the stride doubled
+                // Eq. 2 as a convolution of dY (stride 1, "same"), and where it falls back to W^T dY + col2im
+                {3, 4, 6, 10, 10, 3, 1, 1},    // Cout % 4 != 0: a pruned W^T cannot take the tap-major layout
+                {2, 3, 8, 12, 12, 5, 1, 2},    // 5x5, pad 2
+                {7, 9, 16, 4, 4, 3, 1, 1},     // 4x4 planes: 16 columns per image, vectors on image boundaries
         };
         List<Arguments> out = new ArrayList<>();
         for (SparseConfig.Method m : SparseConfig.Method.values())
@@ -41,10 +46,11 @@ class ConvBlockedTest {
 
     private record Result(float[] y, float[] dx, float[] dw) {}
 
-    private static Result run(SparseConfig.Method m, int[] g, boolean blocked, boolean implicit) {
-        boolean before = Layers.blocked, beforeImplicit = Layers.implicitLowering;
+    private static Result run(SparseConfig.Method m, int[] g, boolean blocked, boolean implicit, boolean tconv) {
+        boolean before = Layers.blocked, beforeImplicit = Layers.implicitLowering, beforeTconv = Layers.eq2Tconv;
         Layers.blocked = blocked;
         Layers.implicitLowering = implicit;
+        Layers.eq2Tconv = tconv;
         try (Scope s = Scope.open()) {
             Rng r = new Rng(31L * g[0] + g[3] + m.ordinal());
             Var x = Var.param(r.normal(0, 1, g[0], g[1], g[3], g[4]));
@@ -57,6 +63,7 @@ class ConvBlockedTest {
         } finally {
             Layers.blocked = before;
             Layers.implicitLowering = beforeImplicit;
+            Layers.eq2Tconv = beforeTconv;
         }
     }
 
@@ -71,10 +78,12 @@ class ConvBlockedTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("cases")
     void blockedEqualsWholeBatch(SparseConfig.Method m, int[] g) {
-        Result whole = run(m, g, false, false);
-        for (boolean implicit : new boolean[]{false, true}) {
-            Result blocked = run(m, g, true, implicit);
-            String v = m + (implicit ? " blocked, implicit im2col" : " blocked, im2col buffer");
+        Result whole = run(m, g, false, false, false);
+        for (int variant = 0; variant < 3; variant++) {
+            boolean implicit = variant > 0, tconv = variant == 2;
+            Result blocked = run(m, g, true, implicit, tconv);
+            String v = m + (!implicit ? " blocked, im2col buffer" : tconv ? " blocked, implicit im2col, Eq. 2 as a convolution of dY"
+                    : " blocked, implicit im2col, Eq. 2 with col2im");
             close(whole.y, blocked.y, v + " y");
             close(whole.dx, blocked.dx, v + " dx");
             close(whole.dw, blocked.dw, v + " dw");

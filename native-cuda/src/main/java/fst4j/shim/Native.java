@@ -292,26 +292,53 @@ public final class Native {
     // ---- implicit im2col products (lowering.h: gemm.c, sparse.c); bound on first use ----
 
     private static final class LoweredHandles {
-        static final MethodHandle SGEMM, SPMM24;
+        static final MethodHandle SGEMM, SPMM24, TCONV, PRUNE_TCONV;
         static {
             SymbolLookup lib = LIB;
             SGEMM = bind(lib, "fst_sgemm_lowered", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG,
                     ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
-                    JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT), false);
+                    JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT), false);
             SPMM24 = bind(lib, "fst_spmm24_lowered", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, ADDRESS,
                     ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
-                    JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT), false);
+                    JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT), false);
+            TCONV = bind(lib, "fst_tconv_weight", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG,
+                    ADDRESS, JAVA_LONG, JAVA_INT), false);
+            PRUNE_TCONV = bind(lib, "fst_prune24_compress_tconv", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    ADDRESS, JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT), false);
         }
     }
 
-    /** C [m, N] = alpha * A [m, K] * op(im2col(x)) + beta * C (fst_sgemm_lowered in fst4j.h); g = {n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo}. */
+    /**
+     * A' [cin, kk*cout] = W [cout, cin*kk] laid out as its transposed convolution's weight (taps reversed, tap-major;
+     * fst_tconv_weight): Eq. 2 of a stride-1 convolution as a convolution of dY.
+     */
+    public static void tconvWeight(long cout, long cin, long kk, MemorySegment w, long ldw, MemorySegment out, long ldo, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) LoweredHandles.TCONV.invokeExact(cout, cin, kk, w, ldw, out, ldo, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_tconv_weight");
+    }
+
+    /** S(W^T) in the layout of {@link #tconvWeight}, compressed 2:4 along kk*cout (fst_prune24_compress_tconv); cout % 4 == 0. */
+    public static void prune24CompressTconv(long cout, long cin, long kk, MemorySegment w, long ldw, MemorySegment values,
+                                            MemorySegment meta, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) LoweredHandles.PRUNE_TCONV.invokeExact(cout, cin, kk, w, ldw, values, meta, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_prune24_compress_tconv");
+    }
+
+    /**
+     * C [m, N] = alpha * A [m, K] * op(im2col(x)) + beta * C (fst_sgemm_lowered in fst4j.h); g = {n, c, h, w, kh, kw, sh, sw,
+     * ph, pw, ho, wo, order} (order 1: tap-major rows).
+     */
     public static void sgemmLowered(boolean transB, long m, float alpha, MemorySegment a, long lda, MemorySegment x, long[] g,
                                     float beta, MemorySegment c, long ldc, int threads) {
         ensureLoaded();
         int rc;
         try {
             rc = (int) LoweredHandles.SGEMM.invokeExact(transB ? 1 : 0, m, alpha, a, lda, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
-                    g[8], g[9], g[10], g[11], beta, c, ldc, threads);
+                    g[8], g[9], g[10], g[11], beta, c, ldc, threads, (int) g[12]);
         } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_sgemm_lowered");
     }
@@ -323,7 +350,7 @@ public final class Native {
         int rc;
         try {
             rc = (int) LoweredHandles.SPMM24.invokeExact(m, alpha, values, meta, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
-                    g[8], g[9], g[10], g[11], beta, c, ldc, threads);
+                    g[8], g[9], g[10], g[11], beta, c, ldc, threads, (int) g[12]);
         } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_spmm24_lowered");
     }

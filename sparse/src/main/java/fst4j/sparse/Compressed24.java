@@ -165,6 +165,32 @@ public final class Compressed24 implements AutoCloseable {
         return new Compressed24(v, t, k, cout);
     }
 
+    /**
+     * S(W^T) laid out as the weight of W's transposed convolution (Eq. 2 of a stride-1 convolution computed as a
+     * convolution of dY): W [Cout, Cin*kk] gives A' [Cin, kk*Cout] with A'[ci][t*Cout + co] = S(W^T)[ci*kk + kk-1-t][co],
+     * compressed along kk*Cout; the kept entries are exactly {@link #pruneCompressTransposed}'s. Needs Cout % 4 == 0
+     * (so that every group of 4 lies inside one tap).
+     */
+    public static Compressed24 pruneCompressTconv(Tensor w, int kk, int threads) {
+        checkNative(w, "pruneCompressTconv", threads);
+        int cout = w.size(0), k = w.size(1);
+        if (kk <= 0 || k % kk != 0) throw new IllegalArgumentException("pruneCompressTconv: " + k + " columns are not Cin x " + kk + " taps");
+        if (cout % 4 != 0) throw new IllegalArgumentException("pruneCompressTconv needs Cout % 4 == 0, got Cout " + cout);
+        int cin = k / kk, kp = kk * cout;
+        Tensor src = w.contiguous();
+        Tensor v = Tensor.empty(cin, paddedK(kp) / 2), t = Tensor.empty(cin, metaWords(kp));
+        try {
+            if ((long) cin * kp > 0) Native.prune24CompressTconv(cout, cin, kk, src.data(), k, v.data(), t.data(), threads);
+        } catch (RuntimeException e) {
+            v.close();
+            t.close();
+            throw e;
+        } finally {
+            src.close();
+        }
+        return new Compressed24(v, t, cin, kp);
+    }
+
     private static void checkNative(Tensor w, String op, int threads) {
         checkMatrix(w);
         if (w.dtype() != DType.F32) throw new IllegalArgumentException(op + " needs float32, got " + w.dtype());

@@ -74,6 +74,24 @@ class LoweredGemmTest {
                 SparseGemm.spmmLowered(cw, low, 0f, s2);
                 close(s1, s2, "2:4 Eq. 1");
             }
+
+            // tap-major rows (i, j, c): the same products with im2col's rows reordered
+            Lowering tap = new Lowering(x, k, k, s, s, p, p, true);
+            float[] cv = cols.toFloatArray(), tv = new float[cv.length];
+            int kk = k * k;
+            for (int ch = 0; ch < c; ch++)
+                for (int t = 0; t < kk; t++) System.arraycopy(cv, (ch * kk + t) * ncols, tv, (t * c + ch) * ncols, ncols);
+            Tensor colsTap = Tensor.of(tv, rows, ncols);
+            Tensor want2 = Tensor.empty(m, ncols), got2 = Tensor.empty(m, ncols);
+            Blas.gemm(1f, a, colsTap, 0f, want2);
+            Conv.gemmLowered(1f, a, tap, false, 0f, got2);
+            close(want2, got2, "Eq. 1, tap-major");
+            try (Compressed24 cw = Compressed24.pruneCompress(a, null, threads)) {
+                Tensor s1 = Tensor.empty(m, ncols), s2 = Tensor.empty(m, ncols);
+                SparseGemm.spmm(1f, cw, colsTap, 0f, s1, threads);
+                SparseGemm.spmmLowered(cw, tap, 0f, s2);
+                close(s1, s2, "2:4 Eq. 1, tap-major");
+            }
         } finally {
             Blas.setThreads(before);
             Native.loweringPlan(plan ? 1 : 0);

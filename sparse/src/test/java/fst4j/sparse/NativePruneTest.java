@@ -182,4 +182,45 @@ class NativePruneTest {
             assertThrows(IllegalArgumentException.class, () -> Native.shiftGather(a, out.data(), 2, 3, 3, 0, 1f, false, 1));
         }
     }
+
+    /**
+     * Eq. 2 as a convolution of dY: the transposed-convolution layout of W (taps reversed, tap-major) and S(W^T) in it
+     * equal the Java reference built from Sparsifier.Magnitude24 along Cout, bit for bit (NaN, ties, zeros included).
+     */
+    @Property(tries = 60)
+    void tconvLayoutsEqualTheReference(@ForAll @IntRange(min = 1, max = 12) int coutGroups, @ForAll @IntRange(min = 1, max = 9) int cin,
+                                       @ForAll @IntRange(min = 1, max = 9) int kk, @ForAll @IntRange(min = 1, max = 2) int threads,
+                                       @ForAll long seed) {
+        int cout = 4 * coutGroups, k = cin * kk;
+        try (Scope s = Scope.open()) {
+            Tensor w = Tensor.of(nasty(cout * k, seed), cout, k);
+            float[] wv = w.toFloatArray(), pruned = new Sparsifier.Magnitude24(0).apply(w).toFloatArray();   // S(W^T) as [Cout, K]
+            float[] dense = new float[cin * kk * cout], sparse = new float[cin * kk * cout];
+            for (int ci = 0; ci < cin; ci++)
+                for (int t = 0; t < kk; t++)
+                    for (int co = 0; co < cout; co++) {
+                        dense[(ci * kk + t) * cout + co] = wv[co * k + ci * kk + kk - 1 - t];
+                        sparse[(ci * kk + t) * cout + co] = pruned[co * k + ci * kk + kk - 1 - t];
+                    }
+            Tensor got = fst4j.tensor.Conv.tconvWeight(w, kk);
+            assertArrayEquals(new int[]{cin, kk * cout}, got.shape());
+            assertArrayEquals(dense, got.toFloatArray(), "A'");
+            try (Compressed24 want = Compressed24.compress(Tensor.of(sparse, cin, kk * cout));
+                 Compressed24 c = Compressed24.pruneCompressTconv(w, kk, threads)) {
+                assertSame24(want, c);
+            }
+        }
+    }
+
+    @Test
+    void tconvRejectsCoutNotAMultipleOf4AndTapMismatch() {
+        try (Scope s = Scope.open()) {
+            Tensor w = Tensor.zeros(6, 18);
+            var e = assertThrows(IllegalArgumentException.class, () -> Compressed24.pruneCompressTconv(w, 9, 1));
+            assertTrue(e.getMessage().contains("Cout % 4"), e.getMessage());
+            Tensor w8 = Tensor.zeros(8, 20);
+            assertThrows(IllegalArgumentException.class, () -> Compressed24.pruneCompressTconv(w8, 9, 1));
+            assertThrows(IllegalArgumentException.class, () -> fst4j.tensor.Conv.tconvWeight(w8, 9));
+        }
+    }
 }

@@ -137,6 +137,28 @@ public final class Conv {
                 beta, c.storage.segment().asSlice(c.byteOffset()), ldc, Blas.threads());
     }
 
+    /**
+     * W [Cout, Cin*kk] (float32, CPU) as the weight of its transposed convolution, A' [Cin, kk*Cout] with
+     * A'[ci][t*Cout + co] = W[co][ci*kk + kk-1-t]: the left operand of Eq. 2 of a stride-1 convolution computed as a
+     * convolution of dY with a tap-major {@link Lowering}.
+     */
+    public static Tensor tconvWeight(Tensor w, int kk) {
+        w.check();
+        if (w.dim() != 2 || w.dtype != DType.F32 || w.device() != Device.CPU)
+            throw new IllegalArgumentException("tconvWeight needs a float32 CPU matrix [Cout, Cin*kk], got " + w.dtype + " " + Shape.str(w.shape) + " on " + w.device());
+        int cout = w.shape[0], k = w.shape[1];
+        if (kk <= 0 || k % kk != 0) throw new IllegalArgumentException("tconvWeight: " + k + " columns are not Cin x " + kk + " taps");
+        int cin = k / kk;
+        Tensor out = Tensor.empty(cin, kk * cout);
+        try (Tensor src = w.contiguous()) {
+            if ((long) cin * cout > 0) Native.tconvWeight(cout, cin, kk, src.data(), k, out.data(), (long) kk * cout, Blas.threads());
+            return out;
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
+    }
+
     /** Before a raw pointer goes to C: rows of length cols at stride strides[0] >= cols lie inside the storage. */
     private static void checkRows(Tensor m, long rows, long cols) {
         long ld = m.strides[0];

@@ -138,34 +138,11 @@ static void tconv_row(const float *w, int64_t ldw, int64_t cout, int64_t kk, int
     }
 }
 
-typedef struct {
-    const float *w; int64_t ldw, cout, kk; float *out; int64_t ldo;      /* dense A' when out != NULL */
-    float *values; uint32_t *meta; int64_t ldv, ldm; int rc;             /* else S(W^T) as A', compressed */
-} tconv_job;
+typedef struct { const float *w; int64_t ldw, cout, kk; float *out; int64_t ldo; } tconv_job;
 
 static void tconv_task(void *p, int64_t r0, int64_t r1) {
-    tconv_job *j = p;
-    const int64_t K = j->kk * j->cout;
-    if (j->out) {
-        for (int64_t ci = r0; ci < r1; ci++) tconv_row(j->w, j->ldw, j->cout, j->kk, ci, j->out + ci * j->ldo);
-        return;
-    }
-    float *row = malloc((size_t)K * 4 + 64);
-    uint8_t *nib = malloc((size_t)(K / 4) + 64);
-    if (!row || !nib) { free(row); free(nib); __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED); return; }
-    for (int64_t ci = r0; ci < r1; ci++) {
-        tconv_row(j->w, j->ldw, j->cout, j->kk, ci, row);
-        prune_row((const ubits *)row, K, (ubits *)j->values + ci * j->ldv, j->meta + ci * j->ldm, NULL, nib);
-    }
-    free(row);
-    free(nib);
-}
-
-static int tconv_run(tconv_job *j, int64_t cin, int nthreads) {
-    int nt = cin * j->kk * j->cout < 32768 ? 1 : nthreads;
-    if (nt > cin) nt = (int)cin;
-    fst_parallel(cin, nt > 1 ? 4 * (int64_t)nt : 1, nt, tconv_task, j);
-    return j->rc;
+    const tconv_job *j = p;
+    for (int64_t ci = r0; ci < r1; ci++) tconv_row(j->w, j->ldw, j->cout, j->kk, ci, j->out + ci * j->ldo);
 }
 
 int fst_tconv_weight(int64_t cout, int64_t cin, int64_t kk, const float *w, int64_t ldw, float *out, int64_t ldo, int nthreads) {
@@ -173,8 +150,36 @@ int fst_tconv_weight(int64_t cout, int64_t cin, int64_t kk, const float *w, int6
     if (cout == 0 || cin == 0) return FST_OK;
     if (!w || !out) return FST_ENULL;
     if (ldw < cin * kk || ldo < kk * cout) return FST_EINVAL;
-    tconv_job j = { w, ldw, cout, kk, out, ldo, NULL, NULL, 0, 0, FST_OK };
-    return tconv_run(&j, cin, nthreads);
+    tconv_job j = { w, ldw, cout, kk, out, ldo };
+    int nt = cin * kk * cout < 32768 ? 1 : nthreads;
+    if (nt > cin) nt = (int)cin;
+    fst_parallel(cin, nt > 1 ? 4 * (int64_t)nt : 1, nt, tconv_task, &j);
+    return FST_OK;
+}
+
+/* S(W^T) by fst_prune24_compress_t (rows ci*kk + tap, compressed along Cout), then each A' row ci gathered from its kk
+ * rows in reversed tap order: values by memcpy, metadata nibbles re-packed (a word copy when Cout % 32 == 0). */
+typedef struct { const float *tv; const uint32_t *tm; int64_t cout, kk; float *values; uint32_t *meta; } tconv_pack_job;
+
+static void tconv_pack_task(void *p, int64_t r0, int64_t r1) {
+    const tconv_pack_job *j = p;
+    const int64_t G = j->cout / 4, sw = (G + 7) / 8, ldv = 2 * G * j->kk, ldm = (G * j->kk + 7) / 8;
+    for (int64_t ci = r0; ci < r1; ci++) {
+        float *vo = j->values + ci * ldv;
+        uint32_t *mo = j->meta + ci * ldm;
+        if (G % 8) memset(mo, 0, (size_t)ldm * 4);
+        for (int64_t t = 0; t < j->kk; t++) {
+            const int64_t src = ci * j->kk + j->kk - 1 - t;
+            memcpy(vo + t * 2 * G, j->tv + src * 2 * G, (size_t)(2 * G) * 4);
+            const uint32_t *mi = j->tm + src * sw;
+            if (G % 8 == 0) { memcpy(mo + t * sw, mi, (size_t)sw * 4); continue; }
+            for (int64_t g = 0; g < G; g++) {
+                const uint32_t nib = (mi[g / 8] >> (4 * (g % 8))) & 15u;
+                const int64_t d = t * G + g;
+                mo[d / 8] |= nib << (4 * (d % 8));
+            }
+        }
+    }
 }
 
 int fst_prune24_compress_tconv(int64_t cout, int64_t cin, int64_t kk, const float *w, int64_t ldw, float *values,
@@ -183,9 +188,20 @@ int fst_prune24_compress_tconv(int64_t cout, int64_t cin, int64_t kk, const floa
     if (cout == 0 || cin == 0) return FST_OK;
     if (!w || !values || !meta) return FST_ENULL;
     if (ldw < cin * kk) return FST_EINVAL;
-    const int64_t G = kk * cout / 4;
-    tconv_job j = { w, ldw, cout, kk, NULL, 0, values, meta, 2 * G, (G + 7) / 8, FST_OK };
-    return tconv_run(&j, cin, nthreads);
+    const int64_t K = cin * kk, G = cout / 4, sw = (G + 7) / 8;
+    float *tv = malloc((size_t)(K * 2 * G) * 4 + 64);
+    uint32_t *tm = malloc((size_t)(K * sw) * 4 + 64);
+    if (!tv || !tm) { free(tv); free(tm); return FST_EINVAL; }
+    int rc = fst_prune24_compress_t(cout, K, w, ldw, tv, tm, nthreads);
+    if (rc == FST_OK) {
+        tconv_pack_job j = { tv, tm, cout, kk, values, meta };
+        int nt = K * cout < 32768 ? 1 : nthreads;
+        if (nt > cin) nt = (int)cin;
+        fst_parallel(cin, nt > 1 ? 4 * (int64_t)nt : 1, nt, tconv_pack_task, &j);
+    }
+    free(tv);
+    free(tm);
+    return rc;
 }
 
 /* S(W^T) for output rows r0 .. r0+nr (columns of W), nr <= TB: for every group of 4 rows of W, the group

@@ -343,7 +343,7 @@ public final class Layers {
         private void backwardBlocked(Tensor g, Tensor dx, Tensor dw) {
             int n = x.size(0), cin = w.size(1), cout = w.size(0), k = w.size(2), kRows = cin * k * k, l = ho * wo, b = block;
             Gemm3.Left wt = null;
-            boolean same = stride == 1 && 2 * padding == k - 1 && implicitLowering && eq2Tconv;
+            boolean same = stride == 1 && 2 * padding == k - 1 && implicitLowering && eq2Tconv && tconvPays(cout, l);
             try (Tensor wm = w.reshape(cout, kRows); Tensor gc = g.contiguous(); Tensor dy3 = gc.reshape(n, cout, l);
                  Tensor xc = x.contiguous()) {
                 Gemm3.Left tconv = dx != null && same ? node.prepareInputGradTconv(wm, sw, k * k) : null;
@@ -386,6 +386,13 @@ public final class Layers {
                 if (wt != null) wt.close();
             }
         }
+
+        /**
+         * Where Eq. 2 as a convolution of dY beats W^T dY + col2im (a C harness over the ResNets' layer shapes, 1 and 2
+         * threads, dense and 2:4; jmh/NOTES-step-cpu.md v6): narrow layers (Cout <= 32, where W^T dY reduces over only
+         * Cout) and small planes (H*W <= 64, where col2im's rows are short). Elsewhere the old path was 5-15 % faster.
+         */
+        static boolean tconvPays(int cout, int plane) { return cout <= 32 || plane <= 64; }
 
         /** Eq. 2 of images [n0, n0 + nb) as a convolution of their dY (tap-major lowering) into dx3 [N, Cin, L]. */
         private void eq2Tconv(Gemm3.Left tconv, Tensor dy4, Tensor dx3, Tensor dxbuf, int n0, int nb) {

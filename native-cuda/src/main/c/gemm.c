@@ -12,6 +12,11 @@
 #include "lowering.h"
 #include <pthread.h>
 
+#ifndef FST_WGRAD_MAX_M
+#define FST_WGRAD_MAX_M 32   /* Eq. 3 (transposed lowering) with at most this many rows skips the GEMM's packing */
+#endif
+int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *low, float beta,
+                            float *C, int64_t ldc, int nthreads);
 #ifndef FST_KC
 #define FST_KC 384      /* max depth of one packed block */
 #endif
@@ -292,6 +297,11 @@ int fst_sgemm_lowered(int transB, int64_t M, float alpha, const float *A, int64_
     if (!A || !C) return FST_ENULL;
     if (ldc < N || lda < K) return FST_EINVAL;
     if (alpha == 0.0f) { scale_c(0, M, N, beta, C, ldc); return FST_OK; }
+    /* Eq. 3 with few output rows: dot products over the positions without packing (wgrad_avx512.c) */
+    if (transB && M <= FST_WGRAD_MAX_M && fst_lowering_plan(-1)) {
+        int r = fst_wgrad_direct_avx512(M, alpha, A, lda, &low, beta, C, ldc, nthreads);
+        if (r != 0) return r > 0 ? FST_OK : FST_EINVAL;
+    }
     job jb = { 0, transB != 0, A, NULL, lda, 0, K, alpha, beta, C, ldc, M, N, &low };
     return sgemm_run(jb, nthreads);
 }

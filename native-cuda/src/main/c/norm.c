@@ -6,16 +6,20 @@
 #include <stddef.h>
 #include <string.h>
 
-/* Sums over a plane with 8 independent double accumulators: one accumulator would make every add wait for the
- * previous one (a ~4-cycle chain per element); eight break the chain and let gcc pair them into vector adds.
- * Still double precision, so the result stays within rounding of the Java reference's sequential sums. */
-#define ACC8(n, body)                                                                    \
-    do {                                                                                 \
-        int64_t q_ = 0;                                                                  \
-        for (; q_ + 8 <= (n); q_ += 8)                                                   \
-            for (int k_ = 0; k_ < 8; k_++) { const int64_t q = q_ + k_; double *acc = a8 + k_; body; } \
-        for (; q_ < (n); q_++) { const int64_t q = q_; double *acc = a8; body; }        \
-    } while (0)
+/* Sums over a plane in 8 double lanes: lane k takes elements q = k (mod 8) of each plane in order, the tail of a plane
+ * goes to lane 0, and the lanes are folded pairwise at the end. One accumulator would make every add wait for the
+ * previous one (a ~4-cycle chain per element). Written with GCC vector types (8 doubles: one zmm, two ymm or four xmm
+ * per target clone) because gcc left the equivalent scalar 8-accumulator loops scalar. Double precision, so the
+ * result stays within rounding of the Java reference's sequential sums; lane by lane the same operations as the
+ * scalar form, so the same bits. */
+typedef double v8d __attribute__((vector_size(64)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+/* (macros, not functions: a vector-typed return would change the ABI of the baseline clone, -Wpsabi) */
+#define ld8(p) ({ v8f f_; memcpy(&f_, (p), sizeof f_); f_; })
+#define wide8(f) __builtin_convertvector((f), v8d)
+/* f where r > 0, else +0.0f (the fused ReLU's mask), as keep_if lane by lane */
+#define mask8(f, r) ({ v8f v_ = (f); v8i m_ = (r) > (v8f){ 0 }, u_; memcpy(&u_, &v_, 32); u_ &= m_; memcpy(&v_, &u_, 32); v_; })
 
 /* v where cond, else +0.0f, without a branch: a ReLU mask is random, and a branch on it mispredicts on every other
  * element (gcc keeps these scalar double loops branchy); the bit mask also turns a masked NaN into 0, like ReLU. */
@@ -27,7 +31,7 @@ static inline float keep_if(float v, int cond) {
     return v;
 }
 
-static inline double fold8(const double *a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+#define fold8(a) ((((a)[0] + (a)[1]) + ((a)[2] + (a)[3])) + (((a)[4] + (a)[5]) + ((a)[6] + (a)[7])))
 
 typedef struct {
     const float *x, *dy, *gamma, *beta, *mean_in, *invstd_in;
@@ -46,11 +50,14 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
         /* One pass for both moments, about a shift (the channel's first value) so that E[(x-s)^2] - E[x-s]^2
          * does not cancel when the mean is large against the spread; in double, it stays within rounding of
          * the two-pass Java reference. */
-        double a8[8] = { 0 }, b8[8] = { 0 };
+        v8d a8 = { 0 }, b8 = { 0 };
         const double s0 = j->x[ch * j->hw];
+        const v8d S0 = s0 - (v8d){ 0 };
         for (int64_t i = 0; i < j->n; i++) {
             const float *xp = j->x + (i * j->c + ch) * j->hw;
-            ACC8(j->hw, { double d = xp[q] - s0; *acc += d; b8[acc - a8] += d * d; });
+            int64_t q = 0;
+            for (; q + 8 <= j->hw; q += 8) { v8d d = wide8(ld8(xp + q)) - S0; a8 += d; b8 += d * d; }
+            for (; q < j->hw; q++) { double d = xp[q] - s0; a8[0] += d; b8[0] += d * d; }
         }
         double s1 = fold8(a8), mu = s0 + s1 / (double)m;
         double sq = fold8(b8) - s1 * s1 / (double)m;
@@ -91,24 +98,39 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
     const double m = (double)(j->n * j->hw);
     for (int64_t ch = c0; ch < c1; ch++) {
         double mu = j->mean_in[ch], is = j->invstd_in[ch], gm = j->gamma ? j->gamma[ch] : 1.0;
-        double a8[8] = { 0 }, b8[8] = { 0 };
+        v8d a8 = { 0 }, b8 = { 0 };
+        const v8d MU = mu - (v8d){ 0 };
         const float *rp0 = j->relu_out;
         for (int64_t i = 0; i < j->n; i++) {
             const float *xp = j->x + (i * j->c + ch) * j->hw, *gp = j->dy + (i * j->c + ch) * j->hw;
-            if (rp0) {
-                const float *rp = rp0 + (i * j->c + ch) * j->hw;
-                ACC8(j->hw, { double g = keep_if(gp[q], rp[q] > 0.0f); *acc += g; b8[acc - a8] += g * (xp[q] - mu); });
-            } else {
-                ACC8(j->hw, { double g = gp[q]; *acc += g; b8[acc - a8] += g * (xp[q] - mu); });
+            const float *rp = rp0 ? rp0 + (i * j->c + ch) * j->hw : NULL;
+            int64_t q = 0;
+            for (; q + 8 <= j->hw; q += 8) {
+                v8d g = wide8(rp ? mask8(ld8(gp + q), ld8(rp + q)) : ld8(gp + q));
+                a8 += g;
+                b8 += g * (wide8(ld8(xp + q)) - MU);
+            }
+            for (; q < j->hw; q++) {
+                double g = rp ? keep_if(gp[q], rp[q] > 0.0f) : gp[q];
+                a8[0] += g;
+                b8[0] += g * (xp[q] - mu);
             }
         }
         double sdy = fold8(a8), sdyx = fold8(b8) * is;
         double k = gm * is / m;
+        const v8d IS = is - (v8d){ 0 }, K8 = k - (v8d){ 0 }, M8 = m - (v8d){ 0 }, SDY = sdy - (v8d){ 0 }, SDYX = sdyx - (v8d){ 0 };
         for (int64_t i = 0; i < j->n; i++) {
             const float *xp = j->x + (i * j->c + ch) * j->hw, *gp = j->dy + (i * j->c + ch) * j->hw;
             float *dp = j->dx + (i * j->c + ch) * j->hw;
             const float *rp = rp0 ? rp0 + (i * j->c + ch) * j->hw : NULL;
-            for (int64_t q = 0; q < j->hw; q++) {
+            int64_t q = 0;
+            for (; q + 8 <= j->hw; q += 8) {
+                v8d xh = (wide8(ld8(xp + q)) - MU) * IS;
+                v8d g = wide8(rp ? mask8(ld8(gp + q), ld8(rp + q)) : ld8(gp + q));
+                v8f r = __builtin_convertvector(K8 * (M8 * g - SDY - xh * SDYX), v8f);
+                memcpy(dp + q, &r, sizeof r);
+            }
+            for (; q < j->hw; q++) {
                 double xh = (xp[q] - mu) * is;
                 double g = rp ? keep_if(gp[q], rp[q] > 0.0f) : gp[q];
                 dp[q] = (float)(k * (m * g - sdy - xh * sdyx));

@@ -124,11 +124,18 @@ public final class Compressed24 implements AutoCloseable {
                 throw new IllegalArgumentException("pruneCompress: the dense output must be a contiguous float32 CPU tensor of shape ["
                         + rows + ", " + k + "], got " + dense);
         }
+        return nativePrune(w, rows, k, (src, v, t) ->
+                Native.prune24Compress(rows, k, src, k, v, t, dense == null ? MemorySegment.NULL : dense.data(), k, threads));
+    }
+
+    /** One native prune + compress of w's contiguous data into fresh values and metadata of a [rows, k] Compressed24. */
+    private interface NativePrune { void run(MemorySegment src, MemorySegment values, MemorySegment meta); }
+
+    private static Compressed24 nativePrune(Tensor w, int rows, int k, NativePrune f) {
         Tensor src = w.contiguous();
         Tensor v = Tensor.empty(rows, paddedK(k) / 2), t = Tensor.empty(rows, metaWords(k));
         try {
-            if ((long) rows * k > 0)
-                Native.prune24Compress(rows, k, src.data(), k, v.data(), t.data(), dense == null ? MemorySegment.NULL : dense.data(), k, threads);
+            if ((long) rows * k > 0) f.run(src.data(), v.data(), t.data());
         } catch (RuntimeException e) {
             v.close();
             t.close();
@@ -151,18 +158,7 @@ public final class Compressed24 implements AutoCloseable {
     public static Compressed24 pruneCompressTransposed(Tensor w, int threads) {
         checkNative(w, "pruneCompressTransposed", threads);
         int cout = w.size(0), k = w.size(1);
-        Tensor src = w.contiguous();
-        Tensor v = Tensor.empty(k, paddedK(cout) / 2), t = Tensor.empty(k, metaWords(cout));
-        try {
-            if ((long) cout * k > 0) Native.prune24CompressTransposed(cout, k, src.data(), k, v.data(), t.data(), threads);
-        } catch (RuntimeException e) {
-            v.close();
-            t.close();
-            throw e;
-        } finally {
-            src.close();
-        }
-        return new Compressed24(v, t, k, cout);
+        return nativePrune(w, k, cout, (src, v, t) -> Native.prune24CompressTransposed(cout, k, src, k, v, t, threads));
     }
 
     /**
@@ -176,19 +172,8 @@ public final class Compressed24 implements AutoCloseable {
         int cout = w.size(0), k = w.size(1);
         if (kk <= 0 || k % kk != 0) throw new IllegalArgumentException("pruneCompressTconv: " + k + " columns are not Cin x " + kk + " taps");
         if (cout % 4 != 0) throw new IllegalArgumentException("pruneCompressTconv needs Cout % 4 == 0, got Cout " + cout);
-        int cin = k / kk, kp = kk * cout;
-        Tensor src = w.contiguous();
-        Tensor v = Tensor.empty(cin, paddedK(kp) / 2), t = Tensor.empty(cin, metaWords(kp));
-        try {
-            if ((long) cin * kp > 0) Native.prune24CompressTconv(cout, cin, kk, src.data(), k, v.data(), t.data(), threads);
-        } catch (RuntimeException e) {
-            v.close();
-            t.close();
-            throw e;
-        } finally {
-            src.close();
-        }
-        return new Compressed24(v, t, cin, kp);
+        int cin = k / kk;
+        return nativePrune(w, cin, kk * cout, (src, v, t) -> Native.prune24CompressTconv(cout, cin, kk, src, k, v, t, threads));
     }
 
     private static void checkNative(Tensor w, String op, int threads) {

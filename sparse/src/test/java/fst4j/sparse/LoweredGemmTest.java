@@ -28,6 +28,30 @@ class LoweredGemmTest {
         for (int i = 0; i < a.length; i++) assertEquals(a[i], b[i], 1e-5f * Math.max(1, Math.abs(a[i])), what + " at " + i);
     }
 
+    /** Runs body in a scope with the given thread count and lowering path (planned or row by row), then restores both. */
+    private static void withSettings(int threads, boolean planned, Runnable body) {
+        int before = Blas.threads();
+        boolean plan = Native.loweringPlan(-1);
+        Native.loweringPlan(planned ? 1 : 0);
+        Blas.setThreads(threads);
+        try (Scope sc = Scope.open()) {
+            body.run();
+        } finally {
+            Blas.setThreads(before);
+            Native.loweringPlan(plan ? 1 : 0);
+        }
+    }
+
+    /** The 2:4 kernel with B lowered from low equals it on the materialised cols, for S(a) pruned and compressed. */
+    private static void close24(Tensor a, Tensor cols, Lowering low, int threads, String what) {
+        try (Compressed24 cw = Compressed24.pruneCompress(a, null, threads)) {
+            Tensor s1 = Tensor.empty(a.size(0), cols.size(1)), s2 = Tensor.empty(a.size(0), cols.size(1));
+            SparseGemm.spmm(1f, cw, cols, 0f, s1, threads);
+            SparseGemm.spmmLowered(cw, low, 0f, s2);
+            close(s1, s2, what);
+        }
+    }
+
     /**
      * Eq. 3 reduces over all positions (up to thousands), and the direct kernel for few output rows (wgrad_avx512.c) sums
      * in a different order than the GEMM: the error is bounded by the sum of |products| (Higham), not by |result|,
@@ -51,11 +75,7 @@ class LoweredGemmTest {
                                    @ForAll @IntRange(min = 0, max = 2) int p, @ForAll @IntRange(min = 1, max = 70) int m,
                                    @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll boolean planned, @ForAll long seed) {
         if (h + 2 * p < k || w + 2 * p < k) return;   // no output position
-        int before = Blas.threads();
-        boolean plan = Native.loweringPlan(-1);
-        Native.loweringPlan(planned ? 1 : 0);
-        Blas.setThreads(threads);
-        try (Scope sc = Scope.open()) {
+        withSettings(threads, planned, () -> {
             Rng r = new Rng(seed);
             Tensor x = r.normal(0, 1, n, c, h, w);
             Lowering low = new Lowering(x, k, k, s, s, p, p);
@@ -84,12 +104,7 @@ class LoweredGemmTest {
             closeEq3(g, cols, dw1, dw2, "Eq. 3");
 
             // 2:4 Eq. 1
-            try (Compressed24 cw = Compressed24.pruneCompress(a, null, threads)) {
-                Tensor s1 = Tensor.empty(m, ncols), s2 = Tensor.empty(m, ncols);
-                SparseGemm.spmm(1f, cw, cols, 0f, s1, threads);
-                SparseGemm.spmmLowered(cw, low, 0f, s2);
-                close(s1, s2, "2:4 Eq. 1");
-            }
+            close24(a, cols, low, threads, "2:4 Eq. 1");
 
             // tap-major rows (i, j, c): the same products with im2col's rows reordered
             Lowering tap = new Lowering(x, k, k, s, s, p, p, true);
@@ -102,16 +117,8 @@ class LoweredGemmTest {
             Blas.gemm(1f, a, colsTap, 0f, want2);
             Conv.gemmLowered(1f, a, tap, false, 0f, got2);
             close(want2, got2, "Eq. 1, tap-major");
-            try (Compressed24 cw = Compressed24.pruneCompress(a, null, threads)) {
-                Tensor s1 = Tensor.empty(m, ncols), s2 = Tensor.empty(m, ncols);
-                SparseGemm.spmm(1f, cw, colsTap, 0f, s1, threads);
-                SparseGemm.spmmLowered(cw, tap, 0f, s2);
-                close(s1, s2, "2:4 Eq. 1, tap-major");
-            }
-        } finally {
-            Blas.setThreads(before);
-            Native.loweringPlan(plan ? 1 : 0);
-        }
+            close24(a, colsTap, tap, threads, "2:4 Eq. 1, tap-major");
+        });
     }
 
     /**
@@ -129,11 +136,7 @@ class LoweredGemmTest {
         // vertical stride 1, horizontal stride sw: sw = 2 over an even-width plane is the half-K lowering (every other
         // column), which also copies whole runs of rows; other combinations take the row-by-row path
         int k = 2 * half + 1, p = half;
-        int before = Blas.threads();
-        boolean plan = Native.loweringPlan(-1);
-        Native.loweringPlan(planned ? 1 : 0);
-        Blas.setThreads(threads);
-        try (Scope sc = Scope.open()) {
+        withSettings(threads, planned, () -> {
             Rng r = new Rng(seed);
             Tensor x = r.normal(0, 1, n, c, h, w);
             Lowering low = new Lowering(x, k, k, 1, sw, p, p);
@@ -148,16 +151,8 @@ class LoweredGemmTest {
             try (Tensor ct = cols.t()) { Blas.gemm(1f, g, ct, 0f, dw1); }
             Conv.gemmLowered(1f, g, low, true, 0f, dw2);
             closeEq3(g, cols, dw1, dw2, "Eq. 3");
-            try (Compressed24 cw = Compressed24.pruneCompress(a, null, threads)) {
-                Tensor s1 = Tensor.empty(m, low.cols()), s2 = Tensor.empty(m, low.cols());
-                SparseGemm.spmm(1f, cw, cols, 0f, s1, threads);
-                SparseGemm.spmmLowered(cw, low, 0f, s2);
-                close(s1, s2, "2:4 Eq. 1");
-            }
-        } finally {
-            Blas.setThreads(before);
-            Native.loweringPlan(plan ? 1 : 0);
-        }
+            close24(a, cols, low, threads, "2:4 Eq. 1");
+        });
     }
 
     @Test

@@ -187,12 +187,17 @@ public final class Gemm3 {
         }
     }
 
+    /** What Eq. 2's W^T is taken from: W, or forward's S(W) when the configuration says so. */
+    private Tensor eq2Source(Tensor w, Tensor sw) {
+        if (cfg.wtFromSparse() && sw == null) throw new IllegalArgumentException(cfg.name() + ": Eq. 2 needs the forward's S(W)");
+        return cfg.wtFromSparse() ? sw : w;
+    }
+
     /** S(W^T) [K, Cout] for Eq. 2, prepared once; sw is forward's S(W) (used when the config takes W^T from it). */
     public Left prepareInputGrad(Tensor w, Tensor sw, DType dyType) {
         long t0 = Profile.start();
         try {
-            if (cfg.wtFromSparse() && sw == null) throw new IllegalArgumentException(cfg.name() + ": Eq. 2 needs the forward's S(W)");
-            Tensor src = cfg.wtFromSparse() ? sw : w;
+            Tensor src = eq2Source(w, sw);
             boolean f32 = f32(src) && dyType == DType.F32;
             // magnitude 2:4 along Cout: native fused prune + compress of W^T, no pruned copy, no transpose
             if (cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && f32 && cpu(src))
@@ -222,8 +227,7 @@ public final class Gemm3 {
      */
     public Left prepareInputGradTconv(Tensor w, Tensor sw, int kk) {
         if (!cpu(w) || !f32(w)) return null;
-        if (cfg.wtFromSparse() && sw == null) throw new IllegalArgumentException(cfg.name() + ": Eq. 2 needs the forward's S(W)");
-        Tensor src = cfg.wtFromSparse() ? sw : w;
+        Tensor src = eq2Source(w, sw);
         boolean pruned = cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0;
         if (!(pruned || cfg.wt() instanceof Sparsifier.Dense) || (pruned && w.size(0) % 4 != 0)) return null;
         // the transpose of a transposable S(W) is 2:4 along Cout too: prepareInputGrad runs it through the 2:4 kernel

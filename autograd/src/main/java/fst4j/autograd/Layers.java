@@ -347,8 +347,7 @@ public final class Layers {
             try (Tensor wm = w.reshape(cout, kRows); Tensor gc = g.contiguous(); Tensor dy3 = gc.reshape(n, cout, l);
                  Tensor xc = x.contiguous()) {
                 Gemm3.Left tconv = dx != null && same ? node.prepareInputGradTconv(wm, sw, k * k) : null;
-                if (dx != null && tconv == null) wt = node.prepareInputGrad(wm, sw, DType.F32);
-                if (tconv != null) wt = tconv;
+                wt = tconv != null ? tconv : dx != null ? node.prepareInputGrad(wm, sw, DType.F32) : null;
                 boolean gather = dw != null || tconv == null;   // dY as a [Cout, nb*L] block: Eq. 3, or Eq. 2 as W^T dY
                 try (Tensor cols = tconv == null || dw != null ? Tensor.empty(kRows, b * l) : null;
                      Tensor dybuf = b > 1 && gather ? Tensor.empty(cout, b * l) : null;

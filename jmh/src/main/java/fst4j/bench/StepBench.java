@@ -8,6 +8,7 @@ import fst4j.nn.Models;
 import fst4j.nn.Module;
 import fst4j.nn.SGD;
 import fst4j.nn.SrSte;
+import fst4j.nn.train.Trainer;
 import fst4j.tensor.Blas;
 import fst4j.tensor.Memory;
 import fst4j.tensor.Rng;
@@ -99,12 +100,7 @@ public class StepBench {
         try (fst4j.tensor.Scope s = fst4j.tensor.Scope.open()) {
             Var loss = NN.crossEntropy(net.forward(Var.of(x.alias())), labels, 0.1);
             l = loss.item();
-            loss.backward();
-            long t = Profile.start();
-            SrSte.addDecay(net, SrSte.DEFAULT_LAMBDA);
-            opt.step();
-            opt.zeroGrad();
-            Profile.stop(Profile.Part.OPTIMIZER, t);
+            Trainer.backwardAndUpdate(loss, net, opt, true, SrSte.DEFAULT_LAMBDA);
         }
         stepNanos += System.nanoTime() - t0;
         steps++;

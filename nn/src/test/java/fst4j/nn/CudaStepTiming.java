@@ -4,6 +4,7 @@ import fst4j.autograd.NN;
 import fst4j.autograd.Profile;
 import fst4j.autograd.SparseConfig;
 import fst4j.autograd.Var;
+import fst4j.nn.train.Trainer;
 import fst4j.shim.Cuda;
 import fst4j.tensor.CudaMemory;
 import fst4j.tensor.CudaOps;
@@ -191,12 +192,7 @@ public final class CudaStepTiming {
         try (Scope scope = Scope.open()) {
             Var loss = NN.crossEntropy(m.forward(Var.of(x.alias())), labels, LABEL_SMOOTHING);
             l = loss.item();
-            loss.backward();
-            long t = Profile.start();
-            SrSte.addDecay(m, SrSte.DEFAULT_LAMBDA);
-            opt.step();
-            opt.zeroGrad();
-            Profile.stop(Profile.Part.OPTIMIZER, t);
+            Trainer.backwardAndUpdate(loss, m, opt, true, SrSte.DEFAULT_LAMBDA);
             Cuda.sync();
         }
         return l;

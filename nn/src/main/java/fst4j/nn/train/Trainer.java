@@ -119,6 +119,20 @@ public final class Trainer implements AutoCloseable {
     /** Moves on to the next epoch (call after the last step of one, and after evaluating). */
     public void endEpoch() { loader.nextEpoch(); }
 
+    /**
+     * The end of every training step (this trainer's, jmh's StepBench and the GPU step timing run the same code): the
+     * backward pass, the SR-STE decay lambda (W - S(W)) when decay is set, the SGD step and zeroed gradients, the last
+     * three timed as {@link Profile.Part#OPTIMIZER}.
+     */
+    public static void backwardAndUpdate(Var loss, Module model, SGD opt, boolean decay, double lambda) {
+        loss.backward();
+        long t = Profile.start();
+        if (decay) SrSte.addDecay(model, lambda);
+        opt.step();
+        opt.zeroGrad();
+        Profile.stop(Profile.Part.OPTIMIZER, t);
+    }
+
     /** One training step on the next batch of the current epoch. */
     public StepResult trainStep() {
         if (!epochHasNext()) throw new IllegalStateException("epoch " + epoch() + " has no more steps; call endEpoch()");
@@ -136,12 +150,7 @@ public final class Trainer implements AutoCloseable {
             lossValue = loss.item();
             correct = countCorrect(logits.value(), batch.labels());
             size = batch.size();
-            loss.backward();
-            long to = Profile.start();
-            if (decays) SrSte.addDecay(model, cfg.srSteLambda());
-            opt.step();
-            opt.zeroGrad();
-            Profile.stop(Profile.Part.OPTIMIZER, to);
+            backwardAndUpdate(loss, model, opt, decays, cfg.srSteLambda());
         }
         StepResult r = new StepResult(step, ep, lossValue, correct, size, lr, System.nanoTime() - t0);
         step++;

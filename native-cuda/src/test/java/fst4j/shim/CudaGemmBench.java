@@ -96,12 +96,6 @@ public final class CudaGemmBench {
 
     // ---------------------------------------------------------------- helpers
 
-    static float bf(float f) {
-        int bits = Float.floatToRawIntBits(f);
-        int h = (bits & 0x7fffffff) > 0x7f800000 ? (bits >>> 16) | 0x40 : (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16;
-        return Float.intBitsToFloat((h & 0xffff) << 16);
-    }
-
     /** Device memory of one layer, freed together. */
     private static final class Mem implements AutoCloseable {
         final List<MemorySegment> blocks = new ArrayList<>();
@@ -150,7 +144,7 @@ public final class CudaGemmBench {
     private float read(MemorySegment base, int type, long idx) {
         if (type == F32) return readF32(base, idx);
         Cuda.copyToHost(scratch, at(base, 2 * idx), 2);
-        return Float.intBitsToFloat((scratch.get(JAVA_SHORT, 0) & 0xffff) << 16);
+        return Bf16.value(scratch.get(JAVA_SHORT, 0));
     }
 
     private static short[] downloadShorts(Arena arena, MemorySegment d, int n) {
@@ -158,8 +152,6 @@ public final class CudaGemmBench {
         Cuda.copyToHost(h, d, 2L * n);
         return h.toArray(JAVA_SHORT);
     }
-
-    static float fromBf16(short h) { return Float.intBitsToFloat((h & 0xffff) << 16); }
 
     /** Relative Frobenius error of got against ref. */
     static double relErr(double[] ref, double[] got) {
@@ -376,11 +368,11 @@ public final class CudaGemmBench {
                 // ======== Eq. 1: Y [cout, np] = W [cout, kp] X [kp, np] ========
                 long[][] s1 = samples(rnd, cfg.samples(), cout, np);
                 double[] r1 = ref(s1, (i, j) -> { double s = 0; for (long q = 0; q < kp; q++) s += (double) wv[(int) (i * kp + q)] * xv.at(q, j); return s; });
-                double[] r1b = ref(s1, (i, j) -> { double s = 0; for (long q = 0; q < kp; q++) s += (double) bf(wv[(int) (i * kp + q)]) * bf((float) xv.at(q, j)); return s; });
+                double[] r1b = ref(s1, (i, j) -> { double s = 0; for (long q = 0; q < kp; q++) s += (double) Bf16.round(wv[(int) (i * kp + q)]) * Bf16.round((float) xv.at(q, j)); return s; });
                 // the 2:4 product runs on fch1 consecutive blocks [kp, nc1] of X (one block, X itself, unless the library refused N)
                 Ref xc = (q, j) -> { long e = (j / nc1) * kp * nc1 + q * nc1 + j % nc1; return e >= kr * np ? 0f : tx.get(e); };
                 Idx y1 = (i, j) -> (j / nc1) * cout * nc1 + i * nc1 + j % nc1;
-                double[] r1m = ref(s1, (i, j) -> { double s = 0; for (long q = 0; q < kp; q++) s += (double) fromBf16(a1h[(int) (i * kp + q)]) * bf((float) xc.at(q, j)); return s; });
+                double[] r1m = ref(s1, (i, j) -> { double s = 0; for (long q = 0; q < kp; q++) s += (double) Bf16.value(a1h[(int) (i * kp + q)]) * Bf16.round((float) xc.at(q, j)); return s; });
                 Runnable e1f = () -> sgemm(false, false, cout, np, kp, w32, kp, x32, np, y32, np);
                 Runnable e1t = () -> Cuda.gemmEx(false, false, cout, np, kp, 1f, w32, F32, kp, x32, F32, np, 0f, y32, F32, np, true);
                 Runnable e1b = () -> Cuda.gemmEx(false, false, cout, np, kp, 1f, w16, BF16, kp, x16, BF16, np, 0f, y32, F32, np, false);
@@ -399,10 +391,10 @@ public final class CudaGemmBench {
                 // ======== Eq. 2: dX [kp, np] = W^T [kp, cout] dY [cout, np] ========
                 long[][] s2 = samples(rnd, cfg.samples(), kp, np);
                 double[] r2 = ref(s2, (i, j) -> { double s = 0; for (long c = 0; c < cout; c++) s += (double) wv[(int) (c * kp + i)] * dyv.at(c, j); return s; });
-                double[] r2b = ref(s2, (i, j) -> { double s = 0; for (long c = 0; c < cout; c++) s += (double) bf(wv[(int) (c * kp + i)]) * bf((float) dyv.at(c, j)); return s; });
+                double[] r2b = ref(s2, (i, j) -> { double s = 0; for (long c = 0; c < cout; c++) s += (double) Bf16.round(wv[(int) (c * kp + i)]) * Bf16.round((float) dyv.at(c, j)); return s; });
                 Ref dyc = (c, j) -> td.get((j / nc2) * cout * nc2 + c * nc2 + j % nc2);
                 Idx y2 = (i, j) -> (j / nc2) * kp * nc2 + i * nc2 + j % nc2;
-                double[] r2m = ref(s2, (i, j) -> { double s = 0; for (long c = 0; c < cout; c++) s += (double) fromBf16(a2h[(int) (i * cout + c)]) * bf((float) dyc.at(c, j)); return s; });
+                double[] r2m = ref(s2, (i, j) -> { double s = 0; for (long c = 0; c < cout; c++) s += (double) Bf16.value(a2h[(int) (i * cout + c)]) * Bf16.round((float) dyc.at(c, j)); return s; });
                 Runnable e2f = () -> sgemm(true, false, kp, np, cout, w32, kp, dy32, np, dx32, np);
                 Runnable e2t = () -> Cuda.gemmEx(true, false, kp, np, cout, 1f, w32, F32, kp, dy32, F32, np, 0f, dx32, F32, np, true);
                 Runnable e2b = () -> Cuda.gemmEx(true, false, kp, np, cout, 1f, w16, BF16, kp, dy16, BF16, np, 0f, dx32, F32, np, false);
@@ -428,10 +420,10 @@ public final class CudaGemmBench {
                     for (long q = 0; q < kh; q++) {
                         float d0 = (float) dyv.at(i, 2 * q), d1 = (float) dyv.at(i, 2 * q + 1), x0 = (float) xv.at(j, 2 * q), x1 = (float) xv.at(j, 2 * q + 1);
                         f += (double) d0 * x0 + (double) d1 * x1;
-                        b += (double) bf(d0) * bf(x0) + (double) bf(d1) * bf(x1);
+                        b += (double) Bf16.round(d0) * Bf16.round(x0) + (double) Bf16.round(d1) * Bf16.round(x1);
                         float g = d0 + 0.5f * d1;
                         h += (double) g * x0;
-                        hb += (double) bf(g) * bf(x0);
+                        hb += (double) Bf16.round(g) * Bf16.round(x0);
                     }
                     r3[t] = f; r3b[t] = b; r3h[t] = h; r3hb[t] = hb;
                 }

@@ -5,11 +5,8 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.Random;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
@@ -24,8 +21,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * reason, where no device is usable; gpu/run.sh runs it on a lent GPU machine.
  */
 class CudaKernelsTest {
-    private final Arena arena = Arena.ofConfined();
-    private final List<MemorySegment> device = new ArrayList<>();
+    private final DeviceBuffers mem = new DeviceBuffers(0x7f, 4);   // unwritten elements show as 0x7f7f7f7f
 
     @BeforeAll
     static void reportDevice() {
@@ -39,41 +35,9 @@ class CudaKernelsTest {
     }
 
     @AfterEach
-    void freeAll() {
-        for (MemorySegment d : device) Cuda.free(d);   // empty list when skipped
-        device.clear();
-        arena.close();
-    }
+    void freeAll() { mem.close(); }
 
     // ---- helpers ----
-
-    private MemorySegment host(float[] v) {
-        MemorySegment s = arena.allocate(Math.max(4L, 4L * v.length), 64);
-        MemorySegment.copy(v, 0, s, JAVA_FLOAT, 0, v.length);
-        return s;
-    }
-
-    private MemorySegment hostBytes(long bytes) { return arena.allocate(Math.max(4, bytes), 64); }
-
-    private MemorySegment dev(long bytes) {
-        MemorySegment d = Cuda.malloc(Math.max(4, bytes));
-        device.add(d);
-        Cuda.memset(d, 0x7f, Math.max(4, bytes));   // garbage, so an unwritten element shows
-        return d;
-    }
-
-    private MemorySegment upload(MemorySegment h) {
-        MemorySegment d = dev(h.byteSize());
-        Cuda.copyToDevice(d, h, h.byteSize());
-        return d;
-    }
-
-    private int[] downloadInts(MemorySegment d, long n) {
-        Cuda.sync();
-        MemorySegment h = hostBytes(4 * n);
-        Cuda.copyToHost(h, d, 4 * n);
-        return h.asSlice(0, 4 * n).toArray(JAVA_INT);
-    }
 
     private static int[] ints(MemorySegment h, long n) { return h.asSlice(0, 4 * n).toArray(JAVA_INT); }
 
@@ -85,10 +49,6 @@ class CudaKernelsTest {
         return v;
     }
 
-    static short bf16(int bits) {
-        if ((bits & 0x7fffffff) > 0x7f800000) return (short) ((bits >>> 16) | 0x40);
-        return (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16);
-    }
 
     // ---- pruning ----
 
@@ -99,22 +59,22 @@ class CudaKernelsTest {
         for (int[] s : shapes) {
             int rows = s[0], k = s[1], ldw = k + (rows % 2 == 0 ? 0 : 3), ldd = k + 1;
             int groups = (k + 3) / 4, ldv = 2 * groups, ldm = (groups + 7) / 8;
-            MemorySegment w = host(values(r, rows * ldw));
-            MemorySegment cv = hostBytes(4L * rows * ldv), cm = hostBytes(4L * rows * ldm), cd = hostBytes(4L * rows * ldd);
+            MemorySegment w = mem.host(values(r, rows * ldw));
+            MemorySegment cv = mem.host(4L * rows * ldv), cm = mem.host(4L * rows * ldm), cd = mem.host(4L * rows * ldd);
             Native.prune24Compress(rows, k, w, ldw, cv, cm, cd, ldd, 1);
-            MemorySegment dw = upload(w), dv = dev(4L * rows * ldv), dm = dev(4L * rows * ldm), dd = dev(4L * rows * ldd), d16 = dev(2L * rows * k);
+            MemorySegment dw = mem.upload(w), dv = mem.dev(4L * rows * ldv), dm = mem.dev(4L * rows * ldm), dd = mem.dev(4L * rows * ldd), d16 = mem.dev(2L * rows * k);
             Native.cudaPrune24(rows, k, dw, ldw, dv, dm, dd, ldd, d16, k);
             String at = rows + "x" + k;
-            assertArrayEquals(ints(cv, (long) rows * ldv), downloadInts(dv, (long) rows * ldv), "values " + at);
-            assertArrayEquals(ints(cm, (long) rows * ldm), downloadInts(dm, (long) rows * ldm), "meta " + at);
-            int[] gd = downloadInts(dd, (long) rows * ldd), cdi = ints(cd, (long) rows * ldd);
-            MemorySegment h16 = hostBytes(2L * rows * k);
+            assertArrayEquals(ints(cv, (long) rows * ldv), mem.downloadInts(dv, (long) rows * ldv), "values " + at);
+            assertArrayEquals(ints(cm, (long) rows * ldm), mem.downloadInts(dm, (long) rows * ldm), "meta " + at);
+            int[] gd = mem.downloadInts(dd, (long) rows * ldd), cdi = ints(cd, (long) rows * ldd);
+            MemorySegment h16 = mem.host(2L * rows * k);
             Cuda.copyToHost(h16, d16, 2L * rows * k);
             short[] g16 = h16.asSlice(0, 2L * rows * k).toArray(JAVA_SHORT);
             for (int i = 0; i < rows; i++)
                 for (int j = 0; j < k; j++) {
                     assertEquals(cdi[i * ldd + j], gd[i * ldd + j], "dense " + at + " at " + i + "," + j);
-                    assertEquals(bf16(cdi[i * ldd + j]), g16[i * k + j], "bf16 dense " + at + " at " + i + "," + j);
+                    assertEquals(Bf16.bits(cdi[i * ldd + j]), g16[i * k + j], "bf16 dense " + at + " at " + i + "," + j);
                 }
         }
     }
@@ -127,21 +87,21 @@ class CudaKernelsTest {
             int cout = s[0], k = s[1], ldw = k + 2;
             int groups = (cout + 3) / 4, ldv = 2 * groups, ldm = (groups + 7) / 8;
             float[] wv = values(r, cout * ldw);
-            MemorySegment w = host(wv);
-            MemorySegment cv = hostBytes(4L * k * ldv), cm = hostBytes(4L * k * ldm);
+            MemorySegment w = mem.host(wv);
+            MemorySegment cv = mem.host(4L * k * ldv), cm = mem.host(4L * k * ldm);
             Native.prune24CompressTransposed(cout, k, w, ldw, cv, cm, 1);
             // the masked W^T, from the CPU's non-transposed kernel on an explicit transpose
             float[] wt = new float[k * cout];
             for (int c = 0; c < cout; c++) for (int j = 0; j < k; j++) wt[j * cout + c] = wv[c * ldw + j];
-            MemorySegment tv = hostBytes(4L * k * ldv), tm = hostBytes(4L * k * ldm), td = hostBytes(4L * k * cout);
-            Native.prune24Compress(k, cout, host(wt), cout, tv, tm, td, cout, 1);
+            MemorySegment tv = mem.host(4L * k * ldv), tm = mem.host(4L * k * ldm), td = mem.host(4L * k * cout);
+            Native.prune24Compress(k, cout, mem.host(wt), cout, tv, tm, td, cout, 1);
             assertArrayEquals(ints(cv, (long) k * ldv), ints(tv, (long) k * ldv), "CPU transposed vs CPU on the transpose");
-            MemorySegment dw = upload(w), dv = dev(4L * k * ldv), dm = dev(4L * k * ldm), dd = dev(4L * k * cout), d16 = dev(2L * k * cout);
+            MemorySegment dw = mem.upload(w), dv = mem.dev(4L * k * ldv), dm = mem.dev(4L * k * ldm), dd = mem.dev(4L * k * cout), d16 = mem.dev(2L * k * cout);
             Native.cudaPrune24Transposed(cout, k, dw, ldw, dv, dm, dd, cout, d16, cout);
             String at = cout + "x" + k;
-            assertArrayEquals(ints(cv, (long) k * ldv), downloadInts(dv, (long) k * ldv), "values " + at);
-            assertArrayEquals(ints(cm, (long) k * ldm), downloadInts(dm, (long) k * ldm), "meta " + at);
-            assertArrayEquals(ints(td, (long) k * cout), downloadInts(dd, (long) k * cout), "masked W^T " + at);
+            assertArrayEquals(ints(cv, (long) k * ldv), mem.downloadInts(dv, (long) k * ldv), "values " + at);
+            assertArrayEquals(ints(cm, (long) k * ldm), mem.downloadInts(dm, (long) k * ldm), "meta " + at);
+            assertArrayEquals(ints(td, (long) k * cout), mem.downloadInts(dd, (long) k * cout), "masked W^T " + at);
         }
     }
 
@@ -155,11 +115,11 @@ class CudaKernelsTest {
                 for (float coeff : new float[] { 0f, 0.03f, 1f })
                     for (boolean circular : new boolean[] { false, true }) {
                         int rows = 3, len = seg * 5, h = (seg + 1) / 2, outN = rows * (len / seg) * h;
-                        MemorySegment dy = host(values(r, rows * len)), out = hostBytes(4L * outN);
+                        MemorySegment dy = mem.host(values(r, rows * len)), out = mem.host(4L * outN);
                         Native.shiftGather(dy, out, rows, len, seg, shift, coeff, circular, 1);
-                        MemorySegment ddy = upload(dy), dout = dev(4L * outN);
+                        MemorySegment ddy = mem.upload(dy), dout = mem.dev(4L * outN);
                         Native.cudaShiftGather(ddy, dout, rows, len, seg, shift, coeff, circular);
-                        assertArrayEquals(ints(out, outN), downloadInts(dout, outN),
+                        assertArrayEquals(ints(out, outN), mem.downloadInts(dout, outN),
                                 "seg " + seg + " shift " + shift + " coeff " + coeff + " circular " + circular);
                     }
     }
@@ -172,13 +132,13 @@ class CudaKernelsTest {
         v[0] = Float.intBitsToFloat(0x3f808000);   // exactly half way, even below: rounds down
         v[1] = Float.intBitsToFloat(0x3f818000);   // exactly half way, odd below: rounds up
         v[2] = Float.intBitsToFloat(0xff800001);   // a signalling NaN with the sign set stays a NaN
-        MemorySegment d = upload(host(v)), out = dev(2L * n);
+        MemorySegment d = mem.upload(mem.host(v)), out = mem.dev(2L * n);
         Native.cudaF32ToBf16(d, out, n);
         Cuda.sync();
-        MemorySegment h = hostBytes(2L * n);
+        MemorySegment h = mem.host(2L * n);
         Cuda.copyToHost(h, out, 2L * n);
         for (int i = 0; i < n; i++)
-            assertEquals(bf16(Float.floatToRawIntBits(v[i])), h.getAtIndex(JAVA_SHORT, i), "element " + i + " = " + v[i]);
+            assertEquals(Bf16.bits(Float.floatToRawIntBits(v[i])), h.getAtIndex(JAVA_SHORT, i), "element " + i + " = " + v[i]);
     }
 
     // ---- convolution lowering ----
@@ -194,20 +154,20 @@ class CudaKernelsTest {
             int n = g[0], c = g[1], h = g[2], w = g[3], kh = g[4], kw = g[5], sh = g[6], sw = g[7], ph = g[8], pw = g[9];
             int ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1, kk = c * kh * kw, cols = n * ho * wo, ld = cols + 5;
             String at = Arrays.toString(g);
-            MemorySegment x = host(values(r, n * c * h * w)), out = hostBytes(4L * kk * ld);
+            MemorySegment x = mem.host(values(r, n * c * h * w)), out = mem.host(4L * kk * ld);
             out.fill((byte) 0);
             Native.im2col(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, out, ld, 1);
-            MemorySegment dx = upload(x), dout = dev(4L * kk * ld);
+            MemorySegment dx = mem.upload(x), dout = mem.dev(4L * kk * ld);
             Native.cudaIm2col(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dout, ld);
-            int[] cpu = ints(out, (long) kk * ld), gpu = downloadInts(dout, (long) kk * ld);
+            int[] cpu = ints(out, (long) kk * ld), gpu = mem.downloadInts(dout, (long) kk * ld);
             for (int i = 0; i < kk; i++)
                 assertArrayEquals(Arrays.copyOfRange(cpu, i * ld, i * ld + cols), Arrays.copyOfRange(gpu, i * ld, i * ld + cols), "im2col " + at + " row " + i);
 
-            MemorySegment colsH = host(values(r, kk * ld)), dxc = hostBytes(4L * n * c * h * w);
+            MemorySegment colsH = mem.host(values(r, kk * ld)), dxc = mem.host(4L * n * c * h * w);
             Native.col2im(colsH, ld, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dxc, 1);
-            MemorySegment dcols = upload(colsH), ddx = dev(4L * n * c * h * w);
+            MemorySegment dcols = mem.upload(colsH), ddx = mem.dev(4L * n * c * h * w);
             Native.cudaCol2im(dcols, ld, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, ddx);
-            assertArrayEquals(ints(dxc, (long) n * c * h * w), downloadInts(ddx, (long) n * c * h * w), "col2im " + at);
+            assertArrayEquals(ints(dxc, (long) n * c * h * w), mem.downloadInts(ddx, (long) n * c * h * w), "col2im " + at);
         }
     }
 
@@ -220,13 +180,13 @@ class CudaKernelsTest {
             int[] pos = java.util.stream.IntStream.range(0, ho * wo).filter(p -> p % 2 == 1 || r.nextInt(5) == 0).toArray();
             int npos = pos.length, ld = n * npos + 3;
             String at = Arrays.toString(g);
-            MemorySegment x = host(values(r, n * c * h * w)), out = hostBytes(4L * kk * ld);
-            MemorySegment posH = hostBytes(4L * npos);
+            MemorySegment x = mem.host(values(r, n * c * h * w)), out = mem.host(4L * kk * ld);
+            MemorySegment posH = mem.host(4L * npos);
             MemorySegment.copy(pos, 0, posH, JAVA_INT, 0, npos);
             Native.im2colAt(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, posH, npos, out, ld, 1);
-            MemorySegment dx = upload(x), dpos = upload(posH), dout = dev(4L * kk * ld);
+            MemorySegment dx = mem.upload(x), dpos = mem.upload(posH), dout = mem.dev(4L * kk * ld);
             Native.cudaIm2colAt(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dpos, npos, dout, ld);
-            int[] cpu = ints(out, (long) kk * ld), gpu = downloadInts(dout, (long) kk * ld);
+            int[] cpu = ints(out, (long) kk * ld), gpu = mem.downloadInts(dout, (long) kk * ld);
             for (int i = 0; i < kk; i++)
                 assertArrayEquals(Arrays.copyOfRange(cpu, i * ld, i * ld + n * npos), Arrays.copyOfRange(gpu, i * ld, i * ld + n * npos),
                         "im2colAt " + at + " row " + i);
@@ -256,19 +216,19 @@ class CudaKernelsTest {
             int m = cs[0], n = cs[1], k = cs[2];
             boolean ta = cs[3] == 1, tb = cs[4] == 1;
             int lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 3;
-            MemorySegment a = host(gaussian(r, (ta ? k : m) * lda)), b = host(gaussian(r, (tb ? n : k) * ldb));
+            MemorySegment a = mem.host(gaussian(r, (ta ? k : m) * lda)), b = mem.host(gaussian(r, (tb ? n : k) * ldb));
             float[] c0 = gaussian(r, m * ldc);
-            MemorySegment c = host(c0);
-            MemorySegment da = upload(a), db = upload(b), dc = upload(c);
+            MemorySegment c = mem.host(c0);
+            MemorySegment da = mem.upload(a), db = mem.upload(b), dc = mem.upload(c);
             Native.sgemm(ta, tb, m, n, k, 1.5f, a, lda, b, ldb, 0.5f, c, ldc, 1);
-            Cuda.copyToDevice(dc, host(c0), 4L * m * ldc);
+            Cuda.copyToDevice(dc, mem.host(c0), 4L * m * ldc);
             try {
                 Native.cudaSgemm(ta, tb, m, n, k, 1.5f, da, lda, db, ldb, 0.5f, dc, ldc);
             } catch (CudaUnavailableException e) {
                 assumeTrue(false, "cuBLAS unavailable: " + e.getMessage());
             }
             Cuda.sync();
-            MemorySegment got = hostBytes(4L * m * ldc);
+            MemorySegment got = mem.host(4L * m * ldc);
             Cuda.copyToHost(got, dc, 4L * m * ldc);
             assertClose(c.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT), got.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT), 1e-4,
                     "sgemm " + Arrays.toString(cs) + " (" + Cuda.blasStatus() + ")");
@@ -284,14 +244,14 @@ class CudaKernelsTest {
             int m = cs[0], n = cs[1], k = cs[2];
             boolean ta = cs[3] == 1, tb = cs[4] == 1;
             int lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 3;
-            MemorySegment a = host(gaussian(r, (ta ? k : m) * lda)), b = host(gaussian(r, (tb ? n : k) * ldb));
+            MemorySegment a = mem.host(gaussian(r, (ta ? k : m) * lda)), b = mem.host(gaussian(r, (tb ? n : k) * ldb));
             float[] c0 = gaussian(r, m * ldc);
-            MemorySegment c = host(c0);
-            MemorySegment da = upload(a), db = upload(b), dc = upload(c);
+            MemorySegment c = mem.host(c0);
+            MemorySegment da = mem.upload(a), db = mem.upload(b), dc = mem.upload(c);
             Native.sgemm(ta, tb, m, n, k, 1.5f, a, lda, b, ldb, 0.5f, c, ldc, 1);
             Native.cudaGemm(ta, tb, m, n, k, 1.5f, da, lda, db, ldb, 0.5f, dc, ldc);
             Cuda.sync();
-            MemorySegment got = hostBytes(4L * m * ldc);
+            MemorySegment got = mem.host(4L * m * ldc);
             Cuda.copyToHost(got, dc, 4L * m * ldc);
             assertClose(c.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT), got.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT), 1e-4, "gemm kernel " + Arrays.toString(cs));
         }
@@ -302,18 +262,18 @@ class CudaKernelsTest {
         int m = 128, n = 256, k = 192;
         Random r = new Random(7);
         float[] wv = gaussian(r, m * k), bv = gaussian(r, k * n);
-        MemorySegment dw = upload(host(wv)), db = upload(host(bv));
+        MemorySegment dw = mem.upload(mem.host(wv)), db = mem.upload(mem.host(bv));
         int groups = k / 4;
-        MemorySegment dv = dev(4L * m * 2 * groups), dm = dev(4L * m * ((groups + 7) / 8)), dd = dev(4L * m * k), a16 = dev(2L * m * k), b16 = dev(2L * k * n);
+        MemorySegment dv = mem.dev(4L * m * 2 * groups), dm = mem.dev(4L * m * ((groups + 7) / 8)), dd = mem.dev(4L * m * k), a16 = mem.dev(2L * m * k), b16 = mem.dev(2L * k * n);
         Native.cudaPrune24(m, k, dw, k, dv, dm, dd, k, a16, k);
         Native.cudaF32ToBf16(db, b16, (long) k * n);
         // reference: fp32 GEMM of the bf16-rounded operands
-        int[] maskedBits = downloadInts(dd, (long) m * k);
+        int[] maskedBits = mem.downloadInts(dd, (long) m * k);
         float[] a = new float[m * k], b = new float[k * n];
-        for (int i = 0; i < a.length; i++) a[i] = Float.intBitsToFloat(bf16(maskedBits[i]) << 16);
-        for (int i = 0; i < b.length; i++) b[i] = Float.intBitsToFloat(bf16(Float.floatToRawIntBits(bv[i])) << 16);
-        MemorySegment want = hostBytes(4L * m * n);
-        Native.sgemm(false, false, m, n, k, 1f, host(a), k, host(b), n, 0f, want, n, 1);
+        for (int i = 0; i < a.length; i++) a[i] = Float.intBitsToFloat(Bf16.bits(maskedBits[i]) << 16);
+        for (int i = 0; i < b.length; i++) b[i] = Float.intBitsToFloat(Bf16.bits(Float.floatToRawIntBits(bv[i])) << 16);
+        MemorySegment want = mem.host(4L * m * n);
+        Native.sgemm(false, false, m, n, k, 1f, mem.host(a), k, mem.host(b), n, 0f, want, n, 1);
         float[] wantV = want.asSlice(0, 4L * m * n).toArray(JAVA_FLOAT);
 
         Cuda.SparseLtPlan plan;
@@ -331,19 +291,19 @@ class CudaKernelsTest {
         try (Cuda.SparseLtPlan p = plan) {
             System.out.println("CUSPARSELT " + Cuda.sparseLtStatus() + ", output type " + cdType + ", sizes " + p.compressedBytes() + "/"
                     + p.bufferBytes() + "/" + p.workspaceBytes());
-            MemorySegment comp = dev(p.compressedBytes()), buf = dev(p.bufferBytes()), ws = dev(p.workspaceBytes());
-            MemorySegment dc = dev((cdType == Cuda.R_32F ? 4L : 2L) * m * n);
+            MemorySegment comp = mem.dev(p.compressedBytes()), buf = mem.dev(p.bufferBytes()), ws = mem.dev(p.workspaceBytes());
+            MemorySegment dc = mem.dev((cdType == Cuda.R_32F ? 4L : 2L) * m * n);
             Cuda.memset(dc, 0, (cdType == Cuda.R_32F ? 4L : 2L) * m * n);
             p.compress(a16, comp, buf);
             p.matmul(1f, comp, b16, 0f, dc, ws);
             Cuda.sync();
             float[] got = new float[m * n];
             if (cdType == Cuda.R_32F) {
-                MemorySegment h = hostBytes(4L * m * n);
+                MemorySegment h = mem.host(4L * m * n);
                 Cuda.copyToHost(h, dc, 4L * m * n);
                 got = h.asSlice(0, 4L * m * n).toArray(JAVA_FLOAT);
             } else {
-                MemorySegment h = hostBytes(2L * m * n);
+                MemorySegment h = mem.host(2L * m * n);
                 Cuda.copyToHost(h, dc, 2L * m * n);
                 short[] s = h.asSlice(0, 2L * m * n).toArray(JAVA_SHORT);
                 for (int i = 0; i < got.length; i++) got[i] = Float.intBitsToFloat((s[i] & 0xffff) << 16);

@@ -5,11 +5,8 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.Random;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
@@ -27,8 +24,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  */
 class CudaMixedPrecisionTest {
     private static final int F32 = Cuda.R_32F, BF16 = Cuda.R_16BF, F16 = Cuda.R_16F;
-    private final Arena arena = Arena.ofConfined();
-    private final List<MemorySegment> device = new ArrayList<>();
+    private final DeviceBuffers mem = new DeviceBuffers(0xff, 16);   // NaN in every type: an element nobody wrote shows
 
     @BeforeAll
     static void reportDevice() {
@@ -41,50 +37,9 @@ class CudaMixedPrecisionTest {
     }
 
     @AfterEach
-    void freeAll() {
-        for (MemorySegment d : device) Cuda.free(d);
-        device.clear();
-        arena.close();
-    }
+    void freeAll() { mem.close(); }
 
     // ---- helpers ----
-
-    private MemorySegment dev(long bytes) {
-        MemorySegment d = Cuda.malloc(Math.max(16, bytes));
-        device.add(d);
-        Cuda.memset(d, 0xff, Math.max(16, bytes));   // NaN in every type: an element nobody wrote shows
-        return d;
-    }
-
-    private MemorySegment upload(float[] v) {
-        MemorySegment h = arena.allocate(4L * v.length, 64);
-        MemorySegment.copy(v, 0, h, JAVA_FLOAT, 0, v.length);
-        MemorySegment d = dev(4L * v.length);
-        Cuda.copyToDevice(d, h, 4L * v.length);
-        return d;
-    }
-
-    private MemorySegment upload(short[] v) {
-        MemorySegment h = arena.allocate(2L * v.length, 64);
-        MemorySegment.copy(v, 0, h, JAVA_SHORT, 0, v.length);
-        MemorySegment d = dev(2L * v.length);
-        Cuda.copyToDevice(d, h, 2L * v.length);
-        return d;
-    }
-
-    private float[] downloadFloats(MemorySegment d, int n) {
-        Cuda.sync();
-        MemorySegment h = arena.allocate(4L * n, 64);
-        Cuda.copyToHost(h, d, 4L * n);
-        return h.toArray(JAVA_FLOAT);
-    }
-
-    private short[] downloadShorts(MemorySegment d, int n) {
-        Cuda.sync();
-        MemorySegment h = arena.allocate(2L * n, 64);
-        Cuda.copyToHost(h, d, 2L * n);
-        return h.toArray(JAVA_SHORT);
-    }
 
     /** Normal values bounded away from zero (|v| >= 0.05), so no product term is trivially zero. */
     static float[] nonZeroGaussian(Random r, int n) {
@@ -96,22 +51,13 @@ class CudaMixedPrecisionTest {
         return v;
     }
 
-    /** float -> bf16 bits, round to nearest even (NaN kept). */
-    static short bf16(float f) {
-        int bits = Float.floatToRawIntBits(f);
-        if ((bits & 0x7fffffff) > 0x7f800000) return (short) ((bits >>> 16) | 0x40);
-        return (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16);
-    }
-
-    static float fromBf16(short h) { return Float.intBitsToFloat((h & 0xffff) << 16); }
-
     static short[] toType(float[] v, int type) {
         short[] s = new short[v.length];
-        for (int i = 0; i < v.length; i++) s[i] = type == BF16 ? bf16(v[i]) : Float.floatToFloat16(v[i]);
+        for (int i = 0; i < v.length; i++) s[i] = type == BF16 ? Bf16.of(v[i]) : Float.floatToFloat16(v[i]);
         return s;
     }
 
-    static float fromType(short h, int type) { return type == BF16 ? fromBf16(h) : Float.float16ToFloat(h); }
+    static float fromType(short h, int type) { return type == BF16 ? Bf16.value(h) : Float.float16ToFloat(h); }
 
     /** Host 2:4 magnitude mask along rows of a [rows, k] (keeps the two largest |v| of each group of 4, ties to the lower index). */
     static float[] mask24(float[] a, int rows, int k) {
@@ -155,18 +101,18 @@ class CudaMixedPrecisionTest {
         int aRows = ta ? k : m, bRows = tb ? n : k;
         float[] a = nonZeroGaussian(r, aRows * lda), b = nonZeroGaussian(r, bRows * ldb), c = nonZeroGaussian(r, m * ldc);
         // the values the device sees: rounded to the input / output types
-        if (inType == BF16) { for (int i = 0; i < a.length; i++) a[i] = fromBf16(bf16(a[i])); for (int i = 0; i < b.length; i++) b[i] = fromBf16(bf16(b[i])); }
-        if (outType == BF16) for (int i = 0; i < c.length; i++) c[i] = fromBf16(bf16(c[i]));
-        MemorySegment da = inType == F32 ? upload(a) : upload(toType(a, BF16)), db = inType == F32 ? upload(b) : upload(toType(b, BF16));
-        MemorySegment dc = outType == F32 ? upload(c) : upload(toType(c, BF16));
+        if (inType == BF16) { for (int i = 0; i < a.length; i++) a[i] = Bf16.value(Bf16.of(a[i])); for (int i = 0; i < b.length; i++) b[i] = Bf16.value(Bf16.of(b[i])); }
+        if (outType == BF16) for (int i = 0; i < c.length; i++) c[i] = Bf16.value(Bf16.of(c[i]));
+        MemorySegment da = inType == F32 ? mem.upload(a) : mem.upload(toType(a, BF16)), db = inType == F32 ? mem.upload(b) : mem.upload(toType(b, BF16));
+        MemorySegment dc = outType == F32 ? mem.upload(c) : mem.upload(toType(c, BF16));
         try {
             Cuda.gemmEx(ta, tb, m, n, k, alpha, da, inType, lda, db, inType, ldb, beta, dc, outType, ldc, tf32);
         } catch (CudaUnavailableException e) {
             assumeTrue(false, "cuBLAS unavailable: " + e.getMessage());
         }
         float[] got = new float[m * ldc];
-        if (outType == F32) got = downloadFloats(dc, m * ldc);
-        else { short[] s = downloadShorts(dc, m * ldc); for (int i = 0; i < got.length; i++) got[i] = fromBf16(s[i]); }
+        if (outType == F32) got = mem.downloadFloats(dc, m * ldc);
+        else { short[] s = mem.downloadShorts(dc, m * ldc); for (int i = 0; i < got.length; i++) got[i] = Bf16.value(s[i]); }
         double[] ref = new double[m * n], abs = new double[m * n];
         float[] gotC = new float[m * n];
         for (int i = 0; i < m; i++)
@@ -212,18 +158,18 @@ class CudaMixedPrecisionTest {
         Random r = new Random(23);
         int m = 9, n = 11, k = 13;
         float[] a = nonZeroGaussian(r, m * k), b = nonZeroGaussian(r, k * n);
-        MemorySegment da = upload(toType(a, BF16)), db = upload(toType(b, BF16)), dc = dev(4L * m * n);   // C is NaN
+        MemorySegment da = mem.upload(toType(a, BF16)), db = mem.upload(toType(b, BF16)), dc = mem.dev(4L * m * n);   // C is NaN
         try {
             Cuda.gemmEx(false, false, m, n, k, 1f, da, BF16, k, db, BF16, n, 0f, dc, F32, n, false);
         } catch (CudaUnavailableException e) {
             assumeTrue(false, "cuBLAS unavailable: " + e.getMessage());
         }
-        for (float v : downloadFloats(dc, m * n)) assertTrue(Float.isFinite(v), "C read although beta == 0: " + v);
+        for (float v : mem.downloadFloats(dc, m * n)) assertTrue(Float.isFinite(v), "C read although beta == 0: " + v);
     }
 
     @Test
     void gemmExRejectsBadArgumentsNamingTheRule() {
-        MemorySegment d = dev(4096), a0 = dev(64), b0 = dev(64), c0 = dev(64);
+        MemorySegment d = mem.dev(4096), a0 = mem.dev(64), b0 = mem.dev(64), c0 = mem.dev(64);
         try {
             Cuda.gemmEx(false, false, 4, 4, 4, 1f, a0, BF16, 4, b0, BF16, 4, 0f, c0, F32, 4, false);
         } catch (CudaUnavailableException e) {
@@ -244,7 +190,7 @@ class CudaMixedPrecisionTest {
     @Test
     void gemmExChecksEveryOperandLiesInADeviceBlockOnTheEmulator() {
         assumeTrue(Cuda.isEmulated(), "device pointers cannot be range-checked on a device; the emulator checks them");
-        MemorySegment a = dev(2L * 16 * 16), c = dev(4L * 16 * 16);
+        MemorySegment a = mem.dev(2L * 16 * 16), c = mem.dev(4L * 16 * 16);
         var e = assertThrows(IllegalArgumentException.class, () -> Cuda.gemmEx(false, false, 16, 17, 16, 1f, a, BF16, 16, a, BF16, 17, 0f, c, F32, 17, false));
         assertTrue(e.getMessage().contains("not inside one device allocation"), e.getMessage());
     }
@@ -276,15 +222,15 @@ class CudaMixedPrecisionTest {
         String what = "cuSPARSELt " + m + "x" + n + "x" + k + " ab " + abType + " cd " + cd + " (" + Cuda.sparseLtStatus() + ")";
         try (Cuda.SparseLtPlan p = plan) {
             assertTrue(p.compressedBytes() > 0 && p.workspaceBytes() >= 0 && p.bufferBytes() >= 0, what + ": sizes " + p);
-            MemorySegment da = upload(toType(a, abType)), db = upload(toType(b, abType));
-            MemorySegment dc = cd == F32 ? upload(c) : upload(toType(c, cd));
-            MemorySegment comp = dev(p.compressedBytes()), buf = dev(p.bufferBytes()), ws = dev(p.workspaceBytes());
+            MemorySegment da = mem.upload(toType(a, abType)), db = mem.upload(toType(b, abType));
+            MemorySegment dc = cd == F32 ? mem.upload(c) : mem.upload(toType(c, cd));
+            MemorySegment comp = mem.dev(p.compressedBytes()), buf = mem.dev(p.bufferBytes()), ws = mem.dev(p.workspaceBytes());
             p.compress(da, comp, buf);
             p.matmul(alpha, comp, db, beta, dc, ws);
             float[] got;
-            if (cd == F32) got = downloadFloats(dc, m * n);
+            if (cd == F32) got = mem.downloadFloats(dc, m * n);
             else {
-                short[] s = downloadShorts(dc, m * n);
+                short[] s = mem.downloadShorts(dc, m * n);
                 got = new float[m * n];
                 for (int i = 0; i < got.length; i++) got[i] = fromType(s[i], cd);
             }
@@ -346,7 +292,7 @@ class CudaMixedPrecisionTest {
             assumeTrue(false, "cuSPARSELt unavailable: " + e.getMessage());
             return null;
         }
-        return new Compressed(p, a, dev(p.compressedBytes()), dev(p.bufferBytes()));
+        return new Compressed(p, a, mem.dev(p.compressedBytes()), mem.dev(p.bufferBytes()));
     }
 
     @Test
@@ -361,10 +307,10 @@ class CudaMixedPrecisionTest {
             for (int j = 0; j < 4; j++) if (a[row * 48 + 4 * group + j] == 0) { zero = j; break; }
             assertTrue(zero >= 0);
             a[row * 48 + 4 * group + zero] = (short) 0x8000;
-            p.compress(upload(a), c.comp(), c.buf());
+            p.compress(mem.upload(a), c.comp(), c.buf());
             // a third non-zero value in row 17, group 9
-            a[row * 48 + 4 * group + zero] = bf16(0.375f);
-            MemorySegment bad = upload(a);
+            a[row * 48 + 4 * group + zero] = Bf16.of(0.375f);
+            MemorySegment bad = mem.upload(a);
             var e = assertThrows(IllegalArgumentException.class, () -> p.compress(bad, c.comp(), c.buf()));
             assertTrue(e.getMessage().contains("row 17, group 9 (columns 36..39) has 3 non-zero"), e.getMessage());
         }
@@ -398,7 +344,7 @@ class CudaMixedPrecisionTest {
     void sparseLtRejectsMisalignedPointers() {
         Compressed c = planFor(16, 16, 32);
         try (Cuda.SparseLtPlan p = c.plan()) {
-            MemorySegment a = dev(2L * 16 * 32 + 64);
+            MemorySegment a = mem.dev(2L * 16 * 32 + 64);
             MemorySegment off = MemorySegment.ofAddress(a.address() + 2);
             var e = assertThrows(IllegalArgumentException.class, () -> p.compress(off, c.comp(), c.buf()));
             assertTrue(e.getMessage().contains("dense_a") && e.getMessage().contains("not 16-byte aligned"), e.getMessage());
@@ -411,25 +357,25 @@ class CudaMixedPrecisionTest {
         Compressed c = planFor(32, 16, 64);
         Cuda.SparseLtPlan p = c.plan();
         assertTrue(p.compressedBytes() > 0 && p.bufferBytes() > 0 && p.workspaceBytes() > 0, "emulated sizes must be non-zero: " + p);
-        MemorySegment a = upload(c.a()), b = upload(toType(nonZeroGaussian(new Random(5), 64 * 16), BF16)), out = dev(2L * 32 * 16);
+        MemorySegment a = mem.upload(c.a()), b = mem.upload(toType(nonZeroGaussian(new Random(5), 64 * 16), BF16)), out = mem.dev(2L * 32 * 16);
         // a compression buffer smaller than the plan says
-        MemorySegment small = dev(p.bufferBytes() - 16);
+        MemorySegment small = mem.dev(p.bufferBytes() - 16);
         var e1 = assertThrows(IllegalArgumentException.class, () -> p.compress(a, c.comp(), small));
         assertTrue(e1.getMessage().contains("buffer") && e1.getMessage().contains("not inside one device allocation"), e1.getMessage());
         // matmul on a compressed buffer nobody wrote
-        MemorySegment ws = dev(p.workspaceBytes());
+        MemorySegment ws = mem.dev(p.workspaceBytes());
         var e2 = assertThrows(IllegalArgumentException.class, () -> p.matmul(1f, c.comp(), b, 0f, out, ws));
         assertTrue(e2.getMessage().contains("compressed_a does not hold"), e2.getMessage());
         p.compress(a, c.comp(), c.buf());
         // a workspace smaller than the plan says
-        MemorySegment smallWs = dev(p.workspaceBytes() - 16);
+        MemorySegment smallWs = mem.dev(p.workspaceBytes() - 16);
         var e3 = assertThrows(IllegalArgumentException.class, () -> p.matmul(1f, c.comp(), b, 0f, out, smallWs));
         assertTrue(e3.getMessage().contains("workspace"), e3.getMessage());
         // the compressed operand of another shape
         try (Cuda.SparseLtPlan other = Cuda.sparseLtPlan(32, 16, 48, BF16, BF16)) {
-            MemorySegment comp2 = dev(other.compressedBytes());
-            other.compress(upload(toType(mask24(nonZeroGaussian(new Random(6), 32 * 48), 32, 48), BF16)), comp2, dev(other.bufferBytes()));
-            MemorySegment big = dev(p.compressedBytes());
+            MemorySegment comp2 = mem.dev(other.compressedBytes());
+            other.compress(mem.upload(toType(mask24(nonZeroGaussian(new Random(6), 32 * 48), 32, 48), BF16)), comp2, mem.dev(other.bufferBytes()));
+            MemorySegment big = mem.dev(p.compressedBytes());
             Cuda.copyOnDevice(big, comp2, other.compressedBytes());
             var e4 = assertThrows(IllegalArgumentException.class, () -> p.matmul(1f, big, b, 0f, out, ws));
             assertTrue(e4.getMessage().contains("compressed_a does not hold an A of 32 x 64"), e4.getMessage());
@@ -447,7 +393,7 @@ class CudaMixedPrecisionTest {
     void timerGivesNonNegativeElapsedTimes() throws Exception {
         Random r = new Random(41);
         int m = 64, n = 48, k = 96;
-        MemorySegment a = upload(toType(nonZeroGaussian(r, m * k), BF16)), b = upload(toType(nonZeroGaussian(r, k * n), BF16)), c = dev(4L * m * n);
+        MemorySegment a = mem.upload(toType(nonZeroGaussian(r, m * k), BF16)), b = mem.upload(toType(nonZeroGaussian(r, k * n), BF16)), c = mem.dev(4L * m * n);
         try (Cuda.Timer t = new Cuda.Timer()) {
             for (int i = 0; i < 3; i++) {
                 t.start();

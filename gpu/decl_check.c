@@ -11,7 +11,14 @@
 #include <cuda_runtime_api.h>
 #include <library_types.h>
 
+#ifdef __cplusplus
+/* cuSPARSELt 0.8.0's header includes <cstddef>, so gpu/run.sh compiles this file as C++ when the C compile fails */
+/* static_cast to a function pointer type compiles only where fn (or, for C++ overloads, one of them) has exactly it */
+#define SAME(fn, type) static_assert(sizeof(static_cast<type>(&fn)) != 0, "declaration of " #fn " differs from cuda.c's")
+#define _Static_assert static_assert
+#else
 #define SAME(fn, type) _Static_assert(__builtin_types_compatible_p(__typeof__(&fn), type), "declaration of " #fn " differs from cuda.c's")
+#endif
 
 /* none of the names cuda.c resolves with dlsym may be a macro for another symbol (_v2, _ptds, ...) */
 #if defined(cudaGetDeviceCount) || defined(cudaMalloc) || defined(cudaFree) || defined(cudaMemcpy) || defined(cudaMemset) \
@@ -107,6 +114,9 @@ SAME(cusparseLtMatmulPlanDestroy, cusparseStatus_t (*)(const cusparseLtMatmulPla
 #endif
 
 int main(void) {
+#ifdef __cplusplus
+    printf("decl_check: compiled as C++\n");
+#endif
     printf("decl_check: CUDA runtime + driver declarations match (CUDA_VERSION %d)\n", CUDA_VERSION);
     printf("decl_check: cuBLAS %s\n", HAVE_CUBLAS ? "declarations match" : "header not found, not checked");
 #if HAVE_LT

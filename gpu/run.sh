@@ -29,7 +29,17 @@ wants() { [[ ",$only," == *",$1,"* ]]; }
 BUDGET="${RUN_BUDGET_S:-480}"
 left() { echo $(( BUDGET - SECONDS )); }
 cap() { local l; l=$(left); [ "$1" -lt "$l" ] && echo "$1" || echo $(( l > 0 ? l : 1 )); }   # min(want, what is left)
-OUT="${OUT:-$here/.gpu/out}"; mkdir -p "$OUT"
+# Everything is written under .gpu/out; where the run tool's $OUT is set, a copy goes there as it is made, within the tool's
+# limit of 8 files coming back: the five main text files, the JUnit table and all.tgz with every file (JUnit XML, logs)
+DEST="${OUT:-}"; OUT="$here/.gpu/out"; rm -rf "$OUT"; mkdir -p "$OUT"
+[ "$DEST" = "$OUT" ] && DEST=""
+publish() {
+  [ -n "$DEST" ] || return 0
+  tar czf "$DEST/all.tgz.part" -C "$OUT" . 2>/dev/null && mv -f "$DEST/all.tgz.part" "$DEST/all.tgz"
+  for f in summary.txt tests.txt gemm.txt step.txt run.log table.txt; do [ -f "$OUT/$f" ] && cp -f "$OUT/$f" "$DEST/$f"; done
+  return 0
+}
+if [ -n "$DEST" ]; then ( while sleep 15; do publish; done ) & PUBLISHER=$!; trap 'kill $PUBLISHER 2>/dev/null; publish' EXIT; fi
 G="$here/.gpu"; JAVA="$G/jre/bin/java"
 LIB="$G/lib"; CP="$LIB/junit-platform-console-standalone.jar"
 for m in native-cuda tensor sparse autograd nn; do CP="$CP:$LIB/fst4j-$m.jar"; done
@@ -72,7 +82,10 @@ for d in ${LIBDIRS//:/ }; do ls "$d"; done > "$OUT/wheel-libs.txt" 2>&1
 
 # ---- our CUDA declarations against the real headers ----
 inc=(-I/usr/local/cuda/include); for d in ${INCDIRS//:/ }; do inc+=(-I"$d"); done
-if gcc -std=gnu11 -Wall -Werror "${inc[@]}" gpu/decl_check.c -o "$G/decl_check" > "$OUT/decl_check.txt" 2>&1; then
+# as C first; cuSPARSELt 0.8.0's header is C++ only (<cstddef>), so then as C++ (the same checks, see decl_check.c)
+if gcc -std=gnu11 -Wall -Werror "${inc[@]}" gpu/decl_check.c -o "$G/decl_check" > "$OUT/decl_check.txt" 2>&1 \
+   || { echo "== as C++" >> "$OUT/decl_check.txt"
+        g++ -x c++ -std=gnu++17 -Wall -Werror "${inc[@]}" gpu/decl_check.c -o "$G/decl_check" >> "$OUT/decl_check.txt" 2>&1; }; then
   "$G/decl_check" >> "$OUT/decl_check.txt" 2>&1; DECL="ok"
 else DECL="MISMATCH (see decl_check.txt)"; fi
 log "declarations: $DECL"; sed 's/^/  /' "$OUT/decl_check.txt" | tail -5
@@ -171,7 +184,7 @@ PY
   echo "declarations: $DECL;  shims rebuilt here: $rebuilt;  JUnit exit code: $trc;  parts: $only;  ${SECONDS}s of the ${BUDGET}s budget"
   echo "GEMM benchmark (gemm.txt, exit code $grc):"; { grep -E '^(device:|GEMM|LAYER|2:4)' "$OUT/gemm.txt"; grep -q '^GEMM' "$OUT/gemm.txt" || tail -4 "$OUT/gemm-log.txt"; } | sed 's/^/  /'
   echo "step timing (step.txt):"; sed 's/^/  /' "$OUT/step-table.txt"
-  cat "$OUT/table.txt"
+  echo "JUnit (every test in table.txt; here the ones that did not pass):"; grep -v ' pass$' "$OUT/table.txt" | sed 's/^/  /'
   grep -E 'tests (successful|failed|skipped|aborted)' "$OUT/tests.txt" | tr -s ' ' | tr '\n' ';'; echo
 } | tee "$OUT/summary.txt"
 if [ "$nogpu" = 1 ] || [ "$trc" = skipped ]; then exit 0; fi

@@ -344,14 +344,19 @@ int fst_cuda_memcpy(void *dst, const void *src, size_t bytes, int kind) {
     if (kind < 1 || kind > 3) return FST_EINVAL;
     if (bytes == 0) return FST_OK;
     if (!dst || !src) return FST_ENULL;
+    static const char *const kinds[4] = { "", "h2d", "d2h", "d2d" };
+    const double t0 = fst_kprof_begin();
     RT(rt.Memcpy(dst, src, bytes, kind), "cudaMemcpy(%zu bytes, kind %d)", bytes, kind);
+    fst_kprof_end("cudaMemcpy", kinds[kind], (int64_t)bytes, t0);
     return FST_OK;
 }
 int fst_cuda_memset(void *p, int value, size_t bytes) {
     int rc = fst_backend_ready(); if (rc) return rc;
     if (bytes == 0) return FST_OK;
     if (!p) return FST_ENULL;
+    const double t0 = fst_kprof_begin();
     RT(rt.Memset(p, value, bytes), "cudaMemset(%zu)", bytes);
+    fst_kprof_end("cudaMemset", NULL, (int64_t)bytes, t0);
     return FST_OK;
 }
 int fst_cuda_sync(void) {
@@ -457,8 +462,10 @@ int fst_cuda_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, floa
     if (M == 0 || N == 0) return FST_OK;
     if (!A || !B || !C) return FST_ENULL;
     /* row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands, keep the flags */
+    const double t0 = fst_kprof_begin();
     cublasStatus_t s = blas.Sgemm(blas_handle, transB ? 1 : 0, transA ? 1 : 0, (int)N, (int)M, (int)K, &alpha, B, (int)ldb,
                                   A, (int)lda, &beta, C, (int)ldc);
+    if (s == 0) fst_kprof_end("cublasSgemm", transA ? (transB ? "TT" : "TN") : (transB ? "NT" : "NN"), M * N * K, t0);
     if (s != 0) return fail("cublasSgemm_v2(M=%lld, N=%lld, K=%lld): %s (status %d)", (long long)M, (long long)N, (long long)K, blas_str(s), s);
     return FST_OK;
 }
@@ -471,8 +478,10 @@ int fst_cuda_gemm_ex(int transA, int transB, int64_t M, int64_t N, int64_t K, fl
     if (nothing) return FST_OK;
     const int compute = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     /* row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands, keep the flags */
+    const double t0 = fst_kprof_begin();
     cublasStatus_t s = blas.GemmEx(blas_handle, transB ? 1 : 0, transA ? 1 : 0, (int)N, (int)M, (int)K, &alpha, B, btype, (int)ldb,
                                    A, atype, (int)lda, &beta, C, ctype, (int)ldc, compute, CUBLAS_GEMM_DEFAULT);
+    if (s == 0) fst_kprof_end("cublasGemmEx", transA ? (transB ? "TT" : "TN") : (transB ? "NT" : "NN"), M * N * K, t0);
     if (s != 0)
         return fail("cublasGemmEx(M=%lld, N=%lld, K=%lld, types %d/%d/%d, compute %d): %s (status %d)", (long long)M, (long long)N,
                     (long long)K, atype, btype, ctype, compute, blas_str(s), s);
@@ -604,7 +613,9 @@ int fst_cuda_splt_compress(void *plan, const void *dense_a, void *compressed, vo
     if ((rc = fst_splt_check_ptr(fn, "dense_a", dense_a, (size_t)(p->M * p->K * fst_type_bytes(p->ab)))) != 0
         || (rc = fst_splt_check_ptr(fn, "compressed", compressed, p->sizes[0])) != 0
         || (p->sizes[1] && (rc = fst_splt_check_ptr(fn, "buffer", buffer, p->sizes[1])) != 0)) return rc;
+    const double t0 = fst_kprof_begin();
     LT(lt.SpMMACompress(p->handle, p->plan, dense_a, compressed, buffer, NULL), "cusparseLtSpMMACompress");
+    fst_kprof_end("cusparseLtSpMMACompress", NULL, p->M * p->K, t0);
     return FST_OK;
 bad:
     return FST_ECUDA;
@@ -619,7 +630,9 @@ int fst_cuda_splt_matmul(void *plan, float alpha, const void *compressed_a, cons
         || (rc = fst_splt_check_ptr(fn, "b", b, (size_t)(p->K * p->N * fst_type_bytes(p->ab)))) != 0
         || (rc = fst_splt_check_ptr(fn, "c", c, (size_t)(p->M * p->N * fst_type_bytes(p->cd)))) != 0
         || (p->sizes[2] && (rc = fst_splt_check_ptr(fn, "workspace", workspace, p->sizes[2])) != 0)) return rc;
+    const double t0 = fst_kprof_begin();
     LT(lt.Matmul(p->handle, p->plan, &alpha, compressed_a, b, &beta, c, c, workspace, NULL, 0), "cusparseLtMatmul");
+    fst_kprof_end("cusparseLtMatmul", NULL, p->M * p->N * p->K, t0);
     return FST_OK;
 bad:
     return FST_ECUDA;

@@ -17,6 +17,12 @@ FST_INTERNAL extern __thread char fst_cuda_err[768];
 FST_INTERNAL int fst_cuda_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 FST_INTERNAL const char *fst_cuda_kernel_name(int kernel);
 
+/* FST4J_CUDA_KPROF=1 (cuda_ops.c): t0 = fst_kprof_begin() before a call, fst_kprof_end(name, sub, items, t0) after it
+ * books the call's device time under name[:sub]; both do nothing when the profile is off (t0 == 0). */
+FST_INTERNAL int fst_kprof_on(void);
+FST_INTERNAL double fst_kprof_begin(void);
+FST_INTERNAL void fst_kprof_end(const char *name, const char *sub, int64_t items, double t0);
+
 /* FST_OK, or FST_EUNAVAIL with the reason in fst_cuda_err. */
 FST_INTERNAL int fst_backend_ready(void);
 /* Runs kernel (FST_K_*) on blocks x FST_BLOCK threads with its argument struct; asynchronous on the device. */

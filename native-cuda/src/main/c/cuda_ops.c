@@ -5,9 +5,12 @@
  * end. Launches are asynchronous on the device; errors of the launch itself come back at once. */
 #include "cuda_backend.h"
 #include "../cuda/fst4j_kargs.h"
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* messages are cut to their buffer on purpose */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -28,13 +31,82 @@ int fst_cuda_fail(const char *fmt, ...) {
 static const char *const names[FST_N_KERNELS] = { FST_KERNELS(FST_KERNEL_NAME) };
 const char *fst_cuda_kernel_name(int k) { return k >= 0 && k < FST_N_KERNELS ? names[k] : "?"; }
 
-/* items threads rounded up to whole blocks; the bodies check their own bound */
-static int launch(int k, int64_t items, const void *args) {
+/* ---- the kernel profile (fst_cuda_kprof, or FST4J_CUDA_KPROF=1 from the start): time per kernel (and per library call), for finding where a step's device time goes.
+ * Each timed call is bracketed by device synchronisations and timed on the host clock, so the totals are the device
+ * time of each kind of work plus a launch latency each (a few microseconds); the step itself runs slower. ---- */
+enum { KPROF_ROWS = 128 };
+typedef struct { const char *name, *sub; int64_t calls, items; double ms; } kprof_row;
+static kprof_row kprof_rows[KPROF_ROWS];
+static int kprof_n, kprof_state = -1;   /* -1: not yet read from the environment */
+static pthread_mutex_t kprof_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static double now_ms(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e3 + t.tv_nsec / 1e6; }
+
+int fst_kprof_on(void) {
+    if (kprof_state < 0) { const char *e = getenv("FST4J_CUDA_KPROF"); kprof_state = e && *e && strcmp(e, "0") != 0; }
+    return kprof_state;
+}
+
+int fst_cuda_kprof(int on) {
+    const int was = fst_kprof_on();
+    if (on >= 0) kprof_state = on != 0;
+    return was;
+}
+
+/* The start of a timed call (0 when off): the device is idle first, so that earlier work is not booked to it. */
+double fst_kprof_begin(void) { return fst_kprof_on() && fst_cuda_sync() == FST_OK ? now_ms() : 0; }
+
+void fst_kprof_end(const char *name, const char *sub, int64_t items, double t0) {
+    if (t0 == 0 || fst_cuda_sync() != FST_OK) return;   /* a failure surfaces at the caller's next check */
+    const double ms = now_ms() - t0;
+    pthread_mutex_lock(&kprof_lock);
+    int i = 0;
+    while (i < kprof_n && !(kprof_rows[i].name == name && kprof_rows[i].sub == sub)) i++;
+    if (i == kprof_n && kprof_n < KPROF_ROWS) kprof_rows[kprof_n++] = (kprof_row){ name, sub, 0, 0, 0 };
+    if (i < kprof_n) { kprof_rows[i].calls++; kprof_rows[i].items += items; kprof_rows[i].ms += ms; }
+    pthread_mutex_unlock(&kprof_lock);
+}
+
+static int kprof_desc(const void *a, const void *b) {
+    const double x = ((const kprof_row *)a)->ms, y = ((const kprof_row *)b)->ms;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+const char *fst_cuda_kprof_report(int reset) {
+    static char buf[16384];
+    pthread_mutex_lock(&kprof_lock);
+    kprof_row rows[KPROF_ROWS];
+    const int n = kprof_n;
+    memcpy(rows, kprof_rows, sizeof rows);
+    if (reset) kprof_n = 0;
+    pthread_mutex_unlock(&kprof_lock);
+    if (!fst_kprof_on() && n == 0) return "off (fst_cuda_kprof(1) or FST4J_CUDA_KPROF=1 switches it on)";
+    qsort(rows, (size_t)n, sizeof rows[0], kprof_desc);
+    double total = 0;
+    for (int i = 0; i < n; i++) total += rows[i].ms;
+    size_t at = (size_t)snprintf(buf, sizeof buf, "%-34s %8s %10s %6s %12s\n", "kernel / call", "calls", "ms", "share", "items/call");
+    for (int i = 0; i < n && at < sizeof buf; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s%s%s", rows[i].name, rows[i].sub ? ":" : "", rows[i].sub ? rows[i].sub : "");
+        at += (size_t)snprintf(buf + at, sizeof buf - at, "%-34s %8lld %10.3f %5.1f%% %12.0f\n", name, (long long)rows[i].calls, rows[i].ms,
+                               total > 0 ? 100 * rows[i].ms / total : 0, rows[i].calls ? (double)rows[i].items / rows[i].calls : 0);
+    }
+    if (at < sizeof buf) snprintf(buf + at, sizeof buf - at, "%-34s %8s %10.3f\n", "total", "", total);
+    return buf;
+}
+
+/* items threads rounded up to whole blocks; the bodies check their own bound. sub: a label for the profile (an op) */
+static int launch_op(int k, int64_t items, const void *args, const char *sub) {
     if (items <= 0) return FST_OK;
     const int64_t blocks = (items + FST_BLOCK - 1) / FST_BLOCK;
     if (blocks > 0x7fffffff) return fst_cuda_fail("%s: %lld work items exceed one launch", names[k], (long long)items);
-    return fst_backend_launch(k, blocks, args);
+    const double t0 = fst_kprof_begin();
+    const int rc = fst_backend_launch(k, blocks, args);
+    if (rc == FST_OK) fst_kprof_end(names[k], sub, items, t0);
+    return rc;
 }
+
+static int launch(int k, int64_t items, const void *args) { return launch_op(k, items, args, NULL); }
 
 /* [p, p + bytes) must be device memory (checked under the emulator; see fst_backend_owns) */
 static int own(const char *fn, const char *what, const void *p, int64_t bytes) {
@@ -185,6 +257,17 @@ int fst_cuda_bf16_pad(const float *src, int64_t rows, int64_t cols, int64_t rs, 
     return launch(FST_K_bf16_pad, rows_p * cols_p, &a);
 }
 
+int fst_cuda_bf16_unpad(const uint16_t *src, int64_t ld, float *dst, int64_t rows, int64_t cols) {
+    READY();
+    BAD(rows < 0 || cols < 0 || ld < cols);
+    if (rows == 0 || cols == 0) return FST_OK;
+    NUL(!src || !dst);
+    OWN(src, ((rows - 1) * ld + cols) * 2);
+    OWN(dst, rows * cols * 4);
+    fst_k_bf16_unpad_args a = { src, ld, dst, rows, cols };
+    return launch(FST_K_bf16_unpad, rows * cols, &a);
+}
+
 /* ======================= elementwise ======================= */
 
 /* Copies a host shape / strides of rank <= FST_MAXRANK; n = element count; extent = elements spanned by strides. */
@@ -209,6 +292,24 @@ static int layout(const char *fn, int rank, const int64_t *shape, const int64_t 
 }
 #define LAYOUT(rank, shape, st, dshape, dst, n, extent) do { int rc_ = layout(fn, rank, shape, st, dshape, dst, n, extent); if (rc_) return rc_; } while (0)
 
+/* Merges the dimensions an elementwise kernel walks: size-1 dimensions dropped, and dimension d folded into the one
+ * before it where every operand steps through the pair as through one (s[prev] == s[d] * shape[d]). The kernel then
+ * pays one index division per merged dimension (none at rank 1, a contiguous operand): the same elements in the same
+ * order, so the same results. s2 may be NULL. Returns the new rank (0 when every dimension is 1). */
+static int coalesce(int rank, int64_t *shape, int64_t *s1, int64_t *s2) {
+    int r = 0;
+    for (int d = 0; d < rank; d++) {
+        if (shape[d] == 1) continue;
+        if (r > 0 && s1[r - 1] == s1[d] * shape[d] && (!s2 || s2[r - 1] == s2[d] * shape[d])) {
+            shape[r - 1] *= shape[d]; s1[r - 1] = s1[d]; if (s2) s2[r - 1] = s2[d];
+        } else {
+            shape[r] = shape[d]; s1[r] = s1[d]; if (s2) s2[r] = s2[d];
+            r++;
+        }
+    }
+    return r;
+}
+
 int fst_cuda_binary(int op, int rank, const int64_t *shape, const float *a, const int64_t *sa, const float *b, const int64_t *sb, float *out) {
     READY();
     BAD(op < 0 || op >= FST_BIN_N);
@@ -221,8 +322,9 @@ int fst_cuda_binary(int op, int rank, const int64_t *shape, const float *a, cons
     if (n == 0) return FST_OK;
     NUL(!a || !b || !out);
     OWN(a, ea * 4); OWN(b, eb * 4); OWN(out, n * 4);
-    k.a = a; k.b = b; k.out = out; k.n = n; k.op = op; k.rank = rank;
-    return launch(FST_K_binary, n, &k);
+    k.a = a; k.b = b; k.out = out; k.n = n; k.op = op; k.rank = coalesce(rank, k.shape, k.sa, k.sb);
+    static const char *const ops[FST_BIN_N] = { "add", "sub", "mul", "div", "relu_bwd" };
+    return launch_op(FST_K_binary, n, &k, ops[op]);
 }
 
 int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float *x, const int64_t *sx, float *y) {
@@ -238,8 +340,11 @@ int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float
     NUL(!y || (!fill && !x));
     if (!fill) OWN(x, ex * 4);
     OWN(y, n * 4);
-    k.x = fill ? NULL : x; k.y = y; k.n = n; k.s = s; k.op = op; k.rank = rank;
-    return launch(FST_K_unary, n, &k);
+    k.x = fill ? NULL : x; k.y = y; k.n = n; k.s = s; k.op = op; k.rank = fill ? 0 : coalesce(rank, k.shape, k.sx, NULL);
+    static const char *const ops[FST_UN_N] = { "copy", "relu", "neg", "abs", "add_scalar", "mul_scalar", "fill" };
+    int64_t run = 1, dense = 1;   /* for the profile: a copy that permutes or gathers is told apart from a flat one */
+    for (int d = rank - 1; d >= 0 && !fill; d--) { if (shape[d] > 1 && sx[d] != run) dense = 0; run *= shape[d]; }
+    return launch_op(FST_K_unary, n, &k, op == FST_UN_COPY && !dense ? "copy_strided" : ops[op]);
 }
 
 /* ======================= reductions ======================= */

@@ -75,6 +75,15 @@ FST_API int fst_cuda_im2col_bf16(const float *x, int64_t n, int64_t c, int64_t h
                                  int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, uint16_t *dst, int64_t rows_p, int64_t cols_p);
 FST_API int fst_cuda_bf16_pad(const float *src, int64_t rows, int64_t cols, int64_t rs, int64_t cs, uint16_t *dst,
                               int64_t rows_p, int64_t cols_p);
+/* The kernel profile: while on (fst_cuda_kprof(1), or FST4J_CUDA_KPROF=1 in the environment from the start), every
+ * kernel launch and vendor-library call is bracketed by device synchronisations and its time booked per kernel (per
+ * op for the elementwise kernels); slow, for finding where device time goes. fst_cuda_kprof(on) switches it (-1: only
+ * asks) and returns the previous state; fst_cuda_kprof_report gives the table since the last reset, longest first. */
+FST_API int fst_cuda_kprof(int on);
+FST_API const char *fst_cuda_kprof_report(int reset);
+/* dst float32 [rows, cols] contiguous = the first rows x cols of src bf16 (row stride ld >= cols), exactly (the
+ * reverse of fst_cuda_bf16_pad, for a product the library wrote in bf16) */
+FST_API int fst_cuda_bf16_unpad(const uint16_t *src, int64_t ld, float *dst, int64_t rows, int64_t cols);
 
 /* ---- cuBLAS (loaded on first use) ---- */
 /* Row-major fp32 C = alpha op(A) op(B) + beta C, the contract of fst_sgemm; int32 dimensions (cuBLAS's). */

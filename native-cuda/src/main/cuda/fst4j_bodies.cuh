@@ -37,6 +37,13 @@ FST_HD u32 f2u(float f) {
     u32 u; memcpy(&u, &f, 4); return u;
 #endif
 }
+FST_HD float u2f(u32 u) {
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(u);
+#else
+    float f; memcpy(&f, &u, 4); return f;
+#endif
+}
 /* read-only loads through the non-coherent cache on the device, plain loads on the host */
 #ifdef __CUDA_ARCH__
 #define LDG(p) __ldg(p)
@@ -246,6 +253,12 @@ FST_HD void k_bf16_pad(i64 i, const fst_k_bf16_pad_args &a) {
     a.dst[i] = (r < a.rows && c < a.cols) ? bf16_bits(f2u(LDG(a.src + r * a.rs + c * a.cs))) : (u16)0;
 }
 
+FST_HD void k_bf16_unpad(i64 i, const fst_k_bf16_unpad_args &a) {
+    if (i >= a.rows * a.cols) return;
+    const i64 r = i / a.cols, c = i % a.cols;
+    a.dst[i] = u2f((u32)LDG(a.src + r * a.ld + c) << 16);   /* exact: every bf16 is a float32 */
+}
+
 /* ======================= elementwise ======================= */
 
 /* Offset of logical row-major element i of [shape] (rank dims) under strides st. */
@@ -255,11 +268,26 @@ FST_HD i64 strided_offset(i64 i, int rank, const i64 *shape, const i64 *st) {
     return off;
 }
 
+/* Offsets of logical element i < n under two operands' strides (s2 may be s1). The host merged the dimensions
+ * (cuda_ops.c's coalesce), so a contiguous operand has rank 1 and needs no division; below 2^31 elements the
+ * divisions are 32-bit, several times cheaper on the device than 64-bit ones. */
+FST_HD void offsets2(i64 i, i64 n, int rank, const i64 *shape, const i64 *s1, const i64 *s2, i64 &o1, i64 &o2) {
+    if (rank == 1) { o1 = i * s1[0]; o2 = i * s2[0]; return; }
+    o1 = 0; o2 = 0;
+    if (n <= 0x7fffffff) {
+        u32 rem = (u32)i;
+        for (int d = rank - 1; d >= 0; d--) { const u32 e = (u32)shape[d], c = rem % e; rem /= e; o1 += c * s1[d]; o2 += c * s2[d]; }
+    } else {
+        i64 rem = i;
+        for (int d = rank - 1; d >= 0; d--) { const i64 c = rem % shape[d]; rem /= shape[d]; o1 += c * s1[d]; o2 += c * s2[d]; }
+    }
+}
+
 /* out[i] = op(a, b) with both broadcast by their strides; in double then rounded, as Elementwise.zip does. */
 FST_HD void k_binary(i64 i, const fst_k_binary_args &a) {
     if (i >= a.n) return;
-    i64 oa = 0, ob = 0, rem = i;
-    for (int d = a.rank - 1; d >= 0; d--) { const i64 c = rem % a.shape[d]; rem /= a.shape[d]; oa += c * a.sa[d]; ob += c * a.sb[d]; }
+    i64 oa, ob;
+    offsets2(i, a.n, a.rank, a.shape, a.sa, a.sb, oa, ob);
     const double x = a.a[oa], y = a.b[ob];
     double r;
     switch (a.op) {
@@ -276,7 +304,9 @@ FST_HD void k_binary(i64 i, const fst_k_binary_args &a) {
 FST_HD void k_unary(i64 i, const fst_k_unary_args &a) {
     if (i >= a.n) return;
     if (a.op == FST_UN_FILL) { a.y[i] = (float)a.s; return; }
-    const float xf = a.x[strided_offset(i, a.rank, a.shape, a.sx)];
+    i64 ox, unused;
+    offsets2(i, a.n, a.rank, a.shape, a.sx, a.sx, ox, unused);
+    const float xf = a.x[ox];
     const double x = xf;
     float r;
     switch (a.op) {

@@ -32,6 +32,8 @@ typedef struct { const float *src; uint16_t *dst; int64_t n; } fst_k_f2bf_args;
 typedef struct { const float *src; int64_t rows, cols, rs, cs; uint16_t *dst; int64_t rows_p, cols_p; } fst_k_bf16_pad_args;
 /* dst bf16 [rows_p, cols_p] = im2col(x) [K, n*ho*wo] rounded, zero outside it (the lowered operand of a bf16 GEMM) */
 typedef struct { const float *x; fst_geom g; uint16_t *dst; int64_t rows_p, cols_p; } fst_k_im2col_bf16_args;
+/* dst float32 [rows, cols] contiguous = the top-left corner of src bf16 (row stride ld): a bf16 GEMM product read back */
+typedef struct { const uint16_t *src; int64_t ld; float *dst; int64_t rows, cols; } fst_k_bf16_unpad_args;
 
 /* ---- elementwise (fst4j.tensor.Elementwise): out contiguous [shape], inputs any strides (0 = broadcast) ---- */
 enum { FST_BIN_ADD, FST_BIN_SUB, FST_BIN_MUL, FST_BIN_DIV, FST_BIN_RELU_BWD /* a = dy, b = x: b > 0 ? a : 0 */, FST_BIN_N };
@@ -102,7 +104,8 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
     X(bn_bwd_part, fst_k_bn_bwd_args) X(bn_bwd_stats, fst_k_bn_bwd_args) X(bn_bwd_apply, fst_k_bn_bwd_args) \
     X(xent_rows, fst_k_xent_args) X(xent_total, fst_k_xent_args)                                         \
     X(softmax, fst_k_softmax_args) X(softmax_bwd, fst_k_softmax_args) X(gemm, fst_k_gemm_args)           \
-    X(sgd, fst_k_sgd_args) X(srste, fst_k_srste_args) X(bf16_pad, fst_k_bf16_pad_args) X(im2col_bf16, fst_k_im2col_bf16_args)
+    X(sgd, fst_k_sgd_args) X(srste, fst_k_srste_args) X(bf16_pad, fst_k_bf16_pad_args) X(im2col_bf16, fst_k_im2col_bf16_args) \
+    X(bf16_unpad, fst_k_bf16_unpad_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 enum { FST_KERNELS(FST_KERNEL_ENUM) FST_N_KERNELS };

@@ -51,6 +51,16 @@ public final class Cuda {
     /** "ok: ..." once cuBLAS loaded, else why not (loaded on first cuBLAS call). */
     public static String blasStatus() { return Native.cudaBlasStatus(); }
 
+    /**
+     * Switches the kernel profile on or off (FST4J_CUDA_KPROF=1 in the environment switches it on from the start);
+     * returns the previous setting. While on, every kernel launch and cuBLAS / cuSPARSELt / copy call is bracketed by
+     * device synchronisations and timed, so the program runs slower: for finding where device time goes.
+     */
+    public static boolean setKernelProfile(boolean on) { return Native.cudaKernelProfileOn(on); }
+
+    /** The kernel profile since the last reset: device time per kernel (per op for the elementwise ones) and per library call, longest first. */
+    public static String kernelProfile(boolean reset) { return Native.cudaKernelProfile(reset); }
+
     /** "ok: cuSPARSELt <version> ..." once loaded, else why not (loaded on first cuSPARSELt call). */
     public static String sparseLtStatus() { return Native.cudaSparseLtStatus(); }
 

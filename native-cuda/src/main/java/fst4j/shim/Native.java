@@ -825,9 +825,12 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON;
         static {
             SymbolLookup lib = CudaHandles.LIB;
+            BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
+            KPROF = bind(lib, "fst_cuda_kprof_report", FunctionDescriptor.of(ADDRESS, JAVA_INT), false);
+            KPROF_ON = bind(lib, "fst_cuda_kprof", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
             IM2COL_BF16 = bind(lib, "fst_cuda_im2col_bf16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
             BF16_PAD = bind(lib, "fst_cuda_bf16_pad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
@@ -1018,6 +1021,27 @@ public final class Native {
         int rc;
         try { rc = (int) CudaOpHandles.SRSTE.invokeExact(w, g, rows, k, lambda); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_srste_decay");
+    }
+
+    /** dst fp32 [rows, cols] contiguous = the first rows x cols of src bf16 (row stride ld), exactly. */
+    public static void cudaBf16Unpad(MemorySegment src, long ld, MemorySegment dst, long rows, long cols) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.BF16_UNPAD.invokeExact(src, ld, dst, rows, cols); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_bf16_unpad");
+    }
+
+    /** Switches the kernel profile (fst_cuda_kprof); returns whether it was on. */
+    public static boolean cudaKernelProfileOn(boolean on) {
+        cudaEnsure();
+        try { return (int) CudaOpHandles.KPROF_ON.invokeExact(on ? 1 : 0) != 0; } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    /** The kernel profile's table (fst_cuda_kprof_report): device time per kernel and library call; reset clears it. */
+    public static String cudaKernelProfile(boolean reset) {
+        cudaEnsure();
+        try { return ((MemorySegment) CudaOpHandles.KPROF.invokeExact(reset ? 1 : 0)).reinterpret(16384).getString(0); }   // the shim's buffer size
+        catch (Throwable t) { throw rethrow(t); }
     }
 
     /** dst bf16 [rowsP, colsP] = src fp32 [rows, cols] (element strides rs, cs) rounded to nearest even, zero-padded. */

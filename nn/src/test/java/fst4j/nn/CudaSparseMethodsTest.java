@@ -56,17 +56,24 @@ class CudaSparseMethodsTest {
         var was = fst4j.tensor.CudaOps.setMatmulPrecision(fst4j.tensor.CudaOps.MatmulPrecision.BF16);
         try {
             assumeTrue(fst4j.tensor.CudaSpmm.enabled(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
+            // where the library writes its product in bf16 (cuSPARSELt 0.8.0 on Hopper), the dense GEMMs round theirs
+            // the same way in both steps, so that the two differ only in which library computed Eq. 1 and 2
+            boolean bf16Out = fst4j.tensor.CudaSpmm.outputType() == Cuda.R_16BF;
+            boolean roundedWas = fst4j.tensor.CudaOps.setBf16Outputs(bf16Out);
             long before = fst4j.tensor.CudaSpmm.matmuls();
             GpuStep sparse = gpuStep(method);
             assertTrue(fst4j.tensor.CudaSpmm.matmuls() > before, method + ": no product went through cuSPARSELt");
             assumeTrue(fst4j.tensor.CudaOps.usesCublas(), () -> "cuBLAS GemmEx not available: " + Cuda.blasStatus());
             GpuStep masked;
             fst4j.tensor.CudaSpmm.setEnabled(false);
-            try { masked = gpuStep(method); } finally { fst4j.tensor.CudaSpmm.setEnabled(true); }
-            assertEquals(masked.loss(), sparse.loss(), 1e-6 * Math.abs(masked.loss()), method + ": loss");
+            try { masked = gpuStep(method); } finally { fst4j.tensor.CudaSpmm.setEnabled(true); fst4j.tensor.CudaOps.setBf16Outputs(roundedWas); }
+            // bf16 outputs: where the two libraries' float32 sums differ in the last bits, a few elements round to the
+            // neighbouring bf16 (2^-8 relative), which batch norm's backward spreads; 0 on the emulator (same sums)
+            double lossTol = bf16Out ? 1e-4 : 1e-6, gradTol = bf16Out ? 5e-3 : 1e-3;
+            assertEquals(masked.loss(), sparse.loss(), lossTol * Math.abs(masked.loss()), method + ": loss");
             for (int i = 0; i < masked.grads().size(); i++) {
                 double e = relFrobenius(masked.grads().get(i), sparse.grads().get(i));
-                assertTrue(e < 1e-3, method + ": gradient " + i + " differs by " + e + " (relative Frobenius)");
+                assertTrue(e < gradTol, method + ": gradient " + i + " differs by " + e + " (relative Frobenius)");
             }
             assertEquals(cpuLoss(method), sparse.loss(), 2e-2 * Math.abs(sparse.loss()), method + ": loss against the CPU's float32 step");
         } finally {

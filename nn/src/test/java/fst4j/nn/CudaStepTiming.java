@@ -167,6 +167,8 @@ public final class CudaStepTiming {
                 profileSteps = (int) Math.max(1, Math.min(profileSteps, Math.floor(maxSeconds * 1000 / median)));
             if (profileSteps <= 0) return timedOnly;
             double profiled;
+            Cuda.kernelProfile(true);
+            boolean kprofWas = Cuda.setKernelProfile(true);   // the profiled steps are synchronised per part anyway
             Profile.reset();
             Profile.setBarrier(Cuda::sync);
             try {
@@ -176,7 +178,10 @@ public final class CudaStepTiming {
                 profiled = (System.nanoTime() - t0) / 1e6 / profileSteps;
             } finally {
                 Profile.setBarrier(null);
+                Cuda.setKernelProfile(kprofWas);
             }
+            if (progress != null)   // where the device time of the profiled steps went, per kernel and library call
+                progress.accept("KPROF " + spec.head() + ", device time summed over " + profileSteps + " profiled step(s):\n" + Cuda.kernelProfile(true));
             Map<Profile.Part, Double> parts = new EnumMap<>(Profile.Part.class);
             for (Map.Entry<Profile.Part, Long> e : Profile.snapshot().entrySet()) parts.put(e.getKey(), e.getValue() / 1e6 / profileSteps);
             return new Result(spec, done, timedOnly.medianMs(), timedOnly.minMs(), timedOnly.maxMs(), loss, timedOnly.params(), parts, profileSteps, profiled);

@@ -45,9 +45,13 @@ class CudaStepTimingTest {
         // a cap far below one step's time: exactly one timed step, and the line says it was cut
         CudaStepTiming.Result r = CudaStepTiming.time(spec, 1e-9, 1, progress::add);
         assertEquals(1, r.steps(), r.toString());
-        assertEquals(2, progress.size(), progress.toString());   // the step, then the STEP line before the profiled step
+        assertEquals(3, progress.size(), progress.toString());   // the step, the STEP line before the profiled step, its KPROF
         String line = r.toString();
         assertEquals("STEP " + line, progress.get(1));
+        String kprof = progress.get(2);   // the kernel profile of the profiled step: batch norm and the IR shift among its rows
+        assertTrue(kprof.startsWith("KPROF resnet18in FST3_IR batch=2 size=32, device time summed over 1 profiled step(s):"), kprof);
+        for (String row : new String[] {"fst_k_bn_apply ", "fst_k_shift_gather ", "total "})
+            assertTrue(kprof.lines().anyMatch(l -> l.startsWith(row)), row + " in\n" + kprof);
         assertTrue(line.matches("resnet18in FST3_IR batch=2 size=32 warmup=0 steps=1 of=3 median_ms=\\S+ min_ms=\\S+ max_ms=\\S+ img_per_s=\\S+ loss=\\S+ params=11689512"), line);   // torchvision's resnet18 count, as torch_step_gpu.py checks
         assertTrue(Double.isFinite(r.lastLoss()) && r.lastLoss() > 0, line);
         // the profiled step: every Eq. 1-3 part and the sparsification of FST3_IR were booked, and they fit in the step

@@ -225,6 +225,31 @@ public final class CudaOps {
 
     public static MatmulPrecision matmulPrecision() { return precision; }
 
+    private static volatile boolean bf16Outputs;
+
+    /**
+     * At BF16 precision: whether every dense GEMM's float32 result is rounded to bf16 (to nearest even), as a library
+     * that writes a bf16 product does (cuSPARSELt 0.8.0 on Hopper) and as autocast's bf16 matmul outputs are. Off by
+     * default; on, the dense and the cuSPARSELt 2:4 paths carry the same roundings (a like-for-like comparison).
+     * Returns the previous setting.
+     */
+    public static boolean setBf16Outputs(boolean on) { boolean was = bf16Outputs; bf16Outputs = on; return was; }
+
+    /** c [m, n] (row stride ldc, unit column stride) rounded to bf16 in place, where {@link #setBf16Outputs} is on. */
+    private static void roundOutput(Tensor c, long m, long n, long ldc) {
+        if (!bf16Outputs || m == 0 || n == 0) return;
+        try (Block t = Block.of(2 * m * n)) {
+            Native.cudaBf16Pad(ptr(c), m, n, ldc, 1, t.ptr(), m, n);
+            if (ldc == n) { Native.cudaBf16Unpad(t.ptr(), n, ptr(c), m, n); return; }
+            if (c.dim() != 2 || c.shape[0] != m || c.shape[1] != n)
+                throw new IllegalStateException("bf16 outputs: a GEMM result [" + m + ", " + n + "] with row stride " + ldc + " in " + Shape.str(c.shape));
+            try (Tensor r = Tensor.empty(Device.CUDA, DType.F32, (int) m, (int) n)) {
+                Native.cudaBf16Unpad(t.ptr(), n, ptr(r), m, n);
+                c.copyFrom(r);
+            }
+        }
+    }
+
     /** Sets the precision of dense CUDA GEMMs for this JVM; returns the previous one. */
     public static MatmulPrecision setMatmulPrecision(MatmulPrecision p) {
         MatmulPrecision was = precision;
@@ -265,6 +290,7 @@ public final class CudaOps {
             Native.cudaGemmEx(ta, tb, m, n, k, alpha, a16.ptr(), Cuda.R_16BF, Math.max(1, ca), b16.ptr(), Cuda.R_16BF, Math.max(1, cb), beta,
                     ptr(c), Cuda.R_32F, ldc, false);
         }
+        roundOutput(c, m, n, ldc);
     }
 
     /** bf16 [rowsP, colsP] of the float32 CUDA matrix m (any strides), zero-padded, in a fresh device block. */
@@ -317,6 +343,7 @@ public final class CudaOps {
             Native.cudaGemmEx(false, transposed, m, n, k, 1f, a16.ptr(), Cuda.R_16BF, k, b16.ptr(), Cuda.R_16BF, cols, beta,
                     ptr(c), Cuda.R_32F, ldc, false);
         }
+        roundOutput(c, m, n, ldc);
     }
 
     /** {@link #gemmLoweredBf16(Tensor, Lowering, boolean, float, Tensor)} for Eq. 1: c = a im2col(low.x()). */

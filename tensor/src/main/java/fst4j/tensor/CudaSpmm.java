@@ -5,6 +5,7 @@ import fst4j.shim.CudaUnavailableException;
 import fst4j.shim.Native;
 
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
@@ -39,6 +40,13 @@ public final class CudaSpmm implements AutoCloseable {
     private static volatile String probeFailure;   // why available() is false although CUDA is there
     private static volatile boolean switchedOn = !"false".equalsIgnoreCase(System.getProperty("fst4j.cuda.sparseLt", "true"));
     private static volatile Boolean loads;   // null until probed
+    /**
+     * The product's type in the library: float32 where it accepts bf16 x bf16 -> float32, else bf16 (cuSPARSELt 0.8.0
+     * on an H200 refused float32 output), read back into the float32 result exactly, so then the result carries one
+     * bf16 rounding (relative 2^-9) per element. {@code -Dfst4j.cuda.sparseLtOut=f32|bf16|auto} (auto: float32 first).
+     */
+    private static volatile int outType = Cuda.R_32F;
+    private static volatile String outNote = "";
 
     private final int rows, k, rowsP, kP;
     private CudaOps.Block a16;          // bf16 [rowsP, kP], the masked dense operand
@@ -63,7 +71,8 @@ public final class CudaSpmm implements AutoCloseable {
 
     /**
      * Whether cuSPARSELt can be used: a CUDA back end (device or host emulator), the library loaded there, and a plan
-     * of bf16 operands with a float32 product accepted (probed once at 16 x 16 x 16; {@link #status()} says why not).
+     * of bf16 operands with a float32 or bf16 product accepted (probed once at 16 x 16 x 16, float32 first, see
+     * {@link #outputType()}; {@link #status()} says why not).
      */
     public static boolean available() {
         if (!Cuda.isAvailable()) return false;
@@ -71,10 +80,28 @@ public final class CudaSpmm implements AutoCloseable {
         if (l == null) {
             synchronized (CudaSpmm.class) {
                 if (loads == null) {
-                    boolean ok;
-                    try (Cuda.SparseLtPlan p = plan(PAD, PAD, PAD)) { ok = p != null; }
-                    catch (CudaUnavailableException e) { ok = false; probeFailure = e.getMessage(); }
-                    catch (RuntimeException e) { ok = false; probeFailure = "a bf16 x bf16 -> float32 plan was refused: " + e.getMessage(); }
+                    String want = System.getProperty("fst4j.cuda.sparseLtOut", "auto").toLowerCase(java.util.Locale.ROOT);
+                    if (!List.of("auto", "f32", "bf16").contains(want))
+                        throw new IllegalArgumentException("-Dfst4j.cuda.sparseLtOut must be auto, f32 or bf16, got " + want);
+                    boolean ok = false;
+                    String refusedF32 = null;
+                    for (int type : want.equals("auto") ? new int[] { Cuda.R_32F, Cuda.R_16BF }
+                            : new int[] { want.equals("f32") ? Cuda.R_32F : Cuda.R_16BF }) {
+                        try (Cuda.SparseLtPlan p = Cuda.sparseLtPlan(PAD, PAD, PAD, Cuda.R_16BF, type)) {
+                            ok = p != null;
+                            outType = type;
+                            outNote = type == Cuda.R_32F ? "float32 output" : "bf16 output" + (refusedF32 == null ? " (as asked)"
+                                    : " (float32 output was refused: " + refusedF32 + ")");
+                            break;
+                        } catch (CudaUnavailableException e) {
+                            probeFailure = e.getMessage();
+                            break;
+                        } catch (RuntimeException e) {
+                            if (type == Cuda.R_32F) refusedF32 = e.getMessage();
+                            probeFailure = "a bf16 x bf16 -> " + (type == Cuda.R_32F ? "float32" : "bf16") + " plan was refused: " + e.getMessage()
+                                    + (refusedF32 != null && type != Cuda.R_32F ? "; float32: " + refusedF32 : "");
+                        }
+                    }
                     loads = ok;
                 }
                 l = loads;
@@ -91,7 +118,7 @@ public final class CudaSpmm implements AutoCloseable {
         if (!Cuda.isAvailable()) return "off: " + Cuda.status();
         if (!available()) return "off: " + (probeFailure != null ? probeFailure : Cuda.sparseLtStatus());
         String on = enabled() ? "on" : !switchedOn ? "off (switched off)" : "off (matmul precision " + CudaOps.matmulPrecision() + ", needs BF16)";
-        String s = on + "; " + MATMULS.get() + " products";
+        String s = on + "; " + outNote + "; " + MATMULS.get() + " products";
         if (!REFUSED.isEmpty()) {
             Map.Entry<Key, String> e = REFUSED.entrySet().iterator().next();
             s += "; " + REFUSED.size() + " shape(s) refused, run as dense bf16 (" + FALLBACKS.get() + " products), e.g. " + e.getKey() + ": " + e.getValue();
@@ -116,8 +143,11 @@ public final class CudaSpmm implements AutoCloseable {
     }
 
     private static Cuda.SparseLtPlan plan(int m, int n, int k) {
-        return Cuda.sparseLtPlan(m, n, k, Cuda.R_16BF, Cuda.R_32F);
+        return Cuda.sparseLtPlan(m, n, k, Cuda.R_16BF, outType);
     }
+
+    /** The library's output type for products ({@link Cuda#R_32F} or {@link Cuda#R_16BF}), once {@link #available()}. */
+    public static int outputType() { return available() ? outType : Cuda.R_32F; }
 
     /**
      * The operand a (float32 CUDA matrix [rows, K], any strides), which must be 2:4 along K, as bf16: the caller pruned
@@ -180,6 +210,13 @@ public final class CudaSpmm implements AutoCloseable {
                 REFUSED.put(key, String.valueOf(e.getMessage()));
             }
         }
+        if (plan != null && outType == Cuda.R_16BF) {   // the library writes bf16 [rowsP, nP]; read back into c exactly
+            try (CudaOps.Block out16 = CudaOps.Block.of(2L * rowsP * nP)) {
+                sparseMatmul(plan, b16, out16.ptr());
+                Native.cudaBf16Unpad(out16.ptr(), nP, CudaOps.ptr(c), rows, n);
+            }
+            return;
+        }
         boolean direct = rowsP == rows && nP == n;
         try (Tensor out = direct ? c.alias() : Tensor.empty(Device.CUDA, DType.F32, rowsP, nP)) {
             if (plan == null) {
@@ -188,22 +225,7 @@ public final class CudaSpmm implements AutoCloseable {
                         CudaOps.ptr(out), Cuda.R_32F, nP, false);
                 FALLBACKS.incrementAndGet();
             } else {
-                if (compressedFor != plan) {
-                    if (compressed != null) { compressed.close(); compressed = null; compressedFor = null; }
-                    CudaOps.Block comp = CudaOps.Block.of(Math.max(1, plan.compressedBytes()));
-                    try (CudaOps.Block buf = plan.bufferBytes() > 0 ? CudaOps.Block.of(plan.bufferBytes()) : null) {
-                        plan.compress(a16.ptr(), comp.ptr(), buf == null ? MemorySegment.NULL : buf.ptr());
-                    } catch (RuntimeException | Error e) {
-                        comp.close();
-                        throw e;
-                    }
-                    compressed = comp;
-                    compressedFor = plan;
-                }
-                try (CudaOps.Block ws = plan.workspaceBytes() > 0 ? CudaOps.Block.of(plan.workspaceBytes()) : null) {
-                    plan.matmul(1f, compressed.ptr(), b16.ptr(), 0f, CudaOps.ptr(out), ws == null ? MemorySegment.NULL : ws.ptr());
-                }
-                MATMULS.incrementAndGet();
+                sparseMatmul(plan, b16, CudaOps.ptr(out));
             }
             if (!direct) {
                 try (Tensor r = out.slice(0, 0, rows); Tensor rc = r.slice(1, 0, n)) { c.copyFrom(rc); }
@@ -211,10 +233,39 @@ public final class CudaSpmm implements AutoCloseable {
         }
     }
 
+    /** out = A b16 through cuSPARSELt (A compressed for this plan on first use), in the plan's output type. */
+    private void sparseMatmul(Cuda.SparseLtPlan plan, CudaOps.Block b16, MemorySegment out) {
+        if (compressedFor != plan) {
+            if (compressed != null) { compressed.close(); compressed = null; compressedFor = null; }
+            CudaOps.Block comp = CudaOps.Block.of(Math.max(1, plan.compressedBytes()));
+            try (CudaOps.Block buf = plan.bufferBytes() > 0 ? CudaOps.Block.of(plan.bufferBytes()) : null) {
+                plan.compress(a16.ptr(), comp.ptr(), buf == null ? MemorySegment.NULL : buf.ptr());
+            } catch (RuntimeException | Error e) {
+                comp.close();
+                throw e;
+            }
+            compressed = comp;
+            compressedFor = plan;
+        }
+        try (CudaOps.Block ws = plan.workspaceBytes() > 0 ? CudaOps.Block.of(plan.workspaceBytes()) : null) {
+            plan.matmul(1f, compressed.ptr(), b16.ptr(), 0f, out, ws == null ? MemorySegment.NULL : ws.ptr());
+        }
+        MATMULS.incrementAndGet();
+    }
+
     /** Test hook: makes the library's refusal of a padded shape visible without a library that refuses it. */
     static void refuseForTest(int rowsP, int nP, int kP, String why) { REFUSED.put(new Key(rowsP, nP, kP), why); }
 
     static void clearRefusalsForTest() { REFUSED.clear(); }
+
+    /** Test hook: the library's output type from now on (the calling thread's plans are dropped); returns the previous one. */
+    static int setOutputTypeForTest(int type) {
+        available();
+        int was = outType;
+        outType = type;
+        clearPlans();
+        return was;
+    }
 
     @Override public void close() {
         if (compressed != null) { compressed.close(); compressed = null; compressedFor = null; }

@@ -33,7 +33,8 @@ class CudaSpmmTest {
 
     /**
      * c [rows, n] equals the float64 product of the bf16-rounded a [rows, k] and b ([k, n], or [n, k] when bTransposed)
-     * within float accumulation: 1e-4 of the sum of the terms' magnitudes.
+     * within float accumulation: 1e-4 of the sum of the terms' magnitudes; where the library writes its product in
+     * bf16 ({@link CudaSpmm#outputType()}), plus that rounding: 2^-8 of the value (a rounding is at most 2^-9).
      */
     static void assertBf16Product(float[] a, float[] b, boolean bTransposed, int rows, int k, int n, float[] c, String what) {
         for (int i = 0; i < rows; i++)
@@ -43,7 +44,8 @@ class CudaSpmmTest {
                     double t = (double) fromBf16(bf16(a[i * k + q])) * fromBf16(bf16(b[bTransposed ? j * k + q : q * n + j]));
                     want += t; mag += Math.abs(t);
                 }
-                assertEquals(want, c[i * n + j], 1e-4 * mag + 1e-30, what + " at " + i + "," + j);
+                double out = CudaSpmm.outputType() == Cuda.R_16BF ? 0x1p-8 * Math.abs(want) : 0;
+                assertEquals(want, c[i * n + j], 1e-4 * mag + out + 1e-30, what + " at " + i + "," + j);
             }
     }
 
@@ -107,6 +109,36 @@ class CudaSpmmTest {
                 assertEquals(before + 1, CudaSpmm.matmuls());
                 assertBf16Product(a, b, false, rows, k, n, cd.toFloatArray(), rows + "x" + k + "x" + n);
             }
+        }
+    }
+
+    /**
+     * The bf16-output path (what cuSPARSELt 0.8.0 offers on Hopper: the float32 product refused) on any back end: the
+     * library's bf16 [rowsP, nP] read back into the float32 result, at shapes padded in every dimension.
+     */
+    @Test
+    void aBf16ProductIsReadBackIntoTheFloat32Result() {
+        assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
+        int was = CudaSpmm.setOutputTypeForTest(Cuda.R_16BF);
+        try {
+            Random r = new Random(6);
+            for (int[] s : new int[][] { { 27, 147, 50 }, { 32, 64, 48 } }) {
+                int rows = s[0], k = s[1], n = s[2];
+                float[] a = prune24Rows(gaussian(r, rows * k), rows, k);
+                float[] b = gaussian(r, k * n);
+                long before = CudaSpmm.matmuls();
+                try (Tensor ah = Tensor.of(a, rows, k); Tensor ad = ah.to(Device.CUDA); Tensor bh = Tensor.of(b, k, n); Tensor bd = bh.to(Device.CUDA);
+                     Tensor cd = Tensor.empty(Device.CUDA, DType.F32, rows, n); CudaSpmm sp = CudaSpmm.of(ad)) {
+                    sp.times(bd, cd);
+                    assertEquals(before + 1, CudaSpmm.matmuls());
+                    float[] got = cd.toFloatArray();
+                    assertBf16Product(a, b, false, rows, k, n, got, "bf16 output " + rows + "x" + k + "x" + n);
+                    for (int i = 0; i < got.length; i++)   // every element is a bf16 value: the library's rounding, read back exactly
+                        assertEquals(0, Float.floatToRawIntBits(got[i]) & 0xffff, "element " + i + " has float32 bits below bf16's");
+                }
+            }
+        } finally {
+            CudaSpmm.setOutputTypeForTest(was);
         }
     }
 

@@ -108,6 +108,8 @@ SAME(cusparseLtSpMMACompress, cusparseStatus_t (*)(const cusparseLtHandle_t *, c
 SAME(cusparseLtMatmul, cusparseStatus_t (*)(const cusparseLtHandle_t *, const cusparseLtMatmulPlan_t *, const void *, const void *,
                                             const void *, const void *, const void *, void *, void *, cudaStream_t *, int32_t));
 SAME(cusparseLtMatmulPlanDestroy, cusparseStatus_t (*)(const cusparseLtMatmulPlan_t *));
+SAME(cusparseLtMatmulSearch, cusparseStatus_t (*)(const cusparseLtHandle_t *, cusparseLtMatmulPlan_t *, const void *, const void *, const void *,
+                                                  const void *, const void *, void *, void *, cudaStream_t *, int32_t));
 #define HAVE_LT 1
 #else
 #define HAVE_LT 0

@@ -17,12 +17,12 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-nogpu=0; only="tests,gemm,step"
+nogpu=0; only="tests,gemm,step,probe"
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-gpu) nogpu=1 ;;
     --only) only="$2"; shift ;;
-    *) echo "run: unknown argument $1 (--no-gpu, --only tests,gemm,step)" >&2; exit 2 ;;
+    *) echo "run: unknown argument $1 (--no-gpu, --only tests,gemm,step,probe)" >&2; exit 2 ;;
   esac; shift
 done
 wants() { [[ ",$only," == *",$1,"* ]]; }
@@ -36,7 +36,7 @@ DEST="${OUT:-}"; OUT="$here/.gpu/out"; rm -rf "$OUT"; mkdir -p "$OUT"
 publish() {
   [ -n "$DEST" ] || return 0
   tar czf "$DEST/all.tgz.part" -C "$OUT" . 2>/dev/null && mv -f "$DEST/all.tgz.part" "$DEST/all.tgz"
-  for f in summary.txt tests.txt gemm.txt step.txt run.log table.txt; do [ -f "$OUT/$f" ] && cp -f "$OUT/$f" "$DEST/$f"; done
+  for f in summary.txt tests.txt gemm.txt step.txt run.log table.txt probe.txt; do [ -f "$OUT/$f" ] && cp -f "$OUT/$f" "$DEST/$f"; done
   return 0
 }
 if [ -n "$DEST" ]; then ( while sleep 15; do publish; done ) & PUBLISHER=$!; trap 'kill $PUBLISHER 2>/dev/null; publish' EXIT; fi
@@ -155,6 +155,13 @@ if wants step; then
 fi
 [ -f "$OUT/step-table.txt" ] || echo "(no step-table.txt; see step-log.txt)" > "$OUT/step-table.txt"
 
+# ---- cuSPARSELt layout probe (gpu/splt_probe.sh: which operand orders / algorithms make 2:4 beat cuBLAS dense at
+# ResNet-18's shapes; a C++ program built here against the wheels' headers), within what is left (at most 120 s) ----
+if wants probe && [ "$nogpu" = 0 ]; then
+  timeout "$(cap 120)" bash gpu/splt_probe.sh "$OUT/probe.txt" > "$OUT/probe-log.txt" 2>&1
+  log "cuSPARSELt probe exit code $?"
+fi
+
 # ---- table, last ----
 python3 - "$OUT/junit" <<'PY' > "$OUT/table.txt" 2>&1 || echo "(no JUnit XML report)" > "$OUT/table.txt"
 import glob, sys, xml.etree.ElementTree as ET
@@ -184,6 +191,7 @@ PY
   echo "declarations: $DECL;  shims rebuilt here: $rebuilt;  JUnit exit code: $trc;  parts: $only;  ${SECONDS}s of the ${BUDGET}s budget"
   echo "GEMM benchmark (gemm.txt, exit code $grc):"; { grep -E '^(device:|GEMM|LAYER|2:4)' "$OUT/gemm.txt"; grep -q '^GEMM' "$OUT/gemm.txt" || tail -4 "$OUT/gemm-log.txt"; } | sed 's/^/  /'
   echo "step timing (step.txt):"; sed 's/^/  /' "$OUT/step-table.txt"
+  [ -f "$OUT/probe.txt" ] && { echo "cuSPARSELt probe (probe.txt):"; grep -E '^(SUMMARY|BEST|best|summary)' "$OUT/probe.txt" | head -20 | sed 's/^/  /'; }
   echo "JUnit (every test in table.txt; here the ones that did not pass):"; grep -v ' pass$' "$OUT/table.txt" | sed 's/^/  /'
   grep -E 'tests (successful|failed|skipped|aborted)' "$OUT/tests.txt" | tr -s ' ' | tr '\n' ';'; echo
 } | tee "$OUT/summary.txt"

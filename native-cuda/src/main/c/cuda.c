@@ -109,6 +109,9 @@ static struct {
                                int32_t numStreams);
     cusparseStatus_t (*MatmulPlanDestroy)(const void *plan);
     const char *(*GetErrorString)(cusparseStatus_t);   /* optional */
+    cusparseStatus_t (*MatmulSearch)(const void *handle, void *plan, const void *alpha, const void *dA, const void *dB,
+                                     const void *beta, const void *dC, void *dD, void *workspace, cudaStream_t *streams,
+                                     int32_t numStreams);   /* optional */
 } lt;
 
 /* ---- errors (the per-thread message lives in cuda_ops.c) ---- */
@@ -536,6 +539,7 @@ static int load_lt(void) {
     SYM(h, lt, SpMMACompressedSize, "cusparseLtSpMMACompressedSize");
     SYM(h, lt, SpMMACompress, "cusparseLtSpMMACompress");
     SYM(h, lt, Matmul, "cusparseLtMatmul");
+    OPT_SYM(h, lt, MatmulSearch, "cusparseLtMatmulSearch");
     SYM(h, lt, MatmulPlanDestroy, "cusparseLtMatmulPlanDestroy");
     if (!OPT_SYM(h, lt, GetErrorString, "cusparseLtGetErrorString")) OPT_SYM(h, lt, GetErrorString, "cusparseLtGetErrorName");
     void *handle = lt_thread_handle(lt_status, sizeof lt_status);
@@ -572,6 +576,26 @@ typedef struct {
 
 #define LT(call, what) do { cusparseStatus_t s_ = (call); if (s_ != 0) { fail("%s: %s (cusparseStatus %d)", what, lt_str(s_), s_); goto bad; } } while (0)
 
+/* Picks the plan's kernel by timing the candidates (cusparseLtMatmulSearch) on scratch operands of its shape, once per
+ * plan. Measured on an H200 (cuSPARSELt 0.8.0, gpu/splt_probe.cu): the default kernel ran ResNet-18's Eq. 1 shapes at
+ * 0.38-0.88x of cuBLAS's dense bf16 GEMM, the searched one at 0.98-1.21x. The scratch is zeroed (kernel speed does not
+ * depend on the values) and freed again; a failed allocation or search keeps the default kernel. FST4J_SPLT_SEARCH=0
+ * switches it off. Returns 1 when a search ran. */
+static int splt_search(lt_plan *p) {
+    const char *env = getenv("FST4J_SPLT_SEARCH");
+    if (!lt.MatmulSearch || (env && strcmp(env, "0") == 0)) return 0;
+    const size_t bytes[3] = { p->sizes[0], (size_t)(p->K * p->N * fst_type_bytes(p->ab)), (size_t)(p->M * p->N * fst_type_bytes(p->cd)) };
+    void *d[4] = { NULL, NULL, NULL, NULL };
+    int ok = 1;
+    for (int i = 0; i < 3 && ok; i++) ok = rt.Malloc(&d[i], bytes[i] ? bytes[i] : 1) == 0 && rt.Memset(d[i], 0, bytes[i]) == 0;
+    if (ok && p->sizes[2]) ok = rt.Malloc(&d[3], p->sizes[2]) == 0;
+    const float alpha = 1, beta = 0;
+    if (ok) ok = lt.MatmulSearch(p->handle, p->plan, &alpha, d[0], d[1], &beta, d[2], d[2], d[3], NULL, 0) == 0;
+    for (int i = 0; i < 4; i++) if (d[i]) rt.Free(d[i]);
+    if (!ok && rt.GetLastError) rt.GetLastError();   /* a failed cudaMalloc is not sticky: do not let it resurface later */
+    return ok;
+}
+
 int fst_cuda_splt_plan(int64_t M, int64_t N, int64_t K, int ab_type, int cd_type, void **plan, size_t sizes[3]) {
     int rc = lt_ready(); if (rc) return rc;
     if ((rc = fst_splt_check_plan(M, N, K, ab_type, cd_type)) != 0) return rc;
@@ -597,6 +621,10 @@ int fst_cuda_splt_plan(int64_t M, int64_t N, int64_t K, int ab_type, int cd_type
     p->plan_ok = 1;
     LT(lt.MatmulGetWorkspace(lt_handle, p->plan, &p->sizes[2]), "cusparseLtMatmulGetWorkspace");
     LT(lt.SpMMACompressedSize(lt_handle, p->plan, &p->sizes[0], &p->sizes[1]), "cusparseLtSpMMACompressedSize");
+    if (splt_search(p)) {   /* the searched kernel may need other sizes */
+        LT(lt.MatmulGetWorkspace(lt_handle, p->plan, &p->sizes[2]), "cusparseLtMatmulGetWorkspace (after the search)");
+        LT(lt.SpMMACompressedSize(lt_handle, p->plan, &p->sizes[0], &p->sizes[1]), "cusparseLtSpMMACompressedSize (after the search)");
+    }
     memcpy(sizes, p->sizes, sizeof p->sizes);
     *plan = p;
     return FST_OK;

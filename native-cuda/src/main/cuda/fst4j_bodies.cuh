@@ -19,8 +19,10 @@
 
 #ifdef __CUDACC__
 #define FST_HD __host__ __device__ __forceinline__
+#define FST_HD_MEMBER __host__ __device__ __forceinline__
 #else
 #define FST_HD static inline
+#define FST_HD_MEMBER inline
 #endif
 
 typedef int64_t i64;
@@ -196,37 +198,53 @@ FST_HD void k_im2col(i64 i, const fst_k_im2col_args &a) {
 
 /* im2col straight into a zero-padded bf16 GEMM operand [rows_p, cols_p] (rows_p >= K, cols_p >= n*ho*wo): the value
  * k_im2col would write, rounded as k_bf16_pad would round it, in one pass instead of a float32 matrix and a copy. */
-FST_HD void k_im2col_bf16(i64 i, const fst_k_im2col_bf16_args &a) {
-    if (i >= a.rows_p * a.cols_p) return;
+/* Index math in I: u32 where the grid fits in 32 bits (a 64-bit division costs several times a 32-bit one on the device,
+ * and these lowering kernels are bound by it, not by memory), i64 beyond. Same element, same value either way. */
+template <typename I> FST_HD void im2col_bf16_at(I i, const fst_k_im2col_bf16_args &a) {
     const fst_geom &g = a.g;
-    const i64 L = g.ho * g.wo, NL = g.n * L, K = g.c * g.kh * g.kw;
-    const i64 r = i / a.cols_p, col = i % a.cols_p;
-    if (r >= K || col >= NL) { a.dst[i] = (u16)0; return; }
-    const i64 img = col / L, p = col % L;
-    const i64 ch = r / (g.kh * g.kw), ki = (r / g.kw) % g.kh, kj = r % g.kw;
-    const i64 ih = (p / g.wo) * g.sh - g.ph + ki, iw = (p % g.wo) * g.sw - g.pw + kj;
-    a.dst[i] = (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? (u16)0 : bf16_bits(f2u(LDG(a.x + ((img * g.c + ch) * g.h + ih) * g.w + iw)));
+    const I cols_p = (I)a.cols_p, L = (I)(g.ho * g.wo), NL = (I)g.n * L, khw = (I)(g.kh * g.kw), kw = (I)g.kw, wo = (I)g.wo;
+    const I r = i / cols_p, col = i - r * cols_p;
+    if (r >= (I)(g.c * khw) || col >= NL) { a.dst[i] = (u16)0; return; }
+    const I img = col / L, p = col - img * L, ch = r / khw, t = r - ch * khw, ki = t / kw, kj = t - ki * kw, oh = p / wo, ow = p - oh * wo;
+    const i64 ih = (i64)oh * g.sh - g.ph + ki, iw = (i64)ow * g.sw - g.pw + kj;
+    a.dst[i] = (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? (u16)0 : bf16_bits(f2u(LDG(a.x + (((i64)img * g.c + ch) * g.h + ih) * g.w + iw)));
+}
+FST_HD void k_im2col_bf16(i64 i, const fst_k_im2col_bf16_args &a) {
+    const i64 n = a.rows_p * a.cols_p;
+    if (i >= n) return;
+    if (n <= 0xffffffffLL) im2col_bf16_at<u32>((u32)i, a); else im2col_bf16_at<i64>(i, a);
 }
 
 /* col2im: one thread per dx element gathers its contributions in the CPU's order (kernel row, then column,
  * from +0.0f): bit-identical without atomics. */
-FST_HD void k_col2im(i64 i, const fst_k_col2im_args &a) {
+template <typename I> FST_HD void col2im_at(I i, const fst_k_col2im_args &a) {
     const fst_geom &g = a.g;
+    const I w = (I)g.w, h = (I)g.h, c = (I)g.c, sh = (I)g.sh, sw = (I)g.sw, ho = (I)g.ho, wo = (I)g.wo;
+    const I q = i / w, iw = i - q * w, q2 = q / h, ih = q - q2 * h, img = q2 / c, ch = q2 - img * c;
     const i64 L = g.ho * g.wo;
-    if (i >= g.n * g.c * g.h * g.w) return;
-    const i64 iw = i % g.w, ih = (i / g.w) % g.h, ch = (i / (g.w * g.h)) % g.c, img = i / (g.w * g.h * g.c);
     float acc = 0.0f;
     for (i64 ki = 0; ki < g.kh; ki++) {
-        const i64 th = ih + g.ph - ki;
-        if (th < 0 || th % g.sh != 0 || th / g.sh >= g.ho) continue;
-        const i64 oh = th / g.sh;
+        const i64 th = (i64)ih + g.ph - ki;
+        if (th < 0) continue;
+        const I oh = (I)th / sh;
+        if (oh * sh != (I)th || oh >= ho) continue;
         for (i64 kj = 0; kj < g.kw; kj++) {
-            const i64 tw = iw + g.pw - kj;
-            if (tw < 0 || tw % g.sw != 0 || tw / g.sw >= g.wo) continue;
-            acc = acc + LDG(a.cols + ((ch * g.kh + ki) * g.kw + kj) * a.ldc + img * L + oh * g.wo + tw / g.sw);
+            const i64 tw = (i64)iw + g.pw - kj;
+            if (tw < 0) continue;
+            const I ow = (I)tw / sw;
+            if (ow * sw != (I)tw || ow >= wo) continue;
+            acc = acc + LDG(a.cols + (((i64)ch * g.kh + ki) * g.kw + kj) * a.ldc + (i64)img * L + (i64)oh * g.wo + ow);
         }
     }
     a.dx[i] = acc;
+}
+/* one thread per dx element, the contributions in the CPU's order (kernel row, then column) from +0.0f; index math as
+ * im2col_bf16_at's */
+FST_HD void k_col2im(i64 i, const fst_k_col2im_args &a) {
+    const fst_geom &g = a.g;
+    const i64 n = g.n * g.c * g.h * g.w;
+    if (i >= n) return;
+    if (n <= 0xffffffffLL) col2im_at<u32>((u32)i, a); else col2im_at<i64>(i, a);
 }
 
 /* im2col at output positions pos[0..npos) of every image: column img*npos + q. pos is validated by the caller;
@@ -248,14 +266,20 @@ FST_HD void k_f32_to_bf16(i64 i, const fst_k_f2bf_args &a) {
 
 /* One thread per element of the padded bf16 matrix: the operand of a cuSPARSELt / bf16 GEMM, padded with zeros. */
 FST_HD void k_bf16_pad(i64 i, const fst_k_bf16_pad_args &a) {
-    if (i >= a.rows_p * a.cols_p) return;
-    const i64 r = i / a.cols_p, c = i % a.cols_p;
+    const i64 n = a.rows_p * a.cols_p;
+    if (i >= n) return;
+    i64 r, c;
+    if (n <= 0xffffffffLL) { const u32 cols = (u32)a.cols_p, rr = (u32)i / cols; r = rr; c = (u32)i - rr * cols; }
+    else { r = i / a.cols_p; c = i - r * a.cols_p; }
     a.dst[i] = (r < a.rows && c < a.cols) ? bf16_bits(f2u(LDG(a.src + r * a.rs + c * a.cs))) : (u16)0;
 }
 
 FST_HD void k_bf16_unpad(i64 i, const fst_k_bf16_unpad_args &a) {
-    if (i >= a.rows * a.cols) return;
-    const i64 r = i / a.cols, c = i % a.cols;
+    const i64 n = a.rows * a.cols;
+    if (i >= n) return;
+    i64 r, c;
+    if (n <= 0xffffffffLL) { const u32 cols = (u32)a.cols, rr = (u32)i / cols; r = rr; c = (u32)i - rr * cols; }
+    else { r = i / a.cols; c = i - r * a.cols; }
     a.dst[i] = u2f((u32)LDG(a.src + r * a.ld + c) << 16);   /* exact: every bf16 is a float32 */
 }
 
@@ -420,13 +444,27 @@ FST_HD void k_adaptive_avg_bwd(i64 i, const fst_k_adaptive_avg_bwd_args &a) {
 /* ======================= batch norm (training) ======================= */
 
 /* element q (0 <= q < n*hw) of channel ch of a contiguous [n, c, hw] tensor */
-FST_HD i64 chan_at(i64 q, i64 ch, i64 c, i64 hw) { return ((q / hw) * c + ch) * hw + q % hw; }
+/* The channel of NCHW element i (of n elements): 32-bit divisions below 2^32 elements. */
+FST_HD i64 chan_of(i64 i, i64 n, i64 c, i64 hw) {
+    if (n <= 0xffffffffLL) return ((u32)i / (u32)hw) % (u32)c;
+    return (i / hw) % c;
+}
+
+/* The elements q = p, p + FST_PARTS, p + 2 FST_PARTS, ... < n*hw of channel ch, in that order, as offsets into NCHW
+ * ((q / hw * c + ch) * hw + q % hw), stepped without a division per element: the partial sums are bound by index math otherwise. */
+struct chan_walk {
+    i64 img, pos, n, c, ch, hw;
+    FST_HD_MEMBER chan_walk(i64 p, i64 ch_, const i64 n_, i64 c_, i64 hw_) : img(p / hw_), pos(p % hw_), n(n_), c(c_), ch(ch_), hw(hw_) {}
+    FST_HD_MEMBER bool more() const { return img < n; }
+    FST_HD_MEMBER i64 at() const { return (img * c + ch) * hw + pos; }
+    FST_HD_MEMBER void next() { pos += FST_PARTS; while (pos >= hw) { pos -= hw; img++; } }
+};
 
 FST_HD void k_bn_part_sum(i64 i, const fst_k_bn_train_args &a) {
     if (i >= a.c * FST_PARTS) return;
-    const i64 ch = i / FST_PARTS, m = a.n * a.hw;
+    const i64 ch = i / FST_PARTS;
     double s = 0;
-    for (i64 q = i % FST_PARTS; q < m; q += FST_PARTS) s += a.x[chan_at(q, ch, a.c, a.hw)];
+    for (chan_walk q(i % FST_PARTS, ch, a.n, a.c, a.hw); q.more(); q.next()) s += a.x[q.at()];
     a.work[3 * a.c + i] = s;
 }
 
@@ -439,10 +477,10 @@ FST_HD void k_bn_mean(i64 ch, const fst_k_bn_train_args &a) {
 
 FST_HD void k_bn_part_sq(i64 i, const fst_k_bn_train_args &a) {
     if (i >= a.c * FST_PARTS) return;
-    const i64 ch = i / FST_PARTS, m = a.n * a.hw;
+    const i64 ch = i / FST_PARTS;
     const double mu = a.work[2 * a.c + ch];
     double sq = 0;
-    for (i64 q = i % FST_PARTS; q < m; q += FST_PARTS) { const double d = a.x[chan_at(q, ch, a.c, a.hw)] - mu; sq += d * d; }
+    for (chan_walk q(i % FST_PARTS, ch, a.n, a.c, a.hw); q.more(); q.next()) { const double d = a.x[q.at()] - mu; sq += d * d; }
     a.work[3 * a.c + i] = sq;
 }
 
@@ -468,17 +506,17 @@ FST_HD void k_bn_stats(i64 ch, const fst_k_bn_train_args &a) {
 
 FST_HD void k_bn_apply(i64 i, const fst_k_bn_train_args &a) {
     if (i >= a.n * a.c * a.hw) return;
-    const i64 ch = (i / a.hw) % a.c;
+    const i64 ch = chan_of(i, a.n * a.c * a.hw, a.c, a.hw);
     a.y[i] = (float)(a.x[i] * a.work[2 * ch] + a.work[2 * ch + 1]);
 }
 
 FST_HD void k_bn_bwd_part(i64 i, const fst_k_bn_bwd_args &a) {
     if (i >= a.c * FST_PARTS) return;
-    const i64 ch = i / FST_PARTS, m = a.n * a.hw;
+    const i64 ch = i / FST_PARTS;
     const double mu = a.mean[ch], is = a.invstd[ch];
     double sdy = 0, sdyx = 0;
-    for (i64 q = i % FST_PARTS; q < m; q += FST_PARTS) {
-        const i64 at = chan_at(q, ch, a.c, a.hw);
+    for (chan_walk q(i % FST_PARTS, ch, a.n, a.c, a.hw); q.more(); q.next()) {
+        const i64 at = q.at();
         const double g = a.dy[at];
         sdy += g;
         sdyx += g * (a.x[at] - mu) * is;
@@ -505,7 +543,7 @@ FST_HD void k_bn_bwd_stats(i64 ch, const fst_k_bn_bwd_args &a) {
 
 FST_HD void k_bn_bwd_apply(i64 i, const fst_k_bn_bwd_args &a) {
     if (i >= a.n * a.c * a.hw) return;
-    const i64 ch = (i / a.hw) % a.c;
+    const i64 ch = chan_of(i, a.n * a.c * a.hw, a.c, a.hw);
     const double m = (double)(a.n * a.hw), mu = a.mean[ch], is = a.invstd[ch];
     const double k = a.work[3 * ch], sdy = a.work[3 * ch + 1], sdyx = a.work[3 * ch + 2];
     const double xh = (a.x[i] - mu) * is;

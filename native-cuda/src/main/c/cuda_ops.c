@@ -208,6 +208,19 @@ int fst_cuda_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_
     return launch(FST_K_col2im, n * c * h * w, &a);
 }
 
+int fst_cuda_col2im_bf16(const uint16_t *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                         int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *dx) {
+    READY();
+    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    NUL(!cols || !dx);
+    GEOM(g);
+    BAD(ldc < n * ho * wo);
+    if (n == 0) return FST_OK;
+    OWN(cols, ((c * kh * kw - 1) * ldc + n * ho * wo) * 2); OWN(dx, n * c * h * w * 4);
+    fst_k_col2im_bf16_args a = { cols, ldc, g, dx };
+    return launch(FST_K_col2im_bf16, n * c * h * w, &a);
+}
+
 int fst_cuda_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                        const int32_t *pos, int64_t npos, float *out, int64_t ldo) {
@@ -243,7 +256,7 @@ int fst_cuda_im2col_bf16(const float *x, int64_t n, int64_t c, int64_t h, int64_
     if (n > 0) OWN(x, n * c * h * w * 4);
     OWN(dst, rows_p * cols_p * 2);
     fst_k_im2col_bf16_args a = { x, g, dst, rows_p, cols_p };
-    return launch(FST_K_im2col_bf16, rows_p * cols_p, &a);
+    return launch(FST_K_im2col_bf16, rows_p * ((cols_p + FST_IM2COL_RUN - 1) / FST_IM2COL_RUN), &a);
 }
 
 int fst_cuda_bf16_pad(const float *src, int64_t rows, int64_t cols, int64_t rs, int64_t cs, uint16_t *dst, int64_t rows_p, int64_t cols_p) {
@@ -265,7 +278,7 @@ int fst_cuda_bf16_unpad(const uint16_t *src, int64_t ld, float *dst, int64_t row
     OWN(src, ((rows - 1) * ld + cols) * 2);
     OWN(dst, rows * cols * 4);
     fst_k_bf16_unpad_args a = { src, ld, dst, rows, cols };
-    return launch(FST_K_bf16_unpad, rows * cols, &a);
+    return launch(FST_K_bf16_unpad, rows * ((cols + FST_IM2COL_RUN - 1) / FST_IM2COL_RUN), &a);
 }
 
 /* ======================= elementwise ======================= */

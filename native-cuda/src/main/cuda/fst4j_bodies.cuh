@@ -198,27 +198,53 @@ FST_HD void k_im2col(i64 i, const fst_k_im2col_args &a) {
 
 /* im2col straight into a zero-padded bf16 GEMM operand [rows_p, cols_p] (rows_p >= K, cols_p >= n*ho*wo): the value
  * k_im2col would write, rounded as k_bf16_pad would round it, in one pass instead of a float32 matrix and a copy. */
-/* Index math in I: u32 where the grid fits in 32 bits (a 64-bit division costs several times a 32-bit one on the device,
- * and these lowering kernels are bound by it, not by memory), i64 beyond. Same element, same value either way. */
+/* One thread per FST_IM2COL_RUN consecutive columns of one row: the divisions that place the first column are done once
+ * and the next columns step (ow, oh, image) without any, and the run is written with one 16-byte store where the row
+ * allows it (the kernel was bound by index math, several times below memory speed, with one element per thread).
+ * Index math in I: u32 where the grid fits in 32 bits (a 64-bit division costs several times a 32-bit one), i64
+ * beyond. Same elements, same values either way. */
 template <typename I> FST_HD void im2col_bf16_at(I i, const fst_k_im2col_bf16_args &a) {
     const fst_geom &g = a.g;
-    const I cols_p = (I)a.cols_p, L = (I)(g.ho * g.wo), NL = (I)g.n * L, khw = (I)(g.kh * g.kw), kw = (I)g.kw, wo = (I)g.wo;
-    const I r = i / cols_p, col = i - r * cols_p;
-    if (r >= (I)(g.c * khw) || col >= NL) { a.dst[i] = (u16)0; return; }
-    const I img = col / L, p = col - img * L, ch = r / khw, t = r - ch * khw, ki = t / kw, kj = t - ki * kw, oh = p / wo, ow = p - oh * wo;
-    const i64 ih = (i64)oh * g.sh - g.ph + ki, iw = (i64)ow * g.sw - g.pw + kj;
-    a.dst[i] = (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? (u16)0 : bf16_bits(f2u(LDG(a.x + (((i64)img * g.c + ch) * g.h + ih) * g.w + iw)));
+    const I runs = (I)((a.cols_p + FST_IM2COL_RUN - 1) / FST_IM2COL_RUN), r = i / runs, c0 = (i - r * runs) * FST_IM2COL_RUN;
+    const I L = (I)(g.ho * g.wo), NL = (I)g.n * L, khw = (I)(g.kh * g.kw), kw = (I)g.kw, wo = (I)g.wo, ho = (I)g.ho;
+    u16 v[FST_IM2COL_RUN];
+    if (r < (I)(g.c * khw)) {
+        const I ch = r / khw, t = r - ch * khw, ki = t / kw, kj = t - ki * kw;
+        I img = c0 / L, p = c0 - img * L, oh = p / wo, ow = p - oh * wo;
+        const float *xc = a.x + (i64)ch * g.h * g.w;
+        for (int j = 0; j < FST_IM2COL_RUN; j++) {
+            const i64 ih = (i64)oh * g.sh - g.ph + ki, iw = (i64)ow * g.sw - g.pw + kj;
+            v[j] = ((I)(c0 + j) >= NL || ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? (u16)0
+                 : bf16_bits(f2u(LDG(xc + (i64)img * g.c * g.h * g.w + ih * g.w + iw)));
+            if (++ow == wo) { ow = 0; if (++oh == ho) { oh = 0; img++; } }
+        }
+    } else {
+        for (int j = 0; j < FST_IM2COL_RUN; j++) v[j] = (u16)0;
+    }
+    u16 *d = a.dst + (i64)r * a.cols_p + c0;
+    const i64 left = a.cols_p - (i64)c0;
+#ifdef __CUDA_ARCH__
+    if (left >= FST_IM2COL_RUN && a.cols_p % FST_IM2COL_RUN == 0) {   /* 16-byte aligned: cudaMalloc'd base, row and run */
+        uint4 u;
+        memcpy(&u, v, sizeof u);
+        *reinterpret_cast<uint4 *>(d) = u;
+        return;
+    }
+#endif
+    for (int j = 0; j < FST_IM2COL_RUN && j < left; j++) d[j] = v[j];
 }
 FST_HD void k_im2col_bf16(i64 i, const fst_k_im2col_bf16_args &a) {
-    const i64 n = a.rows_p * a.cols_p;
+    const i64 n = a.rows_p * ((a.cols_p + FST_IM2COL_RUN - 1) / FST_IM2COL_RUN);
     if (i >= n) return;
-    if (n <= 0xffffffffLL) im2col_bf16_at<u32>((u32)i, a); else im2col_bf16_at<i64>(i, a);
+    if (n * FST_IM2COL_RUN <= 0xffffffffLL) im2col_bf16_at<u32>((u32)i, a); else im2col_bf16_at<i64>(i, a);
 }
 
 /* col2im: one thread per dx element gathers its contributions in the CPU's order (kernel row, then column,
  * from +0.0f): bit-identical without atomics. */
-template <typename I> FST_HD void col2im_at(I i, const fst_k_col2im_args &a) {
-    const fst_geom &g = a.g;
+FST_HD float col_value(const float *p) { return LDG(p); }
+FST_HD float col_value(const uint16_t *p) { return u2f((u32)LDG(p) << 16); }
+
+template <typename I, typename T> FST_HD void col2im_at(I i, const T *cols, i64 ldc, const fst_geom &g, float *dx) {
     const I w = (I)g.w, h = (I)g.h, c = (I)g.c, sh = (I)g.sh, sw = (I)g.sw, ho = (I)g.ho, wo = (I)g.wo;
     const I q = i / w, iw = i - q * w, q2 = q / h, ih = q - q2 * h, img = q2 / c, ch = q2 - img * c;
     const i64 L = g.ho * g.wo;
@@ -233,18 +259,25 @@ template <typename I> FST_HD void col2im_at(I i, const fst_k_col2im_args &a) {
             if (tw < 0) continue;
             const I ow = (I)tw / sw;
             if (ow * sw != (I)tw || ow >= wo) continue;
-            acc = acc + LDG(a.cols + (((i64)ch * g.kh + ki) * g.kw + kj) * a.ldc + (i64)img * L + (i64)oh * g.wo + ow);
+            acc = acc + col_value(cols + (((i64)ch * g.kh + ki) * g.kw + kj) * ldc + (i64)img * L + (i64)oh * g.wo + ow);
         }
     }
-    a.dx[i] = acc;
+    dx[i] = acc;
 }
-/* one thread per dx element, the contributions in the CPU's order (kernel row, then column) from +0.0f; index math as
- * im2col_bf16_at's */
+/* one thread per dx element, the contributions in the CPU's order (kernel row, then column) from +0.0f; index math
+ * as im2col_bf16_at's */
 FST_HD void k_col2im(i64 i, const fst_k_col2im_args &a) {
     const fst_geom &g = a.g;
     const i64 n = g.n * g.c * g.h * g.w;
     if (i >= n) return;
-    if (n <= 0xffffffffLL) col2im_at<u32>((u32)i, a); else col2im_at<i64>(i, a);
+    if (n <= 0xffffffffLL) col2im_at<u32>((u32)i, a.cols, a.ldc, g, a.dx); else col2im_at<i64>(i, a.cols, a.ldc, g, a.dx);
+}
+/* the same from bf16 columns (a bf16 GEMM product): each value exact in float32, the same sums */
+FST_HD void k_col2im_bf16(i64 i, const fst_k_col2im_bf16_args &a) {
+    const fst_geom &g = a.g;
+    const i64 n = g.n * g.c * g.h * g.w;
+    if (i >= n) return;
+    if (n <= 0xffffffffLL) col2im_at<u32>((u32)i, a.cols, a.ldc, g, a.dx); else col2im_at<i64>(i, a.cols, a.ldc, g, a.dx);
 }
 
 /* im2col at output positions pos[0..npos) of every image: column img*npos + q. pos is validated by the caller;
@@ -274,13 +307,30 @@ FST_HD void k_bf16_pad(i64 i, const fst_k_bf16_pad_args &a) {
     a.dst[i] = (r < a.rows && c < a.cols) ? bf16_bits(f2u(LDG(a.src + r * a.rs + c * a.cs))) : (u16)0;
 }
 
+/* One thread per FST_IM2COL_RUN consecutive elements of a row: one 16-byte load and two 16-byte stores where the
+ * strides allow (cudaMalloc'd bases), element by element otherwise. */
 FST_HD void k_bf16_unpad(i64 i, const fst_k_bf16_unpad_args &a) {
-    const i64 n = a.rows * a.cols;
-    if (i >= n) return;
-    i64 r, c;
-    if (n <= 0xffffffffLL) { const u32 cols = (u32)a.cols, rr = (u32)i / cols; r = rr; c = (u32)i - rr * cols; }
-    else { r = i / a.cols; c = i - r * a.cols; }
-    a.dst[i] = u2f((u32)LDG(a.src + r * a.ld + c) << 16);   /* exact: every bf16 is a float32 */
+    const i64 runs = (a.cols + FST_IM2COL_RUN - 1) / FST_IM2COL_RUN;
+    if (i >= a.rows * runs) return;
+    i64 r, c0;
+    if (a.rows * runs <= 0xffffffffLL) { const u32 rr = (u32)i / (u32)runs; r = rr; c0 = ((u32)i - rr * (u32)runs) * (i64)FST_IM2COL_RUN; }
+    else { r = i / runs; c0 = (i - r * runs) * FST_IM2COL_RUN; }
+    const uint16_t *src = a.src + r * a.ld + c0;
+    float *dst = a.dst + r * a.cols + c0;
+#ifdef __CUDA_ARCH__
+    if (c0 + FST_IM2COL_RUN <= a.cols && a.ld % 8 == 0 && a.cols % 4 == 0) {
+        uint4 in = *reinterpret_cast<const uint4 *>(src);
+        u16 h[8];
+        memcpy(h, &in, 16);
+        float4 lo, hi;
+        lo.x = u2f((u32)h[0] << 16); lo.y = u2f((u32)h[1] << 16); lo.z = u2f((u32)h[2] << 16); lo.w = u2f((u32)h[3] << 16);
+        hi.x = u2f((u32)h[4] << 16); hi.y = u2f((u32)h[5] << 16); hi.z = u2f((u32)h[6] << 16); hi.w = u2f((u32)h[7] << 16);
+        reinterpret_cast<float4 *>(dst)[0] = lo;
+        reinterpret_cast<float4 *>(dst)[1] = hi;
+        return;
+    }
+#endif
+    for (int j = 0; j < FST_IM2COL_RUN && c0 + j < a.cols; j++) dst[j] = u2f((u32)LDG(src + j) << 16);   /* exact: every bf16 is a float32 */
 }
 
 /* ======================= elementwise ======================= */
@@ -452,19 +502,42 @@ FST_HD i64 chan_of(i64 i, i64 n, i64 c, i64 hw) {
 
 /* The elements q = p, p + FST_PARTS, p + 2 FST_PARTS, ... < n*hw of channel ch, in that order, as offsets into NCHW
  * ((q / hw * c + ch) * hw + q % hw), stepped without a division per element: the partial sums are bound by index math otherwise. */
+#define BN_BATCH 8
+#ifdef __CUDA_ARCH__
+#define BN_UNROLL _Pragma("unroll")
+#else
+#define BN_UNROLL
+#endif
 struct chan_walk {
     i64 img, pos, n, c, ch, hw;
     FST_HD_MEMBER chan_walk(i64 p, i64 ch_, const i64 n_, i64 c_, i64 hw_) : img(p / hw_), pos(p % hw_), n(n_), c(c_), ch(ch_), hw(hw_) {}
     FST_HD_MEMBER bool more() const { return img < n; }
     FST_HD_MEMBER i64 at() const { return (img * c + ch) * hw + pos; }
     FST_HD_MEMBER void next() { pos += FST_PARTS; while (pos >= hw) { pos -= hw; img++; } }
+    /* the next up to BN_BATCH offsets into at[] (their count returned): the loads of a batch are issued before the
+     * sums that use them, in the same order, so that a thread has BN_BATCH loads in flight instead of one (with
+     * c * FST_PARTS threads, the partial sums were bound by memory latency) */
+    FST_HD_MEMBER int batch(i64 *at) {   /* fixed trip counts with guards, so that the arrays stay in registers */
+        int k = 0;
+#ifdef __CUDA_ARCH__
+#pragma unroll
+#endif
+        for (int j = 0; j < BN_BATCH; j++) if (more()) { at[j] = this->at(); next(); k = j + 1; }
+        return k;
+    }
 };
 
 FST_HD void k_bn_part_sum(i64 i, const fst_k_bn_train_args &a) {
     if (i >= a.c * FST_PARTS) return;
     const i64 ch = i / FST_PARTS;
     double s = 0;
-    for (chan_walk q(i % FST_PARTS, ch, a.n, a.c, a.hw); q.more(); q.next()) s += a.x[q.at()];
+    i64 at[BN_BATCH];
+    float v[BN_BATCH];
+    for (chan_walk q(i % FST_PARTS, ch, a.n, a.c, a.hw); q.more();) {
+        const int k = q.batch(at);
+        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) v[j] = LDG(a.x + at[j]);
+        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) s += v[j];
+    }
     a.work[3 * a.c + i] = s;
 }
 
@@ -480,7 +553,13 @@ FST_HD void k_bn_part_sq(i64 i, const fst_k_bn_train_args &a) {
     const i64 ch = i / FST_PARTS;
     const double mu = a.work[2 * a.c + ch];
     double sq = 0;
-    for (chan_walk q(i % FST_PARTS, ch, a.n, a.c, a.hw); q.more(); q.next()) { const double d = a.x[q.at()] - mu; sq += d * d; }
+    i64 at[BN_BATCH];
+    float v[BN_BATCH];
+    for (chan_walk q(i % FST_PARTS, ch, a.n, a.c, a.hw); q.more();) {
+        const int k = q.batch(at);
+        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) v[j] = LDG(a.x + at[j]);
+        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) { const double d = v[j] - mu; sq += d * d; }
+    }
     a.work[3 * a.c + i] = sq;
 }
 
@@ -515,11 +594,16 @@ FST_HD void k_bn_bwd_part(i64 i, const fst_k_bn_bwd_args &a) {
     const i64 ch = i / FST_PARTS;
     const double mu = a.mean[ch], is = a.invstd[ch];
     double sdy = 0, sdyx = 0;
-    for (chan_walk q(i % FST_PARTS, ch, a.n, a.c, a.hw); q.more(); q.next()) {
-        const i64 at = q.at();
-        const double g = a.dy[at];
-        sdy += g;
-        sdyx += g * (a.x[at] - mu) * is;
+    i64 at[BN_BATCH];
+    float gv[BN_BATCH], xv[BN_BATCH];
+    for (chan_walk q(i % FST_PARTS, ch, a.n, a.c, a.hw); q.more();) {
+        const int k = q.batch(at);
+        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) { gv[j] = LDG(a.dy + at[j]); xv[j] = LDG(a.x + at[j]); }
+        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) {
+            const double g = gv[j];
+            sdy += g;
+            sdyx += g * (xv[j] - mu) * is;
+        }
     }
     a.work[3 * a.c + i] = sdy;
     a.work[3 * a.c + a.c * FST_PARTS + i] = sdyx;

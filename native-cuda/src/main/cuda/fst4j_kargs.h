@@ -26,12 +26,14 @@ typedef struct { int64_t rows, K; const float *w; int64_t ldw; float *values; ui
 typedef struct { const float *dy; float *out; int64_t nseg, seg; int shift; float coeff; int circular; } fst_k_shift_gather_args;
 typedef struct { const float *x; fst_geom g; float *out; int64_t ldo; } fst_k_im2col_args;
 typedef struct { const float *cols; int64_t ldc; fst_geom g; float *dx; } fst_k_col2im_args;
+typedef struct { const uint16_t *cols; int64_t ldc; fst_geom g; float *dx; } fst_k_col2im_bf16_args;
 typedef struct { const float *x; fst_geom g; const int32_t *pos; int64_t npos; float *out; int64_t ldo; } fst_k_im2col_at_args;
 typedef struct { const float *src; uint16_t *dst; int64_t n; } fst_k_f2bf_args;
 /* dst bf16 [rows_p, cols_p] (contiguous) = src [rows, cols] (strides rs, cs, in elements) rounded, zero elsewhere */
 typedef struct { const float *src; int64_t rows, cols, rs, cs; uint16_t *dst; int64_t rows_p, cols_p; } fst_k_bf16_pad_args;
 /* dst bf16 [rows_p, cols_p] = im2col(x) [K, n*ho*wo] rounded, zero outside it (the lowered operand of a bf16 GEMM) */
 typedef struct { const float *x; fst_geom g; uint16_t *dst; int64_t rows_p, cols_p; } fst_k_im2col_bf16_args;
+#define FST_IM2COL_RUN 8   /* k_im2col_bf16: columns per thread (8 bf16 = one 16-byte store) */
 /* dst float32 [rows, cols] contiguous = the top-left corner of src bf16 (row stride ld): a bf16 GEMM product read back */
 typedef struct { const uint16_t *src; int64_t ld; float *dst; int64_t rows, cols; } fst_k_bf16_unpad_args;
 
@@ -105,7 +107,7 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
     X(xent_rows, fst_k_xent_args) X(xent_total, fst_k_xent_args)                                         \
     X(softmax, fst_k_softmax_args) X(softmax_bwd, fst_k_softmax_args) X(gemm, fst_k_gemm_args)           \
     X(sgd, fst_k_sgd_args) X(srste, fst_k_srste_args) X(bf16_pad, fst_k_bf16_pad_args) X(im2col_bf16, fst_k_im2col_bf16_args) \
-    X(bf16_unpad, fst_k_bf16_unpad_args)
+    X(bf16_unpad, fst_k_bf16_unpad_args) X(col2im_bf16, fst_k_col2im_bf16_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 enum { FST_KERNELS(FST_KERNEL_ENUM) FST_N_KERNELS };

@@ -85,6 +85,20 @@ public final class Gemm3 {
             return true;
         }
 
+        /**
+         * A convolution's Eq. 2 folded back: col2im(this * dy) into a new dx of inputShape, on CUDA at BF16 precision,
+         * where the product is written in bf16 and read back by col2im without a float32 copy (the 2:4 path where
+         * cuSPARSELt writes bf16; the dense one through cuBLAS, rounding alike). Null elsewhere: then {@link #times}
+         * and col2im.
+         */
+        public Tensor timesCol2im(Tensor dy, int[] inputShape, int kernel, int stride, int padding) {
+            if (dy.device() != Device.CUDA || CudaOps.matmulPrecision() != CudaOps.MatmulPrecision.BF16) return null;
+            if (cuda != null) return cuda.timesCol2im(dy, inputShape, kernel, stride, padding);
+            if (dense != null && f32(dense) && f32(dy) && CudaOps.bf16Col2im())
+                return CudaOps.gemmCol2imBf16(dense, dy, inputShape, kernel, stride, padding);
+            return null;
+        }
+
         /** c = this * b (overwritten); b [K, cols] any view, c [rows, cols] with unit stride along its rows. */
         public void times(Tensor b, Tensor c) {
             if (cuda != null) cuda.times(b, c);
@@ -182,6 +196,24 @@ public final class Gemm3 {
             long t1 = Profile.start();
             Tensor dx = Tensor.empty(dy.device(), dtype(w, dy), w.size(1), dy.size(1));
             try { l.times(g, dx); } catch (RuntimeException | Error e) { dx.close(); throw e; }
+            Profile.stop(Part.EQ2, t1);
+            return dx;
+        }
+    }
+
+    /**
+     * Eq. 2 of a convolution folded back by col2im in one go where the product can stay bf16 ({@link Left#timesCol2im}:
+     * CUDA at BF16 precision); null elsewhere, and the caller takes {@link #inputGrad} and col2im. The GEMM is booked
+     * as EQ2 together with its col2im.
+     */
+    public Tensor inputGradCol2im(Tensor w, Tensor sw, Tensor dy, int[] inputShape, int kernel, int stride, int padding) {
+        if (dy.device() != Device.CUDA || CudaOps.matmulPrecision() != CudaOps.MatmulPrecision.BF16) return null;
+        long t0 = Profile.start();
+        Tensor g = cfg.dyEq2() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq2().apply(dy);
+        Profile.stop(Part.SPARSIFY, t0);
+        try (g; Left l = prepareInputGrad(w, sw, g.dtype())) {
+            long t1 = Profile.start();
+            Tensor dx = l.timesCol2im(g, inputShape, kernel, stride, padding);
             Profile.stop(Part.EQ2, t1);
             return dx;
         }

@@ -315,10 +315,13 @@ public final class Layers {
                     Profile.stop(Part.ELEMENTWISE, t0);
                     try (dyc; Tensor wm = w.reshape(cout, kRows)) {
                         if (needsGrad(0) && !eq2Blocked) {
-                            try (Tensor dcols = node.inputGrad(wm, sw, dyc)) {
-                                long t1 = Profile.start();
-                                dx = Conv.col2im(dcols, x.shape(), k, stride, padding);
-                                Profile.stop(Part.IM2COL, t1);
+                            dx = node.inputGradCol2im(wm, sw, dyc, x.shape(), k, stride, padding);   // CUDA, BF16: no float32 columns
+                            if (dx == null) {
+                                try (Tensor dcols = node.inputGrad(wm, sw, dyc)) {
+                                    long t1 = Profile.start();
+                                    dx = Conv.col2im(dcols, x.shape(), k, stride, padding);
+                                    Profile.stop(Part.IM2COL, t1);
+                                }
                             }
                         }
                         if (needsGrad(1) && !eq3Blocked) dw = node.weightGrad(dyc, columns(x, null), p, kRows);

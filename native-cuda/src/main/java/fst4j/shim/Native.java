@@ -757,6 +757,15 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_col2im");
     }
 
+    /** {@link #cudaCol2im} of bf16 columns (row stride ldc), e.g. a bf16 GEMM product. */
+    public static void cudaCol2imBf16(MemorySegment cols, long ldc, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph,
+                                      long pw, long ho, long wo, MemorySegment dx) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.COL2IM_BF16.invokeExact(cols, ldc, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dx); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_col2im_bf16");
+    }
+
     /** pos: device int32[npos], each in [0, ho*wo) (not validated on the device). */
     public static void cudaIm2colAt(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
                                     long ho, long wo, MemorySegment pos, long npos, MemorySegment out, long ldo) {
@@ -825,12 +834,14 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
             KPROF = bind(lib, "fst_cuda_kprof_report", FunctionDescriptor.of(ADDRESS, JAVA_INT), false);
             KPROF_ON = bind(lib, "fst_cuda_kprof", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
+            COL2IM_BF16 = bind(lib, "fst_cuda_col2im_bf16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
             IM2COL_BF16 = bind(lib, "fst_cuda_im2col_bf16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
             BF16_PAD = bind(lib, "fst_cuda_bf16_pad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,

@@ -202,6 +202,19 @@ class CudaKernelsTest {
             MemorySegment dcols = mem.upload(colsH), ddx = mem.dev(4L * n * c * h * w);
             Native.cudaCol2im(dcols, ld, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, ddx);
             assertArrayEquals(nanCanonical(ints(dxc, (long) n * c * h * w)), nanCanonical(mem.downloadInts(ddx, (long) n * c * h * w)), "col2im " + at);
+
+            // from bf16 columns (a bf16 GEMM product): the CPU's col2im of the same values widened, bit for bit
+            short[] c16 = new short[kk * ld];
+            float[] widened = new float[kk * ld];
+            for (int i = 0; i < c16.length; i++) {
+                c16[i] = Bf16.of(colsH.getAtIndex(JAVA_FLOAT, i));
+                widened[i] = Bf16.value(c16[i]);
+            }
+            MemorySegment wideH = mem.host(widened), dxw = mem.host(4L * n * c * h * w);
+            Native.col2im(wideH, ld, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dxw, 1);
+            MemorySegment d16 = mem.upload(c16), ddx16 = mem.dev(4L * n * c * h * w);
+            Native.cudaCol2imBf16(d16, ld, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, ddx16);
+            assertArrayEquals(nanCanonical(ints(dxw, (long) n * c * h * w)), nanCanonical(mem.downloadInts(ddx16, (long) n * c * h * w)), "col2im bf16 " + at);
         }
     }
 

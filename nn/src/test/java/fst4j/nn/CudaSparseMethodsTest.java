@@ -60,13 +60,16 @@ class CudaSparseMethodsTest {
             // the same way in both steps, so that the two differ only in which library computed Eq. 1 and 2
             boolean bf16Out = fst4j.tensor.CudaSpmm.outputType() == Cuda.R_16BF;
             boolean roundedWas = fst4j.tensor.CudaOps.setBf16Outputs(bf16Out);
+            // Eq. 2 of the dense step folds back from a bf16 product only where the 2:4 one does (the library's output type)
+            boolean col2imWas = fst4j.tensor.CudaOps.setBf16Col2im(bf16Out);
             long before = fst4j.tensor.CudaSpmm.matmuls();
             GpuStep sparse = gpuStep(method);
             assertTrue(fst4j.tensor.CudaSpmm.matmuls() > before, method + ": no product went through cuSPARSELt");
             assumeTrue(fst4j.tensor.CudaOps.usesCublas(), () -> "cuBLAS GemmEx not available: " + Cuda.blasStatus());
             GpuStep masked;
             fst4j.tensor.CudaSpmm.setEnabled(false);
-            try { masked = gpuStep(method); } finally { fst4j.tensor.CudaSpmm.setEnabled(true); fst4j.tensor.CudaOps.setBf16Outputs(roundedWas); }
+            try { masked = gpuStep(method); }
+            finally { fst4j.tensor.CudaSpmm.setEnabled(true); fst4j.tensor.CudaOps.setBf16Outputs(roundedWas); fst4j.tensor.CudaOps.setBf16Col2im(col2imWas); }
             // bf16 outputs: where the two libraries' float32 sums differ in the last bits, a few elements round to the
             // neighbouring bf16 (2^-8 relative), which batch norm's backward spreads; 0 on the emulator (same sums)
             double lossTol = bf16Out ? 1e-4 : 1e-6, gradTol = bf16Out ? 5e-3 : 1e-3;

@@ -226,6 +226,16 @@ public final class CudaOps {
     public static MatmulPrecision matmulPrecision() { return precision; }
 
     private static volatile boolean bf16Outputs;
+    private static volatile boolean bf16Col2im = !"false".equalsIgnoreCase(System.getProperty("fst4j.cuda.bf16Col2im", "true"));
+
+    /**
+     * Whether a convolution's dense Eq. 2 at BF16 precision writes its product in bf16 and folds it back from there
+     * ({@link #gemmCol2imBf16}); on by default, {@code -Dfst4j.cuda.bf16Col2im=false} keeps the float32 product.
+     */
+    public static boolean bf16Col2im() { return bf16Col2im; }
+
+    /** Sets {@link #bf16Col2im()}; returns the previous setting. */
+    public static boolean setBf16Col2im(boolean on) { boolean was = bf16Col2im; bf16Col2im = on; return was; }
 
     /**
      * At BF16 precision: whether every dense GEMM's float32 result is rounded to bf16 (to nearest even), as a library
@@ -394,6 +404,40 @@ public final class CudaOps {
             throw e;
         }
         return dx;
+    }
+
+    /** dx [inputShape] = col2im of the bf16 columns cols16 ([K, N*L] with row stride ld) (fst_cuda_col2im_bf16). */
+    static Tensor col2imBf16(Block cols16, long ld, Conv.Geom g) {
+        Tensor dx = Tensor.empty(Device.CUDA, DType.F32, g.n(), g.c(), g.h(), g.w());
+        try {
+            if (g.n() > 0) Native.cudaCol2imBf16(cols16.ptr(), ld, g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(),
+                    g.ho(), g.wo(), ptr(dx));
+            return dx;
+        } catch (RuntimeException | Error e) {
+            dx.close();
+            throw e;
+        }
+    }
+
+    /**
+     * At BF16 precision: dx = col2im(a b) for a convolution's Eq. 2 (a = W^T [C*kh*kw, Cout], any strides; b = dY
+     * [Cout, N*Ho*Wo]) with the product written in bf16 by cuBLAS and folded back from bf16 (fst_cuda_col2im_bf16):
+     * the [C*kh*kw, N*Ho*Wo] product, the largest matrix of a convolution's step, is written and read at half the bytes
+     * and never widened. Its values carry one bf16 rounding, as autocast's bf16 input gradients do and as the 2:4 path's
+     * ({@link CudaSpmm#timesCol2im}) do where cuSPARSELt writes bf16, so that the dense and 2:4 steps round alike.
+     */
+    public static Tensor gemmCol2imBf16(Tensor a, Tensor b, int[] inputShape, int k, int stride, int padding) {
+        require("gemmCol2imBf16", a, b);
+        Conv.Geom g = Conv.Geom.of("col2im", inputShape, k, k, stride, stride, padding, padding);
+        long m = a.shape[0], kk = a.shape[1], n = b.shape[1];
+        if (a.dim() != 2 || b.dim() != 2 || b.shape[0] != kk || m != g.k() || n != (long) g.n() * g.l())
+            throw new IllegalArgumentException("shape mismatch: gemmCol2imBf16 " + Shape.str(a.shape) + " x " + Shape.str(b.shape) + " for input " + Shape.str(inputShape));
+        try (Block a16 = bf16Padded(a, m, kk); Block b16 = bf16Padded(b, kk, n); Block c16 = Block.of(Math.max(2, 2 * m * n))) {
+            if (m > 0 && n > 0)
+                Native.cudaGemmEx(false, false, m, n, kk, 1f, a16.ptr(), Cuda.R_16BF, Math.max(1, kk), b16.ptr(), Cuda.R_16BF, Math.max(1, n), 0f,
+                        c16.ptr(), Cuda.R_16BF, Math.max(1, n), false);
+            return col2imBf16(c16, Math.max(1, n), g);
+        }
     }
 
     /** [N, Cout, L] (contiguous dy) as [Cout, N*L]: the GEMM layout of a batch (one strided copy on the device). */

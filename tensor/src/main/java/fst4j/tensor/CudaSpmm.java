@@ -194,22 +194,54 @@ public final class CudaSpmm implements AutoCloseable {
         try (CudaOps.Block b16 = CudaOps.im2colBf16(low, kP, nP)) { multiply(b16, n, c); }
     }
 
+    /**
+     * dx = col2im(A dy) for a convolution's Eq. 2 (A = S(W^T) [C*kh*kw, Cout], dy [Cout, N*Ho*Wo] any view) where the
+     * library writes its product in bf16 ({@link #outputType()}): folded back straight from the bf16 product, which is
+     * never widened to float32 ({@link CudaOps#gemmCol2imBf16} is the dense twin). Null where the library writes
+     * float32: then {@link #times} and col2im.
+     */
+    public Tensor timesCol2im(Tensor dy, int[] inputShape, int kernel, int stride, int padding) {
+        if (a16 == null) throw new IllegalStateException("CudaSpmm is closed");
+        CudaOps.require("CudaSpmm.timesCol2im", dy);
+        if (outputType() != Cuda.R_16BF) return null;
+        Conv.Geom g = Conv.Geom.of("col2im", inputShape, kernel, kernel, stride, stride, padding, padding);
+        if (dy.dim() != 2 || dy.shape[0] != k || rows != g.k() || dy.shape[1] != (long) g.n() * g.l())
+            throw new IllegalArgumentException("shape mismatch: 2:4 [" + rows + ", " + k + "] x " + Shape.str(dy.shape) + " for input " + Shape.str(inputShape));
+        int n = dy.shape[1], nP = pad(n);
+        try (CudaOps.Block b16 = CudaOps.bf16Padded(dy, kP, nP); CudaOps.Block out16 = CudaOps.Block.of(2L * rowsP * nP)) {
+            Cuda.SparseLtPlan plan = planFor(nP);
+            if (plan == null) {   // a refused shape: the same product densely, bf16 out
+                Native.cudaGemmEx(false, false, rowsP, nP, kP, 1f, a16.ptr(), Cuda.R_16BF, kP, b16.ptr(), Cuda.R_16BF, nP, 0f,
+                        out16.ptr(), Cuda.R_16BF, nP, false);
+                FALLBACKS.incrementAndGet();
+            } else {
+                sparseMatmul(plan, b16, out16.ptr());
+            }
+            return CudaOps.col2imBf16(out16, nP, g);
+        }
+    }
+
+    /** The calling thread's plan for a padded product of nP columns; null where the library refused that shape. */
+    private Cuda.SparseLtPlan planFor(int nP) {
+        Key key = new Key(rowsP, nP, kP);
+        if (REFUSED.containsKey(key)) return null;
+        try {
+            Map<Key, Cuda.SparseLtPlan> plans = PLANS.get();
+            Cuda.SparseLtPlan plan = plans.get(key);
+            if (plan == null) { plan = plan(key.m(), key.n(), key.k()); plans.put(key, plan); }
+            return plan;
+        } catch (CudaUnavailableException e) {
+            throw e;
+        } catch (RuntimeException e) {   // a size or type rule of the installed library: this shape runs densely
+            REFUSED.put(key, String.valueOf(e.getMessage()));
+            return null;
+        }
+    }
+
     /** c = A b16 with b16 the padded bf16 [kP, pad(n)] right-hand side. */
     private void multiply(CudaOps.Block b16, int n, Tensor c) {
         int nP = pad(n);
-        Key key = new Key(rowsP, nP, kP);
-        Cuda.SparseLtPlan plan = null;
-        if (!REFUSED.containsKey(key)) {
-            try {
-                Map<Key, Cuda.SparseLtPlan> plans = PLANS.get();
-                plan = plans.get(key);
-                if (plan == null) { plan = plan(key.m(), key.n(), key.k()); plans.put(key, plan); }
-            } catch (CudaUnavailableException e) {
-                throw e;
-            } catch (RuntimeException e) {   // a size or type rule of the installed library: this shape runs densely
-                REFUSED.put(key, String.valueOf(e.getMessage()));
-            }
-        }
+        Cuda.SparseLtPlan plan = planFor(nP);
         if (plan != null && outType == Cuda.R_16BF) {   // the library writes bf16 [rowsP, nP]; read back into c exactly
             try (CudaOps.Block out16 = CudaOps.Block.of(2L * rowsP * nP)) {
                 sparseMatmul(plan, b16, out16.ptr());

@@ -142,6 +142,71 @@ class CudaSpmmTest {
         }
     }
 
+    /** col2im in float64 on the host: cols [c*k*k, n*ho*wo] folded into [n, c, h, w]. */
+    private static double[] col2imHost(double[] cols, int n, int c, int h, int w, int k, int stride, int pad, int ho, int wo) {
+        double[] dx = new double[n * c * h * w];
+        int ncols = n * ho * wo;
+        for (int img = 0; img < n; img++)
+            for (int ch = 0; ch < c; ch++)
+                for (int ki = 0; ki < k; ki++)
+                    for (int kj = 0; kj < k; kj++)
+                        for (int oh = 0; oh < ho; oh++)
+                            for (int ow = 0; ow < wo; ow++) {
+                                int ih = oh * stride - pad + ki, iw = ow * stride - pad + kj;
+                                if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                                dx[((img * c + ch) * h + ih) * w + iw] += cols[((ch * k + ki) * k + kj) * ncols + (img * ho + oh) * wo + ow];
+                            }
+        return dx;
+    }
+
+    /**
+     * A convolution's Eq. 2 folded back from a bf16 product, never widened (the 2:4 path where cuSPARSELt writes bf16,
+     * and its dense twin CudaOps.gemmCol2imBf16): against the float64 col2im of the float64 product of the rounded
+     * operands, within the product's bf16 rounding (2^-8 of each column value) and float accumulation, summed by col2im.
+     */
+    @Test
+    void aConvolutionsEq2FoldsBackFromTheBf16Product() {
+        assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
+        assumeTrue(CudaOps.usesCublas(), () -> "cuBLAS GemmEx not available: " + Cuda.blasStatus());
+        int was = CudaSpmm.setOutputTypeForTest(Cuda.R_16BF);
+        try {
+            Random r = new Random(12);
+            int cout = 8;
+            for (int[] s : new int[][] { { 2, 3, 6, 6, 3, 1, 1 }, { 2, 5, 7, 7, 3, 2, 1 }, { 3, 4, 5, 5, 1, 1, 0 } }) {
+                int n = s[0], c = s[1], h = s[2], w = s[3], k = s[4], stride = s[5], pad = s[6];
+                int ho = (h + 2 * pad - k) / stride + 1, wo = (w + 2 * pad - k) / stride + 1, kk = c * k * k, ncols = n * ho * wo;
+                float[] wt = prune24Rows(gaussian(r, kk * cout), kk, cout);   // S(W^T) [C*k*k, Cout], 2:4 along Cout
+                float[] dy = gaussian(r, cout * ncols);
+                double[] prod = new double[kk * ncols], bound = new double[kk * ncols];
+                for (int i = 0; i < kk; i++)
+                    for (int j = 0; j < ncols; j++) {
+                        double sum = 0, mag = 0;
+                        for (int q = 0; q < cout; q++) {
+                            double t = (double) fromBf16(bf16(wt[i * cout + q])) * fromBf16(bf16(dy[q * ncols + j]));
+                            sum += t; mag += Math.abs(t);
+                        }
+                        prod[i * ncols + j] = sum;
+                        bound[i * ncols + j] = 0x1p-8 * Math.abs(sum) + 1e-4 * mag;
+                    }
+                double[] want = col2imHost(prod, n, c, h, w, k, stride, pad, ho, wo), tol = col2imHost(bound, n, c, h, w, k, stride, pad, ho, wo);
+                int[] shape = { n, c, h, w };
+                String at = java.util.Arrays.toString(s);
+                try (Tensor wh = Tensor.of(wt, kk, cout); Tensor wd = wh.to(Device.CUDA); Tensor dh = Tensor.of(dy, cout, ncols); Tensor dd = dh.to(Device.CUDA);
+                     CudaSpmm sp = CudaSpmm.of(wd); Tensor sparse = sp.timesCol2im(dd, shape, k, stride, pad);
+                     Tensor dense = CudaOps.gemmCol2imBf16(wd, dd, shape, k, stride, pad)) {
+                    assertArrayEquals(shape, sparse.shape(), at);
+                    float[] gs = sparse.toFloatArray(), gd = dense.toFloatArray();
+                    for (int i = 0; i < want.length; i++) {
+                        assertEquals(want[i], gs[i], tol[i] + 1e-30, "2:4 " + at + " element " + i);
+                        assertEquals(want[i], gd[i], tol[i] + 1e-30, "dense " + at + " element " + i);
+                    }
+                }
+            }
+        } finally {
+            CudaSpmm.setOutputTypeForTest(was);
+        }
+    }
+
     @Test
     void transposedViewsAndReuseAcrossRightHandSides() {
         assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());

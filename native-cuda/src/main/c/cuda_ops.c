@@ -408,6 +408,19 @@ int fst_cuda_maxpool_bwd(const float *dy, const int32_t *idx, int64_t planes, in
     fst_k_maxpool_bwd_args a = { dy, idx, dx, planes, in_plane, out_plane };
     return launch(FST_K_maxpool_bwd, planes, &a);
 }
+int fst_cuda_maxpool_bwd_geom(const float *dy, const int32_t *idx, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                              int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *dx) {
+    READY();
+    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    GEOM(g);
+    BAD(2 * ph > kh || 2 * pw > kw || h * w > 0x7fffffff);
+    if (n == 0 || c == 0) return FST_OK;
+    NUL(!dx || (ho * wo > 0 && (!dy || !idx)));
+    if (ho * wo > 0) { OWN(dy, n * c * ho * wo * 4); OWN(idx, n * c * ho * wo * 4); }
+    OWN(dx, n * c * h * w * 4);
+    fst_k_maxpool_bwd_gather_args a = { dy, idx, g, dx };
+    return launch(FST_K_maxpool_bwd_gather, n * c * h * w, &a);
+}
 
 int fst_cuda_adaptive_avg(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t oh, int64_t ow, float *y) {
     READY();

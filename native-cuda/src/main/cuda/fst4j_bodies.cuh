@@ -459,6 +459,30 @@ FST_HD void k_maxpool_bwd(i64 p, const fst_k_maxpool_bwd_args &a) {
     }
 }
 
+/* Max pool backward with the pooling geometry: one thread per dx element gathers the dy of the windows that contain
+ * it and chose it, in ascending output order, with the scatter's roundings (float sums from double, starting at +0.0f):
+ * the same bits as k_maxpool_bwd, with a thread per element instead of a thread per plane. */
+FST_HD void k_maxpool_bwd_gather(i64 i, const fst_k_maxpool_bwd_gather_args &a) {
+    const fst_geom &g = a.g;
+    const i64 in_plane = g.h * g.w, out_plane = g.ho * g.wo;
+    if (i >= g.n * g.c * in_plane) return;
+    const i64 p = i / in_plane, t = i - p * in_plane, ih = t / g.w, iw = t - ih * g.w;
+    const i64 lh = ih + g.ph - g.kh + 1, lw = iw + g.pw - g.kw + 1;
+    const i64 oh0 = lh <= 0 ? 0 : (lh + g.sh - 1) / g.sh, ow0 = lw <= 0 ? 0 : (lw + g.sw - 1) / g.sw;
+    i64 oh1 = (ih + g.ph) / g.sh, ow1 = (iw + g.pw) / g.sw;
+    if (oh1 > g.ho - 1) oh1 = g.ho - 1;
+    if (ow1 > g.wo - 1) ow1 = g.wo - 1;
+    const int32_t *idx = a.idx + p * out_plane;
+    const float *dy = a.dy + p * out_plane;
+    float acc = 0.0f;
+    for (i64 oh = oh0; oh <= oh1; oh++)
+        for (i64 ow = ow0; ow <= ow1; ow++) {
+            const i64 o = oh * g.wo + ow;
+            if (idx[o] == t) acc = (float)((double)acc + (double)dy[o]);
+        }
+    a.dx[i] = acc;
+}
+
 FST_HD i64 bin_start(i64 i, i64 in, i64 out) { return i * in / out; }
 FST_HD i64 bin_end(i64 i, i64 in, i64 out) { return ((i + 1) * in + out - 1) / out; }
 

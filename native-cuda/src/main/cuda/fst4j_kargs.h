@@ -57,6 +57,8 @@ typedef struct { const float *x; float *y; int32_t *idx; fst_geom g; } fst_k_max
 /* backward: one thread per plane (n*c of them) zeroes its dx plane and adds its dy at the argmaxes in output order:
  * the CPU's scatter, serial per plane, so bit-identical without atomics and without the pooling geometry */
 typedef struct { const float *dy; const int32_t *idx; float *dx; int64_t planes, in_plane, out_plane; } fst_k_maxpool_bwd_args;
+/* backward with the geometry: one thread per dx element (the same bits as the scatter above) */
+typedef struct { const float *dy; const int32_t *idx; fst_geom g; float *dx; } fst_k_maxpool_bwd_gather_args;
 typedef struct { const float *x; float *y; int64_t n, c, h, w, oh, ow; } fst_k_adaptive_avg_args;
 typedef struct { const float *dy; float *dx; int64_t n, c, h, w, oh, ow; } fst_k_adaptive_avg_bwd_args;
 
@@ -107,7 +109,8 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
     X(xent_rows, fst_k_xent_args) X(xent_total, fst_k_xent_args)                                         \
     X(softmax, fst_k_softmax_args) X(softmax_bwd, fst_k_softmax_args) X(gemm, fst_k_gemm_args)           \
     X(sgd, fst_k_sgd_args) X(srste, fst_k_srste_args) X(bf16_pad, fst_k_bf16_pad_args) X(im2col_bf16, fst_k_im2col_bf16_args) \
-    X(bf16_unpad, fst_k_bf16_unpad_args) X(col2im_bf16, fst_k_col2im_bf16_args)
+    X(bf16_unpad, fst_k_bf16_unpad_args) X(col2im_bf16, fst_k_col2im_bf16_args) \
+    X(maxpool_bwd_gather, fst_k_maxpool_bwd_gather_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 enum { FST_KERNELS(FST_KERNEL_ENUM) FST_N_KERNELS };

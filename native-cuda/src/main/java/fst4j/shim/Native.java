@@ -834,12 +834,14 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
             KPROF = bind(lib, "fst_cuda_kprof_report", FunctionDescriptor.of(ADDRESS, JAVA_INT), false);
             KPROF_ON = bind(lib, "fst_cuda_kprof", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
+            MAXPOOL_BWD_GEOM = bind(lib, "fst_cuda_maxpool_bwd_geom", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
             COL2IM_BF16 = bind(lib, "fst_cuda_col2im_bf16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
             IM2COL_BF16 = bind(lib, "fst_cuda_im2col_bf16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
@@ -935,6 +937,15 @@ public final class Native {
         int rc;
         try { rc = (int) CudaOpHandles.MAXPOOL_BWD.invokeExact(dy, idx, planes, inPlane, outPlane, dx); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_maxpool_bwd");
+    }
+
+    /** {@link #cudaMaxPoolBackward} with the forward's geometry: a thread per dx element (the same bits). */
+    public static void cudaMaxPoolBackward(MemorySegment dy, MemorySegment idx, long n, long c, long h, long w, long kh, long kw, long sh, long sw,
+                                           long ph, long pw, long ho, long wo, MemorySegment dx) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.MAXPOOL_BWD_GEOM.invokeExact(dy, idx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dx); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_maxpool_bwd_geom");
     }
 
     public static void cudaAdaptiveAvgPool(MemorySegment x, long n, long c, long h, long w, long oh, long ow, MemorySegment y) {

@@ -531,7 +531,7 @@ public final class CudaOps {
         Block idx = Block.of(Math.max(4, 4 * outN));
         try (Tensor xc = x.contiguous()) {
             if (outN > 0) Native.cudaMaxPool(ptr(xc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(), ptr(out), idx.ptr());
-            return new Pool.MaxPool2d(out, new Pool.DeviceIndices(idx, outN));   // the indices stay on the device
+            return new Pool.MaxPool2d(out, new Pool.DeviceIndices(idx, outN, g));   // the indices stay on the device
         } catch (RuntimeException e) {
             out.close();
             idx.close();
@@ -554,8 +554,12 @@ public final class CudaOps {
         require("maxPool2dBackward", dy);
         long plane = (long) inputShape[2] * inputShape[3], outPlane = (long) dy.shape[2] * dy.shape[3];
         Tensor dx = Tensor.empty(Device.CUDA, DType.F32, inputShape);
+        Conv.Geom g = indices.geom();
         try (Tensor dyc = dy.contiguous()) {
-            Native.cudaMaxPoolBackward(ptr(dyc), indices.ptr(), (long) inputShape[0] * inputShape[1], plane, outPlane, ptr(dx));
+            if (g.n() == inputShape[0] && g.c() == inputShape[1] && g.h() == inputShape[2] && g.w() == inputShape[3] && g.ho() * g.wo() == outPlane)
+                Native.cudaMaxPoolBackward(ptr(dyc), indices.ptr(), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(), ptr(dx));
+            else   // not the forward's shapes (Pool checked them against the indices' count): the geometry-free scatter
+                Native.cudaMaxPoolBackward(ptr(dyc), indices.ptr(), (long) inputShape[0] * inputShape[1], plane, outPlane, ptr(dx));
         } catch (RuntimeException e) {
             dx.close();
             throw e;

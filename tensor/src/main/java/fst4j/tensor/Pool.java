@@ -38,8 +38,10 @@ public final class Pool {
     /** int32 indices in CUDA memory, written by the max-pool kernel; freed by {@link #close()}. */
     public static final class DeviceIndices implements Indices {
         private final long count;
+        private final Conv.Geom geom;   // the forward's pooling geometry, for the backward's gather kernel
         private CudaOps.Block block;
-        DeviceIndices(CudaOps.Block block, long count) { this.block = block; this.count = count; }
+        DeviceIndices(CudaOps.Block block, long count, Conv.Geom geom) { this.block = block; this.count = count; this.geom = geom; }
+        Conv.Geom geom() { return geom; }
         @Override public long count() { return count; }
         java.lang.foreign.MemorySegment ptr() {
             if (block == null) throw new IllegalStateException("max-pool indices are closed (freed with their graph)");

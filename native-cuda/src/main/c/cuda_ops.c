@@ -256,7 +256,7 @@ int fst_cuda_im2col_bf16(const float *x, int64_t n, int64_t c, int64_t h, int64_
     if (n > 0) OWN(x, n * c * h * w * 4);
     OWN(dst, rows_p * cols_p * 2);
     fst_k_im2col_bf16_args a = { x, g, dst, rows_p, cols_p };
-    return launch(FST_K_im2col_bf16, rows_p * ((cols_p + FST_IM2COL_RUN - 1) / FST_IM2COL_RUN), &a);
+    return launch(FST_K_im2col_bf16, (rows_p + kh * kw - 1) / (kh * kw) * cols_p, &a);   /* a thread per (channel, column) */
 }
 
 int fst_cuda_bf16_pad(const float *src, int64_t rows, int64_t cols, int64_t rs, int64_t cs, uint16_t *dst, int64_t rows_p, int64_t cols_p) {
@@ -278,7 +278,7 @@ int fst_cuda_bf16_unpad(const uint16_t *src, int64_t ld, float *dst, int64_t row
     OWN(src, ((rows - 1) * ld + cols) * 2);
     OWN(dst, rows * cols * 4);
     fst_k_bf16_unpad_args a = { src, ld, dst, rows, cols };
-    return launch(FST_K_bf16_unpad, rows * ((cols + FST_IM2COL_RUN - 1) / FST_IM2COL_RUN), &a);
+    return launch(FST_K_bf16_unpad, rows * ((cols + FST_UNPAD_RUN - 1) / FST_UNPAD_RUN), &a);
 }
 
 /* ======================= elementwise ======================= */

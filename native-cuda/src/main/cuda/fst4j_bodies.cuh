@@ -198,45 +198,38 @@ FST_HD void k_im2col(i64 i, const fst_k_im2col_args &a) {
 
 /* im2col straight into a zero-padded bf16 GEMM operand [rows_p, cols_p] (rows_p >= K, cols_p >= n*ho*wo): the value
  * k_im2col would write, rounded as k_bf16_pad would round it, in one pass instead of a float32 matrix and a copy. */
-/* One thread per FST_IM2COL_RUN consecutive columns of one row: the divisions that place the first column are done once
- * and the next columns step (ow, oh, image) without any, and the run is written with one 16-byte store where the row
- * allows it (the kernel was bound by index math, several times below memory speed, with one element per thread).
- * Index math in I: u32 where the grid fits in 32 bits (a 64-bit division costs several times a 32-bit one), i64
- * beyond. Same elements, same values either way. */
+/* One thread per (channel, column): it places its column once (image, output row and column: the only divisions) and
+ * writes the channel's kh*kw rows of that column. Consecutive threads take consecutive columns, so every load of x
+ * and every store of a row is coalesced across a warp (a thread per element was bound by its divisions, and a run of
+ * columns per thread by uncoalesced loads). Channels past c fill the zero rows up to rows_p. Index math in I: u32
+ * where the grid fits in 32 bits, i64 beyond; the same elements and values either way. */
 template <typename I> FST_HD void im2col_bf16_at(I i, const fst_k_im2col_bf16_args &a) {
     const fst_geom &g = a.g;
-    const I runs = (I)((a.cols_p + FST_IM2COL_RUN - 1) / FST_IM2COL_RUN), r = i / runs, c0 = (i - r * runs) * FST_IM2COL_RUN;
-    const I L = (I)(g.ho * g.wo), NL = (I)g.n * L, khw = (I)(g.kh * g.kw), kw = (I)g.kw, wo = (I)g.wo, ho = (I)g.ho;
-    u16 v[FST_IM2COL_RUN];
-    if (r < (I)(g.c * khw)) {
-        const I ch = r / khw, t = r - ch * khw, ki = t / kw, kj = t - ki * kw;
-        I img = c0 / L, p = c0 - img * L, oh = p / wo, ow = p - oh * wo;
-        const float *xc = a.x + (i64)ch * g.h * g.w;
-        for (int j = 0; j < FST_IM2COL_RUN; j++) {
-            const i64 ih = (i64)oh * g.sh - g.ph + ki, iw = (i64)ow * g.sw - g.pw + kj;
-            v[j] = ((I)(c0 + j) >= NL || ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? (u16)0
-                 : bf16_bits(f2u(LDG(xc + (i64)img * g.c * g.h * g.w + ih * g.w + iw)));
-            if (++ow == wo) { ow = 0; if (++oh == ho) { oh = 0; img++; } }
-        }
-    } else {
-        for (int j = 0; j < FST_IM2COL_RUN; j++) v[j] = (u16)0;
-    }
-    u16 *d = a.dst + (i64)r * a.cols_p + c0;
-    const i64 left = a.cols_p - (i64)c0;
-#ifdef __CUDA_ARCH__
-    if (left >= FST_IM2COL_RUN && a.cols_p % FST_IM2COL_RUN == 0) {   /* 16-byte aligned: cudaMalloc'd base, row and run */
-        uint4 u;
-        memcpy(&u, v, sizeof u);
-        *reinterpret_cast<uint4 *>(d) = u;
+    const I cols_p = (I)a.cols_p, ch = i / cols_p, col = i - ch * cols_p;
+    const i64 khw = g.kh * g.kw, r0 = (i64)ch * khw;
+    u16 *d = a.dst + r0 * a.cols_p + col;
+    const i64 rows = (a.rows_p - r0 < khw ? a.rows_p - r0 : khw);
+    const I L = (I)(g.ho * g.wo), NL = (I)g.n * L;
+    if ((i64)ch >= g.c || col >= NL) {   /* a zero row (padding up to rows_p) or a padding column */
+        for (i64 t = 0; t < rows; t++) d[t * a.cols_p] = (u16)0;
         return;
     }
-#endif
-    for (int j = 0; j < FST_IM2COL_RUN && j < left; j++) d[j] = v[j];
+    const I wo = (I)g.wo, img = col / L, p = col - img * L, oh = p / wo, ow = p - oh * wo;
+    const float *xc = a.x + ((i64)img * g.c + ch) * g.h * g.w;
+    const i64 ih0 = (i64)oh * g.sh - g.ph, iw0 = (i64)ow * g.sw - g.pw;
+    for (i64 ki = 0; ki < g.kh; ki++) {
+        const i64 ih = ih0 + ki;
+        const bool rowIn = ih >= 0 && ih < g.h;
+        for (i64 kj = 0; kj < g.kw; kj++) {
+            const i64 iw = iw0 + kj;
+            d[(ki * g.kw + kj) * a.cols_p] = (rowIn && iw >= 0 && iw < g.w) ? bf16_bits(f2u(LDG(xc + ih * g.w + iw))) : (u16)0;
+        }
+    }
 }
 FST_HD void k_im2col_bf16(i64 i, const fst_k_im2col_bf16_args &a) {
-    const i64 n = a.rows_p * ((a.cols_p + FST_IM2COL_RUN - 1) / FST_IM2COL_RUN);
+    const i64 khw = a.g.kh * a.g.kw, chans = (a.rows_p + khw - 1) / khw, n = chans * a.cols_p;
     if (i >= n) return;
-    if (n * FST_IM2COL_RUN <= 0xffffffffLL) im2col_bf16_at<u32>((u32)i, a); else im2col_bf16_at<i64>(i, a);
+    if (n <= 0xffffffffLL) im2col_bf16_at<u32>((u32)i, a); else im2col_bf16_at<i64>(i, a);
 }
 
 /* col2im: one thread per dx element gathers its contributions in the CPU's order (kernel row, then column,
@@ -307,18 +300,18 @@ FST_HD void k_bf16_pad(i64 i, const fst_k_bf16_pad_args &a) {
     a.dst[i] = (r < a.rows && c < a.cols) ? bf16_bits(f2u(LDG(a.src + r * a.rs + c * a.cs))) : (u16)0;
 }
 
-/* One thread per FST_IM2COL_RUN consecutive elements of a row: one 16-byte load and two 16-byte stores where the
+/* One thread per FST_UNPAD_RUN consecutive elements of a row: one 16-byte load and two 16-byte stores where the
  * strides allow (cudaMalloc'd bases), element by element otherwise. */
 FST_HD void k_bf16_unpad(i64 i, const fst_k_bf16_unpad_args &a) {
-    const i64 runs = (a.cols + FST_IM2COL_RUN - 1) / FST_IM2COL_RUN;
+    const i64 runs = (a.cols + FST_UNPAD_RUN - 1) / FST_UNPAD_RUN;
     if (i >= a.rows * runs) return;
     i64 r, c0;
-    if (a.rows * runs <= 0xffffffffLL) { const u32 rr = (u32)i / (u32)runs; r = rr; c0 = ((u32)i - rr * (u32)runs) * (i64)FST_IM2COL_RUN; }
-    else { r = i / runs; c0 = (i - r * runs) * FST_IM2COL_RUN; }
+    if (a.rows * runs <= 0xffffffffLL) { const u32 rr = (u32)i / (u32)runs; r = rr; c0 = ((u32)i - rr * (u32)runs) * (i64)FST_UNPAD_RUN; }
+    else { r = i / runs; c0 = (i - r * runs) * FST_UNPAD_RUN; }
     const uint16_t *src = a.src + r * a.ld + c0;
     float *dst = a.dst + r * a.cols + c0;
 #ifdef __CUDA_ARCH__
-    if (c0 + FST_IM2COL_RUN <= a.cols && a.ld % 8 == 0 && a.cols % 4 == 0) {
+    if (c0 + FST_UNPAD_RUN <= a.cols && a.ld % 8 == 0 && a.cols % 4 == 0) {
         uint4 in = *reinterpret_cast<const uint4 *>(src);
         u16 h[8];
         memcpy(h, &in, 16);
@@ -330,7 +323,7 @@ FST_HD void k_bf16_unpad(i64 i, const fst_k_bf16_unpad_args &a) {
         return;
     }
 #endif
-    for (int j = 0; j < FST_IM2COL_RUN && c0 + j < a.cols; j++) dst[j] = u2f((u32)LDG(src + j) << 16);   /* exact: every bf16 is a float32 */
+    for (int j = 0; j < FST_UNPAD_RUN && c0 + j < a.cols; j++) dst[j] = u2f((u32)LDG(src + j) << 16);   /* exact: every bf16 is a float32 */
 }
 
 /* ======================= elementwise ======================= */

@@ -33,7 +33,7 @@ typedef struct { const float *src; uint16_t *dst; int64_t n; } fst_k_f2bf_args;
 typedef struct { const float *src; int64_t rows, cols, rs, cs; uint16_t *dst; int64_t rows_p, cols_p; } fst_k_bf16_pad_args;
 /* dst bf16 [rows_p, cols_p] = im2col(x) [K, n*ho*wo] rounded, zero outside it (the lowered operand of a bf16 GEMM) */
 typedef struct { const float *x; fst_geom g; uint16_t *dst; int64_t rows_p, cols_p; } fst_k_im2col_bf16_args;
-#define FST_IM2COL_RUN 8   /* k_im2col_bf16: columns per thread (8 bf16 = one 16-byte store) */
+#define FST_UNPAD_RUN 8   /* k_bf16_unpad: elements per thread (8 bf16 = one 16-byte load) */
 /* dst float32 [rows, cols] contiguous = the top-left corner of src bf16 (row stride ld): a bf16 GEMM product read back */
 typedef struct { const uint16_t *src; int64_t ld; float *dst; int64_t rows, cols; } fst_k_bf16_unpad_args;
 

@@ -197,6 +197,17 @@ class CudaKernelsTest {
             for (int i = 0; i < kk; i++)
                 assertArrayEquals(Arrays.copyOfRange(cpu, i * ld, i * ld + cols), Arrays.copyOfRange(gpu, i * ld, i * ld + cols), "im2col " + at + " row " + i);
 
+            // straight into a zero-padded bf16 operand (rows and columns past the matrix, into a block of 0x7f bytes)
+            int rowsP = kk + 5, colsP = cols + 3;
+            MemorySegment lowered16 = mem.dev(2L * rowsP * colsP);
+            Native.cudaIm2colBf16(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, lowered16, rowsP, colsP);
+            short[] got16 = mem.downloadShorts(lowered16, (long) rowsP * colsP);
+            for (int i = 0; i < rowsP; i++)
+                for (int j = 0; j < colsP; j++) {
+                    short want = i < kk && j < cols ? Bf16.bits(cpu[i * ld + j]) : 0;
+                    assertEquals(want, got16[i * colsP + j], "im2col bf16 " + at + " at " + i + "," + j);
+                }
+
             MemorySegment colsH = mem.host(values(r, kk * ld)), dxc = mem.host(4L * n * c * h * w);
             Native.col2im(colsH, ld, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dxc, 1);
             MemorySegment dcols = mem.upload(colsH), ddx = mem.dev(4L * n * c * h * w);

@@ -167,9 +167,10 @@ class CudaSpmmTest {
     @Test
     void aConvolutionsEq2FoldsBackFromTheBf16Product() {
         assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
-        assumeTrue(CudaOps.usesCublas(), () -> "cuBLAS GemmEx not available: " + Cuda.blasStatus());
         int was = CudaSpmm.setOutputTypeForTest(Cuda.R_16BF);
+        CudaOps.MatmulPrecision precisionWas = CudaOps.setMatmulPrecision(CudaOps.MatmulPrecision.BF16);   // usesCublas() asks about GemmEx
         try {
+            assumeTrue(CudaOps.usesCublas(), () -> "cuBLAS GemmEx not available: " + Cuda.blasStatus());
             Random r = new Random(12);
             int cout = 8;
             for (int[] s : new int[][] { { 2, 3, 6, 6, 3, 1, 1 }, { 2, 5, 7, 7, 3, 2, 1 }, { 3, 4, 5, 5, 1, 1, 0 } }) {
@@ -204,6 +205,7 @@ class CudaSpmmTest {
             }
         } finally {
             CudaSpmm.setOutputTypeForTest(was);
+            CudaOps.setMatmulPrecision(precisionWas);
         }
     }
 

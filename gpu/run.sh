@@ -5,11 +5,13 @@
 # CudaOptimizerTest and two ResNet training steps CudaResNetStepTest / CudaModelTest against the CPU, CudaStatusTest,
 # NativeLoadTest, the cuBLAS GemmEx / cuSPARSELt / event entry points CudaMixedPrecisionTest, the GEMM benchmark's
 # smoke mode CudaGemmBenchTest, the 2:4 product CudaSpmmTest, the GEMM precisions CudaMatmulPrecisionTest), runs the
-# GEMM benchmark (CudaGemmBench, gemm.txt) and the training-step comparison (gpu/step.sh, step.txt), and prints a
-# short table last.
+# GEMM benchmark (CudaGemmBench, gemm.txt), the training-step comparison (gpu/step.sh, step.txt, with each fst4j
+# configuration's kernel profile) and the cuSPARSELt layout / algorithm probe (gpu/splt_probe.sh, probe.txt), and
+# prints a short table last. Results of past calls: gpu/results/.
 # Time: the whole run stays within RUN_BUDGET_S (default 480 s; the run tool allows 600 s a call and the session's
 # device time is 15 minutes, machine start included): tests <= 150 s, GEMM benchmark <= 150 s, the step comparison
-# gets what is left (at most 180 s). --only tests,gemm,step runs only the named parts (a second, shorter call).
+# gets what is left (at most 180 s), the probe after it (at most 120 s). --only tests,gemm,step,probe runs only the
+# named parts (a second, shorter call).
 # Needs .gpu/ from gpu/prepare.sh, carried with the run tool:  carry [".gpu"], command "bash gpu/run.sh".
 # Results under $OUT (default .gpu/out). --no-gpu: for a machine without a GPU (checks the script's paths and
 # steps; the kernel tests are then skipped and a missing device is not an error). FORCE_REBUILD=1 rebuilds the

@@ -56,26 +56,7 @@ log() { echo "run: $*" | tee -a "$OUT/run.log"; }
 if [ "$nogpu" = 0 ] && ! nvidia-smi -L > /dev/null 2>&1; then log "WARNING: nvidia-smi finds no GPU"; fi
 
 # ---- NVIDIA wheel folders (libraries and headers) found with python3 ----
-wheel_dirs() {   # $1 = lib | include
-  python3 - "$1" <<'PY' 2>/dev/null
-import glob, os, site, sys
-kind = sys.argv[1]
-roots = set()
-try: roots.update(site.getsitepackages())
-except Exception: pass
-try: roots.add(site.getusersitepackages())
-except Exception: pass
-try:
-    import nvidia
-    roots.update(os.path.dirname(p) for p in nvidia.__path__)
-except Exception: pass
-out = []
-for r in sorted(roots):
-    for d in sorted(glob.glob(os.path.join(r, "nvidia", "*", kind))):
-        if d not in out: out.append(d)
-print(":".join(out))
-PY
-}
+source "$here/gpu/wheel_dirs.sh"   # wheel_dirs lib|include
 LIBDIRS="$(wheel_dirs lib)"; INCDIRS="$(wheel_dirs include)"
 export FST4J_CUDA_LIB_DIR="${FST4J_CUDA_LIB_DIR:+$FST4J_CUDA_LIB_DIR:}$LIBDIRS"
 log "wheel lib folders: ${LIBDIRS:-none}"

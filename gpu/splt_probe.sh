@@ -14,26 +14,7 @@ say() { echo "$*" >> "$outfile"; }
 work="$(mktemp -d "${TMPDIR:-/tmp}/splt_probe.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
-wheel_dirs() {   # $1 = lib | include: site-packages/nvidia/*/$1, as gpu/run.sh finds them
-  python3 - "$1" <<'PY' 2>/dev/null
-import glob, os, site, sys
-kind = sys.argv[1]
-roots = set()
-try: roots.update(site.getsitepackages())
-except Exception: pass
-try: roots.add(site.getusersitepackages())
-except Exception: pass
-try:
-    import nvidia
-    roots.update(os.path.dirname(p) for p in nvidia.__path__)
-except Exception: pass
-out = []
-for r in sorted(roots):
-    for d in sorted(glob.glob(os.path.join(r, "nvidia", "*", kind))):
-        if d not in out: out.append(d)
-print(":".join(out))
-PY
-}
+source "$here/gpu/wheel_dirs.sh"   # wheel_dirs lib|include
 
 # The wheels often ship only versioned sonames (libcusparseLt.so.0, libcublas.so.13) without the unversioned link
 # that -lNAME needs: use -lNAME where libNAME.so exists, else -l:<the shortest versioned name>.

@@ -38,9 +38,8 @@ missing=""
 for j in ${CP//:/ }; do [ -f "$j" ] || missing="$missing $j"; done
 if [ -n "$missing" ]; then note "missing:$missing (run gpu/prepare.sh here and carry .gpu)"; exit 2; fi
 if [ -z "${FST4J_CUDA_LIB_DIR:-}" ]; then   # run.sh sets it; alone, ask python3 for NVIDIA's wheel folders
-  d="$(python3 -c 'import glob,os,site
-r=set(site.getsitepackages()+[site.getusersitepackages()])
-print(":".join(sorted({x for p in r for x in glob.glob(os.path.join(p,"nvidia","*","lib"))})))' 2>/dev/null)"
+  source "$here/gpu/wheel_dirs.sh"
+  d="$(wheel_dirs lib)"
   [ -n "$d" ] && export FST4J_CUDA_LIB_DIR="$d"
 fi
 note "$(date -u +%FT%TZ) java $JAVA; FST4J_CUDA_LIB_DIR=${FST4J_CUDA_LIB_DIR:-unset}; budget ${BUDGET}s$( [ $nogpu = 1 ] && echo '; NO-GPU CHECK (emulator / CPU, numbers mean nothing)')"

@@ -195,30 +195,29 @@ int fst_cuda_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, 
     return launch(FST_K_im2col, c * kh * kw * n * ho * wo, &a);
 }
 
+/* col2im of float32 (elem 4) or bf16 (elem 2) columns: the two argument structs have the same layout but for the
+ * columns' type */
+static int col2im_launch(const char *fn, int kernel, const void *cols, int elem, int64_t ldc, fst_geom g, float *dx) {
+    NUL(!cols || !dx);
+    GEOM(g);
+    BAD(ldc < g.n * g.ho * g.wo);
+    if (g.n == 0) return FST_OK;
+    OWN(cols, ((g.c * g.kh * g.kw - 1) * ldc + g.n * g.ho * g.wo) * elem); OWN(dx, g.n * g.c * g.h * g.w * 4);
+    if (elem == 4) { fst_k_col2im_args a = { (const float *)cols, ldc, g, dx }; return launch(kernel, g.n * g.c * g.h * g.w, &a); }
+    fst_k_col2im_bf16_args a = { (const uint16_t *)cols, ldc, g, dx };
+    return launch(kernel, g.n * g.c * g.h * g.w, &a);
+}
+
 int fst_cuda_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                     int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *dx) {
     READY();
-    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
-    NUL(!cols || !dx);
-    GEOM(g);
-    BAD(ldc < n * ho * wo);
-    if (n == 0) return FST_OK;
-    OWN(cols, ((c * kh * kw - 1) * ldc + n * ho * wo) * 4); OWN(dx, n * c * h * w * 4);
-    fst_k_col2im_args a = { cols, ldc, g, dx };
-    return launch(FST_K_col2im, n * c * h * w, &a);
+    return col2im_launch(fn, FST_K_col2im, cols, 4, ldc, (fst_geom){ n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo }, dx);
 }
 
 int fst_cuda_col2im_bf16(const uint16_t *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                          int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *dx) {
     READY();
-    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
-    NUL(!cols || !dx);
-    GEOM(g);
-    BAD(ldc < n * ho * wo);
-    if (n == 0) return FST_OK;
-    OWN(cols, ((c * kh * kw - 1) * ldc + n * ho * wo) * 2); OWN(dx, n * c * h * w * 4);
-    fst_k_col2im_bf16_args a = { cols, ldc, g, dx };
-    return launch(FST_K_col2im_bf16, n * c * h * w, &a);
+    return col2im_launch(fn, FST_K_col2im_bf16, cols, 2, ldc, (fst_geom){ n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo }, dx);
 }
 
 int fst_cuda_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,

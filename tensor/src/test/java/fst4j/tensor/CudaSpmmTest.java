@@ -102,13 +102,18 @@ class CudaSpmmTest {
             int rows = s[0], k = s[1], n = s[2];
             float[] a = prune24Rows(gaussian(r, rows * k), rows, k);
             float[] b = gaussian(r, k * n);
-            long before = CudaSpmm.matmuls();
-            try (Tensor ah = Tensor.of(a, rows, k); Tensor ad = ah.to(Device.CUDA); Tensor bh = Tensor.of(b, k, n); Tensor bd = bh.to(Device.CUDA);
-                 Tensor cd = Tensor.empty(Device.CUDA, DType.F32, rows, n); CudaSpmm sp = CudaSpmm.of(ad)) {
-                sp.times(bd, cd);
-                assertEquals(before + 1, CudaSpmm.matmuls());
-                assertBf16Product(a, b, false, rows, k, n, cd.toFloatArray(), rows + "x" + k + "x" + n);
-            }
+            assertBf16Product(a, b, false, rows, k, n, sparseTimes(a, b, rows, k, n), rows + "x" + k + "x" + n);
+        }
+    }
+
+    /** a [rows, k] (2:4 along k) times b [k, n] through CudaSpmm.times on the device; checks it was one library product. */
+    private static float[] sparseTimes(float[] a, float[] b, int rows, int k, int n) {
+        long before = CudaSpmm.matmuls();
+        try (Tensor ah = Tensor.of(a, rows, k); Tensor ad = ah.to(Device.CUDA); Tensor bh = Tensor.of(b, k, n); Tensor bd = bh.to(Device.CUDA);
+             Tensor cd = Tensor.empty(Device.CUDA, DType.F32, rows, n); CudaSpmm sp = CudaSpmm.of(ad)) {
+            sp.times(bd, cd);
+            assertEquals(before + 1, CudaSpmm.matmuls(), "one cuSPARSELt product");
+            return cd.toFloatArray();
         }
     }
 
@@ -126,16 +131,10 @@ class CudaSpmmTest {
                 int rows = s[0], k = s[1], n = s[2];
                 float[] a = prune24Rows(gaussian(r, rows * k), rows, k);
                 float[] b = gaussian(r, k * n);
-                long before = CudaSpmm.matmuls();
-                try (Tensor ah = Tensor.of(a, rows, k); Tensor ad = ah.to(Device.CUDA); Tensor bh = Tensor.of(b, k, n); Tensor bd = bh.to(Device.CUDA);
-                     Tensor cd = Tensor.empty(Device.CUDA, DType.F32, rows, n); CudaSpmm sp = CudaSpmm.of(ad)) {
-                    sp.times(bd, cd);
-                    assertEquals(before + 1, CudaSpmm.matmuls());
-                    float[] got = cd.toFloatArray();
-                    assertBf16Product(a, b, false, rows, k, n, got, "bf16 output " + rows + "x" + k + "x" + n);
-                    for (int i = 0; i < got.length; i++)   // every element is a bf16 value: the library's rounding, read back exactly
-                        assertEquals(0, Float.floatToRawIntBits(got[i]) & 0xffff, "element " + i + " has float32 bits below bf16's");
-                }
+                float[] got = sparseTimes(a, b, rows, k, n);
+                assertBf16Product(a, b, false, rows, k, n, got, "bf16 output " + rows + "x" + k + "x" + n);
+                for (int i = 0; i < got.length; i++)   // every element is a bf16 value: the library's rounding, read back exactly
+                    assertEquals(0, Float.floatToRawIntBits(got[i]) & 0xffff, "element " + i + " has float32 bits below bf16's");
             }
         } finally {
             CudaSpmm.setOutputTypeForTest(was);

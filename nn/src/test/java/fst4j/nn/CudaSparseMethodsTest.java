@@ -54,22 +54,22 @@ class CudaSparseMethodsTest {
     @EnumSource(value = SparseConfig.Method.class, names = { "SR_STE", "TSM", "FST2", "FST3_IR", "FST_CODE" })
     void withCuSparseLtTheStepEqualsTheMaskedDenseStepAtBf16(SparseConfig.Method method) {
         var was = fst4j.tensor.CudaOps.setMatmulPrecision(fst4j.tensor.CudaOps.MatmulPrecision.BF16);
+        boolean roundedWas = fst4j.tensor.CudaOps.setBf16Outputs(false), col2imWas = fst4j.tensor.CudaOps.bf16Col2im();
         try {
             assumeTrue(fst4j.tensor.CudaSpmm.enabled(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
             // where the library writes its product in bf16 (cuSPARSELt 0.8.0 on Hopper), the dense GEMMs round theirs
             // the same way in both steps, so that the two differ only in which library computed Eq. 1 and 2
             boolean bf16Out = fst4j.tensor.CudaSpmm.outputType() == Cuda.R_16BF;
-            boolean roundedWas = fst4j.tensor.CudaOps.setBf16Outputs(bf16Out);
+            fst4j.tensor.CudaOps.setBf16Outputs(bf16Out);
             // Eq. 2 of the dense step folds back from a bf16 product only where the 2:4 one does (the library's output type)
-            boolean col2imWas = fst4j.tensor.CudaOps.setBf16Col2im(bf16Out);
+            fst4j.tensor.CudaOps.setBf16Col2im(bf16Out);
             long before = fst4j.tensor.CudaSpmm.matmuls();
             GpuStep sparse = gpuStep(method);
             assertTrue(fst4j.tensor.CudaSpmm.matmuls() > before, method + ": no product went through cuSPARSELt");
             assumeTrue(fst4j.tensor.CudaOps.usesCublas(), () -> "cuBLAS GemmEx not available: " + Cuda.blasStatus());
             GpuStep masked;
             fst4j.tensor.CudaSpmm.setEnabled(false);
-            try { masked = gpuStep(method); }
-            finally { fst4j.tensor.CudaSpmm.setEnabled(true); fst4j.tensor.CudaOps.setBf16Outputs(roundedWas); fst4j.tensor.CudaOps.setBf16Col2im(col2imWas); }
+            try { masked = gpuStep(method); } finally { fst4j.tensor.CudaSpmm.setEnabled(true); }
             // bf16 outputs: where the two libraries' float32 sums differ in the last bits, a few elements round to the
             // neighbouring bf16 (2^-8 relative), which batch norm's backward spreads; 0 on the emulator (same sums)
             double lossTol = bf16Out ? 1e-4 : 1e-6, gradTol = bf16Out ? 5e-3 : 1e-3;
@@ -81,6 +81,8 @@ class CudaSparseMethodsTest {
             assertEquals(cpuLoss(method), sparse.loss(), 2e-2 * Math.abs(sparse.loss()), method + ": loss against the CPU's float32 step");
         } finally {
             fst4j.tensor.CudaOps.setMatmulPrecision(was);
+            fst4j.tensor.CudaOps.setBf16Outputs(roundedWas);
+            fst4j.tensor.CudaOps.setBf16Col2im(col2imWas);
         }
     }
 

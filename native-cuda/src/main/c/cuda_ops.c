@@ -444,7 +444,7 @@ int fst_cuda_adaptive_avg_bwd(const float *dy, int64_t n, int64_t c, int64_t h, 
 /* ======================= batch norm ======================= */
 
 int fst_cuda_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, int64_t n, int64_t c,
-                      int64_t hw, double momentum, double eps, float *y, float *mean, float *invstd, double *work) {
+                      int64_t hw, double momentum, double eps, float *y, float *mean, float *invstd, double *work, int relu) {
     READY();
     BAD(n <= 0 || c <= 0 || hw <= 0 || !(eps >= 0));
     NUL(!x || !y || !mean || !invstd || !work);
@@ -453,7 +453,7 @@ int fst_cuda_bn_train(const float *x, const float *gamma, const float *beta, flo
     if (beta) OWN(beta, c * 4);
     if (rmean) OWN(rmean, c * 4);
     if (rvar) OWN(rvar, c * 4);
-    fst_k_bn_train_args a = { x, gamma, beta, rmean, rvar, n, c, hw, momentum, eps, y, mean, invstd, work };
+    fst_k_bn_train_args a = { x, gamma, beta, rmean, rvar, n, c, hw, momentum, eps, y, mean, invstd, work, relu != 0 };
     int rc = launch(FST_K_bn_part_sum, c * FST_PARTS, &a);
     if (!rc) rc = launch(FST_K_bn_mean, c, &a);
     if (!rc) rc = launch(FST_K_bn_part_sq, c * FST_PARTS, &a);
@@ -473,14 +473,16 @@ int fst_cuda_bn_apply(const float *x, int64_t n, int64_t c, int64_t hw, const do
 }
 
 int fst_cuda_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd, int64_t n,
-                         int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, double *work) {
+                         int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, double *work,
+                         const float *relu_out) {
     READY();
     BAD(n <= 0 || c <= 0 || hw <= 0);
     NUL(!dy || !x || !mean || !invstd || !dx || !dgamma || !dbeta || !work);
     OWN(dy, n * c * hw * 4); OWN(x, n * c * hw * 4); OWN(dx, n * c * hw * 4);
     OWN(mean, c * 4); OWN(invstd, c * 4); OWN(dgamma, c * 4); OWN(dbeta, c * 4); OWN(work, FST_BN_BWD_WORK(c) * 8);
     if (gamma) OWN(gamma, c * 4);
-    fst_k_bn_bwd_args a = { dy, x, gamma, mean, invstd, n, c, hw, dx, dgamma, dbeta, work };
+    if (relu_out) OWN(relu_out, n * c * hw * 4);
+    fst_k_bn_bwd_args a = { dy, x, gamma, mean, invstd, n, c, hw, dx, dgamma, dbeta, work, relu_out };
     int rc = launch(FST_K_bn_bwd_part, c * FST_PARTS, &a);
     if (!rc) rc = launch(FST_K_bn_bwd_stats, c, &a);
     return rc ? rc : launch(FST_K_bn_bwd_apply, n * c * hw, &a);

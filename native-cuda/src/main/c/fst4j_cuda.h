@@ -152,14 +152,17 @@ FST_API int fst_cuda_maxpool_bwd_geom(const float *dy, const int32_t *idx, int64
 FST_API int fst_cuda_adaptive_avg(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t oh, int64_t ow, float *y);
 FST_API int fst_cuda_adaptive_avg_bwd(const float *dy, int64_t n, int64_t c, int64_t h, int64_t w, int64_t oh, int64_t ow, float *dx);
 /* fst_bn_train / fst_bn_backward (fst4j.h) on the device; work: device scratch of 3c + 256c (train) / 3c + 512c
- * (backward) doubles. */
+ * (backward) doubles. relu (train): y = max(BN(x), 0) in the same pass; relu_out (backward, or NULL): that fused
+ * forward's output, dy counting only where it is > 0 (both as fst_bn_train's and fst_bn_backward's fused ReLU). */
 FST_API int fst_cuda_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, int64_t n,
-                              int64_t c, int64_t hw, double momentum, double eps, float *y, float *mean, float *invstd, double *work);
+                              int64_t c, int64_t hw, double momentum, double eps, float *y, float *mean, float *invstd, double *work,
+                              int relu);
 /* y = (float)(x * work[2ch] + work[2ch + 1]) per channel (double scale and shift computed by the caller): the
  * eval-mode batch norm, and the second pass of fst_cuda_bn_train. */
 FST_API int fst_cuda_bn_apply(const float *x, int64_t n, int64_t c, int64_t hw, const double *work, float *y);
 FST_API int fst_cuda_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
-                                 int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, double *work);
+                                 int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, double *work,
+                                 const float *relu_out);
 /* Mean cross-entropy of logits [n, c] against int32 labels with label smoothing: loss [1] (optional) and
  * grad [n, c] = grad_scale * dloss/dlogits (optional); work: device scratch of n doubles. */
 FST_API int fst_cuda_xent(const float *logits, const int32_t *labels, int64_t n, int64_t c, double smoothing, double grad_scale,

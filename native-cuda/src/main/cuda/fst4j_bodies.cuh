@@ -612,8 +612,12 @@ FST_HD void k_bn_stats(i64 ch, const fst_k_bn_train_args &a) {
 FST_HD void k_bn_apply(i64 i, const fst_k_bn_train_args &a) {
     if (i >= a.n * a.c * a.hw) return;
     const i64 ch = chan_of(i, a.n * a.c * a.hw, a.c, a.hw);
-    a.y[i] = (float)(a.x[i] * a.work[2 * ch] + a.work[2 * ch + 1]);
+    const float v = (float)(a.x[i] * a.work[2 * ch] + a.work[2 * ch + 1]);
+    a.y[i] = a.relu && !(v > 0) ? 0.0f : v;   /* k_unary's ReLU of the stored value: NaN and -0 become +0 */
 }
+
+/* dy at element `at` as the backward of the fused ReLU passes it on (k_binary's RELU_BWD: dy where the output is > 0) */
+FST_HD float bn_dy(const fst_k_bn_bwd_args &a, i64 at) { return a.relu_out && !(LDG(a.relu_out + at) > 0) ? 0.0f : LDG(a.dy + at); }
 
 FST_HD void k_bn_bwd_part(i64 i, const fst_k_bn_bwd_args &a) {
     if (i >= a.c * FST_PARTS) return;
@@ -624,7 +628,7 @@ FST_HD void k_bn_bwd_part(i64 i, const fst_k_bn_bwd_args &a) {
     float gv[BN_BATCH], xv[BN_BATCH];
     for (chan_walk q(i % FST_PARTS, ch, a.n, a.c, a.hw); q.more();) {
         const int k = q.batch(at);
-        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) { gv[j] = LDG(a.dy + at[j]); xv[j] = LDG(a.x + at[j]); }
+        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) { gv[j] = bn_dy(a, at[j]); xv[j] = LDG(a.x + at[j]); }
         BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) {
             const double g = gv[j];
             sdy += g;
@@ -657,7 +661,7 @@ FST_HD void k_bn_bwd_apply(i64 i, const fst_k_bn_bwd_args &a) {
     const double m = (double)(a.n * a.hw), mu = a.mean[ch], is = a.invstd[ch];
     const double k = a.work[3 * ch], sdy = a.work[3 * ch + 1], sdyx = a.work[3 * ch + 2];
     const double xh = (a.x[i] - mu) * is;
-    a.dx[i] = (float)(k * (m * a.dy[i] - sdy - xh * sdyx));
+    a.dx[i] = (float)(k * (m * bn_dy(a, i) - sdy - xh * sdyx));
 }
 
 /* ======================= cross-entropy with label smoothing ======================= */

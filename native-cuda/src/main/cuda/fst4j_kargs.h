@@ -68,10 +68,12 @@ typedef struct { const float *dy; float *dx; int64_t n, c, h, w, oh, ow; } fst_k
  * of dy and dy * xhat (bn_bwd_part), per channel dgamma, dbeta and the factors (bn_bwd_stats), per element dx. ---- */
 typedef struct { const float *x, *gamma, *beta; float *rmean, *rvar; int64_t n, c, hw; double momentum, eps;
                  float *y, *mean, *invstd;
-                 double *work /* [2c] scale, shift; [c] mean; [c * FST_PARTS] partial sums */; } fst_k_bn_train_args;
+                 double *work /* [2c] scale, shift; [c] mean; [c * FST_PARTS] partial sums */;
+                 int relu /* y = max(BN(x), 0) in the same pass (the stored float decides, NaN -> +0) */; } fst_k_bn_train_args;
 typedef struct { const float *dy, *x, *gamma, *mean, *invstd; int64_t n, c, hw;
                  float *dx, *dgamma, *dbeta;
-                 double *work /* [3c] k, sdy, sdyx; [2 * c * FST_PARTS] partial sums of dy, of dy * xhat */; } fst_k_bn_bwd_args;
+                 double *work /* [3c] k, sdy, sdyx; [2 * c * FST_PARTS] partial sums of dy, of dy * xhat */;
+                 const float *relu_out /* the fused forward's output: dy counts only where it is > 0 (NULL: no ReLU) */; } fst_k_bn_bwd_args;
 #define FST_BN_TRAIN_WORK(c) (3 * (c) + (c) * FST_PARTS)       /* doubles */
 #define FST_BN_BWD_WORK(c) (3 * (c) + 2 * (c) * FST_PARTS)     /* doubles */
 

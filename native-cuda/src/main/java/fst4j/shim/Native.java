@@ -859,10 +859,10 @@ public final class Native {
             AAVG = bind(lib, "fst_cuda_adaptive_avg", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
             AAVG_BWD = bind(lib, "fst_cuda_adaptive_avg_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
             BN_TRAIN = bind(lib, "fst_cuda_bn_train", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
-                    JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+                    JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), false);
             BN_APPLY = bind(lib, "fst_cuda_bn_apply", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS), false);
             BN_BWD = bind(lib, "fst_cuda_bn_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
-                    ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+                    ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
             XENT = bind(lib, "fst_cuda_xent", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS), false);
             SOFTMAX = bind(lib, "fst_cuda_softmax", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS), false);
             SOFTMAX_BWD = bind(lib, "fst_cuda_softmax_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS), false);
@@ -962,13 +962,13 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_adaptive_avg_bwd");
     }
 
-    /** {@link #bnTrain} on the device; work: device scratch of (3 + CUDA_PARTS) c doubles. */
+    /** {@link #bnTrain} on the device (relu: the fused ReLU); work: device scratch of (3 + CUDA_PARTS) c doubles. */
     public static void cudaBnTrain(MemorySegment x, MemorySegment gamma, MemorySegment beta, MemorySegment runningMean, MemorySegment runningVar,
                                    long n, long c, long hw, double momentum, double eps, MemorySegment y, MemorySegment mean, MemorySegment invStd,
-                                   MemorySegment work) {
+                                   MemorySegment work, boolean relu) {
         cudaEnsure();
         int rc;
-        try { rc = (int) CudaOpHandles.BN_TRAIN.invokeExact(x, gamma, beta, runningMean, runningVar, n, c, hw, momentum, eps, y, mean, invStd, work); }
+        try { rc = (int) CudaOpHandles.BN_TRAIN.invokeExact(x, gamma, beta, runningMean, runningVar, n, c, hw, momentum, eps, y, mean, invStd, work, relu ? 1 : 0); }
         catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_bn_train");
     }
@@ -981,12 +981,16 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_bn_apply");
     }
 
-    /** {@link #bnBackward} on the device; work: device scratch of (3 + 2 CUDA_PARTS) c doubles. */
+    /**
+     * {@link #bnBackward} on the device; reluOut: the fused forward's output (dy counts only where it is > 0), or NULL;
+     * work: device scratch of (3 + 2 CUDA_PARTS) c doubles.
+     */
     public static void cudaBnBackward(MemorySegment dy, MemorySegment x, MemorySegment gamma, MemorySegment mean, MemorySegment invStd,
-                                      long n, long c, long hw, MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, MemorySegment work) {
+                                      long n, long c, long hw, MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, MemorySegment work,
+                                      MemorySegment reluOut) {
         cudaEnsure();
         int rc;
-        try { rc = (int) CudaOpHandles.BN_BWD.invokeExact(dy, x, gamma, mean, invStd, n, c, hw, dx, dgamma, dbeta, work); }
+        try { rc = (int) CudaOpHandles.BN_BWD.invokeExact(dy, x, gamma, mean, invStd, n, c, hw, dx, dgamma, dbeta, work, reluOut); }
         catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_bn_backward");
     }

@@ -618,7 +618,8 @@ public final class CudaOps {
 
     private static void closeAll(Tensor... ts) { for (Tensor t : ts) if (t != null) t.close(); }
 
-    static Norm.BatchNorm batchNorm2dTrain(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double momentum, double eps) {
+    static Norm.BatchNorm batchNorm2dTrain(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double momentum, double eps,
+                                           boolean relu) {
         String op = "batchNorm2dTrain";
         require(op, x, gamma, beta, runningMean, runningVar);
         // the running statistics are updated in place: they must be the tensors themselves, not copies
@@ -631,7 +632,7 @@ public final class CudaOps {
         try (Block work = Block.of(8L * (3 + Native.CUDA_PARTS) * c)) {
             xc = x.contiguous(); g = vec(gamma); b = vec(beta);
             Native.cudaBnTrain(ptr(xc), ptrOrNull(g), ptrOrNull(b), ptrOrNull(runningMean), ptrOrNull(runningVar), n, c, hw, momentum, eps,
-                    ptr(out), ptr(mean), ptr(invStd), work.ptr());
+                    ptr(out), ptr(mean), ptr(invStd), work.ptr(), relu);
         } catch (RuntimeException e) {
             closeAll(out, mean, invStd);
             throw e;
@@ -669,20 +670,21 @@ public final class CudaOps {
         return out;
     }
 
-    static Norm.BatchNormGrads batchNorm2dBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor invStd) {
-        require("batchNorm2dBackward", dy, x, gamma, mean, invStd);
+    /** reluOut: the fused batch norm + ReLU forward's output (dy counts only where it is > 0), or null. */
+    static Norm.BatchNormGrads batchNorm2dBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor invStd, Tensor reluOut) {
+        require("batchNorm2dBackward", dy, x, gamma, mean, invStd, reluOut);
         int n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3];
         Tensor dx = Tensor.empty(Device.CUDA, DType.F32, x.shape);
         Tensor dgamma = Tensor.empty(Device.CUDA, DType.F32, c), dbeta = Tensor.empty(Device.CUDA, DType.F32, c);
-        Tensor xc = null, dyc = null, g = null, mu = null, is = null;
+        Tensor xc = null, dyc = null, g = null, mu = null, is = null, rc = null;
         try (Block work = Block.of(8L * (3 + 2 * Native.CUDA_PARTS) * c)) {
-            xc = x.contiguous(); dyc = dy.contiguous(); g = vec(gamma); mu = vec(mean); is = vec(invStd);
-            Native.cudaBnBackward(ptr(dyc), ptr(xc), ptrOrNull(g), ptr(mu), ptr(is), n, c, hw, ptr(dx), ptr(dgamma), ptr(dbeta), work.ptr());
+            xc = x.contiguous(); dyc = dy.contiguous(); g = vec(gamma); mu = vec(mean); is = vec(invStd); rc = reluOut == null ? null : reluOut.contiguous();
+            Native.cudaBnBackward(ptr(dyc), ptr(xc), ptrOrNull(g), ptr(mu), ptr(is), n, c, hw, ptr(dx), ptr(dgamma), ptr(dbeta), work.ptr(), ptrOrNull(rc));
         } catch (RuntimeException e) {
             closeAll(dx, dgamma, dbeta);
             throw e;
         } finally {
-            closeAll(xc, dyc, g, mu, is);
+            closeAll(xc, dyc, g, mu, is, rc);
         }
         return new Norm.BatchNormGrads(dx, dgamma, dbeta);
     }

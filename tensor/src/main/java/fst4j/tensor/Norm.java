@@ -74,9 +74,7 @@ public final class Norm {
         if (m == 0) throw new IllegalArgumentException(op + ": no values per channel in input " + Shape.str(x.shape));
         if (!(eps >= 0)) throw new IllegalArgumentException(op + ": eps must be >= 0, got " + eps);
         if (x.storage.device != Device.CPU) {
-            BatchNorm r = CudaOps.batchNorm2dTrain(x, gamma, beta, runningMean, runningVar, momentum, eps);
-            if (!relu) return r;
-            try (Tensor o = r.output()) { return new BatchNorm(Elementwise.relu(o), r.mean(), r.invStd()); }
+            return CudaOps.batchNorm2dTrain(x, gamma, beta, runningMean, runningVar, momentum, eps, relu);   // the ReLU in the same pass
         }
         Tensor out = Tensor.empty(x.dtype, x.shape);
         Tensor mean = Tensor.empty(x.dtype, c), invStd = Tensor.empty(x.dtype, c);
@@ -176,8 +174,7 @@ public final class Norm {
         }
         if (x.storage.device != Device.CPU || dy.storage.device != Device.CPU) {
             if (x.numel() == 0) throw new IllegalArgumentException(op + ": no values per channel in input " + Shape.str(x.shape));
-            if (reluOut == null) return CudaOps.batchNorm2dBackward(dy, x, gamma, mean, invStd);
-            try (Tensor masked = Elementwise.reluBackward(dy, reluOut)) { return CudaOps.batchNorm2dBackward(masked, x, gamma, mean, invStd); }
+            return CudaOps.batchNorm2dBackward(dy, x, gamma, mean, invStd, reluOut);   // the ReLU's mask applied as dy is read
         }
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
         long m = (long) n * hw;

@@ -309,6 +309,21 @@ class CudaTensorOpsTest {
                 assertSame(gc.dx(), gk.dx(), "bn dx without gamma");
             }
         }
+        // fused with a ReLU (a NaN and a -0 among the inputs: the ReLU of the stored value maps both to +0)
+        float[] xv = x.toFloatArray();
+        xv[3] = Float.NaN; xv[40] = -0f;
+        Tensor xr = keep(Tensor.of(xv, 5, 7, 6, 3)), xrg = gpu(xr);
+        try (Norm.BatchNorm c = Norm.batchNorm2dTrain(xr, gamma, beta, null, null, 0.1, 1e-5, true);
+             Norm.BatchNorm k = Norm.batchNorm2dTrain(xrg, gg, bg, null, null, 0.1, 1e-5, true)) {
+            assertSame(c.output(), k.output(), "bn + relu output");
+            Tensor dy = randn(r, 5, 7, 6, 3);
+            try (Norm.BatchNormGrads gc = Norm.batchNorm2dBackward(dy, xr, gamma, c.mean(), c.invStd(), c.output());
+                 Norm.BatchNormGrads gk = Norm.batchNorm2dBackward(gpu(dy), xrg, gg, k.mean(), k.invStd(), k.output())) {
+                assertSame(gc.dx(), gk.dx(), "bn + relu dx");
+                assertSame(gc.dgamma(), gk.dgamma(), "bn + relu dgamma");
+                assertSame(gc.dbeta(), gk.dbeta(), "bn + relu dbeta");
+            }
+        }
         assertThrows(IllegalArgumentException.class, () -> Norm.batchNorm2dTrain(dgpu, gamma, null, null, null, 0.1, 1e-5));
         // eval mode, with the running statistics
         assertSame(keep(Norm.batchNorm2dEval(x, gamma, beta, rm, rv, 1e-5)), keep(Norm.batchNorm2dEval(dgpu, gg, bg, rmg, rvg, 1e-5)), "bn eval");

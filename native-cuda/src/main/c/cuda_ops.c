@@ -335,7 +335,7 @@ int fst_cuda_binary(int op, int rank, const int64_t *shape, const float *a, cons
     NUL(!a || !b || !out);
     OWN(a, ea * 4); OWN(b, eb * 4); OWN(out, n * 4);
     k.a = a; k.b = b; k.out = out; k.n = n; k.op = op; k.rank = coalesce(rank, k.shape, k.sa, k.sb);
-    static const char *const ops[FST_BIN_N] = { "add", "sub", "mul", "div", "relu_bwd" };
+    static const char *const ops[FST_BIN_N] = { "add", "sub", "mul", "div", "relu_bwd", "add_relu" };
     return launch_op(FST_K_binary, n, &k, ops[op]);
 }
 

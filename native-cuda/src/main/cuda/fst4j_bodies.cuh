@@ -365,6 +365,7 @@ FST_HD void k_binary(i64 i, const fst_k_binary_args &a) {
         case FST_BIN_SUB: r = x - y; break;
         case FST_BIN_MUL: r = x * y; break;
         case FST_BIN_DIV: r = x / y; break;
+        case FST_BIN_ADD_RELU: r = x + y; r = r > 0 ? r : 0.0; break;   /* Elementwise.addRelu's zip: NaN -> 0 */
         default: r = y > 0 ? x : 0.0; break;   /* FST_BIN_RELU_BWD */
     }
     a.out[i] = (float)r;

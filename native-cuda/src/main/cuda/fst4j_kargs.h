@@ -38,7 +38,8 @@ typedef struct { const float *x; fst_geom g; uint16_t *dst; int64_t rows_p, cols
 typedef struct { const uint16_t *src; int64_t ld; float *dst; int64_t rows, cols; } fst_k_bf16_unpad_args;
 
 /* ---- elementwise (fst4j.tensor.Elementwise): out contiguous [shape], inputs any strides (0 = broadcast) ---- */
-enum { FST_BIN_ADD, FST_BIN_SUB, FST_BIN_MUL, FST_BIN_DIV, FST_BIN_RELU_BWD /* a = dy, b = x: b > 0 ? a : 0 */, FST_BIN_N };
+enum { FST_BIN_ADD, FST_BIN_SUB, FST_BIN_MUL, FST_BIN_DIV, FST_BIN_RELU_BWD /* a = dy, b = x: b > 0 ? a : 0 */,
+       FST_BIN_ADD_RELU /* max(a + b, 0): a ResNet block's end in one pass */, FST_BIN_N };
 enum { FST_UN_COPY, FST_UN_RELU, FST_UN_NEG, FST_UN_ABS, FST_UN_ADD_SCALAR, FST_UN_MUL_SCALAR, FST_UN_FILL /* x unused */, FST_UN_N };
 typedef struct { const float *a, *b; float *out; int64_t n; int op, rank;
                  int64_t shape[FST_MAXRANK], sa[FST_MAXRANK], sb[FST_MAXRANK]; } fst_k_binary_args;

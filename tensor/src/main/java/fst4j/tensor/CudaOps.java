@@ -23,7 +23,7 @@ public final class CudaOps {
     private CudaOps() {}
 
     // op codes of fst_cuda_binary / fst_cuda_unary (enums in native-cuda/src/main/cuda/fst4j_kargs.h)
-    static final int ADD = 0, SUB = 1, MUL = 2, DIV = 3, RELU_BWD = 4;
+    static final int ADD = 0, SUB = 1, MUL = 2, DIV = 3, RELU_BWD = 4, ADD_RELU = 5;
     static final int COPY = 0, RELU = 1, NEG = 2, ABS = 3, ADD_SCALAR = 4, MUL_SCALAR = 5, FILL = 6;
 
     /** Device address of t's first element. */

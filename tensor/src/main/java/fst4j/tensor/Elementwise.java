@@ -140,7 +140,7 @@ public final class Elementwise {
 
     /** max(a + b, 0) in one pass (a ResNet block's residual add and ReLU); a and b broadcast. */
     public static Tensor addRelu(Tensor a, Tensor b) {
-        if (offCpu(a, b)) try (Tensor s = add(a, b)) { return relu(s); }
+        if (offCpu(a, b)) return CudaOps.binary("addRelu", CudaOps.ADD_RELU, a, b);
         if (nativeF32(a, b)) {
             Tensor out = Tensor.empty(DType.F32, a.shape);
             Native.addRelu(a.data(), b.data(), out.data(), a.numel(), Blas.threads());

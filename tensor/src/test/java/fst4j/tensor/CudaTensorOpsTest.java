@@ -149,7 +149,11 @@ class CudaTensorOpsTest {
             assertSame(keep(a.mul(b)), keep(da.mul(db)), "mul " + s);
             assertSame(keep(a.div(b)), keep(da.div(db)), "div " + s);
             assertSame(keep(b.sub(a)), keep(db.sub(da)), "sub reversed " + s);
+            assertSame(keep(Elementwise.addRelu(a, b)), keep(Elementwise.addRelu(da, db)), "add + relu " + s);
         }
+        // add + relu where the sum is -0 or NaN: both become +0, as the CPU's
+        Tensor za = keep(Tensor.of(new float[] { -0f, Float.NaN, 1f, -2f }, 4)), zb = keep(Tensor.of(new float[] { -0f, 1f, Float.NaN, 1f }, 4));
+        assertSame(keep(Elementwise.addRelu(za, zb)), keep(Elementwise.addRelu(gpu(za), gpu(zb))), "add + relu of -0 and NaN");
         // strided operands: a transposed matrix and a sliced one
         Tensor m = randn(r, 9, 13), n = randn(r, 13, 9);
         Tensor mt = keep(m.t()), dmt = keep(gpu(m).t());

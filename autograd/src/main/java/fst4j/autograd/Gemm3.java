@@ -202,9 +202,10 @@ public final class Gemm3 {
     }
 
     /**
-     * Eq. 2 of a convolution folded back by col2im in one go where the product can stay bf16 ({@link Left#timesCol2im}:
-     * CUDA at BF16 precision); null elsewhere, and the caller takes {@link #inputGrad} and col2im. The GEMM is booked
-     * as EQ2 together with its col2im.
+     * Eq. 2 of a convolution, folded back by col2im into a new dx of inputShape, on CUDA at BF16 precision: in one go
+     * where the product can stay bf16 ({@link Left#timesCol2im}; the GEMM is then booked as EQ2 together with its
+     * col2im), else as {@link #inputGrad}'s product and col2im with the same prepared operand. Null (nothing done)
+     * elsewhere: the caller takes {@link #inputGrad} and col2im.
      */
     public Tensor inputGradCol2im(Tensor w, Tensor sw, Tensor dy, int[] inputShape, int kernel, int stride, int padding) {
         if (dy.device() != Device.CUDA || CudaOps.matmulPrecision() != CudaOps.MatmulPrecision.BF16) return null;
@@ -214,8 +215,18 @@ public final class Gemm3 {
         try (g; Left l = prepareInputGrad(w, sw, g.dtype())) {
             long t1 = Profile.start();
             Tensor dx = l.timesCol2im(g, inputShape, kernel, stride, padding);
-            Profile.stop(Part.EQ2, t1);
-            return dx;
+            if (dx != null) {
+                Profile.stop(Part.EQ2, t1);
+                return dx;
+            }
+            try (Tensor cols = Tensor.empty(dy.device(), dtype(w, dy), w.size(1), dy.size(1))) {
+                l.times(g, cols);
+                Profile.stop(Part.EQ2, t1);
+                long t2 = Profile.start();
+                dx = Conv.col2im(cols, inputShape, kernel, stride, padding);
+                Profile.stop(Part.IM2COL, t2);
+                return dx;
+            }
         }
     }
 

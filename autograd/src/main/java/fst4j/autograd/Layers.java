@@ -315,7 +315,7 @@ public final class Layers {
                     Profile.stop(Part.ELEMENTWISE, t0);
                     try (dyc; Tensor wm = w.reshape(cout, kRows)) {
                         if (needsGrad(0) && !eq2Blocked) {
-                            dx = node.inputGradCol2im(wm, sw, dyc, x.shape(), k, stride, padding);   // CUDA, BF16: no float32 columns
+                            dx = node.inputGradCol2im(wm, sw, dyc, x.shape(), k, stride, padding);   // CUDA at BF16 (else null)
                             if (dx == null) {
                                 try (Tensor dcols = node.inputGrad(wm, sw, dyc)) {
                                     long t1 = Profile.start();

@@ -364,6 +364,8 @@ public final class CudaGemmBench {
                 // ---- outputs ----
                 MemorySegment y32 = mem.alloc(4 * cout * np), dx32 = mem.alloc(4 * kp * np), dw32 = mem.alloc(4 * cout * kp);
                 MemorySegment ys = so == F32 ? y32 : mem.alloc(sb * cout * np), dxs = so == F32 ? dx32 : mem.alloc(sb * kp * np);
+                // dense bf16 with a bf16 product: the like-for-like baseline of a 2:4 product the library writes in bf16
+                MemorySegment y16 = so == F32 ? mem.alloc(2 * cout * np) : ys, dx16 = so == F32 ? mem.alloc(2 * kp * np) : dxs;
 
                 // ======== Eq. 1: Y [cout, np] = W [cout, kp] X [kp, np] ========
                 long[][] s1 = samples(rnd, cfg.samples(), cout, np);
@@ -380,6 +382,8 @@ public final class CudaGemmBench {
                 rows.add(check(l, "Eq1", "fp32", cout, np, kp, e1f, s1, r1, y32, F32, np, 2e-3, sgemmAvailable ? "cuBLAS SGEMM" : "gemmEx fp32"));
                 rows.add(check(l, "Eq1", "tf32", cout, np, kp, e1t, s1, r1, y32, F32, np, 1e-2, "gemmEx TF32"));
                 rows.add(check(l, "Eq1", "bf16", cout, np, kp, e1b, s1, r1b, y32, F32, np, 2e-3, "gemmEx bf16 -> fp32"));
+                Runnable e1bb = () -> Cuda.gemmEx(false, false, cout, np, kp, 1f, w16, BF16, kp, x16, BF16, np, 0f, y16, BF16, np, false);
+                rows.add(check(l, "Eq1", "bf16-bf16", cout, np, kp, e1bb, s1, r1b, y16, BF16, np, 2e-2, "gemmEx bf16 -> bf16"));
                 // the 2:4 product: against cuBLAS bf16 on the same masked operand, and against float64
                 if (sparse) {
                     for (int c = 0; c < fch1; c++)
@@ -402,6 +406,8 @@ public final class CudaGemmBench {
                 rows.add(check(l, "Eq2", "fp32", kp, np, cout, e2f, s2, r2, dx32, F32, np, 2e-3, sgemmAvailable ? "cuBLAS SGEMM, W^T by transA" : "gemmEx fp32"));
                 rows.add(check(l, "Eq2", "tf32", kp, np, cout, e2t, s2, r2, dx32, F32, np, 1e-2, "gemmEx TF32"));
                 rows.add(check(l, "Eq2", "bf16", kp, np, cout, e2b, s2, r2b, dx32, F32, np, 2e-3, "gemmEx bf16 -> fp32, W^T by transA"));
+                Runnable e2bb = () -> Cuda.gemmEx(true, false, kp, np, cout, 1f, w16, BF16, kp, dy16, BF16, np, 0f, dx16, BF16, np, false);
+                rows.add(check(l, "Eq2", "bf16-bf16", kp, np, cout, e2bb, s2, r2b, dx16, BF16, np, 2e-2, "gemmEx bf16 -> bf16, W^T by transA"));
                 if (sparse) {
                     for (int c = 0; c < fch2; c++)
                         Cuda.gemmEx(false, false, kp, nc2, cout, 1f, a2, BF16, cout, at(dy16, 2 * c * cout * nc2), BF16, nc2, 0f, at(dx32, 4 * c * kp * nc2), F32, nc2, false);
@@ -539,18 +545,22 @@ public final class CudaGemmBench {
 
     private List<String> table(List<Row> rows, List<Overhead> overheads) {
         List<String> t = new ArrayList<>();
-        t.add("GEMM median ms (TFLOP/s) per variant; 2:4 = cuSPARSELt bf16 (" + (sparseOut == F32 ? "fp32" : "bf16") + " out), speed-up = bf16 dense / 2:4 "
-                + "(target >= 1.4x) or bf16 full-K / bf16 half-K (target >= 1.8x)");
-        t.add(String.format(Locale.ROOT, "GEMM %-6s %-3s %17s %17s %17s %17s %17s %8s %s", "layer", "eq", "fp32", "tf32", "bf16", "2:4 / halfK-bf16", "halfK-fp32",
-                "speedup", "checks"));
+        boolean bf16Out = sparseOut != F32;
+        t.add("GEMM median ms (TFLOP/s) per variant; 2:4 = cuSPARSELt bf16 (" + (bf16Out ? "bf16" : "fp32") + " out), speed-up = dense bf16 with the same "
+                + "output type (" + (bf16Out ? "bf16->bf16" : "bf16->fp32") + ") / 2:4 (target >= 1.4x) or bf16 full-K / bf16 half-K (target >= 1.8x)");
+        t.add(String.format(Locale.ROOT, "GEMM %-6s %-3s %17s %17s %17s %17s %17s %17s %8s %s", "layer", "eq", "fp32", "tf32", "bf16->fp32", "bf16->bf16",
+                "2:4 / halfK-bf16", "halfK-fp32", "speedup", "checks"));
         for (Layer l : cfg.layers()) {
             for (String eq : List.of("Eq1", "Eq2", "Eq3")) {
+                boolean eq3 = eq.equals("Eq3");
                 Row f = find(rows, l.name(), eq, "fp32"), tf = find(rows, l.name(), eq, "tf32"), b = find(rows, l.name(), eq, "bf16");
-                Row sp = eq.equals("Eq3") ? find(rows, l.name(), eq, "halfK-bf16") : find(rows, l.name(), eq, "2:4-bf16");
-                Row hf = eq.equals("Eq3") ? find(rows, l.name(), eq, "halfK-fp32") : null;
-                boolean ok = f.ok() && tf.ok() && b.ok() && sp.ok() && (hf == null || hf.ok());
-                t.add(String.format(Locale.ROOT, "GEMM %-6s %-3s %17s %17s %17s %17s %17s %7.2fx %s", l.name(), eq, cell(f), cell(tf), cell(b), cell(sp),
-                        hf == null ? "-" : cell(hf), b.stat().median() / sp.stat().median(), ok ? "ok" : "FAIL"));
+                Row bb = eq3 ? null : find(rows, l.name(), eq, "bf16-bf16");
+                Row sp = eq3 ? find(rows, l.name(), eq, "halfK-bf16") : find(rows, l.name(), eq, "2:4-bf16");
+                Row hf = eq3 ? find(rows, l.name(), eq, "halfK-fp32") : null;
+                Row base = eq3 || !bf16Out ? b : bb;   // the dense product with the 2:4 (or half-K) product's output type
+                boolean ok = f.ok() && tf.ok() && b.ok() && (bb == null || bb.ok()) && sp.ok() && (hf == null || hf.ok());
+                t.add(String.format(Locale.ROOT, "GEMM %-6s %-3s %17s %17s %17s %17s %17s %17s %7.2fx %s", l.name(), eq, cell(f), cell(tf), cell(b),
+                        bb == null ? "-" : cell(bb), cell(sp), hf == null ? "-" : cell(hf), base.stat().median() / sp.stat().median(), ok ? "ok" : "FAIL"));
             }
             double bf = bf16Sum(rows, l.name());
             double sparseOnly = overheads.stream().filter(o -> o.layer().equals(l.name()) && !o.kernel().equals("f32->bf16 X") && !o.kernel().equals("f32->bf16 dY"))

@@ -33,7 +33,7 @@ class CudaGemmBenchTest {
         System.out.println(text);
         List<CudaGemmBench.Layer> layers = CudaGemmBench.SMOKE;
         // Eq. 1 and 2: fp32, tf32, bf16, 2:4; Eq. 3: fp32, tf32, bf16, half-K bf16, half-K fp32
-        assertEquals(13 * layers.size(), rep.rows().size(), text);
+        assertEquals(15 * layers.size(), rep.rows().size(), text);
         for (CudaGemmBench.Row r : rep.rows()) {
             assertTrue(r.ok(), "check failed: " + r + "\n" + text);
             assertTrue(r.relErr() >= 0 && r.relErr() <= r.bound(), r.toString());

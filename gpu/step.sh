@@ -2,7 +2,7 @@
 # Training-step timing on a lent GPU machine (issue #6): a ResNet-18 step, batch 256, 224x224 synthetic data,
 # fst4j DENSE vs FST3_IR (fst4j.nn.CudaStepTiming, resnet18in) and PyTorch from the machine's image
 # (jmh/peers/torch_step_gpu.py: the same model, bf16 autocast + channels_last, and fp32 without TF32), all in one call;
-# then fst4j's CIFAR ResNet-18 at batch 128 (dense) and, if time is left, torch's 2:4 semi-structured GEMM at
+# then fst4j's CIFAR ResNet-18 at batch 128 (DENSE and FST3_IR) and, if time is left, torch's 2:4 semi-structured GEMM at
 # ResNet-18's shapes. Writes $OUT/step.txt (every part's output and exit status) and prints a short table last
 # (also $OUT/step-table.txt): ms per step and the ratios FST3_IR / DENSE and fst4j / PyTorch bf16.
 #
@@ -73,6 +73,7 @@ if [ "$nogpu" = 0 ]; then
   part "fst4j resnet18in FST3_IR" 75 20 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 20 --profile 2 resnet18in:256:2:8:FST3_IR
   part "torch resnet18in" 60 20 python3 "$PEER" --device cuda --batch 256 --size 224 --warmup 5 --steps 15 --modes bf16_cl,fp32
   part "fst4j resnet18 (CIFAR) DENSE" 35 15 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 10 resnet18:128:2:8:DENSE
+  part "fst4j resnet18 (CIFAR) FST3_IR" 35 15 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 10 resnet18:128:2:8:FST3_IR
   part "torch 2:4 semi-structured GEMM" 30 15 python3 "$PEER" --device cuda --batch 256 --size 224 --modes none --spgemm
 else
   E=("${J[@]/-Xmx16g/-Dfst4j.cuda.emulate=true}")
@@ -80,6 +81,7 @@ else
   part "fst4j resnet18in FST3_IR" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:FST3_IR:32
   part "torch resnet18in" 60 5 python3 "$PEER" --device cpu --batch 2 --size 64 --warmup 1 --steps 2 --modes bf16_cl,fp32
   part "fst4j resnet18 (CIFAR) DENSE" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 resnet18:2:0:1:DENSE
+  part "fst4j resnet18 (CIFAR) FST3_IR" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 resnet18:2:0:1:FST3_IR
   part "torch 2:4 semi-structured GEMM" 30 5 python3 "$PEER" --device cpu --batch 2 --size 64 --modes none --spgemm
 fi
 note "all parts: $((SECONDS - start))s"
@@ -100,7 +102,7 @@ for l in text:
     rows[key] = kv(l)
 print("== training step, ms (median, min-max over the timed steps) ==")
 order = [("STEP", "resnet18in", "DENSE"), ("STEP", "resnet18in", "FST3_IR"), ("TORCH", "resnet18in", "bf16_cl"),
-         ("TORCH", "resnet18in", "fp32"), ("STEP", "resnet18", "DENSE")]
+         ("TORCH", "resnet18in", "fp32"), ("STEP", "resnet18", "DENSE"), ("STEP", "resnet18", "FST3_IR")]
 for k in order + [k for k in rows if k not in order]:
     who = "fst4j" if k[0] == "STEP" else "torch"
     r = rows.get(k)
@@ -126,6 +128,7 @@ ratio("fst4j FST3_IR / fst4j DENSE", order[1], order[0])
 ratio("fst4j FST3_IR / torch bf16_cl", order[1], order[2])
 ratio("fst4j DENSE / torch bf16_cl", order[0], order[2])
 ratio("fst4j DENSE / torch fp32", order[0], order[3])
+ratio("fst4j CIFAR FST3_IR / DENSE", order[5], order[4])
 pf = [kv(l) | {"who": l.split()[1] + " " + l.split()[2]} for l in text if l.startswith("PROFILE ")]
 if pf:
     print("== fst4j per-part breakdown (ms per step, device synchronised per part: slower than the step above) ==")

@@ -356,6 +356,12 @@ int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float
     static const char *const ops[FST_UN_N] = { "copy", "relu", "neg", "abs", "add_scalar", "mul_scalar", "fill" };
     int64_t run = 1, dense = 1;   /* for the profile: a copy that permutes or gathers is told apart from a flat one */
     for (int d = rank - 1; d >= 0 && !fill; d--) { if (shape[d] > 1 && sx[d] != run) dense = 0; run *= shape[d]; }
+    if (op == FST_UN_COPY && k.rank >= 1 && k.sx[k.rank - 1] == 1 && k.shape[k.rank - 1] % 4 == 0
+        && ((uintptr_t)x | (uintptr_t)y) % 16 == 0) {   /* the 4-wide copy: innermost run contiguous, 16-byte aligned */
+        int ok4 = 1;
+        for (int d = 0; d < k.rank - 1; d++) ok4 &= k.sx[d] % 4 == 0;
+        if (ok4) return launch_op(FST_K_copy4, n / 4, &k, dense ? "copy4" : "copy4_strided");
+    }
     return launch_op(FST_K_unary, n, &k, op == FST_UN_COPY && !dense ? "copy_strided" : ops[op]);
 }
 

@@ -391,6 +391,20 @@ FST_HD void k_unary(i64 i, const fst_k_unary_args &a) {
     a.y[i] = r;
 }
 
+/* A copy (k_unary's COPY) whose innermost dimension is contiguous in x and a multiple of 4 long, with x and y 16-byte
+ * aligned and every other stride a multiple of 4 (checked by the launcher): one thread per 4 consecutive elements, one
+ * 16-byte load and store, a quarter of the index math. The layout permutes of a convolution step are such copies. */
+FST_HD void k_copy4(i64 i, const fst_k_unary_args &a) {
+    if (i >= a.n / 4) return;
+    i64 ox, unused;
+    offsets2(4 * i, a.n, a.rank, a.shape, a.sx, a.sx, ox, unused);
+#ifdef __CUDA_ARCH__
+    reinterpret_cast<float4 *>(a.y)[i] = __ldg(reinterpret_cast<const float4 *>(a.x + ox));
+#else
+    for (int j = 0; j < 4; j++) a.y[4 * i + j] = a.x[ox + j];
+#endif
+}
+
 /* ======================= reductions ======================= */
 
 /* One partial sum of output o: reduced coordinates p, p + FST_PARTS, ... (fst4j_kargs.h) */

@@ -93,6 +93,12 @@ class CudaTensorOpsTest {
         Tensor sl = keep(x.slice(1, 1, 5, 2)), dsl = keep(d.slice(1, 1, 5, 2));
         assertSame(sl, keep(dsl.copy()), "sliced device view copied");
         assertEquals(x.getDouble(2, 4, 6), keep(d.slice(0, 2, 3).slice(1, 4, 5).slice(2, 6, 7)).item());
+        // the layout permute of a convolution step, [N, C, L] -> [C, N, L] with L a multiple of 4 (the 4-wide copy),
+        // and the same from a view starting one element in (not 16-byte aligned: the element-wise copy)
+        Tensor nch = randn(r, 3, 5, 12), dnch = gpu(nch);
+        assertSame(keep(nch.permute(1, 0, 2).contiguous()), keep(keep(dnch.permute(1, 0, 2)).contiguous()), "[N, C, L] -> [C, N, L]");
+        Tensor off = keep(nch.reshape(180).slice(0, 1, 169).reshape(2, 7, 12)), doff = keep(keep(dnch.reshape(180)).slice(0, 1, 169).reshape(2, 7, 12));
+        assertSame(keep(off.permute(1, 0, 2).contiguous()), keep(keep(doff.permute(1, 0, 2)).contiguous()), "misaligned view permuted");
         assertTrue(d.toString().contains("device=cuda"), d.toString());
         // copyFrom across devices, with a broadcast source
         Tensor row = randn(r, 7);

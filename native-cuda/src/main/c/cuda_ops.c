@@ -354,8 +354,8 @@ int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float
     OWN(y, n * 4);
     k.x = fill ? NULL : x; k.y = y; k.n = n; k.s = s; k.op = op; k.rank = fill ? 0 : coalesce(rank, k.shape, k.sx, NULL);
     static const char *const ops[FST_UN_N] = { "copy", "relu", "neg", "abs", "add_scalar", "mul_scalar", "fill" };
-    int64_t run = 1, dense = 1;   /* for the profile: a copy that permutes or gathers is told apart from a flat one */
-    for (int d = rank - 1; d >= 0 && !fill; d--) { if (shape[d] > 1 && sx[d] != run) dense = 0; run *= shape[d]; }
+    /* for the profile: a copy that permutes or gathers is told apart from a flat one (merged, a flat one is one run) */
+    const int dense = k.rank == 0 || (k.rank == 1 && k.sx[0] == 1);
     if (op == FST_UN_COPY && k.rank >= 1 && k.sx[k.rank - 1] == 1 && k.shape[k.rank - 1] % 4 == 0
         && ((uintptr_t)x | (uintptr_t)y) % 16 == 0) {   /* the 4-wide copy: innermost run contiguous, 16-byte aligned */
         int ok4 = 1;

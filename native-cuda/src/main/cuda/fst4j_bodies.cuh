@@ -46,6 +46,9 @@ FST_HD float u2f(u32 u) {
     float f; memcpy(&f, &u, 4); return f;
 #endif
 }
+/* a / b for 0 <= a, 0 < b, with a 32-bit division where both fit (small: the caller's whole grid is below 2^32), several
+ * times cheaper on the device than a 64-bit one; the same quotient either way */
+FST_HD i64 quot(i64 a, i64 b, bool small) { return small ? (i64)((u32)a / (u32)b) : a / b; }
 /* read-only loads through the non-coherent cache on the device, plain loads on the host */
 #ifdef __CUDA_ARCH__
 #define LDG(p) __ldg(p)
@@ -261,20 +264,16 @@ template <typename I, typename T> FST_HD void col2im_at(I i, const T *cols, i64 
     dx[i] = acc;
 }
 /* one thread per dx element, the contributions in the CPU's order (kernel row, then column) from +0.0f; index math
- * as im2col_bf16_at's */
-FST_HD void k_col2im(i64 i, const fst_k_col2im_args &a) {
+ * as im2col_bf16_at's. A: fst_k_col2im_args (float32 columns) or fst_k_col2im_bf16_args (bf16 columns, a bf16 GEMM
+ * product: each value exact in float32, the same sums) */
+template <typename A> FST_HD void col2im_grid(i64 i, const A &a) {
     const fst_geom &g = a.g;
     const i64 n = g.n * g.c * g.h * g.w;
     if (i >= n) return;
     if (n <= 0xffffffffLL) col2im_at<u32>((u32)i, a.cols, a.ldc, g, a.dx); else col2im_at<i64>(i, a.cols, a.ldc, g, a.dx);
 }
-/* the same from bf16 columns (a bf16 GEMM product): each value exact in float32, the same sums */
-FST_HD void k_col2im_bf16(i64 i, const fst_k_col2im_bf16_args &a) {
-    const fst_geom &g = a.g;
-    const i64 n = g.n * g.c * g.h * g.w;
-    if (i >= n) return;
-    if (n <= 0xffffffffLL) col2im_at<u32>((u32)i, a.cols, a.ldc, g, a.dx); else col2im_at<i64>(i, a.cols, a.ldc, g, a.dx);
-}
+FST_HD void k_col2im(i64 i, const fst_k_col2im_args &a) { col2im_grid(i, a); }
+FST_HD void k_col2im_bf16(i64 i, const fst_k_col2im_bf16_args &a) { col2im_grid(i, a); }
 
 /* im2col at output positions pos[0..npos) of every image: column img*npos + q. pos is validated by the caller;
  * any position still reads only inside x or gives 0. */
@@ -297,9 +296,7 @@ FST_HD void k_f32_to_bf16(i64 i, const fst_k_f2bf_args &a) {
 FST_HD void k_bf16_pad(i64 i, const fst_k_bf16_pad_args &a) {
     const i64 n = a.rows_p * a.cols_p;
     if (i >= n) return;
-    i64 r, c;
-    if (n <= 0xffffffffLL) { const u32 cols = (u32)a.cols_p, rr = (u32)i / cols; r = rr; c = (u32)i - rr * cols; }
-    else { r = i / a.cols_p; c = i - r * a.cols_p; }
+    const i64 r = quot(i, a.cols_p, n <= 0xffffffffLL), c = i - r * a.cols_p;
     a.dst[i] = (r < a.rows && c < a.cols) ? bf16_bits(f2u(LDG(a.src + r * a.rs + c * a.cs))) : (u16)0;
 }
 
@@ -308,9 +305,7 @@ FST_HD void k_bf16_pad(i64 i, const fst_k_bf16_pad_args &a) {
 FST_HD void k_bf16_unpad(i64 i, const fst_k_bf16_unpad_args &a) {
     const i64 runs = (a.cols + FST_UNPAD_RUN - 1) / FST_UNPAD_RUN;
     if (i >= a.rows * runs) return;
-    i64 r, c0;
-    if (a.rows * runs <= 0xffffffffLL) { const u32 rr = (u32)i / (u32)runs; r = rr; c0 = ((u32)i - rr * (u32)runs) * (i64)FST_UNPAD_RUN; }
-    else { r = i / runs; c0 = (i - r * runs) * FST_UNPAD_RUN; }
+    const i64 r = quot(i, runs, a.rows * runs <= 0xffffffffLL), c0 = (i - r * runs) * FST_UNPAD_RUN;
     const uint16_t *src = a.src + r * a.ld + c0;
     float *dst = a.dst + r * a.cols + c0;
 #ifdef __CUDA_ARCH__
@@ -477,13 +472,8 @@ FST_HD void k_maxpool_bwd_gather(i64 i, const fst_k_maxpool_bwd_gather_args &a) 
     const fst_geom &g = a.g;
     const i64 in_plane = g.h * g.w, out_plane = g.ho * g.wo;
     if (i >= g.n * g.c * in_plane) return;
-    i64 p, t, ih, iw;
-    if (g.n * g.c * in_plane <= 0xffffffffLL) {
-        const u32 pp = (u32)i / (u32)in_plane, tt = (u32)i - pp * (u32)in_plane, hh = tt / (u32)g.w;
-        p = pp; t = tt; ih = hh; iw = tt - hh * (u32)g.w;
-    } else {
-        p = i / in_plane; t = i - p * in_plane; ih = t / g.w; iw = t - ih * g.w;
-    }
+    const bool small = g.n * g.c * in_plane <= 0xffffffffLL;
+    const i64 p = quot(i, in_plane, small), t = i - p * in_plane, ih = quot(t, g.w, small), iw = t - ih * g.w;
     const i64 lh = ih + g.ph - g.kh + 1, lw = iw + g.pw - g.kw + 1;
     const i64 oh0 = lh <= 0 ? 0 : (lh + g.sh - 1) / g.sh, ow0 = lw <= 0 ? 0 : (lw + g.sw - 1) / g.sw;
     i64 oh1 = (ih + g.ph) / g.sh, ow1 = (iw + g.pw) / g.sw;
@@ -534,11 +524,11 @@ FST_HD void k_adaptive_avg_bwd(i64 i, const fst_k_adaptive_avg_bwd_args &a) {
 
 /* ======================= batch norm (training) ======================= */
 
-/* element q (0 <= q < n*hw) of channel ch of a contiguous [n, c, hw] tensor */
 /* The channel of NCHW element i (of n elements): 32-bit divisions below 2^32 elements. */
 FST_HD i64 chan_of(i64 i, i64 n, i64 c, i64 hw) {
-    if (n <= 0xffffffffLL) return ((u32)i / (u32)hw) % (u32)c;
-    return (i / hw) % c;
+    const bool small = n <= 0xffffffffLL;
+    const i64 q = quot(i, hw, small);
+    return q - quot(q, c, small) * c;
 }
 
 /* The elements q = p, p + FST_PARTS, p + 2 FST_PARTS, ... < n*hw of channel ch, in that order, as offsets into NCHW
@@ -560,10 +550,7 @@ struct chan_walk {
      * c * FST_PARTS threads, the partial sums were bound by memory latency) */
     FST_HD_MEMBER int batch(i64 *at) {   /* fixed trip counts with guards, so that the arrays stay in registers */
         int k = 0;
-#ifdef __CUDA_ARCH__
-#pragma unroll
-#endif
-        for (int j = 0; j < BN_BATCH; j++) if (more()) { at[j] = this->at(); next(); k = j + 1; }
+        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (more()) { at[j] = this->at(); next(); k = j + 1; }
         return k;
     }
 };

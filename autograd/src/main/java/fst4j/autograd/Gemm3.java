@@ -189,16 +189,27 @@ public final class Gemm3 {
 
     /** Eq. 2: dX = S(W^T) S(dY), [K, cols]; sw is forward's S(W) (used when the config takes W^T from it). */
     public Tensor inputGrad(Tensor w, Tensor sw, Tensor dy) {
-        long t0 = Profile.start();
-        Tensor g = cfg.dyEq2() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq2().apply(dy);
-        Profile.stop(Part.SPARSIFY, t0);
-        try (g; Left l = prepareInputGrad(w, sw, g.dtype())) {
+        try (Tensor g = eq2Dy(dy); Left l = prepareInputGrad(w, sw, g.dtype())) {
             long t1 = Profile.start();
-            Tensor dx = Tensor.empty(dy.device(), dtype(w, dy), w.size(1), dy.size(1));
-            try { l.times(g, dx); } catch (RuntimeException | Error e) { dx.close(); throw e; }
+            Tensor dx = eq2Product(l, g, w, dy);
             Profile.stop(Part.EQ2, t1);
             return dx;
         }
+    }
+
+    /** Eq. 2's S(dY) (booked as sparsification). */
+    private Tensor eq2Dy(Tensor dy) {
+        long t0 = Profile.start();
+        Tensor g = cfg.dyEq2() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq2().apply(dy);
+        Profile.stop(Part.SPARSIFY, t0);
+        return g;
+    }
+
+    /** l g into a new [K, cols] matrix (K = w.size(1), cols = dy.size(1)). */
+    private static Tensor eq2Product(Left l, Tensor g, Tensor w, Tensor dy) {
+        Tensor dx = Tensor.empty(dy.device(), dtype(w, dy), w.size(1), dy.size(1));
+        try { l.times(g, dx); } catch (RuntimeException | Error e) { dx.close(); throw e; }
+        return dx;
     }
 
     /**
@@ -209,18 +220,14 @@ public final class Gemm3 {
      */
     public Tensor inputGradCol2im(Tensor w, Tensor sw, Tensor dy, int[] inputShape, int kernel, int stride, int padding) {
         if (dy.device() != Device.CUDA || CudaOps.matmulPrecision() != CudaOps.MatmulPrecision.BF16) return null;
-        long t0 = Profile.start();
-        Tensor g = cfg.dyEq2() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq2().apply(dy);
-        Profile.stop(Part.SPARSIFY, t0);
-        try (g; Left l = prepareInputGrad(w, sw, g.dtype())) {
+        try (Tensor g = eq2Dy(dy); Left l = prepareInputGrad(w, sw, g.dtype())) {
             long t1 = Profile.start();
             Tensor dx = l.timesCol2im(g, inputShape, kernel, stride, padding);
             if (dx != null) {
                 Profile.stop(Part.EQ2, t1);
                 return dx;
             }
-            try (Tensor cols = Tensor.empty(dy.device(), dtype(w, dy), w.size(1), dy.size(1))) {
-                l.times(g, cols);
+            try (Tensor cols = eq2Product(l, g, w, dy)) {
                 Profile.stop(Part.EQ2, t1);
                 long t2 = Profile.start();
                 dx = Conv.col2im(cols, inputShape, kernel, stride, padding);

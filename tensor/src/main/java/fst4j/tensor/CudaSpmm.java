@@ -209,14 +209,7 @@ public final class CudaSpmm implements AutoCloseable {
             throw new IllegalArgumentException("shape mismatch: 2:4 [" + rows + ", " + k + "] x " + Shape.str(dy.shape) + " for input " + Shape.str(inputShape));
         int n = dy.shape[1], nP = pad(n);
         try (CudaOps.Block b16 = CudaOps.bf16Padded(dy, kP, nP); CudaOps.Block out16 = CudaOps.Block.of(2L * rowsP * nP)) {
-            Cuda.SparseLtPlan plan = planFor(nP);
-            if (plan == null) {   // a refused shape: the same product densely, bf16 out
-                Native.cudaGemmEx(false, false, rowsP, nP, kP, 1f, a16.ptr(), Cuda.R_16BF, kP, b16.ptr(), Cuda.R_16BF, nP, 0f,
-                        out16.ptr(), Cuda.R_16BF, nP, false);
-                FALLBACKS.incrementAndGet();
-            } else {
-                sparseMatmul(plan, b16, out16.ptr());
-            }
+            productInto(planFor(nP), b16, nP, out16.ptr(), Cuda.R_16BF);
             return CudaOps.col2imBf16(out16, nP, g);
         }
     }
@@ -251,18 +244,26 @@ public final class CudaSpmm implements AutoCloseable {
         }
         boolean direct = rowsP == rows && nP == n;
         try (Tensor out = direct ? c.alias() : Tensor.empty(Device.CUDA, DType.F32, rowsP, nP)) {
-            if (plan == null) {
-                // the same product through cuBLAS: the masked operand in bf16, dense (what the sparse GEMM computes)
-                Native.cudaGemmEx(false, false, rowsP, nP, kP, 1f, a16.ptr(), Cuda.R_16BF, kP, b16.ptr(), Cuda.R_16BF, nP, 0f,
-                        CudaOps.ptr(out), Cuda.R_32F, nP, false);
-                FALLBACKS.incrementAndGet();
-            } else {
-                sparseMatmul(plan, b16, CudaOps.ptr(out));
-            }
+            productInto(plan, b16, nP, CudaOps.ptr(out), Cuda.R_32F);   // here the library writes float32, or the shape was refused
             if (!direct) {
                 try (Tensor r = out.slice(0, 0, rows); Tensor rc = r.slice(1, 0, n)) { c.copyFrom(rc); }
             }
         }
+    }
+
+    /**
+     * out [rowsP, nP] = A b16 written as ctype: through cuSPARSELt (whose output type, {@link #outputType()}, the
+     * caller's ctype then is), or, where the library refused the shape (plan null), the same product of the masked bf16
+     * operand through cuBLAS.
+     */
+    private void productInto(Cuda.SparseLtPlan plan, CudaOps.Block b16, int nP, MemorySegment out, int ctype) {
+        if (plan != null) {
+            if (ctype != outType) throw new IllegalStateException("a " + ctype + " product from a plan of output type " + outType);
+            sparseMatmul(plan, b16, out);
+            return;
+        }
+        Native.cudaGemmEx(false, false, rowsP, nP, kP, 1f, a16.ptr(), Cuda.R_16BF, kP, b16.ptr(), Cuda.R_16BF, nP, 0f, out, ctype, nP, false);
+        FALLBACKS.incrementAndGet();
     }
 
     /** out = A b16 through cuSPARSELt (A compressed for this plan on first use), in the plan's output type. */

@@ -275,6 +275,7 @@ void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t nc
 
 /* ---- planned lowering (lowering.h; the AVX-512 body is in lowering_avx512.c) ---- */
 int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
+int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
 void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail);
 
 static int lplan_state = -1;   /* -1: not decided yet; 0 off; 1 on */
@@ -298,16 +299,31 @@ int fst_lowering_plan(int mode) {
     return lplan_cpu();
 }
 
+/* Which plan a geometry gets: 1 masked loads (vertical stride 1, wo * sw == w, sw 1 or 2, planes of 16 columns or
+ * more, so that a vector spans at most two images), 2 a gather where the row-by-row lowering is slow (strided taps:
+ * a scalar loop there; output rows under 16 columns: per-segment overhead), 0 none (stride-1 rows of 16 columns or
+ * more, which the row-by-row lowering copies in whole runs faster than a gather). Offsets and lane arithmetic are
+ * int32 inside the plans. */
+static int lplan_kind(const fst_lowering *s) {
+    if (s->h >= INT32_MAX / 4 || s->w >= INT32_MAX / 4 || s->ho * s->wo >= INT32_MAX / 4) return 0;
+    if (s->sh == 1 && (s->sw == 1 || s->sw == 2) && s->wo * s->sw == s->w && s->ho * s->wo >= 16) return 1;
+    if (s->sh == 1 && s->sw == 1 && s->wo >= 16) return 0;
+    return s->n * s->c * s->h * s->w < INT32_MAX / 2 ? 2 : 0;
+}
+
 size_t fst_lplan_bytes(const fst_lowering *s, int nvec) {
-    return (size_t)(s->kh * s->kw) * (size_t)nvec * sizeof(fst_lvec) + (size_t)nvec * 16 * 3 * sizeof(int32_t);
+    const size_t kv = (size_t)(s->kh * s->kw) * (size_t)nvec, scratch = (size_t)nvec * 16 * 3 * sizeof(int32_t);
+    if (lplan_kind(s) == 2) return kv * 16 * sizeof(int32_t) + ((kv * sizeof(uint16_t) + 63) & ~(size_t)63) + scratch;
+    return kv * sizeof(fst_lvec) + scratch;
 }
 
 int fst_lplan_build(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem) {
-    if (!mem || !lplan_cpu() || s->sh != 1 || (s->sw != 1 && s->sw != 2) || s->wo * s->sw != s->w) return 0;
-    if ((int64_t)nvec * 16 < ncols || ncols <= 0) return 0;
-    /* offsets and lane arithmetic are int32 inside the plan's build */
-    if (s->h >= INT32_MAX / 4 || s->w >= INT32_MAX / 4 || s->ho * s->wo >= INT32_MAX / 4) return 0;
-    return fst_lplan_build_avx512(p, s, col0, ncols, nvec, mem);
+    if (!mem || !lplan_cpu() || (int64_t)nvec * 16 < ncols || ncols <= 0) return 0;
+    switch (lplan_kind(s)) {
+        case 1: return fst_lplan_build_avx512(p, s, col0, ncols, nvec, mem);
+        case 2: return fst_lplan_build_gather_avx512(p, s, col0, ncols, nvec, mem);
+        default: return 0;
+    }
 }
 
 void fst_lplan_row(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail) {

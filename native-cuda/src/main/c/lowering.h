@@ -23,11 +23,13 @@ int fst_lowering_check(const fst_lowering *s);
 void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t ncols, float *out);
 
 /* A lowering plan: im2col(x)[r, col0 : col0 + ncols] for every row r of a column block, by AVX-512 masked loads
- * (lowering_avx512.c). Only for vertical stride 1 with wo * sw == w and sw 1 or 2 (3x3 pad 1 and 1x1 at stride 1;
+ * (lowering_avx512.c). For vertical stride 1 with wo * sw == w and sw 1 or 2 (3x3 pad 1 and 1x1 at stride 1;
  * the half-K lowering): then an output column's input element sits at one flat offset per tap from its image's
  * plane (2 * position at sw = 2), so each vector of 16 columns is one masked load (two when it spans two images;
  * two loads and one permute at sw = 2), with the padding, the wrapped border columns and the columns past ncols
- * masked to zero. Masked-off lanes are never read. Built once per column block, shared by all its c*kh*kw rows. */
+ * masked to zero. Other geometries with strides or narrow planes (the stride-2 convolutions, planes under 16
+ * columns) take a gather plan (fst_lplan.gather). Masked-off lanes are never read. Built once per column block,
+ * shared by all its c*kh*kw rows. */
 typedef struct { int64_t off[2]; uint32_t mask[2]; } fst_lvec;   /* per tap and vector: image a, image a + 1 */
 typedef struct {
     const fst_lowering *s;
@@ -35,6 +37,12 @@ typedef struct {
     int64_t plane, kk, ncols;           /* h * w, kh * kw, columns in the block */
     int nvec, sw;                       /* 16-column vectors per row (>= ceil(ncols / 16)) */
     fst_lvec *v;                        /* [kk][nvec] */
+    /* Other geometries (vertical stride > 1, strided columns that are not the half-K case, planes under 16
+     * columns): a gather plan. Per tap and vector, 16 int32 element offsets from the row's channel plane of image 0
+     * (image * c*h*w + iy * w + ix) and the lane mask of in-bounds columns; a row is one masked gather per vector. */
+    int gather;
+    const int32_t *gidx;                /* [kk][nvec][16] */
+    const uint16_t *gmask;              /* [kk][nvec] */
 } fst_lplan;
 
 /* Bytes of memory a plan of nvec vectors needs (the table and the build's per-column scratch). */

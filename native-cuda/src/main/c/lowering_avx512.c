@@ -6,6 +6,7 @@
 #include "lowering.h"
 
 int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
+int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
 void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail);
 
 /* Spreads the 16 lane bits of m to the even bits of a 32-bit word (lane l -> source element 2 l at sw = 2). */
@@ -17,19 +18,25 @@ static inline uint32_t spread(uint32_t m) {
     return m;
 }
 
-int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem) {
-    const int64_t L = s->ho * s->wo, plane = s->h * s->w, chw = s->c * plane, kk = s->kh * s->kw;
-    const int sw = (int)s->sw;
-    fst_lvec *tab = mem;
-    int32_t *oh = (int32_t *)(tab + kk * nvec), *ow = oh + nvec * 16, *im = ow + nvec * 16;
-    /* per column: image (relative to the block's first), output row and column; -1 image past ncols */
-    int64_t img0 = col0 / L, pos = col0 % L;
+/* Per column of the block: image (relative to the block's first; -1 past ncols), output row and column. */
+static void block_columns(const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, int32_t *oh, int32_t *ow, int32_t *im) {
+    const int64_t L = s->ho * s->wo, pos = col0 % L;
     int32_t img = 0, r = (int32_t)(pos / s->wo), c = (int32_t)(pos % s->wo);
     for (int64_t q = 0; q < (int64_t)nvec * 16; q++) {
         oh[q] = r; ow[q] = c; im[q] = q < ncols ? img : -1;
         if (++c == s->wo) { c = 0; if (++r == s->ho) { r = 0; img++; } }
     }
+}
+
+int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem) {
+    const int64_t L = s->ho * s->wo, plane = s->h * s->w, chw = s->c * plane, kk = s->kh * s->kw;
+    const int sw = (int)s->sw;
+    fst_lvec *tab = mem;
+    int32_t *oh = (int32_t *)(tab + kk * nvec), *ow = oh + nvec * 16, *im = ow + nvec * 16;
+    const int64_t img0 = col0 / L;
+    block_columns(s, col0, ncols, nvec, oh, ow, im);
     p->s = s; p->x = s->x; p->plane = plane; p->kk = kk; p->ncols = ncols; p->nvec = nvec; p->sw = sw; p->v = tab;
+    p->gather = 0; p->gidx = NULL; p->gmask = NULL;
     const __m512i zero = _mm512_setzero_si512(), hv = _mm512_set1_epi32((int)s->h), wv = _mm512_set1_epi32((int)s->w);
     for (int v = 0; v < nvec; v++) {
         const __m512i vo = _mm512_loadu_si512(oh + 16 * v), vw = _mm512_loadu_si512(ow + 16 * v), vi = _mm512_loadu_si512(im + 16 * v);
@@ -59,34 +66,85 @@ int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, in
     return 1;
 }
 
-void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail) {
+int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem) {
+    const int64_t kk = s->kh * s->kw, kv = kk * nvec;
+    int32_t *gidx = mem;
+    uint16_t *gmask = (uint16_t *)(gidx + kv * 16);
+    int32_t *oh = (int32_t *)((char *)gmask + ((kv * (int64_t)sizeof(uint16_t) + 63) & ~(int64_t)63)), *ow = oh + nvec * 16, *im = ow + nvec * 16;
+    block_columns(s, col0, ncols, nvec, oh, ow, im);
+    p->s = s; p->x = s->x; p->plane = s->h * s->w; p->kk = kk; p->ncols = ncols; p->nvec = nvec; p->sw = (int)s->sw; p->v = NULL;
+    p->gather = 1; p->gidx = gidx; p->gmask = gmask;
+    /* lane offset from the row's channel plane of image 0: (img0 + image) * c*h*w + iy * w + ix (fits int32: conv.c) */
+    const int32_t chw = (int32_t)(s->c * s->h * s->w), img0 = (int32_t)(col0 / (s->ho * s->wo));
+    const __m512i zero = _mm512_setzero_si512(), hv = _mm512_set1_epi32((int)s->h), wv = _mm512_set1_epi32((int)s->w);
+    const __m512i shv = _mm512_set1_epi32((int)s->sh), swv = _mm512_set1_epi32((int)s->sw);
+    for (int v = 0; v < nvec; v++) {
+        const __m512i vi = _mm512_loadu_si512(im + 16 * v);
+        const __mmask16 live = _mm512_cmpge_epi32_mask(vi, zero);
+        const __m512i ibase = _mm512_mullo_epi32(_mm512_add_epi32(vi, _mm512_set1_epi32(img0)), _mm512_set1_epi32(chw));
+        const __m512i y0 = _mm512_mullo_epi32(_mm512_loadu_si512(oh + 16 * v), shv), x0 = _mm512_mullo_epi32(_mm512_loadu_si512(ow + 16 * v), swv);
+        for (int64_t i = 0; i < s->kh; i++) {
+            const __m512i iy = _mm512_add_epi32(y0, _mm512_set1_epi32((int)(i - s->ph)));
+            const __mmask16 rok = live & _mm512_cmpge_epi32_mask(iy, zero) & _mm512_cmplt_epi32_mask(iy, hv);
+            const __m512i rowoff = _mm512_add_epi32(ibase, _mm512_mullo_epi32(iy, wv));
+            for (int64_t j = 0; j < s->kw; j++) {
+                const __m512i ix = _mm512_add_epi32(x0, _mm512_set1_epi32((int)(j - s->pw)));
+                const __mmask16 ok = rok & _mm512_cmpge_epi32_mask(ix, zero) & _mm512_cmplt_epi32_mask(ix, wv);
+                const int64_t e = (i * s->kw + j) * nvec + v;
+                _mm512_storeu_si512(gidx + 16 * e, _mm512_maskz_add_epi32(ok, rowoff, ix));   /* 0 where masked off */
+                gmask[e] = (uint16_t)ok;
+            }
+        }
+    }
+    return 1;
+}
+
+/* One vector of a masked-load plan: 16 columns of a lowered row (lowering.h). */
+static inline __attribute__((always_inline)) __m512 lvec(const fst_lvec *e, uintptr_t xc, int sw) {
     /* addresses as integers: a masked-off lane's address may lie outside x and is never dereferenced */
+    if (sw == 1) {
+        __m512 y = _mm512_maskz_loadu_ps((__mmask16)e->mask[0], (const void *)(xc + 4 * e->off[0]));
+        if (e->mask[1]) y = _mm512_mask_loadu_ps(y, (__mmask16)e->mask[1], (const void *)(xc + 4 * e->off[1]));
+        return y;
+    }
+    __m512 lo = _mm512_maskz_loadu_ps((__mmask16)e->mask[0], (const void *)(xc + 4 * e->off[0]));
+    __m512 hi = _mm512_maskz_loadu_ps((__mmask16)(e->mask[0] >> 16), (const void *)(xc + 4 * e->off[0] + 64));
+    if (e->mask[1]) {
+        lo = _mm512_mask_loadu_ps(lo, (__mmask16)e->mask[1], (const void *)(xc + 4 * e->off[1]));
+        hi = _mm512_mask_loadu_ps(hi, (__mmask16)(e->mask[1] >> 16), (const void *)(xc + 4 * e->off[1] + 64));
+    }
+    return _mm512_permutex2var_ps(lo, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), hi);
+}
+
+/* One vector of a gather plan; masked-off lanes are zero and never read. */
+static inline __attribute__((always_inline)) __m512 gvec(const fst_lplan *p, int64_t e, const float *xc) {
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)p->gmask[e], _mm512_loadu_si512(p->gidx + 16 * e), xc, 4);
+}
+
+/* The row's vectors in order; vector v lands at out + (v / per) * jump + (v % per) * 16, walked without a division
+ * (per == 0: contiguous), one loop per kind of plan so that each is branch-light. */
+#define LPLAN_ROW_LOOP(VEC)                                                                       \
+    for (int v = 0; v < full; v++) {                                                              \
+        _mm512_storeu_ps(sliver + 16 * k, VEC);                                                   \
+        if (++k == per) { k = 0; sliver += jump; }                                                \
+    }
+void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail) {
     int64_t ch, tap;
     fst_lowering_rc(p->s, r, &ch, &tap);
-    const uintptr_t xc = (uintptr_t)(p->x + ch * p->plane);
-    const fst_lvec *e = p->v + tap * p->nvec;
-    const int nvec = p->nvec;
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    for (int v = 0; v < nvec; v++, e++) {
-        __m512 y;
-        if (p->sw == 1) {
-            y = _mm512_maskz_loadu_ps((__mmask16)e->mask[0], (const void *)(xc + 4 * e->off[0]));
-            if (e->mask[1]) y = _mm512_mask_loadu_ps(y, (__mmask16)e->mask[1], (const void *)(xc + 4 * e->off[1]));
-        } else {
-            __m512 lo = _mm512_maskz_loadu_ps((__mmask16)e->mask[0], (const void *)(xc + 4 * e->off[0]));
-            __m512 hi = _mm512_maskz_loadu_ps((__mmask16)(e->mask[0] >> 16), (const void *)(xc + 4 * e->off[0] + 64));
-            if (e->mask[1]) {
-                lo = _mm512_mask_loadu_ps(lo, (__mmask16)e->mask[1], (const void *)(xc + 4 * e->off[1]));
-                hi = _mm512_mask_loadu_ps(hi, (__mmask16)(e->mask[1] >> 16), (const void *)(xc + 4 * e->off[1] + 64));
-            }
-            y = _mm512_permutex2var_ps(lo, even, hi);
-        }
-        float *d = per ? out + (v / per) * jump + (v % per) * 16 : out + 16 * v;
-        if (tail && (int64_t)(v + 1) * 16 > p->ncols) {
-            const int64_t n = p->ncols - (int64_t)v * 16;
-            if (n > 0) _mm512_mask_storeu_ps(d, (__mmask16)((1u << n) - 1), y);
-        } else {
-            _mm512_storeu_ps(d, y);
-        }
+    const float *x = p->x + ch * p->plane;
+    const uintptr_t xc = (uintptr_t)x;
+    const int64_t e0 = tap * p->nvec;
+    const fst_lvec *e = p->gather ? NULL : p->v + e0;
+    /* tail: only ncols floats are written (whole vectors, then one masked partial vector) */
+    const int full = tail && p->ncols < (int64_t)p->nvec * 16 ? (int)(p->ncols / 16) : p->nvec;
+    float *sliver = out;
+    int k = 0;
+    if (p->gather) { LPLAN_ROW_LOOP(gvec(p, e0 + v, x)) }
+    else if (p->sw == 1) { LPLAN_ROW_LOOP(lvec(e + v, xc, 1)) }
+    else { LPLAN_ROW_LOOP(lvec(e + v, xc, 2)) }
+    const int64_t rest = tail && full < p->nvec ? p->ncols - (int64_t)full * 16 : 0;
+    if (rest > 0) {
+        const __m512 y = p->gather ? gvec(p, e0 + full, x) : lvec(e + full, xc, p->sw);
+        _mm512_mask_storeu_ps(sliver + 16 * k, (__mmask16)((1u << rest) - 1), y);
     }
 }

@@ -58,7 +58,9 @@ int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, in
                 const int64_t d = (i - s->ph) * s->w + (j - s->pw);
                 fst_lvec *e = &tab[(i * s->kw + j) * nvec + v];
                 uint32_t ma = (uint32_t)(ok & in_a), mb = (uint32_t)(ok & in_b);
-                e->off[0] = base_a + d; e->off[1] = base_b + d;
+                /* an all-masked load still costs an assist when its address is unmapped (past x for the last
+                 * image, before it for padding): point empty halves at the row's own plane, always mapped */
+                e->off[0] = ma ? base_a + d : 0; e->off[1] = mb ? base_b + d : 0;
                 e->mask[0] = sw == 2 ? spread(ma) : ma; e->mask[1] = sw == 2 ? spread(mb) : mb;
             }
         }

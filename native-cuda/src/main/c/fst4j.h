@@ -127,6 +127,10 @@ FST_API int fst_relu(const float *x, float *y, int64_t n, int nthreads);
 FST_API int fst_relu_backward(const float *dy, const float *a, float *dx, int64_t n, int nthreads);
 FST_API int fst_add(const float *a, const float *b, float *y, int64_t n, int nthreads);
 FST_API int fst_add_relu(const float *a, const float *b, float *y, int64_t n, int nthreads);
+/* dst[dst_off + sum i_d * dst_strides[d]] = src[src_off + sum i_d * src_strides[d]] over the index space shape
+ * (rank 1..8, element strides, negative allowed), split over the threads; the caller bounds-checks both views. */
+FST_API int fst_copy_f32(float *dst, int64_t dst_off, const float *src, int64_t src_off, int rank, const int64_t *shape,
+                         const int64_t *dst_strides, const int64_t *src_strides, int nthreads);
 /* One SGD step over n floats as torch.optim.SGD: g' = g + wd*w; buf = first ? g' : mom*buf + damp*g' (skipped when
  * buf is NULL: no momentum); d = nesterov ? g' + mom*buf : buf (or g'); w -= lr*d. */
 FST_API int fst_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd, float mom, float damp, int nesterov,

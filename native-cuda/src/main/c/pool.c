@@ -203,6 +203,70 @@ int fst_add(const float *a, const float *b, float *y, int64_t n, int nthreads) {
     return FST_OK;
 }
 
+/* dst[i] = src[i] over a rank-r float32 index space (element strides, negative allowed as views can flip), split
+ * into units of (row, segment): a row is all axes but the last, long rows are cut into segments of COPY_SEG floats
+ * so that even one row spreads over the threads; a unit whose two inner strides are 1 is one memcpy. */
+#define COPY_MAX_RANK 8
+#define COPY_SEG 16384
+typedef struct {
+    float *dst;
+    const float *src;
+    int r;
+    int64_t segs, seg_len;
+    int64_t shape[COPY_MAX_RANK], ds[COPY_MAX_RANK], ss[COPY_MAX_RANK];
+} copy_job;
+
+static void copy_task(void *p, int64_t u0, int64_t u1) {
+    const copy_job *j = p;
+    const int r = j->r;
+    const int64_t inner = j->shape[r - 1], di = j->ds[r - 1], si = j->ss[r - 1];
+    /* the first unit's row index by division, then an odometer: no division per row (rows can be 49 floats) */
+    int64_t idx[COPY_MAX_RANK], seg = u0 % j->segs, row = u0 / j->segs, doff = 0, soff = 0;
+    for (int d = r - 2; d >= 0; d--) {
+        idx[d] = row % j->shape[d];
+        row /= j->shape[d];
+        doff += idx[d] * j->ds[d]; soff += idx[d] * j->ss[d];
+    }
+    for (int64_t u = u0; u < u1; u++) {
+        const int64_t q0 = seg * j->seg_len, q1 = q0 + j->seg_len < inner ? q0 + j->seg_len : inner;
+        if (q1 > q0) {
+            float *restrict dp = j->dst + doff + q0 * di;
+            const float *restrict sp = j->src + soff + q0 * si;
+            if (di == 1 && si == 1) memcpy(dp, sp, (size_t)(q1 - q0) * 4);
+            else for (int64_t q = 0; q < q1 - q0; q++) dp[q * di] = sp[q * si];
+        }
+        if (++seg < j->segs) continue;
+        seg = 0;
+        for (int d = r - 2; d >= 0; d--) {
+            doff += j->ds[d]; soff += j->ss[d];
+            if (++idx[d] < j->shape[d]) break;
+            doff -= j->shape[d] * j->ds[d]; soff -= j->shape[d] * j->ss[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+int fst_copy_f32(float *dst, int64_t dst_off, const float *src, int64_t src_off, int rank, const int64_t *shape,
+                 const int64_t *dst_strides, const int64_t *src_strides, int nthreads) {
+    if (!dst || !src || !shape || !dst_strides || !src_strides) return FST_ENULL;
+    if (rank < 1 || rank > COPY_MAX_RANK || nthreads < 1) return FST_EINVAL;
+    copy_job j = { .dst = dst + dst_off, .src = src + src_off, .r = rank };
+    int64_t rows = 1, n = 1;
+    for (int d = 0; d < rank; d++) {
+        if (shape[d] < 0) return FST_EINVAL;
+        j.shape[d] = shape[d]; j.ds[d] = dst_strides[d]; j.ss[d] = src_strides[d];
+        n *= shape[d];
+        if (d < rank - 1) rows *= shape[d];
+    }
+    if (n == 0) return FST_OK;
+    const int64_t inner = shape[rank - 1];
+    j.segs = inner > COPY_SEG && rows < 4 * (int64_t)nthreads ? (inner + COPY_SEG - 1) / COPY_SEG : 1;
+    j.seg_len = (inner + j.segs - 1) / j.segs;
+    const int64_t units = rows * j.segs;
+    fst_parallel(units, n < 32768 || nthreads <= 1 ? 1 : 4 * (int64_t)nthreads, nthreads, copy_task, &j);
+    return FST_OK;
+}
+
 typedef struct {
     float *w, *buf;
     const float *g;

@@ -358,7 +358,7 @@ public final class Native {
     // ---- max pooling and whole-activation elementwise ops (pool.c); bound on first use ----
 
     private static final class PoolHandles {
-        static final MethodHandle MAXPOOL, MAXPOOL_BWD, RELU, RELU_BWD, ADD, ADD_RELU, SGD;
+        static final MethodHandle MAXPOOL, MAXPOOL_BWD, RELU, RELU_BWD, ADD, ADD_RELU, SGD, COPY;
         static {
             SymbolLookup lib = LIB;
             // the argmax indices are a Java int[]: critical downcalls with heap access pass it without a copy
@@ -371,6 +371,9 @@ public final class Native {
             RELU_BWD = bind(lib, "fst_relu_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
             ADD = bind(lib, "fst_add", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
             ADD_RELU = bind(lib, "fst_add_relu", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
+            // shape and strides are small Java long[]: passed without a copy, as the max-pool indices
+            COPY = LINKER.downcallHandle(lib.find("fst_copy_f32").orElseThrow(), FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG,
+                    ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), Linker.Option.critical(true));
             SGD = bind(lib, "fst_sgd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT,
                     JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_INT, JAVA_INT), false);
         }
@@ -439,6 +442,25 @@ public final class Native {
         int rc;
         try { rc = (int) PoolHandles.ADD.invokeExact(a, b, y, n, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_add");
+    }
+
+    /**
+     * Float32 strided copy: dst[dstOff + sum i_d dstStrides[d]] = src[srcOff + sum i_d srcStrides[d]] for every index of
+     * shape (element offsets and strides into the two segments' first float), on the shim's threads. The caller
+     * guarantees both views lie inside their segments (fst4j.tensor.Tensor checks it).
+     */
+    public static void copyF32(MemorySegment dst, long dstOff, MemorySegment src, long srcOff, long[] shape, long[] dstStrides,
+                               long[] srcStrides, int threads) {
+        ensureLoaded();
+        int rank = shape.length;
+        if (dstStrides.length != rank || srcStrides.length != rank)
+            throw new IllegalArgumentException("copyF32: rank " + rank + " with " + dstStrides.length + " / " + srcStrides.length + " strides");
+        int rc;
+        try {
+            rc = (int) PoolHandles.COPY.invokeExact(dst, dstOff, src, srcOff, rank, MemorySegment.ofArray(shape),
+                    MemorySegment.ofArray(dstStrides), MemorySegment.ofArray(srcStrides), threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_copy_f32");
     }
 
     // ---- convolution lowering (conv.c); bound on first use, after the library loaded ----

@@ -274,6 +274,7 @@ public final class Tensor implements AutoCloseable {
         if (storage.device != Device.CPU || src.storage.device != Device.CPU) { CudaOps.copyInto(this, src); return this; }
         Tensor s = src.expand(shape);
         try {
+            if (StridedCopy.tryCopy(this, s)) return this;   // float32 on the shim's threads
             if (dtype == s.dtype && isContiguous() && s.isContiguous()) {
                 MemorySegment.copy(s.storage.segment(), s.byteOffset(), storage.segment(), byteOffset(), numel() * dtype.bytes);
             } else {

@@ -255,7 +255,10 @@ int fst_cuda_im2col_bf16(const float *x, int64_t n, int64_t c, int64_t h, int64_
     if (n > 0) OWN(x, n * c * h * w * 4);
     OWN(dst, rows_p * cols_p * 2);
     fst_k_im2col_bf16_args a = { x, g, dst, rows_p, cols_p };
-    return launch(FST_K_im2col_bf16, (rows_p + kh * kw - 1) / (kh * kw) * cols_p, &a);   /* a thread per (channel, column) */
+    const int64_t chans = (rows_p + kh * kw - 1) / (kh * kw);
+    /* four columns and one 8-byte store per thread and row where the rows keep 8-byte alignment */
+    if (cols_p % 4 == 0 && ((uintptr_t)dst & 7) == 0) return launch(FST_K_im2col_bf16x4, chans * (cols_p / 4), &a);
+    return launch(FST_K_im2col_bf16, chans * cols_p, &a);   /* a thread per (channel, column) */
 }
 
 int fst_cuda_bf16_pad(const float *src, int64_t rows, int64_t cols, int64_t rs, int64_t cs, uint16_t *dst, int64_t rows_p, int64_t cols_p) {

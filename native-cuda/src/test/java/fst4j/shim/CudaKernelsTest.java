@@ -179,7 +179,8 @@ class CudaKernelsTest {
 
     /** n, c, h, w, kh, kw, sh, sw, ph, pw */
     static final int[][] GEOMS = { { 2, 3, 8, 8, 3, 3, 1, 1, 1, 1 }, { 2, 4, 9, 7, 3, 3, 2, 2, 1, 1 }, { 1, 5, 6, 6, 1, 1, 2, 2, 0, 0 },
-            { 1, 3, 15, 15, 7, 7, 2, 2, 3, 3 }, { 3, 2, 5, 8, 2, 3, 1, 2, 0, 1 } };
+            { 1, 3, 15, 15, 7, 7, 2, 2, 3, 3 }, { 3, 2, 5, 8, 2, 3, 1, 2, 0, 1 },
+            { 3, 2, 7, 5, 3, 3, 1, 1, 1, 1 } };   // 35 columns per image: groups of four cross output rows and images
 
     @Test
     void im2colAndCol2imMatchTheCpuBitForBit() {
@@ -197,16 +198,20 @@ class CudaKernelsTest {
             for (int i = 0; i < kk; i++)
                 assertArrayEquals(Arrays.copyOfRange(cpu, i * ld, i * ld + cols), Arrays.copyOfRange(gpu, i * ld, i * ld + cols), "im2col " + at + " row " + i);
 
-            // straight into a zero-padded bf16 operand (rows and columns past the matrix, into a block of 0x7f bytes)
-            int rowsP = kk + 5, colsP = cols + 3;
-            MemorySegment lowered16 = mem.dev(2L * rowsP * colsP);
-            Native.cudaIm2colBf16(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, lowered16, rowsP, colsP);
-            short[] got16 = mem.downloadShorts(lowered16, (long) rowsP * colsP);
-            for (int i = 0; i < rowsP; i++)
-                for (int j = 0; j < colsP; j++) {
-                    short want = i < kk && j < cols ? Bf16.bits(cpu[i * ld + j]) : 0;
-                    assertEquals(want, got16[i * colsP + j], "im2col bf16 " + at + " at " + i + "," + j);
-                }
+            // straight into a zero-padded bf16 operand (rows and columns past the matrix, into a block of 0x7f bytes):
+            // an odd padded width (a column per thread) and widths that are multiples of 4 (four columns and one 8-byte
+            // store per thread), with whole groups of four padding columns past the matrix
+            int rowsP = kk + 5;
+            for (int colsP : new int[]{ cols + 3, (cols + 3) / 4 * 4 + 4, (cols + 3) / 4 * 4 + 8 }) {
+                MemorySegment lowered16 = mem.dev(2L * rowsP * colsP);
+                Native.cudaIm2colBf16(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, lowered16, rowsP, colsP);
+                short[] got16 = mem.downloadShorts(lowered16, (long) rowsP * colsP);
+                for (int i = 0; i < rowsP; i++)
+                    for (int j = 0; j < colsP; j++) {
+                        short want = i < kk && j < cols ? Bf16.bits(cpu[i * ld + j]) : 0;
+                        assertEquals(want, got16[i * colsP + j], "im2col bf16 " + at + " width " + colsP + " at " + i + "," + j);
+                    }
+            }
 
             MemorySegment colsH = mem.host(values(r, kk * ld)), dxc = mem.host(4L * n * c * h * w);
             Native.col2im(colsH, ld, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dxc, 1);

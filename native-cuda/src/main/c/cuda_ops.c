@@ -269,6 +269,7 @@ int fst_cuda_bf16_pad(const float *src, int64_t rows, int64_t cols, int64_t rs, 
     OWN(dst, rows_p * cols_p * 2);
     if (rows > 0 && cols > 0) OWN(src, ((rows - 1) * rs + (cols - 1) * cs + 1) * 4);
     fst_k_bf16_pad_args a = { src, rows, cols, rs, cs, dst, rows_p, cols_p };
+    if (cols_p % 4 == 0 && ((uintptr_t)dst & 7) == 0) return launch(FST_K_bf16_pad4, rows_p * (cols_p / 4), &a);   /* 8-byte stores */
     return launch(FST_K_bf16_pad, rows_p * cols_p, &a);
 }
 

@@ -353,6 +353,19 @@ FST_HD void k_bf16_pad(i64 i, const fst_k_bf16_pad_args &a) {
     a.dst[i] = (r < a.rows && c < a.cols) ? bf16_bits(f2u(LDG(a.src + r * a.rs + c * a.cs))) : (u16)0;
 }
 
+/* k_bf16_pad with four consecutive elements of a padded row per thread and one 8-byte store (cols_p % 4 == 0 and an
+ * 8-byte aligned operand: cuda_ops.c checks), the same values; the one-element kernel is bound by its 2-byte stores. */
+FST_HD void k_bf16_pad4(i64 i, const fst_k_bf16_pad_args &a) {
+    const i64 q = a.cols_p / 4, n = a.rows_p * q;
+    if (i >= n) return;
+    const i64 r = quot(i, q, n <= 0xffffffffLL), c0 = (i - r * q) * 4;
+    uint64_t v = 0;
+    if (r < a.rows)
+        for (int j = 0; j < 4; j++)
+            if (c0 + j < a.cols) v |= (uint64_t)bf16_bits(f2u(LDG(a.src + r * a.rs + (c0 + j) * a.cs))) << (16 * j);
+    store_bf16x4(a.dst + r * a.cols_p + c0, v);
+}
+
 /* One thread per FST_UNPAD_RUN consecutive elements of a row: one 16-byte load and two 16-byte stores where the
  * strides allow (cudaMalloc'd bases), element by element otherwise. */
 FST_HD void k_bf16_unpad(i64 i, const fst_k_bf16_unpad_args &a) {

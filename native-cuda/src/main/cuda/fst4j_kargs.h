@@ -114,7 +114,7 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
     X(sgd, fst_k_sgd_args) X(srste, fst_k_srste_args) X(bf16_pad, fst_k_bf16_pad_args) X(im2col_bf16, fst_k_im2col_bf16_args) \
     X(bf16_unpad, fst_k_bf16_unpad_args) X(col2im_bf16, fst_k_col2im_bf16_args) \
     X(maxpool_bwd_gather, fst_k_maxpool_bwd_gather_args) X(copy4, fst_k_unary_args) \
-    X(im2col_bf16x4, fst_k_im2col_bf16_args)
+    X(im2col_bf16x4, fst_k_im2col_bf16_args) X(bf16_pad4, fst_k_bf16_pad_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 enum { FST_KERNELS(FST_KERNEL_ENUM) FST_N_KERNELS };

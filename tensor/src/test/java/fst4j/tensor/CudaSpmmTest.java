@@ -73,9 +73,11 @@ class CudaSpmmTest {
     @Test
     void paddedBf16OperandIsTheRoundedMatrixWithZerosAround() {
         Random r = new Random(17);
-        int rows = 13, cols = 37, rowsP = 16, colsP = 48;
+        int rows = 13, cols = 37, rowsP = 16;
         float[] v = gaussian(r, rows * cols);   // h [cols, rows]; the source is its transpose, a [rows, cols] view
         v[5] = Float.NaN; v[6] = -0f; v[7] = 1.00390625f;   // a NaN, a negative zero, an exact tie (1 + 2^-8)
+        // a padded width that is a multiple of 4 (four elements and one 8-byte store per thread) and an odd one
+        for (int colsP : new int[] { 48, 47 })
         try (Tensor h = Tensor.of(v, cols, rows); Tensor d = h.to(Device.CUDA); Tensor src = d.t();
              CudaOps.Block out = CudaOps.Block.of(2L * rowsP * colsP); Arena arena = Arena.ofConfined()) {
             assertArrayEquals(new int[] { rows, cols }, src.shape());
@@ -86,7 +88,7 @@ class CudaSpmmTest {
                 for (int j = 0; j < colsP; j++) {
                     short got = host.getAtIndex(JAVA_SHORT, (long) i * colsP + j);
                     short want = (i < rows && j < cols) ? bf16(v[j * rows + i]) : 0;
-                    assertEquals(want, got, "element " + i + "," + j);
+                    assertEquals(want, got, "width " + colsP + ", element " + i + "," + j);
                 }
             assertThrows(IllegalArgumentException.class, () -> Native.cudaBf16Pad(CudaOps.ptr(src), rows, cols, src.strides()[0],
                     src.strides()[1], out.ptr(), rows - 1, colsP), "a padded size below the source's");

@@ -199,72 +199,42 @@ FST_HD void k_im2col(i64 i, const fst_k_im2col_args &a) {
     a.out[r * a.ldo + col] = (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? 0.0f : LDG(a.x + ((img * g.c + ch) * g.h + ih) * g.w + iw);
 }
 
+/* W consecutive bf16 in one store: value j in bits 16 j .. 16 j + 15, in memory order (W = 4: one 8-byte store, the
+ * operand 8-byte aligned; cuda_ops.c checks). The emulator stores the same packed value lane by lane, so the packing
+ * is what the host tests check. */
+template <int W> FST_HD void store_bf16(u16 *d, uint64_t v) {
+#ifdef __CUDA_ARCH__
+    if (W == 4) *reinterpret_cast<unsigned long long *>(d) = (unsigned long long)v;
+    else
+#endif
+        for (int j = 0; j < W; j++) d[j] = (u16)(v >> (16 * j));
+}
+
 /* im2col straight into a zero-padded bf16 GEMM operand [rows_p, cols_p] (rows_p >= K, cols_p >= n*ho*wo): the value
  * k_im2col would write, rounded as k_bf16_pad would round it, in one pass instead of a float32 matrix and a copy. */
-/* One thread per (channel, column): it places its column once (image, output row and column: the only divisions) and
- * writes the channel's kh*kw rows of that column. Consecutive threads take consecutive columns, so every load of x
- * and every store of a row is coalesced across a warp (a thread per element was bound by its divisions, and a run of
- * columns per thread by uncoalesced loads). Channels past c fill the zero rows up to rows_p. Index math in I: u32
- * where the grid fits in 32 bits, i64 beyond; the same elements and values either way. */
-template <typename I> FST_HD void im2col_bf16_at(I i, const fst_k_im2col_bf16_args &a) {
+/* One thread per (channel, W consecutive columns): it places its first column once (image, output row and column: the
+ * only divisions), steps to the others (they may cross an output row or an image) and writes the channel's kh*kw rows
+ * of those columns, W bf16 per store. Consecutive threads take consecutive columns, so every load of x and every store
+ * of a row is coalesced across a warp (a thread per element was bound by its divisions, and a run of columns per
+ * thread by uncoalesced loads). W = 4 where cols_p % 4 == 0: a warp stores 256 contiguous bytes per row instead of 64
+ * (one column per thread is bound by its 2-byte stores: 0.56 ms for 400 MB on an H200). Channels past c fill the zero
+ * rows up to rows_p. Index math in I: u32 where the grid fits in 32 bits, i64 beyond; the same values either way. */
+template <typename I, int W> FST_HD void im2col_bf16_at(I i, const fst_k_im2col_bf16_args &a) {
     const fst_geom &g = a.g;
-    const I cols_p = (I)a.cols_p, ch = i / cols_p, col = i - ch * cols_p;
-    const i64 khw = g.kh * g.kw, r0 = (i64)ch * khw;
-    u16 *d = a.dst + r0 * a.cols_p + col;
-    const i64 rows = (a.rows_p - r0 < khw ? a.rows_p - r0 : khw);
-    const I L = (I)(g.ho * g.wo), NL = (I)g.n * L;
-    if ((i64)ch >= g.c || col >= NL) {   /* a zero row (padding up to rows_p) or a padding column */
-        for (i64 t = 0; t < rows; t++) d[t * a.cols_p] = (u16)0;
-        return;
-    }
-    const I wo = (I)g.wo, img = col / L, p = col - img * L, oh = p / wo, ow = p - oh * wo;
-    const float *xc = a.x + ((i64)img * g.c + ch) * g.h * g.w;
-    const i64 ih0 = (i64)oh * g.sh - g.ph, iw0 = (i64)ow * g.sw - g.pw;
-    for (i64 ki = 0; ki < g.kh; ki++) {
-        const i64 ih = ih0 + ki;
-        const bool rowIn = ih >= 0 && ih < g.h;
-        for (i64 kj = 0; kj < g.kw; kj++) {
-            const i64 iw = iw0 + kj;
-            d[(ki * g.kw + kj) * a.cols_p] = (rowIn && iw >= 0 && iw < g.w) ? bf16_bits(f2u(LDG(xc + ih * g.w + iw))) : (u16)0;
-        }
-    }
-}
-FST_HD void k_im2col_bf16(i64 i, const fst_k_im2col_bf16_args &a) {
-    const i64 khw = a.g.kh * a.g.kw, chans = (a.rows_p + khw - 1) / khw, n = chans * a.cols_p;
-    if (i >= n) return;
-    if (n <= 0xffffffffLL) im2col_bf16_at<u32>((u32)i, a); else im2col_bf16_at<i64>(i, a);
-}
-
-/* Four bf16 columns in one 8-byte store (a column's value in bits 16 j .. 16 j + 15, column j in memory order). The
- * emulator stores the same packed value lane by lane, so the packing is what the host tests check. */
-FST_HD void store_bf16x4(u16 *d, uint64_t v) {
-#ifdef __CUDA_ARCH__
-    *reinterpret_cast<unsigned long long *>(d) = (unsigned long long)v;
-#else
-    for (int j = 0; j < 4; j++) d[j] = (u16)(v >> (16 * j));
-#endif
-}
-
-/* im2col_bf16 with four columns per thread, for cols_p % 4 == 0 and an 8-byte aligned operand (cuda_ops.c checks):
- * the values im2col_bf16_at writes, each row's four in one 8-byte store, so a warp stores 256 contiguous bytes per row
- * instead of 64 (the one-column kernel is bound by its store instructions: 0.56 ms for 400 MB of bf16 on an H200).
- * The first column is placed by division, the other three by stepping (they may cross an output row or an image). */
-template <typename I> FST_HD void im2col_bf16x4_at(I i, const fst_k_im2col_bf16_args &a) {
-    const fst_geom &g = a.g;
-    const I q = (I)(a.cols_p / 4), ch = i / q, col0 = (i - ch * q) * 4;
+    const I q = (I)(a.cols_p / W), ch = i / q, col0 = (i - ch * q) * W;
     const i64 khw = g.kh * g.kw, r0 = (i64)ch * khw;
     u16 *d = a.dst + r0 * a.cols_p + col0;
     const i64 rows = (a.rows_p - r0 < khw ? a.rows_p - r0 : khw);
     const I L = (I)(g.ho * g.wo), NL = (I)g.n * L;
-    if ((i64)ch >= g.c || col0 >= NL) {   /* zero rows (padding up to rows_p) or four padding columns */
-        for (i64 t = 0; t < rows; t++) store_bf16x4(d + t * a.cols_p, 0);
+    if ((i64)ch >= g.c || col0 >= NL) {   /* zero rows (padding up to rows_p) or padding columns only */
+        for (i64 t = 0; t < rows; t++) store_bf16<W>(d + t * a.cols_p, 0);
         return;
     }
     const I wo = (I)g.wo, ho = (I)g.ho;
     I img = col0 / L, p = col0 - img * L, oh = p / wo, ow = p - oh * wo;
-    i64 base[4], ih0[4], iw0[4];
-    bool live[4];
-    for (int j = 0; j < 4; j++) {
+    i64 base[W], ih0[W], iw0[W];
+    bool live[W];
+    for (int j = 0; j < W; j++) {
         live[j] = col0 + (I)j < NL;
         base[j] = ((i64)img * g.c + ch) * g.h * g.w;   /* an offset, dereferenced only for live columns */
         ih0[j] = (i64)oh * g.sh - g.ph;
@@ -274,19 +244,21 @@ template <typename I> FST_HD void im2col_bf16x4_at(I i, const fst_k_im2col_bf16_
     for (i64 ki = 0; ki < g.kh; ki++)
         for (i64 kj = 0; kj < g.kw; kj++) {
             uint64_t v = 0;
-            for (int j = 0; j < 4; j++) {
+            for (int j = 0; j < W; j++) {
                 const i64 ih = ih0[j] + ki, iw = iw0[j] + kj;
                 if (live[j] && ih >= 0 && ih < g.h && iw >= 0 && iw < g.w)
                     v |= (uint64_t)bf16_bits(f2u(LDG(a.x + base[j] + ih * g.w + iw))) << (16 * j);
             }
-            store_bf16x4(d + (ki * g.kw + kj) * a.cols_p, v);
+            store_bf16<W>(d + (ki * g.kw + kj) * a.cols_p, v);
         }
 }
-FST_HD void k_im2col_bf16x4(i64 i, const fst_k_im2col_bf16_args &a) {
-    const i64 khw = a.g.kh * a.g.kw, chans = (a.rows_p + khw - 1) / khw, n = chans * (a.cols_p / 4);
+template <int W> FST_HD void im2col_bf16_w(i64 i, const fst_k_im2col_bf16_args &a) {
+    const i64 khw = a.g.kh * a.g.kw, chans = (a.rows_p + khw - 1) / khw, n = chans * (a.cols_p / W);
     if (i >= n) return;
-    if (chans * a.cols_p <= 0xffffffffLL) im2col_bf16x4_at<u32>((u32)i, a); else im2col_bf16x4_at<i64>(i, a);
+    if (chans * a.cols_p <= 0xffffffffLL) im2col_bf16_at<u32, W>((u32)i, a); else im2col_bf16_at<i64, W>(i, a);
 }
+FST_HD void k_im2col_bf16(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<1>(i, a); }
+FST_HD void k_im2col_bf16x4(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<4>(i, a); }
 
 /* col2im: one thread per dx element gathers its contributions in the CPU's order (kernel row, then column,
  * from +0.0f): bit-identical without atomics. */
@@ -345,26 +317,20 @@ FST_HD void k_f32_to_bf16(i64 i, const fst_k_f2bf_args &a) {
     if (i < a.n) a.dst[i] = bf16_bits(f2u(a.src[i]));
 }
 
-/* One thread per element of the padded bf16 matrix: the operand of a cuSPARSELt / bf16 GEMM, padded with zeros. */
-FST_HD void k_bf16_pad(i64 i, const fst_k_bf16_pad_args &a) {
-    const i64 n = a.rows_p * a.cols_p;
+/* The operand of a cuSPARSELt / bf16 GEMM, padded with zeros: one thread per W consecutive elements of a padded row
+ * and one store (W = 4 where cols_p % 4 == 0: an 8-byte store instead of four 2-byte ones). */
+template <int W> FST_HD void bf16_pad_w(i64 i, const fst_k_bf16_pad_args &a) {
+    const i64 q = a.cols_p / W, n = a.rows_p * q;
     if (i >= n) return;
-    const i64 r = quot(i, a.cols_p, n <= 0xffffffffLL), c = i - r * a.cols_p;
-    a.dst[i] = (r < a.rows && c < a.cols) ? bf16_bits(f2u(LDG(a.src + r * a.rs + c * a.cs))) : (u16)0;
-}
-
-/* k_bf16_pad with four consecutive elements of a padded row per thread and one 8-byte store (cols_p % 4 == 0 and an
- * 8-byte aligned operand: cuda_ops.c checks), the same values; the one-element kernel is bound by its 2-byte stores. */
-FST_HD void k_bf16_pad4(i64 i, const fst_k_bf16_pad_args &a) {
-    const i64 q = a.cols_p / 4, n = a.rows_p * q;
-    if (i >= n) return;
-    const i64 r = quot(i, q, n <= 0xffffffffLL), c0 = (i - r * q) * 4;
+    const i64 r = quot(i, q, n <= 0xffffffffLL), c0 = (i - r * q) * W;
     uint64_t v = 0;
     if (r < a.rows)
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < W; j++)
             if (c0 + j < a.cols) v |= (uint64_t)bf16_bits(f2u(LDG(a.src + r * a.rs + (c0 + j) * a.cs))) << (16 * j);
-    store_bf16x4(a.dst + r * a.cols_p + c0, v);
+    store_bf16<W>(a.dst + r * a.cols_p + c0, v);
 }
+FST_HD void k_bf16_pad(i64 i, const fst_k_bf16_pad_args &a) { bf16_pad_w<1>(i, a); }
+FST_HD void k_bf16_pad4(i64 i, const fst_k_bf16_pad_args &a) { bf16_pad_w<4>(i, a); }
 
 /* One thread per FST_UNPAD_RUN consecutive elements of a row: one 16-byte load and two 16-byte stores where the
  * strides allow (cudaMalloc'd bases), element by element otherwise. */

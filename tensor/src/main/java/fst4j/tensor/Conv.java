@@ -616,7 +616,7 @@ public final class Conv {
     private static void scatter(Tensor buf, Tensor out3, int n0, int nb, int cout, int l) {
         long es = buf.dtype.bytes, ld = buf.strides[0];
         MemorySegment bs = buf.storage.segment(), os = out3.storage.segment();
-        if (nativeCopy(buf, out3, (long) nb * cout * l)) {   // [nb, cout, l]: out3 contiguous from image n0, buf (i, co, q) at co*ld + i*l + q
+        if (StridedCopy.applies(buf, out3, (long) nb * cout * l)) {   // [nb, cout, l]: out3 contiguous from image n0, buf (i, co, q) at co*ld + i*l + q
             StridedCopy.copy(os, out3.offset + (long) n0 * cout * l, new int[]{nb, cout, l}, new long[]{(long) cout * l, l, 1},
                     bs, buf.offset, new long[]{l, ld, 1});
             return;
@@ -631,7 +631,7 @@ public final class Conv {
     private static void gather(Tensor dy3, Tensor buf, int n0, int nb, int cout, int l) {
         long es = buf.dtype.bytes, ld = buf.strides[0];
         MemorySegment bs = buf.storage.segment(), ds = dy3.storage.segment();
-        if (nativeCopy(dy3, buf, (long) nb * cout * l)) {
+        if (StridedCopy.applies(dy3, buf, (long) nb * cout * l)) {
             StridedCopy.copy(bs, buf.offset, new int[]{nb, cout, l}, new long[]{l, ld, 1},
                     ds, dy3.offset + (long) n0 * cout * l, new long[]{(long) cout * l, l, 1});
             return;
@@ -640,12 +640,6 @@ public final class Conv {
             for (int co = 0; co < cout; co++)
                 MemorySegment.copy(ds, (dy3.offset + ((long) (n0 + i) * cout + co) * l) * es, bs,
                         (buf.offset + co * ld + (long) i * l) * es, l * es);
-    }
-
-    /** Whether a float32 block copy of n elements between a and b goes to the shim (StridedCopy). */
-    private static boolean nativeCopy(Tensor a, Tensor b, long n) {
-        return a.dtype == DType.F32 && b.dtype == DType.F32 && a.storage != b.storage && n >= StridedCopy.MIN_NATIVE
-                && a.storage.device == Device.CPU && b.storage.device == Device.CPU && StridedCopy.ENABLED && Native.isLoaded();
     }
 
     private static void addBias(Tensor out, Tensor bias, int n, int cout, int l) {

@@ -18,11 +18,18 @@ final class StridedCopy {
 
     private StridedCopy() {}
 
+    /**
+     * Whether a copy of n elements between a and b goes to the shim: both float32 on the CPU, separate storage (the
+     * native copy does not handle overlap), big enough, enabled and the library loaded.
+     */
+    static boolean applies(Tensor a, Tensor b, long n) {
+        return a.dtype == DType.F32 && b.dtype == DType.F32 && a.storage.device == Device.CPU && b.storage.device == Device.CPU
+                && a.storage != b.storage && n >= MIN_NATIVE && ENABLED && Native.isLoaded();
+    }
+
     /** dst = src (the same shape), natively; false (nothing copied) where it does not apply. */
     static boolean tryCopy(Tensor dst, Tensor src) {
-        if (dst.dtype != DType.F32 || src.dtype != DType.F32 || dst.storage.device != Device.CPU || src.storage.device != Device.CPU
-                || dst.storage == src.storage || dst.shape.length == 0 || dst.shape.length > 8 || dst.numel() < MIN_NATIVE
-                || !ENABLED || !Native.isLoaded()) return false;
+        if (dst.shape.length == 0 || dst.shape.length > 8 || !applies(dst, src, dst.numel())) return false;
         copy(dst.storage.segment(), dst.offset, dst.shape, dst.strides, src.storage.segment(), src.offset, src.strides);
         return true;
     }

@@ -44,7 +44,7 @@ int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, in
         const __mmask16 in_a = _mm512_cmpeq_epi32_mask(vi, _mm512_set1_epi32(ia));
         const __mmask16 in_b = _mm512_cmpeq_epi32_mask(vi, _mm512_set1_epi32(ia + 1));
         const __mmask16 live = _mm512_cmpge_epi32_mask(vi, zero);
-        if ((__mmask16)(in_a | in_b) != live) return 0;   /* a vector over three images (planes under 16 columns) */
+        if ((__mmask16)(in_a | in_b) != live) return 0;   /* a vector over three images: planes under 16 columns, which conv.c sends to the gather plan */
         /* flat index of lane 0 of image a, image a + 1: (img) * chw + sw * position, position = column - img * L */
         const int64_t col = col0 + 16 * v, ga = img0 + ia;
         const int64_t base_a = ga * chw + sw * (col - ga * L), base_b = (ga + 1) * chw + sw * (col - (ga + 1) * L);

@@ -122,6 +122,11 @@ FST_API int fst_maxpool2d(const float *x, int64_t planes, int64_t h, int64_t w, 
 /* dx [planes, h, w] = 0, then dy scattered-added at idx; FST_EINVAL when an index is outside its plane. */
 FST_API int fst_maxpool2d_backward(const float *dy, const int32_t *idx, int64_t planes, int64_t h, int64_t w, int64_t ho, int64_t wo,
                                    float *dx, int nthreads);
+/* Adaptive average pool of contiguous float32 planes [planes, h, w] into [planes, ho, wo] (PyTorch's windows), and its
+ * backward (dx overwritten). */
+FST_API int fst_adaptive_avgpool2d(const float *x, int64_t planes, int64_t h, int64_t w, int64_t ho, int64_t wo, float *y, int nthreads);
+FST_API int fst_adaptive_avgpool2d_backward(const float *dy, int64_t planes, int64_t h, int64_t w, int64_t ho, int64_t wo, float *dx,
+                                            int nthreads);
 /* Contiguous float32 elementwise ops of a training step (pool.c). */
 FST_API int fst_relu(const float *x, float *y, int64_t n, int nthreads);
 FST_API int fst_relu_backward(const float *dy, const float *a, float *dx, int64_t n, int nthreads);

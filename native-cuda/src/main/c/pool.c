@@ -134,6 +134,69 @@ int fst_maxpool2d_backward(const float *dy, const int32_t *idx, int64_t planes, 
     return j.bad ? FST_EINVAL : FST_OK;
 }
 
+/* Adaptive average pooling: window [floor(i*in/out), ceil((i+1)*in/out)) along each axis, as Pool.java. The sum runs in
+ * double in window order and the mean is rounded once to float; backward adds g/count in double per input element, in
+ * output order (adaptive windows may overlap), so both equal the Java reference bit for bit. */
+static inline int64_t aavg_lo(int64_t i, int64_t in, int64_t out) { return i * in / out; }
+static inline int64_t aavg_hi(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
+
+static void aavg_task(void *p, int64_t p0, int64_t p1) {
+    const pool_job *j = p;
+    const int64_t H = j->h, W = j->w, HO = j->ho, WO = j->wo;
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *restrict x = j->x + pl * H * W;
+        float *restrict y = j->y + pl * HO * WO;
+        for (int64_t oh = 0; oh < HO; oh++) {
+            const int64_t h0 = aavg_lo(oh, H, HO), h1 = aavg_hi(oh, H, HO);
+            for (int64_t ow = 0; ow < WO; ow++) {
+                const int64_t w0 = aavg_lo(ow, W, WO), w1 = aavg_hi(ow, W, WO);
+                double s = 0;
+                for (int64_t ih = h0; ih < h1; ih++)
+                    for (int64_t iw = w0; iw < w1; iw++) s += x[ih * W + iw];
+                y[oh * WO + ow] = (float)(s / (double)((h1 - h0) * (w1 - w0)));
+            }
+        }
+    }
+}
+
+static void aavg_bwd_task(void *p, int64_t p0, int64_t p1) {
+    const pool_job *j = p;
+    const int64_t H = j->h, W = j->w, HO = j->ho, WO = j->wo;
+    for (int64_t pl = p0; pl < p1; pl++) {
+        float *restrict dx = j->dx + pl * H * W;
+        const float *restrict dy = j->dy + pl * HO * WO;
+        memset(dx, 0, (size_t)(H * W) * 4);
+        for (int64_t oh = 0; oh < HO; oh++) {
+            const int64_t h0 = aavg_lo(oh, H, HO), h1 = aavg_hi(oh, H, HO);
+            for (int64_t ow = 0; ow < WO; ow++) {
+                const int64_t w0 = aavg_lo(ow, W, WO), w1 = aavg_hi(ow, W, WO);
+                const double g = (double)dy[oh * WO + ow] / (double)((h1 - h0) * (w1 - w0));
+                for (int64_t ih = h0; ih < h1; ih++)
+                    for (int64_t iw = w0; iw < w1; iw++) dx[ih * W + iw] = (float)((double)dx[ih * W + iw] + g);
+            }
+        }
+    }
+}
+
+int fst_adaptive_avgpool2d(const float *x, int64_t planes, int64_t h, int64_t w, int64_t ho, int64_t wo, float *y, int nthreads) {
+    if (!x || !y) return FST_ENULL;
+    if (planes < 0 || h <= 0 || w <= 0 || ho <= 0 || wo <= 0 || nthreads < 1 || h > INT32_MAX || w > INT32_MAX
+        || ho > INT32_MAX || wo > INT32_MAX) return FST_EINVAL;
+    pool_job j = { .x = x, .y = y, .h = h, .w = w, .ho = ho, .wo = wo };
+    fst_parallel(planes, chunks(planes * h * w, nthreads), nthreads, aavg_task, &j);
+    return FST_OK;
+}
+
+int fst_adaptive_avgpool2d_backward(const float *dy, int64_t planes, int64_t h, int64_t w, int64_t ho, int64_t wo, float *dx,
+                                    int nthreads) {
+    if (!dy || !dx) return FST_ENULL;
+    if (planes < 0 || h <= 0 || w <= 0 || ho <= 0 || wo <= 0 || nthreads < 1 || h > INT32_MAX || w > INT32_MAX
+        || ho > INT32_MAX || wo > INT32_MAX) return FST_EINVAL;
+    pool_job j = { .dy = dy, .dx = dx, .h = h, .w = w, .ho = ho, .wo = wo };
+    fst_parallel(planes, chunks(planes * h * w, nthreads), nthreads, aavg_bwd_task, &j);
+    return FST_OK;
+}
+
 /* Element loops take their pointers as locals: y may equal x (in place), so no restrict, but the job's fields
  * are no longer reloaded after every store, and gcc vectorises (with a runtime overlap check). */
 static void relu_task(void *p, int64_t i0, int64_t i1) {

@@ -72,9 +72,16 @@ public abstract class Function {
         record &= Grad.isEnabled();
         inputs = in;
         recording = record;
-        long t0 = Profile.start();
-        Tensor out = forward(values);
-        if (!profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0);
+        if (Profile.byOperation()) profileLabel = profileLabel(values);
+        String prevLabel = Profile.enter(this);
+        Tensor out;
+        try {
+            long t0 = Profile.start();
+            out = forward(values);
+            if (!profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0);
+        } finally {
+            Profile.exit(prevLabel);
+        }
         if (!record) {
             release();
             return new Var(out, false, null);
@@ -98,4 +105,15 @@ public abstract class Function {
     final boolean isReleased() { return released; }
 
     public String name() { return getClass().getSimpleName(); }
+
+    /**
+     * What {@link Profile} books this function's forward and backward time under when booking by operation: by default
+     * its name and its first input's shape.
+     */
+    protected String profileLabel(Tensor... in) {
+        return in.length > 0 ? name() + " " + fst4j.tensor.Shape.str(in[0].shape()) : name();
+    }
+
+    /** This call's {@link #profileLabel} (set in apply only while Profile books by operation). */
+    String profileLabel;
 }

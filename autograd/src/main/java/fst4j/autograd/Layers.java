@@ -33,6 +33,9 @@ public final class Layers {
         private Tensor x, w, sw;
         Linear(Gemm3 node) { this.node = node; }
         @Override protected boolean profilesItself() { return true; }
+        @Override protected String profileLabel(Tensor... in) {
+            return in.length < 2 || in[1].dim() != 2 ? super.profileLabel(in) : "Linear " + in[1].size(1) + "->" + in[1].size(0);
+        }
         private void keep(Tensor s) { if (s != null) { sw = save(s); s.close(); } }
 
         protected Tensor forward(Tensor... in) {
@@ -123,6 +126,10 @@ public final class Layers {
         private int ho, wo, block;
         Conv2d(Gemm3 node, int stride, int padding) { this.node = node; this.stride = stride; this.padding = padding; }
         @Override protected boolean profilesItself() { return true; }
+        @Override protected String profileLabel(Tensor... in) {
+            return in.length < 2 || in[0].dim() != 4 || in[1].dim() != 4 ? super.profileLabel(in)
+                    : "Conv2d " + in[1].size(1) + "->" + in[1].size(0) + " k" + in[1].size(2) + " s" + stride + " @" + in[0].size(2) + "x" + in[0].size(3);
+        }
         private void keep(Tensor s) { if (s != null) { sw = save(s); s.close(); } }
 
         protected Tensor forward(Tensor... in) {

@@ -99,6 +99,7 @@ public final class NN {
         BatchNorm(Tensor rm, Tensor rv, boolean training, double momentum, double eps, boolean relu) {
             this.runningMean = rm; this.runningVar = rv; this.training = training; this.momentum = momentum; this.eps = eps; this.relu = relu;
         }
+        @Override public String name() { return relu ? "BatchNorm2dRelu" : "BatchNorm2d"; }
         protected Tensor forward(Tensor... in) {
             x = save(in[0]); gamma = save(in[1]);
             if (!training) {

@@ -1,6 +1,8 @@
 package fst4j.autograd;
 
+import java.util.Arrays;
 import java.util.EnumMap;
+import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
@@ -38,10 +40,81 @@ public final class Profile {
     public static void stop(Part p, long startNanos) {
         Runnable b = barrier;
         if (b != null) b.run();
-        NANOS[p.ordinal()] += System.nanoTime() - startNanos;
+        long dt = System.nanoTime() - startNanos;
+        NANOS[p.ordinal()] += dt;
+        String l = label;
+        if (l != null) BY_LABEL.computeIfAbsent(l, k -> new long[Part.values().length])[p.ordinal()] += dt;
     }
 
-    public static void reset() { java.util.Arrays.fill(NANOS, 0); }
+    public static void reset() {
+        Arrays.fill(NANOS, 0);
+        BY_LABEL.clear();
+    }
+
+    // ------------------------------------------------------------------ per operation
+
+    /**
+     * Whether {@link #stop} also books each section under the operation that ran it (a label such as
+     * "Conv2d 16->32 k3 s2 @28x28" or "BatchNorm2dRelu [128, 16, 28, 28]": layers of the same geometry share one). Off by default:
+     * labels are strings built per call. -Dfst4j.profile.ops=true or {@link #setByOperation}.
+     */
+    private static volatile boolean byOperation = Boolean.getBoolean("fst4j.profile.ops");
+    private static String label;
+    private static final Map<String, long[]> BY_LABEL = new LinkedHashMap<>();
+
+    public static void setByOperation(boolean on) { byOperation = on; }
+
+    public static boolean byOperation() { return byOperation; }
+
+    /** Makes fn's label current (when booking by operation) and returns the previous one, for {@link #exit}. */
+    static String enter(Function fn) {
+        if (!byOperation) return null;
+        String prev = label;
+        label = fn.profileLabel != null ? fn.profileLabel : fn.name();
+        return prev;
+    }
+
+    /** Makes a fixed label current (when booking by operation) and returns the previous one. */
+    static String enter(String l) {
+        if (!byOperation) return null;
+        String prev = label;
+        label = l;
+        return prev;
+    }
+
+    static void exit(String prev) { if (byOperation) label = prev; }
+
+    /**
+     * The by-operation bookings as a table, one line per label, largest total first: milliseconds per step (divided by
+     * steps) per part and in all; "" when nothing was booked by operation.
+     */
+    public static String table(long steps) {
+        Map<String, Map<Part, Long>> by = byLabel();
+        if (by.isEmpty()) return "";
+        double div = 1e6 * Math.max(1, steps);
+        StringBuilder sb = new StringBuilder(String.format("%-44s %8s  %s%n", "operation (ms per step)", "total", "parts"));
+        by.entrySet().stream()
+                .sorted((a, b) -> Long.compare(sum(b.getValue()), sum(a.getValue())))
+                .forEach(e -> {
+                    sb.append(String.format("%-44s %8.2f ", e.getKey(), sum(e.getValue()) / div));
+                    e.getValue().forEach((p, ns) -> sb.append(String.format(" %s=%.2f", p, ns / div)));
+                    sb.append('\n');
+                });
+        return sb.toString();
+    }
+
+    private static long sum(Map<Part, Long> m) { return m.values().stream().mapToLong(Long::longValue).sum(); }
+
+    /** Nanoseconds per label and part since the last {@link #reset}, in first-seen order (empty unless booking by operation). */
+    public static Map<String, Map<Part, Long>> byLabel() {
+        Map<String, Map<Part, Long>> out = new LinkedHashMap<>();
+        BY_LABEL.forEach((l, ns) -> {
+            Map<Part, Long> m = new EnumMap<>(Part.class);
+            for (Part p : Part.values()) if (ns[p.ordinal()] != 0) m.put(p, ns[p.ordinal()]);
+            out.put(l, m);
+        });
+        return out;
+    }
 
     public static Map<Part, Long> snapshot() {
         Map<Part, Long> m = new EnumMap<>(Part.class);

@@ -111,13 +111,19 @@ public final class Var implements AutoCloseable {
             Function fn = v.gradFn;
             if (v.retainGrad) accumulate(v, g);
             Tensor[] gin;
-            long t0 = Profile.start();
+            String prevLabel = Profile.enter(fn);
             try {
-                gin = fn.backward(g);
+                long t0 = Profile.start();
+                try {
+                    gin = fn.backward(g);
+                } finally {
+                    g.close();
+                }
+                if (!fn.profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0);
             } finally {
-                g.close();
+                Profile.exit(prevLabel);
             }
-            if (!fn.profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0);
+            prevLabel = Profile.enter("gradient accumulation");
             long t1 = Profile.start();
             if (gin.length != fn.inputs.length)
                 throw new IllegalStateException(fn.name() + ".backward returned " + gin.length + " gradients for " + fn.inputs.length + " inputs");
@@ -143,6 +149,7 @@ public final class Var implements AutoCloseable {
             }
             if (!retainGraph) fn.release();
             Profile.stop(Profile.Part.ELEMENTWISE, t1);   // gradient accumulation
+            Profile.exit(prevLabel);
         }
         for (Tensor t : pending.values()) t.close();
     }

@@ -119,6 +119,7 @@ public class StepBench {
         sb.append(String.format(" OTHER(Java-side)=%.2f STEP=%.2f", (stepNanos - parts) / 1e6 / Math.max(1, steps), stepNanos / 1e6 / Math.max(1, steps)));
         sb.append(String.format("; off-heap in use %.1f MB", Memory.bytesInUse() / 1e6));
         System.out.println(sb);
+        if (Profile.byOperation()) System.out.print(Profile.table(steps));   // -Dfst4j.profile.ops=true (-jvmArgsAppend)
         opt.close();
         net.close();
         x.close();

@@ -358,7 +358,7 @@ public final class Native {
     // ---- max pooling and whole-activation elementwise ops (pool.c); bound on first use ----
 
     private static final class PoolHandles {
-        static final MethodHandle MAXPOOL, MAXPOOL_BWD, RELU, RELU_BWD, ADD, ADD_RELU, SGD, COPY;
+        static final MethodHandle MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, RELU, RELU_BWD, ADD, ADD_RELU, SGD, COPY;
         static {
             SymbolLookup lib = LIB;
             // the argmax indices are a Java int[]: critical downcalls with heap access pass it without a copy
@@ -367,6 +367,10 @@ public final class Native {
                     ADDRESS, ADDRESS, JAVA_INT), Linker.Option.critical(true));
             MAXPOOL_BWD = LINKER.downcallHandle(lib.find("fst_maxpool2d_backward").orElseThrow(), FunctionDescriptor.of(JAVA_INT, ADDRESS,
                     ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT), Linker.Option.critical(true));
+            AAVG = bind(lib, "fst_adaptive_avgpool2d", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT), false);
+            AAVG_BWD = bind(lib, "fst_adaptive_avgpool2d_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT), false);
             RELU = bind(lib, "fst_relu", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
             RELU_BWD = bind(lib, "fst_relu_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
             ADD = bind(lib, "fst_add", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
@@ -400,6 +404,28 @@ public final class Native {
         if (rc == -1) return false;
         check(rc, "fst_maxpool2d_backward");
         return true;
+    }
+
+    /** Adaptive average pool of contiguous float32 planes x [planes, h, w] into y [planes, ho, wo] (PyTorch's windows). */
+    public static void adaptiveAvgPool2d(MemorySegment x, long planes, long h, long w, long ho, long wo, MemorySegment y, int threads) {
+        ensureLoaded();
+        if (x.byteSize() < planes * h * w * 4 || y.byteSize() < planes * ho * wo * 4)
+            throw new IndexOutOfBoundsException("adaptiveAvgPool2d: " + planes + " planes of " + h + "x" + w + " -> " + ho + "x" + wo
+                    + " exceed x (" + x.byteSize() + " bytes) or y (" + y.byteSize() + " bytes)");
+        int rc;
+        try { rc = (int) PoolHandles.AAVG.invokeExact(x, planes, h, w, ho, wo, y, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_adaptive_avgpool2d");
+    }
+
+    /** dx [planes, h, w] (overwritten) = adaptive average pool backward of dy [planes, ho, wo]. */
+    public static void adaptiveAvgPool2dBackward(MemorySegment dy, long planes, long h, long w, long ho, long wo, MemorySegment dx, int threads) {
+        ensureLoaded();
+        if (dy.byteSize() < planes * ho * wo * 4 || dx.byteSize() < planes * h * w * 4)
+            throw new IndexOutOfBoundsException("adaptiveAvgPool2dBackward: " + planes + " planes of " + ho + "x" + wo + " -> " + h + "x" + w
+                    + " exceed dy (" + dy.byteSize() + " bytes) or dx (" + dx.byteSize() + " bytes)");
+        int rc;
+        try { rc = (int) PoolHandles.AAVG_BWD.invokeExact(dy, planes, h, w, ho, wo, dx, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_adaptive_avgpool2d_backward");
     }
 
     /** y = max(x, 0) over n contiguous floats (NaN -> 0). */

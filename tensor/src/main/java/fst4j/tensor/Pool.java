@@ -230,6 +230,10 @@ public final class Pool {
         if (x.storage.device != Device.CPU) return CudaOps.adaptiveAvgPool2d(x, outH, outW);
         Tensor out = Tensor.empty(x.dtype, n, c, outH, outW);
         try (Tensor xc = x.contiguous()) {
+            if (useNative(x) && out.numel() > 0) {
+                Native.adaptiveAvgPool2d(xc.data(), (long) n * c, h, w, outH, outW, out.data(), Blas.threads());
+                return out;
+            }
             long o = 0;
             for (int p = 0; p < n * c; p++) {
                 long base = xc.offset + (long) p * h * w;
@@ -256,6 +260,16 @@ public final class Pool {
         checkDy("adaptiveAvgPool2dBackward", dy, n, c, outH, outW);
         if (h == 0 || w == 0) throw new IllegalArgumentException("adaptiveAvgPool2dBackward: empty input " + Shape.str(inputShape));
         if (dy.storage.device != Device.CPU) return CudaOps.adaptiveAvgPool2dBackward(dy, inputShape);
+        if (useNative(dy) && (long) n * c > 0) {
+            Tensor dx = Tensor.empty(dy.dtype, inputShape);
+            try (Tensor dyc = dy.contiguous()) {
+                Native.adaptiveAvgPool2dBackward(dyc.data(), (long) n * c, h, w, outH, outW, dx.data(), Blas.threads());
+                return dx;
+            } catch (RuntimeException | Error e) {
+                dx.close();
+                throw e;
+            }
+        }
         Tensor dx = Tensor.zeros(dy.dtype, inputShape);
         try (Tensor dyc = dy.contiguous()) {
             long o = 0;

@@ -67,6 +67,37 @@ class PoolEltwiseNativeTest {
         }
     }
 
+    @Property(tries = 60)
+    void adaptiveAvgPoolEqualsJava(@ForAll @IntRange(min = 1, max = 3) int n, @ForAll @IntRange(min = 1, max = 5) int c,
+                                   @ForAll @IntRange(min = 1, max = 13) int h, @ForAll @IntRange(min = 1, max = 13) int w,
+                                   @ForAll @IntRange(min = 1, max = 15) int oh, @ForAll @IntRange(min = 1, max = 15) int ow,
+                                   @ForAll long seed) {
+        compareAdaptiveAvgPool(n, c, h, w, oh, ow, seed);
+    }
+
+    /** The global pool of a ResNet head, large enough to be split over the shim's threads; and a 2x2 output of 7x7 (overlapping windows). */
+    @Test
+    void adaptiveAvgPoolAtModelShapesEqualsJava() {
+        compareAdaptiveAvgPool(64, 64, 7, 7, 1, 1, 11);
+        compareAdaptiveAvgPool(32, 48, 7, 7, 2, 2, 12);
+    }
+
+    private static void compareAdaptiveAvgPool(int n, int c, int h, int w, int oh, int ow, long seed) {
+        try (Scope sc = Scope.open()) {
+            // the input as a permuted view: both paths must read it through contiguous()
+            Tensor x = Tensor.of(values(n * c * h * w, seed), c, n, h, w).permute(1, 0, 2, 3);
+            Tensor dy = Tensor.of(values(n * c * oh * ow, seed + 1), n, c, oh, ow);
+            Pool.nativePool = false;
+            Tensor jy = Pool.adaptiveAvgPool2d(x, oh, ow), jdx = Pool.adaptiveAvgPool2dBackward(dy, x.shape());
+            Pool.nativePool = true;
+            Tensor ny = Pool.adaptiveAvgPool2d(x, oh, ow), ndx = Pool.adaptiveAvgPool2dBackward(dy, x.shape());
+            assertBits(jy, ny, "adaptive average pool output");
+            assertBits(jdx, ndx, "adaptive average pool dx");
+        } finally {
+            Pool.nativePool = true;
+        }
+    }
+
     @Test
     void maxPoolBackwardRejectsBadIndexInBothPaths() {
         try (Scope sc = Scope.open()) {

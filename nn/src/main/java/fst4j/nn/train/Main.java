@@ -34,7 +34,7 @@ public final class Main {
     static final String USAGE = "usage: fst4j train [--model mlp|cnn|resnet-small|resnet18] [--data fashion-mnist|mnist:DIR|cifar10:DIR]"
             + " [--method dense,fst3_ir,...] [--epochs N] [--batch N] [--lr X] [--momentum X] [--wd X] [--nesterov] [--warmup STEPS]"
             + " [--smoothing X] [--train-subset N] [--test-subset N] [--augment] [--seed N] [--threads N] [--out DIR]"
-            + " [--resume CKPT] [--save-every STEPS] [--no-progress] [--device cpu|cuda]";
+            + " [--resume CKPT] [--save-every STEPS] [--no-progress] [--profile-ops] [--device cpu|cuda]";
 
     static final String HELP = """
             fst4j train: train one model per sparsity method and compare them.
@@ -55,6 +55,7 @@ public final class Main {
               --resume CKPT      continue the run saved in CKPT (its method and settings; other flags must agree)
               --save-every N     also checkpoint every N steps to OUT/<method>/checkpoint.safetensors
               --no-progress      no live progress bar on a terminal
+              --profile-ops      after each run, the measured steps' time per operation (conv geometry, batch norm, ...)
               --device D         cpu (default) or cuda: model, optimizer and batches on the GPU (see native-cuda/CUDA.md)
             """;
 
@@ -68,7 +69,7 @@ public final class Main {
     record Options(String model, String data, List<Method> methods, Integer epochs, Integer batch, Double lr, Double momentum,
                    Double wd, boolean nesterov, Integer warmup, Double smoothing, Integer trainSubset, Integer testSubset,
                    boolean augment, Long seed, Integer threads, Path out, Path resume, int saveEvery, boolean progress,
-                   fst4j.tensor.Device device) {}
+                   fst4j.tensor.Device device, boolean profileOps) {}
 
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));
@@ -119,7 +120,7 @@ public final class Main {
 
     static Options parse(String[] args) throws UsageException {
         Map<String, String> v = new LinkedHashMap<>();
-        List<String> bools = List.of("--nesterov", "--augment", "--no-progress");
+        List<String> bools = List.of("--nesterov", "--augment", "--no-progress", "--profile-ops");
         List<String> valued = List.of("--model", "--data", "--method", "--epochs", "--batch", "--lr", "--momentum", "--wd",
                 "--warmup", "--smoothing", "--train-subset", "--test-subset", "--seed", "--threads", "--out", "--resume", "--save-every",
                 "--device");
@@ -170,7 +171,7 @@ public final class Main {
                 posInt(v, "--warmup", true), posDouble(v, "--smoothing", true), posInt(v, "--train-subset", true),
                 posInt(v, "--test-subset", true), v.containsKey("--augment"), longOf(v, "--seed"), posInt(v, "--threads", false),
                 v.containsKey("--out") ? Path.of(v.get("--out")) : null, v.containsKey("--resume") ? Path.of(v.get("--resume")) : null,
-                saveEvery == null ? 0 : saveEvery, !v.containsKey("--no-progress"), device);
+                saveEvery == null ? 0 : saveEvery, !v.containsKey("--no-progress"), device, v.containsKey("--profile-ops"));
     }
 
     private static Integer posInt(Map<String, String> v, String k, boolean zeroOk) throws UsageException {
@@ -325,7 +326,9 @@ public final class Main {
                     while (t.epochHasNext()) {
                         if (local == warm) Profile.reset();
                         Map<Profile.Part, Long> before = local >= warm ? Profile.snapshot() : null;
-                        Trainer.StepResult r = t.trainStep();
+                        if (before != null && o.profileOps()) Profile.setByOperation(true);
+                        Trainer.StepResult r;
+                        try { r = t.trainStep(); } finally { if (o.profileOps()) Profile.setByOperation(false); }
                         local++;
                         inEpoch++;
                         trainNanos += r.nanos();
@@ -376,6 +379,8 @@ public final class Main {
                     testAcc = ev.accuracy();
                     testLoss = ev.loss();
                 }
+                if (o.profileOps() && !stepMs.isEmpty())
+                    out.printf(Locale.ROOT, "[%s] time per operation over %d measured steps:%n%s", name, stepMs.size(), Profile.table(stepMs.size()));
                 Path ckpt = mdir.resolve("final.safetensors");
                 t.save(ckpt);
                 Map<String, Double> shares = new LinkedHashMap<>();

@@ -78,6 +78,23 @@ class MainTest {
     }
 
     @Test
+    void profileOpsPrintsTheMeasuredStepsPerOperation(@TempDir Path tmp) throws Exception {
+        Path data = tmp.resolve("data");
+        Files.createDirectories(data);
+        writeIdx(data, "train", 64, 1);
+        writeIdx(data, "t10k", 16, 2);
+        Outcome r = main(TrainData::load, "--model", "mlp", "--data", "mnist:" + data, "--method", "dense", "--batch", "16",
+                "--threads", "1", "--no-progress", "--profile-ops", "--out", tmp.resolve("run").toString());
+        assertEquals(0, r.rc(), r.err());
+        assertTrue(r.out().contains("[dense] time per operation over") && r.out().contains("Linear 144->256"), r.out());
+        assertFalse(fst4j.autograd.Profile.byOperation(), "switched off again after the run");
+        Outcome plain = main(TrainData::load, "--model", "mlp", "--data", "mnist:" + data, "--method", "dense", "--batch", "16",
+                "--threads", "1", "--no-progress", "--out", tmp.resolve("run2").toString());
+        assertEquals(0, plain.rc(), plain.err());
+        assertFalse(plain.out().contains("time per operation"), plain.out());
+    }
+
+    @Test
     void endToEndWritesMetricsSummaryPlotsAndCheckpointsAndResumes(@TempDir Path tmp) throws Exception {
         Path data = tmp.resolve("data");
         Files.createDirectories(data);

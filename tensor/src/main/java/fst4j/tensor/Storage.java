@@ -59,6 +59,9 @@ final class Storage {
         return p;
     }
 
+    /** Tensors (views included) that hold this storage. */
+    int refs() { return refs; }
+
     void retain() {
         if (segment == null && devicePtr == null) throw new IllegalStateException("storage already freed");
         refs++;

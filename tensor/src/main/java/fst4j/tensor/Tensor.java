@@ -327,6 +327,15 @@ public final class Tensor implements AutoCloseable {
     /** A new reference to the same data and layout (close it independently). */
     public Tensor alias() { return view(shape.clone(), strides.clone(), offset); }
 
+    /**
+     * Whether this tensor is the only one holding its memory and covers all of it contiguously: then whoever takes it
+     * over (autograd adopting a fresh gradient instead of copying it) cannot be seen through any other tensor.
+     */
+    public boolean isSoleOwner() {
+        check();
+        return storage.refs() == 1 && offset == 0 && isContiguous() && numel() * dtype.bytes == storage.bytes;
+    }
+
     /** Same data, new shape; one dimension may be -1. Copies only when the layout is not contiguous. */
     public Tensor reshape(int... newShape) {
         check();

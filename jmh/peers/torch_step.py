@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """PyTorch CPU training step for the models of fst4j's StepBench (same shapes, same thread count).
 Prints one line per model: median and interquartile range of the step time in ms.
-Usage: python3 jmh/peers/torch_step.py [--threads 2] [--steps 30] [--warmup 5]"""
+Usage: python3 jmh/peers/torch_step.py [--threads 2] [--steps 30] [--warmup 5]
+       python3 jmh/peers/torch_step.py --serve MODEL [--threads 2]
+  (serve: builds MODEL, prints "ready", then for each line "step" on stdin runs one step and prints "ms <time>";
+   fst4j's interleaved step benchmark, StepInterleaved, drives it between its own steps)"""
 import argparse, statistics, sys, time
 
 try:
@@ -46,27 +49,54 @@ def resnet(cin, widths, blocks, classes=10):
     return nn.Sequential(*layers)
 
 
+CASES = {"cnn": (small_cnn, 128, (1, 28, 28)),
+         "resnet-small": (lambda: resnet(1, [16, 32, 64], [1, 1, 1]), 128, (1, 28, 28)),
+         "resnet18": (lambda: resnet(3, [64, 128, 256, 512], [2, 2, 2, 2]), 32, (3, 32, 32))}
+
+
+def stepper(name):
+    """The model, its optimizer and one timed training step (ms), as fst4j's StepBench runs it."""
+    build, batch, shape = CASES[name]
+    model = build()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(batch, *shape); y = torch.arange(batch) % 10
+
+    def step():
+        t = time.perf_counter()
+        loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        return (time.perf_counter() - t) * 1e3
+    return batch, step
+
+
+def serve(name):
+    _, step = stepper(name)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "step":
+            break
+        print(f"ms {step():.4f}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--serve", choices=sorted(CASES))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    cases = [("cnn", small_cnn(), 128, (1, 28, 28)),
-             ("resnet-small", resnet(1, [16, 32, 64], [1, 1, 1]), 128, (1, 28, 28)),
-             ("resnet18", resnet(3, [64, 128, 256, 512], [2, 2, 2, 2]), 32, (3, 32, 32))]
+    if a.serve:
+        serve(a.serve)
+        return
     print(f"torch {torch.__version__}, {a.threads} threads")
-    for name, model, batch, shape in cases:
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-        x = torch.randn(batch, *shape); y = torch.arange(batch) % 10
+    for name in CASES:
+        batch, step = stepper(name)
         times = []
         for i in range(a.warmup + a.steps):
-            t = time.perf_counter()
-            loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-            if i >= a.warmup: times.append((time.perf_counter() - t) * 1e3)
+            ms = step()
+            if i >= a.warmup: times.append(ms)
         q = statistics.quantiles(times, n=4)
         print(f"torch {name:13s} batch {batch:3d}: median {statistics.median(times):8.1f} ms  IQR {q[0]:.1f}-{q[2]:.1f} ms  ({a.steps} steps)")
 

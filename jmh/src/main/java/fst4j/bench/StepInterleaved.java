@@ -1,0 +1,213 @@
+package fst4j.bench;
+
+import fst4j.autograd.NN;
+import fst4j.autograd.SparseConfig;
+import fst4j.autograd.Var;
+import fst4j.nn.Models;
+import fst4j.nn.Module;
+import fst4j.nn.SGD;
+import fst4j.nn.SrSte;
+import fst4j.nn.train.Trainer;
+import fst4j.tensor.Blas;
+import fst4j.tensor.Rng;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStreamWriter;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * The training step of {@link StepBench} (same models, data, optimizer and thread count), timed interleaved: each
+ * round gives every variant (fst4j DENSE, FST2, FST3_IR and PyTorch's dense step, driven through
+ * {@code jmh/peers/torch_step.py --serve}) a turn of a few steps, back to back, in an order that rotates from round to
+ * round; the last step of a turn is timed (the ones before bring its model's data back into the caches the others
+ * used). Ratios are taken within a round, between steps seconds apart, and their median over the rounds is reported.
+ * <p>
+ * Why: on the development VM the machine's speed switches between two levels (a step's time jumps by ~1.4x between
+ * JMH iterations of one JVM, for seconds to minutes at a time), so medians of separate runs compare different machine
+ * states. Steps that alternate see the same state. PyTorch runs in its own process, idle (blocked on its input)
+ * while fst4j steps and the other way round; a short pause between steps lets the spinning worker threads of both
+ * park before the next one starts.
+ * <p>
+ * {@code ./fst4j bench-interleaved [--models cnn,resnet-small,resnet18] [--methods dense,fst2,fst3_ir] [--rounds 30]
+ * [--warmup 5] [--turn 2] [--threads 2] [--no-torch]}
+ */
+public final class StepInterleaved {
+    private StepInterleaved() {}
+
+    /** One fst4j variant: a model, its optimizer and its input batch. */
+    private static final class Variant implements AutoCloseable {
+        final String name;
+        final Module net;
+        final SGD opt;
+        final Tensor x;
+        final int[] labels;
+
+        Variant(String model, String method) {
+            boolean cifar = model.equals("resnet18");
+            int batch = cifar ? 32 : 128, c = cifar ? 3 : 1, hw = cifar ? 32 : 28;
+            name = method;
+            net = Models.byName(model, c, hw, hw, 10, SparseConfig.Method.parse(method), 1);
+            opt = new SGD(net.parameters(), 0.01, 0.9, 5e-4, false);
+            x = new Rng(2).normal(0, 1, batch, c, hw, hw);
+            labels = new int[batch];
+            for (int i = 0; i < batch; i++) labels[i] = i % 10;
+        }
+
+        /** One step, as StepBench.step; returns its wall time in ms. */
+        double step() {
+            long t0 = System.nanoTime();
+            try (Scope s = Scope.open()) {
+                Var loss = NN.crossEntropy(net.forward(Var.of(x.alias())), labels, 0.1);
+                loss.item();
+                Trainer.backwardAndUpdate(loss, net, opt, true, SrSte.DEFAULT_LAMBDA);
+            }
+            return (System.nanoTime() - t0) / 1e6;
+        }
+
+        @Override public void close() {
+            opt.close();
+            net.close();
+            x.close();
+        }
+    }
+
+    /** PyTorch's step in a child process (torch_step.py --serve); null when python3 or torch is missing. */
+    private static final class Peer implements AutoCloseable {
+        final Process p;
+        final Writer in;
+        final BufferedReader out;
+
+        private Peer(Process p) {
+            this.p = p;
+            this.in = new OutputStreamWriter(p.getOutputStream(), StandardCharsets.UTF_8);
+            this.out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        }
+
+        static Peer start(Path script, String model, int threads) {
+            if (!Files.isRegularFile(script)) {
+                System.out.println("  PyTorch: skipped (no peer script at " + script + ")");
+                return null;
+            }
+            try {
+                Process p = new ProcessBuilder("python3", script.toString(), "--serve", model, "--threads", Integer.toString(threads))
+                        .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+                Peer peer = new Peer(p);
+                String first = peer.out.readLine();
+                if ("ready".equals(first)) return peer;
+                System.out.println("  PyTorch: skipped (" + (first == null ? "the peer exited" : first) + ")");
+                peer.close();
+            } catch (IOException e) {
+                System.out.println("  PyTorch: skipped (cannot run python3: " + e.getMessage() + ")");
+            }
+            return null;
+        }
+
+        double step() throws IOException {
+            in.write("step\n");
+            in.flush();
+            String line = out.readLine();
+            if (line == null || !line.startsWith("ms ")) throw new IOException("PyTorch peer answered '" + line + "'");
+            return Double.parseDouble(line.substring(3));
+        }
+
+        @Override public void close() {
+            try { in.write("quit\n"); in.flush(); } catch (IOException ignored) { /* already gone */ }
+            try {
+                if (!p.waitFor(10, java.util.concurrent.TimeUnit.SECONDS)) p.destroyForcibly();
+            } catch (InterruptedException e) {
+                p.destroyForcibly();
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        Map<String, String> o = new LinkedHashMap<>(Map.of("--models", "cnn,resnet-small,resnet18", "--methods", "dense,fst2,fst3_ir",
+                "--rounds", "30", "--warmup", "5", "--threads", "2", "--pause-ms", "25", "--peer", "jmh/peers/torch_step.py"));
+        o.put("--turn", "2");
+        boolean torch = true;
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--no-torch")) { torch = false; continue; }
+            if (!o.containsKey(args[i]) || i + 1 >= args.length)
+                throw new IllegalArgumentException("usage: StepInterleaved [--models a,b] [--methods dense,fst2,fst3_ir] [--rounds N] [--warmup N]"
+                        + " [--turn N] [--threads N] [--pause-ms N] [--peer torch_step.py] [--no-torch]; got '" + args[i] + "'");
+            o.put(args[i], args[++i]);
+        }
+        int rounds = Integer.parseInt(o.get("--rounds")), warmup = Integer.parseInt(o.get("--warmup"));
+        int threads = Integer.parseInt(o.get("--threads")), pause = Integer.parseInt(o.get("--pause-ms")), turn = Integer.parseInt(o.get("--turn"));
+        if (rounds < 1 || warmup < 0 || threads < 1 || pause < 0 || turn < 1)
+            throw new IllegalArgumentException("rounds >= 1, warmup >= 0, turn >= 1, threads >= 1, pause >= 0");
+        Blas.setThreads(threads);
+        System.out.printf(Locale.ROOT, "Interleaved training steps: %d threads, %d rounds after %d warm-up rounds; per round each variant"
+                + " takes a turn of %d steps (order rotating), the last one timed; %d ms pause between turns%n", threads, rounds, warmup, turn, pause);
+        for (String model : o.get("--models").split(",")) {
+            System.out.println();
+            System.out.println(model + ":");
+            List<Variant> fst = new ArrayList<>();
+            Peer peer = null;
+            try {
+                for (String m : o.get("--methods").split(",")) if (!m.isBlank()) fst.add(new Variant(model, m));
+                if (torch) peer = Peer.start(Path.of(o.get("--peer")), model, threads);
+                int nv = fst.size() + (peer != null ? 1 : 0);
+                String[] names = new String[nv];
+                for (int v = 0; v < fst.size(); v++) names[v] = "fst4j " + fst.get(v).name;
+                if (peer != null) names[nv - 1] = "pytorch";
+                double[][] ms = new double[nv][rounds];
+                for (int r = -warmup; r < rounds; r++) {
+                    for (int k = 0; k < nv; k++) {
+                        int v = Math.floorMod(k + r, nv);
+                        double t = 0;
+                        for (int s = 0; s < turn; s++) t = v < fst.size() ? fst.get(v).step() : peer.step();   // the first warm the caches
+                        if (r >= 0) ms[v][r] = t;
+                        Thread.sleep(pause);
+                    }
+                }
+                for (int v = 0; v < nv; v++) {
+                    double[] q = quartiles(ms[v]);
+                    System.out.printf(Locale.ROOT, "  %-16s median %8.1f ms   IQR %.1f-%.1f   min %.1f%n", names[v], q[1], q[0], q[2], min(ms[v]));
+                }
+                // ratio a/b > 1: b is faster; within a round, then the median over rounds
+                for (int a = 0; a < nv; a++)
+                    for (int b = 0; b < nv; b++) {
+                        if (a == b || !(names[a].equals("pytorch") || names[a].equals("fst4j dense")) || names[b].equals("pytorch")) continue;
+                        double[] ratio = new double[rounds];
+                        for (int r = 0; r < rounds; r++) ratio[r] = ms[a][r] / ms[b][r];
+                        double[] q = quartiles(ratio);
+                        System.out.printf(Locale.ROOT, "  %-16s / %-16s %.2fx (IQR %.2f-%.2f)  %s%n", names[a], names[b], q[1], q[0], q[2],
+                                q[1] >= 1 ? names[b] + " faster" : names[a] + " faster");
+                    }
+            } finally {
+                if (peer != null) peer.close();
+                for (Variant v : fst) v.close();
+            }
+        }
+    }
+
+    /** {25th, 50th, 75th percentile} with linear interpolation. */
+    static double[] quartiles(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return new double[]{pct(s, 0.25), pct(s, 0.5), pct(s, 0.75)};
+    }
+
+    private static double pct(double[] s, double p) {
+        double i = p * (s.length - 1);
+        int lo = (int) Math.floor(i), hi = (int) Math.ceil(i);
+        return s[lo] + (s[hi] - s[lo]) * (i - lo);
+    }
+
+    private static double min(double[] v) { return Arrays.stream(v).min().orElse(Double.NaN); }
+}

@@ -18,6 +18,9 @@ int fst_spmm24_range_generic(RANGE_ARGS);
 
 #define SPK_QUERY_BUF 1   /* range-function modes (as in sparse_kernel.c): return the buffer size in floats */
 #define SPK_STREAM 2      /* compute, non-temporal C stores allowed */
+#ifndef SPK_ABIG
+#define SPK_ABIG (1 << 20)  /* as in sparse_kernel.c: S values bytes above which a chunk's column blocks are grouped */
+#endif
 #ifndef SPK_STREAM_BYTES
 #define SPK_STREAM_BYTES (16 << 20)
 #endif
@@ -134,7 +137,10 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     const int64_t unit = split_n ? un : ur, total = split_n ? N : M, units = (total + unit - 1) / unit;
     if (units < nt) nt = (int)units;
     spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK, low };
-    fst_parallel(units, 2 * (int64_t)nt, nt, spmm_task, &j);
+    /* Two chunks per thread balance a thread the OS runs late; but every column chunk reads all of S, so with a large S
+     * (read from memory, not L2) one chunk per thread halves that traffic. */
+    const int64_t chunks = split_n && (double)M * (double)((K + 3) & ~(int64_t)3) * 2 > SPK_ABIG ? nt : 2 * (int64_t)nt;
+    fst_parallel(units, chunks, nt, spmm_task, &j);
     int rc = __atomic_load_n(&j.rc, __ATOMIC_RELAXED);
     return rc;
 }

@@ -52,6 +52,13 @@
 #ifndef SPK_CSLAB
 #define SPK_CSLAB (256 << 10)                       /* bytes of C one pass over a column block updates */
 #endif
+#ifndef SPK_ABIG
+#define SPK_ABIG (1 << 20)                          /* S rows' values bytes above which column blocks are grouped */
+#endif
+#ifndef SPK_CSLAB_BIG
+#define SPK_CSLAB_BIG (640 << 10)                   /* bytes of C a group of column blocks keeps in L2 */
+#endif
+#define SPK_GROUP_MAX 8                             /* column blocks per group at most */
 #define SPK_QUERY_BUF 1                             /* modes, as in sparse.c */
 #define SPK_STREAM 2
 #define KB ((SPK_BUF / (NB * 4)) & ~31)             /* K rows per block, whole metadata words */
@@ -193,9 +200,6 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
        const fst_lowering *low) {
     if (mode == SPK_QUERY_BUF) return KB * NB;
     const int64_t Kp = (K + 3) & ~(int64_t)3, ldv = Kp / 2, ldm = (Kp + 31) / 32;
-    /* Rows per pass over a column block: the C slab (mbw x NB) stays in L2 across the K blocks. */
-    const int64_t mbw = SPK_CSLAB / (NB * 4) / MR * MR;
-    const int64_t mblocks = ((m1 - m0 < mbw ? m1 - m0 : mbw) + MR - 1) / MR;
     /* Block shape: NB columns x KB rows of K, or, when all of K fits the buffer with at least NV_ONE vectors
      * per row, one K block as wide as fits (C then stored once: no re-reads, and streamable). */
     int64_t nbw = NB, kbw = KB;
@@ -204,60 +208,97 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
         nbw = KB * NB / (Kp * VL) * VL;
         if (nbw > NB) nbw = NB;
     }
+    /* Equal column blocks (whole vectors) rather than full ones and a narrow rest: 128 columns as 64 + 64, not 96 + 32,
+     * whose 2-vector block pays a group's broadcasts and index decoding for half the multiply-adds. The sums per
+     * column do not depend on the blocking. */
+    if (n1 - n0 > nbw) {
+        const int64_t nblk = (n1 - n0 + nbw - 1) / nbw, even = ((n1 - n0 + nblk - 1) / nblk + VL - 1) / VL * VL;
+        if (even < nbw) nbw = even;
+    }
+    /* Rows per pass over a group of column blocks: the C slab (mbw x nbw per block) stays in L2 across the K blocks.
+     * Column blocks are taken gb at a time, each K block of the group's rows running over all of them before the
+     * next: the rows' compressed values for that K block are then read from memory once per group rather than once
+     * per column block. That matters when S is large (a 512 x 4608 weight is 4.7 MB: read again for every 96 columns
+     * it came from DRAM or a contended L3, and a 2:4 product at that shape ran no faster than the dense one in a
+     * training step); with a small S (L2-resident anyway) gb = 1, the order of one block at a time. */
+    const int64_t rows = m1 - m0, rows_r = (rows + MR - 1) / MR * MR;
+    int64_t mbw = SPK_CSLAB / (nbw * 4) / MR * MR, gb = 1;
+    if (rows_r * ldv * 4 > SPK_ABIG && rows_r * nbw * 4 <= SPK_CSLAB_BIG) {
+        mbw = rows_r;
+        gb = SPK_CSLAB_BIG / (rows_r * nbw * 4);
+        if (gb > SPK_GROUP_MAX) gb = SPK_GROUP_MAX;
+    }
+    const int64_t mblocks = ((rows < mbw ? rows : mbw) + MR - 1) / MR;
     /* C written once, never read (one K block, beta == 0) and big (mode SPK_STREAM, set by the caller):
      * non-temporal stores save the read-for-ownership of every line. Needs 64-byte aligned rows. */
     const int stream = mode == SPK_STREAM && Kp <= kbw && beta == 0.0f &&
                        ((uintptr_t)C & 63) == 0 && (ldc & 15) == 0 && (n0 & 15) == 0;
     /* AVX-512 and a qualifying geometry: each column block's lowering is planned once (lowering.h) */
-    void *plan_mem = NULL;
+    char *plan_mem = NULL;
+    size_t plan_bytes = 0;
+    fst_lplan plans[SPK_GROUP_MAX];
+    int planned[SPK_GROUP_MAX];
 #if VL == 16
     if (low) {
-        size_t bytes = (fst_lplan_bytes(low, (int)(nbw / VL)) + 63) & ~(size_t)63;
-        plan_mem = aligned_alloc(64, bytes);
+        plan_bytes = (fst_lplan_bytes(low, (int)(nbw / VL)) + 63) & ~(size_t)63;
+        plan_mem = aligned_alloc(64, plan_bytes * (size_t)gb);
     }
 #endif
-    for (int64_t jn = n0; jn < n1; jn += nbw) {
-        const int n = (int)(n1 - jn < nbw ? n1 - jn : nbw);
-        const int nv = (n + VL - 1) / VL, ls = nv * VL;
-        fst_lplan plan;
-        const int planned = plan_mem && fst_lplan_build(&plan, low, jn, n, nv, plan_mem);
+    for (int64_t jg = n0; jg < n1; jg += gb * nbw) {
+        const int64_t jg1 = n1 - jg < gb * nbw ? n1 : jg + gb * nbw;
+        const int nbg = (int)((jg1 - jg + nbw - 1) / nbw);
+        for (int bi = 0; bi < nbg; bi++) {
+            const int64_t jn = jg + bi * nbw;
+            const int n = (int)(jg1 - jn < nbw ? jg1 - jn : nbw);
+            planned[bi] = plan_mem && fst_lplan_build(&plans[bi], low, jn, n, (n + VL - 1) / VL, plan_mem + bi * plan_bytes);
+        }
         for (int64_t mb0 = m0; mb0 < m1; mb0 += mbw) {
             const int64_t mb1 = m1 - mb0 < mbw ? m1 : mb0 + mbw;
             for (int64_t k0 = 0; k0 < Kp; k0 += kbw) {
                 const int64_t kb = Kp - k0 < kbw ? Kp - k0 : kbw;
-                for (int64_t p = 0; p < kb; p++) {
-                    float *d = buf + p * ls;
-                    if (k0 + p < K) {
-                        /* B row, or (implicit im2col) the same piece of the lowered row computed from x */
-                        if (planned) { fst_lplan_row(&plan, k0 + p, d, 0, 0, 0); continue; }   /* zeros past n */
-                        if (low) fst_lowering_row(low, k0 + p, jn, n, d);
-                        else memcpy(d, B + (k0 + p) * ldb + jn, (size_t)n * 4);
-                        if (n < ls) memset(d + n, 0, (size_t)(ls - n) * 4);
-                    } else {
-                        memset(d, 0, (size_t)ls * 4);
+                for (int bi = 0; bi < nbg; bi++) {
+                    const int64_t jn = jg + bi * nbw;
+                    const int n = (int)(jg1 - jn < nbw ? jg1 - jn : nbw);
+                    const int nv = (n + VL - 1) / VL, ls = nv * VL;
+                    for (int64_t p = 0; p < kb; p++) {
+                        float *d = buf + p * ls;
+                        if (k0 + p < K) {
+                            /* B row, or (implicit im2col) the same piece of the lowered row computed from x */
+                            if (planned[bi]) { fst_lplan_row(&plans[bi], k0 + p, d, 0, 0, 0); continue; }   /* zeros past n */
+                            if (low) fst_lowering_row(low, k0 + p, jn, n, d);
+                            else memcpy(d, B + (k0 + p) * ldb + jn, (size_t)n * 4);
+                            if (n < ls) memset(d + n, 0, (size_t)(ls - n) * 4);
+                        } else {
+                            memset(d, 0, (size_t)ls * 4);
+                        }
                     }
-                }
-                /* Next block of B towards L2 while this one computes. */
-                prefetcher pf = { 0 };
-                int64_t nk0 = k0 + kbw, njn = jn;
-                if (nk0 >= Kp) { nk0 = 0; if (mb1 >= m1) njn = jn + nbw; }
-                if (njn < n1 && !low) {
-                    const int64_t nn = n1 - njn < nbw ? n1 - njn : nbw, nkb = K - nk0 < kbw ? K - nk0 : kbw;
-                    if (nkb > 0) {
-                        pf.src = B + nk0 * ldb + njn;
-                        pf.ld = ldb;
-                        pf.rows = nkb;
-                        pf.lines = (nn + 15) / 16 + 1;
-                        pf.per_call = (pf.rows * pf.lines + mblocks - 1) / mblocks;
+                    /* Next block of B towards L2 while this one computes: the group's next column block, else
+                     * its first one at the next K block, else (slab done) the next slab's or group's first. */
+                    prefetcher pf = { 0 };
+                    int64_t nk0 = k0, njn = jn + nbw;
+                    if (bi + 1 >= nbg) {
+                        njn = jg;
+                        nk0 = k0 + kbw;
+                        if (nk0 >= Kp) { nk0 = 0; if (mb1 >= m1) njn = jg1; }
                     }
-                }
-                const int64_t g0 = k0 / 4, ng = kb / 4;
-                const int first = k0 == 0 ? 1 + stream : 0;
-                for (int64_t i = mb0; i < mb1; i += MR) {
-                    const int mr = (int)(mb1 - i < MR ? mb1 - i : MR);
-                    if (pf.src) prefetch_some(&pf);
-                    run_block(mr, nv, values + i * ldv, ldv, meta + i * ldm, ldm, g0, ng, buf, C + i * ldc + jn,
-                              ldc, alpha, beta, first, n);
+                    if (njn < n1 && !low) {
+                        const int64_t nn = n1 - njn < nbw ? n1 - njn : nbw, nkb = K - nk0 < kbw ? K - nk0 : kbw;
+                        if (nkb > 0) {
+                            pf.src = B + nk0 * ldb + njn;
+                            pf.ld = ldb;
+                            pf.rows = nkb;
+                            pf.lines = (nn + 15) / 16 + 1;
+                            pf.per_call = (pf.rows * pf.lines + mblocks - 1) / mblocks;
+                        }
+                    }
+                    const int64_t g0 = k0 / 4, ng = kb / 4;
+                    const int first = k0 == 0 ? 1 + stream : 0;
+                    for (int64_t i = mb0; i < mb1; i += MR) {
+                        const int mr = (int)(mb1 - i < MR ? mb1 - i : MR);
+                        if (pf.src) prefetch_some(&pf);
+                        run_block(mr, nv, values + i * ldv, ldv, meta + i * ldm, ldm, g0, ng, buf, C + i * ldc + jn,
+                                  ldc, alpha, beta, first, n);
+                    }
                 }
             }
         }

@@ -155,6 +155,21 @@ class LoweredGemmTest {
         });
     }
 
+    /** A layer whose compressed weight outgrows L2 (516 x 2340: 2.4 MB of values): column blocks grouped per K block. */
+    @Test
+    void largeWeightLoweredEqualsMaterialised() {
+        for (int threads = 1; threads <= 2; threads++)
+            for (boolean planned : new boolean[]{true, false}) {
+                int t = threads;
+                withSettings(threads, planned, () -> {
+                    Rng r = new Rng(9);
+                    Tensor x = r.normal(0, 1, 6, 260, 5, 5), a = r.normal(0, 1, 516, 260 * 9);
+                    Lowering low = new Lowering(x, 3, 3, 1, 1, 1, 1);
+                    close24(a, Conv.im2col(x, 3, 1, 1), low, t, "516 x 2340 lowered, " + t + " threads, planned " + planned);
+                });
+            }
+    }
+
     @Test
     void planIsUsedWhereTheCpuHasAvx512AndCanBeSwitched() {
         boolean plan = Native.loweringPlan(-1);

@@ -44,6 +44,17 @@ class SparseGemmTest {
         for (int[] sh : shapes) for (int t = 1; t <= 2; t++) check(sh[0], sh[1], sh[2], t, 7L * sh[0] + sh[2]);
     }
 
+    /**
+     * A weight whose compressed values outgrow L2 (over 1 MB): the kernel then runs several column blocks per K block
+     * and the threads take one column chunk each; uneven column counts give blocks of unequal width and a group cut
+     * short at the end.
+     */
+    @Test
+    void largeWeightsGroupColumnBlocks() {
+        int[][] shapes = {{255, 700, 4100}, {130, 333, 8196}, {61, 1500, 9000}};
+        for (int[] sh : shapes) for (int t = 1; t <= 2; t++) check(sh[0], sh[1], sh[2], t, 11L * sh[0] + sh[1]);
+    }
+
     @Test
     void alphaBetaViewsAndNaN() {
         try (Scope s = Scope.open()) {

@@ -95,12 +95,7 @@ public final class Layers {
     public static volatile boolean implicitLowering = !"false".equals(System.getProperty("fst4j.conv.implicit"));
     /**
      * Eq. 2 of a stride-1 "same" convolution (blocked CPU path, with implicit lowering) computed as the convolution of
-     * dY with the transposed, tap-reversed weight; false ({@code -Dfst4j.conv.tconv=false}): W^T dY and col2im. Every
-     * such layer takes it: a C harness of single blocks had found W^T dY + col2im 5-15 % faster for layers with
-     * Cout > 32 and planes over 64, but inside training steps (Profile by operation, one JVM each way, NOTES v9) the
-     * convolution of dY was faster there too: ResNet-18 Eq. 2 + col2im -23 ms per step for DENSE and for FST3_IR, the
-     * small CNN's DENSE -18 ms, its FST3_IR -2 ms. (col2im writes and reads back Cin*9 x N*H*W columns, which a
-     * single block kept in cache and a step does not.)
+     * dY with the transposed, tap-reversed weight; false ({@code -Dfst4j.conv.tconv=false}): W^T dY and col2im.
      */
     public static volatile boolean eq2Tconv = !"false".equals(System.getProperty("fst4j.conv.tconv"));
 
@@ -358,7 +353,7 @@ public final class Layers {
         private void backwardBlocked(Tensor g, Tensor dx, Tensor dw) {
             int n = x.size(0), cin = w.size(1), cout = w.size(0), k = w.size(2), kRows = cin * k * k, l = ho * wo, b = block;
             Gemm3.Left wt = null;
-            boolean same = stride == 1 && 2 * padding == k - 1 && implicitLowering && eq2Tconv;
+            boolean same = stride == 1 && 2 * padding == k - 1 && implicitLowering && eq2Tconv && tconvPays(cout, l);
             try (Tensor wm = w.reshape(cout, kRows); Tensor gc = g.contiguous(); Tensor dy3 = gc.reshape(n, cout, l);
                  Tensor xc = x.contiguous()) {
                 Gemm3.Left tconv = dx != null && same ? node.prepareInputGradTconv(wm, sw, k * k) : null;
@@ -401,6 +396,12 @@ public final class Layers {
             }
         }
 
+        /**
+         * Where Eq. 2 as a convolution of dY beats W^T dY + col2im (a C harness over the ResNets' layer shapes, 1 and 2
+         * threads, dense and 2:4; jmh/NOTES-step-cpu.md v6): narrow layers (Cout <= 32, where W^T dY reduces over only
+         * Cout) and small planes (H*W <= 64, where col2im's rows are short). Elsewhere the old path was 5-15 % faster.
+         */
+        static boolean tconvPays(int cout, int plane) { return cout <= 32 || plane <= 64; }
 
         /** Eq. 2 of images [n0, n0 + nb) as a convolution of their dY (tap-major lowering) into dx3 [N, Cin, L]. */
         private void eq2Tconv(Gemm3.Left tconv, Tensor dy4, Tensor dx3, Tensor dxbuf, int n0, int nb) {

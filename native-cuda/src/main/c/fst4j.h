@@ -73,6 +73,11 @@ FST_API int fst_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64
  * row lowered by the portable row-by-row code), 1 on where the CPU has AVX-512 (and FST4J_ISA / FST4J_LPLAN=0 do not
  * say otherwise), -1 only asks. Returns 1 when it is in use. For tests and A/B timing; results are the same bits. */
 FST_API int fst_lowering_plan(int mode);
+/* The 2:4 product's blocking for weights over 1 MB of compressed values (sparse_kernel.c): mode 1 (default) runs each
+ * K block over a group of column blocks, one column chunk per thread, equal-width blocks; 0 the earlier order (one
+ * column block at a time, two chunks per thread); -1 only asks. Returns the mode in use. Same bits either way; for
+ * A/B timing. */
+FST_API int fst_spmm24_grouping(int mode);
 /* ---- sparsification overhead kernels (prune.c): fused prune + compress, IR shift + half-K gather ----
  * Magnitude 2:4 as fst4j.sparse.Sparsifier.Magnitude24: in each group of 4 keep the 2 largest |x|, ties to
  * the lower index, NaN counts as the largest (all NaNs equal); pruned entries become +0.0f. The output is

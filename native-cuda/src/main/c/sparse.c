@@ -25,6 +25,13 @@ int fst_spmm24_range_generic(RANGE_ARGS);
 #define SPK_STREAM_BYTES (16 << 20)
 #endif
 
+int fst_spmm24_group_mode = 1;   /* read by sparse_kernel.c (every ISA object) */
+
+int fst_spmm24_grouping(int mode) {
+    if (mode == 0 || mode == 1) __atomic_store_n(&fst_spmm24_group_mode, mode, __ATOMIC_RELAXED);
+    return __atomic_load_n(&fst_spmm24_group_mode, __ATOMIC_RELAXED);
+}
+
 static spmm_range_fn spmm_kernel(const char **name) {
     static spmm_range_fn chosen;
     static const char *chosen_name;
@@ -139,7 +146,7 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK, low };
     /* Two chunks per thread balance a thread the OS runs late; but every column chunk reads all of S, so with a large S
      * (read from memory, not L2) one chunk per thread halves that traffic. */
-    const int64_t chunks = split_n && (double)M * (double)((K + 3) & ~(int64_t)3) * 2 > SPK_ABIG ? nt : 2 * (int64_t)nt;
+    const int64_t chunks = split_n && __atomic_load_n(&fst_spmm24_group_mode, __ATOMIC_RELAXED) && (double)M * (double)((K + 3) & ~(int64_t)3) * 2 > SPK_ABIG ? nt : 2 * (int64_t)nt;
     fst_parallel(units, chunks, nt, spmm_task, &j);
     int rc = __atomic_load_n(&j.rc, __ATOMIC_RELAXED);
     return rc;

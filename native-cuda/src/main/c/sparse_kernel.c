@@ -63,6 +63,7 @@
 #define SPK_STREAM 2
 #define KB ((SPK_BUF / (NB * 4)) & ~31)             /* K rows per block, whole metadata words */
 
+extern int fst_spmm24_group_mode;                   /* sparse.c: fst_spmm24_grouping */
 #define INLINE static inline __attribute__((always_inline))
 typedef float vf __attribute__((vector_size(VL * 4)));
 typedef float vfu __attribute__((vector_size(VL * 4), aligned(4)));
@@ -211,7 +212,8 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
     /* Equal column blocks (whole vectors) rather than full ones and a narrow rest: 128 columns as 64 + 64, not 96 + 32,
      * whose 2-vector block pays a group's broadcasts and index decoding for half the multiply-adds. The sums per
      * column do not depend on the blocking. */
-    if (n1 - n0 > nbw) {
+    const int grouping = __atomic_load_n(&fst_spmm24_group_mode, __ATOMIC_RELAXED);
+    if (grouping && n1 - n0 > nbw) {
         const int64_t nblk = (n1 - n0 + nbw - 1) / nbw, even = ((n1 - n0 + nblk - 1) / nblk + VL - 1) / VL * VL;
         if (even < nbw) nbw = even;
     }
@@ -223,7 +225,7 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
      * training step); with a small S (L2-resident anyway) gb = 1, the order of one block at a time. */
     const int64_t rows = m1 - m0, rows_r = (rows + MR - 1) / MR * MR;
     int64_t mbw = SPK_CSLAB / (nbw * 4) / MR * MR, gb = 1;
-    if (rows_r * ldv * 4 > SPK_ABIG && rows_r * nbw * 4 <= SPK_CSLAB_BIG) {
+    if (grouping && rows_r * ldv * 4 > SPK_ABIG && rows_r * nbw * 4 <= SPK_CSLAB_BIG) {
         mbw = rows_r;
         gb = SPK_CSLAB_BIG / (rows_r * nbw * 4);
         if (gb > SPK_GROUP_MAX) gb = SPK_GROUP_MAX;

@@ -239,6 +239,19 @@ public final class Native {
         try { return (int) LoweringHandles.PLAN.invokeExact(mode) != 0; } catch (Throwable t) { throw rethrow(t); }
     }
 
+    private static final class GroupingHandles {
+        static final MethodHandle GROUPING = bind(LIB, "fst_spmm24_grouping", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+    }
+
+    /**
+     * The 2:4 product's blocking for large weights (sparse_kernel.c): 1 (default) column blocks grouped per K block,
+     * one chunk per thread; 0 the earlier order; -1 only asks. Returns the mode in use. Same bits; for A/B timings.
+     */
+    public static int spmm24Grouping(int mode) {
+        ensureLoaded();
+        try { return (int) GroupingHandles.GROUPING.invokeExact(mode); } catch (Throwable t) { throw rethrow(t); }
+    }
+
     // ---- batch norm (norm.c); bound on first use ----
 
     private static final class NormHandles {

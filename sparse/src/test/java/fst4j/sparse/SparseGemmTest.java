@@ -53,6 +53,21 @@ class SparseGemmTest {
     void largeWeightsGroupColumnBlocks() {
         int[][] shapes = {{255, 700, 4100}, {130, 333, 8196}, {61, 1500, 9000}};
         for (int[] sh : shapes) for (int t = 1; t <= 2; t++) check(sh[0], sh[1], sh[2], t, 11L * sh[0] + sh[1]);
+        // the earlier blocking (one column block at a time) gives the same bits: each column's sums run in one order
+        try (Scope s = Scope.open(); Compressed24 c = Compressed24.compress(new Sparsifier.Magnitude24(1).apply(
+                Tensor.of(TestData.values(255 * 4100, 5), 255, 4100)))) {
+            Tensor b = Tensor.of(TestData.values(4100 * 700, 6), 4100, 700);
+            Tensor grouped = Tensor.empty(255, 700), plain = Tensor.empty(255, 700);
+            assertEquals(1, fst4j.shim.Native.spmm24Grouping(-1), "grouping is on by default");
+            SparseGemm.spmm(1f, c, b, 0f, grouped, 2);
+            try {
+                assertEquals(0, fst4j.shim.Native.spmm24Grouping(0));
+                SparseGemm.spmm(1f, c, b, 0f, plain, 2);
+            } finally {
+                fst4j.shim.Native.spmm24Grouping(1);
+            }
+            assertArrayEquals(plain.toFloatArray(), grouped.toFloatArray());
+        }
     }
 
     @Test

@@ -100,18 +100,29 @@ public final class Layers {
     public static volatile boolean eq2Tconv = !"false".equals(System.getProperty("fst4j.conv.tconv"));
 
     /**
-     * Target output columns per block: -Dfst4j.conv.blockCols=N fixes it; the default (0) takes about 2 MB of lowered
-     * columns (2^19 / (Cin*k*k)) clamped to 1,024..4,096, so narrow layers get wider GEMMs (fewer calls, less
-     * per-call packing) while wide ones keep their block in cache.
+     * Target output columns per block: -Dfst4j.conv.blockCols=N fixes it; the default (0) is 4,096 for every layer
+     * (still at most 8 MB of lowered columns per block, BLOCK_FLOATS). Until v9 wide layers got fewer (2^19 / (Cin*k*k),
+     * at least 1,024) to keep a materialised block in cache; with the lowering done inside the GEMMs there is no such
+     * block, and an interleaved A/B of whole training steps (jmh/NOTES-step-cpu.md v9) measured 4,096 everywhere faster:
+     * DENSE 1.05x / 1.02x / 1.03x on the small CNN / resnet-small / ResNet-18, FST3_IR 1.02x / 1.05x / 1.07x.
      */
     static volatile int blockCols = Integer.getInteger("fst4j.conv.blockCols", 0);
+    private static final int DEFAULT_BLOCK_COLS = 4096;
+
+    /** Sets the target output columns per block (0: the default rule above); returns the previous setting. For A/B runs. */
+    public static int blockColumns(int cols) {
+        if (cols < 0) throw new IllegalArgumentException("block columns must be >= 0 (0: default), got " + cols);
+        int prev = blockCols;
+        blockCols = cols;
+        return prev;
+    }
     private static final int MIN_BLOCK_COLS = 256;
     private static final long BLOCK_FLOATS = 1L << 21;   // 8 MB of lowered columns per block: L3-sized
 
     /** Images per block for a conv with kRows = Cin*k*k and l = Ho*Wo, or 0 when blocks would be too narrow. */
     static int imagesPerBlock(int n, int kRows, int l) {
         if (!blocked || n == 0 || l == 0 || kRows == 0) return 0;
-        int target = blockCols > 0 ? blockCols : (int) Math.max(1024, Math.min(4096, (1 << 19) / kRows));
+        int target = blockCols > 0 ? blockCols : DEFAULT_BLOCK_COLS;
         int b = Math.max(1, Math.min(n, (target + l - 1) / l));
         b = (int) Math.max(1, Math.min(b, BLOCK_FLOATS / ((long) kRows * l)));
         int blocks = (n + b - 1) / b;

@@ -24,14 +24,14 @@ class ConvBlockedTest {
 
     static Stream<Arguments> cases() {
         int[][] geoms = {
-                // n, cin, cout, h, w, k, stride, pad
+                // n, cin, cout, h, w, k, stride, pad[, target columns per block (Layers.blockCols; default rule if absent)]
                 {3, 3, 8, 8, 8, 3, 1, 1},      // one block holding the whole batch (b == n)
-                {5, 4, 8, 20, 20, 3, 1, 1},    // L = 400: blocks of 3 and 2
-                {6, 5, 12, 33, 33, 3, 2, 1},   // stride 2, L = 289, odd Wo: blocks of 4 and 2
-                {2, 3, 4, 32, 32, 3, 1, 1},    // L = 1024: one image per block, written straight into NCHW
+                {5, 4, 8, 20, 20, 3, 1, 1, 1200},    // L = 400: blocks of 3 and 2
+                {6, 5, 12, 33, 33, 3, 2, 1, 1156},   // stride 2, L = 289, odd Wo: two blocks of 3
+                {2, 3, 4, 32, 32, 3, 1, 1, 1024},    // L = 1024: one image per block, written straight into NCHW
                 {4, 6, 8, 18, 18, 1, 1, 0},    // 1x1 conv, L = 324
                 // wide layers (Cin*k*k >= 512), as in ResNet-18
-                {5, 60, 8, 16, 16, 3, 1, 1},   // blocks of 3 and 2
+                {5, 60, 8, 16, 16, 3, 1, 1, 768},    // blocks of 3 and 2
                 {4, 57, 6, 20, 20, 3, 2, 1},   // stride 2, Wo = 10 even: half-K lowered with the stride doubled
                 // Eq. 2 as a convolution of dY (stride 1, "same"), and where it falls back to W^T dY + col2im
                 {3, 4, 6, 10, 10, 3, 1, 1},    // Cout % 4 != 0: a pruned W^T cannot take the tap-major layout
@@ -48,6 +48,8 @@ class ConvBlockedTest {
 
     private static Result run(SparseConfig.Method m, int[] g, boolean blocked, boolean implicit, boolean tconv) {
         boolean before = Layers.blocked, beforeImplicit = Layers.implicitLowering, beforeTconv = Layers.eq2Tconv;
+        int beforeCols = Layers.blockCols;
+        Layers.blockCols = g.length > 8 ? g[8] : 0;
         Layers.blocked = blocked;
         Layers.implicitLowering = implicit;
         Layers.eq2Tconv = tconv;
@@ -64,6 +66,7 @@ class ConvBlockedTest {
             Layers.blocked = before;
             Layers.implicitLowering = beforeImplicit;
             Layers.eq2Tconv = beforeTconv;
+            Layers.blockCols = beforeCols;
         }
     }
 
@@ -89,6 +92,14 @@ class ConvBlockedTest {
             close(whole.dw, blocked.dw, v + " dw");
         }
         int ho = (g[3] + 2 * g[7] - g[5]) / g[6] + 1, wo = (g[4] + 2 * g[7] - g[5]) / g[6] + 1;
-        assertTrue(Layers.imagesPerBlock(g[0], g[1] * g[5] * g[5], ho * wo) > 0, "the geometry must take the blocked path");
+        int before = Layers.blockCols;
+        Layers.blockCols = g.length > 8 ? g[8] : 0;
+        try {
+            int b = Layers.imagesPerBlock(g[0], g[1] * g[5] * g[5], ho * wo);
+            assertTrue(b > 0, "the geometry must take the blocked path");
+            if (g.length > 8) assertTrue(b < g[0], "the geometry must give several blocks, got " + b + " images per block");
+        } finally {
+            Layers.blockCols = before;
+        }
     }
 }

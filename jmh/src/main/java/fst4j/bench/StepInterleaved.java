@@ -41,24 +41,48 @@ import java.util.Map;
  * while fst4j steps and the other way round; a short pause between steps lets the spinning worker threads of both
  * park before the next one starts.
  * <p>
+ * A variant may carry settings of process-wide switches, e.g. {@code --methods dense,dense:blockcols=4096 --no-torch}
+ * (tconv = Eq. 2 as a convolution of dY, group = the 2:4 kernel's large-weight blocking, plan = the planned lowering,
+ * blockcols = target columns per convolution block): each is applied for that variant's steps only, so one run A/Bs
+ * a change under the same machine states.
+ * <p>
  * {@code ./fst4j bench-interleaved [--models cnn,resnet-small,resnet18] [--methods dense,fst2,fst3_ir] [--rounds 30]
  * [--warmup 5] [--turn 2] [--threads 2] [--no-torch]}
  */
 public final class StepInterleaved {
     private StepInterleaved() {}
 
-    /** One fst4j variant: a model, its optimizer and its input batch. */
+    /**
+     * Process-wide switches a variant may set for its own steps ("fst3_ir:group=0"), for A/B runs of one change inside
+     * one interleaved run: each variant applies its settings before its steps and the defaults are restored after.
+     */
+    private static final Map<String, java.util.function.IntUnaryOperator> SWITCHES = Map.of(
+            "tconv", v -> { boolean p = fst4j.autograd.Layers.eq2Tconv; fst4j.autograd.Layers.eq2Tconv = v != 0; return p ? 1 : 0; },
+            "group", v -> { int p = fst4j.shim.Native.spmm24Grouping(-1); fst4j.shim.Native.spmm24Grouping(v); return p; },
+            "plan", v -> { boolean p = fst4j.shim.Native.loweringPlan(-1); fst4j.shim.Native.loweringPlan(v); return p ? 1 : 0; },
+            "blockcols", fst4j.autograd.Layers::blockColumns);
+
+    /** One fst4j variant: a model, its optimizer and its input batch, and the switches it runs under. */
     private static final class Variant implements AutoCloseable {
         final String name;
         final Module net;
         final SGD opt;
         final Tensor x;
         final int[] labels;
+        final Map<String, Integer> settings = new LinkedHashMap<>();
 
-        Variant(String model, String method) {
+        Variant(String model, String spec) {
+            String[] parts = spec.split(":");
+            String method = parts[0];
+            for (int i = 1; i < parts.length; i++) {
+                String[] kv = parts[i].split("=", 2);
+                if (kv.length != 2 || !SWITCHES.containsKey(kv[0]))
+                    throw new IllegalArgumentException("variant '" + spec + "': settings are NAME=INT with NAME one of " + SWITCHES.keySet());
+                settings.put(kv[0], Integer.parseInt(kv[1]));
+            }
             boolean cifar = model.equals("resnet18");
             int batch = cifar ? 32 : 128, c = cifar ? 3 : 1, hw = cifar ? 32 : 28;
-            name = method;
+            name = spec;
             net = Models.byName(model, c, hw, hw, 10, SparseConfig.Method.parse(method), 1);
             opt = new SGD(net.parameters(), 0.01, 0.9, 5e-4, false);
             x = new Rng(2).normal(0, 1, batch, c, hw, hw);
@@ -66,15 +90,21 @@ public final class StepInterleaved {
             for (int i = 0; i < batch; i++) labels[i] = i % 10;
         }
 
-        /** One step, as StepBench.step; returns its wall time in ms. */
+        /** One step, as StepBench.step, under this variant's settings; returns its wall time in ms. */
         double step() {
-            long t0 = System.nanoTime();
-            try (Scope s = Scope.open()) {
-                Var loss = NN.crossEntropy(net.forward(Var.of(x.alias())), labels, 0.1);
-                loss.item();
-                Trainer.backwardAndUpdate(loss, net, opt, true, SrSte.DEFAULT_LAMBDA);
+            Map<String, Integer> before = new LinkedHashMap<>();
+            settings.forEach((k, v) -> before.put(k, SWITCHES.get(k).applyAsInt(v)));
+            try {
+                long t0 = System.nanoTime();
+                try (Scope s = Scope.open()) {
+                    Var loss = NN.crossEntropy(net.forward(Var.of(x.alias())), labels, 0.1);
+                    loss.item();
+                    Trainer.backwardAndUpdate(loss, net, opt, true, SrSte.DEFAULT_LAMBDA);
+                }
+                return (System.nanoTime() - t0) / 1e6;
+            } finally {
+                before.forEach((k, v) -> SWITCHES.get(k).applyAsInt(v));
             }
-            return (System.nanoTime() - t0) / 1e6;
         }
 
         @Override public void close() {
@@ -182,7 +212,8 @@ public final class StepInterleaved {
                 // ratio a/b > 1: b is faster; within a round, then the median over rounds
                 for (int a = 0; a < nv; a++)
                     for (int b = 0; b < nv; b++) {
-                        if (a == b || !(names[a].equals("pytorch") || names[a].equals("fst4j dense")) || names[b].equals("pytorch")) continue;
+                        // against PyTorch and against the first fst4j variant (DENSE, or an A/B's reference)
+                        if (a == b || !(names[a].equals("pytorch") || a == 0) || names[b].equals("pytorch")) continue;
                         double[] ratio = new double[rounds];
                         for (int r = 0; r < rounds; r++) ratio[r] = ms[a][r] / ms[b][r];
                         double[] q = quartiles(ratio);

@@ -77,12 +77,18 @@ class MainTest {
         Idx.write(dir.resolve(split + "-labels-idx1-ubyte"), new int[]{n}, lb, false);
     }
 
-    @Test
-    void profileOpsPrintsTheMeasuredStepsPerOperation(@TempDir Path tmp) throws Exception {
+    /** tmp/data with an MNIST-format training and test split of the given sizes. */
+    private static Path idxData(Path tmp, int train, int test) throws Exception {
         Path data = tmp.resolve("data");
         Files.createDirectories(data);
-        writeIdx(data, "train", 64, 1);
-        writeIdx(data, "t10k", 16, 2);
+        writeIdx(data, "train", train, 1);
+        writeIdx(data, "t10k", test, 2);
+        return data;
+    }
+
+    @Test
+    void profileOpsPrintsTheMeasuredStepsPerOperation(@TempDir Path tmp) throws Exception {
+        Path data = idxData(tmp, 64, 16);
         Outcome r = main(TrainData::load, "--model", "mlp", "--data", "mnist:" + data, "--method", "dense", "--batch", "16",
                 "--threads", "1", "--no-progress", "--profile-ops", "--out", tmp.resolve("run").toString());
         assertEquals(0, r.rc(), r.err());
@@ -96,10 +102,7 @@ class MainTest {
 
     @Test
     void endToEndWritesMetricsSummaryPlotsAndCheckpointsAndResumes(@TempDir Path tmp) throws Exception {
-        Path data = tmp.resolve("data");
-        Files.createDirectories(data);
-        writeIdx(data, "train", 400, 1);
-        writeIdx(data, "t10k", 100, 2);
+        Path data = idxData(tmp, 400, 100);
         Path out = tmp.resolve("run");
         String[] common = {"--model", "mlp", "--data", "mnist:" + data, "--epochs", "2", "--batch", "16", "--train-subset", "160",
                 "--lr", "0.05", "--seed", "3", "--threads", "1", "--no-progress"};

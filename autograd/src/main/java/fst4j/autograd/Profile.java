@@ -43,7 +43,7 @@ public final class Profile {
         long dt = System.nanoTime() - startNanos;
         NANOS[p.ordinal()] += dt;
         String l = label;
-        if (l != null) BY_LABEL.computeIfAbsent(l, k -> new long[Part.values().length])[p.ordinal()] += dt;
+        if (l != null && byOperation) BY_LABEL.computeIfAbsent(l, k -> new long[Part.values().length])[p.ordinal()] += dt;
     }
 
     public static void reset() {
@@ -82,7 +82,8 @@ public final class Profile {
         return prev;
     }
 
-    static void exit(String prev) { if (byOperation) label = prev; }
+    /** Restores the label enter returned (unconditionally: switching booking off inside an operation leaves none behind). */
+    static void exit(String prev) { label = prev; }
 
     /**
      * The by-operation bookings as a table, one line per label, largest total first: milliseconds per step (divided by

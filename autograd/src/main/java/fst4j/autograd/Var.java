@@ -124,34 +124,42 @@ public final class Var implements AutoCloseable {
                 Profile.exit(prevLabel);
             }
             prevLabel = Profile.enter("gradient accumulation");
-            long t1 = Profile.start();
-            if (gin.length != fn.inputs.length)
-                throw new IllegalStateException(fn.name() + ".backward returned " + gin.length + " gradients for " + fn.inputs.length + " inputs");
-            for (int i = 0; i < gin.length; i++) {
-                Var in = fn.inputs[i];
-                Tensor gi = gin[i];
-                if (gi == null) continue;
-                if (!in.requiresGrad) { gi.close(); continue; }
-                Tensor fitted = sumToShape(gi, in.value.shape());
-                if (fitted != gi) gi.close();
-                if (in.gradFn == null) {
-                    accumulate(in, fitted, true);
-                    fitted.close();
-                } else {
-                    Tensor prev = pending.get(in);
-                    if (prev == null) pending.put(in, fitted);
-                    else {
-                        pending.put(in, prev.add(fitted));
-                        prev.close();
-                        fitted.close();
-                    }
-                }
+            try {
+                long t1 = Profile.start();
+                passOn(fn, gin, pending);
+                if (!retainGraph) fn.release();
+                Profile.stop(Profile.Part.ELEMENTWISE, t1);
+            } finally {
+                Profile.exit(prevLabel);
             }
-            if (!retainGraph) fn.release();
-            Profile.stop(Profile.Part.ELEMENTWISE, t1);   // gradient accumulation
-            Profile.exit(prevLabel);
         }
         for (Tensor t : pending.values()) t.close();
+    }
+
+    /** fn's input gradients: summed down to each input's shape, into leaves' .grad, or pending for the inner nodes. */
+    private static void passOn(Function fn, Tensor[] gin, Map<Var, Tensor> pending) {
+        if (gin.length != fn.inputs.length)
+            throw new IllegalStateException(fn.name() + ".backward returned " + gin.length + " gradients for " + fn.inputs.length + " inputs");
+        for (int i = 0; i < gin.length; i++) {
+            Var in = fn.inputs[i];
+            Tensor gi = gin[i];
+            if (gi == null) continue;
+            if (!in.requiresGrad) { gi.close(); continue; }
+            Tensor fitted = sumToShape(gi, in.value.shape());
+            if (fitted != gi) gi.close();
+            if (in.gradFn == null) {
+                accumulate(in, fitted, true);
+                fitted.close();
+            } else {
+                Tensor prev = pending.get(in);
+                if (prev == null) pending.put(in, fitted);
+                else {
+                    pending.put(in, prev.add(fitted));
+                    prev.close();
+                    fitted.close();
+                }
+            }
+        }
     }
 
     /** Reverse topological order of the non-leaf nodes reachable from root (iterative: deep graphs are fine). */
@@ -183,15 +191,14 @@ public final class Var implements AutoCloseable {
         return post;
     }
 
-    /** Adds g into v.grad, allocating the gradient where v's value lives (its scope, or unowned). */
     /** Whether leaf gradients nobody else holds are taken over (-Dfst4j.autograd.adopt=false copies them, for A/B runs). */
     static volatile boolean adoptGradients = !"false".equals(System.getProperty("fst4j.autograd.adopt"));
 
     /**
-     * v.grad += g. The first gradient becomes v.grad: taken over when nothing else holds its memory (adopt, for a leaf
-     * whose caller closes g right after: a fresh buffer, as PyTorch steals a gradient nobody else references; a ResNet-18 step
-     * copied 44 MB of parameter gradients otherwise), else copied into a fresh buffer, never an alias, since later
-     * accumulation writes into it in place.
+     * v.grad += g, the gradient living where v's value lives (its scope, or unowned). The first gradient becomes v.grad:
+     * taken over when nothing else holds its memory (adopt, for a leaf whose caller closes g right after; as PyTorch
+     * steals a gradient nobody else references: a ResNet-18 step copied 44 MB of parameter gradients otherwise), else
+     * copied into a fresh buffer, never an alias, since later accumulation writes into it in place.
      */
     private static void accumulate(Var v, Tensor g, boolean adopt) {
         if (v.grad == null) {

@@ -165,6 +165,15 @@ public final class StepInterleaved {
     }
 
     public static void main(String[] args) throws Exception {
+        try {
+            run(args);
+        } catch (IllegalArgumentException e) {   // a bad command line or variant: one line, no stack trace
+            System.err.println("bench-interleaved: " + e.getMessage());
+            System.exit(2);
+        }
+    }
+
+    private static void run(String[] args) throws Exception {
         Map<String, String> o = new LinkedHashMap<>(Map.of("--models", "cnn,resnet-small,resnet18", "--methods", "dense,fst2,fst3_ir",
                 "--rounds", "30", "--warmup", "5", "--threads", "2", "--pause-ms", "25", "--peer", "jmh/peers/torch_step.py"));
         o.put("--turn", "2");

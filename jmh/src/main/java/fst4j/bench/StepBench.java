@@ -1,18 +1,8 @@
 package fst4j.bench;
 
-import fst4j.autograd.NN;
 import fst4j.autograd.Profile;
-import fst4j.autograd.SparseConfig;
-import fst4j.autograd.Var;
-import fst4j.nn.Models;
-import fst4j.nn.Module;
-import fst4j.nn.SGD;
-import fst4j.nn.SrSte;
-import fst4j.nn.train.Trainer;
 import fst4j.tensor.Blas;
 import fst4j.tensor.Memory;
-import fst4j.tensor.Rng;
-import fst4j.tensor.Tensor;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -55,10 +45,7 @@ public class StepBench {
     @Param({"2"})
     public int threads;
 
-    private Module net;
-    private SGD opt;
-    private Tensor x;
-    private int[] labels;
+    private StepCase step;
     private long steps, stepNanos;
 
     @State(Scope.Thread)
@@ -83,25 +70,14 @@ public class StepBench {
     @Setup(Level.Trial)
     public void setUp() {
         Blas.setThreads(threads);
-        boolean cifar = model.equals("resnet18");
-        int batch = cifar ? 32 : 128, c = cifar ? 3 : 1, hw = cifar ? 32 : 28;
-        net = Models.byName(model, c, hw, hw, 10, SparseConfig.Method.parse(method), 1);
-        opt = new SGD(net.parameters(), 0.01, 0.9, 5e-4, false);
-        x = new Rng(2).normal(0, 1, batch, c, hw, hw);
-        labels = new int[batch];
-        for (int i = 0; i < batch; i++) labels[i] = i % 10;
+        step = new StepCase(model, method);
         Profile.reset();
     }
 
     @Benchmark
     public double step(Alloc alloc) {
         long t0 = System.nanoTime();
-        double l;
-        try (fst4j.tensor.Scope s = fst4j.tensor.Scope.open()) {
-            Var loss = NN.crossEntropy(net.forward(Var.of(x.alias())), labels, 0.1);
-            l = loss.item();
-            Trainer.backwardAndUpdate(loss, net, opt, true, SrSte.DEFAULT_LAMBDA);
-        }
+        double l = step.step();
         stepNanos += System.nanoTime() - t0;
         steps++;
         alloc.steps++;
@@ -120,8 +96,6 @@ public class StepBench {
         sb.append(String.format("; off-heap in use %.1f MB", Memory.bytesInUse() / 1e6));
         System.out.println(sb);
         if (Profile.byOperation()) System.out.print(Profile.table(steps));   // -Dfst4j.profile.ops=true (-jvmArgsAppend)
-        opt.close();
-        net.close();
-        x.close();
+        step.close();
     }
 }

@@ -1,17 +1,6 @@
 package fst4j.bench;
 
-import fst4j.autograd.NN;
-import fst4j.autograd.SparseConfig;
-import fst4j.autograd.Var;
-import fst4j.nn.Models;
-import fst4j.nn.Module;
-import fst4j.nn.SGD;
-import fst4j.nn.SrSte;
-import fst4j.nn.train.Trainer;
 import fst4j.tensor.Blas;
-import fst4j.tensor.Rng;
-import fst4j.tensor.Scope;
-import fst4j.tensor.Tensor;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -62,56 +51,38 @@ public final class StepInterleaved {
             "plan", v -> { boolean p = fst4j.shim.Native.loweringPlan(-1); fst4j.shim.Native.loweringPlan(v); return p ? 1 : 0; },
             "blockcols", fst4j.autograd.Layers::blockColumns);
 
-    /** One fst4j variant: a model, its optimizer and its input batch, and the switches it runs under. */
+    /** One fst4j variant: a {@link StepCase} and the switches it runs under. */
     private static final class Variant implements AutoCloseable {
         final String name;
-        final Module net;
-        final SGD opt;
-        final Tensor x;
-        final int[] labels;
+        final StepCase step;
         final Map<String, Integer> settings = new LinkedHashMap<>();
 
         Variant(String model, String spec) {
             String[] parts = spec.split(":");
-            String method = parts[0];
             for (int i = 1; i < parts.length; i++) {
                 String[] kv = parts[i].split("=", 2);
                 if (kv.length != 2 || !SWITCHES.containsKey(kv[0]))
                     throw new IllegalArgumentException("variant '" + spec + "': settings are NAME=INT with NAME one of " + SWITCHES.keySet());
                 settings.put(kv[0], Integer.parseInt(kv[1]));
             }
-            boolean cifar = model.equals("resnet18");
-            int batch = cifar ? 32 : 128, c = cifar ? 3 : 1, hw = cifar ? 32 : 28;
             name = spec;
-            net = Models.byName(model, c, hw, hw, 10, SparseConfig.Method.parse(method), 1);
-            opt = new SGD(net.parameters(), 0.01, 0.9, 5e-4, false);
-            x = new Rng(2).normal(0, 1, batch, c, hw, hw);
-            labels = new int[batch];
-            for (int i = 0; i < batch; i++) labels[i] = i % 10;
+            step = new StepCase(model, parts[0]);
         }
 
-        /** One step, as StepBench.step, under this variant's settings; returns its wall time in ms. */
+        /** One step under this variant's settings; returns its wall time in ms. */
         double step() {
             Map<String, Integer> before = new LinkedHashMap<>();
             settings.forEach((k, v) -> before.put(k, SWITCHES.get(k).applyAsInt(v)));
             try {
                 long t0 = System.nanoTime();
-                try (Scope s = Scope.open()) {
-                    Var loss = NN.crossEntropy(net.forward(Var.of(x.alias())), labels, 0.1);
-                    loss.item();
-                    Trainer.backwardAndUpdate(loss, net, opt, true, SrSte.DEFAULT_LAMBDA);
-                }
+                step.step();
                 return (System.nanoTime() - t0) / 1e6;
             } finally {
                 before.forEach((k, v) -> SWITCHES.get(k).applyAsInt(v));
             }
         }
 
-        @Override public void close() {
-            opt.close();
-            net.close();
-            x.close();
-        }
+        @Override public void close() { step.close(); }
     }
 
     /** PyTorch's step in a child process (torch_step.py --serve); null when python3 or torch is missing. */

@@ -178,23 +178,25 @@ static void aavg_bwd_task(void *p, int64_t p0, int64_t p1) {
     }
 }
 
-int fst_adaptive_avgpool2d(const float *x, int64_t planes, int64_t h, int64_t w, int64_t ho, int64_t wo, float *y, int nthreads) {
-    if (!x || !y) return FST_ENULL;
+/* Both directions: the same checks and split; in is x (forward) or dy, out is y or dx. */
+static int aavg_run(const float *in, float *out, int64_t planes, int64_t h, int64_t w, int64_t ho, int64_t wo, int nthreads,
+                    int backward) {
+    if (!in || !out) return FST_ENULL;
     if (planes < 0 || h <= 0 || w <= 0 || ho <= 0 || wo <= 0 || nthreads < 1 || h > INT32_MAX || w > INT32_MAX
         || ho > INT32_MAX || wo > INT32_MAX) return FST_EINVAL;
-    pool_job j = { .x = x, .y = y, .h = h, .w = w, .ho = ho, .wo = wo };
-    fst_parallel(planes, chunks(planes * h * w, nthreads), nthreads, aavg_task, &j);
+    pool_job j = { .h = h, .w = w, .ho = ho, .wo = wo };
+    if (backward) { j.dy = in; j.dx = out; } else { j.x = in; j.y = out; }
+    fst_parallel(planes, chunks(planes * h * w, nthreads), nthreads, backward ? aavg_bwd_task : aavg_task, &j);
     return FST_OK;
+}
+
+int fst_adaptive_avgpool2d(const float *x, int64_t planes, int64_t h, int64_t w, int64_t ho, int64_t wo, float *y, int nthreads) {
+    return aavg_run(x, y, planes, h, w, ho, wo, nthreads, 0);
 }
 
 int fst_adaptive_avgpool2d_backward(const float *dy, int64_t planes, int64_t h, int64_t w, int64_t ho, int64_t wo, float *dx,
                                     int nthreads) {
-    if (!dy || !dx) return FST_ENULL;
-    if (planes < 0 || h <= 0 || w <= 0 || ho <= 0 || wo <= 0 || nthreads < 1 || h > INT32_MAX || w > INT32_MAX
-        || ho > INT32_MAX || wo > INT32_MAX) return FST_EINVAL;
-    pool_job j = { .dy = dy, .dx = dx, .h = h, .w = w, .ho = ho, .wo = wo };
-    fst_parallel(planes, chunks(planes * h * w, nthreads), nthreads, aavg_bwd_task, &j);
-    return FST_OK;
+    return aavg_run(dy, dx, planes, h, w, ho, wo, nthreads, 1);
 }
 
 /* Element loops take their pointers as locals: y may equal x (in place), so no restrict, but the job's fields

@@ -68,10 +68,7 @@ public final class Profile {
 
     /** Makes fn's label current (when booking by operation) and returns the previous one, for {@link #exit}. */
     static String enter(Function fn) {
-        if (!byOperation) return null;
-        String prev = label;
-        label = fn.profileLabel != null ? fn.profileLabel : fn.name();
-        return prev;
+        return byOperation ? enter(fn.profileLabel != null ? fn.profileLabel : fn.name()) : null;
     }
 
     /** Makes a fixed label current (when booking by operation) and returns the previous one. */

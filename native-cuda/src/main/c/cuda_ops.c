@@ -205,6 +205,8 @@ static int col2im_launch(const char *fn, int kernel, const void *cols, int elem,
     OWN(cols, ((g.c * g.kh * g.kw - 1) * ldc + g.n * g.ho * g.wo) * elem); OWN(dx, g.n * g.c * g.h * g.w * 4);
     if (elem == 4) { fst_k_col2im_args a = { (const float *)cols, ldc, g, dx }; return launch(kernel, g.n * g.c * g.h * g.w, &a); }
     fst_k_col2im_bf16_args a = { (const uint16_t *)cols, ldc, g, dx };
+    /* bf16 columns: four elements of a row per thread and one 16-byte store where rows are whole groups of four */
+    if (g.w % 4 == 0 && (uintptr_t)dx % 16 == 0) return launch(FST_K_col2im_bf16x4, g.n * g.c * g.h * g.w / 4, &a);
     return launch(kernel, g.n * g.c * g.h * g.w, &a);
 }
 
@@ -428,6 +430,8 @@ int fst_cuda_maxpool_bwd_geom(const float *dy, const int32_t *idx, int64_t n, in
     if (ho * wo > 0) { OWN(dy, n * c * ho * wo * 4); OWN(idx, n * c * ho * wo * 4); }
     OWN(dx, n * c * h * w * 4);
     fst_k_maxpool_bwd_gather_args a = { dy, idx, g, dx };
+    /* four elements of a row per thread and one 16-byte store where rows are whole groups of four */
+    if (w % 4 == 0 && (uintptr_t)dx % 16 == 0) return launch(FST_K_maxpool_bwd_gather4, n * c * h * w / 4, &a);
     return launch(FST_K_maxpool_bwd_gather, n * c * h * w, &a);
 }
 
@@ -453,22 +457,56 @@ int fst_cuda_adaptive_avg_bwd(const float *dy, int64_t n, int64_t c, int64_t h, 
 
 /* ======================= batch norm ======================= */
 
+int64_t fst_cuda_bn_parts(int64_t c, int64_t m) {
+    int64_t p = FST_PARTS;
+    while (c > 0 && p < FST_BN_PARTS_MAX && c * p < FST_BN_THREADS && m / (2 * p) >= FST_BN_MIN_RUN) p *= 2;
+    return p;
+}
+
+/* the per-element pass: four elements per thread where each channel plane is whole groups of four and the operands are
+ * 16-byte aligned (bn_apply4, bn_bwd_apply4), else one */
+static int bn_elementwise(int k1, int k4, int64_t total, int64_t hw, const void *p0, const void *p1, const void *p2,
+                          const void *p3, const void *args) {
+    const uintptr_t align = (uintptr_t)p0 | (uintptr_t)p1 | (uintptr_t)p2 | (uintptr_t)p3;
+    return hw % 4 == 0 && align % 16 == 0 ? launch(k4, total / 4, args) : launch(k1, total, args);
+}
+
+/* the partial sums: units of four elements (bn_*_part*4) where there are more than FST_PARTS partial sums, each
+ * channel plane is whole groups of four and the operands are 16-byte aligned, else single elements */
+static int bn_partials(int k1, int k4, int64_t c, int64_t parts, int64_t hw, const void *p0, const void *p1, const void *p2,
+                       const void *args) {
+    const uintptr_t align = (uintptr_t)p0 | (uintptr_t)p1 | (uintptr_t)p2;
+    return launch(parts > FST_PARTS && hw % 4 == 0 && align % 16 == 0 ? k4 : k1, c * parts, args);
+}
+
+int64_t fst_cuda_bn_work(int64_t c, int64_t m, int backward) { return FST_BN_WORK(c, fst_cuda_bn_parts(c, m), backward ? 2 : 1); }
+
+/* where there are more than FST_PARTS partial sums per channel, fold each row's into FST_BN_FOLD (see fst4j_kargs.h) */
+static int bn_fold(double *work, int64_t c, int64_t parts, int64_t rows) {
+    if (parts <= FST_PARTS) return FST_OK;
+    fst_k_bn_fold_args f = { work + 3 * c, work + 3 * c + rows * c * parts, rows * c, parts };
+    return launch(FST_K_bn_fold, rows * c * FST_BN_FOLD, &f);
+}
+
 int fst_cuda_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, int64_t n, int64_t c,
                       int64_t hw, double momentum, double eps, float *y, float *mean, float *invstd, double *work, int relu) {
     READY();
     BAD(n <= 0 || c <= 0 || hw <= 0 || !(eps >= 0));
     NUL(!x || !y || !mean || !invstd || !work);
-    OWN(x, n * c * hw * 4); OWN(y, n * c * hw * 4); OWN(mean, c * 4); OWN(invstd, c * 4); OWN(work, FST_BN_TRAIN_WORK(c) * 8);
+    const int64_t parts = fst_cuda_bn_parts(c, n * hw);
+    OWN(x, n * c * hw * 4); OWN(y, n * c * hw * 4); OWN(mean, c * 4); OWN(invstd, c * 4); OWN(work, FST_BN_WORK(c, parts, 1) * 8);
     if (gamma) OWN(gamma, c * 4);
     if (beta) OWN(beta, c * 4);
     if (rmean) OWN(rmean, c * 4);
     if (rvar) OWN(rvar, c * 4);
-    fst_k_bn_train_args a = { x, gamma, beta, rmean, rvar, n, c, hw, momentum, eps, y, mean, invstd, work, relu != 0 };
-    int rc = launch(FST_K_bn_part_sum, c * FST_PARTS, &a);
+    fst_k_bn_train_args a = { x, gamma, beta, rmean, rvar, n, c, hw, momentum, eps, y, mean, invstd, work, relu != 0, parts };
+    int rc = bn_partials(FST_K_bn_part_sum, FST_K_bn_part_sum4, c, parts, hw, x, NULL, NULL, &a);
+    if (!rc) rc = bn_fold(work, c, parts, 1);
     if (!rc) rc = launch(FST_K_bn_mean, c, &a);
-    if (!rc) rc = launch(FST_K_bn_part_sq, c * FST_PARTS, &a);
+    if (!rc) rc = bn_partials(FST_K_bn_part_sq, FST_K_bn_part_sq4, c, parts, hw, x, NULL, NULL, &a);
+    if (!rc) rc = bn_fold(work, c, parts, 1);
     if (!rc) rc = launch(FST_K_bn_stats, c, &a);
-    return rc ? rc : launch(FST_K_bn_apply, n * c * hw, &a);
+    return rc ? rc : bn_elementwise(FST_K_bn_apply, FST_K_bn_apply4, n * c * hw, hw, x, y, NULL, NULL, &a);
 }
 
 int fst_cuda_bn_apply(const float *x, int64_t n, int64_t c, int64_t hw, const double *work, float *y) {
@@ -479,7 +517,7 @@ int fst_cuda_bn_apply(const float *x, int64_t n, int64_t c, int64_t hw, const do
     fst_k_bn_train_args a;
     memset(&a, 0, sizeof a);
     a.x = x; a.y = y; a.n = n; a.c = c; a.hw = hw; a.work = (double *)work;   /* bn_apply only reads work */
-    return launch(FST_K_bn_apply, n * c * hw, &a);
+    return bn_elementwise(FST_K_bn_apply, FST_K_bn_apply4, n * c * hw, hw, x, y, NULL, NULL, &a);
 }
 
 int fst_cuda_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd, int64_t n,
@@ -489,13 +527,15 @@ int fst_cuda_bn_backward(const float *dy, const float *x, const float *gamma, co
     BAD(n <= 0 || c <= 0 || hw <= 0);
     NUL(!dy || !x || !mean || !invstd || !dx || !dgamma || !dbeta || !work);
     OWN(dy, n * c * hw * 4); OWN(x, n * c * hw * 4); OWN(dx, n * c * hw * 4);
-    OWN(mean, c * 4); OWN(invstd, c * 4); OWN(dgamma, c * 4); OWN(dbeta, c * 4); OWN(work, FST_BN_BWD_WORK(c) * 8);
+    const int64_t parts = fst_cuda_bn_parts(c, n * hw);
+    OWN(mean, c * 4); OWN(invstd, c * 4); OWN(dgamma, c * 4); OWN(dbeta, c * 4); OWN(work, FST_BN_WORK(c, parts, 2) * 8);
     if (gamma) OWN(gamma, c * 4);
     if (relu_out) OWN(relu_out, n * c * hw * 4);
-    fst_k_bn_bwd_args a = { dy, x, gamma, mean, invstd, n, c, hw, dx, dgamma, dbeta, work, relu_out };
-    int rc = launch(FST_K_bn_bwd_part, c * FST_PARTS, &a);
+    fst_k_bn_bwd_args a = { dy, x, gamma, mean, invstd, n, c, hw, dx, dgamma, dbeta, work, relu_out, parts };
+    int rc = bn_partials(FST_K_bn_bwd_part, FST_K_bn_bwd_part4, c, parts, hw, dy, x, relu_out, &a);
+    if (!rc) rc = bn_fold(work, c, parts, 2);
     if (!rc) rc = launch(FST_K_bn_bwd_stats, c, &a);
-    return rc ? rc : launch(FST_K_bn_bwd_apply, n * c * hw, &a);
+    return rc ? rc : bn_elementwise(FST_K_bn_bwd_apply, FST_K_bn_bwd_apply4, n * c * hw, hw, dy, x, dx, relu_out, &a);
 }
 
 /* ======================= cross-entropy ======================= */

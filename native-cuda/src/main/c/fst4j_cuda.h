@@ -151,9 +151,14 @@ FST_API int fst_cuda_maxpool_bwd_geom(const float *dy, const int32_t *idx, int64
                                       int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *dx);
 FST_API int fst_cuda_adaptive_avg(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t oh, int64_t ow, float *y);
 FST_API int fst_cuda_adaptive_avg_bwd(const float *dy, int64_t n, int64_t c, int64_t h, int64_t w, int64_t oh, int64_t ow, float *dx);
-/* fst_bn_train / fst_bn_backward (fst4j.h) on the device; work: device scratch of 3c + 256c (train) / 3c + 512c
- * (backward) doubles. relu (train): y = max(BN(x), 0) in the same pass; relu_out (backward, or NULL): that fused
- * forward's output, dy counting only where it is > 0 (both as fst_bn_train's and fst_bn_backward's fused ReLU). */
+/* Partial sums per channel of the device batch norm's reductions for c channels of m = n * hw elements (a power of
+ * two, 256 to 2048; fst4j_kargs.h says how it is chosen), and the doubles of device scratch that fst_cuda_bn_train
+ * (backward 0) and fst_cuda_bn_backward (backward 1) need for such a batch. */
+FST_API int64_t fst_cuda_bn_parts(int64_t c, int64_t m);
+FST_API int64_t fst_cuda_bn_work(int64_t c, int64_t m, int backward);
+/* fst_bn_train / fst_bn_backward (fst4j.h) on the device; work: device scratch of fst_cuda_bn_work(c, n * hw, 0 / 1)
+ * doubles. relu (train): y = max(BN(x), 0) in the same pass; relu_out (backward, or NULL): that fused forward's
+ * output, dy counting only where it is > 0 (both as fst_bn_train's and fst_bn_backward's fused ReLU). */
 FST_API int fst_cuda_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, int64_t n,
                               int64_t c, int64_t hw, double momentum, double eps, float *y, float *mean, float *invstd, double *work,
                               int relu);

@@ -210,6 +210,24 @@ template <int W> FST_HD void store_bf16(u16 *d, uint64_t v) {
         for (int j = 0; j < W; j++) d[j] = (u16)(v >> (16 * j));
 }
 
+/* W consecutive floats from p (W = 4: one 16-byte load, p 16-byte aligned; cuda_ops.c checks) */
+template <int W> FST_HD void load_f32(const float *p, float *v) {
+#ifdef __CUDA_ARCH__
+    if (W == 4) { const float4 q = __ldg(reinterpret_cast<const float4 *>(p)); v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w; }
+    else
+#endif
+        for (int j = 0; j < W; j++) v[j] = LDG(p + j);
+}
+
+/* W consecutive floats in one store (W = 4: one 16-byte store, the address 16-byte aligned; cuda_ops.c checks) */
+template <int W> FST_HD void store_f32(float *d, const float *v) {
+#ifdef __CUDA_ARCH__
+    if (W == 4) *reinterpret_cast<float4 *>(d) = make_float4(v[0], v[1], v[2], v[3]);
+    else
+#endif
+        for (int j = 0; j < W; j++) d[j] = v[j];
+}
+
 /* im2col straight into a zero-padded bf16 GEMM operand [rows_p, cols_p] (rows_p >= K, cols_p >= n*ho*wo): the value
  * k_im2col would write, rounded as k_bf16_pad would round it, in one pass instead of a float32 matrix and a copy. */
 /* One thread per (channel, W consecutive columns): it places its first column once (image, output row and column: the
@@ -260,45 +278,53 @@ template <int W> FST_HD void im2col_bf16_w(i64 i, const fst_k_im2col_bf16_args &
 FST_HD void k_im2col_bf16(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<1>(i, a); }
 FST_HD void k_im2col_bf16x4(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<4>(i, a); }
 
-/* col2im: one thread per dx element gathers its contributions in the CPU's order (kernel row, then column,
- * from +0.0f): bit-identical without atomics. */
+/* col2im: each dx element gathers its contributions in the CPU's order (kernel row, then column, from +0.0f):
+ * bit-identical without atomics. */
 FST_HD float col_value(const float *p) { return LDG(p); }
 FST_HD float col_value(const uint16_t *p) { return u2f((u32)LDG(p) << 16); }
 
-template <typename I, typename T> FST_HD void col2im_at(I i, const T *cols, i64 ldc, const fst_geom &g, float *dx) {
-    const I w = (I)g.w, h = (I)g.h, c = (I)g.c;
-    const I q = i / w, iw = i - q * w, q2 = q / h, ih = q - q2 * h, img = q2 / c, ch = q2 - img * c;
+template <typename I, int W, typename T> FST_HD void col2im_at(I i, const T *cols, i64 ldc, const fst_geom &g, float *dx) {
+    const I w = (I)g.w, h = (I)g.h, c = (I)g.c, e = i * W;
+    const I q = e / w, iw0 = e - q * w, q2 = q / h, ih = q - q2 * h, img = q2 / c, ch = q2 - img * c;
     const i64 L = g.ho * g.wo;
     /* the output rows oh with oh * sh + ki - ph == ih for a tap 0 <= ki < kh: walked from the highest oh down, which is
      * ki ascending (the CPU's order: kernel row, then column), with two divisions instead of one per tap */
-    const i64 th = (i64)ih + g.ph, tw = (i64)iw + g.pw;
-    i64 oh_hi = th / g.sh, ow_hi = tw / g.sw;
+    const i64 th = (i64)ih + g.ph;
+    i64 oh_hi = quot(th, g.sh, sizeof(I) == 4);   /* 32-bit where the grid is */
     if (oh_hi > g.ho - 1) oh_hi = g.ho - 1;
-    if (ow_hi > g.wo - 1) ow_hi = g.wo - 1;
     const T *base = cols + (i64)ch * g.kh * g.kw * ldc + (i64)img * L;
-    float acc = 0.0f;
-    for (i64 oh = oh_hi; oh >= 0; oh--) {
-        const i64 ki = th - oh * g.sh;
-        if (ki >= g.kh) break;
-        for (i64 ow = ow_hi; ow >= 0; ow--) {
-            const i64 kj = tw - ow * g.sw;
-            if (kj >= g.kw) break;
-            acc = acc + col_value(base + (ki * g.kw + kj) * ldc + oh * g.wo + ow);
+    float acc[W];
+    for (int j = 0; j < W; j++) {
+        const i64 tw = (i64)iw0 + j + g.pw;
+        i64 ow_hi = quot(tw, g.sw, sizeof(I) == 4);
+        if (ow_hi > g.wo - 1) ow_hi = g.wo - 1;
+        float s = 0.0f;
+        for (i64 oh = oh_hi; oh >= 0; oh--) {
+            const i64 ki = th - oh * g.sh;
+            if (ki >= g.kh) break;
+            for (i64 ow = ow_hi; ow >= 0; ow--) {
+                const i64 kj = tw - ow * g.sw;
+                if (kj >= g.kw) break;
+                s = s + col_value(base + (ki * g.kw + kj) * ldc + oh * g.wo + ow);
+            }
         }
+        acc[j] = s;
     }
-    dx[i] = acc;
+    store_f32<W>(dx + e, acc);
 }
-/* one thread per dx element, the contributions in the CPU's order (kernel row, then column) from +0.0f; index math
- * as im2col_bf16_at's. A: fst_k_col2im_args (float32 columns) or fst_k_col2im_bf16_args (bf16 columns, a bf16 GEMM
- * product: each value exact in float32, the same sums) */
-template <typename A> FST_HD void col2im_grid(i64 i, const A &a) {
+/* one thread per W dx elements of a row (W = 4 where w % 4 == 0 and dx is 16-byte aligned, cuda_ops.c: the index math
+ * once per four, one 16-byte store), each the contributions in the CPU's order (kernel row, then column) from +0.0f;
+ * index math as im2col_bf16_at's. A: fst_k_col2im_args (float32 columns) or fst_k_col2im_bf16_args (bf16 columns, a
+ * bf16 GEMM product: each value exact in float32, the same sums) */
+template <int W, typename A> FST_HD void col2im_grid(i64 i, const A &a) {
     const fst_geom &g = a.g;
     const i64 n = g.n * g.c * g.h * g.w;
-    if (i >= n) return;
-    if (n <= 0xffffffffLL) col2im_at<u32>((u32)i, a.cols, a.ldc, g, a.dx); else col2im_at<i64>(i, a.cols, a.ldc, g, a.dx);
+    if (i >= n / W) return;
+    if (n <= 0xffffffffLL) col2im_at<u32, W>((u32)i, a.cols, a.ldc, g, a.dx); else col2im_at<i64, W>(i, a.cols, a.ldc, g, a.dx);
 }
-FST_HD void k_col2im(i64 i, const fst_k_col2im_args &a) { col2im_grid(i, a); }
-FST_HD void k_col2im_bf16(i64 i, const fst_k_col2im_bf16_args &a) { col2im_grid(i, a); }
+FST_HD void k_col2im(i64 i, const fst_k_col2im_args &a) { col2im_grid<1>(i, a); }
+FST_HD void k_col2im_bf16(i64 i, const fst_k_col2im_bf16_args &a) { col2im_grid<1>(i, a); }
+FST_HD void k_col2im_bf16x4(i64 i, const fst_k_col2im_bf16_args &a) { col2im_grid<4>(i, a); }
 
 /* im2col at output positions pos[0..npos) of every image: column img*npos + q. pos is validated by the caller;
  * any position still reads only inside x or gives 0. */
@@ -497,30 +523,41 @@ FST_HD void k_maxpool_bwd(i64 p, const fst_k_maxpool_bwd_args &a) {
     }
 }
 
-/* Max pool backward with the pooling geometry: one thread per dx element gathers the dy of the windows that contain
- * it and chose it, in ascending output order, with the scatter's roundings (float sums from double, starting at +0.0f):
- * the same bits as k_maxpool_bwd, with a thread per element instead of a thread per plane. */
-FST_HD void k_maxpool_bwd_gather(i64 i, const fst_k_maxpool_bwd_gather_args &a) {
+/* Max pool backward with the pooling geometry: each dx element gathers the dy of the windows that contain it and chose
+ * it, in ascending output order, with the scatter's roundings (float sums from double, starting at +0.0f): the same bits
+ * as k_maxpool_bwd, with a thread per W elements instead of a thread per plane. Thread i takes the W elements from W i
+ * on, in one input row (w % W == 0, checked by the launcher), sharing their plane, row and window rows: with one
+ * element per thread, a ResNet stem's 205M elements took 3 ms on an H100 (about 3x a plain elementwise pass). */
+template <int W> FST_HD void maxpool_bwd_gather_w(i64 i, const fst_k_maxpool_bwd_gather_args &a) {
     const fst_geom &g = a.g;
-    const i64 in_plane = g.h * g.w, out_plane = g.ho * g.wo;
-    if (i >= g.n * g.c * in_plane) return;
-    const bool small = g.n * g.c * in_plane <= 0xffffffffLL;
-    const i64 p = quot(i, in_plane, small), t = i - p * in_plane, ih = quot(t, g.w, small), iw = t - ih * g.w;
-    const i64 lh = ih + g.ph - g.kh + 1, lw = iw + g.pw - g.kw + 1;
-    const i64 oh0 = lh <= 0 ? 0 : (lh + g.sh - 1) / g.sh, ow0 = lw <= 0 ? 0 : (lw + g.sw - 1) / g.sw;
-    i64 oh1 = (ih + g.ph) / g.sh, ow1 = (iw + g.pw) / g.sw;
+    const i64 in_plane = g.h * g.w, out_plane = g.ho * g.wo, total = g.n * g.c * in_plane;
+    if (i >= total / W) return;
+    const bool small = total <= 0xffffffffLL;
+    const i64 e = i * W, p = quot(e, in_plane, small), t0 = e - p * in_plane, ih = quot(t0, g.w, small), iw0 = t0 - ih * g.w;
+    const i64 lh = ih + g.ph - g.kh + 1;
+    const i64 oh0 = lh <= 0 ? 0 : quot(lh + g.sh - 1, g.sh, small);
+    i64 oh1 = quot(ih + g.ph, g.sh, small);
     if (oh1 > g.ho - 1) oh1 = g.ho - 1;
-    if (ow1 > g.wo - 1) ow1 = g.wo - 1;
     const int32_t *idx = a.idx + p * out_plane;
     const float *dy = a.dy + p * out_plane;
-    float acc = 0.0f;
-    for (i64 oh = oh0; oh <= oh1; oh++)
-        for (i64 ow = ow0; ow <= ow1; ow++) {
-            const i64 o = oh * g.wo + ow;
-            if (idx[o] == t) acc = (float)((double)acc + (double)dy[o]);
-        }
-    a.dx[i] = acc;
+    float acc[W];
+    for (int j = 0; j < W; j++) {
+        const i64 iw = iw0 + j, t = t0 + j, lw = iw + g.pw - g.kw + 1;
+        const i64 ow0 = lw <= 0 ? 0 : quot(lw + g.sw - 1, g.sw, small);
+        i64 ow1 = quot(iw + g.pw, g.sw, small);
+        if (ow1 > g.wo - 1) ow1 = g.wo - 1;
+        float s = 0.0f;
+        for (i64 oh = oh0; oh <= oh1; oh++)
+            for (i64 ow = ow0; ow <= ow1; ow++) {
+                const i64 o = oh * g.wo + ow;
+                if (LDG(idx + o) == t) s = (float)((double)s + (double)LDG(dy + o));
+            }
+        acc[j] = s;
+    }
+    store_f32<W>(a.dx + e, acc);
 }
+FST_HD void k_maxpool_bwd_gather(i64 i, const fst_k_maxpool_bwd_gather_args &a) { maxpool_bwd_gather_w<1>(i, a); }
+FST_HD void k_maxpool_bwd_gather4(i64 i, const fst_k_maxpool_bwd_gather_args &a) { maxpool_bwd_gather_w<4>(i, a); }
 
 FST_HD i64 bin_start(i64 i, i64 in, i64 out) { return i * in / out; }
 FST_HD i64 bin_end(i64 i, i64 in, i64 out) { return ((i + 1) * in + out - 1) / out; }
@@ -563,7 +600,7 @@ FST_HD i64 chan_of(i64 i, i64 n, i64 c, i64 hw) {
     return q - quot(q, c, small) * c;
 }
 
-/* The elements q = p, p + FST_PARTS, p + 2 FST_PARTS, ... < n*hw of channel ch, in that order, as offsets into NCHW
+/* The elements q = p, p + step, p + 2 step, ... < n*hw of channel ch, in that order, as offsets into NCHW
  * ((q / hw * c + ch) * hw + q % hw), stepped without a division per element: the partial sums are bound by index math otherwise. */
 #define BN_BATCH 8
 #ifdef __CUDA_ARCH__
@@ -572,62 +609,99 @@ FST_HD i64 chan_of(i64 i, i64 n, i64 c, i64 hw) {
 #define BN_UNROLL
 #endif
 struct chan_walk {
-    i64 img, pos, n, c, ch, hw;
-    FST_HD_MEMBER chan_walk(i64 p, i64 ch_, const i64 n_, i64 c_, i64 hw_) : img(p / hw_), pos(p % hw_), n(n_), c(c_), ch(ch_), hw(hw_) {}
+    i64 img, pos, n, c, ch, hw, step;
+    FST_HD_MEMBER chan_walk(i64 p, i64 ch_, const i64 n_, i64 c_, i64 hw_, i64 step_)
+        : img(p / hw_), pos(p % hw_), n(n_), c(c_), ch(ch_), hw(hw_), step(step_) {}
     FST_HD_MEMBER bool more() const { return img < n; }
     FST_HD_MEMBER i64 at() const { return (img * c + ch) * hw + pos; }
-    FST_HD_MEMBER void next() { pos += FST_PARTS; while (pos >= hw) { pos -= hw; img++; } }
-    /* the next up to BN_BATCH offsets into at[] (their count returned): the loads of a batch are issued before the
-     * sums that use them, in the same order, so that a thread has BN_BATCH loads in flight instead of one (with
-     * c * FST_PARTS threads, the partial sums were bound by memory latency) */
-    FST_HD_MEMBER int batch(i64 *at) {   /* fixed trip counts with guards, so that the arrays stay in registers */
+    /* pos < hw + step < 2^32: one 32-bit division where the step crosses an image (every step when hw < step) */
+    FST_HD_MEMBER void next() {
+        pos += step;
+        if (pos >= hw) { const i64 d = quot(pos, hw, true); img += d; pos -= d * hw; }
+    }
+    /* the next up to B offsets into at[] (their count returned): the loads of a batch are issued before the sums that
+     * use them, in the same order, so that a thread has B loads in flight instead of one */
+    template <int B> FST_HD_MEMBER int batch(i64 *at) {   /* fixed trip counts with guards: the arrays stay in registers */
         int k = 0;
-        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (more()) { at[j] = this->at(); next(); k = j + 1; }
+        BN_UNROLL for (int j = 0; j < B; j++) if (more()) { at[j] = this->at(); next(); k = j + 1; }
         return k;
     }
 };
 
-FST_HD void k_bn_part_sum(i64 i, const fst_k_bn_train_args &a) {
-    if (i >= a.c * FST_PARTS) return;
-    const i64 ch = i / FST_PARTS;
+/* The ordered sum of one channel's partial sums w[0 .. parts) (parts a multiple of BN_BATCH): loads batched ahead of
+ * the additions, which stay in order p = 0, 1, ... (the single thread per channel would wait on each load otherwise) */
+FST_HD double bn_sum_parts(const double *w, i64 parts) {
+    double s = 0, v[BN_BATCH];
+    for (i64 p = 0; p < parts; p += BN_BATCH) {
+        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) v[j] = LDG(w + p + j);
+        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) s += v[j];
+    }
+    return s;
+}
+
+/* Channel row r's total of partial sums (parts each, from work + 3c): its FST_BN_FOLD folded sums where bn_fold ran
+ * (parts > FST_PARTS), else its partials in order */
+FST_HD double bn_total(const double *work, i64 c, i64 parts, i64 rows, i64 r) {
+    const double *partials = work + 3 * c;
+    return parts > FST_PARTS ? bn_sum_parts(partials + rows * c * parts + r * FST_BN_FOLD, FST_BN_FOLD)
+                             : bn_sum_parts(partials + r * parts, parts);
+}
+
+FST_HD void k_bn_fold(i64 i, const fst_k_bn_fold_args &a) {
+    if (i >= a.rows * FST_BN_FOLD) return;
+    const i64 r = i / FST_BN_FOLD, g = i % FST_BN_FOLD, run = a.parts / FST_BN_FOLD;
+    a.out[i] = bn_sum_parts(a.in + r * a.parts + g * run, run);
+}
+
+/* The partial sums walk units of V elements of a channel (V = 4 where hw % 4 == 0, the operands are 16-byte aligned
+ * and there are more than FST_PARTS partial sums, cuda_ops.c): partial p sums the units p, p + parts, p + 2 parts, ...,
+ * each unit's elements in order, with 16-byte loads (one float per load reached about a third of the device's
+ * bandwidth). BN_UNITS(V) units per batch: the same bytes in flight per thread either way. */
+#define BN_UNITS(V) ((V) == 1 ? BN_BATCH : BN_BATCH / 2)
+template <int V> FST_HD chan_walk bn_walk(i64 i, i64 parts, i64 ch, i64 n, i64 c, i64 hw) { return chan_walk(i % parts * V, ch, n, c, hw, parts * V); }
+
+template <int V> FST_HD void bn_part_sum_v(i64 i, const fst_k_bn_train_args &a) {
+    if (i >= a.c * a.parts) return;
+    const i64 ch = i / a.parts;
     double s = 0;
-    i64 at[BN_BATCH];
-    float v[BN_BATCH];
-    for (chan_walk q(i % FST_PARTS, ch, a.n, a.c, a.hw); q.more();) {
-        const int k = q.batch(at);
-        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) v[j] = LDG(a.x + at[j]);
-        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) s += v[j];
+    i64 at[BN_UNITS(V)];
+    float v[BN_UNITS(V)][V];
+    for (chan_walk q = bn_walk<V>(i, a.parts, ch, a.n, a.c, a.hw); q.more();) {
+        const int k = q.batch<BN_UNITS(V)>(at);
+        BN_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) load_f32<V>(a.x + at[j], v[j]);
+        BN_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) for (int u = 0; u < V; u++) s += v[j][u];
     }
     a.work[3 * a.c + i] = s;
 }
+FST_HD void k_bn_part_sum(i64 i, const fst_k_bn_train_args &a) { bn_part_sum_v<1>(i, a); }
+FST_HD void k_bn_part_sum4(i64 i, const fst_k_bn_train_args &a) { bn_part_sum_v<4>(i, a); }
 
 FST_HD void k_bn_mean(i64 ch, const fst_k_bn_train_args &a) {
     if (ch >= a.c) return;
-    double s = 0;
-    for (i64 p = 0; p < FST_PARTS; p++) s += a.work[3 * a.c + ch * FST_PARTS + p];
-    a.work[2 * a.c + ch] = s / (double)(a.n * a.hw);
+    a.work[2 * a.c + ch] = bn_total(a.work, a.c, a.parts, 1, ch) / (double)(a.n * a.hw);
 }
 
-FST_HD void k_bn_part_sq(i64 i, const fst_k_bn_train_args &a) {
-    if (i >= a.c * FST_PARTS) return;
-    const i64 ch = i / FST_PARTS;
+template <int V> FST_HD void bn_part_sq_v(i64 i, const fst_k_bn_train_args &a) {
+    if (i >= a.c * a.parts) return;
+    const i64 ch = i / a.parts;
     const double mu = a.work[2 * a.c + ch];
     double sq = 0;
-    i64 at[BN_BATCH];
-    float v[BN_BATCH];
-    for (chan_walk q(i % FST_PARTS, ch, a.n, a.c, a.hw); q.more();) {
-        const int k = q.batch(at);
-        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) v[j] = LDG(a.x + at[j]);
-        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) { const double d = v[j] - mu; sq += d * d; }
+    i64 at[BN_UNITS(V)];
+    float v[BN_UNITS(V)][V];
+    for (chan_walk q = bn_walk<V>(i, a.parts, ch, a.n, a.c, a.hw); q.more();) {
+        const int k = q.batch<BN_UNITS(V)>(at);
+        BN_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) load_f32<V>(a.x + at[j], v[j]);
+        BN_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) for (int u = 0; u < V; u++) { const double d = v[j][u] - mu; sq += d * d; }
     }
     a.work[3 * a.c + i] = sq;
 }
+FST_HD void k_bn_part_sq(i64 i, const fst_k_bn_train_args &a) { bn_part_sq_v<1>(i, a); }
+FST_HD void k_bn_part_sq4(i64 i, const fst_k_bn_train_args &a) { bn_part_sq_v<4>(i, a); }
 
 FST_HD void k_bn_stats(i64 ch, const fst_k_bn_train_args &a) {
     if (ch >= a.c) return;
     const i64 m = a.n * a.hw;
-    double sq = 0;
-    for (i64 p = 0; p < FST_PARTS; p++) sq += a.work[3 * a.c + ch * FST_PARTS + p];
+    const double sq = bn_total(a.work, a.c, a.parts, 1, ch);
     const double mu = a.work[2 * a.c + ch];
     const double var = sq / (double)m, is = 1.0 / sqrt(var + a.eps);
     const double gm = a.gamma ? a.gamma[ch] : 1.0, bt = a.beta ? a.beta[ch] : 0.0;
@@ -643,45 +717,58 @@ FST_HD void k_bn_stats(i64 ch, const fst_k_bn_train_args &a) {
     }
 }
 
-FST_HD void k_bn_apply(i64 i, const fst_k_bn_train_args &a) {
-    if (i >= a.n * a.c * a.hw) return;
-    const i64 ch = chan_of(i, a.n * a.c * a.hw, a.c, a.hw);
-    const float v = (float)(a.x[i] * a.work[2 * ch] + a.work[2 * ch + 1]);
-    a.y[i] = a.relu && !(v > 0) ? 0.0f : v;   /* k_unary's ReLU of the stored value: NaN and -0 become +0 */
+
+/* The per-element passes take W elements of one channel plane per thread (W = 4 where hw % 4 == 0, cuda_ops.c): one
+ * channel lookup and 16-byte loads and stores per four elements (one element per thread reached about half the
+ * device's bandwidth). */
+template <int W> FST_HD void bn_apply_w(i64 i, const fst_k_bn_train_args &a) {
+    const i64 total = a.n * a.c * a.hw;
+    if (i >= total / W) return;
+    const i64 e = i * W, ch = chan_of(e, total, a.c, a.hw);
+    const double scale = a.work[2 * ch], shift = a.work[2 * ch + 1];
+    float x[W], y[W];
+    load_f32<W>(a.x + e, x);
+    for (int j = 0; j < W; j++) {
+        const float v = (float)(x[j] * scale + shift);
+        y[j] = a.relu && !(v > 0) ? 0.0f : v;   /* k_unary's ReLU of the stored value: NaN and -0 become +0 */
+    }
+    store_f32<W>(a.y + e, y);
 }
+FST_HD void k_bn_apply(i64 i, const fst_k_bn_train_args &a) { bn_apply_w<1>(i, a); }
+FST_HD void k_bn_apply4(i64 i, const fst_k_bn_train_args &a) { bn_apply_w<4>(i, a); }
 
-/* dy at element `at` as the backward of the fused ReLU passes it on (k_binary's RELU_BWD: dy where the output is > 0) */
-FST_HD float bn_dy(const fst_k_bn_bwd_args &a, i64 at) { return a.relu_out && !(LDG(a.relu_out + at) > 0) ? 0.0f : LDG(a.dy + at); }
-
-FST_HD void k_bn_bwd_part(i64 i, const fst_k_bn_bwd_args &a) {
-    if (i >= a.c * FST_PARTS) return;
-    const i64 ch = i / FST_PARTS;
+template <int V> FST_HD void bn_bwd_part_v(i64 i, const fst_k_bn_bwd_args &a) {
+    if (i >= a.c * a.parts) return;
+    const i64 ch = i / a.parts;
     const double mu = a.mean[ch], is = a.invstd[ch];
     double sdy = 0, sdyx = 0;
-    i64 at[BN_BATCH];
-    float gv[BN_BATCH], xv[BN_BATCH];
-    for (chan_walk q(i % FST_PARTS, ch, a.n, a.c, a.hw); q.more();) {
-        const int k = q.batch(at);
-        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) { gv[j] = bn_dy(a, at[j]); xv[j] = LDG(a.x + at[j]); }
-        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) {
-            const double g = gv[j];
+    i64 at[BN_UNITS(V)];
+    float gv[BN_UNITS(V)][V], xv[BN_UNITS(V)][V], ov[BN_UNITS(V)][V];
+    for (chan_walk q = bn_walk<V>(i, a.parts, ch, a.n, a.c, a.hw); q.more();) {
+        const int k = q.batch<BN_UNITS(V)>(at);
+        BN_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) {
+            load_f32<V>(a.dy + at[j], gv[j]);
+            load_f32<V>(a.x + at[j], xv[j]);
+            if (a.relu_out) load_f32<V>(a.relu_out + at[j], ov[j]);
+        }
+        BN_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) for (int u = 0; u < V; u++) {
+            /* dy as the backward of the fused ReLU passes it on (k_binary's RELU_BWD: dy where the output is > 0) */
+            const double g = a.relu_out && !(ov[j][u] > 0) ? 0.0f : gv[j][u];
             sdy += g;
-            sdyx += g * (xv[j] - mu) * is;
+            sdyx += g * (xv[j][u] - mu) * is;
         }
     }
     a.work[3 * a.c + i] = sdy;
-    a.work[3 * a.c + a.c * FST_PARTS + i] = sdyx;
+    a.work[3 * a.c + a.c * a.parts + i] = sdyx;
 }
+FST_HD void k_bn_bwd_part(i64 i, const fst_k_bn_bwd_args &a) { bn_bwd_part_v<1>(i, a); }
+FST_HD void k_bn_bwd_part4(i64 i, const fst_k_bn_bwd_args &a) { bn_bwd_part_v<4>(i, a); }
 
 FST_HD void k_bn_bwd_stats(i64 ch, const fst_k_bn_bwd_args &a) {
     if (ch >= a.c) return;
     const double m = (double)(a.n * a.hw);
     const double is = a.invstd[ch], gm = a.gamma ? a.gamma[ch] : 1.0;
-    double sdy = 0, sdyx = 0;
-    for (i64 p = 0; p < FST_PARTS; p++) {
-        sdy += a.work[3 * a.c + ch * FST_PARTS + p];
-        sdyx += a.work[3 * a.c + a.c * FST_PARTS + ch * FST_PARTS + p];
-    }
+    const double sdy = bn_total(a.work, a.c, a.parts, 2, ch), sdyx = bn_total(a.work, a.c, a.parts, 2, a.c + ch);
     a.work[3 * ch] = gm * is / m;
     a.work[3 * ch + 1] = sdy;
     a.work[3 * ch + 2] = sdyx;
@@ -689,14 +776,25 @@ FST_HD void k_bn_bwd_stats(i64 ch, const fst_k_bn_bwd_args &a) {
     a.dbeta[ch] = (float)sdy;
 }
 
-FST_HD void k_bn_bwd_apply(i64 i, const fst_k_bn_bwd_args &a) {
-    if (i >= a.n * a.c * a.hw) return;
-    const i64 ch = chan_of(i, a.n * a.c * a.hw, a.c, a.hw);
+template <int W> FST_HD void bn_bwd_apply_w(i64 i, const fst_k_bn_bwd_args &a) {
+    const i64 total = a.n * a.c * a.hw;
+    if (i >= total / W) return;
+    const i64 e = i * W, ch = chan_of(e, total, a.c, a.hw);
     const double m = (double)(a.n * a.hw), mu = a.mean[ch], is = a.invstd[ch];
     const double k = a.work[3 * ch], sdy = a.work[3 * ch + 1], sdyx = a.work[3 * ch + 2];
-    const double xh = (a.x[i] - mu) * is;
-    a.dx[i] = (float)(k * (m * bn_dy(a, i) - sdy - xh * sdyx));
+    float x[W], dy[W], out[W], dx[W];
+    load_f32<W>(a.x + e, x);
+    load_f32<W>(a.dy + e, dy);
+    if (a.relu_out) load_f32<W>(a.relu_out + e, out);
+    for (int j = 0; j < W; j++) {
+        const float g = a.relu_out && !(out[j] > 0) ? 0.0f : dy[j];   /* the fused ReLU's mask, as in bn_bwd_part_v */
+        const double xh = (x[j] - mu) * is;
+        dx[j] = (float)(k * (m * g - sdy - xh * sdyx));
+    }
+    store_f32<W>(a.dx + e, dx);
 }
+FST_HD void k_bn_bwd_apply(i64 i, const fst_k_bn_bwd_args &a) { bn_bwd_apply_w<1>(i, a); }
+FST_HD void k_bn_bwd_apply4(i64 i, const fst_k_bn_bwd_args &a) { bn_bwd_apply_w<4>(i, a); }
 
 /* ======================= cross-entropy with label smoothing ======================= */
 

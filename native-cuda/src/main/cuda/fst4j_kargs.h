@@ -63,20 +63,37 @@ typedef struct { const float *dy; const int32_t *idx; fst_geom g; float *dx; } f
 typedef struct { const float *x; float *y; int64_t n, c, h, w, oh, ow; } fst_k_adaptive_avg_args;
 typedef struct { const float *dy; float *dx; int64_t n, c, h, w, oh, ow; } fst_k_adaptive_avg_bwd_args;
 
-/* ---- batch norm, training mode (norm.c's contract, sums in double): per channel, FST_PARTS partial sums of x
+/* ---- batch norm, training mode (norm.c's contract, sums in double): per channel, `parts` partial sums of x
  * (bn_part_sum), the mean (bn_mean), partial sums of (x - mean)^2 (bn_part_sq), the statistics, running statistics
  * and the per-channel scale and shift (bn_stats), then one thread per element (bn_apply). Backward: partial sums
  * of dy and dy * xhat (bn_bwd_part), per channel dgamma, dbeta and the factors (bn_bwd_stats), per element dx. ---- */
 typedef struct { const float *x, *gamma, *beta; float *rmean, *rvar; int64_t n, c, hw; double momentum, eps;
                  float *y, *mean, *invstd;
-                 double *work /* [2c] scale, shift; [c] mean; [c * FST_PARTS] partial sums */;
-                 int relu /* y = max(BN(x), 0) in the same pass (the stored float decides, NaN -> +0) */; } fst_k_bn_train_args;
+                 double *work /* [2c] scale, shift; [c] mean; then partial sums (FST_BN_WORK) */;
+                 int relu /* y = max(BN(x), 0) in the same pass (the stored float decides, NaN -> +0) */;
+                 int64_t parts /* partial sums per channel, fst_cuda_bn_parts(c, n * hw) */; } fst_k_bn_train_args;
 typedef struct { const float *dy, *x, *gamma, *mean, *invstd; int64_t n, c, hw;
                  float *dx, *dgamma, *dbeta;
-                 double *work /* [3c] k, sdy, sdyx; [2 * c * FST_PARTS] partial sums of dy, of dy * xhat */;
-                 const float *relu_out /* the fused forward's output: dy counts only where it is > 0 (NULL: no ReLU) */; } fst_k_bn_bwd_args;
-#define FST_BN_TRAIN_WORK(c) (3 * (c) + (c) * FST_PARTS)       /* doubles */
-#define FST_BN_BWD_WORK(c) (3 * (c) + 2 * (c) * FST_PARTS)     /* doubles */
+                 double *work /* [3c] k, sdy, sdyx; then partial sums of dy, of dy * xhat (FST_BN_WORK) */;
+                 const float *relu_out /* the fused forward's output: dy counts only where it is > 0 (NULL: no ReLU) */;
+                 int64_t parts; } fst_k_bn_bwd_args;
+/* Partial sums per channel: a power of two from FST_PARTS (so that up to FST_PARTS elements a channel's sums are the
+ * CPU's bits) to FST_BN_PARTS_MAX, doubled while the grid has under FST_BN_THREADS threads and each keeps at least
+ * FST_BN_MIN_RUN elements (fst_cuda_bn_parts). With FST_PARTS per channel, a 64-channel layer of 3.2M elements per
+ * channel ran 16K threads each walking 12.5K elements: bound by memory latency (0.73 ms for the backward's sums on an
+ * H100, 16 % of a ResNet-18 step). */
+#define FST_BN_PARTS_MAX 2048
+#define FST_BN_THREADS (1 << 18)
+#define FST_BN_MIN_RUN 32
+/* Past FST_PARTS partial sums per channel, bn_fold first adds each channel's partials in FST_BN_FOLD runs of
+ * consecutive ones (in order), and the per-channel kernels add those FST_BN_FOLD sums: one thread per channel adding
+ * 2048 partials took 0.27 ms (bn_bwd_stats, H100). Up to FST_PARTS, no fold: the CPU's order. */
+#define FST_BN_FOLD 32
+/* doubles of scratch: [3c] per-channel values, [rows * c * parts] partial sums, [rows * c * FST_BN_FOLD] folded sums
+ * (rows: 1 for training's sums of x, 2 for the backward's sums of dy and dy * xhat) */
+#define FST_BN_WORK(c, parts, rows) (3 * (c) + (rows) * (c) * ((parts) + FST_BN_FOLD))
+/* out[r * FST_BN_FOLD + g] = the ordered sum of in[r * parts + g * parts / FST_BN_FOLD ...] over parts / FST_BN_FOLD */
+typedef struct { const double *in; double *out; int64_t rows, parts; } fst_k_bn_fold_args;
 
 /* ---- cross-entropy with label smoothing (fst4j.tensor.Loss): one thread per row writes its loss term (double)
  * into work[row] and its gradient row; one thread then sums the terms in row order ---- */
@@ -109,12 +126,16 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
     X(bn_part_sum, fst_k_bn_train_args) X(bn_mean, fst_k_bn_train_args) X(bn_part_sq, fst_k_bn_train_args) \
     X(bn_stats, fst_k_bn_train_args) X(bn_apply, fst_k_bn_train_args)                                    \
     X(bn_bwd_part, fst_k_bn_bwd_args) X(bn_bwd_stats, fst_k_bn_bwd_args) X(bn_bwd_apply, fst_k_bn_bwd_args) \
+    X(bn_fold, fst_k_bn_fold_args)                                                                          \
     X(xent_rows, fst_k_xent_args) X(xent_total, fst_k_xent_args)                                         \
     X(softmax, fst_k_softmax_args) X(softmax_bwd, fst_k_softmax_args) X(gemm, fst_k_gemm_args)           \
     X(sgd, fst_k_sgd_args) X(srste, fst_k_srste_args) X(bf16_pad, fst_k_bf16_pad_args) X(im2col_bf16, fst_k_im2col_bf16_args) \
     X(bf16_unpad, fst_k_bf16_unpad_args) X(col2im_bf16, fst_k_col2im_bf16_args) \
     X(maxpool_bwd_gather, fst_k_maxpool_bwd_gather_args) X(copy4, fst_k_unary_args) \
-    X(im2col_bf16x4, fst_k_im2col_bf16_args) X(bf16_pad4, fst_k_bf16_pad_args)
+    X(im2col_bf16x4, fst_k_im2col_bf16_args) X(bf16_pad4, fst_k_bf16_pad_args)                            \
+    X(maxpool_bwd_gather4, fst_k_maxpool_bwd_gather_args) X(bn_apply4, fst_k_bn_train_args)                \
+    X(bn_bwd_apply4, fst_k_bn_bwd_args) X(col2im_bf16x4, fst_k_col2im_bf16_args)                        \
+    X(bn_part_sum4, fst_k_bn_train_args) X(bn_part_sq4, fst_k_bn_train_args) X(bn_bwd_part4, fst_k_bn_bwd_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 enum { FST_KERNELS(FST_KERNEL_ENUM) FST_N_KERNELS };

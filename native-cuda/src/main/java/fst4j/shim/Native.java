@@ -895,7 +895,7 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
@@ -921,6 +921,8 @@ public final class Native {
             AAVG_BWD = bind(lib, "fst_cuda_adaptive_avg_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
             BN_TRAIN = bind(lib, "fst_cuda_bn_train", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), false);
+            BN_PARTS = bind(lib, "fst_cuda_bn_parts", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG), false);
+            BN_WORK = bind(lib, "fst_cuda_bn_work", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT), false);
             BN_APPLY = bind(lib, "fst_cuda_bn_apply", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS), false);
             BN_BWD = bind(lib, "fst_cuda_bn_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
@@ -1023,7 +1025,22 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_adaptive_avg_bwd");
     }
 
-    /** {@link #bnTrain} on the device (relu: the fused ReLU); work: device scratch of (3 + CUDA_PARTS) c doubles. */
+    /**
+     * Partial sums per channel of the device batch norm for c channels of m elements each (fst_cuda_bn_parts: a power of
+     * two from CUDA_PARTS up, more where few channels hold many elements).
+     */
+    public static long cudaBnParts(long c, long m) {
+        cudaEnsure();
+        try { return (long) CudaOpHandles.BN_PARTS.invokeExact(c, m); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    /** Doubles of device scratch that {@link #cudaBnTrain} (backward false) or {@link #cudaBnBackward} needs for c channels of m elements. */
+    public static long cudaBnWork(long c, long m, boolean backward) {
+        cudaEnsure();
+        try { return (long) CudaOpHandles.BN_WORK.invokeExact(c, m, backward ? 1 : 0); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    /** {@link #bnTrain} on the device (relu: the fused ReLU); work: device scratch of cudaBnWork(c, n hw, false) doubles. */
     public static void cudaBnTrain(MemorySegment x, MemorySegment gamma, MemorySegment beta, MemorySegment runningMean, MemorySegment runningVar,
                                    long n, long c, long hw, double momentum, double eps, MemorySegment y, MemorySegment mean, MemorySegment invStd,
                                    MemorySegment work, boolean relu) {
@@ -1044,7 +1061,7 @@ public final class Native {
 
     /**
      * {@link #bnBackward} on the device; reluOut: the fused forward's output (dy counts only where it is > 0), or NULL;
-     * work: device scratch of (3 + 2 CUDA_PARTS) c doubles.
+     * work: device scratch of cudaBnWork(c, n hw, true) doubles.
      */
     public static void cudaBnBackward(MemorySegment dy, MemorySegment x, MemorySegment gamma, MemorySegment mean, MemorySegment invStd,
                                       long n, long c, long hw, MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta, MemorySegment work,

@@ -629,7 +629,7 @@ public final class CudaOps {
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, x.shape);
         Tensor mean = Tensor.empty(Device.CUDA, DType.F32, c), invStd = Tensor.empty(Device.CUDA, DType.F32, c);
         Tensor xc = null, g = null, b = null;
-        try (Block work = Block.of(8L * (3 + Native.CUDA_PARTS) * c)) {
+        try (Block work = Block.of(8L * Native.cudaBnWork(c, (long) n * hw, false))) {
             xc = x.contiguous(); g = vec(gamma); b = vec(beta);
             Native.cudaBnTrain(ptr(xc), ptrOrNull(g), ptrOrNull(b), ptrOrNull(runningMean), ptrOrNull(runningVar), n, c, hw, momentum, eps,
                     ptr(out), ptr(mean), ptr(invStd), work.ptr(), relu);
@@ -677,7 +677,7 @@ public final class CudaOps {
         Tensor dx = Tensor.empty(Device.CUDA, DType.F32, x.shape);
         Tensor dgamma = Tensor.empty(Device.CUDA, DType.F32, c), dbeta = Tensor.empty(Device.CUDA, DType.F32, c);
         Tensor xc = null, dyc = null, g = null, mu = null, is = null, rc = null;
-        try (Block work = Block.of(8L * (3 + 2 * Native.CUDA_PARTS) * c)) {
+        try (Block work = Block.of(8L * Native.cudaBnWork(c, (long) n * hw, true))) {
             xc = x.contiguous(); dyc = dy.contiguous(); g = vec(gamma); mu = vec(mean); is = vec(invStd); rc = reluOut == null ? null : reluOut.contiguous();
             Native.cudaBnBackward(ptr(dyc), ptr(xc), ptrOrNull(g), ptr(mu), ptr(is), n, c, hw, ptr(dx), ptr(dgamma), ptr(dbeta), work.ptr(), ptrOrNull(rc));
         } catch (RuntimeException e) {

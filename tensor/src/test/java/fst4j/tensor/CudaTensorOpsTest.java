@@ -1,6 +1,7 @@
 package fst4j.tensor;
 
 import fst4j.shim.Cuda;
+import fst4j.shim.Native;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -234,20 +235,70 @@ class CudaTensorOpsTest {
         }
     }
 
+    /**
+     * Few channels of many elements: the batch norm's sums take more partial sums per channel (fst_cuda_bn_parts), so
+     * that the device has enough threads; equal to the CPU within double rounding, fused ReLU included, and the same
+     * bits on every run.
+     */
+    @Test
+    void batchNormOverManyElementsPerChannelMatchesTheCpu() {
+        assertEquals(512, Native.cudaBnParts(3, 2 * 9216), "partial sums per channel for 3 channels of 18432 elements");
+        assertEquals(Native.CUDA_PARTS, Native.cudaBnParts(3, 300), "few elements keep the CPU's bits");
+        assertEquals(2048, Native.cudaBnParts(64, 256L * 112 * 112), "the ResNet stem: 64 channels of 3.2M elements");
+        assertEquals(3 * 3 + 2 * 3 * (512 + 32), Native.cudaBnWork(3, 2 * 9216, true), "backward scratch: header, partials, folded sums");
+        Random r = new Random(19);
+        Tensor x = randn(r, 2, 3, 96, 96), gamma = randn(r, 3), beta = randn(r, 3), dy = randn(r, 2, 3, 96, 96);
+        Tensor dx = gpu(x), gg = gpu(gamma), bg = gpu(beta), ddy = gpu(dy);
+        for (boolean relu : new boolean[] {false, true})
+            try (Norm.BatchNorm c = Norm.batchNorm2dTrain(x, gamma, beta, null, null, 0.1, 1e-5, relu);
+                 Norm.BatchNorm k = Norm.batchNorm2dTrain(dx, gg, bg, null, null, 0.1, 1e-5, relu);
+                 Norm.BatchNorm k2 = Norm.batchNorm2dTrain(dx, gg, bg, null, null, 0.1, 1e-5, relu)) {
+                String s = relu ? " (+ relu)" : "";
+                assertClose(c.output(), k.output(), 1e-5, 1, "bn output, 18432 values per channel" + s);
+                assertClose(c.mean(), k.mean(), 1e-6, 0.1, "bn mean" + s);
+                assertClose(c.invStd(), k.invStd(), 1e-6, "bn invStd" + s);
+                assertSame(k.output(), k2.output(), "bn output again" + s);
+                try (Norm.BatchNormGrads gc = Norm.batchNorm2dBackward(dy, x, gamma, c.mean(), c.invStd(), relu ? c.output() : null);
+                     Norm.BatchNormGrads gk = Norm.batchNorm2dBackward(ddy, dx, gg, k.mean(), k.invStd(), relu ? k.output() : null);
+                     Norm.BatchNormGrads gk2 = Norm.batchNorm2dBackward(ddy, dx, gg, k.mean(), k.invStd(), relu ? k.output() : null)) {
+                    assertClose(gc.dx(), gk.dx(), 1e-4, 1, "bn dx" + s);
+                    assertClose(gc.dgamma(), gk.dgamma(), 1e-5, 10, "bn dgamma" + s);
+                    assertClose(gc.dbeta(), gk.dbeta(), 1e-5, 10, "bn dbeta" + s);
+                    assertSame(gk.dx(), gk2.dx(), "bn dx again" + s);
+                }
+            }
+    }
+
     // ---------------------------------------------------------------- pooling
 
     @Test
     void maxPoolForwardAndBackwardMatchTheCpu() {
         Random r = new Random(6);
-        // values on a coarse grid so that windows hold ties: the first maximum must win on both devices
-        float[] v = new float[3 * 4 * 13 * 11];
-        for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextInt(9) - 4) / 4 + (r.nextInt(5) == 0 ? 0.5f : 0);
-        v[17] = Float.NaN;   // a NaN wins its windows
-        Tensor x = keep(Tensor.of(v, 3, 4, 13, 11));
+        // values on a coarse grid so that windows hold ties: the first maximum must win on both devices; rows of 11 (a
+        // thread per dx element in the backward) and of 12 (four elements per thread)
+        for (int width : new int[] {11, 12}) {
+            float[] v = new float[3 * 4 * 13 * width];
+            for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextInt(9) - 4) / 4 + (r.nextInt(5) == 0 ? 0.5f : 0);
+            v[17] = Float.NaN;   // a NaN wins its windows
+            maxPoolMatchesTheCpu(r, keep(Tensor.of(v, 3, 4, 13, width)));
+        }
+        Tensor x = keep(Tensor.of(new float[3 * 4 * 13 * 11], 3, 4, 13, 11));
+        Tensor d = gpu(x);
+        Pool.MaxPool2d closed = Pool.maxPool2d(d, 2, 2, 2, 2, 0, 0);
+        closed.close();
+        Tensor dyc = keep(Tensor.zeros(Device.CUDA, DType.F32, 3, 4, 6, 5));
+        assertThrows(IllegalStateException.class, () -> Pool.maxPool2dBackward(dyc, closed.indices(), x.shape()), "indices used after close");
+        int[] bad = new int[3 * 4 * 7 * 6];
+        bad[5] = 13 * 11;
+        Tensor dy = keep(Tensor.zeros(Device.CUDA, DType.F32, 3, 4, 7, 6));
+        assertThrows(IllegalArgumentException.class, () -> Pool.maxPool2dBackward(dy, bad, x.shape()));
+    }
+
+    private void maxPoolMatchesTheCpu(Random r, Tensor x) {
         Tensor d = gpu(x);
         int[][] geoms = { { 3, 3, 2, 2, 1, 1 }, { 2, 2, 2, 2, 0, 0 }, { 3, 2, 1, 2, 1, 0 } };
         for (int[] g : geoms) {
-            String s = Arrays.toString(g);
+            String s = Arrays.toString(g) + " on " + Arrays.toString(x.shape());
             try (Pool.MaxPool2d c = Pool.maxPool2d(x, g[0], g[1], g[2], g[3], g[4], g[5]);
                  Pool.MaxPool2d k = Pool.maxPool2d(d, g[0], g[1], g[2], g[3], g[4], g[5])) {
                 assertSame(c.output(), k.output(), "max pool " + s);
@@ -260,14 +311,6 @@ class CudaTensorOpsTest {
                 assertTrue(e.getMessage().contains("device mismatch"), e.getMessage());
             }
         }
-        Pool.MaxPool2d closed = Pool.maxPool2d(d, 2, 2, 2, 2, 0, 0);
-        closed.close();
-        Tensor dyc = keep(Tensor.zeros(Device.CUDA, DType.F32, 3, 4, 6, 5));
-        assertThrows(IllegalStateException.class, () -> Pool.maxPool2dBackward(dyc, closed.indices(), x.shape()), "indices used after close");
-        int[] bad = new int[3 * 4 * 7 * 6];
-        bad[5] = 13 * 11;
-        Tensor dy = keep(Tensor.zeros(Device.CUDA, DType.F32, 3, 4, 7, 6));
-        assertThrows(IllegalArgumentException.class, () -> Pool.maxPool2dBackward(dy, bad, x.shape()));
     }
 
     @Test
@@ -288,10 +331,16 @@ class CudaTensorOpsTest {
 
     // ---------------------------------------------------------------- batch norm
 
+    /** Planes of 18 elements (a thread per element in the per-element passes) and of 32 (four per thread). */
     @Test
     void batchNormTrainingForwardAndBackwardMatchTheCpuBitForBit() {
         Random r = new Random(8);
-        Tensor x = randn(r, 5, 7, 6, 3);
+        batchNormMatchesTheCpuBitForBit(r, 5, 7, 6, 3);
+        batchNormMatchesTheCpuBitForBit(r, 3, 7, 4, 8);
+    }
+
+    private void batchNormMatchesTheCpuBitForBit(Random r, int... shape) {
+        Tensor x = randn(r, shape);
         Tensor gamma = randn(r, 7), beta = randn(r, 7), rm = randn(r, 7), rv = keep(randn(r, 7).abs());
         Tensor dgpu = gpu(x), gg = gpu(gamma), bg = gpu(beta), rmg = gpu(rm), rvg = gpu(rv);
         try (Norm.BatchNorm c = Norm.batchNorm2dTrain(x, gamma, beta, rm, rv, 0.1, 1e-5);
@@ -301,7 +350,7 @@ class CudaTensorOpsTest {
             assertSame(c.invStd(), k.invStd(), "bn invStd");
             assertSame(rm, rmg, "bn running mean");
             assertSame(rv, rvg, "bn running var");
-            Tensor dy = randn(r, 5, 7, 6, 3);
+            Tensor dy = randn(r, shape);
             try (Norm.BatchNormGrads gc = Norm.batchNorm2dBackward(dy, x, gamma, c.mean(), c.invStd());
                  Norm.BatchNormGrads gk = Norm.batchNorm2dBackward(gpu(dy), dgpu, gg, k.mean(), k.invStd())) {
                 assertSame(gc.dx(), gk.dx(), "bn dx");
@@ -313,7 +362,7 @@ class CudaTensorOpsTest {
         try (Norm.BatchNorm c = Norm.batchNorm2dTrain(x, null, null, null, null, 0.1, 1e-3);
              Norm.BatchNorm k = Norm.batchNorm2dTrain(dgpu, null, null, null, null, 0.1, 1e-3)) {
             assertSame(c.output(), k.output(), "bn output without gamma/beta");
-            Tensor dy = randn(r, 5, 7, 6, 3);
+            Tensor dy = randn(r, shape);
             try (Norm.BatchNormGrads gc = Norm.batchNorm2dBackward(dy, x, null, c.mean(), c.invStd());
                  Norm.BatchNormGrads gk = Norm.batchNorm2dBackward(gpu(dy), dgpu, null, k.mean(), k.invStd())) {
                 assertSame(gc.dx(), gk.dx(), "bn dx without gamma");
@@ -322,11 +371,11 @@ class CudaTensorOpsTest {
         // fused with a ReLU (a NaN and a -0 among the inputs: the ReLU of the stored value maps both to +0)
         float[] xv = x.toFloatArray();
         xv[3] = Float.NaN; xv[40] = -0f;
-        Tensor xr = keep(Tensor.of(xv, 5, 7, 6, 3)), xrg = gpu(xr);
+        Tensor xr = keep(Tensor.of(xv, shape)), xrg = gpu(xr);
         try (Norm.BatchNorm c = Norm.batchNorm2dTrain(xr, gamma, beta, null, null, 0.1, 1e-5, true);
              Norm.BatchNorm k = Norm.batchNorm2dTrain(xrg, gg, bg, null, null, 0.1, 1e-5, true)) {
             assertSame(c.output(), k.output(), "bn + relu output");
-            Tensor dy = randn(r, 5, 7, 6, 3);
+            Tensor dy = randn(r, shape);
             try (Norm.BatchNormGrads gc = Norm.batchNorm2dBackward(dy, xr, gamma, c.mean(), c.invStd(), c.output());
                  Norm.BatchNormGrads gk = Norm.batchNorm2dBackward(gpu(dy), xrg, gg, k.mean(), k.invStd(), k.output())) {
                 assertSame(gc.dx(), gk.dx(), "bn + relu dx");

@@ -580,15 +580,20 @@ typedef struct {
  * plan. Measured on an H200 (cuSPARSELt 0.8.0, gpu/splt_probe.cu): the default kernel ran ResNet-18's Eq. 1 shapes at
  * 0.38-0.88x of cuBLAS's dense bf16 GEMM, the searched one at 0.98-1.21x. The scratch is zeroed (kernel speed does not
  * depend on the values) and freed again; a failed allocation or search keeps the default kernel. FST4J_SPLT_SEARCH=0
- * switches it off. Returns 1 when a search ran. */
+ * switches it off. Returns 1 when a search ran.
+ * Every scratch operand of the search gets SEARCH_SLACK bytes past its size: a candidate kernel may need a larger
+ * compressed operand than the default one the sizes were queried for (compute-sanitizer on an H100, cuSPARSELt 0.8.0:
+ * a 64x256x64-tile candidate read 512 bytes at offset 256 of a 512-byte compressed operand of a small product; where
+ * that read left mapped memory, the context was lost and the next call failed with "illegal memory access"). */
+#define SEARCH_SLACK ((size_t)1 << 20)
 static int splt_search(lt_plan *p) {
     const char *env = getenv("FST4J_SPLT_SEARCH");
     if (!lt.MatmulSearch || (env && strcmp(env, "0") == 0)) return 0;
-    const size_t bytes[3] = { p->sizes[0], (size_t)(p->K * p->N * fst_type_bytes(p->ab)), (size_t)(p->M * p->N * fst_type_bytes(p->cd)) };
+    const size_t bytes[4] = { p->sizes[0] + SEARCH_SLACK, (size_t)(p->K * p->N * fst_type_bytes(p->ab)) + SEARCH_SLACK,
+                              (size_t)(p->M * p->N * fst_type_bytes(p->cd)) + SEARCH_SLACK, p->sizes[2] + SEARCH_SLACK };
     void *d[4] = { NULL, NULL, NULL, NULL };
     int ok = 1;
-    for (int i = 0; i < 3 && ok; i++) ok = rt.Malloc(&d[i], bytes[i] ? bytes[i] : 1) == 0 && rt.Memset(d[i], 0, bytes[i]) == 0;
-    if (ok && p->sizes[2]) ok = rt.Malloc(&d[3], p->sizes[2]) == 0;
+    for (int i = 0; i < 4 && ok; i++) ok = rt.Malloc(&d[i], bytes[i]) == 0 && rt.Memset(d[i], 0, bytes[i]) == 0;
     const float alpha = 1, beta = 0;
     if (ok) ok = lt.MatmulSearch(p->handle, p->plan, &alpha, d[0], d[1], &beta, d[2], d[2], d[3], NULL, 0) == 0;
     for (int i = 0; i < 4; i++) if (d[i]) rt.Free(d[i]);

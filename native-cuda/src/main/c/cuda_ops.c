@@ -206,8 +206,10 @@ static int col2im_launch(const char *fn, int kernel, const void *cols, int elem,
     if (elem == 4) { fst_k_col2im_args a = { (const float *)cols, ldc, g, dx }; return launch(kernel, g.n * g.c * g.h * g.w, &a); }
     fst_k_col2im_bf16_args a = { (const uint16_t *)cols, ldc, g, dx };
     /* bf16 columns: four elements of a row per thread and one 16-byte store where rows are whole groups of four */
-    if (g.w % 4 == 0 && (uintptr_t)dx % 16 == 0) return launch(FST_K_col2im_bf16x4, g.n * g.c * g.h * g.w / 4, &a);
-    return launch(kernel, g.n * g.c * g.h * g.w, &a);
+    /* and fixed, unrolled taps for a 3x3 kernel at stride 1 */
+    const int four = g.w % 4 == 0 && (uintptr_t)dx % 16 == 0, k3 = g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1;
+    if (four) return launch(k3 ? FST_K_col2im_bf16x4_k3 : FST_K_col2im_bf16x4, g.n * g.c * g.h * g.w / 4, &a);
+    return launch(k3 ? FST_K_col2im_bf16_k3 : kernel, g.n * g.c * g.h * g.w, &a);
 }
 
 int fst_cuda_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,

@@ -55,6 +55,12 @@ FST_HD i64 quot(i64 a, i64 b, bool small) { return small ? (i64)((u32)a / (u32)b
 #else
 #define LDG(p) (*(p))
 #endif
+/* fixed-count loops unrolled on the device (their arrays stay in registers) */
+#ifdef __CUDA_ARCH__
+#define FST_UNROLL _Pragma("unroll")
+#else
+#define FST_UNROLL
+#endif
 
 FST_HD bool isnan_d(double v) { return v != v; }
 /* java.lang.Math.max(double, double): NaN wins, +0.0 > -0.0 */
@@ -283,10 +289,36 @@ FST_HD void k_im2col_bf16x4(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf1
 FST_HD float col_value(const float *p) { return LDG(p); }
 FST_HD float col_value(const uint16_t *p) { return u2f((u32)LDG(p) << 16); }
 
-template <typename I, int W, typename T> FST_HD void col2im_at(I i, const T *cols, i64 ldc, const fst_geom &g, float *dx) {
+/* K3 = true: a 3x3 kernel at stride 1 (cuda_ops.c checks), the taps in fixed, unrolled loops: every load of a thread
+ * is issued before the sums that use it (the general walk's loop exits made each wait on the one before: the bf16
+ * col2im ran at about a quarter of the device's bandwidth). The same taps in the same order, so the same bits. */
+template <typename I, int W, bool K3, typename T> FST_HD void col2im_at(I i, const T *cols, i64 ldc, const fst_geom &g, float *dx) {
     const I w = (I)g.w, h = (I)g.h, c = (I)g.c, e = i * W;
     const I q = e / w, iw0 = e - q * w, q2 = q / h, ih = q - q2 * h, img = q2 / c, ch = q2 - img * c;
     const i64 L = g.ho * g.wo;
+    if (K3) {
+        const T *base = cols + (i64)ch * 9 * ldc + (i64)img * L;
+        const i64 th = (i64)ih + g.ph, tw0 = (i64)iw0 + g.pw;
+        float v[3][3][W];
+        FST_UNROLL for (int ki = 0; ki < 3; ki++)
+            FST_UNROLL for (int kj = 0; kj < 3; kj++)
+                FST_UNROLL for (int j = 0; j < W; j++) {
+                    const i64 oh = th - ki, ow = tw0 + j - kj;   /* stride 1: the output position of tap (ki, kj) */
+                    v[ki][kj][j] = oh >= 0 && oh < g.ho && ow >= 0 && ow < g.wo ? col_value(base + (ki * 3 + kj) * ldc + oh * g.wo + ow) : 0.0f;
+                }
+        float acc[W];
+        FST_UNROLL for (int j = 0; j < W; j++) {
+            float s = 0.0f;
+            FST_UNROLL for (int ki = 0; ki < 3; ki++)
+                FST_UNROLL for (int kj = 0; kj < 3; kj++) {
+                    const i64 oh = th - ki, ow = tw0 + j - kj;
+                    if (oh >= 0 && oh < g.ho && ow >= 0 && ow < g.wo) s = s + v[ki][kj][j];   /* only the taps the walk adds */
+                }
+            acc[j] = s;
+        }
+        store_f32<W>(dx + e, acc);
+        return;
+    }
     /* the output rows oh with oh * sh + ki - ph == ih for a tap 0 <= ki < kh: walked from the highest oh down, which is
      * ki ascending (the CPU's order: kernel row, then column), with two divisions instead of one per tap */
     const i64 th = (i64)ih + g.ph;
@@ -316,15 +348,17 @@ template <typename I, int W, typename T> FST_HD void col2im_at(I i, const T *col
  * once per four, one 16-byte store), each the contributions in the CPU's order (kernel row, then column) from +0.0f;
  * index math as im2col_bf16_at's. A: fst_k_col2im_args (float32 columns) or fst_k_col2im_bf16_args (bf16 columns, a
  * bf16 GEMM product: each value exact in float32, the same sums) */
-template <int W, typename A> FST_HD void col2im_grid(i64 i, const A &a) {
+template <int W, bool K3, typename A> FST_HD void col2im_grid(i64 i, const A &a) {
     const fst_geom &g = a.g;
     const i64 n = g.n * g.c * g.h * g.w;
     if (i >= n / W) return;
-    if (n <= 0xffffffffLL) col2im_at<u32, W>((u32)i, a.cols, a.ldc, g, a.dx); else col2im_at<i64, W>(i, a.cols, a.ldc, g, a.dx);
+    if (n <= 0xffffffffLL) col2im_at<u32, W, K3>((u32)i, a.cols, a.ldc, g, a.dx); else col2im_at<i64, W, K3>(i, a.cols, a.ldc, g, a.dx);
 }
-FST_HD void k_col2im(i64 i, const fst_k_col2im_args &a) { col2im_grid<1>(i, a); }
-FST_HD void k_col2im_bf16(i64 i, const fst_k_col2im_bf16_args &a) { col2im_grid<1>(i, a); }
-FST_HD void k_col2im_bf16x4(i64 i, const fst_k_col2im_bf16_args &a) { col2im_grid<4>(i, a); }
+FST_HD void k_col2im(i64 i, const fst_k_col2im_args &a) { col2im_grid<1, false>(i, a); }
+FST_HD void k_col2im_bf16(i64 i, const fst_k_col2im_bf16_args &a) { col2im_grid<1, false>(i, a); }
+FST_HD void k_col2im_bf16x4(i64 i, const fst_k_col2im_bf16_args &a) { col2im_grid<4, false>(i, a); }
+FST_HD void k_col2im_bf16_k3(i64 i, const fst_k_col2im_bf16_args &a) { col2im_grid<1, true>(i, a); }
+FST_HD void k_col2im_bf16x4_k3(i64 i, const fst_k_col2im_bf16_args &a) { col2im_grid<4, true>(i, a); }
 
 /* im2col at output positions pos[0..npos) of every image: column img*npos + q. pos is validated by the caller;
  * any position still reads only inside x or gives 0. */
@@ -540,19 +574,45 @@ template <int W> FST_HD void maxpool_bwd_gather_w(i64 i, const fst_k_maxpool_bwd
     if (oh1 > g.ho - 1) oh1 = g.ho - 1;
     const int32_t *idx = a.idx + p * out_plane;
     const float *dy = a.dy + p * out_plane;
-    float acc[W];
+    i64 ow0[W], ow1[W];
     for (int j = 0; j < W; j++) {
-        const i64 iw = iw0 + j, t = t0 + j, lw = iw + g.pw - g.kw + 1;
-        const i64 ow0 = lw <= 0 ? 0 : quot(lw + g.sw - 1, g.sw, small);
-        i64 ow1 = quot(iw + g.pw, g.sw, small);
-        if (ow1 > g.wo - 1) ow1 = g.wo - 1;
-        float s = 0.0f;
-        for (i64 oh = oh0; oh <= oh1; oh++)
-            for (i64 ow = ow0; ow <= ow1; ow++) {
-                const i64 o = oh * g.wo + ow;
-                if (LDG(idx + o) == t) s = (float)((double)s + (double)LDG(dy + o));
+        const i64 iw = iw0 + j, lw = iw + g.pw - g.kw + 1;
+        ow0[j] = lw <= 0 ? 0 : quot(lw + g.sw - 1, g.sw, small);
+        ow1[j] = quot(iw + g.pw, g.sw, small);
+        if (ow1[j] > g.wo - 1) ow1[j] = g.wo - 1;
+    }
+    float acc[W];
+    if (oh1 - oh0 < 2 && ow1[W - 1] - ow0[0] < 4) {
+        /* the group's windows lie in 2 rows and 4 columns (a 3x3 pool at stride 2, for one): all their indices and dy
+         * loaded first, then each element's sum in the same order (the loop below waits on each load in turn) */
+        int32_t iv[2][4];
+        float dv[2][4];
+        FST_UNROLL for (int r = 0; r < 2; r++)
+            FST_UNROLL for (int q = 0; q < 4; q++) {
+                const bool in = oh0 + r <= oh1 && ow0[0] + q <= ow1[W - 1];
+                const i64 o = (oh0 + r) * g.wo + ow0[0] + q;
+                iv[r][q] = in ? LDG(idx + o) : -1;   /* an index is >= 0 */
+                dv[r][q] = in ? LDG(dy + o) : 0.0f;
             }
-        acc[j] = s;
+        FST_UNROLL for (int j = 0; j < W; j++) {
+            float s = 0.0f;
+            FST_UNROLL for (int r = 0; r < 2; r++)
+                FST_UNROLL for (int q = 0; q < 4; q++) {
+                    const i64 ow = ow0[0] + q;
+                    if (ow >= ow0[j] && ow <= ow1[j] && iv[r][q] == t0 + j) s = (float)((double)s + (double)dv[r][q]);
+                }
+            acc[j] = s;
+        }
+    } else {
+        for (int j = 0; j < W; j++) {
+            float s = 0.0f;
+            for (i64 oh = oh0; oh <= oh1; oh++)
+                for (i64 ow = ow0[j]; ow <= ow1[j]; ow++) {
+                    const i64 o = oh * g.wo + ow;
+                    if (LDG(idx + o) == t0 + j) s = (float)((double)s + (double)LDG(dy + o));
+                }
+            acc[j] = s;
+        }
     }
     store_f32<W>(a.dx + e, acc);
 }
@@ -603,11 +663,6 @@ FST_HD i64 chan_of(i64 i, i64 n, i64 c, i64 hw) {
 /* The elements q = p, p + step, p + 2 step, ... < n*hw of channel ch, in that order, as offsets into NCHW
  * ((q / hw * c + ch) * hw + q % hw), stepped without a division per element: the partial sums are bound by index math otherwise. */
 #define BN_BATCH 8
-#ifdef __CUDA_ARCH__
-#define BN_UNROLL _Pragma("unroll")
-#else
-#define BN_UNROLL
-#endif
 struct chan_walk {
     i64 img, pos, n, c, ch, hw, step;
     FST_HD_MEMBER chan_walk(i64 p, i64 ch_, const i64 n_, i64 c_, i64 hw_, i64 step_)
@@ -623,7 +678,7 @@ struct chan_walk {
      * use them, in the same order, so that a thread has B loads in flight instead of one */
     template <int B> FST_HD_MEMBER int batch(i64 *at) {   /* fixed trip counts with guards: the arrays stay in registers */
         int k = 0;
-        BN_UNROLL for (int j = 0; j < B; j++) if (more()) { at[j] = this->at(); next(); k = j + 1; }
+        FST_UNROLL for (int j = 0; j < B; j++) if (more()) { at[j] = this->at(); next(); k = j + 1; }
         return k;
     }
 };
@@ -633,8 +688,8 @@ struct chan_walk {
 FST_HD double bn_sum_parts(const double *w, i64 parts) {
     double s = 0, v[BN_BATCH];
     for (i64 p = 0; p < parts; p += BN_BATCH) {
-        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) v[j] = LDG(w + p + j);
-        BN_UNROLL for (int j = 0; j < BN_BATCH; j++) s += v[j];
+        FST_UNROLL for (int j = 0; j < BN_BATCH; j++) v[j] = LDG(w + p + j);
+        FST_UNROLL for (int j = 0; j < BN_BATCH; j++) s += v[j];
     }
     return s;
 }
@@ -668,8 +723,8 @@ template <int V> FST_HD void bn_part_sum_v(i64 i, const fst_k_bn_train_args &a) 
     float v[BN_UNITS(V)][V];
     for (chan_walk q = bn_walk<V>(i, a.parts, ch, a.n, a.c, a.hw); q.more();) {
         const int k = q.batch<BN_UNITS(V)>(at);
-        BN_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) load_f32<V>(a.x + at[j], v[j]);
-        BN_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) for (int u = 0; u < V; u++) s += v[j][u];
+        FST_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) load_f32<V>(a.x + at[j], v[j]);
+        FST_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) for (int u = 0; u < V; u++) s += v[j][u];
     }
     a.work[3 * a.c + i] = s;
 }
@@ -690,8 +745,8 @@ template <int V> FST_HD void bn_part_sq_v(i64 i, const fst_k_bn_train_args &a) {
     float v[BN_UNITS(V)][V];
     for (chan_walk q = bn_walk<V>(i, a.parts, ch, a.n, a.c, a.hw); q.more();) {
         const int k = q.batch<BN_UNITS(V)>(at);
-        BN_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) load_f32<V>(a.x + at[j], v[j]);
-        BN_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) for (int u = 0; u < V; u++) { const double d = v[j][u] - mu; sq += d * d; }
+        FST_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) load_f32<V>(a.x + at[j], v[j]);
+        FST_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) for (int u = 0; u < V; u++) { const double d = v[j][u] - mu; sq += d * d; }
     }
     a.work[3 * a.c + i] = sq;
 }
@@ -746,12 +801,12 @@ template <int V> FST_HD void bn_bwd_part_v(i64 i, const fst_k_bn_bwd_args &a) {
     float gv[BN_UNITS(V)][V], xv[BN_UNITS(V)][V], ov[BN_UNITS(V)][V];
     for (chan_walk q = bn_walk<V>(i, a.parts, ch, a.n, a.c, a.hw); q.more();) {
         const int k = q.batch<BN_UNITS(V)>(at);
-        BN_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) {
+        FST_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) {
             load_f32<V>(a.dy + at[j], gv[j]);
             load_f32<V>(a.x + at[j], xv[j]);
             if (a.relu_out) load_f32<V>(a.relu_out + at[j], ov[j]);
         }
-        BN_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) for (int u = 0; u < V; u++) {
+        FST_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) for (int u = 0; u < V; u++) {
             /* dy as the backward of the fused ReLU passes it on (k_binary's RELU_BWD: dy where the output is > 0) */
             const double g = a.relu_out && !(ov[j][u] > 0) ? 0.0f : gv[j][u];
             sdy += g;

@@ -146,7 +146,7 @@ FST_API int fst_cuda_maxpool(const float *x, int64_t n, int64_t c, int64_t h, in
                              int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *y, int32_t *idx);
 /* dx [planes, in_plane] (overwritten) = each dy [planes, out_plane] added at its argmax idx (as fst_cuda_maxpool wrote them). */
 FST_API int fst_cuda_maxpool_bwd(const float *dy, const int32_t *idx, int64_t planes, int64_t in_plane, int64_t out_plane, float *dx);
-/* The same with the forward's geometry (the indices fst_cuda_maxpool wrote): one thread per dx element, same bits */
+/* The same with the forward's geometry (the indices fst_cuda_maxpool wrote): each dx element gathers, same bits */
 FST_API int fst_cuda_maxpool_bwd_geom(const float *dy, const int32_t *idx, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh,
                                       int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *dx);
 FST_API int fst_cuda_adaptive_avg(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t oh, int64_t ow, float *y);

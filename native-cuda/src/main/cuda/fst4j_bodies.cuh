@@ -711,9 +711,11 @@ FST_HD void k_bn_fold(i64 i, const fst_k_bn_fold_args &a) {
 /* The partial sums walk units of V elements of a channel (V = 4 where hw % 4 == 0, the operands are 16-byte aligned
  * and there are more than FST_PARTS partial sums, cuda_ops.c): partial p sums the units p, p + parts, p + 2 parts, ...,
  * each unit's elements in order, with 16-byte loads (one float per load reached about a third of the device's
- * bandwidth). BN_UNITS(V) units per batch: the same bytes in flight per thread either way. */
+ * bandwidth). BN_UNITS(V) units per batch: 8 floats per thread in flight with V = 1, 16 with V = 4. */
 #define BN_UNITS(V) ((V) == 1 ? BN_BATCH : BN_BATCH / 2)
-template <int V> FST_HD chan_walk bn_walk(i64 i, i64 parts, i64 ch, i64 n, i64 c, i64 hw) { return chan_walk(i % parts * V, ch, n, c, hw, parts * V); }
+template <int V> FST_HD chan_walk bn_walk(i64 i, i64 parts, i64 ch, i64 n, i64 c, i64 hw) {
+    return chan_walk(i % parts * V, ch, n, c, hw, parts * V);
+}
 
 template <int V> FST_HD void bn_part_sum_v(i64 i, const fst_k_bn_train_args &a) {
     if (i >= a.c * a.parts) return;

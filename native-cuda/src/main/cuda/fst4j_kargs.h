@@ -58,7 +58,8 @@ typedef struct { const float *x; float *y; int32_t *idx; fst_geom g; } fst_k_max
 /* backward: one thread per plane (n*c of them) zeroes its dx plane and adds its dy at the argmaxes in output order:
  * the CPU's scatter, serial per plane, so bit-identical without atomics and without the pooling geometry */
 typedef struct { const float *dy; const int32_t *idx; float *dx; int64_t planes, in_plane, out_plane; } fst_k_maxpool_bwd_args;
-/* backward with the geometry: one thread per dx element (the same bits as the scatter above) */
+/* backward with the geometry: each dx element gathers its windows (four of a row per thread where rows allow; the same
+ * bits as the scatter above) */
 typedef struct { const float *dy; const int32_t *idx; fst_geom g; float *dx; } fst_k_maxpool_bwd_gather_args;
 typedef struct { const float *x; float *y; int64_t n, c, h, w, oh, ow; } fst_k_adaptive_avg_args;
 typedef struct { const float *dy; float *dx; int64_t n, c, h, w, oh, ow; } fst_k_adaptive_avg_bwd_args;

@@ -64,7 +64,17 @@ public final class Cuda {
     /** "ok: cuSPARSELt <version> ..." once loaded, else why not (loaded on first cuSPARSELt call). */
     public static String sparseLtStatus() { return Native.cudaSparseLtStatus(); }
 
-    public static MemorySegment malloc(long bytes) { return Native.cudaMalloc(bytes); }
+    /**
+     * Bytes past each device allocation that no one is given: cuSPARSELt 0.8.0's sparse GEMM kernels read in 512-byte
+     * pieces and, at an operand's end, up to 256 bytes past it (compute-sanitizer on an H100: a 64x256x64-tile kernel
+     * read [3328, 3840) of a 3584-byte operand). Where that ran off mapped memory, the device context was lost
+     * ("illegal memory access" at the next call). Not on the emulator, whose range checks stay exact (it runs no
+     * library kernels).
+     */
+    public static final long LIBRARY_TAIL = 1024;
+
+    /** At least bytes of device memory (plus {@link #LIBRARY_TAIL} on a device), freed with {@link #free}. */
+    public static MemorySegment malloc(long bytes) { return Native.cudaMalloc(isEmulated() ? bytes : bytes + LIBRARY_TAIL); }
 
     public static void free(MemorySegment device) { Native.cudaFree(device); }
 

@@ -28,14 +28,6 @@ public final class CudaMemory {
     private static final Map<Long, ArrayDeque<MemorySegment>> FREE = new HashMap<>();
     private static long inUse, cached, mallocs, hits;
 
-    /**
-     * Bytes past each device block that no one is given: cuSPARSELt 0.8.0's sparse GEMM kernels read in 512-byte pieces
-     * and, at a block's end, up to 256 bytes past it (compute-sanitizer on an H100: a 64x256x64-tile kernel read
-     * [3328, 3840) of a 3584-byte operand). Where that ran off mapped memory, the device context was lost ("illegal
-     * memory access" at the next call). Not on the emulator, whose range checks stay exact (it runs no library kernels).
-     */
-    static final long LIBRARY_TAIL = 1024;
-
     /** The rounded size a request of bytes occupies (its bin). */
     static long roundUp(long bytes) {
         long b = Math.max(bytes, 1);
@@ -56,13 +48,12 @@ public final class CudaMemory {
             hits++;
         } else {
             Cuda.requireDevice();
-            long tail = Cuda.isEmulated() ? 0 : LIBRARY_TAIL;
             try {
-                p = Cuda.malloc(size + tail);
+                p = Cuda.malloc(size);   // with Cuda.LIBRARY_TAIL past it on a device
             } catch (CudaException e) {
                 // out of memory, perhaps only because of what the cache holds: give it back and try once more
                 emptyCache();
-                p = Cuda.malloc(size + tail);
+                p = Cuda.malloc(size);
             }
             mallocs++;
         }

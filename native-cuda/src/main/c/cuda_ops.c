@@ -108,6 +108,12 @@ static int launch_op(int k, int64_t items, const void *args, const char *sub) {
 
 static int launch(int k, int64_t items, const void *args) { return launch_op(k, items, args, NULL); }
 
+/* Whether a kernel may take four elements per thread: runs (rows, planes) of a multiple of 4 elements and every
+ * operand 16-byte aligned (NULL: an absent operand), for its 16-byte loads and stores */
+static int by_four(int64_t run, const void *a, const void *b, const void *c, const void *d) {
+    return run % 4 == 0 && (((uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)d) & 15) == 0;
+}
+
 /* [p, p + bytes) must be device memory (checked under the emulator; see fst_backend_owns) */
 static int own(const char *fn, const char *what, const void *p, int64_t bytes) {
     if (!p || bytes <= 0 || fst_backend_owns(p, (size_t)bytes)) return FST_OK;
@@ -205,10 +211,10 @@ static int col2im_launch(const char *fn, int kernel, const void *cols, int elem,
     OWN(cols, ((g.c * g.kh * g.kw - 1) * ldc + g.n * g.ho * g.wo) * elem); OWN(dx, g.n * g.c * g.h * g.w * 4);
     if (elem == 4) { fst_k_col2im_args a = { (const float *)cols, ldc, g, dx }; return launch(kernel, g.n * g.c * g.h * g.w, &a); }
     fst_k_col2im_bf16_args a = { (const uint16_t *)cols, ldc, g, dx };
-    /* bf16 columns: four elements of a row per thread and one 16-byte store where rows are whole groups of four */
-    /* and fixed, unrolled taps for a 3x3 kernel at stride 1 */
-    const int four = g.w % 4 == 0 && (uintptr_t)dx % 16 == 0, k3 = g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1;
-    if (four) return launch(k3 ? FST_K_col2im_bf16x4_k3 : FST_K_col2im_bf16x4, g.n * g.c * g.h * g.w / 4, &a);
+    /* bf16 columns: four elements of a row per thread where rows allow, fixed unrolled taps for a 3x3 kernel at stride 1 */
+    const int k3 = g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1;
+    if (by_four(g.w, dx, NULL, NULL, NULL))
+        return launch(k3 ? FST_K_col2im_bf16x4_k3 : FST_K_col2im_bf16x4, g.n * g.c * g.h * g.w / 4, &a);
     return launch(k3 ? FST_K_col2im_bf16_k3 : kernel, g.n * g.c * g.h * g.w, &a);
 }
 
@@ -432,8 +438,7 @@ int fst_cuda_maxpool_bwd_geom(const float *dy, const int32_t *idx, int64_t n, in
     if (ho * wo > 0) { OWN(dy, n * c * ho * wo * 4); OWN(idx, n * c * ho * wo * 4); }
     OWN(dx, n * c * h * w * 4);
     fst_k_maxpool_bwd_gather_args a = { dy, idx, g, dx };
-    /* four elements of a row per thread and one 16-byte store where rows are whole groups of four */
-    if (w % 4 == 0 && (uintptr_t)dx % 16 == 0) return launch(FST_K_maxpool_bwd_gather4, n * c * h * w / 4, &a);
+    if (by_four(w, dx, NULL, NULL, NULL)) return launch(FST_K_maxpool_bwd_gather4, n * c * h * w / 4, &a);   /* four of a row */
     return launch(FST_K_maxpool_bwd_gather, n * c * h * w, &a);
 }
 
@@ -465,20 +470,18 @@ int64_t fst_cuda_bn_parts(int64_t c, int64_t m) {
     return p;
 }
 
-/* the per-element pass: four elements per thread where each channel plane is whole groups of four and the operands are
- * 16-byte aligned (bn_apply4, bn_bwd_apply4), else one */
+/* the per-element pass: four elements of a channel plane per thread where planes and operands allow (bn_apply4,
+ * bn_bwd_apply4), else one */
 static int bn_elementwise(int k1, int k4, int64_t total, int64_t hw, const void *p0, const void *p1, const void *p2,
                           const void *p3, const void *args) {
-    const uintptr_t align = (uintptr_t)p0 | (uintptr_t)p1 | (uintptr_t)p2 | (uintptr_t)p3;
-    return hw % 4 == 0 && align % 16 == 0 ? launch(k4, total / 4, args) : launch(k1, total, args);
+    return by_four(hw, p0, p1, p2, p3) ? launch(k4, total / 4, args) : launch(k1, total, args);
 }
 
-/* the partial sums: units of four elements (bn_*_part*4) where there are more than FST_PARTS partial sums, each
- * channel plane is whole groups of four and the operands are 16-byte aligned, else single elements */
+/* the partial sums: units of four elements (bn_*_part*4) where there are more than FST_PARTS partial sums and planes and
+ * operands allow, else single elements */
 static int bn_partials(int k1, int k4, int64_t c, int64_t parts, int64_t hw, const void *p0, const void *p1, const void *p2,
                        const void *args) {
-    const uintptr_t align = (uintptr_t)p0 | (uintptr_t)p1 | (uintptr_t)p2;
-    return launch(parts > FST_PARTS && hw % 4 == 0 && align % 16 == 0 ? k4 : k1, c * parts, args);
+    return launch(parts > FST_PARTS && by_four(hw, p0, p1, p2, NULL) ? k4 : k1, c * parts, args);
 }
 
 int64_t fst_cuda_bn_work(int64_t c, int64_t m, int backward) { return FST_BN_WORK(c, fst_cuda_bn_parts(c, m), backward ? 2 : 1); }

@@ -4,14 +4,15 @@
 # (CudaKernelsTest against the CPU kernels, the CUDA tensor ops CudaTensorOpsTest / CudaMemoryTest and the optimizer
 # CudaOptimizerTest and two ResNet training steps CudaResNetStepTest / CudaModelTest against the CPU, CudaStatusTest,
 # NativeLoadTest, the cuBLAS GemmEx / cuSPARSELt / event entry points CudaMixedPrecisionTest, the GEMM benchmark's
-# smoke mode CudaGemmBenchTest, the 2:4 product CudaSpmmTest, the GEMM precisions CudaMatmulPrecisionTest), runs the
-# GEMM benchmark (CudaGemmBench, gemm.txt), the training-step comparison (gpu/step.sh, step.txt, with each fst4j
+# smoke mode CudaGemmBenchTest, the 2:4 product CudaSpmmTest, the GEMM precisions CudaMatmulPrecisionTest), runs
+# the kernel and cuSPARSELt tests under compute-sanitizer's memcheck (gpu/sanitize.sh, memcheck.txt), the GEMM
+# benchmark (CudaGemmBench, gemm.txt), the training-step comparison (gpu/step.sh, step.txt, with each fst4j
 # configuration's kernel profile) and the cuSPARSELt layout / algorithm probe (gpu/splt_probe.sh, probe.txt), and
 # prints a short table last. Results of past calls: gpu/results/.
 # Time: the whole run stays within RUN_BUDGET_S (default 480 s; the run tool allows 600 s a call and the session's
 # device time is 15 minutes, machine start included): tests <= 150 s, GEMM benchmark <= 150 s, the step comparison
-# gets what is left (at most 180 s), the probe after it (at most 120 s). --only tests,gemm,step,probe runs only the
-# named parts (a second, shorter call).
+# gets what is left (at most 180 s), the probe after it (at most 120 s); memcheck at most 90 s.
+# --only tests,memcheck,gemm,step,probe runs only the named parts (a second, shorter call).
 # Needs .gpu/ from gpu/prepare.sh, carried with the run tool:  carry [".gpu"], command "bash gpu/run.sh".
 # Results under $OUT (default .gpu/out). --no-gpu: for a machine without a GPU (checks the script's paths and
 # steps; the kernel tests are then skipped and a missing device is not an error). FORCE_REBUILD=1 rebuilds the
@@ -19,12 +20,12 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-nogpu=0; only="tests,gemm,step,probe"
+nogpu=0; only="tests,memcheck,gemm,step,probe"
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-gpu) nogpu=1 ;;
     --only) only="$2"; shift ;;
-    *) echo "run: unknown argument $1 (--no-gpu, --only tests,gemm,step,probe)" >&2; exit 2 ;;
+    *) echo "run: unknown argument $1 (--no-gpu, --only tests,memcheck,gemm,step,probe)" >&2; exit 2 ;;
   esac; shift
 done
 wants() { [[ ",$only," == *",$1,"* ]]; }
@@ -109,6 +110,17 @@ timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.c
 trc=$?
 fi
 
+# ---- memcheck (gpu/sanitize.sh): the tests of our own kernels and of the cuSPARSELt path under compute-sanitizer, which
+# names any out-of-bounds access (the emulator checks ranges per call, not per access; cuSPARSELt 0.8.0 over-read its
+# operands before Cuda.LIBRARY_TAIL), at most 90 s; memcheck.txt in all.tgz, its verdict in the summary ----
+mrc=skipped
+if wants memcheck && [ "$nogpu" = 0 ]; then
+  PLAIN=0 TAG= CHECK_S=$(cap 90) OUT="$OUT" bash gpu/sanitize.sh fst4j.tensor.CudaTensorOpsTest fst4j.tensor.CudaSpmmTest \
+    fst4j.nn.CudaSparseMethodsTest > "$OUT/memcheck-log.txt" 2>&1
+  mrc=$?
+  log "memcheck exit code $mrc ($(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/memcheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
+fi
+
 # ---- GEMM benchmark: Eq. 1-3 at ResNet-18 ImageNet conv shapes, batch 256 (fp32, TF32, bf16, cuSPARSELt 2:4, half-K),
 # CUDA events, each variant checked once first; full results in gemm.txt, its "GEMM" table lines go into the summary.
 # Without a GPU: the smoke mode on whatever back end loads (checks the paths) ----
@@ -170,13 +182,14 @@ PY
   echo "==== fst4j CUDA device run ($(date -u +%FT%TZ)) ===="
   echo "GPU:          $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
   echo "CUDA status:  $STATUS"
-  grep -ho 'CUSPARSELT .*' "$OUT/tests.txt" | head -2 | sed 's/^/              /'
+  grep -ho 'CUSPARSELT .*' "$OUT/tests.txt" 2>/dev/null | head -2 | sed 's/^/              /'
   echo "declarations: $DECL;  shims rebuilt here: $rebuilt;  JUnit exit code: $trc;  parts: $only;  ${SECONDS}s of the ${BUDGET}s budget"
+  echo "memcheck:     exit code $mrc; $(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/memcheck.txt" 2>/dev/null | head -1)"
   echo "GEMM benchmark (gemm.txt, exit code $grc):"; { grep -E '^(device:|GEMM|LAYER|2:4)' "$OUT/gemm.txt"; grep -q '^GEMM' "$OUT/gemm.txt" || tail -4 "$OUT/gemm-log.txt"; } | sed 's/^/  /'
   echo "step timing (step.txt):"; sed 's/^/  /' "$OUT/step-table.txt"
   [ -f "$OUT/probe.txt" ] && { echo "cuSPARSELt probe (probe.txt):"; grep -E '^(SUMMARY|BEST|best|summary)' "$OUT/probe.txt" | head -20 | sed 's/^/  /'; }
   echo "JUnit (every test in table.txt; here the ones that did not pass):"; grep -v ' pass$' "$OUT/table.txt" | sed 's/^/  /'
-  grep -E 'tests (successful|failed|skipped|aborted)' "$OUT/tests.txt" | tr -s ' ' | tr '\n' ';'; echo
+  grep -E 'tests (successful|failed|skipped|aborted)' "$OUT/tests.txt" 2>/dev/null | tr -s ' ' | tr '\n' ';'; echo
 } | tee "$OUT/summary.txt"
 if [ "$nogpu" = 1 ] || [ "$trc" = skipped ]; then exit 0; fi
 exit $trc

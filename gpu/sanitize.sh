@@ -3,7 +3,8 @@
 # synchronised (FST4J_CUDA_SYNC=1), first plainly, then, where NVIDIA's compute-sanitizer is installed, under its
 # memcheck tool, which names the kernel and address of an out-of-bounds access that a plain run only sees later as a
 # sticky "illegal memory access". Usage: bash gpu/sanitize.sh fst4j.nn.CudaSparseMethodsTest [more classes]
-# Output under $OUT (the run tool's) or .gpu/out: ${TAG}plain.txt, ${TAG}memcheck.txt; MEMCHECK=0: the plain run only.
+# Output under $OUT (the run tool's) or .gpu/out: ${TAG}plain.txt, ${TAG}memcheck.txt; MEMCHECK=0: the plain run only;
+# PLAIN=0: memcheck only (gpu/run.sh's memcheck part). Exit code 1 where memcheck reports errors.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -17,8 +18,10 @@ export FST4J_CUDA_LIB_DIR="$(wheel_dirs lib)" FST4J_CUDA_SYNC=1
 sel=(); for c in "$@"; do sel+=(--select-class "$c"); done
 run() { "$@" "$JAVA" --enable-native-access=ALL-UNNAMED -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute \
           --disable-banner --disable-ansi-colors --details=tree "${sel[@]}"; }
-timeout "${PLAIN_S:-120}" bash -c "$(declare -f run); $(declare -p JAVA CP sel); run" > "$O/${TAG:-}plain.txt" 2>&1
-echo "sanitize: plain run exit code $? (${TAG:-}plain.txt)"; grep -E 'tests (successful|failed)|✘' "$O/${TAG:-}plain.txt" | head -20
+if [ "${PLAIN:-1}" = 1 ]; then
+  timeout "${PLAIN_S:-120}" bash -c "$(declare -f run); $(declare -p JAVA CP sel); run" > "$O/${TAG:-}plain.txt" 2>&1
+  echo "sanitize: plain run exit code $? (${TAG:-}plain.txt)"; grep -E 'tests (successful|failed)|✘' "$O/${TAG:-}plain.txt" | head -20
+fi
 [ "${MEMCHECK:-1}" = 1 ] || exit 0
 cs="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)"
 if [ -z "$cs" ]; then echo "sanitize: no compute-sanitizer on this machine"; exit 0; fi
@@ -26,3 +29,4 @@ echo "sanitize: $cs"
 timeout "${CHECK_S:-240}" bash -c "$(declare -f run); $(declare -p JAVA CP sel); run '$cs' --tool memcheck --print-limit 20 --target-processes all" > "$O/${TAG:-}memcheck.txt" 2>&1
 echo "sanitize: memcheck exit code $? (${TAG:-}memcheck.txt)"
 grep -E '========= (Invalid|Program hit|Address|at |ERROR SUMMARY)|by thread' "$O/${TAG:-}memcheck.txt" | head -40
+grep -q 'ERROR SUMMARY: 0 errors' "$O/${TAG:-}memcheck.txt"

@@ -71,6 +71,9 @@ if [ "$nogpu" = 0 ]; then
   # ResNet-18 ImageNet stem, batch 256, 224x224: 2 warm-up + up to 8 timed steps (at most 20 s of them), 2 profiled steps
   part "fst4j resnet18in DENSE" 75 20 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 20 --profile 2 resnet18in:256:2:8:DENSE
   part "fst4j resnet18in FST3_IR" 75 20 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 20 --profile 2 resnet18in:256:2:8:FST3_IR
+  # A/B: the 2:4 Eq. 1 product read back into [Cout, N*H*W] and permuted (two passes), against the default's one kernel
+  part "fst4j resnet18in FST3_IR twopass" 45 15 "${J[@]}" -Dfst4j.cuda.nchwProduct=false -Dfst4j.step.label=twopass \
+    fst4j.nn.CudaStepTiming --max-seconds 10 resnet18in:256:2:8:FST3_IR
   part "torch resnet18in" 60 20 python3 "$PEER" --device cuda --batch 256 --size 224 --warmup 5 --steps 15 --modes bf16_cl,fp32
   part "fst4j resnet18 (CIFAR) DENSE" 35 15 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 10 resnet18:128:2:8:DENSE
   part "fst4j resnet18 (CIFAR) FST3_IR" 35 15 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 10 resnet18:128:2:8:FST3_IR
@@ -79,6 +82,8 @@ else
   E=("${J[@]/-Xmx16g/-Dfst4j.cuda.emulate=true}")
   part "fst4j resnet18in DENSE" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
   part "fst4j resnet18in FST3_IR" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:FST3_IR:32
+  part "fst4j resnet18in FST3_IR twopass" 60 5 "${E[@]}" -Dfst4j.cuda.nchwProduct=false -Dfst4j.step.label=twopass \
+    fst4j.nn.CudaStepTiming --max-seconds 5 resnet18in:2:1:2:FST3_IR:32
   part "torch resnet18in" 60 5 python3 "$PEER" --device cpu --batch 2 --size 64 --warmup 1 --steps 2 --modes bf16_cl,fp32
   part "fst4j resnet18 (CIFAR) DENSE" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 resnet18:2:0:1:DENSE
   part "fst4j resnet18 (CIFAR) FST3_IR" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 resnet18:2:0:1:FST3_IR
@@ -129,6 +134,7 @@ ratio("fst4j FST3_IR / torch bf16_cl", order[1], order[2])
 ratio("fst4j DENSE / torch bf16_cl", order[0], order[2])
 ratio("fst4j DENSE / torch fp32", order[0], order[3])
 ratio("fst4j CIFAR FST3_IR / DENSE", order[5], order[4])
+ratio("fst4j FST3_IR / FST3_IR-twopass", order[1], ("STEP", "resnet18in", "FST3_IR-twopass"))
 pf = [kv(l) | {"who": l.split()[1] + " " + l.split()[2]} for l in text if l.startswith("PROFILE ")]
 if pf:
     print("== fst4j per-part breakdown (ms per step, device synchronised per part: slower than the step above) ==")

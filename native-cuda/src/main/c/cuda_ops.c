@@ -283,6 +283,18 @@ int fst_cuda_bf16_pad(const float *src, int64_t rows, int64_t cols, int64_t rs, 
     return launch(FST_K_bf16_pad, rows_p * cols_p, &a);
 }
 
+int fst_cuda_bf16_unpad_nchw(const uint16_t *src, int64_t ld, float *dst, int64_t rows, int64_t imgs, int64_t plane) {
+    READY();
+    BAD(rows < 0 || imgs < 0 || plane < 0 || ld < imgs * plane);
+    if (rows == 0 || imgs == 0 || plane == 0) return FST_OK;
+    NUL(!src || !dst);
+    OWN(src, ((rows - 1) * ld + imgs * plane) * 2);
+    OWN(dst, imgs * rows * plane * 4);
+    fst_k_bf16_unpad_nchw_args a = { src, ld, dst, rows, imgs, plane };
+    if (by_four(plane, dst, NULL, NULL, NULL)) return launch(FST_K_bf16_unpad_nchw4, imgs * rows * plane / 4, &a);
+    return launch(FST_K_bf16_unpad_nchw, imgs * rows * plane, &a);
+}
+
 int fst_cuda_bf16_unpad(const uint16_t *src, int64_t ld, float *dst, int64_t rows, int64_t cols) {
     READY();
     BAD(rows < 0 || cols < 0 || ld < cols);

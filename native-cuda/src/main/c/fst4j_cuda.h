@@ -88,6 +88,10 @@ FST_API const char *fst_cuda_kprof_report(int reset);
 /* dst float32 [rows, cols] contiguous = the first rows x cols of src bf16 (row stride ld >= cols), exactly (the
  * reverse of fst_cuda_bf16_pad, for a product the library wrote in bf16) */
 FST_API int fst_cuda_bf16_unpad(const uint16_t *src, int64_t ld, float *dst, int64_t rows, int64_t cols);
+/* dst float32 [imgs, rows, plane] contiguous = src bf16 [rows, ld >= imgs * plane] with dst[img, r, p] = src[r, img *
+ * plane + p], exactly: a convolution's product [Cout, N*H*W] read back straight into NCHW (bf16_unpad and the permute
+ * in one pass) */
+FST_API int fst_cuda_bf16_unpad_nchw(const uint16_t *src, int64_t ld, float *dst, int64_t rows, int64_t imgs, int64_t plane);
 
 /* ---- cuBLAS (loaded on first use) ---- */
 /* Row-major fp32 C = alpha op(A) op(B) + beta C, the contract of fst_sgemm; int32 dimensions (cuBLAS's). */

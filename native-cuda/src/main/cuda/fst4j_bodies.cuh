@@ -392,6 +392,24 @@ template <int W> FST_HD void bf16_pad_w(i64 i, const fst_k_bf16_pad_args &a) {
 FST_HD void k_bf16_pad(i64 i, const fst_k_bf16_pad_args &a) { bf16_pad_w<1>(i, a); }
 FST_HD void k_bf16_pad4(i64 i, const fst_k_bf16_pad_args &a) { bf16_pad_w<4>(i, a); }
 
+/* One thread per W consecutive positions of one image's plane in one row (W = 4 where the plane is whole groups of four
+ * and dst 16-byte aligned, cuda_ops.c): threads in dst's order, so the stores are coalesced, and so are the loads (a
+ * plane is a contiguous run of a source row). Replaces bf16_unpad into [rows, N*plane] and the permute to NCHW after it:
+ * one pass instead of two over the float32 output. */
+template <int W> FST_HD void bf16_unpad_nchw_w(i64 i, const fst_k_bf16_unpad_nchw_args &a) {
+    const i64 q = a.plane / W, n = a.imgs * a.rows * q;
+    if (i >= n) return;
+    const bool small = n * W <= 0xffffffffLL;
+    const i64 row = quot(i, q, small), p0 = (i - row * q) * W;   /* row = img * rows + r, dst's [img, r] row */
+    const i64 img = quot(row, a.rows, small), r = row - img * a.rows;
+    const uint16_t *src = a.src + r * a.ld + img * a.plane + p0;
+    float v[W];
+    for (int j = 0; j < W; j++) v[j] = u2f((u32)LDG(src + j) << 16);   /* exact: every bf16 is a float32 */
+    store_f32<W>(a.dst + row * a.plane + p0, v);
+}
+FST_HD void k_bf16_unpad_nchw(i64 i, const fst_k_bf16_unpad_nchw_args &a) { bf16_unpad_nchw_w<1>(i, a); }
+FST_HD void k_bf16_unpad_nchw4(i64 i, const fst_k_bf16_unpad_nchw_args &a) { bf16_unpad_nchw_w<4>(i, a); }
+
 /* One thread per FST_UNPAD_RUN consecutive elements of a row: one 16-byte load and two 16-byte stores where the
  * strides allow (cudaMalloc'd bases), element by element otherwise. */
 FST_HD void k_bf16_unpad(i64 i, const fst_k_bf16_unpad_args &a) {

@@ -36,6 +36,9 @@ typedef struct { const float *x; fst_geom g; uint16_t *dst; int64_t rows_p, cols
 #define FST_UNPAD_RUN 8   /* k_bf16_unpad: elements per thread (8 bf16 = one 16-byte load) */
 /* dst float32 [rows, cols] contiguous = the top-left corner of src bf16 (row stride ld): a bf16 GEMM product read back */
 typedef struct { const uint16_t *src; int64_t ld; float *dst; int64_t rows, cols; } fst_k_bf16_unpad_args;
+/* dst [imgs, rows, plane] float32 = src bf16 [rows, ld] with column img * plane + p (a convolution's product, [Cout,
+ * N*H*W], read back straight into NCHW) */
+typedef struct { const uint16_t *src; int64_t ld; float *dst; int64_t rows, imgs, plane; } fst_k_bf16_unpad_nchw_args;
 
 /* ---- elementwise (fst4j.tensor.Elementwise): out contiguous [shape], inputs any strides (0 = broadcast) ---- */
 enum { FST_BIN_ADD, FST_BIN_SUB, FST_BIN_MUL, FST_BIN_DIV, FST_BIN_RELU_BWD /* a = dy, b = x: b > 0 ? a : 0 */,
@@ -137,7 +140,8 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
     X(maxpool_bwd_gather4, fst_k_maxpool_bwd_gather_args) X(bn_apply4, fst_k_bn_train_args)                \
     X(bn_bwd_apply4, fst_k_bn_bwd_args) X(col2im_bf16x4, fst_k_col2im_bf16_args)                        \
     X(bn_part_sum4, fst_k_bn_train_args) X(bn_part_sq4, fst_k_bn_train_args) X(bn_bwd_part4, fst_k_bn_bwd_args) \
-    X(col2im_bf16_k3, fst_k_col2im_bf16_args) X(col2im_bf16x4_k3, fst_k_col2im_bf16_args)
+    X(col2im_bf16_k3, fst_k_col2im_bf16_args) X(col2im_bf16x4_k3, fst_k_col2im_bf16_args)                  \
+    X(bf16_unpad_nchw, fst_k_bf16_unpad_nchw_args) X(bf16_unpad_nchw4, fst_k_bf16_unpad_nchw_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 enum { FST_KERNELS(FST_KERNEL_ENUM) FST_N_KERNELS };

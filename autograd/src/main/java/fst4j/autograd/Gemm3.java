@@ -85,6 +85,18 @@ public final class Gemm3 {
             return true;
         }
 
+        /** Whether {@link #timesLoweredNchw} can write a CUDA convolution's output straight as NCHW (the cuSPARSELt product). */
+        public boolean lowersIntoNchw() { return cuda != null; }
+
+        /**
+         * out [N, rows, Ho, Wo] = this * im2col(low.x()) written as NCHW, for a prepared operand that
+         * {@link #lowersIntoNchw}: the cuSPARSELt product read back into NCHW by one kernel.
+         */
+        public void timesLoweredNchw(Lowering low, Tensor out) {
+            if (cuda == null) throw new IllegalStateException("timesLoweredNchw needs the cuSPARSELt operand");
+            cuda.timesLoweredNchw(low, out);
+        }
+
         /**
          * A convolution's Eq. 2 folded back: col2im(this * dy) into a new dx of inputShape, on CUDA at BF16 precision,
          * where the product is written in bf16 and read back by col2im without a float32 copy (the 2:4 path where

@@ -100,6 +100,13 @@ public final class Layers {
     public static volatile boolean eq2Tconv = !"false".equals(System.getProperty("fst4j.conv.tconv"));
 
     /**
+     * On CUDA, a convolution whose Eq. 1 runs through cuSPARSELt gets its bf16 product read back straight into the NCHW
+     * output by one kernel, instead of into [Cout, N*H*W] float32 and permuted (-Dfst4j.cuda.nchwProduct=false: the two
+     * passes, for A/B timing on a device). The same values either way.
+     */
+    public static volatile boolean cudaNchwProduct = !"false".equals(System.getProperty("fst4j.cuda.nchwProduct"));
+
+    /**
      * Target output columns per block: -Dfst4j.conv.blockCols=N fixes it; the default (0) is 4,096 for every layer
      * (still at most 8 MB of lowered columns per block, BLOCK_FLOATS). Until v9 wide layers got fewer (2^19 / (Cin*k*k),
      * at least 1,024) to keep a materialised block in cache; with the lowering done inside the GEMMs there is no such
@@ -197,10 +204,20 @@ public final class Layers {
             Gemm3.Prepared pr;
             try (Tensor wm = win.reshape(cout, -1)) { pr = node.prepareForward(wm, DType.F32); }
             Tensor y = null;
+            boolean nchw = false;
             try (Gemm3.Left left = pr.left(); Tensor xc = xin.contiguous()) {
-                y = Tensor.empty(Device.CUDA, DType.F32, cout, n * ho * wo);
+                Lowering low = new Lowering(xc, k, k, stride, stride, padding, padding);
                 long t1 = Profile.start();
-                boolean done = left.timesLowered(new Lowering(xc, k, k, stride, stride, padding, padding), y);
+                boolean done;
+                if (left.lowersIntoNchw() && cudaNchwProduct) {   // the 2:4 product read back into NCHW: no permute after
+                    nchw = true;
+                    y = Tensor.empty(Device.CUDA, DType.F32, n, cout, ho, wo);
+                    left.timesLoweredNchw(low, y);
+                    done = true;
+                } else {
+                    y = Tensor.empty(Device.CUDA, DType.F32, cout, n * ho * wo);
+                    done = left.timesLowered(low, y);
+                }
                 Profile.stop(Part.EQ1, t1);
                 if (!done) {
                     y.close();
@@ -213,7 +230,7 @@ public final class Layers {
                 throw e;
             }
             keep(pr.sw());
-            return nchw(y, n, cout);
+            return nchw ? y : nchw(y, n, cout);
         }
 
         /**

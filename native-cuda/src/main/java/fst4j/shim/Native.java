@@ -895,10 +895,12 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
+            BF16_UNPAD_NCHW = bind(lib, "fst_cuda_bf16_unpad_nchw", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG), false);
             KPROF = bind(lib, "fst_cuda_kprof_report", FunctionDescriptor.of(ADDRESS, JAVA_INT), false);
             KPROF_ON = bind(lib, "fst_cuda_kprof", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
             MAXPOOL_BWD_GEOM = bind(lib, "fst_cuda_maxpool_bwd_geom", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
@@ -1125,6 +1127,17 @@ public final class Native {
         int rc;
         try { rc = (int) CudaOpHandles.SRSTE.invokeExact(w, g, rows, k, lambda); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_srste_decay");
+    }
+
+    /**
+     * dst fp32 [imgs, rows, plane] contiguous = src bf16 [rows, ld] with dst[img, r, p] = src[r, img * plane + p], exactly:
+     * a convolution's product [Cout, N*H*W] read back straight into NCHW.
+     */
+    public static void cudaBf16UnpadNchw(MemorySegment src, long ld, MemorySegment dst, long rows, long imgs, long plane) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.BF16_UNPAD_NCHW.invokeExact(src, ld, dst, rows, imgs, plane); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_bf16_unpad_nchw");
     }
 
     /** dst fp32 [rows, cols] contiguous = the first rows x cols of src bf16 (row stride ld), exactly. */

@@ -58,6 +58,8 @@ public final class CudaStepTiming {
     public static final long MODEL_SEED = 1, DATA_SEED = 2;
 
     /** One configuration: {@code model:batch[:warmup:steps[:method[:size]]]}. */
+    private static final String LABEL = System.getProperty("fst4j.step.label", "").isEmpty() ? "" : "-" + System.getProperty("fst4j.step.label");
+
     public record Spec(String model, int batch, int warmup, int steps, SparseConfig.Method method, int size) {
         public Spec {
             if (!List.of("resnetSmall", "resnet18", "resnet18in").contains(model))
@@ -92,7 +94,11 @@ public final class CudaStepTiming {
             };
         }
 
-        String head() { return String.format(Locale.ROOT, "%s %s batch=%d size=%d", model, method, batch, size); }
+        /**
+         * "model method batch=.. size=..", the method suffixed with -Dfst4j.step.label (e.g. "FST3_IR-twopass") where a
+         * run times one configuration under another switch, so that its lines stay apart from the default's.
+         */
+        String head() { return String.format(Locale.ROOT, "%s %s%s batch=%d size=%d", model, method, LABEL, batch, size); }
     }
 
     /**

@@ -195,6 +195,37 @@ public final class CudaSpmm implements AutoCloseable {
     }
 
     /**
+     * out = A im2col(low.x()) written straight as NCHW: out [N, rows, Ho, Wo] float32 CUDA contiguous, N = low.x()'s
+     * images. Where the library writes its product in bf16, one kernel reads it back into NCHW (no [rows, N*Ho*Wo]
+     * float32 matrix and no permute after it); otherwise the product {@link #timesLowered} gives, permuted.
+     */
+    public void timesLoweredNchw(Lowering low, Tensor out) {
+        if (a16 == null) throw new IllegalStateException("CudaSpmm is closed");
+        CudaOps.require("CudaSpmm.timesLoweredNchw", low.x(), out);
+        int n = low.cols(), imgs = low.x().size(0);
+        if (low.rows() != k || out.dim() != 4 || out.shape[0] != imgs || out.shape[1] != rows || (long) imgs * out.shape[2] * out.shape[3] != n)
+            throw new IllegalArgumentException("shape mismatch: 2:4 [" + rows + ", " + k + "] x im2col [" + low.rows() + ", " + n + "] of "
+                    + imgs + " images -> " + Shape.str(out.shape));
+        if (!out.isContiguous()) throw new IllegalArgumentException("CudaSpmm.timesLoweredNchw writes a contiguous out, got strides "
+                + java.util.Arrays.toString(out.strides));
+        if (n == 0) return;
+        int nP = pad(n), plane = n / imgs;
+        Cuda.SparseLtPlan plan = planFor(nP);
+        if (plan != null && outType == Cuda.R_16BF) {
+            try (CudaOps.Block b16 = CudaOps.im2colBf16(low, kP, nP); CudaOps.Block out16 = CudaOps.Block.of(2L * rowsP * nP)) {
+                sparseMatmul(plan, b16, out16.ptr());
+                Native.cudaBf16UnpadNchw(out16.ptr(), nP, CudaOps.ptr(out), rows, imgs, plane);
+            }
+            return;
+        }
+        try (Tensor c = Tensor.empty(Device.CUDA, DType.F32, rows, n); Tensor c3 = c.reshape(rows, imgs, plane);
+             Tensor p = c3.permute(1, 0, 2); Tensor o3 = out.reshape(imgs, rows, plane)) {
+            timesLowered(low, c);
+            o3.copyFrom(p);
+        }
+    }
+
+    /**
      * dx = col2im(A dy) for a convolution's Eq. 2 (A = S(W^T) [C*kh*kw, Cout], dy [Cout, N*Ho*Wo] any view) where the
      * library writes its product in bf16 ({@link #outputType()}): folded back straight from the bf16 product, which is
      * never widened to float32 ({@link CudaOps#gemmCol2imBf16} is the dense twin). Null where the library writes

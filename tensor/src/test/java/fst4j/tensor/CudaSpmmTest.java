@@ -271,6 +271,48 @@ class CudaSpmmTest {
         }
     }
 
+    /**
+     * The product written straight as NCHW equals the [rows, N*Ho*Wo] product permuted, bit for bit: with the library's
+     * bf16 output (one kernel reads it back into NCHW; planes of 16 take four elements per thread, of 35 and 9 one) and
+     * with float32 output (the product, then the permute).
+     */
+    @Test
+    void loweredProductWrittenAsNchwIsThePermutedProduct() {
+        assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + CudaSpmm.status());
+        Random r = new Random(22);
+        int[][] geoms = { { 3, 5, 7, 5, 3, 1, 1, 20 }, { 2, 4, 8, 8, 3, 2, 1, 16 }, { 4, 3, 3, 3, 1, 1, 0, 9 } };   // n, c, h, w, k, s, p, rows
+        for (int type : new int[] { Cuda.R_16BF, Cuda.R_32F }) {
+            int was = CudaSpmm.setOutputTypeForTest(type);
+            try {
+                for (int[] g : geoms) {
+                    int n = g[0], k = g[1] * g[4] * g[4], rows = g[7], ho = (g[2] + 2 * g[6] - g[4]) / g[5] + 1, wo = (g[3] + 2 * g[6] - g[4]) / g[5] + 1;
+                    String at = java.util.Arrays.toString(g) + (type == Cuda.R_16BF ? " bf16 out" : " f32 out");
+                    float[] a = prune24Rows(gaussian(r, rows * k), rows, k);
+                    try (Tensor xh = Tensor.of(gaussian(r, n * g[1] * g[2] * g[3]), n, g[1], g[2], g[3]); Tensor x = xh.to(Device.CUDA);
+                         Tensor ah = Tensor.of(a, rows, k); Tensor ad = ah.to(Device.CUDA); CudaSpmm sp = CudaSpmm.of(ad);
+                         Tensor c = Tensor.empty(Device.CUDA, DType.F32, rows, n * ho * wo);
+                         Tensor out = Tensor.empty(Device.CUDA, DType.F32, n, rows, ho, wo)) {
+                        Lowering low = new Lowering(x, g[4], g[4], g[5], g[5], g[6], g[6]);
+                        sp.timesLowered(low, c);
+                        sp.timesLoweredNchw(low, out);
+                        float[] want = c.toFloatArray(), got = out.toFloatArray();
+                        int plane = ho * wo;
+                        for (int img = 0; img < n; img++)
+                            for (int row = 0; row < rows; row++)
+                                for (int q = 0; q < plane; q++)
+                                    assertEquals(Float.floatToRawIntBits(want[row * n * plane + img * plane + q]),
+                                            Float.floatToRawIntBits(got[(img * rows + row) * plane + q]), at + " image " + img + " row " + row + " at " + q);
+                        try (Tensor bad = Tensor.empty(Device.CUDA, DType.F32, n, rows + 1, ho, wo)) {
+                            assertThrows(IllegalArgumentException.class, () -> sp.timesLoweredNchw(low, bad), "wrong channel count");
+                        }
+                    }
+                }
+            } finally {
+                CudaSpmm.setOutputTypeForTest(was);
+            }
+        }
+    }
+
     /** Two threads multiplying at once, each with its own plans (and, on the device, its own cuSPARSELt handle). */
     @Test
     void productsFromTwoThreadsAtOnce() throws Exception {

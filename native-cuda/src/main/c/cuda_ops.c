@@ -254,6 +254,16 @@ int fst_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n) {
     return launch(FST_K_f32_to_bf16, n, &a);
 }
 
+/* im2col_bf16_s1 for "same" 3x3 stride-1 convolutions: off until timed on a device (FST4J_CUDA_IM2COL_VEC=1 or
+ * fst_cuda_im2col_vec(1) switch it on; -1 reads the environment on first use) */
+static int im2col_vec = -1;
+int fst_cuda_im2col_vec(int on) {
+    if (im2col_vec < 0) { const char *e = getenv("FST4J_CUDA_IM2COL_VEC"); im2col_vec = e && strcmp(e, "1") == 0; }
+    const int was = im2col_vec;
+    if (on >= 0) im2col_vec = on != 0;
+    return was;
+}
+
 int fst_cuda_im2col_bf16(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                          int64_t ph, int64_t pw, int64_t ho, int64_t wo, uint16_t *dst, int64_t rows_p, int64_t cols_p) {
     READY();
@@ -267,7 +277,12 @@ int fst_cuda_im2col_bf16(const float *x, int64_t n, int64_t c, int64_t h, int64_
     fst_k_im2col_bf16_args a = { x, g, dst, rows_p, cols_p };
     const int64_t chans = (rows_p + kh * kw - 1) / (kh * kw);
     /* four columns and one 8-byte store per thread and row where the rows keep 8-byte alignment */
-    if (cols_p % 4 == 0 && ((uintptr_t)dst & 7) == 0) return launch(FST_K_im2col_bf16x4, chans * (cols_p / 4), &a);
+    if (cols_p % 4 == 0 && ((uintptr_t)dst & 7) == 0) {
+        const int same3 = kh == 3 && kw == 3 && sh == 1 && sw == 1 && ph == 1 && pw == 1 && ho == h && wo == w;
+        if (same3 && fst_cuda_im2col_vec(-1) && by_four(w, x, NULL, NULL, NULL))
+            return launch(FST_K_im2col_bf16_s1, chans * (cols_p / 4), &a);   /* chans of 9 rows, as for x4 */
+        return launch(FST_K_im2col_bf16x4, chans * (cols_p / 4), &a);
+    }
     return launch(FST_K_im2col_bf16, chans * cols_p, &a);   /* a thread per (channel, column) */
 }
 

@@ -284,6 +284,49 @@ template <int W> FST_HD void im2col_bf16_w(i64 i, const fst_k_im2col_bf16_args &
 FST_HD void k_im2col_bf16(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<1>(i, a); }
 FST_HD void k_im2col_bf16x4(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<4>(i, a); }
 
+/* im2col_bf16x4 for a 3x3 kernel at stride 1 with padding 1 ("same"), rows of w % 4 == 0 floats, x 16-byte aligned
+ * (cuda_ops.c checks; switched by fst_cuda_im2col_vec): a thread's four columns then share an image and an output row
+ * and start at ow0 % 4 == 0, so each kernel row reads the six floats [ow0 - 1, ow0 + 4] of one input row: one 16-byte
+ * load and two 4-byte ones, from which the three taps of that row take their four values in registers. The general
+ * kernel issues 12 four-byte loads per kernel row, each warp-wide load touching four times the sectors it uses (the
+ * suspected limit: about a fifth of the device's bandwidth). The same values and stores as im2col_bf16x4. */
+template <typename I> FST_HD void im2col_bf16_s1_at(I i, const fst_k_im2col_bf16_args &a) {
+    const fst_geom &g = a.g;
+    const I q = (I)(a.cols_p / 4), ch = i / q, col0 = (i - ch * q) * 4;
+    const i64 r0 = (i64)ch * 9;
+    u16 *d = a.dst + r0 * a.cols_p + col0;
+    const i64 rows = (a.rows_p - r0 < 9 ? a.rows_p - r0 : 9);
+    const I L = (I)(g.h * g.w), NL = (I)g.n * L;
+    if ((i64)ch >= g.c || col0 >= NL) {   /* zero rows (padding up to rows_p) or padding columns only */
+        for (i64 t = 0; t < rows; t++) store_bf16<4>(d + t * a.cols_p, 0);
+        return;
+    }
+    const I w = (I)g.w, img = col0 / L, p = col0 - img * L, oh = p / w, ow0 = p - oh * w;
+    const float *plane = a.x + ((i64)img * g.c + ch) * L;
+    uint64_t v[9];
+    FST_UNROLL for (int ki = 0; ki < 3; ki++) {
+        const i64 ih = (i64)oh - 1 + ki;
+        float seg[6] = { 0, 0, 0, 0, 0, 0 };   /* x[ih][ow0 - 1 .. ow0 + 4], zero outside the plane */
+        if (ih >= 0 && ih < g.h) {
+            const float *row = plane + ih * w;
+            load_f32<4>(row + ow0, seg + 1);
+            if (ow0 > 0) seg[0] = LDG(row + ow0 - 1);
+            if (ow0 + 4 < w) seg[5] = LDG(row + ow0 + 4);
+        }
+        FST_UNROLL for (int kj = 0; kj < 3; kj++) {
+            uint64_t b = 0;
+            FST_UNROLL for (int j = 0; j < 4; j++) b |= (uint64_t)bf16_bits(f2u(seg[j + kj])) << (16 * j);
+            v[ki * 3 + kj] = b;
+        }
+    }
+    FST_UNROLL for (int t = 0; t < 9; t++) if (t < rows) store_bf16<4>(d + t * a.cols_p, v[t]);
+}
+FST_HD void k_im2col_bf16_s1(i64 i, const fst_k_im2col_bf16_args &a) {
+    const i64 chans = (a.rows_p + 8) / 9, n = chans * (a.cols_p / 4);
+    if (i >= n) return;
+    if (chans * a.cols_p <= 0xffffffffLL) im2col_bf16_s1_at<u32>((u32)i, a); else im2col_bf16_s1_at<i64>(i, a);
+}
+
 /* col2im: each dx element gathers its contributions in the CPU's order (kernel row, then column, from +0.0f):
  * bit-identical without atomics. */
 FST_HD float col_value(const float *p) { return LDG(p); }

@@ -895,10 +895,11 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
+            IM2COL_VEC = bind(lib, "fst_cuda_im2col_vec", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
             BF16_UNPAD_NCHW = bind(lib, "fst_cuda_bf16_unpad_nchw", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG), false);
             KPROF = bind(lib, "fst_cuda_kprof_report", FunctionDescriptor.of(ADDRESS, JAVA_INT), false);
@@ -1127,6 +1128,15 @@ public final class Native {
         int rc;
         try { rc = (int) CudaOpHandles.SRSTE.invokeExact(w, g, rows, k, lambda); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_srste_decay");
+    }
+
+    /**
+     * Switches the vectorised bf16 im2col for "same" 3x3 stride-1 convolutions (fst_cuda_im2col_vec: off by default
+     * until timed on a device; FST4J_CUDA_IM2COL_VEC=1 from the start); returns the previous setting.
+     */
+    public static boolean cudaIm2colVec(boolean on) {
+        cudaEnsure();
+        try { return (int) CudaOpHandles.IM2COL_VEC.invokeExact(on ? 1 : 0) != 0; } catch (Throwable t) { throw rethrow(t); }
     }
 
     /**

@@ -180,7 +180,8 @@ class CudaKernelsTest {
     /** n, c, h, w, kh, kw, sh, sw, ph, pw */
     static final int[][] GEOMS = { { 2, 3, 8, 8, 3, 3, 1, 1, 1, 1 }, { 2, 4, 9, 7, 3, 3, 2, 2, 1, 1 }, { 1, 5, 6, 6, 1, 1, 2, 2, 0, 0 },
             { 1, 3, 15, 15, 7, 7, 2, 2, 3, 3 }, { 3, 2, 5, 8, 2, 3, 1, 2, 0, 1 },
-            { 3, 2, 7, 5, 3, 3, 1, 1, 1, 1 } };   // 35 columns per image: groups of four cross output rows and images
+            { 3, 2, 7, 5, 3, 3, 1, 1, 1, 1 },     // 35 columns per image: groups of four cross output rows and images
+            { 2, 3, 5, 12, 3, 3, 1, 1, 1, 1 } };  // "same" 3x3 with rows of 12: the vectorised im2col's three loads per row
 
     @Test
     void im2colAndCol2imMatchTheCpuBitForBit() {
@@ -201,16 +202,24 @@ class CudaKernelsTest {
             // straight into a zero-padded bf16 operand (rows and columns past the matrix, into a block of 0x7f bytes):
             // an odd padded width (a column per thread) and widths that are multiples of 4 (four columns and one 8-byte
             // store per thread), with whole groups of four padding columns past the matrix
+            // (and, for "same" 3x3 stride-1 geometries with rows of a multiple of 4, the vectorised kernel, switched on)
             int rowsP = kk + 5;
-            for (int colsP : new int[]{ cols + 3, (cols + 3) / 4 * 4 + 4, (cols + 3) / 4 * 4 + 8 }) {
-                MemorySegment lowered16 = mem.dev(2L * rowsP * colsP);
-                Native.cudaIm2colBf16(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, lowered16, rowsP, colsP);
-                short[] got16 = mem.downloadShorts(lowered16, (long) rowsP * colsP);
-                for (int i = 0; i < rowsP; i++)
-                    for (int j = 0; j < colsP; j++) {
-                        short want = i < kk && j < cols ? Bf16.bits(cpu[i * ld + j]) : 0;
-                        assertEquals(want, got16[i * colsP + j], "im2col bf16 " + at + " width " + colsP + " at " + i + "," + j);
+            for (boolean vec : new boolean[]{ false, true }) {
+                boolean was = Native.cudaIm2colVec(vec);
+                try {
+                    for (int colsP : new int[]{ cols + 3, (cols + 3) / 4 * 4 + 4, (cols + 3) / 4 * 4 + 8 }) {
+                        MemorySegment lowered16 = mem.dev(2L * rowsP * colsP);
+                        Native.cudaIm2colBf16(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, lowered16, rowsP, colsP);
+                        short[] got16 = mem.downloadShorts(lowered16, (long) rowsP * colsP);
+                        for (int i = 0; i < rowsP; i++)
+                            for (int j = 0; j < colsP; j++) {
+                                short want = i < kk && j < cols ? Bf16.bits(cpu[i * ld + j]) : 0;
+                                assertEquals(want, got16[i * colsP + j], "im2col bf16 " + at + " width " + colsP + (vec ? " vec" : "") + " at " + i + "," + j);
+                            }
                     }
+                } finally {
+                    Native.cudaIm2colVec(was);
+                }
             }
 
             MemorySegment colsH = mem.host(values(r, kk * ld)), dxc = mem.host(4L * n * c * h * w);

@@ -243,7 +243,13 @@ template <int W> FST_HD void store_f32(float *d, const float *v) {
  * thread by uncoalesced loads). W = 4 where cols_p % 4 == 0: a warp stores 256 contiguous bytes per row instead of 64
  * (one column per thread is bound by its 2-byte stores: 0.56 ms for 400 MB on an H200). Channels past c fill the zero
  * rows up to rows_p. Index math in I: u32 where the grid fits in 32 bits, i64 beyond; the same values either way. */
-template <typename I, int W> FST_HD void im2col_bf16_at(I i, const fst_k_im2col_bf16_args &a) {
+/* S1 (W = 4): a 3x3 kernel at stride 1 with padding 1 ("same"), rows of w % 4 == 0 floats, x 16-byte aligned
+ * (cuda_ops.c checks; switched by fst_cuda_im2col_vec). A thread's four columns then share an image and an output row
+ * and start at ow % 4 == 0, so each kernel row reads the six floats [ow - 1, ow + 4] of one input row: one 16-byte
+ * load and two 4-byte ones, from which the three taps of that row take their four values in registers. The general
+ * walk issues 12 four-byte loads per kernel row, each warp-wide load touching four times the sectors it uses (the
+ * suspected limit: about a fifth of the device's bandwidth). The same values and stores either way. */
+template <typename I, int W, bool S1> FST_HD void im2col_bf16_at(I i, const fst_k_im2col_bf16_args &a) {
     const fst_geom &g = a.g;
     const I q = (I)(a.cols_p / W), ch = i / q, col0 = (i - ch * q) * W;
     const i64 khw = g.kh * g.kw, r0 = (i64)ch * khw;
@@ -256,6 +262,27 @@ template <typename I, int W> FST_HD void im2col_bf16_at(I i, const fst_k_im2col_
     }
     const I wo = (I)g.wo, ho = (I)g.ho;
     I img = col0 / L, p = col0 - img * L, oh = p / wo, ow = p - oh * wo;
+    if (S1) {
+        const float *plane = a.x + ((i64)img * g.c + ch) * g.h * g.w;   /* "same": ho x wo == h x w */
+        uint64_t v[9];
+        FST_UNROLL for (int ki = 0; ki < 3; ki++) {
+            const i64 ih = (i64)oh - 1 + ki;
+            float seg[6] = { 0, 0, 0, 0, 0, 0 };   /* x[ih][ow - 1 .. ow + 4], zero outside the plane */
+            if (ih >= 0 && ih < g.h) {
+                const float *row = plane + ih * g.w;
+                load_f32<4>(row + ow, seg + 1);
+                if (ow > 0) seg[0] = LDG(row + ow - 1);
+                if (ow + 4 < g.w) seg[5] = LDG(row + ow + 4);
+            }
+            FST_UNROLL for (int kj = 0; kj < 3; kj++) {
+                uint64_t b = 0;
+                FST_UNROLL for (int j = 0; j < 4; j++) b |= (uint64_t)bf16_bits(f2u(seg[j + kj])) << (16 * j);
+                v[ki * 3 + kj] = b;
+            }
+        }
+        FST_UNROLL for (int t = 0; t < 9; t++) if (t < rows) store_bf16<4>(d + t * a.cols_p, v[t]);
+        return;
+    }
     i64 base[W], ih0[W], iw0[W];
     bool live[W];
     for (int j = 0; j < W; j++) {
@@ -276,56 +303,14 @@ template <typename I, int W> FST_HD void im2col_bf16_at(I i, const fst_k_im2col_
             store_bf16<W>(d + (ki * g.kw + kj) * a.cols_p, v);
         }
 }
-template <int W> FST_HD void im2col_bf16_w(i64 i, const fst_k_im2col_bf16_args &a) {
+template <int W, bool S1> FST_HD void im2col_bf16_w(i64 i, const fst_k_im2col_bf16_args &a) {
     const i64 khw = a.g.kh * a.g.kw, chans = (a.rows_p + khw - 1) / khw, n = chans * (a.cols_p / W);
     if (i >= n) return;
-    if (chans * a.cols_p <= 0xffffffffLL) im2col_bf16_at<u32, W>((u32)i, a); else im2col_bf16_at<i64, W>(i, a);
+    if (chans * a.cols_p <= 0xffffffffLL) im2col_bf16_at<u32, W, S1>((u32)i, a); else im2col_bf16_at<i64, W, S1>(i, a);
 }
-FST_HD void k_im2col_bf16(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<1>(i, a); }
-FST_HD void k_im2col_bf16x4(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<4>(i, a); }
-
-/* im2col_bf16x4 for a 3x3 kernel at stride 1 with padding 1 ("same"), rows of w % 4 == 0 floats, x 16-byte aligned
- * (cuda_ops.c checks; switched by fst_cuda_im2col_vec): a thread's four columns then share an image and an output row
- * and start at ow0 % 4 == 0, so each kernel row reads the six floats [ow0 - 1, ow0 + 4] of one input row: one 16-byte
- * load and two 4-byte ones, from which the three taps of that row take their four values in registers. The general
- * kernel issues 12 four-byte loads per kernel row, each warp-wide load touching four times the sectors it uses (the
- * suspected limit: about a fifth of the device's bandwidth). The same values and stores as im2col_bf16x4. */
-template <typename I> FST_HD void im2col_bf16_s1_at(I i, const fst_k_im2col_bf16_args &a) {
-    const fst_geom &g = a.g;
-    const I q = (I)(a.cols_p / 4), ch = i / q, col0 = (i - ch * q) * 4;
-    const i64 r0 = (i64)ch * 9;
-    u16 *d = a.dst + r0 * a.cols_p + col0;
-    const i64 rows = (a.rows_p - r0 < 9 ? a.rows_p - r0 : 9);
-    const I L = (I)(g.h * g.w), NL = (I)g.n * L;
-    if ((i64)ch >= g.c || col0 >= NL) {   /* zero rows (padding up to rows_p) or padding columns only */
-        for (i64 t = 0; t < rows; t++) store_bf16<4>(d + t * a.cols_p, 0);
-        return;
-    }
-    const I w = (I)g.w, img = col0 / L, p = col0 - img * L, oh = p / w, ow0 = p - oh * w;
-    const float *plane = a.x + ((i64)img * g.c + ch) * L;
-    uint64_t v[9];
-    FST_UNROLL for (int ki = 0; ki < 3; ki++) {
-        const i64 ih = (i64)oh - 1 + ki;
-        float seg[6] = { 0, 0, 0, 0, 0, 0 };   /* x[ih][ow0 - 1 .. ow0 + 4], zero outside the plane */
-        if (ih >= 0 && ih < g.h) {
-            const float *row = plane + ih * w;
-            load_f32<4>(row + ow0, seg + 1);
-            if (ow0 > 0) seg[0] = LDG(row + ow0 - 1);
-            if (ow0 + 4 < w) seg[5] = LDG(row + ow0 + 4);
-        }
-        FST_UNROLL for (int kj = 0; kj < 3; kj++) {
-            uint64_t b = 0;
-            FST_UNROLL for (int j = 0; j < 4; j++) b |= (uint64_t)bf16_bits(f2u(seg[j + kj])) << (16 * j);
-            v[ki * 3 + kj] = b;
-        }
-    }
-    FST_UNROLL for (int t = 0; t < 9; t++) if (t < rows) store_bf16<4>(d + t * a.cols_p, v[t]);
-}
-FST_HD void k_im2col_bf16_s1(i64 i, const fst_k_im2col_bf16_args &a) {
-    const i64 chans = (a.rows_p + 8) / 9, n = chans * (a.cols_p / 4);
-    if (i >= n) return;
-    if (chans * a.cols_p <= 0xffffffffLL) im2col_bf16_s1_at<u32>((u32)i, a); else im2col_bf16_s1_at<i64>(i, a);
-}
+FST_HD void k_im2col_bf16(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<1, false>(i, a); }
+FST_HD void k_im2col_bf16x4(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<4, false>(i, a); }
+FST_HD void k_im2col_bf16_s1(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<4, true>(i, a); }
 
 /* col2im: each dx element gathers its contributions in the CPU's order (kernel row, then column, from +0.0f):
  * bit-identical without atomics. */
@@ -778,43 +763,34 @@ template <int V> FST_HD chan_walk bn_walk(i64 i, i64 parts, i64 ch, i64 n, i64 c
     return chan_walk(i % parts * V, ch, n, c, hw, parts * V);
 }
 
-template <int V> FST_HD void bn_part_sum_v(i64 i, const fst_k_bn_train_args &a) {
+/* SQ = false: partial sums of x (mean 0 subtracted: the same value, -0 included); true: of (x - mean)^2 */
+template <int V, bool SQ> FST_HD void bn_part_x_v(i64 i, const fst_k_bn_train_args &a) {
     if (i >= a.c * a.parts) return;
     const i64 ch = i / a.parts;
+    const double mu = SQ ? a.work[2 * a.c + ch] : 0.0;
     double s = 0;
     i64 at[BN_UNITS(V)];
     float v[BN_UNITS(V)][V];
     for (chan_walk q = bn_walk<V>(i, a.parts, ch, a.n, a.c, a.hw); q.more();) {
         const int k = q.batch<BN_UNITS(V)>(at);
         FST_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) load_f32<V>(a.x + at[j], v[j]);
-        FST_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) for (int u = 0; u < V; u++) s += v[j][u];
+        FST_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) for (int u = 0; u < V; u++) {
+            const double d = v[j][u] - mu;
+            s += SQ ? d * d : d;
+        }
     }
     a.work[3 * a.c + i] = s;
 }
-FST_HD void k_bn_part_sum(i64 i, const fst_k_bn_train_args &a) { bn_part_sum_v<1>(i, a); }
-FST_HD void k_bn_part_sum4(i64 i, const fst_k_bn_train_args &a) { bn_part_sum_v<4>(i, a); }
+FST_HD void k_bn_part_sum(i64 i, const fst_k_bn_train_args &a) { bn_part_x_v<1, false>(i, a); }
+FST_HD void k_bn_part_sum4(i64 i, const fst_k_bn_train_args &a) { bn_part_x_v<4, false>(i, a); }
 
 FST_HD void k_bn_mean(i64 ch, const fst_k_bn_train_args &a) {
     if (ch >= a.c) return;
     a.work[2 * a.c + ch] = bn_total(a.work, a.c, a.parts, 1, ch) / (double)(a.n * a.hw);
 }
 
-template <int V> FST_HD void bn_part_sq_v(i64 i, const fst_k_bn_train_args &a) {
-    if (i >= a.c * a.parts) return;
-    const i64 ch = i / a.parts;
-    const double mu = a.work[2 * a.c + ch];
-    double sq = 0;
-    i64 at[BN_UNITS(V)];
-    float v[BN_UNITS(V)][V];
-    for (chan_walk q = bn_walk<V>(i, a.parts, ch, a.n, a.c, a.hw); q.more();) {
-        const int k = q.batch<BN_UNITS(V)>(at);
-        FST_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) load_f32<V>(a.x + at[j], v[j]);
-        FST_UNROLL for (int j = 0; j < BN_UNITS(V); j++) if (j < k) for (int u = 0; u < V; u++) { const double d = v[j][u] - mu; sq += d * d; }
-    }
-    a.work[3 * a.c + i] = sq;
-}
-FST_HD void k_bn_part_sq(i64 i, const fst_k_bn_train_args &a) { bn_part_sq_v<1>(i, a); }
-FST_HD void k_bn_part_sq4(i64 i, const fst_k_bn_train_args &a) { bn_part_sq_v<4>(i, a); }
+FST_HD void k_bn_part_sq(i64 i, const fst_k_bn_train_args &a) { bn_part_x_v<1, true>(i, a); }
+FST_HD void k_bn_part_sq4(i64 i, const fst_k_bn_train_args &a) { bn_part_x_v<4, true>(i, a); }
 
 FST_HD void k_bn_stats(i64 ch, const fst_k_bn_train_args &a) {
     if (ch >= a.c) return;
@@ -834,7 +810,6 @@ FST_HD void k_bn_stats(i64 ch, const fst_k_bn_train_args &a) {
         a.rvar[ch] = (float)((1 - a.momentum) * a.rvar[ch] + a.momentum * unbiased);
     }
 }
-
 
 /* The per-element passes take W elements of one channel plane per thread (W = 4 where hw % 4 == 0, cuda_ops.c): one
  * channel lookup and 16-byte loads and stores per four elements (one element per thread reached about half the

@@ -51,9 +51,8 @@ public sealed interface Sparsifier
 
         /** A float32 CUDA matrix (a weight) is pruned on the device by the 2:4 kernels; anything else as the interface does. */
         @Override public Tensor apply(Tensor x) {
-            if (x.device() == fst4j.tensor.Device.CUDA && x.dim() == 2 && x.dtype() == fst4j.tensor.DType.F32)
-                return (axis == 1 || axis == -1) ? fst4j.tensor.CudaOps.prune24Masked(x) : fst4j.tensor.CudaOps.prune24TransposedMasked(x);
-            return Sparsifier.super.apply(x);
+            Tensor t = onDevice(x, axis);
+            return t != null ? t : Sparsifier.super.apply(x);
         }
     }
 
@@ -63,6 +62,25 @@ public sealed interface Sparsifier
      */
     record SortMagnitude24(int axis) implements Sparsifier {
         @Override public boolean accelerable() { return true; }
+
+        /** A float32 CUDA matrix (dY, or X's lowering: GG, GX, WG, WX) is pruned on the device, as {@link Magnitude24}. */
+        @Override public Tensor apply(Tensor x) {
+            Tensor t = onDevice(x, axis);
+            return t != null ? t : Sparsifier.super.apply(x);
+        }
+    }
+
+    /**
+     * Magnitude 2:4 of a float32 CUDA matrix by the device's kernels (the same selection bit for bit: fst_k_prune24 along
+     * rows for axis 1, fst_k_prune24_t along columns for axis 0), or null where they do not apply and the host path of
+     * the interface (values copied down, the result copied up) must run: another device, rank or dtype, or an axis a
+     * matrix does not have (which that path then reports).
+     */
+    private static Tensor onDevice(Tensor x, int axis) {
+        if (x.device() != fst4j.tensor.Device.CUDA || x.dim() != 2 || x.dtype() != fst4j.tensor.DType.F32) return null;
+        if (axis == 1 || axis == -1) return fst4j.tensor.CudaOps.prune24Masked(x);
+        if (axis == 0 || axis == -2) return fst4j.tensor.CudaOps.prune24TransposedMasked(x);
+        return null;
     }
 
     /**

@@ -17,7 +17,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * The FST pieces on CUDA tensors against the CPU, bit for bit: Information Restoration (shift_add kernel), the IR
  * shift fused with the half-K gather and the plain gather (shift_gather kernel), and every sparsifier applied to a
- * CUDA tensor (the selection runs on the host, the result comes back on the device). Against the device or the
+ * CUDA tensor (magnitude 2:4 of a float32 matrix by the device's prune kernels, the others selected on the host with
+ * the result copied back to the device). Against the device or the
  * host emulator, skipped with the reason otherwise.
  */
 class CudaSparseTest {
@@ -72,13 +73,26 @@ class CudaSparseTest {
     @Test
     void sparsifiersApplyToCudaTensorsAndKeepThemThere() {
         Random r = new Random(42);
-        Tensor w = randn(r, 12, 18);
-        Tensor d = keep(w.to(Device.CUDA));
-        Sparsifier[] rules = { new Sparsifier.Magnitude24(1), new Sparsifier.Magnitude24(0), new Sparsifier.SortMagnitude24(1),
+        Sparsifier[] rules = { new Sparsifier.Magnitude24(1), new Sparsifier.Magnitude24(0), new Sparsifier.Magnitude24(-2),
+                new Sparsifier.SortMagnitude24(1), new Sparsifier.SortMagnitude24(-1), new Sparsifier.SortMagnitude24(0),
                 new Sparsifier.Fixed24(1), new Sparsifier.TopK(1, 0.5), new Sparsifier.Dense() };
-        for (Sparsifier s : rules) {
-            assertBits(keep(s.apply(w)), keep(s.apply(d)), "apply " + s);
-            assertBits(keep(s.mask(w)), keep(s.mask(d)), "mask " + s);
+        // rows and columns both a multiple of 4 and not (the padded last group, along either axis)
+        for (int[] shape : new int[][] { { 12, 18 }, { 13, 16 }, { 7, 9 } }) {
+            Tensor w = randn(r, shape);
+            w.data().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, 5, Float.NaN);   // NaN counts as the largest
+            Tensor d = keep(w.to(Device.CUDA));
+            for (Sparsifier s : rules) {
+                String what = s + " on " + java.util.Arrays.toString(shape);
+                assertBits(keep(s.apply(w)), keep(s.apply(d)), "apply " + what);
+                assertBits(keep(s.mask(w)), keep(s.mask(d)), "mask " + what);
+            }
+        }
+        // an axis a matrix does not have: the same clear error on both devices
+        Tensor m = randn(r, 8, 8), md = keep(m.to(Device.CUDA));
+        for (Sparsifier s : new Sparsifier[] { new Sparsifier.Magnitude24(2), new Sparsifier.SortMagnitude24(-3) }) {
+            IllegalArgumentException onCpu = assertThrows(IllegalArgumentException.class, () -> s.apply(m));
+            IllegalArgumentException onCuda = assertThrows(IllegalArgumentException.class, () -> s.apply(md));
+            assertEquals(onCpu.getMessage(), onCuda.getMessage());
         }
         // a stateful rule: two instances stepped alike
         Transposable24 tc = new Transposable24(40), tg = new Transposable24(40);

@@ -27,12 +27,35 @@ final class Masks {
         return a;
     }
 
-    static boolean[] keep(Sparsifier s, Tensor x) { return keep(s, x, x.toDoubleArray()); }
+    /**
+     * x's values where the rule's selection depends on them, else null (the fixed patterns, Dense, a transposable mask
+     * between refreshes): then nothing is copied off a device.
+     */
+    static double[] values(Sparsifier s, Tensor x) {
+        boolean needed = switch (s) {
+            case Sparsifier.Dense d -> false;
+            case Sparsifier.Fixed24 f -> false;
+            case AuthorsFixed24 a -> false;
+            case Transposable24 t -> t.refreshDue(x.shape());
+            default -> true;
+        };
+        return needed ? x.toDoubleArray() : null;
+    }
+
+    /**
+     * apply for a float32 tensor off the CPU: the kept set selected on the host ({@link #values} copied down only where
+     * needed), uploaded as a 0/1 mask, and x where the mask is 1, +0.0 elsewhere, by the device's select (ReLU's
+     * backward with the mask as the gate: a kept NaN stays NaN, a pruned one is +0.0, as on the CPU).
+     */
+    static Tensor applyOnDevice(Sparsifier s, Tensor x) {
+        boolean[] keep = keep(s, x, values(s, x));
+        try (Tensor m = materialize(keep, x, null)) { return fst4j.tensor.Elementwise.reluBackward(x, m); }
+    }
 
     static boolean[] keep(Sparsifier s, Tensor x, double[] v) {
         int[] shape = x.shape();
         return switch (s) {
-            case Sparsifier.Dense d -> { boolean[] k = new boolean[v.length]; Arrays.fill(k, true); yield k; }
+            case Sparsifier.Dense d -> { boolean[] k = new boolean[Math.toIntExact(x.numel())]; Arrays.fill(k, true); yield k; }
             case Sparsifier.Magnitude24 m -> magnitude24(v, Lines.of(shape, m.axis()));
             case Sparsifier.SortMagnitude24 m -> magnitude24(v, Lines.of(shape, m.axis()));
             case Sparsifier.Fixed24 f -> pattern(Lines.of(shape, f.axis()), (i, r) -> (i & 1) == 0);
@@ -48,8 +71,7 @@ final class Masks {
 
     /**
      * Builds the mask (values == null) or the pruned copy of x, in x's dtype, shape and device. The selection runs on
-     * the host (x's values were copied down by {@link #keep}); for a CUDA x the result is copied up: correct on every
-     * device, fast on none but the CPU (device kernels for the rules are future work).
+     * the host; for a CUDA x the result is copied up.
      */
     static Tensor materialize(boolean[] keep, Tensor x, double[] values) {
         Tensor host = materializeOnHost(keep, x, values);

@@ -27,10 +27,14 @@ public sealed interface Sparsifier
     boolean accelerable();
 
     /** 0/1 mask of the kept elements, same shape and dtype as x (a new tensor). */
-    default Tensor mask(Tensor x) { return Masks.materialize(Masks.keep(this, x), x, null); }
+    default Tensor mask(Tensor x) { return Masks.materialize(Masks.keep(this, x, Masks.values(this, x)), x, null); }
 
-    /** A new tensor: x where kept, 0 elsewhere. */
+    /**
+     * A new tensor: x where kept, 0 elsewhere. Off the CPU (float32) the 0/1 mask is selected on the host, from x's values
+     * only where the rule needs them, and applied on the device by one select (kept: x, else +0.0).
+     */
     default Tensor apply(Tensor x) {
+        if (x.device() != fst4j.tensor.Device.CPU && x.dtype() == fst4j.tensor.DType.F32) return Masks.applyOnDevice(this, x);
         double[] v = x.toDoubleArray();
         return Masks.materialize(Masks.keep(this, x, v), x, v);
     }

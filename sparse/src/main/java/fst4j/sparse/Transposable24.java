@@ -49,6 +49,12 @@ public final class Transposable24 implements Sparsifier, StatefulSparsifier {
     @Override public int axis() { return -1; }
     @Override public boolean accelerable() { return true; }
 
+    /** Whether the next {@link #keep} call recomputes the mask (and so reads the values): first call, new shape, or refresh. */
+    boolean refreshDue(int[] shape) {
+        return cached == null || !java.util.Arrays.equals(shape, cachedShape) || calls % refreshInterval == 0;
+    }
+
+    /** The kept set for a tensor of this shape; v (its values) is read only when {@link #refreshDue}. */
     boolean[] keep(double[] v, int[] shape) {
         if (shape.length < 2) throw new IllegalArgumentException("transposable 2:4 needs rank >= 2, got shape " + java.util.Arrays.toString(shape));
         boolean fresh = cached == null || !java.util.Arrays.equals(shape, cachedShape);

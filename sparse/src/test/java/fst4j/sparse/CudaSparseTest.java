@@ -94,9 +94,18 @@ class CudaSparseTest {
             IllegalArgumentException onCuda = assertThrows(IllegalArgumentException.class, () -> s.apply(md));
             assertEquals(onCpu.getMessage(), onCuda.getMessage());
         }
-        // a stateful rule: two instances stepped alike
-        Transposable24 tc = new Transposable24(40), tg = new Transposable24(40);
-        Tensor sq = randn(r, 16, 16);
-        assertBits(keep(tc.apply(sq)), keep(tg.apply(keep(sq.to(Device.CUDA)))), "transposable 2:4");
+        // stateful rules: two instances stepped alike, values changing every step. The transposable mask is recomputed
+        // every 3rd step (off the CPU only then are the values copied down) and reused in between; the authors' patterns
+        // are drawn per call
+        Transposable24 tc = new Transposable24(3), tg = new Transposable24(3);
+        AuthorsFixed24 ac = new AuthorsFixed24(1, 7), ag = new AuthorsFixed24(1, 7);
+        for (int step = 0; step < 7; step++) {
+            Tensor sq = randn(r, 16, 18);
+            Tensor sqd = keep(sq.to(Device.CUDA));
+            assertBits(keep(tc.apply(sq)), keep(tg.apply(sqd)), "transposable 2:4, step " + step);
+            assertBits(keep(ac.apply(sq)), keep(ag.apply(sqd)), "authors' fixed 2:4, step " + step);
+            assertEquals(ac.lastPattern(), ag.lastPattern(), "authors' pattern, step " + step);
+        }
+        assertEquals(tc.steps(), tg.steps());
     }
 }

@@ -106,6 +106,11 @@ FST_API int fst_prune24_compress_tconv(int64_t cout, int64_t cin, int64_t kk, co
  * out must not overlap dy. */
 FST_API int fst_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,
                              int shift, float coeff, int circular, int nthreads);
+/* fst_pattern24: out = x where a fixed 2:4 pattern keeps the element, +0.0f elsewhere, for x and out contiguous
+ * [outer, len, inner] and the pattern along the middle axis: pattern -1 keeps positions 0, 2, 4, ... (Eq. 7,
+ * Sparsifier.Fixed24); 0..3 are AuthorsFixed24's four patterns (position i along the axis, row r = o * inner + q).
+ * out must not overlap x. */
+FST_API int fst_pattern24(const float *x, float *out, int64_t outer, int64_t len, int64_t inner, int pattern, int nthreads);
 
 /* SR-STE decay: g += lambda * w where magnitude 2:4 along each row of w [rows, k] (contiguous) prunes. */
 FST_API int fst_srste_decay(const float *w, float *g, int64_t rows, int64_t k, float lambda, int nthreads);

@@ -4,7 +4,8 @@
  *                           (sparse/FORMAT.md), optionally also the masked dense copy;
  *   fst_prune24_compress_t  S(W^T): W^T [K, Cout] pruned 2:4 along Cout, compressed, read from W [Cout, K]
  *                           without materialising the transpose;
- *   fst_shift_gather        Information Restoration shift + Eq. 7 half-K gather of dY in one pass.
+ *   fst_shift_gather        Information Restoration shift + Eq. 7 half-K gather of dY in one pass;
+ *   fst_pattern24           a fixed 2:4 pattern (Eq. 7's, or one of the authors' four) applied along an axis.
  * Semantics match the Java references exactly (Sparsifier.Magnitude24 + Compressed24.compress,
  * HalfK.gatherKept(Restoration.shiftAdd(...))): ties go to the lower index, NaN counts as the largest
  * magnitude (all NaNs equal), pruned entries become +0.0f, and a group with fewer than 2 non-zeros is
@@ -351,5 +352,58 @@ int fst_srste_decay(const float *w, float *g, int64_t rows, int64_t k, float lam
     if (!w || !g) return FST_ENULL;
     srste_job j = { w, g, k, lambda };
     fst_parallel(rows, rows * k < 65536 ? 1 : 4 * (int64_t)nthreads, nthreads, srste_task, &j);
+    return FST_OK;
+}
+
+/* ---- fixed 2:4 patterns (Sparsifier.Fixed24, AuthorsFixed24) ----
+ * Whether a pattern keeps position i along the axis in row r (the row-major index over the other axes) depends only on
+ * i mod 8 and r mod 2, so one 2 x 8 table of all-ones / all-zeros words per call selects every element: a kept NaN
+ * stays NaN, a pruned entry of any sign becomes +0.0f, as the Java rule gives. */
+static int pattern_keeps(int p, int64_t i, int64_t r) {
+    switch (p) {
+    case -1: return (i & 1) == 0;                          /* Eq. 7: positions 0, 2, 4, ... */
+    case 0: return (i & 1) == (((i >> 2) & 1) == 0);       /* AuthorsFixed24.keeps: alternating {1,3} / {0,2} */
+    case 1: return (i & 1) == 1;                           /* odd positions */
+    case 2: return ((i + r) & 1) == 0;                     /* checkerboard A */
+    default: return ((i + r) & 1) == 1;                    /* checkerboard B */
+    }
+}
+
+typedef struct { const ubits *x; ubits *out; int64_t len, inner; uint32_t tab[2][8]; } pattern_job;
+
+/* Units are lines (o, i) of [outer, len, inner], inner floats each. */
+static void pattern_task(void *p, int64_t u0, int64_t u1) {
+    const pattern_job *j = p;
+    int64_t o = u0 / j->len, i = u0 - o * j->len;
+    if (j->inner == 1) {   /* the axis is the last one: runs along it, row parity fixed per row */
+        for (int64_t u = u0; u < u1; o++, i = 0) {
+            const int64_t run = u1 - u < j->len - i ? u1 - u : j->len - i;
+            const uint32_t *m = j->tab[o & 1];
+            const ubits *x = j->x + u;
+            ubits *out = j->out + u;
+            for (int64_t k = 0; k < run; k++) out[k] = x[k] & m[(i + k) & 7];
+            u += run;
+        }
+        return;
+    }
+    for (int64_t u = u0; u < u1; u++) {
+        const int64_t base = u * j->inner, r0 = o * j->inner;
+        const uint32_t a = j->tab[r0 & 1][i & 7], b = j->tab[(r0 + 1) & 1][i & 7];
+        for (int64_t q = 0; q < j->inner; q++) j->out[base + q] = j->x[base + q] & ((q & 1) ? b : a);
+        if (++i == j->len) { i = 0; o++; }
+    }
+}
+
+int fst_pattern24(const float *x, float *out, int64_t outer, int64_t len, int64_t inner, int pattern, int nthreads) {
+    if (outer < 0 || len < 0 || inner < 0 || nthreads < 1 || pattern < -1 || pattern > 3) return FST_EINVAL;
+    if (outer == 0 || len == 0 || inner == 0) return FST_OK;
+    if (!x || !out) return FST_ENULL;
+    if (outer > INT64_MAX / len || outer * len > INT64_MAX / inner) return FST_EINVAL;
+    pattern_job j = { (const ubits *)x, (ubits *)out, len, inner, { { 0 } } };
+    for (int r = 0; r < 2; r++)
+        for (int t = 0; t < 8; t++) j.tab[r][t] = pattern_keeps(pattern, t, r) ? 0xffffffffu : 0u;
+    const int64_t units = outer * len, n = units * inner;
+    const int nt = n < 65536 ? 1 : nthreads;
+    fst_parallel(units, nt > 1 ? 4 * (int64_t)nt : 1, nt, pattern_task, &j);
     return FST_OK;
 }

@@ -560,6 +560,22 @@ public final class Native {
         check(rc, "fst_prune24_compress");
     }
 
+    private static final class PatternHandles {   // bound on first use
+        static final MethodHandle PATTERN24 = bind(LIB, "fst_pattern24", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG,
+                JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT), false);
+    }
+
+    /**
+     * out = x where a fixed 2:4 pattern keeps the element, +0.0 elsewhere, x and out contiguous [outer, len, inner]
+     * floats, the pattern along len: -1 Eq. 7's even positions, 0..3 AuthorsFixed24's (fst_pattern24 in fst4j.h).
+     */
+    public static void pattern24(MemorySegment x, MemorySegment out, long outer, long len, long inner, int pattern, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) PatternHandles.PATTERN24.invokeExact(x, out, outer, len, inner, pattern, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_pattern24");
+    }
+
     /**
      * Raw S(W^T): W [cout, K] (ldw >= K) read as W^T [K, cout], pruned 2:4 along cout and compressed into
      * values [K, Cp/2], meta [K, ceil(Cp/32)]. Callers (fst4j.sparse.Compressed24) must have bounds-checked.

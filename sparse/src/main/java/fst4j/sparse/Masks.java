@@ -52,6 +52,33 @@ final class Masks {
         try (Tensor m = materialize(keep, x, null)) { return fst4j.tensor.Elementwise.reluBackward(x, m); }
     }
 
+    /**
+     * apply of a fixed pattern (Eq. 7's {@link Sparsifier.Fixed24}, or {@link AuthorsFixed24}, whose call draws its
+     * pattern as {@link #keep} would) to a float32 CPU tensor by the shim's fst_pattern24: x where kept, +0.0 elsewhere,
+     * without copying the values through Java. Null for other rules, dtypes or devices, or without the shim.
+     */
+    static Tensor fixedPatternNative(Sparsifier s, Tensor x) {
+        if (x.device() != fst4j.tensor.Device.CPU || x.dtype() != DType.F32 || !fst4j.shim.Native.isLoaded()) return null;
+        if (!(s instanceof Sparsifier.Fixed24) && !(s instanceof AuthorsFixed24)) return null;
+        Lines l = Lines.of(x.shape(), s.axis());   // checks the axis before any state moves
+        int pattern = s instanceof AuthorsFixed24 a ? a.nextPattern() : -1;
+        Tensor out = Tensor.empty(x.shape());
+        try (Tensor src = x.contiguous()) {
+            if (out.numel() > 0)
+                fst4j.shim.Native.pattern24(src.data(), out.data(), l.outer(), l.len(), l.inner(), pattern, fst4j.tensor.Blas.threads());
+            return out;
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
+    }
+
+    /** apply by the host selection alone (the reference the native and device 2:4 kernels are tested against). */
+    static Tensor applyOnHost(Sparsifier s, Tensor x) {
+        double[] v = x.toDoubleArray();
+        return materialize(keep(s, x, v), x, v);
+    }
+
     static boolean[] keep(Sparsifier s, Tensor x, double[] v) {
         int[] shape = x.shape();
         return switch (s) {

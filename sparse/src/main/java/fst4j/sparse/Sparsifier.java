@@ -35,6 +35,8 @@ public sealed interface Sparsifier
      */
     default Tensor apply(Tensor x) {
         if (x.device() != fst4j.tensor.Device.CPU && x.dtype() == fst4j.tensor.DType.F32) return Masks.applyOnDevice(this, x);
+        Tensor fixed = Masks.fixedPatternNative(this, x);   // the fixed patterns on float32: one native pass
+        if (fixed != null) return fixed;
         double[] v = x.toDoubleArray();
         return Masks.materialize(Masks.keep(this, x, v), x, v);
     }
@@ -53,9 +55,9 @@ public sealed interface Sparsifier
     record Magnitude24(int axis) implements Sparsifier {
         @Override public boolean accelerable() { return true; }
 
-        /** A float32 CUDA matrix (a weight) is pruned on the device by the 2:4 kernels; anything else as the interface does. */
+        /** A float32 matrix is pruned by the 2:4 kernels ({@link #fast24}); anything else as the interface does. */
         @Override public Tensor apply(Tensor x) {
-            Tensor t = onDevice(x, axis);
+            Tensor t = fast24(x, axis);
             return t != null ? t : Sparsifier.super.apply(x);
         }
     }
@@ -67,24 +69,40 @@ public sealed interface Sparsifier
     record SortMagnitude24(int axis) implements Sparsifier {
         @Override public boolean accelerable() { return true; }
 
-        /** A float32 CUDA matrix (dY, or X's lowering: GG, GX, WG, WX) is pruned on the device, as {@link Magnitude24}. */
+        /** A float32 matrix (dY, or X's lowering: GG, GX, WG, WX) is pruned by the 2:4 kernels, as {@link Magnitude24}. */
         @Override public Tensor apply(Tensor x) {
-            Tensor t = onDevice(x, axis);
+            Tensor t = fast24(x, axis);
             return t != null ? t : Sparsifier.super.apply(x);
         }
     }
 
     /**
-     * Magnitude 2:4 of a float32 CUDA matrix by the device's kernels (the same selection bit for bit: fst_k_prune24 along
-     * rows for axis 1, fst_k_prune24_t along columns for axis 0), or null where they do not apply and the host path of
-     * the interface (values copied down, the result copied up) must run: another device, rank or dtype, or an axis a
-     * matrix does not have (which that path then reports).
+     * Magnitude 2:4 of a float32 matrix by the 2:4 kernels, which make the same selection bit for bit as the host path
+     * (NativePruneTest, CudaSparseTest): on CUDA fst_k_prune24 along rows (axis 1) or fst_k_prune24_t along columns
+     * (axis 0); on the CPU the shim's fused prune (prune.c) with its masked dense output, along rows, or on the
+     * transpose for axis 0. Null where neither applies and the interface's host path must run (another rank or dtype,
+     * no shim, or an axis a matrix does not have, which that path then reports).
      */
-    private static Tensor onDevice(Tensor x, int axis) {
-        if (x.device() != fst4j.tensor.Device.CUDA || x.dim() != 2 || x.dtype() != fst4j.tensor.DType.F32) return null;
-        if (axis == 1 || axis == -1) return fst4j.tensor.CudaOps.prune24Masked(x);
-        if (axis == 0 || axis == -2) return fst4j.tensor.CudaOps.prune24TransposedMasked(x);
-        return null;
+    private static Tensor fast24(Tensor x, int axis) {
+        if (x.dim() != 2 || x.dtype() != fst4j.tensor.DType.F32) return null;
+        boolean rows = axis == 1 || axis == -1;
+        if (!rows && axis != 0 && axis != -2) return null;
+        if (x.device() == fst4j.tensor.Device.CUDA)
+            return rows ? fst4j.tensor.CudaOps.prune24Masked(x) : fst4j.tensor.CudaOps.prune24TransposedMasked(x);
+        if (x.device() != fst4j.tensor.Device.CPU || !fst4j.shim.Native.isLoaded()) return null;
+        int threads = fst4j.tensor.Blas.threads();
+        if (rows) {
+            Tensor out = Tensor.empty(x.shape());
+            try (Compressed24 c = Compressed24.pruneCompress(x, out, threads)) {
+                return out;
+            } catch (RuntimeException | Error e) {
+                out.close();
+                throw e;
+            }
+        }
+        try (Tensor xt = x.t(); Tensor out = Tensor.empty(x.size(1), x.size(0))) {
+            try (Compressed24 c = Compressed24.pruneCompress(xt, out, threads); Tensor back = out.t()) { return back.contiguous(); }
+        }
     }
 
     /**

@@ -42,13 +42,15 @@ class NativePruneTest {
         try (Scope s = Scope.open()) {
             checkPrune(Tensor.of(nasty(rows * k, seed), rows, k), threads);
             checkPruneT(Tensor.of(nasty(rows * k, seed + 1), k, rows), threads);
+            checkApply(Tensor.of(nasty(rows * k, seed + 2), rows, k));
+            try (Tensor w = Tensor.of(nasty(rows * k, seed + 3), k, rows); Tensor wt = w.t()) { checkApply(wt); }   // a strided view
         }
     }
 
     private static void checkPrune(Tensor w, int threads) {
         int rows = w.size(0), k = w.size(1);
         try (Scope s = Scope.open()) {
-            Tensor ref = new Sparsifier.Magnitude24(1).apply(w);
+            Tensor ref = Masks.applyOnHost(new Sparsifier.Magnitude24(1), w);
             Tensor dense = Tensor.empty(rows, k);
             try (Compressed24 want = Compressed24.compress(ref);
                  Compressed24 got = Compressed24.pruneCompress(w, dense, threads);
@@ -56,6 +58,18 @@ class NativePruneTest {
                 assertSame24(want, got);
                 assertSame24(want, got2);
                 assertArrayEquals(ref.toFloatArray(), dense.toFloatArray(), "dense S(W)");
+            }
+        }
+    }
+
+    /** The sparsifiers' CPU fast path (the native prune, Sparsifier.fast24) against the host selection, both axes. */
+    private static void checkApply(Tensor w) {
+        try (Scope s = Scope.open()) {
+            for (Sparsifier sp : new Sparsifier[] { new Sparsifier.Magnitude24(1), new Sparsifier.Magnitude24(0),
+                    new Sparsifier.SortMagnitude24(-1), new Sparsifier.SortMagnitude24(-2) }) {
+                float[] want = Masks.applyOnHost(sp, w).toFloatArray(), got = sp.apply(w).toFloatArray();
+                for (int i = 0; i < want.length; i++)
+                    assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]), sp + ": element " + i + " " + got[i] + " vs " + want[i]);
             }
         }
     }
@@ -68,7 +82,7 @@ class NativePruneTest {
 
     private static void checkPruneT(Tensor w, int threads) {
         try (Scope s = Scope.open()) {
-            Tensor ref = new Sparsifier.Magnitude24(0).apply(w).t().contiguous();
+            Tensor ref = Masks.applyOnHost(new Sparsifier.Magnitude24(0), w).t().contiguous();
             try (Compressed24 want = Compressed24.compress(ref);
                  Compressed24 got = Compressed24.pruneCompressTransposed(w, threads)) {
                 assertSame24(want, got);
@@ -88,6 +102,41 @@ class NativePruneTest {
         checkPruneT(AWKWARD[ci], k, seed, threads);
     }
 
+    /**
+     * The fixed patterns' native apply (fst_pattern24) against the host selection, bit for bit: Eq. 7's, and the
+     * authors' four (two instances of one seed stepped alike, so each call draws the same pattern), along every axis of
+     * tensors of rank 1-3 with awkward sizes, NaN and signed zeros (a pruned -0.0 or NaN must come out +0.0).
+     */
+    @Property(tries = 150)
+    void fixedPatternsNativeEqualHostSelection(@ForAll @IntRange(min = 1, max = 3) int rank, @ForAll @IntRange(min = 0, max = 11) int a,
+                                               @ForAll @IntRange(min = 0, max = 11) int b, @ForAll @IntRange(min = 0, max = 5) int c,
+                                               @ForAll long seed) {
+        int[] dims = { AWKWARD[a], AWKWARD[b], 1 + c };
+        int[] shape = java.util.Arrays.copyOf(dims, rank);
+        int n = 1;
+        for (int d : shape) n *= d;
+        try (Scope s = Scope.open()) {
+            Tensor x = Tensor.of(nasty(n, seed), shape);
+            for (int axis = -rank; axis < rank; axis++) {
+                Sparsifier f = new Sparsifier.Fixed24(axis);
+                assertBits(Masks.applyOnHost(f, x), f.apply(x), f + " on " + java.util.Arrays.toString(shape));
+                AuthorsFixed24 native_ = new AuthorsFixed24(axis, seed), host = new AuthorsFixed24(axis, seed);
+                for (int call = 0; call < 6; call++) {
+                    Tensor got = native_.apply(x), want = Masks.applyOnHost(host, x);
+                    assertEquals(host.lastPattern(), native_.lastPattern());
+                    assertBits(want, got, "authors' pattern " + native_.lastPattern() + " axis " + axis + " on " + java.util.Arrays.toString(shape));
+                }
+            }
+        }
+    }
+
+    private static void assertBits(Tensor want, Tensor got, String what) {
+        assertArrayEquals(want.shape(), got.shape(), what);
+        float[] w = want.toFloatArray(), g = got.toFloatArray();
+        for (int i = 0; i < w.length; i++)
+            assertEquals(Float.floatToRawIntBits(w[i]), Float.floatToRawIntBits(g[i]), what + ": element " + i + " " + g[i] + " vs " + w[i]);
+    }
+
     @Test
     void bigEnoughForThreadsAndEmpty() {
         checkPrune(131, 301, 1, 2);
@@ -98,6 +147,18 @@ class NativePruneTest {
         checkPrune(4, 0, 6, 1);
         checkPruneT(0, 9, 7, 2);
         checkPruneT(9, 0, 8, 2);
+        // the fixed patterns over enough elements for both threads, and empty
+        try (Scope s = Scope.open()) {
+            for (int[] shape : new int[][] { { 129, 1031 }, { 7, 3001, 9 }, { 0, 5 }, { 5, 0, 3 } })
+                for (int axis = 0; axis < shape.length; axis++) {
+                    Tensor x = Tensor.of(nasty(java.util.Arrays.stream(shape).reduce(1, (p, q) -> p * q), axis + 11), shape);
+                    Sparsifier f = new Sparsifier.Fixed24(axis);
+                    assertBits(Masks.applyOnHost(f, x), f.apply(x), f + " on " + java.util.Arrays.toString(shape));
+                    AuthorsFixed24 g = new AuthorsFixed24(axis, 3), h = new AuthorsFixed24(axis, 3);
+                    for (int call = 0; call < 4; call++)
+                        assertBits(Masks.applyOnHost(h, x), g.apply(x), "authors' on " + java.util.Arrays.toString(shape) + " call " + call);
+                }
+        }
     }
 
     @Test
@@ -194,7 +255,7 @@ class NativePruneTest {
         int cout = 4 * coutGroups, k = cin * kk;
         try (Scope s = Scope.open()) {
             Tensor w = Tensor.of(nasty(cout * k, seed), cout, k);
-            float[] wv = w.toFloatArray(), pruned = new Sparsifier.Magnitude24(0).apply(w).toFloatArray();   // S(W^T) as [Cout, K]
+            float[] wv = w.toFloatArray(), pruned = Masks.applyOnHost(new Sparsifier.Magnitude24(0), w).toFloatArray();   // S(W^T) as [Cout, K]
             float[] dense = new float[cin * kk * cout], sparse = new float[cin * kk * cout];
             for (int ci = 0; ci < cin; ci++)
                 for (int t = 0; t < kk; t++)

@@ -230,6 +230,10 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
         mbw = rows_r;
         gb = SPK_CSLAB_BIG / (rows_r * nbw * 4);
         if (gb > SPK_GROUP_MAX) gb = SPK_GROUP_MAX;
+        /* one group a little over the slab budget rather than a second pass over S for a last block or two: 5 blocks at
+         * a budget of 4 (512 x 4608 at 392 columns on one thread) ran 10-11 % faster as one group in an alternating A/B */
+        const int64_t nblk = (n1 - n0 + nbw - 1) / nbw;
+        if (nblk > gb && nblk <= gb + gb / 4 && nblk <= SPK_GROUP_MAX) gb = nblk;
     }
     const int64_t mblocks = ((rows < mbw ? rows : mbw) + MR - 1) / MR;
     /* C written once, never read (one K block, beta == 0) and big (mode SPK_STREAM, set by the caller):

@@ -26,7 +26,9 @@
 #  ifndef MR
 #  define MR 4
 #  endif
+#  ifndef FN                                /* jmh/probes/spmm_ab.c builds two variants under other names */
 #  define FN fst_spmm24_range_avx512
+#  endif
 #elif defined(FST_ISA_AVX2)
 #  define VL 8
 #  ifndef NV

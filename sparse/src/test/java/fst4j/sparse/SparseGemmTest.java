@@ -51,8 +51,20 @@ class SparseGemmTest {
      */
     @Test
     void largeWeightsGroupColumnBlocks() {
-        int[][] shapes = {{255, 700, 4100}, {130, 333, 8196}, {61, 1500, 9000}};
+        // the last two: S taller than B is wide (the threads then take row ranges), and 392 columns in 5 blocks of 80,
+        // one group just over the slab budget
+        int[][] shapes = {{255, 700, 4100}, {130, 333, 8196}, {61, 1500, 9000}, {2304, 300, 520}, {512, 392, 2600}};
         for (int[] sh : shapes) for (int t = 1; t <= 2; t++) check(sh[0], sh[1], sh[2], t, 11L * sh[0] + sh[1]);
+        // one thread or two, column ranges or row ranges: every element sums its products in the same order
+        for (int[] sh : new int[][] {{512, 392, 2600}, {255, 700, 4100}})
+            try (Scope s = Scope.open(); Compressed24 c = Compressed24.compress(new Sparsifier.Magnitude24(1).apply(
+                    Tensor.of(TestData.values(sh[0] * sh[2], 3), sh[0], sh[2])))) {
+                Tensor b = Tensor.of(TestData.values(sh[2] * sh[1], 4), sh[2], sh[1]);
+                Tensor one = Tensor.empty(sh[0], sh[1]), two = Tensor.empty(sh[0], sh[1]);
+                SparseGemm.spmm(1f, c, b, 0f, one, 1);
+                SparseGemm.spmm(1f, c, b, 0f, two, 2);
+                assertArrayEquals(one.toFloatArray(), two.toFloatArray(), "threads change the bits at " + java.util.Arrays.toString(sh));
+            }
         // the earlier blocking (one column block at a time) gives the same bits: each column's sums run in one order
         try (Scope s = Scope.open(); Compressed24 c = Compressed24.compress(new Sparsifier.Magnitude24(1).apply(
                 Tensor.of(TestData.values(255 * 4100, 5), 255, 4100)))) {

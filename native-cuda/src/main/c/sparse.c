@@ -140,9 +140,10 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
      * least 64 columns and S has fewer rows than B has columns: each copies only its own part of B, nothing is shared
      * or synchronised. Otherwise rows in multiples of 4 (the register block height), every thread copying all of B
      * but streaming only its share of S. With M >= N (Eq. 2 of the wide layers, Eq. 1 at small batches) rows measured
-     * 1.06-1.39x faster on 2 threads (512 x 392 x 4608: 1.39x; 4608 x 392 x 512: 1.22x; 2304 x 1568 x 256: 1.14x) and
-     * within 3 % where it made no difference, lowered B included; with M < N columns stay ahead (up to 1.6x). The
-     * result is the same either way: every element sums its products in the same order. */
+     * 1.01-1.06x faster on 2 threads with the host in its fast state and 1.06-1.39x in its slow one (512 x 392 x 4608,
+     * 4608 x 392 x 512, 2304 x 1568 x 256, 1024 x 392 x 2048; in-process alternating A/Bs), never slower, lowered B
+     * included; with M < N columns stay ahead (1.2-1.6x). The result is the same either way: every element sums its
+     * products in the same order. */
     const int64_t un = 16, ur = 4;
     const int split_n = N >= 64 * (int64_t)nt && M < N;
     const int64_t unit = split_n ? un : ur, total = split_n ? N : M, units = (total + unit - 1) / unit;

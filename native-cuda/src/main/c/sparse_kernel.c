@@ -60,6 +60,9 @@
 #ifndef SPK_CSLAB_BIG
 #define SPK_CSLAB_BIG (640 << 10)                   /* bytes of C a group of column blocks keeps in L2 */
 #endif
+#ifndef SPK_PF_LOC
+#define SPK_PF_LOC 2                                /* __builtin_prefetch locality of the next B block (2: towards L2) */
+#endif
 #define SPK_GROUP_MAX 8                             /* column blocks per group at most */
 #define SPK_QUERY_BUF 1                             /* modes, as in sparse.c */
 #define SPK_STREAM 2
@@ -193,7 +196,7 @@ typedef struct {
 
 static inline void prefetch_some(prefetcher *pf) {
     for (int64_t i = 0; i < pf->per_call && pf->r < pf->rows; i++) {
-        __builtin_prefetch(pf->src + pf->r * pf->ld + pf->l * 16, 0, 2);
+        __builtin_prefetch(pf->src + pf->r * pf->ld + pf->l * 16, 0, SPK_PF_LOC);
         if (++pf->l == pf->lines) { pf->l = 0; pf->r++; }
     }
 }

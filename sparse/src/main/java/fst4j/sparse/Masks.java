@@ -43,11 +43,56 @@ final class Masks {
     }
 
     /**
+     * {@link Sparsifier#apply}: the kernels where they take the rule and tensor (magnitude 2:4 of a float32 matrix, the
+     * fixed patterns on the CPU), else the host selection, applied on the device by one select off the CPU.
+     */
+    static Tensor apply(Sparsifier s, Tensor x) {
+        Tensor t = switch (s) {
+            case Sparsifier.Magnitude24 m -> magnitude24Kernel(x, m.axis());
+            case Sparsifier.SortMagnitude24 m -> magnitude24Kernel(x, m.axis());
+            default -> null;
+        };
+        if (t != null) return t;
+        if (x.device() != fst4j.tensor.Device.CPU && x.dtype() == DType.F32) return applyOnDevice(s, x);
+        t = fixedPatternNative(s, x);
+        return t != null ? t : applyOnHost(s, x);
+    }
+
+    /**
+     * Magnitude 2:4 of a float32 matrix by the 2:4 kernels, which make the same selection bit for bit as the host path
+     * (NativePruneTest, CudaSparseTest): on CUDA fst_k_prune24 along rows (axis 1) or fst_k_prune24_t along columns
+     * (axis 0); on the CPU the shim's fused prune (prune.c) with its masked dense output, along rows, or on the
+     * transpose for axis 0. Null where neither applies and the host path must run (another rank or dtype, no shim, or
+     * an axis a matrix does not have, which that path then reports).
+     */
+    private static Tensor magnitude24Kernel(Tensor x, int axis) {
+        if (x.dim() != 2 || x.dtype() != DType.F32) return null;
+        boolean rows = axis == 1 || axis == -1;
+        if (!rows && axis != 0 && axis != -2) return null;
+        if (x.device() == fst4j.tensor.Device.CUDA)
+            return rows ? fst4j.tensor.CudaOps.prune24Masked(x) : fst4j.tensor.CudaOps.prune24TransposedMasked(x);
+        if (x.device() != fst4j.tensor.Device.CPU || !fst4j.shim.Native.isLoaded()) return null;
+        int threads = fst4j.tensor.Blas.threads();
+        if (rows) {
+            Tensor out = Tensor.empty(x.shape());
+            try (Compressed24 c = Compressed24.pruneCompress(x, out, threads)) {
+                return out;
+            } catch (RuntimeException | Error e) {
+                out.close();
+                throw e;
+            }
+        }
+        try (Tensor xt = x.t(); Tensor out = Tensor.empty(x.size(1), x.size(0))) {
+            try (Compressed24 c = Compressed24.pruneCompress(xt, out, threads); Tensor back = out.t()) { return back.contiguous(); }
+        }
+    }
+
+    /**
      * apply for a float32 tensor off the CPU: the kept set selected on the host ({@link #values} copied down only where
      * needed), uploaded as a 0/1 mask, and x where the mask is 1, +0.0 elsewhere, by the device's select (ReLU's
      * backward with the mask as the gate: a kept NaN stays NaN, a pruned one is +0.0, as on the CPU).
      */
-    static Tensor applyOnDevice(Sparsifier s, Tensor x) {
+    private static Tensor applyOnDevice(Sparsifier s, Tensor x) {
         boolean[] keep = keep(s, x, values(s, x));
         try (Tensor m = materialize(keep, x, null)) { return fst4j.tensor.Elementwise.reluBackward(x, m); }
     }
@@ -57,7 +102,7 @@ final class Masks {
      * pattern as {@link #keep} would) to a float32 CPU tensor by the shim's fst_pattern24: x where kept, +0.0 elsewhere,
      * without copying the values through Java. Null for other rules, dtypes or devices, or without the shim.
      */
-    static Tensor fixedPatternNative(Sparsifier s, Tensor x) {
+    private static Tensor fixedPatternNative(Sparsifier s, Tensor x) {
         if (x.device() != fst4j.tensor.Device.CPU || x.dtype() != DType.F32 || !fst4j.shim.Native.isLoaded()) return null;
         if (!(s instanceof Sparsifier.Fixed24) && !(s instanceof AuthorsFixed24)) return null;
         Lines l = Lines.of(x.shape(), s.axis());   // checks the axis before any state moves

@@ -30,16 +30,11 @@ public sealed interface Sparsifier
     default Tensor mask(Tensor x) { return Masks.materialize(Masks.keep(this, x, Masks.values(this, x)), x, null); }
 
     /**
-     * A new tensor: x where kept, 0 elsewhere. Off the CPU (float32) the 0/1 mask is selected on the host, from x's values
-     * only where the rule needs them, and applied on the device by one select (kept: x, else +0.0).
+     * A new tensor: x where kept, 0 elsewhere. On float32 the magnitude rules of a matrix and the fixed patterns run as
+     * native or device kernels, and off the CPU the other rules' host selection is applied on the device by one select
+     * (kept: x, else +0.0); the same values as the host selection ({@link Masks#apply}).
      */
-    default Tensor apply(Tensor x) {
-        if (x.device() != fst4j.tensor.Device.CPU && x.dtype() == fst4j.tensor.DType.F32) return Masks.applyOnDevice(this, x);
-        Tensor fixed = Masks.fixedPatternNative(this, x);   // the fixed patterns on float32: one native pass
-        if (fixed != null) return fixed;
-        double[] v = x.toDoubleArray();
-        return Masks.materialize(Masks.keep(this, x, v), x, v);
-    }
+    default Tensor apply(Tensor x) { return Masks.apply(this, x); }
 
     /** No pruning: the mask is all ones, apply copies. Not a 2:4 pattern. */
     record Dense() implements Sparsifier {
@@ -54,12 +49,6 @@ public sealed interface Sparsifier
      */
     record Magnitude24(int axis) implements Sparsifier {
         @Override public boolean accelerable() { return true; }
-
-        /** A float32 matrix is pruned by the 2:4 kernels ({@link #fast24}); anything else as the interface does. */
-        @Override public Tensor apply(Tensor x) {
-            Tensor t = fast24(x, axis);
-            return t != null ? t : Sparsifier.super.apply(x);
-        }
     }
 
     /**
@@ -68,41 +57,6 @@ public sealed interface Sparsifier
      */
     record SortMagnitude24(int axis) implements Sparsifier {
         @Override public boolean accelerable() { return true; }
-
-        /** A float32 matrix (dY, or X's lowering: GG, GX, WG, WX) is pruned by the 2:4 kernels, as {@link Magnitude24}. */
-        @Override public Tensor apply(Tensor x) {
-            Tensor t = fast24(x, axis);
-            return t != null ? t : Sparsifier.super.apply(x);
-        }
-    }
-
-    /**
-     * Magnitude 2:4 of a float32 matrix by the 2:4 kernels, which make the same selection bit for bit as the host path
-     * (NativePruneTest, CudaSparseTest): on CUDA fst_k_prune24 along rows (axis 1) or fst_k_prune24_t along columns
-     * (axis 0); on the CPU the shim's fused prune (prune.c) with its masked dense output, along rows, or on the
-     * transpose for axis 0. Null where neither applies and the interface's host path must run (another rank or dtype,
-     * no shim, or an axis a matrix does not have, which that path then reports).
-     */
-    private static Tensor fast24(Tensor x, int axis) {
-        if (x.dim() != 2 || x.dtype() != fst4j.tensor.DType.F32) return null;
-        boolean rows = axis == 1 || axis == -1;
-        if (!rows && axis != 0 && axis != -2) return null;
-        if (x.device() == fst4j.tensor.Device.CUDA)
-            return rows ? fst4j.tensor.CudaOps.prune24Masked(x) : fst4j.tensor.CudaOps.prune24TransposedMasked(x);
-        if (x.device() != fst4j.tensor.Device.CPU || !fst4j.shim.Native.isLoaded()) return null;
-        int threads = fst4j.tensor.Blas.threads();
-        if (rows) {
-            Tensor out = Tensor.empty(x.shape());
-            try (Compressed24 c = Compressed24.pruneCompress(x, out, threads)) {
-                return out;
-            } catch (RuntimeException | Error e) {
-                out.close();
-                throw e;
-            }
-        }
-        try (Tensor xt = x.t(); Tensor out = Tensor.empty(x.size(1), x.size(0))) {
-            try (Compressed24 c = Compressed24.pruneCompress(xt, out, threads); Tensor back = out.t()) { return back.contiguous(); }
-        }
     }
 
     /**

@@ -95,9 +95,14 @@ public final class Layers {
     public static volatile boolean implicitLowering = !"false".equals(System.getProperty("fst4j.conv.implicit"));
     /**
      * Eq. 2 of a stride-1 "same" convolution (blocked CPU path, with implicit lowering) computed as the convolution of
-     * dY with the transposed, tap-reversed weight; false ({@code -Dfst4j.conv.tconv=false}): W^T dY and col2im.
+     * dY with the transposed, tap-reversed weight; false ({@code -Dfst4j.conv.tconv=false}): W^T dY and col2im. Every
+     * such layer takes it: v6 kept it to narrow layers and small planes (a C harness found W^T dY + col2im 5-15 % faster
+     * elsewhere), but after the planned lowering an alternating A/B of the whole step measured it 1.04x faster on
+     * ResNet-18 DENSE and about 3.5 % on FST3_IR, equal on the small CNN (jmh/NOTES-step-cpu.md v11).
      */
     public static volatile boolean eq2Tconv = !"false".equals(System.getProperty("fst4j.conv.tconv"));
+    /** False ({@code -Dfst4j.conv.tconvAll=false}): v6's rule, Eq. 2 as a convolution only where Cout <= 32 or H*W <= 64. */
+    public static volatile boolean eq2TconvAll = !"false".equals(System.getProperty("fst4j.conv.tconvAll"));
 
     /**
      * On CUDA, a convolution whose Eq. 1 runs through cuSPARSELt gets its bf16 product read back straight into the NCHW
@@ -381,7 +386,8 @@ public final class Layers {
         private void backwardBlocked(Tensor g, Tensor dx, Tensor dw) {
             int n = x.size(0), cin = w.size(1), cout = w.size(0), k = w.size(2), kRows = cin * k * k, l = ho * wo, b = block;
             Gemm3.Left wt = null;
-            boolean same = stride == 1 && 2 * padding == k - 1 && implicitLowering && eq2Tconv && tconvPays(cout, l);
+            boolean same = stride == 1 && 2 * padding == k - 1 && implicitLowering && eq2Tconv
+                    && (eq2TconvAll || cout <= 32 || l <= 64);
             try (Tensor wm = w.reshape(cout, kRows); Tensor gc = g.contiguous(); Tensor dy3 = gc.reshape(n, cout, l);
                  Tensor xc = x.contiguous()) {
                 Gemm3.Left tconv = dx != null && same ? node.prepareInputGradTconv(wm, sw, k * k) : null;
@@ -423,13 +429,6 @@ public final class Layers {
                 if (wt != null) wt.close();
             }
         }
-
-        /**
-         * Where Eq. 2 as a convolution of dY beats W^T dY + col2im (a C harness over the ResNets' layer shapes, 1 and 2
-         * threads, dense and 2:4; jmh/NOTES-step-cpu.md v6): narrow layers (Cout <= 32, where W^T dY reduces over only
-         * Cout) and small planes (H*W <= 64, where col2im's rows are short). Elsewhere the old path was 5-15 % faster.
-         */
-        static boolean tconvPays(int cout, int plane) { return cout <= 32 || plane <= 64; }
 
         /** Eq. 2 of images [n0, n0 + nb) as a convolution of their dY (tap-major lowering) into dx3 [N, Cin, L]. */
         private void eq2Tconv(Gemm3.Left tconv, Tensor dy4, Tensor dx3, Tensor dxbuf, int n0, int nb) {

@@ -324,12 +324,9 @@ static int sgemm_run(job jb, int nthreads) {
     int split_m = costM <= costN;
     nt = split_m ? ntm : ntn;
     int64_t units = split_m ? um : unn;
-    /* One chunk per thread, or two when a chunk stays big enough that packing the other operand again is cheap. Not
-     * for a lowered B (convolutions): there the other operand is the weight (Eq. 1) or dY through the transposing pack
-     * (Eq. 3), and one chunk per thread ran 2-6 % faster on 2 threads (alternating A/B, ResNet-18 layer blocks; the
-     * 512-channel Eq. 1 equal). */
+    /* One chunk per thread, or two when a chunk stays big enough that packing the other operand again is cheap. */
     int64_t chunks = nt;
-    if (!jb.low && (split_m ? M : N * 2) / (2 * nt) >= 256) chunks = 2 * (int64_t)nt;
+    if ((split_m ? M : N * 2) / (2 * nt) >= 256) chunks = 2 * (int64_t)nt;
     if (chunks > units) chunks = units;
     return run_pool(&jb, split_m, split_m ? mr : nr, split_m ? M : N, units, chunks, nt);
 }

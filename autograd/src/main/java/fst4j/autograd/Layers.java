@@ -113,7 +113,7 @@ public final class Layers {
 
     /**
      * Target output columns per block: -Dfst4j.conv.blockCols=N fixes it; the default (0) is 4,096 for every layer
-     * (still at most 8 MB of lowered columns per block, BLOCK_FLOATS). Until v9 wide layers got fewer (2^19 / (Cin*k*k),
+     * (still at most 8 MB of lowered columns per block: blockMb, -Dfst4j.conv.blockMb=N). Until v9 wide layers got fewer (2^19 / (Cin*k*k),
      * at least 1,024) to keep a materialised block in cache; with the lowering done inside the GEMMs there is no such
      * block, and an interleaved A/B of whole training steps (jmh/NOTES-step-cpu.md v9) measured 4,096 everywhere faster:
      * DENSE 1.05x / 1.02x / 1.03x on the small CNN / resnet-small / ResNet-18, FST3_IR 1.02x / 1.05x / 1.07x.
@@ -129,14 +129,22 @@ public final class Layers {
         return prev;
     }
     private static final int MIN_BLOCK_COLS = 256;
-    private static final long BLOCK_FLOATS = 1L << 21;   // 8 MB of lowered columns per block: L3-sized
+    static volatile int blockMb = Integer.getInteger("fst4j.conv.blockMb", 8);   // MB of lowered columns per block at most
+
+    /** Sets the most MB of lowered columns per block; returns the previous setting. For A/B runs. */
+    public static int blockMegabytes(int mb) {
+        if (mb < 1) throw new IllegalArgumentException("block megabytes must be >= 1, got " + mb);
+        int prev = blockMb;
+        blockMb = mb;
+        return prev;
+    }
 
     /** Images per block for a conv with kRows = Cin*k*k and l = Ho*Wo, or 0 when blocks would be too narrow. */
     static int imagesPerBlock(int n, int kRows, int l) {
         if (!blocked || n == 0 || l == 0 || kRows == 0) return 0;
         int target = blockCols > 0 ? blockCols : DEFAULT_BLOCK_COLS;
         int b = Math.max(1, Math.min(n, (target + l - 1) / l));
-        b = (int) Math.max(1, Math.min(b, BLOCK_FLOATS / ((long) kRows * l)));
+        b = (int) Math.max(1, Math.min(b, ((long) blockMb << 18) / ((long) kRows * l)));
         int blocks = (n + b - 1) / b;
         b = (n + blocks - 1) / blocks;   // equal blocks: 32 images as 16 + 16, not 28 + a 4-image GEMM that is mostly overhead
         return (long) b * l >= MIN_BLOCK_COLS || b == n ? b : 0;

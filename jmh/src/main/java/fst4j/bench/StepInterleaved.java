@@ -33,8 +33,8 @@ import java.util.Map;
  * A variant may carry settings of process-wide switches, e.g. {@code --methods dense,dense:blockcols=4096 --no-torch}
  * (tconv = Eq. 2 as a convolution of dY, tconvall = that at every stride-1 layer rather than v6's narrow ones,
  * group = the 2:4 kernel's large-weight blocking, plan = the planned lowering, blockcols = target columns per
- * convolution block): each is applied for that variant's steps only, so one run A/Bs
- * a change under the same machine states.
+ * convolution block, blockmb = most MB of lowered columns per block): each is applied for that variant's steps
+ * only, so one run A/Bs a change under the same machine states.
  * <p>
  * {@code ./fst4j bench-interleaved [--models cnn,resnet-small,resnet18] [--methods dense,fst2,fst3_ir] [--rounds 30]
  * [--warmup 5] [--turn 2] [--threads 2] [--no-torch]}
@@ -51,7 +51,8 @@ public final class StepInterleaved {
             "group", v -> { int p = fst4j.shim.Native.spmm24Grouping(-1); fst4j.shim.Native.spmm24Grouping(v); return p; },
             "plan", v -> { boolean p = fst4j.shim.Native.loweringPlan(-1); fst4j.shim.Native.loweringPlan(v); return p ? 1 : 0; },
             "tconvall", v -> { boolean p = fst4j.autograd.Layers.eq2TconvAll; fst4j.autograd.Layers.eq2TconvAll = v != 0; return p ? 1 : 0; },
-            "blockcols", fst4j.autograd.Layers::blockColumns);
+            "blockcols", fst4j.autograd.Layers::blockColumns,
+            "blockmb", fst4j.autograd.Layers::blockMegabytes);
 
     /** One fst4j variant: a {@link StepCase} and the switches it runs under. */
     private static final class Variant implements AutoCloseable {

@@ -97,8 +97,8 @@ public final class Layers {
      * Eq. 2 of a stride-1 "same" convolution (blocked CPU path, with implicit lowering) computed as the convolution of
      * dY with the transposed, tap-reversed weight; false ({@code -Dfst4j.conv.tconv=false}): W^T dY and col2im. Every
      * such layer takes it: v6 kept it to narrow layers and small planes (a C harness found W^T dY + col2im 5-15 % faster
-     * elsewhere), but after the planned lowering an alternating A/B of the whole step measured it 1.04x faster on
-     * ResNet-18 DENSE and about 3.5 % on FST3_IR, equal on the small CNN (jmh/NOTES-step-cpu.md v11).
+     * elsewhere), but after the planned lowering two alternating A/Bs of the whole step measured it 1.04x and 1.06x
+     * faster on ResNet-18 DENSE, about 3 % on FST3_IR, 1.01-1.04x on the small CNN (jmh/NOTES-step-cpu.md v11).
      */
     public static volatile boolean eq2Tconv = !"false".equals(System.getProperty("fst4j.conv.tconv"));
     /** False ({@code -Dfst4j.conv.tconvAll=false}): v6's rule, Eq. 2 as a convolution only where Cout <= 32 or H*W <= 64. */
@@ -113,9 +113,9 @@ public final class Layers {
 
     /**
      * Target output columns per block: -Dfst4j.conv.blockCols=N fixes it; the default (0) is 4,096 for every layer
-     * (still at most 8 MB of lowered columns per block: blockMb, -Dfst4j.conv.blockMb=N). Until v9 wide layers got fewer (2^19 / (Cin*k*k),
-     * at least 1,024) to keep a materialised block in cache; with the lowering done inside the GEMMs there is no such
-     * block, and an interleaved A/B of whole training steps (jmh/NOTES-step-cpu.md v9) measured 4,096 everywhere faster:
+     * (still at most 8 MB of lowered columns per block: blockMb, -Dfst4j.conv.blockMb=N; 64 MB measured no faster,
+     * NOTES v11). Until v9 wide layers got fewer (2^19 / (Cin*k*k), at least 1,024) to keep a materialised block in
+     * cache; with the lowering done inside the GEMMs there is no such block, and an interleaved A/B of whole training steps (jmh/NOTES-step-cpu.md v9) measured 4,096 everywhere faster:
      * DENSE 1.05x / 1.02x / 1.03x on the small CNN / resnet-small / ResNet-18, FST3_IR 1.02x / 1.05x / 1.07x.
      */
     static volatile int blockCols = Integer.getInteger("fst4j.conv.blockCols", 0);

@@ -116,7 +116,8 @@ public final class Layers {
      * (still at most 8 MB of lowered columns per block: blockMb, -Dfst4j.conv.blockMb=N; 64 MB measured no faster,
      * NOTES v11). Until v9 wide layers got fewer (2^19 / (Cin*k*k), at least 1,024) to keep a materialised block in
      * cache; with the lowering done inside the GEMMs there is no such block, and an interleaved A/B of whole training
-     * steps (jmh/NOTES-step-cpu.md v9) measured 4,096 everywhere faster: DENSE 1.05x / 1.02x / 1.03x on the small CNN / resnet-small / ResNet-18, FST3_IR 1.02x / 1.05x / 1.07x.
+     * steps (jmh/NOTES-step-cpu.md v9) measured 4,096 everywhere faster: DENSE 1.05x / 1.02x / 1.03x on the small
+     * CNN / resnet-small / ResNet-18, FST3_IR 1.02x / 1.05x / 1.07x.
      */
     static volatile int blockCols = Integer.getInteger("fst4j.conv.blockCols", 0);
     private static final int DEFAULT_BLOCK_COLS = 4096;

@@ -50,16 +50,16 @@ public final class Transposable24 implements Sparsifier, StatefulSparsifier {
     @Override public boolean accelerable() { return true; }
 
     /** Whether the next {@link #keep} call recomputes the mask (and so reads the values): first call, new shape, or refresh. */
-    boolean refreshDue(int[] shape) {
-        return cached == null || !java.util.Arrays.equals(shape, cachedShape) || calls % refreshInterval == 0;
-    }
+    boolean refreshDue(int[] shape) { return fresh(shape) || calls % refreshInterval == 0; }
+
+    /** No mask yet for a tensor of this shape: the step counter starts again. */
+    private boolean fresh(int[] shape) { return cached == null || !java.util.Arrays.equals(shape, cachedShape); }
 
     /** The kept set for a tensor of this shape; v (its values) is read only when {@link #refreshDue}. */
     boolean[] keep(double[] v, int[] shape) {
         if (shape.length < 2) throw new IllegalArgumentException("transposable 2:4 needs rank >= 2, got shape " + java.util.Arrays.toString(shape));
-        boolean fresh = cached == null || !java.util.Arrays.equals(shape, cachedShape);
-        if (fresh) calls = 0;
-        if (fresh || calls % refreshInterval == 0) {
+        if (fresh(shape)) calls = 0;
+        if (refreshDue(shape)) {
             cached = compute(v, shape[0], v.length / Math.max(shape[0], 1));
             cachedShape = shape.clone();
         }

@@ -211,7 +211,7 @@ public final class CudaSpmm implements AutoCloseable {
         if (n == 0) return;
         int nP = pad(n), plane = n / imgs;
         try (CudaOps.Block b16 = CudaOps.im2colBf16(low, kP, nP)) {
-            if (readBackBf16(b16, nP, out16 -> Native.cudaBf16UnpadNchw(out16, nP, CudaOps.ptr(out), rows, imgs, plane))) return;
+            if (readBackBf16(planFor(nP), b16, nP, out16 -> Native.cudaBf16UnpadNchw(out16, nP, CudaOps.ptr(out), rows, imgs, plane))) return;
             try (Tensor c = Tensor.empty(Device.CUDA, DType.F32, rows, n); Tensor c3 = c.reshape(rows, imgs, plane);
                  Tensor p = c3.permute(1, 0, 2); Tensor o3 = out.reshape(imgs, rows, plane)) {
                 multiply(b16, n, c);
@@ -221,12 +221,11 @@ public final class CudaSpmm implements AutoCloseable {
     }
 
     /**
-     * Where the library writes its product in bf16 and this padded shape has a plan: the product of A and b16 into a
-     * bf16 [rowsP, nP] block, handed to readBack (which reads it into its float32 destination) before the block is
-     * freed; true. False (nothing done) otherwise.
+     * Where the library writes its product in bf16 and this padded shape has a plan (planFor(nP), non-null): the product
+     * of A and b16 into a bf16 [rowsP, nP] block, handed to readBack (which reads it into its float32 destination) before
+     * the block is freed; true. False (nothing done) otherwise.
      */
-    private boolean readBackBf16(CudaOps.Block b16, int nP, java.util.function.Consumer<MemorySegment> readBack) {
-        Cuda.SparseLtPlan plan = planFor(nP);
+    private boolean readBackBf16(Cuda.SparseLtPlan plan, CudaOps.Block b16, int nP, java.util.function.Consumer<MemorySegment> readBack) {
         if (plan == null || outType != Cuda.R_16BF) return false;
         try (CudaOps.Block out16 = CudaOps.Block.of(2L * rowsP * nP)) {
             sparseMatmul(plan, b16, out16.ptr());
@@ -275,9 +274,9 @@ public final class CudaSpmm implements AutoCloseable {
     /** c = A b16 with b16 the padded bf16 [kP, pad(n)] right-hand side. */
     private void multiply(CudaOps.Block b16, int n, Tensor c) {
         int nP = pad(n);
-        // the library writes bf16 [rowsP, nP]; read back into c exactly
-        if (readBackBf16(b16, nP, out16 -> Native.cudaBf16Unpad(out16, nP, CudaOps.ptr(c), rows, n))) return;
         Cuda.SparseLtPlan plan = planFor(nP);
+        // the library writes bf16 [rowsP, nP]; read back into c exactly
+        if (readBackBf16(plan, b16, nP, out16 -> Native.cudaBf16Unpad(out16, nP, CudaOps.ptr(c), rows, n))) return;
         boolean direct = rowsP == rows && nP == n;
         try (Tensor out = direct ? c.alias() : Tensor.empty(Device.CUDA, DType.F32, rowsP, nP)) {
             productInto(plan, b16, nP, CudaOps.ptr(out), Cuda.R_32F);   // here the library writes float32, or the shape was refused

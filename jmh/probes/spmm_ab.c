@@ -12,6 +12,7 @@
 #include "lowering.h"
 
 int fst_spmm24_group_mode = 1;   /* sparse.c's switch (1: the default blocking) */
+int fst_spmm24_prefetch_mode = 1;   /* sparse.c's switch (1: prefetch a big S, the default) */
 /* the implicit lowering is not used here (B is a matrix): the kernel's references to it are never called */
 size_t fst_lplan_bytes(const fst_lowering *s, int nvec) { (void)s; (void)nvec; return 0; }
 int fst_lplan_build(fst_lplan *p, const fst_lowering *s, int64_t c0, int64_t nc, int nvec, void *m) {

@@ -78,6 +78,10 @@ FST_API int fst_lowering_plan(int mode);
  * column block at a time, two chunks per thread); -1 only asks. Returns the mode in use. Same bits either way; for
  * A/B timing. */
 FST_API int fst_spmm24_grouping(int mode);
+/* The 2:4 product's software prefetch of S (sparse_kernel.c): where a thread's rows of compressed values exceed 512 KB,
+ * each register block prefetches the next one's values and metadata. mode 1 (default) on, 0 off, -1 only asks; returns
+ * the mode in use. Same bits either way; for A/B timing. */
+FST_API int fst_spmm24_prefetch(int mode);
 /* ---- sparsification overhead kernels (prune.c): fused prune + compress, IR shift + half-K gather ----
  * Magnitude 2:4 as fst4j.sparse.Sparsifier.Magnitude24: in each group of 4 keep the 2 largest |x|, ties to
  * the lower index, NaN counts as the largest (all NaNs equal); pruned entries become +0.0f. The output is

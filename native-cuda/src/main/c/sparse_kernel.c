@@ -11,7 +11,9 @@
  * buffer row read straight from L1 as the FMA's memory operand (no B registers). The metadata word of
  * each row is read once per 8 groups; the group loop is unrolled 8 times so every nibble shift is a
  * constant. beta is applied when C is stored after the first K block (beta == 0 never reads C); N edges
- * use a narrower instantiation (fewer vectors) and, on AVX-512, a masked last vector. */
+ * use a narrower instantiation (fewer vectors) and, on AVX-512, a masked last vector. S is read one K block
+ * (128 bytes of values per row) per register block, rows ldv apart: where it does not fit L2 the next register block's
+ * values and metadata are prefetched (the hardware prefetchers miss that pattern; up to 1.3-1.5x at 4608 x 392 x 512). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,12 +65,19 @@
 #ifndef SPK_PF_LOC
 #define SPK_PF_LOC 2                                /* __builtin_prefetch locality of the next B block (2: towards L2) */
 #endif
+#ifndef SPK_PF_S
+#define SPK_PF_S 1                                  /* register blocks ahead whose S is prefetched (0: none) */
+#endif
+#ifndef SPK_PF_S_BYTES
+#define SPK_PF_S_BYTES (512 << 10)                  /* ... when a thread's rows of S hold more bytes of values than this */
+#endif
 #define SPK_GROUP_MAX 8                             /* column blocks per group at most */
 #define SPK_QUERY_BUF 1                             /* modes, as in sparse.c */
 #define SPK_STREAM 2
 #define KB ((SPK_BUF / (NB * 4)) & ~31)             /* K rows per block, whole metadata words */
 
 extern int fst_spmm24_group_mode;                   /* sparse.c: fst_spmm24_grouping */
+extern int fst_spmm24_prefetch_mode;                /* sparse.c: fst_spmm24_prefetch */
 #define INLINE static inline __attribute__((always_inline))
 typedef float vf __attribute__((vector_size(VL * 4)));
 typedef float vfu __attribute__((vector_size(VL * 4), aligned(4)));
@@ -241,6 +250,12 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
         if (nblk > gb && nblk <= gb + gb / 4 && nblk <= SPK_GROUP_MAX) gb = nblk;
     }
     const int64_t mblocks = ((rows < mbw ? rows : mbw) + MR - 1) / MR;
+    /* S bigger than about half of L2: its rows are read 128 bytes (one K block) at a time, rows ldv apart, and the
+     * hardware prefetchers miss that pattern; each register block then prefetches the next one's values and metadata.
+     * In-process A/Bs (1 thread): 1.32x at 4608 x 392 x 512, 1.12-1.19x at 512 x 256-392 x 4608, 1.05-1.06x at
+     * 256 x 704-1568 x 2304 and 2304 x 1568 x 256; with S in L2 (64-128 rows of 576-1152) 0.92-1.01x, so off there. */
+    const int pf_s = (double)rows_r * (double)ldv * 4 > SPK_PF_S_BYTES && __atomic_load_n(&fst_spmm24_prefetch_mode, __ATOMIC_RELAXED);
+    (void)pf_s;
     /* C written once, never read (one K block, beta == 0) and big (mode SPK_STREAM, set by the caller):
      * non-temporal stores save the read-for-ownership of every line. Needs 64-byte aligned rows. */
     const int stream = mode == SPK_STREAM && Kp <= kbw && beta == 0.0f &&
@@ -308,6 +323,15 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
                     for (int64_t i = mb0; i < mb1; i += MR) {
                         const int mr = (int)(mb1 - i < MR ? mb1 - i : MR);
                         if (pf.src) prefetch_some(&pf);
+#if SPK_PF_S
+                        /* the register block SPK_PF_S ahead: its rows' values and metadata for this K block */
+                        if (pf_s && i + SPK_PF_S * MR < mb1)
+                            for (int r = 0; r < MR && i + SPK_PF_S * MR + r < mb1; r++) {
+                                const float *vq = values + (i + SPK_PF_S * MR + r) * ldv + 2 * g0;
+                                for (int64_t o = 0; o < kb / 2; o += 16) __builtin_prefetch(vq + o, 0, 2);
+                                __builtin_prefetch(meta + (i + SPK_PF_S * MR + r) * ldm + g0 / 8, 0, 2);
+                            }
+#endif
                         run_block(mr, nv, values + i * ldv, ldv, meta + i * ldm, ldm, g0, ng, buf, C + i * ldc + jn,
                                   ldc, alpha, beta, first, n);
                     }

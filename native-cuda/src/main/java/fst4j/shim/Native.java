@@ -252,6 +252,19 @@ public final class Native {
         try { return (int) GroupingHandles.GROUPING.invokeExact(mode); } catch (Throwable t) { throw rethrow(t); }
     }
 
+    private static final class PrefetchHandles {
+        static final MethodHandle PREFETCH = bind(LIB, "fst_spmm24_prefetch", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+    }
+
+    /**
+     * The 2:4 product's software prefetch of a large compressed S (sparse_kernel.c): 1 (default) on, 0 off, -1 only
+     * asks. Returns the mode in use. Same bits; for A/B timings.
+     */
+    public static int spmm24Prefetch(int mode) {
+        ensureLoaded();
+        try { return (int) PrefetchHandles.PREFETCH.invokeExact(mode); } catch (Throwable t) { throw rethrow(t); }
+    }
+
     // ---- batch norm (norm.c); bound on first use ----
 
     private static final class NormHandles {

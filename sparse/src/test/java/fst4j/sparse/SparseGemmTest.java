@@ -79,6 +79,16 @@ class SparseGemmTest {
                 fst4j.shim.Native.spmm24Grouping(1);
             }
             assertArrayEquals(plain.toFloatArray(), grouped.toFloatArray());
+            // the software prefetch of this 2.1 MB S (on by default) only moves data: the same bits without it
+            Tensor noPrefetch = Tensor.empty(255, 700);
+            assertEquals(1, fst4j.shim.Native.spmm24Prefetch(-1), "S prefetch is on by default");
+            try {
+                assertEquals(0, fst4j.shim.Native.spmm24Prefetch(0));
+                SparseGemm.spmm(1f, c, b, 0f, noPrefetch, 2);
+            } finally {
+                fst4j.shim.Native.spmm24Prefetch(1);
+            }
+            assertArrayEquals(noPrefetch.toFloatArray(), grouped.toFloatArray());
         }
     }
 

@@ -277,6 +277,7 @@ void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t nc
 int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
 int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
 void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail);
+void fst_lplan_rows_avx512(const fst_lplan *p, int64_t r0, int64_t nrows, float *out, int64_t ldo, int per, int64_t jump);
 
 static int lplan_state = -1;   /* -1: not decided yet; 0 off; 1 on */
 
@@ -328,4 +329,8 @@ int fst_lplan_build(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t n
 
 void fst_lplan_row(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail) {
     fst_lplan_row_avx512(p, r, out, per, jump, tail);
+}
+
+void fst_lplan_rows(const fst_lplan *p, int64_t r0, int64_t nrows, float *out, int64_t ldo, int per, int64_t jump) {
+    fst_lplan_rows_avx512(p, r0, nrows, out, ldo, per, jump);
 }

@@ -106,7 +106,7 @@ static void pack_b_lowered(const job *jb, const fst_kernel *k, int64_t j0, int64
     fst_lplan plan;
     /* planned lowering (lowering.h): vectors of 16 columns straight into the slivers, or rows of scratch */
     if (!jb->tB && nr % 16 == 0 && fst_lplan_build(&plan, jb->low, j0, nc, (int)((nc + nr - 1) / nr * nr / 16), plan_mem)) {
-        for (int64_t p = 0; p < kc; p++) fst_lplan_row(&plan, p0 + p, dst + p * nr, nr / 16, (int64_t)nr * kc, 0);
+        fst_lplan_rows(&plan, p0, kc, dst, nr, nr / 16, (int64_t)nr * kc);
         return;
     }
     if (jb->tB && fst_lplan_build(&plan, jb->low, p0, kc, (int)((kc + 15) / 16), plan_mem)) {

@@ -55,4 +55,7 @@ int fst_lplan_build(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t n
  * where vector v lands at out + (v / per) * jump + (v % per) * 16: per = 0 means contiguous (out + 16 v). With
  * tail != 0 only ncols floats are written (a masked last store). */
 void fst_lplan_row(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail);
+/* Rows [r0, r0 + nrows) (all < the lowering's rows), row i laid out as fst_lplan_row(p, r0 + i, out + i * ldo, per,
+ * jump, 0) would: the same bits, in one call. */
+void fst_lplan_rows(const fst_lplan *p, int64_t r0, int64_t nrows, float *out, int64_t ldo, int per, int64_t jump);
 #endif

@@ -287,11 +287,15 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
                     const int64_t jn = jg + bi * nbw;
                     const int n = (int)(jg1 - jn < nbw ? jg1 - jn : nbw);
                     const int nv = (n + VL - 1) / VL, ls = nv * VL;
-                    for (int64_t p = 0; p < kb; p++) {
+                    int64_t p = 0;
+                    if (planned[bi]) {   /* the block's rows in one call (a row here is only nv vectors) */
+                        p = K - k0 < kb ? K - k0 : kb;
+                        fst_lplan_rows(&plans[bi], k0, p, buf, ls, 0, 0);
+                    }
+                    for (; p < kb; p++) {
                         float *d = buf + p * ls;
                         if (k0 + p < K) {
                             /* B row, or (implicit im2col) the same piece of the lowered row computed from x */
-                            if (planned[bi]) { fst_lplan_row(&plans[bi], k0 + p, d, 0, 0, 0); continue; }   /* zeros past n */
                             if (low) fst_lowering_row(low, k0 + p, jn, n, d);
                             else memcpy(d, B + (k0 + p) * ldb + jn, (size_t)n * 4);
                             if (n < ls) memset(d + n, 0, (size_t)(ls - n) * 4);

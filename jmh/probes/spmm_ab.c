@@ -13,6 +13,7 @@
 
 int fst_spmm24_group_mode = 1;   /* sparse.c's switch (1: the default blocking) */
 int fst_spmm24_prefetch_mode = 1;   /* sparse.c's switch (1: prefetch a big S, the default) */
+int fst_spmm24_kblock_mode = 1;     /* sparse.c's switch (1: L2-sized K blocks where K needs several, the default) */
 /* the implicit lowering is not used here (B is a matrix): the kernel's references to it are never called */
 size_t fst_lplan_bytes(const fst_lowering *s, int nvec) { (void)s; (void)nvec; return 0; }
 int fst_lplan_build(fst_lplan *p, const fst_lowering *s, int64_t c0, int64_t nc, int nvec, void *m) {
@@ -21,6 +22,9 @@ int fst_lplan_build(fst_lplan *p, const fst_lowering *s, int64_t c0, int64_t nc,
 void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t c0, int64_t nc, float *out) { (void)s; (void)r; (void)c0; (void)nc; (void)out; abort(); }
 void fst_lplan_row(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail) {
     (void)p; (void)r; (void)out; (void)per; (void)jump; (void)tail; abort();
+}
+void fst_lplan_rows(const fst_lplan *p, int64_t r0, int64_t nrows, float *out, int64_t ldo, int per, int64_t jump) {
+    (void)p; (void)r0; (void)nrows; (void)out; (void)ldo; (void)per; (void)jump; abort();
 }
 
 typedef int range_fn(int64_t, int64_t, int64_t, int64_t, int64_t, float, float, const float *, const uint32_t *, const float *,

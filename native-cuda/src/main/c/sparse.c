@@ -27,6 +27,13 @@ int fst_spmm24_range_generic(RANGE_ARGS);
 
 int fst_spmm24_group_mode = 1;   /* read by sparse_kernel.c (every ISA object) */
 
+int fst_spmm24_kblock_mode = 1;     /* read by sparse_kernel.c: L2-sized K blocks where K needs several */
+
+int fst_spmm24_kblocks(int mode) {
+    if (mode == 0 || mode == 1) __atomic_store_n(&fst_spmm24_kblock_mode, mode, __ATOMIC_RELAXED);
+    return __atomic_load_n(&fst_spmm24_kblock_mode, __ATOMIC_RELAXED);
+}
+
 int fst_spmm24_prefetch_mode = 1;   /* read by sparse_kernel.c: prefetch a big S's next register block */
 
 int fst_spmm24_prefetch(int mode) {

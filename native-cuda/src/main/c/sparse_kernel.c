@@ -75,9 +75,14 @@
 #define SPK_QUERY_BUF 1                             /* modes, as in sparse.c */
 #define SPK_STREAM 2
 #define KB ((SPK_BUF / (NB * 4)) & ~31)             /* K rows per block, whole metadata words */
+#ifndef SPK_BUF_BIG
+#define SPK_BUF_BIG 98304                           /* bytes of the B buffer where K needs several blocks (L2) */
+#endif
+#define KBB ((SPK_BUF_BIG / (NB * 4)) & ~31)
 
 extern int fst_spmm24_group_mode;                   /* sparse.c: fst_spmm24_grouping */
 extern int fst_spmm24_prefetch_mode;                /* sparse.c: fst_spmm24_prefetch */
+extern int fst_spmm24_kblock_mode;                  /* sparse.c: fst_spmm24_kblocks */
 #define INLINE static inline __attribute__((always_inline))
 typedef float vf __attribute__((vector_size(VL * 4)));
 typedef float vfu __attribute__((vector_size(VL * 4), aligned(4)));
@@ -213,14 +218,22 @@ static inline void prefetch_some(prefetcher *pf) {
 int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, float beta, const float *values,
        const uint32_t *meta, const float *B, int64_t ldb, float *C, int64_t ldc, float *buf, int mode,
        const fst_lowering *low) {
-    if (mode == SPK_QUERY_BUF) return KB * NB;
+    if (mode == SPK_QUERY_BUF) return (VL == 16 ? KBB : KB) * NB;   /* the largest block any call may use */
     const int64_t Kp = (K + 3) & ~(int64_t)3, ldv = Kp / 2, ldm = (Kp + 31) / 32;
-    /* Block shape: NB columns x KB rows of K, or, when all of K fits the buffer with at least NV_ONE vectors
+    /* K blocks: where K does not fit one L1-sized block (KB rows, or one block of at least NV_ONE vectors), the
+     * AVX-512 kernel takes blocks of KBB rows from an L2-resident buffer instead: the register blocks then store and
+     * re-read their C tile once per KBB rows rather than per KB, and the FMAs' B operands still stream from L2 fast
+     * enough. In-process A/Bs (one thread, 96 KB against 24 KB): 1.02-1.07x at 64-512 x 392-25088 x 576-4608 and
+     * 2304 x 1568 x 256, 1.01-1.02x at 4608 x 392 x 512 and 576 x 25088 x 64; with K of 128 (one small block) it was 5 %
+     * slower, so small K keeps the L1 block. 192 KB was slower than 96 KB at 64 x 25088 x 576 (0.90x). */
+    const int64_t kbmax = VL == 16 && Kp * NV_ONE * VL > KB * NB &&
+                          __atomic_load_n(&fst_spmm24_kblock_mode, __ATOMIC_RELAXED) ? KBB : KB;
+    /* Block shape: NB columns x kbmax rows of K, or, when all of K fits the buffer with at least NV_ONE vectors
      * per row, one K block as wide as fits (C then stored once: no re-reads, and streamable). */
-    int64_t nbw = NB, kbw = KB;
-    if (Kp > KB && Kp * NV_ONE * VL <= KB * NB) {
+    int64_t nbw = NB, kbw = kbmax;
+    if (Kp > kbmax && Kp * NV_ONE * VL <= kbmax * NB) {
         kbw = Kp;
-        nbw = KB * NB / (Kp * VL) * VL;
+        nbw = kbmax * NB / (Kp * VL) * VL;
         if (nbw > NB) nbw = NB;
     }
     /* Equal column blocks (whole vectors) rather than full ones and a narrow rest: 128 columns as 64 + 64, not 96 + 32,

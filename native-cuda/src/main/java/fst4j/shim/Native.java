@@ -254,6 +254,17 @@ public final class Native {
 
     private static final class PrefetchHandles {
         static final MethodHandle PREFETCH = bind(LIB, "fst_spmm24_prefetch", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+        static final MethodHandle KBLOCKS = bind(LIB, "fst_spmm24_kblocks", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+    }
+
+    /**
+     * The 2:4 product's K blocks where K does not fit one L1-sized block (sparse_kernel.c): 1 (default) 256-row blocks
+     * from an L2-sized buffer, 0 the 64-row L1 blocks, -1 only asks. Returns the mode in use. The last bits of C differ
+     * between the modes (where partial sums are rounded); for A/B timings.
+     */
+    public static int spmm24KBlocks(int mode) {
+        ensureLoaded();
+        try { return (int) PrefetchHandles.KBLOCKS.invokeExact(mode); } catch (Throwable t) { throw rethrow(t); }
     }
 
     /**

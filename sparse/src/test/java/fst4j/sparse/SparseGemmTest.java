@@ -90,6 +90,16 @@ class SparseGemmTest {
             }
             assertArrayEquals(noPrefetch.toFloatArray(), grouped.toFloatArray());
         }
+        // the L1-sized K blocks (mode 0) and the L2-sized ones (default) both equal the dense product on the decompressed
+        // S, at K over one block of either size and not a multiple of it, 1 and 2 threads
+        assertEquals(1, fst4j.shim.Native.spmm24KBlocks(-1), "L2-sized K blocks are on by default");
+        try {
+            assertEquals(0, fst4j.shim.Native.spmm24KBlocks(0));
+            for (int t = 1; t <= 2; t++) { check(70, 300, 1030, t, 21); check(9, 97, 2310, t, 22); check(130, 40, 260, t, 23); }
+        } finally {
+            fst4j.shim.Native.spmm24KBlocks(1);
+        }
+        for (int t = 1; t <= 2; t++) { check(70, 300, 1030, t, 21); check(9, 97, 2310, t, 22); check(130, 40, 260, t, 23); }
     }
 
     @Test

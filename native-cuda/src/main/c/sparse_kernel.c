@@ -3,7 +3,8 @@
  * gemm_kernel.c. sparse.c validates, splits the work and picks the ISA at run time.
  *
  * Loop order: for each NB-wide column block of B and each KB-deep block of K (KB a multiple of 32, so a
- * block starts on a metadata word), B[k0:k0+KB, j:j+nb] is copied into a small aligned buffer with a row
+ * block starts on a metadata word; KBB rows from an L2-sized buffer where K needs several blocks: fewer C tile
+ * re-reads), B[k0:k0+KB, j:j+nb] is copied into a small aligned buffer with a row
  * stride of nb rounded up to whole vectors (zero-filled past N and past K, so padded groups read zeros);
  * while the MR-row register blocks stream over it, the next block's rows of B are prefetched a few lines
  * per register block. A register block keeps MR x nv vector accumulators; per group of 4 and per row it

@@ -58,8 +58,8 @@ int main(int argc, char **argv) {
         for (int s = 0; s < 2; s++) {
             const int a = (s == 0) == ((p & 1) == 0);   /* even pairs a first, odd pairs b first */
             const double t0 = now();
-            if (a) fn_a(0, M, 0, N, K, 1.0f, 0.0f, v, m, B, N, Ca, N, buf, 0, NULL);
-            else fn_b(0, M, 0, N, K, 1.0f, 0.0f, v, m, B, N, Cb, N, buf_b, 0, NULL);
+            if (a) fn_a(0, M, 0, N, K, 1.0f, 0.0f, v, m, B, N, Ca, N, buf, M >= 32 ? 4 : 0, NULL);
+            else fn_b(0, M, 0, N, K, 1.0f, 0.0f, v, m, B, N, Cb, N, buf_b, M >= 32 ? 4 : 0, NULL);
             t[a ? 0 : 1] = now() - t0;
         }
         if (p >= 0) { r[p] = t[0] / t[1]; ta += t[0]; tb += t[1]; }

@@ -17,7 +17,8 @@ int fst_spmm24_range_avx2(RANGE_ARGS);
 int fst_spmm24_range_generic(RANGE_ARGS);
 
 #define SPK_QUERY_BUF 1   /* range-function modes (as in sparse_kernel.c): return the buffer size in floats */
-#define SPK_STREAM 2      /* compute, non-temporal C stores allowed */
+#define SPK_STREAM 2      /* flag: non-temporal C stores allowed */
+#define SPK_BIGK 4        /* flag: S has enough rows (>= 32) for the kernel's L2-sized K blocks */
 #ifndef SPK_ABIG
 #define SPK_ABIG (1 << 20)  /* as in sparse_kernel.c: S values bytes above which a chunk's column blocks are grouped */
 #endif
@@ -140,7 +141,7 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     spmm_range_fn run = spmm_kernel(NULL);
     const size_t buf_bytes = (size_t)run(0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, SPK_QUERY_BUF, NULL) * 4;
     /* C much bigger than the caches: where it is written once, the kernel may bypass the caches. */
-    const int mode = (double)M * (double)N * 4 >= SPK_STREAM_BYTES ? SPK_STREAM : 0;
+    const int mode = ((double)M * (double)N * 4 >= SPK_STREAM_BYTES ? SPK_STREAM : 0) | (M >= 32 ? SPK_BIGK : 0);
     double flops = (double)M * (double)N * (double)K;   /* 2:4: half of 2MNK */
     int nt = flops < 5e5 ? 1 : nthreads;
     if (nt == 1) {

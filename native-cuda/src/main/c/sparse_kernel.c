@@ -74,7 +74,8 @@
 #endif
 #define SPK_GROUP_MAX 8                             /* column blocks per group at most */
 #define SPK_QUERY_BUF 1                             /* modes, as in sparse.c */
-#define SPK_STREAM 2
+#define SPK_STREAM 2                                /* flag: non-temporal C stores allowed */
+#define SPK_BIGK 4                                  /* flag: S has enough rows for the L2-sized K blocks */
 #define KB ((SPK_BUF / (NB * 4)) & ~31)             /* K rows per block, whole metadata words */
 #ifndef SPK_BUF_BIG
 #define SPK_BUF_BIG 98304                           /* bytes of the B buffer where K needs several blocks (L2) */
@@ -226,8 +227,11 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
      * re-read their C tile once per KBB rows rather than per KB, and the FMAs' B operands still stream from L2 fast
      * enough. In-process A/Bs (one thread, 96 KB against 24 KB): 1.02-1.07x at 64-512 x 392-25088 x 576-4608 and
      * 2304 x 1568 x 256, 1.01-1.02x at 4608 x 392 x 512 and 576 x 25088 x 64; with K of 128 (one small block) it was 5 %
-     * slower, so small K keeps the L1 block. 192 KB was slower than 96 KB at 64 x 25088 x 576 (0.90x). */
-    const int64_t kbmax = VL == 16 && Kp * NV_ONE * VL > KB * NB &&
+     * slower, so small K keeps the L1 block. 192 KB was slower than 96 KB at 64 x 25088 x 576 (0.90x). With 16 rows
+     * (too few register blocks to reuse an L2-resident block) it was 0.93-0.95x at K = 144-256, 0.99-1.02x at 32 rows,
+     * 1.00-1.05x at 64 and more: S under 32 rows keeps the L1 block too (the caller's SPK_BIGK, from all of S's rows,
+     * so that the blocking and the bits do not depend on how threads split the rows). */
+    const int64_t kbmax = VL == 16 && Kp * NV_ONE * VL > KB * NB && (mode & SPK_BIGK) &&
                           __atomic_load_n(&fst_spmm24_kblock_mode, __ATOMIC_RELAXED) ? KBB : KB;
     /* Block shape: NB columns x kbmax rows of K, or, when all of K fits the buffer with at least NV_ONE vectors
      * per row, one K block as wide as fits (C then stored once: no re-reads, and streamable). */
@@ -272,7 +276,7 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
     (void)pf_s;
     /* C written once, never read (one K block, beta == 0) and big (mode SPK_STREAM, set by the caller):
      * non-temporal stores save the read-for-ownership of every line. Needs 64-byte aligned rows. */
-    const int stream = mode == SPK_STREAM && Kp <= kbw && beta == 0.0f &&
+    const int stream = (mode & SPK_STREAM) && Kp <= kbw && beta == 0.0f &&
                        ((uintptr_t)C & 63) == 0 && (ldc & 15) == 0 && (n0 & 15) == 0;
     /* AVX-512 and a qualifying geometry: each column block's lowering is planned once (lowering.h) */
     char *plan_mem = NULL;

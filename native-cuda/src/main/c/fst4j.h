@@ -82,8 +82,8 @@ FST_API int fst_spmm24_grouping(int mode);
  * each register block prefetches the next one's values and metadata. mode 1 (default) on, 0 off, -1 only asks; returns
  * the mode in use. Same bits either way; for A/B timing. */
 FST_API int fst_spmm24_prefetch(int mode);
-/* The 2:4 product's K blocks where K does not fit one L1-sized block (sparse_kernel.c, AVX-512): mode 1 (default)
- * blocks of 256 rows from an L2-sized buffer, 0 the L1-sized blocks (64 rows at 96 columns), -1 only asks; returns the
+/* The 2:4 product's K blocks where K does not fit one L1-sized block and S has at least 32 rows (sparse_kernel.c,
+ * AVX-512): mode 1 (default) blocks of 256 rows from an L2-sized buffer, 0 the L1-sized blocks (64 rows at 96 columns), -1 only asks; returns the
  * mode in use. The K blocks set where each C element's partial sums are rounded, so the two modes differ in the last
  * bits; for A/B timing. */
 FST_API int fst_spmm24_kblocks(int mode);

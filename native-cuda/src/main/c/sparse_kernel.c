@@ -272,7 +272,10 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
      * hardware prefetchers miss that pattern; each register block then prefetches the next one's values and metadata.
      * In-process A/Bs (1 thread): 1.32x at 4608 x 392 x 512, 1.12-1.19x at 512 x 256-392 x 4608, 1.05-1.06x at
      * 256 x 704-1568 x 2304 and 2304 x 1568 x 256; with S in L2 (64-128 rows of 576-1152) 0.92-1.01x, so off there. */
-    const int pf_s = (double)rows_r * (double)ldv * 4 > SPK_PF_S_BYTES && __atomic_load_n(&fst_spmm24_prefetch_mode, __ATOMIC_RELAXED);
+    /* With K blocks of 256 rows (512 bytes of values per row and visit) the hardware prefetchers keep up: there the
+     * prefetch measured 0.98-1.01x, so it runs only with the short K blocks (<= 128 rows). */
+    const int pf_s = (double)rows_r * (double)ldv * 4 > SPK_PF_S_BYTES && kbw < Kp && kbw <= 128 &&
+                     __atomic_load_n(&fst_spmm24_prefetch_mode, __ATOMIC_RELAXED);
     (void)pf_s;
     /* C written once, never read (one K block, beta == 0) and big (mode SPK_STREAM, set by the caller):
      * non-temporal stores save the read-for-ownership of every line. Needs 64-byte aligned rows. */

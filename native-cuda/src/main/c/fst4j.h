@@ -78,8 +78,9 @@ FST_API int fst_lowering_plan(int mode);
  * column block at a time, two chunks per thread); -1 only asks. Returns the mode in use. Same bits either way; for
  * A/B timing. */
 FST_API int fst_spmm24_grouping(int mode);
-/* The 2:4 product's software prefetch of S (sparse_kernel.c): where a thread's rows of compressed values exceed 512 KB,
- * each register block prefetches the next one's values and metadata. mode 1 (default) on, 0 off, -1 only asks; returns
+/* The 2:4 product's software prefetch of S (sparse_kernel.c): where a thread's rows of compressed values exceed 512 KB
+ * and K runs in blocks of <= 128 rows (fst_spmm24_kblocks(0), or S under 32 rows), each register block prefetches the
+ * next one's values and metadata. mode 1 (default) on, 0 off, -1 only asks; returns
  * the mode in use. Same bits either way; for A/B timing. */
 FST_API int fst_spmm24_prefetch(int mode);
 /* The 2:4 product's K blocks where K does not fit one L1-sized block and S has at least 32 rows (sparse_kernel.c,

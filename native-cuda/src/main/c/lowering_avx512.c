@@ -131,9 +131,9 @@ static inline __attribute__((always_inline)) __m512 gvec(const fst_lplan *p, int
         _mm512_storeu_ps(sliver + 16 * k, VEC);                                                   \
         if (++k == per) { k = 0; sliver += jump; }                                                \
     }
-void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail) {
-    int64_t ch, tap;
-    fst_lowering_rc(p->s, r, &ch, &tap);
+/* Row (ch, tap) of the plan into out, laid out as lowering.h's fst_lplan_row says. */
+static inline __attribute__((always_inline)) void plan_row(const fst_lplan *p, int64_t ch, int64_t tap, float *out, int per,
+                                                           int64_t jump, int tail) {
     const float *x = p->x + ch * p->plane;
     const uintptr_t xc = (uintptr_t)x;
     const int64_t e0 = tap * p->nvec;
@@ -142,7 +142,11 @@ void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, in
     const int full = tail && p->ncols < (int64_t)p->nvec * 16 ? (int)(p->ncols / 16) : p->nvec;
     float *sliver = out;
     int k = 0;
-    if (p->gather) { LPLAN_ROW_LOOP(gvec(p, e0 + v, x)) }
+    if (per == 0 && !p->gather && p->sw == 1) {   /* contiguous, the common case: no sliver walk */
+        for (int v = 0; v < full; v++) _mm512_storeu_ps(out + 16 * v, lvec(e + v, xc, 1));
+        sliver = out + 16 * full;
+    }
+    else if (p->gather) { LPLAN_ROW_LOOP(gvec(p, e0 + v, x)) }
     else if (p->sw == 1) { LPLAN_ROW_LOOP(lvec(e + v, xc, 1)) }
     else { LPLAN_ROW_LOOP(lvec(e + v, xc, 2)) }
     const int64_t rest = tail && full < p->nvec ? p->ncols - (int64_t)full * 16 : 0;
@@ -152,30 +156,23 @@ void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, in
     }
 }
 
+void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail) {
+    int64_t ch, tap;
+    fst_lowering_rc(p->s, r, &ch, &tap);
+    plan_row(p, ch, tap, out, per, jump, tail);
+}
+
 /* Rows [r0, r0 + nrows) of the plan, row i at out + i * ldo laid out as fst_lplan_row lays out one row (whole vectors,
  * no tail). One call per block of rows instead of one per row: a row of a 2:4 product's column block is only 6
  * vectors, and the per-row call with its channel / tap division cost as much as the row's loads (perf: the lowering was
  * 15 % of a 64-channel lowered 2:4 product). Channel and tap advance without a division. */
 void fst_lplan_rows_avx512(const fst_lplan *p, int64_t r0, int64_t nrows, float *out, int64_t ldo, int per, int64_t jump) {
     if (nrows <= 0) return;
-    const fst_lowering *s = p->s;
     int64_t ch, tap;
-    fst_lowering_rc(s, r0, &ch, &tap);
-    const int64_t kk = p->kk, c = s->c;
-    const int full = p->nvec;
+    fst_lowering_rc(p->s, r0, &ch, &tap);
     for (int64_t i = 0; i < nrows; i++, out += ldo) {
-        const float *x = p->x + ch * p->plane;
-        const uintptr_t xc = (uintptr_t)x;
-        const int64_t e0 = tap * p->nvec;
-        const fst_lvec *e = p->gather ? NULL : p->v + e0;
-        float *sliver = out;
-        int k = 0;
-        if (per == 0 && !p->gather && p->sw == 1) {
-            for (int v = 0; v < full; v++) _mm512_storeu_ps(out + 16 * v, lvec(e + v, xc, 1));
-        } else if (p->gather) { LPLAN_ROW_LOOP(gvec(p, e0 + v, x)) }
-        else if (p->sw == 1) { LPLAN_ROW_LOOP(lvec(e + v, xc, 1)) }
-        else { LPLAN_ROW_LOOP(lvec(e + v, xc, 2)) }
-        if (s->order) { if (++ch == c) { ch = 0; tap++; } }
-        else if (++tap == kk) { tap = 0; ch++; }
+        plan_row(p, ch, tap, out, per, jump, 0);
+        if (p->s->order) { if (++ch == p->s->c) { ch = 0; tap++; } }
+        else if (++tap == p->kk) { tap = 0; ch++; }
     }
 }

@@ -26,26 +26,20 @@ int fst_spmm24_range_generic(RANGE_ARGS);
 #define SPK_STREAM_BYTES (16 << 20)
 #endif
 
-int fst_spmm24_group_mode = 1;   /* read by sparse_kernel.c (every ISA object) */
+/* The kernel's A/B switches, read by sparse_kernel.c (every ISA object); 1 is the default of each. */
+int fst_spmm24_group_mode = 1;      /* large-weight column-block grouping */
+int fst_spmm24_prefetch_mode = 1;   /* prefetch a big S's next register block */
+int fst_spmm24_kblock_mode = 1;     /* L2-sized K blocks where K needs several */
 
-int fst_spmm24_kblock_mode = 1;     /* read by sparse_kernel.c: L2-sized K blocks where K needs several */
-
-int fst_spmm24_kblocks(int mode) {
-    if (mode == 0 || mode == 1) __atomic_store_n(&fst_spmm24_kblock_mode, mode, __ATOMIC_RELAXED);
-    return __atomic_load_n(&fst_spmm24_kblock_mode, __ATOMIC_RELAXED);
+/* Sets *sw to mode 0 or 1 (other values only ask); returns the mode in use. */
+static int set_switch(int *sw, int mode) {
+    if (mode == 0 || mode == 1) __atomic_store_n(sw, mode, __ATOMIC_RELAXED);
+    return __atomic_load_n(sw, __ATOMIC_RELAXED);
 }
 
-int fst_spmm24_prefetch_mode = 1;   /* read by sparse_kernel.c: prefetch a big S's next register block */
-
-int fst_spmm24_prefetch(int mode) {
-    if (mode == 0 || mode == 1) __atomic_store_n(&fst_spmm24_prefetch_mode, mode, __ATOMIC_RELAXED);
-    return __atomic_load_n(&fst_spmm24_prefetch_mode, __ATOMIC_RELAXED);
-}
-
-int fst_spmm24_grouping(int mode) {
-    if (mode == 0 || mode == 1) __atomic_store_n(&fst_spmm24_group_mode, mode, __ATOMIC_RELAXED);
-    return __atomic_load_n(&fst_spmm24_group_mode, __ATOMIC_RELAXED);
-}
+int fst_spmm24_grouping(int mode) { return set_switch(&fst_spmm24_group_mode, mode); }
+int fst_spmm24_prefetch(int mode) { return set_switch(&fst_spmm24_prefetch_mode, mode); }
+int fst_spmm24_kblocks(int mode) { return set_switch(&fst_spmm24_kblock_mode, mode); }
 
 static spmm_range_fn spmm_kernel(const char **name) {
     static spmm_range_fn chosen;

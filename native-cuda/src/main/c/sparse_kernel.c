@@ -13,8 +13,8 @@
  * each row is read once per 8 groups; the group loop is unrolled 8 times so every nibble shift is a
  * constant. beta is applied when C is stored after the first K block (beta == 0 never reads C); N edges
  * use a narrower instantiation (fewer vectors) and, on AVX-512, a masked last vector. S is read one K block
- * (128 bytes of values per row) per register block, rows ldv apart: where it does not fit L2 the next register block's
- * values and metadata are prefetched (the hardware prefetchers miss that pattern; up to 1.3-1.5x at 4608 x 392 x 512). */
+ * per register block, rows ldv apart: with short (64-row) K blocks of an S that does not fit L2, the next register
+ * block's values and metadata are prefetched (the hardware prefetchers miss 128 bytes per row). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,12 +268,12 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
         if (nblk > gb && nblk <= gb + gb / 4 && nblk <= SPK_GROUP_MAX) gb = nblk;
     }
     const int64_t mblocks = ((rows < mbw ? rows : mbw) + MR - 1) / MR;
-    /* S bigger than about half of L2: its rows are read 128 bytes (one K block) at a time, rows ldv apart, and the
-     * hardware prefetchers miss that pattern; each register block then prefetches the next one's values and metadata.
-     * In-process A/Bs (1 thread): 1.32x at 4608 x 392 x 512, 1.12-1.19x at 512 x 256-392 x 4608, 1.05-1.06x at
-     * 256 x 704-1568 x 2304 and 2304 x 1568 x 256; with S in L2 (64-128 rows of 576-1152) 0.92-1.01x, so off there. */
-    /* With K blocks of 256 rows (512 bytes of values per row and visit) the hardware prefetchers keep up: there the
-     * prefetch measured 0.98-1.01x, so it runs only with the short K blocks (<= 128 rows). */
+    /* S bigger than about half of L2, read in short K blocks (<= 128 rows: 128-256 bytes of values per row and visit,
+     * rows ldv apart): the hardware prefetchers miss that pattern, so each register block prefetches the next one's
+     * values and metadata. In-process A/Bs with 64-row blocks (1 thread): 1.32-1.36x at 4608 x 392 x 512, 1.11-1.19x at
+     * 512 x 256-392 x 4608, 1.05-1.06x at 256 x 704-1568 x 2304 and 2304 x 1568 x 256; with S in L2 (64-128 rows of
+     * 576-1152) 0.92-1.01x, so off there; with the 256-row K blocks (512 bytes per row and visit, which the hardware
+     * follows) 0.98-1.01x, so off there too. */
     const int pf_s = (double)rows_r * (double)ldv * 4 > SPK_PF_S_BYTES && kbw < Kp && kbw <= 128 &&
                      __atomic_load_n(&fst_spmm24_prefetch_mode, __ATOMIC_RELAXED);
     (void)pf_s;

@@ -49,13 +49,18 @@ public final class StepInterleaved {
      */
     private static final Map<String, java.util.function.IntUnaryOperator> SWITCHES = Map.of(
             "tconv", v -> { boolean p = fst4j.autograd.Layers.eq2Tconv; fst4j.autograd.Layers.eq2Tconv = v != 0; return p ? 1 : 0; },
-            "group", v -> { int p = fst4j.shim.Native.spmm24Grouping(-1); fst4j.shim.Native.spmm24Grouping(v); return p; },
-            "spf", v -> { int p = fst4j.shim.Native.spmm24Prefetch(-1); fst4j.shim.Native.spmm24Prefetch(v); return p; },
-            "kblock", v -> { int p = fst4j.shim.Native.spmm24KBlocks(-1); fst4j.shim.Native.spmm24KBlocks(v); return p; },
+            "group", nativeSwitch(fst4j.shim.Native::spmm24Grouping),
+            "spf", nativeSwitch(fst4j.shim.Native::spmm24Prefetch),
+            "kblock", nativeSwitch(fst4j.shim.Native::spmm24KBlocks),
             "plan", v -> { boolean p = fst4j.shim.Native.loweringPlan(-1); fst4j.shim.Native.loweringPlan(v); return p ? 1 : 0; },
             "tconvall", v -> { boolean p = fst4j.autograd.Layers.eq2TconvAll; fst4j.autograd.Layers.eq2TconvAll = v != 0; return p ? 1 : 0; },
             "blockcols", fst4j.autograd.Layers::blockColumns,
             "blockmb", fst4j.autograd.Layers::blockMegabytes);
+
+    /** A native switch (mode 0 or 1 set, -1 only asks, the mode in use returned) as a setter returning the previous mode. */
+    private static java.util.function.IntUnaryOperator nativeSwitch(java.util.function.IntUnaryOperator sw) {
+        return v -> { int p = sw.applyAsInt(-1); sw.applyAsInt(v); return p; };
+    }
 
     /** One fst4j variant: a {@link StepCase} and the switches it runs under. */
     private static final class Variant implements AutoCloseable {

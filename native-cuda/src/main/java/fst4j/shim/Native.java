@@ -239,43 +239,36 @@ public final class Native {
         try { return (int) LoweringHandles.PLAN.invokeExact(mode) != 0; } catch (Throwable t) { throw rethrow(t); }
     }
 
-    private static final class GroupingHandles {
+    /** The 2:4 product's A/B switches (sparse.c): each sets mode 0 or 1, -1 only asks, and returns the mode in use. */
+    private static final class SpmmSwitchHandles {
         static final MethodHandle GROUPING = bind(LIB, "fst_spmm24_grouping", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+        static final MethodHandle PREFETCH = bind(LIB, "fst_spmm24_prefetch", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+        static final MethodHandle KBLOCKS = bind(LIB, "fst_spmm24_kblocks", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+    }
+
+    private static int spmmSwitch(MethodHandle h, int mode) {
+        ensureLoaded();
+        try { return (int) h.invokeExact(mode); } catch (Throwable t) { throw rethrow(t); }
     }
 
     /**
      * The 2:4 product's blocking for large weights (sparse_kernel.c): 1 (default) column blocks grouped per K block,
      * one chunk per thread; 0 the earlier order; -1 only asks. Returns the mode in use. Same bits; for A/B timings.
      */
-    public static int spmm24Grouping(int mode) {
-        ensureLoaded();
-        try { return (int) GroupingHandles.GROUPING.invokeExact(mode); } catch (Throwable t) { throw rethrow(t); }
-    }
-
-    private static final class PrefetchHandles {
-        static final MethodHandle PREFETCH = bind(LIB, "fst_spmm24_prefetch", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
-        static final MethodHandle KBLOCKS = bind(LIB, "fst_spmm24_kblocks", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
-    }
+    public static int spmm24Grouping(int mode) { return spmmSwitch(SpmmSwitchHandles.GROUPING, mode); }
 
     /**
      * The 2:4 product's K blocks where K does not fit one L1-sized block and S has at least 32 rows (sparse_kernel.c):
-     * 1 (default) 256-row blocks
-     * from an L2-sized buffer, 0 the 64-row L1 blocks, -1 only asks. Returns the mode in use. The last bits of C differ
-     * between the modes (where partial sums are rounded); for A/B timings.
+     * 1 (default) 256-row blocks from an L2-sized buffer, 0 the 64-row L1 blocks, -1 only asks. Returns the mode in
+     * use. The last bits of C differ between the modes (where partial sums are rounded); for A/B timings.
      */
-    public static int spmm24KBlocks(int mode) {
-        ensureLoaded();
-        try { return (int) PrefetchHandles.KBLOCKS.invokeExact(mode); } catch (Throwable t) { throw rethrow(t); }
-    }
+    public static int spmm24KBlocks(int mode) { return spmmSwitch(SpmmSwitchHandles.KBLOCKS, mode); }
 
     /**
-     * The 2:4 product's software prefetch of a large compressed S (sparse_kernel.c): 1 (default) on, 0 off, -1 only
-     * asks. Returns the mode in use. Same bits; for A/B timings.
+     * The 2:4 product's software prefetch of a large compressed S read in short K blocks (sparse_kernel.c): 1 (default)
+     * on, 0 off, -1 only asks. Returns the mode in use. Same bits; for A/B timings.
      */
-    public static int spmm24Prefetch(int mode) {
-        ensureLoaded();
-        try { return (int) PrefetchHandles.PREFETCH.invokeExact(mode); } catch (Throwable t) { throw rethrow(t); }
-    }
+    public static int spmm24Prefetch(int mode) { return spmmSwitch(SpmmSwitchHandles.PREFETCH, mode); }
 
     // ---- batch norm (norm.c); bound on first use ----
 

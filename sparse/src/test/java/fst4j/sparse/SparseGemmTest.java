@@ -70,36 +70,38 @@ class SparseGemmTest {
                 Tensor.of(TestData.values(255 * 4100, 5), 255, 4100)))) {
             Tensor b = Tensor.of(TestData.values(4100 * 700, 6), 4100, 700);
             Tensor grouped = Tensor.empty(255, 700), plain = Tensor.empty(255, 700);
-            assertEquals(1, fst4j.shim.Native.spmm24Grouping(-1), "grouping is on by default");
             SparseGemm.spmm(1f, c, b, 0f, grouped, 2);
-            try {
-                assertEquals(0, fst4j.shim.Native.spmm24Grouping(0));
-                SparseGemm.spmm(1f, c, b, 0f, plain, 2);
-            } finally {
-                fst4j.shim.Native.spmm24Grouping(1);
-            }
+            withSwitchOff(fst4j.shim.Native::spmm24Grouping, "grouping", () -> SparseGemm.spmm(1f, c, b, 0f, plain, 2));
             assertArrayEquals(plain.toFloatArray(), grouped.toFloatArray());
-            // the software prefetch of this 2.1 MB S (on by default) only moves data: the same bits without it
-            Tensor noPrefetch = Tensor.empty(255, 700);
-            assertEquals(1, fst4j.shim.Native.spmm24Prefetch(-1), "S prefetch is on by default");
-            try {
-                assertEquals(0, fst4j.shim.Native.spmm24Prefetch(0));
-                SparseGemm.spmm(1f, c, b, 0f, noPrefetch, 2);
-            } finally {
-                fst4j.shim.Native.spmm24Prefetch(1);
+            // the software prefetch of this 2.1 MB S (on by default; it runs with the short K blocks of kblocks mode 0)
+            // only moves data: the same bits without it
+            Tensor prefetched = Tensor.empty(255, 700), noPrefetch = Tensor.empty(255, 700);
+            withSwitchOff(fst4j.shim.Native::spmm24KBlocks, "L2-sized K blocks", () -> {
+                SparseGemm.spmm(1f, c, b, 0f, prefetched, 2);
+                withSwitchOff(fst4j.shim.Native::spmm24Prefetch, "S prefetch", () -> SparseGemm.spmm(1f, c, b, 0f, noPrefetch, 2));
+            });
+            assertArrayEquals(noPrefetch.toFloatArray(), prefetched.toFloatArray());
+        }
+        // the L1-sized K blocks (mode 0) and the L2-sized ones (default; S of at least 32 rows) both equal the dense
+        // product on the decompressed S, at K over one block of either size and not a multiple of it, 1 and 2 threads
+        Runnable kShapes = () -> {
+            for (int t = 1; t <= 2; t++) {
+                check(70, 300, 1030, t, 21); check(9, 97, 2310, t, 22); check(40, 97, 2310, t, 24); check(130, 40, 260, t, 23);
             }
-            assertArrayEquals(noPrefetch.toFloatArray(), grouped.toFloatArray());
-        }
-        // the L1-sized K blocks (mode 0) and the L2-sized ones (default) both equal the dense product on the decompressed
-        // S, at K over one block of either size and not a multiple of it, 1 and 2 threads
-        assertEquals(1, fst4j.shim.Native.spmm24KBlocks(-1), "L2-sized K blocks are on by default");
+        };
+        withSwitchOff(fst4j.shim.Native::spmm24KBlocks, "L2-sized K blocks", kShapes);
+        kShapes.run();
+    }
+
+    /** Runs body with one of the 2:4 product's A/B switches (on, 1, by default) set to 0, then sets it back to 1. */
+    private static void withSwitchOff(java.util.function.IntUnaryOperator sw, String what, Runnable body) {
+        assertEquals(1, sw.applyAsInt(-1), what + " is on by default");
         try {
-            assertEquals(0, fst4j.shim.Native.spmm24KBlocks(0));
-            for (int t = 1; t <= 2; t++) { check(70, 300, 1030, t, 21); check(9, 97, 2310, t, 22); check(130, 40, 260, t, 23); }
+            assertEquals(0, sw.applyAsInt(0));
+            body.run();
         } finally {
-            fst4j.shim.Native.spmm24KBlocks(1);
+            sw.applyAsInt(1);
         }
-        for (int t = 1; t <= 2; t++) { check(70, 300, 1030, t, 21); check(9, 97, 2310, t, 22); check(130, 40, 260, t, 23); }
     }
 
     @Test

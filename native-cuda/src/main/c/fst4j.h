@@ -160,5 +160,9 @@ FST_API int fst_copy_f32(float *dst, int64_t dst_off, const float *src, int64_t 
  * buf is NULL: no momentum); d = nesterov ? g' + mom*buf : buf (or g'); w -= lr*d. */
 FST_API int fst_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd, float mom, float damp, int nesterov,
                     int first, int nthreads);
+/* fst_srste_decay(w, g, n / k, k, lambda) then fst_sgd, in one pass and with the same bits, g left unchanged; rows of
+ * k % 4 == 0 floats (so the decay's groups of 4 are consecutive), n % k == 0. */
+FST_API int fst_sgd_srste(float *w, const float *g, float *buf, int64_t n, int64_t k, float lambda, float lr, float wd, float mom,
+                          float damp, int nesterov, int first, int nthreads);
 
 #endif

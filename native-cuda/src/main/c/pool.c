@@ -4,7 +4,9 @@
  * (float)((double)a + (double)b). One pool task per range of planes (pooling) or of elements. */
 #include "fst4j.h"
 #include "parallel.h"
+#include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* cond ? a : b for floats and ints through bit masks: scalar selects on random data otherwise become branches that
@@ -366,5 +368,111 @@ int fst_sgd(float *w, const float *g, float *buf, int64_t n, float lr, float wd,
     if (n < 0 || nthreads < 1) return FST_EINVAL;
     sgd_job j = { .w = w, .buf = buf, .g = g, .lr = lr, .wd = wd, .mom = mom, .damp = damp, .nesterov = nesterov, .first = first };
     fst_parallel(n, chunks(n, nthreads), nthreads, sgd_task, &j);
+    return FST_OK;
+}
+
+/* ---- The SGD step with SR-STE's decay fused in (fst4j.nn.SrSte + fst4j.nn.SGD): the gradient each element uses is
+ * g + lambda * w where magnitude 2:4 along rows of k % 4 == 0 floats prunes w, else g; the same keys and ties as
+ * fst_srste_decay (prune.c) and the same float operations in the same order as that decay followed by fst_sgd, so
+ * the same bits; g itself is left as it was. One pass over w, g and buf instead of two. ---- */
+#define SGD_CH 256   /* groups of 4 per chunk: the masks of a chunk, then its update, both vectorised */
+
+typedef struct { float *w, *buf; const float *g; float lambda, lr, wd, mom, damp; int nesterov, first; } sgd_srste_job;
+
+static void __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+sgd_srste_task(void *p, int64_t q0, int64_t q1) {
+    const sgd_srste_job *j = p;
+    float *restrict w = j->w, *restrict b = j->buf;
+    const float *restrict g = j->g;
+    const float lambda = j->lambda, lr = j->lr, wd = j->wd, mom = j->mom, damp = j->damp;
+    uint32_t m[4 * SGD_CH];
+    float gd[4 * SGD_CH];
+    for (int64_t c = q0; c < q1; c += SGD_CH) {
+        const int64_t ng = q1 - c < SGD_CH ? q1 - c : SGD_CH, e0 = 4 * c, ne = 4 * ng;
+        const uint32_t *restrict wb = (const uint32_t *)(const void *)(w + e0);
+        for (int64_t q = 0; q < ng; q++) {   /* pruned <=> at least two others beat it (GROUP24's ranks) */
+            uint32_t k0 = wb[4 * q] & 0x7fffffffu, k1 = wb[4 * q + 1] & 0x7fffffffu;
+            uint32_t k2 = wb[4 * q + 2] & 0x7fffffffu, k3 = wb[4 * q + 3] & 0x7fffffffu;
+            k0 = k0 < 0x7f800001u ? k0 : 0x7f800001u; k1 = k1 < 0x7f800001u ? k1 : 0x7f800001u;
+            k2 = k2 < 0x7f800001u ? k2 : 0x7f800001u; k3 = k3 < 0x7f800001u ? k3 : 0x7f800001u;
+            const int32_t c01 = k1 > k0, c02 = k2 > k0, c03 = k3 > k0, c12 = k2 > k1, c13 = k3 > k1, c23 = k3 > k2;
+            m[4 * q] = -(uint32_t)(c01 + c02 + c03 >= 2);
+            m[4 * q + 1] = -(uint32_t)(1 - c01 + c12 + c13 >= 2);
+            m[4 * q + 2] = -(uint32_t)(2 - c02 - c12 + c23 >= 2);
+            m[4 * q + 3] = -(uint32_t)(3 - c03 - c13 - c23 >= 2);
+        }
+        for (int64_t i = 0; i < ne; i++) {   /* the decayed gradient, selected by bits (a kept -0.0 stays -0.0) */
+            const float old = g[e0 + i], upd = old + lambda * w[e0 + i];
+            uint32_t uo, uu;
+            memcpy(&uo, &old, 4); memcpy(&uu, &upd, 4);
+            uo = (uu & m[i]) | (uo & ~m[i]);
+            memcpy(&gd[i], &uo, 4);
+        }
+        if (!b) {
+            for (int64_t i = 0; i < ne; i++) { const float wi = w[e0 + i]; w[e0 + i] = wi - lr * (gd[i] + wd * wi); }
+            continue;
+        }
+        for (int64_t i = 0; i < ne; i++) {
+            const float wi = w[e0 + i], gi = gd[i] + wd * wi;
+            const float bi = j->first ? gi : mom * b[e0 + i] + damp * gi;
+            b[e0 + i] = bi;
+            const float d = j->nesterov ? gi + mom * bi : bi;
+            w[e0 + i] = wi - lr * d;
+        }
+    }
+}
+
+/* The same on AVX-512, 4 groups per vector: each group is one 128-bit lane, so the three other members of an element's
+ * group come from in-lane rotations; member j beats i when its key is larger, or equal and j < i (the lanes where the
+ * rotation wrapped). Pruned = beaten by at least two of three. Multiplies and adds stay separate (no FMA), as above. */
+__attribute__((target("avx512f")))
+static void sgd_srste_task_avx512(void *p, int64_t q0, int64_t q1) {
+    const sgd_srste_job *j = p;
+    float *restrict w = j->w, *restrict b = j->buf;
+    const float *restrict g = j->g;
+    const __m512 lambda = _mm512_set1_ps(j->lambda), lr = _mm512_set1_ps(j->lr), wd = _mm512_set1_ps(j->wd);
+    const __m512 mom = _mm512_set1_ps(j->mom), damp = _mm512_set1_ps(j->damp);
+    const __m512i absm = _mm512_set1_epi32(0x7fffffff), nan = _mm512_set1_epi32(0x7f800001);
+    /* lanes whose partner under rotation r (partner (i + r) % 4) has the lower index: i + r >= 4 */
+    const __mmask16 low1 = 0x8888, low2 = 0xcccc, low3 = 0xeeee;
+    const int64_t e1 = 4 * q1;
+    for (int64_t e = 4 * q0; e < e1; e += 16) {
+        const __mmask16 live = e1 - e >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (e1 - e)) - 1);
+        const __m512 wv = _mm512_maskz_loadu_ps(live, w + e), gv = _mm512_maskz_loadu_ps(live, g + e);
+        const __m512i key = _mm512_min_epu32(_mm512_and_si512(_mm512_castps_si512(wv), absm), nan);
+        const __m512i r1 = _mm512_shuffle_epi32(key, _MM_SHUFFLE(0, 3, 2, 1));
+        const __m512i r2 = _mm512_shuffle_epi32(key, _MM_SHUFFLE(1, 0, 3, 2));
+        const __m512i r3 = _mm512_shuffle_epi32(key, _MM_SHUFFLE(2, 1, 0, 3));
+        const __mmask16 b1 = _mm512_cmpgt_epu32_mask(r1, key) | (low1 & _mm512_cmpeq_epu32_mask(r1, key));
+        const __mmask16 b2 = _mm512_cmpgt_epu32_mask(r2, key) | (low2 & _mm512_cmpeq_epu32_mask(r2, key));
+        const __mmask16 b3 = _mm512_cmpgt_epu32_mask(r3, key) | (low3 & _mm512_cmpeq_epu32_mask(r3, key));
+        const __mmask16 pruned = (b1 & b2) | (b1 & b3) | (b2 & b3);
+        const __m512 gd = _mm512_mask_add_ps(gv, pruned, gv, _mm512_mul_ps(lambda, wv));
+        const __m512 gi = _mm512_add_ps(gd, _mm512_mul_ps(wd, wv));
+        __m512 d = gi;
+        if (b) {
+            const __m512 bi = j->first ? gi : _mm512_add_ps(_mm512_mul_ps(mom, _mm512_maskz_loadu_ps(live, b + e)), _mm512_mul_ps(damp, gi));
+            _mm512_mask_storeu_ps(b + e, live, bi);
+            d = j->nesterov ? _mm512_add_ps(gi, _mm512_mul_ps(mom, bi)) : bi;
+        }
+        _mm512_mask_storeu_ps(w + e, live, _mm512_sub_ps(wv, _mm512_mul_ps(lr, d)));
+    }
+}
+
+int fst_sgd_srste(float *w, const float *g, float *buf, int64_t n, int64_t k, float lambda, float lr, float wd, float mom,
+                  float damp, int nesterov, int first, int nthreads) {
+    if (!w || !g) return FST_ENULL;
+    if (n < 0 || k <= 0 || k % 4 != 0 || n % k != 0 || nthreads < 1) return FST_EINVAL;
+    sgd_srste_job j = { .w = w, .buf = buf, .g = g, .lambda = lambda, .lr = lr, .wd = wd, .mom = mom, .damp = damp,
+                        .nesterov = nesterov, .first = first };
+    static int isa = -1;   /* -1: not decided yet; 1: AVX-512 */
+    int avx512 = __atomic_load_n(&isa, __ATOMIC_RELAXED);
+    if (avx512 < 0) {
+        __builtin_cpu_init();
+        const char *force = getenv("FST4J_ISA");   /* as gemm.c: a forced lesser family keeps the portable loop */
+        avx512 = __builtin_cpu_supports("avx512f") && !(force && (strcmp(force, "avx2") == 0 || strcmp(force, "generic") == 0));
+        __atomic_store_n(&isa, avx512, __ATOMIC_RELAXED);
+    }
+    fst_parallel(n / 4, chunks(n, nthreads), nthreads, avx512 ? sgd_srste_task_avx512 : sgd_srste_task, &j);
     return FST_OK;
 }

@@ -128,14 +128,23 @@ int fst_prune24_compress(int64_t rows, int64_t K, const float *w, int64_t ldw, f
     return rc;
 }
 
+static void prune_t_run(int64_t cout, int64_t K, const float *w, int64_t ldw, float *values, int64_t ldv, uint32_t *meta,
+                        int64_t ldm, int64_t kk, int nthreads);
+
 /* ---- Eq. 2 of a stride-1 convolution as a convolution of dY: the weight W [Cout, Cin*kk] laid out as the transposed
  * convolution's A' [Cin, kk*Cout], A'[ci][t*Cout + co] = W[co][ci*kk + kk-1-t] (taps reversed, tap-major), and S(W^T)
  * in that layout: each (ci, t) run of Cout values is a row of W^T pruned 2:4 along Cout, so with Cout % 4 == 0 the
  * groups of A' along its K' = kk*Cout are exactly S(W^T)'s groups (same entries, same order, same ties). ---- */
 static void tconv_row(const float *w, int64_t ldw, int64_t cout, int64_t kk, int64_t ci, float *restrict o) {
-    for (int64_t co = 0; co < cout; co++) {
-        const float *src = w + co * ldw + ci * kk;
-        for (int64_t t = 0; t < kk; t++) o[t * cout + co] = src[kk - 1 - t];
+    /* 16 output channels at a time: their kk-float runs of W stay in L1 while each tap's 16 values are stored as
+     * one contiguous 64-byte run of A' (a channel at a time, the stores were kk streams cout floats apart) */
+    for (int64_t c0 = 0; c0 < cout; c0 += 16) {
+        const int64_t nc = cout - c0 < 16 ? cout - c0 : 16;
+        const float *src = w + c0 * ldw + ci * kk + kk - 1;
+        for (int64_t t = 0; t < kk; t++) {
+            float *restrict d = o + t * cout + c0;
+            for (int64_t c = 0; c < nc; c++) d[c] = src[c * ldw - t];
+        }
     }
 }
 
@@ -190,6 +199,10 @@ int fst_prune24_compress_tconv(int64_t cout, int64_t cin, int64_t kk, const floa
     if (!w || !values || !meta) return FST_ENULL;
     if (ldw < cin * kk) return FST_EINVAL;
     const int64_t K = cin * kk, G = cout / 4, sw = (G + 7) / 8;
+    if (G % 8 == 0) {   /* every tap's metadata starts on a word: S(W^T) straight into A' (no staging, no re-pack) */
+        prune_t_run(cout, K, w, ldw, values, 2 * G * kk, meta, sw * kk, kk, nthreads);
+        return FST_OK;
+    }
     float *tv = malloc((size_t)(K * 2 * G) * 4 + 64);
     uint32_t *tm = malloc((size_t)(K * sw) * 4 + 64);
     if (!tv || !tm) { free(tv); free(tm); return FST_EINVAL; }
@@ -206,17 +219,33 @@ int fst_prune24_compress_tconv(int64_t cout, int64_t cin, int64_t kk, const floa
 }
 
 /* S(W^T) for output rows r0 .. r0+nr (columns of W), nr <= TB: for every group of 4 rows of W, the group
- * of each output row is computed across the block (vectorised across r), then scattered into the rows. */
+ * of each output row is computed across the block (vectorised across r), then scattered into the rows. Output row r
+ * goes to values row vrow(r) and metadata row mrow(r): row r itself, or with kk > 0 (fst_prune24_compress_tconv with
+ * word-aligned taps) the tap segment of A' row r / kk for tap kk-1 - r % kk. */
 #define TB 64
-static void CLONES prune_t_block(const ubits *restrict w, int64_t ldw, int64_t cout, int64_t r0, int nr,
-                                 ubits *restrict val, int64_t ldv, uint32_t *restrict meta, int64_t ldm) {
+typedef struct { const float *w; int64_t ldw, cout, K; float *values; int64_t ldv; uint32_t *meta; int64_t ldm, kk; } prune_t_job;
+
+static void CLONES prune_t_block(const prune_t_job *j, int64_t r0, int nr) {
     static const uint32_t zeros[TB];
     uint32_t word[TB], v0[TB], v1[TB], nb[TB];
-    const int64_t G = (cout + 3) / 4;
-    for (int r = 0; r < nr; r++) word[r] = 0;
+    ubits *vrow[TB];
+    uint32_t *mrow[TB];
+    const ubits *restrict w = (const ubits *)j->w;
+    const int64_t ldw = j->ldw, cout = j->cout, G = (cout + 3) / 4;
+    for (int r = 0; r < nr; r++) {
+        int64_t vo = (r0 + r) * j->ldv, mo = (r0 + r) * j->ldm;
+        if (j->kk > 0) {
+            const int64_t ci = (r0 + r) / j->kk, seg = j->kk - 1 - (r0 + r) % j->kk;
+            vo = ci * j->ldv + seg * 2 * G;
+            mo = ci * j->ldm + seg * (G / 8);
+        }
+        vrow[r] = (ubits *)j->values + vo;
+        mrow[r] = j->meta + mo;
+        word[r] = 0;
+    }
     for (int64_t g = 0; g < G; g++) {
         const ubits *p[4];
-        for (int j = 0; j < 4; j++) p[j] = 4 * g + j < cout ? w + (4 * g + j) * ldw + r0 : zeros;
+        for (int q = 0; q < 4; q++) p[q] = 4 * g + q < cout ? w + (4 * g + q) * ldw + r0 : zeros;
         const ubits *restrict p0 = p[0], *restrict p1 = p[1], *restrict p2 = p[2], *restrict p3 = p[3];
         for (int r = 0; r < nr; r++) {
             const uint32_t x0 = p0[r], x1 = p1[r], x2 = p2[r], x3 = p3[r];
@@ -227,25 +256,32 @@ static void CLONES prune_t_block(const ubits *restrict w, int64_t ldw, int64_t c
         }
         const int sh = (int)(4 * (g & 7));
         for (int r = 0; r < nr; r++) {
-            ubits *vr = val + (r0 + r) * ldv + 2 * g;
+            ubits *vr = vrow[r] + 2 * g;
             vr[0] = v0[r]; vr[1] = v1[r];
             word[r] |= nb[r] << sh;
         }
         if ((g & 7) == 7 || g == G - 1) {
-            for (int r = 0; r < nr; r++) { meta[(r0 + r) * ldm + (g >> 3)] = word[r]; word[r] = 0; }
+            for (int r = 0; r < nr; r++) { mrow[r][g >> 3] = word[r]; word[r] = 0; }
         }
     }
 }
-
-typedef struct { const float *w; int64_t ldw, cout, K; float *values; int64_t ldv; uint32_t *meta; int64_t ldm; } prune_t_job;
 
 static void prune_t_task(void *p, int64_t b0, int64_t b1) {
     const prune_t_job *j = p;
     for (int64_t b = b0; b < b1; b++) {
         const int64_t r0 = b * TB;
-        const int nr = (int)(j->K - r0 < TB ? j->K - r0 : TB);
-        prune_t_block((const ubits *)j->w, j->ldw, j->cout, r0, nr, (ubits *)j->values, j->ldv, j->meta, j->ldm);
+        prune_t_block(j, r0, (int)(j->K - r0 < TB ? j->K - r0 : TB));
     }
+}
+
+/* Rows of W^T (ldv values, ldm metadata words apart; kk as in prune_t_block) pruned and compressed over the threads. */
+static void prune_t_run(int64_t cout, int64_t K, const float *w, int64_t ldw, float *values, int64_t ldv, uint32_t *meta,
+                        int64_t ldm, int64_t kk, int nthreads) {
+    const int64_t blocks = (K + TB - 1) / TB;
+    int nt = cout * K < 32768 ? 1 : nthreads;
+    if (nt > blocks) nt = (int)blocks;
+    prune_t_job j = { w, ldw, cout, K, values, ldv, meta, ldm, kk };
+    fst_parallel(blocks, nt > 1 ? 4 * (int64_t)nt : 1, nt, prune_t_task, &j);
 }
 
 int fst_prune24_compress_t(int64_t cout, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
@@ -254,11 +290,8 @@ int fst_prune24_compress_t(int64_t cout, int64_t K, const float *w, int64_t ldw,
     if (cout == 0 || K == 0) return FST_OK;
     if (!w || !values || !meta) return FST_ENULL;
     if (ldw < K) return FST_EINVAL;
-    const int64_t G = (cout + 3) / 4, ldv = 2 * G, ldm = (G + 7) / 8, blocks = (K + TB - 1) / TB;
-    int nt = cout * K < 32768 ? 1 : nthreads;
-    if (nt > blocks) nt = (int)blocks;
-    prune_t_job j = { w, ldw, cout, K, values, ldv, meta, ldm };
-    fst_parallel(blocks, nt > 1 ? 4 * (int64_t)nt : 1, nt, prune_t_task, &j);
+    const int64_t G = (cout + 3) / 4;
+    prune_t_run(cout, K, w, ldw, values, 2 * G, meta, (G + 7) / 8, 0, nthreads);
     return FST_OK;
 }
 

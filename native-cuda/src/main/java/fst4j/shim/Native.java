@@ -389,7 +389,7 @@ public final class Native {
     // ---- max pooling and whole-activation elementwise ops (pool.c); bound on first use ----
 
     private static final class PoolHandles {
-        static final MethodHandle MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, RELU, RELU_BWD, ADD, ADD_RELU, SGD, COPY;
+        static final MethodHandle MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, RELU, RELU_BWD, ADD, ADD_RELU, SGD, SGD_SRSTE, COPY;
         static {
             SymbolLookup lib = LIB;
             // the argmax indices are a Java int[]: critical downcalls with heap access pass it without a copy
@@ -411,6 +411,8 @@ public final class Native {
                     ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), Linker.Option.critical(true));
             SGD = bind(lib, "fst_sgd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT,
                     JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_INT, JAVA_INT), false);
+            SGD_SRSTE = bind(lib, "fst_sgd_srste", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
+                    JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_INT, JAVA_INT), false);
         }
     }
 
@@ -483,6 +485,22 @@ public final class Native {
         try { rc = (int) PoolHandles.SGD.invokeExact(w, g, buf, n, lr, wd, mom, damp, nesterov ? 1 : 0, first ? 1 : 0, threads); }
         catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_sgd");
+    }
+
+    /**
+     * {@link #srsteDecay} over rows of k floats, then {@link #sgd}, in one pass with the same bits (fst_sgd_srste); g is
+     * left unchanged. Needs k % 4 == 0 and n % k == 0.
+     */
+    public static void sgdSrste(MemorySegment w, MemorySegment g, MemorySegment buf, long n, long k, float lambda, float lr, float wd,
+                                float mom, float damp, boolean nesterov, boolean first, int threads) {
+        ensureLoaded();
+        if (k <= 0 || k % 4 != 0 || n % k != 0) throw new IllegalArgumentException("sgdSrste: rows of " + k + " floats (a multiple of 4 dividing " + n + ") expected");
+        if (w.byteSize() < 4 * n || g.byteSize() < 4 * n || (!buf.equals(MemorySegment.NULL) && buf.byteSize() < 4 * n))
+            throw new IndexOutOfBoundsException("sgdSrste: " + n + " floats exceed w, g or the momentum buffer");
+        int rc;
+        try { rc = (int) PoolHandles.SGD_SRSTE.invokeExact(w, g, buf, n, k, lambda, lr, wd, mom, damp, nesterov ? 1 : 0, first ? 1 : 0, threads); }
+        catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_sgd_srste");
     }
 
     /** y = max(a + b, 0) over n contiguous floats. */

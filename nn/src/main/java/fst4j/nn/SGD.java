@@ -55,11 +55,22 @@ public final class SGD implements AutoCloseable {
 
     public void zeroGrad() { params.forEach(Var::zeroGrad); }
 
-    public void step() {
+    public void step() { step(Map.of(), 0f); }
+
+    /**
+     * The step with SR-STE's decay (SrSte.stepWithDecay): each weight in decayRows (with the length of its rows) first
+     * gets lambda (W - S(W)) added to its gradient, fused into the native update when the rows are a multiple of 4 long
+     * (the gradient then stays as it was), else applied to the gradient before the update.
+     */
+    void step(Map<Var, Integer> decayRows, float lambda) {
         for (Var p : params) {
             Tensor g = p.grad();
             if (g == null) continue;
             Tensor w = p.value();
+            Integer k = decayRows.get(p);
+            boolean fuse = k != null && k % 4 == 0 && w.device() == Device.CPU && nativeStep && Native.isLoaded() && w.numel() >= 1024
+                    && g.isContiguous() && g.dtype() == DType.F32 && g.numel() == w.numel();
+            if (k != null && !fuse) SrSte.decay(p, k, lambda);
             if (w.device() == Device.CUDA) { stepOnDevice(p, w, g); continue; }
             MemorySegment ws = w.data(), gs = g.data();
             long n = w.numel();
@@ -74,7 +85,9 @@ public final class SGD implements AutoCloseable {
                     first = buf == null;
                     if (first) { buf = Scope.within(null, () -> Tensor.zeros(w.shape())); buffers.put(p, buf); }
                 }
-                Native.sgd(ws, gs, buf == null ? MemorySegment.NULL : buf.data(), n, lrf, wd, mom, damp, nesterov, first, Blas.threads());
+                MemorySegment bs = buf == null ? MemorySegment.NULL : buf.data();
+                if (fuse) Native.sgdSrste(ws, gs, bs, n, k, lambda, lrf, wd, mom, damp, nesterov, first, Blas.threads());
+                else Native.sgd(ws, gs, bs, n, lrf, wd, mom, damp, nesterov, first, Blas.threads());
                 continue;
             }
             if (momentum == 0) {

@@ -7,6 +7,8 @@ import fst4j.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.IdentityHashMap;
+import java.util.Map;
 
 /**
  * SR-STE's sparse-refined decay (Zhou et al. 2021; fst-method.md step 1): before the optimizer step, add
@@ -50,23 +52,47 @@ public final class SrSte {
 
     /** Applies the decay to every eligible layer of model; returns how many weights it touched. */
     public static int addDecay(Module model, double lambda) {
-        int touched = 0;
+        Map<Var, Integer> rows = decayed(model);
+        rows.forEach((w, k) -> decay(w, k, (float) lambda));
+        return rows.size();
+    }
+
+    /**
+     * {@link #addDecay} and then {@code opt.step()}, with the decay fused into the update where SGD can (float32 on the
+     * CPU, native library loaded, rows a multiple of 4 long): one pass over each weight instead of two, the same bits,
+     * and those gradients are left without the decay (the trainer zeroes them next). Returns how many weights it decayed.
+     */
+    public static int stepWithDecay(Module model, SGD opt, double lambda) {
+        Map<Var, Integer> rows = decayed(model);
+        opt.step(rows, (float) lambda);
+        return rows.size();
+    }
+
+    /**
+     * The weights the decay applies to (magnitude-2:4 forward, with a gradient), each with the length of the rows its
+     * groups of 4 run along (the weight as a matrix [size(0), numel / size(0)]).
+     */
+    static Map<Var, Integer> decayed(Module model) {
+        Map<Var, Integer> rows = new IdentityHashMap<>();
         for (Sparse layer : Models.sparseLayers(model).values()) {
             Sparsifier s = layer.sparsity().w();
             if (!(s instanceof Sparsifier.Magnitude24)) continue;   // TSM's stateful mask is not re-evaluated here
             Var w = layer.weight();
             if (w.grad() == null) continue;
-            Tensor wv = w.value();
-            int rows = wv.size(0);
-            int k = (int) (wv.numel() / rows);
-            Tensor g = w.grad();
+            Tensor wv = w.value(), g = w.grad();
             if (!g.isContiguous() || g.numel() != wv.numel())
                 throw new IllegalStateException("SR-STE needs a contiguous gradient of the weight's size");
-            if (wv.device() == fst4j.tensor.Device.CUDA) fst4j.tensor.CudaOps.srsteDecay(wv, g, rows, k, (float) lambda);
-            else if (Native.isLoaded()) Native.srsteDecay(wv.data(), g.data(), rows, k, (float) lambda, fst4j.tensor.Blas.threads());
-            else decayPruned(wv.data(), g.data(), rows, k, (float) lambda);
-            touched++;
+            rows.put(w, (int) (wv.numel() / wv.size(0)));
         }
-        return touched;
+        return rows;
+    }
+
+    /** grad(w) += lambda * (w - S(w)) along rows of k. */
+    static void decay(Var w, int k, float lambda) {
+        Tensor wv = w.value(), g = w.grad();
+        int rows = (int) (wv.numel() / k);
+        if (wv.device() == fst4j.tensor.Device.CUDA) fst4j.tensor.CudaOps.srsteDecay(wv, g, rows, k, lambda);
+        else if (Native.isLoaded()) Native.srsteDecay(wv.data(), g.data(), rows, k, lambda, fst4j.tensor.Blas.threads());
+        else decayPruned(wv.data(), g.data(), rows, k, lambda);
     }
 }

@@ -246,10 +246,26 @@ class NativePruneTest {
      * equal the Java reference built from Sparsifier.Magnitude24 along Cout, bit for bit (NaN, ties, zeros included).
      */
     @Property(tries = 60)
-    void tconvLayoutsEqualTheReference(@ForAll @IntRange(min = 1, max = 12) int coutGroups, @ForAll @IntRange(min = 1, max = 9) int cin,
+    void tconvLayoutsEqualTheReference(@ForAll @IntRange(min = 1, max = 24) int coutGroups, @ForAll @IntRange(min = 1, max = 9) int cin,
                                        @ForAll @IntRange(min = 1, max = 9) int kk, @ForAll @IntRange(min = 1, max = 2) int threads,
                                        @ForAll long seed) {
-        int cout = 4 * coutGroups, k = cin * kk;
+        checkTconvLayouts(4 * coutGroups, cin, kk, threads, seed);
+    }
+
+    /**
+     * Cout a multiple of 32 (whole metadata words per tap): S(W^T) is written straight into A' rather than staged and
+     * re-packed; K = Cin*kk over several 64-row blocks, with a last partial one, on 1 and 2 threads.
+     */
+    @Test
+    void tconvLayoutsWithWordAlignedTapsEqualTheReference() {
+        long seed = 11;
+        for (int cout : new int[]{32, 64, 96})
+            for (int[] ck : new int[][]{{1, 9}, {15, 9}, {8, 1}, {70, 1}})
+                for (int threads = 1; threads <= 2; threads++) checkTconvLayouts(cout, ck[0], ck[1], threads, seed++);
+    }
+
+    private static void checkTconvLayouts(int cout, int cin, int kk, int threads, long seed) {
+        int k = cin * kk;
         try (Scope s = Scope.open()) {
             Tensor w = Tensor.of(nasty(cout * k, seed), cout, k);
             float[] wv = w.toFloatArray(), pruned = Masks.applyOnHost(new Sparsifier.Magnitude24(0), w).toFloatArray();   // S(W^T) as [Cout, K]

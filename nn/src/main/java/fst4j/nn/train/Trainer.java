@@ -127,8 +127,8 @@ public final class Trainer implements AutoCloseable {
     public static void backwardAndUpdate(Var loss, Module model, SGD opt, boolean decay, double lambda) {
         loss.backward();
         long t = Profile.start();
-        if (decay) SrSte.addDecay(model, lambda);
-        opt.step();
+        if (decay) SrSte.stepWithDecay(model, opt, lambda);   // the decay fused into SGD's pass where it can be
+        else opt.step();
         opt.zeroGrad();
         Profile.stop(Profile.Part.OPTIMIZER, t);
     }

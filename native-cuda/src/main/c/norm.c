@@ -42,42 +42,79 @@ typedef struct {
     double momentum, eps;
 } bn_job;
 
+/* Memory order: a channel's planes are hw floats each, c * hw floats apart (one per image), so a task that walks one
+ * channel reads runs of hw floats, each on another page, and the hardware prefetchers (which stop at page boundaries)
+ * leave it latency-bound: 6-15 GB/s measured, against ~44 GB/s for a streaming pass. So channels go in blocks whose
+ * planes form runs of about 4 KB (BN_RUN floats) per image, and each run prefetches the next image's run as it goes.
+ * Per channel the adds are the same operations in the same order as one channel at a time, so the bits do not change;
+ * a block's planes (n runs) stay in L2 for the second pass. */
+#define BN_RUN 1024
+#define BN_CB 64   /* most channels per block (planes of 16 floats give runs of 1024) */
+#define BN_L2 (256 * 1024)
+static inline int64_t bn_block(int64_t n, int64_t hw) {
+    /* planes with a scalar tail (7x7, 14x14) reload a channel's accumulators per short plane for little gain: one
+     * channel at a time there (7x7 forward: 0.85x in blocks of 20, 1.00x alone; 14x14 1.03-1.10x in blocks) */
+    int64_t b = hw >= BN_RUN || hw % 8 ? 1 : BN_RUN / hw;
+    const int64_t fit = BN_L2 / (4 * n * hw);   /* and the block's planes stay within a quarter of L2 */
+    if (b > fit) b = fit;
+    return b < 1 ? 1 : b < BN_CB ? b : BN_CB;
+}
+/* into L2, one image ahead (two ahead measured the same; without the prefetch the blocks alone were 0.77-0.91x) */
+#define BN_PREFETCH(p, q) __builtin_prefetch((p) + (q), 0, 2)
+
 FST_CLONES
 static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
     const bn_job *j = p;
-    const int64_t m = j->n * j->hw;
-    for (int64_t ch = c0; ch < c1; ch++) {
-        /* One pass for both moments, about a shift (the channel's first value) so that E[(x-s)^2] - E[x-s]^2
-         * does not cancel when the mean is large against the spread; in double, it stays within rounding of
-         * the two-pass Java reference. */
-        v8d a8 = { 0 }, b8 = { 0 };
-        const double s0 = j->x[ch * j->hw];
-        const v8d S0 = s0 - (v8d){ 0 };
+    const int64_t m = j->n * j->hw, hw = j->hw, img = j->c * hw, cb = bn_block(j->n, hw);
+    const int pf = cb > 1 || hw >= 128;   /* short planes alone (7x7) are strided reads the hardware already prefetches */
+    v8d a8[BN_CB], b8[BN_CB];
+    double s0[BN_CB];
+    for (int64_t cb0 = c0; cb0 < c1; cb0 += cb) {
+        const int64_t nb = c1 - cb0 < cb ? c1 - cb0 : cb;
+        for (int64_t b = 0; b < nb; b++) { a8[b] = (v8d){ 0 }; b8[b] = (v8d){ 0 }; s0[b] = j->x[(cb0 + b) * hw]; }
         for (int64_t i = 0; i < j->n; i++) {
-            const float *xp = j->x + (i * j->c + ch) * j->hw;
-            int64_t q = 0;
-            for (; q + 8 <= j->hw; q += 8) { v8d d = wide8(ld8(xp + q)) - S0; a8 += d; b8 += d * d; }
-            for (; q < j->hw; q++) { double d = xp[q] - s0; a8[0] += d; b8[0] += d * d; }
+            const float *run = j->x + i * img + cb0 * hw, *next = i + 1 < j->n ? run + img : run;
+            for (int64_t b = 0; b < nb; b++) {
+                /* One pass for both moments, about a shift (the channel's first value) so that E[(x-s)^2] - E[x-s]^2
+                 * does not cancel when the mean is large against the spread; in double, it stays within rounding of
+                 * the two-pass Java reference. */
+                const float *xp = run + b * hw;
+                const v8d S0 = s0[b] - (v8d){ 0 };
+                v8d a = a8[b], bb = b8[b];
+                int64_t q = 0;
+                for (; q + 8 <= hw; q += 8) {
+                    if (pf && (q & 15) == 0) BN_PREFETCH(next + b * hw, q);
+                    v8d d = wide8(ld8(xp + q)) - S0; a += d; bb += d * d;
+                }
+                for (; q < hw; q++) { double d = xp[q] - s0[b]; a[0] += d; bb[0] += d * d; }
+                a8[b] = a; b8[b] = bb;
+            }
         }
-        double s1 = fold8(a8), mu = s0 + s1 / (double)m;
-        double sq = fold8(b8) - s1 * s1 / (double)m;
-        if (sq < 0) sq = 0;
-        double var = sq / (double)m, is = 1.0 / sqrt(var + j->eps);
-        double gm = j->gamma ? j->gamma[ch] : 1.0, bt = j->beta ? j->beta[ch] : 0.0;
-        double scale = gm * is, shift = bt - mu * scale;
-        for (int64_t i = 0; i < j->n; i++) {
-            const float *xp = j->x + (i * j->c + ch) * j->hw;
-            float *yp = j->y + (i * j->c + ch) * j->hw;
-            if (j->relu) for (int64_t q = 0; q < j->hw; q++) { float v = (float)(xp[q] * scale + shift); yp[q] = keep_if(v, v > 0.0f); }
-            else for (int64_t q = 0; q < j->hw; q++) yp[q] = (float)(xp[q] * scale + shift);
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t ch = cb0 + b;
+            double s1 = fold8(a8[b]), mu = s0[b] + s1 / (double)m;
+            double sq = fold8(b8[b]) - s1 * s1 / (double)m;
+            if (sq < 0) sq = 0;
+            double var = sq / (double)m, is = 1.0 / sqrt(var + j->eps);
+            double gm = j->gamma ? j->gamma[ch] : 1.0, bt = j->beta ? j->beta[ch] : 0.0;
+            /* scale and shift of the second pass, kept in the (now free) moment slots */
+            a8[b][0] = gm * is; a8[b][1] = bt - mu * (gm * is);
+            j->mean[ch] = (float)mu;
+            j->invstd[ch] = (float)is;
+            if (j->rmean) j->rmean[ch] = (float)((1 - j->momentum) * j->rmean[ch] + j->momentum * mu);
+            if (j->rvar) {
+                double unbiased = m > 1 ? sq / (double)(m - 1) : var;
+                j->rvar[ch] = (float)((1 - j->momentum) * j->rvar[ch] + j->momentum * unbiased);
+            }
         }
-        j->mean[ch] = (float)mu;
-        j->invstd[ch] = (float)is;
-        if (j->rmean) j->rmean[ch] = (float)((1 - j->momentum) * j->rmean[ch] + j->momentum * mu);
-        if (j->rvar) {
-            double unbiased = m > 1 ? sq / (double)(m - 1) : var;
-            j->rvar[ch] = (float)((1 - j->momentum) * j->rvar[ch] + j->momentum * unbiased);
-        }
+        for (int64_t i = 0; i < j->n; i++)
+            for (int64_t b = 0; b < nb; b++) {
+                const float *xp = j->x + i * img + (cb0 + b) * hw;
+                float *yp = j->y + i * img + (cb0 + b) * hw;
+                const double scale = a8[b][0], shift = a8[b][1];
+                if (j->relu) for (int64_t q = 0; q < hw; q++) { float v = (float)(xp[q] * scale + shift); yp[q] = keep_if(v, v > 0.0f); }
+                else for (int64_t q = 0; q < hw; q++) yp[q] = (float)(xp[q] * scale + shift);
+            }
     }
 }
 
@@ -96,48 +133,70 @@ FST_CLONES
 static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
     const bn_job *j = p;
     const double m = (double)(j->n * j->hw);
-    for (int64_t ch = c0; ch < c1; ch++) {
-        double mu = j->mean_in[ch], is = j->invstd_in[ch], gm = j->gamma ? j->gamma[ch] : 1.0;
-        v8d a8 = { 0 }, b8 = { 0 };
-        const v8d MU = mu - (v8d){ 0 };
-        const float *rp0 = j->relu_out;
+    const int64_t hw = j->hw, img = j->c * hw, cb = bn_block(j->n, hw);
+    const int pf = cb > 1 || hw >= 128;
+    const float *rp0 = j->relu_out;
+    v8d a8[BN_CB], b8[BN_CB];
+    for (int64_t cb0 = c0; cb0 < c1; cb0 += cb) {   /* channel blocks as in bn_fwd_task: the same bits, runs of ~4 KB */
+        const int64_t nb = c1 - cb0 < cb ? c1 - cb0 : cb;
+        for (int64_t b = 0; b < nb; b++) { a8[b] = (v8d){ 0 }; b8[b] = (v8d){ 0 }; }
         for (int64_t i = 0; i < j->n; i++) {
-            const float *xp = j->x + (i * j->c + ch) * j->hw, *gp = j->dy + (i * j->c + ch) * j->hw;
-            const float *rp = rp0 ? rp0 + (i * j->c + ch) * j->hw : NULL;
-            int64_t q = 0;
-            for (; q + 8 <= j->hw; q += 8) {
-                v8d g = wide8(rp ? mask8(ld8(gp + q), ld8(rp + q)) : ld8(gp + q));
-                a8 += g;
-                b8 += g * (wide8(ld8(xp + q)) - MU);
-            }
-            for (; q < j->hw; q++) {
-                double g = rp ? keep_if(gp[q], rp[q] > 0.0f) : gp[q];
-                a8[0] += g;
-                b8[0] += g * (xp[q] - mu);
+            const int64_t o = i * img + cb0 * hw, on = i + 1 < j->n ? o + img : o;
+            for (int64_t b = 0; b < nb; b++) {
+                const float *xp = j->x + o + b * hw, *gp = j->dy + o + b * hw;
+                const float *rp = rp0 ? rp0 + o + b * hw : NULL;
+                const double mu = j->mean_in[cb0 + b];
+                const v8d MU = mu - (v8d){ 0 };
+                v8d a = a8[b], bb = b8[b];
+                int64_t q = 0;
+                for (; q + 8 <= hw; q += 8) {
+                    if (pf && (q & 15) == 0) {
+                        BN_PREFETCH(j->x + on + b * hw, q); BN_PREFETCH(j->dy + on + b * hw, q);
+                        if (rp) BN_PREFETCH(rp0 + on + b * hw, q);
+                    }
+                    v8d g = wide8(rp ? mask8(ld8(gp + q), ld8(rp + q)) : ld8(gp + q));
+                    a += g;
+                    bb += g * (wide8(ld8(xp + q)) - MU);
+                }
+                for (; q < hw; q++) {
+                    double g = rp ? keep_if(gp[q], rp[q] > 0.0f) : gp[q];
+                    a[0] += g;
+                    bb[0] += g * (xp[q] - mu);
+                }
+                a8[b] = a; b8[b] = bb;
             }
         }
-        double sdy = fold8(a8), sdyx = fold8(b8) * is;
-        double k = gm * is / m;
-        const v8d IS = is - (v8d){ 0 }, K8 = k - (v8d){ 0 }, M8 = m - (v8d){ 0 }, SDY = sdy - (v8d){ 0 }, SDYX = sdyx - (v8d){ 0 };
-        for (int64_t i = 0; i < j->n; i++) {
-            const float *xp = j->x + (i * j->c + ch) * j->hw, *gp = j->dy + (i * j->c + ch) * j->hw;
-            float *dp = j->dx + (i * j->c + ch) * j->hw;
-            const float *rp = rp0 ? rp0 + (i * j->c + ch) * j->hw : NULL;
-            int64_t q = 0;
-            for (; q + 8 <= j->hw; q += 8) {
-                v8d xh = (wide8(ld8(xp + q)) - MU) * IS;
-                v8d g = wide8(rp ? mask8(ld8(gp + q), ld8(rp + q)) : ld8(gp + q));
-                v8f r = __builtin_convertvector(K8 * (M8 * g - SDY - xh * SDYX), v8f);
-                memcpy(dp + q, &r, sizeof r);
-            }
-            for (; q < j->hw; q++) {
-                double xh = (xp[q] - mu) * is;
-                double g = rp ? keep_if(gp[q], rp[q] > 0.0f) : gp[q];
-                dp[q] = (float)(k * (m * g - sdy - xh * sdyx));
-            }
+        for (int64_t b = 0; b < nb; b++) {
+            const int64_t ch = cb0 + b;
+            const double is = j->invstd_in[ch], gm = j->gamma ? j->gamma[ch] : 1.0;
+            const double sdy = fold8(a8[b]), sdyx = fold8(b8[b]) * is;
+            j->dgamma[ch] = (float)sdyx;
+            j->dbeta[ch] = (float)sdy;
+            a8[b][0] = sdy; a8[b][1] = sdyx; a8[b][2] = gm * is / m;   /* for the second pass */
         }
-        j->dgamma[ch] = (float)sdyx;
-        j->dbeta[ch] = (float)sdy;
+        for (int64_t i = 0; i < j->n; i++)
+            for (int64_t b = 0; b < nb; b++) {
+                const int64_t o = i * img + (cb0 + b) * hw;
+                const float *xp = j->x + o, *gp = j->dy + o;
+                float *dp = j->dx + o;
+                const float *rp = rp0 ? rp0 + o : NULL;
+                const double mu = j->mean_in[cb0 + b], is = j->invstd_in[cb0 + b];
+                const double sdy = a8[b][0], sdyx = a8[b][1], k = a8[b][2];
+                const v8d MU = mu - (v8d){ 0 }, IS = is - (v8d){ 0 }, K8 = k - (v8d){ 0 }, M8 = m - (v8d){ 0 };
+                const v8d SDY = sdy - (v8d){ 0 }, SDYX = sdyx - (v8d){ 0 };
+                int64_t q = 0;
+                for (; q + 8 <= hw; q += 8) {
+                    v8d xh = (wide8(ld8(xp + q)) - MU) * IS;
+                    v8d g = wide8(rp ? mask8(ld8(gp + q), ld8(rp + q)) : ld8(gp + q));
+                    v8f r = __builtin_convertvector(K8 * (M8 * g - SDY - xh * SDYX), v8f);
+                    memcpy(dp + q, &r, sizeof r);
+                }
+                for (; q < hw; q++) {
+                    double xh = (xp[q] - mu) * is;
+                    double g = rp ? keep_if(gp[q], rp[q] > 0.0f) : gp[q];
+                    dp[q] = (float)(k * (m * g - sdy - xh * sdyx));
+                }
+            }
     }
 }
 

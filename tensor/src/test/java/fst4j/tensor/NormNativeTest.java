@@ -14,14 +14,16 @@ class NormNativeTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"1,1,1,1,true", "2,3,5,7,true", "4,16,6,6,false", "64,8,3,3,true", "3,1,17,2,false"})
+    @CsvSource({"1,1,1,1,true", "2,3,5,7,true", "4,16,6,6,false", "64,8,3,3,true", "3,1,17,2,false",
+            // channel blocks (planes of whole vectors), split over threads at channel counts that are not whole blocks
+            "16,37,8,8,true", "40,70,4,4,false", "9,13,32,32,true"})
     void nativeEqualsJava(int n, int c, int h, int w, boolean affine) {
         compare(n, c, h, w, affine, 0.5, 2);
     }
 
     /** Batch norm with the fused ReLU (forward max(BN(x), 0), backward masked by that output): C equals Java. */
     @ParameterizedTest
-    @CsvSource({"2,3,5,7", "4,16,6,6", "3,1,17,2"})
+    @CsvSource({"2,3,5,7", "4,16,6,6", "3,1,17,2", "16,37,8,8", "40,70,4,4"})
     void fusedReluNativeEqualsJava(int n, int c, int h, int w) {
         try (Scope s = Scope.open()) {
             Rng r = new Rng(n * 7L + c);

@@ -135,24 +135,29 @@ static void prune_t_run(int64_t cout, int64_t K, const float *w, int64_t ldw, fl
  * convolution's A' [Cin, kk*Cout], A'[ci][t*Cout + co] = W[co][ci*kk + kk-1-t] (taps reversed, tap-major), and S(W^T)
  * in that layout: each (ci, t) run of Cout values is a row of W^T pruned 2:4 along Cout, so with Cout % 4 == 0 the
  * groups of A' along its K' = kk*Cout are exactly S(W^T)'s groups (same entries, same order, same ties). ---- */
-static void tconv_row(const float *w, int64_t ldw, int64_t cout, int64_t kk, int64_t ci, float *restrict o) {
-    /* 16 output channels at a time: their kk-float runs of W stay in L1 while each tap's 16 values are stored as
-     * one contiguous 64-byte run of A' (a channel at a time, the stores were kk streams cout floats apart) */
-    for (int64_t c0 = 0; c0 < cout; c0 += 16) {
-        const int64_t nc = cout - c0 < 16 ? cout - c0 : 16;
-        const float *src = w + c0 * ldw + ci * kk + kk - 1;
-        for (int64_t t = 0; t < kk; t++) {
-            float *restrict d = o + t * cout + c0;
-            for (int64_t c = 0; c < nc; c++) d[c] = src[c * ldw - t];
+/* A' in tiles of 16 output channels x TC input channels: each of the 16 rows of W is read as one run of TC*kk floats
+ * (a channel at a time it was 16 runs of kk floats on 16 pages, latency-bound when W is not in cache) and each tap of
+ * each input channel is stored as one contiguous 64-byte run of A'. */
+#define TC 64
+typedef struct { const float *w; int64_t ldw, cout, cin, kk; float *out; int64_t ldo; } tconv_job;
+
+static void tconv_task(void *p, int64_t b0, int64_t b1) {
+    const tconv_job *j = p;
+    const int64_t kk = j->kk, ldw = j->ldw;
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t ci0 = b * TC, ci1 = ci0 + TC < j->cin ? ci0 + TC : j->cin;
+        for (int64_t c0 = 0; c0 < j->cout; c0 += 16) {
+            const int64_t nc = j->cout - c0 < 16 ? j->cout - c0 : 16;
+            for (int64_t ci = ci0; ci < ci1; ci++) {
+                const float *src = j->w + c0 * ldw + ci * kk + kk - 1;
+                float *o = j->out + ci * j->ldo + c0;
+                for (int64_t t = 0; t < kk; t++) {
+                    float *restrict d = o + t * j->cout;
+                    for (int64_t c = 0; c < nc; c++) d[c] = src[c * ldw - t];
+                }
+            }
         }
     }
-}
-
-typedef struct { const float *w; int64_t ldw, cout, kk; float *out; int64_t ldo; } tconv_job;
-
-static void tconv_task(void *p, int64_t r0, int64_t r1) {
-    const tconv_job *j = p;
-    for (int64_t ci = r0; ci < r1; ci++) tconv_row(j->w, j->ldw, j->cout, j->kk, ci, j->out + ci * j->ldo);
 }
 
 int fst_tconv_weight(int64_t cout, int64_t cin, int64_t kk, const float *w, int64_t ldw, float *out, int64_t ldo, int nthreads) {
@@ -160,10 +165,11 @@ int fst_tconv_weight(int64_t cout, int64_t cin, int64_t kk, const float *w, int6
     if (cout == 0 || cin == 0) return FST_OK;
     if (!w || !out) return FST_ENULL;
     if (ldw < cin * kk || ldo < kk * cout) return FST_EINVAL;
-    tconv_job j = { w, ldw, cout, kk, out, ldo };
+    tconv_job j = { w, ldw, cout, cin, kk, out, ldo };
+    const int64_t blocks = (cin + TC - 1) / TC;
     int nt = cin * kk * cout < 32768 ? 1 : nthreads;
-    if (nt > cin) nt = (int)cin;
-    fst_parallel(cin, nt > 1 ? 4 * (int64_t)nt : 1, nt, tconv_task, &j);
+    if (nt > blocks) nt = (int)blocks;
+    fst_parallel(blocks, nt > 1 ? blocks : 1, nt, tconv_task, &j);
     return FST_OK;
 }
 

@@ -32,6 +32,31 @@ public final class Gemm3 {
         default Lowering lowering() { return null; }
         /** The kept columns described the same way (e.g. im2col with the horizontal stride doubled), or null. */
         default Lowering keptLowering(int[] positionsPerImage) { return null; }
+        /**
+         * The kept columns of an odd-width plane, where Eq. 7's even positions of H*W form a checkerboard, as two
+         * lowerings (each im2col with both strides doubled), or null: see {@link Checkerboard}.
+         */
+        default Checkerboard keptCheckerboard(int[] positionsPerImage) { return null; }
+    }
+
+    /**
+     * Eq. 7's kept positions of an Ho x Wo plane with Wo odd: flat index r*Wo + c even means r + c even, so the kept set
+     * is the positions with r and c both even (lowering {@code even}: Ceil(Ho/2) x Ceil(Wo/2)) and those with both odd
+     * ({@code odd}: Floor(Ho/2) x Floor(Wo/2)). Kept index m of an image (position 2m) is r'*Wo + c' for the even one at
+     * (2r', 2c') and r'*Wo + (Wo+1)/2 + c' for the odd one at (2r'+1, 2c'+1).
+     */
+    public record Checkerboard(Lowering even, Lowering odd, int wo) {
+        /** The columns of g [R, images * kept] (unit stride along rows) that one of the lowerings covers, in its order. */
+        Tensor columns(Tensor g, int images, boolean odd) {
+            long[] gm = (odd ? this.odd : even).geometry();   // {n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order}
+            int ho = (int) gm[10], w = (int) gm[11], kept = g.size(1) / images;
+            long first = odd ? (wo + 1) / 2 : 0;
+            try (Tensor v = g.asStrided(new int[]{g.size(0), images, ho, w},
+                    new long[]{g.strides()[0], kept, wo, 1}, g.offset() + first);
+                 Tensor c = v.contiguous()) {
+                return c.reshape(g.size(0), images * ho * w);
+            }
+        }
     }
 
     private final SparseConfig cfg;
@@ -397,6 +422,26 @@ public final class Gemm3 {
                 long t2 = Profile.start();
                 lowered(gk, low, beta, dw);   // kept columns never materialised
                 Profile.stop(Part.EQ3, t2);
+                return;
+            }
+        }
+        Checkerboard cb = low == null && f32(gk, dw) && unitRows(gk) ? x.keptCheckerboard(kept) : null;
+        if (cb != null) {
+            // odd-width planes: the two halves of the checkerboard, each lowered while packing (no gather of X)
+            try (gk) {
+                long t1 = Profile.start();
+                Tensor ge = cb.columns(gk, images, false), go = null;
+                try {
+                    go = cb.columns(gk, images, true);
+                    Profile.stop(Part.SPARSIFY, t1);
+                    long t2 = Profile.start();
+                    lowered(ge, cb.even(), beta, dw);
+                    lowered(go, cb.odd(), 1f, dw);
+                    Profile.stop(Part.EQ3, t2);
+                } finally {
+                    ge.close();
+                    if (go != null) go.close();
+                }
                 return;
             }
         }

@@ -393,6 +393,28 @@ public final class Tensor implements AutoCloseable {
         return permute(axes);
     }
 
+    /**
+     * A view of this tensor's storage with the given shape, element strides (>= 0) and element offset, as PyTorch's
+     * as_strided: every element it reaches must lie inside the storage (checked). Overlapping views are allowed.
+     */
+    public Tensor asStrided(int[] newShape, long[] newStrides, long newOffset) {
+        check();
+        if (newShape.length != newStrides.length)
+            throw new IllegalArgumentException("asStrided: " + newShape.length + " sizes but " + newStrides.length + " strides");
+        long last = newOffset;
+        boolean empty = false;
+        for (int d = 0; d < newShape.length; d++) {
+            if (newShape[d] < 0 || newStrides[d] < 0)
+                throw new IllegalArgumentException("asStrided: negative size or stride in " + Shape.str(newShape) + " / " + Arrays.toString(newStrides));
+            if (newShape[d] == 0) empty = true;
+            else last += (newShape[d] - 1) * newStrides[d];
+        }
+        if (newOffset < 0 || (!empty && (last + 1) * dtype.bytes > storage.bytes))
+            throw new IndexOutOfBoundsException("asStrided: shape " + Shape.str(newShape) + ", strides " + Arrays.toString(newStrides)
+                    + ", offset " + newOffset + " reach past the storage of " + storage.bytes / dtype.bytes + " elements");
+        return view(newShape.clone(), newStrides.clone(), newOffset);
+    }
+
     /** Transpose of a matrix (rank 2). */
     public Tensor t() {
         if (shape.length != 2) throw new IllegalArgumentException("wrong rank: t() needs a matrix, shape is " + Shape.str(shape));

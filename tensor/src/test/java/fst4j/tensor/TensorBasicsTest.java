@@ -72,4 +72,20 @@ class TensorBasicsTest {
                 }
         }
     }
+
+    /** asStrided views any in-bounds layout (overlapping ones too) and names the problem when a layout reaches past the storage. */
+    @Test
+    void asStridedViewsAndBoundsChecks() {
+        try (Scope s = Scope.open()) {
+            Tensor a = Tensor.of(new float[]{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, 10);
+            assertArrayEquals(new float[]{1, 2, 3, 4, 3, 4, 5, 6}, a.asStrided(new int[]{2, 4}, new long[]{2, 1}, 1).contiguous().toFloatArray());
+            assertArrayEquals(new float[]{0, 3, 6, 9}, a.asStrided(new int[]{4}, new long[]{3}, 0).contiguous().toFloatArray());
+            assertEquals(0, a.asStrided(new int[]{0, 5}, new long[]{100, 1}, 9).numel());
+            var e = assertThrows(IndexOutOfBoundsException.class, () -> a.asStrided(new int[]{4}, new long[]{3}, 1));
+            assertTrue(e.getMessage().contains("past the storage"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> a.asStrided(new int[]{2}, new long[]{-1}, 5));
+            assertThrows(IllegalArgumentException.class, () -> a.asStrided(new int[]{2, 2}, new long[]{1}, 0));
+            assertThrows(IndexOutOfBoundsException.class, () -> a.asStrided(new int[]{1}, new long[]{1}, -1));
+        }
+    }
 }

@@ -153,7 +153,11 @@ public final class Var implements AutoCloseable {
             } else {
                 Tensor prev = pending.get(in);
                 if (prev == null) pending.put(in, fitted);
-                else {
+                else if (accumulateInPlace && prev.isSoleOwner() && prev.dtype() == fitted.dtype() && prev.device() == fitted.device()
+                        && Arrays.equals(prev.shape(), fitted.shape())) {
+                    prev.addInPlace(fitted);   // nothing else sees prev: no new buffer (the same sum, the same bits)
+                    fitted.close();
+                } else {
                     pending.put(in, prev.add(fitted));
                     prev.close();
                     fitted.close();
@@ -191,6 +195,12 @@ public final class Var implements AutoCloseable {
         return post;
     }
 
+    /**
+     * Whether a second gradient of an inner node is added into the first when nothing else holds the first
+     * (-Dfst4j.autograd.inPlace=false allocates the sum, for A/B runs).
+     */
+    public static volatile boolean accumulateInPlace = !"false".equals(System.getProperty("fst4j.autograd.inPlace"));
+
     /** Whether leaf gradients nobody else holds are taken over (-Dfst4j.autograd.adopt=false copies them, for A/B runs). */
     static volatile boolean adoptGradients = !"false".equals(System.getProperty("fst4j.autograd.adopt"));
 
@@ -206,7 +216,7 @@ public final class Var implements AutoCloseable {
             v.grad = Scope.within(v.value.owner(), () -> take ? g.alias()
                     : Tensor.empty(v.value.device(), v.value.dtype(), v.value.shape()).copyFrom(g));
         } else {
-            try (Tensor s = v.grad.add(g)) { v.grad.copyFrom(s); }
+            v.grad.addInPlace(g);
         }
     }
 

@@ -81,4 +81,50 @@ class GradAdoptionTest {
             assertArrayEquals(new float[]{-1, -1}, f(h.grad()));
         }
     }
+
+    /**
+     * An inner node reached along several paths sums its gradients in place when nothing else holds the first one: the
+     * same bits as allocating the sum (large float32 operands take the C add), one allocation fewer per extra path, and
+     * a first gradient that is handed out twice (Add's backward gives both inputs one tensor) is never written into.
+     */
+    @Test
+    void innerGradientsSumInPlaceWithTheSameBits() {
+        try (Scope s = Scope.open()) {
+            fst4j.tensor.Rng r = new fst4j.tensor.Rng(3);
+            Tensor xv = r.normal(0, 1, 4, 1000), up = r.normal(0, 1, 4, 1000);
+            float[][] got = new float[2][];
+            long[] allocs = new long[2];
+            for (int mode = 0; mode < 2; mode++) {
+                Var.accumulateInPlace = mode == 1;
+                try {
+                    Var x = Var.param(xv.copy());
+                    Var h = x.mul(1.5);                                  // inner node used three times below
+                    Var y = h.relu().add(h.mul(h)).add(h.add(h));         // h.add(h): one gradient tensor for both inputs
+                    long before = Memory.allocationCount();
+                    y.backward(up);
+                    allocs[mode] = Memory.allocationCount() - before;
+                    got[mode] = f(x.grad());
+                } finally {
+                    Var.accumulateInPlace = true;
+                }
+            }
+            // Add hands two inner nodes one gradient tensor; h1 then gets a second one: h2's must stay untouched
+            Var x2 = Var.param(xv.copy());
+            Var h1 = x2.mul(1.5), h2 = x2.mul(2.5);
+            h1.add(h2).add(h1.relu()).backward(up);
+            float[] g2 = f(x2.grad()), xs0 = xv.toFloatArray(), u0 = up.toFloatArray();
+            for (int i = 0; i < xs0.length; i++) {
+                double want = u0[i] * (1.5 * (1 + (1.5 * xs0[i] > 0 ? 1 : 0)) + 2.5);
+                assertEquals(want, g2[i], 1e-4 * Math.max(1, Math.abs(want)), "shared gradient at " + i);
+            }
+            assertArrayEquals(got[0], got[1], "in place and allocated sums must give the same bits");
+            assertTrue(allocs[1] < allocs[0], "summing in place allocates less: " + allocs[1] + " against " + allocs[0]);
+            // against the formula: dy/dx = 1.5 * (relu'(h) + 2h + 2)
+            float[] xs = xv.toFloatArray(), u = up.toFloatArray();
+            for (int i = 0; i < xs.length; i++) {
+                double h = 1.5 * xs[i], want = 1.5 * u[i] * ((h > 0 ? 1 : 0) + 2 * h + 2);
+                assertEquals(want, got[1][i], 1e-4 * Math.max(1, Math.abs(want)), "at " + i);
+            }
+        }
+    }
 }

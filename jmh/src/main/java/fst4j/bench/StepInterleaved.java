@@ -33,7 +33,7 @@ import java.util.Map;
  * A variant may carry settings of process-wide switches, e.g. {@code --methods dense,dense:blockcols=4096 --no-torch}
  * (tconv = Eq. 2 as a convolution of dY, tconvall = that at every stride-1 layer rather than v6's narrow ones,
  * group = the 2:4 kernel's large-weight blocking, spf = its software prefetch of a large S, kblock = its L2-sized K
- * blocks, plan = the planned lowering, checker = Eq. 3's checkerboard lowerings at odd-width planes, blockcols = target columns per
+ * blocks, plan = the planned lowering, checker = Eq. 3's checkerboard lowerings at odd-width planes, inplace = gradients summed in place, blockcols = target columns per
  * convolution block, blockmb = most MB of lowered columns per block): each is applied for that variant's steps
  * only, so one run A/Bs a change under the same machine states.
  * <p>
@@ -55,6 +55,7 @@ public final class StepInterleaved {
             "plan", v -> { boolean p = fst4j.shim.Native.loweringPlan(-1); fst4j.shim.Native.loweringPlan(v); return p ? 1 : 0; },
             "tconvall", v -> { boolean p = fst4j.autograd.Layers.eq2TconvAll; fst4j.autograd.Layers.eq2TconvAll = v != 0; return p ? 1 : 0; },
             "checker", v -> { boolean p = fst4j.autograd.Layers.checkerboardEnabled; fst4j.autograd.Layers.checkerboardEnabled = v != 0; return p ? 1 : 0; },
+            "inplace", v -> { boolean p = fst4j.autograd.Var.accumulateInPlace; fst4j.autograd.Var.accumulateInPlace = v != 0; return p ? 1 : 0; },
             "blockcols", fst4j.autograd.Layers::blockColumns,
             "blockmb", fst4j.autograd.Layers::blockMegabytes);
 

@@ -134,6 +134,20 @@ public final class Elementwise {
         }
         return zip(a, b, Double::sum);
     }
+    /** a += b in place (b broadcast to a's shape): one C pass where both are large contiguous float32, else a + b copied back. */
+    public static Tensor addInPlace(Tensor a, Tensor b) {
+        if (nativeF32(a, b)) {
+            Native.add(a.data(), b.data(), a.data(), a.numel(), Blas.threads());
+            return a;
+        }
+        try (Tensor s = add(a, b)) {
+            if (!java.util.Arrays.equals(s.shape, a.shape))
+                throw new IllegalArgumentException("shape mismatch: in-place add of " + Shape.str(b.shape) + " into " + Shape.str(a.shape)
+                        + " would change its shape");
+            a.copyFrom(s);
+        }
+        return a;
+    }
     public static Tensor sub(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("sub", CudaOps.SUB, a, b) : zip(a, b, (x, y) -> x - y); }
     public static Tensor mul(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("mul", CudaOps.MUL, a, b) : zip(a, b, (x, y) -> x * y); }
     public static Tensor div(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("div", CudaOps.DIV, a, b) : zip(a, b, (x, y) -> x / y); }

@@ -512,6 +512,8 @@ public final class Tensor implements AutoCloseable {
     // ------------------------------------------------------------------ ops (see Elementwise, Reduce, Blas)
 
     public Tensor add(Tensor o) { return Elementwise.add(this, o); }
+    /** this += o (o broadcast to this shape), in place; returns this. Writes through every view of this storage. */
+    public Tensor addInPlace(Tensor o) { return Elementwise.addInPlace(this, o); }
     public Tensor sub(Tensor o) { return Elementwise.sub(this, o); }
     public Tensor mul(Tensor o) { return Elementwise.mul(this, o); }
     public Tensor div(Tensor o) { return Elementwise.div(this, o); }

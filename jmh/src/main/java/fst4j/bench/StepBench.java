@@ -48,22 +48,30 @@ public class StepBench {
     private StepCase step;
     private long steps, stepNanos;
 
+    /**
+     * Secondary results. JMH sums EVENTS counters over the measurement iterations, so each iteration reports its share
+     * (its value divided by the number of measurement iterations) and the printed result is the mean over iterations:
+     * native allocations and bytes allocated per step (all freed by the step's scope), and the change of off-heap bytes
+     * in use over an iteration (0 = no growth). Until session 19 they were not divided, and the printed values were the
+     * per-step numbers times the iteration count (4 by default). {@code steps} stays the total of timed steps.
+     */
     @State(Scope.Thread)
     @AuxCounters(AuxCounters.Type.EVENTS)
     public static class Alloc {
         public long offHeapAllocations, offHeapBytesAllocated, offHeapGrowthBytes;
         public long steps;
         private long a0, b0, u0;
-        @Setup(Level.Iteration) public void start() {
+        private int iterations = 1;
+        @Setup(Level.Iteration) public void start(org.openjdk.jmh.infra.BenchmarkParams params) {
+            iterations = Math.max(1, params.getMeasurement().getCount());
             offHeapAllocations = offHeapBytesAllocated = offHeapGrowthBytes = steps = 0;
             a0 = Memory.allocationCount(); b0 = Memory.bytesAllocated(); u0 = Memory.bytesInUse();
         }
-        /** Per step: native allocations and bytes allocated (all freed by the step's scope), and the change of bytes in use over the iteration (0 = no growth). */
         @TearDown(Level.Iteration) public void stop() {
             if (steps == 0) return;
-            offHeapAllocations = (Memory.allocationCount() - a0) / steps;
-            offHeapBytesAllocated = (Memory.bytesAllocated() - b0) / steps;
-            offHeapGrowthBytes = Memory.bytesInUse() - u0;
+            offHeapAllocations = (Memory.allocationCount() - a0) / steps / iterations;
+            offHeapBytesAllocated = (Memory.bytesAllocated() - b0) / steps / iterations;
+            offHeapGrowthBytes = (Memory.bytesInUse() - u0) / iterations;
         }
     }
 

@@ -75,10 +75,13 @@ public final class Eq123Interleaved {
                                 cells++;
                                 if (ok) met++;
                                 if (okP) metPrune++;
-                                System.out.printf(Locale.ROOT, "%s  2:4 vs OpenBLAS %s  vs ours %s | prune inside: vs OpenBLAS %s  vs ours %s%s%n",
-                                        name, q(r[0]), q(r[1]), q(r[2]), q(r[3]), ok ? "  >= 1.5x both" : "");
+                                System.out.printf(Locale.ROOT, "%s  2:4 vs OpenBLAS %s  vs ours %s | prune inside: vs OpenBLAS %s  vs ours %s%s"
+                                                + "   [ms: OpenBLAS %.3f, ours %.3f, 2:4 %.3f, 2:4+prune %.3f]%n",
+                                        name, q(r[0]), q(r[1]), q(r[2]), q(r[3]), ok ? "  >= 1.5x both" : "",
+                                        c.medians[0], c.medians[1], c.medians[2], c.medians[3]);
                             } else {
-                                System.out.printf(Locale.ROOT, "%s  half-K vs OpenBLAS %s  vs ours %s%n", name, q(r[0]), q(r[1]));
+                                System.out.printf(Locale.ROOT, "%s  half-K vs OpenBLAS %s  vs ours %s   [ms: OpenBLAS %.3f, ours %.3f, half-K %.3f]%n",
+                                        name, q(r[0]), q(r[1]), c.medians[0], c.medians[1], c.medians[2]);
                             }
                         }
                     }
@@ -95,6 +98,8 @@ public final class Eq123Interleaved {
         final MethodHandle blas;
         final Tensor w, x, dy, y, dx, dw;
         final Compressed24 cw, cwt;
+        /** Median ms of each variant in the last {@link #measure} (OpenBLAS, ours, 2:4 or half-K[, 2:4 with prune]). */
+        double[] medians;
 
         Cell(int cout, int cols, int k, int threads, MethodHandle blas) {
             this.cout = cout; this.cols = cols; this.k = k; this.threads = threads; this.blas = blas;
@@ -154,6 +159,8 @@ public final class Eq123Interleaved {
                     v[idx].run();
                     t[idx][r] = (System.nanoTime() - t0) / 1e6;
                 }
+            medians = new double[v.length];
+            for (int i = 0; i < v.length; i++) medians[i] = median(t[i]);
             if (eq == 3) return new double[][]{ratios(t[0], t[2]), ratios(t[1], t[2])};
             return new double[][]{ratios(t[0], t[2]), ratios(t[1], t[2]), ratios(t[0], t[3]), ratios(t[1], t[3])};
         }

@@ -4,6 +4,7 @@
  * (float)((double)a + (double)b). One pool task per range of planes (pooling) or of elements. */
 #include "fst4j.h"
 #include "parallel.h"
+#include "rank24.h"
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
@@ -390,17 +391,7 @@ sgd_srste_task(void *p, int64_t q0, int64_t q1) {
     for (int64_t c = q0; c < q1; c += SGD_CH) {
         const int64_t ng = q1 - c < SGD_CH ? q1 - c : SGD_CH, e0 = 4 * c, ne = 4 * ng;
         const uint32_t *restrict wb = (const uint32_t *)(const void *)(w + e0);
-        for (int64_t q = 0; q < ng; q++) {   /* pruned <=> at least two others beat it (GROUP24's ranks) */
-            uint32_t k0 = wb[4 * q] & 0x7fffffffu, k1 = wb[4 * q + 1] & 0x7fffffffu;
-            uint32_t k2 = wb[4 * q + 2] & 0x7fffffffu, k3 = wb[4 * q + 3] & 0x7fffffffu;
-            k0 = k0 < 0x7f800001u ? k0 : 0x7f800001u; k1 = k1 < 0x7f800001u ? k1 : 0x7f800001u;
-            k2 = k2 < 0x7f800001u ? k2 : 0x7f800001u; k3 = k3 < 0x7f800001u ? k3 : 0x7f800001u;
-            const int32_t c01 = k1 > k0, c02 = k2 > k0, c03 = k3 > k0, c12 = k2 > k1, c13 = k3 > k1, c23 = k3 > k2;
-            m[4 * q] = -(uint32_t)(c01 + c02 + c03 >= 2);
-            m[4 * q + 1] = -(uint32_t)(1 - c01 + c12 + c13 >= 2);
-            m[4 * q + 2] = -(uint32_t)(2 - c02 - c12 + c23 >= 2);
-            m[4 * q + 3] = -(uint32_t)(3 - c03 - c13 - c23 >= 2);
-        }
+        for (int64_t q = 0; q < ng; q++) fst_pruned24(wb + 4 * q, m + 4 * q);
         for (int64_t i = 0; i < ne; i++) {   /* the decayed gradient, selected by bits (a kept -0.0 stays -0.0) */
             const float old = g[e0 + i], upd = old + lambda * w[e0 + i];
             uint32_t uo, uu;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "parallel.h"
+#include "rank24.h"
 
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
@@ -352,19 +353,14 @@ static void srste_task(void *p, int64_t r0, int64_t r1) {
         const int64_t full = j->k / 4 * 4;
         const float lambda = j->lambda;
         for (int64_t g0 = 0; g0 < full; g0 += 4) {
-            /* the ranks of GROUP24 without branches (random weights make every comparison a coin flip); an entry
-             * is pruned when at least two others beat it, and only then gets lambda * w added (selected by bit
-             * mask, so a kept -0.0 gradient stays -0.0) */
-            uint32_t k0 = wb[g0] & 0x7fffffffu, k1 = wb[g0 + 1] & 0x7fffffffu, k2 = wb[g0 + 2] & 0x7fffffffu, k3 = wb[g0 + 3] & 0x7fffffffu;
-            k0 = k0 < 0x7f800001u ? k0 : 0x7f800001u; k1 = k1 < 0x7f800001u ? k1 : 0x7f800001u;
-            k2 = k2 < 0x7f800001u ? k2 : 0x7f800001u; k3 = k3 < 0x7f800001u ? k3 : 0x7f800001u;
-            const int32_t c01 = k1 > k0, c02 = k2 > k0, c03 = k3 > k0, c12 = k2 > k1, c13 = k3 > k1, c23 = k3 > k2;
-            const int32_t r[4] = { c01 + c02 + c03, 1 - c01 + c12 + c13, 2 - c02 - c12 + c23, 3 - c03 - c13 - c23 };
+            /* a pruned entry gets lambda * w added, selected by bit mask (so a kept -0.0 gradient stays -0.0) */
+            uint32_t m[4];
+            fst_pruned24(wb + g0, m);
             for (int i = 0; i < 4; i++) {
                 float old = gf[g0 + i], upd = old + lambda * wf[g0 + i];
-                uint32_t uo, uu, m = -(uint32_t)(r[i] >= 2);
+                uint32_t uo, uu;
                 memcpy(&uo, &old, 4); memcpy(&uu, &upd, 4);
-                uo = (uu & m) | (uo & ~m);
+                uo = (uu & m[i]) | (uo & ~m[i]);
                 memcpy(&gf[g0 + i], &uo, 4);
             }
         }

@@ -106,10 +106,13 @@ public class Eq123Bench {
 
     private <T extends AutoCloseable> T own(T t) { owned.add(t); return t; }
 
-    private Tensor random(SplittableRandom r, int rows, int columns) {
+    private Tensor random(SplittableRandom r, int rows, int columns) { return own(randomMatrix(r, rows, columns)); }
+
+    /** A [rows, columns] float32 matrix of uniform values in [-1, 1) (also Eq123Interleaved's operands). */
+    static Tensor randomMatrix(SplittableRandom r, int rows, int columns) {
         float[] v = new float[Math.multiplyExact(rows, columns)];
         for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextDouble() * 2 - 1);
-        return own(Tensor.of(v, rows, columns));
+        return Tensor.of(v, rows, columns);
     }
 
     @TearDown(Level.Trial)

@@ -8,10 +8,7 @@ import fst4j.tensor.Tensor;
 
 import java.lang.foreign.Arena;
 import java.lang.invoke.MethodHandle;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -56,7 +53,6 @@ public final class Eq123Interleaved {
         if (rounds < 3) throw new IllegalArgumentException("--rounds must be >= 3");
         System.out.printf(Locale.ROOT, "Eq. 1-3 interleaved: %d rounds, turns of 2 calls (the second timed), %d ms between turns; "
                 + "kernel family %s, spmm24 %s; ratios > 1: the 2:4 (or half-K) product is faster%n", rounds, pause, Native.isa(), SparseGemm.isa());
-        List<String> verdict = new ArrayList<>();
         int met = 0, metPrune = 0, cells = 0;
         try (Arena arena = Arena.ofShared()) {
             for (String th : o.get("--threads").split(",")) {
@@ -105,16 +101,10 @@ public final class Eq123Interleaved {
             this.cout = cout; this.cols = cols; this.k = k; this.threads = threads; this.blas = blas;
             seg = cols / Eq123Bench.IMAGES;
             SplittableRandom r = new SplittableRandom(42);
-            w = random(r, cout, k); x = random(r, k, cols); dy = random(r, cout, cols);
+            w = Eq123Bench.randomMatrix(r, cout, k); x = Eq123Bench.randomMatrix(r, k, cols); dy = Eq123Bench.randomMatrix(r, cout, cols);
             y = Tensor.empty(cout, cols); dx = Tensor.empty(k, cols); dw = Tensor.empty(cout, k);
             cw = Compressed24.pruneCompress(w, null, threads);
             cwt = Compressed24.pruneCompressTransposed(w, threads);
-        }
-
-        private static Tensor random(SplittableRandom r, int rows, int columns) {
-            float[] v = new float[Math.multiplyExact(rows, columns)];
-            for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextDouble() * 2 - 1);
-            return Tensor.of(v, rows, columns);
         }
 
         /** The variants of equation eq, in the order their ratios are formed in {@link #measure}. */
@@ -177,18 +167,11 @@ public final class Eq123Interleaved {
         return r;
     }
 
-    static double median(double[] v) { return quantile(v, 0.5); }
-
-    private static double quantile(double[] v, double p) {
-        double[] s = v.clone();
-        Arrays.sort(s);
-        double pos = p * (s.length - 1);
-        int lo = (int) Math.floor(pos), hi = (int) Math.ceil(pos);
-        return s[lo] + (s[hi] - s[lo]) * (pos - lo);
-    }
+    static double median(double[] v) { return StepInterleaved.quartiles(v)[1]; }
 
     /** Median (quartiles) of per-round ratios. */
     private static String q(double[] v) {
-        return String.format(Locale.ROOT, "%.2fx (%.2f-%.2f)", median(v), quantile(v, 0.25), quantile(v, 0.75));
+        double[] q = StepInterleaved.quartiles(v);
+        return String.format(Locale.ROOT, "%.2fx (%.2f-%.2f)", q[1], q[0], q[2]);
     }
 }

@@ -48,16 +48,22 @@ public final class StepInterleaved {
      * one interleaved run: each variant applies its settings before its steps and the defaults are restored after.
      */
     private static final Map<String, java.util.function.IntUnaryOperator> SWITCHES = Map.of(
-            "tconv", v -> { boolean p = fst4j.autograd.Layers.eq2Tconv; fst4j.autograd.Layers.eq2Tconv = v != 0; return p ? 1 : 0; },
+            "tconv", flag(() -> fst4j.autograd.Layers.eq2Tconv, b -> fst4j.autograd.Layers.eq2Tconv = b),
             "group", nativeSwitch(fst4j.shim.Native::spmm24Grouping),
             "spf", nativeSwitch(fst4j.shim.Native::spmm24Prefetch),
             "kblock", nativeSwitch(fst4j.shim.Native::spmm24KBlocks),
             "plan", v -> { boolean p = fst4j.shim.Native.loweringPlan(-1); fst4j.shim.Native.loweringPlan(v); return p ? 1 : 0; },
-            "tconvall", v -> { boolean p = fst4j.autograd.Layers.eq2TconvAll; fst4j.autograd.Layers.eq2TconvAll = v != 0; return p ? 1 : 0; },
-            "checker", v -> { boolean p = fst4j.autograd.Layers.checkerboardEnabled; fst4j.autograd.Layers.checkerboardEnabled = v != 0; return p ? 1 : 0; },
-            "inplace", v -> { boolean p = fst4j.autograd.Var.accumulateInPlace; fst4j.autograd.Var.accumulateInPlace = v != 0; return p ? 1 : 0; },
+            "tconvall", flag(() -> fst4j.autograd.Layers.eq2TconvAll, b -> fst4j.autograd.Layers.eq2TconvAll = b),
+            "checker", flag(() -> fst4j.autograd.Layers.checkerboardEnabled, b -> fst4j.autograd.Layers.checkerboardEnabled = b),
+            "inplace", flag(() -> fst4j.autograd.Var.accumulateInPlace, b -> fst4j.autograd.Var.accumulateInPlace = b),
             "blockcols", fst4j.autograd.Layers::blockColumns,
             "blockmb", fst4j.autograd.Layers::blockMegabytes);
+
+    /** A boolean switch (a static field) as a setter of 0 / 1 returning the previous setting. */
+    private static java.util.function.IntUnaryOperator flag(java.util.function.BooleanSupplier get,
+                                                            java.util.function.Consumer<Boolean> set) {
+        return v -> { boolean p = get.getAsBoolean(); set.accept(v != 0); return p ? 1 : 0; };
+    }
 
     /** A native switch (mode 0 or 1 set, -1 only asks, the mode in use returned) as a setter returning the previous mode. */
     private static java.util.function.IntUnaryOperator nativeSwitch(java.util.function.IntUnaryOperator sw) {

@@ -68,7 +68,7 @@ public final class SGD implements AutoCloseable {
             if (g == null) continue;
             Tensor w = p.value();
             Integer k = decayRows.get(p);
-            boolean fuse = k != null && k % 4 == 0 && w.device() == Device.CPU && nativeStep && Native.isLoaded() && w.numel() >= 1024
+            boolean fuse = k != null && k % 4 == 0 && w.device() == Device.CPU && nativeUpdate(w.numel())
                     && g.isContiguous() && g.dtype() == DType.F32 && g.numel() == w.numel();
             if (k != null && !fuse) SrSte.decay(p, k, lambda);
             if (w.device() == Device.CUDA) { stepOnDevice(p, w, g); continue; }
@@ -77,7 +77,7 @@ public final class SGD implements AutoCloseable {
             float lrf = (float) lr, wd = (float) weightDecay, mom = (float) momentum, damp = (float) (1 - dampening);
             if (!g.isContiguous() || g.dtype() != DType.F32 || g.numel() != n)
                 throw new IllegalStateException("SGD: gradient of a " + fst4j.tensor.Shape.str(w.shape()) + " parameter is " + g.dtype() + " " + fst4j.tensor.Shape.str(g.shape()));
-            if (nativeStep && Native.isLoaded() && n >= 1024) {
+            if (nativeUpdate(n)) {
                 Tensor buf = null;
                 boolean first = false;
                 if (momentum != 0) {
@@ -112,6 +112,9 @@ public final class SGD implements AutoCloseable {
         }
         steps++;
     }
+
+    /** Whether a CPU parameter of n floats is updated by the C loop (fst_sgd, or fst_sgd_srste with the decay). */
+    private static boolean nativeUpdate(long n) { return nativeStep && Native.isLoaded() && n >= 1024; }
 
     /** The same update for a CUDA parameter: one kernel (CudaOps.sgdStep), the buffer on the device too. */
     private void stepOnDevice(Var p, Tensor w, Tensor g) {

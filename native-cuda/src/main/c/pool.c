@@ -7,7 +7,6 @@
 #include "rank24.h"
 #include <immintrin.h>
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* cond ? a : b for floats and ints through bit masks: scalar selects on random data otherwise become branches that
@@ -456,14 +455,8 @@ int fst_sgd_srste(float *w, const float *g, float *buf, int64_t n, int64_t k, fl
     if (n < 0 || k <= 0 || k % 4 != 0 || n % k != 0 || nthreads < 1) return FST_EINVAL;
     sgd_srste_job j = { .w = w, .buf = buf, .g = g, .lambda = lambda, .lr = lr, .wd = wd, .mom = mom, .damp = damp,
                         .nesterov = nesterov, .first = first };
-    static int isa = -1;   /* -1: not decided yet; 1: AVX-512 */
-    int avx512 = __atomic_load_n(&isa, __ATOMIC_RELAXED);
-    if (avx512 < 0) {
-        __builtin_cpu_init();
-        const char *force = getenv("FST4J_ISA");   /* as gemm.c: a forced lesser family keeps the portable loop */
-        avx512 = __builtin_cpu_supports("avx512f") && !(force && (strcmp(force, "avx2") == 0 || strcmp(force, "generic") == 0));
-        __atomic_store_n(&isa, avx512, __ATOMIC_RELAXED);
-    }
+    /* the kernel family gemm.c chose for the process (FST4J_ISA=avx2|generic forces the portable loop here too) */
+    const int avx512 = strcmp(fst_isa(), "avx512") == 0;
     fst_parallel(n / 4, chunks(n, nthreads), nthreads, avx512 ? sgd_srste_task_avx512 : sgd_srste_task, &j);
     return FST_OK;
 }

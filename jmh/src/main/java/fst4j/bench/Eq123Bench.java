@@ -76,6 +76,7 @@ public class Eq123Bench {
     private Compressed24 cw, cwt;
     private Arena arena;
     private MethodHandle cblasSgemm;
+    private Eq123Products p;
 
     @Setup(Level.Trial)
     public void setUp(BenchmarkParams params) throws Throwable {
@@ -96,6 +97,7 @@ public class Eq123Bench {
             gk = own(HalfK.shiftGather(dy, seg, 1f, 1, false, threads));
             xk = own(HalfK.shiftGather(x, seg, 0f, 1, false, threads));
         }
+        p = new Eq123Products(cout, cols, k, seg, threads, w, x, dy, y, dx, dw);
         if (name.endsWith("_openblas")) {
             arena = Arena.ofShared();
             cblasSgemm = OpenBlas.sgemm(arena, threads);
@@ -122,81 +124,47 @@ public class Eq123Bench {
         if (arena != null) arena.close();
     }
 
-    private static final int ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
-
-    // ---- Eq. 1: Y = S(W) X ----
+    // ---- Eq. 1: Y = S(W) X (the bodies are Eq123Products', shared with Eq123Interleaved) ----
 
     @Benchmark
-    public void eq1_openblas() throws Throwable {
-        cblasSgemm.invokeExact(ROW_MAJOR, NO_TRANS, NO_TRANS, cout, cols, k, 1f, w.data(), k, x.data(), cols, 0f, y.data(), cols);
-    }
+    public void eq1_openblas() throws Throwable { p.eq1OpenBlas(cblasSgemm); }
 
     @Benchmark
-    public void eq1_dense() {
-        Native.sgemm(false, false, cout, cols, k, 1f, w.data(), k, x.data(), cols, 0f, y.data(), cols, threads);
-    }
+    public void eq1_dense() { p.eq1Dense(); }
 
     @Benchmark
-    public void eq1_sparse() {
-        SparseGemm.spmm(1f, cw, x, 0f, y, threads);
-    }
+    public void eq1_sparse() { p.eq1Sparse(cw); }
 
     @Benchmark
-    public void eq1_sparsePrune() {
-        try (Compressed24 c = Compressed24.pruneCompress(w, null, threads)) {
-            SparseGemm.spmm(1f, c, x, 0f, y, threads);
-        }
-    }
+    public void eq1_sparsePrune() { p.eq1SparsePrune(); }
 
     // ---- Eq. 2: dX = S(W^T) dY ----
 
     @Benchmark
-    public void eq2_openblas() throws Throwable {
-        cblasSgemm.invokeExact(ROW_MAJOR, TRANS, NO_TRANS, k, cols, cout, 1f, w.data(), k, dy.data(), cols, 0f, dx.data(), cols);
-    }
+    public void eq2_openblas() throws Throwable { p.eq2OpenBlas(cblasSgemm); }
 
     @Benchmark
-    public void eq2_dense() {
-        Native.sgemm(true, false, k, cols, cout, 1f, w.data(), k, dy.data(), cols, 0f, dx.data(), cols, threads);
-    }
+    public void eq2_dense() { p.eq2Dense(); }
 
     @Benchmark
-    public void eq2_sparse() {
-        SparseGemm.spmm(1f, cwt, dy, 0f, dx, threads);
-    }
+    public void eq2_sparse() { p.eq2Sparse(cwt); }
 
     @Benchmark
-    public void eq2_sparsePrune() {
-        try (Compressed24 c = Compressed24.pruneCompressTransposed(w, threads)) {
-            SparseGemm.spmm(1f, c, dy, 0f, dx, threads);
-        }
-    }
+    public void eq2_sparsePrune() { p.eq2SparsePrune(); }
 
     // ---- Eq. 3: dW = dY X^T ----
 
     @Benchmark
-    public void eq3_openblas() throws Throwable {
-        cblasSgemm.invokeExact(ROW_MAJOR, NO_TRANS, TRANS, cout, k, cols, 1f, dy.data(), cols, x.data(), cols, 0f, dw.data(), k);
-    }
+    public void eq3_openblas() throws Throwable { p.eq3OpenBlas(cblasSgemm); }
 
     @Benchmark
-    public void eq3_dense() {
-        Native.sgemm(false, true, cout, k, cols, 1f, dy.data(), cols, x.data(), cols, 0f, dw.data(), k, threads);
-    }
+    public void eq3_dense() { p.eq3Dense(); }
 
     @Benchmark
-    public void eq3_halfK() {
-        try (Tensor g = HalfK.shiftGather(dy, seg, 1f, 1, false, threads); Tensor xh = HalfK.shiftGather(x, seg, 0f, 1, false, threads)) {
-            int kh = g.size(1);
-            Native.sgemm(false, true, cout, k, kh, 1f, g.data(), kh, xh.data(), kh, 0f, dw.data(), k, threads);
-        }
-    }
+    public void eq3_halfK() { p.eq3HalfK(); }
 
     @Benchmark
-    public void eq3_halfKGemm() {
-        int kh = gk.size(1);
-        Native.sgemm(false, true, cout, k, kh, 1f, gk.data(), kh, xk.data(), kh, 0f, dw.data(), k, threads);
-    }
+    public void eq3_halfKGemm() { p.eq3HalfKGemm(gk, xk); }
 
     // ---- sparsification overhead ----
 

@@ -2,7 +2,6 @@ package fst4j.bench;
 
 import fst4j.shim.Native;
 import fst4j.sparse.Compressed24;
-import fst4j.sparse.HalfK;
 import fst4j.sparse.SparseGemm;
 import fst4j.tensor.Tensor;
 
@@ -35,10 +34,9 @@ import java.util.SplittableRandom;
 public final class Eq123Interleaved {
     private Eq123Interleaved() {}
 
-    private static final int ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
     private static final String[] SHAPES = {"64x25088x576", "128x6272x1152", "256x1568x2304", "512x392x4608"};
 
-    /** A timed call; throws what the product throws. (Block bodies: invokeExact must see a void call site.) */
+    /** A timed call; throws what the product throws. */
     private interface Call { void run() throws Throwable; }
 
     public static void main(String[] args) throws Throwable {
@@ -94,6 +92,7 @@ public final class Eq123Interleaved {
         final MethodHandle blas;
         final Tensor w, x, dy, y, dx, dw;
         final Compressed24 cw, cwt;
+        final Eq123Products p;
         /** Median ms of each variant in the last {@link #measure} (OpenBLAS, ours, 2:4 or half-K[, 2:4 with prune]). */
         double[] medians;
 
@@ -105,30 +104,15 @@ public final class Eq123Interleaved {
             y = Tensor.empty(cout, cols); dx = Tensor.empty(k, cols); dw = Tensor.empty(cout, k);
             cw = Compressed24.pruneCompress(w, null, threads);
             cwt = Compressed24.pruneCompressTransposed(w, threads);
+            p = new Eq123Products(cout, cols, k, seg, threads, w, x, dy, y, dx, dw);
         }
 
         /** The variants of equation eq, in the order their ratios are formed in {@link #measure}. */
         private Call[] variants(int eq) {
             return switch (eq) {
-                case 1 -> new Call[]{
-                        () -> { blas.invokeExact(ROW_MAJOR, NO_TRANS, NO_TRANS, cout, cols, k, 1f, w.data(), k, x.data(), cols, 0f, y.data(), cols); },
-                        () -> Native.sgemm(false, false, cout, cols, k, 1f, w.data(), k, x.data(), cols, 0f, y.data(), cols, threads),
-                        () -> SparseGemm.spmm(1f, cw, x, 0f, y, threads),
-                        () -> { try (Compressed24 c = Compressed24.pruneCompress(w, null, threads)) { SparseGemm.spmm(1f, c, x, 0f, y, threads); } }};
-                case 2 -> new Call[]{
-                        () -> { blas.invokeExact(ROW_MAJOR, TRANS, NO_TRANS, k, cols, cout, 1f, w.data(), k, dy.data(), cols, 0f, dx.data(), cols); },
-                        () -> Native.sgemm(true, false, k, cols, cout, 1f, w.data(), k, dy.data(), cols, 0f, dx.data(), cols, threads),
-                        () -> SparseGemm.spmm(1f, cwt, dy, 0f, dx, threads),
-                        () -> { try (Compressed24 c = Compressed24.pruneCompressTransposed(w, threads)) { SparseGemm.spmm(1f, c, dy, 0f, dx, threads); } }};
-                default -> new Call[]{
-                        () -> { blas.invokeExact(ROW_MAJOR, NO_TRANS, TRANS, cout, k, cols, 1f, dy.data(), cols, x.data(), cols, 0f, dw.data(), k); },
-                        () -> Native.sgemm(false, true, cout, k, cols, 1f, dy.data(), cols, x.data(), cols, 0f, dw.data(), k, threads),
-                        () -> {
-                            try (Tensor g = HalfK.shiftGather(dy, seg, 1f, 1, false, threads); Tensor xh = HalfK.shiftGather(x, seg, 0f, 1, false, threads)) {
-                                int kh = g.size(1);
-                                Native.sgemm(false, true, cout, k, kh, 1f, g.data(), kh, xh.data(), kh, 0f, dw.data(), k, threads);
-                            }
-                        }};
+                case 1 -> new Call[]{() -> p.eq1OpenBlas(blas), p::eq1Dense, () -> p.eq1Sparse(cw), p::eq1SparsePrune};
+                case 2 -> new Call[]{() -> p.eq2OpenBlas(blas), p::eq2Dense, () -> p.eq2Sparse(cwt), p::eq2SparsePrune};
+                default -> new Call[]{() -> p.eq3OpenBlas(blas), p::eq3Dense, p::eq3HalfK};
             };
         }
 

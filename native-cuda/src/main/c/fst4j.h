@@ -88,6 +88,10 @@ FST_API int fst_spmm24_prefetch(int mode);
  * mode in use. The K blocks set where each C element's partial sums are rounded, so the two modes differ in the last
  * bits; for A/B timing. */
 FST_API int fst_spmm24_kblocks(int mode);
+/* Eq. 3 of a convolution (fst_sgemm_lowered with transB) without packing (dot products over the positions) for at most
+ * m output rows, else the packing GEMM: m >= 0 sets it, -1 only asks; returns the value in use. Default 32. For A/B
+ * timing; the two paths sum in different orders (results within float rounding of each other). */
+FST_API int fst_wgrad_direct_max(int m);
 /* ---- sparsification overhead kernels (prune.c): fused prune + compress, IR shift + half-K gather ----
  * Magnitude 2:4 as fst4j.sparse.Sparsifier.Magnitude24: in each group of 4 keep the 2 largest |x|, ties to
  * the lower index, NaN counts as the largest (all NaNs equal); pruned entries become +0.0f. The output is

@@ -17,6 +17,11 @@
 #endif
 int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *low, float beta,
                             float *C, int64_t ldc, int nthreads);
+static int wgrad_max_m = FST_WGRAD_MAX_M;
+int fst_wgrad_direct_max(int m) {
+    if (m >= 0) __atomic_store_n(&wgrad_max_m, m, __ATOMIC_RELAXED);
+    return __atomic_load_n(&wgrad_max_m, __ATOMIC_RELAXED);
+}
 #ifndef FST_KC
 #define FST_KC 384      /* max depth of one packed block */
 #endif
@@ -298,7 +303,7 @@ int fst_sgemm_lowered(int transB, int64_t M, float alpha, const float *A, int64_
     if (ldc < N || lda < K) return FST_EINVAL;
     if (alpha == 0.0f) { scale_c(0, M, N, beta, C, ldc); return FST_OK; }
     /* Eq. 3 with few output rows: dot products over the positions without packing (wgrad_avx512.c) */
-    if (transB && M <= FST_WGRAD_MAX_M && fst_lowering_plan(-1)) {
+    if (transB && M <= __atomic_load_n(&wgrad_max_m, __ATOMIC_RELAXED) && fst_lowering_plan(-1)) {
         int r = fst_wgrad_direct_avx512(M, alpha, A, lda, &low, beta, C, ldc, nthreads);
         if (r != 0) return r > 0 ? FST_OK : FST_EINVAL;
     }

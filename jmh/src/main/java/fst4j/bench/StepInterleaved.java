@@ -33,7 +33,7 @@ import java.util.Map;
  * A variant may carry settings of process-wide switches, e.g. {@code --methods dense,dense:blockcols=4096 --no-torch}
  * (tconv = Eq. 2 as a convolution of dY, tconvall = that at every stride-1 layer rather than v6's narrow ones,
  * group = the 2:4 kernel's large-weight blocking, spf = its software prefetch of a large S, kblock = its L2-sized K
- * blocks, plan = the planned lowering, checker = Eq. 3's checkerboard lowerings at odd-width planes, inplace = gradients summed in place, blockcols = target columns per
+ * blocks, plan = the planned lowering, checker = Eq. 3's checkerboard lowerings at odd-width planes, inplace = gradients summed in place, wgrad = most output rows of Eq. 3 without packing, blockcols = target columns per
  * convolution block, blockmb = most MB of lowered columns per block): each is applied for that variant's steps
  * only, so one run A/Bs a change under the same machine states.
  * <p>
@@ -47,17 +47,18 @@ public final class StepInterleaved {
      * Process-wide switches a variant may set for its own steps ("fst3_ir:group=0"), for A/B runs of one change inside
      * one interleaved run: each variant applies its settings before its steps and the defaults are restored after.
      */
-    private static final Map<String, java.util.function.IntUnaryOperator> SWITCHES = Map.of(
-            "tconv", flag(() -> fst4j.autograd.Layers.eq2Tconv, b -> fst4j.autograd.Layers.eq2Tconv = b),
-            "group", nativeSwitch(fst4j.shim.Native::spmm24Grouping),
-            "spf", nativeSwitch(fst4j.shim.Native::spmm24Prefetch),
-            "kblock", nativeSwitch(fst4j.shim.Native::spmm24KBlocks),
-            "plan", v -> { boolean p = fst4j.shim.Native.loweringPlan(-1); fst4j.shim.Native.loweringPlan(v); return p ? 1 : 0; },
-            "tconvall", flag(() -> fst4j.autograd.Layers.eq2TconvAll, b -> fst4j.autograd.Layers.eq2TconvAll = b),
-            "checker", flag(() -> fst4j.autograd.Layers.checkerboardEnabled, b -> fst4j.autograd.Layers.checkerboardEnabled = b),
-            "inplace", flag(() -> fst4j.autograd.Var.accumulateInPlace, b -> fst4j.autograd.Var.accumulateInPlace = b),
-            "blockcols", fst4j.autograd.Layers::blockColumns,
-            "blockmb", fst4j.autograd.Layers::blockMegabytes);
+    private static final Map<String, java.util.function.IntUnaryOperator> SWITCHES = Map.ofEntries(
+            Map.entry("tconv", flag(() -> fst4j.autograd.Layers.eq2Tconv, b -> fst4j.autograd.Layers.eq2Tconv = b)),
+            Map.entry("group", nativeSwitch(fst4j.shim.Native::spmm24Grouping)),
+            Map.entry("spf", nativeSwitch(fst4j.shim.Native::spmm24Prefetch)),
+            Map.entry("kblock", nativeSwitch(fst4j.shim.Native::spmm24KBlocks)),
+            Map.entry("plan", v -> { boolean p = fst4j.shim.Native.loweringPlan(-1); fst4j.shim.Native.loweringPlan(v); return p ? 1 : 0; }),
+            Map.entry("tconvall", flag(() -> fst4j.autograd.Layers.eq2TconvAll, b -> fst4j.autograd.Layers.eq2TconvAll = b)),
+            Map.entry("checker", flag(() -> fst4j.autograd.Layers.checkerboardEnabled, b -> fst4j.autograd.Layers.checkerboardEnabled = b)),
+            Map.entry("inplace", flag(() -> fst4j.autograd.Var.accumulateInPlace, b -> fst4j.autograd.Var.accumulateInPlace = b)),
+            Map.entry("blockcols", fst4j.autograd.Layers::blockColumns),
+            Map.entry("blockmb", fst4j.autograd.Layers::blockMegabytes),
+            Map.entry("wgrad", nativeSwitch(fst4j.shim.Native::wgradDirectMax)));
 
     /** A boolean switch (a static field) as a setter of 0 / 1 returning the previous setting. */
     private static java.util.function.IntUnaryOperator flag(java.util.function.BooleanSupplier get,

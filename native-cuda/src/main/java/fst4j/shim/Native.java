@@ -244,6 +244,7 @@ public final class Native {
         static final MethodHandle GROUPING = bind(LIB, "fst_spmm24_grouping", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle PREFETCH = bind(LIB, "fst_spmm24_prefetch", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle KBLOCKS = bind(LIB, "fst_spmm24_kblocks", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+        static final MethodHandle WGRAD_MAX = bind(LIB, "fst_wgrad_direct_max", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
     }
 
     private static int spmmSwitch(MethodHandle h, int mode) {
@@ -269,6 +270,13 @@ public final class Native {
      * on, 0 off, -1 only asks. Returns the mode in use. Same bits; for A/B timings.
      */
     public static int spmm24Prefetch(int mode) { return spmmSwitch(SpmmSwitchHandles.PREFETCH, mode); }
+
+    /**
+     * Eq. 3 of a convolution (the lowered GEMM with B transposed, gemm.c) runs without packing, as dot products over the
+     * positions (wgrad_avx512.c), for at most this many output rows: rows >= 0 sets it, -1 only asks; returns the value
+     * in use. The two paths sum in different orders (results within float rounding); for A/B timings.
+     */
+    public static int wgradDirectMax(int rows) { return spmmSwitch(SpmmSwitchHandles.WGRAD_MAX, rows); }
 
     // ---- batch norm (norm.c); bound on first use ----
 

@@ -29,16 +29,22 @@ class LoweredGemmTest {
     }
 
     /** Runs body in a scope with the given thread count and lowering path (planned or row by row), then restores both. */
-    private static void withSettings(int threads, boolean planned, Runnable body) {
+    private static void withSettings(int threads, boolean planned, Runnable body) { withSettings(threads, planned, -1, body); }
+
+    /** wgradMax >= 0: Eq. 3 without packing for up to that many output rows (Native.wgradDirectMax); -1 leaves it. */
+    private static void withSettings(int threads, boolean planned, int wgradMax, Runnable body) {
         int before = Blas.threads();
         boolean plan = Native.loweringPlan(-1);
+        int wgrad = Native.wgradDirectMax(-1);
         Native.loweringPlan(planned ? 1 : 0);
+        if (wgradMax >= 0) Native.wgradDirectMax(wgradMax);
         Blas.setThreads(threads);
         try (Scope sc = Scope.open()) {
             body.run();
         } finally {
             Blas.setThreads(before);
             Native.loweringPlan(plan ? 1 : 0);
+            Native.wgradDirectMax(wgrad);
         }
     }
 
@@ -73,9 +79,11 @@ class LoweredGemmTest {
                                    @ForAll @IntRange(min = 1, max = 23) int h, @ForAll @IntRange(min = 1, max = 23) int w,
                                    @ForAll @IntRange(min = 1, max = 5) int k, @ForAll @IntRange(min = 1, max = 3) int s,
                                    @ForAll @IntRange(min = 0, max = 2) int p, @ForAll @IntRange(min = 1, max = 70) int m,
-                                   @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll boolean planned, @ForAll long seed) {
+                                   @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll boolean planned,
+                                   @ForAll boolean wideDirect, @ForAll long seed) {
         if (h + 2 * p < k || w + 2 * p < k) return;   // no output position
-        withSettings(threads, planned, () -> {
+        // wideDirect: Eq. 3 without packing for every m drawn here (up to 70 rows), not only the default's 32
+        withSettings(threads, planned, wideDirect ? 70 : 32, () -> {
             Rng r = new Rng(seed);
             Tensor x = r.normal(0, 1, n, c, h, w);
             Lowering low = new Lowering(x, k, k, s, s, p, p);

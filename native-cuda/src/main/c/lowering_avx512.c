@@ -170,6 +170,26 @@ void fst_lplan_rows_avx512(const fst_lplan *p, int64_t r0, int64_t nrows, float 
     if (nrows <= 0) return;
     int64_t ch, tap;
     fst_lowering_rc(p->s, r0, &ch, &tap);
+    if (per == 0 && !p->gather && p->sw == 1) {
+        /* The 2:4 product's case (contiguous rows of a masked-load plan): plan_row's per-row branches hoisted out of
+         * the row loop, the rare second load (a vector over two images) marked unlikely. The same loads and stores. */
+        const int nvec = p->nvec, order = p->s->order;
+        const int64_t plane = p->plane, kk = p->kk, c = p->s->c;
+        const uintptr_t x0 = (uintptr_t)p->x;
+        for (int64_t i = 0; i < nrows; i++, out += ldo) {
+            const uintptr_t xc = x0 + 4 * (uintptr_t)(ch * plane);
+            const fst_lvec *e = p->v + tap * nvec;
+            for (int v = 0; v < nvec; v++) {
+                __m512 y = _mm512_maskz_loadu_ps((__mmask16)e[v].mask[0], (const void *)(xc + 4 * e[v].off[0]));
+                if (__builtin_expect(e[v].mask[1] != 0, 0))
+                    y = _mm512_mask_loadu_ps(y, (__mmask16)e[v].mask[1], (const void *)(xc + 4 * e[v].off[1]));
+                _mm512_storeu_ps(out + 16 * v, y);
+            }
+            if (order) { if (++ch == c) { ch = 0; tap++; } }
+            else if (++tap == kk) { tap = 0; ch++; }
+        }
+        return;
+    }
     for (int64_t i = 0; i < nrows; i++, out += ldo) {
         plan_row(p, ch, tap, out, per, jump, 0);
         if (p->s->order) { if (++ch == p->s->c) { ch = 0; tap++; } }

@@ -187,6 +187,8 @@ PY
   echo "memcheck:     exit code $mrc; $(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/memcheck.txt" 2>/dev/null | head -1)"
   echo "GEMM benchmark (gemm.txt, exit code $grc):"; { grep -E '^(device:|GEMM|LAYER|2:4)' "$OUT/gemm.txt"; grep -q '^GEMM' "$OUT/gemm.txt" || tail -4 "$OUT/gemm-log.txt"; } | sed 's/^/  /'
   echo "step timing (step.txt):"; sed 's/^/  /' "$OUT/step-table.txt"
+  echo "roofline bound of DENSE / FST3_IR (gpu/roofline.py at run 9's H100 rates; native-cuda/CUDA.md):"
+  python3 "$here/gpu/roofline.py" 2>/dev/null | grep -E '^(lowered|implicit)' | sed 's/^/  /'
   [ -f "$OUT/probe.txt" ] && { echo "cuSPARSELt probe (probe.txt):"; grep -E '^(SUMMARY|BEST|best|summary)' "$OUT/probe.txt" | head -20 | sed 's/^/  /'; }
   echo "JUnit (every test in table.txt; here the ones that did not pass):"; grep -v ' pass$' "$OUT/table.txt" | sed 's/^/  /'
   grep -E 'tests (successful|failed|skipped|aborted)' "$OUT/tests.txt" 2>/dev/null | tr -s ' ' | tr '\n' ';'; echo

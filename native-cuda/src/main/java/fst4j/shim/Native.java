@@ -239,15 +239,16 @@ public final class Native {
         try { return (int) LoweringHandles.PLAN.invokeExact(mode) != 0; } catch (Throwable t) { throw rethrow(t); }
     }
 
-    /** The 2:4 product's A/B switches (sparse.c): each sets mode 0 or 1, -1 only asks, and returns the mode in use. */
-    private static final class SpmmSwitchHandles {
+    /** The shim's A/B switches (sparse.c: the 2:4 product; gemm.c: Eq. 3 without packing): each sets a mode or value (-1
+     * only asks) and returns the one in use. */
+    private static final class SwitchHandles {
         static final MethodHandle GROUPING = bind(LIB, "fst_spmm24_grouping", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle PREFETCH = bind(LIB, "fst_spmm24_prefetch", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle KBLOCKS = bind(LIB, "fst_spmm24_kblocks", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle WGRAD_MAX = bind(LIB, "fst_wgrad_direct_max", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
     }
 
-    private static int spmmSwitch(MethodHandle h, int mode) {
+    private static int abSwitch(MethodHandle h, int mode) {
         ensureLoaded();
         try { return (int) h.invokeExact(mode); } catch (Throwable t) { throw rethrow(t); }
     }
@@ -256,27 +257,27 @@ public final class Native {
      * The 2:4 product's blocking for large weights (sparse_kernel.c): 1 (default) column blocks grouped per K block,
      * one chunk per thread; 0 the earlier order; -1 only asks. Returns the mode in use. Same bits; for A/B timings.
      */
-    public static int spmm24Grouping(int mode) { return spmmSwitch(SpmmSwitchHandles.GROUPING, mode); }
+    public static int spmm24Grouping(int mode) { return abSwitch(SwitchHandles.GROUPING, mode); }
 
     /**
      * The 2:4 product's K blocks where K does not fit one L1-sized block and S has at least 32 rows (sparse_kernel.c):
      * 1 (default) 256-row blocks from an L2-sized buffer, 0 the 64-row L1 blocks, -1 only asks. Returns the mode in
      * use. The last bits of C differ between the modes (where partial sums are rounded); for A/B timings.
      */
-    public static int spmm24KBlocks(int mode) { return spmmSwitch(SpmmSwitchHandles.KBLOCKS, mode); }
+    public static int spmm24KBlocks(int mode) { return abSwitch(SwitchHandles.KBLOCKS, mode); }
 
     /**
      * The 2:4 product's software prefetch of a large compressed S read in short K blocks (sparse_kernel.c): 1 (default)
      * on, 0 off, -1 only asks. Returns the mode in use. Same bits; for A/B timings.
      */
-    public static int spmm24Prefetch(int mode) { return spmmSwitch(SpmmSwitchHandles.PREFETCH, mode); }
+    public static int spmm24Prefetch(int mode) { return abSwitch(SwitchHandles.PREFETCH, mode); }
 
     /**
      * Eq. 3 of a convolution (the lowered GEMM with B transposed, gemm.c) runs without packing, as dot products over the
      * positions (wgrad_avx512.c), for at most this many output rows: rows >= 0 sets it, -1 only asks; returns the value
      * in use. The two paths sum in different orders (results within float rounding); for A/B timings.
      */
-    public static int wgradDirectMax(int rows) { return spmmSwitch(SpmmSwitchHandles.WGRAD_MAX, rows); }
+    public static int wgradDirectMax(int rows) { return abSwitch(SwitchHandles.WGRAD_MAX, rows); }
 
     // ---- batch norm (norm.c); bound on first use ----
 

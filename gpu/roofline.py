@@ -71,6 +71,12 @@ def roofline(flops, nbytes, peak, bw):
     return max(flops / peak, nbytes / bw)
 
 
+def gemm_times(eq, fd, bd, fs, bs, peak, bw, sparse_gain):
+    """Dense and FST3_IR roofline times of one GEMM: 2:4 runs Eq. 1 / 2 at sparse_gain x the dense rate; half-K (Eq. 3)
+    is a dense GEMM over half the reduction."""
+    return roofline(fd, bd, peak, bw), roofline(fs, bs, peak * (sparse_gain if eq != "Eq3" else 1.0), bw)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tflops", type=float, default=660.0, help="dense bf16 GEMM rate, TFLOP/s")
@@ -93,9 +99,7 @@ def main():
             for eq, m, n, kk, bd, bs, fd, fs in gemms(cin, cout, k, s, h, implicit):
                 if name == "stem" and eq == "Eq2":
                     continue                     # no dX for the network's input
-                td = roofline(fd, bd, peak, bw)
-                sparse_peak = peak * (a.sparse_gain if eq != "Eq3" else 1.0)   # half-K is a dense GEMM
-                ts = roofline(fs, bs, sparse_peak, bw)
+                td, ts = gemm_times(eq, fd, bd, fs, bs, peak, bw, a.sparse_gain)
                 gd += count * td
                 gs += count * ts
                 fl += count * fd
@@ -136,8 +140,7 @@ def main():
                 if (name, eq) not in measured:
                     continue
                 md, ms = measured[(name, eq)]
-                td = roofline(fd, bd, peak, bw)
-                ts = roofline(fs, bs, peak * (a.sparse_gain if eq != "Eq3" else 1.0), bw)
+                td, ts = gemm_times(eq, fd, bd, fs, bs, peak, bw, a.sparse_gain)
                 kind = "compute" if fd / peak >= bd / bw else "memory"
                 print(f"  {name:12s} {eq}  {td * 1e3:9.3f}  {md:9.3f}   {ts * 1e3:11.3f}  {ms:9.3f}   {kind}")
 

@@ -96,6 +96,9 @@ FST_API int fst_cuda_im2col_vec(int on);
  * plane + p], exactly: a convolution's product [Cout, N*H*W] read back straight into NCHW (bf16_unpad and the permute
  * in one pass) */
 FST_API int fst_cuda_bf16_unpad_nchw(const uint16_t *src, int64_t ld, float *dst, int64_t rows, int64_t imgs, int64_t plane);
+/* dst fp32 [rows, imgs * plane] = src fp32 [imgs, rows, plane] permuted (bits kept), and where dst16 is not NULL its
+ * bf16 rounding [rows, imgs * plane] (as fst_cuda_bf16_pad rounds): a batch's dY as Eq. 2's and Eq. 3's operand */
+FST_API int fst_cuda_by_channel(const float *src, int64_t imgs, int64_t rows, int64_t plane, float *dst, uint16_t *dst16);
 
 /* ---- cuBLAS (loaded on first use) ---- */
 /* Row-major fp32 C = alpha op(A) op(B) + beta C, the contract of fst_sgemm; int32 dimensions (cuBLAS's). */

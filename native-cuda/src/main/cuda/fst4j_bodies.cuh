@@ -243,12 +243,14 @@ template <int W> FST_HD void store_f32(float *d, const float *v) {
  * thread by uncoalesced loads). W = 4 where cols_p % 4 == 0: a warp stores 256 contiguous bytes per row instead of 64
  * (one column per thread is bound by its 2-byte stores: 0.56 ms for 400 MB on an H200). Channels past c fill the zero
  * rows up to rows_p. Index math in I: u32 where the grid fits in 32 bits, i64 beyond; the same values either way. */
-/* S1 (W = 4): a 3x3 kernel at stride 1 with padding 1 ("same"), rows of w % 4 == 0 floats, x 16-byte aligned
- * (cuda_ops.c checks; switched by fst_cuda_im2col_vec). A thread's four columns then share an image and an output row
- * and start at ow % 4 == 0, so each kernel row reads the six floats [ow - 1, ow + 4] of one input row: one 16-byte
- * load and two 4-byte ones, from which the three taps of that row take their four values in registers. The general
- * walk issues 12 four-byte loads per kernel row, each warp-wide load touching four times the sectors it uses (the
- * suspected limit: about a fifth of the device's bandwidth). The same values and stores either way. */
+/* S1 (W = 4): a 3x3 kernel at stride 1 with padding 1 ("same"; cuda_ops.c checks; switched by fst_cuda_im2col_vec).
+ * Where a thread's four columns lie in one output row, each kernel row reads the six floats [ow - 1, ow + 4] of one
+ * input row, from which the three taps of that row take their four values in registers: one 16-byte load and two
+ * 4-byte ones where the four are 16-byte aligned (always where w % 4 == 0 and x is aligned), else six 4-byte loads.
+ * The general walk issues 12 four-byte loads per kernel row, each warp-wide load touching four times the sectors it
+ * uses (about a fifth of the device's bandwidth); run 17 (H100) measured the ResNet-18 step 1.07x faster with S1 at
+ * planes of 56 and 28. Four columns that cross a row or an image (w = 14, 7) take the general walk. The same values
+ * and stores either way. */
 template <typename I, int W, bool S1> FST_HD void im2col_bf16_at(I i, const fst_k_im2col_bf16_args &a) {
     const fst_geom &g = a.g;
     const I q = (I)(a.cols_p / W), ch = i / q, col0 = (i - ch * q) * W;
@@ -262,7 +264,7 @@ template <typename I, int W, bool S1> FST_HD void im2col_bf16_at(I i, const fst_
     }
     const I wo = (I)g.wo, ho = (I)g.ho;
     I img = col0 / L, p = col0 - img * L, oh = p / wo, ow = p - oh * wo;
-    if (S1) {
+    if (S1 && ow + 4 <= wo) {   /* the four columns in one output row (always where w % 4 == 0) */
         const float *plane = a.x + ((i64)img * g.c + ch) * g.h * g.w;   /* "same": ho x wo == h x w */
         uint64_t v[9];
         FST_UNROLL for (int ki = 0; ki < 3; ki++) {
@@ -270,7 +272,8 @@ template <typename I, int W, bool S1> FST_HD void im2col_bf16_at(I i, const fst_
             float seg[6] = { 0, 0, 0, 0, 0, 0 };   /* x[ih][ow - 1 .. ow + 4], zero outside the plane */
             if (ih >= 0 && ih < g.h) {
                 const float *row = plane + ih * g.w;
-                load_f32<4>(row + ow, seg + 1);
+                if (((uintptr_t)(row + ow) & 15) == 0) load_f32<4>(row + ow, seg + 1);
+                else FST_UNROLL for (int j = 0; j < 4; j++) seg[j + 1] = LDG(row + ow + j);
                 if (ow > 0) seg[0] = LDG(row + ow - 1);
                 if (ow + 4 < g.w) seg[5] = LDG(row + ow + 4);
             }
@@ -437,6 +440,28 @@ template <int W> FST_HD void bf16_unpad_nchw_w(i64 i, const fst_k_bf16_unpad_nch
 }
 FST_HD void k_bf16_unpad_nchw(i64 i, const fst_k_bf16_unpad_nchw_args &a) { bf16_unpad_nchw_w<1>(i, a); }
 FST_HD void k_bf16_unpad_nchw4(i64 i, const fst_k_bf16_unpad_nchw_args &a) { bf16_unpad_nchw_w<4>(i, a); }
+
+/* The reverse walk: a batch [imgs, rows, plane] (NCHW dY) as the GEMM operand [rows, imgs * plane], float32 and, where
+ * dst16 is set, its bf16 rounding too (bf16_pad's bits), from one read of the batch: the permute and the operand that
+ * Eq. 2 and Eq. 3 both take in bf16 in one pass instead of a copy and a bf16_pad per GEMM. One thread per W consecutive
+ * positions of one plane, in dst's order (coalesced stores; a plane is a contiguous run of the source too). */
+template <int W> FST_HD void by_channel_w(i64 i, const fst_k_by_channel_args &a) {
+    const i64 q = a.plane / W, n = a.imgs * a.rows * q;
+    if (i >= n) return;
+    const bool small = n * W <= 0xffffffffLL;
+    const i64 row = quot(i, q, small), p0 = (i - row * q) * W;   /* row = r * imgs + img, dst's [r, img] run */
+    const i64 r = quot(row, a.imgs, small), img = row - r * a.imgs;
+    float v[W];
+    load_f32<W>(a.src + (img * a.rows + r) * a.plane + p0, v);
+    store_f32<W>(a.dst + row * a.plane + p0, v);
+    if (a.dst16) {
+        uint64_t b = 0;
+        for (int j = 0; j < W; j++) b |= (uint64_t)bf16_bits(f2u(v[j])) << (16 * j);
+        store_bf16<W>(a.dst16 + row * a.plane + p0, b);
+    }
+}
+FST_HD void k_by_channel(i64 i, const fst_k_by_channel_args &a) { by_channel_w<1>(i, a); }
+FST_HD void k_by_channel4(i64 i, const fst_k_by_channel_args &a) { by_channel_w<4>(i, a); }
 
 /* One thread per FST_UNPAD_RUN consecutive elements of a row: one 16-byte load and two 16-byte stores where the
  * strides allow (cudaMalloc'd bases), element by element otherwise. */

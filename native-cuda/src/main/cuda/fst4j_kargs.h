@@ -39,6 +39,7 @@ typedef struct { const uint16_t *src; int64_t ld; float *dst; int64_t rows, cols
 /* dst [imgs, rows, plane] float32 = src bf16 [rows, ld] with column img * plane + p (a convolution's product, [Cout,
  * N*H*W], read back straight into NCHW) */
 typedef struct { const uint16_t *src; int64_t ld; float *dst; int64_t rows, imgs, plane; } fst_k_bf16_unpad_nchw_args;
+typedef struct { const float *src; float *dst; uint16_t *dst16; int64_t imgs, rows, plane; } fst_k_by_channel_args;
 
 /* ---- elementwise (fst4j.tensor.Elementwise): out contiguous [shape], inputs any strides (0 = broadcast) ---- */
 enum { FST_BIN_ADD, FST_BIN_SUB, FST_BIN_MUL, FST_BIN_DIV, FST_BIN_RELU_BWD /* a = dy, b = x: b > 0 ? a : 0 */,
@@ -142,7 +143,7 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
     X(bn_part_sum4, fst_k_bn_train_args) X(bn_part_sq4, fst_k_bn_train_args) X(bn_bwd_part4, fst_k_bn_bwd_args) \
     X(col2im_bf16_k3, fst_k_col2im_bf16_args) X(col2im_bf16x4_k3, fst_k_col2im_bf16_args)                  \
     X(bf16_unpad_nchw, fst_k_bf16_unpad_nchw_args) X(bf16_unpad_nchw4, fst_k_bf16_unpad_nchw_args)          \
-    X(im2col_bf16_s1, fst_k_im2col_bf16_args)
+    X(im2col_bf16_s1, fst_k_im2col_bf16_args) X(by_channel, fst_k_by_channel_args) X(by_channel4, fst_k_by_channel_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 enum { FST_KERNELS(FST_KERNEL_ENUM) FST_N_KERNELS };

@@ -393,12 +393,10 @@ public final class Layers {
                 }
                 if ((needsGrad(0) && !eq2Blocked) || (needsGrad(1) && !eq3Blocked)) {
                     long t0 = Profile.start();
-                    Tensor dyc;
-                    try (Tensor g3 = g.reshape(n, cout, p); Tensor gp = g3.permute(1, 0, 2); Tensor gc = gp.contiguous()) {
-                        dyc = gc.reshape(cout, n * p);
-                    }
+                    Conv.ByChannel byChannel = Conv.byChannel(g, n, cout, p);   // on CUDA with its bf16 copy for both GEMMs
                     Profile.stop(Part.ELEMENTWISE, t0);
-                    try (dyc; Tensor wm = w.reshape(cout, kRows)) {
+                    try (byChannel; Tensor wm = w.reshape(cout, kRows)) {
+                        Tensor dyc = byChannel.tensor();
                         if (needsGrad(0) && !eq2Blocked) {
                             dx = node.inputGradCol2im(wm, sw, dyc, x.shape(), k, stride, padding);   // CUDA at BF16 (else null)
                             if (dx == null) {

@@ -956,11 +956,12 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
             IM2COL_VEC = bind(lib, "fst_cuda_im2col_vec", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
+            BY_CHANNEL = bind(lib, "fst_cuda_by_channel", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS), false);
             BF16_UNPAD_NCHW = bind(lib, "fst_cuda_bf16_unpad_nchw", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG), false);
             KPROF = bind(lib, "fst_cuda_kprof_report", FunctionDescriptor.of(ADDRESS, JAVA_INT), false);
@@ -1192,8 +1193,9 @@ public final class Native {
     }
 
     /**
-     * Switches the vectorised bf16 im2col for "same" 3x3 stride-1 convolutions (fst_cuda_im2col_vec: off by default
-     * until timed on a device; FST4J_CUDA_IM2COL_VEC=1 from the start); returns the previous setting.
+     * Switches the vectorised bf16 im2col for "same" 3x3 stride-1 convolutions (fst_cuda_im2col_vec: on by default
+     * since run 17 timed it, 1.07x on the H100's ResNet-18 step; FST4J_CUDA_IM2COL_VEC=0 starts with it off, for A/Bs);
+     * returns the previous setting.
      */
     public static boolean cudaIm2colVec(boolean on) {
         cudaEnsure();
@@ -1209,6 +1211,18 @@ public final class Native {
         int rc;
         try { rc = (int) CudaOpHandles.BF16_UNPAD_NCHW.invokeExact(src, ld, dst, rows, imgs, plane); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_bf16_unpad_nchw");
+    }
+
+    /**
+     * dst fp32 [rows, imgs * plane] = src fp32 [imgs, rows, plane] (both contiguous) permuted, every bit kept, and where
+     * dst16 is not NULL its bf16 rounding [rows, imgs * plane] as {@link #cudaBf16Pad} rounds: one pass for a batch's dY
+     * as the GEMM operand of Eq. 2 and Eq. 3.
+     */
+    public static void cudaByChannel(MemorySegment src, long imgs, long rows, long plane, MemorySegment dst, MemorySegment dst16) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.BY_CHANNEL.invokeExact(src, imgs, rows, plane, dst, dst16); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_by_channel");
     }
 
     /** dst fp32 [rows, cols] contiguous = the first rows x cols of src bf16 (row stride ld), exactly. */

@@ -181,7 +181,9 @@ class CudaKernelsTest {
     static final int[][] GEOMS = { { 2, 3, 8, 8, 3, 3, 1, 1, 1, 1 }, { 2, 4, 9, 7, 3, 3, 2, 2, 1, 1 }, { 1, 5, 6, 6, 1, 1, 2, 2, 0, 0 },
             { 1, 3, 15, 15, 7, 7, 2, 2, 3, 3 }, { 3, 2, 5, 8, 2, 3, 1, 2, 0, 1 },
             { 3, 2, 7, 5, 3, 3, 1, 1, 1, 1 },     // 35 columns per image: groups of four cross output rows and images
-            { 2, 3, 5, 12, 3, 3, 1, 1, 1, 1 } };  // "same" 3x3 with rows of 12: the vectorised im2col's three loads per row
+            { 2, 3, 5, 12, 3, 3, 1, 1, 1, 1 },    // "same" 3x3 with rows of 12: the vectorised im2col's three loads per row
+            { 2, 3, 6, 14, 3, 3, 1, 1, 1, 1 },    // rows of 14 (ResNet-18's layer3): groups of four in a row, unaligned, or across two
+            { 3, 2, 7, 7, 3, 3, 1, 1, 1, 1 } };   // rows of 7 (layer4): 49 columns per image, groups across rows and images
 
     @Test
     void im2colAndCol2imMatchTheCpuBitForBit() {
@@ -202,7 +204,8 @@ class CudaKernelsTest {
             // straight into a zero-padded bf16 operand (rows and columns past the matrix, into a block of 0x7f bytes):
             // an odd padded width (a column per thread) and widths that are multiples of 4 (four columns and one 8-byte
             // store per thread), with whole groups of four padding columns past the matrix
-            // (and, for "same" 3x3 stride-1 geometries with rows of a multiple of 4, the vectorised kernel, switched on)
+            // (and, for "same" 3x3 stride-1 geometries, the vectorised kernel, off and on: aligned 16-byte loads at rows of
+            // a multiple of 4, single loads for unaligned groups of four within a row, the general walk across rows)
             int rowsP = kk + 5;
             for (boolean vec : new boolean[]{ false, true }) {
                 boolean was = Native.cudaIm2colVec(vec);

@@ -86,6 +86,34 @@ class CudaSparseMethodsTest {
         }
     }
 
+    /**
+     * At BF16, Eq. 2 and Eq. 3 read dY's bf16 rounding from the one pass that lays dY out by channel (Conv.byChannel)
+     * instead of rounding it per GEMM: the same operand bits, so the same step, bit for bit, DENSE (both GEMMs share it)
+     * and FST3_IR (Eq. 2 through cuSPARSELt where it is there).
+     */
+    @ParameterizedTest
+    @EnumSource(value = SparseConfig.Method.class, names = { "DENSE", "FST3_IR" })
+    void theSharedBf16CopyOfDyChangesNoBit(SparseConfig.Method method) {
+        var was = fst4j.tensor.CudaOps.setMatmulPrecision(fst4j.tensor.CudaOps.MatmulPrecision.BF16);
+        boolean shareWas = fst4j.tensor.CudaOps.setShareBf16(true);
+        try {
+            long uses = fst4j.tensor.CudaOps.sharedBf16Uses();
+            GpuStep shared = gpuStep(method);
+            long borrowed = fst4j.tensor.CudaOps.sharedBf16Uses() - uses;
+            // resnetSmall: DENSE's convolutions take dY's copy in Eq. 2 and Eq. 3, FST3_IR's in Eq. 2 (its Eq. 3 gathers the kept half)
+            assertTrue(borrowed > 0, method + ": no GEMM read the shared copy");
+            fst4j.tensor.CudaOps.setShareBf16(false);
+            GpuStep own = gpuStep(method);
+            assertEquals(uses + borrowed, fst4j.tensor.CudaOps.sharedBf16Uses(), method + ": switched off, nothing is shared");
+            assertEquals(Double.doubleToLongBits(own.loss()), Double.doubleToLongBits(shared.loss()), method + ": loss");
+            for (int i = 0; i < own.grads().size(); i++)
+                assertArrayEquals(own.grads().get(i), shared.grads().get(i), method + ": gradient " + i);
+        } finally {
+            fst4j.tensor.CudaOps.setShareBf16(shareWas);
+            fst4j.tensor.CudaOps.setMatmulPrecision(was);
+        }
+    }
+
     private record GpuStep(double loss, List<float[]> grads) {}
 
     private static float[] input() {

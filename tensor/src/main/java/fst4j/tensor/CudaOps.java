@@ -7,6 +7,7 @@ import fst4j.shim.Native;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -66,10 +67,13 @@ public final class CudaOps {
         return new UnsupportedOperationException(what + " is not supported on CUDA yet");
     }
 
-    /** A raw device scratch block from the caching allocator (int32 indices and labels, double work arrays). */
-    record Block(MemorySegment ptr, long bytes) implements AutoCloseable {
-        static Block of(long bytes) { return new Block(CudaMemory.allocate(bytes), bytes); }
-        @Override public void close() { CudaMemory.release(ptr, bytes); }
+    /**
+     * A raw device scratch block from the caching allocator (int32 indices and labels, double work arrays, bf16 GEMM
+     * operands); a borrowed one (owned false: another holder's block, see {@link #byChannel}) is not released by close.
+     */
+    record Block(MemorySegment ptr, long bytes, boolean owned) implements AutoCloseable {
+        static Block of(long bytes) { return new Block(CudaMemory.allocate(bytes), bytes, true); }
+        @Override public void close() { if (owned) CudaMemory.release(ptr, bytes); }
     }
 
     // ---------------------------------------------------------------- memory
@@ -179,6 +183,21 @@ public final class CudaOps {
             throw e;
         }
         return out;
+    }
+
+    /**
+     * a += b by the add kernel writing into a itself (each element read and written by one thread), where a is a
+     * contiguous float32 CUDA tensor of the broadcast shape and b is on the device in other storage; false (nothing
+     * done) otherwise, and the caller adds out of place. Saves the sum's allocation and a device-to-device copy.
+     */
+    static boolean addInto(Tensor a, Tensor b) {
+        require("addInPlace", a, b);
+        if (!a.isContiguous() || a.storage == b.storage || !Arrays.equals(Shape.broadcast(a.shape, b.shape), a.shape)) return false;
+        try (Tensor eb = b.expand(a.shape)) {
+            Layout l = Layout.of(a.shape, a.strides, eb.strides);
+            Native.cudaBinary(ADD, l.shape(), ptr(a), l.strides()[0], ptr(eb), l.strides()[1], ptr(a));
+        }
+        return true;
     }
 
     static Tensor unary(String op, int code, double s, Tensor a) {
@@ -305,6 +324,8 @@ public final class CudaOps {
 
     /** bf16 [rowsP, colsP] of the float32 CUDA matrix m (any strides), zero-padded, in a fresh device block. */
     static Block bf16Padded(Tensor m, long rowsP, long colsP) {
+        Block shared = sharedBf16(m, rowsP, colsP);
+        if (shared != null) return shared;
         Block b = Block.of(Math.max(2, 2 * rowsP * colsP));
         try {
             Native.cudaBf16Pad(ptr(m), m.shape[0], m.shape[1], m.strides[0], m.strides[1], b.ptr(), rowsP, colsP);
@@ -440,8 +461,60 @@ public final class CudaOps {
         }
     }
 
+    /**
+     * The bf16 rounding of the matrix last made by {@link #byChannel} on this thread, while it is open: Eq. 2's and
+     * Eq. 3's bf16 GEMMs (DENSE: both; 2:4: Eq. 2, where its padding adds nothing) read it instead of rounding dY again.
+     */
+    private record SharedBf16(Tensor t, Block b16) {}
+    private static final ThreadLocal<SharedBf16> SHARED = new ThreadLocal<>();
+    /** -Dfst4j.cuda.shareBf16=false: byChannel writes float32 only and every GEMM rounds its own operand (an A/B switch). */
+    static volatile boolean shareBf16 = !"false".equals(System.getProperty("fst4j.cuda.shareBf16"));
+    /** Switches {@link #byChannel}'s shared bf16 copy (on by default; -Dfst4j.cuda.shareBf16=false); returns the previous setting. */
+    public static boolean setShareBf16(boolean on) { boolean was = shareBf16; shareBf16 = on; return was; }
+
+    /** The shared bf16 copy of exactly m (same storage, offset, shape and strides) unpadded, borrowed; else null. */
+    private static Block sharedBf16(Tensor m, long rowsP, long colsP) {
+        SharedBf16 s = SHARED.get();
+        if (s == null) return null;
+        Tensor t = s.t();
+        if (t.storage != m.storage || t.offset != m.offset || !Arrays.equals(t.shape, m.shape) || !Arrays.equals(t.strides, m.strides)
+                || rowsP != m.shape[0] || colsP != m.shape[1]) return null;
+        SHARED_USES.incrementAndGet();
+        return new Block(s.b16().ptr(), s.b16().bytes(), false);
+    }
+    private static final java.util.concurrent.atomic.AtomicLong SHARED_USES = new java.util.concurrent.atomic.AtomicLong();
+    /** How many GEMM operands borrowed {@link #byChannel}'s bf16 copy so far (tests check the path is taken). */
+    public static long sharedBf16Uses() { return SHARED_USES.get(); }
+
+    /**
+     * dy [n, c, plane...] (a contiguous CUDA batch) as the GEMM operand [c, n * plane], float32, in one kernel that also
+     * writes its bf16 rounding where the GEMMs run at BF16 (and {@link #shareBf16}): while the returned handle is open,
+     * {@link #bf16Padded} of that tensor borrows the copy. Closing the handle closes the tensor and frees the copy.
+     */
+    static Conv.ByChannel byChannel(Tensor dy, int n, int c, int plane) {
+        require("byChannel", dy);
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, c, n * plane);
+        boolean share = shareBf16 && precision == MatmulPrecision.BF16 && out.numel() > 0 && SHARED.get() == null;
+        Block b16 = null;
+        try (Tensor src = dy.contiguous()) {
+            if (share) b16 = Block.of(2 * out.numel());
+            Native.cudaByChannel(ptr(src), n, c, plane, ptr(out), b16 == null ? MemorySegment.NULL : b16.ptr());
+        } catch (RuntimeException | Error e) {
+            out.close();
+            if (b16 != null) b16.close();
+            throw e;
+        }
+        if (b16 == null) return new Conv.ByChannel(out, null);
+        SharedBf16 s = new SharedBf16(out, b16);
+        SHARED.set(s);
+        return new Conv.ByChannel(out, () -> {
+            if (SHARED.get() == s) SHARED.remove();
+            s.b16().close();
+        });
+    }
+
     /** [N, Cout, L] (contiguous dy) as [Cout, N*L]: the GEMM layout of a batch (one strided copy on the device). */
-    private static Tensor byChannel(Tensor dy, int n, int cout, int l) {
+    private static Tensor byChannelF32(Tensor dy, int n, int cout, int l) {
         try (Tensor d3 = dy.reshape(n, cout, l); Tensor p = d3.permute(1, 0, 2); Tensor c = p.contiguous()) { return c.reshape(cout, n * l); }
     }
 
@@ -469,7 +542,7 @@ public final class CudaOps {
         require("conv2dBackwardInput", dy, w);
         int cout = w.shape[0], k = g.k(), l = g.l();
         if (dy.numel() == 0) return Tensor.zeros(Device.CUDA, DType.F32, g.n(), g.c(), g.h(), g.w());
-        try (Tensor dyc = dy.contiguous(); Tensor d2 = byChannel(dyc, g.n(), cout, l); Tensor wc = w.contiguous(); Tensor wm = wc.reshape(cout, k);
+        try (Tensor dyc = dy.contiguous(); Tensor d2 = byChannelF32(dyc, g.n(), cout, l); Tensor wc = w.contiguous(); Tensor wm = wc.reshape(cout, k);
              Tensor wt = wm.t(); Tensor dcols = Tensor.empty(Device.CUDA, DType.F32, k, g.n() * l)) {
             Blas.gemm(1f, wt, d2, 0f, dcols);
             return col2im(dcols, g);
@@ -482,7 +555,7 @@ public final class CudaOps {
         int cout = weightShape[0], k = g.k(), l = g.l();
         Tensor dw = Tensor.zeros(Device.CUDA, DType.F32, weightShape);
         if (dy.numel() == 0) return dw;
-        try (Tensor dyc = dy.contiguous(); Tensor d2 = byChannel(dyc, g.n(), cout, l); Tensor cols = im2col(x, g); Tensor ct = cols.t();
+        try (Tensor dyc = dy.contiguous(); Tensor d2 = byChannelF32(dyc, g.n(), cout, l); Tensor cols = im2col(x, g); Tensor ct = cols.t();
              Tensor dwm = dw.reshape(cout, k)) {
             Blas.gemm(1f, d2, ct, 0f, dwm);
         } catch (RuntimeException e) {

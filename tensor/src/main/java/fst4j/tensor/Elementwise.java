@@ -134,8 +134,12 @@ public final class Elementwise {
         }
         return zip(a, b, Double::sum);
     }
-    /** a += b in place (b broadcast to a's shape): one C pass where both are large contiguous float32, else a + b copied back. */
+    /**
+     * a += b in place (b broadcast to a's shape): one C pass where both are large contiguous float32, one CUDA kernel
+     * writing into a where a is a contiguous CUDA tensor that b does not share storage with, else a + b copied back.
+     */
     public static Tensor addInPlace(Tensor a, Tensor b) {
+        if (offCpu(a, b) && CudaOps.addInto(a, b)) return a;
         if (nativeF32(a, b)) {
             Native.add(a.data(), b.data(), a.data(), a.numel(), Blas.threads());
             return a;

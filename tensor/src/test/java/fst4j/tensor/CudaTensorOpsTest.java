@@ -170,6 +170,85 @@ class CudaTensorOpsTest {
     }
 
     @Test
+    void addInPlaceWritesTheSumIntoTheFirstOperandWithoutABuffer() {
+        Random r = new Random(31);
+        for (int[] bs : new int[][]{ { 2, 3, 5, 7 }, { 1, 3, 1, 1 }, { 7 } }) {
+            Tensor a = randn(r, 2, 3, 5, 7), b = randn(r, bs);
+            Tensor da = gpu(a), db = gpu(b);
+            CudaMemory.Stats before = CudaMemory.stats();
+            assertTrue(da == da.addInPlace(db), "returns its first operand");
+            CudaMemory.Stats after = CudaMemory.stats();
+            assertEquals(before.deviceAllocations() + before.cacheHits(), after.deviceAllocations() + after.cacheHits(),
+                    "no device block taken for the sum, b " + Arrays.toString(bs));
+            assertSame(keep(a.add(b)), da, "a += b, b " + Arrays.toString(bs));
+        }
+        // b in a's own storage: the out-of-place sum copied back (same bits)
+        Tensor a = randn(r, 4, 9), da = gpu(a);
+        assertSame(keep(a.add(a)), da.addInPlace(da), "a += a");
+        Tensor rows = keep(da.slice(0, 0, 1));
+        Tensor host = keep(da.to(Device.CPU)), want = keep(host.add(keep(host.slice(0, 0, 1))));
+        assertSame(want, da.addInPlace(rows), "a += its own first row, broadcast");
+    }
+
+    @Test
+    void byChannelIsThePermuteAndSharesItsBf16RoundingWhileOpen() {
+        Random r = new Random(37);
+        CudaOps.MatmulPrecision was = CudaOps.setMatmulPrecision(CudaOps.MatmulPrecision.BF16);
+        try {
+            // planes of a multiple of 4 (four per thread) and not (9, 35: one per thread)
+            for (int[] s : new int[][]{ { 3, 5, 4, 4 }, { 2, 7, 3, 3 }, { 4, 3, 5, 7 }, { 1, 2, 2, 2 } }) {
+                int n = s[0], c = s[1], plane = s[2] * s[3];
+                Tensor dy = randn(r, s);
+                dy.data().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, 1, Float.NaN);   // bits kept by the copy
+                Tensor want = keep(keep(keep(dy.reshape(n, c, plane)).permute(1, 0, 2)).contiguous().reshape(c, n * plane));
+                String at = Arrays.toString(s);
+                try (Conv.ByChannel bc = Conv.byChannel(gpu(dy), n, c, plane)) {
+                    Tensor got = bc.tensor();
+                    assertSame(want, got, "byChannel " + at);
+                    try (CudaOps.Block b = CudaOps.bf16Padded(got, c, (long) n * plane)) {
+                        assertFalse(b.owned(), "the GEMM operand of the open handle is borrowed " + at);
+                        short[] h = download16(b, (long) c * n * plane);
+                        float[] v = want.toFloatArray();
+                        for (int i = 0; i < v.length; i++)
+                            assertEquals(CudaSpmmTest.bf16(v[i]), h[i], "bf16 copy " + at + " element " + i);
+                    }
+                    try (CudaOps.Block b = CudaOps.bf16Padded(got, c + 1, (long) n * plane)) {
+                        assertTrue(b.owned(), "a padded operand is rounded afresh " + at);
+                    }
+                    try (Tensor other = got.contiguous().mul(1.0); CudaOps.Block b = CudaOps.bf16Padded(other, c, (long) n * plane)) {
+                        assertTrue(b.owned(), "another tensor with the same values is rounded afresh " + at);
+                    }
+                    Tensor after = got;
+                    bc.close();
+                    assertThrows(IllegalStateException.class, after::check, "closed with the handle");
+                }
+            }
+            // after close, and with the switch off, nothing is shared
+            Tensor dy = randn(r, 2, 4, 2, 2);
+            Tensor kept;
+            try (Conv.ByChannel bc = Conv.byChannel(gpu(dy), 2, 4, 4)) { kept = keep(bc.tensor().contiguous().mul(1.0)); }
+            try (CudaOps.Block b = CudaOps.bf16Padded(kept, 4, 8)) { assertTrue(b.owned()); }
+            boolean share = CudaOps.shareBf16;
+            CudaOps.shareBf16 = false;
+            try (Conv.ByChannel bc = Conv.byChannel(gpu(dy), 2, 4, 4); CudaOps.Block b = CudaOps.bf16Padded(bc.tensor(), 4, 8)) {
+                assertTrue(b.owned(), "-Dfst4j.cuda.shareBf16=false");
+            } finally {
+                CudaOps.shareBf16 = share;
+            }
+        } finally {
+            CudaOps.setMatmulPrecision(was);
+        }
+    }
+
+    private static short[] download16(CudaOps.Block b, long n) {
+        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+            java.lang.foreign.MemorySegment h = a.allocate(2 * n);
+            fst4j.shim.Cuda.copyToHost(h, b.ptr(), 2 * n);
+            return h.toArray(java.lang.foreign.ValueLayout.JAVA_SHORT);
+        }
+    }
+
+    @Test
     void unaryOpsMatchTheCpuBitForBit() {
         Random r = new Random(4);
         Tensor x = randn(r, 3, 7, 11);

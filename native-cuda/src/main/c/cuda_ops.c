@@ -254,7 +254,7 @@ int fst_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n) {
     return launch(FST_K_f32_to_bf16, n, &a);
 }
 
-/* im2col_bf16_s1 for "same" 3x3 stride-1 convolutions: on (run 17, H100: ResNet-18 step 1.07x faster);
+/* im2col_bf16_s1 / _s2 for 3x3 kernels at horizontal stride 1 / 2: on (runs 17-18, H100: ResNet-18 step 1.07x faster);
  * FST4J_CUDA_IM2COL_VEC=0 or fst_cuda_im2col_vec(0) switch it off for A/Bs; -1 reads the environment on first use */
 static int im2col_vec = -1;
 int fst_cuda_im2col_vec(int on) {
@@ -278,9 +278,9 @@ int fst_cuda_im2col_bf16(const float *x, int64_t n, int64_t c, int64_t h, int64_
     const int64_t chans = (rows_p + kh * kw - 1) / (kh * kw);
     /* four columns and one 8-byte store per thread and row where the rows keep 8-byte alignment */
     if (cols_p % 4 == 0 && ((uintptr_t)dst & 7) == 0) {
-        const int same3 = kh == 3 && kw == 3 && sh == 1 && sw == 1 && ph == 1 && pw == 1 && ho == h && wo == w;
-        if (same3 && fst_cuda_im2col_vec(-1))
-            return launch(FST_K_im2col_bf16_s1, chans * (cols_p / 4), &a);   /* chans of 9 rows, as for x4 */
+        /* 3x3 kernels with horizontal padding 1 at horizontal stride 1 or 2: each input row's span read once */
+        const int k3 = kh == 3 && kw == 3 && pw == 1 && (sw == 1 || sw == 2) && fst_cuda_im2col_vec(-1);
+        if (k3) return launch(sw == 1 ? FST_K_im2col_bf16_s1 : FST_K_im2col_bf16_s2, chans * (cols_p / 4), &a);   /* chans of 9 rows, as for x4 */
         return launch(FST_K_im2col_bf16x4, chans * (cols_p / 4), &a);
     }
     return launch(FST_K_im2col_bf16, chans * cols_p, &a);   /* a thread per (channel, column) */

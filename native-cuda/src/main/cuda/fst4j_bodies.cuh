@@ -243,15 +243,27 @@ template <int W> FST_HD void store_f32(float *d, const float *v) {
  * thread by uncoalesced loads). W = 4 where cols_p % 4 == 0: a warp stores 256 contiguous bytes per row instead of 64
  * (one column per thread is bound by its 2-byte stores: 0.56 ms for 400 MB on an H200). Channels past c fill the zero
  * rows up to rows_p. Index math in I: u32 where the grid fits in 32 bits, i64 beyond; the same values either way. */
-/* S1 (W = 4): a 3x3 kernel at stride 1 with padding 1 ("same"; cuda_ops.c checks; switched by fst_cuda_im2col_vec).
- * Where a thread's four columns lie in one output row, each kernel row reads the six floats [ow - 1, ow + 4] of one
- * input row, from which the three taps of that row take their four values in registers: one 16-byte load and two
- * 4-byte ones where the four are 16-byte aligned (always where w % 4 == 0 and x is aligned), else six 4-byte loads.
- * The general walk issues 12 four-byte loads per kernel row, each warp-wide load touching four times the sectors it
- * uses (about a fifth of the device's bandwidth); run 17 (H100) measured the ResNet-18 step 1.07x faster with S1 at
- * planes of 56 and 28. Four columns that cross a row or an image (w = 14, 7) take the general walk. The same values
- * and stores either way. */
-template <typename I, int W, bool S1> FST_HD void im2col_bf16_at(I i, const fst_k_im2col_bf16_args &a) {
+/* SW = 1 or 2 (W = 4): a 3x3 kernel with horizontal padding 1 at horizontal stride SW, any vertical stride and padding
+ * (cuda_ops.c checks; switched by fst_cuda_im2col_vec): "same" 3x3 convolutions (SW 1), stride-2 ones and Eq. 3's kept
+ * half under the fixed mask, lowered with the horizontal stride doubled (SW 2). Where a thread's four columns lie in
+ * one output row, each kernel row reads the 3 SW + 3 floats [SW ow - 1, SW ow + 4 SW + 1] of one input row once
+ * (k3_span), and the three taps of that row take their four values from it in registers: one (SW 1) or two (SW 2)
+ * 16-byte loads and one or two 4-byte ones where the run is 16-byte aligned, else 4-byte loads. The general walk issues
+ * 12 four-byte loads per kernel row, each warp-wide load touching SW times four the sectors it uses (about a fifth of
+ * the device's bandwidth); run 17 (H100) measured the ResNet-18 step 1.07x faster with SW 1 at planes of 56 and 28,
+ * run 18 1.07x with it at every plane. Four columns that cross a row or an image (planes of 7) take the general walk.
+ * The same values and stores either way. */
+template <int SW> FST_HD void k3_span(const float *row, i64 w, i64 m0, float *seg) {
+    constexpr int SPAN = 3 * SW + 3, MID = 4 * SW;   /* seg[s] = row[m0 - 1 + s], 0 outside [0, w) */
+    if (m0 + MID <= w && ((uintptr_t)(row + m0) & 15) == 0) {
+        FST_UNROLL for (int v = 0; v < SW; v++) load_f32<4>(row + m0 + 4 * v, seg + 1 + 4 * v);
+    } else {
+        FST_UNROLL for (int s = 0; s < MID; s++) seg[1 + s] = m0 + s < w ? LDG(row + m0 + s) : 0.0f;
+    }
+    seg[0] = m0 > 0 ? LDG(row + m0 - 1) : 0.0f;
+    FST_UNROLL for (int s = MID + 1; s < SPAN; s++) seg[s] = m0 - 1 + s < w ? LDG(row + m0 - 1 + s) : 0.0f;
+}
+template <typename I, int W, int SW> FST_HD void im2col_bf16_at(I i, const fst_k_im2col_bf16_args &a) {
     const fst_geom &g = a.g;
     const I q = (I)(a.cols_p / W), ch = i / q, col0 = (i - ch * q) * W;
     const i64 khw = g.kh * g.kw, r0 = (i64)ch * khw;
@@ -264,22 +276,17 @@ template <typename I, int W, bool S1> FST_HD void im2col_bf16_at(I i, const fst_
     }
     const I wo = (I)g.wo, ho = (I)g.ho;
     I img = col0 / L, p = col0 - img * L, oh = p / wo, ow = p - oh * wo;
-    if (S1 && ow + 4 <= wo) {   /* the four columns in one output row (always where w % 4 == 0) */
-        const float *plane = a.x + ((i64)img * g.c + ch) * g.h * g.w;   /* "same": ho x wo == h x w */
+    if (SW > 0 && ow + 4 <= wo) {   /* the four columns in one output row */
+        const float *plane = a.x + ((i64)img * g.c + ch) * g.h * g.w;
         uint64_t v[9];
         FST_UNROLL for (int ki = 0; ki < 3; ki++) {
-            const i64 ih = (i64)oh - 1 + ki;
-            float seg[6] = { 0, 0, 0, 0, 0, 0 };   /* x[ih][ow - 1 .. ow + 4], zero outside the plane */
-            if (ih >= 0 && ih < g.h) {
-                const float *row = plane + ih * g.w;
-                if (((uintptr_t)(row + ow) & 15) == 0) load_f32<4>(row + ow, seg + 1);
-                else FST_UNROLL for (int j = 0; j < 4; j++) seg[j + 1] = LDG(row + ow + j);
-                if (ow > 0) seg[0] = LDG(row + ow - 1);
-                if (ow + 4 < g.w) seg[5] = LDG(row + ow + 4);
-            }
+            const i64 ih = (i64)oh * g.sh - g.ph + ki;
+            float seg[3 * SW + 3];
+            if (ih >= 0 && ih < g.h) k3_span<SW>(plane + ih * g.w, g.w, (i64)ow * SW, seg);
+            else FST_UNROLL for (int s = 0; s < 3 * SW + 3; s++) seg[s] = 0.0f;
             FST_UNROLL for (int kj = 0; kj < 3; kj++) {
                 uint64_t b = 0;
-                FST_UNROLL for (int j = 0; j < 4; j++) b |= (uint64_t)bf16_bits(f2u(seg[j + kj])) << (16 * j);
+                FST_UNROLL for (int j = 0; j < 4; j++) b |= (uint64_t)bf16_bits(f2u(seg[j * SW + kj])) << (16 * j);
                 v[ki * 3 + kj] = b;
             }
         }
@@ -306,14 +313,15 @@ template <typename I, int W, bool S1> FST_HD void im2col_bf16_at(I i, const fst_
             store_bf16<W>(d + (ki * g.kw + kj) * a.cols_p, v);
         }
 }
-template <int W, bool S1> FST_HD void im2col_bf16_w(i64 i, const fst_k_im2col_bf16_args &a) {
+template <int W, int SW> FST_HD void im2col_bf16_w(i64 i, const fst_k_im2col_bf16_args &a) {
     const i64 khw = a.g.kh * a.g.kw, chans = (a.rows_p + khw - 1) / khw, n = chans * (a.cols_p / W);
     if (i >= n) return;
-    if (chans * a.cols_p <= 0xffffffffLL) im2col_bf16_at<u32, W, S1>((u32)i, a); else im2col_bf16_at<i64, W, S1>(i, a);
+    if (chans * a.cols_p <= 0xffffffffLL) im2col_bf16_at<u32, W, SW>((u32)i, a); else im2col_bf16_at<i64, W, SW>(i, a);
 }
-FST_HD void k_im2col_bf16(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<1, false>(i, a); }
-FST_HD void k_im2col_bf16x4(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<4, false>(i, a); }
-FST_HD void k_im2col_bf16_s1(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<4, true>(i, a); }
+FST_HD void k_im2col_bf16(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<1, 0>(i, a); }
+FST_HD void k_im2col_bf16x4(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<4, 0>(i, a); }
+FST_HD void k_im2col_bf16_s1(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<4, 1>(i, a); }
+FST_HD void k_im2col_bf16_s2(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<4, 2>(i, a); }
 
 /* col2im: each dx element gathers its contributions in the CPU's order (kernel row, then column, from +0.0f):
  * bit-identical without atomics. */

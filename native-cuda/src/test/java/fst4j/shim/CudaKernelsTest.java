@@ -183,7 +183,11 @@ class CudaKernelsTest {
             { 3, 2, 7, 5, 3, 3, 1, 1, 1, 1 },     // 35 columns per image: groups of four cross output rows and images
             { 2, 3, 5, 12, 3, 3, 1, 1, 1, 1 },    // "same" 3x3 with rows of 12: the vectorised im2col's three loads per row
             { 2, 3, 6, 14, 3, 3, 1, 1, 1, 1 },    // rows of 14 (ResNet-18's layer3): groups of four in a row, unaligned, or across two
-            { 3, 2, 7, 7, 3, 3, 1, 1, 1, 1 } };   // rows of 7 (layer4): 49 columns per image, groups across rows and images
+            { 3, 2, 7, 7, 3, 3, 1, 1, 1, 1 },     // rows of 7 (layer4): 49 columns per image, groups across rows and images
+            // horizontal stride 2 (the two 16-byte loads per row): Eq. 3's kept half (vertical stride 1), a stride-2
+            // convolution, unaligned rows of 14 with groups across rows, and no vertical padding
+            { 2, 3, 6, 16, 3, 3, 1, 2, 1, 1 }, { 2, 3, 8, 16, 3, 3, 2, 2, 1, 1 }, { 1, 2, 5, 14, 3, 3, 1, 2, 1, 1 },
+            { 2, 2, 6, 16, 3, 3, 1, 2, 0, 1 } };
 
     @Test
     void im2colAndCol2imMatchTheCpuBitForBit() {

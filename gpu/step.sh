@@ -3,9 +3,8 @@
 # fst4j DENSE vs FST3_IR (fst4j.nn.CudaStepTiming, resnet18in) and PyTorch from the machine's image
 # (jmh/peers/torch_step_gpu.py: the same model, bf16 autocast + channels_last, and fp32 without TF32), all in one call;
 # then fst4j's CIFAR ResNet-18 at batch 128 (DENSE and FST3_IR) and, if time is left, torch's 2:4 semi-structured GEMM at
-# ResNet-18's shapes. A/B rows time a switch against the default in the same call: DENSE-noshare and FST3_IR-noshare
-# (-Dfst4j.cuda.shareBf16=false: each GEMM rounds dY itself) and DENSE-im2colgen (FST4J_CUDA_IM2COL_VEC=0: the general
-# im2col kernel only). Writes $OUT/step.txt (every part's output and exit status) and prints a short table last
+# ResNet-18's shapes. A/B rows time a switch against the default in the same call: FST3_IR-im2colgen and
+# DENSE-im2colgen (FST4J_CUDA_IM2COL_VEC=0: the general im2col kernel only; run 18 timed -Dfst4j.cuda.shareBf16=false). Writes $OUT/step.txt (every part's output and exit status) and prints a short table last
 # (also $OUT/step-table.txt): ms per step and the ratios FST3_IR / DENSE and fst4j / PyTorch bf16.
 #
 # Called by gpu/run.sh after its tests, with its settings:  JAVA="$JAVA" CP="$CP" OUT="$OUT" bash gpu/step.sh
@@ -73,10 +72,8 @@ if [ "$nogpu" = 0 ]; then
   # ResNet-18 ImageNet stem, batch 256, 224x224: 2 warm-up + up to 8 timed steps (at most 20 s of them), 2 profiled steps
   part "fst4j resnet18in DENSE" 75 20 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 20 --profile 2 resnet18in:256:2:8:DENSE
   part "fst4j resnet18in FST3_IR" 75 20 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 20 --profile 2 resnet18in:256:2:8:FST3_IR
-  # A/B: every GEMM rounds dY to bf16 itself (no shared copy from the by-channel pass), against the default
-  part "fst4j resnet18in DENSE noshare" 45 15 "${J[@]}" -Dfst4j.cuda.shareBf16=false -Dfst4j.step.label=noshare \
-    fst4j.nn.CudaStepTiming --max-seconds 10 resnet18in:256:2:8:DENSE
-  part "fst4j resnet18in FST3_IR noshare" 45 15 "${J[@]}" -Dfst4j.cuda.shareBf16=false -Dfst4j.step.label=noshare \
+  # A/B: the general im2col kernel only (no span im2col for 3x3 kernels), FST3_IR (DENSE's row is below)
+  part "fst4j resnet18in FST3_IR im2colgen" 45 15 env FST4J_CUDA_IM2COL_VEC=0 "${J[@]}" -Dfst4j.step.label=im2colgen \
     fst4j.nn.CudaStepTiming --max-seconds 10 resnet18in:256:2:8:FST3_IR
   # A/B: the general im2col kernel only (the vectorised one for "same" 3x3 convolutions off), against the DENSE row above
   part "fst4j resnet18in DENSE im2colgen" 45 15 env FST4J_CUDA_IM2COL_VEC=0 "${J[@]}" -Dfst4j.step.label=im2colgen \
@@ -89,8 +86,8 @@ else
   E=("${J[@]/-Xmx16g/-Dfst4j.cuda.emulate=true}")
   part "fst4j resnet18in DENSE" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
   part "fst4j resnet18in FST3_IR" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:FST3_IR:32
-  part "fst4j resnet18in DENSE noshare" 60 5 "${E[@]}" -Dfst4j.cuda.shareBf16=false -Dfst4j.step.label=noshare \
-    fst4j.nn.CudaStepTiming --max-seconds 5 resnet18in:2:1:2:DENSE:32
+  part "fst4j resnet18in FST3_IR im2colgen" 60 5 env FST4J_CUDA_IM2COL_VEC=0 "${E[@]}" -Dfst4j.step.label=im2colgen \
+    fst4j.nn.CudaStepTiming --max-seconds 5 resnet18in:2:1:2:FST3_IR:32
   part "fst4j resnet18in DENSE im2colgen" 60 5 env FST4J_CUDA_IM2COL_VEC=0 "${E[@]}" -Dfst4j.step.label=im2colgen \
     fst4j.nn.CudaStepTiming --max-seconds 5 resnet18in:2:1:2:DENSE:32
   part "torch resnet18in" 60 5 python3 "$PEER" --device cpu --batch 2 --size 64 --warmup 1 --steps 2 --modes bf16_cl,fp32
@@ -143,8 +140,7 @@ ratio("fst4j FST3_IR / torch bf16_cl", order[1], order[2])
 ratio("fst4j DENSE / torch bf16_cl", order[0], order[2])
 ratio("fst4j DENSE / torch fp32", order[0], order[3])
 ratio("fst4j CIFAR FST3_IR / DENSE", order[5], order[4])
-ratio("fst4j DENSE / DENSE-noshare", order[0], ("STEP", "resnet18in", "DENSE-noshare"))
-ratio("fst4j FST3_IR / FST3_IR-noshare", order[1], ("STEP", "resnet18in", "FST3_IR-noshare"))
+ratio("fst4j FST3_IR-im2colgen / FST3_IR", ("STEP", "resnet18in", "FST3_IR-im2colgen"), order[1])
 ratio("fst4j DENSE-im2colgen / DENSE", ("STEP", "resnet18in", "DENSE-im2colgen"), order[0])
 pf = [kv(l) | {"who": l.split()[1] + " " + l.split()[2]} for l in text if l.startswith("PROFILE ")]
 if pf:

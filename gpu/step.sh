@@ -3,8 +3,9 @@
 # fst4j DENSE vs FST3_IR (fst4j.nn.CudaStepTiming, resnet18in) and PyTorch from the machine's image
 # (jmh/peers/torch_step_gpu.py: the same model, bf16 autocast + channels_last, and fp32 without TF32), all in one call;
 # then fst4j's CIFAR ResNet-18 at batch 128 (DENSE and FST3_IR) and, if time is left, torch's 2:4 semi-structured GEMM at
-# ResNet-18's shapes. A/B rows time a switch against the default in the same call: FST3_IR-im2colgen and
-# DENSE-im2colgen (FST4J_CUDA_IM2COL_VEC=0: the general im2col kernel only; run 18 timed -Dfst4j.cuda.shareBf16=false). Writes $OUT/step.txt (every part's output and exit status) and prints a short table last
+# ResNet-18's shapes. DENSE-rerun and FST3_IR-rerun repeat the two rows in fresh JVMs (the spread between runs); the A/B
+# row DENSE-im2colgen times a switch against the default in the same call (FST4J_CUDA_IM2COL_VEC=0: the general im2col
+# kernel only; runs 18-19 also timed -Dfst4j.cuda.shareBf16=false and FST3_IR with the general im2col). Writes $OUT/step.txt (every part's output and exit status) and prints a short table last
 # (also $OUT/step-table.txt): ms per step and the ratios FST3_IR / DENSE and fst4j / PyTorch bf16.
 #
 # Called by gpu/run.sh after its tests, with its settings:  JAVA="$JAVA" CP="$CP" OUT="$OUT" bash gpu/step.sh
@@ -72,8 +73,10 @@ if [ "$nogpu" = 0 ]; then
   # ResNet-18 ImageNet stem, batch 256, 224x224: 2 warm-up + up to 8 timed steps (at most 20 s of them), 2 profiled steps
   part "fst4j resnet18in DENSE" 75 20 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 20 --profile 2 resnet18in:256:2:8:DENSE
   part "fst4j resnet18in FST3_IR" 75 20 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 20 --profile 2 resnet18in:256:2:8:FST3_IR
-  # A/B: the general im2col kernel only (no span im2col for 3x3 kernels), FST3_IR (DENSE's row is below)
-  part "fst4j resnet18in FST3_IR im2colgen" 45 15 env FST4J_CUDA_IM2COL_VEC=0 "${J[@]}" -Dfst4j.step.label=im2colgen \
+  # the two fst4j rows again in fresh JVMs: the spread between runs of the same code, beside the A/B row below
+  part "fst4j resnet18in DENSE rerun" 45 15 "${J[@]}" -Dfst4j.step.label=rerun \
+    fst4j.nn.CudaStepTiming --max-seconds 10 resnet18in:256:2:8:DENSE
+  part "fst4j resnet18in FST3_IR rerun" 45 15 "${J[@]}" -Dfst4j.step.label=rerun \
     fst4j.nn.CudaStepTiming --max-seconds 10 resnet18in:256:2:8:FST3_IR
   # A/B: the general im2col kernel only (the vectorised one for "same" 3x3 convolutions off), against the DENSE row above
   part "fst4j resnet18in DENSE im2colgen" 45 15 env FST4J_CUDA_IM2COL_VEC=0 "${J[@]}" -Dfst4j.step.label=im2colgen \
@@ -86,7 +89,9 @@ else
   E=("${J[@]/-Xmx16g/-Dfst4j.cuda.emulate=true}")
   part "fst4j resnet18in DENSE" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
   part "fst4j resnet18in FST3_IR" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:FST3_IR:32
-  part "fst4j resnet18in FST3_IR im2colgen" 60 5 env FST4J_CUDA_IM2COL_VEC=0 "${E[@]}" -Dfst4j.step.label=im2colgen \
+  part "fst4j resnet18in DENSE rerun" 60 5 "${E[@]}" -Dfst4j.step.label=rerun \
+    fst4j.nn.CudaStepTiming --max-seconds 5 resnet18in:2:1:2:DENSE:32
+  part "fst4j resnet18in FST3_IR rerun" 60 5 "${E[@]}" -Dfst4j.step.label=rerun \
     fst4j.nn.CudaStepTiming --max-seconds 5 resnet18in:2:1:2:FST3_IR:32
   part "fst4j resnet18in DENSE im2colgen" 60 5 env FST4J_CUDA_IM2COL_VEC=0 "${E[@]}" -Dfst4j.step.label=im2colgen \
     fst4j.nn.CudaStepTiming --max-seconds 5 resnet18in:2:1:2:DENSE:32
@@ -140,7 +145,9 @@ ratio("fst4j FST3_IR / torch bf16_cl", order[1], order[2])
 ratio("fst4j DENSE / torch bf16_cl", order[0], order[2])
 ratio("fst4j DENSE / torch fp32", order[0], order[3])
 ratio("fst4j CIFAR FST3_IR / DENSE", order[5], order[4])
-ratio("fst4j FST3_IR-im2colgen / FST3_IR", ("STEP", "resnet18in", "FST3_IR-im2colgen"), order[1])
+ratio("fst4j DENSE-rerun / DENSE", ("STEP", "resnet18in", "DENSE-rerun"), order[0])
+ratio("fst4j FST3_IR-rerun / FST3_IR", ("STEP", "resnet18in", "FST3_IR-rerun"), order[1])
+ratio("fst4j FST3_IR-rerun / DENSE-rerun", ("STEP", "resnet18in", "FST3_IR-rerun"), ("STEP", "resnet18in", "DENSE-rerun"))
 ratio("fst4j DENSE-im2colgen / DENSE", ("STEP", "resnet18in", "DENSE-im2colgen"), order[0])
 pf = [kv(l) | {"who": l.split()[1] + " " + l.split()[2]} for l in text if l.startswith("PROFILE ")]
 if pf:

@@ -135,26 +135,17 @@ FST_HD void k_prune24(i64 i, const fst_k_prune_args &a) {
 
 /* S(W^T): W [cout = rows, K] read as W^T [K, cout], pruned along cout. One thread per (k, metadata word), consecutive
  * threads take consecutive k so that reads of a W row are coalesced. values [K, 2G], meta [K, ceil(G/8)],
- * G = ceil(cout/4); optional masked W^T copies [K, cout] in a.dense (ldd) / a.dense16 (ldd16). The word's 32 loads are
- * all issued before its groups are pruned: with a few thousand threads (K of a layer), waiting on each group's four
- * loads in turn made this kernel latency-bound (run 19, H100: 39 us a call, 0.74 ms of a ResNet-18 FST3_IR step). */
+ * G = ceil(cout/4); optional masked W^T copies [K, cout] in a.dense (ldd) / a.dense16 (ldd16). */
 FST_HD void k_prune24_t(i64 i, const fst_k_prune_args &a) {
     const i64 cout = a.rows, K = a.K, G = (cout + 3) / 4, ldm = (G + 7) / 8;
     if (i >= K * ldm) return;
     const i64 wd = i / K, k = i % K;
     u32 word = 0;
-    const i64 g0 = 8 * wd, gend = g0 + 8 < G ? g0 + 8 : G;
-    u32 bb[8][4];
-    FST_UNROLL for (int t = 0; t < 8; t++)
-        FST_UNROLL for (int j = 0; j < 4; j++) {
-            const i64 row = 4 * (g0 + t) + j;
-            bb[t][j] = g0 + t < gend && row < cout ? LDG((const u32 *)a.w + row * a.ldw + k) : 0u;
-        }
-    FST_UNROLL for (int t = 0; t < 8; t++) {   /* fixed indices into bb: it stays in registers */
-        const i64 g = g0 + t;
-        if (g >= gend) break;
-        u32 m[4], v0, v1;
-        word |= group24(bb[t], m, v0, v1) << (4 * t);
+    const i64 gend = 8 * wd + 8 < G ? 8 * wd + 8 : G;
+    for (i64 g = 8 * wd; g < gend; g++) {
+        u32 b[4], m[4], v0, v1;
+        for (int j = 0; j < 4; j++) b[j] = 4 * g + j < cout ? LDG((const u32 *)a.w + (4 * g + j) * a.ldw + k) : 0u;
+        word |= group24(b, m, v0, v1) << (4 * (g & 7));
         u32 *vo = (u32 *)a.values + k * 2 * G + 2 * g;
         vo[0] = v0; vo[1] = v1;
         for (int j = 0; j < 4; j++) {

@@ -1193,9 +1193,9 @@ public final class Native {
     }
 
     /**
-     * Switches the vectorised bf16 im2col for "same" 3x3 stride-1 convolutions (fst_cuda_im2col_vec: on by default
-     * since run 17 timed it, 1.07x on the H100's ResNet-18 step; FST4J_CUDA_IM2COL_VEC=0 starts with it off, for A/Bs);
-     * returns the previous setting.
+     * Switches the span bf16 im2col for 3x3 kernels at horizontal stride 1 or 2 (fst_cuda_im2col_vec: on by default
+     * since runs 17-19 timed it, 1.06-1.07x on the H100's ResNet-18 DENSE step; FST4J_CUDA_IM2COL_VEC=0 starts with it
+     * off, for A/Bs); returns the previous setting.
      */
     public static boolean cudaIm2colVec(boolean on) {
         cudaEnsure();

@@ -132,10 +132,12 @@ int fst_cuda_prune24(int64_t rows, int64_t K, const float *w, int64_t ldw, float
     READY();
     BAD(rows < 0 || K < 0);
     if (rows == 0 || K == 0) return FST_OK;
-    NUL(!w || !values || !meta);
+    NUL(!w || !values != !meta);   /* the compressed form (values and meta) or neither: the masked copies only */
+    BAD(!values && !dense && !dense16);
     BAD(ldw < K || (dense && ldd < K) || (dense16 && ldd16 < K));
     const int64_t G = (K + 3) / 4, ldm = (G + 7) / 8;
-    OWN(w, ((rows - 1) * ldw + K) * 4); OWN(values, rows * 2 * G * 4); OWN(meta, rows * ldm * 4);
+    OWN(w, ((rows - 1) * ldw + K) * 4);
+    if (values) { OWN(values, rows * 2 * G * 4); OWN(meta, rows * ldm * 4); }
     if (dense) OWN(dense, ((rows - 1) * ldd + K) * 4);
     if (dense16) OWN(dense16, ((rows - 1) * ldd16 + K) * 2);
     fst_k_prune_args a = { rows, K, w, ldw, values, meta, dense, ldd, dense16, ldd16 };
@@ -147,13 +149,16 @@ int fst_cuda_prune24_t(int64_t cout, int64_t K, const float *w, int64_t ldw, flo
     READY();
     BAD(cout < 0 || K < 0);
     if (cout == 0 || K == 0) return FST_OK;
-    NUL(!w || !values || !meta);
+    NUL(!w || !values != !meta);   /* the compressed form (values and meta) or neither: the masked copies only */
+    BAD(!values && !dense_t && !dense16_t);
     BAD(ldw < K || (dense_t && lddt < cout) || (dense16_t && ldd16t < cout));
     const int64_t G = (cout + 3) / 4, ldm = (G + 7) / 8;
-    OWN(w, ((cout - 1) * ldw + K) * 4); OWN(values, K * 2 * G * 4); OWN(meta, K * ldm * 4);
+    OWN(w, ((cout - 1) * ldw + K) * 4);
+    if (values) { OWN(values, K * 2 * G * 4); OWN(meta, K * ldm * 4); }
     if (dense_t) OWN(dense_t, ((K - 1) * lddt + cout) * 4);
     if (dense16_t) OWN(dense16_t, ((K - 1) * ldd16t + cout) * 2);
     fst_k_prune_args a = { cout, K, w, ldw, values, meta, dense_t, lddt, dense16_t, ldd16t };
+    if (!values) return launch(FST_K_prune24_tg, K * G, &a);   /* coalesced stores, a thread per group */
     return launch(FST_K_prune24_t, K * ldm, &a);
 }
 

@@ -48,10 +48,11 @@ FST_API int fst_cuda_sync(void);
 
 /* ---- kernels (cuda_ops.c): same contracts as prune.c / conv.c (fst4j.h), all pointers device pointers ---- */
 /* S(W) along K into values [rows, Kp/2], meta [rows, ceil(Kp/32)]; dense (fp32, ldd) and dense16 (bf16 bits,
- * ldd16) optional masked copies [rows, K]. */
+ * ldd16) optional masked copies [rows, K]. values and meta both NULL: the masked copies only (at least one). */
 FST_API int fst_cuda_prune24(int64_t rows, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
                              float *dense, int64_t ldd, uint16_t *dense16, int64_t ldd16);
-/* S(W^T) from W [cout, K]: values [K, Cp/2], meta [K, ceil(Cp/32)]; optional masked W^T copies [K, cout]. */
+/* S(W^T) from W [cout, K]: values [K, Cp/2], meta [K, ceil(Cp/32)]; optional masked W^T copies [K, cout]; values and
+ * meta both NULL: the masked copies only (a faster kernel: coalesced stores). */
 FST_API int fst_cuda_prune24_t(int64_t cout, int64_t K, const float *w, int64_t ldw, float *values, uint32_t *meta,
                                float *dense_t, int64_t lddt, uint16_t *dense16_t, int64_t ldd16t);
 FST_API int fst_cuda_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,

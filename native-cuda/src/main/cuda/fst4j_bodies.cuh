@@ -106,8 +106,10 @@ FST_HD u32 prune_group(const fst_k_prune_args &a, i64 r, i64 g, bool write) {
     for (int j = 0; j < 4; j++) b[j] = 4 * g + j < a.K ? LDG((const u32 *)a.w + r * a.ldw + 4 * g + j) : 0u;
     const u32 nib = group24(b, m, v0, v1);
     if (write) {
-        u32 *vo = (u32 *)a.values + r * 2 * G + 2 * g;
-        vo[0] = v0; vo[1] = v1;
+        if (a.values) {
+            u32 *vo = (u32 *)a.values + r * 2 * G + 2 * g;
+            vo[0] = v0; vo[1] = v1;
+        }
         for (int j = 0; j < 4; j++) {
             if (4 * g + j >= a.K) break;
             if (a.dense) ((u32 *)a.dense)[r * a.ldd + 4 * g + j] = m[j];
@@ -128,7 +130,7 @@ FST_HD void k_prune24(i64 i, const fst_k_prune_args &a) {
     if (i >= a.rows * G) return;
     const i64 r = i / G, g = i % G;
     u32 word = prune_group(a, r, g, true);
-    if (g % 8 != 0) return;
+    if (g % 8 != 0 || !a.meta) return;   /* no compressed form asked for: the masked copies only */
     for (i64 gg = g + 1; gg < g + 8 && gg < G; gg++) word |= prune_group(a, r, gg, false) << (4 * (gg & 7));
     a.meta[r * ldm + g / 8] = word;
 }
@@ -155,6 +157,24 @@ FST_HD void k_prune24_t(i64 i, const fst_k_prune_args &a) {
         }
     }
     a.meta[k * ldm + wd] = word;
+}
+
+/* S(W^T) as its masked copies only (values and meta NULL: cuSPARSELt's bf16 operand, fst_cuda_prune24_t): one thread
+ * per (k, group of 4 along cout), consecutive threads on consecutive groups of one W^T row, so that its stores are
+ * coalesced (k_prune24_t, a thread per W^T row and metadata word, strides its stores by a row: run 19, H100, 39 us a
+ * call). The same selection (group24) and values. */
+FST_HD void k_prune24_tg(i64 i, const fst_k_prune_args &a) {
+    const i64 cout = a.rows, G = (cout + 3) / 4;
+    if (i >= a.K * G) return;
+    const i64 k = i / G, g = i % G;
+    u32 b[4], m[4], v0, v1;
+    for (int j = 0; j < 4; j++) b[j] = 4 * g + j < cout ? LDG((const u32 *)a.w + (4 * g + j) * a.ldw + k) : 0u;
+    group24(b, m, v0, v1);
+    for (int j = 0; j < 4; j++) {
+        if (4 * g + j >= cout) break;
+        if (a.dense) ((u32 *)a.dense)[k * a.ldd + 4 * g + j] = m[j];
+        if (a.dense16) a.dense16[k * a.ldd16 + 4 * g + j] = bf16_bits(m[j]);
+    }
 }
 
 /* IR shift + Eq. 7 half-K gather (fst_shift_gather): kept position j = 2q: out = dy[j] + coeff * dy[j + shift],

@@ -143,7 +143,7 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
     X(bn_part_sum4, fst_k_bn_train_args) X(bn_part_sq4, fst_k_bn_train_args) X(bn_bwd_part4, fst_k_bn_bwd_args) \
     X(col2im_bf16_k3, fst_k_col2im_bf16_args) X(col2im_bf16x4_k3, fst_k_col2im_bf16_args)                  \
     X(bf16_unpad_nchw, fst_k_bf16_unpad_nchw_args) X(bf16_unpad_nchw4, fst_k_bf16_unpad_nchw_args)          \
-    X(im2col_bf16_s1, fst_k_im2col_bf16_args) X(im2col_bf16_s2, fst_k_im2col_bf16_args) X(by_channel, fst_k_by_channel_args) X(by_channel4, fst_k_by_channel_args)
+    X(im2col_bf16_s1, fst_k_im2col_bf16_args) X(im2col_bf16_s2, fst_k_im2col_bf16_args) X(by_channel, fst_k_by_channel_args) X(by_channel4, fst_k_by_channel_args) X(prune24_tg, fst_k_prune_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 enum { FST_KERNELS(FST_KERNEL_ENUM) FST_N_KERNELS };

@@ -182,6 +182,9 @@ public final class Gemm3 {
                     throw e;
                 }
             }
+            if (cfg.w() instanceof Sparsifier.Magnitude24 && axis(cfg.w(), 2) == 1 && f32(w) && xType == DType.F32 && !cfg.wtFromSparse()
+                    && w.device() == Device.CUDA && CudaSpmm.enabled() && CudaSpmm.fusedPrune())
+                return new Prepared(new Left(null, null, CudaSpmm.pruned(w)), null);   // pruned straight into the bf16 operand
             Tensor sw = cfg.w() instanceof Sparsifier.Dense ? w.alias() : cfg.w().apply(w);
             // S(W) is 2:4 along the GEMM's K: a sparse product can take it
             boolean w24 = cfg.w().accelerable() && f32(w) && xType == DType.F32 && (cfg.w() instanceof Transposable24 || axis(cfg.w(), 2) == 1);
@@ -289,6 +292,10 @@ public final class Gemm3 {
             // magnitude 2:4 along Cout: native fused prune + compress of W^T, no pruned copy, no transpose
             if (cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && f32 && cpu(src))
                 return new Left(null, Compressed24.pruneCompressTransposed(src, Blas.threads()));
+            // on CUDA: S(W^T) pruned straight into cuSPARSELt's bf16 operand [K, Cout]
+            if (cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && f32 && f32(w) && src.device() == Device.CUDA
+                    && CudaSpmm.enabled() && CudaSpmm.fusedPrune())
+                return new Left(null, null, CudaSpmm.prunedTransposed(src));
             Tensor swt = cfg.wt() instanceof Sparsifier.Dense ? src.alias() : cfg.wt().apply(src);   // [Cout, K], 2:4 along Cout
             // S(W^T) is 2:4 along Cout (pruned so, or the transpose of a transposable S(W)): a sparse product can take it
             boolean wt24 = f32(w) && dyType == DType.F32 && ((cfg.wt().accelerable() && axis(cfg.wt(), 2) == 0)

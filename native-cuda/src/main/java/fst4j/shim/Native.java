@@ -838,7 +838,7 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_sync");
     }
 
-    /** Device fst_prune24_compress; dense (fp32) and dense16 (bf16 bits) may be NULL. */
+    /** Device fst_prune24_compress; dense (fp32) and dense16 (bf16 bits) may be NULL, or values and meta both (masked copies only). */
     public static void cudaPrune24(long rows, long k, MemorySegment w, long ldw, MemorySegment values, MemorySegment meta,
                                    MemorySegment dense, long ldd, MemorySegment dense16, long ldd16) {
         cudaEnsure();
@@ -847,7 +847,7 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_prune24");
     }
 
-    /** Device fst_prune24_compress_t, plus optional masked W^T copies [k, cout] (fp32 / bf16 bits; NULL for none). */
+    /** Device fst_prune24_compress_t, plus optional masked W^T copies [k, cout] (fp32 / bf16 bits; NULL for none); values and meta both NULL: the copies only. */
     public static void cudaPrune24Transposed(long cout, long k, MemorySegment w, long ldw, MemorySegment values, MemorySegment meta,
                                              MemorySegment denseT, long lddt, MemorySegment dense16T, long ldd16t) {
         cudaEnsure();

@@ -86,7 +86,27 @@ class CudaKernelsTest {
                     assertEquals(cdi[i * ldd + j], gd[i * ldd + j], "dense " + at + " at " + i + "," + j);
                     assertEquals(Bf16.bits(cdi[i * ldd + j]), g16[i * k + j], "bf16 dense " + at + " at " + i + "," + j);
                 }
+            // the bf16 copy only (no compressed form: cuSPARSELt's operand), into a wider block whose padding stays
+            short[] only = copiesOnly(false, rows, k, dw, ldw, k + 5);
+            for (int i = 0; i < rows; i++)
+                for (int j = 0; j < k + 5; j++)
+                    assertEquals(j < k ? g16[i * k + j] : (short) 0x7f7f, only[i * (k + 5) + j], "bf16 copy only " + at + " at " + i + "," + j);
         }
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaPrune24(2, 8, mem.dev(64), 8, mem.dev(64), MemorySegment.NULL,
+                MemorySegment.NULL, 0, mem.dev(32), 8), "values without meta");
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaPrune24Transposed(8, 2, mem.dev(64), 2, MemorySegment.NULL, MemorySegment.NULL,
+                MemorySegment.NULL, 0, MemorySegment.NULL, 0), "no output at all");
+    }
+
+    /** The masked bf16 copy alone (values and meta NULL) into a block of 0x7f bytes [rows', ld16]: its bf16 bits. */
+    private short[] copiesOnly(boolean transposed, int a, int b, MemorySegment dw, int ldw, int ld16) {
+        int outRows = transposed ? b : a;
+        MemorySegment h = mem.host(2L * outRows * ld16);
+        h.fill((byte) 0x7f);
+        MemorySegment d = mem.upload(h);
+        if (transposed) Native.cudaPrune24Transposed(a, b, dw, ldw, MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL, 0, d, ld16);
+        else Native.cudaPrune24(a, b, dw, ldw, MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL, 0, d, ld16);
+        return mem.downloadShorts(d, (long) outRows * ld16);
     }
 
     @Test
@@ -112,6 +132,11 @@ class CudaKernelsTest {
             assertArrayEquals(ints(cv, (long) k * ldv), mem.downloadInts(dv, (long) k * ldv), "values " + at);
             assertArrayEquals(ints(cm, (long) k * ldm), mem.downloadInts(dm, (long) k * ldm), "meta " + at);
             assertArrayEquals(ints(td, (long) k * cout), mem.downloadInts(dd, (long) k * cout), "masked W^T " + at);
+            // the bf16 copy only: a thread per group (coalesced stores), the same bits as the full kernel's copy
+            short[] full = mem.downloadShorts(d16, (long) k * cout), only = copiesOnly(true, cout, k, dw, ldw, cout + 3);
+            for (int i = 0; i < k; i++)
+                for (int j = 0; j < cout + 3; j++)
+                    assertEquals(j < cout ? full[i * cout + j] : (short) 0x7f7f, only[i * (cout + 3) + j], "bf16 W^T copy only " + at + " at " + i + "," + j);
         }
     }
 

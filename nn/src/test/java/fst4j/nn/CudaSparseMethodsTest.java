@@ -114,6 +114,34 @@ class CudaSparseMethodsTest {
         }
     }
 
+    /**
+     * With cuSPARSELt at BF16, a magnitude 2:4 weight is pruned straight into the bf16 operand (Eq. 1 along K, Eq. 2
+     * along Cout: CudaSpmm.pruned / prunedTransposed) instead of the sparsifier's float32 copy rounded by a second pass:
+     * the same operand bits, so the same step, bit for bit.
+     */
+    @ParameterizedTest
+    @EnumSource(value = SparseConfig.Method.class, names = { "FST2", "FST3_IR" })
+    void pruningStraightIntoTheBf16OperandChangesNoBit(SparseConfig.Method method) {
+        var was = fst4j.tensor.CudaOps.setMatmulPrecision(fst4j.tensor.CudaOps.MatmulPrecision.BF16);
+        boolean fusedWas = fst4j.tensor.CudaSpmm.setFusedPrune(true);
+        try {
+            assumeTrue(fst4j.tensor.CudaSpmm.enabled(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
+            long made = fst4j.tensor.CudaSpmm.prunedOperands();
+            GpuStep fused = gpuStep(method);
+            long n = fst4j.tensor.CudaSpmm.prunedOperands() - made;
+            assertTrue(n > 0, method + ": no operand was pruned straight into bf16");
+            fst4j.tensor.CudaSpmm.setFusedPrune(false);
+            GpuStep twoPass = gpuStep(method);
+            assertEquals(made + n, fst4j.tensor.CudaSpmm.prunedOperands(), method + ": switched off, none is");
+            assertEquals(Double.doubleToLongBits(twoPass.loss()), Double.doubleToLongBits(fused.loss()), method + ": loss");
+            for (int i = 0; i < twoPass.grads().size(); i++)
+                assertArrayEquals(twoPass.grads().get(i), fused.grads().get(i), method + ": gradient " + i);
+        } finally {
+            fst4j.tensor.CudaSpmm.setFusedPrune(fusedWas);
+            fst4j.tensor.CudaOps.setMatmulPrecision(was);
+        }
+    }
+
     private record GpuStep(double loss, List<float[]> grads) {}
 
     private static float[] input() {

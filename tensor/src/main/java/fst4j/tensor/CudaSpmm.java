@@ -65,6 +65,15 @@ public final class CudaSpmm implements AutoCloseable {
      * precision, masked), when the library loads ({@link #available()}) and unless switched off
      * ({@code -Dfst4j.cuda.sparseLt=false}, {@link #setEnabled}).
      */
+    /**
+     * Whether Gemm3 prunes a magnitude 2:4 weight on CUDA straight into the bf16 operand ({@link #pruned},
+     * {@link #prunedTransposed}): on by default, {@code -Dfst4j.cuda.fusedPrune=false} (an A/B switch) keeps the
+     * sparsifier's float32 masked copy and the rounding pass.
+     */
+    public static boolean fusedPrune() { return fusedPrune; }
+    public static boolean setFusedPrune(boolean on) { boolean was = fusedPrune; fusedPrune = on; return was; }
+    private static volatile boolean fusedPrune = !"false".equals(System.getProperty("fst4j.cuda.fusedPrune"));
+
     public static boolean enabled() {
         return switchedOn && CudaOps.matmulPrecision() == CudaOps.MatmulPrecision.BF16 && available();
     }
@@ -160,6 +169,51 @@ public final class CudaSpmm implements AutoCloseable {
         CudaOps.Block b = CudaOps.bf16Padded(a, pad(rows), pad(k));
         return new CudaSpmm(rows, k, b);
     }
+
+    /**
+     * S(w) along K of a float32 CUDA matrix w [rows, K] (magnitude 2:4, the selection of {@code CudaOps.prune24Masked}),
+     * pruned by one kernel straight into the padded bf16 operand: no float32 masked copy, no rounding pass. The same
+     * operand bits as {@code of(prune24Masked(w))}.
+     */
+    public static CudaSpmm pruned(Tensor w) {
+        CudaOps.require("CudaSpmm.pruned", w);
+        if (w.dim() != 2) throw new IllegalArgumentException("wrong rank: CudaSpmm.pruned needs a matrix, got " + Shape.str(w.shape));
+        int rows = w.shape[0], k = w.shape[1];
+        return prunedInto(rows, k, w, false);
+    }
+
+    /**
+     * S(W^T) of a float32 CUDA matrix w [Cout, K]: the operand [K, Cout], 2:4 along Cout (the selection of
+     * {@code CudaOps.prune24TransposedMasked}), pruned by one kernel straight into the padded bf16 operand. The same
+     * operand bits as {@code of(prune24TransposedMasked(w).t())}, without the float32 copy, its transpose and the
+     * rounding pass.
+     */
+    public static CudaSpmm prunedTransposed(Tensor w) {
+        CudaOps.require("CudaSpmm.prunedTransposed", w);
+        if (w.dim() != 2) throw new IllegalArgumentException("wrong rank: CudaSpmm.prunedTransposed needs a matrix, got " + Shape.str(w.shape));
+        return prunedInto(w.shape[1], w.shape[0], w, true);
+    }
+
+    /** The operand [rows, k] pruned along k from w ([rows, k], or [k, rows] read transposed) into a zero-padded bf16 block. */
+    private static CudaSpmm prunedInto(int rows, int k, Tensor w, boolean transposed) {
+        int rowsP = pad(rows), kP = pad(k);
+        CudaOps.Block b = CudaOps.Block.of(2L * rowsP * kP);
+        try (Tensor wc = w.contiguous()) {
+            if (rowsP != rows || kP != k) Cuda.memset(b.ptr(), 0, 2L * rowsP * kP);   // the padding the kernel does not write
+            if ((long) rows * k > 0) {
+                if (transposed) Native.cudaPrune24Transposed(k, rows, CudaOps.ptr(wc), rows, MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL, 0, b.ptr(), kP);
+                else Native.cudaPrune24(rows, k, CudaOps.ptr(wc), k, MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL, 0, b.ptr(), kP);
+            }
+            PRUNED.incrementAndGet();
+            return new CudaSpmm(rows, k, b);
+        } catch (RuntimeException | Error e) {
+            b.close();
+            throw e;
+        }
+    }
+    private static final AtomicLong PRUNED = new AtomicLong();
+    /** How many operands {@link #pruned} / {@link #prunedTransposed} made so far (tests check the path is taken). */
+    public static long prunedOperands() { return PRUNED.get(); }
 
     public int rows() { return rows; }
 

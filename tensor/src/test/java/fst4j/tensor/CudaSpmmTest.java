@@ -210,6 +210,35 @@ class CudaSpmmTest {
         }
     }
 
+    /** pruned / prunedTransposed: the operand of of(the sparsifier's masked copy), bit for bit, padding included. */
+    @Test
+    void pruningStraightIntoTheOperandGivesTheSameProducts() {
+        assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
+        Random r = new Random(23);
+        for (int[] s : new int[][]{ { 5, 27 }, { 32, 48 }, { 19, 64 } }) {   // rows and K padded, neither, rows only
+            int rows = s[0], k = s[1], n = 9;
+            float[] wv = gaussian(r, rows * k), b = gaussian(r, k * n), bt = gaussian(r, rows * n);
+            try (Tensor wh = Tensor.of(wv, rows, k); Tensor w = wh.to(Device.CUDA);
+                 Tensor bh = Tensor.of(b, k, n); Tensor bd = bh.to(Device.CUDA); Tensor bth = Tensor.of(bt, rows, n); Tensor btd = bth.to(Device.CUDA);
+                 Tensor masked = CudaOps.prune24Masked(w); Tensor maskedT = CudaOps.prune24TransposedMasked(w); Tensor maskedTt = maskedT.t();
+                 CudaSpmm want = CudaSpmm.of(masked); CudaSpmm got = CudaSpmm.pruned(w);
+                 CudaSpmm wantT = CudaSpmm.of(maskedTt); CudaSpmm gotT = CudaSpmm.prunedTransposed(w);
+                 Tensor c1 = Tensor.empty(Device.CUDA, DType.F32, rows, n); Tensor c2 = Tensor.empty(Device.CUDA, DType.F32, rows, n);
+                 Tensor t1 = Tensor.empty(Device.CUDA, DType.F32, k, n); Tensor t2 = Tensor.empty(Device.CUDA, DType.F32, k, n)) {
+                String at = rows + "x" + k;
+                assertEquals(rows, got.rows(), at);
+                assertEquals(k, gotT.rows(), at + " transposed: the operand is [K, Cout]");
+                want.times(bd, c1);
+                got.times(bd, c2);
+                assertArrayEquals(c1.toFloatArray(), c2.toFloatArray(), "S(W) x B " + at);
+                wantT.times(btd, t1);
+                gotT.times(btd, t2);
+                assertArrayEquals(t1.toFloatArray(), t2.toFloatArray(), "S(W^T) x dY " + at);
+                assertBf16Product(prune24Rows(wv, rows, k), b, false, rows, k, n, c2.toFloatArray(), "against float64 " + at);
+            }
+        }
+    }
+
     @Test
     void transposedViewsAndReuseAcrossRightHandSides() {
         assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());

@@ -163,6 +163,11 @@ int fst_cuda_prune24_t(int64_t cout, int64_t K, const float *w, int64_t ldw, flo
 }
 
 int fst_cuda_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg, int shift, float coeff, int circular) {
+    return fst_cuda_shift_gather16(dy, out, NULL, rows, len, seg, shift, coeff, circular);
+}
+
+int fst_cuda_shift_gather16(const float *dy, float *out, uint16_t *out16, int64_t rows, int64_t len, int64_t seg, int shift, float coeff,
+                            int circular) {
     READY();
     BAD(rows < 0 || len < 0 || seg <= 0 || len % seg != 0 || (shift != 1 && shift != -1));
     if (rows == 0 || len == 0) return FST_OK;
@@ -170,7 +175,8 @@ int fst_cuda_shift_gather(const float *dy, float *out, int64_t rows, int64_t len
     const int64_t nseg = rows * (len / seg), h = (seg + 1) / 2;
     BAD((const char *)out < (const char *)(dy + rows * len) && (const char *)dy < (const char *)(out + nseg * h));   /* overlap */
     OWN(dy, rows * len * 4); OWN(out, nseg * h * 4);
-    fst_k_shift_gather_args a = { dy, out, nseg, seg, shift, coeff, circular };
+    if (out16) OWN(out16, nseg * h * 2);
+    fst_k_shift_gather_args a = { dy, out, nseg, seg, shift, coeff, circular, out16 };
     return launch(FST_K_shift_gather, nseg * h, &a);
 }
 
@@ -181,7 +187,7 @@ int fst_cuda_shift_add(const float *dy, float *out, int64_t rows, int64_t len, i
     NUL(!dy || !out);
     BAD((const char *)out < (const char *)(dy + rows * len) && (const char *)dy < (const char *)(out + rows * len));   /* overlap */
     OWN(dy, rows * len * 4); OWN(out, rows * len * 4);
-    fst_k_shift_gather_args a = { dy, out, rows * (len / seg), seg, shift, coeff, circular };
+    fst_k_shift_gather_args a = { dy, out, rows * (len / seg), seg, shift, coeff, circular, NULL };
     return launch(FST_K_shift_add, rows * len, &a);
 }
 

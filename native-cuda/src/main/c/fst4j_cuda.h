@@ -57,6 +57,9 @@ FST_API int fst_cuda_prune24_t(int64_t cout, int64_t K, const float *w, int64_t 
                                float *dense_t, int64_t lddt, uint16_t *dense16_t, int64_t ldd16t);
 FST_API int fst_cuda_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,
                                   int shift, float coeff, int circular);
+/* fst_cuda_shift_gather, and where out16 is not NULL the output's bf16 rounding [rows, nseg/rows * ceil(seg/2)] too */
+FST_API int fst_cuda_shift_gather16(const float *dy, float *out, uint16_t *out16, int64_t rows, int64_t len, int64_t seg,
+                                    int shift, float coeff, int circular);
 /* fst_shift_add (fst4j.h) on the device: every segment shifted and added, out the same size as dy. */
 FST_API int fst_cuda_shift_add(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg, int shift, float coeff, int circular);
 FST_API int fst_cuda_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,

@@ -195,6 +195,7 @@ FST_HD void k_shift_gather(i64 i, const fst_k_shift_gather_args &a) {
         else o = a.circular ? x + a.coeff * s[a.seg - 1] : x;
     }
     a.out[i] = o;
+    if (a.out16) a.out16[i] = bf16_bits(f2u(o));   /* the half-K GEMM's bf16 operand in the same pass (bf16_pad's bits) */
 }
 
 /* IR shift without the gather (shift.c fst_shift_add): every element of nseg segments of seg elements,

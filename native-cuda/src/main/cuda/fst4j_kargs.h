@@ -23,7 +23,7 @@ typedef struct { int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo; } fst_geom;
 /* ---- sparsification and convolution lowering (prune.c, shift.c, conv.c twins) ---- */
 typedef struct { int64_t rows, K; const float *w; int64_t ldw; float *values; uint32_t *meta;
                  float *dense; int64_t ldd; uint16_t *dense16; int64_t ldd16; } fst_k_prune_args;
-typedef struct { const float *dy; float *out; int64_t nseg, seg; int shift; float coeff; int circular; } fst_k_shift_gather_args;
+typedef struct { const float *dy; float *out; int64_t nseg, seg; int shift; float coeff; int circular; uint16_t *out16; } fst_k_shift_gather_args;
 typedef struct { const float *x; fst_geom g; float *out; int64_t ldo; } fst_k_im2col_args;
 typedef struct { const float *cols; int64_t ldc; fst_geom g; float *dx; } fst_k_col2im_args;
 typedef struct { const uint16_t *cols; int64_t ldc; fst_geom g; float *dx; } fst_k_col2im_bf16_args;

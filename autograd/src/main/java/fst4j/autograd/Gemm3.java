@@ -11,6 +11,7 @@ import fst4j.tensor.Blas;
 import fst4j.tensor.Conv;
 import fst4j.tensor.CudaOps;
 import fst4j.tensor.CudaSpmm;
+import fst4j.tensor.SharedOperand;
 import fst4j.tensor.Lowering;
 import fst4j.tensor.DType;
 import fst4j.tensor.Device;
@@ -358,11 +359,13 @@ public final class Gemm3 {
         SparseConfig.Shift ir = cfg.ir();
         if (cfg.xt() instanceof Sparsifier.Fixed24 && cfg.dyEq3() instanceof Sparsifier.Dense && f32(dy)
                 && (ir == null || ir.coeff() != 0f)) {
-            // Eq. 7 half-K with the IR shift fused into the gather (one native pass over dY; one kernel on CUDA)
-            Tensor gk = ir == null ? HalfK.shiftGather(dy, segment, 0f, 1, false, Blas.threads())
-                    : HalfK.shiftGather(dy, segment, ir.coeff(), ir.direction(), ir.circular(), Blas.threads());
-            Profile.stop(Part.SPARSIFY, t0);
-            halfK(gk, dy, x, segment, dw, beta);
+            // Eq. 7 half-K with the IR shift fused into the gather (one native pass over dY; one kernel on CUDA, which
+            // also writes the bf16 operand the half-K GEMM borrows while the handle is open)
+            try (SharedOperand gk = ir == null ? HalfK.shiftGatherShared(dy, segment, 0f, 1, false, Blas.threads())
+                    : HalfK.shiftGatherShared(dy, segment, ir.coeff(), ir.direction(), ir.circular(), Blas.threads())) {
+                Profile.stop(Part.SPARSIFY, t0);
+                halfK(gk.tensor().alias(), dy, x, segment, dw, beta);
+            }
             return;
         }
         Tensor g = cfg.dyEq3() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq3().apply(dy);

@@ -6,6 +6,7 @@ import fst4j.tensor.DType;
 import fst4j.tensor.CudaOps;
 import fst4j.tensor.Device;
 import fst4j.tensor.Lowering;
+import fst4j.tensor.SharedOperand;
 import fst4j.tensor.Tensor;
 
 /**
@@ -393,7 +394,7 @@ public final class Layers {
                 }
                 if ((needsGrad(0) && !eq2Blocked) || (needsGrad(1) && !eq3Blocked)) {
                     long t0 = Profile.start();
-                    Conv.ByChannel byChannel = Conv.byChannel(g, n, cout, p);   // on CUDA with its bf16 copy for both GEMMs
+                    SharedOperand byChannel = Conv.byChannel(g, n, cout, p);   // on CUDA with its bf16 copy for both GEMMs
                     Profile.stop(Part.ELEMENTWISE, t0);
                     try (byChannel; Tensor wm = w.reshape(cout, kRows)) {
                         Tensor dyc = byChannel.tensor();

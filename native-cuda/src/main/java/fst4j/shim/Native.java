@@ -956,11 +956,13 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
             IM2COL_VEC = bind(lib, "fst_cuda_im2col_vec", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
+            SHIFT_GATHER16 = bind(lib, "fst_cuda_shift_gather16", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_INT, JAVA_FLOAT, JAVA_INT), false);
             BY_CHANNEL = bind(lib, "fst_cuda_by_channel", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS), false);
             BF16_UNPAD_NCHW = bind(lib, "fst_cuda_bf16_unpad_nchw", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG), false);
@@ -1218,6 +1220,15 @@ public final class Native {
      * dst16 is not NULL its bf16 rounding [rows, imgs * plane] as {@link #cudaBf16Pad} rounds: one pass for a batch's dY
      * as the GEMM operand of Eq. 2 and Eq. 3.
      */
+    /** {@link #cudaShiftGather} that also writes the output's bf16 rounding into out16 (bf16 bits, the output's shape). */
+    public static void cudaShiftGather16(MemorySegment dy, MemorySegment out, MemorySegment out16, long rows, long len, long seg, int shift,
+                                         float coeff, boolean circular) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.SHIFT_GATHER16.invokeExact(dy, out, out16, rows, len, seg, shift, coeff, circular ? 1 : 0); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_shift_gather16");
+    }
+
     public static void cudaByChannel(MemorySegment src, long imgs, long rows, long plane, MemorySegment dst, MemorySegment dst16) {
         cudaEnsure();
         int rc;

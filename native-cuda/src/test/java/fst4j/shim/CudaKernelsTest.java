@@ -178,8 +178,19 @@ class CudaKernelsTest {
                         Native.shiftGather(dy, out, rows, len, seg, shift, coeff, circular, 1);
                         MemorySegment ddy = mem.upload(dy), dout = mem.dev(4L * outN);
                         Native.cudaShiftGather(ddy, dout, rows, len, seg, shift, coeff, circular);
-                        assertArrayEquals(nanCanonical(ints(out, outN)), nanCanonical(mem.downloadInts(dout, outN)),
-                                "seg " + seg + " shift " + shift + " coeff " + coeff + " circular " + circular);
+                        String at = "seg " + seg + " shift " + shift + " coeff " + coeff + " circular " + circular;
+                        assertArrayEquals(nanCanonical(ints(out, outN)), nanCanonical(mem.downloadInts(dout, outN)), at);
+                        // with the bf16 copy: the same float32 output, and its bf16 rounding beside it
+                        MemorySegment dout2 = mem.dev(4L * outN), d16 = mem.dev(2L * outN);
+                        Native.cudaShiftGather16(ddy, dout2, d16, rows, len, seg, shift, coeff, circular);
+                        int[] got = mem.downloadInts(dout2, outN);
+                        assertArrayEquals(nanCanonical(ints(out, outN)), nanCanonical(got), at + " (with bf16)");
+                        short[] got16 = mem.downloadShorts(d16, outN);   // the rounding of the device's own output
+                        for (int i = 0; i < outN; i++) {
+                            boolean nan = (got[i] & 0x7fffffff) > 0x7f800000;   // a NaN's sign and payload are not specified
+                            if (nan) assertTrue((got16[i] & 0x7fff) > 0x7f80, at + " bf16 at " + i + ": a NaN stays a NaN");
+                            else assertEquals(Bf16.bits(got[i]), got16[i], at + " bf16 at " + i);
+                        }
                     }
     }
 

@@ -100,7 +100,7 @@ class CudaSparseMethodsTest {
             long uses = fst4j.tensor.CudaOps.sharedBf16Uses();
             GpuStep shared = gpuStep(method);
             long borrowed = fst4j.tensor.CudaOps.sharedBf16Uses() - uses;
-            // resnetSmall: DENSE's convolutions take dY's copy in Eq. 2 and Eq. 3, FST3_IR's in Eq. 2 (its Eq. 3 gathers the kept half)
+            // resnetSmall: DENSE's convolutions take dY's copy in Eq. 2 and Eq. 3; FST3_IR's in Eq. 2, and Eq. 3 the gathered half's
             assertTrue(borrowed > 0, method + ": no GEMM read the shared copy");
             fst4j.tensor.CudaOps.setShareBf16(false);
             GpuStep own = gpuStep(method);

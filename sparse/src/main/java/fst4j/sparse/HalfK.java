@@ -4,6 +4,7 @@ import fst4j.shim.Native;
 import fst4j.tensor.Blas;
 import fst4j.tensor.DType;
 import fst4j.tensor.Device;
+import fst4j.tensor.SharedOperand;
 import fst4j.tensor.Tensor;
 
 import java.util.Arrays;
@@ -51,6 +52,21 @@ public final class HalfK {
      */
     public static Tensor shiftGather(Tensor dy, int segment, float coeff, int shift, boolean circular) {
         return shiftGather(dy, segment, coeff, shift, circular, Blas.threads());
+    }
+
+    /**
+     * {@link #shiftGather(Tensor, int, float, int, boolean, int)} as a {@link SharedOperand}: on CUDA at BF16 the kernel
+     * also writes the result's bf16 rounding, which Eq. 3's half-K GEMM borrows while the handle is open.
+     */
+    public static SharedOperand shiftGatherShared(Tensor dy, int segment, float coeff, int shift, boolean circular, int threads) {
+        if (dy.device() == Device.CPU) return SharedOperand.of(shiftGather(dy, segment, coeff, shift, circular, threads));
+        dy.check();
+        if (dy.dim() != 2) throw new IllegalArgumentException("wrong rank: shiftGather needs a matrix, got " + Arrays.toString(dy.shape()));
+        if (dy.dtype() != DType.F32) throw new IllegalArgumentException("shiftGather needs float32, got " + dy.dtype());
+        if (shift != 1 && shift != -1) throw new IllegalArgumentException("shift must be +1 or -1, got " + shift);
+        int k = dy.size(1);
+        if (segment <= 0 || k % segment != 0) throw new IllegalArgumentException("segment " + segment + " does not divide K = " + k);
+        return fst4j.tensor.CudaOps.shiftGatherShared(dy, segment, coeff, shift, circular);
     }
 
     /** {@link #shiftGather(Tensor, int, float, int, boolean)} with the given thread count. */

@@ -566,27 +566,13 @@ public final class Conv {
      * the bf16 GEMMs reading this tensor borrow while the handle is open (one pass over dY instead of a permute and a
      * rounding per GEMM). Closing the handle closes the tensor.
      */
-    public static ByChannel byChannel(Tensor dy, int n, int c, int plane) {
+    public static SharedOperand byChannel(Tensor dy, int n, int c, int plane) {
         dy.check();
         if (dy.numel() != (long) n * c * plane || dy.dim() < 2 || dy.shape[0] != n || dy.shape[1] != c)
             throw new IllegalArgumentException("shape mismatch: byChannel of " + Shape.str(dy.shape) + " as " + n + " images x " + c + " channels x " + plane);
         if (dy.storage.device != Device.CPU) return CudaOps.byChannel(dy, n, c, plane);
         try (Tensor d3 = dy.reshape(n, c, plane); Tensor p = d3.permute(1, 0, 2); Tensor pc = p.contiguous()) {
-            return new ByChannel(pc.reshape(c, n * plane), null);
-        }
-    }
-
-    /** {@link #byChannel}'s operand and what it shares on the device; close() closes both, once. */
-    public static final class ByChannel implements AutoCloseable {
-        private final Tensor t;
-        private Runnable release;
-        ByChannel(Tensor t, Runnable release) { this.t = t; this.release = release; }
-        /** The operand [c, n * plane], float32; valid until close. */
-        public Tensor tensor() { return t; }
-        @Override public void close() {
-            Runnable r = release;
-            release = null;   // a second close must not hand the shared block back to the allocator twice
-            try { t.close(); } finally { if (r != null) r.run(); }
+            return new SharedOperand(pc.reshape(c, n * plane), null);
         }
     }
 

@@ -466,7 +466,7 @@ public final class CudaOps {
      * Eq. 3's bf16 GEMMs (DENSE: both; 2:4: Eq. 2, where its padding adds nothing) read it instead of rounding dY again.
      */
     private record SharedBf16(Tensor t, Block b16) {}
-    private static final ThreadLocal<SharedBf16> SHARED = new ThreadLocal<>();
+    private static final ThreadLocal<List<SharedBf16>> SHARED = ThreadLocal.withInitial(ArrayList::new);
     /** -Dfst4j.cuda.shareBf16=false: byChannel writes float32 only and every GEMM rounds its own operand (an A/B switch). */
     static volatile boolean shareBf16 = !"false".equals(System.getProperty("fst4j.cuda.shareBf16"));
     /** Switches {@link #byChannel}'s shared bf16 copy (on by default; -Dfst4j.cuda.shareBf16=false); returns the previous setting. */
@@ -474,13 +474,25 @@ public final class CudaOps {
 
     /** The shared bf16 copy of exactly m (same storage, offset, shape and strides) unpadded, borrowed; else null. */
     private static Block sharedBf16(Tensor m, long rowsP, long colsP) {
-        SharedBf16 s = SHARED.get();
-        if (s == null) return null;
-        Tensor t = s.t();
-        if (t.storage != m.storage || t.offset != m.offset || !Arrays.equals(t.shape, m.shape) || !Arrays.equals(t.strides, m.strides)
-                || rowsP != m.shape[0] || colsP != m.shape[1]) return null;
-        SHARED_USES.incrementAndGet();
-        return new Block(s.b16().ptr(), s.b16().bytes(), false);
+        if (m.dim() != 2 || rowsP != m.shape[0] || colsP != m.shape[1]) return null;
+        for (SharedBf16 s : SHARED.get()) {
+            Tensor t = s.t();
+            if (t.storage != m.storage || t.offset != m.offset || !Arrays.equals(t.shape, m.shape) || !Arrays.equals(t.strides, m.strides)) continue;
+            SHARED_USES.incrementAndGet();
+            return new Block(s.b16().ptr(), s.b16().bytes(), false);
+        }
+        return null;
+    }
+
+    /** t (open) with its bf16 rounding b16 (owned from now on) as a {@link SharedOperand} registered on this thread. */
+    private static SharedOperand share(Tensor t, Block b16) {
+        SharedBf16 s = new SharedBf16(t, b16);
+        List<SharedBf16> list = SHARED.get();
+        list.add(s);
+        return new SharedOperand(t, () -> {
+            list.remove(s);
+            s.b16().close();
+        });
     }
     private static final java.util.concurrent.atomic.AtomicLong SHARED_USES = new java.util.concurrent.atomic.AtomicLong();
     /** How many GEMM operands borrowed {@link #byChannel}'s bf16 copy so far (tests check the path is taken). */
@@ -491,10 +503,10 @@ public final class CudaOps {
      * writes its bf16 rounding where the GEMMs run at BF16 (and {@link #shareBf16}): while the returned handle is open,
      * {@link #bf16Padded} of that tensor borrows the copy. Closing the handle closes the tensor and frees the copy.
      */
-    static Conv.ByChannel byChannel(Tensor dy, int n, int c, int plane) {
+    static SharedOperand byChannel(Tensor dy, int n, int c, int plane) {
         require("byChannel", dy);
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, c, n * plane);
-        boolean share = shareBf16 && precision == MatmulPrecision.BF16 && out.numel() > 0 && SHARED.get() == null;
+        boolean share = shareBf16 && precision == MatmulPrecision.BF16 && out.numel() > 0;
         Block b16 = null;
         try (Tensor src = dy.contiguous()) {
             if (share) b16 = Block.of(2 * out.numel());
@@ -504,13 +516,7 @@ public final class CudaOps {
             if (b16 != null) b16.close();
             throw e;
         }
-        if (b16 == null) return new Conv.ByChannel(out, null);
-        SharedBf16 s = new SharedBf16(out, b16);
-        SHARED.set(s);
-        return new Conv.ByChannel(out, () -> {
-            if (SHARED.get() == s) SHARED.remove();
-            s.b16().close();
-        });
+        return b16 == null ? new SharedOperand(out, null) : share(out, b16);
     }
 
     /** [N, Cout, L] (contiguous dy) as [Cout, N*L]: the GEMM layout of a batch (one strided copy on the device). */
@@ -859,16 +865,32 @@ public final class CudaOps {
 
     /** HalfK.shiftGather on CUDA: dy [R, K] -> [R, (K/segment) * ceil(segment/2)]; coeff 0 is the plain gather. */
     public static Tensor shiftGather(Tensor dy, int segment, float coeff, int shift, boolean circular) {
+        return shiftGather(dy, segment, coeff, shift, circular, false).tensor();
+    }
+
+    /**
+     * shiftGather as a {@link SharedOperand}: where the GEMMs run at BF16 (and {@link #shareBf16}), the kernel also writes
+     * the output's bf16 rounding, which Eq. 3's half-K GEMM borrows while the handle is open.
+     */
+    public static SharedOperand shiftGatherShared(Tensor dy, int segment, float coeff, int shift, boolean circular) {
+        return shiftGather(dy, segment, coeff, shift, circular, true);
+    }
+
+    private static SharedOperand shiftGather(Tensor dy, int segment, float coeff, int shift, boolean circular, boolean shareable) {
         require("shiftGather", dy);
         int r = dy.shape[0], k = dy.shape[1];
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, r, Math.multiplyExact(k / segment, (segment + 1) / 2));
+        Block b16 = null;
         try (Tensor src = dy.contiguous()) {
-            if ((long) r * k > 0) Native.cudaShiftGather(ptr(src), ptr(out), r, k, segment, shift, coeff, circular);
-        } catch (RuntimeException e) {
+            if (shareable && shareBf16 && precision == MatmulPrecision.BF16 && out.numel() > 0) b16 = Block.of(2 * out.numel());
+            if ((long) r * k > 0)
+                Native.cudaShiftGather16(ptr(src), ptr(out), b16 == null ? MemorySegment.NULL : b16.ptr(), r, k, segment, shift, coeff, circular);
+        } catch (RuntimeException | Error e) {
             out.close();
+            if (b16 != null) b16.close();
             throw e;
         }
-        return out;
+        return b16 == null ? new SharedOperand(out, null) : share(out, b16);
     }
 
     // ---------------------------------------------------------------- optimizer (fst4j.nn)

@@ -202,7 +202,7 @@ class CudaTensorOpsTest {
                 dy.data().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, 1, Float.NaN);   // bits kept by the copy
                 Tensor want = keep(keep(keep(dy.reshape(n, c, plane)).permute(1, 0, 2)).contiguous().reshape(c, n * plane));
                 String at = Arrays.toString(s);
-                try (Conv.ByChannel bc = Conv.byChannel(gpu(dy), n, c, plane)) {
+                try (SharedOperand bc = Conv.byChannel(gpu(dy), n, c, plane)) {
                     Tensor got = bc.tensor();
                     assertSame(want, got, "byChannel " + at);
                     try (CudaOps.Block b = CudaOps.bf16Padded(got, c, (long) n * plane)) {
@@ -226,11 +226,11 @@ class CudaTensorOpsTest {
             // after close, and with the switch off, nothing is shared
             Tensor dy = randn(r, 2, 4, 2, 2);
             Tensor kept;
-            try (Conv.ByChannel bc = Conv.byChannel(gpu(dy), 2, 4, 4)) { kept = keep(bc.tensor().contiguous().mul(1.0)); }
+            try (SharedOperand bc = Conv.byChannel(gpu(dy), 2, 4, 4)) { kept = keep(bc.tensor().contiguous().mul(1.0)); }
             try (CudaOps.Block b = CudaOps.bf16Padded(kept, 4, 8)) { assertTrue(b.owned()); }
             boolean share = CudaOps.shareBf16;
             CudaOps.shareBf16 = false;
-            try (Conv.ByChannel bc = Conv.byChannel(gpu(dy), 2, 4, 4); CudaOps.Block b = CudaOps.bf16Padded(bc.tensor(), 4, 8)) {
+            try (SharedOperand bc = Conv.byChannel(gpu(dy), 2, 4, 4); CudaOps.Block b = CudaOps.bf16Padded(bc.tensor(), 4, 8)) {
                 assertTrue(b.owned(), "-Dfst4j.cuda.shareBf16=false");
             } finally {
                 CudaOps.shareBf16 = share;

@@ -452,16 +452,25 @@ template <int W> FST_HD void bf16_pad_w(i64 i, const fst_k_bf16_pad_args &a) {
 FST_HD void k_bf16_pad(i64 i, const fst_k_bf16_pad_args &a) { bf16_pad_w<1>(i, a); }
 FST_HD void k_bf16_pad4(i64 i, const fst_k_bf16_pad_args &a) { bf16_pad_w<4>(i, a); }
 
+/* Thread i of a walk over a contiguous [outer, inner, plane] in runs of W positions, in that order: false past the end;
+ * else its row (outer * inner + inner index), the two indices and its run's first position (32-bit divisions where the
+ * walk fits). The permutes between NCHW and [C, N*H*W] below take it, each with its own outer and inner. */
+template <int W> FST_HD bool plane_run(i64 i, i64 outer, i64 inner, i64 plane, i64 &row, i64 &o, i64 &in, i64 &p0) {
+    const i64 q = plane / W, n = outer * inner * q;
+    if (i >= n) return false;
+    const bool small = n * W <= 0xffffffffLL;
+    row = quot(i, q, small); p0 = (i - row * q) * W;
+    o = quot(row, inner, small); in = row - o * inner;
+    return true;
+}
+
 /* One thread per W consecutive positions of one image's plane in one row (W = 4 where the plane is whole groups of four
  * and dst 16-byte aligned, cuda_ops.c): threads in dst's order, so the stores are coalesced, and so are the loads (a
  * plane is a contiguous run of a source row). Replaces bf16_unpad into [rows, N*plane] and the permute to NCHW after it:
  * one pass instead of two over the float32 output. */
 template <int W> FST_HD void bf16_unpad_nchw_w(i64 i, const fst_k_bf16_unpad_nchw_args &a) {
-    const i64 q = a.plane / W, n = a.imgs * a.rows * q;
-    if (i >= n) return;
-    const bool small = n * W <= 0xffffffffLL;
-    const i64 row = quot(i, q, small), p0 = (i - row * q) * W;   /* row = img * rows + r, dst's [img, r] row */
-    const i64 img = quot(row, a.rows, small), r = row - img * a.rows;
+    i64 row, img, r, p0;   /* row = img * rows + r, dst's [img, r] row */
+    if (!plane_run<W>(i, a.imgs, a.rows, a.plane, row, img, r, p0)) return;
     const uint16_t *src = a.src + r * a.ld + img * a.plane + p0;
     float v[W];
     for (int j = 0; j < W; j++) v[j] = u2f((u32)LDG(src + j) << 16);   /* exact: every bf16 is a float32 */
@@ -475,11 +484,8 @@ FST_HD void k_bf16_unpad_nchw4(i64 i, const fst_k_bf16_unpad_nchw_args &a) { bf1
  * Eq. 2 and Eq. 3 both take in bf16 in one pass instead of a copy and a bf16_pad per GEMM. One thread per W consecutive
  * positions of one plane, in dst's order (coalesced stores; a plane is a contiguous run of the source too). */
 template <int W> FST_HD void by_channel_w(i64 i, const fst_k_by_channel_args &a) {
-    const i64 q = a.plane / W, n = a.imgs * a.rows * q;
-    if (i >= n) return;
-    const bool small = n * W <= 0xffffffffLL;
-    const i64 row = quot(i, q, small), p0 = (i - row * q) * W;   /* row = r * imgs + img, dst's [r, img] run */
-    const i64 r = quot(row, a.imgs, small), img = row - r * a.imgs;
+    i64 row, r, img, p0;   /* row = r * imgs + img, dst's [r, img] run */
+    if (!plane_run<W>(i, a.rows, a.imgs, a.plane, row, r, img, p0)) return;
     float v[W];
     load_f32<W>(a.src + (img * a.rows + r) * a.plane + p0, v);
     store_f32<W>(a.dst + row * a.plane + p0, v);

@@ -173,7 +173,9 @@ public final class Gemm3 {
     public Prepared prepareForward(Tensor w, DType xType) {
         long t0 = Profile.start();
         try {
-            if (cfg.w() instanceof Sparsifier.Magnitude24 && axis(cfg.w(), 2) == 1 && f32(w) && xType == DType.F32 && cpu(w)) {
+            // magnitude 2:4 along K: pruned by one kernel into the form the product takes (CPU: compressed; CUDA: bf16)
+            boolean magnitudeK = cfg.w() instanceof Sparsifier.Magnitude24 && axis(cfg.w(), 2) == 1 && f32(w) && xType == DType.F32;
+            if (magnitudeK && cpu(w)) {
                 // native fused prune + compress (S(W) materialised only when Eq. 2 needs it)
                 Tensor sw = cfg.wtFromSparse() ? Tensor.empty(w.shape()) : null;
                 try {
@@ -183,8 +185,7 @@ public final class Gemm3 {
                     throw e;
                 }
             }
-            if (cfg.w() instanceof Sparsifier.Magnitude24 && axis(cfg.w(), 2) == 1 && f32(w) && xType == DType.F32 && !cfg.wtFromSparse()
-                    && w.device() == Device.CUDA && CudaSpmm.enabled() && CudaSpmm.fusedPrune())
+            if (magnitudeK && !cfg.wtFromSparse() && w.device() == Device.CUDA && CudaSpmm.enabled() && CudaSpmm.fusedPrune())
                 return new Prepared(new Left(null, null, CudaSpmm.pruned(w)), null);   // pruned straight into the bf16 operand
             Tensor sw = cfg.w() instanceof Sparsifier.Dense ? w.alias() : cfg.w().apply(w);
             // S(W) is 2:4 along the GEMM's K: a sparse product can take it
@@ -290,12 +291,12 @@ public final class Gemm3 {
         try {
             Tensor src = eq2Source(w, sw);
             boolean f32 = f32(src) && dyType == DType.F32;
-            // magnitude 2:4 along Cout: native fused prune + compress of W^T, no pruned copy, no transpose
-            if (cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && f32 && cpu(src))
+            // magnitude 2:4 along Cout: native fused prune + compress of W^T, no pruned copy, no transpose; on CUDA S(W^T)
+            // pruned straight into cuSPARSELt's bf16 operand [K, Cout]
+            boolean magnitudeCout = cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && f32;
+            if (magnitudeCout && cpu(src))
                 return new Left(null, Compressed24.pruneCompressTransposed(src, Blas.threads()));
-            // on CUDA: S(W^T) pruned straight into cuSPARSELt's bf16 operand [K, Cout]
-            if (cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && f32 && f32(w) && src.device() == Device.CUDA
-                    && CudaSpmm.enabled() && CudaSpmm.fusedPrune())
+            if (magnitudeCout && f32(w) && src.device() == Device.CUDA && CudaSpmm.enabled() && CudaSpmm.fusedPrune())
                 return new Left(null, null, CudaSpmm.prunedTransposed(src));
             Tensor swt = cfg.wt() instanceof Sparsifier.Dense ? src.alias() : cfg.wt().apply(src);   // [Cout, K], 2:4 along Cout
             // S(W^T) is 2:4 along Cout (pruned so, or the transpose of a transposable S(W)): a sparse product can take it

@@ -14,6 +14,9 @@ import org.junit.jupiter.params.provider.EnumSource;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.function.BooleanSupplier;
+import java.util.function.LongSupplier;
+import java.util.function.UnaryOperator;
 
 import static org.junit.jupiter.api.Assertions.*;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -94,24 +97,8 @@ class CudaSparseMethodsTest {
     @ParameterizedTest
     @EnumSource(value = SparseConfig.Method.class, names = { "DENSE", "FST3_IR" })
     void theSharedBf16CopyOfDyChangesNoBit(SparseConfig.Method method) {
-        var was = fst4j.tensor.CudaOps.setMatmulPrecision(fst4j.tensor.CudaOps.MatmulPrecision.BF16);
-        boolean shareWas = fst4j.tensor.CudaOps.setShareBf16(true);
-        try {
-            long uses = fst4j.tensor.CudaOps.sharedBf16Uses();
-            GpuStep shared = gpuStep(method);
-            long borrowed = fst4j.tensor.CudaOps.sharedBf16Uses() - uses;
-            // resnetSmall: DENSE's convolutions take dY's copy in Eq. 2 and Eq. 3; FST3_IR's in Eq. 2, and Eq. 3 the gathered half's
-            assertTrue(borrowed > 0, method + ": no GEMM read the shared copy");
-            fst4j.tensor.CudaOps.setShareBf16(false);
-            GpuStep own = gpuStep(method);
-            assertEquals(uses + borrowed, fst4j.tensor.CudaOps.sharedBf16Uses(), method + ": switched off, nothing is shared");
-            assertEquals(Double.doubleToLongBits(own.loss()), Double.doubleToLongBits(shared.loss()), method + ": loss");
-            for (int i = 0; i < own.grads().size(); i++)
-                assertArrayEquals(own.grads().get(i), shared.grads().get(i), method + ": gradient " + i);
-        } finally {
-            fst4j.tensor.CudaOps.setShareBf16(shareWas);
-            fst4j.tensor.CudaOps.setMatmulPrecision(was);
-        }
+        // resnetSmall: DENSE's convolutions take dY's copy in Eq. 2 and Eq. 3; FST3_IR's in Eq. 2, and Eq. 3 the gathered half's
+        switchChangesNoBit(method, fst4j.tensor.CudaOps::setShareBf16, fst4j.tensor.CudaOps::sharedBf16Uses, () -> true, "a GEMM read a shared copy");
     }
 
     /**
@@ -122,22 +109,32 @@ class CudaSparseMethodsTest {
     @ParameterizedTest
     @EnumSource(value = SparseConfig.Method.class, names = { "FST2", "FST3_IR" })
     void pruningStraightIntoTheBf16OperandChangesNoBit(SparseConfig.Method method) {
+        switchChangesNoBit(method, fst4j.tensor.CudaSpmm::setFusedPrune, fst4j.tensor.CudaSpmm::prunedOperands, fst4j.tensor.CudaSpmm::enabled,
+                "an operand was pruned straight into bf16");
+    }
+
+    /**
+     * At BF16, one step with a switch on (set returns the previous setting) and one with it off: the counted path is
+     * taken with it on and not with it off, and the two steps agree bit for bit (loss and every gradient). Skipped
+     * where usable (asked at BF16) is false.
+     */
+    private static void switchChangesNoBit(SparseConfig.Method method, UnaryOperator<Boolean> set, LongSupplier taken, BooleanSupplier usable, String path) {
         var was = fst4j.tensor.CudaOps.setMatmulPrecision(fst4j.tensor.CudaOps.MatmulPrecision.BF16);
-        boolean fusedWas = fst4j.tensor.CudaSpmm.setFusedPrune(true);
+        boolean on = set.apply(true);
         try {
-            assumeTrue(fst4j.tensor.CudaSpmm.enabled(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());
-            long made = fst4j.tensor.CudaSpmm.prunedOperands();
-            GpuStep fused = gpuStep(method);
-            long n = fst4j.tensor.CudaSpmm.prunedOperands() - made;
-            assertTrue(n > 0, method + ": no operand was pruned straight into bf16");
-            fst4j.tensor.CudaSpmm.setFusedPrune(false);
-            GpuStep twoPass = gpuStep(method);
-            assertEquals(made + n, fst4j.tensor.CudaSpmm.prunedOperands(), method + ": switched off, none is");
-            assertEquals(Double.doubleToLongBits(twoPass.loss()), Double.doubleToLongBits(fused.loss()), method + ": loss");
-            for (int i = 0; i < twoPass.grads().size(); i++)
-                assertArrayEquals(twoPass.grads().get(i), fused.grads().get(i), method + ": gradient " + i);
+            assumeTrue(usable.getAsBoolean(), () -> "not usable here: " + Cuda.sparseLtStatus());
+            long before = taken.getAsLong();
+            GpuStep with = gpuStep(method);
+            long n = taken.getAsLong() - before;
+            assertTrue(n > 0, method + ": switched on, no sign that " + path);
+            set.apply(false);
+            GpuStep without = gpuStep(method);
+            assertEquals(before + n, taken.getAsLong(), method + ": switched off, still " + path);
+            assertEquals(Double.doubleToLongBits(without.loss()), Double.doubleToLongBits(with.loss()), method + ": loss");
+            for (int i = 0; i < without.grads().size(); i++)
+                assertArrayEquals(without.grads().get(i), with.grads().get(i), method + ": gradient " + i);
         } finally {
-            fst4j.tensor.CudaSpmm.setFusedPrune(fusedWas);
+            set.apply(on);
             fst4j.tensor.CudaOps.setMatmulPrecision(was);
         }
     }

@@ -572,7 +572,7 @@ public final class Conv {
             throw new IllegalArgumentException("shape mismatch: byChannel of " + Shape.str(dy.shape) + " as " + n + " images x " + c + " channels x " + plane);
         if (dy.storage.device != Device.CPU) return CudaOps.byChannel(dy, n, c, plane);
         try (Tensor d3 = dy.reshape(n, c, plane); Tensor p = d3.permute(1, 0, 2); Tensor pc = p.contiguous()) {
-            return new SharedOperand(pc.reshape(c, n * plane), null);
+            return SharedOperand.of(pc.reshape(c, n * plane));
         }
     }
 

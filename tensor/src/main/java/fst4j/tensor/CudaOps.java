@@ -175,14 +175,21 @@ public final class CudaOps {
         require(op, a, b);
         int[] shape = Shape.broadcast(a.shape, b.shape);
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, shape);
-        try (Tensor ea = a.expand(shape); Tensor eb = b.expand(shape)) {
-            Layout l = Layout.of(shape, ea.strides, eb.strides);
-            Native.cudaBinary(code, l.shape(), ptr(ea), l.strides()[0], ptr(eb), l.strides()[1], ptr(out));
+        try {
+            binaryInto(code, shape, a, b, out);
         } catch (RuntimeException e) {
             out.close();
             throw e;
         }
         return out;
+    }
+
+    /** out (contiguous, of the broadcast shape) = op(a, b), a and b broadcast to shape. */
+    private static void binaryInto(int code, int[] shape, Tensor a, Tensor b, Tensor out) {
+        try (Tensor ea = a.expand(shape); Tensor eb = b.expand(shape)) {
+            Layout l = Layout.of(shape, ea.strides, eb.strides);
+            Native.cudaBinary(code, l.shape(), ptr(ea), l.strides()[0], ptr(eb), l.strides()[1], ptr(out));
+        }
     }
 
     /**
@@ -193,10 +200,7 @@ public final class CudaOps {
     static boolean addInto(Tensor a, Tensor b) {
         require("addInPlace", a, b);
         if (!a.isContiguous() || a.storage == b.storage || !Arrays.equals(Shape.broadcast(a.shape, b.shape), a.shape)) return false;
-        try (Tensor eb = b.expand(a.shape)) {
-            Layout l = Layout.of(a.shape, a.strides, eb.strides);
-            Native.cudaBinary(ADD, l.shape(), ptr(a), l.strides()[0], ptr(eb), l.strides()[1], ptr(a));
-        }
+        binaryInto(ADD, a.shape, a, b, a);
         return true;
     }
 
@@ -467,7 +471,7 @@ public final class CudaOps {
      */
     private record SharedBf16(Tensor t, Block b16) {}
     private static final ThreadLocal<List<SharedBf16>> SHARED = ThreadLocal.withInitial(ArrayList::new);
-    /** -Dfst4j.cuda.shareBf16=false: byChannel writes float32 only and every GEMM rounds its own operand (an A/B switch). */
+    /** -Dfst4j.cuda.shareBf16=false: byChannel and the half-K gather write float32 only and every GEMM rounds its own operand (an A/B switch). */
     static volatile boolean shareBf16 = !"false".equals(System.getProperty("fst4j.cuda.shareBf16"));
     /** Switches {@link #byChannel}'s shared bf16 copy (on by default; -Dfst4j.cuda.shareBf16=false); returns the previous setting. */
     public static boolean setShareBf16(boolean on) { boolean was = shareBf16; shareBf16 = on; return was; }
@@ -495,7 +499,7 @@ public final class CudaOps {
         });
     }
     private static final java.util.concurrent.atomic.AtomicLong SHARED_USES = new java.util.concurrent.atomic.AtomicLong();
-    /** How many GEMM operands borrowed {@link #byChannel}'s bf16 copy so far (tests check the path is taken). */
+    /** How many GEMM operands borrowed a shared bf16 copy so far (tests check the path is taken). */
     public static long sharedBf16Uses() { return SHARED_USES.get(); }
 
     /**
@@ -506,22 +510,25 @@ public final class CudaOps {
     static SharedOperand byChannel(Tensor dy, int n, int c, int plane) {
         require("byChannel", dy);
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, c, n * plane);
-        boolean share = shareBf16 && precision == MatmulPrecision.BF16 && out.numel() > 0;
+        return writeShared(dy, out, true, (src, b16) -> Native.cudaByChannel(src, n, c, plane, ptr(out), b16));
+    }
+
+    /**
+     * out (fresh) written from src (dy made contiguous) by one kernel call, which also writes out's bf16 rounding into
+     * b16 where shareable, the GEMMs run at BF16 and {@link #shareBf16} (else b16 is NULL): the pair as a
+     * {@link SharedOperand}. On failure both are freed.
+     */
+    private static SharedOperand writeShared(Tensor dy, Tensor out, boolean shareable, java.util.function.BiConsumer<MemorySegment, MemorySegment> kernel) {
         Block b16 = null;
         try (Tensor src = dy.contiguous()) {
-            if (share) b16 = Block.of(2 * out.numel());
-            Native.cudaByChannel(ptr(src), n, c, plane, ptr(out), b16 == null ? MemorySegment.NULL : b16.ptr());
+            if (shareable && shareBf16 && precision == MatmulPrecision.BF16 && out.numel() > 0) b16 = Block.of(2 * out.numel());
+            kernel.accept(ptr(src), b16 == null ? MemorySegment.NULL : b16.ptr());
         } catch (RuntimeException | Error e) {
             out.close();
             if (b16 != null) b16.close();
             throw e;
         }
-        return b16 == null ? new SharedOperand(out, null) : share(out, b16);
-    }
-
-    /** [N, Cout, L] (contiguous dy) as [Cout, N*L]: the GEMM layout of a batch (one strided copy on the device). */
-    private static Tensor byChannelF32(Tensor dy, int n, int cout, int l) {
-        try (Tensor d3 = dy.reshape(n, cout, l); Tensor p = d3.permute(1, 0, 2); Tensor c = p.contiguous()) { return c.reshape(cout, n * l); }
+        return b16 == null ? SharedOperand.of(out) : share(out, b16);
     }
 
     /** y = conv(x, w) + bias (Conv checked the shapes): im2col, W [Cout, K] x cols, [Cout, N, L] -> [N, Cout, L], + bias. */
@@ -548,9 +555,9 @@ public final class CudaOps {
         require("conv2dBackwardInput", dy, w);
         int cout = w.shape[0], k = g.k(), l = g.l();
         if (dy.numel() == 0) return Tensor.zeros(Device.CUDA, DType.F32, g.n(), g.c(), g.h(), g.w());
-        try (Tensor dyc = dy.contiguous(); Tensor d2 = byChannelF32(dyc, g.n(), cout, l); Tensor wc = w.contiguous(); Tensor wm = wc.reshape(cout, k);
+        try (SharedOperand d2 = byChannel(dy, g.n(), cout, l); Tensor wc = w.contiguous(); Tensor wm = wc.reshape(cout, k);
              Tensor wt = wm.t(); Tensor dcols = Tensor.empty(Device.CUDA, DType.F32, k, g.n() * l)) {
-            Blas.gemm(1f, wt, d2, 0f, dcols);
+            Blas.gemm(1f, wt, d2.tensor(), 0f, dcols);
             return col2im(dcols, g);
         }
     }
@@ -561,9 +568,9 @@ public final class CudaOps {
         int cout = weightShape[0], k = g.k(), l = g.l();
         Tensor dw = Tensor.zeros(Device.CUDA, DType.F32, weightShape);
         if (dy.numel() == 0) return dw;
-        try (Tensor dyc = dy.contiguous(); Tensor d2 = byChannelF32(dyc, g.n(), cout, l); Tensor cols = im2col(x, g); Tensor ct = cols.t();
+        try (SharedOperand d2 = byChannel(dy, g.n(), cout, l); Tensor cols = im2col(x, g); Tensor ct = cols.t();
              Tensor dwm = dw.reshape(cout, k)) {
-            Blas.gemm(1f, d2, ct, 0f, dwm);
+            Blas.gemm(1f, d2.tensor(), ct, 0f, dwm);
         } catch (RuntimeException e) {
             dw.close();
             throw e;
@@ -880,17 +887,9 @@ public final class CudaOps {
         require("shiftGather", dy);
         int r = dy.shape[0], k = dy.shape[1];
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, r, Math.multiplyExact(k / segment, (segment + 1) / 2));
-        Block b16 = null;
-        try (Tensor src = dy.contiguous()) {
-            if (shareable && shareBf16 && precision == MatmulPrecision.BF16 && out.numel() > 0) b16 = Block.of(2 * out.numel());
-            if ((long) r * k > 0)
-                Native.cudaShiftGather16(ptr(src), ptr(out), b16 == null ? MemorySegment.NULL : b16.ptr(), r, k, segment, shift, coeff, circular);
-        } catch (RuntimeException | Error e) {
-            out.close();
-            if (b16 != null) b16.close();
-            throw e;
-        }
-        return b16 == null ? new SharedOperand(out, null) : share(out, b16);
+        return writeShared(dy, out, shareable, (src, b16) -> {
+            if ((long) r * k > 0) Native.cudaShiftGather16(src, ptr(out), b16, r, k, segment, shift, coeff, circular);
+        });
     }
 
     // ---------------------------------------------------------------- optimizer (fst4j.nn)

@@ -101,7 +101,7 @@ if wants tests; then
 export FST4J_CUDA_SYNC="${FST4J_CUDA_SYNC:-1}"
 timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
   --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
-  --select-class fst4j.shim.CudaMixedPrecisionTest --select-class fst4j.shim.CudaGemmBenchTest \
+  --select-class fst4j.shim.CudaMixedPrecisionTest --select-class fst4j.shim.CudaGemmBenchTest --select-class fst4j.shim.CudaBlockKernelsTest \
   --select-class fst4j.tensor.CudaTensorOpsTest --select-class fst4j.tensor.CudaMemoryTest --select-class fst4j.nn.CudaOptimizerTest \
   --select-class fst4j.tensor.CudaSpmmTest --select-class fst4j.tensor.CudaMatmulPrecisionTest \
   --select-class fst4j.nn.CudaResNetStepTest --select-class fst4j.nn.CudaModelTest --select-class fst4j.nn.CudaStepTimingTest \
@@ -116,8 +116,12 @@ fi
 mrc=skipped
 if wants memcheck && [ "$nogpu" = 0 ]; then
   PLAIN=0 TAG= CHECK_S=$(cap 90) OUT="$OUT" bash gpu/sanitize.sh fst4j.tensor.CudaTensorOpsTest fst4j.tensor.CudaSpmmTest \
-    fst4j.nn.CudaSparseMethodsTest > "$OUT/memcheck-log.txt" 2>&1
+    fst4j.nn.CudaSparseMethodsTest fst4j.shim.CudaBlockKernelsTest > "$OUT/memcheck-log.txt" 2>&1
   mrc=$?
+  # the block kernels' shared memory: races between threads and barrier misuse (racecheck.txt)
+  PLAIN=0 TAG= TOOL=racecheck CHECK_S=$(cap 40) OUT="$OUT" bash gpu/sanitize.sh fst4j.shim.CudaBlockKernelsTest >> "$OUT/memcheck-log.txt" 2>&1
+  rrc=$?
+  log "racecheck exit code $rrc ($(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/racecheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
   log "memcheck exit code $mrc ($(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/memcheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
 fi
 

@@ -4,7 +4,8 @@
 # memcheck tool, which names the kernel and address of an out-of-bounds access that a plain run only sees later as a
 # sticky "illegal memory access". Usage: bash gpu/sanitize.sh fst4j.nn.CudaSparseMethodsTest [more classes]
 # Output under $OUT (the run tool's) or .gpu/out: ${TAG}plain.txt, ${TAG}memcheck.txt; MEMCHECK=0: the plain run only;
-# PLAIN=0: memcheck only (gpu/run.sh's memcheck part). Exit code 1 where memcheck reports errors.
+# PLAIN=0: memcheck only (gpu/run.sh's memcheck part); TOOL=racecheck (or synccheck): that tool instead of memcheck, into
+# ${TAG}racecheck.txt (shared-memory races and barrier misuse of the block kernels). Exit code 1 where the tool reports errors.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -26,7 +27,8 @@ fi
 cs="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)"
 if [ -z "$cs" ]; then echo "sanitize: no compute-sanitizer on this machine"; exit 0; fi
 echo "sanitize: $cs"
-timeout "${CHECK_S:-240}" bash -c "$(declare -f run); $(declare -p JAVA CP sel); run '$cs' --tool memcheck --print-limit 20 --target-processes all" > "$O/${TAG:-}memcheck.txt" 2>&1
-echo "sanitize: memcheck exit code $? (${TAG:-}memcheck.txt)"
-grep -E '========= (Invalid|Program hit|Address|at |ERROR SUMMARY)|by thread' "$O/${TAG:-}memcheck.txt" | head -40
-grep -q 'ERROR SUMMARY: 0 errors' "$O/${TAG:-}memcheck.txt"
+tool="${TOOL:-memcheck}"
+timeout "${CHECK_S:-240}" bash -c "$(declare -f run); $(declare -p JAVA CP sel); run '$cs' --tool $tool --print-limit 20 --target-processes all" > "$O/${TAG:-}$tool.txt" 2>&1
+echo "sanitize: $tool exit code $? (${TAG:-}$tool.txt)"
+grep -E '========= (Invalid|Program hit|Address|at |ERROR SUMMARY|Error|Race)|by thread' "$O/${TAG:-}$tool.txt" | head -40
+grep -q 'ERROR SUMMARY: 0 errors' "$O/${TAG:-}$tool.txt"

@@ -399,12 +399,19 @@ int fst_cuda_event_destroy(void *event) {
     return FST_OK;
 }
 
-/* ---- kernel launches (cuda_backend.h): legacy default stream, FST_BLOCK threads per block ---- */
-int fst_backend_launch(int k, int64_t blocks, const void *args) {
+/* ---- kernel launches (cuda_backend.h): legacy default stream ---- */
+int fst_backend_emulated(void) { return 0; }
+int fst_cuda_emu_order(int order, int64_t seed) {
+    (void)order; (void)seed;
+    snprintf(fst_cuda_err, sizeof fst_cuda_err, "fst_cuda_emu_order: the device has no thread order to choose (emulator only)");
+    return FST_EUNAVAIL;
+}
+
+int fst_backend_launch(int k, int64_t blocks, int threads, int smem, const void *args) {
     CUcontext cur = NULL;
     if (drv.CtxGetCurrent(&cur) != 0 || cur != ctx) DRV(drv.CtxSetCurrent(ctx), "cuCtxSetCurrent");
     void *params[] = { (void *)args };   /* one parameter: the kernel's argument struct, by value */
-    DRV(drv.LaunchKernel(kernels[k], (unsigned)blocks, 1, 1, FST_BLOCK, 1, 1, 0, NULL, params, NULL), "cuLaunchKernel(%s, %lld blocks)",
+    DRV(drv.LaunchKernel(kernels[k], (unsigned)blocks, 1, 1, (unsigned)threads, 1, 1, (unsigned)smem, NULL, params, NULL), "cuLaunchKernel(%s, %lld blocks)",
         fst_cuda_kernel_name(k), (long long)blocks);
     if (sync_launches)
         RT(rt.DeviceSynchronize(), "%s (%lld blocks) failed on the device (FST4J_CUDA_SYNC=1)", fst_cuda_kernel_name(k), (long long)blocks);

@@ -25,8 +25,11 @@ FST_INTERNAL void fst_kprof_end(const char *name, const char *sub, int64_t items
 
 /* FST_OK, or FST_EUNAVAIL with the reason in fst_cuda_err. */
 FST_INTERNAL int fst_backend_ready(void);
-/* Runs kernel (FST_K_*) on blocks x FST_BLOCK threads with its argument struct; asynchronous on the device. */
-FST_INTERNAL int fst_backend_launch(int kernel, int64_t blocks, const void *args);
+/* Runs kernel (FST_K_*) on blocks x threads threads (FST_BLOCK for the thread kernels, the list's count for the block
+ * kernels) with smem bytes of dynamic shared memory and its argument struct; asynchronous on the device. */
+FST_INTERNAL int fst_backend_launch(int kernel, int64_t blocks, int threads, int smem, const void *args);
+/* 1 in the host emulator, 0 on the device */
+FST_INTERNAL int fst_backend_emulated(void);
 /* Whether [p, p + bytes) lies inside one live device allocation: the emulator checks it (every kernel argument
  * is checked before a launch there), the device cannot cheaply and answers 1. */
 FST_INTERNAL int fst_backend_owns(const void *p, size_t bytes);

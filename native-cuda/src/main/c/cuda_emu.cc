@@ -11,7 +11,9 @@
  * must lie inside one live block (cuda_ops.c asks fst_backend_owns), copies check their direction (a host->device
  * copy must write a block and read outside all blocks), and fresh blocks are filled with 0xff bytes (NaN) so that a
  * kernel that reads memory nobody wrote shows it.
- * What it cannot show: races between threads (threads run one at a time), device timing, and cuBLAS SGEMM (it
+ * Block kernels (FST_BLOCK_KERNELS: shared memory, barriers, warp shuffles, mma) run each thread as a fiber, below.
+ * What it cannot show: races between threads on global memory (threads run one at a time; shared-memory races show
+ * through the thread orders, below), device timing, and cuBLAS SGEMM (it
  * answers FST_EUNAVAIL here). cublasGemmEx (fst_cuda_gemm_ex) and cuSPARSELt (fst_cuda_splt_*) are emulated by host
  * reference loops (fp32 accumulation), stricter than the libraries (see below); events read the host's clock. */
 #include "cuda_backend.h"
@@ -23,8 +25,257 @@
 #include <mutex>
 #include <set>
 #include <ctime>
+#include <atomic>
+#include <memory>
+#include <utility>
+#include <vector>
+#include <sys/mman.h>
 
 static std::mutex lock;
+
+/* ======================= block kernels: every thread of a block is a fiber =======================
+ * A block runs its threads as fibers on one OS thread: each runs until it reaches a barrier (c.sync()), a warp operation
+ * (c.shfl, c.mma16816) or its end, then the next one runs. When every thread of the block waits at the barrier they all
+ * go on; when the 32 lanes of a warp wait at the same warp operation (the same count of them so far) it is carried out
+ * for the warp and they go on. Anything else, when no thread can run, is the error a device would hang or go wrong on
+ * (a barrier or warp operation inside divergent code). Between two barriers the warps run one at a time, each as far as
+ * it can go, so that a warp that reads shared memory before another has written it (or overwrites it while another still
+ * needs it) sees the difference; warps, the lanes of a warp and the blocks run in reverse order by default, or in the
+ * order fst_cuda_emu_order sets. The context switch saves the callee-saved registers and
+ * the floating-point control words only (x86-64 System V), so it costs nanoseconds: a block of a GEMM switches at
+ * every tensor-core product. */
+#if !defined(__x86_64__)
+#error "the emulator's fibers switch stacks with x86-64 code"
+#endif
+extern "C" void fst_emu_switch(void **save_sp, void *to_sp);
+asm(".text\n.p2align 4\n.globl fst_emu_switch\n.hidden fst_emu_switch\n.type fst_emu_switch,@function\nfst_emu_switch:\n"
+    "pushq %rbp\npushq %rbx\npushq %r12\npushq %r13\npushq %r14\npushq %r15\n"
+    "subq $8, %rsp\nstmxcsr (%rsp)\nfnstcw 4(%rsp)\n"
+    "movq %rsp, (%rdi)\nmovq %rsi, %rsp\n"
+    "ldmxcsr (%rsp)\nfldcw 4(%rsp)\naddq $8, %rsp\n"
+    "popq %r15\npopq %r14\npopq %r13\npopq %r12\npopq %rbx\npopq %rbp\nret\n"
+    ".size fst_emu_switch, .-fst_emu_switch\n");
+
+enum { F_READY, F_BARRIER, F_WARP, F_DONE };
+enum { OP_SHFL = 1, OP_MMA = 2 };
+struct FstFiber {
+    void *sp;             /* its stack pointer while it is suspended */
+    int state, op;
+    int64_t seq;          /* warp operations so far: the 32 lanes must meet at the same one ... */
+    int site;             /* ... called from the same line of the body */
+    uint32_t val, result; int src;      /* shfl */
+    const uint32_t *a, *b; float *d;    /* mma16816 */
+    FstCtx ctx;
+};
+namespace {
+const size_t FIBER_STACK = 64 * 1024;
+const int MAX_THREADS = 1024;
+struct Sched {
+    void *sp = nullptr;                 /* the scheduler's own stack pointer while a fiber runs */
+    FstFiber fib[MAX_THREADS];
+    unsigned char *stacks = nullptr;    /* MAX_THREADS stacks, mapped once per OS thread */
+    int cur = -1;
+    void (*fn)(FstCtx &, const void *) = nullptr;
+    const void *args = nullptr;
+    unsigned char *smem = nullptr;
+    size_t smem_size = 0;
+    ~Sched() {
+        if (stacks) munmap(stacks, FIBER_STACK * MAX_THREADS);
+        free(smem);
+    }
+};
+thread_local Sched *sched_tls;
+std::atomic<int> emu_order{0};
+std::atomic<uint64_t> emu_seed{1};
+
+uint64_t xorshift(uint64_t &x) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x; }
+
+/* order[i] = the i-th index of n to run under the current order (rng advanced for the shuffled one) */
+void run_order(int *order, int n, int mode, uint64_t &rng) {
+    for (int i = 0; i < n; i++) order[i] = mode == 1 ? i : n - 1 - i;
+    if (mode == 2)
+        for (int i = n - 1; i > 0; i--) { const int j = (int)(xorshift(rng) % (uint64_t)(i + 1)); std::swap(order[i], order[j]); }
+}
+}
+
+extern "C" void fst_emu_fiber_entry(void) {
+    Sched &s = *sched_tls;
+    FstFiber &f = s.fib[s.cur];
+    s.fn(f.ctx, s.args);
+    f.state = F_DONE;
+    fst_emu_switch(&f.sp, s.sp);
+    abort();   /* a finished fiber is never resumed */
+}
+
+static void park(FstFiber *f, int state) {
+    f->state = state;
+    fst_emu_switch(&f->sp, sched_tls->sp);
+}
+
+void FstCtx::sync() const { park(fiber, F_BARRIER); }
+
+uint32_t FstCtx::shfl(uint32_t v, int src, int line) const {
+    fiber->op = OP_SHFL;
+    fiber->val = v;
+    fiber->src = src & 31;   /* the device takes srcLane modulo the width */
+    fiber->site = line;
+    park(fiber, F_WARP);
+    fiber->seq++;
+    return fiber->result;
+}
+
+void FstCtx::mma16816(float d[4], const uint32_t a[4], const uint32_t b[2], int line) const {
+    fiber->op = OP_MMA;
+    fiber->a = a; fiber->b = b; fiber->d = d;
+    fiber->site = line;
+    park(fiber, F_WARP);
+    fiber->seq++;
+}
+
+static inline float bf16_lo(uint32_t r, int hi) { uint32_t u = hi ? r & 0xffff0000u : r << 16; float f; memcpy(&f, &u, 4); return f; }
+
+/* the warp's 32 lanes, all waiting at a warp operation, carry it out: FST_OK, or the error when they wait at different ones */
+static int warp_op(const char *name, int64_t b, int w, FstFiber *lane) {
+    for (int l = 1; l < 32; l++)
+        if (lane[l].op != lane[0].op || lane[l].seq != lane[0].seq || lane[l].site != lane[0].site)
+            return fst_cuda_fail("%s: block %lld, warp %d: lanes 0 and %d are at different warp operations (%s #%lld at line %d, "
+                                 "%s #%lld at line %d of the body): a warp operation in divergent code (emulator)", name, (long long)b, w, l,
+                                 lane[0].op == OP_SHFL ? "shuffle" : "mma", (long long)lane[0].seq, lane[0].site,
+                                 lane[l].op == OP_SHFL ? "shuffle" : "mma", (long long)lane[l].seq, lane[l].site);
+    if (lane[0].op == OP_SHFL) {
+        for (int l = 0; l < 32; l++) lane[l].result = lane[lane[l].src].val;
+        return FST_OK;
+    }
+    float A[16][16], B[16][8], D[32][4];
+    for (int l = 0; l < 32; l++) {
+        const int q = l >> 2, r = l & 3;
+        for (int j = 0; j < 4; j++)
+            for (int h = 0; h < 2; h++) A[q + 8 * (j & 1)][2 * r + 8 * (j >> 1) + h] = bf16_lo(lane[l].a[j], h);
+        for (int j = 0; j < 2; j++)
+            for (int h = 0; h < 2; h++) B[2 * r + 8 * j + h][q] = bf16_lo(lane[l].b[j], h);
+    }
+    for (int l = 0; l < 32; l++) {
+        const int q = l >> 2, r = l & 3;
+        for (int e = 0; e < 4; e++) {
+            const int row = q + 8 * (e >> 1), col = 2 * r + (e & 1);
+            float acc = lane[l].d[e];
+            for (int k = 0; k < 16; k++) acc += A[row][k] * B[k][col];
+            D[l][e] = acc;
+        }
+    }
+    for (int l = 0; l < 32; l++)
+        for (int e = 0; e < 4; e++) lane[l].d[e] = D[l][e];
+    return FST_OK;
+}
+
+static int run_blocks(int k, int64_t nblocks, int threads, int smem, const void *args) {
+    const char *name = fst_cuda_kernel_name(k);
+    if (threads <= 0 || threads > MAX_THREADS || threads % 32 != 0 || smem < 0)
+        return fst_cuda_fail("%s: %d threads per block, %d bytes of shared memory (emulator)", name, threads, smem);
+    if (!sched_tls) {
+        static thread_local std::unique_ptr<Sched> owner;
+        owner.reset(new Sched());
+        sched_tls = owner.get();
+    }
+    Sched &s = *sched_tls;
+    if (!s.stacks) {
+        void *m = mmap(nullptr, FIBER_STACK * MAX_THREADS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) return fst_cuda_fail("%s: no memory for the emulator's fiber stacks", name);
+        s.stacks = (unsigned char *)m;
+    }
+    if ((size_t)smem > s.smem_size) {
+        free(s.smem);
+        s.smem = (unsigned char *)aligned_alloc(64, ((size_t)smem + 63) / 64 * 64);
+        s.smem_size = s.smem ? (size_t)smem : 0;
+        if (!s.smem) return fst_cuda_fail("%s: no memory for %d bytes of shared memory (emulator)", name, smem);
+    }
+    switch (k) {
+#define FST_EMU_THUNK(kname, Args, T, S) \
+    case FST_K_##kname: s.fn = [](FstCtx &c, const void *p) { kb_##kname(c, *(const Args *)p); }; break;
+        FST_BLOCK_KERNELS(FST_EMU_THUNK)
+    default: return fst_cuda_fail("emulator: unknown block kernel %d", k);
+    }
+    s.args = args;
+    const int mode = emu_order.load();
+    uint64_t rng = emu_seed.fetch_add(0x9e3779b97f4a7c15ull) | 1;
+    unsigned mxcsr; unsigned short fpucw;
+    asm volatile("stmxcsr %0" : "=m"(mxcsr));
+    asm volatile("fnstcw %0" : "=m"(fpucw));
+    std::vector<int> border((size_t)nblocks);
+    for (int64_t i = 0; i < nblocks; i++) border[(size_t)i] = (int)(mode == 1 ? i : nblocks - 1 - i);
+    if (mode == 2)
+        for (int64_t i = nblocks - 1; i > 0; i--) std::swap(border[(size_t)i], border[(size_t)(xorshift(rng) % (uint64_t)(i + 1))]);
+    const int nwarps = threads / 32;
+    std::vector<int> order(32), worder((size_t)nwarps);
+    for (int64_t bi = 0; bi < nblocks; bi++) {
+        const int64_t b = border[(size_t)bi];
+        memset(s.smem, 0xff, (size_t)smem);   /* unwritten shared memory reads as NaN */
+        for (int t = 0; t < threads; t++) {
+            FstFiber &f = s.fib[t];
+            unsigned char *top = s.stacks + FIBER_STACK * (size_t)(t + 1);
+            void **sp = (void **)(top - 72);   /* as if fst_emu_switch had saved it: control words, 6 registers, return address */
+            memset(sp, 0, 72);
+            memcpy(sp, &mxcsr, 4);
+            memcpy((char *)sp + 4, &fpucw, 2);
+            sp[7] = (void *)&fst_emu_fiber_entry;
+            f.sp = sp;
+            f.state = F_READY;
+            f.seq = 0;
+            f.ctx = FstCtx{s.smem, b, t, &f};
+        }
+        for (;;) {
+            /* warp by warp, each as far as it can go (through its warp operations) before the next starts: a warp that
+             * reads shared memory another warp has not written yet, or overwrites what another still reads, sees it */
+            bool ran = false;
+            run_order(worder.data(), nwarps, mode, rng);
+            for (int wi = 0; wi < nwarps; wi++) {
+                const int w = worder[(size_t)wi];
+                FstFiber *lane = &s.fib[w * 32];
+                for (;;) {
+                    run_order(order.data(), 32, mode, rng);
+                    for (int i = 0; i < 32; i++) {
+                        const int t = w * 32 + order[(size_t)i];
+                        if (s.fib[t].state != F_READY) continue;
+                        s.cur = t;
+                        fst_emu_switch(&s.sp, s.fib[t].sp);
+                        ran = true;
+                    }
+                    int n = 0;
+                    for (int l = 0; l < 32; l++) n += lane[l].state == F_WARP;
+                    if (n != 32) break;
+                    if (int rc = warp_op(name, b, w, lane)) return rc;
+                    for (int l = 0; l < 32; l++) lane[l].state = F_READY;
+                }
+            }
+            int waiting = 0, at_warp = 0, done = 0;
+            for (int t = 0; t < threads; t++) {
+                waiting += s.fib[t].state == F_BARRIER;
+                at_warp += s.fib[t].state == F_WARP;
+                done += s.fib[t].state == F_DONE;
+            }
+            if (done == threads) break;
+            if (waiting == threads) {
+                for (int t = 0; t < threads; t++) s.fib[t].state = F_READY;
+                continue;
+            }
+            if (!ran)
+                return fst_cuda_fail("%s: block %lld: %d threads wait at a barrier, %d at a warp operation, %d have returned: a barrier or "
+                                     "warp operation that not every thread of the block (or lane of the warp) reaches (emulator; a device "
+                                     "would hang or compute garbage)", name, (long long)b, waiting, at_warp, done);
+        }
+    }
+    return FST_OK;
+}
+
+extern "C" int fst_cuda_emu_order(int order, int64_t seed) {
+    if (order < 0 || order > 2) {
+        snprintf(fst_cuda_err, sizeof fst_cuda_err, "fst_cuda_emu_order: invalid argument (order %d: 0 reverse, 1 forward, 2 shuffled)", order);
+        return FST_EINVAL;
+    }
+    emu_order.store(order);
+    emu_seed.store((uint64_t)seed * 0x9e3779b97f4a7c15ull + 1);
+    return FST_OK;
+}
 static std::map<uintptr_t, size_t> blocks;   /* live allocations: base -> size */
 static const char *const STATUS = "ok: host emulator (libfst4j_cuda_emu.so runs the kernel bodies of fst4j_kernels.cu on the CPU; no device)";
 
@@ -44,7 +295,11 @@ int fst_backend_owns(const void *p, size_t bytes) {
     return a >= it->first && a + bytes <= it->first + it->second;
 }
 
-int fst_backend_launch(int k, int64_t nblocks, const void *args) {
+int fst_backend_emulated(void) { return 1; }
+
+int fst_backend_launch(int k, int64_t nblocks, int threads, int smem, const void *args) {
+    if (k >= FST_N_THREAD_KERNELS) return run_blocks(k, nblocks, threads, smem, args);
+    (void)threads; (void)smem;
     switch (k) {
 #define FST_EMULATE(name, Args)                                                         \
     case FST_K_##name: {                                                                \

@@ -28,7 +28,10 @@ int fst_cuda_fail(const char *fmt, ...) {
 }
 
 #define FST_KERNEL_NAME(name, args) "fst_k_" #name,
-static const char *const names[FST_N_KERNELS] = { FST_KERNELS(FST_KERNEL_NAME) };
+#define FST_BLOCK_KERNEL_NAME(name, args, threads, smem) "fst_k_" #name,
+static const char *const names[FST_N_KERNELS] = { FST_KERNELS(FST_KERNEL_NAME) FST_BLOCK_KERNELS(FST_BLOCK_KERNEL_NAME) };
+#define FST_BLOCK_KERNEL_SHAPE(name, args, threads, smem) { threads, smem },
+static const struct { int threads, smem; } block_shapes[FST_N_KERNELS - FST_N_THREAD_KERNELS] = { FST_BLOCK_KERNELS(FST_BLOCK_KERNEL_SHAPE) };
 const char *fst_cuda_kernel_name(int k) { return k >= 0 && k < FST_N_KERNELS ? names[k] : "?"; }
 
 /* ---- the kernel profile (fst_cuda_kprof, or FST4J_CUDA_KPROF=1 from the start): time per kernel (and per library call), for finding where a step's device time goes.
@@ -101,8 +104,19 @@ static int launch_op(int k, int64_t items, const void *args, const char *sub) {
     const int64_t blocks = (items + FST_BLOCK - 1) / FST_BLOCK;
     if (blocks > 0x7fffffff) return fst_cuda_fail("%s: %lld work items exceed one launch", names[k], (long long)items);
     const double t0 = fst_kprof_begin();
-    const int rc = fst_backend_launch(k, blocks, args);
+    const int rc = fst_backend_launch(k, blocks, FST_BLOCK, 0, args);
     if (rc == FST_OK) fst_kprof_end(names[k], sub, items, t0);
+    return rc;
+}
+
+/* a block kernel (FST_BLOCK_KERNELS) on `blocks` blocks of its own size */
+static int launch_blocks(int k, int64_t blocks, const void *args) {
+    if (blocks <= 0) return FST_OK;
+    if (k < FST_N_THREAD_KERNELS || k >= FST_N_KERNELS) return fst_cuda_fail("launch_blocks: %d is not a block kernel", k);
+    if (blocks > 0x7fffffff) return fst_cuda_fail("%s: %lld blocks exceed one launch", names[k], (long long)blocks);
+    const double t0 = fst_kprof_begin();
+    const int rc = fst_backend_launch(k, blocks, block_shapes[k - FST_N_THREAD_KERNELS].threads, block_shapes[k - FST_N_THREAD_KERNELS].smem, args);
+    if (rc == FST_OK) fst_kprof_end(names[k], NULL, blocks, t0);
     return rc;
 }
 
@@ -319,6 +333,39 @@ int fst_cuda_bf16_unpad_nchw(const uint16_t *src, int64_t ld, float *dst, int64_
     fst_k_bf16_unpad_nchw_args a = { src, ld, dst, rows, imgs, plane };
     if (by_four(plane, dst, NULL, NULL, NULL)) return launch(FST_K_bf16_unpad_nchw4, imgs * rows * plane / 4, &a);
     return launch(FST_K_bf16_unpad_nchw, imgs * rows * plane, &a);
+}
+
+/* ======================= block kernels ======================= */
+
+int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, const uint16_t *bt, float *d, int64_t blocks, int mode) {
+    READY();
+    NUL(!in || !out || !a || !bt || !d);
+    BAD(blocks < 0 || mode < 0 || mode > 2);
+    if (mode != 0 && !fst_backend_emulated()) {
+        snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: mode %d breaks the barrier rules on purpose: emulator only", fn, mode);
+        return FST_EINVAL;
+    }
+    if (blocks == 0) return FST_OK;
+    const int64_t T = FST_SELFTEST_T;
+    OWN(in, blocks * T * 4); OWN(out, blocks * 3 * T * 4); OWN(a, blocks * 256 * 2); OWN(bt, blocks * 128 * 2); OWN(d, blocks * 128 * 4);
+    fst_k_selftest_args k = { in, out, a, bt, d, mode };
+    return launch_blocks(FST_K_selftest, blocks, &k);
+}
+
+int fst_cuda_conv_igemm(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
+                        int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *wt, int64_t ldw,
+                        int64_t cout, float *y) {
+    READY();
+    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    NUL(!x || !wt || !y);
+    GEOM(g);
+    const int64_t K = c * kh * kw, npix = n * ho * wo;
+    BAD(cout <= 0 || ldw < K);
+    if (n == 0) return FST_OK;
+    OWN(x, n * c * h * w * 4); OWN(wt, ((cout - 1) * ldw + K) * 2); OWN(y, npix * cout * 4);
+    const int64_t mtiles = (cout + FST_IG_BM - 1) / FST_IG_BM, ntiles = (npix + FST_IG_BN - 1) / FST_IG_BN;
+    fst_k_igemm_args a = { x, g, wt, ldw, cout, K, npix, mtiles, y };
+    return launch_blocks(FST_K_igemm, mtiles * ntiles, &a);
 }
 
 int fst_cuda_by_channel(const float *src, int64_t imgs, int64_t rows, int64_t plane, float *dst, uint16_t *dst16) {

@@ -104,6 +104,21 @@ FST_API int fst_cuda_bf16_unpad_nchw(const uint16_t *src, int64_t ld, float *dst
  * bf16 rounding [rows, imgs * plane] (as fst_cuda_bf16_pad rounds): a batch's dY as Eq. 2's and Eq. 3's operand */
 FST_API int fst_cuda_by_channel(const float *src, int64_t imgs, int64_t rows, int64_t plane, float *dst, uint16_t *dst16);
 
+/* ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS) ---- */
+/* The block-kernel self-test (fst_k_selftest_args): `blocks` blocks of FST_SELFTEST_T (128) threads; in [blocks * 128],
+ * out [blocks * 3 * 128], a [blocks * 256] bf16, bt [blocks * 128] bf16, d [blocks * 128]. Mode 0 on either back end;
+ * modes 1 and 2 break the barrier / warp rules on purpose and are refused on a device (the emulator must report them). */
+FST_API int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, const uint16_t *bt, float *d, int64_t blocks, int mode);
+/* Emulator only (FST_EUNAVAIL on a device): the order in which the threads of a block run between two barriers and
+ * warp operations: 0 reverse (the default), 1 forward, 2 shuffled per round from seed (for the JVM, until set again). */
+FST_API int fst_cuda_emu_order(int order, int64_t seed);
+/* Implicit-GEMM convolution (Eq. 1 without a lowered matrix): y [n, cout, ho, wo] fp32 = W x im2col(x), W bf16 [cout, ldw]
+ * (its first K = c*kh*kw columns), x fp32 NCHW rounded to bf16 as fst_cuda_im2col_bf16 rounds it, fp32 accumulation on the
+ * tensor cores (the emulator: in k order, as its GemmEx). */
+FST_API int fst_cuda_conv_igemm(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
+                                int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *wt, int64_t ldw,
+                                int64_t cout, float *y);
+
 /* ---- cuBLAS (loaded on first use) ---- */
 /* Row-major fp32 C = alpha op(A) op(B) + beta C, the contract of fst_sgemm; int32 dimensions (cuBLAS's). */
 FST_API int fst_cuda_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,

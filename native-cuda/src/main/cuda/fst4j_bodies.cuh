@@ -9,6 +9,8 @@
  * sums) are FST_PARTS strided partial sums then their ordered sum (fst4j_kargs.h). Either way results are
  * deterministic, in double, and bit-identical to the C/Java float32 paths up to FST_PARTS elements per output
  * (beyond, the partial sums reorder the additions; exp/log may differ in the last bit between libm, Java and CUDA).
+ * The block kernels at the end (kb_<name>(FstCtx &, args)) are the exception: they cooperate through shared memory,
+ * barriers, warp shuffles and tensor-core mma, which the emulator models (see there).
  * No FMA contraction anywhere: the fatbin is built with -fmad=false and the emulator with -ffp-contract=off,
  * as the CPU shim is (gcc -std=c11) and as Java is by definition. */
 #ifndef FST4J_BODIES_CUH
@@ -1071,6 +1073,174 @@ FST_HD void k_srste(i64 i, const fst_k_srste_args &a) {
             if (q != j && (key[q] > key[j] || (key[q] == key[j] && q < j))) beaten++;
         if (beaten >= 2) gf[g0 + j] += a.lambda * wf[g0 + j];
     }
+}
+
+/* ======================= block-level kernels (FST_BLOCK_KERNELS in fst4j_kargs.h) =======================
+ * kb_<name>(FstCtx &c, args) is one thread's work in a block that cooperates: c.tid() is its index in the block,
+ * c.block() the block's, c.smem the block's shared memory (the size the list gives), c.sync() a barrier every thread of
+ * the block must reach, c.shfl / c.shfl_xor warp shuffles and c.mma16816 a tensor-core product, all of which every lane
+ * of the warp must execute together. On the device these are __syncthreads, __shfl_sync and mma.sync. The emulator
+ * (cuda_emu.cc) runs every thread as a fiber and switches at each of them, so that the same body runs there; it is
+ * stricter than the device: shared memory starts as NaN bytes, a barrier or warp operation that some threads skip is an
+ * error, and the threads between two barriers run in reverse, forward or shuffled order (fst_cuda_emu_order), so that
+ * a result that depends on the order (a race on the device) shows. */
+#ifdef __CUDACC__
+#define FST_BD __device__ __forceinline__
+struct FstCtx {
+    unsigned char *smem;
+    __device__ __forceinline__ i64 block() const { return blockIdx.x; }
+    __device__ __forceinline__ int tid() const { return threadIdx.x; }
+    __device__ __forceinline__ void sync() const { __syncthreads(); }
+    __device__ __forceinline__ u32 shfl(u32 v, int src) const { return __shfl_sync(0xffffffffu, v, src); }
+    __device__ __forceinline__ u32 shfl_xor(u32 v, int mask) const { return __shfl_xor_sync(0xffffffffu, v, mask); }
+    /* d += A (16 x 16 bf16, row-major fragments a[4]) x B (16 x 8 bf16, column-major fragments b[2]), fp32 accumulation */
+    __device__ __forceinline__ void mma16816(float d[4], const u32 a[4], const u32 b[2]) const {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+};
+FST_BD u32 ld32(const u16 *p) { return *(const u32 *)p; }
+FST_BD void st32(u16 *p, u32 v) { *(u32 *)p = v; }
+#else
+#define FST_BD static inline
+struct FstFiber;
+/* the emulator's context: the members below are defined in cuda_emu.cc (they switch fibers) */
+struct FstCtx {
+    unsigned char *smem;
+    i64 blk;
+    int t;
+    FstFiber *fiber;
+    i64 block() const { return blk; }
+    int tid() const { return t; }
+    /* line: where in the body a warp operation is called (GCC fills it in), so that lanes meeting at different ones
+     * are told apart even where the compiler merges the calls */
+    void sync() const;
+    u32 shfl(u32 v, int src, int line = __builtin_LINE()) const;
+    u32 shfl_xor(u32 v, int mask, int line = __builtin_LINE()) const { return shfl(v, (t & 31) ^ mask, line); }
+    /* the functional model: per element of D, d + the 16 products in k order, in float (products of bf16 are exact) */
+    void mma16816(float d[4], const u32 a[4], const u32 b[2], int line = __builtin_LINE()) const;
+};
+FST_BD u32 ld32(const u16 *p) { u32 v; memcpy(&v, p, 4); return v; }
+FST_BD void st32(u16 *p, u32 v) { memcpy(p, &v, 4); }
+#endif
+
+/* Fragment coordinates of mma.m16n8k16 (.bf16, PTX ISA "Matrix Fragments for mma.m16n8k16"), with q = lane >> 2 and
+ * r = lane % 4: A's register j holds row q + 8 (j & 1), columns 2r + 8 (j >> 1) and the next (low half first); B's
+ * register j holds column q, rows 2r + 8 j and the next; D's element e is row q + 8 (e >> 1), column 2r + (e & 1). */
+FST_BD u32 pack_bf16(u16 lo, u16 hi) { return (u32)lo | ((u32)hi << 16); }
+
+FST_BD void kb_selftest(FstCtx &c, const fst_k_selftest_args &a) {
+    const int T = FST_SELFTEST_T, t = c.tid(), lane = t & 31;
+    const i64 b = c.block();
+    float *s = (float *)c.smem;
+    const float v = a.in[b * T + t];
+    s[t] = v;
+    if (a.mode == 1 && t == 0) return;   /* (emulator only) a thread that never reaches the barrier */
+    c.sync();
+    float *out = a.out + b * 3 * T;
+    out[t] = s[T - 1 - t];
+    float w = v;
+    if (!(a.mode == 2 && t == 35))   /* (emulator only) a lane that skips its warp's shuffles */
+        for (int m = 16; m >= 1; m >>= 1) w += u2f(c.shfl_xor(f2u(w), m));
+    out[T + t] = w;
+    out[2 * T + t] = u2f(c.shfl(f2u(v), 31 - lane));
+    if (t < 32) {
+        const int q = lane >> 2, r = lane & 3;
+        const u16 *A = a.a + b * 256, *Bt = a.bt + b * 128;
+        u32 af[4], bf[2];
+        for (int j = 0; j < 4; j++) {
+            const int row = q + 8 * (j & 1), col = 2 * r + 8 * (j >> 1);
+            af[j] = pack_bf16(A[row * 16 + col], A[row * 16 + col + 1]);
+        }
+        for (int j = 0; j < 2; j++) bf[j] = pack_bf16(Bt[q * 16 + 2 * r + 8 * j], Bt[q * 16 + 2 * r + 8 * j + 1]);
+        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        c.mma16816(d, af, bf);
+        for (int e = 0; e < 4; e++) a.d[b * 128 + (q + 8 * (e >> 1)) * 8 + 2 * r + (e & 1)] = d[e];
+    }
+}
+
+/* Implicit-GEMM convolution, Eq. 1 (fst_k_igemm_args): block (mt, nt) computes output channels mt*BM.. and output
+ * positions nt*BN.. (position j = (image, oh, ow) in NCHW order). For each BK slice of K it stages W's slice (bf16) and
+ * the im2col slice (x gathered and rounded to bf16, never written to global memory) in shared memory, then its 8 warps
+ * (2 along M x 4 along N, 32 x 32 outputs each) run 2 x 4 mma.m16n8k16 per 16 of K. The products are written straight
+ * into NCHW. Thread t stages W row t / 4, 8 columns, and position t % BN, 16 consecutive k of the slice (consecutive
+ * lanes: consecutive positions, so the reads of x coalesce along a row). */
+FST_BD void kb_igemm(FstCtx &c, const fst_k_igemm_args &a) {
+    const fst_geom &g = a.g;
+    const int t = c.tid(), lane = t & 31, warp = t >> 5;
+    const i64 m0 = (c.block() % a.mtiles) * FST_IG_BM, n0 = (c.block() / a.mtiles) * FST_IG_BN;
+    u16 *As = (u16 *)c.smem, *Bs = As + FST_IG_BM * FST_IG_LDS;
+    const i64 P = g.ho * g.wo, khw = g.kh * g.kw;
+    /* B staging: position bp of the tile, k from bk within each slice */
+    const int bp = t % FST_IG_BN, bk = (t / FST_IG_BN) * (FST_IG_BK * FST_IG_BN / FST_IG_T);
+    const i64 j = n0 + bp;
+    const bool jok = j < a.npix;
+    i64 img = 0, oh = 0, ow = 0;
+    if (jok) { img = j / P; const i64 rem = j - img * P; oh = rem / g.wo; ow = rem - oh * g.wo; }
+    const float *xb = a.x + img * g.c * g.h * g.w;
+    const i64 ih0 = oh * g.sh - g.ph, iw0 = ow * g.sw - g.pw;
+    /* A staging: row ar, 8 columns from ac */
+    const int ar = t >> 2, ac = (t & 3) * 8;
+    const i64 co = m0 + ar;
+    const int wm = warp >> 2, wn = warp & 3, q = lane >> 2, r4 = lane & 3;
+    float acc[2][4][4];
+    for (int mi = 0; mi < 2; mi++)
+        for (int ni = 0; ni < 4; ni++)
+            for (int e = 0; e < 4; e++) acc[mi][ni][e] = 0.0f;
+    for (i64 k0 = 0; k0 < a.K; k0 += FST_IG_BK) {
+        u16 *ad = As + ar * FST_IG_LDS + ac;
+        for (int e = 0; e < 8; e += 2) {
+            const i64 k = k0 + ac + e;
+            const u16 lo = co < a.cout && k < a.K ? a.w[co * a.ldw + k] : 0;
+            const u16 hi = co < a.cout && k + 1 < a.K ? a.w[co * a.ldw + k + 1] : 0;
+            st32(ad + e, pack_bf16(lo, hi));
+        }
+        u16 *bd = Bs + bp * FST_IG_LDS + bk;
+        i64 k = k0 + bk;
+        i64 ci = k / khw;
+        const i64 rr = k - ci * khw;
+        i64 r = rr / g.kw, s = rr - r * g.kw;
+        u16 pair[2];
+        for (int e = 0; e < FST_IG_BK * FST_IG_BN / FST_IG_T; e++, k++) {
+            float v = 0.0f;
+            if (jok && k < a.K) {
+                const i64 ih = ih0 + r, iw = iw0 + s;
+                if (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) v = LDG(xb + (ci * g.h + ih) * g.w + iw);
+            }
+            pair[e & 1] = bf16_bits(f2u(v));
+            if (e & 1) st32(bd + e - 1, pack_bf16(pair[0], pair[1]));
+            if (++s == g.kw) { s = 0; if (++r == g.kh) { r = 0; ci++; } }
+        }
+        c.sync();
+        for (int ks = 0; ks < FST_IG_BK; ks += 16) {
+            u32 af[2][4], bfr[4][2];
+            for (int mi = 0; mi < 2; mi++) {
+                const u16 *ap = As + (wm * 32 + mi * 16 + q) * FST_IG_LDS + ks + 2 * r4;
+                af[mi][0] = ld32(ap);
+                af[mi][1] = ld32(ap + 8 * FST_IG_LDS);
+                af[mi][2] = ld32(ap + 8);
+                af[mi][3] = ld32(ap + 8 * FST_IG_LDS + 8);
+            }
+            for (int ni = 0; ni < 4; ni++) {
+                const u16 *bq = Bs + (wn * 32 + ni * 8 + q) * FST_IG_LDS + ks + 2 * r4;
+                bfr[ni][0] = ld32(bq);
+                bfr[ni][1] = ld32(bq + 8);
+            }
+            for (int mi = 0; mi < 2; mi++)
+                for (int ni = 0; ni < 4; ni++) c.mma16816(acc[mi][ni], af[mi], bfr[ni]);
+        }
+        c.sync();
+    }
+    for (int mi = 0; mi < 2; mi++)
+        for (int ni = 0; ni < 4; ni++)
+            for (int e = 0; e < 4; e++) {
+                const i64 o = m0 + wm * 32 + mi * 16 + q + 8 * (e >> 1), jj = n0 + wn * 32 + ni * 8 + 2 * r4 + (e & 1);
+                if (o < a.cout && jj < a.npix) {
+                    const i64 im = jj / P;
+                    a.y[(im * a.cout + o) * P + (jj - im * P)] = acc[mi][ni][e];
+                }
+            }
 }
 
 #endif

@@ -120,6 +120,33 @@ typedef struct { int ta, tb; int64_t m, n, k; float alpha, beta; const float *a;
 typedef struct { float *w; const float *g; float *buf; int64_t n; float lr, wd, mom, damp; int first, nesterov; } fst_k_sgd_args;
 typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_k_srste_args;
 
+/* ---- block-level kernels (FST_BLOCK_KERNELS): bodies kb_<name>(FstCtx &, args) that cooperate within a block
+ * through shared memory, barriers, warp shuffles and tensor-core mma (fst4j_bodies.cuh); the emulator runs each
+ * thread as a fiber and switches at every barrier and warp operation (cuda_emu.cc) ---- */
+/* The emulator's self-test, also run on a device so that both are seen to agree: per block of FST_SELFTEST_T threads,
+ * out[b][0][t] = in[b][T - 1 - t] (through shared memory and a barrier), out[b][1][t] = the butterfly sum of in over
+ * t's warp (shfl_xor 16, 8, 4, 2, 1), out[b][2][t] = in[b][warp base + 31 - lane] (shfl); and warp 0 of block b
+ * d[b] (16 x 8, row-major, float32) = a[b] (16 x 16 bf16, row-major) x bt[b] (8 x 16 bf16: B^T, row-major) by one
+ * mma.m16n8k16. mode 1 / 2 (emulator only) break the rules on purpose: thread 0 skips the barrier / lane 3 of warp 1
+ * skips its shuffles. */
+#define FST_SELFTEST_T 128
+typedef struct { const float *in; float *out; const uint16_t *a, *bt; float *d; int mode; } fst_k_selftest_args;
+/* Implicit-GEMM convolution (Eq. 1 without a lowered matrix): y [n, cout, ho, wo] float32 = W x im2col(x), W bf16
+ * [cout, ldw] (K = c*kh*kw columns used, ldw a multiple of 8, 16-byte aligned), x float32 NCHW rounded to bf16 as it is
+ * staged; fp32 accumulation on the tensor cores (mma.m16n8k16). Tiles of FST_IG_BM output channels x FST_IG_BN output
+ * positions x FST_IG_BK of K per block of FST_IG_T threads. */
+#define FST_IG_BM 64
+#define FST_IG_BN 128
+#define FST_IG_BK 32
+#define FST_IG_T 256
+#define FST_IG_LDS 40   /* shared-memory row stride in bf16 (32 + 8: the fragment loads of a warp hit 32 banks) */
+typedef struct { const float *x; fst_geom g; const uint16_t *w; int64_t ldw, cout, K, npix, mtiles; float *y; } fst_k_igemm_args;
+
+/* X(name, argument struct, threads per block, bytes of shared memory) */
+#define FST_BLOCK_KERNELS(X) \
+    X(selftest, fst_k_selftest_args, FST_SELFTEST_T, FST_SELFTEST_T * 4) \
+    X(igemm, fst_k_igemm_args, FST_IG_T, (FST_IG_BM + FST_IG_BN) * FST_IG_LDS * 2)
+
 /* Every kernel: X(name, argument struct). The device kernel is fst_k_<name>, its body k_<name>. */
 #define FST_KERNELS(X)                                                                                  \
     X(prune24, fst_k_prune_args) X(prune24_t, fst_k_prune_args) X(shift_gather, fst_k_shift_gather_args) \
@@ -146,6 +173,9 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
     X(im2col_bf16_s1, fst_k_im2col_bf16_args) X(im2col_bf16_s2, fst_k_im2col_bf16_args) X(by_channel, fst_k_by_channel_args) X(by_channel4, fst_k_by_channel_args) X(prune24_tg, fst_k_prune_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
-enum { FST_KERNELS(FST_KERNEL_ENUM) FST_N_KERNELS };
+#define FST_BLOCK_KERNEL_ENUM(name, args, threads, smem) FST_K_##name,
+/* thread kernels first, then the block kernels (FST_N_THREAD_KERNELS <= k < FST_N_KERNELS) */
+enum { FST_KERNELS(FST_KERNEL_ENUM) FST_N_THREAD_KERNELS, FST_BLOCK_BEFORE_FIRST = FST_N_THREAD_KERNELS - 1,
+       FST_BLOCK_KERNELS(FST_BLOCK_KERNEL_ENUM) FST_N_KERNELS };
 
 #endif

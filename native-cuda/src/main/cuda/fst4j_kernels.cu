@@ -9,3 +9,14 @@
 #define FST_GLOBAL(name, Args) \
     extern "C" __global__ void __launch_bounds__(FST_BLOCK) fst_k_##name(const Args a) { k_##name(fst_gidx(blockIdx.x, blockDim.x, threadIdx.x), a); }
 FST_KERNELS(FST_GLOBAL)
+
+/* block kernels: their own block size, and dynamic shared memory of the size the list gives (<= 48 KB, the default
+ * limit without cuFuncSetAttribute) */
+#define FST_GLOBAL_BLOCK(name, Args, threads, smem)                                                         \
+    static_assert((smem) <= 48 * 1024 && (threads) % 32 == 0, #name ": shared memory or block size");        \
+    extern "C" __global__ void __launch_bounds__(threads) fst_k_##name(const Args a) {                       \
+        extern __shared__ __align__(16) unsigned char fst_smem[];                                            \
+        FstCtx c{fst_smem};                                                                                  \
+        kb_##name(c, a);                                                                                     \
+    }
+FST_BLOCK_KERNELS(FST_GLOBAL_BLOCK)

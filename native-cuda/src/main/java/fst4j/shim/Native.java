@@ -1338,6 +1338,52 @@ public final class Native {
     }
 
     /** dst bf16 [rowsP, colsP] = im2col of contiguous float32 x [n, c, h, w] rounded to nearest even, zero-padded. */
+    // ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS): shared memory, barriers, warp shuffles, tensor-core mma ----
+
+    private static final class CudaBlockHandles {
+        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM;
+        static {
+            SymbolLookup lib = CudaHandles.LIB;
+            SELFTEST = bind(lib, "fst_cuda_block_selftest", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
+            EMU_ORDER = bind(lib, "fst_cuda_emu_order", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), false);
+            CONV_IGEMM = bind(lib, "fst_cuda_conv_igemm", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS), false);
+        }
+    }
+
+    /**
+     * The block-kernel self-test (fst4j_kargs.h, fst_k_selftest_args): per block of 128 threads, a reversal through
+     * shared memory and a barrier, a warp's butterfly sum and a lane reversal by shuffles, and one mma.m16n8k16 of warp
+     * 0. Modes 1 and 2 (emulator only) break the barrier / warp rules and must fail.
+     */
+    public static void cudaBlockSelftest(MemorySegment in, MemorySegment out, MemorySegment a, MemorySegment bt, MemorySegment d, long blocks, int mode) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaBlockHandles.SELFTEST.invokeExact(in, out, a, bt, d, blocks, mode); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_block_selftest");
+    }
+
+    /** Emulator only: the order of a block's threads between barriers, 0 reverse (default), 1 forward, 2 shuffled from seed. */
+    public static void cudaEmuOrder(int order, long seed) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaBlockHandles.EMU_ORDER.invokeExact(order, seed); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_emu_order");
+    }
+
+    /**
+     * Implicit-GEMM convolution: y [n, cout, ho, wo] fp32 = W (bf16 [cout, ldw], its first c*kh*kw columns) x im2col(x),
+     * x fp32 NCHW rounded to bf16 as it is staged, fp32 accumulation on the tensor cores; no lowered matrix.
+     */
+    public static void cudaConvIgemm(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                     long ho, long wo, MemorySegment wt, long ldw, long cout, MemorySegment y) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaBlockHandles.CONV_IGEMM.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, wt, ldw, cout, y); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_conv_igemm");
+    }
+
     public static void cudaIm2colBf16(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
                                       long ho, long wo, MemorySegment dst, long rowsP, long colsP) {
         cudaEnsure();

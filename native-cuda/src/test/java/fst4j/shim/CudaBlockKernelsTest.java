@@ -1,0 +1,189 @@
+package fst4j.shim;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The block kernels (shared memory, barriers, warp shuffles, tensor-core mma; fst4j_kargs.h FST_BLOCK_KERNELS) against
+ * their definitions: on the emulator, where every thread is a fiber switched at each barrier and warp operation, under
+ * each of its thread orders; on a device (gpu/run.sh) the same checks show that the emulator's model of the primitives is
+ * the device's.
+ */
+class CudaBlockKernelsTest {
+    private static final int T = 128;   // FST_SELFTEST_T
+    private final DeviceBuffers mem = new DeviceBuffers(0x7f, 4);
+
+    @BeforeEach
+    void needsDevice() { assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA device: " + Cuda.status()); }
+
+    @AfterEach
+    void freeAll() {
+        try {
+            if (Cuda.isAvailable() && Cuda.isEmulated()) Native.cudaEmuOrder(0, 0);
+        } finally {
+            mem.close();
+        }
+    }
+
+    /** The emulator's thread orders to run a kernel under (reverse, forward, two shuffles); only the device's own elsewhere. */
+    private static int[][] orders() {
+        return Cuda.isEmulated() ? new int[][]{ { 0, 0 }, { 1, 0 }, { 2, 7 }, { 2, 8 } } : new int[][]{ { -1, 0 } };
+    }
+
+    private static void order(int[] o) { if (o[0] >= 0) Native.cudaEmuOrder(o[0], o[1]); }
+
+    private static short[] bf16(Random r, int n, boolean integers) {
+        short[] v = new short[n];
+        for (int i = 0; i < n; i++) v[i] = Bf16.of(integers ? r.nextInt(17) - 8 : (float) r.nextGaussian());
+        return v;
+    }
+
+    @Test
+    void selftestMatchesItsDefinition() {
+        Random r = new Random(11);
+        int blocks = 5;
+        for (boolean integers : new boolean[]{ true, false }) {
+            float[] in = new float[blocks * T];
+            for (int i = 0; i < in.length; i++) in[i] = (float) r.nextGaussian();
+            short[] a = bf16(r, blocks * 256, integers), bt = bf16(r, blocks * 128, integers);
+            for (int[] o : orders()) {
+                order(o);
+                MemorySegment din = mem.upload(in), dout = mem.dev(4L * blocks * 3 * T), da = mem.upload(a), dbt = mem.upload(bt),
+                        dd = mem.dev(4L * blocks * 128);
+                Native.cudaBlockSelftest(din, dout, da, dbt, dd, blocks, 0);
+                float[] out = mem.downloadFloats(dout, (long) blocks * 3 * T), d = mem.downloadFloats(dd, (long) blocks * 128);
+                String at = "order " + o[0] + "/" + o[1];
+                for (int b = 0; b < blocks; b++) {
+                    float[] w = new float[T];
+                    for (int t = 0; t < T; t++) w[t] = in[b * T + t];
+                    for (int m = 16; m >= 1; m >>= 1) {   // all lanes at once, as the shuffle does
+                        float[] next = new float[T];
+                        for (int t = 0; t < T; t++) next[t] = w[t] + w[t ^ m];
+                        w = next;
+                    }
+                    for (int t = 0; t < T; t++) {
+                        int base = b * 3 * T;
+                        assertEquals(Float.floatToRawIntBits(in[b * T + T - 1 - t]), Float.floatToRawIntBits(out[base + t]), "reversal " + at);
+                        assertEquals(Float.floatToRawIntBits(w[t]), Float.floatToRawIntBits(out[base + T + t]), "butterfly sum " + at + " t " + t);
+                        assertEquals(Float.floatToRawIntBits(in[b * T + (t & ~31) + 31 - (t & 31)]), Float.floatToRawIntBits(out[base + 2 * T + t]),
+                                "lane reversal " + at);
+                    }
+                    for (int i = 0; i < 16; i++)
+                        for (int j = 0; j < 8; j++) {
+                            double want = 0, mag = 0;
+                            for (int k = 0; k < 16; k++) {
+                                double p = (double) Bf16.value(a[b * 256 + i * 16 + k]) * Bf16.value(bt[b * 128 + j * 16 + k]);
+                                want += p;
+                                mag += Math.abs(p);
+                            }
+                            float got = d[b * 128 + i * 8 + j];
+                            if (integers) assertEquals((float) want, got, 0f, "mma of integers " + at + " at " + i + "," + j);
+                            else assertEquals(want, got, 16 * 0x1p-23 * mag + 1e-30, "mma " + at + " at " + i + "," + j);
+                        }
+                }
+            }
+        }
+    }
+
+    @Test
+    void theEmulatorReportsBarriersAndWarpOperationsThatNotEveryThreadReaches() {
+        MemorySegment din = mem.upload(new float[2 * T]), dout = mem.dev(4L * 2 * 3 * T), da = mem.upload(new short[2 * 256]),
+                dbt = mem.upload(new short[2 * 128]), dd = mem.dev(4L * 2 * 128);
+        if (!Cuda.isEmulated()) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Native.cudaBlockSelftest(din, dout, da, dbt, dd, 2, 1));
+            assertTrue(e.getMessage().contains("emulator only"), e.getMessage());
+            return;
+        }
+        CudaException barrier = assertThrows(CudaException.class, () -> Native.cudaBlockSelftest(din, dout, da, dbt, dd, 2, 1));
+        assertTrue(barrier.getMessage().contains("127 threads wait at a barrier") && barrier.getMessage().contains("1 have returned"), barrier.getMessage());
+        CudaException warp = assertThrows(CudaException.class, () -> Native.cudaBlockSelftest(din, dout, da, dbt, dd, 2, 2));
+        assertTrue(warp.getMessage().contains("warp 1: lanes 0 and 3 are at different warp operations"), warp.getMessage());
+        Native.cudaBlockSelftest(din, dout, da, dbt, dd, 2, 0);   // the next launch starts clean
+        assertEquals(0f, mem.downloadFloats(dd, 256)[255]);
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaEmuOrder(3, 0));
+    }
+
+    /** The reference: im2col lowered into bf16, the bf16 GEMM, the product permuted into NCHW (on the host). */
+    private float[] lowered(MemorySegment dx, long[] g, MemorySegment dw, int ldw, int cout) {
+        int n = (int) g[0], k = (int) (g[1] * g[4] * g[5]), plane = (int) (g[10] * g[11]), cols = n * plane;
+        MemorySegment cols16 = mem.dev(2L * k * cols), c = mem.dev(4L * cout * cols);
+        Native.cudaIm2colBf16(dx, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], cols16, k, cols);
+        Native.cudaGemmEx(false, false, cout, cols, k, 1f, dw, Cuda.R_16BF, ldw, cols16, Cuda.R_16BF, cols, 0f, c, Cuda.R_32F, cols, false);
+        float[] p = mem.downloadFloats(c, (long) cout * cols), y = new float[p.length];
+        for (int o = 0; o < cout; o++)
+            for (int img = 0; img < n; img++) System.arraycopy(p, o * cols + img * plane, y, (img * cout + o) * plane, plane);
+        return y;
+    }
+
+    @Test
+    void implicitGemmConvolutionEqualsTheLoweredProduct() {
+        assumeTrue(Cuda.isEmulated() || Native.cudaBlasStatus().startsWith("ok"), () -> "cuBLAS: " + Native.cudaBlasStatus());
+        Random r = new Random(5);
+        // n, c, h, w, kh, kw, sh, sw, ph, pw, cout: K below, at and above one 32-slice; Cout below, at and past one 64-tile;
+        // positions not a multiple of the 128-tile; stride 2; 1x1; a 7x7 stem; no padding
+        int[][] cases = { { 2, 3, 9, 11, 3, 3, 1, 1, 1, 1, 5 }, { 3, 16, 8, 8, 3, 3, 1, 1, 1, 1, 64 }, { 2, 8, 13, 7, 3, 3, 2, 2, 1, 1, 70 },
+                { 1, 5, 6, 6, 1, 1, 1, 1, 0, 0, 9 }, { 2, 4, 10, 10, 7, 7, 2, 2, 3, 3, 3 }, { 2, 32, 5, 5, 3, 3, 1, 1, 0, 0, 130 } };
+        for (int[] cs : cases) {
+            int n = cs[0], c = cs[1], h = cs[2], w = cs[3], kh = cs[4], kw = cs[5], sh = cs[6], sw = cs[7], ph = cs[8], pw = cs[9], cout = cs[10];
+            int ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1, k = c * kh * kw, ldw = k + 5, plane = ho * wo;
+            long[] g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+            String at = java.util.Arrays.toString(cs);
+            float[] x = new float[n * c * h * w];
+            for (int i = 0; i < x.length; i++) x[i] = r.nextInt(16) == 0 ? (r.nextBoolean() ? 0f : -0f) : (float) r.nextGaussian();
+            short[] wt = new short[cout * ldw];
+            for (int o = 0; o < cout; o++)
+                for (int j = 0; j < ldw; j++) wt[o * ldw + j] = j < k ? Bf16.of((float) r.nextGaussian()) : (short) 0x7fc0;   // NaN past K: never read
+            MemorySegment dx = mem.upload(x), dw = mem.upload(wt);
+            float[] ref = Cuda.isEmulated() ? lowered(dx, g, dw, ldw, cout) : null;
+            for (int[] o : orders()) {
+                order(o);
+                MemorySegment dy = mem.dev(4L * n * cout * plane);
+                Native.cudaConvIgemm(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dw, ldw, cout, dy);
+                float[] y = mem.downloadFloats(dy, (long) n * cout * plane);
+                for (int img = 0; img < n; img++)
+                    for (int oc = 0; oc < cout; oc++)
+                        for (int oh = 0; oh < ho; oh++)
+                            for (int ow = 0; ow < wo; ow++) {
+                                int i = ((img * cout + oc) * ho + oh) * wo + ow;
+                                if (ref != null) {   // the emulator: the same sums in the same order as its GemmEx, bit for bit
+                                    assertEquals(Float.floatToRawIntBits(ref[i]), Float.floatToRawIntBits(y[i]), at + " order " + o[0] + "/" + o[1] + " at " + i);
+                                    continue;
+                                }
+                                double want = 0, mag = 0;
+                                for (int ci = 0; ci < c; ci++)
+                                    for (int a = 0; a < kh; a++)
+                                        for (int b = 0; b < kw; b++) {
+                                            int ih = oh * sh - ph + a, iw = ow * sw - pw + b;
+                                            if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                                            double p = (double) Bf16.value(wt[oc * ldw + (ci * kh + a) * kw + b]) * Bf16.round(x[((img * c + ci) * h + ih) * w + iw]);
+                                            want += p;
+                                            mag += Math.abs(p);
+                                        }
+                                assertEquals(want, y[i], k * 0x1p-23 * mag + 1e-30, at + " at " + i);
+                            }
+            }
+        }
+    }
+
+    @Test
+    void implicitGemmConvolutionRejectsBadArguments() {
+        MemorySegment dx = mem.upload(new float[2 * 3 * 5 * 5]), dw = mem.upload(new short[4 * 27]), dy = mem.dev(4L * 2 * 4 * 25);
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvIgemm(dx, 2, 3, 5, 5, 3, 3, 1, 1, 1, 1, 5, 5, dw, 26, 4, dy), "ldw < K");
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvIgemm(dx, 2, 3, 5, 5, 3, 3, 1, 1, 1, 1, 5, 5, dw, 27, 0, dy), "no output channel");
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvIgemm(dx, 2, 3, 5, 5, 3, 3, 1, 1, 1, 1, 4, 5, dw, 27, 4, dy), "ho");
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvIgemm(MemorySegment.NULL, 2, 3, 5, 5, 3, 3, 1, 1, 1, 1, 5, 5, dw, 27, 4, dy), "null x");
+        if (Cuda.isEmulated()) {   // ranges are checked where they can be
+            MemorySegment small = mem.dev(4L * 2 * 4 * 25 - 4);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> Native.cudaConvIgemm(dx, 2, 3, 5, 5, 3, 3, 1, 1, 1, 1, 5, 5, dw, 27, 4, small));
+            assertTrue(e.getMessage().contains("not inside one device allocation"), e.getMessage());
+        }
+    }
+}

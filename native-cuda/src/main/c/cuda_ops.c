@@ -109,16 +109,18 @@ static int launch_op(int k, int64_t items, const void *args, const char *sub) {
     return rc;
 }
 
-/* a block kernel (FST_BLOCK_KERNELS) on `blocks` blocks of its own size */
-static int launch_blocks(int k, int64_t blocks, const void *args) {
+/* a block kernel (FST_BLOCK_KERNELS) on `blocks` blocks of its own size; sub: the profile's sub-row (a static string or NULL) */
+static int launch_blocks_op(int k, int64_t blocks, const void *args, const char *sub) {
     if (blocks <= 0) return FST_OK;
     if (k < FST_N_THREAD_KERNELS || k >= FST_N_KERNELS) return fst_cuda_fail("launch_blocks: %d is not a block kernel", k);
     if (blocks > 0x7fffffff) return fst_cuda_fail("%s: %lld blocks exceed one launch", names[k], (long long)blocks);
     const double t0 = fst_kprof_begin();
     const int rc = fst_backend_launch(k, blocks, block_shapes[k - FST_N_THREAD_KERNELS].threads, block_shapes[k - FST_N_THREAD_KERNELS].smem, args);
-    if (rc == FST_OK) fst_kprof_end(names[k], NULL, blocks, t0);
+    if (rc == FST_OK) fst_kprof_end(names[k], sub, blocks, t0);
     return rc;
 }
+
+static int launch_blocks(int k, int64_t blocks, const void *args) { return launch_blocks_op(k, blocks, args, NULL); }
 
 static int launch(int k, int64_t items, const void *args) { return launch_op(k, items, args, NULL); }
 
@@ -365,7 +367,12 @@ int fst_cuda_conv_igemm(const float *x, int64_t n, int64_t c, int64_t h, int64_t
     OWN(x, n * c * h * w * 4); OWN(wt, ((cout - 1) * ldw + K) * 2); OWN(y, npix * cout * 4);
     const int64_t mtiles = (cout + FST_IG_BM - 1) / FST_IG_BM, ntiles = (npix + FST_IG_BN - 1) / FST_IG_BN;
     fst_k_igemm_args a = { x, g, wt, ldw, cout, K, npix, mtiles, y };
-    return launch_blocks(FST_K_igemm, mtiles * ntiles, &a);
+    /* the profile's rows by kernel size and output channels (a ResNet's stages) */
+    static const char *const subs[3][4] = { { "1x1 cout<=64", "1x1 cout<=128", "1x1 cout<=256", "1x1 cout>256" },
+                                            { "3x3 cout<=64", "3x3 cout<=128", "3x3 cout<=256", "3x3 cout>256" },
+                                            { "kxk cout<=64", "kxk cout<=128", "kxk cout<=256", "kxk cout>256" } };
+    const int ks = kh == 1 && kw == 1 ? 0 : kh == 3 && kw == 3 ? 1 : 2, cs = cout <= 64 ? 0 : cout <= 128 ? 1 : cout <= 256 ? 2 : 3;
+    return launch_blocks_op(FST_K_igemm, mtiles * ntiles, &a, subs[ks][cs]);
 }
 
 int fst_cuda_by_channel(const float *src, int64_t imgs, int64_t rows, int64_t plane, float *dst, uint16_t *dst16) {

@@ -1165,54 +1165,85 @@ FST_BD void kb_selftest(FstCtx &c, const fst_k_selftest_args &a) {
  * the im2col slice (x gathered and rounded to bf16, never written to global memory) in shared memory, then its 8 warps
  * (2 along M x 4 along N, 32 x 32 outputs each) run 2 x 4 mma.m16n8k16 per 16 of K. The products are written straight
  * into NCHW. Thread t stages W row t / 4, 8 columns, and position t % BN, 16 consecutive k of the slice (consecutive
- * lanes: consecutive positions, so the reads of x coalesce along a row). */
+ * lanes: consecutive positions, so the reads of x coalesce along a row). Two shared-memory buffers: the next slice's
+ * global loads are issued into registers before the current slice's products and stored into the other buffer after
+ * them, so one barrier per slice separates the writes of one buffer from the reads of the other. */
+#define FST_IG_BE (FST_IG_BK * FST_IG_BN / FST_IG_T)   /* im2col elements per thread and slice (16) */
+struct IgStage {
+    const float *xb;   /* this thread's image */
+    i64 ih0, iw0;      /* its output position's top-left input coordinates */
+    bool jok;          /* its position exists */
+    int bp, bk, ar, ac;
+    i64 co;            /* its W row */
+};
+
+/* the slice at k0 into registers: wv (8 bf16 of W, packed), xv (16 bf16 of im2col, packed) */
+FST_BD void ig_load(const fst_k_igemm_args &a, const IgStage &st, i64 k0, u32 wv[4], u32 xv[FST_IG_BE / 2]) {
+    const fst_geom &g = a.g;
+    for (int e = 0; e < 8; e += 2) {
+        const i64 k = k0 + st.ac + e;
+        const u16 lo = st.co < a.cout && k < a.K ? a.w[st.co * a.ldw + k] : 0;
+        const u16 hi = st.co < a.cout && k + 1 < a.K ? a.w[st.co * a.ldw + k + 1] : 0;
+        wv[e / 2] = pack_bf16(lo, hi);
+    }
+    const i64 khw = g.kh * g.kw;
+    i64 k = k0 + st.bk, ci = k / khw;
+    const i64 rr = k - ci * khw;
+    i64 r = rr / g.kw, s = rr - r * g.kw;
+    u16 lo = 0;
+    for (int e = 0; e < FST_IG_BE; e++, k++) {
+        float v = 0.0f;
+        if (st.jok && k < a.K) {
+            const i64 ih = st.ih0 + r, iw = st.iw0 + s;
+            if (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) v = LDG(st.xb + (ci * g.h + ih) * g.w + iw);
+        }
+        const u16 h = bf16_bits(f2u(v));
+        if (e & 1) xv[e / 2] = pack_bf16(lo, h);
+        else lo = h;
+        if (++s == g.kw) { s = 0; if (++r == g.kh) { r = 0; ci++; } }
+    }
+}
+
+FST_BD void ig_store(u16 *buf, const IgStage &st, const u32 wv[4], const u32 xv[FST_IG_BE / 2]) {
+    u16 *ad = buf + st.ar * FST_IG_LDS + st.ac, *bd = buf + (FST_IG_BM + st.bp) * FST_IG_LDS + st.bk;
+    for (int e = 0; e < 4; e++) st32(ad + 2 * e, wv[e]);
+    for (int e = 0; e < FST_IG_BE / 2; e++) st32(bd + 2 * e, xv[e]);
+}
+
 FST_BD void kb_igemm(FstCtx &c, const fst_k_igemm_args &a) {
     const fst_geom &g = a.g;
     const int t = c.tid(), lane = t & 31, warp = t >> 5;
     const i64 m0 = (c.block() % a.mtiles) * FST_IG_BM, n0 = (c.block() / a.mtiles) * FST_IG_BN;
-    u16 *As = (u16 *)c.smem, *Bs = As + FST_IG_BM * FST_IG_LDS;
-    const i64 P = g.ho * g.wo, khw = g.kh * g.kw;
-    /* B staging: position bp of the tile, k from bk within each slice */
-    const int bp = t % FST_IG_BN, bk = (t / FST_IG_BN) * (FST_IG_BK * FST_IG_BN / FST_IG_T);
-    const i64 j = n0 + bp;
-    const bool jok = j < a.npix;
+    const i64 P = g.ho * g.wo;
+    IgStage st;
+    st.bp = t % FST_IG_BN;
+    st.bk = (t / FST_IG_BN) * FST_IG_BE;
+    st.ar = t >> 2;
+    st.ac = (t & 3) * 8;
+    st.co = m0 + st.ar;
+    const i64 j = n0 + st.bp;
+    st.jok = j < a.npix;
     i64 img = 0, oh = 0, ow = 0;
-    if (jok) { img = j / P; const i64 rem = j - img * P; oh = rem / g.wo; ow = rem - oh * g.wo; }
-    const float *xb = a.x + img * g.c * g.h * g.w;
-    const i64 ih0 = oh * g.sh - g.ph, iw0 = ow * g.sw - g.pw;
-    /* A staging: row ar, 8 columns from ac */
-    const int ar = t >> 2, ac = (t & 3) * 8;
-    const i64 co = m0 + ar;
+    if (st.jok) { img = j / P; const i64 rem = j - img * P; oh = rem / g.wo; ow = rem - oh * g.wo; }
+    st.xb = a.x + img * g.c * g.h * g.w;
+    st.ih0 = oh * g.sh - g.ph;
+    st.iw0 = ow * g.sw - g.pw;
     const int wm = warp >> 2, wn = warp & 3, q = lane >> 2, r4 = lane & 3;
+    const int BUF = (FST_IG_BM + FST_IG_BN) * FST_IG_LDS;   /* bf16 per buffer: W's slice, then the im2col slice */
+    u16 *smem = (u16 *)c.smem;
     float acc[2][4][4];
     for (int mi = 0; mi < 2; mi++)
         for (int ni = 0; ni < 4; ni++)
             for (int e = 0; e < 4; e++) acc[mi][ni][e] = 0.0f;
+    u32 wv[4], xv[FST_IG_BE / 2];
+    ig_load(a, st, 0, wv, xv);
+    ig_store(smem, st, wv, xv);
+    c.sync();
+    int cur = 0;
     for (i64 k0 = 0; k0 < a.K; k0 += FST_IG_BK) {
-        u16 *ad = As + ar * FST_IG_LDS + ac;
-        for (int e = 0; e < 8; e += 2) {
-            const i64 k = k0 + ac + e;
-            const u16 lo = co < a.cout && k < a.K ? a.w[co * a.ldw + k] : 0;
-            const u16 hi = co < a.cout && k + 1 < a.K ? a.w[co * a.ldw + k + 1] : 0;
-            st32(ad + e, pack_bf16(lo, hi));
-        }
-        u16 *bd = Bs + bp * FST_IG_LDS + bk;
-        i64 k = k0 + bk;
-        i64 ci = k / khw;
-        const i64 rr = k - ci * khw;
-        i64 r = rr / g.kw, s = rr - r * g.kw;
-        u16 pair[2];
-        for (int e = 0; e < FST_IG_BK * FST_IG_BN / FST_IG_T; e++, k++) {
-            float v = 0.0f;
-            if (jok && k < a.K) {
-                const i64 ih = ih0 + r, iw = iw0 + s;
-                if (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) v = LDG(xb + (ci * g.h + ih) * g.w + iw);
-            }
-            pair[e & 1] = bf16_bits(f2u(v));
-            if (e & 1) st32(bd + e - 1, pack_bf16(pair[0], pair[1]));
-            if (++s == g.kw) { s = 0; if (++r == g.kh) { r = 0; ci++; } }
-        }
-        c.sync();
+        const bool more = k0 + FST_IG_BK < a.K;
+        if (more) ig_load(a, st, k0 + FST_IG_BK, wv, xv);
+        const u16 *As = smem + cur * BUF, *Bs = As + FST_IG_BM * FST_IG_LDS;
         for (int ks = 0; ks < FST_IG_BK; ks += 16) {
             u32 af[2][4], bfr[4][2];
             for (int mi = 0; mi < 2; mi++) {
@@ -1230,7 +1261,9 @@ FST_BD void kb_igemm(FstCtx &c, const fst_k_igemm_args &a) {
             for (int mi = 0; mi < 2; mi++)
                 for (int ni = 0; ni < 4; ni++) c.mma16816(acc[mi][ni], af[mi], bfr[ni]);
         }
+        if (more) ig_store(smem + (cur ^ 1) * BUF, st, wv, xv);
         c.sync();
+        cur ^= 1;
     }
     for (int mi = 0; mi < 2; mi++)
         for (int ni = 0; ni < 4; ni++)

@@ -134,7 +134,7 @@ typedef struct { const float *in; float *out; const uint16_t *a, *bt; float *d; 
 /* Implicit-GEMM convolution (Eq. 1 without a lowered matrix): y [n, cout, ho, wo] float32 = W x im2col(x), W bf16
  * [cout, ldw] (K = c*kh*kw columns used, ldw a multiple of 8, 16-byte aligned), x float32 NCHW rounded to bf16 as it is
  * staged; fp32 accumulation on the tensor cores (mma.m16n8k16). Tiles of FST_IG_BM output channels x FST_IG_BN output
- * positions x FST_IG_BK of K per block of FST_IG_T threads. */
+ * positions x FST_IG_BK of K per block of FST_IG_T threads, two shared-memory buffers of both slices. */
 #define FST_IG_BM 64
 #define FST_IG_BN 128
 #define FST_IG_BK 32
@@ -145,7 +145,7 @@ typedef struct { const float *x; fst_geom g; const uint16_t *w; int64_t ldw, cou
 /* X(name, argument struct, threads per block, bytes of shared memory) */
 #define FST_BLOCK_KERNELS(X) \
     X(selftest, fst_k_selftest_args, FST_SELFTEST_T, FST_SELFTEST_T * 4) \
-    X(igemm, fst_k_igemm_args, FST_IG_T, (FST_IG_BM + FST_IG_BN) * FST_IG_LDS * 2)
+    X(igemm, fst_k_igemm_args, FST_IG_T, 2 * (FST_IG_BM + FST_IG_BN) * FST_IG_LDS * 2)
 
 /* Every kernel: X(name, argument struct). The device kernel is fst_k_<name>, its body k_<name>. */
 #define FST_KERNELS(X)                                                                                  \

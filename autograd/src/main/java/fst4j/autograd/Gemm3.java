@@ -111,16 +111,24 @@ public final class Gemm3 {
             return true;
         }
 
-        /** Whether {@link #timesLoweredNchw} can write a CUDA convolution's output straight as NCHW (the cuSPARSELt product). */
-        public boolean lowersIntoNchw() { return cuda != null; }
+        /**
+         * Whether {@link #timesLoweredNchw} can write a CUDA convolution's output straight as NCHW: the cuSPARSELt
+         * product, or a dense float32 operand through the implicit-GEMM kernel where that is switched on.
+         */
+        public boolean lowersIntoNchw() { return cuda != null || implicitGemm(); }
+
+        private boolean implicitGemm() {
+            return dense != null && dense.device() == Device.CUDA && f32(dense) && CudaOps.implicitGemmOn();
+        }
 
         /**
          * out [N, rows, Ho, Wo] = this * im2col(low.x()) written as NCHW, for a prepared operand that
-         * {@link #lowersIntoNchw}: the cuSPARSELt product read back into NCHW by one kernel.
+         * {@link #lowersIntoNchw}: the cuSPARSELt product read back into NCHW by one kernel, or one implicit-GEMM kernel.
          */
         public void timesLoweredNchw(Lowering low, Tensor out) {
-            if (cuda == null) throw new IllegalStateException("timesLoweredNchw needs the cuSPARSELt operand");
-            cuda.timesLoweredNchw(low, out);
+            if (cuda != null) cuda.timesLoweredNchw(low, out);
+            else if (implicitGemm()) CudaOps.convImplicitGemmBf16(dense, low, out);
+            else throw new IllegalStateException("timesLoweredNchw needs the cuSPARSELt operand or the implicit GEMM (-Dfst4j.cuda.igemm=true)");
         }
 
         /**

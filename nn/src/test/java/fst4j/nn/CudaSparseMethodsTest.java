@@ -102,6 +102,50 @@ class CudaSparseMethodsTest {
     }
 
     /**
+     * DENSE's Eq. 1 as one implicit-GEMM kernel (-Dfst4j.cuda.igemm=true) instead of im2col_bf16, the bf16 GEMM and the
+     * permute into NCHW. On the emulator its mma model and its GemmEx both add in k order: the same step, bit for bit.
+     * On a device the tensor cores add in their own order: the loss within 1e-4 (relative) and every gradient within
+     * 1 % of its largest element.
+     */
+    @org.junit.jupiter.api.Test
+    void theImplicitGemmConvolutionGivesTheLoweredStep() {
+        // DENSE keeps a small layer's float32 columns for Eq. 3 (Layers.keepColumns) and then runs Eq. 1 on them; a large
+        // one (every layer of the ResNet-18 step) lowers again, which is the path this switch changes
+        boolean keep = fst4j.autograd.Layers.keepColumns;
+        fst4j.autograd.Layers.keepColumns = false;
+        try {
+            if (Cuda.isEmulated())
+                switchChangesNoBit(SparseConfig.Method.DENSE, fst4j.tensor.CudaOps::setImplicitGemm, fst4j.tensor.CudaOps::implicitGemmUses, () -> true,
+                        "a convolution ran as an implicit GEMM");
+            else implicitGemmStepOnADevice();
+        } finally {
+            fst4j.autograd.Layers.keepColumns = keep;
+        }
+    }
+
+    private static void implicitGemmStepOnADevice() {
+        var was = fst4j.tensor.CudaOps.setMatmulPrecision(fst4j.tensor.CudaOps.MatmulPrecision.BF16);
+        boolean on = fst4j.tensor.CudaOps.setImplicitGemm(true);
+        try {
+            long before = fst4j.tensor.CudaOps.implicitGemmUses();
+            GpuStep with = gpuStep(SparseConfig.Method.DENSE);
+            assertTrue(fst4j.tensor.CudaOps.implicitGemmUses() > before, "switched on, no implicit GEMM ran");
+            fst4j.tensor.CudaOps.setImplicitGemm(false);
+            GpuStep without = gpuStep(SparseConfig.Method.DENSE);
+            assertEquals(without.loss(), with.loss(), 1e-4 * Math.abs(without.loss()), "loss");
+            for (int i = 0; i < without.grads().size(); i++) {
+                float[] a = without.grads().get(i), b = with.grads().get(i);
+                double max = 0;
+                for (float v : a) max = Math.max(max, Math.abs(v));
+                for (int j = 0; j < a.length; j++) assertEquals(a[j], b[j], 0.01 * max, "gradient " + i + " at " + j);
+            }
+        } finally {
+            fst4j.tensor.CudaOps.setImplicitGemm(on);
+            fst4j.tensor.CudaOps.setMatmulPrecision(was);
+        }
+    }
+
+    /**
      * With cuSPARSELt at BF16, a magnitude 2:4 weight is pruned straight into the bf16 operand (Eq. 1 along K, Eq. 2
      * along Cout: CudaSpmm.pruned / prunedTransposed) instead of the sparsifier's float32 copy rounded by a second pass:
      * the same operand bits, so the same step, bit for bit.

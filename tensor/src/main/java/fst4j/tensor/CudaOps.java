@@ -384,6 +384,43 @@ public final class CudaOps {
     /** {@link #gemmLoweredBf16(Tensor, Lowering, boolean, float, Tensor)} for Eq. 1: c = a im2col(low.x()). */
     public static void gemmLoweredBf16(Tensor a, Lowering low, Tensor c) { gemmLoweredBf16(a, low, false, 0f, c); }
 
+    /**
+     * -Dfst4j.cuda.igemm=true: a dense convolution's Eq. 1 at BF16 runs as one implicit-GEMM kernel (fst_cuda_conv_igemm:
+     * no lowered matrix, the product written straight into NCHW) instead of im2col_bf16, cuBLAS and a permute. Off by
+     * default until a device has timed it (gpu/step.sh's DENSE-igemm row).
+     */
+    static volatile boolean implicitGemm = "true".equals(System.getProperty("fst4j.cuda.igemm"));
+    private static final java.util.concurrent.atomic.AtomicLong IGEMM_USES = new java.util.concurrent.atomic.AtomicLong();
+
+    /** Switches {@link #convImplicitGemmBf16} for dense convolutions; returns the previous setting. */
+    public static boolean setImplicitGemm(boolean on) { boolean was = implicitGemm; implicitGemm = on; return was; }
+
+    /** How many convolutions {@link #convImplicitGemmBf16} has run (for tests that check the path). */
+    public static long implicitGemmUses() { return IGEMM_USES.get(); }
+
+    /** Whether a dense CUDA Eq. 1 takes {@link #convImplicitGemmBf16}: switched on, BF16 GEMMs, float32 outputs. */
+    public static boolean implicitGemmOn() { return implicitGemm && precision == MatmulPrecision.BF16 && !bf16Outputs; }
+
+    /**
+     * Eq. 1 as one implicit-GEMM kernel: out [N, M, Ho, Wo] (contiguous, overwritten) = a im2col(low.x()) with a [M,
+     * C*kh*kw] (any strides) rounded into a bf16 copy and x rounded to bf16 as the kernel stages it; fp32 accumulation.
+     * The values of {@link #gemmLoweredBf16} followed by the permute into NCHW, up to the order of the sums.
+     */
+    public static void convImplicitGemmBf16(Tensor a, Lowering low, Tensor out) {
+        require("convImplicitGemmBf16", a, low.x(), out);
+        long[] g = low.geometry();
+        int k = low.rows(), m = a.dim() == 2 ? a.shape[0] : -1;
+        if (a.dim() != 2 || a.shape[1] != k || out.dim() != 4 || out.shape[0] != g[0] || out.shape[1] != m || out.shape[2] != g[10]
+                || out.shape[3] != g[11] || !out.isContiguous())
+            throw new IllegalArgumentException("shape mismatch: convImplicitGemmBf16 " + Shape.str(a.shape) + " x im2col [" + k + ", "
+                    + low.cols() + "] into " + Shape.str(out.shape) + " (needs a contiguous [" + g[0] + ", " + m + ", " + g[10] + ", " + g[11] + "])");
+        if (out.numel() == 0) return;
+        try (Block a16 = bf16Padded(a, m, k)) {
+            Native.cudaConvIgemm(ptr(low.x()), g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], a16.ptr(), k, m, ptr(out));
+        }
+        IGEMM_USES.incrementAndGet();
+    }
+
     // ---------------------------------------------------------------- convolution (whole batch: one im2col, one GEMM)
 
     /** cols [K, N*L] of contiguous x (fst_k_im2col). */

@@ -5,9 +5,9 @@
 # then fst4j's CIFAR ResNet-18 at batch 128 (DENSE and FST3_IR) and, if time is left, torch's 2:4 semi-structured GEMM at
 # ResNet-18's shapes. DENSE-rerun and FST3_IR-rerun repeat the two rows in fresh JVMs (the spread between runs); A/B rows
 # time a switch against the default in the same call: DENSE-igemm (-Dfst4j.cuda.igemm=true: Eq. 1 as one implicit-GEMM
-# kernel per convolution) and FST3_IR-nosplt (-Dfst4j.cuda.sparseLt=false: Eq. 1 and 2 as dense bf16 GEMMs of the pruned
-# operands). Runs 17-22 timed FST4J_CUDA_IM2COL_VEC=0, -Dfst4j.cuda.nchwProduct=false, -Dfst4j.cuda.fusedPrune=false and
-# -Dfst4j.cuda.shareBf16=false. Writes $OUT/step.txt (every part's output and exit status) and prints a short table last
+# kernel per convolution) and DENSE-igemm2 (also -Dfst4j.cuda.igemmEq2=true: Eq. 2 of the stride-1 convolutions as the
+# implicit-GEMM convolution of dY with the tap-reversed weight). Runs 17-22 timed FST4J_CUDA_IM2COL_VEC=0,
+# -Dfst4j.cuda.nchwProduct=false, -Dfst4j.cuda.fusedPrune=false, -Dfst4j.cuda.shareBf16=false and -Dfst4j.cuda.sparseLt=false. Writes $OUT/step.txt (every part's output and exit status) and prints a short table last
 # (also $OUT/step-table.txt): ms per step and the ratios FST3_IR / DENSE and fst4j / PyTorch bf16.
 #
 # Called by gpu/run.sh after its tests, with its settings:  JAVA="$JAVA" CP="$CP" OUT="$OUT" bash gpu/step.sh
@@ -83,9 +83,9 @@ if [ "$nogpu" = 0 ]; then
   # A/B: DENSE's Eq. 1 as one implicit-GEMM kernel per convolution (no im2col matrix, no cuBLAS, no permute), profiled
   part "fst4j resnet18in DENSE igemm" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.step.label=igemm \
     fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
-  # FST3_IR without cuSPARSELt: Eq. 1 and 2 as dense bf16 GEMMs of the pruned operands (what the 2:4 kernels buy)
-  part "fst4j resnet18in FST3_IR nosplt" 45 15 "${J[@]}" -Dfst4j.cuda.sparseLt=false -Dfst4j.step.label=nosplt \
-    fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:FST3_IR
+  # A/B: Eq. 2 of the stride-1 convolutions as implicit-GEMM convolutions of dY too (no W^T dY matrix, no col2im there)
+  part "fst4j resnet18in DENSE igemm2" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.step.label=igemm2 \
+    fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
   part "torch resnet18in" 60 20 python3 "$PEER" --device cuda --batch 256 --size 224 --warmup 5 --steps 15 --modes bf16_cl,fp32
   part "fst4j resnet18 (CIFAR) DENSE" 35 15 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 10 resnet18:128:2:8:DENSE
   part "fst4j resnet18 (CIFAR) FST3_IR" 35 15 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 10 resnet18:128:2:8:FST3_IR
@@ -98,11 +98,11 @@ else
     fst4j.nn.CudaStepTiming --max-seconds 5 resnet18in:2:1:2:DENSE:32
   part "fst4j resnet18in FST3_IR rerun" 60 5 "${E[@]}" -Dfst4j.step.label=rerun \
     fst4j.nn.CudaStepTiming --max-seconds 5 resnet18in:2:1:2:FST3_IR:32
-  part "fst4j resnet18in FST3_IR nosplt" 60 5 "${E[@]}" -Dfst4j.cuda.sparseLt=false -Dfst4j.step.label=nosplt \
-    fst4j.nn.CudaStepTiming --max-seconds 5 resnet18in:2:1:2:FST3_IR:32
   # (keepColumns=false: at these tiny sizes DENSE would keep its float32 columns and never lower again, as it does at 224 px)
   part "fst4j resnet18in DENSE igemm" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.conv.keepColumns=false -Dfst4j.step.label=igemm \
     fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
+  part "fst4j resnet18in DENSE igemm2" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.conv.keepColumns=false \
+    -Dfst4j.step.label=igemm2 fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
   part "torch resnet18in" 60 5 python3 "$PEER" --device cpu --batch 2 --size 64 --warmup 1 --steps 2 --modes bf16_cl,fp32
   part "fst4j resnet18 (CIFAR) DENSE" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 resnet18:2:0:1:DENSE
   part "fst4j resnet18 (CIFAR) FST3_IR" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 resnet18:2:0:1:FST3_IR
@@ -157,8 +157,8 @@ ratio("fst4j DENSE-rerun / DENSE", ("STEP", "resnet18in", "DENSE-rerun"), order[
 ratio("fst4j FST3_IR-rerun / FST3_IR", ("STEP", "resnet18in", "FST3_IR-rerun"), order[1])
 ratio("fst4j FST3_IR-rerun / DENSE-rerun", ("STEP", "resnet18in", "FST3_IR-rerun"), ("STEP", "resnet18in", "DENSE-rerun"))
 ratio("fst4j DENSE-igemm / DENSE", ("STEP", "resnet18in", "DENSE-igemm"), order[0])
-ratio("fst4j FST3_IR / FST3_IR-nosplt", order[1], ("STEP", "resnet18in", "FST3_IR-nosplt"))
-ratio("fst4j FST3_IR-nosplt / DENSE", ("STEP", "resnet18in", "FST3_IR-nosplt"), order[0])
+ratio("fst4j DENSE-igemm2 / DENSE", ("STEP", "resnet18in", "DENSE-igemm2"), order[0])
+ratio("fst4j DENSE-igemm2 / DENSE-igemm", ("STEP", "resnet18in", "DENSE-igemm2"), ("STEP", "resnet18in", "DENSE-igemm"))
 pf = [kv(l) | {"who": l.split()[1] + " " + l.split()[2]} for l in text if l.startswith("PROFILE ")]
 if pf:
     print("== fst4j per-part breakdown (ms per step, device synchronised per part: slower than the step above) ==")

@@ -57,14 +57,15 @@ asm(".text\n.p2align 4\n.globl fst_emu_switch\n.hidden fst_emu_switch\n.type fst
     ".size fst_emu_switch, .-fst_emu_switch\n");
 
 enum { F_READY, F_BARRIER, F_WARP, F_DONE };
-enum { OP_SHFL = 1, OP_MMA = 2 };
+enum { OP_SHFL = 1, OP_MMA = 2, OP_MMA_SP = 3 };
 struct FstFiber {
     void *sp;             /* its stack pointer while it is suspended */
     int state, op;
     int64_t seq;          /* warp operations so far: the 32 lanes must meet at the same one ... */
     int site;             /* ... called from the same line of the body */
     uint32_t val, result; int src;      /* shfl */
-    const uint32_t *a, *b; float *d;    /* mma16816 */
+    const uint32_t *a, *b; float *d;    /* mma16816, mma_sp16832 */
+    uint32_t e;                         /* mma_sp16832's metadata */
     FstCtx ctx;
 };
 namespace {
@@ -132,7 +133,17 @@ void FstCtx::mma16816(float d[4], const uint32_t a[4], const uint32_t b[2], int 
     fiber->seq++;
 }
 
+void FstCtx::mma_sp16832(float d[4], const uint32_t a[4], const uint32_t b[4], uint32_t e, int line) const {
+    fiber->op = OP_MMA_SP;
+    fiber->a = a; fiber->b = b; fiber->d = d; fiber->e = e;
+    fiber->site = line;
+    park(fiber, F_WARP);
+    fiber->seq++;
+}
+
 static inline float bf16_lo(uint32_t r, int hi) { uint32_t u = hi ? r & 0xffff0000u : r << 16; float f; memcpy(&f, &u, 4); return f; }
+
+static const char *op_name(int op) { return op == OP_SHFL ? "shuffle" : op == OP_MMA ? "mma" : "mma.sp"; }
 
 /* the warp's 32 lanes, all waiting at a warp operation, carry it out: FST_OK, or the error when they wait at different ones */
 static int warp_op(const char *name, int64_t b, int w, FstFiber *lane) {
@@ -140,10 +151,47 @@ static int warp_op(const char *name, int64_t b, int w, FstFiber *lane) {
         if (lane[l].op != lane[0].op || lane[l].seq != lane[0].seq || lane[l].site != lane[0].site)
             return fst_cuda_fail("%s: block %lld, warp %d: lanes 0 and %d are at different warp operations (%s #%lld at line %d, "
                                  "%s #%lld at line %d of the body): a warp operation in divergent code (emulator)", name, (long long)b, w, l,
-                                 lane[0].op == OP_SHFL ? "shuffle" : "mma", (long long)lane[0].seq, lane[0].site,
-                                 lane[l].op == OP_SHFL ? "shuffle" : "mma", (long long)lane[l].seq, lane[l].site);
+                                 op_name(lane[0].op), (long long)lane[0].seq, lane[0].site, op_name(lane[l].op), (long long)lane[l].seq, lane[l].site);
     if (lane[0].op == OP_SHFL) {
         for (int l = 0; l < 32; l++) lane[l].result = lane[lane[l].src].val;
+        return FST_OK;
+    }
+    if (lane[0].op == OP_MMA_SP) {
+        /* A's kept values (mma.m16n8k16's A layout), their k from the metadata of lanes r = 0, 1 (selector 0), B 32 x 8 */
+        float V[16][16], B[32][8], D[32][4];
+        int col[16][16];
+        for (int l = 0; l < 32; l++) {
+            const int q = l >> 2, r = l & 3;
+            for (int j = 0; j < 4; j++)
+                for (int h = 0; h < 2; h++) V[q + 8 * (j & 1)][2 * r + 8 * (j >> 1) + h] = bf16_lo(lane[l].a[j], h);
+            for (int j = 0; j < 4; j++)
+                for (int h = 0; h < 2; h++) B[2 * r + 8 * j + h][q] = bf16_lo(lane[l].b[j], h);
+            if (r < 2)
+                for (int half = 0; half < 2; half++) {
+                    const uint32_t m16 = half ? lane[l].e >> 16 : lane[l].e & 0xffffu;
+                    for (int c = 0; c < 8; c++) {   /* kept column 8 r + c: group c / 2 of the chunk, slot c % 2 */
+                        const int idx = (int)((m16 >> (4 * (c / 2) + 2 * (c % 2))) & 3u);
+                        col[q + 8 * half][8 * r + c] = 16 * r + 4 * (c / 2) + idx;
+                    }
+                }
+        }
+        for (int row = 0; row < 16; row++)
+            for (int g = 0; g < 8; g++)
+                if (col[row][2 * g] >= col[row][2 * g + 1])
+                    return fst_cuda_fail("%s: block %lld, warp %d: mma.sp metadata of row %d, group %d names positions %d and %d: they must "
+                                         "increase (emulator; undefined on a device)", name, (long long)b, w, row, g, col[row][2 * g] & 3,
+                                         col[row][2 * g + 1] & 3);
+        for (int l = 0; l < 32; l++) {
+            const int q = l >> 2, r = l & 3;
+            for (int x = 0; x < 4; x++) {
+                const int row = q + 8 * (x >> 1), cn = 2 * r + (x & 1);
+                float acc = lane[l].d[x];
+                for (int c = 0; c < 16; c++) acc += V[row][c] * B[col[row][c]][cn];
+                D[l][x] = acc;
+            }
+        }
+        for (int l = 0; l < 32; l++)
+            for (int x = 0; x < 4; x++) lane[l].d[x] = D[l][x];
         return FST_OK;
     }
     float A[16][16], B[16][8], D[32][4];

@@ -337,11 +337,21 @@ int fst_cuda_bf16_unpad_nchw(const uint16_t *src, int64_t ld, float *dst, int64_
     return launch(FST_K_bf16_unpad_nchw, imgs * rows * plane, &a);
 }
 
+int fst_cuda_wflip16(const float *w, int64_t cout, int64_t cin, int64_t kh, int64_t kw, uint16_t *dst, int64_t ldd) {
+    READY();
+    NUL(!w || !dst);
+    BAD(cout <= 0 || cin <= 0 || kh <= 0 || kw <= 0 || ldd < cout * kh * kw);
+    OWN(w, cout * cin * kh * kw * 4); OWN(dst, ((cin - 1) * ldd + cout * kh * kw) * 2);
+    fst_k_wflip16_args a = { w, cout, cin, kh, kw, dst, ldd };
+    return launch(FST_K_wflip16, cin * cout * kh * kw, &a);
+}
+
 /* ======================= block kernels ======================= */
 
-int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, const uint16_t *bt, float *d, int64_t blocks, int mode) {
+int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, const uint16_t *bt, float *d, int64_t blocks, int mode,
+                            const uint16_t *sa, const uint32_t *sm, const uint16_t *sbt, float *sd) {
     READY();
-    NUL(!in || !out || !a || !bt || !d);
+    NUL(!in || !out || !a || !bt || !d || !sa || !sm || !sbt || !sd);
     BAD(blocks < 0 || mode < 0 || mode > 2);
     if (mode != 0 && !fst_backend_emulated()) {
         snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: mode %d breaks the barrier rules on purpose: emulator only", fn, mode);
@@ -350,7 +360,8 @@ int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, cons
     if (blocks == 0) return FST_OK;
     const int64_t T = FST_SELFTEST_T;
     OWN(in, blocks * T * 4); OWN(out, blocks * 3 * T * 4); OWN(a, blocks * 256 * 2); OWN(bt, blocks * 128 * 2); OWN(d, blocks * 128 * 4);
-    fst_k_selftest_args k = { in, out, a, bt, d, mode };
+    OWN(sa, blocks * 256 * 2); OWN(sm, blocks * 16 * 4); OWN(sbt, blocks * 256 * 2); OWN(sd, blocks * 128 * 4);
+    fst_k_selftest_args k = { in, out, a, bt, d, mode, sa, sm, sbt, sd };
     return launch_blocks(FST_K_selftest, blocks, &k);
 }
 

@@ -104,11 +104,18 @@ FST_API int fst_cuda_bf16_unpad_nchw(const uint16_t *src, int64_t ld, float *dst
  * bf16 rounding [rows, imgs * plane] (as fst_cuda_bf16_pad rounds): a batch's dY as Eq. 2's and Eq. 3's operand */
 FST_API int fst_cuda_by_channel(const float *src, int64_t imgs, int64_t rows, int64_t plane, float *dst, uint16_t *dst16);
 
+/* dst bf16 [cin, ldd >= cout*kh*kw] = the transposed, tap-reversed weight of w float32 [cout, cin, kh, kw] (contiguous),
+ * rounded: dst[ci][(co*kh + r)*kw + s] = w[co][ci][kh-1-r][kw-1-s]. Eq. 2 of a stride-1 convolution with padding p is
+ * the convolution of dY with it at padding kh-1-p (fst_cuda_conv_igemm). */
+FST_API int fst_cuda_wflip16(const float *w, int64_t cout, int64_t cin, int64_t kh, int64_t kw, uint16_t *dst, int64_t ldd);
+
 /* ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS) ---- */
 /* The block-kernel self-test (fst_k_selftest_args): `blocks` blocks of FST_SELFTEST_T (128) threads; in [blocks * 128],
- * out [blocks * 3 * 128], a [blocks * 256] bf16, bt [blocks * 128] bf16, d [blocks * 128]. Mode 0 on either back end;
+ * out [blocks * 3 * 128], a [blocks * 256] bf16, bt [blocks * 128] bf16, d [blocks * 128]; the 2:4 product's sa [blocks *
+ * 256] bf16 kept values, sm [blocks * 16] metadata words, sbt [blocks * 256] bf16, sd [blocks * 128]. Mode 0 on either back end;
  * modes 1 and 2 break the barrier / warp rules on purpose and are refused on a device (the emulator must report them). */
-FST_API int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, const uint16_t *bt, float *d, int64_t blocks, int mode);
+FST_API int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, const uint16_t *bt, float *d, int64_t blocks, int mode,
+                                    const uint16_t *sa, const uint32_t *sm, const uint16_t *sbt, float *sd);
 /* Emulator only (FST_EUNAVAIL on a device): the order in which the threads of a block run between two barriers and
  * warp operations: 0 reverse (the default), 1 forward, 2 shuffled per round from seed (for the JVM, until set again). */
 FST_API int fst_cuda_emu_order(int order, int64_t seed);

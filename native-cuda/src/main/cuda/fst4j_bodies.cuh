@@ -1075,6 +1075,15 @@ FST_HD void k_srste(i64 i, const fst_k_srste_args &a) {
     }
 }
 
+/* One thread per element of the flipped weight (fst_k_wflip16_args), in dst's order: its reads of w are strided, its
+ * writes coalesced; the weight is small (at most a few million elements per layer). */
+FST_HD void k_wflip16(i64 i, const fst_k_wflip16_args &a) {
+    const i64 khw = a.kh * a.kw, kk = a.cout * khw;
+    if (i >= a.cin * kk) return;
+    const i64 ci = i / kk, j = i - ci * kk, co = j / khw, t = j - co * khw, r = t / a.kw, s = t - r * a.kw;
+    a.dst[ci * a.ldd + j] = bf16_bits(f2u(a.w[((co * a.cin + ci) * a.kh + (a.kh - 1 - r)) * a.kw + (a.kw - 1 - s)]));
+}
+
 /* ======================= block-level kernels (FST_BLOCK_KERNELS in fst4j_kargs.h) =======================
  * kb_<name>(FstCtx &c, args) is one thread's work in a block that cooperates: c.tid() is its index in the block,
  * c.block() the block's, c.smem the block's shared memory (the size the list gives), c.sync() a barrier every thread of
@@ -1099,6 +1108,14 @@ struct FstCtx {
                      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
     }
+    /* d += A (16 x 32 bf16, 2:4 along k: its kept values a[4] as A's fragments of mma.m16n8k16, their positions in the
+     * metadata e) x B (32 x 8 bf16, column-major fragments b[4]), fp32 accumulation; sparsity selector 0 */
+    __device__ __forceinline__ void mma_sp16832(float d[4], const u32 a[4], const u32 b[4], u32 e) const {
+        asm volatile("mma.sp::ordered_metadata.sync.aligned.m16n8k32.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+                     "{%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e));
+    }
 };
 FST_BD u32 ld32(const u16 *p) { return *(const u32 *)p; }
 FST_BD void st32(u16 *p, u32 v) { *(u32 *)p = v; }
@@ -1120,6 +1137,8 @@ struct FstCtx {
     u32 shfl_xor(u32 v, int mask, int line = __builtin_LINE()) const { return shfl(v, (t & 31) ^ mask, line); }
     /* the functional model: per element of D, d + the 16 products in k order, in float (products of bf16 are exact) */
     void mma16816(float d[4], const u32 a[4], const u32 b[2], int line = __builtin_LINE()) const;
+    /* the functional model: per element of D, d + the 16 kept products in k order, in float */
+    void mma_sp16832(float d[4], const u32 a[4], const u32 b[4], u32 e, int line = __builtin_LINE()) const;
 };
 FST_BD u32 ld32(const u16 *p) { u32 v; memcpy(&v, p, 4); return v; }
 FST_BD void st32(u16 *p, u32 v) { memcpy(p, &v, 4); }
@@ -1129,6 +1148,13 @@ FST_BD void st32(u16 *p, u32 v) { memcpy(p, &v, 4); }
  * r = lane % 4: A's register j holds row q + 8 (j & 1), columns 2r + 8 (j >> 1) and the next (low half first); B's
  * register j holds column q, rows 2r + 8 j and the next; D's element e is row q + 8 (e >> 1), column 2r + (e & 1). */
 FST_BD u32 pack_bf16(u16 lo, u16 hi) { return (u32)lo | ((u32)hi << 16); }
+/* mma.sp.m16n8k32 (.bf16, sparsity selector 0): A's kept values are a 16 x 16 matrix in mma.m16n8k16's A fragments
+ * (kept column c of a row: group c / 2 of 4 columns, the (c % 2)-th kept one); B's register j holds column q, rows
+ * 2r + 8 j and the next; the metadata of lanes with r = 0 and 1 holds, in its low half, row q's 2-bit positions for
+ * columns 16 r .. 16 r + 15 (group j of 4 in bits 4 j .. 4 j + 3, the first kept position in the low two bits) and in
+ * its high half row q + 8's. That is one half of the metadata word k_prune24 writes for 8 groups: a row's word w
+ * covers columns 32 w .. 32 w + 31, low half first. */
+FST_BD u32 sp_meta(u32 row_q, u32 row_q8, int r) { return r == 0 ? (row_q & 0xffffu) | (row_q8 << 16) : (row_q >> 16) | (row_q8 & 0xffff0000u); }
 
 FST_BD void kb_selftest(FstCtx &c, const fst_k_selftest_args &a) {
     const int T = FST_SELFTEST_T, t = c.tid(), lane = t & 31;
@@ -1157,6 +1183,19 @@ FST_BD void kb_selftest(FstCtx &c, const fst_k_selftest_args &a) {
         float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         c.mma16816(d, af, bf);
         for (int e = 0; e < 4; e++) a.d[b * 128 + (q + 8 * (e >> 1)) * 8 + 2 * r + (e & 1)] = d[e];
+    } else if (t < 64) {   /* warp 1: one mma.sp.m16n8k32 of A (kept values sa, metadata sm: one word per row) and sbt (B^T) */
+        const int q = lane >> 2, r = lane & 3;
+        const u16 *A = a.sa + b * 256, *Bt = a.sbt + b * 256;
+        u32 af[4], bf[4];
+        for (int j = 0; j < 4; j++) {
+            const int row = q + 8 * (j & 1), col = 2 * r + 8 * (j >> 1);
+            af[j] = pack_bf16(A[row * 16 + col], A[row * 16 + col + 1]);
+        }
+        for (int j = 0; j < 4; j++) bf[j] = pack_bf16(Bt[q * 32 + 2 * r + 8 * j], Bt[q * 32 + 2 * r + 8 * j + 1]);
+        const u32 e = sp_meta(a.sm[b * 16 + q], a.sm[b * 16 + q + 8], r & 1);
+        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        c.mma_sp16832(d, af, bf, e);
+        for (int k = 0; k < 4; k++) a.sd[b * 128 + (q + 8 * (k >> 1)) * 8 + 2 * r + (k & 1)] = d[k];
     }
 }
 

@@ -40,6 +40,9 @@ typedef struct { const uint16_t *src; int64_t ld; float *dst; int64_t rows, cols
  * N*H*W], read back straight into NCHW) */
 typedef struct { const uint16_t *src; int64_t ld; float *dst; int64_t rows, imgs, plane; } fst_k_bf16_unpad_nchw_args;
 typedef struct { const float *src; float *dst; uint16_t *dst16; int64_t imgs, rows, plane; } fst_k_by_channel_args;
+/* dst bf16 [cin, ldd] with dst[ci][(co*kh + r)*kw + s] = w[co][ci][kh-1-r][kw-1-s] rounded (w float32 [cout, cin, kh, kw]
+ * contiguous): the transposed, tap-reversed weight with which Eq. 2 of a stride-1 convolution is itself a convolution of dY */
+typedef struct { const float *w; int64_t cout, cin, kh, kw; uint16_t *dst; int64_t ldd; } fst_k_wflip16_args;
 
 /* ---- elementwise (fst4j.tensor.Elementwise): out contiguous [shape], inputs any strides (0 = broadcast) ---- */
 enum { FST_BIN_ADD, FST_BIN_SUB, FST_BIN_MUL, FST_BIN_DIV, FST_BIN_RELU_BWD /* a = dy, b = x: b > 0 ? a : 0 */,
@@ -127,10 +130,12 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
  * out[b][0][t] = in[b][T - 1 - t] (through shared memory and a barrier), out[b][1][t] = the butterfly sum of in over
  * t's warp (shfl_xor 16, 8, 4, 2, 1), out[b][2][t] = in[b][warp base + 31 - lane] (shfl); and warp 0 of block b
  * d[b] (16 x 8, row-major, float32) = a[b] (16 x 16 bf16, row-major) x bt[b] (8 x 16 bf16: B^T, row-major) by one
- * mma.m16n8k16. mode 1 / 2 (emulator only) break the rules on purpose: thread 0 skips the barrier / lane 3 of warp 1
- * skips its shuffles. */
+ * mma.m16n8k16; and warp 1 sd[b] (16 x 8) = A x sbt[b] (8 x 32 bf16: B^T) by one mma.sp.m16n8k32, A 16 x 32 2:4 along
+ * k given as its kept values sa[b] (16 x 16 bf16) and metadata sm[b] (16 words, one per row: k_prune24's layout). mode
+ * 1 / 2 (emulator only) break the rules on purpose: thread 0 skips the barrier / lane 3 of warp 1 skips its shuffles. */
 #define FST_SELFTEST_T 128
-typedef struct { const float *in; float *out; const uint16_t *a, *bt; float *d; int mode; } fst_k_selftest_args;
+typedef struct { const float *in; float *out; const uint16_t *a, *bt; float *d; int mode;
+                 const uint16_t *sa; const uint32_t *sm; const uint16_t *sbt; float *sd; } fst_k_selftest_args;
 /* Implicit-GEMM convolution (Eq. 1 without a lowered matrix): y [n, cout, ho, wo] float32 = W x im2col(x), W bf16
  * [cout, ldw] (K = c*kh*kw columns used, ldw a multiple of 8, 16-byte aligned), x float32 NCHW rounded to bf16 as it is
  * staged; fp32 accumulation on the tensor cores (mma.m16n8k16). Tiles of FST_IG_BM output channels x FST_IG_BN output
@@ -170,7 +175,8 @@ typedef struct { const float *x; fst_geom g; const uint16_t *w; int64_t ldw, cou
     X(bn_part_sum4, fst_k_bn_train_args) X(bn_part_sq4, fst_k_bn_train_args) X(bn_bwd_part4, fst_k_bn_bwd_args) \
     X(col2im_bf16_k3, fst_k_col2im_bf16_args) X(col2im_bf16x4_k3, fst_k_col2im_bf16_args)                  \
     X(bf16_unpad_nchw, fst_k_bf16_unpad_nchw_args) X(bf16_unpad_nchw4, fst_k_bf16_unpad_nchw_args)          \
-    X(im2col_bf16_s1, fst_k_im2col_bf16_args) X(im2col_bf16_s2, fst_k_im2col_bf16_args) X(by_channel, fst_k_by_channel_args) X(by_channel4, fst_k_by_channel_args) X(prune24_tg, fst_k_prune_args)
+    X(im2col_bf16_s1, fst_k_im2col_bf16_args) X(im2col_bf16_s2, fst_k_im2col_bf16_args) X(by_channel, fst_k_by_channel_args) X(by_channel4, fst_k_by_channel_args) X(prune24_tg, fst_k_prune_args) \
+    X(wflip16, fst_k_wflip16_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 #define FST_BLOCK_KERNEL_ENUM(name, args, threads, smem) FST_K_##name,

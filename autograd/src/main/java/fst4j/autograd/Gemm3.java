@@ -229,6 +229,12 @@ public final class Gemm3 {
     /** Whether Eq. 2's dY slot is dense, so that dX can be computed block by block (per image) with one prepared S(W^T). */
     public boolean eq2Local() { return cfg.dyEq2() instanceof Sparsifier.Dense; }
 
+    /** Whether Eq. 2 multiplies dense W^T by dense dY (W^T not pruned, not taken from a pruned S(W), dY not sparsified). */
+    public boolean eq2Dense() {
+        return cfg.dyEq2() instanceof Sparsifier.Dense && cfg.wt() instanceof Sparsifier.Dense
+                && (!cfg.wtFromSparse() || cfg.w() instanceof Sparsifier.Dense);
+    }
+
     /**
      * Whether Eq. 3 can be accumulated block by block (per image) with {@link #weightGradInto}: dY dense and X^T dense or
      * under the fixed whole-position mask (a global sparsifier such as top-k would see only one block).

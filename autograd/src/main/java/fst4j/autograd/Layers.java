@@ -392,13 +392,20 @@ public final class Layers {
                     if (eq3Blocked) dw = Tensor.empty(cout, kRows);
                     backwardBlocked(g, dx, dw);
                 }
-                if ((needsGrad(0) && !eq2Blocked) || (needsGrad(1) && !eq3Blocked)) {
+                if (needsGrad(0) && !eq2Blocked && g.device() == Device.CUDA && g.dtype() == DType.F32 && w.dtype() == DType.F32
+                        && node.eq2Dense() && CudaOps.implicitGemmEq2On(stride, k, padding)) {
+                    // Eq. 2 as the convolution of dY with the tap-reversed W^T: no product matrix, no col2im
+                    long t0 = Profile.start();
+                    dx = CudaOps.convBackwardInputImplicitGemmBf16(g, w, x.shape(), padding);
+                    Profile.stop(Part.EQ2, t0);
+                }
+                if ((needsGrad(0) && !eq2Blocked && dx == null) || (needsGrad(1) && !eq3Blocked)) {
                     long t0 = Profile.start();
                     SharedOperand byChannel = Conv.byChannel(g, n, cout, p);   // on CUDA with its bf16 copy for both GEMMs
                     Profile.stop(Part.ELEMENTWISE, t0);
                     try (byChannel; Tensor wm = w.reshape(cout, kRows)) {
                         Tensor dyc = byChannel.tensor();
-                        if (needsGrad(0) && !eq2Blocked) {
+                        if (needsGrad(0) && !eq2Blocked && dx == null) {
                             dx = node.inputGradCol2im(wm, sw, dyc, x.shape(), k, stride, padding);   // CUDA at BF16 (else null)
                             if (dx == null) {
                                 try (Tensor dcols = node.inputGrad(wm, sw, dyc)) {

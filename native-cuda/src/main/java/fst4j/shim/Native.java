@@ -1341,10 +1341,12 @@ public final class Native {
     // ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS): shared memory, barriers, warp shuffles, tensor-core mma ----
 
     private static final class CudaBlockHandles {
-        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM;
+        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM, WFLIP16;
         static {
             SymbolLookup lib = CudaHandles.LIB;
-            SELFTEST = bind(lib, "fst_cuda_block_selftest", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
+            WFLIP16 = bind(lib, "fst_cuda_wflip16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG), false);
+            SELFTEST = bind(lib, "fst_cuda_block_selftest", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT,
+                    ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
             EMU_ORDER = bind(lib, "fst_cuda_emu_order", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), false);
             CONV_IGEMM = bind(lib, "fst_cuda_conv_igemm", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS), false);
@@ -1354,13 +1356,26 @@ public final class Native {
     /**
      * The block-kernel self-test (fst4j_kargs.h, fst_k_selftest_args): per block of 128 threads, a reversal through
      * shared memory and a barrier, a warp's butterfly sum and a lane reversal by shuffles, and one mma.m16n8k16 of warp
-     * 0. Modes 1 and 2 (emulator only) break the barrier / warp rules and must fail.
+     * 0, one mma.sp.m16n8k32 of warp 1 (sa: kept values, sm: one metadata word per row, sbt: B^T, sd: the product). Modes
+     * 1 and 2 (emulator only) break the barrier / warp rules and must fail.
      */
-    public static void cudaBlockSelftest(MemorySegment in, MemorySegment out, MemorySegment a, MemorySegment bt, MemorySegment d, long blocks, int mode) {
+    public static void cudaBlockSelftest(MemorySegment in, MemorySegment out, MemorySegment a, MemorySegment bt, MemorySegment d, long blocks, int mode,
+                                         MemorySegment sa, MemorySegment sm, MemorySegment sbt, MemorySegment sd) {
         cudaEnsure();
         int rc;
-        try { rc = (int) CudaBlockHandles.SELFTEST.invokeExact(in, out, a, bt, d, blocks, mode); } catch (Throwable t) { throw rethrow(t); }
+        try { rc = (int) CudaBlockHandles.SELFTEST.invokeExact(in, out, a, bt, d, blocks, mode, sa, sm, sbt, sd); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_block_selftest");
+    }
+
+    /**
+     * dst bf16 [cin, ldd] = the transposed, tap-reversed weight of w float32 [cout, cin, kh, kw] (contiguous), rounded:
+     * dst[ci][(co*kh + r)*kw + s] = w[co][ci][kh-1-r][kw-1-s], with which Eq. 2 of a stride-1 convolution is a convolution of dY.
+     */
+    public static void cudaWflip16(MemorySegment w, long cout, long cin, long kh, long kw, MemorySegment dst, long ldd) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaBlockHandles.WFLIP16.invokeExact(w, cout, cin, kh, kw, dst, ldd); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_wflip16");
     }
 
     /** Emulator only: the order of a block's threads between barriers, 0 reverse (default), 1 forward, 2 shuffled from seed. */

@@ -45,6 +45,39 @@ class CudaBlockKernelsTest {
         return v;
     }
 
+    /** A 2:4 matrix for mma.sp: per block 16 rows x 32 columns, its kept values [16][16], metadata words [16] and the dense form. */
+    private record Sparse(short[] kept, int[] meta, float[] dense) {}
+
+    private static Sparse sparse(Random r, int blocks, boolean integers) {
+        short[] kept = new short[blocks * 256];
+        int[] meta = new int[blocks * 16];
+        float[] dense = new float[blocks * 512];
+        int[][] pairs = { { 0, 1 }, { 0, 2 }, { 0, 3 }, { 1, 2 }, { 1, 3 }, { 2, 3 } };
+        for (int b = 0; b < blocks; b++)
+            for (int row = 0; row < 16; row++)
+                for (int g = 0; g < 8; g++) {
+                    int[] p = pairs[r.nextInt(6)];
+                    meta[b * 16 + row] |= (p[0] | p[1] << 2) << (4 * g);
+                    for (int slot = 0; slot < 2; slot++) {
+                        short v = Bf16.of(integers ? r.nextInt(17) - 8 : (float) r.nextGaussian());
+                        kept[b * 256 + row * 16 + 2 * g + slot] = v;
+                        dense[b * 512 + row * 32 + 4 * g + p[slot]] = Bf16.value(v);
+                    }
+                }
+        return new Sparse(kept, meta, dense);
+    }
+
+    /** The self-test's buffers, uploaded. */
+    private record Selftest(MemorySegment in, MemorySegment out, MemorySegment a, MemorySegment bt, MemorySegment d,
+                            MemorySegment sa, MemorySegment sm, MemorySegment sbt, MemorySegment sd) {
+        void run(long blocks, int mode) { Native.cudaBlockSelftest(in, out, a, bt, d, blocks, mode, sa, sm, sbt, sd); }
+    }
+
+    private Selftest selftest(int blocks, float[] in, short[] a, short[] bt, Sparse sp, short[] sbt) {
+        return new Selftest(mem.upload(in), mem.dev(4L * blocks * 3 * T), mem.upload(a), mem.upload(bt), mem.dev(4L * blocks * 128),
+                mem.upload(sp.kept()), mem.upload(sp.meta()), mem.upload(sbt), mem.dev(4L * blocks * 128));
+    }
+
     @Test
     void selftestMatchesItsDefinition() {
         Random r = new Random(11);
@@ -52,13 +85,14 @@ class CudaBlockKernelsTest {
         for (boolean integers : new boolean[]{ true, false }) {
             float[] in = new float[blocks * T];
             for (int i = 0; i < in.length; i++) in[i] = (float) r.nextGaussian();
-            short[] a = bf16(r, blocks * 256, integers), bt = bf16(r, blocks * 128, integers);
+            short[] a = bf16(r, blocks * 256, integers), bt = bf16(r, blocks * 128, integers), sbt = bf16(r, blocks * 256, integers);
+            Sparse sp = sparse(r, blocks, integers);
             for (int[] o : orders()) {
                 order(o);
-                MemorySegment din = mem.upload(in), dout = mem.dev(4L * blocks * 3 * T), da = mem.upload(a), dbt = mem.upload(bt),
-                        dd = mem.dev(4L * blocks * 128);
-                Native.cudaBlockSelftest(din, dout, da, dbt, dd, blocks, 0);
-                float[] out = mem.downloadFloats(dout, (long) blocks * 3 * T), d = mem.downloadFloats(dd, (long) blocks * 128);
+                Selftest st = selftest(blocks, in, a, bt, sp, sbt);
+                st.run(blocks, 0);
+                float[] out = mem.downloadFloats(st.out(), (long) blocks * 3 * T), d = mem.downloadFloats(st.d(), (long) blocks * 128);
+                float[] sd = mem.downloadFloats(st.sd(), (long) blocks * 128);
                 String at = "order " + o[0] + "/" + o[1];
                 for (int b = 0; b < blocks; b++) {
                     float[] w = new float[T];
@@ -86,6 +120,15 @@ class CudaBlockKernelsTest {
                             float got = d[b * 128 + i * 8 + j];
                             if (integers) assertEquals((float) want, got, 0f, "mma of integers " + at + " at " + i + "," + j);
                             else assertEquals(want, got, 16 * 0x1p-23 * mag + 1e-30, "mma " + at + " at " + i + "," + j);
+                            double swant = 0, smag = 0;   // mma.sp: the dense 16 x 32 A (zeros where pruned) times B
+                            for (int k = 0; k < 32; k++) {
+                                double p = (double) sp.dense()[b * 512 + i * 32 + k] * Bf16.value(sbt[b * 256 + j * 32 + k]);
+                                swant += p;
+                                smag += Math.abs(p);
+                            }
+                            float sgot = sd[b * 128 + i * 8 + j];
+                            if (integers) assertEquals((float) swant, sgot, 0f, "mma.sp of integers " + at + " at " + i + "," + j);
+                            else assertEquals(swant, sgot, 16 * 0x1p-23 * smag + 1e-30, "mma.sp " + at + " at " + i + "," + j);
                         }
                 }
             }
@@ -94,20 +137,26 @@ class CudaBlockKernelsTest {
 
     @Test
     void theEmulatorReportsBarriersAndWarpOperationsThatNotEveryThreadReaches() {
-        MemorySegment din = mem.upload(new float[2 * T]), dout = mem.dev(4L * 2 * 3 * T), da = mem.upload(new short[2 * 256]),
-                dbt = mem.upload(new short[2 * 128]), dd = mem.dev(4L * 2 * 128);
+        Random r = new Random(3);
+        Selftest st = selftest(2, new float[2 * T], new short[2 * 256], new short[2 * 128], sparse(r, 2, true), new short[2 * 256]);
         if (!Cuda.isEmulated()) {
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Native.cudaBlockSelftest(din, dout, da, dbt, dd, 2, 1));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> st.run(2, 1));
             assertTrue(e.getMessage().contains("emulator only"), e.getMessage());
             return;
         }
-        CudaException barrier = assertThrows(CudaException.class, () -> Native.cudaBlockSelftest(din, dout, da, dbt, dd, 2, 1));
+        CudaException barrier = assertThrows(CudaException.class, () -> st.run(2, 1));
         assertTrue(barrier.getMessage().contains("127 threads wait at a barrier") && barrier.getMessage().contains("1 have returned"), barrier.getMessage());
-        CudaException warp = assertThrows(CudaException.class, () -> Native.cudaBlockSelftest(din, dout, da, dbt, dd, 2, 2));
+        CudaException warp = assertThrows(CudaException.class, () -> st.run(2, 2));
         assertTrue(warp.getMessage().contains("warp 1: lanes 0 and 3 are at different warp operations"), warp.getMessage());
-        Native.cudaBlockSelftest(din, dout, da, dbt, dd, 2, 0);   // the next launch starts clean
-        assertEquals(0f, mem.downloadFloats(dd, 256)[255]);
+        st.run(2, 0);   // the next launch starts clean
+        assertEquals(0f, mem.downloadFloats(st.d(), 256)[255]);
         assertThrows(IllegalArgumentException.class, () -> Native.cudaEmuOrder(3, 0));
+        // metadata whose two positions in a group do not increase: undefined on a device, an error here
+        Sparse bad = sparse(r, 2, true);
+        bad.meta()[16 + 5] = (bad.meta()[16 + 5] & ~(0xf << 12)) | (0x5 << 12);   // block 1, row 5, group 3: positions 1 and 1
+        Selftest st2 = selftest(2, new float[2 * T], new short[2 * 256], new short[2 * 128], bad, new short[2 * 256]);
+        CudaException meta = assertThrows(CudaException.class, () -> st2.run(2, 0));
+        assertTrue(meta.getMessage().contains("block 1, warp 1: mma.sp metadata of row 5, group 3 names positions 1 and 1"), meta.getMessage());
     }
 
     /** The reference: im2col lowered into bf16, the bf16 GEMM, the product permuted into NCHW (on the host). */
@@ -170,6 +219,53 @@ class CudaBlockKernelsTest {
                             }
             }
         }
+    }
+
+    /**
+     * Eq. 2 of a stride-1 convolution as a convolution of dY with the transposed, tap-reversed weight (fst_cuda_wflip16, then
+     * the implicit GEMM at padding k - 1 - p): the flipped weight bit for bit, dX against Eq. 2's definition (W^T dY folded
+     * back) in float64 of the same bf16-rounded operands.
+     */
+    @Test
+    void eq2OfAStrideOneConvolutionIsTheConvolutionOfDyWithTheFlippedWeight() {
+        Random r = new Random(8);
+        // n, cin, h, w, k, padding, cout: "same" 3x3, no padding, Cin past one 64-tile, 1x1, a 7x7 with padding 3
+        int[][] cases = { { 2, 3, 9, 11, 3, 1, 5 }, { 1, 4, 6, 7, 3, 0, 6 }, { 2, 70, 6, 5, 3, 1, 8 }, { 1, 4, 7, 7, 1, 0, 9 }, { 2, 3, 10, 10, 7, 3, 4 } };
+        for (int[] cs : cases) {
+            int n = cs[0], cin = cs[1], h = cs[2], w = cs[3], k = cs[4], p = cs[5], cout = cs[6], ho = h + 2 * p - k + 1, wo = w + 2 * p - k + 1;
+            int kk = cout * k * k, ldd = kk + 3, q = k - 1 - p;
+            String at = java.util.Arrays.toString(cs);
+            float[] wt = new float[cout * cin * k * k], dy = new float[n * cout * ho * wo];
+            for (int i = 0; i < wt.length; i++) wt[i] = (float) r.nextGaussian();
+            for (int i = 0; i < dy.length; i++) dy[i] = (float) r.nextGaussian();
+            MemorySegment dw = mem.upload(wt), ddy = mem.upload(dy), flipped = mem.dev(2L * cin * ldd), dx = mem.dev(4L * n * cin * h * w);
+            Native.cudaWflip16(dw, cout, cin, k, k, flipped, ldd);
+            short[] f = mem.downloadShorts(flipped, (long) cin * ldd);
+            for (int ci = 0; ci < cin; ci++)
+                for (int co = 0; co < cout; co++)
+                    for (int a = 0; a < k; a++)
+                        for (int b = 0; b < k; b++)
+                            assertEquals(Bf16.of(wt[((co * cin + ci) * k + (k - 1 - a)) * k + (k - 1 - b)]), f[ci * ldd + (co * k + a) * k + b], "flipped weight " + at);
+            Native.cudaConvIgemm(ddy, n, cout, ho, wo, k, k, 1, 1, q, q, h, w, flipped, ldd, cin, dx);
+            float[] got = mem.downloadFloats(dx, (long) n * cin * h * w);
+            for (int img = 0; img < n; img++)
+                for (int ci = 0; ci < cin; ci++)
+                    for (int ih = 0; ih < h; ih++)
+                        for (int iw = 0; iw < w; iw++) {
+                            double want = 0, mag = 0;
+                            for (int co = 0; co < cout; co++)
+                                for (int a = 0; a < k; a++)
+                                    for (int b = 0; b < k; b++) {
+                                        int oh = ih + p - a, ow = iw + p - b;
+                                        if (oh < 0 || oh >= ho || ow < 0 || ow >= wo) continue;
+                                        double t = (double) Bf16.round(wt[((co * cin + ci) * k + a) * k + b]) * Bf16.round(dy[((img * cout + co) * ho + oh) * wo + ow]);
+                                        want += t;
+                                        mag += Math.abs(t);
+                                    }
+                            assertEquals(want, got[((img * cin + ci) * h + ih) * w + iw], kk * 0x1p-23 * mag + 1e-30, at + " at " + img + "," + ci + "," + ih + "," + iw);
+                        }
+        }
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaWflip16(mem.dev(64), 2, 2, 2, 2, mem.dev(64), 7), "ldd < cout*kh*kw");
     }
 
     @Test

@@ -54,6 +54,12 @@ final class DeviceBuffers implements AutoCloseable {
 
     MemorySegment upload(short[] v) { return upload(host(v).asSlice(0, 2L * v.length)); }
 
+    MemorySegment upload(int[] v) {
+        MemorySegment h = host(4L * v.length);
+        MemorySegment.copy(v, 0, h, JAVA_INT, 0, v.length);
+        return upload(h.asSlice(0, 4L * v.length));
+    }
+
     private MemorySegment download(MemorySegment d, long bytes) {
         Cuda.sync();
         MemorySegment h = host(bytes);

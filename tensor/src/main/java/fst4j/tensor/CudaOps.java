@@ -392,6 +392,55 @@ public final class CudaOps {
     static volatile boolean implicitGemm = "true".equals(System.getProperty("fst4j.cuda.igemm"));
     private static final java.util.concurrent.atomic.AtomicLong IGEMM_USES = new java.util.concurrent.atomic.AtomicLong();
 
+    /**
+     * -Dfst4j.cuda.igemmEq2=true: a dense stride-1 convolution's Eq. 2 at BF16 runs as the implicit-GEMM convolution of dY
+     * with the transposed, tap-reversed weight ({@link #convBackwardInputImplicitGemmBf16}) instead of cuBLAS into bf16 and
+     * col2im. Off by default until a device has timed it (gpu/step.sh's DENSE-igemm2 row).
+     */
+    static volatile boolean implicitGemmEq2 = "true".equals(System.getProperty("fst4j.cuda.igemmEq2"));
+    private static final java.util.concurrent.atomic.AtomicLong IGEMM_EQ2_USES = new java.util.concurrent.atomic.AtomicLong();
+
+    /** Switches {@link #convBackwardInputImplicitGemmBf16} for dense stride-1 convolutions; returns the previous setting. */
+    public static boolean setImplicitGemmEq2(boolean on) { boolean was = implicitGemmEq2; implicitGemmEq2 = on; return was; }
+
+    /** How many Eq. 2 products {@link #convBackwardInputImplicitGemmBf16} has run. */
+    public static long implicitGemmEq2Uses() { return IGEMM_EQ2_USES.get(); }
+
+    /** Whether a dense CUDA Eq. 2 of a stride-1 convolution with padding <= k - 1 takes {@link #convBackwardInputImplicitGemmBf16}. */
+    public static boolean implicitGemmEq2On(int stride, int kernel, int padding) {
+        return implicitGemmEq2 && precision == MatmulPrecision.BF16 && stride == 1 && padding <= kernel - 1;
+    }
+
+    /**
+     * Eq. 2 of a stride-1 convolution as one implicit-GEMM kernel: dx [inputShape] = the convolution of dy [N, Cout, Ho, Wo]
+     * (float32, rounded to bf16 as it is staged) with w^T tap-reversed (w [Cout, Cin, k, k] float32, rounded once by
+     * fst_cuda_wflip16) at padding k - 1 - padding; fp32 accumulation, no [Cin*k*k, N*Ho*Wo] product and no col2im. The
+     * values of W^T dY folded by col2im, up to the order of the sums and without rounding the product to bf16.
+     */
+    public static Tensor convBackwardInputImplicitGemmBf16(Tensor dy, Tensor w, int[] inputShape, int padding) {
+        require("convBackwardInputImplicitGemmBf16", dy, w);
+        int k = w.dim() == 4 ? w.shape[2] : -1, cout = w.dim() == 4 ? w.shape[0] : -1, cin = w.dim() == 4 ? w.shape[1] : -1;
+        if (w.dim() != 4 || w.shape[3] != k || inputShape.length != 4 || inputShape[1] != cin || dy.dim() != 4 || dy.shape[0] != inputShape[0]
+                || dy.shape[1] != cout || padding < 0 || padding > k - 1 || dy.shape[2] != inputShape[2] + 2 * padding - k + 1
+                || dy.shape[3] != inputShape[3] + 2 * padding - k + 1)
+            throw new IllegalArgumentException("shape mismatch: convBackwardInputImplicitGemmBf16 dy " + Shape.str(dy.shape) + ", w " + Shape.str(w.shape)
+                    + ", input " + Shape.str(inputShape) + ", padding " + padding + " (stride 1, padding <= k - 1)");
+        Tensor dx = Tensor.empty(Device.CUDA, DType.F32, inputShape);
+        if (dx.numel() == 0) return dx;
+        long kk = (long) cout * k * k;
+        int q = k - 1 - padding;
+        try (Tensor wc = w.contiguous(); Tensor dyc = dy.contiguous(); Block w16 = Block.of(2L * cin * kk)) {
+            Native.cudaWflip16(ptr(wc), cout, cin, k, k, w16.ptr(), kk);
+            Native.cudaConvIgemm(ptr(dyc), dy.shape[0], cout, dy.shape[2], dy.shape[3], k, k, 1, 1, q, q, inputShape[2], inputShape[3], w16.ptr(), kk,
+                    cin, ptr(dx));
+        } catch (RuntimeException | Error e) {
+            dx.close();
+            throw e;
+        }
+        IGEMM_EQ2_USES.incrementAndGet();
+        return dx;
+    }
+
     /** Switches {@link #convImplicitGemmBf16} for dense convolutions; returns the previous setting. */
     public static boolean setImplicitGemm(boolean on) { boolean was = implicitGemm; implicitGemm = on; return was; }
 

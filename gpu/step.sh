@@ -3,9 +3,9 @@
 # fst4j DENSE vs FST3_IR (fst4j.nn.CudaStepTiming, resnet18in) and PyTorch from the machine's image
 # (jmh/peers/torch_step_gpu.py: the same model, bf16 autocast + channels_last, and fp32 without TF32), all in one call;
 # then fst4j's CIFAR ResNet-18 at batch 128 (DENSE and FST3_IR) and, if time is left, torch's 2:4 semi-structured GEMM at
-# ResNet-18's shapes. DENSE-rerun and FST3_IR-rerun repeat the two rows in fresh JVMs (the spread between runs); A/B rows
+# ResNet-18's shapes. DENSE-rerun repeats the DENSE row in a fresh JVM (the spread between runs, 1 % in runs 20-22); A/B rows
 # time a switch against the default in the same call: DENSE-igemm (-Dfst4j.cuda.igemm=true: Eq. 1 as one implicit-GEMM
-# kernel per convolution) and DENSE-igemm2 (also -Dfst4j.cuda.igemmEq2=true: Eq. 2 of the stride-1 convolutions as the
+# kernel per convolution), FST3_IR-igemm (also -Dfst4j.cuda.igemmSparse=true: the 2:4 Eq. 1 on mma.sp) and DENSE-igemm2 (also -Dfst4j.cuda.igemmEq2=true: Eq. 2 of the stride-1 convolutions as the
 # implicit-GEMM convolution of dY with the tap-reversed weight). Runs 17-22 timed FST4J_CUDA_IM2COL_VEC=0,
 # -Dfst4j.cuda.nchwProduct=false, -Dfst4j.cuda.fusedPrune=false, -Dfst4j.cuda.shareBf16=false and -Dfst4j.cuda.sparseLt=false. Writes $OUT/step.txt (every part's output and exit status) and prints a short table last
 # (also $OUT/step-table.txt): ms per step and the ratios FST3_IR / DENSE and fst4j / PyTorch bf16.
@@ -78,11 +78,13 @@ if [ "$nogpu" = 0 ]; then
   # the two fst4j rows again in fresh JVMs: the spread between runs of the same code, beside the A/B row below
   part "fst4j resnet18in DENSE rerun" 45 15 "${J[@]}" -Dfst4j.step.label=rerun \
     fst4j.nn.CudaStepTiming --max-seconds 10 resnet18in:256:2:8:DENSE
-  part "fst4j resnet18in FST3_IR rerun" 45 15 "${J[@]}" -Dfst4j.step.label=rerun \
-    fst4j.nn.CudaStepTiming --max-seconds 10 resnet18in:256:2:8:FST3_IR
   # A/B: DENSE's Eq. 1 as one implicit-GEMM kernel per convolution (no im2col matrix, no cuBLAS, no permute), profiled
   part "fst4j resnet18in DENSE igemm" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.step.label=igemm \
     fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
+  # A/B: FST3_IR's Eq. 1 as 2:4 implicit-GEMM convolutions on the sparse tensor cores (mma.sp: no cuSPARSELt, no compression,
+  # no lowered matrix; a dense layer's Eq. 1 through the dense implicit GEMM)
+  part "fst4j resnet18in FST3_IR igemm" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmSparse=true -Dfst4j.step.label=igemm \
+    fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:FST3_IR
   # A/B: Eq. 2 of the stride-1 convolutions as implicit-GEMM convolutions of dY too (no W^T dY matrix, no col2im there)
   part "fst4j resnet18in DENSE igemm2" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.step.label=igemm2 \
     fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
@@ -96,11 +98,11 @@ else
   part "fst4j resnet18in FST3_IR" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:FST3_IR:32
   part "fst4j resnet18in DENSE rerun" 60 5 "${E[@]}" -Dfst4j.step.label=rerun \
     fst4j.nn.CudaStepTiming --max-seconds 5 resnet18in:2:1:2:DENSE:32
-  part "fst4j resnet18in FST3_IR rerun" 60 5 "${E[@]}" -Dfst4j.step.label=rerun \
-    fst4j.nn.CudaStepTiming --max-seconds 5 resnet18in:2:1:2:FST3_IR:32
   # (keepColumns=false: at these tiny sizes DENSE would keep its float32 columns and never lower again, as it does at 224 px)
   part "fst4j resnet18in DENSE igemm" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.conv.keepColumns=false -Dfst4j.step.label=igemm \
     fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
+  part "fst4j resnet18in FST3_IR igemm" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmSparse=true -Dfst4j.conv.keepColumns=false \
+    -Dfst4j.step.label=igemm fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:FST3_IR:32
   part "fst4j resnet18in DENSE igemm2" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.conv.keepColumns=false \
     -Dfst4j.step.label=igemm2 fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
   part "torch resnet18in" 60 5 python3 "$PEER" --device cpu --batch 2 --size 64 --warmup 1 --steps 2 --modes bf16_cl,fp32
@@ -154,8 +156,8 @@ ratio("fst4j DENSE / torch bf16_cl", order[0], order[2])
 ratio("fst4j DENSE / torch fp32", order[0], order[3])
 ratio("fst4j CIFAR FST3_IR / DENSE", order[5], order[4])
 ratio("fst4j DENSE-rerun / DENSE", ("STEP", "resnet18in", "DENSE-rerun"), order[0])
-ratio("fst4j FST3_IR-rerun / FST3_IR", ("STEP", "resnet18in", "FST3_IR-rerun"), order[1])
-ratio("fst4j FST3_IR-rerun / DENSE-rerun", ("STEP", "resnet18in", "FST3_IR-rerun"), ("STEP", "resnet18in", "DENSE-rerun"))
+ratio("fst4j FST3_IR-igemm / FST3_IR", ("STEP", "resnet18in", "FST3_IR-igemm"), order[1])
+ratio("fst4j FST3_IR-igemm / DENSE-igemm", ("STEP", "resnet18in", "FST3_IR-igemm"), ("STEP", "resnet18in", "DENSE-igemm"))
 ratio("fst4j DENSE-igemm / DENSE", ("STEP", "resnet18in", "DENSE-igemm"), order[0])
 ratio("fst4j DENSE-igemm2 / DENSE", ("STEP", "resnet18in", "DENSE-igemm2"), order[0])
 ratio("fst4j DENSE-igemm2 / DENSE-igemm", ("STEP", "resnet18in", "DENSE-igemm2"), ("STEP", "resnet18in", "DENSE-igemm"))

@@ -337,6 +337,31 @@ int fst_cuda_bf16_unpad_nchw(const uint16_t *src, int64_t ld, float *dst, int64_
     return launch(FST_K_bf16_unpad_nchw, imgs * rows * plane, &a);
 }
 
+/* the kernel profile's sub-row of a convolution: its kernel size and output channels (a ResNet's stages) */
+static const char *conv_sub(int64_t kh, int64_t kw, int64_t cout) {
+    static const char *const subs[3][4] = { { "1x1 cout<=64", "1x1 cout<=128", "1x1 cout<=256", "1x1 cout>256" },
+                                            { "3x3 cout<=64", "3x3 cout<=128", "3x3 cout<=256", "3x3 cout>256" },
+                                            { "kxk cout<=64", "kxk cout<=128", "kxk cout<=256", "kxk cout>256" } };
+    const int ks = kh == 1 && kw == 1 ? 0 : kh == 3 && kw == 3 ? 1 : 2, cs = cout <= 64 ? 0 : cout <= 128 ? 1 : cout <= 256 ? 2 : 3;
+    return subs[ks][cs];
+}
+
+int fst_cuda_conv_igemm_sp(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
+                           int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *v, int64_t ldv,
+                           const uint32_t *meta, int64_t ldm, int64_t cout, float *y) {
+    READY();
+    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    NUL(!x || !v || !meta || !y);
+    GEOM(g);
+    const int64_t K = c * kh * kw, npix = n * ho * wo, G = (K + 3) / 4;
+    BAD(cout <= 0 || ldv < 2 * G || ldm < (K + 31) / 32);
+    if (n == 0) return FST_OK;
+    OWN(x, n * c * h * w * 4); OWN(v, ((cout - 1) * ldv + 2 * G) * 2); OWN(meta, ((cout - 1) * ldm + (K + 31) / 32) * 4); OWN(y, npix * cout * 4);
+    const int64_t mtiles = (cout + FST_IG_BM - 1) / FST_IG_BM, ntiles = (npix + FST_IG_BN - 1) / FST_IG_BN;
+    fst_k_igemm_sp_args a = { x, g, v, ldv, meta, ldm, cout, K, npix, mtiles, y };
+    return launch_blocks_op(FST_K_igemm_sp, mtiles * ntiles, &a, conv_sub(kh, kw, cout));
+}
+
 int fst_cuda_wflip16(const float *w, int64_t cout, int64_t cin, int64_t kh, int64_t kw, uint16_t *dst, int64_t ldd) {
     READY();
     NUL(!w || !dst);
@@ -347,6 +372,7 @@ int fst_cuda_wflip16(const float *w, int64_t cout, int64_t cin, int64_t kh, int6
 }
 
 /* ======================= block kernels ======================= */
+
 
 int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, const uint16_t *bt, float *d, int64_t blocks, int mode,
                             const uint16_t *sa, const uint32_t *sm, const uint16_t *sbt, float *sd) {
@@ -378,12 +404,7 @@ int fst_cuda_conv_igemm(const float *x, int64_t n, int64_t c, int64_t h, int64_t
     OWN(x, n * c * h * w * 4); OWN(wt, ((cout - 1) * ldw + K) * 2); OWN(y, npix * cout * 4);
     const int64_t mtiles = (cout + FST_IG_BM - 1) / FST_IG_BM, ntiles = (npix + FST_IG_BN - 1) / FST_IG_BN;
     fst_k_igemm_args a = { x, g, wt, ldw, cout, K, npix, mtiles, y };
-    /* the profile's rows by kernel size and output channels (a ResNet's stages) */
-    static const char *const subs[3][4] = { { "1x1 cout<=64", "1x1 cout<=128", "1x1 cout<=256", "1x1 cout>256" },
-                                            { "3x3 cout<=64", "3x3 cout<=128", "3x3 cout<=256", "3x3 cout>256" },
-                                            { "kxk cout<=64", "kxk cout<=128", "kxk cout<=256", "kxk cout>256" } };
-    const int ks = kh == 1 && kw == 1 ? 0 : kh == 3 && kw == 3 ? 1 : 2, cs = cout <= 64 ? 0 : cout <= 128 ? 1 : cout <= 256 ? 2 : 3;
-    return launch_blocks_op(FST_K_igemm, mtiles * ntiles, &a, subs[ks][cs]);
+    return launch_blocks_op(FST_K_igemm, mtiles * ntiles, &a, conv_sub(kh, kw, cout));
 }
 
 int fst_cuda_by_channel(const float *src, int64_t imgs, int64_t rows, int64_t plane, float *dst, uint16_t *dst16) {

@@ -104,6 +104,11 @@ FST_API int fst_cuda_bf16_unpad_nchw(const uint16_t *src, int64_t ld, float *dst
  * bf16 rounding [rows, imgs * plane] (as fst_cuda_bf16_pad rounds): a batch's dY as Eq. 2's and Eq. 3's operand */
 FST_API int fst_cuda_by_channel(const float *src, int64_t imgs, int64_t rows, int64_t plane, float *dst, uint16_t *dst16);
 
+/* The implicit-GEMM convolution with W 2:4 along K on the sparse tensor cores (mma.sp): W as fst_cuda_prune24 compresses it,
+ * its kept values v in bf16 [cout, ldv >= 2 ceil(K/4)] and its metadata words [cout, ldm >= ceil(K/32)]. */
+FST_API int fst_cuda_conv_igemm_sp(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
+                                   int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *v, int64_t ldv,
+                                   const uint32_t *meta, int64_t ldm, int64_t cout, float *y);
 /* dst bf16 [cin, ldd >= cout*kh*kw] = the transposed, tap-reversed weight of w float32 [cout, cin, kh, kw] (contiguous),
  * rounded: dst[ci][(co*kh + r)*kw + s] = w[co][ci][kh-1-r][kw-1-s]. Eq. 2 of a stride-1 convolution with padding p is
  * the convolution of dY with it at padding kh-1-p (fst_cuda_conv_igemm). */

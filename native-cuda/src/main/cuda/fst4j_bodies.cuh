@@ -1212,19 +1212,29 @@ struct IgStage {
     const float *xb;   /* this thread's image */
     i64 ih0, iw0;      /* its output position's top-left input coordinates */
     bool jok;          /* its position exists */
-    int bp, bk, ar, ac;
+    int bp, bk, ar;
     i64 co;            /* its W row */
 };
 
-/* the slice at k0 into registers: wv (8 bf16 of W, packed), xv (16 bf16 of im2col, packed) */
-FST_BD void ig_load(const fst_k_igemm_args &a, const IgStage &st, i64 k0, u32 wv[4], u32 xv[FST_IG_BE / 2]) {
-    const fst_geom &g = a.g;
-    for (int e = 0; e < 8; e += 2) {
-        const i64 k = k0 + st.ac + e;
-        const u16 lo = st.co < a.cout && k < a.K ? a.w[st.co * a.ldw + k] : 0;
-        const u16 hi = st.co < a.cout && k + 1 < a.K ? a.w[st.co * a.ldw + k + 1] : 0;
-        wv[e / 2] = pack_bf16(lo, hi);
-    }
+/* This thread's part of the block's tile (both kernels): position t % BN of the tile for the im2col slices, W row t / 4. */
+FST_BD IgStage ig_stage(const fst_geom &g, int t, i64 m0, i64 n0, i64 npix, const float *x) {
+    IgStage st;
+    st.bp = t % FST_IG_BN;
+    st.bk = (t / FST_IG_BN) * FST_IG_BE;
+    st.ar = t >> 2;
+    st.co = m0 + st.ar;
+    const i64 P = g.ho * g.wo, j = n0 + st.bp;
+    st.jok = j < npix;
+    i64 img = 0, oh = 0, ow = 0;
+    if (st.jok) { img = j / P; const i64 rem = j - img * P; oh = rem / g.wo; ow = rem - oh * g.wo; }
+    st.xb = x + img * g.c * g.h * g.w;
+    st.ih0 = oh * g.sh - g.ph;
+    st.iw0 = ow * g.sw - g.pw;
+    return st;
+}
+
+/* the im2col slice at k0 into registers: 16 bf16 of this thread's position, k0 + bk .. k0 + bk + 15, packed in pairs */
+FST_BD void ig_load_x(const fst_geom &g, i64 K, const IgStage &st, i64 k0, u32 xv[FST_IG_BE / 2]) {
     const i64 khw = g.kh * g.kw;
     i64 k = k0 + st.bk, ci = k / khw;
     const i64 rr = k - ci * khw;
@@ -1232,7 +1242,7 @@ FST_BD void ig_load(const fst_k_igemm_args &a, const IgStage &st, i64 k0, u32 wv
     u16 lo = 0;
     for (int e = 0; e < FST_IG_BE; e++, k++) {
         float v = 0.0f;
-        if (st.jok && k < a.K) {
+        if (st.jok && k < K) {
             const i64 ih = st.ih0 + r, iw = st.iw0 + s;
             if (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) v = LDG(st.xb + (ci * g.h + ih) * g.w + iw);
         }
@@ -1243,30 +1253,46 @@ FST_BD void ig_load(const fst_k_igemm_args &a, const IgStage &st, i64 k0, u32 wv
     }
 }
 
-FST_BD void ig_store(u16 *buf, const IgStage &st, const u32 wv[4], const u32 xv[FST_IG_BE / 2]) {
-    u16 *ad = buf + st.ar * FST_IG_LDS + st.ac, *bd = buf + (FST_IG_BM + st.bp) * FST_IG_LDS + st.bk;
-    for (int e = 0; e < 4; e++) st32(ad + 2 * e, wv[e]);
+FST_BD void ig_store_x(u16 *bs, const IgStage &st, const u32 xv[FST_IG_BE / 2]) {
+    u16 *bd = bs + st.bp * FST_IG_LDS + st.bk;
     for (int e = 0; e < FST_IG_BE / 2; e++) st32(bd + 2 * e, xv[e]);
 }
 
-FST_BD void kb_igemm(FstCtx &c, const fst_k_igemm_args &a) {
-    const fst_geom &g = a.g;
-    const int t = c.tid(), lane = t & 31, warp = t >> 5;
-    const i64 m0 = (c.block() % a.mtiles) * FST_IG_BM, n0 = (c.block() / a.mtiles) * FST_IG_BN;
+/* B's fragments of 16 (dense mma: j < 2) or 32 (mma.sp: j < 4) of k from ks, for the 8 positions of ni at column q */
+FST_BD void ig_frag_b(const u16 *Bs, int wn, int ni, int q, int r4, int ks, int regs, u32 *b) {
+    const u16 *bq = Bs + (wn * 32 + ni * 8 + q) * FST_IG_LDS + ks + 2 * r4;
+    for (int j = 0; j < regs; j++) b[j] = ld32(bq + 8 * j);
+}
+
+/* the 32 x 32 outputs of this thread's warp, straight into NCHW */
+FST_BD void ig_epilogue(const fst_geom &g, float *y, i64 cout, i64 npix, i64 m0, i64 n0, int wm, int wn, int q, int r4,
+                        const float acc[2][4][4]) {
     const i64 P = g.ho * g.wo;
-    IgStage st;
-    st.bp = t % FST_IG_BN;
-    st.bk = (t / FST_IG_BN) * FST_IG_BE;
-    st.ar = t >> 2;
-    st.ac = (t & 3) * 8;
-    st.co = m0 + st.ar;
-    const i64 j = n0 + st.bp;
-    st.jok = j < a.npix;
-    i64 img = 0, oh = 0, ow = 0;
-    if (st.jok) { img = j / P; const i64 rem = j - img * P; oh = rem / g.wo; ow = rem - oh * g.wo; }
-    st.xb = a.x + img * g.c * g.h * g.w;
-    st.ih0 = oh * g.sh - g.ph;
-    st.iw0 = ow * g.sw - g.pw;
+    for (int mi = 0; mi < 2; mi++)
+        for (int ni = 0; ni < 4; ni++)
+            for (int e = 0; e < 4; e++) {
+                const i64 o = m0 + wm * 32 + mi * 16 + q + 8 * (e >> 1), jj = n0 + wn * 32 + ni * 8 + 2 * r4 + (e & 1);
+                if (o < cout && jj < npix) {
+                    const i64 im = jj / P;
+                    y[(im * cout + o) * P + (jj - im * P)] = acc[mi][ni][e];
+                }
+            }
+}
+
+/* W's slice at k0: 8 bf16 of row co from k0 + (t & 3) * 8, packed in pairs */
+FST_BD void ig_load_w(const fst_k_igemm_args &a, const IgStage &st, int ac, i64 k0, u32 wv[4]) {
+    for (int e = 0; e < 8; e += 2) {
+        const i64 k = k0 + ac + e;
+        const u16 lo = st.co < a.cout && k < a.K ? a.w[st.co * a.ldw + k] : 0;
+        const u16 hi = st.co < a.cout && k + 1 < a.K ? a.w[st.co * a.ldw + k + 1] : 0;
+        wv[e / 2] = pack_bf16(lo, hi);
+    }
+}
+
+FST_BD void kb_igemm(FstCtx &c, const fst_k_igemm_args &a) {
+    const int t = c.tid(), lane = t & 31, warp = t >> 5, ac = (t & 3) * 8;
+    const i64 m0 = (c.block() % a.mtiles) * FST_IG_BM, n0 = (c.block() / a.mtiles) * FST_IG_BN;
+    const IgStage st = ig_stage(a.g, t, m0, n0, a.npix, a.x);
     const int wm = warp >> 2, wn = warp & 3, q = lane >> 2, r4 = lane & 3;
     const int BUF = (FST_IG_BM + FST_IG_BN) * FST_IG_LDS;   /* bf16 per buffer: W's slice, then the im2col slice */
     u16 *smem = (u16 *)c.smem;
@@ -1275,13 +1301,15 @@ FST_BD void kb_igemm(FstCtx &c, const fst_k_igemm_args &a) {
         for (int ni = 0; ni < 4; ni++)
             for (int e = 0; e < 4; e++) acc[mi][ni][e] = 0.0f;
     u32 wv[4], xv[FST_IG_BE / 2];
-    ig_load(a, st, 0, wv, xv);
-    ig_store(smem, st, wv, xv);
+    ig_load_w(a, st, ac, 0, wv);
+    ig_load_x(a.g, a.K, st, 0, xv);
+    for (int e = 0; e < 4; e++) st32(smem + st.ar * FST_IG_LDS + ac + 2 * e, wv[e]);
+    ig_store_x(smem + FST_IG_BM * FST_IG_LDS, st, xv);
     c.sync();
     int cur = 0;
     for (i64 k0 = 0; k0 < a.K; k0 += FST_IG_BK) {
         const bool more = k0 + FST_IG_BK < a.K;
-        if (more) ig_load(a, st, k0 + FST_IG_BK, wv, xv);
+        if (more) { ig_load_w(a, st, ac, k0 + FST_IG_BK, wv); ig_load_x(a.g, a.K, st, k0 + FST_IG_BK, xv); }
         const u16 *As = smem + cur * BUF, *Bs = As + FST_IG_BM * FST_IG_LDS;
         for (int ks = 0; ks < FST_IG_BK; ks += 16) {
             u32 af[2][4], bfr[4][2];
@@ -1292,27 +1320,93 @@ FST_BD void kb_igemm(FstCtx &c, const fst_k_igemm_args &a) {
                 af[mi][2] = ld32(ap + 8);
                 af[mi][3] = ld32(ap + 8 * FST_IG_LDS + 8);
             }
-            for (int ni = 0; ni < 4; ni++) {
-                const u16 *bq = Bs + (wn * 32 + ni * 8 + q) * FST_IG_LDS + ks + 2 * r4;
-                bfr[ni][0] = ld32(bq);
-                bfr[ni][1] = ld32(bq + 8);
-            }
+            for (int ni = 0; ni < 4; ni++) ig_frag_b(Bs, wn, ni, q, r4, ks, 2, bfr[ni]);
             for (int mi = 0; mi < 2; mi++)
                 for (int ni = 0; ni < 4; ni++) c.mma16816(acc[mi][ni], af[mi], bfr[ni]);
         }
-        if (more) ig_store(smem + (cur ^ 1) * BUF, st, wv, xv);
+        if (more) {
+            u16 *nb = smem + (cur ^ 1) * BUF;
+            for (int e = 0; e < 4; e++) st32(nb + st.ar * FST_IG_LDS + ac + 2 * e, wv[e]);
+            ig_store_x(nb + FST_IG_BM * FST_IG_LDS, st, xv);
+        }
         c.sync();
         cur ^= 1;
     }
+    ig_epilogue(a.g, a.y, a.cout, a.npix, m0, n0, wm, wn, q, r4, acc);
+}
+
+/* The same convolution with W 2:4 along K (fst_k_igemm_sp_args): each 32-wide slice of K is one mma.sp.m16n8k32 per 16 x 8
+ * outputs, A staged as its kept values (16 per row and slice, half W's bytes) and one metadata word per row (k_prune24's
+ * word w covers exactly slice w). Groups past K and rows past Cout get positions 0 and 1 of zero values: metadata with
+ * equal positions is undefined on the device. Thread t stages kept values 4 (t & 3) .. + 3 of row t / 4, and threads
+ * below 64 the metadata word of row t. */
+FST_BD void igs_load_w(const fst_k_igemm_sp_args &a, i64 m0, int t, i64 k0, u32 wv[2], u32 &mv) {
+    const i64 G = (a.K + 3) / 4, co = m0 + (t >> 2), kv0 = k0 / 2 + (t & 3) * 4;
+    for (int e = 0; e < 4; e += 2) {
+        const u16 lo = co < a.cout && kv0 + e < 2 * G ? a.v[co * a.ldv + kv0 + e] : 0;
+        const u16 hi = co < a.cout && kv0 + e + 1 < 2 * G ? a.v[co * a.ldv + kv0 + e + 1] : 0;
+        wv[e / 2] = pack_bf16(lo, hi);
+    }
+    if (t < FST_IG_BM) {
+        const i64 row = m0 + t, wd = k0 / 32;
+        u32 m = row < a.cout ? a.meta[row * a.ldm + wd] : 0u;
+        for (int gi = 0; gi < 8; gi++)
+            if (row >= a.cout || 8 * wd + gi >= G) m = (m & ~(0xfu << (4 * gi))) | (0x4u << (4 * gi));
+        mv = m;
+    }
+}
+
+FST_BD void igs_store_w(unsigned char *buf, int t, const u32 wv[2], u32 mv) {
+    u16 *as = (u16 *)buf;
+    st32(as + (t >> 2) * FST_IGS_LDA + (t & 3) * 4, wv[0]);
+    st32(as + (t >> 2) * FST_IGS_LDA + (t & 3) * 4 + 2, wv[1]);
+    if (t < FST_IG_BM) ((u32 *)(buf + FST_IGS_META))[t] = mv;
+}
+
+FST_BD void kb_igemm_sp(FstCtx &c, const fst_k_igemm_sp_args &a) {
+    const int t = c.tid(), lane = t & 31, warp = t >> 5;
+    const i64 m0 = (c.block() % a.mtiles) * FST_IG_BM, n0 = (c.block() / a.mtiles) * FST_IG_BN;
+    const IgStage st = ig_stage(a.g, t, m0, n0, a.npix, a.x);
+    const int wm = warp >> 2, wn = warp & 3, q = lane >> 2, r4 = lane & 3;
+    float acc[2][4][4];
     for (int mi = 0; mi < 2; mi++)
         for (int ni = 0; ni < 4; ni++)
-            for (int e = 0; e < 4; e++) {
-                const i64 o = m0 + wm * 32 + mi * 16 + q + 8 * (e >> 1), jj = n0 + wn * 32 + ni * 8 + 2 * r4 + (e & 1);
-                if (o < a.cout && jj < a.npix) {
-                    const i64 im = jj / P;
-                    a.y[(im * a.cout + o) * P + (jj - im * P)] = acc[mi][ni][e];
-                }
-            }
+            for (int e = 0; e < 4; e++) acc[mi][ni][e] = 0.0f;
+    u32 wv[2], mv = 0, xv[FST_IG_BE / 2];
+    igs_load_w(a, m0, t, 0, wv, mv);
+    ig_load_x(a.g, a.K, st, 0, xv);
+    igs_store_w(c.smem, t, wv, mv);
+    ig_store_x((u16 *)(c.smem + FST_IGS_BS), st, xv);
+    c.sync();
+    int cur = 0;
+    for (i64 k0 = 0; k0 < a.K; k0 += FST_IG_BK) {
+        const bool more = k0 + FST_IG_BK < a.K;
+        if (more) { igs_load_w(a, m0, t, k0 + FST_IG_BK, wv, mv); ig_load_x(a.g, a.K, st, k0 + FST_IG_BK, xv); }
+        const unsigned char *buf = c.smem + cur * FST_IGS_BUF;
+        const u16 *As = (const u16 *)buf, *Bs = (const u16 *)(buf + FST_IGS_BS);
+        const u32 *Ms = (const u32 *)(buf + FST_IGS_META);
+        u32 af[2][4], em[2], bfr[4][4];
+        for (int mi = 0; mi < 2; mi++) {
+            const int row = wm * 32 + mi * 16 + q;
+            const u16 *ap = As + row * FST_IGS_LDA + 2 * r4;
+            af[mi][0] = ld32(ap);
+            af[mi][1] = ld32(ap + 8 * FST_IGS_LDA);
+            af[mi][2] = ld32(ap + 8);
+            af[mi][3] = ld32(ap + 8 * FST_IGS_LDA + 8);
+            em[mi] = sp_meta(Ms[row], Ms[row + 8], r4 & 1);
+        }
+        for (int ni = 0; ni < 4; ni++) ig_frag_b(Bs, wn, ni, q, r4, 0, 4, bfr[ni]);
+        for (int mi = 0; mi < 2; mi++)
+            for (int ni = 0; ni < 4; ni++) c.mma_sp16832(acc[mi][ni], af[mi], bfr[ni], em[mi]);
+        if (more) {
+            unsigned char *nb = c.smem + (cur ^ 1) * FST_IGS_BUF;
+            igs_store_w(nb, t, wv, mv);
+            ig_store_x((u16 *)(nb + FST_IGS_BS), st, xv);
+        }
+        c.sync();
+        cur ^= 1;
+    }
+    ig_epilogue(a.g, a.y, a.cout, a.npix, m0, n0, wm, wn, q, r4, acc);
 }
 
 #endif

@@ -147,10 +147,21 @@ typedef struct { const float *in; float *out; const uint16_t *a, *bt; float *d; 
 #define FST_IG_LDS 40   /* shared-memory row stride in bf16 (32 + 8: the fragment loads of a warp hit 32 banks) */
 typedef struct { const float *x; fst_geom g; const uint16_t *w; int64_t ldw, cout, K, npix, mtiles; float *y; } fst_k_igemm_args;
 
+/* The same with W 2:4 along K, as k_prune24 compresses it: kept values v bf16 [cout, ldv >= 2 ceil(K/4)] (two per group of
+ * 4, in order) and metadata words [cout, ldm >= ceil(K/32)] (8 groups per word, 4 bits per group: the two kept positions,
+ * the first in the low two bits); mma.sp.m16n8k32 on the sparse tensor cores. Per buffer: the kept values (FST_IGS_LDA
+ * bf16 per row), the metadata (a word per row), the im2col slice. */
+#define FST_IGS_LDA 24
+#define FST_IGS_META (FST_IG_BM * FST_IGS_LDA * 2)
+#define FST_IGS_BS (FST_IGS_META + FST_IG_BM * 4)
+#define FST_IGS_BUF (FST_IGS_BS + FST_IG_BN * FST_IG_LDS * 2)
+typedef struct { const float *x; fst_geom g; const uint16_t *v; int64_t ldv; const uint32_t *meta; int64_t ldm, cout, K, npix, mtiles; float *y; } fst_k_igemm_sp_args;
+
 /* X(name, argument struct, threads per block, bytes of shared memory) */
 #define FST_BLOCK_KERNELS(X) \
     X(selftest, fst_k_selftest_args, FST_SELFTEST_T, FST_SELFTEST_T * 4) \
-    X(igemm, fst_k_igemm_args, FST_IG_T, 2 * (FST_IG_BM + FST_IG_BN) * FST_IG_LDS * 2)
+    X(igemm, fst_k_igemm_args, FST_IG_T, 2 * (FST_IG_BM + FST_IG_BN) * FST_IG_LDS * 2) \
+    X(igemm_sp, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF)
 
 /* Every kernel: X(name, argument struct). The device kernel is fst_k_<name>, its body k_<name>. */
 #define FST_KERNELS(X)                                                                                  \

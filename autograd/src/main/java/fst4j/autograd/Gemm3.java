@@ -9,6 +9,7 @@ import fst4j.sparse.Sparsifier;
 import fst4j.sparse.Transposable24;
 import fst4j.tensor.Blas;
 import fst4j.tensor.Conv;
+import fst4j.tensor.CudaConv24;
 import fst4j.tensor.CudaOps;
 import fst4j.tensor.CudaSpmm;
 import fst4j.tensor.SharedOperand;
@@ -85,16 +86,21 @@ public final class Gemm3 {
         private final Tensor dense;            // [rows, K], possibly a transposed view; null when sparse
         private final Compressed24 sparse;     // 2:4 along K (CPU kernel); null when dense
         private final CudaSpmm cuda;           // 2:4 along K through cuSPARSELt (bf16); null otherwise
+        private final CudaConv24 conv24;       // a convolution's S(W) for the 2:4 implicit GEMM (mma.sp); null otherwise
         private Left(Tensor dense, Compressed24 sparse) { this(dense, sparse, null); }
-        private Left(Tensor dense, Compressed24 sparse, CudaSpmm cuda) { this.dense = dense; this.sparse = sparse; this.cuda = cuda; }
+        private Left(Tensor dense, Compressed24 sparse, CudaSpmm cuda) { this(dense, sparse, cuda, null); }
+        private Left(Tensor dense, Compressed24 sparse, CudaSpmm cuda, CudaConv24 conv24) {
+            this.dense = dense; this.sparse = sparse; this.cuda = cuda; this.conv24 = conv24;
+        }
 
-        public int rows() { return cuda != null ? cuda.rows() : sparse != null ? sparse.rows() : dense.size(0); }
+        public int rows() { return conv24 != null ? conv24.rows() : cuda != null ? cuda.rows() : sparse != null ? sparse.rows() : dense.size(0); }
 
         /**
          * c = this * im2col(low.x()) (overwritten) with the lowered matrix never materialised; c [rows, cols] with unit
          * stride along its rows. False (nothing done) when this operand cannot take it (a strided dense view).
          */
         public boolean timesLowered(Lowering low, Tensor c) {
+            if (conv24 != null) return false;   // it writes NCHW only (timesLoweredNchw)
             if (low.x().device() == Device.CUDA) {
                 // on CUDA only the bf16 products lower the columns themselves (straight into their bf16 operand)
                 if (cuda != null) { cuda.timesLowered(low, c); return true; }
@@ -115,7 +121,7 @@ public final class Gemm3 {
          * Whether {@link #timesLoweredNchw} can write a CUDA convolution's output straight as NCHW: the cuSPARSELt
          * product, or a dense float32 operand through the implicit-GEMM kernel where that is switched on.
          */
-        public boolean lowersIntoNchw() { return cuda != null || implicitGemm(); }
+        public boolean lowersIntoNchw() { return conv24 != null || cuda != null || implicitGemm(); }
 
         private boolean implicitGemm() {
             return dense != null && dense.device() == Device.CUDA && f32(dense) && CudaOps.implicitGemmOn();
@@ -126,7 +132,8 @@ public final class Gemm3 {
          * {@link #lowersIntoNchw}: the cuSPARSELt product read back into NCHW by one kernel, or one implicit-GEMM kernel.
          */
         public void timesLoweredNchw(Lowering low, Tensor out) {
-            if (cuda != null) cuda.timesLoweredNchw(low, out);
+            if (conv24 != null) conv24.timesLoweredNchw(low, out);
+            else if (cuda != null) cuda.timesLoweredNchw(low, out);
             else if (implicitGemm()) CudaOps.convImplicitGemmBf16(dense, low, out);
             else throw new IllegalStateException("timesLoweredNchw needs the cuSPARSELt operand or the implicit GEMM (-Dfst4j.cuda.igemm=true)");
         }
@@ -138,6 +145,7 @@ public final class Gemm3 {
          * and col2im.
          */
         public Tensor timesCol2im(Tensor dy, int[] inputShape, int kernel, int stride, int padding) {
+            if (conv24 != null) throw new IllegalStateException("a convolution's Eq. 1 operand is not Eq. 2's");
             if (dy.device() != Device.CUDA || CudaOps.matmulPrecision() != CudaOps.MatmulPrecision.BF16) return null;
             if (cuda != null) return cuda.timesCol2im(dy, inputShape, kernel, stride, padding);
             if (dense != null && f32(dense) && f32(dy) && CudaOps.bf16Col2im())
@@ -147,6 +155,7 @@ public final class Gemm3 {
 
         /** c = this * b (overwritten); b [K, cols] any view, c [rows, cols] with unit stride along its rows. */
         public void times(Tensor b, Tensor c) {
+            if (conv24 != null) throw new IllegalStateException("the 2:4 implicit-GEMM operand multiplies a convolution's input only (timesLoweredNchw)");
             if (cuda != null) cuda.times(b, c);
             else if (sparse != null) SparseGemm.spmm(1f, sparse, b, 0f, c);
             else Blas.gemm(1f, dense, b, 0f, c);
@@ -156,6 +165,7 @@ public final class Gemm3 {
             if (dense != null) dense.close();
             if (sparse != null) sparse.close();
             if (cuda != null) cuda.close();
+            if (conv24 != null) conv24.close();
         }
     }
 
@@ -175,6 +185,24 @@ public final class Gemm3 {
             if (p.sw() != null) p.sw().close();
             throw e;
         }
+    }
+
+    /**
+     * {@link #prepareForward} for a convolution's Eq. 1 on CUDA whose output can be written straight as NCHW
+     * (nchw): where S(W) is magnitude 2:4 along K and {@link CudaConv24#enabled()}, pruned into the 2:4 implicit-GEMM
+     * kernel's form, which only {@link Left#timesLoweredNchw} takes.
+     */
+    public Prepared prepareForwardConv(Tensor w, boolean nchw) {
+        boolean magnitudeK = cfg.w() instanceof Sparsifier.Magnitude24 && axis(cfg.w(), 2) == 1 && f32(w);
+        if (nchw && magnitudeK && !cfg.wtFromSparse() && w.device() == Device.CUDA && CudaConv24.enabled()) {
+            long t0 = Profile.start();
+            try {
+                return new Prepared(new Left(null, null, null, CudaConv24.pruned(w)), null);
+            } finally {
+                Profile.stop(Part.SPARSIFY, t0);
+            }
+        }
+        return prepareForward(w, DType.F32);
     }
 
     /** Prunes (and compresses) W for Eq. 1 once; xType is the right-hand side's dtype (the 2:4 kernel needs float32). */

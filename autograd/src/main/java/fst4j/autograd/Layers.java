@@ -226,7 +226,7 @@ public final class Layers {
         private Tensor forwardCudaLowered(Tensor xin, Tensor win) {
             int n = xin.size(0), cout = win.size(0), k = win.size(2);
             Gemm3.Prepared pr;
-            try (Tensor wm = win.reshape(cout, -1)) { pr = node.prepareForward(wm, DType.F32); }
+            try (Tensor wm = win.reshape(cout, -1)) { pr = node.prepareForwardConv(wm, cudaNchwProduct); }
             Tensor y = null;
             boolean nchw = false;
             try (Gemm3.Left left = pr.left(); Tensor xc = xin.contiguous()) {

@@ -1341,9 +1341,12 @@ public final class Native {
     // ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS): shared memory, barriers, warp shuffles, tensor-core mma ----
 
     private static final class CudaBlockHandles {
-        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM, WFLIP16;
+        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP;
         static {
             SymbolLookup lib = CudaHandles.LIB;
+            CONV_IGEMM_SP = bind(lib, "fst_cuda_conv_igemm_sp", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
+                    JAVA_LONG, ADDRESS), false);
             WFLIP16 = bind(lib, "fst_cuda_wflip16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG), false);
             SELFTEST = bind(lib, "fst_cuda_block_selftest", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT,
                     ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
@@ -1397,6 +1400,19 @@ public final class Native {
         try { rc = (int) CudaBlockHandles.CONV_IGEMM.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, wt, ldw, cout, y); }
         catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_conv_igemm");
+    }
+
+    /**
+     * {@link #cudaConvIgemm} with W 2:4 along K on the sparse tensor cores: W as {@link #cudaPrune24} compresses it, its
+     * kept values in bf16 (v [cout, ldv]) and its metadata words (meta [cout, ldm]).
+     */
+    public static void cudaConvIgemmSparse(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                           long ho, long wo, MemorySegment v, long ldv, MemorySegment meta, long ldm, long cout, MemorySegment y) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaBlockHandles.CONV_IGEMM_SP.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, v, ldv, meta, ldm, cout, y); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_conv_igemm_sp");
     }
 
     public static void cudaIm2colBf16(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,

@@ -222,6 +222,66 @@ class CudaBlockKernelsTest {
     }
 
     /**
+     * The 2:4 implicit GEMM (mma.sp) on W as fst_cuda_prune24 compresses it (kept values rounded to bf16, metadata words)
+     * against the dense implicit GEMM on the masked W: on the emulator the same sums in the same order (the pruned terms
+     * add zeros), bit for bit; on a device within K 2^-23 of the sum of |products| of a float64 reference. Geometries as
+     * above, with K not a multiple of 4 or of 32 (the padding groups' metadata).
+     */
+    @Test
+    void sparseImplicitGemmEqualsTheDenseOneOnTheMaskedWeight() {
+        Random r = new Random(6);
+        int[][] cases = { { 2, 3, 9, 11, 3, 3, 1, 1, 1, 1, 5 }, { 3, 16, 8, 8, 3, 3, 1, 1, 1, 1, 64 }, { 2, 8, 13, 7, 3, 3, 2, 2, 1, 1, 70 },
+                { 1, 5, 6, 6, 1, 1, 1, 1, 0, 0, 9 }, { 2, 4, 10, 10, 7, 7, 2, 2, 3, 3, 3 }, { 2, 32, 5, 5, 3, 3, 1, 1, 0, 0, 130 } };
+        for (int[] cs : cases) {
+            int n = cs[0], c = cs[1], h = cs[2], w = cs[3], kh = cs[4], kw = cs[5], sh = cs[6], sw = cs[7], ph = cs[8], pw = cs[9], cout = cs[10];
+            int ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1, k = c * kh * kw, plane = ho * wo;
+            int groups = (k + 3) / 4, ldv = 2 * groups, ldm = (groups + 7) / 8;
+            String at = java.util.Arrays.toString(cs);
+            float[] x = new float[n * c * h * w], wt = new float[cout * k];
+            for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
+            for (int i = 0; i < wt.length; i++) wt[i] = (float) r.nextGaussian();
+            MemorySegment dx = mem.upload(x), dw = mem.upload(wt), values = mem.dev(4L * cout * ldv), meta = mem.dev(4L * cout * ldm),
+                    masked = mem.dev(4L * cout * k), v16 = mem.dev(2L * cout * ldv), m16 = mem.dev(2L * cout * k);
+            Native.cudaPrune24(cout, k, dw, k, values, meta, masked, k, MemorySegment.NULL, 0);
+            Native.cudaF32ToBf16(values, v16, (long) cout * ldv);
+            Native.cudaF32ToBf16(masked, m16, (long) cout * k);
+            MemorySegment dense = mem.dev(4L * n * cout * plane);
+            Native.cudaConvIgemm(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, m16, k, cout, dense);
+            float[] ref = mem.downloadFloats(dense, (long) n * cout * plane), wm = mem.downloadFloats(masked, (long) cout * k);
+            for (int[] o : orders()) {
+                order(o);
+                MemorySegment dy = mem.dev(4L * n * cout * plane);
+                Native.cudaConvIgemmSparse(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, v16, ldv, meta, ldm, cout, dy);
+                float[] y = mem.downloadFloats(dy, (long) n * cout * plane);
+                for (int img = 0; img < n; img++)
+                    for (int oc = 0; oc < cout; oc++)
+                        for (int oh = 0; oh < ho; oh++)
+                            for (int ow = 0; ow < wo; ow++) {
+                                int i = ((img * cout + oc) * ho + oh) * wo + ow;
+                                if (Cuda.isEmulated()) {
+                                    assertEquals(Float.floatToRawIntBits(ref[i]), Float.floatToRawIntBits(y[i]), at + " order " + o[0] + "/" + o[1] + " at " + i);
+                                    continue;
+                                }
+                                double want = 0, mag = 0;
+                                for (int ci = 0; ci < c; ci++)
+                                    for (int a = 0; a < kh; a++)
+                                        for (int b = 0; b < kw; b++) {
+                                            int ih = oh * sh - ph + a, iw = ow * sw - pw + b;
+                                            if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                                            double p = (double) Bf16.round(wm[oc * k + (ci * kh + a) * kw + b]) * Bf16.round(x[((img * c + ci) * h + ih) * w + iw]);
+                                            want += p;
+                                            mag += Math.abs(p);
+                                        }
+                                assertEquals(want, y[i], k * 0x1p-23 * mag + 1e-30, at + " at " + i);
+                            }
+            }
+        }
+        MemorySegment dx = mem.upload(new float[2 * 3 * 25]), v = mem.dev(2L * 4 * 14), m = mem.dev(4L * 4), dy = mem.dev(4L * 2 * 4 * 25);
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvIgemmSparse(dx, 2, 3, 5, 5, 3, 3, 1, 1, 1, 1, 5, 5, v, 13, m, 1, 4, dy), "ldv < 2 groups");
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvIgemmSparse(dx, 2, 3, 5, 5, 3, 3, 1, 1, 1, 1, 5, 5, v, 14, m, 0, 4, dy), "ldm < words");
+    }
+
+    /**
      * Eq. 2 of a stride-1 convolution as a convolution of dY with the transposed, tap-reversed weight (fst_cuda_wflip16, then
      * the implicit GEMM at padding k - 1 - p): the flipped weight bit for bit, dX against Eq. 2's definition (W^T dY folded
      * back) in float64 of the same bf16-rounded operands.

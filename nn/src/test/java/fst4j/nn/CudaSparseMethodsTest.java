@@ -124,7 +124,7 @@ class CudaSparseMethodsTest {
     }
 
     private static void implicitGemmStepOnADevice() {
-        closeSteps(fst4j.tensor.CudaOps::setImplicitGemm, fst4j.tensor.CudaOps::implicitGemmUses, "implicit GEMM");
+        closeSteps(SparseConfig.Method.DENSE, fst4j.tensor.CudaOps::setImplicitGemm, fst4j.tensor.CudaOps::implicitGemmUses, "implicit GEMM");
     }
 
     /**
@@ -135,30 +135,48 @@ class CudaSparseMethodsTest {
      */
     @org.junit.jupiter.api.Test
     void eq2AsTheImplicitGemmConvolutionOfDyGivesTheLoweredStep() {
-        closeSteps(fst4j.tensor.CudaOps::setImplicitGemmEq2, fst4j.tensor.CudaOps::implicitGemmEq2Uses, "Eq. 2 implicit GEMM");
+        closeSteps(SparseConfig.Method.DENSE, fst4j.tensor.CudaOps::setImplicitGemmEq2, fst4j.tensor.CudaOps::implicitGemmEq2Uses, "Eq. 2 implicit GEMM");
     }
 
     /**
-     * A DENSE step with a switch on and one with it off, both at BF16, each against the float32 step: the path counted,
+     * FST2's and FST3_IR's Eq. 1 through the 2:4 implicit GEMM on the sparse tensor cores (-Dfst4j.cuda.igemmSparse=true:
+     * S(W) pruned into kept values and metadata, mma.sp, no cuSPARSELt, no lowered matrix) instead of cuSPARSELt on the
+     * lowered bf16 columns: as close to the float32 step as without it. (cuSPARSELt writes its product in bf16 here, the
+     * kernel in float32, so the two bf16 steps differ.)
+     */
+    @ParameterizedTest
+    @EnumSource(value = SparseConfig.Method.class, names = { "FST2", "FST3_IR" })
+    void eq1OnTheSparseTensorCoresGivesTheLoweredStep(SparseConfig.Method method) {
+        boolean keep = fst4j.autograd.Layers.keepColumns;
+        fst4j.autograd.Layers.keepColumns = false;
+        try {
+            closeSteps(method, fst4j.tensor.CudaConv24::setEnabled, fst4j.tensor.CudaConv24::uses, "2:4 implicit GEMM");
+        } finally {
+            fst4j.autograd.Layers.keepColumns = keep;
+        }
+    }
+
+    /**
+     * A step with a switch on and one with it off, both at BF16, each against the float32 step: the path counted,
      * and with it on the loss and every gradient as close to the float32 step as with it off (within 1.25x of the
      * switched-off error, plus 1e-3 of the gradient's largest element). The two BF16 steps cannot be compared with each
      * other alone: on this small batch-norm network bf16 rounding moves gradients by up to ~20 % of their largest
      * element, and any change in the order or rounding of a sum moves them by a similar amount.
      */
-    private static void closeSteps(UnaryOperator<Boolean> set, LongSupplier taken, String path) {
+    private static void closeSteps(SparseConfig.Method method, UnaryOperator<Boolean> set, LongSupplier taken, String path) {
         var was = fst4j.tensor.CudaOps.setMatmulPrecision(fst4j.tensor.CudaOps.MatmulPrecision.FP32);
         boolean on = set.apply(false);
         try {
-            GpuStep exact = gpuStep(SparseConfig.Method.DENSE);
+            GpuStep exact = gpuStep(method);
             fst4j.tensor.CudaOps.setMatmulPrecision(fst4j.tensor.CudaOps.MatmulPrecision.BF16);
-            GpuStep without = gpuStep(SparseConfig.Method.DENSE);
+            GpuStep without = gpuStep(method);
             set.apply(true);
             long before = taken.getAsLong();
-            GpuStep with = gpuStep(SparseConfig.Method.DENSE);
+            GpuStep with = gpuStep(method);
             assertTrue(taken.getAsLong() > before, "switched on, no " + path + " ran");
             double lossErr = Math.abs(without.loss() - exact.loss());
             assertTrue(Math.abs(with.loss() - exact.loss()) <= 1.25 * lossErr + 1e-4 * Math.abs(exact.loss()),
-                    path + ": loss " + with.loss() + " vs " + without.loss() + " without it, " + exact.loss() + " in float32");
+                    method + ", " + path + ": loss " + with.loss() + " vs " + without.loss() + " without it, " + exact.loss() + " in float32");
             for (int i = 0; i < exact.grads().size(); i++) {
                 float[] e = exact.grads().get(i), a = without.grads().get(i), b = with.grads().get(i);
                 double errA = 0, errB = 0, max = 0;
@@ -167,7 +185,7 @@ class CudaSparseMethodsTest {
                     errB = Math.max(errB, Math.abs(b[j] - e[j]));
                     max = Math.max(max, Math.abs(e[j]));
                 }
-                assertTrue(errB <= 1.25 * errA + 1e-3 * max, path + ": gradient " + i + " is " + errB + " from float32's, against " + errA + " without it");
+                assertTrue(errB <= 1.25 * errA + 1e-3 * max, method + ", " + path + ": gradient " + i + " is " + errB + " from float32's, against " + errA + " without it");
             }
         } finally {
             set.apply(on);

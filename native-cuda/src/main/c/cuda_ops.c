@@ -348,7 +348,7 @@ static const char *conv_sub(int64_t kh, int64_t kw, int64_t cout) {
 
 int fst_cuda_conv_igemm_sp(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
                            int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *v, int64_t ldv,
-                           const uint32_t *meta, int64_t ldm, int64_t cout, float *y) {
+                           const uint32_t *meta, int64_t ldm, int64_t cout, float *y, int cfast) {
     READY();
     fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
     NUL(!x || !v || !meta || !y);
@@ -358,8 +358,19 @@ int fst_cuda_conv_igemm_sp(const float *x, int64_t n, int64_t c, int64_t h, int6
     if (n == 0) return FST_OK;
     OWN(x, n * c * h * w * 4); OWN(v, ((cout - 1) * ldv + 2 * G) * 2); OWN(meta, ((cout - 1) * ldm + (K + 31) / 32) * 4); OWN(y, npix * cout * 4);
     const int64_t mtiles = (cout + FST_IG_BM - 1) / FST_IG_BM, ntiles = (npix + FST_IG_BN - 1) / FST_IG_BN;
-    fst_k_igemm_sp_args a = { x, g, v, ldv, meta, ldm, cout, K, npix, mtiles, y };
+    BAD(cfast != 0 && cfast != 1);
+    fst_k_igemm_sp_args a = { x, g, v, ldv, meta, ldm, cout, K, npix, mtiles, y, cfast };
     return launch_blocks_op(FST_K_igemm_sp, mtiles * ntiles, &a, conv_sub(kh, kw, cout));
+}
+
+int fst_cuda_conv24_t(const float *vt, const uint32_t *mt, int64_t cin, int64_t cout, int64_t khw, uint16_t *v, uint32_t *m) {
+    READY();
+    NUL(!vt || !mt || !v || !m);
+    BAD(cin <= 0 || khw <= 0 || cout <= 0 || cout % 32 != 0);
+    const int64_t nv = cin * khw * cout / 2, nm = cin * khw * cout / 32;
+    OWN(vt, nv * 4); OWN(mt, nm * 4); OWN(v, nv * 2); OWN(m, nm * 4);
+    fst_k_conv24_t_args a = { vt, mt, cin, cout, khw, v, m };
+    return launch(FST_K_conv24_t, nv + nm, &a);
 }
 
 int fst_cuda_wflip16(const float *w, int64_t cout, int64_t cin, int64_t kh, int64_t kw, uint16_t *dst, int64_t ldd) {

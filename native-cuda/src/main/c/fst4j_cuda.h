@@ -108,7 +108,12 @@ FST_API int fst_cuda_by_channel(const float *src, int64_t imgs, int64_t rows, in
  * its kept values v in bf16 [cout, ldv >= 2 ceil(K/4)] and its metadata words [cout, ldm >= ceil(K/32)]. */
 FST_API int fst_cuda_conv_igemm_sp(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
                                    int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *v, int64_t ldv,
-                                   const uint32_t *meta, int64_t ldm, int64_t cout, float *y);
+                                   const uint32_t *meta, int64_t ldm, int64_t cout, float *y, int cfast);
+/* (with cfast = 1, W's K is ordered (kh, kw, c), channels fastest: the operand fst_cuda_conv24_t makes.)
+ * Eq. 2 of a stride-1 convolution with S(W^T) 2:4 along Cout (Cout a multiple of 32) as a 2:4 convolution of dY: from
+ * fst_cuda_prune24_t's vt [cin*kh*kw, cout/2] float and mt [cin*kh*kw, cout/32] of W^T, the tap-reversed operand with K
+ * ordered (tap, co): v [cin, kh*kw*cout/2] bf16, m [cin, kh*kw*cout/32]. */
+FST_API int fst_cuda_conv24_t(const float *vt, const uint32_t *mt, int64_t cin, int64_t cout, int64_t khw, uint16_t *v, uint32_t *m);
 /* dst bf16 [cin, ldd >= cout*kh*kw] = the transposed, tap-reversed weight of w float32 [cout, cin, kh, kw] (contiguous),
  * rounded: dst[ci][(co*kh + r)*kw + s] = w[co][ci][kh-1-r][kw-1-s]. Eq. 2 of a stride-1 convolution with padding p is
  * the convolution of dY with it at padding kh-1-p (fst_cuda_conv_igemm). */

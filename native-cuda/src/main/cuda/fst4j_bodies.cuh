@@ -1084,6 +1084,19 @@ FST_HD void k_wflip16(i64 i, const fst_k_wflip16_args &a) {
     a.dst[ci * a.ldd + j] = bf16_bits(f2u(a.w[((co * a.cin + ci) * a.kh + (a.kh - 1 - r)) * a.kw + (a.kw - 1 - s)]));
 }
 
+FST_HD void k_conv24_t(i64 i, const fst_k_conv24_t_args &a) {
+    const i64 hv = a.cout / 2, hm = a.cout / 32, nv = a.cin * a.khw * hv;
+    if (i < nv) {
+        const i64 ci = i / (a.khw * hv), j = i - ci * a.khw * hv, tp = j / hv, e = j - tp * hv;
+        a.v[i] = bf16_bits(f2u(a.vt[(ci * a.khw + a.khw - 1 - tp) * hv + e]));
+        return;
+    }
+    i -= nv;
+    if (i >= a.cin * a.khw * hm) return;
+    const i64 ci = i / (a.khw * hm), j = i - ci * a.khw * hm, tp = j / hm, w = j - tp * hm;
+    a.m[i] = a.mt[(ci * a.khw + a.khw - 1 - tp) * hm + w];
+}
+
 /* ======================= block-level kernels (FST_BLOCK_KERNELS in fst4j_kargs.h) =======================
  * kb_<name>(FstCtx &c, args) is one thread's work in a block that cooperates: c.tid() is its index in the block,
  * c.block() the block's, c.smem the block's shared memory (the size the list gives), c.sync() a barrier every thread of
@@ -1233,12 +1246,22 @@ FST_BD IgStage ig_stage(const fst_geom &g, int t, i64 m0, i64 n0, i64 npix, cons
     return st;
 }
 
-/* the im2col slice at k0 into registers: 16 bf16 of this thread's position, k0 + bk .. k0 + bk + 15, packed in pairs */
-FST_BD void ig_load_x(const fst_geom &g, i64 K, const IgStage &st, i64 k0, u32 xv[FST_IG_BE / 2]) {
+/* the im2col slice at k0 into registers: 16 bf16 of this thread's position, k0 + bk .. k0 + bk + 15, packed in pairs; k is
+ * (c, kh, kw) in that order, or with cfast (kh, kw, c), channels fastest */
+FST_BD void ig_load_x(const fst_geom &g, i64 K, const IgStage &st, i64 k0, u32 xv[FST_IG_BE / 2], bool cfast = false) {
     const i64 khw = g.kh * g.kw;
-    i64 k = k0 + st.bk, ci = k / khw;
-    const i64 rr = k - ci * khw;
-    i64 r = rr / g.kw, s = rr - r * g.kw;
+    i64 k = k0 + st.bk, ci, r, s;
+    if (cfast) {
+        const i64 tap = k / g.c;
+        ci = k - tap * g.c;
+        r = tap / g.kw;
+        s = tap - r * g.kw;
+    } else {
+        ci = k / khw;
+        const i64 rr = k - ci * khw;
+        r = rr / g.kw;
+        s = rr - r * g.kw;
+    }
     u16 lo = 0;
     for (int e = 0; e < FST_IG_BE; e++, k++) {
         float v = 0.0f;
@@ -1249,7 +1272,8 @@ FST_BD void ig_load_x(const fst_geom &g, i64 K, const IgStage &st, i64 k0, u32 x
         const u16 h = bf16_bits(f2u(v));
         if (e & 1) xv[e / 2] = pack_bf16(lo, h);
         else lo = h;
-        if (++s == g.kw) { s = 0; if (++r == g.kh) { r = 0; ci++; } }
+        if (cfast) { if (++ci == g.c) { ci = 0; if (++s == g.kw) { s = 0; r++; } } }
+        else if (++s == g.kw) { s = 0; if (++r == g.kh) { r = 0; ci++; } }
     }
 }
 
@@ -1374,14 +1398,14 @@ FST_BD void kb_igemm_sp(FstCtx &c, const fst_k_igemm_sp_args &a) {
             for (int e = 0; e < 4; e++) acc[mi][ni][e] = 0.0f;
     u32 wv[2], mv = 0, xv[FST_IG_BE / 2];
     igs_load_w(a, m0, t, 0, wv, mv);
-    ig_load_x(a.g, a.K, st, 0, xv);
+    ig_load_x(a.g, a.K, st, 0, xv, a.cfast != 0);
     igs_store_w(c.smem, t, wv, mv);
     ig_store_x((u16 *)(c.smem + FST_IGS_BS), st, xv);
     c.sync();
     int cur = 0;
     for (i64 k0 = 0; k0 < a.K; k0 += FST_IG_BK) {
         const bool more = k0 + FST_IG_BK < a.K;
-        if (more) { igs_load_w(a, m0, t, k0 + FST_IG_BK, wv, mv); ig_load_x(a.g, a.K, st, k0 + FST_IG_BK, xv); }
+        if (more) { igs_load_w(a, m0, t, k0 + FST_IG_BK, wv, mv); ig_load_x(a.g, a.K, st, k0 + FST_IG_BK, xv, a.cfast != 0); }
         const unsigned char *buf = c.smem + cur * FST_IGS_BUF;
         const u16 *As = (const u16 *)buf, *Bs = (const u16 *)(buf + FST_IGS_BS);
         const u32 *Ms = (const u32 *)(buf + FST_IGS_META);

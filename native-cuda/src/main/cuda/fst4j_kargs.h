@@ -43,6 +43,11 @@ typedef struct { const float *src; float *dst; uint16_t *dst16; int64_t imgs, ro
 /* dst bf16 [cin, ldd] with dst[ci][(co*kh + r)*kw + s] = w[co][ci][kh-1-r][kw-1-s] rounded (w float32 [cout, cin, kh, kw]
  * contiguous): the transposed, tap-reversed weight with which Eq. 2 of a stride-1 convolution is itself a convolution of dY */
 typedef struct { const float *w; int64_t cout, cin, kh, kw; uint16_t *dst; int64_t ldd; } fst_k_wflip16_args;
+/* The 2:4 operand of Eq. 2 of a stride-1 convolution as a convolution of dY (S(W^T), 2:4 along Cout, Cout a multiple of
+ * 32): from fst_cuda_prune24_t's kept values vt [cin*kh*kw, cout/2] (float) and metadata mt [cin*kh*kw, cout/32] of W^T,
+ * row ci of the tap-reversed weight with K ordered (tap, co): v [cin, kh*kw*cout/2] bf16 and m [cin, kh*kw*cout/32], tap
+ * t' taking W^T's row (ci, kh*kw - 1 - t'). One thread per kept value, then one per metadata word. */
+typedef struct { const float *vt; const uint32_t *mt; int64_t cin, cout, khw; uint16_t *v; uint32_t *m; } fst_k_conv24_t_args;
 
 /* ---- elementwise (fst4j.tensor.Elementwise): out contiguous [shape], inputs any strides (0 = broadcast) ---- */
 enum { FST_BIN_ADD, FST_BIN_SUB, FST_BIN_MUL, FST_BIN_DIV, FST_BIN_RELU_BWD /* a = dy, b = x: b > 0 ? a : 0 */,
@@ -155,7 +160,8 @@ typedef struct { const float *x; fst_geom g; const uint16_t *w; int64_t ldw, cou
 #define FST_IGS_META (FST_IG_BM * FST_IGS_LDA * 2)
 #define FST_IGS_BS (FST_IGS_META + FST_IG_BM * 4)
 #define FST_IGS_BUF (FST_IGS_BS + FST_IG_BN * FST_IG_LDS * 2)
-typedef struct { const float *x; fst_geom g; const uint16_t *v; int64_t ldv; const uint32_t *meta; int64_t ldm, cout, K, npix, mtiles; float *y; } fst_k_igemm_sp_args;
+typedef struct { const float *x; fst_geom g; const uint16_t *v; int64_t ldv; const uint32_t *meta; int64_t ldm, cout, K, npix, mtiles; float *y;
+                 int cfast /* K ordered (kh, kw, c), channels fastest, instead of (c, kh, kw) */; } fst_k_igemm_sp_args;
 
 /* X(name, argument struct, threads per block, bytes of shared memory) */
 #define FST_BLOCK_KERNELS(X) \
@@ -187,7 +193,7 @@ typedef struct { const float *x; fst_geom g; const uint16_t *v; int64_t ldv; con
     X(col2im_bf16_k3, fst_k_col2im_bf16_args) X(col2im_bf16x4_k3, fst_k_col2im_bf16_args)                  \
     X(bf16_unpad_nchw, fst_k_bf16_unpad_nchw_args) X(bf16_unpad_nchw4, fst_k_bf16_unpad_nchw_args)          \
     X(im2col_bf16_s1, fst_k_im2col_bf16_args) X(im2col_bf16_s2, fst_k_im2col_bf16_args) X(by_channel, fst_k_by_channel_args) X(by_channel4, fst_k_by_channel_args) X(prune24_tg, fst_k_prune_args) \
-    X(wflip16, fst_k_wflip16_args)
+    X(wflip16, fst_k_wflip16_args) X(conv24_t, fst_k_conv24_t_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 #define FST_BLOCK_KERNEL_ENUM(name, args, threads, smem) FST_K_##name,

@@ -257,6 +257,11 @@ public final class Gemm3 {
     /** Whether Eq. 2's dY slot is dense, so that dX can be computed block by block (per image) with one prepared S(W^T). */
     public boolean eq2Local() { return cfg.dyEq2() instanceof Sparsifier.Dense; }
 
+    /** Whether Eq. 2 multiplies S(W^T), pruned by magnitude 2:4 along Cout from W itself, by dense dY (FST2, FST3, FST3_IR). */
+    public boolean eq2Magnitude24Cout() {
+        return cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && !cfg.wtFromSparse() && cfg.dyEq2() instanceof Sparsifier.Dense;
+    }
+
     /** Whether Eq. 2 multiplies dense W^T by dense dY (W^T not pruned, not taken from a pruned S(W), dY not sparsified). */
     public boolean eq2Dense() {
         return cfg.dyEq2() instanceof Sparsifier.Dense && cfg.wt() instanceof Sparsifier.Dense

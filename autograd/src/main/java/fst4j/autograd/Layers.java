@@ -399,6 +399,17 @@ public final class Layers {
                     dx = CudaOps.convBackwardInputImplicitGemmBf16(g, w, x.shape(), padding);
                     Profile.stop(Part.EQ2, t0);
                 }
+                if (needsGrad(0) && !eq2Blocked && dx == null && g.device() == Device.CUDA && g.dtype() == DType.F32 && w.dtype() == DType.F32
+                        && node.eq2Magnitude24Cout() && fst4j.tensor.CudaConv24.transposedConvFits(cout, k, stride, padding)) {
+                    // Eq. 2 with S(W^T) as a 2:4 convolution of dY on the sparse tensor cores: no product matrix, no col2im
+                    long t0 = Profile.start();
+                    try (fst4j.tensor.CudaConv24 swt = fst4j.tensor.CudaConv24.transposedConv(w)) {
+                        Profile.stop(Part.SPARSIFY, t0);
+                        long t1 = Profile.start();
+                        dx = swt.timesConvTransposed(g, x.shape(), k, padding);
+                        Profile.stop(Part.EQ2, t1);
+                    }
+                }
                 if ((needsGrad(0) && !eq2Blocked && dx == null) || (needsGrad(1) && !eq3Blocked)) {
                     long t0 = Profile.start();
                     SharedOperand byChannel = Conv.byChannel(g, n, cout, p);   // on CUDA with its bf16 copy for both GEMMs

@@ -1341,12 +1341,13 @@ public final class Native {
     // ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS): shared memory, barriers, warp shuffles, tensor-core mma ----
 
     private static final class CudaBlockHandles {
-        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP;
+        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             CONV_IGEMM_SP = bind(lib, "fst_cuda_conv_igemm_sp", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
-                    JAVA_LONG, ADDRESS), false);
+                    JAVA_LONG, ADDRESS, JAVA_INT), false);
+            CONV24_T = bind(lib, "fst_cuda_conv24_t", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS), false);
             WFLIP16 = bind(lib, "fst_cuda_wflip16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG), false);
             SELFTEST = bind(lib, "fst_cuda_block_selftest", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT,
                     ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
@@ -1407,12 +1408,25 @@ public final class Native {
      * kept values in bf16 (v [cout, ldv]) and its metadata words (meta [cout, ldm]).
      */
     public static void cudaConvIgemmSparse(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
-                                           long ho, long wo, MemorySegment v, long ldv, MemorySegment meta, long ldm, long cout, MemorySegment y) {
+                                           long ho, long wo, MemorySegment v, long ldv, MemorySegment meta, long ldm, long cout, MemorySegment y,
+                                           boolean channelsFastest) {
         cudaEnsure();
         int rc;
-        try { rc = (int) CudaBlockHandles.CONV_IGEMM_SP.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, v, ldv, meta, ldm, cout, y); }
+        try { rc = (int) CudaBlockHandles.CONV_IGEMM_SP.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, v, ldv, meta, ldm, cout, y, channelsFastest ? 1 : 0); }
         catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_conv_igemm_sp");
+    }
+
+    /**
+     * The 2:4 operand of a stride-1 convolution's Eq. 2 as a convolution of dY, from {@link #cudaPrune24Transposed}'s kept
+     * values vt [cin*khw, cout/2] (float) and metadata mt [cin*khw, cout/32] of W^T: the tap-reversed operand, K ordered
+     * (tap, co), v [cin, khw*cout/2] bf16 and m [cin, khw*cout/32]; cout a multiple of 32.
+     */
+    public static void cudaConv24T(MemorySegment vt, MemorySegment mt, long cin, long cout, long khw, MemorySegment v, MemorySegment m) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaBlockHandles.CONV24_T.invokeExact(vt, mt, cin, cout, khw, v, m); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_conv24_t");
     }
 
     public static void cudaIm2colBf16(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,

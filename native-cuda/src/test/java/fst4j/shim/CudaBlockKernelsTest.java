@@ -251,7 +251,7 @@ class CudaBlockKernelsTest {
             for (int[] o : orders()) {
                 order(o);
                 MemorySegment dy = mem.dev(4L * n * cout * plane);
-                Native.cudaConvIgemmSparse(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, v16, ldv, meta, ldm, cout, dy);
+                Native.cudaConvIgemmSparse(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, v16, ldv, meta, ldm, cout, dy, false);
                 float[] y = mem.downloadFloats(dy, (long) n * cout * plane);
                 for (int img = 0; img < n; img++)
                     for (int oc = 0; oc < cout; oc++)
@@ -277,8 +277,8 @@ class CudaBlockKernelsTest {
             }
         }
         MemorySegment dx = mem.upload(new float[2 * 3 * 25]), v = mem.dev(2L * 4 * 14), m = mem.dev(4L * 4), dy = mem.dev(4L * 2 * 4 * 25);
-        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvIgemmSparse(dx, 2, 3, 5, 5, 3, 3, 1, 1, 1, 1, 5, 5, v, 13, m, 1, 4, dy), "ldv < 2 groups");
-        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvIgemmSparse(dx, 2, 3, 5, 5, 3, 3, 1, 1, 1, 1, 5, 5, v, 14, m, 0, 4, dy), "ldm < words");
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvIgemmSparse(dx, 2, 3, 5, 5, 3, 3, 1, 1, 1, 1, 5, 5, v, 13, m, 1, 4, dy, false), "ldv < 2 groups");
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvIgemmSparse(dx, 2, 3, 5, 5, 3, 3, 1, 1, 1, 1, 5, 5, v, 14, m, 0, 4, dy, false), "ldm < words");
     }
 
     /**
@@ -326,6 +326,50 @@ class CudaBlockKernelsTest {
                         }
         }
         assertThrows(IllegalArgumentException.class, () -> Native.cudaWflip16(mem.dev(64), 2, 2, 2, 2, mem.dev(64), 7), "ldd < cout*kh*kw");
+    }
+
+    /**
+     * Eq. 2 with S(W^T) 2:4 along Cout as a 2:4 convolution of dY: fst_cuda_prune24_t's kept values and metadata of W^T
+     * reordered tap-reversed with K as (tap, co) (fst_cuda_conv24_t), then the 2:4 implicit GEMM with channels fastest,
+     * against Eq. 2's definition in float64 on S(W^T) (prune24_t's masked copy) and dY, both rounded to bf16.
+     */
+    @Test
+    void eq2WithSparseWtIsATwoFourConvolutionOfDy() {
+        Random r = new Random(9);
+        // n, cin, h, w, k, padding, cout (a multiple of 32)
+        int[][] cases = { { 2, 3, 9, 11, 3, 1, 32 }, { 1, 70, 6, 5, 3, 0, 64 }, { 2, 5, 7, 7, 1, 0, 32 } };
+        for (int[] cs : cases) {
+            int n = cs[0], cin = cs[1], h = cs[2], w = cs[3], k = cs[4], p = cs[5], cout = cs[6], ho = h + 2 * p - k + 1, wo = w + 2 * p - k + 1;
+            int khw = k * k, kk = cin * khw, q = k - 1 - p;
+            String at = java.util.Arrays.toString(cs);
+            float[] wt = new float[cout * kk], dy = new float[n * cout * ho * wo];
+            for (int i = 0; i < wt.length; i++) wt[i] = (float) r.nextGaussian();
+            for (int i = 0; i < dy.length; i++) dy[i] = (float) r.nextGaussian();
+            MemorySegment dw = mem.upload(wt), ddy = mem.upload(dy), vt = mem.dev(4L * kk * cout / 2), mt = mem.dev(4L * kk * cout / 32),
+                    maskedT = mem.dev(4L * kk * cout), v = mem.dev(2L * kk * cout / 2), m = mem.dev(4L * kk * cout / 32), dx = mem.dev(4L * n * cin * h * w);
+            Native.cudaPrune24Transposed(cout, kk, dw, kk, vt, mt, maskedT, cout, MemorySegment.NULL, 0);
+            Native.cudaConv24T(vt, mt, cin, cout, khw, v, m);
+            Native.cudaConvIgemmSparse(ddy, n, cout, ho, wo, k, k, 1, 1, q, q, h, w, v, (long) khw * cout / 2, m, (long) khw * cout / 32, cin, dx, true);
+            float[] got = mem.downloadFloats(dx, (long) n * cin * h * w), st = mem.downloadFloats(maskedT, (long) kk * cout);   // S(W^T) [K, cout]
+            for (int img = 0; img < n; img++)
+                for (int ci = 0; ci < cin; ci++)
+                    for (int ih = 0; ih < h; ih++)
+                        for (int iw = 0; iw < w; iw++) {
+                            double want = 0, mag = 0;
+                            for (int co = 0; co < cout; co++)
+                                for (int a = 0; a < k; a++)
+                                    for (int b = 0; b < k; b++) {
+                                        int oh = ih + p - a, ow = iw + p - b;
+                                        if (oh < 0 || oh >= ho || ow < 0 || ow >= wo) continue;
+                                        double t = (double) Bf16.round(st[((ci * k + a) * k + b) * cout + co]) * Bf16.round(dy[((img * cout + co) * ho + oh) * wo + ow]);
+                                        want += t;
+                                        mag += Math.abs(t);
+                                    }
+                            assertEquals(want, got[((img * cin + ci) * h + ih) * w + iw], (long) cout * khw * 0x1p-23 * mag + 1e-30,
+                                    at + " at " + img + "," + ci + "," + ih + "," + iw);
+                        }
+        }
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConv24T(mem.dev(64), mem.dev(64), 1, 16, 1, mem.dev(64), mem.dev(64)), "cout % 32");
     }
 
     @Test

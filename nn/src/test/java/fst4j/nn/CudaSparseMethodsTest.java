@@ -139,9 +139,10 @@ class CudaSparseMethodsTest {
     }
 
     /**
-     * FST2's and FST3_IR's Eq. 1 through the 2:4 implicit GEMM on the sparse tensor cores (-Dfst4j.cuda.igemmSparse=true:
-     * S(W) pruned into kept values and metadata, mma.sp, no cuSPARSELt, no lowered matrix) instead of cuSPARSELt on the
-     * lowered bf16 columns: as close to the float32 step as without it. (cuSPARSELt writes its product in bf16 here, the
+     * FST2's and FST3_IR's Eq. 1 and Eq. 2 through the 2:4 implicit GEMM on the sparse tensor cores
+     * (-Dfst4j.cuda.igemmSparse=true: S(W), and S(W^T) tap-reversed for the stride-1 convolutions with Cout a multiple of
+     * 32, pruned into kept values and metadata, mma.sp, no cuSPARSELt, no lowered matrix, no col2im) instead of cuSPARSELt
+     * on lowered bf16 columns: as close to the float32 step as without it. (cuSPARSELt writes its product in bf16 here, the
      * kernel in float32, so the two bf16 steps differ.)
      */
     @ParameterizedTest
@@ -150,7 +151,10 @@ class CudaSparseMethodsTest {
         boolean keep = fst4j.autograd.Layers.keepColumns;
         fst4j.autograd.Layers.keepColumns = false;
         try {
+            long eq2 = fst4j.tensor.CudaConv24.eq2Uses();
             closeSteps(method, fst4j.tensor.CudaConv24::setEnabled, fst4j.tensor.CudaConv24::uses, "2:4 implicit GEMM");
+            // the 32- and 64-channel stride-1 convolutions' Eq. 2 ran as 2:4 convolutions of dY too
+            assertTrue(fst4j.tensor.CudaConv24.eq2Uses() > eq2, method + ": no Eq. 2 ran as a 2:4 convolution of dY");
         } finally {
             fst4j.autograd.Layers.keepColumns = keep;
         }

@@ -5,7 +5,8 @@
 # then fst4j's CIFAR ResNet-18 at batch 128 (DENSE and FST3_IR) and, if time is left, torch's 2:4 semi-structured GEMM at
 # ResNet-18's shapes. DENSE-rerun repeats the DENSE row in a fresh JVM (the spread between runs, 1 % in runs 20-22); A/B rows
 # time a switch against the default in the same call: DENSE-igemm (-Dfst4j.cuda.igemm=true: Eq. 1 as one implicit-GEMM
-# kernel per convolution), FST3_IR-igemm (also -Dfst4j.cuda.igemmSparse=true: the 2:4 Eq. 1 on mma.sp) and DENSE-igemm2 (also -Dfst4j.cuda.igemmEq2=true: Eq. 2 of the stride-1 convolutions as the
+# kernel per convolution), FST3_IR-igemm (also -Dfst4j.cuda.igemmSparse=true: the 2:4 Eq. 1 and 2 on mma.sp), DENSE-igemm64
+# (FST4J_CUDA_IGEMM_TILE=64: every implicit GEMM on the 64 x 128 tile) and DENSE-igemm2 (also -Dfst4j.cuda.igemmEq2=true: Eq. 2 of the stride-1 convolutions as the
 # implicit-GEMM convolution of dY with the tap-reversed weight). Runs 17-22 timed FST4J_CUDA_IM2COL_VEC=0,
 # -Dfst4j.cuda.nchwProduct=false, -Dfst4j.cuda.fusedPrune=false, -Dfst4j.cuda.shareBf16=false and -Dfst4j.cuda.sparseLt=false. Writes $OUT/step.txt (every part's output and exit status) and prints a short table last
 # (also $OUT/step-table.txt): ms per step and the ratios FST3_IR / DENSE and fst4j / PyTorch bf16.
@@ -89,6 +90,9 @@ if [ "$nogpu" = 0 ]; then
   part "fst4j resnet18in DENSE igemm2" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.step.label=igemm2 \
     fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
   part "torch resnet18in" 60 20 python3 "$PEER" --device cuda --batch 256 --size 224 --warmup 5 --steps 15 --modes bf16_cl,fp32
+  # A/B: every implicit GEMM on the 64 x 128 tile (the default takes 128 x 64 from 128 output channels on)
+  part "fst4j resnet18in DENSE igemm64" 45 15 env FST4J_CUDA_IGEMM_TILE=64 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true \
+    -Dfst4j.step.label=igemm64 fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
   part "fst4j resnet18 (CIFAR) DENSE" 35 15 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 10 resnet18:128:2:8:DENSE
   part "fst4j resnet18 (CIFAR) FST3_IR" 35 15 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 10 resnet18:128:2:8:FST3_IR
   part "torch 2:4 semi-structured GEMM" 30 15 python3 "$PEER" --device cuda --batch 256 --size 224 --modes none --spgemm
@@ -106,6 +110,8 @@ else
   part "fst4j resnet18in DENSE igemm2" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.conv.keepColumns=false \
     -Dfst4j.step.label=igemm2 fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
   part "torch resnet18in" 60 5 python3 "$PEER" --device cpu --batch 2 --size 64 --warmup 1 --steps 2 --modes bf16_cl,fp32
+  part "fst4j resnet18in DENSE igemm64" 60 5 env FST4J_CUDA_IGEMM_TILE=64 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true \
+    -Dfst4j.conv.keepColumns=false -Dfst4j.step.label=igemm64 fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
   part "fst4j resnet18 (CIFAR) DENSE" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 resnet18:2:0:1:DENSE
   part "fst4j resnet18 (CIFAR) FST3_IR" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 resnet18:2:0:1:FST3_IR
   part "torch 2:4 semi-structured GEMM" 30 5 python3 "$PEER" --device cpu --batch 2 --size 64 --modes none --spgemm
@@ -161,6 +167,7 @@ ratio("fst4j FST3_IR-igemm / DENSE-igemm", ("STEP", "resnet18in", "FST3_IR-igemm
 ratio("fst4j DENSE-igemm / DENSE", ("STEP", "resnet18in", "DENSE-igemm"), order[0])
 ratio("fst4j DENSE-igemm2 / DENSE", ("STEP", "resnet18in", "DENSE-igemm2"), order[0])
 ratio("fst4j DENSE-igemm2 / DENSE-igemm", ("STEP", "resnet18in", "DENSE-igemm2"), ("STEP", "resnet18in", "DENSE-igemm"))
+ratio("fst4j DENSE-igemm64 / DENSE-igemm2", ("STEP", "resnet18in", "DENSE-igemm64"), ("STEP", "resnet18in", "DENSE-igemm2"))
 pf = [kv(l) | {"who": l.split()[1] + " " + l.split()[2]} for l in text if l.startswith("PROFILE ")]
 if pf:
     print("== fst4j per-part breakdown (ms per step, device synchronised per part: slower than the step above) ==")

@@ -337,6 +337,21 @@ int fst_cuda_bf16_unpad_nchw(const uint16_t *src, int64_t ld, float *dst, int64_
     return launch(FST_K_bf16_unpad_nchw, imgs * rows * plane, &a);
 }
 
+/* The implicit GEMMs' tile: 128 output channels x 64 positions from 128 output channels on (half the im2col gather per
+ * product), else 64 x 128. FST4J_CUDA_IGEMM_TILE=64 or 128 (read on first use) or fst_cuda_igemm_tile(64 / 128, 0 for
+ * this choice) fixes it for an A/B. */
+static int igemm_tile = -1;
+int fst_cuda_igemm_tile(int tile) {
+    if (igemm_tile < 0) { const char *e = getenv("FST4J_CUDA_IGEMM_TILE"); igemm_tile = e ? atoi(e) : 0; }
+    const int was = igemm_tile;
+    if (tile == 0 || tile == 64 || tile == 128) igemm_tile = tile;
+    return was;
+}
+static int igemm_m128(int64_t cout) {
+    const int t = fst_cuda_igemm_tile(-1);
+    return t == 128 || (t != 64 && cout >= 128);
+}
+
 /* the kernel profile's sub-row of a convolution: its kernel size and output channels (a ResNet's stages) */
 static const char *conv_sub(int64_t kh, int64_t kw, int64_t cout) {
     static const char *const subs[3][4] = { { "1x1 cout<=64", "1x1 cout<=128", "1x1 cout<=256", "1x1 cout>256" },
@@ -357,10 +372,11 @@ int fst_cuda_conv_igemm_sp(const float *x, int64_t n, int64_t c, int64_t h, int6
     BAD(cout <= 0 || ldv < 2 * G || ldm < (K + 31) / 32);
     if (n == 0) return FST_OK;
     OWN(x, n * c * h * w * 4); OWN(v, ((cout - 1) * ldv + 2 * G) * 2); OWN(meta, ((cout - 1) * ldm + (K + 31) / 32) * 4); OWN(y, npix * cout * 4);
-    const int64_t mtiles = (cout + FST_IG_BM - 1) / FST_IG_BM, ntiles = (npix + FST_IG_BN - 1) / FST_IG_BN;
+    const int m128 = igemm_m128(cout);
+    const int64_t bm = m128 ? 128 : 64, bn = m128 ? 64 : 128, mtiles = (cout + bm - 1) / bm, ntiles = (npix + bn - 1) / bn;
     BAD(cfast != 0 && cfast != 1);
     fst_k_igemm_sp_args a = { x, g, v, ldv, meta, ldm, cout, K, npix, mtiles, y, cfast };
-    return launch_blocks_op(FST_K_igemm_sp, mtiles * ntiles, &a, conv_sub(kh, kw, cout));
+    return launch_blocks_op(m128 ? FST_K_igemm_sp_m128 : FST_K_igemm_sp, mtiles * ntiles, &a, conv_sub(kh, kw, cout));
 }
 
 int fst_cuda_conv24_t(const float *vt, const uint32_t *mt, int64_t cin, int64_t cout, int64_t khw, uint16_t *v, uint32_t *m) {
@@ -413,9 +429,10 @@ int fst_cuda_conv_igemm(const float *x, int64_t n, int64_t c, int64_t h, int64_t
     BAD(cout <= 0 || ldw < K);
     if (n == 0) return FST_OK;
     OWN(x, n * c * h * w * 4); OWN(wt, ((cout - 1) * ldw + K) * 2); OWN(y, npix * cout * 4);
-    const int64_t mtiles = (cout + FST_IG_BM - 1) / FST_IG_BM, ntiles = (npix + FST_IG_BN - 1) / FST_IG_BN;
+    const int m128 = igemm_m128(cout);
+    const int64_t bm = m128 ? 128 : 64, bn = m128 ? 64 : 128, mtiles = (cout + bm - 1) / bm, ntiles = (npix + bn - 1) / bn;
     fst_k_igemm_args a = { x, g, wt, ldw, cout, K, npix, mtiles, y };
-    return launch_blocks_op(FST_K_igemm, mtiles * ntiles, &a, conv_sub(kh, kw, cout));
+    return launch_blocks_op(m128 ? FST_K_igemm_m128 : FST_K_igemm, mtiles * ntiles, &a, conv_sub(kh, kw, cout));
 }
 
 int fst_cuda_by_channel(const float *src, int64_t imgs, int64_t rows, int64_t plane, float *dst, uint16_t *dst16) {

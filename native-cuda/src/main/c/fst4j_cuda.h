@@ -104,6 +104,9 @@ FST_API int fst_cuda_bf16_unpad_nchw(const uint16_t *src, int64_t ld, float *dst
  * bf16 rounding [rows, imgs * plane] (as fst_cuda_bf16_pad rounds): a batch's dY as Eq. 2's and Eq. 3's operand */
 FST_API int fst_cuda_by_channel(const float *src, int64_t imgs, int64_t rows, int64_t plane, float *dst, uint16_t *dst16);
 
+/* The implicit GEMMs' tile: 0 (choose: 128 output channels x 64 positions from 128 output channels on, else 64 x 128), 64
+ * or 128 (always that); -1 only asks. Returns the previous setting. FST4J_CUDA_IGEMM_TILE sets it from the start. */
+FST_API int fst_cuda_igemm_tile(int tile);
 /* The implicit-GEMM convolution with W 2:4 along K on the sparse tensor cores (mma.sp): W as fst_cuda_prune24 compresses it,
  * its kept values v in bf16 [cout, ldv >= 2 ceil(K/4)] and its metadata words [cout, ldm >= ceil(K/32)]. */
 FST_API int fst_cuda_conv_igemm_sp(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,

@@ -1215,27 +1215,32 @@ FST_BD void kb_selftest(FstCtx &c, const fst_k_selftest_args &a) {
 /* Implicit-GEMM convolution, Eq. 1 (fst_k_igemm_args): block (mt, nt) computes output channels mt*BM.. and output
  * positions nt*BN.. (position j = (image, oh, ow) in NCHW order). For each BK slice of K it stages W's slice (bf16) and
  * the im2col slice (x gathered and rounded to bf16, never written to global memory) in shared memory, then its 8 warps
- * (2 along M x 4 along N, 32 x 32 outputs each) run 2 x 4 mma.m16n8k16 per 16 of K. The products are written straight
- * into NCHW. Thread t stages W row t / 4, 8 columns, and position t % BN, 16 consecutive k of the slice (consecutive
- * lanes: consecutive positions, so the reads of x coalesce along a row). Two shared-memory buffers: the next slice's
+ * (32 x 32 outputs each) run 2 x 4 mma.m16n8k16 per 16 of K. The products are written straight into NCHW. Consecutive
+ * lanes stage consecutive positions, so the reads of x coalesce along a row. Two shared-memory buffers: the next slice's
  * global loads are issued into registers before the current slice's products and stored into the other buffer after
  * them, so one barrier per slice separates the writes of one buffer from the reads of the other. */
-#define FST_IG_BE (FST_IG_BK * FST_IG_BN / FST_IG_T)   /* im2col elements per thread and slice (16) */
+/* A tile shape: BM output channels x BN positions, 8 warps of 32 x 32 outputs (BN / 32 of them along N); per thread and
+ * slice BE im2col elements (position t % BN, k from (t / BN) BE) and AE of W (row t / (32 / AE), k from (t % (32 / AE)) AE) */
+template <int BM, int BN> struct IgTile {
+    static constexpr int WN = BN / 32, WM = 8 / WN, BE = FST_IG_BK * BN / FST_IG_T, AE = BM * FST_IG_BK / FST_IG_T;
+    static constexpr int APR = FST_IG_BK / AE;        /* threads per W row */
+    static constexpr int KE = BM * 16 / FST_IG_T;     /* kept values per thread and slice (2:4 W) */
+    static constexpr int KPR = 16 / KE;               /* threads per kept-values row */
+    static_assert(WM * 32 == BM && WM * WN == 8 && BE % 2 == 0 && AE % 2 == 0 && KE % 2 == 0, "implicit-GEMM tile shape");
+};
+
 struct IgStage {
     const float *xb;   /* this thread's image */
     i64 ih0, iw0;      /* its output position's top-left input coordinates */
     bool jok;          /* its position exists */
-    int bp, bk, ar;
-    i64 co;            /* its W row */
+    int bp, bk;
 };
 
-/* This thread's part of the block's tile (both kernels): position t % BN of the tile for the im2col slices, W row t / 4. */
-FST_BD IgStage ig_stage(const fst_geom &g, int t, i64 m0, i64 n0, i64 npix, const float *x) {
+/* This thread's position of the block's tile (t % BN) for the im2col slices. */
+template <int BN, int BE> FST_BD IgStage ig_stage(const fst_geom &g, int t, i64 n0, i64 npix, const float *x) {
     IgStage st;
-    st.bp = t % FST_IG_BN;
-    st.bk = (t / FST_IG_BN) * FST_IG_BE;
-    st.ar = t >> 2;
-    st.co = m0 + st.ar;
+    st.bp = t % BN;
+    st.bk = (t / BN) * BE;
     const i64 P = g.ho * g.wo, j = n0 + st.bp;
     st.jok = j < npix;
     i64 img = 0, oh = 0, ow = 0;
@@ -1246,9 +1251,9 @@ FST_BD IgStage ig_stage(const fst_geom &g, int t, i64 m0, i64 n0, i64 npix, cons
     return st;
 }
 
-/* the im2col slice at k0 into registers: 16 bf16 of this thread's position, k0 + bk .. k0 + bk + 15, packed in pairs; k is
- * (c, kh, kw) in that order, or with cfast (kh, kw, c), channels fastest */
-FST_BD void ig_load_x(const fst_geom &g, i64 K, const IgStage &st, i64 k0, u32 xv[FST_IG_BE / 2], bool cfast = false) {
+/* the im2col slice at k0 into registers: BE bf16 of this thread's position, k0 + bk .. k0 + bk + BE - 1, packed in pairs;
+ * k is (c, kh, kw) in that order, or with cfast (kh, kw, c), channels fastest */
+template <int BE> FST_BD void ig_load_x(const fst_geom &g, i64 K, const IgStage &st, i64 k0, u32 xv[BE / 2], bool cfast) {
     const i64 khw = g.kh * g.kw;
     i64 k = k0 + st.bk, ci, r, s;
     if (cfast) {
@@ -1263,7 +1268,7 @@ FST_BD void ig_load_x(const fst_geom &g, i64 K, const IgStage &st, i64 k0, u32 x
         s = rr - r * g.kw;
     }
     u16 lo = 0;
-    for (int e = 0; e < FST_IG_BE; e++, k++) {
+    for (int e = 0; e < BE; e++, k++) {
         float v = 0.0f;
         if (st.jok && k < K) {
             const i64 ih = st.ih0 + r, iw = st.iw0 + s;
@@ -1277,12 +1282,12 @@ FST_BD void ig_load_x(const fst_geom &g, i64 K, const IgStage &st, i64 k0, u32 x
     }
 }
 
-FST_BD void ig_store_x(u16 *bs, const IgStage &st, const u32 xv[FST_IG_BE / 2]) {
+template <int BE> FST_BD void ig_store_x(u16 *bs, const IgStage &st, const u32 xv[BE / 2]) {
     u16 *bd = bs + st.bp * FST_IG_LDS + st.bk;
-    for (int e = 0; e < FST_IG_BE / 2; e++) st32(bd + 2 * e, xv[e]);
+    for (int e = 0; e < BE / 2; e++) st32(bd + 2 * e, xv[e]);
 }
 
-/* B's fragments of 16 (dense mma: j < 2) or 32 (mma.sp: j < 4) of k from ks, for the 8 positions of ni at column q */
+/* B's fragments of 16 (dense mma: regs 2) or 32 (mma.sp: regs 4) of k from ks, for the 8 positions of ni at column q */
 FST_BD void ig_frag_b(const u16 *Bs, int wn, int ni, int q, int r4, int ks, int regs, u32 *b) {
     const u16 *bq = Bs + (wn * 32 + ni * 8 + q) * FST_IG_LDS + ks + 2 * r4;
     for (int j = 0; j < regs; j++) b[j] = ld32(bq + 8 * j);
@@ -1303,38 +1308,51 @@ FST_BD void ig_epilogue(const fst_geom &g, float *y, i64 cout, i64 npix, i64 m0,
             }
 }
 
-/* W's slice at k0: 8 bf16 of row co from k0 + (t & 3) * 8, packed in pairs */
-FST_BD void ig_load_w(const fst_k_igemm_args &a, const IgStage &st, int ac, i64 k0, u32 wv[4]) {
-    for (int e = 0; e < 8; e += 2) {
-        const i64 k = k0 + ac + e;
-        const u16 lo = st.co < a.cout && k < a.K ? a.w[st.co * a.ldw + k] : 0;
-        const u16 hi = st.co < a.cout && k + 1 < a.K ? a.w[st.co * a.ldw + k + 1] : 0;
+/* W's slice at k0: AE bf16 of row m0 + t / APR from k0 + (t % APR) AE, packed in pairs */
+template <int BM, int BN> FST_BD void ig_load_w(const fst_k_igemm_args &a, i64 m0, int t, i64 k0, u32 wv[IgTile<BM, BN>::AE / 2]) {
+    typedef IgTile<BM, BN> Tl;
+    const i64 co = m0 + t / Tl::APR, kc = k0 + (t % Tl::APR) * Tl::AE;
+    for (int e = 0; e < Tl::AE; e += 2) {
+        const i64 k = kc + e;
+        const u16 lo = co < a.cout && k < a.K ? a.w[co * a.ldw + k] : 0;
+        const u16 hi = co < a.cout && k + 1 < a.K ? a.w[co * a.ldw + k + 1] : 0;
         wv[e / 2] = pack_bf16(lo, hi);
     }
 }
 
-FST_BD void kb_igemm(FstCtx &c, const fst_k_igemm_args &a) {
-    const int t = c.tid(), lane = t & 31, warp = t >> 5, ac = (t & 3) * 8;
-    const i64 m0 = (c.block() % a.mtiles) * FST_IG_BM, n0 = (c.block() / a.mtiles) * FST_IG_BN;
-    const IgStage st = ig_stage(a.g, t, m0, n0, a.npix, a.x);
-    const int wm = warp >> 2, wn = warp & 3, q = lane >> 2, r4 = lane & 3;
-    const int BUF = (FST_IG_BM + FST_IG_BN) * FST_IG_LDS;   /* bf16 per buffer: W's slice, then the im2col slice */
-    u16 *smem = (u16 *)c.smem;
-    float acc[2][4][4];
+template <int BM, int BN> FST_BD void ig_store_w(u16 *as, int t, const u32 wv[IgTile<BM, BN>::AE / 2]) {
+    typedef IgTile<BM, BN> Tl;
+    u16 *ad = as + (t / Tl::APR) * FST_IG_LDS + (t % Tl::APR) * Tl::AE;
+    for (int e = 0; e < Tl::AE / 2; e++) st32(ad + 2 * e, wv[e]);
+}
+
+FST_BD void ig_zero(float acc[2][4][4]) {
     for (int mi = 0; mi < 2; mi++)
         for (int ni = 0; ni < 4; ni++)
             for (int e = 0; e < 4; e++) acc[mi][ni][e] = 0.0f;
-    u32 wv[4], xv[FST_IG_BE / 2];
-    ig_load_w(a, st, ac, 0, wv);
-    ig_load_x(a.g, a.K, st, 0, xv);
-    for (int e = 0; e < 4; e++) st32(smem + st.ar * FST_IG_LDS + ac + 2 * e, wv[e]);
-    ig_store_x(smem + FST_IG_BM * FST_IG_LDS, st, xv);
+}
+
+template <int BM, int BN> FST_BD void igemm_body(FstCtx &c, const fst_k_igemm_args &a) {
+    typedef IgTile<BM, BN> Tl;
+    const int t = c.tid(), lane = t & 31, warp = t >> 5;
+    const i64 m0 = (c.block() % a.mtiles) * BM, n0 = (c.block() / a.mtiles) * BN;
+    const IgStage st = ig_stage<BN, Tl::BE>(a.g, t, n0, a.npix, a.x);
+    const int wm = warp / Tl::WN, wn = warp % Tl::WN, q = lane >> 2, r4 = lane & 3;
+    const int BUF = (BM + BN) * FST_IG_LDS;   /* bf16 per buffer: W's slice, then the im2col slice */
+    u16 *smem = (u16 *)c.smem;
+    float acc[2][4][4];
+    ig_zero(acc);
+    u32 wv[Tl::AE / 2], xv[Tl::BE / 2];
+    ig_load_w<BM, BN>(a, m0, t, 0, wv);
+    ig_load_x<Tl::BE>(a.g, a.K, st, 0, xv, false);
+    ig_store_w<BM, BN>(smem, t, wv);
+    ig_store_x<Tl::BE>(smem + BM * FST_IG_LDS, st, xv);
     c.sync();
     int cur = 0;
     for (i64 k0 = 0; k0 < a.K; k0 += FST_IG_BK) {
         const bool more = k0 + FST_IG_BK < a.K;
-        if (more) { ig_load_w(a, st, ac, k0 + FST_IG_BK, wv); ig_load_x(a.g, a.K, st, k0 + FST_IG_BK, xv); }
-        const u16 *As = smem + cur * BUF, *Bs = As + FST_IG_BM * FST_IG_LDS;
+        if (more) { ig_load_w<BM, BN>(a, m0, t, k0 + FST_IG_BK, wv); ig_load_x<Tl::BE>(a.g, a.K, st, k0 + FST_IG_BK, xv, false); }
+        const u16 *As = smem + cur * BUF, *Bs = As + BM * FST_IG_LDS;
         for (int ks = 0; ks < FST_IG_BK; ks += 16) {
             u32 af[2][4], bfr[4][2];
             for (int mi = 0; mi < 2; mi++) {
@@ -1350,8 +1368,8 @@ FST_BD void kb_igemm(FstCtx &c, const fst_k_igemm_args &a) {
         }
         if (more) {
             u16 *nb = smem + (cur ^ 1) * BUF;
-            for (int e = 0; e < 4; e++) st32(nb + st.ar * FST_IG_LDS + ac + 2 * e, wv[e]);
-            ig_store_x(nb + FST_IG_BM * FST_IG_LDS, st, xv);
+            ig_store_w<BM, BN>(nb, t, wv);
+            ig_store_x<Tl::BE>(nb + BM * FST_IG_LDS, st, xv);
         }
         c.sync();
         cur ^= 1;
@@ -1359,19 +1377,23 @@ FST_BD void kb_igemm(FstCtx &c, const fst_k_igemm_args &a) {
     ig_epilogue(a.g, a.y, a.cout, a.npix, m0, n0, wm, wn, q, r4, acc);
 }
 
+FST_BD void kb_igemm(FstCtx &c, const fst_k_igemm_args &a) { igemm_body<64, 128>(c, a); }
+FST_BD void kb_igemm_m128(FstCtx &c, const fst_k_igemm_args &a) { igemm_body<128, 64>(c, a); }
+
 /* The same convolution with W 2:4 along K (fst_k_igemm_sp_args): each 32-wide slice of K is one mma.sp.m16n8k32 per 16 x 8
  * outputs, A staged as its kept values (16 per row and slice, half W's bytes) and one metadata word per row (k_prune24's
  * word w covers exactly slice w). Groups past K and rows past Cout get positions 0 and 1 of zero values: metadata with
- * equal positions is undefined on the device. Thread t stages kept values 4 (t & 3) .. + 3 of row t / 4, and threads
- * below 64 the metadata word of row t. */
-FST_BD void igs_load_w(const fst_k_igemm_sp_args &a, i64 m0, int t, i64 k0, u32 wv[2], u32 &mv) {
-    const i64 G = (a.K + 3) / 4, co = m0 + (t >> 2), kv0 = k0 / 2 + (t & 3) * 4;
-    for (int e = 0; e < 4; e += 2) {
+ * equal positions is undefined on the device. Thread t stages KE kept values of row t / KPR, and threads below BM the
+ * metadata word of row t. */
+template <int BM, int BN> FST_BD void igs_load_w(const fst_k_igemm_sp_args &a, i64 m0, int t, i64 k0, u32 wv[IgTile<BM, BN>::KE / 2], u32 &mv) {
+    typedef IgTile<BM, BN> Tl;
+    const i64 G = (a.K + 3) / 4, co = m0 + t / Tl::KPR, kv0 = k0 / 2 + (t % Tl::KPR) * Tl::KE;
+    for (int e = 0; e < Tl::KE; e += 2) {
         const u16 lo = co < a.cout && kv0 + e < 2 * G ? a.v[co * a.ldv + kv0 + e] : 0;
         const u16 hi = co < a.cout && kv0 + e + 1 < 2 * G ? a.v[co * a.ldv + kv0 + e + 1] : 0;
         wv[e / 2] = pack_bf16(lo, hi);
     }
-    if (t < FST_IG_BM) {
+    if (t < BM) {
         const i64 row = m0 + t, wd = k0 / 32;
         u32 m = row < a.cout ? a.meta[row * a.ldm + wd] : 0u;
         for (int gi = 0; gi < 8; gi++)
@@ -1380,35 +1402,35 @@ FST_BD void igs_load_w(const fst_k_igemm_sp_args &a, i64 m0, int t, i64 k0, u32 
     }
 }
 
-FST_BD void igs_store_w(unsigned char *buf, int t, const u32 wv[2], u32 mv) {
-    u16 *as = (u16 *)buf;
-    st32(as + (t >> 2) * FST_IGS_LDA + (t & 3) * 4, wv[0]);
-    st32(as + (t >> 2) * FST_IGS_LDA + (t & 3) * 4 + 2, wv[1]);
-    if (t < FST_IG_BM) ((u32 *)(buf + FST_IGS_META))[t] = mv;
+template <int BM, int BN> FST_BD void igs_store_w(unsigned char *buf, int t, const u32 wv[IgTile<BM, BN>::KE / 2], u32 mv) {
+    typedef IgTile<BM, BN> Tl;
+    u16 *as = (u16 *)buf + (t / Tl::KPR) * FST_IGS_LDA + (t % Tl::KPR) * Tl::KE;
+    for (int e = 0; e < Tl::KE / 2; e++) st32(as + 2 * e, wv[e]);
+    if (t < BM) ((u32 *)(buf + FST_IGS_META(BM)))[t] = mv;
 }
 
-FST_BD void kb_igemm_sp(FstCtx &c, const fst_k_igemm_sp_args &a) {
+template <int BM, int BN> FST_BD void igemm_sp_body(FstCtx &c, const fst_k_igemm_sp_args &a) {
+    typedef IgTile<BM, BN> Tl;
     const int t = c.tid(), lane = t & 31, warp = t >> 5;
-    const i64 m0 = (c.block() % a.mtiles) * FST_IG_BM, n0 = (c.block() / a.mtiles) * FST_IG_BN;
-    const IgStage st = ig_stage(a.g, t, m0, n0, a.npix, a.x);
-    const int wm = warp >> 2, wn = warp & 3, q = lane >> 2, r4 = lane & 3;
+    const i64 m0 = (c.block() % a.mtiles) * BM, n0 = (c.block() / a.mtiles) * BN;
+    const IgStage st = ig_stage<BN, Tl::BE>(a.g, t, n0, a.npix, a.x);
+    const int wm = warp / Tl::WN, wn = warp % Tl::WN, q = lane >> 2, r4 = lane & 3;
+    const bool cfast = a.cfast != 0;
     float acc[2][4][4];
-    for (int mi = 0; mi < 2; mi++)
-        for (int ni = 0; ni < 4; ni++)
-            for (int e = 0; e < 4; e++) acc[mi][ni][e] = 0.0f;
-    u32 wv[2], mv = 0, xv[FST_IG_BE / 2];
-    igs_load_w(a, m0, t, 0, wv, mv);
-    ig_load_x(a.g, a.K, st, 0, xv, a.cfast != 0);
-    igs_store_w(c.smem, t, wv, mv);
-    ig_store_x((u16 *)(c.smem + FST_IGS_BS), st, xv);
+    ig_zero(acc);
+    u32 wv[Tl::KE / 2], mv = 0, xv[Tl::BE / 2];
+    igs_load_w<BM, BN>(a, m0, t, 0, wv, mv);
+    ig_load_x<Tl::BE>(a.g, a.K, st, 0, xv, cfast);
+    igs_store_w<BM, BN>(c.smem, t, wv, mv);
+    ig_store_x<Tl::BE>((u16 *)(c.smem + FST_IGS_BS(BM)), st, xv);
     c.sync();
     int cur = 0;
     for (i64 k0 = 0; k0 < a.K; k0 += FST_IG_BK) {
         const bool more = k0 + FST_IG_BK < a.K;
-        if (more) { igs_load_w(a, m0, t, k0 + FST_IG_BK, wv, mv); ig_load_x(a.g, a.K, st, k0 + FST_IG_BK, xv, a.cfast != 0); }
-        const unsigned char *buf = c.smem + cur * FST_IGS_BUF;
-        const u16 *As = (const u16 *)buf, *Bs = (const u16 *)(buf + FST_IGS_BS);
-        const u32 *Ms = (const u32 *)(buf + FST_IGS_META);
+        if (more) { igs_load_w<BM, BN>(a, m0, t, k0 + FST_IG_BK, wv, mv); ig_load_x<Tl::BE>(a.g, a.K, st, k0 + FST_IG_BK, xv, cfast); }
+        const unsigned char *buf = c.smem + cur * FST_IGS_BUF(BM, BN);
+        const u16 *As = (const u16 *)buf, *Bs = (const u16 *)(buf + FST_IGS_BS(BM));
+        const u32 *Ms = (const u32 *)(buf + FST_IGS_META(BM));
         u32 af[2][4], em[2], bfr[4][4];
         for (int mi = 0; mi < 2; mi++) {
             const int row = wm * 32 + mi * 16 + q;
@@ -1423,14 +1445,17 @@ FST_BD void kb_igemm_sp(FstCtx &c, const fst_k_igemm_sp_args &a) {
         for (int mi = 0; mi < 2; mi++)
             for (int ni = 0; ni < 4; ni++) c.mma_sp16832(acc[mi][ni], af[mi], bfr[ni], em[mi]);
         if (more) {
-            unsigned char *nb = c.smem + (cur ^ 1) * FST_IGS_BUF;
-            igs_store_w(nb, t, wv, mv);
-            ig_store_x((u16 *)(nb + FST_IGS_BS), st, xv);
+            unsigned char *nb = c.smem + (cur ^ 1) * FST_IGS_BUF(BM, BN);
+            igs_store_w<BM, BN>(nb, t, wv, mv);
+            ig_store_x<Tl::BE>((u16 *)(nb + FST_IGS_BS(BM)), st, xv);
         }
         c.sync();
         cur ^= 1;
     }
     ig_epilogue(a.g, a.y, a.cout, a.npix, m0, n0, wm, wn, q, r4, acc);
 }
+
+FST_BD void kb_igemm_sp(FstCtx &c, const fst_k_igemm_sp_args &a) { igemm_sp_body<64, 128>(c, a); }
+FST_BD void kb_igemm_sp_m128(FstCtx &c, const fst_k_igemm_sp_args &a) { igemm_sp_body<128, 64>(c, a); }
 
 #endif

@@ -142,32 +142,31 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
 typedef struct { const float *in; float *out; const uint16_t *a, *bt; float *d; int mode;
                  const uint16_t *sa; const uint32_t *sm; const uint16_t *sbt; float *sd; } fst_k_selftest_args;
 /* Implicit-GEMM convolution (Eq. 1 without a lowered matrix): y [n, cout, ho, wo] float32 = W x im2col(x), W bf16
- * [cout, ldw] (K = c*kh*kw columns used, ldw a multiple of 8, 16-byte aligned), x float32 NCHW rounded to bf16 as it is
- * staged; fp32 accumulation on the tensor cores (mma.m16n8k16). Tiles of FST_IG_BM output channels x FST_IG_BN output
- * positions x FST_IG_BK of K per block of FST_IG_T threads, two shared-memory buffers of both slices. */
-#define FST_IG_BM 64
-#define FST_IG_BN 128
+ * [cout, ldw] (K = c*kh*kw columns used), x float32 NCHW rounded to bf16 as it is staged; fp32 accumulation on the tensor
+ * cores (mma.m16n8k16). Tiles of BM output channels x BN output positions x FST_IG_BK of K per block of FST_IG_T
+ * threads (8 warps of 32 x 32 outputs), two shared-memory buffers of both slices; two tile shapes: 64 x 128 (igemm) and
+ * 128 x 64 (igemm_m128: half the im2col gather per product, for 128 channels and more). */
 #define FST_IG_BK 32
 #define FST_IG_T 256
 #define FST_IG_LDS 40   /* shared-memory row stride in bf16 (32 + 8: the fragment loads of a warp hit 32 banks) */
+#define FST_IG_SMEM(bm, bn) (2 * ((bm) + (bn)) * FST_IG_LDS * 2)
 typedef struct { const float *x; fst_geom g; const uint16_t *w; int64_t ldw, cout, K, npix, mtiles; float *y; } fst_k_igemm_args;
-
 /* The same with W 2:4 along K, as k_prune24 compresses it: kept values v bf16 [cout, ldv >= 2 ceil(K/4)] (two per group of
  * 4, in order) and metadata words [cout, ldm >= ceil(K/32)] (8 groups per word, 4 bits per group: the two kept positions,
  * the first in the low two bits); mma.sp.m16n8k32 on the sparse tensor cores. Per buffer: the kept values (FST_IGS_LDA
  * bf16 per row), the metadata (a word per row), the im2col slice. */
 #define FST_IGS_LDA 24
-#define FST_IGS_META (FST_IG_BM * FST_IGS_LDA * 2)
-#define FST_IGS_BS (FST_IGS_META + FST_IG_BM * 4)
-#define FST_IGS_BUF (FST_IGS_BS + FST_IG_BN * FST_IG_LDS * 2)
+#define FST_IGS_META(bm) ((bm) * FST_IGS_LDA * 2)
+#define FST_IGS_BS(bm) (FST_IGS_META(bm) + (bm) * 4)
+#define FST_IGS_BUF(bm, bn) (FST_IGS_BS(bm) + (bn) * FST_IG_LDS * 2)
 typedef struct { const float *x; fst_geom g; const uint16_t *v; int64_t ldv; const uint32_t *meta; int64_t ldm, cout, K, npix, mtiles; float *y;
                  int cfast /* K ordered (kh, kw, c), channels fastest, instead of (c, kh, kw) */; } fst_k_igemm_sp_args;
 
 /* X(name, argument struct, threads per block, bytes of shared memory) */
 #define FST_BLOCK_KERNELS(X) \
     X(selftest, fst_k_selftest_args, FST_SELFTEST_T, FST_SELFTEST_T * 4) \
-    X(igemm, fst_k_igemm_args, FST_IG_T, 2 * (FST_IG_BM + FST_IG_BN) * FST_IG_LDS * 2) \
-    X(igemm_sp, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF)
+    X(igemm, fst_k_igemm_args, FST_IG_T, FST_IG_SMEM(64, 128)) X(igemm_m128, fst_k_igemm_args, FST_IG_T, FST_IG_SMEM(128, 64)) \
+    X(igemm_sp, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF(64, 128)) X(igemm_sp_m128, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF(128, 64))
 
 /* Every kernel: X(name, argument struct). The device kernel is fst_k_<name>, its body k_<name>. */
 #define FST_KERNELS(X)                                                                                  \

@@ -1341,9 +1341,10 @@ public final class Native {
     // ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS): shared memory, barriers, warp shuffles, tensor-core mma ----
 
     private static final class CudaBlockHandles {
-        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T;
+        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE;
         static {
             SymbolLookup lib = CudaHandles.LIB;
+            IGEMM_TILE = bind(lib, "fst_cuda_igemm_tile", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
             CONV_IGEMM_SP = bind(lib, "fst_cuda_conv_igemm_sp", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
                     JAVA_LONG, ADDRESS, JAVA_INT), false);
@@ -1380,6 +1381,15 @@ public final class Native {
         int rc;
         try { rc = (int) CudaBlockHandles.WFLIP16.invokeExact(w, cout, cin, kh, kw, dst, ldd); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_wflip16");
+    }
+
+    /**
+     * The implicit GEMMs' tile: 0 chooses (128 output channels x 64 positions from 128 channels on, else 64 x 128), 64 or
+     * 128 fix it, -1 only asks; returns the previous setting (FST4J_CUDA_IGEMM_TILE sets it from the start).
+     */
+    public static int cudaIgemmTile(int tile) {
+        cudaEnsure();
+        try { return (int) CudaBlockHandles.IGEMM_TILE.invokeExact(tile); } catch (Throwable t) { throw rethrow(t); }
     }
 
     /** Emulator only: the order of a block's threads between barriers, 0 reverse (default), 1 forward, 2 shuffled from seed. */

@@ -39,6 +39,19 @@ class CudaBlockKernelsTest {
 
     private static void order(int[] o) { if (o[0] >= 0) Native.cudaEmuOrder(o[0], o[1]); }
 
+    /** Runs body under each of the implicit GEMMs' two tiles (64 x 128 and 128 x 64), then restores the setting. */
+    private static void eachTile(java.util.function.IntConsumer body) {
+        int was = Native.cudaIgemmTile(-1);
+        try {
+            for (int tile : new int[]{ 64, 128 }) {
+                Native.cudaIgemmTile(tile);
+                body.accept(tile);
+            }
+        } finally {
+            Native.cudaIgemmTile(was);
+        }
+    }
+
     private static short[] bf16(Random r, int n, boolean integers) {
         short[] v = new short[n];
         for (int i = 0; i < n; i++) v[i] = Bf16.of(integers ? r.nextInt(17) - 8 : (float) r.nextGaussian());
@@ -173,6 +186,10 @@ class CudaBlockKernelsTest {
 
     @Test
     void implicitGemmConvolutionEqualsTheLoweredProduct() {
+        eachTile(tile -> implicitGemmConvolutionEqualsTheLoweredProduct(tile));
+    }
+
+    private void implicitGemmConvolutionEqualsTheLoweredProduct(int tile) {
         assumeTrue(Cuda.isEmulated() || Native.cudaBlasStatus().startsWith("ok"), () -> "cuBLAS: " + Native.cudaBlasStatus());
         Random r = new Random(5);
         // n, c, h, w, kh, kw, sh, sw, ph, pw, cout: K below, at and above one 32-slice; Cout below, at and past one 64-tile;
@@ -183,7 +200,7 @@ class CudaBlockKernelsTest {
             int n = cs[0], c = cs[1], h = cs[2], w = cs[3], kh = cs[4], kw = cs[5], sh = cs[6], sw = cs[7], ph = cs[8], pw = cs[9], cout = cs[10];
             int ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1, k = c * kh * kw, ldw = k + 5, plane = ho * wo;
             long[] g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
-            String at = java.util.Arrays.toString(cs);
+            String at = java.util.Arrays.toString(cs) + " tile " + tile;
             float[] x = new float[n * c * h * w];
             for (int i = 0; i < x.length; i++) x[i] = r.nextInt(16) == 0 ? (r.nextBoolean() ? 0f : -0f) : (float) r.nextGaussian();
             short[] wt = new short[cout * ldw];
@@ -229,6 +246,10 @@ class CudaBlockKernelsTest {
      */
     @Test
     void sparseImplicitGemmEqualsTheDenseOneOnTheMaskedWeight() {
+        eachTile(tile -> sparseImplicitGemmEqualsTheDenseOneOnTheMaskedWeight(tile));
+    }
+
+    private void sparseImplicitGemmEqualsTheDenseOneOnTheMaskedWeight(int tile) {
         Random r = new Random(6);
         int[][] cases = { { 2, 3, 9, 11, 3, 3, 1, 1, 1, 1, 5 }, { 3, 16, 8, 8, 3, 3, 1, 1, 1, 1, 64 }, { 2, 8, 13, 7, 3, 3, 2, 2, 1, 1, 70 },
                 { 1, 5, 6, 6, 1, 1, 1, 1, 0, 0, 9 }, { 2, 4, 10, 10, 7, 7, 2, 2, 3, 3, 3 }, { 2, 32, 5, 5, 3, 3, 1, 1, 0, 0, 130 } };
@@ -236,7 +257,7 @@ class CudaBlockKernelsTest {
             int n = cs[0], c = cs[1], h = cs[2], w = cs[3], kh = cs[4], kw = cs[5], sh = cs[6], sw = cs[7], ph = cs[8], pw = cs[9], cout = cs[10];
             int ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1, k = c * kh * kw, plane = ho * wo;
             int groups = (k + 3) / 4, ldv = 2 * groups, ldm = (groups + 7) / 8;
-            String at = java.util.Arrays.toString(cs);
+            String at = java.util.Arrays.toString(cs) + " tile " + tile;
             float[] x = new float[n * c * h * w], wt = new float[cout * k];
             for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
             for (int i = 0; i < wt.length; i++) wt[i] = (float) r.nextGaussian();
@@ -288,13 +309,17 @@ class CudaBlockKernelsTest {
      */
     @Test
     void eq2OfAStrideOneConvolutionIsTheConvolutionOfDyWithTheFlippedWeight() {
+        eachTile(tile -> eq2OfAStrideOneConvolutionIsTheConvolutionOfDyWithTheFlippedWeight(tile));
+    }
+
+    private void eq2OfAStrideOneConvolutionIsTheConvolutionOfDyWithTheFlippedWeight(int tile) {
         Random r = new Random(8);
         // n, cin, h, w, k, padding, cout: "same" 3x3, no padding, Cin past one 64-tile, 1x1, a 7x7 with padding 3
         int[][] cases = { { 2, 3, 9, 11, 3, 1, 5 }, { 1, 4, 6, 7, 3, 0, 6 }, { 2, 70, 6, 5, 3, 1, 8 }, { 1, 4, 7, 7, 1, 0, 9 }, { 2, 3, 10, 10, 7, 3, 4 } };
         for (int[] cs : cases) {
             int n = cs[0], cin = cs[1], h = cs[2], w = cs[3], k = cs[4], p = cs[5], cout = cs[6], ho = h + 2 * p - k + 1, wo = w + 2 * p - k + 1;
             int kk = cout * k * k, ldd = kk + 3, q = k - 1 - p;
-            String at = java.util.Arrays.toString(cs);
+            String at = java.util.Arrays.toString(cs) + " tile " + tile;
             float[] wt = new float[cout * cin * k * k], dy = new float[n * cout * ho * wo];
             for (int i = 0; i < wt.length; i++) wt[i] = (float) r.nextGaussian();
             for (int i = 0; i < dy.length; i++) dy[i] = (float) r.nextGaussian();
@@ -335,13 +360,17 @@ class CudaBlockKernelsTest {
      */
     @Test
     void eq2WithSparseWtIsATwoFourConvolutionOfDy() {
+        eachTile(tile -> eq2WithSparseWtIsATwoFourConvolutionOfDy(tile));
+    }
+
+    private void eq2WithSparseWtIsATwoFourConvolutionOfDy(int tile) {
         Random r = new Random(9);
         // n, cin, h, w, k, padding, cout (a multiple of 32)
         int[][] cases = { { 2, 3, 9, 11, 3, 1, 32 }, { 1, 70, 6, 5, 3, 0, 64 }, { 2, 5, 7, 7, 1, 0, 32 } };
         for (int[] cs : cases) {
             int n = cs[0], cin = cs[1], h = cs[2], w = cs[3], k = cs[4], p = cs[5], cout = cs[6], ho = h + 2 * p - k + 1, wo = w + 2 * p - k + 1;
             int khw = k * k, kk = cin * khw, q = k - 1 - p;
-            String at = java.util.Arrays.toString(cs);
+            String at = java.util.Arrays.toString(cs) + " tile " + tile;
             float[] wt = new float[cout * kk], dy = new float[n * cout * ho * wo];
             for (int i = 0; i < wt.length; i++) wt[i] = (float) r.nextGaussian();
             for (int i = 0; i < dy.length; i++) dy[i] = (float) r.nextGaussian();

@@ -370,6 +370,7 @@ int fst_cuda_conv_igemm_sp(const float *x, int64_t n, int64_t c, int64_t h, int6
     GEOM(g);
     const int64_t K = c * kh * kw, npix = n * ho * wo, G = (K + 3) / 4;
     BAD(cout <= 0 || ldv < 2 * G || ldm < (K + 31) / 32);
+    BAD(c * h * w >= ((int64_t)1 << 31) || K >= ((int64_t)1 << 31));   /* the kernel's 32-bit index math inside an image */
     if (n == 0) return FST_OK;
     OWN(x, n * c * h * w * 4); OWN(v, ((cout - 1) * ldv + 2 * G) * 2); OWN(meta, ((cout - 1) * ldm + (K + 31) / 32) * 4); OWN(y, npix * cout * 4);
     const int m128 = igemm_m128(cout);
@@ -427,6 +428,7 @@ int fst_cuda_conv_igemm(const float *x, int64_t n, int64_t c, int64_t h, int64_t
     GEOM(g);
     const int64_t K = c * kh * kw, npix = n * ho * wo;
     BAD(cout <= 0 || ldw < K);
+    BAD(c * h * w >= ((int64_t)1 << 31) || K >= ((int64_t)1 << 31));   /* the kernel's 32-bit index math inside an image */
     if (n == 0) return FST_OK;
     OWN(x, n * c * h * w * 4); OWN(wt, ((cout - 1) * ldw + K) * 2); OWN(y, npix * cout * 4);
     const int m128 = igemm_m128(cout);

@@ -1253,32 +1253,33 @@ template <int BN, int BE> FST_BD IgStage ig_stage(const fst_geom &g, int t, i64 
 
 /* the im2col slice at k0 into registers: BE bf16 of this thread's position, k0 + bk .. k0 + bk + BE - 1, packed in pairs;
  * k is (c, kh, kw) in that order, or with cfast (kh, kw, c), channels fastest */
+/* 32-bit arithmetic inside one image (the launcher requires c*h*w < 2^31 and K < 2^31): half the instructions of 64-bit
+ * index math, which this gather, not the tensor cores, is bound by */
 template <int BE> FST_BD void ig_load_x(const fst_geom &g, i64 K, const IgStage &st, i64 k0, u32 xv[BE / 2], bool cfast) {
-    const i64 khw = g.kh * g.kw;
-    i64 k = k0 + st.bk, ci, r, s;
+    const int C = (int)g.c, H = (int)g.h, W = (int)g.w, KH = (int)g.kh, KW = (int)g.kw, khw = KH * KW;
+    const int ih0 = (int)st.ih0, iw0 = (int)st.iw0, kend = (int)K;
+    int k = (int)(k0 + st.bk), ci, r, s;
     if (cfast) {
-        const i64 tap = k / g.c;
-        ci = k - tap * g.c;
-        r = tap / g.kw;
-        s = tap - r * g.kw;
+        const int tap = k / C;
+        ci = k - tap * C;
+        r = tap / KW;
+        s = tap - r * KW;
     } else {
         ci = k / khw;
-        const i64 rr = k - ci * khw;
-        r = rr / g.kw;
-        s = rr - r * g.kw;
+        const int rr = k - ci * khw;
+        r = rr / KW;
+        s = rr - r * KW;
     }
     u16 lo = 0;
     for (int e = 0; e < BE; e++, k++) {
         float v = 0.0f;
-        if (st.jok && k < K) {
-            const i64 ih = st.ih0 + r, iw = st.iw0 + s;
-            if (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) v = LDG(st.xb + (ci * g.h + ih) * g.w + iw);
-        }
+        const int ih = ih0 + r, iw = iw0 + s;
+        if (st.jok && k < kend && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W) v = LDG(st.xb + (ci * H + ih) * W + iw);
         const u16 h = bf16_bits(f2u(v));
         if (e & 1) xv[e / 2] = pack_bf16(lo, h);
         else lo = h;
-        if (cfast) { if (++ci == g.c) { ci = 0; if (++s == g.kw) { s = 0; r++; } } }
-        else if (++s == g.kw) { s = 0; if (++r == g.kh) { r = 0; ci++; } }
+        if (cfast) { if (++ci == C) { ci = 0; if (++s == KW) { s = 0; r++; } } }
+        else if (++s == KW) { s = 0; if (++r == KH) { r = 0; ci++; } }
     }
 }
 

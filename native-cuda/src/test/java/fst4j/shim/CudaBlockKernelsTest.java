@@ -408,6 +408,9 @@ class CudaBlockKernelsTest {
         assertThrows(IllegalArgumentException.class, () -> Native.cudaConvIgemm(dx, 2, 3, 5, 5, 3, 3, 1, 1, 1, 1, 5, 5, dw, 27, 0, dy), "no output channel");
         assertThrows(IllegalArgumentException.class, () -> Native.cudaConvIgemm(dx, 2, 3, 5, 5, 3, 3, 1, 1, 1, 1, 4, 5, dw, 27, 4, dy), "ho");
         assertThrows(IllegalArgumentException.class, () -> Native.cudaConvIgemm(MemorySegment.NULL, 2, 3, 5, 5, 3, 3, 1, 1, 1, 1, 5, 5, dw, 27, 4, dy), "null x");
+        IllegalArgumentException big = assertThrows(IllegalArgumentException.class,
+                () -> Native.cudaConvIgemm(dx, 1, 1 << 16, 1 << 8, 1 << 8, 1, 1, 1, 1, 0, 0, 1 << 8, 1 << 8, dw, 1 << 16, 4, dy), "an image of 2^32 elements");
+        assertTrue(big.getMessage().contains("c * h * w"), big.getMessage());
         if (Cuda.isEmulated()) {   // ranges are checked where they can be
             MemorySegment small = mem.dev(4L * 2 * 4 * 25 - 4);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

@@ -70,6 +70,7 @@ struct FstFiber {
 };
 namespace {
 const size_t FIBER_STACK = 64 * 1024;
+const int SMEM_GUARD = 1024;   /* bytes past a block's shared memory that must stay untouched */
 const int MAX_THREADS = 1024;
 struct Sched {
     void *sp = nullptr;                 /* the scheduler's own stack pointer while a fiber runs */
@@ -233,7 +234,7 @@ static int run_blocks(int k, int64_t nblocks, int threads, int smem, const void 
     }
     if ((size_t)smem > s.smem_size) {
         free(s.smem);
-        s.smem = (unsigned char *)aligned_alloc(64, ((size_t)smem + 63) / 64 * 64);
+        s.smem = (unsigned char *)aligned_alloc(64, ((size_t)smem + SMEM_GUARD + 63) / 64 * 64);
         s.smem_size = s.smem ? (size_t)smem : 0;
         if (!s.smem) return fst_cuda_fail("%s: no memory for %d bytes of shared memory (emulator)", name, smem);
     }
@@ -257,7 +258,7 @@ static int run_blocks(int k, int64_t nblocks, int threads, int smem, const void 
     std::vector<int> order(32), worder((size_t)nwarps);
     for (int64_t bi = 0; bi < nblocks; bi++) {
         const int64_t b = border[(size_t)bi];
-        memset(s.smem, 0xff, (size_t)smem);   /* unwritten shared memory reads as NaN */
+        memset(s.smem, 0xff, (size_t)smem + SMEM_GUARD);   /* unwritten shared memory reads as NaN, and so does the guard past it */
         for (int t = 0; t < threads; t++) {
             FstFiber &f = s.fib[t];
             unsigned char *top = s.stacks + FIBER_STACK * (size_t)(t + 1);
@@ -301,7 +302,13 @@ static int run_blocks(int k, int64_t nblocks, int threads, int smem, const void 
                 at_warp += s.fib[t].state == F_WARP;
                 done += s.fib[t].state == F_DONE;
             }
-            if (done == threads) break;
+            if (done == threads) {
+                for (int i = 0; i < SMEM_GUARD; i++)
+                    if (s.smem[smem + i] != 0xff)
+                        return fst_cuda_fail("%s: block %lld wrote past its %d bytes of shared memory (byte %d after the end; emulator)",
+                                             name, (long long)b, smem, i);
+                break;
+            }
             if (waiting == threads) {
                 for (int t = 0; t < threads; t++) s.fib[t].state = F_READY;
                 continue;

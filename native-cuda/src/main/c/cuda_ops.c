@@ -406,7 +406,7 @@ int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, cons
                             const uint16_t *sa, const uint32_t *sm, const uint16_t *sbt, float *sd) {
     READY();
     NUL(!in || !out || !a || !bt || !d || !sa || !sm || !sbt || !sd);
-    BAD(blocks < 0 || mode < 0 || mode > 2);
+    BAD(blocks < 0 || mode < 0 || mode > 3);
     if (mode != 0 && !fst_backend_emulated()) {
         snprintf(fst_cuda_err, sizeof fst_cuda_err, "%s: mode %d breaks the barrier rules on purpose: emulator only", fn, mode);
         return FST_EINVAL;

@@ -126,7 +126,8 @@ FST_API int fst_cuda_wflip16(const float *w, int64_t cout, int64_t cin, int64_t 
 /* The block-kernel self-test (fst_k_selftest_args): `blocks` blocks of FST_SELFTEST_T (128) threads; in [blocks * 128],
  * out [blocks * 3 * 128], a [blocks * 256] bf16, bt [blocks * 128] bf16, d [blocks * 128]; the 2:4 product's sa [blocks *
  * 256] bf16 kept values, sm [blocks * 16] metadata words, sbt [blocks * 256] bf16, sd [blocks * 128]. Mode 0 on either back end;
- * modes 1 and 2 break the barrier / warp rules on purpose and are refused on a device (the emulator must report them). */
+ * modes 1, 2 and 3 break the barrier / warp / shared-memory rules on purpose and are refused on a device (the emulator must
+ * report them). */
 FST_API int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, const uint16_t *bt, float *d, int64_t blocks, int mode,
                                     const uint16_t *sa, const uint32_t *sm, const uint16_t *sbt, float *sd);
 /* Emulator only (FST_EUNAVAIL on a device): the order in which the threads of a block run between two barriers and

@@ -1175,6 +1175,7 @@ FST_BD void kb_selftest(FstCtx &c, const fst_k_selftest_args &a) {
     float *s = (float *)c.smem;
     const float v = a.in[b * T + t];
     s[t] = v;
+    if (a.mode == 3 && t == 0) s[T] = v;   /* (emulator only) a write past the block's shared memory */
     if (a.mode == 1 && t == 0) return;   /* (emulator only) a thread that never reaches the barrier */
     c.sync();
     float *out = a.out + b * 3 * T;

@@ -137,7 +137,8 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
  * d[b] (16 x 8, row-major, float32) = a[b] (16 x 16 bf16, row-major) x bt[b] (8 x 16 bf16: B^T, row-major) by one
  * mma.m16n8k16; and warp 1 sd[b] (16 x 8) = A x sbt[b] (8 x 32 bf16: B^T) by one mma.sp.m16n8k32, A 16 x 32 2:4 along
  * k given as its kept values sa[b] (16 x 16 bf16) and metadata sm[b] (16 words, one per row: k_prune24's layout). mode
- * 1 / 2 (emulator only) break the rules on purpose: thread 0 skips the barrier / lane 3 of warp 1 skips its shuffles. */
+ * 1 / 2 / 3 (emulator only) break the rules on purpose: thread 0 skips the barrier / lane 3 of warp 1 skips its shuffles /
+ * thread 0 writes one float past the block's shared memory. */
 #define FST_SELFTEST_T 128
 typedef struct { const float *in; float *out; const uint16_t *a, *bt; float *d; int mode;
                  const uint16_t *sa; const uint32_t *sm; const uint16_t *sbt; float *sd; } fst_k_selftest_args;

@@ -161,6 +161,8 @@ class CudaBlockKernelsTest {
         assertTrue(barrier.getMessage().contains("127 threads wait at a barrier") && barrier.getMessage().contains("1 have returned"), barrier.getMessage());
         CudaException warp = assertThrows(CudaException.class, () -> st.run(2, 2));
         assertTrue(warp.getMessage().contains("warp 1: lanes 0 and 3 are at different warp operations"), warp.getMessage());
+        CudaException past = assertThrows(CudaException.class, () -> st.run(2, 3));
+        assertTrue(past.getMessage().contains("wrote past its 512 bytes of shared memory"), past.getMessage());
         st.run(2, 0);   // the next launch starts clean
         assertEquals(0f, mem.downloadFloats(st.d(), 256)[255]);
         assertThrows(IllegalArgumentException.class, () -> Native.cudaEmuOrder(3, 0));

@@ -1161,6 +1161,17 @@ FST_BD void st32(u16 *p, u32 v) { memcpy(p, &v, 4); }
  * r = lane % 4: A's register j holds row q + 8 (j & 1), columns 2r + 8 (j >> 1) and the next (low half first); B's
  * register j holds column q, rows 2r + 8 j and the next; D's element e is row q + 8 (e >> 1), column 2r + (e & 1). */
 FST_BD u32 pack_bf16(u16 lo, u16 hi) { return (u32)lo | ((u32)hi << 16); }
+/* two floats rounded to bf16 (nearest even) and packed, lo in the low half: one cvt.rn.bf16x2.f32 on the device, bf16_bits
+ * twice here. The same bits except for NaN payloads (the device writes its canonical NaN) */
+#ifdef __CUDACC__
+FST_BD u32 pack2_bf16(float lo, float hi) {
+    u32 d;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+    return d;
+}
+#else
+FST_BD u32 pack2_bf16(float lo, float hi) { return pack_bf16(bf16_bits(f2u(lo)), bf16_bits(f2u(hi))); }
+#endif
 /* mma.sp.m16n8k32 (.bf16, sparsity selector 0): A's kept values are a 16 x 16 matrix in mma.m16n8k16's A fragments
  * (kept column c of a row: group c / 2 of 4 columns, the (c % 2)-th kept one); B's register j holds column q, rows
  * 2r + 8 j and the next; the metadata of lanes with r = 0 and 1 holds, in its low half, row q's 2-bit positions for
@@ -1271,14 +1282,13 @@ template <int BE> FST_BD void ig_load_x(const fst_geom &g, i64 K, const IgStage 
         r = rr / KW;
         s = rr - r * KW;
     }
-    u16 lo = 0;
+    float lo = 0.0f;
     for (int e = 0; e < BE; e++, k++) {
         float v = 0.0f;
         const int ih = ih0 + r, iw = iw0 + s;
         if (st.jok && k < kend && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W) v = LDG(st.xb + (ci * H + ih) * W + iw);
-        const u16 h = bf16_bits(f2u(v));
-        if (e & 1) xv[e / 2] = pack_bf16(lo, h);
-        else lo = h;
+        if (e & 1) xv[e / 2] = pack2_bf16(lo, v);
+        else lo = v;
         if (cfast) { if (++ci == C) { ci = 0; if (++s == KW) { s = 0; r++; } } }
         else if (++s == KW) { s = 0; if (++r == KH) { r = 0; ci++; } }
     }

@@ -11,10 +11,9 @@
  * must lie inside one live block (cuda_ops.c asks fst_backend_owns), copies check their direction (a host->device
  * copy must write a block and read outside all blocks), and fresh blocks are filled with 0xff bytes (NaN) so that a
  * kernel that reads memory nobody wrote shows it.
- * Block kernels (FST_BLOCK_KERNELS: shared memory, barriers, warp shuffles, mma) run each thread as a fiber, below.
- * What it cannot show: races between threads on global memory (threads run one at a time; shared-memory races show
- * through the thread orders, below), device timing, and cuBLAS SGEMM (it
- * answers FST_EUNAVAIL here). cublasGemmEx (fst_cuda_gemm_ex) and cuSPARSELt (fst_cuda_splt_*) are emulated by host
+ * Block kernels (FST_BLOCK_KERNELS: shared memory, barriers, warp shuffles, mma, mma.sp) run each thread as a fiber,
+ * below. What it cannot show: races between threads on global memory (threads run one at a time; shared-memory races
+ * show through the thread orders, below), device timing, and cuBLAS SGEMM (it answers FST_EUNAVAIL here). cublasGemmEx (fst_cuda_gemm_ex) and cuSPARSELt (fst_cuda_splt_*) are emulated by host
  * reference loops (fp32 accumulation), stricter than the libraries (see below); events read the host's clock. */
 #include "cuda_backend.h"
 #include "../cuda/fst4j_bodies.cuh"
@@ -35,15 +34,16 @@ static std::mutex lock;
 
 /* ======================= block kernels: every thread of a block is a fiber =======================
  * A block runs its threads as fibers on one OS thread: each runs until it reaches a barrier (c.sync()), a warp operation
- * (c.shfl, c.mma16816) or its end, then the next one runs. When every thread of the block waits at the barrier they all
- * go on; when the 32 lanes of a warp wait at the same warp operation (the same count of them so far) it is carried out
- * for the warp and they go on. Anything else, when no thread can run, is the error a device would hang or go wrong on
+ * (c.shfl, c.mma16816, c.mma_sp16832) or its end, then the next one runs. When every thread of the block waits at the
+ * barrier they all go on; when the 32 lanes of a warp wait at the same warp operation (the same count of them so far,
+ * called from the same line of the body) it is carried out for the warp, by a functional model for mma and mma.sp, and
+ * they go on. Anything else, when no thread can run, is the error a device would hang or go wrong on
  * (a barrier or warp operation inside divergent code). Between two barriers the warps run one at a time, each as far as
  * it can go, so that a warp that reads shared memory before another has written it (or overwrites it while another still
  * needs it) sees the difference; warps, the lanes of a warp and the blocks run in reverse order by default, or in the
- * order fst_cuda_emu_order sets. The context switch saves the callee-saved registers and
- * the floating-point control words only (x86-64 System V), so it costs nanoseconds: a block of a GEMM switches at
- * every tensor-core product. */
+ * order fst_cuda_emu_order sets. Shared memory starts as NaN bytes, and so does a guard past its end that must be intact
+ * when the block ends. The context switch saves the callee-saved registers and the floating-point control words only
+ * (x86-64 System V), so it costs nanoseconds: a block of a GEMM switches at every tensor-core product. */
 #if !defined(__x86_64__)
 #error "the emulator's fibers switch stacks with x86-64 code"
 #endif

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (no Java, no network): checks the CUDA declarations against NVIDIA's headers,
 # makes sure both shims load (rebuilding them there with gcc/nvcc if the carried ones do not), runs the GPU tests
-# (CudaKernelsTest against the CPU kernels, the CUDA tensor ops CudaTensorOpsTest / CudaMemoryTest and the optimizer
+# (first the block kernels CudaBlockKernelsTest in their own JVM, then CudaKernelsTest against the CPU kernels, the CUDA tensor ops CudaTensorOpsTest / CudaMemoryTest and the optimizer
 # CudaOptimizerTest and two ResNet training steps CudaResNetStepTest / CudaModelTest against the CPU, CudaStatusTest,
 # NativeLoadTest, the cuBLAS GemmEx / cuSPARSELt / event entry points CudaMixedPrecisionTest, the GEMM benchmark's
 # smoke mode CudaGemmBenchTest, the 2:4 product CudaSpmmTest, the GEMM precisions CudaMatmulPrecisionTest), runs
-# the kernel and cuSPARSELt tests under compute-sanitizer's memcheck (gpu/sanitize.sh, memcheck.txt), the GEMM
-# benchmark (CudaGemmBench, gemm.txt), the training-step comparison (gpu/step.sh, step.txt, with each fst4j
+# the kernel and cuSPARSELt tests under compute-sanitizer's memcheck (gpu/sanitize.sh, memcheck.txt) and the block
+# kernels under its racecheck (racecheck.txt), the convolution benchmark (CudaConvBench, conv.txt: lowered vs implicit
+# GEMMs, dense and 2:4), the GEMM benchmark (CudaGemmBench, gemm.txt), the training-step comparison (gpu/step.sh, step.txt, with each fst4j
 # configuration's kernel profile) and the cuSPARSELt layout / algorithm probe (gpu/splt_probe.sh, probe.txt), and
 # prints a short table last. Results of past calls: gpu/results/.
 # Time: the whole run stays within RUN_BUDGET_S (default 480 s; the run tool allows 600 s a call and the session's
-# device time is 15 minutes, machine start included): tests <= 150 s, GEMM benchmark <= 150 s, the step comparison
+# device time is 15 minutes, machine start included): tests <= 40 + 150 s, convolution benchmark <= 120 s, GEMM
+# benchmark <= 150 s, the step comparison
 # gets what is left (at most 180 s), the probe after it (at most 120 s); memcheck at most 90 s.
-# --only tests,memcheck,gemm,step,probe runs only the named parts (a second, shorter call).
+# --only tests,memcheck,conv,gemm,step,probe runs only the named parts (a second, shorter call).
 # Needs .gpu/ from gpu/prepare.sh, carried with the run tool:  carry [".gpu"], command "bash gpu/run.sh".
 # Results under $OUT (default .gpu/out). --no-gpu: for a machine without a GPU (checks the script's paths and
 # steps; the kernel tests are then skipped and a missing device is not an error). FORCE_REBUILD=1 rebuilds the
@@ -20,12 +22,12 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-nogpu=0; only="tests,memcheck,gemm,step,probe"
+nogpu=0; only="tests,memcheck,conv,gemm,step,probe"
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-gpu) nogpu=1 ;;
     --only) only="$2"; shift ;;
-    *) echo "run: unknown argument $1 (--no-gpu, --only tests,memcheck,gemm,step,probe)" >&2; exit 2 ;;
+    *) echo "run: unknown argument $1 (--no-gpu, --only tests,memcheck,conv,gemm,step,probe)" >&2; exit 2 ;;
   esac; shift
 done
 wants() { [[ ",$only," == *",$1,"* ]]; }
@@ -39,7 +41,7 @@ DEST="${OUT:-}"; OUT="$here/.gpu/out"; rm -rf "$OUT"; mkdir -p "$OUT"
 publish() {
   [ -n "$DEST" ] || return 0
   tar czf "$DEST/all.tgz.part" -C "$OUT" . 2>/dev/null && mv -f "$DEST/all.tgz.part" "$DEST/all.tgz"
-  for f in summary.txt tests.txt gemm.txt step.txt run.log table.txt probe.txt; do [ -f "$OUT/$f" ] && cp -f "$OUT/$f" "$DEST/$f"; done
+  for f in summary.txt tests.txt conv.txt step.txt run.log table.txt probe.txt; do [ -f "$OUT/$f" ] && cp -f "$OUT/$f" "$DEST/$f"; done
   return 0
 }
 if [ -n "$DEST" ]; then ( while sleep 15; do publish; done ) & PUBLISHER=$!; trap 'kill $PUBLISHER 2>/dev/null; publish' EXIT; fi
@@ -132,6 +134,21 @@ if wants memcheck && [ "$nogpu" = 0 ]; then
   log "memcheck exit code $mrc ($(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/memcheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
 fi
 
+# ---- convolution benchmark (fst4j.shim.CudaConvBench): Eq. 1 and 2 at ResNet-18's ImageNet convolutions, batch 256, the
+# lowered path vs the implicit GEMMs, dense and 2:4 (mma.sp), both tiles, each checked first; conv.txt, its "CONV" lines in
+# the summary. Without a GPU: the smoke mode on the emulator ----
+crc=skipped
+if wants conv; then
+  if [ "$nogpu" = 0 ]; then
+    FST4J_CUDA_SYNC=0 timeout "$(cap 120)" "$JAVA" "${JOPTS[@]}" -Xmx6g -cp "$CP" fst4j.shim.CudaConvBench "$OUT/conv.txt" > "$OUT/conv-log.txt" 2>&1
+  else
+    FST4J_CUDA_SYNC=0 timeout "$(cap 120)" "$JAVA" "${JOPTS[@]}" -Dfst4j.cuda.emulate=true -cp "$CP" fst4j.shim.CudaConvBench --smoke "$OUT/conv.txt" \
+      > "$OUT/conv-log.txt" 2>&1
+  fi
+  crc=$?
+  log "convolution benchmark exit code $crc"
+fi
+
 # ---- GEMM benchmark: Eq. 1-3 at ResNet-18 ImageNet conv shapes, batch 256 (fp32, TF32, bf16, cuSPARSELt 2:4, half-K),
 # CUDA events, each variant checked once first; full results in gemm.txt, its "GEMM" table lines go into the summary.
 # Without a GPU: the smoke mode on whatever back end loads (checks the paths) ----
@@ -198,6 +215,7 @@ PY
   echo "memcheck:     exit code $mrc; $(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/memcheck.txt" 2>/dev/null | head -1)"
   echo "racecheck:    exit code ${rrc:-skipped}; $(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/racecheck.txt" 2>/dev/null | head -1)"
   echo "GEMM benchmark (gemm.txt, exit code $grc):"; { grep -E '^(device:|GEMM|LAYER|2:4)' "$OUT/gemm.txt"; grep -q '^GEMM' "$OUT/gemm.txt" || tail -4 "$OUT/gemm-log.txt"; } | sed 's/^/  /'
+  echo "convolution benchmark (conv.txt, exit code $crc):"; grep -E '^(device:|CONV)' "$OUT/conv.txt" 2>/dev/null | sed 's/^/  /'
   echo "step timing (step.txt):"; sed 's/^/  /' "$OUT/step-table.txt"
   echo "roofline bound of DENSE / FST3_IR (gpu/roofline.py at run 9's H100 rates; native-cuda/CUDA.md):"
   python3 "$here/gpu/roofline.py" 2>/dev/null | grep -E '^(lowered|implicit)' | sed 's/^/  /'

@@ -6,7 +6,8 @@
 # ResNet-18's shapes. DENSE-rerun repeats the DENSE row in a fresh JVM (the spread between runs, 1 % in runs 20-22); A/B rows
 # time a switch against the default in the same call: DENSE-igemm (-Dfst4j.cuda.igemm=true: Eq. 1 as one implicit-GEMM
 # kernel per convolution), FST3_IR-igemm (also -Dfst4j.cuda.igemmSparse=true: the 2:4 Eq. 1 and 2 on mma.sp), DENSE-igemm64
-# (FST4J_CUDA_IGEMM_TILE=64: every implicit GEMM on the 64 x 128 tile) and DENSE-igemm2 (also -Dfst4j.cuda.igemmEq2=true: Eq. 2 of the stride-1 convolutions as the
+# (FST4J_CUDA_IGEMM_TILE=64: every implicit GEMM on the 64 x 128 tile), DENSE-igemm3 / FST3_IR-igemm3 (also
+# -Dfst4j.cuda.igemmEq3=true: Eq. 3 as an implicit GEMM, no im2col left) and DENSE-igemm2 (also -Dfst4j.cuda.igemmEq2=true: Eq. 2 of the stride-1 convolutions as the
 # implicit-GEMM convolution of dY with the tap-reversed weight). Runs 17-22 timed FST4J_CUDA_IM2COL_VEC=0,
 # -Dfst4j.cuda.nchwProduct=false, -Dfst4j.cuda.fusedPrune=false, -Dfst4j.cuda.shareBf16=false and -Dfst4j.cuda.sparseLt=false. Writes $OUT/step.txt (every part's output and exit status) and prints a short table last
 # (also $OUT/step-table.txt): ms per step and the ratios FST3_IR / DENSE and fst4j / PyTorch bf16.
@@ -86,6 +87,11 @@ if [ "$nogpu" = 0 ]; then
   # no lowered matrix; a dense layer's Eq. 1 through the dense implicit GEMM)
   part "fst4j resnet18in FST3_IR igemm" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmSparse=true -Dfst4j.step.label=igemm \
     fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:FST3_IR
+  # ... and Eq. 3 as implicit GEMMs too (the weight gradients over split ranges of positions, no im2col at all)
+  part "fst4j resnet18in FST3_IR igemm3" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmSparse=true -Dfst4j.cuda.igemmEq3=true \
+    -Dfst4j.step.label=igemm3 fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:FST3_IR
+  part "fst4j resnet18in DENSE igemm3" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.cuda.igemmEq3=true \
+    -Dfst4j.step.label=igemm3 fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
   # A/B: Eq. 2 of the stride-1 convolutions as implicit-GEMM convolutions of dY too (no W^T dY matrix, no col2im there)
   part "fst4j resnet18in DENSE igemm2" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.step.label=igemm2 \
     fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
@@ -107,6 +113,10 @@ else
     fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
   part "fst4j resnet18in FST3_IR igemm" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmSparse=true -Dfst4j.conv.keepColumns=false \
     -Dfst4j.step.label=igemm fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:FST3_IR:32
+  part "fst4j resnet18in FST3_IR igemm3" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmSparse=true -Dfst4j.cuda.igemmEq3=true \
+    -Dfst4j.conv.keepColumns=false -Dfst4j.step.label=igemm3 fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:FST3_IR:32
+  part "fst4j resnet18in DENSE igemm3" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.cuda.igemmEq3=true \
+    -Dfst4j.conv.keepColumns=false -Dfst4j.step.label=igemm3 fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
   part "fst4j resnet18in DENSE igemm2" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.conv.keepColumns=false \
     -Dfst4j.step.label=igemm2 fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
   part "torch resnet18in" 60 5 python3 "$PEER" --device cpu --batch 2 --size 64 --warmup 1 --steps 2 --modes bf16_cl,fp32
@@ -168,6 +178,9 @@ ratio("fst4j DENSE-igemm / DENSE", ("STEP", "resnet18in", "DENSE-igemm"), order[
 ratio("fst4j DENSE-igemm2 / DENSE", ("STEP", "resnet18in", "DENSE-igemm2"), order[0])
 ratio("fst4j DENSE-igemm2 / DENSE-igemm", ("STEP", "resnet18in", "DENSE-igemm2"), ("STEP", "resnet18in", "DENSE-igemm"))
 ratio("fst4j DENSE-igemm64 / DENSE-igemm2", ("STEP", "resnet18in", "DENSE-igemm64"), ("STEP", "resnet18in", "DENSE-igemm2"))
+ratio("fst4j DENSE-igemm3 / DENSE", ("STEP", "resnet18in", "DENSE-igemm3"), order[0])
+ratio("fst4j FST3_IR-igemm3 / FST3_IR", ("STEP", "resnet18in", "FST3_IR-igemm3"), order[1])
+ratio("fst4j FST3_IR-igemm3 / DENSE-igemm3", ("STEP", "resnet18in", "FST3_IR-igemm3"), ("STEP", "resnet18in", "DENSE-igemm3"))
 pf = [kv(l) | {"who": l.split()[1] + " " + l.split()[2]} for l in text if l.startswith("PROFILE ")]
 if pf:
     print("== fst4j per-part breakdown (ms per step, device synchronised per part: slower than the step above) ==")

@@ -390,6 +390,41 @@ int fst_cuda_conv24_t(const float *vt, const uint32_t *mt, int64_t cin, int64_t 
     return launch(FST_K_conv24_t, nv + nm, &a);
 }
 
+int64_t fst_cuda_conv_wgrad_splits(int64_t cout, int64_t K, int64_t npix, int64_t requested) {
+    if (cout <= 0 || K <= 0 || npix <= 0) return 1;
+    const int64_t tiles = ((cout + 63) / 64) * ((K + 127) / 128), slices = (npix + FST_IG_BK - 1) / FST_IG_BK;
+    int64_t s = requested > 0 ? requested : (528 + tiles - 1) / tiles;   /* about 4 blocks per SM of a 132-SM GPU */
+    if (s > slices) s = slices;
+    if (s > 1024) s = 1024;
+    return s < 1 ? 1 : s;
+}
+
+int fst_cuda_conv_wgrad(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                        int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *g, int64_t ldg, int64_t cout, float *ws,
+                        int64_t splits, float *dw, int64_t ldd, float beta) {
+    READY();
+    fst_geom geo = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    NUL(!x || !g || !ws || !dw);
+    GEOM(geo);
+    const int64_t K = c * kh * kw, npix = n * ho * wo;
+    BAD(cout <= 0 || ldg < npix || ldd < K || splits < 1);
+    BAD(c * h * w >= ((int64_t)1 << 31) || K >= ((int64_t)1 << 31));   /* the kernel's 32-bit index math inside an image */
+    OWN(dw, ((cout - 1) * ldd + K) * 4);
+    if (npix == 0) {   /* an empty sum: dw = beta dw */
+        fst_k_splitk_args z = { ws, 0, cout, K, dw, ldd, beta };
+        return launch(FST_K_splitk_sum, cout * K, &z);
+    }
+    /* positions per split: a multiple of the slice, so that splits never share one */
+    const int64_t chunk = ((npix + splits - 1) / splits + FST_IG_BK - 1) / FST_IG_BK * FST_IG_BK, used = (npix + chunk - 1) / chunk;
+    OWN(x, n * c * h * w * 4); OWN(g, ((cout - 1) * ldg + npix) * 2); OWN(ws, used * cout * K * 4);
+    const int64_t mtiles = (cout + 63) / 64, ntiles = (K + 127) / 128;
+    fst_k_igemm_wg_args a = { x, geo, g, ldg, cout, K, npix, chunk, mtiles, ntiles, ws };
+    int rc = launch_blocks_op(FST_K_igemm_wg, mtiles * ntiles * used, &a, conv_sub(kh, kw, cout));
+    if (rc) return rc;
+    fst_k_splitk_args r = { ws, used, cout, K, dw, ldd, beta };
+    return launch(FST_K_splitk_sum, cout * K, &r);
+}
+
 int fst_cuda_wflip16(const float *w, int64_t cout, int64_t cin, int64_t kh, int64_t kw, uint16_t *dst, int64_t ldd) {
     READY();
     NUL(!w || !dst);

@@ -104,6 +104,15 @@ FST_API int fst_cuda_bf16_unpad_nchw(const uint16_t *src, int64_t ld, float *dst
  * bf16 rounding [rows, imgs * plane] (as fst_cuda_bf16_pad rounds): a batch's dY as Eq. 2's and Eq. 3's operand */
 FST_API int fst_cuda_by_channel(const float *src, int64_t imgs, int64_t rows, int64_t plane, float *dst, uint16_t *dst16);
 
+/* Eq. 3 as an implicit GEMM: dw [cout, ldd >= K] = g x im2col(x)^T + beta dw (beta == 0: dw not read), g bf16 [cout, ldg >=
+ * npix] (dY by channel, or its gathered kept half with x's lowering at the kept positions), x float32 NCHW rounded to bf16
+ * as it is staged, K = c*kh*kw, npix = n*ho*wo; the positions split into `splits` ranges whose partial products go to
+ * ws [splits, cout, K] float32 and are added in order (deterministic). fst_cuda_conv_wgrad_splits: the split count for a
+ * shape (requested <= 0: enough blocks to fill a large GPU; else at most requested), for sizing ws. */
+FST_API int64_t fst_cuda_conv_wgrad_splits(int64_t cout, int64_t K, int64_t npix, int64_t requested);
+FST_API int fst_cuda_conv_wgrad(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                                int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *g, int64_t ldg, int64_t cout, float *ws,
+                                int64_t splits, float *dw, int64_t ldd, float beta);
 /* The implicit GEMMs' tile: 0 (choose: 128 output channels x 64 positions from 128 output channels on, else 64 x 128), 64
  * or 128 (always that); -1 only asks. Returns the previous setting. FST4J_CUDA_IGEMM_TILE sets it from the start. */
 FST_API int fst_cuda_igemm_tile(int tile);

@@ -1097,6 +1097,17 @@ FST_HD void k_conv24_t(i64 i, const fst_k_conv24_t_args &a) {
     a.m[i] = a.mt[(ci * a.khw + a.khw - 1 - tp) * hm + w];
 }
 
+/* One thread per element of dw: the splits' partial sums added in split order (deterministic), then beta dw. */
+FST_HD void k_splitk_sum(i64 i, const fst_k_splitk_args &a) {
+    if (i >= a.cout * a.K) return;
+    const i64 co = i / a.K, k = i - co * a.K;
+    float v = 0.0f;
+    for (i64 s = 0; s < a.splits; s++) v += a.ws[s * a.cout * a.K + i];
+    float *d = a.dw + co * a.ldd + k;
+    if (a.beta != 0.0f) v += a.beta * *d;
+    *d = v;
+}
+
 /* ======================= block-level kernels (FST_BLOCK_KERNELS in fst4j_kargs.h) =======================
  * kb_<name>(FstCtx &c, args) is one thread's work in a block that cooperates: c.tid() is its index in the block,
  * c.block() the block's, c.smem the block's shared memory (the size the list gives), c.sync() a barrier every thread of
@@ -1469,5 +1480,107 @@ template <int BM, int BN> FST_BD void igemm_sp_body(FstCtx &c, const fst_k_igemm
 
 FST_BD void kb_igemm_sp(FstCtx &c, const fst_k_igemm_sp_args &a) { igemm_sp_body<64, 128>(c, a); }
 FST_BD void kb_igemm_sp_m128(FstCtx &c, const fst_k_igemm_sp_args &a) { igemm_sp_body<128, 64>(c, a); }
+
+/* Eq. 3 as an implicit GEMM (fst_k_igemm_wg_args): block (mt, nt, split) computes dW's output channels mt*64.. and
+ * columns nt*128.. of K over positions split*chunk ..: A = g's slice (bf16 rows, as W is staged in kb_igemm), B = the
+ * im2col^T slice gathered from x, each thread two consecutive positions (one packed pair per k) and 8 consecutive k of
+ * the tile (its (c, kh, kw) fixed for the whole kernel), so that consecutive lanes read consecutive positions. The partial
+ * product goes to ws[split]; k_splitk_sum adds the splits. */
+FST_BD void igwg_load_b(const fst_k_igemm_wg_args &a, i64 j0, int jl, int ci0, int r0, int s0, bool kok[8], u32 xv[8]) {
+    const fst_geom &g = a.g;
+    const int H = (int)g.h, W = (int)g.w, C = (int)g.c, KH = (int)g.kh, KW = (int)g.kw;
+    const i64 P = g.ho * g.wo;
+    const float *xb[2];
+    int ihb[2], iwb[2];
+    bool ok[2];
+    for (int u = 0; u < 2; u++) {
+        const i64 j = j0 + jl + u;
+        ok[u] = j < a.npix;
+        i64 img = 0, oh = 0, ow = 0;
+        if (ok[u]) { img = j / P; const i64 rem = j - img * P; oh = rem / g.wo; ow = rem - oh * g.wo; }
+        xb[u] = a.x + img * g.c * g.h * g.w;
+        ihb[u] = (int)(oh * g.sh - g.ph);
+        iwb[u] = (int)(ow * g.sw - g.pw);
+    }
+    int ci = ci0, r = r0, s = s0;
+    for (int e = 0; e < 8; e++) {
+        float v[2];
+        for (int u = 0; u < 2; u++) {
+            const int ih = ihb[u] + r, iw = iwb[u] + s;
+            v[u] = ok[u] && kok[e] && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W ? LDG(xb[u] + (ci * H + ih) * W + iw) : 0.0f;
+        }
+        xv[e] = pack2_bf16(v[0], v[1]);
+        if (++s == KW) { s = 0; if (++r == KH) { r = 0; ci++; } }
+    }
+    (void)C;
+}
+
+FST_BD void kb_igemm_wg(FstCtx &c, const fst_k_igemm_wg_args &a) {
+    const int t = c.tid(), lane = t & 31, warp = t >> 5;
+    const i64 b = c.block(), mt = b % a.mtiles, nt = (b / a.mtiles) % a.ntiles, split = b / (a.mtiles * a.ntiles);
+    const i64 m0 = mt * 64, n0 = nt * 128, jbeg = split * a.chunk, jend = jbeg + a.chunk < a.npix ? jbeg + a.chunk : a.npix;
+    const int wm = warp >> 2, wn = warp & 3, q = lane >> 2, r4 = lane & 3;
+    const int BUF = (64 + 128) * FST_IG_LDS;
+    u16 *smem = (u16 *)c.smem;
+    /* A staging (g): row co = m0 + t / 4, 8 positions from (t % 4) * 8; B staging: positions 2 (t % 16), k from (t / 16) * 8 */
+    const i64 co = m0 + (t >> 2);
+    const int ac = (t & 3) * 8, jl = 2 * (t & 15), kl = (t >> 4) * 8;
+    const i64 khw = a.g.kh * a.g.kw, k0 = n0 + kl;
+    const int ci0 = (int)(k0 / khw), rr = (int)(k0 - ci0 * khw), r0 = rr / (int)a.g.kw, s0 = rr - r0 * (int)a.g.kw;
+    bool kok[8];
+    for (int e = 0; e < 8; e++) kok[e] = k0 + e < a.K;
+    float acc[2][4][4];
+    ig_zero(acc);
+    u32 av[4], xv[8];
+    auto load = [&](i64 j0) {
+        for (int e = 0; e < 8; e += 2) {
+            const i64 j = j0 + ac + e;
+            const u16 lo = co < a.cout && j < jend ? a.gr[co * a.ldg + j] : 0;
+            const u16 hi = co < a.cout && j + 1 < jend ? a.gr[co * a.ldg + j + 1] : 0;
+            av[e / 2] = pack_bf16(lo, hi);
+        }
+        igwg_load_b(a, j0, jl, ci0, r0, s0, kok, xv);
+        if (j0 + jl >= jend) xv[0] = xv[1] = xv[2] = xv[3] = xv[4] = xv[5] = xv[6] = xv[7] = 0u;
+        else if (j0 + jl + 1 >= jend)
+            for (int e = 0; e < 8; e++) xv[e] &= 0xffffu;   /* the pair's second position is past the split */
+    };
+    auto store = [&](u16 *buf) {
+        for (int e = 0; e < 4; e++) st32(buf + (t >> 2) * FST_IG_LDS + ac + 2 * e, av[e]);
+        u16 *bs = buf + 64 * FST_IG_LDS;
+        for (int e = 0; e < 8; e++) st32(bs + (kl + e) * FST_IG_LDS + jl, xv[e]);
+    };
+    load(jbeg);
+    store(smem);
+    c.sync();
+    int cur = 0;
+    for (i64 j0 = jbeg; j0 < jend; j0 += FST_IG_BK) {
+        const bool more = j0 + FST_IG_BK < jend;
+        if (more) load(j0 + FST_IG_BK);
+        const u16 *As = smem + cur * BUF, *Bs = As + 64 * FST_IG_LDS;
+        for (int ks = 0; ks < FST_IG_BK; ks += 16) {
+            u32 af[2][4], bfr[4][2];
+            for (int mi = 0; mi < 2; mi++) {
+                const u16 *ap = As + (wm * 32 + mi * 16 + q) * FST_IG_LDS + ks + 2 * r4;
+                af[mi][0] = ld32(ap);
+                af[mi][1] = ld32(ap + 8 * FST_IG_LDS);
+                af[mi][2] = ld32(ap + 8);
+                af[mi][3] = ld32(ap + 8 * FST_IG_LDS + 8);
+            }
+            for (int ni = 0; ni < 4; ni++) ig_frag_b(Bs, wn, ni, q, r4, ks, 2, bfr[ni]);
+            for (int mi = 0; mi < 2; mi++)
+                for (int ni = 0; ni < 4; ni++) c.mma16816(acc[mi][ni], af[mi], bfr[ni]);
+        }
+        if (more) store(smem + (cur ^ 1) * BUF);
+        c.sync();
+        cur ^= 1;
+    }
+    float *ws = a.ws + split * a.cout * a.K;
+    for (int mi = 0; mi < 2; mi++)
+        for (int ni = 0; ni < 4; ni++)
+            for (int e = 0; e < 4; e++) {
+                const i64 o = m0 + wm * 32 + mi * 16 + q + 8 * (e >> 1), kk = n0 + wn * 32 + ni * 8 + 2 * r4 + (e & 1);
+                if (o < a.cout && kk < a.K) ws[o * a.K + kk] = acc[mi][ni][e];
+            }
+}
 
 #endif

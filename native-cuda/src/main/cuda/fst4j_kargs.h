@@ -163,11 +163,20 @@ typedef struct { const float *x; fst_geom g; const uint16_t *w; int64_t ldw, cou
 typedef struct { const float *x; fst_geom g; const uint16_t *v; int64_t ldv; const uint32_t *meta; int64_t ldm, cout, K, npix, mtiles; float *y;
                  int cfast /* K ordered (kh, kw, c), channels fastest, instead of (c, kh, kw) */; } fst_k_igemm_sp_args;
 
+/* Eq. 3 as an implicit GEMM (the weight gradient without a lowered matrix): ws[split] [cout, K] = g (bf16 [cout, ldg], the
+ * first npix columns: dY laid out by channel, or its gathered kept half) x im2col(x)^T over the split's range of the npix
+ * positions (chunk of them per split, a multiple of FST_IG_BK), x float32 NCHW rounded to bf16 as it is staged; then
+ * k_splitk_sum adds the splits in order: dw [cout, ldd] = sum + beta dw (beta == 0: dw not read). Tiles of 64 output
+ * channels x 128 of K x FST_IG_BK positions. */
+typedef struct { const float *x; fst_geom g; const uint16_t *gr; int64_t ldg, cout, K, npix, chunk, mtiles, ntiles; float *ws; } fst_k_igemm_wg_args;
+typedef struct { const float *ws; int64_t splits, cout, K; float *dw; int64_t ldd; float beta; } fst_k_splitk_args;
+
 /* X(name, argument struct, threads per block, bytes of shared memory) */
 #define FST_BLOCK_KERNELS(X) \
     X(selftest, fst_k_selftest_args, FST_SELFTEST_T, FST_SELFTEST_T * 4) \
     X(igemm, fst_k_igemm_args, FST_IG_T, FST_IG_SMEM(64, 128)) X(igemm_m128, fst_k_igemm_args, FST_IG_T, FST_IG_SMEM(128, 64)) \
-    X(igemm_sp, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF(64, 128)) X(igemm_sp_m128, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF(128, 64))
+    X(igemm_sp, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF(64, 128)) X(igemm_sp_m128, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF(128, 64)) \
+    X(igemm_wg, fst_k_igemm_wg_args, FST_IG_T, FST_IG_SMEM(64, 128))
 
 /* Every kernel: X(name, argument struct). The device kernel is fst_k_<name>, its body k_<name>. */
 #define FST_KERNELS(X)                                                                                  \
@@ -193,7 +202,7 @@ typedef struct { const float *x; fst_geom g; const uint16_t *v; int64_t ldv; con
     X(col2im_bf16_k3, fst_k_col2im_bf16_args) X(col2im_bf16x4_k3, fst_k_col2im_bf16_args)                  \
     X(bf16_unpad_nchw, fst_k_bf16_unpad_nchw_args) X(bf16_unpad_nchw4, fst_k_bf16_unpad_nchw_args)          \
     X(im2col_bf16_s1, fst_k_im2col_bf16_args) X(im2col_bf16_s2, fst_k_im2col_bf16_args) X(by_channel, fst_k_by_channel_args) X(by_channel4, fst_k_by_channel_args) X(prune24_tg, fst_k_prune_args) \
-    X(wflip16, fst_k_wflip16_args) X(conv24_t, fst_k_conv24_t_args)
+    X(wflip16, fst_k_wflip16_args) X(conv24_t, fst_k_conv24_t_args) X(splitk_sum, fst_k_splitk_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 #define FST_BLOCK_KERNEL_ENUM(name, args, threads, smem) FST_K_##name,

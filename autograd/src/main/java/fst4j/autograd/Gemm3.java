@@ -464,7 +464,8 @@ public final class Gemm3 {
      * lowering only at BF16) lowered straight into the bf16 operand.
      */
     private static void lowered(Tensor g, Lowering low, float beta, Tensor dw) {
-        if (low.x().device() == Device.CUDA) CudaOps.gemmLoweredBf16(g, low, true, beta, dw);
+        if (low.x().device() == Device.CUDA && CudaOps.implicitGemmEq3On() && !low.tapMajor()) CudaOps.weightGradImplicitBf16(g, low, beta, dw);
+        else if (low.x().device() == Device.CUDA) CudaOps.gemmLoweredBf16(g, low, true, beta, dw);
         else Conv.gemmLowered(1f, g, low, true, beta, dw);
     }
 

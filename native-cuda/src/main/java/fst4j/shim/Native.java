@@ -1341,10 +1341,14 @@ public final class Native {
     // ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS): shared memory, barriers, warp shuffles, tensor-core mma ----
 
     private static final class CudaBlockHandles {
-        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE;
+        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             IGEMM_TILE = bind(lib, "fst_cuda_igemm_tile", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
+            WGRAD_SPLITS = bind(lib, "fst_cuda_conv_wgrad_splits", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG), false);
+            WGRAD = bind(lib, "fst_cuda_conv_wgrad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG,
+                    ADDRESS, JAVA_LONG, JAVA_FLOAT), false);
             CONV_IGEMM_SP = bind(lib, "fst_cuda_conv_igemm_sp", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
                     JAVA_LONG, ADDRESS, JAVA_INT), false);
@@ -1390,6 +1394,27 @@ public final class Native {
     public static int cudaIgemmTile(int tile) {
         cudaEnsure();
         try { return (int) CudaBlockHandles.IGEMM_TILE.invokeExact(tile); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    /** The split count of {@link #cudaConvWgrad} for a shape (requested <= 0: chosen to fill a large GPU), for sizing its workspace. */
+    public static long cudaConvWgradSplits(long cout, long k, long npix, long requested) {
+        cudaEnsure();
+        try { return (long) CudaBlockHandles.WGRAD_SPLITS.invokeExact(cout, k, npix, requested); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    /**
+     * Eq. 3 as an implicit GEMM: dw [cout, ldd] = g (bf16 [cout, ldg], the first n*ho*wo columns) x im2col(x)^T + beta dw
+     * (beta == 0: dw not read), over `splits` ranges of positions whose partial products go to ws [splits, cout, K] float32
+     * and are added in order.
+     */
+    public static void cudaConvWgrad(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                     long ho, long wo, MemorySegment g, long ldg, long cout, MemorySegment ws, long splits, MemorySegment dw,
+                                     long ldd, float beta) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaBlockHandles.WGRAD.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, g, ldg, cout, ws, splits, dw, ldd, beta); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_conv_wgrad");
     }
 
     /** Emulator only: the order of a block's threads between barriers, 0 reverse (default), 1 forward, 2 shuffled from seed. */

@@ -403,6 +403,69 @@ class CudaBlockKernelsTest {
         assertThrows(IllegalArgumentException.class, () -> Native.cudaConv24T(mem.dev(64), mem.dev(64), 1, 16, 1, mem.dev(64), mem.dev(64)), "cout % 32");
     }
 
+    /**
+     * Eq. 3 as an implicit GEMM (fst_cuda_conv_wgrad): dw = g im2col(x)^T + beta dw. On the emulator with one split the same
+     * sums in the same order as im2col_bf16 + GemmEx (bit for bit); with several splits (partial products added in split
+     * order), and on a device, against float64 of the same bf16-rounded operands. beta 0 must not read dw (NaN there).
+     */
+    @Test
+    void eq3AsAnImplicitGemmEqualsTheLoweredProduct() {
+        Random r = new Random(12);
+        // n, c, h, w, kh, kw, sh, sw, ph, pw, cout: K past one 128-tile, Cout past one 64-tile, positions not a multiple of 32,
+        // stride 2, 1x1, a 7x7 stem
+        int[][] cases = { { 2, 3, 9, 11, 3, 3, 1, 1, 1, 1, 5 }, { 3, 16, 8, 8, 3, 3, 1, 1, 1, 1, 70 }, { 2, 8, 13, 7, 3, 3, 2, 2, 1, 1, 9 },
+                { 1, 5, 6, 6, 1, 1, 1, 1, 0, 0, 9 }, { 2, 4, 10, 10, 7, 7, 2, 2, 3, 3, 3 } };
+        for (int[] cs : cases) {
+            int n = cs[0], c = cs[1], h = cs[2], w = cs[3], kh = cs[4], kw = cs[5], sh = cs[6], sw = cs[7], ph = cs[8], pw = cs[9], cout = cs[10];
+            int ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1, k = c * kh * kw, npix = n * ho * wo, ldg = npix + 3;
+            String at = java.util.Arrays.toString(cs);
+            float[] x = new float[n * c * h * w], dw0 = new float[cout * k];
+            for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
+            for (int i = 0; i < dw0.length; i++) dw0[i] = (float) r.nextGaussian();
+            short[] g = bf16(r, cout * ldg, false);
+            MemorySegment dx = mem.upload(x), dg = mem.upload(g);
+            for (float beta : new float[]{ 0f, 1f }) {
+                float[] ref = null;
+                if (Cuda.isEmulated()) {   // the lowered product: im2col into bf16, GemmEx with im2col transposed
+                    MemorySegment cols16 = mem.dev(2L * k * npix), c0 = beta == 0 ? mem.dev(4L * cout * k) : mem.upload(dw0);
+                    Native.cudaIm2colBf16(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, cols16, k, npix);
+                    Native.cudaGemmEx(false, true, cout, k, npix, 1f, dg, Cuda.R_16BF, ldg, cols16, Cuda.R_16BF, npix, beta, c0, Cuda.R_32F, k, false);
+                    ref = mem.downloadFloats(c0, (long) cout * k);
+                }
+                for (long splits : new long[]{ 1, 3, Native.cudaConvWgradSplits(cout, k, npix, 0) }) {
+                    float[] nan = new float[cout * k];
+                    java.util.Arrays.fill(nan, Float.NaN);
+                    MemorySegment ws = mem.dev(4L * splits * cout * k), dd = mem.upload(beta == 0 ? nan : dw0);
+                    Native.cudaConvWgrad(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dg, ldg, cout, ws, splits, dd, k, beta);
+                    float[] got = mem.downloadFloats(dd, (long) cout * k);
+                    for (int co = 0; co < cout; co++)
+                        for (int kk = 0; kk < k; kk++) {
+                            String where = at + " beta " + beta + " splits " + splits + " at " + co + "," + kk;
+                            if (ref != null && splits == 1) {
+                                assertEquals(Float.floatToRawIntBits(ref[co * k + kk]), Float.floatToRawIntBits(got[co * k + kk]), where);
+                                continue;
+                            }
+                            int ci = kk / (kh * kw), a = kk % (kh * kw) / kw, b = kk % kw;
+                            double want = beta * dw0[co * k + kk], mag = Math.abs(want);
+                            for (int img = 0; img < n; img++)
+                                for (int oh = 0; oh < ho; oh++)
+                                    for (int ow = 0; ow < wo; ow++) {
+                                        int ih = oh * sh - ph + a, iw = ow * sw - pw + b;
+                                        if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                                        double t = (double) Bf16.value(g[co * ldg + (img * ho + oh) * wo + ow]) * Bf16.round(x[((img * c + ci) * h + ih) * w + iw]);
+                                        want += t;
+                                        mag += Math.abs(t);
+                                    }
+                            assertEquals(want, got[co * k + kk], (npix + 2) * 0x1p-23 * mag + 1e-30, where);
+                        }
+                }
+            }
+        }
+        MemorySegment ws = mem.dev(64), dd = mem.dev(64), dx = mem.dev(64), dg = mem.dev(64);
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvWgrad(dx, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, 3, 3, dg, 8, 1, ws, 1, dd, 9, 0f), "ldg < npix");
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvWgrad(dx, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, 3, 3, dg, 9, 1, ws, 0, dd, 9, 0f), "no split");
+    }
+
     @Test
     void implicitGemmConvolutionRejectsBadArguments() {
         MemorySegment dx = mem.upload(new float[2 * 3 * 5 * 5]), dw = mem.upload(new short[4 * 27]), dy = mem.dev(4L * 2 * 4 * 25);

@@ -139,6 +139,22 @@ class CudaSparseMethodsTest {
     }
 
     /**
+     * Eq. 3 as an implicit GEMM over split ranges of positions (-Dfst4j.cuda.igemmEq3=true: no im2col matrix; FST3_IR's
+     * over the fixed mask's kept half): as close to the float32 step as the lowered Eq. 3.
+     */
+    @ParameterizedTest
+    @EnumSource(value = SparseConfig.Method.class, names = { "DENSE", "FST3_IR" })
+    void eq3AsAnImplicitGemmGivesTheLoweredStep(SparseConfig.Method method) {
+        boolean keep = fst4j.autograd.Layers.keepColumns;
+        fst4j.autograd.Layers.keepColumns = false;
+        try {
+            closeSteps(method, fst4j.tensor.CudaOps::setImplicitGemmEq3, fst4j.tensor.CudaOps::implicitGemmEq3Uses, "Eq. 3 implicit GEMM");
+        } finally {
+            fst4j.autograd.Layers.keepColumns = keep;
+        }
+    }
+
+    /**
      * FST2's and FST3_IR's Eq. 1 and Eq. 2 through the 2:4 implicit GEMM on the sparse tensor cores
      * (-Dfst4j.cuda.igemmSparse=true: S(W), and S(W^T) tap-reversed for the stride-1 convolutions with Cout a multiple of
      * 32, pruned into kept values and metadata, mma.sp, no cuSPARSELt, no lowered matrix, no col2im) instead of cuSPARSELt

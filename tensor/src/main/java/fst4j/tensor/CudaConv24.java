@@ -126,7 +126,7 @@ public final class CudaConv24 implements AutoCloseable {
         CudaOps.require("CudaConv24.timesLoweredNchw", low.x(), out);
         long[] g = low.geometry();
         if (low.rows() != k || out.dim() != 4 || out.shape[0] != g[0] || out.shape[1] != rows || out.shape[2] != g[10] || out.shape[3] != g[11]
-                || !out.isContiguous())
+                || !out.isContiguous() || g[12] != 0)
             throw new IllegalArgumentException("shape mismatch: 2:4 [" + rows + ", " + k + "] x im2col [" + low.rows() + ", " + low.cols() + "] -> "
                     + Shape.str(out.shape) + " (needs a contiguous [" + g[0] + ", " + rows + ", " + g[10] + ", " + g[11] + "])");
         if (out.numel() == 0) return;

@@ -441,6 +441,45 @@ public final class CudaOps {
         return dx;
     }
 
+    /**
+     * -Dfst4j.cuda.igemmEq3=true: a convolution's Eq. 3 at BF16 (every lowered weight gradient: DENSE's, and the fixed mask's
+     * kept half with its lowering at the kept positions) as one implicit-GEMM kernel over split ranges of positions
+     * ({@link #weightGradImplicitBf16}) instead of im2col_bf16 and cuBLAS. Off until a device has timed it.
+     */
+    static volatile boolean implicitGemmEq3 = "true".equals(System.getProperty("fst4j.cuda.igemmEq3"));
+    private static final java.util.concurrent.atomic.AtomicLong IGEMM_EQ3_USES = new java.util.concurrent.atomic.AtomicLong();
+
+    /** Switches {@link #weightGradImplicitBf16}; returns the previous setting. */
+    public static boolean setImplicitGemmEq3(boolean on) { boolean was = implicitGemmEq3; implicitGemmEq3 = on; return was; }
+
+    /** How many weight gradients {@link #weightGradImplicitBf16} has computed. */
+    public static long implicitGemmEq3Uses() { return IGEMM_EQ3_USES.get(); }
+
+    /** Whether a lowered CUDA Eq. 3 takes {@link #weightGradImplicitBf16}: switched on, BF16 GEMMs, float32 outputs. */
+    public static boolean implicitGemmEq3On() { return implicitGemmEq3 && precision == MatmulPrecision.BF16 && !bf16Outputs; }
+
+    /**
+     * Eq. 3 as one implicit-GEMM kernel: dw [M, C*kh*kw] (unit stride along its rows) = g im2col(low.x())^T + beta dw, g [M,
+     * N*Ho*Wo] (any strides; rounded into a bf16 copy, or the shared one byChannel / the half-K gather made), x rounded to
+     * bf16 as the kernel stages it, the positions split over blocks and their partial products added in order. The values
+     * of {@link #gemmLoweredBf16} transposed, up to the order of the sums.
+     */
+    public static void weightGradImplicitBf16(Tensor g, Lowering low, float beta, Tensor dw) {
+        require("weightGradImplicitBf16", g, low.x(), dw);
+        long[] geo = low.geometry();
+        int m = g.dim() == 2 ? g.shape[0] : -1, npix = low.cols(), k = low.rows();
+        if (g.dim() != 2 || g.shape[1] != npix || dw.dim() != 2 || dw.shape[0] != m || dw.shape[1] != k || (k > 1 && dw.strides[1] != 1) || geo[12] != 0)
+            throw new IllegalArgumentException("shape mismatch: weightGradImplicitBf16 " + Shape.str(g.shape) + " x im2col^T [" + npix + ", " + k
+                    + "] into " + Shape.str(dw.shape) + " (dw needs unit stride along its rows; the lowering (c, kh, kw) order)");
+        if (m == 0 || k == 0) return;
+        long ldd = m > 1 ? dw.strides[0] : k, splits = Native.cudaConvWgradSplits(m, k, npix, 0);
+        try (Block g16 = bf16Padded(g, m, Math.max(1, npix)); Block ws = Block.of(Math.max(4, 4L * splits * m * k))) {
+            Native.cudaConvWgrad(ptr(low.x()), geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8], geo[9], geo[10], geo[11],
+                    g16.ptr(), Math.max(1, npix), m, ws.ptr(), splits, ptr(dw), ldd, beta);
+        }
+        IGEMM_EQ3_USES.incrementAndGet();
+    }
+
     /** Switches {@link #convImplicitGemmBf16} for dense convolutions; returns the previous setting. */
     public static boolean setImplicitGemm(boolean on) { boolean was = implicitGemm; implicitGemm = on; return was; }
 
@@ -460,7 +499,7 @@ public final class CudaOps {
         long[] g = low.geometry();
         int k = low.rows(), m = a.dim() == 2 ? a.shape[0] : -1;
         if (a.dim() != 2 || a.shape[1] != k || out.dim() != 4 || out.shape[0] != g[0] || out.shape[1] != m || out.shape[2] != g[10]
-                || out.shape[3] != g[11] || !out.isContiguous())
+                || out.shape[3] != g[11] || !out.isContiguous() || g[12] != 0)
             throw new IllegalArgumentException("shape mismatch: convImplicitGemmBf16 " + Shape.str(a.shape) + " x im2col [" + k + ", "
                     + low.cols() + "] into " + Shape.str(out.shape) + " (needs a contiguous [" + g[0] + ", " + m + ", " + g[10] + ", " + g[11] + "])");
         if (out.numel() == 0) return;

@@ -22,7 +22,9 @@ import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
  *       (straight into NCHW); sp64 / sp128 = fst_cuda_conv_igemm_sp, S(W) 2:4 along K on mma.sp;</li>
  *   <li>Eq. 2 (stride-1 layers): lowered = by_channel (dY into [Cout, N*Ho*Wo] and bf16) + GemmEx (bf16 product) +
  *       col2im_bf16; dense64 / dense128 = the convolution of dY with the tap-reversed W (fst_cuda_wflip16 done before);
- *       sp64 / sp128 = the 2:4 convolution of dY with the tap-reversed S(W^T) (fst_cuda_conv24_t done before).</li>
+ *       sp64 / sp128 = the 2:4 convolution of dY with the tap-reversed S(W^T) (fst_cuda_conv24_t done before);</li>
+ *   <li>Eq. 3: lowered = im2col_bf16 + GemmEx against the implicit GEMM over split positions (fst_cuda_conv_wgrad), for
+ *       all positions and for the fixed mask's kept half (every other output column, FST3_IR's Eq. 3).</li>
  * </ul>
  * The weight preparation (bf16 rounding, pruning, reordering) is timed apart ("prep" rows). Every variant's output is
  * checked once, before timing, on sampled elements against a float64 reference of the same bf16-rounded (and masked)
@@ -243,7 +245,54 @@ public final class CudaConvBench {
             }
             Native.cudaIgemmTile(0);
             if (s == 1 && cout % 32 == 0) eq2(arena, r, l, m, w, wHost);
+            eq3(arena, r, l, m, x, tx, false);
+            eq3(arena, r, l, m, x, tx, true);
         }
+    }
+
+    /**
+     * Eq. 3, dW = g im2col(x)^T with g random bf16 [Cout, positions]: lowered (im2col_bf16 + GemmEx) against the implicit
+     * GEMM over split ranges of positions. half: the fixed mask's kept half as its lowering sees it (every other output
+     * column: the horizontal stride doubled), FST3_IR's Eq. 3.
+     */
+    private void eq3(Arena arena, Random r, Layer l, Mem m, MemorySegment x, Tile tx, boolean half) {
+        int n = cfg.batch(), cin = l.cin(), cout = l.cout(), k = l.k(), s = l.stride(), p = l.pad(), h = l.hw(), kk = l.kk();
+        int sw = half ? 2 * s : s, ho = l.out(), wo = (h + 2 * p - k) / sw + 1;
+        long npix = (long) n * ho * wo;
+        double flops = 2.0 * cout * kk * npix;
+        String eq = half ? "eq3h" : "eq3";
+        Tile tg = tile(arena, r, 1 << 20 | 9);
+        MemorySegment g32 = m.alloc(4 * cout * npix), g16 = m.alloc(2 * cout * npix), dw = m.alloc(4L * cout * kk), cols16 = m.alloc(2L * kk * npix);
+        tg.upload(g32, cout * npix);
+        Native.cudaF32ToBf16(g32, g16, cout * npix);
+        long splits = Native.cudaConvWgradSplits(cout, kk, npix, 0);
+        MemorySegment ws = m.alloc(4 * splits * cout * kk);
+        long[] idx = new long[cfg.samples()];
+        double[][] ref = new double[idx.length][];
+        for (int z = 0; z < idx.length; z++) {
+            int co = r.nextInt(cout), kx = r.nextInt(kk), ci = kx / (k * k), a = kx % (k * k) / k, b = kx % k;
+            idx[z] = (long) co * kk + kx;
+            double[] d = { 0, 0 };
+            for (int img = 0; img < n; img++)
+                for (int oh = 0; oh < ho; oh++)
+                    for (int ow = 0; ow < wo; ow++) {
+                        int ih = oh * s - p + a, iw = ow * sw - p + b;
+                        if (ih < 0 || ih >= h || iw < 0 || iw >= h) continue;
+                        double t = (double) bf(tg.get(co * npix + ((long) img * ho + oh) * wo + ow)) * bf(tx.get((((long) img * cin + ci) * h + ih) * h + iw));
+                        d[0] += t;
+                        d[1] += Math.abs(t);
+                    }
+            ref[z] = d;
+        }
+        Runnable lowered = () -> {
+            Native.cudaIm2colBf16(x, n, cin, h, h, k, k, s, sw, p, p, ho, wo, cols16, kk, npix);
+            Cuda.gemmEx(false, true, cout, kk, npix, 1f, g16, BF16, npix, cols16, BF16, npix, 0f, dw, F32, kk, false);
+        };
+        lowered.run();
+        row(l, eq, "lowered", flops, lowered, check(sampled(dw, idx), ref, npix, 0));
+        Runnable implicit = () -> Native.cudaConvWgrad(x, n, cin, h, h, k, k, s, sw, p, p, ho, wo, g16, npix, cout, ws, splits, dw, kk, 0f);
+        implicit.run();
+        row(l, eq, "implicit", flops, implicit, check(sampled(dw, idx), ref, npix, 0));
     }
 
     private void eq2(Arena arena, Random r, Layer l, Mem m, MemorySegment w, float[] wHost) {
@@ -318,6 +367,16 @@ public final class CudaConvBench {
                 t.add(String.format(Locale.ROOT, "CONV %-8s %-4s %18s %18s %18s %18s %18s %8.2f %8.2f%s", l.name(), eq, cell(lo), cell(d64), cell(d128),
                         cell(s64), cell(s128), dense / sp, lo.median() / Math.min(dense, sp), ok ? "" : "  FAIL"));
             }
+        t.add("CONV3 Eq. 3 median ms (TFLOP/s): all positions and the fixed mask's kept half (eq3h), lowered vs implicit (split positions); "
+                + "half/full = full implicit / half implicit (the target is 2)");
+        t.add(String.format(Locale.ROOT, "CONV3 %-8s %18s %18s %18s %18s %8s %8s", "layer", "lowered", "implicit", "half lowered", "half implicit", "low/imp", "full/half"));
+        for (Layer l : cfg.layers()) {
+            Row fl = find(l, "eq3", "lowered"), fi = find(l, "eq3", "implicit"), hl = find(l, "eq3h", "lowered"), hi = find(l, "eq3h", "implicit");
+            if (fl == null || fi == null || hl == null || hi == null) continue;
+            boolean ok = fl.ok() && fi.ok() && hl.ok() && hi.ok();
+            t.add(String.format(Locale.ROOT, "CONV3 %-8s %18s %18s %18s %18s %8.2f %8.2f%s", l.name(), cell(fl), cell(fi), cell(hl), cell(hi),
+                    fl.median() / fi.median(), fi.median() / hi.median(), ok ? "" : "  FAIL"));
+        }
         return t;
     }
 

@@ -32,9 +32,11 @@ class CudaConvBenchTest {
         assertTrue(ok, text);
         assertFalse(text.contains("FAIL"), text);
         long timed = text.lines().filter(l -> l.startsWith("time ")).count(), table = text.lines().filter(l -> l.matches("CONV \\S+-s .*")).count();
-        // stem-s: Eq. 1 only (stride 2); conv-s and wide-s: Eq. 1 and 2; five variants each
-        assertEquals(5 * 5, timed, text);
+        // stem-s: Eq. 1 only (stride 2); conv-s and wide-s: Eq. 1 and 2; five variants each; every layer: Eq. 3 and its
+        // kept half, two variants each
+        assertEquals(5 * 5 + 3 * 4, timed, text);
         assertEquals(5, table, text);
+        assertEquals(3, text.lines().filter(l -> l.matches("CONV3 \\S+-s .*")).count(), text);
         for (String l : text.lines().filter(x -> x.startsWith("time ")).toList()) {
             double ms = Double.parseDouble(l.replaceAll(".*median\\s+([0-9.]+) ms.*", "$1"));
             assertTrue(ms >= 0 && Double.isFinite(ms), l);

@@ -148,6 +148,57 @@ class CudaBlockKernelsTest {
         }
     }
 
+    /**
+     * Where mma.sp takes each kept value from, probed one value at a time: block (row, c) of 256 holds a single kept value
+     * 1 at row `row`, kept column c, random valid metadata, and B with B[k][0] = 2^(k - 16) (column 0 only), so the product
+     * D[row][0] = 2^(position - 16) names the position the instruction used and every other element of D must be 0. The
+     * expected position is the model's (fst4j_bodies.cuh, sp_meta): 4 (c / 2) + the (c % 2)-th 2-bit field of the row's
+     * metadata for group c / 2. On a device this checks the model against the hardware and, if they differ, the message
+     * lists what the hardware did, so that the model can be corrected from one run.
+     */
+    @Test
+    void mmaSpTakesEveryKeptValueFromThePositionTheModelSays() {
+        int blocks = 256;
+        Random r = new Random(14);
+        int[][] pairs = { { 0, 1 }, { 0, 2 }, { 0, 3 }, { 1, 2 }, { 1, 3 }, { 2, 3 } };
+        short[] kept = new short[blocks * 256], sbt = new short[blocks * 256];
+        int[] meta = new int[blocks * 16], expect = new int[blocks];
+        for (int b = 0; b < blocks; b++) {
+            int row = b / 16, c = b % 16;
+            for (int i = 0; i < 16; i++)
+                for (int g = 0; g < 8; g++) {
+                    int[] p = pairs[r.nextInt(6)];
+                    meta[b * 16 + i] |= (p[0] | p[1] << 2) << (4 * g);
+                }
+            kept[b * 256 + row * 16 + c] = Bf16.of(1f);
+            int m = meta[b * 16 + row], g = c / 2;
+            expect[b] = 4 * g + ((m >>> (4 * g + 2 * (c % 2))) & 3);
+            for (int k = 0; k < 32; k++) sbt[b * 256 + k] = Bf16.of((float) Math.scalb(1.0, k - 16));   // B^T row 0 = B's column 0
+        }
+        Selftest st = selftest(blocks, new float[blocks * T], new short[blocks * 256], new short[blocks * 128], new Sparse(kept, meta, null), sbt);
+        st.run(blocks, 0);
+        float[] sd = mem.downloadFloats(st.sd(), (long) blocks * 128);
+        StringBuilder wrong = new StringBuilder();
+        int bad = 0;
+        for (int b = 0; b < blocks; b++) {
+            int row = b / 16, c = b % 16;
+            StringBuilder got = new StringBuilder();
+            for (int i = 0; i < 16; i++)
+                for (int j = 0; j < 8; j++) {
+                    float v = sd[b * 128 + i * 8 + j];
+                    if (v != 0f) got.append(String.format(" D[%d][%d]=2^%d", i, j, Math.getExponent(v))).append(v == Math.scalb(1f, Math.getExponent(v)) ? "" : "(" + v + ")");
+                }
+            String want = String.format(" D[%d][0]=2^%d", row, expect[b] - 16);
+            if (!got.toString().equals(want)) {
+                bad++;
+                if (wrong.length() < 4000)
+                    wrong.append(String.format("%nrow %d kept column %d, metadata 0x%08x: model position %d, got%s", row, c, meta[b * 16 + row], expect[b],
+                            got.length() == 0 ? " nothing" : got));
+            }
+        }
+        assertEquals(0, bad, bad + " of 256 kept values taken from elsewhere than the model says:" + wrong);
+    }
+
     @Test
     void theEmulatorReportsBarriersAndWarpOperationsThatNotEveryThreadReaches() {
         Random r = new Random(3);

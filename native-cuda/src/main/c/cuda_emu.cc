@@ -245,6 +245,14 @@ static int run_blocks(int k, int64_t nblocks, int threads, int smem, const void 
     default: return fst_cuda_fail("emulator: unknown block kernel %d", k);
     }
     s.args = args;
+    static std::once_flag from_env;   /* FST4J_CUDA_EMU_ORDER=order[:seed] sets the order from the start (whole test suites) */
+    std::call_once(from_env, [] {
+        const char *e = getenv("FST4J_CUDA_EMU_ORDER");
+        if (e && *e >= '0' && *e <= '2') {
+            const char *colon = strchr(e, ':');
+            fst_cuda_emu_order(*e - '0', colon ? atoll(colon + 1) : 1);
+        }
+    });
     const int mode = emu_order.load();
     uint64_t rng = emu_seed.fetch_add(0x9e3779b97f4a7c15ull) | 1;
     unsigned mxcsr; unsigned short fpucw;

@@ -140,7 +140,8 @@ FST_API int fst_cuda_wflip16(const float *w, int64_t cout, int64_t cin, int64_t 
 FST_API int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, const uint16_t *bt, float *d, int64_t blocks, int mode,
                                     const uint16_t *sa, const uint32_t *sm, const uint16_t *sbt, float *sd);
 /* Emulator only (FST_EUNAVAIL on a device): the order in which the threads of a block run between two barriers and
- * warp operations: 0 reverse (the default), 1 forward, 2 shuffled per round from seed (for the JVM, until set again). */
+ * warp operations: 0 reverse (the default), 1 forward, 2 shuffled per round from seed (for the JVM, until set again).
+ * FST4J_CUDA_EMU_ORDER=order[:seed] in the environment sets it before the first block kernel runs. */
 FST_API int fst_cuda_emu_order(int order, int64_t seed);
 /* Implicit-GEMM convolution (Eq. 1 without a lowered matrix): y [n, cout, ho, wo] fp32 = W x im2col(x), W bf16 [cout, ldw]
  * (its first K = c*kh*kw columns), x fp32 NCHW rounded to bf16 as fst_cuda_im2col_bf16 rounds it, fp32 accumulation on the

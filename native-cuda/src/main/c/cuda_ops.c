@@ -425,13 +425,22 @@ int fst_cuda_conv_wgrad(const float *x, int64_t n, int64_t c, int64_t h, int64_t
     return launch(FST_K_splitk_sum, cout * K, &r);
 }
 
-int fst_cuda_wflip16(const float *w, int64_t cout, int64_t cin, int64_t kh, int64_t kw, uint16_t *dst, int64_t ldd) {
+int fst_cuda_wflip16(const float *w, int64_t cout, int64_t cin, int64_t kh, int64_t kw, uint16_t *dst, int64_t ldd, int cfast) {
     READY();
     NUL(!w || !dst);
-    BAD(cout <= 0 || cin <= 0 || kh <= 0 || kw <= 0 || ldd < cout * kh * kw);
+    BAD(cout <= 0 || cin <= 0 || kh <= 0 || kw <= 0 || ldd < cout * kh * kw || (cfast != 0 && cfast != 1));
     OWN(w, cout * cin * kh * kw * 4); OWN(dst, ((cin - 1) * ldd + cout * kh * kw) * 2);
-    fst_k_wflip16_args a = { w, cout, cin, kh, kw, dst, ldd };
+    fst_k_wflip16_args a = { w, cout, cin, kh, kw, dst, ldd, cfast };
     return launch(FST_K_wflip16, cin * cout * kh * kw, &a);
+}
+
+int fst_cuda_wtap16(const float *w, int64_t cout, int64_t cin, int64_t khw, uint16_t *dst, int64_t ldd) {
+    READY();
+    NUL(!w || !dst);
+    BAD(cout <= 0 || cin <= 0 || khw <= 0 || ldd < cin * khw);
+    OWN(w, cout * cin * khw * 4); OWN(dst, ((cout - 1) * ldd + cin * khw) * 2);
+    fst_k_wtap16_args a = { w, cout, cin, khw, dst, ldd };
+    return launch(FST_K_wtap16, cout * cin * khw, &a);
 }
 
 /* ======================= block kernels ======================= */
@@ -456,7 +465,7 @@ int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, cons
 
 int fst_cuda_conv_igemm(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
                         int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *wt, int64_t ldw,
-                        int64_t cout, float *y) {
+                        int64_t cout, float *y, int cfast) {
     READY();
     fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
     NUL(!x || !wt || !y);
@@ -468,7 +477,8 @@ int fst_cuda_conv_igemm(const float *x, int64_t n, int64_t c, int64_t h, int64_t
     OWN(x, n * c * h * w * 4); OWN(wt, ((cout - 1) * ldw + K) * 2); OWN(y, npix * cout * 4);
     const int m128 = igemm_m128(cout);
     const int64_t bm = m128 ? 128 : 64, bn = m128 ? 64 : 128, mtiles = (cout + bm - 1) / bm, ntiles = (npix + bn - 1) / bn;
-    fst_k_igemm_args a = { x, g, wt, ldw, cout, K, npix, mtiles, y };
+    BAD(cfast != 0 && cfast != 1);
+    fst_k_igemm_args a = { x, g, wt, ldw, cout, K, npix, mtiles, y, cfast };
     return launch_blocks_op(m128 ? FST_K_igemm_m128 : FST_K_igemm, mtiles * ntiles, &a, conv_sub(kh, kw, cout));
 }
 

@@ -129,7 +129,8 @@ FST_API int fst_cuda_conv24_t(const float *vt, const uint32_t *mt, int64_t cin, 
 /* dst bf16 [cin, ldd >= cout*kh*kw] = the transposed, tap-reversed weight of w float32 [cout, cin, kh, kw] (contiguous),
  * rounded: dst[ci][(co*kh + r)*kw + s] = w[co][ci][kh-1-r][kw-1-s]. Eq. 2 of a stride-1 convolution with padding p is
  * the convolution of dY with it at padding kh-1-p (fst_cuda_conv_igemm). */
-FST_API int fst_cuda_wflip16(const float *w, int64_t cout, int64_t cin, int64_t kh, int64_t kw, uint16_t *dst, int64_t ldd);
+FST_API int fst_cuda_wflip16(const float *w, int64_t cout, int64_t cin, int64_t kh, int64_t kw, uint16_t *dst, int64_t ldd, int cfast);
+/* (cfast = 1: dst[ci][t*cout + co] = w[co][ci][tap-reversed t]: K ordered (tap, co), channels fastest.) */
 
 /* ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS) ---- */
 /* The block-kernel self-test (fst_k_selftest_args): `blocks` blocks of FST_SELFTEST_T (128) threads; in [blocks * 128],
@@ -148,7 +149,11 @@ FST_API int fst_cuda_emu_order(int order, int64_t seed);
  * tensor cores (the emulator: in k order, as its GemmEx). */
 FST_API int fst_cuda_conv_igemm(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
                                 int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *wt, int64_t ldw,
-                                int64_t cout, float *y);
+                                int64_t cout, float *y, int cfast);
+/* (cfast = 1: W's K ordered (kh, kw, c), channels fastest, as fst_cuda_wtap16 writes it; where c is a multiple of 16 each
+ * thread's 16 values of a slice then share one tap: one bounds check, one load per value.)
+ * dst bf16 [cout, ldd >= c*kh*kw] = w float32 [cout, cin, kh, kw] (contiguous) rounded, K reordered (kh, kw, c). */
+FST_API int fst_cuda_wtap16(const float *w, int64_t cout, int64_t cin, int64_t khw, uint16_t *dst, int64_t ldd);
 
 /* ---- cuBLAS (loaded on first use) ---- */
 /* Row-major fp32 C = alpha op(A) op(B) + beta C, the contract of fst_sgemm; int32 dimensions (cuBLAS's). */

@@ -1080,8 +1080,19 @@ FST_HD void k_srste(i64 i, const fst_k_srste_args &a) {
 FST_HD void k_wflip16(i64 i, const fst_k_wflip16_args &a) {
     const i64 khw = a.kh * a.kw, kk = a.cout * khw;
     if (i >= a.cin * kk) return;
-    const i64 ci = i / kk, j = i - ci * kk, co = j / khw, t = j - co * khw, r = t / a.kw, s = t - r * a.kw;
+    const i64 ci = i / kk, j = i - ci * kk;
+    i64 co, t;
+    if (a.cfast) { t = j / a.cout; co = j - t * a.cout; }   /* (tap, co) */
+    else { co = j / khw; t = j - co * khw; }                 /* (co, tap) */
+    const i64 r = t / a.kw, s = t - r * a.kw;
     a.dst[ci * a.ldd + j] = bf16_bits(f2u(a.w[((co * a.cin + ci) * a.kh + (a.kh - 1 - r)) * a.kw + (a.kw - 1 - s)]));
+}
+
+FST_HD void k_wtap16(i64 i, const fst_k_wtap16_args &a) {
+    const i64 kk = a.cin * a.khw;
+    if (i >= a.cout * kk) return;
+    const i64 co = i / kk, j = i - co * kk, tap = j / a.cin, ci = j - tap * a.cin;
+    a.dst[co * a.ldd + j] = bf16_bits(f2u(a.w[(co * a.cin + ci) * a.khw + tap]));
 }
 
 FST_HD void k_conv24_t(i64 i, const fst_k_conv24_t_args &a) {
@@ -1282,6 +1293,23 @@ template <int BE> FST_BD void ig_load_x(const fst_geom &g, i64 K, const IgStage 
     const int C = (int)g.c, H = (int)g.h, W = (int)g.w, KH = (int)g.kh, KW = (int)g.kw, khw = KH * KW;
     const int ih0 = (int)st.ih0, iw0 = (int)st.iw0, kend = (int)K;
     int k = (int)(k0 + st.bk), ci, r, s;
+    if (cfast && C % BE == 0) {
+        /* channels fastest and C a multiple of BE: this thread's BE values share one tap (k0 + bk is a multiple of BE), so one
+         * bounds check, then a load every H*W floats */
+        const int tap = k / C;
+        ci = k - tap * C;
+        r = tap / KW;
+        s = tap - r * KW;
+        const int ih = ih0 + r, iw = iw0 + s;
+        if (st.jok && k < kend && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W) {
+            const float *p = st.xb + (ci * H + ih) * W + iw;
+            const int HW = H * W;
+            for (int e = 0; e < BE; e += 2, p += 2 * HW) xv[e / 2] = pack2_bf16(LDG(p), LDG(p + HW));
+        } else {
+            for (int e = 0; e < BE / 2; e++) xv[e] = 0u;
+        }
+        return;
+    }
     if (cfast) {
         const int tap = k / C;
         ci = k - tap * C;
@@ -1367,14 +1395,14 @@ template <int BM, int BN> FST_BD void igemm_body(FstCtx &c, const fst_k_igemm_ar
     ig_zero(acc);
     u32 wv[Tl::AE / 2], xv[Tl::BE / 2];
     ig_load_w<BM, BN>(a, m0, t, 0, wv);
-    ig_load_x<Tl::BE>(a.g, a.K, st, 0, xv, false);
+    ig_load_x<Tl::BE>(a.g, a.K, st, 0, xv, a.cfast != 0);
     ig_store_w<BM, BN>(smem, t, wv);
     ig_store_x<Tl::BE>(smem + BM * FST_IG_LDS, st, xv);
     c.sync();
     int cur = 0;
     for (i64 k0 = 0; k0 < a.K; k0 += FST_IG_BK) {
         const bool more = k0 + FST_IG_BK < a.K;
-        if (more) { ig_load_w<BM, BN>(a, m0, t, k0 + FST_IG_BK, wv); ig_load_x<Tl::BE>(a.g, a.K, st, k0 + FST_IG_BK, xv, false); }
+        if (more) { ig_load_w<BM, BN>(a, m0, t, k0 + FST_IG_BK, wv); ig_load_x<Tl::BE>(a.g, a.K, st, k0 + FST_IG_BK, xv, a.cfast != 0); }
         const u16 *As = smem + cur * BUF, *Bs = As + BM * FST_IG_LDS;
         for (int ks = 0; ks < FST_IG_BK; ks += 16) {
             u32 af[2][4], bfr[4][2];

@@ -42,7 +42,10 @@ typedef struct { const uint16_t *src; int64_t ld; float *dst; int64_t rows, imgs
 typedef struct { const float *src; float *dst; uint16_t *dst16; int64_t imgs, rows, plane; } fst_k_by_channel_args;
 /* dst bf16 [cin, ldd] with dst[ci][(co*kh + r)*kw + s] = w[co][ci][kh-1-r][kw-1-s] rounded (w float32 [cout, cin, kh, kw]
  * contiguous): the transposed, tap-reversed weight with which Eq. 2 of a stride-1 convolution is itself a convolution of dY */
-typedef struct { const float *w; int64_t cout, cin, kh, kw; uint16_t *dst; int64_t ldd; } fst_k_wflip16_args;
+typedef struct { const float *w; int64_t cout, cin, kh, kw; uint16_t *dst; int64_t ldd; int cfast /* (tap, co) order */; } fst_k_wflip16_args;
+/* dst bf16 [cout, ldd] with dst[co][(r*kw + s)*cin + ci] = w[co][ci][r][s] rounded: W with K ordered (kh, kw, c), the
+ * implicit GEMM's channels-fastest operand (one tap per 16 of K where cin is a multiple of 16: a cheaper gather) */
+typedef struct { const float *w; int64_t cout, cin, khw; uint16_t *dst; int64_t ldd; } fst_k_wtap16_args;
 /* The 2:4 operand of Eq. 2 of a stride-1 convolution as a convolution of dY (S(W^T), 2:4 along Cout, Cout a multiple of
  * 32): from fst_cuda_prune24_t's kept values vt [cin*kh*kw, cout/2] (float) and metadata mt [cin*kh*kw, cout/32] of W^T,
  * row ci of the tap-reversed weight with K ordered (tap, co): v [cin, kh*kw*cout/2] bf16 and m [cin, kh*kw*cout/32], tap
@@ -151,7 +154,8 @@ typedef struct { const float *in; float *out; const uint16_t *a, *bt; float *d; 
 #define FST_IG_T 256
 #define FST_IG_LDS 40   /* shared-memory row stride in bf16 (32 + 8: the fragment loads of a warp hit 32 banks) */
 #define FST_IG_SMEM(bm, bn) (2 * ((bm) + (bn)) * FST_IG_LDS * 2)
-typedef struct { const float *x; fst_geom g; const uint16_t *w; int64_t ldw, cout, K, npix, mtiles; float *y; } fst_k_igemm_args;
+typedef struct { const float *x; fst_geom g; const uint16_t *w; int64_t ldw, cout, K, npix, mtiles; float *y;
+                 int cfast /* K ordered (kh, kw, c), channels fastest: W from fst_cuda_wtap16 */; } fst_k_igemm_args;
 /* The same with W 2:4 along K, as k_prune24 compresses it: kept values v bf16 [cout, ldv >= 2 ceil(K/4)] (two per group of
  * 4, in order) and metadata words [cout, ldm >= ceil(K/32)] (8 groups per word, 4 bits per group: the two kept positions,
  * the first in the low two bits); mma.sp.m16n8k32 on the sparse tensor cores. Per buffer: the kept values (FST_IGS_LDA
@@ -202,7 +206,7 @@ typedef struct { const float *ws; int64_t splits, cout, K; float *dw; int64_t ld
     X(col2im_bf16_k3, fst_k_col2im_bf16_args) X(col2im_bf16x4_k3, fst_k_col2im_bf16_args)                  \
     X(bf16_unpad_nchw, fst_k_bf16_unpad_nchw_args) X(bf16_unpad_nchw4, fst_k_bf16_unpad_nchw_args)          \
     X(im2col_bf16_s1, fst_k_im2col_bf16_args) X(im2col_bf16_s2, fst_k_im2col_bf16_args) X(by_channel, fst_k_by_channel_args) X(by_channel4, fst_k_by_channel_args) X(prune24_tg, fst_k_prune_args) \
-    X(wflip16, fst_k_wflip16_args) X(conv24_t, fst_k_conv24_t_args) X(splitk_sum, fst_k_splitk_args)
+    X(wflip16, fst_k_wflip16_args) X(conv24_t, fst_k_conv24_t_args) X(splitk_sum, fst_k_splitk_args) X(wtap16, fst_k_wtap16_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 #define FST_BLOCK_KERNEL_ENUM(name, args, threads, smem) FST_K_##name,

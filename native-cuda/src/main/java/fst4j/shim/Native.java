@@ -1341,7 +1341,7 @@ public final class Native {
     // ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS): shared memory, barriers, warp shuffles, tensor-core mma ----
 
     private static final class CudaBlockHandles {
-        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD;
+        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD, WTAP16;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             IGEMM_TILE = bind(lib, "fst_cuda_igemm_tile", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
@@ -1353,12 +1353,13 @@ public final class Native {
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
                     JAVA_LONG, ADDRESS, JAVA_INT), false);
             CONV24_T = bind(lib, "fst_cuda_conv24_t", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS), false);
-            WFLIP16 = bind(lib, "fst_cuda_wflip16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG), false);
+            WFLIP16 = bind(lib, "fst_cuda_wflip16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT), false);
             SELFTEST = bind(lib, "fst_cuda_block_selftest", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT,
                     ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
             EMU_ORDER = bind(lib, "fst_cuda_emu_order", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), false);
             CONV_IGEMM = bind(lib, "fst_cuda_conv_igemm", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
-                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS), false);
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT), false);
+            WTAP16 = bind(lib, "fst_cuda_wtap16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG), false);
         }
     }
 
@@ -1381,10 +1382,23 @@ public final class Native {
      * dst[ci][(co*kh + r)*kw + s] = w[co][ci][kh-1-r][kw-1-s], with which Eq. 2 of a stride-1 convolution is a convolution of dY.
      */
     public static void cudaWflip16(MemorySegment w, long cout, long cin, long kh, long kw, MemorySegment dst, long ldd) {
+        cudaWflip16(w, cout, cin, kh, kw, dst, ldd, false);
+    }
+
+    /** {@link #cudaWflip16} with K ordered (tap, co), channels fastest, where channelsFastest. */
+    public static void cudaWflip16(MemorySegment w, long cout, long cin, long kh, long kw, MemorySegment dst, long ldd, boolean channelsFastest) {
         cudaEnsure();
         int rc;
-        try { rc = (int) CudaBlockHandles.WFLIP16.invokeExact(w, cout, cin, kh, kw, dst, ldd); } catch (Throwable t) { throw rethrow(t); }
+        try { rc = (int) CudaBlockHandles.WFLIP16.invokeExact(w, cout, cin, kh, kw, dst, ldd, channelsFastest ? 1 : 0); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_wflip16");
+    }
+
+    /** dst bf16 [cout, ldd] = w float32 [cout, cin, kh, kw] (contiguous) rounded with K reordered (kh, kw, c), channels fastest. */
+    public static void cudaWtap16(MemorySegment w, long cout, long cin, long khw, MemorySegment dst, long ldd) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaBlockHandles.WTAP16.invokeExact(w, cout, cin, khw, dst, ldd); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_wtap16");
     }
 
     /**
@@ -1431,9 +1445,15 @@ public final class Native {
      */
     public static void cudaConvIgemm(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
                                      long ho, long wo, MemorySegment wt, long ldw, long cout, MemorySegment y) {
+        cudaConvIgemm(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, wt, ldw, cout, y, false);
+    }
+
+    /** {@link #cudaConvIgemm} with W's K ordered (kh, kw, c), channels fastest ({@link #cudaWtap16}), where channelsFastest. */
+    public static void cudaConvIgemm(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                     long ho, long wo, MemorySegment wt, long ldw, long cout, MemorySegment y, boolean channelsFastest) {
         cudaEnsure();
         int rc;
-        try { rc = (int) CudaBlockHandles.CONV_IGEMM.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, wt, ldw, cout, y); }
+        try { rc = (int) CudaBlockHandles.CONV_IGEMM.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, wt, ldw, cout, y, channelsFastest ? 1 : 0); }
         catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_conv_igemm");
     }

@@ -292,6 +292,56 @@ class CudaBlockKernelsTest {
     }
 
     /**
+     * The implicit GEMM with K ordered channels fastest (fst_cuda_wtap16's weight; with the channels a multiple of the
+     * thread's 16 or 8 values, one tap per thread and slice): the reordered weight bit for bit, the convolution against
+     * float64 of the same bf16-rounded operands, on both tiles, at channel counts that take the one-tap gather on one tile
+     * or both (16, 24, 48) and the general one (3, 5).
+     */
+    @Test
+    void channelsFastestImplicitGemmEqualsItsDefinition() {
+        eachTile(tile -> channelsFastestImplicitGemmEqualsItsDefinition(tile));
+    }
+
+    private void channelsFastestImplicitGemmEqualsItsDefinition(int tile) {
+        Random r = new Random(15);
+        int[][] cases = { { 2, 16, 7, 9, 3, 3, 1, 1, 1, 1, 20 }, { 1, 24, 6, 6, 3, 3, 2, 2, 1, 1, 70 }, { 2, 48, 5, 5, 1, 1, 1, 1, 0, 0, 9 },
+                { 2, 3, 9, 9, 3, 3, 1, 1, 1, 1, 8 }, { 1, 5, 8, 8, 7, 7, 2, 2, 3, 3, 4 } };
+        for (int[] cs : cases) {
+            int n = cs[0], c = cs[1], h = cs[2], w = cs[3], kh = cs[4], kw = cs[5], sh = cs[6], sw = cs[7], ph = cs[8], pw = cs[9], cout = cs[10];
+            int ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1, khw = kh * kw, k = c * khw, ldw = k + 3, plane = ho * wo;
+            String at = java.util.Arrays.toString(cs) + " tile " + tile;
+            float[] x = new float[n * c * h * w], wt = new float[cout * k];
+            for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
+            for (int i = 0; i < wt.length; i++) wt[i] = (float) r.nextGaussian();
+            MemorySegment dx = mem.upload(x), dw = mem.upload(wt), w16 = mem.dev(2L * cout * ldw), dy = mem.dev(4L * n * cout * plane);
+            Native.cudaWtap16(dw, cout, c, khw, w16, ldw);
+            short[] got16 = mem.downloadShorts(w16, (long) cout * ldw);
+            for (int co = 0; co < cout; co++)
+                for (int t = 0; t < khw; t++)
+                    for (int ci = 0; ci < c; ci++)
+                        assertEquals(Bf16.of(wt[(co * c + ci) * khw + t]), got16[co * ldw + t * c + ci], "reordered weight " + at);
+            Native.cudaConvIgemm(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, w16, ldw, cout, dy, true);
+            float[] y = mem.downloadFloats(dy, (long) n * cout * plane);
+            for (int img = 0; img < n; img++)
+                for (int oc = 0; oc < cout; oc++)
+                    for (int oh = 0; oh < ho; oh++)
+                        for (int ow = 0; ow < wo; ow++) {
+                            double want = 0, mag = 0;
+                            for (int ci = 0; ci < c; ci++)
+                                for (int a = 0; a < kh; a++)
+                                    for (int b = 0; b < kw; b++) {
+                                        int ih = oh * sh - ph + a, iw = ow * sw - pw + b;
+                                        if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                                        double p = (double) Bf16.round(wt[(oc * c + ci) * khw + a * kw + b]) * Bf16.round(x[((img * c + ci) * h + ih) * w + iw]);
+                                        want += p;
+                                        mag += Math.abs(p);
+                                    }
+                            assertEquals(want, y[((img * cout + oc) * ho + oh) * wo + ow], k * 0x1p-23 * mag + 1e-30, at + " at " + img + "," + oc + "," + oh + "," + ow);
+                        }
+        }
+    }
+
+    /**
      * The 2:4 implicit GEMM (mma.sp) on W as fst_cuda_prune24 compresses it (kept values rounded to bf16, metadata words)
      * against the dense implicit GEMM on the masked W: on the emulator the same sums in the same order (the pruned terms
      * add zeros), bit for bit; on a device within K 2^-23 of the sum of |products| of a float64 reference. Geometries as
@@ -368,7 +418,7 @@ class CudaBlockKernelsTest {
     private void eq2OfAStrideOneConvolutionIsTheConvolutionOfDyWithTheFlippedWeight(int tile) {
         Random r = new Random(8);
         // n, cin, h, w, k, padding, cout: "same" 3x3, no padding, Cin past one 64-tile, 1x1, a 7x7 with padding 3
-        int[][] cases = { { 2, 3, 9, 11, 3, 1, 5 }, { 1, 4, 6, 7, 3, 0, 6 }, { 2, 70, 6, 5, 3, 1, 8 }, { 1, 4, 7, 7, 1, 0, 9 }, { 2, 3, 10, 10, 7, 3, 4 } };
+        int[][] cases = { { 2, 3, 9, 11, 3, 1, 5 }, { 1, 4, 6, 7, 3, 0, 6 }, { 2, 70, 6, 5, 3, 1, 8 }, { 1, 4, 7, 7, 1, 0, 9 }, { 2, 3, 10, 10, 7, 3, 4 }, { 2, 5, 7, 8, 3, 1, 32 }, { 1, 3, 6, 6, 3, 1, 16 } };
         for (int[] cs : cases) {
             int n = cs[0], cin = cs[1], h = cs[2], w = cs[3], k = cs[4], p = cs[5], cout = cs[6], ho = h + 2 * p - k + 1, wo = w + 2 * p - k + 1;
             int kk = cout * k * k, ldd = kk + 3, q = k - 1 - p;
@@ -376,15 +426,17 @@ class CudaBlockKernelsTest {
             float[] wt = new float[cout * cin * k * k], dy = new float[n * cout * ho * wo];
             for (int i = 0; i < wt.length; i++) wt[i] = (float) r.nextGaussian();
             for (int i = 0; i < dy.length; i++) dy[i] = (float) r.nextGaussian();
+            for (boolean cfast : new boolean[]{ false, true }) {
             MemorySegment dw = mem.upload(wt), ddy = mem.upload(dy), flipped = mem.dev(2L * cin * ldd), dx = mem.dev(4L * n * cin * h * w);
-            Native.cudaWflip16(dw, cout, cin, k, k, flipped, ldd);
+            Native.cudaWflip16(dw, cout, cin, k, k, flipped, ldd, cfast);
             short[] f = mem.downloadShorts(flipped, (long) cin * ldd);
             for (int ci = 0; ci < cin; ci++)
                 for (int co = 0; co < cout; co++)
                     for (int a = 0; a < k; a++)
                         for (int b = 0; b < k; b++)
-                            assertEquals(Bf16.of(wt[((co * cin + ci) * k + (k - 1 - a)) * k + (k - 1 - b)]), f[ci * ldd + (co * k + a) * k + b], "flipped weight " + at);
-            Native.cudaConvIgemm(ddy, n, cout, ho, wo, k, k, 1, 1, q, q, h, w, flipped, ldd, cin, dx);
+                            assertEquals(Bf16.of(wt[((co * cin + ci) * k + (k - 1 - a)) * k + (k - 1 - b)]),
+                                    f[ci * ldd + (cfast ? (a * k + b) * cout + co : (co * k + a) * k + b)], "flipped weight " + at + " cfast " + cfast);
+            Native.cudaConvIgemm(ddy, n, cout, ho, wo, k, k, 1, 1, q, q, h, w, flipped, ldd, cin, dx, cfast);
             float[] got = mem.downloadFloats(dx, (long) n * cin * h * w);
             for (int img = 0; img < n; img++)
                 for (int ci = 0; ci < cin; ci++)
@@ -400,8 +452,9 @@ class CudaBlockKernelsTest {
                                         want += t;
                                         mag += Math.abs(t);
                                     }
-                            assertEquals(want, got[((img * cin + ci) * h + ih) * w + iw], kk * 0x1p-23 * mag + 1e-30, at + " at " + img + "," + ci + "," + ih + "," + iw);
+                            assertEquals(want, got[((img * cin + ci) * h + ih) * w + iw], kk * 0x1p-23 * mag + 1e-30, at + " cfast " + cfast + " at " + img + "," + ci + "," + ih + "," + iw);
                         }
+            }
         }
         assertThrows(IllegalArgumentException.class, () -> Native.cudaWflip16(mem.dev(64), 2, 2, 2, 2, mem.dev(64), 7), "ldd < cout*kh*kw");
     }

@@ -232,9 +232,13 @@ public final class CudaConvBench {
                 asMatrix[q] = co * npix + (img * ho + oh) * ho + ow;
             }
             row(l, "eq1", "lowered", flops, lowered, check(sampled(y2, asMatrix), refD, kk, 0));
+            // the dense kernel as the step runs it: W's K channels fastest where the channels are a multiple of 16
+            boolean cfast = cin % 16 == 0;
+            MemorySegment wd = cfast ? m.alloc(2L * cout * kk) : w16;
+            if (cfast) prep(l, "W to bf16, K channels fastest", () -> Native.cudaWtap16(w, cout, cin, (long) k * k, wd, kk));
             for (int tileM : new int[] { 64, 128 }) {
                 Native.cudaIgemmTile(tileM);
-                Runnable dense = () -> Native.cudaConvIgemm(x, n, cin, h, h, k, k, s, s, p, p, ho, ho, w16, kk, cout, y);
+                Runnable dense = () -> Native.cudaConvIgemm(x, n, cin, h, h, k, k, s, s, p, p, ho, ho, wd, kk, cout, y, cfast);
                 dense.run();
                 double e = check(sampled(y, idx), refD, kk, 0);
                 row(l, "eq1", "dense" + tileM, flops, dense, e);
@@ -305,7 +309,8 @@ public final class CudaConvBench {
         Native.cudaF32ToBf16(w, w16, (long) cout * kk);
         MemorySegment vt = m.alloc(4L * kk * cout / 2), mt = m.alloc(4L * kk * cout / 32), maskedT = m.alloc(4L * kk * cout),
                 sv = m.alloc(2L * kk * cout / 2), sm = m.alloc(4L * kk * cout / 32);
-        prep(l, "W^T tap-reversed (wflip16)", () -> Native.cudaWflip16(w, cout, cin, k, k, flip16, (long) cout * khw));
+        boolean cfast = cout % 16 == 0;   // as the step runs it
+        prep(l, "W^T tap-reversed (wflip16)", () -> Native.cudaWflip16(w, cout, cin, k, k, flip16, (long) cout * khw, cfast));
         prep(l, "S(W^T): prune24_t + conv24_t", () -> {
             Native.cudaPrune24Transposed(cout, kk, w, kk, vt, mt, maskedT, cout, MemorySegment.NULL, 0);
             Native.cudaConv24T(vt, mt, cin, cout, khw, sv, sm);
@@ -340,7 +345,7 @@ public final class CudaConvBench {
         row(l, "eq2", "lowered", flops, lowered, check(sampled(dx, idx), refD, (long) cout * khw, 0x1p-8));
         for (int tileM : new int[] { 64, 128 }) {
             Native.cudaIgemmTile(tileM);
-            Runnable dense = () -> Native.cudaConvIgemm(dy, n, cout, ho, ho, k, k, 1, 1, q, q, h, h, flip16, (long) cout * khw, cin, dx);
+            Runnable dense = () -> Native.cudaConvIgemm(dy, n, cout, ho, ho, k, k, 1, 1, q, q, h, h, flip16, (long) cout * khw, cin, dx, cfast);
             dense.run();
             row(l, "eq2", "dense" + tileM, flops, dense, check(sampled(dx, idx), refD, (long) cout * khw, 0));
             Runnable sparse = () -> Native.cudaConvIgemmSparse(dy, n, cout, ho, ho, k, k, 1, 1, q, q, h, h, sv, (long) khw * cout / 2, sm,

@@ -103,9 +103,8 @@ class CudaSparseMethodsTest {
 
     /**
      * DENSE's Eq. 1 as one implicit-GEMM kernel (-Dfst4j.cuda.igemm=true) instead of im2col_bf16, the bf16 GEMM and the
-     * permute into NCHW. On the emulator its mma model and its GemmEx both add in k order: the same step, bit for bit.
-     * On a device the tensor cores add in their own order: the loss within 1e-4 (relative) and every gradient within
-     * 1 % of its largest element.
+     * permute into NCHW: as close to the float32 step as the lowered one. (Where a layer's channels are a multiple of 16
+     * the kernel takes K channels fastest, a different order of the sums, so not the same bits even on the emulator.)
      */
     @org.junit.jupiter.api.Test
     void theImplicitGemmConvolutionGivesTheLoweredStep() {
@@ -114,17 +113,10 @@ class CudaSparseMethodsTest {
         boolean keep = fst4j.autograd.Layers.keepColumns;
         fst4j.autograd.Layers.keepColumns = false;
         try {
-            if (Cuda.isEmulated())
-                switchChangesNoBit(SparseConfig.Method.DENSE, fst4j.tensor.CudaOps::setImplicitGemm, fst4j.tensor.CudaOps::implicitGemmUses, () -> true,
-                        "a convolution ran as an implicit GEMM");
-            else implicitGemmStepOnADevice();
+            closeSteps(SparseConfig.Method.DENSE, fst4j.tensor.CudaOps::setImplicitGemm, fst4j.tensor.CudaOps::implicitGemmUses, "implicit GEMM");
         } finally {
             fst4j.autograd.Layers.keepColumns = keep;
         }
-    }
-
-    private static void implicitGemmStepOnADevice() {
-        closeSteps(SparseConfig.Method.DENSE, fst4j.tensor.CudaOps::setImplicitGemm, fst4j.tensor.CudaOps::implicitGemmUses, "implicit GEMM");
     }
 
     /**

@@ -429,10 +429,11 @@ public final class CudaOps {
         if (dx.numel() == 0) return dx;
         long kk = (long) cout * k * k;
         int q = k - 1 - padding;
+        boolean cfast = cout % 16 == 0;   // K as (tap, co): one tap per 16 values of the gather
         try (Tensor wc = w.contiguous(); Tensor dyc = dy.contiguous(); Block w16 = Block.of(2L * cin * kk)) {
-            Native.cudaWflip16(ptr(wc), cout, cin, k, k, w16.ptr(), kk);
+            Native.cudaWflip16(ptr(wc), cout, cin, k, k, w16.ptr(), kk, cfast);
             Native.cudaConvIgemm(ptr(dyc), dy.shape[0], cout, dy.shape[2], dy.shape[3], k, k, 1, 1, q, q, inputShape[2], inputShape[3], w16.ptr(), kk,
-                    cin, ptr(dx));
+                    cin, ptr(dx), cfast);
         } catch (RuntimeException | Error e) {
             dx.close();
             throw e;
@@ -491,8 +492,9 @@ public final class CudaOps {
 
     /**
      * Eq. 1 as one implicit-GEMM kernel: out [N, M, Ho, Wo] (contiguous, overwritten) = a im2col(low.x()) with a [M,
-     * C*kh*kw] (any strides) rounded into a bf16 copy and x rounded to bf16 as the kernel stages it; fp32 accumulation.
-     * The values of {@link #gemmLoweredBf16} followed by the permute into NCHW, up to the order of the sums.
+     * C*kh*kw] (any strides) rounded into a bf16 copy (with K reordered channels fastest where C is a multiple of 16) and x
+     * rounded to bf16 as the kernel stages it; fp32 accumulation. The values of {@link #gemmLoweredBf16} followed by the
+     * permute into NCHW, up to the order of the sums.
      */
     public static void convImplicitGemmBf16(Tensor a, Lowering low, Tensor out) {
         require("convImplicitGemmBf16", a, low.x(), out);
@@ -503,8 +505,16 @@ public final class CudaOps {
             throw new IllegalArgumentException("shape mismatch: convImplicitGemmBf16 " + Shape.str(a.shape) + " x im2col [" + k + ", "
                     + low.cols() + "] into " + Shape.str(out.shape) + " (needs a contiguous [" + g[0] + ", " + m + ", " + g[10] + ", " + g[11] + "])");
         if (out.numel() == 0) return;
-        try (Block a16 = bf16Padded(a, m, k)) {
-            Native.cudaConvIgemm(ptr(low.x()), g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], a16.ptr(), k, m, ptr(out));
+        if (g[1] % 16 == 0) {
+            // channels a multiple of 16: W's K reordered (kh, kw, c) so that the kernel's gather takes one tap per 16 values
+            try (Tensor ac = a.contiguous(); Block a16 = Block.of(2L * m * k)) {
+                Native.cudaWtap16(ptr(ac), m, g[1], g[4] * g[5], a16.ptr(), k);
+                Native.cudaConvIgemm(ptr(low.x()), g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], a16.ptr(), k, m, ptr(out), true);
+            }
+        } else {
+            try (Block a16 = bf16Padded(a, m, k)) {
+                Native.cudaConvIgemm(ptr(low.x()), g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], a16.ptr(), k, m, ptr(out));
+            }
         }
         IGEMM_USES.incrementAndGet();
     }

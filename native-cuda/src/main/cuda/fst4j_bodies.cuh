@@ -1268,6 +1268,8 @@ struct IgStage {
     i64 ih0, iw0;      /* its output position's top-left input coordinates */
     bool jok;          /* its position exists */
     int bp, bk;
+    uint64_t vmask;    /* bit r*kw + s: tap (r, s) of this position lies inside the image (kh*kw <= 64; 0 when !jok) */
+    int base;          /* ih0 * w + iw0 */
 };
 
 /* This thread's position of the block's tile (t % BN) for the im2col slices. */
@@ -1282,6 +1284,12 @@ template <int BN, int BE> FST_BD IgStage ig_stage(const fst_geom &g, int t, i64 
     st.xb = x + img * g.c * g.h * g.w;
     st.ih0 = oh * g.sh - g.ph;
     st.iw0 = ow * g.sw - g.pw;
+    st.base = (int)(st.ih0 * g.w + st.iw0);
+    st.vmask = 0;
+    if (st.jok && g.kh * g.kw <= 64)
+        for (int r = 0; r < (int)g.kh; r++)
+            for (int s = 0; s < (int)g.kw; s++)
+                if ((u32)(st.ih0 + r) < (u32)g.h && (u32)(st.iw0 + s) < (u32)g.w) st.vmask |= (uint64_t)1 << (r * (int)g.kw + s);
     return st;
 }
 
@@ -1307,6 +1315,30 @@ template <int BE> FST_BD void ig_load_x(const fst_geom &g, i64 K, const IgStage 
             for (int e = 0; e < BE; e += 2, p += 2 * HW) xv[e / 2] = pack2_bf16(LDG(p), LDG(p + HW));
         } else {
             for (int e = 0; e < BE / 2; e++) xv[e] = 0u;
+        }
+        return;
+    }
+    if (!cfast && khw <= 64) {
+        /* (c, kh, kw) order: the taps' validity from the position's mask, the address advanced by one per value (by a row or
+         * a plane where the tap wraps): no bounds arithmetic per value */
+        ci = k / khw;
+        int t = k - ci * khw;
+        s = t % KW;
+        const int HW = H * W, kvalid = kend - k;
+        int off = ci * HW + st.base + (t / KW) * W + s;
+        float lo = 0.0f;
+        for (int e = 0; e < BE; e++) {
+            float v = 0.0f;
+            if (e < kvalid && ((st.vmask >> t) & 1u)) v = LDG(st.xb + off);
+            if (e & 1) xv[e / 2] = pack2_bf16(lo, v);
+            else lo = v;
+            off++;
+            t++;
+            if (++s == KW) {
+                s = 0;
+                off += W - KW;
+                if (t == khw) { t = 0; off += HW - KH * W; }
+            }
         }
         return;
     }

@@ -401,27 +401,27 @@ int64_t fst_cuda_conv_wgrad_splits(int64_t cout, int64_t K, int64_t npix, int64_
 
 int fst_cuda_conv_wgrad(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                         int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *g, int64_t ldg, int64_t cout, float *ws,
-                        int64_t splits, float *dw, int64_t ldd, float beta) {
+                        int64_t splits, float *dw, int64_t ldd, float beta, int cfast) {
     READY();
     fst_geom geo = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
     NUL(!x || !g || !ws || !dw);
     GEOM(geo);
     const int64_t K = c * kh * kw, npix = n * ho * wo;
-    BAD(cout <= 0 || ldg < npix || ldd < K || splits < 1);
+    BAD(cout <= 0 || ldg < npix || ldd < K || splits < 1 || (cfast != 0 && cfast != 1));
     BAD(c * h * w >= ((int64_t)1 << 31) || K >= ((int64_t)1 << 31));   /* the kernel's 32-bit index math inside an image */
     OWN(dw, ((cout - 1) * ldd + K) * 4);
     if (npix == 0) {   /* an empty sum: dw = beta dw */
-        fst_k_splitk_args z = { ws, 0, cout, K, dw, ldd, beta };
+        fst_k_splitk_args z = { ws, 0, cout, K, dw, ldd, beta, 0, c, kh * kw };
         return launch(FST_K_splitk_sum, cout * K, &z);
     }
     /* positions per split: a multiple of the slice, so that splits never share one */
     const int64_t chunk = ((npix + splits - 1) / splits + FST_IG_BK - 1) / FST_IG_BK * FST_IG_BK, used = (npix + chunk - 1) / chunk;
     OWN(x, n * c * h * w * 4); OWN(g, ((cout - 1) * ldg + npix) * 2); OWN(ws, used * cout * K * 4);
     const int64_t mtiles = (cout + 63) / 64, ntiles = (K + 127) / 128;
-    fst_k_igemm_wg_args a = { x, geo, g, ldg, cout, K, npix, chunk, mtiles, ntiles, ws };
+    fst_k_igemm_wg_args a = { x, geo, g, ldg, cout, K, npix, chunk, mtiles, ntiles, ws, cfast };
     int rc = launch_blocks_op(FST_K_igemm_wg, mtiles * ntiles * used, &a, conv_sub(kh, kw, cout));
     if (rc) return rc;
-    fst_k_splitk_args r = { ws, used, cout, K, dw, ldd, beta };
+    fst_k_splitk_args r = { ws, used, cout, K, dw, ldd, beta, cfast, c, kh * kw };
     return launch(FST_K_splitk_sum, cout * K, &r);
 }
 

@@ -112,7 +112,9 @@ FST_API int fst_cuda_by_channel(const float *src, int64_t imgs, int64_t rows, in
 FST_API int64_t fst_cuda_conv_wgrad_splits(int64_t cout, int64_t K, int64_t npix, int64_t requested);
 FST_API int fst_cuda_conv_wgrad(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                                 int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *g, int64_t ldg, int64_t cout, float *ws,
-                                int64_t splits, float *dw, int64_t ldd, float beta);
+                                int64_t splits, float *dw, int64_t ldd, float beta, int cfast);
+/* (cfast = 1: the kernel runs K channels fastest, one tap per thread's 8 values where c % 8 == 0, and the split sum writes
+ * dw back in (c, kh, kw) order: the same dw up to the order of the sums.) */
 /* The implicit GEMMs' tile: 0 (choose: 128 output channels x 64 positions from 128 output channels on, else 64 x 128), 64
  * or 128 (always that); -1 only asks. Returns the previous setting. FST4J_CUDA_IGEMM_TILE sets it from the start. */
 FST_API int fst_cuda_igemm_tile(int tile);

@@ -1114,7 +1114,9 @@ FST_HD void k_splitk_sum(i64 i, const fst_k_splitk_args &a) {
     const i64 co = i / a.K, k = i - co * a.K;
     float v = 0.0f;
     for (i64 s = 0; s < a.splits; s++) v += a.ws[s * a.cout * a.K + i];
-    float *d = a.dw + co * a.ldd + k;
+    i64 kd = k;   /* the column of dw: the workspace's (kh, kw, c) column k back in (c, kh, kw) order */
+    if (a.cfast) { const i64 tap = k / a.c; kd = (k - tap * a.c) * a.khw + tap; }
+    float *d = a.dw + co * a.ldd + kd;
     if (a.beta != 0.0f) v += a.beta * *d;
     *d = v;
 }
@@ -1546,7 +1548,7 @@ FST_BD void kb_igemm_sp_m128(FstCtx &c, const fst_k_igemm_sp_args &a) { igemm_sp
  * im2col^T slice gathered from x, each thread two consecutive positions (one packed pair per k) and 8 consecutive k of
  * the tile (its (c, kh, kw) fixed for the whole kernel), so that consecutive lanes read consecutive positions. The partial
  * product goes to ws[split]; k_splitk_sum adds the splits. */
-FST_BD void igwg_load_b(const fst_k_igemm_wg_args &a, i64 j0, int jl, int ci0, int r0, int s0, bool kok[8], u32 xv[8]) {
+FST_BD void igwg_load_b(const fst_k_igemm_wg_args &a, i64 j0, int jl, int ci0, int r0, int s0, bool kok[8], u32 xv[8], bool onetap) {
     const fst_geom &g = a.g;
     const int H = (int)g.h, W = (int)g.w, C = (int)g.c, KH = (int)g.kh, KW = (int)g.kw;
     const i64 P = g.ho * g.wo;
@@ -1562,6 +1564,18 @@ FST_BD void igwg_load_b(const fst_k_igemm_wg_args &a, i64 j0, int jl, int ci0, i
         ihb[u] = (int)(oh * g.sh - g.ph);
         iwb[u] = (int)(ow * g.sw - g.pw);
     }
+    if (onetap) {
+        /* K channels fastest with C % 8 == 0: the 8 values share tap (r0, s0); one bounds check per position, then a load
+         * a plane apart */
+        const float *p[2];
+        for (int u = 0; u < 2; u++) {
+            const int ih = ihb[u] + r0, iw = iwb[u] + s0;
+            p[u] = ok[u] && kok[0] && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W ? xb[u] + (ci0 * H + ih) * W + iw : nullptr;
+        }
+        const int HW = H * W;
+        for (int e = 0; e < 8; e++) xv[e] = pack2_bf16(p[0] ? LDG(p[0] + e * HW) : 0.0f, p[1] ? LDG(p[1] + e * HW) : 0.0f);
+        return;
+    }
     int ci = ci0, r = r0, s = s0;
     for (int e = 0; e < 8; e++) {
         float v[2];
@@ -1570,9 +1584,9 @@ FST_BD void igwg_load_b(const fst_k_igemm_wg_args &a, i64 j0, int jl, int ci0, i
             v[u] = ok[u] && kok[e] && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W ? LDG(xb[u] + (ci * H + ih) * W + iw) : 0.0f;
         }
         xv[e] = pack2_bf16(v[0], v[1]);
-        if (++s == KW) { s = 0; if (++r == KH) { r = 0; ci++; } }
+        if (a.cfast) { if (++ci == C) { ci = 0; if (++s == KW) { s = 0; r++; } } }
+        else if (++s == KW) { s = 0; if (++r == KH) { r = 0; ci++; } }
     }
-    (void)C;
 }
 
 FST_BD void kb_igemm_wg(FstCtx &c, const fst_k_igemm_wg_args &a) {
@@ -1586,7 +1600,19 @@ FST_BD void kb_igemm_wg(FstCtx &c, const fst_k_igemm_wg_args &a) {
     const i64 co = m0 + (t >> 2);
     const int ac = (t & 3) * 8, jl = 2 * (t & 15), kl = (t >> 4) * 8;
     const i64 khw = a.g.kh * a.g.kw, k0 = n0 + kl;
-    const int ci0 = (int)(k0 / khw), rr = (int)(k0 - ci0 * khw), r0 = rr / (int)a.g.kw, s0 = rr - r0 * (int)a.g.kw;
+    int ci0, r0, s0;
+    if (a.cfast) {
+        const int tap = (int)(k0 / a.g.c);
+        ci0 = (int)(k0 - (i64)tap * a.g.c);
+        r0 = tap / (int)a.g.kw;
+        s0 = tap - r0 * (int)a.g.kw;
+    } else {
+        ci0 = (int)(k0 / khw);
+        const int rr = (int)(k0 - ci0 * khw);
+        r0 = rr / (int)a.g.kw;
+        s0 = rr - r0 * (int)a.g.kw;
+    }
+    const bool onetap = a.cfast && a.g.c % 8 == 0;
     bool kok[8];
     for (int e = 0; e < 8; e++) kok[e] = k0 + e < a.K;
     float acc[2][4][4];
@@ -1599,7 +1625,7 @@ FST_BD void kb_igemm_wg(FstCtx &c, const fst_k_igemm_wg_args &a) {
             const u16 hi = co < a.cout && j + 1 < jend ? a.gr[co * a.ldg + j + 1] : 0;
             av[e / 2] = pack_bf16(lo, hi);
         }
-        igwg_load_b(a, j0, jl, ci0, r0, s0, kok, xv);
+        igwg_load_b(a, j0, jl, ci0, r0, s0, kok, xv, onetap);
         if (j0 + jl >= jend) xv[0] = xv[1] = xv[2] = xv[3] = xv[4] = xv[5] = xv[6] = xv[7] = 0u;
         else if (j0 + jl + 1 >= jend)
             for (int e = 0; e < 8; e++) xv[e] &= 0xffffu;   /* the pair's second position is past the split */

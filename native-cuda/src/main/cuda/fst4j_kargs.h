@@ -172,8 +172,10 @@ typedef struct { const float *x; fst_geom g; const uint16_t *v; int64_t ldv; con
  * positions (chunk of them per split, a multiple of FST_IG_BK), x float32 NCHW rounded to bf16 as it is staged; then
  * k_splitk_sum adds the splits in order: dw [cout, ldd] = sum + beta dw (beta == 0: dw not read). Tiles of 64 output
  * channels x 128 of K x FST_IG_BK positions. */
-typedef struct { const float *x; fst_geom g; const uint16_t *gr; int64_t ldg, cout, K, npix, chunk, mtiles, ntiles; float *ws; } fst_k_igemm_wg_args;
-typedef struct { const float *ws; int64_t splits, cout, K; float *dw; int64_t ldd; float beta; } fst_k_splitk_args;
+typedef struct { const float *x; fst_geom g; const uint16_t *gr; int64_t ldg, cout, K, npix, chunk, mtiles, ntiles; float *ws;
+                 int cfast /* the workspace's K ordered (kh, kw, c): a thread's 8 values share one tap where c % 8 == 0 */; } fst_k_igemm_wg_args;
+/* dw [cout, ldd] (K in (c, kh, kw) order) = the splits' sum + beta dw; with cfast the workspace's K is (kh, kw, c): c, khw */
+typedef struct { const float *ws; int64_t splits, cout, K; float *dw; int64_t ldd; float beta; int cfast; int64_t c, khw; } fst_k_splitk_args;
 
 /* X(name, argument struct, threads per block, bytes of shared memory) */
 #define FST_BLOCK_KERNELS(X) \

@@ -294,7 +294,7 @@ public final class CudaConvBench {
         };
         lowered.run();
         row(l, eq, "lowered", flops, lowered, check(sampled(dw, idx), ref, npix, 0));
-        Runnable implicit = () -> Native.cudaConvWgrad(x, n, cin, h, h, k, k, s, sw, p, p, ho, wo, g16, npix, cout, ws, splits, dw, kk, 0f);
+        Runnable implicit = () -> Native.cudaConvWgrad(x, n, cin, h, h, k, k, s, sw, p, p, ho, wo, g16, npix, cout, ws, splits, dw, kk, 0f, cin % 8 == 0);   // as the step runs it
         implicit.run();
         row(l, eq, "implicit", flops, implicit, check(sampled(dw, idx), ref, npix, 0));
     }

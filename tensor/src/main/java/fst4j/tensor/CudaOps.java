@@ -475,8 +475,9 @@ public final class CudaOps {
         if (m == 0 || k == 0) return;
         long ldd = m > 1 ? dw.strides[0] : k, splits = Native.cudaConvWgradSplits(m, k, npix, 0);
         try (Block g16 = bf16Padded(g, m, Math.max(1, npix)); Block ws = Block.of(Math.max(4, 4L * splits * m * k))) {
+            // channels a multiple of 8: the kernel runs K channels fastest (one tap per thread's 8 values); dw comes back in order
             Native.cudaConvWgrad(ptr(low.x()), geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8], geo[9], geo[10], geo[11],
-                    g16.ptr(), Math.max(1, npix), m, ws.ptr(), splits, ptr(dw), ldd, beta);
+                    g16.ptr(), Math.max(1, npix), m, ws.ptr(), splits, ptr(dw), ldd, beta, geo[1] % 8 == 0);
         }
         IGEMM_EQ3_USES.incrementAndGet();
     }

@@ -1394,15 +1394,32 @@ FST_BD void ig_epilogue(const fst_geom &g, float *y, i64 cout, i64 npix, i64 m0,
 }
 
 /* W's slice at k0: AE bf16 of row m0 + t / APR from k0 + (t % APR) AE, packed in pairs */
+/* N (a multiple of 8) bf16 of a row from column c0, zero at and past lim (and everywhere when !rowok), packed in pairs: one
+ * 16-byte load per 8 where the row's 8 values are inside and 16-byte aligned (the weights' usual case), else one by one */
+template <int N> FST_BD void ld_row16(const u16 *row, i64 c0, i64 lim, bool rowok, u32 out[N / 2]) {
+    if (rowok && c0 + N <= lim && (((uintptr_t)(row + c0)) & 15) == 0) {
+        for (int e = 0; e < N; e += 8) {
+#ifdef __CUDA_ARCH__
+            const uint4 v = *(const uint4 *)(row + c0 + e);
+            out[e / 2] = v.x; out[e / 2 + 1] = v.y; out[e / 2 + 2] = v.z; out[e / 2 + 3] = v.w;
+#else
+            memcpy(out + e / 2, row + c0 + e, 16);
+#endif
+        }
+        return;
+    }
+    for (int e = 0; e < N; e += 2) {
+        const u16 lo = rowok && c0 + e < lim ? row[c0 + e] : 0;
+        const u16 hi = rowok && c0 + e + 1 < lim ? row[c0 + e + 1] : 0;
+        out[e / 2] = pack_bf16(lo, hi);
+    }
+}
+
 template <int BM, int BN> FST_BD void ig_load_w(const fst_k_igemm_args &a, i64 m0, int t, i64 k0, u32 wv[IgTile<BM, BN>::AE / 2]) {
     typedef IgTile<BM, BN> Tl;
     const i64 co = m0 + t / Tl::APR, kc = k0 + (t % Tl::APR) * Tl::AE;
-    for (int e = 0; e < Tl::AE; e += 2) {
-        const i64 k = kc + e;
-        const u16 lo = co < a.cout && k < a.K ? a.w[co * a.ldw + k] : 0;
-        const u16 hi = co < a.cout && k + 1 < a.K ? a.w[co * a.ldw + k + 1] : 0;
-        wv[e / 2] = pack_bf16(lo, hi);
-    }
+    const bool ok = co < a.cout;
+    ld_row16<Tl::AE>(a.w + (ok ? co * a.ldw : 0), kc, a.K, ok, wv);
 }
 
 template <int BM, int BN> FST_BD void ig_store_w(u16 *as, int t, const u32 wv[IgTile<BM, BN>::AE / 2]) {
@@ -1473,10 +1490,15 @@ FST_BD void kb_igemm_m128(FstCtx &c, const fst_k_igemm_args &a) { igemm_body<128
 template <int BM, int BN> FST_BD void igs_load_w(const fst_k_igemm_sp_args &a, i64 m0, int t, i64 k0, u32 wv[IgTile<BM, BN>::KE / 2], u32 &mv) {
     typedef IgTile<BM, BN> Tl;
     const i64 G = (a.K + 3) / 4, co = m0 + t / Tl::KPR, kv0 = k0 / 2 + (t % Tl::KPR) * Tl::KE;
-    for (int e = 0; e < Tl::KE; e += 2) {
-        const u16 lo = co < a.cout && kv0 + e < 2 * G ? a.v[co * a.ldv + kv0 + e] : 0;
-        const u16 hi = co < a.cout && kv0 + e + 1 < 2 * G ? a.v[co * a.ldv + kv0 + e + 1] : 0;
-        wv[e / 2] = pack_bf16(lo, hi);
+    if constexpr (Tl::KE % 8 == 0) {
+        const bool ok = co < a.cout;
+        ld_row16<Tl::KE>(a.v + (ok ? co * a.ldv : 0), kv0, 2 * G, ok, wv);
+    } else {
+        for (int e = 0; e < Tl::KE; e += 2) {
+            const u16 lo = co < a.cout && kv0 + e < 2 * G ? a.v[co * a.ldv + kv0 + e] : 0;
+            const u16 hi = co < a.cout && kv0 + e + 1 < 2 * G ? a.v[co * a.ldv + kv0 + e + 1] : 0;
+            wv[e / 2] = pack_bf16(lo, hi);
+        }
     }
     if (t < BM) {
         const i64 row = m0 + t, wd = k0 / 32;
@@ -1619,12 +1641,7 @@ FST_BD void kb_igemm_wg(FstCtx &c, const fst_k_igemm_wg_args &a) {
     ig_zero(acc);
     u32 av[4], xv[8];
     auto load = [&](i64 j0) {
-        for (int e = 0; e < 8; e += 2) {
-            const i64 j = j0 + ac + e;
-            const u16 lo = co < a.cout && j < jend ? a.gr[co * a.ldg + j] : 0;
-            const u16 hi = co < a.cout && j + 1 < jend ? a.gr[co * a.ldg + j + 1] : 0;
-            av[e / 2] = pack_bf16(lo, hi);
-        }
+        ld_row16<8>(a.gr + (co < a.cout ? co * a.ldg : 0), j0 + ac, jend, co < a.cout, av);
         igwg_load_b(a, j0, jl, ci0, r0, s0, kok, xv, onetap);
         if (j0 + jl >= jend) xv[0] = xv[1] = xv[2] = xv[3] = xv[4] = xv[5] = xv[6] = xv[7] = 0u;
         else if (j0 + jl + 1 >= jend)

@@ -251,7 +251,7 @@ class CudaBlockKernelsTest {
                 { 1, 5, 6, 6, 1, 1, 1, 1, 0, 0, 9 }, { 2, 4, 10, 10, 7, 7, 2, 2, 3, 3, 3 }, { 2, 32, 5, 5, 3, 3, 1, 1, 0, 0, 130 } };
         for (int[] cs : cases) {
             int n = cs[0], c = cs[1], h = cs[2], w = cs[3], kh = cs[4], kw = cs[5], sh = cs[6], sw = cs[7], ph = cs[8], pw = cs[9], cout = cs[10];
-            int ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1, k = c * kh * kw, ldw = k + 5, plane = ho * wo;
+            int ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1, k = c * kh * kw, ldw = (cout & 1) == 1 ? k + 5 : (k + 7) / 8 * 8 + 8, plane = ho * wo;   // rows unaligned, or 16-byte aligned (the vector loads)
             long[] g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
             String at = java.util.Arrays.toString(cs) + " tile " + tile;
             float[] x = new float[n * c * h * w];

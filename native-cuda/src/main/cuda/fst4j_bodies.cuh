@@ -1641,7 +1641,32 @@ FST_BD void kb_igemm_wg(FstCtx &c, const fst_k_igemm_wg_args &a) {
     ig_zero(acc);
     u32 av[4], xv[8];
     auto load = [&](i64 j0) {
-        ld_row16<8>(a.gr + (co < a.cout ? co * a.ldg : 0), j0 + ac, jend, co < a.cout, av);
+        if (a.src) {
+            /* the shift-gathered dY, made here: k_shift_gather's arithmetic and rounding, value by value */
+            const i64 h = (a.seg + 1) / 2;
+            for (int e = 0; e < 8; e += 2) {
+                u16 b2[2];
+                for (int u = 0; u < 2; u++) {
+                    const i64 j = j0 + ac + e + u;
+                    float o = 0.0f;
+                    if (co < a.cout && j < jend) {
+                        const i64 sg = j / h, qq = j - sg * h;
+                        const float *sp = a.src + co * a.lds + sg * a.seg;
+                        const float xv0 = sp[2 * qq];
+                        if (a.coeff == 0.0f) o = xv0;
+                        else if (a.shift == 1) {
+                            if (2 * qq + 1 < a.seg) o = xv0 + a.coeff * sp[2 * qq + 1];
+                            else o = a.circular ? xv0 + a.coeff * sp[0] : xv0;
+                        } else {
+                            if (qq > 0) o = xv0 + a.coeff * sp[2 * qq - 1];
+                            else o = a.circular ? xv0 + a.coeff * sp[a.seg - 1] : xv0;
+                        }
+                        b2[u] = bf16_bits(f2u(o));
+                    } else b2[u] = 0;
+                }
+                av[e / 2] = pack_bf16(b2[0], b2[1]);
+            }
+        } else ld_row16<8>(a.gr + (co < a.cout ? co * a.ldg : 0), j0 + ac, jend, co < a.cout, av);
         igwg_load_b(a, j0, jl, ci0, r0, s0, kok, xv, onetap);
         if (j0 + jl >= jend) xv[0] = xv[1] = xv[2] = xv[3] = xv[4] = xv[5] = xv[6] = xv[7] = 0u;
         else if (j0 + jl + 1 >= jend)

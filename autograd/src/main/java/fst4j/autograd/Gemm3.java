@@ -405,6 +405,19 @@ public final class Gemm3 {
     public void weightGradInto(Tensor dy, Columns x, int segment, Tensor dw, float beta) {
         long t0 = Profile.start();
         SparseConfig.Shift ir = cfg.ir();
+        if (cfg.xt() instanceof Sparsifier.Fixed24 && cfg.dyEq3() instanceof Sparsifier.Dense && f32(dy, dw) && dy.device() == Device.CUDA
+                && CudaOps.implicitGemmEq3On() && unitRows(dy) && unitRows(dw)) {
+            // on CUDA with the implicit Eq. 3: the IR shift and the gather happen inside the kernel, as it stages dY
+            Lowering kept = x.keptLowering(HalfK.keptPositions(segment, segment));
+            if (kept != null && !kept.tapMajor()) {
+                Profile.stop(Part.SPARSIFY, t0);
+                long t2 = Profile.start();
+                if (ir == null) CudaOps.weightGradImplicitShiftGather(dy, segment, 0f, 1, false, kept, beta, dw);
+                else CudaOps.weightGradImplicitShiftGather(dy, segment, ir.coeff(), ir.direction(), ir.circular(), kept, beta, dw);
+                Profile.stop(Part.EQ3, t2);
+                return;
+            }
+        }
         if (cfg.xt() instanceof Sparsifier.Fixed24 && cfg.dyEq3() instanceof Sparsifier.Dense && f32(dy)
                 && (ir == null || ir.coeff() != 0f)) {
             // Eq. 7 half-K with the IR shift fused into the gather (one native pass over dY; one kernel on CUDA, which

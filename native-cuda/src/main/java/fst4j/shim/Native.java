@@ -1341,11 +1341,14 @@ public final class Native {
     // ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS): shared memory, barriers, warp shuffles, tensor-core mma ----
 
     private static final class CudaBlockHandles {
-        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD, WTAP16;
+        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD, WTAP16, WGRAD_SG;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             IGEMM_TILE = bind(lib, "fst_cuda_igemm_tile", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
             WGRAD_SPLITS = bind(lib, "fst_cuda_conv_wgrad_splits", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG), false);
+            WGRAD_SG = bind(lib, "fst_cuda_conv_wgrad_sg", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_INT,
+                    JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_INT), false);
             WGRAD = bind(lib, "fst_cuda_conv_wgrad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG,
                     ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_INT), false);
@@ -1437,6 +1440,22 @@ public final class Native {
                 channelsFastest ? 1 : 0); }
         catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_conv_wgrad");
+    }
+
+    /**
+     * {@link #cudaConvWgrad} with g made while it is staged from src float32 [cout, lds] (dY by channel, segments of seg) as
+     * {@link #cudaShiftGather16} makes it (IR shift coeff / shift / circular, then the even positions of each segment,
+     * rounded to bf16): the same bits without the separate pass; x's geometry is the kept positions' lowering.
+     */
+    public static void cudaConvWgradShiftGather(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                                long ho, long wo, MemorySegment src, long lds, long seg, float coeff, int shift, boolean circular, long cout,
+                                                MemorySegment ws, long splits, MemorySegment dw, long ldd, float beta, boolean channelsFastest) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaBlockHandles.WGRAD_SG.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, src, lds, seg, coeff, shift,
+                circular ? 1 : 0, cout, ws, splits, dw, ldd, beta, channelsFastest ? 1 : 0); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_conv_wgrad_sg");
     }
 
     /** Emulator only: the order of a block's threads between barriers, 0 reverse (default), 1 forward, 2 shuffled from seed. */

@@ -571,6 +571,47 @@ class CudaBlockKernelsTest {
         assertThrows(IllegalArgumentException.class, () -> Native.cudaConvWgrad(dx, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, 3, 3, dg, 9, 1, ws, 0, dd, 9, 0f), "no split");
     }
 
+    /**
+     * FST3_IR's half-K Eq. 3 with the IR shift and the fixed mask's gather made inside the implicit GEMM's staging
+     * (fst_cuda_conv_wgrad_sg) against the two passes it replaces (fst_cuda_shift_gather16's bf16 copy, then
+     * fst_cuda_conv_wgrad): the same operand bits and the same kernel, so the same dW bit for bit on either back end, for
+     * every shift variant (none, next, previous, wrapped), several splits and both K orders.
+     */
+    @Test
+    void eq3WithTheShiftGatherInsideEqualsTheTwoPasses() {
+        Random r = new Random(16);
+        // n, c, h, w, k, stride, padding, cout: even output widths (the kept half's lowering: the horizontal stride doubled)
+        int[][] cases = { { 2, 3, 8, 8, 3, 1, 1, 5 }, { 1, 16, 8, 8, 3, 2, 1, 70 }, { 2, 8, 6, 10, 1, 1, 0, 9 } };
+        float[][] irs = { { 0f, 1, 0 }, { 1f, 1, 0 }, { 0.03f, 1, 1 }, { 0.5f, -1, 0 }, { 0.5f, -1, 1 } };
+        for (int[] cs : cases) {
+            int n = cs[0], c = cs[1], h = cs[2], w = cs[3], k = cs[4], st = cs[5], p = cs[6], cout = cs[7];
+            int ho = (h + 2 * p - k) / st + 1, wo = (w + 2 * p - k) / st + 1, seg = ho * wo, half = (seg + 1) / 2, kk = c * k * k;
+            int wk = (w + 2 * p - k) / (2 * st) + 1, npix = n * ho * wk;   // the kept lowering: horizontal stride doubled
+            assertEquals(n * half, npix, "the kept positions are the lowering's");
+            float[] x = new float[n * c * h * w], dy = new float[cout * n * seg];
+            for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
+            for (int i = 0; i < dy.length; i++) dy[i] = (float) r.nextGaussian();
+            MemorySegment dx = mem.upload(x), ddy = mem.upload(dy);
+            for (float[] ir : irs)
+                for (boolean cfast : new boolean[]{ false, true })
+                    for (long splits : new long[]{ 1, 3 }) {
+                        String at = java.util.Arrays.toString(cs) + " ir " + java.util.Arrays.toString(ir) + " cfast " + cfast + " splits " + splits;
+                        MemorySegment out = mem.dev(4L * cout * n * half), out16 = mem.dev(2L * cout * n * half), ws = mem.dev(4L * splits * cout * kk),
+                                twoPass = mem.dev(4L * cout * kk), fused = mem.dev(4L * cout * kk);
+                        Native.cudaShiftGather16(ddy, out, out16, (long) cout * n, seg, seg, (int) ir[1], ir[0], ir[2] == 1);
+                        Native.cudaConvWgrad(dx, n, c, h, w, k, k, st, 2 * st, p, p, ho, wk, out16, npix, cout, ws, splits, twoPass, kk, 0f, cfast);
+                        Native.cudaConvWgradShiftGather(dx, n, c, h, w, k, k, st, 2 * st, p, p, ho, wk, ddy, (long) n * seg, seg, ir[0], (int) ir[1],
+                                ir[2] == 1, cout, ws, splits, fused, kk, 0f, cfast);
+                        assertArrayEquals(mem.downloadInts(twoPass, (long) cout * kk), mem.downloadInts(fused, (long) cout * kk), at);
+                    }
+        }
+        MemorySegment any = mem.dev(1024);
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvWgradShiftGather(any, 1, 1, 4, 4, 1, 1, 1, 2, 0, 0, 4, 2, any, 16, 16, 1f, 2, false,
+                1, any, 1, any, 1, 0f, false), "shift 2");
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvWgradShiftGather(any, 1, 1, 4, 4, 1, 1, 1, 2, 0, 0, 4, 2, any, 16, 12, 1f, 1, false,
+                1, any, 1, any, 1, 0f, false), "positions not whole segments");
+    }
+
     @Test
     void implicitGemmConvolutionRejectsBadArguments() {
         MemorySegment dx = mem.upload(new float[2 * 3 * 5 * 5]), dw = mem.upload(new short[4 * 27]), dy = mem.dev(4L * 2 * 4 * 25);

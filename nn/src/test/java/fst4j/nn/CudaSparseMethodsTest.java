@@ -140,7 +140,11 @@ class CudaSparseMethodsTest {
         boolean keep = fst4j.autograd.Layers.keepColumns;
         fst4j.autograd.Layers.keepColumns = false;
         try {
+            long fused = fst4j.tensor.CudaOps.implicitGemmEq3FusedUses();
             closeSteps(method, fst4j.tensor.CudaOps::setImplicitGemmEq3, fst4j.tensor.CudaOps::implicitGemmEq3Uses, "Eq. 3 implicit GEMM");
+            // FST3_IR's half-K Eq. 3 at even widths made its shifted, gathered dY inside the kernel
+            if (method == SparseConfig.Method.FST3_IR)
+                assertTrue(fst4j.tensor.CudaOps.implicitGemmEq3FusedUses() > fused, "no half-K Eq. 3 took the fused shift-gather");
         } finally {
             fst4j.autograd.Layers.keepColumns = keep;
         }

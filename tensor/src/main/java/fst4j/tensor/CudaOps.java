@@ -482,6 +482,35 @@ public final class CudaOps {
         IGEMM_EQ3_USES.incrementAndGet();
     }
 
+    /**
+     * FST3's / FST3_IR's half-K Eq. 3 as one implicit-GEMM kernel that also makes its left operand:
+     * dw = shiftGather(dy) im2col_kept(x)^T + beta dw, with dy [M, images * segment] (dY by channel, unit stride along
+     * its rows), the IR shift (coeff 0: none) and the gather of each segment's even positions done while the kernel
+     * stages them (the bits of {@link #shiftGather} rounded to bf16), and kept the lowering of x at those positions.
+     * No shift-gather pass, no gathered copy of dY.
+     */
+    public static void weightGradImplicitShiftGather(Tensor dy, int segment, float coeff, int shift, boolean circular, Lowering kept, float beta, Tensor dw) {
+        require("weightGradImplicitShiftGather", dy, kept.x(), dw);
+        long[] geo = kept.geometry();
+        int m = dy.dim() == 2 ? dy.shape[0] : -1, k = kept.rows(), npix = kept.cols(), half = (segment + 1) / 2;
+        if (dy.dim() != 2 || segment <= 0 || dy.shape[1] % segment != 0 || (long) dy.shape[1] / segment * half != npix || (dy.shape[1] > 1 && dy.strides[1] != 1)
+                || dw.dim() != 2 || dw.shape[0] != m || dw.shape[1] != k || (k > 1 && dw.strides[1] != 1) || geo[12] != 0)
+            throw new IllegalArgumentException("shape mismatch: weightGradImplicitShiftGather dy " + Shape.str(dy.shape) + " (segments of " + segment
+                    + ") x the kept lowering [" + k + ", " + npix + "] into " + Shape.str(dw.shape));
+        if (m == 0 || k == 0) return;
+        long lds = m > 1 ? dy.strides[0] : dy.shape[1], ldd = m > 1 ? dw.strides[0] : k, splits = Native.cudaConvWgradSplits(m, k, npix, 0);
+        try (Block ws = Block.of(Math.max(4, 4L * splits * m * k))) {
+            Native.cudaConvWgradShiftGather(ptr(kept.x()), geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8], geo[9], geo[10], geo[11],
+                    ptr(dy), lds, segment, coeff, shift, circular, m, ws.ptr(), splits, ptr(dw), ldd, beta, geo[1] % 8 == 0);
+        }
+        IGEMM_EQ3_USES.incrementAndGet();
+        IGEMM_EQ3_FUSED.incrementAndGet();
+    }
+    private static final java.util.concurrent.atomic.AtomicLong IGEMM_EQ3_FUSED = new java.util.concurrent.atomic.AtomicLong();
+
+    /** How many half-K weight gradients {@link #weightGradImplicitShiftGather} has computed (the shift-gather fused in). */
+    public static long implicitGemmEq3FusedUses() { return IGEMM_EQ3_FUSED.get(); }
+
     /** Switches {@link #convImplicitGemmBf16} for dense convolutions; returns the previous setting. */
     public static boolean setImplicitGemm(boolean on) { boolean was = implicitGemm; implicitGemm = on; return was; }
 

@@ -92,6 +92,9 @@ if [ "$nogpu" = 0 ]; then
     -Dfst4j.step.label=igemm3 fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:FST3_IR
   part "fst4j resnet18in DENSE igemm3" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.cuda.igemmEq3=true \
     -Dfst4j.step.label=igemm3 fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
+  # A/B: SR-STE's decay as its own kernel before the SGD step (the default fuses it into the step since session 22)
+  part "fst4j resnet18in FST3_IR srste2" 45 15 "${J[@]}" -Dfst4j.cuda.fusedSrste=false -Dfst4j.step.label=srste2 \
+    fst4j.nn.CudaStepTiming --max-seconds 10 resnet18in:256:2:8:FST3_IR
   # A/B: Eq. 2 of the stride-1 convolutions as implicit-GEMM convolutions of dY too (no W^T dY matrix, no col2im there)
   part "fst4j resnet18in DENSE igemm2" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.step.label=igemm2 \
     fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
@@ -178,6 +181,7 @@ ratio("fst4j DENSE-igemm / DENSE", ("STEP", "resnet18in", "DENSE-igemm"), order[
 ratio("fst4j DENSE-igemm2 / DENSE", ("STEP", "resnet18in", "DENSE-igemm2"), order[0])
 ratio("fst4j DENSE-igemm2 / DENSE-igemm", ("STEP", "resnet18in", "DENSE-igemm2"), ("STEP", "resnet18in", "DENSE-igemm"))
 ratio("fst4j DENSE-igemm64 / DENSE-igemm2", ("STEP", "resnet18in", "DENSE-igemm64"), ("STEP", "resnet18in", "DENSE-igemm2"))
+ratio("fst4j FST3_IR / FST3_IR-srste2", order[1], ("STEP", "resnet18in", "FST3_IR-srste2"))
 ratio("fst4j DENSE-igemm3 / DENSE", ("STEP", "resnet18in", "DENSE-igemm3"), order[0])
 ratio("fst4j FST3_IR-igemm3 / FST3_IR", ("STEP", "resnet18in", "FST3_IR-igemm3"), order[1])
 ratio("fst4j FST3_IR-igemm3 / DENSE-igemm3", ("STEP", "resnet18in", "FST3_IR-igemm3"), ("STEP", "resnet18in", "DENSE-igemm3"))

@@ -847,6 +847,18 @@ int fst_cuda_sgd(float *w, const float *g, float *buf, int64_t n, float lr, floa
     return launch(FST_K_sgd, n, &a);
 }
 
+int fst_cuda_sgd_srste(float *w, const float *g, float *buf, int64_t n, int64_t k, float lambda, float lr, float wd, float mom, float damp,
+                       int first, int nesterov) {
+    READY();
+    BAD(n < 0 || k <= 0 || k % 4 != 0 || n % k != 0);
+    if (n == 0) return FST_OK;
+    NUL(!w || !g);
+    OWN(w, n * 4); OWN(g, n * 4);
+    if (buf) OWN(buf, n * 4);
+    fst_k_sgd_srste_args a = { w, g, buf, n, k, lambda, lr, wd, mom, damp, first != 0, nesterov != 0 };
+    return launch(FST_K_sgd_srste, n / 4, &a);
+}
+
 int fst_cuda_srste_decay(const float *w, float *g, int64_t rows, int64_t k, float lambda) {
     READY();
     BAD(rows < 0 || k < 0);

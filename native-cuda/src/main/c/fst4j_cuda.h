@@ -260,6 +260,11 @@ FST_API int fst_cuda_sgd(float *w, const float *g, float *buf, int64_t n, float 
                          int nesterov);
 /* fst_srste_decay on the device: g += lambda * w where magnitude 2:4 along each row of w [rows, k] prunes. */
 FST_API int fst_cuda_srste_decay(const float *w, float *g, int64_t rows, int64_t k, float lambda);
+/* SGD with SR-STE's decay in one pass (fst_sgd_srste's contract, on the device): rows of k (k % 4 == 0, n % k == 0); each
+ * gradient gets lambda w added where magnitude 2:4 prunes, in registers (g is not written), then the SGD step; buf NULL:
+ * no momentum. The bits of fst_cuda_srste_decay then fst_cuda_sgd. */
+FST_API int fst_cuda_sgd_srste(float *w, const float *g, float *buf, int64_t n, int64_t k, float lambda, float lr, float wd, float mom, float damp,
+                               int first, int nesterov);
 
 #ifdef __cplusplus
 }

@@ -1054,6 +1054,36 @@ FST_HD void k_sgd(i64 i, const fst_k_sgd_args &a) {
     a.w[i] = wi - a.lr * d;
 }
 
+/* SGD with SR-STE's decay in one pass (fst_k_sgd_srste_args): k_srste's selection and k_sgd's arithmetic, operation for
+ * operation (the bits of the two kernels in turn, and of the CPU's fst_sgd_srste), without writing the decayed gradient. */
+FST_HD void k_sgd_srste(i64 i, const fst_k_sgd_srste_args &a) {
+    if (i >= a.n / 4) return;
+    float *w = a.w + 4 * i;
+    const float *g = a.g + 4 * i;
+    u32 key[4];
+    float wv[4];
+    for (int j = 0; j < 4; j++) {
+        wv[j] = w[j];
+        const u32 v = f2u(wv[j]) & 0x7fffffffu;
+        key[j] = v < 0x7f800001u ? v : 0x7f800001u;
+    }
+    for (int j = 0; j < 4; j++) {
+        int beaten = 0;
+        for (int q = 0; q < 4; q++)
+            if (q != j && (key[q] > key[j] || (key[q] == key[j] && q < j))) beaten++;
+        const float gd = beaten >= 2 ? g[j] + a.lambda * wv[j] : g[j];
+        const float gi = gd + a.wd * wv[j];
+        float d = gi;
+        if (a.buf) {
+            float *b = a.buf + 4 * i + j;
+            const float bi = a.first ? gi : a.mom * *b + a.damp * gi;
+            *b = bi;
+            d = a.nesterov ? gi + a.mom * bi : bi;
+        }
+        w[j] = wv[j] - a.lr * d;
+    }
+}
+
 /* SR-STE decay (prune.c fst_srste_decay): one thread per group of 4 of a row; g += lambda * w where 2:4 prunes. */
 FST_HD void k_srste(i64 i, const fst_k_srste_args &a) {
     const i64 G = (a.k + 3) / 4;

@@ -956,7 +956,7 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
@@ -1001,6 +1001,8 @@ public final class Native {
             SGD = bind(lib, "fst_cuda_sgd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT,
                     JAVA_INT, JAVA_INT), false);
             SRSTE = bind(lib, "fst_cuda_srste_decay", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT), false);
+            SGD_SRSTE = bind(lib, "fst_cuda_sgd_srste", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT,
+                    JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_INT), false);
         }
     }
 
@@ -1187,6 +1189,16 @@ public final class Native {
     }
 
     /** {@link #srsteDecay} on the device. */
+    /** SGD with SR-STE's decay in one pass on the device (fst_sgd_srste's contract; g is not written; buf NULL: no momentum). */
+    public static void cudaSgdSrste(MemorySegment w, MemorySegment g, MemorySegment buf, long n, long k, float lambda, float lr, float wd, float mom,
+                                    float damp, boolean first, boolean nesterov) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.SGD_SRSTE.invokeExact(w, g, buf, n, k, lambda, lr, wd, mom, damp, first ? 1 : 0, nesterov ? 1 : 0); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_sgd_srste");
+    }
+
     public static void cudaSrsteDecay(MemorySegment w, MemorySegment g, long rows, long k, float lambda) {
         cudaEnsure();
         int rc;

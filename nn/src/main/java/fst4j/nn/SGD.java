@@ -68,10 +68,10 @@ public final class SGD implements AutoCloseable {
             if (g == null) continue;
             Tensor w = p.value();
             Integer k = decayRows.get(p);
-            boolean fuse = k != null && k % 4 == 0 && w.device() == Device.CPU && nativeUpdate(w.numel())
+            boolean fuse = k != null && k % 4 == 0 && (w.device() == Device.CUDA ? fusedOnDevice : nativeUpdate(w.numel()))
                     && g.isContiguous() && g.dtype() == DType.F32 && g.numel() == w.numel();
             if (k != null && !fuse) SrSte.decay(p, k, lambda);
-            if (w.device() == Device.CUDA) { stepOnDevice(p, w, g); continue; }
+            if (w.device() == Device.CUDA) { stepOnDevice(p, w, g, fuse ? k : 0, lambda); continue; }
             MemorySegment ws = w.data(), gs = g.data();
             long n = w.numel();
             float lrf = (float) lr, wd = (float) weightDecay, mom = (float) momentum, damp = (float) (1 - dampening);
@@ -116,14 +116,24 @@ public final class SGD implements AutoCloseable {
     /** Whether a CPU parameter of n floats is updated by the C loop (fst_sgd, or fst_sgd_srste with the decay). */
     private static boolean nativeUpdate(long n) { return nativeStep && Native.isLoaded() && n >= 1024; }
 
-    /** The same update for a CUDA parameter: one kernel (CudaOps.sgdStep), the buffer on the device too. */
-    private void stepOnDevice(Var p, Tensor w, Tensor g) {
+    /**
+     * -Dfst4j.cuda.fusedSrste=false: on CUDA, SR-STE's decay as its own kernel before the update (the gradient then holds
+     * the decay) instead of one fused kernel (an A/B switch; the same weights and buffers bit for bit).
+     */
+    static volatile boolean fusedOnDevice = !"false".equals(System.getProperty("fst4j.cuda.fusedSrste"));
+
+    /** The same update for a CUDA parameter: one kernel (CudaOps.sgdStep, or sgdSrsteStep with the decay for rows of decayK > 0). */
+    private void stepOnDevice(Var p, Tensor w, Tensor g, int decayK, float lambda) {
         float lrf = (float) lr, wd = (float) weightDecay, mom = (float) momentum, damp = (float) (1 - dampening);
-        if (momentum == 0) { CudaOps.sgdStep(w, g, null, lrf, wd, 0f, damp, false, nesterov); return; }
-        Tensor buf = buffers.get(p);
-        boolean first = buf == null;
-        if (first) { buf = Scope.within(null, () -> Tensor.empty(Device.CUDA, DType.F32, w.shape())); buffers.put(p, buf); }
-        CudaOps.sgdStep(w, g, buf, lrf, wd, mom, damp, first, nesterov);
+        Tensor buf = null;
+        boolean first = false;
+        if (momentum != 0) {
+            buf = buffers.get(p);
+            first = buf == null;
+            if (first) { buf = Scope.within(null, () -> Tensor.empty(Device.CUDA, DType.F32, w.shape())); buffers.put(p, buf); }
+        }
+        if (decayK > 0) CudaOps.sgdSrsteStep(w, g, buf, decayK, lambda, lrf, wd, momentum == 0 ? 0f : mom, damp, first, nesterov);
+        else CudaOps.sgdStep(w, g, buf, lrf, wd, momentum == 0 ? 0f : mom, damp, first, nesterov);
     }
 
     /** Momentum buffers by parameter index, for checkpoints (null where none yet). */

@@ -40,6 +40,56 @@ class CudaOptimizerTest {
             assertEquals(Float.floatToRawIntBits(a[i]), Float.floatToRawIntBits(b[i]), what + ": element " + i + " " + b[i] + " vs " + a[i]);
     }
 
+    /**
+     * SR-STE's decay fused into the CUDA SGD kernel (fst_cuda_sgd_srste) against the two kernels it replaces (the decay, then
+     * the step) on CUDA and against the CPU's fused loop, four steps of each SGD configuration, through SGD.step's decay
+     * rows: weights and momentum buffers bit for bit, and the fused path leaves the gradient as it was (as the CPU's does).
+     * Rows of 4k weights with ties, zeros and a NaN, so the selection's edge cases are in.
+     */
+    @Test
+    void sgdWithTheSrSteDecayFusedMatchesTheTwoKernelsAndTheCpu() {
+        double[][] configs = { { 0, 0, 0 }, { 0, 5e-4, 0 }, { 0.9, 5e-4, 0 }, { 0.9, 1e-4, 1 } };   // momentum, weight decay, nesterov
+        Random r = new Random(12);
+        int rows = 7, k = 44;
+        boolean was = SGD.fusedOnDevice;
+        try {
+            for (double[] c : configs) {
+                float[] w0 = gaussian(r, rows * k);
+                w0[3] = w0[1]; w0[8] = 0f; w0[9] = -0f; w0[21] = Float.NaN;   // a tie, zeros of both signs, a NaN
+                Var pc = Var.param(Tensor.of(w0, rows, k));
+                Var pf, pu;
+                try (Tensor t = Tensor.of(w0, rows, k)) { pf = Var.param(t.to(Device.CUDA)); pu = Var.param(t.to(Device.CUDA)); }
+                try (SGD oc = new SGD(List.of(pc), 0.05, c[0], c[1], c[2] == 1); SGD of = new SGD(List.of(pf), 0.05, c[0], c[1], c[2] == 1);
+                     SGD ou = new SGD(List.of(pu), 0.05, c[0], c[1], c[2] == 1)) {
+                    for (int step = 0; step < 4; step++) {
+                        float[] gv = gaussian(r, rows * k);
+                        try (Tensor g = Tensor.of(gv, rows, k); Tensor g1 = g.to(Device.CUDA); Tensor g2 = g.to(Device.CUDA)) {
+                            pc.backward(g);
+                            pf.backward(g1);
+                            pu.backward(g2);
+                        }
+                        oc.step(java.util.Map.of(pc, k), 2e-4f);
+                        SGD.fusedOnDevice = true;
+                        of.step(java.util.Map.of(pf, k), 2e-4f);
+                        SGD.fusedOnDevice = false;
+                        ou.step(java.util.Map.of(pu, k), 2e-4f);
+                        String at = java.util.Arrays.toString(c) + " step " + step;
+                        try (Tensor want = pc.value().to(Device.CUDA)) { assertBits(want, pf.value(), "fused vs CPU weights " + at); }
+                        assertBits(pu.value(), pf.value(), "fused vs two kernels, weights " + at);
+                        if (c[0] != 0) {
+                            try (Tensor want = oc.momentumBuffer(0).to(Device.CUDA)) { assertBits(want, of.momentumBuffer(0), "fused vs CPU buffer " + at); }
+                            assertBits(ou.momentumBuffer(0), of.momentumBuffer(0), "fused vs two kernels, buffer " + at);
+                        }
+                        try (Tensor g = Tensor.of(gv, rows, k); Tensor gd = g.to(Device.CUDA)) { assertBits(gd, pf.grad(), "the fused step left the gradient " + at); }
+                        pc.zeroGrad(); pf.zeroGrad(); pu.zeroGrad();
+                    }
+                }
+            }
+        } finally {
+            SGD.fusedOnDevice = was;
+        }
+    }
+
     @Test
     void sgdOnCudaParametersMatchesTheCpuStepForStep() {
         double[][] configs = { { 0, 0, 0 }, { 0, 5e-4, 0 }, { 0.9, 5e-4, 0 }, { 0.9, 1e-4, 1 } };   // momentum, weight decay, nesterov

@@ -1079,6 +1079,22 @@ public final class CudaOps {
         Native.cudaSgd(ptr(w), ptr(g), ptrOrNull(buf), w.numel(), lr, weightDecay, momentum, damp, first, nesterov);
     }
 
+    /**
+     * SGD with SR-STE's decay in one kernel on CUDA: w (contiguous, viewed as rows of k, k % 4 == 0) steps with g + lambda w
+     * where magnitude 2:4 prunes (g is not written), the momentum buffer buf (null: none) updated; the bits of
+     * {@link #srsteDecay} then {@link #sgdStep}, and of the CPU's fused loop.
+     */
+    public static void sgdSrsteStep(Tensor w, Tensor g, Tensor buf, int k, float lambda, float lr, float weightDecay, float momentum, float damp,
+                                    boolean first, boolean nesterov) {
+        String op = "sgdSrsteStep";
+        require(op, w, g, buf);
+        if (!w.isContiguous() || !g.isContiguous() || k <= 0 || k % 4 != 0 || w.numel() % k != 0)
+            throw new IllegalArgumentException(op + ": weight " + Shape.str(w.shape) + " (contiguous, with its gradient) in rows of " + k + " (a multiple of 4)");
+        sameSize(op, w, g, "gradient");
+        if (buf != null) sameSize(op, w, buf, "momentum buffer");
+        Native.cudaSgdSrste(ptr(w), ptr(g), ptrOrNull(buf), w.numel(), k, lambda, lr, weightDecay, momentum, damp, first, nesterov);
+    }
+
     /** SR-STE decay on CUDA: g += lambda * w where magnitude 2:4 along each row of w viewed as [rows, k] prunes. */
     public static void srsteDecay(Tensor w, Tensor g, int rows, int k, float lambda) {
         String op = "srsteDecay";

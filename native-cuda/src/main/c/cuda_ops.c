@@ -400,7 +400,8 @@ int64_t fst_cuda_conv_wgrad_splits(int64_t cout, int64_t K, int64_t npix, int64_
 }
 
 static int conv_wgrad(const char *fn, const float *x, fst_geom geo, const uint16_t *g, int64_t ldg, const float *src, int64_t lds, int64_t seg,
-                      float coeff, int shift, int circular, int64_t cout, float *ws, int64_t splits, float *dw, int64_t ldd, float beta, int cfast);
+                      int64_t sseg, int gather, float coeff, int shift, int circular, int64_t cout, float *ws, int64_t splits, float *dw,
+                      int64_t ldd, float beta, int cfast);
 
 int fst_cuda_conv_wgrad(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                         int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *g, int64_t ldg, int64_t cout, float *ws,
@@ -408,24 +409,27 @@ int fst_cuda_conv_wgrad(const float *x, int64_t n, int64_t c, int64_t h, int64_t
     READY();
     fst_geom geo = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
     NUL(!g);
-    return conv_wgrad(fn, x, geo, g, ldg, NULL, 0, 0, 0.0f, 1, 0, cout, ws, splits, dw, ldd, beta, cfast);
+    return conv_wgrad(fn, x, geo, g, ldg, NULL, 0, 0, 0, 0, 0.0f, 1, 0, cout, ws, splits, dw, ldd, beta, cfast);
 }
 
 int fst_cuda_conv_wgrad_sg(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
-                           int64_t ph, int64_t pw, int64_t ho, int64_t wo, const float *src, int64_t lds, int64_t seg, float coeff, int shift,
-                           int circular, int64_t cout, float *ws, int64_t splits, float *dw, int64_t ldd, float beta, int cfast) {
+                           int64_t ph, int64_t pw, int64_t ho, int64_t wo, const float *src, int64_t lds, int64_t seg, int64_t sseg, int gather,
+                           float coeff, int shift, int circular, int64_t cout, float *ws, int64_t splits, float *dw, int64_t ldd, float beta,
+                           int cfast) {
     READY();
     fst_geom geo = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
     NUL(!src);
-    BAD(seg <= 0 || (shift != 1 && shift != -1) || (circular != 0 && circular != 1));
-    const int64_t npix = n * ho * wo, hk = (seg + 1) / 2;
-    BAD(npix % hk != 0 || lds < npix / hk * seg);   /* whole segments: the gathered positions are npix = segments * h */
-    OWN(src, ((cout - 1) * lds + npix / hk * seg) * 4);
-    return conv_wgrad(fn, x, geo, NULL, npix, src, lds, seg, coeff, shift, circular, cout, ws, splits, dw, ldd, beta, cfast);
+    BAD(seg <= 0 || (shift != 1 && shift != -1) || (circular != 0 && circular != 1) || (gather != 0 && gather != 1) || lds < 0 || sseg < 0);
+    const int64_t npix = n * ho * wo, hk = gather ? (seg + 1) / 2 : seg;
+    BAD(npix % hk != 0);   /* whole segments: the positions are npix = segments * h */
+    const int64_t segs = npix / hk;
+    OWN(src, ((cout - 1) * lds + (segs - 1) * sseg + seg) * 4);
+    return conv_wgrad(fn, x, geo, NULL, npix, src, lds, seg, sseg, gather, coeff, shift, circular, cout, ws, splits, dw, ldd, beta, cfast);
 }
 
 static int conv_wgrad(const char *fn, const float *x, fst_geom geo, const uint16_t *g, int64_t ldg, const float *src, int64_t lds, int64_t seg,
-                      float coeff, int shift, int circular, int64_t cout, float *ws, int64_t splits, float *dw, int64_t ldd, float beta, int cfast) {
+                      int64_t sseg, int gather, float coeff, int shift, int circular, int64_t cout, float *ws, int64_t splits, float *dw,
+                      int64_t ldd, float beta, int cfast) {
     const int64_t n = geo.n, c = geo.c, h = geo.h, w = geo.w, kh = geo.kh, kw = geo.kw;
     NUL(!x || !ws || !dw);
     GEOM(geo);
@@ -442,7 +446,7 @@ static int conv_wgrad(const char *fn, const float *x, fst_geom geo, const uint16
     OWN(x, n * c * h * w * 4); OWN(ws, used * cout * K * 4);
     if (g) OWN(g, ((cout - 1) * ldg + npix) * 2);
     const int64_t mtiles = (cout + 63) / 64, ntiles = (K + 127) / 128;
-    fst_k_igemm_wg_args a = { x, geo, g, ldg, cout, K, npix, chunk, mtiles, ntiles, ws, cfast, src, lds, seg, coeff, shift, circular };
+    fst_k_igemm_wg_args a = { x, geo, g, ldg, cout, K, npix, chunk, mtiles, ntiles, ws, cfast, src, lds, seg, coeff, shift, circular, sseg, gather };
     int rc = launch_blocks_op(FST_K_igemm_wg, mtiles * ntiles * used, &a, conv_sub(kh, kw, cout));
     if (rc) return rc;
     fst_k_splitk_args r = { ws, used, cout, K, dw, ldd, beta, cfast, c, kh * kw };

@@ -115,13 +115,15 @@ FST_API int fst_cuda_conv_wgrad(const float *x, int64_t n, int64_t c, int64_t h,
                                 int64_t splits, float *dw, int64_t ldd, float beta, int cfast);
 /* (cfast = 1: the kernel runs K channels fastest, one tap per thread's 8 values where c % 8 == 0, and the split sum writes
  * dw back in (c, kh, kw) order: the same dw up to the order of the sums.) */
-/* fst_cuda_conv_wgrad with g made while it is staged from src float32 [cout, lds] (dY by channel: segments of seg values) as
- * fst_cuda_shift_gather16 makes it (the IR shift, coeff 0 for none, and the fixed mask's even positions of each segment,
- * rounded to bf16), the same bits without the separate pass; x's lowering covers the kept positions (n*ho*wo of them =
- * segments * ceil(seg / 2)). */
+/* fst_cuda_conv_wgrad with g made while it is staged from src float32 (row co at co * lds, segment i of seg values at
+ * i * sseg within it: dY by channel is lds, seg; NCHW dY is seg, cout * seg): with gather 1 as fst_cuda_shift_gather16
+ * makes it (the IR shift, coeff 0 for none, and the fixed mask's even positions of each segment, rounded to bf16: the
+ * same bits without the separate pass; x's lowering covers the kept positions, segments * ceil(seg / 2) of them), with
+ * gather 0 every position as it is (DENSE's Eq. 3 straight from NCHW dY: no by-channel copy). */
 FST_API int fst_cuda_conv_wgrad_sg(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
-                                   int64_t ph, int64_t pw, int64_t ho, int64_t wo, const float *src, int64_t lds, int64_t seg, float coeff,
-                                   int shift, int circular, int64_t cout, float *ws, int64_t splits, float *dw, int64_t ldd, float beta, int cfast);
+                                   int64_t ph, int64_t pw, int64_t ho, int64_t wo, const float *src, int64_t lds, int64_t seg, int64_t sseg,
+                                   int gather, float coeff, int shift, int circular, int64_t cout, float *ws, int64_t splits, float *dw,
+                                   int64_t ldd, float beta, int cfast);
 /* The implicit GEMMs' tile: 0 (choose: 128 output channels x 64 positions from 128 output channels on, else 64 x 128), 64
  * or 128 (always that); -1 only asks. Returns the previous setting. FST4J_CUDA_IGEMM_TILE sets it from the start. */
 FST_API int fst_cuda_igemm_tile(int tile);

@@ -1672,8 +1672,9 @@ FST_BD void kb_igemm_wg(FstCtx &c, const fst_k_igemm_wg_args &a) {
     u32 av[4], xv[8];
     auto load = [&](i64 j0) {
         if (a.src) {
-            /* the shift-gathered dY, made here: k_shift_gather's arithmetic and rounding, value by value */
-            const i64 h = (a.seg + 1) / 2;
+            /* the shift-gathered dY, made here: k_shift_gather's arithmetic and rounding, value by value (gather 0: dY's
+             * positions as they are, from NCHW or by channel) */
+            const i64 h = a.gather ? (a.seg + 1) / 2 : a.seg;
             for (int e = 0; e < 8; e += 2) {
                 u16 b2[2];
                 for (int u = 0; u < 2; u++) {
@@ -1681,9 +1682,9 @@ FST_BD void kb_igemm_wg(FstCtx &c, const fst_k_igemm_wg_args &a) {
                     float o = 0.0f;
                     if (co < a.cout && j < jend) {
                         const i64 sg = j / h, qq = j - sg * h;
-                        const float *sp = a.src + co * a.lds + sg * a.seg;
-                        const float xv0 = sp[2 * qq];
-                        if (a.coeff == 0.0f) o = xv0;
+                        const float *sp = a.src + co * a.lds + sg * a.sseg;
+                        const float xv0 = sp[a.gather ? 2 * qq : qq];
+                        if (!a.gather || a.coeff == 0.0f) o = xv0;
                         else if (a.shift == 1) {
                             if (2 * qq + 1 < a.seg) o = xv0 + a.coeff * sp[2 * qq + 1];
                             else o = a.circular ? xv0 + a.coeff * sp[0] : xv0;

@@ -180,7 +180,10 @@ typedef struct { const float *x; fst_geom g; const uint16_t *gr; int64_t ldg, co
                  /* where src is not NULL, g is made while it is staged, as fst_cuda_shift_gather16 would make it: g[co][i*h + q] =
                   * src[co][i*seg + 2q] + coeff * its neighbour (shift +-1, wrapped or dropped at a segment's end), h = (seg + 1) / 2,
                   * rounded to bf16 (FST3_IR's Eq. 3: the IR shift and the fixed mask's gather in the staging, no separate pass) */
-                 const float *src; int64_t lds, seg; float coeff; int shift, circular; } fst_k_igemm_wg_args;
+                 const float *src; int64_t lds, seg; float coeff; int shift, circular;
+                 /* src's layout: row co at co * lds, segment i at i * sseg within it (dY by channel: lds, seg; NCHW dY:
+                  * seg, cout * seg); gather 0: every position of a segment as it is (no shift), g[co][i*seg + p] */
+                 int64_t sseg; int gather; } fst_k_igemm_wg_args;
 /* dw [cout, ldd] (K in (c, kh, kw) order) = the splits' sum + beta dw; with cfast the workspace's K is (kh, kw, c): c, khw */
 typedef struct { const float *ws; int64_t splits, cout, K; float *dw; int64_t ldd; float beta; int cfast; int64_t c, khw; } fst_k_splitk_args;
 

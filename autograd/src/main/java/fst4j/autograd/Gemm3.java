@@ -399,6 +399,39 @@ public final class Gemm3 {
     }
 
     /**
+     * Eq. 3 of a convolution straight from NCHW dY on CUDA (the implicit GEMM with its left operand made as it is staged: no
+     * by-channel copy of dY; FST3 / FST3_IR's IR shift and half-K gather inside too): a new dW [Cout, kRows], or null (nothing
+     * done) where this configuration or geometry cannot take it (then the caller takes {@link #weightGrad}).
+     */
+    public Tensor weightGradNchw(Tensor dy, Columns x, int kRows) {
+        if (dy.device() != Device.CUDA || dy.dim() != 4 || !f32(dy) || !CudaOps.implicitGemmEq3On() || !(cfg.dyEq3() instanceof Sparsifier.Dense))
+            return null;
+        SparseConfig.Shift ir = cfg.ir();
+        int plane = dy.size(2) * dy.size(3);
+        Lowering low;
+        boolean kept;
+        if (cfg.xt() instanceof Sparsifier.Dense && ir == null) {
+            low = x.lowering();
+            kept = false;
+        } else if (cfg.xt() instanceof Sparsifier.Fixed24) {
+            low = x.keptLowering(HalfK.keptPositions(plane, plane));
+            kept = true;
+        } else return null;
+        if (low == null || low.tapMajor()) return null;
+        long t0 = Profile.start();
+        Tensor dw = Tensor.empty(Device.CUDA, DType.F32, dy.size(1), kRows);
+        try {
+            if (ir == null) CudaOps.weightGradImplicitFromNchw(dy, low, kept, 0f, 1, false, 0f, dw);
+            else CudaOps.weightGradImplicitFromNchw(dy, low, kept, ir.coeff(), ir.direction(), ir.circular(), 0f, dw);
+        } catch (RuntimeException | Error e) {
+            dw.close();
+            throw e;
+        }
+        Profile.stop(Part.EQ3, t0);
+        return dw;
+    }
+
+    /**
      * dw = Eq. 3's dW + beta * dw, dw [Cout, K] with unit stride along its rows: accumulates Eq. 3 over blocks of
      * whole images (see {@link #eq3Local()}). beta == 0 overwrites dw.
      */

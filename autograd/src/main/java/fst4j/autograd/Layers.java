@@ -410,7 +410,9 @@ public final class Layers {
                         Profile.stop(Part.EQ2, t1);
                     }
                 }
-                if ((needsGrad(0) && !eq2Blocked && dx == null) || (needsGrad(1) && !eq3Blocked)) {
+                if (needsGrad(1) && !eq3Blocked && g.device() == Device.CUDA && CudaOps.implicitGemmEq3On())
+                    dw = node.weightGradNchw(g, columns(x, null), kRows);   // straight from NCHW dY (else null)
+                if ((needsGrad(0) && !eq2Blocked && dx == null) || (needsGrad(1) && !eq3Blocked && dw == null)) {
                     long t0 = Profile.start();
                     SharedOperand byChannel = Conv.byChannel(g, n, cout, p);   // on CUDA with its bf16 copy for both GEMMs
                     Profile.stop(Part.ELEMENTWISE, t0);
@@ -426,7 +428,7 @@ public final class Layers {
                                 }
                             }
                         }
-                        if (needsGrad(1) && !eq3Blocked) dw = node.weightGrad(dyc, columns(x, null), p, kRows);
+                        if (needsGrad(1) && !eq3Blocked && dw == null) dw = node.weightGrad(dyc, columns(x, null), p, kRows);
                     }
                 }
                 Tensor dw4 = null;

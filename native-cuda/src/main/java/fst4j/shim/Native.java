@@ -1359,8 +1359,8 @@ public final class Native {
             IGEMM_TILE = bind(lib, "fst_cuda_igemm_tile", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
             WGRAD_SPLITS = bind(lib, "fst_cuda_conv_wgrad_splits", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG), false);
             WGRAD_SG = bind(lib, "fst_cuda_conv_wgrad_sg", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
-                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_INT,
-                    JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_INT), false);
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT,
+                    JAVA_FLOAT, JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_INT), false);
             WGRAD = bind(lib, "fst_cuda_conv_wgrad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG,
                     ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_INT), false);
@@ -1462,10 +1462,23 @@ public final class Native {
     public static void cudaConvWgradShiftGather(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
                                                 long ho, long wo, MemorySegment src, long lds, long seg, float coeff, int shift, boolean circular, long cout,
                                                 MemorySegment ws, long splits, MemorySegment dw, long ldd, float beta, boolean channelsFastest) {
+        cudaConvWgradFrom(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, src, lds, seg, seg, true, coeff, shift, circular, cout, ws, splits, dw, ldd, beta,
+                channelsFastest);
+    }
+
+    /**
+     * {@link #cudaConvWgrad} with g made while it is staged from src float32: row co at co * lds, segment i (seg values) at
+     * i * sseg within it (dY by channel: lds, seg; NCHW dY: seg, cout * seg). gather: the shift-gather of
+     * {@link #cudaConvWgradShiftGather}; else every position as it is (Eq. 3 straight from NCHW dY).
+     */
+    public static void cudaConvWgradFrom(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                         long ho, long wo, MemorySegment src, long lds, long seg, long sseg, boolean gather, float coeff, int shift,
+                                         boolean circular, long cout, MemorySegment ws, long splits, MemorySegment dw, long ldd, float beta,
+                                         boolean channelsFastest) {
         cudaEnsure();
         int rc;
-        try { rc = (int) CudaBlockHandles.WGRAD_SG.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, src, lds, seg, coeff, shift,
-                circular ? 1 : 0, cout, ws, splits, dw, ldd, beta, channelsFastest ? 1 : 0); }
+        try { rc = (int) CudaBlockHandles.WGRAD_SG.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, src, lds, seg, sseg, gather ? 1 : 0,
+                coeff, shift, circular ? 1 : 0, cout, ws, splits, dw, ldd, beta, channelsFastest ? 1 : 0); }
         catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_conv_wgrad_sg");
     }

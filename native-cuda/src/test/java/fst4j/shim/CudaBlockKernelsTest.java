@@ -591,7 +591,11 @@ class CudaBlockKernelsTest {
             float[] x = new float[n * c * h * w], dy = new float[cout * n * seg];
             for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
             for (int i = 0; i < dy.length; i++) dy[i] = (float) r.nextGaussian();
-            MemorySegment dx = mem.upload(x), ddy = mem.upload(dy);
+            float[] nchw = new float[dy.length];   // dy is by channel [cout, n * seg]; the same values as NCHW [n, cout, seg]
+            for (int co = 0; co < cout; co++)
+                for (int img = 0; img < n; img++)
+                    System.arraycopy(dy, co * n * seg + img * seg, nchw, (img * cout + co) * seg, seg);
+            MemorySegment dx = mem.upload(x), ddy = mem.upload(dy), dnchw = mem.upload(nchw);
             for (float[] ir : irs)
                 for (boolean cfast : new boolean[]{ false, true })
                     for (long splits : new long[]{ 1, 3 }) {
@@ -603,7 +607,24 @@ class CudaBlockKernelsTest {
                         Native.cudaConvWgradShiftGather(dx, n, c, h, w, k, k, st, 2 * st, p, p, ho, wk, ddy, (long) n * seg, seg, ir[0], (int) ir[1],
                                 ir[2] == 1, cout, ws, splits, fused, kk, 0f, cfast);
                         assertArrayEquals(mem.downloadInts(twoPass, (long) cout * kk), mem.downloadInts(fused, (long) cout * kk), at);
+                        // the same from NCHW dY (row co a plane apart, image i cout planes apart): no by-channel copy
+                        MemorySegment fromNchw = mem.dev(4L * cout * kk);
+                        Native.cudaConvWgradFrom(dx, n, c, h, w, k, k, st, 2 * st, p, p, ho, wk, dnchw, seg, seg, (long) cout * seg, true, ir[0], (int) ir[1],
+                                ir[2] == 1, cout, ws, splits, fromNchw, kk, 0f, cfast);
+                        assertArrayEquals(mem.downloadInts(twoPass, (long) cout * kk), mem.downloadInts(fromNchw, (long) cout * kk), at + " from NCHW");
                     }
+            // every position, straight from NCHW (DENSE's Eq. 3) == the bf16 copy of dY by channel through fst_cuda_conv_wgrad
+            for (boolean cfast : new boolean[]{ false, true }) {
+                int npixAll = n * seg;
+                MemorySegment d32 = mem.upload(dy), d16 = mem.dev(2L * cout * npixAll), ws = mem.dev(4L * 3 * cout * kk),
+                        viaCopy = mem.dev(4L * cout * kk), direct = mem.dev(4L * cout * kk);
+                Native.cudaF32ToBf16(d32, d16, (long) cout * npixAll);
+                Native.cudaConvWgrad(dx, n, c, h, w, k, k, st, st, p, p, ho, wo, d16, npixAll, cout, ws, 3, viaCopy, kk, 0f, cfast);
+                Native.cudaConvWgradFrom(dx, n, c, h, w, k, k, st, st, p, p, ho, wo, dnchw, seg, seg, (long) cout * seg, false, 0f, 1, false,
+                        cout, ws, 3, direct, kk, 0f, cfast);
+                assertArrayEquals(mem.downloadInts(viaCopy, (long) cout * kk), mem.downloadInts(direct, (long) cout * kk),
+                        java.util.Arrays.toString(cs) + " every position from NCHW, cfast " + cfast);
+            }
         }
         MemorySegment any = mem.dev(1024);
         assertThrows(IllegalArgumentException.class, () -> Native.cudaConvWgradShiftGather(any, 1, 1, 4, 4, 1, 1, 1, 2, 0, 0, 4, 2, any, 16, 16, 1f, 2, false,

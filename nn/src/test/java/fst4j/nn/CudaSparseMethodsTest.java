@@ -140,8 +140,9 @@ class CudaSparseMethodsTest {
         boolean keep = fst4j.autograd.Layers.keepColumns;
         fst4j.autograd.Layers.keepColumns = false;
         try {
-            long fused = fst4j.tensor.CudaOps.implicitGemmEq3FusedUses();
+            long fused = fst4j.tensor.CudaOps.implicitGemmEq3FusedUses(), nchw = fst4j.tensor.CudaOps.implicitGemmEq3NchwUses();
             closeSteps(method, fst4j.tensor.CudaOps::setImplicitGemmEq3, fst4j.tensor.CudaOps::implicitGemmEq3Uses, "Eq. 3 implicit GEMM");
+            assertTrue(fst4j.tensor.CudaOps.implicitGemmEq3NchwUses() > nchw, method + ": no Eq. 3 read dY straight from NCHW");
             // FST3_IR's half-K Eq. 3 at even widths made its shifted, gathered dY inside the kernel
             if (method == SparseConfig.Method.FST3_IR)
                 assertTrue(fst4j.tensor.CudaOps.implicitGemmEq3FusedUses() > fused, "no half-K Eq. 3 took the fused shift-gather");

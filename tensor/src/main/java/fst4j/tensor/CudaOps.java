@@ -508,6 +508,36 @@ public final class CudaOps {
     }
     private static final java.util.concurrent.atomic.AtomicLong IGEMM_EQ3_FUSED = new java.util.concurrent.atomic.AtomicLong();
 
+    /**
+     * Eq. 3 as one implicit-GEMM kernel reading dY straight from NCHW (no by-channel copy): dw = g im2col(x)^T + beta dw with
+     * dy [N, M, Ho, Wo] (float32; any layout, made contiguous) and, with kept, FST3's half K: g = dY's even positions per
+     * plane after the IR shift (coeff 0: none), the lowering then the kept positions'; without, g = dY and the lowering all
+     * positions. The values of the by-channel paths ({@link #weightGradImplicitBf16}, {@link #weightGradImplicitShiftGather}).
+     */
+    public static void weightGradImplicitFromNchw(Tensor dy, Lowering low, boolean kept, float coeff, int shift, boolean circular, float beta, Tensor dw) {
+        require("weightGradImplicitFromNchw", dy, low.x(), dw);
+        long[] geo = low.geometry();
+        int m = dy.dim() == 4 ? dy.shape[1] : -1, k = low.rows(), npix = low.cols();
+        long plane = dy.dim() == 4 ? (long) dy.shape[2] * dy.shape[3] : 0, half = kept ? (plane + 1) / 2 : plane;
+        if (dy.dim() != 4 || (long) dy.shape[0] * half != npix || dw.dim() != 2 || dw.shape[0] != m || dw.shape[1] != k
+                || (k > 1 && dw.strides[1] != 1) || geo[12] != 0)
+            throw new IllegalArgumentException("shape mismatch: weightGradImplicitFromNchw dy " + Shape.str(dy.shape) + (kept ? " (kept half)" : "")
+                    + " x the lowering [" + k + ", " + npix + "] into " + Shape.str(dw.shape));
+        if (m == 0 || k == 0) return;
+        long ldd = m > 1 ? dw.strides[0] : k, splits = Native.cudaConvWgradSplits(m, k, npix, 0);
+        try (Tensor dyc = dy.contiguous(); Block ws = Block.of(Math.max(4, 4L * splits * m * k))) {
+            Native.cudaConvWgradFrom(ptr(low.x()), geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8], geo[9], geo[10], geo[11],
+                    ptr(dyc), plane, plane, (long) m * plane, kept, coeff, shift, circular, m, ws.ptr(), splits, ptr(dw), ldd, beta, geo[1] % 8 == 0);
+        }
+        IGEMM_EQ3_USES.incrementAndGet();
+        IGEMM_EQ3_NCHW.incrementAndGet();
+        if (kept) IGEMM_EQ3_FUSED.incrementAndGet();
+    }
+    private static final java.util.concurrent.atomic.AtomicLong IGEMM_EQ3_NCHW = new java.util.concurrent.atomic.AtomicLong();
+
+    /** How many weight gradients {@link #weightGradImplicitFromNchw} has computed (no by-channel copy of dY). */
+    public static long implicitGemmEq3NchwUses() { return IGEMM_EQ3_NCHW.get(); }
+
     /** How many half-K weight gradients {@link #weightGradImplicitShiftGather} has computed (the shift-gather fused in). */
     public static long implicitGemmEq3FusedUses() { return IGEMM_EQ3_FUSED.get(); }
 

@@ -120,6 +120,8 @@ else
     -Dfst4j.conv.keepColumns=false -Dfst4j.step.label=igemm3 fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:FST3_IR:32
   part "fst4j resnet18in DENSE igemm3" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.cuda.igemmEq3=true \
     -Dfst4j.conv.keepColumns=false -Dfst4j.step.label=igemm3 fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
+  part "fst4j resnet18in FST3_IR srste2" 60 5 "${E[@]}" -Dfst4j.cuda.fusedSrste=false -Dfst4j.step.label=srste2 \
+    fst4j.nn.CudaStepTiming --max-seconds 5 resnet18in:2:1:2:FST3_IR:32
   part "fst4j resnet18in DENSE igemm2" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.conv.keepColumns=false \
     -Dfst4j.step.label=igemm2 fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
   part "torch resnet18in" 60 5 python3 "$PEER" --device cpu --batch 2 --size 64 --warmup 1 --steps 2 --modes bf16_cl,fp32

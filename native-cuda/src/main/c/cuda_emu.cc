@@ -157,63 +157,47 @@ static int warp_op(const char *name, int64_t b, int w, FstFiber *lane) {
         for (int l = 0; l < 32; l++) lane[l].result = lane[lane[l].src].val;
         return FST_OK;
     }
-    if (lane[0].op == OP_MMA_SP) {
-        /* A's kept values (mma.m16n8k16's A layout), their k from the metadata of lanes r = 0, 1 (selector 0), B 32 x 8 */
-        float V[16][16], B[32][8], D[32][4];
-        int col[16][16];
-        for (int l = 0; l < 32; l++) {
-            const int q = l >> 2, r = l & 3;
-            for (int j = 0; j < 4; j++)
-                for (int h = 0; h < 2; h++) V[q + 8 * (j & 1)][2 * r + 8 * (j >> 1) + h] = bf16_lo(lane[l].a[j], h);
-            for (int j = 0; j < 4; j++)
-                for (int h = 0; h < 2; h++) B[2 * r + 8 * j + h][q] = bf16_lo(lane[l].b[j], h);
-            if (r < 2)
-                for (int half = 0; half < 2; half++) {
-                    const uint32_t m16 = half ? lane[l].e >> 16 : lane[l].e & 0xffffu;
-                    for (int c = 0; c < 8; c++) {   /* kept column 8 r + c: group c / 2 of the chunk, slot c % 2 */
-                        const int idx = (int)((m16 >> (4 * (c / 2) + 2 * (c % 2))) & 3u);
-                        col[q + 8 * half][8 * r + c] = 16 * r + 4 * (c / 2) + idx;
-                    }
-                }
-        }
-        for (int row = 0; row < 16; row++)
-            for (int g = 0; g < 8; g++)
-                if (col[row][2 * g] >= col[row][2 * g + 1])
-                    return fst_cuda_fail("%s: block %lld, warp %d: mma.sp metadata of row %d, group %d names positions %d and %d: they must "
-                                         "increase (emulator; undefined on a device)", name, (long long)b, w, row, g, col[row][2 * g] & 3,
-                                         col[row][2 * g + 1] & 3);
-        for (int l = 0; l < 32; l++) {
-            const int q = l >> 2, r = l & 3;
-            for (int x = 0; x < 4; x++) {
-                const int row = q + 8 * (x >> 1), cn = 2 * r + (x & 1);
-                float acc = lane[l].d[x];
-                for (int c = 0; c < 16; c++) acc += V[row][c] * B[col[row][c]][cn];
-                D[l][x] = acc;
-            }
-        }
-        for (int l = 0; l < 32; l++)
-            for (int x = 0; x < 4; x++) lane[l].d[x] = D[l][x];
-        return FST_OK;
-    }
-    float A[16][16], B[16][8], D[32][4];
+    /* mma and mma.sp: A's (kept) values V in mma.m16n8k16's A layout, B (16 x 8, or 32 x 8 for mma.sp) from the lanes'
+     * fragments, and for each row the k of its 16 values: 0..15 for mma, from the metadata of lanes r = 0, 1 (selector 0)
+     * for mma.sp. Each element of D is d + its 16 products in that order, in float. */
+    const bool sp = lane[0].op == OP_MMA_SP;
+    const int bregs = sp ? 4 : 2;
+    float V[16][16], B[32][8], D[32][4];
+    int col[16][16];
     for (int l = 0; l < 32; l++) {
         const int q = l >> 2, r = l & 3;
         for (int j = 0; j < 4; j++)
-            for (int h = 0; h < 2; h++) A[q + 8 * (j & 1)][2 * r + 8 * (j >> 1) + h] = bf16_lo(lane[l].a[j], h);
-        for (int j = 0; j < 2; j++)
+            for (int h = 0; h < 2; h++) V[q + 8 * (j & 1)][2 * r + 8 * (j >> 1) + h] = bf16_lo(lane[l].a[j], h);
+        for (int j = 0; j < bregs; j++)
             for (int h = 0; h < 2; h++) B[2 * r + 8 * j + h][q] = bf16_lo(lane[l].b[j], h);
+        if (sp && r < 2)
+            for (int half = 0; half < 2; half++) {
+                const uint32_t m16 = half ? lane[l].e >> 16 : lane[l].e & 0xffffu;
+                for (int c = 0; c < 8; c++) {   /* kept column 8 r + c: group c / 2 of the chunk, slot c % 2 */
+                    const int idx = (int)((m16 >> (4 * (c / 2) + 2 * (c % 2))) & 3u);
+                    col[q + 8 * half][8 * r + c] = 16 * r + 4 * (c / 2) + idx;
+                }
+            }
     }
+    for (int row = 0; row < 16; row++)
+        for (int c = 0; c < 16; c++) {
+            if (!sp) col[row][c] = c;
+            else if (c % 2 == 1 && col[row][c - 1] >= col[row][c])
+                return fst_cuda_fail("%s: block %lld, warp %d: mma.sp metadata of row %d, group %d names positions %d and %d: they must "
+                                     "increase (emulator; undefined on a device)", name, (long long)b, w, row, c / 2, col[row][c - 1] & 3,
+                                     col[row][c] & 3);
+        }
     for (int l = 0; l < 32; l++) {
         const int q = l >> 2, r = l & 3;
-        for (int e = 0; e < 4; e++) {
-            const int row = q + 8 * (e >> 1), col = 2 * r + (e & 1);
-            float acc = lane[l].d[e];
-            for (int k = 0; k < 16; k++) acc += A[row][k] * B[k][col];
-            D[l][e] = acc;
+        for (int x = 0; x < 4; x++) {
+            const int row = q + 8 * (x >> 1), cn = 2 * r + (x & 1);
+            float acc = lane[l].d[x];
+            for (int c = 0; c < 16; c++) acc += V[row][c] * B[col[row][c]][cn];
+            D[l][x] = acc;
         }
     }
     for (int l = 0; l < 32; l++)
-        for (int e = 0; e < 4; e++) lane[l].d[e] = D[l][e];
+        for (int x = 0; x < 4; x++) lane[l].d[x] = D[l][x];
     return FST_OK;
 }
 

@@ -1402,10 +1402,31 @@ template <int BE> FST_BD void ig_store_x(u16 *bs, const IgStage &st, const u32 x
     for (int e = 0; e < BE / 2; e++) st32(bd + 2 * e, xv[e]);
 }
 
+/* A's fragments of mma.m16n8k16 (or mma.sp's kept values) for the 16 rows from `row`, columns from ks, row stride lda */
+FST_BD void ig_frag_a(const u16 *As, int lda, int row, int ks, int r4, u32 a[4]) {
+    const u16 *ap = As + row * lda + ks + 2 * r4;
+    a[0] = ld32(ap);
+    a[1] = ld32(ap + 8 * lda);
+    a[2] = ld32(ap + 8);
+    a[3] = ld32(ap + 8 * lda + 8);
+}
+
 /* B's fragments of 16 (dense mma: regs 2) or 32 (mma.sp: regs 4) of k from ks, for the 8 positions of ni at column q */
 FST_BD void ig_frag_b(const u16 *Bs, int wn, int ni, int q, int r4, int ks, int regs, u32 *b) {
     const u16 *bq = Bs + (wn * 32 + ni * 8 + q) * FST_IG_LDS + ks + 2 * r4;
     for (int j = 0; j < regs; j++) b[j] = ld32(bq + 8 * j);
+}
+
+/* One 32-wide slice of the dense kernels: the warp's 32 x 32 outputs += As (its 32 rows from wm * 32) x Bs (its 32 columns
+ * from wn * 32), 2 x 4 mma.m16n8k16 per 16 of K */
+FST_BD void ig_mma_slice(FstCtx &c, const u16 *As, const u16 *Bs, int wm, int wn, int q, int r4, float acc[2][4][4]) {
+    for (int ks = 0; ks < FST_IG_BK; ks += 16) {
+        u32 af[2][4], bfr[4][2];
+        for (int mi = 0; mi < 2; mi++) ig_frag_a(As, FST_IG_LDS, wm * 32 + mi * 16 + q, ks, r4, af[mi]);
+        for (int ni = 0; ni < 4; ni++) ig_frag_b(Bs, wn, ni, q, r4, ks, 2, bfr[ni]);
+        for (int mi = 0; mi < 2; mi++)
+            for (int ni = 0; ni < 4; ni++) c.mma16816(acc[mi][ni], af[mi], bfr[ni]);
+    }
 }
 
 /* the 32 x 32 outputs of this thread's warp, straight into NCHW */
@@ -1485,19 +1506,7 @@ template <int BM, int BN> FST_BD void igemm_body(FstCtx &c, const fst_k_igemm_ar
         const bool more = k0 + FST_IG_BK < a.K;
         if (more) { ig_load_w<BM, BN>(a, m0, t, k0 + FST_IG_BK, wv); ig_load_x<Tl::BE>(a.g, a.K, st, k0 + FST_IG_BK, xv, a.cfast != 0); }
         const u16 *As = smem + cur * BUF, *Bs = As + BM * FST_IG_LDS;
-        for (int ks = 0; ks < FST_IG_BK; ks += 16) {
-            u32 af[2][4], bfr[4][2];
-            for (int mi = 0; mi < 2; mi++) {
-                const u16 *ap = As + (wm * 32 + mi * 16 + q) * FST_IG_LDS + ks + 2 * r4;
-                af[mi][0] = ld32(ap);
-                af[mi][1] = ld32(ap + 8 * FST_IG_LDS);
-                af[mi][2] = ld32(ap + 8);
-                af[mi][3] = ld32(ap + 8 * FST_IG_LDS + 8);
-            }
-            for (int ni = 0; ni < 4; ni++) ig_frag_b(Bs, wn, ni, q, r4, ks, 2, bfr[ni]);
-            for (int mi = 0; mi < 2; mi++)
-                for (int ni = 0; ni < 4; ni++) c.mma16816(acc[mi][ni], af[mi], bfr[ni]);
-        }
+        ig_mma_slice(c, As, Bs, wm, wn, q, r4, acc);
         if (more) {
             u16 *nb = smem + (cur ^ 1) * BUF;
             ig_store_w<BM, BN>(nb, t, wv);
@@ -1571,11 +1580,7 @@ template <int BM, int BN> FST_BD void igemm_sp_body(FstCtx &c, const fst_k_igemm
         u32 af[2][4], em[2], bfr[4][4];
         for (int mi = 0; mi < 2; mi++) {
             const int row = wm * 32 + mi * 16 + q;
-            const u16 *ap = As + row * FST_IGS_LDA + 2 * r4;
-            af[mi][0] = ld32(ap);
-            af[mi][1] = ld32(ap + 8 * FST_IGS_LDA);
-            af[mi][2] = ld32(ap + 8);
-            af[mi][3] = ld32(ap + 8 * FST_IGS_LDA + 8);
+            ig_frag_a(As, FST_IGS_LDA, row, 0, r4, af[mi]);
             em[mi] = sp_meta(Ms[row], Ms[row + 8], r4 & 1);
         }
         for (int ni = 0; ni < 4; ni++) ig_frag_b(Bs, wn, ni, q, r4, 0, 4, bfr[ni]);
@@ -1716,19 +1721,7 @@ FST_BD void kb_igemm_wg(FstCtx &c, const fst_k_igemm_wg_args &a) {
         const bool more = j0 + FST_IG_BK < jend;
         if (more) load(j0 + FST_IG_BK);
         const u16 *As = smem + cur * BUF, *Bs = As + 64 * FST_IG_LDS;
-        for (int ks = 0; ks < FST_IG_BK; ks += 16) {
-            u32 af[2][4], bfr[4][2];
-            for (int mi = 0; mi < 2; mi++) {
-                const u16 *ap = As + (wm * 32 + mi * 16 + q) * FST_IG_LDS + ks + 2 * r4;
-                af[mi][0] = ld32(ap);
-                af[mi][1] = ld32(ap + 8 * FST_IG_LDS);
-                af[mi][2] = ld32(ap + 8);
-                af[mi][3] = ld32(ap + 8 * FST_IG_LDS + 8);
-            }
-            for (int ni = 0; ni < 4; ni++) ig_frag_b(Bs, wn, ni, q, r4, ks, 2, bfr[ni]);
-            for (int mi = 0; mi < 2; mi++)
-                for (int ni = 0; ni < 4; ni++) c.mma16816(acc[mi][ni], af[mi], bfr[ni]);
-        }
+        ig_mma_slice(c, As, Bs, wm, wn, q, r4, acc);
         if (more) store(smem + (cur ^ 1) * BUF);
         c.sync();
         cur ^= 1;

@@ -193,7 +193,7 @@ public final class Gemm3 {
      * kernel's form, which only {@link Left#timesLoweredNchw} takes.
      */
     public Prepared prepareForwardConv(Tensor w, boolean nchw) {
-        boolean magnitudeK = cfg.w() instanceof Sparsifier.Magnitude24 && axis(cfg.w(), 2) == 1 && f32(w);
+        boolean magnitudeK = wMagnitudeAlongK() && f32(w);
         if (nchw && magnitudeK && !cfg.wtFromSparse() && w.device() == Device.CUDA && CudaConv24.enabled()) {
             long t0 = Profile.start();
             try {
@@ -210,7 +210,7 @@ public final class Gemm3 {
         long t0 = Profile.start();
         try {
             // magnitude 2:4 along K: pruned by one kernel into the form the product takes (CPU: compressed; CUDA: bf16)
-            boolean magnitudeK = cfg.w() instanceof Sparsifier.Magnitude24 && axis(cfg.w(), 2) == 1 && f32(w) && xType == DType.F32;
+            boolean magnitudeK = wMagnitudeAlongK() && f32(w) && xType == DType.F32;
             if (magnitudeK && cpu(w)) {
                 // native fused prune + compress (S(W) materialised only when Eq. 2 needs it)
                 Tensor sw = cfg.wtFromSparse() ? Tensor.empty(w.shape()) : null;
@@ -259,8 +259,14 @@ public final class Gemm3 {
 
     /** Whether Eq. 2 multiplies S(W^T), pruned by magnitude 2:4 along Cout from W itself, by dense dY (FST2, FST3, FST3_IR). */
     public boolean eq2Magnitude24Cout() {
-        return cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && !cfg.wtFromSparse() && cfg.dyEq2() instanceof Sparsifier.Dense;
+        return wtMagnitudeAlongCout() && !cfg.wtFromSparse() && cfg.dyEq2() instanceof Sparsifier.Dense;
     }
+
+    /** S(W) is magnitude 2:4 along K (each row of W [Cout, K]). */
+    private boolean wMagnitudeAlongK() { return cfg.w() instanceof Sparsifier.Magnitude24 && axis(cfg.w(), 2) == 1; }
+
+    /** S(W^T) is magnitude 2:4 along Cout (each column of W [Cout, K]). */
+    private boolean wtMagnitudeAlongCout() { return cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0; }
 
     /** Whether Eq. 2 multiplies dense W^T by dense dY (W^T not pruned, not taken from a pruned S(W), dY not sparsified). */
     public boolean eq2Dense() {
@@ -340,7 +346,7 @@ public final class Gemm3 {
             boolean f32 = f32(src) && dyType == DType.F32;
             // magnitude 2:4 along Cout: native fused prune + compress of W^T, no pruned copy, no transpose; on CUDA S(W^T)
             // pruned straight into cuSPARSELt's bf16 operand [K, Cout]
-            boolean magnitudeCout = cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0 && f32;
+            boolean magnitudeCout = wtMagnitudeAlongCout() && f32;
             if (magnitudeCout && cpu(src))
                 return new Left(null, Compressed24.pruneCompressTransposed(src, Blas.threads()));
             if (magnitudeCout && f32(w) && src.device() == Device.CUDA && CudaSpmm.enabled() && CudaSpmm.fusedPrune())
@@ -371,7 +377,7 @@ public final class Gemm3 {
     public Left prepareInputGradTconv(Tensor w, Tensor sw, int kk) {
         if (!cpu(w) || !f32(w)) return null;
         Tensor src = eq2Source(w, sw);
-        boolean pruned = cfg.wt() instanceof Sparsifier.Magnitude24 && axis(cfg.wt(), 2) == 0;
+        boolean pruned = wtMagnitudeAlongCout();
         if (!(pruned || cfg.wt() instanceof Sparsifier.Dense) || (pruned && w.size(0) % 4 != 0)) return null;
         // the transpose of a transposable S(W) is 2:4 along Cout too: prepareInputGrad runs it through the 2:4 kernel
         if (!pruned && cfg.wtFromSparse() && cfg.w() instanceof Transposable24) return null;
@@ -438,19 +444,6 @@ public final class Gemm3 {
     public void weightGradInto(Tensor dy, Columns x, int segment, Tensor dw, float beta) {
         long t0 = Profile.start();
         SparseConfig.Shift ir = cfg.ir();
-        if (cfg.xt() instanceof Sparsifier.Fixed24 && cfg.dyEq3() instanceof Sparsifier.Dense && f32(dy, dw) && dy.device() == Device.CUDA
-                && CudaOps.implicitGemmEq3On() && unitRows(dy) && unitRows(dw)) {
-            // on CUDA with the implicit Eq. 3: the IR shift and the gather happen inside the kernel, as it stages dY
-            Lowering kept = x.keptLowering(HalfK.keptPositions(segment, segment));
-            if (kept != null && !kept.tapMajor()) {
-                Profile.stop(Part.SPARSIFY, t0);
-                long t2 = Profile.start();
-                if (ir == null) CudaOps.weightGradImplicitShiftGather(dy, segment, 0f, 1, false, kept, beta, dw);
-                else CudaOps.weightGradImplicitShiftGather(dy, segment, ir.coeff(), ir.direction(), ir.circular(), kept, beta, dw);
-                Profile.stop(Part.EQ3, t2);
-                return;
-            }
-        }
         if (cfg.xt() instanceof Sparsifier.Fixed24 && cfg.dyEq3() instanceof Sparsifier.Dense && f32(dy)
                 && (ir == null || ir.coeff() != 0f)) {
             // Eq. 7 half-K with the IR shift fused into the gather (one native pass over dY; one kernel on CUDA, which

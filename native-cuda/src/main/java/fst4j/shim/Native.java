@@ -1455,21 +1455,10 @@ public final class Native {
     }
 
     /**
-     * {@link #cudaConvWgrad} with g made while it is staged from src float32 [cout, lds] (dY by channel, segments of seg) as
-     * {@link #cudaShiftGather16} makes it (IR shift coeff / shift / circular, then the even positions of each segment,
-     * rounded to bf16): the same bits without the separate pass; x's geometry is the kept positions' lowering.
-     */
-    public static void cudaConvWgradShiftGather(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
-                                                long ho, long wo, MemorySegment src, long lds, long seg, float coeff, int shift, boolean circular, long cout,
-                                                MemorySegment ws, long splits, MemorySegment dw, long ldd, float beta, boolean channelsFastest) {
-        cudaConvWgradFrom(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, src, lds, seg, seg, true, coeff, shift, circular, cout, ws, splits, dw, ldd, beta,
-                channelsFastest);
-    }
-
-    /**
      * {@link #cudaConvWgrad} with g made while it is staged from src float32: row co at co * lds, segment i (seg values) at
-     * i * sseg within it (dY by channel: lds, seg; NCHW dY: seg, cout * seg). gather: the shift-gather of
-     * {@link #cudaConvWgradShiftGather}; else every position as it is (Eq. 3 straight from NCHW dY).
+     * i * sseg within it (dY by channel: lds, seg; NCHW dY: seg, cout * seg). gather: as {@link #cudaShiftGather16} makes it
+     * (IR shift coeff / shift / circular, then each segment's even positions, rounded to bf16: the same bits without the
+     * separate pass; x's geometry then the kept positions' lowering); else every position as it is.
      */
     public static void cudaConvWgradFrom(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
                                          long ho, long wo, MemorySegment src, long lds, long seg, long sseg, boolean gather, float coeff, int shift,

@@ -91,6 +91,66 @@ class CudaBlockKernelsTest {
                 mem.upload(sp.kept()), mem.upload(sp.meta()), mem.upload(sbt), mem.dev(4L * blocks * 128));
     }
 
+    /** A weight element as the reference multiplies it (already rounded to bf16): out channel o, in channel ci, tap (a, b). */
+    private interface Wt { double at(int o, int ci, int a, int b); }
+
+    /** Element (img, o, oh, ow) of a convolution's NCHW output. */
+    private interface Got { float at(int img, int o, int oh, int ow); }
+
+    /**
+     * Every output of a convolution (got, [n, cout, ho, wo]) against its float64 definition sum over (ci, a, b) of
+     * w(o, ci, a, b) bf16(x[img, ci, oh*sh - ph + a, ow*sw - pw + b]), within kTerms 2^-23 of the sum of |terms|.
+     */
+    private static void assertConv(Got got, float[] x, Wt wt, int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+                                   int cout, int ho, int wo, long kTerms, String at) {
+        for (int img = 0; img < n; img++)
+            for (int oc = 0; oc < cout; oc++)
+                for (int oh = 0; oh < ho; oh++)
+                    for (int ow = 0; ow < wo; ow++) {
+                        double want = 0, mag = 0;
+                        for (int ci = 0; ci < c; ci++)
+                            for (int a = 0; a < kh; a++)
+                                for (int b = 0; b < kw; b++) {
+                                    int ih = oh * sh - ph + a, iw = ow * sw - pw + b;
+                                    if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                                    double t = wt.at(oc, ci, a, b) * Bf16.round(x[((img * c + ci) * h + ih) * w + iw]);
+                                    want += t;
+                                    mag += Math.abs(t);
+                                }
+                        assertEquals(want, got.at(img, oc, oh, ow), kTerms * 0x1p-23 * mag + 1e-30, at + " at " + img + "," + oc + "," + oh + "," + ow);
+                    }
+    }
+
+    /**
+     * Every input gradient of a stride-1 convolution (got, [n, cin, h, w]) against Eq. 2's float64 definition: the sum over
+     * (co, a, b) of w(co, ci, a, b) bf16(dy[img, co, ih + p - a, iw + p - b]), within kTerms 2^-23 of the sum of |terms|.
+     */
+    private static void assertEq2(float[] got, float[] dy, Wt wt, int n, int cin, int h, int w, int k, int p, int cout, int ho, int wo, long kTerms,
+                                  String at) {
+        for (int img = 0; img < n; img++)
+            for (int ci = 0; ci < cin; ci++)
+                for (int ih = 0; ih < h; ih++)
+                    for (int iw = 0; iw < w; iw++) {
+                        double want = 0, mag = 0;
+                        for (int co = 0; co < cout; co++)
+                            for (int a = 0; a < k; a++)
+                                for (int b = 0; b < k; b++) {
+                                    int oh = ih + p - a, ow = iw + p - b;
+                                    if (oh < 0 || oh >= ho || ow < 0 || ow >= wo) continue;
+                                    double t = wt.at(co, ci, a, b) * Bf16.round(dy[((img * cout + co) * ho + oh) * wo + ow]);
+                                    want += t;
+                                    mag += Math.abs(t);
+                                }
+                        assertEquals(want, got[((img * cin + ci) * h + ih) * w + iw], kTerms * 0x1p-23 * mag + 1e-30, at + " at " + img + "," + ci + "," + ih + "," + iw);
+                    }
+    }
+
+    /** got's bits == want's, element for element. */
+    private static void assertBits(float[] want, float[] got, String at) {
+        assertEquals(want.length, got.length, at);
+        for (int i = 0; i < want.length; i++) assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]), at + " at " + i);
+    }
+
     @Test
     void selftestMatchesItsDefinition() {
         Random r = new Random(11);
@@ -266,27 +326,9 @@ class CudaBlockKernelsTest {
                 MemorySegment dy = mem.dev(4L * n * cout * plane);
                 Native.cudaConvIgemm(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dw, ldw, cout, dy);
                 float[] y = mem.downloadFloats(dy, (long) n * cout * plane);
-                for (int img = 0; img < n; img++)
-                    for (int oc = 0; oc < cout; oc++)
-                        for (int oh = 0; oh < ho; oh++)
-                            for (int ow = 0; ow < wo; ow++) {
-                                int i = ((img * cout + oc) * ho + oh) * wo + ow;
-                                if (ref != null) {   // the emulator: the same sums in the same order as its GemmEx, bit for bit
-                                    assertEquals(Float.floatToRawIntBits(ref[i]), Float.floatToRawIntBits(y[i]), at + " order " + o[0] + "/" + o[1] + " at " + i);
-                                    continue;
-                                }
-                                double want = 0, mag = 0;
-                                for (int ci = 0; ci < c; ci++)
-                                    for (int a = 0; a < kh; a++)
-                                        for (int b = 0; b < kw; b++) {
-                                            int ih = oh * sh - ph + a, iw = ow * sw - pw + b;
-                                            if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
-                                            double p = (double) Bf16.value(wt[oc * ldw + (ci * kh + a) * kw + b]) * Bf16.round(x[((img * c + ci) * h + ih) * w + iw]);
-                                            want += p;
-                                            mag += Math.abs(p);
-                                        }
-                                assertEquals(want, y[i], k * 0x1p-23 * mag + 1e-30, at + " at " + i);
-                            }
+                if (ref != null) assertBits(ref, y, at + " order " + o[0] + "/" + o[1]);   // the emulator: its GemmEx's sums in its order
+                else assertConv((img, oc, oh, ow) -> y[((img * cout + oc) * ho + oh) * wo + ow], x,
+                        (oc, ci, a, b) -> Bf16.value(wt[oc * ldw + (ci * kh + a) * kw + b]), n, c, h, w, kh, kw, sh, sw, ph, pw, cout, ho, wo, k, at);
             }
         }
     }
@@ -322,22 +364,8 @@ class CudaBlockKernelsTest {
                         assertEquals(Bf16.of(wt[(co * c + ci) * khw + t]), got16[co * ldw + t * c + ci], "reordered weight " + at);
             Native.cudaConvIgemm(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, w16, ldw, cout, dy, true);
             float[] y = mem.downloadFloats(dy, (long) n * cout * plane);
-            for (int img = 0; img < n; img++)
-                for (int oc = 0; oc < cout; oc++)
-                    for (int oh = 0; oh < ho; oh++)
-                        for (int ow = 0; ow < wo; ow++) {
-                            double want = 0, mag = 0;
-                            for (int ci = 0; ci < c; ci++)
-                                for (int a = 0; a < kh; a++)
-                                    for (int b = 0; b < kw; b++) {
-                                        int ih = oh * sh - ph + a, iw = ow * sw - pw + b;
-                                        if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
-                                        double p = (double) Bf16.round(wt[(oc * c + ci) * khw + a * kw + b]) * Bf16.round(x[((img * c + ci) * h + ih) * w + iw]);
-                                        want += p;
-                                        mag += Math.abs(p);
-                                    }
-                            assertEquals(want, y[((img * cout + oc) * ho + oh) * wo + ow], k * 0x1p-23 * mag + 1e-30, at + " at " + img + "," + oc + "," + oh + "," + ow);
-                        }
+            assertConv((img, oc, oh, ow) -> y[((img * cout + oc) * ho + oh) * wo + ow], x, (oc, ci, a, b) -> Bf16.round(wt[(oc * c + ci) * khw + a * kw + b]),
+                    n, c, h, w, kh, kw, sh, sw, ph, pw, cout, ho, wo, k, at);
         }
     }
 
@@ -377,27 +405,9 @@ class CudaBlockKernelsTest {
                 MemorySegment dy = mem.dev(4L * n * cout * plane);
                 Native.cudaConvIgemmSparse(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, v16, ldv, meta, ldm, cout, dy, false);
                 float[] y = mem.downloadFloats(dy, (long) n * cout * plane);
-                for (int img = 0; img < n; img++)
-                    for (int oc = 0; oc < cout; oc++)
-                        for (int oh = 0; oh < ho; oh++)
-                            for (int ow = 0; ow < wo; ow++) {
-                                int i = ((img * cout + oc) * ho + oh) * wo + ow;
-                                if (Cuda.isEmulated()) {
-                                    assertEquals(Float.floatToRawIntBits(ref[i]), Float.floatToRawIntBits(y[i]), at + " order " + o[0] + "/" + o[1] + " at " + i);
-                                    continue;
-                                }
-                                double want = 0, mag = 0;
-                                for (int ci = 0; ci < c; ci++)
-                                    for (int a = 0; a < kh; a++)
-                                        for (int b = 0; b < kw; b++) {
-                                            int ih = oh * sh - ph + a, iw = ow * sw - pw + b;
-                                            if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
-                                            double p = (double) Bf16.round(wm[oc * k + (ci * kh + a) * kw + b]) * Bf16.round(x[((img * c + ci) * h + ih) * w + iw]);
-                                            want += p;
-                                            mag += Math.abs(p);
-                                        }
-                                assertEquals(want, y[i], k * 0x1p-23 * mag + 1e-30, at + " at " + i);
-                            }
+                if (Cuda.isEmulated()) assertBits(ref, y, at + " order " + o[0] + "/" + o[1]);
+                else assertConv((img, oc, oh, ow) -> y[((img * cout + oc) * ho + oh) * wo + ow], x,
+                        (oc, ci, a, b) -> Bf16.round(wm[oc * k + (ci * kh + a) * kw + b]), n, c, h, w, kh, kw, sh, sw, ph, pw, cout, ho, wo, k, at);
             }
         }
         MemorySegment dx = mem.upload(new float[2 * 3 * 25]), v = mem.dev(2L * 4 * 14), m = mem.dev(4L * 4), dy = mem.dev(4L * 2 * 4 * 25);
@@ -438,22 +448,7 @@ class CudaBlockKernelsTest {
                                     f[ci * ldd + (cfast ? (a * k + b) * cout + co : (co * k + a) * k + b)], "flipped weight " + at + " cfast " + cfast);
             Native.cudaConvIgemm(ddy, n, cout, ho, wo, k, k, 1, 1, q, q, h, w, flipped, ldd, cin, dx, cfast);
             float[] got = mem.downloadFloats(dx, (long) n * cin * h * w);
-            for (int img = 0; img < n; img++)
-                for (int ci = 0; ci < cin; ci++)
-                    for (int ih = 0; ih < h; ih++)
-                        for (int iw = 0; iw < w; iw++) {
-                            double want = 0, mag = 0;
-                            for (int co = 0; co < cout; co++)
-                                for (int a = 0; a < k; a++)
-                                    for (int b = 0; b < k; b++) {
-                                        int oh = ih + p - a, ow = iw + p - b;
-                                        if (oh < 0 || oh >= ho || ow < 0 || ow >= wo) continue;
-                                        double t = (double) Bf16.round(wt[((co * cin + ci) * k + a) * k + b]) * Bf16.round(dy[((img * cout + co) * ho + oh) * wo + ow]);
-                                        want += t;
-                                        mag += Math.abs(t);
-                                    }
-                            assertEquals(want, got[((img * cin + ci) * h + ih) * w + iw], kk * 0x1p-23 * mag + 1e-30, at + " cfast " + cfast + " at " + img + "," + ci + "," + ih + "," + iw);
-                        }
+            assertEq2(got, dy, (co, ci, a, b) -> Bf16.round(wt[((co * cin + ci) * k + a) * k + b]), n, cin, h, w, k, p, cout, ho, wo, kk, at + " cfast " + cfast);
             }
         }
         assertThrows(IllegalArgumentException.class, () -> Native.cudaWflip16(mem.dev(64), 2, 2, 2, 2, mem.dev(64), 7), "ldd < cout*kh*kw");
@@ -486,23 +481,7 @@ class CudaBlockKernelsTest {
             Native.cudaConv24T(vt, mt, cin, cout, khw, v, m);
             Native.cudaConvIgemmSparse(ddy, n, cout, ho, wo, k, k, 1, 1, q, q, h, w, v, (long) khw * cout / 2, m, (long) khw * cout / 32, cin, dx, true);
             float[] got = mem.downloadFloats(dx, (long) n * cin * h * w), st = mem.downloadFloats(maskedT, (long) kk * cout);   // S(W^T) [K, cout]
-            for (int img = 0; img < n; img++)
-                for (int ci = 0; ci < cin; ci++)
-                    for (int ih = 0; ih < h; ih++)
-                        for (int iw = 0; iw < w; iw++) {
-                            double want = 0, mag = 0;
-                            for (int co = 0; co < cout; co++)
-                                for (int a = 0; a < k; a++)
-                                    for (int b = 0; b < k; b++) {
-                                        int oh = ih + p - a, ow = iw + p - b;
-                                        if (oh < 0 || oh >= ho || ow < 0 || ow >= wo) continue;
-                                        double t = (double) Bf16.round(st[((ci * k + a) * k + b) * cout + co]) * Bf16.round(dy[((img * cout + co) * ho + oh) * wo + ow]);
-                                        want += t;
-                                        mag += Math.abs(t);
-                                    }
-                            assertEquals(want, got[((img * cin + ci) * h + ih) * w + iw], (long) cout * khw * 0x1p-23 * mag + 1e-30,
-                                    at + " at " + img + "," + ci + "," + ih + "," + iw);
-                        }
+            assertEq2(got, dy, (co, ci, a, b) -> Bf16.round(st[((ci * k + a) * k + b) * cout + co]), n, cin, h, w, k, p, cout, ho, wo, (long) cout * khw, at);
         }
         assertThrows(IllegalArgumentException.class, () -> Native.cudaConv24T(mem.dev(64), mem.dev(64), 1, 16, 1, mem.dev(64), mem.dev(64)), "cout % 32");
     }
@@ -604,7 +583,7 @@ class CudaBlockKernelsTest {
                                 twoPass = mem.dev(4L * cout * kk), fused = mem.dev(4L * cout * kk);
                         Native.cudaShiftGather16(ddy, out, out16, (long) cout * n, seg, seg, (int) ir[1], ir[0], ir[2] == 1);
                         Native.cudaConvWgrad(dx, n, c, h, w, k, k, st, 2 * st, p, p, ho, wk, out16, npix, cout, ws, splits, twoPass, kk, 0f, cfast);
-                        Native.cudaConvWgradShiftGather(dx, n, c, h, w, k, k, st, 2 * st, p, p, ho, wk, ddy, (long) n * seg, seg, ir[0], (int) ir[1],
+                        Native.cudaConvWgradFrom(dx, n, c, h, w, k, k, st, 2 * st, p, p, ho, wk, ddy, (long) n * seg, seg, seg, true, ir[0], (int) ir[1],
                                 ir[2] == 1, cout, ws, splits, fused, kk, 0f, cfast);
                         assertArrayEquals(mem.downloadInts(twoPass, (long) cout * kk), mem.downloadInts(fused, (long) cout * kk), at);
                         // the same from NCHW dY (row co a plane apart, image i cout planes apart): no by-channel copy
@@ -627,9 +606,9 @@ class CudaBlockKernelsTest {
             }
         }
         MemorySegment any = mem.dev(1024);
-        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvWgradShiftGather(any, 1, 1, 4, 4, 1, 1, 1, 2, 0, 0, 4, 2, any, 16, 16, 1f, 2, false,
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvWgradFrom(any, 1, 1, 4, 4, 1, 1, 1, 2, 0, 0, 4, 2, any, 16, 16, 16, true, 1f, 2, false,
                 1, any, 1, any, 1, 0f, false), "shift 2");
-        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvWgradShiftGather(any, 1, 1, 4, 4, 1, 1, 1, 2, 0, 0, 4, 2, any, 16, 12, 1f, 1, false,
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaConvWgradFrom(any, 1, 1, 4, 4, 1, 1, 1, 2, 0, 0, 4, 2, any, 16, 12, 12, true, 1f, 1, false,
                 1, any, 1, any, 1, 0f, false), "positions not whole segments");
     }
 

@@ -70,41 +70,7 @@ public final class CudaConvBench {
 
     private void out(String s) { log.println(s); lines.add(s); }
 
-    // ---------------------------------------------------------------- device memory of one layer
-
-    private static final class Mem implements AutoCloseable {
-        final List<MemorySegment> blocks = new ArrayList<>();
-
-        MemorySegment alloc(long bytes) {
-            MemorySegment d = Cuda.malloc(Math.max(256, bytes));
-            blocks.add(d);
-            return d;
-        }
-
-        @Override public void close() {
-            for (MemorySegment d : blocks) Cuda.free(d);
-            blocks.clear();
-        }
-    }
-
-    private static MemorySegment at(MemorySegment base, long byteOffset) { return MemorySegment.ofAddress(base.address() + byteOffset); }
-
-    /** A repeated random tile of floats: element e of a large operand is v[e % v.length] (the references know it). */
-    private record Tile(float[] v, MemorySegment host) {
-        float get(long e) { return v[(int) (e % v.length)]; }
-
-        void upload(MemorySegment dev, long count) {
-            for (long off = 0; off < count; off += v.length) Cuda.copyToDevice(at(dev, 4 * off), host, 4 * Math.min(v.length, count - off));
-        }
-    }
-
-    private static Tile tile(Arena arena, Random r, int n) {
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) v[i] = (float) r.nextGaussian();
-        MemorySegment h = arena.allocate(4L * n, 64);
-        MemorySegment.copy(v, 0, h, JAVA_FLOAT, 0, n);
-        return new Tile(v, h);
-    }
+    // ---------------------------------------------------------------- helpers (device memory, random tiles, timing: CudaGemmBench's)
 
     private static float[] download(MemorySegment d, long n) {
         Cuda.sync();
@@ -122,7 +88,7 @@ public final class CudaConvBench {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment h = a.allocate(4, 4);
             for (int q = 0; q < idx.length; q++) {
-                Cuda.copyToHost(h, at(d, 4 * idx[q]), 4);
+                Cuda.copyToHost(h, CudaGemmBench.at(d, 4 * idx[q]), 4);
                 v[q] = h.get(JAVA_FLOAT, 0);
             }
         }
@@ -131,33 +97,19 @@ public final class CudaConvBench {
 
     private static float bf(float f) { return Bf16.round(f); }
 
-    private double[] time(Runnable op) {
-        for (int i = 0; i < cfg.warmup(); i++) op.run();
-        Cuda.sync();
-        double[] ms = new double[cfg.reps()];
-        try (Cuda.Timer t = new Cuda.Timer()) {
-            for (int i = 0; i < ms.length; i++) {
-                t.start();
-                op.run();
-                ms[i] = t.stopMs();
-            }
-        }
-        java.util.Arrays.sort(ms);
-        int n = ms.length;
-        return new double[] { n % 2 == 1 ? ms[n / 2] : (ms[n / 2 - 1] + ms[n / 2]) / 2, ms[(int) Math.floor(0.1 * (n - 1))], ms[(int) Math.ceil(0.9 * (n - 1))] };
-    }
+    private CudaGemmBench.Stat time(Runnable op) { return CudaGemmBench.time(cfg.warmup(), cfg.reps(), op); }
 
     private void row(Layer l, String eq, String variant, double flops, Runnable op, double relErr) {
-        double[] t = time(op);
-        Row r = new Row(l.name(), eq, variant, flops, t[0], t[1], t[2], relErr);
+        CudaGemmBench.Stat t = time(op);
+        Row r = new Row(l.name(), eq, variant, flops, t.median(), t.p10(), t.p90(), relErr);
         rows.add(r);
         out(String.format(Locale.ROOT, "time  %-8s %-4s %-9s median %9.4f ms (p10 %9.4f, p90 %9.4f) %8.2f TFLOP/s  check %.3f of its bound%s",
                 l.name(), eq, variant, r.median(), r.p10(), r.p90(), r.tflops(), relErr, r.ok() ? "" : "  FAIL"));
     }
 
     private void prep(Layer l, String what, Runnable op) {
-        double[] t = time(op);
-        out(String.format(Locale.ROOT, "prep  %-8s %-30s median %9.4f ms (p10 %9.4f, p90 %9.4f)", l.name(), what, t[0], t[1], t[2]));
+        CudaGemmBench.Stat t = time(op);
+        out(String.format(Locale.ROOT, "prep  %-8s %-30s median %9.4f ms (p10 %9.4f, p90 %9.4f)", l.name(), what, t.median(), t.p10(), t.p90()));
     }
 
     /**
@@ -180,8 +132,8 @@ public final class CudaConvBench {
         int n = cfg.batch(), cin = l.cin(), cout = l.cout(), k = l.k(), s = l.stride(), p = l.pad(), h = l.hw(), ho = l.out(), kk = l.kk();
         long npix = (long) n * ho * ho, xN = (long) n * cin * h * h, yN = npix * cout, groups = (kk + 3) / 4, words = (groups + 7) / 8;
         double flops = 2.0 * cout * kk * npix;
-        Tile tx = tile(arena, r, 1 << 20 | 7), tw = tile(arena, r, 1 << 18 | 5);
-        try (Mem m = new Mem()) {
+        CudaGemmBench.Tile tx = CudaGemmBench.tile(arena, r, 1 << 20 | 7), tw = CudaGemmBench.tile(arena, r, 1 << 18 | 5);
+        try (CudaGemmBench.Mem m = new CudaGemmBench.Mem()) {
             MemorySegment x = m.alloc(4 * xN), w = m.alloc(4L * cout * kk), w16 = m.alloc(2L * cout * kk), y = m.alloc(4 * yN);
             tx.upload(x, xN);
             tw.upload(w, (long) cout * kk);
@@ -259,13 +211,13 @@ public final class CudaConvBench {
      * GEMM over split ranges of positions. half: the fixed mask's kept half as its lowering sees it (every other output
      * column: the horizontal stride doubled), FST3_IR's Eq. 3.
      */
-    private void eq3(Arena arena, Random r, Layer l, Mem m, MemorySegment x, Tile tx, boolean half) {
+    private void eq3(Arena arena, Random r, Layer l, CudaGemmBench.Mem m, MemorySegment x, CudaGemmBench.Tile tx, boolean half) {
         int n = cfg.batch(), cin = l.cin(), cout = l.cout(), k = l.k(), s = l.stride(), p = l.pad(), h = l.hw(), kk = l.kk();
         int sw = half ? 2 * s : s, ho = l.out(), wo = (h + 2 * p - k) / sw + 1;
         long npix = (long) n * ho * wo;
         double flops = 2.0 * cout * kk * npix;
         String eq = half ? "eq3h" : "eq3";
-        Tile tg = tile(arena, r, 1 << 20 | 9);
+        CudaGemmBench.Tile tg = CudaGemmBench.tile(arena, r, 1 << 20 | 9);
         MemorySegment g32 = m.alloc(4 * cout * npix), g16 = m.alloc(2 * cout * npix), dw = m.alloc(4L * cout * kk), cols16 = m.alloc(2L * kk * npix);
         tg.upload(g32, cout * npix);
         Native.cudaF32ToBf16(g32, g16, cout * npix);
@@ -299,11 +251,11 @@ public final class CudaConvBench {
         row(l, eq, "implicit", flops, implicit, check(sampled(dw, idx), ref, npix, 0));
     }
 
-    private void eq2(Arena arena, Random r, Layer l, Mem m, MemorySegment w, float[] wHost) {
+    private void eq2(Arena arena, Random r, Layer l, CudaGemmBench.Mem m, MemorySegment w, float[] wHost) {
         int n = cfg.batch(), cin = l.cin(), cout = l.cout(), k = l.k(), p = l.pad(), h = l.hw(), ho = l.out(), kk = l.kk(), khw = k * k, q = k - 1 - p;
         long npix = (long) n * ho * ho, plane = (long) ho * ho, dxN = (long) n * cin * h * h, dyN = npix * cout;
         double flops = 2.0 * cout * kk * npix;
-        Tile td = tile(arena, r, 1 << 20 | 3);
+        CudaGemmBench.Tile td = CudaGemmBench.tile(arena, r, 1 << 20 | 3);
         MemorySegment dy = m.alloc(4 * dyN), dx = m.alloc(4 * dxN), w16 = m.alloc(2L * cout * kk), flip16 = m.alloc(2L * cin * cout * khw);
         td.upload(dy, dyN);
         Native.cudaF32ToBf16(w, w16, (long) cout * kk);

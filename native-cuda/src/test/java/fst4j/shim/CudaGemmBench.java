@@ -96,8 +96,8 @@ public final class CudaGemmBench {
 
     // ---------------------------------------------------------------- helpers
 
-    /** Device memory of one layer, freed together. */
-    private static final class Mem implements AutoCloseable {
+    /** Device memory of one layer, freed together (CudaConvBench uses it too). */
+    static final class Mem implements AutoCloseable {
         final List<MemorySegment> blocks = new ArrayList<>();
 
         MemorySegment alloc(long bytes) {
@@ -112,10 +112,10 @@ public final class CudaGemmBench {
         }
     }
 
-    private static MemorySegment at(MemorySegment base, long byteOffset) { return MemorySegment.ofAddress(base.address() + byteOffset); }
+    static MemorySegment at(MemorySegment base, long byteOffset) { return MemorySegment.ofAddress(base.address() + byteOffset); }
 
     /** The repeated random tile, and the device copy of a flat range [0, count) of it. */
-    private record Tile(float[] v, MemorySegment host) {
+    record Tile(float[] v, MemorySegment host) {
         float get(long e) { return v[(int) (e % v.length)]; }
 
         void upload(MemorySegment dev, long count) {
@@ -126,7 +126,7 @@ public final class CudaGemmBench {
         }
     }
 
-    private static Tile tile(Arena arena, Random r, int n) {
+    static Tile tile(Arena arena, Random r, int n) {
         float[] v = new float[n];
         for (int i = 0; i < n; i++) v[i] = (float) r.nextGaussian();
         MemorySegment h = arena.allocate(4L * n, 64);
@@ -185,10 +185,13 @@ public final class CudaGemmBench {
         if (partial != null) partial.println(line);
     }
 
-    private Stat time(Runnable op) {
-        for (int i = 0; i < cfg.warmup(); i++) op.run();
+    private Stat time(Runnable op) { return time(cfg.warmup(), cfg.reps(), op); }
+
+    /** op after warm-up runs, timed by CUDA events around each of reps repetitions. */
+    static Stat time(int warmup, int reps, Runnable op) {
+        for (int i = 0; i < warmup; i++) op.run();
         Cuda.sync();
-        double[] ms = new double[cfg.reps()];
+        double[] ms = new double[reps];
         try (Cuda.Timer t = new Cuda.Timer()) {
             for (int i = 0; i < ms.length; i++) {
                 t.start();

@@ -108,12 +108,20 @@ class CudaSparseMethodsTest {
      */
     @org.junit.jupiter.api.Test
     void theImplicitGemmConvolutionGivesTheLoweredStep() {
-        // DENSE keeps a small layer's float32 columns for Eq. 3 (Layers.keepColumns) and then runs Eq. 1 on them; a large
-        // one (every layer of the ResNet-18 step) lowers again, which is the path this switch changes
+        withoutKeptColumns(() ->
+                closeSteps(SparseConfig.Method.DENSE, fst4j.tensor.CudaOps::setImplicitGemm, fst4j.tensor.CudaOps::implicitGemmUses, "implicit GEMM"));
+    }
+
+    /**
+     * Runs body with Layers.keepColumns off, then restores it. DENSE keeps a small layer's float32 columns for Eq. 3 and
+     * then runs Eq. 1 (and Eq. 3) on them; a large one (every layer of the ResNet-18 step) lowers again, which is the path
+     * the implicit GEMMs replace.
+     */
+    private static void withoutKeptColumns(Runnable body) {
         boolean keep = fst4j.autograd.Layers.keepColumns;
         fst4j.autograd.Layers.keepColumns = false;
         try {
-            closeSteps(SparseConfig.Method.DENSE, fst4j.tensor.CudaOps::setImplicitGemm, fst4j.tensor.CudaOps::implicitGemmUses, "implicit GEMM");
+            body.run();
         } finally {
             fst4j.autograd.Layers.keepColumns = keep;
         }
@@ -122,8 +130,7 @@ class CudaSparseMethodsTest {
     /**
      * DENSE's Eq. 2 of its stride-1 convolutions as the implicit-GEMM convolution of dY with the tap-reversed W^T
      * (-Dfst4j.cuda.igemmEq2=true) instead of cuBLAS into bf16 and col2im: the product is no longer rounded to bf16 before
-     * it is folded, so on either back end the loss agrees within 1e-4 (relative) and every gradient within 1 % of its
-     * largest element.
+     * it is folded, so on either back end the step is compared with the float32 step (closeSteps).
      */
     @org.junit.jupiter.api.Test
     void eq2AsTheImplicitGemmConvolutionOfDyGivesTheLoweredStep() {
@@ -137,18 +144,14 @@ class CudaSparseMethodsTest {
     @ParameterizedTest
     @EnumSource(value = SparseConfig.Method.class, names = { "DENSE", "FST3_IR" })
     void eq3AsAnImplicitGemmGivesTheLoweredStep(SparseConfig.Method method) {
-        boolean keep = fst4j.autograd.Layers.keepColumns;
-        fst4j.autograd.Layers.keepColumns = false;
-        try {
+        withoutKeptColumns(() -> {
             long fused = fst4j.tensor.CudaOps.implicitGemmEq3FusedUses(), nchw = fst4j.tensor.CudaOps.implicitGemmEq3NchwUses();
             closeSteps(method, fst4j.tensor.CudaOps::setImplicitGemmEq3, fst4j.tensor.CudaOps::implicitGemmEq3Uses, "Eq. 3 implicit GEMM");
             assertTrue(fst4j.tensor.CudaOps.implicitGemmEq3NchwUses() > nchw, method + ": no Eq. 3 read dY straight from NCHW");
             // FST3_IR's half-K Eq. 3 at even widths made its shifted, gathered dY inside the kernel
             if (method == SparseConfig.Method.FST3_IR)
                 assertTrue(fst4j.tensor.CudaOps.implicitGemmEq3FusedUses() > fused, "no half-K Eq. 3 took the fused shift-gather");
-        } finally {
-            fst4j.autograd.Layers.keepColumns = keep;
-        }
+        });
     }
 
     /**
@@ -161,16 +164,12 @@ class CudaSparseMethodsTest {
     @ParameterizedTest
     @EnumSource(value = SparseConfig.Method.class, names = { "FST2", "FST3_IR" })
     void eq1OnTheSparseTensorCoresGivesTheLoweredStep(SparseConfig.Method method) {
-        boolean keep = fst4j.autograd.Layers.keepColumns;
-        fst4j.autograd.Layers.keepColumns = false;
-        try {
+        withoutKeptColumns(() -> {
             long eq2 = fst4j.tensor.CudaConv24.eq2Uses();
             closeSteps(method, fst4j.tensor.CudaConv24::setEnabled, fst4j.tensor.CudaConv24::uses, "2:4 implicit GEMM");
             // the 32- and 64-channel stride-1 convolutions' Eq. 2 ran as 2:4 convolutions of dY too
             assertTrue(fst4j.tensor.CudaConv24.eq2Uses() > eq2, method + ": no Eq. 2 ran as a 2:4 convolution of dY");
-        } finally {
-            fst4j.autograd.Layers.keepColumns = keep;
-        }
+        });
     }
 
     /**

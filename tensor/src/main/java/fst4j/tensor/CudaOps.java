@@ -482,37 +482,14 @@ public final class CudaOps {
         IGEMM_EQ3_USES.incrementAndGet();
     }
 
-    /**
-     * FST3's / FST3_IR's half-K Eq. 3 as one implicit-GEMM kernel that also makes its left operand:
-     * dw = shiftGather(dy) im2col_kept(x)^T + beta dw, with dy [M, images * segment] (dY by channel, unit stride along
-     * its rows), the IR shift (coeff 0: none) and the gather of each segment's even positions done while the kernel
-     * stages them (the bits of {@link #shiftGather} rounded to bf16), and kept the lowering of x at those positions.
-     * No shift-gather pass, no gathered copy of dY.
-     */
-    public static void weightGradImplicitShiftGather(Tensor dy, int segment, float coeff, int shift, boolean circular, Lowering kept, float beta, Tensor dw) {
-        require("weightGradImplicitShiftGather", dy, kept.x(), dw);
-        long[] geo = kept.geometry();
-        int m = dy.dim() == 2 ? dy.shape[0] : -1, k = kept.rows(), npix = kept.cols(), half = (segment + 1) / 2;
-        if (dy.dim() != 2 || segment <= 0 || dy.shape[1] % segment != 0 || (long) dy.shape[1] / segment * half != npix || (dy.shape[1] > 1 && dy.strides[1] != 1)
-                || dw.dim() != 2 || dw.shape[0] != m || dw.shape[1] != k || (k > 1 && dw.strides[1] != 1) || geo[12] != 0)
-            throw new IllegalArgumentException("shape mismatch: weightGradImplicitShiftGather dy " + Shape.str(dy.shape) + " (segments of " + segment
-                    + ") x the kept lowering [" + k + ", " + npix + "] into " + Shape.str(dw.shape));
-        if (m == 0 || k == 0) return;
-        long lds = m > 1 ? dy.strides[0] : dy.shape[1], ldd = m > 1 ? dw.strides[0] : k, splits = Native.cudaConvWgradSplits(m, k, npix, 0);
-        try (Block ws = Block.of(Math.max(4, 4L * splits * m * k))) {
-            Native.cudaConvWgradShiftGather(ptr(kept.x()), geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8], geo[9], geo[10], geo[11],
-                    ptr(dy), lds, segment, coeff, shift, circular, m, ws.ptr(), splits, ptr(dw), ldd, beta, geo[1] % 8 == 0);
-        }
-        IGEMM_EQ3_USES.incrementAndGet();
-        IGEMM_EQ3_FUSED.incrementAndGet();
-    }
     private static final java.util.concurrent.atomic.AtomicLong IGEMM_EQ3_FUSED = new java.util.concurrent.atomic.AtomicLong();
 
     /**
      * Eq. 3 as one implicit-GEMM kernel reading dY straight from NCHW (no by-channel copy): dw = g im2col(x)^T + beta dw with
      * dy [N, M, Ho, Wo] (float32; any layout, made contiguous) and, with kept, FST3's half K: g = dY's even positions per
      * plane after the IR shift (coeff 0: none), the lowering then the kept positions'; without, g = dY and the lowering all
-     * positions. The values of the by-channel paths ({@link #weightGradImplicitBf16}, {@link #weightGradImplicitShiftGather}).
+     * positions. The values of the by-channel path ({@link #weightGradImplicitBf16} on byChannel's or the half-K gather's
+     * bf16 copy), bit for bit.
      */
     public static void weightGradImplicitFromNchw(Tensor dy, Lowering low, boolean kept, float coeff, int shift, boolean circular, float beta, Tensor dw) {
         require("weightGradImplicitFromNchw", dy, low.x(), dw);
@@ -538,7 +515,7 @@ public final class CudaOps {
     /** How many weight gradients {@link #weightGradImplicitFromNchw} has computed (no by-channel copy of dY). */
     public static long implicitGemmEq3NchwUses() { return IGEMM_EQ3_NCHW.get(); }
 
-    /** How many half-K weight gradients {@link #weightGradImplicitShiftGather} has computed (the shift-gather fused in). */
+    /** How many half-K weight gradients {@link #weightGradImplicitFromNchw} has computed (the shift-gather fused in). */
     public static long implicitGemmEq3FusedUses() { return IGEMM_EQ3_FUSED.get(); }
 
     /** Switches {@link #convImplicitGemmBf16} for dense convolutions; returns the previous setting. */

@@ -88,6 +88,12 @@ FST_API int fst_spmm24_prefetch(int mode);
  * mode in use. The K blocks set where each C element's partial sums are rounded, so the two modes differ in the last
  * bits; for A/B timing. */
 FST_API int fst_spmm24_kblocks(int mode);
+/* The 2:4 product compiled per call (sparse_jit.c, AVX-512): where B has at least 2048 columns and S at most 40960
+ * entries (M x Kp) in at most 64 rows (and, on a materialised B, at least 24), fst_spmm24 / fst_spmm24_lowered write x86-64 code for
+ * this S (each kept value's B row a register) and run it over B. mode 1 (default) on, 0 the register kernel
+ * everywhere, -1 only asks; returns the mode in use. The two sum in different K blocks, so the last bits differ; for
+ * tests and A/B timing (jmh/NOTES-step-cpu.md v15). */
+FST_API int fst_spmm24_jit(int mode);
 /* Eq. 3 of a convolution (fst_sgemm_lowered with transB) without packing (dot products over the positions) for at most
  * m output rows, else the packing GEMM: m >= 0 sets it, -1 only asks; returns the value in use. Default 32. For A/B
  * timing; the two paths sum in different orders (results within float rounding of each other). */

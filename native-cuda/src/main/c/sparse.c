@@ -6,6 +6,7 @@
 #include <string.h>
 #include "parallel.h"
 #include "lowering.h"
+#include "sparse_jit.h"
 
 typedef int (*spmm_range_fn)(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha,
                              float beta, const float *values, const uint32_t *meta, const float *B, int64_t ldb,
@@ -22,6 +23,18 @@ int fst_spmm24_range_generic(RANGE_ARGS);
 #ifndef SPK_ABIG
 #define SPK_ABIG (1 << 20)  /* as in sparse_kernel.c: S values bytes above which a chunk's column blocks are grouped */
 #endif
+#ifndef SPK_JIT_MIN_N
+#define SPK_JIT_MIN_N 2048        /* columns of B from which the compiled product is used */
+#endif
+#ifndef SPK_JIT_MAX_MK
+#define SPK_JIT_MAX_MK 40960      /* ... up to this many entries of S (M x Kp): its code, ~10 M Kp bytes, then stays in L2 */
+#endif
+#ifndef SPK_JIT_MIN_M
+#define SPK_JIT_MIN_M 24          /* ... and, on a materialised B, at least two register blocks of rows */
+#endif
+#ifndef SPK_JIT_MAX_M
+#define SPK_JIT_MAX_M 64          /* ... and at most this many rows (96-576 rows measured slower, NOTES v15) */
+#endif
 #ifndef SPK_STREAM_BYTES
 #define SPK_STREAM_BYTES (16 << 20)
 #endif
@@ -30,6 +43,7 @@ int fst_spmm24_range_generic(RANGE_ARGS);
 int fst_spmm24_group_mode = 1;      /* large-weight column-block grouping */
 int fst_spmm24_prefetch_mode = 1;   /* prefetch a big S's next register block */
 int fst_spmm24_kblock_mode = 1;     /* L2-sized K blocks where K needs several */
+int fst_spmm24_jit_mode = 1;        /* the code compiled per call (sparse_jit.c) where it measured faster */
 
 /* Sets *sw to mode 0 or 1 (other values only ask); returns the mode in use. */
 static int set_switch(int *sw, int mode) {
@@ -40,6 +54,7 @@ static int set_switch(int *sw, int mode) {
 int fst_spmm24_grouping(int mode) { return set_switch(&fst_spmm24_group_mode, mode); }
 int fst_spmm24_prefetch(int mode) { return set_switch(&fst_spmm24_prefetch_mode, mode); }
 int fst_spmm24_kblocks(int mode) { return set_switch(&fst_spmm24_kblock_mode, mode); }
+int fst_spmm24_jit(int mode) { return set_switch(&fst_spmm24_jit_mode, mode); }
 
 static spmm_range_fn spmm_kernel(const char **name) {
     static spmm_range_fn chosen;
@@ -77,6 +92,7 @@ typedef struct {
     size_t buf_bytes;
     int rc;
     const fst_lowering *low;
+    const fst_jit24 *jit;    /* when set: the compiled product, over column ranges */
 } spmm_job;
 
 static void spmm_task(void *p, int64_t u0, int64_t u1) {
@@ -85,7 +101,10 @@ static void spmm_task(void *p, int64_t u0, int64_t u1) {
     if (a >= b) return;
     float *buf = aligned_alloc(64, j->buf_bytes);
     if (!buf) { __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED); return; }
-    if (j->split_n) j->run(0, j->M, a, b, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low);
+    if (j->jit) {
+        int rc = fst_jit24_range(j->jit, a, b, j->alpha, j->beta, j->B, j->ldb, j->C, j->ldc, j->low);
+        if (rc != FST_OK) __atomic_store_n(&j->rc, rc, __ATOMIC_RELAXED);
+    } else if (j->split_n) j->run(0, j->M, a, b, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low);
     else j->run(a, b, 0, j->N, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low);
     free(buf);
 }
@@ -132,18 +151,41 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     }
 
     /* beta is applied by the kernel as it stores the first K block of C (beta == 0 never reads C). */
-    spmm_range_fn run = spmm_kernel(NULL);
-    const size_t buf_bytes = (size_t)run(0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, SPK_QUERY_BUF, NULL) * 4;
+    const char *isa;
+    spmm_range_fn run = spmm_kernel(&isa);
+    /* Wide B and a small enough S: the product compiled for this S (sparse_jit.c). Its code (two FMAs of ~7 bytes per
+     * kept value) runs once per 32 columns of B, so it pays where B is wide and the code stays in L2; writing it costs
+     * about what 8-16 columns of the product do. NULL (not wanted, or no executable memory): the register kernel. */
+    fst_jit24 *jit = NULL;
+    if (strcmp(isa, "avx512") == 0 && __atomic_load_n(&fst_spmm24_jit_mode, __ATOMIC_RELAXED) && N >= SPK_JIT_MIN_N &&
+        (double)M * (double)((K + 3) & ~(int64_t)3) <= SPK_JIT_MAX_MK && M <= SPK_JIT_MAX_M &&
+        (low || M >= SPK_JIT_MIN_M))
+        jit = fst_jit24_build(M, K, values, meta, low ? 0 : ldb);
+    /* A materialised B is read in place by whole 32-column pieces: the last N % 32 columns (always the same ones, whatever
+     * the threads) go to the register kernel. */
+    const int64_t njit = !jit ? 0 : low ? N : N & ~(int64_t)31;
+    const size_t reg_bytes = (size_t)run(0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, SPK_QUERY_BUF, NULL) * 4;
+    const size_t buf_bytes = jit ? 64 : reg_bytes;   /* the compiled product keeps its own per-thread scratch */
     /* C much bigger than the caches: where it is written once, the kernel may bypass the caches. */
     const int mode = ((double)M * (double)N * 4 >= SPK_STREAM_BYTES ? SPK_STREAM : 0) | (M >= 32 ? SPK_BIGK : 0);
     double flops = (double)M * (double)N * (double)K;   /* 2:4: half of 2MNK */
     int nt = flops < 5e5 ? 1 : nthreads;
+    int rc = FST_OK;
+    if (jit && njit < N) {   /* the tail first, with the register kernel */
+        float *buf = aligned_alloc(64, reg_bytes);
+        if (!buf) { fst_jit24_free(jit); return FST_EINVAL; }
+        run(0, M, njit, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low);
+        free(buf);
+    }
+    const int64_t N1 = jit ? njit : N;   /* columns left for the code below */
     if (nt == 1) {
         float *buf = aligned_alloc(64, buf_bytes);
-        if (!buf) return FST_EINVAL;
-        run(0, M, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low);
+        if (!buf) rc = FST_EINVAL;
+        else if (jit) rc = fst_jit24_range(jit, 0, N1, alpha, beta, B, ldb, C, ldc, low);
+        else run(0, M, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low);
         free(buf);
-        return FST_OK;
+        fst_jit24_free(jit);
+        return rc;
     }
     /* Threads take disjoint column ranges (units of 16 columns, one cache line) when every thread gets at
      * least 64 columns and S has fewer rows than B has columns: each copies only its own part of B, nothing is shared
@@ -152,16 +194,18 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
      * 1.01-1.06x faster on 2 threads with the host in its fast state and 1.06-1.39x in its slow one (512 x 392 x 4608,
      * 4608 x 392 x 512, 2304 x 1568 x 256, 1024 x 392 x 2048; in-process alternating A/Bs), never slower, lowered B
      * included; with M < N columns stay ahead (1.2-1.6x). The result is the same either way: every element sums its
-     * products in the same order. */
-    const int64_t un = 16, ur = 4;
-    const int split_n = N >= 64 * (int64_t)nt && M < N;
-    const int64_t unit = split_n ? un : ur, total = split_n ? N : M, units = (total + unit - 1) / unit;
+     * products in the same order. The compiled product always splits columns, in 32-column pieces where it reads B in
+     * place. */
+    const int64_t un = jit && !low ? 32 : 16, ur = 4;
+    const int split_n = jit || (N >= 64 * (int64_t)nt && M < N);
+    const int64_t unit = split_n ? un : ur, total = split_n ? N1 : M, units = (total + unit - 1) / unit;
     if (units < nt) nt = (int)units;
-    spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK, low };
+    spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK, low, jit };
     /* Two chunks per thread balance a thread the OS runs late; but every column chunk reads all of S, so with a large S
      * (read from memory, not L2) one chunk per thread halves that traffic. */
     const int64_t chunks = split_n && __atomic_load_n(&fst_spmm24_group_mode, __ATOMIC_RELAXED) && (double)M * (double)((K + 3) & ~(int64_t)3) * 2 > SPK_ABIG ? nt : 2 * (int64_t)nt;
     fst_parallel(units, chunks, nt, spmm_task, &j);
-    int rc = __atomic_load_n(&j.rc, __ATOMIC_RELAXED);
+    fst_jit24_free(jit);
+    rc = __atomic_load_n(&j.rc, __ATOMIC_RELAXED);
     return rc;
 }

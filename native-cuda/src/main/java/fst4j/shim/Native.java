@@ -245,6 +245,7 @@ public final class Native {
         static final MethodHandle GROUPING = bind(LIB, "fst_spmm24_grouping", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle PREFETCH = bind(LIB, "fst_spmm24_prefetch", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle KBLOCKS = bind(LIB, "fst_spmm24_kblocks", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+        static final MethodHandle JIT = bind(LIB, "fst_spmm24_jit", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle WGRAD_MAX = bind(LIB, "fst_wgrad_direct_max", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
     }
 
@@ -265,6 +266,14 @@ public final class Native {
      * use. The last bits of C differ between the modes (where partial sums are rounded); for A/B timings.
      */
     public static int spmm24KBlocks(int mode) { return abSwitch(SwitchHandles.KBLOCKS, mode); }
+
+    /**
+     * The 2:4 product compiled per call (sparse_jit.c, AVX-512 CPUs): 1 (default) writes x86-64 code for the compressed
+     * S where B has at least 2048 columns and S at most 40960 entries in at most 64 rows (at least 24 on a materialised B), 0 always the
+     * register kernel, -1 only asks. Returns the mode in use. The last bits differ between the two (other K blocks); for
+     * tests and A/B timings (jmh/NOTES-step-cpu.md v15).
+     */
+    public static int spmm24Jit(int mode) { return abSwitch(SwitchHandles.JIT, mode); }
 
     /**
      * The 2:4 product's software prefetch of a large compressed S read in short K blocks (sparse_kernel.c): 1 (default)

@@ -178,6 +178,33 @@ class LoweredGemmTest {
             }
     }
 
+    /**
+     * The compiled 2:4 product (Native.spmm24Jit, on by default) on a lowered B, planned and row by row, 1 and 2 threads,
+     * against the materialised one (also compiled: SparseGemmTest checks it against the dense product); then against the
+     * register kernel on both.
+     */
+    @Test
+    void compiledProductLoweredEqualsMaterialised() {
+        try {
+            assertEquals(1, Native.spmm24Jit(-1));
+            for (int threads = 1; threads <= 2; threads++)
+                for (boolean planned : new boolean[]{true, false}) {
+                    int t = threads;
+                    withSettings(threads, planned, () -> {
+                        Rng r = new Rng(13);
+                        Tensor x = r.normal(0, 1, 3, 21, 27, 27), a = r.normal(0, 1, 37, 21 * 9);
+                        Lowering low = new Lowering(x, 3, 3, 1, 1, 1, 1);
+                        close24(a, Conv.im2col(x, 3, 1, 1), low, t, "compiled 37 x 189 x 2187, " + t + " threads, planned " + planned);
+                        Native.spmm24Jit(0);
+                        close24(a, Conv.im2col(x, 3, 1, 1), low, t, "register kernel 37 x 189 x 2187, " + t + " threads, planned " + planned);
+                        Native.spmm24Jit(1);
+                    });
+                }
+        } finally {
+            Native.spmm24Jit(1);
+        }
+    }
+
     @Test
     void planIsUsedWhereTheCpuHasAvx512AndCanBeSwitched() {
         boolean plan = Native.loweringPlan(-1);

@@ -93,6 +93,45 @@ class SparseGemmTest {
         kShapes.run();
     }
 
+    /**
+     * The product compiled per call (sparse_jit.c; on by default, Native.spmm24Jit) against the dense product, where it
+     * runs: B at least 2048 columns wide, S small. Awkward sizes: rows not a multiple of the 12-row register block, K not
+     * a multiple of 4 (padded groups) nor of the 64-row K block, columns not a multiple of 32 or of the 256-column block;
+     * beta 0, 1 and other values. Its bits do not depend on the thread count, and on an AVX-512 CPU they differ from the
+     * register kernel's (other K blocks): the compiled code did run.
+     */
+    @Test
+    void compiledProductMatchesDense() {
+        assertEquals(1, fst4j.shim.Native.spmm24Jit(-1), "the compiled product is on by default");
+        try {
+            int[][] shapes = {{29, 2049, 37}, {64, 2100, 576}, {25, 2600, 130}, {24, 2048, 3}, {30, 2300, 1021}, {37, 4111, 260}};
+            for (int[] sh : shapes) for (int t = 1; t <= 2; t++) check(sh[0], sh[1], sh[2], t, 31L * sh[0] + sh[2]);
+            // Gaussian values (not TestData's small integers, whose sums are exact in any order)
+            fst4j.tensor.Rng r = new fst4j.tensor.Rng(41);
+            try (Scope s = Scope.open(); Compressed24 c = Compressed24.compress(new Sparsifier.Magnitude24(1).apply(r.normal(0, 1, 64, 577)))) {
+                Tensor b = r.normal(0, 1, 577, 2333), c0 = r.normal(0, 1, 64, 2333);
+                for (float beta : new float[] {0f, 1f, -0.75f}) {
+                    Tensor want = c0.copy(), one = c0.copy(), two = c0.copy();
+                    Blas.gemm(0.5f, c.decompress(), b, beta, want);
+                    SparseGemm.spmm(0.5f, c, b, beta, one, 1);
+                    SparseGemm.spmm(0.5f, c, b, beta, two, 2);
+                    assertArrayEquals(one.toFloatArray(), two.toFloatArray(), "threads change the compiled product's bits, beta " + beta);
+                    float[] w = want.toFloatArray(), g = one.toFloatArray();
+                    for (int i = 0; i < w.length; i++) assertEquals(w[i], g[i], 1e-4f * Math.max(1f, Math.abs(w[i])), "beta " + beta + " at " + i);
+                }
+                if (SparseGemm.isa().equals("avx512")) {
+                    Tensor jit = Tensor.empty(64, 2333), reg = Tensor.empty(64, 2333);
+                    SparseGemm.spmm(1f, c, b, 0f, jit, 2);
+                    fst4j.shim.Native.spmm24Jit(0);
+                    SparseGemm.spmm(1f, c, b, 0f, reg, 2);
+                    assertFalse(java.util.Arrays.equals(jit.toFloatArray(), reg.toFloatArray()), "the compiled product did not run");
+                }
+            }
+        } finally {
+            fst4j.shim.Native.spmm24Jit(1);
+        }
+    }
+
     /** Runs body with one of the 2:4 product's A/B switches (on, 1, by default) set to 0, then sets it back to 1. */
     private static void withSwitchOff(java.util.function.IntUnaryOperator sw, String what, Runnable body) {
         assertEquals(1, sw.applyAsInt(-1), what + " is on by default");

@@ -1,0 +1,323 @@
+/* The AVX-512 2:4 product with each kept value's operand compiled into the code (fst_spmm24 on wide B).
+ *
+ * Why: the register kernel of sparse_kernel.c chooses a kept value's B row at run time, so every FMA takes its B
+ * operand from memory: one 512-bit load per multiply-add, which caps it at 60-75 % of the core's FMA rate while the
+ * dense GEMM (B rows in registers, shared by all rows of a block) runs at ~90 %. Here each register block of JR rows
+ * holds the four B rows of a group in registers (two vectors each: 32 columns), and the code for that block has one
+ * FMA per kept value and vector whose register operand is the B row its 2-bit index names, the value broadcast from
+ * memory inside the FMA: 8 vector loads per 48 FMAs. The indices are data, so the code is written at run time, once
+ * per call, from the metadata (about 7 bytes per kept value and vector: fst_spmm24 uses it only where B is wide
+ * enough to run each byte many times, see sparse.c).
+ *
+ * Layout: K in blocks of JKB rows (16 groups), rows in register blocks of JR, columns in blocks of JW. Per column
+ * block and K block, B[k0:k0+JKB, jn:jn+JW] is staged into buf (row stride JW floats, zeros past K and past the
+ * columns); every register block's code then runs over the block's 32-column pieces, accumulating into a tile
+ * [rows][JW] that holds the running sums over K (loaded back for every K block after the first). After the last K
+ * block the tile goes to C (alpha, beta). Every element of C is one chain of FMAs in k order, independent of the
+ * column blocking and of how threads split the columns, so the bits do not depend on the thread count.
+ *
+ * The values are repacked per register block as [group][row][2], so that each FMA's displacement fits a byte. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <pthread.h>
+#include <immintrin.h>
+#include "fst4j.h"
+#include "lowering.h"
+#include "sparse_jit.h"
+
+#define JR 12                 /* rows per register block: 24 accumulators + 8 B registers = all 32 */
+#ifndef JKB
+#define JKB 64                /* K rows per block (16 groups) */
+#endif
+#ifndef JW
+#define JW 256                /* columns per block (8 pieces of 32) */
+#endif
+#ifndef JWD
+#define JWD 512               /* columns per block when the code reads a materialised B in place (no staging buffer) */
+#endif
+#define JTILE (256 << 10)     /* bytes of tile per pass (rows x columns per block): larger S take several row slabs */
+
+struct fst_jit24 {
+    int64_t M, K, Kp, G, nrb, nkb;
+    int64_t ldb;              /* > 0: the code reads B in place, rows ldb floats apart; 0: from the staging buffer */
+    int64_t jw;               /* columns per block: the tile's row stride */
+    float *vals;              /* repacked values: register block rb at voff[rb], [g][row][2] */
+    int64_t *voff;
+    uint8_t *code;            /* all blocks' code, in the calling thread's mapping */
+    size_t code_bytes;
+    uint32_t *entry;          /* [rb][kb] offset into code */
+};
+
+/* ---- a few AVX-512 and x86-64 instructions ---- */
+typedef struct { uint8_t *p; size_t n; } emitter;
+static void b1(emitter *e, uint8_t x) { e->p[e->n++] = x; }
+static void b4(emitter *e, int32_t x) { memcpy(e->p + e->n, &x, 4); e->n += 4; }
+
+/* EVEX prefix, opcode and ModRM for a 512-bit op: reg (0-31), vvvv (0-31, 0 when unused), and either a vector register
+ * rm (mem == 0) or a memory operand [base + disp] (base a general register other than rsp/rbp/r12/r13), whose one-byte
+ * displacement is scaled by n (EVEX disp8*N: 64 for a full vector, 4 for a broadcast float). */
+static void evex(emitter *e, int map, int pp, int op, int reg, int vvvv, int mem, int rm, int32_t disp, int bcast, int n) {
+    const int R = (reg >> 3) & 1, R2 = (reg >> 4) & 1, B = (rm >> 3) & 1, X = mem ? 0 : (rm >> 4) & 1;
+    b1(e, 0x62);
+    b1(e, (uint8_t)((!R << 7) | (!X << 6) | (!B << 5) | (!R2 << 4) | map));
+    b1(e, (uint8_t)((0 << 7) | ((~vvvv & 15) << 3) | (1 << 2) | pp));
+    b1(e, (uint8_t)((2 << 5) | (bcast << 4) | (!((vvvv >> 4) & 1) << 3)));
+    b1(e, (uint8_t)op);
+    if (!mem) { b1(e, (uint8_t)(0xC0 | ((reg & 7) << 3) | (rm & 7))); return; }
+    if (disp == 0) b1(e, (uint8_t)(((reg & 7) << 3) | (rm & 7)));
+    else if (disp % n == 0 && disp / n >= -128 && disp / n <= 127) {
+        b1(e, (uint8_t)(0x40 | ((reg & 7) << 3) | (rm & 7)));
+        b1(e, (uint8_t)(int8_t)(disp / n));
+    } else {
+        b1(e, (uint8_t)(0x80 | ((reg & 7) << 3) | (rm & 7)));
+        b4(e, disp);
+    }
+}
+enum { RCX = 1, RDX = 2, RSI = 6, RDI = 7, R8 = 8, R10 = 10, R11 = 11 };
+static void vload(emitter *e, int z, int base, int32_t d) { evex(e, 1, 0, 0x10, z, 0, 1, base, d, 0, 64); }    /* vmovups */
+static void vstore(emitter *e, int z, int base, int32_t d) { evex(e, 1, 0, 0x11, z, 0, 1, base, d, 0, 64); }   /* vmovups */
+static void vzero(emitter *e, int z) { evex(e, 1, 1, 0xEF, z, z, 0, z, 0, 0, 0); }                            /* vpxord */
+/* vfmadd231ps zacc, zb, dword [base + d]{1to16} */
+static void vfma_bcast(emitter *e, int zacc, int zb, int base, int32_t d) { evex(e, 2, 1, 0xB8, zacc, zb, 1, base, d, 1, 4); }
+static void rex_w(emitter *e, int reg, int rm) { b1(e, (uint8_t)(0x48 | ((reg >> 3) << 2) | (rm >> 3))); }
+static void mov_rr(emitter *e, int dst, int src) { rex_w(e, src, dst); b1(e, 0x89); b1(e, (uint8_t)(0xC0 | ((src & 7) << 3) | (dst & 7))); }
+static void add_ri(emitter *e, int dst, int32_t imm) {
+    rex_w(e, 0, dst);
+    if (imm >= -128 && imm <= 127) { b1(e, 0x83); b1(e, (uint8_t)(0xC0 | (dst & 7))); b1(e, (uint8_t)(int8_t)imm); }
+    else { b1(e, 0x81); b1(e, (uint8_t)(0xC0 | (dst & 7))); b4(e, imm); }
+}
+static void test_rr(emitter *e, int r) { rex_w(e, r, r); b1(e, 0x85); b1(e, (uint8_t)(0xC0 | ((r & 7) << 3) | (r & 7))); }
+static void dec_r(emitter *e, int r) { rex_w(e, 0, r); b1(e, 0xFF); b1(e, (uint8_t)(0xC8 | (r & 7))); }
+static size_t jcc32(emitter *e, int cc) { b1(e, 0x0F); b1(e, (uint8_t)(0x80 | cc)); b4(e, 0); return e->n; }   /* returns the end, to patch */
+static size_t jmp32(emitter *e) { b1(e, 0xE9); b4(e, 0); return e->n; }
+static void patch(emitter *e, size_t end, size_t target) { int32_t rel = (int32_t)((int64_t)target - (int64_t)end); memcpy(e->p + end - 4, &rel, 4); }
+
+/* Upper bound of one block's code: fixed part, then per group 8 loads, 2 * 2 * rows FMAs and two adds. */
+static size_t block_bound(int rows, int64_t groups) { return 256 + (size_t)rows * 2 * 2 * 11 + (size_t)groups * (16 * 11 + (size_t)rows * 4 * 11 + 16); }
+
+/* Code of register block (rows r0.., rows of them) and K block (groups g0..g0+ng):
+ *   void f(const float *buf, const float *vals, float *tile, int64_t pieces, int64_t accumulate)
+ * for each of `pieces` 32-column pieces (buf + 32 q, tile + 32 q): acc = accumulate ? tile : 0; over the groups,
+ * acc[r] += v[g][r][s] * B[4 (g - g0) + t(r, g, s)]; tile = acc. */
+static void prefetch_t1(emitter *e, int base, int32_t d) {   /* prefetcht1 [base + d32] */
+    if (base >= 8) b1(e, 0x41);
+    b1(e, 0x0F); b1(e, 0x18); b1(e, (uint8_t)(0x80 | (2 << 3) | (base & 7))); b4(e, d);
+}
+
+/* pf != 0: after each group's loads, prefetch the two lines of each of its four rows in the block that comes next
+ * (pf bytes further on): the first register block's code does it for the whole K block, spread over its groups, so
+ * that a materialised B read in place arrives from memory while the previous block computes. */
+static void emit_block(emitter *e, const uint32_t *meta, int64_t ldm, int64_t r0, int rows, int64_t g0, int64_t ng,
+                       int32_t bstride, int32_t tstride, int64_t K, int64_t pf) {
+    mov_rr(e, R10, RDI);
+    mov_rr(e, R11, RSI);
+    const size_t top = e->n;
+    mov_rr(e, RDI, R10);
+    mov_rr(e, RSI, R11);
+    test_rr(e, R8);
+    const size_t to_zero = jcc32(e, 0x4);   /* jz: the first K block starts from zeros */
+    for (int r = 0; r < rows; r++) for (int j = 0; j < 2; j++) vload(e, 2 * r + j, RDX, r * tstride + 64 * j);
+    const size_t to_body = jmp32(e);
+    patch(e, to_zero, e->n);
+    for (int z = 0; z < 2 * rows; z++) vzero(e, z);
+    patch(e, to_body, e->n);
+    for (int64_t g = g0; g < g0 + ng; g++) {
+        /* rows of B past K (the padded positions of the last group) are never read: a kept index there stands for a
+         * zero, so its FMA is left out */
+        for (int t = 0; t < 4 && 4 * g + t < K; t++) for (int j = 0; j < 2; j++) vload(e, 24 + 2 * t + j, RDI, t * bstride + 64 * j);
+        if (pf) for (int t = 0; t < 4; t++) for (int j = 0; j < 2; j++) prefetch_t1(e, RDI, (int32_t)(pf + t * bstride + 64 * j));
+        for (int r = 0; r < rows; r++) {
+            const uint32_t nib = (meta[(r0 + r) * ldm + g / 8] >> (4 * (g % 8))) & 15u;
+            for (int s = 0; s < 2; s++) {
+                const int t = s ? (int)(nib >> 2) : (int)(nib & 3u);
+                if (4 * g + t < K)
+                    for (int j = 0; j < 2; j++) vfma_bcast(e, 2 * r + j, 24 + 2 * t + j, RSI, (2 * r + s) * 4);
+            }
+        }
+        add_ri(e, RDI, 4 * bstride);
+        add_ri(e, RSI, rows * 2 * 4);
+    }
+    for (int r = 0; r < rows; r++) for (int j = 0; j < 2; j++) vstore(e, 2 * r + j, RDX, r * tstride + 64 * j);
+    add_ri(e, R10, 32 * 4);
+    add_ri(e, RDX, 32 * 4);
+    dec_r(e, RCX);
+    patch(e, jcc32(e, 0x5), top);           /* jnz top */
+    b1(e, 0xC5); b1(e, 0xF8); b1(e, 0x77);  /* vzeroupper */
+    b1(e, 0xC3);                            /* ret */
+}
+
+/* The code lives in one mapping per calling thread, kept between calls and grown as needed: a fresh mapping per call
+ * cost ~20 % of a 128 x 6272 x 1152 product in page faults. A call writes it (read-write), runs it (read-execute) and is
+ * done with it before the thread's next call, so one mapping per thread suffices; it is unmapped when the thread ends. */
+typedef struct { uint8_t *p; size_t cap; float *scratch; size_t scratch_floats; } code_cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static void cache_drop(void *v) { code_cache *c = v; if (c->p) munmap(c->p, c->cap); free(c->scratch); free(c); }
+static void cache_init(void) { (void)pthread_key_create(&cache_key, cache_drop); }
+static code_cache *thread_cache(void) {
+    (void)pthread_once(&cache_once, cache_init);
+    code_cache *c = pthread_getspecific(cache_key);
+    if (!c) {
+        if (!(c = calloc(1, sizeof *c))) return NULL;
+        if (pthread_setspecific(cache_key, c) != 0) { free(c); return NULL; }
+    }
+    return c;
+}
+/* The calling thread's scratch (tile and staging buffer, 64-byte aligned), kept between calls for the same reason as
+ * the code: a fresh 128-320 KB allocation per call is a fresh mapping, and its page faults cost ~15 % of a call. */
+static float *thread_scratch(size_t floats) {
+    code_cache *c = thread_cache();
+    if (!c) return NULL;
+    if (c->scratch_floats < floats) {
+        free(c->scratch);
+        c->scratch = aligned_alloc(64, (floats * 4 + 63) & ~(size_t)63);
+        c->scratch_floats = c->scratch ? floats : 0;
+    }
+    return c->scratch;
+}
+static uint8_t *writable_code(size_t bytes) {
+    code_cache *c = thread_cache();
+    if (!c) return NULL;
+    if (c->cap < bytes) {
+        if (c->p) munmap(c->p, c->cap);
+        const size_t cap = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+        void *m = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        c->p = m == MAP_FAILED ? NULL : m;
+        c->cap = m == MAP_FAILED ? 0 : cap;
+        return c->p;
+    }
+    return mprotect(c->p, c->cap, PROT_READ | PROT_WRITE) == 0 ? c->p : NULL;
+}
+
+fst_jit24 *fst_jit24_build(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb) {
+    fst_jit24 *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    /* the code's displacements are 32-bit: four rows of B (a group's advance) must fit */
+    if (ldb < 0 || (double)(JKB + 8) * (double)ldb * 4 + JWD * 4 > INT32_MAX) { free(j); return NULL; }
+    j->ldb = ldb; j->jw = ldb ? JWD : JW;
+    j->M = M; j->K = K; j->Kp = (K + 3) & ~(int64_t)3; j->G = j->Kp / 4;
+    j->nrb = (M + JR - 1) / JR; j->nkb = (j->Kp + JKB - 1) / JKB;
+    const int64_t ldv = j->Kp / 2, ldm = (j->Kp + 31) / 32;
+    j->vals = aligned_alloc(64, (size_t)((M * ldv * 4 + 63) & ~(int64_t)63));
+    j->voff = malloc(sizeof(int64_t) * (size_t)j->nrb);
+    j->entry = malloc(sizeof(uint32_t) * (size_t)(j->nrb * j->nkb));
+    size_t bound = 0;
+    for (int64_t rb = 0; rb < j->nrb; rb++) {
+        const int rows = (int)(M - rb * JR < JR ? M - rb * JR : JR);
+        for (int64_t kb = 0; kb < j->nkb; kb++) bound += block_bound(rows, JKB / 4);
+    }
+    if (!j->vals || !j->voff || !j->entry || bound > UINT32_MAX) { fst_jit24_free(j); return NULL; }
+    if (!(j->code = writable_code(bound))) { fst_jit24_free(j); return NULL; }
+    emitter e = { j->code, 0 };
+    for (int64_t rb = 0; rb < j->nrb; rb++) {
+        const int64_t r0 = rb * JR;
+        const int rows = (int)(M - r0 < JR ? M - r0 : JR);
+        j->voff[rb] = r0 * ldv;
+        float *d = j->vals + r0 * ldv;
+        for (int64_t g = 0; g < j->G; g++)
+            for (int r = 0; r < rows; r++) { d[(g * rows + r) * 2] = values[(r0 + r) * ldv + 2 * g]; d[(g * rows + r) * 2 + 1] = values[(r0 + r) * ldv + 2 * g + 1]; }
+        for (int64_t kb = 0; kb < j->nkb; kb++) {
+            const int64_t g0 = kb * (JKB / 4), ng = j->G - g0 < JKB / 4 ? j->G - g0 : JKB / 4;
+            e.n = (e.n + 63) & ~(size_t)63;
+            j->entry[rb * j->nkb + kb] = (uint32_t)e.n;
+            /* in place: the first register block prefetches the next K block, or after the last one the next column
+             * block's first */
+            const int64_t pf = !ldb || rb ? 0 : kb + 1 < j->nkb ? JKB * ldb * 4 : -g0 * 4 * ldb * 4 + JWD * 4;
+            emit_block(&e, meta, ldm, r0, rows, g0, ng, (int32_t)((ldb ? ldb : JW) * 4), (int32_t)(j->jw * 4), K, pf);
+        }
+    }
+    j->code_bytes = e.n;
+    if (mprotect(j->code, (e.n + 4095) & ~(size_t)4095, PROT_READ | PROT_EXEC) != 0) { j->code = NULL; fst_jit24_free(j); return NULL; }
+    return j;
+}
+
+void fst_jit24_free(fst_jit24 *j) {
+    if (!j) return;
+    free(j->vals); free(j->voff); free(j->entry); free(j);
+}
+
+size_t fst_jit24_code_bytes(const fst_jit24 *j) { return j->code_bytes; }
+
+typedef void block_fn(const float *buf, const float *vals, float *tile, int64_t pieces, int64_t accumulate);
+
+size_t fst_jit24_buf_floats(const fst_jit24 *j) {
+    const int64_t slab = JTILE / (j->jw * 4) / JR * JR, rows = j->M < slab ? (j->nrb * JR) : slab;
+    return (size_t)((j->ldb ? 0 : JKB * JW) + rows * j->jw);
+}
+
+int fst_jit24_range(const fst_jit24 *j, int64_t n0, int64_t n1, float alpha, float beta, const float *B, int64_t ldb,
+                    float *C, int64_t ldc, const fst_lowering *low) {
+    const int64_t M = j->M, K = j->K, jw = j->jw;
+    const int direct = j->ldb > 0;
+    /* in place: B a matrix with the row stride the code was written for, and whole 32-column pieces only */
+    if (direct && (low || ldb != j->ldb || (n1 - n0) % 32 != 0)) return FST_EINVAL;
+    const int64_t slab = JTILE / (jw * 4) / JR * JR;       /* rows per pass, whole register blocks */
+    float *mem = thread_scratch(fst_jit24_buf_floats(j));
+    if (!mem) return FST_EINVAL;
+    float *buf = mem, *tile = direct ? mem : mem + JKB * JW;
+    char *plan_mem = NULL;
+    if (low) {
+        plan_mem = aligned_alloc(64, (fst_lplan_bytes(low, JW / 16) + 63) & ~(size_t)63);
+        if (!plan_mem) return FST_EINVAL;
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int64_t jn = n0; jn < n1; jn += jw) {
+        const int n = (int)(n1 - jn < jw ? n1 - jn : jw), nq = (n + 31) / 32;
+        fst_lplan plan;
+        const int planned = low && fst_lplan_build(&plan, low, jn, n, 2 * nq, plan_mem);
+        for (int64_t s0 = 0; s0 < M; s0 += slab) {
+            const int64_t s1 = M - s0 < slab ? M : s0 + slab;
+            for (int64_t kb = 0; kb < j->nkb; kb++) {
+                const int64_t k0 = kb * JKB, kr = j->Kp - k0 < JKB ? j->Kp - k0 : JKB;
+                const float *src = B + k0 * ldb + jn;
+                if (!direct) {
+                    int64_t p = 0;
+                    if (planned) { p = K - k0 < kr ? K - k0 : kr; fst_lplan_rows(&plan, k0, p, buf, JW, 0, 0); }
+                    for (; p < kr; p++) {
+                        float *d = buf + p * JW;
+                        if (k0 + p < K) {
+                            if (low) fst_lowering_row(low, k0 + p, jn, n, d);
+                            else memcpy(d, B + (k0 + p) * ldb + jn, (size_t)n * 4);
+                            if (n < nq * 32) memset(d + n, 0, (size_t)(nq * 32 - n) * 4);
+                        } else memset(d, 0, (size_t)nq * 32 * 4);
+                    }
+                    src = buf;
+                }
+                /* a materialised B: the next block's rows towards the caches while this one computes (rows of B are
+                 * ldb apart, which the hardware prefetchers follow only after a few lines each) */
+                int64_t pk0 = k0 + JKB, pjn = jn;
+                if (pk0 >= K) { pk0 = 0; pjn = s1 < M ? jn : jn + jw; }
+                const int64_t prow = !low && !direct && pjn < n1 ? (K - pk0 < JKB ? K - pk0 : JKB) : 0;
+                const int64_t plines = (((pjn + jw < n1 ? pjn + jw : n1) - pjn) * 4 + 63) / 64;
+                const int64_t nblk = (s1 - s0 + JR - 1) / JR, per = (prow * plines + nblk - 1) / nblk;
+                int64_t pr = 0, pl = 0;
+                for (int64_t rb = s0 / JR; rb * JR < s1; rb++) {
+                    for (int64_t i = 0; i < per && pr < prow; i++) {
+                        __builtin_prefetch(B + (pk0 + pr) * ldb + pjn + pl * 16, 0, 2);
+                        if (++pl == plines) { pl = 0; pr++; }
+                    }
+                    block_fn *f = (block_fn *)(void *)(j->code + j->entry[rb * j->nkb + kb]);
+                    const int rows = (int)(M - rb * JR < JR ? M - rb * JR : JR);
+                    f(src, j->vals + j->voff[rb] + k0 / 4 * rows * 2, tile + (rb * JR - s0) * jw, nq, kb > 0);
+                }
+            }
+            /* C = alpha * sums + beta * C (beta == 0 never reads C), as the register kernel stores it */
+            for (int64_t i = s0; i < s1; i++) {
+                const float *t = tile + (i - s0) * jw;
+                float *c = C + i * ldc + jn;
+                for (int v = 0; v * 16 < n; v++) {
+                    const int rem = n - v * 16;
+                    const __mmask16 k = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1);
+                    __m512 r = _mm512_mul_ps(_mm512_load_ps(t + v * 16), va);
+                    if (beta == 1.0f) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(k, c + v * 16));
+                    else if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k, c + v * 16), r);
+                    _mm512_mask_storeu_ps(c + v * 16, k, r);
+                }
+            }
+        }
+    }
+    free(plan_mem);
+    return FST_OK;
+}

@@ -1,0 +1,20 @@
+/* The 2:4 product with its register choices compiled at run time (sparse_jit.c, AVX-512 only). */
+#ifndef FST4J_SPARSE_JIT_H
+#define FST4J_SPARSE_JIT_H
+#include <stddef.h>
+#include <stdint.h>
+#include "lowering.h"
+typedef struct fst_jit24 fst_jit24;
+/* Code for S (M x K, compressed as fst_spmm24 takes it), reading B in place with rows ldb floats apart (ldb > 0: a
+ * materialised B, whole 32-column pieces only) or from its own staging buffer (ldb == 0: any columns, and the implicit
+ * lowering); NULL when memory or an executable mapping cannot be had. */
+fst_jit24 *fst_jit24_build(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb);
+void fst_jit24_free(fst_jit24 *j);
+size_t fst_jit24_code_bytes(const fst_jit24 *j);
+/* Floats of scratch (tile and staging buffer) fst_jit24_range takes from the calling thread's own, kept between calls. */
+size_t fst_jit24_buf_floats(const fst_jit24 *j);
+/* C[:, n0:n1] = alpha * S * B[:, n0:n1] + beta * C (B a matrix, or im2col(x) when low != NULL). Code built with
+ * ldb > 0 needs B a matrix with that row stride and n1 - n0 a multiple of 32 (else FST_EINVAL). */
+int fst_jit24_range(const fst_jit24 *j, int64_t n0, int64_t n1, float alpha, float beta, const float *B, int64_t ldb,
+                    float *C, int64_t ldc, const fst_lowering *low);
+#endif

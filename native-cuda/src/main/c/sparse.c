@@ -156,11 +156,11 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     /* Wide B and a small enough S: the product compiled for this S (sparse_jit.c). Its code (two FMAs of ~7 bytes per
      * kept value) runs once per 32 columns of B, so it pays where B is wide and the code stays in L2; writing it costs
      * about what 8-16 columns of the product do. NULL (not wanted, or no executable memory): the register kernel. */
-    fst_jit24 *jit = NULL;
+    const fst_jit24 *jit = NULL;   /* the calling thread's, kept for its next call */
     if (strcmp(isa, "avx512") == 0 && __atomic_load_n(&fst_spmm24_jit_mode, __ATOMIC_RELAXED) && N >= SPK_JIT_MIN_N &&
         (double)M * (double)((K + 3) & ~(int64_t)3) <= SPK_JIT_MAX_MK && M <= SPK_JIT_MAX_M &&
         (low || M >= SPK_JIT_MIN_M))
-        jit = fst_jit24_build(M, K, values, meta, low ? 0 : ldb);
+        jit = fst_jit24_get(M, K, values, meta, low ? 0 : ldb);
     /* A materialised B is read in place by whole 32-column pieces: the last N % 32 columns (always the same ones, whatever
      * the threads) go to the register kernel. */
     const int64_t njit = !jit ? 0 : low ? N : N & ~(int64_t)31;
@@ -173,7 +173,7 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     int rc = FST_OK;
     if (jit && njit < N) {   /* the tail first, with the register kernel */
         float *buf = aligned_alloc(64, reg_bytes);
-        if (!buf) { fst_jit24_free(jit); return FST_EINVAL; }
+        if (!buf) return FST_EINVAL;
         run(0, M, njit, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low);
         free(buf);
     }
@@ -184,7 +184,6 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
         else if (jit) rc = fst_jit24_range(jit, 0, N1, alpha, beta, B, ldb, C, ldc, low);
         else run(0, M, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low);
         free(buf);
-        fst_jit24_free(jit);
         return rc;
     }
     /* Threads take disjoint column ranges (units of 16 columns, one cache line) when every thread gets at
@@ -205,7 +204,6 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
      * (read from memory, not L2) one chunk per thread halves that traffic. */
     const int64_t chunks = split_n && __atomic_load_n(&fst_spmm24_group_mode, __ATOMIC_RELAXED) && (double)M * (double)((K + 3) & ~(int64_t)3) * 2 > SPK_ABIG ? nt : 2 * (int64_t)nt;
     fst_parallel(units, chunks, nt, spmm_task, &j);
-    fst_jit24_free(jit);
     rc = __atomic_load_n(&j.rc, __ATOMIC_RELAXED);
     return rc;
 }

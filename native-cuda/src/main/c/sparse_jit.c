@@ -150,11 +150,19 @@ static void emit_block(emitter *e, const uint32_t *meta, int64_t ldm, int64_t r0
 
 /* The code lives in one mapping per calling thread, kept between calls and grown as needed: a fresh mapping per call
  * cost ~20 % of a 128 x 6272 x 1152 product in page faults. A call writes it (read-write), runs it (read-execute) and is
- * done with it before the thread's next call, so one mapping per thread suffices; it is unmapped when the thread ends. */
-typedef struct { uint8_t *p; size_t cap; float *scratch; size_t scratch_floats; } code_cache;
+ * done with it before the thread's next call, so one mapping per thread suffices. The thread also keeps the last S it
+ * compiled (a copy of its values and metadata): the training step multiplies one weight by several column blocks of a
+ * layer in a row, and writing the code anew for each cost more than it saved. All of it is freed when the thread ends. */
+typedef struct {
+    uint8_t *p; size_t cap;
+    float *scratch; size_t scratch_floats;
+    fst_jit24 *last; float *vkey; uint32_t *mkey;   /* the code now in p, and the S it was written for */
+} code_cache;
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-static void cache_drop(void *v) { code_cache *c = v; if (c->p) munmap(c->p, c->cap); free(c->scratch); free(c); }
+static void jit_free(fst_jit24 *j);
+static void cache_forget(code_cache *c) { jit_free(c->last); free(c->vkey); free(c->mkey); c->last = NULL; c->vkey = NULL; c->mkey = NULL; }
+static void cache_drop(void *v) { code_cache *c = v; cache_forget(c); if (c->p) munmap(c->p, c->cap); free(c->scratch); free(c); }
 static void cache_init(void) { (void)pthread_key_create(&cache_key, cache_drop); }
 static code_cache *thread_cache(void) {
     (void)pthread_once(&cache_once, cache_init);
@@ -191,7 +199,7 @@ static uint8_t *writable_code(size_t bytes) {
     return mprotect(c->p, c->cap, PROT_READ | PROT_WRITE) == 0 ? c->p : NULL;
 }
 
-fst_jit24 *fst_jit24_build(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb) {
+static fst_jit24 *jit_build(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb) {
     fst_jit24 *j = calloc(1, sizeof *j);
     if (!j) return NULL;
     /* the code's displacements are 32-bit: four rows of B (a group's advance) must fit */
@@ -208,8 +216,8 @@ fst_jit24 *fst_jit24_build(int64_t M, int64_t K, const float *values, const uint
         const int rows = (int)(M - rb * JR < JR ? M - rb * JR : JR);
         for (int64_t kb = 0; kb < j->nkb; kb++) bound += block_bound(rows, JKB / 4);
     }
-    if (!j->vals || !j->voff || !j->entry || bound > UINT32_MAX) { fst_jit24_free(j); return NULL; }
-    if (!(j->code = writable_code(bound))) { fst_jit24_free(j); return NULL; }
+    if (!j->vals || !j->voff || !j->entry || bound > UINT32_MAX) { jit_free(j); return NULL; }
+    if (!(j->code = writable_code(bound))) { jit_free(j); return NULL; }
     emitter e = { j->code, 0 };
     for (int64_t rb = 0; rb < j->nrb; rb++) {
         const int64_t r0 = rb * JR;
@@ -229,13 +237,32 @@ fst_jit24 *fst_jit24_build(int64_t M, int64_t K, const float *values, const uint
         }
     }
     j->code_bytes = e.n;
-    if (mprotect(j->code, (e.n + 4095) & ~(size_t)4095, PROT_READ | PROT_EXEC) != 0) { j->code = NULL; fst_jit24_free(j); return NULL; }
+    if (mprotect(j->code, (e.n + 4095) & ~(size_t)4095, PROT_READ | PROT_EXEC) != 0) { j->code = NULL; jit_free(j); return NULL; }
     return j;
 }
 
-void fst_jit24_free(fst_jit24 *j) {
+static void jit_free(fst_jit24 *j) {
     if (!j) return;
     free(j->vals); free(j->voff); free(j->entry); free(j);
+}
+
+fst_jit24 *fst_jit24_get(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb) {
+    code_cache *c = thread_cache();
+    if (!c) return NULL;
+    const int64_t Kp = (K + 3) & ~(int64_t)3;
+    const size_t vbytes = (size_t)(M * (Kp / 2)) * 4, mbytes = (size_t)(M * ((Kp + 31) / 32)) * 4;
+    fst_jit24 *l = c->last;
+    if (l && l->M == M && l->K == K && l->ldb == ldb && memcmp(c->vkey, values, vbytes) == 0 && memcmp(c->mkey, meta, mbytes) == 0)
+        return l;
+    cache_forget(c);   /* its code is about to be overwritten */
+    fst_jit24 *j = jit_build(M, K, values, meta, ldb);
+    if (!j) return NULL;
+    c->vkey = malloc(vbytes);
+    c->mkey = malloc(mbytes);
+    if (!c->vkey || !c->mkey) { c->last = j; cache_forget(c); return NULL; }
+    memcpy(c->vkey, values, vbytes);
+    memcpy(c->mkey, meta, mbytes);
+    return c->last = j;
 }
 
 size_t fst_jit24_code_bytes(const fst_jit24 *j) { return j->code_bytes; }

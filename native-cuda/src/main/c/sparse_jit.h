@@ -7,9 +7,9 @@
 typedef struct fst_jit24 fst_jit24;
 /* Code for S (M x K, compressed as fst_spmm24 takes it), reading B in place with rows ldb floats apart (ldb > 0: a
  * materialised B, whole 32-column pieces only) or from its own staging buffer (ldb == 0: any columns, and the implicit
- * lowering); NULL when memory or an executable mapping cannot be had. */
-fst_jit24 *fst_jit24_build(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb);
-void fst_jit24_free(fst_jit24 *j);
+ * lowering); NULL when memory or an executable mapping cannot be had. The calling thread owns it, and it stays valid
+ * until that thread's next fst_jit24_get (which returns it again, unwritten, for an S with the same bits). */
+fst_jit24 *fst_jit24_get(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb);
 size_t fst_jit24_code_bytes(const fst_jit24 *j);
 /* Floats of scratch (tile and staging buffer) fst_jit24_range takes from the calling thread's own, kept between calls. */
 size_t fst_jit24_buf_floats(const fst_jit24 *j);

@@ -93,6 +93,7 @@ typedef struct {
     int rc;
     const fst_lowering *low;
     const fst_jit24 *jit;    /* when set: the compiled product, over column ranges */
+    int jconv;               /* ... its convolution flavour, over ranges of images */
 } spmm_job;
 
 static void spmm_task(void *p, int64_t u0, int64_t u1) {
@@ -102,7 +103,8 @@ static void spmm_task(void *p, int64_t u0, int64_t u1) {
     float *buf = aligned_alloc(64, j->buf_bytes);
     if (!buf) { __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED); return; }
     if (j->jit) {
-        int rc = fst_jit24_range(j->jit, a, b, j->alpha, j->beta, j->B, j->ldb, j->C, j->ldc, j->low);
+        int rc = j->jconv ? fst_jit24_conv_range(j->jit, a, b, j->alpha, j->beta, j->low->x, j->C, j->ldc)
+                          : fst_jit24_range(j->jit, a, b, j->alpha, j->beta, j->B, j->ldb, j->C, j->ldc, j->low);
         if (rc != FST_OK) __atomic_store_n(&j->rc, rc, __ATOMIC_RELAXED);
     } else if (j->split_n) j->run(0, j->M, a, b, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low);
     else j->run(a, b, 0, j->N, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low);
@@ -160,7 +162,10 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     if (strcmp(isa, "avx512") == 0 && __atomic_load_n(&fst_spmm24_jit_mode, __ATOMIC_RELAXED) && N >= SPK_JIT_MIN_N &&
         (double)M * (double)((K + 3) & ~(int64_t)3) <= SPK_JIT_MAX_MK && M <= SPK_JIT_MAX_M &&
         (low || M >= SPK_JIT_MIN_M))
-        jit = fst_jit24_get(M, K, values, meta, low ? 0 : ldb);
+        jit = low && fst_jit24_conv_fits(low) ? fst_jit24_get_conv(M, values, meta, low)
+                                              : fst_jit24_get(M, K, values, meta, low ? 0 : ldb);
+    /* the convolution flavour reads x itself (no lowering), one image at a time */
+    const int jconv = jit && low && fst_jit24_conv_fits(low);
     /* A materialised B is read in place by whole 32-column pieces: the last N % 32 columns (always the same ones, whatever
      * the threads) go to the register kernel. */
     const int64_t njit = !jit ? 0 : low ? N : N & ~(int64_t)31;
@@ -181,6 +186,7 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     if (nt == 1) {
         float *buf = aligned_alloc(64, buf_bytes);
         if (!buf) rc = FST_EINVAL;
+        else if (jconv) rc = fst_jit24_conv_range(jit, 0, low->n, alpha, beta, low->x, C, ldc);
         else if (jit) rc = fst_jit24_range(jit, 0, N1, alpha, beta, B, ldb, C, ldc, low);
         else run(0, M, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low);
         free(buf);
@@ -197,9 +203,9 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
      * place. */
     const int64_t un = jit && !low ? 32 : 16, ur = 4;
     const int split_n = jit || (N >= 64 * (int64_t)nt && M < N);
-    const int64_t unit = split_n ? un : ur, total = split_n ? N1 : M, units = (total + unit - 1) / unit;
+    const int64_t unit = jconv ? 1 : split_n ? un : ur, total = jconv ? low->n : split_n ? N1 : M, units = (total + unit - 1) / unit;
     if (units < nt) nt = (int)units;
-    spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK, low, jit };
+    spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK, low, jit, jconv };
     /* Two chunks per thread balance a thread the OS runs late; but every column chunk reads all of S, so with a large S
      * (read from memory, not L2) one chunk per thread halves that traffic. */
     const int64_t chunks = split_n && __atomic_load_n(&fst_spmm24_group_mode, __ATOMIC_RELAXED) && (double)M * (double)((K + 3) & ~(int64_t)3) * 2 > SPK_ABIG ? nt : 2 * (int64_t)nt;

@@ -43,6 +43,10 @@ struct fst_jit24 {
     int64_t M, K, Kp, G, nrb, nkb;
     int64_t ldb;              /* > 0: the code reads B in place, rows ldb floats apart; 0: from the staging buffer */
     int64_t jw;               /* columns per block: the tile's row stride */
+    /* a convolution read straight from a zero-padded copy of x (fst_jit24_get_conv): its geometry */
+    int conv;
+    fst_lowering low;         /* x not kept: each call passes its own */
+    int64_t hpad, wpad, rp, pieces;   /* padded plane, output rows per 32-column piece (1 or 2), pieces per image */
     float *vals;              /* repacked values: register block rb at voff[rb], [g][row][2] */
     int64_t *voff;
     uint8_t *code;            /* all blocks' code, in the calling thread's mapping */
@@ -109,8 +113,23 @@ static void prefetch_t1(emitter *e, int base, int32_t d) {   /* prefetcht1 [base
 /* pf != 0: after each group's loads, prefetch the two lines of each of its four rows in the block that comes next
  * (pf bytes further on): the first register block's code does it for the whole K block, spread over its groups, so
  * that a materialised B read in place arrives from memory while the previous block computes. */
+/* Where a block's code finds row k of B, vector j (of 32 columns, two vectors) relative to the piece's base register:
+ * rows bstride bytes apart and vectors 64 bytes apart (a matrix or the staging buffer; the base then advances 4
+ * rows per group), or for a convolution read from a padded x, tap (ky, kx) of channel c at koff(k) and the vectors
+ * vstride apart (64: the two halves of one output row; one padded row: two output rows). */
+typedef struct {
+    int32_t bstride, vstride, piece;   /* piece: bytes the base advances per piece */
+    int64_t pf;
+    const fst_jit24 *conv;             /* non-NULL: taps of a convolution */
+} baddr;
+static int32_t koff(const fst_jit24 *j, int64_t k) {
+    int64_t ch, tap;
+    fst_lowering_rc(&j->low, k, &ch, &tap);
+    return (int32_t)(((ch * j->hpad + tap / j->low.kw) * j->wpad + tap % j->low.kw) * 4);
+}
 static void emit_block(emitter *e, const uint32_t *meta, int64_t ldm, int64_t r0, int rows, int64_t g0, int64_t ng,
-                       int32_t bstride, int32_t tstride, int64_t K, int64_t pf) {
+                       const baddr *ba, int32_t tstride, int64_t K) {
+    const int64_t pf = ba->pf;
     mov_rr(e, R10, RDI);
     mov_rr(e, R11, RSI);
     const size_t top = e->n;
@@ -126,8 +145,10 @@ static void emit_block(emitter *e, const uint32_t *meta, int64_t ldm, int64_t r0
     for (int64_t g = g0; g < g0 + ng; g++) {
         /* rows of B past K (the padded positions of the last group) are never read: a kept index there stands for a
          * zero, so its FMA is left out */
-        for (int t = 0; t < 4 && 4 * g + t < K; t++) for (int j = 0; j < 2; j++) vload(e, 24 + 2 * t + j, RDI, t * bstride + 64 * j);
-        if (pf) for (int t = 0; t < 4; t++) for (int j = 0; j < 2; j++) prefetch_t1(e, RDI, (int32_t)(pf + t * bstride + 64 * j));
+        for (int t = 0; t < 4 && 4 * g + t < K; t++)
+            for (int j = 0; j < 2; j++)
+                vload(e, 24 + 2 * t + j, RDI, ba->conv ? koff(ba->conv, 4 * g + t) + j * ba->vstride : t * ba->bstride + 64 * j);
+        if (pf) for (int t = 0; t < 4; t++) for (int j = 0; j < 2; j++) prefetch_t1(e, RDI, (int32_t)(pf + t * ba->bstride + 64 * j));
         for (int r = 0; r < rows; r++) {
             const uint32_t nib = (meta[(r0 + r) * ldm + g / 8] >> (4 * (g % 8))) & 15u;
             for (int s = 0; s < 2; s++) {
@@ -136,11 +157,11 @@ static void emit_block(emitter *e, const uint32_t *meta, int64_t ldm, int64_t r0
                     for (int j = 0; j < 2; j++) vfma_bcast(e, 2 * r + j, 24 + 2 * t + j, RSI, (2 * r + s) * 4);
             }
         }
-        add_ri(e, RDI, 4 * bstride);
+        if (!ba->conv) add_ri(e, RDI, 4 * ba->bstride);
         add_ri(e, RSI, rows * 2 * 4);
     }
     for (int r = 0; r < rows; r++) for (int j = 0; j < 2; j++) vstore(e, 2 * r + j, RDX, r * tstride + 64 * j);
-    add_ri(e, R10, 32 * 4);
+    add_ri(e, R10, ba->piece);
     add_ri(e, RDX, 32 * 4);
     dec_r(e, RCX);
     patch(e, jcc32(e, 0x5), top);           /* jnz top */
@@ -199,12 +220,22 @@ static uint8_t *writable_code(size_t bytes) {
     return mprotect(c->p, c->cap, PROT_READ | PROT_WRITE) == 0 ? c->p : NULL;
 }
 
-static fst_jit24 *jit_build(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb) {
+static fst_jit24 *jit_build(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb,
+                            const fst_lowering *conv) {
     fst_jit24 *j = calloc(1, sizeof *j);
     if (!j) return NULL;
     /* the code's displacements are 32-bit: four rows of B (a group's advance) must fit */
     if (ldb < 0 || (double)(JKB + 8) * (double)ldb * 4 + JWD * 4 > INT32_MAX) { free(j); return NULL; }
     j->ldb = ldb; j->jw = ldb ? JWD : JW;
+    if (conv) {   /* geometry checked by fst_jit24_conv_fits */
+        j->conv = 1; j->low = *conv; j->low.x = NULL;
+        j->rp = conv->w > 16 ? 1 : 2;
+        j->wpad = (j->rp == 1 ? 32 : 16) + conv->kw - 1;
+        j->hpad = conv->h + conv->kh - 1 + (j->rp - 1);
+        j->pieces = (conv->h + j->rp - 1) / j->rp;
+        j->jw = j->pieces * 32;
+        if ((double)conv->c * (double)j->hpad * (double)j->wpad * 4 > INT32_MAX / 2) { free(j); return NULL; }
+    }
     j->M = M; j->K = K; j->Kp = (K + 3) & ~(int64_t)3; j->G = j->Kp / 4;
     j->nrb = (M + JR - 1) / JR; j->nkb = (j->Kp + JKB - 1) / JKB;
     const int64_t ldv = j->Kp / 2, ldm = (j->Kp + 31) / 32;
@@ -232,8 +263,14 @@ static fst_jit24 *jit_build(int64_t M, int64_t K, const float *values, const uin
             j->entry[rb * j->nkb + kb] = (uint32_t)e.n;
             /* in place: the first register block prefetches the next K block, or after the last one the next column
              * block's first */
-            const int64_t pf = !ldb || rb ? 0 : kb + 1 < j->nkb ? JKB * ldb * 4 : -g0 * 4 * ldb * 4 + JWD * 4;
-            emit_block(&e, meta, ldm, r0, rows, g0, ng, (int32_t)((ldb ? ldb : JW) * 4), (int32_t)(j->jw * 4), K, pf);
+            baddr ba = { (int32_t)((ldb ? ldb : JW) * 4), 64, 32 * 4, 0, NULL };
+            if (ldb && !rb) ba.pf = kb + 1 < j->nkb ? JKB * ldb * 4 : -g0 * 4 * ldb * 4 + JWD * 4;
+            if (j->conv) {
+                ba.conv = j;
+                ba.vstride = j->rp == 1 ? 64 : (int32_t)(j->wpad * 4);
+                ba.piece = (int32_t)(j->rp * j->wpad * 4);
+            }
+            emit_block(&e, meta, ldm, r0, rows, g0, ng, &ba, (int32_t)(j->jw * 4), K);
         }
     }
     j->code_bytes = e.n;
@@ -246,16 +283,22 @@ static void jit_free(fst_jit24 *j) {
     free(j->vals); free(j->voff); free(j->entry); free(j);
 }
 
-fst_jit24 *fst_jit24_get(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb) {
+static int same_geometry(const fst_lowering *a, const fst_lowering *b) {
+    return a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w && a->kh == b->kh && a->kw == b->kw && a->sh == b->sh &&
+           a->sw == b->sw && a->ph == b->ph && a->pw == b->pw && a->ho == b->ho && a->wo == b->wo && a->order == b->order;
+}
+
+static fst_jit24 *jit_get(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb, const fst_lowering *conv) {
     code_cache *c = thread_cache();
     if (!c) return NULL;
     const int64_t Kp = (K + 3) & ~(int64_t)3;
     const size_t vbytes = (size_t)(M * (Kp / 2)) * 4, mbytes = (size_t)(M * ((Kp + 31) / 32)) * 4;
     fst_jit24 *l = c->last;
-    if (l && l->M == M && l->K == K && l->ldb == ldb && memcmp(c->vkey, values, vbytes) == 0 && memcmp(c->mkey, meta, mbytes) == 0)
+    if (l && l->M == M && l->K == K && l->ldb == ldb && l->conv == (conv != NULL) && (!conv || same_geometry(&l->low, conv)) &&
+        memcmp(c->vkey, values, vbytes) == 0 && memcmp(c->mkey, meta, mbytes) == 0)
         return l;
     cache_forget(c);   /* its code is about to be overwritten */
-    fst_jit24 *j = jit_build(M, K, values, meta, ldb);
+    fst_jit24 *j = jit_build(M, K, values, meta, ldb, conv);
     if (!j) return NULL;
     c->vkey = malloc(vbytes);
     c->mkey = malloc(mbytes);
@@ -263,6 +306,20 @@ fst_jit24 *fst_jit24_get(int64_t M, int64_t K, const float *values, const uint32
     memcpy(c->vkey, values, vbytes);
     memcpy(c->mkey, meta, mbytes);
     return c->last = j;
+}
+
+fst_jit24 *fst_jit24_get(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb) {
+    return jit_get(M, K, values, meta, ldb, NULL);
+}
+
+int fst_jit24_conv_fits(const fst_lowering *low) {
+    return low->sh == 1 && low->sw == 1 && low->kh % 2 == 1 && low->kw % 2 == 1 && low->ph == low->kh / 2 &&
+           low->pw == low->kw / 2 && low->ho == low->h && low->wo == low->w && low->w >= 14 && low->w <= 32;
+}
+
+fst_jit24 *fst_jit24_get_conv(int64_t M, const float *values, const uint32_t *meta, const fst_lowering *low) {
+    if (!fst_jit24_conv_fits(low)) return NULL;
+    return jit_get(M, low->c * low->kh * low->kw, values, meta, 0, low);
 }
 
 size_t fst_jit24_code_bytes(const fst_jit24 *j) { return j->code_bytes; }
@@ -346,5 +403,51 @@ int fst_jit24_range(const fst_jit24 *j, int64_t n0, int64_t n1, float alpha, flo
         }
     }
     free(plan_mem);
+    return FST_OK;
+}
+
+/* The convolution flavour over images [i0, i1): per image, x is copied into a zero-padded plane per channel (rows of
+ * wpad floats, the padding and the margin past the last columns zero), every register block's code runs over the
+ * image's pieces (one output row of up to 32 columns, or two of up to 16) reading its taps straight from that copy,
+ * and the tile goes to C's columns of the image (lanes past the row's width are never stored). */
+int fst_jit24_conv_range(const fst_jit24 *j, int64_t i0, int64_t i1, float alpha, float beta, const float *x, float *C,
+                         int64_t ldc) {
+    if (!j->conv) return FST_EINVAL;
+    const fst_lowering *g = &j->low;
+    const int64_t M = j->M, plane = j->hpad * j->wpad, hw = g->h * g->w, tstride = j->jw;
+    float *mem = thread_scratch((size_t)(g->c * plane + M * tstride));
+    if (!mem) return FST_EINVAL;
+    float *xp = mem + M * tstride, *tile = mem;
+    memset(xp, 0, (size_t)(g->c * plane) * 4);
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int64_t img = i0; img < i1; img++) {
+        const float *xi = x + img * g->c * hw;
+        for (int64_t ch = 0; ch < g->c; ch++)
+            for (int64_t y = 0; y < g->h; y++)
+                memcpy(xp + ch * plane + (y + g->ph) * j->wpad + g->pw, xi + ch * hw + y * g->w, (size_t)g->w * 4);
+        for (int64_t kb = 0; kb < j->nkb; kb++)
+            for (int64_t rb = 0; rb < j->nrb; rb++) {
+                block_fn *f = (block_fn *)(void *)(j->code + j->entry[rb * j->nkb + kb]);
+                const int rows = (int)(M - rb * JR < JR ? M - rb * JR : JR);
+                f(xp, j->vals + j->voff[rb] + kb * JKB / 4 * rows * 2, tile + rb * JR * tstride, j->pieces, kb > 0);
+            }
+        /* piece q, vector v: output row q (columns 16 v..) when a piece is one row, else row 2 q + v (columns 0..) */
+        for (int64_t i = 0; i < M; i++) {
+            const float *t = tile + i * tstride;
+            float *c = C + i * ldc + img * hw;
+            for (int64_t q = 0; q < j->pieces; q++)
+                for (int v = 0; v < 2; v++) {
+                    const int64_t y = j->rp == 1 ? q : 2 * q + v, x0 = j->rp == 1 ? 16 * v : 0;
+                    if (y >= g->h || x0 >= g->w) continue;
+                    const int rem = (int)(g->w - x0);
+                    const __mmask16 k = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1);
+                    float *d = c + y * g->w + x0;
+                    __m512 r = _mm512_mul_ps(_mm512_load_ps(t + q * 32 + v * 16), va);
+                    if (beta == 1.0f) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(k, d));
+                    else if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k, d), r);
+                    _mm512_mask_storeu_ps(d, k, r);
+                }
+        }
+    }
     return FST_OK;
 }

@@ -10,6 +10,14 @@ typedef struct fst_jit24 fst_jit24;
  * lowering); NULL when memory or an executable mapping cannot be had. The calling thread owns it, and it stays valid
  * until that thread's next fst_jit24_get (which returns it again, unwritten, for an S with the same bits). */
 fst_jit24 *fst_jit24_get(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb);
+/* The same for a convolution's Eq. 1 or Eq. 2 on the implicit lowering, reading x straight from a zero-padded copy
+ * instead of lowering it: stride 1, "same" padding of an odd kernel, output rows of 14 to 32 columns (else NULL, as
+ * fst_jit24_conv_fits says). */
+int fst_jit24_conv_fits(const fst_lowering *low);
+fst_jit24 *fst_jit24_get_conv(int64_t M, const float *values, const uint32_t *meta, const fst_lowering *low);
+/* C[:, columns of images i0..i1) = alpha * S * im2col(x) + beta * C, for code from fst_jit24_get_conv. */
+int fst_jit24_conv_range(const fst_jit24 *j, int64_t i0, int64_t i1, float alpha, float beta, const float *x, float *C,
+                         int64_t ldc);
 size_t fst_jit24_code_bytes(const fst_jit24 *j);
 /* Floats of scratch (tile and staging buffer) fst_jit24_range takes from the calling thread's own, kept between calls. */
 size_t fst_jit24_buf_floats(const fst_jit24 *j);

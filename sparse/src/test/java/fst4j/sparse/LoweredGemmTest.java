@@ -205,6 +205,53 @@ class LoweredGemmTest {
         }
     }
 
+    /**
+     * The compiled product's convolution flavour (stride 1, "same" padding, output rows of 14-32 columns: x read from a
+     * zero-padded copy, no lowering) against the dense product on the materialised im2col: one and two output rows per
+     * 32-column piece (an odd number of rows), a 1x1 kernel with K = 7 (a padded group), a 5x5 kernel, both row orders,
+     * 1 and 2 threads with the same bits; on an AVX-512 CPU its bits differ from the register kernel's where K > 512, so it
+     * did run.
+     */
+    @Test
+    void compiledConvolutionEqualsDense() {
+        int[][] geo = {{3, 60, 27, 27, 3, 37}, {9, 5, 15, 16, 3, 13}, {8, 7, 9, 32, 1, 20}, {8, 21, 20, 14, 5, 64}};   // n c h w k M
+        for (int[] gm : geo)
+            for (boolean tapMajor : new boolean[] {false, true})
+                withSettings(1, true, () -> {
+                    int n = gm[0], c = gm[1], h = gm[2], w = gm[3], k = gm[4], m = gm[5], p = k / 2, kk = k * k, rows = c * kk, ncols = n * h * w;
+                    String what = java.util.Arrays.toString(gm) + (tapMajor ? " tap-major" : "");
+                    Rng r = new Rng(17L * c + h);
+                    Tensor x = r.normal(0, 1, n, c, h, w), a = r.normal(0, 1, m, rows);
+                    Tensor cols = Conv.im2col(x, k, 1, p);
+                    if (tapMajor) {
+                        float[] cv = cols.toFloatArray(), tv = new float[cv.length];
+                        for (int ch = 0; ch < c; ch++)
+                            for (int t = 0; t < kk; t++) System.arraycopy(cv, (ch * kk + t) * ncols, tv, (t * c + ch) * ncols, ncols);
+                        cols = Tensor.of(tv, rows, ncols);
+                    }
+                    Lowering low = new Lowering(x, k, k, 1, 1, p, p, tapMajor);
+                    try (Compressed24 cw = Compressed24.pruneCompress(a, null, 1)) {
+                        Tensor want = Tensor.empty(m, ncols), one = Tensor.empty(m, ncols), two = Tensor.empty(m, ncols);
+                        Blas.gemm(1f, cw.decompress(), cols, 0f, want);
+                        SparseGemm.spmmLowered(cw, low, 0f, one);
+                        // relative to |S| |im2col| (K up to 540 terms: rounding in another order, not a wrong tap)
+                        Tensor scale = Blas.matmul(cw.decompress().abs(), cols.abs());
+                        double err = TestData.diffNorm(one.toFloatArray(), want.toFloatArray()) / TestData.norm(scale.toFloatArray());
+                        assertTrue(err < 1e-6, "compiled convolution " + what + ": error relative to |S||B| " + err);
+                        Blas.setThreads(2);
+                        SparseGemm.spmmLowered(cw, low, 0f, two);
+                        assertArrayEquals(one.toFloatArray(), two.toFloatArray(), "threads change the bits of " + what);
+                        // (where the register kernel takes K in one block, up to 512 rows here, both sum in one order: same bits)
+                        if (Native.isa().equals("avx512") && rows > 512) {
+                            Tensor reg = Tensor.empty(m, ncols);
+                            Native.spmm24Jit(0);
+                            try { SparseGemm.spmmLowered(cw, low, 0f, reg); } finally { Native.spmm24Jit(1); }
+                            assertFalse(java.util.Arrays.equals(one.toFloatArray(), reg.toFloatArray()), "the compiled convolution did not run: " + what);
+                        }
+                    }
+                });
+    }
+
     @Test
     void planIsUsedWhereTheCpuHasAvx512AndCanBeSwitched() {
         boolean plan = Native.loweringPlan(-1);

@@ -93,7 +93,7 @@ typedef struct {
     int rc;
     const fst_lowering *low;
     const fst_jit24 *jit;    /* when set: the compiled product, over column ranges */
-    int jconv;               /* ... its convolution flavour, over ranges of images */
+    int jconv;               /* ... its convolution flavour, over ranges of pieces (32 output columns) of the images */
 } spmm_job;
 
 static void spmm_task(void *p, int64_t u0, int64_t u1) {
@@ -186,7 +186,7 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     if (nt == 1) {
         float *buf = aligned_alloc(64, buf_bytes);
         if (!buf) rc = FST_EINVAL;
-        else if (jconv) rc = fst_jit24_conv_range(jit, 0, low->n, alpha, beta, low->x, C, ldc);
+        else if (jconv) rc = fst_jit24_conv_range(jit, 0, low->n * fst_jit24_conv_pieces(jit), alpha, beta, low->x, C, ldc);
         else if (jit) rc = fst_jit24_range(jit, 0, N1, alpha, beta, B, ldb, C, ldc, low);
         else run(0, M, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low);
         free(buf);
@@ -203,7 +203,8 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
      * place. */
     const int64_t un = jit && !low ? 32 : 16, ur = 4;
     const int split_n = jit || (N >= 64 * (int64_t)nt && M < N);
-    const int64_t unit = jconv ? 1 : split_n ? un : ur, total = jconv ? low->n : split_n ? N1 : M, units = (total + unit - 1) / unit;
+    const int64_t unit = jconv ? 1 : split_n ? un : ur, units0 = jconv ? low->n * fst_jit24_conv_pieces(jit) : 0;
+    const int64_t total = jconv ? units0 : split_n ? N1 : M, units = (total + unit - 1) / unit;
     if (units < nt) nt = (int)units;
     spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK, low, jit, jconv };
     /* Two chunks per thread balance a thread the OS runs late; but every column chunk reads all of S, so with a large S

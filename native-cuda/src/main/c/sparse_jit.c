@@ -283,8 +283,9 @@ static void jit_free(fst_jit24 *j) {
     free(j->vals); free(j->voff); free(j->entry); free(j);
 }
 
+/* The code depends on an image's geometry, not on how many images a call brings. */
 static int same_geometry(const fst_lowering *a, const fst_lowering *b) {
-    return a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w && a->kh == b->kh && a->kw == b->kw && a->sh == b->sh &&
+    return a->c == b->c && a->h == b->h && a->w == b->w && a->kh == b->kh && a->kw == b->kw && a->sh == b->sh &&
            a->sw == b->sw && a->ph == b->ph && a->pw == b->pw && a->ho == b->ho && a->wo == b->wo && a->order == b->order;
 }
 
@@ -323,6 +324,7 @@ fst_jit24 *fst_jit24_get_conv(int64_t M, const float *values, const uint32_t *me
 }
 
 size_t fst_jit24_code_bytes(const fst_jit24 *j) { return j->code_bytes; }
+int64_t fst_jit24_conv_pieces(const fst_jit24 *j) { return j->pieces; }
 
 typedef void block_fn(const float *buf, const float *vals, float *tile, int64_t pieces, int64_t accumulate);
 
@@ -406,36 +408,42 @@ int fst_jit24_range(const fst_jit24 *j, int64_t n0, int64_t n1, float alpha, flo
     return FST_OK;
 }
 
-/* The convolution flavour over images [i0, i1): per image, x is copied into a zero-padded plane per channel (rows of
- * wpad floats, the padding and the margin past the last columns zero), every register block's code runs over the
- * image's pieces (one output row of up to 32 columns, or two of up to 16) reading its taps straight from that copy,
- * and the tile goes to C's columns of the image (lanes past the row's width are never stored). */
-int fst_jit24_conv_range(const fst_jit24 *j, int64_t i0, int64_t i1, float alpha, float beta, const float *x, float *C,
+/* The convolution flavour over pieces [u0, u1) of the call's images (piece u: image u / pieces, piece u % pieces, so
+ * that threads share out even a block of two or three images evenly). Per image, x is copied into a zero-padded plane
+ * per channel (rows of wpad floats, the padding and the margin past the last columns zero), every register block's
+ * code runs over the image's pieces in the range (one output row of up to 32 columns, or two of up to 16) reading its
+ * taps straight from that copy, and the tile goes to C's columns of those pieces (lanes past a row's width are never
+ * stored). */
+int fst_jit24_conv_range(const fst_jit24 *j, int64_t u0, int64_t u1, float alpha, float beta, const float *x, float *C,
                          int64_t ldc) {
     if (!j->conv) return FST_EINVAL;
     const fst_lowering *g = &j->low;
-    const int64_t M = j->M, plane = j->hpad * j->wpad, hw = g->h * g->w, tstride = j->jw;
+    const int64_t M = j->M, plane = j->hpad * j->wpad, hw = g->h * g->w, tstride = j->jw, np = j->pieces;
     float *mem = thread_scratch((size_t)(g->c * plane + M * tstride));
     if (!mem) return FST_EINVAL;
     float *xp = mem + M * tstride, *tile = mem;
     memset(xp, 0, (size_t)(g->c * plane) * 4);
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    for (int64_t img = i0; img < i1; img++) {
+    for (int64_t img = u0 / np; img * np < u1; img++) {
+        const int64_t q0 = u0 > img * np ? u0 - img * np : 0, q1 = u1 < (img + 1) * np ? u1 - img * np : np;
+        /* the input rows those output rows read */
+        const int64_t y0 = q0 * j->rp - g->ph, y1 = q1 * j->rp + g->kh - 1 - g->ph;
         const float *xi = x + img * g->c * hw;
         for (int64_t ch = 0; ch < g->c; ch++)
-            for (int64_t y = 0; y < g->h; y++)
+            for (int64_t y = y0 < 0 ? 0 : y0; y < g->h && y < y1; y++)
                 memcpy(xp + ch * plane + (y + g->ph) * j->wpad + g->pw, xi + ch * hw + y * g->w, (size_t)g->w * 4);
         for (int64_t kb = 0; kb < j->nkb; kb++)
             for (int64_t rb = 0; rb < j->nrb; rb++) {
                 block_fn *f = (block_fn *)(void *)(j->code + j->entry[rb * j->nkb + kb]);
                 const int rows = (int)(M - rb * JR < JR ? M - rb * JR : JR);
-                f(xp, j->vals + j->voff[rb] + kb * JKB / 4 * rows * 2, tile + rb * JR * tstride, j->pieces, kb > 0);
+                f(xp + q0 * j->rp * j->wpad, j->vals + j->voff[rb] + kb * JKB / 4 * rows * 2, tile + rb * JR * tstride + q0 * 32,
+                  q1 - q0, kb > 0);
             }
         /* piece q, vector v: output row q (columns 16 v..) when a piece is one row, else row 2 q + v (columns 0..) */
         for (int64_t i = 0; i < M; i++) {
             const float *t = tile + i * tstride;
             float *c = C + i * ldc + img * hw;
-            for (int64_t q = 0; q < j->pieces; q++)
+            for (int64_t q = q0; q < q1; q++)
                 for (int v = 0; v < 2; v++) {
                     const int64_t y = j->rp == 1 ? q : 2 * q + v, x0 = j->rp == 1 ? 16 * v : 0;
                     if (y >= g->h || x0 >= g->w) continue;

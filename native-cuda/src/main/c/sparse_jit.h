@@ -15,8 +15,11 @@ fst_jit24 *fst_jit24_get(int64_t M, int64_t K, const float *values, const uint32
  * fst_jit24_conv_fits says). */
 int fst_jit24_conv_fits(const fst_lowering *low);
 fst_jit24 *fst_jit24_get_conv(int64_t M, const float *values, const uint32_t *meta, const fst_lowering *low);
-/* C[:, columns of images i0..i1) = alpha * S * im2col(x) + beta * C, for code from fst_jit24_get_conv. */
-int fst_jit24_conv_range(const fst_jit24 *j, int64_t i0, int64_t i1, float alpha, float beta, const float *x, float *C,
+/* Pieces (of 32 output columns: one row, or two) per image of code from fst_jit24_get_conv. */
+int64_t fst_jit24_conv_pieces(const fst_jit24 *j);
+/* C[:, columns of pieces u0..u1 of the call's images] = alpha * S * im2col(x) + beta * C, for code from
+ * fst_jit24_get_conv (piece u: image u / pieces, that image's piece u % pieces). */
+int fst_jit24_conv_range(const fst_jit24 *j, int64_t u0, int64_t u1, float alpha, float beta, const float *x, float *C,
                          int64_t ldc);
 size_t fst_jit24_code_bytes(const fst_jit24 *j);
 /* Floats of scratch (tile and staging buffer) fst_jit24_range takes from the calling thread's own, kept between calls. */

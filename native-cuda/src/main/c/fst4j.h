@@ -90,7 +90,8 @@ FST_API int fst_spmm24_prefetch(int mode);
 FST_API int fst_spmm24_kblocks(int mode);
 /* The 2:4 product compiled per call (sparse_jit.c, AVX-512): where B has at least 2048 columns and S at most 40960
  * entries (M x Kp) in at most 64 rows (and, on a materialised B, at least 24), fst_spmm24 / fst_spmm24_lowered write x86-64 code for
- * this S (each kept value's B row a register) and run it over B. mode 1 (default) on, 0 the register kernel
+ * this S (each kept value's B row a register) and run it over B (a materialised B read in place; a convolution with
+ * stride 1, "same" padding and output rows of 14-32 columns read from a padded copy of x, without lowering). mode 1 (default) on, 0 the register kernel
  * everywhere, -1 only asks; returns the mode in use. The two sum in different K blocks, so the last bits differ; for
  * tests and A/B timing (jmh/NOTES-step-cpu.md v15). */
 FST_API int fst_spmm24_jit(int mode);

@@ -9,11 +9,13 @@
  * per call, from the metadata (about 7 bytes per kept value and vector: fst_spmm24 uses it only where B is wide
  * enough to run each byte many times, see sparse.c).
  *
- * Layout: K in blocks of JKB rows (16 groups), rows in register blocks of JR, columns in blocks of JW. Per column
- * block and K block, B[k0:k0+JKB, jn:jn+JW] is staged into buf (row stride JW floats, zeros past K and past the
- * columns); every register block's code then runs over the block's 32-column pieces, accumulating into a tile
- * [rows][JW] that holds the running sums over K (loaded back for every K block after the first). After the last K
- * block the tile goes to C (alpha, beta). Every element of C is one chain of FMAs in k order, independent of the
+ * Layout: K in blocks of JKB rows (16 groups), rows in register blocks of JR, columns in blocks. Where B comes from the
+ * implicit lowering, per column block (JW) and K block, B[k0:k0+JKB, jn:jn+JW] is staged into buf (row stride JW
+ * floats, zeros past K and past the columns); a materialised B is read in place (JWD columns per block, the next K
+ * block prefetched from inside the code); a stride-1 "same" convolution is read from a zero-padded copy of each image
+ * (each tap at its own displacement: fst_jit24_conv_range). Every register block's code runs over the block's
+ * 32-column pieces, accumulating into a tile [rows][columns] that holds the running sums over K (loaded back for every
+ * K block after the first). After the last K block the tile goes to C (alpha, beta). Every element of C is one chain of FMAs in k order, independent of the
  * column blocking and of how threads split the columns, so the bits do not depend on the thread count.
  *
  * The values are repacked per register block as [group][row][2], so that each FMA's displacement fits a byte. */

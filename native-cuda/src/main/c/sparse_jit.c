@@ -1,22 +1,23 @@
-/* The AVX-512 2:4 product with each kept value's operand compiled into the code (fst_spmm24 on wide B).
+/* The AVX-512 2:4 product with each kept value's operand compiled into the code (fst_spmm24 and fst_spmm24_lowered
+ * for small S and wide B; sparse.c decides where).
  *
  * Why: the register kernel of sparse_kernel.c chooses a kept value's B row at run time, so every FMA takes its B
- * operand from memory: one 512-bit load per multiply-add, which caps it at 60-75 % of the core's FMA rate while the
- * dense GEMM (B rows in registers, shared by all rows of a block) runs at ~90 %. Here each register block of JR rows
- * holds the four B rows of a group in registers (two vectors each: 32 columns), and the code for that block has one
- * FMA per kept value and vector whose register operand is the B row its 2-bit index names, the value broadcast from
- * memory inside the FMA: 8 vector loads per 48 FMAs. The indices are data, so the code is written at run time, once
- * per call, from the metadata (about 7 bytes per kept value and vector: fst_spmm24 uses it only where B is wide
- * enough to run each byte many times, see sparse.c).
+ * operand from memory: one 512-bit load per multiply-add. Here each register block of JR rows holds the four B rows of
+ * a group in registers (two vectors each: 32 columns), and the code for that block has one FMA per kept value and
+ * vector whose register operand is the B row its 2-bit index names, the value broadcast from memory inside the FMA:
+ * 8 vector loads per 48 FMAs. The indices are data, so the code is written at run time from the metadata (about 10
+ * bytes per kept value and vector); the calling thread keeps it for its next call with the same S.
  *
- * Layout: K in blocks of JKB rows (16 groups), rows in register blocks of JR, columns in blocks. Where B comes from the
- * implicit lowering, per column block (JW) and K block, B[k0:k0+JKB, jn:jn+JW] is staged into buf (row stride JW
- * floats, zeros past K and past the columns); a materialised B is read in place (JWD columns per block, the next K
- * block prefetched from inside the code); a stride-1 "same" convolution is read from a zero-padded copy of each image
- * (each tap at its own displacement: fst_jit24_conv_range). Every register block's code runs over the block's
- * 32-column pieces, accumulating into a tile [rows][columns] that holds the running sums over K (loaded back for every
- * K block after the first). After the last K block the tile goes to C (alpha, beta). Every element of C is one chain of FMAs in k order, independent of the
- * column blocking and of how threads split the columns, so the bits do not depend on the thread count.
+ * Layout: K in blocks of JKB rows (16 groups), rows in register blocks of JR, columns in blocks. B is read three ways:
+ * - implicit lowering: per column block (JW) and K block, B[k0:k0+JKB, jn:jn+JW] is staged into buf (row stride JW
+ *   floats, zeros past K and past the columns);
+ * - a materialised B in place (JWD columns per block, the next K block prefetched from inside the code);
+ * - a stride-1 "same" convolution from a zero-padded copy of each image, each tap at its own displacement
+ *   (fst_jit24_conv_range): no lowering at all.
+ * Every register block's code runs over the block's 32-column pieces, accumulating into a tile [rows][columns] that
+ * holds the running sums over K (loaded back for every K block after the first); after the last K block the tile goes
+ * to C (alpha, beta). Every element of C is one chain of FMAs in k order, independent of the column blocking and of how
+ * threads split the columns, so the bits do not depend on the thread count.
  *
  * The values are repacked per register block as [group][row][2], so that each FMA's displacement fits a byte. */
 #include <stdint.h>
@@ -103,22 +104,19 @@ static void patch(emitter *e, size_t end, size_t target) { int32_t rel = (int32_
 /* Upper bound of one block's code: fixed part, then per group 8 loads, 2 * 2 * rows FMAs and two adds. */
 static size_t block_bound(int rows, int64_t groups) { return 256 + (size_t)rows * 2 * 2 * 11 + (size_t)groups * (16 * 11 + (size_t)rows * 4 * 11 + 16); }
 
-/* Code of register block (rows r0.., rows of them) and K block (groups g0..g0+ng):
- *   void f(const float *buf, const float *vals, float *tile, int64_t pieces, int64_t accumulate)
- * for each of `pieces` 32-column pieces (buf + 32 q, tile + 32 q): acc = accumulate ? tile : 0; over the groups,
- * acc[r] += v[g][r][s] * B[4 (g - g0) + t(r, g, s)]; tile = acc. */
 static void prefetch_t1(emitter *e, int base, int32_t d) {   /* prefetcht1 [base + d32] */
     if (base >= 8) b1(e, 0x41);
     b1(e, 0x0F); b1(e, 0x18); b1(e, (uint8_t)(0x80 | (2 << 3) | (base & 7))); b4(e, d);
 }
 
-/* pf != 0: after each group's loads, prefetch the two lines of each of its four rows in the block that comes next
- * (pf bytes further on): the first register block's code does it for the whole K block, spread over its groups, so
- * that a materialised B read in place arrives from memory while the previous block computes. */
-/* Where a block's code finds row k of B, vector j (of 32 columns, two vectors) relative to the piece's base register:
- * rows bstride bytes apart and vectors 64 bytes apart (a matrix or the staging buffer; the base then advances 4
- * rows per group), or for a convolution read from a padded x, tap (ky, kx) of channel c at koff(k) and the vectors
- * vstride apart (64: the two halves of one output row; one padded row: two output rows). */
+/* Where a block's code finds row k of B, vector j (of the piece's two) relative to the piece's base register:
+ * - rows bstride bytes apart and vectors 64 bytes apart (a matrix or the staging buffer; the base then advances four
+ *   rows per group);
+ * - or, for a convolution read from a padded x, tap (ky, kx) of channel c at koff(k), the vectors vstride apart (64:
+ *   the two halves of one output row; one padded row: two output rows).
+ * pf != 0: after each group's loads, prefetch the two lines of each of its four rows in the block that comes next (pf
+ * bytes further on). The first register block's code does it for the whole K block, spread over its groups, so that a
+ * materialised B read in place arrives from memory while the previous block computes. */
 typedef struct {
     int32_t bstride, vstride, piece;   /* piece: bytes the base advances per piece */
     int64_t pf;
@@ -129,6 +127,11 @@ static int32_t koff(const fst_jit24 *j, int64_t k) {
     fst_lowering_rc(&j->low, k, &ch, &tap);
     return (int32_t)(((ch * j->hpad + tap / j->low.kw) * j->wpad + tap % j->low.kw) * 4);
 }
+
+/* Code of register block (rows r0.., rows of them) and K block (groups g0..g0+ng):
+ *   void f(const float *base, const float *vals, float *tile, int64_t pieces, int64_t accumulate)
+ * for each of `pieces` 32-column pieces (base advancing ba->piece bytes, tile 32 floats): acc = accumulate ? tile : 0;
+ * over the groups, acc[r] += v[g][r][s] * B[4 (g - g0) + t(r, g, s)]; tile = acc. */
 static void emit_block(emitter *e, const uint32_t *meta, int64_t ldm, int64_t r0, int rows, int64_t g0, int64_t ng,
                        const baddr *ba, int32_t tstride, int64_t K) {
     const int64_t pf = ba->pf;

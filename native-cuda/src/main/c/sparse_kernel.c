@@ -77,10 +77,28 @@
 #define SPK_STREAM 2                                /* flag: non-temporal C stores allowed */
 #define SPK_BIGK 4                                  /* flag: S has enough rows for the L2-sized K blocks */
 #define KB ((SPK_BUF / (NB * 4)) & ~31)             /* K rows per block, whole metadata words */
-#ifndef SPK_BUF_BIG
-#define SPK_BUF_BIG 98304                           /* bytes of the B buffer where K needs several blocks (L2) */
+/* Bytes of the B buffer where K needs several blocks: 96 KB (L2) on a core with one 512-bit FMA per cycle (Zen 4), 36 KB
+ * (L1) on Zen 5, which does two: there the FMAs' B operands no longer stream from L2 fast enough. In-process A/Bs on a
+ * Zen 5 (spmm_ab.sh, 1 thread, the issue's four Eq. 1 shapes): 96 rows (36 KB) against 256 (96 KB) 1.03-1.10x, 128 rows
+ * 1.00-1.09x, 64 rows 0.99-1.05x, 160 and 192 rows 0.97-1.04x. -DSPK_BUF_BIG fixes it (probes). */
+#ifdef SPK_BUF_BIG
+#define KBB ((int64_t)((SPK_BUF_BIG / (NB * 4)) & ~31))
+#else
+#include <cpuid.h>
+static int64_t kbb_rows(void) {
+    static int64_t rows;   /* 0 until known; every thread computes the same value */
+    int64_t r = __atomic_load_n(&rows, __ATOMIC_RELAXED);
+    if (r) return r;
+    unsigned a, b, c, d;
+    int zen5 = 0;
+    if (__get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u /* "Auth": AuthenticAMD */ && __get_cpuid(1, &a, &b, &c, &d))
+        zen5 = ((a >> 8) & 0xF) == 0xF && ((a >> 8) & 0xF) + ((a >> 20) & 0xFF) >= 0x1A;
+    r = (((zen5 ? 36864 : 98304) / (NB * 4)) & ~31);
+    __atomic_store_n(&rows, r, __ATOMIC_RELAXED);
+    return r;
+}
+#define KBB kbb_rows()
 #endif
-#define KBB ((SPK_BUF_BIG / (NB * 4)) & ~31)
 
 extern int fst_spmm24_group_mode;                   /* sparse.c: fst_spmm24_grouping */
 extern int fst_spmm24_prefetch_mode;                /* sparse.c: fst_spmm24_prefetch */
@@ -220,7 +238,7 @@ static inline void prefetch_some(prefetcher *pf) {
 int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, float beta, const float *values,
        const uint32_t *meta, const float *B, int64_t ldb, float *C, int64_t ldc, float *buf, int mode,
        const fst_lowering *low) {
-    if (mode == SPK_QUERY_BUF) return (VL == 16 ? KBB : KB) * NB;   /* the largest block any call may use */
+    if (mode == SPK_QUERY_BUF) return (int)((VL == 16 ? KBB : KB) * NB);   /* the largest block any call may use */
     const int64_t Kp = (K + 3) & ~(int64_t)3, ldv = Kp / 2, ldm = (Kp + 31) / 32;
     /* K blocks: where K does not fit one L1-sized block (KB rows, or one block of at least NV_ONE vectors), the
      * AVX-512 kernel takes blocks of KBB rows from an L2-resident buffer instead: the register blocks then store and

@@ -155,22 +155,23 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     /* beta is applied by the kernel as it stores the first K block of C (beta == 0 never reads C). */
     const char *isa;
     spmm_range_fn run = spmm_kernel(&isa);
-    /* Wide B and a small enough S: the product compiled for this S (sparse_jit.c). Its code (two FMAs of ~7 bytes per
-     * kept value) runs once per 32 columns of B, so it pays where B is wide and the code stays in L2; writing it costs
-     * about what 8-16 columns of the product do. NULL (not wanted, or no executable memory): the register kernel. */
+    /* Wide B and a small S: the product compiled for this S (sparse_jit.c). Its code (~10 bytes per kept value) runs once
+     * per 32 columns of B, so it pays where B is wide and the code stays in L2; the calling thread keeps it for its next
+     * call with the same S. On Zen 5 it measured slower with more than 64 rows or ~400 KB of code (NOTES v15). NULL (not
+     * wanted, or no executable memory): the register kernel. */
     const fst_jit24 *jit = NULL;   /* the calling thread's, kept for its next call */
     if (strcmp(isa, "avx512") == 0 && __atomic_load_n(&fst_spmm24_jit_mode, __ATOMIC_RELAXED) && N >= SPK_JIT_MIN_N &&
         (double)M * (double)((K + 3) & ~(int64_t)3) <= SPK_JIT_MAX_MK && M <= SPK_JIT_MAX_M &&
         (low || M >= SPK_JIT_MIN_M))
         jit = low && fst_jit24_conv_fits(low) ? fst_jit24_get_conv(M, values, meta, low)
                                               : fst_jit24_get(M, K, values, meta, low ? 0 : ldb);
-    /* the convolution flavour reads x itself (no lowering), one image at a time */
+    /* the convolution flavour reads x itself (no lowering), in 32-column pieces of its images */
     const int jconv = jit && low && fst_jit24_conv_fits(low);
     /* A materialised B is read in place by whole 32-column pieces: the last N % 32 columns (always the same ones, whatever
      * the threads) go to the register kernel. */
     const int64_t njit = !jit ? 0 : low ? N : N & ~(int64_t)31;
     const size_t reg_bytes = (size_t)run(0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, SPK_QUERY_BUF, NULL) * 4;
-    const size_t buf_bytes = jit ? 64 : reg_bytes;   /* the compiled product keeps its own per-thread scratch */
+    const size_t buf_bytes = jit ? 64 : reg_bytes;   /* the compiled product uses its own per-thread scratch */
     /* C much bigger than the caches: where it is written once, the kernel may bypass the caches. */
     const int mode = ((double)M * (double)N * 4 >= SPK_STREAM_BYTES ? SPK_STREAM : 0) | (M >= 32 ? SPK_BIGK : 0);
     double flops = (double)M * (double)N * (double)K;   /* 2:4: half of 2MNK */

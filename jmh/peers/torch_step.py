@@ -12,7 +12,7 @@ try:
     import torch.nn as nn
     import torch.nn.functional as F
 except ImportError:
-    print("torch_step: PyTorch is not installed (pip install torch); skipped")
+    print("torch_step: PyTorch is not installed for " + sys.executable + " (pip install torch, or apt-get install python3-torch, or FST4J_PYTHON=a python3 with torch); skipped")
     sys.exit(0)
 
 

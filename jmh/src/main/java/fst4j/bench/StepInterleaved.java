@@ -118,13 +118,13 @@ public final class StepInterleaved {
             this.out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
         }
 
-        static Peer start(Path script, String model, int threads) {
+        static Peer start(String python, Path script, String model, int threads) {
             if (!Files.isRegularFile(script)) {
                 System.out.println("  PyTorch: skipped (no peer script at " + script + ")");
                 return null;
             }
             try {
-                Process p = new ProcessBuilder("python3", script.toString(), "--serve", model, "--threads", Integer.toString(threads))
+                Process p = new ProcessBuilder(python, script.toString(), "--serve", model, "--threads", Integer.toString(threads))
                         .redirectError(ProcessBuilder.Redirect.INHERIT).start();
                 Peer peer = new Peer(p);
                 String first = peer.out.readLine();
@@ -132,7 +132,7 @@ public final class StepInterleaved {
                 System.out.println("  PyTorch: skipped (" + (first == null ? "the peer exited" : first) + ")");
                 peer.close();
             } catch (IOException e) {
-                System.out.println("  PyTorch: skipped (cannot run python3: " + e.getMessage() + ")");
+                System.out.println("  PyTorch: skipped (cannot run " + python + ": " + e.getMessage() + ")");
             }
             return null;
         }
@@ -169,12 +169,13 @@ public final class StepInterleaved {
         Map<String, String> o = new LinkedHashMap<>(Map.of("--models", "cnn,resnet-small,resnet18", "--methods", "dense,fst2,fst3_ir",
                 "--rounds", "30", "--warmup", "5", "--threads", "2", "--pause-ms", "25", "--peer", "jmh/peers/torch_step.py"));
         o.put("--turn", "2");
+        o.put("--python", "python3");
         boolean torch = true;
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--no-torch")) { torch = false; continue; }
             if (!o.containsKey(args[i]) || i + 1 >= args.length)
                 throw new IllegalArgumentException("usage: StepInterleaved [--models a,b] [--methods dense,fst2,fst3_ir] [--rounds N] [--warmup N]"
-                        + " [--turn N] [--threads N] [--pause-ms N] [--peer torch_step.py] [--no-torch]; got '" + args[i] + "'");
+                        + " [--turn N] [--threads N] [--pause-ms N] [--peer torch_step.py] [--python python3] [--no-torch]; got '" + args[i] + "'");
             o.put(args[i], args[++i]);
         }
         int rounds = Integer.parseInt(o.get("--rounds")), warmup = Integer.parseInt(o.get("--warmup"));
@@ -191,7 +192,7 @@ public final class StepInterleaved {
             Peer peer = null;
             try {
                 for (String m : o.get("--methods").split(",")) if (!m.isBlank()) fst.add(new Variant(model, m));
-                if (torch) peer = Peer.start(Path.of(o.get("--peer")), model, threads);
+                if (torch) peer = Peer.start(o.get("--python"), Path.of(o.get("--peer")), model, threads);
                 int nv = fst.size() + (peer != null ? 1 : 0);
                 String[] names = new String[nv];
                 for (int v = 0; v < fst.size(); v++) names[v] = "fst4j " + fst.get(v).name;

@@ -102,17 +102,23 @@ int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t c
     return 1;
 }
 
+/* A masked load, or a plain one where every lane is live: on Zen 5 a masked 512-bit load cost ~1.8x a plain one
+ * (0.75 against 0.42 ns per vector, with a store, hot in L1), and most vectors of a plan are whole. */
+static inline __attribute__((always_inline)) __m512 mload(__mmask16 m, uintptr_t a) {
+    return m == (__mmask16)0xFFFF ? _mm512_loadu_ps((const void *)a) : _mm512_maskz_loadu_ps(m, (const void *)a);
+}
+
 /* One vector of a masked-load plan: 16 columns of a lowered row (lowering.h). */
 static inline __attribute__((always_inline)) __m512 lvec(const fst_lvec *e, uintptr_t xc, int sw) {
     /* addresses as integers: a masked-off lane's address may lie outside x and is never dereferenced */
     if (sw == 1) {
-        __m512 y = _mm512_maskz_loadu_ps((__mmask16)e->mask[0], (const void *)(xc + 4 * e->off[0]));
+        __m512 y = mload((__mmask16)e->mask[0], xc + 4 * e->off[0]);
         /* the second load is rare: only a vector over two images has one */
         if (__builtin_expect(e->mask[1] != 0, 0)) y = _mm512_mask_loadu_ps(y, (__mmask16)e->mask[1], (const void *)(xc + 4 * e->off[1]));
         return y;
     }
-    __m512 lo = _mm512_maskz_loadu_ps((__mmask16)e->mask[0], (const void *)(xc + 4 * e->off[0]));
-    __m512 hi = _mm512_maskz_loadu_ps((__mmask16)(e->mask[0] >> 16), (const void *)(xc + 4 * e->off[0] + 64));
+    __m512 lo = mload((__mmask16)e->mask[0], xc + 4 * e->off[0]);
+    __m512 hi = mload((__mmask16)(e->mask[0] >> 16), xc + 4 * e->off[0] + 64);
     if (e->mask[1]) {
         lo = _mm512_mask_loadu_ps(lo, (__mmask16)e->mask[1], (const void *)(xc + 4 * e->off[1]));
         hi = _mm512_mask_loadu_ps(hi, (__mmask16)(e->mask[1] >> 16), (const void *)(xc + 4 * e->off[1] + 64));

@@ -427,8 +427,12 @@ static void sgd_srste_task_avx512(void *p, int64_t q0, int64_t q1) {
     const __mmask16 low1 = 0x8888, low2 = 0xcccc, low3 = 0xeeee;
     const int64_t e1 = 4 * q1;
     for (int64_t e = 4 * q0; e < e1; e += 16) {
-        const __mmask16 live = e1 - e >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (e1 - e)) - 1);
-        const __m512 wv = _mm512_maskz_loadu_ps(live, w + e), gv = _mm512_maskz_loadu_ps(live, g + e);
+        /* masked loads and stores only for the last partial vector: on Zen 5 the masked forms made the whole pass
+         * compute-bound (5.8 ms against plain SGD's 3.3 ms over 11.2M floats, 2 threads) */
+        const int full = e1 - e >= 16;
+        const __mmask16 live = full ? (__mmask16)0xffff : (__mmask16)((1u << (e1 - e)) - 1);
+        const __m512 wv = full ? _mm512_loadu_ps(w + e) : _mm512_maskz_loadu_ps(live, w + e);
+        const __m512 gv = full ? _mm512_loadu_ps(g + e) : _mm512_maskz_loadu_ps(live, g + e);
         const __m512i key = _mm512_min_epu32(_mm512_and_si512(_mm512_castps_si512(wv), absm), nan);
         const __m512i r1 = _mm512_shuffle_epi32(key, _MM_SHUFFLE(0, 3, 2, 1));
         const __m512i r2 = _mm512_shuffle_epi32(key, _MM_SHUFFLE(1, 0, 3, 2));
@@ -441,11 +445,13 @@ static void sgd_srste_task_avx512(void *p, int64_t q0, int64_t q1) {
         const __m512 gi = _mm512_add_ps(gd, _mm512_mul_ps(wd, wv));
         __m512 d = gi;
         if (b) {
-            const __m512 bi = j->first ? gi : _mm512_add_ps(_mm512_mul_ps(mom, _mm512_maskz_loadu_ps(live, b + e)), _mm512_mul_ps(damp, gi));
-            _mm512_mask_storeu_ps(b + e, live, bi);
+            const __m512 bi = j->first ? gi
+                : _mm512_add_ps(_mm512_mul_ps(mom, full ? _mm512_loadu_ps(b + e) : _mm512_maskz_loadu_ps(live, b + e)), _mm512_mul_ps(damp, gi));
+            if (full) _mm512_storeu_ps(b + e, bi); else _mm512_mask_storeu_ps(b + e, live, bi);
             d = j->nesterov ? _mm512_add_ps(gi, _mm512_mul_ps(mom, bi)) : bi;
         }
-        _mm512_mask_storeu_ps(w + e, live, _mm512_sub_ps(wv, _mm512_mul_ps(lr, d)));
+        const __m512 wn = _mm512_sub_ps(wv, _mm512_mul_ps(lr, d));
+        if (full) _mm512_storeu_ps(w + e, wn); else _mm512_mask_storeu_ps(w + e, live, wn);
     }
 }
 

@@ -3,6 +3,7 @@
 #ifndef FST4J_LOWERING_H
 #define FST4J_LOWERING_H
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
     const float *x;                     /* contiguous [n, c, h, w] */
@@ -58,4 +59,26 @@ void fst_lplan_row(const fst_lplan *p, int64_t r, float *out, int per, int64_t j
 /* Rows [r0, r0 + nrows) (all < the lowering's rows), row i laid out as fst_lplan_row(p, r0 + i, out + i * ldo, per,
  * jump, 0) would: the same bits, in one call. */
 void fst_lplan_rows(const fst_lplan *p, int64_t r0, int64_t nrows, float *out, int64_t ldo, int per, int64_t jump);
+/* Rows k0 .. k0 + rows of B's columns jn .. jn + n staged into buf (row stride ldbuf floats, each row width >= n floats,
+ * zeros past n and in rows past K): by the plan where one was built (plan != NULL), else row by row from the lowering
+ * (low != NULL) or from the matrix B (row stride ldb). The 2:4 register kernel's and the compiled product's staging. */
+static inline void fst_stage_rows(const fst_lplan *plan, const fst_lowering *low, const float *B, int64_t ldb, int64_t K,
+                                  int64_t k0, int64_t rows, int64_t jn, int n, int width, float *buf, int64_t ldbuf) {
+    int64_t p = 0;
+    if (plan) {   /* the block's rows in one call */
+        p = K - k0 < rows ? K - k0 : rows;
+        fst_lplan_rows(plan, k0, p, buf, ldbuf, 0, 0);
+    }
+    for (; p < rows; p++) {
+        float *d = buf + p * ldbuf;
+        if (k0 + p < K) {
+            /* B row, or (implicit im2col) the same piece of the lowered row computed from x */
+            if (low) fst_lowering_row(low, k0 + p, jn, n, d);
+            else memcpy(d, B + (k0 + p) * ldb + jn, (size_t)n * 4);
+            if (n < width) memset(d + n, 0, (size_t)(width - n) * 4);
+        } else {
+            memset(d, 0, (size_t)width * 4);
+        }
+    }
+}
 #endif

@@ -100,13 +100,15 @@ static void spmm_task(void *p, int64_t u0, int64_t u1) {
     spmm_job *j = p;
     int64_t a = u0 * j->unit, b = u1 * j->unit < j->total ? u1 * j->unit : j->total;
     if (a >= b) return;
-    float *buf = aligned_alloc(64, j->buf_bytes);
-    if (!buf) { __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED); return; }
     if (j->jit) {
         int rc = j->jconv ? fst_jit24_conv_range(j->jit, a, b, j->alpha, j->beta, j->low->x, j->C, j->ldc)
                           : fst_jit24_range(j->jit, a, b, j->alpha, j->beta, j->B, j->ldb, j->C, j->ldc, j->low);
         if (rc != FST_OK) __atomic_store_n(&j->rc, rc, __ATOMIC_RELAXED);
-    } else if (j->split_n) j->run(0, j->M, a, b, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low);
+        return;
+    }
+    float *buf = aligned_alloc(64, j->buf_bytes);
+    if (!buf) { __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED); return; }
+    if (j->split_n) j->run(0, j->M, a, b, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low);
     else j->run(a, b, 0, j->N, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low);
     free(buf);
 }
@@ -160,36 +162,37 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
      * call with the same S. On Zen 5 it measured slower with more than 64 rows or ~400 KB of code (NOTES v15). NULL (not
      * wanted, or no executable memory): the register kernel. */
     const fst_jit24 *jit = NULL;   /* the calling thread's, kept for its next call */
+    /* the convolution flavour reads x itself (no lowering), in 32-column pieces of its images */
+    const int conv_fits = low && fst_jit24_conv_fits(low);
     if (strcmp(isa, "avx512") == 0 && __atomic_load_n(&fst_spmm24_jit_mode, __ATOMIC_RELAXED) && N >= SPK_JIT_MIN_N &&
         (double)M * (double)((K + 3) & ~(int64_t)3) <= SPK_JIT_MAX_MK && M <= SPK_JIT_MAX_M &&
         (low || M >= SPK_JIT_MIN_M))
-        jit = low && fst_jit24_conv_fits(low) ? fst_jit24_get_conv(M, values, meta, low)
-                                              : fst_jit24_get(M, K, values, meta, low ? 0 : ldb);
-    /* the convolution flavour reads x itself (no lowering), in 32-column pieces of its images */
-    const int jconv = jit && low && fst_jit24_conv_fits(low);
+        jit = conv_fits ? fst_jit24_get_conv(M, values, meta, low) : fst_jit24_get(M, K, values, meta, low ? 0 : ldb);
+    const int jconv = jit && conv_fits;
+    const int64_t pieces = jconv ? low->n * fst_jit24_conv_pieces(jit) : 0;   /* its work units */
     /* A materialised B is read in place by whole 32-column pieces: the last N % 32 columns (always the same ones, whatever
      * the threads) go to the register kernel. */
     const int64_t njit = !jit ? 0 : low ? N : N & ~(int64_t)31;
-    const size_t reg_bytes = (size_t)run(0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, SPK_QUERY_BUF, NULL) * 4;
-    const size_t buf_bytes = jit ? 64 : reg_bytes;   /* the compiled product uses its own per-thread scratch */
+    /* the register kernel's B buffer (the compiled product uses its own per-thread scratch) */
+    const size_t buf_bytes = (size_t)run(0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, SPK_QUERY_BUF, NULL) * 4;
     /* C much bigger than the caches: where it is written once, the kernel may bypass the caches. */
     const int mode = ((double)M * (double)N * 4 >= SPK_STREAM_BYTES ? SPK_STREAM : 0) | (M >= 32 ? SPK_BIGK : 0);
     double flops = (double)M * (double)N * (double)K;   /* 2:4: half of 2MNK */
     int nt = flops < 5e5 ? 1 : nthreads;
     int rc = FST_OK;
     if (jit && njit < N) {   /* the tail first, with the register kernel */
-        float *buf = aligned_alloc(64, reg_bytes);
+        float *buf = aligned_alloc(64, buf_bytes);
         if (!buf) return FST_EINVAL;
         run(0, M, njit, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low);
         free(buf);
     }
     const int64_t N1 = jit ? njit : N;   /* columns left for the code below */
     if (nt == 1) {
+        if (jconv) return fst_jit24_conv_range(jit, 0, pieces, alpha, beta, low->x, C, ldc);
+        if (jit) return fst_jit24_range(jit, 0, N1, alpha, beta, B, ldb, C, ldc, low);
         float *buf = aligned_alloc(64, buf_bytes);
-        if (!buf) rc = FST_EINVAL;
-        else if (jconv) rc = fst_jit24_conv_range(jit, 0, low->n * fst_jit24_conv_pieces(jit), alpha, beta, low->x, C, ldc);
-        else if (jit) rc = fst_jit24_range(jit, 0, N1, alpha, beta, B, ldb, C, ldc, low);
-        else run(0, M, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low);
+        if (!buf) return FST_EINVAL;
+        run(0, M, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low);
         free(buf);
         return rc;
     }
@@ -204,8 +207,7 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
      * place. */
     const int64_t un = jit && !low ? 32 : 16, ur = 4;
     const int split_n = jit || (N >= 64 * (int64_t)nt && M < N);
-    const int64_t unit = jconv ? 1 : split_n ? un : ur, units0 = jconv ? low->n * fst_jit24_conv_pieces(jit) : 0;
-    const int64_t total = jconv ? units0 : split_n ? N1 : M, units = (total + unit - 1) / unit;
+    const int64_t unit = jconv ? 1 : split_n ? un : ur, total = jconv ? pieces : split_n ? N1 : M, units = (total + unit - 1) / unit;
     if (units < nt) nt = (int)units;
     spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK, low, jit, jconv };
     /* Two chunks per thread balance a thread the OS runs late; but every column chunk reads all of S, so with a large S

@@ -53,7 +53,6 @@ struct fst_jit24 {
     float *vals;              /* repacked values: register block rb at voff[rb], [g][row][2] */
     int64_t *voff;
     uint8_t *code;            /* all blocks' code, in the calling thread's mapping */
-    size_t code_bytes;
     uint32_t *entry;          /* [rb][kb] offset into code */
 };
 
@@ -278,7 +277,6 @@ static fst_jit24 *jit_build(int64_t M, int64_t K, const float *values, const uin
             emit_block(&e, meta, ldm, r0, rows, g0, ng, &ba, (int32_t)(j->jw * 4), K);
         }
     }
-    j->code_bytes = e.n;
     if (mprotect(j->code, (e.n + 4095) & ~(size_t)4095, PROT_READ | PROT_EXEC) != 0) { j->code = NULL; jit_free(j); return NULL; }
     return j;
 }
@@ -328,12 +326,12 @@ fst_jit24 *fst_jit24_get_conv(int64_t M, const float *values, const uint32_t *me
     return jit_get(M, low->c * low->kh * low->kw, values, meta, 0, low);
 }
 
-size_t fst_jit24_code_bytes(const fst_jit24 *j) { return j->code_bytes; }
 int64_t fst_jit24_conv_pieces(const fst_jit24 *j) { return j->pieces; }
 
 typedef void block_fn(const float *buf, const float *vals, float *tile, int64_t pieces, int64_t accumulate);
 
-size_t fst_jit24_buf_floats(const fst_jit24 *j) {
+/* Floats of scratch (tile and staging buffer) fst_jit24_range takes from the calling thread's own. */
+static size_t buf_floats(const fst_jit24 *j) {
     const int64_t slab = JTILE / (j->jw * 4) / JR * JR, rows = j->M < slab ? (j->nrb * JR) : slab;
     return (size_t)((j->ldb ? 0 : JKB * JW) + rows * j->jw);
 }
@@ -359,7 +357,7 @@ int fst_jit24_range(const fst_jit24 *j, int64_t n0, int64_t n1, float alpha, flo
     /* in place: B a matrix with the row stride the code was written for, and whole 32-column pieces only */
     if (direct && (low || ldb != j->ldb || (n1 - n0) % 32 != 0)) return FST_EINVAL;
     const int64_t slab = JTILE / (jw * 4) / JR * JR;       /* rows per pass, whole register blocks */
-    float *mem = thread_scratch(fst_jit24_buf_floats(j));
+    float *mem = thread_scratch(buf_floats(j));
     if (!mem) return FST_EINVAL;
     float *buf = mem, *tile = direct ? mem : mem + JKB * JW;
     char *plan_mem = NULL;
@@ -378,16 +376,7 @@ int fst_jit24_range(const fst_jit24 *j, int64_t n0, int64_t n1, float alpha, flo
                 const int64_t k0 = kb * JKB, kr = j->Kp - k0 < JKB ? j->Kp - k0 : JKB;
                 const float *src = B + k0 * ldb + jn;
                 if (!direct) {
-                    int64_t p = 0;
-                    if (planned) { p = K - k0 < kr ? K - k0 : kr; fst_lplan_rows(&plan, k0, p, buf, JW, 0, 0); }
-                    for (; p < kr; p++) {
-                        float *d = buf + p * JW;
-                        if (k0 + p < K) {
-                            if (low) fst_lowering_row(low, k0 + p, jn, n, d);
-                            else memcpy(d, B + (k0 + p) * ldb + jn, (size_t)n * 4);
-                            if (n < nq * 32) memset(d + n, 0, (size_t)(nq * 32 - n) * 4);
-                        } else memset(d, 0, (size_t)nq * 32 * 4);
-                    }
+                    fst_stage_rows(planned ? &plan : NULL, low, B, ldb, K, k0, kr, jn, n, nq * 32, buf, JW);
                     src = buf;
                 }
                 /* a materialised B: the next block's rows towards the caches while this one computes (rows of B are

@@ -21,9 +21,6 @@ int64_t fst_jit24_conv_pieces(const fst_jit24 *j);
  * fst_jit24_get_conv (piece u: image u / pieces, that image's piece u % pieces). */
 int fst_jit24_conv_range(const fst_jit24 *j, int64_t u0, int64_t u1, float alpha, float beta, const float *x, float *C,
                          int64_t ldc);
-size_t fst_jit24_code_bytes(const fst_jit24 *j);
-/* Floats of scratch (tile and staging buffer) fst_jit24_range takes from the calling thread's own, kept between calls. */
-size_t fst_jit24_buf_floats(const fst_jit24 *j);
 /* C[:, n0:n1] = alpha * S * B[:, n0:n1] + beta * C (B a matrix, or im2col(x) when low != NULL). Code built with
  * ldb > 0 needs B a matrix with that row stride and n1 - n0 a multiple of 32 (else FST_EINVAL). */
 int fst_jit24_range(const fst_jit24 *j, int64_t n0, int64_t n1, float alpha, float beta, const float *B, int64_t ldb,

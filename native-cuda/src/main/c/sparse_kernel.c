@@ -326,22 +326,7 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
                     const int64_t jn = jg + bi * nbw;
                     const int n = (int)(jg1 - jn < nbw ? jg1 - jn : nbw);
                     const int nv = (n + VL - 1) / VL, ls = nv * VL;
-                    int64_t p = 0;
-                    if (planned[bi]) {   /* the block's rows in one call (a row here is only nv vectors) */
-                        p = K - k0 < kb ? K - k0 : kb;
-                        fst_lplan_rows(&plans[bi], k0, p, buf, ls, 0, 0);
-                    }
-                    for (; p < kb; p++) {
-                        float *d = buf + p * ls;
-                        if (k0 + p < K) {
-                            /* B row, or (implicit im2col) the same piece of the lowered row computed from x */
-                            if (low) fst_lowering_row(low, k0 + p, jn, n, d);
-                            else memcpy(d, B + (k0 + p) * ldb + jn, (size_t)n * 4);
-                            if (n < ls) memset(d + n, 0, (size_t)(ls - n) * 4);
-                        } else {
-                            memset(d, 0, (size_t)ls * 4);
-                        }
-                    }
+                    fst_stage_rows(planned[bi] ? &plans[bi] : NULL, low, B, ldb, K, k0, kb, jn, n, ls, buf, ls);
                     /* Next block of B towards L2 while this one computes: the group's next column block, else
                      * its first one at the next K block, else (slab done) the next slab's or group's first. */
                     prefetcher pf = { 0 };

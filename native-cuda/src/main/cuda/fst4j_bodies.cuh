@@ -1234,6 +1234,15 @@ FST_BD u32 pack2_bf16(float lo, float hi) { return pack_bf16(bf16_bits(f2u(lo)),
  * covers columns 32 w .. 32 w + 31, low half first. */
 FST_BD u32 sp_meta(u32 row_q, u32 row_q8, int r) { return r == 0 ? (row_q & 0xffffu) | (row_q8 << 16) : (row_q >> 16) | (row_q8 & 0xffff0000u); }
 
+/* A's fragments of mma.m16n8k16 (or mma.sp's kept values) for the 16 rows from `row`, columns from ks, row stride lda */
+FST_BD void ig_frag_a(const u16 *As, int lda, int row, int ks, int r4, u32 a[4]) {
+    const u16 *ap = As + row * lda + ks + 2 * r4;
+    a[0] = ld32(ap);
+    a[1] = ld32(ap + 8 * lda);
+    a[2] = ld32(ap + 8);
+    a[3] = ld32(ap + 8 * lda + 8);
+}
+
 FST_BD void kb_selftest(FstCtx &c, const fst_k_selftest_args &a) {
     const int T = FST_SELFTEST_T, t = c.tid(), lane = t & 31;
     const i64 b = c.block();
@@ -1254,10 +1263,7 @@ FST_BD void kb_selftest(FstCtx &c, const fst_k_selftest_args &a) {
         const int q = lane >> 2, r = lane & 3;
         const u16 *A = a.a + b * 256, *Bt = a.bt + b * 128;
         u32 af[4], bf[2];
-        for (int j = 0; j < 4; j++) {
-            const int row = q + 8 * (j & 1), col = 2 * r + 8 * (j >> 1);
-            af[j] = pack_bf16(A[row * 16 + col], A[row * 16 + col + 1]);
-        }
+        ig_frag_a(A, 16, q, 0, r, af);
         for (int j = 0; j < 2; j++) bf[j] = pack_bf16(Bt[q * 16 + 2 * r + 8 * j], Bt[q * 16 + 2 * r + 8 * j + 1]);
         float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         c.mma16816(d, af, bf);
@@ -1266,10 +1272,7 @@ FST_BD void kb_selftest(FstCtx &c, const fst_k_selftest_args &a) {
         const int q = lane >> 2, r = lane & 3;
         const u16 *A = a.sa + b * 256, *Bt = a.sbt + b * 256;
         u32 af[4], bf[4];
-        for (int j = 0; j < 4; j++) {
-            const int row = q + 8 * (j & 1), col = 2 * r + 8 * (j >> 1);
-            af[j] = pack_bf16(A[row * 16 + col], A[row * 16 + col + 1]);
-        }
+        ig_frag_a(A, 16, q, 0, r, af);
         for (int j = 0; j < 4; j++) bf[j] = pack_bf16(Bt[q * 32 + 2 * r + 8 * j], Bt[q * 32 + 2 * r + 8 * j + 1]);
         const u32 e = sp_meta(a.sm[b * 16 + q], a.sm[b * 16 + q + 8], r & 1);
         float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -1400,15 +1403,6 @@ template <int BE> FST_BD void ig_load_x(const fst_geom &g, i64 K, const IgStage 
 template <int BE> FST_BD void ig_store_x(u16 *bs, const IgStage &st, const u32 xv[BE / 2]) {
     u16 *bd = bs + st.bp * FST_IG_LDS + st.bk;
     for (int e = 0; e < BE / 2; e++) st32(bd + 2 * e, xv[e]);
-}
-
-/* A's fragments of mma.m16n8k16 (or mma.sp's kept values) for the 16 rows from `row`, columns from ks, row stride lda */
-FST_BD void ig_frag_a(const u16 *As, int lda, int row, int ks, int r4, u32 a[4]) {
-    const u16 *ap = As + row * lda + ks + 2 * r4;
-    a[0] = ld32(ap);
-    a[1] = ld32(ap + 8 * lda);
-    a[2] = ld32(ap + 8);
-    a[3] = ld32(ap + 8 * lda + 8);
 }
 
 /* B's fragments of 16 (dense mma: regs 2) or 32 (mma.sp: regs 4) of k from ks, for the 8 positions of ni at column q */

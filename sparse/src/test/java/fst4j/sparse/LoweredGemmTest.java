@@ -163,19 +163,29 @@ class LoweredGemmTest {
         });
     }
 
-    /** A layer whose compressed weight outgrows L2 (516 x 2340: 2.4 MB of values): column blocks grouped per K block. */
-    @Test
-    void largeWeightLoweredEqualsMaterialised() {
+    /** What a check of a 3x3, pad-1 convolution is given: weight a, materialised im2col, its lowering, threads, setting. */
+    private interface Conv3x3Check { void run(Tensor a, Tensor cols, Lowering low, int threads, String setting); }
+
+    /**
+     * Runs check on x [xShape] (c = xShape[1]) and a [m, c * 9], both drawn from Rng(seed), under every thread count (1, 2)
+     * and lowering path (planned, row by row).
+     */
+    private static void everySetting(long seed, int m, int[] xShape, Conv3x3Check check) {
         for (int threads = 1; threads <= 2; threads++)
             for (boolean planned : new boolean[]{true, false}) {
                 int t = threads;
                 withSettings(threads, planned, () -> {
-                    Rng r = new Rng(9);
-                    Tensor x = r.normal(0, 1, 6, 260, 5, 5), a = r.normal(0, 1, 516, 260 * 9);
-                    Lowering low = new Lowering(x, 3, 3, 1, 1, 1, 1);
-                    close24(a, Conv.im2col(x, 3, 1, 1), low, t, "516 x 2340 lowered, " + t + " threads, planned " + planned);
+                    Rng r = new Rng(seed);
+                    Tensor x = r.normal(0, 1, xShape), a = r.normal(0, 1, m, xShape[1] * 9);
+                    check.run(a, Conv.im2col(x, 3, 1, 1), new Lowering(x, 3, 3, 1, 1, 1, 1), t, t + " threads, planned " + planned);
                 });
             }
+    }
+
+    /** A layer whose compressed weight outgrows L2 (516 x 2340: 2.4 MB of values): column blocks grouped per K block. */
+    @Test
+    void largeWeightLoweredEqualsMaterialised() {
+        everySetting(9, 516, new int[] {6, 260, 5, 5}, (a, cols, low, t, s) -> close24(a, cols, low, t, "516 x 2340 lowered, " + s));
     }
 
     /**
@@ -187,19 +197,12 @@ class LoweredGemmTest {
     void compiledProductLoweredEqualsMaterialised() {
         try {
             assertEquals(1, Native.spmm24Jit(-1));
-            for (int threads = 1; threads <= 2; threads++)
-                for (boolean planned : new boolean[]{true, false}) {
-                    int t = threads;
-                    withSettings(threads, planned, () -> {
-                        Rng r = new Rng(13);
-                        Tensor x = r.normal(0, 1, 3, 21, 27, 27), a = r.normal(0, 1, 37, 21 * 9);
-                        Lowering low = new Lowering(x, 3, 3, 1, 1, 1, 1);
-                        close24(a, Conv.im2col(x, 3, 1, 1), low, t, "compiled 37 x 189 x 2187, " + t + " threads, planned " + planned);
-                        Native.spmm24Jit(0);
-                        close24(a, Conv.im2col(x, 3, 1, 1), low, t, "register kernel 37 x 189 x 2187, " + t + " threads, planned " + planned);
-                        Native.spmm24Jit(1);
-                    });
-                }
+            everySetting(13, 37, new int[] {3, 21, 27, 27}, (a, cols, low, t, s) -> {
+                close24(a, cols, low, t, "compiled 37 x 189 x 2187, " + s);
+                Native.spmm24Jit(0);
+                close24(a, cols, low, t, "register kernel 37 x 189 x 2187, " + s);
+                Native.spmm24Jit(1);
+            });
         } finally {
             Native.spmm24Jit(1);
         }

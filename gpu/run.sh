@@ -130,7 +130,7 @@ if wants memcheck && [ "$nogpu" = 0 ]; then
   # the block kernels' shared memory: races between threads and barrier misuse (racecheck.txt)
   PLAIN=0 TAG= TOOL=racecheck CHECK_S=$(cap 40) OUT="$OUT" bash gpu/sanitize.sh fst4j.shim.CudaBlockKernelsTest >> "$OUT/memcheck-log.txt" 2>&1
   rrc=$?
-  log "racecheck exit code $rrc ($(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/racecheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
+  log "racecheck exit code $rrc ($(grep -hoE 'RACECHECK SUMMARY: [0-9]* hazards.*' "$OUT/racecheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
   log "memcheck exit code $mrc ($(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/memcheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
 fi
 
@@ -213,7 +213,7 @@ PY
   grep -ho 'CUSPARSELT .*' "$OUT/tests.txt" 2>/dev/null | head -2 | sed 's/^/              /'
   echo "declarations: $DECL;  shims rebuilt here: $rebuilt;  JUnit exit code: $trc;  parts: $only;  ${SECONDS}s of the ${BUDGET}s budget"
   echo "memcheck:     exit code $mrc; $(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/memcheck.txt" 2>/dev/null | head -1)"
-  echo "racecheck:    exit code ${rrc:-skipped}; $(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/racecheck.txt" 2>/dev/null | head -1)"
+  echo "racecheck:    exit code ${rrc:-skipped}; $(grep -hoE 'RACECHECK SUMMARY: [0-9]* hazards.*' "$OUT/racecheck.txt" 2>/dev/null | head -1)"
   echo "GEMM benchmark (gemm.txt, exit code $grc):"; { grep -E '^(device:|GEMM|LAYER|2:4)' "$OUT/gemm.txt"; grep -q '^GEMM' "$OUT/gemm.txt" || tail -4 "$OUT/gemm-log.txt"; } | sed 's/^/  /'
   echo "convolution benchmark (conv.txt, exit code $crc):"; grep -E '^(device:|CONV)' "$OUT/conv.txt" 2>/dev/null | sed 's/^/  /'
   echo "step timing (step.txt):"; sed 's/^/  /' "$OUT/step-table.txt"

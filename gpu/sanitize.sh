@@ -31,4 +31,5 @@ tool="${TOOL:-memcheck}"
 timeout "${CHECK_S:-240}" bash -c "$(declare -f run); $(declare -p JAVA CP sel); run '$cs' --tool $tool --print-limit 20 --target-processes all" > "$O/${TAG:-}$tool.txt" 2>&1
 echo "sanitize: $tool exit code $? (${TAG:-}$tool.txt)"
 grep -E '========= (Invalid|Program hit|Address|at |ERROR SUMMARY|Error|Race)|by thread' "$O/${TAG:-}$tool.txt" | head -40
-grep -q 'ERROR SUMMARY: 0 errors' "$O/${TAG:-}$tool.txt"
+# memcheck ends with "ERROR SUMMARY: 0 errors", racecheck with "RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)"
+grep -qE 'ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards' "$O/${TAG:-}$tool.txt"

@@ -3,7 +3,7 @@
 # fst4j DENSE vs FST3_IR (fst4j.nn.CudaStepTiming, resnet18in) and PyTorch from the machine's image
 # (jmh/peers/torch_step_gpu.py: the same model, bf16 autocast + channels_last, and fp32 without TF32), all in one call;
 # then fst4j's CIFAR ResNet-18 at batch 128 (DENSE and FST3_IR) and, if time is left, torch's 2:4 semi-structured GEMM at
-# ResNet-18's shapes. DENSE-rerun repeats the DENSE row in a fresh JVM (the spread between runs, 1 % in runs 20-22); A/B rows
+# ResNet-18's shapes and cuDNN's Eq. 1-3 convolutions at CudaConvBench's layers (--convs). DENSE-rerun repeats the DENSE row in a fresh JVM (the spread between runs, 1 % in runs 20-22); A/B rows
 # time a switch against the default in the same call: DENSE-igemm (-Dfst4j.cuda.igemm=true: Eq. 1 as one implicit-GEMM
 # kernel per convolution), FST3_IR-igemm (also -Dfst4j.cuda.igemmSparse=true: the 2:4 Eq. 1 and 2 on mma.sp), DENSE-igemm64
 # (FST4J_CUDA_IGEMM_TILE=64: every implicit GEMM on the 64 x 128 tile), DENSE-igemm3 / FST3_IR-igemm3 (also
@@ -105,6 +105,8 @@ if [ "$nogpu" = 0 ]; then
   part "fst4j resnet18 (CIFAR) DENSE" 35 15 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 10 resnet18:128:2:8:DENSE
   part "fst4j resnet18 (CIFAR) FST3_IR" 35 15 "${J[@]}" fst4j.nn.CudaStepTiming --max-seconds 10 resnet18:128:2:8:FST3_IR
   part "torch 2:4 semi-structured GEMM" 30 15 python3 "$PEER" --device cuda --batch 256 --size 224 --modes none --spgemm
+  # cuDNN's Eq. 1-3 at CudaConvBench's layers (bf16, channels_last and NCHW): the per-layer peer of conv.txt
+  part "torch cuDNN convolutions" 45 15 python3 "$PEER" --device cuda --batch 256 --size 224 --modes none --convs
 else
   E=("${J[@]/-Xmx16g/-Dfst4j.cuda.emulate=true}")
   part "fst4j resnet18in DENSE" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
@@ -130,6 +132,7 @@ else
   part "fst4j resnet18 (CIFAR) DENSE" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 resnet18:2:0:1:DENSE
   part "fst4j resnet18 (CIFAR) FST3_IR" 60 5 "${E[@]}" fst4j.nn.CudaStepTiming --max-seconds 5 resnet18:2:0:1:FST3_IR
   part "torch 2:4 semi-structured GEMM" 30 5 python3 "$PEER" --device cpu --batch 2 --size 64 --modes none --spgemm
+  part "torch cuDNN convolutions" 30 5 python3 "$PEER" --device cpu --batch 2 --size 64 --modes none --convs
 fi
 note "all parts: $((SECONDS - start))s"
 
@@ -192,6 +195,12 @@ if pf:
     print("== fst4j per-part breakdown (ms per step, device synchronised per part: slower than the step above) ==")
     for p in pf:
         print(f"{p['who']:20s} " + " ".join(f"{k[:-3]}={float(v):.1f}" for k, v in p.items() if k.endswith("_ms")))
+cr = [l for l in text if l.startswith("CONVREF ") and "median_ms=" in l]
+if cr:
+    print("== cuDNN convolutions, bf16 (torch; compare conv.txt), median ms (TFLOP/s) ==")
+    for l in cr:
+        f = l.split(); v = kv(l)
+        print(f"{f[1]:8s} {f[2]} {f[3]:9s} {float(v['median_ms']):8.4f} ({float(v['tflops']):6.1f})")
 sp = [l for l in text if l.startswith("SPGEMM")]
 if sp:
     print("== torch 2:4 semi-structured GEMM vs dense bf16 (Eq. 1 shapes) ==")

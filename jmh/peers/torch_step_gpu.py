@@ -21,9 +21,14 @@ Optional (--spgemm): torch's own 2:4 semi-structured sparse GEMM (to_sparse_semi
 at the Eq. 1 shapes W[Cout, Cin*k*k] x X[Cin*k*k, N*H*W] of ResNet-18's sparse convolutions at this batch, against
 the dense bf16 matmul of the same (pruned) operands: an external peer for fst4j's sparse GEMMs.
 
+Optional (--convs): cuDNN's convolutions at the layers of fst4j.shim.CudaConvBench (ResNet-18's distinct convolutions,
+ImageNet stem, this batch): Eq. 1 (forward), Eq. 2 (input gradient) and Eq. 3 (weight gradient) through
+torch.ops.aten.convolution_backward, bf16 operands, channels_last and NCHW: the per-layer peer of conv.txt's CONV tables.
+
 Output lines (same shape as CudaStepTiming's STEP lines):
   TORCH resnet18in <mode> batch=.. size=.. warmup=.. steps=.. median_ms=.. min_ms=.. max_ms=.. img_per_s=.. loss=.. params=..
   SPGEMM M=.. K=.. N=.. layers=.. dense_bf16_ms=.. sparse24_ms=.. speedup=.. rel_err=..
+  CONVREF <layer> <eq1|eq2|eq3> <bf16_cl|bf16_nchw> median_ms=.. p10_ms=.. p90_ms=.. tflops=..
 Smoke check without a GPU:  python3 jmh/peers/torch_step_gpu.py --device cpu --batch 2 --size 64 --steps 2
 """
 import argparse
@@ -231,6 +236,54 @@ def spgemm(a, dev):
         print(f"SPGEMM total (each shape times its layer count) dense_bf16_ms={tot_d:.2f} sparse24_ms={tot_s:.2f} speedup={tot_d / tot_s:.2f}")
 
 
+# fst4j.shim.CudaConvBench.RESNET18: name, cin, cout, k, stride, pad, input height = width
+CONV_LAYERS = [("stem", 3, 64, 7, 2, 3, 224), ("layer1", 64, 64, 3, 1, 1, 56), ("layer2a", 64, 128, 3, 2, 1, 56),
+               ("layer2", 128, 128, 3, 1, 1, 28), ("layer3a", 128, 256, 3, 2, 1, 28), ("layer3", 256, 256, 3, 1, 1, 14),
+               ("layer4a", 256, 512, 3, 2, 1, 14), ("layer4", 512, 512, 3, 1, 1, 7)]
+
+
+def convs(a, dev):
+    if dev.type != "cuda":
+        print("CONVREF skipped: needs a CUDA device")
+        return
+    torch.backends.cudnn.benchmark = not a.no_cudnn_benchmark
+    print(f"CONVREF cuDNN {torch.backends.cudnn.version()} convolutions, batch {a.batch}, bf16 operands and output, "
+          f"median of {a.gemm_reps} after {a.gemm_warmup} (cudnn.benchmark={not a.no_cudnn_benchmark})")
+    torch.manual_seed(0)
+    for name, cin, cout, k, stride, pad, hw in CONV_LAYERS:
+        ho = (hw + 2 * pad - k) // stride + 1
+        flop = 2.0 * a.batch * ho * ho * cout * cin * k * k
+        for layout in ("bf16_cl", "bf16_nchw"):
+            fmt = torch.channels_last if layout == "bf16_cl" else torch.contiguous_format
+            try:
+                x = torch.randn(a.batch, cin, hw, hw, device=dev, dtype=torch.bfloat16).contiguous(memory_format=fmt)
+                w = torch.randn(cout, cin, k, k, device=dev, dtype=torch.bfloat16).contiguous(memory_format=fmt)
+                gy = torch.randn(a.batch, cout, ho, ho, device=dev, dtype=torch.bfloat16).contiguous(memory_format=fmt)
+                args = (gy, x, w, None, [stride, stride], [pad, pad], [1, 1], False, [0, 0], 1)
+                bwd = torch.ops.aten.convolution_backward
+                fns = {"eq1": lambda: F.conv2d(x, w, None, stride, pad),
+                       "eq2": lambda: bwd(*args, [True, False, False]),
+                       "eq3": lambda: bwd(*args, [False, True, False])}
+                for eq, fn in fns.items():
+                    ts = []
+                    for i in range(a.gemm_warmup + a.gemm_reps):
+                        t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                        t0.record()
+                        fn()
+                        t1.record()
+                        t1.synchronize()
+                        if i >= a.gemm_warmup:
+                            ts.append(t0.elapsed_time(t1))
+                    ts.sort()
+                    med = statistics.median(ts)
+                    print(f"CONVREF {name} {eq} {layout} median_ms={med:.4f} p10_ms={ts[len(ts) // 10]:.4f} "
+                          f"p90_ms={ts[(len(ts) * 9) // 10]:.4f} tflops={flop / med / 1e9:.1f}", flush=True)
+                del x, w, gy
+            except Exception as e:
+                print(f"CONVREF {name} {layout} FAILED {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}", flush=True)
+            torch.cuda.empty_cache()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")
@@ -242,6 +295,7 @@ def main():
     ap.add_argument("--modes", default="bf16_cl,fp32", help="comma-separated: bf16_cl, fp32; none: no training step (with --spgemm)")
     ap.add_argument("--no-cudnn-benchmark", action="store_true")
     ap.add_argument("--spgemm", action="store_true", help="also time torch's 2:4 semi-structured GEMM at ResNet-18's shapes")
+    ap.add_argument("--convs", action="store_true", help="also time cuDNN's Eq. 1-3 convolutions at CudaConvBench's layers")
     ap.add_argument("--gemm-reps", type=int, default=10)
     ap.add_argument("--gemm-warmup", type=int, default=3)
     a = ap.parse_args()
@@ -276,6 +330,8 @@ def main():
                 torch.cuda.empty_cache()
     if a.spgemm:
         spgemm(a, dev)
+    if a.convs:
+        convs(a, dev)
 
 
 if __name__ == "__main__":

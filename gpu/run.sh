@@ -8,13 +8,13 @@
 # the kernel and cuSPARSELt tests under compute-sanitizer's memcheck (gpu/sanitize.sh, memcheck.txt) and the block
 # kernels under its racecheck (racecheck.txt), the convolution benchmark (CudaConvBench, conv.txt: lowered vs implicit
 # GEMMs, dense and 2:4), the GEMM benchmark (CudaGemmBench, gemm.txt), the training-step comparison (gpu/step.sh, step.txt, with each fst4j
-# configuration's kernel profile) and the cuSPARSELt layout / algorithm probe (gpu/splt_probe.sh, probe.txt), and
-# prints a short table last. Results of past calls: gpu/results/.
+# configuration's kernel profile), the cuSPARSELt layout / algorithm probe (gpu/splt_probe.sh, probe.txt) and the
+# warp-level tensor-core ceilings, mma.sync against mma.sp (gpu/mma_peak.sh, mma.txt, in all.tgz), and prints a short table last. Results of past calls: gpu/results/.
 # Time: the whole run stays within RUN_BUDGET_S (default 480 s; the run tool allows 600 s a call and the session's
 # device time is 15 minutes, machine start included): tests <= 40 + 150 s, convolution benchmark <= 120 s, GEMM
 # benchmark <= 150 s, the step comparison
 # gets what is left (at most 180 s), the probe after it (at most 120 s); memcheck at most 90 s.
-# --only tests,memcheck,conv,gemm,step,probe runs only the named parts (a second, shorter call).
+# --only tests,memcheck,conv,gemm,step,probe,mma runs only the named parts (a second, shorter call).
 # Needs .gpu/ from gpu/prepare.sh, carried with the run tool:  carry [".gpu"], command "bash gpu/run.sh".
 # Results under $OUT (default .gpu/out). --no-gpu: for a machine without a GPU (checks the script's paths and
 # steps; the kernel tests are then skipped and a missing device is not an error). FORCE_REBUILD=1 rebuilds the
@@ -22,12 +22,12 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-nogpu=0; only="tests,memcheck,conv,gemm,step,probe"
+nogpu=0; only="tests,memcheck,conv,gemm,step,probe,mma"
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-gpu) nogpu=1 ;;
     --only) only="$2"; shift ;;
-    *) echo "run: unknown argument $1 (--no-gpu, --only tests,memcheck,conv,gemm,step,probe)" >&2; exit 2 ;;
+    *) echo "run: unknown argument $1 (--no-gpu, --only tests,memcheck,conv,gemm,step,probe,mma)" >&2; exit 2 ;;
   esac; shift
 done
 wants() { [[ ",$only," == *",$1,"* ]]; }
@@ -185,6 +185,12 @@ if wants probe && [ "$nogpu" = 0 ]; then
   log "cuSPARSELt probe exit code $?"
 fi
 
+# ---- warp-level tensor-core ceilings (gpu/mma_peak.sh: mma.sync vs mma.sp from registers, a few seconds; mma.txt) ----
+if wants mma && [ "$nogpu" = 0 ]; then
+  timeout "$(cap 60)" bash gpu/mma_peak.sh "$OUT/mma.txt" > /dev/null 2>&1
+  log "tensor-core ceilings: $(grep -h '^MMA best' "$OUT/mma.txt" 2>/dev/null || echo 'no result, see mma.txt')"
+fi
+
 # ---- table, last ----
 python3 - "$OUT/junit" "$OUT/junit-block" <<'PY' > "$OUT/table.txt" 2>&1 || echo "(no JUnit XML report)" > "$OUT/table.txt"
 import glob, sys, xml.etree.ElementTree as ET
@@ -219,6 +225,7 @@ PY
   echo "step timing (step.txt):"; sed 's/^/  /' "$OUT/step-table.txt"
   echo "roofline bound of DENSE / FST3_IR (gpu/roofline.py at run 9's H100 rates; native-cuda/CUDA.md):"
   python3 "$here/gpu/roofline.py" 2>/dev/null | grep -E '^(lowered|implicit)' | sed 's/^/  /'
+  [ -f "$OUT/mma.txt" ] && { echo "tensor-core ceilings (mma.txt):"; grep -E '^MMA (device|best|FAILED|skipped)' "$OUT/mma.txt" | sed 's/^/  /'; }
   [ -f "$OUT/probe.txt" ] && { echo "cuSPARSELt probe (probe.txt):"; grep -E '^(SUMMARY|BEST|best|summary)' "$OUT/probe.txt" | head -20 | sed 's/^/  /'; }
   echo "JUnit (every test in table.txt; here the ones that did not pass):"; grep -v ' pass$' "$OUT/table.txt" | sed 's/^/  /'
   grep -hE 'tests (successful|failed|skipped|aborted)' "$OUT/tests-block.txt" "$OUT/tests.txt" 2>/dev/null | tr -s ' ' | tr '\n' ';'; echo

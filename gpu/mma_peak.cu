@@ -5,8 +5,10 @@
 // warp-level instructions can go on this GPU, dense and 2:4, before shared memory, the gather or wgmma enter, and
 // whether mma.sp gives its 2x over mma there. Rates are dense-equivalent (an m16n8k32 2:4 product counts as 2*16*8*32
 // flops, as a dense m16n8k32 would), so sparse / dense is the speed-up a 2:4 GEMM could see at the same work.
+// On Hopper also the warpgroup instructions the vendor libraries use, wgmma.m64n256k16 against wgmma.sp.m64n256k32
+// (A and B from shared memory, no swizzle): the ceiling of a kernel on the path CUDA.md's plan names.
 // Output: one line per (kind, accumulators, warps per SM): "MMA kind=.. acc=.. warps_per_sm=.. ms=.. tflops=..", and a
-// "MMA best" line per kind with the ratio.
+// "MMA best" line per family with the ratio.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -58,6 +60,60 @@ template <int ACC> __global__ void k_sparse(long iters, float *out) {
     float s = 0.f;
     for (int j = 0; j < ACC; j++) for (int k = 0; k < 4; k++) s += d[j][k];
     out[blockIdx.x * blockDim.x + threadIdx.x] = s;
+}
+
+// ---- Hopper's warpgroup instructions (sm_90a): wgmma.m64n256k16 dense and wgmma.sp.m64n256k32, A and B from shared
+// memory by descriptor (no swizzle), f32 accumulators in registers (128 per thread). Compiled only for sm_90a. ----
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define FST_WGMMA 1
+__device__ __forceinline__ void wgmma_dense(float d[128], unsigned long long da, unsigned long long db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+                 : "l"(da), "l"(db));
+}
+__device__ __forceinline__ void wgmma_sparse(float d[128], unsigned long long da, unsigned long long db, unsigned e) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                 "wgmma.mma_async.sp.sync.aligned.m64n256k32.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, %130, 0, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+                 : "l"(da), "l"(db), "r"(e));
+}
+// a shared-memory matrix descriptor without swizzle: start address, leading and stride byte offsets, each >> 4
+__device__ __forceinline__ unsigned long long wg_desc(const void *p, unsigned lbo, unsigned sbo) {
+    const unsigned a = (unsigned) __cvta_generic_to_shared(p);
+    return (unsigned long long) ((a >> 4) & 0x3fff) | ((unsigned long long) ((lbo >> 4) & 0x3fff) << 16)
+         | ((unsigned long long) ((sbo >> 4) & 0x3fff) << 32);
+}
+#endif
+
+// one warpgroup per block; per iteration 4 instructions into the same accumulators, one group kept in flight
+template <bool SP> __global__ void __launch_bounds__(128) k_wgmma(long iters, float *out) {
+#ifdef FST_WGMMA
+    __shared__ __align__(128) unsigned short sm[20480];   // 40 KB: A (kept) values, then B
+    for (int i = threadIdx.x; i < 20480; i += blockDim.x) sm[i] = (unsigned short) (0x3c00 | (i & 0x7f));
+    __syncthreads();
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    float d[128];
+    for (int i = 0; i < 128; i++) d[i] = 0.f;
+    const unsigned long long da = wg_desc(sm, 128, 256), db = wg_desc(sm + 4096, 128, 256);
+    const unsigned e = 0x44444444u;
+    for (long it = 0; it < iters; it++) {
+        asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            if (SP) wgmma_sparse(d, da, db, e);
+            else wgmma_dense(d, da, db);
+        }
+        asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+        asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
+    }
+    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+    float s = 0.f;
+    for (int i = 0; i < 128; i++) s += d[i];
+    out[blockIdx.x * blockDim.x + threadIdx.x] = s;
+#else
+    if (threadIdx.x == 0 && blockIdx.x == 0) out[0] = -1.f;   // not built for sm_90a: the host reports it
+#endif
 }
 
 typedef void (*Kern)(long, float *);
@@ -113,6 +169,23 @@ int main(int argc, char **argv) {
         }
     printf("MMA best dense=%.1f sparse=%.1f sparse/dense=%.2f (TFLOP/s, dense-equivalent)\n", best[0], best[1],
            best[0] > 0 ? best[1] / best[0] : 0.0);
+    if (p.major == 9) {   // Hopper: the warpgroup instructions, one warpgroup per block, 1-4 blocks per SM
+        double wbest[2] = { 0, 0 };
+        for (int sp = 0; sp < 2; sp++)
+            for (int bps = 1; bps <= 4; bps++) {
+                const long it = 100000 / bps;
+                const double per_wg = sp ? 2.0 * 64 * 256 * 32 : 2.0 * 64 * 256 * 16;   // dense-equivalent flops per instruction
+                double tf = 0, ms = run(sp ? k_wgmma<true> : k_wgmma<false>, sms, 4 * bps, it, 4, per_wg / 4, out, &tf);
+                float flag = 0.f;
+                CK(cudaMemcpy(&flag, out, sizeof flag, cudaMemcpyDeviceToHost));
+                if (flag == -1.f) { printf("MMA wgmma skipped: this binary was not built for sm_90a\n"); sp = 2; break; }
+                printf("MMA kind=wgmma_%s m64n256 blocks_per_sm=%d iters=%ld ms=%.3f tflops=%.1f\n", sp ? "sparse" : "dense", bps, it, ms, tf);
+                if (tf > wbest[sp]) wbest[sp] = tf;
+            }
+        if (wbest[0] > 0)
+            printf("MMA best wgmma_dense=%.1f wgmma_sparse=%.1f sparse/dense=%.2f (TFLOP/s, dense-equivalent)\n", wbest[0], wbest[1],
+                   wbest[1] / wbest[0]);
+    }
     CK(cudaFree(out));
     return 0;
 }

@@ -6,7 +6,8 @@
 // whether mma.sp gives its 2x over mma there. Rates are dense-equivalent (an m16n8k32 2:4 product counts as 2*16*8*32
 // flops, as a dense m16n8k32 would), so sparse / dense is the speed-up a 2:4 GEMM could see at the same work.
 // On Hopper also the warpgroup instructions the vendor libraries use, wgmma.m64n256k16 against wgmma.sp.m64n256k32
-// (A and B from shared memory, no swizzle): the ceiling of a kernel on the path CUDA.md's plan names.
+// (A and B from shared memory, no swizzle), with constant and with random values: the ceiling of a kernel on the path
+// CUDA.md's plan names (run 28: dense wgmma is ~10 % slower on random data, 2:4 hardly changes).
 // Output: one line per (kind, accumulators, warps per SM): "MMA kind=.. acc=.. warps_per_sm=.. ms=.. tflops=..", and a
 // "MMA best" line per family with the ratio.
 #include <cstdio>
@@ -87,10 +88,14 @@ __device__ __forceinline__ unsigned long long wg_desc(const void *p, unsigned lb
 #endif
 
 // one warpgroup per block; per iteration 4 instructions into the same accumulators, one group kept in flight
-template <bool SP> __global__ void __launch_bounds__(128) k_wgmma(long iters, float *out) {
+// RND: shared memory holds hashed values in +-[0.5, 1) (the tensor cores' power, and so their clock, depends on the data)
+template <bool SP, bool RND> __global__ void __launch_bounds__(128) k_wgmma(long iters, float *out) {
 #ifdef FST_WGMMA
     __shared__ __align__(128) unsigned short sm[20480];   // 40 KB: A (kept) values, then B
-    for (int i = threadIdx.x; i < 20480; i += blockDim.x) sm[i] = (unsigned short) (0x3c00 | (i & 0x7f));
+    for (int i = threadIdx.x; i < 20480; i += blockDim.x) {
+        const unsigned h = (unsigned) (i + 1) * 2654435761u + blockIdx.x * 40503u;
+        sm[i] = RND ? (unsigned short) (0x3f00 | ((h >> 9) & 0x7f) | (((h >> 20) & 1) << 15)) : (unsigned short) (0x3c00 | (i & 0x7f));
+    }
     __syncthreads();
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
     float d[128];
@@ -170,21 +175,24 @@ int main(int argc, char **argv) {
     printf("MMA best dense=%.1f sparse=%.1f sparse/dense=%.2f (TFLOP/s, dense-equivalent)\n", best[0], best[1],
            best[0] > 0 ? best[1] / best[0] : 0.0);
     if (p.major == 9) {   // Hopper: the warpgroup instructions, one warpgroup per block, 1-4 blocks per SM
-        double wbest[2] = { 0, 0 };
-        for (int sp = 0; sp < 2; sp++)
-            for (int bps = 1; bps <= 4; bps++) {
-                const long it = 100000 / bps;
-                const double per_wg = sp ? 2.0 * 64 * 256 * 32 : 2.0 * 64 * 256 * 16;   // dense-equivalent flops per instruction
-                double tf = 0, ms = run(sp ? k_wgmma<true> : k_wgmma<false>, sms, 4 * bps, it, 4, per_wg / 4, out, &tf);
-                float flag = 0.f;
-                CK(cudaMemcpy(&flag, out, sizeof flag, cudaMemcpyDeviceToHost));
-                if (flag == -1.f) { printf("MMA wgmma skipped: this binary was not built for sm_90a\n"); sp = 2; break; }
-                printf("MMA kind=wgmma_%s m64n256 blocks_per_sm=%d iters=%ld ms=%.3f tflops=%.1f\n", sp ? "sparse" : "dense", bps, it, ms, tf);
-                if (tf > wbest[sp]) wbest[sp] = tf;
-            }
-        if (wbest[0] > 0)
-            printf("MMA best wgmma_dense=%.1f wgmma_sparse=%.1f sparse/dense=%.2f (TFLOP/s, dense-equivalent)\n", wbest[0], wbest[1],
-                   wbest[1] / wbest[0]);
+        const Kern wk[2][2] = { { k_wgmma<false, false>, k_wgmma<true, false> }, { k_wgmma<false, true>, k_wgmma<true, true> } };
+        for (int rnd = 0; rnd < 2; rnd++) {
+            double wbest[2] = { 0, 0 };
+            for (int sp = 0; sp < 2; sp++)
+                for (int bps = 1; bps <= 4; bps++) {
+                    const long it = 100000 / bps;
+                    const double per_wg = sp ? 2.0 * 64 * 256 * 32 : 2.0 * 64 * 256 * 16;   // dense-equivalent flops per instruction
+                    double tf = 0, ms = run(wk[rnd][sp], sms, 4 * bps, it, 4, per_wg / 4, out, &tf);
+                    float flag = 0.f;
+                    CK(cudaMemcpy(&flag, out, sizeof flag, cudaMemcpyDeviceToHost));
+                    if (flag == -1.f) { printf("MMA wgmma skipped: this binary was not built for sm_90a\n"); return 0; }
+                    printf("MMA kind=wgmma_%s data=%s m64n256 blocks_per_sm=%d iters=%ld ms=%.3f tflops=%.1f\n", sp ? "sparse" : "dense",
+                           rnd ? "random" : "constant", bps, it, ms, tf);
+                    if (tf > wbest[sp]) wbest[sp] = tf;
+                }
+            printf("MMA best wgmma_dense=%.1f wgmma_sparse=%.1f sparse/dense=%.2f (TFLOP/s, dense-equivalent; %s data)\n", wbest[0],
+                   wbest[1], wbest[1] / wbest[0], rnd ? "random" : "constant");
+        }
     }
     CK(cudaFree(out));
     return 0;

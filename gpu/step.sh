@@ -6,7 +6,8 @@
 # ResNet-18's shapes and cuDNN's Eq. 1-3 convolutions at CudaConvBench's layers (--convs). DENSE-rerun repeats the DENSE row in a fresh JVM (the spread between runs, 1 % in runs 20-22); A/B rows
 # time a switch against the default in the same call: DENSE-igemm (-Dfst4j.cuda.igemm=true: Eq. 1 as one implicit-GEMM
 # kernel per convolution), FST3_IR-igemm (also -Dfst4j.cuda.igemmSparse=true: the 2:4 Eq. 1 and 2 on mma.sp), DENSE-igemm64
-# (FST4J_CUDA_IGEMM_TILE=64: every implicit GEMM on the 64 x 128 tile), DENSE-igemm3 / FST3_IR-igemm3 (also
+# (FST4J_CUDA_IGEMM_TILE=64: every implicit GEMM on the 64 x 128 tile), DENSE-noalign (-Dfst4j.cuda.alignLowered=false:
+# the stem's lowered GEMMs unaligned, as before session 24), DENSE-igemm3 / FST3_IR-igemm3 (also
 # -Dfst4j.cuda.igemmEq3=true: Eq. 3 as an implicit GEMM, no im2col left) and DENSE-igemm2 (also -Dfst4j.cuda.igemmEq2=true: Eq. 2 of the stride-1 convolutions as the
 # implicit-GEMM convolution of dY with the tap-reversed weight). Runs 17-22 timed FST4J_CUDA_IM2COL_VEC=0,
 # -Dfst4j.cuda.nchwProduct=false, -Dfst4j.cuda.fusedPrune=false, -Dfst4j.cuda.shareBf16=false and -Dfst4j.cuda.sparseLt=false. Writes $OUT/step.txt (every part's output and exit status) and prints a short table last
@@ -92,6 +93,9 @@ if [ "$nogpu" = 0 ]; then
     -Dfst4j.step.label=igemm3 fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:FST3_IR
   part "fst4j resnet18in DENSE igemm3" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.cuda.igemmEq3=true \
     -Dfst4j.step.label=igemm3 fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
+  # A/B: the stem's lowered GEMMs handed to cuBLAS unaligned (K = 147 and dW rows of 147 floats), as before session 24
+  part "fst4j resnet18in DENSE noalign" 45 15 "${J[@]}" -Dfst4j.cuda.alignLowered=false -Dfst4j.step.label=noalign \
+    fst4j.nn.CudaStepTiming --max-seconds 10 resnet18in:256:2:8:DENSE
   # A/B: SR-STE's decay as its own kernel before the SGD step (the default fuses it into the step since session 22)
   part "fst4j resnet18in FST3_IR srste2" 45 15 "${J[@]}" -Dfst4j.cuda.fusedSrste=false -Dfst4j.step.label=srste2 \
     fst4j.nn.CudaStepTiming --max-seconds 10 resnet18in:256:2:8:FST3_IR
@@ -187,6 +191,7 @@ ratio("fst4j DENSE-igemm2 / DENSE", ("STEP", "resnet18in", "DENSE-igemm2"), orde
 ratio("fst4j DENSE-igemm2 / DENSE-igemm", ("STEP", "resnet18in", "DENSE-igemm2"), ("STEP", "resnet18in", "DENSE-igemm"))
 ratio("fst4j DENSE-igemm64 / DENSE-igemm2", ("STEP", "resnet18in", "DENSE-igemm64"), ("STEP", "resnet18in", "DENSE-igemm2"))
 ratio("fst4j FST3_IR / FST3_IR-srste2", order[1], ("STEP", "resnet18in", "FST3_IR-srste2"))
+ratio("fst4j DENSE / DENSE-noalign", order[0], ("STEP", "resnet18in", "DENSE-noalign"))
 ratio("fst4j DENSE-igemm3 / DENSE", ("STEP", "resnet18in", "DENSE-igemm3"), order[0])
 ratio("fst4j FST3_IR-igemm3 / FST3_IR", ("STEP", "resnet18in", "FST3_IR-igemm3"), order[1])
 ratio("fst4j FST3_IR-igemm3 / DENSE-igemm3", ("STEP", "resnet18in", "FST3_IR-igemm3"), ("STEP", "resnet18in", "DENSE-igemm3"))

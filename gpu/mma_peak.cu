@@ -185,7 +185,7 @@ int main(int argc, char **argv) {
                     double tf = 0, ms = run(wk[rnd][sp], sms, 4 * bps, it, 4, per_wg / 4, out, &tf);
                     float flag = 0.f;
                     CK(cudaMemcpy(&flag, out, sizeof flag, cudaMemcpyDeviceToHost));
-                    if (flag == -1.f) { printf("MMA wgmma skipped: this binary was not built for sm_90a\n"); return 0; }
+                    if (flag == -1.f) { printf("MMA wgmma skipped: this binary was not built for sm_90a\n"); CK(cudaFree(out)); return 0; }
                     printf("MMA kind=wgmma_%s data=%s m64n256 blocks_per_sm=%d iters=%ld ms=%.3f tflops=%.1f\n", sp ? "sparse" : "dense",
                            rnd ? "random" : "constant", bps, it, ms, tf);
                     if (tf > wbest[sp]) wbest[sp] = tf;

@@ -57,7 +57,7 @@ asm(".text\n.p2align 4\n.globl fst_emu_switch\n.hidden fst_emu_switch\n.type fst
     ".size fst_emu_switch, .-fst_emu_switch\n");
 
 enum { F_READY, F_BARRIER, F_WARP, F_DONE };
-enum { OP_SHFL = 1, OP_MMA = 2, OP_MMA_SP = 3 };
+enum { OP_SHFL = 1, OP_MMA = 2, OP_MMA_SP = 3, OP_WGMMA = 4 };
 struct FstFiber {
     void *sp;             /* its stack pointer while it is suspended */
     int state, op;
@@ -66,6 +66,7 @@ struct FstFiber {
     uint32_t val, result; int src;      /* shfl */
     const uint32_t *a, *b; float *d;    /* mma16816, mma_sp16832 */
     uint32_t e;                         /* mma_sp16832's metadata */
+    unsigned long long da, db;          /* wgmma64's descriptors (and d) */
     FstCtx ctx;
 };
 namespace {
@@ -142,9 +143,17 @@ void FstCtx::mma_sp16832(float d[4], const uint32_t a[4], const uint32_t b[4], u
     fiber->seq++;
 }
 
+void FstCtx::wgmma64(float d[32], unsigned long long da, unsigned long long db, int line) const {
+    fiber->op = OP_WGMMA;
+    fiber->da = da; fiber->db = db; fiber->d = d;
+    fiber->site = line;
+    park(fiber, F_WARP);
+    fiber->seq++;
+}
+
 static inline float bf16_lo(uint32_t r, int hi) { uint32_t u = hi ? r & 0xffff0000u : r << 16; float f; memcpy(&f, &u, 4); return f; }
 
-static const char *op_name(int op) { return op == OP_SHFL ? "shuffle" : op == OP_MMA ? "mma" : "mma.sp"; }
+static const char *op_name(int op) { return op == OP_SHFL ? "shuffle" : op == OP_MMA ? "mma" : op == OP_MMA_SP ? "mma.sp" : "wgmma"; }
 
 /* the warp's 32 lanes, all waiting at a warp operation, carry it out: FST_OK, or the error when they wait at different ones */
 static int warp_op(const char *name, int64_t b, int w, FstFiber *lane) {
@@ -198,6 +207,48 @@ static int warp_op(const char *name, int64_t b, int w, FstFiber *lane) {
     }
     for (int l = 0; l < 32; l++)
         for (int x = 0; x < 4; x++) lane[l].d[x] = D[l][x];
+    return FST_OK;
+}
+
+/* The 128 threads of warpgroup g (warps 4g .. 4g + 3), all waiting at wgmma64, carry it out: A (64 x 16) and B^T (64 x 16)
+ * read from the block's shared memory through the descriptors (no swizzle: K-major core matrices of 8 rows x 16 bytes,
+ * lbo bytes apart along K, sbo bytes apart every 8 rows), and per element of D, d + its 16 products in k order, in float.
+ * Each thread holds d[4 j + x] = D[16 w + q + 8 (x >> 1)][8 j + 2 r + (x & 1)] (warp w of the group, lane q * 4 + r). */
+static int wg_op(const char *name, int64_t b, int g, FstFiber *th, const unsigned char *smem, int smem_size) {
+    for (int l = 1; l < 128; l++)
+        if (th[l].op != th[0].op || th[l].seq != th[0].seq || th[l].site != th[0].site || th[l].da != th[0].da || th[l].db != th[0].db)
+            return fst_cuda_fail("%s: block %lld, warpgroup %d: threads 0 and %d are at different warpgroup operations or pass different "
+                                 "descriptors (%s #%lld at line %d, %s #%lld at line %d of the body; emulator)", name, (long long)b, g, l,
+                                 op_name(th[0].op), (long long)th[0].seq, th[0].site, op_name(th[l].op), (long long)th[l].seq, th[l].site);
+    float A[64][16], Bt[64][16];
+    for (int which = 0; which < 2; which++) {
+        const unsigned long long desc = which ? th[0].db : th[0].da;
+        const int64_t start = (int64_t)(desc & 0x3fff) << 4, lbo = (int64_t)((desc >> 16) & 0x3fff) << 4, sbo = (int64_t)((desc >> 32) & 0x3fff) << 4;
+        for (int m = 0; m < 64; m++)
+            for (int k = 0; k < 16; k++) {
+                const int64_t off = start + (m / 8) * sbo + (k / 8) * lbo + (m % 8) * 16 + (k % 8) * 2;
+                if (off < 0 || off + 2 > smem_size)
+                    return fst_cuda_fail("%s: block %lld, warpgroup %d: wgmma's %s descriptor (start %lld, lbo %lld, sbo %lld) reaches byte %lld "
+                                         "of %d bytes of shared memory (emulator)", name, (long long)b, g, which ? "B" : "A", (long long)start,
+                                         (long long)lbo, (long long)sbo, (long long)off, smem_size);
+                uint16_t v;
+                memcpy(&v, smem + off, 2);
+                (which ? Bt : A)[m][k] = bf16_lo((uint32_t)v, 0);
+            }
+    }
+    std::vector<float> D(128 * 32);
+    for (int l = 0; l < 128; l++) {
+        const int w = l >> 5, q = (l & 31) >> 2, r = l & 3;
+        for (int j = 0; j < 8; j++)
+            for (int x = 0; x < 4; x++) {
+                const int row = 16 * w + q + 8 * (x >> 1), col = 8 * j + 2 * r + (x & 1);
+                float acc = th[l].d[4 * j + x];
+                for (int k = 0; k < 16; k++) acc += A[row][k] * Bt[col][k];
+                D[(size_t)l * 32 + 4 * j + x] = acc;
+            }
+    }
+    for (int l = 0; l < 128; l++)
+        for (int i = 0; i < 32; i++) th[l].d[i] = D[(size_t)l * 32 + i];
     return FST_OK;
 }
 
@@ -284,9 +335,22 @@ static int run_blocks(int k, int64_t nblocks, int threads, int smem, const void 
                     int n = 0;
                     for (int l = 0; l < 32; l++) n += lane[l].state == F_WARP;
                     if (n != 32) break;
+                    bool wg = false;   /* a warpgroup operation waits for the group's other warps (below) */
+                    for (int l = 0; l < 32; l++) wg = wg || lane[l].op == OP_WGMMA;
+                    if (wg) break;
                     if (int rc = warp_op(name, b, w, lane)) return rc;
                     for (int l = 0; l < 32; l++) lane[l].state = F_READY;
                 }
+            }
+            /* warpgroups (4 warps) whose 128 threads all wait at wgmma: carried out now */
+            for (int g = 0; g < nwarps / 4; g++) {
+                FstFiber *th = &s.fib[g * 128];
+                bool all = true;
+                for (int l = 0; l < 128 && all; l++) all = th[l].state == F_WARP && th[l].op == OP_WGMMA;
+                if (!all) continue;
+                if (int rc = wg_op(name, b, g, th, s.smem, smem)) return rc;
+                for (int l = 0; l < 128; l++) th[l].state = F_READY;
+                ran = true;
             }
             int waiting = 0, at_warp = 0, done = 0;
             for (int t = 0; t < threads; t++) {

@@ -1183,6 +1183,36 @@ struct FstCtx {
                      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e));
     }
+    /* Hopper's warpgroup instructions (sm_90a only: wg_available() says whether this build has them). A shared-memory
+     * matrix descriptor without swizzle: the address, lbo and sbo, each in units of 16 bytes, 14 bits */
+    __device__ __forceinline__ unsigned long long wg_desc(const void *p, u32 lbo, u32 sbo) const {
+        const u32 a = (u32)__cvta_generic_to_shared(p);
+        return (unsigned long long)((a >> 4) & 0x3fff) | ((unsigned long long)((lbo >> 4) & 0x3fff) << 16) |
+               ((unsigned long long)((sbo >> 4) & 0x3fff) << 32);
+    }
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    __device__ __forceinline__ bool wg_available() const { return true; }
+    /* shared-memory writes of the generic proxy made visible to the tensor cores' (async) proxy */
+    __device__ __forceinline__ void fence_proxy_async() const { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+    __device__ __forceinline__ void wg_fence() const { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+    __device__ __forceinline__ void wg_commit() const { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+    __device__ __forceinline__ void wg_wait0() const { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+    /* d += A (64 x 16 bf16, descriptor da) x B (16 x 64 bf16, K-major: descriptor db of B^T), fp32; the warpgroup's
+     * fragments: thread t (warp w, lane q * 4 + r) holds d[4 j + x] = D[16 w + q + 8 (x >> 1)][8 j + 2 r + (x & 1)] */
+    __device__ __forceinline__ void wgmma64(float d[32], unsigned long long da, unsigned long long db) const {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                     : "l"(da), "l"(db));
+    }
+#else
+    __device__ __forceinline__ bool wg_available() const { return false; }
+    __device__ __forceinline__ void fence_proxy_async() const {}
+    __device__ __forceinline__ void wg_fence() const {}
+    __device__ __forceinline__ void wg_commit() const {}
+    __device__ __forceinline__ void wg_wait0() const {}
+    __device__ __forceinline__ void wgmma64(float *, unsigned long long, unsigned long long) const {}
+#endif
 };
 FST_BD u32 ld32(const u16 *p) { return *(const u32 *)p; }
 FST_BD void st32(u16 *p, u32 v) { *(u32 *)p = v; }
@@ -1206,6 +1236,21 @@ struct FstCtx {
     void mma16816(float d[4], const u32 a[4], const u32 b[2], int line = __builtin_LINE()) const;
     /* the functional model: per element of D, d + the 16 kept products in k order, in float */
     void mma_sp16832(float d[4], const u32 a[4], const u32 b[4], u32 e, int line = __builtin_LINE()) const;
+    /* Hopper's warpgroup instructions: the descriptor's address is the byte offset in the block's shared memory; the
+     * fences, commit and wait have nothing to order here (the product is carried out when the warpgroup meets at it) */
+    unsigned long long wg_desc(const void *p, u32 lbo, u32 sbo) const {
+        const u32 a = (u32)((const unsigned char *)p - smem);
+        return (unsigned long long)((a >> 4) & 0x3fff) | ((unsigned long long)((lbo >> 4) & 0x3fff) << 16) |
+               ((unsigned long long)((sbo >> 4) & 0x3fff) << 32);
+    }
+    bool wg_available() const { return true; }
+    void fence_proxy_async() const {}
+    void wg_fence() const {}
+    void wg_commit() const {}
+    void wg_wait0() const {}
+    /* the functional model: the 128 threads of the warpgroup meet; A and B read from shared memory through the
+     * descriptors (no swizzle, K-major core matrices); per element of D, d + the 16 products in k order, in float */
+    void wgmma64(float d[32], unsigned long long da, unsigned long long db, int line = __builtin_LINE()) const;
 };
 FST_BD u32 ld32(const u16 *p) { u32 v; memcpy(&v, p, 4); return v; }
 FST_BD void st32(u16 *p, u32 v) { memcpy(p, &v, 4); }
@@ -1279,6 +1324,37 @@ FST_BD void kb_selftest(FstCtx &c, const fst_k_selftest_args &a) {
         c.mma_sp16832(d, af, bf, e);
         for (int k = 0; k < 4; k++) a.sd[b * 128 + (q + 8 * (k >> 1)) * 8 + 2 * r + (k & 1)] = d[k];
     }
+}
+
+/* wgmma's probe (fst4j_kargs.h, fst_k_wgprobe_args): A and B^T staged in the K-major core-matrix layout, one
+ * wgmma.m64n64k16, D written back from the warpgroup's fragments */
+FST_BD void kb_wgprobe(FstCtx &c, const fst_k_wgprobe_args &a) {
+    const int t = c.tid();
+    const i64 b = c.block();
+    const u16 *A = a.a + b * 1024, *Bt = a.bt + b * 1024;
+    u16 *sa = (u16 *)c.smem, *sb = (u16 *)(c.smem + FST_WG_BOFF);
+    for (int i = t; i < 1024; i += FST_WG_T) {
+        const int m = i / 16, k = i % 16;
+        const i64 off = (m / 8) * a.sbo + (k / 8) * a.lbo + (m % 8) * 16 + (k % 8) * 2;
+        sa[off / 2] = A[i];
+        sb[off / 2] = Bt[i];
+    }
+    c.fence_proxy_async();
+    c.sync();
+    if (!c.wg_available()) {
+        if (t == 0) a.ok[b] = 0;
+        return;
+    }
+    float d[32];
+    for (int i = 0; i < 32; i++) d[i] = 0.0f;
+    c.wg_fence();
+    c.wgmma64(d, c.wg_desc(sa, (u32)a.lbo, (u32)a.sbo), c.wg_desc(sb, (u32)a.lbo, (u32)a.sbo));
+    c.wg_commit();
+    c.wg_wait0();
+    const int w = t >> 5, q = (t & 31) >> 2, r = t & 3;
+    for (int j = 0; j < 8; j++)
+        for (int x = 0; x < 4; x++) a.d[b * 4096 + (16 * w + q + 8 * (x >> 1)) * 64 + 8 * j + 2 * r + (x & 1)] = d[4 * j + x];
+    if (t == 0) a.ok[b] = 1;
 }
 
 /* Implicit-GEMM convolution, Eq. 1 (fst_k_igemm_args): block (mt, nt) computes output channels mt*BM.. and output

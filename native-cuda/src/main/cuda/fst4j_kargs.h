@@ -187,8 +187,20 @@ typedef struct { const float *x; fst_geom g; const uint16_t *gr; int64_t ldg, co
 /* dw [cout, ldd] (K in (c, kh, kw) order) = the splits' sum + beta dw; with cfast the workspace's K is (kh, kw, c): c, khw */
 typedef struct { const float *ws; int64_t splits, cout, K; float *dw; int64_t ldd; float beta; int cfast; int64_t c, khw; } fst_k_splitk_args;
 
+/* Hopper's warpgroup tensor-core product, wgmma.mma_async.m64n64k16 (bf16 -> f32, A and B from shared memory by matrix
+ * descriptor, no swizzle), against the emulator's model of it: per block of FST_WG_T threads (one warpgroup), d[b] (64 x
+ * 64 float32, row-major) = a[b] (64 x 16 bf16, row-major) x bt[b] (64 x 16 bf16: B^T, row-major). Both operands are
+ * staged in the K-major layout of 8 x 8 core matrices (a core matrix: 8 rows of 8 values, 16 bytes each, 128 contiguous
+ * bytes), lbo bytes between the two core matrices along K and sbo bytes between core matrices 8 rows apart; A at
+ * shared-memory byte 0, B at FST_WG_BOFF. ok[b] = 1 where the instruction ran (a device built for sm_90a, or the
+ * emulator), else 0 and d[b] untouched. */
+#define FST_WG_T 128
+#define FST_WG_BOFF 4096
+typedef struct { const uint16_t *a, *bt; float *d; int64_t lbo, sbo; int *ok; } fst_k_wgprobe_args;
+
 /* X(name, argument struct, threads per block, bytes of shared memory) */
 #define FST_BLOCK_KERNELS(X) \
+    X(wgprobe, fst_k_wgprobe_args, FST_WG_T, 2 * FST_WG_BOFF) \
     X(selftest, fst_k_selftest_args, FST_SELFTEST_T, FST_SELFTEST_T * 4) \
     X(igemm, fst_k_igemm_args, FST_IG_T, FST_IG_SMEM(64, 128)) X(igemm_m128, fst_k_igemm_args, FST_IG_T, FST_IG_SMEM(128, 64)) \
     X(igemm_sp, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF(64, 128)) X(igemm_sp_m128, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF(128, 64)) \

@@ -1362,7 +1362,7 @@ public final class Native {
     // ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS): shared memory, barriers, warp shuffles, tensor-core mma ----
 
     private static final class CudaBlockHandles {
-        static final MethodHandle SELFTEST, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD, WTAP16, WGRAD_SG;
+        static final MethodHandle SELFTEST, WGMMA_PROBE, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD, WTAP16, WGRAD_SG;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             IGEMM_TILE = bind(lib, "fst_cuda_igemm_tile", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
@@ -1380,6 +1380,8 @@ public final class Native {
             WFLIP16 = bind(lib, "fst_cuda_wflip16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT), false);
             SELFTEST = bind(lib, "fst_cuda_block_selftest", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT,
                     ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+            WGMMA_PROBE = bind(lib, "fst_cuda_wgmma_probe", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, ADDRESS), false);
             EMU_ORDER = bind(lib, "fst_cuda_emu_order", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), false);
             CONV_IGEMM = bind(lib, "fst_cuda_conv_igemm", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT), false);
@@ -1399,6 +1401,18 @@ public final class Native {
         int rc;
         try { rc = (int) CudaBlockHandles.SELFTEST.invokeExact(in, out, a, bt, d, blocks, mode, sa, sm, sbt, sd); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_block_selftest");
+    }
+
+    /**
+     * Hopper's wgmma.m64n64k16 against the emulator's model (fst4j_kargs.h, fst_k_wgprobe_args): per block d [64, 64]
+     * float32 = a [64, 16] bf16 x bt [64, 16] bf16 (B^T), staged as K-major core matrices lbo bytes apart along K and sbo
+     * bytes apart every 8 rows; ok[b] (int32) = 1 where the instruction ran (0 on a device build without sm_90a).
+     */
+    public static void cudaWgmmaProbe(MemorySegment a, MemorySegment bt, MemorySegment d, long lbo, long sbo, long blocks, MemorySegment ok) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaBlockHandles.WGMMA_PROBE.invokeExact(a, bt, d, lbo, sbo, blocks, ok); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_wgmma_probe");
     }
 
     /**

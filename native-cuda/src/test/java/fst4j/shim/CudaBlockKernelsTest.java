@@ -297,6 +297,58 @@ class CudaBlockKernelsTest {
         return y;
     }
 
+    /**
+     * Hopper's warpgroup product wgmma.m64n64k16 (A and B^T from shared memory by descriptor, K-major core matrices, no
+     * swizzle; the D fragments of the warpgroup's 128 threads) against its definition, in float64 with the bound of a
+     * float32 sum, at two layouts of the core matrices (K-neighbours next to each other, and 8-row groups next to each
+     * other). On the emulator this checks the probe's staging and fragment indexing against the functional model; on a
+     * device (gpu/run.sh) it checks the model, and with it the reading of the PTX ISA's descriptor and fragment figures,
+     * against the hardware, and names the first elements that differ. Skipped on a device build without sm_90a.
+     */
+    @Test
+    void wgmmaMatchesItsDefinition() {
+        Random r = new Random(61);
+        int blocks = 3;
+        for (long[] layout : new long[][]{ { 128, 256 }, { 1024, 128 } }) {
+            long lbo = layout[0], sbo = layout[1];
+            short[] a = bf16(r, blocks * 1024, false), bt = bf16(r, blocks * 1024, false);
+            for (int[] o : orders()) {
+                order(o);
+                MemorySegment d = mem.dev(4L * blocks * 4096), ok = mem.dev(4L * blocks);
+                Native.cudaWgmmaProbe(mem.upload(a), mem.upload(bt), d, lbo, sbo, blocks, ok);
+                int[] okv = mem.downloadInts(ok, blocks);
+                assumeTrue(okv[0] == 1, "this device build has no sm_90a code: wgmma did not run");
+                float[] got = mem.downloadFloats(d, (long) blocks * 4096);
+                StringBuilder bad = new StringBuilder();
+                int nbad = 0;
+                for (int b = 0; b < blocks; b++)
+                    for (int m = 0; m < 64; m++)
+                        for (int n = 0; n < 64; n++) {
+                            double want = 0, bound = 0;
+                            for (int k = 0; k < 16; k++) {
+                                double t = (double) Bf16.value(a[b * 1024 + m * 16 + k]) * Bf16.value(bt[b * 1024 + n * 16 + k]);
+                                want += t;
+                                bound += Math.abs(t);
+                            }
+                            float g = got[b * 4096 + m * 64 + n];
+                            if (!(Math.abs(g - want) <= 1e-5 * bound + 1e-30) && nbad++ < 8)
+                                bad.append(String.format(" (block %d, row %d, column %d: %g, want %g)", b, m, n, g, want));
+                        }
+                assertEquals(0, nbad, "wgmma lbo " + lbo + " sbo " + sbo + " order " + o[0] + "/" + o[1] + ": " + nbad + " of "
+                        + blocks * 4096 + " elements differ:" + bad);
+            }
+        }
+    }
+
+    /** The probe refuses layouts whose core matrices overlap or leave its shared memory. */
+    @Test
+    void wgmmaProbeRejectsBadLayouts() {
+        MemorySegment a = mem.dev(2048), bt = mem.dev(2048), d = mem.dev(4L * 4096), ok = mem.dev(4);
+        for (long[] layout : new long[][]{ { 64, 256 }, { 128, 120 }, { 16, 16 }, { 128, 576 } })
+            assertThrows(IllegalArgumentException.class, () -> Native.cudaWgmmaProbe(a, bt, d, layout[0], layout[1], 1, ok),
+                    "lbo " + layout[0] + " sbo " + layout[1]);
+    }
+
     @Test
     void implicitGemmConvolutionEqualsTheLoweredProduct() {
         eachTile(tile -> implicitGemmConvolutionEqualsTheLoweredProduct(tile));

@@ -57,7 +57,7 @@ asm(".text\n.p2align 4\n.globl fst_emu_switch\n.hidden fst_emu_switch\n.type fst
     ".size fst_emu_switch, .-fst_emu_switch\n");
 
 enum { F_READY, F_BARRIER, F_WARP, F_DONE };
-enum { OP_SHFL = 1, OP_MMA = 2, OP_MMA_SP = 3, OP_WGMMA = 4 };
+enum { OP_SHFL = 1, OP_MMA = 2, OP_MMA_SP = 3, OP_WGMMA = 4, OP_WGMMA_SP = 5 };
 struct FstFiber {
     void *sp;             /* its stack pointer while it is suspended */
     int state, op;
@@ -151,9 +151,19 @@ void FstCtx::wgmma64(float d[32], unsigned long long da, unsigned long long db, 
     fiber->seq++;
 }
 
+void FstCtx::wgmma_sp64(float d[32], unsigned long long da, unsigned long long db, uint32_t e, int line) const {
+    fiber->op = OP_WGMMA_SP;
+    fiber->da = da; fiber->db = db; fiber->d = d; fiber->e = e;
+    fiber->site = line;
+    park(fiber, F_WARP);
+    fiber->seq++;
+}
+
 static inline float bf16_lo(uint32_t r, int hi) { uint32_t u = hi ? r & 0xffff0000u : r << 16; float f; memcpy(&f, &u, 4); return f; }
 
-static const char *op_name(int op) { return op == OP_SHFL ? "shuffle" : op == OP_MMA ? "mma" : op == OP_MMA_SP ? "mma.sp" : "wgmma"; }
+static const char *op_name(int op) {
+    return op == OP_SHFL ? "shuffle" : op == OP_MMA ? "mma" : op == OP_MMA_SP ? "mma.sp" : op == OP_WGMMA ? "wgmma" : "wgmma.sp";
+}
 
 /* the warp's 32 lanes, all waiting at a warp operation, carry it out: FST_OK, or the error when they wait at different ones */
 static int warp_op(const char *name, int64_t b, int w, FstFiber *lane) {
@@ -210,8 +220,8 @@ static int warp_op(const char *name, int64_t b, int w, FstFiber *lane) {
     return FST_OK;
 }
 
-/* The 128 threads of warpgroup g (warps 4g .. 4g + 3), all waiting at wgmma64, carry it out: A (64 x 16) and B^T (64 x 16)
- * read from the block's shared memory through the descriptors (no swizzle: K-major core matrices of 8 rows x 16 bytes,
+/* The 128 threads of warpgroup g (warps 4g .. 4g + 3), all waiting at wgmma64 (or wgmma_sp64), carry it out: A (64 x 16:
+ * for wgmma.sp the kept values) and B^T (64 x 16, or 64 x 32) read from the block's shared memory through the descriptors (no swizzle: K-major core matrices of 8 rows x 16 bytes,
  * lbo bytes apart along K, sbo bytes apart every 8 rows), and per element of D, d + its 16 products in k order, in float.
  * Each thread holds d[4 j + x] = D[16 w + q + 8 (x >> 1)][8 j + 2 r + (x & 1)] (warp w of the group, lane q * 4 + r). */
 static int wg_op(const char *name, int64_t b, int g, FstFiber *th, const unsigned char *smem, int smem_size) {
@@ -220,30 +230,56 @@ static int wg_op(const char *name, int64_t b, int g, FstFiber *th, const unsigne
             return fst_cuda_fail("%s: block %lld, warpgroup %d: threads 0 and %d are at different warpgroup operations or pass different "
                                  "descriptors (%s #%lld at line %d, %s #%lld at line %d of the body; emulator)", name, (long long)b, g, l,
                                  op_name(th[0].op), (long long)th[0].seq, th[0].site, op_name(th[l].op), (long long)th[l].seq, th[l].site);
-    float A[64][16], Bt[64][16];
+    /* A: 64 rows of 16 values (the kept ones for wgmma.sp); B^T: 64 rows of kb = 16 (32 for wgmma.sp) values */
+    const bool sp = th[0].op == OP_WGMMA_SP;
+    const int kb = sp ? 32 : 16;
+    float A[64][16], Bt[64][32];
     for (int which = 0; which < 2; which++) {
         const unsigned long long desc = which ? th[0].db : th[0].da;
         const int64_t start = (int64_t)(desc & 0x3fff) << 4, lbo = (int64_t)((desc >> 16) & 0x3fff) << 4, sbo = (int64_t)((desc >> 32) & 0x3fff) << 4;
+        const int kn = which ? kb : 16;
         for (int m = 0; m < 64; m++)
-            for (int k = 0; k < 16; k++) {
+            for (int k = 0; k < kn; k++) {
                 const int64_t off = start + (m / 8) * sbo + (k / 8) * lbo + (m % 8) * 16 + (k % 8) * 2;
                 if (off < 0 || off + 2 > smem_size)
-                    return fst_cuda_fail("%s: block %lld, warpgroup %d: wgmma's %s descriptor (start %lld, lbo %lld, sbo %lld) reaches byte %lld "
-                                         "of %d bytes of shared memory (emulator)", name, (long long)b, g, which ? "B" : "A", (long long)start,
-                                         (long long)lbo, (long long)sbo, (long long)off, smem_size);
+                    return fst_cuda_fail("%s: block %lld, warpgroup %d: %s's %s descriptor (start %lld, lbo %lld, sbo %lld) reaches byte %lld "
+                                         "of %d bytes of shared memory (emulator)", name, (long long)b, g, op_name(th[0].op), which ? "B" : "A",
+                                         (long long)start, (long long)lbo, (long long)sbo, (long long)off, smem_size);
                 uint16_t v;
                 memcpy(&v, smem + off, 2);
-                (which ? Bt : A)[m][k] = bf16_lo((uint32_t)v, 0);
+                (which ? Bt[m][k] : A[m][k]) = bf16_lo((uint32_t)v, 0);
             }
+    }
+    /* the k of each row's 16 values: 0..15, or for wgmma.sp from each warp's metadata as mma.sp.m16n8k32's (lanes r = 0, 1:
+     * the low half row q's positions for kept columns 8 r .. 8 r + 7, the high half row q + 8's) */
+    int col[64][16];
+    for (int row = 0; row < 64; row++)
+        for (int c = 0; c < 16; c++) col[row][c] = c;
+    if (sp) {
+        for (int l = 0; l < 128; l++) {
+            const int w = l >> 5, q = (l & 31) >> 2, r = l & 3;
+            if (r >= 2) continue;
+            for (int half = 0; half < 2; half++) {
+                const uint32_t m16 = half ? th[l].e >> 16 : th[l].e & 0xffffu;
+                for (int c = 0; c < 8; c++)
+                    col[16 * w + q + 8 * half][8 * r + c] = 16 * r + 4 * (c / 2) + (int)((m16 >> (4 * (c / 2) + 2 * (c % 2))) & 3u);
+            }
+        }
+        for (int row = 0; row < 64; row++)
+            for (int c = 1; c < 16; c += 2)
+                if (col[row][c - 1] >= col[row][c])
+                    return fst_cuda_fail("%s: block %lld, warpgroup %d: wgmma.sp metadata of row %d, group %d names positions %d and %d: they "
+                                         "must increase (emulator; undefined on a device)", name, (long long)b, g, row, c / 2, col[row][c - 1] & 3,
+                                         col[row][c] & 3);
     }
     std::vector<float> D(128 * 32);
     for (int l = 0; l < 128; l++) {
         const int w = l >> 5, q = (l & 31) >> 2, r = l & 3;
         for (int j = 0; j < 8; j++)
             for (int x = 0; x < 4; x++) {
-                const int row = 16 * w + q + 8 * (x >> 1), col = 8 * j + 2 * r + (x & 1);
+                const int row = 16 * w + q + 8 * (x >> 1), cn = 8 * j + 2 * r + (x & 1);
                 float acc = th[l].d[4 * j + x];
-                for (int k = 0; k < 16; k++) acc += A[row][k] * Bt[col][k];
+                for (int c = 0; c < 16; c++) acc += A[row][c] * Bt[cn][col[row][c]];
                 D[(size_t)l * 32 + 4 * j + x] = acc;
             }
     }
@@ -336,7 +372,7 @@ static int run_blocks(int k, int64_t nblocks, int threads, int smem, const void 
                     for (int l = 0; l < 32; l++) n += lane[l].state == F_WARP;
                     if (n != 32) break;
                     bool wg = false;   /* a warpgroup operation waits for the group's other warps (below) */
-                    for (int l = 0; l < 32; l++) wg = wg || lane[l].op == OP_WGMMA;
+                    for (int l = 0; l < 32; l++) wg = wg || lane[l].op == OP_WGMMA || lane[l].op == OP_WGMMA_SP;
                     if (wg) break;
                     if (int rc = warp_op(name, b, w, lane)) return rc;
                     for (int l = 0; l < 32; l++) lane[l].state = F_READY;
@@ -346,7 +382,7 @@ static int run_blocks(int k, int64_t nblocks, int threads, int smem, const void 
             for (int g = 0; g < nwarps / 4; g++) {
                 FstFiber *th = &s.fib[g * 128];
                 bool all = true;
-                for (int l = 0; l < 128 && all; l++) all = th[l].state == F_WARP && th[l].op == OP_WGMMA;
+                for (int l = 0; l < 128 && all; l++) all = th[l].state == F_WARP && (th[l].op == OP_WGMMA || th[l].op == OP_WGMMA_SP);
                 if (!all) continue;
                 if (int rc = wg_op(name, b, g, th, s.smem, smem)) return rc;
                 for (int l = 0; l < 128; l++) th[l].state = F_READY;

@@ -491,18 +491,22 @@ int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, cons
     return launch_blocks(FST_K_selftest, blocks, &k);
 }
 
-int fst_cuda_wgmma_probe(const uint16_t *a, const uint16_t *bt, float *d, int64_t lbo, int64_t sbo, int64_t blocks, int *ok) {
+int fst_cuda_wgmma_probe(const uint16_t *a, const uint16_t *bt, float *d, int64_t lbo, int64_t sbo, int64_t blocks, int *ok,
+                         const uint32_t *meta) {
     READY();
     NUL(!a || !bt || !d || !ok);
-    BAD(blocks < 0 || lbo < 0 || sbo < 0 || lbo % 16 || sbo % 16 || lbo > 0x3fff * 16 || sbo > 0x3fff * 16 || 7 * sbo + lbo + 128 > FST_WG_BOFF);
-    for (int i = 0; i < 16; i++)   /* the 16 core matrices (8 row groups x 2 along K) of an operand must not overlap */
+    const int kc = meta ? 4 : 2;   /* B's core matrices along K (A has 2) */
+    BAD(blocks < 0 || lbo < 0 || sbo < 0 || lbo % 16 || sbo % 16 || lbo > 0x3fff * 16 || sbo > 0x3fff * 16 ||
+        7 * sbo + (kc - 1) * lbo + 128 > FST_WG_BOFF);
+    for (int i = 0; i < 8 * kc; i++)   /* an operand's core matrices (8 row groups x kc along K) must not overlap */
         for (int j = 0; j < i; j++) {
-            const int64_t oi = (i / 2) * sbo + (i % 2) * lbo, oj = (j / 2) * sbo + (j % 2) * lbo;
+            const int64_t oi = (i / kc) * sbo + (i % kc) * lbo, oj = (j / kc) * sbo + (j % kc) * lbo;
             BAD(oi - oj < 128 && oj - oi < 128);
         }
     if (blocks == 0) return FST_OK;
-    OWN(a, blocks * 1024 * 2); OWN(bt, blocks * 1024 * 2); OWN(d, blocks * 4096 * 4); OWN(ok, blocks * 4);
-    fst_k_wgprobe_args k = { a, bt, d, lbo, sbo, ok };
+    OWN(a, blocks * 1024 * 2); OWN(bt, blocks * 64 * 8 * kc * 2); OWN(d, blocks * 4096 * 4); OWN(ok, blocks * 4);
+    if (meta) OWN(meta, blocks * 64 * 4);
+    fst_k_wgprobe_args k = { a, bt, d, lbo, sbo, ok, meta };
     return launch_blocks(FST_K_wgprobe, blocks, &k);
 }
 

@@ -151,11 +151,13 @@ FST_API int fst_cuda_wflip16(const float *w, int64_t cout, int64_t cin, int64_t 
  * report them). */
 FST_API int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, const uint16_t *bt, float *d, int64_t blocks, int mode,
                                     const uint16_t *sa, const uint32_t *sm, const uint16_t *sbt, float *sd);
-/* Hopper's wgmma.m64n64k16 against the emulator's model (fst4j_kargs.h, fst_k_wgprobe_args): per block, d [64 x 64]
- * float32 = a [64 x 16] bf16 x bt [64 x 16] bf16 (B^T), both staged in shared memory as K-major core matrices lbo bytes
- * apart along K and sbo bytes apart every 8 rows (multiples of 16, the 16 core matrices of an operand apart, within
- * FST_WG_BOFF bytes); ok[b] = 1 where the instruction ran (0: a device build without sm_90a). */
-FST_API int fst_cuda_wgmma_probe(const uint16_t *a, const uint16_t *bt, float *d, int64_t lbo, int64_t sbo, int64_t blocks, int *ok);
+/* Hopper's wgmma against the emulator's model (fst4j_kargs.h, fst_k_wgprobe_args): per block, d [64 x 64] float32 =
+ * a [64 x 16] bf16 x bt [64 x 16] bf16 (B^T) by wgmma.m64n64k16, or with meta [64] words (k_prune24's layout) A 2:4 along
+ * k, given as its kept values a, times bt [64 x 32] by wgmma.sp.m64n64k32; both staged in shared memory as K-major core
+ * matrices lbo bytes apart along K and sbo bytes apart every 8 rows (multiples of 16, an operand's core matrices apart,
+ * within FST_WG_BOFF bytes); ok[b] = 1 where the instruction ran (0: a device build without sm_90a). */
+FST_API int fst_cuda_wgmma_probe(const uint16_t *a, const uint16_t *bt, float *d, int64_t lbo, int64_t sbo, int64_t blocks, int *ok,
+                                 const uint32_t *meta);
 /* Emulator only (FST_EUNAVAIL on a device): the order in which the threads of a block run between two barriers and
  * warp operations: 0 reverse (the default), 1 forward, 2 shuffled per round from seed (for the JVM, until set again).
  * FST4J_CUDA_EMU_ORDER=order[:seed] in the environment sets it before the first block kernel runs. */

@@ -1205,6 +1205,14 @@ struct FstCtx {
                      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
                      : "l"(da), "l"(db));
     }
+    /* d += A (64 x 32 bf16, 2:4 along k: its kept values, 64 x 16, by descriptor da; their positions in e, laid out per
+     * warp as mma.sp.m16n8k32's, selector 0) x B (32 x 64 bf16, K-major: descriptor db of B^T), fp32 */
+    __device__ __forceinline__ void wgmma_sp64(float d[32], unsigned long long da, unsigned long long db, u32 e) const {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                     "wgmma.mma_async.sp.sync.aligned.m64n64k32.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, %34, 0, p, 1, 1, 0, 0;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                     : "l"(da), "l"(db), "r"(e));
+    }
 #else
     __device__ __forceinline__ bool wg_available() const { return false; }
     __device__ __forceinline__ void fence_proxy_async() const {}
@@ -1212,6 +1220,7 @@ struct FstCtx {
     __device__ __forceinline__ void wg_commit() const {}
     __device__ __forceinline__ void wg_wait0() const {}
     __device__ __forceinline__ void wgmma64(float *, unsigned long long, unsigned long long) const {}
+    __device__ __forceinline__ void wgmma_sp64(float *, unsigned long long, unsigned long long, u32) const {}
 #endif
 };
 FST_BD u32 ld32(const u16 *p) { return *(const u32 *)p; }
@@ -1251,6 +1260,8 @@ struct FstCtx {
     /* the functional model: the 128 threads of the warpgroup meet; A and B read from shared memory through the
      * descriptors (no swizzle, K-major core matrices); per element of D, d + the 16 products in k order, in float */
     void wgmma64(float d[32], unsigned long long da, unsigned long long db, int line = __builtin_LINE()) const;
+    /* the 2:4 one: A's 16 kept values per row through da, their positions from each warp's metadata as mma.sp's */
+    void wgmma_sp64(float d[32], unsigned long long da, unsigned long long db, u32 e, int line = __builtin_LINE()) const;
 };
 FST_BD u32 ld32(const u16 *p) { u32 v; memcpy(&v, p, 4); return v; }
 FST_BD void st32(u16 *p, u32 v) { memcpy(p, &v, 4); }
@@ -1326,17 +1337,18 @@ FST_BD void kb_selftest(FstCtx &c, const fst_k_selftest_args &a) {
     }
 }
 
-/* wgmma's probe (fst4j_kargs.h, fst_k_wgprobe_args): A and B^T staged in the K-major core-matrix layout, one
- * wgmma.m64n64k16, D written back from the warpgroup's fragments */
+/* wgmma's probe (fst4j_kargs.h, fst_k_wgprobe_args): A (or its kept values) and B^T staged in the K-major core-matrix
+ * layout, one wgmma.m64n64k16 (or wgmma.sp.m64n64k32 with the metadata in mma.sp's layout), D written back from the
+ * warpgroup's fragments */
 FST_BD void kb_wgprobe(FstCtx &c, const fst_k_wgprobe_args &a) {
-    const int t = c.tid();
+    const int t = c.tid(), kb = a.meta ? 32 : 16;   /* B's k */
     const i64 b = c.block();
-    const u16 *A = a.a + b * 1024, *Bt = a.bt + b * 1024;
+    const u16 *A = a.a + b * 1024, *Bt = a.bt + b * 64 * kb;
     u16 *sa = (u16 *)c.smem, *sb = (u16 *)(c.smem + FST_WG_BOFF);
-    for (int i = t; i < 1024; i += FST_WG_T) {
-        const int m = i / 16, k = i % 16;
+    for (int i = t; i < 64 * kb; i += FST_WG_T) {
+        const int m = i / kb, k = i % kb;
         const i64 off = (m / 8) * a.sbo + (k / 8) * a.lbo + (m % 8) * 16 + (k % 8) * 2;
-        sa[off / 2] = A[i];
+        if (k < 16) sa[off / 2] = A[m * 16 + k];
         sb[off / 2] = Bt[i];
     }
     c.fence_proxy_async();
@@ -1345,13 +1357,19 @@ FST_BD void kb_wgprobe(FstCtx &c, const fst_k_wgprobe_args &a) {
         if (t == 0) a.ok[b] = 0;
         return;
     }
+    const int w = t >> 5, q = (t & 31) >> 2, r = t & 3;
     float d[32];
     for (int i = 0; i < 32; i++) d[i] = 0.0f;
     c.wg_fence();
-    c.wgmma64(d, c.wg_desc(sa, (u32)a.lbo, (u32)a.sbo), c.wg_desc(sb, (u32)a.lbo, (u32)a.sbo));
+    if (a.meta) {
+        const u32 *mb = a.meta + b * 64;
+        c.wgmma_sp64(d, c.wg_desc(sa, (u32)a.lbo, (u32)a.sbo), c.wg_desc(sb, (u32)a.lbo, (u32)a.sbo),
+                     r < 2 ? sp_meta(mb[16 * w + q], mb[16 * w + q + 8], r) : 0u);
+    } else {
+        c.wgmma64(d, c.wg_desc(sa, (u32)a.lbo, (u32)a.sbo), c.wg_desc(sb, (u32)a.lbo, (u32)a.sbo));
+    }
     c.wg_commit();
     c.wg_wait0();
-    const int w = t >> 5, q = (t & 31) >> 2, r = t & 3;
     for (int j = 0; j < 8; j++)
         for (int x = 0; x < 4; x++) a.d[b * 4096 + (16 * w + q + 8 * (x >> 1)) * 64 + 8 * j + 2 * r + (x & 1)] = d[4 * j + x];
     if (t == 0) a.ok[b] = 1;

@@ -187,16 +187,17 @@ typedef struct { const float *x; fst_geom g; const uint16_t *gr; int64_t ldg, co
 /* dw [cout, ldd] (K in (c, kh, kw) order) = the splits' sum + beta dw; with cfast the workspace's K is (kh, kw, c): c, khw */
 typedef struct { const float *ws; int64_t splits, cout, K; float *dw; int64_t ldd; float beta; int cfast; int64_t c, khw; } fst_k_splitk_args;
 
-/* Hopper's warpgroup tensor-core product, wgmma.mma_async.m64n64k16 (bf16 -> f32, A and B from shared memory by matrix
- * descriptor, no swizzle), against the emulator's model of it: per block of FST_WG_T threads (one warpgroup), d[b] (64 x
- * 64 float32, row-major) = a[b] (64 x 16 bf16, row-major) x bt[b] (64 x 16 bf16: B^T, row-major). Both operands are
- * staged in the K-major layout of 8 x 8 core matrices (a core matrix: 8 rows of 8 values, 16 bytes each, 128 contiguous
- * bytes), lbo bytes between the two core matrices along K and sbo bytes between core matrices 8 rows apart; A at
- * shared-memory byte 0, B at FST_WG_BOFF. ok[b] = 1 where the instruction ran (a device built for sm_90a, or the
- * emulator), else 0 and d[b] untouched. */
+/* Hopper's warpgroup tensor-core products against the emulator's models of them, per block of FST_WG_T threads (one
+ * warpgroup): dense (meta NULL) wgmma.mma_async.m64n64k16, d[b] (64 x 64 float32, row-major) = a[b] (64 x 16 bf16,
+ * row-major) x bt[b] (64 x 16 bf16: B^T, row-major); 2:4 (meta given) wgmma.mma_async.sp.m64n64k32 (sparsity selector 0),
+ * d[b] = A x bt[b] (64 x 32 bf16: B^T) with A 64 x 32 2:4 along k given as its kept values a[b] (64 x 16 bf16) and
+ * meta[b] (64 words, one per row, k_prune24's layout), the metadata registers as mma.sp.m16n8k32's for each warp's 16
+ * rows. A and B are staged in the K-major layout of core matrices (8 rows of 8 values, 16 bytes each, 128 contiguous
+ * bytes), lbo bytes apart along K and sbo bytes apart every 8 rows; A at shared-memory byte 0, B at FST_WG_BOFF. ok[b] =
+ * 1 where the instruction ran (a device built for sm_90a, or the emulator), else 0 and d untouched. */
 #define FST_WG_T 128
 #define FST_WG_BOFF 4096
-typedef struct { const uint16_t *a, *bt; float *d; int64_t lbo, sbo; int *ok; } fst_k_wgprobe_args;
+typedef struct { const uint16_t *a, *bt; float *d; int64_t lbo, sbo; int *ok; const uint32_t *meta; } fst_k_wgprobe_args;
 
 /* X(name, argument struct, threads per block, bytes of shared memory) */
 #define FST_BLOCK_KERNELS(X) \

@@ -1381,7 +1381,7 @@ public final class Native {
             SELFTEST = bind(lib, "fst_cuda_block_selftest", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT,
                     ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
             WGMMA_PROBE = bind(lib, "fst_cuda_wgmma_probe", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
-                    JAVA_LONG, ADDRESS), false);
+                    JAVA_LONG, ADDRESS, ADDRESS), false);
             EMU_ORDER = bind(lib, "fst_cuda_emu_order", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), false);
             CONV_IGEMM = bind(lib, "fst_cuda_conv_igemm", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT), false);
@@ -1404,14 +1404,17 @@ public final class Native {
     }
 
     /**
-     * Hopper's wgmma.m64n64k16 against the emulator's model (fst4j_kargs.h, fst_k_wgprobe_args): per block d [64, 64]
-     * float32 = a [64, 16] bf16 x bt [64, 16] bf16 (B^T), staged as K-major core matrices lbo bytes apart along K and sbo
-     * bytes apart every 8 rows; ok[b] (int32) = 1 where the instruction ran (0 on a device build without sm_90a).
+     * Hopper's wgmma against the emulator's model (fst4j_kargs.h, fst_k_wgprobe_args): per block d [64, 64] float32 = a
+     * [64, 16] bf16 x bt [64, 16] bf16 (B^T) by wgmma.m64n64k16; with meta (64 int32 words per block, k_prune24's layout)
+     * A is 2:4 along k, given as its kept values a, times bt [64, 32] by wgmma.sp.m64n64k32 (meta NULL: the dense one).
+     * Staged as K-major core matrices lbo bytes apart along K and sbo bytes apart every 8 rows; ok[b] (int32) = 1 where the
+     * instruction ran (0 on a device build without sm_90a).
      */
-    public static void cudaWgmmaProbe(MemorySegment a, MemorySegment bt, MemorySegment d, long lbo, long sbo, long blocks, MemorySegment ok) {
+    public static void cudaWgmmaProbe(MemorySegment a, MemorySegment bt, MemorySegment d, long lbo, long sbo, long blocks, MemorySegment ok,
+                                      MemorySegment meta) {
         cudaEnsure();
         int rc;
-        try { rc = (int) CudaBlockHandles.WGMMA_PROBE.invokeExact(a, bt, d, lbo, sbo, blocks, ok); } catch (Throwable t) { throw rethrow(t); }
+        try { rc = (int) CudaBlockHandles.WGMMA_PROBE.invokeExact(a, bt, d, lbo, sbo, blocks, ok, meta); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_wgmma_probe");
     }
 

@@ -315,7 +315,7 @@ class CudaBlockKernelsTest {
             for (int[] o : orders()) {
                 order(o);
                 MemorySegment d = mem.dev(4L * blocks * 4096), ok = mem.dev(4L * blocks);
-                Native.cudaWgmmaProbe(mem.upload(a), mem.upload(bt), d, lbo, sbo, blocks, ok);
+                Native.cudaWgmmaProbe(mem.upload(a), mem.upload(bt), d, lbo, sbo, blocks, ok, MemorySegment.NULL);
                 int[] okv = mem.downloadInts(ok, blocks);
                 assumeTrue(okv[0] == 1, "this device build has no sm_90a code: wgmma did not run");
                 float[] got = mem.downloadFloats(d, (long) blocks * 4096);
@@ -340,13 +340,66 @@ class CudaBlockKernelsTest {
         }
     }
 
+    /**
+     * The 2:4 warpgroup product wgmma.sp.m64n64k32 (selector 0): A 2:4 along k given as its kept values (K-major core
+     * matrices, as the dense A) and k_prune24's metadata words, each warp's metadata registers laid out as mma.sp.m16n8k32's
+     * (that layout agrees with the H200, run 23); B^T 64 x 32 as four core matrices along K. Against float64 at two
+     * layouts, under every thread order; on a device it checks the model against the hardware. Skipped on a device build
+     * without sm_90a.
+     */
+    @Test
+    void wgmmaSpMatchesItsDefinition() {
+        Random r = new Random(62);
+        int blocks = 3;
+        for (long[] layout : new long[][]{ { 128, 512 }, { 1024, 128 } }) {
+            long lbo = layout[0], sbo = layout[1];
+            short[] kept = bf16(r, blocks * 1024, false), bt = bf16(r, blocks * 2048, false);
+            int[] meta = new int[blocks * 64];
+            int[][] pos = new int[blocks * 64][16];   // the k of each kept value
+            for (int row = 0; row < blocks * 64; row++)
+                for (int g = 0; g < 8; g++) {
+                    int i0 = r.nextInt(3), i1 = i0 + 1 + r.nextInt(3 - i0);   // two positions of 4, increasing
+                    meta[row] |= (i0 | i1 << 2) << (4 * g);
+                    pos[row][2 * g] = 4 * g + i0;
+                    pos[row][2 * g + 1] = 4 * g + i1;
+                }
+            for (int[] o : orders()) {
+                order(o);
+                MemorySegment d = mem.dev(4L * blocks * 4096), ok = mem.dev(4L * blocks);
+                Native.cudaWgmmaProbe(mem.upload(kept), mem.upload(bt), d, lbo, sbo, blocks, ok, mem.upload(meta));
+                assumeTrue(mem.downloadInts(ok, blocks)[0] == 1, "this device build has no sm_90a code: wgmma.sp did not run");
+                float[] got = mem.downloadFloats(d, (long) blocks * 4096);
+                StringBuilder bad = new StringBuilder();
+                int nbad = 0;
+                for (int b = 0; b < blocks; b++)
+                    for (int m = 0; m < 64; m++)
+                        for (int n = 0; n < 64; n++) {
+                            double want = 0, bound = 0;
+                            for (int c = 0; c < 16; c++) {
+                                double t = (double) Bf16.value(kept[b * 1024 + m * 16 + c]) * Bf16.value(bt[b * 2048 + n * 32 + pos[b * 64 + m][c]]);
+                                want += t;
+                                bound += Math.abs(t);
+                            }
+                            float g = got[b * 4096 + m * 64 + n];
+                            if (!(Math.abs(g - want) <= 1e-5 * bound + 1e-30) && nbad++ < 8)
+                                bad.append(String.format(" (block %d, row %d, column %d: %g, want %g)", b, m, n, g, want));
+                        }
+                assertEquals(0, nbad, "wgmma.sp lbo " + lbo + " sbo " + sbo + " order " + o[0] + "/" + o[1] + ": " + nbad + " of "
+                        + blocks * 4096 + " elements differ:" + bad);
+            }
+        }
+    }
+
     /** The probe refuses layouts whose core matrices overlap or leave its shared memory. */
     @Test
     void wgmmaProbeRejectsBadLayouts() {
         MemorySegment a = mem.dev(2048), bt = mem.dev(2048), d = mem.dev(4L * 4096), ok = mem.dev(4);
         for (long[] layout : new long[][]{ { 64, 256 }, { 128, 120 }, { 16, 16 }, { 128, 576 } })
-            assertThrows(IllegalArgumentException.class, () -> Native.cudaWgmmaProbe(a, bt, d, layout[0], layout[1], 1, ok),
+            assertThrows(IllegalArgumentException.class, () -> Native.cudaWgmmaProbe(a, bt, d, layout[0], layout[1], 1, ok, MemorySegment.NULL),
                     "lbo " + layout[0] + " sbo " + layout[1]);
+        // wgmma.sp's B has four core matrices along K: at lbo 128 they reach the next row group 256 bytes on
+        MemorySegment bt32 = mem.dev(4096), meta = mem.dev(256);
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaWgmmaProbe(a, bt32, d, 128, 256, 1, ok, meta));
     }
 
     @Test

@@ -23,40 +23,27 @@ typedef unsigned int u32;
 // finite, small bf16 pairs that differ per lane (the accumulators stay finite over every run below)
 __device__ __forceinline__ u32 pair(u32 lane, u32 i) { return 0x3c003c00u | ((lane * 7u + i) & 0x7fu) | (((lane * 3u + i) & 0x7fu) << 16); }
 
-template <int ACC> __global__ void k_dense(long iters, float *out) {
-    const u32 lane = threadIdx.x & 31;
-    u32 a[4], b[2];
-    for (int i = 0; i < 4; i++) a[i] = pair(lane, i);
-    for (int i = 0; i < 2; i++) b[i] = pair(lane, i + 4);
-    float d[ACC][4];
-    for (int j = 0; j < ACC; j++) for (int k = 0; k < 4; k++) d[j][k] = 0.f;
-    for (long it = 0; it < iters; it++) {
-#pragma unroll
-        for (int j = 0; j < ACC; j++)
-            asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                         : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
-                         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    }
-    float s = 0.f;
-    for (int j = 0; j < ACC; j++) for (int k = 0; k < 4; k++) s += d[j][k];
-    out[blockIdx.x * blockDim.x + threadIdx.x] = s;
-}
-
-template <int ACC> __global__ void k_sparse(long iters, float *out) {
+// SP: mma.sp.m16n8k32 (every group keeps positions 0 and 1: valid, increasing), else mma.m16n8k16 (B's first two registers)
+template <bool SP, int ACC> __global__ void k_mma(long iters, float *out) {
     const u32 lane = threadIdx.x & 31;
     u32 a[4], b[4];
     for (int i = 0; i < 4; i++) a[i] = pair(lane, i);
     for (int i = 0; i < 4; i++) b[i] = pair(lane, i + 4);
-    const u32 e = 0x44444444u;   // every group keeps positions 0 and 1 (valid, increasing)
+    const u32 e = 0x44444444u;
     float d[ACC][4];
     for (int j = 0; j < ACC; j++) for (int k = 0; k < 4; k++) d[j][k] = 0.f;
     for (long it = 0; it < iters; it++) {
 #pragma unroll
         for (int j = 0; j < ACC; j++)
-            asm volatile("mma.sp::ordered_metadata.sync.aligned.m16n8k32.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-                         "{%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;"
-                         : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
-                         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e));
+            if (SP)
+                asm volatile("mma.sp::ordered_metadata.sync.aligned.m16n8k32.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+                             "{%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;"
+                             : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
+                             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e));
+            else
+                asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                             : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
+                             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
     }
     float s = 0.f;
     for (int j = 0; j < ACC; j++) for (int k = 0; k < 4; k++) s += d[j][k];
@@ -158,10 +145,10 @@ int main(int argc, char **argv) {
     float *out;
     CK(cudaMalloc(&out, (size_t) sms * 64 * 32 * sizeof(float)));
     struct { const char *kind; int acc; Kern k; double flop; } ks[] = {
-        { "dense", 2, k_dense<2>, 2.0 * 16 * 8 * 16 }, { "dense", 4, k_dense<4>, 2.0 * 16 * 8 * 16 },
-        { "dense", 8, k_dense<8>, 2.0 * 16 * 8 * 16 },
-        { "sparse", 2, k_sparse<2>, 2.0 * 16 * 8 * 32 }, { "sparse", 4, k_sparse<4>, 2.0 * 16 * 8 * 32 },
-        { "sparse", 8, k_sparse<8>, 2.0 * 16 * 8 * 32 } };
+        { "dense", 2, k_mma<false, 2>, 2.0 * 16 * 8 * 16 }, { "dense", 4, k_mma<false, 4>, 2.0 * 16 * 8 * 16 },
+        { "dense", 8, k_mma<false, 8>, 2.0 * 16 * 8 * 16 },
+        { "sparse", 2, k_mma<true, 2>, 2.0 * 16 * 8 * 32 }, { "sparse", 4, k_mma<true, 4>, 2.0 * 16 * 8 * 32 },
+        { "sparse", 8, k_mma<true, 8>, 2.0 * 16 * 8 * 32 } };
     const int warps[] = { 4, 8, 16, 32 };
     double best[2] = { 0, 0 };
     for (auto &k : ks)

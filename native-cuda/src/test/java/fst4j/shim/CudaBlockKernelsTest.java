@@ -312,31 +312,7 @@ class CudaBlockKernelsTest {
         for (long[] layout : new long[][]{ { 128, 256 }, { 1024, 128 } }) {
             long lbo = layout[0], sbo = layout[1];
             short[] a = bf16(r, blocks * 1024, false), bt = bf16(r, blocks * 1024, false);
-            for (int[] o : orders()) {
-                order(o);
-                MemorySegment d = mem.dev(4L * blocks * 4096), ok = mem.dev(4L * blocks);
-                Native.cudaWgmmaProbe(mem.upload(a), mem.upload(bt), d, lbo, sbo, blocks, ok, MemorySegment.NULL);
-                int[] okv = mem.downloadInts(ok, blocks);
-                assumeTrue(okv[0] == 1, "this device build has no sm_90a code: wgmma did not run");
-                float[] got = mem.downloadFloats(d, (long) blocks * 4096);
-                StringBuilder bad = new StringBuilder();
-                int nbad = 0;
-                for (int b = 0; b < blocks; b++)
-                    for (int m = 0; m < 64; m++)
-                        for (int n = 0; n < 64; n++) {
-                            double want = 0, bound = 0;
-                            for (int k = 0; k < 16; k++) {
-                                double t = (double) Bf16.value(a[b * 1024 + m * 16 + k]) * Bf16.value(bt[b * 1024 + n * 16 + k]);
-                                want += t;
-                                bound += Math.abs(t);
-                            }
-                            float g = got[b * 4096 + m * 64 + n];
-                            if (!(Math.abs(g - want) <= 1e-5 * bound + 1e-30) && nbad++ < 8)
-                                bad.append(String.format(" (block %d, row %d, column %d: %g, want %g)", b, m, n, g, want));
-                        }
-                assertEquals(0, nbad, "wgmma lbo " + lbo + " sbo " + sbo + " order " + o[0] + "/" + o[1] + ": " + nbad + " of "
-                        + blocks * 4096 + " elements differ:" + bad);
-            }
+            assertWgmmaProbe("wgmma", a, bt, 16, null, null, lbo, sbo, blocks);
         }
     }
 
@@ -363,30 +339,42 @@ class CudaBlockKernelsTest {
                     pos[row][2 * g] = 4 * g + i0;
                     pos[row][2 * g + 1] = 4 * g + i1;
                 }
-            for (int[] o : orders()) {
-                order(o);
-                MemorySegment d = mem.dev(4L * blocks * 4096), ok = mem.dev(4L * blocks);
-                Native.cudaWgmmaProbe(mem.upload(kept), mem.upload(bt), d, lbo, sbo, blocks, ok, mem.upload(meta));
-                assumeTrue(mem.downloadInts(ok, blocks)[0] == 1, "this device build has no sm_90a code: wgmma.sp did not run");
-                float[] got = mem.downloadFloats(d, (long) blocks * 4096);
-                StringBuilder bad = new StringBuilder();
-                int nbad = 0;
-                for (int b = 0; b < blocks; b++)
-                    for (int m = 0; m < 64; m++)
-                        for (int n = 0; n < 64; n++) {
-                            double want = 0, bound = 0;
-                            for (int c = 0; c < 16; c++) {
-                                double t = (double) Bf16.value(kept[b * 1024 + m * 16 + c]) * Bf16.value(bt[b * 2048 + n * 32 + pos[b * 64 + m][c]]);
-                                want += t;
-                                bound += Math.abs(t);
-                            }
-                            float g = got[b * 4096 + m * 64 + n];
-                            if (!(Math.abs(g - want) <= 1e-5 * bound + 1e-30) && nbad++ < 8)
-                                bad.append(String.format(" (block %d, row %d, column %d: %g, want %g)", b, m, n, g, want));
+            assertWgmmaProbe("wgmma.sp", kept, bt, 32, meta, pos, lbo, sbo, blocks);
+        }
+    }
+
+    /**
+     * Runs the wgmma probe (meta null: the dense product; else wgmma.sp with these metadata words) on blocks of a (64 x 16
+     * bf16 per block: A, or its kept values) and bt (64 x kb: B^T) under every thread order and compares each of the 64 x 64
+     * outputs with its float64 sum, within the bound of a float32 sum; pos[block * 64 + row][c] is the k of that row's c-th
+     * value (null: c). Skipped where the device build did not run the instruction (no sm_90a); names the first 8 elements
+     * that differ.
+     */
+    private void assertWgmmaProbe(String what, short[] a, short[] bt, int kb, int[] meta, int[][] pos, long lbo, long sbo, int blocks) {
+        for (int[] o : orders()) {
+            order(o);
+            MemorySegment d = mem.dev(4L * blocks * 4096), ok = mem.dev(4L * blocks);
+            Native.cudaWgmmaProbe(mem.upload(a), mem.upload(bt), d, lbo, sbo, blocks, ok, meta == null ? MemorySegment.NULL : mem.upload(meta));
+            assumeTrue(mem.downloadInts(ok, blocks)[0] == 1, "this device build has no sm_90a code: " + what + " did not run");
+            float[] got = mem.downloadFloats(d, (long) blocks * 4096);
+            StringBuilder bad = new StringBuilder();
+            int nbad = 0;
+            for (int b = 0; b < blocks; b++)
+                for (int m = 0; m < 64; m++)
+                    for (int n = 0; n < 64; n++) {
+                        double want = 0, bound = 0;
+                        for (int c = 0; c < 16; c++) {
+                            int k = pos == null ? c : pos[b * 64 + m][c];
+                            double t = (double) Bf16.value(a[b * 1024 + m * 16 + c]) * Bf16.value(bt[(b * 64 + n) * kb + k]);
+                            want += t;
+                            bound += Math.abs(t);
                         }
-                assertEquals(0, nbad, "wgmma.sp lbo " + lbo + " sbo " + sbo + " order " + o[0] + "/" + o[1] + ": " + nbad + " of "
-                        + blocks * 4096 + " elements differ:" + bad);
-            }
+                        float g = got[b * 4096 + m * 64 + n];
+                        if (!(Math.abs(g - want) <= 1e-5 * bound + 1e-30) && nbad++ < 8)
+                            bad.append(String.format(" (block %d, row %d, column %d: %g, want %g)", b, m, n, g, want));
+                    }
+            assertEquals(0, nbad, what + " lbo " + lbo + " sbo " + sbo + " order " + o[0] + "/" + o[1] + ": " + nbad + " of "
+                    + blocks * 4096 + " elements differ:" + bad);
         }
     }
 

@@ -374,32 +374,23 @@ public final class CudaOps {
             try (Tensor sc = unary("gemmLoweredBf16", MUL_SCALAR, beta, c)) { c.copyFrom(sc); }
             return;
         }
-        if (alignLowered && !transposed && k % 8 != 0) {
-            // Eq. 1 with K = C*kh*kw not a multiple of 8 (the stem: 147): W and the lowered rows zero-padded to K8, so
-            // that both bf16 operands' rows start on 16 bytes; cuBLAS otherwise runs an unaligned kernel (run 30, H200:
-            // the stem's Eq. 1 took 0.99 ms). The added terms are products of zeros.
-            long k8 = (k + 7) / 8 * 8;
-            try (Block a16 = bf16Padded(a, m, k8); Block b16 = im2colBf16(low, k8, cols)) {
-                Native.cudaGemmEx(false, false, m, n, k8, 1f, a16.ptr(), Cuda.R_16BF, k8, b16.ptr(), Cuda.R_16BF, cols, beta,
-                        ptr(c), Cuda.R_32F, ldc, false);
-            }
-        } else if (alignLowered && transposed && (ldc % 4 != 0 || n % 4 != 0) && c.isContiguous()) {
-            // Eq. 3 into a dW whose rows are not 16-byte multiples (the stem: [64, 147]): the product into a scratch with
-            // rows of n rounded up to 4 floats, then copied into c (run 30, H200: the unaligned kernel took 2.0 ms there)
-            // (with beta != 0, beta c is added after the product: one more rounding than cuBLAS's epilogue)
-            long n4 = (n + 3) / 4 * 4;
-            try (Tensor t = Tensor.empty(Device.CUDA, DType.F32, m, (int) n4); Tensor tv = t.slice(1, 0, n)) {
-                try (Block a16 = bf16Padded(a, m, k); Block b16 = im2colBf16(low, rows, cols)) {
-                    Native.cudaGemmEx(false, true, m, n, k, 1f, a16.ptr(), Cuda.R_16BF, k, b16.ptr(), Cuda.R_16BF, cols, 0f,
-                            ptr(t), Cuda.R_32F, n4, false);
+        // With alignLowered, operands whose rows do not start on 16 bytes are avoided; cuBLAS otherwise runs unaligned
+        // kernels (run 30, H200: the stem's Eq. 1 0.99 ms and Eq. 3 2.0 ms, K = 147):
+        // - Eq. 1's K is zero-padded to a multiple of 8 in W and the lowered rows (the added terms are products of zeros);
+        // - Eq. 3 into a dW whose rows are not a multiple of 4 floats goes through a scratch with such rows, copied into c
+        //   (with beta != 0, beta c is added after the product: one more rounding than cuBLAS's epilogue).
+        final long kp = alignLowered && !transposed ? (k + 7) / 8 * 8 : k;
+        final boolean scratch = alignLowered && transposed && (ldc % 4 != 0 || n % 4 != 0) && c.isContiguous();
+        final long ldo = scratch ? (n + 3) / 4 * 4 : ldc;
+        try (Tensor t = scratch ? Tensor.empty(Device.CUDA, DType.F32, m, (int) ldo) : null;
+             Block a16 = bf16Padded(a, m, kp); Block b16 = im2colBf16(low, transposed ? rows : kp, cols)) {
+            Native.cudaGemmEx(false, transposed, m, n, kp, 1f, a16.ptr(), Cuda.R_16BF, kp, b16.ptr(), Cuda.R_16BF, cols, scratch ? 0f : beta,
+                    scratch ? ptr(t) : ptr(c), Cuda.R_32F, ldo, false);
+            if (scratch) {
+                try (Tensor tv = t.slice(1, 0, n)) {
+                    if (beta == 0f) c.copyFrom(tv);
+                    else try (Tensor bc = c.mul(beta); Tensor sum = bc.add(tv)) { c.copyFrom(sum); }
                 }
-                if (beta == 0f) c.copyFrom(tv);
-                else try (Tensor bc = c.mul(beta); Tensor sum = bc.add(tv)) { c.copyFrom(sum); }
-            }
-        } else {
-            try (Block a16 = bf16Padded(a, m, k); Block b16 = im2colBf16(low, rows, cols)) {
-                Native.cudaGemmEx(false, transposed, m, n, k, 1f, a16.ptr(), Cuda.R_16BF, k, b16.ptr(), Cuda.R_16BF, cols, beta,
-                        ptr(c), Cuda.R_32F, ldc, false);
             }
         }
         roundOutput(c, m, n, ldc);

@@ -96,9 +96,13 @@ FST_API int fst_spmm24_kblocks(int mode);
  * tests and A/B timing (jmh/NOTES-step-cpu.md v15). */
 FST_API int fst_spmm24_jit(int mode);
 /* Eq. 3 of a convolution (fst_sgemm_lowered with transB) without packing (dot products over the positions) for at most
- * m output rows, else the packing GEMM: m >= 0 sets it, -1 only asks; returns the value in use. Default 32. For A/B
+ * m output rows, else the packing GEMM: m >= 0 sets it, -1 only asks; returns the value in use. Default 128. For A/B
  * timing; the two paths sum in different orders (results within float rounding of each other). */
 FST_API int fst_wgrad_direct_max(int m);
+/* The direct Eq. 3 kernel's chunk of positions, in vectors of 16: vectors > 0 sets it, 0 restores the default (sized
+ * for L1 and L2 from the row count), -1 only asks; returns the setting (0 = default). For tests that cross chunk
+ * boundaries at small sizes; chunks change the order of the sums. */
+FST_API int fst_wgrad_chunk(int vectors);
 /* ---- sparsification overhead kernels (prune.c): fused prune + compress, IR shift + half-K gather ----
  * Magnitude 2:4 as fst4j.sparse.Sparsifier.Magnitude24: in each group of 4 keep the 2 largest |x|, ties to
  * the lower index, NaN counts as the largest (all NaNs equal); pruned entries become +0.0f. The output is

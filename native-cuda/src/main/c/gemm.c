@@ -13,11 +13,16 @@
 #include <pthread.h>
 
 #ifndef FST_WGRAD_MAX_M
-#define FST_WGRAD_MAX_M 32   /* Eq. 3 (transposed lowering) with at most this many rows skips the GEMM's packing */
+#define FST_WGRAD_MAX_M 128  /* Eq. 3 (transposed lowering) with at most this many rows skips the GEMM's packing */
 #endif
 int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *low, float beta,
-                            float *C, int64_t ldc, int nthreads);
+                            float *C, int64_t ldc, int chunk, int nthreads);
 static int wgrad_max_m = FST_WGRAD_MAX_M;
+static int wgrad_chunk = 0;   /* 0: the direct kernel sizes its chunks of positions */
+int fst_wgrad_chunk(int vectors) {
+    if (vectors >= 0) __atomic_store_n(&wgrad_chunk, vectors, __ATOMIC_RELAXED);
+    return __atomic_load_n(&wgrad_chunk, __ATOMIC_RELAXED);
+}
 int fst_wgrad_direct_max(int m) {
     if (m >= 0) __atomic_store_n(&wgrad_max_m, m, __ATOMIC_RELAXED);
     return __atomic_load_n(&wgrad_max_m, __ATOMIC_RELAXED);
@@ -304,7 +309,8 @@ int fst_sgemm_lowered(int transB, int64_t M, float alpha, const float *A, int64_
     if (alpha == 0.0f) { scale_c(0, M, N, beta, C, ldc); return FST_OK; }
     /* Eq. 3 with few output rows: dot products over the positions without packing (wgrad_avx512.c) */
     if (transB && M <= __atomic_load_n(&wgrad_max_m, __ATOMIC_RELAXED) && fst_lowering_plan(-1)) {
-        int r = fst_wgrad_direct_avx512(M, alpha, A, lda, &low, beta, C, ldc, nthreads);
+        int r = fst_wgrad_direct_avx512(M, alpha, A, lda, &low, beta, C, ldc,
+                                        __atomic_load_n(&wgrad_chunk, __ATOMIC_RELAXED), nthreads);
         if (r != 0) return r > 0 ? FST_OK : FST_EINVAL;
     }
     job jb = { 0, transB != 0, A, NULL, lda, 0, K, alpha, beta, C, ldc, M, N, &low };

@@ -247,6 +247,7 @@ public final class Native {
         static final MethodHandle KBLOCKS = bind(LIB, "fst_spmm24_kblocks", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle JIT = bind(LIB, "fst_spmm24_jit", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle WGRAD_MAX = bind(LIB, "fst_wgrad_direct_max", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+        static final MethodHandle WGRAD_CHUNK = bind(LIB, "fst_wgrad_chunk", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
     }
 
     private static int abSwitch(MethodHandle h, int mode) {
@@ -287,6 +288,13 @@ public final class Native {
      * in use. The two paths sum in different orders (results within float rounding); for A/B timings.
      */
     public static int wgradDirectMax(int rows) { return abSwitch(SwitchHandles.WGRAD_MAX, rows); }
+
+    /**
+     * The direct Eq. 3 kernel's chunk of positions (wgrad_avx512.c), in vectors of 16: vectors > 0 sets it, 0 restores
+     * the default (sized for L1 and L2 from the row count), -1 only asks; returns the setting (0 = the default). Chunks
+     * change the order of the sums; tests draw small ones to cross their boundaries at small sizes.
+     */
+    public static int wgradChunk(int vectors) { return abSwitch(SwitchHandles.WGRAD_CHUNK, vectors); }
 
     // ---- batch norm (norm.c); bound on first use ----
 

@@ -29,15 +29,19 @@ class LoweredGemmTest {
     }
 
     /** Runs body in a scope with the given thread count and lowering path (planned or row by row), then restores both. */
-    private static void withSettings(int threads, boolean planned, Runnable body) { withSettings(threads, planned, -1, body); }
+    private static void withSettings(int threads, boolean planned, Runnable body) { withSettings(threads, planned, -1, 0, body); }
 
-    /** wgradMax >= 0: Eq. 3 without packing for up to that many output rows (Native.wgradDirectMax); -1 leaves it. */
-    private static void withSettings(int threads, boolean planned, int wgradMax, Runnable body) {
+    /**
+     * wgradMax >= 0: Eq. 3 without packing for up to that many output rows (Native.wgradDirectMax); -1 leaves it.
+     * chunk: that kernel's chunk of positions in vectors of 16 (Native.wgradChunk; 0 = its own sizing).
+     */
+    private static void withSettings(int threads, boolean planned, int wgradMax, int chunk, Runnable body) {
         int before = Blas.threads();
         boolean plan = Native.loweringPlan(-1);
-        int wgrad = Native.wgradDirectMax(-1);
+        int wgrad = Native.wgradDirectMax(-1), chunkBefore = Native.wgradChunk(-1);
         Native.loweringPlan(planned ? 1 : 0);
         if (wgradMax >= 0) Native.wgradDirectMax(wgradMax);
+        Native.wgradChunk(chunk);
         Blas.setThreads(threads);
         try (Scope sc = Scope.open()) {
             body.run();
@@ -45,6 +49,7 @@ class LoweredGemmTest {
             Blas.setThreads(before);
             Native.loweringPlan(plan ? 1 : 0);
             Native.wgradDirectMax(wgrad);
+            Native.wgradChunk(chunkBefore);
         }
     }
 
@@ -80,10 +85,11 @@ class LoweredGemmTest {
                                    @ForAll @IntRange(min = 1, max = 5) int k, @ForAll @IntRange(min = 1, max = 3) int s,
                                    @ForAll @IntRange(min = 0, max = 2) int p, @ForAll @IntRange(min = 1, max = 70) int m,
                                    @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll boolean planned,
-                                   @ForAll boolean wideDirect, @ForAll long seed) {
+                                   @ForAll boolean wideDirect, @ForAll @IntRange(min = 0, max = 3) int chunk, @ForAll long seed) {
         if (h + 2 * p < k || w + 2 * p < k) return;   // no output position
-        // wideDirect: Eq. 3 without packing for every m drawn here (up to 70 rows), not only the default's 32
-        withSettings(threads, planned, wideDirect ? 70 : 32, () -> {
+        // wideDirect: Eq. 3 without packing for every m drawn here (up to 70 rows), not only 32 (above 32 rows the packing GEMM then runs); chunk 1-3:
+        // that kernel's positions in chunks of 16-48, so that most draws cross chunk boundaries (0: its own sizing)
+        withSettings(threads, planned, wideDirect ? 70 : 32, chunk, () -> {
             Rng r = new Rng(seed);
             Tensor x = r.normal(0, 1, n, c, h, w);
             Lowering low = new Lowering(x, k, k, s, s, p, p);

@@ -106,15 +106,29 @@ extern int fst_spmm24_kblock_mode;                  /* sparse.c: fst_spmm24_kblo
 #define INLINE static inline __attribute__((always_inline))
 typedef float vf __attribute__((vector_size(VL * 4)));
 typedef float vfu __attribute__((vector_size(VL * 4), aligned(4)));
+/* The C update, alpha * acc (+ C or + beta * C), as explicit instructions: written as vector expressions, gcc
+ * contracted them into FMAs differently in the kernel's (mr, nv) instantiations, so with beta other than 0 and 1 the
+ * last columns' bits depended on how threads split the columns (the dense GEMM's order: fma(beta, C, alpha * acc)). */
 #if defined(FST_ISA_AVX512)
 #  define BCAST(x) ((vf)_mm512_set1_ps(x))
 #  define STREAM(p, x) _mm512_stream_ps(p, (__m512)(x))
+#  define XMUL(a, b) ((vf)_mm512_mul_ps((__m512)(a), (__m512)(b)))
+#  define XADD(a, b) ((vf)_mm512_add_ps((__m512)(a), (__m512)(b)))
+#  define XFMA(a, b, c) ((vf)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
 #elif defined(FST_ISA_AVX2)
 #  define BCAST(x) ((vf)_mm256_set1_ps(x))
 #  define STREAM(p, x) _mm256_stream_ps(p, (__m256)(x))
-#else
+#  define XMUL(a, b) ((vf)_mm256_mul_ps((__m256)(a), (__m256)(b)))
+#  define XADD(a, b) ((vf)_mm256_add_ps((__m256)(a), (__m256)(b)))
+#  define XFMA(a, b, c) ((vf)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#  define XFMA1(a, b, c) __builtin_fmaf(a, b, c)
+#else   /* no FMA instructions: nothing to contract */
 #  define BCAST(x) ((vf){ (x), (x), (x), (x) })
 #  define STREAM(p, x) _mm_stream_ps(p, (__m128)(x))
+#  define XMUL(a, b) ((a) * (b))
+#  define XADD(a, b) ((a) + (b))
+#  define XFMA(a, b, c) ((a) * (b) + (c))
+#  define XFMA1(a, b, c) ((a) * (b) + (c))
 #endif
 
 /* Same prototype as declared in sparse.c. buf holds KB * NB floats, 64-byte aligned. mode SPK_QUERY_BUF:
@@ -182,26 +196,26 @@ INLINE void block(const int mr, const int nv, const float *restrict val, int64_t
         float *cp = c + i * ldc;
         _Pragma("GCC unroll 8")
         for (int v = 0; v < nv; v++) {
-            vf r = acc[i][v] * va;
+            vf r = XMUL(acc[i][v], va);
             if (v < nv - 1 || rem == VL) {
                 if (stream) { STREAM(cp + v * VL, r); continue; }
                 vfu *q = (vfu *)(cp + v * VL);
-                if (!first || beta == 1.0f) r += *q;
-                else if (beta != 0.0f) r += vb * *q;
+                if (!first || beta == 1.0f) r = XADD(r, *q);
+                else if (beta != 0.0f) r = XFMA(vb, *q, r);
                 *q = r;
             } else {
 #if defined(FST_ISA_AVX512)
                 const __mmask16 k = (__mmask16)((1u << rem) - 1);
-                if (!first || beta == 1.0f) r += (vf)_mm512_maskz_loadu_ps(k, cp + v * VL);
-                else if (beta != 0.0f) r += vb * (vf)_mm512_maskz_loadu_ps(k, cp + v * VL);
+                if (!first || beta == 1.0f) r = XADD(r, (vf)_mm512_maskz_loadu_ps(k, cp + v * VL));
+                else if (beta != 0.0f) r = XFMA(vb, (vf)_mm512_maskz_loadu_ps(k, cp + v * VL), r);
                 _mm512_mask_storeu_ps(cp + v * VL, k, (__m512)r);
 #else
                 float t[VL];
                 memcpy(t, &r, sizeof t);
                 float *d = cp + v * VL;
-                for (int j = 0; j < rem; j++) {
-                    if (!first || beta == 1.0f) d[j] += t[j];
-                    else if (beta != 0.0f) d[j] = t[j] + beta * d[j];
+                for (int j = 0; j < rem; j++) {   /* as the full vectors: t + C, fma(beta, C, t) */
+                    if (!first || beta == 1.0f) d[j] = t[j] + d[j];
+                    else if (beta != 0.0f) d[j] = XFMA1(beta, d[j], t[j]);
                     else d[j] = t[j];
                 }
 #endif

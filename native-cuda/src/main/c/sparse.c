@@ -32,6 +32,12 @@ int fst_spmm24_range_generic(RANGE_ARGS);
 #ifndef SPK_JIT_MIN_M
 #define SPK_JIT_MIN_M 24          /* ... and, on a materialised B, at least two register blocks of rows */
 #endif
+#ifndef SPK_JIT_MAX_M_B
+#define SPK_JIT_MAX_M_B 32        /* ... and at most this many (64 rows: 0.97-0.99x of the register kernel, NOTES v17) */
+#endif
+#ifndef SPK_JIT_MAX_MK_TAP
+#define SPK_JIT_MAX_MK_TAP 16384  /* tap-major convolutions (Eq. 2 as a convolution of dY): at most this many entries */
+#endif
 #ifndef SPK_JIT_MAX_M
 #define SPK_JIT_MAX_M 64          /* ... and at most this many rows (96-576 rows measured slower, NOTES v15) */
 #endif
@@ -54,7 +60,10 @@ static int set_switch(int *sw, int mode) {
 int fst_spmm24_grouping(int mode) { return set_switch(&fst_spmm24_group_mode, mode); }
 int fst_spmm24_prefetch(int mode) { return set_switch(&fst_spmm24_prefetch_mode, mode); }
 int fst_spmm24_kblocks(int mode) { return set_switch(&fst_spmm24_kblock_mode, mode); }
-int fst_spmm24_jit(int mode) { return set_switch(&fst_spmm24_jit_mode, mode); }
+int fst_spmm24_jit(int mode) {   /* also 2: wherever it fits (v15's rule), for tests and A/B runs */
+    if (mode == 2) __atomic_store_n(&fst_spmm24_jit_mode, 2, __ATOMIC_RELAXED);
+    return set_switch(&fst_spmm24_jit_mode, mode);
+}
 
 static spmm_range_fn spmm_kernel(const char **name) {
     static spmm_range_fn chosen;
@@ -164,9 +173,16 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     const fst_jit24 *jit = NULL;   /* the calling thread's, kept for its next call */
     /* the convolution flavour reads x itself (no lowering), in 32-column pieces of its images */
     const int conv_fits = low && fst_jit24_conv_fits(low);
-    if (strcmp(isa, "avx512") == 0 && __atomic_load_n(&fst_spmm24_jit_mode, __ATOMIC_RELAXED) && N >= SPK_JIT_MIN_N &&
-        (double)M * (double)((K + 3) & ~(int64_t)3) <= SPK_JIT_MAX_MK && M <= SPK_JIT_MAX_M &&
-        (low || M >= SPK_JIT_MIN_M))
+    /* Where it runs (Zen 5, NOTES v17): a materialised B with 24-32 rows (1.13-1.45x of the register kernel; 64 rows
+     * 0.97-0.99x); convolutions it reads straight from x (1.0-1.2x), but not tap-major ones over 16384 entries (64
+     * channels at 32 x 32: 0.93x). Never on a staged lowering (7 x 7 planes, strided: 0.84-0.92x): there the register
+     * kernel, faster since its K blocks were fitted to L1, wins. */
+    const double mk = (double)M * (double)((K + 3) & ~(int64_t)3);
+    const int jit_mode = __atomic_load_n(&fst_spmm24_jit_mode, __ATOMIC_RELAXED);
+    const int jit_shape = jit_mode == 2 ? low || M >= SPK_JIT_MIN_M
+                        : low ? conv_fits && (low->order == 0 || mk <= SPK_JIT_MAX_MK_TAP)
+                              : M >= SPK_JIT_MIN_M && M <= SPK_JIT_MAX_M_B;
+    if (strcmp(isa, "avx512") == 0 && jit_mode && N >= SPK_JIT_MIN_N && mk <= SPK_JIT_MAX_MK && M <= SPK_JIT_MAX_M && jit_shape)
         jit = conv_fits ? fst_jit24_get_conv(M, values, meta, low) : fst_jit24_get(M, K, values, meta, low ? 0 : ldb);
     const int jconv = jit && conv_fits;
     const int64_t pieces = jconv ? low->n * fst_jit24_conv_pieces(jit) : 0;   /* its work units */

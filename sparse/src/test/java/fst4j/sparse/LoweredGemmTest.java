@@ -53,6 +53,14 @@ class LoweredGemmTest {
         }
     }
 
+    /** got == want = S cols up to rounding in another order: relative to |S| |cols| (K up to 540 terms), not to |want|. */
+    private static void closeSparse(Compressed24 cw, Tensor cols, Tensor want, Tensor got, String what) {
+        try (Tensor d = cw.decompress(); Tensor da = d.abs(); Tensor ca = cols.abs(); Tensor scale = Blas.matmul(da, ca)) {
+            double err = TestData.diffNorm(got.toFloatArray(), want.toFloatArray()) / TestData.norm(scale.toFloatArray());
+            assertTrue(err < 1e-6, what + ": error relative to |S||B| " + err);
+        }
+    }
+
     /** The 2:4 kernel with B lowered from low equals it on the materialised cols, for S(a) pruned and compressed. */
     private static void close24(Tensor a, Tensor cols, Lowering low, int threads, String what) {
         try (Compressed24 cw = Compressed24.pruneCompress(a, null, threads)) {
@@ -204,10 +212,32 @@ class LoweredGemmTest {
         try {
             assertEquals(1, Native.spmm24Jit(-1));
             everySetting(13, 37, new int[] {3, 21, 27, 27}, (a, cols, low, t, s) -> {
-                close24(a, cols, low, t, "compiled 37 x 189 x 2187, " + s);
+                close24(a, cols, low, t, "compiled where it measured faster, 37 x 189 x 2187, " + s);
+                Native.spmm24Jit(2);
+                close24(a, cols, low, t, "compiled wherever it fits (staged lowerings too), 37 x 189 x 2187, " + s);
                 Native.spmm24Jit(0);
                 close24(a, cols, low, t, "register kernel 37 x 189 x 2187, " + s);
                 Native.spmm24Jit(1);
+            });
+            // a staged lowering (9-column rows: not read from x) is compiled only in mode 2; K = 540 > any K block, so
+            // the compiled code's bits differ from the register kernel's where it runs
+            everySetting(15, 37, new int[] {26, 60, 9, 9}, (a, cols, low, t, s) -> {
+                try (Compressed24 cw = Compressed24.pruneCompress(a, null, t)) {
+                    Tensor want = Tensor.empty(37, cols.size(1)), def = Tensor.empty(37, cols.size(1));
+                    Tensor all = Tensor.empty(37, cols.size(1)), reg = Tensor.empty(37, cols.size(1));
+                    try (Tensor d = cw.decompress()) { Blas.gemm(1f, d, cols, 0f, want); }
+                    SparseGemm.spmmLowered(cw, low, 0f, def);
+                    Native.spmm24Jit(2);
+                    SparseGemm.spmmLowered(cw, low, 0f, all);
+                    Native.spmm24Jit(0);
+                    SparseGemm.spmmLowered(cw, low, 0f, reg);
+                    Native.spmm24Jit(1);
+                    closeSparse(cw, cols, want, all, "compiled, staged 37 x 540 x 2106, " + s);
+                    closeSparse(cw, cols, want, def, "default, staged 37 x 540 x 2106, " + s);
+                    assertArrayEquals(reg.toFloatArray(), def.toFloatArray(), "a staged lowering takes the register kernel by default, " + s);
+                    if (SparseGemm.isa().equals("avx512"))
+                        assertFalse(java.util.Arrays.equals(reg.toFloatArray(), all.toFloatArray()), "mode 2 did not compile the staged product, " + s);
+                }
             });
         } finally {
             Native.spmm24Jit(1);
@@ -242,6 +272,7 @@ class LoweredGemmTest {
                     try (Compressed24 cw = Compressed24.pruneCompress(a, null, 1)) {
                         Tensor want = Tensor.empty(m, ncols), one = Tensor.empty(m, ncols), two = Tensor.empty(m, ncols);
                         Blas.gemm(1f, cw.decompress(), cols, 0f, want);
+                        Native.spmm24Jit(2);   // wherever it fits: tap-major ones over 16384 entries are not compiled by default
                         SparseGemm.spmmLowered(cw, low, 0f, one);
                         // relative to |S| |im2col| (K up to 540 terms: rounding in another order, not a wrong tap)
                         Tensor scale = Blas.matmul(cw.decompress().abs(), cols.abs());
@@ -252,11 +283,18 @@ class LoweredGemmTest {
                         assertArrayEquals(one.toFloatArray(), two.toFloatArray(), "threads change the bits of " + what);
                         // (where the register kernel takes K in one block, up to 512 rows here, both sum in one order: same bits)
                         if (Native.isa().equals("avx512") && rows > 512) {
-                            Tensor reg = Tensor.empty(m, ncols);
+                            Tensor reg = Tensor.empty(m, ncols), def = Tensor.empty(m, ncols);
                             Native.spmm24Jit(0);
-                            try { SparseGemm.spmmLowered(cw, low, 0f, reg); } finally { Native.spmm24Jit(1); }
+                            SparseGemm.spmmLowered(cw, low, 0f, reg);
+                            Native.spmm24Jit(1);
+                            SparseGemm.spmmLowered(cw, low, 0f, def);
                             assertFalse(java.util.Arrays.equals(one.toFloatArray(), reg.toFloatArray()), "the compiled convolution did not run: " + what);
+                            boolean compiledByDefault = !tapMajor || (long) m * ((rows + 3) / 4 * 4) <= 16384;
+                            assertArrayEquals(compiledByDefault ? one.toFloatArray() : reg.toFloatArray(), def.toFloatArray(),
+                                    "default mode of " + what + " should " + (compiledByDefault ? "" : "not ") + "compile it");
                         }
+                    } finally {
+                        Native.spmm24Jit(1);
                     }
                 });
     }

@@ -120,11 +120,15 @@ class SparseGemmTest {
                     for (int i = 0; i < w.length; i++) assertEquals(w[i], g[i], 1e-4f * Math.max(1f, Math.abs(w[i])), "beta " + beta + " at " + i);
                 }
                 if (SparseGemm.isa().equals("avx512")) {
-                    Tensor jit = Tensor.empty(64, 2333), reg = Tensor.empty(64, 2333);
+                    // 64 rows on a materialised B: compiled only where it fits (mode 2), not by default (mode 1)
+                    Tensor jit = Tensor.empty(64, 2333), reg = Tensor.empty(64, 2333), def = Tensor.empty(64, 2333);
+                    SparseGemm.spmm(1f, c, b, 0f, def, 2);
+                    fst4j.shim.Native.spmm24Jit(2);
                     SparseGemm.spmm(1f, c, b, 0f, jit, 2);
                     fst4j.shim.Native.spmm24Jit(0);
                     SparseGemm.spmm(1f, c, b, 0f, reg, 2);
                     assertFalse(java.util.Arrays.equals(jit.toFloatArray(), reg.toFloatArray()), "the compiled product did not run");
+                    assertArrayEquals(reg.toFloatArray(), def.toFloatArray(), "64 rows on a materialised B take the register kernel by default");
                 }
             }
         } finally {

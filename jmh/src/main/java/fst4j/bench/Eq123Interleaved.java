@@ -1,8 +1,12 @@
 package fst4j.bench;
 
+import fst4j.autograd.Gemm3;
+import fst4j.autograd.SparseConfig;
 import fst4j.shim.Native;
 import fst4j.sparse.Compressed24;
 import fst4j.sparse.SparseGemm;
+import fst4j.tensor.Conv;
+import fst4j.tensor.Lowering;
 import fst4j.tensor.Tensor;
 
 import java.lang.foreign.Arena;
@@ -16,7 +20,8 @@ import java.util.SplittableRandom;
  * {@link Eq123Bench}'s products (same shapes, batch of 8 images, random data, beta = 0) timed interleaved, as
  * {@link StepInterleaved} times training steps: per (equation, shape, thread count), each round gives every variant
  * (OpenBLAS, our dense SGEMM, the 2:4 product on a prepared S, the 2:4 product with the fused prune + compress of the
- * weight inside the timing; for Eq. 3 OpenBLAS, dense and half-K with its gathers) a turn of two calls in an order that
+ * weight inside the timing; for Eq. 3 OpenBLAS, dense and half-K with its gathers, then, as the training step runs it,
+ * dense and FST3_IR's half-K with X lowered from the images) a turn of two calls in an order that
  * rotates from round to round, the second call timed, with a short pause between turns so that OpenBLAS's spinning
  * threads park. Ratios are taken within a round and their median and quartiles over the rounds reported.
  * <p>
@@ -60,7 +65,8 @@ public final class Eq123Interleaved {
                     String[] d = shape.trim().split("x");
                     Cell c = new Cell(Integer.parseInt(d[0]), Integer.parseInt(d[1]), Integer.parseInt(d[2]), threads, blas);
                     try (c) {
-                        for (int eq = 1; eq <= 3; eq++) {
+                        for (int eq = 1; eq <= 4; eq++) {
+                            if (eq == 4 && c.x4 == null) continue;
                             double[][] r = c.measure(eq, rounds, pause);
                             String name = String.format(Locale.ROOT, "Eq. %d %-14s %d thr", eq, shape.trim(), threads);
                             if (eq < 3) {
@@ -73,9 +79,13 @@ public final class Eq123Interleaved {
                                                 + "   [ms: OpenBLAS %.3f, ours %.3f, 2:4 %.3f, 2:4+prune %.3f]%n",
                                         name, q(r[0]), q(r[1]), q(r[2]), q(r[3]), ok ? "  >= 1.5x both" : "",
                                         c.medians[0], c.medians[1], c.medians[2], c.medians[3]);
-                            } else {
+                            } else if (eq == 3) {
                                 System.out.printf(Locale.ROOT, "%s  half-K vs OpenBLAS %s  vs ours %s   [ms: OpenBLAS %.3f, ours %.3f, half-K %.3f]%n",
                                         name, q(r[0]), q(r[1]), c.medians[0], c.medians[1], c.medians[2]);
+                            } else {
+                                System.out.printf(Locale.ROOT, "%s  as the step runs it, X lowered from x %s: FST3_IR half-K (IR shift inside) vs ours %s"
+                                                + "   [ms: ours %.3f, half-K %.3f]%n", String.format(Locale.ROOT, "Eq. 3 %-14s %d thr", shape.trim(), threads),
+                                        c.x4Shape(), q(r[0]), c.medians[0], c.medians[1]);
                             }
                         }
                     }
@@ -93,6 +103,14 @@ public final class Eq123Interleaved {
         final Tensor w, x, dy, y, dx, dw;
         final Compressed24 cw, cwt;
         final Eq123Products p;
+        /**
+         * Eq. 3 as the training step computes it: X = im2col(x4) of the 3x3 "same" convolution these shapes come from
+         * (x4 [8, k/9, H, H], H*H = cols/8), never materialised, through the Eq. 1-3 node itself: DENSE lowers X while
+         * the GEMM runs (or the direct kernel, up to 128 rows); FST3_IR shifts and gathers dY (Eq. 8-10) and lowers only
+         * Eq. 7's kept half of X (every other column; a checkerboard on odd planes). Null where cols or k do not fit.
+         */
+        final Tensor x4;
+        final Gemm3 dense = new Gemm3(SparseConfig.Method.DENSE.config()), fst = new Gemm3(SparseConfig.Method.FST3_IR.config());
         /** Median ms of each variant in the last {@link #measure} (OpenBLAS, ours, 2:4 or half-K[, 2:4 with prune]). */
         double[] medians;
 
@@ -105,6 +123,32 @@ public final class Eq123Interleaved {
             cw = Compressed24.pruneCompress(w, null, threads);
             cwt = Compressed24.pruneCompressTransposed(w, threads);
             p = new Eq123Products(cout, cols, k, seg, threads, w, x, dy, y, dx, dw);
+            int side = (int) Math.round(Math.sqrt(seg));
+            if (k % 9 == 0 && side * side == seg && side >= 3) {
+                try (Tensor flat = Eq123Bench.randomMatrix(r, Eq123Bench.IMAGES, k / 9 * seg)) { x4 = flat.reshape(Eq123Bench.IMAGES, k / 9, side, side); }
+            } else x4 = null;
+        }
+
+        String x4Shape() { return java.util.Arrays.toString(x4.shape()); }
+
+        /** x4's columns as Layers.Conv2d hands them to Gemm3: lowerings of x4, never a materialised im2col. */
+        private Gemm3.Columns columns() {
+            int h = x4.size(2);
+            return new Gemm3.Columns() {
+                public Tensor all() { return Conv.im2col(x4, 3, 1, 1); }
+                public Tensor kept(int[] pos, int images) { return Conv.im2colAt(x4, pos, 3, 3, 1, 1, 1, 1); }
+                public Lowering lowering() { return new Lowering(x4, 3, 3, 1, 1, 1, 1); }
+                public Lowering keptLowering(int[] pos) { return h % 2 == 0 ? new Lowering(x4, 3, 3, 1, 2, 1, 1) : null; }
+                public Gemm3.Checkerboard keptCheckerboard(int[] pos) {
+                    return h % 2 == 1 ? new Gemm3.Checkerboard(new Lowering(x4, 3, 3, 2, 2, 1, 1), new Lowering(x4, 3, 3, 2, 2, 0, 0), h) : null;
+                }
+            };
+        }
+
+        private void eq3Lowered(Gemm3 node) {
+            int before = fst4j.tensor.Blas.threads();
+            fst4j.tensor.Blas.setThreads(threads);
+            try { node.weightGradInto(dy, columns(), seg, dw, 0f); } finally { fst4j.tensor.Blas.setThreads(before); }
         }
 
         /** The variants of equation eq, in the order their ratios are formed in {@link #measure}. */
@@ -112,7 +156,8 @@ public final class Eq123Interleaved {
             return switch (eq) {
                 case 1 -> new Call[]{() -> p.eq1OpenBlas(blas), p::eq1Dense, () -> p.eq1Sparse(cw), p::eq1SparsePrune};
                 case 2 -> new Call[]{() -> p.eq2OpenBlas(blas), p::eq2Dense, () -> p.eq2Sparse(cwt), p::eq2SparsePrune};
-                default -> new Call[]{() -> p.eq3OpenBlas(blas), p::eq3Dense, p::eq3HalfK};
+                case 3 -> new Call[]{() -> p.eq3OpenBlas(blas), p::eq3Dense, p::eq3HalfK};
+                default -> new Call[]{() -> eq3Lowered(dense), () -> eq3Lowered(fst)};
             };
         }
 
@@ -136,12 +181,13 @@ public final class Eq123Interleaved {
             medians = new double[v.length];
             for (int i = 0; i < v.length; i++) medians[i] = median(t[i]);
             if (eq == 3) return new double[][]{ratios(t[0], t[2]), ratios(t[1], t[2])};
+            if (eq == 4) return new double[][]{ratios(t[0], t[1])};
             return new double[][]{ratios(t[0], t[2]), ratios(t[1], t[2]), ratios(t[0], t[3]), ratios(t[1], t[3])};
         }
 
         @Override public void close() {
-            for (AutoCloseable c : new AutoCloseable[]{cwt, cw, dw, dx, y, dy, x, w})
-                try { c.close(); } catch (Exception e) { throw new IllegalStateException(e); }
+            for (AutoCloseable c : new AutoCloseable[]{x4, cwt, cw, dw, dx, y, dy, x, w})
+                if (c != null) try { c.close(); } catch (Exception e) { throw new IllegalStateException(e); }
         }
     }
 

@@ -225,16 +225,19 @@ int fst_prune24_compress_tconv(int64_t cout, int64_t cin, int64_t kk, const floa
     return rc;
 }
 
-/* S(W^T) for output rows r0 .. r0+nr (columns of W), nr <= TB: for every group of 4 rows of W, the group
- * of each output row is computed across the block (vectorised across r), then scattered into the rows. Output row r
- * goes to values row vrow(r) and metadata row mrow(r): row r itself, or with kk > 0 (fst_prune24_compress_tconv with
- * word-aligned taps) the tap segment of A' row r / kk for tap kk-1 - r % kk. */
-#define TB 64
+/* S(W^T) for output rows r0 .. r0+nr (columns of W), nr <= TB, eight groups of 4 rows of W (one metadata word) at a
+ * time: first each group of every output row is computed across the block (vectorised across r, reading each of the 32
+ * rows of W as one run of nr floats), then each output row's 16 values and its metadata word are written in one run.
+ * Until session 25 it took one group at a time over 64 columns and scattered 8 bytes into each of 64 output rows per
+ * group: at 512 x 4608 it read W in 256-byte pieces of rows 18 KB apart, 3x slower than S(W) along K (NOTES v17).
+ * Output row r goes to values row vrow(r) and metadata row mrow(r): row r itself, or with kk > 0
+ * (fst_prune24_compress_tconv with word-aligned taps) the tap segment of A' row r / kk for tap kk-1 - r % kk. */
+#define TB 256
 typedef struct { const float *w; int64_t ldw, cout, K; float *values; int64_t ldv; uint32_t *meta; int64_t ldm, kk; } prune_t_job;
 
 static void CLONES prune_t_block(const prune_t_job *j, int64_t r0, int nr) {
     static const uint32_t zeros[TB];
-    uint32_t word[TB], v0[TB], v1[TB], nb[TB];
+    uint32_t v0[8][TB], v1[8][TB], nb[8][TB];
     ubits *vrow[TB];
     uint32_t *mrow[TB];
     const ubits *restrict w = (const ubits *)j->w;
@@ -248,27 +251,32 @@ static void CLONES prune_t_block(const prune_t_job *j, int64_t r0, int nr) {
         }
         vrow[r] = (ubits *)j->values + vo;
         mrow[r] = j->meta + mo;
-        word[r] = 0;
     }
-    for (int64_t g = 0; g < G; g++) {
-        const ubits *p[4];
-        for (int q = 0; q < 4; q++) p[q] = 4 * g + q < cout ? w + (4 * g + q) * ldw + r0 : zeros;
-        const ubits *restrict p0 = p[0], *restrict p1 = p[1], *restrict p2 = p[2], *restrict p3 = p[3];
-        for (int r = 0; r < nr; r++) {
-            const uint32_t x0 = p0[r], x1 = p1[r], x2 = p2[r], x3 = p3[r];
-            uint32_t m0, m1, m2, m3, u0, u1, b;
-            GROUP24(x0, x1, x2, x3, m0, m1, m2, m3, u0, u1, b);
-            (void)m0; (void)m1; (void)m2; (void)m3;
-            v0[r] = u0; v1[r] = u1; nb[r] = b;
+    for (int64_t g8 = 0; g8 < G; g8 += 8) {
+        const int ng = G - g8 < 8 ? (int)(G - g8) : 8;
+        for (int q = 0; q < ng; q++) {
+            const int64_t g = g8 + q;
+            const ubits *p[4];
+            for (int i = 0; i < 4; i++) p[i] = 4 * g + i < cout ? w + (4 * g + i) * ldw + r0 : zeros;
+            const ubits *restrict p0 = p[0], *restrict p1 = p[1], *restrict p2 = p[2], *restrict p3 = p[3];
+            uint32_t *restrict o0 = v0[q], *restrict o1 = v1[q], *restrict on = nb[q];
+            for (int r = 0; r < nr; r++) {
+                const uint32_t x0 = p0[r], x1 = p1[r], x2 = p2[r], x3 = p3[r];
+                uint32_t m0, m1, m2, m3, u0, u1, b;
+                GROUP24(x0, x1, x2, x3, m0, m1, m2, m3, u0, u1, b);
+                (void)m0; (void)m1; (void)m2; (void)m3;
+                o0[r] = u0; o1[r] = u1; on[r] = b;
+            }
         }
-        const int sh = (int)(4 * (g & 7));
         for (int r = 0; r < nr; r++) {
-            ubits *vr = vrow[r] + 2 * g;
-            vr[0] = v0[r]; vr[1] = v1[r];
-            word[r] |= nb[r] << sh;
-        }
-        if ((g & 7) == 7 || g == G - 1) {
-            for (int r = 0; r < nr; r++) { mrow[r][g >> 3] = word[r]; word[r] = 0; }
+            ubits *restrict vr = vrow[r] + 2 * g8;
+            uint32_t word = 0;
+            for (int q = 0; q < ng; q++) {
+                vr[2 * q] = v0[q][r];
+                vr[2 * q + 1] = v1[q][r];
+                word |= nb[q][r] << (4 * q);
+            }
+            mrow[r][g8 >> 3] = word;
         }
     }
 }

@@ -99,6 +99,15 @@ class NativePruneTest {
         checkPruneT(AWKWARD[ci], k, seed, threads);
     }
 
+    /** S(W^T) over several of the kernel's 256-column blocks (and a last partial one), Cout awkward, 1 and 2 threads. */
+    @Test
+    void pruneCompressTransposedOverSeveralBlocks() {
+        long seed = 5;
+        for (int cout : new int[]{1, 5, 33, 70, 129})
+            for (int k : new int[]{257, 600, 1000})
+                for (int threads = 1; threads <= 2; threads++) checkPruneT(cout, k, seed++, threads);
+    }
+
     /**
      * The fixed patterns' native apply (fst_pattern24) against the host selection, bit for bit: Eq. 7's, and the
      * authors' four (two instances of one seed stepped alike, so each call draws the same pattern), along every axis of
@@ -254,13 +263,13 @@ class NativePruneTest {
 
     /**
      * Cout a multiple of 32 (whole metadata words per tap): S(W^T) is written straight into A' rather than staged and
-     * re-packed; K = Cin*kk over several 64-row blocks, with a last partial one, on 1 and 2 threads.
+     * re-packed; K = Cin*kk within one 256-row block, and over several with a last partial one, on 1 and 2 threads.
      */
     @Test
     void tconvLayoutsWithWordAlignedTapsEqualTheReference() {
         long seed = 11;
         for (int cout : new int[]{32, 64, 96})
-            for (int[] ck : new int[][]{{1, 9}, {15, 9}, {8, 1}, {70, 1}})
+            for (int[] ck : new int[][]{{1, 9}, {15, 9}, {8, 1}, {70, 1}, {40, 9}, {64, 9}, {300, 1}})
                 for (int threads = 1; threads <= 2; threads++) checkTconvLayouts(cout, ck[0], ck[1], threads, seed++);
     }
 

@@ -107,8 +107,8 @@ timeout "$(cap 40)" "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.co
   --select-class fst4j.shim.CudaBlockKernelsTest --reports-dir "$OUT/junit-block" > "$OUT/tests-block.txt" 2>&1
 brc=$?
 log "block-kernel tests exit code $brc ($(grep -hoE '[0-9]+ tests (successful|failed)' "$OUT/tests-block.txt" | tr '\n' ' '))"
-timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
-  --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
+timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Xmx4g -Dfst4j.splt.layoutDir="$OUT/splt-layout" -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
+  --select-class fst4j.shim.CudaSparseLtLayoutTest --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
   --select-class fst4j.shim.CudaMixedPrecisionTest --select-class fst4j.shim.CudaGemmBenchTest \
   --select-class fst4j.tensor.CudaTensorOpsTest --select-class fst4j.tensor.CudaMemoryTest --select-class fst4j.nn.CudaOptimizerTest \
   --select-class fst4j.tensor.CudaSpmmTest --select-class fst4j.tensor.CudaMatmulPrecisionTest \
@@ -226,6 +226,7 @@ PY
   echo "roofline bound of DENSE / FST3_IR (gpu/roofline.py at run 9's H100 rates; native-cuda/CUDA.md):"
   python3 "$here/gpu/roofline.py" 2>/dev/null | grep -E '^(lowered|implicit)' | sed 's/^/  /'
   [ -f "$OUT/mma.txt" ] && { echo "tensor-core ceilings (mma.txt):"; grep -E '^MMA (device|best|FAILED|skipped)' "$OUT/mma.txt" | sed 's/^/  /'; }
+  grep -q 'SPLT LAYOUT' "$OUT/tests.txt" 2>/dev/null && { echo "cuSPARSELt's compressed layout (tests.txt, dumps in splt-layout/):"; grep -hE 'SPLT LAYOUT .*(values in slots|row by row)' "$OUT/tests.txt" | sed 's/^.*SPLT LAYOUT/  /'; }
   [ -f "$OUT/probe.txt" ] && { echo "cuSPARSELt probe (probe.txt):"; grep -E '^(SUMMARY|BEST|best|summary)' "$OUT/probe.txt" | head -20 | sed 's/^/  /'; }
   echo "JUnit (every test in table.txt; here the ones that did not pass):"; grep -v ' pass$' "$OUT/table.txt" | sed 's/^/  /'
   grep -hE 'tests (successful|failed|skipped|aborted)' "$OUT/tests-block.txt" "$OUT/tests.txt" 2>/dev/null | tr -s ' ' | tr '\n' ';'; echo

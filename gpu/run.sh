@@ -9,12 +9,14 @@
 # kernels under its racecheck (racecheck.txt), the convolution benchmark (CudaConvBench, conv.txt: lowered vs implicit
 # GEMMs, dense and 2:4), the GEMM benchmark (CudaGemmBench, gemm.txt), the training-step comparison (gpu/step.sh, step.txt, with each fst4j
 # configuration's kernel profile), the cuSPARSELt layout / algorithm probe (gpu/splt_probe.sh, probe.txt) and the
-# warp-level tensor-core ceilings, mma.sync against mma.sp (gpu/mma_peak.sh, mma.txt, in all.tgz), and prints a short table last. Results of past calls: gpu/results/.
+# warp-level tensor-core ceilings, mma.sync against mma.sp (gpu/mma_peak.sh, mma.txt, in all.tgz), our own GEMM on the
+# warpgroup tensor cores, wgmma and wgmma.sp, against cuBLAS (CudaWgGemmBench, wgg.txt), and prints a short table last.
+# Results of past calls: gpu/results/.
 # Time: the whole run stays within RUN_BUDGET_S (default 480 s; the run tool allows 600 s a call and the session's
 # device time is 15 minutes, machine start included): tests <= 40 + 150 s, convolution benchmark <= 120 s, GEMM
 # benchmark <= 150 s, the step comparison
 # gets what is left (at most 180 s), the probe after it (at most 120 s); memcheck at most 90 s.
-# --only tests,memcheck,conv,gemm,step,probe,mma runs only the named parts (a second, shorter call).
+# --only tests,memcheck,conv,gemm,step,probe,mma,wgg runs only the named parts (a second, shorter call).
 # Needs .gpu/ from gpu/prepare.sh, carried with the run tool:  carry [".gpu"], command "bash gpu/run.sh".
 # Results under $OUT (default .gpu/out). --no-gpu: for a machine without a GPU (checks the script's paths and
 # steps; the kernel tests are then skipped and a missing device is not an error). FORCE_REBUILD=1 rebuilds the
@@ -22,12 +24,12 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-nogpu=0; only="tests,memcheck,conv,gemm,step,probe,mma"
+nogpu=0; only="tests,memcheck,conv,gemm,step,probe,mma,wgg"
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-gpu) nogpu=1 ;;
     --only) only="$2"; shift ;;
-    *) echo "run: unknown argument $1 (--no-gpu, --only tests,memcheck,conv,gemm,step,probe,mma)" >&2; exit 2 ;;
+    *) echo "run: unknown argument $1 (--no-gpu, --only tests,memcheck,conv,gemm,step,probe,mma,wgg)" >&2; exit 2 ;;
   esac; shift
 done
 wants() { [[ ",$only," == *",$1,"* ]]; }
@@ -191,6 +193,13 @@ if wants mma && [ "$nogpu" = 0 ]; then
   log "tensor-core ceilings: $(grep -h '^MMA best' "$OUT/mma.txt" 2>/dev/null || echo 'no result, see mma.txt')"
 fi
 
+# ---- our GEMM on the warpgroup tensor cores, wgmma and wgmma.sp, against cuBLAS bf16 (CudaWgGemmBench, wgg.txt;
+# ResNet-18's conv-as-GEMM shapes at batch 256, each product compared with cuBLAS first), at most 90 s ----
+if wants wgg && [ "$nogpu" = 0 ]; then
+  FST4J_CUDA_SYNC=0 timeout "$(cap 90)" "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" fst4j.shim.CudaWgGemmBench "$OUT/wgg.txt" > "$OUT/wgg-log.txt" 2>&1
+  log "warpgroup GEMM benchmark exit code $?"
+fi
+
 # ---- table, last ----
 python3 - "$OUT/junit" "$OUT/junit-block" <<'PY' > "$OUT/table.txt" 2>&1 || echo "(no JUnit XML report)" > "$OUT/table.txt"
 import glob, sys, xml.etree.ElementTree as ET
@@ -226,6 +235,7 @@ PY
   echo "roofline bound of DENSE / FST3_IR (gpu/roofline.py at run 9's H100 rates; native-cuda/CUDA.md):"
   python3 "$here/gpu/roofline.py" 2>/dev/null | grep -E '^(lowered|implicit)' | sed 's/^/  /'
   [ -f "$OUT/mma.txt" ] && { echo "tensor-core ceilings (mma.txt):"; grep -E '^MMA (device|best|FAILED|skipped)' "$OUT/mma.txt" | sed 's/^/  /'; }
+  [ -f "$OUT/wgg.txt" ] && { echo "warpgroup GEMM, ours against cuBLAS (wgg.txt):"; grep -E '^WGG' "$OUT/wgg.txt" | sed 's/^/  /'; tail -3 "$OUT/wgg-log.txt" 2>/dev/null | sed 's/^/  /'; }
   grep -q 'SPLT LAYOUT' "$OUT/tests.txt" 2>/dev/null && { echo "cuSPARSELt's compressed layout (tests.txt, dumps in splt-layout/):"; grep -hE 'SPLT LAYOUT .*(values in slots|row by row)' "$OUT/tests.txt" | sed 's/^.*SPLT LAYOUT/  /'; }
   [ -f "$OUT/probe.txt" ] && { echo "cuSPARSELt probe (probe.txt):"; grep -E '^(SUMMARY|BEST|best|summary)' "$OUT/probe.txt" | head -20 | sed 's/^/  /'; }
   echo "JUnit (every test in table.txt; here the ones that did not pass):"; grep -v ' pass$' "$OUT/table.txt" | sed 's/^/  /'

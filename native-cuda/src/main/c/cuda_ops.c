@@ -510,6 +510,21 @@ int fst_cuda_wgmma_probe(const uint16_t *a, const uint16_t *bt, float *d, int64_
     return launch_blocks(FST_K_wgprobe, blocks, &k);
 }
 
+int fst_cuda_wggemm(const uint16_t *a, int64_t lda, const uint16_t *bt, int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n,
+                    int64_t k, float alpha, float beta, const uint32_t *meta, int64_t ldm, int *ok) {
+    READY();
+    NUL(!a || !bt || !c || !ok);
+    BAD(m < 0 || n < 0 || k < 0 || m % 64 || n % FST_WGG_BN || k % FST_WGG_BK);
+    BAD(lda < (meta ? k / 2 : k) || ldb < k || ldc < n || (meta && ldm < k / 32) || lda % 8 || ldb % 8);
+    BAD(((uintptr_t)a & 15) || ((uintptr_t)bt & 15));
+    if (m == 0 || n == 0) return FST_OK;
+    BAD(k == 0);
+    OWN(a, ((m - 1) * lda + (meta ? k / 2 : k)) * 2); OWN(bt, ((n - 1) * ldb + k) * 2); OWN(c, ((m - 1) * ldc + n) * 4); OWN(ok, 4);
+    if (meta) OWN(meta, ((m - 1) * ldm + k / 32) * 4);
+    fst_k_wggemm_args g = { a, lda, bt, ldb, c, ldc, m, n, k, n / FST_WGG_BN, alpha, beta, meta, ldm, ok };
+    return launch_blocks(FST_K_wggemm, (m / 64) * (n / FST_WGG_BN), &g);
+}
+
 int fst_cuda_conv_igemm(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
                         int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *wt, int64_t ldw,
                         int64_t cout, float *y, int cfast) {

@@ -1375,6 +1375,116 @@ FST_BD void kb_wgprobe(FstCtx &c, const fst_k_wgprobe_args &a) {
     if (t == 0) a.ok[b] = 1;
 }
 
+/* 16 bytes from global memory into registers and from registers into shared memory */
+FST_BD void ld16(const u16 *p, u32 v[4]) {
+#ifdef __CUDA_ARCH__
+    const uint4 q = *(const uint4 *)p;
+    v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+#else
+    memcpy(v, p, 16);
+#endif
+}
+FST_BD void st16(u16 *p, const u32 v[4]) {
+#ifdef __CUDA_ARCH__
+    *(uint4 *)p = make_uint4(v[0], v[1], v[2], v[3]);
+#else
+    memcpy(p, v, 16);
+#endif
+}
+
+/* A GEMM on the warpgroup tensor cores (fst_k_wggemm_args). Block b: tile (b / ntiles, b % ntiles) of 64 rows x 128
+ * columns of c. Per K slice of 64 each thread moves 16-byte pieces (8 bf16 along K of one row: one row of a core matrix)
+ * of A (dense: 4 per thread; 2:4: 2 of the kept values) and B^T (8 per thread) from global memory into registers while
+ * the tensor cores work on the other stage, then into the core-matrix layout: row r, K group g at (r / 8) * 1024 +
+ * g * 128 + (r % 8) * 16 bytes (A's kept values: 512 bytes every 8 rows, 4 groups). */
+template <bool SP> FST_BD void wgg_load(const fst_k_wggemm_args &a, i64 m0, i64 n0, i64 k0, int t, u32 ra[4][4], u32 rb[8][4], u32 me[4]) {
+    constexpr int PA = SP ? 2 : 4, GA = SP ? 4 : 8;   /* A's pieces per thread, 16-byte groups per row of the slice */
+    FST_UNROLL for (int i = 0; i < PA; i++) {
+        const int p = t + FST_WG_T * i, row = p / GA, g = p % GA;
+        ld16(a.a + (m0 + row) * a.lda + (SP ? k0 / 2 : k0) + 8 * g, ra[i]);
+    }
+    FST_UNROLL for (int i = 0; i < 8; i++) {
+        const int p = t + FST_WG_T * i, row = p / 8, g = p % 8;
+        ld16(a.bt + (n0 + row) * a.ldb + k0 + 8 * g, rb[i]);
+    }
+    if (SP) {   /* the metadata words of this warp's rows q and q + 8 for the slice's two k32 halves (lanes r = 0, 1 use them) */
+        const int w = t >> 5, q = (t & 31) >> 2;
+        FST_UNROLL for (int h = 0; h < 2; h++) {
+            me[2 * h] = a.meta[(m0 + 16 * w + q) * a.ldm + k0 / 32 + h];
+            me[2 * h + 1] = a.meta[(m0 + 16 * w + q + 8) * a.ldm + k0 / 32 + h];
+        }
+    }
+}
+
+template <bool SP> FST_BD void wgg_store(unsigned char *stage, int t, u32 ra[4][4], u32 rb[8][4]) {
+    constexpr int PA = SP ? 2 : 4, GA = SP ? 4 : 8, SBO = SP ? 512 : 1024;
+    u16 *sa = (u16 *)stage, *sb = (u16 *)(stage + 64 * FST_WGG_BK * 2);
+    FST_UNROLL for (int i = 0; i < PA; i++) {
+        const int p = t + FST_WG_T * i, row = p / GA, g = p % GA;
+        st16(sa + ((row / 8) * SBO + g * 128 + (row % 8) * 16) / 2, ra[i]);
+    }
+    FST_UNROLL for (int i = 0; i < 8; i++) {
+        const int p = t + FST_WG_T * i, row = p / 8, g = p % 8;
+        st16(sb + ((row / 8) * 1024 + g * 128 + (row % 8) * 16) / 2, rb[i]);
+    }
+}
+
+template <bool SP> FST_BD void wgg_run(FstCtx &c, const fst_k_wggemm_args &a) {
+    const int t = c.tid(), w = t >> 5, q = (t & 31) >> 2, r = t & 3;
+    const i64 b = c.block(), m0 = (b / a.ntiles) * 64, n0 = (b % a.ntiles) * FST_WGG_BN;
+    float d[2][32];
+    FST_UNROLL for (int h = 0; h < 2; h++)
+        FST_UNROLL for (int i = 0; i < 32; i++) d[h][i] = 0.0f;
+    u32 ra[4][4], rb[8][4], me[4] = {0u, 0u, 0u, 0u}, cur[4] = {0u, 0u, 0u, 0u};
+    const i64 slices = a.k / FST_WGG_BK;
+    wgg_load<SP>(a, m0, n0, 0, t, ra, rb, me);
+    wgg_store<SP>(c.smem, t, ra, rb);
+    c.fence_proxy_async();
+    c.sync();
+    for (i64 s = 0; s < slices; s++) {
+        unsigned char *st = c.smem + (s & 1) * FST_WGG_STAGE;
+        const u16 *sa = (const u16 *)st, *sb = (const u16 *)(st + 64 * FST_WGG_BK * 2);
+        if (SP) FST_UNROLL for (int i = 0; i < 4; i++) cur[i] = me[i];
+        if (s + 1 < slices) wgg_load<SP>(a, m0, n0, (s + 1) * FST_WGG_BK, t, ra, rb, me);   /* in flight during the products */
+        c.wg_fence();
+        if (SP) {
+            FST_UNROLL for (int h = 0; h < 2; h++) {   /* k32 half h of the slice: metadata word h of each row */
+                const u32 e = r < 2 ? sp_meta(cur[2 * h], cur[2 * h + 1], r) : 0u;
+                FST_UNROLL for (int nh = 0; nh < 2; nh++)
+                    c.wgmma_sp64(d[nh], c.wg_desc(sa + h * 128, 128, 512), c.wg_desc(sb + (nh * 8 * 1024 + h * 512) / 2, 128, 1024), e);
+            }
+        } else {
+            FST_UNROLL for (int k16 = 0; k16 < 4; k16++)
+                FST_UNROLL for (int nh = 0; nh < 2; nh++)
+                    c.wgmma64(d[nh], c.wg_desc(sa + k16 * 128, 128, 1024), c.wg_desc(sb + (nh * 8 * 1024 + k16 * 256) / 2, 128, 1024));
+        }
+        c.wg_commit();
+        c.wg_wait0();
+        if (s + 1 < slices) {
+            wgg_store<SP>(c.smem + ((s + 1) & 1) * FST_WGG_STAGE, t, ra, rb);
+            c.fence_proxy_async();
+        }
+        c.sync();
+    }
+    FST_UNROLL for (int nh = 0; nh < 2; nh++)
+        FST_UNROLL for (int j = 0; j < 8; j++)
+            FST_UNROLL for (int x = 0; x < 4; x++) {
+                float *cp = a.c + (m0 + 16 * w + q + 8 * (x >> 1)) * a.ldc + n0 + 64 * nh + 8 * j + 2 * r + (x & 1);
+                const float v = a.alpha * d[nh][4 * j + x];
+                *cp = a.beta == 0.0f ? v : v + a.beta * *cp;
+            }
+}
+
+FST_BD void kb_wggemm(FstCtx &c, const fst_k_wggemm_args &a) {
+    if (!c.wg_available()) {
+        if (c.block() == 0 && c.tid() == 0) a.ok[0] = 0;
+        return;
+    }
+    if (a.meta) wgg_run<true>(c, a);
+    else wgg_run<false>(c, a);
+    if (c.block() == 0 && c.tid() == 0) a.ok[0] = 1;
+}
+
 /* Implicit-GEMM convolution, Eq. 1 (fst_k_igemm_args): block (mt, nt) computes output channels mt*BM.. and output
  * positions nt*BN.. (position j = (image, oh, ow) in NCHW order). For each BK slice of K it stages W's slice (bf16) and
  * the im2col slice (x gathered and rounded to bf16, never written to global memory) in shared memory, then its 8 warps

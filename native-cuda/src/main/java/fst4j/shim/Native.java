@@ -1372,7 +1372,7 @@ public final class Native {
     // ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS): shared memory, barriers, warp shuffles, tensor-core mma ----
 
     private static final class CudaBlockHandles {
-        static final MethodHandle SELFTEST, WGMMA_PROBE, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD, WTAP16, WGRAD_SG;
+        static final MethodHandle SELFTEST, WGMMA_PROBE, WGGEMM, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD, WTAP16, WGRAD_SG;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             IGEMM_TILE = bind(lib, "fst_cuda_igemm_tile", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
@@ -1392,6 +1392,8 @@ public final class Native {
                     ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
             WGMMA_PROBE = bind(lib, "fst_cuda_wgmma_probe", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, ADDRESS, ADDRESS), false);
+            WGGEMM = bind(lib, "fst_cuda_wggemm", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS), false);
             EMU_ORDER = bind(lib, "fst_cuda_emu_order", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), false);
             CONV_IGEMM = bind(lib, "fst_cuda_conv_igemm", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT), false);
@@ -1426,6 +1428,20 @@ public final class Native {
         int rc;
         try { rc = (int) CudaBlockHandles.WGMMA_PROBE.invokeExact(a, bt, d, lbo, sbo, blocks, ok, meta); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_wgmma_probe");
+    }
+
+    /**
+     * A GEMM on Hopper's warpgroup tensor cores (fst4j_kargs.h, fst_k_wggemm_args): c [m, n] float32 = alpha a b + beta c,
+     * a bf16 [m, lda] row-major, b given as B^T bf16 [n, ldb]; with meta (k_prune24's int32 words, [m, ldm]) a holds A's
+     * kept values and the product runs on wgmma.sp (meta NULL: dense). m a multiple of 64, n of 128, k of 64. ok (int32)
+     * = 1 where the instructions ran (0 on a device build without sm_90a).
+     */
+    public static void cudaWggemm(MemorySegment a, long lda, MemorySegment bt, long ldb, MemorySegment c, long ldc, long m, long n, long k,
+                                  float alpha, float beta, MemorySegment meta, long ldm, MemorySegment ok) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaBlockHandles.WGGEMM.invokeExact(a, lda, bt, ldb, c, ldc, m, n, k, alpha, beta, meta, ldm, ok); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_wggemm");
     }
 
     /**

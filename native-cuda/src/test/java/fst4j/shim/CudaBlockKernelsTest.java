@@ -378,6 +378,79 @@ class CudaBlockKernelsTest {
         }
     }
 
+    /**
+     * The GEMM on the warpgroup tensor cores (fst_cuda_wggemm), dense and 2:4, against float64: c = alpha a b + beta c at
+     * 2 x 2 tiles of 64 x 128 and three K slices (so both shared-memory stages are used twice and the next slice is
+     * loaded while one computes), rows of a and B^T padded past k, c with a row stride past n; the 2:4 form with random
+     * kept positions in every group. Every element within the bound of a float32 sum (1e-5 of the sum of |products|);
+     * names the first that differ. Under every thread order on the emulator; skipped on a device build without sm_90a.
+     */
+    @Test
+    void warpgroupGemmMatchesFloat64() {
+        Random r = new Random(71);
+        int m = 128, n = 256, k = 192, lda = k + 8, ldb = k + 16, ldc = n + 4;
+        short[] a = new short[m * lda], bt = new short[n * ldb];
+        for (int i = 0; i < a.length; i++) a[i] = Bf16.of((float) r.nextGaussian());
+        for (int i = 0; i < bt.length; i++) bt[i] = Bf16.of((float) r.nextGaussian());
+        // 2:4: the same rows pruned to random positions, as kept values [m, k / 2] and k_prune24's words [m, k / 32]
+        int ldv = k / 2 + 8, ldm = k / 32 + 1;
+        short[] kept = new short[m * ldv], masked = new short[m * lda];
+        int[] meta = new int[m * ldm];
+        for (int row = 0; row < m; row++)
+            for (int g = 0; g < k / 4; g++) {
+                int i0 = r.nextInt(3), i1 = i0 + 1 + r.nextInt(3 - i0);
+                meta[row * ldm + g / 8] |= (i0 | i1 << 2) << (4 * (g % 8));
+                kept[row * ldv + 2 * g] = a[row * lda + 4 * g + i0];
+                kept[row * ldv + 2 * g + 1] = a[row * lda + 4 * g + i1];
+                masked[row * lda + 4 * g + i0] = a[row * lda + 4 * g + i0];
+                masked[row * lda + 4 * g + i1] = a[row * lda + 4 * g + i1];
+            }
+        float[] c0 = new float[m * ldc];
+        for (int i = 0; i < c0.length; i++) c0[i] = (float) r.nextGaussian();
+        for (boolean sp : new boolean[]{ false, true })
+            for (float beta : new float[]{ 0f, -0.5f })
+                for (int[] o : orders()) {
+                    order(o);
+                    MemorySegment dc = mem.upload(c0), ok = mem.dev(4);
+                    Native.cudaWggemm(mem.upload(sp ? kept : a), sp ? ldv : lda, mem.upload(bt), ldb, dc, ldc, m, n, k, 1.25f, beta,
+                            sp ? mem.upload(meta) : MemorySegment.NULL, ldm, ok);
+                    assumeTrue(mem.downloadInts(ok, 1)[0] == 1, "this device build has no sm_90a code: the warpgroup GEMM did not run");
+                    float[] got = mem.downloadFloats(dc, (long) m * ldc);
+                    short[] ref = sp ? masked : a;
+                    StringBuilder bad = new StringBuilder();
+                    int nbad = 0;
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < ldc; j++) {
+                            double want = c0[i * ldc + j], bound = 0;
+                            if (j < n) {
+                                double s = 0;
+                                for (int q = 0; q < k; q++) {
+                                    double t = (double) Bf16.value(ref[i * lda + q]) * Bf16.value(bt[j * ldb + q]);
+                                    s += t;
+                                    bound += Math.abs(t);
+                                }
+                                want = 1.25 * s + (beta == 0f ? 0 : beta * (double) c0[i * ldc + j]);
+                                bound = 1.25 * bound + Math.abs(beta * c0[i * ldc + j]);
+                            }
+                            float g = got[i * ldc + j];
+                            if (!(Math.abs(g - want) <= 1e-5 * bound) && nbad++ < 8)
+                                bad.append(String.format(" (%d, %d: %g, want %g)", i, j, g, want));
+                        }
+                    assertEquals(0, nbad, (sp ? "2:4" : "dense") + " beta " + beta + " order " + o[0] + "/" + o[1] + ": " + nbad
+                            + " of " + m * ldc + " elements differ:" + bad);
+                }
+    }
+
+    /** The warpgroup GEMM refuses shapes off its tile and slice sizes, and rows that are not 16-byte aligned. */
+    @Test
+    void warpgroupGemmRejectsBadShapes() {
+        MemorySegment a = mem.dev(2L * 128 * 256), bt = mem.dev(2L * 256 * 256), c = mem.dev(4L * 128 * 256), ok = mem.dev(4);
+        long[][] bad = { { 96, 128, 64, 64, 64 }, { 64, 96, 64, 64, 64 }, { 64, 128, 48, 64, 64 }, { 64, 128, 64, 60, 64 }, { 64, 128, 64, 64, 63 } };
+        for (long[] s : bad)   // m, n, k, lda, ldb
+            assertThrows(IllegalArgumentException.class, () -> Native.cudaWggemm(a, s[3], bt, s[4], c, s[1], s[0], s[1], s[2], 1f, 0f,
+                    MemorySegment.NULL, 0, ok), java.util.Arrays.toString(s));
+    }
+
     /** The probe refuses layouts whose core matrices overlap or leave its shared memory. */
     @Test
     void wgmmaProbeRejectsBadLayouts() {

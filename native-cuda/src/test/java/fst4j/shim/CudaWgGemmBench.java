@@ -1,0 +1,130 @@
+package fst4j.shim;
+
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Locale;
+import java.util.Random;
+
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
+/**
+ * Our GEMM on Hopper's warpgroup tensor cores (fst_cuda_wggemm: wgmma, and wgmma.sp on a 2:4 A) against cuBLAS's bf16
+ * GEMM on the same operands, at ResNet-18's (ImageNet) conv-as-GEMM shapes: M = Cout, K = 9 Cin, N = batch x H x W (a
+ * multiple of 128), A = W [M, K] 2:4 along K (random kept positions), B given as B^T [N, K] (an im2col in NHWC order),
+ * fp32 output. Per shape: each product once, compared with cuBLAS (the largest difference relative to the largest
+ * |C|), then CUDA-event timings (median of 10 after 3 warm-up runs). The question it answers: how far the sparse tensor
+ * cores' 1.83-1.87x ceiling (gpu/mma_peak.cu) carries through a whole GEMM of our own, against our dense kernel of the
+ * same design and against cuBLAS. Prints "WGG" lines; {@code --smoke} runs one 64 x 128 x 64 tile (the host emulator).
+ * <p>
+ * {@code java -cp ... fst4j.shim.CudaWgGemmBench [--smoke] [--batch N] [OUTFILE]}
+ */
+public final class CudaWgGemmBench {
+    private CudaWgGemmBench() {}
+
+    private static final int F32 = Cuda.R_32F, BF16 = Cuda.R_16BF;
+
+    public static void main(String[] args) throws Exception {
+        boolean smoke = false;
+        int batch = 256;
+        String outFile = null;
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--smoke")) smoke = true;
+            else if (args[i].equals("--batch") && i + 1 < args.length) batch = Integer.parseInt(args[++i]);
+            else outFile = args[i];
+        }
+        try (PrintStream out = outFile == null ? new PrintStream(System.out, true) : new PrintStream(outFile)) {
+            out.println("WGG device: " + Cuda.status());
+            if (!Cuda.isAvailable()) { out.println("WGG skipped: no CUDA device"); return; }
+            long[][] shapes = smoke ? new long[][]{ { 64, 64, 128 } }
+                    : new long[][]{ { 64, 576, 56 * 56L * batch }, { 128, 1152, 28 * 28L * batch }, { 256, 2304, 14 * 14L * batch }, { 512, 4608, 7 * 7L * batch } };
+            for (long[] s : shapes) run(out, s[0], s[1], s[2] / 128 * 128, smoke ? 1 : 3, smoke ? 2 : 10);
+        }
+    }
+
+    private static void run(PrintStream out, long m, long k, long n, int warmup, int reps) {
+        Random r = new Random(m * 31 + k);
+        try (Arena arena = Arena.ofConfined()) {
+            // A: 2:4 along K, random kept positions, as the dense bf16 (zeros pruned), its kept values and k_prune24's words
+            short[] dense = new short[(int) (m * k)], kept = new short[(int) (m * k / 2)];
+            int[] meta = new int[(int) (m * k / 32)];
+            for (int row = 0; row < m; row++)
+                for (int g = 0; g < k / 4; g++) {
+                    int i0 = r.nextInt(3), i1 = i0 + 1 + r.nextInt(3 - i0);
+                    short v0 = Bf16.of(0.5f + r.nextFloat()), v1 = Bf16.of(-0.5f - r.nextFloat());
+                    dense[(int) (row * k + 4 * g + i0)] = v0;
+                    dense[(int) (row * k + 4 * g + i1)] = v1;
+                    kept[(int) (row * k / 2 + 2 * g)] = v0;
+                    kept[(int) (row * k / 2 + 2 * g + 1)] = v1;
+                    meta[(int) (row * (k / 32) + g / 8)] |= (i0 | i1 << 2) << (4 * (g % 8));
+                }
+            MemorySegment a16 = upload(arena, dense), v16 = upload(arena, kept), dm = upload(arena, meta);
+            // B^T [n, k]: one random block of up to 1M values, repeated
+            long total = n * k, block = Math.min(total, 1 << 20);
+            short[] bb = new short[(int) block];
+            for (int i = 0; i < bb.length; i++) bb[i] = Bf16.of((float) r.nextGaussian());
+            MemorySegment bt = Cuda.malloc(2 * total), blk = upload(arena, bb);
+            for (long off = 0; off < total; off += block) Cuda.copyOnDevice(bt.asSlice(2 * off), blk, 2 * Math.min(block, total - off));
+            MemorySegment cw = Cuda.malloc(4 * m * n), cs = Cuda.malloc(4 * m * n), cb = Cuda.malloc(4 * m * n), ok = Cuda.malloc(4);
+            try {
+                Runnable wgDense = () -> Native.cudaWggemm(a16, k, bt, k, cw, n, m, n, k, 1f, 0f, MemorySegment.NULL, 0, ok);
+                Runnable wgSparse = () -> Native.cudaWggemm(v16, k / 2, bt, k, cs, n, m, n, k, 1f, 0f, dm, k / 32, ok);
+                Runnable cublas = () -> Cuda.gemmEx(false, true, m, n, k, 1f, a16, BF16, k, bt, BF16, k, 0f, cb, F32, n, false);
+                wgDense.run();
+                Cuda.sync();
+                int[] okv = new int[1];
+                MemorySegment h = arena.allocate(4);
+                Cuda.copyToHost(h, ok, 4);
+                okv[0] = h.get(JAVA_INT, 0);
+                String shape = String.format(Locale.ROOT, "%d x %d x %d", m, n, k);
+                if (okv[0] != 1) { out.println("WGG " + shape + ": skipped, this device build has no sm_90a code"); return; }
+                wgSparse.run();
+                cublas.run();
+                Cuda.sync();
+                double dd = maxRelDiff(arena, cw, cb, m * n), ds = maxRelDiff(arena, cs, cb, m * n);
+                double tb = CudaGemmBench.time(warmup, reps, cublas).median(), td = CudaGemmBench.time(warmup, reps, wgDense).median(),
+                       ts = CudaGemmBench.time(warmup, reps, wgSparse).median();
+                double flop = 2.0 * m * n * k;
+                out.printf(Locale.ROOT, "WGG %-22s cuBLAS bf16 %8.3f ms (%5.0f TFLOP/s) | wgmma %8.3f ms (%5.0f) | wgmma.sp %8.3f ms (%5.0f dense-eq)"
+                                + " | sp/dense %.2fx, sp/cuBLAS %.2fx, dense/cuBLAS %.2fx | max diff vs cuBLAS %.1e / %.1e%n",
+                        shape, tb, flop / tb / 1e9, td, flop / td / 1e9, ts, flop / ts / 1e9, td / ts, tb / ts, tb / td, dd, ds);
+            } finally {
+                for (MemorySegment d : new MemorySegment[]{ bt, cw, cs, cb, ok }) Cuda.free(d);
+                for (MemorySegment d : new MemorySegment[]{ a16, v16, dm, blk }) Cuda.free(d);
+            }
+        }
+    }
+
+    /** max |x - y| / max |y| over n floats of two device buffers (fails where the comparison is not finite). */
+    private static double maxRelDiff(Arena arena, MemorySegment x, MemorySegment y, long n) {
+        long step = Math.max(1, n / (1 << 22));   // at most ~4M sampled values
+        MemorySegment hx = arena.allocate(4 * n, 64), hy = arena.allocate(4 * n, 64);
+        Cuda.copyToHost(hx, x, 4 * n);
+        Cuda.copyToHost(hy, y, 4 * n);
+        double diff = 0, scale = 0;
+        for (long i = 0; i < n; i += step) {
+            double a = hx.getAtIndex(JAVA_FLOAT, i), b = hy.getAtIndex(JAVA_FLOAT, i);
+            diff = Math.max(diff, Math.abs(a - b));
+            scale = Math.max(scale, Math.abs(b));
+        }
+        double rel = diff / Math.max(scale, 1e-30);
+        if (!Double.isFinite(rel)) throw new IllegalStateException("warpgroup GEMM: non-finite difference against cuBLAS");
+        return rel;
+    }
+
+    private static MemorySegment upload(Arena arena, short[] v) {
+        MemorySegment h = arena.allocate(2L * v.length, 64), d = Cuda.malloc(2L * v.length);
+        MemorySegment.copy(v, 0, h, JAVA_SHORT, 0, v.length);
+        Cuda.copyToDevice(d, h, 2L * v.length);
+        return d;
+    }
+
+    private static MemorySegment upload(Arena arena, int[] v) {
+        MemorySegment h = arena.allocate(4L * v.length, 64), d = Cuda.malloc(4L * v.length);
+        MemorySegment.copy(v, 0, h, JAVA_INT, 0, v.length);
+        Cuda.copyToDevice(d, h, 4L * v.length);
+        return d;
+    }
+}

@@ -1394,8 +1394,9 @@ FST_BD void st16(u16 *p, const u32 v[4]) {
 
 /* A GEMM on the warpgroup tensor cores (fst_k_wggemm_args). Block b: tile (b / ntiles, b % ntiles) of 64 rows x 128
  * columns of c. Per K slice of 64 each thread moves 16-byte pieces (8 bf16 along K of one row: one row of a core matrix)
- * of A (dense: 4 per thread; 2:4: 2 of the kept values) and B^T (8 per thread) from global memory into registers while
- * the tensor cores work on the other stage, then into the core-matrix layout: row r, K group g at (r / 8) * 1024 +
+ * of A (dense: 4 per thread; 2:4: 2 of the kept values) and B^T (8 per thread) from global memory into registers before
+ * the slice's products are issued, and into the other stage while the tensor cores work on this one, in the
+ * core-matrix layout: row r, K group g at (r / 8) * 1024 +
  * g * 128 + (r % 8) * 16 bytes (A's kept values: 512 bytes every 8 rows, 4 groups). */
 template <bool SP> FST_BD void wgg_load(const fst_k_wggemm_args &a, i64 m0, i64 n0, i64 k0, int t, u32 ra[4][4], u32 rb[8][4], u32 me[4]) {
     constexpr int PA = SP ? 2 : 4, GA = SP ? 4 : 8;   /* A's pieces per thread, 16-byte groups per row of the slice */
@@ -1459,11 +1460,11 @@ template <bool SP> FST_BD void wgg_run(FstCtx &c, const fst_k_wggemm_args &a) {
                     c.wgmma64(d[nh], c.wg_desc(sa + k16 * 128, 128, 1024), c.wg_desc(sb + (nh * 8 * 1024 + k16 * 256) / 2, 128, 1024));
         }
         c.wg_commit();
-        c.wg_wait0();
-        if (s + 1 < slices) {
+        if (s + 1 < slices) {   /* the other stage, while the tensor cores read this one */
             wgg_store<SP>(c.smem + ((s + 1) & 1) * FST_WGG_STAGE, t, ra, rb);
             c.fence_proxy_async();
         }
+        c.wg_wait0();   /* before the next slice's stores overwrite this stage */
         c.sync();
     }
     FST_UNROLL for (int nh = 0; nh < 2; nh++)

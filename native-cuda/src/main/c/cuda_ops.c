@@ -511,10 +511,12 @@ int fst_cuda_wgmma_probe(const uint16_t *a, const uint16_t *bt, float *d, int64_
 }
 
 int fst_cuda_wggemm(const uint16_t *a, int64_t lda, const uint16_t *bt, int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n,
-                    int64_t k, float alpha, float beta, const uint32_t *meta, int64_t ldm, int *ok) {
+                    int64_t k, float alpha, float beta, const uint32_t *meta, int64_t ldm, int *ok, int rows) {
     READY();
     NUL(!a || !bt || !c || !ok);
-    BAD(m < 0 || n < 0 || k < 0 || m % 64 || n % FST_WGG_BN || k % FST_WGG_BK);
+    BAD(rows != 64 && rows != 128);
+    const int64_t bk = rows == 64 ? 64 : 32;   /* the tile's K slice */
+    BAD(m < 0 || n < 0 || k < 0 || m % rows || n % FST_WGG_BN || k % bk);
     BAD(lda < (meta ? k / 2 : k) || ldb < k || ldc < n || (meta && ldm < k / 32) || lda % 8 || ldb % 8);
     BAD(((uintptr_t)a & 15) || ((uintptr_t)bt & 15));
     if (m == 0 || n == 0) return FST_OK;
@@ -522,7 +524,7 @@ int fst_cuda_wggemm(const uint16_t *a, int64_t lda, const uint16_t *bt, int64_t 
     OWN(a, ((m - 1) * lda + (meta ? k / 2 : k)) * 2); OWN(bt, ((n - 1) * ldb + k) * 2); OWN(c, ((m - 1) * ldc + n) * 4); OWN(ok, 4);
     if (meta) OWN(meta, ((m - 1) * ldm + k / 32) * 4);
     fst_k_wggemm_args g = { a, lda, bt, ldb, c, ldc, m, n, k, n / FST_WGG_BN, alpha, beta, meta, ldm, ok };
-    return launch_blocks(FST_K_wggemm, (m / 64) * (n / FST_WGG_BN), &g);
+    return launch_blocks(rows == 64 ? FST_K_wggemm : FST_K_wggemm2, (m / rows) * (n / FST_WGG_BN), &g);
 }
 
 int fst_cuda_conv_igemm(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,

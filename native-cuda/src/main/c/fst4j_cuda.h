@@ -160,10 +160,11 @@ FST_API int fst_cuda_wgmma_probe(const uint16_t *a, const uint16_t *bt, float *d
                                  const uint32_t *meta);
 /* A GEMM on Hopper's warpgroup tensor cores (fst4j_kargs.h, fst_k_wggemm_args): c [m, n] float32 = alpha a b + beta c,
  * a bf16 [m, lda] row-major, b as B^T bf16 [n, ldb]; with meta (k_prune24's words, [m, ldm]) a holds A's kept values
- * ([m, lda >= k / 2]) and the product runs on wgmma.sp. m a multiple of 64, n of 128, k of 64, rows of a and b 16-byte
- * aligned. ok[0] = 1 where the instructions ran (0: a device build without sm_90a, c untouched). */
+ * ([m, lda >= k / 2]) and the product runs on wgmma.sp. rows: the tile, 64 (one warpgroup, K slices of 64) or 128 (two
+ * warpgroups sharing B^T, K slices of 32); m a multiple of rows, n of 128, k of the slice, rows of a and b 16-byte aligned.
+ * ok[0] = 1 where the instructions ran (0: a device build without sm_90a, c untouched). */
 FST_API int fst_cuda_wggemm(const uint16_t *a, int64_t lda, const uint16_t *bt, int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n,
-                            int64_t k, float alpha, float beta, const uint32_t *meta, int64_t ldm, int *ok);
+                            int64_t k, float alpha, float beta, const uint32_t *meta, int64_t ldm, int *ok, int rows);
 /* Emulator only (FST_EUNAVAIL on a device): the order in which the threads of a block run between two barriers and
  * warp operations: 0 reverse (the default), 1 forward, 2 shuffled per round from seed (for the JVM, until set again).
  * FST4J_CUDA_EMU_ORDER=order[:seed] in the environment sets it before the first block kernel runs. */

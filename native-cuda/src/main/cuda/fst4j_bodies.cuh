@@ -1392,76 +1392,86 @@ FST_BD void st16(u16 *p, const u32 v[4]) {
 #endif
 }
 
-/* A GEMM on the warpgroup tensor cores (fst_k_wggemm_args). Block b: tile (b / ntiles, b % ntiles) of 64 rows x 128
- * columns of c. Per K slice of 64 each thread moves 16-byte pieces (8 bf16 along K of one row: one row of a core matrix)
- * of A (dense: 4 per thread; 2:4: 2 of the kept values) and B^T (8 per thread) from global memory into registers before
- * the slice's products are issued, and into the other stage while the tensor cores work on this one, in the
- * core-matrix layout: row r, K group g at (r / 8) * 1024 +
- * g * 128 + (r % 8) * 16 bytes (A's kept values: 512 bytes every 8 rows, 4 groups). */
-template <bool SP> FST_BD void wgg_load(const fst_k_wggemm_args &a, i64 m0, i64 n0, i64 k0, int t, u32 ra[4][4], u32 rb[8][4], u32 me[4]) {
-    constexpr int PA = SP ? 2 : 4, GA = SP ? 4 : 8;   /* A's pieces per thread, 16-byte groups per row of the slice */
-    FST_UNROLL for (int i = 0; i < PA; i++) {
-        const int p = t + FST_WG_T * i, row = p / GA, g = p % GA;
+/* A GEMM on the warpgroup tensor cores (fst_k_wggemm_args), two tile shapes: WGS = 1 warpgroup per block on 64 rows
+ * x 128 columns of c with K slices of 64 (wggemm), or WGS = 2 warpgroups on 128 x 128, sharing each slice of B^T, with K
+ * slices of 32 (wggemm2). Block b: tile (b / ntiles, b % ntiles). Per K slice each thread moves 16-byte pieces (8 bf16
+ * along K of one row: one row of a core matrix) of A (or its kept values) and B^T from global memory into registers
+ * before the slice's products are issued, and into the other stage while the tensor cores work on this one, in the
+ * core-matrix layout: row r, K group g at (r / 8) * SBO + g * 128 + (r % 8) * 16 bytes, SBO = 128 x the row's groups. */
+template <bool SP, int WGS> struct Wgg {
+    static constexpr int T = FST_WG_T * WGS, BM = 64 * WGS, BN = FST_WGG_BN, BK = WGS == 1 ? 64 : 32;
+    static constexpr int GA = SP ? BK / 16 : BK / 8, GB = BK / 8;   /* 16-byte groups per row of the slice: A (kept), B^T */
+    static constexpr int PA = BM * GA / T, PB = BN * GB / T;          /* pieces per thread */
+    static constexpr int SBO_A = GA * 128, SBO_B = GB * 128, STAGE = (BM * GA + BN * GB) * 16;
+    static_assert(PA >= 1 && PB >= 1 && BM * GA % T == 0 && BN * GB % T == 0, "warpgroup GEMM tile");
+};
+
+template <bool SP, int WGS> FST_BD void wgg_load(const fst_k_wggemm_args &a, i64 m0, i64 n0, i64 k0, int t, u32 ra[4][4], u32 rb[8][4], u32 me[4]) {
+    typedef Wgg<SP, WGS> W;
+    FST_UNROLL for (int i = 0; i < W::PA; i++) {
+        const int p = t + W::T * i, row = p / W::GA, g = p % W::GA;
         ld16(a.a + (m0 + row) * a.lda + (SP ? k0 / 2 : k0) + 8 * g, ra[i]);
     }
-    FST_UNROLL for (int i = 0; i < 8; i++) {
-        const int p = t + FST_WG_T * i, row = p / 8, g = p % 8;
+    FST_UNROLL for (int i = 0; i < W::PB; i++) {
+        const int p = t + W::T * i, row = p / W::GB, g = p % W::GB;
         ld16(a.bt + (n0 + row) * a.ldb + k0 + 8 * g, rb[i]);
     }
-    if (SP) {   /* the metadata words of this warp's rows q and q + 8 for the slice's two k32 halves (lanes r = 0, 1 use them) */
+    if (SP) {   /* the metadata words of this warp's rows q and q + 8 for the slice's k32 halves (lanes r = 0, 1 use them) */
         const int w = t >> 5, q = (t & 31) >> 2;
-        FST_UNROLL for (int h = 0; h < 2; h++) {
+        FST_UNROLL for (int h = 0; h < W::BK / 32; h++) {
             me[2 * h] = a.meta[(m0 + 16 * w + q) * a.ldm + k0 / 32 + h];
             me[2 * h + 1] = a.meta[(m0 + 16 * w + q + 8) * a.ldm + k0 / 32 + h];
         }
     }
 }
 
-template <bool SP> FST_BD void wgg_store(unsigned char *stage, int t, u32 ra[4][4], u32 rb[8][4]) {
-    constexpr int PA = SP ? 2 : 4, GA = SP ? 4 : 8, SBO = SP ? 512 : 1024;
-    u16 *sa = (u16 *)stage, *sb = (u16 *)(stage + 64 * FST_WGG_BK * 2);
-    FST_UNROLL for (int i = 0; i < PA; i++) {
-        const int p = t + FST_WG_T * i, row = p / GA, g = p % GA;
-        st16(sa + ((row / 8) * SBO + g * 128 + (row % 8) * 16) / 2, ra[i]);
+template <bool SP, int WGS> FST_BD void wgg_store(unsigned char *stage, int t, u32 ra[4][4], u32 rb[8][4]) {
+    typedef Wgg<SP, WGS> W;
+    u16 *sa = (u16 *)stage, *sb = (u16 *)(stage + W::BM * W::GA * 16);
+    FST_UNROLL for (int i = 0; i < W::PA; i++) {
+        const int p = t + W::T * i, row = p / W::GA, g = p % W::GA;
+        st16(sa + ((row / 8) * W::SBO_A + g * 128 + (row % 8) * 16) / 2, ra[i]);
     }
-    FST_UNROLL for (int i = 0; i < 8; i++) {
-        const int p = t + FST_WG_T * i, row = p / 8, g = p % 8;
-        st16(sb + ((row / 8) * 1024 + g * 128 + (row % 8) * 16) / 2, rb[i]);
+    FST_UNROLL for (int i = 0; i < W::PB; i++) {
+        const int p = t + W::T * i, row = p / W::GB, g = p % W::GB;
+        st16(sb + ((row / 8) * W::SBO_B + g * 128 + (row % 8) * 16) / 2, rb[i]);
     }
 }
 
-template <bool SP> FST_BD void wgg_run(FstCtx &c, const fst_k_wggemm_args &a) {
-    const int t = c.tid(), w = t >> 5, q = (t & 31) >> 2, r = t & 3;
-    const i64 b = c.block(), m0 = (b / a.ntiles) * 64, n0 = (b % a.ntiles) * FST_WGG_BN;
+template <bool SP, int WGS> FST_BD void wgg_run(FstCtx &c, const fst_k_wggemm_args &a) {
+    typedef Wgg<SP, WGS> W;
+    const int t = c.tid(), wg = t >> 7, w = (t >> 5) & 3, q = (t & 31) >> 2, r = t & 3;
+    const i64 b = c.block(), m0 = (b / a.ntiles) * W::BM, n0 = (b % a.ntiles) * W::BN;
     float d[2][32];
     FST_UNROLL for (int h = 0; h < 2; h++)
         FST_UNROLL for (int i = 0; i < 32; i++) d[h][i] = 0.0f;
     u32 ra[4][4], rb[8][4], me[4] = {0u, 0u, 0u, 0u}, cur[4] = {0u, 0u, 0u, 0u};
-    const i64 slices = a.k / FST_WGG_BK;
-    wgg_load<SP>(a, m0, n0, 0, t, ra, rb, me);
-    wgg_store<SP>(c.smem, t, ra, rb);
+    const i64 slices = a.k / W::BK;
+    wgg_load<SP, WGS>(a, m0, n0, 0, t, ra, rb, me);
+    wgg_store<SP, WGS>(c.smem, t, ra, rb);
     c.fence_proxy_async();
     c.sync();
     for (i64 s = 0; s < slices; s++) {
-        unsigned char *st = c.smem + (s & 1) * FST_WGG_STAGE;
-        const u16 *sa = (const u16 *)st, *sb = (const u16 *)(st + 64 * FST_WGG_BK * 2);
+        unsigned char *st = c.smem + (s & 1) * W::STAGE;
+        /* this warpgroup's 64 rows of A: 8 row groups from row group 8 wg */
+        const u16 *sa = (const u16 *)(st + 8 * wg * W::SBO_A), *sb = (const u16 *)(st + W::BM * W::GA * 16);
         if (SP) FST_UNROLL for (int i = 0; i < 4; i++) cur[i] = me[i];
-        if (s + 1 < slices) wgg_load<SP>(a, m0, n0, (s + 1) * FST_WGG_BK, t, ra, rb, me);   /* in flight during the products */
+        if (s + 1 < slices) wgg_load<SP, WGS>(a, m0, n0, (s + 1) * W::BK, t, ra, rb, me);   /* in flight during the products */
         c.wg_fence();
         if (SP) {
-            FST_UNROLL for (int h = 0; h < 2; h++) {   /* k32 half h of the slice: metadata word h of each row */
+            FST_UNROLL for (int h = 0; h < W::BK / 32; h++) {   /* k32 step h of the slice: metadata word h of each row */
                 const u32 e = r < 2 ? sp_meta(cur[2 * h], cur[2 * h + 1], r) : 0u;
                 FST_UNROLL for (int nh = 0; nh < 2; nh++)
-                    c.wgmma_sp64(d[nh], c.wg_desc(sa + h * 128, 128, 512), c.wg_desc(sb + (nh * 8 * 1024 + h * 512) / 2, 128, 1024), e);
+                    c.wgmma_sp64(d[nh], c.wg_desc(sa + h * 128, 128, W::SBO_A), c.wg_desc(sb + (nh * 8 * W::SBO_B + h * 512) / 2, 128, W::SBO_B), e);
             }
         } else {
-            FST_UNROLL for (int k16 = 0; k16 < 4; k16++)
+            FST_UNROLL for (int k16 = 0; k16 < W::BK / 16; k16++)
                 FST_UNROLL for (int nh = 0; nh < 2; nh++)
-                    c.wgmma64(d[nh], c.wg_desc(sa + k16 * 128, 128, 1024), c.wg_desc(sb + (nh * 8 * 1024 + k16 * 256) / 2, 128, 1024));
+                    c.wgmma64(d[nh], c.wg_desc(sa + k16 * 128, 128, W::SBO_A), c.wg_desc(sb + (nh * 8 * W::SBO_B + k16 * 256) / 2, 128, W::SBO_B));
         }
         c.wg_commit();
         if (s + 1 < slices) {   /* the other stage, while the tensor cores read this one */
-            wgg_store<SP>(c.smem + ((s + 1) & 1) * FST_WGG_STAGE, t, ra, rb);
+            wgg_store<SP, WGS>(c.smem + ((s + 1) & 1) * W::STAGE, t, ra, rb);
             c.fence_proxy_async();
         }
         c.wg_wait0();   /* before the next slice's stores overwrite this stage */
@@ -1470,21 +1480,23 @@ template <bool SP> FST_BD void wgg_run(FstCtx &c, const fst_k_wggemm_args &a) {
     FST_UNROLL for (int nh = 0; nh < 2; nh++)
         FST_UNROLL for (int j = 0; j < 8; j++)
             FST_UNROLL for (int x = 0; x < 4; x++) {
-                float *cp = a.c + (m0 + 16 * w + q + 8 * (x >> 1)) * a.ldc + n0 + 64 * nh + 8 * j + 2 * r + (x & 1);
+                float *cp = a.c + (m0 + 64 * wg + 16 * w + q + 8 * (x >> 1)) * a.ldc + n0 + 64 * nh + 8 * j + 2 * r + (x & 1);
                 const float v = a.alpha * d[nh][4 * j + x];
                 *cp = a.beta == 0.0f ? v : v + a.beta * *cp;
             }
 }
 
-FST_BD void kb_wggemm(FstCtx &c, const fst_k_wggemm_args &a) {
+template <int WGS> FST_BD void wgg_kernel(FstCtx &c, const fst_k_wggemm_args &a) {
     if (!c.wg_available()) {
         if (c.block() == 0 && c.tid() == 0) a.ok[0] = 0;
         return;
     }
-    if (a.meta) wgg_run<true>(c, a);
-    else wgg_run<false>(c, a);
+    if (a.meta) wgg_run<true, WGS>(c, a);
+    else wgg_run<false, WGS>(c, a);
     if (c.block() == 0 && c.tid() == 0) a.ok[0] = 1;
 }
+FST_BD void kb_wggemm(FstCtx &c, const fst_k_wggemm_args &a) { wgg_kernel<1>(c, a); }
+FST_BD void kb_wggemm2(FstCtx &c, const fst_k_wggemm_args &a) { wgg_kernel<2>(c, a); }
 
 /* Implicit-GEMM convolution, Eq. 1 (fst_k_igemm_args): block (mt, nt) computes output channels mt*BM.. and output
  * positions nt*BN.. (position j = (image, oh, ow) in NCHW order). For each BK slice of K it stages W's slice (bf16) and

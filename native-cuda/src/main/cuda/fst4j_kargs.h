@@ -200,22 +200,24 @@ typedef struct { const float *ws; int64_t splits, cout, K; float *dw; int64_t ld
 typedef struct { const uint16_t *a, *bt; float *d; int64_t lbo, sbo; int *ok; const uint32_t *meta; } fst_k_wgprobe_args;
 
 /* A GEMM on Hopper's warpgroup tensor cores (sm_90a): c [m, n] float32 = alpha a b + beta c (beta == 0: c not read), a
- * bf16 [m, lda] row-major (K = k columns used), b given as B^T bf16 [n, ldb] (K-major), fp32 accumulation. One warpgroup
- * (FST_WG_T threads) per 64 x 128 tile of c, K in slices of 64 through two shared-memory stages of K-major core matrices
- * (128-byte 8 x 8 blocks: lbo 128 bytes along K, sbo 1024 every 8 rows), eight wgmma.m64n64k16 per slice. The 2:4 form
+ * bf16 [m, lda] row-major (K = k columns used), b given as B^T bf16 [n, ldb] (K-major), fp32 accumulation. wggemm: one
+ * warpgroup (FST_WG_T threads) per 64 x 128 tile of c, K in slices of 64; wggemm2: two warpgroups per 128 x 128 tile
+ * sharing B^T's slice, K in slices of 32; both through two shared-memory stages of K-major core matrices (128-byte 8 x 8
+ * blocks, lbo 128 bytes along K), wgmma.m64n64k16 per warpgroup, 64 x 64 output and 16 of K. The 2:4 form
  * (meta given): a holds A's kept values, bf16 [m, lda >= k / 2] (two per group of 4, in order), meta its positions
  * (k_prune24's words, [m, ldm >= k / 32]), and each slice is four wgmma.sp.m64n64k32 with the metadata registers as
- * mma.sp.m16n8k32's. m a multiple of 64, n of 128, k of 64; the rows 16-byte aligned. ok[0] = 1 where the instructions
+ * mma.sp.m16n8k32's. m a multiple of the tile's rows, n of 128, k of the slice; the rows 16-byte aligned. ok[0] = 1 where the instructions
  * ran (a device built for sm_90a, or the emulator), else 0 and c untouched. */
 #define FST_WGG_BN 128
-#define FST_WGG_BK 64
-#define FST_WGG_STAGE ((64 + FST_WGG_BN) * FST_WGG_BK * 2)
+#define FST_WGG_STAGE ((64 + FST_WGG_BN) * 64 * 2)    /* wggemm: 64 rows of A and 128 of B^T, K slices of 64 */
+#define FST_WGG_STAGE2 ((128 + FST_WGG_BN) * 32 * 2)  /* wggemm2: two warpgroups, 128 rows of A, K slices of 32 */
 typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb; float *c; int64_t ldc, m, n, k, ntiles;
                  float alpha, beta; const uint32_t *meta; int64_t ldm; int *ok; } fst_k_wggemm_args;
 
 /* X(name, argument struct, threads per block, bytes of shared memory) */
 #define FST_BLOCK_KERNELS(X) \
     X(wgprobe, fst_k_wgprobe_args, FST_WG_T, 2 * FST_WG_BOFF) X(wggemm, fst_k_wggemm_args, FST_WG_T, 2 * FST_WGG_STAGE) \
+    X(wggemm2, fst_k_wggemm_args, 2 * FST_WG_T, 2 * FST_WGG_STAGE2) \
     X(selftest, fst_k_selftest_args, FST_SELFTEST_T, FST_SELFTEST_T * 4) \
     X(igemm, fst_k_igemm_args, FST_IG_T, FST_IG_SMEM(64, 128)) X(igemm_m128, fst_k_igemm_args, FST_IG_T, FST_IG_SMEM(128, 64)) \
     X(igemm_sp, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF(64, 128)) X(igemm_sp_m128, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF(128, 64)) \

@@ -1393,7 +1393,7 @@ public final class Native {
             WGMMA_PROBE = bind(lib, "fst_cuda_wgmma_probe", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, ADDRESS, ADDRESS), false);
             WGGEMM = bind(lib, "fst_cuda_wggemm", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
-                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS), false);
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_INT), false);
             EMU_ORDER = bind(lib, "fst_cuda_emu_order", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), false);
             CONV_IGEMM = bind(lib, "fst_cuda_conv_igemm", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT), false);
@@ -1433,14 +1433,15 @@ public final class Native {
     /**
      * A GEMM on Hopper's warpgroup tensor cores (fst4j_kargs.h, fst_k_wggemm_args): c [m, n] float32 = alpha a b + beta c,
      * a bf16 [m, lda] row-major, b given as B^T bf16 [n, ldb]; with meta (k_prune24's int32 words, [m, ldm]) a holds A's
-     * kept values and the product runs on wgmma.sp (meta NULL: dense). m a multiple of 64, n of 128, k of 64. ok (int32)
-     * = 1 where the instructions ran (0 on a device build without sm_90a).
+     * kept values and the product runs on wgmma.sp (meta NULL: dense). n a multiple of 128. ok (int32)
+     * = 1 where the instructions ran (0 on a device build without sm_90a). rows: the tile, 64 (one warpgroup, K slices of
+     * 64) or 128 (two warpgroups sharing B^T, K slices of 32; m a multiple of 128, k of 32).
      */
     public static void cudaWggemm(MemorySegment a, long lda, MemorySegment bt, long ldb, MemorySegment c, long ldc, long m, long n, long k,
-                                  float alpha, float beta, MemorySegment meta, long ldm, MemorySegment ok) {
+                                  float alpha, float beta, MemorySegment meta, long ldm, MemorySegment ok, int rows) {
         cudaEnsure();
         int rc;
-        try { rc = (int) CudaBlockHandles.WGGEMM.invokeExact(a, lda, bt, ldb, c, ldc, m, n, k, alpha, beta, meta, ldm, ok); } catch (Throwable t) { throw rethrow(t); }
+        try { rc = (int) CudaBlockHandles.WGGEMM.invokeExact(a, lda, bt, ldb, c, ldc, m, n, k, alpha, beta, meta, ldm, ok, rows); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_wggemm");
     }
 

@@ -379,9 +379,9 @@ class CudaBlockKernelsTest {
     }
 
     /**
-     * The GEMM on the warpgroup tensor cores (fst_cuda_wggemm), dense and 2:4, against float64: c = alpha a b + beta c at
-     * 2 x 2 tiles of 64 x 128 and three K slices (so both shared-memory stages are used twice and the next slice is
-     * loaded while one computes), rows of a and B^T padded past k, c with a row stride past n; the 2:4 form with random
+     * The GEMM on the warpgroup tensor cores (fst_cuda_wggemm), dense and 2:4, both tiles, against float64: c = alpha a
+     * b + beta c at 2 x 2 tiles of 64 x 128 with three K slices, or 1 x 2 tiles of 128 x 128 (two warpgroups) with six (so
+     * both shared-memory stages are used several times and the next slice is loaded while one computes), rows of a and B^T padded past k, c with a row stride past n; the 2:4 form with random
      * kept positions in every group. Every element within the bound of a float32 sum (1e-5 of the sum of |products|);
      * names the first that differ. Under every thread order on the emulator; skipped on a device build without sm_90a.
      */
@@ -407,13 +407,14 @@ class CudaBlockKernelsTest {
             }
         float[] c0 = new float[m * ldc];
         for (int i = 0; i < c0.length; i++) c0[i] = (float) r.nextGaussian();
+        for (int rows : new int[]{ 64, 128 })
         for (boolean sp : new boolean[]{ false, true })
             for (float beta : new float[]{ 0f, -0.5f })
                 for (int[] o : orders()) {
                     order(o);
                     MemorySegment dc = mem.upload(c0), ok = mem.dev(4);
                     Native.cudaWggemm(mem.upload(sp ? kept : a), sp ? ldv : lda, mem.upload(bt), ldb, dc, ldc, m, n, k, 1.25f, beta,
-                            sp ? mem.upload(meta) : MemorySegment.NULL, ldm, ok);
+                            sp ? mem.upload(meta) : MemorySegment.NULL, ldm, ok, rows);
                     assumeTrue(mem.downloadInts(ok, 1)[0] == 1, "this device build has no sm_90a code: the warpgroup GEMM did not run");
                     float[] got = mem.downloadFloats(dc, (long) m * ldc);
                     short[] ref = sp ? masked : a;
@@ -436,7 +437,7 @@ class CudaBlockKernelsTest {
                             if (!(Math.abs(g - want) <= 1e-5 * bound) && nbad++ < 8)
                                 bad.append(String.format(" (%d, %d: %g, want %g)", i, j, g, want));
                         }
-                    assertEquals(0, nbad, (sp ? "2:4" : "dense") + " beta " + beta + " order " + o[0] + "/" + o[1] + ": " + nbad
+                    assertEquals(0, nbad, (sp ? "2:4" : "dense") + " tile " + rows + " beta " + beta + " order " + o[0] + "/" + o[1] + ": " + nbad
                             + " of " + m * ldc + " elements differ:" + bad);
                 }
     }
@@ -445,10 +446,12 @@ class CudaBlockKernelsTest {
     @Test
     void warpgroupGemmRejectsBadShapes() {
         MemorySegment a = mem.dev(2L * 128 * 256), bt = mem.dev(2L * 256 * 256), c = mem.dev(4L * 128 * 256), ok = mem.dev(4);
-        long[][] bad = { { 96, 128, 64, 64, 64 }, { 64, 96, 64, 64, 64 }, { 64, 128, 48, 64, 64 }, { 64, 128, 64, 60, 64 }, { 64, 128, 64, 64, 63 } };
-        for (long[] s : bad)   // m, n, k, lda, ldb
+        long[][] bad = { { 96, 128, 64, 64, 64, 64 }, { 64, 96, 64, 64, 64, 64 }, { 64, 128, 48, 64, 64, 64 }, { 64, 128, 64, 60, 64, 64 },
+                { 64, 128, 64, 64, 63, 64 }, { 64, 128, 64, 64, 64, 128 }, { 128, 128, 48, 64, 64, 128 }, { 128, 128, 64, 64, 64, 96 } };
+        for (long[] s : bad)   // m, n, k, lda, ldb, rows
             assertThrows(IllegalArgumentException.class, () -> Native.cudaWggemm(a, s[3], bt, s[4], c, s[1], s[0], s[1], s[2], 1f, 0f,
-                    MemorySegment.NULL, 0, ok), java.util.Arrays.toString(s));
+                    MemorySegment.NULL, 0, ok, (int) s[5]), java.util.Arrays.toString(s));
+        Native.cudaWggemm(a, 32, bt, 32, c, 128, 128, 128, 32, 1f, 0f, MemorySegment.NULL, 0, ok, 128);   // k = 32 is one slice of the 128-row tile
     }
 
     /** The probe refuses layouts whose core matrices overlap or leave its shared memory. */

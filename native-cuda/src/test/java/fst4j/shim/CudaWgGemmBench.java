@@ -17,7 +17,8 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  * fp32 output. Per shape: each product once, compared with cuBLAS (the largest difference relative to the largest
  * |C|), then CUDA-event timings (median of 10 after 3 warm-up runs). The question it answers: how far the sparse tensor
  * cores' 1.83-1.87x ceiling (gpu/mma_peak.cu) carries through a whole GEMM of our own, against our dense kernel of the
- * same design and against cuBLAS. Prints "WGG" lines; {@code --smoke} runs one 64 x 128 x 64 tile (the host emulator).
+ * same design and against cuBLAS, with both tiles (64 x 128 on one warpgroup, 128 x 128 on two). Prints "WGG" lines;
+ * {@code --smoke} runs one 128 x 128 x 64 product (the host emulator).
  * <p>
  * {@code java -cp ... fst4j.shim.CudaWgGemmBench [--smoke] [--batch N] [OUTFILE]}
  */
@@ -38,13 +39,17 @@ public final class CudaWgGemmBench {
         try (PrintStream out = outFile == null ? new PrintStream(System.out, true) : new PrintStream(outFile)) {
             out.println("WGG device: " + Cuda.status());
             if (!Cuda.isAvailable()) { out.println("WGG skipped: no CUDA device"); return; }
-            long[][] shapes = smoke ? new long[][]{ { 64, 64, 128 } }
+            long[][] shapes = smoke ? new long[][]{ { 128, 64, 128 } }
                     : new long[][]{ { 64, 576, 56 * 56L * batch }, { 128, 1152, 28 * 28L * batch }, { 256, 2304, 14 * 14L * batch }, { 512, 4608, 7 * 7L * batch } };
             for (long[] s : shapes) run(out, s[0], s[1], s[2] / 128 * 128, smoke ? 1 : 3, smoke ? 2 : 10);
         }
     }
 
     private static void run(PrintStream out, long m, long k, long n, int warmup, int reps) {
+        for (int rows : new int[]{ 64, 128 }) if (m % rows == 0) run(out, m, k, n, warmup, reps, rows);
+    }
+
+    private static void run(PrintStream out, long m, long k, long n, int warmup, int reps, int rows) {
         Random r = new Random(m * 31 + k);
         try (Arena arena = Arena.ofConfined()) {
             // A: 2:4 along K, random kept positions, as the dense bf16 (zeros pruned), its kept values and k_prune24's words
@@ -69,8 +74,8 @@ public final class CudaWgGemmBench {
             for (long off = 0; off < total; off += block) Cuda.copyOnDevice(bt.asSlice(2 * off), blk, 2 * Math.min(block, total - off));
             MemorySegment cw = Cuda.malloc(4 * m * n), cs = Cuda.malloc(4 * m * n), cb = Cuda.malloc(4 * m * n), ok = Cuda.malloc(4);
             try {
-                Runnable wgDense = () -> Native.cudaWggemm(a16, k, bt, k, cw, n, m, n, k, 1f, 0f, MemorySegment.NULL, 0, ok);
-                Runnable wgSparse = () -> Native.cudaWggemm(v16, k / 2, bt, k, cs, n, m, n, k, 1f, 0f, dm, k / 32, ok);
+                Runnable wgDense = () -> Native.cudaWggemm(a16, k, bt, k, cw, n, m, n, k, 1f, 0f, MemorySegment.NULL, 0, ok, rows);
+                Runnable wgSparse = () -> Native.cudaWggemm(v16, k / 2, bt, k, cs, n, m, n, k, 1f, 0f, dm, k / 32, ok, rows);
                 Runnable cublas = () -> Cuda.gemmEx(false, true, m, n, k, 1f, a16, BF16, k, bt, BF16, k, 0f, cb, F32, n, false);
                 wgDense.run();
                 Cuda.sync();
@@ -78,7 +83,7 @@ public final class CudaWgGemmBench {
                 MemorySegment h = arena.allocate(4);
                 Cuda.copyToHost(h, ok, 4);
                 okv[0] = h.get(JAVA_INT, 0);
-                String shape = String.format(Locale.ROOT, "%d x %d x %d", m, n, k);
+                String shape = String.format(Locale.ROOT, "%d x %d x %d tile %d", m, n, k, rows);
                 if (okv[0] != 1) { out.println("WGG " + shape + ": skipped, this device build has no sm_90a code"); return; }
                 wgSparse.run();
                 cublas.run();

@@ -523,8 +523,40 @@ int fst_cuda_wggemm(const uint16_t *a, int64_t lda, const uint16_t *bt, int64_t 
     BAD(k == 0);
     OWN(a, ((m - 1) * lda + (meta ? k / 2 : k)) * 2); OWN(bt, ((n - 1) * ldb + k) * 2); OWN(c, ((m - 1) * ldc + n) * 4); OWN(ok, 4);
     if (meta) OWN(meta, ((m - 1) * ldm + k / 32) * 4);
-    fst_k_wggemm_args g = { a, lda, bt, ldb, c, ldc, m, n, k, n / FST_WGG_BN, alpha, beta, meta, ldm, ok };
+    fst_k_wggemm_args g = { a, lda, bt, ldb, c, ldc, m, n, k, n / FST_WGG_BN, alpha, beta, meta, ldm, ok, NULL, {0}, 0 };
     return launch_blocks(rows == 64 ? FST_K_wggemm : FST_K_wggemm2, (m / rows) * (n / FST_WGG_BN), &g);
+}
+
+int fst_cuda_nhwc16(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, uint16_t *out) {
+    READY();
+    NUL(!x || !out);
+    BAD(n < 0 || c < 0 || h < 0 || w < 0);
+    const int64_t total = n * c * h * w;
+    if (total == 0) return FST_OK;
+    OWN(x, total * 4); OWN(out, total * 2);
+    fst_k_nhwc16_args a = { x, n, c, h, w, out };
+    return launch(FST_K_nhwc16, total, &a);
+}
+
+int fst_cuda_wgconv(const uint16_t *xh, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                    int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *wt, int64_t ldw, int64_t cout, float *y,
+                    float beta, const uint32_t *meta, int64_t ldm, int *ok, int rows) {
+    READY();
+    NUL(!xh || !wt || !y || !ok);
+    BAD(rows != 64 && rows != 128);
+    const int64_t bk = rows == 64 ? 64 : 32, K = kh * kw * c;
+    BAD(n < 0 || c <= 0 || h <= 0 || w <= 0 || kh <= 0 || kw <= 0 || sh <= 0 || sw <= 0 || ph < 0 || pw < 0);
+    BAD(ho != (h + 2 * ph - kh) / sh + 1 || wo != (w + 2 * pw - kw) / sw + 1 || ho <= 0 || wo <= 0);
+    BAD(c % bk || cout <= 0 || cout % rows || ldw % 8 || ldw < (meta ? K / 2 : K) || (meta && ldm < K / 32));
+    BAD(((uintptr_t)xh & 15) || ((uintptr_t)wt & 15));
+    const int64_t npos = n * ho * wo;
+    if (npos == 0) return FST_OK;
+    OWN(xh, n * h * w * c * 2); OWN(wt, ((cout - 1) * ldw + (meta ? K / 2 : K)) * 2); OWN(y, n * cout * ho * wo * 4); OWN(ok, 4);
+    if (meta) OWN(meta, ((cout - 1) * ldm + K / 32) * 4);
+    const int64_t ntiles = (npos + FST_WGG_BN - 1) / FST_WGG_BN;
+    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    fst_k_wggemm_args a = { wt, ldw, NULL, 0, y, 0, cout, ntiles * FST_WGG_BN, K, ntiles, 1.0f, beta, meta, ldm, ok, xh, g, npos };
+    return launch_blocks(rows == 64 ? FST_K_wggemm : FST_K_wggemm2, (cout / rows) * ntiles, &a);
 }
 
 int fst_cuda_conv_igemm(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,

@@ -165,6 +165,16 @@ FST_API int fst_cuda_wgmma_probe(const uint16_t *a, const uint16_t *bt, float *d
  * ok[0] = 1 where the instructions ran (0: a device build without sm_90a, c untouched). */
 FST_API int fst_cuda_wggemm(const uint16_t *a, int64_t lda, const uint16_t *bt, int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n,
                             int64_t k, float alpha, float beta, const uint32_t *meta, int64_t ldm, int *ok, int rows);
+/* out bf16 NHWC [n, h, w, c] = x float32 NCHW [n, c, h, w], rounded to nearest even: the warpgroup convolution's input. */
+FST_API int fst_cuda_nhwc16(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, uint16_t *out);
+/* The convolution form of fst_cuda_wggemm (Eq. 1 as an implicit GEMM on the warpgroup tensor cores): y float32 NCHW
+ * [n, cout, ho, wo] = W x im2col(x) + beta y, with x bf16 NHWC [n, h, w, c] (fst_cuda_nhwc16) gathered one tap's run of
+ * channels at a time as the stages are filled, W bf16 [cout, ldw] with K = kh * kw * c in (kh, kw, c) order
+ * (fst_cuda_wtap16), or with meta its kept values and k_prune24's words along that K (wgmma.sp). rows: the tile (64 or
+ * 128 output channels); c a multiple of the K slice (64 or 32), cout of rows. */
+FST_API int fst_cuda_wgconv(const uint16_t *xh, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                            int64_t ph, int64_t pw, int64_t ho, int64_t wo, const uint16_t *wt, int64_t ldw, int64_t cout, float *y,
+                            float beta, const uint32_t *meta, int64_t ldm, int *ok, int rows);
 /* Emulator only (FST_EUNAVAIL on a device): the order in which the threads of a block run between two barriers and
  * warp operations: 0 reverse (the default), 1 forward, 2 shuffled per round from seed (for the JVM, until set again).
  * FST4J_CUDA_EMU_ORDER=order[:seed] in the environment sets it before the first block kernel runs. */

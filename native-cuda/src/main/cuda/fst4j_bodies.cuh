@@ -1125,6 +1125,12 @@ FST_HD void k_wtap16(i64 i, const fst_k_wtap16_args &a) {
     a.dst[co * a.ldd + j] = bf16_bits(f2u(a.w[(co * a.cin + ci) * a.khw + tap]));
 }
 
+FST_HD void k_nhwc16(i64 i, const fst_k_nhwc16_args &a) {
+    if (i >= a.n * a.c * a.h * a.w) return;
+    const i64 ch = i % a.c, pix = i / a.c, x = pix % a.w, y = (pix / a.w) % a.h, img = pix / (a.w * a.h);
+    a.out[i] = bf16_bits(f2u(a.x[((img * a.c + ch) * a.h + y) * a.w + x]));
+}
+
 FST_HD void k_conv24_t(i64 i, const fst_k_conv24_t_args &a) {
     const i64 hv = a.cout / 2, hm = a.cout / 32, nv = a.cin * a.khw * hv;
     if (i < nv) {
@@ -1412,9 +1418,21 @@ template <bool SP, int WGS> FST_BD void wgg_load(const fst_k_wggemm_args &a, i64
         const int p = t + W::T * i, row = p / W::GA, g = p % W::GA;
         ld16(a.a + (m0 + row) * a.lda + (SP ? k0 / 2 : k0) + 8 * g, ra[i]);
     }
-    FST_UNROLL for (int i = 0; i < W::PB; i++) {
-        const int p = t + W::T * i, row = p / W::GB, g = p % W::GB;
-        ld16(a.bt + (n0 + row) * a.ldb + k0 + 8 * g, rb[i]);
+    if (a.xh) {   /* the convolution form: row n is output position n, slice k0 one tap's run of BK channels */
+        const fst_geom &G = a.g;
+        const i64 tap = k0 / G.c, c0 = k0 - tap * G.c, khi = tap / G.kw, kwi = tap - khi * G.kw, hw = G.ho * G.wo;
+        FST_UNROLL for (int i = 0; i < W::PB; i++) {
+            const int p = t + W::T * i, row = p / W::GB, g = p % W::GB;
+            const i64 n = n0 + row, img = n / hw, pos = n - img * hw, oh = pos / G.wo, ow = pos - oh * G.wo;
+            const i64 ih = oh * G.sh - G.ph + khi, iw = ow * G.sw - G.pw + kwi;
+            if (n < a.npos && ih >= 0 && ih < G.h && iw >= 0 && iw < G.w) ld16(a.xh + ((img * G.h + ih) * G.w + iw) * G.c + c0 + 8 * g, rb[i]);
+            else rb[i][0] = rb[i][1] = rb[i][2] = rb[i][3] = 0u;
+        }
+    } else {
+        FST_UNROLL for (int i = 0; i < W::PB; i++) {
+            const int p = t + W::T * i, row = p / W::GB, g = p % W::GB;
+            ld16(a.bt + (n0 + row) * a.ldb + k0 + 8 * g, rb[i]);
+        }
     }
     if (SP) {   /* the metadata words of this warp's rows q and q + 8 for the slice's k32 halves (lanes r = 0, 1 use them) */
         const int w = t >> 5, q = (t & 31) >> 2;
@@ -1477,10 +1495,19 @@ template <bool SP, int WGS> FST_BD void wgg_run(FstCtx &c, const fst_k_wggemm_ar
         c.wg_wait0();   /* before the next slice's stores overwrite this stage */
         c.sync();
     }
+    const i64 hw = a.g.ho * a.g.wo;
     FST_UNROLL for (int nh = 0; nh < 2; nh++)
         FST_UNROLL for (int j = 0; j < 8; j++)
             FST_UNROLL for (int x = 0; x < 4; x++) {
-                float *cp = a.c + (m0 + 64 * wg + 16 * w + q + 8 * (x >> 1)) * a.ldc + n0 + 64 * nh + 8 * j + 2 * r + (x & 1);
+                const i64 row = m0 + 64 * wg + 16 * w + q + 8 * (x >> 1), col = n0 + 64 * nh + 8 * j + 2 * r + (x & 1);
+                float *cp;
+                if (a.xh) {   /* NCHW: column col is output position (image, pos) */
+                    if (col >= a.npos) continue;
+                    const i64 img = col / hw;
+                    cp = a.c + (img * a.m + row) * hw + (col - img * hw);
+                } else {
+                    cp = a.c + row * a.ldc + col;
+                }
                 const float v = a.alpha * d[nh][4 * j + x];
                 *cp = a.beta == 0.0f ? v : v + a.beta * *cp;
             }

@@ -46,6 +46,9 @@ typedef struct { const float *w; int64_t cout, cin, kh, kw; uint16_t *dst; int64
 /* dst bf16 [cout, ldd] with dst[co][(r*kw + s)*cin + ci] = w[co][ci][r][s] rounded: W with K ordered (kh, kw, c), the
  * implicit GEMM's channels-fastest operand (one tap per 16 of K where cin is a multiple of 16: a cheaper gather) */
 typedef struct { const float *w; int64_t cout, cin, khw; uint16_t *dst; int64_t ldd; } fst_k_wtap16_args;
+/* x float32 NCHW [n, c, h, w] -> out bf16 NHWC [n, h, w, c] (rounded to nearest even): the activation layout of the
+ * warpgroup convolution (wgconv), whose K slices are one tap's run of channels */
+typedef struct { const float *x; int64_t n, c, h, w; uint16_t *out; } fst_k_nhwc16_args;
 /* The 2:4 operand of Eq. 2 of a stride-1 convolution as a convolution of dY (S(W^T), 2:4 along Cout, Cout a multiple of
  * 32): from fst_cuda_prune24_t's kept values vt [cin*kh*kw, cout/2] (float) and metadata mt [cin*kh*kw, cout/32] of W^T,
  * row ci of the tap-reversed weight with K ordered (tap, co): v [cin, kh*kw*cout/2] bf16 and m [cin, kh*kw*cout/32], tap
@@ -212,7 +215,12 @@ typedef struct { const uint16_t *a, *bt; float *d; int64_t lbo, sbo; int *ok; co
 #define FST_WGG_STAGE ((64 + FST_WGG_BN) * 64 * 2)    /* wggemm: 64 rows of A and 128 of B^T, K slices of 64 */
 #define FST_WGG_STAGE2 ((128 + FST_WGG_BN) * 32 * 2)  /* wggemm2: two warpgroups, 128 rows of A, K slices of 32 */
 typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb; float *c; int64_t ldc, m, n, k, ntiles;
-                 float alpha, beta; const uint32_t *meta; int64_t ldm; int *ok; } fst_k_wggemm_args;
+                 float alpha, beta; const uint32_t *meta; int64_t ldm; int *ok;
+                 /* the convolution form (xh not NULL; wgconv): B^T's rows are the output positions n = (image, oh, ow) of a
+                  * convolution of xh (bf16 NHWC [g.n, g.h, g.w, g.c]), gathered as they are staged (zero outside the
+                  * image and past npos = g.n * g.ho * g.wo), K in (kh, kw, c) order (a's layout from fst_cuda_wtap16), and
+                  * c is y float32 NCHW [g.n, m, g.ho, g.wo] */
+                 const uint16_t *xh; fst_geom g; int64_t npos; } fst_k_wggemm_args;
 
 /* X(name, argument struct, threads per block, bytes of shared memory) */
 #define FST_BLOCK_KERNELS(X) \
@@ -247,7 +255,7 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(col2im_bf16_k3, fst_k_col2im_bf16_args) X(col2im_bf16x4_k3, fst_k_col2im_bf16_args)                  \
     X(bf16_unpad_nchw, fst_k_bf16_unpad_nchw_args) X(bf16_unpad_nchw4, fst_k_bf16_unpad_nchw_args)          \
     X(im2col_bf16_s1, fst_k_im2col_bf16_args) X(im2col_bf16_s2, fst_k_im2col_bf16_args) X(by_channel, fst_k_by_channel_args) X(by_channel4, fst_k_by_channel_args) X(prune24_tg, fst_k_prune_args) \
-    X(wflip16, fst_k_wflip16_args) X(conv24_t, fst_k_conv24_t_args) X(splitk_sum, fst_k_splitk_args) X(wtap16, fst_k_wtap16_args) X(sgd_srste, fst_k_sgd_srste_args)
+    X(wflip16, fst_k_wflip16_args) X(conv24_t, fst_k_conv24_t_args) X(splitk_sum, fst_k_splitk_args) X(wtap16, fst_k_wtap16_args) X(sgd_srste, fst_k_sgd_srste_args) X(nhwc16, fst_k_nhwc16_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 #define FST_BLOCK_KERNEL_ENUM(name, args, threads, smem) FST_K_##name,

@@ -1372,7 +1372,7 @@ public final class Native {
     // ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS): shared memory, barriers, warp shuffles, tensor-core mma ----
 
     private static final class CudaBlockHandles {
-        static final MethodHandle SELFTEST, WGMMA_PROBE, WGGEMM, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD, WTAP16, WGRAD_SG;
+        static final MethodHandle SELFTEST, WGMMA_PROBE, WGGEMM, WGCONV, NHWC16, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD, WTAP16, WGRAD_SG;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             IGEMM_TILE = bind(lib, "fst_cuda_igemm_tile", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
@@ -1394,6 +1394,10 @@ public final class Native {
                     JAVA_LONG, ADDRESS, ADDRESS), false);
             WGGEMM = bind(lib, "fst_cuda_wggemm", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_INT), false);
+            WGCONV = bind(lib, "fst_cuda_wgconv", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS,
+                    JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_INT), false);
+            NHWC16 = bind(lib, "fst_cuda_nhwc16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
             EMU_ORDER = bind(lib, "fst_cuda_emu_order", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), false);
             CONV_IGEMM = bind(lib, "fst_cuda_conv_igemm", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT), false);
@@ -1459,6 +1463,31 @@ public final class Native {
         int rc;
         try { rc = (int) CudaBlockHandles.WFLIP16.invokeExact(w, cout, cin, kh, kw, dst, ldd, channelsFastest ? 1 : 0); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_wflip16");
+    }
+
+    /** out bf16 NHWC [n, h, w, c] = x float32 NCHW [n, c, h, w] rounded to nearest even (the warpgroup convolution's input). */
+    public static void cudaNhwc16(MemorySegment x, long n, long c, long h, long w, MemorySegment out) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaBlockHandles.NHWC16.invokeExact(x, n, c, h, w, out); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_nhwc16");
+    }
+
+    /**
+     * Eq. 1 of a convolution on the warpgroup tensor cores (fst_cuda_wgconv): y float32 NCHW [n, cout, ho, wo] = W x
+     * im2col(x) + beta y, x bf16 NHWC [n, h, w, c] ({@link #cudaNhwc16}), W bf16 [cout, ldw] with K in (kh, kw, c) order
+     * ({@link #cudaWtap16}); with meta (k_prune24's words along that K) W's kept values on wgmma.sp. rows: the tile, 64 or
+     * 128 output channels (c a multiple of 64 or 32, cout of rows). ok (int32) = 1 where the instructions ran.
+     */
+    public static void cudaWgconv(MemorySegment xh, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                  long ho, long wo, MemorySegment wt, long ldw, long cout, MemorySegment y, float beta, MemorySegment meta,
+                                  long ldm, MemorySegment ok, int rows) {
+        cudaEnsure();
+        int rc;
+        try {
+            rc = (int) CudaBlockHandles.WGCONV.invokeExact(xh, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, wt, ldw, cout, y, beta, meta, ldm, ok, rows);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_wgconv");
     }
 
     /** dst bf16 [cout, ldd] = w float32 [cout, cin, kh, kw] (contiguous) rounded with K reordered (kh, kw, c), channels fastest. */

@@ -442,6 +442,77 @@ class CudaBlockKernelsTest {
                 }
     }
 
+    /**
+     * Eq. 1 on the warpgroup tensor cores (fst_cuda_wgconv), dense and 2:4, both tiles: x converted to bf16 NHWC on the
+     * device (fst_cuda_nhwc16), W with K in (kh, kw, c) order, against float64 of the same rounded operands, 3x3 convolutions
+     * at stride 1 and 2 with padding (so taps fall outside the image) and a number of positions that is not a multiple of
+     * the 128-position tile, beta 0 and 0.5 into NCHW y. Under every thread order on the emulator.
+     */
+    @Test
+    void warpgroupConvolutionMatchesFloat64() {
+        Random r = new Random(73);
+        int n = 2, c = 64, h = 7, w = 6, k = 3, cout = 128, kk = k * k, K = kk * c;
+        float[] x = new float[n * c * h * w];
+        for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
+        short[] wd = new short[cout * K], kept = new short[cout * K / 2];
+        int[] meta = new int[cout * K / 32];
+        short[] wm = new short[cout * K];   // the 2:4 W, dense with zeros
+        for (int i = 0; i < wd.length; i++) wd[i] = Bf16.of((float) r.nextGaussian());
+        for (int row = 0; row < cout; row++)
+            for (int g = 0; g < K / 4; g++) {
+                int i0 = r.nextInt(3), i1 = i0 + 1 + r.nextInt(3 - i0);
+                meta[row * (K / 32) + g / 8] |= (i0 | i1 << 2) << (4 * (g % 8));
+                kept[row * (K / 2) + 2 * g] = wd[row * K + 4 * g + i0];
+                kept[row * (K / 2) + 2 * g + 1] = wd[row * K + 4 * g + i1];
+                wm[row * K + 4 * g + i0] = wd[row * K + 4 * g + i0];
+                wm[row * K + 4 * g + i1] = wd[row * K + 4 * g + i1];
+            }
+        for (int stride : new int[]{ 1, 2 }) {
+            int ho = (h + 2 - k) / stride + 1, wo = (w + 2 - k) / stride + 1;
+            float[] y0 = new float[n * cout * ho * wo];
+            for (int i = 0; i < y0.length; i++) y0[i] = (float) r.nextGaussian();
+            for (int rows : new int[]{ 64, 128 })
+                for (boolean sp : new boolean[]{ false, true })
+                    for (float beta : new float[]{ 0f, 0.5f })
+                        for (int[] o : orders()) {
+                            order(o);
+                            MemorySegment xh = mem.dev(2L * x.length), y = mem.upload(y0), ok = mem.dev(4);
+                            Native.cudaNhwc16(mem.upload(x), n, c, h, w, xh);
+                            Native.cudaWgconv(xh, n, c, h, w, k, k, stride, stride, 1, 1, ho, wo, mem.upload(sp ? kept : wd), sp ? K / 2 : K, cout, y, beta,
+                                    sp ? mem.upload(meta) : MemorySegment.NULL, K / 32, ok, rows);
+                            assumeTrue(mem.downloadInts(ok, 1)[0] == 1, "this device build has no sm_90a code: the warpgroup convolution did not run");
+                            float[] got = mem.downloadFloats(y, y0.length);
+                            short[] wr = sp ? wm : wd;
+                            StringBuilder bad = new StringBuilder();
+                            int nbad = 0;
+                            for (int img = 0; img < n; img++)
+                                for (int co = 0; co < cout; co++)
+                                    for (int oh = 0; oh < ho; oh++)
+                                        for (int ow = 0; ow < wo; ow++) {
+                                            double sum = 0, bound = 0;
+                                            for (int ki = 0; ki < k; ki++)
+                                                for (int kj = 0; kj < k; kj++) {
+                                                    int ih = oh * stride - 1 + ki, iw = ow * stride - 1 + kj;
+                                                    if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                                                    for (int ci = 0; ci < c; ci++) {
+                                                        double t = (double) Bf16.value(wr[co * K + (ki * k + kj) * c + ci])
+                                                                * Bf16.value(Bf16.of(x[((img * c + ci) * h + ih) * w + iw]));
+                                                        sum += t;
+                                                        bound += Math.abs(t);
+                                                    }
+                                                }
+                                            int idx = ((img * cout + co) * ho + oh) * wo + ow;
+                                            double want = sum + beta * (double) y0[idx];
+                                            bound += Math.abs(beta * y0[idx]);
+                                            if (!(Math.abs(got[idx] - want) <= 1e-5 * bound + 1e-30) && nbad++ < 8)
+                                                bad.append(String.format(" (image %d, channel %d, %d, %d: %g, want %g)", img, co, oh, ow, got[idx], want));
+                                        }
+                            assertEquals(0, nbad, (sp ? "2:4" : "dense") + " stride " + stride + " tile " + rows + " beta " + beta + " order " + o[0]
+                                    + "/" + o[1] + ": " + nbad + " of " + y0.length + " outputs differ:" + bad);
+                        }
+        }
+    }
+
     /** The warpgroup GEMM refuses shapes off its tile and slice sizes, and rows that are not 16-byte aligned. */
     @Test
     void warpgroupGemmRejectsBadShapes() {

@@ -17,8 +17,10 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  * fp32 output. Per shape: each product once, compared with cuBLAS (the largest difference relative to the largest
  * |C|), then CUDA-event timings (median of 10 after 3 warm-up runs). The question it answers: how far the sparse tensor
  * cores' 1.83-1.87x ceiling (gpu/mma_peak.cu) carries through a whole GEMM of our own, against our dense kernel of the
- * same design and against cuBLAS, with both tiles (64 x 128 on one warpgroup, 128 x 128 on two). Prints "WGG" lines;
- * {@code --smoke} runs one 128 x 128 x 64 product (the host emulator).
+ * same design and against cuBLAS, with both tiles (64 x 128 on one warpgroup, 128 x 128 on two); then Eq. 1 of
+ * ResNet-18's stride-1 3x3 layers as implicit GEMMs on the same kernels (fst_cuda_wgconv, x in bf16 NHWC: compare with
+ * cuDNN's channels_last times in native-cuda/CUDA.md, run 25). Prints "WGG" lines; {@code --smoke} runs one 128 x 128 x 64
+ * product and one small convolution (the host emulator).
  * <p>
  * {@code java -cp ... fst4j.shim.CudaWgGemmBench [--smoke] [--batch N] [OUTFILE]}
  */
@@ -42,6 +44,62 @@ public final class CudaWgGemmBench {
             long[][] shapes = smoke ? new long[][]{ { 128, 64, 128 } }
                     : new long[][]{ { 64, 576, 56 * 56L * batch }, { 128, 1152, 28 * 28L * batch }, { 256, 2304, 14 * 14L * batch }, { 512, 4608, 7 * 7L * batch } };
             for (long[] s : shapes) run(out, s[0], s[1], s[2] / 128 * 128, smoke ? 1 : 3, smoke ? 2 : 10);
+            // Eq. 1 as an implicit GEMM on the same tensor cores: 3x3, stride 1, "same" padding, x bf16 NHWC
+            long[][] convs = smoke ? new long[][]{ { 1, 64, 6, 128 } }
+                    : new long[][]{ { batch, 64, 56, 64 }, { batch, 128, 28, 128 }, { batch, 256, 14, 256 }, { batch, 512, 7, 512 } };
+            for (long[] cv : convs) conv(out, cv[0], cv[1], cv[2], cv[3], smoke ? 1 : 3, smoke ? 2 : 10);
+        }
+    }
+
+    /** One stride-1 3x3 convolution (n images, c -> cout channels, h x h): the NHWC conversion, then both tiles, dense and 2:4. */
+    private static void conv(PrintStream out, long n, long c, long h, long cout, int warmup, int reps) {
+        Random r = new Random(c * 7 + h);
+        long kk = 9, K = kk * c, npos = n * h * h;
+        try (Arena arena = Arena.ofConfined()) {
+            short[] dense = new short[(int) (cout * K)], kept = new short[(int) (cout * K / 2)];
+            int[] meta = new int[(int) (cout * K / 32)];
+            for (int row = 0; row < cout; row++)
+                for (int g = 0; g < K / 4; g++) {
+                    int i0 = r.nextInt(3), i1 = i0 + 1 + r.nextInt(3 - i0);
+                    short v0 = Bf16.of(0.5f + r.nextFloat()), v1 = Bf16.of(-0.5f - r.nextFloat());
+                    dense[(int) (row * K + 4 * g + i0)] = v0;
+                    dense[(int) (row * K + 4 * g + i1)] = v1;
+                    kept[(int) (row * K / 2 + 2 * g)] = v0;
+                    kept[(int) (row * K / 2 + 2 * g + 1)] = v1;
+                    meta[(int) (row * (K / 32) + g / 8)] |= (i0 | i1 << 2) << (4 * (g % 8));
+                }
+            MemorySegment w16 = upload(arena, dense), v16 = upload(arena, kept), dm = upload(arena, meta);
+            long total = n * c * h * h, block = Math.min(total, 1 << 20);
+            float[] xb = new float[(int) block];
+            for (int i = 0; i < xb.length; i++) xb[i] = (float) r.nextGaussian();
+            MemorySegment hb = arena.allocate(4 * block, 64);
+            MemorySegment.copy(xb, 0, hb, JAVA_FLOAT, 0, xb.length);
+            MemorySegment x = Cuda.malloc(4 * total), blk = Cuda.malloc(4 * block), xh = Cuda.malloc(2 * total);
+            MemorySegment y = Cuda.malloc(4 * npos * cout), ok = Cuda.malloc(4);
+            try {
+                Cuda.copyToDevice(blk, hb, 4 * block);
+                for (long off = 0; off < total; off += block) Cuda.copyOnDevice(x.asSlice(4 * off), blk, 4 * Math.min(block, total - off));
+                Runnable toNhwc = () -> Native.cudaNhwc16(x, n, c, h, h, xh);
+                toNhwc.run();
+                double flop = 2.0 * npos * cout * K, tn = CudaGemmBench.time(warmup, reps, toNhwc).median();
+                StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "WGG conv %3d -> %3d @%dx%d batch %d: NHWC bf16 copy %.3f ms", c, cout, h, h, n, tn));
+                for (int rows : new int[]{ 64, 128 }) {
+                    if (cout % rows != 0 || c % (rows == 64 ? 64 : 32) != 0) continue;
+                    Runnable d = () -> Native.cudaWgconv(xh, n, c, h, h, 3, 3, 1, 1, 1, 1, h, h, w16, K, cout, y, 0f, MemorySegment.NULL, 0, ok, rows);
+                    Runnable sp = () -> Native.cudaWgconv(xh, n, c, h, h, 3, 3, 1, 1, 1, 1, h, h, v16, K / 2, cout, y, 0f, dm, K / 32, ok, rows);
+                    d.run();
+                    Cuda.sync();
+                    MemorySegment hk = arena.allocate(4);
+                    Cuda.copyToHost(hk, ok, 4);
+                    if (hk.get(JAVA_INT, 0) != 1) { out.println(sb + " | skipped: no sm_90a code"); return; }
+                    double td = CudaGemmBench.time(warmup, reps, d).median(), ts = CudaGemmBench.time(warmup, reps, sp).median();
+                    sb.append(String.format(Locale.ROOT, " | tile %d: wgmma %.3f ms (%.0f TFLOP/s), wgmma.sp %.3f ms (%.0f dense-eq), sp/dense %.2fx",
+                            rows, td, flop / td / 1e9, ts, flop / ts / 1e9, td / ts));
+                }
+                out.println(sb);
+            } finally {
+                for (MemorySegment dv : new MemorySegment[]{ x, blk, xh, y, ok, w16, v16, dm }) Cuda.free(dv);
+            }
         }
     }
 

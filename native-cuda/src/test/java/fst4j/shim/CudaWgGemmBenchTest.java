@@ -28,5 +28,6 @@ class CudaWgGemmBenchTest {
             String[] diffs = line.substring(line.indexOf("max diff vs cuBLAS") + "max diff vs cuBLAS".length()).trim().split(" / ");
             for (String d : diffs) assertTrue(Double.parseDouble(d) < 1e-5, "difference against cuBLAS " + d + ": " + line);
         }
+        assertTrue(text.lines().anyMatch(l -> l.startsWith("WGG conv  64 -> 128 @6x6 batch 1") && l.contains("tile 64") && l.contains("tile 128")), text);
     }
 }

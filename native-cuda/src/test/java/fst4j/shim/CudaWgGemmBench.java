@@ -56,19 +56,8 @@ public final class CudaWgGemmBench {
         Random r = new Random(c * 7 + h);
         long kk = 9, K = kk * c, npos = n * h * h;
         try (Arena arena = Arena.ofConfined()) {
-            short[] dense = new short[(int) (cout * K)], kept = new short[(int) (cout * K / 2)];
-            int[] meta = new int[(int) (cout * K / 32)];
-            for (int row = 0; row < cout; row++)
-                for (int g = 0; g < K / 4; g++) {
-                    int i0 = r.nextInt(3), i1 = i0 + 1 + r.nextInt(3 - i0);
-                    short v0 = Bf16.of(0.5f + r.nextFloat()), v1 = Bf16.of(-0.5f - r.nextFloat());
-                    dense[(int) (row * K + 4 * g + i0)] = v0;
-                    dense[(int) (row * K + 4 * g + i1)] = v1;
-                    kept[(int) (row * K / 2 + 2 * g)] = v0;
-                    kept[(int) (row * K / 2 + 2 * g + 1)] = v1;
-                    meta[(int) (row * (K / 32) + g / 8)] |= (i0 | i1 << 2) << (4 * (g % 8));
-                }
-            MemorySegment w16 = upload(arena, dense), v16 = upload(arena, kept), dm = upload(arena, meta);
+            Sparse24 w = Sparse24.random(r, cout, K);
+            MemorySegment w16 = upload(arena, w.dense()), v16 = upload(arena, w.kept()), dm = upload(arena, w.meta());
             long total = n * c * h * h, block = Math.min(total, 1 << 20);
             float[] xb = new float[(int) block];
             for (int i = 0; i < xb.length; i++) xb[i] = (float) r.nextGaussian();
@@ -110,20 +99,8 @@ public final class CudaWgGemmBench {
     private static void run(PrintStream out, long m, long k, long n, int warmup, int reps, int rows) {
         Random r = new Random(m * 31 + k);
         try (Arena arena = Arena.ofConfined()) {
-            // A: 2:4 along K, random kept positions, as the dense bf16 (zeros pruned), its kept values and k_prune24's words
-            short[] dense = new short[(int) (m * k)], kept = new short[(int) (m * k / 2)];
-            int[] meta = new int[(int) (m * k / 32)];
-            for (int row = 0; row < m; row++)
-                for (int g = 0; g < k / 4; g++) {
-                    int i0 = r.nextInt(3), i1 = i0 + 1 + r.nextInt(3 - i0);
-                    short v0 = Bf16.of(0.5f + r.nextFloat()), v1 = Bf16.of(-0.5f - r.nextFloat());
-                    dense[(int) (row * k + 4 * g + i0)] = v0;
-                    dense[(int) (row * k + 4 * g + i1)] = v1;
-                    kept[(int) (row * k / 2 + 2 * g)] = v0;
-                    kept[(int) (row * k / 2 + 2 * g + 1)] = v1;
-                    meta[(int) (row * (k / 32) + g / 8)] |= (i0 | i1 << 2) << (4 * (g % 8));
-                }
-            MemorySegment a16 = upload(arena, dense), v16 = upload(arena, kept), dm = upload(arena, meta);
+            Sparse24 sa = Sparse24.random(r, m, k);
+            MemorySegment a16 = upload(arena, sa.dense()), v16 = upload(arena, sa.kept()), dm = upload(arena, sa.meta());
             // B^T [n, k]: one random block of up to 1M values, repeated
             long total = n * k, block = Math.min(total, 1 << 20);
             short[] bb = new short[(int) block];
@@ -157,6 +134,25 @@ public final class CudaWgGemmBench {
                 for (MemorySegment d : new MemorySegment[]{ bt, cw, cs, cb, ok }) Cuda.free(d);
                 for (MemorySegment d : new MemorySegment[]{ a16, v16, dm, blk }) Cuda.free(d);
             }
+        }
+    }
+
+    /** A [rows, k] 2:4 along k with random kept positions and values: dense bf16 (zeros pruned), its kept values, k_prune24's words. */
+    private record Sparse24(short[] dense, short[] kept, int[] meta) {
+        static Sparse24 random(Random r, long rows, long k) {
+            short[] dense = new short[(int) (rows * k)], kept = new short[(int) (rows * k / 2)];
+            int[] meta = new int[(int) (rows * k / 32)];
+            for (int row = 0; row < rows; row++)
+                for (int g = 0; g < k / 4; g++) {
+                    int i0 = r.nextInt(3), i1 = i0 + 1 + r.nextInt(3 - i0);
+                    short v0 = Bf16.of(0.5f + r.nextFloat()), v1 = Bf16.of(-0.5f - r.nextFloat());
+                    dense[(int) (row * k + 4 * g + i0)] = v0;
+                    dense[(int) (row * k + 4 * g + i1)] = v1;
+                    kept[(int) (row * k / 2 + 2 * g)] = v0;
+                    kept[(int) (row * k / 2 + 2 * g + 1)] = v1;
+                    meta[(int) (row * (k / 32) + g / 8)] |= (i0 | i1 << 2) << (4 * (g % 8));
+                }
+            return new Sparse24(dense, kept, meta);
         }
     }
 

@@ -275,9 +275,7 @@ class LoweredGemmTest {
                         Native.spmm24Jit(2);   // wherever it fits: tap-major ones over 16384 entries are not compiled by default
                         SparseGemm.spmmLowered(cw, low, 0f, one);
                         // relative to |S| |im2col| (K up to 540 terms: rounding in another order, not a wrong tap)
-                        Tensor scale = Blas.matmul(cw.decompress().abs(), cols.abs());
-                        double err = TestData.diffNorm(one.toFloatArray(), want.toFloatArray()) / TestData.norm(scale.toFloatArray());
-                        assertTrue(err < 1e-6, "compiled convolution " + what + ": error relative to |S||B| " + err);
+                        closeSparse(cw, cols, want, one, "compiled convolution " + what);
                         Blas.setThreads(2);
                         SparseGemm.spmmLowered(cw, low, 0f, two);
                         assertArrayEquals(one.toFloatArray(), two.toFloatArray(), "threads change the bits of " + what);

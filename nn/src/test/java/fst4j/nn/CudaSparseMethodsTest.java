@@ -173,6 +173,32 @@ class CudaSparseMethodsTest {
     }
 
     /**
+     * The implicit-GEMM convolutions on Hopper's warpgroup tensor cores (-Dfst4j.cuda.wgmma=true: the input converted to bf16
+     * NHWC, then wgmma, or wgmma.sp on the same kept values and words): DENSE's Eq. 1 and its stride-1 Eq. 2, FST2's and
+     * FST3_IR's 2:4 Eq. 2 as convolutions of dY, against the same step on the mma kernels, each against the float32 step.
+     * resnetSmall's 64-channel convolution fits the 64-channel tile; the others stay on the mma kernels. The emulator models
+     * wgmma and wgmma.sp; a device build without sm_90a code switches them off at the first call and this is skipped.
+     */
+    @ParameterizedTest
+    @EnumSource(value = SparseConfig.Method.class, names = { "DENSE", "FST2", "FST3_IR" })
+    void theWarpgroupConvolutionsGiveTheLoweredStep(SparseConfig.Method method) {
+        boolean dense = method == SparseConfig.Method.DENSE;
+        boolean i1 = fst4j.tensor.CudaOps.setImplicitGemm(dense), i2 = fst4j.tensor.CudaOps.setImplicitGemmEq2(dense);
+        boolean sp = fst4j.tensor.CudaConv24.setEnabled(!dense);
+        try {
+            withoutKeptColumns(() -> closeSteps(method, fst4j.tensor.CudaOps::setWarpgroup, () -> {
+                org.junit.jupiter.api.Assumptions.assumeFalse(fst4j.tensor.CudaOps.warpgroupUnavailable(),
+                        "this device build has no sm_90a code: the warpgroup kernels switched themselves off");
+                return fst4j.tensor.CudaOps.warpgroupUses();
+            }, "warpgroup convolution"));
+        } finally {
+            fst4j.tensor.CudaOps.setImplicitGemm(i1);
+            fst4j.tensor.CudaOps.setImplicitGemmEq2(i2);
+            fst4j.tensor.CudaConv24.setEnabled(sp);
+        }
+    }
+
+    /**
      * A step with a switch on and one with it off, both at BF16, each against the float32 step: the path counted,
      * and with it on the loss and every gradient as close to the float32 step as with it off: relative Frobenius error
      * within 1.25x of the switched-off one, plus 1e-3. The two BF16 steps cannot be compared with each other alone: on

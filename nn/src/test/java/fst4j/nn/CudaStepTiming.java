@@ -242,6 +242,9 @@ public final class CudaStepTiming {
             }
             System.out.println("     GEMM: " + CudaOps.matmulPrecision() + ", " + (CudaOps.usesCublas() ? "cuBLAS" : "fst_k_gemm (cuBLAS: " + Cuda.blasStatus() + ")")
                     + "; 2:4 through cuSPARSELt: " + fst4j.tensor.CudaSpmm.status()
+                    + "; implicit-GEMM convolutions so far: Eq. 1 " + CudaOps.implicitGemmUses() + ", Eq. 2 " + CudaOps.implicitGemmEq2Uses()
+                    + ", 2:4 Eq. 1 " + fst4j.tensor.CudaConv24.uses() + ", 2:4 Eq. 2 " + fst4j.tensor.CudaConv24.eq2Uses()
+                    + ", on the warpgroup tensor cores " + CudaOps.warpgroupUses() + (CudaOps.warpgroupUnavailable() ? " (no sm_90a code: off)" : "")
                     + "; device memory " + CudaMemory.stats());
             System.out.flush();
         }

@@ -75,8 +75,11 @@ public final class CudaConv24 implements AutoCloseable {
         if (dx.numel() == 0) return dx;
         int q = kernel - 1 - padding;
         try (Tensor dyc = dy.contiguous()) {
-            Native.cudaConvIgemmSparse(CudaOps.ptr(dyc), dy.shape[0], cout, dy.shape[2], dy.shape[3], kernel, kernel, 1, 1, q, q, inputShape[2], inputShape[3],
-                    values16.ptr(), k / 2, meta.ptr(), k / 32, rows, CudaOps.ptr(dx), true);
+            long[] g = { dy.shape[0], cout, dy.shape[2], dy.shape[3], kernel, kernel, 1, 1, q, q, inputShape[2], inputShape[3] };
+            int tile = CudaOps.warpgroupRows(cout, rows);   // the same kept values and words, on wgmma.sp where the channels fit
+            if (tile == 0 || !CudaOps.warpgroupConv(dyc, g, values16.ptr(), k / 2, rows, meta.ptr(), k / 32, dx, tile))
+                Native.cudaConvIgemmSparse(CudaOps.ptr(dyc), g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11],
+                        values16.ptr(), k / 2, meta.ptr(), k / 32, rows, CudaOps.ptr(dx), true);
         } catch (RuntimeException | Error e) {
             dx.close();
             throw e;

@@ -453,8 +453,10 @@ public final class CudaOps {
         boolean cfast = cout % 16 == 0;   // K as (tap, co): one tap per 16 values of the gather
         try (Tensor wc = w.contiguous(); Tensor dyc = dy.contiguous(); Block w16 = Block.of(2L * cin * kk)) {
             Native.cudaWflip16(ptr(wc), cout, cin, k, k, w16.ptr(), kk, cfast);
-            Native.cudaConvIgemm(ptr(dyc), dy.shape[0], cout, dy.shape[2], dy.shape[3], k, k, 1, 1, q, q, inputShape[2], inputShape[3], w16.ptr(), kk,
-                    cin, ptr(dx), cfast);
+            long[] g = { dy.shape[0], cout, dy.shape[2], dy.shape[3], k, k, 1, 1, q, q, inputShape[2], inputShape[3] };
+            int rows = cfast ? warpgroupRows(cout, cin) : 0;
+            if (rows == 0 || !warpgroupConv(dyc, g, w16.ptr(), kk, cin, null, 0, dx, rows))
+                Native.cudaConvIgemm(ptr(dyc), g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], w16.ptr(), kk, cin, ptr(dx), cfast);
         } catch (RuntimeException | Error e) {
             dx.close();
             throw e;
@@ -549,6 +551,65 @@ public final class CudaOps {
     public static boolean implicitGemmOn() { return implicitGemm && precision == MatmulPrecision.BF16 && !bf16Outputs; }
 
     /**
+     * -Dfst4j.cuda.wgmma=true: the implicit-GEMM convolutions switched on above (Eq. 1 of a dense convolution, the dense and
+     * the 2:4 Eq. 2 of a stride-1 one as a convolution of dY) run on Hopper's warpgroup tensor cores ({@link #warpgroupConv}:
+     * the input, x or dY, converted once to bf16 NHWC, then fst_cuda_wgconv, wgmma / wgmma.sp) wherever the channels fit its
+     * tiles; elsewhere, and on a device build without sm_90a code, the mma kernels as before. Off until a device has timed it
+     * (gpu/step.sh's -wg rows). The weight operands are the same bf16 words in the same (tap, channel) K order.
+     */
+    static volatile boolean warpgroup = "true".equals(System.getProperty("fst4j.cuda.wgmma"));
+    /** 0: not yet known whether this device build runs the warpgroup kernels; 1: it does; -1: it does not (then never tried again). */
+    private static volatile int warpgroupState;
+    private static final java.util.concurrent.atomic.AtomicLong WG_USES = new java.util.concurrent.atomic.AtomicLong();
+
+    /** Switches the warpgroup kernels for the implicit-GEMM convolutions; returns the previous setting. */
+    public static boolean setWarpgroup(boolean on) { boolean was = warpgroup; warpgroup = on; return was; }
+
+    /** How many convolutions {@link #warpgroupConv} has run on the warpgroup tensor cores. */
+    public static long warpgroupUses() { return WG_USES.get(); }
+
+    /** Whether a first call found that this device build has no sm_90a code (the warpgroup kernels then stay off). */
+    public static boolean warpgroupUnavailable() { return warpgroupState < 0; }
+
+    /**
+     * The warpgroup tile for a convolution of c input and m output channels: 128 output channels (two warpgroups, K slices
+     * of 32 channels at one tap), 64 (one warpgroup, slices of 64), or 0 where neither fits or the kernels are off.
+     */
+    static int warpgroupRows(long c, long m) {
+        if (!warpgroup || warpgroupState < 0) return 0;
+        if (m % 128 == 0 && c % 32 == 0) return 128;
+        if (m % 64 == 0 && c % 64 == 0) return 64;
+        return 0;
+    }
+
+    /**
+     * out [n, m, ho, wo] float32 NCHW (contiguous, overwritten) = the convolution of x [n, c, h, w] (float32, contiguous)
+     * with w16 (bf16 [m, ldw], K in (kh, kw, c) order; with meta, fst_cuda_prune24's words along that K, its kept values) at
+     * geometry g = {n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo}, on the warpgroup tile of rows output channels
+     * ({@link #warpgroupRows}). x is rounded into a bf16 NHWC copy first. False (nothing written) where this device build
+     * has no sm_90a code: the first call finds out (one 4-byte read back), switches the kernels off for the process and
+     * the caller takes the mma kernel.
+     */
+    static boolean warpgroupConv(Tensor x, long[] g, MemorySegment w16, long ldw, long m, MemorySegment meta, long ldm, Tensor out, int rows) {
+        try (Block xh = Block.of(2L * g[0] * g[1] * g[2] * g[3]); Block ok = Block.of(4)) {
+            Native.cudaNhwc16(ptr(x), g[0], g[1], g[2], g[3], xh.ptr());
+            Native.cudaWgconv(xh.ptr(), g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], w16, ldw, m, ptr(out), 0f,
+                    meta == null ? MemorySegment.NULL : meta, ldm, ok.ptr(), rows);
+            if (warpgroupState == 0) {
+                boolean ran = intsToHost(ok.ptr(), 1)[0] == 1;
+                warpgroupState = ran ? 1 : -1;
+                if (!ran) {
+                    System.err.println("fst4j: -Dfst4j.cuda.wgmma=true, but this device build has no sm_90a code (the warpgroup kernels need a "
+                            + "Hopper GPU and nvcc's sm_90a target): the implicit-GEMM convolutions stay on the mma kernels");
+                    return false;
+                }
+            }
+        }
+        WG_USES.incrementAndGet();
+        return true;
+    }
+
+    /**
      * Eq. 1 as one implicit-GEMM kernel: out [N, M, Ho, Wo] (contiguous, overwritten) = a im2col(low.x()) with a [M,
      * C*kh*kw] (any strides) rounded into a bf16 copy (with K reordered channels fastest where C is a multiple of 16) and x
      * rounded to bf16 as the kernel stages it; fp32 accumulation. The values of {@link #gemmLoweredBf16} followed by the
@@ -567,7 +628,9 @@ public final class CudaOps {
             // channels a multiple of 16: W's K reordered (kh, kw, c) so that the kernel's gather takes one tap per 16 values
             try (Tensor ac = a.contiguous(); Block a16 = Block.of(2L * m * k)) {
                 Native.cudaWtap16(ptr(ac), m, g[1], g[4] * g[5], a16.ptr(), k);
-                Native.cudaConvIgemm(ptr(low.x()), g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], a16.ptr(), k, m, ptr(out), true);
+                int rows = warpgroupRows(g[1], m);
+                if (rows == 0 || !warpgroupConv(low.x(), g, a16.ptr(), k, m, null, 0, out, rows))
+                    Native.cudaConvIgemm(ptr(low.x()), g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], a16.ptr(), k, m, ptr(out), true);
             }
         } else {
             try (Block a16 = bf16Padded(a, m, k)) {

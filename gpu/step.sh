@@ -10,7 +10,8 @@
 # the stem's lowered GEMMs unaligned, as before session 24), DENSE-igemm3 / FST3_IR-igemm3 (also
 # -Dfst4j.cuda.igemmEq3=true: Eq. 3 as an implicit GEMM, no im2col left) and DENSE-igemm2 (also -Dfst4j.cuda.igemmEq2=true: Eq. 2 of the stride-1 convolutions as the
 # implicit-GEMM convolution of dY with the tap-reversed weight), DENSE-wg / FST3_IR-wg (also -Dfst4j.cuda.wgmma=true: those
-# implicit-GEMM convolutions on the warpgroup tensor cores, wgmma / wgmma.sp on bf16 NHWC, where the channels fit). Runs 17-22 timed FST4J_CUDA_IM2COL_VEC=0,
+# implicit-GEMM convolutions on the warpgroup tensor cores, wgmma / wgmma.sp on bf16 NHWC, where the channels fit; DENSE-wga
+# with FST4J_CUDA_WG_ASYNC=1: the 128-channel tile's slices through cp.async). Runs 17-22 timed FST4J_CUDA_IM2COL_VEC=0,
 # -Dfst4j.cuda.nchwProduct=false, -Dfst4j.cuda.fusedPrune=false, -Dfst4j.cuda.shareBf16=false and -Dfst4j.cuda.sparseLt=false. Writes $OUT/step.txt (every part's output and exit status) and prints a short table last
 # (also $OUT/step-table.txt): ms per step and the ratios FST3_IR / DENSE and fst4j / PyTorch bf16.
 #
@@ -95,6 +96,9 @@ if [ "$nogpu" = 0 ]; then
   # run along (c, kh, kw), which NHWC tiles do not hold)
   part "fst4j resnet18in DENSE wg" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.cuda.wgmma=true \
     -Dfst4j.step.label=wg fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
+  # ... and with the 128-channel tile's K slices copied by cp.async into three stages (FST4J_CUDA_WG_ASYNC=1, wggemm3)
+  part "fst4j resnet18in DENSE wga" 45 15 env FST4J_CUDA_WG_ASYNC=1 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true \
+    -Dfst4j.cuda.wgmma=true -Dfst4j.step.label=wga fst4j.nn.CudaStepTiming --max-seconds 10 resnet18in:256:2:8:DENSE
   part "fst4j resnet18in FST3_IR wg" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmSparse=true -Dfst4j.cuda.wgmma=true \
     -Dfst4j.step.label=wg fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:FST3_IR
   # ... and Eq. 3 as implicit GEMMs too (the weight gradients over split ranges of positions, no im2col at all)
@@ -133,6 +137,8 @@ else
     -Dfst4j.step.label=igemm fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:FST3_IR:32
   part "fst4j resnet18in DENSE wg" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.cuda.wgmma=true \
     -Dfst4j.conv.keepColumns=false -Dfst4j.step.label=wg fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:DENSE:32
+  part "fst4j resnet18in DENSE wga" 60 5 env FST4J_CUDA_WG_ASYNC=1 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true \
+    -Dfst4j.cuda.wgmma=true -Dfst4j.conv.keepColumns=false -Dfst4j.step.label=wga fst4j.nn.CudaStepTiming --max-seconds 5 resnet18in:2:1:2:DENSE:32
   part "fst4j resnet18in FST3_IR wg" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmSparse=true -Dfst4j.cuda.wgmma=true \
     -Dfst4j.conv.keepColumns=false -Dfst4j.step.label=wg fst4j.nn.CudaStepTiming --max-seconds 5 --profile 1 resnet18in:2:1:2:FST3_IR:32
   part "fst4j resnet18in FST3_IR igemm3" 60 5 "${E[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmSparse=true -Dfst4j.cuda.igemmEq3=true \
@@ -202,6 +208,7 @@ ratio("fst4j FST3_IR-igemm / DENSE-igemm", ("STEP", "resnet18in", "FST3_IR-igemm
 ratio("fst4j DENSE-igemm / DENSE", ("STEP", "resnet18in", "DENSE-igemm"), order[0])
 ratio("fst4j DENSE-wg / DENSE-igemm2", ("STEP", "resnet18in", "DENSE-wg"), ("STEP", "resnet18in", "DENSE-igemm2"))
 ratio("fst4j DENSE-wg / DENSE", ("STEP", "resnet18in", "DENSE-wg"), order[0])
+ratio("fst4j DENSE-wga / DENSE-wg", ("STEP", "resnet18in", "DENSE-wga"), ("STEP", "resnet18in", "DENSE-wg"))
 ratio("fst4j FST3_IR-wg / FST3_IR-igemm", ("STEP", "resnet18in", "FST3_IR-wg"), ("STEP", "resnet18in", "FST3_IR-igemm"))
 ratio("fst4j FST3_IR-wg / DENSE-wg", ("STEP", "resnet18in", "FST3_IR-wg"), ("STEP", "resnet18in", "DENSE-wg"))
 ratio("fst4j DENSE-igemm2 / DENSE", ("STEP", "resnet18in", "DENSE-igemm2"), order[0])

@@ -510,6 +510,18 @@ int fst_cuda_wgmma_probe(const uint16_t *a, const uint16_t *bt, float *d, int64_
     return launch_blocks(FST_K_wgprobe, blocks, &k);
 }
 
+/* The 128-row warpgroup tile's pipeline: 0 (wggemm2: the next K slice in registers, two shared-memory stages) or 1 (wggemm3:
+ * three stages filled by cp.async). FST4J_CUDA_WG_ASYNC=0 or 1 (read on first use) or fst_cuda_wg_async(0 / 1) sets it;
+ * -1 only asks. Returns the previous setting. */
+static int wg_async = -1;
+int fst_cuda_wg_async(int mode) {
+    if (wg_async < 0) { const char *e = getenv("FST4J_CUDA_WG_ASYNC"); wg_async = e && atoi(e) == 1; }
+    const int was = wg_async;
+    if (mode == 0 || mode == 1) wg_async = mode;
+    return was;
+}
+static int wg_kernel(int rows) { return rows == 64 ? FST_K_wggemm : fst_cuda_wg_async(-1) ? FST_K_wggemm3 : FST_K_wggemm2; }
+
 int fst_cuda_wggemm(const uint16_t *a, int64_t lda, const uint16_t *bt, int64_t ldb, float *c, int64_t ldc, int64_t m, int64_t n,
                     int64_t k, float alpha, float beta, const uint32_t *meta, int64_t ldm, int *ok, int rows) {
     READY();
@@ -524,7 +536,7 @@ int fst_cuda_wggemm(const uint16_t *a, int64_t lda, const uint16_t *bt, int64_t 
     OWN(a, ((m - 1) * lda + (meta ? k / 2 : k)) * 2); OWN(bt, ((n - 1) * ldb + k) * 2); OWN(c, ((m - 1) * ldc + n) * 4); OWN(ok, 4);
     if (meta) OWN(meta, ((m - 1) * ldm + k / 32) * 4);
     fst_k_wggemm_args g = { a, lda, bt, ldb, c, ldc, m, n, k, n / FST_WGG_BN, alpha, beta, meta, ldm, ok, NULL, {0}, 0 };
-    return launch_blocks(rows == 64 ? FST_K_wggemm : FST_K_wggemm2, (m / rows) * (n / FST_WGG_BN), &g);
+    return launch_blocks(wg_kernel(rows), (m / rows) * (n / FST_WGG_BN), &g);
 }
 
 int fst_cuda_nhwc16(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, uint16_t *out) {
@@ -556,7 +568,7 @@ int fst_cuda_wgconv(const uint16_t *xh, int64_t n, int64_t c, int64_t h, int64_t
     const int64_t ntiles = (npos + FST_WGG_BN - 1) / FST_WGG_BN;
     fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
     fst_k_wggemm_args a = { wt, ldw, NULL, 0, y, 0, cout, ntiles * FST_WGG_BN, K, ntiles, 1.0f, beta, meta, ldm, ok, xh, g, npos };
-    return launch_blocks(rows == 64 ? FST_K_wggemm : FST_K_wggemm2, (cout / rows) * ntiles, &a);
+    return launch_blocks(wg_kernel(rows), (cout / rows) * ntiles, &a);
 }
 
 int fst_cuda_conv_igemm(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,

@@ -127,6 +127,10 @@ FST_API int fst_cuda_conv_wgrad_sg(const float *x, int64_t n, int64_t c, int64_t
 /* The implicit GEMMs' tile: 0 (choose: 128 output channels x 64 positions from 128 output channels on, else 64 x 128), 64
  * or 128 (always that); -1 only asks. Returns the previous setting. FST4J_CUDA_IGEMM_TILE sets it from the start. */
 FST_API int fst_cuda_igemm_tile(int tile);
+/* The 128-row tile of fst_cuda_wggemm / fst_cuda_wgconv: 0 its K slices through registers into two shared-memory stages
+ * (wggemm2), 1 through cp.async into three (wggemm3); -1 only asks. Returns the previous setting. FST4J_CUDA_WG_ASYNC=1
+ * sets it from the start. */
+FST_API int fst_cuda_wg_async(int mode);
 /* The implicit-GEMM convolution with W 2:4 along K on the sparse tensor cores (mma.sp): W as fst_cuda_prune24 compresses it,
  * its kept values v in bf16 [cout, ldv >= 2 ceil(K/4)] and its metadata words [cout, ldm >= ceil(K/32)]. */
 FST_API int fst_cuda_conv_igemm_sp(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,

@@ -1191,6 +1191,13 @@ struct FstCtx {
     }
     /* Hopper's warpgroup instructions (sm_90a only: wg_available() says whether this build has them). A shared-memory
      * matrix descriptor without swizzle: the address, lbo and sbo, each in units of 16 bytes, 14 bits */
+    /* cp.async (sm_80+): 16 bytes from global src to shared dst, or 16 zeros where !valid (src-size 0: nothing read);
+     * commit closes this thread's group of copies; wait_group<N> waits until at most N of its groups are in flight */
+    __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid) const {
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"((u32)__cvta_generic_to_shared(dst)), "l"(src), "r"(valid ? 16 : 0) : "memory");
+    }
+    __device__ __forceinline__ void cp_commit() const { asm volatile("cp.async.commit_group;" ::: "memory"); }
+    template <int N> __device__ __forceinline__ void cp_wait_group() const { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
     __device__ __forceinline__ unsigned long long wg_desc(const void *p, u32 lbo, u32 sbo) const {
         const u32 a = (u32)__cvta_generic_to_shared(p);
         return (unsigned long long)((a >> 4) & 0x3fff) | ((unsigned long long)((lbo >> 4) & 0x3fff) << 16) |
@@ -1253,6 +1260,14 @@ struct FstCtx {
     void mma_sp16832(float d[4], const u32 a[4], const u32 b[4], u32 e, int line = __builtin_LINE()) const;
     /* Hopper's warpgroup instructions: the descriptor's address is the byte offset in the block's shared memory; the
      * fences, commit and wait have nothing to order here (the product is carried out when the warpgroup meets at it) */
+    /* cp.async: the copy is carried out at once (the fiber holds the thread until its next barrier or warp operation, and a
+     * kernel reads a stage only after a barrier that follows its wait); commit and wait have nothing left to order */
+    void cp_async16(void *dst, const void *src, bool valid) const {
+        if (valid) memcpy(dst, src, 16);
+        else memset(dst, 0, 16);
+    }
+    void cp_commit() const {}
+    template <int N> void cp_wait_group() const {}
     unsigned long long wg_desc(const void *p, u32 lbo, u32 sbo) const {
         const u32 a = (u32)((const unsigned char *)p - smem);
         return (unsigned long long)((a >> 4) & 0x3fff) | ((unsigned long long)((lbo >> 4) & 0x3fff) << 16) |
@@ -1412,7 +1427,7 @@ template <bool SP, int WGS> struct Wgg {
     static_assert(PA >= 1 && PB >= 1 && BM * GA % T == 0 && BN * GB % T == 0, "warpgroup GEMM tile");
 };
 
-template <bool SP, int WGS> FST_BD void wgg_load(const fst_k_wggemm_args &a, i64 m0, i64 n0, i64 k0, int t, u32 ra[4][4], u32 rb[8][4], u32 me[4]) {
+template <bool SP, int WGS> FST_BD void wgg_load_ab(const fst_k_wggemm_args &a, i64 m0, i64 n0, i64 k0, int t, u32 ra[4][4], u32 rb[8][4]) {
     typedef Wgg<SP, WGS> W;
     FST_UNROLL for (int i = 0; i < W::PA; i++) {
         const int p = t + W::T * i, row = p / W::GA, g = p % W::GA;
@@ -1434,6 +1449,12 @@ template <bool SP, int WGS> FST_BD void wgg_load(const fst_k_wggemm_args &a, i64
             ld16(a.bt + (n0 + row) * a.ldb + k0 + 8 * g, rb[i]);
         }
     }
+}
+
+template <bool SP, int WGS> FST_BD void wgg_load(const fst_k_wggemm_args &a, i64 m0, i64 n0, i64 k0, int t, u32 ra[4][4], u32 rb[8][4], u32 me[4],
+                                                  bool metaOnly = false) {
+    typedef Wgg<SP, WGS> W;
+    if (!metaOnly) wgg_load_ab<SP, WGS>(a, m0, n0, k0, t, ra, rb);
     if (SP) {   /* the metadata words of this warp's rows q and q + 8 for the slice's k32 halves (lanes r = 0, 1 use them) */
         const int w = t >> 5, q = (t & 31) >> 2;
         FST_UNROLL for (int h = 0; h < W::BK / 32; h++) {
@@ -1456,45 +1477,28 @@ template <bool SP, int WGS> FST_BD void wgg_store(unsigned char *stage, int t, u
     }
 }
 
-template <bool SP, int WGS> FST_BD void wgg_run(FstCtx &c, const fst_k_wggemm_args &a) {
+/* The products of one K slice in stage st: this warpgroup's 64 rows of A (8 row groups from row group 8 wg) by the
+ * slice of B^T, into d (two 64 x 64 halves); cur: the slice's metadata words (2:4) */
+template <bool SP, int WGS> FST_BD void wgg_slice(FstCtx &c, const unsigned char *st, int wg, int r, const u32 cur[4], float d[2][32]) {
     typedef Wgg<SP, WGS> W;
-    const int t = c.tid(), wg = t >> 7, w = (t >> 5) & 3, q = (t & 31) >> 2, r = t & 3;
-    const i64 b = c.block(), m0 = (b / a.ntiles) * W::BM, n0 = (b % a.ntiles) * W::BN;
-    float d[2][32];
-    FST_UNROLL for (int h = 0; h < 2; h++)
-        FST_UNROLL for (int i = 0; i < 32; i++) d[h][i] = 0.0f;
-    u32 ra[4][4], rb[8][4], me[4] = {0u, 0u, 0u, 0u}, cur[4] = {0u, 0u, 0u, 0u};
-    const i64 slices = a.k / W::BK;
-    wgg_load<SP, WGS>(a, m0, n0, 0, t, ra, rb, me);
-    wgg_store<SP, WGS>(c.smem, t, ra, rb);
-    c.fence_proxy_async();
-    c.sync();
-    for (i64 s = 0; s < slices; s++) {
-        unsigned char *st = c.smem + (s & 1) * W::STAGE;
-        /* this warpgroup's 64 rows of A: 8 row groups from row group 8 wg */
-        const u16 *sa = (const u16 *)(st + 8 * wg * W::SBO_A), *sb = (const u16 *)(st + W::BM * W::GA * 16);
-        if (SP) FST_UNROLL for (int i = 0; i < 4; i++) cur[i] = me[i];
-        if (s + 1 < slices) wgg_load<SP, WGS>(a, m0, n0, (s + 1) * W::BK, t, ra, rb, me);   /* in flight during the products */
-        c.wg_fence();
-        if (SP) {
-            FST_UNROLL for (int h = 0; h < W::BK / 32; h++) {   /* k32 step h of the slice: metadata word h of each row */
-                const u32 e = r < 2 ? sp_meta(cur[2 * h], cur[2 * h + 1], r) : 0u;
-                FST_UNROLL for (int nh = 0; nh < 2; nh++)
-                    c.wgmma_sp64(d[nh], c.wg_desc(sa + h * 128, 128, W::SBO_A), c.wg_desc(sb + (nh * 8 * W::SBO_B + h * 512) / 2, 128, W::SBO_B), e);
-            }
-        } else {
-            FST_UNROLL for (int k16 = 0; k16 < W::BK / 16; k16++)
-                FST_UNROLL for (int nh = 0; nh < 2; nh++)
-                    c.wgmma64(d[nh], c.wg_desc(sa + k16 * 128, 128, W::SBO_A), c.wg_desc(sb + (nh * 8 * W::SBO_B + k16 * 256) / 2, 128, W::SBO_B));
+    const u16 *sa = (const u16 *)(st + 8 * wg * W::SBO_A), *sb = (const u16 *)(st + W::BM * W::GA * 16);
+    c.wg_fence();
+    if (SP) {
+        FST_UNROLL for (int h = 0; h < W::BK / 32; h++) {   /* k32 step h of the slice: metadata word h of each row */
+            const u32 e = r < 2 ? sp_meta(cur[2 * h], cur[2 * h + 1], r) : 0u;
+            FST_UNROLL for (int nh = 0; nh < 2; nh++)
+                c.wgmma_sp64(d[nh], c.wg_desc(sa + h * 128, 128, W::SBO_A), c.wg_desc(sb + (nh * 8 * W::SBO_B + h * 512) / 2, 128, W::SBO_B), e);
         }
-        c.wg_commit();
-        if (s + 1 < slices) {   /* the other stage, while the tensor cores read this one */
-            wgg_store<SP, WGS>(c.smem + ((s + 1) & 1) * W::STAGE, t, ra, rb);
-            c.fence_proxy_async();
-        }
-        c.wg_wait0();   /* before the next slice's stores overwrite this stage */
-        c.sync();
+    } else {
+        FST_UNROLL for (int k16 = 0; k16 < W::BK / 16; k16++)
+            FST_UNROLL for (int nh = 0; nh < 2; nh++)
+                c.wgmma64(d[nh], c.wg_desc(sa + k16 * 128, 128, W::SBO_A), c.wg_desc(sb + (nh * 8 * W::SBO_B + k16 * 256) / 2, 128, W::SBO_B));
     }
+    c.wg_commit();
+}
+
+/* c = alpha d + beta c for this thread's fragments of the tile (m0, n0); the convolution form writes NCHW */
+template <int WGS> FST_BD void wgg_store_c(const fst_k_wggemm_args &a, i64 m0, i64 n0, int wg, int w, int q, int r, const float d[2][32]) {
     const i64 hw = a.g.ho * a.g.wo;
     FST_UNROLL for (int nh = 0; nh < 2; nh++)
         FST_UNROLL for (int j = 0; j < 8; j++)
@@ -1513,6 +1517,94 @@ template <bool SP, int WGS> FST_BD void wgg_run(FstCtx &c, const fst_k_wggemm_ar
             }
 }
 
+template <bool SP, int WGS> FST_BD void wgg_run(FstCtx &c, const fst_k_wggemm_args &a) {
+    typedef Wgg<SP, WGS> W;
+    const int t = c.tid(), wg = t >> 7, w = (t >> 5) & 3, q = (t & 31) >> 2, r = t & 3;
+    const i64 b = c.block(), m0 = (b / a.ntiles) * W::BM, n0 = (b % a.ntiles) * W::BN;
+    float d[2][32];
+    FST_UNROLL for (int h = 0; h < 2; h++)
+        FST_UNROLL for (int i = 0; i < 32; i++) d[h][i] = 0.0f;
+    u32 ra[4][4], rb[8][4], me[4] = {0u, 0u, 0u, 0u}, cur[4] = {0u, 0u, 0u, 0u};
+    const i64 slices = a.k / W::BK;
+    wgg_load<SP, WGS>(a, m0, n0, 0, t, ra, rb, me);
+    wgg_store<SP, WGS>(c.smem, t, ra, rb);
+    c.fence_proxy_async();
+    c.sync();
+    for (i64 s = 0; s < slices; s++) {
+        if (SP) FST_UNROLL for (int i = 0; i < 4; i++) cur[i] = me[i];
+        if (s + 1 < slices) wgg_load<SP, WGS>(a, m0, n0, (s + 1) * W::BK, t, ra, rb, me);   /* in flight during the products */
+        wgg_slice<SP, WGS>(c, c.smem + (s & 1) * W::STAGE, wg, r, cur, d);
+        if (s + 1 < slices) {   /* the other stage, while the tensor cores read this one */
+            wgg_store<SP, WGS>(c.smem + ((s + 1) & 1) * W::STAGE, t, ra, rb);
+            c.fence_proxy_async();
+        }
+        c.wg_wait0();   /* before the next slice's stores overwrite this stage */
+        c.sync();
+    }
+    wgg_store_c<WGS>(a, m0, n0, wg, w, q, r, d);
+}
+
+/* wggemm3: wggemm2's tile (two warpgroups, 128 x 128, K slices of 32) with its slices copied into FST_WGG_ASYNC_STAGES
+ * shared-memory stages by cp.async (16 bytes a piece, no staging registers; a piece outside the image zero-filled): two
+ * slices are in flight while the tensor cores work on a third, where wggemm2 has one in registers. */
+template <bool SP> FST_BD void wgg_issue(FstCtx &c, const fst_k_wggemm_args &a, unsigned char *stage, i64 m0, i64 n0, i64 k0, int t) {
+    typedef Wgg<SP, 2> W;
+    u16 *sa = (u16 *)stage, *sb = (u16 *)(stage + W::BM * W::GA * 16);
+    FST_UNROLL for (int i = 0; i < W::PA; i++) {
+        const int p = t + W::T * i, row = p / W::GA, g = p % W::GA;
+        c.cp_async16(sa + ((row / 8) * W::SBO_A + g * 128 + (row % 8) * 16) / 2, a.a + (m0 + row) * a.lda + (SP ? k0 / 2 : k0) + 8 * g, true);
+    }
+    if (a.xh) {   /* as wgg_load's convolution form */
+        const fst_geom &G = a.g;
+        const i64 tap = k0 / G.c, c0 = k0 - tap * G.c, khi = tap / G.kw, kwi = tap - khi * G.kw, hw = G.ho * G.wo;
+        FST_UNROLL for (int i = 0; i < W::PB; i++) {
+            const int p = t + W::T * i, row = p / W::GB, g = p % W::GB;
+            const i64 n = n0 + row, img = n / hw, pos = n - img * hw, oh = pos / G.wo, ow = pos - oh * G.wo;
+            const i64 ih = oh * G.sh - G.ph + khi, iw = ow * G.sw - G.pw + kwi;
+            const bool in = n < a.npos && ih >= 0 && ih < G.h && iw >= 0 && iw < G.w;
+            c.cp_async16(sb + ((row / 8) * W::SBO_B + g * 128 + (row % 8) * 16) / 2,
+                         in ? a.xh + ((img * G.h + ih) * G.w + iw) * G.c + c0 + 8 * g : a.xh, in);
+        }
+    } else {
+        FST_UNROLL for (int i = 0; i < W::PB; i++) {
+            const int p = t + W::T * i, row = p / W::GB, g = p % W::GB;
+            c.cp_async16(sb + ((row / 8) * W::SBO_B + g * 128 + (row % 8) * 16) / 2, a.bt + (n0 + row) * a.ldb + k0 + 8 * g, true);
+        }
+    }
+}
+
+template <bool SP> FST_BD void wgg_run_async(FstCtx &c, const fst_k_wggemm_args &a) {
+    typedef Wgg<SP, 2> W;
+    constexpr int S = FST_WGG_ASYNC_STAGES;
+    const int t = c.tid(), wg = t >> 7, w = (t >> 5) & 3, q = (t & 31) >> 2, r = t & 3;
+    const i64 b = c.block(), m0 = (b / a.ntiles) * W::BM, n0 = (b % a.ntiles) * W::BN;
+    float d[2][32];
+    FST_UNROLL for (int h = 0; h < 2; h++)
+        FST_UNROLL for (int i = 0; i < 32; i++) d[h][i] = 0.0f;
+    u32 ra[4][4], rb[8][4], me[4] = {0u, 0u, 0u, 0u}, cur[4] = {0u, 0u, 0u, 0u};
+    const i64 slices = a.k / W::BK;
+    if (SP) wgg_load<SP, 2>(a, m0, n0, 0, t, ra, rb, me, true);   /* the first slice's metadata words only */
+    FST_UNROLL for (int s = 0; s < S - 1; s++) {   /* one group per slice, empty past the last, so the counts below hold */
+        if (s < slices) wgg_issue<SP>(c, a, c.smem + s * W::STAGE, m0, n0, s * W::BK, t);
+        c.cp_commit();
+    }
+    for (i64 s = 0; s < slices; s++) {
+        c.cp_wait_group<S - 2>();   /* this thread's pieces of slice s have landed */
+        c.fence_proxy_async();      /* ... visible to the tensor cores */
+        c.sync();                   /* everyone's; and every warpgroup is done with slice s - 1's stage */
+        if (s + S - 1 < slices) wgg_issue<SP>(c, a, c.smem + ((s + S - 1) % S) * W::STAGE, m0, n0, (s + S - 1) * W::BK, t);
+        c.cp_commit();
+        if (SP) {
+            FST_UNROLL for (int i = 0; i < 4; i++) cur[i] = me[i];
+            if (s + 1 < slices) wgg_load<SP, 2>(a, m0, n0, (s + 1) * W::BK, t, ra, rb, me, true);
+        }
+        wgg_slice<SP, 2>(c, c.smem + (s % S) * W::STAGE, wg, r, cur, d);
+        c.wg_wait0();
+    }
+    c.cp_wait_group<0>();
+    wgg_store_c<2>(a, m0, n0, wg, w, q, r, d);
+}
+
 template <int WGS> FST_BD void wgg_kernel(FstCtx &c, const fst_k_wggemm_args &a) {
     if (!c.wg_available()) {
         if (c.block() == 0 && c.tid() == 0) a.ok[0] = 0;
@@ -1524,6 +1616,15 @@ template <int WGS> FST_BD void wgg_kernel(FstCtx &c, const fst_k_wggemm_args &a)
 }
 FST_BD void kb_wggemm(FstCtx &c, const fst_k_wggemm_args &a) { wgg_kernel<1>(c, a); }
 FST_BD void kb_wggemm2(FstCtx &c, const fst_k_wggemm_args &a) { wgg_kernel<2>(c, a); }
+FST_BD void kb_wggemm3(FstCtx &c, const fst_k_wggemm_args &a) {
+    if (!c.wg_available()) {
+        if (c.block() == 0 && c.tid() == 0) a.ok[0] = 0;
+        return;
+    }
+    if (a.meta) wgg_run_async<true>(c, a);
+    else wgg_run_async<false>(c, a);
+    if (c.block() == 0 && c.tid() == 0) a.ok[0] = 1;
+}
 
 /* Implicit-GEMM convolution, Eq. 1 (fst_k_igemm_args): block (mt, nt) computes output channels mt*BM.. and output
  * positions nt*BN.. (position j = (image, oh, ow) in NCHW order). For each BK slice of K it stages W's slice (bf16) and

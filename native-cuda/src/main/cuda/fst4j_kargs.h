@@ -214,6 +214,7 @@ typedef struct { const uint16_t *a, *bt; float *d; int64_t lbo, sbo; int *ok; co
 #define FST_WGG_BN 128
 #define FST_WGG_STAGE ((64 + FST_WGG_BN) * 64 * 2)    /* wggemm: 64 rows of A and 128 of B^T, K slices of 64 */
 #define FST_WGG_STAGE2 ((128 + FST_WGG_BN) * 32 * 2)  /* wggemm2: two warpgroups, 128 rows of A, K slices of 32 */
+#define FST_WGG_ASYNC_STAGES 3                        /* wggemm3: wggemm2's tile, its stages filled by cp.async */
 typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb; float *c; int64_t ldc, m, n, k, ntiles;
                  float alpha, beta; const uint32_t *meta; int64_t ldm; int *ok;
                  /* the convolution form (xh not NULL; wgconv): B^T's rows are the output positions n = (image, oh, ow) of a
@@ -226,6 +227,7 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
 #define FST_BLOCK_KERNELS(X) \
     X(wgprobe, fst_k_wgprobe_args, FST_WG_T, 2 * FST_WG_BOFF) X(wggemm, fst_k_wggemm_args, FST_WG_T, 2 * FST_WGG_STAGE) \
     X(wggemm2, fst_k_wggemm_args, 2 * FST_WG_T, 2 * FST_WGG_STAGE2) \
+    X(wggemm3, fst_k_wggemm_args, 2 * FST_WG_T, FST_WGG_ASYNC_STAGES * FST_WGG_STAGE2) \
     X(selftest, fst_k_selftest_args, FST_SELFTEST_T, FST_SELFTEST_T * 4) \
     X(igemm, fst_k_igemm_args, FST_IG_T, FST_IG_SMEM(64, 128)) X(igemm_m128, fst_k_igemm_args, FST_IG_T, FST_IG_SMEM(128, 64)) \
     X(igemm_sp, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF(64, 128)) X(igemm_sp_m128, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF(128, 64)) \

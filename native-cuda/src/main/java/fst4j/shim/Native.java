@@ -1372,10 +1372,12 @@ public final class Native {
     // ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS): shared memory, barriers, warp shuffles, tensor-core mma ----
 
     private static final class CudaBlockHandles {
-        static final MethodHandle SELFTEST, WGMMA_PROBE, WGGEMM, WGCONV, NHWC16, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD, WTAP16, WGRAD_SG;
+        static final MethodHandle SELFTEST, WGMMA_PROBE, WGGEMM, WGCONV, NHWC16, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD, WTAP16, WGRAD_SG,
+                WG_ASYNC;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             IGEMM_TILE = bind(lib, "fst_cuda_igemm_tile", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
+            WG_ASYNC = bind(lib, "fst_cuda_wg_async", FunctionDescriptor.of(JAVA_INT, JAVA_INT), false);
             WGRAD_SPLITS = bind(lib, "fst_cuda_conv_wgrad_splits", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG), false);
             WGRAD_SG = bind(lib, "fst_cuda_conv_wgrad_sg", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT,
@@ -1496,6 +1498,15 @@ public final class Native {
         int rc;
         try { rc = (int) CudaBlockHandles.WTAP16.invokeExact(w, cout, cin, khw, dst, ldd); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_wtap16");
+    }
+
+    /**
+     * The 128-row tile of {@link #cudaWggemm} / {@link #cudaWgconv}: 0 its K slices staged through registers into two
+     * shared-memory stages, 1 copied by cp.async into three (fst_cuda_wg_async); -1 only asks. Returns the previous setting.
+     */
+    public static int cudaWgAsync(int mode) {
+        cudaEnsure();
+        try { return (int) CudaBlockHandles.WG_ASYNC.invokeExact(mode); } catch (Throwable t) { throw rethrow(t); }
     }
 
     /**

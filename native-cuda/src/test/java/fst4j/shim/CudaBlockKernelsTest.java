@@ -378,8 +378,17 @@ class CudaBlockKernelsTest {
         }
     }
 
+    /** The warpgroup kernels' tiles under test: 64 rows, 128 rows staged through registers, 128 rows filled by cp.async. */
+    private static final int ASYNC_128 = -128;
+    private static final int[] TILES = { 64, 128, ASYNC_128 };
+
+    private static int tileRows(int tile) { return Math.abs(tile); }
+
+    private static String tileName(int tile) { return tile == ASYNC_128 ? "128 (cp.async, 3 stages)" : Integer.toString(tile); }
+
     /**
-     * The GEMM on the warpgroup tensor cores (fst_cuda_wggemm), dense and 2:4, both tiles, against float64: c = alpha a
+     * The GEMM on the warpgroup tensor cores (fst_cuda_wggemm), dense and 2:4, both tiles (the 128-row one also with its stages
+     * filled by cp.async), against float64: c = alpha a
      * b + beta c at 2 x 2 tiles of 64 x 128 with three K slices, or 1 x 2 tiles of 128 x 128 (two warpgroups) with six (so
      * both shared-memory stages are used several times and the next slice is loaded while one computes), rows of a and B^T padded past k, c with a row stride past n; the 2:4 form with random
      * kept positions in every group. Every element within the bound of a float32 sum (1e-5 of the sum of |products|);
@@ -399,14 +408,19 @@ class CudaBlockKernelsTest {
         prune24(r, a, m, k, lda, kept, ldv, meta, ldm, masked);
         float[] c0 = new float[m * ldc];
         for (int i = 0; i < c0.length; i++) c0[i] = (float) r.nextGaussian();
-        for (int rows : new int[]{ 64, 128 })
+        for (int tile : TILES)
         for (boolean sp : new boolean[]{ false, true })
             for (float beta : new float[]{ 0f, -0.5f })
                 for (int[] o : orders()) {
                     order(o);
                     MemorySegment dc = mem.upload(c0), ok = mem.dev(4);
-                    Native.cudaWggemm(mem.upload(sp ? kept : a), sp ? ldv : lda, mem.upload(bt), ldb, dc, ldc, m, n, k, 1.25f, beta,
-                            sp ? mem.upload(meta) : MemorySegment.NULL, ldm, ok, rows);
+                    int rows = tileRows(tile), was = Native.cudaWgAsync(tile == ASYNC_128 ? 1 : 0);
+                    try {
+                        Native.cudaWggemm(mem.upload(sp ? kept : a), sp ? ldv : lda, mem.upload(bt), ldb, dc, ldc, m, n, k, 1.25f, beta,
+                                sp ? mem.upload(meta) : MemorySegment.NULL, ldm, ok, rows);
+                    } finally {
+                        Native.cudaWgAsync(was);
+                    }
                     assumeTrue(mem.downloadInts(ok, 1)[0] == 1, "this device build has no sm_90a code: the warpgroup GEMM did not run");
                     float[] got = mem.downloadFloats(dc, (long) m * ldc);
                     short[] ref = sp ? masked : a;
@@ -429,7 +443,7 @@ class CudaBlockKernelsTest {
                             if (!(Math.abs(g - want) <= 1e-5 * bound) && nbad++ < 8)
                                 bad.append(String.format(" (%d, %d: %g, want %g)", i, j, g, want));
                         }
-                    assertEquals(0, nbad, (sp ? "2:4" : "dense") + " tile " + rows + " beta " + beta + " order " + o[0] + "/" + o[1] + ": " + nbad
+                    assertEquals(0, nbad, (sp ? "2:4" : "dense") + " tile " + tileName(tile) + " beta " + beta + " order " + o[0] + "/" + o[1] + ": " + nbad
                             + " of " + m * ldc + " elements differ:" + bad);
                 }
     }
@@ -455,15 +469,20 @@ class CudaBlockKernelsTest {
             int ho = (h + 2 - k) / stride + 1, wo = (w + 2 - k) / stride + 1;
             float[] y0 = new float[n * cout * ho * wo];
             for (int i = 0; i < y0.length; i++) y0[i] = (float) r.nextGaussian();
-            for (int rows : new int[]{ 64, 128 })
+            for (int tile : TILES)
                 for (boolean sp : new boolean[]{ false, true })
                     for (float beta : new float[]{ 0f, 0.5f })
                         for (int[] o : orders()) {
                             order(o);
                             MemorySegment xh = mem.dev(2L * x.length), y = mem.upload(y0), ok = mem.dev(4);
                             Native.cudaNhwc16(mem.upload(x), n, c, h, w, xh);
-                            Native.cudaWgconv(xh, n, c, h, w, k, k, stride, stride, 1, 1, ho, wo, mem.upload(sp ? kept : wd), sp ? K / 2 : K, cout, y, beta,
-                                    sp ? mem.upload(meta) : MemorySegment.NULL, K / 32, ok, rows);
+                            int rows = tileRows(tile), was = Native.cudaWgAsync(tile == ASYNC_128 ? 1 : 0);
+                            try {
+                                Native.cudaWgconv(xh, n, c, h, w, k, k, stride, stride, 1, 1, ho, wo, mem.upload(sp ? kept : wd), sp ? K / 2 : K, cout, y,
+                                        beta, sp ? mem.upload(meta) : MemorySegment.NULL, K / 32, ok, rows);
+                            } finally {
+                                Native.cudaWgAsync(was);
+                            }
                             assumeTrue(mem.downloadInts(ok, 1)[0] == 1, "this device build has no sm_90a code: the warpgroup convolution did not run");
                             float[] got = mem.downloadFloats(y, y0.length);
                             short[] wr = sp ? wm : wd;
@@ -472,7 +491,7 @@ class CudaBlockKernelsTest {
                                         int idx = ((img * cout + oc) * ho + oh) * wo + ow;
                                         return (float) (got[idx] - beta * (double) y0[idx]);
                                     }, x, (oc, ci, a, b) -> Bf16.value(wr[oc * K + (a * k + b) * c + ci]), n, c, h, w, k, k, stride, stride, 1, 1,
-                                    cout, ho, wo, 84, (sp ? "2:4" : "dense") + " stride " + stride + " tile " + rows + " beta " + beta + " order " + o[0] + "/" + o[1]);
+                                    cout, ho, wo, 84, (sp ? "2:4" : "dense") + " stride " + stride + " tile " + tileName(tile) + " beta " + beta + " order " + o[0] + "/" + o[1]);
                         }
         }
     }

@@ -17,7 +17,8 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  * fp32 output. Per shape: each product once, compared with cuBLAS (the largest difference relative to the largest
  * |C|), then CUDA-event timings (median of 10 after 3 warm-up runs). The question it answers: how far the sparse tensor
  * cores' 1.83-1.87x ceiling (gpu/mma_peak.cu) carries through a whole GEMM of our own, against our dense kernel of the
- * same design and against cuBLAS, with both tiles (64 x 128 on one warpgroup, 128 x 128 on two); then Eq. 1 of
+ * same design and against cuBLAS, with both tiles (64 x 128 on one warpgroup, 128 x 128 on two, the latter also as "128a": its K slices copied by
+ * cp.async into three shared-memory stages instead of through registers into two); then Eq. 1 of
  * ResNet-18's stride-1 3x3 layers as implicit GEMMs on the same kernels (fst_cuda_wgconv, x in bf16 NHWC: compare with
  * cuDNN's channels_last times in native-cuda/CUDA.md, run 25). Prints "WGG" lines; {@code --smoke} runs one 128 x 128 x 64
  * product and one small convolution (the host emulator).
@@ -72,18 +73,19 @@ public final class CudaWgGemmBench {
                 toNhwc.run();
                 double flop = 2.0 * npos * cout * K, tn = CudaGemmBench.time(warmup, reps, toNhwc).median();
                 StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "WGG conv %3d -> %3d @%dx%d batch %d: NHWC bf16 copy %.3f ms", c, cout, h, h, n, tn));
-                for (int rows : new int[]{ 64, 128 }) {
+                for (int tile : TILES) {
+                    int rows = Math.abs(tile);
                     if (cout % rows != 0 || c % (rows == 64 ? 64 : 32) != 0) continue;
-                    Runnable d = () -> Native.cudaWgconv(xh, n, c, h, h, 3, 3, 1, 1, 1, 1, h, h, w16, K, cout, y, 0f, MemorySegment.NULL, 0, ok, rows);
-                    Runnable sp = () -> Native.cudaWgconv(xh, n, c, h, h, 3, 3, 1, 1, 1, 1, h, h, v16, K / 2, cout, y, 0f, dm, K / 32, ok, rows);
+                    Runnable d = async(tile, () -> Native.cudaWgconv(xh, n, c, h, h, 3, 3, 1, 1, 1, 1, h, h, w16, K, cout, y, 0f, MemorySegment.NULL, 0, ok, rows));
+                    Runnable sp = async(tile, () -> Native.cudaWgconv(xh, n, c, h, h, 3, 3, 1, 1, 1, 1, h, h, v16, K / 2, cout, y, 0f, dm, K / 32, ok, rows));
                     d.run();
                     Cuda.sync();
                     MemorySegment hk = arena.allocate(4);
                     Cuda.copyToHost(hk, ok, 4);
                     if (hk.get(JAVA_INT, 0) != 1) { out.println(sb + " | skipped: no sm_90a code"); return; }
                     double td = CudaGemmBench.time(warmup, reps, d).median(), ts = CudaGemmBench.time(warmup, reps, sp).median();
-                    sb.append(String.format(Locale.ROOT, " | tile %d: wgmma %.3f ms (%.0f TFLOP/s), wgmma.sp %.3f ms (%.0f dense-eq), sp/dense %.2fx",
-                            rows, td, flop / td / 1e9, ts, flop / ts / 1e9, td / ts));
+                    sb.append(String.format(Locale.ROOT, " | tile %s: wgmma %.3f ms (%.0f TFLOP/s), wgmma.sp %.3f ms (%.0f dense-eq), sp/dense %.2fx",
+                            tileName(tile), td, flop / td / 1e9, ts, flop / ts / 1e9, td / ts));
                 }
                 out.println(sb);
             } finally {
@@ -92,11 +94,25 @@ public final class CudaWgGemmBench {
         }
     }
 
-    private static void run(PrintStream out, long m, long k, long n, int warmup, int reps) {
-        for (int rows : new int[]{ 64, 128 }) if (m % rows == 0) run(out, m, k, n, warmup, reps, rows);
+    /** The tiles timed: 64 rows, 128 rows staged through registers, and (-128) 128 rows filled by cp.async (wggemm3). */
+    private static final int[] TILES = { 64, 128, -128 };
+
+    private static String tileName(int tile) { return tile < 0 ? -tile + "a" : Integer.toString(tile); }
+
+    /** r with the 128-row tile's cp.async pipeline on for a negative tile (off otherwise), the setting restored after each call. */
+    private static Runnable async(int tile, Runnable r) {
+        return () -> {
+            int was = Native.cudaWgAsync(tile < 0 ? 1 : 0);
+            try { r.run(); } finally { Native.cudaWgAsync(was); }
+        };
     }
 
-    private static void run(PrintStream out, long m, long k, long n, int warmup, int reps, int rows) {
+    private static void run(PrintStream out, long m, long k, long n, int warmup, int reps) {
+        for (int tile : TILES) if (m % Math.abs(tile) == 0) run(out, m, k, n, warmup, reps, tile);
+    }
+
+    private static void run(PrintStream out, long m, long k, long n, int warmup, int reps, int tile) {
+        int rows = Math.abs(tile);
         Random r = new Random(m * 31 + k);
         try (Arena arena = Arena.ofConfined()) {
             Sparse24 sa = Sparse24.random(r, m, k);
@@ -109,8 +125,8 @@ public final class CudaWgGemmBench {
             for (long off = 0; off < total; off += block) Cuda.copyOnDevice(bt.asSlice(2 * off), blk, 2 * Math.min(block, total - off));
             MemorySegment cw = Cuda.malloc(4 * m * n), cs = Cuda.malloc(4 * m * n), cb = Cuda.malloc(4 * m * n), ok = Cuda.malloc(4);
             try {
-                Runnable wgDense = () -> Native.cudaWggemm(a16, k, bt, k, cw, n, m, n, k, 1f, 0f, MemorySegment.NULL, 0, ok, rows);
-                Runnable wgSparse = () -> Native.cudaWggemm(v16, k / 2, bt, k, cs, n, m, n, k, 1f, 0f, dm, k / 32, ok, rows);
+                Runnable wgDense = async(tile, () -> Native.cudaWggemm(a16, k, bt, k, cw, n, m, n, k, 1f, 0f, MemorySegment.NULL, 0, ok, rows));
+                Runnable wgSparse = async(tile, () -> Native.cudaWggemm(v16, k / 2, bt, k, cs, n, m, n, k, 1f, 0f, dm, k / 32, ok, rows));
                 Runnable cublas = () -> Cuda.gemmEx(false, true, m, n, k, 1f, a16, BF16, k, bt, BF16, k, 0f, cb, F32, n, false);
                 wgDense.run();
                 Cuda.sync();
@@ -118,7 +134,7 @@ public final class CudaWgGemmBench {
                 MemorySegment h = arena.allocate(4);
                 Cuda.copyToHost(h, ok, 4);
                 okv[0] = h.get(JAVA_INT, 0);
-                String shape = String.format(Locale.ROOT, "%d x %d x %d tile %d", m, n, k, rows);
+                String shape = String.format(Locale.ROOT, "%d x %d x %d tile %s", m, n, k, tileName(tile));
                 if (okv[0] != 1) { out.println("WGG " + shape + ": skipped, this device build has no sm_90a code"); return; }
                 wgSparse.run();
                 cublas.run();

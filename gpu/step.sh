@@ -21,6 +21,8 @@
 # folders from python3.
 #   --no-gpu   on a machine without a GPU: checks the paths and every step of the script on the host emulator
 #              (tiny sizes, -Dfst4j.cuda.emulate=true) and PyTorch on the CPU; the numbers mean nothing.
+# STEP_ONLY=REGEX runs only the parts whose name matches (grep -E), e.g. STEP_ONLY='resnet18in (DENSE|FST3_IR)( igemm2?| wga?)?$'
+# for the warpgroup rows and their baselines (run.sh passes it through).
 # Time: every part has its own timeout, and all parts together stay within STEP_BUDGET_S (default 180 s); a part that
 # times out or fails is written down as such and the next part runs. The script always exits 0 when its inputs exist.
 set -uo pipefail
@@ -58,6 +60,7 @@ start=$SECONDS
 # part NAME WANT_S MIN_S CMD...: runs CMD with timeout min(WANT_S, what is left of the budget); skipped under MIN_S
 part() {
   local name="$1" want="$2" min="$3"; shift 3
+  if [ -n "${STEP_ONLY:-}" ] && ! echo "$name" | grep -qE "$STEP_ONLY"; then echo "== $name: not in STEP_ONLY" >> "$LOG"; return; fi
   local left=$((BUDGET - (SECONDS - start))); local t=$want; [ "$left" -lt "$t" ] && t=$left
   echo "== $name" >> "$LOG"
   if [ "$t" -lt "$min" ]; then note "$name: SKIPPED (${left}s of the ${BUDGET}s budget left, needs ${min}s)"; return; fi

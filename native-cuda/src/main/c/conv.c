@@ -276,6 +276,7 @@ void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t nc
 /* ---- planned lowering (lowering.h; the AVX-512 body is in lowering_avx512.c) ---- */
 int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
 int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
+int fst_lplan_build_seg_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
 void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail);
 void fst_lplan_rows_avx512(const fst_lplan *p, int64_t r0, int64_t nrows, float *out, int64_t ldo, int per, int64_t jump);
 
@@ -305,16 +306,28 @@ int fst_lowering_plan(int mode) {
  * a scalar loop there; output rows under 16 columns: per-segment overhead), 0 none (stride-1 rows of 16 columns or
  * more, which the row-by-row lowering copies in whole runs faster than a gather). Offsets and lane arithmetic are
  * int32 inside the plans. */
+static int lplan_seg = 1;   /* fst_lowering_seg: 0 sends the segment plan's geometries to the gather plan (A/B runs) */
 static int lplan_kind(const fst_lowering *s) {
     if (s->h >= INT32_MAX / 4 || s->w >= INT32_MAX / 4 || s->ho * s->wo >= INT32_MAX / 4) return 0;
     if (s->sh == 1 && (s->sw == 1 || s->sw == 2) && s->wo * s->sw == s->w && s->ho * s->wo >= 16) return 1;
     if (s->sh == 1 && s->sw == 1 && s->wo >= 16) return 0;
-    return s->n * s->c * s->h * s->w < INT32_MAX / 2 ? 2 : 0;
+    if (s->n * s->c * s->h * s->w >= INT32_MAX / 2) return 0;
+    /* 3: a segment plan (lowering.h) where a vector spans at most FST_LSEG output rows; a masked load or two and a permute per
+     * run instead of a 16-lane gather (Zen 5: 4.8 ns a gather against 1.0 for two loads and a permute). */
+    if ((s->sw == 1 || s->sw == 2) && s->wo >= 5 && __atomic_load_n(&lplan_seg, __ATOMIC_RELAXED)) return 3;
+    return 2;
+}
+
+int fst_lowering_seg(int mode) {
+    if (mode == 0 || mode == 1) __atomic_store_n(&lplan_seg, mode, __ATOMIC_RELAXED);
+    return __atomic_load_n(&lplan_seg, __ATOMIC_RELAXED);
 }
 
 size_t fst_lplan_bytes(const fst_lowering *s, int nvec) {
     const size_t kv = (size_t)(s->kh * s->kw) * (size_t)nvec, scratch = (size_t)nvec * 16 * 3 * sizeof(int32_t);
-    if (lplan_kind(s) == 2) return kv * 16 * sizeof(int32_t) + ((kv * sizeof(uint16_t) + 63) & ~(size_t)63) + scratch;
+    /* a gather or a segment plan: room for either, so that fst_lowering_seg between this call and the build is harmless */
+    const size_t gather = kv * 16 * sizeof(int32_t) + ((kv * sizeof(uint16_t) + 63) & ~(size_t)63), seg = kv * FST_LSEG * sizeof(fst_lseg);
+    if (lplan_kind(s) >= 2) return (gather > seg ? gather : seg) + scratch;
     return kv * sizeof(fst_lvec) + scratch;
 }
 
@@ -323,6 +336,7 @@ int fst_lplan_build(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t n
     switch (lplan_kind(s)) {
         case 1: return fst_lplan_build_avx512(p, s, col0, ncols, nvec, mem);
         case 2: return fst_lplan_build_gather_avx512(p, s, col0, ncols, nvec, mem);
+        case 3: return fst_lplan_build_seg_avx512(p, s, col0, ncols, nvec, mem);
         default: return 0;
     }
 }

@@ -7,6 +7,7 @@
 
 int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
 int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
+int fst_lplan_build_seg_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
 void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail);
 void fst_lplan_rows_avx512(const fst_lplan *p, int64_t r0, int64_t nrows, float *out, int64_t ldo, int per, int64_t jump);
 
@@ -37,7 +38,7 @@ int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, in
     const int64_t img0 = col0 / L;
     block_columns(s, col0, ncols, nvec, oh, ow, im);
     p->s = s; p->x = s->x; p->plane = plane; p->kk = kk; p->ncols = ncols; p->nvec = nvec; p->sw = sw; p->v = tab;
-    p->gather = 0; p->gidx = NULL; p->gmask = NULL;
+    p->gather = 0; p->gidx = NULL; p->gmask = NULL; p->seg = NULL; p->nseg = 0;
     const __m512i zero = _mm512_setzero_si512(), hv = _mm512_set1_epi32((int)s->h), wv = _mm512_set1_epi32((int)s->w);
     for (int v = 0; v < nvec; v++) {
         const __m512i vo = _mm512_loadu_si512(oh + 16 * v), vw = _mm512_loadu_si512(ow + 16 * v), vi = _mm512_loadu_si512(im + 16 * v);
@@ -76,7 +77,7 @@ int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t c
     int32_t *oh = (int32_t *)((char *)gmask + ((kv * (int64_t)sizeof(uint16_t) + 63) & ~(int64_t)63)), *ow = oh + nvec * 16, *im = ow + nvec * 16;
     block_columns(s, col0, ncols, nvec, oh, ow, im);
     p->s = s; p->x = s->x; p->plane = s->h * s->w; p->kk = kk; p->ncols = ncols; p->nvec = nvec; p->sw = (int)s->sw; p->v = NULL;
-    p->gather = 1; p->gidx = gidx; p->gmask = gmask;
+    p->gather = 1; p->gidx = gidx; p->gmask = gmask; p->seg = NULL; p->nseg = 0;
     /* lane offset from the row's channel plane of image 0: (img0 + image) * c*h*w + iy * w + ix (fits int32: conv.c) */
     const int32_t chw = (int32_t)(s->c * s->h * s->w), img0 = (int32_t)(col0 / (s->ho * s->wo));
     const __m512i zero = _mm512_setzero_si512(), hv = _mm512_set1_epi32((int)s->h), wv = _mm512_set1_epi32((int)s->w);
@@ -98,6 +99,55 @@ int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t c
                 gmask[e] = (uint16_t)ok;
             }
         }
+    }
+    return 1;
+}
+
+int fst_lplan_build_seg_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem) {
+    const int64_t kk = s->kh * s->kw;
+    const int sw = (int)s->sw;
+    if (sw != 1 && sw != 2) return 0;
+    fst_lseg *tab = mem;
+    int32_t *oh = (int32_t *)(tab + kk * nvec * FST_LSEG), *ow = oh + nvec * 16, *im = ow + nvec * 16;
+    block_columns(s, col0, ncols, nvec, oh, ow, im);
+    p->s = s; p->x = s->x; p->plane = s->h * s->w; p->kk = kk; p->ncols = ncols; p->nvec = nvec; p->sw = sw; p->v = NULL;
+    p->gather = 0; p->gidx = NULL; p->gmask = NULL; p->seg = tab; p->nseg = 1;
+    const int32_t chw = (int32_t)(s->c * s->h * s->w), img0 = (int32_t)(col0 / (s->ho * s->wo));
+    for (int v = 0; v < nvec; v++) {
+        /* the vector's runs: lanes [first[q], first[q + 1]) share an image and an output row */
+        int first[FST_LSEG + 1], nrun = 0;
+        for (int l = 0; l < 16; l++) {
+            const int q = 16 * v + l;
+            if (im[q] < 0) break;
+            if (l == 0 || im[q] != im[q - 1] || oh[q] != oh[q - 1]) {
+                if (nrun == FST_LSEG) return 0;   /* output rows under 5 columns: conv.c does not ask for this plan */
+                first[nrun++] = l;
+            }
+        }
+        int end = 16;
+        while (end > 0 && im[16 * v + end - 1] < 0) end--;
+        first[nrun] = end;
+        if (nrun > p->nseg) p->nseg = nrun;
+        for (int64_t i = 0; i < s->kh; i++)
+            for (int64_t j = 0; j < s->kw; j++) {
+                fst_lseg *e = tab + ((i * s->kw + j) * nvec + v) * FST_LSEG;
+                int out = 0;
+                for (int q = 0; q < nrun; q++) {
+                    const int l0 = first[q], c0 = 16 * v + l0;
+                    const int64_t iy = (int64_t)oh[c0] * s->sh + i - s->ph, ix0 = (int64_t)ow[c0] * sw + j - s->pw;
+                    if (iy < 0 || iy >= s->h) continue;
+                    uint32_t lanes = 0, lmask = 0;
+                    for (int l = l0; l < first[q + 1]; l++) {
+                        const int64_t ix = ix0 + (int64_t)sw * (l - l0);
+                        if (ix >= 0 && ix < s->w) { lanes |= 1u << l; lmask |= 1u << (sw * (l - l0)); }
+                    }
+                    if (!lanes) continue;
+                    e[out].off = (img0 + im[c0]) * chw + (int32_t)(iy * s->w + ix0);
+                    e[out].lmask = lmask; e[out].lanes = (uint16_t)lanes; e[out].first = (uint16_t)l0;
+                    out++;
+                }
+                for (; out < FST_LSEG; out++) { e[out].off = 0; e[out].lmask = 0; e[out].lanes = 0; e[out].first = 0; }
+            }
     }
     return 1;
 }
@@ -126,6 +176,25 @@ static inline __attribute__((always_inline)) __m512 lvec(const fst_lvec *e, uint
     return _mm512_permutex2var_ps(lo, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), hi);
 }
 
+/* One vector of a segment plan: each of its n runs' window loaded (masked: lanes out of bounds are never read) and
+ * permuted into its lanes. n is the plan's most runs per vector (a constant per instantiation: no data-dependent branch;
+ * a vector with fewer runs has empty ones, whose masks are all zero). The window may start before x's first element
+ * (left padding): masked-off lanes are not dereferenced. */
+static inline __attribute__((always_inline)) __m512 svec(const fst_lseg *e, uintptr_t xc, int sw, int n) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512 y = _mm512_setzero_ps();
+    for (int q = 0; q < n; q++) {
+        const uintptr_t a = xc + 4 * (intptr_t)e[q].off;
+        const __m512 lo = _mm512_maskz_loadu_ps((__mmask16)e[q].lmask, (const void *)a);
+        const __m512 hi = sw == 2 ? _mm512_maskz_loadu_ps((__mmask16)(e[q].lmask >> 16), (const void *)(a + 64)) : _mm512_setzero_ps();
+        /* lane l takes window element sw * (l - first): bits 4..0 of the index pick lo / hi and the element */
+        __m512i idx = _mm512_sub_epi32(lane, _mm512_set1_epi32(e[q].first));
+        if (sw == 2) idx = _mm512_slli_epi32(idx, 1);
+        y = _mm512_mask_mov_ps(y, (__mmask16)e[q].lanes, _mm512_permutex2var_ps(lo, idx, hi));
+    }
+    return y;
+}
+
 /* One vector of a gather plan; masked-off lanes are zero and never read. */
 static inline __attribute__((always_inline)) __m512 gvec(const fst_lplan *p, int64_t e, const float *xc) {
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)p->gmask[e], _mm512_loadu_si512(p->gidx + 16 * e), xc, 4);
@@ -144,21 +213,30 @@ static inline __attribute__((always_inline)) void plan_row(const fst_lplan *p, i
     const float *x = p->x + ch * p->plane;
     const uintptr_t xc = (uintptr_t)x;
     const int64_t e0 = tap * p->nvec;
-    const fst_lvec *e = p->gather ? NULL : p->v + e0;
+    const fst_lvec *e = p->gather || p->seg ? NULL : p->v + e0;
+    const fst_lseg *sg = p->seg ? p->seg + e0 * FST_LSEG : NULL;
     /* tail: only ncols floats are written (whole vectors, then one masked partial vector) */
     const int full = tail && p->ncols < (int64_t)p->nvec * 16 ? (int)(p->ncols / 16) : p->nvec;
     float *sliver = out;
     int k = 0;
-    if (per == 0 && !p->gather && p->sw == 1) {   /* contiguous, the common case: no sliver walk */
+    if (per == 0 && !p->gather && !sg && p->sw == 1) {   /* contiguous, the common case: no sliver walk */
         for (int v = 0; v < full; v++) _mm512_storeu_ps(out + 16 * v, lvec(e + v, xc, 1));
         sliver = out + 16 * full;
     }
     else if (p->gather) { LPLAN_ROW_LOOP(gvec(p, e0 + v, x)) }
+    else if (sg) {
+#define SEG_CASE(n, w) case 4 * (n) + (w): { LPLAN_ROW_LOOP(svec(sg + v * FST_LSEG, xc, w, n)) } break;
+        switch (4 * p->nseg + p->sw) { SEG_CASE(1, 1) SEG_CASE(1, 2) SEG_CASE(2, 1) SEG_CASE(2, 2) SEG_CASE(3, 1) SEG_CASE(3, 2)
+                                       SEG_CASE(4, 1) SEG_CASE(4, 2) default: break; }
+#undef SEG_CASE
+    }
     else if (p->sw == 1) { LPLAN_ROW_LOOP(lvec(e + v, xc, 1)) }
     else { LPLAN_ROW_LOOP(lvec(e + v, xc, 2)) }
     const int64_t rest = tail && full < p->nvec ? p->ncols - (int64_t)full * 16 : 0;
     if (rest > 0) {
-        const __m512 y = p->gather ? gvec(p, e0 + full, x) : lvec(e + full, xc, p->sw);
+        const __m512 y = p->gather ? gvec(p, e0 + full, x)
+                       : sg ? (p->sw == 2 ? svec(sg + full * FST_LSEG, xc, 2, FST_LSEG) : svec(sg + full * FST_LSEG, xc, 1, FST_LSEG))
+                       : lvec(e + full, xc, p->sw);
         _mm512_mask_storeu_ps(sliver + 16 * k, (__mmask16)((1u << rest) - 1), y);
     }
 }
@@ -183,7 +261,7 @@ void fst_lplan_rows_avx512(const fst_lplan *p, int64_t r0, int64_t nrows, float 
     if (nrows <= 0) return;
     int64_t ch, tap;
     fst_lowering_rc(p->s, r0, &ch, &tap);
-    if (per == 0 && !p->gather && p->sw == 1) {
+    if (per == 0 && !p->gather && !p->seg && p->sw == 1) {
         /* The 2:4 product's case (contiguous rows of a masked-load plan): plan_row's per-row branches hoisted out of
          * the row loop (4.6 against 5.3 cycles per vector), and the plan's fields read into locals once (the stores
          * through out could alias them). The same loads and stores. */

@@ -227,6 +227,7 @@ public final class Native {
 
     private static final class LoweringHandles {
         static final MethodHandle PLAN = bind(LIB, "fst_lowering_plan", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+        static final MethodHandle SEG = bind(LIB, "fst_lowering_seg", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
     }
 
     /**
@@ -237,6 +238,17 @@ public final class Native {
     public static boolean loweringPlan(int mode) {
         ensureLoaded();
         try { return (int) LoweringHandles.PLAN.invokeExact(mode) != 0; } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    /**
+     * The planned lowering's segment plan for strided geometries (vertical stride > 1 or output rows narrower than the plane,
+     * at horizontal stride 1 or 2, output rows of 5 columns or more: a masked load or two and a permute per output-row run
+     * of a vector): mode 1 on (the default), 0 those geometries take the gather plan, -1 only asks. Returns the mode in
+     * use. The same bits either way.
+     */
+    public static int loweringSeg(int mode) {
+        ensureLoaded();
+        try { return (int) LoweringHandles.SEG.invokeExact(mode); } catch (Throwable t) { throw rethrow(t); }
     }
 
     /** The shim's A/B switches (sparse.c: the 2:4 product; gemm.c: Eq. 3 without packing): each sets a mode or value (-1

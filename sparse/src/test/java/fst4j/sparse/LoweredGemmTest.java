@@ -177,6 +177,60 @@ class LoweredGemmTest {
         });
     }
 
+    /**
+     * Strided lowerings (vertical stride 1-3, horizontal 1-2: the stride-2 convolutions, a half-K lowering of them, narrow
+     * output rows) through the planned lowering's segment plan and through its gather plan: the same bits (only the
+     * staging differs), and equal to the float64 Java im2col's products. Output rows of 3-12 columns, so that a 16-column
+     * vector spans up to five output rows (under 5 columns the gather plan takes over) and images.
+     */
+    @Property(tries = 120)
+    void segmentPlanEqualsGatherPlan(@ForAll @IntRange(min = 1, max = 5) int n, @ForAll @IntRange(min = 1, max = 6) int c,
+                                     @ForAll @IntRange(min = 3, max = 25) int h, @ForAll @IntRange(min = 3, max = 25) int w,
+                                     @ForAll @IntRange(min = 1, max = 3) int k, @ForAll @IntRange(min = 1, max = 3) int sh,
+                                     @ForAll @IntRange(min = 1, max = 2) int sw, @ForAll @IntRange(min = 0, max = 1) int p,
+                                     @ForAll @IntRange(min = 1, max = 40) int m, @ForAll @IntRange(min = 1, max = 2) int threads,
+                                     @ForAll long seed) {
+        if (h + 2 * p < k || w + 2 * p < k) return;
+        int seg = Native.loweringSeg(-1);
+        withSettings(threads, true, () -> {
+            try {
+                Rng r = new Rng(seed);
+                Tensor x = r.normal(0, 1, n, c, h, w);
+                Lowering low = new Lowering(x, k, k, sh, sw, p, p);
+                Tensor cols = Conv.im2col(x.to(fst4j.tensor.DType.F64), k, k, sh, sw, p, p).to(fst4j.tensor.DType.F32);
+                Tensor a = r.normal(0, 1, m, low.rows()), g = r.normal(0, 1, m, low.cols());
+                String what = n + "x" + c + "x" + h + "x" + w + " k" + k + " s" + sh + "/" + sw + " p" + p;
+                float[][] eq1 = new float[2][], eq3 = new float[2][], sp = new float[2][];
+                try (Compressed24 cw = Compressed24.pruneCompress(a, null, threads)) {
+                    for (int mode = 0; mode <= 1; mode++) {
+                        Native.loweringSeg(mode);
+                        Tensor y = Tensor.empty(m, low.cols()), dw = Tensor.zeros(m, low.rows()), ys = Tensor.empty(m, low.cols());
+                        Conv.gemmLowered(1f, a, low, false, 0f, y);
+                        Conv.gemmLowered(1f, g, low, true, 0f, dw);
+                        SparseGemm.spmmLowered(cw, low, 0f, ys);
+                        eq1[mode] = y.toFloatArray(); eq3[mode] = dw.toFloatArray(); sp[mode] = ys.toFloatArray();
+                        if (mode == 1) {
+                            Tensor want = Tensor.empty(m, low.cols());
+                            Blas.gemm(1f, a, cols, 0f, want);
+                            close(want, y, "Eq. 1, " + what);
+                            Tensor dwWant = Tensor.zeros(m, low.rows());
+                            try (Tensor ct = cols.t()) { Blas.gemm(1f, g, ct, 0f, dwWant); }
+                            closeEq3(g, cols, dwWant, dw, "Eq. 3, " + what);
+                            Tensor spWant = Tensor.empty(m, low.cols());
+                            try (Tensor d = cw.decompress()) { Blas.gemm(1f, d, cols, 0f, spWant); }
+                            closeSparse(cw, cols, spWant, ys, "2:4 Eq. 1, " + what);
+                        }
+                    }
+                }
+                assertArrayEquals(eq1[0], eq1[1], "Eq. 1 bits, segments against gathers, " + what);
+                assertArrayEquals(eq3[0], eq3[1], "Eq. 3 bits, segments against gathers, " + what);
+                assertArrayEquals(sp[0], sp[1], "2:4 Eq. 1 bits, segments against gathers, " + what);
+            } finally {
+                Native.loweringSeg(seg);
+            }
+        });
+    }
+
     /** What a check of a 3x3, pad-1 convolution is given: weight a, materialised im2col, its lowering, threads, setting. */
     private interface Conv3x3Check { void run(Tensor a, Tensor cols, Lowering low, int threads, String setting); }
 

@@ -312,9 +312,9 @@ static int lplan_kind(const fst_lowering *s) {
     if (s->sh == 1 && (s->sw == 1 || s->sw == 2) && s->wo * s->sw == s->w && s->ho * s->wo >= 16) return 1;
     if (s->sh == 1 && s->sw == 1 && s->wo >= 16) return 0;
     if (s->n * s->c * s->h * s->w >= INT32_MAX / 2) return 0;
-    /* 3: a segment plan (lowering.h) where a vector spans at most FST_LSEG output rows; a masked load or two and a permute per
-     * run instead of a 16-lane gather (Zen 5: 4.8 ns a gather against 1.0 for two loads and a permute). */
-    if ((s->sw == 1 || s->sw == 2) && s->wo >= 5 && __atomic_load_n(&lplan_seg, __ATOMIC_RELAXED)) return 3;
+    /* 3: a segment plan (lowering.h) where a vector spans at most FST_LSEG output rows; sw masked loads and a permute (two at
+     * sw = 4) per run instead of a 16-lane gather (Zen 5: 4.8 ns a gather against 1.0 for two loads and a permute). */
+    if ((s->sw == 1 || s->sw == 2 || s->sw == 4) && s->wo >= 5 && __atomic_load_n(&lplan_seg, __ATOMIC_RELAXED)) return 3;
     return 2;
 }
 

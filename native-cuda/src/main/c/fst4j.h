@@ -72,7 +72,7 @@ FST_API int fst_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64
 /* The planned lowering of the implicit-im2col GEMMs (AVX-512 masked loads; lowering.h): mode 0 turns it off (every
  * row lowered by the portable row-by-row code), 1 on where the CPU has AVX-512 (and FST4J_ISA / FST4J_LPLAN=0 do not
  * say otherwise), -1 only asks. Returns 1 when it is in use. For tests and A/B timing; results are the same bits. */
-/* The segment plan for strided lowerings (lowering.h: vertical stride > 1 or narrow output rows, at horizontal stride 1 or 2,
+/* The segment plan for strided lowerings (lowering.h: vertical stride > 1 or narrow output rows, at horizontal stride 1, 2 or 4,
  * output rows of 5 columns or more): 1 on (the default), 0 those geometries take the gather plan; -1 only asks. */
 FST_API int fst_lowering_seg(int mode);
 FST_API int fst_lowering_plan(int mode);

@@ -29,20 +29,20 @@ void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t nc
  * plane (2 * position at sw = 2), so each vector of 16 columns is one masked load (two when it spans two images;
  * two loads and one permute at sw = 2), with the padding, the wrapped border columns and the columns past ncols
  * masked to zero. Other geometries with strides or narrow planes (the stride-2 convolutions, planes under 16
- * columns) take a segment plan (fst_lseg below) where output rows have 5 columns or more at horizontal stride 1 or 2,
+ * columns) take a segment plan (fst_lseg below) where output rows have 5 columns or more at horizontal stride 1, 2 or 4,
  * else a gather plan (fst_lplan.gather). Masked-off lanes are never read. Built once per column block,
  * shared by all its c*kh*kw rows. */
 typedef struct { int64_t off[2]; uint32_t mask[2]; } fst_lvec;   /* per tap and vector: image a, image a + 1 */
-/* A segment plan (strided rows: vertical stride > 1, or output rows narrower than the plane, at horizontal stride 1 or 2):
+/* A segment plan (strided rows: vertical stride > 1, or output rows narrower than the plane, at horizontal stride 1, 2 or 4):
  * a vector's 16 columns fall into at most FST_LSEG runs of one output row each (output rows of 5 columns or more); a
- * run's input elements lie in one input row, sw apart, within 16 * sw floats. Per tap, vector and run: the element
- * offset of the run's first lane from the row's channel plane of image 0 (as the gather plan's), the load mask of that
- * window (bit sw * (lane - first) for each lane in bounds: one masked load, two at sw = 2), the first lane, and the
- * lanes it fills; the run is moved into place by one permute and one blend. Runs with no lane in bounds are left out,
+ * run's input elements lie in one input row, sw apart (1, 2 or 4), within 16 * sw floats. Per tap, vector and run: the
+ * element offset of the run's first lane from the row's channel plane of image 0 (as the gather plan's), the load mask
+ * of that window (bit sw * (lane - first) for each lane in bounds: sw masked loads), the first lane, and the lanes it
+ * fills; the run is moved into place by one permute and one blend (two of each at sw = 4). Runs with no lane in bounds are left out,
  * and a vector's list is filled up with empty runs (all masks zero: no element read, nothing blended), so that every
  * vector takes the plan's nseg runs without a data-dependent branch. */
 #define FST_LSEG 4
-typedef struct { int32_t off; uint32_t lmask; uint16_t lanes; uint16_t first; } fst_lseg;
+typedef struct { int32_t off; uint16_t lanes, first; uint64_t lmask; } fst_lseg;
 typedef struct {
     const fst_lowering *s;
     const float *x;

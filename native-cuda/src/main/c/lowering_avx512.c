@@ -106,7 +106,7 @@ int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t c
 int fst_lplan_build_seg_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem) {
     const int64_t kk = s->kh * s->kw;
     const int sw = (int)s->sw;
-    if (sw != 1 && sw != 2) return 0;
+    if (sw != 1 && sw != 2 && sw != 4) return 0;
     fst_lseg *tab = mem;
     int32_t *oh = (int32_t *)(tab + kk * nvec * FST_LSEG), *ow = oh + nvec * 16, *im = ow + nvec * 16;
     block_columns(s, col0, ncols, nvec, oh, ow, im);
@@ -136,10 +136,11 @@ int fst_lplan_build_seg_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0
                     const int l0 = first[q], c0 = 16 * v + l0;
                     const int64_t iy = (int64_t)oh[c0] * s->sh + i - s->ph, ix0 = (int64_t)ow[c0] * sw + j - s->pw;
                     if (iy < 0 || iy >= s->h) continue;
-                    uint32_t lanes = 0, lmask = 0;
+                    uint32_t lanes = 0;
+                    uint64_t lmask = 0;
                     for (int l = l0; l < first[q + 1]; l++) {
                         const int64_t ix = ix0 + (int64_t)sw * (l - l0);
-                        if (ix >= 0 && ix < s->w) { lanes |= 1u << l; lmask |= 1u << (sw * (l - l0)); }
+                        if (ix >= 0 && ix < s->w) { lanes |= 1u << l; lmask |= (uint64_t)1 << (sw * (l - l0)); }
                     }
                     if (!lanes) continue;
                     e[out].off = (img0 + im[c0]) * chw + (int32_t)(iy * s->w + ix0);
@@ -185,12 +186,22 @@ static inline __attribute__((always_inline)) __m512 svec(const fst_lseg *e, uint
     __m512 y = _mm512_setzero_ps();
     for (int q = 0; q < n; q++) {
         const uintptr_t a = xc + 4 * (intptr_t)e[q].off;
-        const __m512 lo = _mm512_maskz_loadu_ps((__mmask16)e[q].lmask, (const void *)a);
-        const __m512 hi = sw == 2 ? _mm512_maskz_loadu_ps((__mmask16)(e[q].lmask >> 16), (const void *)(a + 64)) : _mm512_setzero_ps();
-        /* lane l takes window element sw * (l - first): bits 4..0 of the index pick lo / hi and the element */
+        const uint64_t lm = e[q].lmask;
+        const __m512 w0 = _mm512_maskz_loadu_ps((__mmask16)lm, (const void *)a);
+        const __m512 w1 = sw >= 2 ? _mm512_maskz_loadu_ps((__mmask16)(lm >> 16), (const void *)(a + 64)) : _mm512_setzero_ps();
+        /* lane l takes window element sw * (l - first): bits 4..0 of the index pick one of two vectors and the element */
         __m512i idx = _mm512_sub_epi32(lane, _mm512_set1_epi32(e[q].first));
         if (sw == 2) idx = _mm512_slli_epi32(idx, 1);
-        y = _mm512_mask_mov_ps(y, (__mmask16)e[q].lanes, _mm512_permutex2var_ps(lo, idx, hi));
+        if (sw == 4) idx = _mm512_slli_epi32(idx, 2);
+        if (sw == 4) {   /* lanes first .. first + 7 from the window's first 32 floats, the rest from the next 32 */
+            const __m512 w2 = _mm512_maskz_loadu_ps((__mmask16)(lm >> 32), (const void *)(a + 128));
+            const __m512 w3 = _mm512_maskz_loadu_ps((__mmask16)(lm >> 48), (const void *)(a + 192));
+            const __mmask16 near = (__mmask16)((0xFFu << e[q].first) & e[q].lanes);
+            y = _mm512_mask_mov_ps(y, near, _mm512_permutex2var_ps(w0, idx, w1));
+            y = _mm512_mask_mov_ps(y, (__mmask16)(e[q].lanes & ~near), _mm512_permutex2var_ps(w2, idx, w3));
+        } else {
+            y = _mm512_mask_mov_ps(y, (__mmask16)e[q].lanes, _mm512_permutex2var_ps(w0, idx, w1));
+        }
     }
     return y;
 }
@@ -225,9 +236,10 @@ static inline __attribute__((always_inline)) void plan_row(const fst_lplan *p, i
     }
     else if (p->gather) { LPLAN_ROW_LOOP(gvec(p, e0 + v, x)) }
     else if (sg) {
-#define SEG_CASE(n, w) case 4 * (n) + (w): { LPLAN_ROW_LOOP(svec(sg + v * FST_LSEG, xc, w, n)) } break;
-        switch (4 * p->nseg + p->sw) { SEG_CASE(1, 1) SEG_CASE(1, 2) SEG_CASE(2, 1) SEG_CASE(2, 2) SEG_CASE(3, 1) SEG_CASE(3, 2)
-                                       SEG_CASE(4, 1) SEG_CASE(4, 2) default: break; }
+#define SEG_CASE(n, w) case 8 * (n) + (w): { LPLAN_ROW_LOOP(svec(sg + v * FST_LSEG, xc, w, n)) } break;
+        switch (8 * p->nseg + p->sw) { SEG_CASE(1, 1) SEG_CASE(1, 2) SEG_CASE(1, 4) SEG_CASE(2, 1) SEG_CASE(2, 2) SEG_CASE(2, 4)
+                                       SEG_CASE(3, 1) SEG_CASE(3, 2) SEG_CASE(3, 4) SEG_CASE(4, 1) SEG_CASE(4, 2) SEG_CASE(4, 4)
+                                       default: break; }
 #undef SEG_CASE
     }
     else if (p->sw == 1) { LPLAN_ROW_LOOP(lvec(e + v, xc, 1)) }
@@ -235,7 +247,8 @@ static inline __attribute__((always_inline)) void plan_row(const fst_lplan *p, i
     const int64_t rest = tail && full < p->nvec ? p->ncols - (int64_t)full * 16 : 0;
     if (rest > 0) {
         const __m512 y = p->gather ? gvec(p, e0 + full, x)
-                       : sg ? (p->sw == 2 ? svec(sg + full * FST_LSEG, xc, 2, FST_LSEG) : svec(sg + full * FST_LSEG, xc, 1, FST_LSEG))
+                       : sg ? (p->sw == 4 ? svec(sg + full * FST_LSEG, xc, 4, FST_LSEG) : p->sw == 2 ? svec(sg + full * FST_LSEG, xc, 2, FST_LSEG)
+                                                 : svec(sg + full * FST_LSEG, xc, 1, FST_LSEG))
                        : lvec(e + full, xc, p->sw);
         _mm512_mask_storeu_ps(sliver + 16 * k, (__mmask16)((1u << rest) - 1), y);
     }

@@ -242,7 +242,7 @@ public final class Native {
 
     /**
      * The planned lowering's segment plan for strided geometries (vertical stride > 1 or output rows narrower than the plane,
-     * at horizontal stride 1 or 2, output rows of 5 columns or more: a masked load or two and a permute per output-row run
+     * at horizontal stride 1, 2 or 4, output rows of 5 columns or more: sw masked loads and a permute or two per output-row run
      * of a vector): mode 1 on (the default), 0 those geometries take the gather plan, -1 only asks. Returns the mode in
      * use. The same bits either way.
      */

@@ -56,7 +56,9 @@ class LoweredGemmTest {
     /** got == want = S cols up to rounding in another order: relative to |S| |cols| (K up to 540 terms), not to |want|. */
     private static void closeSparse(Compressed24 cw, Tensor cols, Tensor want, Tensor got, String what) {
         try (Tensor d = cw.decompress(); Tensor da = d.abs(); Tensor ca = cols.abs(); Tensor scale = Blas.matmul(da, ca)) {
-            double err = TestData.diffNorm(got.toFloatArray(), want.toFloatArray()) / TestData.norm(scale.toFloatArray());
+            double diff = TestData.diffNorm(got.toFloatArray(), want.toFloatArray()), norm = TestData.norm(scale.toFloatArray());
+            // |S||B| = 0 (every lowered element padding, as in a 1x1 lowering that only meets the border): the product is exactly 0
+            double err = norm == 0 ? diff : diff / norm;
             assertTrue(err < 1e-6, what + ": error relative to |S||B| " + err);
         }
     }
@@ -178,16 +180,17 @@ class LoweredGemmTest {
     }
 
     /**
-     * Strided lowerings (vertical stride 1-3, horizontal 1-2: the stride-2 convolutions, a half-K lowering of them, narrow
+     * Strided lowerings (vertical stride 1-3, horizontal 1-4: the stride-2 convolutions, their half-K lowering (4), narrow
      * output rows) through the planned lowering's segment plan and through its gather plan: the same bits (only the
-     * staging differs), and equal to the float64 Java im2col's products. Output rows of 3-12 columns, so that a 16-column
-     * vector spans up to five output rows (under 5 columns the gather plan takes over) and images.
+     * staging differs), and equal to the float64 Java im2col's products. Output rows of 1-70 columns, so that a 16-column
+     * vector spans up to five output rows (under 5 columns the gather plan takes over) and images, and at horizontal stride 4
+     * a run reaches past the first 32 floats of its window.
      */
     @Property(tries = 120)
     void segmentPlanEqualsGatherPlan(@ForAll @IntRange(min = 1, max = 5) int n, @ForAll @IntRange(min = 1, max = 6) int c,
-                                     @ForAll @IntRange(min = 3, max = 25) int h, @ForAll @IntRange(min = 3, max = 25) int w,
+                                     @ForAll @IntRange(min = 3, max = 25) int h, @ForAll @IntRange(min = 3, max = 70) int w,
                                      @ForAll @IntRange(min = 1, max = 3) int k, @ForAll @IntRange(min = 1, max = 3) int sh,
-                                     @ForAll @IntRange(min = 1, max = 2) int sw, @ForAll @IntRange(min = 0, max = 1) int p,
+                                     @ForAll @IntRange(min = 1, max = 4) int sw, @ForAll @IntRange(min = 0, max = 1) int p,
                                      @ForAll @IntRange(min = 1, max = 40) int m, @ForAll @IntRange(min = 1, max = 2) int threads,
                                      @ForAll long seed) {
         if (h + 2 * p < k || w + 2 * p < k) return;

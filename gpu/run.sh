@@ -236,6 +236,7 @@ PY
   python3 "$here/gpu/roofline.py" 2>/dev/null | grep -E '^(lowered|implicit)' | sed 's/^/  /'
   [ -f "$OUT/mma.txt" ] && { echo "tensor-core ceilings (mma.txt):"; grep -E '^MMA (device|best|FAILED|skipped)' "$OUT/mma.txt" | sed 's/^/  /'; }
   [ -f "$OUT/wgg.txt" ] && { echo "warpgroup GEMM, ours against cuBLAS (wgg.txt):"; grep -E '^WGG' "$OUT/wgg.txt" | sed 's/^/  /'; tail -3 "$OUT/wgg-log.txt" 2>/dev/null | sed 's/^/  /'; }
+  grep -q 'WGMMA TRANS-B' "$OUT/tests-block.txt" 2>/dev/null && { echo "wgmma with B MN-major (tests-block.txt):"; grep -h 'WGMMA TRANS-B' "$OUT/tests-block.txt" | sed 's/^.*WGMMA TRANS-B/  /; s/ (order .*//' | sort -u; }
   grep -q 'SPLT LAYOUT' "$OUT/tests.txt" 2>/dev/null && { echo "cuSPARSELt's compressed layout (tests.txt, dumps in splt-layout/):"; grep -hE 'SPLT LAYOUT .*(values in slots|row by row)' "$OUT/tests.txt" | sed 's/^.*SPLT LAYOUT/  /'; }
   [ -f "$OUT/probe.txt" ] && { echo "cuSPARSELt probe (probe.txt):"; grep -E '^(SUMMARY|BEST|best|summary)' "$OUT/probe.txt" | head -20 | sed 's/^/  /'; }
   echo "JUnit (every test in table.txt; here the ones that did not pass):"; grep -v ' pass$' "$OUT/table.txt" | sed 's/^/  /'

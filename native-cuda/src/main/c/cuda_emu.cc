@@ -57,7 +57,7 @@ asm(".text\n.p2align 4\n.globl fst_emu_switch\n.hidden fst_emu_switch\n.type fst
     ".size fst_emu_switch, .-fst_emu_switch\n");
 
 enum { F_READY, F_BARRIER, F_WARP, F_DONE };
-enum { OP_SHFL = 1, OP_MMA = 2, OP_MMA_SP = 3, OP_WGMMA = 4, OP_WGMMA_SP = 5 };
+enum { OP_SHFL = 1, OP_MMA = 2, OP_MMA_SP = 3, OP_WGMMA = 4, OP_WGMMA_SP = 5, OP_WGMMA_T = 6 };
 struct FstFiber {
     void *sp;             /* its stack pointer while it is suspended */
     int state, op;
@@ -151,6 +151,14 @@ void FstCtx::wgmma64(float d[32], unsigned long long da, unsigned long long db, 
     fiber->seq++;
 }
 
+void FstCtx::wgmma64_tb(float d[32], unsigned long long da, unsigned long long db, int line) const {
+    fiber->op = OP_WGMMA_T;
+    fiber->da = da; fiber->db = db; fiber->d = d;
+    fiber->site = line;
+    park(fiber, F_WARP);
+    fiber->seq++;
+}
+
 void FstCtx::wgmma_sp64(float d[32], unsigned long long da, unsigned long long db, uint32_t e, int line) const {
     fiber->op = OP_WGMMA_SP;
     fiber->da = da; fiber->db = db; fiber->d = d; fiber->e = e;
@@ -162,7 +170,8 @@ void FstCtx::wgmma_sp64(float d[32], unsigned long long da, unsigned long long d
 static inline float bf16_lo(uint32_t r, int hi) { uint32_t u = hi ? r & 0xffff0000u : r << 16; float f; memcpy(&f, &u, 4); return f; }
 
 static const char *op_name(int op) {
-    return op == OP_SHFL ? "shuffle" : op == OP_MMA ? "mma" : op == OP_MMA_SP ? "mma.sp" : op == OP_WGMMA ? "wgmma" : "wgmma.sp";
+    return op == OP_SHFL ? "shuffle" : op == OP_MMA ? "mma" : op == OP_MMA_SP ? "mma.sp" : op == OP_WGMMA ? "wgmma"
+         : op == OP_WGMMA_T ? "wgmma (B transposed)" : "wgmma.sp";
 }
 
 /* the warp's 32 lanes, all waiting at a warp operation, carry it out: FST_OK, or the error when they wait at different ones */
@@ -240,7 +249,12 @@ static int wg_op(const char *name, int64_t b, int g, FstFiber *th, const unsigne
         const int kn = which ? kb : 16;
         for (int m = 0; m < 64; m++)
             for (int k = 0; k < kn; k++) {
-                const int64_t off = start + (m / 8) * sbo + (k / 8) * lbo + (m % 8) * 16 + (k % 8) * 2;
+                /* B MN-major (wgmma's imm-trans-b, modelled as this project reads the PTX ISA's canonical no-swizzle layout:
+                 * a core matrix is 8 rows along K of 16 bytes = 8 consecutive n; lbo between core matrices along K, sbo along
+                 * N; CudaBlockKernelsTest.wgmmaTransposedBProbe asks a device which of lbo / sbo it takes along K) */
+                const bool mn = which && th[0].op == OP_WGMMA_T;
+                const int64_t off = mn ? start + (m / 8) * sbo + (k / 8) * lbo + (k % 8) * 16 + (m % 8) * 2
+                                       : start + (m / 8) * sbo + (k / 8) * lbo + (m % 8) * 16 + (k % 8) * 2;
                 if (off < 0 || off + 2 > smem_size)
                     return fst_cuda_fail("%s: block %lld, warpgroup %d: %s's %s descriptor (start %lld, lbo %lld, sbo %lld) reaches byte %lld "
                                          "of %d bytes of shared memory (emulator)", name, (long long)b, g, op_name(th[0].op), which ? "B" : "A",
@@ -372,7 +386,7 @@ static int run_blocks(int k, int64_t nblocks, int threads, int smem, const void 
                     for (int l = 0; l < 32; l++) n += lane[l].state == F_WARP;
                     if (n != 32) break;
                     bool wg = false;   /* a warpgroup operation waits for the group's other warps (below) */
-                    for (int l = 0; l < 32; l++) wg = wg || lane[l].op == OP_WGMMA || lane[l].op == OP_WGMMA_SP;
+                    for (int l = 0; l < 32; l++) wg = wg || lane[l].op == OP_WGMMA || lane[l].op == OP_WGMMA_SP || lane[l].op == OP_WGMMA_T;
                     if (wg) break;
                     if (int rc = warp_op(name, b, w, lane)) return rc;
                     for (int l = 0; l < 32; l++) lane[l].state = F_READY;
@@ -382,7 +396,8 @@ static int run_blocks(int k, int64_t nblocks, int threads, int smem, const void 
             for (int g = 0; g < nwarps / 4; g++) {
                 FstFiber *th = &s.fib[g * 128];
                 bool all = true;
-                for (int l = 0; l < 128 && all; l++) all = th[l].state == F_WARP && (th[l].op == OP_WGMMA || th[l].op == OP_WGMMA_SP);
+                for (int l = 0; l < 128 && all; l++)
+                    all = th[l].state == F_WARP && (th[l].op == OP_WGMMA || th[l].op == OP_WGMMA_SP || th[l].op == OP_WGMMA_T);
                 if (!all) continue;
                 if (int rc = wg_op(name, b, g, th, s.smem, smem)) return rc;
                 for (int l = 0; l < 128; l++) th[l].state = F_READY;

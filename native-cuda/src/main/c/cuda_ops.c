@@ -493,8 +493,14 @@ int fst_cuda_block_selftest(const float *in, float *out, const uint16_t *a, cons
 
 int fst_cuda_wgmma_probe(const uint16_t *a, const uint16_t *bt, float *d, int64_t lbo, int64_t sbo, int64_t blocks, int *ok,
                          const uint32_t *meta) {
+    return fst_cuda_wgmma_probe_t(a, bt, d, lbo, sbo, blocks, ok, meta, 0);
+}
+
+int fst_cuda_wgmma_probe_t(const uint16_t *a, const uint16_t *bt, float *d, int64_t lbo, int64_t sbo, int64_t blocks, int *ok,
+                           const uint32_t *meta, int transb) {
     READY();
     NUL(!a || !bt || !d || !ok);
+    BAD(transb < 0 || transb > 2 || (transb && meta));
     const int kc = meta ? 4 : 2;   /* B's core matrices along K (A has 2) */
     BAD(blocks < 0 || lbo < 0 || sbo < 0 || lbo % 16 || sbo % 16 || lbo > 0x3fff * 16 || sbo > 0x3fff * 16 ||
         7 * sbo + (kc - 1) * lbo + 128 > FST_WG_BOFF);
@@ -506,7 +512,7 @@ int fst_cuda_wgmma_probe(const uint16_t *a, const uint16_t *bt, float *d, int64_
     if (blocks == 0) return FST_OK;
     OWN(a, blocks * 1024 * 2); OWN(bt, blocks * 64 * 8 * kc * 2); OWN(d, blocks * 4096 * 4); OWN(ok, blocks * 4);
     if (meta) OWN(meta, blocks * 64 * 4);
-    fst_k_wgprobe_args k = { a, bt, d, lbo, sbo, ok, meta };
+    fst_k_wgprobe_args k = { a, bt, d, lbo, sbo, ok, meta, transb };
     return launch_blocks(FST_K_wgprobe, blocks, &k);
 }
 

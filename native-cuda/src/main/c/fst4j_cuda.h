@@ -162,6 +162,10 @@ FST_API int fst_cuda_block_selftest(const float *in, float *out, const uint16_t 
  * within FST_WG_BOFF bytes); ok[b] = 1 where the instruction ran (0: a device build without sm_90a). */
 FST_API int fst_cuda_wgmma_probe(const uint16_t *a, const uint16_t *bt, float *d, int64_t lbo, int64_t sbo, int64_t blocks, int *ok,
                                  const uint32_t *meta);
+/* The same with transb (dense only): 1 B staged MN-major (core matrix (n / 8, k / 8) at (n / 8) sbo + (k / 8) lbo, its row
+ * k % 8 the values n .. n + 7) and wgmma with imm-trans-b = 1; 2 the same with lbo and sbo swapped in B's descriptor. */
+FST_API int fst_cuda_wgmma_probe_t(const uint16_t *a, const uint16_t *bt, float *d, int64_t lbo, int64_t sbo, int64_t blocks, int *ok,
+                                   const uint32_t *meta, int transb);
 /* A GEMM on Hopper's warpgroup tensor cores (fst4j_kargs.h, fst_k_wggemm_args): c [m, n] float32 = alpha a b + beta c,
  * a bf16 [m, lda] row-major, b as B^T bf16 [n, ldb]; with meta (k_prune24's words, [m, ldm]) a holds A's kept values
  * ([m, lda >= k / 2]) and the product runs on wgmma.sp. rows: the tile, 64 (one warpgroup, K slices of 64) or 128 (two

@@ -1218,6 +1218,13 @@ struct FstCtx {
                      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
                      : "l"(da), "l"(db));
     }
+    /* wgmma64 with B MN-major (imm-trans-b = 1: core matrices of 8 k-rows of 8 consecutive n, descriptor db of B itself) */
+    __device__ __forceinline__ void wgmma64_tb(float d[32], unsigned long long da, unsigned long long db) const {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 1;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                     : "l"(da), "l"(db));
+    }
     /* d += A (64 x 32 bf16, 2:4 along k: its kept values, 64 x 16, by descriptor da; their positions in e, laid out per
      * warp as mma.sp.m16n8k32's, selector 0) x B (32 x 64 bf16, K-major: descriptor db of B^T), fp32 */
     __device__ __forceinline__ void wgmma_sp64(float d[32], unsigned long long da, unsigned long long db, u32 e) const {
@@ -1233,6 +1240,7 @@ struct FstCtx {
     __device__ __forceinline__ void wg_commit() const {}
     __device__ __forceinline__ void wg_wait0() const {}
     __device__ __forceinline__ void wgmma64(float *, unsigned long long, unsigned long long) const {}
+    __device__ __forceinline__ void wgmma64_tb(float *, unsigned long long, unsigned long long) const {}
     __device__ __forceinline__ void wgmma_sp64(float *, unsigned long long, unsigned long long, u32) const {}
 #endif
 };
@@ -1281,6 +1289,9 @@ struct FstCtx {
     /* the functional model: the 128 threads of the warpgroup meet; A and B read from shared memory through the
      * descriptors (no swizzle, K-major core matrices); per element of D, d + the 16 products in k order, in float */
     void wgmma64(float d[32], unsigned long long da, unsigned long long db, int line = __builtin_LINE()) const;
+    /* B MN-major (imm-trans-b): a core matrix holds 8 rows along K of 8 consecutive n; lbo along K, sbo along N (the
+     * model; wgmmaTransposedBProbe checks it on a device) */
+    void wgmma64_tb(float d[32], unsigned long long da, unsigned long long db, int line = __builtin_LINE()) const;
     /* the 2:4 one: A's 16 kept values per row through da, their positions from each warp's metadata as mma.sp's */
     void wgmma_sp64(float d[32], unsigned long long da, unsigned long long db, u32 e, int line = __builtin_LINE()) const;
 };
@@ -1370,7 +1381,9 @@ FST_BD void kb_wgprobe(FstCtx &c, const fst_k_wgprobe_args &a) {
         const int m = i / kb, k = i % kb;
         const i64 off = (m / 8) * a.sbo + (k / 8) * a.lbo + (m % 8) * 16 + (k % 8) * 2;
         if (k < 16) sa[off / 2] = A[m * 16 + k];
-        sb[off / 2] = Bt[i];
+        /* transb: B (k, n = m) MN-major, core matrix (n / 8, k / 8) at (n / 8) * sbo + (k / 8) * lbo, row k % 8 of 8 n's */
+        const i64 offb = a.transb ? (m / 8) * a.sbo + (k / 8) * a.lbo + (k % 8) * 16 + (m % 8) * 2 : off;
+        sb[offb / 2] = Bt[i];
     }
     c.fence_proxy_async();
     c.sync();
@@ -1386,6 +1399,9 @@ FST_BD void kb_wgprobe(FstCtx &c, const fst_k_wgprobe_args &a) {
         const u32 *mb = a.meta + b * 64;
         c.wgmma_sp64(d, c.wg_desc(sa, (u32)a.lbo, (u32)a.sbo), c.wg_desc(sb, (u32)a.lbo, (u32)a.sbo),
                      r < 2 ? sp_meta(mb[16 * w + q], mb[16 * w + q + 8], r) : 0u);
+    } else if (a.transb) {   /* B's descriptor with lbo and sbo as given, or swapped (transb == 2): which one the device takes along K */
+        c.wgmma64_tb(d, c.wg_desc(sa, (u32)a.lbo, (u32)a.sbo),
+                     a.transb == 2 ? c.wg_desc(sb, (u32)a.sbo, (u32)a.lbo) : c.wg_desc(sb, (u32)a.lbo, (u32)a.sbo));
     } else {
         c.wgmma64(d, c.wg_desc(sa, (u32)a.lbo, (u32)a.sbo), c.wg_desc(sb, (u32)a.lbo, (u32)a.sbo));
     }

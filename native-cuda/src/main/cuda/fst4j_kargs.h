@@ -197,10 +197,12 @@ typedef struct { const float *ws; int64_t splits, cout, K; float *dw; int64_t ld
  * meta[b] (64 words, one per row, k_prune24's layout), the metadata registers as mma.sp.m16n8k32's for each warp's 16
  * rows. A and B are staged in the K-major layout of core matrices (8 rows of 8 values, 16 bytes each, 128 contiguous
  * bytes), lbo bytes apart along K and sbo bytes apart every 8 rows; A at shared-memory byte 0, B at FST_WG_BOFF. ok[b] =
- * 1 where the instruction ran (a device built for sm_90a, or the emulator), else 0 and d untouched. */
+ * 1 where the instruction ran (a device built for sm_90a, or the emulator), else 0 and d untouched. transb (dense only):
+ * B staged MN-major instead (core matrix (n / 8, k / 8) at (n / 8) sbo + (k / 8) lbo, its row k % 8 the 8 values n .. n + 7)
+ * and wgmma run with imm-trans-b = 1, B's descriptor carrying lbo and sbo as given (1) or swapped (2). */
 #define FST_WG_T 128
 #define FST_WG_BOFF 4096
-typedef struct { const uint16_t *a, *bt; float *d; int64_t lbo, sbo; int *ok; const uint32_t *meta; } fst_k_wgprobe_args;
+typedef struct { const uint16_t *a, *bt; float *d; int64_t lbo, sbo; int *ok; const uint32_t *meta; int transb; } fst_k_wgprobe_args;
 
 /* A GEMM on Hopper's warpgroup tensor cores (sm_90a): c [m, n] float32 = alpha a b + beta c (beta == 0: c not read), a
  * bf16 [m, lda] row-major (K = k columns used), b given as B^T bf16 [n, ldb] (K-major), fp32 accumulation. wggemm: one

@@ -1384,7 +1384,7 @@ public final class Native {
     // ---- block kernels (fst4j_kargs.h FST_BLOCK_KERNELS): shared memory, barriers, warp shuffles, tensor-core mma ----
 
     private static final class CudaBlockHandles {
-        static final MethodHandle SELFTEST, WGMMA_PROBE, WGGEMM, WGCONV, NHWC16, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD, WTAP16, WGRAD_SG,
+        static final MethodHandle SELFTEST, WGMMA_PROBE_T, WGGEMM, WGCONV, NHWC16, EMU_ORDER, CONV_IGEMM, WFLIP16, CONV_IGEMM_SP, CONV24_T, IGEMM_TILE, WGRAD_SPLITS, WGRAD, WTAP16, WGRAD_SG,
                 WG_ASYNC;
         static {
             SymbolLookup lib = CudaHandles.LIB;
@@ -1404,8 +1404,8 @@ public final class Native {
             WFLIP16 = bind(lib, "fst_cuda_wflip16", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT), false);
             SELFTEST = bind(lib, "fst_cuda_block_selftest", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT,
                     ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
-            WGMMA_PROBE = bind(lib, "fst_cuda_wgmma_probe", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
-                    JAVA_LONG, ADDRESS, ADDRESS), false);
+            WGMMA_PROBE_T = bind(lib, "fst_cuda_wgmma_probe_t", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT), false);
             WGGEMM = bind(lib, "fst_cuda_wggemm", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_INT), false);
             WGCONV = bind(lib, "fst_cuda_wgconv", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
@@ -1442,10 +1442,20 @@ public final class Native {
      */
     public static void cudaWgmmaProbe(MemorySegment a, MemorySegment bt, MemorySegment d, long lbo, long sbo, long blocks, MemorySegment ok,
                                       MemorySegment meta) {
+        cudaWgmmaProbe(a, bt, d, lbo, sbo, blocks, ok, meta, 0);
+    }
+
+    /**
+     * {@link #cudaWgmmaProbe} with transb (dense only) 1: bt holds B^T as before, but B is staged MN-major (core matrix (n / 8,
+     * k / 8) at (n / 8) sbo + (k / 8) lbo, row k % 8 of 8 consecutive n) and wgmma runs with imm-trans-b = 1; 2: the same
+     * with lbo and sbo swapped in B's descriptor (fst_cuda_wgmma_probe_t).
+     */
+    public static void cudaWgmmaProbe(MemorySegment a, MemorySegment bt, MemorySegment d, long lbo, long sbo, long blocks, MemorySegment ok,
+                                      MemorySegment meta, int transb) {
         cudaEnsure();
         int rc;
-        try { rc = (int) CudaBlockHandles.WGMMA_PROBE.invokeExact(a, bt, d, lbo, sbo, blocks, ok, meta); } catch (Throwable t) { throw rethrow(t); }
-        cudaCheck(rc, "fst_cuda_wgmma_probe");
+        try { rc = (int) CudaBlockHandles.WGMMA_PROBE_T.invokeExact(a, bt, d, lbo, sbo, blocks, ok, meta, transb); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_wgmma_probe_t");
     }
 
     /**

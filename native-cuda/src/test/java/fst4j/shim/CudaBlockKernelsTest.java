@@ -353,8 +353,21 @@ class CudaBlockKernelsTest {
     private void assertWgmmaProbe(String what, short[] a, short[] bt, int kb, int[] meta, int[][] pos, long lbo, long sbo, int blocks) {
         for (int[] o : orders()) {
             order(o);
+            String bad = wgmmaProbeMismatches(what, a, bt, kb, meta, pos, lbo, sbo, blocks, 0);
+            assertEquals("", bad, what + " lbo " + lbo + " sbo " + sbo + " order " + o[0] + "/" + o[1] + ":" + bad);
+        }
+    }
+
+    /**
+     * One run of the wgmma probe (transb 0: B^T K-major; 1: B MN-major under the descriptor as staged; 2: the same with
+     * lbo and sbo swapped in B's descriptor): "" where every output is within the bound of a float32 sum of its float64
+     * value, else how many differ and the first 8. Skipped (assumption) where the device build did not run it.
+     */
+    private String wgmmaProbeMismatches(String what, short[] a, short[] bt, int kb, int[] meta, int[][] pos, long lbo, long sbo, int blocks,
+                                        int transb) {
+        {
             MemorySegment d = mem.dev(4L * blocks * 4096), ok = mem.dev(4L * blocks);
-            Native.cudaWgmmaProbe(mem.upload(a), mem.upload(bt), d, lbo, sbo, blocks, ok, meta == null ? MemorySegment.NULL : mem.upload(meta));
+            Native.cudaWgmmaProbe(mem.upload(a), mem.upload(bt), d, lbo, sbo, blocks, ok, meta == null ? MemorySegment.NULL : mem.upload(meta), transb);
             assumeTrue(mem.downloadInts(ok, blocks)[0] == 1, "this device build has no sm_90a code: " + what + " did not run");
             float[] got = mem.downloadFloats(d, (long) blocks * 4096);
             StringBuilder bad = new StringBuilder();
@@ -373,8 +386,36 @@ class CudaBlockKernelsTest {
                         if (!(Math.abs(g - want) <= 1e-5 * bound + 1e-30) && nbad++ < 8)
                             bad.append(String.format(" (block %d, row %d, column %d: %g, want %g)", b, m, n, g, want));
                     }
-            assertEquals(0, nbad, what + " lbo " + lbo + " sbo " + sbo + " order " + o[0] + "/" + o[1] + ": " + nbad + " of "
-                    + blocks * 4096 + " elements differ:" + bad);
+            return nbad == 0 ? "" : " " + nbad + " of " + blocks * 4096 + " elements differ:" + bad;
+        }
+    }
+
+    /**
+     * wgmma with B MN-major (imm-trans-b = 1: core matrices of 8 k-rows of 8 consecutive n), the layout a convolution's B
+     * would take straight from NCHW rows (positions contiguous). The PTX ISA's descriptor fields are read here as for
+     * K-major: lbo between core matrices along K, sbo along N; the emulator models that. The probe stages B so and runs it
+     * with B's descriptor as staged, then with lbo and sbo swapped, at two layouts, and prints which one the device (or the
+     * emulator) computes correctly ("WGMMA TRANS-B" line, also in gpu/run.sh's output). It fails unless exactly the modelled
+     * one is right: on a device, a failure says the model (and the reading of the ISA) is wrong, and how.
+     */
+    @Test
+    void wgmmaTransposedBProbe() {
+        Random r = new Random(63);
+        int blocks = 2;
+        // two layouts whose swapped descriptors stay inside B's 4 KB too (7 max(lbo, sbo) + min + 128 <= 4096)
+        for (long[] layout : new long[][]{ { 128, 256 }, { 384, 512 } }) {
+            long lbo = layout[0], sbo = layout[1];
+            short[] a = bf16(r, blocks * 1024, false), bt = bf16(r, blocks * 1024, false);
+            for (int[] o : orders()) {
+                order(o);
+                String asStaged = wgmmaProbeMismatches("wgmma (B transposed)", a, bt, 16, null, null, lbo, sbo, blocks, 1);
+                String swapped = wgmmaProbeMismatches("wgmma (B transposed)", a, bt, 16, null, null, lbo, sbo, blocks, 2);
+                String verdict = "WGMMA TRANS-B lbo " + lbo + " sbo " + sbo + ": descriptor as staged (lbo along K) " + (asStaged.isEmpty() ? "RIGHT" : "wrong")
+                        + ", lbo and sbo swapped " + (swapped.isEmpty() ? "RIGHT" : "wrong") + " (order " + o[0] + "/" + o[1] + ")";
+                System.out.println(verdict);
+                assertEquals("", asStaged, verdict + "; as staged:" + asStaged);
+                assertFalse(swapped.isEmpty(), verdict + ": the swapped descriptor must read other elements");
+            }
         }
     }
 

@@ -143,28 +143,23 @@ void FstCtx::mma_sp16832(float d[4], const uint32_t a[4], const uint32_t b[4], u
     fiber->seq++;
 }
 
-void FstCtx::wgmma64(float d[32], unsigned long long da, unsigned long long db, int line) const {
-    fiber->op = OP_WGMMA;
-    fiber->da = da; fiber->db = db; fiber->d = d;
-    fiber->site = line;
-    park(fiber, F_WARP);
-    fiber->seq++;
+/* a thread arriving at a warpgroup operation: what it carries, then wait for the group (wg_op carries it out) */
+static void wg_arrive(FstFiber *f, int op, float *d, unsigned long long da, unsigned long long db, uint32_t e, int line) {
+    f->op = op;
+    f->da = da; f->db = db; f->d = d; f->e = e;
+    f->site = line;
+    park(f, F_WARP);
+    f->seq++;
 }
 
+void FstCtx::wgmma64(float d[32], unsigned long long da, unsigned long long db, int line) const { wg_arrive(fiber, OP_WGMMA, d, da, db, 0, line); }
+
 void FstCtx::wgmma64_tb(float d[32], unsigned long long da, unsigned long long db, int line) const {
-    fiber->op = OP_WGMMA_T;
-    fiber->da = da; fiber->db = db; fiber->d = d;
-    fiber->site = line;
-    park(fiber, F_WARP);
-    fiber->seq++;
+    wg_arrive(fiber, OP_WGMMA_T, d, da, db, 0, line);
 }
 
 void FstCtx::wgmma_sp64(float d[32], unsigned long long da, unsigned long long db, uint32_t e, int line) const {
-    fiber->op = OP_WGMMA_SP;
-    fiber->da = da; fiber->db = db; fiber->d = d; fiber->e = e;
-    fiber->site = line;
-    park(fiber, F_WARP);
-    fiber->seq++;
+    wg_arrive(fiber, OP_WGMMA_SP, d, da, db, e, line);
 }
 
 static inline float bf16_lo(uint32_t r, int hi) { uint32_t u = hi ? r & 0xffff0000u : r << 16; float f; memcpy(&f, &u, 4); return f; }

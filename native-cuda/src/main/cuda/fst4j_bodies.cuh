@@ -1443,27 +1443,43 @@ template <bool SP, int WGS> struct Wgg {
     static_assert(PA >= 1 && PB >= 1 && BM * GA % T == 0 && BN * GB % T == 0, "warpgroup GEMM tile");
 };
 
+/* Where a slice's 16-byte pieces come from and go to, for both ways of filling a stage (wgg_load_ab / wgg_store through
+ * registers, wgg_issue by cp.async). The convolution form's tap of the slice at k0: its first channel and kernel offsets
+ * (zeros in the GEMM form, whose geometry is empty) */
+struct WggTap { i64 c0, khi, kwi; };
+FST_BD WggTap wgg_tap(const fst_k_wggemm_args &a, i64 k0) {
+    if (!a.xh) return WggTap{0, 0, 0};
+    const i64 tap = k0 / a.g.c, khi = tap / a.g.kw;
+    return WggTap{k0 - tap * a.g.c, khi, tap - khi * a.g.kw};
+}
+/* A's piece (row, 16-byte group g) of the slice at k0 (its kept values in the 2:4 form) */
+template <bool SP> FST_BD const u16 *wgg_src_a(const fst_k_wggemm_args &a, i64 m0, i64 k0, int row, int g) {
+    return a.a + (m0 + row) * a.lda + (SP ? k0 / 2 : k0) + 8 * g;
+}
+/* B^T's piece (row, group g) of the slice at k0; in the convolution form row n is output position n0 + row and the slice
+ * one tap's run of channels, and NULL (16 zeros) where that reads outside the image or past npos */
+FST_BD const u16 *wgg_src_b(const fst_k_wggemm_args &a, const WggTap &tp, i64 n0, i64 k0, int row, int g) {
+    if (!a.xh) return a.bt + (n0 + row) * a.ldb + k0 + 8 * g;
+    const fst_geom &G = a.g;
+    const i64 hw = G.ho * G.wo, n = n0 + row, img = n / hw, pos = n - img * hw, oh = pos / G.wo, ow = pos - oh * G.wo;
+    const i64 ih = oh * G.sh - G.ph + tp.khi, iw = ow * G.sw - G.pw + tp.kwi;
+    return n < a.npos && ih >= 0 && ih < G.h && iw >= 0 && iw < G.w ? a.xh + ((img * G.h + ih) * G.w + iw) * G.c + tp.c0 + 8 * g : nullptr;
+}
+/* A stage's element offset of piece (row, group g) in the core-matrix layout with sbo bytes per 8 rows */
+FST_BD int wgg_at(int row, int g, int sbo) { return ((row / 8) * sbo + g * 128 + (row % 8) * 16) / 2; }
+
 template <bool SP, int WGS> FST_BD void wgg_load_ab(const fst_k_wggemm_args &a, i64 m0, i64 n0, i64 k0, int t, u32 ra[4][4], u32 rb[8][4]) {
     typedef Wgg<SP, WGS> W;
     FST_UNROLL for (int i = 0; i < W::PA; i++) {
-        const int p = t + W::T * i, row = p / W::GA, g = p % W::GA;
-        ld16(a.a + (m0 + row) * a.lda + (SP ? k0 / 2 : k0) + 8 * g, ra[i]);
+        const int p = t + W::T * i;
+        ld16(wgg_src_a<SP>(a, m0, k0, p / W::GA, p % W::GA), ra[i]);
     }
-    if (a.xh) {   /* the convolution form: row n is output position n, slice k0 one tap's run of BK channels */
-        const fst_geom &G = a.g;
-        const i64 tap = k0 / G.c, c0 = k0 - tap * G.c, khi = tap / G.kw, kwi = tap - khi * G.kw, hw = G.ho * G.wo;
-        FST_UNROLL for (int i = 0; i < W::PB; i++) {
-            const int p = t + W::T * i, row = p / W::GB, g = p % W::GB;
-            const i64 n = n0 + row, img = n / hw, pos = n - img * hw, oh = pos / G.wo, ow = pos - oh * G.wo;
-            const i64 ih = oh * G.sh - G.ph + khi, iw = ow * G.sw - G.pw + kwi;
-            if (n < a.npos && ih >= 0 && ih < G.h && iw >= 0 && iw < G.w) ld16(a.xh + ((img * G.h + ih) * G.w + iw) * G.c + c0 + 8 * g, rb[i]);
-            else rb[i][0] = rb[i][1] = rb[i][2] = rb[i][3] = 0u;
-        }
-    } else {
-        FST_UNROLL for (int i = 0; i < W::PB; i++) {
-            const int p = t + W::T * i, row = p / W::GB, g = p % W::GB;
-            ld16(a.bt + (n0 + row) * a.ldb + k0 + 8 * g, rb[i]);
-        }
+    const WggTap tp = wgg_tap(a, k0);
+    FST_UNROLL for (int i = 0; i < W::PB; i++) {
+        const int p = t + W::T * i;
+        const u16 *src = wgg_src_b(a, tp, n0, k0, p / W::GB, p % W::GB);
+        if (src) ld16(src, rb[i]);
+        else rb[i][0] = rb[i][1] = rb[i][2] = rb[i][3] = 0u;
     }
 }
 
@@ -1484,12 +1500,12 @@ template <bool SP, int WGS> FST_BD void wgg_store(unsigned char *stage, int t, u
     typedef Wgg<SP, WGS> W;
     u16 *sa = (u16 *)stage, *sb = (u16 *)(stage + W::BM * W::GA * 16);
     FST_UNROLL for (int i = 0; i < W::PA; i++) {
-        const int p = t + W::T * i, row = p / W::GA, g = p % W::GA;
-        st16(sa + ((row / 8) * W::SBO_A + g * 128 + (row % 8) * 16) / 2, ra[i]);
+        const int p = t + W::T * i;
+        st16(sa + wgg_at(p / W::GA, p % W::GA, W::SBO_A), ra[i]);
     }
     FST_UNROLL for (int i = 0; i < W::PB; i++) {
-        const int p = t + W::T * i, row = p / W::GB, g = p % W::GB;
-        st16(sb + ((row / 8) * W::SBO_B + g * 128 + (row % 8) * 16) / 2, rb[i]);
+        const int p = t + W::T * i;
+        st16(sb + wgg_at(p / W::GB, p % W::GB, W::SBO_B), rb[i]);
     }
 }
 
@@ -1568,24 +1584,13 @@ template <bool SP> FST_BD void wgg_issue(FstCtx &c, const fst_k_wggemm_args &a, 
     u16 *sa = (u16 *)stage, *sb = (u16 *)(stage + W::BM * W::GA * 16);
     FST_UNROLL for (int i = 0; i < W::PA; i++) {
         const int p = t + W::T * i, row = p / W::GA, g = p % W::GA;
-        c.cp_async16(sa + ((row / 8) * W::SBO_A + g * 128 + (row % 8) * 16) / 2, a.a + (m0 + row) * a.lda + (SP ? k0 / 2 : k0) + 8 * g, true);
+        c.cp_async16(sa + wgg_at(row, g, W::SBO_A), wgg_src_a<SP>(a, m0, k0, row, g), true);
     }
-    if (a.xh) {   /* as wgg_load's convolution form */
-        const fst_geom &G = a.g;
-        const i64 tap = k0 / G.c, c0 = k0 - tap * G.c, khi = tap / G.kw, kwi = tap - khi * G.kw, hw = G.ho * G.wo;
-        FST_UNROLL for (int i = 0; i < W::PB; i++) {
-            const int p = t + W::T * i, row = p / W::GB, g = p % W::GB;
-            const i64 n = n0 + row, img = n / hw, pos = n - img * hw, oh = pos / G.wo, ow = pos - oh * G.wo;
-            const i64 ih = oh * G.sh - G.ph + khi, iw = ow * G.sw - G.pw + kwi;
-            const bool in = n < a.npos && ih >= 0 && ih < G.h && iw >= 0 && iw < G.w;
-            c.cp_async16(sb + ((row / 8) * W::SBO_B + g * 128 + (row % 8) * 16) / 2,
-                         in ? a.xh + ((img * G.h + ih) * G.w + iw) * G.c + c0 + 8 * g : a.xh, in);
-        }
-    } else {
-        FST_UNROLL for (int i = 0; i < W::PB; i++) {
-            const int p = t + W::T * i, row = p / W::GB, g = p % W::GB;
-            c.cp_async16(sb + ((row / 8) * W::SBO_B + g * 128 + (row % 8) * 16) / 2, a.bt + (n0 + row) * a.ldb + k0 + 8 * g, true);
-        }
+    const WggTap tp = wgg_tap(a, k0);
+    FST_UNROLL for (int i = 0; i < W::PB; i++) {
+        const int p = t + W::T * i, row = p / W::GB, g = p % W::GB;
+        const u16 *src = wgg_src_b(a, tp, n0, k0, row, g);
+        c.cp_async16(sb + wgg_at(row, g, W::SBO_B), src ? src : a.xh, src != nullptr);   /* a zero piece reads nothing */
     }
 }
 

@@ -365,29 +365,27 @@ class CudaBlockKernelsTest {
      */
     private String wgmmaProbeMismatches(String what, short[] a, short[] bt, int kb, int[] meta, int[][] pos, long lbo, long sbo, int blocks,
                                         int transb) {
-        {
-            MemorySegment d = mem.dev(4L * blocks * 4096), ok = mem.dev(4L * blocks);
-            Native.cudaWgmmaProbe(mem.upload(a), mem.upload(bt), d, lbo, sbo, blocks, ok, meta == null ? MemorySegment.NULL : mem.upload(meta), transb);
-            assumeTrue(mem.downloadInts(ok, blocks)[0] == 1, "this device build has no sm_90a code: " + what + " did not run");
-            float[] got = mem.downloadFloats(d, (long) blocks * 4096);
-            StringBuilder bad = new StringBuilder();
-            int nbad = 0;
-            for (int b = 0; b < blocks; b++)
-                for (int m = 0; m < 64; m++)
-                    for (int n = 0; n < 64; n++) {
-                        double want = 0, bound = 0;
-                        for (int c = 0; c < 16; c++) {
-                            int k = pos == null ? c : pos[b * 64 + m][c];
-                            double t = (double) Bf16.value(a[b * 1024 + m * 16 + c]) * Bf16.value(bt[(b * 64 + n) * kb + k]);
-                            want += t;
-                            bound += Math.abs(t);
-                        }
-                        float g = got[b * 4096 + m * 64 + n];
-                        if (!(Math.abs(g - want) <= 1e-5 * bound + 1e-30) && nbad++ < 8)
-                            bad.append(String.format(" (block %d, row %d, column %d: %g, want %g)", b, m, n, g, want));
+        MemorySegment d = mem.dev(4L * blocks * 4096), ok = mem.dev(4L * blocks);
+        Native.cudaWgmmaProbe(mem.upload(a), mem.upload(bt), d, lbo, sbo, blocks, ok, meta == null ? MemorySegment.NULL : mem.upload(meta), transb);
+        assumeTrue(mem.downloadInts(ok, blocks)[0] == 1, "this device build has no sm_90a code: " + what + " did not run");
+        float[] got = mem.downloadFloats(d, (long) blocks * 4096);
+        StringBuilder bad = new StringBuilder();
+        int nbad = 0;
+        for (int b = 0; b < blocks; b++)
+            for (int m = 0; m < 64; m++)
+                for (int n = 0; n < 64; n++) {
+                    double want = 0, bound = 0;
+                    for (int c = 0; c < 16; c++) {
+                        int k = pos == null ? c : pos[b * 64 + m][c];
+                        double t = (double) Bf16.value(a[b * 1024 + m * 16 + c]) * Bf16.value(bt[(b * 64 + n) * kb + k]);
+                        want += t;
+                        bound += Math.abs(t);
                     }
-            return nbad == 0 ? "" : " " + nbad + " of " + blocks * 4096 + " elements differ:" + bad;
-        }
+                    float g = got[b * 4096 + m * 64 + n];
+                    if (!(Math.abs(g - want) <= 1e-5 * bound + 1e-30) && nbad++ < 8)
+                        bad.append(String.format(" (block %d, row %d, column %d: %g, want %g)", b, m, n, g, want));
+                }
+        return nbad == 0 ? "" : " " + nbad + " of " + blocks * 4096 + " elements differ:" + bad;
     }
 
     /**
@@ -419,7 +417,8 @@ class CudaBlockKernelsTest {
         }
     }
 
-    /** The warpgroup kernels' tiles under test: 64 rows, 128 rows staged through registers, 128 rows filled by cp.async. */
+    /** The warpgroup kernels' tiles under test: 64 rows, 128 rows staged through registers, 128 rows filled by cp.async
+     * (negative: CudaWgGemmBench.async's code for the cp.async pipeline). */
     private static final int ASYNC_128 = -128;
     private static final int[] TILES = { 64, 128, ASYNC_128 };
 
@@ -455,13 +454,9 @@ class CudaBlockKernelsTest {
                 for (int[] o : orders()) {
                     order(o);
                     MemorySegment dc = mem.upload(c0), ok = mem.dev(4);
-                    int rows = tileRows(tile), was = Native.cudaWgAsync(tile == ASYNC_128 ? 1 : 0);
-                    try {
-                        Native.cudaWggemm(mem.upload(sp ? kept : a), sp ? ldv : lda, mem.upload(bt), ldb, dc, ldc, m, n, k, 1.25f, beta,
-                                sp ? mem.upload(meta) : MemorySegment.NULL, ldm, ok, rows);
-                    } finally {
-                        Native.cudaWgAsync(was);
-                    }
+                    int rows = tileRows(tile);
+                    CudaWgGemmBench.async(tile, () -> Native.cudaWggemm(mem.upload(sp ? kept : a), sp ? ldv : lda, mem.upload(bt), ldb, dc, ldc, m,
+                            n, k, 1.25f, beta, sp ? mem.upload(meta) : MemorySegment.NULL, ldm, ok, rows)).run();
                     assumeTrue(mem.downloadInts(ok, 1)[0] == 1, "this device build has no sm_90a code: the warpgroup GEMM did not run");
                     float[] got = mem.downloadFloats(dc, (long) m * ldc);
                     short[] ref = sp ? masked : a;
@@ -517,13 +512,10 @@ class CudaBlockKernelsTest {
                             order(o);
                             MemorySegment xh = mem.dev(2L * x.length), y = mem.upload(y0), ok = mem.dev(4);
                             Native.cudaNhwc16(mem.upload(x), n, c, h, w, xh);
-                            int rows = tileRows(tile), was = Native.cudaWgAsync(tile == ASYNC_128 ? 1 : 0);
-                            try {
-                                Native.cudaWgconv(xh, n, c, h, w, k, k, stride, stride, 1, 1, ho, wo, mem.upload(sp ? kept : wd), sp ? K / 2 : K, cout, y,
-                                        beta, sp ? mem.upload(meta) : MemorySegment.NULL, K / 32, ok, rows);
-                            } finally {
-                                Native.cudaWgAsync(was);
-                            }
+                            int rows = tileRows(tile);
+                            CudaWgGemmBench.async(tile, () -> Native.cudaWgconv(xh, n, c, h, w, k, k, stride, stride, 1, 1, ho, wo,
+                                    mem.upload(sp ? kept : wd), sp ? K / 2 : K, cout, y, beta, sp ? mem.upload(meta) : MemorySegment.NULL, K / 32, ok,
+                                    rows)).run();
                             assumeTrue(mem.downloadInts(ok, 1)[0] == 1, "this device build has no sm_90a code: the warpgroup convolution did not run");
                             float[] got = mem.downloadFloats(y, y0.length);
                             short[] wr = sp ? wm : wd;

@@ -100,7 +100,7 @@ public final class CudaWgGemmBench {
     private static String tileName(int tile) { return tile < 0 ? -tile + "a" : Integer.toString(tile); }
 
     /** r with the 128-row tile's cp.async pipeline on for a negative tile (off otherwise), the setting restored after each call. */
-    private static Runnable async(int tile, Runnable r) {
+    static Runnable async(int tile, Runnable r) {
         return () -> {
             int was = Native.cudaWgAsync(tile < 0 ? 1 : 0);
             try { r.run(); } finally { Native.cudaWgAsync(was); }

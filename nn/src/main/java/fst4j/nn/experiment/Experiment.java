@@ -16,7 +16,8 @@ import java.util.Locale;
 
 /**
  * The paper's tables at small scale: every row trains a fresh model with one sparsity method for a fixed number of
- * steps (one pass over the first steps*batch training images, cosine schedule over exactly those steps) through
+ * steps per pass over the first steps*batch training images (one pass by default, reshuffled for each further pass;
+ * cosine schedule over all the steps) through
  * {@link Trainer}, once per seed, then evaluates it on the test set. A row reports the test accuracy and the median
  * time per training step of each seed, summarised as mean +- sample standard deviation over the seeds.
  */
@@ -61,23 +62,37 @@ public final class Experiment {
         public double[] stepMs() { return runs.stream().mapToDouble(Run::medianStepMs).toArray(); }
     }
 
-    /** Trains one model with base's settings (model, batch, lr, ...) but method and seed, for steps steps. */
+    /** Trains one model with base's settings (model, batch, lr, ...) but method and seed, for steps steps (one pass). */
     public static Run run(TrainConfig base, TrainData data, Method method, long seed, int steps) {
+        return run(base, data, method, seed, steps, 1);
+    }
+
+    /**
+     * Trains one model with base's settings but method and seed for passes x steps steps: passes passes over the first
+     * steps*batch training images, the cosine schedule over all of them. The run's train loss is its last pass's mean.
+     */
+    public static Run run(TrainConfig base, TrainData data, Method method, long seed, int steps, int passes) {
+        if (passes < 1) throw new IllegalArgumentException("passes must be >= 1, got " + passes);
         long images = (long) steps * base.batchSize();
         if (images > data.train().size())
             throw new IllegalArgumentException(steps + " steps of batch " + base.batchSize() + " need " + images + " training images; the data has "
                     + data.train().size());
-        TrainConfig cfg = base.withMethod(method).withSeed(seed).withEpochs(1).withSubsets((int) images, base.testSubset());
+        TrainConfig cfg = base.withMethod(method).withSeed(seed).withEpochs(passes).withSubsets((int) images, base.testSubset());
         long t0 = System.nanoTime();
         try (Trainer t = new Trainer(cfg, data)) {
             List<Double> ms = new ArrayList<>();
             double lossSum = 0;
             long seen = 0;
-            while (t.epochHasNext()) {
-                Trainer.StepResult r = t.trainStep();
-                if (r.step() >= Math.min(2, steps - 1)) ms.add(r.nanos() / 1e6);   // the first 2 steps warm up
-                lossSum += r.loss() * r.size();
-                seen += r.size();
+            while (!t.finished()) {
+                lossSum = 0;
+                seen = 0;
+                while (t.epochHasNext()) {
+                    Trainer.StepResult r = t.trainStep();
+                    if (r.step() >= Math.min(2, steps - 1)) ms.add(r.nanos() / 1e6);   // the first 2 steps warm up
+                    lossSum += r.loss() * r.size();
+                    seen += r.size();
+                }
+                t.endEpoch();
             }
             Trainer.Eval e = t.evaluate();
             return new Run(method, seed, e.accuracy(), e.loss(), seen == 0 ? Double.NaN : lossSum / seen, median(ms), t.stepsDone(),

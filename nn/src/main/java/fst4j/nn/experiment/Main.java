@@ -28,16 +28,14 @@ import java.util.Map;
 public final class Main {
     private Main() {}
 
-    /**
-     * Default step budget. Measured on the shared 2-core machine: 0.6-2.1 s per resnet-small step of batch 128 (dense
-     * ~0.65 s, fst_code ~2.1 s, ~1.1 s on average over the 11 methods) plus ~6 s to build and evaluate on 2,000 test
-     * images, so table5 (7 methods x 3 seeds) takes ~22 min and all (11 x 3) ~35 min.
+    /*
+     * Defaults: one pass over the whole training set (Fashion-MNIST at batch 128: 468 steps) and the whole test set. At
+     * session 27's speed (2-core Zen 5: 26-60 ms per resnet-small step, 2-3 s to evaluate 10,000 images) `all` (11
+     * methods x 3 seeds) takes about 20 minutes. Until session 26 the default was 50 steps on 2,000 test images, chosen
+     * when a step took 0.6-2 s.
      */
-    static final int DEFAULT_STEPS = 50;
-    /** Default number of test images for the accuracy (evaluating all 10,000 costs ~20 s per run here). */
-    static final int DEFAULT_TEST = 2000;
 
-    static final String USAGE = "usage: fst4j experiment table1|table5|all [--steps N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
+    static final String USAGE = "usage: fst4j experiment table1|table5|all [--steps N] [--passes N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
             + " [--model M] [--data D] [--test-subset N] [--methods a,b,...] [--threads N] [--out DIR]";
 
     static final String HELP = """
@@ -46,18 +44,20 @@ public final class Main {
               table5             dense, S(W) = sr_ste (with SR-STE decay), fst2, fst3 (fixed X^T mask, no IR), fst3_ir,
                                  plus tsm and fst_code
               all                both tables, each method trained once (dense shared)
-              --steps N          training steps per run (default %d): one pass over the first N*batch training images,
-                                 cosine LR over exactly N steps with 5%% warm-up
+              --steps N          training steps per pass (default: one pass over all of the training set) over the
+                                 first N*batch training images,
+                                 cosine LR over all the steps with 5%% warm-up
+              --passes N         passes over those images (default 1), reshuffled each time: N * steps steps in all
               --seeds N          seeds per method (default 3): seed0, seed0+1, ...
               --seed0 N          first seed (default 0)
               --batch N          batch size (default 128); --lr X peak learning rate (default 0.1)
               --model M          resnet-small (default), mlp, cnn, resnet18
               --data D           fashion-mnist (default), mnist:DIR, cifar10:DIR
-              --test-subset N    evaluate on the first N test images (default %d; 0: all)
+              --test-subset N    evaluate on the first N test images (default 0: all)
               --methods a,b      only these rows of the table (method names)
               --threads N        native kernel threads (default: all cores)
               --out DIR          output directory (default runs/experiment)
-            """.formatted(DEFAULT_STEPS, DEFAULT_TEST);
+            """;
 
     static final class UsageException extends Exception {
         private static final long serialVersionUID = 1L;
@@ -82,7 +82,7 @@ public final class Main {
             String which = args[0].toLowerCase(Locale.ROOT);
             if (!List.of("table1", "table5", "all").contains(which)) throw new UsageException("unknown experiment '" + args[0] + "'");
             Map<String, String> v = Flags.parse(Arrays.copyOfRange(args, 1, args.length), List.of(),
-                    List.of("--steps", "--seeds", "--seed0", "--batch", "--lr", "--model", "--data", "--test-subset", "--methods", "--threads", "--out"),
+                    List.of("--steps", "--passes", "--seeds", "--seed0", "--batch", "--lr", "--model", "--data", "--test-subset", "--methods", "--threads", "--out"),
                     UsageException::new);
             return execute(which, v, out, source);
         } catch (UsageException e) {
@@ -98,12 +98,13 @@ public final class Main {
     }
 
     static int execute(String which, Map<String, String> v, PrintStream out, DataSource source) throws UsageException, IOException {
-        int steps = Flags.posInt(v, "--steps", DEFAULT_STEPS, UsageException::new);
+        int stepsGiven = v.containsKey("--steps") ? Flags.posInt(v, "--steps", 1, UsageException::new) : 0;   // 0: one pass over all images
+        int passes = Flags.posInt(v, "--passes", 1, UsageException::new);
         int nSeeds = Flags.posInt(v, "--seeds", 3, UsageException::new);
         long seed0 = Flags.longOf(v, "--seed0", 0, UsageException::new);
         int batch = Flags.posInt(v, "--batch", 128, UsageException::new);
         double lr = Flags.posDouble(v, "--lr", 0.1, UsageException::new);
-        int testSubset = Flags.nonNegInt(v, "--test-subset", DEFAULT_TEST, UsageException::new);
+        int testSubset = Flags.nonNegInt(v, "--test-subset", 0, UsageException::new);
         String model = v.getOrDefault("--model", "resnet-small").toLowerCase(Locale.ROOT);
         if (!List.of("mlp", "cnn", "small-cnn", "resnet-small", "resnet18", "resnet18-imagenet").contains(model))
             throw new UsageException("unknown model '" + model + "'");
@@ -134,13 +135,16 @@ public final class Main {
 
         String dataSpec = v.getOrDefault("--data", "fashion-mnist");
         TrainData data = source.load(dataSpec);
+        int steps = stepsGiven > 0 ? stepsGiven : data.train().size() / batch;
+        if (steps < 1) throw new UsageException("the training set (" + data.train().size() + " images) is smaller than one batch of " + batch);
         TrainConfig base = TrainConfig.defaults(Method.DENSE).withModel(model).withBatchSize(batch).withLr(lr).withSubsets(steps * batch, testSubset);
         Path dir = Path.of(v.getOrDefault("--out", "runs/experiment"));
         int testN = testSubset > 0 ? Math.min(testSubset, data.test().size()) : data.test().size();
-        String settings = String.format(Locale.ROOT, "%s on %s, %d steps of batch %d (the first %d training images, one pass), lr %s cosine with"
+        String settings = String.format(Locale.ROOT, "%s on %s, %s of batch %d (the first %d training images, %s), lr %s cosine with"
                         + " 5%% warm-up, SGD momentum 0.9, wd 5e-4, label smoothing 0.1, SR-STE lambda 2e-4; test accuracy on %d test images;"
                         + " seeds %s; %d thread(s). ms/step: median over a run's steps after the first 2.",
-                model, data.spec(), steps, batch, steps * batch, lr, testN, Arrays.toString(seeds), Blas.threads());
+                model, data.spec(), passes == 1 ? steps + " steps" : passes * steps + " steps", batch, steps * batch,
+                passes == 1 ? "one pass" : passes + " passes, reshuffled each time", lr, testN, Arrays.toString(seeds), Blas.threads());
         out.println("fst4j experiment " + which + ": " + settings);
         out.println("methods: " + methods.stream().map(m -> m.name().toLowerCase(Locale.ROOT)).toList() + "; " + methods.size() * nSeeds
                 + " runs; output in " + dir);
@@ -151,7 +155,7 @@ public final class Main {
         for (Method m : methods) {
             List<Experiment.Run> rs = new ArrayList<>();
             for (long s : seeds) {
-                Experiment.Run r = Experiment.run(base, data, m, s, steps);
+                Experiment.Run r = Experiment.run(base, data, m, s, steps, passes);
                 rs.add(r);
                 done++;
                 double el = (System.nanoTime() - t0) / 1e9;
@@ -169,7 +173,7 @@ public final class Main {
             out.print(md);
             Experiment.write(dir.resolve(e.getKey() + ".md"), md);
             Experiment.write(dir.resolve(e.getKey() + ".csv"), Experiment.csv(res));
-            Experiment.charts(title.replaceAll(" \\(.*", "") + ", " + model + " " + steps + " steps, " + nSeeds + " seed(s)", res,
+            Experiment.charts(title.replaceAll(" \\(.*", "") + ", " + model + " " + passes * steps + " steps, " + nSeeds + " seed(s)", res,
                     dir.resolve(e.getKey() + ".png"), dir.resolve(e.getKey() + "-time.png"));
         }
         out.printf(Locale.ROOT, "%nwall time %.0f s; wrote %s%n", (System.nanoTime() - t0) / 1e9,

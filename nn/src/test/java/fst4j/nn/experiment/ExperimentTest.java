@@ -93,6 +93,51 @@ class ExperimentTest {
         assertEquals(0, run(none, "--help").rc());
     }
 
+    /** --passes N trains N reshuffled passes over the same images: the Trainer's own N-epoch run, step for step. */
+    @Test
+    void passesRunTheTrainersEpochsOverTheSameImages() {
+        TrainData data = TrainData.of("halves", new fst4j.nn.data.Datasets.Split(halves(200, 1), halves(50, 2)));
+        fst4j.nn.train.TrainConfig base = fst4j.nn.train.TrainConfig.defaults(fst4j.autograd.SparseConfig.Method.DENSE)
+                .withModel("mlp").withBatchSize(16).withLr(0.1).withSubsets(5 * 16, 0);
+        Experiment.Run two = Experiment.run(base, data, fst4j.autograd.SparseConfig.Method.FST2, 3, 5, 2);
+        assertEquals(10, two.steps());
+        double lastPassLoss = 0;
+        try (fst4j.nn.train.Trainer t = new fst4j.nn.train.Trainer(base.withMethod(fst4j.autograd.SparseConfig.Method.FST2).withSeed(3).withEpochs(2), data)) {
+            for (int ep = 0; ep < 2; ep++) {
+                double sum = 0;
+                int seen = 0;
+                while (t.epochHasNext()) {
+                    fst4j.nn.train.Trainer.StepResult r = t.trainStep();
+                    sum += r.loss() * r.size();
+                    seen += r.size();
+                }
+                t.endEpoch();
+                lastPassLoss = sum / seen;
+            }
+            assertEquals(10, t.stepsDone());
+            assertEquals(t.evaluate().accuracy(), two.testAcc());
+        }
+        assertEquals(lastPassLoss, two.trainLoss(), 1e-12);
+        Experiment.Run one = Experiment.run(base, data, fst4j.autograd.SparseConfig.Method.FST2, 3, 5, 1);
+        assertEquals(5, one.steps());
+        assertNotEquals(one.trainLoss(), two.trainLoss());
+        Outcome bad = run(data, "table5", "--model", "mlp", "--steps", "5", "--batch", "16", "--passes", "0");
+        assertEquals(2, bad.rc(), bad.err());
+        assertThrows(IllegalArgumentException.class, () -> Experiment.run(base, data, fst4j.autograd.SparseConfig.Method.DENSE, 0, 5, 0));
+    }
+
+    /** Without --steps a run is one pass over the whole training set (200 images at batch 16: 12 steps). */
+    @Test
+    void theDefaultBudgetIsOnePassOverTheTrainingSet(@TempDir Path dir) throws Exception {
+        TrainData data = TrainData.of("halves", new fst4j.nn.data.Datasets.Split(halves(200, 1), halves(50, 2)));
+        Outcome r = run(data, "table1", "--model", "mlp", "--batch", "16", "--seeds", "1", "--methods", "dense", "--out", dir.toString());
+        assertEquals(0, r.rc(), r.err());
+        assertTrue(r.out().contains("12 steps of batch 16 (the first 192 training images, one pass)"), r.out());
+        assertTrue(r.out().contains("test accuracy on 50 test images"), r.out());
+        List<String> csv = Files.readAllLines(dir.resolve("table1.csv"));
+        assertEquals("12", csv.get(1).split(",")[7], csv.get(1));
+    }
+
     @Test
     void tooFewImagesForTheBudgetIsAnError() {
         TrainData data = TrainData.of("halves", new fst4j.nn.data.Datasets.Split(halves(40, 1), halves(10, 2)));

@@ -1,6 +1,10 @@
 package fst4j.nn.experiment;
 
+import fst4j.autograd.SparseConfig;
 import fst4j.autograd.SparseConfig.Method;
+import fst4j.nn.Models;
+import fst4j.nn.Sparse;
+import fst4j.sparse.AuthorsFixed24;
 import fst4j.nn.plot.BarChart;
 import fst4j.nn.train.TrainConfig;
 import fst4j.nn.train.TrainData;
@@ -24,8 +28,44 @@ import java.util.Locale;
 public final class Experiment {
     private Experiment() {}
 
-    /** A table row: its label in the paper's terms, the method that implements it and the paper's number. */
-    public record Row(String label, Method method, String pruned, String paper) {}
+    /**
+     * A table row: its label in the paper's terms, the method that implements it, what it prunes, the paper's number,
+     * and a variant applied to every pruned layer of the method's model before training (NONE: the method as it is).
+     */
+    public record Row(String label, Method method, String pruned, String paper, Variant variant) {
+        public Row(String label, Method method, String pruned, String paper) { this(label, method, pruned, paper, Variant.NONE); }
+
+        /** The row's method name, with its variant ("fst3_ir+patterns"): what the tables and CSVs call it. */
+        public String key() {
+            String m = method.name().toLowerCase(Locale.ROOT);
+            return variant == Variant.NONE ? m : m + "+" + variant.tag;
+        }
+    }
+
+    /**
+     * One change at a time between the paper's FST x3 and the authors' public code (fst-method.md), applied to each pruned
+     * layer's {@link SparseConfig}: the four fixed activation patterns drawn at random per im2col chunk instead of the
+     * paper's one, the 0.03 circular shift instead of IR's shift-and-add, or S(W^T) pruned from S(W) instead of from W.
+     */
+    public enum Variant {
+        NONE(""),
+        PATTERNS("patterns"),
+        SHIFT003("shift0.03"),
+        WT_FROM_SW("wt-from-sw");
+
+        final String tag;
+        Variant(String tag) { this.tag = tag; }
+
+        /** cfg with this change; layerSeed seeds the random patterns of layer (distinct per layer and run). */
+        SparseConfig apply(SparseConfig cfg, long layerSeed) {
+            return switch (this) {
+                case NONE -> cfg;
+                case PATTERNS -> cfg.withXt(new AuthorsFixed24(1, layerSeed));
+                case SHIFT003 -> cfg.withIr(SparseConfig.Shift.AUTHORS);
+                case WT_FROM_SW -> new SparseConfig(cfg.name(), cfg.w(), cfg.wt(), true, cfg.dyEq2(), cfg.dyEq3(), cfg.xt(), cfg.ir());
+            };
+        }
+    }
 
     /** The paper's Table 1 (ResNet-18, ImageNet top-1 %): which operand of Eq. 2 and Eq. 3 is pruned. */
     public static List<Row> table1() {
@@ -53,6 +93,20 @@ public final class Experiment {
                 new Row("authors' code (FST_CODE)", Method.FST_CODE, "W, S_T(S(W)), X^T random fixed + 0.03 shift", "-"));
     }
 
+    /**
+     * Where the authors' code and the paper's FST x3 part: FST3 and FST3_IR, FST3_IR with one of the authors' three
+     * changes at a time ({@link Variant}), and the authors' code with all three.
+     */
+    public static List<Row> tableIr() {
+        return List.of(
+                new Row("+S(X^T) fixed mask, no IR", Method.FST3, "W, W^T, X^T", "69.4"),
+                new Row("+IR (FST x3)", Method.FST3_IR, "W, W^T, X^T + IR", "71.0"),
+                new Row("FST x3, random fixed patterns", Method.FST3_IR, "W, W^T, X^T random fixed + IR", "-", Variant.PATTERNS),
+                new Row("FST x3, 0.03 circular shift", Method.FST3_IR, "W, W^T, X^T + 0.03 shift", "-", Variant.SHIFT003),
+                new Row("FST x3, S(W^T) from S(W)", Method.FST3_IR, "W, S_T(S(W)), X^T + IR", "-", Variant.WT_FROM_SW),
+                new Row("authors' code (FST_CODE)", Method.FST_CODE, "W, S_T(S(W)), X^T random fixed + 0.03 shift", "-"));
+    }
+
     /** One (method, seed) run. */
     public record Run(Method method, long seed, double testAcc, double testLoss, double trainLoss, double medianStepMs, long steps, double wallSeconds) {}
 
@@ -72,6 +126,11 @@ public final class Experiment {
      * steps*batch training images, the cosine schedule over all of them. The run's train loss is its last pass's mean.
      */
     public static Run run(TrainConfig base, TrainData data, Method method, long seed, int steps, int passes) {
+        return run(base, data, method, Variant.NONE, seed, steps, passes);
+    }
+
+    /** {@link #run(TrainConfig, TrainData, Method, long, int, int)} with variant applied to every pruned layer first. */
+    public static Run run(TrainConfig base, TrainData data, Method method, Variant variant, long seed, int steps, int passes) {
         if (passes < 1) throw new IllegalArgumentException("passes must be >= 1, got " + passes);
         long images = (long) steps * base.batchSize();
         if (images > data.train().size())
@@ -80,6 +139,13 @@ public final class Experiment {
         TrainConfig cfg = base.withMethod(method).withSeed(seed).withEpochs(passes).withSubsets((int) images, base.testSubset());
         long t0 = System.nanoTime();
         try (Trainer t = new Trainer(cfg, data)) {
+            if (variant != Variant.NONE) {
+                long layer = 0;
+                for (Sparse sp : Models.sparseLayers(t.model()).values()) {
+                    layer++;
+                    if (!sp.sparsity().isDense()) sp.setSparsity(variant.apply(sp.sparsity(), seed * 1_000_003L + layer));
+                }
+            }
             List<Double> ms = new ArrayList<>();
             double lossSum = 0;
             long seen = 0;
@@ -128,7 +194,7 @@ public final class Experiment {
             StringBuilder per = new StringBuilder();
             for (double a : acc) per.append(per.isEmpty() ? "" : ", ").append(String.format(Locale.ROOT, "%.2f", a));
             sb.append("| ").append(r.row().label().replace("|", "\\|"))
-                    .append(" | ").append(r.row().method().name().toLowerCase(Locale.ROOT))
+                    .append(" | ").append(r.row().key())
                     .append(" | ").append(r.row().pruned().replace("|", "\\|"))
                     .append(" | ").append(pm(acc, 2))
                     .append(" | ").append(pm(r.stepMs(), 0))
@@ -145,7 +211,7 @@ public final class Experiment {
         StringBuilder sb = new StringBuilder("row,method,seed,test_acc,test_loss,train_loss,median_step_ms,steps,wall_s\n");
         for (Result r : results)
             for (Run x : r.runs())
-                sb.append(String.format(Locale.ROOT, "\"%s\",%s,%d,%.6f,%.6f,%.6f,%.3f,%d,%.1f%n", r.row().label(), x.method().name().toLowerCase(Locale.ROOT),
+                sb.append(String.format(Locale.ROOT, "\"%s\",%s,%d,%.6f,%.6f,%.6f,%.3f,%d,%.1f%n", r.row().label(), r.row().key(),
                         x.seed(), x.testAcc(), x.testLoss(), x.trainLoss(), x.medianStepMs(), x.steps(), x.wallSeconds()));
         return sb.toString();
     }
@@ -155,7 +221,7 @@ public final class Experiment {
         BarChart acc = new BarChart(title + ": test accuracy", "test accuracy % (mean ± std over seeds)");
         BarChart time = new BarChart(title + ": time per training step", "median ms/step (mean ± std over seeds)");
         for (Result r : results) {
-            String name = r.row().method().name().toLowerCase(Locale.ROOT);
+            String name = r.row().key();
             acc.add(name, r.accuracies());
             time.add(name, r.stepMs());
         }

@@ -19,10 +19,11 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * {@code fst4j experiment table1|table5|all}: the paper's Table 1 (which operand to prune) and Table 5 (FST ablation,
+ * {@code fst4j experiment table1|table5|all|ir}: the paper's Table 1 (which operand to prune) and Table 5 (FST ablation,
  * plus TSM and the authors' code variant) at small scale, several seeds per row; see {@link Experiment}. Writes
  * TABLE.md (Markdown table), TABLE.png (test accuracy bars with +- std), TABLE-time.png (ms/step) and TABLE.csv
- * (one line per run) into --out. {@code all} runs the union once (dense is shared) and writes both tables.
+ * (one line per run) into --out. {@code all} runs the union once (dense is shared) and writes both tables; {@code ir}
+ * writes table-ir: FST x3 against the authors' code, one of its changes at a time ({@link Experiment#tableIr()}).
  * Exit status: 0 done, 1 failure, 2 usage error.
  */
 public final class Main {
@@ -35,7 +36,7 @@ public final class Main {
      * when a step took 0.6-2 s.
      */
 
-    static final String USAGE = "usage: fst4j experiment table1|table5|all [--steps N] [--passes N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
+    static final String USAGE = "usage: fst4j experiment table1|table5|all|ir [--steps N] [--passes N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
             + " [--model M] [--data D] [--test-subset N] [--methods a,b,...] [--threads N] [--out DIR]";
 
     static final String HELP = """
@@ -44,6 +45,8 @@ public final class Main {
               table5             dense, S(W) = sr_ste (with SR-STE decay), fst2, fst3 (fixed X^T mask, no IR), fst3_ir,
                                  plus tsm and fst_code
               all                both tables, each method trained once (dense shared)
+              ir                 fst3, fst3_ir, fst3_ir with one of the authors' code's changes at a time (random fixed
+                                 patterns, 0.03 circular shift, S(W^T) from S(W)), and fst_code
               --steps N          training steps per pass (default: one pass over all of the training set) over the
                                  first N*batch training images,
                                  cosine LR over all the steps with 5%% warm-up
@@ -78,9 +81,9 @@ public final class Main {
                 out.println(USAGE);
                 return 0;
             }
-            if (args.length == 0) throw new UsageException("which table? (table1, table5 or all)");
+            if (args.length == 0) throw new UsageException("which table? (table1, table5, all or ir)");
             String which = args[0].toLowerCase(Locale.ROOT);
-            if (!List.of("table1", "table5", "all").contains(which)) throw new UsageException("unknown experiment '" + args[0] + "'");
+            if (!List.of("table1", "table5", "all", "ir").contains(which)) throw new UsageException("unknown experiment '" + args[0] + "'");
             Map<String, String> v = Flags.parse(Arrays.copyOfRange(args, 1, args.length), List.of(),
                     List.of("--steps", "--passes", "--seeds", "--seed0", "--batch", "--lr", "--model", "--data", "--test-subset", "--methods", "--threads", "--out"),
                     UsageException::new);
@@ -111,8 +114,11 @@ public final class Main {
         if (v.containsKey("--threads")) Blas.setThreads(Flags.posInt(v, "--threads", 1, UsageException::new));
 
         Map<String, List<Experiment.Row>> tables = new LinkedHashMap<>();
-        if (!which.equals("table5")) tables.put("table1", Experiment.table1());
-        if (!which.equals("table1")) tables.put("table5", Experiment.table5());
+        if (which.equals("ir")) tables.put("table-ir", Experiment.tableIr());
+        else {
+            if (!which.equals("table5")) tables.put("table1", Experiment.table1());
+            if (!which.equals("table1")) tables.put("table5", Experiment.table5());
+        }
         if (v.containsKey("--methods")) {
             List<Method> keep = new ArrayList<>();
             for (String s : v.get("--methods").split(",")) {
@@ -128,8 +134,8 @@ public final class Main {
                     throw new UsageException("method " + m.name().toLowerCase(Locale.ROOT) + " is not a row of " + String.join(" or ", tables.keySet()));
             tables.replaceAll((k, rows) -> rows.stream().filter(r -> keep.contains(r.method())).toList());
         }
-        List<Method> methods = new ArrayList<>();
-        for (List<Experiment.Row> rows : tables.values()) for (Experiment.Row r : rows) if (!methods.contains(r.method())) methods.add(r.method());
+        Map<String, Experiment.Row> methods = new LinkedHashMap<>();   // by key: each method (and variant) trained once
+        for (List<Experiment.Row> rows : tables.values()) for (Experiment.Row r : rows) methods.putIfAbsent(r.key(), r);
         long[] seeds = new long[nSeeds];
         for (int i = 0; i < nSeeds; i++) seeds[i] = seed0 + i;
 
@@ -146,28 +152,32 @@ public final class Main {
                 model, data.spec(), passes == 1 ? steps + " steps" : passes * steps + " steps", batch, steps * batch,
                 passes == 1 ? "one pass" : passes + " passes, reshuffled each time", lr, testN, Arrays.toString(seeds), Blas.threads());
         out.println("fst4j experiment " + which + ": " + settings);
-        out.println("methods: " + methods.stream().map(m -> m.name().toLowerCase(Locale.ROOT)).toList() + "; " + methods.size() * nSeeds
+        out.println("methods: " + List.copyOf(methods.keySet()) + "; " + methods.size() * nSeeds
                 + " runs; output in " + dir);
 
-        Map<Method, List<Experiment.Run>> runs = new LinkedHashMap<>();
+        Map<String, List<Experiment.Run>> runs = new LinkedHashMap<>();
         long t0 = System.nanoTime();
         int total = methods.size() * nSeeds, done = 0;
-        for (Method m : methods) {
+        for (Experiment.Row m : methods.values()) {
             List<Experiment.Run> rs = new ArrayList<>();
             for (long s : seeds) {
-                Experiment.Run r = Experiment.run(base, data, m, s, steps, passes);
+                Experiment.Run r = Experiment.run(base, data, m.method(), m.variant(), s, steps, passes);
                 rs.add(r);
                 done++;
                 double el = (System.nanoTime() - t0) / 1e9;
-                out.printf(Locale.ROOT, "[%d/%d] %-8s seed %d: test acc %.2f%%, train loss %.4f, %.0f ms/step, %.1f s (elapsed %.0f s, ETA %.0f s)%n",
-                        done, total, m.name().toLowerCase(Locale.ROOT), s, 100 * r.testAcc(), r.trainLoss(), r.medianStepMs(), r.wallSeconds(),
+                out.printf(Locale.ROOT, "[%d/%d] %-9s seed %d: test acc %.2f%%, train loss %.4f, %.0f ms/step, %.1f s (elapsed %.0f s, ETA %.0f s)%n",
+                        done, total, m.key(), s, 100 * r.testAcc(), r.trainLoss(), r.medianStepMs(), r.wallSeconds(),
                         el, el / done * (total - done));
             }
-            runs.put(m, rs);
+            runs.put(m.key(), rs);
         }
         for (var e : tables.entrySet()) {
-            List<Experiment.Result> res = e.getValue().stream().map(r -> new Experiment.Result(r, runs.get(r.method()))).toList();
-            String title = e.getKey().equals("table1") ? "Table 1 (which operand to prune)" : "Table 5 (FST ablation) + TSM, authors' code";
+            List<Experiment.Result> res = e.getValue().stream().map(r -> new Experiment.Result(r, runs.get(r.key()))).toList();
+            String title = switch (e.getKey()) {
+                case "table1" -> "Table 1 (which operand to prune)";
+                case "table5" -> "Table 5 (FST ablation) + TSM, authors' code";
+                default -> "FST x3 against the authors' code (one change at a time)";
+            };
             String md = Experiment.markdown(title, settings, res);
             out.println();
             out.print(md);

@@ -126,6 +126,39 @@ class ExperimentTest {
         assertThrows(IllegalArgumentException.class, () -> Experiment.run(base, data, fst4j.autograd.SparseConfig.Method.DENSE, 0, 5, 0));
     }
 
+    /** Each variant changes exactly its one slot of a pruned layer's configuration, and changes the training. */
+    @Test
+    void variantsChangeOneSlotOfTheAuthorsCodeAtATime(@TempDir Path dir) throws Exception {
+        fst4j.autograd.SparseConfig ir = fst4j.autograd.SparseConfig.Method.FST3_IR.config();
+        fst4j.autograd.SparseConfig p = Experiment.Variant.PATTERNS.apply(ir, 7), sh = Experiment.Variant.SHIFT003.apply(ir, 7),
+                wt = Experiment.Variant.WT_FROM_SW.apply(ir, 7);
+        assertInstanceOf(fst4j.sparse.AuthorsFixed24.class, p.xt());
+        assertEquals(ir.withXt(p.xt()), p);
+        assertEquals(fst4j.autograd.SparseConfig.Shift.AUTHORS, sh.ir());
+        assertEquals(ir.withIr(sh.ir()), sh);
+        assertTrue(wt.wtFromSparse() && !ir.wtFromSparse());
+        assertEquals(ir.w(), wt.w());
+        assertEquals(ir.xt(), wt.xt());
+        assertEquals(ir.ir(), wt.ir());
+
+        TrainData data = TrainData.of("halves", new fst4j.nn.data.Datasets.Split(halves(200, 1), halves(50, 2)));
+        Outcome r = run(data, "ir", "--model", "mlp", "--steps", "4", "--batch", "16", "--seeds", "1", "--out", dir.toString());
+        assertEquals(0, r.rc(), r.err());
+        List<String> csv = Files.readAllLines(dir.resolve("table-ir.csv"));
+        assertEquals(1 + 6, csv.size(), String.join("\n", csv));
+        // the label (first, quoted) may hold commas: the method is the 8th field from the end
+        List<String> keys = csv.stream().skip(1).map(l -> { String[] c = l.split(","); return c[c.length - 8]; }).toList();
+        assertEquals(List.of("fst3", "fst3_ir", "fst3_ir+patterns", "fst3_ir+shift0.03", "fst3_ir+wt-from-sw", "fst_code"), keys);
+        java.util.Map<String, String> loss = new java.util.HashMap<>();
+        for (String l : csv.subList(1, csv.size())) {
+            String[] c = l.split(",");
+            loss.put(c[c.length - 8], c[c.length - 4]);
+        }
+        for (String k : List.of("fst3_ir+patterns", "fst3_ir+shift0.03", "fst3_ir+wt-from-sw"))
+            assertNotEquals(loss.get("fst3_ir"), loss.get(k), k + " trained exactly as fst3_ir");
+        assertTrue(Files.exists(dir.resolve("table-ir.md")) && Files.exists(dir.resolve("table-ir.png")));
+    }
+
     /** Without --steps a run is one pass over the whole training set (200 images at batch 16: 12 steps). */
     @Test
     void theDefaultBudgetIsOnePassOverTheTrainingSet(@TempDir Path dir) throws Exception {

@@ -55,6 +55,7 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
     public SparseConfig withName(String n) { return new SparseConfig(n, w, wt, wtFromSparse, dyEq2, dyEq3, xt, ir); }
     public SparseConfig withXt(Sparsifier s) { return new SparseConfig(name, w, wt, wtFromSparse, dyEq2, dyEq3, s, ir); }
     public SparseConfig withIr(Shift s) { return new SparseConfig(name, w, wt, wtFromSparse, dyEq2, dyEq3, xt, s); }
+    public SparseConfig withWtFromSparse(boolean b) { return new SparseConfig(name, w, wt, b, dyEq2, dyEq3, xt, ir); }
 
     /**
      * The ready-made configurations. Each call of {@link #config()} makes fresh sparsifier instances, since

@@ -62,7 +62,7 @@ public final class Experiment {
                 case NONE -> cfg;
                 case PATTERNS -> cfg.withXt(new AuthorsFixed24(1, layerSeed));
                 case SHIFT003 -> cfg.withIr(SparseConfig.Shift.AUTHORS);
-                case WT_FROM_SW -> new SparseConfig(cfg.name(), cfg.w(), cfg.wt(), true, cfg.dyEq2(), cfg.dyEq3(), cfg.xt(), cfg.ir());
+                case WT_FROM_SW -> cfg.withWtFromSparse(true);
             };
         }
     }

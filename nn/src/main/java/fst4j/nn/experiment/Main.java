@@ -29,13 +29,6 @@ import java.util.Map;
 public final class Main {
     private Main() {}
 
-    /*
-     * Defaults: one pass over the whole training set (Fashion-MNIST at batch 128: 468 steps) and the whole test set. At
-     * session 27's speed (2-core Zen 5: 26-60 ms per resnet-small step, 2-3 s to evaluate 10,000 images) `all` (11
-     * methods x 3 seeds) takes about 20 minutes. Until session 26 the default was 50 steps on 2,000 test images, chosen
-     * when a step took 0.6-2 s.
-     */
-
     static final String USAGE = "usage: fst4j experiment table1|table5|all|ir [--steps N] [--passes N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
             + " [--model M] [--data D] [--test-subset N] [--methods a,b,...] [--threads N] [--out DIR]";
 
@@ -47,9 +40,8 @@ public final class Main {
               all                both tables, each method trained once (dense shared)
               ir                 fst3, fst3_ir, fst3_ir with one of the authors' code's changes at a time (random fixed
                                  patterns, 0.03 circular shift, S(W^T) from S(W)), and fst_code
-              --steps N          training steps per pass (default: one pass over all of the training set) over the
-                                 first N*batch training images,
-                                 cosine LR over all the steps with 5%% warm-up
+              --steps N          training steps per pass over the first N*batch training images (default: all of the
+                                 training set); cosine LR over all the steps with 5% warm-up
               --passes N         passes over those images (default 1), reshuffled each time: N * steps steps in all
               --seeds N          seeds per method (default 3): seed0, seed0+1, ...
               --seed0 N          first seed (default 0)
@@ -101,6 +93,9 @@ public final class Main {
     }
 
     static int execute(String which, Map<String, String> v, PrintStream out, DataSource source) throws UsageException, IOException {
+        // Defaults: one pass over the whole training set (Fashion-MNIST at batch 128: 468 steps), scored on the whole test
+        // set; `all` (11 methods x 3 seeds) took 949 s so on the 2-core Zen 5 of session 27. Until session 26 they were 50
+        // steps on 2,000 test images, chosen when a step took 0.6-2 s.
         int stepsGiven = v.containsKey("--steps") ? Flags.posInt(v, "--steps", 1, UsageException::new) : 0;   // 0: one pass over all images
         int passes = Flags.posInt(v, "--passes", 1, UsageException::new);
         int nSeeds = Flags.posInt(v, "--seeds", 3, UsageException::new);
@@ -149,7 +144,7 @@ public final class Main {
         String settings = String.format(Locale.ROOT, "%s on %s, %s of batch %d (the first %d training images, %s), lr %s cosine with"
                         + " 5%% warm-up, SGD momentum 0.9, wd 5e-4, label smoothing 0.1, SR-STE lambda 2e-4; test accuracy on %d test images;"
                         + " seeds %s; %d thread(s). ms/step: median over a run's steps after the first 2.",
-                model, data.spec(), passes == 1 ? steps + " steps" : passes * steps + " steps", batch, steps * batch,
+                model, data.spec(), passes * steps + " steps", batch, steps * batch,
                 passes == 1 ? "one pass" : passes + " passes, reshuffled each time", lr, testN, Arrays.toString(seeds), Blas.threads());
         out.println("fst4j experiment " + which + ": " + settings);
         out.println("methods: " + List.copyOf(methods.keySet()) + "; " + methods.size() * nSeeds

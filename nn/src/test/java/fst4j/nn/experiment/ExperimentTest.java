@@ -90,7 +90,9 @@ class ExperimentTest {
             assertEquals(2, r.rc(), String.join(" ", a) + ": " + r.err());
             assertTrue(r.err().startsWith("fst4j experiment: "), r.err());
         }
-        assertEquals(0, run(none, "--help").rc());
+        Outcome help = run(none, "--help");
+        assertEquals(0, help.rc());
+        assertTrue(help.out().contains("5% warm-up") && !help.out().contains("%%"), help.out());   // printed as written, no format escapes
     }
 
     /** --passes N trains N reshuffled passes over the same images: the Trainer's own N-epoch run, step for step. */

@@ -190,20 +190,45 @@ int fst_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, 
     return FST_OK;
 }
 
+/* Positions of image img: entries [e0, e1) of ih0 / iw0, written to columns e0 - off0 ..; one uniform list (off == NULL:
+ * entries [0, npos), columns img*npos ..) or one list per image (off[img] .. off[img + 1]). Tasks index (image, output
+ * row) pairs; output row rr is im2col row row0 + rr*rstep. */
+typedef struct {
+    conv_job j;
+    const int64_t *off;
+    int64_t row0, rstep, nrows;
+} at_job;
+
 static void im2col_at_task(void *p, int64_t t0, int64_t t1) {
-    const conv_job *j = p;
+    const at_job *a = p;
+    const conv_job *j = &a->j;
     const geom *g = &j->g;
-    const int64_t K = g->c * g->kh * g->kw;
     for (int64_t t = t0; t < t1; t++) {
-        int64_t img = t / K, r = t % K;
+        int64_t img = t / a->nrows, rr = t % a->nrows, r = a->row0 + rr * a->rstep;
         int64_t ch = r / (g->kh * g->kw), i = (r / g->kw) % g->kh, jj = r % g->kw;
+        int64_t e0 = a->off ? a->off[img] : 0, e1 = a->off ? a->off[img + 1] : j->npos;
         const float *plane = j->x + (img * g->c + ch) * g->h * g->w;
-        float *o = j->out + r * j->ld + img * j->npos;
-        for (int64_t q = 0; q < j->npos; q++) {
+        float *o = j->out + rr * j->ld + (a->off ? 0 : img * j->npos);
+        for (int64_t q = e0; q < e1; q++) {
             int64_t ih = j->ih0[q] + i, iw = j->iw0[q] + jj;
             o[q] = ((uint64_t)ih >= (uint64_t)g->h || (uint64_t)iw >= (uint64_t)g->w) ? 0.0f : plane[ih * g->w + iw];
         }
     }
+}
+
+/* ih0 / iw0 of every entry (window origins, computed once: no division in the loop) and the job; FST_OK or an error */
+static int im2col_at_run(const geom *g, const int32_t *pos, int64_t nent, const int64_t *off, int64_t row0, int64_t rstep,
+                         int64_t nrows, int64_t npos, float *out, int64_t ldo, const float *x, int nthreads) {
+    int64_t *ih0 = malloc((size_t)(nent > 0 ? nent : 1) * 2 * sizeof(int64_t));
+    if (!ih0) return FST_EINVAL;
+    int64_t *iw0 = ih0 + nent;
+    for (int64_t q = 0; q < nent; q++) { ih0[q] = (pos[q] / g->wo) * g->sh - g->ph; iw0[q] = (pos[q] % g->wo) * g->sw - g->pw; }
+    at_job a = { .j = { .g = *g, .x = x, .out = out, .ld = ldo, .npos = npos, .ih0 = ih0, .iw0 = iw0 },
+                 .off = off, .row0 = row0, .rstep = rstep, .nrows = nrows };
+    if (g->n > 0 && nrows > 0 && nent > 0)
+        fst_parallel(g->n * nrows, chunks_for(nrows * (off ? nent : g->n * nent), nthreads), nthreads, im2col_at_task, &a);
+    free(ih0);
+    return FST_OK;
 }
 
 int fst_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
@@ -213,16 +238,23 @@ int fst_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, in
     if (!x || !out || (npos > 0 && !pos)) return FST_ENULL;
     if (check(&g) != FST_OK || nthreads < 1 || npos < 0 || ldo < n * npos) return FST_EINVAL;
     for (int64_t q = 0; q < npos; q++) if (pos[q] < 0 || pos[q] >= ho * wo) return FST_EINVAL;
-    const int64_t K = c * kh * kw;
-    /* input coordinates of each position's window origin, computed once (no division in the loop) */
-    int64_t *ih0 = malloc((size_t)(npos > 0 ? npos : 1) * 2 * sizeof(int64_t));
-    if (!ih0) return FST_EINVAL;
-    int64_t *iw0 = ih0 + npos;
-    for (int64_t q = 0; q < npos; q++) { ih0[q] = (pos[q] / wo) * sh - ph; iw0[q] = (pos[q] % wo) * sw - pw; }
-    conv_job j = { .g = g, .x = x, .out = out, .ld = ldo, .npos = npos, .ih0 = ih0, .iw0 = iw0 };
-    fst_parallel(n * K, chunks_for(n * K * npos, nthreads), nthreads, im2col_at_task, &j);
-    free(ih0);
-    return FST_OK;
+    return im2col_at_run(&g, pos, npos, NULL, 0, 1, c * kh * kw, npos, out, ldo, x, nthreads);
+}
+
+int fst_im2col_at_csr(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                      int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                      const int64_t *off, const int32_t *pos, int64_t row0, int64_t rstep, int64_t nrows,
+                      float *out, int64_t ldo, int nthreads) {
+    geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    if (!x || !out || !off) return FST_ENULL;
+    if (check(&g) != FST_OK || nthreads < 1 || off[0] != 0 || row0 < 0 || rstep < 1 || nrows < 0
+        || (nrows > 0 && row0 + (nrows - 1) * rstep >= c * kh * kw)) return FST_EINVAL;
+    for (int64_t i = 0; i < n; i++) if (off[i + 1] < off[i]) return FST_EINVAL;
+    const int64_t nent = off[n];
+    if (nent > 0 && !pos) return FST_ENULL;
+    if (ldo < nent) return FST_EINVAL;
+    for (int64_t q = 0; q < nent; q++) if (pos[q] < 0 || pos[q] >= ho * wo) return FST_EINVAL;
+    return im2col_at_run(&g, pos, nent, off, row0, rstep, nrows, 0, out, ldo, x, nthreads);
 }
 
 /* ---- implicit im2col (lowering.h): pieces of im2col rows for the GEMM / 2:4 packers ---- */

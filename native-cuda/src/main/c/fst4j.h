@@ -60,7 +60,10 @@ FST_API const char *fst_spmm24_isa(void);
 
 /* ---- convolution lowering (conv.c) ----
  * x: contiguous [n, c, h, w]; the [K = c*kh*kw, n*ho*wo] matrix has row stride ldo (or ldc).
- * fst_im2col_at writes only output positions pos[0..npos) of each image (column img*npos + q). */
+ * fst_im2col_at writes only output positions pos[0..npos) of each image (column img*npos + q).
+ * fst_im2col_at_csr takes one list per image: image img's positions are pos[off[img] .. off[img + 1]) (off[0] == 0,
+ * non-decreasing, n + 1 entries), written to those columns; only im2col rows row0, row0 + rstep, ... (nrows of them),
+ * as output rows 0 .. nrows (the authors' checkerboard patterns keep different positions in even and odd rows). */
 FST_API int fst_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                        float *out, int64_t ldo, int nthreads);
@@ -69,6 +72,10 @@ FST_API int fst_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int
 FST_API int fst_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                           int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                           const int32_t *pos, int64_t npos, float *out, int64_t ldo, int nthreads);
+FST_API int fst_im2col_at_csr(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                              int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                              const int64_t *off, const int32_t *pos, int64_t row0, int64_t rstep, int64_t nrows,
+                              float *out, int64_t ldo, int nthreads);
 /* The planned lowering of the implicit-im2col GEMMs (AVX-512 masked loads; lowering.h): mode 0 turns it off (every
  * row lowered by the portable row-by-row code), 1 on where the CPU has AVX-512 (and FST4J_ISA / FST4J_LPLAN=0 do not
  * say otherwise), -1 only asks. Returns 1 when it is in use. For tests and A/B timing; results are the same bits. */

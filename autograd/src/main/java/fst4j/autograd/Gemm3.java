@@ -1,6 +1,7 @@
 package fst4j.autograd;
 
 import fst4j.autograd.Profile.Part;
+import fst4j.sparse.AuthorsFixed24;
 import fst4j.sparse.Compressed24;
 import fst4j.sparse.HalfK;
 import fst4j.sparse.Restoration;
@@ -39,6 +40,12 @@ public final class Gemm3 {
          * lowerings (each im2col with both strides doubled), or null: see {@link Checkerboard}.
          */
         default Checkerboard keptCheckerboard(int[] positionsPerImage) { return null; }
+        /**
+         * im2col rows row0, row0 + rstep, ... (nrows of them) at one list of positions per image (the authors' random
+         * patterns, {@link AuthorsFixed24#kept}) as an [nrows, kept] matrix with unit column stride, valid until the next
+         * call on these columns; or null where these columns cannot give it.
+         */
+        default Tensor keptAt(AuthorsFixed24.Kept kept, int row0, int rstep, int nrows) { return null; }
     }
 
     /**
@@ -279,8 +286,18 @@ public final class Gemm3 {
      * under the fixed whole-position mask (a global sparsifier such as top-k would see only one block).
      */
     public boolean eq3Local() {
-        return cfg.dyEq3() instanceof Sparsifier.Dense && (cfg.xt() instanceof Sparsifier.Dense || cfg.xt() instanceof Sparsifier.Fixed24);
+        return cfg.dyEq3() instanceof Sparsifier.Dense && (cfg.xt() instanceof Sparsifier.Dense || cfg.xt() instanceof Sparsifier.Fixed24
+                || cfg.xt() instanceof AuthorsFixed24);
     }
+
+    /**
+     * The authors' random X^T pattern for one backward pass, drawn once for the whole batch as their mask's apply would
+     * draw it (so a batch split into blocks takes the same draws as one whole-batch call); -1 for every other X^T rule.
+     */
+    public int drawEq3Pattern() { return cfg.xt() instanceof AuthorsFixed24 a ? a.draw() : -1; }
+
+    /** How many Eq. 3 blocks have run over the kept columns of the authors' patterns (for tests). */
+    static final java.util.concurrent.atomic.AtomicLong authorsKeptBlocks = new java.util.concurrent.atomic.AtomicLong();
 
     /** Eq. 2: dX = S(W^T) S(dY), [K, cols]; sw is forward's S(W) (used when the config takes W^T from it). */
     public Tensor inputGrad(Tensor w, Tensor sw, Tensor dy) {
@@ -496,6 +513,66 @@ public final class Gemm3 {
         } finally {
             g.close();
         }
+    }
+
+    /**
+     * {@link #weightGradInto(Tensor, Columns, int, Tensor, float)} for the images [firstImage, firstImage + dy.size(1) /
+     * segment) of a batch whose authors' pattern the caller drew once ({@link #drawEq3Pattern}; -1 for other X^T rules,
+     * which need neither). Under a pattern, Eq. 3 runs over the kept columns only: dW[:, rows] = G[:, kept] X[rows, kept]^T,
+     * half the FLOPs and half the lowering, once for all rows (patterns 0 and 1 keep whole positions) or once per row
+     * parity (the checkerboards keep (i + r) of one parity), where G is dY with the IR shift applied.
+     */
+    public void weightGradInto(Tensor dy, Columns x, int segment, Tensor dw, float beta, int firstImage, int pattern) {
+        if (pattern < 0) {
+            weightGradInto(dy, x, segment, dw, beta);
+            return;
+        }
+        if (!(cfg.xt() instanceof AuthorsFixed24) || !(cfg.dyEq3() instanceof Sparsifier.Dense))
+            throw new IllegalArgumentException("a drawn pattern needs the authors' X^T mask and a dense dY in Eq. 3, the config has X^T "
+                    + cfg.xt() + " and dY " + cfg.dyEq3());
+        if (pattern > 3) throw new IllegalArgumentException("pattern must be 0..3, got " + pattern);
+        if (dy.dim() != 2 || dw.dim() != 2 || dy.size(0) != dw.size(0) || segment <= 0 || dy.size(1) % segment != 0)
+            throw new IllegalArgumentException("shape mismatch: Eq. 3 of dY " + java.util.Arrays.toString(dy.shape()) + " in segments of "
+                    + segment + " into dW " + java.util.Arrays.toString(dw.shape()));
+        if (!f32(dy, dw) || dy.device() != Device.CPU || dw.device() != Device.CPU || !unitRows(dw))
+            throw new IllegalArgumentException("Eq. 3 over the authors' kept columns needs float32 CPU dY and dW (dW with unit stride along"
+                    + " its rows), got " + dy.dtype() + " on " + dy.device() + " and " + dw.dtype() + " on " + dw.device());
+        int cout = dy.size(0), cols = dy.size(1), images = cols / segment, kRows = dw.size(1);
+        long t0 = Profile.start();
+        SparseConfig.Shift ir = cfg.ir();
+        Tensor g = ir == null ? dy.contiguous() : Restoration.shiftAdd(dy, segment, ir.coeff(), ir.direction(), ir.circular());
+        Profile.stop(Part.SPARSIFY, t0);
+        try (g; Tensor g4 = g.reshape(1, cout, 1, cols)) {
+            boolean byRow = AuthorsFixed24.rowDependent(pattern);
+            for (int parity = 0; parity < (byRow ? 2 : 1); parity++) {
+                int row0 = byRow ? parity : 0, rstep = byRow ? 2 : 1, nrows = byRow ? (kRows - parity + 1) / 2 : kRows;
+                if (nrows == 0) continue;
+                long t1 = Profile.start();
+                AuthorsFixed24.Kept kept = AuthorsFixed24.kept(pattern, parity, firstImage, images, segment);
+                int[] flat = kept.flat(segment);
+                try (Tensor gk = Tensor.empty(cout, flat.length)) {
+                    // G's kept columns: the same gather, over G as one image of cout channels and one row of cols positions
+                    Conv.im2colAtInto(g4, new long[]{0, flat.length}, flat, 0, 1, cout, 1, 1, 1, 1, 0, 0, gk);
+                    Profile.stop(Part.SPARSIFY, t1);
+                    Tensor xk = x.keptAt(kept, row0, rstep, nrows);
+                    if (xk == null) throw new IllegalStateException("these columns cannot give the authors' kept columns (Columns.keptAt)");
+                    try (xk; Tensor xkt = xk.t()) {
+                        long t2 = Profile.start();
+                        if (!byRow) Blas.gemm(1f, gk, xkt, beta, dw);
+                        else {
+                            try (Tensor dv = dw.asStrided(new int[]{cout, nrows}, new long[]{dw.strides()[0], 2}, dw.offset() + row0);
+                                 Tensor c = Tensor.empty(cout, nrows)) {
+                                if (beta != 0f) c.copyFrom(dv);
+                                Blas.gemm(1f, gk, xkt, beta, c);
+                                dv.copyFrom(c);
+                            }
+                        }
+                        Profile.stop(Part.EQ3, t2);
+                    }
+                }
+            }
+        }
+        authorsKeptBlocks.incrementAndGet();
     }
 
     /**

@@ -333,6 +333,19 @@ public final class Layers {
                 public Lowering lowering() {
                     return lowers() ? new Lowering(xs, k, k, stride, stride, padding, padding) : null;
                 }
+                public Tensor keptAt(fst4j.sparse.AuthorsFixed24.Kept kept, int row0, int rstep, int nrows) {
+                    if (allBuffer == null || xs.device() != Device.CPU || xs.dtype() != DType.F32) return null;
+                    long t = Profile.start();
+                    try (Tensor c = allBuffer.slice(1, 0, kept.pos().length)) {
+                        Tensor out = c.slice(0, 0, nrows);
+                        try {
+                            return Conv.im2colAtInto(xs, kept.off(), kept.pos(), row0, rstep, nrows, k, k, stride, stride, padding, padding, out);
+                        } catch (RuntimeException | Error e) {
+                            out.close();
+                            throw e;
+                        }
+                    } finally { Profile.stop(Part.IM2COL, t); }
+                }
                 public Lowering keptLowering(int[] pos) {
                     return lowers() && rowAligned(pos) ? new Lowering(xs, k, k, stride, 2 * stride, padding, padding) : null;
                 }
@@ -457,6 +470,7 @@ public final class Layers {
                 Gemm3.Left tconv = dx != null && same ? node.prepareInputGradTconv(wm, sw, k * k) : null;
                 wt = tconv != null ? tconv : dx != null ? node.prepareInputGrad(wm, sw, DType.F32) : null;
                 boolean gather = dw != null || tconv == null;   // dY as a [Cout, nb*L] block: Eq. 3, or Eq. 2 as W^T dY
+                int pattern = dw != null ? node.drawEq3Pattern() : -1;   // the authors' random X^T pattern: one draw per batch
                 try (Tensor cols = tconv == null || dw != null ? Tensor.empty(kRows, b * l) : null;
                      Tensor dybuf = b > 1 && gather ? Tensor.empty(cout, b * l) : null;
                      Tensor dxbuf = b > 1 && tconv != null ? Tensor.empty(cin, b * l) : null;
@@ -485,7 +499,7 @@ public final class Layers {
                                     Profile.stop(Part.IM2COL, t2);
                                 }
                             }
-                            if (dw != null) node.weightGradInto(dyBlock, columns(xs, cols), l, dw, n0 == 0 ? 0f : 1f);
+                            if (dw != null) node.weightGradInto(dyBlock, columns(xs, cols), l, dw, n0 == 0 ? 0f : 1f, n0, pattern);
                         }
                     }
                 }

@@ -53,6 +53,10 @@ class ConvBlockedTest {
     private record Result(float[] y, float[] dx, float[] dw) {}
 
     private static Result run(SparseConfig.Method m, int[] g, boolean blocked, boolean implicit, boolean tconv) {
+        return run(m.config(7), 31L * g[0] + g[3] + m.ordinal(), g, blocked, implicit, tconv);
+    }
+
+    private static Result run(SparseConfig cfg, long dataSeed, int[] g, boolean blocked, boolean implicit, boolean tconv) {
         boolean before = Layers.blocked, beforeImplicit = Layers.implicitLowering, beforeTconv = Layers.eq2Tconv;
         int beforeCols = Layers.blockCols;
         Layers.blockCols = g.length > 8 ? g[8] : 0;
@@ -60,10 +64,10 @@ class ConvBlockedTest {
         Layers.implicitLowering = implicit;
         Layers.eq2Tconv = tconv;
         try (Scope s = Scope.open()) {
-            Rng r = new Rng(31L * g[0] + g[3] + m.ordinal());
+            Rng r = new Rng(dataSeed);
             Var x = Var.param(r.normal(0, 1, g[0], g[1], g[3], g[4]));
             Var w = Var.param(r.normal(0, 0.5, g[2], g[1], g[5], g[5]));
-            Gemm3 node = new Gemm3(m.config(7));
+            Gemm3 node = new Gemm3(cfg);
             Var y = Layers.conv2d(node, x, w, null, g[6], g[7]);
             Tensor up = r.normal(0, 1, y.shape());
             y.backward(up);
@@ -133,6 +137,58 @@ class ConvBlockedTest {
         } finally {
             Layers.checkerboardEnabled = before;
         }
+    }
+
+    /**
+     * The authors' random activation patterns (FST_CODE, and FST3_IR with their patterns): the blocked path computes Eq. 3
+     * over the kept columns only, with the pattern drawn once per batch, and gives the whole-batch masked GEMM's dW for
+     * each of the four patterns, at planes that are and are not multiples of the patterns' period (so the kept set moves
+     * from image to image), over several blocks whose first images are odd, and at odd K (rows of both parities differ
+     * in number).
+     */
+    @ParameterizedTest(name = "pattern {0}")
+    @MethodSource("patterns")
+    void authorsPatternsKeptColumnsEqualMasked(int pattern) {
+        long seed = seedDrawing(pattern);
+        int[][] geoms = {
+                {5, 4, 8, 20, 20, 3, 1, 1, 1200},    // L = 400 (a multiple of 8): blocks of 3 and 2
+                {5, 6, 8, 14, 14, 3, 1, 1, 588},     // L = 196 (4 mod 8): blocks of 3 and 2, the kept set alternates
+                {14, 8, 8, 7, 7, 3, 1, 1, 343},      // L = 49 (odd): two blocks of 7, the second starting at an odd column
+                {13, 6, 8, 14, 14, 1, 2, 0, 343},    // 1x1, stride 2 -> 7x7, K = 6: blocks of 7 and 6
+                {3, 5, 12, 9, 9, 3, 1, 1},           // K = 45 (odd), one block
+        };
+        for (int[] g : geoms) {
+            int before = Layers.blockCols;
+            Layers.blockCols = g.length > 8 ? g[8] : 0;
+            try {
+                int l = ((g[3] + 2 * g[7] - g[5]) / g[6] + 1) * ((g[4] + 2 * g[7] - g[5]) / g[6] + 1);
+                int b = Layers.imagesPerBlock(g[0], g[1] * g[5] * g[5], l);
+                assertTrue(b > 0 && (g.length == 8 || b < g[0]), java.util.Arrays.toString(g) + ": blocks of " + b);
+            } finally {
+                Layers.blockCols = before;
+            }
+            for (boolean authorsCode : new boolean[]{true, false}) {
+                // a fresh config per run: the pattern's draws are the sparsifier's state
+                java.util.function.Supplier<SparseConfig> fresh = () -> authorsCode ? SparseConfig.Method.FST_CODE.config(seed)
+                        : SparseConfig.Method.FST3_IR.config(seed).withXt(new fst4j.sparse.AuthorsFixed24(1, seed));
+                SparseConfig cfg = fresh.get();
+                Result whole = run(cfg, 17L * g[3] + g[0], g, false, false, false);
+                long built = Gemm3.authorsKeptBlocks.get();
+                Result blocked = run(fresh.get(), 17L * g[3] + g[0], g, true, true, true);
+                assertTrue(Gemm3.authorsKeptBlocks.get() > built, cfg.name() + " " + java.util.Arrays.toString(g) + ": Eq. 3 must take the kept columns");
+                String v = cfg.name() + " pattern " + pattern + " " + java.util.Arrays.toString(g);
+                close(whole.y, blocked.y, v + " y");
+                close(whole.dx, blocked.dx, v + " dx");
+                close(whole.dw, blocked.dw, v + " dw");
+            }
+        }
+    }
+
+    static Stream<Integer> patterns() { return Stream.of(0, 1, 2, 3); }
+
+    /** A seed whose first draw is the pattern. */
+    private static long seedDrawing(int pattern) {
+        for (long s = 0; ; s++) if (new fst4j.sparse.AuthorsFixed24(1, s).draw() == pattern) return s;
     }
 
     static Stream<int[]> oddPlanes() {

@@ -581,7 +581,7 @@ public final class Native {
     // ---- convolution lowering (conv.c); bound on first use, after the library loaded ----
 
     private static final class ConvHandles {
-        static final MethodHandle IM2COL, COL2IM, IM2COL_AT;
+        static final MethodHandle IM2COL, COL2IM, IM2COL_AT, IM2COL_AT_CSR;
         static {
             SymbolLookup lib = LIB;
             FunctionDescriptor geom = FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
@@ -591,6 +591,9 @@ public final class Native {
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT), false);
             IM2COL_AT = bind(lib, "fst_im2col_at", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT), false);
+            IM2COL_AT_CSR = bind(lib, "fst_im2col_at_csr", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT), false);
         }
     }
 
@@ -619,6 +622,21 @@ public final class Native {
         int rc;
         try { rc = (int) ConvHandles.IM2COL_AT.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, pos, npos, out, ldo, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_im2col_at");
+    }
+
+    /**
+     * im2col at one list of output positions per image: image img's are pos[off[img] .. off[img + 1]) (off: int64[n + 1]),
+     * written to those columns of out; only im2col rows row0, row0 + rstep, ... (nrows of them), as out's rows 0 .. nrows.
+     */
+    public static void im2colAtCsr(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                   long ho, long wo, MemorySegment off, MemorySegment pos, long row0, long rstep, long nrows,
+                                   MemorySegment out, long ldo, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) ConvHandles.IM2COL_AT_CSR.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, off, pos, row0, rstep, nrows, out, ldo, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_im2col_at_csr");
     }
 
     /**

@@ -57,6 +57,47 @@ public final class AuthorsFixed24 implements Sparsifier, StatefulSparsifier {
         };
     }
 
+    /** Whether pattern p keeps different positions in even and odd rows (the checkerboards). */
+    public static boolean rowDependent(int pattern) { return pattern == 2 || pattern == 3; }
+
+    /**
+     * The positions pattern p keeps along an axis that flattens planes of {@code plane} positions (Eq. 3's N*Ho*Wo: global
+     * position i = image * plane + j), for images [firstImage, firstImage + images) and rows of parity rowParity: image m's
+     * kept j are pos[off[m] .. off[m + 1]). With a plane that is not a multiple of the pattern's period the kept set
+     * changes from image to image, so a block of a batch needs its first image's index.
+     */
+    public static Kept kept(int pattern, int rowParity, int firstImage, int images, int plane) {
+        if (pattern < 0 || pattern > 3) throw new IllegalArgumentException("pattern must be 0..3, got " + pattern);
+        if (firstImage < 0 || images < 0 || plane <= 0)
+            throw new IllegalArgumentException("kept: need firstImage >= 0, images >= 0 and plane > 0, got " + firstImage + ", " + images + ", " + plane);
+        long[] off = new long[images + 1];
+        int[] buf = new int[Math.multiplyExact(images, plane)];
+        int n = 0;
+        for (int m = 0; m < images; m++) {
+            long base = (long) (firstImage + m) * plane;
+            for (int j = 0; j < plane; j++) if (keeps(pattern, base + j, rowParity)) buf[n++] = j;
+            off[m + 1] = n;
+        }
+        return new Kept(off, java.util.Arrays.copyOf(buf, n));
+    }
+
+    /** Kept positions per image, as {@link #kept} gives them (CSR: image m's are pos[off[m] .. off[m + 1])). */
+    public record Kept(long[] off, int[] pos) {
+        /** The same positions as indices along the block's flattened axis: image m's j becomes m * plane + j. */
+        public int[] flat(int plane) {
+            int[] f = new int[pos.length];
+            for (int m = 0; m + 1 < off.length; m++)
+                for (int q = (int) off[m]; q < off[m + 1]; q++) f[q] = Math.addExact(Math.multiplyExact(m, plane), pos[q]);
+            return f;
+        }
+    }
+
+    /**
+     * Draws the pattern for one call (as {@code apply} does): for a caller that computes with the mask itself rather than
+     * applying it (Eq. 3 over the kept columns only), once for the whole batch.
+     */
+    public int draw() { return nextPattern(); }
+
     /** Draw number calls: the top 2 bits of a SplitMix64 finaliser of (seed, calls), uniform over 0..3. */
     int nextPattern() {
         long z = seed + (calls++ + 1) * 0x9E3779B97F4A7C15L;

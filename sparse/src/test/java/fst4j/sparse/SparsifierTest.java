@@ -250,6 +250,42 @@ class SparsifierTest {
         }
     }
 
+    /**
+     * AuthorsFixed24.kept (the per-image kept positions Eq. 3 computes with) is exactly the mask apply draws, for every
+     * row parity, at planes that are and are not multiples of the patterns' period; and a block of images starting at
+     * firstImage gets its part of the whole batch's lists.
+     */
+    @Property(tries = 60)
+    void authorsKeptListsAreTheMask(@ForAll @IntRange(min = 1, max = 5) int images, @ForAll @IntRange(min = 1, max = 21) int plane,
+                                    @ForAll @IntRange(min = 0, max = 1000) int seed) {
+        try (Scope s = Scope.open()) {
+            int rows = 3;
+            AuthorsFixed24 a = new AuthorsFixed24(1, seed);
+            float[] m = a.mask(Tensor.ones(rows, images * plane)).toFloatArray();
+            int p = a.lastPattern();
+            for (int r = 0; r < rows; r++) {
+                AuthorsFixed24.Kept k = AuthorsFixed24.kept(p, r % 2, 0, images, plane);
+                for (int img = 0; img < images; img++) {
+                    List<Integer> want = new ArrayList<>(), got = new ArrayList<>();
+                    for (int j = 0; j < plane; j++) if (m[r * images * plane + img * plane + j] == 1f) want.add(j);
+                    for (long q = k.off()[img]; q < k.off()[img + 1]; q++) got.add(k.pos()[(int) q]);
+                    assertEquals(want, got, "pattern " + p + " row " + r + " image " + img);
+                }
+                int[] flat = k.flat(plane);
+                for (int q = 0; q < flat.length; q++) assertEquals(1f, m[r * images * plane + flat[q]], "flat index " + flat[q]);
+                int ones = 0;
+                for (int i = 0; i < images * plane; i++) ones += (int) m[r * images * plane + i];
+                assertEquals(ones, flat.length, "every kept position of the row is listed");
+                for (int first = 0; first < images; first++) {
+                    AuthorsFixed24.Kept b = AuthorsFixed24.kept(p, r % 2, first, images - first, plane);
+                    for (int img = 0; img < images - first; img++)
+                        assertArrayEquals(java.util.Arrays.copyOfRange(k.pos(), (int) k.off()[first + img], (int) k.off()[first + img + 1]),
+                                java.util.Arrays.copyOfRange(b.pos(), (int) b.off()[img], (int) b.off()[img + 1]), "block from image " + first);
+                }
+            }
+        }
+    }
+
     private static boolean[] row(int p, int r) {
         boolean[] b = new boolean[8];
         for (int i = 0; i < 8; i++) b[i] = AuthorsFixed24.keeps(p, i, r);

@@ -202,6 +202,59 @@ public final class Conv {
         return out;
     }
 
+    /**
+     * im2col of x at one list of output positions per image, rows row0, row0 + rstep, ... (nrows of them): image n's
+     * positions are pos[off[n] .. off[n + 1]) (off has N + 1 non-decreasing entries from 0; positions in [0, Ho*Wo)) and
+     * fill those columns of out [nrows, off[N]] (unit column stride). The authors' random activation patterns keep
+     * positions that differ from image to image where the plane is not a multiple of their period, and between even and
+     * odd rows for the checkerboards (Gemm3). Returns out.
+     */
+    public static Tensor im2colAtInto(Tensor x, long[] off, int[] pos, int row0, int rstep, int nrows,
+                                      int kh, int kw, int sh, int sw, int ph, int pw, Tensor out) {
+        x.check(); out.check();
+        Geom g = Geom.of("im2colAt", x.shape, kh, kw, sh, sw, ph, pw);
+        if (off.length != g.n + 1 || off[0] != 0)
+            throw new IllegalArgumentException("im2colAt: off needs " + (g.n + 1) + " entries starting at 0, got " + off.length
+                    + (off.length > 0 ? " starting at " + off[0] : ""));
+        for (int n = 0; n < g.n; n++)
+            if (off[n + 1] < off[n]) throw new IllegalArgumentException("im2colAt: off decreases at image " + n + ": " + off[n] + " > " + off[n + 1]);
+        if (off[g.n] != pos.length)
+            throw new IllegalArgumentException("im2colAt: off ends at " + off[g.n] + " but there are " + pos.length + " positions");
+        for (int p : pos)
+            if (p < 0 || p >= g.l())
+                throw new IllegalArgumentException("im2colAt: position " + p + " out of range [0, " + g.l() + ") for input " + Shape.str(x.shape));
+        if (row0 < 0 || rstep < 1 || nrows < 0 || (nrows > 0 && row0 + (long) (nrows - 1) * rstep >= g.k()))
+            throw new IllegalArgumentException("im2colAt: rows " + row0 + " + " + rstep + " * [0, " + nrows + ") outside the " + g.k() + " rows of im2col");
+        checkMatrix("im2colAt", out, nrows, pos.length, x.dtype);
+        if (out.numel() == 0) return out;
+        if (x.storage.device != Device.CPU || out.storage.device != Device.CPU)
+            throw new IllegalArgumentException("im2colAt with per-image positions is CPU only, got x on " + x.storage.device + " and out on " + out.storage.device);
+        try (Tensor xc = x.contiguous()) {
+            if (useNative(x.dtype)) {
+                checkRows(out, nrows, pos.length);
+                try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                    Native.im2colAtCsr(xc.data(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
+                            arena.allocateFrom(ValueLayout.JAVA_LONG, off), arena.allocateFrom(ValueLayout.JAVA_INT, pos),
+                            row0, rstep, nrows, out.storage.segment().asSlice(out.byteOffset()), out.strides[0], Blas.threads());
+                }
+                return out;
+            }
+            for (int rr = 0; rr < nrows; rr++) {
+                int r = row0 + rr * rstep, c = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw;
+                for (int n = 0; n < g.n; n++) {
+                    long xBase = xc.offset + n * g.imageSize() + (long) c * g.h * g.w;
+                    for (long q = off[n]; q < off[n + 1]; q++) {
+                        int oh = pos[(int) q] / g.wo, ow = pos[(int) q] % g.wo;
+                        int ih = oh * g.sh - g.ph + i, iw = ow * g.sw - g.pw + j;
+                        double v = ih < 0 || ih >= g.h || iw < 0 || iw >= g.w ? 0 : xc.getAt(xBase + (long) ih * g.w + iw);
+                        out.setAt(out.offset + rr * out.strides[0] + q * out.strides[1], v);
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
     /** Square-kernel shorthand of {@link #im2col(Tensor, int, int, int, int, int, int)}. */
     public static Tensor im2col(Tensor x, int k, int stride, int padding) { return im2col(x, k, k, stride, stride, padding, padding); }
 

@@ -45,4 +45,60 @@ class ConvNativeTest {
             Conv.nativeLowering = true;
         }
     }
+
+    /**
+     * im2col at one list of positions per image over a subset of rows (the authors' random patterns, Gemm3): native and
+     * Java both equal the full im2col's entries exactly, written into a wider buffer (row stride > columns), with lists
+     * of different lengths (one empty), rows of either parity and all rows.
+     */
+    @ParameterizedTest
+    @CsvSource({"3,2,7,7,3,1,1", "4,3,8,6,3,1,1", "2,5,9,9,1,2,0", "3,2,6,5,5,1,2", "1,4,4,4,3,1,1", "5,3,14,14,3,2,1"})
+    void perImagePositionsEqualFullIm2col(int n, int c, int h, int w, int k, int stride, int pad) {
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(n * 7919L + h * 31L + k);
+            Tensor x = r.normal(0, 1, n, c, h, w);
+            int ho = Conv.outSize(h, k, stride, pad), wo = Conv.outSize(w, k, stride, pad), l = ho * wo, kRows = c * k * k;
+            float[] full = Conv.im2col(x, k, k, stride, stride, pad, pad).toFloatArray();
+            java.util.Random rnd = new java.util.Random(n + 10L * h);
+            long[] off = new long[n + 1];
+            java.util.List<Integer> pos = new java.util.ArrayList<>();
+            for (int m = 0; m < n; m++) {
+                if (m != 1) for (int j = 0; j < l; j++) if (rnd.nextBoolean()) pos.add(j);   // image 1 keeps nothing
+                off[m + 1] = pos.size();
+            }
+            int[] p = pos.stream().mapToInt(Integer::intValue).toArray();
+            for (int[] rows : new int[][]{{0, 1, kRows}, {0, 2, (kRows + 1) / 2}, {1, 2, kRows / 2}}) {
+                float[][] got = new float[2][];
+                for (int nat = 0; nat < 2; nat++) {
+                    Conv.nativeLowering = nat == 1;
+                    Tensor buf = Tensor.full(Float.NaN, rows[2], p.length + 3);
+                    try (Tensor out = buf.slice(1, 0, p.length)) {
+                        Conv.im2colAtInto(x, off, p, rows[0], rows[1], rows[2], k, k, stride, stride, pad, pad, out);
+                        got[nat] = out.toFloatArray();
+                    }
+                    float[] b = buf.toFloatArray();
+                    for (int rr = 0; rr < rows[2]; rr++)
+                        for (int q = p.length; q < p.length + 3; q++) assertTrue(Float.isNaN(b[rr * (p.length + 3) + q]), "wrote past the columns");
+                }
+                assertArrayEquals(got[0], got[1], "native against Java, rows " + java.util.Arrays.toString(rows));
+                for (int rr = 0; rr < rows[2]; rr++)
+                    for (int m = 0; m < n; m++)
+                        for (long q = off[m]; q < off[m + 1]; q++)
+                            assertEquals(full[(rows[0] + rr * rows[1]) * n * l + m * l + p[(int) q]], got[1][rr * p.length + (int) q],
+                                    "row " + (rows[0] + rr * rows[1]) + " image " + m + " position " + p[(int) q]);
+            }
+            Tensor out = Tensor.zeros(kRows, p.length);
+            long[] bad = off.clone();
+            bad[n - 1] = bad[n] + 1;   // decreasing (n == 1: not starting at 0)
+            assertThrows(IllegalArgumentException.class, () -> Conv.im2colAtInto(x, bad, p, 0, 1, kRows, k, k, stride, stride, pad, pad, out));
+            int[] far = p.clone();
+            if (far.length > 0) {
+                far[0] = l;
+                assertThrows(IllegalArgumentException.class, () -> Conv.im2colAtInto(x, off, far, 0, 1, kRows, k, k, stride, stride, pad, pad, out));
+            }
+            assertThrows(IllegalArgumentException.class, () -> Conv.im2colAtInto(x, off, p, 1, 1, kRows, k, k, stride, stride, pad, pad, out));
+        } finally {
+            Conv.nativeLowering = true;
+        }
+    }
 }

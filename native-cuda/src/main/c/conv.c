@@ -196,6 +196,7 @@ int fst_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, 
 typedef struct {
     conv_job j;
     const int64_t *off;
+    const int64_t *base;   /* ih0 * w + iw0 where the entry's whole window lies inside x, else -1 */
     int64_t row0, rstep, nrows;
 } at_job;
 
@@ -209,7 +210,10 @@ static void im2col_at_task(void *p, int64_t t0, int64_t t1) {
         int64_t e0 = a->off ? a->off[img] : 0, e1 = a->off ? a->off[img + 1] : j->npos;
         const float *plane = j->x + (img * g->c + ch) * g->h * g->w;
         float *o = j->out + rr * j->ld + (a->off ? 0 : img * j->npos);
+        const int64_t tap = i * g->w + jj;
         for (int64_t q = e0; q < e1; q++) {
+            int64_t b = a->base[q];
+            if (b >= 0) { o[q] = plane[b + tap]; continue; }   /* the whole window inside x: no bounds checks */
             int64_t ih = j->ih0[q] + i, iw = j->iw0[q] + jj;
             o[q] = ((uint64_t)ih >= (uint64_t)g->h || (uint64_t)iw >= (uint64_t)g->w) ? 0.0f : plane[ih * g->w + iw];
         }
@@ -219,12 +223,17 @@ static void im2col_at_task(void *p, int64_t t0, int64_t t1) {
 /* ih0 / iw0 of every entry (window origins, computed once: no division in the loop) and the job; FST_OK or an error */
 static int im2col_at_run(const geom *g, const int32_t *pos, int64_t nent, const int64_t *off, int64_t row0, int64_t rstep,
                          int64_t nrows, int64_t npos, float *out, int64_t ldo, const float *x, int nthreads) {
-    int64_t *ih0 = malloc((size_t)(nent > 0 ? nent : 1) * 2 * sizeof(int64_t));
+    int64_t *ih0 = malloc((size_t)(nent > 0 ? nent : 1) * 3 * sizeof(int64_t));
     if (!ih0) return FST_EINVAL;
-    int64_t *iw0 = ih0 + nent;
-    for (int64_t q = 0; q < nent; q++) { ih0[q] = (pos[q] / g->wo) * g->sh - g->ph; iw0[q] = (pos[q] % g->wo) * g->sw - g->pw; }
+    int64_t *iw0 = ih0 + nent, *base = iw0 + nent;
+    for (int64_t q = 0; q < nent; q++) {
+        ih0[q] = (pos[q] / g->wo) * g->sh - g->ph;
+        iw0[q] = (pos[q] % g->wo) * g->sw - g->pw;
+        int inside = ih0[q] >= 0 && ih0[q] + g->kh <= g->h && iw0[q] >= 0 && iw0[q] + g->kw <= g->w;
+        base[q] = inside ? ih0[q] * g->w + iw0[q] : -1;
+    }
     at_job a = { .j = { .g = *g, .x = x, .out = out, .ld = ldo, .npos = npos, .ih0 = ih0, .iw0 = iw0 },
-                 .off = off, .row0 = row0, .rstep = rstep, .nrows = nrows };
+                 .off = off, .base = base, .row0 = row0, .rstep = rstep, .nrows = nrows };
     if (g->n > 0 && nrows > 0 && nent > 0)
         fst_parallel(g->n * nrows, chunks_for(nrows * (off ? nent : g->n * nent), nthreads), nthreads, im2col_at_task, &a);
     free(ih0);

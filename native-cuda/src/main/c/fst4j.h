@@ -143,6 +143,13 @@ FST_API int fst_prune24_compress_tconv(int64_t cout, int64_t cin, int64_t kk, co
  * out must not overlap dy. */
 FST_API int fst_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,
                              int shift, float coeff, int circular, int nthreads);
+/* fst_shift_gather_at: the IR shift of fst_shift_add read only at positions pos[0..npos) of each row (the authors'
+ * random patterns' kept columns, which no fixed stride describes): out[r][q] = dy[r][p] + coeff * dy[r][p + shift]
+ * for p = pos[q], with fst_shift_add's neighbour rule within p's segment of seg elements (wrap when circular, else
+ * nothing added past the segment's ends); coeff == 0 is a plain gather. dy rows x len with row stride ldd, out rows x
+ * npos with row stride ldo, not overlapping dy. */
+FST_API int fst_shift_gather_at(const float *dy, int64_t ldd, float *out, int64_t ldo, int64_t rows, int64_t len, int64_t seg,
+                                const int32_t *pos, int64_t npos, int shift, float coeff, int circular, int nthreads);
 /* fst_pattern24: out = x where a fixed 2:4 pattern keeps the element, +0.0f elsewhere, for x and out contiguous
  * [outer, len, inner] and the pattern along the middle axis: pattern -1 keeps positions 0, 2, 4, ... (Eq. 7,
  * Sparsifier.Fixed24); 0..3 are AuthorsFixed24's four patterns (position i along the axis, row r = o * inner + q).

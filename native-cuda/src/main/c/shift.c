@@ -1,6 +1,7 @@
 #include "fst4j.h"
 #include "parallel.h"
 #include <stddef.h>
+#include <stdlib.h>
 
 typedef struct { const float *dy; float *out; int64_t seg; int shift; float coeff; int circular; } shift_job;
 
@@ -30,5 +31,43 @@ int fst_shift_add(const float *dy, float *out, int64_t rows, int64_t len, int64_
     shift_job j = { dy, out, seg, shift, coeff, circular };
     int64_t segs = rows * (len / seg);
     fst_parallel(segs, rows * len > 65536 ? 4 * (int64_t)nthreads : 1, nthreads, shift_task, &j);
+    return FST_OK;
+}
+
+/* fst_shift_gather_at (fst4j.h): the shift of fst_shift_add read only at the given positions */
+typedef struct { const float *dy; int64_t ldd; float *out; int64_t ldo; const int32_t *pos; const int64_t *nb; int64_t npos; float coeff; } shift_at_job;
+
+static void shift_at_task(void *p, int64_t r0, int64_t r1) {
+    const shift_at_job *j = p;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *s = j->dy + r * j->ldd;
+        float *o = j->out + r * j->ldo;
+        if (!j->nb) { for (int64_t q = 0; q < j->npos; q++) o[q] = s[j->pos[q]]; continue; }
+        for (int64_t q = 0; q < j->npos; q++) {
+            int64_t b = j->nb[q];
+            o[q] = b >= 0 ? s[j->pos[q]] + j->coeff * s[b] : s[j->pos[q]];
+        }
+    }
+}
+
+int fst_shift_gather_at(const float *dy, int64_t ldd, float *out, int64_t ldo, int64_t rows, int64_t len, int64_t seg,
+                        const int32_t *pos, int64_t npos, int shift, float coeff, int circular, int nthreads) {
+    if (!dy || !out || (npos > 0 && !pos)) return FST_ENULL;
+    if (rows < 0 || len < 0 || seg <= 0 || len % seg != 0 || npos < 0 || (shift != 1 && shift != -1) || nthreads < 1
+        || (rows > 1 && (ldd < len || ldo < npos))) return FST_EINVAL;
+    for (int64_t q = 0; q < npos; q++) if (pos[q] < 0 || pos[q] >= len) return FST_EINVAL;
+    if (rows == 0 || npos == 0) return FST_OK;
+    int64_t *nb = NULL;
+    if (coeff != 0.0f) {
+        nb = malloc((size_t)npos * sizeof(int64_t));
+        if (!nb) return FST_EINVAL;
+        for (int64_t q = 0; q < npos; q++) {
+            int64_t s0 = pos[q] - pos[q] % seg, t = pos[q] % seg + shift;
+            nb[q] = t >= 0 && t < seg ? s0 + t : circular ? s0 + (t + seg) % seg : -1;
+        }
+    }
+    shift_at_job j = { dy, ldd, out, ldo, pos, nb, npos, coeff };
+    fst_parallel(rows, rows * npos > 65536 ? 4 * (int64_t)nthreads : 1, nthreads, shift_at_task, &j);
+    free(nb);
     return FST_OK;
 }

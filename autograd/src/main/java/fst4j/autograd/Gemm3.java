@@ -537,38 +537,33 @@ public final class Gemm3 {
         if (!f32(dy, dw) || dy.device() != Device.CPU || dw.device() != Device.CPU || !unitRows(dw))
             throw new IllegalArgumentException("Eq. 3 over the authors' kept columns needs float32 CPU dY and dW (dW with unit stride along"
                     + " its rows), got " + dy.dtype() + " on " + dy.device() + " and " + dw.dtype() + " on " + dw.device());
-        int cout = dy.size(0), cols = dy.size(1), images = cols / segment, kRows = dw.size(1);
-        long t0 = Profile.start();
+        int cout = dy.size(0), images = dy.size(1) / segment, kRows = dw.size(1);
         SparseConfig.Shift ir = cfg.ir();
-        Tensor g = ir == null ? dy.contiguous() : Restoration.shiftAdd(dy, segment, ir.coeff(), ir.direction(), ir.circular());
-        Profile.stop(Part.SPARSIFY, t0);
-        try (g; Tensor g4 = g.reshape(1, cout, 1, cols)) {
-            boolean byRow = AuthorsFixed24.rowDependent(pattern);
-            for (int parity = 0; parity < (byRow ? 2 : 1); parity++) {
-                int row0 = byRow ? parity : 0, rstep = byRow ? 2 : 1, nrows = byRow ? (kRows - parity + 1) / 2 : kRows;
-                if (nrows == 0) continue;
-                long t1 = Profile.start();
-                AuthorsFixed24.Kept kept = AuthorsFixed24.kept(pattern, parity, firstImage, images, segment);
-                int[] flat = kept.flat(segment);
-                try (Tensor gk = Tensor.empty(cout, flat.length)) {
-                    // G's kept columns: the same gather, over G as one image of cout channels and one row of cols positions
-                    Conv.im2colAtInto(g4, new long[]{0, flat.length}, flat, 0, 1, cout, 1, 1, 1, 1, 0, 0, gk);
-                    Profile.stop(Part.SPARSIFY, t1);
-                    Tensor xk = x.keptAt(kept, row0, rstep, nrows);
-                    if (xk == null) throw new IllegalStateException("these columns cannot give the authors' kept columns (Columns.keptAt)");
-                    try (xk; Tensor xkt = xk.t()) {
-                        long t2 = Profile.start();
-                        if (!byRow) Blas.gemm(1f, gk, xkt, beta, dw);
-                        else {
-                            try (Tensor dv = dw.asStrided(new int[]{cout, nrows}, new long[]{dw.strides()[0], 2}, dw.offset() + row0);
-                                 Tensor c = Tensor.empty(cout, nrows)) {
-                                if (beta != 0f) c.copyFrom(dv);
-                                Blas.gemm(1f, gk, xkt, beta, c);
-                                dv.copyFrom(c);
-                            }
+        boolean byRow = AuthorsFixed24.rowDependent(pattern);
+        for (int parity = 0; parity < (byRow ? 2 : 1); parity++) {
+            int row0 = byRow ? parity : 0, rstep = byRow ? 2 : 1, nrows = byRow ? (kRows - parity + 1) / 2 : kRows;
+            if (nrows == 0) continue;
+            long t1 = Profile.start();
+            AuthorsFixed24.Kept kept = AuthorsFixed24.kept(pattern, parity, firstImage, images, segment);
+            int[] flat = kept.flat(segment);
+            // G's kept columns, the IR shift read only there (dY read in place)
+            try (Tensor gk = ir == null ? HalfK.shiftGatherAt(dy, segment, flat, 0f, 1, false)
+                    : HalfK.shiftGatherAt(dy, segment, flat, ir.coeff(), ir.direction(), ir.circular())) {
+                Profile.stop(Part.SPARSIFY, t1);
+                Tensor xk = x.keptAt(kept, row0, rstep, nrows);
+                if (xk == null) throw new IllegalStateException("these columns cannot give the authors' kept columns (Columns.keptAt)");
+                try (xk; Tensor xkt = xk.t()) {
+                    long t2 = Profile.start();
+                    if (!byRow) Blas.gemm(1f, gk, xkt, beta, dw);
+                    else {
+                        try (Tensor dv = dw.asStrided(new int[]{cout, nrows}, new long[]{dw.strides()[0], 2}, dw.offset() + row0);
+                             Tensor c = Tensor.empty(cout, nrows)) {
+                            if (beta != 0f) c.copyFrom(dv);
+                            Blas.gemm(1f, gk, xkt, beta, c);
+                            dv.copyFrom(c);
                         }
-                        Profile.stop(Part.EQ3, t2);
                     }
+                    Profile.stop(Part.EQ3, t2);
                 }
             }
         }

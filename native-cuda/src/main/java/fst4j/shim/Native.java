@@ -69,14 +69,14 @@ public final class Native {
     private static final SymbolLookup LIB;
     private static final MethodHandle VERSION, ISA, MAX_THREADS, SGEMM, SHIFT_ADD;
     private static final MethodHandle SPMM24, SPMM24_ISA;
-    private static final MethodHandle PRUNE24, PRUNE24_T, SHIFT_GATHER;
+    private static final MethodHandle PRUNE24, PRUNE24_T, SHIFT_GATHER, SHIFT_GATHER_AT;
 
     static {
         String path = null, error = null;
         SymbolLookup lib = null;
         MethodHandle version = null, isa = null, maxThreads = null, sgemm = null, shift = null;
         MethodHandle spmm24 = null, spmm24Isa = null;
-        MethodHandle prune24 = null, prune24t = null, shiftGather = null;
+        MethodHandle prune24 = null, prune24t = null, shiftGather = null, shiftGatherAt = null;
         try {
             path = locate();
             lib = SymbolLookup.libraryLookup(Path.of(path), Arena.global());
@@ -96,6 +96,8 @@ public final class Native {
                     ADDRESS, ADDRESS, JAVA_INT), false);
             shiftGather = bind(lib, "fst_shift_gather", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_INT, JAVA_FLOAT, JAVA_INT, JAVA_INT), false);
+            shiftGatherAt = bind(lib, "fst_shift_gather_at", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_FLOAT, JAVA_INT, JAVA_INT), false);
         } catch (Throwable t) {
             error = t instanceof NativeLibraryException && path == null ? t.getMessage()
                     : "cannot load the fst4j native library from " + (path == null ? RESOURCE + " (class path)" : path) + ": " + t.getMessage();
@@ -103,7 +105,7 @@ public final class Native {
         LIB_PATH = path; LOAD_ERROR = error; LIB = error == null ? lib : null;
         VERSION = version; ISA = isa; MAX_THREADS = maxThreads; SGEMM = sgemm; SHIFT_ADD = shift;
         SPMM24 = spmm24; SPMM24_ISA = spmm24Isa;
-        PRUNE24 = prune24; PRUNE24_T = prune24t; SHIFT_GATHER = shiftGather;
+        PRUNE24 = prune24; PRUNE24_T = prune24t; SHIFT_GATHER = shiftGather; SHIFT_GATHER_AT = shiftGatherAt;
     }
 
     private static MethodHandle bind(SymbolLookup lib, String name, FunctionDescriptor fd, boolean critical) {
@@ -696,6 +698,21 @@ public final class Native {
             rc = (int) SHIFT_GATHER.invokeExact(dy, out, rows, len, seg, shift, coeff, circular ? 1 : 0, threads);
         } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_shift_gather");
+    }
+
+    /**
+     * Raw IR shift read at positions pos (int32[npos], each in [0, len)) of every row of dy (rows x len, row stride ldd)
+     * into out (rows x npos, row stride ldo); coeff 0 is a plain gather. Callers (fst4j.sparse.HalfK) must have
+     * bounds-checked.
+     */
+    public static void shiftGatherAt(MemorySegment dy, long ldd, MemorySegment out, long ldo, long rows, long len, long seg,
+                                     MemorySegment pos, long npos, int shift, float coeff, boolean circular, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) SHIFT_GATHER_AT.invokeExact(dy, ldd, out, ldo, rows, len, seg, pos, npos, shift, coeff, circular ? 1 : 0, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_shift_gather_at");
     }
 
     // ---- CUDA shim (libfst4j_cuda.so, see native-cuda/CUDA.md): loaded and initialised on first use, apart from

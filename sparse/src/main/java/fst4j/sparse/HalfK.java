@@ -7,6 +7,7 @@ import fst4j.tensor.Device;
 import fst4j.tensor.SharedOperand;
 import fst4j.tensor.Tensor;
 
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
@@ -91,6 +92,40 @@ public final class HalfK {
             src.close();
         }
         return out;
+    }
+
+    /**
+     * The IR shift read only at the given columns of the float32 CPU matrix dY [R, K] (unit column stride, any row stride:
+     * a block of a larger buffer is read in place): {@code Restoration.shiftAdd(dY, segment, coeff, shift, circular)}'s
+     * columns at positions, as a new [R, positions.length] matrix. coeff == 0 means no IR (a plain gather; neighbours are
+     * not read). For the authors' random patterns, whose kept columns no fixed stride describes.
+     */
+    public static Tensor shiftGatherAt(Tensor dy, int segment, int[] positions, float coeff, int shift, boolean circular) {
+        dy.check();
+        if (dy.dim() != 2) throw new IllegalArgumentException("wrong rank: shiftGatherAt needs a matrix, got " + Arrays.toString(dy.shape()));
+        if (dy.dtype() != DType.F32 || dy.device() != Device.CPU)
+            throw new IllegalArgumentException("shiftGatherAt needs a float32 CPU matrix, got " + dy.dtype() + " on " + dy.device());
+        if (shift != 1 && shift != -1) throw new IllegalArgumentException("shift must be +1 or -1, got " + shift);
+        int r = dy.size(0), k = dy.size(1);
+        if (segment <= 0 || k % segment != 0) throw new IllegalArgumentException("segment " + segment + " does not divide K = " + k);
+        for (int p : positions)
+            if (p < 0 || p >= k) throw new IllegalArgumentException("shiftGatherAt: position " + p + " out of range [0, " + k + ")");
+        long[] st = dy.strides();
+        Tensor out = Tensor.empty(r, positions.length);
+        if (out.numel() == 0) return out;
+        try (Tensor src = k > 1 && st[1] != 1 || r > 1 && st[0] < k ? dy.contiguous() : dy.alias();
+             java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            long ld = r > 1 ? src.strides()[0] : k;
+            MemorySegment seg = src.segment();
+            if ((src.offset() + (r - 1) * ld + k) * 4 > seg.byteSize())
+                throw new IndexOutOfBoundsException("shiftGatherAt: dY " + r + "x" + k + " (row stride " + ld + ") exceeds its storage");
+            Native.shiftGatherAt(seg.asSlice(src.byteOffset()), ld, out.data(), positions.length, r, k, segment,
+                    arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_INT, positions), positions.length, shift, coeff, circular, Blas.threads());
+            return out;
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
     }
 
     /** dW [Cout, D] = G[:, kept] X[:, kept]^T for G [Cout, K] and X [D, K] (X^T = x.t()), segment = K. */

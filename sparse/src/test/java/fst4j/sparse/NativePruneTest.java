@@ -207,6 +207,30 @@ class NativePruneTest {
         }
     }
 
+    /** The shift read at arbitrary positions (the authors' kept columns) equals shiftAdd then those columns, exactly. */
+    @Property(tries = 200)
+    void shiftGatherAtEqualsShiftAddThenColumns(@ForAll @IntRange(min = 0, max = 11) int ri, @ForAll @IntRange(min = 1, max = 4) int images,
+                                                @ForAll @IntRange(min = 1, max = 60) int seg, @ForAll boolean back, @ForAll boolean circular,
+                                                @ForAll @IntRange(min = 0, max = 2) int coeffPick, @ForAll boolean strided, @ForAll long seed) {
+        int rows = AWKWARD[ri], k = images * seg, shift = back ? -1 : 1;
+        float coeff = new float[]{0f, 1f, 0.03f}[coeffPick];
+        try (Scope s = Scope.open()) {
+            Tensor big = Tensor.of(nasty(rows * (k + 3), seed), rows, k + 3);
+            Tensor dy = strided ? big.slice(1, 2, k + 2) : big.slice(1, 0, k).contiguous();   // in place, or a plain matrix
+            java.util.Random rnd = new java.util.Random(seed);
+            int[] pos = java.util.stream.IntStream.range(0, k).filter(i -> rnd.nextInt(3) > 0).toArray();
+            float[] full = (coeff == 0f ? dy.contiguous() : Restoration.shiftAdd(dy, seg, coeff, shift, circular)).toFloatArray();
+            float[] got = HalfK.shiftGatherAt(dy, seg, pos, coeff, shift, circular).toFloatArray();
+            assertEquals(rows * pos.length, got.length);
+            for (int r = 0; r < rows; r++)
+                for (int q = 0; q < pos.length; q++) assertEquals(full[r * k + pos[q]], got[r * pos.length + q], "row " + r + " position " + pos[q]);
+            if (k > 0) {
+                assertThrows(IllegalArgumentException.class, () -> HalfK.shiftGatherAt(dy, seg, new int[]{k}, coeff, shift, circular));
+                assertThrows(IllegalArgumentException.class, () -> HalfK.shiftGatherAt(dy, seg, new int[]{-1}, coeff, shift, circular));
+            }
+        }
+    }
+
     @Test
     void shiftGatherLargeAndStrided() {
         try (Scope s = Scope.open()) {

@@ -280,6 +280,15 @@ void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t nc
     int64_t ch, tap;
     fst_lowering_rc(s, r, &ch, &tap);
     const int64_t i = tap / s->kw, jj = tap % s->kw, L = s->ho * s->wo;
+    if (s->cols) {   /* selected columns: each its own image and position */
+        for (int64_t q = 0; q < ncols; q++) {
+            const int64_t col = s->cols[col0 + q], img = col / L, pos = col % L;
+            const int64_t ih = (pos / s->wo) * s->sh - s->ph + i, iw = (pos % s->wo) * s->sw - s->pw + jj;
+            out[q] = ((uint64_t)ih >= (uint64_t)s->h || (uint64_t)iw >= (uint64_t)s->w) ? 0.0f
+                     : s->x[((img * s->c + ch) * s->h + ih) * s->w + iw];
+        }
+        return;
+    }
     const geom g = { s->n, s->c, s->h, s->w, s->kh, s->kw, s->sh, s->sw, s->ph, s->pw, s->ho, s->wo };
     int64_t lo, hi;
     valid_range(&g, jj, &lo, &hi);
@@ -350,6 +359,7 @@ int fst_lowering_plan(int mode) {
 static int lplan_seg = 1;   /* fst_lowering_seg: 0 sends the segment plan's geometries to the gather plan (A/B runs) */
 static int lplan_kind(const fst_lowering *s) {
     if (s->h >= INT32_MAX / 4 || s->w >= INT32_MAX / 4 || s->ho * s->wo >= INT32_MAX / 4) return 0;
+    if (s->cols) return s->n * s->c * s->h * s->w >= INT32_MAX / 2 ? 0 : 2;   /* selected columns: a gather per vector */
     if (s->sh == 1 && (s->sw == 1 || s->sw == 2) && s->wo * s->sw == s->w && s->ho * s->wo >= 16) return 1;
     if (s->sh == 1 && s->sw == 1 && s->wo >= 16) return 0;
     if (s->n * s->c * s->h * s->w >= INT32_MAX / 2) return 0;
@@ -374,6 +384,8 @@ size_t fst_lplan_bytes(const fst_lowering *s, int nvec) {
 
 int fst_lplan_build(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem) {
     if (!mem || !lplan_cpu() || (int64_t)nvec * 16 < ncols || ncols <= 0) return 0;
+    if (s->cols && lplan_kind(s) == 2 && __atomic_load_n(&lplan_seg, __ATOMIC_RELAXED)
+        && fst_lplan_build_seg_avx512(p, s, col0, ncols, nvec, mem)) return 1;   /* evenly stepping runs, else a gather */
     switch (lplan_kind(s)) {
         case 1: return fst_lplan_build_avx512(p, s, col0, ncols, nvec, mem);
         case 2: return fst_lplan_build_gather_avx512(p, s, col0, ncols, nvec, mem);

@@ -50,6 +50,15 @@ FST_API int fst_sgemm_lowered(int transB, int64_t M, float alpha, const float *A
                               const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                               int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                               float beta, float *C, int64_t ldc, int nthreads, int order);
+/* fst_sgemm_lowered_at: Eq. 3 over a selection of im2col: C[M, nrows] = alpha * A[M, ncols] * B^T + beta * C with
+ * B[r][q] = im2col(x)[row0 + r * rstep][cols[q]] (cols: ncols indices in [0, n*ho*wo), any order; rstep >= 1),
+ * lowered while packing as fst_sgemm_lowered does (the authors' random activation patterns, whose kept columns follow
+ * no stride). order is 0 (im2col's rows). */
+FST_API int fst_sgemm_lowered_at(int64_t M, float alpha, const float *A, int64_t lda,
+                                 const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                                 int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                                 const int32_t *cols, int64_t ncols, int64_t row0, int64_t rstep, int64_t nrows,
+                                 float beta, float *C, int64_t ldc, int nthreads);
 FST_API int fst_spmm24_lowered(int64_t M, float alpha, const float *values, const uint32_t *meta,
                                const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                                int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,

@@ -293,15 +293,45 @@ int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     return sgemm_run(jb, nthreads);
 }
 
+static int sgemm_lowered_run(int transB, int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *lowp,
+                             float beta, float *C, int64_t ldc, int nthreads);
+
 int fst_sgemm_lowered(int transB, int64_t M, float alpha, const float *A, int64_t lda,
                       const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                       float beta, float *C, int64_t ldc, int nthreads, int order) {
-    const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order };
+    const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order, NULL, 0, 0, 0, 0 };
     int rc = fst_lowering_check(&low);
     if (rc != FST_OK) return rc;
+    return sgemm_lowered_run(transB, M, alpha, A, lda, &low, beta, C, ldc, nthreads);
+}
+
+int fst_sgemm_lowered_at(int64_t M, float alpha, const float *A, int64_t lda,
+                         const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                         int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                         const int32_t *cols, int64_t ncols, int64_t row0, int64_t rstep, int64_t nrows,
+                         float beta, float *C, int64_t ldc, int nthreads) {
+    const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, 0, cols, ncols, row0, rstep, nrows };
+    int rc = fst_lowering_check(&low);
+    if (rc != FST_OK) return rc;
+    if (ncols > 0 && !cols) return FST_ENULL;
+    if (ncols < 0 || rstep < 1 || row0 < 0 || nrows < 0 || (nrows > 0 && row0 + (nrows - 1) * rstep >= c * kh * kw))
+        return FST_EINVAL;
+    for (int64_t q = 0; q < ncols; q++) if (cols[q] < 0 || cols[q] >= n * ho * wo) return FST_EINVAL;
+    if (ncols == 0 && M > 0 && nrows > 0) {   /* an empty sum: C = beta * C */
+        if (!C) return FST_ENULL;
+        if (ldc < nrows) return FST_EINVAL;
+        scale_c(0, M, nrows, beta, C, ldc);
+        return FST_OK;
+    }
+    return sgemm_lowered_run(1, M, alpha, A, lda, &low, beta, C, ldc, nthreads);
+}
+
+static int sgemm_lowered_run(int transB, int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *lowp,
+                             float beta, float *C, int64_t ldc, int nthreads) {
+    const fst_lowering low = *lowp;
     if (M < 0 || nthreads < 1) return FST_EINVAL;
-    const int64_t rows = c * kh * kw, cols = n * ho * wo;
+    const int64_t rows = fst_lowering_rows(&low), cols = fst_lowering_cols(&low);
     const int64_t K = transB ? cols : rows, N = transB ? rows : cols;
     if (M == 0) return FST_OK;
     if (!A || !C) return FST_ENULL;

@@ -9,11 +9,22 @@ typedef struct {
     const float *x;                     /* contiguous [n, c, h, w] */
     int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo;
     int order;                          /* rows: 0 (c, i, j), c-major as im2col; 1 (i, j, c), tap-major */
+    /* A selection of im2col (fst_sgemm_lowered_at; zero, as positional initialisers leave them: all of it). Column q is
+     * im2col's column cols[q] (ncols of them; plans are then gather plans); row r is im2col's row row0 + r * rstep
+     * (nrows of them, when rstep > 0). The authors' random activation patterns keep columns that follow no stride, and
+     * their checkerboards keep different columns in even and odd rows. */
+    const int32_t *cols;
+    int64_t ncols, row0, rstep, nrows;
 } fst_lowering;
+
+/* Rows and columns of the (selected) lowering. */
+static inline int64_t fst_lowering_rows(const fst_lowering *s) { return s->rstep > 0 ? s->nrows : s->c * s->kh * s->kw; }
+static inline int64_t fst_lowering_cols(const fst_lowering *s) { return s->cols ? s->ncols : s->n * s->ho * s->wo; }
 
 /* Row r's channel and tap (i * kw + j) in either order. */
 static inline void fst_lowering_rc(const fst_lowering *s, int64_t r, int64_t *ch, int64_t *tap) {
     const int64_t kk = s->kh * s->kw;
+    if (s->rstep > 0) r = s->row0 + r * s->rstep;
     if (s->order) { *ch = r % s->c; *tap = r / s->c; } else { *ch = r / kk; *tap = r % kk; }
 }
 

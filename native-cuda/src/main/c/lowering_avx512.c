@@ -23,6 +23,13 @@ static inline uint32_t spread(uint32_t m) {
 /* Per column of the block: image (relative to the block's first; -1 past ncols), output row and column. */
 static void block_columns(const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, int32_t *oh, int32_t *ow, int32_t *im) {
     const int64_t L = s->ho * s->wo, pos = col0 % L;
+    if (s->cols) {   /* selected columns (gather plans only): im is the absolute image */
+        for (int64_t q = 0; q < (int64_t)nvec * 16; q++) {
+            const int64_t col = q < ncols ? s->cols[col0 + q] : 0, p = col % L;
+            oh[q] = (int32_t)(p / s->wo); ow[q] = (int32_t)(p % s->wo); im[q] = q < ncols ? (int32_t)(col / L) : -1;
+        }
+        return;
+    }
     int32_t img = 0, r = (int32_t)(pos / s->wo), c = (int32_t)(pos % s->wo);
     for (int64_t q = 0; q < (int64_t)nvec * 16; q++) {
         oh[q] = r; ow[q] = c; im[q] = q < ncols ? img : -1;
@@ -79,7 +86,7 @@ int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t c
     p->s = s; p->x = s->x; p->plane = s->h * s->w; p->kk = kk; p->ncols = ncols; p->nvec = nvec; p->sw = (int)s->sw; p->v = NULL;
     p->gather = 1; p->gidx = gidx; p->gmask = gmask; p->seg = NULL; p->nseg = 0;
     /* lane offset from the row's channel plane of image 0: (img0 + image) * c*h*w + iy * w + ix (fits int32: conv.c) */
-    const int32_t chw = (int32_t)(s->c * s->h * s->w), img0 = (int32_t)(col0 / (s->ho * s->wo));
+    const int32_t chw = (int32_t)(s->c * s->h * s->w), img0 = s->cols ? 0 : (int32_t)(col0 / (s->ho * s->wo));
     const __m512i zero = _mm512_setzero_si512(), hv = _mm512_set1_epi32((int)s->h), wv = _mm512_set1_epi32((int)s->w);
     const __m512i shv = _mm512_set1_epi32((int)s->sh), swv = _mm512_set1_epi32((int)s->sw);
     for (int v = 0; v < nvec; v++) {
@@ -105,21 +112,31 @@ int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t c
 
 int fst_lplan_build_seg_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem) {
     const int64_t kk = s->kh * s->kw;
-    const int sw = (int)s->sw;
-    if (sw != 1 && sw != 2 && sw != 4) return 0;
     fst_lseg *tab = mem;
     int32_t *oh = (int32_t *)(tab + kk * nvec * FST_LSEG), *ow = oh + nvec * 16, *im = ow + nvec * 16;
     block_columns(s, col0, ncols, nvec, oh, ow, im);
+    /* sw: input elements between the lanes of a run. With selected columns (s->cols) a run is a stretch of one output row
+     * whose kept columns step evenly (every other column for the authors' patterns 1-3): step * s->sw, the same for the
+     * whole plan, taken from the first two lanes of one output row; a stretch that steps otherwise starts a new run. */
+    int step = 1;
+    if (s->cols) {
+        step = 0;
+        for (int64_t q = 1; q < ncols && !step; q++)
+            if (im[q] == im[q - 1] && oh[q] == oh[q - 1]) step = ow[q] - ow[q - 1];
+        if (step <= 0) return 0;
+    }
+    const int sw = (int)s->sw * step;
+    if (sw != 1 && sw != 2 && sw != 4) return 0;
     p->s = s; p->x = s->x; p->plane = s->h * s->w; p->kk = kk; p->ncols = ncols; p->nvec = nvec; p->sw = sw; p->v = NULL;
     p->gather = 0; p->gidx = NULL; p->gmask = NULL; p->seg = tab; p->nseg = 1;
-    const int32_t chw = (int32_t)(s->c * s->h * s->w), img0 = (int32_t)(col0 / (s->ho * s->wo));
+    const int32_t chw = (int32_t)(s->c * s->h * s->w), img0 = s->cols ? 0 : (int32_t)(col0 / (s->ho * s->wo));
     for (int v = 0; v < nvec; v++) {
-        /* the vector's runs: lanes [first[q], first[q + 1]) share an image and an output row */
+        /* the vector's runs: lanes [first[q], first[q + 1]) share an image and an output row (and step evenly) */
         int first[FST_LSEG + 1], nrun = 0;
         for (int l = 0; l < 16; l++) {
             const int q = 16 * v + l;
             if (im[q] < 0) break;
-            if (l == 0 || im[q] != im[q - 1] || oh[q] != oh[q - 1]) {
+            if (l == 0 || im[q] != im[q - 1] || oh[q] != oh[q - 1] || ow[q] - ow[q - 1] != step) {
                 if (nrun == FST_LSEG) return 0;   /* output rows under 5 columns: conv.c does not ask for this plan */
                 first[nrun++] = l;
             }
@@ -134,7 +151,7 @@ int fst_lplan_build_seg_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0
                 int out = 0;
                 for (int q = 0; q < nrun; q++) {
                     const int l0 = first[q], c0 = 16 * v + l0;
-                    const int64_t iy = (int64_t)oh[c0] * s->sh + i - s->ph, ix0 = (int64_t)ow[c0] * sw + j - s->pw;
+                    const int64_t iy = (int64_t)oh[c0] * s->sh + i - s->ph, ix0 = (int64_t)ow[c0] * s->sw + j - s->pw;
                     if (iy < 0 || iy >= s->h) continue;
                     uint32_t lanes = 0;
                     uint64_t lmask = 0;
@@ -273,6 +290,13 @@ static inline void next_row(const fst_lplan *p, int64_t *ch, int64_t *tap) {
 void fst_lplan_rows_avx512(const fst_lplan *p, int64_t r0, int64_t nrows, float *out, int64_t ldo, int per, int64_t jump) {
     if (nrows <= 0) return;
     int64_t ch, tap;
+    if (p->s->rstep > 1) {   /* every other row (the checkerboards' selections): channel and tap per row */
+        for (int64_t i = 0; i < nrows; i++, out += ldo) {
+            fst_lowering_rc(p->s, r0 + i, &ch, &tap);
+            plan_row(p, ch, tap, out, per, jump, 0);
+        }
+        return;
+    }
     fst_lowering_rc(p->s, r0, &ch, &tap);
     if (per == 0 && !p->gather && !p->seg && p->sw == 1) {
         /* The 2:4 product's case (contiguous rows of a masked-load plan): plan_row's per-row branches hoisted out of

@@ -140,7 +140,7 @@ int fst_spmm24_lowered(int64_t M, float alpha, const float *values, const uint32
                        const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                        float beta, float *C, int64_t ldc, int nthreads, int order) {
-    const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order };
+    const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order, NULL, 0, 0, 0, 0 };
     int rc = fst_lowering_check(&low);
     if (rc != FST_OK) return rc;
     const int64_t K = c * kh * kw, N = n * ho * wo;

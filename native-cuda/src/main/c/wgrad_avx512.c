@@ -88,7 +88,7 @@ static void wgrad_task(void *p, int64_t t0, int64_t t1) {
 
 int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *low, float beta,
                             float *C, int64_t ldc, int chunk_vectors, int nthreads) {
-    const int64_t P = low->n * low->ho * low->wo, K = low->c * low->kh * low->kw;
+    const int64_t P = fst_lowering_cols(low), K = fst_lowering_rows(low);
     if (P <= 0 || P > INT32_MAX / 2) return 0;
     const int64_t nvec = (P + 15) / 16;
     int64_t chunk = chunk_vectors;

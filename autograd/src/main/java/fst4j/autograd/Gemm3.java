@@ -296,6 +296,15 @@ public final class Gemm3 {
      */
     public int drawEq3Pattern() { return cfg.xt() instanceof AuthorsFixed24 a ? a.draw() : -1; }
 
+    /**
+     * The authors' kept lists of this layer's blocks, by pattern, row parity, first image and size: a step of a batch in
+     * blocks asks for the same few every time (at most 4 patterns x 2 parities x the blocks), and building one walks every
+     * position of the block.
+     */
+    private record KeptKey(int pattern, int parity, int firstImage, int images, int plane) {}
+    private record KeptLists(AuthorsFixed24.Kept kept, int[] flat) {}
+    private final java.util.Map<KeptKey, KeptLists> keptCache = new java.util.HashMap<>();
+
     /** How many Eq. 3 blocks have run over the kept columns of the authors' patterns (for tests). */
     static final java.util.concurrent.atomic.AtomicLong authorsKeptBlocks = new java.util.concurrent.atomic.AtomicLong();
 
@@ -540,29 +549,36 @@ public final class Gemm3 {
         int cout = dy.size(0), images = dy.size(1) / segment, kRows = dw.size(1);
         SparseConfig.Shift ir = cfg.ir();
         boolean byRow = AuthorsFixed24.rowDependent(pattern);
+        Lowering low = x.lowering();
+        if (low != null && (low.x().device() != Device.CPU || low.tapMajor())) low = null;
         for (int parity = 0; parity < (byRow ? 2 : 1); parity++) {
             int row0 = byRow ? parity : 0, rstep = byRow ? 2 : 1, nrows = byRow ? (kRows - parity + 1) / 2 : kRows;
             if (nrows == 0) continue;
             long t1 = Profile.start();
-            AuthorsFixed24.Kept kept = AuthorsFixed24.kept(pattern, parity, firstImage, images, segment);
-            int[] flat = kept.flat(segment);
+            KeptKey key = new KeptKey(pattern, parity, firstImage, images, segment);
+            KeptLists kl = keptCache.get(key);
+            if (kl == null) {
+                AuthorsFixed24.Kept k = AuthorsFixed24.kept(pattern, parity, firstImage, images, segment);
+                if (keptCache.size() >= 64) keptCache.clear();
+                keptCache.put(key, kl = new KeptLists(k, k.flat(segment)));
+            }
+            AuthorsFixed24.Kept kept = kl.kept();
+            int[] flat = kl.flat();
             // G's kept columns, the IR shift read only there (dY read in place)
             try (Tensor gk = ir == null ? HalfK.shiftGatherAt(dy, segment, flat, 0f, 1, false)
                     : HalfK.shiftGatherAt(dy, segment, flat, ir.coeff(), ir.direction(), ir.circular())) {
                 Profile.stop(Part.SPARSIFY, t1);
-                Tensor xk = x.keptAt(kept, row0, rstep, nrows);
-                if (xk == null) throw new IllegalStateException("these columns cannot give the authors' kept columns (Columns.keptAt)");
-                try (xk; Tensor xkt = xk.t()) {
+                // X's kept columns lowered while the GEMM packs (no im2col), or materialised where the columns cannot be lowered
+                Tensor xk = low == null ? x.keptAt(kept, row0, rstep, nrows) : null;
+                if (low == null && xk == null) throw new IllegalStateException("these columns give neither a lowering nor the authors' kept columns");
+                try (xk; Tensor dv = byRow ? dw.asStrided(new int[]{cout, nrows}, new long[]{dw.strides()[0], 2}, dw.offset() + row0) : null;
+                     Tensor c = byRow ? Tensor.empty(cout, nrows) : null) {
                     long t2 = Profile.start();
-                    if (!byRow) Blas.gemm(1f, gk, xkt, beta, dw);
-                    else {
-                        try (Tensor dv = dw.asStrided(new int[]{cout, nrows}, new long[]{dw.strides()[0], 2}, dw.offset() + row0);
-                             Tensor c = Tensor.empty(cout, nrows)) {
-                            if (beta != 0f) c.copyFrom(dv);
-                            Blas.gemm(1f, gk, xkt, beta, c);
-                            dv.copyFrom(c);
-                        }
-                    }
+                    Tensor target = byRow ? c : dw;   // a checkerboard's rows are every other column of dW: through a buffer
+                    if (byRow && beta != 0f) c.copyFrom(dv);
+                    if (low != null) Conv.gemmLoweredAt(1f, gk, low, flat, row0, rstep, nrows, beta, target);
+                    else try (Tensor xkt = xk.t()) { Blas.gemm(1f, gk, xkt, beta, target); }
+                    if (byRow) dv.copyFrom(c);
                     Profile.stop(Part.EQ3, t2);
                 }
             }

@@ -173,13 +173,15 @@ class ConvBlockedTest {
                         : SparseConfig.Method.FST3_IR.config(seed).withXt(new fst4j.sparse.AuthorsFixed24(1, seed));
                 SparseConfig cfg = fresh.get();
                 Result whole = run(cfg, 17L * g[3] + g[0], g, false, false, false);
-                long built = Gemm3.authorsKeptBlocks.get();
-                Result blocked = run(fresh.get(), 17L * g[3] + g[0], g, true, true, true);
-                assertTrue(Gemm3.authorsKeptBlocks.get() > built, cfg.name() + " " + java.util.Arrays.toString(g) + ": Eq. 3 must take the kept columns");
-                String v = cfg.name() + " pattern " + pattern + " " + java.util.Arrays.toString(g);
-                close(whole.y, blocked.y, v + " y");
-                close(whole.dx, blocked.dx, v + " dx");
-                close(whole.dw, blocked.dw, v + " dw");
+                for (boolean implicit : new boolean[]{false, true}) {   // kept columns materialised, or lowered while packing
+                    long built = Gemm3.authorsKeptBlocks.get();
+                    Result blocked = run(fresh.get(), 17L * g[3] + g[0], g, true, implicit, true);
+                    assertTrue(Gemm3.authorsKeptBlocks.get() > built, cfg.name() + " " + java.util.Arrays.toString(g) + ": Eq. 3 must take the kept columns");
+                    String v = cfg.name() + " pattern " + pattern + " " + java.util.Arrays.toString(g) + (implicit ? " lowered" : " materialised");
+                    close(whole.y, blocked.y, v + " y");
+                    close(whole.dx, blocked.dx, v + " dx");
+                    close(whole.dw, blocked.dw, v + " dw");
+                }
             }
         }
     }

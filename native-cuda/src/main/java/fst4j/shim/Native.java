@@ -365,9 +365,12 @@ public final class Native {
     // ---- implicit im2col products (lowering.h: gemm.c, sparse.c); bound on first use ----
 
     private static final class LoweredHandles {
-        static final MethodHandle SGEMM, SPMM24, TCONV, PRUNE_TCONV;
+        static final MethodHandle SGEMM, SGEMM_AT, SPMM24, TCONV, PRUNE_TCONV;
         static {
             SymbolLookup lib = LIB;
+            SGEMM_AT = bind(lib, "fst_sgemm_lowered_at", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG,
+                    ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT), false);
             SGEMM = bind(lib, "fst_sgemm_lowered", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG,
                     ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT), false);
@@ -414,6 +417,21 @@ public final class Native {
                     g[8], g[9], g[10], g[11], beta, c, ldc, threads, (int) g[12]);
         } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_sgemm_lowered");
+    }
+
+    /**
+     * C [m, nrows] = alpha * A [m, ncols] * B^T + beta * C with B[r][q] = im2col(x)[row0 + r * rstep][cols[q]]
+     * (fst_sgemm_lowered_at in fst4j.h; cols int32[ncols]); g as {@link #sgemmLowered}, order 0.
+     */
+    public static void sgemmLoweredAt(long m, float alpha, MemorySegment a, long lda, MemorySegment x, long[] g, MemorySegment cols,
+                                      long ncols, long row0, long rstep, long nrows, float beta, MemorySegment c, long ldc, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) LoweredHandles.SGEMM_AT.invokeExact(m, alpha, a, lda, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
+                    g[8], g[9], g[10], g[11], cols, ncols, row0, rstep, nrows, beta, c, ldc, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_sgemm_lowered_at");
     }
 
     /** C [m, n*ho*wo] = alpha * S * im2col(x) + beta * C for S 2:4-compressed along c*kh*kw (fst_spmm24_lowered). */

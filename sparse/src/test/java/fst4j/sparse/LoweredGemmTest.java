@@ -146,6 +146,69 @@ class LoweredGemmTest {
     }
 
     /**
+     * Eq. 3 over a selection of im2col (the authors' random patterns: columns in no fixed stride, every other row for the
+     * checkerboards) lowered while packing equals the GEMM on the selected columns of the materialised im2col: the
+     * direct kernel and the packing GEMM (many output rows), planned (a gather plan) and row by row, accumulating into a
+     * view, with columns in any order and an empty selection.
+     */
+    @Property(tries = 160)
+    void selectedColumnsLowerLikeTheMaterialisedOnes(@ForAll @IntRange(min = 1, max = 4) int n, @ForAll @IntRange(min = 1, max = 7) int c,
+                                                     @ForAll @IntRange(min = 1, max = 19) int h, @ForAll @IntRange(min = 1, max = 19) int w,
+                                                     @ForAll @IntRange(min = 1, max = 3) int k, @ForAll @IntRange(min = 1, max = 2) int s,
+                                                     @ForAll @IntRange(min = 0, max = 1) int p, @ForAll @IntRange(min = 1, max = 70) int m,
+                                                     @ForAll @IntRange(min = 0, max = 2) int rowPick, @ForAll @IntRange(min = 0, max = 5) int keep,
+                                                     @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll boolean planned,
+                                                     @ForAll boolean segPlan, @ForAll boolean wideDirect, @ForAll long seed) {
+        if (h + 2 * p < k || w + 2 * p < k) return;
+        int segBefore = Native.loweringSeg(-1);
+        Native.loweringSeg(segPlan ? 1 : 0);   // evenly stepping selections: the segment plan, or the gather plan
+        try {
+        withSettings(threads, planned, wideDirect ? 70 : 32, 0, () -> {
+            Rng r = new Rng(seed);
+            Tensor x = r.normal(0, 1, n, c, h, w);
+            Lowering low = new Lowering(x, k, k, s, s, p, p);
+            float[] cols = Conv.im2col(x, k, k, s, s, p, p).toFloatArray();
+            int rows = low.rows(), all = low.cols();
+            java.util.Random rnd = new java.util.Random(seed);
+            // keep 0: none; 1: about half, ascending; 2: about half, shuffled; 3: all, shuffled; 4: odd columns; 5: the
+            // authors' pattern 0 (columns 1, 3, 4, 6 of every 8): evenly stepping runs and runs of two
+            java.util.List<Integer> sel = new java.util.ArrayList<>();
+            for (int q = 0; q < all; q++)
+                if (keep == 3 || (keep == 4 && q % 2 == 1) || (keep == 5 && AuthorsFixed24.keeps(0, q, 0))
+                        || ((keep == 1 || keep == 2) && rnd.nextBoolean())) sel.add(q);
+            if (keep == 2 || keep == 3) java.util.Collections.shuffle(sel, rnd);
+            int[] pick = sel.stream().mapToInt(Integer::intValue).toArray();
+            int row0 = rowPick == 2 ? 1 : 0, rstep = rowPick == 0 ? 1 : 2, nrows = rowPick == 0 ? rows : (rows - row0 + 1) / 2;
+            if (nrows == 0) return;
+            float[] b = new float[nrows * pick.length];
+            for (int rr = 0; rr < nrows; rr++)
+                for (int q = 0; q < pick.length; q++) b[rr * pick.length + q] = cols[(row0 + rr * rstep) * all + pick[q]];
+            Tensor bm = Tensor.of(b, nrows, pick.length);
+            Tensor g = r.normal(0, 1, m, pick.length);
+            Tensor wide = r.normal(0, 1, m, nrows + 3), wide2 = wide.copy();
+            float[] before = wide.toFloatArray();
+            try (Tensor v1 = wide.slice(1, 1, 1 + nrows); Tensor v2 = wide2.slice(1, 1, 1 + nrows); Tensor bt = bm.t()) {
+                Blas.gemm(1f, g, bt, 1f, v1);
+                Conv.gemmLoweredAt(1f, g, low, pick, row0, rstep, nrows, 1f, v2);
+                closeEq3(g, bm, v1.contiguous(), v2.contiguous(), "Eq. 3 over " + pick.length + " of " + all + " columns, rows " + row0 + " + " + rstep + "r");
+            }
+            float[] after = wide2.toFloatArray();
+            for (int i = 0; i < m; i++)
+                for (int j : new int[]{0, nrows + 1, nrows + 2})
+                    assertEquals(before[i * (nrows + 3) + j], after[i * (nrows + 3) + j], "wrote outside the view");
+            if (pick.length > 0) {
+                int[] bad = pick.clone();
+                bad[0] = all;
+                assertThrows(IllegalArgumentException.class, () -> Conv.gemmLoweredAt(1f, g, low, bad, row0, rstep, nrows, 0f, Tensor.empty(m, nrows)));
+            }
+            assertThrows(IllegalArgumentException.class, () -> Conv.gemmLoweredAt(1f, g, low, pick, row0, rstep, nrows + 1, 0f, Tensor.empty(m, nrows + 1)));
+        });
+        } finally {
+            Native.loweringSeg(segBefore);
+        }
+    }
+
+    /**
      * Vertical stride 1 with "same" width (k odd, pad (k-1)/2, and the 1x1 case) or every other column: the lowering
      * copies whole runs of output rows of an image at once. Reference: the float64 im2col (Java loops, no native code), so a fault shared by the native
      * im2col and the lowering cannot hide; small planes (rows of 1-9 floats), h < k, many images per block.

@@ -138,6 +138,40 @@ public final class Conv {
     }
 
     /**
+     * Eq. 3 over a selection of im2col, lowered while the GEMM packs: c = alpha * a B^T + beta * c with
+     * B[r][q] = im2col(low.x())[row0 + r * rstep][cols[q]], a [M, cols.length] and c [M, nrows] (float32 CPU, unit stride
+     * along their rows). The authors' random activation patterns keep columns that follow no stride (and the checkerboards
+     * different ones in even and odd rows): this is {@link #gemmLowered} on their kept columns, with no im2col materialised.
+     */
+    public static void gemmLoweredAt(float alpha, Tensor a, Lowering low, int[] cols, int row0, int rstep, int nrows, float beta, Tensor c) {
+        a.check(); c.check();
+        if (low.tapMajor()) throw new IllegalArgumentException("gemmLoweredAt takes im2col's row order, not a tap-major lowering");
+        int m = a.dim() == 2 ? a.shape[0] : -1, all = low.cols(), rows = low.rows();
+        if (a.dim() != 2 || c.dim() != 2 || a.shape[1] != cols.length || c.shape[0] != m || c.shape[1] != nrows)
+            throw new IllegalArgumentException("shape mismatch: gemmLoweredAt " + Shape.str(a.shape) + " x (" + cols.length + " columns of im2col)^T [" + cols.length
+                    + ", " + nrows + "] into " + Shape.str(c.shape));
+        if (row0 < 0 || rstep < 1 || nrows < 0 || (nrows > 0 && row0 + (long) (nrows - 1) * rstep >= rows))
+            throw new IllegalArgumentException("gemmLoweredAt: rows " + row0 + " + " + rstep + " * [0, " + nrows + ") outside the " + rows + " rows of im2col");
+        for (int q : cols)
+            if (q < 0 || q >= all) throw new IllegalArgumentException("gemmLoweredAt: column " + q + " out of range [0, " + all + ")");
+        if (a.dtype != DType.F32 || c.dtype != DType.F32 || a.device() != Device.CPU || c.device() != Device.CPU || low.x().device() != Device.CPU)
+            throw new IllegalArgumentException("gemmLoweredAt needs float32 CPU operands, got " + a.dtype + " on " + a.device() + ", " + c.dtype + " on "
+                    + c.device() + " and x on " + low.x().device());
+        if (m == 0 || nrows == 0) return;
+        if ((cols.length > 1 && a.strides[1] != 1) || (nrows > 1 && c.strides[1] != 1))
+            throw new IllegalArgumentException("gemmLoweredAt: a and c need unit stride along their rows, strides " + java.util.Arrays.toString(a.strides)
+                    + " and " + java.util.Arrays.toString(c.strides));
+        if (cols.length > 0) checkRows(a, m, cols.length);   // no columns: a is never read (c = beta * c)
+        checkRows(c, m, nrows);
+        long lda = m > 1 && cols.length > 0 ? a.strides[0] : Math.max(cols.length, 1), ldc = m > 1 ? c.strides[0] : Math.max(nrows, 1);
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            Native.sgemmLoweredAt(m, alpha, a.storage.segment().asSlice(a.byteOffset()), lda, low.x().data(), low.geometry(),
+                    arena.allocateFrom(ValueLayout.JAVA_INT, cols), cols.length, row0, rstep, nrows, beta,
+                    c.storage.segment().asSlice(c.byteOffset()), ldc, Blas.threads());
+        }
+    }
+
+    /**
      * W [Cout, Cin*kk] (float32, CPU) as the weight of its transposed convolution, A' [Cin, kk*Cout] with
      * A'[ci][t*Cout + co] = W[co][ci*kk + kk-1-t]: the left operand of Eq. 2 of a stride-1 convolution computed as a
      * convolution of dY with a tap-major {@link Lowering}.

@@ -297,9 +297,9 @@ public final class Gemm3 {
     public int drawEq3Pattern() { return cfg.xt() instanceof AuthorsFixed24 a ? a.draw() : -1; }
 
     /**
-     * The authors' kept lists of this layer's blocks, by pattern, row parity, first image and size: a step of a batch in
-     * blocks asks for the same few every time (at most 4 patterns x 2 parities x the blocks), and building one walks every
-     * position of the block.
+     * The authors' kept lists of this layer's blocks, by pattern, row parity, first image (mod 8) and size: a step of a
+     * batch in blocks asks for the same few every time (6 pattern-parities x at most 8 first images x the block sizes), and
+     * building one walks every position of the block.
      */
     private record KeptKey(int pattern, int parity, int firstImage, int images, int plane) {}
     private record KeptLists(AuthorsFixed24.Kept kept, int[] flat) {}
@@ -555,10 +555,11 @@ public final class Gemm3 {
             int row0 = byRow ? parity : 0, rstep = byRow ? 2 : 1, nrows = byRow ? (kRows - parity + 1) / 2 : kRows;
             if (nrows == 0) continue;
             long t1 = Profile.start();
-            KeptKey key = new KeptKey(pattern, parity, firstImage, images, segment);
+            // the patterns depend on the global position mod 8 only, so image firstImage % 8 stands for firstImage
+            KeptKey key = new KeptKey(pattern, parity, firstImage % 8, images, segment);
             KeptLists kl = keptCache.get(key);
             if (kl == null) {
-                AuthorsFixed24.Kept k = AuthorsFixed24.kept(pattern, parity, firstImage, images, segment);
+                AuthorsFixed24.Kept k = AuthorsFixed24.kept(pattern, parity, firstImage % 8, images, segment);
                 if (keptCache.size() >= 64) keptCache.clear();
                 keptCache.put(key, kl = new KeptLists(k, k.flat(segment)));
             }

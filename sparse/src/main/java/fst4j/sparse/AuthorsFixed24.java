@@ -64,7 +64,8 @@ public final class AuthorsFixed24 implements Sparsifier, StatefulSparsifier {
      * The positions pattern p keeps along an axis that flattens planes of {@code plane} positions (Eq. 3's N*Ho*Wo: global
      * position i = image * plane + j), for images [firstImage, firstImage + images) and rows of parity rowParity: image m's
      * kept j are pos[off[m] .. off[m + 1]). With a plane that is not a multiple of the pattern's period the kept set
-     * changes from image to image, so a block of a batch needs its first image's index.
+     * changes from image to image, so a block of a batch needs its first image's index (mod 8: every pattern depends on
+     * the position mod 8 only).
      */
     public static Kept kept(int pattern, int rowParity, int firstImage, int images, int plane) {
         if (pattern < 0 || pattern > 3) throw new IllegalArgumentException("pattern must be 0..3, got " + pattern);

@@ -278,6 +278,9 @@ class SparsifierTest {
                 assertEquals(ones, flat.length, "every kept position of the row is listed");
                 for (int first = 0; first < images; first++) {
                     AuthorsFixed24.Kept b = AuthorsFixed24.kept(p, r % 2, first, images - first, plane);
+                    AuthorsFixed24.Kept b8 = AuthorsFixed24.kept(p, r % 2, first + 8 * (seed % 5 + 1), images - first, plane);
+                    assertArrayEquals(b.pos(), b8.pos(), "first image + a multiple of 8 keeps the same positions");
+                    assertArrayEquals(b.off(), b8.off());
                     for (int img = 0; img < images - first; img++)
                         assertArrayEquals(java.util.Arrays.copyOfRange(k.pos(), (int) k.off()[first + img], (int) k.off()[first + img + 1]),
                                 java.util.Arrays.copyOfRange(b.pos(), (int) b.off()[img], (int) b.off()[img + 1]), "block from image " + first);

@@ -166,6 +166,21 @@ class Gemm3Test {
         }
     }
 
+    /** FST3_IR_PATTERNS is FST3_IR with only its X^T rule changed: the authors' random patterns, seeded per layer. */
+    @Test
+    void fst3IrPatternsChangesOnlyTheActivationMask() {
+        SparseConfig a = SparseConfig.Method.FST3_IR.config(3), b = SparseConfig.Method.FST3_IR_PATTERNS.config(3);
+        assertEquals(a.w(), b.w());
+        assertEquals(a.wt(), b.wt());
+        assertEquals(a.wtFromSparse(), b.wtFromSparse());
+        assertEquals(a.dyEq2(), b.dyEq2());
+        assertEquals(a.dyEq3(), b.dyEq3());
+        assertEquals(a.ir(), b.ir());
+        assertInstanceOf(fst4j.sparse.AuthorsFixed24.class, b.xt());
+        assertEquals(3, ((fst4j.sparse.AuthorsFixed24) b.xt()).seed());
+        assertEquals(SparseConfig.Method.FST3_IR_PATTERNS, SparseConfig.Method.parse("fst3_ir_patterns"));
+    }
+
     @Test
     void parseNamesAndRejectUnknown() {
         assertEquals(SparseConfig.Method.FST3_IR, SparseConfig.Method.parse("fst3-ir"));

@@ -40,7 +40,8 @@ public final class Main {
             fst4j train: train one model per sparsity method and compare them.
               --model M          mlp, cnn, resnet-small (default), resnet18, resnet18-imagenet
               --data D           fashion-mnist (default; the Debian package dataset-fashion-mnist), mnist:DIR, cifar10:DIR
-              --method A,B,...   comma list of dense, sr_ste, tsm, wg, wx, gg, gx, fst2, fst3, fst3_ir, fst_code (default dense,fst3_ir)
+              --method A,B,...   comma list of dense, sr_ste, tsm, wg, wx, gg, gx, fst2, fst3, fst3_ir, fst_code,
+                                 fst3_ir_patterns (default dense,fst3_ir)
               --epochs N         epochs (default 1)
               --batch N          batch size (default 128)
               --lr X             peak learning rate (default 0.1), cosine-annealed to 0 after a linear warm-up
@@ -399,11 +400,14 @@ public final class Main {
 
         private void table(List<Result> rs, double wall) {
             out.println();
-            out.printf(Locale.ROOT, "%-10s %9s %10s %8s %6s %6s %6s %7s %9s %8s %6s %6s%n", "method", "test acc", "train loss", "ms/step",
+            int w = 10;   // the method column fits the longest name (fst3_ir_patterns)
+            for (Result r : rs) w = Math.max(w, r.cfg().methodName().length());
+            String mcol = "%-" + w + "s";
+            out.printf(Locale.ROOT, mcol + " %9s %10s %8s %6s %6s %6s %7s %9s %8s %6s %6s%n", "method", "test acc", "train loss", "ms/step",
                     "Eq.1", "Eq.2", "Eq.3", "im2col", "sparsify", "eltwise", "optim", "Java");
             for (Result r : rs) {
                 Map<String, Double> s = r.shares();
-                out.printf(Locale.ROOT, "%-10s %8.2f%% %10.4f %8.1f %5.1f%% %5.1f%% %5.1f%% %6.1f%% %8.1f%% %7.1f%% %5.1f%% %5.1f%%%n", r.cfg().methodName(),
+                out.printf(Locale.ROOT, mcol + " %8.2f%% %10.4f %8.1f %5.1f%% %5.1f%% %5.1f%% %6.1f%% %8.1f%% %7.1f%% %5.1f%% %5.1f%%%n", r.cfg().methodName(),
                         100 * r.testAcc(), r.trainLoss(), r.medianStepMs(), 100 * s.get("eq1"), 100 * s.get("eq2"), 100 * s.get("eq3"),
                         100 * s.get("im2col"), 100 * s.get("sparsify"), 100 * s.get("elementwise"), 100 * s.get("optimizer"), 100 * s.get("java"));
             }

@@ -271,6 +271,31 @@ class NativePruneTest {
             assertThrows(IllegalArgumentException.class, () -> Native.shiftGather(a, out.data(), 2, 3, 2, 1, 1f, false, 1));
             assertThrows(IllegalArgumentException.class, () -> Native.shiftGather(a, a, 2, 3, 3, 1, 1f, false, 1));
             assertThrows(IllegalArgumentException.class, () -> Native.shiftGather(a, out.data(), 2, 3, 3, 0, 1f, false, 1));
+            // the authors' kept columns: positions out of range, a decreasing per-image list, rows past K, columns past N*Ho*Wo
+            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                MemorySegment far = arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_INT, 0, 3);
+                assertThrows(IllegalArgumentException.class, () -> Native.shiftGatherAt(a, 3, out.data(), 2, 2, 3, 3, far, 2, 1, 1f, false, 1));
+                assertThrows(IllegalArgumentException.class, () -> Native.shiftGatherAt(a, 2, out.data(), 2, 2, 3, 3, arena.allocateFrom(
+                        java.lang.foreign.ValueLayout.JAVA_INT, 0, 1), 2, 1, 1f, false, 1));   // row stride < len
+                Tensor x = Tensor.of(new float[]{1, 2, 3, 4, 5, 6, 7, 8}, 2, 1, 2, 2);   // 2 images, 1 channel, 2x2, 1x1 conv
+                MemorySegment pos = arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_INT, 0, 1, 2);
+                MemorySegment down = arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_LONG, 0, 2, 1);
+                MemorySegment ok = arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_LONG, 0, 2, 3);
+                assertThrows(IllegalArgumentException.class, () -> Native.im2colAtCsr(x.data(), 2, 1, 2, 2, 1, 1, 1, 1, 0, 0, 2, 2, down, pos, 0, 1, 1, out.data(), 3, 1));
+                assertThrows(IllegalArgumentException.class, () -> Native.im2colAtCsr(x.data(), 2, 1, 2, 2, 1, 1, 1, 1, 0, 0, 2, 2, ok, pos, 1, 1, 1, out.data(), 3, 1));
+                assertThrows(IllegalArgumentException.class, () -> Native.im2colAtCsr(x.data(), 2, 1, 2, 2, 1, 1, 1, 1, 0, 0, 2, 2, ok, pos, 0, 1, 1, out.data(), 2, 1));
+                Native.im2colAtCsr(x.data(), 2, 1, 2, 2, 1, 1, 1, 1, 0, 0, 2, 2, ok, pos, 0, 1, 1, out.data(), 3, 1);
+                assertArrayEquals(new float[]{1, 2, 7}, java.util.Arrays.copyOf(out.toFloatArray(), 3));   // image 0: 0, 1; image 1: 2
+                long[] g = {2, 1, 2, 2, 1, 1, 1, 1, 0, 0, 2, 2, 0};
+                Tensor gk = Tensor.ones(1, 3), c = Tensor.zeros(1, 1);
+                MemorySegment cols8 = arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_INT, 0, 5, 8);
+                assertThrows(IllegalArgumentException.class, () -> Native.sgemmLoweredAt(1, 1f, gk.data(), 3, x.data(), g, cols8, 3, 0, 1, 1, 0f, c.data(), 1, 1));
+                MemorySegment cols = arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_INT, 0, 5, 7);
+                assertThrows(IllegalArgumentException.class, () -> Native.sgemmLoweredAt(1, 1f, gk.data(), 3, x.data(), g, cols, 3, 1, 1, 1, 0f, c.data(), 1, 1));
+                assertThrows(IllegalArgumentException.class, () -> Native.sgemmLoweredAt(1, 1f, gk.data(), 3, x.data(), g, cols, 3, 0, 0, 1, 0f, c.data(), 1, 1));
+                Native.sgemmLoweredAt(1, 1f, gk.data(), 3, x.data(), g, cols, 3, 0, 1, 1, 0f, c.data(), 1, 1);
+                assertEquals(1 + 6 + 8, c.toFloatArray()[0]);   // columns 0, 5, 7 of im2col's one row: x[0], x[5], x[7]
+            }
         }
     }
 

@@ -327,6 +327,7 @@ void fst_lowering_row(const fst_lowering *s, int64_t r, int64_t col0, int64_t nc
 int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
 int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
 int fst_lplan_build_seg_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
+int fst_lplan_build_win_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
 void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail);
 void fst_lplan_rows_avx512(const fst_lplan *p, int64_t r0, int64_t nrows, float *out, int64_t ldo, int per, int64_t jump);
 
@@ -369,6 +370,12 @@ static int lplan_kind(const fst_lowering *s) {
     return 2;
 }
 
+static int lplan_win = 1;   /* fst_lowering_win: 0 sends selected columns to the segment or gather plans (A/B runs, tests) */
+int fst_lowering_win(int mode) {
+    if (mode == 0 || mode == 1) __atomic_store_n(&lplan_win, mode, __ATOMIC_RELAXED);
+    return __atomic_load_n(&lplan_win, __ATOMIC_RELAXED);
+}
+
 int fst_lowering_seg(int mode) {
     if (mode == 0 || mode == 1) __atomic_store_n(&lplan_seg, mode, __ATOMIC_RELAXED);
     return __atomic_load_n(&lplan_seg, __ATOMIC_RELAXED);
@@ -384,8 +391,10 @@ size_t fst_lplan_bytes(const fst_lowering *s, int nvec) {
 
 int fst_lplan_build(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem) {
     if (!mem || !lplan_cpu() || (int64_t)nvec * 16 < ncols || ncols <= 0) return 0;
-    if (s->cols && lplan_kind(s) == 2 && __atomic_load_n(&lplan_seg, __ATOMIC_RELAXED)
-        && fst_lplan_build_seg_avx512(p, s, col0, ncols, nvec, mem)) return 1;   /* evenly stepping runs, else a gather */
+    if (s->cols && lplan_kind(s) == 2) {   /* a window per vector and image, else evenly stepping runs, else a gather */
+        if (__atomic_load_n(&lplan_win, __ATOMIC_RELAXED) && fst_lplan_build_win_avx512(p, s, col0, ncols, nvec, mem)) return 1;
+        if (__atomic_load_n(&lplan_seg, __ATOMIC_RELAXED) && fst_lplan_build_seg_avx512(p, s, col0, ncols, nvec, mem)) return 1;
+    }
     switch (lplan_kind(s)) {
         case 1: return fst_lplan_build_avx512(p, s, col0, ncols, nvec, mem);
         case 2: return fst_lplan_build_gather_avx512(p, s, col0, ncols, nvec, mem);

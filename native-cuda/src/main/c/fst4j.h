@@ -91,6 +91,9 @@ FST_API int fst_im2col_at_csr(const float *x, int64_t n, int64_t c, int64_t h, i
 /* The segment plan for strided lowerings (lowering.h: vertical stride > 1 or narrow output rows, at horizontal stride 1, 2 or 4,
  * output rows of 5 columns or more): 1 on (the default), 0 those geometries take the gather plan; -1 only asks. */
 FST_API int fst_lowering_seg(int mode);
+/* The window plan for selected columns (fst_sgemm_lowered_at; lowering.h): 1 on (the default), 0 they take the segment or
+ * gather plans; -1 only asks. */
+FST_API int fst_lowering_win(int mode);
 FST_API int fst_lowering_plan(int mode);
 /* The 2:4 product's blocking for weights over 1 MB of compressed values (sparse_kernel.c): mode 1 (default) runs each
  * K block over a group of column blocks, one column chunk per thread, equal-width blocks; 0 the earlier order (one

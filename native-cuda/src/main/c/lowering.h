@@ -54,6 +54,14 @@ typedef struct { int64_t off[2]; uint32_t mask[2]; } fst_lvec;   /* per tap and 
  * vector takes the plan's nseg runs without a data-dependent branch. */
 #define FST_LSEG 4
 typedef struct { int32_t off; uint16_t lanes, first; uint64_t lmask; } fst_lseg;
+/* A window plan (selected columns only, fst_sgemm_lowered_at): each vector's 16 columns read, per image (at most two), a
+ * window of 32 consecutive floats of the channel plane, whatever their order inside it: two masked loads and one
+ * permute per image, where the gather plan pays a 16-lane gather (~5x). The authors' random patterns keep 16 of every
+ * 32 positions of a plane, so a stride-1 convolution whose output rows are as wide as its input (3x3 "same", 1x1) reads
+ * each vector from one window. Per tap and vector: each image's window offset (as the gather plan's offsets: image *
+ * c*h*w + flat index), its load mask, and the lanes in bounds (others zero); per vector: each lane's index into its
+ * window (one byte) and the lanes of the second image. */
+typedef struct { int32_t off[2]; uint32_t mask[2]; uint16_t lanes; } fst_lwin;
 typedef struct {
     const fst_lowering *s;
     const float *x;
@@ -68,6 +76,9 @@ typedef struct {
     const uint16_t *gmask;              /* [kk][nvec] */
     const fst_lseg *seg;                /* a segment plan: [kk][nvec][FST_LSEG] (gather == 0, v == NULL) */
     int nseg;                           /* ... its most runs in a vector (1..FST_LSEG): the runs each vector takes */
+    const fst_lwin *win;                /* a window plan: [kk][nvec] (gather == 0, v == seg == NULL) */
+    const uint8_t *widx;                /* ... [nvec][16] lane indices into the lane's window */
+    const uint16_t *wsplit;             /* ... [nvec] lanes of the vector's second image */
 } fst_lplan;
 
 /* Bytes of memory a plan of nvec vectors needs (the table and the build's per-column scratch). */

@@ -8,6 +8,7 @@
 int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
 int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
 int fst_lplan_build_seg_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
+int fst_lplan_build_win_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem);
 void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail);
 void fst_lplan_rows_avx512(const fst_lplan *p, int64_t r0, int64_t nrows, float *out, int64_t ldo, int per, int64_t jump);
 
@@ -23,10 +24,23 @@ static inline uint32_t spread(uint32_t m) {
 /* Per column of the block: image (relative to the block's first; -1 past ncols), output row and column. */
 static void block_columns(const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, int32_t *oh, int32_t *ow, int32_t *im) {
     const int64_t L = s->ho * s->wo, pos = col0 % L;
-    if (s->cols) {   /* selected columns (gather plans only): im is the absolute image */
+    if (s->cols) {   /* selected columns: im is the absolute image */
+        /* ascending lists (the authors' patterns) step forward a few columns at a time, without divisions; a step back
+         * or a long jump decodes from scratch (three divisions per column cost as much as a 16-row chunk's products) */
+        int64_t prev = -1;
+        int32_t r = 0, c = 0, img = 0;
         for (int64_t q = 0; q < (int64_t)nvec * 16; q++) {
-            const int64_t col = q < ncols ? s->cols[col0 + q] : 0, p = col % L;
-            oh[q] = (int32_t)(p / s->wo); ow[q] = (int32_t)(p % s->wo); im[q] = q < ncols ? (int32_t)(col / L) : -1;
+            if (q >= ncols) { oh[q] = 0; ow[q] = 0; im[q] = -1; continue; }
+            const int64_t col = s->cols[col0 + q];
+            if (prev >= 0 && col >= prev && col - prev <= 64) {
+                for (int64_t d = col - prev; d > 0; d--)
+                    if (++c == s->wo) { c = 0; if (++r == s->ho) { r = 0; img++; } }
+            } else {
+                const int64_t p = col % L;
+                img = (int32_t)(col / L); r = (int32_t)(p / s->wo); c = (int32_t)(p % s->wo);
+            }
+            prev = col;
+            oh[q] = r; ow[q] = c; im[q] = img;
         }
         return;
     }
@@ -45,7 +59,7 @@ int fst_lplan_build_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, in
     const int64_t img0 = col0 / L;
     block_columns(s, col0, ncols, nvec, oh, ow, im);
     p->s = s; p->x = s->x; p->plane = plane; p->kk = kk; p->ncols = ncols; p->nvec = nvec; p->sw = sw; p->v = tab;
-    p->gather = 0; p->gidx = NULL; p->gmask = NULL; p->seg = NULL; p->nseg = 0;
+    p->gather = 0; p->gidx = NULL; p->gmask = NULL; p->seg = NULL; p->nseg = 0; p->win = NULL; p->widx = NULL; p->wsplit = NULL;
     const __m512i zero = _mm512_setzero_si512(), hv = _mm512_set1_epi32((int)s->h), wv = _mm512_set1_epi32((int)s->w);
     for (int v = 0; v < nvec; v++) {
         const __m512i vo = _mm512_loadu_si512(oh + 16 * v), vw = _mm512_loadu_si512(ow + 16 * v), vi = _mm512_loadu_si512(im + 16 * v);
@@ -84,7 +98,7 @@ int fst_lplan_build_gather_avx512(fst_lplan *p, const fst_lowering *s, int64_t c
     int32_t *oh = (int32_t *)((char *)gmask + ((kv * (int64_t)sizeof(uint16_t) + 63) & ~(int64_t)63)), *ow = oh + nvec * 16, *im = ow + nvec * 16;
     block_columns(s, col0, ncols, nvec, oh, ow, im);
     p->s = s; p->x = s->x; p->plane = s->h * s->w; p->kk = kk; p->ncols = ncols; p->nvec = nvec; p->sw = (int)s->sw; p->v = NULL;
-    p->gather = 1; p->gidx = gidx; p->gmask = gmask; p->seg = NULL; p->nseg = 0;
+    p->gather = 1; p->gidx = gidx; p->gmask = gmask; p->seg = NULL; p->nseg = 0; p->win = NULL; p->widx = NULL; p->wsplit = NULL;
     /* lane offset from the row's channel plane of image 0: (img0 + image) * c*h*w + iy * w + ix (fits int32: conv.c) */
     const int32_t chw = (int32_t)(s->c * s->h * s->w), img0 = s->cols ? 0 : (int32_t)(col0 / (s->ho * s->wo));
     const __m512i zero = _mm512_setzero_si512(), hv = _mm512_set1_epi32((int)s->h), wv = _mm512_set1_epi32((int)s->w);
@@ -128,7 +142,7 @@ int fst_lplan_build_seg_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0
     const int sw = (int)s->sw * step;
     if (sw != 1 && sw != 2 && sw != 4) return 0;
     p->s = s; p->x = s->x; p->plane = s->h * s->w; p->kk = kk; p->ncols = ncols; p->nvec = nvec; p->sw = sw; p->v = NULL;
-    p->gather = 0; p->gidx = NULL; p->gmask = NULL; p->seg = tab; p->nseg = 1;
+    p->gather = 0; p->gidx = NULL; p->gmask = NULL; p->seg = tab; p->nseg = 1; p->win = NULL; p->widx = NULL; p->wsplit = NULL;
     const int32_t chw = (int32_t)(s->c * s->h * s->w), img0 = s->cols ? 0 : (int32_t)(col0 / (s->ho * s->wo));
     for (int v = 0; v < nvec; v++) {
         /* the vector's runs: lanes [first[q], first[q + 1]) share an image and an output row (and step evenly) */
@@ -167,6 +181,60 @@ int fst_lplan_build_seg_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0
                 for (; out < FST_LSEG; out++) { e[out].off = 0; e[out].lmask = 0; e[out].lanes = 0; e[out].first = 0; }
             }
     }
+    return 1;
+}
+
+/* Builds a window plan (lowering.h) in the room of a gather plan (fst_lplan_bytes), or returns 0 where a vector spans
+ * more than two images or more than 32 floats of one image's plane (then the caller tries the other plans). */
+int fst_lplan_build_win_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0, int64_t ncols, int nvec, void *mem) {
+    const int64_t kk = s->kh * s->kw, kv = kk * nvec;
+    fst_lwin *tab = mem;
+    uint8_t *widx = (uint8_t *)(tab + kv);
+    uint16_t *split = (uint16_t *)(widx + (int64_t)nvec * 16);
+    /* the columns' scratch where the gather plan keeps it (the table and the indices fit before it: 20 + 18 / kk bytes
+     * per tap and vector against the gather's 66) */
+    int32_t *oh = (int32_t *)((char *)mem + kv * 64 + ((kv * 2 + 63) & ~(int64_t)63)), *ow = oh + nvec * 16, *im = ow + nvec * 16;
+    block_columns(s, col0, ncols, nvec, oh, ow, im);
+    /* in vectors, as the gather plan's build: the scalar version cost as much as a 16-row product of the block */
+    const int32_t chw = (int32_t)(s->c * s->h * s->w);
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1), hv = _mm512_set1_epi32((int)s->h), wv = _mm512_set1_epi32((int)s->w);
+    const __m512i shw = _mm512_set1_epi32((int)(s->sh * s->w)), swv = _mm512_set1_epi32((int)s->sw), shv = _mm512_set1_epi32((int)s->sh);
+    for (int v = 0; v < nvec; v++) {
+        const __m512i vo = _mm512_loadu_si512(oh + 16 * v), vw = _mm512_loadu_si512(ow + 16 * v), vi = _mm512_loadu_si512(im + 16 * v);
+        const __mmask16 live = _mm512_cmpge_epi32_mask(vi, zero);
+        if (!live) { memset(widx + 16 * v, 0, 16); split[v] = 0; for (int64_t t = 0; t < kk; t++) tab[t * nvec + v] = (fst_lwin){{0, 0}, {0, 0}, 0}; continue; }
+        const int32_t a = im[16 * v];   /* lanes fill from lane 0: the first is live */
+        const __mmask16 inA = _mm512_mask_cmpeq_epi32_mask(live, vi, _mm512_set1_epi32(a));
+        const __mmask16 inB = _mm512_mask_cmpeq_epi32_mask(live, vi, _mm512_set1_epi32(a + 1));
+        if ((__mmask16)(inA | inB) != live) return 0;   /* a vector over three images */
+        /* each lane's window origin (flat index, padding aside); each image's lanes within 32 floats */
+        const __m512i f = _mm512_add_epi32(_mm512_mullo_epi32(vo, shw), _mm512_mullo_epi32(vw, swv));
+        const int32_t loA = _mm512_mask_reduce_min_epi32(inA, f), hiA = _mm512_mask_reduce_max_epi32(inA, f);
+        const int32_t loB = inB ? _mm512_mask_reduce_min_epi32(inB, f) : 0, hiB = inB ? _mm512_mask_reduce_max_epi32(inB, f) : 0;
+        if (hiA - loA >= 32 || hiB - loB >= 32) return 0;
+        const __m512i idx = _mm512_maskz_sub_epi32(live, f, _mm512_mask_blend_epi32(inB, _mm512_set1_epi32(loA), _mm512_set1_epi32(loB)));
+        _mm_storeu_si128((__m128i *)(widx + 16 * v), _mm512_cvtepi32_epi8(idx));
+        split[v] = (uint16_t)inB;
+        const __m512i bit = _mm512_sllv_epi32(one, idx);
+        const __m512i y0 = _mm512_mullo_epi32(vo, shv), x0 = _mm512_mullo_epi32(vw, swv);
+        for (int64_t i = 0; i < s->kh; i++) {
+            const __m512i iy = _mm512_add_epi32(y0, _mm512_set1_epi32((int)(i - s->ph)));
+            const __mmask16 rok = live & _mm512_cmpge_epi32_mask(iy, zero) & _mm512_cmplt_epi32_mask(iy, hv);
+            for (int64_t j = 0; j < s->kw; j++) {
+                const __m512i ix = _mm512_add_epi32(x0, _mm512_set1_epi32((int)(j - s->pw)));
+                const __mmask16 ok = rok & _mm512_cmpge_epi32_mask(ix, zero) & _mm512_cmplt_epi32_mask(ix, wv);
+                const uint32_t m0 = (uint32_t)_mm512_mask_reduce_or_epi32(ok & inA, bit), m1 = (uint32_t)_mm512_mask_reduce_or_epi32(ok & inB, bit);
+                const int32_t d = (int32_t)((i - s->ph) * s->w + (j - s->pw));
+                fst_lwin *e = &tab[(i * s->kw + j) * nvec + v];
+                /* an all-masked load still costs an assist at an unmapped address: empty windows point at the plane */
+                e->off[0] = m0 ? a * chw + loA + d : 0; e->mask[0] = m0;
+                e->off[1] = m1 ? (a + 1) * chw + loB + d : 0; e->mask[1] = m1;
+                e->lanes = (uint16_t)ok;
+            }
+        }
+    }
+    p->s = s; p->x = s->x; p->plane = s->h * s->w; p->kk = kk; p->ncols = ncols; p->nvec = nvec; p->sw = (int)s->sw; p->v = NULL;
+    p->gather = 0; p->gidx = NULL; p->gmask = NULL; p->seg = NULL; p->nseg = 0; p->win = tab; p->widx = widx; p->wsplit = split;
     return 1;
 }
 
@@ -223,6 +291,20 @@ static inline __attribute__((always_inline)) __m512 svec(const fst_lseg *e, uint
     return y;
 }
 
+/* One vector of a window plan: per image two masked loads and a permute by the lanes' window indices, then the lanes
+ * out of bounds zeroed. */
+static inline __attribute__((always_inline)) __m512 wvec(const fst_lwin *e, const uint8_t *idx8, uint16_t split, uintptr_t xc) {
+    const __m512i idx = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)idx8));
+    const uintptr_t a0 = xc + 4 * (intptr_t)e->off[0];
+    __m512 y = _mm512_permutex2var_ps(mload((__mmask16)e->mask[0], a0), idx, mload((__mmask16)(e->mask[0] >> 16), a0 + 64));
+    if (e->mask[1]) {
+        const uintptr_t a1 = xc + 4 * (intptr_t)e->off[1];
+        y = _mm512_mask_mov_ps(y, (__mmask16)split,
+                               _mm512_permutex2var_ps(mload((__mmask16)e->mask[1], a1), idx, mload((__mmask16)(e->mask[1] >> 16), a1 + 64)));
+    }
+    return _mm512_maskz_mov_ps((__mmask16)e->lanes, y);
+}
+
 /* One vector of a gather plan; masked-off lanes are zero and never read. */
 static inline __attribute__((always_inline)) __m512 gvec(const fst_lplan *p, int64_t e, const float *xc) {
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)p->gmask[e], _mm512_loadu_si512(p->gidx + 16 * e), xc, 4);
@@ -241,17 +323,18 @@ static inline __attribute__((always_inline)) void plan_row(const fst_lplan *p, i
     const float *x = p->x + ch * p->plane;
     const uintptr_t xc = (uintptr_t)x;
     const int64_t e0 = tap * p->nvec;
-    const fst_lvec *e = p->gather || p->seg ? NULL : p->v + e0;
+    const fst_lvec *e = p->gather || p->seg || p->win ? NULL : p->v + e0;
     const fst_lseg *sg = p->seg ? p->seg + e0 * FST_LSEG : NULL;
     /* tail: only ncols floats are written (whole vectors, then one masked partial vector) */
     const int full = tail && p->ncols < (int64_t)p->nvec * 16 ? (int)(p->ncols / 16) : p->nvec;
     float *sliver = out;
     int k = 0;
-    if (per == 0 && !p->gather && !sg && p->sw == 1) {   /* contiguous, the common case: no sliver walk */
+    if (per == 0 && !p->gather && !sg && !p->win && p->sw == 1) {   /* contiguous, the common case: no sliver walk */
         for (int v = 0; v < full; v++) _mm512_storeu_ps(out + 16 * v, lvec(e + v, xc, 1));
         sliver = out + 16 * full;
     }
     else if (p->gather) { LPLAN_ROW_LOOP(gvec(p, e0 + v, x)) }
+    else if (p->win) { LPLAN_ROW_LOOP(wvec(p->win + e0 + v, p->widx + 16 * v, p->wsplit[v], xc)) }
     else if (sg) {
 #define SEG_CASE(n, w) case 8 * (n) + (w): { LPLAN_ROW_LOOP(svec(sg + v * FST_LSEG, xc, w, n)) } break;
         switch (8 * p->nseg + p->sw) { SEG_CASE(1, 1) SEG_CASE(1, 2) SEG_CASE(1, 4) SEG_CASE(2, 1) SEG_CASE(2, 2) SEG_CASE(2, 4)
@@ -264,6 +347,7 @@ static inline __attribute__((always_inline)) void plan_row(const fst_lplan *p, i
     const int64_t rest = tail && full < p->nvec ? p->ncols - (int64_t)full * 16 : 0;
     if (rest > 0) {
         const __m512 y = p->gather ? gvec(p, e0 + full, x)
+                       : p->win ? wvec(p->win + e0 + full, p->widx + 16 * full, p->wsplit[full], xc)
                        : sg ? (p->sw == 4 ? svec(sg + full * FST_LSEG, xc, 4, FST_LSEG) : p->sw == 2 ? svec(sg + full * FST_LSEG, xc, 2, FST_LSEG)
                                                  : svec(sg + full * FST_LSEG, xc, 1, FST_LSEG))
                        : lvec(e + full, xc, p->sw);
@@ -298,7 +382,7 @@ void fst_lplan_rows_avx512(const fst_lplan *p, int64_t r0, int64_t nrows, float 
         return;
     }
     fst_lowering_rc(p->s, r0, &ch, &tap);
-    if (per == 0 && !p->gather && !p->seg && p->sw == 1) {
+    if (per == 0 && !p->gather && !p->seg && !p->win && p->sw == 1) {
         /* The 2:4 product's case (contiguous rows of a masked-load plan): plan_row's per-row branches hoisted out of
          * the row loop (4.6 against 5.3 cycles per vector), and the plan's fields read into locals once (the stores
          * through out could alias them). The same loads and stores. */

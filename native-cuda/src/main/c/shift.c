@@ -61,8 +61,13 @@ int fst_shift_gather_at(const float *dy, int64_t ldd, float *out, int64_t ldo, i
     if (coeff != 0.0f) {
         nb = malloc((size_t)npos * sizeof(int64_t));
         if (!nb) return FST_EINVAL;
+        /* the segment's start follows ascending positions without a division (a step back divides) */
+        int64_t s0 = 0;
         for (int64_t q = 0; q < npos; q++) {
-            int64_t s0 = pos[q] - pos[q] % seg, t = pos[q] % seg + shift;
+            const int64_t p = pos[q];
+            if (p < s0 || p >= s0 + 4 * seg) s0 = p - p % seg;
+            while (p >= s0 + seg) s0 += seg;
+            const int64_t t = p - s0 + shift;
             nb[q] = t >= 0 && t < seg ? s0 + t : circular ? s0 + (t + seg) % seg : -1;
         }
     }

@@ -230,6 +230,7 @@ public final class Native {
     private static final class LoweringHandles {
         static final MethodHandle PLAN = bind(LIB, "fst_lowering_plan", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle SEG = bind(LIB, "fst_lowering_seg", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+        static final MethodHandle WIN = bind(LIB, "fst_lowering_win", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
     }
 
     /**
@@ -251,6 +252,16 @@ public final class Native {
     public static int loweringSeg(int mode) {
         ensureLoaded();
         try { return (int) LoweringHandles.SEG.invokeExact(mode); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    /**
+     * The planned lowering's window plan for selected columns ({@link #sgemmLoweredAt}: each vector read from one 32-float
+     * window per image by two masked loads and a permute): mode 1 on (the default), 0 they take the segment or gather
+     * plans, -1 only asks. Returns the mode in use. The same bits either way.
+     */
+    public static int loweringWin(int mode) {
+        ensureLoaded();
+        try { return (int) LoweringHandles.WIN.invokeExact(mode); } catch (Throwable t) { throw rethrow(t); }
     }
 
     /** The shim's A/B switches (sparse.c: the 2:4 product; gemm.c: Eq. 3 without packing): each sets a mode or value (-1

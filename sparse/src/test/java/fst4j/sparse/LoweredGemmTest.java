@@ -151,17 +151,21 @@ class LoweredGemmTest {
      * direct kernel and the packing GEMM (many output rows), planned (a gather plan) and row by row, accumulating into a
      * view, with columns in any order and an empty selection.
      */
-    @Property(tries = 160)
+    @Property(tries = 240)
     void selectedColumnsLowerLikeTheMaterialisedOnes(@ForAll @IntRange(min = 1, max = 4) int n, @ForAll @IntRange(min = 1, max = 7) int c,
                                                      @ForAll @IntRange(min = 1, max = 19) int h, @ForAll @IntRange(min = 1, max = 19) int w,
                                                      @ForAll @IntRange(min = 1, max = 3) int k, @ForAll @IntRange(min = 1, max = 2) int s,
                                                      @ForAll @IntRange(min = 0, max = 1) int p, @ForAll @IntRange(min = 1, max = 70) int m,
                                                      @ForAll @IntRange(min = 0, max = 2) int rowPick, @ForAll @IntRange(min = 0, max = 5) int keep,
                                                      @ForAll @IntRange(min = 1, max = 2) int threads, @ForAll boolean planned,
-                                                     @ForAll boolean segPlan, @ForAll boolean wideDirect, @ForAll long seed) {
+                                                     @ForAll @IntRange(min = 0, max = 2) int planPick, @ForAll boolean wideDirect,
+                                                     @ForAll long seed) {
         if (h + 2 * p < k || w + 2 * p < k) return;
-        int segBefore = Native.loweringSeg(-1);
-        Native.loweringSeg(segPlan ? 1 : 0);   // evenly stepping selections: the segment plan, or the gather plan
+        int segBefore = Native.loweringSeg(-1), winBefore = Native.loweringWin(-1);
+        // 0: window plans where each vector fits two 32-float windows; 1: segment plans for evenly stepping selections;
+        // 2: gather plans only
+        Native.loweringWin(planPick == 0 ? 1 : 0);
+        Native.loweringSeg(planPick <= 1 ? 1 : 0);
         try {
         withSettings(threads, planned, wideDirect ? 70 : 32, 0, () -> {
             Rng r = new Rng(seed);
@@ -205,6 +209,7 @@ class LoweredGemmTest {
         });
         } finally {
             Native.loweringSeg(segBefore);
+            Native.loweringWin(winBefore);
         }
     }
 

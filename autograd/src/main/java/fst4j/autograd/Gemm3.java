@@ -294,7 +294,30 @@ public final class Gemm3 {
      * The authors' random X^T pattern for one backward pass, drawn once for the whole batch as their mask's apply would
      * draw it (so a batch split into blocks takes the same draws as one whole-batch call); -1 for every other X^T rule.
      */
-    public int drawEq3Pattern() { return cfg.xt() instanceof AuthorsFixed24 a ? a.draw() : -1; }
+    int drawEq3Pattern() { return cfg.xt() instanceof AuthorsFixed24 a ? a.draw() : -1; }
+
+    /**
+     * A checkerboard's dW columns of one parity, accumulated over the blocks of a pass ([even, odd], null outside one): a
+     * strided copy in and out of dW per block cost 1.2 % of a ResNet-18 step; {@link #finishEq3} writes them once.
+     */
+    private Tensor[] parityDw;
+
+    /** Ends a blocked pass of the 7-argument weightGradInto: writes the checkerboard's accumulated columns into dw. */
+    void finishEq3(Tensor dw) {
+        if (parityDw == null) return;
+        Tensor[] acc = parityDw;
+        parityDw = null;
+        try {
+            for (int parity = 0; parity < 2; parity++) {
+                if (acc[parity] == null) continue;
+                try (Tensor dv = dw.asStrided(new int[]{dw.size(0), acc[parity].size(1)}, new long[]{dw.strides()[0], 2}, dw.offset() + parity)) {
+                    dv.copyFrom(acc[parity]);
+                }
+            }
+        } finally {
+            for (Tensor t : acc) if (t != null) t.close();
+        }
+    }
 
     /**
      * The authors' kept lists of this layer's blocks, by pattern, row parity, first image (mod 8) and size: a step of a
@@ -529,9 +552,10 @@ public final class Gemm3 {
      * segment) of a batch whose authors' pattern the caller drew once ({@link #drawEq3Pattern}; -1 for other X^T rules,
      * which need neither). Under a pattern, Eq. 3 runs over the kept columns only: dW[:, rows] = G[:, kept] X[rows, kept]^T,
      * half the FLOPs and half the lowering, once for all rows (patterns 0 and 1 keep whole positions) or once per row
-     * parity (the checkerboards keep (i + r) of one parity), where G is dY with the IR shift applied.
+     * parity (the checkerboards keep (i + r) of one parity), where G is dY with the IR shift applied. A checkerboard's
+     * columns accumulate in buffers until {@link #finishEq3}, which the caller runs after the pass's last block.
      */
-    public void weightGradInto(Tensor dy, Columns x, int segment, Tensor dw, float beta, int firstImage, int pattern) {
+    void weightGradInto(Tensor dy, Columns x, int segment, Tensor dw, float beta, int firstImage, int pattern) {
         if (pattern < 0) {
             weightGradInto(dy, x, segment, dw, beta);
             return;
@@ -572,19 +596,30 @@ public final class Gemm3 {
                 // X's kept columns lowered while the GEMM packs (no im2col), or materialised where the columns cannot be lowered
                 Tensor xk = low == null ? x.keptAt(kept, row0, rstep, nrows) : null;
                 if (low == null && xk == null) throw new IllegalStateException("these columns give neither a lowering nor the authors' kept columns");
-                try (xk; Tensor dv = byRow ? dw.asStrided(new int[]{cout, nrows}, new long[]{dw.strides()[0], 2}, dw.offset() + row0) : null;
-                     Tensor c = byRow ? Tensor.empty(cout, nrows) : null) {
+                try (xk) {
                     long t2 = Profile.start();
-                    Tensor target = byRow ? c : dw;   // a checkerboard's rows are every other column of dW: through a buffer
-                    if (byRow && beta != 0f) c.copyFrom(dv);
+                    // a checkerboard's rows are every other column of dW: into the pass's buffer for that parity (finishEq3)
+                    Tensor target = byRow ? parityTarget(parity, dw, cout, nrows, beta) : dw;
                     if (low != null) Conv.gemmLoweredAt(1f, gk, low, flat, row0, rstep, nrows, beta, target);
                     else try (Tensor xkt = xk.t()) { Blas.gemm(1f, gk, xkt, beta, target); }
-                    if (byRow) dv.copyFrom(c);
                     Profile.stop(Part.EQ3, t2);
                 }
             }
         }
         authorsKeptBlocks.incrementAndGet();
+    }
+
+    /** The pass's buffer for parity's columns of dw; the first block's starts as dw's columns (beta != 0) or unread (beta 0). */
+    private Tensor parityTarget(int parity, Tensor dw, int cout, int nrows, float beta) {
+        if (parityDw == null) parityDw = new Tensor[2];
+        Tensor t = parityDw[parity];
+        if (t == null) {
+            t = parityDw[parity] = Tensor.empty(cout, nrows);
+            if (beta != 0f) {
+                try (Tensor dv = dw.asStrided(new int[]{cout, nrows}, new long[]{dw.strides()[0], 2}, dw.offset() + parity)) { t.copyFrom(dv); }
+            }
+        }
+        return t;
     }
 
     /**

@@ -505,6 +505,7 @@ public final class Layers {
                 }
             } finally {
                 if (wt != null) wt.close();
+                if (dw != null) node.finishEq3(dw);   // the checkerboards' columns, accumulated over the blocks
             }
         }
 

@@ -190,9 +190,9 @@ int fst_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, 
     return FST_OK;
 }
 
-/* Positions of image img: entries [e0, e1) of ih0 / iw0, written to columns e0 - off0 ..; one uniform list (off == NULL:
- * entries [0, npos), columns img*npos ..) or one list per image (off[img] .. off[img + 1]). Tasks index (image, output
- * row) pairs; output row rr is im2col row row0 + rr*rstep. */
+/* Positions of image img: one uniform list (off == NULL: entries [0, npos) of ih0 / iw0 / base, written to columns
+ * img*npos + q) or one list per image (off != NULL: entries off[img] .. off[img + 1], written to those columns). Tasks
+ * index (image, output row) pairs; output row rr is im2col row row0 + rr*rstep. */
 typedef struct {
     conv_job j;
     const int64_t *off;
@@ -360,7 +360,8 @@ int fst_lowering_plan(int mode) {
 static int lplan_seg = 1;   /* fst_lowering_seg: 0 sends the segment plan's geometries to the gather plan (A/B runs) */
 static int lplan_kind(const fst_lowering *s) {
     if (s->h >= INT32_MAX / 4 || s->w >= INT32_MAX / 4 || s->ho * s->wo >= INT32_MAX / 4) return 0;
-    if (s->cols) return s->n * s->c * s->h * s->w >= INT32_MAX / 2 ? 0 : 2;   /* selected columns: a gather per vector */
+    /* selected columns: window, segment or gather plans (fst_lplan_build tries them in that order) */
+    if (s->cols) return s->n * s->c * s->h * s->w >= INT32_MAX / 2 ? 0 : 2;
     if (s->sh == 1 && (s->sw == 1 || s->sw == 2) && s->wo * s->sw == s->w && s->ho * s->wo >= 16) return 1;
     if (s->sh == 1 && s->sw == 1 && s->wo >= 16) return 0;
     if (s->n * s->c * s->h * s->w >= INT32_MAX / 2) return 0;

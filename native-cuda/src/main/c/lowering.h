@@ -10,7 +10,7 @@ typedef struct {
     int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo;
     int order;                          /* rows: 0 (c, i, j), c-major as im2col; 1 (i, j, c), tap-major */
     /* A selection of im2col (fst_sgemm_lowered_at; zero, as positional initialisers leave them: all of it). Column q is
-     * im2col's column cols[q] (ncols of them; plans are then gather plans); row r is im2col's row row0 + r * rstep
+     * im2col's column cols[q] (ncols of them; plans are then window, segment or gather plans); row r is im2col's row row0 + r * rstep
      * (nrows of them, when rstep > 0). The authors' random activation patterns keep columns that follow no stride, and
      * their checkerboards keep different columns in even and odd rows. */
     const int32_t *cols;

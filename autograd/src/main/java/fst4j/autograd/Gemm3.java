@@ -310,9 +310,7 @@ public final class Gemm3 {
         try {
             for (int parity = 0; parity < 2; parity++) {
                 if (acc[parity] == null) continue;
-                try (Tensor dv = dw.asStrided(new int[]{dw.size(0), acc[parity].size(1)}, new long[]{dw.strides()[0], 2}, dw.offset() + parity)) {
-                    dv.copyFrom(acc[parity]);
-                }
+                try (Tensor dv = parityColumns(dw, parity, acc[parity].size(1))) { dv.copyFrom(acc[parity]); }
             }
         } finally {
             for (Tensor t : acc) if (t != null) t.close();
@@ -616,10 +614,15 @@ public final class Gemm3 {
         if (t == null) {
             t = parityDw[parity] = Tensor.empty(cout, nrows);
             if (beta != 0f) {
-                try (Tensor dv = dw.asStrided(new int[]{cout, nrows}, new long[]{dw.strides()[0], 2}, dw.offset() + parity)) { t.copyFrom(dv); }
+                try (Tensor dv = parityColumns(dw, parity, nrows)) { t.copyFrom(dv); }
             }
         }
         return t;
+    }
+
+    /** dw's columns parity, parity + 2, ... (n of them) as a view. */
+    private static Tensor parityColumns(Tensor dw, int parity, int n) {
+        return dw.asStrided(new int[]{dw.size(0), n}, new long[]{dw.strides()[0], 2}, dw.offset() + parity);
     }
 
     /**

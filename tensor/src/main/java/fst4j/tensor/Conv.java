@@ -150,8 +150,7 @@ public final class Conv {
         if (a.dim() != 2 || c.dim() != 2 || a.shape[1] != cols.length || c.shape[0] != m || c.shape[1] != nrows)
             throw new IllegalArgumentException("shape mismatch: gemmLoweredAt " + Shape.str(a.shape) + " x (" + cols.length + " columns of im2col)^T [" + cols.length
                     + ", " + nrows + "] into " + Shape.str(c.shape));
-        if (row0 < 0 || rstep < 1 || nrows < 0 || (nrows > 0 && row0 + (long) (nrows - 1) * rstep >= rows))
-            throw new IllegalArgumentException("gemmLoweredAt: rows " + row0 + " + " + rstep + " * [0, " + nrows + ") outside the " + rows + " rows of im2col");
+        checkRowSelection("gemmLoweredAt", row0, rstep, nrows, rows);
         for (int q : cols)
             if (q < 0 || q >= all) throw new IllegalArgumentException("gemmLoweredAt: column " + q + " out of range [0, " + all + ")");
         if (a.dtype != DType.F32 || c.dtype != DType.F32 || a.device() != Device.CPU || c.device() != Device.CPU || low.x().device() != Device.CPU)
@@ -257,8 +256,7 @@ public final class Conv {
         for (int p : pos)
             if (p < 0 || p >= g.l())
                 throw new IllegalArgumentException("im2colAt: position " + p + " out of range [0, " + g.l() + ") for input " + Shape.str(x.shape));
-        if (row0 < 0 || rstep < 1 || nrows < 0 || (nrows > 0 && row0 + (long) (nrows - 1) * rstep >= g.k()))
-            throw new IllegalArgumentException("im2colAt: rows " + row0 + " + " + rstep + " * [0, " + nrows + ") outside the " + g.k() + " rows of im2col");
+        checkRowSelection("im2colAt", row0, rstep, nrows, g.k());
         checkMatrix("im2colAt", out, nrows, pos.length, x.dtype);
         if (out.numel() == 0) return out;
         if (x.storage.device != Device.CPU || out.storage.device != Device.CPU)
@@ -287,6 +285,12 @@ public final class Conv {
             }
         }
         return out;
+    }
+
+    /** Rows row0, row0 + rstep, ... (nrows of them) must lie among im2col's rows. */
+    private static void checkRowSelection(String op, int row0, int rstep, int nrows, int rows) {
+        if (row0 < 0 || rstep < 1 || nrows < 0 || (nrows > 0 && row0 + (long) (nrows - 1) * rstep >= rows))
+            throw new IllegalArgumentException(op + ": rows " + row0 + " + " + rstep + " * [0, " + nrows + ") outside the " + rows + " rows of im2col");
     }
 
     /** Square-kernel shorthand of {@link #im2col(Tensor, int, int, int, int, int, int)}. */

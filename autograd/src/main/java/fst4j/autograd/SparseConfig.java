@@ -58,6 +58,102 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
     public SparseConfig withWtFromSparse(boolean b) { return new SparseConfig(name, w, wt, b, dyEq2, dyEq3, xt, ir); }
 
     /**
+     * One change at a time between the paper's FST x3 and the authors' public code (fst-method.md), applied on top of a
+     * method to each pruned layer's configuration: the authors' four fixed activation patterns drawn at random per chunk
+     * instead of Eq. 7's one, their 0.03 circular shift instead of IR's shift-and-add, or S(W^T) pruned from S(W) instead
+     * of from W. Written after the method with a '+': {@code fst3_ir+patterns}, {@code fst3_ir+shift0.03+wt-from-sw}.
+     */
+    public enum Variant {
+        PATTERNS("patterns"),
+        SHIFT003("shift0.03"),
+        WT_FROM_SW("wt-from-sw");
+
+        /** How the variant is written after a method name. */
+        public final String tag;
+
+        Variant(String tag) { this.tag = tag; }
+
+        /** cfg with this change; layerSeed seeds the random patterns of that layer (distinct per layer and run). */
+        public SparseConfig apply(SparseConfig cfg, long layerSeed) {
+            return switch (this) {
+                case PATTERNS -> cfg.withXt(new AuthorsFixed24(1, layerSeed));
+                case SHIFT003 -> cfg.withIr(Shift.AUTHORS);
+                case WT_FROM_SW -> cfg.withWtFromSparse(true);
+            };
+        }
+
+        /**
+         * Null when this variant changes what cfg computes, else why not: each replaces a slot the configuration must
+         * already use (the fixed X^T mask, the IR shift, a pruned W^T), and none is applied twice.
+         */
+        public String whyNot(SparseConfig cfg) {
+            return switch (this) {
+                case PATTERNS -> cfg.xt() instanceof AuthorsFixed24 ? "already draws the authors' random patterns"
+                        : cfg.xt() instanceof Sparsifier.Fixed24 ? null : "has no fixed X^T mask in Eq. 3 to replace";
+                case SHIFT003 -> cfg.ir() == null ? "has no Information Restoration shift to replace"
+                        : cfg.ir().equals(Shift.AUTHORS) ? "already uses the 0.03 circular shift" : null;
+                case WT_FROM_SW -> cfg.wt() instanceof Sparsifier.Dense ? "does not prune W^T in Eq. 2"
+                        : cfg.wtFromSparse() ? "already prunes W^T from S(W)" : null;
+            };
+        }
+
+        public static Variant parse(String s) {
+            for (Variant v : values()) if (v.tag.equalsIgnoreCase(s.trim())) return v;
+            throw new IllegalArgumentException("unknown variant '" + s + "'; known: " + java.util.Arrays.stream(values()).map(v -> v.tag).toList());
+        }
+    }
+
+    /**
+     * A method with variants applied on top, in the order given ({@code fst3_ir+patterns}); what the trainer, the
+     * experiments and checkpoints name a run by.
+     */
+    public record Recipe(Method method, java.util.List<Variant> variants) {
+        public Recipe {
+            if (method == null) throw new IllegalArgumentException("method is null");
+            variants = java.util.List.copyOf(variants);
+            SparseConfig c = method.config();
+            for (Variant v : variants) {
+                String why = v.whyNot(c);
+                if (why != null)
+                    throw new IllegalArgumentException("variant '" + v.tag + "' does not apply to " + key(method, variants) + ": its configuration " + why);
+                c = v.apply(c, 0);
+            }
+        }
+
+        public static Recipe of(Method m) { return new Recipe(m, java.util.List.of()); }
+
+        /** Parses "fst3_ir", "fst3_ir+patterns+shift0.03", ... */
+        public static Recipe parse(String s) {
+            String[] parts = s.trim().split("\\+", -1);
+            java.util.List<Variant> vs = new java.util.ArrayList<>();
+            for (int i = 1; i < parts.length; i++) {
+                Variant v = Variant.parse(parts[i]);
+                if (vs.contains(v)) throw new IllegalArgumentException("variant '" + v.tag + "' given twice in '" + s + "'");
+                vs.add(v);
+            }
+            return new Recipe(Method.parse(parts[0]), vs);
+        }
+
+        /** The name: the method in lower case, then "+tag" per variant. */
+        public String key() { return key(method, variants); }
+
+        private static String key(Method m, java.util.List<Variant> vs) {
+            StringBuilder sb = new StringBuilder(m.name().toLowerCase(Locale.ROOT));
+            for (Variant v : vs) sb.append('+').append(v.tag);
+            return sb.toString();
+        }
+
+        /** cfg (a layer's configuration from the method) with every variant applied, unless the layer is dense. */
+        public SparseConfig apply(SparseConfig cfg, long layerSeed) {
+            if (cfg.isDense()) return cfg;
+            for (Variant v : variants) cfg = v.apply(cfg, layerSeed);
+            return variants.isEmpty() ? cfg : cfg.withName(key());
+        }
+
+        @Override public String toString() { return key(); }
+    }
+
+    /**
      * The ready-made configurations. Each call of {@link #config()} makes fresh sparsifier instances, since
      * some carry per-layer state (TSM's mask refresh, the authors' random patterns).
      */

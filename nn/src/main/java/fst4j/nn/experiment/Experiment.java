@@ -2,9 +2,8 @@ package fst4j.nn.experiment;
 
 import fst4j.autograd.SparseConfig;
 import fst4j.autograd.SparseConfig.Method;
-import fst4j.nn.Models;
-import fst4j.nn.Sparse;
-import fst4j.sparse.AuthorsFixed24;
+import fst4j.autograd.SparseConfig.Recipe;
+import fst4j.autograd.SparseConfig.Variant;
 import fst4j.nn.plot.BarChart;
 import fst4j.nn.train.TrainConfig;
 import fst4j.nn.train.TrainData;
@@ -30,41 +29,16 @@ public final class Experiment {
 
     /**
      * A table row: its label in the paper's terms, the method that implements it, what it prunes, the paper's number,
-     * and a variant applied to every pruned layer of the method's model before training (NONE: the method as it is).
+     * and the variants applied to every pruned layer of the method's model before training (none: the method as it is).
      */
-    public record Row(String label, Method method, String pruned, String paper, Variant variant) {
-        public Row(String label, Method method, String pruned, String paper) { this(label, method, pruned, paper, Variant.NONE); }
+    public record Row(String label, Method method, String pruned, String paper, List<Variant> variants) {
+        public Row(String label, Method method, String pruned, String paper) { this(label, method, pruned, paper, List.of()); }
+        public Row(String label, Method method, String pruned, String paper, Variant variant) { this(label, method, pruned, paper, List.of(variant)); }
 
-        /** The row's method name, with its variant ("fst3_ir+patterns"): what the tables and CSVs call it. */
-        public String key() {
-            String m = method.name().toLowerCase(Locale.ROOT);
-            return variant == Variant.NONE ? m : m + "+" + variant.tag;
-        }
-    }
+        public Recipe recipe() { return new Recipe(method, variants); }
 
-    /**
-     * One change at a time between the paper's FST x3 and the authors' public code (fst-method.md), applied to each pruned
-     * layer's {@link SparseConfig}: the four fixed activation patterns drawn at random per im2col chunk instead of the
-     * paper's one, the 0.03 circular shift instead of IR's shift-and-add, or S(W^T) pruned from S(W) instead of from W.
-     */
-    public enum Variant {
-        NONE(""),
-        PATTERNS("patterns"),
-        SHIFT003("shift0.03"),
-        WT_FROM_SW("wt-from-sw");
-
-        final String tag;
-        Variant(String tag) { this.tag = tag; }
-
-        /** cfg with this change; layerSeed seeds the random patterns of layer (distinct per layer and run). */
-        SparseConfig apply(SparseConfig cfg, long layerSeed) {
-            return switch (this) {
-                case NONE -> cfg;
-                case PATTERNS -> cfg.withXt(new AuthorsFixed24(1, layerSeed));
-                case SHIFT003 -> cfg.withIr(SparseConfig.Shift.AUTHORS);
-                case WT_FROM_SW -> cfg.withWtFromSparse(true);
-            };
-        }
+        /** The row's method name, with its variants ("fst3_ir+patterns"): what the tables and CSVs call it. */
+        public String key() { return recipe().key(); }
     }
 
     /** The paper's Table 1 (ResNet-18, ImageNet top-1 %): which operand of Eq. 2 and Eq. 3 is pruned. */
@@ -126,26 +100,19 @@ public final class Experiment {
      * steps*batch training images, the cosine schedule over all of them. The run's train loss is its last pass's mean.
      */
     public static Run run(TrainConfig base, TrainData data, Method method, long seed, int steps, int passes) {
-        return run(base, data, method, Variant.NONE, seed, steps, passes);
+        return run(base, data, Recipe.of(method), seed, steps, passes);
     }
 
-    /** {@link #run(TrainConfig, TrainData, Method, long, int, int)} with variant applied to every pruned layer first. */
-    public static Run run(TrainConfig base, TrainData data, Method method, Variant variant, long seed, int steps, int passes) {
+    /** {@link #run(TrainConfig, TrainData, Method, long, int, int)} with the recipe's variants on every pruned layer. */
+    public static Run run(TrainConfig base, TrainData data, Recipe recipe, long seed, int steps, int passes) {
         if (passes < 1) throw new IllegalArgumentException("passes must be >= 1, got " + passes);
         long images = (long) steps * base.batchSize();
         if (images > data.train().size())
             throw new IllegalArgumentException(steps + " steps of batch " + base.batchSize() + " need " + images + " training images; the data has "
                     + data.train().size());
-        TrainConfig cfg = base.withMethod(method).withSeed(seed).withEpochs(passes).withSubsets((int) images, base.testSubset());
+        TrainConfig cfg = base.withRecipe(recipe).withSeed(seed).withEpochs(passes).withSubsets((int) images, base.testSubset());
         long t0 = System.nanoTime();
         try (Trainer t = new Trainer(cfg, data)) {
-            if (variant != Variant.NONE) {
-                long layer = 0;
-                for (Sparse sp : Models.sparseLayers(t.model()).values()) {
-                    layer++;
-                    if (!sp.sparsity().isDense()) sp.setSparsity(variant.apply(sp.sparsity(), seed * 1_000_003L + layer));
-                }
-            }
             List<Double> ms = new ArrayList<>();
             double lossSum = 0;
             long seen = 0;
@@ -161,7 +128,7 @@ public final class Experiment {
                 t.endEpoch();
             }
             Trainer.Eval e = t.evaluate();
-            return new Run(method, seed, e.accuracy(), e.loss(), seen == 0 ? Double.NaN : lossSum / seen, median(ms), t.stepsDone(),
+            return new Run(recipe.method(), seed, e.accuracy(), e.loss(), seen == 0 ? Double.NaN : lossSum / seen, median(ms), t.stepsDone(),
                     (System.nanoTime() - t0) / 1e9);
         }
     }

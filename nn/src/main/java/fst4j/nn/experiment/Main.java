@@ -156,7 +156,7 @@ public final class Main {
         for (Experiment.Row m : methods.values()) {
             List<Experiment.Run> rs = new ArrayList<>();
             for (long s : seeds) {
-                Experiment.Run r = Experiment.run(base, data, m.method(), m.variant(), s, steps, passes);
+                Experiment.Run r = Experiment.run(base, data, m.recipe(), s, steps, passes);
                 rs.add(r);
                 done++;
                 double el = (System.nanoTime() - t0) / 1e9;

@@ -2,6 +2,7 @@ package fst4j.nn.train;
 
 import fst4j.autograd.Profile;
 import fst4j.autograd.SparseConfig.Method;
+import fst4j.autograd.SparseConfig.Recipe;
 import fst4j.nn.data.DatasetNotFoundException;
 import fst4j.nn.plot.LineChart;
 import fst4j.tensor.Blas;
@@ -67,7 +68,7 @@ public final class Main {
     }
 
     /** Parsed command line. */
-    record Options(String model, String data, List<Method> methods, Integer epochs, Integer batch, Double lr, Double momentum,
+    record Options(String model, String data, List<Recipe> methods, Integer epochs, Integer batch, Double lr, Double momentum,
                    Double wd, boolean nesterov, Integer warmup, Double smoothing, Integer trainSubset, Integer testSubset,
                    boolean augment, Long seed, Integer threads, Path out, Path resume, int saveEvery, boolean progress,
                    fst4j.tensor.Device device, boolean profileOps) {}
@@ -142,13 +143,13 @@ public final class Main {
                 throw new UsageException(a.startsWith("-") ? "unknown flag " + a : "unexpected argument '" + a + "'");
             }
         }
-        List<Method> methods = null;
+        List<Recipe> methods = null;
         if (v.containsKey("--method")) {
             methods = new ArrayList<>();
             for (String m : v.get("--method").split(",")) {
                 if (m.isBlank()) continue;
                 try {
-                    Method mm = Method.parse(m);
+                    Recipe mm = Recipe.parse(m);
                     if (methods.contains(mm)) throw new UsageException("method " + m + " given twice");
                     methods.add(mm);
                 } catch (IllegalArgumentException e) {
@@ -257,14 +258,15 @@ public final class Main {
                 TrainConfig saved = Trainer.readConfig(o.resume());
                 if (o.data() == null) dataSpec = Trainer.readMetadata(o.resume()).getOrDefault("data", dataSpec);
                 TrainConfig wanted = apply(o, saved);
-                if (o.methods() != null && !(o.methods().size() == 1 && o.methods().get(0) == saved.method()))
+                if (o.methods() != null && !(o.methods().size() == 1 && o.methods().get(0).equals(saved.recipe())))
                     throw new UsageException("--resume continues the checkpoint's method " + saved.methodName() + "; --method must be that or left out");
                 if (!wanted.equals(saved))
                     throw new UsageException("flags differ from the checkpoint's settings " + saved.toMetadata());
                 cfgs.add(saved);
             } else {
                 TrainConfig base = apply(o, TrainConfig.defaults(Method.DENSE));
-                for (Method m : o.methods() != null ? o.methods() : List.of(Method.DENSE, Method.FST3_IR)) cfgs.add(base.withMethod(m));
+                for (Recipe m : o.methods() != null ? o.methods() : List.of(Recipe.of(Method.DENSE), Recipe.of(Method.FST3_IR)))
+                    cfgs.add(base.withRecipe(m));
             }
             if (o.threads() != null) Blas.setThreads(o.threads());
             TrainData data = source.load(dataSpec);

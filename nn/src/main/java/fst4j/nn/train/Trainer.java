@@ -80,6 +80,7 @@ public final class Trainer implements AutoCloseable {
         if (tr.size() < cfg.batchSize())
             throw new IllegalArgumentException("the training set has " + tr.size() + " images, fewer than one batch of " + cfg.batchSize());
         this.model = Models.byName(cfg.model(), tr.channels(), tr.height(), tr.width(), tr.numClasses(), cfg.method(), cfg.seed());
+        applyVariants(model, cfg);
         if (device != Device.CPU) model.to(device);
         this.opt = new SGD(model.parameters(), cfg.lr(), cfg.momentum(), cfg.weightDecay(), cfg.nesterov());
         DataLoader.Builder b = DataLoader.builder(tr).batchSize(cfg.batchSize()).shuffle(true).seed(cfg.seed()).dropLast(true)
@@ -93,6 +94,20 @@ public final class Trainer implements AutoCloseable {
         boolean d = false;
         for (Sparse s : Models.sparseLayers(model).values()) d |= s.sparsity().decaysPruned();
         this.decays = d;
+    }
+
+    /**
+     * The config's variants applied to every pruned layer of model, before any checkpoint is loaded (a layer's random
+     * patterns are part of its state). Layer i (1-based, over all conv/linear layers) seeds its patterns with
+     * seed * 1000003 + i, as {@code fst4j experiment ir} always has.
+     */
+    public static void applyVariants(Module model, TrainConfig cfg) {
+        if (cfg.variants().isEmpty()) return;
+        long layer = 0;
+        for (Sparse sp : Models.sparseLayers(model).values()) {
+            layer++;
+            sp.setSparsity(cfg.recipe().apply(sp.sparsity(), cfg.seed() * 1_000_003L + layer));
+        }
     }
 
     public TrainConfig config() { return cfg; }

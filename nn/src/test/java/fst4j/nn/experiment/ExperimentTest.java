@@ -132,8 +132,8 @@ class ExperimentTest {
     @Test
     void variantsChangeOneSlotOfTheAuthorsCodeAtATime(@TempDir Path dir) throws Exception {
         fst4j.autograd.SparseConfig ir = fst4j.autograd.SparseConfig.Method.FST3_IR.config();
-        fst4j.autograd.SparseConfig p = Experiment.Variant.PATTERNS.apply(ir, 7), sh = Experiment.Variant.SHIFT003.apply(ir, 7),
-                wt = Experiment.Variant.WT_FROM_SW.apply(ir, 7);
+        fst4j.autograd.SparseConfig p = fst4j.autograd.SparseConfig.Variant.PATTERNS.apply(ir, 7), sh = fst4j.autograd.SparseConfig.Variant.SHIFT003.apply(ir, 7),
+                wt = fst4j.autograd.SparseConfig.Variant.WT_FROM_SW.apply(ir, 7);
         assertInstanceOf(fst4j.sparse.AuthorsFixed24.class, p.xt());
         assertEquals(ir.withXt(p.xt()), p);
         assertEquals(fst4j.autograd.SparseConfig.Shift.AUTHORS, sh.ir());

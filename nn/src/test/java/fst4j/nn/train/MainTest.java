@@ -1,5 +1,7 @@
 package fst4j.nn.train;
 
+import fst4j.autograd.SparseConfig;
+
 import fst4j.nn.data.DatasetNotFoundException;
 import fst4j.nn.data.Datasets;
 import fst4j.nn.data.Idx;
@@ -98,6 +100,65 @@ class MainTest {
                 "--threads", "1", "--no-progress", "--out", tmp.resolve("run2").toString());
         assertEquals(0, plain.rc(), plain.err());
         assertFalse(plain.out().contains("time per operation"), plain.out());
+    }
+
+    /**
+     * A method with the authors' changes on top trains under its full name, records it in the checkpoint, and resumes
+     * bit-identically (the random patterns' generator state included); variants that change nothing are usage errors.
+     */
+    @Test
+    void methodVariantsTrainAndResumeUnderTheirName(@TempDir Path tmp) throws Exception {
+        Path data = idxData(tmp, 200, 50);
+        Path out = tmp.resolve("run");
+        String key = "fst3_ir+patterns+shift0.03";
+        Outcome r = main(TrainData::load, "--model", "cnn", "--data", "mnist:" + data, "--epochs", "2", "--batch", "16", "--train-subset", "64",
+                "--seed", "5", "--threads", "1", "--no-progress", "--method", "FST3-IR+patterns+shift0.03", "--out", out.toString(), "--save-every", "3");
+        assertEquals(0, r.rc(), r.err());
+        assertTrue(Files.size(out.resolve(key + "/final.safetensors")) > 0);
+        assertTrue(Files.readString(out.resolve("summary.json")).contains("\"method\": \"" + key + "\""));
+        assertTrue(Files.readAllLines(out.resolve("metrics.csv")).get(1).startsWith(key + ","));
+        TrainConfig saved = Trainer.readConfig(out.resolve(key + "/checkpoint.safetensors"));
+        assertEquals(List.of(SparseConfig.Variant.PATTERNS, SparseConfig.Variant.SHIFT003), saved.variants());
+        assertEquals(key, saved.methodName());
+        // every pruned layer carries both changes (its own pattern seed), the dense ends stay dense
+        try (Trainer t = new Trainer(saved, TrainData.load("mnist:" + data))) {
+            int pruned = 0;
+            java.util.Set<Long> seeds = new java.util.HashSet<>();
+            for (fst4j.nn.Sparse sp : fst4j.nn.Models.sparseLayers(t.model()).values()) {
+                SparseConfig c = sp.sparsity();
+                if (c.isDense()) continue;
+                pruned++;
+                assertEquals(key, c.name());
+                assertEquals(SparseConfig.Shift.AUTHORS, c.ir());
+                fst4j.sparse.AuthorsFixed24 xt = assertInstanceOf(fst4j.sparse.AuthorsFixed24.class, c.xt());
+                seeds.add(xt.seed());
+                assertEquals(SparseConfig.Method.FST3_IR.config().withXt(c.xt()).withIr(c.ir()).withName(key), c);
+            }
+            assertEquals(2, pruned);
+            assertEquals(2, seeds.size());
+        }
+
+        Path out2 = tmp.resolve("resumed");
+        Outcome r2 = main(TrainData::load, "--resume", out.resolve(key + "/checkpoint.safetensors").toString(), "--method", key,
+                "--out", out2.toString(), "--threads", "1", "--no-progress");
+        assertEquals(0, r2.rc(), r2.err());
+        try (SafeTensors.Contents a = SafeTensors.read(out.resolve(key + "/final.safetensors"));
+             SafeTensors.Contents b = SafeTensors.read(out2.resolve(key + "/final.safetensors"))) {
+            assertEquals(a.tensors().keySet(), b.tensors().keySet());
+            for (String k : a.tensors().keySet()) assertArrayEquals(a.tensor(k).toFloatArray(), b.tensor(k).toFloatArray(), k);
+        }
+        // resuming under the bare method is a usage error: the variants are part of the run
+        Outcome r3 = main(NO_DATA, "--resume", out.resolve(key + "/checkpoint.safetensors").toString(), "--method", "fst3_ir");
+        assertEquals(2, r3.rc());
+        assertTrue(r3.err().contains("checkpoint's method " + key), r3.err());
+
+        for (String[] bad : List.of(new String[]{"dense+patterns", "has no fixed X^T mask"}, new String[]{"fst2+shift0.03", "has no Information Restoration"},
+                new String[]{"fst_code+patterns", "already draws"}, new String[]{"fst3_ir+patterns+patterns", "given twice"},
+                new String[]{"fst3_ir+bogus", "unknown variant 'bogus'"})) {
+            Outcome u = main(NO_DATA, "--method", bad[0]);
+            assertEquals(2, u.rc(), bad[0]);
+            assertTrue(u.err().contains(bad[1]), u.err());
+        }
     }
 
     @Test

@@ -264,14 +264,15 @@ public final class Trainer implements AutoCloseable {
     }
 
     /**
-     * Restores the state saved by {@link #save} into this trainer, which must have the same config and data
-     * (checked: model, method, batch, epochs, seed, lr, data size). Training then continues exactly.
+     * Restores the state saved by {@link #save} into this trainer, which must have the same config (but for the test
+     * subset) and data (checked: model, method, batch, epochs, seed, lr, data size). Training then continues exactly.
      */
     public void load(Path file) {
         try (Scope s = Scope.open(); SafeTensors.Contents c = read(file)) {
             Map<String, String> meta = c.metadata();
             TrainConfig saved = TrainConfig.fromMetadata(meta);
-            if (!saved.equals(cfg))
+            // the test subset only chooses what evaluate() reads: a checkpoint may be evaluated on another one
+            if (!saved.withSubsets(saved.trainSubset(), cfg.testSubset()).equals(cfg))
                 throw new IllegalArgumentException("it was written for " + saved.toMetadata() + ", not " + cfg.toMetadata());
             String trainSize = meta.get("train_size");
             if (trainSize != null && !trainSize.equals(Integer.toString(data.train().size())))

@@ -22,7 +22,7 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-class MainTest {
+public class MainTest {
     private int threads;
 
     @BeforeEach
@@ -66,7 +66,7 @@ class MainTest {
     }
 
     /** A 12x12 MNIST-style dataset in dir: the class is which quadrant holds a bright square. */
-    static void writeIdx(Path dir, String split, int n, long seed) throws Exception {
+    public static void writeIdx(Path dir, String split, int n, long seed) throws Exception {
         java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
         byte[] px = new byte[n * 144], lb = new byte[n];
         for (int i = 0; i < n; i++) {
@@ -80,7 +80,7 @@ class MainTest {
     }
 
     /** tmp/data with an MNIST-format training and test split of the given sizes. */
-    private static Path idxData(Path tmp, int train, int test) throws Exception {
+    public static Path idxData(Path tmp, int train, int test) throws Exception {
         Path data = tmp.resolve("data");
         Files.createDirectories(data);
         writeIdx(data, "train", train, 1);

@@ -1,0 +1,84 @@
+package fst4j.nn.eval;
+
+import fst4j.nn.train.TrainData;
+import fst4j.tensor.Blas;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** fst4j eval against what fst4j train measured at the end of the same run, and its errors. */
+class EvalMainTest {
+    private int threads;
+
+    @BeforeEach
+    void oneThread() { threads = Blas.threads(); }
+
+    @AfterEach
+    void restoreThreads() { Blas.setThreads(threads); }
+
+    record Outcome(int rc, String out, String err) {}
+
+    static Outcome eval(String... args) {
+        ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
+        int rc = Main.run(args, new PrintStream(o, true, StandardCharsets.UTF_8), new PrintStream(e, true, StandardCharsets.UTF_8), TrainData::load);
+        return new Outcome(rc, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void reproducesTheTrainersFinalEvaluationAndComparesDenseWeights(@TempDir Path tmp) throws Exception {
+        Path data = fst4j.nn.train.MainTest.idxData(tmp, 200, 60);
+        Path out = tmp.resolve("run");
+        ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
+        int rc = fst4j.nn.train.Main.run(new String[]{"--model", "cnn", "--data", "mnist:" + data, "--batch", "16", "--train-subset", "96",
+                        "--test-subset", "40", "--seed", "2", "--threads", "1", "--no-progress", "--method", "dense,fst3_ir", "--out", out.toString()},
+                new PrintStream(o, true, StandardCharsets.UTF_8), new PrintStream(e, true, StandardCharsets.UTF_8));
+        assertEquals(0, rc, e.toString(StandardCharsets.UTF_8));
+        List<String> evalCsv = Files.readAllLines(out.resolve("eval.csv"));   // method,epoch,step,test_acc,test_loss
+        for (String method : List.of("dense", "fst3_ir")) {
+            String[] last = evalCsv.stream().filter(l -> l.startsWith(method + ",")).reduce((a, b) -> b).orElseThrow().split(",");
+            double acc = Double.parseDouble(last[3]), loss = Double.parseDouble(last[4]);
+            Outcome r = eval(out.resolve(method + "/final.safetensors").toString(), "--test-subset", "40", "--threads", "1");
+            assertEquals(0, r.rc(), r.err());
+            String asTrained = r.out().lines().filter(l -> l.contains("as trained")).findFirst().orElseThrow();
+            assertTrue(asTrained.contains(String.format(Locale.ROOT, "test acc %6.2f%%", 100 * acc)), asTrained + " vs " + acc);
+            assertTrue(asTrained.contains(String.format(Locale.ROOT, "loss %.4f", loss)), asTrained + " vs " + loss);
+            assertTrue(asTrained.contains("(40 images"), asTrained);
+            if (method.equals("dense")) {
+                assertTrue(r.out().contains("does not prune W"), r.out());
+            } else {
+                assertTrue(asTrained.contains("S(W) X"), asTrained);
+                String dense = r.out().lines().filter(l -> l.contains("dense W X")).findFirst().orElseThrow();
+                assertNotEquals(asTrained.replace("as trained (S(W) X)", ""), dense.replace("dense W X", ""));   // other weights, other numbers
+            }
+        }
+        Outcome all = eval(out.resolve("fst3_ir/final.safetensors").toString(), "--weights", "dense", "--threads", "1");
+        assertEquals(0, all.rc(), all.err());
+        assertTrue(all.out().contains("(60 images") && !all.out().contains("as trained"), all.out());
+
+        for (String[] bad : List.of(new String[]{}, new String[]{"--weights", "dense"}, new String[]{"x.safetensors", "--weights", "half"},
+                new String[]{"x.safetensors", "--device", "tpu"}, new String[]{"x.safetensors", "--bogus"})) {
+            Outcome u = eval(bad);
+            assertEquals(2, u.rc(), String.join(" ", bad));
+            assertTrue(u.err().startsWith("fst4j eval: ") && u.err().contains("usage: fst4j eval CKPT"), u.err());
+        }
+        Outcome missing = eval(tmp.resolve("none.safetensors").toString());
+        assertEquals(1, missing.rc());
+        assertTrue(missing.err().contains("no checkpoint file"), missing.err());
+        Path corrupt = tmp.resolve("bad.safetensors");
+        Files.write(corrupt, new byte[]{9, 9, 9});
+        Outcome c = eval(corrupt.toString());
+        assertEquals(1, c.rc());
+        assertTrue(c.err().startsWith("fst4j eval: checkpoint " + corrupt + " is unusable"), c.err());
+    }
+}

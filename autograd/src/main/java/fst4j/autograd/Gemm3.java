@@ -213,11 +213,22 @@ public final class Gemm3 {
     }
 
     /** Prunes (and compresses) W for Eq. 1 once; xType is the right-hand side's dtype (the 2:4 kernel needs float32). */
-    public Prepared prepareForward(Tensor w, DType xType) {
+    public Prepared prepareForward(Tensor w, DType xType) { return prepareForward(w, xType, false); }
+
+    /**
+     * {@link #prepareForward(Tensor, DType)}; with denseProduct, a magnitude 2:4 S(W) on the CPU is kept as the pruned
+     * dense matrix for the dense GEMM (the same S(W), summed in the dense kernel's order), for the layers where the
+     * 2:4 product is the slower of the two (Layers' rule).
+     */
+    public Prepared prepareForward(Tensor w, DType xType, boolean denseProduct) {
         long t0 = Profile.start();
         try {
             // magnitude 2:4 along K: pruned by one kernel into the form the product takes (CPU: compressed; CUDA: bf16)
             boolean magnitudeK = wMagnitudeAlongK() && f32(w) && xType == DType.F32;
+            if (magnitudeK && cpu(w) && denseProduct) {
+                Tensor sw = cfg.w().apply(w);
+                return new Prepared(new Left(sw, null), cfg.wtFromSparse() ? sw.alias() : null);
+            }
             if (magnitudeK && cpu(w)) {
                 // native fused prune + compress (S(W) materialised only when Eq. 2 needs it)
                 Tensor sw = cfg.wtFromSparse() ? Tensor.empty(w.shape()) : null;

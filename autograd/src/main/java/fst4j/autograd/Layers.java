@@ -119,6 +119,18 @@ public final class Layers {
      * output by one kernel, instead of into [Cout, N*H*W] float32 and permuted (-Dfst4j.cuda.nchwProduct=false: the two
      * passes, for A/B timing on a device). The same values either way.
      */
+    /**
+     * Whether a CPU convolution's Eq. 1 multiplies a magnitude 2:4 S(W) by the dense GEMM rather than the 2:4 product:
+     * at stride 2 with a 1x1 kernel or at most 32 output channels, where the 2:4 product measured slower than the dense
+     * one (Zen 5, in the step: resnet-small's 16 -> 32 3x3 at 0.70x, its 1x1 shortcuts at 0.79x and 0.89x, ResNet-18's at
+     * 0.94-1.0x; NOTES v21). The values are S(W) X either way. Both kernels sum each output along K in order and the pruned zeros add
+     * nothing, so the main job's FST3_IR run came out bit-identical with the rule on and off.
+     * -Dfst4j.conv.denseStride2=false (or the switch {@link #denseStride2}) keeps the 2:4 product everywhere.
+     */
+    static boolean denseEq1(int cout, int k, int stride) { return denseStride2 && stride > 1 && (k == 1 || cout <= 32); }
+
+    public static volatile boolean denseStride2 = !"false".equals(System.getProperty("fst4j.conv.denseStride2"));
+
     public static volatile boolean cudaNchwProduct = !"false".equals(System.getProperty("fst4j.cuda.nchwProduct"));
 
     /**
@@ -267,7 +279,7 @@ public final class Layers {
             Gemm3.Prepared pr = null;
             Tensor cols = null;
             try (Tensor wm = win.reshape(cout, kRows)) {
-                pr = node.prepareForward(wm, DType.F32);
+                pr = node.prepareForward(wm, DType.F32, denseEq1(cout, k, stride));
                 try (Gemm3.Left left = pr.left(); Tensor xc = xin.contiguous();
                      Tensor ybuf = b > 1 ? Tensor.empty(cout, b * l) : null; Tensor out3 = out.reshape(n, cout, l)) {
                     for (int n0 = 0; n0 < n; n0 += b) {

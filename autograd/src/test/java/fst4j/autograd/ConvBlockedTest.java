@@ -114,6 +114,40 @@ class ConvBlockedTest {
     }
 
     /**
+     * Where Layers' rule sends a stride-2 convolution's S(W) to the dense GEMM (1x1 kernels, at most 32 output channels),
+     * the blocked result equals the whole-batch 2:4 product's within float rounding, with the rule on and off; the rule
+     * leaves stride 1 and wider stride-2 layers on the 2:4 product.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("stride2")
+    void stride2DenseProductOfSwEqualsThe24Product(SparseConfig.Method m, int[] g) {
+        assertTrue(Layers.denseEq1(g[2], g[5], g[6]), "the geometry must fall under the rule");
+        assertFalse(Layers.denseEq1(g[2], g[5], 1));
+        assertFalse(Layers.denseEq1(64, 3, 2));
+        Result whole = run(m, g, false, false, false);
+        boolean before = Layers.denseStride2;
+        try {
+            for (boolean on : new boolean[]{true, false}) {
+                Layers.denseStride2 = on;
+                Result blocked = run(m, g, true, true, false);
+                close(whole.y, blocked.y, m + " y, dense product of S(W) " + on);
+                close(whole.dx, blocked.dx, m + " dx " + on);
+                close(whole.dw, blocked.dw, m + " dw " + on);
+            }
+        } finally {
+            Layers.denseStride2 = before;
+        }
+    }
+
+    static Stream<Arguments> stride2() {
+        int[][] geoms = {{6, 5, 12, 33, 33, 3, 2, 1, 1156}, {4, 6, 8, 14, 14, 1, 2, 0}, {3, 16, 32, 12, 12, 3, 2, 1}};
+        List<Arguments> out = new ArrayList<>();
+        for (SparseConfig.Method m : List.of(SparseConfig.Method.SR_STE, SparseConfig.Method.FST3_IR, SparseConfig.Method.FST_CODE))
+            for (int[] g : geoms) out.add(Arguments.of(m, g));
+        return out.stream();
+    }
+
+    /**
      * At odd-width square planes of stride-1 convolutions the fixed mask's Eq. 3 (FST3, FST3_IR; the authors' random
      * patterns are not Eq. 7's) takes the checkerboard's two lowerings, not a gather of im2col's kept columns, and gives
      * the gather's dW within float rounding; several blocks too.

@@ -56,6 +56,7 @@ public final class StepInterleaved {
             Map.entry("plan", v -> { boolean p = fst4j.shim.Native.loweringPlan(-1); fst4j.shim.Native.loweringPlan(v); return p ? 1 : 0; }),
             Map.entry("seg", nativeSwitch(fst4j.shim.Native::loweringSeg)),
             Map.entry("tconvall", flag(() -> fst4j.autograd.Layers.eq2TconvAll, b -> fst4j.autograd.Layers.eq2TconvAll = b)),
+            Map.entry("dense2", flag(() -> fst4j.autograd.Layers.denseStride2, b -> fst4j.autograd.Layers.denseStride2 = b)),
             Map.entry("checker", flag(() -> fst4j.autograd.Layers.checkerboardEnabled, b -> fst4j.autograd.Layers.checkerboardEnabled = b)),
             Map.entry("inplace", flag(() -> fst4j.autograd.Var.accumulateInPlace, b -> fst4j.autograd.Var.accumulateInPlace = b)),
             Map.entry("blockcols", fst4j.autograd.Layers::blockColumns),

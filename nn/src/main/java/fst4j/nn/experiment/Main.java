@@ -29,8 +29,8 @@ import java.util.Map;
 public final class Main {
     private Main() {}
 
-    static final String USAGE = "usage: fst4j experiment table1|table5|all|ir [--steps N] [--passes N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
-            + " [--model M] [--data D] [--test-subset N] [--methods a,b,...] [--threads N] [--out DIR]";
+    static final String USAGE = "usage: fst4j experiment table1|table5|all|ir|table2 [--steps N] [--passes N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
+            + " [--model M] [--data D] [--test-subset N] [--methods a,b,...] [--rounds N] [--threads N] [--out DIR]";
 
     static final String HELP = """
             fst4j experiment: the paper's Table 1 and Table 5 at small scale.
@@ -40,6 +40,10 @@ public final class Main {
               all                both tables, each method trained once (dense shared)
               ir                 fst3, fst3_ir, fst3_ir with one of the authors' code's changes at a time (random fixed
                                  patterns, 0.03 circular shift, S(W^T) from S(W)), and fst_code
+              table2             what pruning costs per training iteration (Tables 2 and 6): S(W), S(W^T), Table 1's
+                                 S(dY) and S(X^T), FST x3's shift, against the DENSE and FST3_IR steps; no training,
+                                 no data (random images); --model (default resnet18), --batch (default 32), --rounds
+                                 (default 7), --threads, --out
               --steps N          training steps per pass over the first N*batch training images (default: all of the
                                  training set); cosine LR over all the steps with 5% warm-up
               --passes N         passes over those images (default 1), reshuffled each time: N * steps steps in all
@@ -75,10 +79,12 @@ public final class Main {
             }
             if (args.length == 0) throw new UsageException("which table? (table1, table5, all or ir)");
             String which = args[0].toLowerCase(Locale.ROOT);
-            if (!List.of("table1", "table5", "all", "ir").contains(which)) throw new UsageException("unknown experiment '" + args[0] + "'");
+            if (!List.of("table1", "table5", "all", "ir", "table2").contains(which)) throw new UsageException("unknown experiment '" + args[0] + "'");
             Map<String, String> v = Flags.parse(Arrays.copyOfRange(args, 1, args.length), List.of(),
-                    List.of("--steps", "--passes", "--seeds", "--seed0", "--batch", "--lr", "--model", "--data", "--test-subset", "--methods", "--threads", "--out"),
-                    UsageException::new);
+                    List.of("--steps", "--passes", "--seeds", "--seed0", "--batch", "--lr", "--model", "--data", "--test-subset", "--methods", "--rounds",
+                            "--threads", "--out"), UsageException::new);
+            if (which.equals("table2")) return table2(v, out);
+            if (v.containsKey("--rounds")) throw new UsageException("--rounds is table2's");
             return execute(which, v, out, source);
         } catch (UsageException e) {
             err.println("fst4j experiment: " + e.getMessage() + "; " + USAGE);
@@ -90,6 +96,31 @@ public final class Main {
             err.println("fst4j experiment: " + e.getMessage());
             return 1;
         }
+    }
+
+    /** Tables 2 and 6: the pruning costs per iteration ({@link PruneCost}); trains nothing, reads no data. */
+    static int table2(Map<String, String> v, PrintStream out) throws UsageException, IOException {
+        for (String f : List.of("--steps", "--passes", "--seeds", "--seed0", "--lr", "--data", "--test-subset", "--methods"))
+            if (v.containsKey(f)) throw new UsageException(f + " does not apply to table2");
+        String model = v.getOrDefault("--model", "resnet18").toLowerCase(Locale.ROOT);
+        int batch = Flags.posInt(v, "--batch", 32, UsageException::new), rounds = Flags.posInt(v, "--rounds", 7, UsageException::new);
+        try {
+            PruneCost.inputOf(model);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
+        if (v.containsKey("--threads")) Blas.setThreads(Flags.posInt(v, "--threads", 1, UsageException::new));
+        Path dir = Path.of(v.getOrDefault("--out", "runs/experiment"));
+        out.printf(Locale.ROOT, "fst4j experiment table2: %s, batch %d, %d round(s) per pruning and step, %d thread(s); output in %s%n", model, batch,
+                rounds, Blas.threads(), dir);
+        PruneCost.Result r = PruneCost.measure(model, batch, rounds, 0);
+        String md = PruneCost.markdown(r);
+        out.println();
+        out.print(md);
+        Experiment.write(dir.resolve("table2.md"), md);
+        Experiment.write(dir.resolve("table2.csv"), PruneCost.csv(r));
+        out.println("wrote " + dir.resolve("table2.md") + " (.csv)");
+        return 0;
     }
 
     static int execute(String which, Map<String, String> v, PrintStream out, DataSource source) throws UsageException, IOException {

@@ -173,6 +173,34 @@ class ExperimentTest {
         assertEquals("12", csv.get(1).split(",")[7], csv.get(1));
     }
 
+    /**
+     * Tables 2 and 6: every pruned convolution measured (the small CNN prunes two of its three), every row timed, the
+     * shares taken of the steps measured in the same run; flags of the training tables are refused.
+     */
+    @Test
+    void table2TimesEveryPruningOfEveryPrunedLayer(@TempDir Path dir) throws Exception {
+        PruneCost.Result r = PruneCost.measure("cnn", 2, 1, 0);
+        assertEquals(2, r.layers());
+        assertEquals(7, r.rows().size());
+        for (PruneCost.Row row : r.rows()) assertTrue(row.ms() > 0, row.what());
+        assertTrue(r.denseStepMs() > 0 && r.fst3irStepMs() > 0);
+        String md = PruneCost.markdown(r);
+        assertEquals(7, md.lines().filter(l -> l.startsWith("| S(") || l.startsWith("| im2col") || l.startsWith("| IR") || l.startsWith("| meProp")).count(), md);
+        double share = 100 * r.rows().get(0).ms() / r.denseStepMs();
+        assertTrue(md.contains(String.format(java.util.Locale.ROOT, "| %.1f %% |", share)), md);
+
+        Outcome ok = run(null, "table2", "--model", "cnn", "--batch", "2", "--rounds", "1", "--out", dir.toString());
+        assertEquals(0, ok.rc(), ok.err());
+        assertTrue(Files.readString(dir.resolve("table2.md")).contains("FST x3's own overhead"));
+        assertEquals(8, Files.readAllLines(dir.resolve("table2.csv")).size());
+        for (String[] bad : List.of(new String[]{"table2", "--model", "mlp"}, new String[]{"table2", "--passes", "2"},
+                new String[]{"table1", "--rounds", "3"}, new String[]{"table2", "--rounds", "0"})) {
+            Outcome u = run(null, bad);
+            assertEquals(2, u.rc(), String.join(" ", bad));
+            assertTrue(u.err().contains("usage: fst4j experiment"), u.err());
+        }
+    }
+
     @Test
     void tooFewImagesForTheBudgetIsAnError() {
         TrainData data = TrainData.of("halves", new fst4j.nn.data.Datasets.Split(halves(40, 1), halves(10, 2)));

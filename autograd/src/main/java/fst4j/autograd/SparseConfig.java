@@ -53,6 +53,10 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
     }
 
     public SparseConfig withName(String n) { return new SparseConfig(n, w, wt, wtFromSparse, dyEq2, dyEq3, xt, ir); }
+    public SparseConfig withW(Sparsifier s) { return new SparseConfig(name, s, wt, wtFromSparse, dyEq2, dyEq3, xt, ir); }
+    public SparseConfig withWt(Sparsifier s) { return new SparseConfig(name, w, s, wtFromSparse, dyEq2, dyEq3, xt, ir); }
+    public SparseConfig withDyEq2(Sparsifier s) { return new SparseConfig(name, w, wt, wtFromSparse, s, dyEq3, xt, ir); }
+    public SparseConfig withDyEq3(Sparsifier s) { return new SparseConfig(name, w, wt, wtFromSparse, dyEq2, s, xt, ir); }
     public SparseConfig withXt(Sparsifier s) { return new SparseConfig(name, w, wt, wtFromSparse, dyEq2, dyEq3, s, ir); }
     public SparseConfig withIr(Shift s) { return new SparseConfig(name, w, wt, wtFromSparse, dyEq2, dyEq3, xt, s); }
     public SparseConfig withWtFromSparse(boolean b) { return new SparseConfig(name, w, wt, b, dyEq2, dyEq3, xt, ir); }

@@ -133,6 +133,14 @@ final class Masks {
             case Sparsifier.Fixed24 f -> pattern(Lines.of(shape, f.axis()), (i, r) -> (i & 1) == 0);
             case Sparsifier.TopK t -> topK(v, Lines.of(shape, t.axis()), t.ratio());
             case Transposable24 t -> t.keep(v, shape);
+            case Sparsifier.Custom c -> {
+                Lines.of(shape, c.axis());   // a rank and axis the rule can group along, as for the built-in rules
+                boolean[] k = c.keep(v, shape.clone());
+                if (k == null || k.length != v.length)
+                    throw new IllegalStateException("custom sparsifier " + c + " returned " + (k == null ? "null" : k.length + " flags")
+                            + " for a tensor of " + v.length + " elements " + Arrays.toString(shape));
+                yield k;
+            }
             case AuthorsFixed24 a -> {
                 Lines l = Lines.of(shape, a.axis());
                 int p = a.nextPattern();

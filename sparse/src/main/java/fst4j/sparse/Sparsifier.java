@@ -18,7 +18,7 @@ import fst4j.tensor.Tensor;
  */
 public sealed interface Sparsifier
         permits Sparsifier.Dense, Sparsifier.Magnitude24, Sparsifier.SortMagnitude24, Sparsifier.Fixed24,
-                Sparsifier.TopK, Transposable24, AuthorsFixed24 {
+                Sparsifier.TopK, Transposable24, AuthorsFixed24, Sparsifier.Custom {
 
     /** The axis along which groups (or lines, for top-k) are formed. */
     int axis();
@@ -65,6 +65,43 @@ public sealed interface Sparsifier
      */
     record Fixed24(int axis) implements Sparsifier {
         @Override public boolean accelerable() { return true; }
+    }
+
+    /**
+     * A rule of your own, for any slot. {@link #keep} gets x's values (logical row-major order, as float64) and its shape,
+     * and returns which elements to keep; {@code apply} zeroes the others exactly as for the built-in rules, on any
+     * device (the selection runs on the host, the values are copied there). Say {@link #accelerable()} only if every
+     * output is 2:4 along {@link #axis()}: a pruned W is then compressed for the 2:4 product, and the compression names
+     * the first group of 4 that keeps more than 2. A rule with state (a step counter, a seed) that also implements
+     * {@link StatefulSparsifier} has it saved in checkpoints. {@link #of} makes one from a lambda:
+     * <pre>{@code
+     * Sparsifier smallest24 = Sparsifier.Custom.of("smallest 2:4", 1, true, (v, shape) -> {
+     *     boolean[] keep = new boolean[v.length];            // keep the 2 smallest |x| of every 4 along the last axis
+     *     ...
+     *     return keep;
+     * });
+     * SparseConfig cfg = SparseConfig.Method.FST2.config().withW(smallest24);
+     * }</pre>
+     */
+    non-sealed interface Custom extends Sparsifier {
+        /** Which of x's elements to keep: one flag per value, in the values' order. */
+        boolean[] keep(double[] values, int[] shape);
+
+        /** The selection of {@link #keep}, as a lambda. */
+        @FunctionalInterface
+        interface Rule { boolean[] keep(double[] values, int[] shape); }
+
+        /** A stateless rule named name (its toString), grouping along axis; twoFour: every output is 2:4 along it. */
+        static Custom of(String name, int axis, boolean twoFour, Rule rule) { return new Lambda(name, axis, twoFour, rule); }
+
+        /** {@link #of}'s rule. */
+        record Lambda(String name, int axis, boolean accelerable, Rule rule) implements Custom {
+            public Lambda {
+                if (name == null || rule == null) throw new IllegalArgumentException("a custom sparsifier needs a name and a rule");
+            }
+            @Override public boolean[] keep(double[] values, int[] shape) { return rule.keep(values, shape); }
+            @Override public String toString() { return name; }
+        }
     }
 
     /**

@@ -41,6 +41,23 @@ public final class Experiment {
         public String key() { return recipe().key(); }
     }
 
+    /** What a recipe prunes, in Table 5's words ("W, W^T, X^T fixed + IR"), from its configuration. */
+    public static String pruned(Recipe r) {
+        SparseConfig c = r.apply(r.method().config(), 0);
+        List<String> parts = new ArrayList<>();
+        if (!(c.w() instanceof fst4j.sparse.Sparsifier.Dense)) parts.add(c.w() instanceof fst4j.sparse.Transposable24 ? "W (transposable)" : "W");
+        if (!(c.wt() instanceof fst4j.sparse.Sparsifier.Dense)) parts.add(c.wtFromSparse() ? "S_T(S(W))" : "W^T");
+        else if (c.wtFromSparse()) parts.add("W^T = S(W)^T");
+        if (!(c.dyEq2() instanceof fst4j.sparse.Sparsifier.Dense)) parts.add("dY (Eq. 2)");
+        if (!(c.dyEq3() instanceof fst4j.sparse.Sparsifier.Dense)) parts.add("dY (Eq. 3)");
+        if (!(c.xt() instanceof fst4j.sparse.Sparsifier.Dense))
+            parts.add("X^T " + (c.xt() instanceof fst4j.sparse.AuthorsFixed24 ? "random fixed" : c.xt() instanceof fst4j.sparse.Sparsifier.Fixed24
+                    ? "fixed" : "sorted"));
+        String s = parts.isEmpty() ? "-" : String.join(", ", parts);
+        if (c.ir() != null) s += c.ir().equals(SparseConfig.Shift.PAPER) ? " + IR" : " + " + c.ir().coeff() + (c.ir().circular() ? " circular" : "") + " shift";
+        return s;
+    }
+
     /** The paper's Table 1 (ResNet-18, ImageNet top-1 %): which operand of Eq. 2 and Eq. 3 is pruned. */
     public static List<Row> table1() {
         return List.of(

@@ -1,6 +1,7 @@
 package fst4j.nn.experiment;
 
 import fst4j.autograd.SparseConfig.Method;
+import fst4j.autograd.SparseConfig.Recipe;
 import fst4j.nn.analysis.Main.Flags;
 import fst4j.nn.data.DatasetNotFoundException;
 import fst4j.nn.train.TrainConfig;
@@ -29,7 +30,7 @@ import java.util.Map;
 public final class Main {
     private Main() {}
 
-    static final String USAGE = "usage: fst4j experiment table1|table5|all|ir|table2 [--steps N] [--passes N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
+    static final String USAGE = "usage: fst4j experiment table1|table5|all|ir|table2|methods [--steps N] [--passes N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
             + " [--model M] [--data D] [--test-subset N] [--methods a,b,...] [--rounds N] [--threads N] [--out DIR]";
 
     static final String HELP = """
@@ -40,6 +41,8 @@ public final class Main {
               all                both tables, each method trained once (dense shared)
               ir                 fst3, fst3_ir, fst3_ir with one of the authors' code's changes at a time (random fixed
                                  patterns, 0.03 circular shift, S(W^T) from S(W)), and fst_code
+              methods            the methods given by --methods (any of train's --method names, variants too,
+                                 e.g. dense,fst3_ir,fst3_ir+patterns), as one table
               table2             what pruning costs per training iteration (Tables 2 and 6): S(W), S(W^T), Table 1's
                                  S(dY) and S(X^T), FST x3's shift, against the DENSE and FST3_IR steps; no training,
                                  no data (random images); --model (default resnet18), --batch (default 32), --rounds
@@ -53,7 +56,8 @@ public final class Main {
               --model M          resnet-small (default), mlp, cnn, resnet18
               --data D           fashion-mnist (default), mnist:DIR, cifar10:DIR
               --test-subset N    evaluate on the first N test images (default 0: all)
-              --methods a,b      only these rows of the table (method names)
+              --methods a,b      only these rows of the table (a method name keeps its rows with any variant;
+                                 fst3_ir+patterns keeps that row only); experiment methods: the rows
               --threads N        native kernel threads (default: all cores)
               --out DIR          output directory (default runs/experiment)
             """;
@@ -79,7 +83,8 @@ public final class Main {
             }
             if (args.length == 0) throw new UsageException("which table? (table1, table5, all or ir)");
             String which = args[0].toLowerCase(Locale.ROOT);
-            if (!List.of("table1", "table5", "all", "ir", "table2").contains(which)) throw new UsageException("unknown experiment '" + args[0] + "'");
+            if (!List.of("table1", "table5", "all", "ir", "table2", "methods").contains(which))
+                throw new UsageException("unknown experiment '" + args[0] + "'");
             Map<String, String> v = Flags.parse(Arrays.copyOfRange(args, 1, args.length), List.of(),
                     List.of("--steps", "--passes", "--seeds", "--seed0", "--batch", "--lr", "--model", "--data", "--test-subset", "--methods", "--rounds",
                             "--threads", "--out"), UsageException::new);
@@ -139,26 +144,38 @@ public final class Main {
             throw new UsageException("unknown model '" + model + "'");
         if (v.containsKey("--threads")) Blas.setThreads(Flags.posInt(v, "--threads", 1, UsageException::new));
 
-        Map<String, List<Experiment.Row>> tables = new LinkedHashMap<>();
-        if (which.equals("ir")) tables.put("table-ir", Experiment.tableIr());
-        else {
-            if (!which.equals("table5")) tables.put("table1", Experiment.table1());
-            if (!which.equals("table1")) tables.put("table5", Experiment.table5());
-        }
-        if (v.containsKey("--methods")) {
-            List<Method> keep = new ArrayList<>();
+        List<Recipe> keep = new ArrayList<>();
+        if (v.containsKey("--methods"))
             for (String s : v.get("--methods").split(",")) {
                 if (s.isBlank()) continue;
                 try {
-                    keep.add(Method.parse(s));
+                    Recipe r = Recipe.parse(s);
+                    if (keep.contains(r)) throw new UsageException("method " + r.key() + " given twice");
+                    keep.add(r);
                 } catch (IllegalArgumentException e) {
                     throw new UsageException(e.getMessage());
                 }
             }
-            for (Method m : keep)
-                if (tables.values().stream().flatMap(List::stream).noneMatch(r -> r.method() == m))
-                    throw new UsageException("method " + m.name().toLowerCase(Locale.ROOT) + " is not a row of " + String.join(" or ", tables.keySet()));
-            tables.replaceAll((k, rows) -> rows.stream().filter(r -> keep.contains(r.method())).toList());
+        Map<String, List<Experiment.Row>> tables = new LinkedHashMap<>();
+        if (which.equals("methods")) {
+            if (keep.isEmpty()) throw new UsageException("experiment methods needs --methods a,b,... (any of train's --method names)");
+            tables.put("methods", keep.stream().map(r -> new Experiment.Row(r.key(), r.method(), Experiment.pruned(r), "-", r.variants())).toList());
+        } else {
+            if (which.equals("ir")) tables.put("table-ir", Experiment.tableIr());
+            else {
+                if (!which.equals("table5")) tables.put("table1", Experiment.table1());
+                if (!which.equals("table1")) tables.put("table5", Experiment.table5());
+            }
+            if (!keep.isEmpty()) {
+                // a bare method keeps its rows with any variant; a method with variants keeps exactly that row
+                java.util.function.Predicate<Experiment.Row> wanted = row -> keep.stream().anyMatch(r -> r.variants().isEmpty()
+                        ? r.method() == row.method() : r.equals(row.recipe()));
+                for (Recipe r : keep)
+                    if (tables.values().stream().flatMap(List::stream).noneMatch(row -> r.variants().isEmpty() ? r.method() == row.method()
+                            : r.equals(row.recipe())))
+                        throw new UsageException("method " + r.key() + " is not a row of " + String.join(" or ", tables.keySet()));
+                tables.replaceAll((k, rows) -> rows.stream().filter(wanted).toList());
+            }
         }
         Map<String, Experiment.Row> methods = new LinkedHashMap<>();   // by key: each method (and variant) trained once
         for (List<Experiment.Row> rows : tables.values()) for (Experiment.Row r : rows) methods.putIfAbsent(r.key(), r);
@@ -202,6 +219,7 @@ public final class Main {
             String title = switch (e.getKey()) {
                 case "table1" -> "Table 1 (which operand to prune)";
                 case "table5" -> "Table 5 (FST ablation) + TSM, authors' code";
+                case "methods" -> "Methods given by --methods";
                 default -> "FST x3 against the authors' code (one change at a time)";
             };
             String md = Experiment.markdown(title, settings, res);

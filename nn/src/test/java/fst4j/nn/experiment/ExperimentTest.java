@@ -1,5 +1,7 @@
 package fst4j.nn.experiment;
 
+import fst4j.autograd.SparseConfig;
+
 import fst4j.nn.data.ImageDataset;
 import fst4j.nn.train.TrainData;
 import fst4j.tensor.Blas;
@@ -77,6 +79,39 @@ class ExperimentTest {
             assertTrue(img.getWidth() >= 800);
         }
         assertTrue(r.out().contains("[4/4]"), r.out());
+    }
+
+    /**
+     * experiment methods trains exactly the recipes given (variants included) as one table; --methods on a fixed table
+     * keeps a bare method's rows with any variant, or exactly the row a variant names.
+     */
+    @Test
+    void methodsTableAndVariantFilters(@TempDir Path dir) throws Exception {
+        TrainData data = TrainData.of("halves", new fst4j.nn.data.Datasets.Split(halves(120, 1), halves(30, 2)));
+        Outcome r = run(data, "methods", "--model", "cnn", "--steps", "2", "--batch", "16", "--seeds", "1",
+                "--methods", "dense,fst3_ir+shift0.03", "--out", dir.toString());
+        assertEquals(0, r.rc(), r.err());
+        List<String> rows = Files.readString(dir.resolve("methods.md")).lines().filter(l -> l.startsWith("| ")).skip(1).toList();
+        assertEquals(2, rows.size(), rows.toString());
+        assertTrue(rows.get(0).startsWith("| dense | dense | - |"), rows.get(0));
+        assertTrue(rows.get(1).startsWith("| fst3_ir+shift0.03 | fst3_ir+shift0.03 | W, W^T, X^T fixed + 0.03 circular shift |"), rows.get(1));
+
+        Outcome one = run(data, "ir", "--model", "cnn", "--steps", "2", "--batch", "16", "--seeds", "1", "--methods", "fst3_ir+patterns",
+                "--out", dir.resolve("ir").toString());
+        assertEquals(0, one.rc(), one.err());
+        assertTrue(one.out().contains("methods: [fst3_ir+patterns]; 1 runs"), one.out());
+        Outcome bad = run(data, "ir", "--methods", "fst3_ir+wt-from-sw+patterns");
+        assertEquals(2, bad.rc());
+        assertTrue(bad.err().contains("is not a row of table-ir"), bad.err());
+        Outcome none = run(data, "methods");
+        assertEquals(2, none.rc());
+        assertTrue(none.err().contains("needs --methods"), none.err());
+
+        assertEquals("W, W^T, X^T fixed + IR", Experiment.pruned(SparseConfig.Recipe.of(SparseConfig.Method.FST3_IR)));
+        assertEquals("W, S_T(S(W)), X^T random fixed + 0.03 circular shift", Experiment.pruned(SparseConfig.Recipe.of(SparseConfig.Method.FST_CODE)));
+        assertEquals("W (transposable), W^T = S(W)^T", Experiment.pruned(SparseConfig.Recipe.of(SparseConfig.Method.TSM)));
+        assertEquals("W, dY (Eq. 2), dY (Eq. 3)", Experiment.pruned(SparseConfig.Recipe.of(SparseConfig.Method.GG)));
+        assertEquals("-", Experiment.pruned(SparseConfig.Recipe.of(SparseConfig.Method.DENSE)));
     }
 
     @Test

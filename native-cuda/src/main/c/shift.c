@@ -40,7 +40,11 @@ int fst_shift_add(const float *dy, float *out, int64_t rows, int64_t len, int64_
  * list is p, p + 2, p + 4, ... with every neighbour inside the segment. Such a run (RUN_MIN entries or more) is computed as
  * o[i] = s[2i] + coeff * s[2i + shift], a loop the compiler vectorises as it does fst_shift_gather's (the same operations in
  * the same order, so the same bits); the other positions one by one through their neighbour list. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(FST_NO_CLONES)
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CLONES
+#endif
 #define RUN_MIN 8
 
 /* len > 0: a regular run of len positions from q0; len < 0: -len positions from q0 taken one by one */
@@ -110,7 +114,7 @@ int fst_shift_gather_at(const float *dy, int64_t ldd, float *out, int64_t ldo, i
     for (int64_t q = 0; q < npos;) {
         int64_t e = q + 1;
         if (regular_at(pos, nb, q, shift))
-            while (e < npos && pos[e] == pos[e - 1] + 2 && regular_at(pos, nb, e, shift)) e++;
+            while (e < npos && pos[e] - pos[e - 1] == 2 && regular_at(pos, nb, e, shift)) e++;   /* no overflow near INT32_MAX */
         if (e - q >= RUN_MIN) {
             runs[nruns++] = (shift_run){ (int32_t)q, (int32_t)(e - q) };
         } else if (nruns > 0 && runs[nruns - 1].len < 0) {

@@ -212,6 +212,9 @@ public final class Gemm3 {
         return prepareForward(w, DType.F32);
     }
 
+    /** How often {@link #prepareForward(Tensor, DType, boolean)} kept S(W) for the dense GEMM (tests see the rule act). */
+    static final java.util.concurrent.atomic.AtomicLong DENSE_PRODUCTS_OF_SW = new java.util.concurrent.atomic.AtomicLong();
+
     /** Prunes (and compresses) W for Eq. 1 once; xType is the right-hand side's dtype (the 2:4 kernel needs float32). */
     public Prepared prepareForward(Tensor w, DType xType) { return prepareForward(w, xType, false); }
 
@@ -226,6 +229,7 @@ public final class Gemm3 {
             // magnitude 2:4 along K: pruned by one kernel into the form the product takes (CPU: compressed; CUDA: bf16)
             boolean magnitudeK = wMagnitudeAlongK() && f32(w) && xType == DType.F32;
             if (magnitudeK && cpu(w) && denseProduct) {
+                DENSE_PRODUCTS_OF_SW.incrementAndGet();
                 Tensor sw = cfg.w().apply(w);
                 return new Prepared(new Left(sw, null), cfg.wtFromSparse() ? sw.alias() : null);
             }

@@ -115,11 +115,6 @@ public final class Layers {
     public static volatile boolean eq2TconvAll = !"false".equals(System.getProperty("fst4j.conv.tconvAll"));
 
     /**
-     * On CUDA, a convolution whose Eq. 1 runs through cuSPARSELt gets its bf16 product read back straight into the NCHW
-     * output by one kernel, instead of into [Cout, N*H*W] float32 and permuted (-Dfst4j.cuda.nchwProduct=false: the two
-     * passes, for A/B timing on a device). The same values either way.
-     */
-    /**
      * Whether a CPU convolution's Eq. 1 multiplies a magnitude 2:4 S(W) by the dense GEMM rather than the 2:4 product:
      * at stride 2 with a 1x1 kernel or at most 32 output channels, where the 2:4 product measured slower than the dense
      * one (Zen 5, in the step: resnet-small's 16 -> 32 3x3 at 0.70x, its 1x1 shortcuts at 0.79x and 0.89x, ResNet-18's at
@@ -131,6 +126,11 @@ public final class Layers {
 
     public static volatile boolean denseStride2 = !"false".equals(System.getProperty("fst4j.conv.denseStride2"));
 
+    /**
+     * On CUDA, a convolution whose Eq. 1 runs through cuSPARSELt gets its bf16 product read back straight into the NCHW
+     * output by one kernel, instead of into [Cout, N*H*W] float32 and permuted (-Dfst4j.cuda.nchwProduct=false: the two
+     * passes, for A/B timing on a device). The same values either way.
+     */
     public static volatile boolean cudaNchwProduct = !"false".equals(System.getProperty("fst4j.cuda.nchwProduct"));
 
     /**

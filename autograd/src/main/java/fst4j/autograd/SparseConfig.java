@@ -108,13 +108,14 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
     }
 
     /**
-     * A method with variants applied on top, in the order given ({@code fst3_ir+patterns}); what the trainer, the
-     * experiments and checkpoints name a run by.
+     * A method with variants applied on top ({@code fst3_ir+patterns}), kept in the enum's order whatever order they were
+     * written in (each changes its own slot); what the trainer, the experiments and checkpoints name a run by.
      */
     public record Recipe(Method method, java.util.List<Variant> variants) {
         public Recipe {
             if (method == null) throw new IllegalArgumentException("method is null");
-            variants = java.util.List.copyOf(variants);
+            // each variant changes its own slot, so their order does not matter: one canonical order, one name per recipe
+            variants = variants.stream().sorted().distinct().toList();
             SparseConfig c = method.config();
             for (Variant v : variants) {
                 String why = v.whyNot(c);
@@ -147,11 +148,16 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
             return sb.toString();
         }
 
-        /** cfg (a layer's configuration from the method) with every variant applied, unless the layer is dense. */
+        /**
+         * cfg (a layer's configuration) with every variant applied that changes it ({@link Variant#whyNot}): a dense layer
+         * keeps its configuration, and a layer without the slot a variant replaces (one set by {@code Models.override},
+         * say) keeps that slot.
+         */
         public SparseConfig apply(SparseConfig cfg, long layerSeed) {
-            if (cfg.isDense()) return cfg;
-            for (Variant v : variants) cfg = v.apply(cfg, layerSeed);
-            return variants.isEmpty() ? cfg : cfg.withName(key());
+            boolean changed = false;
+            for (Variant v : variants)
+                if (!cfg.isDense() && v.whyNot(cfg) == null) { cfg = v.apply(cfg, layerSeed); changed = true; }
+            return changed ? cfg.withName(key()) : cfg;
         }
 
         @Override public String toString() { return key(); }

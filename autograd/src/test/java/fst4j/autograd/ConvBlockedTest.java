@@ -129,7 +129,10 @@ class ConvBlockedTest {
         try {
             for (boolean on : new boolean[]{true, false}) {
                 Layers.denseStride2 = on;
+                long before0 = Gemm3.DENSE_PRODUCTS_OF_SW.get();
                 Result blocked = run(m, g, true, true, false);
+                // the rule acts on magnitude-pruned W only (the authors' code prunes W so too; SR-STE and FST3_IR likewise)
+                assertEquals(on ? 1 : 0, Gemm3.DENSE_PRODUCTS_OF_SW.get() - before0, m + ": the dense product of S(W) taken " + on);
                 close(whole.y, blocked.y, m + " y, dense product of S(W) " + on);
                 close(whole.dx, blocked.dx, m + " dx " + on);
                 close(whole.dw, blocked.dw, m + " dw " + on);

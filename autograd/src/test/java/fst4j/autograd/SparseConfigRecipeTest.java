@@ -39,9 +39,13 @@ class SparseConfigRecipeTest {
                     refused++;
                 }
             }
-        // FST3 and FST3_IR take any subset their slots allow; DENSE takes none
-        assertTrue(applied > Method.values().length && refused > 0);
-        assertDoesNotThrow(() -> Recipe.parse("fst3_ir+wt-from-sw+shift0.03+patterns"));
+        // the non-empty selections each method takes: FST3_IR all 7; FST3 (no IR) and FST3_IR_PATTERNS (patterns already)
+        // 3; FST2, WG, WX only S(W^T) from S(W); the rest none (FST_CODE has all three, TSM and the G rules no pruned W^T)
+        assertEquals(Method.values().length + 7 + 3 + 3 + 1 + 1 + 1, applied);
+        assertEquals(Method.values().length * 8, applied + refused);
+        // the order written does not matter: one name per configuration
+        assertEquals(Recipe.parse("fst3_ir+patterns+shift0.03+wt-from-sw"), Recipe.parse("fst3_ir+wt-from-sw+shift0.03+patterns"));
+        assertEquals("fst3_ir+patterns+shift0.03", Recipe.parse("fst3_ir+shift0.03+patterns").key());
         assertThrows(IllegalArgumentException.class, () -> Recipe.parse("fst3+shift0.03"));   // FST3 has no IR
         assertThrows(IllegalArgumentException.class, () -> Recipe.parse("fst3_ir+"));
     }
@@ -56,5 +60,10 @@ class SparseConfigRecipeTest {
         assertSame(d, r.apply(d, 9));
         assertSame(ir, Recipe.of(Method.FST3_IR).apply(ir, 9));
         assertEquals("fst3_ir", Recipe.of(Method.FST3_IR).key());
+        // a layer without the slot a variant replaces keeps it: here no IR for the 0.03 shift, the W^T change applied
+        SparseConfig noIr = ir.withIr(null);
+        assertEquals(noIr.withWtFromSparse(true).withName("fst3_ir+shift0.03+wt-from-sw"), r.apply(noIr, 9));
+        SparseConfig noXt = Method.FST2.config();
+        assertSame(noXt, Recipe.parse("fst3_ir+patterns").apply(noXt, 9));
     }
 }

@@ -135,7 +135,7 @@ final class Masks {
             case Transposable24 t -> t.keep(v, shape);
             case Sparsifier.Custom c -> {
                 Lines.of(shape, c.axis());   // a rank and axis the rule can group along, as for the built-in rules
-                boolean[] k = c.keep(v, shape.clone());
+                boolean[] k = c.keep(v.clone(), shape.clone());   // the rule may scribble on its copies: apply still needs v
                 if (k == null || k.length != v.length)
                     throw new IllegalStateException("custom sparsifier " + c + " returned " + (k == null ? "null" : k.length + " flags")
                             + " for a tensor of " + v.length + " elements " + Arrays.toString(shape));

@@ -73,7 +73,10 @@ public sealed interface Sparsifier
      * device (the selection runs on the host, the values are copied there). Say {@link #accelerable()} only if every
      * output is 2:4 along {@link #axis()}: a pruned W is then compressed for the 2:4 product, and the compression names
      * the first group of 4 that keeps more than 2. A rule with state (a step counter, a seed) that also implements
-     * {@link StatefulSparsifier} has it saved in checkpoints. {@link #of} makes one from a lambda:
+     * {@link StatefulSparsifier} has it written into the trainer's checkpoints; checkpoints record the method, not custom
+     * rules, so to resume, install the same rules on the new trainer's model before its {@code load} (which refuses a
+     * checkpoint holding sparsifier state that no layer of the model takes). {@link #of} makes one from a lambda (its
+     * record compares the rule by identity):
      * <pre>{@code
      * Sparsifier smallest24 = Sparsifier.Custom.of("smallest 2:4", 1, true, (v, shape) -> {
      *     boolean[] keep = new boolean[v.length];            // keep the 2 smallest |x| of every 4 along the last axis

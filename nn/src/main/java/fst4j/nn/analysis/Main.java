@@ -136,7 +136,7 @@ public final class Main {
         Files.createDirectories(dir);
         try (Module model = Models.byName(modelName, test.channels(), test.height(), test.width(), test.numClasses(), method,
                 cfg != null ? cfg.seed() : seed)) {
-            if (cfg != null) Trainer.applyVariants(model, cfg);   // the checkpoint's layers as trained (their state included)
+            if (cfg != null) Trainer.applyVariants(model, cfg);   // the layers as trained (the variants leave the forward pass as it is)
             if (ckpt != null) loadModel(model, ckpt);
             boolean all1x1 = v.containsKey("--include-1x1");
             var convs = FeatureRecorder.convLayers(model);

@@ -20,7 +20,7 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * {@code fst4j experiment table1|table5|all|ir}: the paper's Table 1 (which operand to prune) and Table 5 (FST ablation,
+ * {@code fst4j experiment table1|table5|all|ir|methods|table2}: the paper's Table 1 (which operand to prune) and Table 5 (FST ablation,
  * plus TSM and the authors' code variant) at small scale, several seeds per row; see {@link Experiment}. Writes
  * TABLE.md (Markdown table), TABLE.png (test accuracy bars with +- std), TABLE-time.png (ms/step) and TABLE.csv
  * (one line per run) into --out. {@code all} runs the union once (dense is shared) and writes both tables; {@code ir}
@@ -81,7 +81,7 @@ public final class Main {
                 out.println(USAGE);
                 return 0;
             }
-            if (args.length == 0) throw new UsageException("which table? (table1, table5, all or ir)");
+            if (args.length == 0) throw new UsageException("which table? (table1, table5, all, ir, table2 or methods)");
             String which = args[0].toLowerCase(Locale.ROOT);
             if (!List.of("table1", "table5", "all", "ir", "table2", "methods").contains(which))
                 throw new UsageException("unknown experiment '" + args[0] + "'");

@@ -294,6 +294,10 @@ public final class Trainer implements AutoCloseable {
             DataLoader.State ls = DataLoader.State.fromLongs(c.int64("loader"));
             if (st < 0 || st > totalSteps) throw new IllegalArgumentException("step " + st + " is outside 0.." + totalSteps);
             Map<String, fst4j.sparse.StatefulSparsifier> sparsifiers = sparsifierStates();
+            for (String k : c.int64s().keySet())
+                if (k.startsWith("sparsity.") && !sparsifiers.containsKey(k))
+                    throw new IllegalArgumentException("it holds the state of sparsifier " + k.substring(9) + ", a slot with no stateful rule in"
+                            + " this model (a custom rule, or a per-layer override, not installed before load?)");
             for (var e : sparsifiers.entrySet()) {
                 long[] words = c.int64(e.getKey());
                 if (words == null) throw new IllegalArgumentException("missing sparsifier state " + e.getKey());

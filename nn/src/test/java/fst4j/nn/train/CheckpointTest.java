@@ -114,6 +114,32 @@ class CheckpointTest {
         }
     }
 
+    /**
+     * A checkpoint whose layers carried stateful rules (the authors' random patterns) does not load into a model where a
+     * layer no longer takes that state (overridden after the trainer was built): an error naming the slot, not a run that
+     * silently drops it.
+     */
+    @Test
+    void sparsifierStateWithoutItsLayerIsRefused(@TempDir Path dir) throws Exception {
+        TrainData data = tiny();
+        Path ckpt = dir.resolve("p.safetensors");
+        try (Trainer t = new Trainer(cfg(Method.FST3_IR_PATTERNS, "cnn"), data)) {
+            run(t, 2);
+            t.save(ckpt);
+        }
+        try (Trainer t = new Trainer(cfg(Method.FST3_IR_PATTERNS, "cnn"), data)) {
+            String layer = fst4j.nn.Models.sparseLayers(t.model()).entrySet().stream()
+                    .filter(e -> e.getValue().sparsity().xt() instanceof fst4j.sparse.AuthorsFixed24).findFirst().orElseThrow().getKey();
+            fst4j.nn.Models.override(t.model(), layer, Method.FST3_IR.config());
+            CheckpointException e = assertThrows(CheckpointException.class, () -> t.load(ckpt));
+            assertTrue(e.getMessage().contains("sparsifier " + layer + ".xt"), e.getMessage());
+        }
+        try (Trainer t = new Trainer(cfg(Method.FST3_IR_PATTERNS, "cnn"), data)) {
+            t.load(ckpt);   // as saved: loads
+            assertEquals(2, t.stepsDone());
+        }
+    }
+
     @Test
     void corruptOrForeignCheckpointsGiveClearErrors(@TempDir Path dir) throws Exception {
         TrainData data = tiny();

@@ -409,6 +409,11 @@ public final class Main {
                     "Eq.1", "Eq.2", "Eq.3", "im2col", "sparsify", "eltwise", "optim", "Java");
             for (Result r : rs) {
                 Map<String, Double> s = r.shares();
+                if (r.measuredSteps() == 0 && Double.isNaN(r.trainLoss())) {   // resumed from a finished run: nothing was trained
+                    out.printf(Locale.ROOT, mcol + " %8.2f%%   (no steps left to train: the checkpoint's run was finished)%n", r.cfg().methodName(),
+                            100 * r.testAcc());
+                    continue;
+                }
                 out.printf(Locale.ROOT, mcol + " %8.2f%% %10.4f %8.1f %5.1f%% %5.1f%% %5.1f%% %6.1f%% %8.1f%% %7.1f%% %5.1f%% %5.1f%%%n", r.cfg().methodName(),
                         100 * r.testAcc(), r.trainLoss(), r.medianStepMs(), 100 * s.get("eq1"), 100 * s.get("eq2"), 100 * s.get("eq3"),
                         100 * s.get("im2col"), 100 * s.get("sparsify"), 100 * s.get("elementwise"), 100 * s.get("optimizer"), 100 * s.get("java"));

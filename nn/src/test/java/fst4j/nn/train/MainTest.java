@@ -147,6 +147,11 @@ public class MainTest {
             assertEquals(a.tensors().keySet(), b.tensors().keySet());
             for (String k : a.tensors().keySet()) assertArrayEquals(a.tensor(k).toFloatArray(), b.tensor(k).toFloatArray(), k);
         }
+        // resuming the finished run trains nothing and says so (no NaN row)
+        Outcome done = main(TrainData::load, "--resume", out.resolve(key + "/final.safetensors").toString(), "--out", tmp.resolve("done").toString(),
+                "--threads", "1", "--no-progress");
+        assertEquals(0, done.rc(), done.err());
+        assertTrue(done.out().contains("no steps left to train") && !done.out().contains("NaN"), done.out());
         // resuming under the bare method is a usage error: the variants are part of the run
         Outcome r3 = main(NO_DATA, "--resume", out.resolve(key + "/checkpoint.safetensors").toString(), "--method", "fst3_ir");
         assertEquals(2, r3.rc());

@@ -98,8 +98,8 @@ public final class Experiment {
                 new Row("authors' code (FST_CODE)", Method.FST_CODE, "W, S_T(S(W)), X^T random fixed + 0.03 shift", "-"));
     }
 
-    /** One (method, seed) run. */
-    public record Run(Method method, long seed, double testAcc, double testLoss, double trainLoss, double medianStepMs, long steps, double wallSeconds) {}
+    /** One (method with its variants, seed) run. */
+    public record Run(Recipe recipe, long seed, double testAcc, double testLoss, double trainLoss, double medianStepMs, long steps, double wallSeconds) {}
 
     /** A row's runs over the seeds. */
     public record Result(Row row, List<Run> runs) {
@@ -145,7 +145,7 @@ public final class Experiment {
                 t.endEpoch();
             }
             Trainer.Eval e = t.evaluate();
-            return new Run(recipe.method(), seed, e.accuracy(), e.loss(), seen == 0 ? Double.NaN : lossSum / seen, median(ms), t.stepsDone(),
+            return new Run(recipe, seed, e.accuracy(), e.loss(), seen == 0 ? Double.NaN : lossSum / seen, median(ms), t.stepsDone(),
                     (System.nanoTime() - t0) / 1e9);
         }
     }

@@ -450,3 +450,66 @@ int fst_pattern24(const float *x, float *out, int64_t outer, int64_t len, int64_
     fst_parallel(units, nt > 1 ? 4 * (int64_t)nt : 1, nt, pattern_task, &j);
     return FST_OK;
 }
+
+/* ---- fst_topk (fst4j.h): unstructured top-k along an axis, Sparsifier.TopK's rule ---- */
+typedef struct { const ubits *x; ubits *out; int64_t len, inner, k; int failed; } topk_job;
+
+/* Sort key of one element: |x| as an ordered bit pattern (every NaN the largest, all NaNs equal, -0.0 = +0.0) in the
+ * high word, the complement of its index in the low word, so that the k largest keys are the k largest |x| with ties
+ * to the lower index (Masks.topK: Double.compare of |x|, then the index). */
+static inline uint64_t topk_key(ubits b, int64_t i) {
+    uint32_t a = b & 0x7fffffffu;
+    if (a > 0x7f800000u) a = 0x7fffffffu;   /* NaN */
+    return ((uint64_t)a << 32) | (uint32_t)(0xffffffffu - (uint32_t)i);
+}
+
+/* Moves the k largest of v[0..n) to v[0..k) (any order): quickselect, median of three, no recursion. */
+static void topk_select(uint64_t *v, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        uint64_t a = v[lo], b = v[mid], c = v[hi];
+        const uint64_t p = a > b ? (b > c ? b : (a > c ? c : a)) : (a > c ? a : (b > c ? c : b));
+        int64_t i = lo, j = hi;
+        while (i <= j) {   /* descending: larger keys to the left (keys are distinct: the index is in them) */
+            while (v[i] > p) i++;
+            while (v[j] < p) j--;
+            if (i <= j) { const uint64_t t = v[i]; v[i] = v[j]; v[j] = t; i++; j--; }
+        }
+        if (k - 1 <= j) hi = j;
+        else if (k - 1 >= i) lo = i;
+        else return;
+    }
+}
+
+static void topk_task(void *p, int64_t l0, int64_t l1) {
+    topk_job *j = p;
+    uint64_t *v = malloc((size_t)j->len * sizeof(uint64_t));
+    if (!v) { __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED); return; }   /* the caller reports it */
+    for (int64_t l = l0; l < l1; l++) {
+        const int64_t o = l / j->inner, q = l - o * j->inner, base = o * j->len * j->inner + q;
+        for (int64_t i = 0; i < j->len; i++) {
+            v[i] = topk_key(j->x[base + i * j->inner], i);
+            j->out[base + i * j->inner] = 0;
+        }
+        if (j->k < j->len) topk_select(v, j->len, j->k);
+        for (int64_t t = 0; t < j->k; t++) {
+            const int64_t i = (int64_t)(0xffffffffu - (uint32_t)v[t]);
+            j->out[base + i * j->inner] = j->x[base + i * j->inner];
+        }
+    }
+    free(v);
+}
+
+int fst_topk(const float *x, float *out, int64_t outer, int64_t len, int64_t inner, int64_t k, int nthreads) {
+    if (outer < 0 || len < 0 || inner < 0 || k < 0 || k > len || len > 0xffffffffLL || nthreads < 1) return FST_EINVAL;
+    if (outer == 0 || len == 0 || inner == 0) return FST_OK;
+    if (!x || !out) return FST_ENULL;
+    if (outer > INT64_MAX / len || outer * len > INT64_MAX / inner) return FST_EINVAL;
+    if ((const float *)out < x + outer * len * inner && x < (const float *)out + outer * len * inner) return FST_EINVAL;   /* overlap */
+    topk_job j = { (const ubits *)x, (ubits *)out, len, inner, k, 0 };
+    const int64_t lines = outer * inner, n = lines * len;
+    const int nt = n < 65536 ? 1 : nthreads;
+    fst_parallel(lines, nt > 1 ? 4 * (int64_t)nt : 1, nt, topk_task, &j);
+    return __atomic_load_n(&j.failed, __ATOMIC_RELAXED) ? FST_EINVAL : FST_OK;   /* out of memory for a line's keys */
+}

@@ -690,6 +690,22 @@ public final class Native {
                 JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT), false);
     }
 
+    private static final class TopKHandles {   // bound on first use
+        static final MethodHandle TOPK = bind(LIB, "fst_topk", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG,
+                JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT), false);
+    }
+
+    /**
+     * out = x at the k largest |x| of every line along len, +0.0 elsewhere, x and out contiguous [outer, len, inner]
+     * floats, not overlapping (fst_topk in fst4j.h: Sparsifier.TopK's rule, ties to the lower index, NaN the largest).
+     */
+    public static void topK(MemorySegment x, MemorySegment out, long outer, long len, long inner, long k, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) TopKHandles.TOPK.invokeExact(x, out, outer, len, inner, k, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_topk");
+    }
+
     /**
      * out = x where a fixed 2:4 pattern keeps the element, +0.0 elsewhere, x and out contiguous [outer, len, inner]
      * floats, the pattern along len: -1 Eq. 7's even positions, 0..3 AuthorsFixed24's (fst_pattern24 in fst4j.h).

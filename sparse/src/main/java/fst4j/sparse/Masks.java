@@ -54,7 +54,7 @@ final class Masks {
         };
         if (t != null) return t;
         if (x.device() != fst4j.tensor.Device.CPU && x.dtype() == DType.F32) return applyOnDevice(s, x);
-        t = fixedPatternNative(s, x);
+        t = s instanceof Sparsifier.TopK k ? topKNative(k, x) : fixedPatternNative(s, x);
         return t != null ? t : applyOnHost(s, x);
     }
 
@@ -111,6 +111,26 @@ final class Masks {
         try (Tensor src = x.contiguous()) {
             if (out.numel() > 0)
                 fst4j.shim.Native.pattern24(src.data(), out.data(), l.outer(), l.len(), l.inner(), pattern, fst4j.tensor.Blas.threads());
+            return out;
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
+    }
+
+    /**
+     * apply of {@link Sparsifier.TopK} to a float32 CPU tensor by the shim's fst_topk (a selection per line, O(len)):
+     * the same kept set as {@link #topK}, which sorts each line in Java. Null for other dtypes or devices, or without
+     * the shim.
+     */
+    private static Tensor topKNative(Sparsifier.TopK s, Tensor x) {
+        if (x.device() != fst4j.tensor.Device.CPU || x.dtype() != DType.F32 || !fst4j.shim.Native.isLoaded()) return null;
+        Lines l = Lines.of(x.shape(), s.axis());
+        int k = (int) Math.min(l.len(), Math.ceil(s.ratio() * l.len()));
+        Tensor out = Tensor.empty(x.shape());
+        try (Tensor src = x.contiguous()) {
+            if (out.numel() > 0)
+                fst4j.shim.Native.topK(src.data(), out.data(), l.outer(), l.len(), l.inner(), k, fst4j.tensor.Blas.threads());
             return out;
         } catch (RuntimeException | Error e) {
             out.close();

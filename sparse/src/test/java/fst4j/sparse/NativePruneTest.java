@@ -236,6 +236,43 @@ class NativePruneTest {
         }
     }
 
+    /**
+     * The native top-k (meProp's unstructured rule) keeps exactly the host selection, bit for bit: ties, zeros, NaN
+     * (several payloads), +-Inf and -0.0, every axis of a rank-3 tensor, ratios 0 to 1, one and two threads.
+     */
+    @Property(tries = 150)
+    void topKNativeEqualsHostSelection(@ForAll @IntRange(min = 1, max = 7) int a, @ForAll @IntRange(min = 1, max = 40) int b,
+                                       @ForAll @IntRange(min = 1, max = 6) int c, @ForAll @IntRange(min = 0, max = 2) int axis,
+                                       @ForAll @IntRange(min = 0, max = 10) int tenths, @ForAll boolean twoThreads, @ForAll long seed) {
+        try (Scope s = Scope.open()) {
+            Tensor x = Tensor.of(nasty(a * b * c, seed), a, b, c);
+            Sparsifier.TopK rule = new Sparsifier.TopK(axis, tenths / 10.0);
+            float[] host = Masks.applyOnHost(rule, x).toFloatArray();
+            int before = fst4j.tensor.Blas.threads();
+            fst4j.tensor.Blas.setThreads(twoThreads ? 2 : 1);
+            float[] nat;
+            try { nat = rule.apply(x).toFloatArray(); } finally { fst4j.tensor.Blas.setThreads(before); }
+            for (int i = 0; i < host.length; i++)
+                assertEquals(Float.floatToRawIntBits(host[i]), Float.floatToRawIntBits(nat[i]), "element " + i + " of " + java.util.Arrays.toString(x.shape()));
+        }
+    }
+
+    @Test
+    void topKLargeAndValidated() {
+        try (Scope s = Scope.open()) {
+            Tensor x = Tensor.of(nasty(300 * 257, 9), 300, 257);   // big enough for both threads, lines of 300 along axis 0
+            Sparsifier.TopK rule = new Sparsifier.TopK(0, 0.3);
+            assertArrayEquals(Masks.applyOnHost(rule, x).toFloatArray(), rule.apply(x).toFloatArray());
+            Tensor out = Tensor.empty(2, 3);
+            Tensor m = Tensor.of(new float[]{1, 2, 3, 4, 5, 6}, 2, 3);
+            assertThrows(IllegalArgumentException.class, () -> Native.topK(m.data(), out.data(), 2, 3, 1, 4, 1));    // k > len
+            assertThrows(IllegalArgumentException.class, () -> Native.topK(m.data(), out.data(), 2, 3, 1, -1, 1));
+            assertThrows(IllegalArgumentException.class, () -> Native.topK(m.data(), m.data(), 2, 3, 1, 1, 1));    // in place
+            Native.topK(m.data(), out.data(), 2, 3, 1, 1, 1);
+            assertArrayEquals(new float[]{0, 0, 3, 0, 0, 6}, out.toFloatArray());
+        }
+    }
+
     @Test
     void shiftGatherLargeAndStrided() {
         try (Scope s = Scope.open()) {

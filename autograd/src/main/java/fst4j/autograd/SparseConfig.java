@@ -194,7 +194,13 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
          * FST3_IR with the authors' four random fixed activation patterns in place of Eq. 7's one (and nothing else of
          * their code): the most accurate FST x3 of {@code fst4j experiment ir} on Fashion-MNIST (docs/results.md).
          */
-        FST3_IR_PATTERNS;
+        FST3_IR_PATTERNS,
+        /**
+         * meProp (Sun et al. 2017; the paper's Table 3): dense weights, the output gradient dY pruned unstructured to its
+         * larger half by magnitude in each column (over Cout, at the density of 2:4), in Eq. 2 and Eq. 3 alike. The
+         * fraction is this library's choice (the paper does not give meProp's k). Not accelerable: a masked dense GEMM.
+         */
+        MEPROP;
 
         public SparseConfig config() { return config(0); }
 
@@ -216,6 +222,7 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
                 case FST3_IR -> new SparseConfig(n, sw, swt, false, d, d, new Sparsifier.Fixed24(1), Shift.PAPER);
                 case FST_CODE -> new SparseConfig(n, sw, swt, true, d, d, new AuthorsFixed24(1, seed), Shift.AUTHORS);
                 case FST3_IR_PATTERNS -> new SparseConfig(n, sw, swt, false, d, d, new AuthorsFixed24(1, seed), Shift.PAPER);
+                case MEPROP -> new SparseConfig(n, d, d, false, new Sparsifier.TopK(0, 0.5), new Sparsifier.TopK(0, 0.5), d, null);
             };
         }
 

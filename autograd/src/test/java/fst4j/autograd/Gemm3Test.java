@@ -166,6 +166,49 @@ class Gemm3Test {
         }
     }
 
+    /**
+     * MEPROP (Table 3's meProp): dense W forward; in both Eq. 2 and Eq. 3 the output gradient keeps, per sample, the
+     * larger half of its entries by magnitude (ties to the lower index), checked against float64 sums.
+     */
+    @Test
+    void mePropPrunesTheOutputGradientPerSampleInBothEquations() {
+        int n = 4, in = 6, out = 7;   // ceil(7 / 2) = 4 kept of 7 per sample
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(11);
+            Tensor xt = r.normal(0, 1, n, in), wt = r.normal(0, 1, out, in), gt = r.normal(0, 1, n, out);
+            Var x = Var.param(xt.copy()), w = Var.param(wt.copy());
+            Var y = Layers.linear(new Gemm3(SparseConfig.Method.MEPROP.config()), x, w, null);
+            y.backward(gt);
+            double[] X = xt.toDoubleArray(), W = wt.toDoubleArray(), G = gt.toDoubleArray(), yv = y.value().toDoubleArray();
+            double[] sg = new double[n * out];
+            for (int i = 0; i < n; i++) {
+                Integer[] idx = new Integer[out];
+                for (int o = 0; o < out; o++) idx[o] = o;
+                final int row = i;
+                java.util.Arrays.sort(idx, (p, q) -> { int c = Double.compare(Math.abs(G[row * out + q]), Math.abs(G[row * out + p])); return c != 0 ? c : Integer.compare(p, q); });
+                for (int t = 0; t < 4; t++) sg[i * out + idx[t]] = G[i * out + idx[t]];
+            }
+            for (int i = 0; i < n; i++)
+                for (int o = 0; o < out; o++) {
+                    double want = 0;
+                    for (int k = 0; k < in; k++) want += X[i * in + k] * W[o * in + k];
+                    assertEquals(want, yv[i * out + o], 1e-5, "dense forward");
+                }
+            for (int i = 0; i < n; i++)
+                for (int k = 0; k < in; k++) {
+                    double want = 0;
+                    for (int o = 0; o < out; o++) want += sg[i * out + o] * W[o * in + k];
+                    assertEquals(want, x.grad().getDouble(i, k), 1e-5, "Eq. 2 with S(dY)");
+                }
+            for (int o = 0; o < out; o++)
+                for (int k = 0; k < in; k++) {
+                    double want = 0;
+                    for (int i = 0; i < n; i++) want += sg[i * out + o] * X[i * in + k];
+                    assertEquals(want, w.grad().getDouble(o, k), 1e-5, "Eq. 3 with S(dY)");
+                }
+        }
+    }
+
     /** FST3_IR_PATTERNS is FST3_IR with only its X^T rule changed: the authors' random patterns, seeded per layer. */
     @Test
     void fst3IrPatternsChangesOnlyTheActivationMask() {

@@ -85,6 +85,20 @@ public final class Experiment {
     }
 
     /**
+     * The paper's Table 3 (ResNet-18, ImageNet top-1 %) as far as this library has its methods: dense, SR-STE, TSM, FST x2,
+     * FST x3 and meProp (ASP, prune-then-fine-tune, and ReSprop are not implemented).
+     */
+    public static List<Row> table3() {
+        return List.of(
+                new Row("dense", Method.DENSE, "-", "71.2"),
+                new Row("SR-STE", Method.SR_STE, "W", "71.2"),
+                new Row("TSM (transposable)", Method.TSM, "W, W^T (one mask)", "70.7"),
+                new Row("FST x2", Method.FST2, "W, W^T", "71.3"),
+                new Row("FST x3", Method.FST3_IR, "W, W^T, X^T + IR", "71.0"),
+                new Row("meProp (top half of dY, unstructured)", Method.MEPROP, "dY (Eq. 2, Eq. 3)", "32.5"));
+    }
+
+    /**
      * Where the authors' code and the paper's FST x3 part: FST3 and FST3_IR, FST3_IR with one of the authors' three
      * changes at a time ({@link Variant}), and the authors' code with all three.
      */

@@ -20,7 +20,7 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * {@code fst4j experiment table1|table5|all|ir|methods|table2}: the paper's Table 1 (which operand to prune) and Table 5 (FST ablation,
+ * {@code fst4j experiment table1|table3|table5|all|ir|methods|table2}: the paper's Table 1 (which operand to prune) and Table 5 (FST ablation,
  * plus TSM and the authors' code variant) at small scale, several seeds per row; see {@link Experiment}. Writes
  * TABLE.md (Markdown table), TABLE.png (test accuracy bars with +- std), TABLE-time.png (ms/step) and TABLE.csv
  * (one line per run) into --out. {@code all} runs the union once (dense is shared) and writes both tables; {@code ir}
@@ -30,15 +30,16 @@ import java.util.Map;
 public final class Main {
     private Main() {}
 
-    static final String USAGE = "usage: fst4j experiment table1|table5|all|ir|table2|methods [--steps N] [--passes N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
+    static final String USAGE = "usage: fst4j experiment table1|table3|table5|all|ir|table2|methods [--steps N] [--passes N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
             + " [--model M] [--data D] [--test-subset N] [--methods a,b,...] [--rounds N] [--threads N] [--out DIR]";
 
     static final String HELP = """
-            fst4j experiment: the paper's Table 1 and Table 5 at small scale.
+            fst4j experiment: the paper's Tables 1, 3 and 5 at small scale, any methods, and Tables 2 and 6 (pruning cost).
               table1             dense, WG, WX, GG, GX (which operand of Eq. 2 / Eq. 3 is pruned)
               table5             dense, S(W) = sr_ste (with SR-STE decay), fst2, fst3 (fixed X^T mask, no IR), fst3_ir,
                                  plus tsm and fst_code
-              all                both tables, each method trained once (dense shared)
+              table3             dense, sr_ste, tsm, fst2, fst3_ir and meprop (Table 3's rows this library has)
+              all                tables 1, 5 and 3, each method trained once (dense and the rest shared)
               ir                 fst3, fst3_ir, fst3_ir with one of the authors' code's changes at a time (random fixed
                                  patterns, 0.03 circular shift, S(W^T) from S(W)), and fst_code
               methods            the methods given by --methods (any of train's --method names, variants too,
@@ -81,9 +82,9 @@ public final class Main {
                 out.println(USAGE);
                 return 0;
             }
-            if (args.length == 0) throw new UsageException("which table? (table1, table5, all, ir, table2 or methods)");
+            if (args.length == 0) throw new UsageException("which table? (table1, table3, table5, all, ir, table2 or methods)");
             String which = args[0].toLowerCase(Locale.ROOT);
-            if (!List.of("table1", "table5", "all", "ir", "table2", "methods").contains(which))
+            if (!List.of("table1", "table3", "table5", "all", "ir", "table2", "methods").contains(which))
                 throw new UsageException("unknown experiment '" + args[0] + "'");
             Map<String, String> v = Flags.parse(Arrays.copyOfRange(args, 1, args.length), List.of(),
                     List.of("--steps", "--passes", "--seeds", "--seed0", "--batch", "--lr", "--model", "--data", "--test-subset", "--methods", "--rounds",
@@ -162,9 +163,11 @@ public final class Main {
             tables.put("methods", keep.stream().map(r -> new Experiment.Row(r.key(), r.method(), Experiment.pruned(r), "-", r.variants())).toList());
         } else {
             if (which.equals("ir")) tables.put("table-ir", Experiment.tableIr());
+            else if (which.equals("table3")) tables.put("table3", Experiment.table3());
             else {
                 if (!which.equals("table5")) tables.put("table1", Experiment.table1());
                 if (!which.equals("table1")) tables.put("table5", Experiment.table5());
+                if (which.equals("all")) tables.put("table3", Experiment.table3());
             }
             if (!keep.isEmpty()) {
                 // a bare method keeps its rows with any variant; a method with variants keeps exactly that row
@@ -220,6 +223,7 @@ public final class Main {
                 case "table1" -> "Table 1 (which operand to prune)";
                 case "table5" -> "Table 5 (FST ablation) + TSM, authors' code";
                 case "methods" -> "Methods given by --methods";
+                case "table3" -> "Table 3 (from scratch), the rows implemented";
                 default -> "FST x3 against the authors' code (one change at a time)";
             };
             String md = Experiment.markdown(title, settings, res);

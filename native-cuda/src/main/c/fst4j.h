@@ -170,7 +170,9 @@ FST_API int fst_pattern24(const float *x, float *out, int64_t outer, int64_t len
 
 /* fst_topk: out = x at the k largest |x| of every line along the middle axis of x [outer, len, inner] (contiguous),
  * +0.0 elsewhere: fst4j.sparse.Sparsifier.TopK (meProp's unstructured rule). Every NaN counts as the largest (all NaNs
- * equal), -0.0 as +0.0, ties go to the lower index. 0 <= k <= len < 2^32; out must not overlap x. */
+ * equal), -0.0 as +0.0, ties go to the lower index. 0 <= k <= len < 2^32; out must not overlap x. Kept values are copied
+ * bit for bit (a signalling NaN stays signalling; Java's host selection, through double, quiets it). FST_EINVAL also
+ * when a line's keys cannot be allocated (the shim has no out-of-memory code). */
 FST_API int fst_topk(const float *x, float *out, int64_t outer, int64_t len, int64_t inner, int64_t k, int nthreads);
 
 /* SR-STE decay: g += lambda * w where magnitude 2:4 along each row of w [rows, k] (contiguous) prunes. */

@@ -507,6 +507,7 @@ int fst_topk(const float *x, float *out, int64_t outer, int64_t len, int64_t inn
     if (!x || !out) return FST_ENULL;
     if (outer > INT64_MAX / len || outer * len > INT64_MAX / inner) return FST_EINVAL;
     if ((const float *)out < x + outer * len * inner && x < (const float *)out + outer * len * inner) return FST_EINVAL;   /* overlap */
+    if (k == 0) { memset(out, 0, (size_t)(outer * len * inner) * sizeof(float)); return FST_OK; }
     topk_job j = { (const ubits *)x, (ubits *)out, len, inner, k, 0 };
     const int64_t lines = outer * inner, n = lines * len;
     const int nt = n < 65536 ? 1 : nthreads;

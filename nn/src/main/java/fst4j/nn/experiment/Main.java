@@ -20,12 +20,14 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * {@code fst4j experiment table1|table3|table5|all|ir|methods|table2}: the paper's Table 1 (which operand to prune) and Table 5 (FST ablation,
- * plus TSM and the authors' code variant) at small scale, several seeds per row; see {@link Experiment}. Writes
- * TABLE.md (Markdown table), TABLE.png (test accuracy bars with +- std), TABLE-time.png (ms/step) and TABLE.csv
- * (one line per run) into --out. {@code all} runs the union once (dense is shared) and writes both tables; {@code ir}
- * writes table-ir: FST x3 against the authors' code, one of its changes at a time ({@link Experiment#tableIr()}).
- * Exit status: 0 done, 1 failure, 2 usage error.
+ * {@code fst4j experiment table1|table3|table5|all|ir|methods|table2}: the paper's Table 1 (which operand to prune),
+ * Table 5 (FST ablation, plus TSM and the authors' code variant) and Table 3's rows this library has, at small scale,
+ * several seeds per row; see {@link Experiment}. Writes TABLE.md (Markdown table), TABLE.png (test accuracy bars with
+ * +- std), TABLE-time.png (ms/step) and TABLE.csv (one line per run) into --out. {@code all} runs the union of tables 1,
+ * 5 and 3 once (shared methods trained once) and writes all three; {@code ir} writes table-ir: FST x3 against the
+ * authors' code, one of its changes at a time ({@link Experiment#tableIr()}); {@code methods} the recipes given by
+ * --methods; {@code table2} times the prunings per iteration ({@link PruneCost}) without training. Exit status: 0 done,
+ * 1 failure, 2 usage error.
  */
 public final class Main {
     private Main() {}
@@ -131,7 +133,7 @@ public final class Main {
 
     static int execute(String which, Map<String, String> v, PrintStream out, DataSource source) throws UsageException, IOException {
         // Defaults: one pass over the whole training set (Fashion-MNIST at batch 128: 468 steps), scored on the whole test
-        // set; `all` (11 methods x 3 seeds) took 949 s so on the 2-core Zen 5 of session 27. Until session 26 they were 50
+        // set; `all` (11 methods x 3 seeds, before meProp joined in session 29) took 949 s on the 2-core Zen 5 of session 27. Until session 26 they were 50
         // steps on 2,000 test images, chosen when a step took 0.6-2 s.
         int stepsGiven = v.containsKey("--steps") ? Flags.posInt(v, "--steps", 1, UsageException::new) : 0;   // 0: one pass over all images
         int passes = Flags.posInt(v, "--passes", 1, UsageException::new);

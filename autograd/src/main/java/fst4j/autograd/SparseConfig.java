@@ -109,7 +109,8 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
 
     /**
      * A method with variants applied on top ({@code fst3_ir+patterns}), kept in the enum's order whatever order they were
-     * written in (each changes its own slot); what the trainer, the experiments and checkpoints name a run by.
+     * written in (each changes its own slot), a repeated one once ({@link #parse} refuses a repeat as a typo); what the
+     * trainer, the experiments and checkpoints name a run by.
      */
     public record Recipe(Method method, java.util.List<Variant> variants) {
         public Recipe {

@@ -201,7 +201,13 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
          * larger half by magnitude in each column (over Cout, at the density of 2:4), in Eq. 2 and Eq. 3 alike. The
          * fraction is this library's choice (the paper does not give meProp's k). Not accelerable: a masked dense GEMM.
          */
-        MEPROP;
+        MEPROP,
+        /**
+         * ASP (the paper's Table 3, "prune a dense model, fine-tune"): dense until the trainer fixes each layer's
+         * magnitude 2:4 mask of W, at half of its steps (fst4j.nn.Asp), then W under that frozen mask in Eq. 1 and its
+         * transpose in Eq. 2; no SR-STE decay.
+         */
+        ASP;
 
         public SparseConfig config() { return config(0); }
 
@@ -224,6 +230,7 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
                 case FST_CODE -> new SparseConfig(n, sw, swt, true, d, d, new AuthorsFixed24(1, seed), Shift.AUTHORS);
                 case FST3_IR_PATTERNS -> new SparseConfig(n, sw, swt, false, d, d, new AuthorsFixed24(1, seed), Shift.PAPER);
                 case MEPROP -> new SparseConfig(n, d, d, false, new Sparsifier.TopK(0, 0.5), new Sparsifier.TopK(0, 0.5), d, null);
+                case ASP -> new SparseConfig(n, d, d, false, d, d, d, null);
             };
         }
 

@@ -4,6 +4,7 @@ import fst4j.autograd.Grad;
 import fst4j.autograd.NN;
 import fst4j.autograd.Profile;
 import fst4j.autograd.Var;
+import fst4j.nn.Asp;
 import fst4j.nn.LrSchedule;
 import fst4j.nn.Models;
 import fst4j.nn.Module;
@@ -157,6 +158,7 @@ public final class Trainer implements AutoCloseable {
         double lossValue;
         int correct, size;
         model.train(true);
+        if (step == aspStep() && Asp.pending(model)) Asp.prune(model);   // ASP: dense so far, the masks fixed from here
         try (Scope s = Scope.open()) {
             DataLoader.Batch batch = loader.next();
             opt.setLr(lr);
@@ -171,6 +173,9 @@ public final class Trainer implements AutoCloseable {
         step++;
         return r;
     }
+
+    /** The step at whose start ASP prunes (half of the run), or -1 for other methods. */
+    public long aspStep() { return cfg.method() == fst4j.autograd.SparseConfig.Method.ASP ? totalSteps / 2 : -1; }
 
     /** Accuracy and loss on the test set, batched, in eval mode without recording a graph. */
     public Eval evaluate() {
@@ -293,6 +298,7 @@ public final class Trainer implements AutoCloseable {
             long st = one(c.int64("step")), optSteps = one(c.int64("optim.steps"));
             DataLoader.State ls = DataLoader.State.fromLongs(c.int64("loader"));
             if (st < 0 || st > totalSteps) throw new IllegalArgumentException("step " + st + " is outside 0.." + totalSteps);
+            if (aspStep() >= 0 && st > aspStep() && Asp.pending(model)) Asp.installPlaceholders(model);   // masks fixed before it was saved
             Map<String, fst4j.sparse.StatefulSparsifier> sparsifiers = sparsifierStates();
             for (String k : c.int64s().keySet())
                 if (k.startsWith("sparsity.") && !sparsifiers.containsKey(k))

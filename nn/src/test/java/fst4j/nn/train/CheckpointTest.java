@@ -74,7 +74,7 @@ class CheckpointTest {
     @Test
     void resumeIsBitIdentical(@TempDir Path dir) throws Exception {
         // TSM and FST_CODE carry sparsifier state (cached transposable mask, pattern draws) that must round-trip too
-        for (Method m : new Method[]{Method.FST3_IR, Method.DENSE, Method.TSM, Method.FST_CODE, Method.FST3_IR_PATTERNS}) {
+        for (Method m : new Method[]{Method.FST3_IR, Method.DENSE, Method.TSM, Method.FST_CODE, Method.FST3_IR_PATTERNS, Method.ASP}) {
             TrainData data = tiny();
             String model = m == Method.DENSE ? "mlp" : "cnn";   // the CNN has BN buffers and sparse convs; the MLP is quick
             Path ckpt = dir.resolve(m + "/ckpt.safetensors");
@@ -110,6 +110,53 @@ class CheckpointTest {
                 run(resumed, 4);
                 assertSameState(straight, resumed);
                 assertTrue(resumed.finished() || !resumed.epochHasNext());
+            }
+        }
+    }
+
+    /**
+     * ASP: dense until half of the steps, then each inner layer's mask is fixed from |W| at that step and stays fixed while
+     * W moves on; a checkpoint taken after the pruning carries the masks and resumes bit-identically.
+     */
+    @Test
+    void aspPrunesOnceAtHalfAndResumesWithItsMasks(@TempDir Path dir) throws Exception {
+        TrainData data = tiny();
+        Path ckpt = dir.resolve("asp.safetensors");
+        try (Trainer straight = new Trainer(cfg(Method.ASP, "cnn"), data); Trainer first = new Trainer(cfg(Method.ASP, "cnn"), data)) {
+            assertEquals(6, straight.aspStep());   // 3 epochs of 4 steps
+            run(straight, 6);
+            var layers = fst4j.nn.Models.sparseLayers(straight.model());
+            assertTrue(layers.values().stream().allMatch(l -> l.sparsity().w() instanceof fst4j.sparse.Sparsifier.Dense), "dense before");
+            Map<String, float[]> atPrune = new java.util.HashMap<>();
+            layers.forEach((k, l) -> atPrune.put(k, l.weight().value().toFloatArray()));
+            run(straight, 1);   // step 6 prunes, then trains
+            int pruned = 0;
+            for (var e : layers.entrySet()) {
+                var c = e.getValue().sparsity();
+                if (!(c.w() instanceof fst4j.nn.Asp.FrozenMask m)) continue;
+                pruned++;
+                assertTrue(c.wtFromSparse());
+                float[] w0 = atPrune.get(e.getKey());
+                int rows = e.getValue().weight().value().size(0), k = w0.length / rows;
+                try (Tensor wm = Tensor.of(w0, rows, k); Tensor want = new fst4j.sparse.Sparsifier.Magnitude24(1).mask(wm)) {
+                    float[] mw = want.toFloatArray();
+                    boolean[] keep = m.keep(new double[w0.length], new int[]{rows, k});
+                    for (int i = 0; i < keep.length; i++) assertEquals(mw[i] != 0, keep[i], e.getKey() + " element " + i);
+                }
+            }
+            assertEquals(2, pruned, "the small CNN's two inner convolutions; the ends stay dense");
+            run(straight, 5);
+            run(first, 8);
+            first.save(ckpt);
+            try (Trainer resumed = new Trainer(Trainer.readConfig(ckpt), data)) {
+                resumed.load(ckpt);
+                run(resumed, 4);
+                assertSameState(straight, resumed);
+                for (var e : fst4j.nn.Models.sparseLayers(resumed.model()).entrySet()) {
+                    var want = layers.get(e.getKey()).sparsity().w();
+                    if (want instanceof fst4j.nn.Asp.FrozenMask wm)
+                        assertArrayEquals(wm.exportState(), ((fst4j.nn.Asp.FrozenMask) e.getValue().sparsity().w()).exportState(), e.getKey());
+                }
             }
         }
     }

@@ -1,0 +1,102 @@
+package fst4j.nn;
+
+import fst4j.autograd.SparseConfig;
+import fst4j.sparse.Sparsifier;
+import fst4j.sparse.StatefulSparsifier;
+import fst4j.tensor.Device;
+import fst4j.tensor.Tensor;
+
+import java.util.Arrays;
+
+/**
+ * ASP (NVIDIA's Automatic SParsity; "prune a dense model, fine-tune" in the paper's Table 3): the layers of the preset
+ * {@link SparseConfig.Method#ASP} train dense until {@link #prune} fixes each one's 2:4 mask from the magnitudes of its W
+ * at that moment; from then on Eq. 1 multiplies W under that frozen mask (by the 2:4 product: the mask is 2:4 along K),
+ * Eq. 2 the transpose of that pruned W (the pruned model's own weights), and Eq. 3 stays dense. The trainer prunes at half of its steps, so half of a run is dense training and half
+ * fine-tuning. Pruned weights keep their values and gradients but no longer reach the forward pass; no SR-STE decay.
+ */
+public final class Asp {
+    private Asp() {}
+
+    /** The name of the preset's configuration, by which its layers are found (the dense ends are named "dense"). */
+    static final String NAME = "asp";
+
+    /** One weight's frozen mask, 2:4 along K of W seen as [Cout, K]: a rule that no longer looks at the values. */
+    public static final class FrozenMask implements Sparsifier.Custom, StatefulSparsifier {
+        private boolean[] keep;
+        private int[] shape;
+
+        FrozenMask(boolean[] keep, int[] shape) { this.keep = keep; this.shape = shape.clone(); }
+
+        @Override public boolean[] keep(double[] values, int[] shape) {
+            if (!Arrays.equals(shape, this.shape))
+                throw new IllegalArgumentException("an ASP mask of " + Arrays.toString(this.shape) + " applied to " + Arrays.toString(shape));
+            return keep.clone();
+        }
+
+        @Override public int axis() { return 1; }
+        @Override public boolean accelerable() { return true; }
+
+        /** [rank, dims..., the kept flags 64 to a word]. */
+        @Override public long[] exportState() {
+            long[] w = new long[1 + shape.length + (keep.length + 63) / 64];
+            w[0] = shape.length;
+            for (int d = 0; d < shape.length; d++) w[1 + d] = shape[d];
+            for (int i = 0; i < keep.length; i++) if (keep[i]) w[1 + shape.length + i / 64] |= 1L << (i % 64);
+            return w;
+        }
+
+        @Override public void importState(long[] w) {
+            if (w.length < 1 || w[0] != shape.length || w.length != 1 + shape.length + (keep.length + 63) / 64)
+                throw new IllegalArgumentException("an ASP mask state of " + w.length + " words does not fit a mask of " + Arrays.toString(shape));
+            for (int d = 0; d < shape.length; d++)
+                if (w[1 + d] != shape[d]) throw new IllegalArgumentException("an ASP mask of another shape: dimension " + d + " is " + w[1 + d]);
+            boolean[] k = new boolean[keep.length];
+            for (int i = 0; i < k.length; i++) k[i] = (w[1 + shape.length + i / 64] >>> (i % 64) & 1) != 0;
+            keep = k;
+        }
+
+        @Override public String toString() { return "ASP frozen 2:4 mask " + Arrays.toString(shape); }
+    }
+
+    /** Whether layer is one of the preset's, not yet pruned. */
+    private static boolean dense(Sparse layer) { return NAME.equals(layer.sparsity().name()) && layer.sparsity().w() instanceof Sparsifier.Dense; }
+
+    /** Whether any layer of model is the preset's and still dense. */
+    public static boolean pending(Module model) { return Models.sparseLayers(model).values().stream().anyMatch(Asp::dense); }
+
+    /**
+     * Fixes the 2:4 mask of every layer of the preset that is still dense, from the magnitudes of its W now (magnitude
+     * 2:4 along K: lower index on ties, as everywhere). Returns how many layers it pruned.
+     */
+    public static int prune(Module model) {
+        int n = 0;
+        for (Sparse layer : Models.sparseLayers(model).values()) {
+            if (!dense(layer)) continue;
+            Tensor w = layer.weight().value();
+            int[] shape = {w.size(0), (int) (w.numel() / w.size(0))};
+            boolean[] keep = new boolean[Math.toIntExact(w.numel())];
+            try (Tensor wm = w.reshape(shape[0], shape[1]); Tensor host = w.device() == Device.CPU ? wm.alias() : wm.to(Device.CPU);
+                 Tensor mask = new Sparsifier.Magnitude24(1).mask(host)) {
+                float[] m = mask.toFloatArray();
+                for (int i = 0; i < keep.length; i++) keep[i] = m[i] != 0;
+            }
+            layer.setSparsity(frozen(layer.sparsity(), new FrozenMask(keep, shape)));
+            n++;
+        }
+        return n;
+    }
+
+    /** The fine-tuning configuration: W under the mask in Eq. 1 and, as the pruned model's own weights, in Eq. 2. */
+    private static SparseConfig frozen(SparseConfig c, FrozenMask m) { return c.withW(m).withWtFromSparse(true).withName(NAME); }
+
+    /** Placeholder masks on the preset's layers (for a checkpoint taken after {@link #prune} to import its masks into). */
+    public static void installPlaceholders(Module model) {
+        for (Sparse layer : Models.sparseLayers(model).values()) {
+            if (!dense(layer)) continue;
+            Tensor w = layer.weight().value();
+            int[] shape = {w.size(0), (int) (w.numel() / w.size(0))};
+            layer.setSparsity(frozen(layer.sparsity(), new FrozenMask(new boolean[Math.toIntExact(w.numel())], shape)));
+        }
+    }
+}

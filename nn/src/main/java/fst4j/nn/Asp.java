@@ -13,7 +13,9 @@ import java.util.Arrays;
  * {@link SparseConfig.Method#ASP} train dense until {@link #prune} fixes each one's 2:4 mask from the magnitudes of its W
  * at that moment; from then on Eq. 1 multiplies W under that frozen mask (by the 2:4 product: the mask is 2:4 along K),
  * Eq. 2 the transpose of that pruned W (the pruned model's own weights), and Eq. 3 stays dense. The trainer prunes at half of its steps, so half of a run is dense training and half
- * fine-tuning. Pruned weights keep their values and gradients but no longer reach the forward pass; no SR-STE decay.
+ * fine-tuning (a run of a single step takes its masks from the initial weights). Pruned weights keep their values and
+ * gradients but no longer reach the forward pass; no SR-STE decay (the trainer decides that while every layer is dense).
+ * The mask is a custom rule, so each forward copies W to the host to apply it: fine on the CPU, slow on a GPU.
  */
 public final class Asp {
     private Asp() {}
@@ -89,6 +91,26 @@ public final class Asp {
 
     /** The fine-tuning configuration: W under the mask in Eq. 1 and, as the pruned model's own weights, in Eq. 2. */
     private static SparseConfig frozen(SparseConfig c, FrozenMask m) { return c.withW(m).withWtFromSparse(true).withName(NAME); }
+
+    /**
+     * The masks a checkpoint holds ("sparsity.LAYER.w" int64 states, written after {@link #prune}) put back on model's
+     * layers of the preset: for readers of checkpoints that do not go through the trainer (the analysis). Returns how
+     * many it restored (none for a checkpoint taken before the pruning).
+     */
+    public static int restore(Module model, java.util.Map<String, long[]> states) {
+        int n = 0;
+        for (var e : Models.sparseLayers(model).entrySet()) {
+            long[] words = states.get("sparsity." + e.getKey() + ".w");
+            if (words == null || !dense(e.getValue())) continue;
+            Tensor w = e.getValue().weight().value();
+            int[] shape = {w.size(0), (int) (w.numel() / w.size(0))};
+            FrozenMask m = new FrozenMask(new boolean[Math.toIntExact(w.numel())], shape);
+            m.importState(words);
+            e.getValue().setSparsity(frozen(e.getValue().sparsity(), m));
+            n++;
+        }
+        return n;
+    }
 
     /** Placeholder masks on the preset's layers (for a checkpoint taken after {@link #prune} to import its masks into). */
     public static void installPlaceholders(Module model) {

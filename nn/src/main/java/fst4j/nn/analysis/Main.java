@@ -207,6 +207,7 @@ public final class Main {
             Map<String, Tensor> state = new HashMap<>();
             c.tensors().forEach((k, t) -> { if (k.startsWith("model.")) state.put(k.substring(6), t); });
             model.loadStateDict(state);
+            fst4j.nn.Asp.restore(model, c.int64s());   // ASP's frozen masks (its W alone would run dense)
         } catch (IOException e) {
             throw new CheckpointException(ckpt, e.getMessage(), e);
         } catch (IllegalArgumentException e) {

@@ -27,7 +27,8 @@ import java.util.Map;
 
 /**
  * Trains one model with one sparsity method. A step, all inside one {@link Scope}: forward, cross-entropy with
- * label smoothing, backward, SR-STE decay of pruned weights (when the method prunes W), SGD step, zero grads; the
+ * label smoothing, backward, SR-STE decay of pruned weights (when the method prunes W by magnitude; not ASP, whose layers
+ * are dense when the trainer is built), SGD step, zero grads; the
  * learning rate follows a per-step cosine schedule with linear warm-up. Model init, data order and augmentation are
  * seeded by the config's seed, so two trainers with the same config and data do bit-identical work.
  *

@@ -146,6 +146,27 @@ class CheckpointTest {
             }
             assertEquals(2, pruned, "the small CNN's two inner convolutions; the ends stay dense");
             run(straight, 5);
+            // a checkpoint taken exactly at the pruning step holds no masks: the resumed run prunes from the same W
+            try (Trainer at = new Trainer(cfg(Method.ASP, "cnn"), data)) {
+                run(at, 6);
+                Path atCkpt = dir.resolve("asp-at.safetensors");
+                at.save(atCkpt);
+                try (Trainer resumed = new Trainer(Trainer.readConfig(atCkpt), data)) {
+                    resumed.load(atCkpt);
+                    assertTrue(fst4j.nn.Asp.pending(resumed.model()));
+                    run(resumed, 6);
+                    assertSameState(straight, resumed);
+                }
+                // the analysis's own loader puts the masks of a later checkpoint back
+                run(at, 2);
+                Path later = dir.resolve("asp-later.safetensors");
+                at.save(later);
+                try (fst4j.nn.Module m = fst4j.nn.Models.byName("cnn", 1, 8, 8, 4, Method.ASP, 7);
+                     SafeTensors.Contents c = SafeTensors.read(later)) {
+                    assertEquals(2, fst4j.nn.Asp.restore(m, c.int64s()));
+                    assertFalse(fst4j.nn.Asp.pending(m));
+                }
+            }
             run(first, 8);
             first.save(ckpt);
             try (Trainer resumed = new Trainer(Trainer.readConfig(ckpt), data)) {

@@ -76,7 +76,7 @@ public final class Asp {
         for (Sparse layer : Models.sparseLayers(model).values()) {
             if (!dense(layer)) continue;
             Tensor w = layer.weight().value();
-            int[] shape = {w.size(0), (int) (w.numel() / w.size(0))};
+            int[] shape = matrixShape(w);
             boolean[] keep = new boolean[Math.toIntExact(w.numel())];
             try (Tensor wm = w.reshape(shape[0], shape[1]); Tensor host = w.device() == Device.CPU ? wm.alias() : wm.to(Device.CPU);
                  Tensor mask = new Sparsifier.Magnitude24(1).mask(host)) {
@@ -102,9 +102,7 @@ public final class Asp {
         for (var e : Models.sparseLayers(model).entrySet()) {
             long[] words = states.get("sparsity." + e.getKey() + ".w");
             if (words == null || !dense(e.getValue())) continue;
-            Tensor w = e.getValue().weight().value();
-            int[] shape = {w.size(0), (int) (w.numel() / w.size(0))};
-            FrozenMask m = new FrozenMask(new boolean[Math.toIntExact(w.numel())], shape);
+            FrozenMask m = placeholder(e.getValue());
             m.importState(words);
             e.getValue().setSparsity(frozen(e.getValue().sparsity(), m));
             n++;
@@ -115,10 +113,16 @@ public final class Asp {
     /** Placeholder masks on the preset's layers (for a checkpoint taken after {@link #prune} to import its masks into). */
     public static void installPlaceholders(Module model) {
         for (Sparse layer : Models.sparseLayers(model).values()) {
-            if (!dense(layer)) continue;
-            Tensor w = layer.weight().value();
-            int[] shape = {w.size(0), (int) (w.numel() / w.size(0))};
-            layer.setSparsity(frozen(layer.sparsity(), new FrozenMask(new boolean[Math.toIntExact(w.numel())], shape)));
+            if (dense(layer)) layer.setSparsity(frozen(layer.sparsity(), placeholder(layer)));
         }
+    }
+
+    /** W seen as the [Cout, K] matrix its mask is 2:4 along. */
+    private static int[] matrixShape(Tensor w) { return new int[]{w.size(0), (int) (w.numel() / w.size(0))}; }
+
+    /** A mask keeping nothing, of layer's W shape: the form a checkpoint's saved mask is imported into. */
+    private static FrozenMask placeholder(Sparse layer) {
+        Tensor w = layer.weight().value();
+        return new FrozenMask(new boolean[Math.toIntExact(w.numel())], matrixShape(w));
     }
 }

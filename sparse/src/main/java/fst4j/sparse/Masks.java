@@ -103,19 +103,10 @@ final class Masks {
      * without copying the values through Java. Null for other rules, dtypes or devices, or without the shim.
      */
     private static Tensor fixedPatternNative(Sparsifier s, Tensor x) {
-        if (x.device() != fst4j.tensor.Device.CPU || x.dtype() != DType.F32 || !fst4j.shim.Native.isLoaded()) return null;
-        if (!(s instanceof Sparsifier.Fixed24) && !(s instanceof AuthorsFixed24)) return null;
+        if (!nativeFloat(x) || (!(s instanceof Sparsifier.Fixed24) && !(s instanceof AuthorsFixed24))) return null;
         Lines l = Lines.of(x.shape(), s.axis());   // checks the axis before any state moves
         int pattern = s instanceof AuthorsFixed24 a ? a.nextPattern() : -1;
-        Tensor out = Tensor.empty(x.shape());
-        try (Tensor src = x.contiguous()) {
-            if (out.numel() > 0)
-                fst4j.shim.Native.pattern24(src.data(), out.data(), l.outer(), l.len(), l.inner(), pattern, fst4j.tensor.Blas.threads());
-            return out;
-        } catch (RuntimeException | Error e) {
-            out.close();
-            throw e;
-        }
+        return alongLines(x, (src, out) -> fst4j.shim.Native.pattern24(src, out, l.outer(), l.len(), l.inner(), pattern, fst4j.tensor.Blas.threads()));
     }
 
     /**
@@ -124,19 +115,34 @@ final class Masks {
      * the shim.
      */
     private static Tensor topKNative(Sparsifier.TopK s, Tensor x) {
-        if (x.device() != fst4j.tensor.Device.CPU || x.dtype() != DType.F32 || !fst4j.shim.Native.isLoaded()) return null;
+        if (!nativeFloat(x)) return null;
         Lines l = Lines.of(x.shape(), s.axis());
-        int k = (int) Math.min(l.len(), Math.ceil(s.ratio() * l.len()));
+        int k = topKCount(l.len(), s.ratio());
+        return alongLines(x, (src, out) -> fst4j.shim.Native.topK(src, out, l.outer(), l.len(), l.inner(), k, fst4j.tensor.Blas.threads()));
+    }
+
+    /** Whether the shim's line kernels can take x: float32 on the CPU, with the shim loaded. */
+    private static boolean nativeFloat(Tensor x) {
+        return x.device() == fst4j.tensor.Device.CPU && x.dtype() == DType.F32 && fst4j.shim.Native.isLoaded();
+    }
+
+    /** A shim kernel from x's contiguous data into a new tensor of x's shape (not called for an empty x). */
+    private interface LineKernel { void run(java.lang.foreign.MemorySegment src, java.lang.foreign.MemorySegment out); }
+
+    /** The new tensor kernel writes from x (closed again if the kernel fails). */
+    private static Tensor alongLines(Tensor x, LineKernel kernel) {
         Tensor out = Tensor.empty(x.shape());
         try (Tensor src = x.contiguous()) {
-            if (out.numel() > 0)
-                fst4j.shim.Native.topK(src.data(), out.data(), l.outer(), l.len(), l.inner(), k, fst4j.tensor.Blas.threads());
+            if (out.numel() > 0) kernel.run(src.data(), out.data());
             return out;
         } catch (RuntimeException | Error e) {
             out.close();
             throw e;
         }
     }
+
+    /** How many of a line of len elements {@link Sparsifier.TopK} keeps: ceil(ratio * len), at most len. */
+    static int topKCount(int len, double ratio) { return (int) Math.min(len, Math.ceil(ratio * len)); }
 
     /** apply by the host selection alone (the reference the native and device 2:4 kernels are tested against). */
     static Tensor applyOnHost(Sparsifier s, Tensor x) {
@@ -235,7 +241,7 @@ final class Masks {
 
     static boolean[] topK(double[] v, Lines l, double ratio) {
         boolean[] keep = new boolean[v.length];
-        int k = (int) Math.min(l.len(), Math.ceil(ratio * l.len()));
+        int k = topKCount(l.len(), ratio);
         Integer[] idx = new Integer[l.len()];
         double[] a = new double[l.len()];
         for (int o = 0; o < l.outer(); o++)

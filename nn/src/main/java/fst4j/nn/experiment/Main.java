@@ -106,6 +106,11 @@ public final class Main {
         }
     }
 
+    /** Whether --methods' r keeps row: a bare method keeps its rows with any variant, a method with variants exactly that row. */
+    private static boolean selects(Recipe r, Experiment.Row row) {
+        return r.variants().isEmpty() ? r.method() == row.method() : r.equals(row.recipe());
+    }
+
     /** Tables 2 and 6: the pruning costs per iteration ({@link PruneCost}); trains nothing, reads no data. */
     static int table2(Map<String, String> v, PrintStream out) throws UsageException, IOException {
         for (String f : List.of("--steps", "--passes", "--seeds", "--seed0", "--lr", "--data", "--test-subset", "--methods"))
@@ -172,14 +177,10 @@ public final class Main {
                 if (which.equals("all")) tables.put("table3", Experiment.table3());
             }
             if (!keep.isEmpty()) {
-                // a bare method keeps its rows with any variant; a method with variants keeps exactly that row
-                java.util.function.Predicate<Experiment.Row> wanted = row -> keep.stream().anyMatch(r -> r.variants().isEmpty()
-                        ? r.method() == row.method() : r.equals(row.recipe()));
                 for (Recipe r : keep)
-                    if (tables.values().stream().flatMap(List::stream).noneMatch(row -> r.variants().isEmpty() ? r.method() == row.method()
-                            : r.equals(row.recipe())))
+                    if (tables.values().stream().flatMap(List::stream).noneMatch(row -> selects(r, row)))
                         throw new UsageException("method " + r.key() + " is not a row of " + String.join(" or ", tables.keySet()));
-                tables.replaceAll((k, rows) -> rows.stream().filter(wanted).toList());
+                tables.replaceAll((k, rows) -> rows.stream().filter(row -> keep.stream().anyMatch(r -> selects(r, row))).toList());
             }
         }
         Map<String, Experiment.Row> methods = new LinkedHashMap<>();   // by key: each method (and variant) trained once

@@ -15,7 +15,9 @@ import java.util.Arrays;
  * Eq. 2 the transpose of that pruned W (the pruned model's own weights), and Eq. 3 stays dense. The trainer prunes at half of its steps, so half of a run is dense training and half
  * fine-tuning (a run of a single step takes its masks from the initial weights). Pruned weights keep their values and
  * gradients but no longer reach the forward pass; no SR-STE decay (the trainer decides that while every layer is dense).
- * The mask is a custom rule, so each forward copies W to the host to apply it: fine on the CPU, slow on a GPU.
+ * The mask is a custom rule that reads no values ({@link Sparsifier.Custom#readsValues}): W is not copied anywhere to
+ * apply it; on the CPU the shim's select applies it, on a GPU the device's select, after the 0/1 mask is built on the
+ * host and uploaded (per forward: a device-resident mask would save that upload, not done).
  */
 public final class Asp {
     private Asp() {}
@@ -38,6 +40,7 @@ public final class Asp {
 
         @Override public int axis() { return 1; }
         @Override public boolean accelerable() { return true; }
+        @Override public boolean readsValues() { return false; }
 
         /** [rank, dims..., the kept flags 64 to a word]. */
         @Override public long[] exportState() {

@@ -37,6 +37,7 @@ final class Masks {
             case Sparsifier.Fixed24 f -> false;
             case AuthorsFixed24 a -> false;
             case Transposable24 t -> t.refreshDue(x.shape());
+            case Sparsifier.Custom c -> c.readsValues();
             default -> true;
         };
         return needed ? x.toDoubleArray() : null;
@@ -53,7 +54,8 @@ final class Masks {
             default -> null;
         };
         if (t != null) return t;
-        if (x.device() != fst4j.tensor.Device.CPU && x.dtype() == DType.F32) return applyOnDevice(s, x);
+        if (x.device() != fst4j.tensor.Device.CPU && x.dtype() == DType.F32) return applyBySelect(s, x);
+        if (s instanceof Sparsifier.Custom c && !c.readsValues() && nativeFloat(x)) return applyBySelect(s, x);
         t = s instanceof Sparsifier.TopK k ? topKNative(k, x) : fixedPatternNative(s, x);
         return t != null ? t : applyOnHost(s, x);
     }
@@ -88,11 +90,12 @@ final class Masks {
     }
 
     /**
-     * apply for a float32 tensor off the CPU: the kept set selected on the host ({@link #values} copied down only where
-     * needed), uploaded as a 0/1 mask, and x where the mask is 1, +0.0 elsewhere, by the device's select (ReLU's
-     * backward with the mask as the gate: a kept NaN stays NaN, a pruned one is +0.0, as on the CPU).
+     * apply for a float32 tensor off the CPU, or on the CPU for a rule that reads no values: the kept set selected on
+     * the host ({@link #values} copied down only where needed), made a 0/1 mask on x's device, and x where the mask is
+     * 1, +0.0 elsewhere, by the device's or the shim's select (ReLU's backward with the mask as the gate: a kept NaN
+     * stays NaN, a pruned one is +0.0, as {@link #applyOnHost}).
      */
-    private static Tensor applyOnDevice(Sparsifier s, Tensor x) {
+    private static Tensor applyBySelect(Sparsifier s, Tensor x) {
         boolean[] keep = keep(s, x, values(s, x));
         try (Tensor m = materialize(keep, x, null)) { return fst4j.tensor.Elementwise.reluBackward(x, m); }
     }
@@ -161,10 +164,12 @@ final class Masks {
             case Transposable24 t -> t.keep(v, shape);
             case Sparsifier.Custom c -> {
                 Lines.of(shape, c.axis());   // a rank and axis the rule can group along, as for the built-in rules
-                boolean[] k = c.keep(v.clone(), shape.clone());   // the rule may scribble on its copies: apply still needs v
-                if (k == null || k.length != v.length)
+                // the rule may scribble on its copies: apply still needs v
+                boolean[] k = c.keep(c.readsValues() ? v.clone() : null, shape.clone());
+                long n = x.numel();
+                if (k == null || k.length != n)
                     throw new IllegalStateException("custom sparsifier " + c + " returned " + (k == null ? "null" : k.length + " flags")
-                            + " for a tensor of " + v.length + " elements " + Arrays.toString(shape));
+                            + " for a tensor of " + n + " elements " + Arrays.toString(shape));
                 yield k;
             }
             case AuthorsFixed24 a -> {

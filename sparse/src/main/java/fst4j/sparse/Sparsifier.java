@@ -87,8 +87,15 @@ public sealed interface Sparsifier
      * }</pre>
      */
     non-sealed interface Custom extends Sparsifier {
-        /** Which of x's elements to keep: one flag per value, in the values' order. */
+        /** Which of x's elements to keep: one flag per value, in the values' order (values is null if not {@link #readsValues}). */
         boolean[] keep(double[] values, int[] shape);
+
+        /**
+         * False for a rule whose kept set does not depend on the values (a mask fixed once, as ASP's, or one loaded from
+         * elsewhere): {@link #keep} then gets null, nothing is copied off a device to select, and a float32 CPU tensor is
+         * pruned by the shim's select (x where kept, +0.0 elsewhere, the same bits) without passing through Java arrays.
+         */
+        default boolean readsValues() { return true; }
 
         /** The selection of {@link #keep}, as a lambda. */
         @FunctionalInterface

@@ -75,7 +75,8 @@ class CudaSparseTest {
         Random r = new Random(42);
         Sparsifier[] rules = { new Sparsifier.Magnitude24(1), new Sparsifier.Magnitude24(0), new Sparsifier.Magnitude24(-2),
                 new Sparsifier.SortMagnitude24(1), new Sparsifier.SortMagnitude24(-1), new Sparsifier.SortMagnitude24(0),
-                new Sparsifier.Fixed24(1), new Sparsifier.TopK(1, 0.5), new Sparsifier.Dense() };
+                new Sparsifier.Fixed24(1), new Sparsifier.TopK(1, 0.5), new Sparsifier.Dense(),
+                TestData.positional(new java.util.concurrent.atomic.AtomicInteger()) };   // a rule that reads no values: none copied down
         // rows and columns both a multiple of 4 and not (the padded last group, along either axis)
         for (int[] shape : new int[][] { { 12, 18 }, { 13, 16 }, { 7, 9 } }) {
             Tensor w = randn(r, shape);

@@ -52,6 +52,46 @@ class CustomSparsifierTest {
         }
     }
 
+    /**
+     * A rule that reads no values is never given any, and prunes to the same bits as the same kept set chosen by a rule
+     * that reads them (the Java path): float32 by the shim's select, float64 on the host; kept NaN and -0.0 stay, pruned
+     * ones become +0.0.
+     */
+    @Property(tries = 40)
+    void aRuleThatReadsNoValuesGetsNoneAndPrunesTheSame(@ForAll @IntRange(min = 1, max = 9) int rows,
+                                                        @ForAll @IntRange(min = 1, max = 23) int cols, @ForAll long seed) {
+        var calls = new java.util.concurrent.atomic.AtomicInteger();
+        Sparsifier blind = TestData.positional(calls);
+        Sparsifier reading = Sparsifier.Custom.of("positional, reading", -1, true, (v, shape) -> {
+            assertNotNull(v);
+            return TestData.positionalKeep(shape);
+        });
+        try (Scope s = Scope.open()) {
+            float[] v = TestData.values(rows * cols, seed);
+            v[0] = Float.NaN;
+            v[v.length - 1] = -0.0f;
+            if (v.length > 2) v[v.length / 2] = Float.NaN;
+            Tensor x = Tensor.of(v, rows, cols);
+            assertBits(reading.apply(x).toFloatArray(), blind.apply(x).toFloatArray(), "apply, float32");
+            assertBits(reading.mask(x).toFloatArray(), blind.mask(x).toFloatArray(), "mask, float32");
+            double[] d = new double[v.length];
+            for (int i = 0; i < d.length; i++) d[i] = v[i];
+            Tensor xd = Tensor.of(d, rows, cols);
+            assertArrayEquals(reading.apply(xd).toDoubleArray(), blind.apply(xd).toDoubleArray(), "apply, float64");
+            float[] out = blind.apply(x).toFloatArray();
+            boolean[] keep = TestData.positionalKeep(new int[]{rows, cols});
+            for (int i = 0; i < v.length; i++)
+                assertEquals(Float.floatToRawIntBits(keep[i] ? v[i] : 0f), Float.floatToRawIntBits(out[i]), "element " + i);
+            assertEquals(4, calls.get(), "one selection per apply and mask");
+        }
+    }
+
+    private static void assertBits(float[] want, float[] got, String what) {
+        assertEquals(want.length, got.length, what);
+        for (int i = 0; i < want.length; i++)
+            assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]), what + ": element " + i);
+    }
+
     @Test
     void aRuleThatBreaksItsWordIsReportedByName() {
         try (Scope s = Scope.open()) {
@@ -60,6 +100,15 @@ class CustomSparsifierTest {
             IllegalStateException e = assertThrows(IllegalStateException.class, () -> short1.apply(x));
             assertTrue(e.getMessage().contains("custom sparsifier short returned 7 flags for a tensor of 8 elements"), e.getMessage());
             assertThrows(IllegalStateException.class, () -> Sparsifier.Custom.of("null", 1, false, (v, shape) -> null).apply(x));
+            Sparsifier blindShort = new Sparsifier.Custom() {   // the same check where the rule reads no values
+                @Override public boolean[] keep(double[] values, int[] shape) { return new boolean[3]; }
+                @Override public boolean readsValues() { return false; }
+                @Override public int axis() { return 1; }
+                @Override public boolean accelerable() { return false; }
+                @Override public String toString() { return "blind short"; }
+            };
+            IllegalStateException b = assertThrows(IllegalStateException.class, () -> blindShort.apply(x));
+            assertTrue(b.getMessage().contains("custom sparsifier blind short returned 3 flags for a tensor of 8 elements"), b.getMessage());
             // claims 2:4 but keeps 3 of a group: the compression names the group
             Sparsifier liar = Sparsifier.Custom.of("three of four", 1, true, (v, shape) -> {
                 boolean[] k = new boolean[v.length];

@@ -15,6 +15,36 @@ final class TestData {
         return v;
     }
 
+    /**
+     * A 2:4 kept set along the last axis chosen from the positions alone (row and group pick one of the 6 pairs), the
+     * same for any values: what a mask fixed once looks like.
+     */
+    static boolean[] positionalKeep(int[] shape) {
+        int n = numel(shape), len = shape[shape.length - 1];
+        boolean[] keep = new boolean[n];
+        for (int i = 0; i < n; i++) {
+            int c = i % len, row = i / len, pair = (row * 5 + (c / 4) * 3) % 6;
+            int lo = pair < 3 ? 0 : pair < 5 ? 1 : 2, hi = pair < 3 ? pair + 1 : pair < 5 ? pair - 1 : 3;   // (0,1) (0,2) (0,3) (1,2) (1,3) (2,3)
+            keep[i] = c % 4 == lo || c % 4 == hi;
+        }
+        return keep;
+    }
+
+    /** {@link #positionalKeep} as a rule that says it reads no values, failing if it is given any. */
+    static Sparsifier.Custom positional(java.util.concurrent.atomic.AtomicInteger calls) {
+        return new Sparsifier.Custom() {
+            @Override public boolean[] keep(double[] values, int[] shape) {
+                if (values != null) throw new AssertionError("a rule that reads no values was given " + values.length);
+                calls.incrementAndGet();
+                return positionalKeep(shape);
+            }
+            @Override public boolean readsValues() { return false; }
+            @Override public int axis() { return -1; }
+            @Override public boolean accelerable() { return true; }
+            @Override public String toString() { return "positional 2:4"; }
+        };
+    }
+
     static int numel(int[] shape) {
         int n = 1;
         for (int s : shape) n *= s;

@@ -207,7 +207,13 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
          * magnitude 2:4 mask of W, at half of its steps (fst4j.nn.Asp), then W under that frozen mask in Eq. 1 and its
          * transpose in Eq. 2; no SR-STE decay.
          */
-        ASP;
+        ASP,
+        /**
+         * ReSprop (Goli and Aamodt 2020; the paper's Table 3): dense weights; each convolution of the preset replaces its
+         * output gradient by the previous step's sample of one image plus the differences above an adaptive threshold
+         * (about 15 % of them), in Eq. 2 and Eq. 3 alike (fst4j.nn.ReSprop, installed by the layer). Not accelerable.
+         */
+        RESPROP;
 
         public SparseConfig config() { return config(0); }
 
@@ -230,7 +236,7 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
                 case FST_CODE -> new SparseConfig(n, sw, swt, true, d, d, new AuthorsFixed24(1, seed), Shift.AUTHORS);
                 case FST3_IR_PATTERNS -> new SparseConfig(n, sw, swt, false, d, d, new AuthorsFixed24(1, seed), Shift.PAPER);
                 case MEPROP -> new SparseConfig(n, d, d, false, new Sparsifier.TopK(0, 0.5), new Sparsifier.TopK(0, 0.5), d, null);
-                case ASP -> new SparseConfig(n, d, d, false, d, d, d, null);
+                case ASP, RESPROP -> new SparseConfig(n, d, d, false, d, d, d, null);
             };
         }
 

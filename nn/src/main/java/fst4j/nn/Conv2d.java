@@ -11,6 +11,7 @@ public final class Conv2d extends Module implements Sparse {
     public final int cin, cout, kernel, stride, padding;
     private final Var weight, bias;
     private Gemm3 node;
+    private ReSprop resprop;   // the ReSprop preset's per-layer state, else null
 
     public Conv2d(int cin, int cout, int kernel, int stride, int padding, boolean bias, SparseConfig cfg, Rng rng) {
         if (cin <= 0 || cout <= 0 || kernel <= 0 || stride <= 0 || padding < 0)
@@ -19,7 +20,17 @@ public final class Conv2d extends Module implements Sparse {
         this.weight = parameter("weight", rng.kaimingNormal(cout, cin, kernel, kernel));
         this.bias = bias ? parameter("bias", fst4j.tensor.Tensor.zeros(cout)) : null;
         this.node = new Gemm3(cfg);
+        this.resprop = reSpropFor(cfg);
     }
+
+    /** A ReSprop state for a layer of that preset (kept across {@link #setSparsity} to the same preset), else null. */
+    private ReSprop reSpropFor(SparseConfig cfg) {
+        if (!ReSprop.NAME.equals(cfg.name())) return null;
+        return resprop != null ? resprop : new ReSprop((((long) cin * 31 + cout) * 31 + kernel) * 31 + stride);
+    }
+
+    /** This layer's ReSprop state where its configuration is the ReSprop preset's, else null. */
+    public ReSprop resprop() { return resprop; }
 
     /**
      * Analysis hook (used by fst4j.nn.analysis.FeatureRecorder): when set on the current thread, it is called with
@@ -31,12 +42,13 @@ public final class Conv2d extends Module implements Sparse {
     public Var weight() { return weight; }
 
     @Override public SparseConfig sparsity() { return node.config(); }
-    @Override public void setSparsity(SparseConfig cfg) { node = new Gemm3(cfg); }
+    @Override public void setSparsity(SparseConfig cfg) { node = new Gemm3(cfg); resprop = reSpropFor(cfg); }
 
     @Override
     public Var forward(Var x) {
         var hook = INPUT_HOOK.get();
         if (hook != null) hook.accept(this, x.value());
-        return Layers.conv2d(node, x, weight, bias, stride, padding);
+        Var y = Layers.conv2d(node, x, weight, bias, stride, padding);
+        return resprop == null ? y : resprop.apply(y);   // dY' for both of the node's backward products
     }
 }

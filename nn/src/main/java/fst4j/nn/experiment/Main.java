@@ -40,7 +40,7 @@ public final class Main {
               table1             dense, WG, WX, GG, GX (which operand of Eq. 2 / Eq. 3 is pruned)
               table5             dense, S(W) = sr_ste (with SR-STE decay), fst2, fst3 (fixed X^T mask, no IR), fst3_ir,
                                  plus tsm and fst_code
-              table3             dense, sr_ste, tsm, fst2, fst3_ir, meprop and asp (Table 3's rows but ReSprop)
+              table3             dense, sr_ste, tsm, fst2, fst3_ir, meprop, asp and resprop (Table 3's rows)
               all                tables 1, 5 and 3, each method trained once (dense and the rest shared)
               ir                 fst3, fst3_ir, fst3_ir with one of the authors' code's changes at a time (random fixed
                                  patterns, 0.03 circular shift, S(W^T) from S(W)), and fst_code

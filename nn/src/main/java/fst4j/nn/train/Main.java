@@ -42,8 +42,8 @@ public final class Main {
               --model M          mlp, cnn, resnet-small (default), resnet18, resnet18-imagenet
               --data D           fashion-mnist (default; the Debian package dataset-fashion-mnist), mnist:DIR, cifar10:DIR
               --method A,B,...   comma list of dense, sr_ste, tsm, wg, wx, gg, gx, fst2, fst3, fst3_ir, fst_code,
-                                 fst3_ir_patterns, meprop, asp (default dense,fst3_ir); each may take the authors'
-                                 changes on top with '+': +patterns (their four random X^T patterns),
+                                 fst3_ir_patterns, meprop, asp, resprop (default dense,fst3_ir); each may take
+                                 the authors' changes on top with '+': +patterns (their four random X^T patterns),
                                  +shift0.03 (their circular 0.03 shift), +wt-from-sw (S(W^T) from S(W)),
                                  e.g. fst3_ir+shift0.03+wt-from-sw
               --epochs N         epochs (default 1)

@@ -249,6 +249,7 @@ public final class Trainer implements AutoCloseable {
             String[] names = {"w", "wt", "dy_eq2", "dy_eq3", "xt"};
             for (int i = 0; i < slots.length; i++)
                 if (slots[i] instanceof fst4j.sparse.StatefulSparsifier st) out.put("sparsity." + name + "." + names[i], st);
+            if (layer instanceof fst4j.nn.Conv2d conv && conv.resprop() != null) out.put("sparsity." + name + ".resprop", conv.resprop());
         });
         return out;
     }

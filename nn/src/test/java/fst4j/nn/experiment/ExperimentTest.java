@@ -113,7 +113,8 @@ class ExperimentTest {
         assertEquals("W, dY (Eq. 2), dY (Eq. 3)", Experiment.pruned(SparseConfig.Recipe.of(SparseConfig.Method.GG)));
         assertEquals("-", Experiment.pruned(SparseConfig.Recipe.of(SparseConfig.Method.DENSE)));
         assertEquals("dY (Eq. 2), dY (Eq. 3)", Experiment.pruned(SparseConfig.Recipe.of(SparseConfig.Method.MEPROP)));
-        assertEquals(List.of("dense", "sr_ste", "tsm", "fst2", "fst3_ir", "meprop", "asp"), Experiment.table3().stream().map(Experiment.Row::key).toList());
+        assertEquals(List.of("dense", "sr_ste", "tsm", "fst2", "fst3_ir", "meprop", "asp", "resprop"), Experiment.table3().stream().map(Experiment.Row::key).toList());
+        assertEquals("dY - previous sample (Eq. 2, Eq. 3)", Experiment.pruned(SparseConfig.Recipe.of(SparseConfig.Method.RESPROP)));
         assertEquals("W, mask fixed at half of the steps", Experiment.pruned(SparseConfig.Recipe.of(SparseConfig.Method.ASP)));
     }
 

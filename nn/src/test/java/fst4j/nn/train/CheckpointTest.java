@@ -74,7 +74,7 @@ class CheckpointTest {
     @Test
     void resumeIsBitIdentical(@TempDir Path dir) throws Exception {
         // TSM and FST_CODE carry sparsifier state (cached transposable mask, pattern draws) that must round-trip too
-        for (Method m : new Method[]{Method.FST3_IR, Method.DENSE, Method.TSM, Method.FST_CODE, Method.FST3_IR_PATTERNS, Method.ASP}) {
+        for (Method m : new Method[]{Method.FST3_IR, Method.DENSE, Method.TSM, Method.FST_CODE, Method.FST3_IR_PATTERNS, Method.ASP, Method.RESPROP}) {
             TrainData data = tiny();
             String model = m == Method.DENSE ? "mlp" : "cnn";   // the CNN has BN buffers and sparse convs; the MLP is quick
             Path ckpt = dir.resolve(m + "/ckpt.safetensors");

@@ -1,0 +1,133 @@
+package fst4j.nn;
+
+import fst4j.autograd.Function;
+import fst4j.autograd.Var;
+import fst4j.sparse.StatefulSparsifier;
+import fst4j.tensor.DType;
+import fst4j.tensor.Device;
+import fst4j.tensor.Tensor;
+
+import java.util.Arrays;
+
+/**
+ * ReSprop (Goli and Aamodt, CVPR 2020; the paper's Table 3 row "unstructured dY"), on the convolutions of the preset
+ * {@link fst4j.autograd.SparseConfig.Method#RESPROP}. Each such layer keeps one image's output gradient p from the
+ * previous step and replaces this step's dY, for Eq. 2 and Eq. 3 alike, by that sample plus the sparse part of the
+ * difference:
+ * <pre>
+ *   dY'[n, i] = p[i] + (dY[n, i] - p[i])   where |dY[n, i] - p[i]| > threshold (or the difference is NaN)
+ *             = p[i]                          elsewhere
+ * </pre>
+ * The same p for every image of the batch is what makes most of the product reusable on the authors' accelerator;
+ * here Eq. 2 and Eq. 3 stay dense GEMMs over dY' (ReSprop's sparsity is unstructured, nothing a 2:4 kernel takes).
+ * After each step the threshold doubles where more than {@link #TARGET_PERCENT} % of the differences were kept and
+ * halves where fewer were; then p becomes the true dY of one image of this batch. The first step, and any step whose
+ * image shape differs from p's, uses dY unchanged.
+ *
+ * <p>As the authors' code (negargoli/ReSprop, models/ReSprop_conv.py) without its warm-up mode: the threshold starts at
+ * 1e-7, the target is their 90 % reuse plus their 5-point margin (15 % of the differences kept). Choices of this
+ * library: the sampled image is drawn uniformly from the batch by a hash of the layer's geometry and the step (theirs
+ * from a range tied to the layer count); the arithmetic is float32 for a float32 dY, as theirs, with the threshold
+ * compared in float64; a NaN difference is kept (so it reaches the gradient, as in their product). The selection runs
+ * on the host: a CUDA dY is copied down and the result up.
+ */
+public final class ReSprop implements StatefulSparsifier {
+    /** The preset's configuration name, by which {@link Conv2d} knows to install one. */
+    public static final String NAME = "resprop";
+    /** Percentage of differences the threshold steers towards: 10 % not reused plus the authors' 5-point margin. */
+    public static final double TARGET_PERCENT = 15;
+    static final double FIRST_THRESHOLD = 1e-7;
+
+    private final long salt;
+    private double threshold = FIRST_THRESHOLD;
+    private long steps;
+    private double[] sample;   // p: one image's dY from the previous step ([C*H*W] values), or null before the first
+    private double lastPercent = Double.NaN;
+
+    /** salt: fixes which image each step samples (a layer's geometry, the same on every run and resume). */
+    ReSprop(long salt) { this.salt = salt; }
+
+    /** y unchanged forward; backward passes dY' (above) to y's producer. */
+    Var apply(Var y) { return new Hook().apply(y); }
+
+    public double threshold() { return threshold; }
+    public long steps() { return steps; }
+    /** Percentage of differences kept at the last step (NaN before a step that used a sample). */
+    public double lastPercent() { return lastPercent; }
+
+    /** Identity forward, dY' backward. */
+    private final class Hook extends Function {
+        @Override protected Tensor forward(Tensor... in) { return in[0].alias(); }
+        @Override protected Tensor[] backward(Tensor g) { return grads(transform(g)); }
+    }
+
+    /** dY' of a gradient [N, ...] (a new tensor on g's device), updating the threshold and the sample. */
+    Tensor transform(Tensor g) {
+        if (g.dim() < 2 || g.size(0) < 1) throw new IllegalArgumentException("ReSprop needs a batch of gradients [N, ...], got " + Arrays.toString(g.shape()));
+        boolean f32 = g.dtype() == DType.F32;
+        double[] v = g.toDoubleArray();
+        int n = g.size(0), per = v.length / n;
+        double[] out = null;
+        if (sample != null && sample.length == per) {
+            out = new double[v.length];
+            long kept = 0;
+            for (int i = 0; i < v.length; i++) {
+                double p = sample[i % per], d = f32 ? (float) (v[i] - p) : v[i] - p;
+                if (!(Math.abs(d) <= threshold)) {   // NaN too
+                    out[i] = f32 ? (float) (p + d) : p + d;
+                    kept++;
+                } else out[i] = p;
+            }
+            lastPercent = 100.0 * kept / v.length;
+            if (lastPercent < TARGET_PERCENT) threshold /= 2;
+            else if (lastPercent > TARGET_PERCENT) threshold *= 2;
+        }
+        int pick = pickedImage(n);
+        sample = Arrays.copyOfRange(v, pick * per, (pick + 1) * per);
+        steps++;
+        if (out == null) return g.contiguous();
+        Tensor host = f32 ? Tensor.of(toFloats(out), g.shape()) : Tensor.of(out, g.shape());
+        if (g.device() == Device.CPU) return host;
+        try (host) { return host.to(g.device()); }
+    }
+
+    /** The image of a batch of n whose dY becomes the next sample: a hash of the salt and the step. */
+    int pickedImage(int n) {
+        long z = salt * 0x9E3779B97F4A7C15L + steps;   // splitmix64 of (salt, step)
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        z ^= z >>> 31;
+        return (int) Math.floorMod(z, (long) n);
+    }
+
+    private static float[] toFloats(double[] d) {
+        float[] f = new float[d.length];
+        for (int i = 0; i < d.length; i++) f[i] = (float) d[i];
+        return f;
+    }
+
+    /** [steps, threshold bits, sample length (-1: none), sample values as float64 bits...]. */
+    @Override public long[] exportState() {
+        int len = sample == null ? 0 : sample.length;
+        long[] w = new long[3 + len];
+        w[0] = steps;
+        w[1] = Double.doubleToRawLongBits(threshold);
+        w[2] = sample == null ? -1 : len;
+        for (int i = 0; i < len; i++) w[3 + i] = Double.doubleToRawLongBits(sample[i]);
+        return w;
+    }
+
+    @Override public void importState(long[] w) {
+        if (w.length < 3 || w[0] < 0 || w[2] < -1 || w.length != 3 + Math.max(0, w[2]))
+            throw new IllegalArgumentException("a ReSprop state of " + w.length + " words is malformed");
+        double t = Double.longBitsToDouble(w[1]);
+        if (!(t > 0) || Double.isInfinite(t)) throw new IllegalArgumentException("a ReSprop state with threshold " + t);
+        steps = w[0];
+        threshold = t;
+        sample = w[2] < 0 ? null : new double[(int) w[2]];
+        if (sample != null) for (int i = 0; i < sample.length; i++) sample[i] = Double.longBitsToDouble(w[3 + i]);
+        lastPercent = Double.NaN;
+    }
+
+    @Override public String toString() { return "ReSprop (threshold " + threshold + ", step " + steps + ")"; }
+}

@@ -1,0 +1,130 @@
+package fst4j.nn;
+
+import fst4j.autograd.SparseConfig.Method;
+import fst4j.autograd.Var;
+import fst4j.tensor.Rng;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** ReSprop's output gradient against its definition (written out here in float32), and a convolution that uses it. */
+class ReSpropTest {
+
+    /** dY' of g from the previous gradient's image `pick` and threshold t, as the class comment defines it. */
+    private static float[] expected(float[] g, float[] prev, int pick, int per, double t) {
+        float[] out = new float[g.length];
+        for (int i = 0; i < g.length; i++) {
+            float p = prev[pick * per + i % per], d = g[i] - p;
+            out[i] = !(Math.abs(d) <= t) ? p + d : p;
+        }
+        return out;
+    }
+
+    private static void assertSame(float[] want, float[] got, String what) {
+        assertEquals(want.length, got.length, what);
+        for (int i = 0; i < want.length; i++) {
+            if (Float.isNaN(want[i])) assertTrue(Float.isNaN(got[i]), what + ": element " + i + " should be NaN");
+            else assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]), what + ": element " + i + " " + got[i] + " vs " + want[i]);
+        }
+    }
+
+    @Test
+    void theGradientIsThePreviousSamplePlusTheDifferencesAboveTheThreshold() {
+        try (Scope s = Scope.open()) {
+            Rng rng = new Rng(3);
+            int n = 5, per = 3 * 4 * 3;
+            ReSprop r = new ReSprop(11);
+            Tensor g1 = rng.normal(0, 1, n, 3, 4, 3);
+            int pick1 = r.pickedImage(n);
+            float[] v1 = g1.toFloatArray();
+            assertSame(v1, r.transform(g1).toFloatArray(), "the first step passes dY through");
+            assertEquals(ReSprop.FIRST_THRESHOLD, r.threshold(), "no threshold update without a sample");
+
+            // second step: differences above 1e-7 are kept; a NaN is kept; an equal value is not (p itself)
+            float[] v2 = rng.normal(0, 1, n, 3, 4, 3).toFloatArray();
+            v2[7] = Float.NaN;
+            v2[per + 2] = v1[pick1 * per + 2];   // no difference
+            v2[2 * per + 5] = v1[pick1 * per + 5] + 1e-8f;   // below the threshold, or the same float
+            Tensor g2 = Tensor.of(v2, n, 3, 4, 3);
+            int pick2 = r.pickedImage(n);
+            float[] out2 = r.transform(g2).toFloatArray();
+            assertSame(expected(v2, v1, pick1, per, ReSprop.FIRST_THRESHOLD), out2, "step 2");
+            assertEquals(v1[pick1 * per + 2], out2[per + 2], "no difference: the sample");
+            assertTrue(r.lastPercent() > ReSprop.TARGET_PERCENT);
+            assertEquals(2 * ReSprop.FIRST_THRESHOLD, r.threshold(), "more than the target kept: the threshold doubles");
+
+            // a large threshold keeps nothing: every image's gradient is the sample of the previous step
+            r.importState(withThreshold(r.exportState(), 1e9));
+            float[] v3 = rng.normal(0, 1, n, 3, 4, 3).toFloatArray();
+            float[] out3 = r.transform(Tensor.of(v3, n, 3, 4, 3)).toFloatArray();
+            for (int i = 0; i < out3.length; i++) assertEquals(v2[pick2 * per + i % per], out3[i], 0f, "element " + i);
+            assertEquals(0.0, r.lastPercent());
+            assertEquals(5e8, r.threshold(), "fewer than the target kept: the threshold halves");
+            assertEquals(3, r.steps());
+        }
+    }
+
+    private static long[] withThreshold(long[] state, double t) {
+        long[] w = state.clone();
+        w[1] = Double.doubleToRawLongBits(t);
+        return w;
+    }
+
+    @Test
+    void aStateRoundTripsAndBadStatesAreRefused() {
+        try (Scope s = Scope.open()) {
+            ReSprop a = new ReSprop(2), b = new ReSprop(2);
+            Rng rng = new Rng(4);
+            for (int i = 0; i < 3; i++) a.transform(rng.normal(0, 1, 4, 2, 3, 3));
+            b.importState(a.exportState());
+            Tensor g = rng.normal(0, 1, 4, 2, 3, 3);
+            assertSame(a.transform(g).toFloatArray(), b.transform(g).toFloatArray(), "after import");
+            assertArrayEquals(a.exportState(), b.exportState());
+            assertThrows(IllegalArgumentException.class, () -> b.importState(new long[]{1, 2}));
+            assertThrows(IllegalArgumentException.class, () -> b.importState(new long[]{1, Double.doubleToRawLongBits(-1), -1}));
+            assertThrows(IllegalArgumentException.class, () -> b.importState(new long[]{1, Double.doubleToRawLongBits(1), 5, 0}));
+            assertThrows(IllegalArgumentException.class, () -> a.transform(Tensor.zeros(3)));
+        }
+    }
+
+    /**
+     * A convolution of the preset: its input and weight gradients are a dense convolution's for dY' (the first step:
+     * for dY itself), with the same weights and input.
+     */
+    @Test
+    void aConvolutionOfThePresetBackpropagatesTheReusedGradient() {
+        try (Scope s = Scope.open()) {
+            Rng rng = new Rng(9);
+            Conv2d re = new Conv2d(3, 8, 3, 1, 1, false, Method.RESPROP.config(), new Rng(1));
+            Conv2d dense = new Conv2d(3, 8, 3, 1, 1, false, Method.DENSE.config(), new Rng(1));
+            assertNotNull(re.resprop());
+            assertNull(dense.resprop());
+            Tensor x = rng.normal(0, 1, 4, 3, 6, 6);
+            float[] prev = null;
+            int pick = -1;
+            for (int step = 0; step < 3; step++) {
+                Tensor g = rng.normal(0, 1, 4, 8, 6, 6);
+                float[] gv = g.toFloatArray();
+                double t = re.resprop().threshold();
+                float[] want = prev == null ? gv : expected(gv, prev, pick, 8 * 36, t);
+                int nextPick = re.resprop().pickedImage(4);
+                Var xr = Var.param(x), xd = Var.param(x);
+                re.forward(xr).backward(g);
+                try (Tensor gd = Tensor.of(want, 4, 8, 6, 6)) { dense.forward(xd).backward(gd); }
+                assertArrayEquals(dense.weight().grad().toFloatArray(), re.weight().grad().toFloatArray(), 1e-6f, "dW, step " + step);
+                assertArrayEquals(xd.grad().toFloatArray(), xr.grad().toFloatArray(), 1e-6f, "dX, step " + step);
+                re.weight().zeroGrad();
+                dense.weight().zeroGrad();
+                prev = gv;
+                pick = nextPick;
+            }
+            assertEquals(3, re.resprop().steps());
+            re.setSparsity(Method.RESPROP.config());
+            assertEquals(3, re.resprop().steps(), "the same preset keeps its state");
+            re.setSparsity(Method.DENSE.config());
+            assertNull(re.resprop());
+        }
+    }
+}

@@ -27,8 +27,8 @@ import java.util.Arrays;
  * <p>As the authors' code (negargoli/ReSprop, models/ReSprop_conv.py) without its warm-up mode: the threshold starts at
  * 1e-7, the target is their 90 % reuse plus their 5-point margin (15 % of the differences kept). Choices of this
  * library: the sampled image is drawn uniformly from the batch by a hash of the layer's geometry and the step (theirs
- * from a range tied to the layer count); the arithmetic is float32 for a float32 dY, as theirs, with the threshold
- * compared in float64; a NaN difference is kept (so it reaches the gradient, as in their product). The selection runs
+ * from a range tied to the layer count); the arithmetic is float32 for a float32 dY, as theirs (float64 for a float64
+ * one), with the threshold compared in float64; a NaN difference is kept (so it reaches the gradient, as in their product). The selection runs
  * on the host: a CUDA dY is copied down and the result up.
  */
 public final class ReSprop implements StatefulSparsifier {
@@ -64,31 +64,54 @@ public final class ReSprop implements StatefulSparsifier {
     /** dY' of a gradient [N, ...] (a new tensor on g's device), updating the threshold and the sample. */
     Tensor transform(Tensor g) {
         if (g.dim() < 2 || g.size(0) < 1) throw new IllegalArgumentException("ReSprop needs a batch of gradients [N, ...], got " + Arrays.toString(g.shape()));
-        boolean f32 = g.dtype() == DType.F32;
-        double[] v = g.toDoubleArray();
-        int n = g.size(0), per = v.length / n;
-        double[] out = null;
-        if (sample != null && sample.length == per) {
-            out = new double[v.length];
-            long kept = 0;
-            for (int i = 0; i < v.length; i++) {
-                double p = sample[i % per], d = f32 ? (float) (v[i] - p) : v[i] - p;
-                if (!(Math.abs(d) <= threshold)) {   // NaN too
-                    out[i] = f32 ? (float) (p + d) : p + d;
-                    kept++;
-                } else out[i] = p;
+        int n = g.size(0), per = Math.toIntExact(g.numel() / n), pick = pickedImage(n);
+        Tensor host = null;
+        if (g.dtype() == DType.F32) {   // float32 arithmetic, as the authors' code
+            float[] v = g.toFloatArray();
+            if (sample != null && sample.length == per) {
+                float[] p = new float[per], out = new float[v.length];
+                for (int i = 0; i < per; i++) p[i] = (float) sample[i];
+                long kept = 0;
+                for (int b = 0, i = 0; b < n; b++)
+                    for (int j = 0; j < per; j++, i++) {
+                        float d = v[i] - p[j];
+                        boolean keep = !(Math.abs(d) <= threshold);   // NaN too
+                        out[i] = keep ? p[j] + d : p[j];
+                        if (keep) kept++;
+                    }
+                adapt(kept, v.length);
+                host = Tensor.of(out, g.shape());
             }
-            lastPercent = 100.0 * kept / v.length;
-            if (lastPercent < TARGET_PERCENT) threshold /= 2;
-            else if (lastPercent > TARGET_PERCENT) threshold *= 2;
+            sample = new double[per];
+            for (int j = 0; j < per; j++) sample[j] = v[pick * per + j];
+        } else {
+            double[] v = g.toDoubleArray();
+            if (sample != null && sample.length == per) {
+                double[] out = new double[v.length];
+                long kept = 0;
+                for (int b = 0, i = 0; b < n; b++)
+                    for (int j = 0; j < per; j++, i++) {
+                        double d = v[i] - sample[j];
+                        boolean keep = !(Math.abs(d) <= threshold);
+                        out[i] = keep ? sample[j] + d : sample[j];
+                        if (keep) kept++;
+                    }
+                adapt(kept, v.length);
+                host = Tensor.of(out, g.shape());
+            }
+            sample = Arrays.copyOfRange(v, pick * per, (pick + 1) * per);
         }
-        int pick = pickedImage(n);
-        sample = Arrays.copyOfRange(v, pick * per, (pick + 1) * per);
         steps++;
-        if (out == null) return g.contiguous();
-        Tensor host = f32 ? Tensor.of(toFloats(out), g.shape()) : Tensor.of(out, g.shape());
+        if (host == null) return g.contiguous();
         if (g.device() == Device.CPU) return host;
-        try (host) { return host.to(g.device()); }
+        try (Tensor up = host) { return up.to(g.device()); }
+    }
+
+    /** The threshold towards {@link #TARGET_PERCENT} kept, after a step that kept kept of total differences. */
+    private void adapt(long kept, int total) {
+        lastPercent = 100.0 * kept / total;
+        if (lastPercent < TARGET_PERCENT) threshold /= 2;
+        else if (lastPercent > TARGET_PERCENT) threshold *= 2;
     }
 
     /** The image of a batch of n whose dY becomes the next sample: a hash of the salt and the step. */
@@ -98,12 +121,6 @@ public final class ReSprop implements StatefulSparsifier {
         z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
         z ^= z >>> 31;
         return (int) Math.floorMod(z, (long) n);
-    }
-
-    private static float[] toFloats(double[] d) {
-        float[] f = new float[d.length];
-        for (int i = 0; i < d.length; i++) f[i] = (float) d[i];
-        return f;
     }
 
     /** [steps, threshold bits, sample length (-1: none), sample values as float64 bits...]. */

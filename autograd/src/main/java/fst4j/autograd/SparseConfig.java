@@ -211,7 +211,8 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
         /**
          * ReSprop (Goli and Aamodt 2020; the paper's Table 3): dense weights; each convolution of the preset replaces its
          * output gradient by the previous step's sample of one image plus the differences above an adaptive threshold
-         * (about 15 % of them), in Eq. 2 and Eq. 3 alike (fst4j.nn.ReSprop, installed by the layer). Not accelerable.
+         * (15 % of them, after the authors' warm-up over the first tenth of a trainer's run), in Eq. 2 and Eq. 3 alike
+         * (fst4j.nn.ReSprop, installed by the layer). Not accelerable.
          */
         RESPROP;
 

@@ -20,13 +20,15 @@ import java.util.Arrays;
  * </pre>
  * The same p for every image of the batch is what makes most of the product reusable on the authors' accelerator;
  * here Eq. 2 and Eq. 3 stay dense GEMMs over dY' (ReSprop's sparsity is unstructured, nothing a 2:4 kernel takes).
- * After each step the threshold doubles where more than {@link #TARGET_PERCENT} % of the differences were kept and
- * halves where fewer were; then p becomes the true dY of one image of this batch. The first step, and any step whose
- * image shape differs from p's, uses dY unchanged.
+ * After each step the threshold doubles where more than the target percentage of the differences were kept and
+ * halves where fewer were ({@link #targetPercent}: {@link #TARGET_PERCENT} %, after a warm-up where the trainer sets
+ * one); then p becomes the true dY of one image of this batch. The first step, and any step whose image shape differs
+ * from p's, uses dY unchanged.
  *
- * <p>As the authors' code (negargoli/ReSprop, models/ReSprop_conv.py) without its warm-up mode: the threshold starts at
- * 1e-7, the target is their 90 % reuse plus their 5-point margin (15 % of the differences kept). Choices of this
- * library: the sampled image is drawn uniformly from the batch by a hash of the layer's geometry and the step (theirs
+ * <p>As the authors' code (negargoli/ReSprop, models/ReSprop_conv.py): the threshold starts at 1e-7, the target is
+ * their 90 % reuse plus their 5-point margin (15 % of the differences kept), and their warm-up (mode 1) runs over the
+ * first tenth of the run ({@link #warmUpOver}: their 9 of 90 epochs). Choices of this library: the warm-up mapped from
+ * epochs onto a run's steps, the threshold's floor ({@link #MIN_THRESHOLD}), the sampled image is drawn uniformly from the batch by a hash of the layer's geometry and the step (theirs
  * from a range tied to the layer count); the arithmetic is float32 for a float32 dY, as theirs (float64 for a float64
  * one), with the threshold compared in float64; a NaN difference is kept (so it reaches the gradient, as in their product). The selection runs
  * on the host: a CUDA dY is copied down and the result up.
@@ -37,6 +39,11 @@ public final class ReSprop implements StatefulSparsifier {
     /** Percentage of differences the threshold steers towards: 10 % not reused plus the authors' 5-point margin. */
     public static final double TARGET_PERCENT = 15;
     static final double FIRST_THRESHOLD = 1e-7;
+    /** The threshold's floor: halving stops here, so that doubling can always bring it back (0 would stay 0). */
+    static final double MIN_THRESHOLD = 1e-30;
+    /** The ImageNet epochs the authors' warm-up is laid out in (their runs are 90 epochs), mapped onto a run's steps. */
+    static final int AUTHORS_EPOCHS = 90;
+    private long runSteps;   // the run's total steps for the warm-up, 0: none
 
     private final long salt;
     private double threshold = FIRST_THRESHOLD;
@@ -49,6 +56,24 @@ public final class ReSprop implements StatefulSparsifier {
 
     /** y unchanged forward; backward passes dY' (above) to y's producer. */
     Var apply(Var y) { return new Hook().apply(y); }
+
+    /**
+     * The authors' warm-up (their mode 1) over a run of totalSteps steps: with step s as epoch e = floor(90 s / totalSteps)
+     * of their 90, the threshold steers towards keeping 100 % of the differences for e < 2 (dY itself, up to rounding),
+     * then 100 - 10 e % until that falls to {@link #TARGET_PERCENT} (e = 9). The trainer sets it; without it (0) the
+     * target is {@link #TARGET_PERCENT} from the first step (their mode 0).
+     */
+    public void warmUpOver(long totalSteps) {
+        if (totalSteps < 0) throw new IllegalArgumentException("a run of " + totalSteps + " steps");
+        runSteps = totalSteps;
+    }
+
+    /** The percentage of differences the threshold steers towards at this step. */
+    public double targetPercent() {
+        if (runSteps <= 0) return TARGET_PERCENT;
+        long e = Math.min(AUTHORS_EPOCHS, AUTHORS_EPOCHS * steps / runSteps);
+        return e < 2 ? 100 : Math.max(TARGET_PERCENT, 100 - 10 * e);
+    }
 
     public double threshold() { return threshold; }
     public long steps() { return steps; }
@@ -107,11 +132,12 @@ public final class ReSprop implements StatefulSparsifier {
         try (Tensor up = host) { return up.to(g.device()); }
     }
 
-    /** The threshold towards {@link #TARGET_PERCENT} kept, after a step that kept kept of total differences. */
+    /** The threshold towards {@link #targetPercent} kept, after a step that kept kept of total differences. */
     private void adapt(long kept, int total) {
         lastPercent = 100.0 * kept / total;
-        if (lastPercent < TARGET_PERCENT) threshold /= 2;
-        else if (lastPercent > TARGET_PERCENT) threshold *= 2;
+        double target = targetPercent();
+        if (lastPercent < target) threshold = Math.max(MIN_THRESHOLD, threshold / 2);
+        else if (lastPercent > target) threshold *= 2;
     }
 
     /** The image of a batch of n whose dY becomes the next sample: a hash of the salt and the step. */

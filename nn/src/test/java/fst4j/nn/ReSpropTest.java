@@ -72,6 +72,28 @@ class ReSpropTest {
         return w;
     }
 
+    /** The authors' warm-up, their 90 epochs mapped onto a run of 900 steps: 10 steps an epoch. */
+    @Test
+    void theWarmUpKeepsEverythingFirstThenStepsDownToTheTarget() {
+        try (Scope s = Scope.open()) {
+            ReSprop r = new ReSprop(1);
+            assertEquals(ReSprop.TARGET_PERCENT, r.targetPercent(), "no warm-up unless a run is given");
+            r.warmUpOver(900);
+            double[] want = new double[100];
+            for (int step = 0; step < 100; step++) want[step] = step < 20 ? 100 : Math.max(15, 100 - 10 * (step / 10));
+            Rng rng = new Rng(5);
+            for (int step = 0; step < 100; step++) {
+                assertEquals(want[step], r.targetPercent(), "step " + step);
+                try (Tensor g = rng.normal(0, 1, 2, 2, 2, 2); Tensor o = r.transform(g)) {}
+                if (step > 0 && step < 20) assertTrue(r.threshold() <= ReSprop.FIRST_THRESHOLD, "target 100 %: the threshold only falls");
+            }
+            assertEquals(15, want[90]);
+            r.importState(withThreshold(r.exportState(), ReSprop.MIN_THRESHOLD));
+            for (int i = 0; i < 3; i++) try (Tensor g = Tensor.zeros(2, 2, 2, 2); Tensor o = r.transform(g)) {}
+            assertEquals(ReSprop.MIN_THRESHOLD, r.threshold(), "never below its floor, so that doubling can bring it back");
+        }
+    }
+
     @Test
     void aStateRoundTripsAndBadStatesAreRefused() {
         try (Scope s = Scope.open()) {

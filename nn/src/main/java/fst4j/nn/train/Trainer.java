@@ -93,6 +93,8 @@ public final class Trainer implements AutoCloseable {
                 .normalize(this.data.mean(), this.data.std()).build();
         this.totalSteps = (long) cfg.epochs() * loader.batchesPerEpoch();
         this.schedule = LrSchedule.cosine(cfg.lr(), cfg.warmupFor(totalSteps), totalSteps, cfg.minLr());
+        for (Sparse s : Models.sparseLayers(model).values())   // ReSprop's warm-up spans the run's first tenth
+            if (s instanceof fst4j.nn.Conv2d c && c.resprop() != null) c.resprop().warmUpOver(totalSteps);
         boolean d = false;
         for (Sparse s : Models.sparseLayers(model).values()) d |= s.sparsity().decaysPruned();
         this.decays = d;

@@ -25,8 +25,7 @@ public final class Conv2d extends Module implements Sparse {
 
     /** A ReSprop state for a layer of that preset (kept across {@link #setSparsity} to the same preset), else null. */
     private ReSprop reSpropFor(SparseConfig cfg) {
-        if (!ReSprop.NAME.equals(cfg.name())) return null;
-        return resprop != null ? resprop : new ReSprop((((long) cin * 31 + cout) * 31 + kernel) * 31 + stride);
+        return ReSprop.forConfig(resprop, cfg, (((long) cin * 31 + cout) * 31 + kernel) * 31 + stride);
     }
 
     /** This layer's ReSprop state where its configuration is the ReSprop preset's, else null. */
@@ -48,7 +47,7 @@ public final class Conv2d extends Module implements Sparse {
     public Var forward(Var x) {
         var hook = INPUT_HOOK.get();
         if (hook != null) hook.accept(this, x.value());
-        Var y = Layers.conv2d(node, x, weight, bias, stride, padding);
-        return resprop == null ? y : resprop.apply(y);   // dY' for both of the node's backward products
+        if (resprop == null) return Layers.conv2d(node, x, weight, bias, stride, padding);
+        return resprop.around(Layers.conv2d(node, x, weight, null, stride, padding), bias == null ? null : bias.reshape(1, cout, 1, 1));
     }
 }

@@ -11,6 +11,7 @@ public final class Linear extends Module implements Sparse {
     public final int in, out;
     private final Var weight, bias;
     private Gemm3 node;
+    private ReSprop resprop;   // the ReSprop preset's per-layer state, else null
 
     public Linear(int in, int out, boolean bias, SparseConfig cfg, Rng rng) {
         if (in <= 0 || out <= 0) throw new IllegalArgumentException("Linear needs positive sizes, got " + in + " -> " + out);
@@ -20,13 +21,22 @@ public final class Linear extends Module implements Sparse {
         this.weight = parameter("weight", rng.uniform(-bound, bound, out, in));
         this.bias = bias ? parameter("bias", rng.uniform(-bound, bound, out)) : null;
         this.node = new Gemm3(cfg);
+        this.resprop = ReSprop.forConfig(null, cfg, salt());
     }
+
+    private long salt() { return ((long) in * 31 + out) * 31 + 1; }
 
     public Var weight() { return weight; }
 
+    /** This layer's ReSprop state where its configuration is the ReSprop preset's, else null. */
+    public ReSprop resprop() { return resprop; }
+
     @Override public SparseConfig sparsity() { return node.config(); }
-    @Override public void setSparsity(SparseConfig cfg) { node = new Gemm3(cfg); }
+    @Override public void setSparsity(SparseConfig cfg) { node = new Gemm3(cfg); resprop = ReSprop.forConfig(resprop, cfg, salt()); }
 
     @Override
-    public Var forward(Var x) { return Layers.linear(node, x, weight, bias); }
+    public Var forward(Var x) {
+        if (resprop == null) return Layers.linear(node, x, weight, bias);
+        return resprop.around(Layers.linear(node, x, weight, null), bias);   // dY' for both products, dY for the bias
+    }
 }

@@ -10,8 +10,9 @@ import fst4j.tensor.Tensor;
 import java.util.Arrays;
 
 /**
- * ReSprop (Goli and Aamodt, CVPR 2020; the paper's Table 3 row "unstructured dY"), on the convolutions of the preset
- * {@link fst4j.autograd.SparseConfig.Method#RESPROP}. Each such layer keeps one image's output gradient p from the
+ * ReSprop (Goli and Aamodt, CVPR 2020; the paper's Table 3 row "unstructured dY"), on the layers of the preset
+ * {@link fst4j.autograd.SparseConfig.Method#RESPROP} (convolutions, as in the authors' code, and linear layers: a row
+ * of dY is then one sample's gradient). Each such layer keeps one image's output gradient p from the
  * previous step and replaces this step's dY, for Eq. 2 and Eq. 3 alike, by that sample plus the sparse part of the
  * difference:
  * <pre>
@@ -56,6 +57,25 @@ public final class ReSprop implements StatefulSparsifier {
 
     /** y unchanged forward; backward passes dY' (above) to y's producer. */
     Var apply(Var y) { return new Hook().apply(y); }
+
+    /**
+     * The state a layer configured by cfg keeps: current where cfg is (still) the preset's and the layer has one, a new
+     * one (salted) where cfg just became it, else null.
+     */
+    static ReSprop forConfig(ReSprop current, fst4j.autograd.SparseConfig cfg, long salt) {
+        if (!NAME.equals(cfg.name())) return null;
+        return current != null ? current : new ReSprop(salt);
+    }
+
+    /**
+     * A layer's output under ReSprop: product (the layer's GEMM output without its bias) through the hook, then the
+     * bias (already shaped to broadcast) added after it, so that the bias gradient is the true dY, as in the authors'
+     * code, while both products take dY'.
+     */
+    Var around(Var product, Var bias) {
+        Var y = apply(product);
+        return bias == null ? y : y.add(bias);
+    }
 
     /**
      * The authors' warm-up (their mode 1) over a run of totalSteps steps: with step s as epoch e = floor(90 s / totalSteps)

@@ -113,14 +113,14 @@ class ReSpropTest {
 
     /**
      * A convolution of the preset: its input and weight gradients are a dense convolution's for dY' (the first step:
-     * for dY itself), with the same weights and input.
+     * for dY itself), with the same weights and input; its bias gradient is dY's own (as in the authors' code).
      */
     @Test
     void aConvolutionOfThePresetBackpropagatesTheReusedGradient() {
         try (Scope s = Scope.open()) {
             Rng rng = new Rng(9);
-            Conv2d re = new Conv2d(3, 8, 3, 1, 1, false, Method.RESPROP.config(), new Rng(1));
-            Conv2d dense = new Conv2d(3, 8, 3, 1, 1, false, Method.DENSE.config(), new Rng(1));
+            Conv2d re = new Conv2d(3, 8, 3, 1, 1, true, Method.RESPROP.config(), new Rng(1));
+            Conv2d dense = new Conv2d(3, 8, 3, 1, 1, true, Method.DENSE.config(), new Rng(1));
             assertNotNull(re.resprop());
             assertNull(dense.resprop());
             Tensor x = rng.normal(0, 1, 4, 3, 6, 6);
@@ -137,8 +137,11 @@ class ReSpropTest {
                 try (Tensor gd = Tensor.of(want, 4, 8, 6, 6)) { dense.forward(xd).backward(gd); }
                 assertArrayEquals(dense.weight().grad().toFloatArray(), re.weight().grad().toFloatArray(), 1e-6f, "dW, step " + step);
                 assertArrayEquals(xd.grad().toFloatArray(), xr.grad().toFloatArray(), 1e-6f, "dX, step " + step);
-                re.weight().zeroGrad();
-                dense.weight().zeroGrad();
+                float[] db = new float[8];
+                for (int i = 0; i < gv.length; i++) db[(i / 36) % 8] += gv[i];
+                assertArrayEquals(db, re.parameters().get(1).grad().toFloatArray(), 1e-4f, "the bias takes dY itself, step " + step);
+                for (Var v : re.parameters()) v.zeroGrad();
+                for (Var v : dense.parameters()) v.zeroGrad();
                 prev = gv;
                 pick = nextPick;
             }
@@ -147,6 +150,37 @@ class ReSpropTest {
             assertEquals(3, re.resprop().steps(), "the same preset keeps its state");
             re.setSparsity(Method.DENSE.config());
             assertNull(re.resprop());
+        }
+    }
+
+    /** A linear layer of the preset: a row of dY is one sample's gradient; the same contract as the convolution's. */
+    @Test
+    void aLinearLayerOfThePresetBackpropagatesTheReusedGradient() {
+        try (Scope s = Scope.open()) {
+            Rng rng = new Rng(10);
+            Linear re = new Linear(6, 5, true, Method.RESPROP.config(), new Rng(2));
+            Linear dense = new Linear(6, 5, true, Method.DENSE.config(), new Rng(2));
+            Tensor x = rng.normal(0, 1, 4, 6);
+            float[] prev = null;
+            int pick = -1;
+            for (int step = 0; step < 3; step++) {
+                Tensor g = rng.normal(0, 1, 4, 5);
+                float[] gv = g.toFloatArray();
+                float[] want = prev == null ? gv : expected(gv, prev, pick, 5, re.resprop().threshold());
+                int nextPick = re.resprop().pickedImage(4);
+                Var xr = Var.param(x), xd = Var.param(x);
+                re.forward(xr).backward(g);
+                try (Tensor gd = Tensor.of(want, 4, 5)) { dense.forward(xd).backward(gd); }
+                assertArrayEquals(dense.weight().grad().toFloatArray(), re.weight().grad().toFloatArray(), 1e-6f, "dW, step " + step);
+                assertArrayEquals(xd.grad().toFloatArray(), xr.grad().toFloatArray(), 1e-6f, "dX, step " + step);
+                float[] db = new float[5];
+                for (int i = 0; i < gv.length; i++) db[i % 5] += gv[i];
+                assertArrayEquals(db, re.parameters().get(1).grad().toFloatArray(), 1e-5f, "the bias takes dY itself, step " + step);
+                for (Var v : re.parameters()) v.zeroGrad();
+                for (Var v : dense.parameters()) v.zeroGrad();
+                prev = gv;
+                pick = nextPick;
+            }
         }
     }
 }

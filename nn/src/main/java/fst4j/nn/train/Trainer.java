@@ -94,7 +94,7 @@ public final class Trainer implements AutoCloseable {
         this.totalSteps = (long) cfg.epochs() * loader.batchesPerEpoch();
         this.schedule = LrSchedule.cosine(cfg.lr(), cfg.warmupFor(totalSteps), totalSteps, cfg.minLr());
         for (Sparse s : Models.sparseLayers(model).values())   // ReSprop's warm-up spans the run's first tenth
-            if (s instanceof fst4j.nn.Conv2d c && c.resprop() != null) c.resprop().warmUpOver(totalSteps);
+            if (reSpropOf(s) != null) reSpropOf(s).warmUpOver(totalSteps);
         boolean d = false;
         for (Sparse s : Models.sparseLayers(model).values()) d |= s.sparsity().decaysPruned();
         this.decays = d;
@@ -242,6 +242,11 @@ public final class Trainer implements AutoCloseable {
         SafeTensors.write(file, tensors, longs, meta);
     }
 
+    /** layer's ReSprop state, or null. */
+    private static fst4j.nn.ReSprop reSpropOf(Sparse layer) {
+        return layer instanceof fst4j.nn.Conv2d c ? c.resprop() : layer instanceof fst4j.nn.Linear l ? l.resprop() : null;
+    }
+
     /** Stateful sparsifiers of every layer by checkpoint key "sparsity.LAYER.SLOT". */
     private Map<String, fst4j.sparse.StatefulSparsifier> sparsifierStates() {
         Map<String, fst4j.sparse.StatefulSparsifier> out = new LinkedHashMap<>();
@@ -251,7 +256,8 @@ public final class Trainer implements AutoCloseable {
             String[] names = {"w", "wt", "dy_eq2", "dy_eq3", "xt"};
             for (int i = 0; i < slots.length; i++)
                 if (slots[i] instanceof fst4j.sparse.StatefulSparsifier st) out.put("sparsity." + name + "." + names[i], st);
-            if (layer instanceof fst4j.nn.Conv2d conv && conv.resprop() != null) out.put("sparsity." + name + ".resprop", conv.resprop());
+            fst4j.nn.ReSprop r = reSpropOf(layer);
+            if (r != null) out.put("sparsity." + name + ".resprop", r);
         });
         return out;
     }

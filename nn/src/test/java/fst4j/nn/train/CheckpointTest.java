@@ -74,10 +74,15 @@ class CheckpointTest {
     @Test
     void resumeIsBitIdentical(@TempDir Path dir) throws Exception {
         // TSM and FST_CODE carry sparsifier state (cached transposable mask, pattern draws) that must round-trip too
-        for (Method m : new Method[]{Method.FST3_IR, Method.DENSE, Method.TSM, Method.FST_CODE, Method.FST3_IR_PATTERNS, Method.ASP, Method.RESPROP}) {
+        // ReSprop's per-layer samples and thresholds too, on convolutions and (the MLP, the method's second entry) linear layers
+        Method[] methods = {Method.FST3_IR, Method.DENSE, Method.TSM, Method.FST_CODE, Method.FST3_IR_PATTERNS, Method.ASP, Method.RESPROP,
+                Method.RESPROP};
+        for (int i = 0; i < methods.length; i++) {
+            Method m = methods[i];
             TrainData data = tiny();
-            String model = m == Method.DENSE ? "mlp" : "cnn";   // the CNN has BN buffers and sparse convs; the MLP is quick
-            Path ckpt = dir.resolve(m + "/ckpt.safetensors");
+            // the CNN has BN buffers and sparse convs; the MLP is quick
+            String model = m == Method.DENSE || i == methods.length - 1 ? "mlp" : "cnn";
+            Path ckpt = dir.resolve(m + "-" + model + "/ckpt.safetensors");
             try (Trainer straight = new Trainer(cfg(m, model), data); Trainer first = new Trainer(cfg(m, model), data);
                  Trainer untouched = new Trainer(cfg(m, model), data)) {
                 run(straight, 10);      // 4 steps per epoch: crosses two epoch ends

@@ -26,11 +26,17 @@ import java.util.Arrays;
  * one); then p becomes the true dY of one image of this batch. The first step, and any step whose image shape differs
  * from p's, uses dY unchanged.
  *
+ * <p>A layer is on the preset when its configuration's name is {@link #NAME} (as {@code Method.RESPROP.config()} gives):
+ * renaming the configuration turns ReSprop off, and switching a layer to another configuration and back starts a fresh
+ * state.
+ *
  * <p>As the authors' code (negargoli/ReSprop, models/ReSprop_conv.py): the threshold starts at 1e-7, the target is
  * their 90 % reuse plus their 5-point margin (15 % of the differences kept), and their warm-up (mode 1) runs over the
  * first tenth of the run ({@link #warmUpOver}: their 9 of 90 epochs). Choices of this library: the warm-up mapped from
- * epochs onto a run's steps, the threshold's floor ({@link #MIN_THRESHOLD}), the sampled image is drawn uniformly from the batch by a hash of the layer's geometry and the step (theirs
- * from a range tied to the layer count); the arithmetic is float32 for a float32 dY, as theirs (float64 for a float64
+ * epochs onto a run's steps, the threshold's floor ({@link #MIN_THRESHOLD}), the sample kept across epochs (theirs
+ * starts each epoch afresh with dY itself: their list is cleared at an epoch's first step), the sampled image is drawn
+ * uniformly from the batch by a hash of the step and a salt (the layer's geometry, and its name where a trainer built
+ * it; theirs from a range tied to the layer count); the arithmetic is float32 for a float32 dY, as theirs (float64 for a float64
  * one), with the threshold compared in float64; a NaN difference is kept (so it reaches the gradient, as in their product). The selection runs
  * on the host: a CUDA dY is copied down and the result up.
  */
@@ -46,14 +52,23 @@ public final class ReSprop implements StatefulSparsifier {
     static final int AUTHORS_EPOCHS = 90;
     private long runSteps;   // the run's total steps for the warm-up, 0: none
 
-    private final long salt;
+    private final long baseSalt;
+    private long salt;
     private double threshold = FIRST_THRESHOLD;
     private long steps;
     private double[] sample;   // p: one image's dY from the previous step ([C*H*W] values), or null before the first
     private double lastPercent = Double.NaN;
 
+    private boolean restored;   // the sample came from a checkpoint: its length must be this layer's
+
     /** salt: fixes which image each step samples (a layer's geometry, the same on every run and resume). */
-    ReSprop(long salt) { this.salt = salt; }
+    ReSprop(long salt) { this.baseSalt = salt; this.salt = salt; }
+
+    /**
+     * Salts the image choice with the layer's name as well (the trainer does, so that layers of the same geometry draw
+     * their samples independently, as the authors' do).
+     */
+    public void saltWith(String layerName) { salt = baseSalt * 0x100000001B3L ^ layerName.hashCode(); }
 
     /** y unchanged forward; backward passes dY' (above) to y's producer. */
     Var apply(Var y) { return new Hook().apply(y); }
@@ -79,8 +94,10 @@ public final class ReSprop implements StatefulSparsifier {
 
     /**
      * The authors' warm-up (their mode 1) over a run of totalSteps steps: with step s as epoch e = floor(90 s / totalSteps)
-     * of their 90, the threshold steers towards keeping 100 % of the differences for e < 2 (dY itself, up to rounding),
-     * then 100 - 10 e % until that falls to {@link #TARGET_PERCENT} (e = 9). The trainer sets it; without it (0) the
+     * of their 90, the threshold steers towards keeping 100 % of the differences for e < 2 (it halves every step: all
+     * but the differences at or below it, which shrink towards 0, are kept), then 100 - 10 e % until that falls to
+     * {@link #TARGET_PERCENT} (e = 9). The trainer sets it for the layers of its model when it is built; a layer put on
+     * the preset later (Models.override) gets no warm-up, and its steps count from its own first. Without it (0) the
      * target is {@link #TARGET_PERCENT} from the first step (their mode 0).
      */
     public void warmUpOver(long totalSteps) {
@@ -110,6 +127,10 @@ public final class ReSprop implements StatefulSparsifier {
     Tensor transform(Tensor g) {
         if (g.dim() < 2 || g.size(0) < 1) throw new IllegalArgumentException("ReSprop needs a batch of gradients [N, ...], got " + Arrays.toString(g.shape()));
         int n = g.size(0), per = Math.toIntExact(g.numel() / n), pick = pickedImage(n);
+        if (restored && sample != null && sample.length != per)
+            throw new IllegalStateException("ReSprop's sample from the checkpoint holds " + sample.length + " values per image, this layer's"
+                    + " output gradient " + per + " (" + Arrays.toString(g.shape()) + "): the checkpoint is another model's");
+        restored = false;
         Tensor host = null;
         if (g.dtype() == DType.F32) {   // float32 arithmetic, as the authors' code
             float[] v = g.toFloatArray();
@@ -184,12 +205,13 @@ public final class ReSprop implements StatefulSparsifier {
         if (w.length < 3 || w[0] < 0 || w[2] < -1 || w.length != 3 + Math.max(0, w[2]))
             throw new IllegalArgumentException("a ReSprop state of " + w.length + " words is malformed");
         double t = Double.longBitsToDouble(w[1]);
-        if (!(t > 0) || Double.isInfinite(t)) throw new IllegalArgumentException("a ReSprop state with threshold " + t);
+        if (!(t > 0) || Double.isInfinite(t)) throw new IllegalArgumentException("a ReSprop state's threshold must be positive and finite, got " + t);
         steps = w[0];
         threshold = t;
         sample = w[2] < 0 ? null : new double[(int) w[2]];
         if (sample != null) for (int i = 0; i < sample.length; i++) sample[i] = Double.longBitsToDouble(w[3 + i]);
         lastPercent = Double.NaN;
+        restored = true;
     }
 
     @Override public String toString() { return "ReSprop (threshold " + threshold + ", step " + steps + ")"; }

@@ -95,6 +95,40 @@ class ReSpropTest {
     }
 
     @Test
+    void layersOfOneGeometryDrawTheirSamplesApartOnceNamed() {
+        ReSprop a = new ReSprop(7), b = new ReSprop(7);
+        a.saltWith("3.conv1");
+        b.saltWith("3.conv2");
+        int same = 0;
+        for (int step = 0; step < 64; step++) {
+            try (Scope s = Scope.open()) {
+                if (a.pickedImage(128) == b.pickedImage(128)) same++;
+                Tensor g = Tensor.zeros(2, 1, 1, 1);
+                a.transform(g);
+                b.transform(g);
+            }
+        }
+        assertTrue(same < 8, "independent draws from 128 images agree rarely, got " + same + " of 64");
+        ReSprop c = new ReSprop(7);
+        c.saltWith("3.conv1");
+        c.saltWith("3.conv1");
+        ReSprop d = new ReSprop(7);
+        d.saltWith("3.conv1");
+        assertEquals(d.pickedImage(1000), c.pickedImage(1000), "salting again with the same name changes nothing");
+    }
+
+    @Test
+    void aCheckpointsSampleOfAnotherShapeIsRefused() {
+        try (Scope s = Scope.open()) {
+            ReSprop a = new ReSprop(1), b = new ReSprop(1);
+            a.transform(new Rng(1).normal(0, 1, 2, 3, 2, 2));
+            b.importState(a.exportState());
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> b.transform(Tensor.zeros(2, 4, 2, 2)));
+            assertTrue(e.getMessage().contains("holds 12 values per image, this layer's output gradient 16"), e.getMessage());
+        }
+    }
+
+    @Test
     void aStateRoundTripsAndBadStatesAreRefused() {
         try (Scope s = Scope.open()) {
             ReSprop a = new ReSprop(2), b = new ReSprop(2);

@@ -70,7 +70,8 @@ public sealed interface Sparsifier
     /**
      * A rule of your own, for any slot. {@link #keep} gets x's values (logical row-major order, as float64) and its shape,
      * and returns which elements to keep; {@code apply} zeroes the others exactly as for the built-in rules, on any
-     * device (the selection runs on the host, the values are copied there). Say {@link #accelerable()} only if every
+     * device (the selection runs on the host, the values are copied there unless the rule says it reads none:
+     * {@link Custom#readsValues}). Say {@link #accelerable()} only if every
      * output is 2:4 along {@link #axis()}: a pruned W is then compressed for the 2:4 product, and the compression names
      * the first group of 4 that keeps more than 2. A rule with state (a step counter, a seed) that also implements
      * {@link StatefulSparsifier} has it written into the trainer's checkpoints; checkpoints record the method, not custom
@@ -93,7 +94,8 @@ public sealed interface Sparsifier
         /**
          * False for a rule whose kept set does not depend on the values (a mask fixed once, as ASP's, or one loaded from
          * elsewhere): {@link #keep} then gets null, nothing is copied off a device to select, and a float32 CPU tensor is
-         * pruned by the shim's select (x where kept, +0.0 elsewhere, the same bits) without passing through Java arrays.
+         * pruned by a select (x where kept, +0.0 elsewhere, the same bits; the shim's from 1024 contiguous elements, with
+         * the library loaded) instead of copying its values through Java arrays.
          */
         default boolean readsValues() { return true; }
 

@@ -60,6 +60,16 @@ class CustomSparsifierTest {
     @Property(tries = 40)
     void aRuleThatReadsNoValuesGetsNoneAndPrunesTheSame(@ForAll @IntRange(min = 1, max = 9) int rows,
                                                         @ForAll @IntRange(min = 1, max = 23) int cols, @ForAll long seed) {
+        blindRuleAgainstTheReadingOne(rows, cols, seed);
+    }
+
+    /** The same at sizes where the float32 select runs in the shim (from 1024 elements), not in Java. */
+    @Test
+    void aRuleThatReadsNoValuesPrunesTheSameThroughTheShim() {
+        for (int[] rc : new int[][]{{5, 230}, {9, 211}, {64, 36}}) blindRuleAgainstTheReadingOne(rc[0], rc[1], rc[0] * 1000L + rc[1]);
+    }
+
+    private static void blindRuleAgainstTheReadingOne(int rows, int cols, long seed) {
         var calls = new java.util.concurrent.atomic.AtomicInteger();
         Sparsifier blind = TestData.positional(calls);
         Sparsifier reading = Sparsifier.Custom.of("positional, reading", -1, true, (v, shape) -> {

@@ -93,8 +93,10 @@ public final class Trainer implements AutoCloseable {
                 .normalize(this.data.mean(), this.data.std()).build();
         this.totalSteps = (long) cfg.epochs() * loader.batchesPerEpoch();
         this.schedule = LrSchedule.cosine(cfg.lr(), cfg.warmupFor(totalSteps), totalSteps, cfg.minLr());
-        for (Sparse s : Models.sparseLayers(model).values())   // ReSprop's warm-up spans the run's first tenth
-            if (reSpropOf(s) != null) reSpropOf(s).warmUpOver(totalSteps);
+        Models.sparseLayers(model).forEach((name, s) -> {   // ReSprop: the warm-up spans the run's first tenth; samples per layer
+            fst4j.nn.ReSprop r = reSpropOf(s);
+            if (r != null) { r.warmUpOver(totalSteps); r.saltWith(name); }
+        });
         boolean d = false;
         for (Sparse s : Models.sparseLayers(model).values()) d |= s.sparsity().decaysPruned();
         this.decays = d;
@@ -313,7 +315,7 @@ public final class Trainer implements AutoCloseable {
             for (String k : c.int64s().keySet())
                 if (k.startsWith("sparsity.") && !sparsifiers.containsKey(k))
                     throw new IllegalArgumentException("it holds the state of sparsifier " + k.substring(9) + ", a slot with no stateful rule in"
-                            + " this model (a custom rule, or a per-layer override, not installed before load?)");
+                            + " this model (a custom rule, a per-layer override or a layer on the ReSprop preset, not installed before load?)");
             for (var e : sparsifiers.entrySet()) {
                 long[] words = c.int64(e.getKey());
                 if (words == null) throw new IllegalArgumentException("missing sparsifier state " + e.getKey());

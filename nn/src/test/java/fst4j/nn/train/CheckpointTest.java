@@ -102,6 +102,24 @@ class CheckpointTest {
         }
     }
 
+    /** The trainer gives its ReSprop layers the authors' warm-up over its run (12 steps here: 90 / 12 epochs a step). */
+    @Test
+    void reSpropLayersWarmUpOverTheTrainersRun() {
+        try (Trainer t = new Trainer(cfg(Method.RESPROP, "cnn"), tiny())) {
+            assertEquals(12, t.totalSteps());
+            var states = new java.util.ArrayList<fst4j.nn.ReSprop>();
+            fst4j.nn.Models.sparseLayers(t.model()).values().forEach(l -> {
+                if (l instanceof fst4j.nn.Conv2d c && c.resprop() != null) states.add(c.resprop());
+            });
+            assertFalse(states.isEmpty());
+            double[] want = {100, 30, 15};   // epochs 0, 7 and 15 of the authors' 90
+            for (double w : want) {
+                for (fst4j.nn.ReSprop r : states) assertEquals(w, r.targetPercent(), "after " + r.steps() + " steps");
+                run(t, 1);
+            }
+        }
+    }
+
     @Test
     void resumeAtAnEpochBoundary(@TempDir Path dir) throws Exception {
         TrainData data = tiny();

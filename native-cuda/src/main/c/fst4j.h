@@ -175,6 +175,12 @@ FST_API int fst_pattern24(const float *x, float *out, int64_t outer, int64_t len
  * when a line's keys cannot be allocated (the shim has no out-of-memory code). */
 FST_API int fst_topk(const float *x, float *out, int64_t outer, int64_t len, int64_t inner, int64_t k, int nthreads);
 
+/* fst_resprop: ReSprop's output gradient (fst4j.nn.ReSprop) for g [n, per] and one sample p [per] (contiguous floats):
+ * d = g - p (float); out = p + d where !(|d| <= threshold) (so a NaN difference too), else p; *kept = how many were.
+ * threshold positive and finite; out must not overlap g or p. The same bits as the Java loop it replaces. */
+FST_API int fst_resprop(const float *g, const float *p, float *out, int64_t n, int64_t per, double threshold, int64_t *kept,
+                        int nthreads);
+
 /* SR-STE decay: g += lambda * w where magnitude 2:4 along each row of w [rows, k] (contiguous) prunes. */
 FST_API int fst_srste_decay(const float *w, float *g, int64_t rows, int64_t k, float lambda, int nthreads);
 

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include "parallel.h"
 #include "rank24.h"
 
@@ -513,4 +514,42 @@ int fst_topk(const float *x, float *out, int64_t outer, int64_t len, int64_t inn
     const int nt = n < 65536 ? 1 : nthreads;
     fst_parallel(lines, nt > 1 ? 4 * (int64_t)nt : 1, nt, topk_task, &j);
     return __atomic_load_n(&j.failed, __ATOMIC_RELAXED) ? FST_EINVAL : FST_OK;   /* out of memory for a line's keys */
+}
+
+/* ---- fst_resprop (fst4j.h): ReSprop's reused output gradient ---- */
+typedef struct { const float *g, *p; float *out; int64_t per; double t; int64_t kept; } resprop_job;
+
+static void resprop_task(void *q, int64_t b0, int64_t b1) {   /* images b0..b1 */
+    resprop_job *j = q;
+    const float *restrict p = j->p;
+    const int64_t per = j->per;
+    const double t = j->t;
+    int64_t kept = 0;
+    for (int64_t b = b0; b < b1; b++) {
+        const float *restrict g = j->g + b * per;
+        float *restrict out = j->out + b * per;
+        for (int64_t i = 0; i < per; i++) {
+            const float d = g[i] - p[i];
+            const int keep = !((double)fabsf(d) <= t);   /* a NaN difference is kept */
+            out[i] = keep ? p[i] + d : p[i];
+            kept += keep;
+        }
+    }
+    __atomic_fetch_add(&j->kept, kept, __ATOMIC_RELAXED);   /* integers: the sum does not depend on the split */
+}
+
+int fst_resprop(const float *g, const float *p, float *out, int64_t n, int64_t per, double threshold, int64_t *kept, int nthreads) {
+    if (n < 0 || per < 0 || nthreads < 1 || !(threshold > 0) || isinf(threshold)) return FST_EINVAL;
+    if (!kept) return FST_ENULL;
+    *kept = 0;
+    if (n == 0 || per == 0) return FST_OK;
+    if (!g || !p || !out) return FST_ENULL;
+    if (n > INT64_MAX / per) return FST_EINVAL;
+    const int64_t total = n * per;
+    if ((out < g + total && g < out + total) || (out < p + per && p < out + total)) return FST_EINVAL;   /* overlap */
+    resprop_job j = { g, p, out, per, threshold, 0 };
+    const int nt = total < 65536 ? 1 : nthreads;
+    fst_parallel(n, nt > 1 ? 2 * (int64_t)nt : 1, nt, resprop_task, &j);
+    *kept = j.kept;
+    return FST_OK;
 }

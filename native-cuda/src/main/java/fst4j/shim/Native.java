@@ -695,6 +695,29 @@ public final class Native {
                 JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT), false);
     }
 
+    private static final class ReSpropHandles {   // bound on first use
+        static final MethodHandle RESPROP = bind(LIB, "fst_resprop", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS,
+                JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, ADDRESS, JAVA_INT), false);
+    }
+
+    /**
+     * ReSprop's output gradient (fst_resprop in fst4j.h): for g [n, per] and the sample p [per], contiguous floats,
+     * out = p + (g - p) where !(|g - p| <= threshold), else p; returns how many elements were kept.
+     */
+    public static long resprop(MemorySegment g, MemorySegment p, MemorySegment out, long n, long per, double threshold, int threads) {
+        ensureLoaded();
+        if (g.byteSize() < n * per * 4 || out.byteSize() < n * per * 4 || p.byteSize() < per * 4)
+            throw new IllegalArgumentException("fst_resprop: segments of " + g.byteSize() + ", " + p.byteSize() + " and " + out.byteSize()
+                    + " bytes for " + n + " x " + per + " floats");
+        int rc;
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment kept = arena.allocate(JAVA_LONG);
+            try { rc = (int) ReSpropHandles.RESPROP.invokeExact(g, p, out, n, per, threshold, kept, threads); } catch (Throwable t) { throw rethrow(t); }
+            check(rc, "fst_resprop");
+            return kept.get(JAVA_LONG, 0);
+        }
+    }
+
     /**
      * out = x at the k largest |x| of every line along len, +0.0 elsewhere, x and out contiguous [outer, len, inner]
      * floats, not overlapping (fst_topk in fst4j.h: Sparsifier.TopK's rule, ties to the lower index, NaN the largest).

@@ -38,7 +38,8 @@ import java.util.Arrays;
  * uniformly from the batch by a hash of the step and a salt (the layer's geometry, and its name where a trainer built
  * it; theirs from a range tied to the layer count); the arithmetic is float32 for a float32 dY, as theirs (float64 for a float64
  * one), with the threshold compared in float64; a NaN difference is kept (so it reaches the gradient, as in their product). The selection runs
- * on the host: a CUDA dY is copied down and the result up.
+ * in the shim (fst_resprop) for a float32 CPU dY of at least {@link #NATIVE_MIN} elements, in Java otherwise, the same
+ * bits; a CUDA dY is copied down and the result up.
  */
 public final class ReSprop implements StatefulSparsifier {
     /** The preset's configuration name, by which {@link Conv2d} knows to install one. */
@@ -123,8 +124,14 @@ public final class ReSprop implements StatefulSparsifier {
         @Override protected Tensor[] backward(Tensor g) { return grads(transform(g)); }
     }
 
+    /** Gradients of at least this many elements take the shim's loop (fst_resprop), smaller ones the Java loop. */
+    static final long NATIVE_MIN = 4096;
+
     /** dY' of a gradient [N, ...] (a new tensor on g's device), updating the threshold and the sample. */
-    Tensor transform(Tensor g) {
+    Tensor transform(Tensor g) { return transform(g, true); }
+
+    /** {@link #transform}; allowNative false keeps float32 CPU gradients on the Java loop (the reference, for tests). */
+    Tensor transform(Tensor g, boolean allowNative) {
         if (g.dim() < 2 || g.size(0) < 1) throw new IllegalArgumentException("ReSprop needs a batch of gradients [N, ...], got " + Arrays.toString(g.shape()));
         int n = g.size(0), per = Math.toIntExact(g.numel() / n), pick = pickedImage(n);
         if (restored && sample != null && sample.length != per)
@@ -132,7 +139,26 @@ public final class ReSprop implements StatefulSparsifier {
                     + " output gradient " + per + " (" + Arrays.toString(g.shape()) + "): the checkpoint is another model's");
         restored = false;
         Tensor host = null;
-        if (g.dtype() == DType.F32) {   // float32 arithmetic, as the authors' code
+        if (allowNative && g.dtype() == DType.F32 && g.device() == Device.CPU && g.numel() >= NATIVE_MIN && fst4j.shim.Native.isLoaded()) {
+            try (Tensor gc = g.contiguous()) {
+                if (sample != null && sample.length == per) {
+                    float[] pf = new float[per];
+                    for (int j = 0; j < per; j++) pf[j] = (float) sample[j];
+                    Tensor out = Tensor.empty(g.shape());
+                    try (Tensor pt = Tensor.of(pf, per)) {
+                        adapt(fst4j.shim.Native.resprop(gc.data(), pt.data(), out.data(), n, per, threshold, fst4j.tensor.Blas.threads()), (long) n * per);
+                    } catch (RuntimeException | Error e) {
+                        out.close();
+                        throw e;
+                    }
+                    host = out;
+                }
+                float[] img;
+                try (Tensor one = gc.slice(0, pick, pick + 1)) { img = one.toFloatArray(); }
+                sample = new double[per];
+                for (int j = 0; j < per; j++) sample[j] = img[j];
+            }
+        } else if (g.dtype() == DType.F32) {   // float32 arithmetic, as the authors' code
             float[] v = g.toFloatArray();
             if (sample != null && sample.length == per) {
                 float[] p = new float[per], out = new float[v.length];
@@ -174,7 +200,7 @@ public final class ReSprop implements StatefulSparsifier {
     }
 
     /** The threshold towards {@link #targetPercent} kept, after a step that kept kept of total differences. */
-    private void adapt(long kept, int total) {
+    private void adapt(long kept, long total) {
         lastPercent = 100.0 * kept / total;
         double target = targetPercent();
         if (lastPercent < target) threshold = Math.max(MIN_THRESHOLD, threshold / 2);

@@ -128,6 +128,33 @@ class ReSpropTest {
         }
     }
 
+    /** The shim's loop (fst_resprop, from 4096 elements) against the Java loop, step by step, NaN and -0.0 included. */
+    @Test
+    void theShimsLoopIsTheJavaLoopBitForBit() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(fst4j.shim.Native.isLoaded(), "needs the C shim");
+        try (Scope s = Scope.open()) {
+            ReSprop java = new ReSprop(4), shim = new ReSprop(4);
+            Rng rng = new Rng(21);
+            for (int step = 0; step < 6; step++) {
+                float[] v = rng.normal(0, 1e-3, 16, 8, 7, 7).toFloatArray();
+                v[step] = Float.NaN;
+                v[v.length - 1 - step] = -0.0f;
+                Tensor g = Tensor.of(v, 16, 8, 7, 7);
+                assertTrue(g.numel() >= ReSprop.NATIVE_MIN);
+                assertSame(java.transform(g, false).toFloatArray(), shim.transform(g, true).toFloatArray(), "step " + step);
+                assertArrayEquals(java.exportState(), shim.exportState(), "state after step " + step);
+                assertEquals(java.lastPercent(), shim.lastPercent(), "percentage kept, step " + step);
+            }
+            assertTrue(shim.threshold() != ReSprop.FIRST_THRESHOLD, "the threshold moved");
+            try (Tensor g = Tensor.zeros(4, 8); Tensor p = Tensor.zeros(8); Tensor o = Tensor.zeros(4, 8)) {
+                RuntimeException e = assertThrows(RuntimeException.class, () -> fst4j.shim.Native.resprop(g.data(), p.data(), o.data(), 4, 8, -1, 1));
+                assertTrue(e.getMessage().contains("fst_resprop"), e.getMessage());
+                assertThrows(RuntimeException.class, () -> fst4j.shim.Native.resprop(g.data(), p.data(), g.data(), 4, 8, 1, 1));   // out over g
+                assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.resprop(g.data(), p.data(), o.data(), 5, 8, 1, 1));
+            }
+        }
+    }
+
     @Test
     void aStateRoundTripsAndBadStatesAreRefused() {
         try (Scope s = Scope.open()) {

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <stddef.h>
 #include "parallel.h"
 #include "rank24.h"
 
@@ -544,7 +545,7 @@ int fst_resprop(const float *g, const float *p, float *out, int64_t n, int64_t p
     *kept = 0;
     if (n == 0 || per == 0) return FST_OK;
     if (!g || !p || !out) return FST_ENULL;
-    if (n > INT64_MAX / per) return FST_EINVAL;
+    if (n > INT64_MAX / per || n * per > PTRDIFF_MAX / (int64_t)sizeof(float)) return FST_EINVAL;   /* the overlap test's pointers too */
     const int64_t total = n * per;
     if ((out < g + total && g < out + total) || (out < p + per && p < out + total)) return FST_EINVAL;   /* overlap */
     resprop_job j = { g, p, out, per, threshold, 0 };

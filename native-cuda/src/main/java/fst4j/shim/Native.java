@@ -706,7 +706,12 @@ public final class Native {
      */
     public static long resprop(MemorySegment g, MemorySegment p, MemorySegment out, long n, long per, double threshold, int threads) {
         ensureLoaded();
-        if (g.byteSize() < n * per * 4 || out.byteSize() < n * per * 4 || p.byteSize() < per * 4)
+        if (n < 0 || per < 0) throw new IllegalArgumentException("fst_resprop: " + n + " x " + per + " floats");
+        long bytes;
+        try { bytes = Math.multiplyExact(Math.multiplyExact(n, per), 4L); } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("fst_resprop: " + n + " x " + per + " floats overflow");
+        }
+        if (g.byteSize() < bytes || out.byteSize() < bytes || p.byteSize() < per * 4)
             throw new IllegalArgumentException("fst_resprop: segments of " + g.byteSize() + ", " + p.byteSize() + " and " + out.byteSize()
                     + " bytes for " + n + " x " + per + " floats");
         int rc;

@@ -141,6 +141,8 @@ public final class ReSprop implements StatefulSparsifier {
         Tensor host = null;
         if (allowNative && g.dtype() == DType.F32 && g.device() == Device.CPU && g.numel() >= NATIVE_MIN && fst4j.shim.Native.isLoaded()) {
             try (Tensor gc = g.contiguous()) {
+                float[] img;   // the next sample, read before anything is allocated that a failure would have to close
+                try (Tensor one = gc.slice(0, pick, pick + 1)) { img = one.toFloatArray(); }
                 if (sample != null && sample.length == per) {
                     float[] pf = new float[per];
                     for (int j = 0; j < per; j++) pf[j] = (float) sample[j];
@@ -153,8 +155,6 @@ public final class ReSprop implements StatefulSparsifier {
                     }
                     host = out;
                 }
-                float[] img;
-                try (Tensor one = gc.slice(0, pick, pick + 1)) { img = one.toFloatArray(); }
                 sample = new double[per];
                 for (int j = 0; j < per; j++) sample[j] = img[j];
             }

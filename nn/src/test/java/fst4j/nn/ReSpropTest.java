@@ -146,6 +146,32 @@ class ReSpropTest {
                 assertEquals(java.lastPercent(), shim.lastPercent(), "percentage kept, step " + step);
             }
             assertTrue(shim.threshold() != ReSprop.FIRST_THRESHOLD, "the threshold moved");
+            // thresholds near the differences' median (both branches taken), then the exact boundary below: (float) 0.1
+            // differs from a zero sample by more than the double 0.1 (so it is kept), which a float32 comparison would miss
+            for (int step = 0; step < 2; step++) {
+                long[] st = java.exportState();
+                st[1] = Double.doubleToRawLongBits(1e-3);
+                java.importState(st);
+                shim.importState(st.clone());
+                float[] v = rng.normal(0, 1e-3, 16, 8, 7, 7).toFloatArray();
+                Tensor g = Tensor.of(v, 16, 8, 7, 7);
+                float[] a = java.transform(g, false).toFloatArray(), b = shim.transform(g, true).toFloatArray();
+                assertSame(a, b, "threshold step " + step);
+                assertEquals(java.lastPercent(), shim.lastPercent(), "threshold step " + step);
+                assertTrue(java.lastPercent() > 5 && java.lastPercent() < 95, "both branches: " + java.lastPercent());
+            }
+            try (Tensor g = Tensor.of(new float[]{0.1f, 0.1f, -0.1f, 0.05f}, 1, 4); Tensor p = Tensor.zeros(4); Tensor o = Tensor.zeros(1, 4)) {
+                assertEquals(3, fst4j.shim.Native.resprop(g.data(), p.data(), o.data(), 1, 4, 0.1, 1), "(float) 0.1 > 0.1 as doubles");
+            }
+            // the parallel split (from 65536 elements): the same bits and count on 1 and 16 threads
+            try (Tensor g = rng.normal(0, 1, 64, 4096); Tensor p = rng.normal(0, 1, 4096); Tensor o1 = Tensor.zeros(64, 4096);
+                 Tensor o16 = Tensor.zeros(64, 4096)) {
+                long k1 = fst4j.shim.Native.resprop(g.data(), p.data(), o1.data(), 64, 4096, 0.8, 1);
+                long k16 = fst4j.shim.Native.resprop(g.data(), p.data(), o16.data(), 64, 4096, 0.8, 16);
+                assertEquals(k1, k16);
+                assertTrue(k1 > 0 && k1 < 64 * 4096);
+                assertSame(o1.toFloatArray(), o16.toFloatArray(), "1 against 16 threads");
+            }
             try (Tensor g = Tensor.zeros(4, 8); Tensor p = Tensor.zeros(8); Tensor o = Tensor.zeros(4, 8)) {
                 RuntimeException e = assertThrows(RuntimeException.class, () -> fst4j.shim.Native.resprop(g.data(), p.data(), o.data(), 4, 8, -1, 1));
                 assertTrue(e.getMessage().contains("fst_resprop"), e.getMessage());
@@ -194,8 +220,10 @@ class ReSpropTest {
                 float[] want = prev == null ? gv : expected(gv, prev, pick, 8 * 36, t);
                 int nextPick = re.resprop().pickedImage(4);
                 Var xr = Var.param(x), xd = Var.param(x);
-                re.forward(xr).backward(g);
-                try (Tensor gd = Tensor.of(want, 4, 8, 6, 6)) { dense.forward(xd).backward(gd); }
+                Var yr = re.forward(xr), yd = dense.forward(xd);
+                assertArrayEquals(yd.value().toFloatArray(), yr.value().toFloatArray(), 0f, "forward, step " + step);
+                yr.backward(g);
+                try (Tensor gd = Tensor.of(want, 4, 8, 6, 6)) { yd.backward(gd); }
                 assertArrayEquals(dense.weight().grad().toFloatArray(), re.weight().grad().toFloatArray(), 1e-6f, "dW, step " + step);
                 assertArrayEquals(xd.grad().toFloatArray(), xr.grad().toFloatArray(), 1e-6f, "dX, step " + step);
                 float[] db = new float[8];
@@ -230,8 +258,10 @@ class ReSpropTest {
                 float[] want = prev == null ? gv : expected(gv, prev, pick, 5, re.resprop().threshold());
                 int nextPick = re.resprop().pickedImage(4);
                 Var xr = Var.param(x), xd = Var.param(x);
-                re.forward(xr).backward(g);
-                try (Tensor gd = Tensor.of(want, 4, 5)) { dense.forward(xd).backward(gd); }
+                Var yr = re.forward(xr), yd = dense.forward(xd);
+                assertArrayEquals(yd.value().toFloatArray(), yr.value().toFloatArray(), 0f, "forward, step " + step);
+                yr.backward(g);
+                try (Tensor gd = Tensor.of(want, 4, 5)) { yd.backward(gd); }
                 assertArrayEquals(dense.weight().grad().toFloatArray(), re.weight().grad().toFloatArray(), 1e-6f, "dW, step " + step);
                 assertArrayEquals(xd.grad().toFloatArray(), xr.grad().toFloatArray(), 1e-6f, "dX, step " + step);
                 float[] db = new float[5];

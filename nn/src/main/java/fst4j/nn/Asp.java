@@ -16,8 +16,8 @@ import java.util.Arrays;
  * fine-tuning (a run of a single step takes its masks from the initial weights). Pruned weights keep their values and
  * gradients but no longer reach the forward pass; no SR-STE decay (the trainer decides that while every layer is dense).
  * The mask is a custom rule that reads no values ({@link Sparsifier.Custom#readsValues}): W is not copied anywhere to
- * apply it; on the CPU the shim's select applies it, on a GPU the device's select, after the 0/1 mask is built on the
- * host and uploaded (per forward: a device-resident mask would save that upload, not done).
+ * apply it, and its 0/1 tensor is built once on W's device and reused ({@link FrozenMask#keptMask}), so each forward is
+ * one select, on the CPU or a GPU.
  */
 public final class Asp {
     private Asp() {}
@@ -25,10 +25,15 @@ public final class Asp {
     /** The name of the preset's configuration, by which its layers are found (the dense ends are named "dense"). */
     static final String NAME = "asp";
 
-    /** One weight's frozen mask, 2:4 along K of W seen as [Cout, K]: a rule that no longer looks at the values. */
-    public static final class FrozenMask implements Sparsifier.Custom, StatefulSparsifier {
+    /**
+     * One weight's frozen mask, 2:4 along K of W seen as [Cout, K]: a rule that no longer looks at the values. It keeps
+     * the 0/1 mask as a tensor on the device (and dtype) it was last applied on, built once and reused by every forward
+     * until the masks change ({@link #importState}) or the layer holding it closes it.
+     */
+    public static final class FrozenMask implements Sparsifier.Custom, StatefulSparsifier, AutoCloseable {
         private boolean[] keep;
         private int[] shape;
+        private Tensor cached;   // the kept set as a 0/1 tensor where it was last asked for (unowned by any Scope), or null
 
         FrozenMask(boolean[] keep, int[] shape) { this.keep = keep; this.shape = shape.clone(); }
 
@@ -41,6 +46,33 @@ public final class Asp {
         @Override public int axis() { return 1; }
         @Override public boolean accelerable() { return true; }
         @Override public boolean readsValues() { return false; }
+
+        @Override public Tensor keptMask(Tensor x) {
+            if (!Arrays.equals(x.shape(), shape))
+                throw new IllegalArgumentException("an ASP mask of " + Arrays.toString(shape) + " applied to " + Arrays.toString(x.shape()));
+            if (cached != null && (cached.device() != x.device() || cached.dtype() != x.dtype())) close();
+            if (cached == null) cached = fst4j.tensor.Scope.within(null, () -> {
+                Tensor host;
+                if (x.dtype() == fst4j.tensor.DType.F64) {
+                    double[] m = new double[keep.length];
+                    for (int i = 0; i < m.length; i++) m[i] = keep[i] ? 1 : 0;
+                    host = Tensor.of(m, shape);
+                } else {
+                    float[] m = new float[keep.length];
+                    for (int i = 0; i < m.length; i++) m[i] = keep[i] ? 1 : 0;
+                    host = Tensor.of(m, shape);
+                }
+                if (x.device() == Device.CPU) return host;
+                try (host) { return host.to(x.device()); }
+            });
+            return cached;
+        }
+
+        /** Frees the cached mask tensor (the masks themselves stay; the next apply builds it again). */
+        @Override public void close() {
+            if (cached != null) cached.close();
+            cached = null;
+        }
 
         /** [rank, dims..., the kept flags 64 to a word]. */
         @Override public long[] exportState() {
@@ -59,6 +91,7 @@ public final class Asp {
             boolean[] k = new boolean[keep.length];
             for (int i = 0; i < k.length; i++) k[i] = (w[1 + shape.length + i / 64] >>> (i % 64) & 1) != 0;
             keep = k;
+            close();   // the cached tensor held the old masks
         }
 
         @Override public String toString() { return "ASP frozen 2:4 mask " + Arrays.toString(shape); }

@@ -41,7 +41,7 @@ public final class Conv2d extends Module implements Sparse {
     public Var weight() { return weight; }
 
     @Override public SparseConfig sparsity() { return node.config(); }
-    @Override public void setSparsity(SparseConfig cfg) { node = new Gemm3(cfg); resprop = reSpropFor(cfg); }
+    @Override public void setSparsity(SparseConfig cfg) { Sparse.release(node.config(), cfg); node = new Gemm3(cfg); resprop = reSpropFor(cfg); }
 
     @Override
     public Var forward(Var x) {
@@ -49,5 +49,10 @@ public final class Conv2d extends Module implements Sparse {
         if (hook != null) hook.accept(this, x.value());
         if (resprop == null) return Layers.conv2d(node, x, weight, bias, stride, padding);
         return resprop.around(Layers.conv2d(node, x, weight, null, stride, padding), bias == null ? null : bias.reshape(1, cout, 1, 1));
+    }
+
+    @Override public void close() {
+        Sparse.release(node.config(), null);
+        super.close();
     }
 }

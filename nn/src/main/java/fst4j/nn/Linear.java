@@ -32,11 +32,16 @@ public final class Linear extends Module implements Sparse {
     public ReSprop resprop() { return resprop; }
 
     @Override public SparseConfig sparsity() { return node.config(); }
-    @Override public void setSparsity(SparseConfig cfg) { node = new Gemm3(cfg); resprop = ReSprop.forConfig(resprop, cfg, salt()); }
+    @Override public void setSparsity(SparseConfig cfg) { Sparse.release(node.config(), cfg); node = new Gemm3(cfg); resprop = ReSprop.forConfig(resprop, cfg, salt()); }
 
     @Override
     public Var forward(Var x) {
         if (resprop == null) return Layers.linear(node, x, weight, bias);
         return resprop.around(Layers.linear(node, x, weight, null), bias);   // dY' for both products, dY for the bias
+    }
+
+    @Override public void close() {
+        Sparse.release(node.config(), null);
+        super.close();
     }
 }

@@ -96,6 +96,14 @@ final class Masks {
      * stays NaN, a pruned one is +0.0, as {@link #applyOnHost}).
      */
     private static Tensor applyBySelect(Sparsifier s, Tensor x) {
+        Tensor ready = s instanceof Sparsifier.Custom c && !c.readsValues() ? c.keptMask(x) : null;
+        if (ready != null) {
+            if (!java.util.Arrays.equals(ready.shape(), x.shape()) || ready.device() != x.device() || ready.dtype() != x.dtype() || ready.isClosed())
+                throw new IllegalStateException("custom sparsifier " + s + " gave a kept mask " + fst4j.tensor.Shape.str(ready.shape()) + " "
+                        + ready.dtype() + " on " + ready.device() + (ready.isClosed() ? " (closed)" : "") + " for a tensor "
+                        + fst4j.tensor.Shape.str(x.shape()) + " " + x.dtype() + " on " + x.device());
+            return fst4j.tensor.Elementwise.reluBackward(x, ready);
+        }
         boolean[] keep = keep(s, x, values(s, x));
         try (Tensor m = materialize(keep, x, null)) { return fst4j.tensor.Elementwise.reluBackward(x, m); }
     }

@@ -99,6 +99,14 @@ public sealed interface Sparsifier
          */
         default boolean readsValues() { return true; }
 
+        /**
+         * For a rule that reads no values: its kept set as a ready 0/1 tensor of x's shape, dtype and device, owned and
+         * reused by the rule (the caller must not close it), so that apply selects with it and builds nothing; null (the
+         * default) to have the mask built from {@link #keep} on every call. A rule that returns one should also be
+         * {@link AutoCloseable}, so that the layer holding it can free the tensor.
+         */
+        default Tensor keptMask(Tensor x) { return null; }
+
         /** The selection of {@link #keep}, as a lambda. */
         @FunctionalInterface
         interface Rule { boolean[] keep(double[] values, int[] shape); }

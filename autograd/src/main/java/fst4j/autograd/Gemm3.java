@@ -358,8 +358,39 @@ public final class Gemm3 {
     private Tensor eq2Dy(Tensor dy) {
         long t0 = Profile.start();
         Tensor g = cfg.dyEq2() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq2().apply(dy);
+        if (sharedG != null) sharedG.close();
+        sharedDy = null;
+        sharedG = null;
+        if (sharesDySelection()) { sharedDy = dy; sharedG = g.alias(); }   // an alias in the step's scope: freed with it at the latest
         Profile.stop(Part.SPARSIFY, t0);
         return g;
+    }
+
+    /**
+     * Eq. 2's S(dY), kept for Eq. 3 of the same dY where both slots hold the same rule without state (meProp's top-k in
+     * both): one selection instead of two, the same values. Backward runs Eq. 2 before Eq. 3 on one thread.
+     */
+    private Tensor sharedDy, sharedG;
+
+    /** How many Eq. 3 products took Eq. 2's S(dY) instead of selecting again (for tests). */
+    static final java.util.concurrent.atomic.AtomicLong sharedDySelections = new java.util.concurrent.atomic.AtomicLong();
+
+    private boolean sharesDySelection() {
+        Sparsifier a = cfg.dyEq2();
+        return a.equals(cfg.dyEq3()) && (a instanceof Sparsifier.TopK || a instanceof Sparsifier.Magnitude24
+                || a instanceof Sparsifier.SortMagnitude24 || a instanceof Sparsifier.Fixed24);
+    }
+
+    /** Eq. 3's S(dY): Eq. 2's where it was kept for this very dY, else selected now. */
+    private Tensor eq3Dy(Tensor dy) {
+        if (sharedG != null && sharedDy == dy && !sharedG.isClosed()) {
+            Tensor g = sharedG;
+            sharedG = null;
+            sharedDy = null;
+            sharedDySelections.incrementAndGet();
+            return g;
+        }
+        return cfg.dyEq3() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq3().apply(dy);
     }
 
     /** l g into a new [K, cols] matrix (K = w.size(1), cols = dy.size(1)). */
@@ -517,7 +548,7 @@ public final class Gemm3 {
             }
             return;
         }
-        Tensor g = cfg.dyEq3() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq3().apply(dy);
+        Tensor g = eq3Dy(dy);
         if (cfg.ir() != null) {
             try (Tensor gc = g) {
                 SparseConfig.Shift s = cfg.ir();

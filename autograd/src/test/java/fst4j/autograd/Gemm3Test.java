@@ -178,7 +178,9 @@ class Gemm3Test {
             Tensor xt = r.normal(0, 1, n, in), wt = r.normal(0, 1, out, in), gt = r.normal(0, 1, n, out);
             Var x = Var.param(xt.copy()), w = Var.param(wt.copy());
             Var y = Layers.linear(new Gemm3(SparseConfig.Method.MEPROP.config()), x, w, null);
+            long shared = Gemm3.sharedDySelections.get();
             y.backward(gt);
+            assertEquals(shared + 1, Gemm3.sharedDySelections.get(), "Eq. 3 took Eq. 2's selection of the same dY");
             double[] X = xt.toDoubleArray(), W = wt.toDoubleArray(), G = gt.toDoubleArray(), yv = y.value().toDoubleArray();
             double[] sg = new double[n * out];
             for (int i = 0; i < n; i++) {
@@ -206,6 +208,18 @@ class Gemm3Test {
                     for (int i = 0; i < n; i++) want += sg[i * out + o] * X[i * in + k];
                     assertEquals(want, w.grad().getDouble(o, k), 1e-5, "Eq. 3 with S(dY)");
                 }
+        }
+    }
+
+    /** Eq. 3 reuses Eq. 2's S(dY) only where both slots hold the same rule: GG's two axes select twice, as they must. */
+    @Test
+    void differentRulesInTheTwoDySlotsSelectTwice() {
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(12);
+            Var x = Var.param(r.normal(0, 1, 4, 8)), w = Var.param(r.normal(0, 1, 8, 8));
+            long shared = Gemm3.sharedDySelections.get();
+            Layers.linear(new Gemm3(SparseConfig.Method.GG.config()), x, w, null).backward(r.normal(0, 1, 4, 8));
+            assertEquals(shared, Gemm3.sharedDySelections.get());
         }
     }
 

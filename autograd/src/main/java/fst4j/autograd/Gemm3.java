@@ -358,10 +358,8 @@ public final class Gemm3 {
     private Tensor eq2Dy(Tensor dy) {
         long t0 = Profile.start();
         Tensor g = cfg.dyEq2() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq2().apply(dy);
-        if (sharedG != null) sharedG.close();
-        sharedDy = null;
-        sharedG = null;
-        if (sharesDySelection()) { sharedDy = dy; sharedG = g.alias(); }   // an alias in the step's scope: freed with it at the latest
+        dropSharedDy();
+        if (sharesDySelection()) { sharedDy = dy; sharedG = g.alias(); }   // freed by Eq. 3 or by the layer's dropSharedDy
         Profile.stop(Part.SPARSIFY, t0);
         return g;
     }
@@ -380,6 +378,18 @@ public final class Gemm3 {
         return a.equals(cfg.dyEq3()) && (a instanceof Sparsifier.TopK || a instanceof Sparsifier.Magnitude24
                 || a instanceof Sparsifier.SortMagnitude24 || a instanceof Sparsifier.Fixed24);
     }
+
+    /** Frees Eq. 2's kept S(dY) if Eq. 3 did not take it (the layers call it when their backward ends, however it ends). */
+    public void dropSharedDy() {
+        if (sharedG != null) sharedG.close();
+        sharedG = null;
+        sharedDy = null;
+    }
+
+    /** {@link #dropSharedDy} as a try-with-resources resource. */
+    public interface SharedDyScope extends AutoCloseable { @Override void close(); }
+
+    public SharedDyScope sharedDyScope() { return this::dropSharedDy; }
 
     /** Eq. 3's S(dY): Eq. 2's where it was kept for this very dY, else selected now. */
     private Tensor eq3Dy(Tensor dy) {

@@ -211,6 +211,40 @@ class Gemm3Test {
         }
     }
 
+    /**
+     * Eq. 2's S(dY) is reused only for the very dY it came from, and freed when Eq. 3 does not run: no Scope open, a
+     * frozen W, nothing left behind; another dY selects afresh.
+     */
+    @Test
+    void eq2sSelectionIsOnlyForItsOwnDyAndIsFreedWhenEq3DoesNotRun() {
+        Rng r = new Rng(13);
+        long before = fst4j.tensor.Memory.bytesInUse(), shared = Gemm3.sharedDySelections.get();
+        try (Tensor xt = r.normal(0, 1, 8, 4); Tensor wt = r.normal(0, 1, 4, 4); Tensor g = r.normal(0, 1, 8, 4)) {
+            Var x = Var.param(xt.copy());
+            Var y = Layers.linear(new Gemm3(SparseConfig.Method.MEPROP.config()), x, Var.of(wt), null);   // W frozen: no Eq. 3
+            y.backward(g);
+            x.grad().close();
+            x.value().close();
+            y.value().close();
+        }
+        assertEquals(before, fst4j.tensor.Memory.bytesInUse(), "the kept S(dY) was freed");
+        assertEquals(shared, Gemm3.sharedDySelections.get());
+        try (Scope s = Scope.open()) {
+            Gemm3 node = new Gemm3(SparseConfig.Method.MEPROP.config());
+            Tensor w = r.normal(0, 1, 4, 6), dy1 = r.normal(0, 1, 4, 8), dy2 = r.normal(0, 1, 4, 8), xt = r.normal(0, 1, 6, 8);
+            node.inputGrad(w, null, dy1).close();
+            Gemm3.Columns cols = new Gemm3.Columns() {
+                public Tensor all() { return xt.alias(); }
+                public Tensor kept(int[] pos, int images) { throw new AssertionError(); }
+            };
+            Tensor dw = node.weightGrad(dy2, cols, 8, 6);
+            assertEquals(shared, Gemm3.sharedDySelections.get(), "another dY: no reuse");
+            Gemm3 fresh = new Gemm3(SparseConfig.Method.MEPROP.config());
+            assertArrayEquals(fresh.weightGrad(dy2, cols, 8, 6).toFloatArray(), dw.toFloatArray(), 0f, "dy2's own selection");
+            node.dropSharedDy();
+        }
+    }
+
     /** Eq. 3 reuses Eq. 2's S(dY) only where both slots hold the same rule: GG's two axes select twice, as they must. */
     @Test
     void differentRulesInTheTwoDySlotsSelectTwice() {

@@ -34,6 +34,7 @@ public final class Asp {
         private boolean[] keep;
         private int[] shape;
         private Tensor cached;   // the kept set as a 0/1 tensor where it was last asked for (unowned by any Scope), or null
+        int builds;              // how many times the tensor was built (for tests)
 
         FrozenMask(boolean[] keep, int[] shape) { this.keep = keep; this.shape = shape.clone(); }
 
@@ -50,7 +51,8 @@ public final class Asp {
         @Override public Tensor keptMask(Tensor x) {
             if (!Arrays.equals(x.shape(), shape))
                 throw new IllegalArgumentException("an ASP mask of " + Arrays.toString(shape) + " applied to " + Arrays.toString(x.shape()));
-            if (cached != null && (cached.device() != x.device() || cached.dtype() != x.dtype())) close();
+            if (cached != null && (cached.isClosed() || cached.device() != x.device() || cached.dtype() != x.dtype())) close();
+            if (cached == null) builds++;
             if (cached == null) cached = fst4j.tensor.Scope.within(null, () -> {
                 Tensor host;
                 if (x.dtype() == fst4j.tensor.DType.F64) {

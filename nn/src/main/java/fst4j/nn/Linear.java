@@ -44,4 +44,10 @@ public final class Linear extends Module implements Sparse {
         Sparse.release(node.config(), null);
         super.close();
     }
+
+    /** Moves the parameters; tensors a sparsifier cached on the old device (ASP's mask) are freed, rebuilt where used next. */
+    @Override public Module to(fst4j.tensor.Device d) {
+        Sparse.release(node.config(), null);
+        return super.to(d);
+    }
 }

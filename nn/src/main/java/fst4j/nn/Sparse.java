@@ -9,8 +9,9 @@ public interface Sparse {
     fst4j.autograd.Var weight();
 
     /**
-     * Closes the sparsifiers of old that hold resources ({@link AutoCloseable}: ASP's cached mask tensor) and that next
-     * (null: none, the layer closes) does not keep; layers call it when their configuration is replaced or they close.
+     * Closes the sparsifiers of old that hold resources ({@link AutoCloseable}: ASP's cached mask tensor, whose masks stay)
+     * and that next (null: none) does not keep; layers call it when their configuration is replaced, when they move to
+     * another device and when they close.
      */
     static void release(SparseConfig old, SparseConfig next) {
         java.util.List<fst4j.sparse.Sparsifier> kept = next == null ? java.util.List.of() : slots(next);

@@ -37,6 +37,9 @@ class AspMaskTest {
             Tensor w = new Rng(2).normal(0, 1, 32, 72);
             float[] wv = w.toFloatArray();
             assertAppliedBits(keep, wv, m.apply(w).toFloatArray());
+            assertEquals(1, m.builds, "apply built the mask tensor");
+            assertAppliedBits(keep, wv, m.apply(w).toFloatArray());
+            assertEquals(1, m.builds, "and reused it");
             Tensor first = m.keptMask(w);
             assertAppliedBits(keep, wv, m.apply(w).toFloatArray());
             assertSame(first, m.keptMask(w), "reused, not rebuilt");
@@ -50,6 +53,8 @@ class AspMaskTest {
             assertThrows(IllegalArgumentException.class, () -> m.apply(new Rng(4).normal(0, 1, 72, 32)));
             m.close();
             assertAppliedBits(other, wv, m.apply(w).toFloatArray());   // built again after close
+            m.keptMask(w).close();   // closed from outside: rebuilt, not refused
+            assertAppliedBits(other, wv, m.apply(w).toFloatArray());
             m.close();
         }
     }

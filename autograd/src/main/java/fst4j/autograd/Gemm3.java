@@ -386,11 +386,6 @@ public final class Gemm3 {
         sharedDy = null;
     }
 
-    /** {@link #dropSharedDy} as a try-with-resources resource. */
-    public interface SharedDyScope extends AutoCloseable { @Override void close(); }
-
-    public SharedDyScope sharedDyScope() { return this::dropSharedDy; }
-
     /** Eq. 3's S(dY): Eq. 2's where it was kept for this very dY, else selected now. */
     private Tensor eq3Dy(Tensor dy) {
         if (sharedG != null && sharedDy == dy && !sharedG.isClosed()) {

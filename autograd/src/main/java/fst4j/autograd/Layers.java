@@ -443,7 +443,7 @@ public final class Layers {
                     long t0 = Profile.start();
                     SharedOperand byChannel = Conv.byChannel(g, n, cout, p);   // on CUDA with its bf16 copy for both GEMMs
                     Profile.stop(Part.ELEMENTWISE, t0);
-                    try (byChannel; Tensor wm = w.reshape(cout, kRows); Gemm3.SharedDyScope sd = node.sharedDyScope()) {
+                    try (byChannel; Tensor wm = w.reshape(cout, kRows)) {
                         Tensor dyc = byChannel.tensor();
                         if (needsGrad(0) && !eq2Blocked && dx == null) {
                             dx = node.inputGradCol2im(wm, sw, dyc, x.shape(), k, stride, padding);   // CUDA at BF16 (else null)
@@ -456,6 +456,8 @@ public final class Layers {
                             }
                         }
                         if (needsGrad(1) && !eq3Blocked && dw == null) dw = node.weightGrad(dyc, columns(x, null), p, kRows);
+                    } finally {
+                        node.dropSharedDy();   // Eq. 2's S(dY), where Eq. 3 did not take it
                     }
                 }
                 Tensor dw4 = null;

@@ -8,6 +8,9 @@ public interface Sparse {
     void setSparsity(SparseConfig cfg);
     fst4j.autograd.Var weight();
 
+    /** The layer's ReSprop state where its configuration is that preset's ({@link ReSprop#NAME}), else null. */
+    default ReSprop resprop() { return null; }
+
     /**
      * Closes the sparsifiers of old that hold resources ({@link AutoCloseable}: ASP's cached mask tensor, whose masks stay)
      * and that next (null: none) does not keep; layers call it when their configuration is replaced, when they move to

@@ -94,7 +94,7 @@ public final class Trainer implements AutoCloseable {
         this.totalSteps = (long) cfg.epochs() * loader.batchesPerEpoch();
         this.schedule = LrSchedule.cosine(cfg.lr(), cfg.warmupFor(totalSteps), totalSteps, cfg.minLr());
         Models.sparseLayers(model).forEach((name, s) -> {   // ReSprop: the warm-up spans the run's first tenth; samples per layer
-            fst4j.nn.ReSprop r = reSpropOf(s);
+            fst4j.nn.ReSprop r = s.resprop();
             if (r != null) { r.warmUpOver(totalSteps); r.saltWith(name); }
         });
         boolean d = false;
@@ -244,11 +244,6 @@ public final class Trainer implements AutoCloseable {
         SafeTensors.write(file, tensors, longs, meta);
     }
 
-    /** layer's ReSprop state, or null. */
-    private static fst4j.nn.ReSprop reSpropOf(Sparse layer) {
-        return layer instanceof fst4j.nn.Conv2d c ? c.resprop() : layer instanceof fst4j.nn.Linear l ? l.resprop() : null;
-    }
-
     /** Stateful sparsifiers of every layer by checkpoint key "sparsity.LAYER.SLOT". */
     private Map<String, fst4j.sparse.StatefulSparsifier> sparsifierStates() {
         Map<String, fst4j.sparse.StatefulSparsifier> out = new LinkedHashMap<>();
@@ -258,7 +253,7 @@ public final class Trainer implements AutoCloseable {
             String[] names = {"w", "wt", "dy_eq2", "dy_eq3", "xt"};
             for (int i = 0; i < slots.length; i++)
                 if (slots[i] instanceof fst4j.sparse.StatefulSparsifier st) out.put("sparsity." + name + "." + names[i], st);
-            fst4j.nn.ReSprop r = reSpropOf(layer);
+            fst4j.nn.ReSprop r = layer.resprop();
             if (r != null) out.put("sparsity." + name + ".resprop", r);
         });
         return out;

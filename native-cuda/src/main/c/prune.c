@@ -520,22 +520,26 @@ int fst_topk(const float *x, float *out, int64_t outer, int64_t len, int64_t inn
 /* ---- fst_resprop (fst4j.h): ReSprop's reused output gradient ---- */
 typedef struct { const float *g, *p; float *out; int64_t per; double t; int64_t kept; } resprop_job;
 
+/* One image. tf is the largest float <= the double threshold, so |d| <= tf in float decides as |d| <= t in double
+ * (every float above tf is above t); a branch-free float loop vectorises, the double compare with a branch did not
+ * (4.6 ms against 0.3-0.5 ms for 128 x 16 x 28 x 28 on one Zen 5 core). */
+static int64_t CLONES resprop_image(const float *restrict g, const float *restrict p, float *restrict out, int64_t per, float tf) {
+    int64_t kept = 0;
+    for (int64_t i = 0; i < per; i++) {
+        const float d = g[i] - p[i];
+        const int keep = !(fabsf(d) <= tf);   /* a NaN difference is kept */
+        out[i] = keep ? p[i] + d : p[i];
+        kept += keep;
+    }
+    return kept;
+}
+
 static void resprop_task(void *q, int64_t b0, int64_t b1) {   /* images b0..b1 */
     resprop_job *j = q;
-    const float *restrict p = j->p;
-    const int64_t per = j->per;
-    const double t = j->t;
+    float tf = (float)j->t;
+    if ((double)tf > j->t) tf = nextafterf(tf, 0.0f);
     int64_t kept = 0;
-    for (int64_t b = b0; b < b1; b++) {
-        const float *restrict g = j->g + b * per;
-        float *restrict out = j->out + b * per;
-        for (int64_t i = 0; i < per; i++) {
-            const float d = g[i] - p[i];
-            const int keep = !((double)fabsf(d) <= t);   /* a NaN difference is kept */
-            out[i] = keep ? p[i] + d : p[i];
-            kept += keep;
-        }
-    }
+    for (int64_t b = b0; b < b1; b++) kept += resprop_image(j->g + b * j->per, j->p, j->out + b * j->per, j->per, tf);
     __atomic_fetch_add(&j->kept, kept, __ATOMIC_RELAXED);   /* integers: the sum does not depend on the split */
 }
 

@@ -6,6 +6,7 @@
 #include "cuda_backend.h"
 #include "../cuda/fst4j_kargs.h"
 #include <pthread.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +206,27 @@ int fst_cuda_shift_add(const float *dy, float *out, int64_t rows, int64_t len, i
     OWN(dy, rows * len * 4); OWN(out, rows * len * 4);
     fst_k_shift_gather_args a = { dy, out, rows * (len / seg), seg, shift, coeff, circular, NULL };
     return launch(FST_K_shift_add, rows * len, &a);
+}
+
+int fst_cuda_resprop(const float *g, const float *p, float *out, int64_t n, int64_t per, double threshold, int64_t *work) {
+    READY();
+    BAD(n < 0 || per < 0 || !(threshold > 0) || isinf(threshold));
+    NUL(!work);
+    BAD(n > 0 && per > INT64_MAX / 4 / n);
+    const int64_t total = n * per, nwork = (int64_t)(FST_PARTS + 1) * FST_PARTS;
+    OWN(work, nwork * 8);
+    if (total > 0) {
+        NUL(!g || !p || !out);
+        BAD(((const char *)out < (const char *)(g + total) && (const char *)g < (const char *)(out + total))
+            || ((const char *)out < (const char *)(p + per) && (const char *)p < (const char *)(out + total)));   /* overlap */
+        OWN(g, total * 4); OWN(p, per * 4); OWN(out, total * 4);
+    }
+    float tf = (float)threshold;   /* the largest float <= threshold, as prune.c */
+    if ((double)tf > threshold) { uint32_t b; memcpy(&b, &tf, 4); b--; memcpy(&tf, &b, 4); }   /* no libm here */
+    fst_k_resprop_args a = { g, p, out, total, per, tf, work };
+    int rc = total > 0 ? launch(FST_K_resprop, total, &a) : FST_OK;
+    if (!rc) rc = launch(FST_K_resprop_count, (int64_t)FST_PARTS * FST_PARTS, &a);
+    return rc ? rc : launch(FST_K_resprop_sum, FST_PARTS, &a);
 }
 
 static int check_geom(const fst_geom *g) {

@@ -62,6 +62,10 @@ FST_API int fst_cuda_shift_gather16(const float *dy, float *out, uint16_t *out16
                                     int shift, float coeff, int circular);
 /* fst_shift_add (fst4j.h) on the device: every segment shifted and added, out the same size as dy. */
 FST_API int fst_cuda_shift_add(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg, int shift, float coeff, int circular);
+/* fst_resprop on the device: out [n, per] from g [n, per] and the sample p [per] (device floats, out apart from both); the
+ * kept count is left on the device as FST_PARTS int64 partial counts in work[0 .. FST_PARTS) (work: (FST_PARTS + 1) *
+ * FST_PARTS int64), whose sum is fst_resprop's *kept */
+FST_API int fst_cuda_resprop(const float *g, const float *p, float *out, int64_t n, int64_t per, double threshold, int64_t *work);
 FST_API int fst_cuda_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                             int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *out, int64_t ldo);
 FST_API int fst_cuda_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,

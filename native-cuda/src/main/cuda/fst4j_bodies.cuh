@@ -217,6 +217,32 @@ FST_HD void k_shift_add(i64 i, const fst_k_shift_gather_args &a) {
     a.out[i] = o;
 }
 
+/* ReSprop (fst_k_resprop_args): one thread per element; the same float operations as prune.c's resprop_image */
+FST_HD bool resprop_keep(const fst_k_resprop_args &a, i64 i, float *o) {
+    const float p = a.p[i % a.per], d = a.g[i] - p;
+    const bool keep = !(fabsf(d) <= a.tf);   /* a NaN difference is kept */
+    if (o) *o = keep ? p + d : p;
+    return keep;
+}
+FST_HD void k_resprop(i64 i, const fst_k_resprop_args &a) {
+    if (i >= a.total) return;
+    float o;
+    resprop_keep(a, i, &o);
+    a.out[i] = o;
+}
+FST_HD void k_resprop_count(i64 q, const fst_k_resprop_args &a) {
+    if (q >= (i64)FST_PARTS * FST_PARTS) return;
+    int64_t kept = 0;
+    for (i64 i = q; i < a.total; i += (i64)FST_PARTS * FST_PARTS) kept += resprop_keep(a, i, nullptr);
+    a.work[FST_PARTS + q] = kept;
+}
+FST_HD void k_resprop_sum(i64 q, const fst_k_resprop_args &a) {
+    if (q >= FST_PARTS) return;
+    int64_t kept = 0;
+    for (i64 r = q; r < (i64)FST_PARTS * FST_PARTS; r += FST_PARTS) kept += a.work[FST_PARTS + r];
+    a.work[q] = kept;
+}
+
 /* im2col: one thread per element of the [K = c*kh*kw, n*L] matrix (L = ho*wo), row stride ldo. */
 FST_HD void k_im2col(i64 i, const fst_k_im2col_args &a) {
     const fst_geom &g = a.g;

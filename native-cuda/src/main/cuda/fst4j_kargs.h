@@ -24,6 +24,10 @@ typedef struct { int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo; } fst_geom;
 typedef struct { int64_t rows, K; const float *w; int64_t ldw; float *values; uint32_t *meta;
                  float *dense; int64_t ldd; uint16_t *dense16; int64_t ldd16; } fst_k_prune_args;
 typedef struct { const float *dy; float *out; int64_t nseg, seg; int shift; float coeff; int circular; uint16_t *out16; } fst_k_shift_gather_args;
+/* ReSprop's reused gradient (prune.c fst_resprop): out = keep ? p + d : p with d = g - p[i % per], keep = !(|d| <= tf),
+ * tf the largest float <= the threshold; the kept count in two deterministic integer passes: FST_PARTS^2 partial counts
+ * (thread q counts elements q, q + FST_PARTS^2, ...) into work + FST_PARTS, then FST_PARTS sums of those into work[0..] */
+typedef struct { const float *g, *p; float *out; int64_t total, per; float tf; int64_t *work; } fst_k_resprop_args;
 typedef struct { const float *x; fst_geom g; float *out; int64_t ldo; } fst_k_im2col_args;
 typedef struct { const float *cols; int64_t ldc; fst_geom g; float *dx; } fst_k_col2im_args;
 typedef struct { const uint16_t *cols; int64_t ldc; fst_geom g; float *dx; } fst_k_col2im_bf16_args;
@@ -238,7 +242,8 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
 /* Every kernel: X(name, argument struct). The device kernel is fst_k_<name>, its body k_<name>. */
 #define FST_KERNELS(X)                                                                                  \
     X(prune24, fst_k_prune_args) X(prune24_t, fst_k_prune_args) X(shift_gather, fst_k_shift_gather_args) \
-    X(shift_add, fst_k_shift_gather_args)                                                                 \
+    X(shift_add, fst_k_shift_gather_args) X(resprop, fst_k_resprop_args) X(resprop_count, fst_k_resprop_args) \
+    X(resprop_sum, fst_k_resprop_args) \
     X(im2col, fst_k_im2col_args) X(col2im, fst_k_col2im_args) X(im2col_at, fst_k_im2col_at_args)         \
     X(f32_to_bf16, fst_k_f2bf_args) X(binary, fst_k_binary_args) X(unary, fst_k_unary_args)              \
     X(sum_part, fst_k_sum_args) X(sum, fst_k_sum_args) X(maxpool, fst_k_maxpool_args) X(maxpool_bwd, fst_k_maxpool_bwd_args)         \

@@ -1095,7 +1095,7 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, RESPROP, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
@@ -1118,6 +1118,8 @@ public final class Native {
             BINARY = bind(lib, "fst_cuda_binary", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
             SHIFT_ADD = bind(lib, "fst_cuda_shift_add", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_INT, JAVA_FLOAT, JAVA_INT), false);
+            RESPROP = bind(lib, "fst_cuda_resprop", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
+                    JAVA_DOUBLE, ADDRESS), false);
             UNARY = bind(lib, "fst_cuda_unary", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_DOUBLE, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
             SUM = bind(lib, "fst_cuda_sum", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS), false);
             MAXPOOL = bind(lib, "fst_cuda_maxpool", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
@@ -1174,6 +1176,17 @@ public final class Native {
         int rc;
         try { rc = (int) CudaOpHandles.SHIFT_ADD.invokeExact(dy, out, rows, len, seg, shift, coeff, circular ? 1 : 0); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_shift_add");
+    }
+
+    /**
+     * {@link #resprop} on the device (g, p, out device floats; work a device block of (CUDA_PARTS + 1) * CUDA_PARTS
+     * int64): writes out and leaves the kept count as CUDA_PARTS partial counts at the start of work.
+     */
+    public static void cudaResprop(MemorySegment g, MemorySegment p, MemorySegment out, long n, long per, double threshold, MemorySegment work) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.RESPROP.invokeExact(g, p, out, n, per, threshold, work); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_resprop");
     }
 
     /** Partial sums per output of the CUDA reductions (FST_PARTS): scratch sizes are multiples of it. */

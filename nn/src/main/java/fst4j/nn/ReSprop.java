@@ -39,7 +39,8 @@ import java.util.Arrays;
  * it; theirs from a range tied to the layer count); the arithmetic is float32 for a float32 dY, as theirs (float64 for a float64
  * one), with the threshold compared in float64; a NaN difference is kept (so it reaches the gradient, as in their product). The selection runs
  * in the shim (fst_resprop) for a float32 CPU dY of at least {@link #NATIVE_MIN} elements, in Java otherwise, the same
- * bits; a CUDA dY is copied down and the result up.
+ * bits; a float32 CUDA dY runs the same rule as a kernel (fst_cuda_resprop), only the sampled image copied down and the
+ * sample up (a float64 CUDA dY is copied down and the result up).
  */
 public final class ReSprop implements StatefulSparsifier {
     /** The preset's configuration name, by which {@link Conv2d} knows to install one. */
@@ -138,7 +139,7 @@ public final class ReSprop implements StatefulSparsifier {
             throw new IllegalStateException("ReSprop's sample from the checkpoint holds " + sample.length + " values per image, this layer's"
                     + " output gradient " + per + " (" + Arrays.toString(g.shape()) + "): the checkpoint is another model's");
         restored = false;
-        Tensor host = null;
+        Tensor host = null, device = null;
         if (allowNative && g.dtype() == DType.F32 && g.device() == Device.CPU && g.numel() >= NATIVE_MIN && fst4j.shim.Native.isLoaded()) {
             try (Tensor gc = g.contiguous()) {
                 float[] img;   // the next sample, read before anything is allocated that a failure would have to close
@@ -158,6 +159,20 @@ public final class ReSprop implements StatefulSparsifier {
                 sample = new double[per];
                 for (int j = 0; j < per; j++) sample[j] = img[j];
             }
+        } else if (g.dtype() == DType.F32 && g.device() == Device.CUDA) {   // the same rule as a kernel: one image crosses, not the batch
+            float[] img;
+            try (Tensor one = g.slice(0, pick, pick + 1)) { img = one.toFloatArray(); }
+            if (sample != null && sample.length == per) {
+                float[] pf = new float[per];
+                for (int j = 0; j < per; j++) pf[j] = (float) sample[j];
+                try (Tensor ph = Tensor.of(pf, per); Tensor pt = ph.to(g.device())) {
+                    fst4j.tensor.CudaOps.Resprop r = fst4j.tensor.CudaOps.resprop(g, pt, threshold);
+                    device = r.out();
+                    adapt(r.kept(), (long) n * per);
+                }
+            }
+            sample = new double[per];
+            for (int j = 0; j < per; j++) sample[j] = img[j];
         } else if (g.dtype() == DType.F32) {   // float32 arithmetic, as the authors' code
             float[] v = g.toFloatArray();
             if (sample != null && sample.length == per) {
@@ -194,6 +209,7 @@ public final class ReSprop implements StatefulSparsifier {
             sample = Arrays.copyOfRange(v, pick * per, (pick + 1) * per);
         }
         steps++;
+        if (device != null) return device;
         if (host == null) return g.contiguous();
         if (g.device() == Device.CPU) return host;
         try (Tensor up = host) { return up.to(g.device()); }

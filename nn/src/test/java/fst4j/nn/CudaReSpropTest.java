@@ -11,7 +11,7 @@ import org.junit.jupiter.api.Test;
 import static org.junit.jupiter.api.Assertions.*;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-/** ReSprop on a CUDA dY (copied down, selected in Java on the host, copied up) against the CPU's shim, step by step. */
+/** ReSprop on a CUDA dY (the kernel fst_cuda_resprop; only the sampled image is copied down) against the CPU's shim. */
 class CudaReSpropTest {
     @BeforeEach
     void needsCuda() {
@@ -34,6 +34,39 @@ class CudaReSpropTest {
                 assertArrayEquals(cpu.exportState(), cuda.exportState(), "state after step " + step);
             }
             assertTrue(cpu.lastPercent() >= 0, "the later steps used a sample");
+        }
+    }
+
+    /** The kernel against the shim's loop: bits and count, NaN and -0.0, the float/double boundary, more elements than count threads. */
+    @Test
+    void theKernelIsTheShimsLoopBitForBit() {
+        try (Scope s = Scope.open()) {
+            Rng rng = new Rng(5);
+            for (int[] shape : new int[][]{{3, 50_001}, {7, 13}, {1, 1}}) {
+                int n = shape[0], per = shape[1];
+                float[] g = rng.normal(0, 1, n, per).toFloatArray(), p = rng.normal(0, 1, per).toFloatArray();
+                g[0] = Float.NaN;
+                if (g.length > 2) { g[1] = -0.0f; p[1 % per] = 0.0f; }
+                for (double t : new double[]{0.8, 1e-30, 1e30}) {
+                    Tensor gh = Tensor.of(g, n, per), ph = Tensor.of(p, per), want = Tensor.zeros(n, per);
+                    long kept = fst4j.shim.Native.resprop(gh.data(), ph.data(), want.data(), n, per, t, 1);
+                    fst4j.tensor.CudaOps.Resprop r = fst4j.tensor.CudaOps.resprop(gh.to(Device.CUDA), ph.to(Device.CUDA), t);
+                    assertEquals(kept, r.kept(), shape[0] + "x" + shape[1] + " threshold " + t);
+                    float[] a = want.toFloatArray(), b = r.out().toFloatArray();
+                    for (int i = 0; i < a.length; i++)
+                        assertEquals(Float.floatToRawIntBits(a[i]), Float.floatToRawIntBits(b[i]), "element " + i + ", threshold " + t);
+                    if (t == 0.8 && g.length > 2) assertTrue(kept > 0 && kept < (long) n * per, "both branches taken: " + kept);
+                }
+            }
+            // (float) 0.1 differs from 0 by more than the double 0.1: kept, as the double comparison decides
+            try (Tensor g = Tensor.of(new float[]{0.1f, 0.1f, -0.1f, 0.05f}, 1, 4).to(Device.CUDA); Tensor p = Tensor.zeros(4).to(Device.CUDA)) {
+                assertEquals(3, fst4j.tensor.CudaOps.resprop(g, p, 0.1).kept());
+            }
+            Tensor g = Tensor.zeros(2, 4).to(Device.CUDA);
+            assertThrows(IllegalArgumentException.class, () -> fst4j.tensor.CudaOps.resprop(g, Tensor.zeros(3).to(Device.CUDA), 0.1));
+            assertThrows(IllegalArgumentException.class, () -> fst4j.tensor.CudaOps.resprop(g, Tensor.zeros(4), 0.1), "a host sample");
+            RuntimeException e = assertThrows(RuntimeException.class, () -> fst4j.tensor.CudaOps.resprop(g, Tensor.zeros(4).to(Device.CUDA), 0));
+            assertTrue(e.getMessage().contains("fst_cuda_resprop"), e.getMessage());
         }
     }
 }

@@ -11,6 +11,7 @@ import java.util.Arrays;
 import java.util.List;
 
 import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * The CUDA paths of the tensor ops: each public op of Elementwise, Reduce, Pool, Norm and Loss that a ResNet training
@@ -1124,6 +1125,30 @@ public final class CudaOps {
             throw e;
         }
         return out;
+    }
+
+    /** dY' of ReSprop on CUDA (fst_resprop's rule, fst4j.nn.ReSprop): the new gradient and how many differences were kept. */
+    public record Resprop(Tensor out, long kept) {}
+
+    /** g [n, per...] and the sample p [per] on CUDA, float32: {@link Resprop} with out on CUDA (the caller closes it). */
+    public static Resprop resprop(Tensor g, Tensor p, double threshold) {
+        require("resprop", g, p);
+        if (g.dim() < 1 || g.shape[0] < 1) throw new IllegalArgumentException("resprop needs a batch [N, ...], got " + Shape.str(g.shape));
+        long n = g.shape[0], per = g.numel() / n;
+        if (p.numel() != per) throw new IllegalArgumentException("resprop: a sample of " + p.numel() + " values for images of " + per);
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, g.shape);
+        long parts = Native.CUDA_PARTS;
+        try (Tensor gc = g.contiguous(); Tensor pc = p.contiguous(); Block work = Block.of(8L * (parts + 1) * parts); Arena arena = Arena.ofConfined()) {
+            Native.cudaResprop(ptr(gc), ptr(pc), ptr(out), n, per, threshold, work.ptr());
+            MemorySegment host = arena.allocate(JAVA_LONG, parts);
+            Cuda.copyToHost(host, work.ptr(), 8 * parts);
+            long kept = 0;
+            for (long c : host.toArray(JAVA_LONG)) kept += c;
+            return new Resprop(out, kept);
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
     }
 
     /** HalfK.shiftGather on CUDA: dy [R, K] -> [R, (K/segment) * ceil(segment/2)]; coeff 0 is the plain gather. */

@@ -3,7 +3,9 @@ package fst4j.nn.analysis;
 import fst4j.autograd.SparseConfig.Method;
 import fst4j.nn.Models;
 import fst4j.nn.Module;
-import fst4j.nn.data.DatasetNotFoundException;
+import fst4j.nn.cli.Cli;
+import fst4j.nn.cli.Cli.DataSource;
+import fst4j.nn.cli.Cli.UsageException;
 import fst4j.nn.data.ImageDataset;
 import fst4j.nn.io.SafeTensors;
 import fst4j.nn.plot.LineChart;
@@ -16,7 +18,6 @@ import fst4j.tensor.Tensor;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -58,41 +59,21 @@ public final class Main {
               --out DIR          output directory (default runs/similarity)
             """;
 
-    static final class UsageException extends Exception {
-        private static final long serialVersionUID = 1L;
-        UsageException(String m) { super(m); }
-    }
-
-    @FunctionalInterface
-    interface DataSource { TrainData load(String spec) throws IOException; }
+    private static final Cli.Command COMMAND = new Cli.Command("analyze", HELP, USAGE, List.of(CheckpointException.class));
 
     public static void main(String[] args) { System.exit(run(args, System.out, System.err)); }
 
     public static int run(String[] args, PrintStream out, PrintStream err) { return run(args, out, err, TrainData::load); }
 
     static int run(String[] args, PrintStream out, PrintStream err, DataSource source) {
-        try {
+        return COMMAND.run(args, out, err, () -> {
             if (args.length == 0) throw new UsageException("which analysis? (similarity)");
-            if (Arrays.asList(args).contains("-h") || Arrays.asList(args).contains("--help")) {
-                out.print(HELP);
-                out.println(USAGE);
-                return 0;
-            }
             if (!args[0].equals("similarity")) throw new UsageException("unknown analysis '" + args[0] + "'");
             Map<String, String> v = Flags.parse(Arrays.copyOfRange(args, 1, args.length), List.of("--include-1x1"),
                     List.of("--model", "--method", "--seed", "--checkpoint", "--data", "--images", "--batch", "--bins", "--fig5-layers",
                             "--fig5-image", "--threads", "--out"), UsageException::new);
             return similarity(v, out, source);
-        } catch (UsageException e) {
-            err.println("fst4j analyze: " + e.getMessage() + "; " + USAGE);
-            return 2;
-        } catch (DatasetNotFoundException e) {
-            err.println(e.getMessage());
-            return 1;
-        } catch (IOException | UncheckedIOException | IllegalArgumentException | CheckpointException e) {
-            err.println("fst4j analyze: " + e.getMessage());
-            return 1;
-        }
+        });
     }
 
     static int similarity(Map<String, String> v, PrintStream out, DataSource source) throws UsageException, IOException {

@@ -4,7 +4,9 @@ import fst4j.autograd.SparseConfig;
 import fst4j.nn.Models;
 import fst4j.nn.Sparse;
 import fst4j.nn.analysis.Main.Flags;
-import fst4j.nn.data.DatasetNotFoundException;
+import fst4j.nn.cli.Cli;
+import fst4j.nn.cli.Cli.DataSource;
+import fst4j.nn.cli.Cli.UsageException;
 import fst4j.nn.train.CheckpointException;
 import fst4j.nn.train.TrainConfig;
 import fst4j.nn.train.TrainData;
@@ -15,7 +17,6 @@ import fst4j.tensor.Device;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -47,13 +48,8 @@ public final class Main {
               --device D         cpu (default) or cuda
             """;
 
-    static final class UsageException extends Exception {
-        private static final long serialVersionUID = 1L;
-        UsageException(String m) { super(m); }
-    }
-
-    @FunctionalInterface
-    interface DataSource { TrainData load(String spec) throws IOException; }
+    private static final Cli.Command COMMAND = new Cli.Command("eval", HELP, USAGE,
+            List.of(CheckpointException.class, fst4j.shim.CudaUnavailableException.class));   // the latter: --device cuda where there is none
 
     /** One evaluation: which weights, and what they scored. */
     record Line(String weights, Trainer.Eval eval, double seconds) {}
@@ -63,12 +59,7 @@ public final class Main {
     public static int run(String[] args, PrintStream out, PrintStream err) { return run(args, out, err, TrainData::load); }
 
     static int run(String[] args, PrintStream out, PrintStream err, DataSource source) {
-        try {
-            if (Arrays.asList(args).contains("-h") || Arrays.asList(args).contains("--help")) {
-                out.print(HELP);
-                out.println(USAGE);
-                return 0;
-            }
+        return COMMAND.run(args, out, err, () -> {
             if (args.length == 0 || args[0].startsWith("--")) throw new UsageException("which checkpoint?");
             Path ckpt = Path.of(args[0]);
             Map<String, String> v = Flags.parse(Arrays.copyOfRange(args, 1, args.length), List.of(),
@@ -103,16 +94,7 @@ public final class Main {
                 }
             }
             return 0;
-        } catch (UsageException e) {
-            err.println("fst4j eval: " + e.getMessage() + "; " + USAGE);
-            return 2;
-        } catch (DatasetNotFoundException e) {
-            err.println(e.getMessage());
-            return 1;
-        } catch (CheckpointException | fst4j.shim.CudaUnavailableException | IOException | UncheckedIOException | IllegalArgumentException e) {
-            err.println("fst4j eval: " + e.getMessage());
-            return 1;
-        }
+        });
     }
 
     private static Line timed(Trainer t, String weights) {

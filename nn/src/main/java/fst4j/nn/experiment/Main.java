@@ -3,14 +3,15 @@ package fst4j.nn.experiment;
 import fst4j.autograd.SparseConfig.Method;
 import fst4j.autograd.SparseConfig.Recipe;
 import fst4j.nn.analysis.Main.Flags;
-import fst4j.nn.data.DatasetNotFoundException;
+import fst4j.nn.cli.Cli;
+import fst4j.nn.cli.Cli.DataSource;
+import fst4j.nn.cli.Cli.UsageException;
 import fst4j.nn.train.TrainConfig;
 import fst4j.nn.train.TrainData;
 import fst4j.tensor.Blas;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -65,25 +66,14 @@ public final class Main {
               --out DIR          output directory (default runs/experiment)
             """;
 
-    static final class UsageException extends Exception {
-        private static final long serialVersionUID = 1L;
-        UsageException(String m) { super(m); }
-    }
-
-    @FunctionalInterface
-    interface DataSource { TrainData load(String spec) throws IOException; }
+    private static final Cli.Command COMMAND = new Cli.Command("experiment", HELP, USAGE, List.of());
 
     public static void main(String[] args) { System.exit(run(args, System.out, System.err)); }
 
     public static int run(String[] args, PrintStream out, PrintStream err) { return run(args, out, err, TrainData::load); }
 
     static int run(String[] args, PrintStream out, PrintStream err, DataSource source) {
-        try {
-            if (Arrays.asList(args).contains("-h") || Arrays.asList(args).contains("--help")) {
-                out.print(HELP);
-                out.println(USAGE);
-                return 0;
-            }
+        return COMMAND.run(args, out, err, () -> {
             if (args.length == 0) throw new UsageException("which table? (table1, table3, table5, all, ir, table2 or methods)");
             String which = args[0].toLowerCase(Locale.ROOT);
             if (!List.of("table1", "table3", "table5", "all", "ir", "table2", "methods").contains(which))
@@ -94,16 +84,7 @@ public final class Main {
             if (which.equals("table2")) return table2(v, out);
             if (v.containsKey("--rounds")) throw new UsageException("--rounds is table2's");
             return execute(which, v, out, source);
-        } catch (UsageException e) {
-            err.println("fst4j experiment: " + e.getMessage() + "; " + USAGE);
-            return 2;
-        } catch (DatasetNotFoundException e) {
-            err.println(e.getMessage());
-            return 1;
-        } catch (IOException | UncheckedIOException | IllegalArgumentException e) {
-            err.println("fst4j experiment: " + e.getMessage());
-            return 1;
-        }
+        });
     }
 
     /** Whether --methods' r keeps row: a bare method keeps its rows with any variant, a method with variants exactly that row. */

@@ -3,20 +3,20 @@ package fst4j.nn.train;
 import fst4j.autograd.Profile;
 import fst4j.autograd.SparseConfig.Method;
 import fst4j.autograd.SparseConfig.Recipe;
-import fst4j.nn.data.DatasetNotFoundException;
+import fst4j.nn.cli.Cli;
+import fst4j.nn.cli.Cli.DataSource;
+import fst4j.nn.cli.Cli.UsageException;
 import fst4j.nn.plot.LineChart;
 import fst4j.tensor.Blas;
 
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -64,11 +64,8 @@ public final class Main {
               --device D         cpu (default) or cuda: model, optimizer and batches on the GPU (see native-cuda/CUDA.md)
             """;
 
-    /** A bad command line: the message is the one-line problem. */
-    static final class UsageException extends Exception {
-        private static final long serialVersionUID = 1L;
-        UsageException(String m) { super(m); }
-    }
+    private static final Cli.Command COMMAND = new Cli.Command("train", HELP, USAGE,
+            List.of(CheckpointException.class, fst4j.shim.CudaUnavailableException.class));   // the latter: --device cuda where there is none
 
     /** Parsed command line. */
     record Options(String model, String data, List<Recipe> methods, Integer epochs, Integer batch, Double lr, Double momentum,
@@ -83,44 +80,8 @@ public final class Main {
     /** Runs the CLI; returns the exit status. */
     public static int run(String[] args, PrintStream out, PrintStream err) { return run(args, out, err, TrainData::load); }
 
-    /** Where --data values are loaded from (tests substitute it). */
-    @FunctionalInterface
-    interface DataSource { TrainData load(String spec) throws IOException; }
-
     static int run(String[] args, PrintStream out, PrintStream err, DataSource source) {
-        Options o;
-        try {
-            if (Arrays.asList(args).contains("-h") || Arrays.asList(args).contains("--help")) {
-                out.print(HELP);
-                out.println(USAGE);
-                return 0;
-            }
-            o = parse(args);
-        } catch (UsageException e) {
-            err.println("fst4j train: " + e.getMessage() + "; " + USAGE);
-            return 2;
-        }
-        try {
-            return new Main.Run(o, out, err, source).execute();
-        } catch (UsageException e) {
-            err.println("fst4j train: " + e.getMessage() + "; " + USAGE);
-            return 2;
-        } catch (DatasetNotFoundException e) {
-            err.println(e.getMessage());
-            return 1;
-        } catch (CheckpointException e) {
-            err.println("fst4j train: " + e.getMessage());
-            return 1;
-        } catch (fst4j.shim.CudaUnavailableException e) {   // --device cuda where there is none: the one-line reason
-            err.println("fst4j train: " + e.getMessage());
-            return 1;
-        } catch (IOException | UncheckedIOException e) {
-            err.println("fst4j train: " + e.getMessage());
-            return 1;
-        } catch (IllegalArgumentException e) {
-            err.println("fst4j train: " + e.getMessage());
-            return 1;
-        }
+        return COMMAND.run(args, out, err, () -> new Main.Run(parse(args), out, err, source).execute());
     }
 
     static Options parse(String[] args) throws UsageException {

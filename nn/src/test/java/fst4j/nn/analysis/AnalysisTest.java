@@ -4,18 +4,15 @@ import fst4j.autograd.SparseConfig.Method;
 import fst4j.nn.Conv2d;
 import fst4j.nn.Models;
 import fst4j.nn.Sequential;
+import fst4j.nn.cli.BlasThreads;
+import fst4j.nn.cli.Outcome;
 import fst4j.nn.data.ImageDataset;
 import fst4j.nn.train.TrainData;
-import fst4j.tensor.Blas;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 import javax.imageio.ImageIO;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -25,13 +22,8 @@ import java.util.SplittableRandom;
 import static org.junit.jupiter.api.Assertions.*;
 
 class AnalysisTest {
-    private int threads;
-
-    @BeforeEach
-    void oneThread() { threads = Blas.threads(); Blas.setThreads(1); }
-
-    @AfterEach
-    void restore() { Blas.setThreads(threads); }
+    @RegisterExtension
+    final BlasThreads threads = BlasThreads.one();
 
     /** Smooth 1x12x12 images (horizontal ramps plus a little noise): strongly similar neighbours. */
     static ImageDataset smooth(int n, long seed) {
@@ -102,11 +94,10 @@ class AnalysisTest {
     @Test
     void cliWritesTableChartAndFigure5(@TempDir Path dir) throws Exception {
         TrainData data = new TrainData("smooth", smooth(32, 4), smooth(24, 5), new float[]{0.5f}, new float[]{0.25f});
-        ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
-        int rc = Main.run(new String[]{"similarity", "--images", "20", "--batch", "10", "--out", dir.toString(), "--fig5-layers", "0,4.conv1"},
-                new PrintStream(o, true, StandardCharsets.UTF_8), new PrintStream(e, true, StandardCharsets.UTF_8), s -> data);
-        String out = o.toString(StandardCharsets.UTF_8);
-        assertEquals(0, rc, e.toString(StandardCharsets.UTF_8));
+        Outcome r = Outcome.of((o, e) -> Main.run(new String[]{"similarity", "--images", "20", "--batch", "10", "--out", dir.toString(),
+                "--fig5-layers", "0,4.conv1"}, o, e, s -> data));
+        String out = r.out();
+        assertEquals(0, r.rc(), r.err());
         String md = Files.readString(dir.resolve("similarity.md"));
         assertTrue(md.contains("| # | layer |"), md);
         assertEquals(7, md.lines().filter(l -> l.matches("\\| \\d+ \\| .*")).count(), md);   // 7 convs without the two 1x1
@@ -115,12 +106,10 @@ class AnalysisTest {
         for (String f : List.of("similarity.png", "fig5-0.png", "fig5-4_conv1.png")) assertNotNull(ImageIO.read(dir.resolve(f).toFile()), f);
         assertEquals(1 + 2 * 7, Files.readAllLines(dir.resolve("similarity.csv")).size());
 
-        ByteArrayOutputStream e2 = new ByteArrayOutputStream();
-        int bad = Main.run(new String[]{"similarity", "--fig5-layers", "nope", "--out", dir.toString(), "--images", "4"},
-                new PrintStream(new ByteArrayOutputStream()), new PrintStream(e2, true, StandardCharsets.UTF_8), s -> data);
-        assertEquals(2, bad);
-        assertTrue(e2.toString(StandardCharsets.UTF_8).contains("no conv layer 'nope'"));
-        assertEquals(2, Main.run(new String[]{"similarity", "--bogus"}, new PrintStream(new ByteArrayOutputStream()),
-                new PrintStream(new ByteArrayOutputStream()), s -> data));
+        Outcome bad = Outcome.of((o, e) -> Main.run(new String[]{"similarity", "--fig5-layers", "nope", "--out", dir.toString(), "--images", "4"},
+                o, e, s -> data));
+        assertEquals(2, bad.rc());
+        assertTrue(bad.err().contains("no conv layer 'nope'"));
+        assertEquals(2, Outcome.of((o, e) -> Main.run(new String[]{"similarity", "--bogus"}, o, e, s -> data)).rc());
     }
 }

@@ -1,15 +1,12 @@
 package fst4j.nn.eval;
 
+import fst4j.nn.cli.BlasThreads;
+import fst4j.nn.cli.Outcome;
 import fst4j.nn.train.TrainData;
-import fst4j.tensor.Blas;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -19,21 +16,10 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /** fst4j eval against what fst4j train measured at the end of the same run, and its errors. */
 class EvalMainTest {
-    private int threads;
+    @RegisterExtension
+    final BlasThreads threads = BlasThreads.restored();
 
-    @BeforeEach
-    void oneThread() { threads = Blas.threads(); }
-
-    @AfterEach
-    void restoreThreads() { Blas.setThreads(threads); }
-
-    record Outcome(int rc, String out, String err) {}
-
-    static Outcome eval(String... args) {
-        ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
-        int rc = Main.run(args, new PrintStream(o, true, StandardCharsets.UTF_8), new PrintStream(e, true, StandardCharsets.UTF_8), TrainData::load);
-        return new Outcome(rc, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
-    }
+    static Outcome eval(String... args) { return Outcome.of((out, err) -> Main.run(args, out, err, TrainData::load)); }
 
     /** Accuracy %, loss and image count of one printed line. */
     static double[] numbers(String line) {
@@ -46,11 +32,10 @@ class EvalMainTest {
     void reproducesTheTrainersFinalEvaluationAndComparesDenseWeights(@TempDir Path tmp) throws Exception {
         Path data = fst4j.nn.train.MainTest.idxData(tmp, 200, 60);
         Path out = tmp.resolve("run");
-        ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
-        int rc = fst4j.nn.train.Main.run(new String[]{"--model", "cnn", "--data", "mnist:" + data, "--batch", "16", "--train-subset", "96",
-                        "--test-subset", "40", "--seed", "2", "--lr", "0.005", "--threads", "1", "--no-progress", "--method", "dense,fst3_ir", "--out", out.toString()},
-                new PrintStream(o, true, StandardCharsets.UTF_8), new PrintStream(e, true, StandardCharsets.UTF_8));
-        assertEquals(0, rc, e.toString(StandardCharsets.UTF_8));
+        Outcome trained = Outcome.of((o, e) -> fst4j.nn.train.Main.run(new String[]{"--model", "cnn", "--data", "mnist:" + data, "--batch", "16",
+                "--train-subset", "96", "--test-subset", "40", "--seed", "2", "--lr", "0.005", "--threads", "1", "--no-progress",
+                "--method", "dense,fst3_ir", "--out", out.toString()}, o, e));
+        assertEquals(0, trained.rc(), trained.err());
         List<String> evalCsv = Files.readAllLines(out.resolve("eval.csv"));   // method,epoch,step,test_acc,test_loss
         for (String method : List.of("dense", "fst3_ir")) {
             String[] last = evalCsv.stream().filter(l -> l.startsWith(method + ",")).reduce((a, b) -> b).orElseThrow().split(",");

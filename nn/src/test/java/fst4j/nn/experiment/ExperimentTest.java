@@ -2,18 +2,15 @@ package fst4j.nn.experiment;
 
 import fst4j.autograd.SparseConfig;
 
+import fst4j.nn.cli.BlasThreads;
+import fst4j.nn.cli.Outcome;
 import fst4j.nn.data.ImageDataset;
 import fst4j.nn.train.TrainData;
-import fst4j.tensor.Blas;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 import javax.imageio.ImageIO;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -22,13 +19,8 @@ import java.util.SplittableRandom;
 import static org.junit.jupiter.api.Assertions.*;
 
 class ExperimentTest {
-    private int threads;
-
-    @BeforeEach
-    void oneThread() { threads = Blas.threads(); Blas.setThreads(1); }
-
-    @AfterEach
-    void restore() { Blas.setThreads(threads); }
+    @RegisterExtension
+    final BlasThreads threads = BlasThreads.one();
 
     /** 8x8 images, 2 classes: a bright left or right half. */
     static ImageDataset halves(int n, long seed) {
@@ -42,13 +34,7 @@ class ExperimentTest {
         return ImageDataset.ofBytes("halves", px, n, 1, 8, 8, lb, 2);
     }
 
-    record Outcome(int rc, String out, String err) {}
-
-    static Outcome run(TrainData data, String... args) {
-        ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
-        int rc = Main.run(args, new PrintStream(o, true, StandardCharsets.UTF_8), new PrintStream(e, true, StandardCharsets.UTF_8), s -> data);
-        return new Outcome(rc, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
-    }
+    static Outcome run(TrainData data, String... args) { return Outcome.of((out, err) -> Main.run(args, out, err, s -> data)); }
 
     @Test
     void tinyBudgetWritesAWellFormedTableAndCharts(@TempDir Path dir) throws Exception {

@@ -86,7 +86,7 @@ class CudaTrainerTest {
     void theDeviceFlagIsParsedAndAMissingDeviceIsOneLine() throws Exception {
         assertEquals(Device.CUDA, Main.parse(new String[] { "--device", "cuda" }).device());
         assertEquals(Device.CPU, Main.parse(new String[0]).device());
-        assertThrows(Main.UsageException.class, () -> Main.parse(new String[] { "--device", "tpu" }));
+        assertThrows(fst4j.nn.cli.Cli.UsageException.class, () -> Main.parse(new String[] { "--device", "tpu" }));
         assumeTrue(!Cuda.isAvailable(), "CUDA is available here");
         ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
         Path outDir = java.nio.file.Files.createTempDirectory("fst4j-cuda-train");

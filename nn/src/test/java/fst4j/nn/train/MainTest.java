@@ -2,20 +2,18 @@ package fst4j.nn.train;
 
 import fst4j.autograd.SparseConfig;
 
+import fst4j.nn.cli.BlasThreads;
+import fst4j.nn.cli.Cli.DataSource;
+import fst4j.nn.cli.Outcome;
 import fst4j.nn.data.DatasetNotFoundException;
 import fst4j.nn.data.Datasets;
 import fst4j.nn.data.Idx;
 import fst4j.nn.io.SafeTensors;
-import fst4j.tensor.Blas;
 import fst4j.tensor.Tensor;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -23,23 +21,12 @@ import java.util.List;
 import static org.junit.jupiter.api.Assertions.*;
 
 public class MainTest {
-    private int threads;
+    @RegisterExtension
+    final BlasThreads threads = BlasThreads.restored();
 
-    @BeforeEach
-    void oneThread() { threads = Blas.threads(); }
+    static Outcome main(DataSource src, String... args) { return Outcome.of((out, err) -> Main.run(args, out, err, src)); }
 
-    @AfterEach
-    void restoreThreads() { Blas.setThreads(threads); }
-
-    record Outcome(int rc, String out, String err) {}
-
-    static Outcome main(Main.DataSource src, String... args) {
-        ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
-        int rc = Main.run(args, new PrintStream(o, true, StandardCharsets.UTF_8), new PrintStream(e, true, StandardCharsets.UTF_8), src);
-        return new Outcome(rc, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
-    }
-
-    static final Main.DataSource NO_DATA = s -> { throw new AssertionError("no data should be loaded"); };
+    static final DataSource NO_DATA = s -> { throw new AssertionError("no data should be loaded"); };
 
     @Test
     void badFlagsGiveOneLineUsageErrors() {

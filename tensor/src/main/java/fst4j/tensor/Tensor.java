@@ -43,8 +43,19 @@ public final class Tensor implements AutoCloseable {
 
     public static Tensor empty(DType dtype, int... shape) {
         int[] s = Shape.check(shape);
-        long n = Shape.numel(s);
-        return new Tensor(new Storage(n * dtype.bytes, Device.CPU), s, Shape.contiguousStrides(s), 0, dtype);
+        return new Tensor(new Storage(byteSize(s, dtype), Device.CPU), s, Shape.contiguousStrides(s), 0, dtype);
+    }
+
+    /**
+     * numel * element size, or IllegalArgumentException where it overflows a long: the wrapped product (0 for
+     * [2^30, 2^30, 4] float32) would allocate a few bytes for a tensor whose native kernels then run far past them.
+     */
+    private static long byteSize(int[] s, DType dtype) {
+        try {
+            return Math.multiplyExact(Shape.numel(s), (long) dtype.bytes);
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("tensor too large: shape " + Shape.str(s) + " of " + dtype + " overflows a 64-bit byte count");
+        }
     }
 
     public static Tensor empty(int... shape) { return empty(DType.F32, shape); }
@@ -53,7 +64,7 @@ public final class Tensor implements AutoCloseable {
     public static Tensor empty(Device device, DType dtype, int... shape) {
         if (device == Device.CPU) return empty(dtype, shape);
         int[] s = Shape.check(shape);
-        return new Tensor(new Storage(Shape.numel(s) * dtype.bytes, device), s, Shape.contiguousStrides(s), 0, dtype);
+        return new Tensor(new Storage(byteSize(s, dtype), device), s, Shape.contiguousStrides(s), 0, dtype);
     }
 
     public static Tensor zeros(Device device, DType dtype, int... shape) {

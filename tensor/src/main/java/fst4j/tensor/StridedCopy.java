@@ -49,12 +49,16 @@ final class StridedCopy {
     /** The lowest and highest element a view touches lie inside the segment (float32 elements). */
     private static void checkView(String what, MemorySegment seg, long off, int[] shape, long[] strides) {
         long lo = off, hi = off;
+        boolean overflow = false;
         for (int d = 0; d < shape.length; d++) {
             if (shape[d] == 0) return;   // nothing is touched
-            long span = (shape[d] - 1) * strides[d];
-            if (span < 0) lo += span; else hi += span;
+            // exact: a wrapped span (strides near 2^62) would pass the test below and send the copy outside the segment
+            try {
+                long span = Math.multiplyExact(shape[d] - 1L, strides[d]);
+                if (span < 0) lo = Math.addExact(lo, span); else hi = Math.addExact(hi, span);
+            } catch (ArithmeticException e) { overflow = true; }
         }
-        if (lo < 0 || (hi + 1) * 4 > seg.byteSize())
+        if (overflow || lo < 0 || hi >= seg.byteSize() / 4)
             throw new IndexOutOfBoundsException("strided copy: " + what + " elements " + lo + ".." + hi + " outside a storage of "
                     + seg.byteSize() / 4 + " floats");
     }

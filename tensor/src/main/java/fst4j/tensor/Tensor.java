@@ -413,14 +413,15 @@ public final class Tensor implements AutoCloseable {
         if (newShape.length != newStrides.length)
             throw new IllegalArgumentException("asStrided: " + newShape.length + " sizes but " + newStrides.length + " strides");
         long last = newOffset;
-        boolean empty = false;
+        boolean empty = false, overflow = false;
         for (int d = 0; d < newShape.length; d++) {
             if (newShape[d] < 0 || newStrides[d] < 0)
                 throw new IllegalArgumentException("asStrided: negative size or stride in " + Shape.str(newShape) + " / " + Arrays.toString(newStrides));
             if (newShape[d] == 0) empty = true;
-            else last += (newShape[d] - 1) * newStrides[d];
+            // exact: a wrapped sum (stride 2^62) would pass the bounds test below and hand native copies a view past the storage
+            else try { last = Math.addExact(last, Math.multiplyExact(newShape[d] - 1L, newStrides[d])); } catch (ArithmeticException e) { overflow = true; }
         }
-        if (newOffset < 0 || (!empty && (last + 1) * dtype.bytes > storage.bytes))
+        if (newOffset < 0 || (!empty && (overflow || last >= storage.bytes / dtype.bytes)))
             throw new IndexOutOfBoundsException("asStrided: shape " + Shape.str(newShape) + ", strides " + Arrays.toString(newStrides)
                     + ", offset " + newOffset + " reach past the storage of " + storage.bytes / dtype.bytes + " elements");
         return view(newShape.clone(), newStrides.clone(), newOffset);

@@ -19,4 +19,20 @@ class OverflowingSizesTest {
         fails(IllegalArgumentException.class, "too large", () -> Tensor.empty(DType.F64, 1 << 30, 1 << 30, 2));
         fails(IllegalArgumentException.class, "too large", () -> Tensor.empty(Device.CUDA, DType.F32, 1 << 30, 1 << 30, 4));
     }
+
+    @Test
+    void asStridedWithWrappingStridesIsRejected() {
+        try (Scope s = Scope.open()) {
+            Tensor a = Tensor.zeros(40000);
+            // (2 - 1) * 2^62 elements * 4 bytes wraps to 0: the view passed, and the native copy read outside the storage
+            fails(IndexOutOfBoundsException.class, "past the storage", () -> a.asStrided(new int[]{2, 40000}, new long[]{1L << 62, 0}, 0));
+            fails(IndexOutOfBoundsException.class, "past the storage", () -> a.asStrided(new int[]{3}, new long[]{Long.MAX_VALUE / 2 + 1}, 0));
+            fails(IndexOutOfBoundsException.class, "past the storage", () -> a.asStrided(new int[]{2}, new long[]{1}, Long.MAX_VALUE - 1));
+            // the largest valid view still passes
+            assertEquals(40000, a.asStrided(new int[]{2, 20000}, new long[]{20000, 1}, 0).numel());
+            var seg = a.storage.segment();
+            fails(IndexOutOfBoundsException.class, "outside a storage", () -> StridedCopy.copy(seg, 0, new int[]{2, 40000}, new long[]{1L << 62, 0},
+                    seg, 0, new long[]{0, 1}));
+        }
+    }
 }

@@ -442,7 +442,7 @@ public final class Tensor implements AutoCloseable {
             throw new IndexOutOfBoundsException("slice [" + start + ", " + end + ") out of bounds for axis " + a + " of shape " + Shape.str(shape));
         int[] s = shape.clone();
         long[] st = strides.clone();
-        s[a] = (end - start + step - 1) / step;
+        s[a] = (int) (((long) end - start + step - 1) / step);   // long: a large step overflowed int to an empty slice
         st[a] = strides[a] * step;
         return view(s, st, offset + start * strides[a]);
     }

@@ -35,4 +35,12 @@ class OverflowingSizesTest {
                     seg, 0, new long[]{0, 1}));
         }
     }
+
+    @Test
+    void sliceWithAStepBeyondItsRangeKeepsTheFirstElement() {
+        try (Scope s = Scope.open()) {
+            // (10 + (2^31 - 1) - 1) wrapped negative: an empty slice instead of element 0
+            assertArrayEquals(new float[]{3}, Tensor.arange(10).slice(0, 3, 10, Integer.MAX_VALUE).toFloatArray());
+        }
+    }
 }

@@ -36,9 +36,22 @@ public final class Conv {
 
     /** Validated geometry of one convolution. */
     record Geom(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int ho, int wo) {
-        int k() { return c * kh * kw; }
-        int l() { return ho * wo; }
+        /*
+         * im2col's rows K and columns L, N*L: int sizes of tensors and of the native kernels' loops, so a product past
+         * 2^31 - 1 is an error; wrapped (kernel 65536x65537 on a padded 1x1 input: K = 65536) it sized a buffer the C
+         * then wrote 2^32 rows past.
+         */
+        int k() { return fits("C*kh*kw", (long) c * kh * kw); }
+        int l() { return fits("Ho*Wo", (long) ho * wo); }
+        int nl() { return fits("N*Ho*Wo", (long) n * ho * wo); }
         long imageSize() { return (long) c * h * w; }
+
+        private int fits(String what, long v) {
+            if (v > Integer.MAX_VALUE)
+                throw new IllegalArgumentException("convolution too large: " + what + " = " + v + " exceeds 2^31 - 1 (input [" + n + ", " + c + ", "
+                        + h + ", " + w + "], kernel " + kh + "x" + kw + ", stride " + sh + "x" + sw + ", padding " + ph + "x" + pw + ")");
+            return (int) v;
+        }
 
         static Geom of(String op, int[] xShape, int kh, int kw, int sh, int sw, int ph, int pw) {
             if (xShape.length != 4)
@@ -50,10 +63,15 @@ public final class Conv {
             if (ph < 0 || pw < 0)
                 throw new IllegalArgumentException(op + ": padding must be >= 0, got " + ph + "x" + pw + " for input " + Shape.str(xShape));
             int h = xShape[2], w = xShape[3];
-            if (kh > h + 2 * ph || kw > w + 2 * pw)
+            long hp = h + 2L * ph, wp = w + 2L * pw;   // long: padding near 2^30 wrapped the padded size
+            if (kh > hp || kw > wp)
                 throw new IllegalArgumentException(op + ": kernel " + kh + "x" + kw + " larger than padded input "
-                        + (h + 2 * ph) + "x" + (w + 2 * pw) + " (input " + Shape.str(xShape) + ", padding " + ph + "x" + pw + ")");
-            return new Geom(xShape[0], xShape[1], h, w, kh, kw, sh, sw, ph, pw, outSize(h, kh, sh, ph), outSize(w, kw, sw, pw));
+                        + hp + "x" + wp + " (input " + Shape.str(xShape) + ", padding " + ph + "x" + pw + ")");
+            long ho = (hp - kh) / sh + 1, wo = (wp - kw) / sw + 1;
+            if (ho > Integer.MAX_VALUE || wo > Integer.MAX_VALUE)
+                throw new IllegalArgumentException(op + ": output " + ho + "x" + wo + " exceeds 2^31 - 1 (input " + Shape.str(xShape)
+                        + ", kernel " + kh + "x" + kw + ", stride " + sh + "x" + sw + ", padding " + ph + "x" + pw + ")");
+            return new Geom(xShape[0], xShape[1], h, w, kh, kw, sh, sw, ph, pw, (int) ho, (int) wo);
         }
     }
 
@@ -64,7 +82,7 @@ public final class Conv {
         x.check();
         Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
         if (x.storage.device != Device.CPU) return CudaOps.im2col(x, g);
-        Tensor out = Tensor.empty(x.dtype, g.k(), g.n * g.l());
+        Tensor out = Tensor.empty(x.dtype, g.k(), g.nl());
         try {
             return im2colInto(x, kh, kw, sh, sw, ph, pw, out);
         } catch (RuntimeException | Error e) {
@@ -80,11 +98,11 @@ public final class Conv {
     public static Tensor im2colInto(Tensor x, int kh, int kw, int sh, int sw, int ph, int pw, Tensor out) {
         x.check(); out.check();
         Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
-        checkMatrix("im2col", out, g.k(), g.n * g.l(), x.dtype);
+        checkMatrix("im2col", out, g.k(), g.nl(), x.dtype);
         if (out.numel() == 0) return out;
         try (Tensor xc = x.contiguous()) {
             if (useNative(x.dtype) && out.dtype == x.dtype) {
-                checkRows(out, g.k(), g.n * g.l());
+                checkRows(out, g.k(), g.nl());
                 Native.im2col(xc.data(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
                         out.storage.segment().asSlice(out.byteOffset()), out.strides[0], Blas.threads());
             } else {
@@ -98,11 +116,11 @@ public final class Conv {
     public static Tensor col2imInto(Tensor cols, Tensor dx, int kh, int kw, int sh, int sw, int ph, int pw) {
         cols.check(); dx.check();
         Geom g = Geom.of("col2im", dx.shape, kh, kw, sh, sw, ph, pw);
-        checkMatrix("col2im", cols, g.k(), g.n * g.l(), dx.dtype);
+        checkMatrix("col2im", cols, g.k(), g.nl(), dx.dtype);
         if (!dx.isContiguous()) throw new IllegalArgumentException("col2imInto: dx must be contiguous");
         if (dx.numel() == 0) return dx;
         if (useNative(cols.dtype) && dx.dtype == cols.dtype) {
-            checkRows(cols, g.k(), g.n * g.l());
+            checkRows(cols, g.k(), g.nl());
             Native.col2im(cols.storage.segment().asSlice(cols.byteOffset()), cols.strides[0], g.n, g.c, g.h, g.w, g.kh, g.kw,
                     g.sh, g.sw, g.ph, g.pw, g.ho, g.wo, dx.data(), Blas.threads());
             return dx;
@@ -220,7 +238,7 @@ public final class Conv {
                 throw new IllegalArgumentException("im2colAt: position " + p + " out of range [0, " + g.l() + ") for input " + Shape.str(x.shape));
         if (x.storage.device != Device.CPU) return CudaOps.im2colAt(x, positions, g);
         int np = positions.length;
-        Tensor out = Tensor.empty(x.dtype, g.k(), g.n * np);
+        Tensor out = Tensor.empty(x.dtype, g.k(), Math.toIntExact((long) g.n * np));
         if (out.numel() == 0) return out;
         if (useNative(x.dtype)) {
             try (Tensor xc = x.contiguous(); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
@@ -345,12 +363,12 @@ public final class Conv {
     public static Tensor col2im(Tensor cols, int[] inputShape, int kh, int kw, int sh, int sw, int ph, int pw) {
         cols.check();
         Geom g = Geom.of("col2im", inputShape, kh, kw, sh, sw, ph, pw);
-        checkMatrix("col2im", cols, g.k(), g.n * g.l(), cols.dtype);
+        checkMatrix("col2im", cols, g.k(), g.nl(), cols.dtype);
         if (cols.storage.device != Device.CPU) return CudaOps.col2im(cols, g);
         if (useNative(cols.dtype) && g.n > 0) {
             Tensor dx = Tensor.empty(cols.dtype, inputShape);
             try (Tensor cc = cols.contiguous()) {
-                Native.col2im(cc.data(), (long) g.n * g.l(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
+                Native.col2im(cc.data(), (long) g.nl(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
                         dx.data(), Blas.threads());
             }
             return dx;

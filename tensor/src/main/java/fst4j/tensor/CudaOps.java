@@ -795,7 +795,7 @@ public final class CudaOps {
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, g.n(), cout, g.ho(), g.wo());
         if (out.numel() == 0) return out;
         try (Tensor cols = im2col(x, g); Tensor wc = w.contiguous(); Tensor wm = wc.reshape(cout, k);
-             Tensor y2 = Tensor.empty(Device.CUDA, DType.F32, cout, g.n() * l);
+             Tensor y2 = Tensor.empty(Device.CUDA, DType.F32, cout, g.nl());
              Tensor y3 = y2.reshape(cout, g.n(), l); Tensor yp = y3.permute(1, 0, 2); Tensor o3 = out.reshape(g.n(), cout, l)) {
             Blas.gemm(1f, wm, cols, 0f, y2);
             o3.copyFrom(yp);
@@ -813,7 +813,7 @@ public final class CudaOps {
         int cout = w.shape[0], k = g.k(), l = g.l();
         if (dy.numel() == 0) return Tensor.zeros(Device.CUDA, DType.F32, g.n(), g.c(), g.h(), g.w());
         try (SharedOperand d2 = byChannel(dy, g.n(), cout, l); Tensor wc = w.contiguous(); Tensor wm = wc.reshape(cout, k);
-             Tensor wt = wm.t(); Tensor dcols = Tensor.empty(Device.CUDA, DType.F32, k, g.n() * l)) {
+             Tensor wt = wm.t(); Tensor dcols = Tensor.empty(Device.CUDA, DType.F32, k, g.nl())) {
             Blas.gemm(1f, wt, d2.tensor(), 0f, dcols);
             return col2im(dcols, g);
         }

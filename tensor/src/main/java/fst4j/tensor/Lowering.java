@@ -21,7 +21,8 @@ public record Lowering(Tensor x, int kh, int kw, int sh, int sw, int ph, int pw,
         if (x.dim() != 4 || !x.isContiguous() || x.dtype() != DType.F32)
             throw new IllegalArgumentException("lowering needs a contiguous float32 [N, C, H, W] tensor, got " + x.dtype() + " "
                     + Shape.str(x.shape()) + (x.isContiguous() ? "" : " (not contiguous)") + " on " + x.device());
-        Conv.Geom.of("lowering", x.shape(), kh, kw, sh, sw, ph, pw);   // validates the geometry, names the problem
+        Conv.Geom g = Conv.Geom.of("lowering", x.shape(), kh, kw, sh, sw, ph, pw);   // validates the geometry, names the problem
+        g.k(); g.nl();   // and that im2col's [C*kh*kw, N*Ho*Wo] has int sizes, before a kernel sizes anything by them
     }
 
     Conv.Geom geom() { return Conv.Geom.of("lowering", x.shape(), kh, kw, sh, sw, ph, pw); }
@@ -33,8 +34,8 @@ public record Lowering(Tensor x, int kh, int kw, int sh, int sw, int ph, int pw,
     }
 
     /** Rows of im2col(x): C * kh * kw. */
-    public int rows() { return x.size(1) * kh * kw; }
+    public int rows() { return geom().k(); }
 
     /** Columns of im2col(x): N * Ho * Wo. */
-    public int cols() { Conv.Geom g = geom(); return g.n() * g.ho() * g.wo(); }
+    public int cols() { return geom().nl(); }
 }

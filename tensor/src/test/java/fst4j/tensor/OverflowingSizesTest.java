@@ -43,4 +43,19 @@ class OverflowingSizesTest {
             assertArrayEquals(new float[]{3}, Tensor.arange(10).slice(0, 3, 10, Integer.MAX_VALUE).toFloatArray());
         }
     }
+
+    @Test
+    void convolutionGeometriesWhoseSizesOverflowAreRejected() {
+        try (Scope s = Scope.open()) {
+            Tensor x = Tensor.ones(1, 1, 1, 1);
+            // Ho*Wo = 65536^2 wrapped to 0: an empty im2col instead of an error
+            fails(IllegalArgumentException.class, "Ho*Wo", () -> Conv.im2col(x, 2, 2, 1, 1, 32768, 32768));
+            // C*kh*kw = 65536 * 65537 wrapped to 65536: the shim wrote 2^32 rows into a 65536-row buffer (JVM crash)
+            fails(IllegalArgumentException.class, "C*kh*kw", () -> Conv.im2col(x, 65536, 65537, 1, 1, 32768, 32768));
+            // 1 + 2 * 2^30 wrapped negative
+            fails(IllegalArgumentException.class, "exceeds", () -> Conv.im2col(x, 1, 1, 1, 1, 1 << 30, 0));
+            fails(IllegalArgumentException.class, "C*kh*kw", () -> new Lowering(x, 65536, 65537, 1, 1, 32768, 32768));
+            fails(IllegalArgumentException.class, "Ho*Wo", () -> new Lowering(x, 2, 2, 1, 1, 32768, 32768));
+        }
+    }
 }

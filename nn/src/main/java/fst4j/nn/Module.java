@@ -89,16 +89,24 @@ public abstract class Module implements AutoCloseable {
     }
 
     /** Copies values in; every key must exist with the same shape, and every entry must be given. */
+    /** Copies state into this module's parameters and buffers; all keys and shapes are checked before the first copy. */
     public void loadStateDict(Map<String, Tensor> state) {
+        checkStateDict(state);
+        Map<String, Tensor> mine = stateDict();
+        for (Map.Entry<String, Tensor> e : state.entrySet()) mine.get(e.getKey()).copyFrom(e.getValue());
+    }
+
+    /** What {@link #loadStateDict} would refuse (a missing or unexpected key, a shape mismatch), without changing anything. */
+    public void checkStateDict(Map<String, Tensor> state) {
         Map<String, Tensor> mine = stateDict();
         for (String k : mine.keySet())
             if (!state.containsKey(k)) throw new IllegalArgumentException("state dict is missing " + k);
         for (Map.Entry<String, Tensor> e : state.entrySet()) {
             Tensor dst = mine.get(e.getKey());
             if (dst == null) throw new IllegalArgumentException("unexpected key in state dict: " + e.getKey());
+            e.getValue().check();
             if (!Arrays.equals(dst.shape(), e.getValue().shape()))
                 throw new IllegalArgumentException("shape mismatch for " + e.getKey() + ": " + Arrays.toString(e.getValue().shape()) + " vs " + Arrays.toString(dst.shape()));
-            dst.copyFrom(e.getValue());
         }
     }
 

@@ -186,11 +186,16 @@ public final class DataLoader {
 
     /** Continues from a state saved by {@link #state()} of a loader with the same dataset and options. */
     public void restore(State st) {
+        check(st);
+        startEpoch(st.epoch());
+        position = st.position();
+    }
+
+    /** What {@link #restore} would refuse, without changing anything. */
+    public void check(State st) {
         if (st.seed() != seed) throw new IllegalArgumentException("state has seed " + st.seed() + " but this loader's seed is " + seed);
         if (st.position() > samplesPerEpoch())
             throw new IllegalArgumentException("state position " + st.position() + " is beyond the " + samplesPerEpoch() + " samples of an epoch");
-        startEpoch(st.epoch());
-        position = st.position();
     }
 
     /** Whether the current epoch has another batch. */

@@ -3,6 +3,7 @@ package fst4j.nn.train;
 import fst4j.autograd.Grad;
 import fst4j.autograd.NN;
 import fst4j.autograd.Profile;
+import fst4j.autograd.SparseConfig;
 import fst4j.autograd.Var;
 import fst4j.nn.Asp;
 import fst4j.nn.LrSchedule;
@@ -20,6 +21,7 @@ import fst4j.tensor.Tensor;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -305,18 +307,37 @@ public final class Trainer implements AutoCloseable {
             long st = one(c.int64("step")), optSteps = one(c.int64("optim.steps"));
             DataLoader.State ls = DataLoader.State.fromLongs(c.int64("loader"));
             if (st < 0 || st > totalSteps) throw new IllegalArgumentException("step " + st + " is outside 0.." + totalSteps);
-            if (aspStep() >= 0 && st > aspStep() && Asp.pending(model)) Asp.installPlaceholders(model);   // masks fixed before it was saved
-            Map<String, fst4j.sparse.StatefulSparsifier> sparsifiers = sparsifierStates();
-            for (String k : c.int64s().keySet())
-                if (k.startsWith("sparsity.") && !sparsifiers.containsKey(k))
-                    throw new IllegalArgumentException("it holds the state of sparsifier " + k.substring(9) + ", a slot with no stateful rule in"
-                            + " this model (a custom rule, a per-layer override or a layer on the ReSprop preset, not installed before load?)");
-            for (var e : sparsifiers.entrySet()) {
-                long[] words = c.int64(e.getKey());
-                if (words == null) throw new IllegalArgumentException("missing sparsifier state " + e.getKey());
-                e.getValue().importState(words);
+            model.checkStateDict(state);
+            loader.check(ls);
+            // all or nothing: what cannot be checked first (ASP's placeholders, each rule's own state check) is undone on failure
+            List<Runnable> undo = new ArrayList<>();
+            try {
+                if (aspStep() >= 0 && st > aspStep() && Asp.pending(model)) {   // masks fixed before it was saved
+                    Map<Sparse, SparseConfig> before = new LinkedHashMap<>();
+                    Models.sparseLayers(model).values().forEach(l -> before.put(l, l.sparsity()));
+                    Asp.installPlaceholders(model);
+                    undo.add(() -> before.forEach(Sparse::setSparsity));
+                }
+                Map<String, fst4j.sparse.StatefulSparsifier> sparsifiers = sparsifierStates();
+                for (String k : c.int64s().keySet())
+                    if (k.startsWith("sparsity.") && !sparsifiers.containsKey(k))
+                        throw new IllegalArgumentException("it holds the state of sparsifier " + k.substring(9) + ", a slot with no stateful rule in"
+                                + " this model (a custom rule, a per-layer override or a layer on the ReSprop preset, not installed before load?)");
+                for (var e : sparsifiers.entrySet())
+                    if (c.int64(e.getKey()) == null) throw new IllegalArgumentException("missing sparsifier state " + e.getKey());
+                for (var e : sparsifiers.entrySet()) {
+                    fst4j.sparse.StatefulSparsifier r = e.getValue();
+                    long[] old = r.exportState();
+                    r.importState(c.int64(e.getKey()));
+                    undo.add(() -> r.importState(old));
+                }
+            } catch (RuntimeException | Error e) {
+                for (int i = undo.size() - 1; i >= 0; i--) {
+                    try { undo.get(i).run(); } catch (RuntimeException u) { e.addSuppressed(u); }
+                }
+                throw e;
             }
-            model.loadStateDict(state);
+            model.loadStateDict(state);   // checked above: from here on nothing refuses
             opt.restore(optSteps, momentum);
             loader.restore(ls);
             step = st;

@@ -13,6 +13,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 
@@ -228,6 +229,101 @@ class CheckpointTest {
         try (Trainer t = new Trainer(cfg(Method.FST3_IR_PATTERNS, "cnn"), data)) {
             t.load(ckpt);   // as saved: loads
             assertEquals(2, t.stepsDone());
+        }
+    }
+
+    /** Everything a trainer would resume from, copied out: weights, momentum, step, loader and every rule's state. */
+    record Snapshot(Map<String, float[]> weights, Map<Integer, float[]> momentum, long step, Object loader, Map<String, long[]> rules,
+                    Map<String, Object> configs) {
+        static Snapshot of(Trainer t) {
+            Map<String, float[]> w = new java.util.TreeMap<>();
+            t.model().stateDict().forEach((k, v) -> w.put(k, v.toFloatArray()));
+            Map<Integer, float[]> m = new java.util.TreeMap<>();
+            for (int i = 0; i < t.optimizer().params().size(); i++) {
+                Tensor b = t.optimizer().momentumBuffer(i);
+                if (b != null) m.put(i, b.toFloatArray());
+            }
+            Map<String, long[]> r = new java.util.TreeMap<>();
+            Map<String, Object> c = new java.util.TreeMap<>();
+            fst4j.nn.Models.sparseLayers(t.model()).forEach((name, layer) -> {
+                c.put(name, layer.sparsity());
+                var cfg = layer.sparsity();
+                fst4j.sparse.Sparsifier[] slots = {cfg.w(), cfg.wt(), cfg.dyEq2(), cfg.dyEq3(), cfg.xt()};
+                for (int i = 0; i < slots.length; i++)
+                    if (slots[i] instanceof fst4j.sparse.StatefulSparsifier sp) r.put(name + "." + i, sp.exportState());
+            });
+            return new Snapshot(w, m, t.stepsDone(), t.loader().state(), r, c);
+        }
+
+        void assertUnchanged(Trainer t, String what) {
+            Snapshot now = of(t);
+            assertEquals(weights.keySet(), now.weights.keySet(), what);
+            weights.forEach((k, v) -> assertArrayEquals(v, now.weights.get(k), what + ": weight " + k));
+            assertEquals(momentum.keySet(), now.momentum.keySet(), what);
+            momentum.forEach((k, v) -> assertArrayEquals(v, now.momentum.get(k), what + ": momentum " + k));
+            assertEquals(step, now.step, what);
+            assertEquals(loader, now.loader, what);
+            assertEquals(rules.keySet(), now.rules.keySet(), what);
+            rules.forEach((k, v) -> assertArrayEquals(v, now.rules.get(k), what + ": rule state " + k));
+            configs.forEach((k, v) -> assertSame(v, now.configs.get(k), what + ": sparsity of " + k));
+        }
+    }
+
+    /** A copy of checkpoint src with its maps changed by edit, written to dst. */
+    static Path edited(Path src, Path dst, java.util.function.BiConsumer<Map<String, Tensor>, Map<String, long[]>> edit) throws Exception {
+        try (SafeTensors.Contents c = SafeTensors.read(src)) {
+            Map<String, Tensor> tensors = new java.util.LinkedHashMap<>(c.tensors());
+            Map<String, long[]> int64s = new java.util.LinkedHashMap<>(c.int64s());
+            edit.accept(tensors, int64s);
+            SafeTensors.write(dst, tensors, int64s, c.metadata());
+        }
+        return dst;
+    }
+
+    /**
+     * A checkpoint refused part of the way through leaves the trainer as it was: the rules whose state was already taken
+     * are put back, ASP's placeholder masks taken out, and no weight, momentum or loader position changes.
+     */
+    @Test
+    void aRefusedCheckpointChangesNothing(@TempDir Path dir) throws Exception {
+        TrainData data = tiny();
+        for (Method m : new Method[]{Method.FST3_IR_PATTERNS, Method.ASP}) {
+            Path ckpt = dir.resolve(m + ".safetensors");
+            try (Trainer t = new Trainer(cfg(m, "cnn"), data)) {
+                run(t, m == Method.ASP ? 10 : 2);   // ASP: past the half of the run, its masks fixed
+                t.save(ckpt);
+            }
+            try (Trainer t = new Trainer(cfg(m, "cnn"), data)) {
+                run(t, 1);
+                Snapshot before = Snapshot.of(t);
+                if (m == Method.ASP) assertTrue(fst4j.nn.Asp.pending(t.model()), "ASP not yet pruned in the trainer that loads");
+                String lastRule;
+                try (SafeTensors.Contents c = SafeTensors.read(ckpt)) {
+                    List<String> rules = c.int64s().keySet().stream().filter(k -> k.startsWith("sparsity.")).toList();
+                    assertTrue(rules.size() >= 2, "several rules with state: " + rules);
+                    lastRule = rules.get(rules.size() - 1);
+                }
+                // the last rule's state malformed: the ones before it were already imported when it fails
+                Path badRule = edited(ckpt, dir.resolve("bad-rule.safetensors"), (ts, ls) -> ls.put(lastRule, new long[]{1}));
+                assertThrows(CheckpointException.class, () -> t.load(badRule));
+                before.assertUnchanged(t, m + ", a malformed rule state");
+                // a weight of the wrong shape, the loader beyond its epoch: refused before anything changes
+                Path badWeight = edited(ckpt, dir.resolve("bad-weight.safetensors"), (ts, ls) -> {
+                    String last = ts.keySet().stream().filter(k -> k.startsWith("model.")).reduce((a, b) -> b).orElseThrow();
+                    ts.put(last, Tensor.zeros(3));
+                });
+                assertThrows(CheckpointException.class, () -> t.load(badWeight));
+                before.assertUnchanged(t, m + ", a weight of the wrong shape");
+                Path badLoader = edited(ckpt, dir.resolve("bad-loader.safetensors"), (ts, ls) -> {
+                    long[] l = ls.get("loader").clone();
+                    l[2] = 100_000;   // {seed, epoch, position}
+                    ls.put("loader", l);
+                });
+                assertThrows(CheckpointException.class, () -> t.load(badLoader));
+                before.assertUnchanged(t, m + ", a loader position beyond the epoch");
+                t.load(ckpt);   // the good one still loads
+                assertEquals(m == Method.ASP ? 10 : 2, t.stepsDone());
+            }
         }
     }
 

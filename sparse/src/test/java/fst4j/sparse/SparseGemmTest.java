@@ -38,6 +38,32 @@ class SparseGemmTest {
         check(SIZES[mi], SIZES[ni], SIZES[ki], threads, seed);
     }
 
+    /**
+     * C in the same memory as B (C = S B into B itself, square S) reads B from a copy: the kernel writes C while it still
+     * reads B, which gave wrong values with no error. C in S's own memory is refused.
+     */
+    @Test
+    void anOutputThatSharesMemoryWithItsInputs() {
+        try (Scope s = Scope.open(); Compressed24 c = Compressed24.compress(new Sparsifier.Magnitude24(1).apply(
+                Tensor.of(TestData.values(4096 * 4096, 21), 4096, 4096)))) {
+            Tensor b = Tensor.of(TestData.values(4096 * 300, 22), 4096, 300);   // K past one K block of the kernel
+            Tensor want = Tensor.empty(4096, 300);
+            SparseGemm.spmm(1f, c, b, 0f, want, 2);
+            Tensor inPlace = b.copy();
+            SparseGemm.spmm(1f, c, inPlace, 0f, inPlace, 2);
+            assertArrayEquals(want.toFloatArray(), inPlace.toFloatArray(), "C = S B into B");
+            Tensor wide = Tensor.of(TestData.values(4096 * 600, 23), 4096, 600), shifted = wide.slice(1, 0, 300), out = wide.slice(1, 300, 600);
+            Tensor w2 = Tensor.empty(4096, 300);
+            SparseGemm.spmm(1f, c, shifted.contiguous(), 0f, w2, 2);
+            SparseGemm.spmm(1f, c, shifted, 0f, out, 2);   // disjoint columns of one storage: rows interleave in memory
+            assertArrayEquals(w2.toFloatArray(), out.toFloatArray(), "B and C interleaved in one storage");
+            Tensor vals = c.values();
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> SparseGemm.spmm(1f, c, Tensor.ones(4096, 1), 0f, vals.asStrided(new int[]{4096, 1}, new long[]{vals.strides()[0], 1}, vals.offset())));
+            assertTrue(e.getMessage().contains("shares memory with the compressed S"), e.getMessage());
+        }
+    }
+
     @Test
     void awkwardSizesBothThreadCounts() {
         int[][] shapes = {{1, 1, 1}, {3, 17, 5}, {255, 36, 1020}, {17, 1020, 36}, {4, 255, 3}, {1020, 3, 17}, {36, 255, 1019}, {5, 130, 260}};

@@ -87,6 +87,7 @@ public class MainTest {
                 "--threads", "1", "--no-progress", "--out", tmp.resolve("run2").toString());
         assertEquals(0, plain.rc(), plain.err());
         assertFalse(plain.out().contains("time per operation"), plain.out());
+        assertFalse(plain.out().contains("ran one after another"), "one method: nothing to compare");
     }
 
     /**
@@ -173,6 +174,7 @@ public class MainTest {
         String summary = Files.readString(out.resolve("summary.json"));
         assertTrue(summary.contains("\"method\": \"fst3_ir\"") && summary.contains("\"eq3\"") && summary.contains("\"test_acc\""), summary);
         assertTrue(r.out().contains("epoch 2/2 done") && r.out().contains("ms/step"), r.out());
+        assertTrue(r.out().contains("the methods ran one after another: for speed ratios between them use ./fst4j bench-interleaved"), r.out());
         byte[] png = Files.readAllBytes(out.resolve("loss.png"));
         assertEquals((byte) 0x89, png[0]);
         assertEquals('P', png[1]);

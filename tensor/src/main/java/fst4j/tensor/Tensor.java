@@ -279,15 +279,29 @@ public final class Tensor implements AutoCloseable {
         return this;
     }
 
-    /** Copies src (broadcast to this shape, any dtype, either device) into this tensor, in place. */
+    /**
+     * Copies src (broadcast to this shape, any dtype, either device) into this tensor, in place. A src that shares
+     * memory with this tensor is copied as it was before the call (NumPy's copyto semantics), e.g.
+     * {@code t.slice(0, 1, n).copyFrom(t.slice(0, 0, n - 1))} shifts t by one.
+     */
     public Tensor copyFrom(Tensor src) {
         check(); src.check();
-        if (storage.device != Device.CPU || src.storage.device != Device.CPU) { CudaOps.copyInto(this, src); return this; }
+        if (sameView(src)) return this;   // onto itself: nothing changes
+        if (storage.device != Device.CPU || src.storage.device != Device.CPU) {
+            // the device copies (a memcpy, a parallel kernel) have no defined result on overlapping memory
+            if (overlaps(src)) { try (Tensor c = src.copy()) { CudaOps.copyInto(this, c); } }
+            else CudaOps.copyInto(this, src);
+            return this;
+        }
         Tensor s = src.expand(shape);
         try {
             if (StridedCopy.tryCopy(this, s)) return this;   // float32 on the shim's threads
             if (dtype == s.dtype && isContiguous() && s.isContiguous()) {
+                // MemorySegment.copy reads overlapping memory as if through a temporary copy
                 MemorySegment.copy(s.storage.segment(), s.byteOffset(), storage.segment(), byteOffset(), numel() * dtype.bytes);
+            } else if (overlaps(s)) {
+                // the strided loop reads elements it already overwrote (the shifted diagonal of a matrix, t = t^T gave garbage)
+                try (Tensor c = s.copy()) { stridedCopy(this, c); }
             } else {
                 stridedCopy(this, s);
             }
@@ -295,6 +309,32 @@ public final class Tensor implements AutoCloseable {
             s.close();
         }
         return this;
+    }
+
+    /** The same elements in the same order: this tensor's storage, offset, shape and strides. */
+    private boolean sameView(Tensor o) {
+        return storage == o.storage && offset == o.offset && dtype == o.dtype && Arrays.equals(shape, o.shape) && Arrays.equals(strides, o.strides);
+    }
+
+    /**
+     * Whether this view and o may share memory: the same storage and intersecting byte ranges (views that interleave
+     * without sharing an element, like two columns of one matrix, count; empty views never do). An op that writes one
+     * tensor while it reads the other reads from a copy.
+     */
+    public boolean overlaps(Tensor o) {
+        if (storage != o.storage || numel() == 0 || o.numel() == 0) return false;
+        long[] a = byteSpan(), b = o.byteSpan();
+        return a[0] < b[1] && b[0] < a[1];
+    }
+
+    /** [first byte, one past the last byte] of the elements this non-empty view touches in its storage. */
+    private long[] byteSpan() {
+        long lo = offset, hi = offset;   // in bounds of the storage (every view is checked when made), so no overflow
+        for (int d = 0; d < shape.length; d++) {
+            long span = (shape[d] - 1L) * strides[d];
+            if (span < 0) lo += span; else hi += span;
+        }
+        return new long[]{lo * dtype.bytes, (hi + 1) * dtype.bytes};
     }
 
     /**

@@ -110,6 +110,17 @@ class CudaTensorOpsTest {
     }
 
     @Test
+    void aDeviceCopyFromAnOverlappingViewCopiesTheSourceAsItWasBeforeTheCall() {
+        // rows 1..3 of a [4, 4] from its transposed first three rows: the copy kernel read rows it had already written
+        Tensor x = randn(new Random(5), 4, 4), d = gpu(x);
+        Tensor dst = keep(d.slice(0, 1, 4)), src = keep(keep(d.t()).slice(0, 0, 3));
+        float[] want = keep(keep(x.t()).slice(0, 0, 3)).copy().toFloatArray();
+        dst.copyFrom(src);
+        assertArrayEquals(want, dst.toFloatArray());
+        assertArrayEquals(keep(x.slice(0, 0, 1)).toFloatArray(), keep(d.slice(0, 0, 1)).toFloatArray(), "row 0 untouched");
+    }
+
+    @Test
     void fillAndZerosOnTheDevice() {
         Tensor z = keep(Tensor.zeros(Device.CUDA, DType.F32, 4, 9));
         for (float v : z.toFloatArray()) assertEquals(0f, v);

@@ -1,0 +1,73 @@
+package fst4j.tensor;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * Ops that write a tensor given to them while they read another one that shares its memory: the result must be what
+ * the op gives on separate copies of its inputs, bit for bit (before, several read elements they had already
+ * overwritten and returned wrong values with no error).
+ */
+class OverlappingOutputsTest {
+    private static Tensor random(Random r, int... shape) {
+        float[] v = new float[Math.toIntExact(Shape.numel(shape))];
+        for (int i = 0; i < v.length; i++) v[i] = r.nextFloat() - 0.5f;
+        return Tensor.of(v, shape);
+    }
+
+    private static Tensor arange(int... shape) {
+        float[] v = new float[Math.toIntExact(Shape.numel(shape))];
+        for (int i = 0; i < v.length; i++) v[i] = i;
+        return Tensor.of(v, shape);
+    }
+
+    @Test
+    void copyFromAnOverlappingViewCopiesTheSourceAsItWasBeforeTheCall() {
+        try (Scope s = Scope.open()) {
+            // the shifted diagonal of a matrix: the strided loop read rows it had already written
+            Tensor t = arange(4, 4), dst = t.slice(0, 1, 4).slice(1, 1, 4), src = t.slice(0, 0, 3).slice(1, 0, 3);
+            float[] want = src.copy().toFloatArray();
+            dst.copyFrom(src);
+            assertArrayEquals(want, dst.toFloatArray(), "shifted diagonal");
+            assertArrayEquals(new float[]{0, 1, 2, 3, 4, 0, 1, 2, 8, 4, 5, 6, 12, 8, 9, 10}, t.toFloatArray(), "the rest untouched");
+
+            // one column shifted down, float32 and float64
+            for (DType dt : DType.values()) {
+                Tensor c = arange(6, 2).to(dt), down = c.slice(0, 1, 6).slice(1, 0, 1), up = c.slice(0, 0, 5).slice(1, 0, 1);
+                down.copyFrom(up);
+                assertArrayEquals(new double[]{0, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11}, c.toDoubleArray(), dt + " column");
+            }
+
+            // t = t^T, and a matrix big enough for the native copy (which declines shared storage)
+            Tensor sq = arange(3, 3);
+            sq.copyFrom(sq.t());
+            assertArrayEquals(new float[]{0, 3, 6, 1, 4, 7, 2, 5, 8}, sq.toFloatArray(), "transpose into itself");
+            Tensor big = random(new Random(3), 300, 300), bd = big.slice(0, 1, 300).slice(1, 1, 300), bs = big.slice(0, 0, 299).slice(1, 0, 299);
+            want = bs.copy().toFloatArray();
+            bd.copyFrom(bs);
+            assertArrayEquals(want, bd.toFloatArray(), "large shifted diagonal");
+
+            // contiguous views and a view onto itself were already right; they stay so
+            Tensor v = arange(10);
+            v.slice(0, 1, 10).copyFrom(v.slice(0, 0, 9));
+            assertArrayEquals(new float[]{0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, v.toFloatArray(), "contiguous shift");
+            v.copyFrom(v);
+            assertArrayEquals(new float[]{0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, v.toFloatArray(), "onto itself");
+        }
+    }
+
+    @Test
+    void overlapsComparesTheMemoryTheViewsSpan() {
+        try (Scope s = Scope.open()) {
+            Tensor t = arange(4, 4);
+            assertTrue(t.slice(0, 0, 2).overlaps(t.slice(0, 1, 3)));
+            assertFalse(t.slice(0, 0, 2).overlaps(t.slice(0, 2, 4)), "disjoint rows");
+            assertTrue(t.slice(1, 0, 1).overlaps(t.slice(1, 1, 2)), "interleaved columns count");
+            assertFalse(t.slice(0, 1, 1).overlaps(t), "an empty view");
+            assertFalse(t.overlaps(arange(4, 4)), "other storage");
+        }
+    }
+}

@@ -71,10 +71,22 @@ public final class Elementwise {
         return out;
     }
 
-    /** out = f(a, b) with a and b broadcast to out's shape (out must be contiguous). */
+    /**
+     * out = f(a, b) with a and b broadcast to out's shape (out must be contiguous). An input that shares memory with out
+     * is read as it was before the call.
+     */
     public static void zipInto(Tensor out, Tensor a, Tensor b, DoubleBinaryOperator f) {
-        int[] shape = out.shape;
+        out.check(); a.check(); b.check();
+        if (out.storage.device != Device.CPU || offCpu(a, b)) throw CudaOps.noLambda("zipInto");
         if (!out.isContiguous()) throw new IllegalArgumentException("output must be contiguous");
+        // the loops write out[i] before they read later elements of a and b: an input shifted against out read results
+        if (out.overlaps(a) || out.overlaps(b)) {
+            try (Tensor ac = out.overlaps(a) ? a.copy() : a.alias(); Tensor bc = out.overlaps(b) ? b.copy() : b.alias()) {
+                zipInto(out, ac, bc, f);
+            }
+            return;
+        }
+        int[] shape = out.shape;
         if (out.dtype == DType.F32 && a.dtype == DType.F32 && b.dtype == DType.F32 && a.isContiguous() && b.isContiguous()
                 && java.util.Arrays.equals(a.shape, shape) && java.util.Arrays.equals(b.shape, shape)) {
             MemorySegment sa = a.storage.segment(), sb = b.storage.segment(), o = out.storage.segment();
@@ -140,7 +152,8 @@ public final class Elementwise {
      */
     public static Tensor addInPlace(Tensor a, Tensor b) {
         if (offCpu(a, b) && CudaOps.addInto(a, b)) return a;
-        if (nativeF32(a, b)) {
+        // the C loop writes a on several threads while they read b: a b shifted against a read sums (a += a is fine)
+        if (nativeF32(a, b) && (!a.overlaps(b) || a.offset == b.offset)) {
             Native.add(a.data(), b.data(), a.data(), a.numel(), Blas.threads());
             return a;
         }

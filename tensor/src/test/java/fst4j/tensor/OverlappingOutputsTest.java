@@ -60,6 +60,43 @@ class OverlappingOutputsTest {
     }
 
     @Test
+    void addInPlaceOfAnOverlappingViewAddsTheValuesBeforeTheCall() {
+        try (Scope s = Scope.open()) {
+            // large enough for the C loop, which wrote a on two threads while they read b one element ahead
+            for (int n : new int[]{17, 4097, 1 << 16}) {
+                Tensor t = random(new Random(n), n + 1), a = t.slice(0, 1, n + 1), b = t.slice(0, 0, n);
+                float[] want = a.add(b).toFloatArray();
+                a.addInPlace(b);
+                assertArrayEquals(want, a.toFloatArray(), "a = t[1:], b = t[:-1], n = " + n);
+                t = random(new Random(n), n + 1);
+                a = t.slice(0, 0, n); b = t.slice(0, 1, n + 1);
+                want = a.add(b).toFloatArray();
+                a.addInPlace(b);
+                assertArrayEquals(want, a.toFloatArray(), "a = t[:-1], b = t[1:], n = " + n);
+            }
+            Tensor a = random(new Random(2), 4096);
+            float[] want = a.add(a).toFloatArray();
+            a.addInPlace(a);
+            assertArrayEquals(want, a.toFloatArray(), "a += a");
+        }
+    }
+
+    @Test
+    void zipIntoAnOutputThatOverlapsAnInputReadsTheInputBeforeTheCall() {
+        try (Scope s = Scope.open()) {
+            Tensor t = random(new Random(4), 101), out = t.slice(0, 1, 101), a = t.slice(0, 0, 100), b = random(new Random(5), 100);
+            float[] want = a.sub(b).toFloatArray();
+            Elementwise.zipInto(out, a, b, (x, y) -> x - y);
+            assertArrayEquals(want, out.toFloatArray(), "contiguous");
+            // broadcast and strided: a column of t read while its rows are written
+            Tensor m = random(new Random(6), 5, 5), col = m.slice(1, 0, 1).slice(0, 0, 4), dst = m.slice(0, 1, 5);
+            want = col.mul(b.slice(0, 0, 5)).toFloatArray();
+            Elementwise.zipInto(dst, col, b.slice(0, 0, 5), (x, y) -> x * y);
+            assertArrayEquals(want, dst.toFloatArray(), "broadcast column");
+        }
+    }
+
+    @Test
     void overlapsComparesTheMemoryTheViewsSpan() {
         try (Scope s = Scope.open()) {
             Tensor t = arange(4, 4);

@@ -100,7 +100,7 @@ public final class Conv {
         Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
         checkMatrix("im2col", out, g.k(), g.nl(), x.dtype);
         if (out.numel() == 0) return out;
-        try (Tensor xc = x.contiguous()) {
+        try (Tensor xc = readable(x, out)) {
             if (useNative(x.dtype) && out.dtype == x.dtype) {
                 checkRows(out, g.k(), g.nl());
                 Native.im2col(xc.data(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
@@ -112,13 +112,17 @@ public final class Conv {
         return out;
     }
 
-    /** col2im of cols [K, N*L] (unit column stride) into dx (contiguous [N, C, H, W], overwritten). Returns dx. */
+    /**
+     * col2im of cols [K, N*L] (unit column stride) into dx (contiguous [N, C, H, W], overwritten). Returns dx. cols may
+     * share memory with dx: it is then read from a copy.
+     */
     public static Tensor col2imInto(Tensor cols, Tensor dx, int kh, int kw, int sh, int sw, int ph, int pw) {
         cols.check(); dx.check();
         Geom g = Geom.of("col2im", dx.shape, kh, kw, sh, sw, ph, pw);
         checkMatrix("col2im", cols, g.k(), g.nl(), dx.dtype);
         if (!dx.isContiguous()) throw new IllegalArgumentException("col2imInto: dx must be contiguous");
         if (dx.numel() == 0) return dx;
+        if (cols.overlaps(dx)) { try (Tensor cc = cols.copy()) { return col2imInto(cc, dx, kh, kw, sh, sw, ph, pw); } }   // see readable
         if (useNative(cols.dtype) && dx.dtype == cols.dtype) {
             checkRows(cols, g.k(), g.nl());
             Native.col2im(cols.storage.segment().asSlice(cols.byteOffset()), cols.strides[0], g.n, g.c, g.h, g.w, g.kh, g.kw,
@@ -148,6 +152,12 @@ public final class Conv {
         if ((k > 1 && a.strides[1] != 1) || (n > 1 && c.strides[1] != 1))
             throw new IllegalArgumentException("gemmLowered: a and c need unit stride along their rows, strides " + java.util.Arrays.toString(a.strides)
                     + " and " + java.util.Arrays.toString(c.strides));
+        if (a.overlaps(c) || low.x().overlaps(c)) {   // the kernel writes c while it still packs a and x, as in Blas.gemm
+            try (Tensor ac = a.overlaps(c) ? a.copy() : a.alias(); Tensor xc = low.x().overlaps(c) ? low.x().copy() : low.x().alias()) {
+                gemmLowered(alpha, ac, withInput(low, xc), transposed, beta, c);
+            }
+            return;
+        }
         checkRows(a, m, k);
         checkRows(c, m, n);
         long lda = m > 1 ? a.strides[0] : Math.max(k, 1), ldc = m > 1 ? c.strides[0] : Math.max(n, 1);
@@ -178,6 +188,12 @@ public final class Conv {
         if ((cols.length > 1 && a.strides[1] != 1) || (nrows > 1 && c.strides[1] != 1))
             throw new IllegalArgumentException("gemmLoweredAt: a and c need unit stride along their rows, strides " + java.util.Arrays.toString(a.strides)
                     + " and " + java.util.Arrays.toString(c.strides));
+        if (a.overlaps(c) || low.x().overlaps(c)) {   // as in gemmLowered
+            try (Tensor ac = a.overlaps(c) ? a.copy() : a.alias(); Tensor xc = low.x().overlaps(c) ? low.x().copy() : low.x().alias()) {
+                gemmLoweredAt(alpha, ac, withInput(low, xc), cols, row0, rstep, nrows, beta, c);
+            }
+            return;
+        }
         if (cols.length > 0) checkRows(a, m, cols.length);   // no columns: a is never read (c = beta * c)
         checkRows(c, m, nrows);
         long lda = m > 1 && cols.length > 0 ? a.strides[0] : Math.max(cols.length, 1), ldc = m > 1 ? c.strides[0] : Math.max(nrows, 1);
@@ -216,6 +232,17 @@ public final class Conv {
         if (rows > 1 && ld < cols) throw new IllegalArgumentException("matrix rows overlap: row stride " + ld + " < " + cols + " columns");
         if ((m.offset + (rows - 1) * ld + cols) * m.dtype.bytes > m.storage.bytes)
             throw new IndexOutOfBoundsException("matrix " + rows + "x" + cols + " (row stride " + ld + ") exceeds its storage of " + m.storage.bytes + " bytes");
+    }
+
+    /**
+     * x as a contiguous tensor that out does not share memory with: the lowerings write out while they still read x, so
+     * an out overlapping x (a buffer holding both) gave wrong values with no error; such an x is read from a copy.
+     */
+    private static Tensor readable(Tensor x, Tensor out) { return x.overlaps(out) ? x.copy() : x.contiguous(); }
+
+    /** low with the same geometry over x (a copy of its input). */
+    private static Lowering withInput(Lowering low, Tensor x) {
+        return new Lowering(x, low.kh(), low.kw(), low.sh(), low.sw(), low.ph(), low.pw(), low.tapMajor());
     }
 
     /**
@@ -279,7 +306,7 @@ public final class Conv {
         if (out.numel() == 0) return out;
         if (x.storage.device != Device.CPU || out.storage.device != Device.CPU)
             throw new IllegalArgumentException("im2colAt with per-image positions is CPU only, got x on " + x.storage.device + " and out on " + out.storage.device);
-        try (Tensor xc = x.contiguous()) {
+        try (Tensor xc = readable(x, out)) {
             if (useNative(x.dtype)) {
                 checkRows(out, nrows, pos.length);
                 try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
@@ -323,7 +350,7 @@ public final class Conv {
         Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
         checkImage(n, g, x);
         checkMatrix("im2col", out, g.k(), g.l(), x.dtype);
-        try (Tensor xc = x.contiguous()) {
+        try (Tensor xc = readable(x, out)) {
             im2colRaw(xc, n, g, out, 0);
         }
         return out;
@@ -341,7 +368,7 @@ public final class Conv {
         for (int p : positions)
             if (p < 0 || p >= g.l())
                 throw new IllegalArgumentException("im2colAt: position " + p + " out of range [0, " + g.l() + ") for input " + Shape.str(x.shape));
-        try (Tensor xc = x.contiguous()) {
+        try (Tensor xc = readable(x, out)) {
             long xBase = xc.offset + n * g.imageSize();
             long ld = out.strides[0];
             for (int c = 0; c < g.c; c++)
@@ -389,6 +416,7 @@ public final class Conv {
         checkImage(n, g, dx);
         if (!dx.isContiguous()) throw new IllegalArgumentException("col2imAdd: dx must be contiguous");
         checkMatrix("col2im", cols, g.k(), g.l(), dx.dtype);
+        if (cols.overlaps(dx)) { try (Tensor cc = cols.copy()) { col2imRaw(cc, 0, dx, n, g); } return; }   // see readable
         col2imRaw(cols, 0, dx, n, g);
     }
 
@@ -725,6 +753,8 @@ public final class Conv {
         if (out3.dim() != 3 || !out3.isContiguous() || buf.dim() != 2 || buf.strides[1] != 1 || buf.dtype != out3.dtype
                 || buf.shape[0] != out3.shape[1] || buf.shape[1] < (long) nb * out3.shape[2] || n0 < 0 || n0 + nb > out3.shape[0])
             throw new IllegalArgumentException("scatterImages: block " + Shape.str(buf.shape) + " of " + nb + " images at " + n0 + " into " + Shape.str(out3.shape));
+        // a block sharing memory with out3 is read from a copy (the row copies read rows they had written)
+        if (buf.overlaps(out3)) { try (Tensor bc = buf.copy()) { scatter(bc, out3, n0, nb, out3.shape[1], out3.shape[2]); } return; }
         scatter(buf, out3, n0, nb, out3.shape[1], out3.shape[2]);
     }
 
@@ -734,6 +764,7 @@ public final class Conv {
         if (dy3.dim() != 3 || !dy3.isContiguous() || buf.dim() != 2 || buf.strides[1] != 1 || buf.dtype != dy3.dtype
                 || buf.shape[0] != dy3.shape[1] || buf.shape[1] < (long) nb * dy3.shape[2] || n0 < 0 || n0 + nb > dy3.shape[0])
             throw new IllegalArgumentException("gatherImages: " + nb + " images at " + n0 + " of " + Shape.str(dy3.shape) + " into block " + Shape.str(buf.shape));
+        if (dy3.overlaps(buf)) { try (Tensor dc = dy3.copy()) { gather(dc, buf, n0, nb, dy3.shape[1], dy3.shape[2]); } return; }   // as in scatterImages
         gather(dy3, buf, n0, nb, dy3.shape[1], dy3.shape[2]);
     }
 

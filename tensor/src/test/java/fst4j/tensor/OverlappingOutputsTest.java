@@ -96,6 +96,105 @@ class OverlappingOutputsTest {
         }
     }
 
+    /** The convolution lowerings into an output that shares one buffer with their input: x is [1, 2, 10, 10], 3x3 pad 1. */
+    @Test
+    void loweringsIntoAnOutputThatOverlapsTheirInputReadTheInputBeforeTheCall() {
+        int[] xs = {1, 2, 10, 10};
+        int[] all = new int[100];
+        for (int i = 0; i < all.length; i++) all[i] = i;
+        for (boolean javaLoops : new boolean[]{false, true}) {
+            boolean before = Conv.nativeLowering;
+            Conv.nativeLowering = !javaLoops;
+            String how = javaLoops ? " (Java loops)" : "";
+            try (Scope s = Scope.open()) {
+                Tensor buf = random(new Random(8), 4000), x = buf.slice(0, 0, 200).reshape(xs), out = buf.slice(0, 100, 1900).reshape(18, 100);
+                Tensor want = Conv.im2col(x.copy(), 3, 3, 1, 1, 1, 1);
+                Conv.im2colInto(x, 3, 3, 1, 1, 1, 1, out);
+                assertArrayEquals(want.toFloatArray(), out.toFloatArray(), "im2colInto" + how);
+
+                buf = random(new Random(9), 4000); x = buf.slice(0, 0, 200).reshape(xs); out = buf.slice(0, 100, 1900).reshape(18, 100);
+                want = Conv.im2col(x.copy(), 3, 3, 1, 1, 1, 1);
+                Conv.im2col(x, 0, 3, 3, 1, 1, 1, 1, out);
+                assertArrayEquals(want.toFloatArray(), out.toFloatArray(), "im2col of one image" + how);
+
+                buf = random(new Random(10), 4000); x = buf.slice(0, 0, 200).reshape(xs); out = buf.slice(0, 100, 1900).reshape(18, 100);
+                want = Conv.im2col(x.copy(), 3, 3, 1, 1, 1, 1);
+                Conv.im2colAt(x, 0, all, 3, 3, 1, 1, 1, 1, out);
+                assertArrayEquals(want.toFloatArray(), out.toFloatArray(), "im2colAt of one image" + how);
+
+                buf = random(new Random(11), 4000); x = buf.slice(0, 0, 200).reshape(xs); out = buf.slice(0, 100, 1900).reshape(18, 100);
+                want = Conv.im2col(x.copy(), 3, 3, 1, 1, 1, 1);
+                Conv.im2colAtInto(x, new long[]{0, 100}, all, 0, 1, 18, 3, 3, 1, 1, 1, 1, out);
+                assertArrayEquals(want.toFloatArray(), out.toFloatArray(), "im2colAtInto" + how);
+
+                buf = random(new Random(12), 4000);
+                Tensor cols = buf.slice(0, 0, 1800).reshape(18, 100), dx = buf.slice(0, 50, 250).reshape(xs);
+                want = Conv.col2im(cols.copy(), xs, 3, 3, 1, 1, 1, 1);
+                Conv.col2imInto(cols, dx, 3, 3, 1, 1, 1, 1);
+                assertArrayEquals(want.toFloatArray(), dx.toFloatArray(), "col2imInto" + how);
+
+                buf = random(new Random(13), 4000);
+                cols = buf.slice(0, 0, 1800).reshape(18, 100); dx = buf.slice(0, 50, 250).reshape(xs);
+                want = dx.copy();
+                Conv.col2imAdd(cols.copy(), want, 0, 3, 3, 1, 1, 1, 1);
+                Conv.col2imAdd(cols, dx, 0, 3, 3, 1, 1, 1, 1);
+                assertArrayEquals(want.toFloatArray(), dx.toFloatArray(), "col2imAdd" + how);
+            } finally {
+                Conv.nativeLowering = before;
+            }
+        }
+    }
+
+    @Test
+    void loweredGemmsIntoAnOutputThatOverlapsAnOperandReadTheOperandBeforeTheCall() {
+        try (Scope s = Scope.open()) {
+            Random r = new Random(14);
+            int[] cols = new int[256];
+            for (int i = 0; i < cols.length; i++) cols[i] = i;
+            // c is x's memory: Eq. 1 of a 64-channel 3x3 convolution written over its own input
+            Tensor x = random(r, 1, 64, 16, 16), a = random(r, 64, 576), want = Tensor.zeros(64, 256);
+            Conv.gemmLowered(1f, a, new Lowering(x.copy(), 3, 3, 1, 1, 1, 1), false, 0f, want);
+            Tensor c = x.reshape(64, 256);
+            Conv.gemmLowered(1f, a, new Lowering(x, 3, 3, 1, 1, 1, 1), false, 0f, c);
+            assertArrayEquals(want.toFloatArray(), c.toFloatArray(), "gemmLowered, c = x");
+
+            // c holds a in its first rows (a 1x1 convolution)
+            Tensor buf = random(r, 64 * 256), a2 = buf.slice(0, 0, 64 * 64).reshape(64, 64), x2 = random(r, 1, 64, 16, 16);
+            want = Tensor.zeros(64, 256);
+            Conv.gemmLowered(1f, a2.copy(), new Lowering(x2, 1, 1, 1, 1, 0, 0), false, 0f, want);
+            c = buf.reshape(64, 256);
+            Conv.gemmLowered(1f, a2, new Lowering(x2, 1, 1, 1, 1, 0, 0), false, 0f, c);
+            assertArrayEquals(want.toFloatArray(), c.toFloatArray(), "gemmLowered, c over a");
+
+            x = random(r, 1, 64, 16, 16);
+            Tensor a3 = random(r, 64, 256);
+            want = Tensor.zeros(64, 256);
+            Conv.gemmLoweredAt(1f, a3, new Lowering(x.copy(), 3, 3, 1, 1, 1, 1), cols, 0, 2, 256, 0f, want);
+            c = x.reshape(64, 256);
+            Conv.gemmLoweredAt(1f, a3, new Lowering(x, 3, 3, 1, 1, 1, 1), cols, 0, 2, 256, 0f, c);
+            assertArrayEquals(want.toFloatArray(), c.toFloatArray(), "gemmLoweredAt, c = x");
+        }
+    }
+
+    @Test
+    void imageScatterAndGatherBetweenOverlappingBuffersCopyTheSourceAsItWasBeforeTheCall() {
+        try (Scope s = Scope.open()) {
+            // Cout 4, L 100, two images at 1 of a [3, 4, 100] that starts 7 elements into the block's buffer
+            Tensor buf = random(new Random(15), 4000), block = buf.slice(0, 0, 800).reshape(4, 200), out3 = buf.slice(0, 7, 1207).reshape(3, 4, 100);
+            Tensor want = out3.copy();
+            Conv.scatterImages(block.copy(), want, 1, 2);
+            Conv.scatterImages(block, out3, 1, 2);
+            assertArrayEquals(want.toFloatArray(), out3.toFloatArray(), "scatterImages");
+
+            buf = random(new Random(16), 4000);
+            Tensor dy3 = buf.slice(0, 0, 1200).reshape(3, 4, 100), into = buf.slice(0, 407, 1207).reshape(4, 200);
+            want = into.copy();
+            Conv.gatherImages(dy3.copy(), want, 1, 2);
+            Conv.gatherImages(dy3, into, 1, 2);
+            assertArrayEquals(want.toFloatArray(), into.toFloatArray(), "gatherImages");
+        }
+    }
+
     @Test
     void overlapsComparesTheMemoryTheViewsSpan() {
         try (Scope s = Scope.open()) {

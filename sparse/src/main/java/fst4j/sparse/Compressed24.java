@@ -111,8 +111,8 @@ public final class Compressed24 implements AutoCloseable {
 
     /**
      * {@link #pruneCompress(Tensor)}; when {@code dense} is not null it must be a contiguous float32 CPU tensor
-     * of w's shape that does not overlap w, and receives the masked copy S(W) (what
-     * {@code new Sparsifier.Magnitude24(1).apply(w)} returns).
+     * of w's shape, and receives the masked copy S(W) (what {@code new Sparsifier.Magnitude24(1).apply(w)} returns);
+     * a dense that shares memory with w gets S of w as it was before the call.
      */
     public static Compressed24 pruneCompress(Tensor w, Tensor dense, int threads) {
         checkNative(w, "pruneCompress", threads);
@@ -123,6 +123,8 @@ public final class Compressed24 implements AutoCloseable {
                     || dense.size(0) != rows || dense.size(1) != k)
                 throw new IllegalArgumentException("pruneCompress: the dense output must be a contiguous float32 CPU tensor of shape ["
                         + rows + ", " + k + "], got " + dense);
+            // the kernel writes a row of dense while it still reads later rows of w: a dense shifted against w got garbage
+            if (dense.overlaps(w)) { try (Tensor wc = w.copy()) { return pruneCompress(wc, dense, threads); } }
         }
         return nativePrune(w, rows, k, (src, v, t) ->
                 Native.prune24Compress(rows, k, src, k, v, t, dense == null ? MemorySegment.NULL : dense.data(), k, threads));

@@ -168,6 +168,23 @@ class NativePruneTest {
     }
 
     @Test
+    void aDenseOutputSharingMemoryWithWGetsSOfWAsItWasBeforeTheCall() {
+        try (Scope s = Scope.open()) {
+            // dense 8 elements ahead of w in one buffer: the kernel wrote elements of dense that it then read as w
+            Tensor buf = Tensor.of(nasty(64 * 64 + 8, 21), 64 * 64 + 8), w = buf.slice(0, 0, 64 * 64).reshape(64, 64), dense = buf.slice(0, 8, 64 * 64 + 8).reshape(64, 64);
+            Tensor wc = w.copy(), want = new Sparsifier.Magnitude24(1).apply(wc);
+            try (Compressed24 c = Compressed24.pruneCompress(w, dense, 2); Compressed24 ref = Compressed24.compress(want)) {
+                assertArrayEquals(want.toFloatArray(), dense.toFloatArray(), "S(W)");
+                assertSame24(ref, c);
+            }
+            w = Tensor.of(nasty(64 * 64, 22), 64, 64);   // dense = w: pruned in place
+            want = new Sparsifier.Magnitude24(1).apply(w);
+            Compressed24.pruneCompress(w, w, 2).close();
+            assertArrayEquals(want.toFloatArray(), w.toFloatArray(), "in place");
+        }
+    }
+
+    @Test
     void tiesAndNaNFollowTheJavaRule() {
         try (Scope s = Scope.open()) {
             float nan = Float.NaN;

@@ -34,10 +34,15 @@ public final class SGD implements AutoCloseable {
     static boolean nativeStep = !Boolean.getBoolean("fst4j.sgd.java");
 
     public SGD(List<Var> params, double lr, double momentum, double weightDecay, boolean nesterov) {
-        if (lr < 0 || momentum < 0 || weightDecay < 0) throw new IllegalArgumentException("lr, momentum and weight decay must be >= 0");
+        // !(x >= 0): NaN is refused too (a NaN learning rate turned every weight into NaN at the first step)
+        if (!(lr >= 0) || !(momentum >= 0) || !(weightDecay >= 0))
+            throw new IllegalArgumentException("lr, momentum and weight decay must be >= 0, got " + lr + ", " + momentum + ", " + weightDecay);
         if (nesterov && momentum == 0) throw new IllegalArgumentException("Nesterov momentum needs momentum > 0");
+        java.util.Set<Var> seen = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
         for (Var p : params) {
             if (!p.requiresGrad()) throw new IllegalArgumentException("SGD given a Var that does not require a gradient");
+            // a parameter listed twice was stepped twice per step() with no error
+            if (!seen.add(p)) throw new IllegalArgumentException("SGD given the same parameter " + fst4j.tensor.Shape.str(p.shape()) + " twice");
             if (p.value().dtype() != DType.F32 || !p.value().isContiguous()) throw new IllegalArgumentException("SGD parameters must be contiguous float32");
         }
         this.params = new ArrayList<>(params);
@@ -49,7 +54,10 @@ public final class SGD implements AutoCloseable {
     }
 
     public double lr() { return lr; }
-    public void setLr(double lr) { this.lr = lr; }
+    public void setLr(double lr) {
+        if (!(lr >= 0)) throw new IllegalArgumentException("lr must be >= 0, got " + lr);   // as in the constructor
+        this.lr = lr;
+    }
     public long steps() { return steps; }
     public List<Var> params() { return params; }
 
@@ -63,6 +71,16 @@ public final class SGD implements AutoCloseable {
      * (the gradient then stays as it was), else applied to the gradient before the update.
      */
     void step(Map<Var, Integer> decayRows, float lambda) {
+        // everything is checked before anything changes: a closed parameter or a malformed gradient found half way
+        // through left the parameters before it stepped, the rest not, and the step count behind
+        for (Var p : params) {
+            Tensor g = p.grad();
+            if (g == null) continue;
+            Tensor w = p.value();   // throws if closed
+            g.check();
+            if (w.device() == Device.CPU && (!g.isContiguous() || g.dtype() != DType.F32 || g.numel() != w.numel()))
+                throw new IllegalStateException("SGD: gradient of a " + fst4j.tensor.Shape.str(w.shape()) + " parameter is " + g.dtype() + " " + fst4j.tensor.Shape.str(g.shape()));
+        }
         for (Var p : params) {
             Tensor g = p.grad();
             if (g == null) continue;

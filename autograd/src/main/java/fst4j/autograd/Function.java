@@ -32,7 +32,12 @@ public abstract class Function {
     /** Gradients with respect to each input, given the gradient of the output. */
     protected abstract Tensor[] backward(Tensor gradOutput);
 
-    /** Keeps a reference to t for backward (an alias, so closing the original does not invalidate it). */
+    /**
+     * Keeps a reference to t for backward (an alias, so closing the original does not invalidate it). It shares t's
+     * memory: unlike PyTorch, which counts versions and refuses, nothing notices a value changed in place between
+     * forward and backward (x.value().fill(..), an optimizer step), and backward then uses the new values. Step the
+     * optimizer only after backward, and copy a value before changing it while its graph is alive.
+     */
     protected final Tensor save(Tensor t) {
         Tensor a = t.alias();
         saved.add(a);

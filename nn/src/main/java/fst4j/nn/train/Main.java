@@ -385,8 +385,8 @@ public final class Main {
             out.printf(Locale.ROOT, "(ms/step: median over steps after warm-up; shares of the measured step time: the three GEMMs, im2col/col2im,"
                     + " pruning/compression/shift, elementwise = batch norm, ReLU, pooling, adds, loss and layout copies, the optimizer"
                     + " incl. SR-STE decay, and Java-side overhead = the rest: graph bookkeeping, allocation, data loading) wall time %.1f s%n", wall);
-            // the methods train one after another, and a later one meets a warmer JVM and another state of the host: its
-            // median has measured 10-20 % lower than the same method's run first (session 31), so the column is not a speed-up
+            // the methods train one after another while the host's speed drifts: the same method's median moved by 10-20 %
+            // between runs and positions in session 31 (resnet-small), so the column is not a speed-up
             if (rs.size() > 1)
                 out.println("(the methods ran one after another: for speed ratios between them use ./fst4j bench-interleaved, which alternates them)");
         }

@@ -23,6 +23,7 @@ import java.util.List;
 public abstract class Function {
     Var[] inputs;
     private final List<Tensor> saved = new ArrayList<>();
+    private final List<Integer> savedVersions = new ArrayList<>();
     private final List<AutoCloseable> kept = new ArrayList<>();
     private boolean released, recording;
 
@@ -34,14 +35,27 @@ public abstract class Function {
 
     /**
      * Keeps a reference to t for backward (an alias, so closing the original does not invalidate it). It shares t's
-     * memory: unlike PyTorch, which counts versions and refuses, nothing notices a value changed in place between
-     * forward and backward (x.value().fill(..), an optimizer step), and backward then uses the new values. Step the
-     * optimizer only after backward, and copy a value before changing it while its graph is alive.
+     * memory, so it records t's {@link Tensor#version()}: if t is changed in place before backward (x.value().fill(..),
+     * an optimizer step, a write marked with {@link Tensor#markModified()}), backward refuses to run, as PyTorch's does,
+     * instead of using the new values. Copy a value before changing it while its graph is alive.
      */
     protected final Tensor save(Tensor t) {
         Tensor a = t.alias();
         saved.add(a);
+        savedVersions.add(a.version());
         return a;
+    }
+
+    /** Before backward: every saved tensor is as it was saved (see {@link #save}). */
+    final void checkSaved() {
+        for (int i = 0; i < saved.size(); i++) {
+            Tensor t = saved.get(i);
+            int was = savedVersions.get(i), now = t.version();
+            if (now != was)
+                throw new IllegalStateException("one of the tensors " + name() + " saved for backward (" + (i + 1) + " of " + saved.size() + ", "
+                        + fst4j.tensor.Shape.str(t.shape()) + ") was changed in place after forward (version " + was + ", now " + now
+                        + "): its gradient would use the new values. Copy the value before changing it, or change it after backward");
+        }
     }
 
     /** Keeps a non-tensor resource for backward (e.g. device-side max-pool indices); closed when the graph is freed. */
@@ -100,6 +114,7 @@ public abstract class Function {
         released = true;
         for (Tensor t : saved) t.close();
         saved.clear();
+        savedVersions.clear();
         for (AutoCloseable c : kept) {
             try { c.close(); } catch (Exception e) { throw new IllegalStateException("freeing " + c + " with its graph", e); }
         }

@@ -115,6 +115,7 @@ public final class Var implements AutoCloseable {
             try {
                 long t0 = Profile.start();
                 try {
+                    fn.checkSaved();
                     gin = fn.backward(g);
                 } finally {
                     g.close();

@@ -85,6 +85,7 @@ public final class SGD implements AutoCloseable {
             Tensor g = p.grad();
             if (g == null) continue;
             Tensor w = p.value();
+            w.markModified();   // a graph still holding w for backward (retainGraph) refuses it from now on, as PyTorch's
             Integer k = decayRows.get(p);
             boolean fuse = k != null && k % 4 == 0 && (w.device() == Device.CUDA ? fusedOnDevice : nativeUpdate(w.numel()))
                     && g.isContiguous() && g.dtype() == DType.F32 && g.numel() == w.numel();

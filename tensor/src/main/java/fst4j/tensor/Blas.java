@@ -36,7 +36,7 @@ public final class Blas {
      * Views with unit stride along either axis are used in place.
      */
     public static void gemm(float alpha, Tensor a, Tensor b, float beta, Tensor c) {
-        a.check(); b.check(); c.check();
+        a.check(); b.check(); c.markModified();
         if (a.dim() != 2 || b.dim() != 2 || c.dim() != 2)
             throw new IllegalArgumentException("wrong rank: gemm needs matrices, got " + Shape.str(a.shape) + ", " + Shape.str(b.shape) + ", " + Shape.str(c.shape));
         int m = a.shape[0], k = a.shape[1], n = b.shape[1];

@@ -96,7 +96,7 @@ public final class Conv {
      * unit column stride (reused across calls by per-image convolutions: it stays in cache). Returns out.
      */
     public static Tensor im2colInto(Tensor x, int kh, int kw, int sh, int sw, int ph, int pw, Tensor out) {
-        x.check(); out.check();
+        x.check(); out.markModified();
         Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
         checkMatrix("im2col", out, g.k(), g.nl(), x.dtype);
         if (out.numel() == 0) return out;
@@ -117,7 +117,7 @@ public final class Conv {
      * share memory with dx: it is then read from a copy.
      */
     public static Tensor col2imInto(Tensor cols, Tensor dx, int kh, int kw, int sh, int sw, int ph, int pw) {
-        cols.check(); dx.check();
+        cols.check(); dx.markModified();
         Geom g = Geom.of("col2im", dx.shape, kh, kw, sh, sw, ph, pw);
         checkMatrix("col2im", cols, g.k(), g.nl(), dx.dtype);
         if (!dx.isContiguous()) throw new IllegalArgumentException("col2imInto: dx must be contiguous");
@@ -140,7 +140,7 @@ public final class Conv {
      * float32 with unit stride along their rows; beta == 0 overwrites c.
      */
     public static void gemmLowered(float alpha, Tensor a, Lowering low, boolean transposed, float beta, Tensor c) {
-        a.check(); c.check();
+        a.check(); c.markModified();
         int k = transposed ? low.cols() : low.rows(), n = transposed ? low.rows() : low.cols(), m = a.dim() == 2 ? a.shape[0] : -1;
         if (a.dim() != 2 || c.dim() != 2 || a.shape[1] != k || c.shape[0] != m || c.shape[1] != n)
             throw new IllegalArgumentException("shape mismatch: gemmLowered " + Shape.str(a.shape) + " x " + (transposed ? "im2col^T " : "im2col ")
@@ -172,7 +172,7 @@ public final class Conv {
      * different ones in even and odd rows): this is {@link #gemmLowered} on their kept columns, with no im2col materialised.
      */
     public static void gemmLoweredAt(float alpha, Tensor a, Lowering low, int[] cols, int row0, int rstep, int nrows, float beta, Tensor c) {
-        a.check(); c.check();
+        a.check(); c.markModified();
         if (low.tapMajor()) throw new IllegalArgumentException("gemmLoweredAt takes im2col's row order, not a tap-major lowering");
         int m = a.dim() == 2 ? a.shape[0] : -1, all = low.cols(), rows = low.rows();
         if (a.dim() != 2 || c.dim() != 2 || a.shape[1] != cols.length || c.shape[0] != m || c.shape[1] != nrows)
@@ -289,7 +289,7 @@ public final class Conv {
      */
     public static Tensor im2colAtInto(Tensor x, long[] off, int[] pos, int row0, int rstep, int nrows,
                                       int kh, int kw, int sh, int sw, int ph, int pw, Tensor out) {
-        x.check(); out.check();
+        x.check(); out.markModified();
         Geom g = Geom.of("im2colAt", x.shape, kh, kw, sh, sw, ph, pw);
         if (off.length != g.n + 1 || off[0] != 0)
             throw new IllegalArgumentException("im2colAt: off needs " + (g.n + 1) + " entries starting at 0, got " + off.length
@@ -411,7 +411,7 @@ public final class Conv {
 
     /** Adds col2im of cols ([K, L], unit column stride) into image n of dx (contiguous [N, C, H, W]). */
     public static void col2imAdd(Tensor cols, Tensor dx, int n, int kh, int kw, int sh, int sw, int ph, int pw) {
-        cols.check(); dx.check();
+        cols.check(); dx.markModified();
         Geom g = Geom.of("col2im", dx.shape, kh, kw, sh, sw, ph, pw);
         checkImage(n, g, dx);
         if (!dx.isContiguous()) throw new IllegalArgumentException("col2imAdd: dx must be contiguous");
@@ -749,7 +749,7 @@ public final class Conv {
 
     /** out3[n0+i, co, :] = buf[co, i*L : (i+1)*L] for i < nb (out3 contiguous [N, Cout, L]). */
     public static void scatterImages(Tensor buf, Tensor out3, int n0, int nb) {
-        buf.check(); out3.check();
+        buf.check(); out3.markModified();
         if (out3.dim() != 3 || !out3.isContiguous() || buf.dim() != 2 || buf.strides[1] != 1 || buf.dtype != out3.dtype
                 || buf.shape[0] != out3.shape[1] || buf.shape[1] < (long) nb * out3.shape[2] || n0 < 0 || n0 + nb > out3.shape[0])
             throw new IllegalArgumentException("scatterImages: block " + Shape.str(buf.shape) + " of " + nb + " images at " + n0 + " into " + Shape.str(out3.shape));
@@ -760,7 +760,7 @@ public final class Conv {
 
     /** buf[co, i*L : (i+1)*L] = dy3[n0+i, co, :] for i < nb (dy3 contiguous [N, Cout, L]). */
     public static void gatherImages(Tensor dy3, Tensor buf, int n0, int nb) {
-        buf.check(); dy3.check();
+        buf.markModified(); dy3.check();
         if (dy3.dim() != 3 || !dy3.isContiguous() || buf.dim() != 2 || buf.strides[1] != 1 || buf.dtype != dy3.dtype
                 || buf.shape[0] != dy3.shape[1] || buf.shape[1] < (long) nb * dy3.shape[2] || n0 < 0 || n0 + nb > dy3.shape[0])
             throw new IllegalArgumentException("gatherImages: " + nb + " images at " + n0 + " of " + Shape.str(dy3.shape) + " into block " + Shape.str(buf.shape));

@@ -78,6 +78,7 @@ public final class Elementwise {
     public static void zipInto(Tensor out, Tensor a, Tensor b, DoubleBinaryOperator f) {
         out.check(); a.check(); b.check();
         if (out.storage.device != Device.CPU || offCpu(a, b)) throw CudaOps.noLambda("zipInto");
+        out.markModified();
         if (!out.isContiguous()) throw new IllegalArgumentException("output must be contiguous");
         // the loops write out[i] before they read later elements of a and b: an input shifted against out read results
         if (out.overlaps(a) || out.overlaps(b)) {
@@ -151,6 +152,7 @@ public final class Elementwise {
      * writing into a where a is a contiguous CUDA tensor that b does not share storage with, else a + b copied back.
      */
     public static Tensor addInPlace(Tensor a, Tensor b) {
+        a.markModified();
         if (offCpu(a, b) && CudaOps.addInto(a, b)) return a;
         // the C loop writes a on several threads while they read b: a b shifted against a read sums (a += a is fine)
         if (nativeF32(a, b) && (!a.overlaps(b) || a.offset == b.offset)) {

@@ -106,6 +106,7 @@ public final class Rng {
     public Tensor fillUniform(Tensor t, double lo, double hi) {
         t.check();
         if (!(hi >= lo)) throw new IllegalArgumentException("uniform needs lo <= hi, got [" + lo + ", " + hi + ")");
+        t.markModified();
         long n = t.numel();
         boolean flat = t.isContiguous();
         for (long i = 0; i < n; i++) t.setAt(flat ? t.offset + i : t.storageIndex(i), lo + (hi - lo) * nextDouble());
@@ -116,6 +117,7 @@ public final class Rng {
     public Tensor fillNormal(Tensor t, double mean, double std) {
         t.check();
         if (!(std >= 0)) throw new IllegalArgumentException("normal needs std >= 0, got " + std);
+        t.markModified();
         long n = t.numel();
         boolean flat = t.isContiguous();
         for (long i = 0; i < n; i++) t.setAt(flat ? t.offset + i : t.storageIndex(i), mean + std * nextGaussian());

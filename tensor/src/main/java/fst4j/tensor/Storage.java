@@ -18,6 +18,8 @@ final class Storage {
     final long bytes;
     final Device device;
     private int refs = 1;
+    /** In-place changes through fst4j's API (Tensor#version): autograd compares it with the value at save time. */
+    int version;
 
     Storage(long bytes, Device device) {
         if (device == Device.CUDA) {

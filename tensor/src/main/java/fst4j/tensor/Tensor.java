@@ -267,6 +267,7 @@ public final class Tensor implements AutoCloseable {
     /** Fills every element (views write through to the shared storage). */
     public Tensor fill(double v) {
         check();
+        storage.version++;
         if (storage.device != Device.CPU) { CudaOps.fill(this, v); return this; }
         long n = numel();
         if (isContiguous() && dtype == DType.F32) {
@@ -286,6 +287,7 @@ public final class Tensor implements AutoCloseable {
      */
     public Tensor copyFrom(Tensor src) {
         check(); src.check();
+        storage.version++;
         if (sameView(src)) return this;   // onto itself: nothing changes
         if (storage.device != Device.CPU || src.storage.device != Device.CPU) {
             // the device copies (a memcpy, a parallel kernel) have no defined result on overlapping memory
@@ -314,6 +316,23 @@ public final class Tensor implements AutoCloseable {
     /** The same elements in the same order: this tensor's storage, offset, shape and strides. */
     private boolean sameView(Tensor o) {
         return storage == o.storage && offset == o.offset && dtype == o.dtype && Arrays.equals(shape, o.shape) && Arrays.equals(strides, o.strides);
+    }
+
+    /**
+     * How many times this tensor's memory has been changed in place through fst4j (fill, copyFrom, addInPlace, the
+     * "...Into" functions, a GEMM's output, an optimizer step); all views of one storage share it, as PyTorch's
+     * {@code _version}. A graph node records it for each tensor it saves, and backward refuses to run when it moved.
+     */
+    public int version() { return storage.version; }
+
+    /**
+     * Counts an in-place change made outside fst4j's API (a write through {@link #data()} or {@link #segment()}, a
+     * native library of one's own) in {@link #version()}, so that a graph holding this tensor for backward notices it.
+     */
+    public Tensor markModified() {
+        check();
+        storage.version++;
+        return this;
     }
 
     /**

@@ -88,7 +88,14 @@ public abstract class Module implements AutoCloseable {
         return out;
     }
 
-    /** Copies values in; every key must exist with the same shape, and every entry must be given. */
+    /** Buffers (batch norm's running statistics, ...) by dotted name: live references, not copies. */
+    public Map<String, Tensor> namedBuffers() {
+        Map<String, Var> p = new LinkedHashMap<>();
+        Map<String, Tensor> b = new LinkedHashMap<>();
+        collect("", p, b);
+        return b;
+    }
+
     /** Copies state into this module's parameters and buffers; all keys and shapes are checked before the first copy. */
     public void loadStateDict(Map<String, Tensor> state) {
         checkStateDict(state);

@@ -346,7 +346,7 @@ public final class Conv {
      * example a column slice of a bigger [K, N*L] buffer). Returns out.
      */
     public static Tensor im2col(Tensor x, int n, int kh, int kw, int sh, int sw, int ph, int pw, Tensor out) {
-        x.check(); out.check();
+        x.check(); out.markModified();
         Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
         checkImage(n, g, x);
         checkMatrix("im2col", out, g.k(), g.l(), x.dtype);
@@ -361,7 +361,7 @@ public final class Conv {
      * unit column stride) receives the patch of output position positions[j] (= oh*Wo + ow).
      */
     public static Tensor im2colAt(Tensor x, int n, int[] positions, int kh, int kw, int sh, int sw, int ph, int pw, Tensor out) {
-        x.check(); out.check();
+        x.check(); out.markModified();
         Geom g = Geom.of("im2colAt", x.shape, kh, kw, sh, sw, ph, pw);
         checkImage(n, g, x);
         checkMatrix("im2colAt", out, g.k(), positions.length, x.dtype);

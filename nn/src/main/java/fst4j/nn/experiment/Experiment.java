@@ -149,6 +149,7 @@ public final class Experiment {
         TrainConfig cfg = base.withRecipe(recipe).withSeed(seed).withEpochs(passes).withSubsets((int) images, base.testSubset());
         long t0 = System.nanoTime();
         try (Trainer t = new Trainer(cfg, data)) {
+            t.stopOnNonFiniteLoss(false);   // a method that diverges is a result here (Table 1's GG and GX did in the paper)
             List<Double> ms = new ArrayList<>();
             double lossSum = 0;
             long seen = 0;

@@ -193,8 +193,10 @@ public final class Main {
     }
 
     /** What one method's run produced. */
+    /** stopped: why the run ended early (a NaN loss), else null; checkpoint is then null (no final weights written). */
     record Result(TrainConfig cfg, double testAcc, double testLoss, double trainLoss, double trainAcc, double medianStepMs,
-                  long measuredSteps, Map<String, Double> shares, long steps, double wallSeconds, long params, Path checkpoint) {}
+                  long measuredSteps, Map<String, Double> shares, long steps, double wallSeconds, long params, Path checkpoint,
+                  String stopped) {}
 
     /** One invocation: all methods, the shared outputs. */
     static final class Run {
@@ -255,6 +257,12 @@ public final class Main {
             writeSummary(results, data, wall);
             plots();
             out.println("wrote " + dir.resolve("metrics.csv") + ", eval.csv, summary.json, loss.png, accuracy.png and <method>/final.safetensors");
+            List<String> stopped = results.stream().filter(r -> r.stopped() != null).map(r -> r.cfg().methodName()).toList();
+            if (!stopped.isEmpty()) {
+                err.println("fst4j train: " + String.join(", ", stopped) + " stopped early: the loss was not finite (details above; no final"
+                        + " checkpoint for " + (stopped.size() == 1 ? "it" : "them") + ")");
+                return 1;
+            }
             return 0;
         }
 
@@ -286,60 +294,69 @@ public final class Main {
                 List<double[]> accC = accCurves.computeIfAbsent(name, k -> new ArrayList<>());
                 List<double[]> testC = testCurves.computeIfAbsent(name, k -> new ArrayList<>());
                 long lastDraw = 0;
-                while (t.epoch() < cfg.epochs()) {
-                    double lossSum = 0;
-                    long correct = 0, seen = 0, inEpoch = 0;
-                    long epStart = System.nanoTime();
-                    while (t.epochHasNext()) {
-                        if (local == warm) Profile.reset();
-                        Map<Profile.Part, Long> before = local >= warm ? Profile.snapshot() : null;
-                        if (before != null && o.profileOps()) Profile.setByOperation(true);
-                        Trainer.StepResult r;
-                        try { r = t.trainStep(); } finally { if (o.profileOps()) Profile.setByOperation(false); }
-                        local++;
-                        inEpoch++;
-                        trainNanos += r.nanos();
-                        if (before != null) {
-                            Map<Profile.Part, Long> after = Profile.snapshot();
-                            for (Profile.Part p : Profile.Part.values()) prof.merge(p, after.get(p) - before.get(p), Long::sum);
-                            stepMs.add(r.nanos() / 1e6);
-                            measuredNanos += r.nanos();
-                        }
-                        lossSum += r.loss() * r.size();
-                        correct += r.correct();
-                        seen += r.size();
-                        metrics.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f,%.6g,%.3f%n", name, r.epoch() + 1, r.step() + 1, r.loss(), r.accuracy(), r.lr(), r.nanos() / 1e6));
-                        lossC.add(new double[]{r.step() + 1, r.loss()});
-                        accC.add(new double[]{r.step() + 1, r.accuracy()});
-                        double rate = inEpoch / ((System.nanoTime() - epStart) / 1e9);
-                        long done = r.step() + 1;
-                        String line = String.format(Locale.ROOT, "[%s] epoch %d/%d step %d/%d loss %.4f train acc %.2f%% %.2f steps/s ETA %s",
-                                name, r.epoch() + 1, cfg.epochs(), done, total, lossSum / seen, 100.0 * correct / seen, rate, eta((total - done) / rate));
-                        if (tty) {
-                            long now = System.nanoTime();
-                            if (now - lastDraw > 200_000_000L || done == total) {
-                                err.print("\r" + bar(done, total) + " " + line + "\u001b[K");
-                                err.flush();
-                                lastDraw = now;
+                try {
+                    while (t.epoch() < cfg.epochs()) {
+                        double lossSum = 0;
+                        long correct = 0, seen = 0, inEpoch = 0;
+                        long epStart = System.nanoTime();
+                        while (t.epochHasNext()) {
+                            if (local == warm) Profile.reset();
+                            Map<Profile.Part, Long> before = local >= warm ? Profile.snapshot() : null;
+                            if (before != null && o.profileOps()) Profile.setByOperation(true);
+                            Trainer.StepResult r;
+                            try { r = t.trainStep(); } finally { if (o.profileOps()) Profile.setByOperation(false); }
+                            local++;
+                            inEpoch++;
+                            trainNanos += r.nanos();
+                            if (before != null) {
+                                Map<Profile.Part, Long> after = Profile.snapshot();
+                                for (Profile.Part p : Profile.Part.values()) prof.merge(p, after.get(p) - before.get(p), Long::sum);
+                                stepMs.add(r.nanos() / 1e6);
+                                measuredNanos += r.nanos();
                             }
-                        } else if (inEpoch % logEvery == 0 && t.epochHasNext()) {
-                            out.println(line);
+                            lossSum += r.loss() * r.size();
+                            correct += r.correct();
+                            seen += r.size();
+                            metrics.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f,%.6g,%.3f%n", name, r.epoch() + 1, r.step() + 1, r.loss(), r.accuracy(), r.lr(), r.nanos() / 1e6));
+                            lossC.add(new double[]{r.step() + 1, r.loss()});
+                            accC.add(new double[]{r.step() + 1, r.accuracy()});
+                            double rate = inEpoch / ((System.nanoTime() - epStart) / 1e9);
+                            long done = r.step() + 1;
+                            String line = String.format(Locale.ROOT, "[%s] epoch %d/%d step %d/%d loss %.4f train acc %.2f%% %.2f steps/s ETA %s",
+                                    name, r.epoch() + 1, cfg.epochs(), done, total, lossSum / seen, 100.0 * correct / seen, rate, eta((total - done) / rate));
+                            if (tty) {
+                                long now = System.nanoTime();
+                                if (now - lastDraw > 200_000_000L || done == total) {
+                                    err.print("\r" + bar(done, total) + " " + line + "\u001b[K");
+                                    err.flush();
+                                    lastDraw = now;
+                                }
+                            } else if (inEpoch % logEvery == 0 && t.epochHasNext()) {
+                                out.println(line);
+                            }
+                            if (o.saveEvery() > 0 && done % o.saveEvery() == 0) t.save(mdir.resolve("checkpoint.safetensors"));
                         }
-                        if (o.saveEvery() > 0 && done % o.saveEvery() == 0) t.save(mdir.resolve("checkpoint.safetensors"));
+                        if (tty) { err.print("\r\u001b[K"); err.flush(); }
+                        metrics.flush();
+                        Trainer.Eval ev = t.evaluate();
+                        testAcc = ev.accuracy();
+                        testLoss = ev.loss();
+                        if (seen > 0) { epLoss = lossSum / seen; epAcc = (double) correct / seen; }
+                        testC.add(new double[]{t.stepsDone(), testAcc});
+                        evals.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f%n", name, t.epoch() + 1, t.stepsDone(), testAcc, testLoss));
+                        evals.flush();
+                        out.printf(Locale.ROOT, "[%s] epoch %d/%d done: step %d/%d, loss %.4f, train acc %.2f%%, test acc %.2f%% (test loss %.4f), %.1f s%n",
+                                name, t.epoch() + 1, cfg.epochs(), t.stepsDone(), total, epLoss, 100 * epAcc, 100 * testAcc, testLoss,
+                                (System.nanoTime() - epStart) / 1e9);
+                        t.endEpoch();
                     }
+                } catch (Trainer.NonFiniteLossException nf) {
+                    // the other methods still train; this one ends here, its metrics so far kept, no final weights written
                     if (tty) { err.print("\r\u001b[K"); err.flush(); }
                     metrics.flush();
-                    Trainer.Eval ev = t.evaluate();
-                    testAcc = ev.accuracy();
-                    testLoss = ev.loss();
-                    if (seen > 0) { epLoss = lossSum / seen; epAcc = (double) correct / seen; }
-                    testC.add(new double[]{t.stepsDone(), testAcc});
-                    evals.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f%n", name, t.epoch() + 1, t.stepsDone(), testAcc, testLoss));
-                    evals.flush();
-                    out.printf(Locale.ROOT, "[%s] epoch %d/%d done: step %d/%d, loss %.4f, train acc %.2f%%, test acc %.2f%% (test loss %.4f), %.1f s%n",
-                            name, t.epoch() + 1, cfg.epochs(), t.stepsDone(), total, epLoss, 100 * epAcc, 100 * testAcc, testLoss,
-                            (System.nanoTime() - epStart) / 1e9);
-                    t.endEpoch();
+                    out.printf(Locale.ROOT, "[%s] stopped: %s%n", name, nf.getMessage());
+                    return new Result(cfg, Double.NaN, Double.NaN, epLoss, epAcc, median(stepMs), stepMs.size(), Map.of(), t.stepsDone(),
+                            (System.nanoTime() - runStart) / 1e9, t.model().parameterCount(), null, nf.getMessage());
                 }
                 if (Double.isNaN(testAcc)) {   // resumed from a finished run: still report its accuracy
                     Trainer.Eval ev = t.evaluate();
@@ -360,7 +377,7 @@ public final class Main {
                 shares.put("java", Math.max(0, measuredNanos - known) / denom);   // graph bookkeeping, allocation, data
                 double median = median(stepMs);
                 return new Result(cfg, testAcc, testLoss, epLoss, epAcc, median, stepMs.size(), shares, t.stepsDone(),
-                        (System.nanoTime() - runStart) / 1e9, t.model().parameterCount(), ckpt);
+                        (System.nanoTime() - runStart) / 1e9, t.model().parameterCount(), ckpt, null);
             }
         }
 
@@ -373,6 +390,10 @@ public final class Main {
                     "Eq.1", "Eq.2", "Eq.3", "im2col", "sparsify", "eltwise", "optim", "Java");
             for (Result r : rs) {
                 Map<String, Double> s = r.shares();
+                if (r.stopped() != null) {
+                    out.printf(Locale.ROOT, mcol + "   (stopped at step %d: the loss was not finite; see above)%n", r.cfg().methodName(), r.steps() + 1);
+                    continue;
+                }
                 if (r.measuredSteps() == 0 && Double.isNaN(r.trainLoss())) {   // resumed from a finished run: nothing was trained
                     out.printf(Locale.ROOT, mcol + " %8.2f%%   (no steps left to train: the checkpoint's run was finished)%n", r.cfg().methodName(),
                             100 * r.testAcc());
@@ -409,7 +430,8 @@ public final class Main {
                         .append(", \"steps\": ").append(r.steps())
                         .append(", \"wall_seconds\": ").append(num(r.wallSeconds()))
                         .append(", \"parameters\": ").append(r.params())
-                        .append(", \"checkpoint\": ").append(q(dir.relativize(r.checkpoint()).toString()))
+                        .append(", \"checkpoint\": ").append(r.checkpoint() == null ? "null" : q(dir.relativize(r.checkpoint()).toString()))
+                        .append(", \"stopped\": ").append(r.stopped() == null ? "null" : q(r.stopped()))
                         .append(",\n     \"time_share\": {");
                 int k = 0;
                 for (var e : r.shares().entrySet()) sb.append(k++ > 0 ? ", " : "").append(q(e.getKey())).append(": ").append(num(e.getValue()));

@@ -59,6 +59,29 @@ public final class Trainer implements AutoCloseable {
     /** Test-set accuracy and mean loss (without label smoothing). */
     public record Eval(double accuracy, double loss, int samples) {}
 
+    /**
+     * A step whose loss came out NaN or infinite ({@link #trainStep}): the step stopped before its backward and update,
+     * so the weights, momentum and step count are those after the step before (the loader has moved past the batch).
+     * Training on would only spread the NaN into every weight, and a later checkpoint would keep them.
+     */
+    public static final class NonFiniteLossException extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+        private final long step;
+        private final double loss;
+
+        NonFiniteLossException(long step, int epoch, double loss, double lr) {
+            super(String.format(java.util.Locale.ROOT, "the loss is %s at step %d (epoch %d, lr %.4g): stopped before its update, so the weights are"
+                    + " those after step %d; a lower --lr (or --warmup) usually avoids it", Double.isNaN(loss) ? "NaN" : loss > 0 ? "+Inf" : "-Inf",
+                    step + 1, epoch + 1, lr, step));
+            this.step = step;
+            this.loss = loss;
+        }
+
+        /** The 0-based step whose loss was not finite (stepsDone() of the trainer that threw). */
+        public long step() { return step; }
+        public double loss() { return loss; }
+    }
+
     private final TrainConfig cfg;
     private final TrainData data;
     private final Module model;
@@ -67,6 +90,9 @@ public final class Trainer implements AutoCloseable {
     private final LrSchedule schedule;
     private final long totalSteps;
     private final boolean decays;
+    private boolean stopOnNonFiniteLoss = true;
+    /** The buffers as they were before the step's forward (a stopped step puts its running statistics back); made once. */
+    private final Map<Tensor, Tensor> bufferCopies = new java.util.IdentityHashMap<>();
     private final Device device;
     private long step;
 
@@ -156,7 +182,16 @@ public final class Trainer implements AutoCloseable {
         Profile.stop(Profile.Part.OPTIMIZER, t);
     }
 
-    /** One training step on the next batch of the current epoch. */
+    /**
+     * Whether {@link #trainStep} stops at a NaN or infinite loss with {@link NonFiniteLossException} (the default), or
+     * trains on (the experiments do, to report a diverging method as it ends, as the paper's Table 1 does).
+     */
+    public Trainer stopOnNonFiniteLoss(boolean on) {
+        stopOnNonFiniteLoss = on;
+        return this;
+    }
+
+    /** One training step on the next batch of the current epoch; {@link NonFiniteLossException} where its loss is not finite. */
     public StepResult trainStep() {
         if (!epochHasNext()) throw new IllegalStateException("epoch " + epoch() + " has no more steps; call endEpoch()");
         long t0 = System.nanoTime();
@@ -166,12 +201,17 @@ public final class Trainer implements AutoCloseable {
         int correct, size;
         model.train(true);
         if (step == aspStep() && Asp.pending(model)) Asp.prune(model);   // ASP: dense so far, the masks fixed from here
+        if (stopOnNonFiniteLoss) keepBuffers();
         try (Scope s = Scope.open()) {
             DataLoader.Batch batch = loader.next();
             opt.setLr(lr);
             Var logits = model.forward(Var.of(onDevice(batch.images())));
             Var loss = NN.crossEntropy(logits, batch.labels(), cfg.labelSmoothing());
             lossValue = loss.item();
+            if (stopOnNonFiniteLoss && !Double.isFinite(lossValue)) {
+                bufferCopies.forEach(Tensor::copyFrom);   // batch norm's forward already moved its running statistics
+                throw new NonFiniteLossException(step, ep, lossValue, lr);
+            }
             correct = countCorrect(logits.value(), batch.labels());
             size = batch.size();
             backwardAndUpdate(loss, model, opt, decays, cfg.srSteLambda());
@@ -371,7 +411,17 @@ public final class Trainer implements AutoCloseable {
 
     @Override
     public void close() {
+        bufferCopies.values().forEach(Tensor::close);
+        bufferCopies.clear();
         opt.close();
         model.close();
+    }
+
+    private void keepBuffers() {
+        for (Tensor b : model.namedBuffers().values()) {
+            Tensor c = bufferCopies.get(b);
+            if (c == null) bufferCopies.put(b, c = Scope.within(null, () -> Tensor.empty(b.device(), b.dtype(), b.shape())));
+            c.copyFrom(b);
+        }
     }
 }

@@ -75,6 +75,23 @@ public class MainTest {
         return data;
     }
 
+    /** A method whose loss leaves the floats stops there, says so, writes no final weights; the others still train. */
+    @Test
+    void aDivergingMethodStopsAndTheRunSaysSo(@TempDir Path tmp) throws Exception {
+        Path data = idxData(tmp, 64, 16), out = tmp.resolve("run");
+        Outcome r = main(TrainData::load, "--model", "mlp", "--data", "mnist:" + data, "--method", "dense,fst3_ir", "--batch", "16", "--epochs", "3",
+                "--lr", "1e12", "--warmup", "0", "--threads", "1", "--no-progress", "--out", out.toString());
+        assertEquals(1, r.rc(), r.out() + r.err());
+        for (String m : new String[]{"dense", "fst3_ir"}) {
+            assertTrue(r.out().contains("[" + m + "] stopped: the loss is"), r.out());
+            assertFalse(Files.exists(out.resolve(m + "/final.safetensors")), m + ": no final weights from a stopped run");
+        }
+        assertTrue(r.err().contains("fst4j train: dense, fst3_ir stopped early: the loss was not finite"), r.err());
+        String summary = Files.readString(out.resolve("summary.json"));
+        assertTrue(summary.contains("\"stopped\": \"the loss is") && summary.contains("\"checkpoint\": null"), summary);
+        assertTrue(Files.exists(out.resolve("loss.png")) && Files.exists(out.resolve("metrics.csv")));
+    }
+
     @Test
     void profileOpsPrintsTheMeasuredStepsPerOperation(@TempDir Path tmp) throws Exception {
         Path data = idxData(tmp, 64, 16);

@@ -137,11 +137,17 @@ public final class Tensor implements AutoCloseable {
     /** The scope that will close this tensor, or null if it is unowned (closed by its user). */
     public Scope owner() { return owner; }
 
+    /**
+     * Whether the strides are those of a fresh tensor of this shape ({@link Shape#contiguousStrides}; size-1 dimensions
+     * aside). A size-0 dimension counts as 1 there, as it does in contiguousStrides: with {@code expect *= 0} a fresh
+     * [3, 0, 2] was not contiguous, so every empty tensor with a zero past its first dimension failed to go to CUDA
+     * ("copying into a non-contiguous CUDA view"), and with it a CUDA matmul with K = 0.
+     */
     public boolean isContiguous() {
         long expect = 1;
         for (int i = shape.length - 1; i >= 0; i--) {
             if (shape[i] != 1 && strides[i] != expect) return false;
-            expect *= shape[i];
+            expect *= Math.max(shape[i], 1);
         }
         return true;
     }

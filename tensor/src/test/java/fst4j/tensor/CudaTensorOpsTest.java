@@ -571,6 +571,20 @@ class CudaTensorOpsTest {
         }
     }
 
+    @Test
+    void emptyTensorsWithAZeroPastTheFirstDimensionGoToTheDeviceAndBack() {
+        Random r = new Random(11);
+        // a fresh [3, 0, 2] was "not contiguous" (its strides, from Shape.contiguousStrides, count the 0 as 1) and every
+        // copy into the device refused it; so did a CUDA matmul with K = 0, whose operands are such tensors
+        Tensor e = keep(Tensor.empty(DType.F32, 3, 0, 2)), de = gpu(e);
+        assertArrayEquals(new int[] { 3, 0, 2 }, de.shape());
+        assertArrayEquals(new int[] { 3, 0, 2 }, keep(de.to(Device.CPU)).shape());
+        assertSame(keep(e.sum(false, 1)), keep(de.sum(false, 1)), "sum over an empty axis");
+        Tensor a = randn(r, 3, 0), b = randn(r, 0, 4);
+        assertSame(keep(a.matmul(b)), keep(gpu(a).matmul(gpu(b))), "matmul with K = 0");
+        assertSame(keep(b.t().matmul(a.t())), keep(keep(gpu(b).t()).matmul(keep(gpu(a).t()))), "transposed matmul with K = 0");
+    }
+
     // ---------------------------------------------------------------- optimizer kernels (used by fst4j.nn)
 
     @Test

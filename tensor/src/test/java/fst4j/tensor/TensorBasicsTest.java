@@ -17,6 +17,9 @@ class TensorBasicsTest {
             assertArrayEquals(new float[]{9, 5}, a.slice(1, 1, 2).reshape(2).toFloatArray());
             assertArrayEquals(new float[]{1, 3, 4, 6}, Tensor.of(new float[]{1, 2, 3, 4, 5, 6}, 2, 3).slice(1, 0, 3, 2).contiguous().toFloatArray());
             assertArrayEquals(new int[]{3, 2}, a.reshape(-1, 2).shape());
+            // a fresh tensor is contiguous whatever its sizes, a zero among them included; an empty slice of a wider one is not
+            assertTrue(Tensor.empty(DType.F32, 3, 0, 2).isContiguous());
+            assertFalse(Tensor.zeros(DType.F32, 3, 4).slice(1, 0, 0).isContiguous());
         }
     }
 

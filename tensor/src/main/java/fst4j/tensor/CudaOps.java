@@ -896,8 +896,11 @@ public final class CudaOps {
     static Tensor maxPool2dBackward(Tensor dy, Pool.DeviceIndices indices, int[] inputShape) {
         require("maxPool2dBackward", dy);
         long plane = (long) inputShape[2] * inputShape[3], outPlane = (long) dy.shape[2] * dy.shape[3];
-        Tensor dx = Tensor.empty(Device.CUDA, DType.F32, inputShape);
         Conv.Geom g = indices.geom();
+        // The forward's indices lie in its own plane of h*w; into a smaller plane some may not fit, which the scatter kernel
+        // would skip silently where the CPU refuses them: read them back and take the host indices' validated path
+        if ((long) g.h() * g.w() > plane) return maxPool2dBackward(dy, indices.toArray(), inputShape);
+        Tensor dx = Tensor.empty(Device.CUDA, DType.F32, inputShape);
         try (Tensor dyc = dy.contiguous()) {
             if (g.n() == inputShape[0] && g.c() == inputShape[1] && g.h() == inputShape[2] && g.w() == inputShape[3] && g.ho() * g.wo() == outPlane)
                 Native.cudaMaxPoolBackward(ptr(dyc), indices.ptr(), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(), ptr(dx));

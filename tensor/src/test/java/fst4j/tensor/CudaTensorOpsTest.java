@@ -585,6 +585,23 @@ class CudaTensorOpsTest {
         assertSame(keep(b.t().matmul(a.t())), keep(keep(gpu(b).t()).matmul(keep(gpu(a).t()))), "transposed matmul with K = 0");
     }
 
+    @Test
+    void maxPoolBackwardFromDeviceIndicesIntoASmallerPlaneIsRefusedAsOnTheCpu() {
+        Random r = new Random(12);
+        Tensor x = randn(r, 1, 2, 8, 8), d = gpu(x);
+        try (Pool.MaxPool2d c = Pool.maxPool2d(x, 2, 2, 2, 2, 0, 0); Pool.MaxPool2d k = Pool.maxPool2d(d, 2, 2, 2, 2, 0, 0)) {
+            Tensor dy = randn(r, 1, 2, 4, 4);
+            // the forward's indices reach 63, past a 4x4 plane: the CPU refuses them; the device's scatter skipped them silently
+            int[] small = { 1, 2, 4, 4 };
+            IllegalArgumentException cpu = assertThrows(IllegalArgumentException.class, () -> Pool.maxPool2dBackward(dy, c.indices(), small));
+            IllegalArgumentException dev = assertThrows(IllegalArgumentException.class, () -> Pool.maxPool2dBackward(gpu(dy), k.indices(), small));
+            assertEquals(cpu.getMessage(), dev.getMessage());
+            // into a larger plane every index fits: the same scatter on both
+            int[] large = { 1, 2, 9, 9 };
+            assertSame(keep(Pool.maxPool2dBackward(dy, c.indices(), large)), keep(Pool.maxPool2dBackward(gpu(dy), k.indices(), large)), "larger plane");
+        }
+    }
+
     // ---------------------------------------------------------------- optimizer kernels (used by fst4j.nn)
 
     @Test

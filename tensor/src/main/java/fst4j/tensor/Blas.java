@@ -44,6 +44,9 @@ public final class Blas {
             throw new IllegalArgumentException("shape mismatch: gemm " + Shape.str(a.shape) + " x " + Shape.str(b.shape) + " into " + Shape.str(c.shape));
         if (a.device() != b.device() || a.device() != c.device())
             throw new IllegalArgumentException("device mismatch in gemm: " + a.device() + ", " + b.device() + ", " + c.device());
+        // CUDA GEMMs are float32 only; a float64 operand fell through to the host loop below and failed on its first
+        // element read with "tensor data is on the CUDA device"
+        if (c.storage.device == Device.CUDA) CudaOps.require("gemm", a, b, c);
         if (a.dtype == DType.F32 && b.dtype == DType.F32 && c.dtype == DType.F32) {
             Op oc = asOp(c);
             if (oc == null || oc.trans) throw new IllegalArgumentException("gemm output must have unit stride along its rows");

@@ -602,6 +602,14 @@ class CudaTensorOpsTest {
         }
     }
 
+    @Test
+    void aFloat64MatmulOnTheDeviceSaysFloat32Only() {
+        // it fell through to the host loop and failed on its first element read ("tensor data is on the CUDA device")
+        Tensor a = gpu(keep(Tensor.of(new double[] { 1, 2, 3, 4 }, 2, 2)));
+        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class, () -> a.matmul(a));
+        assertTrue(e.getMessage().contains("float32 only"), e.getMessage());
+    }
+
     // ---------------------------------------------------------------- optimizer kernels (used by fst4j.nn)
 
     @Test

@@ -647,9 +647,11 @@ public final class CudaOps {
     static Tensor im2col(Tensor x, Conv.Geom g) {
         require("im2col", x);
         long nl = (long) g.n() * g.l();
-        Tensor cols = Tensor.empty(Device.CUDA, DType.F32, g.k(), Math.toIntExact(nl));
+        // an image without values (C, H or W 0; the kernels refuse such a geometry): every column is padding, as on the CPU
+        boolean blank = g.imageSize() == 0;
+        Tensor cols = blank ? Tensor.zeros(Device.CUDA, DType.F32, g.k(), Math.toIntExact(nl)) : Tensor.empty(Device.CUDA, DType.F32, g.k(), Math.toIntExact(nl));
         try (Tensor xc = x.contiguous()) {
-            if (nl > 0) Native.cudaIm2col(ptr(xc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(), ptr(cols), nl);
+            if (nl > 0 && !blank) Native.cudaIm2col(ptr(xc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(), ptr(cols), nl);
         } catch (RuntimeException e) {
             cols.close();
             throw e;
@@ -679,7 +681,7 @@ public final class CudaOps {
         require("col2im", cols);
         Tensor dx = Tensor.empty(Device.CUDA, DType.F32, g.n(), g.c(), g.h(), g.w());
         try (Tensor cc = cols.contiguous()) {
-            if (g.n() > 0) Native.cudaCol2im(ptr(cc), (long) g.n() * g.l(), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(),
+            if (dx.numel() > 0) Native.cudaCol2im(ptr(cc), (long) g.n() * g.l(), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(),
                     g.ho(), g.wo(), ptr(dx));
         } catch (RuntimeException e) {
             dx.close();
@@ -692,7 +694,7 @@ public final class CudaOps {
     static Tensor col2imBf16(Block cols16, long ld, Conv.Geom g) {
         Tensor dx = Tensor.empty(Device.CUDA, DType.F32, g.n(), g.c(), g.h(), g.w());
         try {
-            if (g.n() > 0) Native.cudaCol2imBf16(cols16.ptr(), ld, g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(),
+            if (dx.numel() > 0) Native.cudaCol2imBf16(cols16.ptr(), ld, g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(),
                     g.ho(), g.wo(), ptr(dx));
             return dx;
         } catch (RuntimeException | Error e) {
@@ -901,6 +903,7 @@ public final class CudaOps {
         // would skip silently where the CPU refuses them: read them back and take the host indices' validated path
         if ((long) g.h() * g.w() > plane) return maxPool2dBackward(dy, indices.toArray(), inputShape);
         Tensor dx = Tensor.empty(Device.CUDA, DType.F32, inputShape);
+        if (dx.numel() == 0) return dx;   // no channels: the kernels refuse C = 0
         try (Tensor dyc = dy.contiguous()) {
             if (g.n() == inputShape[0] && g.c() == inputShape[1] && g.h() == inputShape[2] && g.w() == inputShape[3] && g.ho() * g.wo() == outPlane)
                 Native.cudaMaxPoolBackward(ptr(dyc), indices.ptr(), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(), ptr(dx));
@@ -974,6 +977,7 @@ public final class CudaOps {
         int n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3];
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, x.shape);
         Tensor mean = Tensor.empty(Device.CUDA, DType.F32, c), invStd = Tensor.empty(Device.CUDA, DType.F32, c);
+        if (c == 0) return new Norm.BatchNorm(out, mean, invStd);   // no channels (the kernels refuse C = 0): empty, as on the CPU
         Tensor xc = null, g = null, b = null;
         try (Block work = Block.of(8L * Native.cudaBnWork(c, (long) n * hw, false))) {
             xc = x.contiguous(); g = vec(gamma); b = vec(beta);

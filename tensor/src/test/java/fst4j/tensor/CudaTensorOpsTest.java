@@ -610,6 +610,29 @@ class CudaTensorOpsTest {
         assertTrue(e.getMessage().contains("float32 only"), e.getMessage());
     }
 
+    @Test
+    void convolutionPoolingAndBatchNormOfImagesWithoutValuesMatchTheCpu() {
+        Random r = new Random(13);
+        // C = 0, or H = 0 with padding (every window only padding): the kernels refuse such geometries, the CPU computes them
+        Tensor x0 = randn(r, 1, 0, 5, 7), w0 = randn(r, 5, 0, 3, 3), b = randn(r, 5);
+        assertSame(keep(x0.conv2d(w0, b, 1, 1)), keep(gpu(x0).conv2d(gpu(w0), gpu(b), 1, 1)), "conv2d, C = 0");
+        Tensor dy0 = randn(r, 1, 5, 5, 7);
+        assertSame(keep(Conv.conv2dBackwardInput(dy0, w0, x0.shape(), 1, 1)), keep(Conv.conv2dBackwardInput(gpu(dy0), gpu(w0), x0.shape(), 1, 1)), "dx, C = 0");
+        assertSame(keep(Conv.conv2dBackwardWeight(dy0, x0, w0.shape(), 1, 1)), keep(Conv.conv2dBackwardWeight(gpu(dy0), gpu(x0), w0.shape(), 1, 1)), "dw, C = 0");
+        Tensor xh = randn(r, 1, 3, 0, 5), wh = randn(r, 4, 3, 1, 1), bh = randn(r, 4), dyh = randn(r, 1, 4, 2, 7);
+        assertSame(keep(xh.conv2d(wh, bh, 1, 1)), keep(gpu(xh).conv2d(gpu(wh), gpu(bh), 1, 1)), "conv2d, H = 0 padded");
+        assertSame(keep(Conv.conv2dBackwardInput(dyh, wh, xh.shape(), 1, 1)), keep(Conv.conv2dBackwardInput(gpu(dyh), gpu(wh), xh.shape(), 1, 1)), "dx, H = 0");
+        assertSame(keep(Conv.conv2dBackwardWeight(dyh, xh, wh.shape(), 1, 1)), keep(Conv.conv2dBackwardWeight(gpu(dyh), gpu(xh), wh.shape(), 1, 1)), "dw, H = 0");
+        Tensor xm = randn(r, 2, 0, 5, 5), dym = randn(r, 2, 0, 2, 2);
+        try (Pool.MaxPool2d c = Pool.maxPool2d(xm, 2, 2, 2, 2, 0, 0); Pool.MaxPool2d k = Pool.maxPool2d(gpu(xm), 2, 2, 2, 2, 0, 0)) {
+            assertSame(keep(Pool.maxPool2dBackward(dym, c.indices(), xm.shape())), keep(Pool.maxPool2dBackward(gpu(dym), k.indices(), xm.shape())), "max pool backward, C = 0");
+        }
+        try (Norm.BatchNorm c = Norm.batchNorm2dTrain(xm, null, null, null, null, 0.1, 1e-5);
+             Norm.BatchNorm k = Norm.batchNorm2dTrain(gpu(xm), null, null, null, null, 0.1, 1e-5)) {
+            assertSame(c.output(), k.output(), "batch norm, C = 0");
+        }
+    }
+
     // ---------------------------------------------------------------- optimizer kernels (used by fst4j.nn)
 
     @Test

@@ -41,8 +41,9 @@ public final class CudaConv24 implements AutoCloseable {
      */
     public static CudaConv24 transposedConv(Tensor w) {
         CudaOps.require("CudaConv24.transposedConv", w);
-        if (w.dim() != 4 || w.shape[2] != w.shape[3] || w.shape[0] % 32 != 0)
-            throw new IllegalArgumentException("CudaConv24.transposedConv needs a [Cout, Cin, k, k] weight with Cout a multiple of 32, got " + Shape.str(w.shape));
+        if (w.dim() != 4 || w.shape[2] != w.shape[3] || w.shape[0] % 32 != 0 || w.numel() == 0)
+            throw new IllegalArgumentException("CudaConv24.transposedConv needs a non-empty [Cout, Cin, k, k] weight with Cout a positive multiple of 32, got "
+                    + Shape.str(w.shape));
         int cout = w.shape[0], cin = w.shape[1], khw = w.shape[2] * w.shape[3], kk = cin * khw;
         long nv = (long) kk * cout / 2, nm = (long) kk * cout / 32;
         CudaOps.Block v16 = CudaOps.Block.of(2 * nv), m = null;

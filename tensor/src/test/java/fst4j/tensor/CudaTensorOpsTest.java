@@ -611,6 +611,16 @@ class CudaTensorOpsTest {
     }
 
     @Test
+    void aTransposedConvolutionOperandOfNoWeightsOrAnOddCoutIsRefusedInJava() {
+        // Cout = 0 passed the "multiple of 32" check and reached the kernel's "invalid argument (cout <= 0 ...)"
+        for (int[] shape : new int[][] { { 0, 4, 3, 3 }, { 32, 0, 3, 3 }, { 48, 4, 3, 3 } }) {
+            Tensor w = gpu(keep(Tensor.zeros(shape)));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaConv24.transposedConv(w), Arrays.toString(shape));
+            assertTrue(e.getMessage().contains("Cout a positive multiple of 32"), e.getMessage());
+        }
+    }
+
+    @Test
     void convolutionPoolingAndBatchNormOfImagesWithoutValuesMatchTheCpu() {
         Random r = new Random(13);
         // C = 0, or H = 0 with padding (every window only padding): the kernels refuse such geometries, the CPU computes them

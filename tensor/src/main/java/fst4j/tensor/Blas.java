@@ -70,13 +70,16 @@ public final class Blas {
             }
             return;
         }
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++) {
-                double s = 0;
-                for (int p = 0; p < k; p++) s += a.getAt(a.offset + i * a.strides[0] + p * a.strides[1]) * b.getAt(b.offset + p * b.strides[0] + j * b.strides[1]);
-                long ci = c.offset + i * c.strides[0] + j * c.strides[1];
-                c.setAt(ci, alpha * s + (beta == 0 ? 0 : beta * c.getAt(ci)));
-            }
+        // the loop writes c[i, j] before it reads later elements of a and b: an operand in c's memory is read from a copy
+        try (Tensor A = a.overlaps(c) ? a.copy() : a.alias(); Tensor B = b.overlaps(c) ? b.copy() : b.alias()) {
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) {
+                    double s = 0;
+                    for (int p = 0; p < k; p++) s += A.getAt(A.offset + i * A.strides[0] + p * A.strides[1]) * B.getAt(B.offset + p * B.strides[0] + j * B.strides[1]);
+                    long ci = c.offset + i * c.strides[0] + j * c.strides[1];
+                    c.setAt(ci, alpha * s + (beta == 0 ? 0 : beta * c.getAt(ci)));
+                }
+        }
     }
 
     /** Whether t (rows x cols as op) and c (m x n as oc) share storage and the element ranges they span intersect. */

@@ -49,4 +49,17 @@ class OverlappingGemmOperandsTest {
             assertArrayEquals(want, c.toFloatArray(), "C overlapping A^T");
         }
     }
+
+    /** The float64 loop (gradcheck's precision) wrote C[i, j] before it read A[i, j] for the next column: [[1,2],[3,4]] x ones gave row 0 = [3, 5]. */
+    @Test
+    void theFloat64LoopReadsAnAliasedInputAsItWas() {
+        try (Scope s = Scope.open()) {
+            Tensor a = Tensor.of(new double[]{1, 2, 3, 4}, 2, 2), b = Tensor.of(new double[]{1, 1, 1, 1}, 2, 2);
+            Blas.gemm(1f, a, b, 0f, a);
+            assertArrayEquals(new double[]{3, 3, 7, 7}, a.toDoubleArray());
+            Tensor c = Tensor.of(new double[]{1, 2, 3, 4}, 2, 2), e = Tensor.of(new double[]{1, 0, 0, 1}, 2, 2);
+            Blas.gemm(2f, e, c, 0f, c);   // C = B
+            assertArrayEquals(new double[]{2, 4, 6, 8}, c.toDoubleArray());
+        }
+    }
 }

@@ -32,6 +32,15 @@ class SavedVersionTest {
             try (Tensor part = x2.value().slice(0, 1, 3)) { part.copyFrom(Tensor.of(new float[]{7, 7}, 2)); }   // through a view
             assertRefused(loss2::backward, "copyFrom into a view");
 
+            Var x4 = Var.param(Tensor.of(new float[]{1, 2, 3}, 3));
+            Var loss4 = x4.mul(x4).sum();
+            x4.value().set(10, 0);
+            assertRefused(loss4::backward, "set");
+            Var x5 = Var.param(Tensor.of(new float[]{1, 2, 3}, 3));
+            Var loss5 = x5.mul(x5).sum();
+            x5.value().setFlat(2, 10);
+            assertRefused(loss5::backward, "setFlat");
+
             Var x3 = Var.param(Tensor.of(new float[]{1, 2, 3}, 3));
             Var loss3 = x3.mul(x3).sum();
             x3.value().segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, 5f);

@@ -118,7 +118,7 @@ public final class Compressed24 implements AutoCloseable {
         checkNative(w, "pruneCompress", threads);
         int rows = w.size(0), k = w.size(1);
         if (dense != null) {
-            dense.check();
+            dense.markModified();
             if (dense.dtype() != DType.F32 || dense.device() != Device.CPU || dense.dim() != 2 || (dense.numel() > 0 && !dense.isContiguous())
                     || dense.size(0) != rows || dense.size(1) != k)
                 throw new IllegalArgumentException("pruneCompress: the dense output must be a contiguous float32 CPU tensor of shape ["

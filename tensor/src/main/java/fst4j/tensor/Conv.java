@@ -44,6 +44,8 @@ public final class Conv {
         int k() { return fits("C*kh*kw", (long) c * kh * kw); }
         int l() { return fits("Ho*Wo", (long) ho * wo); }
         int nl() { return fits("N*Ho*Wo", (long) n * ho * wo); }
+        /** N * positions: the columns of im2col at that many positions per image. */
+        int columns(int positions) { return fits("N*positions", (long) n * positions); }
         long imageSize() { return (long) c * h * w; }
 
         private int fits(String what, long v) {
@@ -265,7 +267,7 @@ public final class Conv {
                 throw new IllegalArgumentException("im2colAt: position " + p + " out of range [0, " + g.l() + ") for input " + Shape.str(x.shape));
         if (x.storage.device != Device.CPU) return CudaOps.im2colAt(x, positions, g);
         int np = positions.length;
-        Tensor out = Tensor.empty(x.dtype, g.k(), Math.toIntExact((long) g.n * np));
+        Tensor out = Tensor.empty(x.dtype, g.k(), g.columns(np));
         if (out.numel() == 0) return out;
         if (useNative(x.dtype)) {
             try (Tensor xc = x.contiguous(); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {

@@ -363,6 +363,7 @@ public final class CudaOps {
      */
     public static void gemmLoweredBf16(Tensor a, Lowering low, boolean transposed, float beta, Tensor c) {
         require("gemmLoweredBf16", a, low.x(), c);
+        c.markModified();
         int rows = low.rows(), cols = low.cols();
         int m = a.dim() == 2 ? a.shape[0] : -1, k = transposed ? cols : rows, n = transposed ? rows : cols;
         if (a.dim() != 2 || a.shape[1] != k || c.dim() != 2 || c.shape[0] != m || c.shape[1] != n || (n > 1 && c.strides[1] != 1))
@@ -491,6 +492,7 @@ public final class CudaOps {
      */
     public static void weightGradImplicitBf16(Tensor g, Lowering low, float beta, Tensor dw) {
         require("weightGradImplicitBf16", g, low.x(), dw);
+        dw.markModified();
         long[] geo = low.geometry();
         int m = g.dim() == 2 ? g.shape[0] : -1, npix = low.cols(), k = low.rows();
         if (g.dim() != 2 || g.shape[1] != npix || dw.dim() != 2 || dw.shape[0] != m || dw.shape[1] != k || (k > 1 && dw.strides[1] != 1) || geo[12] != 0)
@@ -517,6 +519,7 @@ public final class CudaOps {
      */
     public static void weightGradImplicitFromNchw(Tensor dy, Lowering low, boolean kept, float coeff, int shift, boolean circular, float beta, Tensor dw) {
         require("weightGradImplicitFromNchw", dy, low.x(), dw);
+        dw.markModified();
         long[] geo = low.geometry();
         int m = dy.dim() == 4 ? dy.shape[1] : -1, k = low.rows(), npix = low.cols();
         long plane = dy.dim() == 4 ? (long) dy.shape[2] * dy.shape[3] : 0, half = kept ? (plane + 1) / 2 : plane;
@@ -618,6 +621,7 @@ public final class CudaOps {
      */
     public static void convImplicitGemmBf16(Tensor a, Lowering low, Tensor out) {
         require("convImplicitGemmBf16", a, low.x(), out);
+        out.markModified();
         long[] g = low.geometry();
         int k = low.rows(), m = a.dim() == 2 ? a.shape[0] : -1;
         if (a.dim() != 2 || a.shape[1] != k || out.dim() != 4 || out.shape[0] != g[0] || out.shape[1] != m || out.shape[2] != g[10]
@@ -646,7 +650,7 @@ public final class CudaOps {
     /** cols [K, N*L] of contiguous x (fst_k_im2col). */
     static Tensor im2col(Tensor x, Conv.Geom g) {
         require("im2col", x);
-        long nl = (long) g.n() * g.l();
+        long nl = g.nl();
         // an image without values (C, H or W 0; the kernels refuse such a geometry): every column is padding, as on the CPU
         boolean blank = g.imageSize() == 0;
         Tensor cols = blank ? Tensor.zeros(Device.CUDA, DType.F32, g.k(), Math.toIntExact(nl)) : Tensor.empty(Device.CUDA, DType.F32, g.k(), Math.toIntExact(nl));
@@ -662,7 +666,7 @@ public final class CudaOps {
     /** im2col at output positions (validated by Conv) of every image: [K, N*positions.length]. */
     static Tensor im2colAt(Tensor x, int[] positions, Conv.Geom g) {
         require("im2colAt", x);
-        long np = (long) g.n() * positions.length;
+        long np = g.columns(positions.length);
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, g.k(), Math.toIntExact(np));
         if (np == 0) return out;
         try (Tensor xc = x.contiguous(); Block pos = Block.of(4L * positions.length); Arena arena = Arena.ofConfined()) {

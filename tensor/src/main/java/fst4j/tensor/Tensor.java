@@ -220,7 +220,11 @@ public final class Tensor implements AutoCloseable {
 
     public float get(int... idx) { return (float) getAt(index(idx)); }
     public double getDouble(int... idx) { return getAt(index(idx)); }
-    public void set(double v, int... idx) { setAt(index(idx), v); }
+    public void set(double v, int... idx) {
+        long at = index(idx);
+        storage.version++;
+        setAt(at, v);
+    }
 
     /** The single value of a one-element tensor (a CUDA tensor is copied to the host). */
     public double item() {
@@ -240,6 +244,7 @@ public final class Tensor implements AutoCloseable {
     public void setFlat(long i, double v) {
         check();
         if (i < 0 || i >= numel()) throw new IndexOutOfBoundsException("flat index " + i + " out of bounds for " + numel() + " elements");
+        storage.version++;
         setAt(storageIndex(i), v);
     }
 

@@ -168,6 +168,24 @@ public final class Var implements AutoCloseable {
     }
 
     /** Reverse topological order of the non-leaf nodes reachable from root (iterative: deep graphs are fine). */
+    /**
+     * Frees the graph that produced this value without a backward (its saved tensors and the resources its nodes
+     * retained, such as CUDA max-pool indices, which a Scope does not free), as dropping the last reference to an
+     * output does in PyTorch. For a step abandoned between forward and backward; a backward from it afterwards fails.
+     */
+    public void freeGraph() {
+        ArrayDeque<Var> todo = new ArrayDeque<>();
+        Map<Function, Boolean> seen = new IdentityHashMap<>();
+        todo.push(this);
+        while (!todo.isEmpty()) {
+            Function fn = todo.pop().gradFn;
+            if (fn == null || fn.isReleased() || seen.put(fn, true) != null) continue;
+            Var[] ins = fn.inputs;   // release() drops them
+            fn.release();
+            if (ins != null) for (Var c : ins) todo.push(c);
+        }
+    }
+
     private static List<Var> topoOrder(Var root) {
         List<Var> post = new ArrayList<>();
         Map<Var, Boolean> seen = new IdentityHashMap<>();

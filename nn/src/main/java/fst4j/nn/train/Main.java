@@ -256,8 +256,9 @@ public final class Main {
             table(results, wall);
             writeSummary(results, data, wall);
             plots();
-            out.println("wrote " + dir.resolve("metrics.csv") + ", eval.csv, summary.json, loss.png, accuracy.png and <method>/final.safetensors");
             List<String> stopped = results.stream().filter(r -> r.stopped() != null).map(r -> r.cfg().methodName()).toList();
+            out.println("wrote " + dir.resolve("metrics.csv") + ", eval.csv, summary.json, loss.png, accuracy.png and <method>/final.safetensors"
+                    + (stopped.isEmpty() ? "" : " (none for a stopped method)"));
             if (!stopped.isEmpty()) {
                 err.println("fst4j train: " + String.join(", ", stopped) + " stopped early: the loss was not finite (details above; no final"
                         + " checkpoint for " + (stopped.size() == 1 ? "it" : "them") + ")");

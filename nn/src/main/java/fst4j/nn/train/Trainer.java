@@ -61,8 +61,10 @@ public final class Trainer implements AutoCloseable {
 
     /**
      * A step whose loss came out NaN or infinite ({@link #trainStep}): the step stopped before its backward and update,
-     * so the weights, momentum and step count are those after the step before (the loader has moved past the batch).
-     * Training on would only spread the NaN into every weight, and a later checkpoint would keep them.
+     * so the weights, momentum, batch norm's running statistics, ASP's masks and the step count are those after the step
+     * before. What the forward itself advanced stays advanced: the loader is past the batch, and rules that keep a
+     * count in the forward (TSM's refresh, the authors' pattern draws) counted it. Training on would only spread the
+     * NaN into every weight, and a later checkpoint would keep them.
      */
     public static final class NonFiniteLossException extends RuntimeException {
         private static final long serialVersionUID = 1L;
@@ -200,21 +202,35 @@ public final class Trainer implements AutoCloseable {
         double lossValue;
         int correct, size;
         model.train(true);
-        if (step == aspStep() && Asp.pending(model)) Asp.prune(model);   // ASP: dense so far, the masks fixed from here
+        Map<Sparse, SparseConfig> beforeAsp = null;
+        if (step == aspStep() && Asp.pending(model)) {   // ASP: dense so far, the masks fixed from here
+            if (stopOnNonFiniteLoss) {
+                beforeAsp = new LinkedHashMap<>();
+                for (Sparse l : Models.sparseLayers(model).values()) beforeAsp.put(l, l.sparsity());
+            }
+            Asp.prune(model);
+        }
         if (stopOnNonFiniteLoss) keepBuffers();
         try (Scope s = Scope.open()) {
             DataLoader.Batch batch = loader.next();
             opt.setLr(lr);
-            Var logits = model.forward(Var.of(onDevice(batch.images())));
-            Var loss = NN.crossEntropy(logits, batch.labels(), cfg.labelSmoothing());
-            lossValue = loss.item();
-            if (stopOnNonFiniteLoss && !Double.isFinite(lossValue)) {
-                bufferCopies.forEach(Tensor::copyFrom);   // batch norm's forward already moved its running statistics
-                throw new NonFiniteLossException(step, ep, lossValue, lr);
+            Var loss = null;
+            try {
+                Var logits = model.forward(Var.of(onDevice(batch.images())));
+                loss = NN.crossEntropy(logits, batch.labels(), cfg.labelSmoothing());
+                lossValue = loss.item();
+                if (stopOnNonFiniteLoss && !Double.isFinite(lossValue)) {
+                    bufferCopies.forEach(Tensor::copyFrom);   // batch norm's forward already moved its running statistics
+                    if (beforeAsp != null) beforeAsp.forEach(Sparse::setSparsity);   // the masks this step fixed
+                    throw new NonFiniteLossException(step, ep, lossValue, lr);
+                }
+                correct = countCorrect(logits.value(), batch.labels());
+                size = batch.size();
+                backwardAndUpdate(loss, model, opt, decays, cfg.srSteLambda());
+            } catch (RuntimeException | Error e) {
+                if (loss != null) loss.freeGraph();   // what the Scope does not free (CUDA max-pool indices) goes too
+                throw e;
             }
-            correct = countCorrect(logits.value(), batch.labels());
-            size = batch.size();
-            backwardAndUpdate(loss, model, opt, decays, cfg.srSteLambda());
         }
         StepResult r = new StepResult(step, ep, lossValue, correct, size, lr, System.nanoTime() - t0);
         step++;

@@ -56,6 +56,24 @@ class NonFiniteLossTest {
         }
     }
 
+    /** ASP fixes its masks at the start of its step: a stop at that step takes them back out, so the state is the step before's. */
+    @Test
+    void aStopAtAspsPruningStepLeavesTheLayersDense() {
+        TrainData data = TrainData.of("blobs", new fst4j.nn.data.Datasets.Split(CheckpointTest.blobs("train", 16, 1), CheckpointTest.blobs("test", 16, 2)));
+        try (Trainer t = new Trainer(CheckpointTest.cfg(Method.ASP, "cnn").withEpochs(1), data)) {
+            assertEquals(0, t.aspStep(), "one step in all: ASP prunes at step 0");
+            // a NaN classifier weight: NaN logits from the first forward (the layers before it are ASP's)
+            String last = t.model().namedParameters().keySet().stream().filter(k -> k.endsWith("weight")).reduce((a, b) -> b).orElseThrow();
+            t.model().namedParameters().get(last).value().fill(Double.NaN);
+            Map<String, Object> before = new TreeMap<>();
+            fst4j.nn.Models.sparseLayers(t.model()).forEach((k, l) -> before.put(k, l.sparsity()));
+            assertThrows(Trainer.NonFiniteLossException.class, t::trainStep);
+            assertTrue(fst4j.nn.Asp.pending(t.model()), "the masks the stopped step fixed are taken out again");
+            fst4j.nn.Models.sparseLayers(t.model()).forEach((k, l) -> assertSame(before.get(k), l.sparsity(), k));
+            assertEquals(0, t.stepsDone());
+        }
+    }
+
     @Test
     void theExperimentsCanTrainOn() {
         try (Trainer t = new Trainer(diverging(Method.DENSE), CheckpointTest.tiny())) {

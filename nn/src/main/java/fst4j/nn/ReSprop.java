@@ -50,6 +50,11 @@ public final class ReSprop implements StatefulSparsifier {
     static final double FIRST_THRESHOLD = 1e-7;
     /** The threshold's floor: halving stops here, so that doubling can always bring it back (0 would stay 0). */
     static final double MIN_THRESHOLD = 1e-30;
+    /**
+     * The threshold's ceiling: kept shares stuck above the target (every difference NaN, say) doubled it to +Inf after
+     * about 1,000 steps, which the shim refuses and a checkpoint could not be loaded with.
+     */
+    static final double MAX_THRESHOLD = 1e30;
     /** The ImageNet epochs the authors' warm-up is laid out in (their runs are 90 epochs), mapped onto a run's steps. */
     static final int AUTHORS_EPOCHS = 90;
     private long runSteps;   // the run's total steps for the warm-up, 0: none
@@ -220,7 +225,7 @@ public final class ReSprop implements StatefulSparsifier {
         lastPercent = 100.0 * kept / total;
         double target = targetPercent();
         if (lastPercent < target) threshold = Math.max(MIN_THRESHOLD, threshold / 2);
-        else if (lastPercent > target) threshold *= 2;
+        else if (lastPercent > target) threshold = Math.min(MAX_THRESHOLD, threshold * 2);
     }
 
     /** The image of a batch of n whose dY becomes the next sample: a hash of the salt and the step. */

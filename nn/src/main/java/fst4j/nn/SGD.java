@@ -78,8 +78,10 @@ public final class SGD implements AutoCloseable {
             if (g == null) continue;
             Tensor w = p.value();   // throws if closed
             g.check();
-            if (w.device() == Device.CPU && (!g.isContiguous() || g.dtype() != DType.F32 || g.numel() != w.numel()))
-                throw new IllegalStateException("SGD: gradient of a " + fst4j.tensor.Shape.str(w.shape()) + " parameter is " + g.dtype() + " " + fst4j.tensor.Shape.str(g.shape()));
+            if (!g.isContiguous() || g.dtype() != DType.F32 || g.numel() != w.numel() || g.device() != w.device()
+                    || (w.device() == Device.CUDA && (!w.isContiguous() || w.dtype() != DType.F32)))   // what CudaOps.sgdStep refuses
+                throw new IllegalStateException("SGD: gradient of a " + w.dtype() + " " + fst4j.tensor.Shape.str(w.shape()) + " parameter on " + w.device()
+                        + " is " + g.dtype() + " " + fst4j.tensor.Shape.str(g.shape()) + " on " + g.device() + (g.isContiguous() ? "" : ", not contiguous"));
         }
         for (Var p : params) {
             Tensor g = p.grad();

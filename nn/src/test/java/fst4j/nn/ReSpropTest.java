@@ -91,6 +91,15 @@ class ReSpropTest {
             r.importState(withThreshold(r.exportState(), ReSprop.MIN_THRESHOLD));
             for (int i = 0; i < 3; i++) try (Tensor g = Tensor.zeros(2, 2, 2, 2); Tensor o = r.transform(g)) {}
             assertEquals(ReSprop.MIN_THRESHOLD, r.threshold(), "never below its floor, so that doubling can bring it back");
+            // every difference NaN: all kept, step after step; the threshold stops at its ceiling instead of reaching +Inf
+            r.importState(withThreshold(r.exportState(), ReSprop.MAX_THRESHOLD / 4));
+            for (int i = 0; i < 4; i++) {
+                float[] nan = new float[16];
+                java.util.Arrays.fill(nan, Float.NaN);
+                try (Tensor g = Tensor.of(nan, 2, 2, 2, 2); Tensor o = r.transform(g)) {}
+            }
+            assertEquals(ReSprop.MAX_THRESHOLD, r.threshold(), "never above its ceiling");
+            r.importState(r.exportState());   // and a state at the ceiling still loads
         }
     }
 

@@ -26,6 +26,13 @@ public record ImageDataset(String name, int size, int channels, int height, int 
         for (int i = 0; i < size; i++)
             if (labels[i] < 0 || labels[i] >= numClasses)
                 throw new IllegalArgumentException(name + ": label " + labels[i] + " of image " + i + " is outside 0.." + (numClasses - 1));
+        // a NaN pixel trains silently: the ReLUs (NaN -> 0, as this library defines them) hide it from the loss
+        if (floats != null) {
+            int per = channels * height * width;
+            for (int i = 0; i < floats.length; i++)
+                if (!Float.isFinite(floats[i]))
+                    throw new IllegalArgumentException(name + ": image " + i / per + " has a non-finite pixel (" + floats[i] + ") at value " + i % per);
+        }
     }
 
     /** A dataset of unsigned-byte pixels (N x C x H x W). */

@@ -213,4 +213,16 @@ class DataLoaderTest {
         assertThrows(IllegalArgumentException.class, () -> ImageDataset.ofBytes("x", new byte[3], 1, 1, 2, 2, new int[1], 1));
         assertThrows(IllegalArgumentException.class, () -> ImageDataset.ofBytes("x", new byte[4], 1, 1, 2, 2, new int[]{3}, 2));
     }
+
+    /** A float dataset with a NaN or infinite pixel is refused where it is made, naming the image. */
+    @Test
+    void nonFinitePixelsAreRefusedWhenADatasetIsMade() {
+        for (float bad : new float[]{Float.NaN, Float.POSITIVE_INFINITY}) {
+            float[] px = new float[3 * 4];
+            px[2 * 4 + 1] = bad;
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> ImageDataset.ofFloats("bad", px, 3, 1, 2, 2, new int[3], 1));
+            assertTrue(e.getMessage().contains("image 2 has a non-finite pixel") && e.getMessage().contains("at value 1"), e.getMessage());
+        }
+    }
 }

@@ -22,7 +22,8 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 #define mask8(f, r) ({ v8f v_ = (f); v8i m_ = (r) > (v8f){ 0 }, u_; memcpy(&u_, &v_, 32); u_ &= m_; memcpy(&v_, &u_, 32); v_; })
 
 /* v where cond, else +0.0f, without a branch: a ReLU mask is random, and a branch on it mispredicts on every other
- * element (gcc keeps these scalar double loops branchy); the bit mask also turns a masked NaN into 0, like ReLU. */
+ * element (gcc keeps these scalar double loops branchy). The forward's ReLU keeps a NaN (as PyTorch's); the backward's
+ * mask of a NaN output is 0. */
 static inline float keep_if(float v, int cond) {
     uint32_t u;
     memcpy(&u, &v, 4);
@@ -116,7 +117,7 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
                 const float *xp = j->x + i * img + (cb0 + b) * hw;
                 float *yp = j->y + i * img + (cb0 + b) * hw;
                 const double scale = a8[b][0], shift = a8[b][1];
-                if (j->relu) for (int64_t q = 0; q < hw; q++) { float v = (float)(xp[q] * scale + shift); yp[q] = keep_if(v, v > 0.0f); }
+                if (j->relu) for (int64_t q = 0; q < hw; q++) { float v = (float)(xp[q] * scale + shift); yp[q] = keep_if(v, v > 0.0f || v != v); }
                 else for (int64_t q = 0; q < hw; q++) yp[q] = (float)(xp[q] * scale + shift);
             }
     }

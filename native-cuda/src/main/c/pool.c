@@ -207,7 +207,7 @@ static void relu_task(void *p, int64_t i0, int64_t i1) {
     const pool_job *j = p;
     const float *x = j->x;
     float *y = j->y;
-    for (int64_t i = i0; i < i1; i++) { float v = x[i]; y[i] = v > 0.0f ? v : 0.0f; }
+    for (int64_t i = i0; i < i1; i++) { float v = x[i]; y[i] = v > 0.0f || v != v ? v : 0.0f; }   /* NaN stays NaN, as PyTorch's */
 }
 
 static void relu_bwd_task(void *p, int64_t i0, int64_t i1) {
@@ -231,7 +231,7 @@ static void add_relu_task(void *p, int64_t i0, int64_t i1) {
     const pool_job *j = p;
     const float *a = j->a, *b = j->b;
     float *y = j->y;
-    for (int64_t i = i0; i < i1; i++) { float v = a[i] + b[i]; y[i] = v > 0.0f ? v : 0.0f; }
+    for (int64_t i = i0; i < i1; i++) { float v = a[i] + b[i]; y[i] = v > 0.0f || v != v ? v : 0.0f; }
 }
 
 /* y = max(a + b, 0) over n contiguous floats (a ResNet block's end); y may equal a or b. */

@@ -586,7 +586,7 @@ FST_HD void k_binary(i64 i, const fst_k_binary_args &a) {
         case FST_BIN_SUB: r = x - y; break;
         case FST_BIN_MUL: r = x * y; break;
         case FST_BIN_DIV: r = x / y; break;
-        case FST_BIN_ADD_RELU: r = x + y; r = r > 0 ? r : 0.0; break;   /* Elementwise.addRelu's zip: NaN -> 0 */
+        case FST_BIN_ADD_RELU: r = x + y; r = r > 0 || r != r ? r : 0.0; break;   /* Elementwise.addRelu's zip: NaN stays */
         default: r = y > 0 ? x : 0.0; break;   /* FST_BIN_RELU_BWD */
     }
     a.out[i] = (float)r;
@@ -603,7 +603,7 @@ FST_HD void k_unary(i64 i, const fst_k_unary_args &a) {
     float r;
     switch (a.op) {
         case FST_UN_COPY: r = xf; break;
-        case FST_UN_RELU: r = (float)(x > 0 ? x : 0.0); break;
+        case FST_UN_RELU: r = (float)(x > 0 || x != x ? x : 0.0); break;
         case FST_UN_NEG: r = (float)(-x); break;
         case FST_UN_ABS: r = (float)fabs(x); break;
         case FST_UN_ADD_SCALAR: r = (float)(x + a.s); break;
@@ -911,7 +911,7 @@ template <int W> FST_HD void bn_apply_w(i64 i, const fst_k_bn_train_args &a) {
     load_f32<W>(a.x + e, x);
     for (int j = 0; j < W; j++) {
         const float v = (float)(x[j] * scale + shift);
-        y[j] = a.relu && !(v > 0) ? 0.0f : v;   /* k_unary's ReLU of the stored value: NaN and -0 become +0 */
+        y[j] = a.relu && !(v > 0) && v == v ? 0.0f : v;   /* k_unary's ReLU of the stored value: -0 becomes +0, NaN stays */
     }
     store_f32<W>(a.y + e, y);
 }

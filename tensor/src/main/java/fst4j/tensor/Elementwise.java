@@ -179,7 +179,7 @@ public final class Elementwise {
             Native.addRelu(a.data(), b.data(), out.data(), a.numel(), Blas.threads());
             return out;
         }
-        return zip(a, b, (x, y) -> { double v = x + y; return v > 0 ? v : 0; });
+        return zip(a, b, (x, y) -> { double v = x + y; return v > 0 || Double.isNaN(v) ? v : 0; });
     }
 
     /** ReLU's backward: g where a > 0, else 0 (a is ReLU's input; g and a broadcast). */
@@ -214,7 +214,7 @@ public final class Elementwise {
             Native.relu(a.data(), out.data(), a.numel(), Blas.threads());
             return out;
         }
-        return map(a, x -> x > 0 ? x : 0);
+        return map(a, x -> x > 0 || Double.isNaN(x) ? x : 0);   // NaN stays NaN, as PyTorch's; -0.0 becomes +0.0
     }
     public static Tensor sigmoid(Tensor a) { return map(a, x -> x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))); }
     public static Tensor tanh(Tensor a) { return map(a, Math::tanh); }

@@ -61,7 +61,7 @@ public final class Norm {
 
     /**
      * {@link #batchNorm2dTrain(Tensor, Tensor, Tensor, Tensor, Tensor, double, double)} followed, when relu, by a ReLU
-     * applied in the same pass (output max(BN(x), 0); NaN becomes 0 as in {@link Elementwise#relu}).
+     * applied in the same pass (output max(BN(x), 0); NaN stays NaN as in {@link Elementwise#relu}).
      */
     public static BatchNorm batchNorm2dTrain(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                              double momentum, double eps, boolean relu) {
@@ -104,7 +104,8 @@ public final class Norm {
                     long base = ((long) i * c + ch) * hw;
                     for (int q = 0; q < hw; q++) {
                         double v = xc.getAt(xc.offset + base + q) * scale + shift;
-                        if (relu && !((x.dtype == DType.F32 ? (float) v : v) > 0)) v = 0;   // the stored value decides, as a separate ReLU would
+                        double st = x.dtype == DType.F32 ? (float) v : v;   // the stored value decides, as a separate ReLU would
+                        if (relu && !(st > 0) && !Double.isNaN(st)) v = 0;
                         out.setAt(base + q, v);
                     }
                 }

@@ -26,7 +26,8 @@ public record ImageDataset(String name, int size, int channels, int height, int 
         for (int i = 0; i < size; i++)
             if (labels[i] < 0 || labels[i] >= numClasses)
                 throw new IllegalArgumentException(name + ": label " + labels[i] + " of image " + i + " is outside 0.." + (numClasses - 1));
-        // a NaN pixel trains silently: the ReLUs (NaN -> 0, as this library defines them) hide it from the loss
+        // a NaN pixel spoils its batch's loss (every step it is drawn into stops, Trainer.NonFiniteLossException): refused here,
+        // where the data is made and the index is known
         if (floats != null) {
             int per = channels * height * width;
             for (int i = 0; i < floats.length; i++)

@@ -1,10 +1,7 @@
 package fst4j.nn.train;
 
 import fst4j.autograd.SparseConfig.Method;
-import fst4j.tensor.Blas;
 import fst4j.tensor.Tensor;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.util.Map;
@@ -17,13 +14,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * (training on spread the NaN into every weight, and a later checkpoint kept them); the experiments can ask to train on.
  */
 class NonFiniteLossTest {
-    private int threads;
-
-    @BeforeEach
-    void oneThread() { threads = Blas.threads(); Blas.setThreads(1); }
-
-    @AfterEach
-    void restoreThreads() { Blas.setThreads(threads); }
+    @org.junit.jupiter.api.extension.RegisterExtension
+    final fst4j.nn.cli.BlasThreads threads = fst4j.nn.cli.BlasThreads.one();
 
     private static Map<String, float[]> weights(Trainer t) {
         Map<String, float[]> w = new TreeMap<>();

@@ -1,7 +1,6 @@
 package fst4j.nn.train;
 
 import fst4j.autograd.SparseConfig.Method;
-import fst4j.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
 import java.util.Map;

@@ -243,7 +243,7 @@ int fst_add_relu(const float *a, const float *b, float *y, int64_t n, int nthrea
     return FST_OK;
 }
 
-/* y = max(x, 0) (NaN -> 0, as the Java reference); y may equal x. */
+/* y = max(x, 0) (NaN stays NaN, -0 becomes +0, as the Java reference and PyTorch); y may equal x. */
 int fst_relu(const float *x, float *y, int64_t n, int nthreads) {
     if (!x || !y) return FST_ENULL;
     if (n < 0 || nthreads < 1) return FST_EINVAL;

@@ -93,7 +93,7 @@ typedef struct { const float *dy; float *dx; int64_t n, c, h, w, oh, ow; } fst_k
 typedef struct { const float *x, *gamma, *beta; float *rmean, *rvar; int64_t n, c, hw; double momentum, eps;
                  float *y, *mean, *invstd;
                  double *work /* [2c] scale, shift; [c] mean; then partial sums (FST_BN_WORK) */;
-                 int relu /* y = max(BN(x), 0) in the same pass (the stored float decides, NaN -> +0) */;
+                 int relu /* y = max(BN(x), 0) in the same pass (the stored float decides, -0 -> +0, NaN stays) */;
                  int64_t parts /* partial sums per channel, fst_cuda_bn_parts(c, n * hw) */; } fst_k_bn_train_args;
 typedef struct { const float *dy, *x, *gamma, *mean, *invstd; int64_t n, c, hw;
                  float *dx, *dgamma, *dbeta;

@@ -112,14 +112,21 @@ public abstract class Function {
     final void release() {
         if (released) return;
         released = true;
-        for (Tensor t : saved) t.close();
+        RuntimeException failed = null;   // everything is closed even when one fails; the first failure is thrown after
+        for (Tensor t : saved) {
+            try { t.close(); } catch (RuntimeException e) { if (failed == null) failed = e; else failed.addSuppressed(e); }
+        }
         saved.clear();
         savedVersions.clear();
         for (AutoCloseable c : kept) {
-            try { c.close(); } catch (Exception e) { throw new IllegalStateException("freeing " + c + " with its graph", e); }
+            try { c.close(); } catch (Exception e) {
+                RuntimeException r = new IllegalStateException("freeing " + c + " with its graph", e);
+                if (failed == null) failed = r; else failed.addSuppressed(r);
+            }
         }
         kept.clear();
         inputs = null;
+        if (failed != null) throw failed;
     }
 
     final boolean isReleased() { return released; }

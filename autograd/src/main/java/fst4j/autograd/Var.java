@@ -105,6 +105,23 @@ public final class Var implements AutoCloseable {
         List<Var> order = topoOrder(this);
         Map<Var, Tensor> pending = new IdentityHashMap<>();
         pending.put(this, gradOutput.alias());
+        try {
+            backwardIn(order, pending, retainGraph);
+        } catch (RuntimeException | Error e) {
+            // a node that failed (a refused saved tensor, device memory) leaves the rest of the graph unfreed: freed here
+            // unless kept on purpose, with the gradients still pending
+            for (Tensor t : pending.values()) {
+                try { t.close(); } catch (RuntimeException c) { e.addSuppressed(c); }
+            }
+            if (!retainGraph)
+                for (Var v : order) {
+                    try { v.gradFn.release(); } catch (RuntimeException r) { e.addSuppressed(r); }
+                }
+            throw e;
+        }
+    }
+
+    private static void backwardIn(List<Var> order, Map<Var, Tensor> pending, boolean retainGraph) {
         for (Var v : order) {
             Tensor g = pending.remove(v);
             if (g == null) continue;
@@ -135,6 +152,7 @@ public final class Var implements AutoCloseable {
             }
         }
         for (Tensor t : pending.values()) t.close();
+        pending.clear();
     }
 
     /** fn's input gradients: summed down to each input's shape, into leaves' .grad, or pending for the inner nodes. */
@@ -167,11 +185,11 @@ public final class Var implements AutoCloseable {
         }
     }
 
-    /** Reverse topological order of the non-leaf nodes reachable from root (iterative: deep graphs are fine). */
     /**
      * Frees the graph that produced this value without a backward (its saved tensors and the resources its nodes
      * retained, such as CUDA max-pool indices, which a Scope does not free), as dropping the last reference to an
-     * output does in PyTorch. For a step abandoned between forward and backward; a backward from it afterwards fails.
+     * output does in PyTorch. For a step abandoned between forward and backward; a backward from it afterwards fails,
+     * and so does one from another output that shares nodes with it.
      */
     public void freeGraph() {
         ArrayDeque<Var> todo = new ArrayDeque<>();
@@ -186,6 +204,7 @@ public final class Var implements AutoCloseable {
         }
     }
 
+    /** Reverse topological order of the non-leaf nodes reachable from root (iterative: deep graphs are fine). */
     private static List<Var> topoOrder(Var root) {
         List<Var> post = new ArrayList<>();
         Map<Var, Boolean> seen = new IdentityHashMap<>();

@@ -532,7 +532,7 @@ public final class Native {
         check(rc, "fst_adaptive_avgpool2d_backward");
     }
 
-    /** y = max(x, 0) over n contiguous floats (NaN -> 0). */
+    /** y = max(x, 0) over n contiguous floats (NaN stays NaN, -0 becomes +0). */
     public static void relu(MemorySegment x, MemorySegment y, long n, int threads) {
         ensureLoaded();
         int rc;

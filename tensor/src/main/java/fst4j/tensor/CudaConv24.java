@@ -127,6 +127,7 @@ public final class CudaConv24 implements AutoCloseable {
     public void timesLoweredNchw(Lowering low, Tensor out) {
         if (values16 == null) throw new IllegalStateException("CudaConv24 is closed");
         if (channelsFastest) throw new IllegalStateException("CudaConv24: Eq. 2's operand (timesConvTransposed), not Eq. 1's");
+        out.markModified();
         CudaOps.require("CudaConv24.timesLoweredNchw", low.x(), out);
         long[] g = low.geometry();
         if (low.rows() != k || out.dim() != 4 || out.shape[0] != g[0] || out.shape[1] != rows || out.shape[2] != g[10] || out.shape[3] != g[11]

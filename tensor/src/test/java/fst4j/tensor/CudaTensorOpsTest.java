@@ -169,7 +169,7 @@ class CudaTensorOpsTest {
             assertSame(keep(b.sub(a)), keep(db.sub(da)), "sub reversed " + s);
             assertSame(keep(Elementwise.addRelu(a, b)), keep(Elementwise.addRelu(da, db)), "add + relu " + s);
         }
-        // add + relu where the sum is -0 or NaN: both become +0, as the CPU's
+        // add + relu where the sum is -0 or NaN: -0 becomes +0 and NaN stays NaN, as on the CPU
         Tensor za = keep(Tensor.of(new float[] { -0f, Float.NaN, 1f, -2f }, 4)), zb = keep(Tensor.of(new float[] { -0f, 1f, Float.NaN, 1f }, 4));
         assertSame(keep(Elementwise.addRelu(za, zb)), keep(Elementwise.addRelu(gpu(za), gpu(zb))), "add + relu of -0 and NaN");
         // strided operands: a transposed matrix and a sliced one
@@ -458,7 +458,7 @@ class CudaTensorOpsTest {
                 assertSame(gc.dx(), gk.dx(), "bn dx without gamma");
             }
         }
-        // fused with a ReLU (a NaN and a -0 among the inputs: the ReLU of the stored value maps both to +0)
+        // fused with a ReLU (a NaN and a -0 among the inputs: the ReLU of the stored value keeps the NaN and maps -0 to +0)
         float[] xv = x.toFloatArray();
         xv[3] = Float.NaN; xv[40] = -0f;
         Tensor xr = keep(Tensor.of(xv, shape)), xrg = gpu(xr);

@@ -214,21 +214,28 @@ public final class Trainer implements AutoCloseable {
         try (Scope s = Scope.open()) {
             DataLoader.Batch batch = loader.next();
             opt.setLr(lr);
-            Var loss = null;
+            Var logits = null, loss = null;
             try {
-                Var logits = model.forward(Var.of(onDevice(batch.images())));
+                logits = model.forward(Var.of(onDevice(batch.images())));
                 loss = NN.crossEntropy(logits, batch.labels(), cfg.labelSmoothing());
                 lossValue = loss.item();
                 if (stopOnNonFiniteLoss && !Double.isFinite(lossValue)) {
                     bufferCopies.forEach(Tensor::copyFrom);   // batch norm's forward already moved its running statistics
-                    if (beforeAsp != null) beforeAsp.forEach(Sparse::setSparsity);   // the masks this step fixed
+                    if (beforeAsp != null)   // the masks this step fixed
+                        beforeAsp.forEach((l, c) -> { if (l.sparsity() != c) l.setSparsity(c); });
                     throw new NonFiniteLossException(step, ep, lossValue, lr);
                 }
                 correct = countCorrect(logits.value(), batch.labels());
                 size = batch.size();
                 backwardAndUpdate(loss, model, opt, decays, cfg.srSteLambda());
             } catch (RuntimeException | Error e) {
-                if (loss != null) loss.freeGraph();   // what the Scope does not free (CUDA max-pool indices) goes too
+                // what the Scope does not free (CUDA max-pool indices) goes too, and a backward that failed half way does not
+                // leave its gradients to be added twice by a retried step
+                try {
+                    if (loss != null) loss.freeGraph();
+                    else if (logits != null) logits.freeGraph();
+                    opt.zeroGrad();
+                } catch (RuntimeException | Error f) { e.addSuppressed(f); }
                 throw e;
             }
         }

@@ -92,7 +92,7 @@ public final class NN {
     }
 
     static final class BatchNorm extends Function {
-        private final Tensor runningMean, runningVar;
+        private Tensor runningMean, runningVar;
         private final boolean training, relu;
         private final double momentum, eps;
         private Tensor x, gamma, mean, invStd, out;
@@ -103,6 +103,9 @@ public final class NN {
         protected Tensor forward(Tensor... in) {
             x = save(in[0]); gamma = save(in[1]);
             if (!training) {
+                // eval's backward reads the running statistics: saved, so that a training forward moving them before it is refused
+                if (runningMean != null) runningMean = save(runningMean);
+                if (runningVar != null) runningVar = save(runningVar);
                 Tensor y = Norm.batchNorm2dEval(in[0], in[1], in[2], runningMean, runningVar, eps);
                 if (!relu) return y;
                 try (y) { Tensor r = y.relu(); out = save(r); return r; }

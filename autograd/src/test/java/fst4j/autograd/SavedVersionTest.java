@@ -75,6 +75,21 @@ class SavedVersionTest {
         }
     }
 
+    /** Eval-mode batch norm's backward reads the running statistics: a training forward moving them first is refused. */
+    @Test
+    void evalBatchNormRefusesRunningStatisticsMovedBeforeBackward() {
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(9);
+            Tensor rm = Tensor.zeros(3), rv = Tensor.ones(3);
+            Var x = Var.param(r.normal(0, 1, 2, 3, 4, 4)), g = Var.param(Tensor.ones(3)), b = Var.param(Tensor.zeros(3));
+            Var y = NN.batchNorm2d(x, g, b, rm, rv, false, 0.1, 1e-5);
+            NN.batchNorm2d(Var.of(r.normal(0, 1, 2, 3, 4, 4)), g, b, rm, rv, true, 0.1, 1e-5);   // a training step's forward
+            assertRefused(() -> y.backward(r.normal(0, 1, 2, 3, 4, 4)), "running statistics");
+            Var y2 = NN.batchNorm2d(x, g, b, rm, rv, false, 0.1, 1e-5);
+            y2.backward(r.normal(0, 1, 2, 3, 4, 4));   // unchanged since: fine
+        }
+    }
+
     /** The Eq. 1-3 convolution saves its input: a batch overwritten before backward (a reused buffer) is refused. */
     @Test
     void aConvolutionsInputOverwrittenBeforeBackwardIsRefused() {

@@ -69,6 +69,8 @@ public final class Norm {
         int c = channels(op, x);
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "beta", beta, c, x);
         checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
+        if (runningMean != null) runningMean.markModified();   // updated below, by the native or device kernels too
+        if (runningVar != null) runningVar.markModified();
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
         long m = (long) n * hw;
         if (m == 0) throw new IllegalArgumentException(op + ": no values per channel in input " + Shape.str(x.shape));

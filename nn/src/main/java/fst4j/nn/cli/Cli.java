@@ -6,6 +6,14 @@ import fst4j.nn.train.TrainData;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 
@@ -61,8 +69,30 @@ public final class Cli {
         }
 
         private int failed(PrintStream err, Exception e) {
-            err.println("fst4j " + name + ": " + e.getMessage());
+            err.println("fst4j " + name + ": " + message(e));
             return 1;
         }
+    }
+
+    /**
+     * e's message, where that says what went wrong. Some file-system exceptions carry only the path (--out naming an
+     * existing file gave "fst4j train: /tmp/x", from Files.createDirectories' FileAlreadyExistsException): those get
+     * what happened to it; an exception without a message (an interrupted write's ClosedByInterruptException) its name.
+     */
+    static String message(Exception e) {
+        if (e instanceof FileSystemException f && f.getReason() == null && f.getFile() != null) {
+            Path p = Path.of(f.getFile());
+            String what = switch (f) {
+                case NoSuchFileException _ -> "no such file or directory";
+                case FileAlreadyExistsException _ -> Files.exists(p) && !Files.isDirectory(p) ? "exists and is not a directory" : "already exists";
+                case AccessDeniedException _ -> "permission denied";
+                case NotDirectoryException _ -> "not a directory";
+                case DirectoryNotEmptyException _ -> "directory not empty";
+                default -> f.getClass().getSimpleName();
+            };
+            return f.getFile() + (f.getOtherFile() != null ? " -> " + f.getOtherFile() : "") + ": " + what;
+        }
+        String m = e.getMessage();
+        return m == null || m.isBlank() ? e.getClass().getSimpleName() : m;
     }
 }

@@ -45,6 +45,25 @@ class CliTest {
         }
     }
 
+    /**
+     * File-system failures whose message is only the path say what went wrong with it: --out naming an existing file
+     * printed "fst4j toy: /tmp/.../file" (Files.createDirectories' FileAlreadyExistsException); one without a message
+     * printed "null".
+     */
+    @Test
+    void pathOnlyAndMissingMessagesSayWhatHappened(@org.junit.jupiter.api.io.TempDir Path tmp) throws IOException {
+        Path file = java.nio.file.Files.writeString(tmp.resolve("file"), "x");
+        assertEquals(new Outcome(1, "", "fst4j toy: " + file + ": exists and is not a directory" + NL),
+                toy(() -> { java.nio.file.Files.createDirectories(file); return 0; }));
+        assertEquals(new Outcome(1, "", "fst4j toy: " + tmp.resolve("none") + ": no such file or directory" + NL),
+                toy(() -> { java.nio.file.Files.readString(tmp.resolve("none")); return 0; }));
+        assertEquals(new Outcome(1, "", "fst4j toy: ClosedByInterruptException" + NL),
+                toy(() -> { throw new java.nio.channels.ClosedByInterruptException(); }));
+        // a message that says what happened is kept as it is
+        assertEquals(new Outcome(1, "", "fst4j toy: " + file.resolve("sub") + ": Not a directory" + NL),
+                toy(() -> { java.nio.file.Files.createDirectories(file.resolve("sub")); return 0; }));
+    }
+
     @Test
     void exceptionsTheCommandDoesNotListEscape() {
         var e = new IllegalStateException("a bug");

@@ -249,6 +249,8 @@ public final class Main {
                     throw err.make(a.startsWith("-") ? "unknown flag " + a : "unexpected argument '" + a + "'");
                 }
             }
+                    // an empty value (an unset shell variable) is no value: --out "" wrote the outputs into the current directory
+                    if (val.isBlank()) throw err.make(a + " needs a value, got '" + val + "'");
             return v;
         }
 

@@ -60,7 +60,7 @@ public final class Main {
 
     static int run(String[] args, PrintStream out, PrintStream err, DataSource source) {
         return COMMAND.run(args, out, err, () -> {
-            if (args.length == 0 || args[0].startsWith("--")) throw new UsageException("which checkpoint?");
+            if (args.length == 0 || args[0].startsWith("--") || args[0].isBlank()) throw new UsageException("which checkpoint?");
             Path ckpt = Path.of(args[0]);
             Map<String, String> v = Flags.parse(Arrays.copyOfRange(args, 1, args.length), List.of(),
                     List.of("--data", "--test-subset", "--weights", "--threads", "--device"), UsageException::new);

@@ -102,6 +102,8 @@ public final class Main {
                     if (i + 1 >= args.length || args[i + 1].startsWith("--")) throw new UsageException(a + " needs a value");
                     val = args[++i];
                 }
+                // an empty value (an unset shell variable) is no value: --out "" wrote the run into the current directory
+                if (val.isBlank()) throw new UsageException(a + " needs a value, got '" + val + "'");
                 if (v.put(a, val) != null) throw new UsageException(a + " given twice");
             } else {
                 throw new UsageException(a.startsWith("-") ? "unknown flag " + a : "unexpected argument '" + a + "'");

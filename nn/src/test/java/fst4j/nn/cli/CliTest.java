@@ -74,14 +74,16 @@ class CliTest {
         assertSame(ckpt, assertThrows(CheckpointException.class, () -> experimentLike.run(new String[0], nowhere, nowhere, () -> { throw ckpt; })));
     }
 
+    /** The four commands' public run, and the arguments each needs before its flags. */
+    private static final Map<String, Runner> COMMANDS = Map.of("train", fst4j.nn.train.Main::run, "eval", fst4j.nn.eval.Main::run,
+            "experiment", fst4j.nn.experiment.Main::run, "analyze", fst4j.nn.analysis.Main::run);
+    private static final Map<String, String[]> FIRST_ARGS = Map.of("train", new String[0], "eval", new String[]{"x.safetensors"},
+            "experiment", new String[]{"table1"}, "analyze", new String[]{"similarity"});
+
     /** What each command's public run does with --help and with a bad flag (the latter loads no data). */
     @Test
     void everyCommandHelpsAndRejectsAnUnknownFlag() {
-        Map<String, Runner> runners = Map.of("train", fst4j.nn.train.Main::run, "eval", fst4j.nn.eval.Main::run,
-                "experiment", fst4j.nn.experiment.Main::run, "analyze", fst4j.nn.analysis.Main::run);
-        Map<String, String[]> before = Map.of("train", new String[0], "eval", new String[]{"x.safetensors"},
-                "experiment", new String[]{"table1"}, "analyze", new String[]{"similarity"});
-        for (var c : runners.entrySet()) {
+        for (var c : COMMANDS.entrySet()) {
             String name = c.getKey();
             Outcome help = Outcome.of((out, err) -> c.getValue().run(new String[]{"--help"}, out, err));
             assertEquals(0, help.rc(), name);
@@ -90,10 +92,28 @@ class CliTest {
             String usage = help.out().lines().toList().getLast();
             assertTrue(usage.startsWith("usage: fst4j " + name + " "), usage);
 
-            String[] args = concat(before.get(name), "--bogus");
+            String[] args = concat(FIRST_ARGS.get(name), "--bogus");
             Outcome bad = Outcome.of((out, err) -> c.getValue().run(args, out, err));
             assertEquals(new Outcome(2, "", "fst4j " + name + ": unknown flag --bogus; " + usage + NL), bad, name);
         }
+    }
+
+    /**
+     * An empty flag value (an unset shell variable) is a usage error in every command: --out "" wrote the outputs into
+     * the current directory (Path.of("")), and eval "" said "no checkpoint file " with nothing after it.
+     */
+    @Test
+    void emptyValuesAreUsageErrors() {
+        for (var c : COMMANDS.entrySet())
+            for (String flag : List.of("--out", "--data", "--threads")) {
+                if (c.getKey().equals("eval") && flag.equals("--out")) continue;
+                for (String[] args : List.of(concat(FIRST_ARGS.get(c.getKey()), flag, ""), concat(FIRST_ARGS.get(c.getKey()), flag + "= "))) {
+                    Outcome r = Outcome.of((out, err) -> c.getValue().run(args, out, err));
+                    assertEquals(2, r.rc(), c.getKey() + " " + String.join(" ", args) + ": " + r.err());
+                    assertTrue(r.err().startsWith("fst4j " + c.getKey() + ": " + flag + " needs a value, got '"), r.err());
+                }
+            }
+        assertEquals("fst4j eval: which checkpoint?; ", usageError((a, out, err) -> fst4j.nn.eval.Main.run(new String[]{""}, out, err)));
     }
 
     /** The commands' first argument: what each says when it is missing. */

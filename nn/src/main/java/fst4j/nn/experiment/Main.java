@@ -12,6 +12,7 @@ import fst4j.tensor.Blas;
 
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -108,6 +109,7 @@ public final class Main {
         out.printf(Locale.ROOT, "fst4j experiment table2: %s, batch %d, %d round(s) per pruning and step, %d thread(s); output in %s%n", model, batch,
                 rounds, Blas.threads(), dir);
         PruneCost.Result r = PruneCost.measure(model, batch, rounds, 0);
+        Files.createDirectories(dir);   // before the measuring: an --out that cannot be a directory fails now, not after it
         String md = PruneCost.markdown(r);
         out.println();
         out.print(md);
@@ -182,6 +184,8 @@ public final class Main {
                 model, data.spec(), passes * steps + " steps", batch, steps * batch,
                 passes == 1 ? "one pass" : passes + " passes, reshuffled each time", lr, testN, Arrays.toString(seeds), Blas.threads());
         out.println("fst4j experiment " + which + ": " + settings);
+        // before the training: an --out that cannot be a directory (a file in the way) failed after every run, losing them all
+        Files.createDirectories(dir);
         out.println("methods: " + List.copyOf(methods.keySet()) + "; " + methods.size() * nSeeds
                 + " runs; output in " + dir);
 

@@ -226,6 +226,23 @@ class ExperimentTest {
         }
     }
 
+    /** An --out that cannot be a directory fails before the first run (it failed after all of them, at the first write). */
+    @Test
+    void anUnusableOutFailsBeforeTraining(@TempDir Path dir) throws Exception {
+        TrainData data = TrainData.of("halves", new fst4j.nn.data.Datasets.Split(halves(40, 1), halves(10, 2)));
+        Path file = Files.writeString(dir.resolve("file"), "x");
+        for (String out : List.of(file.toString(), file.resolve("sub").toString())) {
+            Outcome r = run(data, "methods", "--methods", "dense", "--model", "mlp", "--steps", "1", "--batch", "16", "--seeds", "1", "--out", out);
+            assertEquals(1, r.rc(), r.err());
+            assertTrue(r.err().startsWith("fst4j experiment: " + out + ": "), r.err());
+            assertFalse(r.out().contains("[1/1]"), "nothing trained: " + r.out());
+        }
+        Outcome t2 = run(null, "table2", "--model", "cnn", "--batch", "2", "--rounds", "1", "--out", file.toString());
+        assertEquals(1, t2.rc(), t2.err());
+        assertEquals("", t2.out());
+        assertEquals("x", Files.readString(file));
+    }
+
     @Test
     void tooFewImagesForTheBudgetIsAnError() {
         TrainData data = TrainData.of("halves", new fst4j.nn.data.Datasets.Split(halves(40, 1), halves(10, 2)));

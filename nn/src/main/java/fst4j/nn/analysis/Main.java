@@ -111,10 +111,11 @@ public final class Main {
             what = "freshly initialised " + modelName + " (" + method.name().toLowerCase(Locale.ROOT) + ", seed " + seed + ")";
         }
         if (modelName.equals("mlp")) throw new UsageException("the mlp has no convolutions");
+        if (!List.of("cnn", "small-cnn", "resnet-small", "resnet18", "resnet18-imagenet").contains(modelName))   // as train and experiment do
+            throw new UsageException("unknown model '" + modelName + "'");
         TrainData data = source.load(dataSpec);
         ImageDataset test = data.test().subset(images);
         Path dir = v.containsKey("--out") ? Path.of(v.get("--out")) : Path.of("runs", "similarity");
-        Files.createDirectories(dir);
         try (Module model = Models.byName(modelName, test.channels(), test.height(), test.width(), test.numClasses(), method,
                 cfg != null ? cfg.seed() : seed)) {
             if (cfg != null) Trainer.applyVariants(model, cfg);   // the layers as trained (the variants leave the forward pass as it is)
@@ -122,6 +123,20 @@ public final class Main {
             boolean all1x1 = v.containsKey("--include-1x1");
             var convs = FeatureRecorder.convLayers(model);
             java.util.function.Predicate<String> include = n -> all1x1 || convs.get(n).kernel > 1;
+            // Figure 5's layers and image are checked before the measurement: a bad one was a usage error after the
+            // similarity outputs were written, and an --fig5-layers naming no layer drew no Figure 5 yet said it had
+            List<String> layers = new ArrayList<>();
+            if (v.containsKey("--fig5-layers")) {
+                for (String s : v.get("--fig5-layers").split(",")) if (!s.isBlank()) layers.add(s.trim());
+                if (layers.isEmpty()) throw new UsageException("--fig5-layers names no layer; layers: " + convs.keySet());
+            } else {
+                List<String> names = new ArrayList<>(convs.keySet());
+                layers.add(names.get(0));
+                layers.add(names.stream().filter(n -> n.endsWith(".conv2")).findFirst().orElse(names.get(Math.min(1, names.size() - 1))));
+            }
+            for (String l : layers) if (!convs.containsKey(l)) throw new UsageException("no conv layer '" + l + "'; layers: " + convs.keySet());
+            if (fig5Image >= data.test().size()) throw new UsageException("--fig5-image " + fig5Image + " is beyond the " + data.test().size() + " test images");
+            Files.createDirectories(dir);
             out.printf(Locale.ROOT, "fst4j analyze similarity: %s; %d %s test images and %d white-noise images, %d bins; output in %s%n",
                     what, test.size(), data.spec(), test.size(), bins, dir);
             List<SpatialSimilarity.Layer> real = SpatialSimilarity.measure(model, test, data.mean(), data.std(), batch, bins, include);
@@ -144,16 +159,6 @@ public final class Main {
             chart.write(dir.resolve("similarity.png"), 900, 540);
 
             // Figure 5
-            List<String> layers = new ArrayList<>();
-            if (v.containsKey("--fig5-layers")) {
-                for (String s : v.get("--fig5-layers").split(",")) if (!s.isBlank()) layers.add(s.trim());
-            } else {
-                List<String> names = new ArrayList<>(convs.keySet());
-                layers.add(names.get(0));
-                layers.add(names.stream().filter(n -> n.endsWith(".conv2")).findFirst().orElse(names.get(Math.min(1, names.size() - 1))));
-            }
-            for (String l : layers) if (!convs.containsKey(l)) throw new UsageException("no conv layer '" + l + "'; layers: " + convs.keySet());
-            if (fig5Image >= data.test().size()) throw new UsageException("--fig5-image " + fig5Image + " is beyond the " + data.test().size() + " test images");
             Map<String, SpatialSimilarity.Feature> feats = SpatialSimilarity.features(model, data.test(), fig5Image, data.mean(), data.std(), layers);
             out.println();
             for (String l : layers) {
@@ -244,13 +249,13 @@ public final class Main {
                         if (i + 1 >= args.length || args[i + 1].startsWith("--")) throw err.make(a + " needs a value");
                         val = args[++i];
                     }
+                    // an empty value (an unset shell variable) is no value: --out "" wrote the outputs into the current directory
+                    if (val.isBlank()) throw err.make(a + " needs a value, got '" + val + "'");
                     if (v.put(a, val) != null) throw err.make(a + " given twice");
                 } else {
                     throw err.make(a.startsWith("-") ? "unknown flag " + a : "unexpected argument '" + a + "'");
                 }
             }
-                    // an empty value (an unset shell variable) is no value: --out "" wrote the outputs into the current directory
-                    if (val.isBlank()) throw err.make(a + " needs a value, got '" + val + "'");
             return v;
         }
 

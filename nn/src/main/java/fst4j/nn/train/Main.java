@@ -348,9 +348,14 @@ public final class Main {
                         testC.add(new double[]{t.stepsDone(), testAcc});
                         evals.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f%n", name, t.epoch() + 1, t.stepsDone(), testAcc, testLoss));
                         evals.flush();
-                        out.printf(Locale.ROOT, "[%s] epoch %d/%d done: step %d/%d, loss %.4f, train acc %.2f%%, test acc %.2f%% (test loss %.4f), %.1f s%n",
-                                name, t.epoch() + 1, cfg.epochs(), t.stepsDone(), total, epLoss, 100 * epAcc, 100 * testAcc, testLoss,
-                                (System.nanoTime() - epStart) / 1e9);
+                        if (seen > 0)
+                            out.printf(Locale.ROOT, "[%s] epoch %d/%d done: step %d/%d, loss %.4f, train acc %.2f%%, test acc %.2f%% (test loss %.4f), %.1f s%n",
+                                    name, t.epoch() + 1, cfg.epochs(), t.stepsDone(), total, epLoss, 100 * epAcc, 100 * testAcc, testLoss,
+                                    (System.nanoTime() - epStart) / 1e9);
+                        else   // resumed from a checkpoint of the epoch's last step (--save-every): no step of it ran here, no loss (it printed NaN)
+                            out.printf(Locale.ROOT, "[%s] epoch %d/%d done: step %d/%d (the checkpoint was at its end: no steps of it trained here),"
+                                    + " test acc %.2f%% (test loss %.4f), %.1f s%n", name, t.epoch() + 1, cfg.epochs(), t.stepsDone(), total,
+                                    100 * testAcc, testLoss, (System.nanoTime() - epStart) / 1e9);
                         t.endEpoch();
                     }
                 } catch (Trainer.NonFiniteLossException nf) {

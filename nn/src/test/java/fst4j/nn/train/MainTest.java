@@ -224,6 +224,29 @@ public class MainTest {
         assertEquals(1, r4.err().lines().count(), r4.err());
     }
 
+    /**
+     * A --save-every checkpoint at an epoch's last step resumes into that epoch's end: it is evaluated and the next
+     * epoch trains, bit-identical to the straight run; the epoch line has no loss to show (it printed "loss NaN, train
+     * acc NaN%").
+     */
+    @Test
+    void resumingAtAnEpochsEndPrintsNoNaN(@TempDir Path tmp) throws Exception {
+        Path data = idxData(tmp, 64, 16), out = tmp.resolve("run"), out2 = tmp.resolve("resumed");
+        Outcome r = main(TrainData::load, "--model", "mlp", "--data", "mnist:" + data, "--method", "dense", "--batch", "16", "--epochs", "3",
+                "--save-every", "8", "--threads", "1", "--no-progress", "--out", out.toString());   // 4 steps an epoch: saved at the end of epoch 2
+        assertEquals(0, r.rc(), r.err());
+        Outcome r2 = main(TrainData::load, "--resume", out.resolve("dense/checkpoint.safetensors").toString(), "--threads", "1", "--no-progress",
+                "--out", out2.toString());
+        assertEquals(0, r2.rc(), r2.err());
+        assertFalse(r2.out().contains("NaN"), r2.out());
+        assertTrue(r2.out().contains("[dense] epoch 2/3 done: step 8/12 (the checkpoint was at its end: no steps of it trained here), test acc "), r2.out());
+        assertTrue(r2.out().contains("[dense] epoch 3/3 done: step 12/12, loss "), r2.out());
+        try (SafeTensors.Contents a = SafeTensors.read(out.resolve("dense/final.safetensors"));
+             SafeTensors.Contents b = SafeTensors.read(out2.resolve("dense/final.safetensors"))) {
+            for (String k : a.tensors().keySet()) assertArrayEquals(a.tensor(k).toFloatArray(), b.tensor(k).toFloatArray(), k);
+        }
+    }
+
     @Test
     void fashionMnistSpecLoadsWhenInstalled() throws Exception {
         org.junit.jupiter.api.Assumptions.assumeTrue(Datasets.locateFashionMnist(null).isPresent(), "Fashion-MNIST is not installed");

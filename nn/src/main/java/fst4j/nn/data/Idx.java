@@ -119,6 +119,8 @@ public final class Idx {
         IdxArray im = read(images, 3);
         IdxArray lb = read(labels, 1);
         int n = im.dims()[0];
+        if (im.dims()[1] == 0 || im.dims()[2] == 0)   // else the dataset's "invalid dataset dimensions" without the file's name
+            throw new DataFormatException(images, im.dims()[1] == 0 ? 8 : 12, "images of " + im.dims()[1] + "x" + im.dims()[2] + " pixels: a side is 0");
         if (lb.dims()[0] != n)
             throw new DataFormatException(labels, 4, lb.dims()[0] + " labels for the " + n + " images of " + images);
         int[] l = new int[n];

@@ -14,6 +14,10 @@ import java.nio.file.Path;
 public record TrainData(String spec, ImageDataset train, ImageDataset test, float[] mean, float[] std) {
 
     public TrainData {
+        // an empty split is refused here, where the data is made: an empty test set scored "test acc 0.00 %", and an empty
+        // training set gave a NaN mean (of) that turned every normalised image into NaN (analyze printed all-zero tables)
+        if (train.size() == 0) throw new IllegalArgumentException(spec + ": the training set has no images");
+        if (test.size() == 0) throw new IllegalArgumentException(spec + ": the test set has no images");
         if (train.channels() != test.channels() || train.height() != test.height() || train.width() != test.width())
             throw new IllegalArgumentException("train and test images differ in shape: " + train + " vs " + test);
     }

@@ -170,4 +170,16 @@ class IdxTest {
         assertEquals(9, e.offset());
         assertTrue(e.getMessage().contains("label 12 of image 1"), e.getMessage());
     }
+    /** Images with a side of 0 pixels are refused naming the file (the dataset's own check named neither file nor offset). */
+    @Test
+    void imagesWithoutPixels() throws IOException {
+        Path im = dir.resolve("im0"), lb = dir.resolve("lb0");
+        Idx.write(lb, new int[]{3}, new byte[3], false);
+        Idx.write(im, new int[]{3, 0, 4}, new byte[0], false);
+        DataFormatException e = assertThrows(DataFormatException.class, () -> Idx.load("x", im, lb, 10));
+        assertTrue(e.getMessage().startsWith(im + " at byte offset 8: images of 0x4 pixels"), e.getMessage());
+        Idx.write(im, new int[]{3, 4, 0}, new byte[0], false);
+        e = assertThrows(DataFormatException.class, () -> Idx.load("x", im, lb, 10));
+        assertEquals(12, e.offset());
+    }
 }

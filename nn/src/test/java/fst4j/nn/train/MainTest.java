@@ -247,6 +247,26 @@ public class MainTest {
         }
     }
 
+    /**
+     * A data set with an empty split is one clear failure before any output: an empty test set scored "test acc 0.00 %",
+     * an empty training set normalised every image to NaN.
+     */
+    @Test
+    void anEmptySplitIsRefusedWhenTheDataIsLoaded(@TempDir Path tmp) throws Exception {
+        for (int[] sizes : new int[][]{{32, 0}, {0, 16}}) {
+            Path data = tmp.resolve("d" + sizes[0]);
+            Files.createDirectories(data);
+            writeIdx(data, "train", sizes[0], 1);
+            writeIdx(data, "t10k", sizes[1], 2);
+            Path out = tmp.resolve("run" + sizes[0]);
+            Outcome r = main(TrainData::load, "--model", "mlp", "--data", "mnist:" + data, "--method", "dense", "--batch", "16",
+                    "--threads", "1", "--no-progress", "--out", out.toString());
+            assertEquals(new Outcome(1, "", "fst4j train: mnist:" + data + ": the " + (sizes[0] == 0 ? "training" : "test") + " set has no images"
+                    + System.lineSeparator()), r);
+            assertFalse(Files.exists(out));
+        }
+    }
+
     @Test
     void fashionMnistSpecLoadsWhenInstalled() throws Exception {
         org.junit.jupiter.api.Assumptions.assumeTrue(Datasets.locateFashionMnist(null).isPresent(), "Fashion-MNIST is not installed");

@@ -362,15 +362,25 @@ public final class Trainer implements AutoCloseable {
                 else if (k.startsWith("optim.momentum.")) {
                     int i = Integer.parseInt(k.substring("optim.momentum.".length()));
                     if (i < 0 || i >= opt.params().size()) throw new IllegalArgumentException("momentum buffer " + i + " has no parameter");
-                    if (!java.util.Arrays.equals(e.getValue().shape(), opt.params().get(i).shape()))
-                        throw new IllegalArgumentException("momentum buffer " + i + " has the wrong shape");
                     momentum.put(i, e.getValue());
                 } else throw new IllegalArgumentException("unexpected tensor " + k);
             }
             long st = one(c.int64("step")), optSteps = one(c.int64("optim.steps"));
             DataLoader.State ls = DataLoader.State.fromLongs(c.int64("loader"));
             if (st < 0 || st > totalSteps) throw new IllegalArgumentException("step " + st + " is outside 0.." + totalSteps);
-            model.checkStateDict(state);
+            // the model before its momentum buffers: a model built for other images (eval --data of another size) said only
+            // "momentum buffer 0 has the wrong shape"
+            try {
+                model.checkStateDict(state);
+            } catch (IllegalArgumentException e) {
+                var tr = data.train();
+                throw new IllegalArgumentException(e.getMessage() + " (this " + cfg.model() + " is built for the " + tr.channels() + "x" + tr.height()
+                        + "x" + tr.width() + " images and " + tr.numClasses() + " classes of " + data.spec() + ")", e);
+            }
+            for (var e : momentum.entrySet())
+                if (!java.util.Arrays.equals(e.getValue().shape(), opt.params().get(e.getKey()).shape()))
+                    throw new IllegalArgumentException("momentum buffer " + e.getKey() + " has shape " + java.util.Arrays.toString(e.getValue().shape())
+                            + ", its parameter " + java.util.Arrays.toString(opt.params().get(e.getKey()).shape()));
             loader.check(ls);
             // all or nothing: what cannot be checked first (ASP's placeholders, each rule's own state check) is undone on failure
             List<Runnable> undo = new ArrayList<>();

@@ -74,4 +74,27 @@ class EvalMainTest {
         assertEquals(1, c.rc());
         assertTrue(c.err().startsWith("fst4j eval: checkpoint " + corrupt + " is unusable"), c.err());
     }
+    /**
+     * A checkpoint evaluated on images of another size names the layer that does not fit and the images the model was
+     * built for; it said "momentum buffer 0 has the wrong shape".
+     */
+    @Test
+    void dataOfAnotherImageSizeSaysSo(@TempDir Path tmp) throws Exception {
+        Path data = fst4j.nn.train.MainTest.idxData(tmp, 64, 16), out = tmp.resolve("run");
+        Outcome trained = Outcome.of((o, e) -> fst4j.nn.train.Main.run(new String[]{"--model", "mlp", "--data", "mnist:" + data, "--batch", "16",
+                "--threads", "1", "--no-progress", "--method", "dense", "--out", out.toString()}, o, e));
+        assertEquals(0, trained.rc(), trained.err());
+        Path small = tmp.resolve("small");
+        Files.createDirectories(small);
+        for (String[] split : new String[][]{{"train", "64"}, {"t10k", "16"}}) {
+            int n = Integer.parseInt(split[1]);
+            fst4j.nn.data.Idx.write(small.resolve(split[0] + "-images-idx3-ubyte"), new int[]{n, 8, 8}, new byte[n * 64], false);
+            fst4j.nn.data.Idx.write(small.resolve(split[0] + "-labels-idx1-ubyte"), new int[]{n}, new byte[n], false);
+        }
+        Outcome r = eval(out.resolve("dense/final.safetensors").toString(), "--data", "mnist:" + small, "--threads", "1");
+        assertEquals(1, r.rc(), r.err());
+        assertTrue(r.err().contains("is unusable: shape mismatch for 1.weight: [256, 144] vs [256, 64] (this mlp is built for the 1x8x8 images"
+                + " and 10 classes of mnist:" + small + ")"), r.err());
+        assertEquals(1, r.err().lines().count(), r.err());
+    }
 }

@@ -36,6 +36,8 @@ public final class Models {
      * conv(64->128)+BN+ReLU+maxpool 2, flatten, linear(128*(h/4)*(w/4) -> classes).
      */
     public static Sequential smallCnn(int channels, int h, int w, int classes, Method method, long seed) {
+        // smaller images pool away to nothing: the classifier became "Linear needs positive sizes, got 0 -> 10"
+        if (h < 4 || w < 4) throw new IllegalArgumentException("the cnn needs images of at least 4x4 pixels (it max-pools 2x2 twice), got " + h + "x" + w);
         Rng rng = new Rng(seed);
         return new Sequential(
                 new Conv2d(channels, 32, 3, 1, 1, false, Method.DENSE.config(), rng), new BatchNorm2d(32), new ReLU(),

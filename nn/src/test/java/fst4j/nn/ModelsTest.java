@@ -30,6 +30,16 @@ class ModelsTest {
         }
     }
 
+    /** The cnn on images its two max-pools would empty: one message with the size (it was "Linear needs positive sizes, got 0 -> 10"). */
+    @Test
+    void cnnRefusesImagesTooSmallToPool() {
+        for (int[] hw : new int[][]{{3, 3}, {2, 8}, {8, 1}}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Models.byName("cnn", 1, hw[0], hw[1], 10, Method.DENSE, 0));
+            assertEquals("the cnn needs images of at least 4x4 pixels (it max-pools 2x2 twice), got " + hw[0] + "x" + hw[1], e.getMessage());
+        }
+        try (Module m = Models.byName("cnn", 1, 4, 5, 10, Method.DENSE, 0)) { assertEquals(10, m.namedParameters().get("12.bias").value().numel()); }
+    }
+
     @Test
     void namedParametersAndOverride() {
         try (Module m = Models.resnetSmall(1, 10, Method.FST3_IR, 3)) {

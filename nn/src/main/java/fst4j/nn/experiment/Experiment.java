@@ -139,13 +139,19 @@ public final class Experiment {
         return run(base, data, Recipe.of(method), seed, steps, passes);
     }
 
+    /** The training images steps steps of batch need (steps * batch, in long: it may pass 2^31); refused beyond data's. */
+    static long checkImages(int steps, int batch, TrainData data) {
+        long images = (long) steps * batch;
+        if (images > data.train().size())
+            throw new IllegalArgumentException(steps + " steps of batch " + batch + " need " + images + " training images; the data has "
+                    + data.train().size());
+        return images;
+    }
+
     /** {@link #run(TrainConfig, TrainData, Method, long, int, int)} with the recipe's variants on every pruned layer. */
     public static Run run(TrainConfig base, TrainData data, Recipe recipe, long seed, int steps, int passes) {
         if (passes < 1) throw new IllegalArgumentException("passes must be >= 1, got " + passes);
-        long images = (long) steps * base.batchSize();
-        if (images > data.train().size())
-            throw new IllegalArgumentException(steps + " steps of batch " + base.batchSize() + " need " + images + " training images; the data has "
-                    + data.train().size());
+        long images = checkImages(steps, base.batchSize(), data);
         TrainConfig cfg = base.withRecipe(recipe).withSeed(seed).withEpochs(passes).withSubsets((int) images, base.testSubset());
         long t0 = System.nanoTime();
         try (Trainer t = new Trainer(cfg, data)) {

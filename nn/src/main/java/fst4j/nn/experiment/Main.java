@@ -67,6 +67,9 @@ public final class Main {
               --out DIR          output directory (default runs/experiment)
             """;
 
+    /** The most --seeds (runs per method) an experiment takes. */
+    static final int MAX_SEEDS = 1000;
+
     private static final Cli.Command COMMAND = new Cli.Command("experiment", HELP, USAGE, List.of());
 
     public static void main(String[] args) { System.exit(run(args, System.out, System.err)); }
@@ -106,10 +109,10 @@ public final class Main {
         }
         if (v.containsKey("--threads")) Blas.setThreads(Flags.posInt(v, "--threads", 1, UsageException::new));
         Path dir = Path.of(v.getOrDefault("--out", "runs/experiment"));
+        Files.createDirectories(dir);   // before the measuring: an --out that cannot be a directory fails now, not after it
         out.printf(Locale.ROOT, "fst4j experiment table2: %s, batch %d, %d round(s) per pruning and step, %d thread(s); output in %s%n", model, batch,
                 rounds, Blas.threads(), dir);
         PruneCost.Result r = PruneCost.measure(model, batch, rounds, 0);
-        Files.createDirectories(dir);   // before the measuring: an --out that cannot be a directory fails now, not after it
         String md = PruneCost.markdown(r);
         out.println();
         out.print(md);
@@ -126,6 +129,8 @@ public final class Main {
         int stepsGiven = v.containsKey("--steps") ? Flags.posInt(v, "--steps", 1, UsageException::new) : 0;   // 0: one pass over all images
         int passes = Flags.posInt(v, "--passes", 1, UsageException::new);
         int nSeeds = Flags.posInt(v, "--seeds", 3, UsageException::new);
+        // each seed is a run per method; a billion of them ran out of memory listing the seeds (an OutOfMemoryError, not a message)
+        if (nSeeds > MAX_SEEDS) throw new UsageException("--seeds must be at most " + MAX_SEEDS + ", got " + nSeeds);
         long seed0 = Flags.longOf(v, "--seed0", 0, UsageException::new);
         int batch = Flags.posInt(v, "--batch", 128, UsageException::new);
         double lr = Flags.posDouble(v, "--lr", 0.1, UsageException::new);
@@ -175,17 +180,19 @@ public final class Main {
         TrainData data = source.load(dataSpec);
         int steps = stepsGiven > 0 ? stepsGiven : data.train().size() / batch;
         if (steps < 1) throw new UsageException("the training set (" + data.train().size() + " images) is smaller than one batch of " + batch);
+        // before the steps * batch below: in int it wrapped (--steps 20000000 --batch 128 said "subset sizes must be >= 0")
+        Experiment.checkImages(steps, batch, data);
         TrainConfig base = TrainConfig.defaults(Method.DENSE).withModel(model).withBatchSize(batch).withLr(lr).withSubsets(steps * batch, testSubset);
         Path dir = Path.of(v.getOrDefault("--out", "runs/experiment"));
+        // before the training: an --out that cannot be a directory (a file in the way) failed after every run, losing them all
+        Files.createDirectories(dir);
         int testN = testSubset > 0 ? Math.min(testSubset, data.test().size()) : data.test().size();
         String settings = String.format(Locale.ROOT, "%s on %s, %s of batch %d (the first %d training images, %s), lr %s cosine with"
                         + " 5%% warm-up, SGD momentum 0.9, wd 5e-4, label smoothing 0.1, SR-STE lambda 2e-4; test accuracy on %d test images;"
                         + " seeds %s; %d thread(s). ms/step: median over a run's steps after the first 2.",
-                model, data.spec(), passes * steps + " steps", batch, steps * batch,
+                model, data.spec(), (long) passes * steps + " steps", batch, steps * batch,
                 passes == 1 ? "one pass" : passes + " passes, reshuffled each time", lr, testN, Arrays.toString(seeds), Blas.threads());
         out.println("fst4j experiment " + which + ": " + settings);
-        // before the training: an --out that cannot be a directory (a file in the way) failed after every run, losing them all
-        Files.createDirectories(dir);
         out.println("methods: " + List.copyOf(methods.keySet()) + "; " + methods.size() * nSeeds
                 + " runs; output in " + dir);
 
@@ -219,7 +226,7 @@ public final class Main {
             out.print(md);
             Experiment.write(dir.resolve(e.getKey() + ".md"), md);
             Experiment.write(dir.resolve(e.getKey() + ".csv"), Experiment.csv(res));
-            Experiment.charts(title.replaceAll(" \\(.*", "") + ", " + model + " " + passes * steps + " steps, " + nSeeds + " seed(s)", res,
+            Experiment.charts(title.replaceAll(" \\(.*", "") + ", " + model + " " + (long) passes * steps + " steps, " + nSeeds + " seed(s)", res,
                     dir.resolve(e.getKey() + ".png"), dir.resolve(e.getKey() + "-time.png"));
         }
         out.printf(Locale.ROOT, "%nwall time %.0f s; wrote %s%n", (System.nanoTime() - t0) / 1e9,

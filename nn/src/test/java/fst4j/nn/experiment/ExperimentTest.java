@@ -249,5 +249,14 @@ class ExperimentTest {
         Outcome r = run(data, "table1", "--model", "mlp", "--steps", "5", "--batch", "16", "--seeds", "1", "--methods", "dense");
         assertEquals(1, r.rc());
         assertTrue(r.err().contains("need 80 training images"), r.err());
+        assertEquals("", r.out(), "refused before the settings are printed");
+        // steps x batch past 2^31: counted in long (in int it wrapped to a negative subset size)
+        Outcome big = run(data, "table1", "--model", "mlp", "--steps", "20000000", "--batch", "128", "--seeds", "1", "--methods", "dense");
+        assertEquals(new Outcome(1, "", "fst4j experiment: 20000000 steps of batch 128 need 2560000000 training images; the data has 40"
+                + System.lineSeparator()), big);
+        // a billion seeds ran out of memory listing them
+        Outcome seeds = run(data, "table1", "--model", "mlp", "--steps", "1", "--seeds", "1000000000", "--methods", "dense");
+        assertEquals(2, seeds.rc());
+        assertTrue(seeds.err().startsWith("fst4j experiment: --seeds must be at most 1000, got 1000000000; usage: "), seeds.err());
     }
 }

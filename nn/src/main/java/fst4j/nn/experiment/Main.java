@@ -55,7 +55,7 @@ public final class Main {
               --steps N          training steps per pass over the first N*batch training images (default: all of the
                                  training set); cosine LR over all the steps with 5% warm-up
               --passes N         passes over those images (default 1), reshuffled each time: N * steps steps in all
-              --seeds N          seeds per method (default 3): seed0, seed0+1, ...
+              --seeds N          seeds per method (default 3, at most 1000): seed0, seed0+1, ...
               --seed0 N          first seed (default 0)
               --batch N          batch size (default 128); --lr X peak learning rate (default 0.1)
               --model M          resnet-small (default), mlp, cnn, resnet18

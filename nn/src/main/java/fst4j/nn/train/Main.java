@@ -177,7 +177,15 @@ public final class Main {
     }
 
     /** The flags applied over a base config. */
-    static TrainConfig apply(Options o, TrainConfig c) {
+    static TrainConfig apply(Options o, TrainConfig c) throws UsageException {
+        try {
+            return applyChecked(o, c);
+        } catch (IllegalArgumentException e) {   // a value the flags' own checks let through (--smoothing 1): still a usage error
+            throw new UsageException(e.getMessage());
+        }
+    }
+
+    private static TrainConfig applyChecked(Options o, TrainConfig c) {
         if (o.model() != null) c = c.withModel(o.model().toLowerCase(Locale.ROOT));
         if (o.epochs() != null) c = c.withEpochs(o.epochs());
         if (o.batch() != null) c = c.withBatchSize(o.batch());
@@ -194,8 +202,10 @@ public final class Main {
         return c;
     }
 
-    /** What one method's run produced. */
-    /** stopped: why the run ended early (a NaN loss), else null; checkpoint is then null (no final weights written). */
+    /**
+     * What one method's run produced. stopped: why the run ended early (a NaN loss), else null; checkpoint is then null
+     * (no final weights written).
+     */
     record Result(TrainConfig cfg, double testAcc, double testLoss, double trainLoss, double trainAcc, double medianStepMs,
                   long measuredSteps, Map<String, Double> shares, long steps, double wallSeconds, long params, Path checkpoint,
                   String stopped) {}
@@ -238,6 +248,11 @@ public final class Main {
             }
             if (o.threads() != null) Blas.setThreads(o.threads());
             TrainData data = source.load(dataSpec);
+            for (TrainConfig c : cfgs) {   // before any output exists: a run that cannot take one step leaves no files behind
+                int n = c.trainSubset() > 0 ? Math.min(c.trainSubset(), data.train().size()) : data.train().size();
+                if (n < c.batchSize())
+                    throw new UsageException("the training set has " + n + " images, fewer than one batch of " + c.batchSize());
+            }
             dir = o.out() != null ? o.out() : Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
             Files.createDirectories(dir);
             TrainConfig c0 = cfgs.get(0);
@@ -426,6 +441,7 @@ public final class Main {
             sb.append("  \"threads\": ").append(Blas.threads()).append(",\n");
             sb.append("  \"wall_seconds\": ").append(num(wall)).append(",\n");
             sb.append("  \"runs\": [\n");
+            List<String> earlier = o.resume() != null ? earlierRuns(rs) : List.of();
             for (int i = 0; i < rs.size(); i++) {
                 Result r = rs.get(i);
                 sb.append("    {\"method\": ").append(q(r.cfg().methodName()))
@@ -446,10 +462,34 @@ public final class Main {
                 sb.append("},\n     \"config\": {");
                 k = 0;
                 for (var e : r.cfg().toMetadata().entrySet()) sb.append(k++ > 0 ? ", " : "").append(q(e.getKey())).append(": ").append(q(e.getValue()));
-                sb.append("}}").append(i + 1 < rs.size() ? "," : "").append('\n');
+                sb.append("}}").append(i + 1 < rs.size() || !earlier.isEmpty() ? "," : "").append('\n');
             }
+            for (int i = 0; i < earlier.size(); i++) sb.append("    ").append(earlier.get(i)).append(i + 1 < earlier.size() ? "," : "").append('\n');
             sb.append("  ]\n}\n");
             Files.writeString(dir.resolve("summary.json"), sb.toString());
+        }
+
+        /**
+         * A resumed run's output folder already holds the summary of the run it continues: its other methods' entries are
+         * kept (this process trained only the resumed one). A summary that cannot be read is kept beside the new one.
+         */
+        private List<String> earlierRuns(List<Result> rs) throws IOException {
+            Path old = dir.resolve("summary.json");
+            if (!Files.isRegularFile(old)) return List.of();
+            java.util.Set<String> now = new java.util.HashSet<>();
+            for (Result r : rs) now.add(r.cfg().methodName());
+            List<String> kept = new ArrayList<>();
+            try {
+                if (!(fst4j.nn.io.JsonText.parse(Files.readString(old)) instanceof Map<?, ?> m) || !(m.get("runs") instanceof List<?> runs))
+                    throw new IOException("no list of runs");
+                for (Object run : runs)
+                    if (run instanceof Map<?, ?> e && !now.contains(String.valueOf(e.get("method")))) kept.add(fst4j.nn.io.JsonText.write(e));
+            } catch (IOException e) {
+                Path aside = dir.resolve("summary-before-resume.json");
+                Files.move(old, aside, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                err.println("fst4j train: the earlier " + old + " could not be read (" + e.getMessage() + "); kept as " + aside);
+            }
+            return kept;
         }
 
         private void plots() throws IOException {

@@ -17,6 +17,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -73,6 +74,42 @@ public class MainTest {
         writeIdx(data, "train", train, 1);
         writeIdx(data, "t10k", test, 2);
         return data;
+    }
+
+    /** Resuming one method into the run's own folder keeps the other methods' entries in summary.json. */
+    @Test
+    void resumingIntoTheSameFolderKeepsTheOtherMethodsSummaries(@TempDir Path tmp) throws Exception {
+        Path data = idxData(tmp, 64, 16), out = tmp.resolve("run");
+        Outcome r = main(TrainData::load, "--model", "mlp", "--data", "mnist:" + data, "--method", "dense,fst3_ir", "--batch", "16",
+                "--epochs", "2", "--save-every", "3", "--threads", "1", "--no-progress", "--out", out.toString());
+        assertEquals(0, r.rc(), r.err());
+        Outcome again = main(TrainData::load, "--resume", out.resolve("fst3_ir/checkpoint.safetensors").toString(), "--threads", "1",
+                "--no-progress", "--out", out.toString());
+        assertEquals(0, again.rc(), again.err());
+        Object json = fst4j.nn.io.JsonText.parse(Files.readString(out.resolve("summary.json")));
+        List<?> runs = (List<?>) ((Map<?, ?>) json).get("runs");
+        assertEquals(List.of("fst3_ir", "dense"), runs.stream().map(e -> ((Map<?, ?>) e).get("method")).toList(), "the resumed one, then the one kept");
+        // an unreadable earlier summary is kept aside, not lost
+        Files.writeString(out.resolve("summary.json"), "{not json");
+        Outcome third = main(TrainData::load, "--resume", out.resolve("fst3_ir/checkpoint.safetensors").toString(), "--threads", "1",
+                "--no-progress", "--out", out.toString());
+        assertEquals(0, third.rc(), third.err());
+        assertEquals("{not json", Files.readString(out.resolve("summary-before-resume.json")));
+        assertTrue(third.err().contains("could not be read"), third.err());
+    }
+
+    /** Flags whose values only the config refuses are usage errors too; a batch no step can fill fails before any file exists. */
+    @Test
+    void badValuesFailBeforeAnyOutput(@TempDir Path tmp) throws Exception {
+        Path data = idxData(tmp, 64, 16), out = tmp.resolve("run");
+        Outcome r = main(TrainData::load, "--model", "mlp", "--data", "mnist:" + data, "--smoothing", "1", "--no-progress", "--out", out.toString());
+        assertEquals(2, r.rc(), r.err());
+        assertTrue(r.err().startsWith("fst4j train: label smoothing must be in [0, 1), got 1.0; usage:"), r.err());
+        r = main(TrainData::load, "--model", "mlp", "--data", "mnist:" + data, "--batch", "32", "--train-subset", "10", "--no-progress",
+                "--out", out.toString());
+        assertEquals(2, r.rc(), r.err());
+        assertTrue(r.err().contains("the training set has 10 images, fewer than one batch of 32"), r.err());
+        assertFalse(Files.exists(out), "no output directory, no header-only metrics.csv");
     }
 
     /** A method whose loss leaves the floats stops there, says so, writes no final weights; the others still train. */

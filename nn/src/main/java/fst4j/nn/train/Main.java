@@ -263,6 +263,7 @@ public final class Main {
             List<Result> results = new ArrayList<>();
             long t0 = System.nanoTime();
             boolean append = o.resume() != null && Files.exists(dir.resolve("metrics.csv"));
+            if (append) earlierCurves();
             try (BufferedWriter m = open(dir.resolve("metrics.csv"), append, "method,epoch,step,loss,train_acc,lr,step_ms");
                  BufferedWriter e = open(dir.resolve("eval.csv"), append, "method,epoch,step,test_acc,test_loss")) {
                 metrics = m;
@@ -296,6 +297,9 @@ public final class Main {
             try (Trainer t = new Trainer(cfg, data, o.device())) {
                 if (o.resume() != null) {
                     t.load(o.resume());
+                    long at = t.stepsDone();   // the earlier run's rows past the checkpoint are retrained here: not drawn twice
+                    for (var curves : List.of(lossCurves, accCurves, testCurves))
+                        if (curves.containsKey(name)) curves.get(name).removeIf(p -> p[0] > at);
                     out.printf(Locale.ROOT, "[%s] resumed from %s at step %d/%d (epoch %d)%n", name, o.resume(), t.stepsDone(), t.totalSteps(), t.epoch() + 1);
                 }
                 long total = t.totalSteps();
@@ -490,6 +494,35 @@ public final class Main {
                 err.println("fst4j train: the earlier " + old + " could not be read (" + e.getMessage() + "); kept as " + aside);
             }
             return kept;
+        }
+
+        /**
+         * A resumed run's folder: the charts are drawn again from everything its metrics.csv and eval.csv hold, every
+         * method's rows, not only the resumed method's new ones (an unreadable row is skipped: the charts are a view).
+         */
+        private void earlierCurves() throws IOException { readCurves(dir, lossCurves, accCurves, testCurves); }
+
+        /** The loss, train-accuracy and test-accuracy curves by method from a run folder's metrics.csv and eval.csv. */
+        static void readCurves(Path dir, Map<String, List<double[]>> lossCurves, Map<String, List<double[]>> accCurves,
+                               Map<String, List<double[]>> testCurves) throws IOException {
+            for (String line : Files.readAllLines(dir.resolve("metrics.csv")).stream().skip(1).toList()) {   // method,epoch,step,loss,train_acc,...
+                String[] f = line.split(",");
+                if (f.length < 5) continue;
+                try {
+                    double step = Double.parseDouble(f[2]);
+                    lossCurves.computeIfAbsent(f[0], k -> new ArrayList<>()).add(new double[]{step, Double.parseDouble(f[3])});
+                    accCurves.computeIfAbsent(f[0], k -> new ArrayList<>()).add(new double[]{step, Double.parseDouble(f[4])});
+                } catch (NumberFormatException e) { /* skipped */ }
+            }
+            Path ev = dir.resolve("eval.csv");
+            if (Files.isRegularFile(ev))
+                for (String line : Files.readAllLines(ev).stream().skip(1).toList()) {   // method,epoch,step,test_acc,test_loss
+                    String[] f = line.split(",");
+                    if (f.length < 4) continue;
+                    try {
+                        testCurves.computeIfAbsent(f[0], k -> new ArrayList<>()).add(new double[]{Double.parseDouble(f[2]), Double.parseDouble(f[3])});
+                    } catch (NumberFormatException e) { /* skipped */ }
+                }
         }
 
         private void plots() throws IOException {

@@ -89,6 +89,13 @@ public class MainTest {
         Object json = fst4j.nn.io.JsonText.parse(Files.readString(out.resolve("summary.json")));
         List<?> runs = (List<?>) ((Map<?, ?>) json).get("runs");
         assertEquals(List.of("fst3_ir", "dense"), runs.stream().map(e -> ((Map<?, ?>) e).get("method")).toList(), "the resumed one, then the one kept");
+        // the charts are drawn from every method's rows of the folder's CSVs
+        Map<String, List<double[]>> loss = new java.util.LinkedHashMap<>(), acc = new java.util.LinkedHashMap<>(), test = new java.util.LinkedHashMap<>();
+        Main.Run.readCurves(out, loss, acc, test);
+        assertEquals(java.util.Set.of("dense", "fst3_ir"), loss.keySet());
+        assertEquals(8, loss.get("dense").size(), "two epochs of 4 steps");
+        assertEquals(java.util.Set.of("dense", "fst3_ir"), test.keySet());
+        assertEquals(2, acc.get("dense").get(1)[0], 0.0, "x is the step");
         // an unreadable earlier summary is kept aside, not lost
         Files.writeString(out.resolve("summary.json"), "{not json");
         Outcome third = main(TrainData::load, "--resume", out.resolve("fst3_ir/checkpoint.safetensors").toString(), "--threads", "1",

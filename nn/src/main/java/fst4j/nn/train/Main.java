@@ -445,7 +445,7 @@ public final class Main {
             sb.append("  \"threads\": ").append(Blas.threads()).append(",\n");
             sb.append("  \"wall_seconds\": ").append(num(wall)).append(",\n");
             sb.append("  \"runs\": [\n");
-            List<String> earlier = o.resume() != null ? earlierRuns(rs) : List.of();
+            List<String> earlier = o.resume() != null ? earlierRuns(rs, data.spec()) : List.of();
             for (int i = 0; i < rs.size(); i++) {
                 Result r = rs.get(i);
                 sb.append("    {\"method\": ").append(q(r.cfg().methodName()))
@@ -477,7 +477,7 @@ public final class Main {
          * A resumed run's output folder already holds the summary of the run it continues: its other methods' entries are
          * kept (this process trained only the resumed one). A summary that cannot be read is kept beside the new one.
          */
-        private List<String> earlierRuns(List<Result> rs) throws IOException {
+        private List<String> earlierRuns(List<Result> rs, String dataSpec) throws IOException {
             Path old = dir.resolve("summary.json");
             if (!Files.isRegularFile(old)) return List.of();
             java.util.Set<String> now = new java.util.HashSet<>();
@@ -486,12 +486,14 @@ public final class Main {
             try {
                 if (!(fst4j.nn.io.JsonText.parse(Files.readString(old)) instanceof Map<?, ?> m) || !(m.get("runs") instanceof List<?> runs))
                     throw new IOException("no list of runs");
+                if (!dataSpec.equals(m.get("data")))   // a reused --out of another run: not merged into this one
+                    throw new IOException("it is a run on " + m.get("data") + ", this one is on " + dataSpec);
                 for (Object run : runs)
                     if (run instanceof Map<?, ?> e && !now.contains(String.valueOf(e.get("method")))) kept.add(fst4j.nn.io.JsonText.write(e));
             } catch (IOException e) {
                 Path aside = dir.resolve("summary-before-resume.json");
                 Files.move(old, aside, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-                err.println("fst4j train: the earlier " + old + " could not be read (" + e.getMessage() + "); kept as " + aside);
+                err.println("fst4j train: the earlier " + old + " is not merged into this run's (" + e.getMessage() + "); kept as " + aside);
             }
             return kept;
         }
@@ -500,27 +502,34 @@ public final class Main {
          * A resumed run's folder: the charts are drawn again from everything its metrics.csv and eval.csv hold, every
          * method's rows, not only the resumed method's new ones (an unreadable row is skipped: the charts are a view).
          */
-        private void earlierCurves() throws IOException { readCurves(dir, lossCurves, accCurves, testCurves); }
+        private void earlierCurves() {
+            try {
+                readCurves(dir, lossCurves, accCurves, testCurves);
+            } catch (IOException | java.io.UncheckedIOException e) {   // the charts are a view: drawn from the new rows only then
+                err.println("fst4j train: the earlier rows of " + dir.resolve("metrics.csv") + " could not be read for the charts (" + e.getMessage() + ")");
+            }
+        }
 
         /** The loss, train-accuracy and test-accuracy curves by method from a run folder's metrics.csv and eval.csv. */
         static void readCurves(Path dir, Map<String, List<double[]>> lossCurves, Map<String, List<double[]>> accCurves,
                                Map<String, List<double[]>> testCurves) throws IOException {
-            for (String line : Files.readAllLines(dir.resolve("metrics.csv")).stream().skip(1).toList()) {   // method,epoch,step,loss,train_acc,...
+            for (String line : Files.readAllLines(dir.resolve("metrics.csv"))) {   // method,epoch,step,loss,train_acc,...; the header does not parse
                 String[] f = line.split(",");
                 if (f.length < 5) continue;
                 try {
-                    double step = Double.parseDouble(f[2]);
-                    lossCurves.computeIfAbsent(f[0], k -> new ArrayList<>()).add(new double[]{step, Double.parseDouble(f[3])});
-                    accCurves.computeIfAbsent(f[0], k -> new ArrayList<>()).add(new double[]{step, Double.parseDouble(f[4])});
+                    double step = Double.parseDouble(f[2]), loss = Double.parseDouble(f[3]), acc = Double.parseDouble(f[4]);
+                    lossCurves.computeIfAbsent(f[0], k -> new ArrayList<>()).add(new double[]{step, loss});
+                    accCurves.computeIfAbsent(f[0], k -> new ArrayList<>()).add(new double[]{step, acc});
                 } catch (NumberFormatException e) { /* skipped */ }
             }
             Path ev = dir.resolve("eval.csv");
             if (Files.isRegularFile(ev))
-                for (String line : Files.readAllLines(ev).stream().skip(1).toList()) {   // method,epoch,step,test_acc,test_loss
+                for (String line : Files.readAllLines(ev)) {   // method,epoch,step,test_acc,test_loss
                     String[] f = line.split(",");
                     if (f.length < 4) continue;
                     try {
-                        testCurves.computeIfAbsent(f[0], k -> new ArrayList<>()).add(new double[]{Double.parseDouble(f[2]), Double.parseDouble(f[3])});
+                        double[] p = {Double.parseDouble(f[2]), Double.parseDouble(f[3])};   // parsed first: the header adds no key
+                        testCurves.computeIfAbsent(f[0], k -> new ArrayList<>()).add(p);
                     } catch (NumberFormatException e) { /* skipped */ }
                 }
         }
@@ -533,7 +542,7 @@ public final class Main {
                 int win = Math.max(1, Math.min(50, l.size() / 10));
                 loss.add(m, xs(l), smooth(ys(l), win));
                 acc.add(m + " train", xs(a), smooth(ys(a), win));
-                if (!te.isEmpty()) acc.add(m + " test", xs(te), ys(te));
+                if (te != null && !te.isEmpty()) acc.add(m + " test", xs(te), ys(te));   // a method stopped in its first epoch has none
             }
             acc.yRange(0, 1);
             loss.write(dir.resolve("loss.png"), 900, 540);

@@ -102,7 +102,21 @@ public class MainTest {
                 "--no-progress", "--out", out.toString());
         assertEquals(0, third.rc(), third.err());
         assertEquals("{not json", Files.readString(out.resolve("summary-before-resume.json")));
-        assertTrue(third.err().contains("could not be read"), third.err());
+        assertTrue(third.err().contains("is not merged into this run's (malformed JSON"), third.err());
+    }
+
+    /** A method stopped in its first epoch has training rows and no test point: a resume into its folder still draws. */
+    @Test
+    void resumingIntoAFolderWithAMethodStoppedEarlyStillDraws(@TempDir Path tmp) throws Exception {
+        Path data = idxData(tmp, 64, 16), out = tmp.resolve("run");
+        Outcome r = main(TrainData::load, "--model", "mlp", "--data", "mnist:" + data, "--method", "dense,fst3_ir", "--batch", "16", "--epochs", "3",
+                "--lr", "1e12", "--warmup", "0", "--save-every", "1", "--threads", "1", "--no-progress", "--out", out.toString());
+        assertEquals(1, r.rc(), r.err());
+        Outcome again = main(TrainData::load, "--resume", out.resolve("fst3_ir/checkpoint.safetensors").toString(), "--threads", "1",
+                "--no-progress", "--out", out.toString());
+        assertEquals(1, again.rc(), again.err());   // it diverges again; what matters is the ending
+        assertTrue(again.err().contains("stopped early") && !again.err().contains("Exception"), again.err());
+        assertTrue(again.out().contains("wrote "), again.out());
     }
 
     /** Flags whose values only the config refuses are usage errors too; a batch no step can fill fails before any file exists. */

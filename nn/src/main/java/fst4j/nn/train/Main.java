@@ -445,52 +445,61 @@ public final class Main {
             sb.append("  \"threads\": ").append(Blas.threads()).append(",\n");
             sb.append("  \"wall_seconds\": ").append(num(wall)).append(",\n");
             sb.append("  \"runs\": [\n");
-            List<String> earlier = o.resume() != null ? earlierRuns(rs, data.spec()) : List.of();
-            for (int i = 0; i < rs.size(); i++) {
-                Result r = rs.get(i);
-                sb.append("    {\"method\": ").append(q(r.cfg().methodName()))
-                        .append(", \"test_acc\": ").append(num(r.testAcc()))
-                        .append(", \"test_loss\": ").append(num(r.testLoss()))
-                        .append(", \"train_loss\": ").append(num(r.trainLoss()))
-                        .append(", \"train_acc\": ").append(num(r.trainAcc()))
-                        .append(", \"median_step_ms\": ").append(num(r.medianStepMs()))
-                        .append(", \"measured_steps\": ").append(r.measuredSteps())
-                        .append(", \"steps\": ").append(r.steps())
-                        .append(", \"wall_seconds\": ").append(num(r.wallSeconds()))
-                        .append(", \"parameters\": ").append(r.params())
-                        .append(", \"checkpoint\": ").append(r.checkpoint() == null ? "null" : q(dir.relativize(r.checkpoint()).toString()))
-                        .append(", \"stopped\": ").append(r.stopped() == null ? "null" : q(r.stopped()))
-                        .append(",\n     \"time_share\": {");
-                int k = 0;
-                for (var e : r.shares().entrySet()) sb.append(k++ > 0 ? ", " : "").append(q(e.getKey())).append(": ").append(num(e.getValue()));
-                sb.append("},\n     \"config\": {");
-                k = 0;
-                for (var e : r.cfg().toMetadata().entrySet()) sb.append(k++ > 0 ? ", " : "").append(q(e.getKey())).append(": ").append(q(e.getValue()));
-                sb.append("}}").append(i + 1 < rs.size() || !earlier.isEmpty() ? "," : "").append('\n');
+            // a resumed run: the earlier summary's entries in their order, this run's method in its place (or as it was,
+            // where this process trained nothing: a finished run resumed), the earlier one's other methods kept
+            Map<String, String> earlier = o.resume() != null ? earlierRuns(data.spec()) : new LinkedHashMap<>();
+            Map<String, String> entries = new LinkedHashMap<>(earlier);
+            for (Result r : rs) {
+                String m = r.cfg().methodName();
+                if (!(r.measuredSteps() == 0 && r.stopped() == null && earlier.containsKey(m))) entries.put(m, entry(r));
             }
-            for (int i = 0; i < earlier.size(); i++) sb.append("    ").append(earlier.get(i)).append(i + 1 < earlier.size() ? "," : "").append('\n');
+            int i = 0;
+            for (String e : entries.values()) sb.append("    ").append(e).append(++i < entries.size() ? "," : "").append('\n');
             sb.append("  ]\n}\n");
             Files.writeString(dir.resolve("summary.json"), sb.toString());
         }
 
+        /** One method's entry of summary.json. */
+        private String entry(Result r) {
+            StringBuilder sb = new StringBuilder();
+            sb.append("{\"method\": ").append(q(r.cfg().methodName()))
+                    .append(", \"test_acc\": ").append(num(r.testAcc()))
+                    .append(", \"test_loss\": ").append(num(r.testLoss()))
+                    .append(", \"train_loss\": ").append(num(r.trainLoss()))
+                    .append(", \"train_acc\": ").append(num(r.trainAcc()))
+                    .append(", \"median_step_ms\": ").append(num(r.medianStepMs()))
+                    .append(", \"measured_steps\": ").append(r.measuredSteps())
+                    .append(", \"steps\": ").append(r.steps())
+                    .append(", \"wall_seconds\": ").append(num(r.wallSeconds()))
+                    .append(", \"parameters\": ").append(r.params())
+                    .append(", \"checkpoint\": ").append(r.checkpoint() == null ? "null" : q(dir.relativize(r.checkpoint()).toString()))
+                    .append(", \"stopped\": ").append(r.stopped() == null ? "null" : q(r.stopped()))
+                    .append(",\n     \"time_share\": {");
+            int k = 0;
+            for (var e : r.shares().entrySet()) sb.append(k++ > 0 ? ", " : "").append(q(e.getKey())).append(": ").append(num(e.getValue()));
+            sb.append("},\n     \"config\": {");
+            k = 0;
+            for (var e : r.cfg().toMetadata().entrySet()) sb.append(k++ > 0 ? ", " : "").append(q(e.getKey())).append(": ").append(q(e.getValue()));
+            return sb.append("}}").toString();
+        }
+
         /**
-         * A resumed run's output folder already holds the summary of the run it continues: its other methods' entries are
-         * kept (this process trained only the resumed one). A summary that cannot be read is kept beside the new one.
+         * A resumed run's output folder already holds the summary of the run it continues: its entries by method, as JSON
+         * text. A summary that cannot be read, or is another data set's, is moved aside (not merged, not lost).
          */
-        private List<String> earlierRuns(List<Result> rs, String dataSpec) throws IOException {
+        private Map<String, String> earlierRuns(String dataSpec) throws IOException {
+            Map<String, String> kept = new LinkedHashMap<>();
             Path old = dir.resolve("summary.json");
-            if (!Files.isRegularFile(old)) return List.of();
-            java.util.Set<String> now = new java.util.HashSet<>();
-            for (Result r : rs) now.add(r.cfg().methodName());
-            List<String> kept = new ArrayList<>();
+            if (!Files.isRegularFile(old)) return kept;
             try {
                 if (!(fst4j.nn.io.JsonText.parse(Files.readString(old)) instanceof Map<?, ?> m) || !(m.get("runs") instanceof List<?> runs))
                     throw new IOException("no list of runs");
                 if (!dataSpec.equals(m.get("data")))   // a reused --out of another run: not merged into this one
                     throw new IOException("it is a run on " + m.get("data") + ", this one is on " + dataSpec);
                 for (Object run : runs)
-                    if (run instanceof Map<?, ?> e && !now.contains(String.valueOf(e.get("method")))) kept.add(fst4j.nn.io.JsonText.write(e));
+                    if (run instanceof Map<?, ?> e) kept.put(String.valueOf(e.get("method")), fst4j.nn.io.JsonText.write(e));
             } catch (IOException e) {
+                kept.clear();
                 Path aside = dir.resolve("summary-before-resume.json");
                 Files.move(old, aside, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
                 err.println("fst4j train: the earlier " + old + " is not merged into this run's (" + e.getMessage() + "); kept as " + aside);

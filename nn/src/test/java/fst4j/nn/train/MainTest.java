@@ -88,7 +88,15 @@ public class MainTest {
         assertEquals(0, again.rc(), again.err());
         Object json = fst4j.nn.io.JsonText.parse(Files.readString(out.resolve("summary.json")));
         List<?> runs = (List<?>) ((Map<?, ?>) json).get("runs");
-        assertEquals(List.of("fst3_ir", "dense"), runs.stream().map(e -> ((Map<?, ?>) e).get("method")).toList(), "the resumed one, then the one kept");
+        assertEquals(List.of("dense", "fst3_ir"), runs.stream().map(e -> ((Map<?, ?>) e).get("method")).toList(), "both, in the run's order");
+        Map<?, ?> denseBefore = (Map<?, ?>) runs.get(0);
+        // resuming the finished run trains nothing: its entry stays as it was (not NaN), the other kept
+        Outcome finished = main(TrainData::load, "--resume", out.resolve("dense/final.safetensors").toString(), "--threads", "1",
+                "--no-progress", "--out", out.toString());
+        assertEquals(0, finished.rc(), finished.err());
+        List<?> runs2 = (List<?>) ((Map<?, ?>) fst4j.nn.io.JsonText.parse(Files.readString(out.resolve("summary.json")))).get("runs");
+        assertEquals(2, runs2.size());
+        assertEquals(denseBefore, runs2.get(0), "the finished method's entry as it was");
         // the charts are drawn from every method's rows of the folder's CSVs
         Map<String, List<double[]>> loss = new java.util.LinkedHashMap<>(), acc = new java.util.LinkedHashMap<>(), test = new java.util.LinkedHashMap<>();
         Main.Run.readCurves(out, loss, acc, test);

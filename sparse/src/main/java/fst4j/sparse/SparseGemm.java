@@ -56,9 +56,8 @@ public final class SparseGemm {
         if (ldc < 0) throw new IllegalArgumentException("spmm output must have unit stride along its rows, strides " + Arrays.toString(c.strides()));
         if (m == 0 || n == 0) return;
         Tensor v = s.values(), meta = s.metadata();
-        if (overlaps(v, m, s.paddedK() / 2, s.paddedK() / 2, c, m, n, ldc) || overlaps(meta, m, s.metaWordsPerRow(), s.metaWordsPerRow(), c, m, n, ldc))
-            throw new IllegalArgumentException("spmm: C shares memory with the compressed S it is computed from");
-        Tensor bc = rowStride(b) < 0 || (k > 0 && overlaps(b, k, n, rowStride(b), c, m, n, ldc)) ? b.copy() : null;
+        if (v.overlaps(c) || meta.overlaps(c)) throw new IllegalArgumentException("spmm: C shares memory with the compressed S it is computed from");
+        Tensor bc = rowStride(b) < 0 || b.overlaps(c) ? b.copy() : null;
         try {
             Tensor bb = bc != null ? bc : b;
             long ldb = rowStride(bb);
@@ -90,10 +89,8 @@ public final class SparseGemm {
         if (m == 0 || n == 0) return;
         checkBounds("C", c, m, n, ldc);
         Tensor v = s.values(), meta = s.metadata();
-        if (overlaps(v, m, s.paddedK() / 2, s.paddedK() / 2, c, m, n, ldc) || overlaps(meta, m, s.metaWordsPerRow(), s.metaWordsPerRow(), c, m, n, ldc))
-            throw new IllegalArgumentException("spmmLowered: C shares memory with the compressed S it is computed from");
-        if (low.x().numel() > 0 && overlaps(low.x(), 1, low.x().numel(), low.x().numel(), c, m, n, ldc))   // x is contiguous (Lowering)
-            throw new IllegalArgumentException("spmmLowered: C shares memory with the input x it lowers");
+        if (v.overlaps(c) || meta.overlaps(c)) throw new IllegalArgumentException("spmmLowered: C shares memory with the compressed S it is computed from");
+        if (low.x().overlaps(c)) throw new IllegalArgumentException("spmmLowered: C shares memory with the input x it lowers");
         checkBounds("values", v, m, s.paddedK() / 2, s.paddedK() / 2);
         checkBounds("metadata", meta, m, s.metaWordsPerRow(), s.metaWordsPerRow());
         Native.spmm24Lowered(m, 1f, v.segment().asSlice(v.byteOffset()), meta.segment().asSlice(meta.byteOffset()), low.x().data(),
@@ -102,14 +99,6 @@ public final class SparseGemm {
 
     /** Kernel family the native spmm uses on this CPU (avx512, avx2 or generic). */
     public static String isa() { return Native.spmm24Isa(); }
-
-    /** Whether t's rows x cols float32 elements (row stride ld, unit column stride) and c's m x n (row stride ldc) meet in memory. */
-    private static boolean overlaps(Tensor t, long rows, long cols, long ld, Tensor c, long m, long n, long ldc) {
-        if (rows == 0 || cols == 0 || ld < 0) return false;   // no unit row stride: the caller copies it anyway
-        long t0 = t.segment().address() + t.byteOffset(), t1 = t0 + ((rows - 1) * ld + cols) * 4;
-        long c0 = c.segment().address() + c.byteOffset(), c1 = c0 + ((m - 1) * ldc + n) * 4;
-        return t0 < c1 && c0 < t1;
-    }
 
     /** Leading dimension of a matrix whose rows have unit stride, or -1 if it has none. */
     private static long rowStride(Tensor t) {

@@ -55,8 +55,8 @@ public final class Blas {
                 Op oa = asOp(a), ob = asOp(b);
                 // an operand sharing memory with C is read from a copy: the kernels write C while they still pack A and B
                 // (c = a * b into a itself gave garbage), as NumPy's matmul copies an input that overlaps its out
-                if (oa == null || overlaps(a, oa, m, k, c, oc, m, n)) { ac = a.copy(); oa = asOp(ac); }
-                if (ob == null || overlaps(b, ob, k, n, c, oc, m, n)) { bc = b.copy(); ob = asOp(bc); }
+                if (oa == null || a.overlaps(c)) { ac = a.copy(); oa = asOp(ac); }
+                if (ob == null || b.overlaps(c)) { bc = b.copy(); ob = asOp(bc); }
                 Tensor A = ac != null ? ac : a, B = bc != null ? bc : b;
                 checkBounds(A, oa, m, k); checkBounds(B, ob, k, n); checkBounds(c, oc, m, n);
                 if (c.storage.device == Device.CUDA) CudaOps.gemm(oa.trans, ob.trans, m, n, k, alpha, A, oa.ld, B, ob.ld, beta, c, oc.ld);
@@ -80,14 +80,6 @@ public final class Blas {
                     c.setAt(ci, alpha * s + (beta == 0 ? 0 : beta * c.getAt(ci)));
                 }
         }
-    }
-
-    /** Whether t (rows x cols as op) and c (m x n as oc) share storage and the element ranges they span intersect. */
-    private static boolean overlaps(Tensor t, Op op, long rows, long cols, Tensor c, Op oc, long m, long n) {
-        if (t.storage != c.storage || rows == 0 || cols == 0 || m == 0 || n == 0) return false;
-        long tLast = t.offset + (op.trans ? (cols - 1) * op.ld + rows - 1 : (rows - 1) * op.ld + cols - 1);
-        long cLast = c.offset + (m - 1) * oc.ld + n - 1;
-        return t.offset <= cLast && c.offset <= tLast;
     }
 
     /** Java-side bounds check before handing raw pointers to C: the last element touched lies in storage. */

@@ -249,7 +249,7 @@ public final class Main {
             if (o.threads() != null) Blas.setThreads(o.threads());
             TrainData data = source.load(dataSpec);
             for (TrainConfig c : cfgs) {   // before any output exists: a run that cannot take one step leaves no files behind
-                int n = c.trainSubset() > 0 ? Math.min(c.trainSubset(), data.train().size()) : data.train().size();
+                int n = used(c.trainSubset(), data.train());
                 if (n < c.batchSize())
                     throw new UsageException("the training set has " + n + " images, fewer than one batch of " + c.batchSize());
             }
@@ -257,8 +257,7 @@ public final class Main {
             Files.createDirectories(dir);
             TrainConfig c0 = cfgs.get(0);
             out.printf(Locale.ROOT, "fst4j train: %s on %s (%d train / %d test images), %d epoch(s), batch %d, lr %s, seed %d, %d thread(s); output in %s%n",
-                    c0.model(), data.spec(), c0.trainSubset() > 0 ? Math.min(c0.trainSubset(), data.train().size()) : data.train().size(),
-                    c0.testSubset() > 0 ? Math.min(c0.testSubset(), data.test().size()) : data.test().size(),
+                    c0.model(), data.spec(), used(c0.trainSubset(), data.train()), used(c0.testSubset(), data.test()),
                     c0.epochs(), c0.batchSize(), c0.lr(), c0.seed(), Blas.threads(), dir);
             List<Result> results = new ArrayList<>();
             long t0 = System.nanoTime();
@@ -284,6 +283,9 @@ public final class Main {
             }
             return 0;
         }
+
+        /** The images a run takes from d: its first subset ones (TrainData.subsets), all where subset is 0. */
+        private static int used(int subset, fst4j.nn.data.ImageDataset d) { return subset > 0 ? Math.min(subset, d.size()) : d.size(); }
 
         private static BufferedWriter open(Path p, boolean append, String header) throws IOException {
             BufferedWriter w = append ? Files.newBufferedWriter(p, java.nio.file.StandardOpenOption.APPEND) : Files.newBufferedWriter(p);

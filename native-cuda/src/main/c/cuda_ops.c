@@ -5,6 +5,7 @@
  * end. Launches are asynchronous on the device; errors of the launch itself come back at once. */
 #include "cuda_backend.h"
 #include "../cuda/fst4j_kargs.h"
+#include "float_below.h"
 #include <pthread.h>
 #include <math.h>
 #include <stdarg.h>
@@ -221,8 +222,7 @@ int fst_cuda_resprop(const float *g, const float *p, float *out, int64_t n, int6
             || ((const char *)out < (const char *)(p + per) && (const char *)p < (const char *)(out + total)));   /* overlap */
         OWN(g, total * 4); OWN(p, per * 4); OWN(out, total * 4);
     }
-    float tf = (float)threshold;   /* the largest float <= threshold, as prune.c */
-    if ((double)tf > threshold) { uint32_t b; memcpy(&b, &tf, 4); b--; memcpy(&tf, &b, 4); }   /* no libm here */
+    float tf = fst_float_at_or_below(threshold);   /* as prune.c */
     fst_k_resprop_args a = { g, p, out, total, per, tf, work };
     int rc = total > 0 ? launch(FST_K_resprop, total, &a) : FST_OK;
     if (!rc) rc = launch(FST_K_resprop_count, (int64_t)FST_PARTS * FST_PARTS, &a);

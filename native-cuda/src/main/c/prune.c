@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include "parallel.h"
 #include "rank24.h"
+#include "float_below.h"
 
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
@@ -536,8 +537,7 @@ static int64_t CLONES resprop_image(const float *restrict g, const float *restri
 
 static void resprop_task(void *q, int64_t b0, int64_t b1) {   /* images b0..b1 */
     resprop_job *j = q;
-    float tf = (float)j->t;
-    if ((double)tf > j->t) tf = nextafterf(tf, 0.0f);
+    float tf = fst_float_at_or_below(j->t);
     int64_t kept = 0;
     for (int64_t b = b0; b < b1; b++) kept += resprop_image(j->g + b * j->per, j->p, j->out + b * j->per, j->per, tf);
     __atomic_fetch_add(&j->kept, kept, __ATOMIC_RELAXED);   /* integers: the sum does not depend on the split */

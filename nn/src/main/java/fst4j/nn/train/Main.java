@@ -261,13 +261,14 @@ public final class Main {
                     c0.epochs(), c0.batchSize(), c0.lr(), c0.seed(), Blas.threads(), dir);
             List<Result> results = new ArrayList<>();
             long t0 = System.nanoTime();
+            // a run resumed into its own folder opens its CSVs once the checkpoint has loaded (train): the rows it trains
+            // again are dropped from them first, and a checkpoint that is refused leaves them as they were
             boolean append = o.resume() != null && Files.exists(dir.resolve("metrics.csv"));
-            if (append) earlierCurves();
-            try (BufferedWriter m = open(dir.resolve("metrics.csv"), append, "method,epoch,step,loss,train_acc,lr,step_ms");
-                 BufferedWriter e = open(dir.resolve("eval.csv"), append, "method,epoch,step,test_acc,test_loss")) {
-                metrics = m;
-                evals = e;
+            try {
+                if (!append) openCsvs(false);
                 for (TrainConfig c : cfgs) results.add(train(c, data));
+            } finally {
+                closeCsvs();
             }
             double wall = (System.nanoTime() - t0) / 1e9;
             table(results, wall);
@@ -293,15 +294,70 @@ public final class Main {
             return w;
         }
 
+        private void openCsvs(boolean append) throws IOException {
+            metrics = open(dir.resolve("metrics.csv"), append, "method,epoch,step,loss,train_acc,lr,step_ms");
+            Path ev = dir.resolve("eval.csv");
+            evals = open(ev, append && Files.exists(ev), "method,epoch,step,test_acc,test_loss");
+        }
+
+        private void closeCsvs() throws IOException {
+            try {
+                if (metrics != null) metrics.close();
+            } finally {
+                if (evals != null) evals.close();
+                metrics = evals = null;
+            }
+        }
+
+        /**
+         * A run resumed into its own folder continues its CSVs as the uninterrupted run would have written them: the
+         * resumed method's rows past the checkpoint's step, which this run trains again, are dropped first (the other
+         * methods' rows stay in place), then the charts read what is left.
+         */
+        private void continueCsvs(String name, long at) throws IOException {
+            dropRows(dir.resolve("metrics.csv"), name, f -> Long.parseLong(f[2]) > at);   // method,epoch,step,...
+            Path ev = dir.resolve("eval.csv");
+            if (Files.isRegularFile(ev)) dropRows(ev, name, f -> Long.parseLong(f[2]) > at);
+            earlierCurves();
+            openCsvs(true);
+        }
+
+        /**
+         * Rewrites csv without method's rows that retrained accepts (a row that does not parse is kept), atomically: a
+         * temporary file in the same folder moved over it, so a failure leaves the file as it was. Bytes are kept as
+         * they are (ISO-8859-1 both ways); a last row cut short by a killed run gets its line end, so that the rows
+         * appended next start on a line of their own.
+         */
+        static void dropRows(Path csv, String method, java.util.function.Predicate<String[]> retrained) throws IOException {
+            String text = Files.readString(csv, java.nio.charset.StandardCharsets.ISO_8859_1);
+            List<String> kept = new ArrayList<>();
+            boolean dropped = false;
+            for (String line : text.lines().toList()) {
+                String[] f = line.split(",");
+                boolean drop = false;
+                if (f.length >= 3 && f[0].equals(method)) {
+                    try { drop = retrained.test(f); } catch (NumberFormatException e) { /* kept */ }
+                }
+                if (drop) dropped = true;
+                else kept.add(line);
+            }
+            if (!dropped && (text.isEmpty() || text.endsWith("\n") || text.endsWith("\r"))) return;
+            Path tmp = csv.resolveSibling(csv.getFileName() + ".tmp");   // made as the CSV was (createTempFile's would be owner-only)
+            try {
+                Files.write(tmp, kept, java.nio.charset.StandardCharsets.ISO_8859_1);
+                Files.move(tmp, csv, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            } finally {
+                Files.deleteIfExists(tmp);
+            }
+        }
+
         Result train(TrainConfig cfg, TrainData data) throws IOException {
             String name = cfg.methodName();
             Path mdir = dir.resolve(name);
             try (Trainer t = new Trainer(cfg, data, o.device())) {
                 if (o.resume() != null) {
                     t.load(o.resume());
-                    long at = t.stepsDone();   // the earlier run's rows past the checkpoint are retrained here: not drawn twice
-                    for (var curves : List.of(lossCurves, accCurves, testCurves))
-                        if (curves.containsKey(name)) curves.get(name).removeIf(p -> p[0] > at);
+                    if (metrics == null) continueCsvs(name, t.stepsDone());
                     out.printf(Locale.ROOT, "[%s] resumed from %s at step %d/%d (epoch %d)%n", name, o.resume(), t.stepsDone(), t.totalSteps(), t.epoch() + 1);
                 }
                 long total = t.totalSteps();
@@ -358,7 +414,10 @@ public final class Main {
                             } else if (inEpoch % logEvery == 0 && t.epochHasNext()) {
                                 out.println(line);
                             }
-                            if (o.saveEvery() > 0 && done % o.saveEvery() == 0) t.save(mdir.resolve("checkpoint.safetensors"));
+                            if (o.saveEvery() > 0 && done % o.saveEvery() == 0) {
+                                metrics.flush();   // a run killed after this checkpoint has every row up to it in metrics.csv
+                                t.save(mdir.resolve("checkpoint.safetensors"));
+                            }
                         }
                         if (tty) { err.print("\r\u001b[K"); err.flush(); }
                         metrics.flush();

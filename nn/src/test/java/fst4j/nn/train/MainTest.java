@@ -113,6 +113,72 @@ public class MainTest {
         assertTrue(third.err().contains("is not merged into this run's (malformed JSON"), third.err());
     }
 
+    /** A CSV's rows without its timing columns (step_ms): what two runs of the same seed agree on. */
+    static List<String> rowsWithoutTimes(Path csv) throws Exception {
+        List<String> lines = Files.readAllLines(csv);
+        List<String> header = List.of(lines.get(0).split(","));
+        return lines.stream().map(l -> {
+            String[] f = l.split(",");
+            StringBuilder sb = new StringBuilder();
+            for (int i = 0; i < f.length; i++) if (!header.get(i).endsWith("_ms")) sb.append(sb.isEmpty() ? "" : ",").append(f[i]);
+            return sb.toString();
+        }).toList();
+    }
+
+    /**
+     * A run resumed into its own folder continues its CSVs exactly: the resumed method's rows past the checkpoint (which
+     * the earlier run wrote and the resumed one trains again) are replaced, not repeated; the other method's rows stay in
+     * place; the charts read one curve per method. They held steps 7 and 8 twice.
+     */
+    @Test
+    void resumingIntoItsOwnFolderWritesNoStepTwice(@TempDir Path tmp) throws Exception {
+        Path data = idxData(tmp, 64, 16), out = tmp.resolve("run");
+        Outcome r = main(TrainData::load, "--model", "mlp", "--data", "mnist:" + data, "--method", "dense,fst3_ir", "--batch", "16",
+                "--epochs", "2", "--save-every", "3", "--threads", "1", "--no-progress", "--out", out.toString());   // 4 steps an epoch: saved at step 6
+        assertEquals(0, r.rc(), r.err());
+        List<String> metrics = rowsWithoutTimes(out.resolve("metrics.csv")), evals = rowsWithoutTimes(out.resolve("eval.csv"));
+        assertEquals(1 + 2 * 8, metrics.size());
+        assertEquals(1 + 2 * 2, evals.size());
+        // a checkpoint refused when it is loaded (other data of another size) leaves the CSVs as they were
+        Path other = tmp.resolve("other");
+        Files.createDirectories(other);
+        writeIdx(other, "train", 80, 1);
+        writeIdx(other, "t10k", 16, 2);
+        byte[] metricsBytes = Files.readAllBytes(out.resolve("metrics.csv")), evalBytes = Files.readAllBytes(out.resolve("eval.csv"));
+        Outcome refused = main(TrainData::load, "--resume", out.resolve("fst3_ir/checkpoint.safetensors").toString(), "--data", "mnist:" + other,
+                "--threads", "1", "--no-progress", "--out", out.toString());
+        assertEquals(1, refused.rc(), refused.err());
+        assertTrue(refused.err().contains("it was trained on 64 images, this run has 80"), refused.err());
+        assertArrayEquals(metricsBytes, Files.readAllBytes(out.resolve("metrics.csv")));
+        assertArrayEquals(evalBytes, Files.readAllBytes(out.resolve("eval.csv")));
+
+        Outcome fst = main(TrainData::load, "--resume", out.resolve("fst3_ir/checkpoint.safetensors").toString(), "--threads", "1",
+                "--no-progress", "--out", out.toString());
+        assertEquals(0, fst.rc(), fst.err());
+        assertEquals(metrics, rowsWithoutTimes(out.resolve("metrics.csv")), "the last method's rows 7 and 8 retrained in their place");
+        assertEquals(evals, rowsWithoutTimes(out.resolve("eval.csv")));
+
+        Outcome dense = main(TrainData::load, "--resume", out.resolve("dense/checkpoint.safetensors").toString(), "--threads", "1",
+                "--no-progress", "--out", out.toString());
+        assertEquals(0, dense.rc(), dense.err());
+        // dense's rows up to its checkpoint and every fst3_ir row where they were, dense's retrained rows after them
+        List<String> want = new java.util.ArrayList<>(metrics.subList(0, 7));
+        want.addAll(metrics.subList(9, 17));
+        want.addAll(metrics.subList(7, 9));
+        assertEquals(want, rowsWithoutTimes(out.resolve("metrics.csv")));
+        assertEquals(List.of(evals.get(0), evals.get(1), evals.get(3), evals.get(4), evals.get(2)), rowsWithoutTimes(out.resolve("eval.csv")));
+        try (var files = Files.list(out)) {
+            assertEquals(List.of(), files.filter(f -> f.getFileName().toString().endsWith(".tmp")).toList(), "no temporary file left");
+        }
+
+        Map<String, List<double[]>> loss = new java.util.LinkedHashMap<>(), acc = new java.util.LinkedHashMap<>(), test = new java.util.LinkedHashMap<>();
+        Main.Run.readCurves(out, loss, acc, test);
+        for (String m : List.of("dense", "fst3_ir")) {
+            assertEquals(List.of(1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0), loss.get(m).stream().map(p -> p[0]).toList(), m);
+            assertEquals(List.of(4.0, 8.0), test.get(m).stream().map(p -> p[0]).toList(), m);
+        }
+    }
+
     /** A method stopped in its first epoch has training rows and no test point: a resume into its folder still draws. */
     @Test
     void resumingIntoAFolderWithAMethodStoppedEarlyStillDraws(@TempDir Path tmp) throws Exception {

@@ -311,13 +311,15 @@ public final class Main {
 
         /**
          * A run resumed into its own folder continues its CSVs as the uninterrupted run would have written them: the
-         * resumed method's rows past the checkpoint's step, which this run trains again, are dropped first (the other
-         * methods' rows stay in place), then the charts read what is left.
+         * resumed method's rows that this run writes again are dropped first (the other methods' rows stay in place),
+         * then the charts read what is left. Those are the training rows past the checkpoint's step and the evaluations
+         * of the checkpoint's epoch (0-based epoch) on: a checkpoint at an epoch's last step resumes into that epoch's
+         * end and evaluates it again, at the checkpoint's own step.
          */
-        private void continueCsvs(String name, long at) throws IOException {
+        private void continueCsvs(String name, long at, int epoch) throws IOException {
             dropRows(dir.resolve("metrics.csv"), name, f -> Long.parseLong(f[2]) > at);   // method,epoch,step,...
             Path ev = dir.resolve("eval.csv");
-            if (Files.isRegularFile(ev)) dropRows(ev, name, f -> Long.parseLong(f[2]) > at);
+            if (Files.isRegularFile(ev)) dropRows(ev, name, f -> Integer.parseInt(f[1]) > epoch);   // method,epoch (1-based),step,...
             earlierCurves();
             openCsvs(true);
         }
@@ -357,7 +359,7 @@ public final class Main {
             try (Trainer t = new Trainer(cfg, data, o.device())) {
                 if (o.resume() != null) {
                     t.load(o.resume());
-                    if (metrics == null) continueCsvs(name, t.stepsDone());
+                    if (metrics == null) continueCsvs(name, t.stepsDone(), t.epoch());
                     out.printf(Locale.ROOT, "[%s] resumed from %s at step %d/%d (epoch %d)%n", name, o.resume(), t.stepsDone(), t.totalSteps(), t.epoch() + 1);
                 }
                 long total = t.totalSteps();

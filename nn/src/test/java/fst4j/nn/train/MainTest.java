@@ -179,6 +179,54 @@ public class MainTest {
         }
     }
 
+    /** Thrown by {@link #killedAt}'s stream: the run ends there, as if it were killed. */
+    static final class Killed extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+        Killed() { super("killed"); }
+    }
+
+    /** An output stream that ends the run (Killed) where it prints a line containing text. */
+    static java.io.PrintStream killedAt(String text) {
+        return new java.io.PrintStream(java.io.OutputStream.nullOutputStream(), true) {
+            @Override public void println(String x) {
+                if (x.contains(text)) throw new Killed();
+                super.println(x);
+            }
+        };
+    }
+
+    /**
+     * A run stopped in its second epoch and resumed into its own folder from the --save-every checkpoint at the end of
+     * its first writes the same metrics.csv and eval.csv (but for the timing columns) as the run that was not stopped.
+     * The first epoch's evaluation was written twice: once before the stop, once more by the resumed run, which resumes
+     * into that epoch's end.
+     */
+    @Test
+    void aRunStoppedAndResumedWritesTheCsvsOfTheUninterruptedRun(@TempDir Path tmp) throws Exception {
+        Path data = idxData(tmp, 64, 16), straight = tmp.resolve("straight"), out = tmp.resolve("run");
+        String[] common = {"--model", "mlp", "--data", "mnist:" + data, "--method", "dense", "--batch", "16", "--epochs", "3",
+                "--save-every", "4", "--seed", "2", "--threads", "1", "--no-progress"};   // 4 steps an epoch: saved at each epoch's end
+        Outcome r = main(TrainData::load, concat(common, "--out", straight.toString()));
+        assertEquals(0, r.rc(), r.err());
+        String[] stopped = concat(common, "--out", out.toString());
+        assertThrows(Killed.class, () -> Main.run(stopped, killedAt("[dense] epoch 2/3 step 6/12 "),
+                new java.io.PrintStream(java.io.OutputStream.nullOutputStream()), TrainData::load));
+        try (SafeTensors.Contents c = SafeTensors.read(out.resolve("dense/checkpoint.safetensors"))) {
+            assertArrayEquals(new long[]{4}, c.int64("step"), "the checkpoint of epoch 1's end");
+        }
+        assertEquals(1 + 1, Files.readAllLines(out.resolve("eval.csv")).size(), "epoch 1 evaluated before the stop");
+        Outcome resumed = main(TrainData::load, "--resume", out.resolve("dense/checkpoint.safetensors").toString(), "--threads", "1",
+                "--no-progress", "--out", out.toString());
+        assertEquals(0, resumed.rc(), resumed.err());
+        assertEquals(rowsWithoutTimes(straight.resolve("metrics.csv")), rowsWithoutTimes(out.resolve("metrics.csv")));
+        assertEquals(rowsWithoutTimes(straight.resolve("eval.csv")), rowsWithoutTimes(out.resolve("eval.csv")));
+        assertEquals(4, Files.readAllLines(out.resolve("eval.csv")).size());
+        Map<String, List<double[]>> loss = new java.util.LinkedHashMap<>(), acc = new java.util.LinkedHashMap<>(), test = new java.util.LinkedHashMap<>();
+        Main.Run.readCurves(out, loss, acc, test);
+        assertEquals(List.of(4.0, 8.0, 12.0), test.get("dense").stream().map(p -> p[0]).toList());
+        assertEquals(12, loss.get("dense").size());
+    }
+
     /** A method stopped in its first epoch has training rows and no test point: a resume into its folder still draws. */
     @Test
     void resumingIntoAFolderWithAMethodStoppedEarlyStillDraws(@TempDir Path tmp) throws Exception {

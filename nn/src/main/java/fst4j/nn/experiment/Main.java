@@ -180,8 +180,13 @@ public final class Main {
         TrainData data = source.load(dataSpec);
         int steps = stepsGiven > 0 ? stepsGiven : data.train().size() / batch;
         if (steps < 1) throw new UsageException("the training set (" + data.train().size() + " images) is smaller than one batch of " + batch);
-        // before the steps * batch below: in int it wrapped (--steps 20000000 --batch 128 said "subset sizes must be >= 0")
-        Experiment.checkImages(steps, batch, data);
+        // before the steps * batch below: in int it wrapped (--steps 20000000 --batch 128 said "subset sizes must be >= 0");
+        // a budget the data cannot fill is the command line's fault, a usage error as train's batch larger than its images
+        try {
+            Experiment.checkImages(steps, batch, data);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
         TrainConfig base = TrainConfig.defaults(Method.DENSE).withModel(model).withBatchSize(batch).withLr(lr).withSubsets(steps * batch, testSubset);
         Path dir = Path.of(v.getOrDefault("--out", "runs/experiment"));
         // before the training: an --out that cannot be a directory (a file in the way) failed after every run, losing them all

@@ -243,17 +243,22 @@ class ExperimentTest {
         assertEquals("x", Files.readString(file));
     }
 
+    /** Too few images for the budget is a usage error (exit 2, the usage line), as train's batch larger than its images is. */
     @Test
     void tooFewImagesForTheBudgetIsAnError() {
         TrainData data = TrainData.of("halves", new fst4j.nn.data.Datasets.Split(halves(40, 1), halves(10, 2)));
         Outcome r = run(data, "table1", "--model", "mlp", "--steps", "5", "--batch", "16", "--seeds", "1", "--methods", "dense");
-        assertEquals(1, r.rc());
-        assertTrue(r.err().contains("need 80 training images"), r.err());
+        assertEquals(2, r.rc());
+        assertTrue(r.err().startsWith("fst4j experiment: 5 steps of batch 16 need 80 training images; the data has 40; usage: fst4j experiment "), r.err());
         assertEquals("", r.out(), "refused before the settings are printed");
         // steps x batch past 2^31: counted in long (in int it wrapped to a negative subset size)
         Outcome big = run(data, "table1", "--model", "mlp", "--steps", "20000000", "--batch", "128", "--seeds", "1", "--methods", "dense");
-        assertEquals(new Outcome(1, "", "fst4j experiment: 20000000 steps of batch 128 need 2560000000 training images; the data has 40"
-                + System.lineSeparator()), big);
+        assertEquals(new Outcome(2, "", "fst4j experiment: 20000000 steps of batch 128 need 2560000000 training images; the data has 40; "
+                + Main.USAGE + System.lineSeparator()), big);
+        // no --steps and a batch larger than the training set: the same kind of error
+        Outcome batch = run(data, "table1", "--model", "mlp", "--batch", "64", "--seeds", "1", "--methods", "dense");
+        assertEquals(2, batch.rc(), batch.err());
+        assertTrue(batch.err().contains("is smaller than one batch of 64; usage:"), batch.err());
         // a billion seeds ran out of memory listing them
         Outcome seeds = run(data, "table1", "--model", "mlp", "--steps", "1", "--seeds", "1000000000", "--methods", "dense");
         assertEquals(2, seeds.rc());

@@ -261,5 +261,17 @@ public final class ReSprop implements StatefulSparsifier {
         restored = true;
     }
 
+    /** The words, and what importState resets besides: the last step's percentage and whether the sample was loaded. */
+    @Override public Runnable restorer() {
+        long[] words = exportState();
+        double percent = lastPercent;
+        boolean fromCheckpoint = restored;
+        return () -> {
+            importState(words);
+            lastPercent = percent;
+            restored = fromCheckpoint;
+        };
+    }
+
     @Override public String toString() { return "ReSprop (threshold " + threshold + ", step " + steps + ")"; }
 }

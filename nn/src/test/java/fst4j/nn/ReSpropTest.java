@@ -283,4 +283,34 @@ class ReSpropTest {
             }
         }
     }
+
+    /**
+     * restorer() puts back what importState resets besides the words: the last step's percentage, and that the sample
+     * is this layer's own (a step of another image shape then passes dY unchanged; one loaded from a checkpoint refuses
+     * it as another model's).
+     */
+    @Test
+    void theRestorerPutsBackWhatImportingResets() {
+        try (Scope s = Scope.open()) {
+            Rng rng = new Rng(5);
+            ReSprop r = new ReSprop(3);
+            r.transform(rng.normal(0, 1, 4, 2, 3, 3));
+            r.transform(rng.normal(0, 1, 4, 2, 3, 3));
+            double percent = r.lastPercent();
+            assertFalse(Double.isNaN(percent));
+            long[] words = r.exportState();
+            Runnable back = r.restorer();
+            ReSprop other = new ReSprop(3);
+            other.transform(rng.normal(0, 1, 4, 2, 3, 3));
+            r.importState(other.exportState());
+            assertTrue(Double.isNaN(r.lastPercent()));
+            back.run();
+            assertArrayEquals(words, r.exportState());
+            assertEquals(percent, r.lastPercent());
+            Tensor g = rng.normal(0, 1, 4, 5);
+            assertArrayEquals(g.toFloatArray(), r.transform(g).toFloatArray(), "another shape: dY unchanged, not refused");
+            r.importState(words);
+            assertThrows(IllegalStateException.class, () -> r.transform(rng.normal(0, 1, 4, 5)), "a loaded sample of another shape is refused");
+        }
+    }
 }

@@ -10,4 +10,14 @@ public interface StatefulSparsifier {
 
     /** Restores a state from {@link #exportState()}; IllegalArgumentException if the words are malformed. */
     void importState(long[] state);
+
+    /**
+     * What puts this sparsifier back exactly as it is now, after {@link #importState} (a checkpoint refused part of
+     * the way through undoes the imports it did). Re-importing the exported words, by default: a rule that keeps more
+     * than its words hold (what importState resets) puts that back too.
+     */
+    default Runnable restorer() {
+        long[] words = exportState();
+        return () -> importState(words);
+    }
 }

@@ -400,9 +400,9 @@ public final class Trainer implements AutoCloseable {
                     if (c.int64(e.getKey()) == null) throw new IllegalArgumentException("missing sparsifier state " + e.getKey());
                 for (var e : sparsifiers.entrySet()) {
                     fst4j.sparse.StatefulSparsifier r = e.getValue();
-                    long[] old = r.exportState();
+                    Runnable back = r.restorer();
                     r.importState(c.int64(e.getKey()));
-                    undo.add(() -> r.importState(old));
+                    undo.add(back);
                 }
             } catch (RuntimeException | Error e) {
                 for (int i = undo.size() - 1; i >= 0; i--) {

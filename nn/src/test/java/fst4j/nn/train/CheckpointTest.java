@@ -327,6 +327,34 @@ class CheckpointTest {
         }
     }
 
+    /**
+     * A refused checkpoint puts ReSprop's layers back as they were, the last step's kept percentage included: the undo
+     * re-imported their words, which set it to NaN (and marked the sample as loaded from the checkpoint).
+     */
+    @Test
+    void aRefusedCheckpointKeepsReSpropsLastPercentage(@TempDir Path dir) throws Exception {
+        TrainData data = tiny();
+        Path ckpt = dir.resolve("resprop.safetensors");
+        try (Trainer t = new Trainer(cfg(Method.RESPROP, "cnn"), data)) {
+            run(t, 3);
+            t.save(ckpt);
+        }
+        try (Trainer t = new Trainer(cfg(Method.RESPROP, "cnn"), data)) {
+            run(t, 2);   // the second step used the first one's sample: a percentage
+            Map<String, fst4j.nn.ReSprop> layers = new java.util.LinkedHashMap<>();
+            fst4j.nn.Models.sparseLayers(t.model()).forEach((name, l) -> { if (l.resprop() != null) layers.put(name, l.resprop()); });
+            assertTrue(layers.size() >= 2, "one layer imported before the one that fails: " + layers.keySet());
+            Map<String, Double> before = new java.util.LinkedHashMap<>();
+            layers.forEach((name, r) -> before.put(name, r.lastPercent()));
+            before.forEach((name, p) -> assertFalse(Double.isNaN(p), name));
+            String last = "sparsity." + List.copyOf(layers.keySet()).get(layers.size() - 1) + ".resprop";
+            Path bad = edited(ckpt, dir.resolve("bad.safetensors"), (ts, ls) -> ls.put(last, new long[]{1}));
+            assertThrows(CheckpointException.class, () -> t.load(bad));
+            layers.forEach((name, r) -> assertEquals(before.get(name), r.lastPercent(), name));
+            assertEquals(2, t.stepsDone());
+        }
+    }
+
     @Test
     void corruptOrForeignCheckpointsGiveClearErrors(@TempDir Path dir) throws Exception {
         TrainData data = tiny();

@@ -118,13 +118,14 @@ public final class Compressed24 implements AutoCloseable {
         checkNative(w, "pruneCompress", threads);
         int rows = w.size(0), k = w.size(1);
         if (dense != null) {
-            dense.markModified();
+            dense.check();
             if (dense.dtype() != DType.F32 || dense.device() != Device.CPU || dense.dim() != 2 || (dense.numel() > 0 && !dense.isContiguous())
                     || dense.size(0) != rows || dense.size(1) != k)
                 throw new IllegalArgumentException("pruneCompress: the dense output must be a contiguous float32 CPU tensor of shape ["
                         + rows + ", " + k + "], got " + dense);
             // the kernel writes a row of dense while it still reads later rows of w: a dense shifted against w got garbage
             if (dense.overlaps(w)) { try (Tensor wc = w.copy()) { return pruneCompress(wc, dense, threads); } }
+            dense.markModified();   // once the arguments are checked: a refused call writes nothing
         }
         return nativePrune(w, rows, k, (src, v, t) ->
                 Native.prune24Compress(rows, k, src, k, v, t, dense == null ? MemorySegment.NULL : dense.data(), k, threads));

@@ -41,7 +41,7 @@ public final class SparseGemm {
      * not propagate).
      */
     public static void spmm(float alpha, Compressed24 s, Tensor b, float beta, Tensor c, int threads) {
-        b.check(); c.markModified(); s.values().check(); s.metadata().check();
+        b.check(); c.check(); s.values().check(); s.metadata().check();   // c's version moves once the arguments are checked
         if (threads < 1) throw new IllegalArgumentException("thread count must be >= 1, got " + threads);
         if (b.dim() != 2 || c.dim() != 2)
             throw new IllegalArgumentException("wrong rank: spmm needs matrices, got B " + Arrays.toString(b.shape()) + ", C " + Arrays.toString(c.shape()));
@@ -65,6 +65,7 @@ public final class SparseGemm {
             checkBounds("C", c, m, n, ldc);
             checkBounds("values", v, m, s.paddedK() / 2, s.paddedK() / 2);
             checkBounds("metadata", meta, m, s.metaWordsPerRow(), s.metaWordsPerRow());
+            c.markModified();
             Native.spmm24(m, n, k, alpha, v.segment().asSlice(v.byteOffset()), meta.segment().asSlice(meta.byteOffset()),
                     bb.segment().asSlice(bb.byteOffset()), ldb, beta, c.segment().asSlice(c.byteOffset()), ldc, threads);
         } finally {
@@ -77,7 +78,7 @@ public final class SparseGemm {
      * it). S is 2:4 along K = C*kh*kw; C [S.rows(), N*Ho*Wo] float32 with unit stride along its rows.
      */
     public static void spmmLowered(Compressed24 s, fst4j.tensor.Lowering low, float beta, Tensor c) {
-        c.markModified(); s.values().check(); s.metadata().check();
+        c.check(); s.values().check(); s.metadata().check();
         int m = s.rows(), k = s.k(), n = low.cols();
         if (k != low.rows() || c.dim() != 2 || c.size(0) != m || c.size(1) != n)
             throw new IllegalArgumentException("shape mismatch: spmmLowered S " + m + "x" + k + " x im2col [" + low.rows() + ", " + n + "] into " + Arrays.toString(c.shape()));
@@ -93,6 +94,7 @@ public final class SparseGemm {
         if (low.x().overlaps(c)) throw new IllegalArgumentException("spmmLowered: C shares memory with the input x it lowers");
         checkBounds("values", v, m, s.paddedK() / 2, s.paddedK() / 2);
         checkBounds("metadata", meta, m, s.metaWordsPerRow(), s.metaWordsPerRow());
+        c.markModified();
         Native.spmm24Lowered(m, 1f, v.segment().asSlice(v.byteOffset()), meta.segment().asSlice(meta.byteOffset()), low.x().data(),
                 low.geometry(), beta, c.segment().asSlice(c.byteOffset()), ldc, Blas.threads());
     }

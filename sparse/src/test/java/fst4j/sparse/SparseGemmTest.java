@@ -208,4 +208,22 @@ class SparseGemmTest {
             assertThrows(IllegalStateException.class, () -> SparseGemm.spmm(c, Tensor.ones(8, 2)));
         }
     }
+
+    /** A refused call writes nothing into its output, so it leaves the output's version (autograd's counter) where it was. */
+    @Test
+    void refusedCallsLeaveTheOutputsVersion() {
+        try (Scope s = Scope.open(); Compressed24 c = Compressed24.pruneCompress(Tensor.of(TestData.values(2 * 8, 3), 2, 8))) {
+            Tensor b = Tensor.of(TestData.values(8 * 3, 4), 8, 3), out = Tensor.zeros(2, 4);
+            int v = out.version();
+            assertThrows(IllegalArgumentException.class, () -> SparseGemm.spmm(1f, c, b, 0f, out));
+            assertEquals(v, out.version(), "spmm into a [2, 4] for a [2, 3] product");
+            fst4j.tensor.Lowering low = new fst4j.tensor.Lowering(Tensor.of(TestData.values(2 * 2 * 3 * 3, 5), 2, 2, 3, 3), 2, 2, 1, 1, 0, 0);   // K = 8
+            assertThrows(IllegalArgumentException.class, () -> SparseGemm.spmmLowered(c, low, 0f, out));
+            assertEquals(v, out.version(), "spmmLowered into a [2, 4] for a [2, 8] product");
+            Tensor dense = Tensor.zeros(2, 4);
+            int dv = dense.version();
+            assertThrows(IllegalArgumentException.class, () -> Compressed24.pruneCompress(Tensor.of(TestData.values(2 * 8, 6), 2, 8), dense, 1));
+            assertEquals(dv, dense.version(), "pruneCompress with a dense output of another shape");
+        }
+    }
 }

@@ -36,7 +36,7 @@ public final class Blas {
      * Views with unit stride along either axis are used in place.
      */
     public static void gemm(float alpha, Tensor a, Tensor b, float beta, Tensor c) {
-        a.check(); b.check(); c.markModified();
+        a.check(); b.check(); c.check();   // c's version moves once the arguments are checked: a refused call writes nothing
         if (a.dim() != 2 || b.dim() != 2 || c.dim() != 2)
             throw new IllegalArgumentException("wrong rank: gemm needs matrices, got " + Shape.str(a.shape) + ", " + Shape.str(b.shape) + ", " + Shape.str(c.shape));
         int m = a.shape[0], k = a.shape[1], n = b.shape[1];
@@ -59,6 +59,7 @@ public final class Blas {
                 if (ob == null || b.overlaps(c)) { bc = b.copy(); ob = asOp(bc); }
                 Tensor A = ac != null ? ac : a, B = bc != null ? bc : b;
                 checkBounds(A, oa, m, k); checkBounds(B, ob, k, n); checkBounds(c, oc, m, n);
+                c.markModified();
                 if (c.storage.device == Device.CUDA) CudaOps.gemm(oa.trans, ob.trans, m, n, k, alpha, A, oa.ld, B, ob.ld, beta, c, oc.ld);
                 else Native.sgemm(oa.trans, ob.trans, m, n, k, alpha,
                         A.storage.segment().asSlice(A.byteOffset()), oa.ld,
@@ -70,6 +71,7 @@ public final class Blas {
             }
             return;
         }
+        c.markModified();
         // the loop writes c[i, j] before it reads later elements of a and b: an operand in c's memory is read from a copy
         try (Tensor A = a.overlaps(c) ? a.copy() : a.alias(); Tensor B = b.overlaps(c) ? b.copy() : b.alias()) {
             for (int i = 0; i < m; i++)

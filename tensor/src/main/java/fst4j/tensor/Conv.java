@@ -98,13 +98,15 @@ public final class Conv {
      * unit column stride (reused across calls by per-image convolutions: it stays in cache). Returns out.
      */
     public static Tensor im2colInto(Tensor x, int kh, int kw, int sh, int sw, int ph, int pw, Tensor out) {
-        x.check(); out.markModified();
+        x.check(); out.check();   // out's version moves once the arguments are checked: a refused call writes nothing
         Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
         checkMatrix("im2col", out, g.k(), g.nl(), x.dtype);
         if (out.numel() == 0) return out;
+        boolean nat = useNative(x.dtype) && out.dtype == x.dtype;
+        if (nat) checkRows(out, g.k(), g.nl());
+        out.markModified();
         try (Tensor xc = readable(x, out)) {
-            if (useNative(x.dtype) && out.dtype == x.dtype) {
-                checkRows(out, g.k(), g.nl());
+            if (nat) {
                 Native.im2col(xc.data(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
                         out.storage.segment().asSlice(out.byteOffset()), out.strides[0], Blas.threads());
             } else {
@@ -119,7 +121,7 @@ public final class Conv {
      * share memory with dx: it is then read from a copy.
      */
     public static Tensor col2imInto(Tensor cols, Tensor dx, int kh, int kw, int sh, int sw, int ph, int pw) {
-        cols.check(); dx.markModified();
+        cols.check(); dx.check();
         Geom g = Geom.of("col2im", dx.shape, kh, kw, sh, sw, ph, pw);
         checkMatrix("col2im", cols, g.k(), g.nl(), dx.dtype);
         if (!dx.isContiguous()) throw new IllegalArgumentException("col2imInto: dx must be contiguous");
@@ -127,11 +129,12 @@ public final class Conv {
         if (cols.overlaps(dx)) { try (Tensor cc = cols.copy()) { return col2imInto(cc, dx, kh, kw, sh, sw, ph, pw); } }   // see readable
         if (useNative(cols.dtype) && dx.dtype == cols.dtype) {
             checkRows(cols, g.k(), g.nl());
+            dx.markModified();
             Native.col2im(cols.storage.segment().asSlice(cols.byteOffset()), cols.strides[0], g.n, g.c, g.h, g.w, g.kh, g.kw,
                     g.sh, g.sw, g.ph, g.pw, g.ho, g.wo, dx.data(), Blas.threads());
             return dx;
         }
-        dx.fill(0);
+        dx.fill(0);   // counts the write
         for (int n = 0; n < g.n; n++) col2imRaw(cols, (long) n * g.l(), dx, n, g);
         return dx;
     }
@@ -142,7 +145,7 @@ public final class Conv {
      * float32 with unit stride along their rows; beta == 0 overwrites c.
      */
     public static void gemmLowered(float alpha, Tensor a, Lowering low, boolean transposed, float beta, Tensor c) {
-        a.check(); c.markModified();
+        a.check(); c.check();
         int k = transposed ? low.cols() : low.rows(), n = transposed ? low.rows() : low.cols(), m = a.dim() == 2 ? a.shape[0] : -1;
         if (a.dim() != 2 || c.dim() != 2 || a.shape[1] != k || c.shape[0] != m || c.shape[1] != n)
             throw new IllegalArgumentException("shape mismatch: gemmLowered " + Shape.str(a.shape) + " x " + (transposed ? "im2col^T " : "im2col ")
@@ -163,6 +166,7 @@ public final class Conv {
         checkRows(a, m, k);
         checkRows(c, m, n);
         long lda = m > 1 ? a.strides[0] : Math.max(k, 1), ldc = m > 1 ? c.strides[0] : Math.max(n, 1);
+        c.markModified();
         Native.sgemmLowered(transposed, m, alpha, a.storage.segment().asSlice(a.byteOffset()), lda, low.x().data(), low.geometry(),
                 beta, c.storage.segment().asSlice(c.byteOffset()), ldc, Blas.threads());
     }
@@ -174,7 +178,7 @@ public final class Conv {
      * different ones in even and odd rows): this is {@link #gemmLowered} on their kept columns, with no im2col materialised.
      */
     public static void gemmLoweredAt(float alpha, Tensor a, Lowering low, int[] cols, int row0, int rstep, int nrows, float beta, Tensor c) {
-        a.check(); c.markModified();
+        a.check(); c.check();
         if (low.tapMajor()) throw new IllegalArgumentException("gemmLoweredAt takes im2col's row order, not a tap-major lowering");
         int m = a.dim() == 2 ? a.shape[0] : -1, all = low.cols(), rows = low.rows();
         if (a.dim() != 2 || c.dim() != 2 || a.shape[1] != cols.length || c.shape[0] != m || c.shape[1] != nrows)
@@ -199,6 +203,7 @@ public final class Conv {
         if (cols.length > 0) checkRows(a, m, cols.length);   // no columns: a is never read (c = beta * c)
         checkRows(c, m, nrows);
         long lda = m > 1 && cols.length > 0 ? a.strides[0] : Math.max(cols.length, 1), ldc = m > 1 ? c.strides[0] : Math.max(nrows, 1);
+        c.markModified();
         try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
             Native.sgemmLoweredAt(m, alpha, a.storage.segment().asSlice(a.byteOffset()), lda, low.x().data(), low.geometry(),
                     arena.allocateFrom(ValueLayout.JAVA_INT, cols), cols.length, row0, rstep, nrows, beta,
@@ -291,7 +296,7 @@ public final class Conv {
      */
     public static Tensor im2colAtInto(Tensor x, long[] off, int[] pos, int row0, int rstep, int nrows,
                                       int kh, int kw, int sh, int sw, int ph, int pw, Tensor out) {
-        x.check(); out.markModified();
+        x.check(); out.check();
         Geom g = Geom.of("im2colAt", x.shape, kh, kw, sh, sw, ph, pw);
         if (off.length != g.n + 1 || off[0] != 0)
             throw new IllegalArgumentException("im2colAt: off needs " + (g.n + 1) + " entries starting at 0, got " + off.length
@@ -308,9 +313,11 @@ public final class Conv {
         if (out.numel() == 0) return out;
         if (x.storage.device != Device.CPU || out.storage.device != Device.CPU)
             throw new IllegalArgumentException("im2colAt with per-image positions is CPU only, got x on " + x.storage.device + " and out on " + out.storage.device);
+        boolean nat = useNative(x.dtype);
+        if (nat) checkRows(out, nrows, pos.length);
+        out.markModified();
         try (Tensor xc = readable(x, out)) {
-            if (useNative(x.dtype)) {
-                checkRows(out, nrows, pos.length);
+            if (nat) {
                 try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
                     Native.im2colAtCsr(xc.data(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
                             arena.allocateFrom(ValueLayout.JAVA_LONG, off), arena.allocateFrom(ValueLayout.JAVA_INT, pos),
@@ -348,10 +355,11 @@ public final class Conv {
      * example a column slice of a bigger [K, N*L] buffer). Returns out.
      */
     public static Tensor im2col(Tensor x, int n, int kh, int kw, int sh, int sw, int ph, int pw, Tensor out) {
-        x.check(); out.markModified();
+        x.check(); out.check();
         Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
         checkImage(n, g, x);
         checkMatrix("im2col", out, g.k(), g.l(), x.dtype);
+        out.markModified();
         try (Tensor xc = readable(x, out)) {
             im2colRaw(xc, n, g, out, 0);
         }
@@ -363,13 +371,14 @@ public final class Conv {
      * unit column stride) receives the patch of output position positions[j] (= oh*Wo + ow).
      */
     public static Tensor im2colAt(Tensor x, int n, int[] positions, int kh, int kw, int sh, int sw, int ph, int pw, Tensor out) {
-        x.check(); out.markModified();
+        x.check(); out.check();
         Geom g = Geom.of("im2colAt", x.shape, kh, kw, sh, sw, ph, pw);
         checkImage(n, g, x);
         checkMatrix("im2colAt", out, g.k(), positions.length, x.dtype);
         for (int p : positions)
             if (p < 0 || p >= g.l())
                 throw new IllegalArgumentException("im2colAt: position " + p + " out of range [0, " + g.l() + ") for input " + Shape.str(x.shape));
+        out.markModified();
         try (Tensor xc = readable(x, out)) {
             long xBase = xc.offset + n * g.imageSize();
             long ld = out.strides[0];
@@ -413,11 +422,12 @@ public final class Conv {
 
     /** Adds col2im of cols ([K, L], unit column stride) into image n of dx (contiguous [N, C, H, W]). */
     public static void col2imAdd(Tensor cols, Tensor dx, int n, int kh, int kw, int sh, int sw, int ph, int pw) {
-        cols.check(); dx.markModified();
+        cols.check(); dx.check();
         Geom g = Geom.of("col2im", dx.shape, kh, kw, sh, sw, ph, pw);
         checkImage(n, g, dx);
         if (!dx.isContiguous()) throw new IllegalArgumentException("col2imAdd: dx must be contiguous");
         checkMatrix("col2im", cols, g.k(), g.l(), dx.dtype);
+        dx.markModified();
         if (cols.overlaps(dx)) { try (Tensor cc = cols.copy()) { col2imRaw(cc, 0, dx, n, g); } return; }   // see readable
         col2imRaw(cols, 0, dx, n, g);
     }
@@ -751,10 +761,11 @@ public final class Conv {
 
     /** out3[n0+i, co, :] = buf[co, i*L : (i+1)*L] for i < nb (out3 contiguous [N, Cout, L]). */
     public static void scatterImages(Tensor buf, Tensor out3, int n0, int nb) {
-        buf.check(); out3.markModified();
+        buf.check(); out3.check();
         if (out3.dim() != 3 || !out3.isContiguous() || buf.dim() != 2 || buf.strides[1] != 1 || buf.dtype != out3.dtype
                 || buf.shape[0] != out3.shape[1] || buf.shape[1] < (long) nb * out3.shape[2] || n0 < 0 || n0 + nb > out3.shape[0])
             throw new IllegalArgumentException("scatterImages: block " + Shape.str(buf.shape) + " of " + nb + " images at " + n0 + " into " + Shape.str(out3.shape));
+        out3.markModified();
         // a block sharing memory with out3 is read from a copy (the row copies read rows they had written)
         if (buf.overlaps(out3)) { try (Tensor bc = buf.copy()) { scatter(bc, out3, n0, nb, out3.shape[1], out3.shape[2]); } return; }
         scatter(buf, out3, n0, nb, out3.shape[1], out3.shape[2]);
@@ -762,10 +773,11 @@ public final class Conv {
 
     /** buf[co, i*L : (i+1)*L] = dy3[n0+i, co, :] for i < nb (dy3 contiguous [N, Cout, L]). */
     public static void gatherImages(Tensor dy3, Tensor buf, int n0, int nb) {
-        buf.markModified(); dy3.check();
+        buf.check(); dy3.check();
         if (dy3.dim() != 3 || !dy3.isContiguous() || buf.dim() != 2 || buf.strides[1] != 1 || buf.dtype != dy3.dtype
                 || buf.shape[0] != dy3.shape[1] || buf.shape[1] < (long) nb * dy3.shape[2] || n0 < 0 || n0 + nb > dy3.shape[0])
             throw new IllegalArgumentException("gatherImages: " + nb + " images at " + n0 + " of " + Shape.str(dy3.shape) + " into block " + Shape.str(buf.shape));
+        buf.markModified();
         if (dy3.overlaps(buf)) { try (Tensor dc = dy3.copy()) { gather(dc, buf, n0, nb, dy3.shape[1], dy3.shape[2]); } return; }   // as in scatterImages
         gather(dy3, buf, n0, nb, dy3.shape[1], dy3.shape[2]);
     }

@@ -127,13 +127,13 @@ public final class CudaConv24 implements AutoCloseable {
     public void timesLoweredNchw(Lowering low, Tensor out) {
         if (values16 == null) throw new IllegalStateException("CudaConv24 is closed");
         if (channelsFastest) throw new IllegalStateException("CudaConv24: Eq. 2's operand (timesConvTransposed), not Eq. 1's");
-        out.markModified();
         CudaOps.require("CudaConv24.timesLoweredNchw", low.x(), out);
         long[] g = low.geometry();
         if (low.rows() != k || out.dim() != 4 || out.shape[0] != g[0] || out.shape[1] != rows || out.shape[2] != g[10] || out.shape[3] != g[11]
                 || !out.isContiguous() || g[12] != 0)
             throw new IllegalArgumentException("shape mismatch: 2:4 [" + rows + ", " + k + "] x im2col [" + low.rows() + ", " + low.cols() + "] -> "
                     + Shape.str(out.shape) + " (needs a contiguous [" + g[0] + ", " + rows + ", " + g[10] + ", " + g[11] + "])");
+        out.markModified();   // once the arguments are checked: a refused call writes nothing
         if (out.numel() == 0) return;
         int gr = groups(k);
         Native.cudaConvIgemmSparse(CudaOps.ptr(low.x()), g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11],

@@ -201,6 +201,7 @@ public final class CudaOps {
     static boolean addInto(Tensor a, Tensor b) {
         require("addInPlace", a, b);
         if (!a.isContiguous() || a.storage == b.storage || !Arrays.equals(Shape.broadcast(a.shape, b.shape), a.shape)) return false;
+        a.markModified();
         binaryInto(ADD, a.shape, a, b, a);
         return true;
     }
@@ -363,12 +364,12 @@ public final class CudaOps {
      */
     public static void gemmLoweredBf16(Tensor a, Lowering low, boolean transposed, float beta, Tensor c) {
         require("gemmLoweredBf16", a, low.x(), c);
-        c.markModified();
         int rows = low.rows(), cols = low.cols();
         int m = a.dim() == 2 ? a.shape[0] : -1, k = transposed ? cols : rows, n = transposed ? rows : cols;
         if (a.dim() != 2 || a.shape[1] != k || c.dim() != 2 || c.shape[0] != m || c.shape[1] != n || (n > 1 && c.strides[1] != 1))
             throw new IllegalArgumentException("shape mismatch: gemmLoweredBf16 " + Shape.str(a.shape) + " x im2col" + (transposed ? "^T" : "") + " ["
                     + rows + ", " + cols + "] into " + Shape.str(c.shape) + " (c needs unit stride along its rows)");
+        c.markModified();   // once the arguments are checked: a refused call writes nothing
         if (m == 0 || n == 0) return;
         long ldc = m > 1 ? c.strides[0] : Math.max(1, n);
         if (k == 0) {   // an empty sum (no images): c = beta c
@@ -492,12 +493,12 @@ public final class CudaOps {
      */
     public static void weightGradImplicitBf16(Tensor g, Lowering low, float beta, Tensor dw) {
         require("weightGradImplicitBf16", g, low.x(), dw);
-        dw.markModified();
         long[] geo = low.geometry();
         int m = g.dim() == 2 ? g.shape[0] : -1, npix = low.cols(), k = low.rows();
         if (g.dim() != 2 || g.shape[1] != npix || dw.dim() != 2 || dw.shape[0] != m || dw.shape[1] != k || (k > 1 && dw.strides[1] != 1) || geo[12] != 0)
             throw new IllegalArgumentException("shape mismatch: weightGradImplicitBf16 " + Shape.str(g.shape) + " x im2col^T [" + npix + ", " + k
                     + "] into " + Shape.str(dw.shape) + " (dw needs unit stride along its rows; the lowering (c, kh, kw) order)");
+        dw.markModified();
         if (m == 0 || k == 0) return;
         long ldd = m > 1 ? dw.strides[0] : k, splits = Native.cudaConvWgradSplits(m, k, npix, 0);
         try (Block g16 = bf16Padded(g, m, Math.max(1, npix)); Block ws = Block.of(Math.max(4, 4L * splits * m * k))) {
@@ -519,7 +520,6 @@ public final class CudaOps {
      */
     public static void weightGradImplicitFromNchw(Tensor dy, Lowering low, boolean kept, float coeff, int shift, boolean circular, float beta, Tensor dw) {
         require("weightGradImplicitFromNchw", dy, low.x(), dw);
-        dw.markModified();
         long[] geo = low.geometry();
         int m = dy.dim() == 4 ? dy.shape[1] : -1, k = low.rows(), npix = low.cols();
         long plane = dy.dim() == 4 ? (long) dy.shape[2] * dy.shape[3] : 0, half = kept ? (plane + 1) / 2 : plane;
@@ -527,6 +527,7 @@ public final class CudaOps {
                 || (k > 1 && dw.strides[1] != 1) || geo[12] != 0)
             throw new IllegalArgumentException("shape mismatch: weightGradImplicitFromNchw dy " + Shape.str(dy.shape) + (kept ? " (kept half)" : "")
                     + " x the lowering [" + k + ", " + npix + "] into " + Shape.str(dw.shape));
+        dw.markModified();
         if (m == 0 || k == 0) return;
         long ldd = m > 1 ? dw.strides[0] : k, splits = Native.cudaConvWgradSplits(m, k, npix, 0);
         try (Tensor dyc = dy.contiguous(); Block ws = Block.of(Math.max(4, 4L * splits * m * k))) {
@@ -621,13 +622,13 @@ public final class CudaOps {
      */
     public static void convImplicitGemmBf16(Tensor a, Lowering low, Tensor out) {
         require("convImplicitGemmBf16", a, low.x(), out);
-        out.markModified();
         long[] g = low.geometry();
         int k = low.rows(), m = a.dim() == 2 ? a.shape[0] : -1;
         if (a.dim() != 2 || a.shape[1] != k || out.dim() != 4 || out.shape[0] != g[0] || out.shape[1] != m || out.shape[2] != g[10]
                 || out.shape[3] != g[11] || !out.isContiguous() || g[12] != 0)
             throw new IllegalArgumentException("shape mismatch: convImplicitGemmBf16 " + Shape.str(a.shape) + " x im2col [" + k + ", "
                     + low.cols() + "] into " + Shape.str(out.shape) + " (needs a contiguous [" + g[0] + ", " + m + ", " + g[10] + ", " + g[11] + "])");
+        out.markModified();
         if (out.numel() == 0) return;
         if (g[1] % 16 == 0) {
             // channels a multiple of 16: W's K reordered (kh, kw, c) so that the kernel's gather takes one tap per 16 values
@@ -978,6 +979,8 @@ public final class CudaOps {
         // the running statistics are updated in place: they must be the tensors themselves, not copies
         if ((runningMean != null && !runningMean.isContiguous()) || (runningVar != null && !runningVar.isContiguous()))
             throw notYet(op + " with non-contiguous running statistics");
+        if (runningMean != null) runningMean.markModified();   // updated by the kernel
+        if (runningVar != null) runningVar.markModified();
         int n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3];
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, x.shape);
         Tensor mean = Tensor.empty(Device.CUDA, DType.F32, c), invStd = Tensor.empty(Device.CUDA, DType.F32, c);

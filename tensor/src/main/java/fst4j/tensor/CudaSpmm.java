@@ -223,10 +223,10 @@ public final class CudaSpmm implements AutoCloseable {
     public void times(Tensor b, Tensor c) {
         if (a16 == null) throw new IllegalStateException("CudaSpmm is closed");
         CudaOps.require("CudaSpmm.times", b, c);
-        c.markModified();
         if (b.dim() != 2 || c.dim() != 2 || b.shape[0] != k || c.shape[0] != rows || c.shape[1] != b.shape[1])
             throw new IllegalArgumentException("shape mismatch: 2:4 [" + rows + ", " + k + "] x " + Shape.str(b.shape) + " -> " + Shape.str(c.shape));
         if (!c.isContiguous()) throw new IllegalArgumentException("CudaSpmm.times writes a contiguous c, got strides " + java.util.Arrays.toString(c.strides));
+        c.markModified();   // once the arguments are checked: a refused call writes nothing
         int n = b.shape[1];
         if (n == 0) return;
         int nP = pad(n);
@@ -240,11 +240,11 @@ public final class CudaSpmm implements AutoCloseable {
     public void timesLowered(Lowering low, Tensor c) {
         if (a16 == null) throw new IllegalStateException("CudaSpmm is closed");
         CudaOps.require("CudaSpmm.timesLowered", low.x(), c);
-        c.markModified();
         int n = low.cols();
         if (low.rows() != k || c.dim() != 2 || c.shape[0] != rows || c.shape[1] != n)
             throw new IllegalArgumentException("shape mismatch: 2:4 [" + rows + ", " + k + "] x im2col [" + low.rows() + ", " + n + "] -> " + Shape.str(c.shape));
         if (!c.isContiguous()) throw new IllegalArgumentException("CudaSpmm.timesLowered writes a contiguous c, got strides " + java.util.Arrays.toString(c.strides));
+        c.markModified();
         if (n == 0) return;
         int nP = pad(n);
         try (CudaOps.Block b16 = CudaOps.im2colBf16(low, kP, nP)) { multiply(b16, n, c); }
@@ -258,13 +258,13 @@ public final class CudaSpmm implements AutoCloseable {
     public void timesLoweredNchw(Lowering low, Tensor out) {
         if (a16 == null) throw new IllegalStateException("CudaSpmm is closed");
         CudaOps.require("CudaSpmm.timesLoweredNchw", low.x(), out);
-        out.markModified();
         int n = low.cols(), imgs = low.x().size(0);
         if (low.rows() != k || out.dim() != 4 || out.shape[0] != imgs || out.shape[1] != rows || (long) imgs * out.shape[2] * out.shape[3] != n)
             throw new IllegalArgumentException("shape mismatch: 2:4 [" + rows + ", " + k + "] x im2col [" + low.rows() + ", " + n + "] of "
                     + imgs + " images -> " + Shape.str(out.shape));
         if (!out.isContiguous()) throw new IllegalArgumentException("CudaSpmm.timesLoweredNchw writes a contiguous out, got strides "
                 + java.util.Arrays.toString(out.strides));
+        out.markModified();
         if (n == 0) return;
         int nP = pad(n), plane = n / imgs;
         try (CudaOps.Block b16 = CudaOps.im2colBf16(low, kP, nP)) {

@@ -78,7 +78,6 @@ public final class Elementwise {
     public static void zipInto(Tensor out, Tensor a, Tensor b, DoubleBinaryOperator f) {
         out.check(); a.check(); b.check();
         if (out.storage.device != Device.CPU || offCpu(a, b)) throw CudaOps.noLambda("zipInto");
-        out.markModified();
         if (!out.isContiguous()) throw new IllegalArgumentException("output must be contiguous");
         // the loops write out[i] before they read later elements of a and b: an input shifted against out read results
         if (out.overlaps(a) || out.overlaps(b)) {
@@ -90,6 +89,7 @@ public final class Elementwise {
         int[] shape = out.shape;
         if (out.dtype == DType.F32 && a.dtype == DType.F32 && b.dtype == DType.F32 && a.isContiguous() && b.isContiguous()
                 && java.util.Arrays.equals(a.shape, shape) && java.util.Arrays.equals(b.shape, shape)) {
+            out.markModified();   // once the arguments are checked (here, and below once a and b expand to out's shape)
             MemorySegment sa = a.storage.segment(), sb = b.storage.segment(), o = out.storage.segment();
             long n = out.numel(), ba = a.offset, bb = b.offset, bo = out.offset;
             for (long i = 0; i < n; i++)
@@ -97,6 +97,7 @@ public final class Elementwise {
             return;
         }
         try (Tensor ea = a.expand(shape); Tensor eb = b.expand(shape)) {
+            out.markModified();
             int r = shape.length;
             if (r == 0) { out.setAt(out.offset, f.applyAsDouble(ea.getAt(ea.offset), eb.getAt(eb.offset))); return; }
             long n = out.numel();
@@ -152,10 +153,11 @@ public final class Elementwise {
      * writing into a where a is a contiguous CUDA tensor that b does not share storage with, else a + b copied back.
      */
     public static Tensor addInPlace(Tensor a, Tensor b) {
-        a.markModified();
+        a.check();   // a's version moves where it is written, once b is known to fit: a refused call writes nothing
         if (offCpu(a, b) && CudaOps.addInto(a, b)) return a;
         // the C loop writes a on several threads while they read b: a b shifted against a read sums (a += a is fine)
         if (nativeF32(a, b) && (!a.overlaps(b) || a.offset == b.offset)) {
+            a.markModified();
             Native.add(a.data(), b.data(), a.data(), a.numel(), Blas.threads());
             return a;
         }
@@ -163,7 +165,7 @@ public final class Elementwise {
             if (!java.util.Arrays.equals(s.shape, a.shape))
                 throw new IllegalArgumentException("shape mismatch: in-place add of " + Shape.str(b.shape) + " into " + Shape.str(a.shape)
                         + " would change its shape");
-            a.copyFrom(s);
+            a.copyFrom(s);   // counts the write
         }
         return a;
     }

@@ -69,8 +69,6 @@ public final class Norm {
         int c = channels(op, x);
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "beta", beta, c, x);
         checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
-        if (runningMean != null) runningMean.markModified();   // updated below, by the native or device kernels too
-        if (runningVar != null) runningVar.markModified();
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
         long m = (long) n * hw;
         if (m == 0) throw new IllegalArgumentException(op + ": no values per channel in input " + Shape.str(x.shape));
@@ -78,6 +76,9 @@ public final class Norm {
         if (x.storage.device != Device.CPU) {
             return CudaOps.batchNorm2dTrain(x, gamma, beta, runningMean, runningVar, momentum, eps, relu);   // the ReLU in the same pass
         }
+        // updated below, by the native kernel too; once the arguments are checked: a refused call changes no version
+        if (runningMean != null) runningMean.markModified();
+        if (runningVar != null) runningVar.markModified();
         Tensor out = Tensor.empty(x.dtype, x.shape);
         Tensor mean = Tensor.empty(x.dtype, c), invStd = Tensor.empty(x.dtype, c);
         if (useNative(x, gamma, beta, runningMean, runningVar)) {

@@ -298,16 +298,16 @@ public final class Tensor implements AutoCloseable {
      */
     public Tensor copyFrom(Tensor src) {
         check(); src.check();
-        storage.version++;
-        if (sameView(src)) return this;   // onto itself: nothing changes
-        if (storage.device != Device.CPU || src.storage.device != Device.CPU) {
-            // the device copies (a memcpy, a parallel kernel) have no defined result on overlapping memory
-            if (overlaps(src)) { try (Tensor c = src.copy()) { CudaOps.copyInto(this, c); } }
-            else CudaOps.copyInto(this, src);
-            return this;
-        }
-        Tensor s = src.expand(shape);
+        Tensor s = src.expand(shape);   // before the version moves: a src of a shape that does not broadcast writes nothing
         try {
+            storage.version++;
+            if (sameView(src)) return this;   // onto itself: nothing changes
+            if (storage.device != Device.CPU || src.storage.device != Device.CPU) {
+                // the device copies (a memcpy, a parallel kernel) have no defined result on overlapping memory
+                if (overlaps(src)) { try (Tensor c = src.copy()) { CudaOps.copyInto(this, c); } }
+                else CudaOps.copyInto(this, src);
+                return this;
+            }
             if (StridedCopy.tryCopy(this, s)) return this;   // float32 on the shim's threads
             if (dtype == s.dtype && isContiguous() && s.isContiguous()) {
                 // MemorySegment.copy reads overlapping memory as if through a temporary copy

@@ -222,8 +222,8 @@ public final class Tensor implements AutoCloseable {
     public double getDouble(int... idx) { return getAt(index(idx)); }
     public void set(double v, int... idx) {
         long at = index(idx);
+        setAt(at, v);   // refused on a device before it writes: counted after
         storage.version++;
-        setAt(at, v);
     }
 
     /** The single value of a one-element tensor (a CUDA tensor is copied to the host). */
@@ -244,8 +244,8 @@ public final class Tensor implements AutoCloseable {
     public void setFlat(long i, double v) {
         check();
         if (i < 0 || i >= numel()) throw new IndexOutOfBoundsException("flat index " + i + " out of bounds for " + numel() + " elements");
-        storage.version++;
         setAt(storageIndex(i), v);
+        storage.version++;
     }
 
     /** The values in row-major order (a CUDA tensor is copied to the host first). */
@@ -278,8 +278,12 @@ public final class Tensor implements AutoCloseable {
     /** Fills every element (views write through to the shared storage). */
     public Tensor fill(double v) {
         check();
+        if (storage.device != Device.CPU) {
+            CudaOps.fill(this, v);   // refuses a layout it cannot fill before writing: counted after
+            storage.version++;
+            return this;
+        }
         storage.version++;
-        if (storage.device != Device.CPU) { CudaOps.fill(this, v); return this; }
         long n = numel();
         if (isContiguous() && dtype == DType.F32) {
             MemorySegment s = storage.segment();
@@ -300,14 +304,15 @@ public final class Tensor implements AutoCloseable {
         check(); src.check();
         Tensor s = src.expand(shape);   // before the version moves: a src of a shape that does not broadcast writes nothing
         try {
-            storage.version++;
-            if (sameView(src)) return this;   // onto itself: nothing changes
+            if (sameView(src)) { storage.version++; return this; }   // onto itself: nothing changes
             if (storage.device != Device.CPU || src.storage.device != Device.CPU) {
                 // the device copies (a memcpy, a parallel kernel) have no defined result on overlapping memory
                 if (overlaps(src)) { try (Tensor c = src.copy()) { CudaOps.copyInto(this, c); } }
                 else CudaOps.copyInto(this, src);
+                storage.version++;   // after: a layout the device copy refuses writes nothing
                 return this;
             }
+            storage.version++;
             if (StridedCopy.tryCopy(this, s)) return this;   // float32 on the shim's threads
             if (dtype == s.dtype && isContiguous() && s.isContiguous()) {
                 // MemorySegment.copy reads overlapping memory as if through a temporary copy

@@ -56,6 +56,7 @@ public final class GradCheck {
                     double ana = g == null ? 0 : g.getFlat(j);
                     double abs = Math.abs(ana - num);
                     double score = abs / (atol + rtol * Math.abs(num));   // <= 1 passes
+                    if (Double.isNaN(score)) score = Double.POSITIVE_INFINITY;   // a NaN on either side fails (NaN > x is false)
                     maxAbs = Math.max(maxAbs, abs);
                     if (Math.abs(num) > atol) maxRel = Math.max(maxRel, abs / Math.abs(num));
                     if (score > worstScore) { worstScore = score; worstIn = i; worstIdx = j; wa = ana; wn = num; }

@@ -140,6 +140,38 @@ class OpsGradTest {
         }
     }
 
+    /**
+     * A NaN anywhere in the comparison is a failure: a backward that returns NaN for one element, and a function whose
+     * finite differences are NaN (log of negative inputs) while its backward gives numbers. Every NaN comparison is
+     * false, so a worst-score search that only keeps a larger score skipped them and reported "passed".
+     */
+    @Test
+    void gradcheckFailsOnNaN() {
+        try (Scope s = Scope.open()) {
+            final class NaNGrad extends Function {
+                protected Tensor forward(Tensor... in) { return in[0].mul(2.0); }
+                protected Tensor[] backward(Tensor g) {
+                    Tensor d = g.mul(2.0);
+                    d.setFlat(3, Double.NaN);
+                    return grads(d);
+                }
+            }
+            GradCheck.Result r = GradCheck.check(v -> new NaNGrad().apply(v[0]), rand(12, 7));
+            assertFalse(r.passed(), "a NaN gradient passed: " + r);
+            assertEquals(3, r.worstIndex(), r.toString());
+
+            final class NaNEverywhere extends Function {
+                protected Tensor forward(Tensor... in) { return in[0].mul(Double.NaN); }
+                protected Tensor[] backward(Tensor g) { return grads(g.mul(Double.NaN)); }
+            }
+            GradCheck.Result all = GradCheck.check(v -> new NaNEverywhere().apply(v[0]), rand(13, 5));
+            assertFalse(all.passed(), "an all-NaN function passed: " + all);
+
+            GradCheck.Result numericNaN = GradCheck.check(v -> v[0].log(), rand(14, -2.0, -1.0, 4));   // log of negatives: NaN differences
+            assertFalse(numericNaN.passed(), "NaN finite differences passed: " + numericNaN);
+        }
+    }
+
     @Test
     void scalarBackwardNeedsGradientForNonScalar() {
         try (Scope s = Scope.open()) {

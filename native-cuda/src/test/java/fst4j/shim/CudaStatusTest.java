@@ -85,10 +85,23 @@ class CudaStatusTest {
         assertTrue(out.contains("AVAILABLE false"), out);
     }
 
+    /**
+     * A length that is not a multiple of the segment is refused as an invalid argument, before the null pointers are looked
+     * at (a null-pointer refusal would be an IllegalArgumentException too, so the message says which rule caught it). Runs
+     * on a device and in the cuda-emulator execution (native-cuda/pom.xml), where the same argument checks are compiled.
+     */
     @Test
     void theShimReportsBadArgumentsAsInvalidNotAsCrashes() {
         assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA device: " + Cuda.status());
-        assertThrows(IllegalArgumentException.class, () -> Native.cudaShiftGather(java.lang.foreign.MemorySegment.NULL,
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Native.cudaShiftGather(java.lang.foreign.MemorySegment.NULL,
                 java.lang.foreign.MemorySegment.NULL, 1, 10, 3, 1, 0f, false));   // len not a multiple of seg
+        assertTrue(e.getMessage().contains("fst_cuda_shift_gather") && e.getMessage().contains("invalid argument") && e.getMessage().contains("len % seg != 0"),
+                e.getMessage());
+        IllegalArgumentException shift = assertThrows(IllegalArgumentException.class, () -> Native.cudaShiftGather(java.lang.foreign.MemorySegment.NULL,
+                java.lang.foreign.MemorySegment.NULL, 1, 9, 3, 2, 0f, false));   // a shift of 2
+        assertTrue(shift.getMessage().contains("invalid argument") && shift.getMessage().contains("shift != 1"), shift.getMessage());
+        IllegalArgumentException nul = assertThrows(IllegalArgumentException.class, () -> Native.cudaShiftGather(java.lang.foreign.MemorySegment.NULL,
+                java.lang.foreign.MemorySegment.NULL, 1, 9, 3, 1, 0f, false));   // legal sizes: the null pointers are named
+        assertTrue(nul.getMessage().contains("null pointer"), nul.getMessage());
     }
 }

@@ -166,6 +166,137 @@ class Gemm3Test {
         }
     }
 
+    /** Magnitude 2:4 of a row-major [rows, cols] along axis (0: down the columns, 1: along the rows): the 2 largest |v| of each group of 4 (a last group padded), ties to the lower index. */
+    static double[] mag24(double[] v, int rows, int cols, int axis) {
+        double[] out = new double[v.length];
+        int len = axis == 1 ? cols : rows, lines = axis == 1 ? rows : cols;
+        for (int l = 0; l < lines; l++)
+            for (int g = 0; g < len; g += 4) {
+                int best = -1, second = -1;
+                for (int j = g; j < Math.min(g + 4, len); j++) {
+                    double a = Math.abs(v[axis == 1 ? l * cols + j : j * cols + l]);
+                    if (best < 0 || a > Math.abs(v[axis == 1 ? l * cols + best : best * cols + l])) { second = best; best = j; }
+                    else if (second < 0 || a > Math.abs(v[axis == 1 ? l * cols + second : second * cols + l])) second = j;
+                }
+                for (int j : new int[]{best, second}) if (j >= 0) { int i = axis == 1 ? l * cols + j : j * cols + l; out[i] = v[i]; }
+            }
+        return out;
+    }
+
+    /** meProp's selection of a [rows, cols]: per column, the ceil(rows / 2) largest |v|, ties to the lower row. */
+    static double[] topHalfPerColumn(double[] v, int rows, int cols) {
+        double[] out = new double[v.length];
+        for (int c = 0; c < cols; c++) {
+            Integer[] idx = new Integer[rows];
+            for (int i = 0; i < rows; i++) idx[i] = i;
+            final int col = c;
+            java.util.Arrays.sort(idx, (p, q) -> { int d = Double.compare(Math.abs(v[q * cols + col]), Math.abs(v[p * cols + col])); return d != 0 ? d : Integer.compare(p, q); });
+            for (int t = 0; t < (rows + 1) / 2; t++) out[idx[t] * cols + c] = v[idx[t] * cols + c];
+        }
+        return out;
+    }
+
+    /** v where the rule keeps it, 0 elsewhere (a stateful rule of the sparse module, in a fresh instance). */
+    static double[] keptBy(fst4j.sparse.Sparsifier rule, double[] v, int rows, int cols) {
+        float[] f = new float[v.length];
+        for (int i = 0; i < v.length; i++) f[i] = (float) v[i];
+        double[] k = rule.mask(Tensor.of(f, rows, cols)).toDoubleArray(), out = v.clone();
+        for (int i = 0; i < v.length; i++) if (k[i] == 0) out[i] = 0;
+        return out;
+    }
+
+    /**
+     * Every method's Eq. 1-3 node on a linear layer against the method's definition (SparseConfig's Javadoc, fst-method.md,
+     * Table 1) written out here in float64, independently of SparseConfig's table of slots: which operand each method prunes,
+     * along which axis, Eq. 2's W^T from W or from S(W), Eq. 3's fixed mask (the even positions of the segment, here the
+     * batch) and shift. Magnitude 2:4 and meProp's top half are loops here; only TSM's transposable mask and the authors'
+     * random patterns come from the sparse module (fresh instances, stepped once as the node's are). Sizes that are not
+     * multiples of 4 (Cout 6, K 10, a batch of 7): padded groups and the segment's end are in. The smoke test below only asks
+     * for finite, non-zero gradients, which a slot on the wrong operand or axis also gives.
+     */
+    @ParameterizedTest
+    @EnumSource(SparseConfig.Method.class)
+    void everyMethodsLinearNodeEqualsItsDefinitionInFloat64(SparseConfig.Method m) {
+        int n = 7, in = 10, out = 6;
+        long seed = 9;
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(40 + m.ordinal());
+            Tensor xt = r.normal(0, 1, n, in), wt = r.normal(0, 1, out, in), gt = r.normal(0, 1, n, out);
+            Var x = Var.param(xt.copy()), w = Var.param(wt.copy());
+            Var y = Layers.linear(new Gemm3(m.config(seed)), x, w, null);
+            y.backward(gt);
+
+            // paper orientation: W [Cout, K], X [K, cols], dY [Cout, cols]
+            double[] W = wt.toDoubleArray(), X = xt.t().contiguous().toDoubleArray(), dY = gt.t().contiguous().toDoubleArray();
+            boolean prunesW = !java.util.List.of(SparseConfig.Method.DENSE, SparseConfig.Method.MEPROP, SparseConfig.Method.ASP,
+                    SparseConfig.Method.RESPROP).contains(m);
+            double[] sw = m == SparseConfig.Method.TSM ? keptBy(new fst4j.sparse.Transposable24(40), W, out, in)
+                    : prunesW ? mag24(W, out, in, 1) : W;
+            // Eq. 2's left operand: S(W^T) along Cout from W (WG, WX, FST2, FST3, FST3_IR, the patterns), from S(W) (the
+            // authors' code), S(W) itself (TSM: its mask is 2:4 both ways), else W
+            double[] wEq2 = switch (m) {
+                case WG, WX, FST2, FST3, FST3_IR, FST3_IR_PATTERNS -> mag24(W, out, in, 0);
+                case FST_CODE -> mag24(sw, out, in, 0);
+                case TSM -> sw;
+                default -> W;
+            };
+            double[] g2 = switch (m) {
+                case GG, GX -> mag24(dY, out, n, 0);
+                case MEPROP -> topHalfPerColumn(dY, out, n);
+                default -> dY;
+            };
+            double[] g3 = switch (m) {
+                case WG, GG -> mag24(dY, out, n, 1);
+                case MEPROP -> topHalfPerColumn(dY, out, n);
+                default -> dY;
+            };
+            // Information Restoration within the segment: the paper's G[j] = dY[j] + dY[j + 1]; the authors' 0.03 roll by one
+            float coeff = m == SparseConfig.Method.FST_CODE ? 0.03f : 1f;
+            int dir = m == SparseConfig.Method.FST_CODE ? -1 : 1;
+            boolean circular = m == SparseConfig.Method.FST_CODE, ir = java.util.List.of(SparseConfig.Method.FST3_IR, SparseConfig.Method.FST_CODE,
+                    SparseConfig.Method.FST3_IR_PATTERNS).contains(m);
+            if (ir) {
+                double[] sh = new double[g3.length];
+                for (int o = 0; o < out; o++)
+                    for (int j = 0; j < n; j++) {
+                        int nb = j + dir;
+                        double add = nb >= 0 && nb < n ? g3[o * n + nb] : circular ? g3[o * n + Math.floorMod(nb, n)] : 0;
+                        sh[o * n + j] = g3[o * n + j] + (double) coeff * add;
+                    }
+                g3 = sh;
+            }
+            double[] xs = switch (m) {
+                case WX, GX -> mag24(X, in, n, 1);
+                case FST3, FST3_IR -> {   // Eq. 7: the even positions
+                    double[] e = X.clone();
+                    for (int k = 0; k < in; k++) for (int j = 1; j < n; j += 2) e[k * n + j] = 0;
+                    yield e;
+                }
+                case FST_CODE, FST3_IR_PATTERNS -> keptBy(new fst4j.sparse.AuthorsFixed24(1, seed), X, in, n);
+                default -> X;
+            };
+            double[] yv = y.value().toDoubleArray(), dx = x.grad().toDoubleArray(), dw = w.grad().toDoubleArray();
+            for (int j = 0; j < n; j++)
+                for (int o = 0; o < out; o++) {
+                    double want = 0, mag = 0;
+                    for (int k = 0; k < in; k++) { want += sw[o * in + k] * X[k * n + j]; mag += Math.abs(sw[o * in + k] * X[k * n + j]); }
+                    assertEquals(want, yv[j * out + o], 1e-5 * (1 + mag), m + " Eq. 1 at " + j + "," + o);
+                }
+            for (int j = 0; j < n; j++)
+                for (int k = 0; k < in; k++) {
+                    double want = 0, mag = 0;
+                    for (int o = 0; o < out; o++) { want += wEq2[o * in + k] * g2[o * n + j]; mag += Math.abs(wEq2[o * in + k] * g2[o * n + j]); }
+                    assertEquals(want, dx[j * in + k], 1e-5 * (1 + mag), m + " Eq. 2 at " + j + "," + k);
+                }
+            for (int o = 0; o < out; o++)
+                for (int k = 0; k < in; k++) {
+                    double want = 0, mag = 0;
+                    for (int j = 0; j < n; j++) { want += g3[o * n + j] * xs[k * n + j]; mag += Math.abs(g3[o * n + j] * xs[k * n + j]); }
+                    assertEquals(want, dw[o * in + k], 1e-5 * (1 + mag), m + " Eq. 3 at " + o + "," + k);
+                }
+        }
+    }
+
     /**
      * MEPROP (Table 3's meProp): dense W forward; in both Eq. 2 and Eq. 3 the output gradient keeps, per sample, the
      * larger half of its entries by magnitude (ties to the lower index), checked against float64 sums.

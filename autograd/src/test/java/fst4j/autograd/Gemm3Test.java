@@ -214,6 +214,72 @@ class Gemm3Test {
      * multiples of 4 (Cout 6, K 10, a batch of 7): padded groups and the segment's end are in. The smoke test below only asks
      * for finite, non-zero gradients, which a slot on the wrong operand or axis also gives.
      */
+    /** A method's operands of Eq. 1-3 in the paper's orientation, as its definition prunes them (see the test below). */
+    record Defined(double[] sw, double[] wEq2, double[] g2, double[] g3, double[] xs) {}
+
+    /**
+     * W [Cout, K], X [K, cols], dY [Cout, cols] pruned as method m defines: S_w(W) for Eq. 1; Eq. 2's W^T operand (kept
+     * [Cout, K]) and dY; Eq. 3's G (IR applied per segment of cols) and X. The fixed mask keeps the even positions of each
+     * segment; the authors' patterns and TSM's mask come from fresh instances of the sparse module's rules (seed).
+     */
+    static Defined defined(SparseConfig.Method m, long seed, double[] W, double[] X, double[] dY, int out, int k, int cols, int segment) {
+        boolean prunesW = !java.util.List.of(SparseConfig.Method.DENSE, SparseConfig.Method.MEPROP, SparseConfig.Method.ASP,
+                SparseConfig.Method.RESPROP).contains(m);
+        double[] sw = m == SparseConfig.Method.TSM ? keptBy(new fst4j.sparse.Transposable24(40), W, out, k) : prunesW ? mag24(W, out, k, 1) : W;
+        // Eq. 2's left operand: S(W^T) along Cout from W (WG, WX, FST2, FST3, FST3_IR, the patterns), from S(W) (the
+        // authors' code), S(W) itself (TSM: its mask is 2:4 both ways), else W
+        double[] wEq2 = switch (m) {
+            case WG, WX, FST2, FST3, FST3_IR, FST3_IR_PATTERNS -> mag24(W, out, k, 0);
+            case FST_CODE -> mag24(sw, out, k, 0);
+            case TSM -> sw;
+            default -> W;
+        };
+        double[] g2 = switch (m) {
+            case GG, GX -> mag24(dY, out, cols, 0);
+            case MEPROP -> topHalfPerColumn(dY, out, cols);
+            default -> dY;
+        };
+        double[] g3 = switch (m) {
+            case WG, GG -> mag24(dY, out, cols, 1);
+            case MEPROP -> topHalfPerColumn(dY, out, cols);
+            default -> dY;
+        };
+        // Information Restoration within each segment: the paper's G[j] = dY[j] + dY[j + 1]; the authors' 0.03 roll by one
+        if (java.util.List.of(SparseConfig.Method.FST3_IR, SparseConfig.Method.FST_CODE, SparseConfig.Method.FST3_IR_PATTERNS).contains(m)) {
+            boolean authors = m == SparseConfig.Method.FST_CODE;
+            double coeff = authors ? 0.03f : 1;
+            int dir = authors ? -1 : 1;
+            double[] sh = new double[g3.length];
+            for (int o = 0; o < out; o++)
+                for (int j = 0; j < cols; j++) {
+                    int base = j / segment * segment, nb = j % segment + dir;
+                    double add = nb >= 0 && nb < segment ? g3[o * cols + base + nb] : authors ? g3[o * cols + base + Math.floorMod(nb, segment)] : 0;
+                    sh[o * cols + j] = g3[o * cols + j] + coeff * add;
+                }
+            g3 = sh;
+        }
+        double[] xs = switch (m) {
+            case WX, GX -> mag24(X, k, cols, 1);
+            case FST3, FST3_IR -> {   // Eq. 7: the even positions of each segment
+                double[] e = X.clone();
+                for (int q = 0; q < k; q++) for (int j = 0; j < cols; j++) if (j % segment % 2 == 1) e[q * cols + j] = 0;
+                yield e;
+            }
+            case FST_CODE, FST3_IR_PATTERNS -> keptBy(new fst4j.sparse.AuthorsFixed24(1, seed), X, k, cols);
+            default -> X;
+        };
+        return new Defined(sw, wEq2, g2, g3, xs);
+    }
+
+    /**
+     * Every method's Eq. 1-3 node on a linear layer against the method's definition (SparseConfig's Javadoc, fst-method.md,
+     * Table 1) written out here in float64, independently of SparseConfig's table of slots: which operand each method prunes,
+     * along which axis, Eq. 2's W^T from W or from S(W), Eq. 3's fixed mask (the even positions of the segment, here the
+     * batch) and shift. Magnitude 2:4 and meProp's top half are loops here; only TSM's transposable mask and the authors'
+     * random patterns come from the sparse module (fresh instances, stepped once as the node's are). Sizes that are not
+     * multiples of 4 (Cout 6, K 10, a batch of 7): padded groups and the segment's end are in. The smoke test below only asks
+     * for finite, non-zero gradients, which a slot on the wrong operand or axis also gives.
+     */
     @ParameterizedTest
     @EnumSource(SparseConfig.Method.class)
     void everyMethodsLinearNodeEqualsItsDefinitionInFloat64(SparseConfig.Method m) {
@@ -225,75 +291,84 @@ class Gemm3Test {
             Var x = Var.param(xt.copy()), w = Var.param(wt.copy());
             Var y = Layers.linear(new Gemm3(m.config(seed)), x, w, null);
             y.backward(gt);
-
-            // paper orientation: W [Cout, K], X [K, cols], dY [Cout, cols]
-            double[] W = wt.toDoubleArray(), X = xt.t().contiguous().toDoubleArray(), dY = gt.t().contiguous().toDoubleArray();
-            boolean prunesW = !java.util.List.of(SparseConfig.Method.DENSE, SparseConfig.Method.MEPROP, SparseConfig.Method.ASP,
-                    SparseConfig.Method.RESPROP).contains(m);
-            double[] sw = m == SparseConfig.Method.TSM ? keptBy(new fst4j.sparse.Transposable24(40), W, out, in)
-                    : prunesW ? mag24(W, out, in, 1) : W;
-            // Eq. 2's left operand: S(W^T) along Cout from W (WG, WX, FST2, FST3, FST3_IR, the patterns), from S(W) (the
-            // authors' code), S(W) itself (TSM: its mask is 2:4 both ways), else W
-            double[] wEq2 = switch (m) {
-                case WG, WX, FST2, FST3, FST3_IR, FST3_IR_PATTERNS -> mag24(W, out, in, 0);
-                case FST_CODE -> mag24(sw, out, in, 0);
-                case TSM -> sw;
-                default -> W;
-            };
-            double[] g2 = switch (m) {
-                case GG, GX -> mag24(dY, out, n, 0);
-                case MEPROP -> topHalfPerColumn(dY, out, n);
-                default -> dY;
-            };
-            double[] g3 = switch (m) {
-                case WG, GG -> mag24(dY, out, n, 1);
-                case MEPROP -> topHalfPerColumn(dY, out, n);
-                default -> dY;
-            };
-            // Information Restoration within the segment: the paper's G[j] = dY[j] + dY[j + 1]; the authors' 0.03 roll by one
-            float coeff = m == SparseConfig.Method.FST_CODE ? 0.03f : 1f;
-            int dir = m == SparseConfig.Method.FST_CODE ? -1 : 1;
-            boolean circular = m == SparseConfig.Method.FST_CODE, ir = java.util.List.of(SparseConfig.Method.FST3_IR, SparseConfig.Method.FST_CODE,
-                    SparseConfig.Method.FST3_IR_PATTERNS).contains(m);
-            if (ir) {
-                double[] sh = new double[g3.length];
-                for (int o = 0; o < out; o++)
-                    for (int j = 0; j < n; j++) {
-                        int nb = j + dir;
-                        double add = nb >= 0 && nb < n ? g3[o * n + nb] : circular ? g3[o * n + Math.floorMod(nb, n)] : 0;
-                        sh[o * n + j] = g3[o * n + j] + (double) coeff * add;
-                    }
-                g3 = sh;
-            }
-            double[] xs = switch (m) {
-                case WX, GX -> mag24(X, in, n, 1);
-                case FST3, FST3_IR -> {   // Eq. 7: the even positions
-                    double[] e = X.clone();
-                    for (int k = 0; k < in; k++) for (int j = 1; j < n; j += 2) e[k * n + j] = 0;
-                    yield e;
-                }
-                case FST_CODE, FST3_IR_PATTERNS -> keptBy(new fst4j.sparse.AuthorsFixed24(1, seed), X, in, n);
-                default -> X;
-            };
+            double[] X = xt.t().contiguous().toDoubleArray();
+            Defined d = defined(m, seed, wt.toDoubleArray(), X, gt.t().contiguous().toDoubleArray(), out, in, n, n);   // a linear layer's segment: the batch
             double[] yv = y.value().toDoubleArray(), dx = x.grad().toDoubleArray(), dw = w.grad().toDoubleArray();
             for (int j = 0; j < n; j++)
                 for (int o = 0; o < out; o++) {
                     double want = 0, mag = 0;
-                    for (int k = 0; k < in; k++) { want += sw[o * in + k] * X[k * n + j]; mag += Math.abs(sw[o * in + k] * X[k * n + j]); }
+                    for (int k = 0; k < in; k++) { want += d.sw()[o * in + k] * X[k * n + j]; mag += Math.abs(d.sw()[o * in + k] * X[k * n + j]); }
                     assertEquals(want, yv[j * out + o], 1e-5 * (1 + mag), m + " Eq. 1 at " + j + "," + o);
                 }
             for (int j = 0; j < n; j++)
                 for (int k = 0; k < in; k++) {
                     double want = 0, mag = 0;
-                    for (int o = 0; o < out; o++) { want += wEq2[o * in + k] * g2[o * n + j]; mag += Math.abs(wEq2[o * in + k] * g2[o * n + j]); }
+                    for (int o = 0; o < out; o++) { want += d.wEq2()[o * in + k] * d.g2()[o * n + j]; mag += Math.abs(d.wEq2()[o * in + k] * d.g2()[o * n + j]); }
                     assertEquals(want, dx[j * in + k], 1e-5 * (1 + mag), m + " Eq. 2 at " + j + "," + k);
                 }
-            for (int o = 0; o < out; o++)
-                for (int k = 0; k < in; k++) {
-                    double want = 0, mag = 0;
-                    for (int j = 0; j < n; j++) { want += g3[o * n + j] * xs[k * n + j]; mag += Math.abs(g3[o * n + j] * xs[k * n + j]); }
-                    assertEquals(want, dw[o * in + k], 1e-5 * (1 + mag), m + " Eq. 3 at " + o + "," + k);
-                }
+            assertEq3(d, dw, out, in, n, m + " Eq. 3");
+        }
+    }
+
+    private static void assertEq3(Defined d, double[] dw, int out, int k, int cols, String what) {
+        for (int o = 0; o < out; o++)
+            for (int q = 0; q < k; q++) {
+                double want = 0, mag = 0;
+                for (int j = 0; j < cols; j++) { want += d.g3()[o * cols + j] * d.xs()[q * cols + j]; mag += Math.abs(d.g3()[o * cols + j] * d.xs()[q * cols + j]); }
+                assertEquals(want, dw[o * k + q], 1e-5 * (1 + mag), what + " at " + o + "," + q);
+            }
+    }
+
+    /**
+     * The same definitions on a convolution (the whole-batch path and the default blocked one), Eq. 2 folded back by a
+     * col2im written out here: 2 images of 5x5 (an odd plane, so the per-image even positions are not the batch's), K = 27,
+     * Cout 6; the segment of the fixed mask and of the shift is each image's plane.
+     */
+    @ParameterizedTest
+    @EnumSource(SparseConfig.Method.class)
+    void everyMethodsConvolutionEqualsItsDefinitionInFloat64(SparseConfig.Method m) {
+        int n = 2, cin = 3, h = 5, wd = 5, cout = 6, k = 3, pad = 1, K = cin * k * k, L = h * wd, cols = n * L;
+        long seed = 11;
+        for (boolean blocked : new boolean[]{false, true}) {
+            boolean before = Layers.blocked;
+            Layers.blocked = blocked;
+            if (blocked) assertTrue(Layers.imagesPerBlock(n, K, L) > 0, "the geometry must take the blocked path");
+            try (Scope s = Scope.open()) {
+                Rng r = new Rng(60 + m.ordinal());
+                Tensor xt = r.normal(0, 1, n, cin, h, wd), wt = r.normal(0, 1, cout, cin, k, k), gt = r.normal(0, 1, n, cout, h, wd);
+                Var x = Var.param(xt.copy()), w = Var.param(wt.copy());
+                Var y = Layers.conv2d(new Gemm3(m.config(seed)), x, w, null, 1, pad);
+                y.backward(gt);
+                double[] xv = xt.toDoubleArray(), gv = gt.toDoubleArray(), X = new double[K * cols], dY = new double[cout * cols];
+                for (int b = 0; b < n; b++)   // im2col: X[(c, i, j)][b * L + p]
+                    for (int c = 0; c < cin; c++) for (int i = 0; i < k; i++) for (int j = 0; j < k; j++)
+                        for (int p = 0; p < L; p++) {
+                            int ih = p / wd - pad + i, iw = p % wd - pad + j;
+                            if (ih >= 0 && ih < h && iw >= 0 && iw < wd) X[((c * k + i) * k + j) * cols + b * L + p] = xv[((b * cin + c) * h + ih) * wd + iw];
+                        }
+                for (int b = 0; b < n; b++) for (int o = 0; o < cout; o++) for (int p = 0; p < L; p++) dY[o * cols + b * L + p] = gv[(b * cout + o) * L + p];
+                Defined d = defined(m, seed, wt.toDoubleArray(), X, dY, cout, K, cols, L);
+                String what = m + (blocked ? " blocked" : " whole batch");
+                double[] yv = y.value().toDoubleArray(), dx = x.grad().toDoubleArray(), dw = w.grad().toDoubleArray();
+                for (int o = 0; o < cout; o++)
+                    for (int j = 0; j < cols; j++) {
+                        double want = 0, mag = 0;
+                        for (int q = 0; q < K; q++) { want += d.sw()[o * K + q] * X[q * cols + j]; mag += Math.abs(d.sw()[o * K + q] * X[q * cols + j]); }
+                        assertEquals(want, yv[((j / L) * cout + o) * L + j % L], 1e-5 * (1 + mag), what + " Eq. 1 at " + o + "," + j);
+                    }
+                double[] dxWant = new double[xv.length], dxMag = new double[xv.length];
+                for (int q = 0; q < K; q++)
+                    for (int j = 0; j < cols; j++) {
+                        double acc = 0, mag = 0;
+                        for (int o = 0; o < cout; o++) { acc += d.wEq2()[o * K + q] * d.g2()[o * cols + j]; mag += Math.abs(d.wEq2()[o * K + q] * d.g2()[o * cols + j]); }
+                        int b = j / L, p = j % L, c = q / (k * k), i = q / k % k, jj = q % k, ih = p / wd - pad + i, iw = p % wd - pad + jj;
+                        if (ih >= 0 && ih < h && iw >= 0 && iw < wd) { dxWant[((b * cin + c) * h + ih) * wd + iw] += acc; dxMag[((b * cin + c) * h + ih) * wd + iw] += mag; }
+                    }
+                for (int e = 0; e < dx.length; e++) assertEquals(dxWant[e], dx[e], 1e-5 * (1 + dxMag[e]), what + " Eq. 2 at " + e);
+                assertEq3(d, dw, cout, K, cols, what + " Eq. 3");
+            } finally {
+                Layers.blocked = before;
+            }
         }
     }
 

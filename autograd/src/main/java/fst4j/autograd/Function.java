@@ -81,7 +81,7 @@ public abstract class Function {
 
     /** Applies this function to the inputs, recording a graph node when any input requires a gradient. */
     public final Var apply(Var... in) {
-        if (inputs != null) throw new IllegalStateException(getClass().getSimpleName() + " instance already applied; create a new one per call");
+        if (inputs != null || released) throw new IllegalStateException(getClass().getSimpleName() + " instance already applied; create a new one per call");
         Tensor[] values = new Tensor[in.length];
         boolean record = false;
         for (int i = 0; i < in.length; i++) {
@@ -98,6 +98,11 @@ public abstract class Function {
             long t0 = Profile.start();
             out = forward(values);
             if (!profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0);
+        } catch (RuntimeException | Error e) {
+            // no node is made to free what forward saved or retained before it failed: those aliases kept their inputs'
+            // memory for good (a linear layer whose custom 2:4 rule broke its claim held x and W after both were closed)
+            try { release(); } catch (RuntimeException r) { e.addSuppressed(r); }
+            throw e;
         } finally {
             Profile.exit(prevLabel);
         }

@@ -1,5 +1,6 @@
 package fst4j.autograd;
 
+import fst4j.tensor.Memory;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
 import org.junit.jupiter.api.Test;
@@ -11,7 +12,7 @@ import static org.junit.jupiter.api.Assertions.*;
 /**
  * A backward that fails half way frees the nodes it had not reached (their retained resources too, which no Scope
  * frees: CUDA max-pool indices), unless the graph is kept on purpose; Var.freeGraph does the same for a graph never
- * differentiated.
+ * differentiated. A forward that fails frees what it had saved and retained.
  */
 class BackwardFailureTest {
     /** Identity that holds one resource for backward. */
@@ -63,5 +64,26 @@ class BackwardFailureTest {
             y.freeGraph();   // twice: nothing left to do
             assertThrows(IllegalStateException.class, y::backward, "a freed graph cannot be differentiated");
         }
+    }
+
+    @Test
+    void aFailedForwardFreesWhatItSavedAndRetained() {
+        long before = Memory.bytesInUse();
+        AtomicInteger open = new AtomicInteger();
+        try (Var x = Var.param(Tensor.of(new float[]{1, 2}, 2))) {   // no scope: nothing else would free the saved alias
+            Function f = new Function() {
+                @Override protected Tensor forward(Tensor... in) {
+                    save(in[0]);
+                    open.incrementAndGet();
+                    retain(open::decrementAndGet);
+                    throw new IllegalArgumentException("bad input");
+                }
+                @Override protected Tensor[] backward(Tensor g) { return grads(g.alias()); }
+            };
+            assertThrows(IllegalArgumentException.class, () -> f.apply(x));
+            assertEquals(0, open.get(), "the retained resource is closed");
+            assertThrows(IllegalStateException.class, () -> f.apply(x), "a failed instance is not applied again");
+        }
+        assertEquals(before, Memory.bytesInUse(), "x's memory is freed with x: the saved alias went with the failure");
     }
 }

@@ -17,7 +17,8 @@ import java.util.List;
  * }
  * Var y = new Square().apply(x);
  * }</pre>
- * Gradients may have the broadcast (output-side) shape; the engine sums them down to each input's shape.
+ * Gradients may have the broadcast (output-side) shape; the engine sums them down to each input's shape. forward may
+ * return one of its inputs (or a tensor it saved) as it is: the output then holds its own reference to it.
  * Return null for an input that needs no gradient ({@link #needsGrad(int)} tells which do).
  */
 public abstract class Function {
@@ -106,6 +107,10 @@ public abstract class Function {
         } finally {
             Profile.exit(prevLabel);
         }
+        // an output that is an input's tensor or a saved one would be closed with that input's Var (closing y = f(x)
+        // closed x) or with this node's saved tensors after backward: the output Var gets its own reference
+        for (Tensor v : values) if (out == v) { out = out.alias(); break; }
+        for (Tensor t : saved) if (out == t) { out = out.alias(); break; }
         if (!record) {
             release();
             return new Var(out, false, null);

@@ -141,7 +141,11 @@ public abstract class Function {
 
     final boolean isReleased() { return released; }
 
-    public String name() { return getClass().getSimpleName(); }
+    /** The class's simple name; an anonymous Function's has none, so its binary name ("MyTest$1") stands in. */
+    public String name() {
+        String n = getClass().getSimpleName();
+        return n.isEmpty() ? getClass().getName() : n;
+    }
 
     /**
      * What {@link Profile} books this function's forward and backward time under when booking by operation: by default

@@ -157,14 +157,24 @@ public final class Var implements AutoCloseable {
 
     /** fn's input gradients: summed down to each input's shape, into leaves' .grad, or pending for the inner nodes. */
     private static void passOn(Function fn, Tensor[] gin, Map<Var, Tensor> pending) {
-        if (gin.length != fn.inputs.length)
-            throw new IllegalStateException(fn.name() + ".backward returned " + gin.length + " gradients for " + fn.inputs.length + " inputs");
+        // a Function of one's own gets these wrong first: said here with its name (a null array was a NullPointerException)
+        if (gin == null || gin.length != fn.inputs.length) {
+            closeFrom(gin, 0);
+            throw new IllegalStateException(fn.name() + ".backward returned " + (gin == null ? "null" : gin.length + " gradients") + " for "
+                    + fn.inputs.length + " inputs; return one per input, null for an input that needs none");
+        }
         for (int i = 0; i < gin.length; i++) {
             Var in = fn.inputs[i];
             Tensor gi = gin[i];
             if (gi == null) continue;
             if (!in.requiresGrad) { gi.close(); continue; }
-            Tensor fitted = sumToShape(gi, in.value.shape());
+            Tensor fitted;
+            try {
+                fitted = sumToShape(gi, in.value.shape());
+            } catch (IllegalStateException e) {
+                closeFrom(gin, i);
+                throw new IllegalStateException(fn.name() + ".backward, input " + i + ": " + e.getMessage(), e);
+            }
             if (fitted != gi) gi.close();
             if (in.gradFn == null) {
                 accumulate(in, fitted, true);
@@ -183,6 +193,10 @@ public final class Var implements AutoCloseable {
                 }
             }
         }
+    }
+
+    private static void closeFrom(Tensor[] gin, int from) {
+        if (gin != null) for (int i = from; i < gin.length; i++) if (gin[i] != null) gin[i].close();
     }
 
     /**

@@ -8,14 +8,18 @@ import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /**
- * Compares the analytic gradients of f with central finite differences, all in float64 (inputs are
- * converted). f may return any shape: the scalar checked is sum(f(x) * r) for a fixed random r, so every
+ * Compares the analytic gradients of f with central finite differences, all in float64 (f gets float64 copies of the
+ * inputs, which are left as they are). f may return any shape: the scalar checked is sum(f(x) * r) for a fixed random r, so every
  * output element's gradient path is exercised.
  */
 public final class GradCheck {
     private GradCheck() {}
 
-    /** maxError is max |analytic - numeric| / (atol/rtol + |numeric|) scaled so that passing means <= 1. */
+    /**
+     * maxAbsError: the largest |analytic - numeric| over every input element; maxRelError: the largest |analytic - numeric|
+     * / |numeric| where |numeric| > atol. The worst element (input, flat index, both values) is the one furthest past
+     * |analytic - numeric| <= atol + rtol * |numeric|, which every element must meet to pass.
+     */
     public record Result(double maxAbsError, double maxRelError, int worstInput, long worstIndex,
                          double analytic, double numeric, boolean passed) {
         @Override
@@ -33,7 +37,10 @@ public final class GradCheck {
     public static Result check(Fn f, double eps, double atol, double rtol, Tensor... inputs) {
         try (Scope scope = Scope.open()) {
             Var[] vars = new Var[inputs.length];
-            for (int i = 0; i < inputs.length; i++) vars[i] = Var.param(inputs[i].to(DType.F64).contiguous());
+            // copies, also of float64 inputs (to(F64) aliased them): the differences perturb each element in place, which
+            // moved the caller's tensor's version and left it perturbed where f threw half way
+            for (int i = 0; i < inputs.length; i++)
+                vars[i] = Var.param(Tensor.empty(inputs[i].device(), DType.F64, inputs[i].shape()).copyFrom(inputs[i]));
             Var out = f.apply(vars);
             Tensor r = projection(out.value().shape());
             if (!out.requiresGrad()) throw new IllegalArgumentException("gradcheck: output does not depend on any input");

@@ -160,8 +160,21 @@ public final class SGD implements AutoCloseable {
     /** Momentum buffers by parameter index, for checkpoints (null where none yet). */
     public Tensor momentumBuffer(int paramIndex) { return buffers.get(params.get(paramIndex)); }
 
-    /** Restores a momentum buffer (copied) and the step count, for exact resume. */
+    /**
+     * Restores the momentum buffers (copied; by parameter index, as {@link #momentumBuffer}) and the step count, for exact
+     * resume. Every index and shape is checked before anything changes.
+     */
     public void restore(long steps, Map<Integer, Tensor> momentumBuffers) {
+        if (steps < 0) throw new IllegalArgumentException("step count must be >= 0, got " + steps);
+        // a buffer of another shape was taken as it was, and the native update then ran the parameter's length over it
+        for (Map.Entry<Integer, Tensor> e : momentumBuffers.entrySet()) {
+            int i = e.getKey();
+            if (i < 0 || i >= params.size())
+                throw new IllegalArgumentException("momentum buffer " + i + " has no parameter: this SGD has " + params.size());
+            int[] want = params.get(i).shape(), got = e.getValue().check().shape();
+            if (!java.util.Arrays.equals(want, got))
+                throw new IllegalArgumentException("momentum buffer " + i + " has shape " + fst4j.tensor.Shape.str(got) + ", its parameter " + fst4j.tensor.Shape.str(want));
+        }
         this.steps = steps;
         buffers.values().forEach(Tensor::close);
         buffers.clear();

@@ -6,6 +6,7 @@ import fst4j.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
+import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -48,6 +49,23 @@ class SGDMisuseTest {
                 assertEquals(0.1, opt.lr());
                 opt.setLr(0);
                 assertEquals(0, opt.lr());
+            }
+        }
+    }
+
+    @Test
+    void restoringABufferOfAnotherShapeOrIndexIsRefusedAndChangesNothing() {
+        try (Scope s = Scope.open()) {
+            Var a = Var.param(Tensor.ones(2048));   // the C update, which ran 2048 floats over a restored [1]
+            try (SGD opt = new SGD(List.of(a), 0.1, 0.9, 0, false)) {
+                a.sum().backward();
+                opt.step();
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> opt.restore(7, Map.of(0, Tensor.zeros(1))));
+                assertTrue(e.getMessage().contains("momentum buffer 0 has shape [1], its parameter [2048]"), e.getMessage());
+                e = assertThrows(IllegalArgumentException.class, () -> opt.restore(7, Map.of(1, Tensor.zeros(2048))));
+                assertTrue(e.getMessage().contains("momentum buffer 1 has no parameter"), e.getMessage());
+                assertEquals(1, opt.steps());
+                assertArrayEquals(Tensor.ones(2048).toFloatArray(), opt.momentumBuffer(0).toFloatArray(), "the buffer of the first step is kept");
             }
         }
     }

@@ -103,7 +103,10 @@ public final class Reduce {
         return finish(a, m, keepDim, acc);
     }
 
-    /** Index of the largest element along one axis (first one on ties), as float32 values. */
+    /**
+     * Index of the largest element along one axis (first one on ties), as float32 values. NaN counts as the largest, as
+     * in {@link #max} and PyTorch: the first NaN's index.
+     */
     public static Tensor argmax(Tensor a, int axis, boolean keepDim) {
         a.check();
         int ax = Shape.axis(axis, a.dim());
@@ -117,7 +120,9 @@ public final class Reduce {
         long inner = Shape.contiguousStrides(a.shape)[ax];
         walk(a, m, (o, x, i) -> {
             int k = (int) ((i / inner) % a.shape[ax]);
-            if (arg[(int) o] < 0 || x > best[(int) o]) { best[(int) o] = x; arg[(int) o] = k; }
+            // NaN never compared greater: argmax skipped the NaN that max returned ([1, NaN, 3] gave 2)
+            double b = best[(int) o];
+            if (arg[(int) o] < 0 || (!Double.isNaN(b) && (x > b || Double.isNaN(x)))) { best[(int) o] = x; arg[(int) o] = k; }
         });
         int[] shape = keepDim ? keptShape(a.shape, m) : dropShape(a.shape, m);
         Tensor out = Tensor.empty(DType.F32, shape);

@@ -239,7 +239,10 @@ final class Ops {
         protected Tensor[] backward(Tensor g) {
             Tensor out = Tensor.zeros(dtype, inShape);
             try (Tensor v = out.slice(axis, start, end, step)) { v.copyFrom(g); }
-            return grads(out);
+            if (g.device() == fst4j.tensor.Device.CPU) return grads(out);
+            // built on the host (CUDA copies into no strided view) and moved to g's device: it stayed on the host, and the
+            // next node of a CUDA graph met a device mismatch
+            try (out) { return grads(out.to(g.device())); }
         }
     }
 

@@ -1,0 +1,34 @@
+package fst4j.nn;
+
+import fst4j.autograd.Var;
+import fst4j.shim.Cuda;
+import fst4j.tensor.Device;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Differentiable ops of a graph on CUDA give their gradients on CUDA, as the CPU ones would. Against the device or the
+ * host emulator (skipped with the reason otherwise).
+ */
+class CudaVarOpsTest {
+    @BeforeEach
+    void needsCuda() {
+        assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA back end: " + Cuda.status());
+    }
+
+    @Test
+    void aSliceInsideACudaGraph() {
+        try (Scope s = Scope.open()) {
+            Var x = Var.param(Tensor.of(new float[]{1, 2, 3, 4, 5, 6}, 6).to(Device.CUDA));
+            Var two = Var.of(Tensor.full(2, 6).to(Device.CUDA));
+            x.mul(two).slice(0, 1, 5, 2).sum().backward();
+            assertEquals(Device.CUDA, x.grad().device());
+            assertArrayEquals(new float[]{0, 2, 0, 2, 0, 0}, x.grad().toFloatArray());
+        }
+    }
+}

@@ -177,12 +177,16 @@ public final class NN {
         protected Tensor[] backward(Tensor g) { return grads(log ? Loss.logSoftmaxBackward(y, g, axis) : Loss.softmaxBackward(y, g, axis)); }
     }
 
-    /** Inverted dropout: zero with probability p, scale kept values by 1/(1-p). Identity when not training. */
+    /**
+     * Inverted dropout: zero with probability p, scale kept values by 1/(1-p). Identity when not training. The mask is
+     * drawn on the host from rng (the same draws on either device) and multiplied on x's device.
+     */
     public static Var dropout(Var x, double p, boolean training, Rng rng) {
         if (p < 0 || p >= 1) throw new IllegalArgumentException("dropout probability must be in [0, 1), got " + p);
         if (!training || p == 0) return x;
+        // to(x's device): the host mask met a CUDA x with a device mismatch
         try (Tensor keep = rng.bernoulli(x.value().dtype(), 1 - p, x.shape()); Tensor m = keep.mul(1 / (1 - p))) {
-            return x.mul(Var.of(m.alias()));
+            return x.mul(Var.of(m.to(x.value().device())));
         }
     }
 }

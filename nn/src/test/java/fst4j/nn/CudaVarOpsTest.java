@@ -31,4 +31,15 @@ class CudaVarOpsTest {
             assertArrayEquals(new float[]{0, 2, 0, 2, 0, 0}, x.grad().toFloatArray());
         }
     }
+
+    @Test
+    void dropoutOfACudaTensorDrawsTheHostsMask() {
+        try (Scope s = Scope.open()) {
+            Tensor x = new fst4j.tensor.Rng(1).normal(0, 1, 4, 8);
+            Var cpu = fst4j.autograd.NN.dropout(Var.of(x), 0.5, true, new fst4j.tensor.Rng(2));
+            Var gpu = fst4j.autograd.NN.dropout(Var.of(x.to(Device.CUDA)), 0.5, true, new fst4j.tensor.Rng(2));
+            assertEquals(Device.CUDA, gpu.value().device());
+            assertArrayEquals(cpu.value().toFloatArray(), gpu.value().toFloatArray());
+        }
+    }
 }

@@ -4,7 +4,10 @@ import fst4j.autograd.NN;
 import fst4j.autograd.Var;
 import fst4j.tensor.Rng;
 
-/** Inverted dropout; identity in eval mode. Uses its own seeded Rng (part of the checkpointed state). */
+/**
+ * Inverted dropout; identity in eval mode. Draws its masks from the Rng it is given, which {@link #stateDict()} does not
+ * hold: to resume training exactly, save {@code rng().state()} with the checkpoint and {@code setState} it back.
+ */
 public final class Dropout extends Module {
     private final double p;
     private final Rng rng;
@@ -13,5 +16,8 @@ public final class Dropout extends Module {
         this.p = p;
         this.rng = rng;
     }
+    /** The generator of the masks (its state is what a checkpoint must add to resume exactly). */
+    public Rng rng() { return rng; }
+
     @Override public Var forward(Var x) { return NN.dropout(x, p, isTraining(), rng); }
 }

@@ -258,12 +258,25 @@ public final class Gemm3 {
             boolean sparse = w24 && cpu(w);
             if (!sparse) return new Prepared(new Left(sw, null), cfg.wtFromSparse() ? sw.alias() : null);
             try {
-                return new Prepared(new Left(null, Compressed24.compress(sw)), cfg.wtFromSparse() ? sw.alias() : null);
+                return new Prepared(new Left(null, compressClaimed(sw, cfg.w(), "S(W) (Eq. 1)")), cfg.wtFromSparse() ? sw.alias() : null);
             } finally {
                 sw.close();
             }
         } finally {
             Profile.stop(Part.SPARSIFY, t0);
+        }
+    }
+
+    /**
+     * The 2:4 compression of what rule made for slot, a rule that says it is 2:4 ({@link Sparsifier#accelerable}): the
+     * compression names the first group that breaks the claim, and this the rule and slot (with several rules of one's
+     * own in a model, "not 2:4 along K" alone did not say whose).
+     */
+    private static Compressed24 compressClaimed(Tensor m, Sparsifier rule, String slot) {
+        try {
+            return Compressed24.compress(m);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(slot + " by the rule " + rule + ", which says it is 2:4 (accelerable): " + e.getMessage(), e);
         }
     }
 
@@ -458,7 +471,9 @@ public final class Gemm3 {
             try (swt) {
                 if (cudaWt) { try (Tensor t = swt.t()) { return new Left(null, null, CudaSpmm.of(t)); } }
                 if (!sparseWt) return new Left(swt.t(), null);
-                try (Tensor t = swt.t(); Tensor tc = t.contiguous()) { return new Left(null, Compressed24.compress(tc)); }
+                try (Tensor t = swt.t(); Tensor tc = t.contiguous()) {
+                    return new Left(null, compressClaimed(tc, cfg.wt() instanceof Sparsifier.Dense ? cfg.w() : cfg.wt(), "S(W^T) (Eq. 2)"));
+                }
             }
         } finally {
             Profile.stop(Part.SPARSIFY, t0);

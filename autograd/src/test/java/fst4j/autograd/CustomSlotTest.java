@@ -72,6 +72,16 @@ class CustomSlotTest {
             Gemm3 node = new Gemm3(SparseConfig.Method.DENSE.config().withW(liar));
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Layers.linear(node, x, w, null));
             assertTrue(e.getMessage().contains("not 2:4") && e.getMessage().contains("row 0, group 0"), e.getMessage());
+            assertTrue(e.getMessage().startsWith("S(W) (Eq. 1) by the rule keeps three, which says it is 2:4"), e.getMessage());
+            // in Eq. 2's slot (along Cout), the same
+            Gemm3 wt = new Gemm3(SparseConfig.Method.DENSE.config().withWt(Sparsifier.Custom.of("keeps three of Cout", 0, true, (v, shape) -> {
+                boolean[] k = new boolean[v.length];
+                for (int i = 0; i < k.length; i++) k[i] = i / shape[1] % 4 != 0;
+                return k;
+            })));
+            Var y = Layers.linear(wt, x, w, null);
+            e = assertThrows(IllegalArgumentException.class, () -> y.sum().backward());
+            assertTrue(e.getMessage().startsWith("S(W^T) (Eq. 2) by the rule keeps three of Cout") && e.getMessage().contains("not 2:4"), e.getMessage());
         }
     }
 

@@ -96,24 +96,28 @@ public final class Tensor implements AutoCloseable {
 
     public static Tensor scalar(double value, DType dtype) { return full(value, dtype); }
 
-    /** A float32 tensor holding a copy of data, in row-major order. */
+    /** A float32 tensor holding a copy of data, in row-major order; with no shape, one value is a scalar. */
     public static Tensor of(float[] data, int... shape) {
         int[] s = Shape.check(shape);
-        if (Shape.numel(s) != data.length)
-            throw new IllegalArgumentException("shape mismatch: " + data.length + " values for shape " + Shape.str(s));
+        if (Shape.numel(s) != data.length) throw valuesForShape(data.length, s);
         Tensor t = empty(DType.F32, s);
         MemorySegment.copy(data, 0, t.storage.segment(), F, 0, data.length);
         return t;
     }
 
-    /** A float64 tensor holding a copy of data, in row-major order. */
+    /** A float64 tensor holding a copy of data, in row-major order; with no shape, one value is a scalar. */
     public static Tensor of(double[] data, int... shape) {
         int[] s = Shape.check(shape);
-        if (Shape.numel(s) != data.length)
-            throw new IllegalArgumentException("shape mismatch: " + data.length + " values for shape " + Shape.str(s));
+        if (Shape.numel(s) != data.length) throw valuesForShape(data.length, s);
         Tensor t = empty(DType.F64, s);
         MemorySegment.copy(data, 0, t.storage.segment(), D, 0, data.length);
         return t;
+    }
+
+    /** Without a shape the data is a scalar: Tensor.of(new float[]{1, 2, 3}) said only "3 values for shape []". */
+    private static IllegalArgumentException valuesForShape(int n, int[] s) {
+        return new IllegalArgumentException("shape mismatch: " + n + " values for shape " + Shape.str(s)
+                + (s.length == 0 ? " (a scalar: give the shape after the data, e.g. Tensor.of(data, " + n + "))" : ""));
     }
 
     /** Integers 0..n-1 as float32. */

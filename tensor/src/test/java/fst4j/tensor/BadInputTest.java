@@ -20,6 +20,8 @@ class BadInputTest {
             fails(IllegalArgumentException.class, "shape mismatch", () -> a.matmul(b));
             fails(IllegalArgumentException.class, "shape mismatch", () -> a.reshape(4, 2));
             fails(IllegalArgumentException.class, "shape mismatch", () -> Tensor.of(new float[5], 2, 3));
+            fails(IllegalArgumentException.class, "give the shape after the data, e.g. Tensor.of(data, 3)", () -> Tensor.of(new float[]{1, 2, 3}));
+            fails(IllegalArgumentException.class, "give the shape after the data", () -> Tensor.of(new double[]{1, 2}));
             fails(IllegalArgumentException.class, "wrong rank", () -> Tensor.ones(3).t());
             fails(IllegalArgumentException.class, "wrong rank", () -> Conv.conv2d(Tensor.ones(3, 4), Tensor.ones(1, 1, 1, 1), null, 1, 0));
             fails(IllegalArgumentException.class, "wrong rank", () -> a.get(1));

@@ -112,6 +112,27 @@ public final class Models {
         m.children().forEach((k, c) -> walk(prefix + k + ".", c, out));
     }
 
+    /**
+     * The sparsifiers with state in m's layers (TSM's cached mask, the authors' pattern draws, ASP's frozen masks, a rule
+     * of one's own that implements {@link fst4j.sparse.StatefulSparsifier}, ReSprop's samples), by "LAYER.SLOT" (slots w,
+     * wt, dy_eq2, dy_eq3, xt, resprop): what a checkpoint of one's own must save ({@code exportState}) besides
+     * {@link Module#stateDict()} for training to resume exactly, and import into the same model's rules before going on.
+     * The trainer's checkpoints hold them under "sparsity." + these names.
+     */
+    public static java.util.LinkedHashMap<String, fst4j.sparse.StatefulSparsifier> statefulSparsifiers(Module m) {
+        java.util.LinkedHashMap<String, fst4j.sparse.StatefulSparsifier> out = new java.util.LinkedHashMap<>();
+        sparseLayers(m).forEach((name, layer) -> {
+            SparseConfig c = layer.sparsity();
+            fst4j.sparse.Sparsifier[] slots = {c.w(), c.wt(), c.dyEq2(), c.dyEq3(), c.xt()};
+            String[] names = {"w", "wt", "dy_eq2", "dy_eq3", "xt"};
+            for (int i = 0; i < slots.length; i++)
+                if (slots[i] instanceof fst4j.sparse.StatefulSparsifier st) out.put(name + "." + names[i], st);
+            ReSprop r = layer.resprop();
+            if (r != null) out.put(name + ".resprop", r);
+        });
+        return out;
+    }
+
     /** Per-layer override: sets the sparsity of the layer with this dotted name (e.g. "0" for the stem conv). */
     public static void override(Module m, String layer, SparseConfig cfg) {
         Sparse s = sparseLayers(m).get(layer);

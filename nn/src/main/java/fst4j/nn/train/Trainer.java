@@ -312,15 +312,7 @@ public final class Trainer implements AutoCloseable {
     /** Stateful sparsifiers of every layer by checkpoint key "sparsity.LAYER.SLOT". */
     private Map<String, fst4j.sparse.StatefulSparsifier> sparsifierStates() {
         Map<String, fst4j.sparse.StatefulSparsifier> out = new LinkedHashMap<>();
-        fst4j.nn.Models.sparseLayers(model).forEach((name, layer) -> {
-            var c = layer.sparsity();
-            fst4j.sparse.Sparsifier[] slots = {c.w(), c.wt(), c.dyEq2(), c.dyEq3(), c.xt()};
-            String[] names = {"w", "wt", "dy_eq2", "dy_eq3", "xt"};
-            for (int i = 0; i < slots.length; i++)
-                if (slots[i] instanceof fst4j.sparse.StatefulSparsifier st) out.put("sparsity." + name + "." + names[i], st);
-            fst4j.nn.ReSprop r = layer.resprop();
-            if (r != null) out.put("sparsity." + name + ".resprop", r);
-        });
+        Models.statefulSparsifiers(model).forEach((k, st) -> out.put("sparsity." + k, st));
         return out;
     }
 

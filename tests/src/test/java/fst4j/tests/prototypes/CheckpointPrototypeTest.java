@@ -109,4 +109,66 @@ class CheckpointPrototypeTest {
         }
         assertEquals(before, Memory.bytesInUse());
     }
+
+    /** A model whose layers prune with state: the authors' random X^T patterns in a conv, TSM's cached mask in the classifier. */
+    static Sequential statefulModel() {
+        Rng rng = new Rng(5);
+        return new Sequential(
+                new Conv2d(1, 8, 3, 1, 1, false, Method.DENSE.config(), rng), new BatchNorm2d(8), new ReLU(),
+                new Conv2d(8, 16, 3, 1, 1, false, Method.FST3_IR_PATTERNS.config(11), rng), new BatchNorm2d(16), new ReLU(), new MaxPool2d(2),
+                new Flatten(), new Linear(16 * 6 * 6, 4, true, Method.TSM.config(), rng));
+    }
+
+    /** Weights after 3 steps, a checkpoint, and 3 more: straight on, or resumed in a fresh model with or without the rules' states. */
+    static Map<String, float[]> resumed(Path file, boolean straight, boolean withRuleStates) throws Exception {
+        DataLoader l = loader();
+        try (Sequential m = statefulModel(); SGD o = new SGD(m.parameters(), 0.05, 0.9, 5e-4, false)) {
+            if (straight) {
+                for (int i = 0; i < 6; i++) step(m, o, l);
+            } else {
+                for (int i = 0; i < 3; i++) step(m, o, l);
+                Map<String, long[]> longs = new LinkedHashMap<>();
+                fst4j.nn.Models.statefulSparsifiers(m).forEach((k, st) -> longs.put("sparsity." + k, st.exportState()));
+                Map<String, Tensor> tensors = new LinkedHashMap<>(m.stateDict());
+                for (int i = 0; i < o.params().size(); i++) tensors.put("momentum." + i, o.momentumBuffer(i));
+                SafeTensors.write(file, tensors, longs, Map.of());
+                try (Sequential fresh = statefulModel(); SGD of = new SGD(fresh.parameters(), 0.05, 0.9, 5e-4, false);
+                     SafeTensors.Contents c = SafeTensors.read(file)) {
+                    Map<String, Tensor> state = new LinkedHashMap<>();
+                    Map<Integer, Tensor> momentum = new HashMap<>();
+                    c.tensors().forEach((k, v) -> {
+                        if (k.startsWith("momentum.")) momentum.put(Integer.parseInt(k.substring(9)), v);
+                        else state.put(k, v);
+                    });
+                    fresh.loadStateDict(state);
+                    of.restore(3, momentum);
+                    if (withRuleStates) fst4j.nn.Models.statefulSparsifiers(fresh).forEach((k, st) -> st.importState(c.int64("sparsity." + k)));
+                    for (int i = 0; i < 3; i++) step(fresh, of, l);
+                    return floats(fresh);
+                }
+            }
+            return floats(m);
+        }
+    }
+
+    static Map<String, float[]> floats(Module m) {
+        Map<String, float[]> out = new LinkedHashMap<>();
+        m.stateDict().forEach((k, v) -> out.put(k, v.toFloatArray()));
+        return out;
+    }
+
+    @Test
+    void resumingLayersThatPruneWithStateNeedsTheirStates(@TempDir Path dir) throws Exception {
+        long before = Memory.bytesInUse();
+        try (Sequential m = statefulModel()) {
+            assertEquals(java.util.List.of("3.xt", "8.w"), java.util.List.copyOf(fst4j.nn.Models.statefulSparsifiers(m).keySet()));
+        }
+        Map<String, float[]> straight = resumed(dir.resolve("a"), true, false);
+        Map<String, float[]> exact = resumed(dir.resolve("b"), false, true);
+        for (String k : straight.keySet()) assertArrayEquals(straight.get(k), exact.get(k), k);
+        Map<String, float[]> without = resumed(dir.resolve("c"), false, false);
+        assertFalse(straight.keySet().stream().allMatch(k -> java.util.Arrays.equals(straight.get(k), without.get(k))),
+                "without the rules' states the resumed run prunes otherwise");
+        assertEquals(before, Memory.bytesInUse());
+    }
 }

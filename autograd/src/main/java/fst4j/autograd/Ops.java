@@ -246,6 +246,27 @@ final class Ops {
         }
     }
 
+    /** Tensor.cat; each input's gradient is its slice of the output's. */
+    static final class Cat extends Function {
+        private final int axis;
+        private int[] sizes;
+        private int a;
+        Cat(int axis) { this.axis = axis; }
+        protected Tensor forward(Tensor... x) {
+            Tensor out = Tensor.cat(axis, x);
+            a = Shape.axis(axis, out.dim());
+            sizes = new int[x.length];
+            for (int i = 0; i < x.length; i++) sizes[i] = x[i].size(a);
+            return out;
+        }
+        protected Tensor[] backward(Tensor g) {
+            Tensor[] out = new Tensor[sizes.length];
+            for (int i = 0, at = 0; i < sizes.length; at += sizes[i++])
+                if (needsGrad(i)) try (Tensor v = g.slice(a, at, at + sizes[i])) { out[i] = v.contiguous(); }
+            return out;
+        }
+    }
+
     static final class Expand extends Function {
         private final int[] shape;
         Expand(int... shape) { this.shape = shape; }

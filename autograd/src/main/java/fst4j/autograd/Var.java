@@ -317,6 +317,8 @@ public final class Var implements AutoCloseable {
     public Var slice(int axis, int start, int end, int step) { return new Ops.Slice(axis, start, end, step).apply(this); }
     public Var expand(int... shape) { return new Ops.Expand(shape).apply(this); }
     public static Var where(Tensor cond, Var a, Var b) { return new Ops.Where(cond).apply(a, b); }
+    /** {@link Tensor#cat}: the values joined along axis; each input's gradient is its slice of the output's. */
+    public static Var cat(int axis, Var... xs) { return new Ops.Cat(axis).apply(xs); }
 
     @Override
     public String toString() {

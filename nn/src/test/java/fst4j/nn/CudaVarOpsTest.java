@@ -42,4 +42,19 @@ class CudaVarOpsTest {
             assertArrayEquals(cpu.value().toFloatArray(), gpu.value().toFloatArray());
         }
     }
+
+    @Test
+    void catOfCudaTensorsAlongAnInnerAxis() {
+        try (Scope s = Scope.open()) {
+            Tensor a = Tensor.arange(12).reshape(2, 3, 2), b = Tensor.arange(4).reshape(2, 1, 2);
+            Var x = Var.param(a.to(Device.CUDA)), y = Var.param(b.to(Device.CUDA));
+            Var c = Var.cat(1, x, y);
+            assertEquals(Device.CUDA, c.value().device());
+            assertArrayEquals(Tensor.cat(1, a, b).toFloatArray(), c.value().toFloatArray());
+            c.mul(Var.of(Tensor.arange(16).reshape(2, 4, 2).to(Device.CUDA))).sum().backward();
+            assertEquals(Device.CUDA, y.grad().device());
+            assertArrayEquals(new float[]{6, 7, 14, 15}, y.grad().toFloatArray());
+            assertArrayEquals(new float[]{0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13}, x.grad().toFloatArray());
+        }
+    }
 }

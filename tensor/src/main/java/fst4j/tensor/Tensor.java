@@ -127,6 +127,58 @@ public final class Tensor implements AutoCloseable {
         return t;
     }
 
+    /**
+     * The tensors joined along axis (torch.cat(tensors, axis)): a new contiguous tensor. They need the same rank and
+     * device and the same sizes on every other axis; the result is float64 if any of them is (as in arithmetic).
+     */
+    public static Tensor cat(int axis, Tensor... ts) {
+        if (ts.length == 0) throw new IllegalArgumentException("cat of no tensors");
+        Tensor f = ts[0].check();
+        if (f.dim() == 0) throw new IllegalArgumentException("cat of scalars: unsqueeze(0) them first");
+        int a = Shape.axis(axis, f.dim());
+        DType type = DType.F32;
+        long total = 0;
+        for (Tensor t : ts) {
+            t.check();
+            boolean fits = t.dim() == f.dim();
+            for (int d = 0; fits && d < f.dim(); d++) fits = d == a || t.shape[d] == f.shape[d];
+            if (!fits) throw new IllegalArgumentException("shape mismatch: cat along axis " + a + " of " + Shape.str(f.shape) + " and " + Shape.str(t.shape));
+            if (t.device() != f.device()) throw new IllegalArgumentException("device mismatch: cat of tensors on " + f.device() + " and " + t.device());
+            if (t.dtype == DType.F64) type = DType.F64;
+            total += t.shape[a];
+        }
+        int[] shape = f.shape.clone();
+        shape[a] = Math.toIntExact(total);
+        // CUDA copies into no strided view: there the pieces go into a buffer with the axis first (whose slices are
+        // contiguous) and come back in one strided copy
+        boolean viaAxisFirst = f.device() != Device.CPU && a > 0 && Shape.numel(java.util.Arrays.copyOf(shape, a)) > 1;
+        int[] order = new int[shape.length];
+        order[0] = a;
+        for (int d = 0, j = 1; d < shape.length; d++) if (d != a) order[j++] = d;
+        int[] inverse = new int[order.length];
+        for (int d = 0; d < order.length; d++) inverse[order[d]] = d;
+        int[] bufShape = new int[shape.length];
+        for (int d = 0; d < shape.length; d++) bufShape[d] = shape[order[d]];
+        Tensor out = empty(f.device(), type, viaAxisFirst ? bufShape : shape);
+        try {
+            int at = 0;
+            for (Tensor t : ts) {
+                int n = t.shape[a];
+                try (Tensor dst = out.slice(viaAxisFirst ? 0 : a, at, at + n); Tensor src = viaAxisFirst ? t.permute(order) : t.alias()) {
+                    dst.copyFrom(src);
+                }
+                at += n;
+            }
+            if (!viaAxisFirst) return out;
+            try (Tensor back = out.permute(inverse)) { return back.contiguous(); }
+        } catch (RuntimeException | Error e) {
+            if (!viaAxisFirst) out.close();
+            throw e;
+        } finally {
+            if (viaAxisFirst) out.close();
+        }
+    }
+
     // ------------------------------------------------------------------ identity
 
     public int[] shape() { check(); return shape.clone(); }

@@ -166,7 +166,8 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
 
     /**
      * The ready-made configurations. Each call of {@link #config()} makes fresh sparsifier instances, since
-     * some carry per-layer state (TSM's mask refresh, the authors' random patterns).
+     * some carry per-layer state (TSM's mask refresh, the authors' random patterns): give each layer its own call (an nn
+     * layer refuses a configuration whose stateful sparsifier another layer holds).
      */
     public enum Method {
         /** No pruning. */

@@ -309,8 +309,12 @@ public final class Var implements AutoCloseable {
     public Var sum(boolean keepDim, int... axes) { return new Ops.Sum(keepDim, axes).apply(this); }
     public Var mean() { return new Ops.Mean(false).apply(this); }
     public Var mean(boolean keepDim, int... axes) { return new Ops.Mean(keepDim, axes).apply(this); }
+    /** {@link Tensor#max(boolean, int...)}; the gradient is shared equally among tied maxima. */
     public Var max(boolean keepDim, int... axes) { return new Ops.Max(keepDim, axes).apply(this); }
+    /** Unbiased variance ({@link Tensor#var}). */
     public Var var(boolean keepDim, int... axes) { return new Ops.Variance(keepDim, 1, axes).apply(this); }
+    // reshape, permute, transpose, slice and expand give views that share this value's memory (reshape copies a
+    // layout it cannot view), as PyTorch's do: an in-place change of the one (an optimizer step) shows in the other
     public Var reshape(int... shape) { return new Ops.Reshape(shape).apply(this); }
     public Var permute(int... axes) { return new Ops.Permute(axes).apply(this); }
     public Var transpose(int a, int b) { return new Ops.Transpose(a, b).apply(this); }

@@ -7,7 +7,10 @@ public interface LrSchedule {
 
     static LrSchedule constant(double lr) { return s -> lr; }
 
-    /** Linear warm-up from 0 over warmupSteps, then cosine annealing to minLr at totalSteps. */
+    /**
+     * Linear warm-up over warmupSteps (baseLr * (step + 1) / warmupSteps: baseLr / warmupSteps at step 0, baseLr at step
+     * warmupSteps - 1), then cosine annealing from baseLr to minLr at totalSteps.
+     */
     static LrSchedule cosine(double baseLr, long warmupSteps, long totalSteps, double minLr) {
         if (totalSteps <= 0 || warmupSteps < 0 || warmupSteps > totalSteps)
             throw new IllegalArgumentException("cosine schedule needs 0 <= warmup <= total, total > 0; got warmup " + warmupSteps + ", total " + totalSteps);

@@ -635,6 +635,7 @@ public final class Tensor implements AutoCloseable {
         return out;
     }
 
+    /** This tensor as type: an alias sharing its memory when it already is (writes go through, as PyTorch's .to), else a contiguous copy. */
     public Tensor to(DType type) {
         check();
         if (type == dtype) return alias();
@@ -673,11 +674,19 @@ public final class Tensor implements AutoCloseable {
     public Tensor abs() { return Elementwise.abs(this); }
     public Tensor matmul(Tensor o) { return Blas.matmul(this, o); }
     public Tensor sum() { return Reduce.sum(this, false); }
+    /** Sum over axes (none given: all of them), accumulated in double; keepDim keeps them as size 1. */
     public Tensor sum(boolean keepDim, int... axes) { return Reduce.sum(this, keepDim, axes); }
     public Tensor mean() { return Reduce.mean(this, false); }
+    /** Mean over axes (none given: all of them), as {@link #sum(boolean, int...)}. */
     public Tensor mean(boolean keepDim, int... axes) { return Reduce.mean(this, keepDim, axes); }
+    /** The largest values over axes (none given: all of them), NaN the largest; the values only ({@link #argmax} for the index). */
     public Tensor max(boolean keepDim, int... axes) { return Reduce.max(this, keepDim, axes); }
+    /**
+     * Index of the largest value along axis, the first on ties and the first NaN where there is one, as float32 values
+     * (there is no integer dtype), the axis removed.
+     */
     public Tensor argmax(int axis) { return Reduce.argmax(this, axis, false); }
+    /** Unbiased variance (divided by n - 1, as PyTorch's default) over axes (none given: all of them). */
     public Tensor var(boolean keepDim, int... axes) { return Reduce.var(this, keepDim, 1, axes); }
 
     // ------------------------------------------------------------------ printing

@@ -555,6 +555,13 @@ public final class Gemm3 {
      * whole images (see {@link #eq3Local()}). beta == 0 overwrites dw.
      */
     public void weightGradInto(Tensor dy, Columns x, int segment, Tensor dw, float beta) {
+        if (dy.size(1) == 0) {
+            // no columns (a linear layer given an empty batch, whose segment is then 0): the sum is empty. The fixed mask's
+            // gather refused it ("segment 0 does not divide K = 0") where the dense products return zeros
+            if (beta == 0f) dw.fill(0);
+            else try (Tensor t = dw.mul(beta)) { dw.copyFrom(t); }
+            return;
+        }
         long t0 = Profile.start();
         SparseConfig.Shift ir = cfg.ir();
         if (cfg.xt() instanceof Sparsifier.Fixed24 && cfg.dyEq3() instanceof Sparsifier.Dense && f32(dy)

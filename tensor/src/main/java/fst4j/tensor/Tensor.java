@@ -352,15 +352,22 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
-     * Copies src (broadcast to this shape, any dtype, either device) into this tensor, in place. A src that shares
+     * Copies src (broadcast to this shape, any dtype, either device) into this tensor, in place; refused where this is
+     * an expanded view (two of its elements one location). A src that shares
      * memory with this tensor is copied as it was before the call (NumPy's copyto semantics), e.g.
      * {@code t.slice(0, 1, n).copyFrom(t.slice(0, 0, n - 1))} shifts t by one.
      */
     public Tensor copyFrom(Tensor src) {
         check(); src.check();
+        if (sameView(src)) { storage.version++; return this; }   // onto itself: nothing changes
+        // several elements of an expanded view are one location: the last write won, so an in-place add into
+        // zeros(1, 3).expand(2, 3) kept one row's sum, silently (PyTorch refuses this too)
+        for (int d = 0; d < shape.length; d++)
+            if (strides[d] == 0 && shape[d] > 1)
+                throw new IllegalArgumentException("in-place write into a " + Shape.str(shape) + " view whose elements share memory (stride 0 along axis "
+                        + d + ", an expand): several values would go to one element; write into a copy() instead");
         Tensor s = src.expand(shape);   // before the version moves: a src of a shape that does not broadcast writes nothing
         try {
-            if (sameView(src)) { storage.version++; return this; }   // onto itself: nothing changes
             if (storage.device != Device.CPU || src.storage.device != Device.CPU) {
                 // the device copies (a memcpy, a parallel kernel) have no defined result on overlapping memory
                 if (overlaps(src)) { try (Tensor c = src.copy()) { CudaOps.copyInto(this, c); } }

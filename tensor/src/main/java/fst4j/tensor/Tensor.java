@@ -92,6 +92,9 @@ public final class Tensor implements AutoCloseable {
 
     public static Tensor ones(int... shape) { return full(1.0, DType.F32, shape); }
 
+    /** Ones of dtype (zeros had a dtype form, ones had none). */
+    public static Tensor ones(DType dtype, int... shape) { return full(1.0, dtype, shape); }
+
     public static Tensor scalar(double value) { return full(value, DType.F32); }
 
     public static Tensor scalar(double value, DType dtype) { return full(value, dtype); }

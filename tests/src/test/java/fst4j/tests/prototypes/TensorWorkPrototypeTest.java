@@ -53,6 +53,8 @@ class TensorWorkPrototypeTest {
             Tensor batch = Tensor.arange(24).reshape(2, 3, 4).matmul(Tensor.ones(4, 1));  // batched, broadcast
             assertArrayEquals(new float[]{6, 22, 38, 54, 70, 86}, batch.toFloatArray());
 
+            assertArrayEquals(new double[]{1, 1}, Tensor.ones(DType.F64, 2).toDoubleArray());
+            assertArrayEquals(new float[]{1, 2, 3, 9, 4, 5, 6, 9}, Tensor.cat(1, m, Tensor.full(9, 2, 1)).toFloatArray());
             Tensor d = m.to(DType.F64);
             assertEquals(DType.F64, d.dtype());
             assertEquals(DType.F64, d.add(m).dtype(), "float64 wins in mixed arithmetic");

@@ -26,7 +26,8 @@ public abstract class Function {
     private final List<Tensor> saved = new ArrayList<>();
     private final List<Integer> savedVersions = new ArrayList<>();
     private final List<AutoCloseable> kept = new ArrayList<>();
-    private boolean released, recording;
+    private boolean released;
+    private boolean[] needs;   // per input, as at apply: a leaf frozen or unfrozen in between does not change what backward does
 
     /** Computes the output from the input values. Tensors it creates belong to the caller's scope. */
     protected abstract Tensor forward(Tensor... inputs);
@@ -67,9 +68,11 @@ public abstract class Function {
 
     /**
      * Whether input i takes part in differentiation. Valid in backward, and in forward, where it also says whether
-     * a graph is being recorded at all (so forward can skip saving what backward would need).
+     * a graph is being recorded at all (so forward can skip saving what backward would need). Fixed when the function is
+     * applied: a parameter frozen or unfrozen before backward ({@link Var#requiresGrad(boolean)}) does not make backward
+     * want what forward did not keep.
      */
-    protected final boolean needsGrad(int i) { return recording && inputs[i].requiresGrad(); }
+    protected final boolean needsGrad(int i) { return needs[i]; }
 
     protected static Tensor[] grads(Tensor... g) { return g; }
 
@@ -91,7 +94,8 @@ public abstract class Function {
         }
         record &= Grad.isEnabled();
         inputs = in;
-        recording = record;
+        needs = new boolean[in.length];
+        for (int i = 0; i < in.length; i++) needs[i] = record && in[i].requiresGrad();
         if (Profile.byOperation()) profileLabel = profileLabel(values);
         String prevLabel = Profile.enter(this);
         Tensor out;

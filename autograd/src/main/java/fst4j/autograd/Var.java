@@ -20,7 +20,7 @@ import java.util.Map;
 public final class Var implements AutoCloseable {
     private Tensor value;   // not final: a leaf can be moved to another device (moveTo)
     private Tensor grad;
-    private final boolean requiresGrad;
+    private boolean requiresGrad;   // not final: a leaf can be frozen and unfrozen (requiresGrad(boolean))
     private Function gradFn;
     private boolean retainGrad;
 
@@ -40,6 +40,22 @@ public final class Var implements AutoCloseable {
     /** Accumulated gradient (leaves, or non-leaves after {@link #retainGrad()}); null before backward. */
     public Tensor grad() { return grad; }
     public boolean requiresGrad() { return requiresGrad; }
+
+    /**
+     * Whether this leaf accumulates a gradient from now on, as PyTorch's {@code requires_grad_}: false freezes a
+     * parameter (fine-tuning), which then gets no gradient, so the functions it enters skip computing one (a frozen
+     * layer weight skips Eq. 3; an optimizer step leaves a parameter without a gradient as it is). A graph already
+     * recorded keeps what it decided at its forward, except that a frozen leaf receives nothing from it. A gradient
+     * accumulated before stays until {@link #zeroGrad()}. Only leaves: a computed value's flag follows its inputs.
+     */
+    public Var requiresGrad(boolean on) {
+        if (gradFn != null)
+            throw new IllegalStateException("requiresGrad can be changed only on a leaf (a parameter or an input); this value was computed by "
+                    + gradFn.name() + ": detach() it for a value without history");
+        value.check();
+        requiresGrad = on;
+        return this;
+    }
     public boolean isLeaf() { return gradFn == null; }
     public Function gradFn() { return gradFn; }
     public int[] shape() { return value.shape(); }

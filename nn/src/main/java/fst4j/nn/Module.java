@@ -77,6 +77,67 @@ public abstract class Module implements AutoCloseable {
 
     public List<Var> parameters() { return new ArrayList<>(namedParameters().values()); }
 
+    /**
+     * The child at a dotted path ("3.conv1", as in {@link #namedParameters()} and Models.override), as PyTorch's
+     * {@code get_submodule}; "" is this module.
+     */
+    public Module submodule(String path) {
+        Module m = this;
+        if (path.isEmpty()) return m;
+        String walked = "";
+        for (String part : path.split("\\.", -1)) {
+            Module c = m.children.get(part);
+            if (c == null)
+                throw new IllegalArgumentException("no module '" + path + "': " + (walked.isEmpty() ? "the model" : "'" + walked + "'")
+                        + " has no child '" + part + "'; its children: " + m.children.keySet());
+            walked = walked.isEmpty() ? part : walked + "." + part;
+            m = c;
+        }
+        return m;
+    }
+
+    /**
+     * Freezes (on = false) or unfreezes every parameter of this module and its children, as PyTorch's
+     * {@code module.requires_grad_(on)}: see {@link Var#requiresGrad(boolean)}. Buffers are not parameters: batch norm in
+     * training mode still updates its running statistics ({@link #eval()} that layer to keep them too).
+     */
+    public Module requiresGrad(boolean on) {
+        namedParameters().values().forEach(p -> p.requiresGrad(on));
+        return this;
+    }
+
+    /**
+     * Freezes the parameters under each name, for fine-tuning: a module path ("0" for the stem conv, "3.conv1") takes all
+     * of its parameters, a parameter's own name ("1.weight") that one. A frozen parameter gets no gradient, its layer
+     * skips computing one, and an optimizer step leaves it as it is; checkpoints save and load it as any other. Returns
+     * the parameter names it froze, in model order; a name that matches nothing is refused (a typo froze nothing). An
+     * optimizer built before freezing skips them while they have no gradient; SGD refuses a frozen parameter at
+     * construction, so build one afterwards from {@code parameters().stream().filter(Var::requiresGrad).toList()}.
+     */
+    public List<String> freeze(String... names) { return setRequiresGrad(false, names); }
+
+    /** Undoes {@link #freeze} for the parameters under each name (module path or parameter name); returns their names. */
+    public List<String> unfreeze(String... names) { return setRequiresGrad(true, names); }
+
+    private List<String> setRequiresGrad(boolean on, String... names) {
+        if (names.length == 0) throw new IllegalArgumentException("no names given: pass module paths (\"0\", \"3.conv1\") or parameter names; requiresGrad(" + on + ") takes all");
+        Map<String, Var> all = namedParameters();
+        java.util.Set<String> matched = new java.util.HashSet<>();
+        for (String n : names) {
+            boolean found = false;
+            for (String k : all.keySet())
+                if (n.isEmpty() || k.equals(n) || k.startsWith(n + ".")) {   // "1" is not a prefix of "10.weight"
+                    found = true;
+                    matched.add(k);
+                }
+            if (!found)
+                throw new IllegalArgumentException("no parameter or module with parameters named '" + n + "'; parameters: " + all.keySet());
+        }
+        List<String> ordered = new ArrayList<>();
+        for (String k : all.keySet()) if (matched.contains(k)) { all.get(k).requiresGrad(on); ordered.add(k); }
+        return ordered;
+    }
+
     /** Parameters' values and buffers, by dotted name (live references, not copies). */
     public Map<String, Tensor> stateDict() {
         Map<String, Var> p = new LinkedHashMap<>();

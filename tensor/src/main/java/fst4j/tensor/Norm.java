@@ -72,6 +72,11 @@ public final class Norm {
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
         long m = (long) n * hw;
         if (m == 0) throw new IllegalArgumentException(op + ": no values per channel in input " + Shape.str(x.shape));
+        // one value is its own mean: the output was zeros (beta), silently, and the running variance took the biased 0
+        // for the unbiased one; PyTorch refuses it in training mode too (eval mode normalises one value fine)
+        if (m == 1)
+            throw new IllegalArgumentException(op + ": expected more than 1 value per channel when training, got input " + Shape.str(x.shape)
+                    + " (N*H*W = 1): use a batch of at least 2, or eval mode");
         if (!(eps >= 0)) throw new IllegalArgumentException(op + ": eps must be >= 0, got " + eps);
         if (x.storage.device != Device.CPU) {
             return CudaOps.batchNorm2dTrain(x, gamma, beta, runningMean, runningVar, momentum, eps, relu);   // the ReLU in the same pass

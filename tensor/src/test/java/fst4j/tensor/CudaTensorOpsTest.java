@@ -325,6 +325,20 @@ class CudaTensorOpsTest {
         }
     }
 
+    /** One value per channel in training mode is refused on CUDA as on the CPU (it gave zeros); eval mode still goes. */
+    @Test
+    void batchNormTrainingWithOneValuePerChannelIsRefused() {
+        Tensor x = gpu(keep(Tensor.of(new float[]{1, 2, 3}, 1, 3, 1, 1))), rm = gpu(keep(Tensor.zeros(3))), rv = gpu(keep(Tensor.ones(3)));
+        int version = rm.version();
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Norm.batchNorm2dTrain(x, null, null, rm, rv, 0.1, 1e-5, true));
+        assertTrue(e.getMessage().contains("expected more than 1 value per channel when training, got input [1, 3, 1, 1]"), e.getMessage());
+        assertEquals(version, rm.version());
+        assertArrayEquals(new float[3], rm.toFloatArray());
+        Tensor y = keep(Norm.batchNorm2dEval(x, null, null, rm, rv, 0));
+        assertEquals(Device.CUDA, y.device());
+        assertArrayEquals(new float[]{1, 2, 3}, y.toFloatArray(), 1e-6f, "eval mode still works");
+    }
+
     /**
      * Few channels of many elements: the batch norm's sums take more partial sums per channel (fst_cuda_bn_parts), so
      * that the device has enough threads; equal to the CPU within double rounding, fused ReLU included, and the same

@@ -85,4 +85,28 @@ class NormTest {
             ConvTest.assertMsg(() -> Norm.batchNorm2dEval(x, null, null, Tensor.ones(3), Tensor.ones(2), 1e-5), "channel mismatch", "runningVar");
         }
     }
+    /**
+     * One value per channel in training mode (N*H*W = 1) is refused, as PyTorch does: it normalised to zeros, silently,
+     * and the running statistics moved; eval mode, and two values per channel, still go.
+     */
+    @Test
+    void trainingWithOneValuePerChannelIsRefused() {
+        try (Scope s = Scope.open()) {
+            Tensor x = Tensor.of(new float[]{1, 2, 3}, 1, 3, 1, 1), gamma = Tensor.ones(3), beta = Tensor.zeros(3);
+            Tensor rm = Tensor.zeros(3), rv = Tensor.ones(3);
+            int version = rm.version();
+            for (boolean relu : new boolean[]{false, true}) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> Norm.batchNorm2dTrain(x, gamma, beta, rm, rv, 0.1, 1e-5, relu));
+                assertEquals("batchNorm2dTrain: expected more than 1 value per channel when training, got input [1, 3, 1, 1]"
+                        + " (N*H*W = 1): use a batch of at least 2, or eval mode", e.getMessage());
+            }
+            assertEquals(version, rm.version(), "the running statistics are left alone");
+            assertArrayEquals(new float[3], rm.toFloatArray());
+            assertArrayEquals(new float[]{1, 2, 3}, Norm.batchNorm2dEval(x, null, null, rm, rv, 0).toFloatArray(), 1e-6f, "eval mode still works");
+            try (Norm.BatchNorm two = Norm.batchNorm2dTrain(Tensor.of(new float[]{1, 3}, 2, 1, 1, 1), null, null, null, null, 0.1, 0)) {
+                assertArrayEquals(new float[]{-1, 1}, two.output().toFloatArray(), 1e-6f, "two values per channel normalise");
+            }
+        }
+    }
 }

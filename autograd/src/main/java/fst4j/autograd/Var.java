@@ -334,7 +334,9 @@ public final class Var implements AutoCloseable {
     public Var reshape(int... shape) { return new Ops.Reshape(shape).apply(this); }
     public Var permute(int... axes) { return new Ops.Permute(axes).apply(this); }
     public Var transpose(int a, int b) { return new Ops.Transpose(a, b).apply(this); }
+    /** {@link Tensor#slice(int, int, int, int)}: negative start and end count from the end of the axis, as in Python. */
     public Var slice(int axis, int start, int end, int step) { return new Ops.Slice(axis, start, end, step).apply(this); }
+    public Var slice(int axis, int start, int end) { return slice(axis, start, end, 1); }
     public Var expand(int... shape) { return new Ops.Expand(shape).apply(this); }
     public static Var where(Tensor cond, Var a, Var b) { return new Ops.Where(cond).apply(a, b); }
     /** {@link Tensor#cat}: the values joined along axis; each input's gradient is its slice of the output's. */

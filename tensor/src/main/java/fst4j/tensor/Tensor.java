@@ -574,13 +574,24 @@ public final class Tensor implements AutoCloseable {
         return transpose(0, 1);
     }
 
-    /** Elements start, start+step, ... (< end) along axis. */
+    /**
+     * Elements start, start+step, ... (< end) along axis, as Python's {@code t[start:end:step]}: a negative start or end
+     * counts from the end of the axis ({@code slice(0, -2, n)} is {@code t[-2:]}: -1 is the last element, and "to the
+     * end" is the axis size, as end 0 means 0). Unlike Python, bounds past the axis are refused rather than clipped, and
+     * start may not pass end.
+     */
     public Tensor slice(int axis, int start, int end, int step) {
         check();
         int a = Shape.axis(axis, shape.length);
         if (step <= 0) throw new IllegalArgumentException("slice step must be positive, got " + step);
-        if (start < 0 || end > shape[a] || start > end)
-            throw new IndexOutOfBoundsException("slice [" + start + ", " + end + ") out of bounds for axis " + a + " of shape " + Shape.str(shape));
+        int n = shape[a];
+        int from = start < 0 ? start + n : start, to = end < 0 ? end + n : end;   // no overflow: n >= 0
+        if (from < 0 || to > n || from > to)
+            throw new IndexOutOfBoundsException("slice [" + start + ", " + end + ")" + (from != start || to != end ? " (that is [" + from + ", " + to + "))" : "")
+                    + " out of bounds for axis " + a + " of size " + n + " (shape " + Shape.str(shape) + ")"
+                    + (from > to && from >= 0 && to <= n ? ": start after end" : ""));
+        start = from;
+        end = to;
         int[] s = shape.clone();
         long[] st = strides.clone();
         s[a] = (int) (((long) end - start + step - 1) / step);   // long: a large step overflowed int to an empty slice
@@ -588,6 +599,7 @@ public final class Tensor implements AutoCloseable {
         return view(s, st, offset + start * strides[a]);
     }
 
+    /** {@link #slice(int, int, int, int)} with step 1 (negative start and end count from the end of the axis). */
     public Tensor slice(int axis, int start, int end) { return slice(axis, start, end, 1); }
 
     /** Broadcasts size-1 (or missing leading) dimensions to newShape without copying (stride 0). */

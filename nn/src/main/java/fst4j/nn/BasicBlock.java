@@ -28,4 +28,10 @@ public final class BasicBlock extends Module {
         Var s = shortcut == null ? x : shortcut.forward(x);
         return Sequential.fuseBnRelu ? NN.addRelu(h, s) : h.add(s).relu();
     }
+
+    // this type, not Module, for chained calls (Module.train's note)
+    @Override public BasicBlock train(boolean on) { super.train(on); return this; }
+    @Override public BasicBlock train() { return train(true); }
+    @Override public BasicBlock eval() { return train(false); }
+    @Override public BasicBlock to(fst4j.tensor.Device d) { super.to(d); return this; }
 }

@@ -31,4 +31,10 @@ public final class BatchNorm2d extends Module {
     public Var forwardRelu(Var x) {
         return NN.batchNorm2dRelu(x, gamma, beta, buffer("running_mean"), buffer("running_var"), isTraining(), momentum, eps);
     }
+
+    // this type, not Module, for chained calls (Module.train's note)
+    @Override public BatchNorm2d train(boolean on) { super.train(on); return this; }
+    @Override public BatchNorm2d train() { return train(true); }
+    @Override public BatchNorm2d eval() { return train(false); }
+    @Override public BatchNorm2d to(fst4j.tensor.Device d) { super.to(d); return this; }
 }

@@ -36,4 +36,10 @@ public final class Conv2d extends NodeLayer {
         if (resprop == null) return Layers.conv2d(node(), x, weight, bias, stride, padding);
         return resprop.around(Layers.conv2d(node(), x, weight, null, stride, padding), bias == null ? null : bias.reshape(1, cout, 1, 1));
     }
+
+    // this type, not Module, for chained calls (Module.train's note)
+    @Override public Conv2d train(boolean on) { super.train(on); return this; }
+    @Override public Conv2d train() { return train(true); }
+    @Override public Conv2d eval() { return train(false); }
+    @Override public Conv2d to(fst4j.tensor.Device d) { super.to(d); return this; }
 }

@@ -20,4 +20,10 @@ public final class Dropout extends Module {
     public Rng rng() { return rng; }
 
     @Override public Var forward(Var x) { return NN.dropout(x, p, isTraining(), rng); }
+
+    // this type, not Module, for chained calls (Module.train's note)
+    @Override public Dropout train(boolean on) { super.train(on); return this; }
+    @Override public Dropout train() { return train(true); }
+    @Override public Dropout eval() { return train(false); }
+    @Override public Dropout to(fst4j.tensor.Device d) { super.to(d); return this; }
 }

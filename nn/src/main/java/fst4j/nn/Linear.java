@@ -28,4 +28,10 @@ public final class Linear extends NodeLayer {
         if (resprop == null) return Layers.linear(node(), x, weight, bias);
         return resprop.around(Layers.linear(node(), x, weight, null), bias);   // dY' for both products, dY for the bias
     }
+
+    // this type, not Module, for chained calls (Module.train's note)
+    @Override public Linear train(boolean on) { super.train(on); return this; }
+    @Override public Linear train() { return train(true); }
+    @Override public Linear eval() { return train(false); }
+    @Override public Linear to(fst4j.tensor.Device d) { super.to(d); return this; }
 }

@@ -186,11 +186,20 @@ public abstract class Module implements AutoCloseable {
 
     public boolean isTraining() { return training; }
 
+    /**
+     * Sets training (on) or evaluation mode here and in every child; returns this module. Sequential, BasicBlock and the
+     * layers with parameters or a mode (Conv2d, Linear, BatchNorm2d, Dropout) return their own type from train, eval and
+     * {@link #to}, so that {@code var m = Models.resnetSmall(...).eval()} stays a Sequential; a Module of one's own can do
+     * the same by overriding them with its type.
+     */
     public Module train(boolean on) {
         training = on;
         children.values().forEach(c -> c.train(on));
         return this;
     }
+
+    /** Training mode, as PyTorch's {@code train()}. */
+    public Module train() { return train(true); }
 
     public Module eval() { return train(false); }
 

@@ -31,4 +31,10 @@ public final class Sequential extends Module {
 
     /** -Dfst4j.nn.fuse=false runs batch norm and ReLU as separate functions (for comparisons). */
     static final boolean fuseBnRelu = !"false".equals(System.getProperty("fst4j.nn.fuse"));
+
+    // this type, not Module, for chained calls (Module.train's note)
+    @Override public Sequential train(boolean on) { super.train(on); return this; }
+    @Override public Sequential train() { return train(true); }
+    @Override public Sequential eval() { return train(false); }
+    @Override public Sequential to(fst4j.tensor.Device d) { super.to(d); return this; }
 }

@@ -711,6 +711,56 @@ public final class Tensor implements AutoCloseable {
     /** Unbiased variance (divided by n - 1, as PyTorch's default) over axes (none given: all of them). */
     public Tensor var(boolean keepDim, int... axes) { return Reduce.var(this, keepDim, 1, axes); }
 
+    // ------------------------------------------------------------------ comparison
+
+    /**
+     * Whether other has this shape and the same values, as torch.equal: false for another shape; NaN equals nothing
+     * (itself included), -0.0 equals 0.0. Values compare exactly, a float32 one widened to float64 (so the dtypes may
+     * differ). A CUDA tensor is copied to the host; both must be on one device.
+     */
+    public boolean equal(Tensor other) {
+        sameDevice("equal", other);
+        if (!Arrays.equals(shape, other.shape)) return false;
+        double[] a = toDoubleArray(), b = other.toDoubleArray();
+        for (int i = 0; i < a.length; i++) if (a[i] != b[i]) return false;
+        return true;
+    }
+
+    /** {@link #allclose(Tensor, double, double)} with torch's defaults, rtol 1e-5 and atol 1e-8. */
+    public boolean allclose(Tensor other) { return allclose(other, 1e-5, 1e-8, false); }
+
+    /**
+     * Whether every element of this tensor is within atol + rtol * |other| of other's, as torch.allclose with
+     * equal_nan=False: NaN is close to nothing, an infinity only to itself. Unlike torch the shapes must be equal (no
+     * broadcasting: IllegalArgumentException, a comparison of the wrong tensors being a bug rather than a false). Computed
+     * in float64; a CUDA tensor is copied to the host, both must be on one device.
+     */
+    public boolean allclose(Tensor other, double rtol, double atol) { return allclose(other, rtol, atol, false); }
+
+    /** {@link #allclose(Tensor, double, double)}, where equalNan counts NaN against NaN as close (torch's equal_nan). */
+    public boolean allclose(Tensor other, double rtol, double atol, boolean equalNan) {
+        sameDevice("allclose", other);
+        if (!(rtol >= 0) || !(atol >= 0))   // NaN too: it made every comparison false
+            throw new IllegalArgumentException("allclose: rtol and atol must be >= 0, got rtol " + rtol + ", atol " + atol);
+        if (!Arrays.equals(shape, other.shape))
+            throw new IllegalArgumentException("shape mismatch: allclose of " + Shape.str(shape) + " with " + Shape.str(other.shape));
+        double[] a = toDoubleArray(), b = other.toDoubleArray();
+        for (int i = 0; i < a.length; i++) {
+            double x = a[i], y = b[i];
+            if (x == y || (equalNan && Double.isNaN(x) && Double.isNaN(y))) continue;   // equal infinities too
+            // a NaN on either side, or an infinity against anything else, makes the test false
+            if (!(Double.isFinite(y) && Math.abs(x - y) <= atol + rtol * Math.abs(y))) return false;
+        }
+        return true;
+    }
+
+    private void sameDevice(String op, Tensor other) {
+        check(); other.check();
+        if (storage.device != other.storage.device)
+            throw new IllegalArgumentException("device mismatch: " + op + " of a " + storage.device + " tensor with a " + other.storage.device
+                    + " one; move one with to(Device) first");
+    }
+
     // ------------------------------------------------------------------ printing
 
     @Override

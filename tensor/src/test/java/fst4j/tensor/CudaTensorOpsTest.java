@@ -325,6 +325,22 @@ class CudaTensorOpsTest {
         }
     }
 
+    /** equal and allclose of CUDA tensors (compared on the host); a CPU tensor against a CUDA one is a device mismatch. */
+    @Test
+    void equalAndAllcloseOfCudaTensors() {
+        Random r = new Random(23);
+        Tensor x = randn(r, 3, 5), dx = gpu(x), dy = gpu(keep(x.mul(1 + 1e-6)));
+        assertTrue(dx.equal(gpu(x)));
+        assertFalse(dx.equal(dy));
+        assertTrue(dx.allclose(dy, 1e-5, 0) && !dx.allclose(dy, 1e-8, 0));
+        Tensor dt = keep(dx.t());
+        assertFalse(dt.equal(dx), "another shape");
+        assertTrue(dt.equal(gpu(keep(x.t().contiguous()))), "a transposed view against its contiguous copy");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> dx.equal(x));
+        assertTrue(e.getMessage().startsWith("device mismatch: equal of a CUDA tensor with a CPU one"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> x.allclose(dx));
+    }
+
     /** One value per channel in training mode is refused on CUDA as on the CPU (it gave zeros); eval mode still goes. */
     @Test
     void batchNormTrainingWithOneValuePerChannelIsRefused() {

@@ -111,7 +111,9 @@ public final class Var implements AutoCloseable {
      * existing gradients. The graph is freed afterwards unless retainGraph.
      */
     public void backward(Tensor gradOutput, boolean retainGraph) {
-        if (!requiresGrad) throw new IllegalStateException("backward() on a value that does not require a gradient");
+        if (!requiresGrad)
+            throw new IllegalStateException("backward() on a value that does not require a gradient: none of the leaves it was computed from"
+                    + " requires one (all frozen, or constants), or it was computed under Grad.noGrad()");
         if (!Arrays.equals(gradOutput.shape(), value.shape()))
             throw new IllegalArgumentException("shape mismatch: output gradient " + Shape.str(gradOutput.shape()) + " for output " + Shape.str(value.shape()));
         if (gradFn == null) { accumulate(this, gradOutput, false); return; }

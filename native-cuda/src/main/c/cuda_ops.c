@@ -981,6 +981,41 @@ int fst_cuda_srste_decay(const float *w, float *g, int64_t rows, int64_t k, floa
     return launch(FST_K_srste, rows * ((k + 3) / 4), &a);
 }
 
+int fst_cuda_adamw(float *w, const float *g, float *m, float *v, float *vmax, int64_t n, float decay, float beta1, float c1, float beta2,
+                   float c2, float step, float bc2, float eps) {
+    READY();
+    BAD(n < 0);
+    /* the scalars fst4j.nn.AdamW derives from hyper-parameters it accepted (optim.c fst_adamw's checks) */
+    BAD(!(beta1 >= 0 && beta1 <= 1) || !(beta2 >= 0 && beta2 <= 1) || !(c1 > 0 && c1 <= 1) || !(c2 > 0 && c2 <= 1));
+    BAD(!(step >= 0) || isinf(step) || !(bc2 > 0 && bc2 <= 1) || !(eps >= 0) || isinf(eps) || !isfinite(decay));
+    if (n == 0) return FST_OK;
+    NUL(!w || !g || !m || !v);
+    OWN(w, n * 4); OWN(g, n * 4); OWN(m, n * 4); OWN(v, n * 4);
+    if (vmax) OWN(vmax, n * 4);
+    fst_k_adamw_args a = { w, g, m, v, vmax, n, decay, beta1, c1, beta2, c2, step, bc2, eps };
+    return launch(FST_K_adamw, n, &a);
+}
+
+int fst_cuda_sumsq_parts(const float *x, int64_t n, double *parts) {
+    READY();
+    BAD(n < 0);
+    NUL(!parts || (n > 0 && !x));
+    OWN(parts, FST_PARTS * 8);
+    if (n > 0) OWN(x, n * 4);
+    fst_k_sumsq_args a = { x, n, parts };
+    return launch(FST_K_sumsq_part, FST_PARTS, &a);
+}
+
+int fst_cuda_scale(float *x, int64_t n, float s) {
+    READY();
+    BAD(n < 0);
+    if (n == 0) return FST_OK;
+    NUL(!x);
+    OWN(x, n * 4);
+    fst_k_scale_args a = { x, n, s };
+    return launch(FST_K_scale, n, &a);
+}
+
 /* ======================= shared checks of the vendor-library calls (cuBLAS GemmEx, cuSPARSELt) ======================= */
 
 int fst_type_bytes(int type) { return type == 0 ? 4 : type == 2 || type == 14 ? 2 : 0; }

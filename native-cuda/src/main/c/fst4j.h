@@ -224,4 +224,19 @@ FST_API int fst_sgd(float *w, const float *g, float *buf, int64_t n, float lr, f
 FST_API int fst_sgd_srste(float *w, const float *g, float *buf, int64_t n, int64_t k, float lambda, float lr, float wd, float mom,
                           float damp, int nesterov, int first, int nthreads);
 
+/* ---- AdamW and gradient clipping (optim.c; fst4j.nn.AdamW, fst4j.nn.GradClip) ---- */
+/* One AdamW step over n floats as torch.optim.AdamW, the scalars derived by the caller (fst4j.nn.AdamW.Scalars: decay =
+ * 1 - lr*wd, c1 = 1 - beta1, c2 = 1 - beta2, step = lr / (1 - beta1^t), bc2 = sqrt(1 - beta2^t)), per element in this
+ * order: w' = w*decay; m = m*beta1 + c1*g; v = v*beta2 + (c2*g)*g; vh = vmax ? (vmax = max(vmax, v), NaN wins) : v;
+ * d = sqrtf(vh)/bc2 + eps; w = w' - (step*m)/d. vmax NULL: no amsgrad. FST_EINVAL for scalars no AdamW derives
+ * (NaN, betas outside [0, 1], bc2 outside (0, 1], a negative or infinite step or eps). */
+FST_API int fst_adamw(float *w, const float *g, float *m, float *v, float *vmax, int64_t n, float decay, float beta1, float c1,
+                      float beta2, float c2, float step, float bc2, float eps, int nthreads);
+/* parts[p] = sum over r of (double)x[r*FST_NORM_PARTS + p]^2, r ascending (a squared L2 norm in fixed partial sums: the
+ * same on any thread count and on CUDA, fst_cuda_sumsq_parts); the caller adds parts[0..FST_NORM_PARTS) in order. */
+#define FST_NORM_PARTS 256
+FST_API int fst_sumsq_parts(const float *x, int64_t n, double *parts, int nthreads);
+/* x[i] = x[i] * s over n contiguous floats (a clipped gradient). */
+FST_API int fst_scale_f32(float *x, int64_t n, float s, int nthreads);
+
 #endif

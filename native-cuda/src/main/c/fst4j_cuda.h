@@ -303,6 +303,13 @@ FST_API int fst_cuda_srste_decay(const float *w, float *g, int64_t rows, int64_t
  * no momentum. The bits of fst_cuda_srste_decay then fst_cuda_sgd. */
 FST_API int fst_cuda_sgd_srste(float *w, const float *g, float *buf, int64_t n, int64_t k, float lambda, float lr, float wd, float mom, float damp,
                                int first, int nesterov);
+/* AdamW step (fst_adamw's contract and bits, on the device); vmax NULL: no amsgrad. */
+FST_API int fst_cuda_adamw(float *w, const float *g, float *m, float *v, float *vmax, int64_t n, float decay, float beta1, float c1,
+                           float beta2, float c2, float step, float bc2, float eps);
+/* fst_sumsq_parts on the device: parts (device, FST_PARTS doubles) get the partial sums of squares of x [n]. */
+FST_API int fst_cuda_sumsq_parts(const float *x, int64_t n, double *parts);
+/* x *= s over n contiguous floats on the device. */
+FST_API int fst_cuda_scale(float *x, int64_t n, float s);
 
 #ifdef __cplusplus
 }

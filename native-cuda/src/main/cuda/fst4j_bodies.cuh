@@ -1110,6 +1110,47 @@ FST_HD void k_sgd_srste(i64 i, const fst_k_sgd_srste_args &a) {
     }
 }
 
+/* java.lang.Math.max(float, float), torch.maximum's rule (optim.c jmaxf): a NaN wins (the first), +0 over -0 */
+FST_HD float jmaxf(float a, float b) {
+    if (a != a) return a;
+    if (a == 0.0f && b == 0.0f) return signbit(a) ? b : a;
+    return a >= b ? a : b;
+}
+
+/* AdamW as fst4j.nn.AdamW.update and optim.c fst_adamw, operation for operation (sqrtf and / correctly rounded: no
+ * -use_fast_math, -fmad=false). */
+FST_HD void k_adamw(i64 i, const fst_k_adamw_args &a) {
+    if (i >= a.n) return;
+    const float wi = a.w[i] * a.decay, gi = a.g[i];
+    const float mi = a.m[i] * a.b1 + a.c1 * gi;
+    const float vi = a.v[i] * a.b2 + a.c2 * gi * gi;
+    a.m[i] = mi;
+    a.v[i] = vi;
+    float vh = vi;
+    if (a.vmax) {
+        vh = jmaxf(a.vmax[i], vi);
+        a.vmax[i] = vh;
+    }
+    const float d = sqrtf(vh) / a.bc2 + a.eps;
+    a.w[i] = wi - a.step * mi / d;
+}
+
+/* thread p < FST_PARTS: the sum in double of x[r * FST_PARTS + p]^2 over r ascending (fst_sumsq_parts's parts) */
+FST_HD void k_sumsq_part(i64 i, const fst_k_sumsq_args &a) {
+    if (i >= FST_PARTS) return;
+    double acc = 0;
+    for (i64 r = i; r < a.n; r += FST_PARTS) {
+        const double e = a.x[r];
+        acc += e * e;
+    }
+    a.parts[i] = acc;
+}
+
+FST_HD void k_scale(i64 i, const fst_k_scale_args &a) {
+    if (i >= a.n) return;
+    a.x[i] = a.x[i] * a.s;
+}
+
 /* SR-STE decay (prune.c fst_srste_decay): one thread per group of 4 of a row; g += lambda * w where 2:4 prunes. */
 FST_HD void k_srste(i64 i, const fst_k_srste_args &a) {
     const i64 G = (a.k + 3) / 4;

@@ -140,6 +140,13 @@ typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_
 /* SGD with SR-STE's decay fused (prune.c / pool.c fst_sgd_srste): one thread per group of 4 of rows of k (k % 4 == 0);
  * g' = g + lambda w where magnitude 2:4 prunes (g itself is not written), then the SGD step with g' */
 typedef struct { float *w; const float *g; float *buf; int64_t n, k; float lambda, lr, wd, mom, damp; int first, nesterov; } fst_k_sgd_srste_args;
+/* AdamW (optim.c fst_adamw, fst4j.nn.AdamW): one thread per element, vmax NULL without amsgrad; the scalars derived by
+ * fst4j.nn.AdamW.Scalars */
+typedef struct { float *w; const float *g; float *m, *v, *vmax; int64_t n; float decay, b1, c1, b2, c2, step, bc2, eps; } fst_k_adamw_args;
+/* gradient clipping (fst4j.nn.GradClip): sumsq_part's FST_PARTS partial sums of squares in double (optim.c
+ * fst_sumsq_parts's split and order) into parts; scale: x *= s */
+typedef struct { const float *x; int64_t n; double *parts; } fst_k_sumsq_args;
+typedef struct { float *x; int64_t n; float s; } fst_k_scale_args;
 
 /* ---- block-level kernels (FST_BLOCK_KERNELS): bodies kb_<name>(FstCtx &, args) that cooperate within a block
  * through shared memory, barriers, warp shuffles and tensor-core mma (fst4j_bodies.cuh); the emulator runs each
@@ -264,7 +271,8 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(col2im_bf16_k3, fst_k_col2im_bf16_args) X(col2im_bf16x4_k3, fst_k_col2im_bf16_args)                  \
     X(bf16_unpad_nchw, fst_k_bf16_unpad_nchw_args) X(bf16_unpad_nchw4, fst_k_bf16_unpad_nchw_args)          \
     X(im2col_bf16_s1, fst_k_im2col_bf16_args) X(im2col_bf16_s2, fst_k_im2col_bf16_args) X(by_channel, fst_k_by_channel_args) X(by_channel4, fst_k_by_channel_args) X(prune24_tg, fst_k_prune_args) \
-    X(wflip16, fst_k_wflip16_args) X(conv24_t, fst_k_conv24_t_args) X(splitk_sum, fst_k_splitk_args) X(wtap16, fst_k_wtap16_args) X(sgd_srste, fst_k_sgd_srste_args) X(nhwc16, fst_k_nhwc16_args)
+    X(wflip16, fst_k_wflip16_args) X(conv24_t, fst_k_conv24_t_args) X(splitk_sum, fst_k_splitk_args) X(wtap16, fst_k_wtap16_args) X(sgd_srste, fst_k_sgd_srste_args) X(nhwc16, fst_k_nhwc16_args) \
+    X(adamw, fst_k_adamw_args) X(sumsq_part, fst_k_sumsq_args) X(scale, fst_k_scale_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 #define FST_BLOCK_KERNEL_ENUM(name, args, threads, smem) FST_K_##name,

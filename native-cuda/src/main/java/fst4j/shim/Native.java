@@ -574,6 +574,53 @@ public final class Native {
         check(rc, "fst_sgd_srste");
     }
 
+    // ---- AdamW and gradient clipping (optim.c); bound on first use ----
+
+    private static final class OptimHandles {
+        static final MethodHandle ADAMW = bind(LIB, "fst_adamw", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT), false);
+        static final MethodHandle SUMSQ = bind(LIB, "fst_sumsq_parts", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_INT), false);
+        static final MethodHandle SCALE = bind(LIB, "fst_scale_f32", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_INT), false);
+    }
+
+    /** The partial sums of {@link #sumsqParts} (FST_NORM_PARTS in fst4j.h, FST_PARTS of the CUDA kernels). */
+    public static final int NORM_PARTS = 256;
+
+    /**
+     * One AdamW step over n contiguous floats (fst_adamw in fst4j.h: the scalars of fst4j.nn.AdamW.Scalars); vmax may be
+     * MemorySegment.NULL (no amsgrad).
+     */
+    public static void adamw(MemorySegment w, MemorySegment g, MemorySegment m, MemorySegment v, MemorySegment vmax, long n, float decay,
+                             float beta1, float c1, float beta2, float c2, float step, float bc2, float eps, int threads) {
+        ensureLoaded();
+        if (n < 0 || w.byteSize() < 4 * n || g.byteSize() < 4 * n || m.byteSize() < 4 * n || v.byteSize() < 4 * n
+                || (!vmax.equals(MemorySegment.NULL) && vmax.byteSize() < 4 * n))
+            throw new IndexOutOfBoundsException("adamw: " + n + " floats exceed w, g, a moment or the max of the second moments");
+        int rc;
+        try { rc = (int) OptimHandles.ADAMW.invokeExact(w, g, m, v, vmax, n, decay, beta1, c1, beta2, c2, step, bc2, eps, threads); }
+        catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_adamw");
+    }
+
+    /** parts[p] (NORM_PARTS doubles) = the sum of x[r * NORM_PARTS + p]^2 in double over r ascending, n contiguous floats. */
+    public static void sumsqParts(MemorySegment x, long n, MemorySegment parts, int threads) {
+        ensureLoaded();
+        if (n < 0 || x.byteSize() < 4 * n || parts.byteSize() < 8L * NORM_PARTS)
+            throw new IndexOutOfBoundsException("sumsqParts: " + n + " floats exceed x, or parts holds fewer than " + NORM_PARTS + " doubles");
+        int rc;
+        try { rc = (int) OptimHandles.SUMSQ.invokeExact(x, n, parts, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_sumsq_parts");
+    }
+
+    /** x *= s over n contiguous floats. */
+    public static void scale(MemorySegment x, long n, float s, int threads) {
+        ensureLoaded();
+        if (n < 0 || x.byteSize() < 4 * n) throw new IndexOutOfBoundsException("scale: " + n + " floats exceed x");
+        int rc;
+        try { rc = (int) OptimHandles.SCALE.invokeExact(x, n, s, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_scale_f32");
+    }
+
     /** y = max(a + b, 0) over n contiguous floats. */
     public static void addRelu(MemorySegment a, MemorySegment b, MemorySegment y, long n, int threads) {
         ensureLoaded();
@@ -1328,6 +1375,45 @@ public final class Native {
         try { rc = (int) CudaOpHandles.GEMM.invokeExact(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
         catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_gemm");
+    }
+
+    // ---- AdamW and gradient clipping on the device (cuda_ops.c); bound on first use ----
+
+    private static final class CudaOptimHandles {
+        static final MethodHandle ADAMW, SUMSQ, SCALE;
+        static {
+            SymbolLookup lib = CudaHandles.LIB;
+            ADAMW = bind(lib, "fst_cuda_adamw", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
+                    JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT), false);
+            SUMSQ = bind(lib, "fst_cuda_sumsq_parts", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS), false);
+            SCALE = bind(lib, "fst_cuda_scale", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_FLOAT), false);
+        }
+    }
+
+    /** {@link #adamw} on the device (fst_cuda_adamw): the same scalars and bits; vmax NULL: no amsgrad. */
+    public static void cudaAdamw(MemorySegment w, MemorySegment g, MemorySegment m, MemorySegment v, MemorySegment vmax, long n, float decay,
+                                 float beta1, float c1, float beta2, float c2, float step, float bc2, float eps) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOptimHandles.ADAMW.invokeExact(w, g, m, v, vmax, n, decay, beta1, c1, beta2, c2, step, bc2, eps); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_adamw");
+    }
+
+    /** {@link #sumsqParts} on the device: parts is a device block of NORM_PARTS doubles. */
+    public static void cudaSumsqParts(MemorySegment x, long n, MemorySegment parts) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOptimHandles.SUMSQ.invokeExact(x, n, parts); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_sumsq_parts");
+    }
+
+    /** x *= s over n contiguous floats on the device. */
+    public static void cudaScale(MemorySegment x, long n, float s) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOptimHandles.SCALE.invokeExact(x, n, s); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_scale");
     }
 
     /** One SGD step over n weights; buf NULL = no momentum; first: buf = g. */

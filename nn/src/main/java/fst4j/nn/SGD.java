@@ -20,11 +20,16 @@ import java.util.Map;
  * SGD with momentum, Nesterov and (coupled, L2) weight decay, exactly as torch.optim.SGD:
  * g = grad + wd*w; buf = momentum*buf + (1-dampening)*g (buf = g at the first step); d = nesterov ? g + momentum*buf : buf;
  * w -= lr * d. Parameters without a gradient are skipped. Momentum buffers are off-heap and freed by close().
+ * With {@link ParamGroup}s each group has its weight decay and lr * its scale (a scale of 1 gives the bits of one group).
  */
-public final class SGD implements AutoCloseable {
+public final class SGD implements Optimizer {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final String MOMENTUM = "momentum", STEPS = "steps";
     private final List<Var> params;
-    private final double momentum, weightDecay, dampening;
+    private final List<ParamGroup> groups;
+    /** Each parameter's group's lr scale and weight decay, by parameter index. */
+    private final double[] lrScale, weightDecay;
+    private final double momentum, dampening;
     private final boolean nesterov;
     private double lr;
     private long steps;
@@ -35,35 +40,55 @@ public final class SGD implements AutoCloseable {
 
     public SGD(List<Var> params, double lr, double momentum, double weightDecay, boolean nesterov) {
         // !(x >= 0): NaN is refused too (a NaN learning rate turned every weight into NaN at the first step)
+        this(checkedGroup(params, lr, momentum, weightDecay), lr, momentum, nesterov);
+    }
+
+    /** SGD over parameter groups (each its weight decay and lr scale): torch.optim.SGD given param_groups. */
+    public static SGD withGroups(List<ParamGroup> groups, double lr, double momentum, boolean nesterov) {
+        return new SGD(groups, lr, momentum, nesterov);
+    }
+
+    private static List<ParamGroup> checkedGroup(List<Var> params, double lr, double momentum, double weightDecay) {
         if (!(lr >= 0) || !(momentum >= 0) || !(weightDecay >= 0))
             throw new IllegalArgumentException("lr, momentum and weight decay must be >= 0, got " + lr + ", " + momentum + ", " + weightDecay);
+        return List.of(ParamGroup.of(params, weightDecay));
+    }
+
+    private SGD(List<ParamGroup> groups, double lr, double momentum, boolean nesterov) {
+        if (!(lr >= 0) || !(momentum >= 0))
+            throw new IllegalArgumentException("lr and momentum must be >= 0, got " + lr + ", " + momentum);
         if (nesterov && momentum == 0) throw new IllegalArgumentException("Nesterov momentum needs momentum > 0");
-        java.util.Set<Var> seen = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
-        for (Var p : params) {
+        // a parameter listed twice was stepped twice per step() with no error
+        List<Var> all = ParamGroup.flatten(groups, "SGD");
+        for (Var p : all) {
             if (!p.requiresGrad()) throw new IllegalArgumentException("SGD given a Var that does not require a gradient");
-            // a parameter listed twice was stepped twice per step() with no error
-            if (!seen.add(p)) throw new IllegalArgumentException("SGD given the same parameter " + fst4j.tensor.Shape.str(p.shape()) + " twice");
             if (p.value().dtype() != DType.F32 || !p.value().isContiguous()) throw new IllegalArgumentException("SGD parameters must be contiguous float32");
         }
-        this.params = new ArrayList<>(params);
+        this.params = new ArrayList<>(all);
+        this.groups = List.copyOf(groups);
+        this.lrScale = new double[all.size()];
+        this.weightDecay = new double[all.size()];
+        int i = 0;
+        for (ParamGroup g : groups)
+            for (int j = 0; j < g.params().size(); j++, i++) { lrScale[i] = g.lrScale(); weightDecay[i] = g.weightDecay(); }
         this.lr = lr;
         this.momentum = momentum;
-        this.weightDecay = weightDecay;
         this.nesterov = nesterov;
         this.dampening = 0;
     }
 
-    public double lr() { return lr; }
-    public void setLr(double lr) {
+    @Override public double lr() { return lr; }
+    @Override public void setLr(double lr) {
         if (!(lr >= 0)) throw new IllegalArgumentException("lr must be >= 0, got " + lr);   // as in the constructor
         this.lr = lr;
     }
-    public long steps() { return steps; }
-    public List<Var> params() { return params; }
+    @Override public long steps() { return steps; }
+    @Override public List<Var> params() { return params; }
+    @Override public List<ParamGroup> groups() { return groups; }
 
-    public void zeroGrad() { params.forEach(Var::zeroGrad); }
+    @Override public void zeroGrad() { params.forEach(Var::zeroGrad); }
 
-    public void step() { step(Map.of(), 0f); }
+    @Override public void step() { step(Map.of(), 0f); }
 
     /**
      * The step with SR-STE's decay (SrSte.stepWithDecay): each weight in decayRows (with the length of its rows) first
@@ -83,19 +108,22 @@ public final class SGD implements AutoCloseable {
                 throw new IllegalStateException("SGD: gradient of a " + w.dtype() + " " + fst4j.tensor.Shape.str(w.shape()) + " parameter on " + w.device()
                         + " is " + g.dtype() + " " + fst4j.tensor.Shape.str(g.shape()) + " on " + g.device() + (g.isContiguous() ? "" : ", not contiguous"));
         }
-        for (Var p : params) {
+        for (int pi = 0; pi < params.size(); pi++) {
+            Var p = params.get(pi);
             Tensor g = p.grad();
             if (g == null) continue;
             Tensor w = p.value();
+            // lr * 1.0 is lr: one group, or a scale of 1, gives the bits of the plain constructor
+            float lrf = (float) (lr * lrScale[pi]), wd = (float) weightDecay[pi];
             w.markModified();   // a graph still holding w for backward (retainGraph) refuses it from now on, as PyTorch's
             Integer k = decayRows.get(p);
             boolean fuse = k != null && k % 4 == 0 && (w.device() == Device.CUDA ? fusedOnDevice : nativeUpdate(w.numel()))
                     && g.isContiguous() && g.dtype() == DType.F32 && g.numel() == w.numel();
             if (k != null && !fuse) SrSte.decay(p, k, lambda);
-            if (w.device() == Device.CUDA) { stepOnDevice(p, w, g, fuse ? k : 0, lambda); continue; }
+            if (w.device() == Device.CUDA) { stepOnDevice(p, w, g, fuse ? k : 0, lambda, lrf, wd); continue; }
             MemorySegment ws = w.data(), gs = g.data();
             long n = w.numel();
-            float lrf = (float) lr, wd = (float) weightDecay, mom = (float) momentum, damp = (float) (1 - dampening);
+            float mom = (float) momentum, damp = (float) (1 - dampening);
             if (!g.isContiguous() || g.dtype() != DType.F32 || g.numel() != n)
                 throw new IllegalStateException("SGD: gradient of a " + fst4j.tensor.Shape.str(w.shape()) + " parameter is " + g.dtype() + " " + fst4j.tensor.Shape.str(g.shape()));
             if (nativeUpdate(n)) {
@@ -144,8 +172,8 @@ public final class SGD implements AutoCloseable {
     static volatile boolean fusedOnDevice = !"false".equals(System.getProperty("fst4j.cuda.fusedSrste"));
 
     /** The same update for a CUDA parameter: one kernel (CudaOps.sgdStep, or sgdSrsteStep with the decay for rows of decayK > 0). */
-    private void stepOnDevice(Var p, Tensor w, Tensor g, int decayK, float lambda) {
-        float lrf = (float) lr, wd = (float) weightDecay, mom = (float) momentum, damp = (float) (1 - dampening);
+    private void stepOnDevice(Var p, Tensor w, Tensor g, int decayK, float lambda, float lrf, float wd) {
+        float mom = (float) momentum, damp = (float) (1 - dampening);
         Tensor buf = null;
         boolean first = false;
         if (momentum != 0) {
@@ -180,6 +208,40 @@ public final class SGD implements AutoCloseable {
         buffers.clear();
         momentumBuffers.forEach((i, t) -> buffers.put(params.get(i),
                 Scope.within(null, () -> Tensor.empty(params.get(i).value().device(), DType.F32, t.shape()).copyFrom(t))));
+    }
+
+    /** "momentum.INDEX" for every buffer made so far (none without momentum) and the count "steps". */
+    @Override
+    public State stateDict() {
+        Map<String, Tensor> t = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < params.size(); i++) {
+            Tensor b = buffers.get(params.get(i));
+            if (b != null) t.put(MOMENTUM + "." + i, b);
+        }
+        return new State(t, Map.of(STEPS, new long[]{steps}));
+    }
+
+    @Override
+    public void checkStateDict(State state) { momentumOf(state); }
+
+    @Override
+    public void loadStateDict(State state) { restore(state.count(STEPS, "SGD"), momentumOf(state)); }
+
+    /** The momentum buffers of state by parameter index, everything in it checked. */
+    private Map<Integer, Tensor> momentumOf(State state) {
+        long st = state.count(STEPS, "SGD");
+        if (st < 0) throw new IllegalArgumentException("SGD state: step count must be >= 0, got " + st);
+        for (String k : state.counts().keySet())
+            if (!k.equals(STEPS)) throw new IllegalArgumentException("SGD state has a count '" + k + "' that SGD does not keep (only '" + STEPS + "')");
+        Map<Integer, Tensor> out = new java.util.HashMap<>();
+        for (Map.Entry<String, Tensor> e : state.tensors().entrySet()) {
+            int i = OptimState.index(e.getKey(), "SGD", List.of(MOMENTUM), params.size());
+            if (momentum == 0)
+                throw new IllegalArgumentException("SGD state has " + e.getKey() + ", but this SGD has no momentum (a state saved with momentum > 0?)");
+            OptimState.checkLike(e.getKey(), e.getValue(), params.get(i), "SGD");
+            out.put(i, e.getValue());
+        }
+        return out;
     }
 
     @Override

@@ -58,13 +58,19 @@ public final class SrSte {
     }
 
     /**
-     * {@link #addDecay} and then {@code opt.step()}, with the decay fused into the update where SGD can (float32 on the
-     * CPU, native library loaded, rows a multiple of 4 long): one pass over each weight instead of two, the same bits,
-     * and those gradients are left without the decay (the trainer zeroes them next). Returns how many weights it decayed.
+     * {@link #addDecay} and then {@code opt.step()}. With SGD the decay is fused into the update where it can (float32 on
+     * the CPU, native library loaded, rows a multiple of 4 long): one pass over each weight instead of two, the same bits,
+     * and those gradients are left without the decay (the trainer zeroes them next). Any other optimizer (AdamW, one of
+     * your own) gets the decayed gradients, as SR-STE's decay is part of the gradient. Returns how many weights it decayed.
      */
-    public static int stepWithDecay(Module model, SGD opt, double lambda) {
+    public static int stepWithDecay(Module model, Optimizer opt, double lambda) {
         Map<Var, Integer> rows = decayed(model);
-        opt.step(rows, (float) lambda);
+        if (opt instanceof SGD sgd) {
+            sgd.step(rows, (float) lambda);
+        } else {
+            rows.forEach((w, k) -> decay(w, k, (float) lambda));
+            opt.step();
+        }
         return rows.size();
     }
 

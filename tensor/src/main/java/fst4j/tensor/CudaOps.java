@@ -1225,6 +1225,55 @@ public final class CudaOps {
         Native.cudaSgdSrste(ptr(w), ptr(g), ptrOrNull(buf), w.numel(), k, lambda, lr, weightDecay, momentum, damp, first, nesterov);
     }
 
+    /**
+     * One AdamW step on a contiguous float32 CUDA weight with its moments m, v (and vmax for amsgrad, else null), the
+     * scalars of fst4j.nn.AdamW.Scalars: the bits of its Java loop and of the CPU's fst_adamw.
+     */
+    public static void adamwStep(Tensor w, Tensor g, Tensor m, Tensor v, Tensor vmax, float decay, float beta1, float c1, float beta2, float c2,
+                                 float step, float bc2, float eps) {
+        String op = "adamwStep";
+        require(op, w, g, m, v, vmax);
+        if (!w.isContiguous()) throw new IllegalArgumentException(op + ": the weight must be contiguous");
+        sameSize(op, w, g, "gradient");
+        sameSize(op, w, m, "first moment");
+        sameSize(op, w, v, "second moment");
+        if (vmax != null) sameSize(op, w, vmax, "max of the second moments");
+        Native.cudaAdamw(ptr(w), ptr(g), ptr(m), ptr(v), ptrOrNull(vmax), w.numel(), decay, beta1, c1, beta2, c2, step, bc2, eps);
+    }
+
+    /**
+     * The squared L2 norm of each contiguous float32 CUDA tensor, in Native.NORM_PARTS partial sums of squares in double
+     * (the CPU's Native.sumsqParts split and order): parts[t][p] for tensor t, read back in one copy.
+     */
+    public static double[][] sumsqParts(List<Tensor> xs) {
+        String op = "sumsqParts";
+        for (Tensor x : xs) {
+            require(op, x);
+            if (!x.isContiguous()) throw new IllegalArgumentException(op + ": tensor " + Shape.str(x.shape) + " must be contiguous");
+        }
+        int parts = Native.NORM_PARTS;
+        double[][] out = new double[xs.size()][parts];
+        if (xs.isEmpty()) return out;
+        long bytes = 8L * parts * xs.size();
+        try (Block work = Block.of(bytes); Arena arena = Arena.ofConfined()) {
+            for (int t = 0; t < xs.size(); t++)
+                Native.cudaSumsqParts(ptr(xs.get(t)), xs.get(t).numel(), MemorySegment.ofAddress(work.ptr().address() + 8L * parts * t));
+            MemorySegment host = arena.allocate(bytes, 8);
+            Cuda.copyToHost(host, work.ptr(), bytes);
+            for (int t = 0; t < xs.size(); t++)
+                for (int p = 0; p < parts; p++) out[t][p] = host.getAtIndex(java.lang.foreign.ValueLayout.JAVA_DOUBLE, (long) t * parts + p);
+        }
+        return out;
+    }
+
+    /** x *= s in place on a contiguous float32 CUDA tensor (a clipped gradient). */
+    public static void scaleInPlace(Tensor x, float s) {
+        String op = "scaleInPlace";
+        require(op, x);
+        if (!x.isContiguous()) throw new IllegalArgumentException(op + ": tensor " + Shape.str(x.shape) + " must be contiguous");
+        Native.cudaScale(ptr(x), x.numel(), s);
+    }
+
     /** SR-STE decay on CUDA: g += lambda * w where magnitude 2:4 along each row of w viewed as [rows, k] prunes. */
     public static void srsteDecay(Tensor w, Tensor g, int rows, int k, float lambda) {
         String op = "srsteDecay";

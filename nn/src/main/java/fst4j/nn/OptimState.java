@@ -1,0 +1,45 @@
+package fst4j.nn;
+
+import fst4j.autograd.Var;
+import fst4j.tensor.DType;
+import fst4j.tensor.Shape;
+import fst4j.tensor.Tensor;
+
+import java.util.Arrays;
+import java.util.List;
+
+/** The checks every optimizer's loadStateDict makes on an {@link Optimizer.State}'s "KIND.INDEX" tensors. */
+final class OptimState {
+    private OptimState() {}
+
+    /** The parameter index of key "KIND.INDEX", refusing a kind who does not keep and an index with no parameter. */
+    static int index(String key, String who, List<String> kinds, int params) {
+        int dot = key.lastIndexOf('.');
+        String kind = dot < 0 ? key : key.substring(0, dot);
+        if (!kinds.contains(kind))
+            throw new IllegalArgumentException(who + " state has '" + key + "', a kind of state " + who + " does not keep (its kinds: "
+                    + String.join(", ", kinds) + ", each as KIND.INDEX)");
+        int i;
+        try {
+            i = Integer.parseInt(key.substring(dot + 1));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(who + " state has '" + key + "', whose index is not a number");
+        }
+        if (i < 0 || i >= params)
+            throw new IllegalArgumentException(who + " state " + key + " has no parameter: this " + who + " has " + params);
+        return i;
+    }
+
+    /** The kind of a key that {@link #index} accepted. */
+    static String kind(String key) { return key.substring(0, key.lastIndexOf('.')); }
+
+    /** t can be p's state: open, float32 and of p's shape. */
+    static void checkLike(String key, Tensor t, Var p, String who) {
+        if (t.isClosed()) throw new IllegalArgumentException(who + " state " + key + " is closed");
+        int[] want = p.shape(), got = t.shape();
+        if (!Arrays.equals(want, got))
+            throw new IllegalArgumentException(who + " state " + key + " has shape " + Shape.str(got) + ", its parameter " + Shape.str(want));
+        if (t.dtype() != DType.F32)
+            throw new IllegalArgumentException(who + " state " + key + " is " + t.dtype() + ", expected float32 as its parameter");
+    }
+}

@@ -33,7 +33,8 @@ public final class Main {
     private Main() {}
 
     static final String USAGE = "usage: fst4j train [--model mlp|cnn|resnet-small|resnet18] [--data fashion-mnist|mnist:DIR|cifar10:DIR]"
-            + " [--method dense,fst3_ir,...] [--epochs N] [--batch N] [--lr X] [--momentum X] [--wd X] [--nesterov] [--warmup STEPS]"
+            + " [--method dense,fst3_ir,...] [--epochs N] [--batch N] [--optimizer sgd|adamw] [--lr X] [--momentum X] [--wd X] [--nesterov]"
+            + " [--betas B1,B2] [--eps X] [--amsgrad] [--no-wd-norm-bias] [--warmup STEPS]"
             + " [--smoothing X] [--train-subset N] [--test-subset N] [--augment] [--seed N] [--threads N] [--out DIR]"
             + " [--resume CKPT] [--save-every STEPS] [--no-progress] [--profile-ops] [--device cpu|cuda]";
 
@@ -48,9 +49,13 @@ public final class Main {
                                  e.g. fst3_ir+shift0.03+wt-from-sw
               --epochs N         epochs (default 1)
               --batch N          batch size (default 128)
-              --lr X             peak learning rate (default 0.1), cosine-annealed to 0 after a linear warm-up
+              --optimizer O      sgd (default) or adamw (torch.optim.AdamW: decoupled weight decay)
+              --lr X             peak learning rate (default 0.1; 1e-3 with adamw), cosine-annealed to 0 after a linear warm-up
               --warmup STEPS     warm-up steps (default 5% of all steps)
-              --momentum X, --wd X, --nesterov    SGD momentum (0.9), weight decay (5e-4), Nesterov (off)
+              --wd X             weight decay (default 5e-4, L2 in SGD's gradient; 1e-2 with adamw, decoupled)
+              --momentum X, --nesterov    SGD momentum (0.9), Nesterov (off)
+              --betas B1,B2, --eps X, --amsgrad   AdamW's betas (0.9,0.999), eps (1e-8), AMSGrad (off)
+              --no-wd-norm-bias  no weight decay on biases and batch norm's parameters (default: on every parameter)
               --smoothing X      label smoothing (default 0.1)
               --train-subset N   use the first N training images only (default all); --test-subset N likewise
               --augment          random crop and horizontal flip
@@ -71,7 +76,8 @@ public final class Main {
     record Options(String model, String data, List<Recipe> methods, Integer epochs, Integer batch, Double lr, Double momentum,
                    Double wd, boolean nesterov, Integer warmup, Double smoothing, Integer trainSubset, Integer testSubset,
                    boolean augment, Long seed, Integer threads, Path out, Path resume, int saveEvery, boolean progress,
-                   fst4j.tensor.Device device, boolean profileOps) {}
+                   fst4j.tensor.Device device, boolean profileOps, TrainConfig.OptimizerKind optimizer, double[] betas, Double eps,
+                   boolean amsgrad, boolean noWdNormBias) {}
 
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));
@@ -86,10 +92,10 @@ public final class Main {
 
     static Options parse(String[] args) throws UsageException {
         Map<String, String> v = new LinkedHashMap<>();
-        List<String> bools = List.of("--nesterov", "--augment", "--no-progress", "--profile-ops");
+        List<String> bools = List.of("--nesterov", "--augment", "--no-progress", "--profile-ops", "--amsgrad", "--no-wd-norm-bias");
         List<String> valued = List.of("--model", "--data", "--method", "--epochs", "--batch", "--lr", "--momentum", "--wd",
                 "--warmup", "--smoothing", "--train-subset", "--test-subset", "--seed", "--threads", "--out", "--resume", "--save-every",
-                "--device");
+                "--device", "--optimizer", "--betas", "--eps");
         for (int i = 0; i < args.length; i++) {
             String a = args[i], val = null;
             int eq = a.indexOf('=');
@@ -134,12 +140,38 @@ public final class Main {
             if (!d.equals("cpu") && !d.equals("cuda")) throw new UsageException("unknown device '" + v.get("--device") + "' (cpu, cuda)");
             device = d.equals("cuda") ? fst4j.tensor.Device.CUDA : fst4j.tensor.Device.CPU;
         }
+        TrainConfig.OptimizerKind optimizer = null;
+        if (v.containsKey("--optimizer")) {
+            try {
+                optimizer = TrainConfig.OptimizerKind.parse(v.get("--optimizer"));
+            } catch (IllegalArgumentException e) {
+                throw new UsageException(e.getMessage());
+            }
+        }
+        double[] betas = null;
+        if (v.containsKey("--betas")) {
+            String[] b = v.get("--betas").split(",");
+            try {
+                if (b.length != 2) throw new NumberFormatException();
+                betas = new double[]{Double.parseDouble(b[0].trim()), Double.parseDouble(b[1].trim())};
+                if (!(betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1)) throw new NumberFormatException();
+            } catch (NumberFormatException e) {
+                throw new UsageException("--betas needs two numbers in [0, 1) as B1,B2 (e.g. 0.9,0.999), got '" + v.get("--betas") + "'");
+            }
+        }
+        // flags of the other optimizer would be silently ignored
+        boolean adamw = optimizer == TrainConfig.OptimizerKind.ADAMW;
+        for (String f : List.of("--betas", "--eps", "--amsgrad"))
+            if (v.containsKey(f) && optimizer != null && !adamw) throw new UsageException(f + " is AdamW's; --optimizer " + optimizer.key() + " does not take it");
+        for (String f : List.of("--momentum", "--nesterov"))
+            if (v.containsKey(f) && adamw) throw new UsageException(f + " is SGD's; AdamW takes --betas B1,B2 (and --eps, --amsgrad)");
         return new Options(model, v.get("--data"), methods, posInt(v, "--epochs", false), posInt(v, "--batch", false),
                 posDouble(v, "--lr", false), posDouble(v, "--momentum", true), posDouble(v, "--wd", true), v.containsKey("--nesterov"),
                 posInt(v, "--warmup", true), posDouble(v, "--smoothing", true), posInt(v, "--train-subset", true),
                 posInt(v, "--test-subset", true), v.containsKey("--augment"), longOf(v, "--seed"), posInt(v, "--threads", false),
                 v.containsKey("--out") ? Path.of(v.get("--out")) : null, v.containsKey("--resume") ? Path.of(v.get("--resume")) : null,
-                saveEvery == null ? 0 : saveEvery, !v.containsKey("--no-progress"), device, v.containsKey("--profile-ops"));
+                saveEvery == null ? 0 : saveEvery, !v.containsKey("--no-progress"), device, v.containsKey("--profile-ops"),
+                optimizer, betas, posDouble(v, "--eps", true), v.containsKey("--amsgrad"), v.containsKey("--no-wd-norm-bias"));
     }
 
     private static Integer posInt(Map<String, String> v, String k, boolean zeroOk) throws UsageException {
@@ -186,6 +218,19 @@ public final class Main {
     }
 
     private static TrainConfig applyChecked(Options o, TrainConfig c) {
+        // switching to AdamW takes torch's defaults (SGD's lr 0.1 would diverge); the flags below override them
+        if (o.optimizer() == TrainConfig.OptimizerKind.ADAMW && c.optimizer() != TrainConfig.OptimizerKind.ADAMW) c = c.withAdamWDefaults();
+        else if (o.optimizer() != null) c = c.withOptimizer(o.optimizer());
+        if (c.optimizer() != TrainConfig.OptimizerKind.ADAMW && (o.betas() != null || o.eps() != null || o.amsgrad()))
+            throw new IllegalArgumentException("--betas, --eps and --amsgrad are AdamW's; this run's optimizer is " + c.optimizer().key());
+        if (c.optimizer() == TrainConfig.OptimizerKind.ADAMW && (o.momentum() != null || o.nesterov()))
+            throw new IllegalArgumentException("--momentum and --nesterov are SGD's; this run's optimizer is adamw");
+        if (o.betas() != null || o.eps() != null || o.amsgrad()) {
+            var a = c.adamW();
+            c = c.withAdamW(new TrainConfig.AdamWSettings(o.betas() != null ? o.betas()[0] : a.beta1(), o.betas() != null ? o.betas()[1] : a.beta2(),
+                    o.eps() != null ? o.eps() : a.eps(), o.amsgrad() || a.amsgrad()));
+        }
+        if (o.noWdNormBias()) c = c.withWdOnNormAndBias(false);
         if (o.model() != null) c = c.withModel(o.model().toLowerCase(Locale.ROOT));
         if (o.epochs() != null) c = c.withEpochs(o.epochs());
         if (o.batch() != null) c = c.withBatchSize(o.batch());
@@ -256,9 +301,10 @@ public final class Main {
             dir = o.out() != null ? o.out() : Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
             Files.createDirectories(dir);
             TrainConfig c0 = cfgs.get(0);
-            out.printf(Locale.ROOT, "fst4j train: %s on %s (%d train / %d test images), %d epoch(s), batch %d, lr %s, seed %d, %d thread(s); output in %s%n",
+            out.printf(Locale.ROOT, "fst4j train: %s on %s (%d train / %d test images), %d epoch(s), batch %d, %s lr %s wd %s%s, seed %d, %d thread(s); output in %s%n",
                     c0.model(), data.spec(), used(c0.trainSubset(), data.train()), used(c0.testSubset(), data.test()),
-                    c0.epochs(), c0.batchSize(), c0.lr(), c0.seed(), Blas.threads(), dir);
+                    c0.epochs(), c0.batchSize(), c0.optimizer().key(), c0.lr(), c0.weightDecay(), c0.wdOnNormAndBias() ? "" : " (not on biases and norms)",
+                    c0.seed(), Blas.threads(), dir);
             List<Result> results = new ArrayList<>();
             long t0 = System.nanoTime();
             // a run resumed into its own folder opens its CSVs once the checkpoint has loaded (train): the rows it trains

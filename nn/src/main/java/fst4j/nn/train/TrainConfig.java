@@ -3,6 +3,7 @@ package fst4j.nn.train;
 import fst4j.autograd.SparseConfig.Method;
 import fst4j.autograd.SparseConfig.Recipe;
 import fst4j.autograd.SparseConfig.Variant;
+import fst4j.nn.AdamW;
 
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -12,17 +13,43 @@ import java.util.Map;
 /**
  * Everything that determines a training run (with the data): model, sparsity method, optimisation recipe, seed.
  * The recipe follows fst-method.md scaled down: SGD momentum 0.9, weight decay 5e-4, cosine LR with linear warm-up,
- * label smoothing 0.1, SR-STE decay lambda 2e-4 where the method prunes W.
+ * label smoothing 0.1, SR-STE decay lambda 2e-4 where the method prunes W. AdamW in place of SGD: {@link #withAdamWDefaults}.
  *
  * @param warmupSteps linear warm-up steps; negative means 5% of the total (rounded, at least 1 when total >= 20)
  * @param trainSubset first N training images only (0: all); testSubset likewise for evaluation
  * @param augment     random crop (padding 2 for 28x28, 4 otherwise) and horizontal flip
  * @param variants    changes applied on top of the method to every pruned layer ({@link Variant}), in order
+ * @param optimizer   SGD (momentum, nesterov) or AdamW (adamW's betas, eps, amsgrad); lr and weightDecay are either's
+ * @param wdOnNormAndBias false: biases and batch norm's parameters get no weight decay (ParamGroup.splitDecay)
  */
 public record TrainConfig(String model, Method method, int epochs, int batchSize, double lr, double momentum,
                           double weightDecay, boolean nesterov, int warmupSteps, double minLr, double labelSmoothing,
                           double srSteLambda, long seed, int trainSubset, int testSubset, boolean augment,
-                          List<Variant> variants) {
+                          List<Variant> variants, OptimizerKind optimizer, AdamWSettings adamW, boolean wdOnNormAndBias) {
+
+    /** The optimizer of a run: SGD (momentum, nesterov: this record's fields) or AdamW ({@link AdamWSettings}). */
+    public enum OptimizerKind {
+        SGD, ADAMW;
+
+        /** "sgd", "adamw": the CLI's and the metadata's name. */
+        public String key() { return name().toLowerCase(Locale.ROOT); }
+
+        public static OptimizerKind parse(String s) {
+            for (OptimizerKind k : values()) if (k.key().equals(s.toLowerCase(Locale.ROOT))) return k;
+            throw new IllegalArgumentException("unknown optimizer '" + s + "' (sgd, adamw)");
+        }
+    }
+
+    /** AdamW's own settings (fst4j.nn.AdamW; lr and weight decay are the config's); torch's defaults in DEFAULTS. */
+    public record AdamWSettings(double beta1, double beta2, double eps, boolean amsgrad) {
+        public static final AdamWSettings DEFAULTS = new AdamWSettings(AdamW.DEFAULT_BETA1, AdamW.DEFAULT_BETA2, AdamW.DEFAULT_EPS, false);
+
+        public AdamWSettings {
+            if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1))
+                throw new IllegalArgumentException("AdamW betas must be in [0, 1), got (" + beta1 + ", " + beta2 + ")");
+            if (!(eps >= 0) || eps == Double.POSITIVE_INFINITY) throw new IllegalArgumentException("AdamW eps must be finite and >= 0, got " + eps);
+        }
+    }
 
     public TrainConfig {
         if (model == null || model.isBlank()) throw new IllegalArgumentException("model name is empty");
@@ -33,29 +60,46 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
         if (labelSmoothing < 0 || labelSmoothing >= 1) throw new IllegalArgumentException("label smoothing must be in [0, 1), got " + labelSmoothing);
         if (trainSubset < 0 || testSubset < 0) throw new IllegalArgumentException("subset sizes must be >= 0");
         variants = new Recipe(method, variants == null ? List.of() : variants).variants();   // checks that each applies
+        if (optimizer == null) throw new IllegalArgumentException("optimizer is null");
+        if (adamW == null) throw new IllegalArgumentException("AdamW settings are null (AdamWSettings.DEFAULTS for torch's)");
+        if (!(weightDecay >= 0) || weightDecay == Double.POSITIVE_INFINITY)
+            throw new IllegalArgumentException("weight decay must be finite and >= 0, got " + weightDecay);
+        if (!(momentum >= 0)) throw new IllegalArgumentException("momentum must be >= 0, got " + momentum);
     }
 
     /** The defaults: resnet-small, the given method, 1 epoch, batch 128, lr 0.1, seed 0. */
     public static TrainConfig defaults(Method method) {
-        return new TrainConfig("resnet-small", method, 1, 128, 0.1, 0.9, 5e-4, false, -1, 0.0, 0.1, 2e-4, 0, 0, 0, false, List.of());
+        return new TrainConfig("resnet-small", method, 1, 128, 0.1, 0.9, 5e-4, false, -1, 0.0, 0.1, 2e-4, 0, 0, 0, false, List.of(),
+                OptimizerKind.SGD, AdamWSettings.DEFAULTS, true);
     }
 
-    public TrainConfig withModel(String m) { return new TrainConfig(m, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants); }
+    public TrainConfig withModel(String m) { return new TrainConfig(m, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
     /** The method, without variants. */
-    public TrainConfig withMethod(Method m) { return new TrainConfig(model, m, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, List.of()); }
+    public TrainConfig withMethod(Method m) { return new TrainConfig(model, m, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, List.of(), optimizer, adamW, wdOnNormAndBias); }
     /** The method and its variants. */
-    public TrainConfig withRecipe(Recipe r) { return new TrainConfig(model, r.method(), epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, r.variants()); }
-    public TrainConfig withEpochs(int e) { return new TrainConfig(model, method, e, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants); }
-    public TrainConfig withBatchSize(int b) { return new TrainConfig(model, method, epochs, b, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants); }
-    public TrainConfig withLr(double l) { return new TrainConfig(model, method, epochs, batchSize, l, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants); }
-    public TrainConfig withMomentum(double m) { return new TrainConfig(model, method, epochs, batchSize, lr, m, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants); }
-    public TrainConfig withWeightDecay(double w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, w, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants); }
-    public TrainConfig withNesterov(boolean n) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, n, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants); }
-    public TrainConfig withWarmupSteps(int w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, w, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants); }
-    public TrainConfig withLabelSmoothing(double s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, s, srSteLambda, seed, trainSubset, testSubset, augment, variants); }
-    public TrainConfig withSeed(long s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, s, trainSubset, testSubset, augment, variants); }
-    public TrainConfig withSubsets(int train, int test) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, train, test, augment, variants); }
-    public TrainConfig withAugment(boolean a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, a, variants); }
+    public TrainConfig withRecipe(Recipe r) { return new TrainConfig(model, r.method(), epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, r.variants(), optimizer, adamW, wdOnNormAndBias); }
+    public TrainConfig withEpochs(int e) { return new TrainConfig(model, method, e, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
+    public TrainConfig withBatchSize(int b) { return new TrainConfig(model, method, epochs, b, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
+    public TrainConfig withLr(double l) { return new TrainConfig(model, method, epochs, batchSize, l, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
+    public TrainConfig withMomentum(double m) { return new TrainConfig(model, method, epochs, batchSize, lr, m, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
+    public TrainConfig withWeightDecay(double w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, w, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
+    public TrainConfig withNesterov(boolean n) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, n, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
+    public TrainConfig withWarmupSteps(int w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, w, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
+    public TrainConfig withLabelSmoothing(double s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, s, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
+    public TrainConfig withSeed(long s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, s, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
+    public TrainConfig withSubsets(int train, int test) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, train, test, augment, variants, optimizer, adamW, wdOnNormAndBias); }
+    public TrainConfig withAugment(boolean a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, a, variants, optimizer, adamW, wdOnNormAndBias); }
+
+    /** SGD (the default) or AdamW; the learning rate and weight decay stay as they are (see {@link #withAdamWDefaults}). */
+    public TrainConfig withOptimizer(OptimizerKind o) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, o, adamW, wdOnNormAndBias); }
+    public TrainConfig withAdamW(AdamWSettings a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, a, wdOnNormAndBias); }
+    /** false: no weight decay on biases and batch norm's parameters (fst4j.nn.ParamGroup.splitDecay); true (torch's default): on every parameter. */
+    public TrainConfig withWdOnNormAndBias(boolean on) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, on); }
+
+    /** AdamW with torch's defaults: lr 1e-3, weight decay 1e-2, betas (0.9, 0.999), eps 1e-8 (SGD's lr 0.1 would diverge). */
+    public TrainConfig withAdamWDefaults() {
+        return withOptimizer(OptimizerKind.ADAMW).withAdamW(AdamWSettings.DEFAULTS).withLr(1e-3).withWeightDecay(AdamW.DEFAULT_WEIGHT_DECAY);
+    }
 
     /** Warm-up steps for a run of totalSteps. */
     public long warmupFor(long totalSteps) {
@@ -88,6 +132,14 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
         m.put("train_subset", Integer.toString(trainSubset));
         m.put("test_subset", Integer.toString(testSubset));
         m.put("augment", Boolean.toString(augment));
+        m.put("optimizer", optimizer.key());
+        if (optimizer == OptimizerKind.ADAMW) {   // SGD runs keep the keys they had
+            m.put("beta1", Double.toString(adamW.beta1()));
+            m.put("beta2", Double.toString(adamW.beta2()));
+            m.put("eps", Double.toString(adamW.eps()));
+            m.put("amsgrad", Boolean.toString(adamW.amsgrad()));
+        }
+        if (!wdOnNormAndBias) m.put("wd_on_norm_and_bias", "false");
         return m;
     }
 
@@ -99,7 +151,12 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
                 Integer.parseInt(get(m, "warmup_steps")), Double.parseDouble(get(m, "min_lr")),
                 Double.parseDouble(get(m, "label_smoothing")), Double.parseDouble(get(m, "srste_lambda")),
                 Long.parseLong(get(m, "seed")), Integer.parseInt(get(m, "train_subset")), Integer.parseInt(get(m, "test_subset")),
-                Boolean.parseBoolean(get(m, "augment")), r.variants());
+                Boolean.parseBoolean(get(m, "augment")), r.variants(),
+                // checkpoints written before AdamW have no 'optimizer': SGD
+                OptimizerKind.parse(m.getOrDefault("optimizer", "sgd")),
+                m.containsKey("beta1") ? new AdamWSettings(Double.parseDouble(get(m, "beta1")), Double.parseDouble(get(m, "beta2")),
+                        Double.parseDouble(get(m, "eps")), Boolean.parseBoolean(get(m, "amsgrad"))) : AdamWSettings.DEFAULTS,
+                Boolean.parseBoolean(m.getOrDefault("wd_on_norm_and_bias", "true")));
     }
 
     private static String get(Map<String, String> m, String k) {

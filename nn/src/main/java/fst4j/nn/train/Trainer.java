@@ -5,10 +5,13 @@ import fst4j.autograd.NN;
 import fst4j.autograd.Profile;
 import fst4j.autograd.SparseConfig;
 import fst4j.autograd.Var;
+import fst4j.nn.AdamW;
 import fst4j.nn.Asp;
 import fst4j.nn.LrSchedule;
 import fst4j.nn.Models;
 import fst4j.nn.Module;
+import fst4j.nn.Optimizer;
+import fst4j.nn.ParamGroup;
 import fst4j.nn.SGD;
 import fst4j.nn.Sparse;
 import fst4j.nn.SrSte;
@@ -30,7 +33,7 @@ import java.util.Map;
 /**
  * Trains one model with one sparsity method. A step, all inside one {@link Scope}: forward, cross-entropy with
  * label smoothing, backward, SR-STE decay of pruned weights (when the method prunes W by magnitude; not ASP, whose layers
- * are dense when the trainer is built), SGD step, zero grads; the
+ * are dense when the trainer is built), SGD or AdamW step (the config's optimizer), zero grads; the
  * learning rate follows a per-step cosine schedule with linear warm-up. Model init, data order and augmentation are
  * seeded by the config's seed, so two trainers with the same config and data do bit-identical work.
  *
@@ -44,12 +47,15 @@ import java.util.Map;
  * }
  * }</pre>
  *
- * Checkpoints ({@link #save}, {@link #load}) hold the model state dict ("model.NAME"), the momentum buffers
- * ("optim.momentum.INDEX"), the step, epoch, optimizer step count and loader state (int64), and the config as
- * metadata; loading them into a fresh trainer continues bit-identically.
+ * Checkpoints ({@link #save}, {@link #load}) hold the model state dict ("model.NAME"), the optimizer's state dict
+ * ({@link Optimizer#stateDict}: its tensors as "optim.KIND.INDEX", SGD's momentum buffers "optim.momentum.INDEX", AdamW's
+ * "optim.exp_avg.INDEX", ...; its counts as int64 "optim.steps", AdamW's "optim.step"), the step, epoch and loader state
+ * (int64), and the config as metadata; loading them into a fresh trainer continues bit-identically.
  */
 public final class Trainer implements AutoCloseable {
     public static final String FORMAT = "fst4j-checkpoint-1";
+    /** The prefix of the optimizer's state dict in a checkpoint (its tensors and its counts). */
+    private static final String OPTIM = "optim.";
 
     /** One step's numbers: the batch's loss, how many of its size were classified right, the LR used, wall time. */
     public record StepResult(long step, int epoch, double loss, int correct, int size, double lr, long nanos) {
@@ -87,7 +93,7 @@ public final class Trainer implements AutoCloseable {
     private final TrainConfig cfg;
     private final TrainData data;
     private final Module model;
-    private final SGD opt;
+    private final Optimizer opt;
     private final DataLoader loader, testLoader;
     private final LrSchedule schedule;
     private final long totalSteps;
@@ -114,7 +120,7 @@ public final class Trainer implements AutoCloseable {
         this.model = Models.byName(cfg.model(), tr.channels(), tr.height(), tr.width(), tr.numClasses(), cfg.method(), cfg.seed());
         applyVariants(model, cfg);
         if (device != Device.CPU) model.to(device);
-        this.opt = new SGD(model.parameters(), cfg.lr(), cfg.momentum(), cfg.weightDecay(), cfg.nesterov());
+        this.opt = optimizerFor(model, cfg);
         DataLoader.Builder b = DataLoader.builder(tr).batchSize(cfg.batchSize()).shuffle(true).seed(cfg.seed()).dropLast(true)
                 .normalize(this.data.mean(), this.data.std());
         if (cfg.augment()) b.randomCrop(tr.height() <= 28 ? 2 : 4).horizontalFlip(true);
@@ -153,7 +159,7 @@ public final class Trainer implements AutoCloseable {
     private Tensor onDevice(Tensor t) { return device == Device.CPU ? t : t.to(device); }
     public TrainData data() { return data; }
     public Module model() { return model; }
-    public SGD optimizer() { return opt; }
+    public Optimizer optimizer() { return opt; }
     public DataLoader loader() { return loader; }
     /** Steps done so far (the 0-based index of the next step). */
     public long stepsDone() { return step; }
@@ -171,11 +177,24 @@ public final class Trainer implements AutoCloseable {
     public void endEpoch() { loader.nextEpoch(); }
 
     /**
-     * The end of every training step (this trainer's, jmh's StepBench and the GPU step timing run the same code): the
-     * backward pass, the SR-STE decay lambda (W - S(W)) when decay is set, the SGD step and zeroed gradients, the last
-     * three timed as {@link Profile.Part#OPTIMIZER}.
+     * The optimizer cfg asks for over model's parameters: one group of all of them with the config's weight decay, or
+     * with wdOnNormAndBias false ParamGroup.splitDecay's two groups (no decay on biases and batch norm).
      */
-    public static void backwardAndUpdate(Var loss, Module model, SGD opt, boolean decay, double lambda) {
+    public static Optimizer optimizerFor(Module model, TrainConfig cfg) {
+        List<ParamGroup> groups = cfg.wdOnNormAndBias() ? List.of(ParamGroup.of(model.parameters(), cfg.weightDecay()))
+                : ParamGroup.splitDecay(model, cfg.weightDecay());
+        return switch (cfg.optimizer()) {
+            case SGD -> SGD.withGroups(groups, cfg.lr(), cfg.momentum(), cfg.nesterov());
+            case ADAMW -> AdamW.withGroups(groups, cfg.lr(), cfg.adamW().beta1(), cfg.adamW().beta2(), cfg.adamW().eps(), cfg.adamW().amsgrad());
+        };
+    }
+
+    /**
+     * The end of every training step (this trainer's, jmh's StepBench and the GPU step timing run the same code): the
+     * backward pass, the SR-STE decay lambda (W - S(W)) when decay is set, the optimizer's step and zeroed gradients, the
+     * last three timed as {@link Profile.Part#OPTIMIZER}.
+     */
+    public static void backwardAndUpdate(Var loss, Module model, Optimizer opt, boolean decay, double lambda) {
         loss.backward();
         long t = Profile.start();
         if (decay) SrSte.stepWithDecay(model, opt, lambda);   // the decay fused into SGD's pass where it can be
@@ -287,15 +306,12 @@ public final class Trainer implements AutoCloseable {
     public void save(Path file) throws IOException {
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         model.stateDict().forEach((k, v) -> tensors.put("model." + k, v));
-        List<?> params = opt.params();
-        for (int i = 0; i < params.size(); i++) {
-            Tensor b = opt.momentumBuffer(i);
-            if (b != null) tensors.put("optim.momentum." + i, b);
-        }
+        Optimizer.State os = opt.stateDict();
+        os.tensors().forEach((k, v) -> tensors.put(OPTIM + k, v));
         Map<String, long[]> longs = new LinkedHashMap<>();
         longs.put("step", new long[]{step});
         longs.put("epoch", new long[]{loader.epoch()});
-        longs.put("optim.steps", new long[]{opt.steps()});
+        os.counts().forEach((k, v) -> longs.put(OPTIM + k, v));   // SGD: "optim.steps", as before the Optimizer interface
         longs.put("loader", loader.state().toLongs());
         sparsifierStates().forEach((k, sp) -> longs.put(k, sp.exportState()));
         Map<String, String> meta = new LinkedHashMap<>();
@@ -346,18 +362,17 @@ public final class Trainer implements AutoCloseable {
             String trainSize = meta.get("train_size");
             if (trainSize != null && !trainSize.equals(Integer.toString(data.train().size())))
                 throw new IllegalArgumentException("it was trained on " + trainSize + " images, this run has " + data.train().size());
-            Map<String, Tensor> state = new HashMap<>();
-            Map<Integer, Tensor> momentum = new HashMap<>();
+            Map<String, Tensor> state = new HashMap<>(), optTensors = new LinkedHashMap<>();
             for (var e : c.tensors().entrySet()) {
                 String k = e.getKey();
                 if (k.startsWith("model.")) state.put(k.substring(6), e.getValue());
-                else if (k.startsWith("optim.momentum.")) {
-                    int i = Integer.parseInt(k.substring("optim.momentum.".length()));
-                    if (i < 0 || i >= opt.params().size()) throw new IllegalArgumentException("momentum buffer " + i + " has no parameter");
-                    momentum.put(i, e.getValue());
-                } else throw new IllegalArgumentException("unexpected tensor " + k);
+                else if (k.startsWith(OPTIM)) optTensors.put(k.substring(OPTIM.length()), e.getValue());
+                else throw new IllegalArgumentException("unexpected tensor " + k);
             }
-            long st = one(c.int64("step")), optSteps = one(c.int64("optim.steps"));
+            Map<String, long[]> optCounts = new LinkedHashMap<>();
+            c.int64s().forEach((k, v) -> { if (k.startsWith(OPTIM)) optCounts.put(k.substring(OPTIM.length()), v); });
+            Optimizer.State optState = new Optimizer.State(optTensors, optCounts);
+            long st = one(c.int64("step"));
             DataLoader.State ls = DataLoader.State.fromLongs(c.int64("loader"));
             if (st < 0 || st > totalSteps) throw new IllegalArgumentException("step " + st + " is outside 0.." + totalSteps);
             // the model before its momentum buffers: a model built for other images (eval --data of another size) said only
@@ -369,10 +384,7 @@ public final class Trainer implements AutoCloseable {
                 throw new IllegalArgumentException(e.getMessage() + " (this " + cfg.model() + " is built for the " + tr.channels() + "x" + tr.height()
                         + "x" + tr.width() + " images and " + tr.numClasses() + " classes of " + data.spec() + ")", e);
             }
-            for (var e : momentum.entrySet())
-                if (!java.util.Arrays.equals(e.getValue().shape(), opt.params().get(e.getKey()).shape()))
-                    throw new IllegalArgumentException("momentum buffer " + e.getKey() + " has shape " + java.util.Arrays.toString(e.getValue().shape())
-                            + ", its parameter " + java.util.Arrays.toString(opt.params().get(e.getKey()).shape()));
+            opt.checkStateDict(optState);
             loader.check(ls);
             // all or nothing: what cannot be checked first (ASP's placeholders, each rule's own state check) is undone on failure
             List<Runnable> undo = new ArrayList<>();
@@ -403,7 +415,7 @@ public final class Trainer implements AutoCloseable {
                 throw e;
             }
             model.loadStateDict(state);   // checked above: from here on nothing refuses
-            opt.restore(optSteps, momentum);
+            opt.loadStateDict(optState);
             loader.restore(ls);
             step = st;
         } catch (CheckpointException e) {

@@ -63,11 +63,13 @@ class CheckpointTest {
         Map<String, Tensor> sa = a.model().stateDict(), sb = b.model().stateDict();
         assertEquals(sa.keySet(), sb.keySet());
         for (String k : sa.keySet()) assertArrayEquals(sa.get(k).toFloatArray(), sb.get(k).toFloatArray(), k);
-        for (int i = 0; i < a.optimizer().params().size(); i++) {
-            Tensor x = a.optimizer().momentumBuffer(i), y = b.optimizer().momentumBuffer(i);
-            assertEquals(x == null, y == null);
-            if (x != null) assertArrayEquals(x.toFloatArray(), y.toFloatArray(), "momentum " + i);
-        }
+        // the optimizer's whole state: SGD's momentum buffers and step count, AdamW's moments and per-parameter steps
+        var oa = a.optimizer().stateDict();
+        var ob = b.optimizer().stateDict();
+        assertEquals(oa.tensors().keySet(), ob.tensors().keySet());
+        for (String k : oa.tensors().keySet()) assertArrayEquals(oa.tensors().get(k).toFloatArray(), ob.tensors().get(k).toFloatArray(), "optimizer " + k);
+        assertEquals(oa.counts().keySet(), ob.counts().keySet());
+        for (String k : oa.counts().keySet()) assertArrayEquals(oa.counts().get(k), ob.counts().get(k), "optimizer count " + k);
         assertEquals(a.stepsDone(), b.stepsDone());
         assertEquals(a.loader().state(), b.loader().state());
     }
@@ -233,16 +235,19 @@ class CheckpointTest {
     }
 
     /** Everything a trainer would resume from, copied out: weights, momentum, step, loader and every rule's state. */
-    record Snapshot(Map<String, float[]> weights, Map<Integer, float[]> momentum, long step, Object loader, Map<String, long[]> rules,
+    record Snapshot(Map<String, float[]> weights, Map<String, float[]> momentum, long step, Object loader, Map<String, long[]> rules,
                     Map<String, Object> configs) {
         static Snapshot of(Trainer t) {
             Map<String, float[]> w = new java.util.TreeMap<>();
             t.model().stateDict().forEach((k, v) -> w.put(k, v.toFloatArray()));
-            Map<Integer, float[]> m = new java.util.TreeMap<>();
-            for (int i = 0; i < t.optimizer().params().size(); i++) {
-                Tensor b = t.optimizer().momentumBuffer(i);
-                if (b != null) m.put(i, b.toFloatArray());
-            }
+            Map<String, float[]> m = new java.util.TreeMap<>();   // the optimizer's state (counts as floats: small here)
+            var os = t.optimizer().stateDict();
+            os.tensors().forEach((k, v) -> m.put(k, v.toFloatArray()));
+            os.counts().forEach((k, v) -> {
+                float[] f = new float[v.length];
+                for (int i = 0; i < v.length; i++) f[i] = v[i];
+                m.put("count " + k, f);
+            });
             Map<String, long[]> r = new java.util.TreeMap<>();
             Map<String, Object> c = new java.util.TreeMap<>();
             fst4j.nn.Models.sparseLayers(t.model()).forEach((name, layer) -> {

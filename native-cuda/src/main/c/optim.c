@@ -4,7 +4,11 @@
  * -fno-math-errno so that sqrtf vectorises (it only drops errno, v >= 0 or NaN here, not the correctly rounded result). */
 #include "fst4j.h"
 #include "parallel.h"
+#include "../cuda/fst4j_kargs.h"
 #include <math.h>
+
+/* the CPU's partial sums must be the CUDA kernel's, part for part, for the same norm on both */
+_Static_assert(FST_NORM_PARTS == FST_PARTS, "fst_sumsq_parts and k_sumsq_part split a norm alike");
 
 static int64_t chunks(int64_t work, int nthreads) { return work < 32768 || nthreads <= 1 ? 1 : 4 * (int64_t)nthreads; }
 

@@ -303,7 +303,7 @@ public final class Main {
             TrainConfig c0 = cfgs.get(0);
             out.printf(Locale.ROOT, "fst4j train: %s on %s (%d train / %d test images), %d epoch(s), batch %d, %s lr %s wd %s%s, seed %d, %d thread(s); output in %s%n",
                     c0.model(), data.spec(), used(c0.trainSubset(), data.train()), used(c0.testSubset(), data.test()),
-                    c0.epochs(), c0.batchSize(), c0.optimizer().key(), c0.lr(), c0.weightDecay(), c0.wdOnNormAndBias() ? "" : " (not on biases and norms)",
+                    c0.epochs(), c0.batchSize(), c0.optimizer().key(), plain(c0.lr()), plain(c0.weightDecay()), c0.wdOnNormAndBias() ? "" : " (not on biases and norms)",
                     c0.seed(), Blas.threads(), dir);
             List<Result> results = new ArrayList<>();
             long t0 = System.nanoTime();
@@ -330,6 +330,9 @@ public final class Main {
             }
             return 0;
         }
+
+        /** x as written by hand: 0.0005, not Double.toString's 5.0E-4 */
+        private static String plain(double x) { return new java.math.BigDecimal(Double.toString(x)).stripTrailingZeros().toPlainString(); }
 
         /** The images a run takes from d: its first subset ones (TrainData.subsets), all where subset is 0. */
         private static int used(int subset, fst4j.nn.data.ImageDataset d) { return subset > 0 ? Math.min(subset, d.size()) : d.size(); }

@@ -92,7 +92,9 @@ public final class AdamW implements Optimizer {
         if (!finiteNonNegative(eps)) throw new IllegalArgumentException("AdamW: eps must be finite and >= 0, got " + eps);
         List<Var> all = ParamGroup.flatten(groups, "AdamW");
         for (Var p : all) {
-            if (!p.requiresGrad()) throw new IllegalArgumentException("AdamW given a Var that does not require a gradient");
+            // a frozen parameter is taken and skipped while it has no gradient (torch.optim does the same); a computed
+            // value is refused: stepping it would change nothing the next forward reads
+            if (!p.isLeaf()) throw new IllegalArgumentException("AdamW given a computed Var (a non-leaf), not a parameter");
             if (p.value().dtype() != DType.F32 || !p.value().isContiguous())
                 throw new IllegalArgumentException("AdamW parameters must be contiguous float32, got a " + p.value().dtype() + " " + Shape.str(p.shape())
                         + (p.value().isContiguous() ? "" : ", not contiguous"));

@@ -111,8 +111,8 @@ public abstract class Module implements AutoCloseable {
      * of its parameters, a parameter's own name ("1.weight") that one. A frozen parameter gets no gradient, its layer
      * skips computing one, and an optimizer step leaves it as it is; checkpoints save and load it as any other. Returns
      * the parameter names it froze, in model order; a name that matches nothing is refused (a typo froze nothing). An
-     * optimizer built before freezing skips them while they have no gradient; SGD refuses a frozen parameter at
-     * construction, so build one afterwards from {@code parameters().stream().filter(Var::requiresGrad).toList()}.
+     * optimizer skips them while they have no gradient, whether it was built before or after freezing (call
+     * {@code zeroGrad()} after freezing if a gradient from an earlier backward is still there, as in PyTorch).
      */
     public List<String> freeze(String... names) { return setRequiresGrad(false, names); }
 

@@ -61,7 +61,9 @@ public final class SGD implements Optimizer {
         // a parameter listed twice was stepped twice per step() with no error
         List<Var> all = ParamGroup.flatten(groups, "SGD");
         for (Var p : all) {
-            if (!p.requiresGrad()) throw new IllegalArgumentException("SGD given a Var that does not require a gradient");
+            // a frozen parameter is taken and skipped while it has no gradient (torch.optim does the same); a computed
+            // value is refused: stepping it would change nothing the next forward reads
+            if (!p.isLeaf()) throw new IllegalArgumentException("SGD given a computed Var (a non-leaf), not a parameter");
             if (p.value().dtype() != DType.F32 || !p.value().isContiguous()) throw new IllegalArgumentException("SGD parameters must be contiguous float32");
         }
         this.params = new ArrayList<>(all);

@@ -175,7 +175,8 @@ class AdamWTest {
                 opt.setLr(0);
                 assertEquals(0, opt.lr());
             }
-            assertThrows(IllegalArgumentException.class, () -> new AdamW(List.of(Var.of(Tensor.ones(2))), 1e-3, 0));
+            Var computed = Var.param(Tensor.ones(2)).mul(2.0);   // a non-leaf: frozen leaves are taken, computed values are not
+            assertThrows(IllegalArgumentException.class, () -> new AdamW(List.of(computed), 1e-3, 0));
             Var wide = Var.param(Tensor.ones(fst4j.tensor.DType.F64, 2));
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new AdamW(List.of(wide), 1e-3, 0));
             assertTrue(e.getMessage().contains("contiguous float32"), e.getMessage());

@@ -26,6 +26,27 @@ class FreezeTest {
 
     private static Var loss(Module m, Tensor x) { return NN.crossEntropy(m.forward(Var.of(x.alias())), LABELS, 0); }
 
+    /** An optimizer built after freezing takes the frozen parameters and skips them, as torch.optim does; a computed value is refused. */
+    @Test
+    void optimizersBuiltAfterFreezingTakeFrozenParametersAndSkipThem() {
+        try (Scope s = Scope.open(); Sequential m = Models.resnetSmall(1, 10, Method.FST3_IR, 3)) {
+            m.freeze("0");
+            float[] stem = m.namedParameters().get("0.weight").value().toFloatArray();
+            Tensor x = images();
+            try (SGD sgd = new SGD(m.parameters(), 0.1, 0.9, 5e-4, false);
+                 AdamW adam = new AdamW(m.parameters(), 1e-3, 0.9, 0.999, 1e-8, 1e-2, false)) {
+                for (Optimizer opt : List.<Optimizer>of(sgd, adam)) {
+                    loss(m, x).backward();
+                    opt.step();
+                    opt.zeroGrad();
+                }
+            }
+            assertArrayEquals(stem, m.namedParameters().get("0.weight").value().toFloatArray(), "the frozen stem stays bit-identical");
+            Var w = Var.param(new Rng(1).normal(0, 1, 4)), computed = w.mul(w);
+            assertThrows(IllegalArgumentException.class, () -> new SGD(List.of(computed), 0.1, 0, 0, false));
+        }
+    }
+
     @Test
     void aFrozenStemStaysAsItIsWhileTheRestTrainsOnTheSameGradients() {
         try (Scope s = Scope.open(); Sequential all = Models.resnetSmall(1, 10, Method.FST3_IR, 3);

@@ -1,11 +1,13 @@
 package fst4j.autograd;
 
 import fst4j.tensor.Conv;
+import fst4j.tensor.Device;
 import fst4j.tensor.Elementwise;
 import fst4j.tensor.Loss;
 import fst4j.tensor.Norm;
 import fst4j.tensor.Pool;
 import fst4j.tensor.Rng;
+import fst4j.tensor.Shape;
 import fst4j.tensor.Tensor;
 
 /**
@@ -159,6 +161,202 @@ public final class NN {
             return r.loss();
         }
         protected Tensor[] backward(Tensor g) { return grads(grad.mul(g.item())); }
+    }
+
+    // ------------------------------------------------------------------ losses (torch.nn.functional's, with reduction)
+
+    /** How a loss's per-element values are reduced, as torch's {@code reduction='none'|'mean'|'sum'}. */
+    public enum Reduction { NONE, MEAN, SUM }
+
+    private static Var reduce(Var perElement, Reduction r) {
+        return switch (r) { case NONE -> perElement; case SUM -> perElement.sum(); case MEAN -> perElement.mean(); };
+    }
+
+    /** input and target of one shape (torch broadcasts some losses with only a warning; a mismatch here is refused). */
+    private static void sameShape(String loss, Var input, Var target, Reduction r) {
+        if (r == null) throw new IllegalArgumentException(loss + ": reduction is null; use Reduction.NONE, MEAN or SUM");
+        if (!java.util.Arrays.equals(input.shape(), target.shape()))
+            throw new IllegalArgumentException("shape mismatch: " + loss + " of input " + Shape.str(input.shape()) + " and target "
+                    + Shape.str(target.shape()) + "; they must have the same shape");
+    }
+
+    /** Refuses a CUDA tensor for the losses whose element formulas run as Java functions on the host only. */
+    private static void cpuOnly(String loss, Var... vs) {
+        for (Var v : vs)
+            if (v.value().device() != Device.CPU)
+                throw new UnsupportedOperationException(loss + " is not supported on CUDA yet; move the tensors to the host with to(Device.CPU)");
+    }
+
+    /** torch's mse_loss: (input - target)^2, reduced. Both may require a gradient. CPU and CUDA (named ops). */
+    public static Var mseLoss(Var input, Var target, Reduction r) {
+        sameShape("mseLoss", input, target, r);
+        return reduce(new SquaredError().apply(input, target), r);
+    }
+
+    public static Var mseLoss(Var input, Var target) { return mseLoss(input, target, Reduction.MEAN); }
+
+    /** (x - y)^2; d/dx = 2 (x - y), d/dy = -d/dx. */
+    static final class SquaredError extends Function {
+        private Tensor d;
+        protected Tensor forward(Tensor... in) { try (Tensor t = in[0].sub(in[1])) { d = save(t); return t.mul(t); } }
+        protected Tensor[] backward(Tensor g) {
+            try (Tensor gd = g.mul(d); Tensor gx = gd.mul(2.0)) { return grads(needsGrad(0) ? gx.alias() : null, needsGrad(1) ? gx.neg() : null); }
+        }
+    }
+
+    /** torch's l1_loss: |input - target|, reduced; the gradient at input == target is 0 (sign(0)). CPU and CUDA (named ops). */
+    public static Var l1Loss(Var input, Var target, Reduction r) {
+        sameShape("l1Loss", input, target, r);
+        return reduce(new AbsoluteError().apply(input, target), r);
+    }
+
+    public static Var l1Loss(Var input, Var target) { return l1Loss(input, target, Reduction.MEAN); }
+
+    /** |x - y|; d/dx = sign(x - y) as g where d > 0 minus g where d < 0 (ReLU's backward twice: named ops, so CUDA too). */
+    static final class AbsoluteError extends Function {
+        private Tensor d;
+        protected Tensor forward(Tensor... in) { try (Tensor t = in[0].sub(in[1])) { d = save(t); return t.abs(); } }
+        protected Tensor[] backward(Tensor g) {
+            try (Tensor nd = d.neg(); Tensor pos = Elementwise.reluBackward(g, d); Tensor neg = Elementwise.reluBackward(g, nd);
+                 Tensor gx = pos.sub(neg)) {
+                return grads(needsGrad(0) ? gx.alias() : null, needsGrad(1) ? gx.neg() : null);
+            }
+        }
+    }
+
+    /**
+     * torch's smooth_l1_loss: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target), reduced; beta 0
+     * is the L1 loss. CPU only: refused on CUDA ("not supported on CUDA yet").
+     */
+    public static Var smoothL1Loss(Var input, Var target, Reduction r, double beta) {
+        sameShape("smoothL1Loss", input, target, r);
+        if (!(beta >= 0) || Double.isInfinite(beta)) throw new IllegalArgumentException("smoothL1Loss: beta must be finite and >= 0, got " + beta);
+        cpuOnly("smoothL1Loss", input, target);
+        return reduce(new SmoothL1(beta).apply(input, target), r);
+    }
+
+    public static Var smoothL1Loss(Var input, Var target) { return smoothL1Loss(input, target, Reduction.MEAN, 1.0); }
+
+    /** Huber's branches on d = x - y; d/dx = d / beta inside, sign(d) outside. */
+    static final class SmoothL1 extends Function {
+        private final double beta;
+        private Tensor d;
+        SmoothL1(double beta) { this.beta = beta; }
+        protected Tensor forward(Tensor... in) {
+            try (Tensor t = in[0].sub(in[1])) {
+                d = save(t);
+                return Elementwise.map(t, v -> Math.abs(v) < beta ? 0.5 * v * v / beta : Math.abs(v) - 0.5 * beta);
+            }
+        }
+        protected Tensor[] backward(Tensor g) {
+            try (Tensor gx = Elementwise.zip(g, d, (gv, v) -> gv * (Math.abs(v) < beta ? v / beta : Math.signum(v)))) {
+                return grads(needsGrad(0) ? gx.alias() : null, needsGrad(1) ? gx.neg() : null);
+            }
+        }
+    }
+
+    /**
+     * torch's binary_cross_entropy_with_logits: -[p y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))] per element, in the
+     * stable form (1 - y) x + (1 + (p - 1) y) softplus(-x) with softplus(-x) = max(-x, 0) + log1p(exp(-|x|)) (no overflow
+     * for large |x|). posWeight p (a constant broadcast against input, torch's pos_weight, e.g. [C]) may be null (1).
+     * Targets are probabilities in [0, 1] (not checked, as in torch) and may require a gradient. CPU only: refused on CUDA
+     * ("not supported on CUDA yet").
+     */
+    public static Var binaryCrossEntropyWithLogits(Var input, Var target, Tensor posWeight, Reduction r) {
+        sameShape("binaryCrossEntropyWithLogits", input, target, r);
+        cpuOnly("binaryCrossEntropyWithLogits", input, target);
+        if (posWeight != null) {
+            posWeight.check();
+            if (posWeight.device() != Device.CPU) throw new UnsupportedOperationException("binaryCrossEntropyWithLogits is not supported on CUDA yet (posWeight is on " + posWeight.device() + ")");
+            int[] b;
+            try { b = Shape.broadcast(posWeight.shape(), input.shape()); } catch (IllegalArgumentException e) { b = null; }
+            if (!java.util.Arrays.equals(b, input.shape()))
+                throw new IllegalArgumentException("shape mismatch: binaryCrossEntropyWithLogits posWeight " + Shape.str(posWeight.shape())
+                        + " does not broadcast to input " + Shape.str(input.shape()));
+        }
+        return reduce(new BceWithLogits(posWeight).apply(input, target), r);
+    }
+
+    public static Var binaryCrossEntropyWithLogits(Var input, Var target) { return binaryCrossEntropyWithLogits(input, target, null, Reduction.MEAN); }
+
+    /**
+     * (1 - y) x + w softplus(-x), w = 1 + (p - 1) y; d/dx = (1 - y) - w sigmoid(-x) (sigmoid(x) - y when p = 1),
+     * d/dy = (p - 1) softplus(-x) - x.
+     */
+    static final class BceWithLogits extends Function {
+        private final Tensor p;   // pos_weight or null
+        private Tensor x, y, sp, w;
+        BceWithLogits(Tensor posWeight) { p = posWeight == null ? null : save(posWeight); }
+        static double softplusNeg(double v) { return Math.max(-v, 0) + Math.log1p(Math.exp(-Math.abs(v))); }
+        protected Tensor forward(Tensor... in) {
+            x = save(in[0]); y = save(in[1]);
+            try (Tensor s = Elementwise.map(in[0], BceWithLogits::softplusNeg); Tensor lin = Elementwise.zip(in[0], in[1], (v, t) -> (1 - t) * v)) {
+                sp = save(s);
+                if (p == null) return lin.add(s);
+                try (Tensor pm1 = p.add(-1); Tensor t = pm1.mul(in[1]); Tensor ww = t.add(1); Tensor ws = ww.mul(s)) {
+                    w = save(ww);
+                    return lin.add(ws);
+                }
+            }
+        }
+        protected Tensor[] backward(Tensor g) {
+            Tensor gx = null, gy = null;
+            if (needsGrad(0)) {
+                try (Tensor sn = Elementwise.map(x, v -> v >= 0 ? Math.exp(-v) / (1 + Math.exp(-v)) : 1 / (1 + Math.exp(v)));   // sigmoid(-x)
+                     Tensor wsn = w == null ? sn.alias() : w.mul(sn); Tensor oneMinusY = Elementwise.map(y, t -> 1 - t);
+                     Tensor dx = oneMinusY.sub(wsn)) { gx = g.mul(dx); }
+            }
+            if (needsGrad(1)) {
+                if (p == null) try (Tensor gxx = g.mul(x)) { gy = gxx.neg(); }
+                else try (Tensor pm1 = p.add(-1); Tensor t = pm1.mul(sp); Tensor dy = t.sub(x)) { gy = g.mul(dy); }
+            }
+            return grads(gx, gy);
+        }
+    }
+
+    /**
+     * torch's nll_loss: -logProbs[i, labels[i]] for logProbs [N, C] (log-probabilities, e.g. logSoftmax's) and N labels in
+     * [0, C), reduced; a label equal to ignoreIndex (torch's default -100) adds nothing and MEAN divides by the labels not
+     * ignored (NaN when all are, as torch). No class weights. CPU and CUDA: a one-hot mask made on the host selects each
+     * row's label on logProbs' device (ReLU's backward as the select, so a -inf or NaN at another class adds nothing).
+     */
+    public static Var nllLoss(Var logProbs, int[] labels, Reduction r, int ignoreIndex) {
+        if (r == null) throw new IllegalArgumentException("nllLoss: reduction is null; use Reduction.NONE, MEAN or SUM");
+        int[] s = logProbs.shape();
+        if (s.length != 2) throw new IllegalArgumentException("wrong rank: nllLoss needs log-probabilities [N, C], got " + Shape.str(s));
+        if (labels.length != s[0]) throw new IllegalArgumentException("shape mismatch: " + labels.length + " labels for log-probabilities " + Shape.str(s));
+        int kept = 0;
+        for (int i = 0; i < labels.length; i++) {
+            if (labels[i] == ignoreIndex) continue;
+            if (labels[i] < 0 || labels[i] >= s[1])
+                throw new IllegalArgumentException("label " + labels[i] + " at index " + i + " out of range [0, " + s[1] + ") for log-probabilities "
+                        + Shape.str(s) + " (ignoreIndex " + ignoreIndex + ")");
+            kept++;
+        }
+        Var each = new Nll(labels, ignoreIndex).apply(logProbs);
+        return r == Reduction.MEAN ? each.sum().mul(1.0 / kept) : reduce(each, r);
+    }
+
+    public static Var nllLoss(Var logProbs, int[] labels) { return nllLoss(logProbs, labels, Reduction.MEAN, -100); }
+
+    /** -sum over C of x where m > 0, m the one-hot mask of the labels (a zero row where ignored); d/dx = -g m. */
+    static final class Nll extends Function {
+        private final int[] labels;
+        private final int ignore;
+        private Tensor m;
+        Nll(int[] labels, int ignore) { this.labels = labels.clone(); this.ignore = ignore; }
+        protected Tensor forward(Tensor... in) {
+            try (Tensor host = Tensor.zeros(in[0].dtype(), in[0].shape())) {
+                for (int i = 0; i < labels.length; i++) if (labels[i] != ignore) host.set(1, i, labels[i]);
+                try (Tensor mask = host.to(in[0].device()); Tensor picked = Elementwise.reluBackward(in[0], mask); Tensor s = picked.sum(false, 1)) {
+                    m = save(mask);
+                    return s.neg();
+                }
+            }
+        }
+        protected Tensor[] backward(Tensor g) {
+            try (Tensor gc = g.reshape(labels.length, 1); Tensor t = gc.mul(m)) { return grads(t.neg()); }
+        }
     }
 
     public static Var logSoftmax(Var x, int axis) { return new LogSoftmax(axis, true).apply(x); }

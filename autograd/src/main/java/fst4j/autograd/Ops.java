@@ -267,6 +267,20 @@ final class Ops {
         }
     }
 
+    /** Tensor.stack; each input's gradient is its slice of the output's at its index along the new axis. */
+    static final class Stack extends Function {
+        private final int axis;
+        private int a;
+        Stack(int axis) { this.axis = axis; }
+        protected Tensor forward(Tensor... x) { Tensor out = Tensor.stack(axis, x); a = Shape.axis(axis, out.dim()); return out; }
+        protected Tensor[] backward(Tensor g) {
+            Tensor[] out = new Tensor[inputs.length];
+            for (int i = 0; i < out.length; i++)
+                if (needsGrad(i)) try (Tensor v = g.slice(a, i, i + 1); Tensor sq = v.squeeze(a)) { out[i] = sq.contiguous(); }
+            return out;
+        }
+    }
+
     static final class Expand extends Function {
         private final int[] shape;
         Expand(int... shape) { this.shape = shape; }

@@ -343,6 +343,11 @@ public final class Var implements AutoCloseable {
     public static Var where(Tensor cond, Var a, Var b) { return new Ops.Where(cond).apply(a, b); }
     /** {@link Tensor#cat}: the values joined along axis; each input's gradient is its slice of the output's. */
     public static Var cat(int axis, Var... xs) { return new Ops.Cat(axis).apply(xs); }
+    /**
+     * {@link Tensor#stack}: values of one shape stacked along a new axis (negative: from the end of the result, as
+     * torch.stack); each input's gradient is its slice of the output's.
+     */
+    public static Var stack(int axis, Var... xs) { return new Ops.Stack(axis).apply(xs); }
 
     @Override
     public String toString() {

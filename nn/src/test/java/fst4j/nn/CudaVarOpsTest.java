@@ -57,4 +57,19 @@ class CudaVarOpsTest {
             assertArrayEquals(new float[]{0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13}, x.grad().toFloatArray());
         }
     }
+
+    @Test
+    void stackOfCudaTensorsAlongAnInnerAxis() {
+        try (Scope s = Scope.open()) {
+            Tensor a = Tensor.arange(6).reshape(2, 3), b = a.mul(10);
+            Var x = Var.param(a.to(Device.CUDA)), y = Var.param(b.to(Device.CUDA));
+            Var c = Var.stack(-2, x, y);
+            assertEquals(Device.CUDA, c.value().device());
+            assertArrayEquals(Tensor.stack(1, a, b).toFloatArray(), c.value().toFloatArray());
+            c.mul(Var.of(Tensor.arange(12).reshape(2, 2, 3).to(Device.CUDA))).sum().backward();
+            assertEquals(Device.CUDA, y.grad().device());
+            assertArrayEquals(new float[]{0, 1, 2, 6, 7, 8}, x.grad().toFloatArray());
+            assertArrayEquals(new float[]{3, 4, 5, 9, 10, 11}, y.grad().toFloatArray());
+        }
+    }
 }

@@ -182,6 +182,30 @@ public final class Tensor implements AutoCloseable {
         }
     }
 
+    /**
+     * The tensors, all of one shape, stacked along a new axis (torch.stack(tensors, axis)): for rank r, axis is in
+     * [-(r + 1), r], a negative one counting from the end of the result's r + 1 axes. A new contiguous tensor (cat of
+     * unsqueezed views: float64 if any input is, one device; CUDA tensors too, as cat); scalars stack into a vector.
+     */
+    public static Tensor stack(int axis, Tensor... ts) {
+        if (ts.length == 0) throw new IllegalArgumentException("stack of no tensors");
+        Tensor f = ts[0].check();
+        int r = f.dim(), a = axis < 0 ? axis + r + 1 : axis;
+        if (a < 0 || a > r)
+            throw new IllegalArgumentException("axis " + axis + " out of range for stack of rank-" + r + " tensors (from " + -(r + 1) + " to " + r + ")");
+        for (int i = 1; i < ts.length; i++)
+            if (!Arrays.equals(ts[i].check().shape, f.shape))
+                throw new IllegalArgumentException("shape mismatch: stack needs tensors of one shape, got " + Shape.str(f.shape) + " (tensor 0) and "
+                        + Shape.str(ts[i].shape) + " (tensor " + i + ")");
+        Tensor[] u = new Tensor[ts.length];
+        try {
+            for (int i = 0; i < ts.length; i++) u[i] = ts[i].unsqueeze(a);
+            return cat(a, u);
+        } finally {
+            for (Tensor t : u) if (t != null) t.close();
+        }
+    }
+
     // ------------------------------------------------------------------ identity
 
     public int[] shape() { check(); return shape.clone(); }

@@ -16,10 +16,36 @@ import fst4j.tensor.Tensor;
 public final class Layers {
     private Layers() {}
 
-    /** y = x W^T + b for x [N, in], W [out, in], b [out] or null. */
+    /**
+     * y = x W^T + b for x [*, in] (any leading axes, as torch.nn.Linear; x [in] gives [out]), W [out, in], b [out] or
+     * null. A 2-D x [N, in] goes through the node as it is; any other rank is flattened to [rows, in] (its leading axes
+     * become the batch: the sparse Eq. 1-3 node, FST3_IR's shift along the batch included, sees the rows as examples)
+     * and the result reshaped to [*, out], the gradients following back through the reshapes (views or copies on either
+     * device: CUDA tensors too).
+     */
     public static Var linear(Gemm3 node, Var x, Var w, Var b) {
+        if (x.value().dim() != 2 && w.value().dim() == 2) return overRows(x, w.shape()[1], x2 -> linear(node, x2, w, b));
         Var y = new Linear(node).apply(x, w);
         return b == null ? y : y.add(b);
+    }
+
+    /**
+     * f, a function of [rows, in] giving [rows, out], applied to x [*, in]: a 2-D x as it is, any other rank (1 or more)
+     * flattened to [rows, in] and f's result reshaped to [*, out]. What {@link #linear} does with leading axes, for a
+     * layer that wraps the node in more (nn's Linear under ReSprop).
+     */
+    public static Var overRows(Var x, int in, java.util.function.UnaryOperator<Var> f) {
+        int[] s = x.shape();
+        if (s.length == 2) return f.apply(x);
+        if (s.length == 0 || s[s.length - 1] != in)
+            throw new IllegalArgumentException("shape mismatch: linear input " + fst4j.tensor.Shape.str(s) + " needs [*, " + in + "] (its last axis the "
+                    + in + " input features)");
+        int rows = 1;
+        for (int i = 0; i < s.length - 1; i++) rows = Math.multiplyExact(rows, s[i]);
+        Var y = f.apply(x.reshape(rows, in));
+        int[] out = s.clone();
+        out[s.length - 1] = y.shape()[1];
+        return y.reshape(out);
     }
 
     /** conv2d (NCHW, square kernel) whose GEMMs go through node; b [Cout] or null. */

@@ -5,7 +5,11 @@ import fst4j.autograd.SparseConfig;
 import fst4j.autograd.Var;
 import fst4j.tensor.Rng;
 
-/** y = x W^T + b, W [out, in], through the Eq. 1-3 node with the given sparsity configuration. */
+/**
+ * y = x W^T + b, W [out, in], through the Eq. 1-3 node with the given sparsity configuration. x is [*, in] as in
+ * torch.nn.Linear: leading axes are flattened into the node's batch and restored ([B, T, in] gives [B, T, out]; a 2-D
+ * x goes through unchanged), see {@link Layers#linear}.
+ */
 public final class Linear extends NodeLayer {
     public final int in, out;
     private final Var weight, bias;
@@ -26,7 +30,8 @@ public final class Linear extends NodeLayer {
     public Var forward(Var x) {
         ReSprop resprop = resprop();
         if (resprop == null) return Layers.linear(node(), x, weight, bias);
-        return resprop.around(Layers.linear(node(), x, weight, null), bias);   // dY' for both products, dY for the bias
+        // dY' for both products, dY for the bias; leading axes flattened around both, as Layers.linear does
+        return Layers.overRows(x, in, x2 -> resprop.around(Layers.linear(node(), x2, weight, null), bias));
     }
 
     // this type, not Module, for chained calls (Module.train's note)

@@ -72,4 +72,23 @@ class CudaVarOpsTest {
             assertArrayEquals(new float[]{3, 4, 5, 9, 10, 11}, y.grad().toFloatArray());
         }
     }
+
+    @Test
+    void aLinearLayerOnCudaTakesLeadingAxes() {
+        try (Scope s = Scope.open(); Linear cpu = new Linear(8, 4, true, fst4j.autograd.SparseConfig.Method.DENSE.config(), new fst4j.tensor.Rng(3));
+             Linear gpu = new Linear(8, 4, true, fst4j.autograd.SparseConfig.Method.DENSE.config(), new fst4j.tensor.Rng(3)).to(Device.CUDA)) {
+            Tensor x = new fst4j.tensor.Rng(4).normal(0, 1, 2, 3, 8);
+            Var xc = Var.param(x.copy()), xg = Var.param(x.to(Device.CUDA));
+            Var yc = cpu.forward(xc), yg = gpu.forward(xg);
+            assertEquals(Device.CUDA, yg.value().device());
+            assertArrayEquals(new int[]{2, 3, 4}, yg.shape());
+            assertArrayEquals(yc.value().toFloatArray(), yg.value().toFloatArray(), 1e-5f);
+            yc.sum().backward();
+            yg.sum().backward();
+            assertEquals(Device.CUDA, xg.grad().device());
+            assertArrayEquals(new int[]{2, 3, 8}, xg.grad().shape());
+            assertArrayEquals(xc.grad().toFloatArray(), xg.grad().toFloatArray(), 1e-5f);
+            assertArrayEquals(cpu.weight().grad().toFloatArray(), gpu.weight().grad().toFloatArray(), 1e-5f);
+        }
+    }
 }

@@ -163,6 +163,68 @@ public final class NN {
         protected Tensor[] backward(Tensor g) { return grads(grad.mul(g.item())); }
     }
 
+    /**
+     * Layer norm as torch's F.layer_norm: over the last normalizedShape.length axes of x (which must end in
+     * normalizedShape), y = (x - mean) / sqrt(var + eps) * gamma + beta with the biased variance; gamma and beta (each
+     * of normalizedShape, or null for none) are optional. Gradients for x, gamma and beta. Tensor ops in Java, CPU only:
+     * refused on CUDA ("not supported on CUDA yet").
+     */
+    public static Var layerNorm(Var x, int[] normalizedShape, Var gamma, Var beta, double eps) {
+        int[] s = x.shape();
+        int k = normalizedShape.length;
+        if (k == 0) throw new IllegalArgumentException("layerNorm needs a normalizedShape of at least one axis (the last axes of x), got []");
+        boolean fits = k <= s.length;
+        StringBuilder want = new StringBuilder("[*");
+        for (int i = 0; i < k; i++) {
+            want.append(", ").append(normalizedShape[i]);
+            fits = fits && s[s.length - k + i] == normalizedShape[i];
+        }
+        if (!fits)
+            throw new IllegalArgumentException("shape mismatch: layerNorm over normalizedShape " + Shape.str(normalizedShape) + " needs input " + want
+                    + "], got " + Shape.str(s));
+        for (Var p : new Var[]{gamma, beta})
+            if (p != null && !java.util.Arrays.equals(p.shape(), normalizedShape))
+                throw new IllegalArgumentException("shape mismatch: layerNorm's " + (p == gamma ? "gamma " : "beta ") + Shape.str(p.shape())
+                        + " must be normalizedShape " + Shape.str(normalizedShape));
+        if (!(eps >= 0) || Double.isInfinite(eps)) throw new IllegalArgumentException("layerNorm: eps must be finite and >= 0, got " + eps);
+        cpuOnly("layerNorm", x);
+        if (gamma != null) cpuOnly("layerNorm", gamma);
+        if (beta != null) cpuOnly("layerNorm", beta);
+        int[] axes = new int[k];
+        for (int i = 0; i < k; i++) axes[i] = s.length - k + i;
+        LayerNorm f = new LayerNorm(axes, eps, gamma != null, beta != null);
+        return gamma == null ? (beta == null ? f.apply(x) : f.apply(x, beta)) : (beta == null ? f.apply(x, gamma) : f.apply(x, gamma, beta));
+    }
+
+    /**
+     * xhat = (x - mean) rstd, y = xhat gamma + beta; dx = rstd (d - mean(d) - xhat mean(d xhat)) with d = g gamma,
+     * dgamma = g xhat and dbeta = g (the engine sums both over the leading axes).
+     */
+    static final class LayerNorm extends Function {
+        private final int[] axes;
+        private final double eps;
+        private final boolean hasGamma, hasBeta;
+        private Tensor xhat, rstd, gamma;
+        LayerNorm(int[] axes, double eps, boolean hasGamma, boolean hasBeta) { this.axes = axes; this.eps = eps; this.hasGamma = hasGamma; this.hasBeta = hasBeta; }
+        protected Tensor forward(Tensor... in) {
+            try (Tensor mu = in[0].mean(true, axes); Tensor xc = in[0].sub(mu); Tensor sq = xc.mul(xc); Tensor var = sq.mean(true, axes);
+                 Tensor ve = var.add(eps); Tensor r = ve.pow(-0.5); Tensor xh = xc.mul(r)) {
+                rstd = save(r); xhat = save(xh);
+                if (hasGamma) gamma = save(in[1]);
+                try (Tensor scaled = hasGamma ? xh.mul(in[1]) : xh.alias()) { return hasBeta ? scaled.add(in[in.length - 1]) : scaled.alias(); }
+            }
+        }
+        protected Tensor[] backward(Tensor g) {
+            Tensor[] out = new Tensor[inputs.length];
+            if (needsGrad(0))
+                try (Tensor d = hasGamma ? g.mul(gamma) : g.alias(); Tensor md = d.mean(true, axes); Tensor dx = d.mul(xhat); Tensor mdx = dx.mean(true, axes);
+                     Tensor t = xhat.mul(mdx); Tensor u = d.sub(md); Tensor v = u.sub(t)) { out[0] = v.mul(rstd); }
+            if (hasGamma && needsGrad(1)) out[1] = g.mul(xhat);
+            if (hasBeta && needsGrad(inputs.length - 1)) out[inputs.length - 1] = g.alias();
+            return out;
+        }
+    }
+
     // ------------------------------------------------------------------ losses (torch.nn.functional's, with reduction)
 
     /** How a loss's per-element values are reduced, as torch's {@code reduction='none'|'mean'|'sum'}. */

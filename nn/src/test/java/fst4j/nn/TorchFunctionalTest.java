@@ -17,8 +17,9 @@ import java.util.SplittableRandom;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * NN's losses against torch.nn.functional's on the same data, float64 and float32, every reduction: values, and the
- * gradients of input and target (of sum(loss * W) for reduction none). Skipped, with the reason, where no Python imports
+ * NN's losses and layer norm against torch.nn.functional's on the same data, float64 and float32: the losses under every
+ * reduction, values and the gradients of input and target (of sum(loss * W) for reduction none); layer_norm's values and
+ * the gradients of x, weight and bias. Skipped, with the reason, where no Python imports
  * torch (TorchPeer).
  */
 class TorchFunctionalTest {
@@ -106,5 +107,49 @@ class TorchFunctionalTest {
             }
         }
         assertEquals(36, checked);
+    }
+
+    /** F.layer_norm over the last two axes with weight and bias, and over the last axis without: values and the three gradients. */
+    @Test
+    void layerNormAgreesWithTorch(@TempDir Path dir) throws Exception {
+        SplittableRandom r = new SplittableRandom(78);
+        int[] xs = {2, 3, 4, 5};
+        double[] x = uniform(r, 120, -3, 4), w = uniform(r, 120, 0.5, 1.5), gamma = uniform(r, 20, 0.5, 2), beta = uniform(r, 20, -1, 1);
+        String script = String.format(Locale.ROOT, """
+                import torch
+                import torch.nn.functional as F
+                X, W, G, B = %s, %s, %s, %s
+                def out(key, t):
+                    print(key, *[repr(float(v)) for v in t.detach().flatten().tolist()])
+                for dt, dn in ((torch.float64, 'F64'), (torch.float32, 'F32')):
+                    for affine in (True, False):
+                        x = torch.tensor(X, dtype=dt).reshape(2, 3, 4, 5).requires_grad_()
+                        g = torch.tensor(G, dtype=dt).reshape(4, 5).requires_grad_()
+                        b = torch.tensor(B, dtype=dt).reshape(4, 5).requires_grad_()
+                        y = F.layer_norm(x, (4, 5), g, b, 1e-5) if affine else F.layer_norm(x, (5,), eps=1e-3)
+                        key = 'ln.' + str(affine) + '.' + dn
+                        out(key, y)
+                        (y * torch.tensor(W, dtype=dt).reshape(2, 3, 4, 5)).sum().backward()
+                        out(key + '.dx', x.grad)
+                        if affine:
+                            out(key + '.dg', g.grad)
+                            out(key + '.db', b.grad)
+                """, TorchPeer.list(x), TorchPeer.list(w), TorchPeer.list(gamma), TorchPeer.list(beta));
+        Map<String, double[]> torch = TorchPeer.run(dir, script);
+        for (DType dt : new DType[]{DType.F64, DType.F32})
+            for (boolean affine : new boolean[]{true, false})
+                try (Scope s = Scope.open()) {
+                    double rtol = dt == DType.F64 ? 1e-12 : 2e-5;
+                    String key = "ln." + (affine ? "True" : "False") + "." + dt;
+                    Var xv = Var.param(Tensor.of(x, xs).to(dt)), g = Var.param(Tensor.of(gamma, 4, 5).to(dt)), b = Var.param(Tensor.of(beta, 4, 5).to(dt));
+                    Var y = affine ? NN.layerNorm(xv, new int[]{4, 5}, g, b, 1e-5) : NN.layerNorm(xv, new int[]{5}, null, null, 1e-3);
+                    close(key, torch.get(key), y.value().toDoubleArray(), rtol);
+                    y.mul(Var.of(Tensor.of(w, xs).to(dt))).sum().backward();
+                    close(key + ".dx", torch.get(key + ".dx"), xv.grad().toDoubleArray(), rtol);
+                    if (affine) {
+                        close(key + ".dg", torch.get(key + ".dg"), g.grad().toDoubleArray(), rtol);
+                        close(key + ".db", torch.get(key + ".db"), b.grad().toDoubleArray(), rtol);
+                    }
+                }
     }
 }

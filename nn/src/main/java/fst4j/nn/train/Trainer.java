@@ -22,10 +22,7 @@ import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -47,15 +44,14 @@ import java.util.Map;
  * }
  * }</pre>
  *
- * Checkpoints ({@link #save}, {@link #load}) hold the model state dict ("model.NAME"), the optimizer's state dict
- * ({@link Optimizer#stateDict}: its tensors as "optim.KIND.INDEX", SGD's momentum buffers "optim.momentum.INDEX", AdamW's
- * "optim.exp_avg.INDEX", ...; its counts as int64 "optim.steps", AdamW's "optim.step"), the step, epoch and loader state
- * (int64), and the config as metadata; loading them into a fresh trainer continues bit-identically.
+ * Checkpoints ({@link #save}, {@link #load}) are {@link Checkpoint}s of the model, optimizer and loader: the model state
+ * dict ("model.NAME"), the optimizer's state dict ({@link Optimizer#stateDict}: its tensors as "optim.KIND.INDEX", SGD's
+ * momentum buffers "optim.momentum.INDEX", AdamW's "optim.exp_avg.INDEX", ...; its counts as int64 "optim.steps", AdamW's
+ * "optim.step"), the stateful sparsifiers' states ("sparsity.LAYER.SLOT"), the step, epoch and loader state (int64), and
+ * the config as metadata; loading them into a fresh trainer continues bit-identically.
  */
 public final class Trainer implements AutoCloseable {
-    public static final String FORMAT = "fst4j-checkpoint-1";
-    /** The prefix of the optimizer's state dict in a checkpoint (its tensors and its counts). */
-    private static final String OPTIM = "optim.";
+    public static final String FORMAT = Checkpoint.FORMAT;
 
     /** One step's numbers: the batch's loss, how many of its size were classified right, the LR used, wall time. */
     public record StepResult(long step, int epoch, double loss, int correct, int size, double lr, long nanos) {
@@ -302,40 +298,31 @@ public final class Trainer implements AutoCloseable {
 
     // ------------------------------------------------------------------ checkpoints
 
-    /** Writes the full training state to file atomically (parent directories are created). */
+    /** The trainer's parts as a {@link Checkpoint}: model, optimizer and loader. */
+    private Checkpoint checkpoint() {
+        var tr = data.train();
+        String note = "(this " + cfg.model() + " is built for the " + tr.channels() + "x" + tr.height() + "x" + tr.width() + " images and "
+                + tr.numClasses() + " classes of " + data.spec() + ")";
+        return Checkpoint.of(model).optimizer(opt).loader(loader).modelNote(note);
+    }
+
+    /**
+     * Writes the full training state to file atomically (parent directories are created): a {@link Checkpoint} of the
+     * model, optimizer and loader whose step is {@link #stepsDone}, with the epoch as int64 "epoch" and the config
+     * ({@link TrainConfig#toMetadata}), data spec, training set size and total steps as metadata.
+     */
     public void save(Path file) throws IOException {
-        Map<String, Tensor> tensors = new LinkedHashMap<>();
-        model.stateDict().forEach((k, v) -> tensors.put("model." + k, v));
-        Optimizer.State os = opt.stateDict();
-        os.tensors().forEach((k, v) -> tensors.put(OPTIM + k, v));
-        Map<String, long[]> longs = new LinkedHashMap<>();
-        longs.put("step", new long[]{step});
-        longs.put("epoch", new long[]{loader.epoch()});
-        os.counts().forEach((k, v) -> longs.put(OPTIM + k, v));   // SGD: "optim.steps", as before the Optimizer interface
-        longs.put("loader", loader.state().toLongs());
-        sparsifierStates().forEach((k, sp) -> longs.put(k, sp.exportState()));
-        Map<String, String> meta = new LinkedHashMap<>();
-        meta.put("format", FORMAT);
-        meta.putAll(cfg.toMetadata());
+        Map<String, String> meta = new LinkedHashMap<>(cfg.toMetadata());
         meta.put("data", data.spec());
         meta.put("train_size", Integer.toString(data.train().size()));
         meta.put("total_steps", Long.toString(totalSteps));
-        Path parent = file.toAbsolutePath().getParent();
-        if (parent != null) Files.createDirectories(parent);
-        SafeTensors.write(file, tensors, longs, meta);
-    }
-
-    /** Stateful sparsifiers of every layer by checkpoint key "sparsity.LAYER.SLOT". */
-    private Map<String, fst4j.sparse.StatefulSparsifier> sparsifierStates() {
-        Map<String, fst4j.sparse.StatefulSparsifier> out = new LinkedHashMap<>();
-        Models.statefulSparsifiers(model).forEach((k, st) -> out.put("sparsity." + k, st));
-        return out;
+        checkpoint().save(file, new Checkpoint.Info(step, meta, Map.of("epoch", new long[]{loader.epoch()})));
     }
 
     /** The config stored in a checkpoint (to build the trainer to {@link #load} it into). */
     public static TrainConfig readConfig(Path file) {
-        try (SafeTensors.Contents c = read(file)) {
-            return TrainConfig.fromMetadata(c.metadata());
+        try (SafeTensors.Contents c = Checkpoint.open(file)) {
+            return TrainConfig.fromMetadata(trainers(c.metadata()));
         } catch (RuntimeException e) {
             throw e instanceof CheckpointException ce ? ce : new CheckpointException(file, e.getMessage(), e);
         }
@@ -343,18 +330,27 @@ public final class Trainer implements AutoCloseable {
 
     /** The string metadata of a checkpoint (config, data spec, sizes). */
     public static Map<String, String> readMetadata(Path file) {
-        try (SafeTensors.Contents c = read(file)) {
+        try (SafeTensors.Contents c = Checkpoint.open(file)) {
             return new LinkedHashMap<>(c.metadata());
         }
+    }
+
+    /** meta, refused with the reason where it is not a trainer's (a loop of one's own wrote the file with no config). */
+    private static Map<String, String> trainers(Map<String, String> meta) {
+        if (!meta.containsKey("model") || !meta.containsKey("method"))
+            throw new IllegalArgumentException("it holds no trainer config (no 'model' or 'method' in its metadata): a training loop of one's own"
+                    + " wrote it with Checkpoint.save; load it with Checkpoint.load");
+        return meta;
     }
 
     /**
      * Restores the state saved by {@link #save} into this trainer, which must have the same config (but for the test
      * subset) and data (checked: model, method, batch, epochs, seed, lr, data size). Training then continues exactly.
+     * All or nothing ({@link Checkpoint#load}): a refused checkpoint leaves the trainer as it was.
      */
     public void load(Path file) {
-        try (Scope s = Scope.open(); SafeTensors.Contents c = read(file)) {
-            Map<String, String> meta = c.metadata();
+        step = checkpoint().load(file, info -> {
+            Map<String, String> meta = trainers(info.metadata());
             TrainConfig saved = TrainConfig.fromMetadata(meta);
             // the test subset only chooses what evaluate() reads: a checkpoint may be evaluated on another one
             if (!saved.withSubsets(saved.trainSubset(), cfg.testSubset()).equals(cfg))
@@ -362,88 +358,15 @@ public final class Trainer implements AutoCloseable {
             String trainSize = meta.get("train_size");
             if (trainSize != null && !trainSize.equals(Integer.toString(data.train().size())))
                 throw new IllegalArgumentException("it was trained on " + trainSize + " images, this run has " + data.train().size());
-            Map<String, Tensor> state = new HashMap<>(), optTensors = new LinkedHashMap<>();
-            for (var e : c.tensors().entrySet()) {
-                String k = e.getKey();
-                if (k.startsWith("model.")) state.put(k.substring(6), e.getValue());
-                else if (k.startsWith(OPTIM)) optTensors.put(k.substring(OPTIM.length()), e.getValue());
-                else throw new IllegalArgumentException("unexpected tensor " + k);
-            }
-            Map<String, long[]> optCounts = new LinkedHashMap<>();
-            c.int64s().forEach((k, v) -> { if (k.startsWith(OPTIM)) optCounts.put(k.substring(OPTIM.length()), v); });
-            Optimizer.State optState = new Optimizer.State(optTensors, optCounts);
-            long st = one(c.int64("step"));
-            DataLoader.State ls = DataLoader.State.fromLongs(c.int64("loader"));
-            if (st < 0 || st > totalSteps) throw new IllegalArgumentException("step " + st + " is outside 0.." + totalSteps);
-            // the model before its momentum buffers: a model built for other images (eval --data of another size) said only
-            // "momentum buffer 0 has the wrong shape"
-            try {
-                model.checkStateDict(state);
-            } catch (IllegalArgumentException e) {
-                var tr = data.train();
-                throw new IllegalArgumentException(e.getMessage() + " (this " + cfg.model() + " is built for the " + tr.channels() + "x" + tr.height()
-                        + "x" + tr.width() + " images and " + tr.numClasses() + " classes of " + data.spec() + ")", e);
-            }
-            opt.checkStateDict(optState);
-            loader.check(ls);
-            // all or nothing: what cannot be checked first (ASP's placeholders, each rule's own state check) is undone on failure
-            List<Runnable> undo = new ArrayList<>();
-            try {
-                if (aspStep() >= 0 && st > aspStep() && Asp.pending(model)) {   // masks fixed before it was saved
-                    Map<Sparse, SparseConfig> before = new LinkedHashMap<>();
-                    Models.sparseLayers(model).values().forEach(l -> before.put(l, l.sparsity()));
-                    Asp.installPlaceholders(model);
-                    undo.add(() -> before.forEach(Sparse::setSparsity));
-                }
-                Map<String, fst4j.sparse.StatefulSparsifier> sparsifiers = sparsifierStates();
-                for (String k : c.int64s().keySet())
-                    if (k.startsWith("sparsity.") && !sparsifiers.containsKey(k))
-                        throw new IllegalArgumentException("it holds the state of sparsifier " + k.substring(9) + ", a slot with no stateful rule in"
-                                + " this model (a custom rule, a per-layer override or a layer on the ReSprop preset, not installed before load?)");
-                for (var e : sparsifiers.entrySet())
-                    if (c.int64(e.getKey()) == null) throw new IllegalArgumentException("missing sparsifier state " + e.getKey());
-                for (var e : sparsifiers.entrySet()) {
-                    fst4j.sparse.StatefulSparsifier r = e.getValue();
-                    Runnable back = r.restorer();
-                    r.importState(c.int64(e.getKey()));
-                    undo.add(back);
-                }
-            } catch (RuntimeException | Error e) {
-                for (int i = undo.size() - 1; i >= 0; i--) {
-                    try { undo.get(i).run(); } catch (RuntimeException u) { e.addSuppressed(u); }
-                }
-                throw e;
-            }
-            model.loadStateDict(state);   // checked above: from here on nothing refuses
-            opt.loadStateDict(optState);
-            loader.restore(ls);
-            step = st;
-        } catch (CheckpointException e) {
-            throw e;
-        } catch (RuntimeException e) {
-            throw new CheckpointException(file, e.getMessage(), e);
-        }
-    }
-
-    private static long one(long[] v) {
-        if (v.length != 1) throw new IllegalArgumentException("expected one int64, got " + v.length);
-        return v[0];
-    }
-
-    private static SafeTensors.Contents read(Path file) {
-        SafeTensors.Contents c;
-        try {
-            c = SafeTensors.read(file);
-        } catch (IOException e) {
-            throw new CheckpointException(file, e.getClass().getSimpleName() + ": " + e.getMessage(), e);
-        } catch (RuntimeException e) {
-            throw new CheckpointException(file, e.getMessage(), e);
-        }
-        if (!FORMAT.equals(c.metadata().get("format"))) {
-            c.close();
-            throw new CheckpointException(file, "not an fst4j training checkpoint (metadata format is " + c.metadata().get("format") + ", expected " + FORMAT + ")", null);
-        }
-        return c;
+            if (info.step() > totalSteps) throw new IllegalArgumentException("step " + info.step() + " is outside 0.." + totalSteps);
+        }, (info, int64s) -> {
+            // ASP's masks were fixed before it was saved: placeholders for the file's masks (which must all be there)
+            if (aspStep() < 0 || info.step() <= aspStep() || !Asp.pending(model)) return null;
+            Map<Sparse, SparseConfig> before = new LinkedHashMap<>();
+            Models.sparseLayers(model).values().forEach(l -> before.put(l, l.sparsity()));
+            Asp.installPlaceholders(model);
+            return () -> before.forEach(Sparse::setSparsity);
+        }).step();
     }
 
     @Override

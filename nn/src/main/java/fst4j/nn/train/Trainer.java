@@ -26,6 +26,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 
 /**
  * Trains one model with one sparsity method. A step, all inside one {@link Scope}: forward, cross-entropy with
@@ -44,6 +45,9 @@ import java.util.Map;
  * }
  * }</pre>
  *
+ * The model is built from the config's name ({@link Models#byName}), or is one's own
+ * ({@link #Trainer(Module, TrainConfig, TrainData)}, model name {@value #CUSTOM}).
+ *
  * Checkpoints ({@link #save}, {@link #load}) are {@link Checkpoint}s of the model, optimizer and loader: the model state
  * dict ("model.NAME"), the optimizer's state dict ({@link Optimizer#stateDict}: its tensors as "optim.KIND.INDEX", SGD's
  * momentum buffers "optim.momentum.INDEX", AdamW's "optim.exp_avg.INDEX", ...; its counts as int64 "optim.steps", AdamW's
@@ -52,6 +56,8 @@ import java.util.Map;
  */
 public final class Trainer implements AutoCloseable {
     public static final String FORMAT = Checkpoint.FORMAT;
+    /** The model name of a trainer of a model of one's own ({@link #Trainer(Module, TrainConfig, TrainData)}). */
+    public static final String CUSTOM = "custom";
 
     /** One step's numbers: the batch's loss, how many of its size were classified right, the LR used, wall time. */
     public record StepResult(long step, int epoch, double loss, int correct, int size, double lr, long nanos) {
@@ -98,6 +104,10 @@ public final class Trainer implements AutoCloseable {
     /** The buffers as they were before the step's forward (a stopped step puts its running statistics back); made once. */
     private final Map<Tensor, Tensor> bufferCopies = new java.util.IdentityHashMap<>();
     private final Device device;
+    /** Whether the model is the caller's (not closed by close()) rather than built from cfg's model name. */
+    private final boolean custom;
+    /** Whether ASP's layers are pruned at half of the run (see aspStep). */
+    private final boolean aspAtHalf;
     private long step;
 
     public Trainer(TrainConfig cfg, TrainData data) { this(cfg, data, Device.CPU); }
@@ -106,16 +116,52 @@ public final class Trainer implements AutoCloseable {
      * A trainer whose model, optimizer state and batches live on device (Module.to after the model is built, each batch
      * copied up by the step); data loading, augmentation and the metrics stay on the host.
      */
-    public Trainer(TrainConfig cfg, TrainData data, Device device) {
+    public Trainer(TrainConfig cfg, TrainData data, Device device) { this(null, cfg, data, device, false); }
+
+    /**
+     * A trainer of a model of one's own (any {@link Module} that maps a batch of the data's images [B, C, H, W] to logits
+     * [B, classes]), with everything else as for the built-in models: cfg's data subsets, batch, epochs, schedule, optimizer,
+     * label smoothing, SR-STE decay (where a layer prunes W by magnitude) and seed (data order and augmentation; the
+     * model's init is the caller's), progress, {@link #evaluate}, checkpoints that resume exactly, the NaN-loss stop. The
+     * config's model name becomes {@value #CUSTOM} (so that {@code fst4j eval} or a built-in trainer refuses its
+     * checkpoints instead of building another model); its method names the run (in the metadata, checked on load) but is
+     * not applied: the layers keep the sparsity they were built with, and cfg may have no variants. The ASP preset's
+     * layers are pruned at half of the run, as the built-in models' are. {@link #load} checks the config, the parameter
+     * and buffer names and shapes, and the stateful sparsifiers against the model given here. The model stays the
+     * caller's: {@link #close} frees the optimizer but not the model.
+     */
+    public Trainer(Module model, TrainConfig cfg, TrainData data) { this(model, cfg, data, Device.CPU); }
+
+    /** {@link #Trainer(Module, TrainConfig, TrainData)} on device (the model is moved there). */
+    public Trainer(Module model, TrainConfig cfg, TrainData data, Device device) {
+        this(Objects.requireNonNull(model, "model (new Trainer(cfg, data) builds cfg's)"), cfg, data, device, true);
+    }
+
+    private Trainer(Module custom, TrainConfig cfg, TrainData data, Device device, boolean isCustom) {
+        if (isCustom) {
+            if (!cfg.variants().isEmpty())
+                throw new IllegalArgumentException("the variants " + cfg.methodName() + " apply to the built-in models' layers; a model of one's own takes"
+                        + " them in its layers' SparseConfig (SparseConfig.Recipe.parse(\"" + cfg.methodName() + "\").apply(config, seed))");
+            cfg = cfg.withModel(CUSTOM);
+        } else if (cfg.model().equalsIgnoreCase(CUSTOM)) {
+            throw new IllegalArgumentException("model '" + CUSTOM + "' is a model of one's own: build it and pass it to new Trainer(model, cfg, data)");
+        }
         this.cfg = cfg;
         this.device = device;
+        this.custom = isCustom;
         this.data = data.subsets(cfg.trainSubset(), cfg.testSubset());
         var tr = this.data.train();
         if (tr.size() < cfg.batchSize())
             throw new IllegalArgumentException("the training set has " + tr.size() + " images, fewer than one batch of " + cfg.batchSize());
-        this.model = Models.byName(cfg.model(), tr.channels(), tr.height(), tr.width(), tr.numClasses(), cfg.method(), cfg.seed());
-        applyVariants(model, cfg);
+        if (isCustom) {
+            this.model = custom;
+        } else {
+            this.model = Models.byName(cfg.model(), tr.channels(), tr.height(), tr.width(), tr.numClasses(), cfg.method(), cfg.seed());
+            applyVariants(model, cfg);
+        }
         if (device != Device.CPU) model.to(device);
+        // the ASP preset's layers of a model of one's own prune at half as the built-in models' do (their method is ASP)
+        this.aspAtHalf = cfg.method() == SparseConfig.Method.ASP || isCustom && Asp.pending(model);
         this.opt = optimizerFor(model, cfg);
         DataLoader.Builder b = DataLoader.builder(tr).batchSize(cfg.batchSize()).shuffle(true).seed(cfg.seed()).dropLast(true)
                 .normalize(this.data.mean(), this.data.std());
@@ -260,7 +306,7 @@ public final class Trainer implements AutoCloseable {
     }
 
     /** The step at whose start ASP prunes (half of the run), or -1 for other methods. */
-    public long aspStep() { return cfg.method() == fst4j.autograd.SparseConfig.Method.ASP ? totalSteps / 2 : -1; }
+    public long aspStep() { return aspAtHalf ? totalSteps / 2 : -1; }
 
     /** Accuracy and loss on the test set, batched, in eval mode without recording a graph. */
     public Eval evaluate() {
@@ -301,7 +347,8 @@ public final class Trainer implements AutoCloseable {
     /** The trainer's parts as a {@link Checkpoint}: model, optimizer and loader. */
     private Checkpoint checkpoint() {
         var tr = data.train();
-        String note = "(this " + cfg.model() + " is built for the " + tr.channels() + "x" + tr.height() + "x" + tr.width() + " images and "
+        String note = custom ? "(is the model given to this trainer the one the checkpoint was written with?)"
+                : "(this " + cfg.model() + " is built for the " + tr.channels() + "x" + tr.height() + "x" + tr.width() + " images and "
                 + tr.numClasses() + " classes of " + data.spec() + ")";
         return Checkpoint.of(model).optimizer(opt).loader(loader).modelNote(note);
     }
@@ -374,7 +421,7 @@ public final class Trainer implements AutoCloseable {
         bufferCopies.values().forEach(Tensor::close);
         bufferCopies.clear();
         opt.close();
-        model.close();
+        if (!custom) model.close();
     }
 
     private void keepBuffers() {

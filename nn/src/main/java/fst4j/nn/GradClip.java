@@ -52,15 +52,31 @@ public final class GradClip {
         if (!(maxNorm >= 0)) throw new IllegalArgumentException("clipGradNorm: maxNorm must be >= 0, got " + maxNorm);
         List<Tensor> grads = gradients(params);
         double norm = norm(grads);
-        if (errorIfNonfinite && !Double.isFinite(norm))
-            throw new IllegalStateException("clipGradNorm: the total L2 norm of the gradients is " + norm + ", so they cannot be clipped"
-                    + " (nothing was changed; errorIfNonfinite=false clips as torch does, turning the gradients into NaN)");
+        if (errorIfNonfinite && !Double.isFinite(norm)) throw new NonFiniteNormException(norm);
         double coef = maxNorm / (norm + 1e-6);
         double clamped = Double.isNaN(coef) ? coef : Math.min(coef, 1.0);   // torch.clamp(max=1) keeps a NaN
         if (clamped == 1.0) return norm;   // a multiplication by 1 changes no bit
         float c = (float) clamped;
         for (Tensor g : grads) scale(g, c);
         return norm;
+    }
+
+    /**
+     * What {@link #clipGradNorm(List, double, boolean)} with errorIfNonfinite throws for a NaN or infinite norm, before
+     * changing any gradient; {@link #norm()} is that norm.
+     */
+    public static final class NonFiniteNormException extends IllegalStateException {
+        private static final long serialVersionUID = 1L;
+        private final double norm;
+
+        NonFiniteNormException(double norm) {
+            super("clipGradNorm: the total L2 norm of the gradients is " + norm + ", so they cannot be clipped"
+                    + " (nothing was changed; errorIfNonfinite=false clips as torch does, turning the gradients into NaN)");
+            this.norm = norm;
+        }
+
+        /** The norm: NaN or an infinity. */
+        public double norm() { return norm; }
     }
 
     /** The total L2 norm of the gradients of params (those that have one), computed as {@link #clipGradNorm} does, changing nothing. */

@@ -34,7 +34,7 @@ public final class Main {
 
     static final String USAGE = "usage: fst4j train [--model mlp|cnn|resnet-small|resnet18] [--data fashion-mnist|mnist:DIR|cifar10:DIR]"
             + " [--method dense,fst3_ir,...] [--epochs N] [--batch N] [--optimizer sgd|adamw] [--lr X] [--momentum X] [--wd X] [--nesterov]"
-            + " [--betas B1,B2] [--eps X] [--amsgrad] [--no-wd-norm-bias] [--warmup STEPS]"
+            + " [--betas B1,B2] [--eps X] [--amsgrad] [--no-wd-norm-bias] [--clip-grad-norm X] [--warmup STEPS]"
             + " [--smoothing X] [--train-subset N] [--test-subset N] [--augment] [--seed N] [--threads N] [--out DIR]"
             + " [--resume CKPT] [--save-every STEPS] [--no-progress] [--profile-ops] [--device cpu|cuda]";
 
@@ -56,6 +56,9 @@ public final class Main {
               --momentum X, --nesterov    SGD momentum (0.9), Nesterov (off)
               --betas B1,B2, --eps X, --amsgrad   AdamW's betas (0.9,0.999), eps (1e-8), AMSGrad (off)
               --no-wd-norm-bias  no weight decay on biases and batch norm's parameters (default: on every parameter)
+              --clip-grad-norm X clip the gradients' total L2 norm to X after the backward pass, before SR-STE's
+                                 decay (torch.nn.utils.clip_grad_norm_; default 0: off); metrics.csv gets a grad_norm
+                                 column (the norm before clipping), and a step whose norm is NaN or infinite stops
               --smoothing X      label smoothing (default 0.1)
               --train-subset N   use the first N training images only (default all); --test-subset N likewise
               --augment          random crop and horizontal flip
@@ -77,7 +80,7 @@ public final class Main {
                    Double wd, boolean nesterov, Integer warmup, Double smoothing, Integer trainSubset, Integer testSubset,
                    boolean augment, Long seed, Integer threads, Path out, Path resume, int saveEvery, boolean progress,
                    fst4j.tensor.Device device, boolean profileOps, TrainConfig.OptimizerKind optimizer, double[] betas, Double eps,
-                   boolean amsgrad, boolean noWdNormBias) {}
+                   boolean amsgrad, boolean noWdNormBias, Double clipGradNorm) {}
 
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));
@@ -95,7 +98,7 @@ public final class Main {
         List<String> bools = List.of("--nesterov", "--augment", "--no-progress", "--profile-ops", "--amsgrad", "--no-wd-norm-bias");
         List<String> valued = List.of("--model", "--data", "--method", "--epochs", "--batch", "--lr", "--momentum", "--wd",
                 "--warmup", "--smoothing", "--train-subset", "--test-subset", "--seed", "--threads", "--out", "--resume", "--save-every",
-                "--device", "--optimizer", "--betas", "--eps");
+                "--device", "--optimizer", "--betas", "--eps", "--clip-grad-norm");
         for (int i = 0; i < args.length; i++) {
             String a = args[i], val = null;
             int eq = a.indexOf('=');
@@ -171,7 +174,8 @@ public final class Main {
                 posInt(v, "--test-subset", true), v.containsKey("--augment"), longOf(v, "--seed"), posInt(v, "--threads", false),
                 v.containsKey("--out") ? Path.of(v.get("--out")) : null, v.containsKey("--resume") ? Path.of(v.get("--resume")) : null,
                 saveEvery == null ? 0 : saveEvery, !v.containsKey("--no-progress"), device, v.containsKey("--profile-ops"),
-                optimizer, betas, posDouble(v, "--eps", true), v.containsKey("--amsgrad"), v.containsKey("--no-wd-norm-bias"));
+                optimizer, betas, posDouble(v, "--eps", true), v.containsKey("--amsgrad"), v.containsKey("--no-wd-norm-bias"),
+                posDouble(v, "--clip-grad-norm", true));
     }
 
     private static Integer posInt(Map<String, String> v, String k, boolean zeroOk) throws UsageException {
@@ -244,16 +248,17 @@ public final class Main {
             c = c.withSubsets(o.trainSubset() != null ? o.trainSubset() : c.trainSubset(), o.testSubset() != null ? o.testSubset() : c.testSubset());
         if (o.augment()) c = c.withAugment(true);
         if (o.seed() != null) c = c.withSeed(o.seed());
+        if (o.clipGradNorm() != null) c = c.withClipGradNorm(o.clipGradNorm());
         return c;
     }
 
     /**
-     * What one method's run produced. stopped: why the run ended early (a NaN loss), else null; checkpoint is then null
-     * (no final weights written).
+     * What one method's run produced. stopped: why the run ended early (a NaN loss or gradient norm), else null;
+     * checkpoint is then null (no final weights written); notFinite: what was not finite ("the loss"), else null.
      */
     record Result(TrainConfig cfg, double testAcc, double testLoss, double trainLoss, double trainAcc, double medianStepMs,
                   long measuredSteps, Map<String, Double> shares, long steps, double wallSeconds, long params, Path checkpoint,
-                  String stopped) {}
+                  String stopped, String notFinite) {}
 
     /** One invocation: all methods, the shared outputs. */
     static final class Run {
@@ -263,6 +268,8 @@ public final class Main {
         private final boolean tty;
         private Path dir;
         private BufferedWriter metrics, evals;
+        /** Whether the run clips its gradients: metrics.csv then has a grad_norm column. */
+        private boolean clipping;
         private final Map<String, List<double[]>> lossCurves = new LinkedHashMap<>(), accCurves = new LinkedHashMap<>(), testCurves = new LinkedHashMap<>();
 
         Run(Options o, PrintStream out, PrintStream err, DataSource source) {
@@ -298,13 +305,14 @@ public final class Main {
                 if (n < c.batchSize())
                     throw new UsageException("the training set has " + n + " images, fewer than one batch of " + c.batchSize());
             }
+            clipping = cfgs.get(0).clipsGradients();   // one config but for the method: all clip or none
             dir = o.out() != null ? o.out() : Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
             Files.createDirectories(dir);
             TrainConfig c0 = cfgs.get(0);
-            out.printf(Locale.ROOT, "fst4j train: %s on %s (%d train / %d test images), %d epoch(s), batch %d, %s lr %s wd %s%s, seed %d, %d thread(s); output in %s%n",
+            out.printf(Locale.ROOT, "fst4j train: %s on %s (%d train / %d test images), %d epoch(s), batch %d, %s lr %s wd %s%s%s, seed %d, %d thread(s); output in %s%n",
                     c0.model(), data.spec(), used(c0.trainSubset(), data.train()), used(c0.testSubset(), data.test()),
                     c0.epochs(), c0.batchSize(), c0.optimizer().key(), plain(c0.lr()), plain(c0.weightDecay()), c0.wdOnNormAndBias() ? "" : " (not on biases and norms)",
-                    c0.seed(), Blas.threads(), dir);
+                    c0.clipsGradients() ? ", gradient norm clipped to " + plain(c0.clipGradNorm()) : "", c0.seed(), Blas.threads(), dir);
             List<Result> results = new ArrayList<>();
             long t0 = System.nanoTime();
             // a run resumed into its own folder opens its CSVs once the checkpoint has loaded (train): the rows it trains
@@ -324,7 +332,8 @@ public final class Main {
             out.println("wrote " + dir.resolve("metrics.csv") + ", eval.csv, summary.json, loss.png, accuracy.png and <method>/final.safetensors"
                     + (stopped.isEmpty() ? "" : " (none for a stopped method)"));
             if (!stopped.isEmpty()) {
-                err.println("fst4j train: " + String.join(", ", stopped) + " stopped early: the loss was not finite (details above; no final"
+                String what = String.join(" or ", results.stream().filter(r -> r.stopped() != null).map(Result::notFinite).distinct().toList());
+                err.println("fst4j train: " + String.join(", ", stopped) + " stopped early: " + what + " was not finite (details above; no final"
                         + " checkpoint for " + (stopped.size() == 1 ? "it" : "them") + ")");
                 return 1;
             }
@@ -344,7 +353,8 @@ public final class Main {
         }
 
         private void openCsvs(boolean append) throws IOException {
-            metrics = open(dir.resolve("metrics.csv"), append, "method,epoch,step,loss,train_acc,lr,step_ms");
+            // a run that clips adds the gradients' norm before clipping; the columns of one that does not stay as they were
+            metrics = open(dir.resolve("metrics.csv"), append, "method,epoch,step,loss,train_acc,lr,step_ms" + (clipping ? ",grad_norm" : ""));
             Path ev = dir.resolve("eval.csv");
             evals = open(ev, append && Files.exists(ev), "method,epoch,step,test_acc,test_loss");
         }
@@ -448,7 +458,11 @@ public final class Main {
                             lossSum += r.loss() * r.size();
                             correct += r.correct();
                             seen += r.size();
-                            metrics.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f,%.6g,%.3f%n", name, r.epoch() + 1, r.step() + 1, r.loss(), r.accuracy(), r.lr(), r.nanos() / 1e6));
+                            if (!clipping)
+                                metrics.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f,%.6g,%.3f%n", name, r.epoch() + 1, r.step() + 1, r.loss(), r.accuracy(), r.lr(), r.nanos() / 1e6));
+                            else   // and the gradients' norm before clipping
+                                metrics.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f,%.6g,%.3f,%.6g%n", name, r.epoch() + 1, r.step() + 1, r.loss(), r.accuracy(), r.lr(),
+                                        r.nanos() / 1e6, r.gradNorm()));
                             lossC.add(new double[]{r.step() + 1, r.loss()});
                             accC.add(new double[]{r.step() + 1, r.accuracy()});
                             double rate = inEpoch / ((System.nanoTime() - epStart) / 1e9);
@@ -489,13 +503,13 @@ public final class Main {
                                     100 * testAcc, testLoss, (System.nanoTime() - epStart) / 1e9);
                         t.endEpoch();
                     }
-                } catch (Trainer.NonFiniteLossException nf) {
+                } catch (Trainer.NonFiniteException nf) {   // the loss or, clipping, the gradient norm
                     // the other methods still train; this one ends here, its metrics so far kept, no final weights written
                     if (tty) { err.print("\r\u001b[K"); err.flush(); }
                     metrics.flush();
                     out.printf(Locale.ROOT, "[%s] stopped: %s%n", name, nf.getMessage());
                     return new Result(cfg, Double.NaN, Double.NaN, epLoss, epAcc, median(stepMs), stepMs.size(), Map.of(), t.stepsDone(),
-                            (System.nanoTime() - runStart) / 1e9, t.model().parameterCount(), null, nf.getMessage());
+                            (System.nanoTime() - runStart) / 1e9, t.model().parameterCount(), null, nf.getMessage(), nf.what());
                 }
                 if (Double.isNaN(testAcc)) {   // resumed from a finished run: still report its accuracy
                     Trainer.Eval ev = t.evaluate();
@@ -516,7 +530,7 @@ public final class Main {
                 shares.put("java", Math.max(0, measuredNanos - known) / denom);   // graph bookkeeping, allocation, data
                 double median = median(stepMs);
                 return new Result(cfg, testAcc, testLoss, epLoss, epAcc, median, stepMs.size(), shares, t.stepsDone(),
-                        (System.nanoTime() - runStart) / 1e9, t.model().parameterCount(), ckpt, null);
+                        (System.nanoTime() - runStart) / 1e9, t.model().parameterCount(), ckpt, null, null);
             }
         }
 
@@ -530,7 +544,7 @@ public final class Main {
             for (Result r : rs) {
                 Map<String, Double> s = r.shares();
                 if (r.stopped() != null) {
-                    out.printf(Locale.ROOT, mcol + "   (stopped at step %d: the loss was not finite; see above)%n", r.cfg().methodName(), r.steps() + 1);
+                    out.printf(Locale.ROOT, mcol + "   (stopped at step %d: %s was not finite; see above)%n", r.cfg().methodName(), r.steps() + 1, r.notFinite());
                     continue;
                 }
                 if (r.measuredSteps() == 0 && Double.isNaN(r.trainLoss())) {   // resumed from a finished run: nothing was trained

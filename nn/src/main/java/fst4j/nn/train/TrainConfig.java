@@ -21,11 +21,15 @@ import java.util.Map;
  * @param variants    changes applied on top of the method to every pruned layer ({@link Variant}), in order
  * @param optimizer   SGD (momentum, nesterov) or AdamW (adamW's betas, eps, amsgrad); lr and weightDecay are either's
  * @param wdOnNormAndBias false: biases and batch norm's parameters get no weight decay (ParamGroup.splitDecay)
+ * @param clipGradNorm the largest total L2 norm of the gradients (torch.nn.utils.clip_grad_norm_, {@link fst4j.nn.GradClip}),
+ *                     applied by the trainer after the backward pass and before SR-STE's decay and the optimizer's step;
+ *                     0: no clipping (the default, and what a checkpoint without the key means)
  */
 public record TrainConfig(String model, Method method, int epochs, int batchSize, double lr, double momentum,
                           double weightDecay, boolean nesterov, int warmupSteps, double minLr, double labelSmoothing,
                           double srSteLambda, long seed, int trainSubset, int testSubset, boolean augment,
-                          List<Variant> variants, OptimizerKind optimizer, AdamWSettings adamW, boolean wdOnNormAndBias) {
+                          List<Variant> variants, OptimizerKind optimizer, AdamWSettings adamW, boolean wdOnNormAndBias,
+                          double clipGradNorm) {
 
     /** The optimizer of a run: SGD (momentum, nesterov: this record's fields) or AdamW ({@link AdamWSettings}). */
     public enum OptimizerKind {
@@ -65,36 +69,48 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
         if (!(weightDecay >= 0) || weightDecay == Double.POSITIVE_INFINITY)
             throw new IllegalArgumentException("weight decay must be finite and >= 0, got " + weightDecay);
         if (!(momentum >= 0)) throw new IllegalArgumentException("momentum must be >= 0, got " + momentum);
+        if (!(clipGradNorm >= 0) || clipGradNorm == Double.POSITIVE_INFINITY)
+            throw new IllegalArgumentException("the gradient norm to clip to must be finite and >= 0 (0: no clipping), got " + clipGradNorm);
+        if (clipGradNorm == 0) clipGradNorm = 0.0;   // -0.0 is off too, and equal to the default (records compare doubles by bits)
     }
 
     /** The defaults: resnet-small, the given method, 1 epoch, batch 128, lr 0.1, seed 0. */
     public static TrainConfig defaults(Method method) {
         return new TrainConfig("resnet-small", method, 1, 128, 0.1, 0.9, 5e-4, false, -1, 0.0, 0.1, 2e-4, 0, 0, 0, false, List.of(),
-                OptimizerKind.SGD, AdamWSettings.DEFAULTS, true);
+                OptimizerKind.SGD, AdamWSettings.DEFAULTS, true, 0.0);
     }
 
-    public TrainConfig withModel(String m) { return new TrainConfig(m, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
+    public TrainConfig withModel(String m) { return new TrainConfig(m, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
     /** The method, without variants. */
-    public TrainConfig withMethod(Method m) { return new TrainConfig(model, m, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, List.of(), optimizer, adamW, wdOnNormAndBias); }
+    public TrainConfig withMethod(Method m) { return new TrainConfig(model, m, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, List.of(), optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
     /** The method and its variants. */
-    public TrainConfig withRecipe(Recipe r) { return new TrainConfig(model, r.method(), epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, r.variants(), optimizer, adamW, wdOnNormAndBias); }
-    public TrainConfig withEpochs(int e) { return new TrainConfig(model, method, e, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
-    public TrainConfig withBatchSize(int b) { return new TrainConfig(model, method, epochs, b, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
-    public TrainConfig withLr(double l) { return new TrainConfig(model, method, epochs, batchSize, l, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
-    public TrainConfig withMomentum(double m) { return new TrainConfig(model, method, epochs, batchSize, lr, m, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
-    public TrainConfig withWeightDecay(double w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, w, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
-    public TrainConfig withNesterov(boolean n) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, n, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
-    public TrainConfig withWarmupSteps(int w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, w, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
-    public TrainConfig withLabelSmoothing(double s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, s, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
-    public TrainConfig withSeed(long s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, s, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias); }
-    public TrainConfig withSubsets(int train, int test) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, train, test, augment, variants, optimizer, adamW, wdOnNormAndBias); }
-    public TrainConfig withAugment(boolean a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, a, variants, optimizer, adamW, wdOnNormAndBias); }
+    public TrainConfig withRecipe(Recipe r) { return new TrainConfig(model, r.method(), epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, r.variants(), optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withEpochs(int e) { return new TrainConfig(model, method, e, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withBatchSize(int b) { return new TrainConfig(model, method, epochs, b, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withLr(double l) { return new TrainConfig(model, method, epochs, batchSize, l, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withMomentum(double m) { return new TrainConfig(model, method, epochs, batchSize, lr, m, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withWeightDecay(double w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, w, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withNesterov(boolean n) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, n, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withWarmupSteps(int w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, w, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withLabelSmoothing(double s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, s, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withSeed(long s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, s, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withSubsets(int train, int test) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, train, test, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withAugment(boolean a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, a, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
 
     /** SGD (the default) or AdamW; the learning rate and weight decay stay as they are (see {@link #withAdamWDefaults}). */
-    public TrainConfig withOptimizer(OptimizerKind o) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, o, adamW, wdOnNormAndBias); }
-    public TrainConfig withAdamW(AdamWSettings a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, a, wdOnNormAndBias); }
+    public TrainConfig withOptimizer(OptimizerKind o) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, o, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withAdamW(AdamWSettings a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, a, wdOnNormAndBias, clipGradNorm); }
     /** false: no weight decay on biases and batch norm's parameters (fst4j.nn.ParamGroup.splitDecay); true (torch's default): on every parameter. */
-    public TrainConfig withWdOnNormAndBias(boolean on) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, on); }
+    public TrainConfig withWdOnNormAndBias(boolean on) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, on, clipGradNorm); }
+
+    /**
+     * Gradient-norm clipping at maxNorm (0: off): each step's gradients, all parameters together, scaled down to that
+     * total L2 norm where they exceed it, after the backward pass and before SR-STE's decay ({@link Trainer}).
+     */
+    public TrainConfig withClipGradNorm(double maxNorm) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, maxNorm); }
+
+    /** Whether the trainer clips the gradients' norm ({@link #clipGradNorm} above 0). */
+    public boolean clipsGradients() { return clipGradNorm > 0; }
 
     /** AdamW with torch's defaults: lr 1e-3, weight decay 1e-2, betas (0.9, 0.999), eps 1e-8 (SGD's lr 0.1 would diverge). */
     public TrainConfig withAdamWDefaults() {
@@ -140,6 +156,7 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
             m.put("amsgrad", Boolean.toString(adamW.amsgrad()));
         }
         if (!wdOnNormAndBias) m.put("wd_on_norm_and_bias", "false");
+        if (clipsGradients()) m.put("clip_grad_norm", Double.toString(clipGradNorm));   // runs without clipping keep the keys they had
         return m;
     }
 
@@ -156,7 +173,9 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
                 OptimizerKind.parse(m.getOrDefault("optimizer", "sgd")),
                 m.containsKey("beta1") ? new AdamWSettings(Double.parseDouble(get(m, "beta1")), Double.parseDouble(get(m, "beta2")),
                         Double.parseDouble(get(m, "eps")), Boolean.parseBoolean(get(m, "amsgrad"))) : AdamWSettings.DEFAULTS,
-                Boolean.parseBoolean(m.getOrDefault("wd_on_norm_and_bias", "true")));
+                Boolean.parseBoolean(m.getOrDefault("wd_on_norm_and_bias", "true")),
+                // checkpoints written before clipping, or without it, have no 'clip_grad_norm': off
+                Double.parseDouble(m.getOrDefault("clip_grad_norm", "0")));
     }
 
     private static String get(Map<String, String> m, String k) {

@@ -7,6 +7,7 @@ import fst4j.autograd.SparseConfig;
 import fst4j.autograd.Var;
 import fst4j.nn.AdamW;
 import fst4j.nn.Asp;
+import fst4j.nn.GradClip;
 import fst4j.nn.LrSchedule;
 import fst4j.nn.Models;
 import fst4j.nn.Module;
@@ -23,6 +24,7 @@ import fst4j.tensor.Tensor;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -30,9 +32,10 @@ import java.util.Objects;
 
 /**
  * Trains one model with one sparsity method. A step, all inside one {@link Scope}: forward, cross-entropy with
- * label smoothing, backward, SR-STE decay of pruned weights (when the method prunes W by magnitude; not ASP, whose layers
- * are dense when the trainer is built), SGD or AdamW step (the config's optimizer), zero grads; the
- * learning rate follows a per-step cosine schedule with linear warm-up. Model init, data order and augmentation are
+ * label smoothing, backward, gradient-norm clipping where the config asks for it ({@link TrainConfig#clipGradNorm}),
+ * SR-STE decay of pruned weights (when the method prunes W by magnitude; not ASP, whose layers are dense when the
+ * trainer is built), SGD or AdamW step (the config's optimizer), zero grads; the learning rate follows a per-step cosine
+ * schedule with linear warm-up. Model init, data order and augmentation are
  * seeded by the config's seed, so two trainers with the same config and data do bit-identical work.
  *
  * <pre>{@code
@@ -53,19 +56,56 @@ import java.util.Objects;
  * momentum buffers "optim.momentum.INDEX", AdamW's "optim.exp_avg.INDEX", ...; its counts as int64 "optim.steps", AdamW's
  * "optim.step"), the stateful sparsifiers' states ("sparsity.LAYER.SLOT"), the step, epoch and loader state (int64), and
  * the config as metadata; loading them into a fresh trainer continues bit-identically.
+ *
+ * <p>Clipping ({@link TrainConfig#clipGradNorm} above 0) is {@link GradClip#clipGradNorm} over the optimizer's
+ * parameters ({@link Optimizer#params()}, in that order) right after the backward pass, so it scales the loss's
+ * gradient only: SR-STE's decay lambda (W - S(W)) is added after it, in the optimizer's step, unclipped. That is the
+ * order of the 2:4 pre-training authors' code, whose SR-STE decay is part of the optimizer step (Hu et al. 2024,
+ * thu-ml/2by4-pretrain-acc-examples, nanoGPT train.py: clip_grad_norm_, then masked_add_ of the decay into the
+ * gradient, then the step); in Zhou et al.'s original SR-STE code the decay is added inside the autograd backward
+ * instead, and their scripts do not clip. The decay is a regulariser of the weights, not a gradient of the data, and
+ * clipping it too would weaken it in exactly the steps whose gradients are large. A run without clipping measures no
+ * norm and takes the code path it took before, bit for bit. With {@link #stopOnNonFiniteLoss} (the default) a step
+ * whose loss is finite but whose gradients' norm is not stops with {@link NonFiniteGradNormException} before anything
+ * is clipped or updated; without it the gradients are clipped as torch does (to NaN) and training goes on.
  */
 public final class Trainer implements AutoCloseable {
     public static final String FORMAT = Checkpoint.FORMAT;
     /** The model name of a trainer of a model of one's own ({@link #Trainer(Module, TrainConfig, TrainData)}). */
     public static final String CUSTOM = "custom";
 
-    /** One step's numbers: the batch's loss, how many of its size were classified right, the LR used, wall time. */
-    public record StepResult(long step, int epoch, double loss, int correct, int size, double lr, long nanos) {
+    /**
+     * One step's numbers: the batch's loss, how many of its size were classified right, the LR used, wall time, and the
+     * total L2 norm of the gradients before clipping (NaN where the config does not clip: not measured then).
+     */
+    public record StepResult(long step, int epoch, double loss, int correct, int size, double lr, long nanos, double gradNorm) {
         public double accuracy() { return size == 0 ? 0 : (double) correct / size; }
     }
 
     /** Test-set accuracy and mean loss (without label smoothing). */
     public record Eval(double accuracy, double loss, int samples) {}
+
+    /**
+     * A step stopped before its update because a number it rests on came out NaN or infinite: its loss
+     * ({@link NonFiniteLossException}) or, where the config clips, its gradients' norm ({@link NonFiniteGradNormException}).
+     */
+    public abstract static sealed class NonFiniteException extends RuntimeException permits NonFiniteLossException, NonFiniteGradNormException {
+        private static final long serialVersionUID = 1L;
+        private final long step;
+
+        NonFiniteException(String message, long step) {
+            super(message);
+            this.step = step;
+        }
+
+        /** The 0-based step that stopped (stepsDone() of the trainer that threw). */
+        public long step() { return step; }
+
+        /** What was not finite, as a summary line names it: "the loss", "the gradient norm". */
+        public abstract String what();
+    }
+
+    private static String nonFinite(double x) { return Double.isNaN(x) ? "NaN" : x > 0 ? "+Inf" : "-Inf"; }
 
     /**
      * A step whose loss came out NaN or infinite ({@link #trainStep}): the step stopped before its backward and update,
@@ -74,22 +114,46 @@ public final class Trainer implements AutoCloseable {
      * count in the forward (TSM's refresh, the authors' pattern draws) counted it. Training on would only spread the
      * NaN into every weight, and a later checkpoint would keep them.
      */
-    public static final class NonFiniteLossException extends RuntimeException {
+    public static final class NonFiniteLossException extends NonFiniteException {
         private static final long serialVersionUID = 1L;
-        private final long step;
         private final double loss;
 
         NonFiniteLossException(long step, int epoch, double loss, double lr) {
             super(String.format(java.util.Locale.ROOT, "the loss is %s at step %d (epoch %d, lr %.4g): stopped before its update, so the weights are"
-                    + " those after step %d; a lower --lr (or --warmup) usually avoids it", Double.isNaN(loss) ? "NaN" : loss > 0 ? "+Inf" : "-Inf",
-                    step + 1, epoch + 1, lr, step));
-            this.step = step;
+                    + " those after step %d; a lower --lr (or --warmup) usually avoids it", nonFinite(loss), step + 1, epoch + 1, lr, step), step);
             this.loss = loss;
         }
 
-        /** The 0-based step whose loss was not finite (stepsDone() of the trainer that threw). */
-        public long step() { return step; }
         public double loss() { return loss; }
+        @Override public String what() { return "the loss"; }
+    }
+
+    /**
+     * A step of a clipping run ({@link TrainConfig#clipGradNorm}) whose loss was finite but whose gradients' total L2
+     * norm came out NaN or infinite, so that they cannot be clipped (torch's clip_grad_norm_ would scale them into NaN,
+     * which the update spreads into every weight). The step stopped after its backward and before clipping and update:
+     * as for {@link NonFiniteLossException}, the weights, optimizer state, batch norm's running statistics, ASP's masks
+     * and the step count are those after the step before, and the stateful rules' states that the backward moves
+     * (ReSprop's samples and thresholds) are put back as the forward left them; the loader is past the batch, and what
+     * the forward counted stays counted.
+     */
+    public static final class NonFiniteGradNormException extends NonFiniteException {
+        private static final long serialVersionUID = 1L;
+        private final double loss, norm;
+
+        NonFiniteGradNormException(long step, int epoch, double loss, double norm, double lr, double maxNorm) {
+            super(String.format(java.util.Locale.ROOT, "the gradients' total L2 norm is %s at step %d (epoch %d, loss %.4f, lr %.4g): stopped before"
+                    + " clipping it to %s and the update, so the weights are those after step %d; a lower --lr (or --warmup) usually avoids it",
+                    nonFinite(norm), step + 1, epoch + 1, loss, lr, maxNorm, step), step);
+            this.loss = loss;
+            this.norm = norm;
+        }
+
+        /** The step's loss (finite). */
+        public double loss() { return loss; }
+        /** The norm: NaN or an infinity. */
+        public double norm() { return norm; }
+        @Override public String what() { return "the gradient norm"; }
     }
 
     private final TrainConfig cfg;
@@ -246,21 +310,44 @@ public final class Trainer implements AutoCloseable {
     }
 
     /**
-     * Whether {@link #trainStep} stops at a NaN or infinite loss with {@link NonFiniteLossException} (the default), or
-     * trains on (the experiments do, to report a diverging method as it ends, as the paper's Table 1 does).
+     * {@link #backwardAndUpdate} with gradient-norm clipping between the backward pass and the SR-STE decay:
+     * {@link GradClip#clipGradNorm GradClip.clipGradNorm(opt.params(), maxNorm, errorIfNonfinite)}, timed with the
+     * update as {@link Profile.Part#OPTIMIZER}. Returns the norm before clipping. With errorIfNonfinite a NaN or
+     * infinite norm throws {@link GradClip.NonFiniteNormException} before any gradient, weight or optimizer state
+     * changes (the gradients are left for the caller to zero).
+     */
+    public static double backwardClipAndUpdate(Var loss, Module model, Optimizer opt, boolean decay, double lambda, double maxNorm,
+                                               boolean errorIfNonfinite) {
+        loss.backward();
+        long t = Profile.start();
+        double norm = GradClip.clipGradNorm(opt.params(), maxNorm, errorIfNonfinite);
+        if (decay) SrSte.stepWithDecay(model, opt, lambda);   // the decay after the clipping: the loss's gradient is clipped, not the decay
+        else opt.step();
+        opt.zeroGrad();
+        Profile.stop(Profile.Part.OPTIMIZER, t);
+        return norm;
+    }
+
+    /**
+     * Whether {@link #trainStep} stops at a NaN or infinite loss with {@link NonFiniteLossException} (the default), and
+     * where the config clips at a finite loss with a NaN or infinite gradient norm with {@link NonFiniteGradNormException},
+     * or trains on (the experiments do, to report a diverging method as it ends, as the paper's Table 1 does).
      */
     public Trainer stopOnNonFiniteLoss(boolean on) {
         stopOnNonFiniteLoss = on;
         return this;
     }
 
-    /** One training step on the next batch of the current epoch; {@link NonFiniteLossException} where its loss is not finite. */
+    /**
+     * One training step on the next batch of the current epoch; {@link NonFiniteLossException} where its loss is not
+     * finite, {@link NonFiniteGradNormException} where the config clips and its gradients' norm is not.
+     */
     public StepResult trainStep() {
         if (!epochHasNext()) throw new IllegalStateException("epoch " + epoch() + " has no more steps; call endEpoch()");
         long t0 = System.nanoTime();
         int ep = loader.epoch();
         double lr = schedule.lr(step);
-        double lossValue;
+        double lossValue, gradNorm = Double.NaN;
         int correct, size;
         model.train(true);
         Map<Sparse, SparseConfig> beforeAsp = null;
@@ -281,14 +368,24 @@ public final class Trainer implements AutoCloseable {
                 loss = NN.crossEntropy(logits, batch.labels(), cfg.labelSmoothing());
                 lossValue = loss.item();
                 if (stopOnNonFiniteLoss && !Double.isFinite(lossValue)) {
-                    bufferCopies.forEach(Tensor::copyFrom);   // batch norm's forward already moved its running statistics
-                    if (beforeAsp != null)   // the masks this step fixed
-                        beforeAsp.forEach((l, c) -> { if (l.sparsity() != c) l.setSparsity(c); });
+                    undoForward(beforeAsp);
                     throw new NonFiniteLossException(step, ep, lossValue, lr);
                 }
                 correct = countCorrect(logits.value(), batch.labels());
                 size = batch.size();
-                backwardAndUpdate(loss, model, opt, decays, cfg.srSteLambda());
+                if (!cfg.clipsGradients()) {
+                    backwardAndUpdate(loss, model, opt, decays, cfg.srSteLambda());
+                } else {
+                    // the rules' states as the forward left them: a stopped step puts back what its backward moved (ReSprop's samples)
+                    List<Runnable> rules = stopOnNonFiniteLoss ? ruleRestorers() : List.of();
+                    try {
+                        gradNorm = backwardClipAndUpdate(loss, model, opt, decays, cfg.srSteLambda(), cfg.clipGradNorm(), stopOnNonFiniteLoss);
+                    } catch (GradClip.NonFiniteNormException nf) {   // thrown before anything was clipped or updated
+                        rules.forEach(Runnable::run);
+                        undoForward(beforeAsp);
+                        throw new NonFiniteGradNormException(step, ep, lossValue, nf.norm(), lr, cfg.clipGradNorm());
+                    }
+                }
             } catch (RuntimeException | Error e) {
                 // what the Scope does not free (CUDA max-pool indices) goes too, and a backward that failed half way does not
                 // leave its gradients to be added twice by a retried step
@@ -300,9 +397,22 @@ public final class Trainer implements AutoCloseable {
                 throw e;
             }
         }
-        StepResult r = new StepResult(step, ep, lossValue, correct, size, lr, System.nanoTime() - t0);
+        StepResult r = new StepResult(step, ep, lossValue, correct, size, lr, System.nanoTime() - t0, gradNorm);
         step++;
         return r;
+    }
+
+    /** A stopped step puts back what its forward moved: batch norm's running statistics and the masks ASP fixed at its start. */
+    private void undoForward(Map<Sparse, SparseConfig> beforeAsp) {
+        bufferCopies.forEach(Tensor::copyFrom);
+        if (beforeAsp != null) beforeAsp.forEach((l, c) -> { if (l.sparsity() != c) l.setSparsity(c); });
+    }
+
+    /** What puts every stateful rule of the model back as it is now ({@link fst4j.sparse.StatefulSparsifier#restorer}). */
+    private List<Runnable> ruleRestorers() {
+        List<Runnable> out = new ArrayList<>();
+        Models.statefulSparsifiers(model).values().forEach(r -> out.add(r.restorer()));
+        return out;
     }
 
     /** The step at whose start ASP prunes (half of the run), or -1 for other methods. */

@@ -62,8 +62,8 @@ import java.util.Objects;
  * gradient only: SR-STE's decay lambda (W - S(W)) is added after it, in the optimizer's step, unclipped. That is the
  * order of the 2:4 pre-training authors' code, whose SR-STE decay is part of the optimizer step (Hu et al. 2024,
  * thu-ml/2by4-pretrain-acc-examples, nanoGPT train.py: clip_grad_norm_, then masked_add_ of the decay into the
- * gradient, then the step); in Zhou et al.'s original SR-STE code the decay is added inside the autograd backward
- * instead, and their scripts do not clip. The decay is a regulariser of the weights, not a gradient of the data, and
+ * gradient, then the step); Zhou et al.'s own SR-STE code (NM-sparsity) adds it in the autograd backward
+ * (sparse_ops.py) or in its sparse SGD's step, and their ImageNet script does not clip. The decay is a regulariser of the weights, not a gradient of the data, and
  * clipping it too would weaken it in exactly the steps whose gradients are large. A run without clipping measures no
  * norm and takes the code path it took before, bit for bit. With {@link #stopOnNonFiniteLoss} (the default) a step
  * whose loss is finite but whose gradients' norm is not stops with {@link NonFiniteGradNormException} before anything

@@ -684,9 +684,17 @@ static int coalesce(int rank, int64_t *shape, int64_t *s1, int64_t *s2) {
     return r;
 }
 
-int fst_cuda_binary(int op, int rank, const int64_t *shape, const float *a, const int64_t *sa, const float *b, const int64_t *sb, float *out) {
-    READY();
+/* [p, p + pbytes) and [q, q + qbytes) share a byte (an output written while an input is read: refused) */
+static int overlap(const void *p, int64_t pbytes, const void *q, int64_t qbytes) {
+    return p && q && pbytes > 0 && qbytes > 0 && (const char *)p < (const char *)q + qbytes && (const char *)q < (const char *)p + pbytes;
+}
+
+/* The ops added with the math and loss ops (FST_BIN_POW on) write a fresh output: none of their inputs may overlap it.
+ * (The older ops keep their contract: add may write into its own first operand, element by element.) */
+static int binary_ops(const char *fn, int op, double s, int rank, const int64_t *shape, const float *a, const int64_t *sa,
+                      const float *b, const int64_t *sb, float *out) {
     BAD(op < 0 || op >= FST_BIN_N);
+    BAD(op == FST_BIN_SMOOTH_L1_BWD && !(s >= 0 && !isinf(s)));
     NUL(rank > 0 && (!sa || !sb));
     fst_k_binary_args k;
     memset(&k, 0, sizeof k);
@@ -696,9 +704,51 @@ int fst_cuda_binary(int op, int rank, const int64_t *shape, const float *a, cons
     if (n == 0) return FST_OK;
     NUL(!a || !b || !out);
     OWN(a, ea * 4); OWN(b, eb * 4); OWN(out, n * 4);
-    k.a = a; k.b = b; k.out = out; k.n = n; k.op = op; k.rank = coalesce(rank, k.shape, k.sa, k.sb);
-    static const char *const ops[FST_BIN_N] = { "add", "sub", "mul", "div", "relu_bwd", "add_relu" };
+    BAD(op >= FST_BIN_POW && (overlap(out, n * 4, a, ea * 4) || overlap(out, n * 4, b, eb * 4)));   /* overlap */
+    k.a = a; k.b = b; k.out = out; k.n = n; k.op = op; k.s = s; k.rank = coalesce(rank, k.shape, k.sa, k.sb);
+    static const char *const ops[FST_BIN_N] = { "add", "sub", "mul", "div", "relu_bwd", "add_relu", "pow", "max", "min", "gt", "ge",
+                                                "lt", "le", "eq", "sigmoid_bwd", "tanh_bwd", "mask", "mask_not", "bce_lin", "smooth_l1_bwd" };
     return launch_op(FST_K_binary, n, &k, ops[op]);
+}
+
+int fst_cuda_binary(int op, int rank, const int64_t *shape, const float *a, const int64_t *sa, const float *b, const int64_t *sb, float *out) {
+    READY();
+    return binary_ops(fn, op, 0, rank, shape, a, sa, b, sb, out);
+}
+
+int fst_cuda_binary_s(int op, double s, int rank, const int64_t *shape, const float *a, const int64_t *sa, const float *b, const int64_t *sb,
+                      float *out) {
+    READY();
+    return binary_ops(fn, op, s, rank, shape, a, sa, b, sb, out);
+}
+
+int fst_cuda_where(int rank, const int64_t *shape, const float *c, const int64_t *sc, const float *a, const int64_t *sa, const float *b,
+                   const int64_t *sb, float *out) {
+    READY();
+    NUL(rank > 0 && (!sc || !sa || !sb));
+    fst_k_where_args k;
+    memset(&k, 0, sizeof k);
+    int64_t n, ec, ea, eb;
+    LAYOUT(rank, shape, sc, k.shape, k.sc, &n, &ec);
+    LAYOUT(rank, shape, sa, NULL, k.sa, &n, &ea);
+    LAYOUT(rank, shape, sb, NULL, k.sb, &n, &eb);
+    if (n == 0) return FST_OK;
+    NUL(!c || !a || !b || !out);
+    OWN(c, ec * 4); OWN(a, ea * 4); OWN(b, eb * 4); OWN(out, n * 4);
+    BAD(overlap(out, n * 4, c, ec * 4) || overlap(out, n * 4, a, ea * 4) || overlap(out, n * 4, b, eb * 4));   /* overlap */
+    /* dimensions merged as coalesce does, over three operands */
+    int r = 0;
+    for (int d = 0; d < rank; d++) {
+        if (k.shape[d] == 1) continue;
+        if (r > 0 && k.sc[r - 1] == k.sc[d] * k.shape[d] && k.sa[r - 1] == k.sa[d] * k.shape[d] && k.sb[r - 1] == k.sb[d] * k.shape[d]) {
+            k.shape[r - 1] *= k.shape[d]; k.sc[r - 1] = k.sc[d]; k.sa[r - 1] = k.sa[d]; k.sb[r - 1] = k.sb[d];
+        } else {
+            k.shape[r] = k.shape[d]; k.sc[r] = k.sc[d]; k.sa[r] = k.sa[d]; k.sb[r] = k.sb[d];
+            r++;
+        }
+    }
+    k.c = c; k.a = a; k.b = b; k.out = out; k.n = n; k.rank = r;
+    return launch(FST_K_where, n, &k);
 }
 
 int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float *x, const int64_t *sx, float *y) {
@@ -714,8 +764,11 @@ int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float
     NUL(!y || (!fill && !x));
     if (!fill) OWN(x, ex * 4);
     OWN(y, n * 4);
+    BAD(op >= FST_UN_EXP && overlap(y, n * 4, x, ex * 4));   /* overlap (the math and loss ops write a fresh output) */
+    BAD(op == FST_UN_SMOOTH_L1 && !(s >= 0 && !isinf(s)));
     k.x = fill ? NULL : x; k.y = y; k.n = n; k.s = s; k.op = op; k.rank = fill ? 0 : coalesce(rank, k.shape, k.sx, NULL);
-    static const char *const ops[FST_UN_N] = { "copy", "relu", "neg", "abs", "add_scalar", "mul_scalar", "fill" };
+    static const char *const ops[FST_UN_N] = { "copy", "relu", "neg", "abs", "add_scalar", "mul_scalar", "fill", "exp", "log", "sqrt", "pow",
+                                               "sigmoid", "tanh", "rsub_scalar", "softplus_neg", "sigmoid_neg", "smooth_l1" };
     /* for the profile: a copy that permutes or gathers is told apart from a flat one (merged, a flat one is one run) */
     const int dense = k.rank == 0 || (k.rank == 1 && k.sx[0] == 1);
     if (op == FST_UN_COPY && k.rank >= 1 && k.sx[k.rank - 1] == 1 && k.shape[k.rank - 1] % 4 == 0
@@ -748,6 +801,65 @@ int fst_cuda_sum(const float *x, int krank, const int64_t *kshape, const int64_t
     k.work = work;
     int rc = launch(FST_K_sum_part, nout * FST_PARTS, &k);
     return rc ? rc : launch(FST_K_sum, nout, &k);
+}
+
+/* The kept / reduced layout of a reduction (as fst_cuda_sum's), checked; x's extent in ex */
+#define REDUCE_LAYOUT(k, nout, nred, ex) do {                                                            \
+    NUL((krank > 0 && !kstride) || (rrank > 0 && !rstride));                                             \
+    int64_t ek_, er_;                                                                                    \
+    LAYOUT(krank, kshape, kstride, (k).kshape, (k).kstride, &(nout), &ek_);                              \
+    LAYOUT(rrank, rshape, rstride, (k).rshape, (k).rstride, &(nred), &er_);                              \
+    (ex) = ek_ + er_ - 1;                                                                                \
+    (k).krank = krank; (k).rrank = rrank;                                                                \
+} while (0)
+
+int fst_cuda_argmax(const float *x, int krank, const int64_t *kshape, const int64_t *kstride, int rrank, const int64_t *rshape,
+                    const int64_t *rstride, int last_nan, float *out, float *arg, double *work, int64_t *iwork) {
+    READY();
+    fst_k_argmax_args k;
+    memset(&k, 0, sizeof k);
+    int64_t nout, nred, ex;
+    REDUCE_LAYOUT(k, nout, nred, ex);
+    if (nout == 0) return FST_OK;
+    BAD(nred == 0);   /* the maximum of no values (Reduce refuses it) */
+    NUL(!x || (!out && !arg));
+    OWN(x, ex * 4);
+    if (out) OWN(out, nout * 4);
+    if (arg) OWN(arg, nout * 4);
+    BAD(overlap(out, nout * 4, x, ex * 4) || overlap(arg, nout * 4, x, ex * 4) || overlap(out, nout * 4, arg, nout * 4));   /* overlap */
+    k.x = x; k.out = out; k.arg = arg; k.nout = nout; k.nred = nred; k.last_nan = last_nan != 0;
+    if (!work || nred <= FST_PARTS) return launch(FST_K_argmax, nout, &k);   /* short: one thread per output */
+    NUL(!iwork);
+    OWN(work, nout * FST_PARTS * 8); OWN(iwork, nout * FST_PARTS * 8);
+    BAD(overlap(work, nout * FST_PARTS * 8, iwork, nout * FST_PARTS * 8));   /* overlap */
+    k.work = work; k.iwork = iwork;
+    int rc = launch(FST_K_argmax_part, nout * FST_PARTS, &k);
+    return rc ? rc : launch(FST_K_argmax, nout, &k);
+}
+
+int fst_cuda_var(const float *x, int krank, const int64_t *kshape, const int64_t *kstride, int rrank, const int64_t *rshape,
+                 const int64_t *rstride, int64_t correction, float *out, double *work) {
+    READY();
+    fst_k_var_args k;
+    memset(&k, 0, sizeof k);
+    int64_t nout, nred, ex;
+    REDUCE_LAYOUT(k, nout, nred, ex);
+    if (nout == 0) return FST_OK;
+    NUL(!out || (nred > 0 && !x));
+    if (nred > 0) OWN(x, ex * 4);
+    OWN(out, nout * 4);
+    BAD(nred > 0 && overlap(out, nout * 4, x, ex * 4));   /* overlap */
+    BAD(correction < -(INT64_MAX / 2) || correction > INT64_MAX / 2);
+    k.x = x; k.out = out; k.nout = nout; k.nred = nred;
+    k.denom = nred - correction > 0 ? (double)(nred - correction) : 0.0;   /* Reduce.var: max(0, count - correction) */
+    if (!work || nred <= FST_PARTS) return launch(FST_K_var, nout, &k);   /* short: one thread per output, the CPU's order */
+    OWN(work, nout * (FST_PARTS + 1) * 8);
+    k.work = work;
+    int rc = launch(FST_K_var_part, nout * FST_PARTS, &k);
+    if (!rc) rc = launch(FST_K_var_mean, nout, &k);
+    k.phase = 1;
+    if (!rc) rc = launch(FST_K_var_part, nout * FST_PARTS, &k);
+    return rc ? rc : launch(FST_K_var, nout, &k);
 }
 
 /* ======================= pooling ======================= */

@@ -244,11 +244,32 @@ FST_API const char *fst_cuda_splt_status(void);
 /* ---- tensor ops (fst4j.tensor's CUDA paths), float32, device pointers; each is the CPU op's contract
  * (fst4j_kargs.h says how each kernel works). Shapes and strides are host arrays of rank <= 8, strides in
  * elements and >= 0 (0 = broadcast), pointers already at the tensor's first element; outputs contiguous. ---- */
-/* op: 0 add, 1 sub, 2 mul, 3 div, 4 relu backward (a = dy, b = x); out [shape] contiguous. */
+/* op (FST_BIN_* in fst4j_kargs.h): 0 add, 1 sub, 2 mul, 3 div, 4 relu backward (a = dy, b = x), 5 relu(a + b), 6 pow,
+ * 7 max, 8 min, 9-13 gt, ge, lt, le, eq (1 or 0), 14 sigmoid backward (a = g, b = y), 15 tanh backward, 16 b != 0 ? a : 0,
+ * 17 b != 0 ? 0 : a, 18 (1 - b) a, 19 smooth-L1 backward (a = g, b = d; fst_cuda_binary_s's s = beta); out [shape]
+ * contiguous. From op 6 on, out must not overlap a or b. */
 FST_API int fst_cuda_binary(int op, int rank, const int64_t *shape, const float *a, const int64_t *sa, const float *b,
                             const int64_t *sb, float *out);
-/* op: 0 copy (strided -> contiguous), 1 relu, 2 neg, 3 abs, 4 x + s, 5 x * s, 6 fill with s (x unused, may be NULL). */
+/* fst_cuda_binary with the op's scalar s (smooth-L1's beta: finite, >= 0) */
+FST_API int fst_cuda_binary_s(int op, double s, int rank, const int64_t *shape, const float *a, const int64_t *sa, const float *b,
+                              const int64_t *sb, float *out);
+/* op (FST_UN_*): 0 copy (strided -> contiguous), 1 relu, 2 neg, 3 abs, 4 x + s, 5 x * s, 6 fill with s (x unused, may be
+ * NULL), 7 exp, 8 log, 9 sqrt, 10 pow(x, s), 11 sigmoid, 12 tanh, 13 s - x, 14 softplus(-x), 15 sigmoid(-x), 16 smooth L1
+ * with beta s (finite, >= 0). From op 7 on, y must not overlap x. */
 FST_API int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float *x, const int64_t *sx, float *y);
+/* out [shape] contiguous = c != 0 ? a : b, the three broadcast by their strides; out overlaps none of them. */
+FST_API int fst_cuda_where(int rank, const int64_t *shape, const float *c, const int64_t *sc, const float *a, const int64_t *sa,
+                           const float *b, const int64_t *sb, float *out);
+/* Max / argmax over the reduced coordinates (layout as fst_cuda_sum's, nred > 0): out the value (last_nan: a NaN wins as
+ * the last one, else the first), arg the reduced index of the chosen element as a float; either may be NULL. work and
+ * iwork: device scratch of nout * 256 doubles / int64 for more than 256 values per output (NULL: one thread per output). */
+FST_API int fst_cuda_argmax(const float *x, int krank, const int64_t *kshape, const int64_t *kstride, int rrank,
+                            const int64_t *rshape, const int64_t *rstride, int last_nan, float *out, float *arg, double *work,
+                            int64_t *iwork);
+/* Variance over the reduced coordinates (layout as fst_cuda_sum's): sum (x - mean)^2 / max(0, nred - correction). work:
+ * device scratch of nout * 257 doubles for more than 256 values per output (NULL: one thread per output). */
+FST_API int fst_cuda_var(const float *x, int krank, const int64_t *kshape, const int64_t *kstride, int rrank,
+                         const int64_t *rshape, const int64_t *rstride, int64_t correction, float *out, double *work);
 /* out[kept] = sum (mean when mean != 0) of x over the reduced coordinates; kept / reduced axes given as shapes and
  * x's strides (either may have rank 0). work: device scratch of nout * 256 doubles for sums of more than 256 terms
  * (NULL: one thread per output, however long). */

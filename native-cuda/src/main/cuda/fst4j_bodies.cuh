@@ -574,7 +574,24 @@ FST_HD void offsets2(i64 i, i64 n, int rank, const i64 *shape, const i64 *s1, co
     }
 }
 
-/* out[i] = op(a, b) with both broadcast by their strides; in double then rounded, as Elementwise.zip does. */
+/* java.lang.Math.min(double, double): NaN wins, -0.0 < +0.0 */
+FST_HD double jmin(double a, double b) {
+    if (isnan_d(a)) return a;
+    if (isnan_d(b)) return b;
+    if (a == 0.0 && b == 0.0) return signbit(a) ? a : b;
+    return a < b ? a : b;
+}
+/* java.lang.Math.pow: C's pow but for a NaN exponent (NaN, where C gives pow(1, NaN) = 1) and |x| == 1 with an infinite
+ * exponent (NaN, where C gives 1); every other special case is the same in both */
+FST_HD double jpow(double x, double y) {
+    if (isnan_d(y) || (fabs(x) == 1.0 && isinf(y))) return NAN;
+    return pow(x, y);
+}
+/* java.lang.Math.signum: +-1, or the argument itself for +-0 and NaN */
+FST_HD double jsignum(double v) { return v > 0 ? 1.0 : v < 0 ? -1.0 : v; }
+
+/* out[i] = op(a, b) with both broadcast by their strides; in double then rounded, as Elementwise.zip does (each op the
+ * Java lambda's expression in its order). */
 FST_HD void k_binary(i64 i, const fst_k_binary_args &a) {
     if (i >= a.n) return;
     i64 oa, ob;
@@ -587,9 +604,43 @@ FST_HD void k_binary(i64 i, const fst_k_binary_args &a) {
         case FST_BIN_MUL: r = x * y; break;
         case FST_BIN_DIV: r = x / y; break;
         case FST_BIN_ADD_RELU: r = x + y; r = r > 0 || r != r ? r : 0.0; break;   /* Elementwise.addRelu's zip: NaN stays */
-        default: r = y > 0 ? x : 0.0; break;   /* FST_BIN_RELU_BWD */
+        case FST_BIN_RELU_BWD: r = y > 0 ? x : 0.0; break;
+        case FST_BIN_POW: r = jpow(x, y); break;
+        case FST_BIN_MAX: r = jmax(x, y); break;
+        case FST_BIN_MIN: r = jmin(x, y); break;
+        case FST_BIN_GT: r = x > y ? 1.0 : 0.0; break;
+        case FST_BIN_GE: r = x >= y ? 1.0 : 0.0; break;
+        case FST_BIN_LT: r = x < y ? 1.0 : 0.0; break;
+        case FST_BIN_LE: r = x <= y ? 1.0 : 0.0; break;
+        case FST_BIN_EQ: r = x == y ? 1.0 : 0.0; break;
+        case FST_BIN_SIGMOID_BWD: r = x * y * (1 - y); break;
+        case FST_BIN_TANH_BWD: r = x * (1 - y * y); break;
+        case FST_BIN_MASK: r = y != 0 ? x : 0.0; break;
+        case FST_BIN_MASK_NOT: r = y != 0 ? 0.0 : x; break;
+        case FST_BIN_BCE_LIN: r = (1 - y) * x; break;
+        default: r = x * (fabs(y) < a.s ? y / a.s : jsignum(y)); break;   /* FST_BIN_SMOOTH_L1_BWD */
     }
     a.out[i] = (float)r;
+}
+
+/* out[i] = cond != 0 ? a : b, the three broadcast by their strides (Elementwise.where: the chosen float as it is) */
+FST_HD void k_where(i64 i, const fst_k_where_args &a) {
+    if (i >= a.n) return;
+    i64 oc = 0, oa = 0, ob = 0;
+    if (a.n <= 0x7fffffff) {
+        u32 rem = (u32)i;
+        for (int d = a.rank - 1; d >= 0; d--) {
+            const u32 e = (u32)a.shape[d], c = rem % e;
+            rem /= e; oc += c * a.sc[d]; oa += c * a.sa[d]; ob += c * a.sb[d];
+        }
+    } else {
+        i64 rem = i;
+        for (int d = a.rank - 1; d >= 0; d--) {
+            const i64 c = rem % a.shape[d];
+            rem /= a.shape[d]; oc += c * a.sc[d]; oa += c * a.sa[d]; ob += c * a.sb[d];
+        }
+    }
+    a.out[i] = (double)a.c[oc] != 0 ? a.a[oa] : a.b[ob];
 }
 
 /* y[i] = op(x[strided i]) as Elementwise.map does (double, then rounded); COPY keeps the bits. */
@@ -607,7 +658,17 @@ FST_HD void k_unary(i64 i, const fst_k_unary_args &a) {
         case FST_UN_NEG: r = (float)(-x); break;
         case FST_UN_ABS: r = (float)fabs(x); break;
         case FST_UN_ADD_SCALAR: r = (float)(x + a.s); break;
-        default: r = (float)(x * a.s); break;   /* FST_UN_MUL_SCALAR */
+        case FST_UN_MUL_SCALAR: r = (float)(x * a.s); break;
+        case FST_UN_EXP: r = (float)exp(x); break;
+        case FST_UN_LOG: r = (float)log(x); break;
+        case FST_UN_SQRT: r = (float)sqrt(x); break;
+        case FST_UN_POW: r = (float)jpow(x, a.s); break;
+        case FST_UN_SIGMOID: r = (float)(x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))); break;
+        case FST_UN_TANH: r = (float)tanh(x); break;
+        case FST_UN_RSUB_SCALAR: r = (float)(a.s - x); break;
+        case FST_UN_SOFTPLUS_NEG: r = (float)(jmax(-x, 0.0) + log1p(exp(-fabs(x)))); break;
+        case FST_UN_SIGMOID_NEG: r = (float)(x >= 0 ? exp(-x) / (1 + exp(-x)) : 1 / (1 + exp(x))); break;
+        default: r = (float)(fabs(x) < a.s ? 0.5 * x * x / a.s : fabs(x) - 0.5 * a.s); break;   /* FST_UN_SMOOTH_L1 */
     }
     a.y[i] = r;
 }
@@ -648,6 +709,99 @@ FST_HD void k_sum(i64 i, const fst_k_sum_args &a) {
         for (i64 r = 0; r < a.nred; r++) acc += a.x[base + strided_offset(r, a.rrank, a.rshape, a.rstride)];
     }
     a.out[i] = (float)(a.mean ? acc / (double)a.nred : acc);
+}
+
+/* max / argmax (fst_k_argmax_args): whether the candidate (v at reduced index r) replaces the current choice (b at rb) of
+ * a scan in increasing r: the first largest value, a NaN winning (a later NaN replaces an earlier one only for max) */
+FST_HD bool argmax_takes(double v, double b, bool last_nan) {
+    if (isnan_d(b)) return last_nan && isnan_d(v);
+    return v > b || isnan_d(v);
+}
+
+/* The scan of output o over reduced indices r0, r0 + step, ... < nred: the chosen value and r (r = -1: none). */
+FST_HD void argmax_scan(const fst_k_argmax_args &a, i64 o, i64 r0, i64 step, double &best, i64 &arg) {
+    const i64 base = strided_offset(o, a.krank, a.kshape, a.kstride);
+    best = -INFINITY;
+    arg = -1;
+    for (i64 r = r0; r < a.nred; r += step) {
+        const double v = a.x[base + strided_offset(r, a.rrank, a.rshape, a.rstride)];
+        if (arg < 0 || argmax_takes(v, best, a.last_nan)) { best = v; arg = r; }
+    }
+}
+
+FST_HD void k_argmax_part(i64 i, const fst_k_argmax_args &a) {
+    if (i >= a.nout * FST_PARTS) return;
+    double best;
+    i64 arg;
+    argmax_scan(a, i / FST_PARTS, i % FST_PARTS, FST_PARTS, best, arg);
+    a.work[i] = best;
+    a.iwork[i] = arg;
+}
+
+/* One thread per output: the serial scan, or the partial scans combined in order. Every partial holds the element its
+ * own serial scan chose; among them the serial scan of all would choose a NaN (the first or the last by r) if there is
+ * one, else the largest value with the smallest r: so the same element. */
+FST_HD void k_argmax(i64 o, const fst_k_argmax_args &a) {
+    if (o >= a.nout) return;
+    double best;
+    i64 arg;
+    if (a.work && a.nred > FST_PARTS) {
+        best = a.work[o * FST_PARTS];
+        arg = a.iwork[o * FST_PARTS];
+        for (i64 p = 1; p < FST_PARTS; p++) {
+            const double v = a.work[o * FST_PARTS + p];
+            const i64 r = a.iwork[o * FST_PARTS + p];
+            if (r < 0) continue;
+            bool take;
+            if (isnan_d(v)) take = !isnan_d(best) || (a.last_nan ? r > arg : r < arg);
+            else take = !isnan_d(best) && (v > best || (v == best && r < arg));
+            if (take) { best = v; arg = r; }
+        }
+    } else {
+        argmax_scan(a, o, 0, 1, best, arg);
+    }
+    if (a.out) a.out[o] = (float)best;
+    if (a.arg) a.arg[o] = (float)arg;
+}
+
+/* variance (fst_k_var_args): sum over the reduced indices r0, r0 + step, ... of x (phase 0) or of (x - mean)^2 */
+FST_HD double var_sum(const fst_k_var_args &a, i64 o, i64 r0, i64 step, bool squares, double mean) {
+    const i64 base = strided_offset(o, a.krank, a.kshape, a.kstride);
+    double acc = 0;
+    for (i64 r = r0; r < a.nred; r += step) {
+        const double v = a.x[base + strided_offset(r, a.rrank, a.rshape, a.rstride)];
+        if (squares) { const double d = v - mean; acc += d * d; } else acc += v;
+    }
+    return acc;
+}
+
+FST_HD void k_var_part(i64 i, const fst_k_var_args &a) {
+    if (i >= a.nout * FST_PARTS) return;
+    const i64 o = i / FST_PARTS;
+    a.work[a.nout + i] = var_sum(a, o, i % FST_PARTS, FST_PARTS, a.phase != 0, a.phase != 0 ? a.work[o] : 0.0);
+}
+
+FST_HD double var_parts(const fst_k_var_args &a, i64 o) {
+    double acc = 0;
+    for (i64 p = 0; p < FST_PARTS; p++) acc += a.work[a.nout + o * FST_PARTS + p];
+    return acc;
+}
+
+FST_HD void k_var_mean(i64 o, const fst_k_var_args &a) {
+    if (o >= a.nout) return;
+    a.work[o] = var_parts(a, o) / (double)a.nred;
+}
+
+FST_HD void k_var(i64 o, const fst_k_var_args &a) {
+    if (o >= a.nout) return;
+    double sq;
+    if (a.work && a.nred > FST_PARTS) {
+        sq = var_parts(a, o);
+    } else {
+        const double mean = var_sum(a, o, 0, 1, false, 0.0) / (double)a.nred;
+        sq = var_sum(a, o, 0, 1, true, mean);
+    }
+    a.out[o] = (float)(sq / a.denom);
 }
 
 /* ======================= pooling ======================= */

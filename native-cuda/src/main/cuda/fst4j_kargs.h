@@ -60,11 +60,26 @@ typedef struct { const float *x; int64_t n, c, h, w; uint16_t *out; } fst_k_nhwc
 typedef struct { const float *vt; const uint32_t *mt; int64_t cin, cout, khw; uint16_t *v; uint32_t *m; } fst_k_conv24_t_args;
 
 /* ---- elementwise (fst4j.tensor.Elementwise): out contiguous [shape], inputs any strides (0 = broadcast) ---- */
+/* Every op is Elementwise's Java formula (its lambda) in double, rounded once to float; java.lang.Math's special cases
+ * where C's differ (pow, max, min, signum). The ops after FST_BIN_ADD_RELU / FST_UN_FILL are the math, comparison and
+ * loss ops (Elementwise, Loss, autograd's backward formulas). */
 enum { FST_BIN_ADD, FST_BIN_SUB, FST_BIN_MUL, FST_BIN_DIV, FST_BIN_RELU_BWD /* a = dy, b = x: b > 0 ? a : 0 */,
-       FST_BIN_ADD_RELU /* max(a + b, 0): a ResNet block's end in one pass */, FST_BIN_N };
-enum { FST_UN_COPY, FST_UN_RELU, FST_UN_NEG, FST_UN_ABS, FST_UN_ADD_SCALAR, FST_UN_MUL_SCALAR, FST_UN_FILL /* x unused */, FST_UN_N };
+       FST_BIN_ADD_RELU /* max(a + b, 0): a ResNet block's end in one pass */,
+       FST_BIN_POW /* Math.pow(a, b) */, FST_BIN_MAX /* Math.max */, FST_BIN_MIN /* Math.min */,
+       FST_BIN_GT, FST_BIN_GE, FST_BIN_LT, FST_BIN_LE, FST_BIN_EQ /* a op b ? 1 : 0 */,
+       FST_BIN_SIGMOID_BWD /* a = g, b = y: g y (1 - y) */, FST_BIN_TANH_BWD /* a = g, b = y: g (1 - y y) */,
+       FST_BIN_MASK /* b != 0 ? a : 0 */, FST_BIN_MASK_NOT /* b != 0 ? 0 : a */, FST_BIN_BCE_LIN /* a = x, b = y: (1 - y) x */,
+       FST_BIN_SMOOTH_L1_BWD /* a = g, b = d, s = beta: g (|d| < beta ? d / beta : signum(d)) */, FST_BIN_N };
+enum { FST_UN_COPY, FST_UN_RELU, FST_UN_NEG, FST_UN_ABS, FST_UN_ADD_SCALAR, FST_UN_MUL_SCALAR, FST_UN_FILL /* x unused */,
+       FST_UN_EXP, FST_UN_LOG, FST_UN_SQRT, FST_UN_POW /* Math.pow(x, s) */, FST_UN_SIGMOID /* Elementwise.sigmoid's two branches */,
+       FST_UN_TANH, FST_UN_RSUB_SCALAR /* s - x */, FST_UN_SOFTPLUS_NEG /* max(-x, 0) + log1p(exp(-|x|)) */,
+       FST_UN_SIGMOID_NEG /* sigmoid(-x): x >= 0 ? exp(-x) / (1 + exp(-x)) : 1 / (1 + exp(x)) */,
+       FST_UN_SMOOTH_L1 /* s = beta: |x| < beta ? 0.5 x x / beta : |x| - 0.5 beta */, FST_UN_N };
 typedef struct { const float *a, *b; float *out; int64_t n; int op, rank;
-                 int64_t shape[FST_MAXRANK], sa[FST_MAXRANK], sb[FST_MAXRANK]; } fst_k_binary_args;
+                 int64_t shape[FST_MAXRANK], sa[FST_MAXRANK], sb[FST_MAXRANK]; double s; } fst_k_binary_args;
+/* out = cond != 0 ? a : b (Elementwise.where; a NaN condition counts as true), all three broadcast by their strides */
+typedef struct { const float *c, *a, *b; float *out; int64_t n; int rank;
+                 int64_t shape[FST_MAXRANK], sc[FST_MAXRANK], sa[FST_MAXRANK], sb[FST_MAXRANK]; } fst_k_where_args;
 typedef struct { const float *x; float *y; int64_t n; double s; int op, rank;
                  int64_t shape[FST_MAXRANK], sx[FST_MAXRANK]; } fst_k_unary_args;
 
@@ -74,6 +89,25 @@ typedef struct { const float *x; float *y; int64_t n; double s; int op, rank;
 typedef struct { const float *x; float *out; int64_t nout, nred; int krank, rrank, mean;
                  int64_t kshape[FST_MAXRANK], kstride[FST_MAXRANK], rshape[FST_MAXRANK], rstride[FST_MAXRANK];
                  double *work; } fst_k_sum_args;
+
+/* ---- max / argmax over axes (Reduce.max, Reduce.argmax): per output, the CPU's scan in row-major order of the reduced
+ * coordinates r: the first largest value (an equal later one, +0 after -0 included, does not replace it), a NaN wins
+ * (max keeps the last NaN, last_nan = 1; argmax the first, last_nan = 0). out gets the value (may be NULL), arg the r
+ * of the chosen element as a float (may be NULL; argmax reduces one axis, so r is the index along it). Short: one
+ * thread per output. Long (work given and nred > FST_PARTS): argmax_part's FST_PARTS strided partial scans (value into
+ * work, r into iwork, [nout * FST_PARTS] each), then argmax combines them by value and r: the element the serial scan
+ * chooses, so the same bits either way. ---- */
+typedef struct { const float *x; float *out, *arg; int64_t nout, nred; int krank, rrank, last_nan;
+                 int64_t kshape[FST_MAXRANK], kstride[FST_MAXRANK], rshape[FST_MAXRANK], rstride[FST_MAXRANK];
+                 double *work; int64_t *iwork; } fst_k_argmax_args;
+
+/* ---- variance over axes (Reduce.var): the CPU's two passes in double, mean = sum / nred, then sum (x - mean)^2 / denom
+ * with denom = max(0, nred - correction). Short (work NULL or nred <= FST_PARTS): one thread per output, the CPU's
+ * order, bit for bit. Long: var_part (phase 0) FST_PARTS strided partial sums of x into work + nout, var_mean the
+ * means into work[0 .. nout), var_part (phase 1) partial sums of (x - mean)^2, var their ordered sum / denom. ---- */
+typedef struct { const float *x; float *out; int64_t nout, nred; int krank, rrank, phase; double denom;
+                 int64_t kshape[FST_MAXRANK], kstride[FST_MAXRANK], rshape[FST_MAXRANK], rstride[FST_MAXRANK];
+                 double *work /* [nout] means, then [nout * FST_PARTS] partial sums */; } fst_k_var_args;
 
 /* ---- pooling (fst4j.tensor.Pool), contiguous NCHW; idx = ih*w + iw inside the plane (PyTorch's) ---- */
 typedef struct { const float *x; float *y; int32_t *idx; fst_geom g; } fst_k_maxpool_args;
@@ -272,7 +306,9 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(bf16_unpad_nchw, fst_k_bf16_unpad_nchw_args) X(bf16_unpad_nchw4, fst_k_bf16_unpad_nchw_args)          \
     X(im2col_bf16_s1, fst_k_im2col_bf16_args) X(im2col_bf16_s2, fst_k_im2col_bf16_args) X(by_channel, fst_k_by_channel_args) X(by_channel4, fst_k_by_channel_args) X(prune24_tg, fst_k_prune_args) \
     X(wflip16, fst_k_wflip16_args) X(conv24_t, fst_k_conv24_t_args) X(splitk_sum, fst_k_splitk_args) X(wtap16, fst_k_wtap16_args) X(sgd_srste, fst_k_sgd_srste_args) X(nhwc16, fst_k_nhwc16_args) \
-    X(adamw, fst_k_adamw_args) X(sumsq_part, fst_k_sumsq_args) X(scale, fst_k_scale_args)
+    X(adamw, fst_k_adamw_args) X(sumsq_part, fst_k_sumsq_args) X(scale, fst_k_scale_args)                 \
+    X(where, fst_k_where_args) X(argmax_part, fst_k_argmax_args) X(argmax, fst_k_argmax_args)               \
+    X(var_part, fst_k_var_args) X(var_mean, fst_k_var_args) X(var, fst_k_var_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 #define FST_BLOCK_KERNEL_ENUM(name, args, threads, smem) FST_K_##name,

@@ -1142,7 +1142,7 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, RESPROP, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, RESPROP, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16, BINARY_S, WHERE, ARGMAX, VAR;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
@@ -1163,6 +1163,14 @@ public final class Native {
             BF16_PAD = bind(lib, "fst_cuda_bf16_pad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     ADDRESS, JAVA_LONG, JAVA_LONG), false);
             BINARY = bind(lib, "fst_cuda_binary", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+            BINARY_S = bind(lib, "fst_cuda_binary_s", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_DOUBLE, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    ADDRESS, ADDRESS), false);
+            WHERE = bind(lib, "fst_cuda_where", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    ADDRESS), false);
+            ARGMAX = bind(lib, "fst_cuda_argmax", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT,
+                    ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+            VAR = bind(lib, "fst_cuda_var", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG,
+                    ADDRESS, ADDRESS), false);
             SHIFT_ADD = bind(lib, "fst_cuda_shift_add", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_INT, JAVA_FLOAT, JAVA_INT), false);
             RESPROP = bind(lib, "fst_cuda_resprop", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
@@ -1204,6 +1212,57 @@ public final class Native {
             rc = (int) CudaOpHandles.BINARY.invokeExact(op, shape.length, longs(ar, shape), a, longs(ar, sa), b, longs(ar, sb), out);
         } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_binary");
+    }
+
+    /** {@link #cudaBinary} with the op's scalar s (fst_cuda_binary_s: smooth-L1's beta). */
+    public static void cudaBinary(int op, double s, long[] shape, MemorySegment a, long[] sa, MemorySegment b, long[] sb, MemorySegment out) {
+        cudaEnsure();
+        int rc;
+        try (Arena ar = Arena.ofConfined()) {
+            rc = (int) CudaOpHandles.BINARY_S.invokeExact(op, s, shape.length, longs(ar, shape), a, longs(ar, sa), b, longs(ar, sb), out);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_binary_s");
+    }
+
+    /** out = c != 0 ? a : b, the three broadcast by their strides into contiguous out (fst_cuda_where). */
+    public static void cudaWhere(long[] shape, MemorySegment c, long[] sc, MemorySegment a, long[] sa, MemorySegment b, long[] sb, MemorySegment out) {
+        cudaEnsure();
+        int rc;
+        try (Arena ar = Arena.ofConfined()) {
+            rc = (int) CudaOpHandles.WHERE.invokeExact(shape.length, longs(ar, shape), c, longs(ar, sc), a, longs(ar, sa), b, longs(ar, sb), out);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_where");
+    }
+
+    /**
+     * Max (out) and / or argmax (arg, the reduced index as a float) of x over the reduced axes for every kept position
+     * (fst_cuda_argmax); lastNan: a NaN wins as the last one (max), else the first (argmax). work / iwork: device scratch
+     * of nout * CUDA_PARTS doubles / int64 for more than CUDA_PARTS values per output (NULL: serial).
+     */
+    public static void cudaArgmax(MemorySegment x, long[] kshape, long[] kstride, long[] rshape, long[] rstride, boolean lastNan, MemorySegment out,
+                                  MemorySegment arg, MemorySegment work, MemorySegment iwork) {
+        cudaEnsure();
+        int rc;
+        try (Arena ar = Arena.ofConfined()) {
+            rc = (int) CudaOpHandles.ARGMAX.invokeExact(x, kshape.length, longs(ar, kshape), longs(ar, kstride), rshape.length, longs(ar, rshape),
+                    longs(ar, rstride), lastNan ? 1 : 0, out, arg, work, iwork);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_argmax");
+    }
+
+    /**
+     * Variance of x over the reduced axes, sum (x - mean)^2 / max(0, n - correction), for every kept position (fst_cuda_var);
+     * work: device scratch of nout * (CUDA_PARTS + 1) doubles for more than CUDA_PARTS values per output (NULL: serial).
+     */
+    public static void cudaVar(MemorySegment x, long[] kshape, long[] kstride, long[] rshape, long[] rstride, long correction, MemorySegment out,
+                               MemorySegment work) {
+        cudaEnsure();
+        int rc;
+        try (Arena ar = Arena.ofConfined()) {
+            rc = (int) CudaOpHandles.VAR.invokeExact(x, kshape.length, longs(ar, kshape), longs(ar, kstride), rshape.length, longs(ar, rshape),
+                    longs(ar, rstride), correction, out, work);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_var");
     }
 
     /** Elementwise unary op (fst4j_cuda.h op codes; fill ignores x, which may be NULL) into contiguous y. */

@@ -25,8 +25,10 @@ public final class CudaOps {
     private CudaOps() {}
 
     // op codes of fst_cuda_binary / fst_cuda_unary (enums in native-cuda/src/main/cuda/fst4j_kargs.h)
-    static final int ADD = 0, SUB = 1, MUL = 2, DIV = 3, RELU_BWD = 4, ADD_RELU = 5;
-    static final int COPY = 0, RELU = 1, NEG = 2, ABS = 3, ADD_SCALAR = 4, MUL_SCALAR = 5, FILL = 6;
+    static final int ADD = 0, SUB = 1, MUL = 2, DIV = 3, RELU_BWD = 4, ADD_RELU = 5, POW = 6, MAXIMUM = 7, MINIMUM = 8, GT = 9, GE = 10,
+            LT = 11, LE = 12, EQ = 13, SIGMOID_BWD = 14, TANH_BWD = 15, MASK = 16, MASK_NOT = 17, BCE_LIN = 18, SMOOTH_L1_BWD = 19;
+    static final int COPY = 0, RELU = 1, NEG = 2, ABS = 3, ADD_SCALAR = 4, MUL_SCALAR = 5, FILL = 6, EXP = 7, LOG = 8, SQRT = 9,
+            POW_SCALAR = 10, SIGMOID = 11, TANH = 12, RSUB_SCALAR = 13, SOFTPLUS_NEG = 14, SIGMOID_NEG = 15, SMOOTH_L1 = 16;
 
     /** Device address of t's first element. */
     static MemorySegment ptr(Tensor t) { return MemorySegment.ofAddress(t.storage.devicePointer().address() + t.byteOffset()); }
@@ -172,12 +174,15 @@ public final class CudaOps {
         }
     }
 
-    static Tensor binary(String op, int code, Tensor a, Tensor b) {
+    static Tensor binary(String op, int code, Tensor a, Tensor b) { return binary(op, code, 0, a, b); }
+
+    /** op(a, b) broadcast, s the op's scalar (smooth-L1's beta; 0 for the others). */
+    static Tensor binary(String op, int code, double s, Tensor a, Tensor b) {
         require(op, a, b);
         int[] shape = Shape.broadcast(a.shape, b.shape);
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, shape);
         try {
-            binaryInto(code, shape, a, b, out);
+            binaryInto(code, s, shape, a, b, out);
         } catch (RuntimeException e) {
             out.close();
             throw e;
@@ -186,11 +191,26 @@ public final class CudaOps {
     }
 
     /** out (contiguous, of the broadcast shape) = op(a, b), a and b broadcast to shape. */
-    private static void binaryInto(int code, int[] shape, Tensor a, Tensor b, Tensor out) {
+    private static void binaryInto(int code, double s, int[] shape, Tensor a, Tensor b, Tensor out) {
         try (Tensor ea = a.expand(shape); Tensor eb = b.expand(shape)) {
             Layout l = Layout.of(shape, ea.strides, eb.strides);
-            Native.cudaBinary(code, l.shape(), ptr(ea), l.strides()[0], ptr(eb), l.strides()[1], ptr(out));
+            if (code < POW) Native.cudaBinary(code, l.shape(), ptr(ea), l.strides()[0], ptr(eb), l.strides()[1], ptr(out));
+            else Native.cudaBinary(code, s, l.shape(), ptr(ea), l.strides()[0], ptr(eb), l.strides()[1], ptr(out));
         }
+    }
+
+    /** Elementwise.where on CUDA: cond != 0 ? a : b, the three broadcast (Elementwise checked the shapes). */
+    static Tensor where(Tensor cond, Tensor a, Tensor b, int[] shape) {
+        require("where", cond, a, b);
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, shape);
+        try (Tensor ec = cond.expand(shape); Tensor ea = a.expand(shape); Tensor eb = b.expand(shape)) {
+            Layout l = Layout.of(shape, ec.strides, ea.strides, eb.strides);
+            Native.cudaWhere(l.shape(), ptr(ec), l.strides()[0], ptr(ea), l.strides()[1], ptr(eb), l.strides()[2], ptr(out));
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
     }
 
     /**
@@ -202,7 +222,7 @@ public final class CudaOps {
         require("addInPlace", a, b);
         if (!a.isContiguous() || a.storage == b.storage || !Arrays.equals(Shape.broadcast(a.shape, b.shape), a.shape)) return false;
         a.markModified();
-        binaryInto(ADD, a.shape, a, b, a);
+        binaryInto(ADD, 0, a.shape, a, b, a);
         return true;
     }
 
@@ -849,21 +869,66 @@ public final class CudaOps {
 
     // ---------------------------------------------------------------- reductions
 
+    /** A reduction's kept axes (shape, a's strides) and reduced axes (shape, strides), in a's order. */
+    private record Axes(long[] ks, long[] kst, long[] rs, long[] rst) {
+        static Axes of(Tensor a, boolean[] m) {
+            int kept = 0;
+            for (boolean r : m) if (!r) kept++;
+            long[] ks = new long[kept], kst = new long[kept], rs = new long[a.dim() - kept], rst = new long[a.dim() - kept];
+            for (int d = 0, i = 0, j = 0; d < a.dim(); d++) {
+                if (m[d]) { rs[j] = a.shape[d]; rst[j++] = a.strides[d]; }
+                else { ks[i] = a.shape[d]; kst[i++] = a.strides[d]; }
+            }
+            return new Axes(ks, kst, rs, rst);
+        }
+    }
+
     static Tensor sum(Tensor a, boolean keepDim, int[] axes, boolean mean) {
         require(mean ? "mean" : "sum", a);
         boolean[] m = Reduce.mask(axes, a.dim());
-        int kept = 0;
-        for (boolean r : m) if (!r) kept++;
-        long[] ks = new long[kept], kst = new long[kept], rs = new long[a.dim() - kept], rst = new long[a.dim() - kept];
-        for (int d = 0, i = 0, j = 0; d < a.dim(); d++) {
-            if (m[d]) { rs[j] = a.shape[d]; rst[j++] = a.strides[d]; }
-            else { ks[i] = a.shape[d]; kst[i++] = a.strides[d]; }
-        }
+        Axes x = Axes.of(a, m);
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, keepDim ? Reduce.keptShape(a.shape, m) : Reduce.dropShape(a.shape, m));
         long nred = out.numel() == 0 ? 0 : a.numel() / out.numel();
         // long sums: CUDA_PARTS strided partial sums per output, then their ordered sum (deterministic)
         try (Block work = nred > Native.CUDA_PARTS ? Block.of(8L * out.numel() * Native.CUDA_PARTS) : null) {
-            Native.cudaSum(ptr(a), ks, kst, rs, rst, mean, ptr(out), work == null ? MemorySegment.NULL : work.ptr());
+            Native.cudaSum(ptr(a), x.ks(), x.kst(), x.rs(), x.rst(), mean, ptr(out), work == null ? MemorySegment.NULL : work.ptr());
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    /**
+     * Reduce.max (argmax false: the values over the axes of mask m) or Reduce.argmax (argmax true: m one axis, the index
+     * along it as float32), the CPU's scan and choice (fst_cuda_argmax), into outShape. Reduce checked the arguments
+     * (no empty reduction).
+     */
+    static Tensor max(Tensor a, boolean[] m, int[] outShape, boolean argmax) {
+        String op = argmax ? "argmax" : "max";
+        require(op, a);
+        Axes x = Axes.of(a, m);
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, outShape);
+        long nout = out.numel(), nred = nout == 0 ? 0 : a.numel() / nout;
+        boolean parts = nred > Native.CUDA_PARTS;
+        try (Block work = parts ? Block.of(8L * nout * Native.CUDA_PARTS) : null; Block iwork = parts ? Block.of(8L * nout * Native.CUDA_PARTS) : null) {
+            Native.cudaArgmax(ptr(a), x.ks(), x.kst(), x.rs(), x.rst(), !argmax, argmax ? MemorySegment.NULL : ptr(out), argmax ? ptr(out) : MemorySegment.NULL,
+                    parts ? work.ptr() : MemorySegment.NULL, parts ? iwork.ptr() : MemorySegment.NULL);
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    /** Reduce.var on CUDA: the CPU's two passes (fst_cuda_var), sum (x - mean)^2 / max(0, n - correction). */
+    static Tensor var(Tensor a, boolean keepDim, int correction, boolean[] m) {
+        require("var", a);
+        Axes x = Axes.of(a, m);
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, keepDim ? Reduce.keptShape(a.shape, m) : Reduce.dropShape(a.shape, m));
+        long nout = out.numel(), nred = nout == 0 ? 0 : a.numel() / nout;
+        try (Block work = nred > Native.CUDA_PARTS ? Block.of(8L * nout * (Native.CUDA_PARTS + 1)) : null) {
+            Native.cudaVar(ptr(a), x.ks(), x.kst(), x.rs(), x.rst(), correction, ptr(out), work == null ? MemorySegment.NULL : work.ptr());
         } catch (RuntimeException e) {
             out.close();
             throw e;

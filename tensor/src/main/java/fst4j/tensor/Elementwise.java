@@ -115,10 +115,11 @@ public final class Elementwise {
         }
     }
 
-    /** where(cond != 0, a, b), broadcasting all three. */
+    /** where(cond != 0, a, b), broadcasting all three (a NaN condition counts as true). CPU and CUDA (float32). */
     public static Tensor where(Tensor cond, Tensor a, Tensor b) {
         cond.check(); a.check(); b.check();
         int[] shape = Shape.broadcast(cond.shape, Shape.broadcast(a.shape, b.shape));
+        if (cond.storage.device != Device.CPU || offCpu(a, b)) return CudaOps.where(cond, a, b, shape);
         Tensor out = Tensor.empty(promote(a, b), shape);
         try (Tensor c = cond.expand(shape); Tensor ea = a.expand(shape); Tensor eb = b.expand(shape)) {
             long n = out.numel();
@@ -194,21 +195,42 @@ public final class Elementwise {
         }
         return zip(g, a, (gv, av) -> av > 0 ? gv : 0);
     }
-    public static Tensor pow(Tensor a, Tensor b) { return zip(a, b, Math::pow); }
-    public static Tensor maximum(Tensor a, Tensor b) { return zip(a, b, Math::max); }
-    public static Tensor minimum(Tensor a, Tensor b) { return zip(a, b, Math::min); }
-    public static Tensor gt(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x > y ? 1 : 0); }
-    public static Tensor ge(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x >= y ? 1 : 0); }
-    public static Tensor lt(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x < y ? 1 : 0); }
-    public static Tensor le(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x <= y ? 1 : 0); }
-    public static Tensor eq(Tensor a, Tensor b) { return zip(a, b, (x, y) -> x == y ? 1 : 0); }
+    // Each op below runs its Java formula on the CPU and the same formula in double on CUDA (fst_k_binary / fst_k_unary,
+    // rounded once to float; java.lang.Math's special cases of pow, max, min and signum).
+    public static Tensor pow(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("pow", CudaOps.POW, a, b) : zip(a, b, Math::pow); }
+    public static Tensor maximum(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("maximum", CudaOps.MAXIMUM, a, b) : zip(a, b, Math::max); }
+    public static Tensor minimum(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("minimum", CudaOps.MINIMUM, a, b) : zip(a, b, Math::min); }
+    public static Tensor gt(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("gt", CudaOps.GT, a, b) : zip(a, b, (x, y) -> x > y ? 1 : 0); }
+    public static Tensor ge(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("ge", CudaOps.GE, a, b) : zip(a, b, (x, y) -> x >= y ? 1 : 0); }
+    public static Tensor lt(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("lt", CudaOps.LT, a, b) : zip(a, b, (x, y) -> x < y ? 1 : 0); }
+    public static Tensor le(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("le", CudaOps.LE, a, b) : zip(a, b, (x, y) -> x <= y ? 1 : 0); }
+    public static Tensor eq(Tensor a, Tensor b) { return offCpu(a, b) ? CudaOps.binary("eq", CudaOps.EQ, a, b) : zip(a, b, (x, y) -> x == y ? 1 : 0); }
+
+    /** Sigmoid's backward from its output y: g y (1 - y) (g and y broadcast). */
+    public static Tensor sigmoidBackward(Tensor g, Tensor y) {
+        return offCpu(g, y) ? CudaOps.binary("sigmoidBackward", CudaOps.SIGMOID_BWD, g, y) : zip(g, y, (gv, yv) -> gv * yv * (1 - yv));
+    }
+    /** Tanh's backward from its output y: g (1 - y^2) (g and y broadcast). */
+    public static Tensor tanhBackward(Tensor g, Tensor y) {
+        return offCpu(g, y) ? CudaOps.binary("tanhBackward", CudaOps.TANH_BWD, g, y) : zip(g, y, (gv, yv) -> gv * (1 - yv * yv));
+    }
+    /** g where cond != 0 (a NaN condition counts as true), else 0; where's gradient of its first branch. */
+    public static Tensor maskNonZero(Tensor g, Tensor cond) {
+        return offCpu(g, cond) ? CudaOps.binary("maskNonZero", CudaOps.MASK, g, cond) : zip(g, cond, (gv, c) -> c != 0 ? gv : 0);
+    }
+    /** g where cond == 0, else 0; where's gradient of its second branch. */
+    public static Tensor maskZero(Tensor g, Tensor cond) {
+        return offCpu(g, cond) ? CudaOps.binary("maskZero", CudaOps.MASK_NOT, g, cond) : zip(g, cond, (gv, c) -> c != 0 ? 0 : gv);
+    }
 
     public static Tensor neg(Tensor a) { return a.device() != Device.CPU ? CudaOps.unary("neg", CudaOps.NEG, 0, a) : map(a, x -> -x); }
     public static Tensor abs(Tensor a) { return a.device() != Device.CPU ? CudaOps.unary("abs", CudaOps.ABS, 0, a) : map(a, Math::abs); }
-    public static Tensor exp(Tensor a) { return map(a, Math::exp); }
-    public static Tensor log(Tensor a) { return map(a, Math::log); }
-    public static Tensor sqrt(Tensor a) { return map(a, Math::sqrt); }
-    public static Tensor pow(Tensor a, double p) { return map(a, x -> Math.pow(x, p)); }
+    public static Tensor exp(Tensor a) { return a.device() != Device.CPU ? CudaOps.unary("exp", CudaOps.EXP, 0, a) : map(a, Math::exp); }
+    public static Tensor log(Tensor a) { return a.device() != Device.CPU ? CudaOps.unary("log", CudaOps.LOG, 0, a) : map(a, Math::log); }
+    public static Tensor sqrt(Tensor a) { return a.device() != Device.CPU ? CudaOps.unary("sqrt", CudaOps.SQRT, 0, a) : map(a, Math::sqrt); }
+    public static Tensor pow(Tensor a, double p) { return a.device() != Device.CPU ? CudaOps.unary("pow", CudaOps.POW_SCALAR, p, a) : map(a, x -> Math.pow(x, p)); }
+    /** s - a. */
+    public static Tensor rsubScalar(double s, Tensor a) { return a.device() != Device.CPU ? CudaOps.unary("rsub", CudaOps.RSUB_SCALAR, s, a) : map(a, x -> s - x); }
     public static Tensor relu(Tensor a) {
         if (a.device() != Device.CPU) return CudaOps.unary("relu", CudaOps.RELU, 0, a);
         if (nativeF32(a, a)) {
@@ -218,8 +240,11 @@ public final class Elementwise {
         }
         return map(a, x -> x > 0 || Double.isNaN(x) ? x : 0);   // NaN stays NaN, as PyTorch's; -0.0 becomes +0.0
     }
-    public static Tensor sigmoid(Tensor a) { return map(a, x -> x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))); }
-    public static Tensor tanh(Tensor a) { return map(a, Math::tanh); }
+    public static Tensor sigmoid(Tensor a) {
+        if (a.device() != Device.CPU) return CudaOps.unary("sigmoid", CudaOps.SIGMOID, 0, a);
+        return map(a, x -> x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
+    }
+    public static Tensor tanh(Tensor a) { return a.device() != Device.CPU ? CudaOps.unary("tanh", CudaOps.TANH, 0, a) : map(a, Math::tanh); }
     public static Tensor addScalar(Tensor a, double s) { return a.device() != Device.CPU ? CudaOps.unary("add", CudaOps.ADD_SCALAR, s, a) : map(a, x -> x + s); }
     public static Tensor mulScalar(Tensor a, double s) { return a.device() != Device.CPU ? CudaOps.unary("mul", CudaOps.MUL_SCALAR, s, a) : map(a, x -> x * s); }
 

@@ -23,6 +23,45 @@ public final class Loss {
         }
     }
 
+    // ---- the element formulas of the smooth-L1 and binary cross-entropy losses (fst4j.autograd.NN): a Java function on
+    // the CPU, the same formula in double on CUDA (fst_k_unary / fst_k_binary), each rounded once ----
+
+    /** Smooth L1 (Huber) of the difference d: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (beta finite, >= 0). */
+    public static Tensor smoothL1(Tensor d, double beta) {
+        checkBeta(beta);
+        if (d.device() != Device.CPU) return CudaOps.unary("smoothL1", CudaOps.SMOOTH_L1, beta, d);
+        return Elementwise.map(d, v -> Math.abs(v) < beta ? 0.5 * v * v / beta : Math.abs(v) - 0.5 * beta);
+    }
+
+    /** Smooth L1's gradient: g d / beta where |d| < beta, else g signum(d) (g and d broadcast). */
+    public static Tensor smoothL1Backward(Tensor g, Tensor d, double beta) {
+        checkBeta(beta);
+        if (g.device() != Device.CPU || d.device() != Device.CPU) return CudaOps.binary("smoothL1Backward", CudaOps.SMOOTH_L1_BWD, beta, g, d);
+        return Elementwise.zip(g, d, (gv, v) -> gv * (Math.abs(v) < beta ? v / beta : Math.signum(v)));
+    }
+
+    private static void checkBeta(double beta) {
+        if (!(beta >= 0) || Double.isInfinite(beta)) throw new IllegalArgumentException("smoothL1: beta must be finite and >= 0, got " + beta);
+    }
+
+    /** softplus(-x) = max(-x, 0) + log1p(exp(-|x|)), without overflow for large |x|. */
+    public static Tensor softplusNeg(Tensor x) {
+        if (x.device() != Device.CPU) return CudaOps.unary("softplusNeg", CudaOps.SOFTPLUS_NEG, 0, x);
+        return Elementwise.map(x, v -> Math.max(-v, 0) + Math.log1p(Math.exp(-Math.abs(v))));
+    }
+
+    /** sigmoid(-x) = exp(-x) / (1 + exp(-x)) for x >= 0, else 1 / (1 + exp(x)). */
+    public static Tensor sigmoidNeg(Tensor x) {
+        if (x.device() != Device.CPU) return CudaOps.unary("sigmoidNeg", CudaOps.SIGMOID_NEG, 0, x);
+        return Elementwise.map(x, v -> v >= 0 ? Math.exp(-v) / (1 + Math.exp(-v)) : 1 / (1 + Math.exp(v)));
+    }
+
+    /** (1 - y) x, the linear part of binary cross-entropy with logits x and targets y (broadcast). */
+    public static Tensor bceLinear(Tensor x, Tensor y) {
+        if (x.device() != Device.CPU || y.device() != Device.CPU) return CudaOps.binary("bceLinear", CudaOps.BCE_LIN, x, y);
+        return Elementwise.zip(x, y, (v, t) -> (1 - t) * v);
+    }
+
     public static Tensor softmax(Tensor x, int axis) { return softmaxImpl(x, axis, false); }
 
     public static Tensor logSoftmax(Tensor x, int axis) { return softmaxImpl(x, axis, true); }

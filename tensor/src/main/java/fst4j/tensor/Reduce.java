@@ -83,6 +83,7 @@ public final class Reduce {
     public static Tensor var(Tensor a, boolean keepDim, int correction, int... axes) {
         a.check();
         boolean[] m = mask(axes, a.dim());
+        if (a.storage.device != Device.CPU) return CudaOps.var(a, keepDim, correction, m);
         int size = outSize(a, m);
         double[] mean = new double[size], sq = new double[size];
         walk(a, m, (o, x, i) -> mean[(int) o] += x);
@@ -97,6 +98,7 @@ public final class Reduce {
         a.check();
         boolean[] m = mask(axes, a.dim());
         if (a.numel() == 0) throw new IllegalArgumentException("max of an empty tensor");
+        if (a.storage.device != Device.CPU) return CudaOps.max(a, m, keepDim ? keptShape(a.shape, m) : dropShape(a.shape, m), false);
         double[] acc = new double[outSize(a, m)];
         Arrays.fill(acc, Double.NEGATIVE_INFINITY);
         walk(a, m, (o, x, i) -> { if (x > acc[(int) o] || Double.isNaN(x)) acc[(int) o] = x; });
@@ -113,6 +115,7 @@ public final class Reduce {
         if (a.shape[ax] == 0) throw new IllegalArgumentException("argmax over an empty axis");
         boolean[] m = new boolean[a.dim()];
         m[ax] = true;
+        if (a.storage.device != Device.CPU) return CudaOps.max(a, m, keepDim ? keptShape(a.shape, m) : dropShape(a.shape, m), true);
         int size = outSize(a, m);
         double[] best = new double[size], arg = new double[size];
         Arrays.fill(best, Double.NEGATIVE_INFINITY);

@@ -117,6 +117,8 @@ timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Xmx4g -Dfst4j.splt.layoutDir="$OUT/s
   --select-class fst4j.nn.CudaResNetStepTest --select-class fst4j.nn.CudaModelTest --select-class fst4j.nn.CudaStepTimingTest \
   --select-class fst4j.sparse.CudaSparseTest --select-class fst4j.nn.CudaSparseMethodsTest --select-class fst4j.nn.train.CudaTrainerTest \
   --select-class fst4j.nn.CudaReSpropTest --select-class fst4j.nn.CudaAspMaskTest \
+  --select-class fst4j.tensor.CudaMathOpsTest --select-class fst4j.tensor.CudaReduceOpsTest --select-class fst4j.nn.CudaVarMathTest \
+  --select-class fst4j.nn.CudaLossesTest --select-class fst4j.nn.CudaLayerNormTest \
   --reports-dir "$OUT/junit" > "$OUT/tests.txt" 2>&1
 trc=$?
 [ "$trc" = 0 ] && [ "$brc" != 0 ] && trc=$brc

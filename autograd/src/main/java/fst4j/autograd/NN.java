@@ -1,7 +1,6 @@
 package fst4j.autograd;
 
 import fst4j.tensor.Conv;
-import fst4j.tensor.Device;
 import fst4j.tensor.Elementwise;
 import fst4j.tensor.Loss;
 import fst4j.tensor.Norm;
@@ -166,8 +165,8 @@ public final class NN {
     /**
      * Layer norm as torch's F.layer_norm: over the last normalizedShape.length axes of x (which must end in
      * normalizedShape), y = (x - mean) / sqrt(var + eps) * gamma + beta with the biased variance; gamma and beta (each
-     * of normalizedShape, or null for none) are optional. Gradients for x, gamma and beta. Tensor ops in Java, CPU only:
-     * refused on CUDA ("not supported on CUDA yet").
+     * of normalizedShape, or null for none) are optional. Gradients for x, gamma and beta. Composed of named tensor ops
+     * (mean, sub, mul, add, pow), so it runs on the CPU and on CUDA with the same formula (x, gamma and beta on one device).
      */
     public static Var layerNorm(Var x, int[] normalizedShape, Var gamma, Var beta, double eps) {
         int[] s = x.shape();
@@ -187,9 +186,6 @@ public final class NN {
                 throw new IllegalArgumentException("shape mismatch: layerNorm's " + (p == gamma ? "gamma " : "beta ") + Shape.str(p.shape())
                         + " must be normalizedShape " + Shape.str(normalizedShape));
         if (!(eps >= 0) || Double.isInfinite(eps)) throw new IllegalArgumentException("layerNorm: eps must be finite and >= 0, got " + eps);
-        cpuOnly("layerNorm", x);
-        if (gamma != null) cpuOnly("layerNorm", gamma);
-        if (beta != null) cpuOnly("layerNorm", beta);
         int[] axes = new int[k];
         for (int i = 0; i < k; i++) axes[i] = s.length - k + i;
         LayerNorm f = new LayerNorm(axes, eps, gamma != null, beta != null);
@@ -242,13 +238,6 @@ public final class NN {
                     + Shape.str(target.shape()) + "; they must have the same shape");
     }
 
-    /** Refuses a CUDA tensor for the losses whose element formulas run as Java functions on the host only. */
-    private static void cpuOnly(String loss, Var... vs) {
-        for (Var v : vs)
-            if (v.value().device() != Device.CPU)
-                throw new UnsupportedOperationException(loss + " is not supported on CUDA yet; move the tensors to the host with to(Device.CPU)");
-    }
-
     /** torch's mse_loss: (input - target)^2, reduced. Both may require a gradient. CPU and CUDA (named ops). */
     public static Var mseLoss(Var input, Var target, Reduction r) {
         sameShape("mseLoss", input, target, r);
@@ -288,12 +277,11 @@ public final class NN {
 
     /**
      * torch's smooth_l1_loss: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target), reduced; beta 0
-     * is the L1 loss. CPU only: refused on CUDA ("not supported on CUDA yet").
+     * is the L1 loss. CPU and CUDA (Loss.smoothL1 and its backward: the same formula on both).
      */
     public static Var smoothL1Loss(Var input, Var target, Reduction r, double beta) {
         sameShape("smoothL1Loss", input, target, r);
         if (!(beta >= 0) || Double.isInfinite(beta)) throw new IllegalArgumentException("smoothL1Loss: beta must be finite and >= 0, got " + beta);
-        cpuOnly("smoothL1Loss", input, target);
         return reduce(new SmoothL1(beta).apply(input, target), r);
     }
 
@@ -307,11 +295,11 @@ public final class NN {
         protected Tensor forward(Tensor... in) {
             try (Tensor t = in[0].sub(in[1])) {
                 d = save(t);
-                return Elementwise.map(t, v -> Math.abs(v) < beta ? 0.5 * v * v / beta : Math.abs(v) - 0.5 * beta);
+                return Loss.smoothL1(t, beta);
             }
         }
         protected Tensor[] backward(Tensor g) {
-            try (Tensor gx = Elementwise.zip(g, d, (gv, v) -> gv * (Math.abs(v) < beta ? v / beta : Math.signum(v)))) {
+            try (Tensor gx = Loss.smoothL1Backward(g, d, beta)) {
                 return grads(needsGrad(0) ? gx.alias() : null, needsGrad(1) ? gx.neg() : null);
             }
         }
@@ -321,15 +309,16 @@ public final class NN {
      * torch's binary_cross_entropy_with_logits: -[p y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))] per element, in the
      * stable form (1 - y) x + (1 + (p - 1) y) softplus(-x) with softplus(-x) = max(-x, 0) + log1p(exp(-|x|)) (no overflow
      * for large |x|). posWeight p (a constant broadcast against input, torch's pos_weight, e.g. [C]) may be null (1).
-     * Targets are probabilities in [0, 1] (not checked, as in torch) and may require a gradient. CPU only: refused on CUDA
-     * ("not supported on CUDA yet").
+     * Targets are probabilities in [0, 1] (not checked, as in torch) and may require a gradient. CPU and CUDA (Loss's element
+     * formulas, the same on both); posWeight must be on input's device.
      */
     public static Var binaryCrossEntropyWithLogits(Var input, Var target, Tensor posWeight, Reduction r) {
         sameShape("binaryCrossEntropyWithLogits", input, target, r);
-        cpuOnly("binaryCrossEntropyWithLogits", input, target);
         if (posWeight != null) {
             posWeight.check();
-            if (posWeight.device() != Device.CPU) throw new UnsupportedOperationException("binaryCrossEntropyWithLogits is not supported on CUDA yet (posWeight is on " + posWeight.device() + ")");
+            if (posWeight.device() != input.value().device())
+                throw new IllegalArgumentException("device mismatch: binaryCrossEntropyWithLogits got input on " + input.value().device() + " and posWeight on "
+                        + posWeight.device() + "; move them to one device with to(Device)");
             int[] b;
             try { b = Shape.broadcast(posWeight.shape(), input.shape()); } catch (IllegalArgumentException e) { b = null; }
             if (!java.util.Arrays.equals(b, input.shape()))
@@ -349,10 +338,9 @@ public final class NN {
         private final Tensor p;   // pos_weight or null
         private Tensor x, y, sp, w;
         BceWithLogits(Tensor posWeight) { p = posWeight == null ? null : save(posWeight); }
-        static double softplusNeg(double v) { return Math.max(-v, 0) + Math.log1p(Math.exp(-Math.abs(v))); }
         protected Tensor forward(Tensor... in) {
             x = save(in[0]); y = save(in[1]);
-            try (Tensor s = Elementwise.map(in[0], BceWithLogits::softplusNeg); Tensor lin = Elementwise.zip(in[0], in[1], (v, t) -> (1 - t) * v)) {
+            try (Tensor s = Loss.softplusNeg(in[0]); Tensor lin = Loss.bceLinear(in[0], in[1])) {
                 sp = save(s);
                 if (p == null) return lin.add(s);
                 try (Tensor pm1 = p.add(-1); Tensor t = pm1.mul(in[1]); Tensor ww = t.add(1); Tensor ws = ww.mul(s)) {
@@ -364,8 +352,7 @@ public final class NN {
         protected Tensor[] backward(Tensor g) {
             Tensor gx = null, gy = null;
             if (needsGrad(0)) {
-                try (Tensor sn = Elementwise.map(x, v -> v >= 0 ? Math.exp(-v) / (1 + Math.exp(-v)) : 1 / (1 + Math.exp(v)));   // sigmoid(-x)
-                     Tensor wsn = w == null ? sn.alias() : w.mul(sn); Tensor oneMinusY = Elementwise.map(y, t -> 1 - t);
+                try (Tensor sn = Loss.sigmoidNeg(x); Tensor wsn = w == null ? sn.alias() : w.mul(sn); Tensor oneMinusY = Elementwise.rsubScalar(1, y);
                      Tensor dx = oneMinusY.sub(wsn)) { gx = g.mul(dx); }
             }
             if (needsGrad(1)) {

@@ -94,13 +94,13 @@ final class Ops {
     static final class Sigmoid extends Function {
         private Tensor y;
         protected Tensor forward(Tensor... x) { Tensor out = x[0].sigmoid(); y = save(out); return out; }
-        protected Tensor[] backward(Tensor g) { return grads(Elementwise.zip(g, y, (gv, yv) -> gv * yv * (1 - yv))); }
+        protected Tensor[] backward(Tensor g) { return grads(Elementwise.sigmoidBackward(g, y)); }
     }
 
     static final class Tanh extends Function {
         private Tensor y;
         protected Tensor forward(Tensor... x) { Tensor out = x[0].tanh(); y = save(out); return out; }
-        protected Tensor[] backward(Tensor g) { return grads(Elementwise.zip(g, y, (gv, yv) -> gv * (1 - yv * yv))); }
+        protected Tensor[] backward(Tensor g) { return grads(Elementwise.tanhBackward(g, y)); }
     }
 
     static final class Where extends Function {
@@ -109,8 +109,8 @@ final class Ops {
         protected Tensor forward(Tensor... x) { return Elementwise.where(cond, x[0], x[1]); }
         protected Tensor[] backward(Tensor g) {
             Tensor ga = null, gb = null;
-            if (needsGrad(0)) ga = Elementwise.zip(g, cond, (gv, c) -> c != 0 ? gv : 0);
-            if (needsGrad(1)) gb = Elementwise.zip(g, cond, (gv, c) -> c != 0 ? 0 : gv);
+            if (needsGrad(0)) ga = Elementwise.maskNonZero(g, cond);
+            if (needsGrad(1)) gb = Elementwise.maskZero(g, cond);
             return grads(ga, gb);
         }
     }

@@ -7,7 +7,7 @@ import fst4j.tensor.Tensor;
 /**
  * Layer norm over the last axes, as torch.nn.LayerNorm(normalized_shape, eps=1e-5, elementwise_affine=True): with the
  * affine transform its parameters are "weight" (ones) and "bias" (zeros) of normalizedShape; no running statistics, the
- * same in training and eval. {@link NN#layerNorm}: CPU only, refused on CUDA ("not supported on CUDA yet").
+ * same in training and eval. {@link NN#layerNorm}: CPU and CUDA (moved with {@code to(Device.CUDA)}, the same formula).
  */
 public final class LayerNorm extends Module {
     private final int[] normalizedShape;

@@ -15,9 +15,10 @@ import static org.junit.jupiter.api.Assertions.*;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
- * The losses on CUDA tensors: mseLoss, l1Loss and nllLoss run there (named ops) with the CPU's values and gradients, on
- * CUDA; smoothL1Loss and binaryCrossEntropyWithLogits are refused as not supported on CUDA yet. Against the device or the
- * host emulator (skipped with the reason otherwise).
+ * The losses on CUDA tensors: mseLoss, l1Loss, nllLoss, smoothL1Loss and binaryCrossEntropyWithLogits run there with the
+ * CPU's values and gradients (for input and target), on CUDA, at sizes 1, 17 and 1031 and every reduction, smooth L1 at
+ * several betas (0: the L1 loss), binary cross-entropy with and without posWeight, NaN and infinities propagating as on
+ * the CPU. Against the device or the host emulator (skipped with the reason otherwise).
  */
 class CudaLossesTest {
     @BeforeEach
@@ -63,14 +64,95 @@ class CudaLossesTest {
         return new float[][]{l.value().toFloatArray(), xv.grad().toFloatArray(), dy};
     }
 
+    /** Elements as on the CPU: NaN where NaN, else within 1e-6 relative (1e-6 absolute below 1), sums of 1031 terms included. */
+    static void same(float[] want, float[] got, String what) {
+        assertEquals(want.length, got.length, what);
+        for (int i = 0; i < want.length; i++) {
+            if (Float.isNaN(want[i]) || Float.isNaN(got[i])) { assertTrue(Float.isNaN(want[i]) && Float.isNaN(got[i]), what + " at " + i + ": " + got[i] + " vs " + want[i]); continue; }
+            if (Float.isInfinite(want[i])) { assertEquals(want[i], got[i], what + " at " + i); continue; }
+            assertEquals(want[i], got[i], 1e-6f * Math.max(1, Math.abs(want[i])), what + " at " + i);
+        }
+    }
+
+    /** Normal values of two scales, a few of them the formulas' branch points (0, +-beta, +-1), some exactly equal to the target. */
+    private static Tensor[] pair(Rng rng, int n, boolean probabilities) {
+        float[] x = rng.normal(0, 1, n).toFloatArray(), s = rng.normal(0, 4, n).toFloatArray(), y = rng.uniform(0, 1, n).toFloatArray();
+        float[] t = rng.normal(0, 1, n).toFloatArray();
+        float[] branch = {0f, -0f, 1f, -1f, 0.5f, -0.5f, 30f, -30f};
+        for (int i = 0; i < n; i++) {
+            if (i % 3 == 1) x[i] = s[i];
+            if (i % 11 == 5) x[i] = branch[i % branch.length];
+            if (!probabilities && i % 13 == 7) t[i] = x[i];          // d = 0
+            if (!probabilities && i % 17 == 3) t[i] = x[i] - 0.5f;   // d = +-beta for beta 0.5
+        }
+        return new Tensor[]{Tensor.of(x, n), probabilities ? Tensor.of(y, n) : Tensor.of(t, n)};
+    }
+
     @Test
-    void smoothL1AndBceWithLogitsAreRefusedOnCuda() {
+    void smoothL1RunsOnCudaAsOnTheHost() {
+        for (int n : new int[]{1, 17, 1031})
+            for (double beta : new double[]{1, 0.5, 0})
+                for (Reduction r : Reduction.values())
+                    try (Scope s = Scope.open()) {
+                        Tensor[] xy = pair(new Rng(n * 7 + (int) (beta * 10)), n, false);
+                        Loss loss = (x, y, red) -> NN.smoothL1Loss(x, y, red, beta);
+                        float[][] cpu = run(loss, r, xy[0], xy[1]), gpu = run(loss, r, xy[0].to(Device.CUDA), xy[1].to(Device.CUDA));
+                        String what = "smoothL1 n " + n + " beta " + beta + " " + r;
+                        same(cpu[0], gpu[0], what + " value");
+                        same(cpu[1], gpu[1], what + " dx");
+                        same(cpu[2], gpu[2], what + " dy");
+                    }
+    }
+
+    @Test
+    void bceWithLogitsRunsOnCudaAsOnTheHost() {
+        for (int n : new int[]{1, 17, 1031})
+            for (boolean pos : new boolean[]{false, true})
+                for (Reduction r : Reduction.values())
+                    try (Scope s = Scope.open()) {
+                        Rng rng = new Rng(n * 3 + (pos ? 1 : 0));
+                        Tensor[] xy = pair(rng, n, true);
+                        Tensor x2 = xy[0].reshape(1, n), y2 = xy[1].reshape(1, n);   // [1, n] with posWeight [n] broadcast over the rows
+                        Tensor p = pos ? rng.uniform(0.2, 3, n) : null;
+                        float[][] cpu = run((x, y, red) -> NN.binaryCrossEntropyWithLogits(x, y, p, red), r, x2, y2);
+                        Tensor pd = p == null ? null : p.to(Device.CUDA);
+                        float[][] gpu = run((x, y, red) -> NN.binaryCrossEntropyWithLogits(x, y, pd, red), r, x2.to(Device.CUDA), y2.to(Device.CUDA));
+                        String what = "bce n " + n + (pos ? " posWeight " : " ") + r;
+                        same(cpu[0], gpu[0], what + " value");
+                        same(cpu[1], gpu[1], what + " dx");
+                        same(cpu[2], gpu[2], what + " dy");
+                    }
+    }
+
+    @Test
+    void nonFiniteValuesPropagateAsOnTheHost() {
+        float[] x = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 2f, -0f, 1e30f, -1e30f};
+        float[] t = {0.5f, 0.25f, 0.75f, Float.NaN, Float.POSITIVE_INFINITY, 1f, 0f};
+        try (Scope s = Scope.open()) {
+            Tensor xh = Tensor.of(x, 7), th = Tensor.of(t, 7);
+            Loss[] losses = {(a, b, r) -> NN.smoothL1Loss(a, b, r, 1.0), (a, b, r) -> NN.binaryCrossEntropyWithLogits(a, b, null, r)};
+            for (int k = 0; k < losses.length; k++) {
+                float[][] cpu = run(losses[k], Reduction.NONE, xh, th), gpu = run(losses[k], Reduction.NONE, xh.to(Device.CUDA), th.to(Device.CUDA));
+                for (int i = 0; i < 3; i++) same(cpu[i], gpu[i], (k == 0 ? "smoothL1" : "bce") + " non-finite " + i);   // NaN and inf where the CPU has them
+                assertTrue(Float.isNaN(gpu[0][0]), "a NaN input gives a NaN loss on CUDA");
+            }
+        }
+    }
+
+    @Test
+    void posWeightOnAnotherDeviceIsRefused() {
         try (Scope s = Scope.open()) {
             Var x = Var.param(Tensor.zeros(2, 3).to(Device.CUDA)), y = Var.of(Tensor.zeros(2, 3).to(Device.CUDA));
-            UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class, () -> NN.smoothL1Loss(x, y));
-            assertTrue(e.getMessage().contains("smoothL1Loss is not supported on CUDA yet"), e.getMessage());
-            e = assertThrows(UnsupportedOperationException.class, () -> NN.binaryCrossEntropyWithLogits(x, y));
-            assertTrue(e.getMessage().contains("binaryCrossEntropyWithLogits is not supported on CUDA yet"), e.getMessage());
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> NN.binaryCrossEntropyWithLogits(x, y, Tensor.ones(3), Reduction.MEAN));
+            assertTrue(e.getMessage().startsWith("device mismatch: binaryCrossEntropyWithLogits got input on CUDA and posWeight on CPU"), e.getMessage());
+            Var xh = Var.param(Tensor.zeros(2, 3)), yh = Var.of(Tensor.zeros(2, 3));
+            Tensor pd = Tensor.ones(3).to(Device.CUDA);
+            e = assertThrows(IllegalArgumentException.class, () -> NN.binaryCrossEntropyWithLogits(xh, yh, pd, Reduction.MEAN));
+            assertTrue(e.getMessage().startsWith("device mismatch"), e.getMessage());
+            // input and target on different devices: the ops' own device mismatch
+            Var yh2 = Var.of(Tensor.zeros(2, 3));
+            e = assertThrows(IllegalArgumentException.class, () -> NN.smoothL1Loss(x, yh2));
+            assertTrue(e.getMessage().startsWith("device mismatch"), e.getMessage());
         }
     }
 }

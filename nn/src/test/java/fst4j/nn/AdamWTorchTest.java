@@ -3,7 +3,6 @@ package fst4j.nn;
 import fst4j.autograd.Var;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -23,24 +22,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * vectorised CPU add_ fuses m*beta1 + c1*g into one FMA and it sums norms in float32 (AdamW's javadoc), so within a few ulps.
  */
 class AdamWTorchTest {
-    private static String torchPython() throws InterruptedException {
-        List<String> tried = new ArrayList<>();
-        String env = System.getenv("FST4J_PYTHON");
-        for (String p : env == null || env.isBlank() ? List.of("python3", "/usr/bin/python3") : List.of(env, "python3", "/usr/bin/python3")) {
-            try {
-                Process pr = new ProcessBuilder(p, "-c", "import torch; print(torch.__version__)").redirectErrorStream(true).start();
-                String out = new String(pr.getInputStream().readAllBytes()).trim();
-                if (!pr.waitFor(60, TimeUnit.SECONDS)) { pr.destroyForcibly(); tried.add(p + ": timed out"); continue; }
-                if (pr.exitValue() == 0) return p;
-                String[] lines = out.split("\n");
-                tried.add(p + ": " + lines[lines.length - 1]);
-            } catch (java.io.IOException e) {
-                tried.add(p + ": " + e.getMessage());
-            }
-        }
-        Assumptions.abort("no Python that imports torch (set FST4J_PYTHON to one): " + String.join("; ", tried));
-        throw new AssertionError();
-    }
+    private static String torchPython() throws InterruptedException { return TorchPeer.python(); }   // skips with the reason
 
     private static String list(float[] v) {
         StringBuilder sb = new StringBuilder("[");

@@ -2,19 +2,14 @@ package fst4j.tensor;
 
 import fst4j.shim.Cuda;
 import fst4j.shim.Native;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Random;
 import java.util.function.BinaryOperator;
 import java.util.function.UnaryOperator;
 
 import static org.junit.jupiter.api.Assertions.*;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The math, comparison, select and loss-element ops on CUDA tensors (fst_k_unary / fst_k_binary's ops from exp and pow on,
@@ -24,21 +19,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * one float ulp where exp, log, log1p, tanh or pow come from another library (libdevice or glibc against
  * java.lang.Math), with NaN-ness and infinities exact. Against the device or the host emulator, skipped otherwise.
  */
-class CudaMathOpsTest {
-    private final List<Tensor> open = new ArrayList<>();
-
-    @BeforeEach
-    void needsCuda() {
-        assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA back end: " + Cuda.status());
-    }
-
-    @AfterEach
-    void closeAll() {
-        open.forEach(Tensor::close);
-        open.clear();
-    }
-
-    private Tensor keep(Tensor t) { open.add(t); return t; }
+class CudaMathOpsTest extends CudaTensorTestBase {
 
     private static final float[] SPECIALS = { Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 0f, -0f, 1f, -1f, 0.5f, -0.5f,
             2f, 100f, -100f, 1e-30f, Float.MIN_VALUE, 89f, -89f, 0.25f, -0.25f };
@@ -58,8 +39,6 @@ class CudaMathOpsTest {
         for (int i = 0; i < v.length; i++) v[i] = c[r.nextInt(c.length)];
         return keep(Tensor.of(v, shape));
     }
-
-    private Tensor gpu(Tensor t) { return keep(t.to(Device.CUDA)); }
 
     /**
      * The CUDA result against the CPU's: same shape, on CUDA, NaN where NaN, infinities and zeros (with their sign) exact,

@@ -2,17 +2,12 @@ package fst4j.tensor;
 
 import fst4j.shim.Cuda;
 import fst4j.shim.Native;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Reduce.max, Reduce.argmax and Reduce.var on CUDA tensors (fst_k_argmax / argmax_part, fst_k_var / var_part / var_mean)
@@ -22,23 +17,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * index); var is bit for bit up to 256 values per output (one thread per output, the CPU's two passes in its order) and
  * within 1e-6 relative past that (partial sums reorder the additions). Against the device or the host emulator.
  */
-class CudaReduceOpsTest {
-    private final List<Tensor> open = new ArrayList<>();
-
-    @BeforeEach
-    void needsCuda() {
-        assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA back end: " + Cuda.status());
-    }
-
-    @AfterEach
-    void closeAll() {
-        open.forEach(Tensor::close);
-        open.clear();
-    }
-
-    private Tensor keep(Tensor t) { open.add(t); return t; }
-
-    private Tensor gpu(Tensor t) { return keep(t.to(Device.CUDA)); }
+class CudaReduceOpsTest extends CudaTensorTestBase {
 
     /** Values with many ties (small integers, +0 and -0) and, where nan, a NaN or an infinity in one value of 40. */
     private Tensor data(Random r, boolean ties, boolean nan, int... shape) {

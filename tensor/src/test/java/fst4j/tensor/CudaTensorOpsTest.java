@@ -2,18 +2,13 @@ package fst4j.tensor;
 
 import fst4j.shim.Cuda;
 import fst4j.shim.Native;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Every tensor op with a CUDA path, run on CUDA tensors and compared with the same op on the CPU, on fresh random
@@ -26,34 +21,18 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * kernel bodies run on the host (libfst4j_cuda_emu.so; skipped with the reason only where nvcc was missing at build
  * time). gpu/run.sh runs it on a lent GPU machine.
  */
-class CudaTensorOpsTest {
-    private final List<Tensor> open = new ArrayList<>();
+class CudaTensorOpsTest extends CudaTensorTestBase {
 
     @BeforeAll
     static void report() {
         System.out.println("CUDA back end: " + Cuda.status());
     }
 
-    @BeforeEach
-    void needsCuda() {
-        assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA back end: " + Cuda.status());
-    }
-
-    @AfterEach
-    void closeAll() {
-        open.forEach(Tensor::close);
-        open.clear();
-    }
-
-    private <T extends Tensor> T keep(T t) { open.add(t); return t; }
-
     private Tensor randn(Random r, int... shape) {
         float[] v = new float[Math.toIntExact(Shape.numel(shape))];
         for (int i = 0; i < v.length; i++) v[i] = (float) r.nextGaussian();
         return keep(Tensor.of(v, shape));
     }
-
-    private Tensor gpu(Tensor cpu) { return keep(cpu.to(Device.CUDA)); }
 
     /** The CUDA result, copied back, is bit-identical to the CPU one (same shape). */
     private static void assertSame(Tensor cpu, Tensor cuda, String what) {

@@ -7,7 +7,6 @@ import fst4j.tensor.CudaOps;
 import fst4j.tensor.DType;
 import fst4j.tensor.Device;
 import fst4j.tensor.Scope;
-import fst4j.tensor.Shape;
 import fst4j.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
@@ -90,23 +89,11 @@ public final class AdamW implements Optimizer {
         if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1))
             throw new IllegalArgumentException("AdamW: betas must be in [0, 1), got (" + beta1 + ", " + beta2 + ")");
         if (!finiteNonNegative(eps)) throw new IllegalArgumentException("AdamW: eps must be finite and >= 0, got " + eps);
-        List<Var> all = ParamGroup.flatten(groups, "AdamW");
-        for (Var p : all) {
-            // a frozen parameter is taken and skipped while it has no gradient (torch.optim does the same); a computed
-            // value is refused: stepping it would change nothing the next forward reads
-            if (!p.isLeaf()) throw new IllegalArgumentException("AdamW given a computed Var (a non-leaf), not a parameter");
-            if (p.value().dtype() != DType.F32 || !p.value().isContiguous())
-                throw new IllegalArgumentException("AdamW parameters must be contiguous float32, got a " + p.value().dtype() + " " + Shape.str(p.shape())
-                        + (p.value().isContiguous() ? "" : ", not contiguous"));
-        }
-        this.params = new ArrayList<>(all);
+        this.params = new ArrayList<>(ParamGroup.flatten(groups, "AdamW"));
         this.groups = List.copyOf(groups);
-        int n = all.size();
-        this.lrScale = new double[n];
-        this.weightDecay = new double[n];
-        int i = 0;
-        for (ParamGroup g : groups)
-            for (int j = 0; j < g.params().size(); j++, i++) { lrScale[i] = g.lrScale(); weightDecay[i] = g.weightDecay(); }
+        int n = params.size();
+        this.lrScale = ParamGroup.perParameter(groups, ParamGroup::lrScale);
+        this.weightDecay = ParamGroup.perParameter(groups, ParamGroup::weightDecay);
         this.lr = lr;
         this.beta1 = beta1;
         this.beta2 = beta2;
@@ -154,11 +141,7 @@ public final class AdamW implements Optimizer {
             Var p = params.get(i);
             Tensor g = p.grad();
             if (g == null) continue;
-            Tensor w = p.value();   // throws if closed
-            g.check();
-            if (!g.isContiguous() || g.dtype() != DType.F32 || g.numel() != w.numel() || g.device() != w.device() || !w.isContiguous() || w.dtype() != DType.F32)
-                throw new IllegalStateException("AdamW: gradient of a " + w.dtype() + " " + Shape.str(w.shape()) + " parameter on " + w.device()
-                        + " is " + g.dtype() + " " + Shape.str(g.shape()) + " on " + g.device() + (g.isContiguous() ? "" : ", not contiguous"));
+            OptimState.checkGradient(p.value(), g, "AdamW");   // value() throws if closed
             Scalars s = Scalars.of(lr * lrScale[i], weightDecay[i], beta1, beta2, eps, paramSteps[i] + 1);
             // finite hyper-parameters can still overflow a float here (lr 1e39, or lr*wd): C and CUDA would refuse it half way
             if (!Float.isFinite(s.step()) || !Float.isFinite(s.decay()))

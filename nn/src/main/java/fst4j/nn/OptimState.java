@@ -33,6 +33,17 @@ final class OptimState {
     /** The kind of a key that {@link #index} accepted. */
     static String kind(String key) { return key.substring(0, key.lastIndexOf('.')); }
 
+    /**
+     * g can update w (a parameter flatten accepted: contiguous float32): open, contiguous float32, as many elements and on
+     * w's device. Both optimizers check every gradient so before they step any parameter.
+     */
+    static void checkGradient(Tensor w, Tensor g, String who) {
+        g.check();
+        if (!g.isContiguous() || g.dtype() != DType.F32 || g.numel() != w.numel() || g.device() != w.device())
+            throw new IllegalStateException(who + ": gradient of a " + w.dtype() + " " + Shape.str(w.shape()) + " parameter on " + w.device()
+                    + " is " + g.dtype() + " " + Shape.str(g.shape()) + " on " + g.device() + (g.isContiguous() ? "" : ", not contiguous"));
+    }
+
     /** t can be p's state: open, float32 and of p's shape. */
     static void checkLike(String key, Tensor t, Var p, String who) {
         if (t.isClosed()) throw new IllegalArgumentException(who + " state " + key + " is closed");

@@ -57,7 +57,12 @@ public record ParamGroup(String name, List<Var> params, double lrScale, double w
         m.children().values().forEach(c -> collectNorm(c, out));
     }
 
-    /** Every parameter of groups in order, refusing one listed twice (it would be stepped twice per step). */
+    /**
+     * Every parameter of groups in order, each one an optimizer can step: refusing one listed twice (it would be stepped
+     * twice per step), a computed value (a non-leaf: stepping it would change nothing the next forward reads) and one
+     * that is not contiguous float32 (what the updates take). A frozen parameter is taken: optimizers skip it while it
+     * has no gradient, as torch.optim does.
+     */
     static List<Var> flatten(List<ParamGroup> groups, String who) {
         if (groups.isEmpty()) throw new IllegalArgumentException(who + " given no parameter groups");
         Set<Var> seen = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -66,8 +71,17 @@ public record ParamGroup(String name, List<Var> params, double lrScale, double w
             for (Var p : g.params()) {
                 if (!seen.add(p))
                     throw new IllegalArgumentException(who + " given the same parameter " + fst4j.tensor.Shape.str(p.shape()) + " twice (group " + g.name() + ")");
+                if (!p.isLeaf()) throw new IllegalArgumentException(who + " given a computed Var (a non-leaf), not a parameter");
+                if (p.value().dtype() != fst4j.tensor.DType.F32 || !p.value().isContiguous())
+                    throw new IllegalArgumentException(who + " parameters must be contiguous float32, got a " + p.value().dtype() + " "
+                            + fst4j.tensor.Shape.str(p.shape()) + (p.value().isContiguous() ? "" : ", not contiguous"));
                 out.add(p);
             }
         return out;
+    }
+
+    /** setting of each parameter's group, by parameter index in {@link #flatten}'s order. */
+    static double[] perParameter(List<ParamGroup> groups, java.util.function.ToDoubleFunction<ParamGroup> setting) {
+        return groups.stream().flatMapToDouble(g -> java.util.stream.DoubleStream.generate(() -> setting.applyAsDouble(g)).limit(g.params().size())).toArray();
     }
 }

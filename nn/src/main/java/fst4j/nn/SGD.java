@@ -58,21 +58,10 @@ public final class SGD implements Optimizer {
         if (!(lr >= 0) || !(momentum >= 0))
             throw new IllegalArgumentException("lr and momentum must be >= 0, got " + lr + ", " + momentum);
         if (nesterov && momentum == 0) throw new IllegalArgumentException("Nesterov momentum needs momentum > 0");
-        // a parameter listed twice was stepped twice per step() with no error
-        List<Var> all = ParamGroup.flatten(groups, "SGD");
-        for (Var p : all) {
-            // a frozen parameter is taken and skipped while it has no gradient (torch.optim does the same); a computed
-            // value is refused: stepping it would change nothing the next forward reads
-            if (!p.isLeaf()) throw new IllegalArgumentException("SGD given a computed Var (a non-leaf), not a parameter");
-            if (p.value().dtype() != DType.F32 || !p.value().isContiguous()) throw new IllegalArgumentException("SGD parameters must be contiguous float32");
-        }
-        this.params = new ArrayList<>(all);
+        this.params = new ArrayList<>(ParamGroup.flatten(groups, "SGD"));
         this.groups = List.copyOf(groups);
-        this.lrScale = new double[all.size()];
-        this.weightDecay = new double[all.size()];
-        int i = 0;
-        for (ParamGroup g : groups)
-            for (int j = 0; j < g.params().size(); j++, i++) { lrScale[i] = g.lrScale(); weightDecay[i] = g.weightDecay(); }
+        this.lrScale = ParamGroup.perParameter(groups, ParamGroup::lrScale);
+        this.weightDecay = ParamGroup.perParameter(groups, ParamGroup::weightDecay);
         this.lr = lr;
         this.momentum = momentum;
         this.nesterov = nesterov;
@@ -103,12 +92,7 @@ public final class SGD implements Optimizer {
         for (Var p : params) {
             Tensor g = p.grad();
             if (g == null) continue;
-            Tensor w = p.value();   // throws if closed
-            g.check();
-            if (!g.isContiguous() || g.dtype() != DType.F32 || g.numel() != w.numel() || g.device() != w.device()
-                    || (w.device() == Device.CUDA && (!w.isContiguous() || w.dtype() != DType.F32)))   // what CudaOps.sgdStep refuses
-                throw new IllegalStateException("SGD: gradient of a " + w.dtype() + " " + fst4j.tensor.Shape.str(w.shape()) + " parameter on " + w.device()
-                        + " is " + g.dtype() + " " + fst4j.tensor.Shape.str(g.shape()) + " on " + g.device() + (g.isContiguous() ? "" : ", not contiguous"));
+            OptimState.checkGradient(p.value(), g, "SGD");   // value() throws if closed
         }
         for (int pi = 0; pi < params.size(); pi++) {
             Var p = params.get(pi);
@@ -126,8 +110,6 @@ public final class SGD implements Optimizer {
             MemorySegment ws = w.data(), gs = g.data();
             long n = w.numel();
             float mom = (float) momentum, damp = (float) (1 - dampening);
-            if (!g.isContiguous() || g.dtype() != DType.F32 || g.numel() != n)
-                throw new IllegalStateException("SGD: gradient of a " + fst4j.tensor.Shape.str(w.shape()) + " parameter is " + g.dtype() + " " + fst4j.tensor.Shape.str(g.shape()));
             if (nativeUpdate(n)) {
                 Tensor buf = null;
                 boolean first = false;

@@ -107,6 +107,16 @@ public final class Models {
         return out;
     }
 
+    /**
+     * What puts every sparse layer's configuration back as it is now (a layer whose configuration is still that one is
+     * left alone): the undo of a change that can only be checked by making it, such as ASP fixing its masks.
+     */
+    public static Runnable sparsityRestorer(Module m) {
+        java.util.Map<Sparse, fst4j.autograd.SparseConfig> before = new java.util.LinkedHashMap<>();
+        sparseLayers(m).values().forEach(l -> before.put(l, l.sparsity()));
+        return () -> before.forEach((l, c) -> { if (l.sparsity() != c) l.setSparsity(c); });
+    }
+
     private static void walk(String prefix, Module m, java.util.Map<String, Sparse> out) {
         if (m instanceof Sparse s) out.put(prefix.isEmpty() ? "" : prefix.substring(0, prefix.length() - 1), s);
         m.children().forEach((k, c) -> walk(prefix + k + ".", c, out));

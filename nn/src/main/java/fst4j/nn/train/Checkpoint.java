@@ -1,11 +1,9 @@
 package fst4j.nn.train;
 
-import fst4j.autograd.SparseConfig;
 import fst4j.nn.Asp;
 import fst4j.nn.Models;
 import fst4j.nn.Module;
 import fst4j.nn.Optimizer;
-import fst4j.nn.Sparse;
 import fst4j.nn.data.DataLoader;
 import fst4j.nn.io.SafeTensors;
 import fst4j.sparse.StatefulSparsifier;
@@ -273,9 +271,7 @@ public final class Checkpoint {
      * ("sparsity.LAYER.w", saved after Asp.prune) get it; returns what puts them back dense, or null if none had one.
      */
     private Runnable aspMasksInFile(Map<String, long[]> int64s) {
-        Map<Sparse, SparseConfig> before = new LinkedHashMap<>();
-        Models.sparseLayers(model).values().forEach(l -> before.put(l, l.sparsity()));
-        Runnable back = () -> before.forEach((l, cfg) -> { if (l.sparsity() != cfg) l.setSparsity(cfg); });
+        Runnable back = Models.sparsityRestorer(model);
         try {
             return Asp.restore(model, int64s) == 0 ? null : back;
         } catch (RuntimeException | Error e) {   // a malformed mask after others were put on

@@ -302,8 +302,12 @@ public final class Trainer implements AutoCloseable {
      */
     public static void backwardAndUpdate(Var loss, Module model, Optimizer opt, boolean decay, double lambda) {
         loss.backward();
-        long t = Profile.start();
-        if (decay) SrSte.stepWithDecay(model, opt, lambda);   // the decay fused into SGD's pass where it can be
+        update(model, opt, decay, lambda, Profile.start());
+    }
+
+    /** The optimizer's step, with SR-STE's decay where the layers prune (fused into SGD's pass where it can be), and zeroGrad, timed from t. */
+    private static void update(Module model, Optimizer opt, boolean decay, double lambda, long t) {
+        if (decay) SrSte.stepWithDecay(model, opt, lambda);
         else opt.step();
         opt.zeroGrad();
         Profile.stop(Profile.Part.OPTIMIZER, t);
@@ -321,10 +325,7 @@ public final class Trainer implements AutoCloseable {
         loss.backward();
         long t = Profile.start();
         double norm = GradClip.clipGradNorm(opt.params(), maxNorm, errorIfNonfinite);
-        if (decay) SrSte.stepWithDecay(model, opt, lambda);   // the decay after the clipping: the loss's gradient is clipped, not the decay
-        else opt.step();
-        opt.zeroGrad();
-        Profile.stop(Profile.Part.OPTIMIZER, t);
+        update(model, opt, decay, lambda, t);   // the decay after the clipping: the loss's gradient is clipped, not the decay
         return norm;
     }
 
@@ -350,12 +351,9 @@ public final class Trainer implements AutoCloseable {
         double lossValue, gradNorm = Double.NaN;
         int correct, size;
         model.train(true);
-        Map<Sparse, SparseConfig> beforeAsp = null;
+        Runnable beforeAsp = null;
         if (step == aspStep() && Asp.pending(model)) {   // ASP: dense so far, the masks fixed from here
-            if (stopOnNonFiniteLoss) {
-                beforeAsp = new LinkedHashMap<>();
-                for (Sparse l : Models.sparseLayers(model).values()) beforeAsp.put(l, l.sparsity());
-            }
+            if (stopOnNonFiniteLoss) beforeAsp = Models.sparsityRestorer(model);
             Asp.prune(model);
         }
         if (stopOnNonFiniteLoss) keepBuffers();
@@ -403,9 +401,9 @@ public final class Trainer implements AutoCloseable {
     }
 
     /** A stopped step puts back what its forward moved: batch norm's running statistics and the masks ASP fixed at its start. */
-    private void undoForward(Map<Sparse, SparseConfig> beforeAsp) {
+    private void undoForward(Runnable beforeAsp) {
         bufferCopies.forEach(Tensor::copyFrom);
-        if (beforeAsp != null) beforeAsp.forEach((l, c) -> { if (l.sparsity() != c) l.setSparsity(c); });
+        if (beforeAsp != null) beforeAsp.run();
     }
 
     /** What puts every stateful rule of the model back as it is now ({@link fst4j.sparse.StatefulSparsifier#restorer}). */
@@ -519,10 +517,9 @@ public final class Trainer implements AutoCloseable {
         }, (info, int64s) -> {
             // ASP's masks were fixed before it was saved: placeholders for the file's masks (which must all be there)
             if (aspStep() < 0 || info.step() <= aspStep() || !Asp.pending(model)) return null;
-            Map<Sparse, SparseConfig> before = new LinkedHashMap<>();
-            Models.sparseLayers(model).values().forEach(l -> before.put(l, l.sparsity()));
+            Runnable back = Models.sparsityRestorer(model);
             Asp.installPlaceholders(model);
-            return () -> before.forEach(Sparse::setSparsity);
+            return back;
         }).step();
     }
 

@@ -203,6 +203,26 @@ public abstract class Module implements AutoCloseable {
 
     public Module eval() { return train(false); }
 
+    /**
+     * What puts this module's and every descendant's train/eval mode back as it is now, each module its own: for code
+     * that evaluates a model for a while and must hand it back as the user set it (a frozen batch norm kept in eval
+     * mode inside a training model, PyTorch's fine-tuning recipe, stays in eval mode). {@code train(wasTraining)} on the
+     * model alone would put every child in the model's mode. It replays {@link #train(boolean)} parent before children,
+     * so each module ends with its own recorded mode and a train override of one's own still runs.
+     */
+    public Runnable modeRestorer() {
+        Map<Module, Boolean> modes = new java.util.IdentityHashMap<>();
+        List<Module> order = new ArrayList<>();   // parents before their children
+        preOrder(this, order);
+        for (Module m : order) modes.put(m, m.training);
+        return () -> order.forEach(m -> m.train(modes.get(m)));
+    }
+
+    private static void preOrder(Module m, List<Module> out) {
+        out.add(m);
+        m.children.values().forEach(c -> preOrder(c, out));
+    }
+
     public long parameterCount() { return parameters().stream().mapToLong(v -> v.value().numel()).sum(); }
 
     @Override

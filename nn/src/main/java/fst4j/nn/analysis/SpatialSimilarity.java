@@ -58,7 +58,7 @@ public final class SpatialSimilarity {
     public static void forward(Module model, ImageDataset images, float[] mean, float[] std, int batch,
                                java.util.function.BiConsumer<String, Tensor> listener) {
         DataLoader loader = DataLoader.builder(images).batchSize(batch).normalize(mean, std).build();
-        boolean wasTraining = model.isTraining();
+        Runnable modes = model.modeRestorer();   // each module's own: a layer the user put in eval mode stays there
         model.eval();
         try (Grad.Restore g = Grad.noGrad(); FeatureRecorder r = new FeatureRecorder(model, listener)) {
             while (loader.hasNext()) {
@@ -67,7 +67,7 @@ public final class SpatialSimilarity {
                 }
             }
         } finally {
-            model.train(wasTraining);
+            modes.run();
         }
     }
 

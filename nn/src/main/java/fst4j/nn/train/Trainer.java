@@ -68,6 +68,14 @@ import java.util.Objects;
  * norm and takes the code path it took before, bit for bit. With {@link #stopOnNonFiniteLoss} (the default) a step
  * whose loss is finite but whose gradients' norm is not stops with {@link NonFiniteGradNormException} before anything
  * is clipped or updated; without it the gradients are clipped as torch does (to NaN) and training goes on.
+ *
+ * <p>Train and eval modes are the user's, as in a PyTorch loop of one's own: no step puts a module in training mode.
+ * The built-in models are built in training mode and nothing here changes that, so their runs train in it as before. A
+ * model of one's own trains in the modes it is given: a batch norm put in eval mode to freeze it for fine-tuning
+ * ({@code model.freeze("bn1")} and {@code bn1.eval()}) normalises with its running statistics and leaves them as they
+ * are, in every step; give it a model last used for evaluation after {@code model.train()}. {@link #evaluate} puts the
+ * whole model in eval mode and then each module back in its own mode. Checkpoints do not hold the modes (nor does
+ * torch's state_dict): a resumed model of one's own is set as it was before, by the code that built it.
  */
 public final class Trainer implements AutoCloseable {
     public static final String FORMAT = Checkpoint.FORMAT;
@@ -350,7 +358,7 @@ public final class Trainer implements AutoCloseable {
         double lr = schedule.lr(step);
         double lossValue, gradNorm = Double.NaN;
         int correct, size;
-        model.train(true);
+        // no model.train(true) here: the modes are the user's (a batch norm put in eval mode to freeze it stays so)
         Runnable beforeAsp = null;
         if (step == aspStep() && Asp.pending(model)) {   // ASP: dense so far, the masks fixed from here
             if (stopOnNonFiniteLoss) beforeAsp = Models.sparsityRestorer(model);
@@ -416,8 +424,12 @@ public final class Trainer implements AutoCloseable {
     /** The step at whose start ASP prunes (half of the run), or -1 for other methods. */
     public long aspStep() { return aspAtHalf ? totalSteps / 2 : -1; }
 
-    /** Accuracy and loss on the test set, batched, in eval mode without recording a graph. */
+    /**
+     * Accuracy and loss on the test set, batched, in eval mode without recording a graph. Every module's mode is put back
+     * as it was, each its own (also when a forward throws): a layer the user put in eval mode stays there.
+     */
     public Eval evaluate() {
+        Runnable modes = model.modeRestorer();
         model.eval();
         long correct = 0;
         double lossSum = 0;
@@ -434,7 +446,7 @@ public final class Trainer implements AutoCloseable {
                 }
             }
         } finally {
-            model.train(true);
+            modes.run();
         }
         return new Eval(n == 0 ? 0 : (double) correct / n, n == 0 ? 0 : lossSum / n, n);
     }

@@ -56,6 +56,7 @@ class AnalysisTest {
     void recorderSeesEveryConvInputAndUninstalls() {
         try (Sequential m = Models.byName("resnet-small", 1, 12, 12, 3, Method.DENSE, 1)) {
             ImageDataset d = smooth(4, 1);
+            m.submodule("3.bn1").eval();   // a layer the user keeps in eval mode stays there
             List<String> seen = new ArrayList<>();
             List<int[]> shapes = new ArrayList<>();
             SpatialSimilarity.forward(m, d, new float[]{0.5f}, new float[]{0.25f}, 4, (name, x) -> { seen.add(name); shapes.add(x.shape()); });
@@ -66,7 +67,8 @@ class AnalysisTest {
             assertArrayEquals(new int[]{4, 16, 12, 12}, shapes.get(3));   // 4.conv1: stride 2 inside
             assertArrayEquals(new int[]{4, 32, 6, 6}, shapes.get(4));
             assertNull(Conv2d.INPUT_HOOK.get());
-            assertTrue(m.isTraining(), "the model's mode is restored");
+            assertTrue(m.isTraining() && m.submodule("3.conv1").isTraining(), "the model's mode is restored");
+            assertFalse(m.submodule("3.bn1").isTraining(), "each module's own mode is restored");
         }
     }
 

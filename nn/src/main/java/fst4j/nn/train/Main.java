@@ -260,6 +260,9 @@ public final class Main {
                   long measuredSteps, Map<String, Double> shares, long steps, double wallSeconds, long params, Path checkpoint,
                   String stopped, String notFinite) {}
 
+    /** metrics.csv's header; a run that clips adds the gradients' norm before clipping as an eighth column. */
+    static final String METRICS = "method,epoch,step,loss,train_acc,lr,step_ms", METRICS_WITH_NORM = METRICS + ",grad_norm";
+
     /** One invocation: all methods, the shared outputs. */
     static final class Run {
         private final Options o;
@@ -270,6 +273,11 @@ public final class Main {
         private BufferedWriter metrics, evals;
         /** Whether the run clips its gradients: metrics.csv then has a grad_norm column. */
         private boolean clipping;
+        /**
+         * Whether this run's metrics.csv has the grad_norm column: where it clips, or where it continues a file that has
+         * the column (its rows then leave the cell empty), so that every row has its file's header's columns.
+         */
+        private boolean gradNormColumn;
         private final Map<String, List<double[]>> lossCurves = new LinkedHashMap<>(), accCurves = new LinkedHashMap<>(), testCurves = new LinkedHashMap<>();
 
         Run(Options o, PrintStream out, PrintStream err, DataSource source) {
@@ -306,7 +314,17 @@ public final class Main {
                     throw new UsageException("the training set has " + n + " images, fewer than one batch of " + c.batchSize());
             }
             clipping = cfgs.get(0).clipsGradients();   // one config but for the method: all clip or none
+            gradNormColumn = clipping;
             dir = o.out() != null ? o.out() : Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+            // a resumed run appends to the folder's metrics.csv: one whose columns are not train's is refused before any
+            // training (its rows are conformed to one header once the checkpoint has loaded: continueCsvs)
+            if (o.resume() != null && Files.isRegularFile(dir.resolve("metrics.csv"))) {
+                try {
+                    metricsColumns(dir.resolve("metrics.csv"));
+                } catch (IOException e) {
+                    throw new UsageException(e.getMessage() + "; resume into another --out");
+                }
+            }
             Files.createDirectories(dir);
             TrainConfig c0 = cfgs.get(0);
             out.printf(Locale.ROOT, "fst4j train: %s on %s (%d train / %d test images), %d epoch(s), batch %d, %s lr %s wd %s%s%s, seed %d, %d thread(s); output in %s%n",
@@ -347,14 +365,15 @@ public final class Main {
         private static int used(int subset, fst4j.nn.data.ImageDataset d) { return subset > 0 ? Math.min(subset, d.size()) : d.size(); }
 
         private static BufferedWriter open(Path p, boolean append, String header) throws IOException {
+            boolean empty = append && Files.size(p) == 0;   // a run killed before its first flush left no header
             BufferedWriter w = append ? Files.newBufferedWriter(p, java.nio.file.StandardOpenOption.APPEND) : Files.newBufferedWriter(p);
-            if (!append) { w.write(header); w.newLine(); }
+            if (!append || empty) { w.write(header); w.newLine(); }
             return w;
         }
 
         private void openCsvs(boolean append) throws IOException {
             // a run that clips adds the gradients' norm before clipping; the columns of one that does not stay as they were
-            metrics = open(dir.resolve("metrics.csv"), append, "method,epoch,step,loss,train_acc,lr,step_ms" + (clipping ? ",grad_norm" : ""));
+            metrics = open(dir.resolve("metrics.csv"), append, gradNormColumn ? METRICS_WITH_NORM : METRICS);
             Path ev = dir.resolve("eval.csv");
             evals = open(ev, append && Files.exists(ev), "method,epoch,step,test_acc,test_loss");
         }
@@ -377,10 +396,58 @@ public final class Main {
          */
         private void continueCsvs(String name, long at, int epoch) throws IOException {
             dropRows(dir.resolve("metrics.csv"), name, f -> Long.parseLong(f[2]) > at);   // method,epoch,step,...
+            gradNormColumn = conformMetrics(dir.resolve("metrics.csv"), clipping);
             Path ev = dir.resolve("eval.csv");
             if (Files.isRegularFile(ev)) dropRows(ev, name, f -> Integer.parseInt(f[1]) > epoch);   // method,epoch (1-based),step,...
             earlierCurves();
             openCsvs(true);
+        }
+
+        /**
+         * Whether metrics.csv's header has the grad_norm column; an empty file (a run killed before its first flush) has
+         * none yet. A first line that is neither of train's headers is refused: appending this run's rows under it would
+         * make a file of two schemas.
+         */
+        static boolean metricsColumns(Path csv) throws IOException {
+            String header;
+            try (var r = Files.newBufferedReader(csv, java.nio.charset.StandardCharsets.ISO_8859_1)) {
+                header = r.readLine();
+            }
+            if (header == null || header.isEmpty()) return false;
+            if (header.equals(METRICS_WITH_NORM)) return true;
+            if (header.equals(METRICS)) return false;
+            throw new IOException(csv + " begins '" + (header.length() > 120 ? header.substring(0, 120) + "..." : header)
+                    + "', not fst4j train's header (" + METRICS + ", with ,grad_norm where the run clips)");
+        }
+
+        /**
+         * Makes every row of a resumed run's metrics.csv match one header before this run appends to it, and returns
+         * whether that header has the grad_norm column (what this run's rows must then write). The column is there
+         * where the file has it, where this run clips (a file of a run without clipping gains it: its rows get an empty
+         * cell, as the rows of this run will where it does not clip), or where a row already has an eighth cell (the
+         * files of two schemas that appending across a change of --clip-grad-norm wrote before); else the file stays as
+         * it is. Rewritten as dropRows does: atomically, bytes kept. A row of other length (cut short by a killed run)
+         * is left as it is.
+         */
+        static boolean conformMetrics(Path csv, boolean clipping) throws IOException {
+            boolean has = metricsColumns(csv);
+            String text = Files.readString(csv, java.nio.charset.StandardCharsets.ISO_8859_1);
+            List<String> lines = text.lines().toList();
+            if (lines.isEmpty() || lines.get(0).isEmpty()) return clipping;   // no header yet: openCsvs writes this run's
+            int narrow = METRICS.split(",").length;
+            boolean widen = has || clipping;
+            for (String line : lines.subList(1, lines.size())) widen |= line.split(",", -1).length == narrow + 1;
+            if (!widen) return false;
+            List<String> out = new ArrayList<>(lines.size());
+            out.add(METRICS_WITH_NORM);
+            boolean changed = !has;
+            for (String line : lines.subList(1, lines.size())) {
+                boolean pad = line.split(",", -1).length == narrow;   // the empty grad_norm cell of a row without it
+                out.add(pad ? line + "," : line);
+                changed |= pad;
+            }
+            if (changed) rewrite(csv, out);
+            return true;
         }
 
         /**
@@ -403,9 +470,14 @@ public final class Main {
                 else kept.add(line);
             }
             if (!dropped && (text.isEmpty() || text.endsWith("\n") || text.endsWith("\r"))) return;
+            rewrite(csv, kept);
+        }
+
+        /** Replaces csv by lines (ISO-8859-1, each ended), atomically: a temporary file in the same folder moved over it. */
+        private static void rewrite(Path csv, List<String> lines) throws IOException {
             Path tmp = csv.resolveSibling(csv.getFileName() + ".tmp");   // made as the CSV was (createTempFile's would be owner-only)
             try {
-                Files.write(tmp, kept, java.nio.charset.StandardCharsets.ISO_8859_1);
+                Files.write(tmp, lines, java.nio.charset.StandardCharsets.ISO_8859_1);
                 Files.move(tmp, csv, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
             } finally {
                 Files.deleteIfExists(tmp);
@@ -458,11 +530,11 @@ public final class Main {
                             lossSum += r.loss() * r.size();
                             correct += r.correct();
                             seen += r.size();
-                            if (!clipping)
-                                metrics.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f,%.6g,%.3f%n", name, r.epoch() + 1, r.step() + 1, r.loss(), r.accuracy(), r.lr(), r.nanos() / 1e6));
-                            else   // and the gradients' norm before clipping
-                                metrics.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f,%.6g,%.3f,%.6g%n", name, r.epoch() + 1, r.step() + 1, r.loss(), r.accuracy(), r.lr(),
-                                        r.nanos() / 1e6, r.gradNorm()));
+                            metrics.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f,%.6g,%.3f", name, r.epoch() + 1, r.step() + 1, r.loss(), r.accuracy(), r.lr(),
+                                    r.nanos() / 1e6));
+                            // and the gradients' norm before clipping, where the file has the column (empty where this run does not clip)
+                            if (gradNormColumn) metrics.write(clipping ? String.format(Locale.ROOT, ",%.6g", r.gradNorm()) : ",");
+                            metrics.newLine();
                             lossC.add(new double[]{r.step() + 1, r.loss()});
                             accC.add(new double[]{r.step() + 1, r.accuracy()});
                             double rate = inEpoch / ((System.nanoTime() - epStart) / 1e9);

@@ -287,6 +287,19 @@ public final class Main {
             }
         }
 
+        /** A finite number >= 0 (train's --clip-grad-norm and its message), def where k is not given. */
+        public static <E extends Exception> double nonNegDouble(Map<String, String> v, String k, double def, Err<E> err) throws E {
+            String s = v.get(k);
+            if (s == null) return def;
+            try {
+                double x = Double.parseDouble(s.trim());
+                if (!Double.isFinite(x) || x < 0) throw new NumberFormatException();
+                return x;
+            } catch (NumberFormatException e) {
+                throw err.make(k + " needs a non-negative number, got '" + s + "'");
+            }
+        }
+
         public static <E extends Exception> double posDouble(Map<String, String> v, String k, double def, Err<E> err) throws E {
             String s = v.get(k);
             if (s == null) return def;

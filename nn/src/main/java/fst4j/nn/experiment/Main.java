@@ -35,7 +35,7 @@ public final class Main {
     private Main() {}
 
     static final String USAGE = "usage: fst4j experiment table1|table3|table5|all|ir|table2|methods [--steps N] [--passes N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
-            + " [--model M] [--data D] [--test-subset N] [--methods a,b,...] [--rounds N] [--threads N] [--out DIR]";
+            + " [--model M] [--data D] [--test-subset N] [--methods a,b,...] [--clip-grad-norm X] [--rounds N] [--threads N] [--out DIR]";
 
     static final String HELP = """
             fst4j experiment: the paper's Tables 1, 3 and 5 at small scale, any methods, and Tables 2 and 6 (pruning cost).
@@ -63,6 +63,10 @@ public final class Main {
               --test-subset N    evaluate on the first N test images (default 0: all)
               --methods a,b      only these rows of the table (a method name keeps its rows with any variant;
                                  fst3_ir+patterns keeps that row only); experiment methods: the rows
+              --clip-grad-norm X clip the gradients' total L2 norm to X after the backward pass, before SR-STE's
+                                 decay, in every run (train's flag: torch.nn.utils.clip_grad_norm_; default 0: off);
+                                 a run whose norm is NaN or infinite trains on with torch's NaN gradients, as a
+                                 diverging method does here
               --threads N        native kernel threads (default: all cores)
               --out DIR          output directory (default runs/experiment)
             """;
@@ -84,7 +88,7 @@ public final class Main {
                 throw new UsageException("unknown experiment '" + args[0] + "'");
             Map<String, String> v = Flags.parse(Arrays.copyOfRange(args, 1, args.length), List.of(),
                     List.of("--steps", "--passes", "--seeds", "--seed0", "--batch", "--lr", "--model", "--data", "--test-subset", "--methods", "--rounds",
-                            "--threads", "--out"), UsageException::new);
+                            "--threads", "--out", "--clip-grad-norm"), UsageException::new);
             if (which.equals("table2")) return table2(v, out);
             if (v.containsKey("--rounds")) throw new UsageException("--rounds is table2's");
             return execute(which, v, out, source);
@@ -98,7 +102,7 @@ public final class Main {
 
     /** Tables 2 and 6: the pruning costs per iteration ({@link PruneCost}); trains nothing, reads no data. */
     static int table2(Map<String, String> v, PrintStream out) throws UsageException, IOException {
-        for (String f : List.of("--steps", "--passes", "--seeds", "--seed0", "--lr", "--data", "--test-subset", "--methods"))
+        for (String f : List.of("--steps", "--passes", "--seeds", "--seed0", "--lr", "--data", "--test-subset", "--methods", "--clip-grad-norm"))
             if (v.containsKey(f)) throw new UsageException(f + " does not apply to table2");
         String model = v.getOrDefault("--model", "resnet18").toLowerCase(Locale.ROOT);
         int batch = Flags.posInt(v, "--batch", 32, UsageException::new), rounds = Flags.posInt(v, "--rounds", 7, UsageException::new);
@@ -135,6 +139,8 @@ public final class Main {
         int batch = Flags.posInt(v, "--batch", 128, UsageException::new);
         double lr = Flags.posDouble(v, "--lr", 0.1, UsageException::new);
         int testSubset = Flags.nonNegInt(v, "--test-subset", 0, UsageException::new);
+        // train's --clip-grad-norm: the same check and message (a finite number >= 0; 0 is off)
+        double clip = Flags.nonNegDouble(v, "--clip-grad-norm", 0, UsageException::new);
         String model = v.getOrDefault("--model", "resnet-small").toLowerCase(Locale.ROOT);
         if (!List.of("mlp", "cnn", "small-cnn", "resnet-small", "resnet18", "resnet18-imagenet").contains(model))
             throw new UsageException("unknown model '" + model + "'");
@@ -187,16 +193,20 @@ public final class Main {
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
-        TrainConfig base = TrainConfig.defaults(Method.DENSE).withModel(model).withBatchSize(batch).withLr(lr).withSubsets(steps * batch, testSubset);
+        // every run's config is base's with its method and seed (Experiment.run): the clipping goes into each of them
+        TrainConfig base = TrainConfig.defaults(Method.DENSE).withModel(model).withBatchSize(batch).withLr(lr).withSubsets(steps * batch, testSubset)
+                .withClipGradNorm(clip);
         Path dir = Path.of(v.getOrDefault("--out", "runs/experiment"));
         // before the training: an --out that cannot be a directory (a file in the way) failed after every run, losing them all
         Files.createDirectories(dir);
         int testN = testSubset > 0 ? Math.min(testSubset, data.test().size()) : data.test().size();
         String settings = String.format(Locale.ROOT, "%s on %s, %s of batch %d (the first %d training images, %s), lr %s cosine with"
-                        + " 5%% warm-up, SGD momentum 0.9, wd 5e-4, label smoothing 0.1, SR-STE lambda 2e-4; test accuracy on %d test images;"
+                        + " 5%% warm-up, SGD momentum 0.9, wd 5e-4, label smoothing 0.1, SR-STE lambda 2e-4%s; test accuracy on %d test images;"
                         + " seeds %s; %d thread(s). ms/step: median over a run's steps after the first 2.",
                 model, data.spec(), (long) passes * steps + " steps", batch, steps * batch,
-                passes == 1 ? "one pass" : passes + " passes, reshuffled each time", lr, testN, Arrays.toString(seeds), Blas.threads());
+                passes == 1 ? "one pass" : passes + " passes, reshuffled each time", lr,
+                base.clipsGradients() ? ", gradient norm clipped to " + new java.math.BigDecimal(Double.toString(clip)).stripTrailingZeros().toPlainString()
+                        + " before the decay" : "", testN, Arrays.toString(seeds), Blas.threads());
         out.println("fst4j experiment " + which + ": " + settings);
         out.println("methods: " + List.copyOf(methods.keySet()) + "; " + methods.size() * nSeeds
                 + " runs; output in " + dir);

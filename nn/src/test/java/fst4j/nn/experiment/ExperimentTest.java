@@ -243,6 +243,70 @@ class ExperimentTest {
         assertEquals("x", Files.readString(file));
     }
 
+    /**
+     * --clip-grad-norm X is train's flag: the same check and message (a finite number >= 0; 0 is off), refused by table2,
+     * and every run of the table trains with it: each (method, seed) row is the run Experiment.run makes with the
+     * clipping config, which is the Trainer's own clipped run, and not the unclipped one.
+     */
+    @Test
+    void clipGradNormGoesIntoEveryRun(@TempDir Path dir) throws Exception {
+        for (String bad : List.of("-1", "abc", "NaN", "Infinity", "1e400")) {
+            Outcome r = run(null, "table1", "--clip-grad-norm", bad);
+            assertEquals(2, r.rc(), bad + ": " + r.err());
+            assertTrue(r.err().startsWith("fst4j experiment: --clip-grad-norm needs a non-negative number, got '" + bad + "'; usage: "), r.err());
+            // train says the same of the same values
+            Outcome t = Outcome.of((out, err) -> fst4j.nn.train.Main.run(new String[]{"--clip-grad-norm", bad}, out, err));
+            assertEquals(2, t.rc(), t.err());
+            assertTrue(t.err().contains("--clip-grad-norm needs a non-negative number, got '" + bad + "'"), t.err());
+        }
+        for (String[] bad : List.of(new String[]{"table1", "--clip-grad-norm"}, new String[]{"table1", "--clip-grad-norm", "1", "--clip-grad-norm", "1"},
+                new String[]{"table1", "--clip-grad-norm="}, new String[]{"table2", "--clip-grad-norm", "1"})) {
+            Outcome r = run(null, bad);
+            assertEquals(2, r.rc(), String.join(" ", bad) + ": " + r.err());
+        }
+        assertTrue(run(null, "table2", "--clip-grad-norm", "1").err().contains("--clip-grad-norm does not apply to table2"));
+        assertTrue(run(null, "--help").out().contains("--clip-grad-norm X"));
+
+        TrainData data = TrainData.of("halves", new fst4j.nn.data.Datasets.Split(halves(200, 1), halves(50, 2)));
+        double clip = 0.05;   // below the mlp's gradient norms here: most steps clip
+        Outcome r = run(data, "methods", "--model", "mlp", "--steps", "5", "--batch", "16", "--seeds", "2", "--seed0", "4", "--methods", "dense,fst2",
+                "--clip-grad-norm", "0.05", "--out", dir.toString());
+        assertEquals(0, r.rc(), r.err());
+        assertTrue(r.out().contains("SR-STE lambda 2e-4, gradient norm clipped to 0.05 before the decay; test accuracy"), r.out());
+        assertTrue(Files.readString(dir.resolve("methods.md")).contains("gradient norm clipped to 0.05"));
+        fst4j.nn.train.TrainConfig base = fst4j.nn.train.TrainConfig.defaults(SparseConfig.Method.DENSE).withModel("mlp").withBatchSize(16).withLr(0.1)
+                .withSubsets(5 * 16, 0);
+        List<String> csv = Files.readAllLines(dir.resolve("methods.csv"));
+        assertEquals(1 + 4, csv.size(), String.join("\n", csv));
+        for (String line : csv.subList(1, csv.size())) {
+            String[] c = line.split(",");
+            SparseConfig.Recipe recipe = SparseConfig.Recipe.parse(c[c.length - 8]);
+            long seed = Long.parseLong(c[c.length - 7]);
+            Experiment.Run clipped = Experiment.run(base.withClipGradNorm(clip), data, recipe, seed, 5, 1),
+                    plain = Experiment.run(base, data, recipe, seed, 5, 1);
+            String got = c[c.length - 6] + "," + c[c.length - 5] + "," + c[c.length - 4];   // test_acc,test_loss,train_loss
+            assertEquals(String.format(java.util.Locale.ROOT, "%.6f,%.6f,%.6f", clipped.testAcc(), clipped.testLoss(), clipped.trainLoss()), got, line);
+            assertNotEquals(String.format(java.util.Locale.ROOT, "%.6f,%.6f,%.6f", plain.testAcc(), plain.testLoss(), plain.trainLoss()), got,
+                    "the run trained without clipping: " + line);
+        }
+        // Experiment.run's clipped run is the trainer's: clipped where the norm passes 0.05, and training on as the experiments do
+        Experiment.Run one = Experiment.run(base.withClipGradNorm(clip), data, SparseConfig.Recipe.of(SparseConfig.Method.FST2), 4, 5, 1);
+        try (fst4j.nn.train.Trainer t = new fst4j.nn.train.Trainer(base.withClipGradNorm(clip).withMethod(SparseConfig.Method.FST2).withSeed(4), data)) {
+            t.stopOnNonFiniteLoss(false);
+            double sum = 0;
+            int seen = 0, clippedSteps = 0;
+            while (t.epochHasNext()) {
+                fst4j.nn.train.Trainer.StepResult s = t.trainStep();
+                sum += s.loss() * s.size();
+                seen += s.size();
+                if (s.gradNorm() > clip) clippedSteps++;
+            }
+            assertTrue(clippedSteps >= 3, clippedSteps + " of 5 steps clipped");
+            assertEquals(sum / seen, one.trainLoss(), 1e-12);
+            assertEquals(t.evaluate().accuracy(), one.testAcc());
+        }
+    }
+
     /** Too few images for the budget is a usage error (exit 2, the usage line), as train's batch larger than its images is. */
     @Test
     void tooFewImagesForTheBudgetIsAnError() {

@@ -509,7 +509,11 @@ int fst_cuda_memcpy(void *dst, const void *src, size_t bytes, int kind) {
     if (dev_dst != want_dst || dev_src != want_src)
         return fst_cuda_fail("cudaMemcpy(%zu bytes, kind %d): invalid argument (emulator: destination %s device memory, source %s)",
                              bytes, kind, dev_dst ? "is" : "is not", dev_src ? "is" : "is not");
+    /* in the kernel profile as on the device (cuda.c), so that a test can see what an op copies between host and device */
+    static const char *const kinds[4] = { "", "h2d", "d2h", "d2d" };
+    const double t0 = fst_kprof_begin();
     memmove(dst, src, bytes);
+    fst_kprof_end("cudaMemcpy", kinds[kind], (int64_t)bytes, t0);
     return FST_OK;
 }
 

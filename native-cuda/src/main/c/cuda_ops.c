@@ -1003,6 +1003,126 @@ int fst_cuda_bn_backward(const float *dy, const float *x, const float *gamma, co
     return rc ? rc : bn_elementwise(FST_K_bn_bwd_apply, FST_K_bn_bwd_apply4, n * c * hw, hw, dy, x, dx, relu_out, &a);
 }
 
+/* ======================= cuda-gaps: average pool, eval-mode batch norm backward, non-finite check, strided writes =======================
+ * (ops that ran only on the CPU before; kept together so that other additions to this file merge around them) */
+
+static int avg_pool_check(const char *fn, const fst_geom *g, int count_pad) {
+    GEOM(*g);
+    BAD(count_pad != 0 && count_pad != 1);
+    BAD(g->kh * g->kw > 0x7fffffff);   /* Pool's int divisor kh*kw */
+    return FST_OK;
+}
+
+int fst_cuda_avg_pool(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                      int64_t ph, int64_t pw, int64_t ho, int64_t wo, int count_pad, float *y) {
+    READY();
+    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    int rc = avg_pool_check(fn, &g, count_pad);
+    if (rc) return rc;
+    if (n == 0) return FST_OK;
+    NUL(!x || !y);
+    OWN(x, n * c * h * w * 4); OWN(y, n * c * ho * wo * 4);
+    BAD(overlap(y, n * c * ho * wo * 4, x, n * c * h * w * 4));   /* overlap */
+    fst_k_avg_pool_args a = { x, y, g, count_pad };
+    return launch(FST_K_avg_pool, n * c * ho * wo, &a);
+}
+
+int fst_cuda_avg_pool_bwd(const float *dy, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                          int64_t ph, int64_t pw, int64_t ho, int64_t wo, int count_pad, float *dx) {
+    READY();
+    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    int rc = avg_pool_check(fn, &g, count_pad);
+    if (rc) return rc;
+    if (n == 0) return FST_OK;
+    NUL(!dy || !dx);
+    OWN(dy, n * c * ho * wo * 4); OWN(dx, n * c * h * w * 4);
+    BAD(overlap(dx, n * c * h * w * 4, dy, n * c * ho * wo * 4));   /* overlap */
+    fst_k_avg_pool_bwd_args a = { dy, dx, g, count_pad };
+    return launch(FST_K_avg_pool_bwd, n * c * h * w, &a);
+}
+
+int fst_cuda_bn_eval_backward(const float *dy, const float *x, const float *gamma, const float *rmean, const float *rvar, int64_t n,
+                              int64_t c, int64_t hw, double eps, float *dx, float *dgamma, float *dbeta, double *work) {
+    READY();
+    BAD(n <= 0 || c <= 0 || hw <= 0);
+    NUL(!dy || !x || !rmean || !rvar || !dx || !dgamma || !dbeta || !work);
+    const int64_t total = n * c * hw, parts = fst_cuda_bn_parts(c, n * hw);
+    OWN(dy, total * 4); OWN(x, total * 4); OWN(dx, total * 4);
+    OWN(rmean, c * 4); OWN(rvar, c * 4); OWN(dgamma, c * 4); OWN(dbeta, c * 4); OWN(work, FST_BN_WORK(c, parts, 2) * 8);
+    if (gamma) OWN(gamma, c * 4);
+    /* fresh outputs: dx is written after the sums read dy and x, but an aliased dx would still be a caller's mistake */
+    BAD(overlap(dx, total * 4, dy, total * 4) || overlap(dx, total * 4, x, total * 4) || overlap(dgamma, c * 4, dbeta, c * 4));   /* overlap */
+    fst_k_bn_eval_bwd_args a = { dy, x, gamma, rmean, rvar, n, c, hw, eps, dx, dgamma, dbeta, work, parts };
+    int rc = launch(FST_K_bn_eval_bwd_part, c * parts, &a);
+    if (!rc) rc = bn_fold(work, c, parts, 2);
+    if (!rc) rc = launch(FST_K_bn_eval_bwd_stats, c, &a);
+    return rc ? rc : launch(FST_K_bn_eval_bwd_apply, total, &a);
+}
+
+int fst_cuda_nonfinite(int rank, const int64_t *shape, const void *x, const int64_t *sx, int f64, int32_t *flags) {
+    READY();
+    BAD(f64 != 0 && f64 != 1);
+    NUL(rank > 0 && !sx);
+    fst_k_nonfinite_args k;
+    memset(&k, 0, sizeof k);
+    int64_t n, ex;
+    LAYOUT(rank, shape, sx, k.shape, k.sx, &n, &ex);
+    NUL(!flags || (n > 0 && !x));
+    /* about 256 elements per part, at most FST_NONFINITE_PARTS parts (one thread then reads their flags) */
+    int64_t parts = (n + FST_PARTS - 1) / FST_PARTS;
+    if (parts < 1) parts = 1;
+    if (parts > FST_NONFINITE_PARTS) parts = FST_NONFINITE_PARTS;
+    OWN(flags, (1 + parts) * 4);
+    if (n > 0) OWN(x, ex * (f64 ? 8 : 4));
+    BAD(n > 0 && overlap(flags, (1 + parts) * 4, x, ex * (f64 ? 8 : 4)));   /* overlap */
+    k.x = x; k.n = n; k.parts = parts; k.f64 = f64; k.flags = flags; k.rank = coalesce(rank, k.shape, k.sx, NULL);
+    int rc = launch(FST_K_nonfinite_part, parts, &k);
+    return rc ? rc : launch(FST_K_nonfinite_any, 1, &k);
+}
+
+/* Whether no two elements of [shape] under strides st share an address: taken by ascending stride, each stride is at
+ * least the extent of the dimensions before it. Sufficient, not necessary: a layout it cannot prove disjoint (an
+ * asStrided view whose rows overlap, or interleaved strides) is written serially. */
+static int disjoint(int rank, const int64_t *shape, const int64_t *st) {
+    int64_t s[FST_MAXRANK], e[FST_MAXRANK];
+    int m = 0;
+    for (int d = 0; d < rank; d++) {
+        if (shape[d] <= 1) continue;
+        int j = m++;
+        while (j > 0 && s[j - 1] > st[d]) { s[j] = s[j - 1]; e[j] = e[j - 1]; j--; }
+        s[j] = st[d]; e[j] = shape[d];
+    }
+    int64_t extent = 1;   /* one past the largest offset of the dimensions taken so far */
+    for (int j = 0; j < m; j++) {
+        if (s[j] < extent) return 0;
+        extent += (e[j] - 1) * s[j];
+    }
+    return 1;
+}
+
+int fst_cuda_strided_write(int rank, const int64_t *shape, const void *x, const int64_t *sx, int xf64, void *y, const int64_t *sy,
+                           int yf64, int fill, double s) {
+    READY();
+    BAD((xf64 != 0 && xf64 != 1) || (yf64 != 0 && yf64 != 1) || (fill != 0 && fill != 1));
+    NUL(rank > 0 && (!sy || (!fill && !sx)));
+    fst_k_strided_write_args k;
+    memset(&k, 0, sizeof k);
+    int64_t n, ex = 0, ey;
+    LAYOUT(rank, shape, sy, k.shape, k.sy, &n, &ey);
+    if (!fill) LAYOUT(rank, shape, sx, NULL, k.sx, &n, &ex);
+    if (n == 0) return FST_OK;
+    NUL(!y || (!fill && !x));
+    const int xb = xf64 ? 8 : 4, yb = yf64 ? 8 : 4;
+    OWN(y, ey * yb);
+    if (!fill) OWN(x, ex * xb);
+    BAD(!fill && overlap(y, ey * yb, x, ex * xb));   /* overlap (the caller copies a source that shares memory with y first) */
+    k.serial = !disjoint(rank, k.shape, k.sy);
+    k.rank = fill ? coalesce(rank, k.shape, k.sy, NULL) : coalesce(rank, k.shape, k.sx, k.sy);
+    k.x = fill ? NULL : x; k.y = y; k.n = n; k.s = s; k.fill = fill; k.xf64 = xf64; k.yf64 = yf64;
+    return launch_op(FST_K_strided_write, k.serial ? 1 : n, &k, fill ? "fill_strided" : k.serial ? "write_serial" : "write_strided");
+}
+/* ======================= end of cuda-gaps ======================= */
+
 /* ======================= cross-entropy ======================= */
 
 int fst_cuda_xent(const float *logits, const int32_t *labels, int64_t n, int64_t c, double smoothing, double grad_scale,

@@ -332,6 +332,26 @@ FST_API int fst_cuda_sumsq_parts(const float *x, int64_t n, double *parts);
 /* x *= s over n contiguous floats on the device. */
 FST_API int fst_cuda_scale(float *x, int64_t n, float s);
 
+/* ---- cuda-gaps: ops that ran only on the CPU before (float32 unless said; fst4j_kargs.h's cuda-gaps block says how each
+ * kernel works) ---- */
+/* Pool.avgPool2d of contiguous NCHW x into y [n, c, ho, wo] (count_pad 1: divisor kh*kw; 0: the window's part inside the
+ * input), and its backward: dx [n, c, h, w] (overwritten) from dy [n, c, ho, wo]. The CPU's bits. */
+FST_API int fst_cuda_avg_pool(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
+                              int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, int count_pad, float *y);
+FST_API int fst_cuda_avg_pool_bwd(const float *dy, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
+                                  int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, int count_pad, float *dx);
+/* Norm.batchNorm2dEvalBackward on contiguous NCHW dy, x: dx = dy gamma / sqrt(rvar + eps), dgamma = sum dy (x - rmean) /
+ * sqrt(rvar + eps), dbeta = sum dy per channel (gamma NULL: 1); work: device scratch of fst_cuda_bn_work(c, n * hw, 1) doubles. */
+FST_API int fst_cuda_bn_eval_backward(const float *dy, const float *x, const float *gamma, const float *rmean, const float *rvar,
+                                      int64_t n, int64_t c, int64_t hw, double eps, float *dx, float *dgamma, float *dbeta, double *work);
+/* flags[0] (device int32) = 1 if an element of x ([shape] under strides sx; float64 where f64) is NaN or infinite, else 0;
+ * flags: device scratch of 1 + FST_NONFINITE_PARTS int32. */
+FST_API int fst_cuda_nonfinite(int rank, const int64_t *shape, const void *x, const int64_t *sx, int f64, int32_t *flags);
+/* y ([shape] under strides sy, float64 where yf64) = x ([shape] under sx, float64 where xf64) converted, or = s (fill != 0, x
+ * unused). x must not overlap y; a y whose elements may share addresses is written serially in row-major order. */
+FST_API int fst_cuda_strided_write(int rank, const int64_t *shape, const void *x, const int64_t *sx, int xf64, void *y,
+                                   const int64_t *sy, int yf64, int fill, double s);
+
 #ifdef __cplusplus
 }
 #endif

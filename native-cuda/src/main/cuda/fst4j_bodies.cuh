@@ -1378,6 +1378,152 @@ FST_HD void k_splitk_sum(i64 i, const fst_k_splitk_args &a) {
     *d = v;
 }
 
+/* ======================= cuda-gaps: average pool, eval-mode batch norm backward, non-finite check, strided writes =======================
+ * (fst4j_kargs.h's cuda-gaps block; kept together so that other additions to this file merge around them) */
+
+/* The window of output (oh, ow) clipped to the input, as Pool.avgPool2d computes it: rows [h0, h1), columns [w0, w1) */
+FST_HD void avg_window(const fst_geom &g, i64 oh, i64 ow, i64 &h0, i64 &h1, i64 &w0, i64 &w1) {
+    const i64 hs = oh * g.sh - g.ph, ws = ow * g.sw - g.pw;
+    h0 = hs > 0 ? hs : 0; h1 = hs + g.kh < g.h ? hs + g.kh : g.h;
+    w0 = ws > 0 ? ws : 0; w1 = ws + g.kw < g.w ? ws + g.kw : g.w;
+}
+/* Pool.avgPool2d's divisor: kh*kw with count_pad, else the window's part inside the input (at least 1; the CPU's int
+ * product, so a window wholly in the padding counts as it does there) */
+FST_HD double avg_divisor(const fst_geom &g, int count_pad, i64 h0, i64 h1, i64 w0, i64 w1) {
+    if (count_pad) return (double)(g.kh * g.kw);
+    const i64 area = (h1 - h0) * (w1 - w0);
+    return (double)(area > 1 ? area : 1);
+}
+
+FST_HD void k_avg_pool(i64 i, const fst_k_avg_pool_args &a) {
+    const fst_geom &g = a.g;
+    if (i >= g.n * g.c * g.ho * g.wo) return;
+    const i64 ow = i % g.wo, oh = (i / g.wo) % g.ho, p = i / (g.wo * g.ho);
+    i64 h0, h1, w0, w1;
+    avg_window(g, oh, ow, h0, h1, w0, w1);
+    const float *x = a.x + p * g.h * g.w;
+    double s = 0;
+    for (i64 ih = h0; ih < h1; ih++)
+        for (i64 iw = w0; iw < w1; iw++) s += x[ih * g.w + iw];
+    a.y[i] = (float)(s / avg_divisor(g, a.count_pad, h0, h1, w0, w1));
+}
+
+/* Gather form of the CPU's scatter: the outputs whose window covers (ih, iw) are those with start <= ih < start + kh
+ * (start = oh sh - ph), visited in output order, each adding dy / divisor (double) to the float accumulator. */
+FST_HD void k_avg_pool_bwd(i64 i, const fst_k_avg_pool_bwd_args &a) {
+    const fst_geom &g = a.g;
+    if (i >= g.n * g.c * g.h * g.w) return;
+    const i64 iw = i % g.w, ih = (i / g.w) % g.h, p = i / (g.w * g.h);
+    const i64 rh = ih + g.ph - g.kh + 1, rw = iw + g.pw - g.kw + 1;   /* the first start that still covers the element */
+    const i64 oh0 = rh <= 0 ? 0 : (rh + g.sh - 1) / g.sh, ow0 = rw <= 0 ? 0 : (rw + g.sw - 1) / g.sw;
+    const i64 oh1 = (ih + g.ph) / g.sh < g.ho - 1 ? (ih + g.ph) / g.sh : g.ho - 1;
+    const i64 ow1 = (iw + g.pw) / g.sw < g.wo - 1 ? (iw + g.pw) / g.sw : g.wo - 1;
+    const float *dy = a.dy + p * g.ho * g.wo;
+    float acc = 0.0f;
+    for (i64 oh = oh0; oh <= oh1; oh++)
+        for (i64 ow = ow0; ow <= ow1; ow++) {
+            i64 h0, h1, w0, w1;
+            avg_window(g, oh, ow, h0, h1, w0, w1);
+            acc = (float)((double)acc + (double)dy[oh * g.wo + ow] / avg_divisor(g, a.count_pad, h0, h1, w0, w1));
+        }
+    a.dx[i] = acc;
+}
+
+/* 1 / sqrt(running variance + eps) of channel ch, in double as Norm.batchNorm2dEvalBackward computes it */
+FST_HD double bn_eval_is(const fst_k_bn_eval_bwd_args &a, i64 ch) { return 1.0 / sqrt((double)a.rvar[ch] + a.eps); }
+
+/* partial sums of dy and dy (x - rmean) is: bn_bwd_part_v's walk and order (no fused ReLU) */
+FST_HD void k_bn_eval_bwd_part(i64 i, const fst_k_bn_eval_bwd_args &a) {
+    if (i >= a.c * a.parts) return;
+    const i64 ch = i / a.parts;
+    const double mu = a.rmean[ch], is = bn_eval_is(a, ch);
+    double sdy = 0, sdyx = 0;
+    i64 at[BN_BATCH];
+    float gv[BN_BATCH], xv[BN_BATCH];
+    for (chan_walk q = bn_walk<1>(i, a.parts, ch, a.n, a.c, a.hw); q.more();) {
+        const int k = q.batch<BN_BATCH>(at);
+        FST_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) { gv[j] = LDG(a.dy + at[j]); xv[j] = LDG(a.x + at[j]); }
+        FST_UNROLL for (int j = 0; j < BN_BATCH; j++) if (j < k) {
+            const double g = gv[j];
+            sdy += g;
+            sdyx += g * (xv[j] - mu) * is;
+        }
+    }
+    a.work[3 * a.c + i] = sdy;
+    a.work[3 * a.c + a.c * a.parts + i] = sdyx;
+}
+
+FST_HD void k_bn_eval_bwd_stats(i64 ch, const fst_k_bn_eval_bwd_args &a) {
+    if (ch >= a.c) return;
+    a.dbeta[ch] = (float)bn_total(a.work, a.c, a.parts, 2, ch);
+    a.dgamma[ch] = (float)bn_total(a.work, a.c, a.parts, 2, a.c + ch);
+}
+
+FST_HD void k_bn_eval_bwd_apply(i64 i, const fst_k_bn_eval_bwd_args &a) {
+    const i64 total = a.n * a.c * a.hw;
+    if (i >= total) return;
+    const i64 ch = chan_of(i, total, a.c, a.hw);
+    const double gm = a.gamma ? (double)a.gamma[ch] : 1.0;
+    a.dx[i] = (float)((double)a.dy[i] * gm * bn_eval_is(a, ch));   /* the CPU's g * gm * is, in that order */
+}
+
+FST_HD uint64_t d2u(double d) {
+#ifdef __CUDA_ARCH__
+    return (uint64_t)__double_as_longlong(d);
+#else
+    uint64_t u; memcpy(&u, &d, 8); return u;
+#endif
+}
+
+/* NaN or an infinity: every exponent bit set (a bit test, the same under any floating-point mode) */
+FST_HD int nonfinite_at(const fst_k_nonfinite_args &a, i64 e) {
+    i64 o, unused;
+    offsets2(e, a.n, a.rank, a.shape, a.sx, a.sx, o, unused);
+    if (a.f64) return (d2u(((const double *)a.x)[o]) & 0x7ff0000000000000ull) == 0x7ff0000000000000ull;
+    return (f2u(((const float *)a.x)[o]) & 0x7f800000u) == 0x7f800000u;
+}
+
+FST_HD void k_nonfinite_part(i64 p, const fst_k_nonfinite_args &a) {
+    if (p >= a.parts) return;
+    int32_t f = 0;
+    for (i64 e = p; e < a.n && !f; e += a.parts) f = nonfinite_at(a, e);
+    a.flags[1 + p] = f;
+}
+
+FST_HD void k_nonfinite_any(i64 i, const fst_k_nonfinite_args &a) {
+    if (i != 0) return;
+    int32_t f = 0;
+    for (i64 p = 0; p < a.parts && !f; p++) f = a.flags[1 + p];
+    a.flags[0] = f;
+}
+
+/* element e (row-major) of a strided write: the same type copies the bits, float64 -> float32 rounds to nearest (Java's
+ * (float) cast), float32 -> float64 is exact, a fill stores s in y's type */
+FST_HD void strided_write_one(const fst_k_strided_write_args &a, i64 e) {
+    i64 ox = 0, oy;
+    if (a.fill) offsets2(e, a.n, a.rank, a.shape, a.sy, a.sy, oy, ox);
+    else offsets2(e, a.n, a.rank, a.shape, a.sx, a.sy, ox, oy);
+    if (a.yf64) {
+        if (a.fill) ((double *)a.y)[oy] = a.s;
+        else if (a.xf64) ((uint64_t *)a.y)[oy] = ((const uint64_t *)a.x)[ox];
+        else ((double *)a.y)[oy] = (double)((const float *)a.x)[ox];
+    } else {
+        if (a.fill) ((float *)a.y)[oy] = (float)a.s;
+        else if (a.xf64) ((float *)a.y)[oy] = (float)((const double *)a.x)[ox];
+        else ((u32 *)a.y)[oy] = ((const u32 *)a.x)[ox];
+    }
+}
+
+FST_HD void k_strided_write(i64 i, const fst_k_strided_write_args &a) {
+    if (a.serial) {   /* y's elements may share addresses: one thread, row-major order, the last write wins */
+        if (i == 0) for (i64 e = 0; e < a.n; e++) strided_write_one(a, e);
+        return;
+    }
+    if (i >= a.n) return;
+    strided_write_one(a, i);
+}
+/* ======================= end of cuda-gaps ======================= */
+
 /* ======================= block-level kernels (FST_BLOCK_KERNELS in fst4j_kargs.h) =======================
  * kb_<name>(FstCtx &c, args) is one thread's work in a block that cooperates: c.tid() is its index in the block,
  * c.block() the block's, c.smem the block's shared memory (the size the list gives), c.sync() a barrier every thread of

@@ -182,6 +182,38 @@ typedef struct { float *w; const float *g; float *m, *v, *vmax; int64_t n; float
 typedef struct { const float *x; int64_t n; double *parts; } fst_k_sumsq_args;
 typedef struct { float *x; int64_t n; float s; } fst_k_scale_args;
 
+/* ==== CPU-only ops brought to the device (branch cuda-gaps): average pool, eval-mode batch norm backward, the non-finite
+ * check, strided and converting writes. Kept together so that other additions to this file merge around them. ==== */
+/* avg_pool: y [n, c, ho, wo] = Pool.avgPool2d of contiguous NCHW x, one thread per output: the window's sum in double in
+ * row-major order over its part inside the input, divided by kh*kw (count_pad) or by that part's size (at least 1), rounded
+ * once. avg_pool_bwd: dx (contiguous NCHW, overwritten) gathers for each element the windows covering it in output order,
+ * adding dy / divisor (double) to a float accumulator: the CPU's scatter (dx[t] = (float)(dx[t] + g)) bit for bit. */
+typedef struct { const float *x; float *y; fst_geom g; int count_pad; } fst_k_avg_pool_args;
+typedef struct { const float *dy; float *dx; fst_geom g; int count_pad; } fst_k_avg_pool_bwd_args;
+/* Eval-mode batch norm backward (Norm.batchNorm2dEvalBackward: the running statistics are constants), is = 1 / sqrt(rvar +
+ * eps) per channel in double: bn_eval_bwd_part's `parts` partial sums per channel of dy and of dy (x - rmean) is into work +
+ * 3c (fst_k_bn_bwd_args' layout, bn_fold's rows 2), bn_eval_bwd_stats dgamma and dbeta, bn_eval_bwd_apply dx = dy gamma is
+ * (double, rounded once) per element. gamma NULL: 1. */
+typedef struct { const float *dy, *x, *gamma, *rmean, *rvar; int64_t n, c, hw; double eps; float *dx, *dgamma, *dbeta;
+                 double *work; int64_t parts; } fst_k_bn_eval_bwd_args;
+/* Elementwise.hasNonFinite: nonfinite_part's `parts` threads, thread p looking at the elements p, p + parts, ... of x (any
+ * strides; float32, or float64 where f64) and writing flags[1 + p] = 1 if one is NaN or infinite, else 0; then
+ * nonfinite_any's one thread flags[0] = whether any flag is set. At most FST_NONFINITE_PARTS parts. */
+#define FST_NONFINITE_PARTS 4096
+typedef struct { const void *x; int64_t n, parts; int rank, f64; int64_t shape[FST_MAXRANK], sx[FST_MAXRANK]; int32_t *flags; } fst_k_nonfinite_args;
+/* strided_write: y (any strides) = x (any strides), converted from x's type to y's (float32, or float64 where xf64 / yf64;
+ * the same type: the bits), or = s (fill: x unused), as Tensor.copyFrom / fill write a view. One thread per element where
+ * no two elements of y share an address; serial (the launcher could not rule that out): thread 0 writes every element in
+ * row-major order, so the last write wins as in the CPU's loop. */
+typedef struct { const void *x; void *y; int64_t n; double s; int rank, fill, xf64, yf64, serial;
+                 int64_t shape[FST_MAXRANK], sx[FST_MAXRANK], sy[FST_MAXRANK]; } fst_k_strided_write_args;
+#define FST_KERNELS_GAPS(X)                                                                                  \
+    X(avg_pool, fst_k_avg_pool_args) X(avg_pool_bwd, fst_k_avg_pool_bwd_args)                                \
+    X(bn_eval_bwd_part, fst_k_bn_eval_bwd_args) X(bn_eval_bwd_stats, fst_k_bn_eval_bwd_args)                \
+    X(bn_eval_bwd_apply, fst_k_bn_eval_bwd_args) X(nonfinite_part, fst_k_nonfinite_args)                    \
+    X(nonfinite_any, fst_k_nonfinite_args) X(strided_write, fst_k_strided_write_args)
+/* ==== end of cuda-gaps ==== */
+
 /* ---- block-level kernels (FST_BLOCK_KERNELS): bodies kb_<name>(FstCtx &, args) that cooperate within a block
  * through shared memory, barriers, warp shuffles and tensor-core mma (fst4j_bodies.cuh); the emulator runs each
  * thread as a fiber and switches at every barrier and warp operation (cuda_emu.cc) ---- */
@@ -289,6 +321,7 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(f32_to_bf16, fst_k_f2bf_args) X(binary, fst_k_binary_args) X(unary, fst_k_unary_args)              \
     X(sum_part, fst_k_sum_args) X(sum, fst_k_sum_args) X(maxpool, fst_k_maxpool_args) X(maxpool_bwd, fst_k_maxpool_bwd_args)         \
     X(adaptive_avg, fst_k_adaptive_avg_args) X(adaptive_avg_bwd, fst_k_adaptive_avg_bwd_args)            \
+    FST_KERNELS_GAPS(X)                                                                                  \
     X(bn_part_sum, fst_k_bn_train_args) X(bn_mean, fst_k_bn_train_args) X(bn_part_sq, fst_k_bn_train_args) \
     X(bn_stats, fst_k_bn_train_args) X(bn_apply, fst_k_bn_train_args)                                    \
     X(bn_bwd_part, fst_k_bn_bwd_args) X(bn_bwd_stats, fst_k_bn_bwd_args) X(bn_bwd_apply, fst_k_bn_bwd_args) \

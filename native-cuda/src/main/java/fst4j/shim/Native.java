@@ -1436,6 +1436,88 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_gemm");
     }
 
+    // ---- cuda-gaps: average pool, eval-mode batch norm backward, the non-finite check and strided writes on the device
+    // (cuda_ops.c's cuda-gaps block); bound on first use. Kept together so that other additions here merge around them. ----
+
+    private static final class CudaGapHandles {
+        static final MethodHandle AVG_POOL, AVG_POOL_BWD, BN_EVAL_BWD, NONFINITE, STRIDED_WRITE;
+        static {
+            SymbolLookup lib = CudaHandles.LIB;
+            AVG_POOL = bind(lib, "fst_cuda_avg_pool", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS), false);
+            AVG_POOL_BWD = bind(lib, "fst_cuda_avg_pool_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS), false);
+            BN_EVAL_BWD = bind(lib, "fst_cuda_bn_eval_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+            NONFINITE = bind(lib, "fst_cuda_nonfinite", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS), false);
+            STRIDED_WRITE = bind(lib, "fst_cuda_strided_write", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS,
+                    ADDRESS, JAVA_INT, JAVA_INT, JAVA_DOUBLE), false);
+        }
+    }
+
+    /** int32 flags {@link #cudaNonFinite} needs: one answer and FST_NONFINITE_PARTS partial ones (fst4j_kargs.h). */
+    public static final int CUDA_NONFINITE_FLAGS = 1 + 4096;
+
+    /** Pool.avgPool2d on the device: contiguous NCHW x into y [n, c, ho, wo]; countPad: divisor kh*kw, else the window's part inside x. */
+    public static void cudaAvgPool(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                   long ho, long wo, boolean countPad, MemorySegment y) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaGapHandles.AVG_POOL.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, countPad ? 1 : 0, y); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_avg_pool");
+    }
+
+    /** The backward of {@link #cudaAvgPool}: dx [n, c, h, w] (overwritten) from contiguous dy [n, c, ho, wo]. */
+    public static void cudaAvgPoolBackward(MemorySegment dy, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                           long ho, long wo, boolean countPad, MemorySegment dx) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaGapHandles.AVG_POOL_BWD.invokeExact(dy, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, countPad ? 1 : 0, dx); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_avg_pool_bwd");
+    }
+
+    /**
+     * Norm.batchNorm2dEvalBackward on the device (contiguous dy, x; gamma may be NULL); work: device scratch of
+     * {@link #cudaBnWork}(c, n hw, true) doubles.
+     */
+    public static void cudaBnEvalBackward(MemorySegment dy, MemorySegment x, MemorySegment gamma, MemorySegment runningMean, MemorySegment runningVar,
+                                          long n, long c, long hw, double eps, MemorySegment dx, MemorySegment dgamma, MemorySegment dbeta,
+                                          MemorySegment work) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaGapHandles.BN_EVAL_BWD.invokeExact(dy, x, gamma, runningMean, runningVar, n, c, hw, eps, dx, dgamma, dbeta, work); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_bn_eval_backward");
+    }
+
+    /** flags[0] (device int32) = whether x ([shape] under strides sx; float64 where f64) holds a NaN or an infinity. */
+    public static void cudaNonFinite(long[] shape, MemorySegment x, long[] sx, boolean f64, MemorySegment flags) {
+        cudaEnsure();
+        int rc;
+        try (Arena ar = Arena.ofConfined()) {
+            rc = (int) CudaGapHandles.NONFINITE.invokeExact(shape.length, longs(ar, shape), x, longs(ar, sx), f64 ? 1 : 0, flags);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_nonfinite");
+    }
+
+    /**
+     * y ([shape] under strides sy; float64 where yF64) = x ([shape] under sx; float64 where xF64) converted, or the value s
+     * where fill (x and sx unused, may be NULL / null). x must not overlap y.
+     */
+    public static void cudaStridedWrite(long[] shape, MemorySegment x, long[] sx, boolean xF64, MemorySegment y, long[] sy, boolean yF64,
+                                        boolean fill, double s) {
+        cudaEnsure();
+        int rc;
+        try (Arena ar = Arena.ofConfined()) {
+            MemorySegment xs = sx == null ? MemorySegment.NULL : longs(ar, sx);   // a local: invokeExact needs exact static types
+            rc = (int) CudaGapHandles.STRIDED_WRITE.invokeExact(shape.length, longs(ar, shape), x, xs, xF64 ? 1 : 0, y, longs(ar, sy), yF64 ? 1 : 0,
+                    fill ? 1 : 0, s);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_strided_write");
+    }
+
     // ---- AdamW and gradient clipping on the device (cuda_ops.c); bound on first use ----
 
     private static final class CudaOptimHandles {

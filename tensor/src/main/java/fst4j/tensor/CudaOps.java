@@ -66,10 +66,6 @@ public final class CudaOps {
                 + "(add, mul, relu, ...) or copy to the host with to(Device.CPU)");
     }
 
-    private static UnsupportedOperationException notYet(String what) {
-        return new UnsupportedOperationException(what + " is not supported on CUDA yet");
-    }
-
     /**
      * A raw device scratch block from the caching allocator (int32 indices and labels, double work arrays, bf16 GEMM
      * operands); a borrowed one (owned false: another holder's block, see {@link #byChannel}) is not released by close.
@@ -81,16 +77,18 @@ public final class CudaOps {
 
     // ---------------------------------------------------------------- memory
 
-    /** Zeroes every byte of a contiguous CUDA tensor (any dtype). */
+    /** Zeroes every element of a CUDA tensor: its bytes where it is contiguous, else through the strided fill (+0.0). */
     static void zero(Tensor t) {
-        if (!t.isContiguous()) throw notYet("zeroing a non-contiguous CUDA view");
+        if (!t.isContiguous()) { CudaWrites.fill(t, 0); return; }
         Cuda.memset(ptr(t), 0, t.numel() * t.dtype.bytes);
     }
 
+    /** Tensor.fill on CUDA: float32 or float64, any layout (a strided view through {@link CudaWrites#fill}). */
     static void fill(Tensor t, double v) {
-        require("fill", t);
-        if (!t.isContiguous()) throw notYet("fill of a non-contiguous CUDA view");
-        Native.cudaUnary(FILL, v, longs(t.shape), MemorySegment.NULL, null, ptr(t));
+        t.check();
+        if (t.storage.device != Device.CUDA) throw mismatch("fill", t);
+        if (t.dtype == DType.F32 && t.isContiguous()) Native.cudaUnary(FILL, v, longs(t.shape), MemorySegment.NULL, null, ptr(t));
+        else CudaWrites.fill(t, v);
     }
 
     /** dst.copyFrom(src) when either is on CUDA: host -> device, device -> host, device -> device (src broadcast). */
@@ -100,8 +98,12 @@ public final class CudaOps {
             if (dst.storage.device == Device.CUDA && s.storage.device == Device.CUDA) {
                 deviceCopy(dst, s);
             } else if (dst.storage.device == Device.CUDA) {            // host -> device
-                if (!dst.isContiguous()) throw notYet("copying into a non-contiguous CUDA view");
-                if (s.dtype == dst.dtype && s.isContiguous()) {
+                if (!dst.isContiguous()) {   // up into a contiguous block, then the strided write on the device
+                    try (Tensor up = Tensor.empty(Device.CUDA, dst.dtype, dst.shape)) {
+                        copyInto(up, s);
+                        CudaWrites.copy(dst, up);
+                    }
+                } else if (s.dtype == dst.dtype && s.isContiguous()) {
                     Cuda.copyToDevice(ptr(dst), s.data(), bytes);
                 } else {
                     try (Tensor h = Tensor.empty(dst.dtype, dst.shape)) {
@@ -124,15 +126,17 @@ public final class CudaOps {
         }
     }
 
+    /** dst = s on the device (s of dst's shape, not sharing its memory): a memcpy, the 4-wide gathering copy, or a strided write. */
     private static void deviceCopy(Tensor dst, Tensor s) {
-        if (!dst.isContiguous()) throw notYet("copying into a non-contiguous CUDA view");
-        if (s.dtype == dst.dtype && s.isContiguous()) {
+        if (dst.isContiguous() && s.dtype == dst.dtype && s.isContiguous()) {
             Cuda.copyOnDevice(ptr(dst), ptr(s), dst.numel() * dst.dtype.bytes);
-            return;
+        } else if (dst.isContiguous() && s.dtype == DType.F32 && dst.dtype == DType.F32
+                && Layout.of(dst.shape, s.strides).shape().length <= CudaWrites.MAX_RANK) {
+            Layout l = Layout.of(dst.shape, s.strides);
+            Native.cudaUnary(COPY, 0, l.shape(), ptr(s), l.strides()[0], ptr(dst));
+        } else {   // into a strided view, between float32 and float64, or of more dimensions than the copy kernel takes
+            CudaWrites.copy(dst, s);
         }
-        if (s.dtype != DType.F32 || dst.dtype != DType.F32) throw notYet("a strided or converting copy of " + s.dtype + " to " + dst.dtype);
-        Layout l = Layout.of(dst.shape, s.strides);
-        Native.cudaUnary(COPY, 0, l.shape(), ptr(s), l.strides()[0], ptr(dst));
     }
 
     // ---------------------------------------------------------------- elementwise
@@ -1041,25 +1045,26 @@ public final class CudaOps {
                                            boolean relu) {
         String op = "batchNorm2dTrain";
         require(op, x, gamma, beta, runningMean, runningVar);
-        // the running statistics are updated in place: they must be the tensors themselves, not copies
-        if ((runningMean != null && !runningMean.isContiguous()) || (runningVar != null && !runningVar.isContiguous()))
-            throw notYet(op + " with non-contiguous running statistics");
         if (runningMean != null) runningMean.markModified();   // updated by the kernel
         if (runningVar != null) runningVar.markModified();
         int n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3];
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, x.shape);
         Tensor mean = Tensor.empty(Device.CUDA, DType.F32, c), invStd = Tensor.empty(Device.CUDA, DType.F32, c);
         if (c == 0) return new Norm.BatchNorm(out, mean, invStd);   // no channels (the kernels refuse C = 0): empty, as on the CPU
-        Tensor xc = null, g = null, b = null;
+        Tensor xc = null, g = null, b = null, rm = null, rv = null;
         try (Block work = Block.of(8L * Native.cudaBnWork(c, (long) n * hw, false))) {
             xc = x.contiguous(); g = vec(gamma); b = vec(beta);
-            Native.cudaBnTrain(ptr(xc), ptrOrNull(g), ptrOrNull(b), ptrOrNull(runningMean), ptrOrNull(runningVar), n, c, hw, momentum, eps,
+            // the running statistics are updated in place: a strided view is updated in a contiguous copy, written back below
+            rm = vec(runningMean); rv = vec(runningVar);
+            Native.cudaBnTrain(ptr(xc), ptrOrNull(g), ptrOrNull(b), ptrOrNull(rm), ptrOrNull(rv), n, c, hw, momentum, eps,
                     ptr(out), ptr(mean), ptr(invStd), work.ptr(), relu);
+            if (rm != null && rm.storage != runningMean.storage) CudaWrites.copy(runningMean, rm);
+            if (rv != null && rv.storage != runningVar.storage) CudaWrites.copy(runningVar, rv);
         } catch (RuntimeException e) {
             closeAll(out, mean, invStd);
             throw e;
         } finally {
-            closeAll(xc, g, b);
+            closeAll(xc, g, b, rm, rv);
         }
         return new Norm.BatchNorm(out, mean, invStd);
     }
@@ -1109,6 +1114,91 @@ public final class CudaOps {
             closeAll(xc, dyc, g, mu, is, rc);
         }
         return new Norm.BatchNormGrads(dx, dgamma, dbeta);
+    }
+
+    // ---------------------------------------------------------------- cuda-gaps: average pool, eval-mode batch norm
+    // backward, the non-finite check (the strided writes are CudaWrites); ops that ran only on the CPU before
+
+    /** Pool.avgPool2d on CUDA (Pool checked the geometry): the CPU's sums and divisors, bit for bit. */
+    static Tensor avgPool2d(Tensor x, Conv.Geom g, boolean countIncludePad) {
+        require("avgPool2d", x);
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, g.n(), g.c(), g.ho(), g.wo());
+        try {
+            // no input values: every window sums nothing (0 / divisor, +0.0 as on the CPU); the kernels refuse C, H or W = 0
+            if (x.numel() == 0) zero(out);
+            else try (Tensor xc = x.contiguous()) {
+                Native.cudaAvgPool(ptr(xc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(),
+                        countIncludePad, ptr(out));
+            }
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    /** Pool.avgPool2dBackward on CUDA (Pool checked dy against the geometry): each dx element gathers its windows in the CPU's order. */
+    static Tensor avgPool2dBackward(Tensor dy, Conv.Geom g, boolean countIncludePad) {
+        require("avgPool2dBackward", dy);
+        Tensor dx = Tensor.empty(Device.CUDA, DType.F32, g.n(), g.c(), g.h(), g.w());
+        if (dx.numel() == 0) return dx;
+        try (Tensor dyc = dy.contiguous()) {
+            Native.cudaAvgPoolBackward(ptr(dyc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(),
+                    countIncludePad, ptr(dx));
+        } catch (RuntimeException e) {
+            dx.close();
+            throw e;
+        }
+        return dx;
+    }
+
+    /**
+     * Norm.batchNorm2dEvalBackward on CUDA (Norm checked the shapes): 1 / sqrt(runningVar + eps) per channel in double on
+     * the device, the sums per channel as the training backward's (bit for bit up to 256 values per channel, else 1e-6),
+     * dx = dy gamma / sqrt(runningVar + eps) per element bit for bit.
+     */
+    static Norm.BatchNormGrads batchNorm2dEvalBackward(Tensor dy, Tensor x, Tensor gamma, Tensor runningMean, Tensor runningVar, double eps) {
+        require("batchNorm2dEvalBackward", dy, x, gamma, runningMean, runningVar);
+        int n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3];
+        Tensor dx = Tensor.empty(Device.CUDA, DType.F32, x.shape);
+        Tensor dgamma = Tensor.empty(Device.CUDA, DType.F32, c), dbeta = Tensor.empty(Device.CUDA, DType.F32, c);
+        Tensor xc = null, dyc = null, g = null, rm = null, rv = null;
+        try {
+            if (dx.numel() == 0) {   // no values per channel (the kernels refuse it): empty sums, 0 as on the CPU
+                zero(dgamma);
+                zero(dbeta);
+            } else try (Block work = Block.of(8L * Native.cudaBnWork(c, (long) n * hw, true))) {
+                xc = x.contiguous(); dyc = dy.contiguous(); g = vec(gamma); rm = vec(runningMean); rv = vec(runningVar);
+                Native.cudaBnEvalBackward(ptr(dyc), ptr(xc), ptrOrNull(g), ptr(rm), ptr(rv), n, c, hw, eps, ptr(dx), ptr(dgamma), ptr(dbeta), work.ptr());
+            }
+        } catch (RuntimeException e) {
+            closeAll(dx, dgamma, dbeta);
+            throw e;
+        } finally {
+            closeAll(xc, dyc, g, rm, rv);
+        }
+        return new Norm.BatchNormGrads(dx, dgamma, dbeta);
+    }
+
+    /**
+     * Elementwise.hasNonFinite on CUDA: one pass over the device data (any layout, float32 or float64) and a 4-byte answer
+     * copied back, instead of the whole tensor.
+     */
+    static boolean hasNonFinite(Tensor a) {
+        a.check();
+        if (a.storage.device != Device.CUDA) throw mismatch("hasNonFinite", a);
+        if (a.dtype != DType.F32 && a.dtype != DType.F64)
+            throw new UnsupportedOperationException("hasNonFinite on CUDA supports float32 and float64, got " + a.dtype);
+        if (a.numel() == 0) return false;
+        long[][] m = CudaWrites.merge(a.shape, a.strides);
+        if (m[0].length > CudaWrites.MAX_RANK) {   // more dimensions than the kernel takes: one look per index of the first
+            for (int i = 0; i < a.shape[0]; i++) try (Tensor s = a.slice(0, i, i + 1)) { if (hasNonFinite(s)) return true; }
+            return false;
+        }
+        try (Block flags = Block.of(4L * Native.CUDA_NONFINITE_FLAGS)) {
+            Native.cudaNonFinite(m[0], ptr(a), m[1], a.dtype == DType.F64, flags.ptr());
+            return intsToHost(flags.ptr(), 1)[0] != 0;
+        }
     }
 
     // ---------------------------------------------------------------- loss

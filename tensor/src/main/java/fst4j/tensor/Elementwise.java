@@ -248,9 +248,10 @@ public final class Elementwise {
     public static Tensor addScalar(Tensor a, double s) { return a.device() != Device.CPU ? CudaOps.unary("add", CudaOps.ADD_SCALAR, s, a) : map(a, x -> x + s); }
     public static Tensor mulScalar(Tensor a, double s) { return a.device() != Device.CPU ? CudaOps.unary("mul", CudaOps.MUL_SCALAR, s, a) : map(a, x -> x * s); }
 
-    /** True if any element is NaN or infinite. */
+    /** True if any element is NaN or infinite (on CUDA one kernel looks, and only its answer is copied to the host). */
     public static boolean hasNonFinite(Tensor a) {
         a.check();
+        if (a.storage.device != Device.CPU) return CudaOps.hasNonFinite(a);
         long n = a.numel();
         for (long i = 0; i < n; i++) if (!Double.isFinite(a.getAt(a.storageIndex(i)))) return true;
         return false;

@@ -239,6 +239,8 @@ public final class Norm {
             throw new IllegalArgumentException("shape mismatch: " + op + " dy " + Shape.str(dy.shape) + " vs x " + Shape.str(x.shape));
         if (runningMean == null || runningVar == null) throw new IllegalArgumentException(op + " needs running mean and variance");
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
+        if (x.storage.device != Device.CPU || dy.storage.device != Device.CPU)
+            return CudaOps.batchNorm2dEvalBackward(dy, x, gamma, runningMean, runningVar, eps);
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
         Tensor dx = Tensor.empty(x.dtype, x.shape), dgamma = Tensor.empty(x.dtype, c), dbeta = Tensor.empty(x.dtype, c);
         try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous()) {

@@ -166,6 +166,7 @@ public final class Pool {
      */
     public static Tensor avgPool2d(Tensor x, int kh, int kw, int sh, int sw, int ph, int pw, boolean countIncludePad) {
         int[] g = geom("avgPool2d", x, kh, kw, sh, sw, ph, pw);
+        if (x.storage.device != Device.CPU) return CudaOps.avgPool2d(x, Conv.Geom.of("avgPool2d", x.shape, kh, kw, sh, sw, ph, pw), countIncludePad);
         int n = g[0], c = g[1], h = g[2], w = g[3], ho = g[4], wo = g[5];
         Tensor out = Tensor.empty(x.dtype, n, c, ho, wo);
         try (Tensor xc = x.contiguous()) {
@@ -197,6 +198,7 @@ public final class Pool {
         Conv.Geom cg = Conv.Geom.of("avgPool2dBackward", inputShape, kh, kw, sh, sw, ph, pw);
         int n = cg.n(), c = cg.c(), h = cg.h(), w = cg.w(), ho = cg.ho(), wo = cg.wo();
         checkDy("avgPool2dBackward", dy, n, c, ho, wo);
+        if (dy.storage.device != Device.CPU) return CudaOps.avgPool2dBackward(dy, cg, countIncludePad);
         Tensor dx = Tensor.zeros(dy.dtype, inputShape);
         try (Tensor dyc = dy.contiguous()) {
             long o = 0;

@@ -237,12 +237,11 @@ final class Ops {
         Slice(int axis, int start, int end, int step) { this.axis = axis; this.start = start; this.end = end; this.step = step; }
         protected Tensor forward(Tensor... x) { inShape = x[0].shape(); dtype = x[0].dtype(); return x[0].slice(axis, start, end, step); }
         protected Tensor[] backward(Tensor g) {
-            Tensor out = Tensor.zeros(dtype, inShape);
+            // on g's device (a CUDA gradient is written into its strided slice there, not built on the host and moved)
+            Tensor out = Tensor.zeros(g.device(), dtype, inShape);
             try (Tensor v = out.slice(axis, start, end, step)) { v.copyFrom(g); }
-            if (g.device() == fst4j.tensor.Device.CPU) return grads(out);
-            // built on the host (CUDA copies into no strided view) and moved to g's device: it stayed on the host, and the
-            // next node of a CUDA graph met a device mismatch
-            try (out) { return grads(out.to(g.device())); }
+            catch (RuntimeException | Error e) { out.close(); throw e; }
+            return grads(out);
         }
     }
 

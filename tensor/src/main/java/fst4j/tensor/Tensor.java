@@ -152,33 +152,18 @@ public final class Tensor implements AutoCloseable {
         }
         int[] shape = f.shape.clone();
         shape[a] = Math.toIntExact(total);
-        // CUDA copies into no strided view: there the pieces go into a buffer with the axis first (whose slices are
-        // contiguous) and come back in one strided copy
-        boolean viaAxisFirst = f.device() != Device.CPU && a > 0 && Shape.numel(java.util.Arrays.copyOf(shape, a)) > 1;
-        int[] order = new int[shape.length];
-        order[0] = a;
-        for (int d = 0, j = 1; d < shape.length; d++) if (d != a) order[j++] = d;
-        int[] inverse = new int[order.length];
-        for (int d = 0; d < order.length; d++) inverse[order[d]] = d;
-        int[] bufShape = new int[shape.length];
-        for (int d = 0; d < shape.length; d++) bufShape[d] = shape[order[d]];
-        Tensor out = empty(f.device(), type, viaAxisFirst ? bufShape : shape);
+        Tensor out = empty(f.device(), type, shape);
         try {
             int at = 0;
-            for (Tensor t : ts) {
+            for (Tensor t : ts) {   // each into its slice (a strided view past axis 0: written in place on CUDA too)
                 int n = t.shape[a];
-                try (Tensor dst = out.slice(viaAxisFirst ? 0 : a, at, at + n); Tensor src = viaAxisFirst ? t.permute(order) : t.alias()) {
-                    dst.copyFrom(src);
-                }
+                try (Tensor dst = out.slice(a, at, at + n)) { dst.copyFrom(t); }
                 at += n;
             }
-            if (!viaAxisFirst) return out;
-            try (Tensor back = out.permute(inverse)) { return back.contiguous(); }
+            return out;
         } catch (RuntimeException | Error e) {
-            if (!viaAxisFirst) out.close();
+            out.close();
             throw e;
-        } finally {
-            if (viaAxisFirst) out.close();
         }
     }
 

@@ -86,6 +86,16 @@ class CudaStridedWritesTest extends CudaTensorTestBase {
     }
 
     @Test
+    void catWritesItsPiecesIntoStridedSlicesAndPromotesAsOnTheCpu() {
+        Random r = new Random(98);
+        Tensor a = keep(randn(r, 3, 2, 5)), b = keep(keep(randn(r, 3, 4, 5)).to(DType.F64)), c = keep(randn(r, 3, 1, 5));
+        Tensor cpu = keep(Tensor.cat(1, a, b, c)), cuda = keep(Tensor.cat(1, gpu(a), gpu(b), gpu(c)));
+        assertEquals(DType.F64, cuda.dtype(), "float64 if any piece is");
+        assertSameBits(cpu, cuda, "cat of float32 and float64 pieces along axis 1");
+        assertSameBits(keep(Tensor.cat(2, a, a)), keep(Tensor.cat(2, gpu(a), gpu(a))), "cat along the last axis");
+    }
+
+    @Test
     void fillOfStridedViewsMatchesTheCpu() {
         Random r = new Random(93);
         for (DType dt : new DType[]{DType.F32, DType.F64}) {

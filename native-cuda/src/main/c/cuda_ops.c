@@ -780,6 +780,61 @@ int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float
     return launch_op(FST_K_unary, n, &k, op == FST_UN_COPY && !dense ? "copy_strided" : ops[op]);
 }
 
+/* ======================= activations (fst4j.tensor.Activation) ======================= */
+
+/* The parameters an op reads must be numbers it can use (Activation refuses the same before calling). */
+static int act_params(const char *fn, int fwd, int op, double s0, double s1) {
+    const int leaky = fwd ? op == FST_ACT_LEAKY_RELU : op == FST_ACTB_LEAKY_RELU, elu = fwd ? op == FST_ACT_ELU : op == FST_ACTB_ELU;
+    const int softplus = fwd ? op == FST_ACT_SOFTPLUS : op == FST_ACTB_SOFTPLUS;
+    const int bounds = fwd ? op == FST_ACT_CLAMP : op == FST_ACTB_CLAMP || op == FST_ACTB_HARDTANH;
+    BAD((leaky || elu) && !isfinite(s0));                       /* slope / alpha */
+    BAD(softplus && (!isfinite(s0) || s0 == 0 || isnan(s1)));  /* beta, threshold */
+    BAD(bounds && (isnan(s0) || isnan(s1)));                   /* min, max */
+    BAD(!fwd && op == FST_ACTB_HARDTANH && s0 > s1);
+    return FST_OK;
+}
+
+int fst_cuda_act(int op, double s0, double s1, int rank, const int64_t *shape, const float *x, const int64_t *sx, float *y) {
+    READY();
+    BAD(op < 0 || op >= FST_ACT_N);
+    int rc = act_params(fn, 1, op, s0, s1);
+    if (rc) return rc;
+    NUL(rank > 0 && !sx);
+    fst_k_act_args k;
+    memset(&k, 0, sizeof k);
+    int64_t n, ex = 0;
+    LAYOUT(rank, shape, sx, k.shape, k.sx, &n, &ex);
+    if (n == 0) return FST_OK;
+    NUL(!x || !y);
+    OWN(x, ex * 4); OWN(y, n * 4);
+    BAD(overlap(y, n * 4, x, ex * 4));   /* overlap: a fresh output */
+    k.x = x; k.y = y; k.n = n; k.s0 = s0; k.s1 = s1; k.op = op; k.rank = coalesce(rank, k.shape, k.sx, NULL);
+    static const char *const ops[FST_ACT_N] = { "gelu", "gelu_tanh", "silu", "mish", "leaky_relu", "elu", "softplus", "clamp" };
+    return launch_op(FST_K_act, n, &k, ops[op]);
+}
+
+int fst_cuda_act_bwd(int op, double s0, double s1, int rank, const int64_t *shape, const float *a, const int64_t *sa, const float *b,
+                     const int64_t *sb, float *out) {
+    READY();
+    BAD(op < 0 || op >= FST_ACTB_N);
+    int rc = act_params(fn, 0, op, s0, s1);
+    if (rc) return rc;
+    NUL(rank > 0 && (!sa || !sb));
+    fst_k_act_bwd_args k;
+    memset(&k, 0, sizeof k);
+    int64_t n, ea, eb;
+    LAYOUT(rank, shape, sa, k.shape, k.sa, &n, &ea);
+    LAYOUT(rank, shape, sb, NULL, k.sb, &n, &eb);
+    if (n == 0) return FST_OK;
+    NUL(!a || !b || !out);
+    OWN(a, ea * 4); OWN(b, eb * 4); OWN(out, n * 4);
+    BAD(overlap(out, n * 4, a, ea * 4) || overlap(out, n * 4, b, eb * 4));   /* overlap: a fresh output */
+    k.a = a; k.b = b; k.out = out; k.n = n; k.s0 = s0; k.s1 = s1; k.op = op; k.rank = coalesce(rank, k.shape, k.sa, k.sb);
+    static const char *const ops[FST_ACTB_N] = { "gelu_bwd", "gelu_tanh_bwd", "silu_bwd", "mish_bwd", "leaky_relu_bwd", "elu_bwd", "softplus_bwd",
+                                                 "hardtanh_bwd", "clamp_bwd", "abs_bwd", "max_share", "min_share", "mul_share" };
+    return launch_op(FST_K_act_bwd, n, &k, ops[op]);
+}
+
 /* ======================= reductions ======================= */
 
 int fst_cuda_sum(const float *x, int krank, const int64_t *kshape, const int64_t *kstride, int rrank, const int64_t *rshape,

@@ -257,6 +257,14 @@ FST_API int fst_cuda_binary_s(int op, double s, int rank, const int64_t *shape, 
  * NULL), 7 exp, 8 log, 9 sqrt, 10 pow(x, s), 11 sigmoid, 12 tanh, 13 s - x, 14 softplus(-x), 15 sigmoid(-x), 16 smooth L1
  * with beta s (finite, >= 0). From op 7 on, y must not overlap x. */
 FST_API int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float *x, const int64_t *sx, float *y);
+/* ---- activations (fst4j.tensor.Activation): y [shape] contiguous = op(x) with op FST_ACT_* (fst4j_kargs.h: gelu, gelu
+ * tanh, silu, mish, leaky relu with slope s0, elu with alpha s0, softplus with beta s0 and threshold s1, clamp to [s0, s1]);
+ * out = FST_ACTB_*(a, b), the backward formulas (a = g, b = x) and maximum / minimum's gradient shares, a and b broadcast
+ * by their strides. Parameters checked (finite slope and alpha, finite non-zero beta, no NaN bound, hardtanh's s0 <= s1);
+ * outputs overlap no input. ---- */
+FST_API int fst_cuda_act(int op, double s0, double s1, int rank, const int64_t *shape, const float *x, const int64_t *sx, float *y);
+FST_API int fst_cuda_act_bwd(int op, double s0, double s1, int rank, const int64_t *shape, const float *a, const int64_t *sa,
+                             const float *b, const int64_t *sb, float *out);
 /* out [shape] contiguous = c != 0 ? a : b, the three broadcast by their strides; out overlaps none of them. */
 FST_API int fst_cuda_where(int rank, const int64_t *shape, const float *c, const int64_t *sc, const float *a, const int64_t *sa,
                            const float *b, const int64_t *sb, float *out);

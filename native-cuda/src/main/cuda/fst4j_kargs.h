@@ -83,6 +83,27 @@ typedef struct { const float *c, *a, *b; float *out; int64_t n; int rank;
 typedef struct { const float *x; float *y; int64_t n; double s; int op, rank;
                  int64_t shape[FST_MAXRANK], sx[FST_MAXRANK]; } fst_k_unary_args;
 
+/* ---- activations (fst4j.tensor.Activation; added with GELU, SiLU, ...): k_act is an activation's forward of x (out
+ * contiguous [shape], x any strides), k_act_bwd its backward, or a part of one, from two operands broadcast by their
+ * strides (a = the incoming gradient g, b = the forward's input x, unless the op says otherwise). s0 and s1 are the
+ * op's parameters. Each op is Activation's Java formula in double, rounded once to float (as k_unary / k_binary);
+ * NaN and infinities follow those formulas, which are torch 1.13's. ---- */
+enum { FST_ACT_GELU /* x Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2 */, FST_ACT_GELU_TANH /* torch's approximate='tanh' */,
+       FST_ACT_SILU /* x / (1 + exp(-x)) */, FST_ACT_MISH /* x tanh(log1p(exp(x))) */,
+       FST_ACT_LEAKY_RELU /* s0 = slope: x > 0 ? x : x s0 */, FST_ACT_ELU /* s0 = alpha: x <= 0 ? expm1(x) s0 : x */,
+       FST_ACT_SOFTPLUS /* s0 = beta, s1 = threshold: x s0 > s1 ? x : log1p(exp(x s0)) / s0 */,
+       FST_ACT_CLAMP /* s0 = min, s1 = max: x if NaN, else min(max(x, s0), s1) (also hardtanh's forward) */, FST_ACT_N };
+enum { FST_ACTB_GELU, FST_ACTB_GELU_TANH, FST_ACTB_SILU, FST_ACTB_MISH, FST_ACTB_LEAKY_RELU, FST_ACTB_ELU, FST_ACTB_SOFTPLUS,
+       FST_ACTB_HARDTANH /* x <= s0 || x >= s1 ? 0 : g (a NaN x passes g) */, FST_ACTB_CLAMP /* x >= s0 && x <= s1 ? g : 0 */,
+       FST_ACTB_ABS /* g sgn(x), sgn(NaN) = 0 */,
+       FST_ACTB_MAX_SHARE /* a, b: the share of maximum(a, b)'s gradient a gets: a == b ? 0.5 : a < b ? 0 : 1 */,
+       FST_ACTB_MIN_SHARE /* a == b ? 0.5 : a > b ? 0 : 1 */, FST_ACTB_MUL_SHARE /* a = g, b = a share: b == 0 ? 0 : a b */,
+       FST_ACTB_N };
+typedef struct { const float *x; float *y; int64_t n; double s0, s1; int op, rank;
+                 int64_t shape[FST_MAXRANK], sx[FST_MAXRANK]; } fst_k_act_args;
+typedef struct { const float *a, *b; float *out; int64_t n; double s0, s1; int op, rank;
+                 int64_t shape[FST_MAXRANK], sa[FST_MAXRANK], sb[FST_MAXRANK]; } fst_k_act_bwd_args;
+
 /* ---- sum / mean over axes (fst4j.tensor.Reduce), in double over the reduced coordinates in row-major order (the
  * CPU's order for one output): one thread per output (work NULL), or, for long sums, sum_part's FST_PARTS partial
  * sums per output into work [nout * FST_PARTS] and sum adding them in order ---- */
@@ -319,6 +340,7 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(resprop_sum, fst_k_resprop_args) \
     X(im2col, fst_k_im2col_args) X(col2im, fst_k_col2im_args) X(im2col_at, fst_k_im2col_at_args)         \
     X(f32_to_bf16, fst_k_f2bf_args) X(binary, fst_k_binary_args) X(unary, fst_k_unary_args)              \
+    X(act, fst_k_act_args) X(act_bwd, fst_k_act_bwd_args)                                                \
     X(sum_part, fst_k_sum_args) X(sum, fst_k_sum_args) X(maxpool, fst_k_maxpool_args) X(maxpool_bwd, fst_k_maxpool_bwd_args)         \
     X(adaptive_avg, fst_k_adaptive_avg_args) X(adaptive_avg_bwd, fst_k_adaptive_avg_bwd_args)            \
     FST_KERNELS_GAPS(X)                                                                                  \

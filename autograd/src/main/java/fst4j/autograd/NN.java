@@ -128,6 +128,34 @@ public final class NN {
 
     private static Tensor close(Tensor t) { t.close(); return null; }
 
+    /**
+     * F.batch_norm on [N, C] or [N, C, L] (torch.nn.BatchNorm1d's input): statistics per channel over N (and L). The
+     * same normalisation as {@link #batchNorm2d} over [N, C, L, 1], which it runs on a reshaped view, so running
+     * statistics, momentum, eps, training and eval mode mean what they mean there (and in torch). gamma and beta may
+     * be null (affine=False), and so may both running statistics (track_running_stats=False: batch statistics always,
+     * pass training true).
+     */
+    public static Var batchNorm1d(Var x, Var gamma, Var beta, Tensor runningMean, Tensor runningVar, boolean training, double momentum, double eps) {
+        int[] s = x.shape();
+        if (s.length != 2 && s.length != 3)
+            throw new IllegalArgumentException("wrong rank: batchNorm1d needs input [N, C] or [N, C, L], got " + Shape.str(s));
+        if ((gamma == null) != (beta == null))
+            throw new IllegalArgumentException("batchNorm1d: gamma and beta are given together or not at all (affine), got only " + (gamma == null ? "beta" : "gamma"));
+        Var x4 = x.reshape(s[0], s[1], s.length == 3 ? s[2] : 1, 1);
+        Var y;
+        if (gamma != null) {
+            y = batchNorm2d(x4, gamma, beta, runningMean, runningVar, training, momentum, eps);
+        } else {
+            // no affine transform: gamma 1 and beta 0 as constants (batch norm's saved alias of gamma outlives these Vars)
+            Tensor xv = x.value();
+            try (Var one = Var.of(Tensor.empty(xv.device(), xv.dtype(), s[1]).fill(1.0));
+                 Var zero = Var.of(Tensor.zeros(xv.device(), xv.dtype(), s[1]))) {
+                y = batchNorm2d(x4, one, zero, runningMean, runningVar, training, momentum, eps);
+            }
+        }
+        return y.reshape(s);
+    }
+
     /** relu(a + b) as one function (a ResNet block's end): one pass, one tensor; the ReLU mask applies to both gradients. */
     public static Var addRelu(Var a, Var b) { return new AddRelu().apply(a, b); }
 
@@ -423,6 +451,52 @@ public final class NN {
         }
         protected Tensor[] backward(Tensor g) { return grads(log ? Loss.logSoftmaxBackward(y, g, axis) : Loss.softmaxBackward(y, g, axis)); }
     }
+
+    // ---- activations (torch.nn.functional's); formulas, NaN and infinities as torch 1.13's (fst4j.tensor.Activation) ----
+
+    /** GELU's two forms, torch's approximate='none' (x Phi(x), with erf) and approximate='tanh'. */
+    public enum GeluApproximate { NONE, TANH }
+
+    /** F.gelu: x Phi(x), Phi the standard normal CDF (the exact form, torch's default). */
+    public static Var gelu(Var x) { return gelu(x, GeluApproximate.NONE); }
+
+    /** F.gelu(x, approximate): NONE is x Phi(x); TANH is 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+    public static Var gelu(Var x, GeluApproximate approximate) {
+        return switch (approximate) {
+            case NONE -> Activations.gelu(x);
+            case TANH -> Activations.geluTanh(x);
+        };
+    }
+
+    /** F.silu (swish): x sigmoid(x). */
+    public static Var silu(Var x) { return Activations.silu(x); }
+
+    /** F.mish: x tanh(softplus(x)). */
+    public static Var mish(Var x) { return Activations.mish(x); }
+
+    /** F.leaky_relu: x where x > 0, else negativeSlope x (finite; torch's default 0.01); the gradient at 0 is the slope. */
+    public static Var leakyRelu(Var x, double negativeSlope) { return Activations.leakyRelu(x, negativeSlope); }
+
+    /** F.elu: x where x > 0, else alpha (exp(x) - 1) (alpha finite; torch's default 1). */
+    public static Var elu(Var x, double alpha) { return Activations.elu(x, alpha); }
+
+    /**
+     * F.softplus: log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (torch's defaults: beta 1, threshold
+     * 20). beta finite and non-zero, threshold not NaN.
+     */
+    public static Var softplus(Var x, double beta, double threshold) { return Activations.softplus(x, beta, threshold); }
+
+    /** F.softplus with torch's defaults (beta 1, threshold 20). */
+    public static Var softplus(Var x) { return softplus(x, 1, 20); }
+
+    /**
+     * F.hardtanh: x clamped to [min, max] (min <= max, not NaN; torch's defaults -1, 1). Its gradient is 0 at the bounds
+     * themselves and passes through a NaN, as torch's (Var.clamp's is the other way round at both).
+     */
+    public static Var hardtanh(Var x, double min, double max) { return Activations.hardtanh(x, min, max); }
+
+    /** F.relu6: hardtanh(x, 0, 6). */
+    public static Var relu6(Var x) { return hardtanh(x, 0, 6); }
 
     /**
      * Inverted dropout: zero with probability p, scale kept values by 1/(1-p). Identity when not training. The mask is

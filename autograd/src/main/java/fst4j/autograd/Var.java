@@ -322,6 +322,20 @@ public final class Var implements AutoCloseable {
     public Var relu() { return new Ops.Relu().apply(this); }
     public Var sigmoid() { return new Ops.Sigmoid().apply(this); }
     public Var tanh() { return new Ops.Tanh().apply(this); }
+    /** |x|; the gradient is g sgn(x), 0 at 0 and at NaN (torch's). */
+    public Var abs() { return Activations.abs(this); }
+    /**
+     * torch.clamp: min(max(x, min), max), NaN staying NaN; an infinite bound is none (clamp(0, +inf) is clamp_min). The
+     * gradient passes where min <= x <= max, bounds included, and is 0 for NaN. min > max gives max everywhere, as torch's.
+     */
+    public Var clamp(double min, double max) { return Activations.clamp(this, min, max); }
+    /**
+     * torch.maximum: the larger of the two (broadcast), NaN if either is. Gradient as torch 1.13's: to the larger, split
+     * in half between equal values, to both where either is NaN.
+     */
+    public Var maximum(Var o) { return new Activations.Extremum(true).apply(this, o); }
+    /** torch.minimum: the smaller of the two (broadcast), NaN if either is; the gradient as {@link #maximum}'s, to the smaller. */
+    public Var minimum(Var o) { return new Activations.Extremum(false).apply(this, o); }
     public Var matmul(Var o) { return new Ops.MatMul().apply(this, o); }
     public Var sum() { return new Ops.Sum(false).apply(this); }
     public Var sum(boolean keepDim, int... axes) { return new Ops.Sum(keepDim, axes).apply(this); }

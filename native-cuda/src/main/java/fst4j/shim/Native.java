@@ -1997,6 +1997,41 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_im2col_bf16");
     }
 
+    // ---- activations (fst4j.tensor.Activation on CUDA): op codes FST_ACT_* / FST_ACTB_* of fst4j_kargs.h, bound on first
+    // use like CudaOpHandles' ----
+
+    private static final class CudaActHandles {
+        static final MethodHandle ACT, ACT_BWD;
+        static {
+            SymbolLookup lib = CudaHandles.LIB;
+            ACT = bind(lib, "fst_cuda_act", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_DOUBLE, JAVA_DOUBLE, JAVA_INT, ADDRESS, ADDRESS, ADDRESS,
+                    ADDRESS), false);
+            ACT_BWD = bind(lib, "fst_cuda_act_bwd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_DOUBLE, JAVA_DOUBLE, JAVA_INT, ADDRESS, ADDRESS,
+                    ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+        }
+    }
+
+    /** y = op(x) (an activation's forward, parameters s0 and s1) with x strided into contiguous y (fst_cuda_act). */
+    public static void cudaAct(int op, double s0, double s1, long[] shape, MemorySegment x, long[] sx, MemorySegment y) {
+        cudaEnsure();
+        int rc;
+        try (Arena ar = Arena.ofConfined()) {
+            rc = (int) CudaActHandles.ACT.invokeExact(op, s0, s1, shape.length, longs(ar, shape), x, longs(ar, sx), y);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_act");
+    }
+
+    /** out = op(a, b) (an activation's backward, a = g, b = x), a and b broadcast by their strides into contiguous out (fst_cuda_act_bwd). */
+    public static void cudaActBackward(int op, double s0, double s1, long[] shape, MemorySegment a, long[] sa, MemorySegment b, long[] sb,
+                                       MemorySegment out) {
+        cudaEnsure();
+        int rc;
+        try (Arena ar = Arena.ofConfined()) {
+            rc = (int) CudaActHandles.ACT_BWD.invokeExact(op, s0, s1, shape.length, longs(ar, shape), a, longs(ar, sa), b, longs(ar, sb), out);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_act_bwd");
+    }
+
     private static void check(int rc, String fn) {
         if (rc != OK) throw new IllegalArgumentException(fn + " rejected its arguments (code " + rc
                 + (rc == EINVAL ? ": invalid dimension, leading dimension or flag" : rc == ENULL ? ": null pointer" : "") + ")");

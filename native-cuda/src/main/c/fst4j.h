@@ -85,6 +85,14 @@ FST_API int fst_im2col_at_csr(const float *x, int64_t n, int64_t c, int64_t h, i
                               int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                               const int64_t *off, const int32_t *pos, int64_t row0, int64_t rstep, int64_t nrows,
                               float *out, int64_t ldo, int nthreads);
+/* Dilated im2col / col2im (conv_general.c): as fst_im2col / fst_col2im with tap (i, j) reading input row
+ * oh*sh - ph + i*dh and column ow*sw - pw + j*dw (torch's dilation); ho, wo must be the sizes that geometry gives. */
+FST_API int fst_im2col_dil(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                           int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ho, int64_t wo,
+                           float *out, int64_t ldo, int nthreads);
+FST_API int fst_col2im_dil(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                           int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ho, int64_t wo,
+                           float *dx, int nthreads);
 /* The planned lowering of the implicit-im2col GEMMs (AVX-512 masked loads; lowering.h): mode 0 turns it off (every
  * row lowered by the portable row-by-row code), 1 on where the CPU has AVX-512 (and FST4J_ISA / FST4J_LPLAN=0 do not
  * say otherwise), -1 only asks. Returns 1 when it is in use. For tests and A/B timing; results are the same bits. */

@@ -268,6 +268,51 @@ public final class Gemm3 {
     }
 
     /**
+     * Eq. 1's operands of a grouped convolution ({@link GeneralConv2d}): one prepared S(W)_g per group, each the left
+     * operand of its group's own product, and S(W) (owned by the caller) when Eq. 2 takes W^T from it. W is the layer's
+     * whole weight [Cout, K] (K = Cin/groups * kh * kw, torch's layout), pruned by the W slot's rule once, as a
+     * one-group layer's W is: a rule with state (TSM's mask, ASP's frozen mask) keeps one state per layer, and a rule
+     * along K (magnitude 2:4) gives each group's rows exactly the S(W_g) it would give that group's W_g alone. Each
+     * group's rows then take the 2:4 product where the rule says S(W) is 2:4 along K (the rows of a 2:4 matrix are 2:4),
+     * else the dense one; K not a multiple of 4 is zero-padded as everywhere ({@link Compressed24}).
+     */
+    public record PreparedGroups(Left[] lefts, Tensor sw) implements AutoCloseable {
+        /** Closes the group operands (not sw, which the caller owns). */
+        @Override public void close() { for (Left l : lefts) if (l != null) l.close(); }
+    }
+
+    public PreparedGroups prepareForwardGroups(Tensor w, DType xType, int groups) {
+        if (w.dim() != 2 || groups <= 0 || w.size(0) % groups != 0)
+            throw new IllegalArgumentException("prepareForwardGroups: W " + java.util.Arrays.toString(w.shape()) + " is not [Cout, K] with Cout divisible by "
+                    + groups + " groups");
+        long t0 = Profile.start();
+        Left[] lefts = new Left[groups];
+        Tensor sw = cfg.w() instanceof Sparsifier.Dense ? w.alias() : cfg.w().apply(w);
+        try {
+            boolean w24 = cfg.w().accelerable() && f32(w) && xType == DType.F32 && (cfg.w() instanceof Transposable24 || axis(cfg.w(), 2) == 1);
+            int rows = w.size(0) / groups;
+            for (int g = 0; g < groups; g++) {
+                try (Tensor s = sw.slice(0, g * rows, (g + 1) * rows)) {
+                    if (w24 && s.device() == Device.CUDA && CudaSpmm.enabled()) {
+                        try (Tensor c = s.contiguous()) { lefts[g] = new Left(null, null, CudaSpmm.of(c)); }
+                    } else if (w24 && cpu(s)) {
+                        try (Tensor c = s.contiguous()) { lefts[g] = new Left(null, compressClaimed(c, cfg.w(), "S(W) (Eq. 1) of group " + g)); }
+                    } else {
+                        lefts[g] = new Left(s.alias(), null);
+                    }
+                }
+            }
+            return new PreparedGroups(lefts, cfg.wtFromSparse() ? sw.alias() : null);
+        } catch (RuntimeException | Error e) {
+            for (Left l : lefts) if (l != null) l.close();
+            throw e;
+        } finally {
+            sw.close();
+            Profile.stop(Part.SPARSIFY, t0);
+        }
+    }
+
+    /**
      * The 2:4 compression of what rule made for slot, a rule that says it is 2:4 ({@link Sparsifier#accelerable}): the
      * compression names the first group that breaks the claim, and this the rule and slot (with several rules of one's
      * own in a model, "not 2:4 along K" alone did not say whose).

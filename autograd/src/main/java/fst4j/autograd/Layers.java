@@ -55,6 +55,22 @@ public final class Layers {
         return y.add(b.reshape(1, -1, 1, 1));
     }
 
+    /**
+     * conv2d of any geometry torch's F.conv2d takes (x [N, Cin, H, W], w [Cout, Cin / groups, kh, kw], b [Cout] or
+     * null; per-axis stride, padding, dilation, and groups) whose GEMMs go through node. A square kernel with one
+     * stride and one padding, no dilation and one group takes {@link #conv2d(Gemm3, Var, Var, Var, int, int)}, the
+     * fast paths, unchanged; any other geometry the general path ({@link GeneralConv2d}: dilated im2col, each group its
+     * own Eq. 1-3 product). Bad geometry is refused naming it (channels not divisible by groups, a dilated kernel
+     * larger than the padded input, ...); on CUDA dilation must be 1.
+     */
+    public static Var conv2d(Gemm3 node, Var x, Var w, Var b, ConvParams p) {
+        int[] ws = w.shape();
+        if (p.plain() && ws.length == 4 && ws[2] == ws[3]) return conv2d(node, x, w, b, p.sh(), p.ph());
+        Var y = new GeneralConv2d(node, p).apply(x, w);
+        if (b == null) return y;
+        return y.add(b.reshape(1, -1, 1, 1));
+    }
+
     static final class Linear extends Function {
         private final Gemm3 node;
         private Tensor x, w, sw;

@@ -21,6 +21,18 @@ public final class NN {
         return bias == null ? new Conv2d(stride, padding).apply(x, w) : new Conv2d(stride, padding).apply(x, w, bias);
     }
 
+    /**
+     * Dense conv2d of any geometry torch's F.conv2d takes: x [N, Cin, H, W], w [Cout, Cin / groups, kh, kw], bias
+     * [Cout] or null, per-axis stride, padding and dilation, groups ({@link ConvParams}). A plain geometry (square
+     * kernel, one stride, one padding, no dilation, one group) is {@link #conv2d(Var, Var, Var, int, int)}; any other
+     * runs the general path of {@link Layers#conv2d(Gemm3, Var, Var, Var, ConvParams)} with dense GEMMs.
+     */
+    public static Var conv2d(Var x, Var w, Var bias, ConvParams p) {
+        int[] ws = w.shape();
+        if (p.plain() && ws.length == 4 && ws[2] == ws[3]) return conv2d(x, w, bias, p.sh(), p.ph());
+        return Layers.conv2d(new Gemm3(SparseConfig.Method.DENSE.config()), x, w, bias, p);
+    }
+
     static final class Conv2d extends Function {
         private final int stride, padding;
         private Tensor x, w;

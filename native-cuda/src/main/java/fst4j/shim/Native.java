@@ -693,6 +693,37 @@ public final class Native {
         check(rc, "fst_col2im");
     }
 
+    // ---- dilated lowering (conv_general.c): the general path of the geometries conv.c's fast paths do not take ----
+
+    private static final class DilatedConvHandles {
+        static final MethodHandle IM2COL_DIL, COL2IM_DIL;
+        static {
+            SymbolLookup lib = LIB;
+            IM2COL_DIL = bind(lib, "fst_im2col_dil", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT), false);
+            COL2IM_DIL = bind(lib, "fst_col2im_dil", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT), false);
+        }
+    }
+
+    /** {@link #im2col} with dilation dh, dw (tap (i, j) reads input row oh*sh - ph + i*dh, column ow*sw - pw + j*dw). */
+    public static void im2colDilated(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                     long dh, long dw, long ho, long wo, MemorySegment out, long ldo, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) DilatedConvHandles.IM2COL_DIL.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out, ldo, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_im2col_dil");
+    }
+
+    /** {@link #col2im} with dilation dh, dw: dx (contiguous [n, c, h, w], overwritten). */
+    public static void col2imDilated(MemorySegment cols, long ldc, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                     long dh, long dw, long ho, long wo, MemorySegment dx, int threads) {
+        ensureLoaded();
+        int rc;
+        try { rc = (int) DilatedConvHandles.COL2IM_DIL.invokeExact(cols, ldc, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, dx, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_col2im_dil");
+    }
+
     /** im2col at output positions pos (int32[npos]) of every image: column img*npos + q of out (row stride ldo). */
     public static void im2colAt(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
                                 long ho, long wo, MemorySegment pos, long npos, MemorySegment out, long ldo, int threads) {

@@ -1,23 +1,49 @@
 package fst4j.nn;
 
+import fst4j.autograd.ConvParams;
 import fst4j.autograd.Layers;
 import fst4j.autograd.SparseConfig;
 import fst4j.autograd.Var;
 import fst4j.tensor.Rng;
 
-/** 2-D convolution (NCHW, square kernel) through the Eq. 1-3 node. Kaiming-normal init (fan_in, ReLU). */
+/**
+ * 2-D convolution (NCHW) through the Eq. 1-3 node, as torch.nn.Conv2d: kernel, stride, padding and dilation per axis,
+ * groups (weight [Cout, Cin / groups, kh, kw]). Kaiming-normal init (fan_in = Cin / groups * kh * kw, ReLU). A square
+ * kernel with one stride and one padding, no dilation and one group takes the fast paths; any other geometry the
+ * general one, with each group its own Eq. 1-3 product ({@link Layers#conv2d(fst4j.autograd.Gemm3, Var, Var, Var, ConvParams)}).
+ */
 public final class Conv2d extends NodeLayer {
+    /** kernel, stride, padding: the height axis's (kh, sh, ph), the whole of them for the square layers of the built-in models. */
     public final int cin, cout, kernel, stride, padding;
+    public final int kh, kw, sh, sw, ph, pw, dh, dw, groups;
+    private final ConvParams params;
     private final Var weight, bias;
 
     public Conv2d(int cin, int cout, int kernel, int stride, int padding, boolean bias, SparseConfig cfg, Rng rng) {
-        if (cin <= 0 || cout <= 0 || kernel <= 0 || stride <= 0 || padding < 0)
-            throw new IllegalArgumentException("Conv2d: bad geometry cin=" + cin + " cout=" + cout + " k=" + kernel + " stride=" + stride + " padding=" + padding);
-        super(cfg, (((long) cin * 31 + cout) * 31 + kernel) * 31 + stride);
-        this.cin = cin; this.cout = cout; this.kernel = kernel; this.stride = stride; this.padding = padding;
-        this.weight = parameter("weight", rng.kaimingNormal(cout, cin, kernel, kernel));
+        this(cin, cout, new int[]{kernel, kernel}, ConvParams.of(stride, padding), bias, cfg, rng);
+    }
+
+    /** torch.nn.Conv2d(cin, cout, (kh, kw), stride, padding, dilation, groups, bias) with p's stride, padding, dilation and groups. */
+    public Conv2d(int cin, int cout, int[] kernel, ConvParams p, boolean bias, SparseConfig cfg, Rng rng) {
+        if (kernel == null || kernel.length != 2)
+            throw new IllegalArgumentException("Conv2d: kernel needs two sizes {kh, kw}, got " + (kernel == null ? "null" : java.util.Arrays.toString(kernel)));
+        if (cin <= 0 || cout <= 0 || kernel[0] <= 0 || kernel[1] <= 0)
+            throw new IllegalArgumentException("Conv2d: bad geometry cin=" + cin + " cout=" + cout + " k=" + kernel[0] + "x" + kernel[1] + " " + p);
+        if (cin % p.groups() != 0 || cout % p.groups() != 0)
+            throw new IllegalArgumentException("Conv2d: in_channels " + cin + " and out_channels " + cout + " must both be divisible by groups " + p.groups());
+        boolean square = kernel[0] == kernel[1] && p.plain();
+        // the salt (ReSprop's image draws) of a square layer is what it always was
+        super(cfg, square ? (((long) cin * 31 + cout) * 31 + kernel[0]) * 31 + p.sh()
+                : java.util.Objects.hash(cin, cout, kernel[0], kernel[1], p.sh(), p.sw(), p.ph(), p.pw(), p.dh(), p.dw(), p.groups()));
+        this.cin = cin; this.cout = cout; this.kernel = kernel[0]; this.stride = p.sh(); this.padding = p.ph();
+        this.kh = kernel[0]; this.kw = kernel[1]; this.sh = p.sh(); this.sw = p.sw(); this.ph = p.ph(); this.pw = p.pw();
+        this.dh = p.dh(); this.dw = p.dw(); this.groups = p.groups(); this.params = p;
+        this.weight = parameter("weight", rng.kaimingNormal(cout, cin / p.groups(), kh, kw));
         this.bias = bias ? parameter("bias", fst4j.tensor.Tensor.zeros(cout)) : null;
     }
+
+    /** Stride, padding, dilation and groups. */
+    public ConvParams params() { return params; }
 
     /**
      * Analysis hook (used by fst4j.nn.analysis.FeatureRecorder): when set on the current thread, it is called with
@@ -33,8 +59,13 @@ public final class Conv2d extends NodeLayer {
         var hook = INPUT_HOOK.get();
         if (hook != null) hook.accept(this, x.value());
         ReSprop resprop = resprop();
-        if (resprop == null) return Layers.conv2d(node(), x, weight, bias, stride, padding);
-        return resprop.around(Layers.conv2d(node(), x, weight, null, stride, padding), bias == null ? null : bias.reshape(1, cout, 1, 1));
+        if (resprop == null) return conv(x, bias);
+        return resprop.around(conv(x, null), bias == null ? null : bias.reshape(1, cout, 1, 1));
+    }
+
+    private Var conv(Var x, Var b) {
+        if (kh == kw && params.plain()) return Layers.conv2d(node(), x, weight, b, stride, padding);
+        return Layers.conv2d(node(), x, weight, b, params);
     }
 
     // this type, not Module, for chained calls (Module.train's note)

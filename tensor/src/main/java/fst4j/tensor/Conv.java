@@ -34,8 +34,20 @@ public final class Conv {
     /** Output size of a convolution or pooling window along one axis: floor((in + 2 pad - k) / stride) + 1. */
     public static int outSize(int in, int k, int stride, int pad) { return Math.floorDiv(in + 2 * pad - k, stride) + 1; }
 
-    /** Validated geometry of one convolution. */
-    record Geom(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int ho, int wo) {
+    /** Output size of a dilated convolution along one axis, as torch's: floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1. */
+    public static int outSize(int in, int k, int stride, int pad, int dil) {
+        return Math.toIntExact(Math.floorDiv(in + 2L * pad - (long) dil * (k - 1) - 1, stride) + 1);
+    }
+
+    /**
+     * Validated geometry of one convolution. Dilation dh, dw (torch's): tap (i, j) of output (oh, ow) reads input
+     * (oh*sh - ph + i*dh, ow*sw - pw + j*dw); 1 everywhere but in the general path's lowerings (only im2col / col2im
+     * and their dilated native kernels take another: the planned, blocked and CUDA paths are built for dilation 1).
+     */
+    record Geom(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int ho, int wo, int dh, int dw) {
+        /** Whether the kernel is dilated (the lowerings then take fst_im2col_dil / fst_col2im_dil). */
+        boolean dilated() { return dh != 1 || dw != 1; }
+
         /*
          * im2col's rows K and columns L, N*L: int sizes of tensors and of the native kernels' loops, so a product past
          * 2^31 - 1 is an error; wrapped (kernel 65536x65537 on a padded 1x1 input: K = 65536) it sized a buffer the C
@@ -56,6 +68,10 @@ public final class Conv {
         }
 
         static Geom of(String op, int[] xShape, int kh, int kw, int sh, int sw, int ph, int pw) {
+            return of(op, xShape, kh, kw, sh, sw, ph, pw, 1, 1);
+        }
+
+        static Geom of(String op, int[] xShape, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw) {
             if (xShape.length != 4)
                 throw new IllegalArgumentException("wrong rank: " + op + " needs input [N, C, H, W], got " + Shape.str(xShape));
             if (kh <= 0 || kw <= 0)
@@ -64,16 +80,20 @@ public final class Conv {
                 throw new IllegalArgumentException(op + ": stride must be positive, got " + sh + "x" + sw + " for input " + Shape.str(xShape));
             if (ph < 0 || pw < 0)
                 throw new IllegalArgumentException(op + ": padding must be >= 0, got " + ph + "x" + pw + " for input " + Shape.str(xShape));
+            if (dh <= 0 || dw <= 0)
+                throw new IllegalArgumentException(op + ": dilation must be positive, got " + dh + "x" + dw + " for input " + Shape.str(xShape));
             int h = xShape[2], w = xShape[3];
             long hp = h + 2L * ph, wp = w + 2L * pw;   // long: padding near 2^30 wrapped the padded size
-            if (kh > hp || kw > wp)
-                throw new IllegalArgumentException(op + ": kernel " + kh + "x" + kw + " larger than padded input "
+            long ekh = (long) dh * (kh - 1) + 1, ekw = (long) dw * (kw - 1) + 1;   // the dilated kernel's extent
+            if (ekh > hp || ekw > wp)
+                throw new IllegalArgumentException(op + ": kernel " + kh + "x" + kw + (dh == 1 && dw == 1 ? "" : " dilated " + dh + "x" + dw
+                        + " (extent " + ekh + "x" + ekw + ")") + " larger than padded input "
                         + hp + "x" + wp + " (input " + Shape.str(xShape) + ", padding " + ph + "x" + pw + ")");
-            long ho = (hp - kh) / sh + 1, wo = (wp - kw) / sw + 1;
+            long ho = (hp - ekh) / sh + 1, wo = (wp - ekw) / sw + 1;
             if (ho > Integer.MAX_VALUE || wo > Integer.MAX_VALUE)
                 throw new IllegalArgumentException(op + ": output " + ho + "x" + wo + " exceeds 2^31 - 1 (input " + Shape.str(xShape)
                         + ", kernel " + kh + "x" + kw + ", stride " + sh + "x" + sw + ", padding " + ph + "x" + pw + ")");
-            return new Geom(xShape[0], xShape[1], h, w, kh, kw, sh, sw, ph, pw, (int) ho, (int) wo);
+            return new Geom(xShape[0], xShape[1], h, w, kh, kw, sh, sw, ph, pw, (int) ho, (int) wo, dh, dw);
         }
     }
 
@@ -81,12 +101,21 @@ public final class Conv {
 
     /** im2col of a whole batch: [K, N*L] (images side by side). */
     public static Tensor im2col(Tensor x, int kh, int kw, int sh, int sw, int ph, int pw) {
+        return im2col(x, kh, kw, sh, sw, ph, pw, 1, 1);
+    }
+
+    /**
+     * im2col of a whole batch with dilation dh, dw (torch's F.conv2d / F.unfold dilation): [K, N*L], tap (i, j) of
+     * output (oh, ow) reading input (oh*sh - ph + i*dh, ow*sw - pw + j*dw). Dilation 1 is the call above. On CUDA only
+     * dilation 1 (refused otherwise, naming it).
+     */
+    public static Tensor im2col(Tensor x, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw) {
         x.check();
-        Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
+        Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw, dh, dw);
         if (x.storage.device != Device.CPU) return CudaOps.im2col(x, g);
         Tensor out = Tensor.empty(x.dtype, g.k(), g.nl());
         try {
-            return im2colInto(x, kh, kw, sh, sw, ph, pw, out);
+            return im2colInto(x, g, out);
         } catch (RuntimeException | Error e) {
             out.close();
             throw e;
@@ -99,14 +128,21 @@ public final class Conv {
      */
     public static Tensor im2colInto(Tensor x, int kh, int kw, int sh, int sw, int ph, int pw, Tensor out) {
         x.check(); out.check();   // out's version moves once the arguments are checked: a refused call writes nothing
-        Geom g = Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw);
+        return im2colInto(x, Geom.of("im2col", x.shape, kh, kw, sh, sw, ph, pw), out);
+    }
+
+    private static Tensor im2colInto(Tensor x, Geom g, Tensor out) {
+        out.check();
         checkMatrix("im2col", out, g.k(), g.nl(), x.dtype);
         if (out.numel() == 0) return out;
         boolean nat = useNative(x.dtype) && out.dtype == x.dtype;
         if (nat) checkRows(out, g.k(), g.nl());
         out.markModified();
         try (Tensor xc = readable(x, out)) {
-            if (nat) {
+            if (nat && g.dilated()) {
+                Native.im2colDilated(xc.data(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo,
+                        out.storage.segment().asSlice(out.byteOffset()), out.strides[0], Blas.threads());
+            } else if (nat) {
                 Native.im2col(xc.data(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
                         out.storage.segment().asSlice(out.byteOffset()), out.strides[0], Blas.threads());
             } else {
@@ -399,15 +435,27 @@ public final class Conv {
 
     /** Adjoint of {@link #im2col(Tensor, int, int, int, int, int, int)}: cols [K, N*L] summed back into a new [N, C, H, W]. */
     public static Tensor col2im(Tensor cols, int[] inputShape, int kh, int kw, int sh, int sw, int ph, int pw) {
+        return col2im(cols, inputShape, kh, kw, sh, sw, ph, pw, 1, 1);
+    }
+
+    /** Adjoint of {@link #im2col(Tensor, int, int, int, int, int, int, int, int)} (dilation dh, dw; CUDA: dilation 1 only). */
+    public static Tensor col2im(Tensor cols, int[] inputShape, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw) {
         cols.check();
-        Geom g = Geom.of("col2im", inputShape, kh, kw, sh, sw, ph, pw);
+        Geom g = Geom.of("col2im", inputShape, kh, kw, sh, sw, ph, pw, dh, dw);
         checkMatrix("col2im", cols, g.k(), g.nl(), cols.dtype);
         if (cols.storage.device != Device.CPU) return CudaOps.col2im(cols, g);
         if (useNative(cols.dtype) && g.n > 0) {
             Tensor dx = Tensor.empty(cols.dtype, inputShape);
             try (Tensor cc = cols.contiguous()) {
-                Native.col2im(cc.data(), (long) g.nl(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
-                        dx.data(), Blas.threads());
+                if (g.dilated())
+                    Native.col2imDilated(cc.data(), (long) g.nl(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+                            g.ho, g.wo, dx.data(), Blas.threads());
+                else
+                    Native.col2im(cc.data(), (long) g.nl(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
+                            dx.data(), Blas.threads());
+            } catch (RuntimeException | Error e) {
+                dx.close();
+                throw e;
             }
             return dx;
         }
@@ -465,7 +513,7 @@ public final class Conv {
                 int[] r = t[i * g.kw + j];
                 for (int oh = 0, l = 0; oh < g.ho; oh++)
                     for (int ow = 0; ow < g.wo; ow++, l++) {
-                        int ih = oh * g.sh - g.ph + i, iw = ow * g.sw - g.pw + j;
+                        int ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw;
                         r[l] = ih < 0 || ih >= g.h || iw < 0 || iw >= g.w ? -1 : ih * g.w + iw;
                     }
             }
@@ -498,15 +546,16 @@ public final class Conv {
             for (int i = 0; i < g.kh; i++)
                 for (int j = 0; j < g.kw; j++) {
                     long orow = out.offset + ((long) (c * g.kh + i) * g.kw + j) * ld + col0;
-                    int lo = Math.min(owLo(sw, pw, j), wo), hi = Math.max(owHi(w, wo, sw, pw, j), lo);
+                    int jd = j * g.dw;   // the tap's column offset (dilated)
+                    int lo = Math.min(owLo(sw, pw, jd), wo), hi = Math.max(owHi(w, wo, sw, pw, jd), lo);
                     for (int oh = 0; oh < ho; oh++) {
                         long dst = orow + (long) oh * wo;
-                        int ih = oh * sh - ph + i;
+                        int ih = oh * sh - ph + i * g.dh;
                         if (ih < 0 || ih >= h) {
                             zero(os, dst, wo, f32);
                             continue;
                         }
-                        long src = xBase + ((long) c * h + ih) * w - pw + j;
+                        long src = xBase + ((long) c * h + ih) * w - pw + jd;
                         zero(os, dst, lo, f32);
                         if (hi == lo) {
                             // window entirely in the padding
@@ -561,12 +610,13 @@ public final class Conv {
             for (int i = 0; i < g.kh; i++)
                 for (int j = 0; j < g.kw; j++) {
                     long crow = cols.offset + ((long) (c * g.kh + i) * g.kw + j) * ld + col0;
-                    int lo = Math.min(owLo(sw, pw, j), wo), hi = Math.max(owHi(w, wo, sw, pw, j), lo);
+                    int jd = j * g.dw;   // the tap's column offset (dilated)
+                    int lo = Math.min(owLo(sw, pw, jd), wo), hi = Math.max(owHi(w, wo, sw, pw, jd), lo);
                     for (int oh = 0; oh < ho; oh++) {
-                        int ih = oh * sh - ph + i;
+                        int ih = oh * sh - ph + i * g.dh;
                         if (ih < 0 || ih >= h) continue;
                         long src = crow + (long) oh * wo;
-                        long dst = xBase + ((long) c * h + ih) * w - pw + j;
+                        long dst = xBase + ((long) c * h + ih) * w - pw + jd;
                         if (f32) {
                             for (int ow = lo; ow < hi; ow++) {
                                 long d = dst + (long) ow * sw;

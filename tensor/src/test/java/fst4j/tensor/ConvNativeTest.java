@@ -30,6 +30,59 @@ class ConvNativeTest {
         }
     }
 
+    /**
+     * Dilated im2col / col2im (fst_im2col_dil, fst_col2im_dil): the C equals the Java reference exactly (col2im within
+     * rounding of the sum's order), non-square kernels, strides and paddings included; at dilation 1 the dilated call is
+     * the undilated one.
+     */
+    @ParameterizedTest
+    @CsvSource({"2,3,7,6,3,3,1,1,1,1,2,2", "1,2,9,8,3,2,2,1,2,0,2,3", "3,4,5,5,1,1,1,1,0,0,3,1", "2,2,11,6,2,3,2,3,1,0,3,1",
+            "1,3,6,9,5,3,1,2,2,1,1,2", "2,1,4,4,3,3,1,1,2,2,3,3", "33,2,5,5,3,3,1,1,2,2,2,2", "2,3,8,8,3,3,2,2,1,1,1,1"})
+    void dilatedNativeEqualsJava(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw) {
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(n * 1000L + c * 100 + h * 7 + dh);
+            Tensor x = r.normal(0, 1, n, c, h, w);
+            Conv.nativeLowering = false;
+            Tensor colsJ = Conv.im2col(x, kh, kw, sh, sw, ph, pw, dh, dw);
+            Tensor g = r.normal(0, 1, colsJ.shape());
+            Tensor dxJ = Conv.col2im(g, x.shape(), kh, kw, sh, sw, ph, pw, dh, dw);
+            Conv.nativeLowering = true;
+            assertArrayEquals(new int[]{c * kh * kw, n * Conv.outSize(h, kh, sh, ph, dh) * Conv.outSize(w, kw, sw, pw, dw)}, colsJ.shape());
+            assertArrayEquals(colsJ.toFloatArray(), Conv.im2col(x, kh, kw, sh, sw, ph, pw, dh, dw).toFloatArray());
+            float[] a = dxJ.toFloatArray(), b = Conv.col2im(g, x.shape(), kh, kw, sh, sw, ph, pw, dh, dw).toFloatArray();
+            for (int i = 0; i < a.length; i++) assertEquals(a[i], b[i], 1e-5f * Math.max(1, Math.abs(a[i])));
+            if (dh == 1 && dw == 1) assertArrayEquals(colsJ.toFloatArray(), Conv.im2col(x, kh, kw, sh, sw, ph, pw).toFloatArray());
+            // the lowering's adjoint: <im2col(x), g> = <x, col2im(g)>
+            double lhs = 0, rhs = 0;
+            float[] cj = colsJ.toFloatArray(), gv = g.toFloatArray(), xv = x.toFloatArray();
+            for (int i = 0; i < cj.length; i++) lhs += (double) cj[i] * gv[i];
+            for (int i = 0; i < xv.length; i++) rhs += (double) xv[i] * a[i];
+            assertEquals(lhs, rhs, 1e-4 * Math.max(1, Math.abs(lhs)));
+        } finally {
+            Conv.nativeLowering = true;
+        }
+    }
+
+    /** A dilated kernel wider than the padded input is refused in Java by name; the C refuses sizes that do not match. */
+    @org.junit.jupiter.api.Test
+    void dilatedGeometryRefused() {
+        try (Scope s = Scope.open()) {
+            Tensor x = Tensor.zeros(1, 2, 5, 5);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Conv.im2col(x, 3, 3, 1, 1, 0, 0, 3, 1));
+            assertTrue(e.getMessage().contains("dilated 3x1 (extent 7x3) larger than padded input 5x5"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> Conv.im2col(x, 3, 3, 1, 1, 0, 0, 0, 1));
+            assertTrue(e.getMessage().contains("dilation must be positive"), e.getMessage());
+            Tensor out = Tensor.empty(18, 9);
+            // ho, wo of the undilated kernel (3x3) given with dilation 2 (which gives 1x1): the C says no, writes nothing
+            e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.im2colDilated(x.data(), 1, 2, 5, 5, 3, 3, 1, 1, 0, 0, 2, 2, 3, 3,
+                    out.data(), 9, 1));
+            assertTrue(e.getMessage().contains("fst_im2col_dil rejected its arguments"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.col2imDilated(out.data(), 9, 1, 2, 5, 5, 3, 3, 1, 1, 0, 0, 2, 2, 3, 3,
+                    x.data(), 1));
+            assertTrue(e.getMessage().contains("fst_col2im_dil rejected its arguments"), e.getMessage());
+        }
+    }
+
     /** Vertical stride 1 with horizontal stride 2 (the half-K lowering's geometry): native im2col equals Java exactly. */
     @ParameterizedTest
     @CsvSource({"2,3,8,8,3,1", "3,2,7,6,3,1", "2,4,1,4,3,1", "2,2,5,10,5,2", "4,3,6,2,3,1", "2,2,3,12,1,0", "2,3,9,18,3,1", "1,2,4,32,3,1"})

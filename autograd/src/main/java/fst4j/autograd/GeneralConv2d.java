@@ -102,7 +102,7 @@ final class GeneralConv2d extends Function {
             public Tensor all() { return columnsOf(x, g); }
             public Tensor kept(int[] pos, int images) {
                 int l = ho * wo, half = (l + 1) / 2;
-                if (pos.length != images * half) throw new IllegalArgumentException("kept columns: " + pos.length + " positions for " + images + " images of " + l);
+                if (pos.length != half) throw new IllegalArgumentException("kept columns: " + pos.length + " positions per image of " + l + " (Eq. 7: " + half + ")");
                 try (Tensor all = all();
                      Tensor v = all.asStrided(new int[]{all.size(0), images, half}, new long[]{all.strides()[0], l, 2}, all.offset());
                      Tensor c = v.contiguous()) {

@@ -59,29 +59,27 @@ final class GeneralConv2d extends Function {
         int l = ho * wo;
         x = save(xin);
         w = save(win);
-        Tensor out = Tensor.empty(xin.device(), xin.dtype(), n, cout, ho, wo);
-        try (Tensor wm = win.reshape(cout, kRows); Gemm3.PreparedGroups pg = node.prepareForwardGroups(wm, xin.dtype(), groups)) {
+        // Eq. 1's products side by side as [Cout, N*L]: group g's rows are a contiguous block (CUDA copies into no
+        // strided view), then one permute to NCHW
+        Tensor ym = Tensor.empty(xin.device(), xin.dtype(), cout, n * l);
+        try (ym; Tensor wm = win.reshape(cout, kRows); Gemm3.PreparedGroups pg = node.prepareForwardGroups(wm, xin.dtype(), groups)) {
             for (int g = 0; g < groups; g++) {
-                try (Tensor cols = columnsOf(xin, g); Tensor y = Tensor.empty(xin.device(), xin.dtype(), coutG, n * l)) {
+                try (Tensor cols = columnsOf(xin, g); Tensor y = ym.slice(0, g * coutG, (g + 1) * coutG)) {
                     long t1 = Profile.start();
                     pg.lefts()[g].times(cols, y);
                     Profile.stop(Part.EQ1, t1);
-                    long t2 = Profile.start();
-                    try (Tensor y4 = y.reshape(coutG, n, ho, wo); Tensor yp = y4.permute(1, 0, 2, 3);
-                         Tensor o = out.slice(1, g * coutG, (g + 1) * coutG)) {
-                        o.copyFrom(yp);
-                    }
-                    Profile.stop(Part.ELEMENTWISE, t2);
                 }
             }
             if (pg.sw() != null) {
                 sw = save(pg.sw());
                 pg.sw().close();
             }
-            return out;
-        } catch (RuntimeException | Error e) {
-            out.close();
-            throw e;
+            long t2 = Profile.start();
+            try (Tensor y4 = ym.reshape(cout, n, ho, wo); Tensor yp = y4.permute(1, 0, 2, 3)) {
+                return yp.contiguous();
+            } finally {
+                Profile.stop(Part.ELEMENTWISE, t2);
+            }
         }
     }
 
@@ -116,7 +114,9 @@ final class GeneralConv2d extends Function {
         int groups = p.groups(), n = x.size(0), cout = w.size(0), coutG = cout / groups, cinG = w.size(1), kh = w.size(2), kw = w.size(3);
         int kRows = cinG * kh * kw, l = ho * wo;
         int[] groupShape = {n, cinG, x.size(2), x.size(3)};
-        Tensor dx = needsGrad(0) ? Tensor.empty(x.device(), x.dtype(), x.shape()) : null;
+        // dX group by group into [Cin, N, H, W], whose group blocks are contiguous (as Eq. 1's output), permuted at the end
+        Tensor dxc = needsGrad(0) && groups > 1 ? Tensor.empty(x.device(), x.dtype(), x.size(1), n, x.size(2), x.size(3)) : null;
+        Tensor dx = null;
         Tensor dw = needsGrad(1) ? Tensor.empty(w.device(), w.dtype(), cout, kRows) : null;
         try {
             try (Tensor wm = w.reshape(cout, kRows)) {
@@ -129,13 +129,14 @@ final class GeneralConv2d extends Function {
                     Profile.stop(Part.ELEMENTWISE, t0);
                     try (byChannel) {
                         Tensor dyc = byChannel.tensor();
-                        if (dx != null) {
+                        if (needsGrad(0)) {
                             try (Tensor wg = wm.slice(0, g * coutG, (g + 1) * coutG); Tensor swg = sw == null ? null : sw.slice(0, g * coutG, (g + 1) * coutG);
                                  Tensor dcols = node.inputGrad(wg, swg, dyc)) {
                                 long t1 = Profile.start();
-                                try (Tensor dxg = Conv.col2im(dcols, groupShape, kh, kw, p.sh(), p.sw(), p.ph(), p.pw(), p.dh(), p.dw());
-                                     Tensor dst = dx.slice(1, g * cinG, (g + 1) * cinG)) {
-                                    dst.copyFrom(dxg);
+                                Tensor dxg = Conv.col2im(dcols, groupShape, kh, kw, p.sh(), p.sw(), p.ph(), p.pw(), p.dh(), p.dw());
+                                if (dxc == null) dx = dxg;
+                                else try (dxg; Tensor src = dxg.permute(1, 0, 2, 3); Tensor dst = dxc.slice(0, g * cinG, (g + 1) * cinG)) {
+                                    dst.copyFrom(src);
                                 }
                                 Profile.stop(Part.IM2COL, t1);
                             }
@@ -150,6 +151,7 @@ final class GeneralConv2d extends Function {
                     }
                 }
             }
+            if (dxc != null) try (Tensor p4 = dxc.permute(1, 0, 2, 3)) { dx = p4.contiguous(); }
             Tensor dw4 = null;
             if (dw != null) try (Tensor dwm = dw) { dw4 = dwm.reshape(w.shape()); }
             return grads(dx, dw4);
@@ -157,6 +159,8 @@ final class GeneralConv2d extends Function {
             if (dx != null) dx.close();
             if (dw != null && !dw.isClosed()) dw.close();
             throw e;
+        } finally {
+            if (dxc != null) dxc.close();
         }
     }
 

@@ -59,6 +59,8 @@ final class GeneralConv2d extends Function {
         int l = ho * wo;
         x = save(xin);
         w = save(win);
+        // no columns (an empty batch): no products, whose views of empty matrices the GEMMs refuse; as torch, zeros
+        if ((long) n * l == 0) return Tensor.zeros(xin.device(), xin.dtype(), n, cout, ho, wo);
         // Eq. 1's products side by side as [Cout, N*L]: group g's rows are a contiguous block (CUDA copies into no
         // strided view), then one permute to NCHW
         Tensor ym = Tensor.empty(xin.device(), xin.dtype(), cout, n * l);
@@ -114,6 +116,8 @@ final class GeneralConv2d extends Function {
         int groups = p.groups(), n = x.size(0), cout = w.size(0), coutG = cout / groups, cinG = w.size(1), kh = w.size(2), kw = w.size(3);
         int kRows = cinG * kh * kw, l = ho * wo;
         int[] groupShape = {n, cinG, x.size(2), x.size(3)};
+        if ((long) n * l == 0)
+            return grads(needsGrad(0) ? Tensor.zeros(x.device(), x.dtype(), x.shape()) : null, needsGrad(1) ? Tensor.zeros(w.device(), w.dtype(), w.shape()) : null);
         // dX group by group into [Cin, N, H, W], whose group blocks are contiguous (as Eq. 1's output), permuted at the end
         Tensor dxc = needsGrad(0) && groups > 1 ? Tensor.empty(x.device(), x.dtype(), x.size(1), n, x.size(2), x.size(3)) : null;
         Tensor dx = null;

@@ -128,6 +128,21 @@ class GeneralConvTest {
         for (int i = 0; i < a.length; i++) assertEquals(a[i], b[i], 1e-12 * Math.max(1, Math.abs(a[i])), what + " at " + i);
     }
 
+    /** An empty batch gives an empty output and zero weight and bias gradients, as torch's. */
+    @Test
+    void emptyBatch() {
+        try (Scope s = Scope.open()) {
+            Var x = Var.of(Tensor.zeros(0, 4, 6, 6)).requiresGrad(true), w = Var.of(Tensor.ones(6, 2, 3, 2)).requiresGrad(true),
+                    b = Var.of(Tensor.ones(6)).requiresGrad(true);
+            Var y = NN.conv2d(x, w, b, new ConvParams(1, 2, 1, 0, 2, 1, 2));
+            assertArrayEquals(new int[]{0, 6, 4, 3}, y.shape());
+            y.sum().backward();
+            assertArrayEquals(new int[]{0, 4, 6, 6}, x.grad().shape());
+            for (float v : w.grad().toFloatArray()) assertEquals(0f, v);
+            for (float v : b.grad().toFloatArray()) assertEquals(0f, v);
+        }
+    }
+
     @Test
     void badGeometryIsRefusedByName() {
         try (Scope s = Scope.open()) {

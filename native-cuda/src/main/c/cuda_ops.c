@@ -1268,6 +1268,29 @@ int fst_cuda_srste_decay(const float *w, float *g, int64_t rows, int64_t k, floa
     return launch(FST_K_srste, rows * ((k + 3) / 4), &a);
 }
 
+static int nm_launch(const char *fn, const float *x, float *out, float *g, int64_t outer, int64_t len, int64_t inner, int n, int m,
+                     float lambda) {
+    BAD(outer < 0 || len < 0 || inner < 0 || m < 2 || m > FST_NM_MAX_M || n < 1 || n >= m);
+    const int64_t groups = outer * inner * ((len + m - 1) / m);
+    if (groups == 0) return FST_OK;
+    NUL(!x || (!out && !g));
+    OWN(x, outer * len * inner * 4);
+    if (out) OWN(out, outer * len * inner * 4);
+    if (g) OWN(g, outer * len * inner * 4);
+    fst_k_nm_args a = { x, out, g, outer, len, inner, n, m, lambda };
+    return launch(FST_K_nm, groups, &a);
+}
+
+int fst_cuda_prune_nm(const float *x, float *out, int64_t outer, int64_t len, int64_t inner, int n, int m) {
+    READY();
+    return nm_launch(fn, x, out, NULL, outer, len, inner, n, m, 0.0f);
+}
+
+int fst_cuda_srste_decay_nm(const float *w, float *g, int64_t rows, int64_t k, int n, int m, float lambda) {
+    READY();
+    return nm_launch(fn, w, NULL, g, rows, k, 1, n, m, lambda);
+}
+
 int fst_cuda_adamw(float *w, const float *g, float *m, float *v, float *vmax, int64_t n, float decay, float beta1, float c1, float beta2,
                    float c2, float step, float bc2, float eps) {
     READY();

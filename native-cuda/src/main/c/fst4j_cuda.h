@@ -327,6 +327,11 @@ FST_API int fst_cuda_sgd(float *w, const float *g, float *buf, int64_t n, float 
                          int nesterov);
 /* fst_srste_decay on the device: g += lambda * w where magnitude 2:4 along each row of w [rows, k] prunes. */
 FST_API int fst_cuda_srste_decay(const float *w, float *g, int64_t rows, int64_t k, float lambda);
+/* Magnitude N:M (fst4j.sparse.Sparsifier.MagnitudeNM) along the middle axis of a contiguous x [outer, len, inner]: out gets x
+ * where kept (the n largest |x| of each group of m, ties to the lower index, NaN largest), +0.0 elsewhere. 1 <= n < m <= 32. */
+FST_API int fst_cuda_prune_nm(const float *x, float *out, int64_t outer, int64_t len, int64_t inner, int n, int m);
+/* SR-STE's decay for N:M: g += lambda * w where magnitude n:m along each row of w [rows, k] prunes (fst_cuda_prune_nm's rule). */
+FST_API int fst_cuda_srste_decay_nm(const float *w, float *g, int64_t rows, int64_t k, int n, int m, float lambda);
 /* SGD with SR-STE's decay in one pass (fst_sgd_srste's contract, on the device): rows of k (k % 4 == 0, n % k == 0); each
  * gradient gets lambda w added where magnitude 2:4 prunes, in registers (g is not written), then the SGD step; buf NULL:
  * no momentum. The bits of fst_cuda_srste_decay then fst_cuda_sgd. */

@@ -1326,6 +1326,30 @@ FST_HD void k_srste(i64 i, const fst_k_srste_args &a) {
     }
 }
 
+/* Magnitude N:M along lines (fst_k_nm_args): one thread per group. Keys as k_srste's (|x| bits, every NaN one value
+ * above +Inf); an element is kept when fewer than n others of its group beat it (larger key, or an equal key at a lower
+ * index), which is Masks.magnitudeNM's rule on the host and, at 2:4, k_srste's and GROUP24's. */
+FST_HD void k_nm(i64 i, const fst_k_nm_args &a) {
+    const i64 G = (a.len + a.m - 1) / a.m;
+    if (i >= a.outer * a.inner * G) return;
+    const i64 line = i / G, grp = i - line * G, o = line / a.inner, r = line - o * a.inner;
+    const i64 g0 = grp * a.m, base = (o * a.len + g0) * a.inner + r;
+    const int cnt = a.len - g0 < a.m ? (int)(a.len - g0) : a.m;
+    u32 key[FST_NM_MAX_M];
+    for (int j = 0; j < cnt; j++) {
+        const u32 v = f2u(a.x[base + j * a.inner]) & 0x7fffffffu;
+        key[j] = v < 0x7f800001u ? v : 0x7f800001u;
+    }
+    for (int j = 0; j < cnt; j++) {
+        int beaten = 0;
+        for (int q = 0; q < cnt; q++)
+            if (q != j && (key[q] > key[j] || (key[q] == key[j] && q < j))) beaten++;
+        const i64 at = base + j * a.inner;
+        if (a.out) a.out[at] = beaten < a.n ? a.x[at] : 0.0f;
+        if (a.g && beaten >= a.n) a.g[at] += a.lambda * a.x[at];
+    }
+}
+
 /* One thread per element of the flipped weight (fst_k_wflip16_args), in dst's order: its reads of w are strided, its
  * writes coalesced; the weight is small (at most a few million elements per layer). */
 FST_HD void k_wflip16(i64 i, const fst_k_wflip16_args &a) {

@@ -192,6 +192,13 @@ typedef struct { int ta, tb; int64_t m, n, k; float alpha, beta; const float *a;
 /* ---- optimizer (fst4j.nn.SGD, fst4j.nn.SrSte): float arithmetic of the Java loops, operation for operation ---- */
 typedef struct { float *w; const float *g; float *buf; int64_t n; float lr, wd, mom, damp; int first, nesterov; } fst_k_sgd_args;
 typedef struct { const float *w; float *g; int64_t rows, k; float lambda; } fst_k_srste_args;
+/* Magnitude N:M (fst4j.sparse.Sparsifier.MagnitudeNM) along the middle axis of a contiguous [outer, len, inner]: one
+ * thread per group of m (outer * inner * ceil(len / m) groups); in a group the n largest |x| are kept, ties to the lower
+ * index, every NaN equal and above +Inf, a short last group compared among its real elements (zero padding never wins).
+ * out != NULL: out = x where kept, +0.0 where pruned; g != NULL (SR-STE, fst4j.nn.SrSte): g += lambda * x where pruned.
+ * m <= FST_NM_MAX_M (fst4j.sparse.NM.MAX_M). */
+#define FST_NM_MAX_M 32
+typedef struct { const float *x; float *out; float *g; int64_t outer, len, inner; int n, m; float lambda; } fst_k_nm_args;
 /* SGD with SR-STE's decay fused (prune.c / pool.c fst_sgd_srste): one thread per group of 4 of rows of k (k % 4 == 0);
  * g' = g + lambda w where magnitude 2:4 prunes (g itself is not written), then the SGD step with g' */
 typedef struct { float *w; const float *g; float *buf; int64_t n, k; float lambda, lr, wd, mom, damp; int first, nesterov; } fst_k_sgd_srste_args;
@@ -363,7 +370,7 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(wflip16, fst_k_wflip16_args) X(conv24_t, fst_k_conv24_t_args) X(splitk_sum, fst_k_splitk_args) X(wtap16, fst_k_wtap16_args) X(sgd_srste, fst_k_sgd_srste_args) X(nhwc16, fst_k_nhwc16_args) \
     X(adamw, fst_k_adamw_args) X(sumsq_part, fst_k_sumsq_args) X(scale, fst_k_scale_args)                 \
     X(where, fst_k_where_args) X(argmax_part, fst_k_argmax_args) X(argmax, fst_k_argmax_args)               \
-    X(var_part, fst_k_var_args) X(var_mean, fst_k_var_args) X(var, fst_k_var_args)
+    X(var_part, fst_k_var_args) X(var_mean, fst_k_var_args) X(var, fst_k_var_args) X(nm, fst_k_nm_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 #define FST_BLOCK_KERNEL_ENUM(name, args, threads, smem) FST_K_##name,

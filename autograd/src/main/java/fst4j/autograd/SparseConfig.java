@@ -1,6 +1,7 @@
 package fst4j.autograd;
 
 import fst4j.sparse.AuthorsFixed24;
+import fst4j.sparse.NM;
 import fst4j.sparse.Restoration;
 import fst4j.sparse.Sparsifier;
 import fst4j.sparse.Transposable24;
@@ -60,6 +61,37 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
     public SparseConfig withXt(Sparsifier s) { return new SparseConfig(name, w, wt, wtFromSparse, dyEq2, dyEq3, s, ir); }
     public SparseConfig withIr(Shift s) { return new SparseConfig(name, w, wt, wtFromSparse, dyEq2, dyEq3, xt, s); }
     public SparseConfig withWtFromSparse(boolean b) { return new SparseConfig(name, w, wt, b, dyEq2, dyEq3, xt, ir); }
+
+    /**
+     * This configuration with its W slots (S(W) of Eq. 1 and S(W^T) of Eq. 2, each along its own axis) pruned by magnitude
+     * at pattern nm instead of 2:4 ({@link Sparsifier.MagnitudeNM}, on the dense-masked path); the other slots keep their
+     * rules, as the activation and gradient masks (the fixed Eq. 7 X^T mask, the sorted S(dY) and S(X^T) of Table 1) are
+     * 2:4 by definition. At 2:4 this is the configuration itself (Magnitude24 and its kernels, the same bits). Refused
+     * where W is not pruned by magnitude (dense, a transposable mask, a rule of one's own), naming the rule.
+     */
+    public SparseConfig withPattern(NM nm) {
+        if (nm == null) throw new IllegalArgumentException("the N:M pattern is null (NM.TWO_FOUR for 2:4)");
+        if (nm.isTwoFour()) return this;
+        Sparsifier sw = magnitudeAt(w, nm);
+        if (sw == null) throw new IllegalArgumentException("N:M " + nm + " does not apply to " + name + ": its W in Eq. 1 is "
+                + (w instanceof Sparsifier.Dense ? "dense" : "pruned by " + w + ", not by magnitude 2:4") + "; only magnitude-pruned W and W^T take a pattern");
+        Sparsifier swt = wt instanceof Sparsifier.Dense ? wt : magnitudeAt(wt, nm);
+        if (swt == null) throw new IllegalArgumentException("N:M " + nm + " does not apply to " + name + ": its W^T in Eq. 2 is pruned by " + wt
+                + ", not by magnitude 2:4");
+        return new SparseConfig(name, sw, swt, wtFromSparse, dyEq2, dyEq3, xt, ir);
+    }
+
+    /** rule at nm along its axis where it is a magnitude rule of W (2:4 or N:M already), else null. */
+    private static Sparsifier magnitudeAt(Sparsifier rule, NM nm) {
+        return switch (rule) {
+            case Sparsifier.Magnitude24 m -> Sparsifier.magnitude(nm, m.axis());
+            case Sparsifier.MagnitudeNM m -> Sparsifier.magnitude(nm, m.axis());
+            default -> null;
+        };
+    }
+
+    /** The method's configuration with its W slots at pattern nm ({@link Method#config(long, NM)}). */
+    public static SparseConfig of(Method method, NM nm) { return method.config(0, nm); }
 
     /**
      * One change at a time between the paper's FST x3 and the authors' public code (fst-method.md), applied on top of a
@@ -239,6 +271,28 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
                 case FST3_IR_PATTERNS -> new SparseConfig(n, sw, swt, false, d, d, new AuthorsFixed24(1, seed), Shift.PAPER);
                 case MEPROP -> new SparseConfig(n, d, d, false, new Sparsifier.TopK(0, 0.5), new Sparsifier.TopK(0, 0.5), d, null);
                 case ASP, RESPROP -> new SparseConfig(n, d, d, false, d, d, d, null);
+            };
+        }
+
+        /**
+         * {@link #config(long)} with the weights pruned at pattern nm ({@link SparseConfig#withPattern}); refused for the
+         * methods that prune no weight by magnitude ({@link #whyNoPattern}).
+         */
+        public SparseConfig config(long seed, NM nm) {
+            if (nm == null) throw new IllegalArgumentException("the N:M pattern is null (NM.TWO_FOUR for 2:4)");
+            String why = nm.isTwoFour() ? null : whyNoPattern();
+            if (why != null) throw new IllegalArgumentException("N:M " + nm + " has no meaning for " + name().toLowerCase(Locale.ROOT) + ": " + why);
+            return config(seed).withPattern(nm);
+        }
+
+        /** Null where this method prunes its weights by magnitude and so takes an N:M pattern ({@link #config(long, NM)}), else why not. */
+        public String whyNoPattern() {
+            return switch (this) {
+                case DENSE -> "it prunes no weight";
+                case TSM -> "its transposable mask is 2:4 along both axes by definition";
+                case MEPROP, RESPROP -> "it prunes the output gradient, not the weights";
+                case ASP -> "its one-shot mask of the trained dense weights is 2:4 (fst4j.nn.Asp)";
+                default -> null;
             };
         }
 

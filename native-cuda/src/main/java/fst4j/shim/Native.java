@@ -1173,7 +1173,7 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, RESPROP, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16, BINARY_S, WHERE, ARGMAX, VAR;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, RESPROP, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16, BINARY_S, WHERE, ARGMAX, VAR, PRUNE_NM, SRSTE_NM;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
@@ -1228,6 +1228,9 @@ public final class Native {
             SGD = bind(lib, "fst_cuda_sgd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT,
                     JAVA_INT, JAVA_INT), false);
             SRSTE = bind(lib, "fst_cuda_srste_decay", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT), false);
+            PRUNE_NM = bind(lib, "fst_cuda_prune_nm", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT), false);
+            SRSTE_NM = bind(lib, "fst_cuda_srste_decay_nm", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT,
+                    JAVA_FLOAT), false);
             SGD_SRSTE = bind(lib, "fst_cuda_sgd_srste", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT,
                     JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_INT), false);
         }
@@ -1607,6 +1610,22 @@ public final class Native {
         try { rc = (int) CudaOpHandles.SGD_SRSTE.invokeExact(w, g, buf, n, k, lambda, lr, wd, mom, damp, first ? 1 : 0, nesterov ? 1 : 0); }
         catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_sgd_srste");
+    }
+
+    /** Magnitude n:m along the middle axis of a contiguous device x [outer, len, inner] into out (fst_cuda_prune_nm). */
+    public static void cudaPruneNM(MemorySegment x, MemorySegment out, long outer, long len, long inner, int n, int m) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.PRUNE_NM.invokeExact(x, out, outer, len, inner, n, m); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_prune_nm");
+    }
+
+    /** SR-STE's decay where magnitude n:m along each row of w [rows, k] prunes, on the device (fst_cuda_srste_decay_nm). */
+    public static void cudaSrsteDecayNM(MemorySegment w, MemorySegment g, long rows, long k, int n, int m, float lambda) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.SRSTE_NM.invokeExact(w, g, rows, k, n, m, lambda); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_srste_decay_nm");
     }
 
     public static void cudaSrsteDecay(MemorySegment w, MemorySegment g, long rows, long k, float lambda) {

@@ -50,11 +50,41 @@ public final class SrSte {
         }
     }
 
+    /**
+     * {@link #decayPruned} for magnitude N:M ({@link Sparsifier.MagnitudeNM}, its rule: the n largest |w| of each group
+     * of m along a row kept, ties to the lower index, NaN largest, a short last group among its real weights): grad +=
+     * lambda * w at every other weight, in place.
+     */
+    static void decayPrunedNM(MemorySegment w, MemorySegment g, int rows, int k, int n, int m, float lambda) {
+        float[] a = new float[m];
+        for (int r = 0; r < rows; r++) {
+            long base = (long) r * k;
+            for (int g0 = 0; g0 < k; g0 += m) {
+                int cnt = Math.min(m, k - g0);
+                for (int i = 0; i < cnt; i++) a[i] = Math.abs(w.getAtIndex(F, base + g0 + i));
+                for (int i = 0; i < cnt; i++) {
+                    int beaten = 0;
+                    for (int j = 0; j < cnt; j++) {
+                        if (j == i) continue;
+                        int c = Float.compare(a[j], a[i]);
+                        if (c > 0 || (c == 0 && j < i)) beaten++;
+                    }
+                    if (beaten >= n) {
+                        long at = base + g0 + i;
+                        g.setAtIndex(F, at, g.getAtIndex(F, at) + lambda * w.getAtIndex(F, at));
+                    }
+                }
+            }
+        }
+    }
+
     /** Applies the decay to every eligible layer of model; returns how many weights it touched. */
     public static int addDecay(Module model, double lambda) {
         Map<Var, Integer> rows = decayed(model);
+        Map<Var, Sparsifier.MagnitudeNM> nm = decayedNM(model);
         rows.forEach((w, k) -> decay(w, k, (float) lambda));
-        return rows.size();
+        nm.forEach((w, rule) -> decayNM(w, rule, (float) lambda));
+        return rows.size() + nm.size();
     }
 
     /**
@@ -65,13 +95,16 @@ public final class SrSte {
      */
     public static int stepWithDecay(Module model, Optimizer opt, double lambda) {
         Map<Var, Integer> rows = decayed(model);
+        // N:M weights get their decay into the gradient first (no fused pass), then the optimizer's plain step
+        Map<Var, Sparsifier.MagnitudeNM> nm = decayedNM(model);
+        nm.forEach((w, rule) -> decayNM(w, rule, (float) lambda));
         if (opt instanceof SGD sgd) {
             sgd.step(rows, (float) lambda);
         } else {
             rows.forEach((w, k) -> decay(w, k, (float) lambda));
             opt.step();
         }
-        return rows.size();
+        return rows.size() + nm.size();
     }
 
     /**
@@ -91,6 +124,34 @@ public final class SrSte {
             rows.put(w, (int) (wv.numel() / wv.size(0)));
         }
         return rows;
+    }
+
+    /**
+     * The weights whose forward is magnitude N:M ({@link Sparsifier.MagnitudeNM}) with a gradient, each with its rule; the
+     * groups must run along K (axis 1 of W [Cout, K], the rows the decay walks), as the presets' do.
+     */
+    static Map<Var, Sparsifier.MagnitudeNM> decayedNM(Module model) {
+        Map<Var, Sparsifier.MagnitudeNM> out = new IdentityHashMap<>();
+        Models.sparseLayers(model).forEach((name, layer) -> {
+            if (!(layer.sparsity().w() instanceof Sparsifier.MagnitudeNM s)) return;
+            if (s.axis() != 1 && s.axis() != -1)
+                throw new IllegalStateException("SR-STE decays N:M weights along K (axis 1 of W [Cout, K]); layer " + name + " prunes W by " + s);
+            Var w = layer.weight();
+            if (w.grad() == null) return;
+            Tensor wv = w.value(), g = w.grad();
+            if (!g.isContiguous() || g.numel() != wv.numel() || !wv.isContiguous())
+                throw new IllegalStateException("SR-STE needs a contiguous weight and gradient of the same size (layer " + name + ")");
+            out.put(w, s);
+        });
+        return out;
+    }
+
+    /** grad(w) += lambda * (w - S(w)) for w's N:M rule along rows of numel / size(0). */
+    static void decayNM(Var w, Sparsifier.MagnitudeNM rule, float lambda) {
+        Tensor wv = w.value(), g = w.grad();
+        int k = (int) (wv.numel() / wv.size(0)), rows = wv.size(0);
+        if (wv.device() == fst4j.tensor.Device.CUDA) fst4j.tensor.CudaOps.srsteDecayNM(wv, g, rows, k, rule.n(), rule.m(), lambda);
+        else decayPrunedNM(wv.data(), g.data(), rows, k, rule.n(), rule.m(), lambda);
     }
 
     /** grad(w) += lambda * (w - S(w)) along rows of k. */

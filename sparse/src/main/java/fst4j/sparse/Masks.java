@@ -51,6 +51,9 @@ final class Masks {
         Tensor t = switch (s) {
             case Sparsifier.Magnitude24 m -> magnitude24Kernel(x, m.axis());
             case Sparsifier.SortMagnitude24 m -> magnitude24Kernel(x, m.axis());
+            // on CUDA one kernel, the host rule's selection (CudaSparseTest); elsewhere the host selection below
+            case Sparsifier.MagnitudeNM m when x.device() == fst4j.tensor.Device.CUDA && x.dtype() == DType.F32 ->
+                    fst4j.tensor.CudaOps.pruneNM(x, m.axis(), m.n(), m.m());
             default -> null;
         };
         if (t != null) return t;
@@ -167,6 +170,7 @@ final class Masks {
             case Sparsifier.Dense d -> { boolean[] k = new boolean[Math.toIntExact(x.numel())]; Arrays.fill(k, true); yield k; }
             case Sparsifier.Magnitude24 m -> magnitude24(v, Lines.of(shape, m.axis()));
             case Sparsifier.SortMagnitude24 m -> magnitude24(v, Lines.of(shape, m.axis()));
+            case Sparsifier.MagnitudeNM m -> magnitudeNM(v, Lines.of(shape, m.axis()), m.n(), m.m());
             case Sparsifier.Fixed24 f -> pattern(Lines.of(shape, f.axis()), (i, r) -> (i & 1) == 0);
             case Sparsifier.TopK t -> topK(v, Lines.of(shape, t.axis()), t.ratio());
             case Transposable24 t -> t.keep(v, shape);
@@ -239,6 +243,35 @@ final class Masks {
         }
         keep[base + b1 * stride] = true;
         keep[base + b2 * stride] = true;
+    }
+
+    /**
+     * {@link Sparsifier.MagnitudeNM}: in every group of m along the lines keep the n largest |v| (Double.compare, so NaN
+     * largest; lower index wins ties). An element is kept when fewer than n others of its group beat it, which is top2's
+     * choice for n = 2, m = 4; a short last group is compared among its real elements only (zero padding, being later
+     * and of magnitude 0, never beats one), so it keeps min(n, its length).
+     */
+    static boolean[] magnitudeNM(double[] v, Lines l, int n, int m) {
+        boolean[] keep = new boolean[v.length];
+        double[] a = new double[m];
+        for (int o = 0; o < l.outer(); o++)
+            for (int r = 0; r < l.inner(); r++) {
+                int base = o * l.len() * l.inner() + r;
+                for (int g = 0; g < l.len(); g += m) {
+                    int cnt = Math.min(m, l.len() - g);
+                    for (int j = 0; j < cnt; j++) a[j] = Math.abs(v[base + (g + j) * l.inner()]);
+                    for (int j = 0; j < cnt; j++) {
+                        int beaten = 0;
+                        for (int q = 0; q < cnt; q++) {
+                            if (q == j) continue;
+                            int c = Double.compare(a[q], a[j]);
+                            if (c > 0 || (c == 0 && q < j)) beaten++;
+                        }
+                        if (beaten < n) keep[base + (g + j) * l.inner()] = true;
+                    }
+                }
+            }
+        return keep;
     }
 
     interface Position { boolean keeps(long i, long row); }

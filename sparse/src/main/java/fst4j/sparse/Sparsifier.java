@@ -17,7 +17,7 @@ import fst4j.tensor.Tensor;
  * {@link Double#compare}, so NaN counts as the largest.
  */
 public sealed interface Sparsifier
-        permits Sparsifier.Dense, Sparsifier.Magnitude24, Sparsifier.SortMagnitude24, Sparsifier.Fixed24,
+        permits Sparsifier.Dense, Sparsifier.Magnitude24, Sparsifier.MagnitudeNM, Sparsifier.SortMagnitude24, Sparsifier.Fixed24,
                 Sparsifier.TopK, Transposable24, AuthorsFixed24, Sparsifier.Custom {
 
     /** The axis along which groups (or lines, for top-k) are formed. */
@@ -49,6 +49,34 @@ public sealed interface Sparsifier
      */
     record Magnitude24(int axis) implements Sparsifier {
         @Override public boolean accelerable() { return true; }
+    }
+
+    /**
+     * Magnitude N:M: in every group of {@code m} consecutive elements along the axis keep the {@code n} largest |x|, with
+     * {@link Magnitude24}'s ties and NaN (compared by {@link Double#compare}: NaN largest, all NaNs equal, -0.0 equal to
+     * +0.0; the lower index wins a tie) and its padding (a group cut short by the axis end counts as zero-padded, and
+     * padding never wins over a real element, being later: such a group keeps min(n, its length)). Among the C(m, n)
+     * choices of a group this keeps one with the largest |x| sum; applying it twice changes nothing. With n = 2, m = 4 it
+     * keeps what Magnitude24 keeps, bit for bit, but it is never {@link #accelerable}: the Eq. 1-3 node multiplies the
+     * masked dense operand and does not hand it to the 2:4 kernels. {@link #magnitude} makes Magnitude24 for 2:4 and
+     * this for any other pattern. On a float32 CUDA tensor apply runs as one kernel (CudaOps.pruneNM); elsewhere the
+     * selection runs on the host.
+     */
+    record MagnitudeNM(int n, int m, int axis) implements Sparsifier {
+        public MagnitudeNM { new NM(n, m); }   // refuses N >= M, M < 2, N < 1 and M above NM.MAX_M with their message
+        public MagnitudeNM(NM nm, int axis) { this(nm.n(), nm.m(), axis); }
+        /** The pattern. */
+        public NM nm() { return new NM(n, m); }
+        @Override public boolean accelerable() { return false; }
+        @Override public String toString() { return "MagnitudeNM[" + n + ":" + m + ", axis=" + axis + "]"; }
+    }
+
+    /**
+     * Magnitude pruning at pattern nm along axis: {@link Magnitude24} (with its kernels and its 2:4 products) for 2:4, else
+     * {@link MagnitudeNM}.
+     */
+    static Sparsifier magnitude(NM nm, int axis) {
+        return nm.isTwoFour() ? new Magnitude24(axis) : new MagnitudeNM(nm, axis);
     }
 
     /**

@@ -1441,6 +1441,41 @@ public final class CudaOps {
         Native.cudaScale(ptr(x), x.numel(), s);
     }
 
+    /**
+     * Magnitude n:m along axis of a float32 CUDA tensor, same shape (fst_k_nm): in each group of m the n largest |x| are
+     * kept (ties to the lower index, NaN largest, a short last group among its real elements), +0.0 elsewhere; the host
+     * rule's selection bit for bit (fst4j.sparse.Sparsifier.MagnitudeNM). The pattern is checked by the caller's record.
+     */
+    public static Tensor pruneNM(Tensor x, int axis, int n, int m) {
+        String op = "pruneNM";
+        require(op, x);
+        if (x.dim() == 0) throw new IllegalArgumentException("a sparsifier needs rank >= 1, got a scalar");
+        int a = axis < 0 ? axis + x.dim() : axis;
+        if (a < 0 || a >= x.dim()) throw new IllegalArgumentException("axis " + axis + " out of range for rank " + x.dim());
+        long outer = 1, inner = 1;
+        for (int d = 0; d < a; d++) outer *= x.shape[d];
+        for (int d = a + 1; d < x.dim(); d++) inner *= x.shape[d];
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, x.shape);
+        if (out.numel() == 0) return out;
+        try (Tensor xc = x.contiguous()) {
+            Native.cudaPruneNM(ptr(xc), ptr(out), outer, x.shape[a], inner, n, m);
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    /** {@link #srsteDecay} for magnitude n:m along each row: g += lambda * w where that rule prunes. */
+    public static void srsteDecayNM(Tensor w, Tensor g, int rows, int k, int n, int m, float lambda) {
+        String op = "srsteDecayNM";
+        require(op, w, g);
+        if (rows < 0 || k < 0 || (long) rows * k != w.numel() || !w.isContiguous())
+            throw new IllegalArgumentException(op + ": weight " + Shape.str(w.shape) + " is not a contiguous [" + rows + ", " + k + "] matrix");
+        sameSize(op, w, g, "gradient");
+        Native.cudaSrsteDecayNM(ptr(w), ptr(g), rows, k, n, m, lambda);
+    }
+
     /** SR-STE decay on CUDA: g += lambda * w where magnitude 2:4 along each row of w viewed as [rows, k] prunes. */
     public static void srsteDecay(Tensor w, Tensor g, int rows, int k, float lambda) {
         String op = "srsteDecay";

@@ -118,7 +118,7 @@ public final class Main {
         Path dir = v.containsKey("--out") ? Path.of(v.get("--out")) : Path.of("runs", "similarity");
         try (Module model = Models.byName(modelName, test.channels(), test.height(), test.width(), test.numClasses(), method,
                 cfg != null ? cfg.seed() : seed)) {
-            if (cfg != null) Trainer.applyVariants(model, cfg);   // the layers as trained (the variants leave the forward pass as it is)
+            if (cfg != null) Trainer.applyVariants(model, cfg);   // the layers as trained (the N:M pattern changes S(W); the variants leave the forward pass as it is)
             if (ckpt != null) loadModel(model, ckpt);
             boolean all1x1 = v.containsKey("--include-1x1");
             var convs = FeatureRecorder.convLayers(model);

@@ -34,7 +34,7 @@ public final class Main {
 
     static final String USAGE = "usage: fst4j train [--model mlp|cnn|resnet-small|resnet18] [--data fashion-mnist|mnist:DIR|cifar10:DIR]"
             + " [--method dense,fst3_ir,...] [--epochs N] [--batch N] [--optimizer sgd|adamw] [--lr X] [--momentum X] [--wd X] [--nesterov]"
-            + " [--betas B1,B2] [--eps X] [--amsgrad] [--no-wd-norm-bias] [--clip-grad-norm X] [--warmup STEPS]"
+            + " [--betas B1,B2] [--eps X] [--amsgrad] [--no-wd-norm-bias] [--clip-grad-norm X] [--nm N:M] [--warmup STEPS]"
             + " [--smoothing X] [--train-subset N] [--test-subset N] [--augment] [--seed N] [--threads N] [--out DIR]"
             + " [--resume CKPT] [--save-every STEPS] [--no-progress] [--profile-ops] [--device cpu|cuda]";
 
@@ -47,6 +47,11 @@ public final class Main {
                                  the authors' changes on top with '+': +patterns (their four random X^T patterns),
                                  +shift0.03 (their circular 0.03 shift), +wt-from-sw (S(W^T) from S(W)),
                                  e.g. fst3_ir+shift0.03+wt-from-sw
+              --nm N:M           prune the weights (S(W), S(W^T)) N:M by magnitude instead of 2:4 (default 2:4):
+                                 the N largest |w| of every M, 1 <= N < M <= 32 (1:4, 2:8, 4:8, 1:16), as a dense
+                                 GEMM of the masked weights, with SR-STE's decay for that rule; the activation and
+                                 gradient masks stay 2:4; dense runs unchanged beside it; tsm, asp, meprop and
+                                 resprop refuse it
               --epochs N         epochs (default 1)
               --batch N          batch size (default 128)
               --optimizer O      sgd (default) or adamw (torch.optim.AdamW: decoupled weight decay)
@@ -80,7 +85,7 @@ public final class Main {
                    Double wd, boolean nesterov, Integer warmup, Double smoothing, Integer trainSubset, Integer testSubset,
                    boolean augment, Long seed, Integer threads, Path out, Path resume, int saveEvery, boolean progress,
                    fst4j.tensor.Device device, boolean profileOps, TrainConfig.OptimizerKind optimizer, double[] betas, Double eps,
-                   boolean amsgrad, boolean noWdNormBias, Double clipGradNorm) {}
+                   boolean amsgrad, boolean noWdNormBias, Double clipGradNorm, fst4j.sparse.NM nm) {}
 
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));
@@ -98,7 +103,7 @@ public final class Main {
         List<String> bools = List.of("--nesterov", "--augment", "--no-progress", "--profile-ops", "--amsgrad", "--no-wd-norm-bias");
         List<String> valued = List.of("--model", "--data", "--method", "--epochs", "--batch", "--lr", "--momentum", "--wd",
                 "--warmup", "--smoothing", "--train-subset", "--test-subset", "--seed", "--threads", "--out", "--resume", "--save-every",
-                "--device", "--optimizer", "--betas", "--eps", "--clip-grad-norm");
+                "--device", "--optimizer", "--betas", "--eps", "--clip-grad-norm", "--nm");
         for (int i = 0; i < args.length; i++) {
             String a = args[i], val = null;
             int eq = a.indexOf('=');
@@ -162,6 +167,14 @@ public final class Main {
                 throw new UsageException("--betas needs two numbers in [0, 1) as B1,B2 (e.g. 0.9,0.999), got '" + v.get("--betas") + "'");
             }
         }
+        fst4j.sparse.NM nm = null;
+        if (v.containsKey("--nm")) {
+            try {
+                nm = fst4j.sparse.NM.parse(v.get("--nm"));
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("--nm: " + e.getMessage());
+            }
+        }
         // flags of the other optimizer would be silently ignored
         boolean adamw = optimizer == TrainConfig.OptimizerKind.ADAMW;
         for (String f : List.of("--betas", "--eps", "--amsgrad"))
@@ -175,7 +188,7 @@ public final class Main {
                 v.containsKey("--out") ? Path.of(v.get("--out")) : null, v.containsKey("--resume") ? Path.of(v.get("--resume")) : null,
                 saveEvery == null ? 0 : saveEvery, !v.containsKey("--no-progress"), device, v.containsKey("--profile-ops"),
                 optimizer, betas, posDouble(v, "--eps", true), v.containsKey("--amsgrad"), v.containsKey("--no-wd-norm-bias"),
-                posDouble(v, "--clip-grad-norm", true));
+                posDouble(v, "--clip-grad-norm", true), nm);
     }
 
     private static Integer posInt(Map<String, String> v, String k, boolean zeroOk) throws UsageException {
@@ -210,6 +223,18 @@ public final class Main {
         } catch (NumberFormatException e) {
             throw new UsageException(k + " needs an integer, got '" + s + "'");
         }
+    }
+
+    /**
+     * c at the --nm pattern (null: as it is): the dense baseline runs unchanged beside the pruned methods, which take the
+     * pattern, and a method that prunes no weight by magnitude refuses any pattern but 2:4.
+     */
+    static TrainConfig withNm(TrainConfig c, fst4j.sparse.NM nm) throws UsageException {
+        if (nm == null || nm.isTwoFour() || c.method() == Method.DENSE) return c;
+        String why = c.method().whyNoPattern();
+        if (why != null)
+            throw new UsageException("--nm " + nm + " has no meaning for " + c.methodName() + ": " + why + " (only dense runs unchanged beside a pattern)");
+        return c.withNm(nm);
     }
 
     /** The flags applied over a base config. */
@@ -295,6 +320,9 @@ public final class Main {
             if (o.resume() != null) {
                 TrainConfig saved = Trainer.readConfig(o.resume());
                 if (o.data() == null) dataSpec = Trainer.readMetadata(o.resume()).getOrDefault("data", dataSpec);
+                if (o.nm() != null && !o.nm().equals(saved.nm()))
+                    throw new UsageException("--resume continues the checkpoint's N:M pattern " + saved.nm() + " (" + saved.methodName()
+                            + "); --nm must be that or left out, got " + o.nm());
                 TrainConfig wanted = apply(o, saved);
                 if (o.methods() != null && !(o.methods().size() == 1 && o.methods().get(0).equals(saved.recipe())))
                     throw new UsageException("--resume continues the checkpoint's method " + saved.methodName() + "; --method must be that or left out");
@@ -304,7 +332,7 @@ public final class Main {
             } else {
                 TrainConfig base = apply(o, TrainConfig.defaults(Method.DENSE));
                 for (Recipe m : o.methods() != null ? o.methods() : List.of(Recipe.of(Method.DENSE), Recipe.of(Method.FST3_IR)))
-                    cfgs.add(base.withRecipe(m));
+                    cfgs.add(withNm(base.withRecipe(m), o.nm()));
             }
             if (o.threads() != null) Blas.setThreads(o.threads());
             TrainData data = source.load(dataSpec);
@@ -327,10 +355,12 @@ public final class Main {
             }
             Files.createDirectories(dir);
             TrainConfig c0 = cfgs.get(0);
-            out.printf(Locale.ROOT, "fst4j train: %s on %s (%d train / %d test images), %d epoch(s), batch %d, %s lr %s wd %s%s%s, seed %d, %d thread(s); output in %s%n",
+            fst4j.sparse.NM pattern = cfgs.stream().map(TrainConfig::nm).filter(p -> !p.isTwoFour()).findFirst().orElse(null);
+            out.printf(Locale.ROOT, "fst4j train: %s on %s (%d train / %d test images), %d epoch(s), batch %d, %s lr %s wd %s%s%s%s, seed %d, %d thread(s); output in %s%n",
                     c0.model(), data.spec(), used(c0.trainSubset(), data.train()), used(c0.testSubset(), data.test()),
                     c0.epochs(), c0.batchSize(), c0.optimizer().key(), plain(c0.lr()), plain(c0.weightDecay()), c0.wdOnNormAndBias() ? "" : " (not on biases and norms)",
-                    c0.clipsGradients() ? ", gradient norm clipped to " + plain(c0.clipGradNorm()) : "", c0.seed(), Blas.threads(), dir);
+                    c0.clipsGradients() ? ", gradient norm clipped to " + plain(c0.clipGradNorm()) : "",
+                    pattern != null ? ", weights pruned " + pattern + " (not 2:4)" : "", c0.seed(), Blas.threads(), dir);
             List<Result> results = new ArrayList<>();
             long t0 = System.nanoTime();
             // a run resumed into its own folder opens its CSVs once the checkpoint has loaded (train): the rows it trains

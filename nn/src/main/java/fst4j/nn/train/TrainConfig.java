@@ -4,6 +4,7 @@ import fst4j.autograd.SparseConfig.Method;
 import fst4j.autograd.SparseConfig.Recipe;
 import fst4j.autograd.SparseConfig.Variant;
 import fst4j.nn.AdamW;
+import fst4j.sparse.NM;
 
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -24,12 +25,15 @@ import java.util.Map;
  * @param clipGradNorm the largest total L2 norm of the gradients (torch.nn.utils.clip_grad_norm_, {@link fst4j.nn.GradClip}),
  *                     applied by the trainer after the backward pass and before SR-STE's decay and the optimizer's step;
  *                     0: no clipping (the default, and what a checkpoint without the key means)
+ * @param nm          the N:M pattern of the weights the method prunes by magnitude (S(W), S(W^T)); 2:4 is the presets'
+ *                    (the default, and what a checkpoint without the key means); another is refused for a method that
+ *                    prunes no weight by magnitude ({@link Method#whyNoPattern})
  */
 public record TrainConfig(String model, Method method, int epochs, int batchSize, double lr, double momentum,
                           double weightDecay, boolean nesterov, int warmupSteps, double minLr, double labelSmoothing,
                           double srSteLambda, long seed, int trainSubset, int testSubset, boolean augment,
                           List<Variant> variants, OptimizerKind optimizer, AdamWSettings adamW, boolean wdOnNormAndBias,
-                          double clipGradNorm) {
+                          double clipGradNorm, NM nm) {
 
     /** The optimizer of a run: SGD (momentum, nesterov: this record's fields) or AdamW ({@link AdamWSettings}). */
     public enum OptimizerKind {
@@ -71,43 +75,49 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
         if (!(momentum >= 0)) throw new IllegalArgumentException("momentum must be >= 0, got " + momentum);
         if (!(clipGradNorm >= 0) || clipGradNorm == Double.POSITIVE_INFINITY)
             throw new IllegalArgumentException("the gradient norm to clip to must be finite and >= 0 (0: no clipping), got " + clipGradNorm);
-        if (clipGradNorm == 0) clipGradNorm = 0.0;   // -0.0 is off too, and equal to the default (records compare doubles by bits)
+        if (clipGradNorm == 0) clipGradNorm = 0.0;
+        if (nm == null) throw new IllegalArgumentException("the N:M pattern is null (NM.TWO_FOUR for 2:4)");
+        String why = nm.isTwoFour() ? null : method.whyNoPattern();
+        if (why != null) throw new IllegalArgumentException("N:M " + nm + " has no meaning for " + method.name().toLowerCase(Locale.ROOT) + ": " + why);   // -0.0 is off too, and equal to the default (records compare doubles by bits)
     }
 
     /** The defaults: resnet-small, the given method, 1 epoch, batch 128, lr 0.1, seed 0. */
     public static TrainConfig defaults(Method method) {
         return new TrainConfig("resnet-small", method, 1, 128, 0.1, 0.9, 5e-4, false, -1, 0.0, 0.1, 2e-4, 0, 0, 0, false, List.of(),
-                OptimizerKind.SGD, AdamWSettings.DEFAULTS, true, 0.0);
+                OptimizerKind.SGD, AdamWSettings.DEFAULTS, true, 0.0, NM.TWO_FOUR);
     }
 
-    public TrainConfig withModel(String m) { return new TrainConfig(m, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withModel(String m) { return new TrainConfig(m, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
     /** The method, without variants. */
-    public TrainConfig withMethod(Method m) { return new TrainConfig(model, m, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, List.of(), optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withMethod(Method m) { return new TrainConfig(model, m, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, List.of(), optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
     /** The method and its variants. */
-    public TrainConfig withRecipe(Recipe r) { return new TrainConfig(model, r.method(), epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, r.variants(), optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
-    public TrainConfig withEpochs(int e) { return new TrainConfig(model, method, e, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
-    public TrainConfig withBatchSize(int b) { return new TrainConfig(model, method, epochs, b, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
-    public TrainConfig withLr(double l) { return new TrainConfig(model, method, epochs, batchSize, l, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
-    public TrainConfig withMomentum(double m) { return new TrainConfig(model, method, epochs, batchSize, lr, m, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
-    public TrainConfig withWeightDecay(double w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, w, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
-    public TrainConfig withNesterov(boolean n) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, n, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
-    public TrainConfig withWarmupSteps(int w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, w, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
-    public TrainConfig withLabelSmoothing(double s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, s, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
-    public TrainConfig withSeed(long s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, s, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
-    public TrainConfig withSubsets(int train, int test) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, train, test, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
-    public TrainConfig withAugment(boolean a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, a, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withRecipe(Recipe r) { return new TrainConfig(model, r.method(), epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, r.variants(), optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withEpochs(int e) { return new TrainConfig(model, method, e, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withBatchSize(int b) { return new TrainConfig(model, method, epochs, b, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withLr(double l) { return new TrainConfig(model, method, epochs, batchSize, l, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withMomentum(double m) { return new TrainConfig(model, method, epochs, batchSize, lr, m, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withWeightDecay(double w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, w, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withNesterov(boolean n) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, n, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withWarmupSteps(int w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, w, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withLabelSmoothing(double s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, s, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withSeed(long s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, s, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withSubsets(int train, int test) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, train, test, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withAugment(boolean a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, a, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
 
     /** SGD (the default) or AdamW; the learning rate and weight decay stay as they are (see {@link #withAdamWDefaults}). */
-    public TrainConfig withOptimizer(OptimizerKind o) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, o, adamW, wdOnNormAndBias, clipGradNorm); }
-    public TrainConfig withAdamW(AdamWSettings a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, a, wdOnNormAndBias, clipGradNorm); }
+    public TrainConfig withOptimizer(OptimizerKind o) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, o, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withAdamW(AdamWSettings a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, a, wdOnNormAndBias, clipGradNorm, nm); }
     /** false: no weight decay on biases and batch norm's parameters (fst4j.nn.ParamGroup.splitDecay); true (torch's default): on every parameter. */
-    public TrainConfig withWdOnNormAndBias(boolean on) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, on, clipGradNorm); }
+    public TrainConfig withWdOnNormAndBias(boolean on) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, on, clipGradNorm, nm); }
 
     /**
      * Gradient-norm clipping at maxNorm (0: off): each step's gradients, all parameters together, scaled down to that
      * total L2 norm where they exceed it, after the backward pass and before SR-STE's decay ({@link Trainer}).
      */
-    public TrainConfig withClipGradNorm(double maxNorm) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, maxNorm); }
+    public TrainConfig withClipGradNorm(double maxNorm) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, maxNorm, nm); }
+
+    /** The weights pruned at pattern p instead of 2:4 (the trainer applies it to every pruned layer: SparseConfig.withPattern). */
+    public TrainConfig withNm(NM p) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, p); }
 
     /** Whether the trainer clips the gradients' norm ({@link #clipGradNorm} above 0). */
     public boolean clipsGradients() { return clipGradNorm > 0; }
@@ -157,6 +167,7 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
         }
         if (!wdOnNormAndBias) m.put("wd_on_norm_and_bias", "false");
         if (clipsGradients()) m.put("clip_grad_norm", Double.toString(clipGradNorm));   // runs without clipping keep the keys they had
+        if (!nm.isTwoFour()) m.put("nm", nm.toString());   // 2:4 runs keep the keys they had
         return m;
     }
 
@@ -175,7 +186,9 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
                         Double.parseDouble(get(m, "eps")), Boolean.parseBoolean(get(m, "amsgrad"))) : AdamWSettings.DEFAULTS,
                 Boolean.parseBoolean(m.getOrDefault("wd_on_norm_and_bias", "true")),
                 // checkpoints written before clipping, or without it, have no 'clip_grad_norm': off
-                Double.parseDouble(m.getOrDefault("clip_grad_norm", "0")));
+                Double.parseDouble(m.getOrDefault("clip_grad_norm", "0")),
+                // checkpoints written before N:M, or at 2:4, have no 'nm'
+                m.containsKey("nm") ? NM.parse(m.get("nm")) : NM.TWO_FOUR);
     }
 
     private static String get(Map<String, String> m, String k) {

@@ -214,6 +214,9 @@ public final class Trainer implements AutoCloseable {
             if (!cfg.variants().isEmpty())
                 throw new IllegalArgumentException("the variants " + cfg.methodName() + " apply to the built-in models' layers; a model of one's own takes"
                         + " them in its layers' SparseConfig (SparseConfig.Recipe.parse(\"" + cfg.methodName() + "\").apply(config, seed))");
+            if (!cfg.nm().isTwoFour())
+                throw new IllegalArgumentException("the N:M pattern " + cfg.nm() + " applies to the built-in models' layers; a model of one's own takes"
+                        + " it in its layers' SparseConfig (config.withPattern(NM.parse(\"" + cfg.nm() + "\")))");
             cfg = cfg.withModel(CUSTOM);
         } else if (cfg.model().equalsIgnoreCase(CUSTOM)) {
             throw new IllegalArgumentException("model '" + CUSTOM + "' is a model of one's own: build it and pass it to new Trainer(model, cfg, data)");
@@ -253,11 +256,15 @@ public final class Trainer implements AutoCloseable {
     }
 
     /**
-     * The config's variants applied to every pruned layer of model, before any checkpoint is loaded (a layer's random
-     * patterns are part of its state). Layer i (1-based, over all conv/linear layers) seeds its patterns with
-     * seed * 1000003 + i, as {@code fst4j experiment ir} always has.
+     * The config's N:M pattern ({@link SparseConfig#withPattern}: the magnitude-pruned W slots of every pruned layer) and
+     * variants applied to every pruned layer of model, before any checkpoint is loaded (a layer's random patterns are part
+     * of its state). Layer i (1-based, over all conv/linear layers) seeds its patterns with seed * 1000003 + i, as
+     * {@code fst4j experiment ir} always has. At 2:4 and without variants the layers stay as built.
      */
     public static void applyVariants(Module model, TrainConfig cfg) {
+        if (!cfg.nm().isTwoFour())
+            for (Sparse sp : Models.sparseLayers(model).values())
+                if (!sp.sparsity().isDense()) sp.setSparsity(sp.sparsity().withPattern(cfg.nm()));
         if (cfg.variants().isEmpty()) return;
         long layer = 0;
         for (Sparse sp : Models.sparseLayers(model).values()) {

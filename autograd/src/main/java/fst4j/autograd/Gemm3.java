@@ -100,6 +100,9 @@ public final class Gemm3 {
             this.dense = dense; this.sparse = sparse; this.cuda = cuda; this.conv24 = conv24;
         }
 
+        /** Whether this operand runs through a 2:4 kernel (compressed on the CPU, cuSPARSELt, mma.sp) rather than a dense GEMM. */
+        boolean twoFour() { return sparse != null || cuda != null || conv24 != null; }
+
         public int rows() { return conv24 != null ? conv24.rows() : cuda != null ? cuda.rows() : sparse != null ? sparse.rows() : dense.size(0); }
 
         /**

@@ -12,8 +12,9 @@ import java.util.Map;
 
 /**
  * SR-STE's sparse-refined decay (Zhou et al. 2021; fst-method.md step 1): before the optimizer step, add
- * lambda * (W - S(W)) to the gradient of every weight whose forward is magnitude-2:4 pruned, so that pruned
- * weights decay. Works with any optimizer (it only edits gradients). The straight-through part is the
+ * lambda * (W - S(W)) to the gradient of every weight whose forward is magnitude-2:4 pruned (or magnitude N:M,
+ * {@link Sparsifier.MagnitudeNM}, with S that rule: a separate pass before the step, on the CPU in Java and on CUDA by
+ * one kernel), so that pruned weights decay. Works with any optimizer (it only edits gradients). The straight-through part is the
  * Eq. 1-3 node's: W's gradient is the gradient with respect to S(W).
  */
 public final class SrSte {

@@ -1202,9 +1202,12 @@ public final class CudaOps {
         if (a.dtype != DType.F32 && a.dtype != DType.F64)
             throw new UnsupportedOperationException("hasNonFinite on CUDA supports float32 and float64, got " + a.dtype);
         if (a.numel() == 0) return false;
-        long[][] m = CudaWrites.merge(a.shape, a.strides);
-        if (m[0].length > CudaWrites.MAX_RANK) {   // more dimensions than the kernel takes: one look per index of the first
-            for (int i = 0; i < a.shape[0]; i++) try (Tensor s = a.slice(0, i, i + 1)) { if (hasNonFinite(s)) return true; }
+        int[] shape = a.shape.clone();   // an axis of stride 0 (an expand) holds one location: looked at once
+        for (int d = 0; d < shape.length; d++) if (a.strides[d] == 0) shape[d] = 1;
+        long[][] m = CudaWrites.merge(shape, a.strides);
+        if (m[0].length > CudaWrites.MAX_RANK) {   // more dimensions than the kernel takes: one look per index of an axis of several
+            int ax = CudaWrites.splitAxis(a.shape, a.strides);
+            for (int i = 0; i < a.shape[ax]; i++) try (Tensor s = a.slice(ax, i, i + 1)) { if (hasNonFinite(s)) return true; }
             return false;
         }
         try (Block flags = Block.of(4L * Native.CUDA_NONFINITE_FLAGS)) {

@@ -45,6 +45,16 @@ final class CudaWrites {
     /** The kernels take at most this many dimensions (FST_MAXRANK), counted after {@link #merge}; a view with more is split. */
     static final int MAX_RANK = 8;
 
+    /**
+     * The axis along which a view of more than {@link #MAX_RANK} merged dimensions is split: the first of size above 1
+     * and stride not 0, so that each slice has one merged dimension fewer. (Axis 0 was taken before: where it had size 1
+     * or stride 0, each slice was the view again, or had the same merged dimensions, and the split recursed without end.)
+     */
+    static int splitAxis(int[] shape, long[] strides) {
+        for (int d = 0; d < shape.length; d++) if (shape[d] > 1 && strides[d] != 0) return d;
+        throw new IllegalStateException("no axis to split in a view of shape " + Shape.str(shape));
+    }
+
     private static void requireDtype(String op, Tensor t) {
         if (t.dtype != DType.F32 && t.dtype != DType.F64)
             throw new UnsupportedOperationException(op + " on CUDA supports float32 and float64, got " + t.dtype);
@@ -56,9 +66,10 @@ final class CudaWrites {
         requireDtype("copy", src);
         if (dst.numel() == 0) return;
         long[][] m = merge(dst.shape, src.strides, dst.strides);
-        if (m[0].length > MAX_RANK) {   // more dimensions than a kernel takes: one call per index of the first dimension
-            for (int i = 0; i < dst.shape[0]; i++)
-                try (Tensor d = dst.slice(0, i, i + 1); Tensor s = src.slice(0, i, i + 1)) { copy(d, s); }
+        if (m[0].length > MAX_RANK) {   // more dimensions than a kernel takes: one call per index of an axis that has several
+            int a = splitAxis(dst.shape, dst.strides);
+            for (int i = 0; i < dst.shape[a]; i++)
+                try (Tensor d = dst.slice(a, i, i + 1); Tensor s = src.slice(a, i, i + 1)) { copy(d, s); }
             return;
         }
         Native.cudaStridedWrite(m[0], CudaOps.ptr(src), m[1], src.dtype == DType.F64, CudaOps.ptr(dst), m[2], dst.dtype == DType.F64, false, 0);
@@ -74,8 +85,9 @@ final class CudaWrites {
         int[] shape = t.shape.clone();
         for (int d = 0; d < shape.length; d++) if (t.strides[d] == 0) shape[d] = 1;
         long[][] m = merge(shape, t.strides);
-        if (m[0].length > MAX_RANK) {   // as in copy: one call per index of the first dimension
-            for (int i = 0; i < t.shape[0]; i++) try (Tensor d = t.slice(0, i, i + 1)) { fill(d, v); }
+        if (m[0].length > MAX_RANK) {   // as in copy: one call per index of an axis of several locations
+            int a = splitAxis(t.shape, t.strides);
+            for (int i = 0; i < t.shape[a]; i++) try (Tensor d = t.slice(a, i, i + 1)) { fill(d, v); }
             return;
         }
         Native.cudaStridedWrite(m[0], MemorySegment.NULL, null, false, CudaOps.ptr(t), m[1], t.dtype == DType.F64, true, v);

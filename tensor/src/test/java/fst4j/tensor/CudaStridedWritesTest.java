@@ -86,6 +86,30 @@ class CudaStridedWritesTest extends CudaTensorTestBase {
     }
 
     @Test
+    void viewsPastEightDimensionsWithALeadingSize1OrExpandedAxisAreSplitAlongAnAxisThatShrinksThem() {
+        // nine dimensions that do not merge behind a first axis of size 1 (or of stride 0): splitting along axis 0 gave
+        // the same view again, a recursion without end (StackOverflowError) in copy, fill and hasNonFinite
+        Random r = new Random(99);
+        int[] rev = {0, 9, 8, 7, 6, 5, 4, 3, 2, 1};
+        Tensor[] d = pair(r, DType.F32, 1, 2, 3, 2, 2, 3, 2, 2, 2, 3);
+        Tensor src = keep(randn(r, 1, 3, 2, 2, 2, 3, 2, 2, 3, 2));
+        copyCase(d, t -> t.permute(rev), src, gpu(src), "a contiguous source into a ten-dimensional permuted view with a leading 1");
+        for (DType dt : new DType[]{DType.F32, DType.F64}) {
+            Tensor[] f = pair(r, dt, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3);
+            keep(f[0].permute(rev)).fill(0.1);
+            keep(f[1].permute(rev)).fill(0.1);
+            assertSameBits(f[0], f[1], dt + " fill of a ten-dimensional permuted view with a leading 1");
+            keep(keep(f[0].permute(rev)).expand(4, 3, 2, 2, 2, 2, 2, 2, 2, 2)).fill(-2.5);
+            keep(keep(f[1].permute(rev)).expand(4, 3, 2, 2, 2, 2, 2, 2, 2, 2)).fill(-2.5);
+            assertSameBits(f[0], f[1], dt + " fill of a ten-dimensional view expanded along its first axis");
+            assertFalse(Elementwise.hasNonFinite(keep(f[1].permute(rev))), dt + " hasNonFinite, all finite");
+            keep(keep(f[1].permute(rev)).slice(9, 1, 2)).fill(Double.NaN);   // the last element: the slice's last axis
+            assertTrue(Elementwise.hasNonFinite(keep(f[1].permute(rev))), dt + " hasNonFinite, one NaN");
+            assertTrue(Elementwise.hasNonFinite(keep(keep(f[1].permute(rev)).expand(4, 3, 2, 2, 2, 2, 2, 2, 2, 2))), dt + " hasNonFinite, expanded");
+        }
+    }
+
+    @Test
     void catWritesItsPiecesIntoStridedSlicesAndPromotesAsOnTheCpu() {
         Random r = new Random(98);
         Tensor a = keep(randn(r, 3, 2, 5)), b = keep(keep(randn(r, 3, 4, 5)).to(DType.F64)), c = keep(randn(r, 3, 1, 5));

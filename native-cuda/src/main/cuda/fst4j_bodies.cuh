@@ -1572,7 +1572,7 @@ FST_HD void k_act(i64 i, const fst_k_act_args &a) {
         case FST_ACT_LEAKY_RELU: r = x > 0 ? x : x * a.s0; break;
         case FST_ACT_ELU: r = x <= 0 ? expm1(x) * a.s0 : x; break;
         case FST_ACT_SOFTPLUS: r = x * a.s0 > a.s1 ? x : log1p(exp(x * a.s0)) / a.s0; break;
-        default: r = isnan_d(x) ? x : jmin(jmax(x, a.s0), a.s1); break;   /* FST_ACT_CLAMP */
+        default: { const double t = x < a.s0 ? a.s0 : x; r = t > a.s1 ? a.s1 : t; break; }   /* FST_ACT_CLAMP: a tie (and NaN) keeps x */
     }
     a.y[i] = (float)r;
 }

@@ -92,7 +92,7 @@ enum { FST_ACT_GELU /* x Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2 */, FST_ACT_GELU
        FST_ACT_SILU /* x / (1 + exp(-x)) */, FST_ACT_MISH /* x tanh(log1p(exp(x))) */,
        FST_ACT_LEAKY_RELU /* s0 = slope: x > 0 ? x : x s0 */, FST_ACT_ELU /* s0 = alpha: x <= 0 ? expm1(x) s0 : x */,
        FST_ACT_SOFTPLUS /* s0 = beta, s1 = threshold: x s0 > s1 ? x : log1p(exp(x s0)) / s0 */,
-       FST_ACT_CLAMP /* s0 = min, s1 = max: x if NaN, else min(max(x, s0), s1) (also hardtanh's forward) */, FST_ACT_N };
+       FST_ACT_CLAMP /* s0 = min, s1 = max: t = x < s0 ? s0 : x, then t > s1 ? s1 : t (a tie or NaN keeps x's bits: torch's -0.0; also hardtanh's forward) */, FST_ACT_N };
 enum { FST_ACTB_GELU, FST_ACTB_GELU_TANH, FST_ACTB_SILU, FST_ACTB_MISH, FST_ACTB_LEAKY_RELU, FST_ACTB_ELU, FST_ACTB_SOFTPLUS,
        FST_ACTB_HARDTANH /* x <= s0 || x >= s1 ? 0 : g (a NaN x passes g) */, FST_ACTB_CLAMP /* x >= s0 && x <= s1 ? g : 0 */,
        FST_ACTB_ABS /* g sgn(x), sgn(NaN) = 0 */,

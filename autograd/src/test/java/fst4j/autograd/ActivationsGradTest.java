@@ -1,5 +1,6 @@
 package fst4j.autograd;
 
+import fst4j.tensor.Activation;
 import fst4j.tensor.DType;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
@@ -89,6 +90,19 @@ class ActivationsGradTest {
         assertArrayEquals(new double[]{1, 1, 1, 0, 0}, grad(v -> v.clamp(-1, 1), -1, 0.5, 1, nan, 3));
         // min > max: torch's clamp gives max everywhere and no gradient
         assertArrayEquals(new double[]{0, 0, 0}, grad(v -> v.clamp(2, 1), 0, 1.5, 3));
+        // a tie keeps x, so a zero keeps its sign at a bound of zero, as torch 1.13 prints (clamp(-0.0, 0, 1) is -0.0,
+        // clamp(0.0, -1, -0.0) is 0.0; Math.max / Math.min gave the bound's zero); assertArrayEquals compares the bits
+        for (DType dt : new DType[]{DType.F64, DType.F32})
+            try (Scope s = Scope.open()) {
+                Tensor z = Tensor.of(new double[]{-0.0, 0.0, -0.0, 0.0}, 4).to(dt);
+                assertArrayEquals(new double[]{-0.0, 0.0, -0.0, 0.0}, Activation.clamp(z, 0, 1).toDoubleArray(), dt + " clamp [0, 1]");
+                assertArrayEquals(new double[]{-0.0, 0.0, -0.0, 0.0}, Activation.clamp(z, -0.0, 1).toDoubleArray(), dt + " clamp [-0, 1]");
+                assertArrayEquals(new double[]{-0.0, 0.0, -0.0, 0.0}, Activation.clamp(z, -1, -0.0).toDoubleArray(), dt + " clamp [-1, -0]");
+                assertArrayEquals(new double[]{-0.0, 0.0, -0.0, 0.0}, Activation.clamp(z, -1, 0).toDoubleArray(), dt + " clamp [-1, 0]");
+                assertArrayEquals(new double[]{-0.0, 0.0, -0.0, 0.0}, NN.relu6(Var.of(z)).value().toDoubleArray(), dt + " relu6");
+                assertArrayEquals(new double[]{-0.0, 0.0, -0.0, 0.0}, Var.of(z).clamp(0, Double.POSITIVE_INFINITY).value().toDoubleArray(), dt + " clamp_min 0");
+                assertArrayEquals(new double[]{0.5, 0.5, 0.5}, Activation.clamp(Tensor.of(new double[]{-0.0, 0.0, 7}, 3).to(dt), 0.5, -1 + 1.5).toDoubleArray());
+            }
         // abs: sgn, 0 at +-0 and at NaN; leaky ReLU: the slope at 0 and for NaN
         assertArrayEquals(new double[]{-1, 0, 0, 1, 0}, grad(Var::abs, -2, -0.0, 0, 2, nan));
         assertArrayEquals(new double[]{0.1, 0.1, 1, 0.1}, grad(v -> NN.leakyRelu(v, 0.1), -2, 0, 2, nan));

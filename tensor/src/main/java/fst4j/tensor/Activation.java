@@ -140,11 +140,18 @@ public final class Activation {
 
     // ---- clamp and hardtanh: one forward, two gradients (they differ at the bounds and at NaN, as in torch) ----
 
-    /** min(max(x, min), max), NaN staying NaN (torch.clamp; min > max gives max everywhere, as there). Infinite bounds: none. */
+    /**
+     * min where x < min, then max where that is > max, else x itself, NaN staying NaN (torch.clamp; min > max gives max
+     * everywhere, as there). Infinite bounds: none. A tie keeps x, as torch's does: clamp(-0.0, 0, 1) is -0.0 and
+     * clamp(0.0, -1, -0.0) is 0.0 (Math.max / Math.min would turn either zero into the bound's).
+     */
     public static Tensor clamp(Tensor x, double min, double max) {
         checkBounds("clamp", min, max, false);
         if (cuda(x)) return CudaActivations.forward("clamp", CudaActivations.CLAMP, min, max, x);
-        return Elementwise.map(x, v -> Double.isNaN(v) ? v : Math.min(Math.max(v, min), max));
+        return Elementwise.map(x, v -> {
+            double t = v < min ? min : v;   // a NaN stays: both comparisons are false
+            return t > max ? max : t;
+        });
     }
 
     /** clamp's gradient: g where min <= x <= max (bounds included), else 0; 0 for a NaN x. */

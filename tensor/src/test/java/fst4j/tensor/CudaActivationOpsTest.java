@@ -35,6 +35,21 @@ class CudaActivationOpsTest extends CudaTensorTestBase {
         assertNear(keep(Activation.elu(xt, 0.7)), keep(Activation.elu(dxt, 0.7)), "elu of a strided x");
     }
 
+    /** clamp's kernel keeps x at a tie as the CPU (and torch) do: a zero keeps its sign at a bound of zero; the bits compared. */
+    @Test
+    void clampKeepsTheSignOfAZeroAtABoundOfZero() {
+        Tensor z = keep(Tensor.of(new float[]{-0.0f, 0.0f, -0.0f, 0.0f, Float.NaN, -3, 9}, 7)), dz = gpu(z);
+        double[][] bounds = {{0, 1}, {-0.0, 1}, {-1, -0.0}, {-1, 0}, {0, 6}, {0, Double.POSITIVE_INFINITY}, {2, -1}};
+        for (double[] b : bounds) {
+            float[] want = keep(Activation.clamp(z, b[0], b[1])).toFloatArray(), got = keep(Activation.clamp(dz, b[0], b[1])).toFloatArray();
+            for (int i = 0; i < want.length; i++)
+                assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]),
+                        "clamp [" + b[0] + ", " + b[1] + "] at " + i + ": CPU " + want[i] + ", CUDA " + got[i]);
+            if (b[0] <= 0 && 0 <= b[1])
+                assertEquals(Float.floatToRawIntBits(-0.0f), Float.floatToRawIntBits(got[0]), "clamp [" + b[0] + ", " + b[1] + "] of -0.0 keeps -0.0");
+        }
+    }
+
     @Test
     void theLaunchersRefuseBadArgumentsNamingTheCall() {
         Tensor d = gpu(keep(new Rng(6).normal(0, 1, 64)));

@@ -83,6 +83,34 @@ class ConvNativeTest {
         }
     }
 
+    /**
+     * Sizes whose products overflow int64 are refused by the dilated lowerings' own check, not wrapped: dilation 2^62 of a
+     * 5-tap kernel spans 4 * 2^62 + 1 rows, which wrapped to 1 (a 1-row kernel, so ho 5 was accepted and the call
+     * returned OK, sampling rows 0 and 4 * 2^62 mod 2^64 = 0 as taps 0 and 4); an image count whose n * ho * wo wraps
+     * past ldo; and any size beyond 2^31 - 1 (fst4j's tensors' int sizes), which the Java side never passes.
+     */
+    @org.junit.jupiter.api.Test
+    void dilatedSizesThatOverflowAreRefused() {
+        try (Scope s = Scope.open()) {
+            Tensor x = Tensor.zeros(1, 1, 5, 5), out = Tensor.empty(5, 25);
+            long big = 1L << 62;
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.im2colDilated(x.data(), 1, 1, 5, 5, 5, 1,
+                    1, 1, 0, 0, big, 1, 5, 5, out.data(), 25, 1));
+            assertTrue(e.getMessage().contains("fst_im2col_dil rejected its arguments"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.col2imDilated(out.data(), 25, 1, 1, 5, 5, 5, 1, 1, 1, 0, 0,
+                    big, 1, 5, 5, x.data(), 1));
+            assertTrue(e.getMessage().contains("fst_col2im_dil rejected its arguments"), e.getMessage());
+            // n * ho * wo = 2^62 * 4 wraps to 0 <= ldo
+            e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.im2colDilated(x.data(), big, 1, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 2, 2,
+                    out.data(), 4, 1));
+            assertTrue(e.getMessage().contains("fst_im2col_dil rejected its arguments"), e.getMessage());
+            // a size past int32 (the Java side's) with a geometry that is otherwise consistent
+            e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.col2imDilated(out.data(), 1L << 33, 1, 1, 1L << 32, 1, 1, 1, 1, 1,
+                    0, 0, 1, 1, 1L << 32, 1, x.data(), 1));
+            assertTrue(e.getMessage().contains("fst_col2im_dil rejected its arguments"), e.getMessage());
+        }
+    }
+
     /** Vertical stride 1 with horizontal stride 2 (the half-K lowering's geometry): native im2col equals Java exactly. */
     @ParameterizedTest
     @CsvSource({"2,3,8,8,3,1", "3,2,7,6,3,1", "2,4,1,4,3,1", "2,2,5,10,5,2", "4,3,6,2,3,1", "2,2,3,12,1,0", "2,3,9,18,3,1", "1,2,4,32,3,1"})

@@ -75,10 +75,10 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
         if (!(momentum >= 0)) throw new IllegalArgumentException("momentum must be >= 0, got " + momentum);
         if (!(clipGradNorm >= 0) || clipGradNorm == Double.POSITIVE_INFINITY)
             throw new IllegalArgumentException("the gradient norm to clip to must be finite and >= 0 (0: no clipping), got " + clipGradNorm);
-        if (clipGradNorm == 0) clipGradNorm = 0.0;
+        if (clipGradNorm == 0) clipGradNorm = 0.0;   // -0.0 is off too, and equal to the default (records compare doubles by bits)
         if (nm == null) throw new IllegalArgumentException("the N:M pattern is null (NM.TWO_FOUR for 2:4)");
         String why = nm.isTwoFour() ? null : method.whyNoPattern();
-        if (why != null) throw new IllegalArgumentException("N:M " + nm + " has no meaning for " + method.name().toLowerCase(Locale.ROOT) + ": " + why);   // -0.0 is off too, and equal to the default (records compare doubles by bits)
+        if (why != null) throw new IllegalArgumentException("N:M " + nm + " has no meaning for " + method.name().toLowerCase(Locale.ROOT) + ": " + why);
     }
 
     /** The defaults: resnet-small, the given method, 1 epoch, batch 128, lr 0.1, seed 0. */

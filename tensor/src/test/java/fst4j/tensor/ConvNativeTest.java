@@ -111,6 +111,29 @@ class ConvNativeTest {
         }
     }
 
+    /**
+     * conv.c's own geometry check, as the dilated one's: sizes past the Java side's int limits (whose products wrap int64)
+     * and a kernel wider than the padded input (the truncated division gives ho = 1) are refused, not read past.
+     */
+    @org.junit.jupiter.api.Test
+    void undilatedSizesThatOverflowOrOutgrowTheInputAreRefused() {
+        try (Scope s = Scope.open()) {
+            Tensor x = Tensor.zeros(1, 1, 5, 5), out = Tensor.empty(9, 25);
+            // n * ho * wo = 2^62 * 4 wraps to 0 <= ldo
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.im2col(x.data(), 1L << 62, 1, 3, 3, 2, 2,
+                    1, 1, 0, 0, 2, 2, out.data(), 4, 1));
+            assertTrue(e.getMessage().contains("fst_im2col rejected its arguments"), e.getMessage());
+            // a size past int32 with an otherwise consistent geometry
+            e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.col2im(out.data(), 1L << 33, 1, 1, 1L << 32, 1, 1, 1, 1, 1,
+                    0, 0, 1L << 32, 1, x.data(), 1));
+            assertTrue(e.getMessage().contains("fst_col2im rejected its arguments"), e.getMessage());
+            // kernel 7x7 on a 5x5 input without padding: (5 - 7) / 1 + 1 truncates to 1 = ho
+            e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.im2col(x.data(), 1, 1, 5, 5, 7, 7, 1, 1, 0, 0, 1, 1,
+                    out.data(), 1, 1));
+            assertTrue(e.getMessage().contains("fst_im2col rejected its arguments"), e.getMessage());
+        }
+    }
+
     /** Vertical stride 1 with horizontal stride 2 (the half-K lowering's geometry): native im2col equals Java exactly. */
     @ParameterizedTest
     @CsvSource({"2,3,8,8,3,1", "3,2,7,6,3,1", "2,4,1,4,3,1", "2,2,5,10,5,2", "4,3,6,2,3,1", "2,2,3,12,1,0", "2,3,9,18,3,1", "1,2,4,32,3,1"})

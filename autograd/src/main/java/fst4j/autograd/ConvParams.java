@@ -52,7 +52,7 @@ public record ConvParams(int sh, int sw, int ph, int pw, int dh, int dw, int gro
             throw new IllegalArgumentException("conv2d: input channels " + cin + " (input " + Shape.str(x) + ") not divisible by groups " + groups);
         if (cout % groups != 0)
             throw new IllegalArgumentException("conv2d: output channels " + cout + " (weight " + Shape.str(w) + ") not divisible by groups " + groups);
-        if (w[1] * groups != cin)
+        if ((long) w[1] * groups != cin)   // in long: 4 x (2^30 + 1) wraps to 4
             throw new IllegalArgumentException("channel mismatch: conv2d input " + Shape.str(x) + " has " + cin + " channels but weight " + Shape.str(w)
                     + " with groups " + groups + " expects " + (long) w[1] * groups + " (weight [Cout, Cin/groups, kh, kw])");
         if (w[2] <= 0 || w[3] <= 0) throw new IllegalArgumentException("conv2d: kernel size must be positive, got weight " + Shape.str(w));

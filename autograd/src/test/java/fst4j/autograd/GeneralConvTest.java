@@ -154,6 +154,8 @@ class GeneralConvTest {
             assertMessage(() -> NN.conv2d(x, Var.of(Tensor.zeros(DType.F64, 6, 6, 3, 3)), null, ConvParams.of(1, 0, 3, 1)), "spans 7x7", "padded input 5x5");
             NN.conv2d(x, Var.of(Tensor.zeros(DType.F64, 6, 6, 3, 3)), null, ConvParams.of(1, 1, 3, 1));   // 7x7 in 7x7: fits
             assertMessage(() -> NN.conv2d(x, Var.of(Tensor.zeros(DType.F64, 6, 3, 1, 7)), null, new ConvParams(1, 1, 0, 0, 1, 1, 2)), "kernel 1x7", "padded input 5x5");
+            // the weight's shape alone (no tensor of 2^30 channels): 4 groups x (2^30 + 1) channels wraps int to 4 = Cin
+            assertMessage(() -> ConvParams.of(1, 0, 1, 4).check(new int[]{1, 4, 3, 3}, new int[]{4, (1 << 30) + 1, 1, 1}), "channel mismatch", "expects 4294967300");
             assertMessage(() -> ConvParams.of(1, 1, 0, 1), "dilation must be positive");
             assertMessage(() -> ConvParams.of(0, 1, 1, 1), "stride must be positive");
             assertMessage(() -> ConvParams.of(1, -1, 1, 1), "padding must be >= 0");

@@ -93,6 +93,14 @@ FST_API int fst_im2col_dil(const float *x, int64_t n, int64_t c, int64_t h, int6
 FST_API int fst_col2im_dil(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                            int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ho, int64_t wo,
                            float *dx, int nthreads);
+/* Depthwise convolution (conv_depthwise.c): groups == c, weight [c*mult, 1, kh, kw], output channel co reading input
+ * channel co / mult; geom = {n, c, mult, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo} (ho, wo the sizes the geometry
+ * gives), every tensor contiguous NCHW float32. fst_dwconv_fwd: y = conv(x, w) + bias (bias [c*mult] or NULL).
+ * fst_dwconv_dx: dx overwritten. fst_dwconv_dw: dw [c*mult, kh*kw] and / or dbias [c*mult] (either NULL) overwritten,
+ * zeros for an empty batch. */
+FST_API int fst_dwconv_fwd(const int64_t *geom, const float *x, const float *w, const float *bias, float *y, int nthreads);
+FST_API int fst_dwconv_dx(const int64_t *geom, const float *dy, const float *w, float *dx, int nthreads);
+FST_API int fst_dwconv_dw(const int64_t *geom, const float *x, const float *dy, float *dw, float *dbias, int nthreads);
 /* The planned lowering of the implicit-im2col GEMMs (AVX-512 masked loads; lowering.h): mode 0 turns it off (every
  * row lowered by the portable row-by-row code), 1 on where the CPU has AVX-512 (and FST4J_ISA / FST4J_LPLAN=0 do not
  * say otherwise), -1 only asks. Returns 1 when it is in use. For tests and A/B timing; results are the same bits. */

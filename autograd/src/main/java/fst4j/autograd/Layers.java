@@ -48,6 +48,12 @@ public final class Layers {
         return y.reshape(out);
     }
 
+    /**
+     * Whether dense depthwise layers on the CPU take {@link DepthwiseConv2d} (true, the default) or the general path's
+     * per-group GEMMs: tests compare the two; -Dfst4j.conv.depthwise=false switches the direct loops off.
+     */
+    static volatile boolean depthwisePath = !"false".equals(System.getProperty("fst4j.conv.depthwise"));
+
     /** conv2d (NCHW, square kernel) whose GEMMs go through node; b [Cout] or null. */
     public static Var conv2d(Gemm3 node, Var x, Var w, Var b, int stride, int padding) {
         Var y = new Conv2d(node, stride, padding).apply(x, w);
@@ -66,6 +72,9 @@ public final class Layers {
     public static Var conv2d(Gemm3 node, Var x, Var w, Var b, ConvParams p) {
         int[] ws = w.shape();
         if (p.plain() && ws.length == 4 && ws[2] == ws[3]) return conv2d(node, x, w, b, p.sh(), p.ph());
+        // a dense depthwise layer on the CPU: direct loops with the bias, not a GEMM of one output row per channel
+        if (depthwisePath && DepthwiseConv2d.takes(node, x.value(), w.value(), p))
+            return b == null ? new DepthwiseConv2d(p).apply(x, w) : new DepthwiseConv2d(p).apply(x, w, b);
         Var y = new GeneralConv2d(node, p).apply(x, w);
         if (b == null) return y;
         return y.add(b.reshape(1, -1, 1, 1));

@@ -724,6 +724,51 @@ public final class Native {
         check(rc, "fst_col2im_dil");
     }
 
+    // ---- depthwise convolution (conv_depthwise.c): groups == cin, the general path's direct kernels ----
+
+    private static final class DepthwiseHandles {
+        static final MethodHandle FWD, DX, DW;
+        static {
+            SymbolLookup lib = LIB;
+            FWD = bind(lib, "fst_dwconv_fwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), false);
+            DX = bind(lib, "fst_dwconv_dx", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), false);
+            DW = bind(lib, "fst_dwconv_dw", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), false);
+        }
+    }
+
+    /**
+     * Depthwise convolution forward: y = conv(x, w) + bias (bias may be {@link MemorySegment#NULL}). geom = {n, c, mult,
+     * h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo}: x [n, c, h, w], w [c*mult, 1, kh, kw], y [n, c*mult, ho, wo], contiguous float32.
+     */
+    public static void dwconvForward(long[] geom, MemorySegment x, MemorySegment w, MemorySegment bias, MemorySegment y, int threads) {
+        ensureLoaded();
+        int rc;
+        try (Arena a = Arena.ofConfined()) {
+            rc = (int) DepthwiseHandles.FWD.invokeExact(a.allocateFrom(JAVA_LONG, geom), x, w, bias, y, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_dwconv_fwd");
+    }
+
+    /** Depthwise convolution's input gradient: dx [n, c, h, w] overwritten from dy [n, c*mult, ho, wo] and w. */
+    public static void dwconvInputGrad(long[] geom, MemorySegment dy, MemorySegment w, MemorySegment dx, int threads) {
+        ensureLoaded();
+        int rc;
+        try (Arena a = Arena.ofConfined()) {
+            rc = (int) DepthwiseHandles.DX.invokeExact(a.allocateFrom(JAVA_LONG, geom), dy, w, dx, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_dwconv_dx");
+    }
+
+    /** Depthwise convolution's weight gradient dw [c*mult, kh*kw] and / or bias gradient dbias [c*mult] (either NULL), overwritten. */
+    public static void dwconvWeightGrad(long[] geom, MemorySegment x, MemorySegment dy, MemorySegment dw, MemorySegment dbias, int threads) {
+        ensureLoaded();
+        int rc;
+        try (Arena a = Arena.ofConfined()) {
+            rc = (int) DepthwiseHandles.DW.invokeExact(a.allocateFrom(JAVA_LONG, geom), x, dy, dw, dbias, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_dwconv_dw");
+    }
+
     /** im2col at output positions pos (int32[npos]) of every image: column img*npos + q of out (row stride ldo). */
     public static void im2colAt(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
                                 long ho, long wo, MemorySegment pos, long npos, MemorySegment out, long ldo, int threads) {

@@ -122,7 +122,7 @@ timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Xmx4g -Dfst4j.splt.layoutDir="$OUT/s
   --select-class fst4j.tensor.CudaAvgPoolTest --select-class fst4j.tensor.CudaBatchNormEvalBackwardTest --select-class fst4j.tensor.CudaNonFiniteTest \
   --select-class fst4j.tensor.CudaStridedWritesTest --select-class fst4j.tensor.CudaRefusedWritesKeepTheVersionTest --select-class fst4j.nn.CudaFrozenBatchNormTest \
   --select-class fst4j.tensor.CudaActivationOpsTest --select-class fst4j.nn.CudaActivationsTest \
-  --select-class fst4j.nn.CudaConvGeometryTest \
+  --select-class fst4j.nn.CudaConvGeometryTest --select-class fst4j.tensor.CudaDilatedLoweringTest \
   --reports-dir "$OUT/junit" > "$OUT/tests.txt" 2>&1
 trc=$?
 [ "$trc" = 0 ] && [ "$brc" != 0 ] && trc=$brc

@@ -250,6 +250,45 @@ int fst_cuda_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, 
     return launch(FST_K_im2col, c * kh * kw * n * ho * wo, &a);
 }
 
+/* the dilated geometry: as check_geom, with the dilated kernel's extent dh (kh - 1) + 1 fitting the padded input */
+static int check_geom_dil(const fst_geom *g, int64_t dh, int64_t dw) {
+    if (g->n < 0 || g->c <= 0 || g->h <= 0 || g->w <= 0 || g->kh <= 0 || g->kw <= 0 || g->sh <= 0 || g->sw <= 0
+        || g->ph < 0 || g->pw < 0 || g->ho <= 0 || g->wo <= 0 || dh <= 0 || dw <= 0) return FST_EINVAL;
+    if (dh > INT32_MAX || dw > INT32_MAX || g->kh > INT32_MAX || g->kw > INT32_MAX) return FST_EINVAL;   /* no overflow below */
+    const int64_t ekh = dh * (g->kh - 1) + 1, ekw = dw * (g->kw - 1) + 1;
+    if (ekh > g->h + 2 * g->ph || ekw > g->w + 2 * g->pw) return FST_EINVAL;
+    if ((g->h + 2 * g->ph - ekh) / g->sh + 1 != g->ho || (g->w + 2 * g->pw - ekw) / g->sw + 1 != g->wo) return FST_EINVAL;
+    return FST_OK;
+}
+
+int fst_cuda_im2col_dil(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                        int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ho, int64_t wo, float *out, int64_t ldo) {
+    READY();
+    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    NUL(!x || !out);
+    BAD(check_geom_dil(&g, dh, dw) != FST_OK);
+    BAD(ldo < n * ho * wo);
+    if (n == 0) return FST_OK;
+    OWN(x, n * c * h * w * 4); OWN(out, ((c * kh * kw - 1) * ldo + n * ho * wo) * 4);
+    BAD((const char *)out < (const char *)(x + n * c * h * w) && (const char *)x < (const char *)(out + (c * kh * kw - 1) * ldo + n * ho * wo));   /* overlap */
+    fst_k_im2col_dil_args a = { x, g, dh, dw, out, ldo };
+    return launch(FST_K_im2col_dil, c * kh * kw * n * ho * wo, &a);
+}
+
+int fst_cuda_col2im_dil(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
+                        int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ho, int64_t wo, float *dx) {
+    READY();
+    fst_geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
+    NUL(!cols || !dx);
+    BAD(check_geom_dil(&g, dh, dw) != FST_OK);
+    BAD(ldc < n * ho * wo);
+    if (n == 0) return FST_OK;
+    OWN(cols, ((c * kh * kw - 1) * ldc + n * ho * wo) * 4); OWN(dx, n * c * h * w * 4);
+    BAD((const char *)dx < (const char *)(cols + (c * kh * kw - 1) * ldc + n * ho * wo) && (const char *)cols < (const char *)(dx + n * c * h * w));   /* overlap */
+    fst_k_col2im_dil_args a = { cols, ldc, g, dh, dw, dx };
+    return launch(FST_K_col2im_dil, n * c * h * w, &a);
+}
+
 /* col2im of float32 (elem 4) or bf16 (elem 2) columns: the two argument structs have the same layout but for the
  * columns' type */
 static int col2im_launch(const char *fn, int kernel, const void *cols, int elem, int64_t ldc, fst_geom g, float *dx) {

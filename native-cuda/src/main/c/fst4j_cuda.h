@@ -70,6 +70,12 @@ FST_API int fst_cuda_im2col(const float *x, int64_t n, int64_t c, int64_t h, int
                             int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *out, int64_t ldo);
 FST_API int fst_cuda_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                             int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *dx);
+/* fst_cuda_im2col / fst_cuda_col2im with dilation (fst_im2col_dil / fst_col2im_dil's twins, the same values and sums):
+ * tap (i, j) reads input row oh*sh - ph + i*dh, column ow*sw - pw + j*dw; ho, wo the sizes that geometry gives */
+FST_API int fst_cuda_im2col_dil(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                                int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ho, int64_t wo, float *out, int64_t ldo);
+FST_API int fst_cuda_col2im_dil(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh,
+                                int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t ho, int64_t wo, float *dx);
 /* fst_cuda_col2im of bf16 columns (row stride ldc): a bf16 GEMM product (Eq. 2 at BF16 precision) folded back without
  * a float32 copy; each value is exact in float32, so the sums are those of fst_cuda_col2im on the widened columns */
 FST_API int fst_cuda_col2im_bf16(const uint16_t *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,

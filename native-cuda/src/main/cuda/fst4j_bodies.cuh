@@ -254,6 +254,41 @@ FST_HD void k_im2col(i64 i, const fst_k_im2col_args &a) {
     a.out[r * a.ldo + col] = (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? 0.0f : LDG(a.x + ((img * g.c + ch) * g.h + ih) * g.w + iw);
 }
 
+/* dilated im2col: k_im2col with tap (ki, kj) at input offset (ki*dh, kj*dw) */
+FST_HD void k_im2col_dil(i64 i, const fst_k_im2col_dil_args &a) {
+    const fst_geom &g = a.g;
+    const i64 L = g.ho * g.wo, NL = g.n * L, K = g.c * g.kh * g.kw;
+    if (i >= K * NL) return;
+    const i64 r = i / NL, col = i % NL, img = col / L, p = col % L;
+    const i64 ch = r / (g.kh * g.kw), ki = (r / g.kw) % g.kh, kj = r % g.kw;
+    const i64 ih = (p / g.wo) * g.sh - g.ph + ki * a.dh, iw = (p % g.wo) * g.sw - g.pw + kj * a.dw;
+    a.out[r * a.ldo + col] = (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? 0.0f : LDG(a.x + ((img * g.c + ch) * g.h + ih) * g.w + iw);
+}
+
+/* dilated col2im: a thread per dx element gathering its taps in the CPU's order (fst_col2im_dil adds tap (ki, kj) row
+ * by row, ki then kj, from +0.0f; an element meets each tap at most once), so bit for bit without atomics. Tap ki
+ * reaches ih from output row oh = (ih + ph - ki*dh) / sh when that divides and 0 <= oh < ho; likewise kj. */
+FST_HD void k_col2im_dil(i64 i, const fst_k_col2im_dil_args &a) {
+    const fst_geom &g = a.g;
+    if (i >= g.n * g.c * g.h * g.w) return;
+    const i64 iw = i % g.w, ih = (i / g.w) % g.h, ch = (i / (g.w * g.h)) % g.c, img = i / (g.w * g.h * g.c);
+    const float *base = a.cols + ch * g.kh * g.kw * a.ldc + img * g.ho * g.wo;
+    float s = 0.0f;
+    for (i64 ki = 0; ki < g.kh; ki++) {
+        const i64 th = ih + g.ph - ki * a.dh;
+        if (th < 0) break;   /* th falls as ki rises */
+        if (th % g.sh != 0 || th / g.sh >= g.ho) continue;
+        const i64 oh = th / g.sh;
+        for (i64 kj = 0; kj < g.kw; kj++) {
+            const i64 tw = iw + g.pw - kj * a.dw;
+            if (tw < 0) break;
+            if (tw % g.sw != 0 || tw / g.sw >= g.wo) continue;
+            s = s + LDG(base + (ki * g.kw + kj) * a.ldc + oh * g.wo + tw / g.sw);
+        }
+    }
+    a.dx[i] = s;
+}
+
 /* W consecutive bf16 in one store: value j in bits 16 j .. 16 j + 15, in memory order (W = 4: one 8-byte store, the
  * operand 8-byte aligned; cuda_ops.c checks). The emulator stores the same packed value lane by lane, so the packing
  * is what the host tests check. */

@@ -32,6 +32,10 @@ typedef struct { const float *x; fst_geom g; float *out; int64_t ldo; } fst_k_im
 typedef struct { const float *cols; int64_t ldc; fst_geom g; float *dx; } fst_k_col2im_args;
 typedef struct { const uint16_t *cols; int64_t ldc; fst_geom g; float *dx; } fst_k_col2im_bf16_args;
 typedef struct { const float *x; fst_geom g; const int32_t *pos; int64_t npos; float *out; int64_t ldo; } fst_k_im2col_at_args;
+/* dilated im2col / col2im (conv_general.c's twins): tap (i, j) of output (oh, ow) reads input (oh*sh - ph + i*dh,
+ * ow*sw - pw + j*dw); g.ho, g.wo are the dilated geometry's sizes */
+typedef struct { const float *x; fst_geom g; int64_t dh, dw; float *out; int64_t ldo; } fst_k_im2col_dil_args;
+typedef struct { const float *cols; int64_t ldc; fst_geom g; int64_t dh, dw; float *dx; } fst_k_col2im_dil_args;
 typedef struct { const float *src; uint16_t *dst; int64_t n; } fst_k_f2bf_args;
 /* dst bf16 [rows_p, cols_p] (contiguous) = src [rows, cols] (strides rs, cs, in elements) rounded, zero elsewhere */
 typedef struct { const float *src; int64_t rows, cols, rs, cs; uint16_t *dst; int64_t rows_p, cols_p; } fst_k_bf16_pad_args;
@@ -346,6 +350,7 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(shift_add, fst_k_shift_gather_args) X(resprop, fst_k_resprop_args) X(resprop_count, fst_k_resprop_args) \
     X(resprop_sum, fst_k_resprop_args) \
     X(im2col, fst_k_im2col_args) X(col2im, fst_k_col2im_args) X(im2col_at, fst_k_im2col_at_args)         \
+    X(im2col_dil, fst_k_im2col_dil_args) X(col2im_dil, fst_k_col2im_dil_args)                            \
     X(f32_to_bf16, fst_k_f2bf_args) X(binary, fst_k_binary_args) X(unary, fst_k_unary_args)              \
     X(act, fst_k_act_args) X(act_bwd, fst_k_act_bwd_args)                                                \
     X(sum_part, fst_k_sum_args) X(sum, fst_k_sum_args) X(maxpool, fst_k_maxpool_args) X(maxpool_bwd, fst_k_maxpool_bwd_args)         \

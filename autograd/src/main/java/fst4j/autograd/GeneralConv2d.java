@@ -2,7 +2,6 @@ package fst4j.autograd;
 
 import fst4j.autograd.Profile.Part;
 import fst4j.tensor.Conv;
-import fst4j.tensor.Device;
 import fst4j.tensor.SharedOperand;
 import fst4j.tensor.Shape;
 import fst4j.tensor.Tensor;
@@ -46,9 +45,6 @@ final class GeneralConv2d extends Function {
             throw new IllegalArgumentException("dtype mismatch in conv2d: input " + xin.dtype() + ", weight " + win.dtype());
         if (xin.device() != win.device())
             throw new IllegalArgumentException("device mismatch in conv2d: input on " + xin.device() + ", weight on " + win.device());
-        if (xin.device() == Device.CUDA && (p.dh() != 1 || p.dw() != 1))
-            throw new UnsupportedOperationException("conv2d with dilation " + p.dh() + "x" + p.dw() + " is not supported on CUDA (its lowerings have no"
-                    + " dilation): run the layer on the CPU, or use dilation 1 on CUDA");
         int groups = p.groups(), n = xin.size(0), cout = win.size(0), coutG = cout / groups, kh = win.size(2), kw = win.size(3);
         int kRows = Math.multiplyExact(win.size(1), kh * kw);
         if (groups > 1 && node.config().w() instanceof fst4j.sparse.Transposable24 && coutG % 4 != 0)

@@ -67,7 +67,7 @@ public final class Layers {
      * stride and one padding, no dilation and one group takes {@link #conv2d(Gemm3, Var, Var, Var, int, int)}, the
      * fast paths, unchanged; any other geometry the general path ({@link GeneralConv2d}: dilated im2col, each group its
      * own Eq. 1-3 product). Bad geometry is refused naming it (channels not divisible by groups, a dilated kernel
-     * larger than the padded input, ...); on CUDA dilation must be 1.
+     * larger than the padded input, ...). Dense depthwise layers on the CPU take {@link DepthwiseConv2d}.
      */
     public static Var conv2d(Gemm3 node, Var x, Var w, Var b, ConvParams p) {
         int[] ws = w.shape();

@@ -1141,6 +1141,36 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_col2im");
     }
 
+    /** The dilated CUDA lowerings (fst_cuda_im2col_dil / fst_cuda_col2im_dil); bound on first use. */
+    private static final class CudaDilationHandles {
+        static final MethodHandle IM2COL_DIL, COL2IM_DIL;
+        static {
+            SymbolLookup lib = CudaHandles.LIB;
+            IM2COL_DIL = bind(lib, "fst_cuda_im2col_dil", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG), false);
+            COL2IM_DIL = bind(lib, "fst_cuda_col2im_dil", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
+        }
+    }
+
+    /** {@link #cudaIm2col} with dilation dh, dw (tap (i, j) reads input row oh*sh - ph + i*dh, column ow*sw - pw + j*dw). */
+    public static void cudaIm2colDilated(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                         long dh, long dw, long ho, long wo, MemorySegment out, long ldo) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaDilationHandles.IM2COL_DIL.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out, ldo); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_im2col_dil");
+    }
+
+    /** {@link #cudaCol2im} with dilation dh, dw: dx (contiguous [n, c, h, w], overwritten). */
+    public static void cudaCol2imDilated(MemorySegment cols, long ldc, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
+                                         long dh, long dw, long ho, long wo, MemorySegment dx) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaDilationHandles.COL2IM_DIL.invokeExact(cols, ldc, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, dx); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_col2im_dil");
+    }
+
     /** {@link #cudaCol2im} of bf16 columns (row stride ldc), e.g. a bf16 GEMM product. */
     public static void cudaCol2imBf16(MemorySegment cols, long ldc, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph,
                                       long pw, long ho, long wo, MemorySegment dx) {

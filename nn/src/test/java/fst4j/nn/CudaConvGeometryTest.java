@@ -17,8 +17,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * The general convolution on CUDA (grouped, depthwise, non-square kernel, stride and padding): the same decomposition as
  * on the CPU (CUDA im2col / col2im per group, the node's GEMMs on the device), against the CPU layer: output and the
- * gradients of input, weight and bias, dense and FST3_IR. Dilation is CPU only: refused by name on CUDA. Against the
- * device or the host emulator (skipped with the reason otherwise).
+ * gradients of input, weight and bias, dense and FST3_IR; dilated layers (the CUDA im2col / col2im with dilation) among
+ * them, grouped, depthwise and non-square. Against the device or the host emulator (skipped with the reason otherwise).
  */
 class CudaConvGeometryTest {
     @BeforeEach
@@ -36,15 +36,16 @@ class CudaConvGeometryTest {
         assertTrue(err <= tol * Math.max(scale, 1e-6), what + ": max error " + err + " against max " + scale);
     }
 
-    /** cin, cout, kh, kw, sh, sw, ph, pw, groups */
-    static final int[][] CASES = {{8, 16, 3, 3, 1, 1, 1, 1, 2}, {8, 8, 3, 3, 2, 2, 1, 1, 8}, {4, 8, 3, 2, 2, 1, 0, 1, 1}, {12, 8, 1, 1, 1, 1, 0, 0, 4}};
+    /** cin, cout, kh, kw, sh, sw, ph, pw, groups, dh, dw */
+    static final int[][] CASES = {{8, 16, 3, 3, 1, 1, 1, 1, 2, 1, 1}, {8, 8, 3, 3, 2, 2, 1, 1, 8, 1, 1}, {4, 8, 3, 2, 2, 1, 0, 1, 1, 1, 1},
+            {12, 8, 1, 1, 1, 1, 0, 0, 4, 1, 1}, {4, 8, 3, 3, 1, 1, 2, 2, 1, 2, 2}, {8, 8, 3, 3, 2, 1, 2, 1, 8, 2, 1}, {4, 8, 2, 3, 1, 2, 1, 2, 2, 3, 2}};
 
     @Test
-    void groupedAndNonSquareConvolutionsOnCudaMatchTheCpu() {
+    void groupedDilatedAndNonSquareConvolutionsOnCudaMatchTheCpu() {
         for (SparseConfig.Method m : new SparseConfig.Method[]{SparseConfig.Method.DENSE, SparseConfig.Method.FST3_IR}) {
             for (int[] c : CASES) {
                 String what = m + " " + java.util.Arrays.toString(c);
-                ConvParams p = new ConvParams(c[4], c[5], c[6], c[7], 1, 1, c[8]);
+                ConvParams p = new ConvParams(c[4], c[5], c[6], c[7], c[9], c[10], c[8]);
                 try (Scope s = Scope.open(); Conv2d cpu = new Conv2d(c[0], c[1], new int[]{c[2], c[3]}, p, true, m.config(), new Rng(1));
                      Conv2d gpu = new Conv2d(c[0], c[1], new int[]{c[2], c[3]}, p, true, m.config(), new Rng(1))) {
                     gpu.to(Device.CUDA);
@@ -61,19 +62,6 @@ class CudaConvGeometryTest {
                     assertNear(cpu.namedParameters().get("bias").grad(), gpu.namedParameters().get("bias").grad(), 1e-4, what + " db");
                 }
             }
-        }
-    }
-
-    @Test
-    void dilationIsRefusedOnCudaByName() {
-        try (Scope s = Scope.open(); Conv2d conv = new Conv2d(4, 4, new int[]{3, 3}, ConvParams.of(1, 2, 2, 1), false, SparseConfig.Method.DENSE.config(), new Rng(1))) {
-            conv.to(Device.CUDA);
-            Var x = Var.of(Tensor.zeros(2, 4, 8, 8).to(Device.CUDA));
-            UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class, () -> conv.forward(x));
-            assertTrue(e.getMessage().contains("dilation 2x2 is not supported on CUDA"), e.getMessage());
-            // the tensor layer refuses it too, not lowering it as if undilated
-            e = assertThrows(UnsupportedOperationException.class, () -> fst4j.tensor.Conv.im2col(x.value(), 3, 3, 1, 1, 2, 2, 2, 2));
-            assertTrue(e.getMessage().contains("im2col with dilation 2x2 is not supported on CUDA"), e.getMessage());
         }
     }
 }

@@ -42,7 +42,7 @@ public final class Conv {
     /**
      * Validated geometry of one convolution. Dilation dh, dw (torch's): tap (i, j) of output (oh, ow) reads input
      * (oh*sh - ph + i*dh, ow*sw - pw + j*dw); 1 everywhere but in the general path's lowerings (only im2col / col2im
-     * and their dilated native kernels take another: the planned, blocked and CUDA paths are built for dilation 1).
+     * and their dilated native and CUDA kernels take another: the planned and blocked paths are built for dilation 1).
      */
     record Geom(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int ho, int wo, int dh, int dw) {
         /** Whether the kernel is dilated (the lowerings then take fst_im2col_dil / fst_col2im_dil). */
@@ -106,8 +106,8 @@ public final class Conv {
 
     /**
      * im2col of a whole batch with dilation dh, dw (torch's F.conv2d / F.unfold dilation): [K, N*L], tap (i, j) of
-     * output (oh, ow) reading input (oh*sh - ph + i*dh, ow*sw - pw + j*dw). Dilation 1 is the call above. On CUDA only
-     * dilation 1 (refused otherwise, naming it).
+     * output (oh, ow) reading input (oh*sh - ph + i*dh, ow*sw - pw + j*dw). Dilation 1 is the call above. On CUDA the
+     * dilated kernels fst_k_im2col_dil / fst_k_col2im_dil (the CPU's values and sums).
      */
     public static Tensor im2col(Tensor x, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw) {
         x.check();
@@ -438,7 +438,7 @@ public final class Conv {
         return col2im(cols, inputShape, kh, kw, sh, sw, ph, pw, 1, 1);
     }
 
-    /** Adjoint of {@link #im2col(Tensor, int, int, int, int, int, int, int, int)} (dilation dh, dw; CUDA: dilation 1 only). */
+    /** Adjoint of {@link #im2col(Tensor, int, int, int, int, int, int, int, int)} (dilation dh, dw; on CUDA too). */
     public static Tensor col2im(Tensor cols, int[] inputShape, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw) {
         cols.check();
         Geom g = Geom.of("col2im", inputShape, kh, kw, sh, sw, ph, pw, dh, dw);

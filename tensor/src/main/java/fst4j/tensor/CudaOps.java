@@ -672,26 +672,18 @@ public final class CudaOps {
 
     // ---------------------------------------------------------------- convolution (whole batch: one im2col, one GEMM)
 
-    /**
-     * The CUDA lowerings have no dilation (their kernels read tap (i, j) at offset (i, j)): a dilated convolution is CPU
-     * only, refused here by name rather than lowered as if undilated.
-     */
-    private static void refuseDilation(String op, Conv.Geom g) {
-        if (g.dilated())
-            throw new UnsupportedOperationException(op + " with dilation " + g.dh() + "x" + g.dw() + " is not supported on CUDA (dilated "
-                    + "convolutions run on the CPU only; on CUDA dilation must be 1)");
-    }
-
-    /** cols [K, N*L] of contiguous x (fst_k_im2col). */
+    /** cols [K, N*L] of contiguous x (fst_k_im2col; fst_k_im2col_dil where the geometry is dilated). */
     static Tensor im2col(Tensor x, Conv.Geom g) {
         require("im2col", x);
-        refuseDilation("im2col", g);
         long nl = g.nl();
         // an image without values (C, H or W 0; the kernels refuse such a geometry): every column is padding, as on the CPU
         boolean blank = g.imageSize() == 0;
         Tensor cols = blank ? Tensor.zeros(Device.CUDA, DType.F32, g.k(), Math.toIntExact(nl)) : Tensor.empty(Device.CUDA, DType.F32, g.k(), Math.toIntExact(nl));
         try (Tensor xc = x.contiguous()) {
-            if (nl > 0 && !blank) Native.cudaIm2col(ptr(xc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(), ptr(cols), nl);
+            if (nl > 0 && !blank && g.dilated())
+                Native.cudaIm2colDilated(ptr(xc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.dh(), g.dw(), g.ho(), g.wo(), ptr(cols), nl);
+            else if (nl > 0 && !blank)
+                Native.cudaIm2col(ptr(xc), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(), g.ho(), g.wo(), ptr(cols), nl);
         } catch (RuntimeException e) {
             cols.close();
             throw e;
@@ -716,13 +708,15 @@ public final class CudaOps {
         return out;
     }
 
-    /** dx [N, C, H, W] = col2im of cols [K, N*L] (fst_k_col2im, a gather in the CPU's order). */
+    /** dx [N, C, H, W] = col2im of cols [K, N*L] (fst_k_col2im, or fst_k_col2im_dil where dilated: a gather in the CPU's order). */
     static Tensor col2im(Tensor cols, Conv.Geom g) {
         require("col2im", cols);
-        refuseDilation("col2im", g);
         Tensor dx = Tensor.empty(Device.CUDA, DType.F32, g.n(), g.c(), g.h(), g.w());
         try (Tensor cc = cols.contiguous()) {
-            if (dx.numel() > 0) Native.cudaCol2im(ptr(cc), (long) g.n() * g.l(), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(),
+            if (dx.numel() > 0 && g.dilated())
+                Native.cudaCol2imDilated(ptr(cc), (long) g.n() * g.l(), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(),
+                        g.dh(), g.dw(), g.ho(), g.wo(), ptr(dx));
+            else if (dx.numel() > 0) Native.cudaCol2im(ptr(cc), (long) g.n() * g.l(), g.n(), g.c(), g.h(), g.w(), g.kh(), g.kw(), g.sh(), g.sw(), g.ph(), g.pw(),
                     g.ho(), g.wo(), ptr(dx));
         } catch (RuntimeException e) {
             dx.close();

@@ -13,9 +13,8 @@ import fst4j.tensor.Rng;
  * general one, with each group its own Eq. 1-3 product ({@link Layers#conv2d(fst4j.autograd.Gemm3, Var, Var, Var, ConvParams)}).
  */
 public final class Conv2d extends NodeLayer {
-    /** kernel, stride, padding: the height axis's (kh, sh, ph), the whole of them for the square layers of the built-in models. */
-    public final int cin, cout, kernel, stride, padding;
-    public final int kh, kw, sh, sw, ph, pw, dh, dw, groups;
+    public final int cin, cout;
+    private final int kh, kw, sh, sw, ph, pw, dh, dw, groups;
     private final ConvParams params;
     private final Var weight, bias;
 
@@ -35,15 +34,39 @@ public final class Conv2d extends NodeLayer {
         // the salt (ReSprop's image draws) of a square layer is what it always was
         super(cfg, square ? (((long) cin * 31 + cout) * 31 + kernel[0]) * 31 + p.sh()
                 : java.util.Objects.hash(cin, cout, kernel[0], kernel[1], p.sh(), p.sw(), p.ph(), p.pw(), p.dh(), p.dw(), p.groups()));
-        this.cin = cin; this.cout = cout; this.kernel = kernel[0]; this.stride = p.sh(); this.padding = p.ph();
+        this.cin = cin; this.cout = cout;
         this.kh = kernel[0]; this.kw = kernel[1]; this.sh = p.sh(); this.sw = p.sw(); this.ph = p.ph(); this.pw = p.pw();
         this.dh = p.dh(); this.dw = p.dw(); this.groups = p.groups(); this.params = p;
         this.weight = parameter("weight", rng.kaimingNormal(cout, cin / p.groups(), kh, kw));
         this.bias = bias ? parameter("bias", fst4j.tensor.Tensor.zeros(cout)) : null;
     }
 
-    /** Stride, padding, dilation and groups. */
+    /**
+     * One of torch.nn.Conv2d's per-axis sizes (kernel_size, stride, padding, dilation): the height axis's value, then the
+     * width axis's. The layer has no single "kernel" or "stride" number: a 5x3 kernel or a 2x1 stride has two.
+     */
+    public record Pair(int h, int w) {
+        /** Whether both axes have the same value. */
+        public boolean square() { return h == w; }
+        @Override public String toString() { return h + "x" + w; }
+    }
+
+    /** The kernel's height and width (kh, kw), as torch's kernel_size. */
+    public Pair kernelSize() { return new Pair(kh, kw); }
+    /** Stride per axis (sh, sw). */
+    public Pair stride() { return new Pair(sh, sw); }
+    /** Zero padding per axis (ph, pw). */
+    public Pair padding() { return new Pair(ph, pw); }
+    /** Dilation per axis (dh, dw). */
+    public Pair dilation() { return new Pair(dh, dw); }
+    /** Groups: input channels [g Cin/G, (g+1) Cin/G) meet output channels [g Cout/G, (g+1) Cout/G). */
+    public int groups() { return groups; }
+
+    /** Stride, padding, dilation and groups, as the autograd layer takes them. */
     public ConvParams params() { return params; }
+
+    /** Whether this is the built-in models' kind of layer: a square kernel, one stride and one padding, no dilation, one group. */
+    public boolean plain() { return kh == kw && params.plain(); }
 
     /**
      * Analysis hook (used by fst4j.nn.analysis.FeatureRecorder): when set on the current thread, it is called with
@@ -64,7 +87,7 @@ public final class Conv2d extends NodeLayer {
     }
 
     private Var conv(Var x, Var b) {
-        if (kh == kw && params.plain()) return Layers.conv2d(node(), x, weight, b, stride, padding);
+        if (plain()) return Layers.conv2d(node(), x, weight, b, sh, ph);
         return Layers.conv2d(node(), x, weight, b, params);
     }
 

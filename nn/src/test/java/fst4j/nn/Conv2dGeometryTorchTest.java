@@ -105,8 +105,9 @@ class Conv2dGeometryTorchTest {
             for (float v : conv.weight().value().toFloatArray()) sq += v * v;
             double std = Math.sqrt(sq / conv.weight().value().numel()), want = Math.sqrt(2.0 / (4 * 3 * 5));
             assertEquals(want, std, 0.1 * want);
-            assertEquals(8, conv.groups);
-            assertEquals(2, conv.dh);
+            assertEquals(8, conv.groups());
+            assertEquals(new Conv2d.Pair(2, 2), conv.dilation());
+            assertEquals(new Conv2d.Pair(3, 5), conv.kernelSize());
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new Conv2d(6, 4, new int[]{3, 3}, ConvParams.of(1, 1, 1, 3), false,
                     SparseConfig.Method.DENSE.config(), new Rng(0)));
             assertTrue(e.getMessage().contains("divisible by groups 3"), e.getMessage());

@@ -122,7 +122,7 @@ public final class Main {
             if (ckpt != null) loadModel(model, ckpt);
             boolean all1x1 = v.containsKey("--include-1x1");
             var convs = FeatureRecorder.convLayers(model);
-            java.util.function.Predicate<String> include = n -> all1x1 || convs.get(n).kernel > 1;
+            java.util.function.Predicate<String> include = n -> all1x1 || !convs.get(n).kernelSize().equals(new fst4j.nn.Conv2d.Pair(1, 1));
             // Figure 5's layers and image are checked before the measurement: a bad one was a usage error after the
             // similarity outputs were written, and an --fig5-layers naming no layer drew no Figure 5 yet said it had
             List<String> layers = new ArrayList<>();

@@ -66,8 +66,33 @@ public final class PruneCost {
         };
     }
 
-    /** One pruned convolution's operands. */
-    private record Layer(String name, Tensor w, Tensor x, Tensor dy, int k, int stride, int padding, int planeOut) {}
+    /**
+     * One pruned convolution's operands and geometry: w [Cout, K], x its input, dy [Cout, N*Ho*Wo]; im2col(x) with the
+     * layer's own kernel, stride, padding and dilation per axis is the X^T its Eq. 3 prunes.
+     */
+    record Layer(String name, Tensor w, Tensor x, Tensor dy, Conv2d conv, int planeOut) {
+        Tensor im2col() {
+            Conv2d.Pair k = conv.kernelSize(), s = conv.stride(), p = conv.padding(), d = conv.dilation();
+            return Conv.im2col(x, k.h(), k.w(), s.h(), s.w(), p.h(), p.w(), d.h(), d.w());
+        }
+    }
+
+    /**
+     * The operands of layer c with input x (its dY random, of c's output shape, drawn from rng). Grouped layers are
+     * refused by name: each group is its own Eq. 1-3 product, which these per-layer timings (one W of K = Cin*kh*kw,
+     * one im2col of the whole input) do not measure.
+     */
+    static Layer layerOf(String name, Conv2d c, Tensor x, Rng rng) {
+        if (c.groups() != 1)
+            throw new IllegalArgumentException("table2 measures one Eq. 1-3 product per convolution: layer " + name + " has groups " + c.groups()
+                    + " (each group its own product), which it does not measure");
+        Conv2d.Pair k = c.kernelSize(), s = c.stride(), p = c.padding(), d = c.dilation();
+        int ho = Conv.outSize(x.size(2), k.h(), s.h(), p.h(), d.h()), wo = Conv.outSize(x.size(3), k.w(), s.w(), p.w(), d.w());
+        Tensor w;
+        try (Tensor v = c.weight().value().reshape(c.cout, -1)) { w = v.copy(); }
+        Tensor dy = rng.normal(0, 1, c.cout, x.size(0) * ho * wo);
+        return new Layer(name, w, x, dy, c, ho * wo);
+    }
 
     public static Result measure(String model, int batch, int rounds, long seed) {
         if (batch < 1 || rounds < 1) throw new IllegalArgumentException("batch and rounds must be >= 1");
@@ -88,12 +113,7 @@ public final class PruneCost {
                 for (var e : convs.entrySet()) {
                     Conv2d c = e.getValue();
                     if (c.sparsity().isDense() || !inputs.containsKey(e.getKey())) continue;
-                    Tensor x = inputs.get(e.getKey());
-                    int ho = Conv.outSize(x.size(2), c.kernel, c.stride, c.padding), wo = Conv.outSize(x.size(3), c.kernel, c.stride, c.padding);
-                    Tensor w;
-                    try (Tensor v = c.weight().value().reshape(c.cout, -1)) { w = v.copy(); }
-                    Tensor dy = rng.normal(0, 1, c.cout, batch * ho * wo);
-                    layers.add(new Layer(e.getKey(), w, x, dy, c.kernel, c.stride, c.padding, ho * wo));
+                    layers.add(layerOf(e.getKey(), c, inputs.get(e.getKey()), rng));
                 }
             }
             if (layers.isEmpty()) throw new IllegalArgumentException(model + " has no pruned convolution");
@@ -113,8 +133,8 @@ public final class PruneCost {
                 ms.get(spec.get(0)[0])[li] = median(rounds, () -> Compressed24.pruneCompress(l.w(), null, threads));
                 ms.get(spec.get(1)[0])[li] = median(rounds, () -> Compressed24.pruneCompressTransposed(l.w(), threads));
                 ms.get(spec.get(2)[0])[li] = median(rounds, () -> new Sparsifier.SortMagnitude24(0).apply(l.dy()));
-                ms.get(spec.get(3)[0])[li] = median(rounds, () -> Conv.im2col(l.x(), l.k(), l.stride(), l.padding()));
-                try (Tensor cols = Conv.im2col(l.x(), l.k(), l.stride(), l.padding())) {
+                ms.get(spec.get(3)[0])[li] = median(rounds, l::im2col);
+                try (Tensor cols = l.im2col()) {
                     ms.get(spec.get(4)[0])[li] = median(rounds, () -> new Sparsifier.SortMagnitude24(1).apply(cols));
                 }
                 ms.get(spec.get(5)[0])[li] = median(rounds, () -> HalfK.shiftGather(l.dy(), l.planeOut(), Shift.PAPER.coeff(),

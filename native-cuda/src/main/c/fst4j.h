@@ -227,6 +227,19 @@ FST_API int fst_relu(const float *x, float *y, int64_t n, int nthreads);
 FST_API int fst_relu_backward(const float *dy, const float *a, float *dx, int64_t n, int nthreads);
 FST_API int fst_add(const float *a, const float *b, float *y, int64_t n, int nthreads);
 FST_API int fst_add_relu(const float *a, const float *b, float *y, int64_t n, int nthreads);
+/* The activations of fst4j.tensor.Activation on n contiguous float32 (act.c): y = f_op(x) (fst_act_f32), out =
+ * b_op(a, b) (fst_act_bwd_f32; a the incoming gradient, b the forward's input, or the op's two operands), with op, s0 and
+ * s1 as fst4j_kargs.h's FST_ACT_* / FST_ACTB_* and each formula fst4j_act.h's, in double, rounded once. y may be x (out
+ * may be a or b) itself, but no other overlap; FST_EINVAL for an unknown op or a parameter it cannot use. */
+FST_API int fst_act_f32(int op, double s0, double s1, const float *x, float *y, int64_t n, int nthreads);
+FST_API int fst_act_bwd_f32(int op, double s0, double s1, const float *a, const float *b, float *out, int64_t n, int nthreads);
+/* Magnitude N:M (nm.c; fst4j.sparse.Sparsifier.MagnitudeNM) along the middle axis of contiguous float32 [outer, len, inner]:
+ * in each group of m the n largest |x| are kept (ties to the lower index, every NaN equal and largest, -0.0 equal to +0.0,
+ * a short last group among its real elements), out = x there and +0.0 elsewhere; out may be x itself, no other overlap.
+ * fst_srste_decay_nm: g += lambda * w where that rule along each row of w [rows, k] prunes (fst4j.nn.SrSte), in float.
+ * 1 <= n < m <= 32, else FST_EINVAL. */
+FST_API int fst_prune_nm(const float *x, float *out, int64_t outer, int64_t len, int64_t inner, int n, int m, int nthreads);
+FST_API int fst_srste_decay_nm(const float *w, float *g, int64_t rows, int64_t k, int n, int m, float lambda, int nthreads);
 /* dst[dst_off + sum i_d * dst_strides[d]] = src[src_off + sum i_d * src_strides[d]] over the index space shape
  * (rank 1..8, element strides, negative allowed), split over the threads; the caller bounds-checks both views. */
 FST_API int fst_copy_f32(float *dst, int64_t dst_off, const float *src, int64_t src_off, int rank, const int64_t *shape,

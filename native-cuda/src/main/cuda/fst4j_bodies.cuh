@@ -16,6 +16,7 @@
 #ifndef FST4J_BODIES_CUH
 #define FST4J_BODIES_CUH
 #include "fst4j_kargs.h"
+#include "fst4j_act.h"
 #include <math.h>
 #include <string.h>
 
@@ -1583,63 +1584,20 @@ FST_HD void k_strided_write(i64 i, const fst_k_strided_write_args &a) {
 }
 /* ======================= end of cuda-gaps ======================= */
 /* ======================= activations (fst4j.tensor.Activation) =======================
- * Each op is Activation's Java formula, operation for operation, in double and rounded once to float; the formulas
- * are torch 1.13's (so are their NaN and infinities: gelu(-inf) is NaN as -inf * 0 is). erfc, exp, log1p, expm1 and
- * tanh are libm's (CUDA's on the device) where Java has its own: the results may differ in the last bit of a double,
- * which rounding to float almost always hides. */
-#define FST_SQRT1_2 0.7071067811865476       /* Math.sqrt(0.5) */
-#define FST_INV_SQRT_2PI 0.3989422804014327  /* 1 / sqrt(2 pi): the normal density at 0 */
-#define FST_GELU_BETA 0.7978845608028654     /* sqrt(2 / pi), torch's kBeta */
-#define FST_GELU_KAPPA 0.044715
-
+ * The formulas are fst4j_act.h's, the same text the C shim's loops (act.c) run on the CPU: each in double, rounded once
+ * to float (see there). */
 FST_HD void k_act(i64 i, const fst_k_act_args &a) {
     if (i >= a.n) return;
     i64 ox, unused;
     offsets2(i, a.n, a.rank, a.shape, a.sx, a.sx, ox, unused);
-    const double x = a.x[ox];
-    double r;
-    switch (a.op) {
-        case FST_ACT_GELU: r = x * 0.5 * erfc(-x * FST_SQRT1_2); break;
-        case FST_ACT_GELU_TANH: { const double cube = x * x * x, inner = FST_GELU_BETA * (x + FST_GELU_KAPPA * cube);
-                                  r = 0.5 * x * (1 + tanh(inner)); break; }
-        case FST_ACT_SILU: r = x / (1 + exp(-x)); break;
-        case FST_ACT_MISH: r = x * tanh(log1p(exp(x))); break;
-        case FST_ACT_LEAKY_RELU: r = x > 0 ? x : x * a.s0; break;
-        case FST_ACT_ELU: r = x <= 0 ? expm1(x) * a.s0 : x; break;
-        case FST_ACT_SOFTPLUS: r = x * a.s0 > a.s1 ? x : log1p(exp(x * a.s0)) / a.s0; break;
-        default: { const double t = x < a.s0 ? a.s0 : x; r = t > a.s1 ? a.s1 : t; break; }   /* FST_ACT_CLAMP: a tie (and NaN) keeps x */
-    }
-    a.y[i] = (float)r;
+    a.y[i] = (float)fst_act_fwd(a.op, a.x[ox], a.s0, a.s1);
 }
 
 FST_HD void k_act_bwd(i64 i, const fst_k_act_bwd_args &a) {
     if (i >= a.n) return;
     i64 oa, ob;
     offsets2(i, a.n, a.rank, a.shape, a.sa, a.sb, oa, ob);
-    const double g = a.a[oa], x = a.b[ob];
-    double r;
-    switch (a.op) {
-        case FST_ACTB_GELU: { const double cdf = 0.5 * erfc(-x * FST_SQRT1_2), pdf = FST_INV_SQRT_2PI * exp(-0.5 * x * x);
-                              r = g * (cdf + x * pdf); break; }
-        case FST_ACTB_GELU_TANH: {
-            const double sq = x * x, cube = sq * x, inner = FST_GELU_BETA * (x + FST_GELU_KAPPA * cube), t = tanh(inner);
-            const double left = 0.5 * x, right = 1 + t, dleft = 0.5 * right, dtanh = 1 - t * t;
-            const double dinner = FST_GELU_BETA * (1 + 3 * FST_GELU_KAPPA * sq), dright = left * dtanh * dinner;
-            r = g * (dleft + dright); break;
-        }
-        case FST_ACTB_SILU: { const double s = 1 / (1 + exp(-x)); r = g * s * (1 + x * (1 - s)); break; }
-        case FST_ACTB_MISH: { const double s = 1 / (1 + exp(-x)), t = tanh(log1p(exp(x))); r = g * (t + x * s * (1 - t * t)); break; }
-        case FST_ACTB_LEAKY_RELU: r = x > 0 ? g : g * a.s0; break;
-        case FST_ACTB_ELU: r = x <= 0 ? g * a.s0 * exp(x) : g; break;
-        case FST_ACTB_SOFTPLUS: { const double z = exp(x * a.s0); r = x * a.s0 > a.s1 ? g : g * z / (z + 1); break; }
-        case FST_ACTB_HARDTANH: r = x <= a.s0 || x >= a.s1 ? 0.0 : g; break;
-        case FST_ACTB_CLAMP: r = x >= a.s0 && x <= a.s1 ? g : 0.0; break;
-        case FST_ACTB_ABS: r = g * (x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0); break;
-        case FST_ACTB_MAX_SHARE: r = g == x ? 0.5 : g < x ? 0.0 : 1.0; break;   /* a and b are the two inputs here */
-        case FST_ACTB_MIN_SHARE: r = g == x ? 0.5 : g > x ? 0.0 : 1.0; break;
-        default: r = x == 0 ? 0.0 : g * x; break;   /* FST_ACTB_MUL_SHARE: b is the share */
-    }
-    a.out[i] = (float)r;
+    a.out[i] = (float)fst_act_bwd(a.op, a.a[oa], a.b[ob], a.s0, a.s1);
 }
 
 /* ======================= block-level kernels (FST_BLOCK_KERNELS in fst4j_kargs.h) =======================

@@ -373,6 +373,80 @@ public final class Native {
         check(rc, "fst_srste_decay");
     }
 
+    // ---- activations (act.c) and magnitude N:M (nm.c); bound on first use ----
+
+    private static final class ActNmHandles {
+        static final MethodHandle ACT = bind(LIB, "fst_act_f32", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_DOUBLE, JAVA_DOUBLE,
+                ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
+        static final MethodHandle ACT_BWD = bind(LIB, "fst_act_bwd_f32", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_DOUBLE, JAVA_DOUBLE,
+                ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT), false);
+        static final MethodHandle PRUNE_NM = bind(LIB, "fst_prune_nm", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG,
+                JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT), false);
+        static final MethodHandle DECAY_NM = bind(LIB, "fst_srste_decay_nm", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG,
+                JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_FLOAT, JAVA_INT), false);
+    }
+
+    /** Every segment holds n floats (the C loops trust their pointers). */
+    private static void floats(String fn, long n, MemorySegment... segs) {
+        if (n < 0) throw new IllegalArgumentException(fn + ": negative element count " + n);
+        long bytes;
+        try { bytes = Math.multiplyExact(n, 4L); } catch (ArithmeticException e) { throw new IllegalArgumentException(fn + ": " + n + " floats overflow"); }
+        for (MemorySegment s : segs)
+            if (s.byteSize() < bytes) throw new IndexOutOfBoundsException(fn + ": a segment of " + s.byteSize() + " bytes for " + n + " floats");
+    }
+
+    /**
+     * y = f_op(x) over n contiguous floats (fst_act_f32: op, s0, s1 as fst4j_kargs.h's FST_ACT_*, the CUDA kernel k_act's
+     * formula in double, rounded once); y may be x.
+     */
+    public static void act(int op, double s0, double s1, MemorySegment x, MemorySegment y, long n, int threads) {
+        ensureLoaded();
+        floats("fst_act_f32", n, x, y);
+        int rc;
+        try { rc = (int) ActNmHandles.ACT.invokeExact(op, s0, s1, x, y, n, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_act_f32");
+    }
+
+    /** out = b_op(a, b) over n contiguous floats (fst_act_bwd_f32, FST_ACTB_*: a the incoming gradient, b the forward's input). */
+    public static void actBackward(int op, double s0, double s1, MemorySegment a, MemorySegment b, MemorySegment out, long n, int threads) {
+        ensureLoaded();
+        floats("fst_act_bwd_f32", n, a, b, out);
+        int rc;
+        try { rc = (int) ActNmHandles.ACT_BWD.invokeExact(op, s0, s1, a, b, out, n, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_act_bwd_f32");
+    }
+
+    /**
+     * Magnitude n:m along the middle axis of contiguous float32 [outer, len, inner] (fst_prune_nm): out = x where kept, +0.0
+     * elsewhere (fst4j.sparse.Sparsifier.MagnitudeNM's rule, bit for bit).
+     */
+    public static void pruneNM(MemorySegment x, MemorySegment out, long outer, long len, long inner, int n, int m, int threads) {
+        ensureLoaded();
+        long total;
+        try { total = Math.multiplyExact(Math.multiplyExact(outer, len), inner); } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("fst_prune_nm: " + outer + " x " + len + " x " + inner + " floats overflow");
+        }
+        if (outer < 0 || len < 0 || inner < 0) throw new IllegalArgumentException("fst_prune_nm: negative extent " + outer + " x " + len + " x " + inner);
+        floats("fst_prune_nm", total, x, out);
+        int rc;
+        try { rc = (int) ActNmHandles.PRUNE_NM.invokeExact(x, out, outer, len, inner, n, m, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_prune_nm");
+    }
+
+    /** g += lambda * w where magnitude n:m along each row of w [rows, k] prunes (fst_srste_decay_nm; both contiguous float32). */
+    public static void srsteDecayNM(MemorySegment w, MemorySegment g, long rows, long k, int n, int m, float lambda, int threads) {
+        ensureLoaded();
+        if (rows < 0 || k < 0) throw new IllegalArgumentException("fst_srste_decay_nm: negative extent " + rows + " x " + k);
+        long total;
+        try { total = Math.multiplyExact(rows, k); } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("fst_srste_decay_nm: " + rows + " x " + k + " floats overflow");
+        }
+        floats("fst_srste_decay_nm", total, w, g);
+        int rc;
+        try { rc = (int) ActNmHandles.DECAY_NM.invokeExact(w, g, rows, k, n, m, lambda, threads); } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_srste_decay_nm");
+    }
+
     // ---- implicit im2col products (lowering.h: gemm.c, sparse.c); bound on first use ----
 
     private static final class LoweredHandles {

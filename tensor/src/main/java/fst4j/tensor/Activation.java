@@ -4,9 +4,10 @@ package fst4j.tensor;
  * The activations beyond ReLU, sigmoid and tanh, each forward beside its backward: GELU (exact and tanh form), SiLU,
  * Mish, leaky ReLU, ELU, softplus, clamp / hardtanh, and the gradient pieces of abs, maximum and minimum. Each is torch
  * 1.13's formula, operation for operation (so NaN and the infinities come out as there: gelu(-inf) is NaN because
- * -inf * 0 is), run in double as {@link Elementwise}'s ops are: a Java function on the CPU (float32 and float64,
- * stored in the input's dtype), the same formula in one CUDA kernel each way on CUDA tensors (float32; fst_cuda_act /
- * fst_cuda_act_bwd). The backward functions take the incoming gradient g and the forward's input x, broadcast.
+ * -inf * 0 is), run in double as {@link Elementwise}'s ops are: on float32 CPU tensors one C pass each way
+ * ({@link NativeActivations}: fst_act_f32 / fst_act_bwd_f32, the CUDA kernels' formulas with libm's erfc), a Java
+ * function on float64 ones (and where the shim is missing; stored in the input's dtype), the same formula in one CUDA
+ * kernel each way on CUDA tensors (float32; fst_cuda_act / fst_cuda_act_bwd). The backward functions take the incoming gradient g and the forward's input x, broadcast.
  * <p>
  * Computing in double is where float32 results can differ from torch's, which computes in float: torch's float
  * exp overflows at 88.7, so softplus with a threshold above that gives inf (and a NaN gradient) where this gives the
@@ -27,12 +28,16 @@ public final class Activation {
 
     public static Tensor gelu(Tensor x) {
         if (cuda(x)) return CudaActivations.forward("gelu", CudaActivations.GELU, 0, 0, x);
+        Tensor c = NativeActivations.forward(CudaActivations.GELU, 0, 0, x);
+        if (c != null) return c;
         return Elementwise.map(x, v -> v * 0.5 * Erf.erfc(-v * SQRT1_2));
     }
 
     /** g (Phi(x) + x phi(x)), phi the normal density. */
     public static Tensor geluBackward(Tensor g, Tensor x) {
         if (cuda(g, x)) return CudaActivations.backward("geluBackward", CudaActivations.GELU_BWD, 0, 0, g, x);
+        Tensor c = NativeActivations.backward(CudaActivations.GELU_BWD, 0, 0, g, x);
+        if (c != null) return c;
         return Elementwise.zip(g, x, (gv, v) -> {
             double cdf = 0.5 * Erf.erfc(-v * SQRT1_2), pdf = INV_SQRT_2PI * Math.exp(-0.5 * v * v);
             return gv * (cdf + v * pdf);
@@ -42,6 +47,8 @@ public final class Activation {
     /** torch's approximate='tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
     public static Tensor geluTanh(Tensor x) {
         if (cuda(x)) return CudaActivations.forward("geluTanh", CudaActivations.GELU_TANH, 0, 0, x);
+        Tensor c = NativeActivations.forward(CudaActivations.GELU_TANH, 0, 0, x);
+        if (c != null) return c;
         return Elementwise.map(x, v -> {
             double cube = v * v * v, inner = GELU_BETA * (v + GELU_KAPPA * cube);
             return 0.5 * v * (1 + Math.tanh(inner));
@@ -51,6 +58,8 @@ public final class Activation {
     /** torch's GeluBackward for approximate='tanh', term for term. */
     public static Tensor geluTanhBackward(Tensor g, Tensor x) {
         if (cuda(g, x)) return CudaActivations.backward("geluTanhBackward", CudaActivations.GELU_TANH_BWD, 0, 0, g, x);
+        Tensor c = NativeActivations.backward(CudaActivations.GELU_TANH_BWD, 0, 0, g, x);
+        if (c != null) return c;
         return Elementwise.zip(g, x, (gv, v) -> {
             double sq = v * v, cube = sq * v, inner = GELU_BETA * (v + GELU_KAPPA * cube), t = Math.tanh(inner);
             double left = 0.5 * v, right = 1 + t, dleft = 0.5 * right, dtanh = 1 - t * t;
@@ -64,12 +73,16 @@ public final class Activation {
     /** x sigmoid(x) as x / (1 + exp(-x)) (torch's: NaN at -inf). */
     public static Tensor silu(Tensor x) {
         if (cuda(x)) return CudaActivations.forward("silu", CudaActivations.SILU, 0, 0, x);
+        Tensor c = NativeActivations.forward(CudaActivations.SILU, 0, 0, x);
+        if (c != null) return c;
         return Elementwise.map(x, v -> v / (1 + Math.exp(-v)));
     }
 
     /** g s (1 + x (1 - s)), s = sigmoid(x). */
     public static Tensor siluBackward(Tensor g, Tensor x) {
         if (cuda(g, x)) return CudaActivations.backward("siluBackward", CudaActivations.SILU_BWD, 0, 0, g, x);
+        Tensor c = NativeActivations.backward(CudaActivations.SILU_BWD, 0, 0, g, x);
+        if (c != null) return c;
         return Elementwise.zip(g, x, (gv, v) -> {
             double s = 1 / (1 + Math.exp(-v));
             return gv * s * (1 + v * (1 - s));
@@ -79,12 +92,16 @@ public final class Activation {
     /** x tanh(softplus(x)), softplus without a threshold (torch's). */
     public static Tensor mish(Tensor x) {
         if (cuda(x)) return CudaActivations.forward("mish", CudaActivations.MISH, 0, 0, x);
+        Tensor c = NativeActivations.forward(CudaActivations.MISH, 0, 0, x);
+        if (c != null) return c;
         return Elementwise.map(x, v -> v * Math.tanh(Math.log1p(Math.exp(v))));
     }
 
     /** g (t + x s (1 - t^2)), t = tanh(softplus(x)), s = sigmoid(x). */
     public static Tensor mishBackward(Tensor g, Tensor x) {
         if (cuda(g, x)) return CudaActivations.backward("mishBackward", CudaActivations.MISH_BWD, 0, 0, g, x);
+        Tensor c = NativeActivations.backward(CudaActivations.MISH_BWD, 0, 0, g, x);
+        if (c != null) return c;
         return Elementwise.zip(g, x, (gv, v) -> {
             double s = 1 / (1 + Math.exp(-v)), t = Math.tanh(Math.log1p(Math.exp(v)));
             return gv * (t + v * s * (1 - t * t));
@@ -97,6 +114,8 @@ public final class Activation {
     public static Tensor leakyRelu(Tensor x, double slope) {
         checkFinite("leakyRelu", "negative slope", slope);
         if (cuda(x)) return CudaActivations.forward("leakyRelu", CudaActivations.LEAKY_RELU, slope, 0, x);
+        Tensor c = NativeActivations.forward(CudaActivations.LEAKY_RELU, slope, 0, x);
+        if (c != null) return c;
         return Elementwise.map(x, v -> v > 0 ? v : v * slope);
     }
 
@@ -104,6 +123,8 @@ public final class Activation {
     public static Tensor leakyReluBackward(Tensor g, Tensor x, double slope) {
         checkFinite("leakyReluBackward", "negative slope", slope);
         if (cuda(g, x)) return CudaActivations.backward("leakyReluBackward", CudaActivations.LEAKY_RELU_BWD, slope, 0, g, x);
+        Tensor c = NativeActivations.backward(CudaActivations.LEAKY_RELU_BWD, slope, 0, g, x);
+        if (c != null) return c;
         return Elementwise.zip(g, x, (gv, v) -> v > 0 ? gv : gv * slope);
     }
 
@@ -111,6 +132,8 @@ public final class Activation {
     public static Tensor elu(Tensor x, double alpha) {
         checkFinite("elu", "alpha", alpha);
         if (cuda(x)) return CudaActivations.forward("elu", CudaActivations.ELU, alpha, 0, x);
+        Tensor c = NativeActivations.forward(CudaActivations.ELU, alpha, 0, x);
+        if (c != null) return c;
         return Elementwise.map(x, v -> v <= 0 ? Math.expm1(v) * alpha : v);
     }
 
@@ -118,6 +141,8 @@ public final class Activation {
     public static Tensor eluBackward(Tensor g, Tensor x, double alpha) {
         checkFinite("eluBackward", "alpha", alpha);
         if (cuda(g, x)) return CudaActivations.backward("eluBackward", CudaActivations.ELU_BWD, alpha, 0, g, x);
+        Tensor c = NativeActivations.backward(CudaActivations.ELU_BWD, alpha, 0, g, x);
+        if (c != null) return c;
         return Elementwise.zip(g, x, (gv, v) -> v <= 0 ? gv * alpha * Math.exp(v) : gv);
     }
 
@@ -125,6 +150,8 @@ public final class Activation {
     public static Tensor softplus(Tensor x, double beta, double threshold) {
         checkSoftplus("softplus", beta, threshold);
         if (cuda(x)) return CudaActivations.forward("softplus", CudaActivations.SOFTPLUS, beta, threshold, x);
+        Tensor c = NativeActivations.forward(CudaActivations.SOFTPLUS, beta, threshold, x);
+        if (c != null) return c;
         return Elementwise.map(x, v -> v * beta > threshold ? v : Math.log1p(Math.exp(v * beta)) / beta);
     }
 
@@ -132,6 +159,8 @@ public final class Activation {
     public static Tensor softplusBackward(Tensor g, Tensor x, double beta, double threshold) {
         checkSoftplus("softplusBackward", beta, threshold);
         if (cuda(g, x)) return CudaActivations.backward("softplusBackward", CudaActivations.SOFTPLUS_BWD, beta, threshold, g, x);
+        Tensor c = NativeActivations.backward(CudaActivations.SOFTPLUS_BWD, beta, threshold, g, x);
+        if (c != null) return c;
         return Elementwise.zip(g, x, (gv, v) -> {
             double z = Math.exp(v * beta);
             return v * beta > threshold ? gv : gv * z / (z + 1);
@@ -148,6 +177,8 @@ public final class Activation {
     public static Tensor clamp(Tensor x, double min, double max) {
         checkBounds("clamp", min, max, false);
         if (cuda(x)) return CudaActivations.forward("clamp", CudaActivations.CLAMP, min, max, x);
+        Tensor c = NativeActivations.forward(CudaActivations.CLAMP, min, max, x);
+        if (c != null) return c;
         return Elementwise.map(x, v -> {
             double t = v < min ? min : v;   // a NaN stays: both comparisons are false
             return t > max ? max : t;
@@ -158,6 +189,8 @@ public final class Activation {
     public static Tensor clampBackward(Tensor g, Tensor x, double min, double max) {
         checkBounds("clampBackward", min, max, false);
         if (cuda(g, x)) return CudaActivations.backward("clampBackward", CudaActivations.CLAMP_BWD, min, max, g, x);
+        Tensor c = NativeActivations.backward(CudaActivations.CLAMP_BWD, min, max, g, x);
+        if (c != null) return c;
         return Elementwise.zip(g, x, (gv, v) -> v >= min && v <= max ? gv : 0);
     }
 
@@ -171,6 +204,8 @@ public final class Activation {
     public static Tensor hardtanhBackward(Tensor g, Tensor x, double min, double max) {
         checkBounds("hardtanhBackward", min, max, true);
         if (cuda(g, x)) return CudaActivations.backward("hardtanhBackward", CudaActivations.HARDTANH_BWD, min, max, g, x);
+        Tensor c = NativeActivations.backward(CudaActivations.HARDTANH_BWD, min, max, g, x);
+        if (c != null) return c;
         return Elementwise.zip(g, x, (gv, v) -> v <= min || v >= max ? 0 : gv);
     }
 
@@ -179,6 +214,8 @@ public final class Activation {
     /** abs's gradient g sgn(x), sgn(0) = sgn(NaN) = 0 (torch's sgn). */
     public static Tensor absBackward(Tensor g, Tensor x) {
         if (cuda(g, x)) return CudaActivations.backward("absBackward", CudaActivations.ABS_BWD, 0, 0, g, x);
+        Tensor c = NativeActivations.backward(CudaActivations.ABS_BWD, 0, 0, g, x);
+        if (c != null) return c;
         return Elementwise.zip(g, x, (gv, v) -> gv * (v > 0 ? 1 : v < 0 ? -1 : 0));
     }
 
@@ -193,15 +230,14 @@ public final class Activation {
 
     private static Tensor shared(Tensor g, Tensor a, Tensor b, boolean max) {
         String op = max ? "maximumBackward" : "minimumBackward";
-        Tensor share;
-        if (cuda(a, b)) {
-            share = CudaActivations.backward(op, max ? CudaActivations.MAX_SHARE : CudaActivations.MIN_SHARE, 0, 0, a, b);
-        } else {
-            share = max ? Elementwise.zip(a, b, (u, v) -> u == v ? 0.5 : u < v ? 0 : 1)
-                    : Elementwise.zip(a, b, (u, v) -> u == v ? 0.5 : u > v ? 0 : 1);
-        }
+        int code = max ? CudaActivations.MAX_SHARE : CudaActivations.MIN_SHARE;
+        Tensor c0 = cuda(a, b) ? CudaActivations.backward(op, code, 0, 0, a, b) : NativeActivations.backward(code, 0, 0, a, b);
+        Tensor share = c0 != null ? c0 : max ? Elementwise.zip(a, b, (u, v) -> u == v ? 0.5 : u < v ? 0 : 1)
+                : Elementwise.zip(a, b, (u, v) -> u == v ? 0.5 : u > v ? 0 : 1);
         try (share) {
             if (cuda(g, share)) return CudaActivations.backward(op, CudaActivations.MUL_SHARE, 0, 0, g, share);
+            Tensor c = NativeActivations.backward(CudaActivations.MUL_SHARE, 0, 0, g, share);
+            if (c != null) return c;
             return Elementwise.zip(g, share, (gv, s) -> s == 0 ? 0 : gv * s);
         }
     }

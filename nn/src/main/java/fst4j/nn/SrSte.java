@@ -13,8 +13,8 @@ import java.util.Map;
 /**
  * SR-STE's sparse-refined decay (Zhou et al. 2021; fst-method.md step 1): before the optimizer step, add
  * lambda * (W - S(W)) to the gradient of every weight whose forward is magnitude-2:4 pruned (or magnitude N:M,
- * {@link Sparsifier.MagnitudeNM}, with S that rule: a separate pass before the step, on the CPU in Java and on CUDA by
- * one kernel), so that pruned weights decay. Works with any optimizer (it only edits gradients). The straight-through part is the
+ * {@link Sparsifier.MagnitudeNM}, with S that rule: a separate pass before the step, on the CPU by the shim's
+ * fst_srste_decay_nm (Java's decayPrunedNM without it) and on CUDA by one kernel), so that pruned weights decay. Works with any optimizer (it only edits gradients). The straight-through part is the
  * Eq. 1-3 node's: W's gradient is the gradient with respect to S(W).
  */
 public final class SrSte {
@@ -147,11 +147,15 @@ public final class SrSte {
         return out;
     }
 
-    /** grad(w) += lambda * (w - S(w)) for w's N:M rule along rows of numel / size(0). */
+    /** Whether float32 CPU weights take the shim's fst_srste_decay_nm (the same bits as decayPrunedNM; tests switch it off). */
+    static boolean nativeNM = !Boolean.getBoolean("fst4j.nm.java");
+
+    /** grad(w) += lambda * (w - S(w)) for w's N:M rule along rows of numel / size(0): the shim's pass, or Java's without it. */
     static void decayNM(Var w, Sparsifier.MagnitudeNM rule, float lambda) {
         Tensor wv = w.value(), g = w.grad();
         int k = (int) (wv.numel() / wv.size(0)), rows = wv.size(0);
         if (wv.device() == fst4j.tensor.Device.CUDA) fst4j.tensor.CudaOps.srsteDecayNM(wv, g, rows, k, rule.n(), rule.m(), lambda);
+        else if (nativeNM && Native.isLoaded() && wv.dtype() == fst4j.tensor.DType.F32 && g.dtype() == fst4j.tensor.DType.F32) Native.srsteDecayNM(wv.data(), g.data(), rows, k, rule.n(), rule.m(), lambda, fst4j.tensor.Blas.threads());
         else decayPrunedNM(wv.data(), g.data(), rows, k, rule.n(), rule.m(), lambda);
     }
 

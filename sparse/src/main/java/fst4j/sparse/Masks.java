@@ -54,6 +54,8 @@ final class Masks {
             // on CUDA one kernel, the host rule's selection (CudaSparseTest); elsewhere the host selection below
             case Sparsifier.MagnitudeNM m when x.device() == fst4j.tensor.Device.CUDA && x.dtype() == DType.F32 ->
                     fst4j.tensor.CudaOps.pruneNM(x, m.axis(), m.n(), m.m());
+            // on the CPU the shim's fst_prune_nm, the same selection (MagnitudeNMNativeTest); float64 takes the host path
+            case Sparsifier.MagnitudeNM m when nativeNM && nativeFloat(x) -> magnitudeNMNative(x, m);
             default -> null;
         };
         if (t != null) return t;
@@ -61,6 +63,26 @@ final class Masks {
         if (s instanceof Sparsifier.Custom c && !c.readsValues() && nativeFloat(x)) return applyBySelect(s, x);
         t = s instanceof Sparsifier.TopK k ? topKNative(k, x) : fixedPatternNative(s, x);
         return t != null ? t : applyOnHost(s, x);
+    }
+
+    /** Whether float32 CPU tensors take fst_prune_nm for {@link Sparsifier.MagnitudeNM} (tests switch it off for the host rule). */
+    static boolean nativeNM = !Boolean.getBoolean("fst4j.nm.java");
+
+    /**
+     * Magnitude N:M of a float32 CPU tensor by the shim (fst_prune_nm over x seen as [outer, len, inner] around the axis;
+     * a non-contiguous x is copied first): x where kept, +0.0 elsewhere, the host rule's selection bit for bit.
+     */
+    private static Tensor magnitudeNMNative(Tensor x, Sparsifier.MagnitudeNM m) {
+        Lines l = Lines.of(x.shape(), m.axis());   // refuses a scalar and an axis out of range, as the host path
+        Tensor out = Tensor.empty(x.shape());
+        if (out.numel() == 0) return out;
+        try (Tensor xc = x.contiguous()) {
+            fst4j.shim.Native.pruneNM(xc.data(), out.data(), l.outer(), l.len(), l.inner(), m.n(), m.m(), fst4j.tensor.Blas.threads());
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
+        return out;
     }
 
     /**

@@ -59,8 +59,8 @@ public sealed interface Sparsifier
      * choices of a group this keeps one with the largest |x| sum; applying it twice changes nothing. With n = 2, m = 4 it
      * keeps what Magnitude24 keeps, bit for bit, but it is never {@link #accelerable}: the Eq. 1-3 node multiplies the
      * masked dense operand and does not hand it to the 2:4 kernels. {@link #magnitude} makes Magnitude24 for 2:4 and
-     * this for any other pattern. On a float32 CUDA tensor apply runs as one kernel (CudaOps.pruneNM); elsewhere the
-     * selection runs on the host.
+     * this for any other pattern. On a float32 CUDA tensor apply runs as one kernel (CudaOps.pruneNM), on a float32 CPU
+     * tensor as one pass of the shim (fst_prune_nm, nm.c); float64 tensors take the selection on the host.
      */
     record MagnitudeNM(int n, int m, int axis) implements Sparsifier {
         public MagnitudeNM { new NM(n, m); }   // refuses N >= M, M < 2, N < 1 and M above NM.MAX_M with their message

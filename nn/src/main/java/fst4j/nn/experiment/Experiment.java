@@ -8,6 +8,7 @@ import fst4j.nn.plot.BarChart;
 import fst4j.nn.train.TrainConfig;
 import fst4j.nn.train.TrainData;
 import fst4j.nn.train.Trainer;
+import fst4j.sparse.NM;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -150,9 +151,19 @@ public final class Experiment {
 
     /** {@link #run(TrainConfig, TrainData, Method, long, int, int)} with the recipe's variants on every pruned layer. */
     public static Run run(TrainConfig base, TrainData data, Recipe recipe, long seed, int steps, int passes) {
+        return run(base, data, recipe, seed, steps, passes, null);
+    }
+
+    /**
+     * {@link #run(TrainConfig, TrainData, Recipe, long, int, int)} with the weights pruned at pattern nm (train's --nm,
+     * TrainConfig.nm; null or 2:4: as the recipe is): a dense recipe runs as it is, a method that prunes no weight by
+     * magnitude is refused with TrainConfig's message.
+     */
+    public static Run run(TrainConfig base, TrainData data, Recipe recipe, long seed, int steps, int passes, NM nm) {
         if (passes < 1) throw new IllegalArgumentException("passes must be >= 1, got " + passes);
         long images = checkImages(steps, base.batchSize(), data);
         TrainConfig cfg = base.withRecipe(recipe).withSeed(seed).withEpochs(passes).withSubsets((int) images, base.testSubset());
+        if (nm != null && !nm.isTwoFour() && recipe.method() != Method.DENSE) cfg = cfg.withNm(nm);
         long t0 = System.nanoTime();
         try (Trainer t = new Trainer(cfg, data)) {
             t.stopOnNonFiniteLoss(false);   // a method that diverges is a result here (Table 1's GG and GX did in the paper)

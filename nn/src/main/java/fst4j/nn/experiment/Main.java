@@ -8,6 +8,7 @@ import fst4j.nn.cli.Cli.DataSource;
 import fst4j.nn.cli.Cli.UsageException;
 import fst4j.nn.train.TrainConfig;
 import fst4j.nn.train.TrainData;
+import fst4j.sparse.NM;
 import fst4j.tensor.Blas;
 
 import java.io.IOException;
@@ -35,7 +36,7 @@ public final class Main {
     private Main() {}
 
     static final String USAGE = "usage: fst4j experiment table1|table3|table5|all|ir|table2|methods [--steps N] [--passes N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
-            + " [--model M] [--data D] [--test-subset N] [--methods a,b,...] [--clip-grad-norm X] [--rounds N] [--threads N] [--out DIR]";
+            + " [--model M] [--data D] [--test-subset N] [--methods a,b,...] [--clip-grad-norm X] [--nm N:M] [--rounds N] [--threads N] [--out DIR]";
 
     static final String HELP = """
             fst4j experiment: the paper's Tables 1, 3 and 5 at small scale, any methods, and Tables 2 and 6 (pruning cost).
@@ -67,6 +68,10 @@ public final class Main {
                                  decay, in every run (train's flag: torch.nn.utils.clip_grad_norm_; default 0: off);
                                  a run whose norm is NaN or infinite trains on with torch's NaN gradients, as a
                                  diverging method does here
+              --nm N:M           prune the weights (S(W), S(W^T)) N:M by magnitude instead of 2:4 in every run
+                                 (train's flag, 1 <= N < M <= 32; default 2:4): dense runs unchanged beside the
+                                 pattern; refused where a row's method prunes no weight by magnitude (tsm, meprop,
+                                 asp, resprop: table3 and table5 need --methods to leave them out)
               --threads N        native kernel threads (default: all cores)
               --out DIR          output directory (default runs/experiment)
             """;
@@ -88,7 +93,7 @@ public final class Main {
                 throw new UsageException("unknown experiment '" + args[0] + "'");
             Map<String, String> v = Flags.parse(Arrays.copyOfRange(args, 1, args.length), List.of(),
                     List.of("--steps", "--passes", "--seeds", "--seed0", "--batch", "--lr", "--model", "--data", "--test-subset", "--methods", "--rounds",
-                            "--threads", "--out", "--clip-grad-norm"), UsageException::new);
+                            "--threads", "--out", "--clip-grad-norm", "--nm"), UsageException::new);
             if (which.equals("table2")) return table2(v, out);
             if (v.containsKey("--rounds")) throw new UsageException("--rounds is table2's");
             return execute(which, v, out, source);
@@ -102,7 +107,7 @@ public final class Main {
 
     /** Tables 2 and 6: the pruning costs per iteration ({@link PruneCost}); trains nothing, reads no data. */
     static int table2(Map<String, String> v, PrintStream out) throws UsageException, IOException {
-        for (String f : List.of("--steps", "--passes", "--seeds", "--seed0", "--lr", "--data", "--test-subset", "--methods", "--clip-grad-norm"))
+        for (String f : List.of("--steps", "--passes", "--seeds", "--seed0", "--lr", "--data", "--test-subset", "--methods", "--clip-grad-norm", "--nm"))
             if (v.containsKey(f)) throw new UsageException(f + " does not apply to table2");
         String model = v.getOrDefault("--model", "resnet18").toLowerCase(Locale.ROOT);
         int batch = Flags.posInt(v, "--batch", 32, UsageException::new), rounds = Flags.posInt(v, "--rounds", 7, UsageException::new);
@@ -141,6 +146,15 @@ public final class Main {
         int testSubset = Flags.nonNegInt(v, "--test-subset", 0, UsageException::new);
         // train's --clip-grad-norm: the same check and message (a finite number >= 0; 0 is off)
         double clip = Flags.nonNegDouble(v, "--clip-grad-norm", 0, UsageException::new);
+        // train's --nm: the same parse and message; checked against the rows below, once they are known
+        NM nm = null;
+        if (v.containsKey("--nm")) {
+            try {
+                nm = NM.parse(v.get("--nm"));
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("--nm: " + e.getMessage());
+            }
+        }
         String model = v.getOrDefault("--model", "resnet-small").toLowerCase(Locale.ROOT);
         if (!List.of("mlp", "cnn", "small-cnn", "resnet-small", "resnet18", "resnet18-imagenet").contains(model))
             throw new UsageException("unknown model '" + model + "'");
@@ -179,6 +193,14 @@ public final class Main {
         }
         Map<String, Experiment.Row> methods = new LinkedHashMap<>();   // by key: each method (and variant) trained once
         for (List<Experiment.Row> rows : tables.values()) for (Experiment.Row r : rows) methods.putIfAbsent(r.key(), r);
+        if (nm != null && !nm.isTwoFour())   // before any data is read or run trained: a fixed table's row that cannot take it
+            for (Experiment.Row r : methods.values()) {
+                String why = r.method() == Method.DENSE ? null : r.method().whyNoPattern();
+                if (why != null)
+                    throw new UsageException("--nm " + nm + " has no meaning for " + r.key() + (which.equals("methods") ? "" : " (a row of "
+                            + String.join(" and ", tables.entrySet().stream().filter(e -> e.getValue().stream().anyMatch(x -> x.key().equals(r.key()))).map(Map.Entry::getKey).toList())
+                            + "; --methods keeps the rows that take a pattern)") + ": " + why);
+            }
         long[] seeds = new long[nSeeds];
         for (int i = 0; i < nSeeds; i++) seeds[i] = seed0 + i;
 
@@ -205,8 +227,8 @@ public final class Main {
                         + " seeds %s; %d thread(s). ms/step: median over a run's steps after the first 2.",
                 model, data.spec(), (long) passes * steps + " steps", batch, steps * batch,
                 passes == 1 ? "one pass" : passes + " passes, reshuffled each time", lr,
-                base.clipsGradients() ? ", gradient norm clipped to " + new java.math.BigDecimal(Double.toString(clip)).stripTrailingZeros().toPlainString()
-                        + " before the decay" : "", testN, Arrays.toString(seeds), Blas.threads());
+                (base.clipsGradients() ? ", gradient norm clipped to " + new java.math.BigDecimal(Double.toString(clip)).stripTrailingZeros().toPlainString()
+                        + " before the decay" : "") + (nm != null && !nm.isTwoFour() ? ", weights pruned " + nm + " by magnitude (dense as it is)" : ""), testN, Arrays.toString(seeds), Blas.threads());
         out.println("fst4j experiment " + which + ": " + settings);
         out.println("methods: " + List.copyOf(methods.keySet()) + "; " + methods.size() * nSeeds
                 + " runs; output in " + dir);
@@ -217,7 +239,7 @@ public final class Main {
         for (Experiment.Row m : methods.values()) {
             List<Experiment.Run> rs = new ArrayList<>();
             for (long s : seeds) {
-                Experiment.Run r = Experiment.run(base, data, m.recipe(), s, steps, passes);
+                Experiment.Run r = Experiment.run(base, data, m.recipe(), s, steps, passes, nm);
                 rs.add(r);
                 done++;
                 double el = (System.nanoTime() - t0) / 1e9;

@@ -60,7 +60,10 @@ final class GeneralConv2d extends Function {
         // Eq. 1's products side by side as [Cout, N*L]: group g's rows are a contiguous block (CUDA copies into no
         // strided view), then one permute to NCHW
         Tensor ym = Tensor.empty(xin.device(), xin.dtype(), cout, n * l);
-        try (ym; Tensor wm = win.reshape(cout, kRows); Gemm3.PreparedGroups pg = node.prepareForwardGroups(wm, xin.dtype(), groups)) {
+        // pgSw: S(W) for Eq. 2 (wtFromSparse), which PreparedGroups.close() leaves to its caller: closed here on every
+        // exit, a failed group product included, after save took its own reference
+        try (ym; Tensor wm = win.reshape(cout, kRows); Gemm3.PreparedGroups pg = node.prepareForwardGroups(wm, xin.dtype(), groups);
+             Tensor pgSw = pg.sw()) {
             for (int g = 0; g < groups; g++) {
                 try (Tensor cols = columnsOf(xin, g); Tensor y = ym.slice(0, g * coutG, (g + 1) * coutG)) {
                     long t1 = Profile.start();
@@ -68,16 +71,16 @@ final class GeneralConv2d extends Function {
                     Profile.stop(Part.EQ1, t1);
                 }
             }
-            if (pg.sw() != null) {
-                sw = save(pg.sw());
-                pg.sw().close();
-            }
+            if (pgSw != null) sw = save(pgSw);
             long t2 = Profile.start();
+            Tensor out;
             try (Tensor y4 = ym.reshape(cout, n, ho, wo); Tensor yp = y4.permute(1, 0, 2, 3)) {
-                return yp.contiguous();
-            } finally {
+                out = yp.contiguous();
+            } catch (RuntimeException | Error e) {
                 Profile.stop(Part.ELEMENTWISE, t2);
+                throw e;
             }
+            return stopped(Part.ELEMENTWISE, t2, out);
         }
     }
 
@@ -85,11 +88,28 @@ final class GeneralConv2d extends Function {
     private Tensor columnsOf(Tensor xs, int g) {
         int cinG = w.size(1);
         long t = Profile.start();
+        Tensor cols;
         try (Tensor xg = p.groups() == 1 ? xs.alias() : xs.slice(1, g * cinG, (g + 1) * cinG)) {
-            return Conv.im2col(xg, w.size(2), w.size(3), p.sh(), p.sw(), p.ph(), p.pw(), p.dh(), p.dw());
-        } finally {
+            cols = Conv.im2col(xg, w.size(2), w.size(3), p.sh(), p.sw(), p.ph(), p.pw(), p.dh(), p.dw());
+        } catch (RuntimeException | Error e) {
             Profile.stop(Part.IM2COL, t);
+            throw e;
         }
+        return stopped(Part.IM2COL, t, cols);
+    }
+
+    /**
+     * Profile.stop(part, t0) for a section that made out, which is returned; out is closed when the stop fails (the
+     * profile's barrier, a device synchronisation, may throw), where a stop in a finally would drop it unclosed.
+     */
+    private static Tensor stopped(Part part, long t0, Tensor out) {
+        try {
+            Profile.stop(part, t0);
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
+        return out;
     }
 
     /** Eq. 3's X of group g: every column, or Eq. 7's kept ones (even positions of each image's Ho*Wo). */

@@ -811,11 +811,51 @@ public final class Native {
     }
 
     /**
+     * The depthwise entry points trust their pointers: geom must hold the 15 values, and each operand (NULL ones left to
+     * the C checks) at least the floats the geometry gives it, an output sharing no byte with another operand. sizes[i]
+     * is segs[i]'s float count from geom, outputs the number of leading segs that are written. A geometry with a negative
+     * value is left to the C checks (which refuse it by rc).
+     */
+    private static void dwSegments(String fn, long[] geom, int outputs, long[] sizes, MemorySegment... segs) {
+        if (geom == null || geom.length != 15)
+            throw new IllegalArgumentException(fn + ": geom must hold 15 values {n, c, mult, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo}, got "
+                    + (geom == null ? "null" : geom.length));
+        for (long v : geom) if (v < 0) return;
+        MemorySegment[] used = new MemorySegment[segs.length];
+        for (int i = 0; i < segs.length; i++) {
+            if (segs[i].equals(MemorySegment.NULL)) continue;
+            if (segs[i].byteSize() / 4 < sizes[i])
+                throw new IndexOutOfBoundsException(fn + ": a segment of " + segs[i].byteSize() + " bytes for " + sizes[i] + " floats (operand " + i + ")");
+            used[i] = segs[i].asSlice(0, sizes[i] * 4);
+        }
+        for (int o = 0; o < outputs; o++)
+            for (int i = 0; i < segs.length; i++)
+                if (i != o && used[o] != null && used[i] != null && used[o].byteSize() > 0 && used[i].byteSize() > 0 && used[o].asOverlappingSlice(used[i]).isPresent())
+                    throw new IllegalArgumentException(fn + ": output operand " + o + " overlaps operand " + i);
+    }
+
+    /** {x, w, y, bias} float counts of a depthwise geometry, refused by name where they overflow. */
+    private static long[] dwSizes(String fn, long[] g) {
+        try {
+            long cout = Math.multiplyExact(g[1], g[2]);
+            return new long[]{Math.multiplyExact(Math.multiplyExact(g[0], g[1]), Math.multiplyExact(g[3], g[4])),
+                    Math.multiplyExact(cout, Math.multiplyExact(g[5], g[6])),
+                    Math.multiplyExact(Math.multiplyExact(g[0], cout), Math.multiplyExact(g[13], g[14])), cout};
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException(fn + ": the geometry " + java.util.Arrays.toString(g) + " overflows 64-bit sizes");
+        }
+    }
+
+    /**
      * Depthwise convolution forward: y = conv(x, w) + bias (bias may be {@link MemorySegment#NULL}). geom = {n, c, mult,
      * h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo}: x [n, c, h, w], w [c*mult, 1, kh, kw], y [n, c*mult, ho, wo], contiguous float32.
      */
     public static void dwconvForward(long[] geom, MemorySegment x, MemorySegment w, MemorySegment bias, MemorySegment y, int threads) {
         ensureLoaded();
+        if (geom != null && geom.length == 15) {
+            long[] z = dwSizes("fst_dwconv_fwd", geom);
+            dwSegments("fst_dwconv_fwd", geom, 1, new long[]{z[2], z[0], z[1], z[3]}, y, x, w, bias);
+        } else dwSegments("fst_dwconv_fwd", geom, 0, new long[0]);
         int rc;
         try (Arena a = Arena.ofConfined()) {
             rc = (int) DepthwiseHandles.FWD.invokeExact(a.allocateFrom(JAVA_LONG, geom), x, w, bias, y, threads);
@@ -826,6 +866,10 @@ public final class Native {
     /** Depthwise convolution's input gradient: dx [n, c, h, w] overwritten from dy [n, c*mult, ho, wo] and w. */
     public static void dwconvInputGrad(long[] geom, MemorySegment dy, MemorySegment w, MemorySegment dx, int threads) {
         ensureLoaded();
+        if (geom != null && geom.length == 15) {
+            long[] z = dwSizes("fst_dwconv_dx", geom);
+            dwSegments("fst_dwconv_dx", geom, 1, new long[]{z[0], z[2], z[1]}, dx, dy, w);
+        } else dwSegments("fst_dwconv_dx", geom, 0, new long[0]);
         int rc;
         try (Arena a = Arena.ofConfined()) {
             rc = (int) DepthwiseHandles.DX.invokeExact(a.allocateFrom(JAVA_LONG, geom), dy, w, dx, threads);
@@ -836,6 +880,10 @@ public final class Native {
     /** Depthwise convolution's weight gradient dw [c*mult, kh*kw] and / or bias gradient dbias [c*mult] (either NULL), overwritten. */
     public static void dwconvWeightGrad(long[] geom, MemorySegment x, MemorySegment dy, MemorySegment dw, MemorySegment dbias, int threads) {
         ensureLoaded();
+        if (geom != null && geom.length == 15) {
+            long[] z = dwSizes("fst_dwconv_dw", geom);
+            dwSegments("fst_dwconv_dw", geom, 2, new long[]{z[1], z[3], z[0], z[2]}, dw, dbias, x, dy);
+        } else dwSegments("fst_dwconv_dw", geom, 0, new long[0]);
         int rc;
         try (Arena a = Arena.ofConfined()) {
             rc = (int) DepthwiseHandles.DW.invokeExact(a.allocateFrom(JAVA_LONG, geom), x, dy, dw, dbias, threads);

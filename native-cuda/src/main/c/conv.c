@@ -1,6 +1,7 @@
 /* im2col / col2im for NCHW float32 batches (fst4j.tensor.Conv's float32 path). Orientation as in
  * fst-method.md: row r = (c*kh + i)*kw + j of the [K, N*L] matrix, column n*L + oh*Wo + ow. */
 #include "fst4j.h"
+#include "conv_range.h"
 #include "parallel.h"
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +26,7 @@ static int check(const geom *g) {
 }
 
 /* Output columns [lo, hi) of a row whose input column iw = ow*sw - pw + j stays in [0, w). */
-static inline void valid_range(const geom *g, int64_t j, int64_t *lo, int64_t *hi) {
-    int64_t a = g->pw - j;                       /* need ow*sw >= a */
-    *lo = a <= 0 ? 0 : (a + g->sw - 1) / g->sw;
-    int64_t b = g->w - 1 + g->pw - j;            /* need ow*sw <= b */
-    *hi = b < 0 ? 0 : b / g->sw + 1;
-    if (*hi > g->wo) *hi = g->wo;
-    if (*lo > *hi) *lo = *hi;
-}
+static inline void valid_range(const geom *g, int64_t j, int64_t *lo, int64_t *hi) { fst_tap_columns(g->w, g->pw, g->sw, g->wo, j, lo, hi); }
 
 /* dst[t] = src[2 t] for t < n: the half-K lowering's every other column. SSE2 (baseline x86-64) picks the even lanes of
  * two loads; the last vector step is left to the scalar loop so that nothing past src[2 (n - 1)] is read. */

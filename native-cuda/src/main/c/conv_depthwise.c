@@ -10,6 +10,7 @@
  * y / dy [n, c*mult, ho, wo], all contiguous. Sums run in another order than the GEMM path's (taps in (i, j) order per
  * output, then the bias), so results equal it within float rounding, not bit for bit. */
 #include "fst4j.h"
+#include "conv_range.h"
 #include "parallel.h"
 #include <string.h>
 
@@ -37,14 +38,7 @@ static int dwcheck(const int64_t *gv, dwgeom *g) {
 }
 
 /* output columns [lo, hi) whose input column ow*sw - pw + off lies in [0, w) (conv_general.c's drange) */
-static inline void dwrange(const dwgeom *g, int64_t off, int64_t *lo, int64_t *hi) {
-    int64_t a = g->pw - off;
-    *lo = a <= 0 ? 0 : (a + g->sw - 1) / g->sw;
-    int64_t b = g->w - 1 + g->pw - off;
-    *hi = b < 0 ? 0 : b / g->sw + 1;
-    if (*hi > g->wo) *hi = g->wo;
-    if (*lo > *hi) *lo = *hi;
-}
+static inline void dwrange(const dwgeom *g, int64_t off, int64_t *lo, int64_t *hi) { fst_tap_columns(g->w, g->pw, g->sw, g->wo, off, lo, hi); }
 
 typedef struct {
     dwgeom g;

@@ -3,6 +3,7 @@
  * ow*sw - pw + j*dw); rows and columns are conv.c's (row (c*kh + i)*kw + j, column img*ho*wo + oh*wo + ow), so with
  * dh = dw = 1 these give conv.c's matrices. Plain loops: only the new geometries take them, conv.c keeps its fast paths. */
 #include "fst4j.h"
+#include "conv_range.h"
 #include "parallel.h"
 #include <string.h>
 
@@ -25,14 +26,7 @@ static int dcheck(const dgeom *g) {
 }
 
 /* output columns [lo, hi) whose input column ow*sw - pw + off lies in [0, w) */
-static inline void drange(const dgeom *g, int64_t off, int64_t *lo, int64_t *hi) {
-    int64_t a = g->pw - off;
-    *lo = a <= 0 ? 0 : (a + g->sw - 1) / g->sw;
-    int64_t b = g->w - 1 + g->pw - off;
-    *hi = b < 0 ? 0 : b / g->sw + 1;
-    if (*hi > g->wo) *hi = g->wo;
-    if (*lo > *hi) *lo = *hi;
-}
+static inline void drange(const dgeom *g, int64_t off, int64_t *lo, int64_t *hi) { fst_tap_columns(g->w, g->pw, g->sw, g->wo, off, lo, hi); }
 
 typedef struct {
     dgeom g;

@@ -34,7 +34,9 @@ public final class Main {
 
     static final String USAGE = "usage: fst4j train [--model mlp|cnn|resnet-small|resnet18] [--data fashion-mnist|mnist:DIR|cifar10:DIR]"
             + " [--method dense,fst3_ir,...] [--epochs N] [--batch N] [--optimizer sgd|adamw] [--lr X] [--momentum X] [--wd X] [--nesterov]"
-            + " [--betas B1,B2] [--eps X] [--amsgrad] [--no-wd-norm-bias] [--clip-grad-norm X] [--nm N:M] [--warmup STEPS]"
+            + " [--betas B1,B2] [--eps X] [--amsgrad] [--no-wd-norm-bias] [--clip-grad-norm X] [--nm N:M] [--accumulate N]"
+            + " [--schedule cosine|linear|step|multistep|exp|onecycle] [--gamma X] [--step-size EPOCHS] [--milestones E1,E2,...]"
+            + " [--pct-start X] [--div-factor X] [--final-div-factor X] [--warmup STEPS]"
             + " [--smoothing X] [--train-subset N] [--test-subset N] [--augment] [--seed N] [--threads N] [--out DIR]"
             + " [--resume CKPT] [--save-every STEPS] [--no-progress] [--profile-ops] [--device cpu|cuda]";
 
@@ -56,7 +58,18 @@ public final class Main {
               --batch N          batch size (default 128)
               --optimizer O      sgd (default) or adamw (torch.optim.AdamW: decoupled weight decay)
               --lr X             peak learning rate (default 0.1; 1e-3 with adamw), cosine-annealed to 0 after a linear warm-up
-              --warmup STEPS     warm-up steps (default 5% of all steps)
+              --schedule S       the learning rate over the run, torch.optim.lr_scheduler's value at every step:
+                                   cosine    (default) linear warm-up, then cosine annealing to 0
+                                   linear    linear warm-up, then a straight line to 0
+                                   step      StepLR: times --gamma (default 0.1) every --step-size epochs
+                                   multistep MultiStepLR: times --gamma (default 0.1) at each of --milestones E1,E2,...
+                                   exp       ExponentialLR: times --gamma every epoch (--gamma required)
+                                   onecycle  OneCycleLR with --lr as max_lr, per optimizer step: --pct-start (0.3),
+                                             --div-factor (25), --final-div-factor (1e4); cos annealing, no momentum cycling
+              --warmup STEPS     warm-up steps of cosine and linear (default 5% of all steps)
+              --accumulate N     gradient accumulation: N batches of --batch per optimizer step, each loss scaled by 1/N
+                                 (default 1); steps, the progress, metrics.csv's rows and --save-every count optimizer
+                                 steps; batch norm normalises each batch of --batch on its own
               --wd X             weight decay (default 5e-4, L2 in SGD's gradient; 1e-2 with adamw, decoupled)
               --momentum X, --nesterov    SGD momentum (0.9), Nesterov (off)
               --betas B1,B2, --eps X, --amsgrad   AdamW's betas (0.9,0.999), eps (1e-8), AMSGrad (off)
@@ -85,7 +98,8 @@ public final class Main {
                    Double wd, boolean nesterov, Integer warmup, Double smoothing, Integer trainSubset, Integer testSubset,
                    boolean augment, Long seed, Integer threads, Path out, Path resume, int saveEvery, boolean progress,
                    fst4j.tensor.Device device, boolean profileOps, TrainConfig.OptimizerKind optimizer, double[] betas, Double eps,
-                   boolean amsgrad, boolean noWdNormBias, Double clipGradNorm, fst4j.sparse.NM nm) {}
+                   boolean amsgrad, boolean noWdNormBias, Double clipGradNorm, fst4j.sparse.NM nm, ScheduleSpec.Kind schedule, Double gamma,
+                   Integer stepSize, int[] milestones, Double pctStart, Double divFactor, Double finalDivFactor, Integer accumulate) {}
 
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));
@@ -103,7 +117,8 @@ public final class Main {
         List<String> bools = List.of("--nesterov", "--augment", "--no-progress", "--profile-ops", "--amsgrad", "--no-wd-norm-bias");
         List<String> valued = List.of("--model", "--data", "--method", "--epochs", "--batch", "--lr", "--momentum", "--wd",
                 "--warmup", "--smoothing", "--train-subset", "--test-subset", "--seed", "--threads", "--out", "--resume", "--save-every",
-                "--device", "--optimizer", "--betas", "--eps", "--clip-grad-norm", "--nm");
+                "--device", "--optimizer", "--betas", "--eps", "--clip-grad-norm", "--nm", "--schedule", "--gamma", "--step-size", "--milestones",
+                "--pct-start", "--div-factor", "--final-div-factor", "--accumulate");
         for (int i = 0; i < args.length; i++) {
             String a = args[i], val = null;
             int eq = a.indexOf('=');
@@ -175,6 +190,22 @@ public final class Main {
                 throw new UsageException("--nm: " + e.getMessage());
             }
         }
+        ScheduleSpec.Kind schedule = null;
+        if (v.containsKey("--schedule")) {
+            try {
+                schedule = ScheduleSpec.Kind.parse(v.get("--schedule"));
+            } catch (IllegalArgumentException e) {
+                throw new UsageException(e.getMessage());
+            }
+        }
+        int[] milestones = null;
+        if (v.containsKey("--milestones")) {
+            try {
+                milestones = ScheduleSpec.parseMilestones(v.get("--milestones"));
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("--" + e.getMessage());
+            }
+        }
         // flags of the other optimizer would be silently ignored
         boolean adamw = optimizer == TrainConfig.OptimizerKind.ADAMW;
         for (String f : List.of("--betas", "--eps", "--amsgrad"))
@@ -188,7 +219,9 @@ public final class Main {
                 v.containsKey("--out") ? Path.of(v.get("--out")) : null, v.containsKey("--resume") ? Path.of(v.get("--resume")) : null,
                 saveEvery == null ? 0 : saveEvery, !v.containsKey("--no-progress"), device, v.containsKey("--profile-ops"),
                 optimizer, betas, posDouble(v, "--eps", true), v.containsKey("--amsgrad"), v.containsKey("--no-wd-norm-bias"),
-                posDouble(v, "--clip-grad-norm", true), nm);
+                posDouble(v, "--clip-grad-norm", true), nm, schedule, posDouble(v, "--gamma", false), posInt(v, "--step-size", false), milestones,
+                posDouble(v, "--pct-start", true), posDouble(v, "--div-factor", false), posDouble(v, "--final-div-factor", false),
+                posInt(v, "--accumulate", false));
     }
 
     private static Integer posInt(Map<String, String> v, String k, boolean zeroOk) throws UsageException {
@@ -274,7 +307,66 @@ public final class Main {
         if (o.augment()) c = c.withAugment(true);
         if (o.seed() != null) c = c.withSeed(o.seed());
         if (o.clipGradNorm() != null) c = c.withClipGradNorm(o.clipGradNorm());
-        return c;
+        if (o.accumulate() != null) c = c.withAccumulate(o.accumulate());
+        return withSchedule(o, c);
+    }
+
+    /** The schedule flags over c's schedule: --schedule picks the kind (else c's), the parameter flags must be its. */
+    private static TrainConfig withSchedule(Options o, TrainConfig c) {
+        ScheduleSpec old = c.schedule();
+        ScheduleSpec.Kind k = o.schedule() != null ? o.schedule() : old.kind();
+        // a flag of another schedule would be silently ignored
+        record Flag(String name, boolean given, List<ScheduleSpec.Kind> kinds) {}
+        List<Flag> flags = List.of(
+                new Flag("--gamma", o.gamma() != null, List.of(ScheduleSpec.Kind.STEP, ScheduleSpec.Kind.MULTISTEP, ScheduleSpec.Kind.EXP)),
+                new Flag("--step-size", o.stepSize() != null, List.of(ScheduleSpec.Kind.STEP)),
+                new Flag("--milestones", o.milestones() != null, List.of(ScheduleSpec.Kind.MULTISTEP)),
+                new Flag("--pct-start", o.pctStart() != null, List.of(ScheduleSpec.Kind.ONECYCLE)),
+                new Flag("--div-factor", o.divFactor() != null, List.of(ScheduleSpec.Kind.ONECYCLE)),
+                new Flag("--final-div-factor", o.finalDivFactor() != null, List.of(ScheduleSpec.Kind.ONECYCLE)),
+                new Flag("--warmup", o.warmup() != null, List.of(ScheduleSpec.Kind.COSINE, ScheduleSpec.Kind.LINEAR)));
+        boolean any = false;
+        for (Flag f : flags) {
+            if (f.given() && !f.kinds().contains(k))
+                throw new IllegalArgumentException(f.name() + " is " + String.join(", ", f.kinds().stream().map(x -> x.key() + "'s").toList())
+                        + "; --schedule " + k.key() + " does not take it");
+            any |= f.given() && f != flags.get(flags.size() - 1);
+        }
+        if (o.schedule() == null && !any) return c;
+        ScheduleSpec base = k == old.kind() ? old : null;   // another kind starts from torch's defaults
+        double gamma = o.gamma() != null ? o.gamma() : base != null ? base.gamma() : ScheduleSpec.GAMMA;
+        ScheduleSpec spec = switch (k) {
+            case COSINE -> ScheduleSpec.cosine();
+            case LINEAR -> ScheduleSpec.linear();
+            case STEP -> {
+                Integer size = o.stepSize() != null ? o.stepSize() : base != null ? Integer.valueOf(base.stepSize()) : null;
+                if (size == null) throw new IllegalArgumentException("--schedule step needs --step-size EPOCHS (StepLR's step_size)");
+                yield ScheduleSpec.step(size, gamma);
+            }
+            case MULTISTEP -> {
+                int[] m = o.milestones() != null ? o.milestones() : base != null ? base.milestones() : null;
+                if (m == null) throw new IllegalArgumentException("--schedule multistep needs --milestones E1,E2,... (epochs, MultiStepLR's milestones)");
+                try {
+                    yield ScheduleSpec.multiStep(m, gamma);
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("--milestones: " + e.getMessage());
+                }
+            }
+            case EXP -> {
+                if (o.gamma() == null && base == null) throw new IllegalArgumentException("--schedule exp needs --gamma X (ExponentialLR's factor per epoch)");
+                yield ScheduleSpec.exponential(gamma);
+            }
+            case ONECYCLE -> {
+                ScheduleSpec b = base != null ? base : ScheduleSpec.oneCycle(ScheduleSpec.PCT_START, ScheduleSpec.DIV_FACTOR, ScheduleSpec.FINAL_DIV_FACTOR);
+                try {
+                    yield ScheduleSpec.oneCycle(o.pctStart() != null ? o.pctStart() : b.pctStart(), o.divFactor() != null ? o.divFactor() : b.divFactor(),
+                            o.finalDivFactor() != null ? o.finalDivFactor() : b.finalDivFactor());
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("--schedule onecycle: " + e.getMessage());
+                }
+            }
+        };
+        return c.withSchedule(spec);
     }
 
     /**
@@ -340,6 +432,9 @@ public final class Main {
                 int n = used(c.trainSubset(), data.train());
                 if (n < c.batchSize())
                     throw new UsageException("the training set has " + n + " images, fewer than one batch of " + c.batchSize());
+                if (n / c.batchSize() < c.accumulate())
+                    throw new UsageException("--accumulate " + c.accumulate() + " takes " + c.accumulate() + " batches of " + c.batchSize()
+                            + " per optimizer step; the training set of " + n + " images gives " + n / c.batchSize() + " an epoch");
             }
             clipping = cfgs.get(0).clipsGradients();   // one config but for the method: all clip or none
             gradNormColumn = clipping;
@@ -356,9 +451,13 @@ public final class Main {
             Files.createDirectories(dir);
             TrainConfig c0 = cfgs.get(0);
             fst4j.sparse.NM pattern = cfgs.stream().map(TrainConfig::nm).filter(p -> !p.isTwoFour()).findFirst().orElse(null);
-            out.printf(Locale.ROOT, "fst4j train: %s on %s (%d train / %d test images), %d epoch(s), batch %d, %s lr %s wd %s%s%s%s, seed %d, %d thread(s); output in %s%n",
+            // the accumulation and a schedule other than cosine are named; a run with neither prints the line it printed before
+            out.printf(Locale.ROOT, "fst4j train: %s on %s (%d train / %d test images), %d epoch(s), batch %d%s, %s lr %s%s wd %s%s%s%s, seed %d, %d thread(s); output in %s%n",
                     c0.model(), data.spec(), used(c0.trainSubset(), data.train()), used(c0.testSubset(), data.test()),
-                    c0.epochs(), c0.batchSize(), c0.optimizer().key(), plain(c0.lr()), plain(c0.weightDecay()), c0.wdOnNormAndBias() ? "" : " (not on biases and norms)",
+                    c0.epochs(), c0.batchSize(), c0.accumulate() > 1 ? " x " + c0.accumulate() + " accumulated (" + c0.batchSize() * c0.accumulate()
+                            + " per optimizer step)" : "", c0.optimizer().key(), plain(c0.lr()),
+                    c0.schedule().kind() != ScheduleSpec.Kind.COSINE ? " (" + c0.schedule().describe() + ")" : "",
+                    plain(c0.weightDecay()), c0.wdOnNormAndBias() ? "" : " (not on biases and norms)",
                     c0.clipsGradients() ? ", gradient norm clipped to " + plain(c0.clipGradNorm()) : "",
                     pattern != null ? ", weights pruned " + pattern + " (not 2:4)" : "", c0.seed(), Blas.threads(), dir);
             List<Result> results = new ArrayList<>();

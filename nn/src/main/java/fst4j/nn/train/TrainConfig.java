@@ -28,12 +28,17 @@ import java.util.Map;
  * @param nm          the N:M pattern of the weights the method prunes by magnitude (S(W), S(W^T)); 2:4 is the presets'
  *                    (the default, and what a checkpoint without the key means); another is refused for a method that
  *                    prunes no weight by magnitude ({@link Method#whyNoPattern})
+ * @param schedule    the learning-rate schedule ({@link ScheduleSpec}; cosine with warm-up, the default, and what a
+ *                    checkpoint without the key means); warmupSteps and minLr shape cosine and linear only
+ * @param accumulate  micro-batches of batchSize per optimizer step (gradient accumulation; 1, the default: none). Each
+ *                    micro-batch's loss is scaled by 1 / accumulate before its backward pass, so the step's gradient
+ *                    is the mean over accumulate * batchSize images; batch norm normalises each micro-batch on its own
  */
 public record TrainConfig(String model, Method method, int epochs, int batchSize, double lr, double momentum,
                           double weightDecay, boolean nesterov, int warmupSteps, double minLr, double labelSmoothing,
                           double srSteLambda, long seed, int trainSubset, int testSubset, boolean augment,
                           List<Variant> variants, OptimizerKind optimizer, AdamWSettings adamW, boolean wdOnNormAndBias,
-                          double clipGradNorm, NM nm) {
+                          double clipGradNorm, NM nm, ScheduleSpec schedule, int accumulate) {
 
     /** The optimizer of a run: SGD (momentum, nesterov: this record's fields) or AdamW ({@link AdamWSettings}). */
     public enum OptimizerKind {
@@ -77,6 +82,8 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
             throw new IllegalArgumentException("the gradient norm to clip to must be finite and >= 0 (0: no clipping), got " + clipGradNorm);
         if (clipGradNorm == 0) clipGradNorm = 0.0;   // -0.0 is off too, and equal to the default (records compare doubles by bits)
         if (nm == null) throw new IllegalArgumentException("the N:M pattern is null (NM.TWO_FOUR for 2:4)");
+        if (schedule == null) throw new IllegalArgumentException("the schedule is null (ScheduleSpec.COSINE for the default)");
+        if (accumulate < 1) throw new IllegalArgumentException("micro-batches per optimizer step (accumulate) must be >= 1, got " + accumulate);
         String why = nm.isTwoFour() ? null : method.whyNoPattern();
         if (why != null) throw new IllegalArgumentException("N:M " + nm + " has no meaning for " + method.name().toLowerCase(Locale.ROOT) + ": " + why);
     }
@@ -84,40 +91,46 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
     /** The defaults: resnet-small, the given method, 1 epoch, batch 128, lr 0.1, seed 0. */
     public static TrainConfig defaults(Method method) {
         return new TrainConfig("resnet-small", method, 1, 128, 0.1, 0.9, 5e-4, false, -1, 0.0, 0.1, 2e-4, 0, 0, 0, false, List.of(),
-                OptimizerKind.SGD, AdamWSettings.DEFAULTS, true, 0.0, NM.TWO_FOUR);
+                OptimizerKind.SGD, AdamWSettings.DEFAULTS, true, 0.0, NM.TWO_FOUR, ScheduleSpec.COSINE, 1);
     }
 
-    public TrainConfig withModel(String m) { return new TrainConfig(m, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withModel(String m) { return new TrainConfig(m, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
     /** The method, without variants. */
-    public TrainConfig withMethod(Method m) { return new TrainConfig(model, m, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, List.of(), optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withMethod(Method m) { return new TrainConfig(model, m, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, List.of(), optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
     /** The method and its variants. */
-    public TrainConfig withRecipe(Recipe r) { return new TrainConfig(model, r.method(), epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, r.variants(), optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
-    public TrainConfig withEpochs(int e) { return new TrainConfig(model, method, e, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
-    public TrainConfig withBatchSize(int b) { return new TrainConfig(model, method, epochs, b, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
-    public TrainConfig withLr(double l) { return new TrainConfig(model, method, epochs, batchSize, l, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
-    public TrainConfig withMomentum(double m) { return new TrainConfig(model, method, epochs, batchSize, lr, m, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
-    public TrainConfig withWeightDecay(double w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, w, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
-    public TrainConfig withNesterov(boolean n) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, n, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
-    public TrainConfig withWarmupSteps(int w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, w, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
-    public TrainConfig withLabelSmoothing(double s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, s, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
-    public TrainConfig withSeed(long s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, s, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
-    public TrainConfig withSubsets(int train, int test) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, train, test, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
-    public TrainConfig withAugment(boolean a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, a, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withRecipe(Recipe r) { return new TrainConfig(model, r.method(), epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, r.variants(), optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
+    public TrainConfig withEpochs(int e) { return new TrainConfig(model, method, e, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
+    public TrainConfig withBatchSize(int b) { return new TrainConfig(model, method, epochs, b, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
+    public TrainConfig withLr(double l) { return new TrainConfig(model, method, epochs, batchSize, l, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
+    public TrainConfig withMomentum(double m) { return new TrainConfig(model, method, epochs, batchSize, lr, m, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
+    public TrainConfig withWeightDecay(double w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, w, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
+    public TrainConfig withNesterov(boolean n) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, n, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
+    public TrainConfig withWarmupSteps(int w) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, w, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
+    public TrainConfig withLabelSmoothing(double s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, s, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
+    public TrainConfig withSeed(long s) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, s, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
+    public TrainConfig withSubsets(int train, int test) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, train, test, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
+    public TrainConfig withAugment(boolean a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, a, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
 
     /** SGD (the default) or AdamW; the learning rate and weight decay stay as they are (see {@link #withAdamWDefaults}). */
-    public TrainConfig withOptimizer(OptimizerKind o) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, o, adamW, wdOnNormAndBias, clipGradNorm, nm); }
-    public TrainConfig withAdamW(AdamWSettings a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, a, wdOnNormAndBias, clipGradNorm, nm); }
+    public TrainConfig withOptimizer(OptimizerKind o) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, o, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
+    public TrainConfig withAdamW(AdamWSettings a) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, a, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
     /** false: no weight decay on biases and batch norm's parameters (fst4j.nn.ParamGroup.splitDecay); true (torch's default): on every parameter. */
-    public TrainConfig withWdOnNormAndBias(boolean on) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, on, clipGradNorm, nm); }
+    public TrainConfig withWdOnNormAndBias(boolean on) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, on, clipGradNorm, nm, schedule, accumulate); }
 
     /**
      * Gradient-norm clipping at maxNorm (0: off): each step's gradients, all parameters together, scaled down to that
      * total L2 norm where they exceed it, after the backward pass and before SR-STE's decay ({@link Trainer}).
      */
-    public TrainConfig withClipGradNorm(double maxNorm) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, maxNorm, nm); }
+    public TrainConfig withClipGradNorm(double maxNorm) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, maxNorm, nm, schedule, accumulate); }
 
     /** The weights pruned at pattern p instead of 2:4 (the trainer applies it to every pruned layer: SparseConfig.withPattern). */
-    public TrainConfig withNm(NM p) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, p); }
+    public TrainConfig withNm(NM p) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, p, schedule, accumulate); }
+
+    /** The learning-rate schedule ({@link ScheduleSpec}). */
+    public TrainConfig withSchedule(ScheduleSpec sch) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, sch, accumulate); }
+
+    /** n micro-batches of batchSize per optimizer step, their gradients summed, each loss scaled by 1 / n ({@link Trainer}). */
+    public TrainConfig withAccumulate(int n) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, n); }
 
     /** Whether the trainer clips the gradients' norm ({@link #clipGradNorm} above 0). */
     public boolean clipsGradients() { return clipGradNorm > 0; }
@@ -168,6 +181,8 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
         if (!wdOnNormAndBias) m.put("wd_on_norm_and_bias", "false");
         if (clipsGradients()) m.put("clip_grad_norm", Double.toString(clipGradNorm));   // runs without clipping keep the keys they had
         if (!nm.isTwoFour()) m.put("nm", nm.toString());   // 2:4 runs keep the keys they had
+        schedule.toMetadata(m);   // cosine runs keep the keys they had
+        if (accumulate != 1) m.put("accumulate", Integer.toString(accumulate));   // and runs without accumulation
         return m;
     }
 
@@ -188,7 +203,9 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
                 // checkpoints written before clipping, or without it, have no 'clip_grad_norm': off
                 Double.parseDouble(m.getOrDefault("clip_grad_norm", "0")),
                 // checkpoints written before N:M, or at 2:4, have no 'nm'
-                m.containsKey("nm") ? NM.parse(m.get("nm")) : NM.TWO_FOUR);
+                m.containsKey("nm") ? NM.parse(m.get("nm")) : NM.TWO_FOUR,
+                // checkpoints written before schedules and accumulation, or without them: cosine, 1 micro-batch a step
+                ScheduleSpec.fromMetadata(m), Integer.parseInt(m.getOrDefault("accumulate", "1")));
     }
 
     private static String get(Map<String, String> m, String k) {

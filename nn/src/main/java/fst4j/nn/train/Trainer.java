@@ -171,6 +171,8 @@ public final class Trainer implements AutoCloseable {
     private final DataLoader loader, testLoader;
     private final LrSchedule schedule;
     private final long totalSteps;
+    /** Optimizer steps per epoch: whole groups of cfg.accumulate() batches (a remainder of fewer is not trained). */
+    private final int stepsPerEpoch;
     private final boolean decays;
     private boolean stopOnNonFiniteLoss = true;
     /** The buffers as they were before the step's forward (a stopped step puts its running statistics back); made once. */
@@ -228,6 +230,9 @@ public final class Trainer implements AutoCloseable {
         var tr = this.data.train();
         if (tr.size() < cfg.batchSize())
             throw new IllegalArgumentException("the training set has " + tr.size() + " images, fewer than one batch of " + cfg.batchSize());
+        if (tr.size() / cfg.batchSize() < cfg.accumulate())
+            throw new IllegalArgumentException("one optimizer step takes " + cfg.accumulate() + " batches of " + cfg.batchSize() + " (accumulate "
+                    + cfg.accumulate() + "), but the training set of " + tr.size() + " images gives " + tr.size() / cfg.batchSize() + " an epoch");
         if (isCustom) {
             this.model = custom;
         } else {
@@ -244,11 +249,12 @@ public final class Trainer implements AutoCloseable {
         this.loader = b.build();
         this.testLoader = DataLoader.builder(this.data.test()).batchSize(Math.max(cfg.batchSize(), 256))
                 .normalize(this.data.mean(), this.data.std()).build();
-        this.totalSteps = (long) cfg.epochs() * loader.batchesPerEpoch();
-        this.schedule = LrSchedule.cosine(cfg.lr(), cfg.warmupFor(totalSteps), totalSteps, cfg.minLr());
+        this.stepsPerEpoch = loader.batchesPerEpoch() / cfg.accumulate();
+        this.totalSteps = (long) cfg.epochs() * stepsPerEpoch;
+        this.schedule = cfg.schedule().build(cfg, totalSteps, stepsPerEpoch);
         Models.sparseLayers(model).forEach((name, s) -> {   // ReSprop: the warm-up spans the run's first tenth; samples per layer
-            fst4j.nn.ReSprop r = s.resprop();
-            if (r != null) { r.warmUpOver(totalSteps); r.saltWith(name); }
+            fst4j.nn.ReSprop r = s.resprop();   // its steps are backward passes: one per micro-batch
+            if (r != null) { r.warmUpOver(this.totalSteps * this.cfg.accumulate()); r.saltWith(name); }
         });
         boolean d = false;
         for (Sparse s : Models.sparseLayers(model).values()) d |= s.sparsity().decaysPruned();
@@ -285,12 +291,18 @@ public final class Trainer implements AutoCloseable {
     /** Steps done so far (the 0-based index of the next step). */
     public long stepsDone() { return step; }
     public long totalSteps() { return totalSteps; }
-    public int stepsPerEpoch() { return loader.batchesPerEpoch(); }
+    /** Optimizer steps per epoch (batches per epoch / accumulate, rounded down). */
+    public int stepsPerEpoch() { return stepsPerEpoch; }
     /** The current epoch (0-based). */
     public int epoch() { return loader.epoch(); }
     public boolean finished() { return loader.epoch() >= cfg.epochs() || step >= totalSteps; }
     /** Whether the current epoch has another step. */
-    public boolean epochHasNext() { return !finished() && loader.hasNext(); }
+    public boolean epochHasNext() {
+        if (finished()) return false;
+        int n = cfg.accumulate();
+        // with accumulation a step needs n whole batches; the epoch's remainder of fewer is skipped, as drop_last skips a partial batch
+        return n == 1 ? loader.hasNext() : loader.position() / loader.batchSize() + n <= loader.batchesPerEpoch();
+    }
     /** Whether the model has SR-STE-decayed layers. */
     public boolean decaysPruned() { return decays; }
 
@@ -363,8 +375,9 @@ public final class Trainer implements AutoCloseable {
         long t0 = System.nanoTime();
         int ep = loader.epoch();
         double lr = schedule.lr(step);
-        double lossValue, gradNorm = Double.NaN;
-        int correct, size;
+        int n = cfg.accumulate();
+        double lossSum = 0, gradNorm = Double.NaN;
+        int correct = 0, size = 0;
         // no model.train(true) here: the modes are the user's (a batch norm put in eval mode to freeze it stays so)
         Runnable beforeAsp = null;
         if (step == aspStep() && Asp.pending(model)) {   // ASP: dense so far, the masks fixed from here
@@ -372,32 +385,52 @@ public final class Trainer implements AutoCloseable {
             Asp.prune(model);
         }
         if (stopOnNonFiniteLoss) keepBuffers();
+        // with accumulation a stop in a later micro-batch follows earlier backward passes: the rules go back to the step's start
+        List<Runnable> rules = stopOnNonFiniteLoss && n > 1 ? ruleRestorers() : List.of();
         try (Scope s = Scope.open()) {
-            DataLoader.Batch batch = loader.next();
             opt.setLr(lr);
             Var logits = null, loss = null;
             try {
-                logits = model.forward(Var.of(onDevice(batch.images())));
-                loss = NN.crossEntropy(logits, batch.labels(), cfg.labelSmoothing());
-                lossValue = loss.item();
-                if (stopOnNonFiniteLoss && !Double.isFinite(lossValue)) {
-                    undoForward(beforeAsp);
-                    throw new NonFiniteLossException(step, ep, lossValue, lr);
-                }
-                correct = countCorrect(logits.value(), batch.labels());
-                size = batch.size();
-                if (!cfg.clipsGradients()) {
-                    backwardAndUpdate(loss, model, opt, decays, cfg.srSteLambda());
-                } else {
-                    // the rules' states as the forward left them: a stopped step puts back what its backward moved (ReSprop's samples)
-                    List<Runnable> rules = stopOnNonFiniteLoss ? ruleRestorers() : List.of();
-                    try {
-                        gradNorm = backwardClipAndUpdate(loss, model, opt, decays, cfg.srSteLambda(), cfg.clipGradNorm(), stopOnNonFiniteLoss);
-                    } catch (GradClip.NonFiniteNormException nf) {   // thrown before anything was clipped or updated
-                        rules.forEach(Runnable::run);
-                        undoForward(beforeAsp);
-                        throw new NonFiniteGradNormException(step, ep, lossValue, nf.norm(), lr, cfg.clipGradNorm());
+                for (int k = 0; k < n; k++) {
+                    logits = loss = null;
+                    // each micro-batch's graph and activations freed before the next (the gradients live with the parameters)
+                    try (Scope micro = n > 1 ? Scope.open() : null) {
+                        DataLoader.Batch batch = loader.next();
+                        logits = model.forward(Var.of(onDevice(batch.images())));
+                        loss = NN.crossEntropy(logits, batch.labels(), cfg.labelSmoothing());
+                        double lossValue = loss.item();
+                        if (stopOnNonFiniteLoss && !Double.isFinite(lossValue)) {   // the step's loss (their mean) is not finite either
+                            rules.forEach(Runnable::run);
+                            undoForward(beforeAsp);
+                            throw new NonFiniteLossException(step, ep, lossValue, lr);
+                        }
+                        lossSum += lossValue;
+                        correct += countCorrect(logits.value(), batch.labels());
+                        size += batch.size();
+                        if (n == 1 && !cfg.clipsGradients()) {
+                            backwardAndUpdate(loss, model, opt, decays, cfg.srSteLambda());   // the step as it was before accumulation
+                            break;
+                        }
+                        // without accumulation, the rules' states as the forward left them: a step that clips and stops puts back
+                        // what its backward moved (ReSprop's samples), and keeps what the forward counted
+                        if (n == 1 && stopOnNonFiniteLoss) rules = ruleRestorers();
+                        // summed over the micro-batches, the 1/n-scaled losses' gradients are the mean over all n * batch images
+                        (n == 1 ? loss : loss.mul(1.0 / n)).backward();
                     }
+                }
+                if (n > 1 || cfg.clipsGradients()) {
+                    logits = loss = null;
+                    long t = Profile.start();
+                    if (cfg.clipsGradients()) {
+                        try {
+                            gradNorm = GradClip.clipGradNorm(opt.params(), cfg.clipGradNorm(), stopOnNonFiniteLoss);
+                        } catch (GradClip.NonFiniteNormException nf) {   // thrown before anything was clipped or updated
+                            rules.forEach(Runnable::run);
+                            undoForward(beforeAsp);
+                            throw new NonFiniteGradNormException(step, ep, lossSum / n, nf.norm(), lr, cfg.clipGradNorm());
+                        }
+                    }
+                    update(model, opt, decays, cfg.srSteLambda(), t);   // once per optimizer step: SR-STE's decay, the step, zeroGrad
                 }
             } catch (RuntimeException | Error e) {
                 // what the Scope does not free (CUDA max-pool indices) goes too, and a backward that failed half way does not
@@ -410,7 +443,7 @@ public final class Trainer implements AutoCloseable {
                 throw e;
             }
         }
-        StepResult r = new StepResult(step, ep, lossValue, correct, size, lr, System.nanoTime() - t0, gradNorm);
+        StepResult r = new StepResult(step, ep, lossSum / n, correct, size, lr, System.nanoTime() - t0, gradNorm);
         step++;
         return r;
     }

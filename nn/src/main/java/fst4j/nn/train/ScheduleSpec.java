@@ -70,7 +70,7 @@ public record ScheduleSpec(Kind kind, double gamma, int stepSize, int[] mileston
         return new ScheduleSpec(Kind.ONECYCLE, GAMMA, 0, null, pctStart, divFactor, finalDivFactor);
     }
 
-    /** A kind with its parameters at torch's defaults (StepLR and ExponentialLR have none for step size and gamma: refused). */
+    /** A kind that takes no parameters of its own (linear). */
     private static ScheduleSpec of(Kind k) { return new ScheduleSpec(k, GAMMA, 0, null, PCT_START, DIV_FACTOR, FINAL_DIV_FACTOR); }
 
     /** The schedule of a run of cfg's lr, warm-up and min_lr, over totalSteps optimizer steps of stepsPerEpoch each. */

@@ -524,10 +524,12 @@ public final class Main {
          * end and evaluates it again, at the checkpoint's own step.
          */
         private void continueCsvs(String name, long at, int epoch) throws IOException {
-            dropRows(dir.resolve("metrics.csv"), name, f -> Long.parseLong(f[2]) > at);   // method,epoch,step,...
+            String cut = dropRows(dir.resolve("metrics.csv"), name, f -> Long.parseLong(f[2]) > at);   // method,epoch,step,...
+            if (cut != null) err.println("fst4j train: " + cut);
             gradNormColumn = conformMetrics(dir.resolve("metrics.csv"), clipping);
             Path ev = dir.resolve("eval.csv");
-            if (Files.isRegularFile(ev)) dropRows(ev, name, f -> Integer.parseInt(f[1]) > epoch);   // method,epoch (1-based),step,...
+            if (Files.isRegularFile(ev) && (cut = dropRows(ev, name, f -> Integer.parseInt(f[1]) > epoch)) != null)   // method,epoch (1-based),step,...
+                err.println("fst4j train: " + cut);
             earlierCurves();
             openCsvs(true);
         }
@@ -555,8 +557,9 @@ public final class Main {
          * where the file has it, where this run clips (a file of a run without clipping gains it: its rows get an empty
          * cell, as the rows of this run will where it does not clip), or where a row already has an eighth cell (the
          * files of two schemas that appending across a change of --clip-grad-norm wrote before); else the file stays as
-         * it is. Rewritten as dropRows does: atomically, bytes kept. A row of other length (cut short by a killed run)
-         * is left as it is.
+         * it is. Rewritten as dropRows does: atomically, bytes kept. A row without its line end (cut short by a killed
+         * run: dropRows drops it first) or of neither width is refused, naming the file and the line: padding a cut row
+         * that happens to end after seven cells would make a truncated number look like a whole row.
          */
         static boolean conformMetrics(Path csv, boolean clipping) throws IOException {
             boolean has = metricsColumns(csv);
@@ -564,6 +567,14 @@ public final class Main {
             List<String> lines = text.lines().toList();
             if (lines.isEmpty() || lines.get(0).isEmpty()) return clipping;   // no header yet: openCsvs writes this run's
             int narrow = METRICS.split(",").length;
+            if (!text.endsWith("\n") && !text.endsWith("\r"))
+                throw new IOException(csv + " line " + lines.size() + " '" + clip(lines.getLast()) + "' has no line end: a row cut short by a killed run");
+            for (int i = 1; i < lines.size(); i++) {
+                int cells = lines.get(i).split(",", -1).length;
+                if (cells != narrow && cells != narrow + 1)
+                    throw new IOException(csv + " line " + (i + 1) + " '" + clip(lines.get(i)) + "' has " + cells + " cells, not the header's "
+                            + narrow + " (" + (narrow + 1) + " with grad_norm): delete or repair it to resume into this folder");
+            }
             boolean widen = has || clipping;
             for (String line : lines.subList(1, lines.size())) widen |= line.split(",", -1).length == narrow + 1;
             if (!widen) return false;
@@ -582,14 +593,16 @@ public final class Main {
         /**
          * Rewrites csv without method's rows that retrained accepts (a row that does not parse is kept), atomically: a
          * temporary file in the same folder moved over it, so a failure leaves the file as it was. Bytes are kept as
-         * they are (ISO-8859-1 both ways); a last row cut short by a killed run gets its line end, so that the rows
-         * appended next start on a line of their own.
+         * they are (ISO-8859-1 both ways). A last row without its line end was cut short by a killed run (rows are
+         * written whole, then their line end): it is dropped too, whatever its cells say (a step number or loss cut after
+         * a digit still parses), and the note returned names the file and line; null where there was none.
          */
-        static void dropRows(Path csv, String method, java.util.function.Predicate<String[]> retrained) throws IOException {
+        static String dropRows(Path csv, String method, java.util.function.Predicate<String[]> retrained) throws IOException {
             String text = Files.readString(csv, java.nio.charset.StandardCharsets.ISO_8859_1);
-            List<String> kept = new ArrayList<>();
-            boolean dropped = false;
-            for (String line : text.lines().toList()) {
+            List<String> lines = text.lines().toList(), kept = new ArrayList<>();
+            boolean cut = !text.isEmpty() && !text.endsWith("\n") && !text.endsWith("\r");
+            boolean dropped = cut;
+            for (String line : cut ? lines.subList(0, lines.size() - 1) : lines) {
                 String[] f = line.split(",");
                 boolean drop = false;
                 if (f.length >= 3 && f[0].equals(method)) {
@@ -598,9 +611,13 @@ public final class Main {
                 if (drop) dropped = true;
                 else kept.add(line);
             }
-            if (!dropped && (text.isEmpty() || text.endsWith("\n") || text.endsWith("\r"))) return;
+            if (!dropped) return null;
             rewrite(csv, kept);
+            return cut ? "dropped line " + lines.size() + " of " + csv + ", '" + clip(lines.getLast()) + "': it has no line end (a row cut short by a killed run)" : null;
         }
+
+        /** line, shortened to 120 characters for a message. */
+        private static String clip(String line) { return line.length() > 120 ? line.substring(0, 120) + "..." : line; }
 
         /** Replaces csv by lines (ISO-8859-1, each ended), atomically: a temporary file in the same folder moved over it. */
         private static void rewrite(Path csv, List<String> lines) throws IOException {

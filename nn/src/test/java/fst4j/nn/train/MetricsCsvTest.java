@@ -162,4 +162,46 @@ class MetricsCsvTest {
         assertFalse(refused.out().contains("resumed from"), "refused before training: " + refused.out());
         assertArrayEquals(foreign, Files.readAllBytes(run.resolve("metrics.csv")));
     }
+
+    /**
+     * A row cut short by a killed run (no line end) is never taken for a whole one: conformMetrics refuses it, naming the
+     * file and the line (padding a cut row that happens to end after seven cells would have made "3." a step time and
+     * added an empty norm); dropRows, which a resume runs first, drops it with a note naming the line; a row of neither
+     * width (a cut row an older resume gave a line end) is refused with its line.
+     */
+    @Test
+    void aRowCutShortByAKilledRunIsDroppedOrRefusedNamingTheLine(@TempDir Path tmp) throws Exception {
+        Path csv = tmp.resolve("metrics.csv");
+        String whole = CLIPPED + "\ndense,1,1,2.3,0.1,0.05,3.0,1.5\n";
+        String cutAtSeven = whole + "dense,1,2,2.2,0.2,0.05,3.";   // the eighth cell and the line end never written
+        Files.writeString(csv, cutAtSeven);
+        IOException e = assertThrows(IOException.class, () -> Main.Run.conformMetrics(csv, false));
+        assertEquals(csv + " line 3 'dense,1,2,2.2,0.2,0.05,3.' has no line end: a row cut short by a killed run", e.getMessage());
+        assertEquals(cutAtSeven, Files.readString(csv), "refused: left as it was");
+        Files.writeString(csv, whole + "dense,1,2,2.2\ndense,1,3,2.1,0.3,0.05,3.0,1.5\n");
+        e = assertThrows(IOException.class, () -> Main.Run.conformMetrics(csv, true));
+        assertTrue(e.getMessage().startsWith(csv + " line 3 'dense,1,2,2.2' has 4 cells, not the header's 7 (8 with grad_norm)"), e.getMessage());
+
+        // dropRows drops the cut row whatever its method and step, and says so
+        Files.writeString(csv, cutAtSeven);
+        assertEquals("dropped line 3 of " + csv + ", 'dense,1,2,2.2,0.2,0.05,3.': it has no line end (a row cut short by a killed run)",
+                Main.Run.dropRows(csv, "fst3", f -> true));
+        assertEquals(whole, Files.readString(csv));
+        Main.Run.dropRows(csv, "fst3", f -> true);
+        assertEquals(whole, Files.readString(csv));
+
+        // through the CLI: a resume into a folder whose last row was cut drops it, names it, and leaves one schema
+        Path data = MainTest.idxData(tmp, 64, 16), run = tmp.resolve("run");
+        train(data, run, "--clip-grad-norm", "0.5");
+        Path ckpt = tmp.resolve("ckpt.safetensors");
+        Files.copy(run.resolve("dense/checkpoint.safetensors"), ckpt);
+        Path m = run.resolve("metrics.csv");
+        Files.writeString(m, Files.readString(m) + "fst3,1,9,2.1,0.3,0.05,3.1", java.nio.file.StandardOpenOption.TRUNCATE_EXISTING);
+        Outcome r = resume(ckpt, run);
+        assertEquals(0, r.rc(), r.err());
+        assertTrue(r.err().contains("fst4j train: dropped line 10 of " + m + ", 'fst3,1,9,2.1,0.3,0.05,3.1': it has no line end"), r.err());
+        List<String[]> rows = cells(m);
+        assertEquals(9, rows.size(), "the header and dense's 8 steps, the cut row gone");
+        for (String[] f : rows) assertNotEquals("fst3", f[0]);
+    }
 }

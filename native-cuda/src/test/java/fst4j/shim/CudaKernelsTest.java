@@ -316,11 +316,31 @@ class CudaKernelsTest {
         return v;
     }
 
-    private static void assertClose(float[] want, float[] got, double relTol, String what) {
-        double scale = 0;
-        for (float f : want) scale = Math.max(scale, Math.abs(f));
+    /**
+     * The per element bound on |CUDA - CPU| of C = alpha op(A) op(B) + beta C0 (row-major, leading dimensions as the
+     * calls take them): each side's value is a sum of k products and one more term, added in some order (with or
+     * without FMA), so each is within (k + 2) u (|alpha| sum_p |a_ip b_pj| + |beta c0_ij|) of the exact value (u = 2^-24,
+     * Higham's bound for any order of a float sum); the two sides differ by at most twice that. The padding past n columns
+     * is C0's on both: bound 0.
+     */
+    static double[] gemmBound(boolean ta, boolean tb, int m, int n, int k, float alpha, float[] a, int lda, float[] b, int ldb,
+                              float beta, float[] c0, int ldc) {
+        double[] bound = new double[m * ldc];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int p = 0; p < k; p++) s += Math.abs((double) (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]));
+                bound[i * ldc + j] = 2 * (k + 2) * 0x1p-24 * (Math.abs(alpha) * s + Math.abs(beta * c0[i * ldc + j]));
+            }
+        return bound;
+    }
+
+    /** |got - want| <= bound[i] at every element (NaN nowhere). */
+    private static void assertWithin(float[] want, float[] got, double[] bound, String what) {
+        assertEquals(want.length, got.length, what);
         for (int i = 0; i < want.length; i++)
-            assertEquals(want[i], got[i], relTol * Math.max(scale, 1e-6), what + " at " + i);
+            if (!(Math.abs((double) got[i] - want[i]) <= bound[i]))
+                fail(what + " at " + i + ": " + got[i] + " vs " + want[i] + " (allowed " + bound[i] + ")");
     }
 
     @Test
@@ -345,7 +365,8 @@ class CudaKernelsTest {
             Cuda.sync();
             MemorySegment got = mem.host(4L * m * ldc);
             Cuda.copyToHost(got, dc, 4L * m * ldc);
-            assertClose(c.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT), got.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT), 1e-4,
+            assertWithin(c.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT), got.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT),
+                    gemmBound(ta, tb, m, n, k, 1.5f, a.toArray(JAVA_FLOAT), lda, b.toArray(JAVA_FLOAT), ldb, 0.5f, c0, ldc),
                     "sgemm " + Arrays.toString(cs) + " (" + Cuda.blasStatus() + ")");
         }
     }
@@ -368,7 +389,8 @@ class CudaKernelsTest {
             Cuda.sync();
             MemorySegment got = mem.host(4L * m * ldc);
             Cuda.copyToHost(got, dc, 4L * m * ldc);
-            assertClose(c.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT), got.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT), 1e-4, "gemm kernel " + Arrays.toString(cs));
+            assertWithin(c.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT), got.asSlice(0, 4L * m * ldc).toArray(JAVA_FLOAT),
+                    gemmBound(ta, tb, m, n, k, 1.5f, a.toArray(JAVA_FLOAT), lda, b.toArray(JAVA_FLOAT), ldb, 0.5f, c0, ldc), "gemm kernel " + Arrays.toString(cs));
         }
     }
 
@@ -423,7 +445,11 @@ class CudaKernelsTest {
                 short[] s = h.asSlice(0, 2L * m * n).toArray(JAVA_SHORT);
                 for (int i = 0; i < got.length; i++) got[i] = Float.intBitsToFloat((s[i] & 0xffff) << 16);
             }
-            assertClose(wantV, got, cdType == Cuda.R_32F ? 1e-3 : 1e-2, "cuSPARSELt " + m + "x" + n + "x" + k);
+            // the fp32 product of the same bf16 operands as the reference, in another order; a bf16 output rounds once more
+            // (half a bf16 ulp, 2^-9 relative: 2^-8 |want| covers it with the sum's own error)
+            double[] bound = gemmBound(false, false, m, n, k, 1f, a, k, b, n, 0f, new float[m * n], n);
+            if (cdType != Cuda.R_32F) for (int i = 0; i < bound.length; i++) bound[i] += 0x1p-8 * Math.abs(wantV[i]) + bound[i];
+            assertWithin(wantV, got, bound, "cuSPARSELt " + m + "x" + n + "x" + k);
         }
     }
 }

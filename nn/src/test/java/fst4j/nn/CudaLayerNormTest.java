@@ -16,8 +16,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * Layer norm on CUDA tensors (NN.layerNorm composed of device ops: mean, sub, mul, add, pow) against the same on the CPU:
  * values and the gradients of x, gamma and beta, over one and two axes, with and without the affine parameters, at
- * normalized sizes 1, 17 and 1031 (past 256 values per row the device's mean is a sum of partial sums: within 1e-5 of
- * the largest value then, else bit for bit), on a permuted input, with NaN and infinity propagating as on the CPU; the
+ * normalized sizes 1, 17 and 1031 (bit for bit up to 256 values per row; past that the device's mean is a sum of partial
+ * sums, and each element is held to the bound {@link #bounds} derives from one float ulp of the row's mean), on a permuted input, with NaN and infinity propagating as on the CPU; the
  * module moved with to(Device.CUDA). Against the device or the host emulator (skipped with the reason otherwise).
  */
 class CudaLayerNormTest {
@@ -26,16 +26,47 @@ class CudaLayerNormTest {
         assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA back end: " + Cuda.status());
     }
 
-    /** Bit for bit (NaN-ness for NaN) where tol is 0, else within tol times the largest finite |value| of want. */
-    static void near(float[] want, float[] got, double tol, String what) {
-        assertEquals(want.length, got.length, what);
-        double scale = 0;
-        for (float w : want) if (Float.isFinite(w)) scale = Math.max(scale, Math.abs(w));
-        for (int i = 0; i < want.length; i++) {
-            if (Float.isNaN(want[i]) || Float.isNaN(got[i])) { assertTrue(Float.isNaN(want[i]) && Float.isNaN(got[i]), what + " at " + i + ": " + got[i] + " vs " + want[i]); continue; }
-            if (tol == 0 || Float.isInfinite(want[i])) assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]), what + " at " + i + ": " + got[i] + " vs " + want[i]);
-            else assertEquals(want[i], got[i], tol * Math.max(scale, 1e-30), what + " at " + i);
+    /** Bit for bit (NaN-ness for NaN). */
+    static void near(float[] want, float[] got, String what) { Ulps.assertNear(want, got, 0, what); }
+
+    static final double U = 0x1p-24;   // a float's unit roundoff
+
+    /**
+     * Per element bounds {y, dx, dgamma, dbeta} on the difference of CUDA from the CPU for rows of per > 256 values
+     * (x, w [rows, per] row-major; gamma, beta [per] or null): the device's row mean (256 partial sums in double, then
+     * their sum) and the CPU's (one serial double sum) are the same real number to 1e-13 relative, so their floats
+     * differ by at most one ulp, ulp(mu); everything else rounds as on the CPU. With r = 1 / sqrt(var + eps) and
+     * xh = (x - mu) r, that ulp moves xh by d = r ulp(mu) in every element of the row, and the result then rounds
+     * again: each bound is d times what multiplies xh, plus 8 roundings (the longest chain of float ops of
+     * NN.layerNorm's graph) of the sum of the magnitudes of the terms the element is made of.
+     *   y = gamma xh + beta: |gamma| d + 8u (|gamma xh| + |beta|);
+     *   dx = r (g - m1 - xh m2), g = w gamma, m1 = mean(g), m2 = mean(g xh): r (|m2| + mean|g|) d + 8u r (|g| + |m1| + |xh m2|);
+     *   dgamma = sum over rows of w xh: sum |w| d + 8u sum |w xh|;  dbeta = sum over rows of w: no mean in it, bit for bit.
+     * (It was 1e-5 of the tensor's largest value, about 3.5e-5 absolute here, 1000 times these for the small elements.)
+     */
+    static double[][] bounds(float[] x, float[] w, float[] gamma, float[] beta, int per, double eps) {
+        int rows = x.length / per;
+        double[] by = new double[x.length], bdx = new double[x.length], bg = new double[per], bb = new double[per];
+        for (int r = 0; r < rows; r++) {
+            double mu = 0, var = 0;
+            for (int j = 0; j < per; j++) mu += x[r * per + j];
+            mu /= per;
+            for (int j = 0; j < per; j++) var += (x[r * per + j] - mu) * (x[r * per + j] - mu);
+            double rs = 1 / Math.sqrt(var / per + eps), d = rs * Math.ulp((float) mu);
+            double m1 = 0, m2 = 0, ag = 0;
+            for (int j = 0; j < per; j++) {
+                double g = w[r * per + j] * (gamma == null ? 1 : gamma[j]), xh = (x[r * per + j] - mu) * rs;
+                m1 += g / per; m2 += g * xh / per; ag += Math.abs(g) / per;
+            }
+            for (int j = 0; j < per; j++) {
+                int i = r * per + j;
+                double gm = gamma == null ? 1 : gamma[j], bt = beta == null ? 0 : beta[j], g = w[i] * gm, xh = (x[i] - mu) * rs;
+                by[i] = Math.abs(gm) * d + 8 * U * (Math.abs(gm * xh) + Math.abs(bt));
+                bdx[i] = rs * (Math.abs(m2) + ag) * d + 8 * U * rs * (Math.abs(g) + Math.abs(m1) + Math.abs(xh * m2));
+                bg[j] += Math.abs(w[i]) * d + 8 * U * Math.abs(w[i] * xh);
+            }
         }
+        return new double[][]{by, bdx, bg, bb};
     }
 
     /** {y, dx, dgamma, dbeta} of sum(layerNorm(x) * w) for x given (any layout) on its device. */
@@ -62,13 +93,13 @@ class CudaLayerNormTest {
                     Tensor x = rng.normal(0.5, 2, c[0]), w = rng.normal(0, 1, c[0]);
                     Tensor gamma = (affine & 1) != 0 ? rng.normal(1, 0.5, c[1]) : null, beta = (affine & 2) != 0 ? rng.normal(0, 1, c[1]) : null;
                     float[][] cpu = run(x, c[1], gamma, beta, w, Device.CPU), gpu = run(x, c[1], gamma, beta, w, Device.CUDA);
-                    long per = fst4j.tensor.Shape.numel(c[1]);
-                    double tol = per > 256 ? 1e-5 : 0;   // the mean's partial sums past 256 values
+                    int per = (int) fst4j.tensor.Shape.numel(c[1]);
+                    // the mean's partial sums past 256 values per row; dgamma and dbeta are sums over at most 6 rows (in the CPU's order)
+                    double[][] b = per > 256 ? bounds(x.toFloatArray(), w.toFloatArray(), gamma == null ? null : gamma.toFloatArray(),
+                            beta == null ? null : beta.toFloatArray(), per, 1e-5) : new double[4][];
                     String what = fst4j.tensor.Shape.str(c[0]) + " over " + fst4j.tensor.Shape.str(c[1]) + " affine " + affine;
                     String[] names = {"y", "dx", "dgamma", "dbeta"};
-                    for (int k = 0; k < 4; k++)
-                        // dgamma and dbeta are summed over the rows by the engine (sums of more than 256 terms where rows * ... exceed it)
-                        near(cpu[k], gpu[k], k >= 2 ? Math.max(tol, 1e-6) : tol, what + " " + names[k]);
+                    for (int k = 0; k < 4; k++) Ulps.assertNear(cpu[k], gpu[k], 0, cpu[k].length == 0 ? null : b[k], what + " " + names[k]);
                 }
     }
 
@@ -81,7 +112,7 @@ class CudaLayerNormTest {
             assertFalse(x.isContiguous());
             Tensor w = rng.normal(0, 1, 4, 6, 9), gamma = rng.normal(1, 0.5, 9), beta = rng.normal(0, 1, 9);
             float[][] cpu = run(x, new int[]{9}, gamma, beta, w, Device.CPU), gpu = run(x, new int[]{9}, gamma, beta, w, Device.CUDA);
-            for (int k = 0; k < 4; k++) near(cpu[k], gpu[k], k >= 2 ? 1e-6 : 0, "permuted " + k);
+            for (int k = 0; k < 4; k++) near(cpu[k], gpu[k], "permuted " + k);   // 9 values per row, 24 rows: bit for bit
             // a NaN in one row and an infinity in another: those rows become NaN on both, the others are untouched
             float[] v = rng.normal(0, 1, 4, 9).toFloatArray();
             v[3] = Float.NaN;
@@ -90,8 +121,8 @@ class CudaLayerNormTest {
             cpu = run(xn, new int[]{9}, null, null, wn, Device.CPU);
             gpu = run(xn, new int[]{9}, null, null, wn, Device.CUDA);
             assertTrue(Float.isNaN(cpu[0][0]) && Float.isNaN(cpu[0][9]), "the CPU's rows with NaN and inf");
-            near(cpu[0], gpu[0], 0, "y with NaN and inf");
-            near(cpu[1], gpu[1], 0, "dx with NaN and inf");
+            near(cpu[0], gpu[0], "y with NaN and inf");
+            near(cpu[1], gpu[1], "dx with NaN and inf");
         }
     }
 
@@ -104,11 +135,11 @@ class CudaLayerNormTest {
             assertEquals(Device.CUDA, yg.value().device());
             yc.mul(Var.of(w)).sum().backward();
             yg.mul(Var.of(w.to(Device.CUDA))).sum().backward();
-            near(yc.value().toFloatArray(), yg.value().toFloatArray(), 0, "module y");
+            near(yc.value().toFloatArray(), yg.value().toFloatArray(), "module y");
             for (String p : new String[]{"weight", "bias"}) {
                 Var pc = cpu.namedParameters().get(p), pg = gpu.namedParameters().get(p);
                 assertEquals(Device.CUDA, pg.grad().device());
-                near(pc.grad().toFloatArray(), pg.grad().toFloatArray(), 0, "module d" + p);
+                near(pc.grad().toFloatArray(), pg.grad().toFloatArray(), "module d" + p);
             }
         }
     }

@@ -522,4 +522,36 @@ public final class NN {
             return x.mul(Var.of(m.to(x.value().device())));
         }
     }
+
+    // ---- sequences: embedding and attention ----
+
+    /**
+     * F.embedding: the rows of weight [V, D] at indices (an int[] with its shape, as crossEntropy's labels), out
+     * [*shape, D]; each index must be in [0, V). The weight's gradient adds the output's rows back at their indices
+     * (repeated indices add). See {@link Embedding} for the devices.
+     */
+    public static Var embedding(Var weight, int[] indices, int... shape) { return embedding(weight, indices, shape, null); }
+
+    /**
+     * F.embedding with padding_idx (null for none; a negative one counts from the end, as torch's): that row is looked up
+     * as any other but gets no gradient.
+     */
+    public static Var embedding(Var weight, int[] indices, int[] shape, Integer paddingIdx) {
+        int pad = Embedding.check(weight.value(), indices, shape, paddingIdx);
+        return new Embedding(indices, shape, pad).apply(weight);
+    }
+
+    /**
+     * F.scaled_dot_product_attention (torch 2.x) without dropout: softmax(q k^T / sqrt(E) + mask) v for q [..., L, E],
+     * k [..., S, E], v [..., S, Ev], batch axes broadcast. attnMask is additive (float, -inf where a query must not see a
+     * key; torch's boolean masks have no dtype here) and broadcasts to [..., L, S]; isCausal masks j > i (not both).
+     */
+    public static Var scaledDotProductAttention(Var q, Var k, Var v, Tensor attnMask, boolean isCausal) {
+        return Attention.sdpa(q, k, v, attnMask, isCausal, 0, null);
+    }
+
+    /** As above with dropout p on the attention weights (drawn from rng), applied whenever p > 0, as torch's. */
+    public static Var scaledDotProductAttention(Var q, Var k, Var v, Tensor attnMask, boolean isCausal, double dropoutP, Rng rng) {
+        return Attention.sdpa(q, k, v, attnMask, isCausal, dropoutP, rng);
+    }
 }

@@ -32,6 +32,15 @@ public final class Models {
     }
 
     /**
+     * A tiny transformer (token + positional embedding, layers pre-LN blocks, LayerNorm, head; {@link TinyTransformer})
+     * whose feed-forward Linear layers take the method's 2:4 (Hu et al. 2024 make an FFN's three GEMMs sparse); the
+     * attention projections and the head stay dense, as the other models' ends. d and ff multiples of 4 for 2:4.
+     */
+    public static TinyTransformer tinyTransformer(int vocab, int maxLen, int d, int heads, int ff, int layers, boolean causal, Method method, long seed) {
+        return new TinyTransformer(vocab, maxLen, d, heads, ff, layers, 0, causal, Method.DENSE, method, seed);
+    }
+
+    /**
      * The issue's small CNN (for 1x28x28): conv(c->32)+BN+ReLU, conv(32->64)+BN+ReLU+maxpool 2,
      * conv(64->128)+BN+ReLU+maxpool 2, flatten, linear(128*(h/4)*(w/4) -> classes).
      */

@@ -1,0 +1,90 @@
+package fst4j.nn;
+
+import fst4j.autograd.NN;
+import fst4j.autograd.SparseConfig.Method;
+import fst4j.autograd.Var;
+import fst4j.shim.Cuda;
+import fst4j.tensor.Device;
+import fst4j.tensor.Rng;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.Map;
+
+import static fst4j.nn.CudaLayerNormTest.near;
+import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The transformer's pieces on CUDA tensors against the CPU: embedding (the one-hot product on the device) with repeated
+ * indices and padding_idx, causal attention, and a TinyTransformer (DENSE and FST2 FFN) moved with to(Device.CUDA):
+ * logits, loss and every parameter's gradient. Against the device or the host emulator (skipped with the reason otherwise).
+ */
+class CudaTransformerTest {
+    @BeforeEach
+    void needsCuda() {
+        assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA back end: " + Cuda.status());
+    }
+
+    @Test
+    void embeddingAsOnTheCpu() {
+        try (Scope s = Scope.open()) {
+            Rng rng = new Rng(3);
+            Tensor w = rng.normal(0, 1, 7, 5), r = rng.normal(0, 1, 3, 4, 5);
+            int[] idx = {6, 1, 1, 0, 3, 1, 6, 2, 2, 5, 1, 4};
+            for (Integer pad : new Integer[]{null, 1}) {
+                float[][] got = new float[2][];
+                float[][] grad = new float[2][];
+                for (Device d : new Device[]{Device.CPU, Device.CUDA}) {
+                    Var wv = Var.param(w.to(d));
+                    Var y = NN.embedding(wv, idx, new int[]{3, 4}, pad);
+                    assertEquals(d, y.value().device());
+                    y.backward(r.to(d));
+                    got[d == Device.CPU ? 0 : 1] = y.value().toFloatArray();
+                    grad[d == Device.CPU ? 0 : 1] = wv.grad().toFloatArray();
+                }
+                near(got[0], got[1], 0, "embedding values, padding " + pad);
+                near(grad[0], grad[1], 1e-6, "embedding weight gradient, padding " + pad);
+            }
+        }
+    }
+
+    @Test
+    void causalAttentionAsOnTheCpu() {
+        try (Scope s = Scope.open()) {
+            Rng rng = new Rng(4);
+            Tensor q = rng.normal(0, 1, 2, 2, 5, 4), k = rng.normal(0, 1, 2, 2, 5, 4), v = rng.normal(0, 1, 2, 2, 5, 3), r = rng.normal(0, 1, 2, 2, 5, 3);
+            float[][] out = new float[8][];
+            int at = 0;
+            for (Device d : new Device[]{Device.CPU, Device.CUDA}) {
+                Var qv = Var.param(q.to(d)), kv = Var.param(k.to(d)), vv = Var.param(v.to(d));
+                Var y = NN.scaledDotProductAttention(qv, kv, vv, null, true);
+                y.backward(r.to(d));
+                out[at++] = y.value().toFloatArray(); out[at++] = qv.grad().toFloatArray();
+                out[at++] = kv.grad().toFloatArray(); out[at++] = vv.grad().toFloatArray();
+            }
+            String[] names = {"y", "dq", "dk", "dv"};
+            for (int i = 0; i < 4; i++) near(out[i], out[i + 4], 1e-5, names[i]);
+        }
+    }
+
+    @Test
+    void tinyTransformerStepAsOnTheCpu() {
+        for (Method m : new Method[]{Method.DENSE, Method.FST2}) {
+            try (Scope s = Scope.open(); TinyTransformer cpu = Models.tinyTransformer(6, 5, 8, 2, 16, 1, true, m, 1);
+                 TinyTransformer gpu = Models.tinyTransformer(6, 5, 8, 2, 16, 1, true, m, 1).to(Device.CUDA)) {
+                int[] x = {0, 1, 2, 3, 4, 5, 5, 4, 3, 2}, y = {1, 2, 3, 4, 5, 4, 3, 2, 1, 0};
+                Var lc = NN.crossEntropy(cpu.forward(x, 2, 5).reshape(10, 6), y, 0), lg = NN.crossEntropy(gpu.forward(x, 2, 5).reshape(10, 6), y, 0);
+                assertEquals(Device.CUDA, lg.value().device());
+                assertEquals(lc.item(), lg.item(), 1e-5, m + " loss");
+                lc.backward();
+                lg.backward();
+                Map<String, Var> pc = cpu.namedParameters(), pg = gpu.namedParameters();
+                for (String name : pc.keySet())
+                    near(pc.get(name).grad().toFloatArray(), pg.get(name).grad().toFloatArray(), 1e-4, m + " grad " + name);
+            }
+        }
+    }
+}

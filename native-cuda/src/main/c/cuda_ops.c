@@ -332,6 +332,26 @@ int fst_cuda_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t 
     return launch(FST_K_im2col_at, c * kh * kw * n * npos, &a);
 }
 
+int fst_cuda_embed_gather(const float *w, int64_t v, int64_t d, const int32_t *idx, int64_t n, float *out) {
+    READY();
+    NUL(!w || !out || (n > 0 && !idx));
+    BAD(v <= 0 || d < 0 || n < 0);
+    if (n == 0 || d == 0) return FST_OK;
+    OWN(w, v * d * 4); OWN(idx, n * 4); OWN(out, n * d * 4);
+    fst_k_embed_gather_args a = { w, idx, out, v, n, d };
+    return launch(FST_K_embed_gather, n * d, &a);
+}
+
+int fst_cuda_embed_scatter(const float *g, int64_t n, int64_t d, const int32_t *off, const int32_t *pos, int64_t v, float *dw) {
+    READY();
+    NUL(!g || !off || !dw || (n > 0 && !pos));
+    BAD(v <= 0 || d < 0 || n < 0);
+    if (d == 0) return FST_OK;
+    OWN(g, n * d * 4); OWN(off, (v + 1) * 4); if (n > 0) OWN(pos, n * 4); OWN(dw, v * d * 4);
+    fst_k_embed_scatter_args a = { g, off, pos, dw, v, n, d };
+    return launch(FST_K_embed_scatter, v * d, &a);
+}
+
 int fst_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n) {
     READY();
     BAD(n < 0);

@@ -80,6 +80,12 @@ FST_API int fst_cuda_col2im_dil(const float *cols, int64_t ldc, int64_t n, int64
  * a float32 copy; each value is exact in float32, so the sums are those of fst_cuda_col2im on the widened columns */
 FST_API int fst_cuda_col2im_bf16(const uint16_t *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                                  int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *dx);
+/* F.embedding on the device: out [n, d] row i = w [v, d] row idx[i] (idx device int32[n], each in [0, v), validated by
+ * the caller; one outside gives a zero row). */
+FST_API int fst_cuda_embed_gather(const float *w, int64_t v, int64_t d, const int32_t *idx, int64_t n, float *out);
+/* its weight gradient: dw [v, d] row r = sum over k in off[r]..off[r+1) of g [n, d] row pos[k], in double, in k order
+ * (off device int32[v + 1], pos device int32[n]: the indices' CSR, made by the caller); every row of dw is written. */
+FST_API int fst_cuda_embed_scatter(const float *g, int64_t n, int64_t d, const int32_t *off, const int32_t *pos, int64_t v, float *dw);
 /* pos: device int32[npos], validated by the caller. */
 FST_API int fst_cuda_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                                int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,

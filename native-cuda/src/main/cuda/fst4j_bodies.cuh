@@ -497,6 +497,30 @@ FST_HD void k_im2col_at(i64 i, const fst_k_im2col_at_args &a) {
     a.out[r * a.ldo + col] = (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) ? 0.0f : LDG(a.x + ((img * g.c + ch) * g.h + ih) * g.w + iw);
 }
 
+/* embedding rows (fst_k_embed_gather_args): the launcher validated nothing of idx's values (the caller did); an index
+ * outside [0, v) still reads nothing outside w and gives 0 */
+FST_HD void k_embed_gather(i64 i, const fst_k_embed_gather_args &a) {
+    if (i >= a.n * a.d) return;
+    const i64 r = i / a.d, j = i % a.d, v = LDG(a.idx + r);
+    a.out[i] = (v < 0 || v >= a.v) ? 0.0f : LDG(a.w + v * a.d + j);
+}
+
+/* the weight's gradient, one thread per element: its row's positions in order, summed in double (a position outside
+ * [0, n) adds nothing; off is clamped to [0, n]) */
+FST_HD void k_embed_scatter(i64 i, const fst_k_embed_scatter_args &a) {
+    if (i >= a.v * a.d) return;
+    const i64 r = i / a.d, j = i % a.d;
+    i64 k0 = LDG(a.off + r), k1 = LDG(a.off + r + 1);
+    if (k0 < 0) k0 = 0;
+    if (k1 > a.n) k1 = a.n;
+    double s = 0;
+    for (i64 k = k0; k < k1; k++) {
+        const i64 p = LDG(a.pos + k);
+        if (p >= 0 && p < a.n) s += (double)LDG(a.g + p * a.d + j);
+    }
+    a.dw[i] = (float)s;
+}
+
 FST_HD void k_f32_to_bf16(i64 i, const fst_k_f2bf_args &a) {
     if (i < a.n) a.dst[i] = bf16_bits(f2u(a.src[i]));
 }

@@ -37,6 +37,11 @@ typedef struct { const float *x; fst_geom g; const int32_t *pos; int64_t npos; f
 typedef struct { const float *x; fst_geom g; int64_t dh, dw; float *out; int64_t ldo; } fst_k_im2col_dil_args;
 typedef struct { const float *cols; int64_t ldc; fst_geom g; int64_t dh, dw; float *dx; } fst_k_col2im_dil_args;
 typedef struct { const float *src; uint16_t *dst; int64_t n; } fst_k_f2bf_args;
+/* embedding (F.embedding, fst_cuda_embed_*): gather out [n, d] row i = w [v, d] row idx[i]; scatter dw [v, d] row r =
+ * the sum, in double and in k order, of g [n, d] rows pos[k] for k in off[r]..off[r + 1) (the host's CSR of the indices,
+ * positions ascending: the CPU's accumulation order, so bit for bit, and no atomics) */
+typedef struct { const float *w; const int32_t *idx; float *out; int64_t v, n, d; } fst_k_embed_gather_args;
+typedef struct { const float *g; const int32_t *off, *pos; float *dw; int64_t v, n, d; } fst_k_embed_scatter_args;
 /* dst bf16 [rows_p, cols_p] (contiguous) = src [rows, cols] (strides rs, cs, in elements) rounded, zero elsewhere */
 typedef struct { const float *src; int64_t rows, cols, rs, cs; uint16_t *dst; int64_t rows_p, cols_p; } fst_k_bf16_pad_args;
 /* dst bf16 [rows_p, cols_p] = im2col(x) [K, n*ho*wo] rounded, zero outside it (the lowered operand of a bf16 GEMM) */
@@ -375,7 +380,8 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(wflip16, fst_k_wflip16_args) X(conv24_t, fst_k_conv24_t_args) X(splitk_sum, fst_k_splitk_args) X(wtap16, fst_k_wtap16_args) X(sgd_srste, fst_k_sgd_srste_args) X(nhwc16, fst_k_nhwc16_args) \
     X(adamw, fst_k_adamw_args) X(sumsq_part, fst_k_sumsq_args) X(scale, fst_k_scale_args)                 \
     X(where, fst_k_where_args) X(argmax_part, fst_k_argmax_args) X(argmax, fst_k_argmax_args)               \
-    X(var_part, fst_k_var_args) X(var_mean, fst_k_var_args) X(var, fst_k_var_args) X(nm, fst_k_nm_args)
+    X(var_part, fst_k_var_args) X(var_mean, fst_k_var_args) X(var, fst_k_var_args) X(nm, fst_k_nm_args) \
+    X(embed_gather, fst_k_embed_gather_args) X(embed_scatter, fst_k_embed_scatter_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 #define FST_BLOCK_KERNEL_ENUM(name, args, threads, smem) FST_K_##name,

@@ -1,7 +1,6 @@
 package fst4j.autograd;
 
-import fst4j.tensor.DType;
-import fst4j.tensor.Device;
+import fst4j.tensor.Rows;
 import fst4j.tensor.Shape;
 import fst4j.tensor.Tensor;
 
@@ -9,16 +8,13 @@ import fst4j.tensor.Tensor;
  * F.embedding(indices, weight, padding_idx): the rows of weight [V, D] at integer indices, out [*shape, D]. Indices are
  * an int[] with a shape, as {@link NN#crossEntropy} takes its labels (tensors here are floating point only). The weight's
  * gradient is the output's scattered back into the rows: a repeated index adds its rows, the padding row gets none (its
- * value is still looked up, as torch's). CPU: a gather and a scatter over the rows. CUDA: the product of a one-hot
- * [N, V] matrix (built on the host) with W on the device's GEMM, and its transpose for the gradient, so the same
- * values (an exact 1 times the row; but a non-finite value anywhere in W poisons every row through 0 * inf) at N*V*D
- * multiply-adds: meant for small vocabularies.
+ * value is still looked up, as torch's). Both through {@link Rows}: CPU float32 / float64, CUDA float32 by its gather and
+ * scatter kernels (sums in double in position order on either device: the same bits).
  */
 final class Embedding extends Function {
     private final int[] indices, shape;
     private final int padding;   // normalized to [0, V), or -1 for none
     private int rows;
-    private Tensor onehot;       // CUDA only: the padding-free one-hot for the gradient
 
     Embedding(int[] indices, int[] shape, int padding) { this.indices = indices.clone(); this.shape = shape.clone(); this.padding = padding; }
 
@@ -48,48 +44,10 @@ final class Embedding extends Function {
     protected Tensor forward(Tensor... in) {
         Tensor w = in[0];
         rows = w.size(0);
-        int d = w.size(1), n = indices.length;
-        if (w.device() != Device.CPU) {
-            try (Tensor oh = oneHot(w.dtype(), w.device(), -1); Tensor y = oh.matmul(w)) {
-                if (needsGrad(0)) try (Tensor g = oneHot(w.dtype(), w.device(), padding)) { onehot = save(g); }
-                return y.reshape(outShape(d));
-            }
-        }
-        try (Tensor wc = w.contiguous()) {
-            if (w.dtype() == DType.F64) {
-                double[] src = wc.toDoubleArray(), dst = new double[Math.multiplyExact(n, d)];
-                for (int i = 0; i < n; i++) System.arraycopy(src, indices[i] * d, dst, i * d, d);
-                return Tensor.of(dst, outShape(d));
-            }
-            float[] src = wc.toFloatArray(), dst = new float[Math.multiplyExact(n, d)];
-            for (int i = 0; i < n; i++) System.arraycopy(src, indices[i] * d, dst, i * d, d);
-            return Tensor.of(dst, outShape(d));
-        }
+        try (Tensor y = Rows.gather(w, indices)) { return y.reshape(outShape(w.size(1))); }
     }
 
     protected Tensor[] backward(Tensor g) {
-        int n = indices.length, d = g.size(-1);
-        if (g.device() != Device.CPU) {
-            try (Tensor g2 = g.reshape(n, d); Tensor oht = onehot.transpose(0, 1)) { return grads(oht.matmul(g2)); }
-        }
-        // accumulated in double either way: repeated indices add in a fixed order, float32 rounding once at the end
-        double[] acc = new double[Math.multiplyExact(rows, d)];
-        try (Tensor gc = g.contiguous()) {
-            double[] src = gc.toDoubleArray();
-            for (int i = 0; i < n; i++) {
-                if (indices[i] == padding) continue;
-                int at = indices[i] * d;
-                for (int j = 0; j < d; j++) acc[at + j] += src[i * d + j];
-            }
-        }
-        try (Tensor t = Tensor.of(acc, rows, d)) { return grads(t.to(g.dtype())); }
-    }
-
-    /** [N, V] with a 1 at (i, indices[i]), none in the rows whose index is skip. */
-    private Tensor oneHot(DType dtype, Device device, int skip) {
-        try (Tensor host = Tensor.zeros(dtype, indices.length, rows)) {
-            for (int i = 0; i < indices.length; i++) if (indices[i] != skip) host.set(1, i, indices[i]);
-            return host.to(device);
-        }
+        try (Tensor g2 = g.reshape(indices.length, g.size(-1))) { return grads(Rows.scatterAdd(g2, indices, rows, padding)); }
     }
 }

@@ -1370,7 +1370,7 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, RESPROP, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16, BINARY_S, WHERE, ARGMAX, VAR, PRUNE_NM, SRSTE_NM;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, RESPROP, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16, BINARY_S, WHERE, ARGMAX, VAR, PRUNE_NM, SRSTE_NM, EMBED_GATHER, EMBED_SCATTER;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
@@ -1425,6 +1425,9 @@ public final class Native {
             SGD = bind(lib, "fst_cuda_sgd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT,
                     JAVA_INT, JAVA_INT), false);
             SRSTE = bind(lib, "fst_cuda_srste_decay", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT), false);
+            EMBED_GATHER = bind(lib, "fst_cuda_embed_gather", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS), false);
+            EMBED_SCATTER = bind(lib, "fst_cuda_embed_scatter", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS,
+                    JAVA_LONG, ADDRESS), false);
             PRUNE_NM = bind(lib, "fst_cuda_prune_nm", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT), false);
             SRSTE_NM = bind(lib, "fst_cuda_srste_decay_nm", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT,
                     JAVA_FLOAT), false);
@@ -1815,6 +1818,22 @@ public final class Native {
         int rc;
         try { rc = (int) CudaOpHandles.PRUNE_NM.invokeExact(x, out, outer, len, inner, n, m); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_prune_nm");
+    }
+
+    /** F.embedding's rows on the device: out [n, d] row i = w [v, d] row idx[i] (fst_cuda_embed_gather; idx checked by the caller). */
+    public static void cudaEmbedGather(MemorySegment w, long v, long d, MemorySegment idx, long n, MemorySegment out) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.EMBED_GATHER.invokeExact(w, v, d, idx, n, out); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_embed_gather");
+    }
+
+    /** Its weight gradient dw [v, d] from g [n, d] and the indices' CSR off [v + 1], pos [n] (fst_cuda_embed_scatter). */
+    public static void cudaEmbedScatter(MemorySegment g, long n, long d, MemorySegment off, MemorySegment pos, long v, MemorySegment dw) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.EMBED_SCATTER.invokeExact(g, n, d, off, pos, v, dw); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_embed_scatter");
     }
 
     /** SR-STE's decay where magnitude n:m along each row of w [rows, k] prunes, on the device (fst_cuda_srste_decay_nm). */

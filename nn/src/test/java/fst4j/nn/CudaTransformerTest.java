@@ -18,8 +18,8 @@ import static org.junit.jupiter.api.Assertions.*;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
- * The transformer's pieces on CUDA tensors against the CPU: embedding (the one-hot product on the device) with repeated
- * indices and padding_idx, causal attention, and a TinyTransformer (DENSE and FST2 FFN) moved with to(Device.CUDA):
+ * The transformer's pieces on CUDA tensors against the CPU: embedding (fst_k_embed_gather / fst_k_embed_scatter) with
+ * repeated indices and padding_idx, bit for bit, and its refusals, causal attention, and a TinyTransformer (DENSE and FST2 FFN) moved with to(Device.CUDA):
  * logits, loss and every parameter's gradient. Against the device or the host emulator (skipped with the reason otherwise).
  */
 class CudaTransformerTest {
@@ -46,8 +46,24 @@ class CudaTransformerTest {
                     grad[d == Device.CPU ? 0 : 1] = wv.grad().toFloatArray();
                 }
                 near(got[0], got[1], 0, "embedding values, padding " + pad);
-                near(grad[0], grad[1], 1e-6, "embedding weight gradient, padding " + pad);
+                near(grad[0], grad[1], 0, "embedding weight gradient (sums in double in the same order), padding " + pad);
             }
+        }
+    }
+
+    @Test
+    void embeddingRefusalsOnTheDevice() {
+        try (Scope s = Scope.open()) {
+            Var w64 = Var.param(Tensor.zeros(fst4j.tensor.DType.F64, 3, 2).to(Device.CUDA));
+            String m = assertThrows(UnsupportedOperationException.class, () -> NN.embedding(w64, new int[]{0}, 1)).getMessage();
+            assertTrue(m.contains("float32 only"), m);
+            Var w = Var.param(Tensor.zeros(3, 2).to(Device.CUDA));
+            m = assertThrows(IllegalArgumentException.class, () -> NN.embedding(w, new int[]{3}, 1)).getMessage();
+            assertTrue(m.contains("index 3 at position 0 out of range [0, 3)"), m);
+            m = assertThrows(RuntimeException.class, () -> fst4j.shim.Native.cudaEmbedGather(
+                    java.lang.foreign.MemorySegment.ofAddress(1), 0, 2,
+                    java.lang.foreign.MemorySegment.ofAddress(1), 1, java.lang.foreign.MemorySegment.ofAddress(1))).getMessage();
+            assertTrue(m.contains("fst_cuda_embed_gather") && m.contains("v <= 0"), m);
         }
     }
 

@@ -708,6 +708,40 @@ public final class CudaOps {
         return out;
     }
 
+    /** Rows.gather on the device: [n, d] = w's rows at idx (fst_k_embed_gather). */
+    static Tensor embedGather(Tensor w, int[] idx) {
+        require("embedding", w);
+        int v = w.shape[0], d = w.shape[1];
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, idx.length, d);
+        if (idx.length == 0 || d == 0) return out;
+        try (Tensor wc = w.contiguous(); Block dev = Block.of(4L * idx.length); Arena arena = Arena.ofConfined()) {
+            Cuda.copyToDevice(dev.ptr(), arena.allocateFrom(JAVA_INT, idx), 4L * idx.length);
+            Native.cudaEmbedGather(ptr(wc), v, d, dev.ptr(), idx.length, ptr(out));
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    /** Rows.scatterAdd on the device: [rows, d] from g [n, d] by the CSR off [rows + 1], pos [n] (fst_k_embed_scatter). */
+    static Tensor embedScatter(Tensor g, int[] off, int[] pos, int rows) {
+        require("embedding backward", g);
+        int n = g.shape[0], d = g.shape[1];
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, rows, d);
+        if (d == 0) return out;
+        try (Tensor gc = g.contiguous(); Block offs = Block.of(4L * off.length); Block ps = Block.of(4L * Math.max(1, pos.length));
+             Arena arena = Arena.ofConfined()) {
+            Cuda.copyToDevice(offs.ptr(), arena.allocateFrom(JAVA_INT, off), 4L * off.length);
+            if (pos.length > 0) Cuda.copyToDevice(ps.ptr(), arena.allocateFrom(JAVA_INT, pos), 4L * pos.length);
+            Native.cudaEmbedScatter(ptr(gc), n, d, offs.ptr(), ps.ptr(), rows, ptr(out));
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
     /** dx [N, C, H, W] = col2im of cols [K, N*L] (fst_k_col2im, or fst_k_col2im_dil where dilated: a gather in the CPU's order). */
     static Tensor col2im(Tensor cols, Conv.Geom g) {
         require("col2im", cols);

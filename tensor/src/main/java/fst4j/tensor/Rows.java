@@ -1,0 +1,66 @@
+package fst4j.tensor;
+
+/**
+ * Row gather and its scatter-add, what F.embedding is made of: {@link #gather} takes the rows of a matrix at integer
+ * indices, {@link #scatterAdd} adds rows back at their indices (a repeated index adds; one index may be skipped, the
+ * padding row). CPU float32 / float64; CUDA float32 (fst_k_embed_gather, fst_k_embed_scatter). The sums are in double
+ * in the order of the positions on either device, so the CPU and CUDA gradients are the same bits.
+ */
+public final class Rows {
+    private Rows() {}
+
+    /** [n, d]: row i is w [v, d]'s row indices[i]; every index in [0, v). */
+    public static Tensor gather(Tensor w, int[] indices) {
+        w.check();
+        if (w.dim() != 2) throw new IllegalArgumentException("wrong rank: Rows.gather needs a matrix [v, d], got " + Shape.str(w.shape));
+        int v = w.shape[0], d = w.shape[1], n = indices.length;
+        checkIndices(indices, v, "Rows.gather");
+        Math.multiplyExact(n, d);
+        if (w.storage.device != Device.CPU) return CudaOps.embedGather(w, indices);
+        try (Tensor wc = w.contiguous()) {
+            if (w.dtype == DType.F64) {
+                double[] src = wc.toDoubleArray(), dst = new double[n * d];
+                for (int i = 0; i < n; i++) System.arraycopy(src, indices[i] * d, dst, i * d, d);
+                return Tensor.of(dst, n, d);
+            }
+            float[] src = wc.toFloatArray(), dst = new float[n * d];
+            for (int i = 0; i < n; i++) System.arraycopy(src, indices[i] * d, dst, i * d, d);
+            return Tensor.of(dst, n, d);
+        }
+    }
+
+    /** [rows, d]: row r is the sum of g [n, d]'s rows i with indices[i] == r (none where r == skip; skip -1 for none). */
+    public static Tensor scatterAdd(Tensor g, int[] indices, int rows, int skip) {
+        g.check();
+        if (g.dim() != 2 || g.shape[0] != indices.length)
+            throw new IllegalArgumentException("shape mismatch: Rows.scatterAdd needs g [" + indices.length + ", d] for " + indices.length + " indices, got " + Shape.str(g.shape));
+        if (rows <= 0) throw new IllegalArgumentException("Rows.scatterAdd needs rows > 0, got " + rows);
+        checkIndices(indices, rows, "Rows.scatterAdd");
+        int n = indices.length, d = g.shape[1];
+        Math.multiplyExact(rows, d);
+        // each row's positions, ascending (a CSR): the order the sums take on either device
+        int[] off = new int[rows + 1];
+        for (int idx : indices) if (idx != skip) off[idx + 1]++;
+        for (int r = 0; r < rows; r++) off[r + 1] += off[r];
+        int[] pos = new int[off[rows]], fill = java.util.Arrays.copyOf(off, rows);
+        for (int i = 0; i < n; i++) if (indices[i] != skip) pos[fill[indices[i]]++] = i;
+        if (g.storage.device != Device.CPU) return CudaOps.embedScatter(g, off, pos, rows);
+        double[] src, acc = new double[rows * d];
+        try (Tensor gc = g.contiguous()) { src = gc.toDoubleArray(); }
+        for (int r = 0; r < rows; r++)
+            for (int k = off[r]; k < off[r + 1]; k++) {
+                int at = pos[k] * d;
+                for (int j = 0; j < d; j++) acc[r * d + j] += src[at + j];
+            }
+        if (g.dtype == DType.F64) return Tensor.of(acc, rows, d);
+        float[] f = new float[acc.length];
+        for (int i = 0; i < f.length; i++) f[i] = (float) acc[i];
+        return Tensor.of(f, rows, d);
+    }
+
+    private static void checkIndices(int[] indices, int v, String op) {
+        for (int i = 0; i < indices.length; i++)
+            if (indices[i] < 0 || indices[i] >= v)
+                throw new IllegalArgumentException(op + ": index " + indices[i] + " at position " + i + " out of range [0, " + v + ")");
+    }
+}

@@ -1,5 +1,7 @@
 package fst4j.tensor;
 
+import java.lang.foreign.MemorySegment;
+
 /**
  * Row gather and its scatter-add, what F.embedding is made of: {@link #gather} takes the rows of a matrix at integer
  * indices, {@link #scatterAdd} adds rows back at their indices (a repeated index adds; one index may be skipped, the
@@ -17,16 +19,14 @@ public final class Rows {
         checkIndices(indices, v, "Rows.gather");
         Math.multiplyExact(n, d);
         if (w.storage.device != Device.CPU) return CudaOps.embedGather(w, indices);
+        // row by row out of the table's memory: N*D elements moved, not the whole [v, d] table each call
+        Tensor out = Tensor.empty(w.dtype, n, d);
         try (Tensor wc = w.contiguous()) {
-            if (w.dtype == DType.F64) {
-                double[] src = wc.toDoubleArray(), dst = new double[n * d];
-                for (int i = 0; i < n; i++) System.arraycopy(src, indices[i] * d, dst, i * d, d);
-                return Tensor.of(dst, n, d);
-            }
-            float[] src = wc.toFloatArray(), dst = new float[n * d];
-            for (int i = 0; i < n; i++) System.arraycopy(src, indices[i] * d, dst, i * d, d);
-            return Tensor.of(dst, n, d);
-        }
+            long row = (long) d * w.dtype.bytes;
+            MemorySegment src = wc.data(), dst = out.data();
+            for (int i = 0; i < n; i++) MemorySegment.copy(src, indices[i] * row, dst, i * row, row);
+        } catch (RuntimeException | Error e) { out.close(); throw e; }
+        return out;
     }
 
     /** [rows, d]: row r is the sum of g [n, d]'s rows i with indices[i] == r (none where r == skip; skip -1 for none). */

@@ -123,6 +123,9 @@ timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Xmx4g -Dfst4j.splt.layoutDir="$OUT/s
   --select-class fst4j.tensor.CudaStridedWritesTest --select-class fst4j.tensor.CudaRefusedWritesKeepTheVersionTest --select-class fst4j.nn.CudaFrozenBatchNormTest \
   --select-class fst4j.tensor.CudaActivationOpsTest --select-class fst4j.nn.CudaActivationsTest \
   --select-class fst4j.nn.CudaConvGeometryTest --select-class fst4j.tensor.CudaDilatedLoweringTest \
+  --select-class fst4j.nn.CudaVarOpsTest --select-class fst4j.nn.CudaAdamWTest --select-class fst4j.nn.train.CudaGradClipTrainerTest \
+  --select-class fst4j.nn.CudaSrSteNMTest --select-class fst4j.sparse.CudaMagnitudeNMTest --select-class fst4j.nn.CudaTransformerTest \
+  --select-class fst4j.nn.CudaPoolNormTorchTest \
   --reports-dir "$OUT/junit" > "$OUT/tests.txt" 2>&1
 trc=$?
 [ "$trc" = 0 ] && [ "$brc" != 0 ] && trc=$brc

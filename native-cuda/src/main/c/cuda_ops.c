@@ -336,6 +336,7 @@ int fst_cuda_embed_gather(const float *w, int64_t v, int64_t d, const int32_t *i
     READY();
     NUL(!w || !out || (n > 0 && !idx));
     BAD(v <= 0 || d < 0 || n < 0);
+    BAD(d > 0 && (v > INT64_MAX / 4 / d || n > INT64_MAX / 4 / d));   /* the byte sizes below must not wrap past OWN's check */
     if (n == 0 || d == 0) return FST_OK;
     OWN(w, v * d * 4); OWN(idx, n * 4); OWN(out, n * d * 4);
     fst_k_embed_gather_args a = { w, idx, out, v, n, d };
@@ -346,6 +347,7 @@ int fst_cuda_embed_scatter(const float *g, int64_t n, int64_t d, const int32_t *
     READY();
     NUL(!g || !off || !dw || (n > 0 && !pos));
     BAD(v <= 0 || d < 0 || n < 0);
+    BAD(v > INT64_MAX / 4 - 1 || n > INT64_MAX / 4 || (d > 0 && (v > INT64_MAX / 4 / d || n > INT64_MAX / 4 / d)));   /* no byte size wraps */
     if (d == 0) return FST_OK;
     OWN(g, n * d * 4); OWN(off, (v + 1) * 4); if (n > 0) OWN(pos, n * 4); OWN(dw, v * d * 4);
     fst_k_embed_scatter_args a = { g, off, pos, dw, v, n, d };

@@ -81,6 +81,29 @@ class CudaTransformerTest {
         }
     }
 
+    /**
+     * The launchers' own range checks (OWN: every operand inside one device allocation) take byte sizes v * d * 4: a v
+     * whose product wraps int64 must be refused as an invalid argument, not wrap to a size that passes the check and let
+     * the kernel read rows past the table (here row 3 of a 3 x 2 allocation, said to hold 2^61 rows).
+     */
+    @Test
+    void embedLaunchersRefuseSizesWhoseBytesWrap() {
+        java.lang.foreign.MemorySegment w = Cuda.malloc(6 * 4), idx = Cuda.malloc(4), out = Cuda.malloc(2 * 4), off = Cuda.malloc(2 * 4),
+                pos = Cuda.malloc(4), g = Cuda.malloc(2 * 4), dw = Cuda.malloc(2 * 4);
+        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+            Cuda.copyToDevice(idx, a.allocateFrom(java.lang.foreign.ValueLayout.JAVA_INT, 3), 4);
+            Cuda.copyToDevice(off, a.allocateFrom(java.lang.foreign.ValueLayout.JAVA_INT, 0, 1), 8);
+            Cuda.copyToDevice(pos, a.allocateFrom(java.lang.foreign.ValueLayout.JAVA_INT, 0), 4);
+            long v = 1L << 61;   // v * 2 * 4 = 2^64: 0 in int64
+            String m = assertThrows(RuntimeException.class, () -> fst4j.shim.Native.cudaEmbedGather(w, v, 2, idx, 1, out)).getMessage();
+            assertTrue(m.contains("fst_cuda_embed_gather") && m.contains("invalid argument"), m);
+            m = assertThrows(RuntimeException.class, () -> fst4j.shim.Native.cudaEmbedScatter(g, 1, 2, off, pos, v, dw)).getMessage();
+            assertTrue(m.contains("fst_cuda_embed_scatter") && m.contains("invalid argument"), m);
+        } finally {
+            for (java.lang.foreign.MemorySegment p : new java.lang.foreign.MemorySegment[]{w, idx, out, off, pos, g, dw}) Cuda.free(p);
+        }
+    }
+
     @Test
     void causalAttentionAsOnTheCpu() {
         try (Scope s = Scope.open()) {

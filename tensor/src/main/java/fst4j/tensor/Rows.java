@@ -17,7 +17,7 @@ public final class Rows {
         if (w.dim() != 2) throw new IllegalArgumentException("wrong rank: Rows.gather needs a matrix [v, d], got " + Shape.str(w.shape));
         int v = w.shape[0], d = w.shape[1], n = indices.length;
         checkIndices(indices, v, "Rows.gather");
-        Math.multiplyExact(n, d);
+        checkElements((long) n * d, "Rows.gather's output [" + n + ", " + d + "]");
         if (w.storage.device != Device.CPU) return CudaOps.embedGather(w, indices);
         // row by row out of the table's memory: N*D elements moved, not the whole [v, d] table each call
         Tensor out = Tensor.empty(w.dtype, n, d);
@@ -37,7 +37,7 @@ public final class Rows {
         if (rows <= 0) throw new IllegalArgumentException("Rows.scatterAdd needs rows > 0, got " + rows);
         checkIndices(indices, rows, "Rows.scatterAdd");
         int n = indices.length, d = g.shape[1];
-        Math.multiplyExact(rows, d);
+        checkElements((long) rows * d, "Rows.scatterAdd's output [" + rows + ", " + d + "]");
         // each row's positions, ascending (a CSR): the order the sums take on either device
         int[] off = new int[rows + 1];
         for (int idx : indices) if (idx != skip) off[idx + 1]++;
@@ -56,6 +56,12 @@ public final class Rows {
         float[] f = new float[acc.length];
         for (int i = 0; i < f.length; i++) f[i] = (float) acc[i];
         return Tensor.of(f, rows, d);
+    }
+
+    /** A tensor's element count must fit an int (its Java arrays and Tensor.of); the refusal names the tensor. */
+    private static void checkElements(long elements, String what) {
+        if (elements > Integer.MAX_VALUE)
+            throw new IllegalArgumentException(what + " would hold " + elements + " elements, more than " + Integer.MAX_VALUE);
     }
 
     private static void checkIndices(int[] indices, int v, String op) {

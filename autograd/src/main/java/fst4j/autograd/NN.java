@@ -545,6 +545,7 @@ public final class NN {
      * F.scaled_dot_product_attention (torch 2.x) without dropout: softmax(q k^T / sqrt(E) + mask) v for q [..., L, E],
      * k [..., S, E], v [..., S, Ev], batch axes broadcast. attnMask is additive (float, -inf where a query must not see a
      * key; torch's boolean masks have no dtype here) and broadcasts to [..., L, S]; isCausal masks j > i (not both).
+     * A query whose every key is masked (a row of -inf) gets NaN outputs and gradients, as torch's math path.
      */
     public static Var scaledDotProductAttention(Var q, Var k, Var v, Tensor attnMask, boolean isCausal) {
         return Attention.sdpa(q, k, v, attnMask, isCausal, 0, null);

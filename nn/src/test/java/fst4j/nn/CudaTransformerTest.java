@@ -82,6 +82,31 @@ class CudaTransformerTest {
     }
 
     /**
+     * The scatter launcher takes pos as int32[n] (n the output gradient's rows) while the CSR lists only the positions
+     * that are not the padding row: a batch mostly or wholly of padding must still get its gradient (zero for the padding
+     * row), not a refusal of pos as lying outside its allocation.
+     */
+    @Test
+    void embeddingOfPaddingOnlyBatchesOnTheDevice() {
+        try (Scope s = Scope.open()) {
+            int n = 1000;
+            int[] pad = new int[n], most = new int[n];
+            java.util.Arrays.fill(pad, 2);
+            java.util.Arrays.fill(most, 2);
+            most[7] = 0;
+            for (int[] idx : new int[][]{pad, most}) {
+                float[][] grad = new float[2][];
+                for (Device d : new Device[]{Device.CPU, Device.CUDA}) {
+                    Var w = Var.param(new Rng(1).normal(0, 1, 3, 4).to(d));
+                    NN.embedding(w, idx, new int[]{n}, 2).sum().backward();
+                    grad[d == Device.CPU ? 0 : 1] = w.grad().toFloatArray();
+                }
+                near(grad[0], grad[1], "padding-only weight gradient");
+            }
+        }
+    }
+
+    /**
      * The launchers' own range checks (OWN: every operand inside one device allocation) take byte sizes v * d * 4: a v
      * whose product wraps int64 must be refused as an invalid argument, not wrap to a size that passes the check and let
      * the kernel read rows past the table (here row 3 of a 3 x 2 allocation, said to hold 2^61 rows).

@@ -730,7 +730,9 @@ public final class CudaOps {
         int n = g.shape[0], d = g.shape[1];
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, rows, d);
         if (d == 0) return out;
-        try (Tensor gc = g.contiguous(); Block offs = Block.of(4L * off.length); Block ps = Block.of(4L * Math.max(1, pos.length));
+        // pos as the launcher takes it, int32[n]: the CSR fills its first pos.length (the padding row's positions are not
+        // listed), the kernel reads no further, but the launcher checks all n lie in one allocation
+        try (Tensor gc = g.contiguous(); Block offs = Block.of(4L * off.length); Block ps = Block.of(4L * Math.max(1, Math.max(n, pos.length)));
              Arena arena = Arena.ofConfined()) {
             Cuda.copyToDevice(offs.ptr(), arena.allocateFrom(JAVA_INT, off), 4L * off.length);
             if (pos.length > 0) Cuda.copyToDevice(ps.ptr(), arena.allocateFrom(JAVA_INT, pos), 4L * pos.length);

@@ -119,8 +119,11 @@ public final class Trainer implements AutoCloseable {
      * A step whose loss came out NaN or infinite ({@link #trainStep}): the step stopped before its backward and update,
      * so the weights, momentum, batch norm's running statistics, ASP's masks and the step count are those after the step
      * before. What the forward itself advanced stays advanced: the loader is past the batch, and rules that keep a
-     * count in the forward (TSM's refresh, the authors' pattern draws) counted it. Training on would only spread the
-     * NaN into every weight, and a later checkpoint would keep them.
+     * count in the forward (TSM's refresh, the authors' pattern draws) counted it. With accumulation
+     * ({@link TrainConfig#accumulate} > 1) the loader is past every micro-batch up to the one that stopped, and the
+     * stateful rules are put back as they were at the step's start, forward counts included, since earlier micro-batches'
+     * backward passes moved them too. Training on would only spread the NaN into every weight, and a later checkpoint
+     * would keep them.
      */
     public static final class NonFiniteLossException extends NonFiniteException {
         private static final long serialVersionUID = 1L;

@@ -82,6 +82,19 @@ class TransformerAuditTest {
         }
     }
 
+    /** Sequences of length 0, as torch's: an empty output [B, 0, ...], not an exception from an empty batch's GEMM. */
+    @Test
+    void emptySequences() {
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(5);
+            Var q = Var.param(r.normal(0, 1, 2, 0, 4)), k = Var.param(r.normal(0, 1, 2, 0, 4)), v = Var.param(r.normal(0, 1, 2, 0, 3));
+            assertArrayEquals(new int[]{2, 0, 3}, NN.scaledDotProductAttention(q, k, v, null, true).shape());
+        }
+        try (TinyTransformer m = new TinyTransformer(8, 4, 8, 2, 16, 1, 0, true, Method.DENSE, Method.DENSE, 3); Scope s = Scope.open()) {
+            assertArrayEquals(new int[]{2, 0, 8}, m.forward(new int[0], 2, 0).shape());
+        }
+    }
+
     @Test
     void fullyMaskedRow() {
         try (Scope s = Scope.open()) {

@@ -47,6 +47,9 @@ public final class Blas {
         // CUDA GEMMs are float32 only; a float64 operand fell through to the host loop below and failed on its first
         // element read with "tensor data is on the CUDA device"
         if (c.storage.device == Device.CUDA) CudaOps.require("gemm", a, b, c);
+        // an empty C has nothing to write: a batch's empty slices (attention over T = 0) sit at offsets past their 0-byte
+        // storage, where the native path's asSlice threw IndexOutOfBoundsException
+        if (m == 0 || n == 0) return;
         if (a.dtype == DType.F32 && b.dtype == DType.F32 && c.dtype == DType.F32) {
             Op oc = asOp(c);
             if (oc == null || oc.trans) throw new IllegalArgumentException("gemm output must have unit stride along its rows");

@@ -35,6 +35,7 @@ public final class TinyTransformer extends Module {
 
     /** Logits [B, T, vocab] of tokens [B, T] (row-major), each in [0, vocab), T at most maxLen. */
     public Var forward(int[] tokens, int batch, int len) {
+        if (batch < 0 || len < 0) throw new IllegalArgumentException("TinyTransformer needs tokens [B, T] with B, T >= 0, got batch " + batch + ", length " + len);
         if (len > maxLen) throw new IllegalArgumentException("sequence length " + len + " exceeds the model's maxLen " + maxLen);
         int[] positions = new int[len];
         for (int t = 0; t < len; t++) positions[t] = t;

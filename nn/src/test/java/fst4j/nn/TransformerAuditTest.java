@@ -92,6 +92,10 @@ class TransformerAuditTest {
         }
         try (TinyTransformer m = new TinyTransformer(8, 4, 8, 2, 16, 1, 0, true, Method.DENSE, Method.DENSE, 3); Scope s = Scope.open()) {
             assertArrayEquals(new int[]{2, 0, 8}, m.forward(new int[0], 2, 0).shape());
+            String msg = assertThrows(IllegalArgumentException.class, () -> m.forward(new int[0], 1, -1)).getMessage();
+            assertTrue(msg.contains("batch 1, length -1"), msg);
+            msg = assertThrows(IllegalArgumentException.class, () -> m.forward(new int[0], -1, 2)).getMessage();
+            assertTrue(msg.contains("batch -1, length 2"), msg);
         }
     }
 

@@ -45,17 +45,23 @@ public final class Rows {
         int[] pos = new int[off[rows]], fill = java.util.Arrays.copyOf(off, rows);
         for (int i = 0; i < n; i++) if (indices[i] != skip) pos[fill[indices[i]]++] = i;
         if (g.storage.device != Device.CPU) return CudaOps.embedScatter(g, off, pos, rows);
-        double[] src, acc = new double[rows * d];
+        // only the rows some index names are summed and written (in double, rounded once); the rest stay the zeros the
+        // tensor starts with: no [rows, d] arrays on the heap for a vocabulary whose batch touches a few rows
+        double[] src, acc = new double[d];
         try (Tensor gc = g.contiguous()) { src = gc.toDoubleArray(); }
-        for (int r = 0; r < rows; r++)
-            for (int k = off[r]; k < off[r + 1]; k++) {
-                int at = pos[k] * d;
-                for (int j = 0; j < d; j++) acc[r * d + j] += src[at + j];
+        Tensor out = Tensor.zeros(g.dtype, rows, d);
+        try {
+            for (int r = 0; r < rows; r++) {
+                if (off[r] == off[r + 1]) continue;
+                java.util.Arrays.fill(acc, 0);
+                for (int k = off[r]; k < off[r + 1]; k++) {
+                    int at = pos[k] * d;
+                    for (int j = 0; j < d; j++) acc[j] += src[at + j];
+                }
+                for (int j = 0; j < d; j++) out.setAt((long) r * d + j, acc[j]);
             }
-        if (g.dtype == DType.F64) return Tensor.of(acc, rows, d);
-        float[] f = new float[acc.length];
-        for (int i = 0; i < f.length; i++) f[i] = (float) acc[i];
-        return Tensor.of(f, rows, d);
+        } catch (RuntimeException | Error e) { out.close(); throw e; }
+        return out;
     }
 
     /** A tensor's element count must fit an int (its Java arrays and Tensor.of); the refusal names the tensor. */

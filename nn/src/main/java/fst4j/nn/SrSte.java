@@ -29,26 +29,7 @@ public final class SrSte {
      * counts as zero-padded (padding is never kept over a real weight of equal magnitude, being later).
      */
     static void decayPruned(MemorySegment w, MemorySegment g, int rows, int k, float lambda) {
-        float[] a = new float[4];
-        for (int r = 0; r < rows; r++) {
-            long base = (long) r * k;
-            for (int g0 = 0; g0 < k; g0 += 4) {
-                int n = Math.min(4, k - g0);
-                for (int i = 0; i < 4; i++) a[i] = i < n ? Math.abs(w.getAtIndex(F, base + g0 + i)) : 0f;
-                for (int i = 0; i < n; i++) {
-                    int beaten = 0;
-                    for (int j = 0; j < 4; j++) {
-                        if (j == i) continue;
-                        int c = Float.compare(a[j], a[i]);
-                        if (c > 0 || (c == 0 && j < i)) beaten++;
-                    }
-                    if (beaten >= 2) {
-                        long at = base + g0 + i;
-                        g.setAtIndex(F, at, g.getAtIndex(F, at) + lambda * w.getAtIndex(F, at));
-                    }
-                }
-            }
-        }
+        decayPrunedNM(w, g, rows, k, 2, 4, lambda);   // the N:M loop at 2:4: a short group's zero padding never beats a weight
     }
 
     /**

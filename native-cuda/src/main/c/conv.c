@@ -12,17 +12,7 @@
 typedef struct { int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo; } geom;
 
 static int check(const geom *g) {
-    if (g->n < 0 || g->c <= 0 || g->h <= 0 || g->w <= 0 || g->kh <= 0 || g->kw <= 0 || g->sh <= 0 || g->sw <= 0
-        || g->ph < 0 || g->pw < 0 || g->ho <= 0 || g->wo <= 0) return FST_EINVAL;
-    /* the Java side's int limits (Conv.Geom), so that no size product below wraps int64 and a kernel wider than the
-     * padded input (whose truncated division gives ho = 1) is refused rather than read past */
-    const int64_t M = INT32_MAX;
-    if (g->n > M || g->c > M || g->h > M || g->w > M || g->kh > M || g->kw > M || g->sh > M || g->sw > M || g->ph > M
-        || g->pw > M || g->ho > M || g->wo > M) return FST_EINVAL;
-    if (g->c * g->kh * g->kw > M || g->ho * g->wo > M || g->n * g->ho * g->wo > M) return FST_EINVAL;
-    if (g->kh > g->h + 2 * g->ph || g->kw > g->w + 2 * g->pw) return FST_EINVAL;
-    if ((g->h + 2 * g->ph - g->kh) / g->sh + 1 != g->ho || (g->w + 2 * g->pw - g->kw) / g->sw + 1 != g->wo) return FST_EINVAL;
-    return FST_OK;
+    return fst_conv_geom_check(g->n, g->c, g->h, g->w, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, 1, 1, g->ho, g->wo);
 }
 
 /* Output columns [lo, hi) of a row whose input column iw = ow*sw - pw + j stays in [0, w). */

@@ -19,21 +19,15 @@ typedef struct { int64_t n, c, mult, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, w
 static int dwcheck(const int64_t *gv, dwgeom *g) {
     if (!gv) return FST_ENULL;
     *g = (dwgeom){ gv[0], gv[1], gv[2], gv[3], gv[4], gv[5], gv[6], gv[7], gv[8], gv[9], gv[10], gv[11], gv[12], gv[13], gv[14] };
-    if (g->n < 0 || g->c <= 0 || g->mult <= 0 || g->h <= 0 || g->w <= 0 || g->kh <= 0 || g->kw <= 0 || g->sh <= 0 || g->sw <= 0
-        || g->ph < 0 || g->pw < 0 || g->dh <= 0 || g->dw <= 0 || g->ho <= 0 || g->wo <= 0) return FST_EINVAL;
-    /* Java's sizes are ints: each factor and each tensor's element count below 2^31, so that every product of the
-     * kernels and of dwchunks (at most two such counts multiplied) stays inside int64 */
-    if (g->n > INT32_MAX || g->c > INT32_MAX || g->mult > INT32_MAX / g->c || g->h > INT32_MAX || g->w > INT32_MAX
-        || g->kh > INT32_MAX || g->kw > INT32_MAX || g->sh > INT32_MAX || g->sw > INT32_MAX || g->ph > INT32_MAX / 2
-        || g->pw > INT32_MAX / 2 || g->dh > INT32_MAX || g->dw > INT32_MAX || g->ho > INT32_MAX || g->wo > INT32_MAX)
-        return FST_EINVAL;
+    int rc = fst_conv_geom_check(g->n, g->c, g->h, g->w, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw, g->ho, g->wo);
+    if (rc != FST_OK) return rc;
+    /* and beyond the shared check: the channel multiplier, padding below 2^30, and each tensor's element count below
+     * 2^31 (Java's sizes are ints), so that every product of the kernels and of dwchunks (at most two such counts
+     * multiplied) stays inside int64; in this order, so that each product multiplies two values already below 2^31 */
+    if (g->mult <= 0 || g->mult > INT32_MAX / g->c || g->ph > INT32_MAX / 2 || g->pw > INT32_MAX / 2) return FST_EINVAL;
     const int64_t M = INT32_MAX, cm = g->c * g->mult;
-    /* in this order, so that each product multiplies two values already known to be below 2^31 */
     if (g->h * g->w > M || g->n * g->c > M || g->n * g->c * (g->h * g->w) > M || g->kh * g->kw > M || cm * (g->kh * g->kw) > M
         || g->ho * g->wo > M || g->n * cm > M || g->n * cm * (g->ho * g->wo) > M) return FST_EINVAL;
-    const int64_t ekh = g->dh * (g->kh - 1) + 1, ekw = g->dw * (g->kw - 1) + 1;   /* the dilated kernel's extent */
-    if (ekh > g->h + 2 * g->ph || ekw > g->w + 2 * g->pw) return FST_EINVAL;
-    if ((g->h + 2 * g->ph - ekh) / g->sh + 1 != g->ho || (g->w + 2 * g->pw - ekw) / g->sw + 1 != g->wo) return FST_EINVAL;
     return FST_OK;
 }
 

@@ -9,20 +9,9 @@
 
 typedef struct { int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo; } dgeom;
 
-/* every size positive (n may be 0), and ho, wo the sizes the geometry gives: the dilated kernel must fit the padded input.
- * Every size at most INT32_MAX (fst4j's tensors' sizes) and the matrix's K = c*kh*kw and N*L = n*ho*wo too, as the Java
- * side's Geom: then no product below overflows int64 (dh*(kh - 1) of a dilation 2^62 wrapped to a 1-row kernel). */
+/* conv_range.h's check (its size caps are what keep dh*(kh - 1) of a dilation 2^62 from wrapping to a 1-row kernel) */
 static int dcheck(const dgeom *g) {
-    if (g->n < 0 || g->c <= 0 || g->h <= 0 || g->w <= 0 || g->kh <= 0 || g->kw <= 0 || g->sh <= 0 || g->sw <= 0
-        || g->ph < 0 || g->pw < 0 || g->dh <= 0 || g->dw <= 0 || g->ho <= 0 || g->wo <= 0) return FST_EINVAL;
-    const int64_t M = INT32_MAX;
-    if (g->n > M || g->c > M || g->h > M || g->w > M || g->kh > M || g->kw > M || g->sh > M || g->sw > M || g->ph > M || g->pw > M
-        || g->dh > M || g->dw > M || g->ho > M || g->wo > M) return FST_EINVAL;
-    if (g->c * g->kh > M || g->c * g->kh * g->kw > M || g->ho * g->wo > M || g->n * g->ho * g->wo > M) return FST_EINVAL;
-    const int64_t ekh = g->dh * (g->kh - 1) + 1, ekw = g->dw * (g->kw - 1) + 1;   /* the dilated kernel's extent */
-    if (ekh > g->h + 2 * g->ph || ekw > g->w + 2 * g->pw) return FST_EINVAL;
-    if ((g->h + 2 * g->ph - ekh) / g->sh + 1 != g->ho || (g->w + 2 * g->pw - ekw) / g->sw + 1 != g->wo) return FST_EINVAL;
-    return FST_OK;
+    return fst_conv_geom_check(g->n, g->c, g->h, g->w, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw, g->ho, g->wo);
 }
 
 /* output columns [lo, hi) whose input column ow*sw - pw + off lies in [0, w) */

@@ -127,8 +127,9 @@ class ConvNativeTest {
             e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.col2im(out.data(), 1L << 33, 1, 1, 1L << 32, 1, 1, 1, 1, 1,
                     0, 0, 1L << 32, 1, x.data(), 1));
             assertTrue(e.getMessage().contains("fst_col2im rejected its arguments"), e.getMessage());
-            // kernel 7x7 on a 5x5 input without padding: (5 - 7) / 1 + 1 truncates to 1 = ho
-            e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.im2col(x.data(), 1, 1, 5, 5, 7, 7, 1, 1, 0, 0, 1, 1,
+            // kernel 7x7 on a 5x5 input without padding: at stride 1 the division gives -1 (refused by ho's own check), but at
+            // stride 3 C's truncation of (5 - 7) / 3 gives 0, so ho = wo = 1 fits the formula and only the extent check refuses it
+            e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.im2col(x.data(), 1, 1, 5, 5, 7, 7, 3, 3, 0, 0, 1, 1,
                     out.data(), 1, 1));
             assertTrue(e.getMessage().contains("fst_im2col rejected its arguments"), e.getMessage());
         }

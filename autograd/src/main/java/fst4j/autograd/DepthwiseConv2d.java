@@ -43,11 +43,7 @@ final class DepthwiseConv2d extends Function {
         x = save(xin);
         w = save(win);
         long t = Profile.start();
-        try {
-            return DepthwiseConv.forward(xin, win, b, p.sh(), p.sw(), p.ph(), p.pw(), p.dh(), p.dw());
-        } finally {
-            Profile.stop(Part.EQ1, t);
-        }
+        return Profile.stop(Part.EQ1, t, DepthwiseConv.forward(xin, win, b, p.sh(), p.sw(), p.ph(), p.pw(), p.dh(), p.dw()));
     }
 
     protected Tensor[] backward(Tensor g) {
@@ -62,8 +58,9 @@ final class DepthwiseConv2d extends Function {
             Tensor[] wb = {null, null};
             if (needsGrad(1) || bias) {
                 long t = Profile.start();
-                wb = DepthwiseConv.weightGrad(x, g, w.size(2), w.size(3), p.sh(), p.sw(), p.ph(), p.pw(), p.dh(), p.dw(), needsGrad(1), bias);
-                Profile.stop(Part.EQ3, t);
+                Tensor[] made = DepthwiseConv.weightGrad(x, g, w.size(2), w.size(3), p.sh(), p.sw(), p.ph(), p.pw(), p.dh(), p.dw(), needsGrad(1), bias);
+                Profile.stop(Part.EQ3, t, () -> { for (Tensor m : made) if (m != null) m.close(); });   // a failed stop frees them
+                wb = made;
             }
             return hasBias ? grads(dx, wb[0], wb[1]) : grads(dx, wb[0]);
         } catch (RuntimeException | Error e) {

@@ -101,8 +101,8 @@ public abstract class Function {
         Tensor out;
         try {
             long t0 = Profile.start();
-            out = forward(values);
-            if (!profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0);
+            out = ownOutput(forward(values), values);
+            if (!profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0, out);   // a failed stop frees out
         } catch (RuntimeException | Error e) {
             // no node is made to free what forward saved or retained before it failed: those aliases kept their inputs'
             // memory for good (a linear layer whose custom 2:4 rule broke its claim held x and W after both were closed)
@@ -111,10 +111,6 @@ public abstract class Function {
         } finally {
             Profile.exit(prevLabel);
         }
-        // an output that is an input's tensor or a saved one would be closed with that input's Var (closing y = f(x)
-        // closed x) or with this node's saved tensors after backward: the output Var gets its own reference
-        for (Tensor v : values) if (out == v) { out = out.alias(); break; }
-        for (Tensor t : saved) if (out == t) { out = out.alias(); break; }
         if (!record) {
             release();
             return new Var(out, false, null);
@@ -149,6 +145,16 @@ public abstract class Function {
     public String name() {
         String n = getClass().getSimpleName();
         return n.isEmpty() ? getClass().getName() : n;
+    }
+
+    /**
+     * An output that is an input's tensor or a saved one would be closed with that input's Var (closing y = f(x) closed x)
+     * or with this node's saved tensors after backward: the output Var gets its own reference.
+     */
+    private Tensor ownOutput(Tensor out, Tensor[] values) {
+        for (Tensor v : values) if (out == v) return out.alias();
+        for (Tensor t : saved) if (out == t) return out.alias();
+        return out;
     }
 
     /**

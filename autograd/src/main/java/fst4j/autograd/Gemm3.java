@@ -180,7 +180,12 @@ public final class Gemm3 {
     }
 
     /** Eq. 1's prepared operand, and S(W) (owned by the caller) when Eq. 2 takes W^T from it. */
-    public record Prepared(Left left, Tensor sw) {}
+    public record Prepared(Left left, Tensor sw) implements AutoCloseable {
+        /** Closes both (for failure paths; the forward pass hands sw on to its caller). */
+        @Override public void close() {
+            try { if (left != null) left.close(); } finally { if (sw != null) sw.close(); }
+        }
+    }
 
     /** Eq. 1: Y = S(W) X; also returns S(W) (owned by the caller) when Eq. 2 takes W^T from it. */
     public Forward forward(Tensor w, Tensor x) {
@@ -189,7 +194,7 @@ public final class Gemm3 {
             long t1 = Profile.start();
             Tensor y = Tensor.empty(x.device(), dtype(w, x), l.rows(), x.size(1));
             try { l.times(x, y); } catch (RuntimeException | Error e) { y.close(); throw e; }
-            Profile.stop(Part.EQ1, t1);
+            Profile.stop(Part.EQ1, t1, y);
             return new Forward(y, p.sw());
         } catch (RuntimeException | Error e) {
             if (p.sw() != null) p.sw().close();
@@ -206,11 +211,7 @@ public final class Gemm3 {
         boolean magnitudeK = wMagnitudeAlongK() && f32(w);
         if (nchw && magnitudeK && !cfg.wtFromSparse() && w.device() == Device.CUDA && CudaConv24.enabled()) {
             long t0 = Profile.start();
-            try {
-                return new Prepared(new Left(null, null, null, CudaConv24.pruned(w)), null);
-            } finally {
-                Profile.stop(Part.SPARSIFY, t0);
-            }
+            return Profile.stop(Part.SPARSIFY, t0, new Prepared(new Left(null, null, null, CudaConv24.pruned(w)), null));
         }
         return prepareForward(w, DType.F32);
     }
@@ -228,7 +229,11 @@ public final class Gemm3 {
      */
     public Prepared prepareForward(Tensor w, DType xType, boolean denseProduct) {
         long t0 = Profile.start();
-        try {
+        return Profile.stop(Part.SPARSIFY, t0, pruneForward(w, xType, denseProduct));
+    }
+
+    private Prepared pruneForward(Tensor w, DType xType, boolean denseProduct) {
+        {
             // magnitude 2:4 along K: pruned by one kernel into the form the product takes (CPU: compressed; CUDA: bf16)
             boolean magnitudeK = wMagnitudeAlongK() && f32(w) && xType == DType.F32;
             if (magnitudeK && cpu(w) && denseProduct) {
@@ -265,8 +270,6 @@ public final class Gemm3 {
             } finally {
                 sw.close();
             }
-        } finally {
-            Profile.stop(Part.SPARSIFY, t0);
         }
     }
 
@@ -305,13 +308,14 @@ public final class Gemm3 {
                     }
                 }
             }
-            return new PreparedGroups(lefts, cfg.wtFromSparse() ? sw.alias() : null);
+            PreparedGroups made = new PreparedGroups(lefts, cfg.wtFromSparse() ? sw.alias() : null);
+            Profile.stop(Part.SPARSIFY, t0, () -> { try { made.close(); } finally { if (made.sw() != null) made.sw().close(); } });
+            return made;
         } catch (RuntimeException | Error e) {
             for (Left l : lefts) if (l != null) l.close();
             throw e;
         } finally {
             sw.close();
-            Profile.stop(Part.SPARSIFY, t0);
         }
     }
 
@@ -410,8 +414,7 @@ public final class Gemm3 {
         try (Tensor g = eq2Dy(dy); Left l = prepareInputGrad(w, sw, g.dtype())) {
             long t1 = Profile.start();
             Tensor dx = eq2Product(l, g, w, dy);
-            Profile.stop(Part.EQ2, t1);
-            return dx;
+            return Profile.stop(Part.EQ2, t1, dx);
         }
     }
 
@@ -421,8 +424,7 @@ public final class Gemm3 {
         Tensor g = cfg.dyEq2() instanceof Sparsifier.Dense ? dy.alias() : cfg.dyEq2().apply(dy);
         dropSharedDy();
         if (sharesDySelection()) { sharedDy = dy; sharedG = g.alias(); }   // freed by Eq. 3 or by the layer's dropSharedDy
-        Profile.stop(Part.SPARSIFY, t0);
-        return g;
+        return Profile.stop(Part.SPARSIFY, t0, g);
     }
 
     /**
@@ -477,16 +479,12 @@ public final class Gemm3 {
         try (Tensor g = eq2Dy(dy); Left l = prepareInputGrad(w, sw, g.dtype())) {
             long t1 = Profile.start();
             Tensor dx = l.timesCol2im(g, inputShape, kernel, stride, padding);
-            if (dx != null) {
-                Profile.stop(Part.EQ2, t1);
-                return dx;
-            }
+            if (dx != null) return Profile.stop(Part.EQ2, t1, dx);
             try (Tensor cols = eq2Product(l, g, w, dy)) {
                 Profile.stop(Part.EQ2, t1);
                 long t2 = Profile.start();
                 dx = Conv.col2im(cols, inputShape, kernel, stride, padding);
-                Profile.stop(Part.IM2COL, t2);
-                return dx;
+                return Profile.stop(Part.IM2COL, t2, dx);
             }
         }
     }
@@ -500,7 +498,11 @@ public final class Gemm3 {
     /** S(W^T) [K, Cout] for Eq. 2, prepared once; sw is forward's S(W) (used when the config takes W^T from it). */
     public Left prepareInputGrad(Tensor w, Tensor sw, DType dyType) {
         long t0 = Profile.start();
-        try {
+        return Profile.stop(Part.SPARSIFY, t0, pruneInputGrad(w, sw, dyType));
+    }
+
+    private Left pruneInputGrad(Tensor w, Tensor sw, DType dyType) {
+        {
             Tensor src = eq2Source(w, sw);
             boolean f32 = f32(src) && dyType == DType.F32;
             // magnitude 2:4 along Cout: native fused prune + compress of W^T, no pruned copy, no transpose; on CUDA S(W^T)
@@ -523,8 +525,6 @@ public final class Gemm3 {
                     return new Left(null, compressClaimed(tc, cfg.wt() instanceof Sparsifier.Dense ? cfg.w() : cfg.wt(), "S(W^T) (Eq. 2)"));
                 }
             }
-        } finally {
-            Profile.stop(Part.SPARSIFY, t0);
         }
     }
 
@@ -543,11 +543,8 @@ public final class Gemm3 {
         // the transpose of a transposable S(W) is 2:4 along Cout too: prepareInputGrad runs it through the 2:4 kernel
         if (!pruned && cfg.wtFromSparse() && cfg.w() instanceof Transposable24) return null;
         long t0 = Profile.start();
-        try {
-            return pruned ? new Left(null, Compressed24.pruneCompressTconv(src, kk, Blas.threads())) : new Left(Conv.tconvWeight(src, kk), null);
-        } finally {
-            Profile.stop(pruned ? Part.SPARSIFY : Part.ELEMENTWISE, t0);   // a dense operand is only a layout copy
-        }
+        Left l = pruned ? new Left(null, Compressed24.pruneCompressTconv(src, kk, Blas.threads())) : new Left(Conv.tconvWeight(src, kk), null);
+        return Profile.stop(pruned ? Part.SPARSIFY : Part.ELEMENTWISE, t0, l);   // a dense operand is only a layout copy
     }
 
     /**
@@ -594,8 +591,7 @@ public final class Gemm3 {
             dw.close();
             throw e;
         }
-        Profile.stop(Part.EQ3, t0);
-        return dw;
+        return Profile.stop(Part.EQ3, t0, dw);
     }
 
     /**
@@ -631,12 +627,11 @@ public final class Gemm3 {
             }
         }
         boolean halfK = cfg.xt() instanceof Sparsifier.Fixed24;
-        Profile.stop(Part.SPARSIFY, t0);
+        Profile.stop(Part.SPARSIFY, t0, g);
         try {
             if (halfK) {
                 long t1 = Profile.start();
-                Tensor gk = HalfK.gatherKept(g, segment);
-                Profile.stop(Part.SPARSIFY, t1);
+                Tensor gk = Profile.stop(Part.SPARSIFY, t1, HalfK.gatherKept(g, segment));
                 halfK(gk, dy, x, segment, dw, beta);
                 return;
             }
@@ -651,10 +646,14 @@ public final class Gemm3 {
             Tensor xs;
             if (cfg.xt() instanceof Sparsifier.Dense) xs = xa;
             else {
-                long t1 = Profile.start();
-                xs = cfg.xt().apply(xa);
-                xa.close();
-                Profile.stop(Part.SPARSIFY, t1);
+                long t1;
+                try {
+                    t1 = Profile.start();
+                    xs = cfg.xt().apply(xa);
+                } finally {
+                    xa.close();
+                }
+                Profile.stop(Part.SPARSIFY, t1, xs);
             }
             try (xs; Tensor xst = xs.t()) {
                 long t2 = Profile.start();

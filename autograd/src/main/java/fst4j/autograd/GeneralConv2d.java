@@ -80,7 +80,7 @@ final class GeneralConv2d extends Function {
                 Profile.stop(Part.ELEMENTWISE, t2);
                 throw e;
             }
-            return stopped(Part.ELEMENTWISE, t2, out);
+            return Profile.stop(Part.ELEMENTWISE, t2, out);
         }
     }
 
@@ -95,21 +95,7 @@ final class GeneralConv2d extends Function {
             Profile.stop(Part.IM2COL, t);
             throw e;
         }
-        return stopped(Part.IM2COL, t, cols);
-    }
-
-    /**
-     * Profile.stop(part, t0) for a section that made out, which is returned; out is closed when the stop fails (the
-     * profile's barrier, a device synchronisation, may throw), where a stop in a finally would drop it unclosed.
-     */
-    private static Tensor stopped(Part part, long t0, Tensor out) {
-        try {
-            Profile.stop(part, t0);
-        } catch (RuntimeException | Error e) {
-            out.close();
-            throw e;
-        }
-        return out;
+        return Profile.stop(Part.IM2COL, t, cols);
     }
 
     /** Eq. 3's X of group g: every column, or Eq. 7's kept ones (even positions of each image's Ho*Wo). */
@@ -146,7 +132,7 @@ final class GeneralConv2d extends Function {
                     try (Tensor s = gr.slice(1, g * coutG, (g + 1) * coutG); Tensor dyg = s.contiguous()) {
                         byChannel = Conv.byChannel(dyg, n, coutG, l);   // [Cout/G, N*L]
                     }
-                    Profile.stop(Part.ELEMENTWISE, t0);
+                    Profile.stop(Part.ELEMENTWISE, t0, byChannel);
                     try (byChannel) {
                         Tensor dyc = byChannel.tensor();
                         if (needsGrad(0)) {

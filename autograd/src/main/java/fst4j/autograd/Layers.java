@@ -113,7 +113,12 @@ public final class Layers {
                             try (Tensor xt = x.t()) { return fst4j.sparse.HalfK.gatherKept(xt, x.size(0)); }
                         }
                     };
-                    dw = node.weightGrad(dy, cols, x.size(0), w.size(1));
+                    try {
+                        dw = node.weightGrad(dy, cols, x.size(0), w.size(1));
+                    } catch (RuntimeException | Error e) {
+                        if (dx != null) dx.close();   // Eq. 2's result, which no one else will free
+                        throw e;
+                    }
                 }
                 return grads(dx, dw);
             } finally {
@@ -260,8 +265,7 @@ public final class Layers {
                 if (out != null) return out;
             }
             long t0 = Profile.start();
-            Tensor cols = Conv.im2col(xin, k, stride, padding);
-            Profile.stop(Part.IM2COL, t0);
+            Tensor cols = Profile.stop(Part.IM2COL, t0, Conv.im2col(xin, k, stride, padding));
             if (keepsColumns(cols.numel() * cols.dtype().bytes)) colsKept = save(cols);
             Gemm3.Forward f;
             try (cols; Tensor wm = win.reshape(cout, -1)) { f = node.forward(wm, cols); }
@@ -278,9 +282,7 @@ public final class Layers {
         private Tensor nchw(Tensor y, int n, int cout) {
             try (y; Tensor y3 = y.reshape(cout, n, ho * wo); Tensor p = y3.permute(1, 0, 2)) {
                 long t1 = Profile.start();
-                Tensor out = p.contiguous();
-                Profile.stop(Part.ELEMENTWISE, t1);
-                try (out) { return out.reshape(n, cout, ho, wo); }
+                try (Tensor out = Profile.stop(Part.ELEMENTWISE, t1, p.contiguous())) { return out.reshape(n, cout, ho, wo); }
             }
         }
 
@@ -380,20 +382,19 @@ public final class Layers {
                 public Tensor all() {
                     if (allBuffer == null && colsKept != null) return colsKept.alias();
                     long t = Profile.start();
-                    try {
-                        if (allBuffer == null) return Conv.im2col(xs, k, stride, padding);
-                        try (Tensor c = allBuffer.slice(1, 0, xs.size(0) * ho * wo)) {
-                            Conv.im2colInto(xs, k, k, stride, stride, padding, padding, c);
-                            return c.alias();
-                        }
-                    } finally { Profile.stop(Part.IM2COL, t); }
+                    Tensor r;
+                    if (allBuffer == null) r = Conv.im2col(xs, k, stride, padding);
+                    else try (Tensor c = allBuffer.slice(1, 0, xs.size(0) * ho * wo)) {
+                        Conv.im2colInto(xs, k, k, stride, stride, padding, padding, c);
+                        r = c.alias();
+                    }
+                    return Profile.stop(Part.IM2COL, t, r);
                 }
                 public Tensor kept(int[] pos, int images) {
                     long t = Profile.start();
                     Tensor out = rowAligned(pos) ? Conv.im2col(xs, k, k, stride, 2 * stride, padding, padding)
                             : Conv.im2colAt(xs, pos, k, k, stride, stride, padding, padding);
-                    Profile.stop(Part.IM2COL, t);
-                    return out;
+                    return Profile.stop(Part.IM2COL, t, out);
                 }
                 public Lowering lowering() {
                     return lowers() ? new Lowering(xs, k, k, stride, stride, padding, padding) : null;
@@ -401,15 +402,17 @@ public final class Layers {
                 public Tensor keptAt(fst4j.sparse.AuthorsFixed24.Kept kept, int row0, int rstep, int nrows) {
                     if (allBuffer == null || xs.device() != Device.CPU || xs.dtype() != DType.F32) return null;
                     long t = Profile.start();
+                    Tensor r;
                     try (Tensor c = allBuffer.slice(1, 0, kept.pos().length)) {
                         Tensor out = c.slice(0, 0, nrows);
                         try {
-                            return Conv.im2colAtInto(xs, kept.off(), kept.pos(), row0, rstep, nrows, k, k, stride, stride, padding, padding, out);
+                            r = Conv.im2colAtInto(xs, kept.off(), kept.pos(), row0, rstep, nrows, k, k, stride, stride, padding, padding, out);
                         } catch (RuntimeException | Error e) {
                             out.close();
                             throw e;
                         }
-                    } finally { Profile.stop(Part.IM2COL, t); }
+                    }
+                    return Profile.stop(Part.IM2COL, t, r);
                 }
                 public Lowering keptLowering(int[] pos) {
                     return lowers() && rowAligned(pos) ? new Lowering(xs, k, k, stride, 2 * stride, padding, padding) : null;
@@ -492,8 +495,7 @@ public final class Layers {
                     dw = node.weightGradNchw(g, columns(x, null), kRows);   // straight from NCHW dY (else null)
                 if ((needsGrad(0) && !eq2Blocked && dx == null) || (needsGrad(1) && !eq3Blocked && dw == null)) {
                     long t0 = Profile.start();
-                    SharedOperand byChannel = Conv.byChannel(g, n, cout, p);   // on CUDA with its bf16 copy for both GEMMs
-                    Profile.stop(Part.ELEMENTWISE, t0);
+                    SharedOperand byChannel = Profile.stop(Part.ELEMENTWISE, t0, Conv.byChannel(g, n, cout, p));   // on CUDA with its bf16 copy for both GEMMs
                     try (byChannel; Tensor wm = w.reshape(cout, kRows)) {
                         Tensor dyc = byChannel.tensor();
                         if (needsGrad(0) && !eq2Blocked && dx == null) {

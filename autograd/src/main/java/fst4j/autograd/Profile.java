@@ -46,6 +46,23 @@ public final class Profile {
         if (l != null && byOperation) BY_LABEL.computeIfAbsent(l, k -> new long[Part.values().length])[p.ordinal()] += dt;
     }
 
+    /**
+     * {@link #stop(Part, long)} for a section that made something (a tensor, a prepared operand): if the barrier fails
+     * (on CUDA, the synchronisation that reports a failed kernel), made is closed before the failure goes on, so a failed
+     * stop does not drop what its section allocated. Returns made.
+     */
+    public static <T extends AutoCloseable> T stop(Part p, long startNanos, T made) {
+        try {
+            stop(p, startNanos);
+            return made;
+        } catch (RuntimeException | Error e) {
+            if (made != null) {
+                try { made.close(); } catch (Exception c) { e.addSuppressed(c); }
+            }
+            throw e;
+        }
+    }
+
     public static void reset() {
         Arrays.fill(NANOS, 0);
         BY_LABEL.clear();

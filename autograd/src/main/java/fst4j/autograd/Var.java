@@ -144,27 +144,28 @@ public final class Var implements AutoCloseable {
             Tensor g = pending.remove(v);
             if (g == null) continue;
             Function fn = v.gradFn;
-            if (v.retainGrad) accumulate(v, g, false);
-            Tensor[] gin;
+            Tensor[] gin = null;
             String prevLabel = Profile.enter(fn);
             try {
-                long t0 = Profile.start();
+                long t0;
                 try {
+                    if (v.retainGrad) accumulate(v, g, false);
+                    t0 = Profile.start();
                     fn.checkSaved();
                     gin = fn.backward(g);
                 } finally {
                     g.close();
                 }
                 if (!fn.profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0);
-            } finally {
                 Profile.exit(prevLabel);
-            }
-            prevLabel = Profile.enter("gradient accumulation");
-            try {
+                prevLabel = Profile.enter("gradient accumulation");
                 long t1 = Profile.start();
                 passOn(fn, gin, pending);
                 if (!retainGraph) fn.release();
                 Profile.stop(Profile.Part.ELEMENTWISE, t1);
+            } catch (RuntimeException | Error e) {
+                closeFrom(gin, 0);   // what passOn had not yet taken (it empties the slots it takes): no one else would free it
+                throw e;
             } finally {
                 Profile.exit(prevLabel);
             }
@@ -182,39 +183,55 @@ public final class Var implements AutoCloseable {
                     + fn.inputs.length + " inputs; return one per input, null for an input that needs none");
         }
         for (int i = 0; i < gin.length; i++) {
-            Var in = fn.inputs[i];
             Tensor gi = gin[i];
-            if (gi == null) continue;
-            if (!in.requiresGrad) { gi.close(); continue; }
-            Tensor fitted;
-            try {
-                fitted = sumToShape(gi, in.value.shape());
-            } catch (IllegalStateException e) {
-                closeFrom(gin, i);
-                throw new IllegalStateException(fn.name() + ".backward, input " + i + ": " + e.getMessage(), e);
-            }
-            if (fitted != gi) gi.close();
-            if (in.gradFn == null) {
-                accumulate(in, fitted, true);
-                fitted.close();
-            } else {
-                Tensor prev = pending.get(in);
-                if (prev == null) pending.put(in, fitted);
-                else if (accumulateInPlace && prev.isSoleOwner() && prev.dtype() == fitted.dtype() && prev.device() == fitted.device()
-                        && Arrays.equals(prev.shape(), fitted.shape())) {
-                    prev.addInPlace(fitted);   // nothing else sees prev: no new buffer (the same sum, the same bits)
-                    fitted.close();
-                } else {
-                    pending.put(in, prev.add(fitted));
-                    prev.close();
-                    fitted.close();
-                }
-            }
+            gin[i] = null;   // owned by passOne from here, which frees it however it ends; the caller frees the rest on a failure
+            if (gi != null) passOne(fn, i, gi, pending);
         }
     }
 
+    /** Input i's gradient gi (freed here, or handed to pending) into the leaf's .grad or the pending sum. */
+    private static void passOne(Function fn, int i, Tensor gi, Map<Var, Tensor> pending) {
+        Var in = fn.inputs[i];
+        if (!in.requiresGrad) { gi.close(); return; }
+        Tensor fitted;
+        try {
+            fitted = sumToShape(gi, in.value.shape());
+        } catch (IllegalStateException e) {
+            gi.close();
+            throw new IllegalStateException(fn.name() + ".backward, input " + i + ": " + e.getMessage(), e);
+        } catch (RuntimeException | Error e) {
+            gi.close();
+            throw e;
+        }
+        if (fitted != gi) gi.close();
+        try {
+            if (in.gradFn == null) {
+                accumulate(in, fitted, true);
+            } else {
+                Tensor prev = pending.get(in);
+                if (prev == null) {
+                    pending.put(in, fitted);
+                    fitted = null;   // pending's now
+                } else if (accumulateInPlace && prev.isSoleOwner() && prev.dtype() == fitted.dtype() && prev.device() == fitted.device()
+                        && Arrays.equals(prev.shape(), fitted.shape())) {
+                    prev.addInPlace(fitted);   // nothing else sees prev: no new buffer (the same sum, the same bits)
+                } else {
+                    pending.put(in, prev.add(fitted));
+                    prev.close();
+                }
+            }
+        } finally {
+            if (fitted != null) fitted.close();
+        }
+    }
+
+    /** Closes gin's gradients from index from on and empties their slots (so a second call closes nothing twice). */
     private static void closeFrom(Tensor[] gin, int from) {
-        if (gin != null) for (int i = from; i < gin.length; i++) if (gin[i] != null) gin[i].close();
+        if (gin != null)
+            for (int i = from; i < gin.length; i++) {
+                if (gin[i] != null) gin[i].close();
+                gin[i] = null;
+            }
     }
 
     /**

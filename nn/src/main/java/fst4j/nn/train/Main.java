@@ -412,7 +412,8 @@ public final class Main {
             if (o.resume() != null) {
                 TrainConfig saved = Trainer.readConfig(o.resume());
                 if (o.data() == null) dataSpec = Trainer.readMetadata(o.resume()).getOrDefault("data", dataSpec);
-                if (o.nm() != null && !o.nm().equals(saved.nm()))
+                // a dense run takes --nm and stays dense (withNm), so its resume does too
+                if (o.nm() != null && saved.method() != Method.DENSE && !o.nm().equals(saved.nm()))
                     throw new UsageException("--resume continues the checkpoint's N:M pattern " + saved.nm() + " (" + saved.methodName()
                             + "); --nm must be that or left out, got " + o.nm());
                 TrainConfig wanted = apply(o, saved);

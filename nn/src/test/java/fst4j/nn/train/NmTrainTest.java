@@ -69,6 +69,10 @@ class NmTrainTest {
         Outcome resumed = MainTest.main(TrainData::load, "--resume", ckpt.toString(), "--nm", "1:4", "--threads", "1", "--no-progress",
                 "--out", out.toString());
         assertEquals(0, resumed.rc(), resumed.err());
+        // the dense baseline took --nm 1:4 and stayed dense: its resume with the same flags is taken too, as a fresh run is
+        Outcome dense = MainTest.main(TrainData::load, "--resume", out.resolve("dense/checkpoint.safetensors").toString(), "--nm", "1:4",
+                "--threads", "1", "--no-progress", "--out", out.toString());
+        assertEquals(0, dense.rc(), dense.err());
     }
 
     @Test

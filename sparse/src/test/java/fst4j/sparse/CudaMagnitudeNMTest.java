@@ -53,6 +53,14 @@ class CudaMagnitudeNMTest {
             assertEquals(0, sp.apply(Tensor.empty(Device.CUDA, fst4j.tensor.DType.F32, 3, 0)).numel());
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new Sparsifier.MagnitudeNM(1, 4, 3).apply(xt));
             assertTrue(e.getMessage().contains("axis 3 out of range for rank 2"), e.getMessage());
+            // the pattern is checked in Java before any launch (the kernel's own check gave only a status code)
+            Tensor w = x.to(Device.CUDA), g = x.to(Device.CUDA);
+            for (int[] nm : new int[][]{{0, 4}, {4, 4}, {1, 1}, {1, 33}, {5, 4}}) {
+                e = assertThrows(IllegalArgumentException.class, () -> fst4j.tensor.CudaOps.pruneNM(w, 1, nm[0], nm[1]));
+                assertTrue(e.getMessage().contains("pruneNM: N:M pattern " + nm[0] + ":" + nm[1] + " is outside 1 <= N < M <= 32"), e.getMessage());
+                e = assertThrows(IllegalArgumentException.class, () -> fst4j.tensor.CudaOps.srsteDecayNM(w, g, 6, 11, nm[0], nm[1], 1e-3f));
+                assertTrue(e.getMessage().contains("srsteDecayNM: N:M pattern " + nm[0] + ":" + nm[1]), e.getMessage());
+            }
         }
     }
 }

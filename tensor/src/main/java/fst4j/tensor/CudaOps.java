@@ -1482,6 +1482,7 @@ public final class CudaOps {
     public static Tensor pruneNM(Tensor x, int axis, int n, int m) {
         String op = "pruneNM";
         require(op, x);
+        checkNM(op, n, m);
         if (x.dim() == 0) throw new IllegalArgumentException("a sparsifier needs rank >= 1, got a scalar");
         int a = axis < 0 ? axis + x.dim() : axis;
         if (a < 0 || a >= x.dim()) throw new IllegalArgumentException("axis " + axis + " out of range for rank " + x.dim());
@@ -1499,10 +1500,17 @@ public final class CudaOps {
         return out;
     }
 
+    /** The kernels' range of N:M patterns (fst4j.sparse.NM's), checked here so that Java names it before any launch. */
+    private static void checkNM(String op, int n, int m) {
+        if (m < 2 || m > 32 || n < 1 || n >= m)
+            throw new IllegalArgumentException(op + ": N:M pattern " + n + ":" + m + " is outside 1 <= N < M <= 32");
+    }
+
     /** {@link #srsteDecay} for magnitude n:m along each row: g += lambda * w where that rule prunes. */
     public static void srsteDecayNM(Tensor w, Tensor g, int rows, int k, int n, int m, float lambda) {
         String op = "srsteDecayNM";
         require(op, w, g);
+        checkNM(op, n, m);
         if (rows < 0 || k < 0 || (long) rows * k != w.numel() || !w.isContiguous())
             throw new IllegalArgumentException(op + ": weight " + Shape.str(w.shape) + " is not a contiguous [" + rows + ", " + k + "] matrix");
         sameSize(op, w, g, "gradient");

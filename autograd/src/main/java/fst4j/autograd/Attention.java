@@ -14,6 +14,11 @@ final class Attention {
     private Attention() {}
 
     static Var sdpa(Var q, Var k, Var v, Tensor attnMask, boolean isCausal, double dropoutP, Rng rng) {
+        return sdpaWithWeights(q, k, v, attnMask, isCausal, dropoutP, rng).output();
+    }
+
+    /** The same ops, also handing back the attention weights as they multiply v (after dropout, as torch 1.13's MHA returns them). */
+    static NN.Attended sdpaWithWeights(Var q, Var k, Var v, Tensor attnMask, boolean isCausal, double dropoutP, Rng rng) {
         int[] qs = q.shape(), ks = k.shape(), vs = v.shape();
         if (qs.length < 2 || ks.length < 2 || vs.length < 2)
             throw new IllegalArgumentException("wrong rank: scaledDotProductAttention needs q [..., L, E], k [..., S, E], v [..., S, Ev], got "
@@ -48,7 +53,7 @@ final class Attention {
         }
         Var weights = NN.softmax(scores, -1);
         if (dropoutP > 0) weights = NN.dropout(weights, dropoutP, true, rng);
-        return weights.matmul(v);
+        return new NN.Attended(weights.matmul(v), weights);
     }
 
     /** torch's is_causal: position i attends to j <= i (the top-left aligned tril(ones(L, S))), -inf elsewhere. */

@@ -555,4 +555,21 @@ public final class NN {
     public static Var scaledDotProductAttention(Var q, Var k, Var v, Tensor attnMask, boolean isCausal, double dropoutP, Rng rng) {
         return Attention.sdpa(q, k, v, attnMask, isCausal, dropoutP, rng);
     }
+
+    /** An attention's output and its weights softmax(q k^T / sqrt(E) + mask) [..., L, S], as they multiply v. */
+    public record Attended(Var output, Var weights) {}
+
+    /** {@link #scaledDotProductAttention(Var, Var, Var, Tensor, boolean, double, Rng)} that also returns the weights (after dropout). */
+    public static Attended scaledDotProductAttentionWithWeights(Var q, Var k, Var v, Tensor attnMask, boolean isCausal, double dropoutP, Rng rng) {
+        return Attention.sdpaWithWeights(q, k, v, attnMask, isCausal, dropoutP, rng);
+    }
+
+    /**
+     * torch's causal mask as an additive float64 CPU tensor [L, S]: 0 where key j <= query i, -inf elsewhere (the
+     * top-left aligned tril(ones(L, S))). A new tensor in the current scope: callers that run it every step keep one.
+     */
+    public static Tensor causalMask(int l, int s) {
+        if (l < 0 || s < 0) throw new IllegalArgumentException("causalMask needs L, S >= 0, got " + l + ", " + s);
+        return Attention.causalMask(l, s);
+    }
 }

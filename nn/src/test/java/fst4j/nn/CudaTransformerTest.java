@@ -165,4 +165,37 @@ class CudaTransformerTest {
             }
         }
     }
+
+    /**
+     * Cross-attention with kdim / vdim, a key padding mask and a boolean attn_mask, weights per head: composed of ops that
+     * run on CUDA (where for the masks, the mask checks' reductions on the device), as on the CPU; the masks given on the
+     * CPU to a CUDA module are refused by device.
+     */
+    @Test
+    void crossAttentionWithMasksAsOnTheCpu() {
+        try (Scope s = Scope.open()) {
+            Rng rng = new Rng(5);
+            Tensor q = rng.normal(0, 1, 2, 3, 4), k = rng.normal(0, 1, 2, 5, 6), v = rng.normal(0, 1, 2, 5, 2), r = rng.normal(0, 1, 2, 3, 4);
+            Tensor kpm = Tensor.of(new float[]{0, 0, 0, 0, 1, 0, 1, 0, 0, 1}, 2, 5), am = Tensor.zeros(3, 5);
+            am.set(1, 0, 2); am.set(1, 2, 0);
+            float[][] out = new float[6][];
+            int at = 0;
+            for (Device d : new Device[]{Device.CPU, Device.CUDA}) {
+                try (MultiheadAttention m = new MultiheadAttention(4, 2, 0, true, 6, 2, Method.DENSE.config(), Method.DENSE.config(),
+                        Method.DENSE.config(), Method.DENSE.config(), new Rng(6)).to(d)) {
+                    Var qv = Var.param(q.to(d)), kv = Var.param(k.to(d)), vv = Var.param(v.to(d));
+                    NN.Attended a = m.forward(qv, kv, vv, kpm.to(d), true, AttnMask.bool(am.to(d)), false);
+                    assertEquals(d, a.weights().value().device());
+                    a.output().backward(r.to(d));
+                    out[at++] = a.output().value().toFloatArray(); out[at++] = a.weights().value().toFloatArray(); out[at++] = kv.grad().toFloatArray();
+                    if (d == Device.CUDA) {
+                        String msg = assertThrows(IllegalArgumentException.class, () -> m.forward(qv, kv, vv, kpm, false, null, true)).getMessage();
+                        assertTrue(msg.contains("device mismatch: key_padding_mask is on CPU"), msg);
+                    }
+                }
+            }
+            String[] names = {"y", "weights", "dkey"};
+            for (int i = 0; i < 3; i++) nearLargest(out[i], out[i + 3], 1e-6, names[i]);
+        }
+    }
 }

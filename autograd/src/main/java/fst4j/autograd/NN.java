@@ -33,6 +33,63 @@ public final class NN {
         return Layers.conv2d(new Gemm3(SparseConfig.Method.DENSE.config()), x, w, bias, p);
     }
 
+    /**
+     * F.conv_transpose2d(x, w, bias, stride, padding, output_padding, groups, dilation) with one value per argument for
+     * both axes: see {@link #convTranspose2d(Var, Var, Var, ConvParams, int, int)}.
+     */
+    public static Var convTranspose2d(Var x, Var w, Var bias, int stride, int padding, int outputPadding, int groups, int dilation) {
+        return convTranspose2d(x, w, bias, ConvParams.of(stride, padding, dilation, groups), outputPadding, outputPadding);
+    }
+
+    /**
+     * F.conv_transpose2d: x [N, Cin, H, W], w [Cin, Cout / groups, kh, kw] (torch's layout), bias [Cout] or null; p's
+     * per-axis stride, padding and dilation and its groups, and output padding oph x opw (each below its axis's stride or
+     * dilation, as torch requires). y [N, Cout, Ho, Wo] with Ho = (H - 1) sh - 2 ph + dh (kh - 1) + oph + 1. Dense GEMMs
+     * (no sparsity slots), CPU float32 / float64 and CUDA float32: see {@link ConvTranspose2d}.
+     */
+    public static Var convTranspose2d(Var x, Var w, Var bias, ConvParams p, int oph, int opw) {
+        ConvTranspose2d.checkOutputPadding(p, oph, opw);   // refuses bad geometry before anything runs
+        int[] ys = ConvTranspose2d.outputShape(x.shape(), w.shape(), p, oph, opw);
+        if (bias != null && (bias.shape().length != 1 || bias.shape()[0] != ys[1]))
+            throw new IllegalArgumentException("shape mismatch: convTranspose2d bias " + Shape.str(bias.shape()) + " for weight " + Shape.str(w.shape())
+                    + " with groups " + p.groups() + " needs [" + ys[1] + "]");
+        Var y = new ConvTranspose2d(p, oph, opw).apply(x, w);
+        return bias == null ? y : y.add(bias.reshape(1, -1, 1, 1));
+    }
+
+    /** F.interpolate's modes here: 'nearest' (torch's legacy floor rule, not 'nearest-exact') and 'bilinear'. */
+    public enum InterpolateMode { NEAREST, BILINEAR }
+
+    /**
+     * F.interpolate(x, size=(outH, outW), mode, align_corners) on x [N, C, H, W]: NEAREST reads input index
+     * min(floor(i * in / out), in - 1); BILINEAR with alignCorners reads source i (in - 1) / (out - 1), without it
+     * max((i + 0.5) in / out - 0.5, 0), weighting the two neighbours (torch 1.13's CPU formulas, scale in the tensor's
+     * type). alignCorners must be false for NEAREST (torch refuses it there). Differentiable; CPU float32 / float64,
+     * CUDA float32 (see {@link Interpolate}).
+     */
+    public static Var interpolate(Var x, int outH, int outW, InterpolateMode mode, boolean alignCorners) {
+        Interpolate.check(x.shape(), outH, outW, mode, alignCorners);
+        return Interpolate.apply(x, outH, outW, Double.NaN, Double.NaN, mode, alignCorners);
+    }
+
+    /**
+     * F.interpolate(x, scale_factor=(scaleH, scaleW), mode, align_corners) with recompute_scale_factor unset (torch's
+     * default): the output is floor(H scaleH) x floor(W scaleW), and the source indices use 1 / scale as torch's kernel
+     * does (not in / out, which differs where the product is not whole), except bilinear with alignCorners, which uses
+     * (in - 1) / (out - 1). Scales must be finite and positive.
+     */
+    public static Var interpolateScale(Var x, double scaleH, double scaleW, InterpolateMode mode, boolean alignCorners) {
+        int[] s = x.shape();
+        if (!(scaleH > 0) || !(scaleW > 0) || Double.isInfinite(scaleH) || Double.isInfinite(scaleW))
+            throw new IllegalArgumentException("interpolate: scale factors must be finite and positive, got " + scaleH + "x" + scaleW);
+        if (s.length != 4) throw new IllegalArgumentException("wrong rank: interpolate needs input [N, C, H, W], got " + Shape.str(s));
+        double oh = Math.floor(s[2] * scaleH), ow = Math.floor(s[3] * scaleW);
+        if (oh > Integer.MAX_VALUE || ow > Integer.MAX_VALUE)
+            throw new IllegalArgumentException("interpolate: output size " + oh + "x" + ow + " exceeds 2^31 - 1 (input " + Shape.str(s) + ")");
+        Interpolate.check(s, (int) oh, (int) ow, mode, alignCorners);
+        return Interpolate.apply(x, (int) oh, (int) ow, scaleH, scaleW, mode, alignCorners);
+    }
+
     static final class Conv2d extends Function {
         private final int stride, padding;
         private Tensor x, w;

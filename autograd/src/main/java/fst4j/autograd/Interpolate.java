@@ -1,0 +1,119 @@
+package fst4j.autograd;
+
+import fst4j.autograd.NN.InterpolateMode;
+import fst4j.tensor.DType;
+import fst4j.tensor.Shape;
+import fst4j.tensor.Tensor;
+
+/**
+ * F.interpolate on [N, C, H, W] for the modes 'nearest' and 'bilinear' (align_corners true and false), with torch
+ * 1.13's CPU source indices and weights (ATen/native/UpSample.h).
+ * <p>
+ * Both modes are separable: each output element is the width interpolation of one or two input rows, interpolated along
+ * the height, torch's own order of operations (T = x[., w0] l0 + x[., w1] l1 along W, then T[h0] l0' + T[h1] l1'). Each
+ * axis is a row gather of the tensor with that axis first ({@link NN#embedding}: CPU float32 / float64, CUDA float32),
+ * times its weights, so the op is differentiable (the gathers' backward scatters and adds) and runs wherever the
+ * gather, permutes and products run, with no kernel of its own. It moves the tensor through two transposed copies
+ * per axis, which a fused kernel would not.
+ */
+final class Interpolate {
+    private Interpolate() {}
+
+    /** One axis: output position i reads input rows i0[i] (and i1[i] with weights l0[i], l1[i] when bilinear). */
+    record Axis(int[] i0, int[] i1, double[] l0, double[] l1) {}
+
+    /**
+     * scale: the user's scale factor for this axis (torch passes it to the kernel when recompute_scale_factor is not
+     * set), or NaN where an output size was given. Null where the axis is the identity (nothing to do).
+     */
+    static Axis axis(int in, int out, double scale, InterpolateMode mode, boolean alignCorners, DType dt) {
+        boolean f32 = dt == DType.F32;
+        boolean given = scale > 0;   // torch's compute_scales_value: a scale that is present and > 0, else in / out
+        if (mode == InterpolateMode.NEAREST) {
+            // HelperInterpNearest: scale (in the tensor's type) * i, floored, at most in - 1 (OpenCV's INTER_NEAREST)
+            int[] idx = new int[out];
+            boolean identity = in == out;
+            for (int i = 0; i < out; i++) {
+                double r;
+                if (f32) {
+                    float s = given ? (float) (1.0 / scale) : (float) in / (float) out;
+                    r = s * (float) i;
+                } else {
+                    double s = given ? 1.0 / scale : (double) in / out;
+                    r = s * i;
+                }
+                idx[i] = (int) Math.min((long) Math.floor(r), in - 1);
+                identity &= idx[i] == i;
+            }
+            return identity ? null : new Axis(idx, null, null, null);
+        }
+        if (in == out) return null;   // compute_source_index_and_lambda copies where the sizes are equal, whatever the scale
+        // area_pixel_compute_scale in the tensor's type; the source index in double (acc_type of float on the CPU)
+        double s;
+        if (alignCorners) s = out > 1 ? (f32 ? (double) ((float) (in - 1) / (float) (out - 1)) : (double) (in - 1) / (out - 1)) : 0;
+        else if (f32) s = given ? (float) (1.0 / scale) : (float) in / (float) out;
+        else s = given ? 1.0 / scale : (double) in / out;
+        int[] i0 = new int[out], i1 = new int[out];
+        double[] l0 = new double[out], l1 = new double[out];
+        for (int i = 0; i < out; i++) {
+            double real = alignCorners ? s * i : Math.max(s * (i + 0.5) - 0.5, 0);   // align_corners=false clamps at 0
+            int a = (int) Math.min((long) real, in - 1);
+            i0[i] = a;
+            i1[i] = a + (a < in - 1 ? 1 : 0);
+            if (f32) {
+                float lam1 = (float) (real - a);
+                l1[i] = lam1;
+                l0[i] = 1f - lam1;
+            } else {
+                l1[i] = real - a;
+                l0[i] = 1 - l1[i];
+            }
+        }
+        return new Axis(i0, i1, l0, l1);
+    }
+
+    /**
+     * x [N, C, H, W] to [N, C, outH, outW]; scaleH, scaleW the user's scale factors or NaN (see {@link #axis}). Checked by
+     * the caller.
+     */
+    static Var apply(Var x, int outH, int outW, double scaleH, double scaleW, InterpolateMode mode, boolean alignCorners) {
+        int[] s = x.shape();
+        int n = s[0], c = s[1], h = s[2], w = s[3];
+        DType dt = x.value().dtype();
+        Axis aw = axis(w, outW, scaleW, mode, alignCorners, dt), ah = axis(h, outH, scaleH, mode, alignCorners, dt);
+        Var t = x;
+        if (aw != null) {   // along W first, the inner sum of torch's
+            Var rows = x.reshape(n * c * h, w).transpose(0, 1);          // [W, N C H]
+            t = gather(rows, aw).transpose(0, 1).reshape(n, c, h, outW);
+        }
+        if (ah != null) {
+            Var rows = t.permute(2, 0, 1, 3).reshape(h, n * c * outW);    // [H, N C outW]
+            t = gather(rows, ah).reshape(outH, n, c, outW).permute(1, 2, 0, 3).reshape(n, c, outH, outW);
+        }
+        return t == x ? x.reshape(s) : t;   // an identity still gives a new Var, as torch returns a new tensor
+    }
+
+    /** rows [in, D] to [out, D]: row i is rows[i0[i]] (nearest), or rows[i0[i]] l0[i] + rows[i1[i]] l1[i]. */
+    private static Var gather(Var rows, Axis a) {
+        int out = a.i0().length;
+        Var r0 = NN.embedding(rows, a.i0(), out);
+        if (a.l0() == null) return r0;
+        Tensor v = rows.value();
+        try (Tensor h0 = Tensor.of(a.l0(), out, 1); Tensor h1 = Tensor.of(a.l1(), out, 1);
+             Tensor t0 = h0.to(v.dtype()); Tensor t1 = h1.to(v.dtype());
+             Var w0 = Var.of(t0.to(v.device())); Var w1 = Var.of(t1.to(v.device()))) {
+            return r0.mul(w0).add(NN.embedding(rows, a.i1(), out).mul(w1));
+        }
+    }
+
+    /** Checks x's rank and sizes and the mode's options; throws IllegalArgumentException naming the problem. */
+    static void check(int[] s, int outH, int outW, InterpolateMode mode, boolean alignCorners) {
+        if (mode == null) throw new IllegalArgumentException("interpolate: mode is null; use InterpolateMode.NEAREST or BILINEAR");
+        if (s.length != 4) throw new IllegalArgumentException("wrong rank: interpolate needs input [N, C, H, W], got " + Shape.str(s));
+        if (s[2] <= 0 || s[3] <= 0) throw new IllegalArgumentException("interpolate: input height and width must be positive, got " + Shape.str(s));
+        if (outH <= 0 || outW <= 0)
+            throw new IllegalArgumentException("interpolate: output size " + outH + "x" + outW + " must be positive (input " + Shape.str(s) + ")");
+        if (alignCorners && mode == InterpolateMode.NEAREST)
+            throw new IllegalArgumentException("interpolate: align_corners applies to bilinear only (torch refuses it with mode 'nearest')");
+    }
+}

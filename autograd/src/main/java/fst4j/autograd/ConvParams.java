@@ -63,6 +63,18 @@ public record ConvParams(int sh, int sw, int ph, int pw, int dh, int dw, int gro
                     + ", larger than the padded input " + hp + "x" + wp + " (input " + Shape.str(x) + ", padding " + ph + "x" + pw + ")");
     }
 
+    /**
+     * A transposed convolution's output padding against this geometry, torch's rule: per axis >= 0 and smaller than that
+     * axis's stride or its dilation (it only adds rows the kernel reaches from no extra input). Throws
+     * IllegalArgumentException naming it.
+     */
+    public void checkOutputPadding(int oph, int opw) {
+        if (oph < 0 || opw < 0) throw new IllegalArgumentException("convTranspose2d: output padding must be >= 0, got " + oph + "x" + opw);
+        if (!(oph < sh || oph < dh) || !(opw < sw || opw < dw))
+            throw new IllegalArgumentException("convTranspose2d: output padding " + oph + "x" + opw + " must be smaller than either the stride "
+                    + sh + "x" + sw + " or the dilation " + dh + "x" + dw + " on each axis");
+    }
+
     @Override public String toString() {
         return "stride " + sh + "x" + sw + ", padding " + ph + "x" + pw + ", dilation " + dh + "x" + dw + ", groups " + groups;
     }

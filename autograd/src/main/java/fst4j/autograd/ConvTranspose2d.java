@@ -34,16 +34,8 @@ final class ConvTranspose2d extends Function {
     private int n, h, wd, hc, wc;         // hc x wc: the output size of the convolution this transposes
 
     ConvTranspose2d(ConvParams p, int oph, int opw) {
-        checkOutputPadding(p, oph, opw);
+        p.checkOutputPadding(oph, opw);
         this.p = p; this.oph = oph; this.opw = opw;
-    }
-
-    /** torch's rule: output padding per axis >= 0 and smaller than that axis's stride or its dilation. */
-    static void checkOutputPadding(ConvParams p, int oph, int opw) {
-        if (oph < 0 || opw < 0) throw new IllegalArgumentException("convTranspose2d: output padding must be >= 0, got " + oph + "x" + opw);
-        if (!(oph < p.sh() || oph < p.dh()) || !(opw < p.sw() || opw < p.dw()))
-            throw new IllegalArgumentException("convTranspose2d: output padding " + oph + "x" + opw + " must be smaller than either the stride "
-                    + p.sh() + "x" + p.sw() + " or the dilation " + p.dh() + "x" + p.dw() + " on each axis");
     }
 
     /**

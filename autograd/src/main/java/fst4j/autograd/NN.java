@@ -48,7 +48,7 @@ public final class NN {
      * (no sparsity slots), CPU float32 / float64 and CUDA float32: see {@link ConvTranspose2d}.
      */
     public static Var convTranspose2d(Var x, Var w, Var bias, ConvParams p, int oph, int opw) {
-        ConvTranspose2d.checkOutputPadding(p, oph, opw);   // refuses bad geometry before anything runs
+        p.checkOutputPadding(oph, opw);   // refuses bad geometry before anything runs
         int[] ys = ConvTranspose2d.outputShape(x.shape(), w.shape(), p, oph, opw);
         if (bias != null && (bias.shape().length != 1 || bias.shape()[0] != ys[1]))
             throw new IllegalArgumentException("shape mismatch: convTranspose2d bias " + Shape.str(bias.shape()) + " for weight " + Shape.str(w.shape())

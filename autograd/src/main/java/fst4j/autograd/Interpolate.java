@@ -30,22 +30,14 @@ final class Interpolate {
         boolean f32 = dt == DType.F32;
         boolean given = scale > 0;   // torch's compute_scales_value: a scale that is present and > 0, else in / out
         if (mode == InterpolateMode.NEAREST) {
-            // HelperInterpNearest: scale (in the tensor's type) * i, floored, at most in - 1 (OpenCV's INTER_NEAREST)
+            // nearest_idx: the identity where the sizes are equal (whatever the scale), i / 2 where out = 2 in, else
+            // floor(i * scale) at most in - 1 with the scale in float (for float64 tensors too), OpenCV's INTER_NEAREST
+            if (in == out) return null;
             int[] idx = new int[out];
-            boolean identity = in == out;
-            for (int i = 0; i < out; i++) {
-                double r;
-                if (f32) {
-                    float s = given ? (float) (1.0 / scale) : (float) in / (float) out;
-                    r = s * (float) i;
-                } else {
-                    double s = given ? 1.0 / scale : (double) in / out;
-                    r = s * i;
-                }
-                idx[i] = (int) Math.min((long) Math.floor(r), in - 1);
-                identity &= idx[i] == i;
-            }
-            return identity ? null : new Axis(idx, null, null, null);
+            float s = given ? (float) (1.0 / scale) : (float) in / (float) out;
+            for (int i = 0; i < out; i++)
+                idx[i] = out == 2 * in ? i >> 1 : (int) Math.min((long) Math.floor(s * (float) i), in - 1);
+            return new Axis(idx, null, null, null);
         }
         if (in == out) return null;   // compute_source_index_and_lambda copies where the sizes are equal, whatever the scale
         // area_pixel_compute_scale in the tensor's type; the source index in double (acc_type of float on the CPU)

@@ -1,0 +1,79 @@
+package fst4j.autograd;
+
+import fst4j.autograd.NN.InterpolateMode;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import static fst4j.autograd.OpsGradTest.rand;
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * NN.interpolate (F.interpolate, nearest and bilinear): float64 gradcheck up and down, by size and by scale factor,
+ * values of small cases worked by hand from torch's formulas, and bad arguments refused by name. (Against torch
+ * itself: nn's InterpolateTorchTest.)
+ */
+class InterpolateTest {
+    /** n, c, h, w, outH, outW */
+    @ParameterizedTest
+    @CsvSource({"1,2,3,4,6,8", "2,1,5,3,7,2", "1,3,4,4,3,9", "3,1,1,5,2,5", "1,1,6,2,6,5"})
+    void gradcheckEveryModeBySize(int n, int c, int h, int w, int oh, int ow) {
+        try (Scope s = Scope.open()) {
+            Tensor x = rand(1, n, c, h, w);
+            NNGradTest.ok(v -> NN.interpolate(v[0], oh, ow, InterpolateMode.NEAREST, false), x);
+            NNGradTest.ok(v -> NN.interpolate(v[0], oh, ow, InterpolateMode.BILINEAR, false), x);
+            NNGradTest.ok(v -> NN.interpolate(v[0], oh, ow, InterpolateMode.BILINEAR, true), x);
+        }
+    }
+
+    @Test
+    void gradcheckByScaleFactor() {
+        try (Scope s = Scope.open()) {
+            Tensor x = rand(2, 2, 2, 5, 4);
+            for (double[] sc : new double[][]{{2, 3}, {1.7, 0.6}, {0.5, 2.5}}) {
+                NNGradTest.ok(v -> NN.interpolateScale(v[0], sc[0], sc[1], InterpolateMode.NEAREST, false), x);
+                NNGradTest.ok(v -> NN.interpolateScale(v[0], sc[0], sc[1], InterpolateMode.BILINEAR, false), x);
+                NNGradTest.ok(v -> NN.interpolateScale(v[0], sc[0], sc[1], InterpolateMode.BILINEAR, true), x);
+            }
+        }
+    }
+
+    /**
+     * A row [0, 1, 2] to 5: nearest reads floor(i 3/5) = 0, 0, 1, 1, 2; bilinear without align_corners reads source
+     * max((i + 0.5) 3/5 - 0.5, 0) = 0, 0.4, 1, 1.6, 2.2 (the last one's neighbours both index 2); with them i 2/4.
+     */
+    @Test
+    void valuesOfARowWorkedByHand() {
+        try (Scope s = Scope.open()) {
+            Var x = Var.of(Tensor.of(new double[]{0, 1, 2}, 1, 1, 1, 3));
+            assertArrayEquals(new double[]{0, 0, 1, 1, 2}, NN.interpolate(x, 1, 5, InterpolateMode.NEAREST, false).value().toDoubleArray());
+            assertArrayEquals(new double[]{0, 0.4, 1, 1.6, 2}, NN.interpolate(x, 1, 5, InterpolateMode.BILINEAR, false).value().toDoubleArray(), 1e-15);
+            assertArrayEquals(new double[]{0, 0.5, 1, 1.5, 2}, NN.interpolate(x, 1, 5, InterpolateMode.BILINEAR, true).value().toDoubleArray(), 1e-15);
+            // by scale factor 1.7: out 5, source floor(i / 1.7) = 0, 0, 1, 1, 2 (in / out would be the same here), bilinear (i + 0.5) / 1.7 - 0.5
+            double[] b = NN.interpolateScale(x, 1, 1.7, InterpolateMode.BILINEAR, false).value().toDoubleArray();
+            for (int i = 0; i < 5; i++) assertEquals(Math.min(Math.max((i + 0.5) / 1.7 - 0.5, 0), 2), b[i], 1e-14, "at " + i);
+        }
+    }
+
+    @Test
+    void badArgumentsAreRefusedByName() {
+        try (Scope s = Scope.open()) {
+            Var x = Var.of(rand(1, 1, 2, 3, 3));
+            assertRefused("align_corners applies to bilinear only", () -> NN.interpolate(x, 4, 4, InterpolateMode.NEAREST, true));
+            assertRefused("output size 0x4 must be positive", () -> NN.interpolate(x, 0, 4, InterpolateMode.BILINEAR, false));
+            assertRefused("output size 1x0 must be positive", () -> NN.interpolateScale(x, 0.5, 0.2, InterpolateMode.NEAREST, false));
+            assertRefused("scale factors must be finite and positive, got -1.0x2.0", () -> NN.interpolateScale(x, -1, 2, InterpolateMode.NEAREST, false));
+            assertRefused("scale factors must be finite and positive, got NaNx2.0", () -> NN.interpolateScale(x, Double.NaN, 2, InterpolateMode.NEAREST, false));
+            assertRefused("wrong rank: interpolate needs input [N, C, H, W], got [2, 3, 3]",
+                    () -> NN.interpolate(Var.of(rand(2, 2, 3, 3)), 4, 4, InterpolateMode.NEAREST, false));
+            assertRefused("mode is null", () -> NN.interpolate(x, 4, 4, null, false));
+        }
+    }
+
+    private static void assertRefused(String want, org.junit.jupiter.api.function.Executable f) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, f);
+        assertTrue(e.getMessage().contains(want), e.getMessage());
+    }
+}

@@ -1,0 +1,41 @@
+package fst4j.nn;
+
+import fst4j.autograd.NN;
+import fst4j.autograd.NN.InterpolateMode;
+import fst4j.autograd.Var;
+
+/**
+ * torch.nn.Upsample: F.interpolate to a fixed output size or by fixed scale factors, mode NEAREST or BILINEAR
+ * (alignCorners for BILINEAR only), on [N, C, H, W]. No parameters. See {@link NN#interpolate} and
+ * {@link NN#interpolateScale}.
+ */
+public final class Upsample extends Module {
+    private final int outH, outW;           // 0 when by scale
+    private final double scaleH, scaleW;    // NaN when by size
+    private final InterpolateMode mode;
+    private final boolean alignCorners;
+
+    private Upsample(int outH, int outW, double scaleH, double scaleW, InterpolateMode mode, boolean alignCorners) {
+        if (mode == null) throw new IllegalArgumentException("Upsample: mode is null; use InterpolateMode.NEAREST or BILINEAR");
+        if (alignCorners && mode == InterpolateMode.NEAREST)
+            throw new IllegalArgumentException("Upsample: align_corners applies to bilinear only (torch refuses it with mode 'nearest')");
+        this.outH = outH; this.outW = outW; this.scaleH = scaleH; this.scaleW = scaleW; this.mode = mode; this.alignCorners = alignCorners;
+    }
+
+    /** nn.Upsample(size=(outH, outW), mode, align_corners). */
+    public static Upsample size(int outH, int outW, InterpolateMode mode, boolean alignCorners) {
+        if (outH <= 0 || outW <= 0) throw new IllegalArgumentException("Upsample: output size " + outH + "x" + outW + " must be positive");
+        return new Upsample(outH, outW, Double.NaN, Double.NaN, mode, alignCorners);
+    }
+
+    /** nn.Upsample(scale_factor=(scaleH, scaleW), mode, align_corners): output floor(H scaleH) x floor(W scaleW). */
+    public static Upsample scale(double scaleH, double scaleW, InterpolateMode mode, boolean alignCorners) {
+        if (!(scaleH > 0) || !(scaleW > 0) || Double.isInfinite(scaleH) || Double.isInfinite(scaleW))
+            throw new IllegalArgumentException("Upsample: scale factors must be finite and positive, got " + scaleH + "x" + scaleW);
+        return new Upsample(0, 0, scaleH, scaleW, mode, alignCorners);
+    }
+
+    @Override public Var forward(Var x) {
+        return Double.isNaN(scaleH) ? NN.interpolate(x, outH, outW, mode, alignCorners) : NN.interpolateScale(x, scaleH, scaleW, mode, alignCorners);
+    }
+}

@@ -380,6 +380,87 @@ public final class Var implements AutoCloseable {
      */
     public static Var stack(int axis, Var... xs) { return new Ops.Stack(axis).apply(xs); }
 
+    // ------------------------------------------------------------------ torch.Tensor's everyday ops (ShapeOps, IndexOps, MathOps)
+
+    /** torch.squeeze: no axes drops every size-1 axis; a named axis is dropped only if its size is 1 (as torch's). */
+    public Var squeeze(int... axes) { return ShapeOps.squeeze(this, axes); }
+    /** torch.unsqueeze: a size-1 axis inserted at axis, in [-(rank + 1), rank]. */
+    public Var unsqueeze(int axis) { return ShapeOps.unsqueeze(this, axis); }
+    /** torch.flatten(start, end): the axes start..end (inclusive) merged into one. */
+    public Var flatten(int start, int end) { return ShapeOps.flatten(this, start, end); }
+    /** torch.flatten(): all axes merged (a scalar gives [1]). */
+    public Var flatten() { return ShapeOps.flatten(this, 0, -1); }
+    /** torch.unflatten(axis, sizes): axis split into sizes (one may be -1). */
+    public Var unflatten(int axis, int... sizes) { return ShapeOps.unflatten(this, axis, sizes); }
+    /** torch.split(size, axis): views of size along axis, the last one shorter where size does not divide it. */
+    public Var[] split(int size, int axis) { return ShapeOps.split(this, size, axis); }
+    /** torch.split(sizes, axis): views of the given sizes, which must add up to the axis's size. */
+    public Var[] split(int[] sizes, int axis) { return ShapeOps.split(this, sizes, axis); }
+    /** torch.chunk(n, axis): split by ceil(size / n) (so possibly fewer than n pieces, as torch's). */
+    public Var[] chunk(int n, int axis) { return ShapeOps.chunk(this, n, axis); }
+    /** torch.unbind(axis): the slices along axis without it. */
+    public Var[] unbind(int axis) { return ShapeOps.unbind(this, axis); }
+    /** torch.flip(axes): reversed along each axis (a copy; CPU tensors only). */
+    public Var flip(int... axes) { return ShapeOps.flip(this, axes); }
+    /** torch.roll(shift, axis): shifted along axis, wrapping round (negative shifts backwards). */
+    public Var roll(int shift, int axis) { return ShapeOps.roll(this, shift, axis); }
+    /** torch.roll(shifts, axes); with no axes, the flattened tensor rolled by shifts[0] and reshaped back. */
+    public Var roll(int[] shifts, int[] axes) { return ShapeOps.roll(this, shifts, axes); }
+    /** torch.Tensor.repeat(reps): tiled reps[i] times along axis i (leading axes added when reps is longer than the rank). */
+    public Var repeat(int... reps) { return ShapeOps.repeat(this, reps); }
+
+    /** torch.index_select(axis, idx): the slices at idx (each in [0, size), repeats allowed; their gradients add). CPU. */
+    public Var indexSelect(int axis, int[] idx) { return IndexOps.indexSelect(this, axis, idx); }
+    /** torch.gather(axis, index): index given flat with its shape (this rank, no larger on the other axes); CPU. */
+    public Var gather(int axis, int[] index, int[] indexShape) { return IndexOps.gather(this, axis, index, indexShape); }
+    /** torch.masked_fill(mask, value): value where mask (a 0/1 tensor, as where's condition) is non-zero; mask broadcasts to this shape. */
+    public Var maskedFill(Tensor mask, double value) { return IndexOps.maskedFill(this, mask, value); }
+    /** torch.argmax(axis, keepdim) as int[] (row-major over the result's shape): the first largest, NaN counting as largest. */
+    public int[] argmax(int axis, boolean keepDim) { return IndexOps.argmax(this, axis, keepDim); }
+    /** torch.argmin(axis, keepdim) as int[]: the first smallest, NaN counting as smallest (torch's). */
+    public int[] argmin(int axis, boolean keepDim) { return IndexOps.argmin(this, axis, keepDim); }
+    /**
+     * The minimum over axes (all when none), as torch.amin: the gradient is shared equally among tied minima, as
+     * {@link #max}'s (torch.min(dim)'s would go to the one index it returns; torch.min() with no dim shares, as this).
+     */
+    public Var min(boolean keepDim, int... axes) { return neg().max(keepDim, axes).neg(); }
+
+    public Var sin() { return MathOps.sin(this); }
+    public Var cos() { return MathOps.cos(this); }
+    /** log(1 + x), accurate near 0. CPU tensors only. */
+    public Var log1p() { return MathOps.log1p(this); }
+    /** exp(x) - 1, accurate near 0. CPU tensors only. */
+    public Var expm1() { return MathOps.expm1(this); }
+    /** 1 / x (a division, so exact). */
+    public Var reciprocal() { return MathOps.reciprocal(this); }
+    /** 1 / sqrt(x). */
+    public Var rsqrt() { return sqrt().reciprocal(); }
+    /** x * x. */
+    public Var square() { return mul(this); }
+    /** x - s. */
+    public Var sub(double s) { return add(-s); }
+    /** s - x (torch.rsub). */
+    public Var rsub(double s) { return neg().add(s); }
+    /** x / s (a division, not a multiplication by 1 / s, as torch's). */
+    public Var div(double s) { return div(MathOps.constant(this, s)); }
+    /** torch.pow(x, e) with a tensor exponent (broadcast); gradients as torch 1.13's (0 to e where x == 0 and e >= 0). */
+    public Var pow(Var e) { return new MathOps.PowTensor().apply(this, e); }
+    /**
+     * torch.std(axes, correction=c, keepdim): sqrt of the variance with correction c (1: Bessel's, torch's default; 0:
+     * the population's), no axes reducing all; at a zero spread the gradient is NaN, as torch's.
+     */
+    public Var std(int correction, boolean keepDim, int... axes) { return MathOps.std(this, keepDim, correction, axes); }
+    /** torch.prod() of all elements; with zeros, torch's gradient rule (see MathOps.Prod). CPU tensors only. */
+    public Var prod() { return new MathOps.Prod(null, false).apply(this); }
+    /** torch.prod(axis, keepdim). CPU tensors only. */
+    public Var prod(int axis, boolean keepDim) { return new MathOps.Prod(axis, keepDim).apply(this); }
+    /** torch.logsumexp(axes, keepdim), computed stably (max subtracted); no axes reduces all. */
+    public Var logsumexp(boolean keepDim, int... axes) { return MathOps.logsumexp(this, keepDim, axes); }
+    /** torch.linalg.vector_norm(x, p, axes, keepdim), p > 0 or infinity; the 2-norm's gradient at 0 is 0, as torch's. */
+    public Var norm(double p, boolean keepDim, int... axes) { return new MathOps.Norm(p, keepDim, axes).apply(this); }
+    /** torch.cumsum(axis). CPU tensors only. */
+    public Var cumsum(int axis) { return new MathOps.Cumsum(axis).apply(this); }
+
     @Override
     public String toString() {
         return "Var(" + value + (gradFn != null ? ", grad_fn=" + gradFn.name() : requiresGrad ? ", requires_grad" : "") + ")";

@@ -388,6 +388,9 @@ public final class Tensor implements AutoCloseable {
                 return this;
             }
             storage.version++;
+            // nothing to copy; an empty view may lie past its 0-byte storage (cat of [k, 0] pieces), where the
+            // segment copy below threw IndexOutOfBoundsException
+            if (numel() == 0) return this;
             if (StridedCopy.tryCopy(this, s)) return this;   // float32 on the shim's threads
             if (dtype == s.dtype && isContiguous() && s.isContiguous()) {
                 // MemorySegment.copy reads overlapping memory as if through a temporary copy

@@ -20,14 +20,33 @@ import java.util.List;
  * Gradients may have the broadcast (output-side) shape; the engine sums them down to each input's shape. forward may
  * return one of its inputs (or a tensor it saved) as it is: the output then holds its own reference to it.
  * Return null for an input that needs no gradient ({@link #needsGrad(int)} tells which do).
+ * <p>
+ * Several outputs (torch's forward returning a tuple): subclass {@link MultiFunction}, return the outputs from
+ * {@code forwardMulti}, receive one gradient per output in {@code backwardMulti}, and call {@code applyMulti}. Its
+ * backward runs once, after every output's gradient has arrived; an output the loss does not reach gets zeros (torch's
+ * default), and an output marked with {@code markNonDifferentiable} (indices) gets none:
+ * <pre>{@code
+ * final class ExpAndProduct extends MultiFunction {      // (exp x, x * y)
+ *     private Tensor x, y, e;
+ *     protected Tensor[] forwardMulti(Tensor... in) {
+ *         Tensor ex = in[0].exp();
+ *         x = save(in[0]); y = save(in[1]); e = save(ex);
+ *         return outputs(ex, in[0].mul(in[1]));
+ *     }
+ *     protected Tensor[] backwardMulti(Tensor[] g) {     // g[0] for exp x, g[1] for x * y
+ *         try (Tensor a = g[0].mul(e); Tensor b = g[1].mul(y)) { return grads(a.add(b), g[1].mul(x)); }
+ *     }
+ * }
+ * Var[] out = new ExpAndProduct().applyMulti(x, y);   // out[0] = exp x, out[1] = x * y
+ * }</pre>
  */
 public abstract class Function {
     Var[] inputs;
-    private final List<Tensor> saved = new ArrayList<>();
+    final List<Tensor> saved = new ArrayList<>();
     private final List<Integer> savedVersions = new ArrayList<>();
     private final List<AutoCloseable> kept = new ArrayList<>();
     private boolean released;
-    private boolean[] needs;   // per input, as at apply: a leaf frozen or unfrozen in between does not change what backward does
+    boolean[] needs;   // per input, as at apply: a leaf frozen or unfrozen in between does not change what backward does
 
     /** Computes the output from the input values. Tensors it creates belong to the caller's scope. */
     protected abstract Tensor forward(Tensor... inputs);
@@ -140,6 +159,12 @@ public abstract class Function {
     }
 
     final boolean isReleased() { return released; }
+
+    /**
+     * One of this node's outputs was closed: its graph goes with it, as a Var's close has always done. A
+     * {@link MultiFunction} waits for its last output (the others still need the saved tensors).
+     */
+    void outputClosed() { release(); }
 
     /** The class's simple name; an anonymous Function's has none, so its binary name ("MyTest$1") stands in. */
     public String name() {

@@ -74,6 +74,83 @@ public final class GradCheck {
         }
     }
 
+    /** A function of several outputs ({@link MultiFunction#applyMulti}, or any composition returning several Vars). */
+    public interface MultiFn { Var[] apply(Var... in); }
+
+    public static Result checkMulti(MultiFn f, Tensor... inputs) { return checkMulti(f, 1e-6, 1e-5, 1e-4, inputs); }
+
+    /**
+     * {@link #check} for several outputs: the scalar checked is sum_k sum(f(x)[k] * r_k), with its own fixed random r_k
+     * per output, once for each differentiable output alone (the others unused, so their zero gradients are checked
+     * too) and once for all of them together (every output's gradient arriving at one node). Outputs that require no
+     * gradient (non-differentiable, such as indices) are left out. Returns the first failed check, else the one with
+     * the largest absolute error.
+     */
+    public static Result checkMulti(MultiFn f, double eps, double atol, double rtol, Tensor... inputs) {
+        int n;
+        try (Grad.Restore ng = Grad.noGrad(); Scope s = Scope.open()) {
+            Var[] consts = Arrays.stream(inputs).map(t -> Var.of(t.alias())).toArray(Var[]::new);
+            n = f.apply(consts).length;
+        }
+        Result worst = null;
+        for (int only = 0; only <= n; only++) {   // only == n: all outputs
+            Projected p = new Projected(f, only == n ? -1 : only);
+            try {
+                Result r = check(p, eps, atol, rtol, inputs);
+                if (!r.passed()) return r;
+                if (worst == null || r.maxAbsError() > worst.maxAbsError()) worst = r;
+            } catch (SkipOutput e) {
+                // not differentiable: nothing to check alone
+            } finally {
+                p.close();
+            }
+        }
+        if (worst == null) throw new IllegalArgumentException("gradcheck: no output depends on any input");
+        return worst;
+    }
+
+    private static final class SkipOutput extends RuntimeException {
+        SkipOutput() { super(null, null, false, false); }
+    }
+
+    /** The scalar sum_k sum(out[k] * r_k) over the chosen outputs; which are differentiable is decided on the first (recording) call. */
+    private static final class Projected implements Fn, AutoCloseable {
+        private final MultiFn f;
+        private final int only;
+        private boolean[] differentiable;
+        private Tensor[] r;
+
+        Projected(MultiFn f, int only) { this.f = f; this.only = only; }
+
+        @Override
+        public Var apply(Var... in) {
+            Var[] outs = f.apply(in);
+            if (differentiable == null) {
+                differentiable = new boolean[outs.length];
+                r = new Tensor[outs.length];
+                for (int k = 0; k < outs.length; k++) {
+                    differentiable[k] = outs[k].requiresGrad();
+                    int seed = k;
+                    r[k] = Scope.within(null, () -> projection(outs[seed].value().shape(), 0x5eed + 7919L * seed));
+                }
+                if (only >= 0 && !differentiable[only]) throw new SkipOutput();
+            }
+            Var s = null;
+            for (int k = 0; k < outs.length; k++) {
+                if (!differentiable[k] || (only >= 0 && k != only)) continue;
+                Var t = outs[k].mul(Var.of(r[k].alias())).sum();
+                s = s == null ? t : s.add(t);
+            }
+            if (s == null) throw new IllegalArgumentException("gradcheck: no output requires a gradient (all non-differentiable, or none depends on an input)");
+            return s;
+        }
+
+        @Override
+        public void close() {
+            if (r != null) for (Tensor t : r) t.close();
+        }
+    }
+
     private static double evaluate(Fn f, Var[] vars, Tensor r) {
         try (Grad.Restore ng = Grad.noGrad(); Scope s = Scope.open()) {
             Var[] consts = Arrays.stream(vars).map(v -> Var.of(v.value().alias())).toArray(Var[]::new);
@@ -86,8 +163,10 @@ public final class GradCheck {
         }
     }
 
-    private static Tensor projection(int[] shape) {
-        SplittableRandom rnd = new SplittableRandom(0x5eed);
+    private static Tensor projection(int[] shape) { return projection(shape, 0x5eed); }
+
+    private static Tensor projection(int[] shape, long seed) {
+        SplittableRandom rnd = new SplittableRandom(seed);
         Tensor r = Tensor.empty(DType.F64, shape);
         for (long j = 0; j < r.numel(); j++) r.setFlat(j, rnd.nextDouble(0.5, 1.5) * (rnd.nextBoolean() ? 1 : -1));
         return r;

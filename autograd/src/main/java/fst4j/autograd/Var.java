@@ -76,7 +76,7 @@ public final class Var implements AutoCloseable {
     public void close() {
         zeroGrad();
         value.close();
-        if (gradFn != null) { gradFn.release(); gradFn = null; }
+        if (gradFn != null) { gradFn.outputClosed(); gradFn = null; }
     }
 
     /**
@@ -141,6 +141,7 @@ public final class Var implements AutoCloseable {
 
     private static void backwardIn(List<Var> order, Map<Var, Tensor> pending, boolean retainGraph) {
         for (Var v : order) {
+            if (v.gradFn instanceof MultiFunction m) { backwardMulti(m, pending, retainGraph); continue; }
             Tensor g = pending.remove(v);
             if (g == null) continue;
             Function fn = v.gradFn;
@@ -172,6 +173,48 @@ public final class Var implements AutoCloseable {
         }
         for (Tensor t : pending.values()) t.close();
         pending.clear();
+    }
+
+    /**
+     * A node with several outputs, reached once in the order (all its outputs' users came before it): each output's
+     * pending gradient, zeros (or null) for a differentiable output none reached, null for a non-differentiable one.
+     */
+    private static void backwardMulti(MultiFunction fn, Map<Var, Tensor> pending, boolean retainGraph) {
+        Var[] outs = fn.outputVars();
+        Tensor[] g = new Tensor[outs.length];
+        boolean any = false;
+        for (int k = 0; k < outs.length; k++)
+            if (outs[k] != null && (g[k] = pending.remove(outs[k])) != null) any = true;
+        if (!any) return;
+        Tensor[] gin;
+        String prevLabel = Profile.enter(fn);
+        try {
+            long t0 = Profile.start();
+            try {
+                for (int k = 0; k < outs.length; k++)
+                    if (g[k] != null && outs[k].retainGrad) accumulate(outs[k], g[k], false);
+                if (fn.materializeGrads())
+                    for (int k = 0; k < outs.length; k++) if (outs[k] != null && g[k] == null) g[k] = fn.zeroGrad(k);
+                fn.checkSaved();
+                gin = fn.backwardMulti(g.clone());   // a clone: what backwardMulti does with its array does not change what is closed
+            } finally {
+                RuntimeException failed = null;
+                for (Tensor t : g) if (t != null) try { t.close(); } catch (RuntimeException e) { if (failed == null) failed = e; }
+                if (failed != null) throw failed;
+            }
+            if (!fn.profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0);
+        } finally {
+            Profile.exit(prevLabel);
+        }
+        prevLabel = Profile.enter("gradient accumulation");
+        try {
+            long t1 = Profile.start();
+            passOn(fn, gin, pending);
+            if (!retainGraph) fn.release();
+            Profile.stop(Profile.Part.ELEMENTWISE, t1);
+        } finally {
+            Profile.exit(prevLabel);
+        }
     }
 
     /** fn's input gradients: summed down to each input's shape, into leaves' .grad, or pending for the inner nodes. */
@@ -256,10 +299,12 @@ public final class Var implements AutoCloseable {
     /** Reverse topological order of the non-leaf nodes reachable from root (iterative: deep graphs are fine). */
     private static List<Var> topoOrder(Var root) {
         List<Var> post = new ArrayList<>();
-        Map<Var, Boolean> seen = new IdentityHashMap<>();
+        // seen by node, not by value: a MultiFunction's outputs are one node, placed after the users of all of them
+        // (for a one-output function the two are the same thing)
+        Map<Function, Boolean> seen = new IdentityHashMap<>();
         ArrayDeque<Object[]> stack = new ArrayDeque<>();
         stack.push(new Object[]{root, 0});
-        seen.put(root, true);
+        seen.put(root.gradFn, true);
         while (!stack.isEmpty()) {
             Object[] top = stack.peek();
             Var v = (Var) top[0];
@@ -268,7 +313,7 @@ public final class Var implements AutoCloseable {
             if (i < ins.length) {
                 top[1] = i + 1;
                 Var c = ins[i];
-                if (c.gradFn != null && c.requiresGrad && seen.put(c, true) == null) {
+                if (c.gradFn != null && c.requiresGrad && seen.put(c.gradFn, true) == null) {
                     if (c.gradFn.isReleased())
                         throw new IllegalStateException("the graph was already freed by a previous backward(); pass retainGraph=true to the first one");
                     stack.push(new Object[]{c, 0});

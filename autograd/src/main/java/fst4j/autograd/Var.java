@@ -405,6 +405,12 @@ public final class Var implements AutoCloseable {
     public Var mean(boolean keepDim, int... axes) { return new Ops.Mean(keepDim, axes).apply(this); }
     /** {@link Tensor#max(boolean, int...)}; the gradient is shared equally among tied maxima. */
     public Var max(boolean keepDim, int... axes) { return new Ops.Max(keepDim, axes).apply(this); }
+    /**
+     * torch.max(x, axis, keepDim): {values, indices}, one node with two outputs. values is differentiable, its gradient
+     * going to the selected element only (the first on ties, the first NaN), as torch's; indices (float32 values, as
+     * {@link Tensor#argmax}: there is no integer dtype) require no gradient.
+     */
+    public Var[] maxWithIndices(int axis, boolean keepDim) { return new MaxWithIndices(axis, keepDim).applyMulti(this); }
     /** Unbiased variance ({@link Tensor#var}). */
     public Var var(boolean keepDim, int... axes) { return new Ops.Variance(keepDim, 1, axes).apply(this); }
     // reshape, permute, transpose, slice and expand give views that share this value's memory (reshape copies a

@@ -421,6 +421,12 @@ public final class Var implements AutoCloseable {
     /** {@link Tensor#slice(int, int, int, int)}: negative start and end count from the end of the axis, as in Python. */
     public Var slice(int axis, int start, int end, int step) { return new Ops.Slice(axis, start, end, step).apply(this); }
     public Var slice(int axis, int start, int end) { return slice(axis, start, end, 1); }
+    /**
+     * torch.split(x, [sizes...], axis): consecutive parts of the axis, as views sharing this value's memory (as
+     * {@link #slice}), from one graph node; the sizes must add up to the axis's length. Each part's gradient goes to its
+     * place in the input's, zero where a part is unused.
+     */
+    public Var[] split(int axis, int... sizes) { return new Split(axis, sizes).applyMulti(this); }
     public Var expand(int... shape) { return new Ops.Expand(shape).apply(this); }
     public static Var where(Tensor cond, Var a, Var b) { return new Ops.Where(cond).apply(a, b); }
     /** {@link Tensor#cat}: the values joined along axis; each input's gradient is its slice of the output's. */

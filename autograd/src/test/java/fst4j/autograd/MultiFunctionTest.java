@@ -227,6 +227,33 @@ class MultiFunctionTest {
         }
     }
 
+    /** A step's scope frees the outputs and the node's saved tensors together, a retained graph included. */
+    @Test
+    void aScopeFreesEveryOutputAndWhatTheNodeSaved() {
+        long before = Memory.bytesInUse();
+        try (Scope step = Scope.open()) {
+            Var x = Var.param(Tensor.of(new double[]{0.5, -1, 2}, 3)), y = Var.param(Tensor.of(new double[]{3, 4, 5}, 3));
+            Var[] o = new ExpAndProduct().applyMulti(x, y);
+            o[0].add(o[1]).sum().backward(Tensor.of(new double[]{1}), true);
+            assertTrue(Memory.bytesInUse() > before);
+        }
+        assertEquals(before, Memory.bytesInUse());
+    }
+
+    /** freeGraph from one output frees the node both share: a backward from the other is refused, as for shared nodes. */
+    @Test
+    void freeGraphFromOneOutputFreesTheSharedNode() {
+        try (Scope s = Scope.open()) {
+            Var x = Var.param(Tensor.of(new double[]{1, 2}, 2)), y = Var.param(Tensor.of(new double[]{3, 4}, 2));
+            ExpAndProduct f = new ExpAndProduct();
+            Var[] o = f.applyMulti(x, y);
+            o[0].freeGraph();
+            assertTrue(f.isReleased());
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> o[1].sum().backward());
+            assertTrue(e.getMessage().contains("already freed"), e.getMessage());
+        }
+    }
+
     @Test
     void nonDifferentiableOutputsAndMisuse() {
         try (Scope s = Scope.open()) {

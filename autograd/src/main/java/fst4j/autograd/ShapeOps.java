@@ -97,10 +97,10 @@ final class ShapeOps {
         int[] s = x.shape();
         int a = Shape.axis(axis, s.length);
         if (size <= 0) throw new IllegalArgumentException("split: size must be positive, got " + size);
-        if (s[a] == 0) return new Var[]{x.slice(a, 0, 0)};   // torch: one empty piece
-        List<Var> out = new ArrayList<>();
-        for (int at = 0; at < s[a]; at += size) out.add(x.slice(a, at, Math.min(s[a], at + size)));
-        return out.toArray(Var[]::new);
+        if (s[a] == 0) return new Split(a, new int[]{0}).applyMulti(x);   // torch: one empty piece
+        int[] sizes = new int[(int) ((s[a] + (long) size - 1) / size)];
+        for (int i = 0; i < sizes.length; i++) sizes[i] = Math.min(size, s[a] - i * size);
+        return new Split(a, sizes).applyMulti(x);
     }
 
     /** torch.split(sizes, axis): pieces of the given sizes, which must add up to the axis's size. */
@@ -115,9 +115,7 @@ final class ShapeOps {
         if (total != s[a])
             throw new IllegalArgumentException("split: sizes " + Arrays.toString(sizes) + " add up to " + total + ", not axis " + a + "'s size " + s[a]
                     + " (shape " + Shape.str(s) + ")");
-        Var[] out = new Var[sizes.length];
-        for (int i = 0, at = 0; i < sizes.length; at += sizes[i++]) out[i] = x.slice(a, at, at + sizes[i]);
-        return out;
+        return new Split(a, sizes).applyMulti(x);
     }
 
     /** torch.chunk(n, axis): split by ceil(size / n), so possibly fewer than n pieces; an empty axis gives n empty ones. */

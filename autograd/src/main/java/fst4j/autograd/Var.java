@@ -421,12 +421,6 @@ public final class Var implements AutoCloseable {
     /** {@link Tensor#slice(int, int, int, int)}: negative start and end count from the end of the axis, as in Python. */
     public Var slice(int axis, int start, int end, int step) { return new Ops.Slice(axis, start, end, step).apply(this); }
     public Var slice(int axis, int start, int end) { return slice(axis, start, end, 1); }
-    /**
-     * torch.split(x, [sizes...], axis): consecutive parts of the axis, as views sharing this value's memory (as
-     * {@link #slice}), from one graph node; the sizes must add up to the axis's length. Each part's gradient goes to its
-     * place in the input's, zero where a part is unused.
-     */
-    public Var[] split(int axis, int... sizes) { return new Split(axis, sizes).applyMulti(this); }
     public Var expand(int... shape) { return new Ops.Expand(shape).apply(this); }
     public static Var where(Tensor cond, Var a, Var b) { return new Ops.Where(cond).apply(a, b); }
     /** {@link Tensor#cat}: the values joined along axis; each input's gradient is its slice of the output's. */
@@ -449,9 +443,13 @@ public final class Var implements AutoCloseable {
     public Var flatten() { return ShapeOps.flatten(this, 0, -1); }
     /** torch.unflatten(axis, sizes): axis split into sizes (one may be -1). */
     public Var unflatten(int axis, int... sizes) { return ShapeOps.unflatten(this, axis, sizes); }
-    /** torch.split(size, axis): views of size along axis, the last one shorter where size does not divide it. */
+    /**
+     * torch.split(size, axis): views of size along axis, the last one shorter where size does not divide it. The parts
+     * come from one graph node ({@link Split}, torch's SplitBackward): each part's gradient goes to its place in the
+     * input's, zero where a part is unused.
+     */
     public Var[] split(int size, int axis) { return ShapeOps.split(this, size, axis); }
-    /** torch.split(sizes, axis): views of the given sizes, which must add up to the axis's size. */
+    /** torch.split(sizes, axis): views of the given sizes, which must add up to the axis's size; one node, as above. */
     public Var[] split(int[] sizes, int axis) { return ShapeOps.split(this, sizes, axis); }
     /** torch.chunk(n, axis): split by ceil(size / n) (so possibly fewer than n pieces, as torch's). */
     public Var[] chunk(int n, int axis) { return ShapeOps.chunk(this, n, axis); }

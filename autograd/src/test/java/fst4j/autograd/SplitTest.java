@@ -16,11 +16,11 @@ class SplitTest {
     void gradcheckEachPartAloneAndAllTogether() {
         try (Scope s = Scope.open()) {
             Tensor x = new Rng(2).normal(0, 1, 3, 7, 2).to(DType.F64);
-            GradCheck.Result r = GradCheck.checkMulti(in -> in[0].split(1, 2, 4, 1), x);
+            GradCheck.Result r = GradCheck.checkMulti(in -> in[0].split(new int[]{2, 4, 1}, 1), x);
             assertTrue(r.passed(), r.toString());
             // parts feeding each other's consumers
             r = GradCheck.check(in -> {
-                Var[] p = in[0].split(-1, 1, 1);
+                Var[] p = in[0].split(new int[]{1, 1}, -1);
                 return p[0].mul(p[1]).add(p[1].exp()).add(p[0]);
             }, x);
             assertTrue(r.passed(), r.toString());
@@ -34,7 +34,7 @@ class SplitTest {
             Tensor x0 = rng.normal(0, 1, 4, 6);
             Tensor r0 = rng.normal(0, 1, 4, 2), r2 = rng.normal(0, 1, 4, 3);
             Var x = Var.param(x0.copy());
-            Var[] p = x.split(1, 2, 1, 3);
+            Var[] p = x.split(new int[]{2, 1, 3}, 1);
             assertSame(p[0].gradFn(), p[2].gradFn(), "one node");
             assertArrayEquals(new int[]{4, 1}, p[1].shape());
             p[0].mul(Var.of(r0)).sum().add(p[2].mul(Var.of(r2)).sum()).backward();   // p[1] unused: zeros in its place
@@ -50,11 +50,11 @@ class SplitTest {
     void badSizesAreRefusedByName() {
         try (Scope s = Scope.open()) {
             Var x = Var.param(Tensor.zeros(2, 5));
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> x.split(1, 2, 2));
-            assertTrue(e.getMessage().contains("sum to 4, but axis 1 of [2, 5] has 5"), e.getMessage());
-            e = assertThrows(IllegalArgumentException.class, () -> x.split(1, 6, -1));
-            assertTrue(e.getMessage().contains(">= 0"), e.getMessage());
-            assertThrows(IllegalArgumentException.class, () -> x.split(2, 5));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> x.split(new int[]{2, 2}, 1));
+            assertTrue(e.getMessage().contains("add up to 4, not axis 1's size 5 (shape [2, 5])"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> x.split(new int[]{6, -1}, 1));
+            assertTrue(e.getMessage().contains("negative size in [6, -1]"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> x.split(new int[]{5}, 2));
         }
     }
 
@@ -62,7 +62,7 @@ class SplitTest {
     void noOffHeapLeakWithAnUnusedPart() {
         long before = Memory.bytesInUse();
         try (Var x = Var.param(Tensor.of(new float[]{1, 2, 3, 4, 5, 6}, 6))) {
-            Var[] p = x.split(0, 2, 4);
+            Var[] p = x.split(new int[]{2, 4}, 0);
             try (Var l = p[1].sum()) { l.backward(); }
             assertArrayEquals(new float[]{0, 0, 1, 1, 1, 1}, x.grad().toFloatArray());
             for (Var v : p) v.close();

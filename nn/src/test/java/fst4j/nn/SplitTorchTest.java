@@ -23,7 +23,7 @@ class SplitTorchTest {
             Rng rng = new Rng(8);
             Tensor x0 = rng.normal(0, 1, 2, 6, 3), r0 = rng.normal(0, 1, 2, 2, 3), r2 = rng.normal(0, 1, 2, 1, 3);
             Var x = Var.param(x0.copy());
-            Var[] p = x.split(-2, 2, 3, 1);
+            Var[] p = x.split(new int[]{2, 3, 1}, -2);
             p[0].mul(Var.of(r0)).sum().add(p[2].mul(Var.of(r2)).sum()).backward();
             String script = String.format("""
                     import torch

@@ -37,12 +37,12 @@ final class TransformerMain {
                                  names). AdamW (betas 0.9, 0.999, eps 1e-8; no decay on biases and layer norms),
                                  cosine LR with 5% warm-up, SR-STE lambda 2e-4 where W is pruned, no label smoothing.
                                  Writes TRANSFORMER.md and TRANSFORMER.csv. Its flags:
-                --task T         reverse (default: the sequence back to front) or sort (its tokens ascending)
-                --vocab N        tokens 0..N-1 (default 10); --len N sequence length (default 8)
+                --task T         sort (default: its tokens ascending) or reverse (the sequence back to front)
+                --vocab N        tokens 0..N-1 (default 32); --len N sequence length (default 16)
                 --train-size N   distinct training sequences (default 4096); --test-size N held-out test sequences,
                                  none of them in the training set (default 512); both drawn from --data-seed (default
                                  0), the same for every method and seed
-                --steps N        AdamW steps (default 400); --batch N sequences per step (default 32)
+                --steps N        AdamW steps (default 1000); --batch N sequences per step (default 32)
                 --lr X           peak learning rate (default 3e-3); --wd X AdamW weight decay (default 0.01)
                 --seeds N, --seed0 N, --methods a,b, --threads N, --out DIR as for the tables; a run's seed draws
                                  its weights and batch order

@@ -73,7 +73,7 @@ class TransformerExperimentTest {
             assertEquals(cols, cells.length);
             assertEquals(e.getKey(), cells[1].trim());
             List<String[]> runs = e.getValue();
-            assertEquals(List.of("reverse", "reverse"), runs.stream().map(c -> c[0]).toList());
+            assertEquals(List.of("sort", "sort"), runs.stream().map(c -> c[0]).toList());   // the default task
             assertEquals(List.of("0", "1"), runs.stream().map(c -> c[2]).toList());
             assertEquals(List.of("3", "3"), runs.stream().map(c -> c[7]).toList());
             assertEquals(Experiment.pm(col(runs, 3, 1), 4), cells[3].trim());
@@ -124,7 +124,7 @@ class TransformerExperimentTest {
      */
     @Test
     void fst2LearnsToReverseHeldOutSequences() {
-        Settings s = Settings.defaults().withSizes(8, 6, 2048, 256).withModel(32, 4, 64, 2).withTraining(300, 32, 3e-3, 0);
+        Settings s = Settings.defaults().withTask(Task.REVERSE).withSizes(8, 6, 2048, 256).withModel(32, 4, 64, 2).withTraining(300, 32, 3e-3, 0);
         Data d = TransformerExperiment.generate(s);
         Run r = TransformerExperiment.run(s, d, Recipe.of(Method.FST2), 0);
         System.out.printf(Locale.ROOT, "experiment transformer fst2: train loss %.4f, token acc %.3f, sequence acc %.3f%n", r.trainLoss(), r.tokenAcc(), r.seqAcc());

@@ -186,13 +186,14 @@ public final class Var implements AutoCloseable {
         for (int k = 0; k < outs.length; k++)
             if (outs[k] != null && (g[k] = pending.remove(outs[k])) != null) any = true;
         if (!any) return;
-        Tensor[] gin;
+        Tensor[] gin = null;
         String prevLabel = Profile.enter(fn);
         try {
-            long t0 = Profile.start();
+            long t0;
             try {
                 for (int k = 0; k < outs.length; k++)
                     if (g[k] != null && outs[k].retainGrad) accumulate(outs[k], g[k], false);
+                t0 = Profile.start();
                 if (fn.materializeGrads())
                     for (int k = 0; k < outs.length; k++) if (outs[k] != null && g[k] == null) g[k] = fn.zeroGrad(k);
                 fn.checkSaved();
@@ -203,15 +204,15 @@ public final class Var implements AutoCloseable {
                 if (failed != null) throw failed;
             }
             if (!fn.profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0);
-        } finally {
             Profile.exit(prevLabel);
-        }
-        prevLabel = Profile.enter("gradient accumulation");
-        try {
+            prevLabel = Profile.enter("gradient accumulation");
             long t1 = Profile.start();
             passOn(fn, gin, pending);
             if (!retainGraph) fn.release();
             Profile.stop(Profile.Part.ELEMENTWISE, t1);
+        } catch (RuntimeException | Error e) {
+            closeFrom(gin, 0);   // as backwardIn: the input gradients passOn had not yet taken (a failed stop, a refused shape)
+            throw e;
         } finally {
             Profile.exit(prevLabel);
         }

@@ -227,6 +227,29 @@ class MultiFunctionTest {
         }
     }
 
+    /**
+     * A multi-output node whose input gradients fail half way through passOn (input 0's does not fit its input) frees
+     * the ones passOn had not yet taken (input 1's), as a one-output node's failure does; they were left behind.
+     */
+    @Test
+    void aFailingPassOnFreesTheInputGradientsNotYetTaken() {
+        long before = Memory.bytesInUse();
+        try (Var x = Var.param(Tensor.of(new double[]{1, 2}, 2)); Var y = Var.param(Tensor.of(new double[]{3, 4}, 2))) {
+            Var[] o = new MultiFunction() {
+                @Override protected Tensor[] forwardMulti(Tensor... in) { return outputs(in[0].mul(in[1]), in[0].add(in[1])); }
+                @Override protected Tensor[] backwardMulti(Tensor[] g) { return grads(Tensor.zeros(DType.F64, 3), g[0].copy()); }
+            }.applyMulti(x, y);
+            try (Var s = o[0].sum()) {
+                IllegalStateException e = assertThrows(IllegalStateException.class, s::backward);
+                assertTrue(e.getMessage().contains("input 0") && e.getMessage().contains("[3]"), e.getMessage());
+            }
+            assertNull(y.grad(), "the failure came before input 1's gradient was passed on");
+            o[0].close();
+            o[1].close();
+        }
+        assertEquals(before, Memory.bytesInUse(), "input 1's gradient freed");
+    }
+
     /** A step's scope frees the outputs and the node's saved tensors together, a retained graph included. */
     @Test
     void aScopeFreesEveryOutputAndWhatTheNodeSaved() {

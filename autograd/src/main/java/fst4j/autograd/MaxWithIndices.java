@@ -29,7 +29,11 @@ final class MaxWithIndices extends MultiFunction {
         Tensor values = x[0].max(keepDim, ax);
         Tensor kept = fst4j.tensor.Reduce.argmax(x[0], ax, true);
         if (needsGrad(0)) idx = save(kept);
-        Tensor indices = keepDim ? kept : kept.reshape(values.shape());
+        Tensor indices = kept;
+        if (!keepDim) {
+            // the output is a view of kept; kept itself would be left open (a leak outside a Scope once both outputs close)
+            try (kept) { indices = kept.reshape(values.shape()); }
+        }
         return outputs(values, markNonDifferentiable(indices));
     }
 

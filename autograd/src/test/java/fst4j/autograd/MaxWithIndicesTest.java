@@ -1,6 +1,7 @@
 package fst4j.autograd;
 
 import fst4j.tensor.DType;
+import fst4j.tensor.Memory;
 import fst4j.tensor.Rng;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
@@ -59,5 +60,26 @@ class MaxWithIndicesTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> x.maxWithIndices(0, false));
             assertTrue(e.getMessage().contains("16777217 elements"), e.getMessage());
         }
+    }
+
+    /**
+     * Outside a Scope, closing both outputs (and the input) frees everything: without the kept axis the indices are a
+     * reshape of the argmax tensor, which the node made and must close itself (it was left open: 4 bytes per index).
+     */
+    @Test
+    void closingTheOutputsFreesEverythingWithoutAScope() {
+        for (boolean keep : new boolean[]{false, true})
+            for (boolean grad : new boolean[]{false, true}) {
+                long before = Memory.bytesInUse();
+                Tensor t = Tensor.of(new double[]{1, 5, 3, 2, 0, 7}, 2, 3);
+                try (Var x = grad ? Var.param(t) : Var.of(t)) {
+                    Var[] o = x.maxWithIndices(-1, keep);
+                    assertArrayEquals(new float[]{1, 2}, o[1].value().toFloatArray());
+                    if (grad) try (Var sum = o[0].sum()) { sum.backward(); }
+                    o[0].close();
+                    o[1].close();
+                }
+                assertEquals(before, Memory.bytesInUse(), "keepDim " + keep + ", requiring a gradient " + grad);
+            }
     }
 }

@@ -85,16 +85,22 @@ public abstract class MultiFunction extends Function {
         for (int i = 0; i < in.length; i++) needs[i] = record && in[i].requiresGrad();
         if (Profile.byOperation()) profileLabel = profileLabel(values);
         String prevLabel = Profile.enter(this);
-        Tensor[] out;
+        Tensor[] out = null;
         try {
             long t0 = Profile.start();
             out = forwardMulti(values);
             if (!profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0);
             checkOutputs(out);
         } catch (RuntimeException | Error e) {
-            // as apply: no node would free what forwardMulti saved or retained (nor the outputs it made, which belong to
-            // the caller's scope as forward's do)
+            // as apply: no node would free what forwardMulti saved or retained; and, as apply's failed stop, the outputs
+            // it made go too (no Var will own them), except an input's own tensor returned as an output
             try { release(); } catch (RuntimeException r) { e.addSuppressed(r); }
+            if (out != null)
+                for (Tensor o : out) {
+                    boolean input = false;
+                    for (Tensor v : values) input |= o == v;
+                    if (o != null && !input) try { o.close(); } catch (RuntimeException c) { e.addSuppressed(c); }
+                }
             throw e;
         } finally {
             Profile.exit(prevLabel);

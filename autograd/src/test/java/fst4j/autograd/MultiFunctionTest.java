@@ -250,6 +250,64 @@ class MultiFunctionTest {
         assertEquals(before, Memory.bytesInUse(), "input 1's gradient freed");
     }
 
+    /**
+     * A failure at any profiled section boundary (Profile's barrier: on CUDA the synchronisation that reports a failed
+     * kernel) of a pass through multi-output nodes (ExpAndProduct, Split, MaxWithIndices) leaves no tensor behind: the
+     * stop after forwardMulti dropped the outputs it had made, and the stops after backwardMulti its input gradients.
+     */
+    @Test
+    void aFailureAtAnyProfiledBoundaryLeavesNothingBehind() {
+        for (int kind = 0; kind < 3; kind++) {
+            Var x = Var.param(Tensor.of(new double[]{0.5, -1, 2, 0.25}, 4)), y = Var.param(Tensor.of(new double[]{3, 4, 5, 6}, 4));
+            try {
+                int[] count = {0};
+                Profile.setBarrier(() -> count[0]++);
+                try { multiPass(kind, x, y); } finally { Profile.setBarrier(null); }
+                x.zeroGrad(); y.zeroGrad();
+                assertTrue(count[0] >= 6, "only " + count[0] + " boundaries");
+                for (int k = 1; k <= count[0]; k++) {
+                    int at = k;
+                    int[] calls = {0};
+                    long before = Memory.bytesInUse();
+                    Profile.setBarrier(() -> { if (++calls[0] == at) throw new IllegalStateException("injected"); });
+                    try {
+                        multiPass(kind, x, y);
+                        fail("no failure at boundary " + k);
+                    } catch (IllegalStateException e) {
+                        assertEquals("injected", e.getMessage());
+                    } finally {
+                        Profile.setBarrier(null);
+                    }
+                    x.zeroGrad(); y.zeroGrad();
+                    assertEquals(before, Memory.bytesInUse(), "kind " + kind + ", boundary " + k + " of " + count[0]);
+                }
+            } finally {
+                x.close();
+                y.close();
+            }
+        }
+    }
+
+    /** o = f(x, y); loss = sum(o[0] * o[1]) and backward, every Var closed and the graph freed whatever happens. */
+    private static void multiPass(int kind, Var x, Var y) {
+        Var[] o = null;
+        Var t = null, s = null;
+        try {
+            o = switch (kind) {
+                case 0 -> new ExpAndProduct().applyMulti(x, y);
+                case 1 -> new Split(0, new int[]{2, 2}).applyMulti(x);
+                default -> new MaxWithIndices(0, true).applyMulti(x);
+            };
+            t = o[0].mul(o[1]);
+            s = t.sum();
+            s.backward();
+        } finally {
+            if (s != null) { s.freeGraph(); s.close(); }
+            if (t != null) t.close();
+            if (o != null) for (Var v : o) { v.freeGraph(); v.close(); }
+        }
+    }
+
     /** A step's scope frees the outputs and the node's saved tensors together, a retained graph included. */
     @Test
     void aScopeFreesEveryOutputAndWhatTheNodeSaved() {

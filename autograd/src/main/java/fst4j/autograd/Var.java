@@ -237,6 +237,13 @@ public final class Var implements AutoCloseable {
     private static void passOne(Function fn, int i, Tensor gi, Map<Var, Tensor> pending) {
         Var in = fn.inputs[i];
         if (!in.requiresGrad) { gi.close(); return; }
+        if (in.value.isClosed()) {
+            // a closed intermediate has dropped its node, so it would pass for a leaf; and a closed tensor has no shape
+            // to sum the gradient down to
+            gi.close();
+            throw new IllegalStateException(fn.name() + "'s input " + i + " was closed before backward reached it:"
+                    + " its gradient cannot flow on. Close intermediate values after backward (a Scope does)");
+        }
         Tensor fitted;
         try {
             fitted = sumToShape(gi, in.value.shape());

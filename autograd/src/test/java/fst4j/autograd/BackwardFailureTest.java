@@ -52,6 +52,27 @@ class BackwardFailureTest {
         }
     }
 
+    /**
+     * An intermediate closed before backward reached it has dropped its node and would pass for a leaf; backward failed
+     * only on the closed tensor's shape ("Exp.backward, input 0: tensor [3] is closed"), which names neither the cause nor
+     * the fix. Now it says so, and leaves nothing behind.
+     */
+    @Test
+    void anIntermediateClosedBeforeBackwardIsRefusedByName() {
+        Var x = Var.param(Tensor.of(new float[]{1, 2, 3}, 3));
+        long before = Memory.bytesInUse();
+        Var h = x.mul(2.0);
+        Var e1 = h.exp(), y = e1.sum();
+        h.close();
+        IllegalStateException e = assertThrows(IllegalStateException.class, y::backward);
+        assertTrue(e.getMessage().contains("input 0 was closed before backward reached it"), e.getMessage());
+        assertNull(x.grad(), "no gradient reached x");
+        y.close();
+        e1.close();
+        assertEquals(before, Memory.bytesInUse());
+        x.close();
+    }
+
     @Test
     void freeGraphFreesAGraphNeverDifferentiated() {
         try (Scope s = Scope.open()) {

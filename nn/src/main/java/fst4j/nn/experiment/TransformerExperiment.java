@@ -71,6 +71,10 @@ public final class TransformerExperiment {
             if (vocab < 2 || vocab > 65535) throw new IllegalArgumentException("--vocab must be in [2, 65535], got " + vocab);
             if (len < 2 || len > 1024) throw new IllegalArgumentException("--len must be in [2, 1024], got " + len);
             if (trainSize < 1 || testSize < 1) throw new IllegalArgumentException("train and test sets need at least one sequence, got " + trainSize + " and " + testSize);
+            // each set is one int[] of size * len tokens: past an array's length it wrapped to a negative size (an exception, not a message)
+            if ((long) trainSize * len > MAX_TOKENS || (long) testSize * len > MAX_TOKENS)
+                throw new IllegalArgumentException("--train-size " + trainSize + " or --test-size " + testSize + " times --len " + len
+                        + " is more than the " + MAX_TOKENS + " tokens a set can hold");
             // distinct sequences drawn by rejection: at most half of the V^L possible ones, so a draw is new with probability >= 1/2
             double space = Math.pow(vocab, len);
             if ((double) trainSize + testSize > space / 2)
@@ -80,6 +84,9 @@ public final class TransformerExperiment {
             if (steps < 1 || batch < 1) throw new IllegalArgumentException("steps and batch must be positive, got " + steps + " and " + batch);
             if (dim % heads != 0) throw new IllegalArgumentException("model width " + dim + " is not a multiple of the " + heads + " heads");
         }
+
+        /** The most tokens (sequences times length) the training or the test set holds: one Java array each. */
+        public static final int MAX_TOKENS = Integer.MAX_VALUE - 8;
 
         /**
          * The defaults of {@code fst4j experiment transformer} (see its help): sorting 16 tokens of 32, which 1,000 steps
@@ -278,12 +285,17 @@ public final class TransformerExperiment {
         return sb.append('\n').append(notes).append('\n').toString();
     }
 
-    /** One line per run, for re-analysis; accuracies as fractions, as the image tables' CSV. */
+    /**
+     * One line per run, for re-analysis; accuracies as fractions, as the image tables' CSV. The numbers the table
+     * summarises (loss, accuracies, ms/step) are written in full (the shortest decimal that reads back as the same
+     * double), so the table's cells recomputed from the CSV are the table's: rounded to 6 decimals first, a value such as
+     * 1.234449996 read back as 1.234450 and its mean printed 1.2345 where the table says 1.2344.
+     */
     public static String csv(Task task, List<Result> results) {
         StringBuilder sb = new StringBuilder("task,method,seed,train_loss,test_token_acc,test_seq_acc,median_step_ms,steps,wall_s\n");
         for (Result r : results)
             for (Run x : r.runs())
-                sb.append(String.format(Locale.ROOT, "%s,%s,%d,%.6f,%.6f,%.6f,%.3f,%d,%.1f%n", task.key(), r.recipe().key(), x.seed(), x.trainLoss(),
+                sb.append(String.format(Locale.ROOT, "%s,%s,%d,%s,%s,%s,%s,%d,%.1f%n", task.key(), r.recipe().key(), x.seed(), x.trainLoss(),
                         x.tokenAcc(), x.seqAcc(), x.medianStepMs(), x.steps(), x.wallSeconds()));
         return sb.toString();
     }

@@ -86,6 +86,25 @@ class TransformerExperimentTest {
         }
     }
 
+    /**
+     * The CSV carries the numbers the table summarises in full: a loss of 1.234449996 and 12.34951 ms/step, written
+     * rounded (6 and 3 decimals), read back as 1.2345 and 12.4 where the table says 1.2344 and 12.3.
+     */
+    @Test
+    void theCsvReadsBackAsTheTablesCells() {
+        List<TransformerExperiment.Result> res = List.of(new TransformerExperiment.Result(Recipe.of(Method.DENSE),
+                List.of(new Run(Recipe.of(Method.DENSE), 0, 1.234449996, 0.4399499, 0.123456, 12.34951, 10, 1.0))));
+        String md = TransformerExperiment.markdown("settings", "notes", res);
+        String[] cells = md.lines().filter(l -> l.startsWith("| dense")).findFirst().orElseThrow().split("\\|", -1);
+        List<String[]> runs = TransformerExperiment.csv(Task.SORT, res).lines().skip(1).map(l -> l.split(",")).toList();
+        assertEquals("1.2344 ± n/a", cells[3].trim());
+        assertEquals(Experiment.pm(col(runs, 3, 1), 4), cells[3].trim());
+        assertEquals(Experiment.pm(col(runs, 4, 100), 2), cells[4].trim());
+        assertEquals(Experiment.pm(col(runs, 5, 100), 2), cells[5].trim());
+        assertEquals(Experiment.pm(col(runs, 6, 1), 1), cells[6].trim());
+        assertEquals(String.format(Locale.ROOT, "%.2f", 100 * Double.parseDouble(runs.get(0)[4])), cells[8].trim());
+    }
+
     private static double[] col(List<String[]> runs, int i, double scale) { return runs.stream().mapToDouble(c -> scale * Double.parseDouble(c[i])).toArray(); }
 
     /** The same command twice gives the same CSV but for the timings; another seed0 changes the runs. */
@@ -207,6 +226,8 @@ class TransformerExperimentTest {
         bad.put(new String[]{"transformer", "--vocab", "2", "--len", "3"}, "more than half of the 8 distinct sequences");
         bad.put(new String[]{"transformer", "--train-size", "16", "--batch", "32"}, "--batch 32 is larger than the 16 training sequences");
         bad.put(new String[]{"transformer", "--seeds", "1001"}, "--seeds must be at most 1000");
+        // 200,000,000 x 16 tokens wrapped an int to a negative array size
+        bad.put(new String[]{"transformer", "--train-size", "200000000"}, "--train-size 200000000 or --test-size 512 times --len 16 is more than");
         bad.put(new String[]{"transformer", "--lr", "-1"}, "--lr");
         bad.put(new String[]{"transformer", "extra"}, "unexpected argument 'extra'");
         for (var e : bad.entrySet()) {

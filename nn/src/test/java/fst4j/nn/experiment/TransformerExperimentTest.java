@@ -105,6 +105,30 @@ class TransformerExperimentTest {
         assertEquals(String.format(Locale.ROOT, "%.2f", 100 * Double.parseDouble(runs.get(0)[4])), cells[8].trim());
     }
 
+    /**
+     * An output that cannot be written (a directory named TRANSFORMER.csv) fails before any run, and leaves the table
+     * already there as it was: found at the end, every run was lost and a new TRANSFORMER.md stood beside no CSV of its own.
+     */
+    @Test
+    void anOutputInTheWayFailsBeforeTraining(@TempDir Path dir) throws Exception {
+        Files.createDirectories(dir.resolve("TRANSFORMER.csv/x"));
+        Files.writeString(dir.resolve("TRANSFORMER.md"), "an earlier run's table\n");
+        Outcome r = run(tiny("--seeds", "1", "--methods", "dense", "--out", dir.toString()));
+        assertEquals(1, r.rc(), r.out());
+        assertFalse(r.out().contains("[1/1]"), r.out());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().contains("TRANSFORMER.csv"), r.err());
+        assertEquals("an earlier run's table\n", Files.readString(dir.resolve("TRANSFORMER.md")));
+        // a run with nothing in the way replaces both and leaves no temporary file behind
+        Files.delete(dir.resolve("TRANSFORMER.csv/x"));
+        Files.delete(dir.resolve("TRANSFORMER.csv"));
+        assertEquals(0, run(tiny("--seeds", "1", "--methods", "dense", "--out", dir.toString())).rc());
+        try (var files = Files.list(dir)) {
+            assertEquals(List.of("TRANSFORMER.csv", "TRANSFORMER.md"), files.map(p -> p.getFileName().toString()).sorted().toList());
+        }
+        assertTrue(Files.readString(dir.resolve("TRANSFORMER.md")).startsWith("### Tiny transformer"));
+    }
+
     private static double[] col(List<String[]> runs, int i, double scale) { return runs.stream().mapToDouble(c -> scale * Double.parseDouble(c[i])).toArray(); }
 
     /** The same command twice gives the same CSV but for the timings; another seed0 changes the runs. */

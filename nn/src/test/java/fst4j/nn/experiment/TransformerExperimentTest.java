@@ -153,6 +153,32 @@ class TransformerExperimentTest {
         }
     }
 
+    /**
+     * The same bits at 1 and 2 native threads (as the trainer's runs: the kernels split work, not sums), and no off-heap
+     * memory left behind by a run or by one that fails (its test labels out of range).
+     */
+    @Test
+    void threadCountsGiveTheSameBitsAndRunsFreeTheirMemory() {
+        Settings s = Settings.defaults().withSizes(6, 4, 64, 16).withTraining(6, 8, 3e-3, 0.01);
+        Data d = TransformerExperiment.generate(s);
+        for (Recipe m : List.of(Recipe.of(Method.SR_STE), Recipe.of(Method.FST3_IR), Recipe.of(Method.ASP), Recipe.of(Method.RESPROP))) {
+            long before = fst4j.tensor.Memory.bytesInUse();
+            fst4j.tensor.Blas.setThreads(1);
+            Run x = TransformerExperiment.run(s, d, m, 5);
+            assertEquals(before, fst4j.tensor.Memory.bytesInUse(), m.key());
+            fst4j.tensor.Blas.setThreads(2);
+            Run y = TransformerExperiment.run(s, d, m, 5);
+            assertEquals(Double.doubleToRawLongBits(x.trainLoss()), Double.doubleToRawLongBits(y.trainLoss()), m.key());
+            assertEquals(x.tokenAcc(), y.tokenAcc(), m.key());
+            assertEquals(x.seqAcc(), y.seqAcc(), m.key());
+        }
+        long before = fst4j.tensor.Memory.bytesInUse();
+        int[] bad = d.trainY().clone();
+        bad[5] = 99;
+        assertThrows(IllegalArgumentException.class, () -> TransformerExperiment.run(s, new Data(4, d.trainX(), bad, d.testX(), d.testY()), Recipe.of(Method.FST2), 1));
+        assertEquals(before, fst4j.tensor.Memory.bytesInUse());
+    }
+
     private static List<String> untimed(Path dir) throws Exception {
         return Files.readAllLines(dir.resolve("TRANSFORMER.csv")).stream().map(l -> {
             String[] c = l.split(",");

@@ -19,6 +19,16 @@ final class AttnMasks {
     static Tensor combine(MultiheadAttention mha, int b, int l, int s, Tensor keyPadding, AttnMask attnMask, boolean causal, Tensor query) {
         DType dt = query.dtype();
         Device dev = query.device();
+        // the key padding mask is checked before any mask is built: a refusal then leaves nothing allocated (a bad
+        // key_padding_mask used to leak the boolean attn_mask's where() result, or an alias of the cached causal mask
+        // that kept its memory past the module's close, wherever no Scope was open)
+        if (keyPadding != null) {
+            sameDevice("key_padding_mask", keyPadding, dev);
+            int[] ks = keyPadding.shape();
+            if (ks.length != 2 || ks[0] != b || ks[1] != s)
+                throw new IllegalArgumentException("shape mismatch: key_padding_mask is " + Shape.str(ks) + ", but should be [" + b + ", " + s + "] (torch's [B, S])");
+            checkBoolean("key_padding_mask", keyPadding);
+        }
         Tensor base = null;
         if (attnMask != null) {
             Tensor m = attnMask.values();
@@ -44,11 +54,6 @@ final class AttnMasks {
             base = mha.causalMask(l, s, dt, dev).alias();
         }
         if (keyPadding != null) {
-            sameDevice("key_padding_mask", keyPadding, dev);
-            int[] ks = keyPadding.shape();
-            if (ks.length != 2 || ks[0] != b || ks[1] != s)
-                throw new IllegalArgumentException("shape mismatch: key_padding_mask is " + Shape.str(ks) + ", but should be [" + b + ", " + s + "] (torch's [B, S])");
-            checkBoolean("key_padding_mask", keyPadding);
             try (Tensor k4 = keyPadding.reshape(b, 1, 1, s); Tensor old = base) {
                 base = minusInfWhere(k4, old, dt, dev);
             }

@@ -101,6 +101,35 @@ class AttentionMasksTest {
         }
     }
 
+    /**
+     * Outside any Scope, a forward refused for its key_padding_mask (wrong shape, a non-boolean value) leaves no memory
+     * behind: neither the boolean attn_mask's additive form nor an alias of the cached causal mask (which would keep
+     * that mask's memory past the module's close). Memory.bytesInUse is back where it was once the module is closed.
+     */
+    @Test
+    void refusedKeyPaddingMaskLeavesNoMemory() {
+        int b = 2, l = 3, s = 5, e = 4;
+        long start = fst4j.tensor.Memory.bytesInUse();
+        try (Tensor q0 = Tensor.zeros(b, l, e); Tensor kv0 = Tensor.zeros(b, s, e); Tensor bool = Tensor.zeros(l, s);
+             Tensor shortPad = Tensor.zeros(b, s - 1); Tensor halfPad = Tensor.full(0.5, b, s); Tensor selfPad = Tensor.full(0.5, b, l)) {
+            MultiheadAttention m = mha(e, 2, e, e);
+            Var q = Var.of(q0), kv = Var.of(kv0);
+            try (Scope step = Scope.open()) { m.forward(q, q, q, null, false, null, true, true); }   // builds and caches the causal mask
+            long before = fst4j.tensor.Memory.bytesInUse();
+            for (Tensor pad : new Tensor[]{shortPad, halfPad}) {
+                String msg = assertThrows(IllegalArgumentException.class, () -> m.forward(q, kv, kv, pad, false, AttnMask.bool(bool), true)).getMessage();
+                assertTrue(msg.contains("key_padding_mask"), msg);
+                assertEquals(before, fst4j.tensor.Memory.bytesInUse(), "boolean attn_mask, refused key_padding_mask " + msg);
+            }
+            for (Tensor pad : new Tensor[]{shortPad, selfPad}) {
+                String msg = assertThrows(IllegalArgumentException.class, () -> m.forward(q, q, q, pad, false, null, true, true)).getMessage();
+                assertTrue(msg.contains("key_padding_mask"), msg);
+            }
+            m.close();
+        }
+        assertEquals(start, fst4j.tensor.Memory.bytesInUse(), "the causal mask freed on close, with no alias left holding it");
+    }
+
     @Test
     void causalMaskBuiltOncePerGeometry() {
         try (Scope sc = Scope.open(); MultiheadAttention m = mha(4, 2, 4, 4)) {

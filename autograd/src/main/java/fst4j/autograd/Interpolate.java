@@ -72,6 +72,11 @@ final class Interpolate {
         int[] s = x.shape();
         int n = s[0], c = s[1], h = s[2], w = s[3];
         DType dt = x.value().dtype();
+        // the gathers are NN.embedding's, float32 only on CUDA: refused here by this op's name, not embedding's, and in
+        // every case (an axis left as it is gathers nothing, so it used to run where a resized one was refused)
+        if (x.value().device() == fst4j.tensor.Device.CUDA && dt != DType.F32)
+            throw new UnsupportedOperationException("interpolate on CUDA supports float32 only (its row gathers are NN.embedding's CUDA kernels), got " + dt
+                    + " input " + Shape.str(s));
         Axis aw = axis(w, outW, scaleW, mode, alignCorners, dt), ah = axis(h, outH, scaleH, mode, alignCorners, dt);
         Var t = x;
         if (aw != null) {   // along W first, the inner sum of torch's

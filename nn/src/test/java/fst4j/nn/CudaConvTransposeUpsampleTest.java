@@ -101,6 +101,14 @@ class CudaConvTransposeUpsampleTest {
             Tensor x = Tensor.zeros(Device.CUDA, DType.F64, 1, 2, 3, 3), w = Tensor.zeros(Device.CUDA, DType.F64, 2, 2, 3, 3);
             UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class, () -> NN.convTranspose2d(Var.of(x), Var.of(w), null, 1, 0, 0, 1, 1));
             assertTrue(e.getMessage().contains("convTranspose2d on CUDA supports float32 only"), e.getMessage());
+            // interpolate (and Upsample) refuse it by their own name, resized or not (NEAREST at the same size gathers nothing)
+            for (int[] size : new int[][]{{5, 4}, {3, 3}})
+                for (NN.InterpolateMode mode : NN.InterpolateMode.values()) {
+                    e = assertThrows(UnsupportedOperationException.class, () -> NN.interpolate(Var.of(x), size[0], size[1], mode, false));
+                    assertTrue(e.getMessage().contains("interpolate on CUDA supports float32 only"), mode + " to " + size[0] + "x" + size[1] + ": " + e.getMessage());
+                }
+            e = assertThrows(UnsupportedOperationException.class, () -> Upsample.scale(2, 2, NN.InterpolateMode.BILINEAR, true).forward(Var.of(x)));
+            assertTrue(e.getMessage().contains("interpolate on CUDA supports float32 only"), e.getMessage());
         }
     }
 }

@@ -40,7 +40,9 @@ final class Interpolate {
             return new Axis(idx, null, null, null);
         }
         if (in == out) return null;   // compute_source_index_and_lambda copies where the sizes are equal, whatever the scale
-        // area_pixel_compute_scale in the tensor's type; the source index in double (acc_type of float on the CPU)
+        // area_pixel_compute_scale and the source index in the tensor's type (opmath_t, float for float32 on the CPU:
+        // scale * (i + 0.5) - 0.5 is evaluated in double, since 0.5 is a double, then stored as a float; with align_corners
+        // scale * i is a float product), and the weights real - index0 in that type, as compute_source_index_and_lambda
         double s;
         if (alignCorners) s = out > 1 ? (f32 ? (double) ((float) (in - 1) / (float) (out - 1)) : (double) (in - 1) / (out - 1)) : 0;
         else if (f32) s = given ? (float) (1.0 / scale) : (float) in / (float) out;
@@ -49,6 +51,7 @@ final class Interpolate {
         double[] l0 = new double[out], l1 = new double[out];
         for (int i = 0; i < out; i++) {
             double real = alignCorners ? s * i : Math.max(s * (i + 0.5) - 0.5, 0);   // align_corners=false clamps at 0
+            if (f32) real = alignCorners ? (float) s * (float) i : Math.max((float) (s * (i + 0.5) - 0.5), 0f);
             int a = (int) Math.min((long) real, in - 1);
             i0[i] = a;
             i1[i] = a + (a < in - 1 ? 1 : 0);

@@ -100,6 +100,41 @@ class InterpolateTorchTest {
         }
     }
 
+    /**
+     * float32 bilinear's source index and weights are torch 1.13's own (the index rounded to float, opmath_t, before the
+     * weights are taken from it): on a column holding its row numbers, x[h] = h, the output l0 h0 + l1 h1 has torch's bits
+     * at every one of thousands of rows, up and with align_corners. Kept in double, as it was, the index gave about a
+     * quarter of the rows one ulp off.
+     */
+    @Test
+    void float32BilinearWeightsAreTorchsBitForBit(@TempDir Path dir) throws Exception {
+        int[][] geo = {{1000, 3001}, {4000, 4999}};
+        StringBuilder script = new StringBuilder("import torch\nimport torch.nn.functional as F\n");
+        List<float[]> ours = new ArrayList<>();
+        try (Scope s = Scope.open()) {
+            for (int[] g : geo)
+                for (boolean align : new boolean[]{false, true}) {
+                    float[] v = new float[g[0]];
+                    for (int i = 0; i < v.length; i++) v[i] = i;
+                    ours.add(NN.interpolate(Var.of(Tensor.of(v, 1, 1, g[0], 1)), g[1], 1, InterpolateMode.BILINEAR, align).value().toFloatArray());
+                    script.append(String.format(Locale.ROOT, "y = F.interpolate(torch.arange(%d, dtype=torch.float32).reshape(1, 1, %d, 1), size=(%d, 1), "
+                            + "mode='bilinear', align_corners=%s)%nprint('y%d', *[repr(v) for v in y.flatten().tolist()])%n", g[0], g[0], g[1], align ? "True" : "False", ours.size() - 1));
+                }
+        }
+        Map<String, double[]> torch = TorchPeer.run(dir, script.toString());
+        for (int c = 0; c < ours.size(); c++) {
+            double[] want = torch.get("y" + c);
+            float[] got = ours.get(c);
+            assertNotNull(want, "torch printed no y" + c);
+            assertEquals(want.length, got.length);
+            int off = 0, first = -1;
+            for (int i = 0; i < got.length; i++) if (got[i] != want[i]) { off++; if (first < 0) first = i; }
+            if (off > 0)
+                fail("case " + c + " " + java.util.Arrays.toString(geo[c / 2]) + (c % 2 == 1 ? " align_corners" : "") + ": " + off + " rows off torch's, first "
+                        + first + ": " + got[first] + " vs " + want[first]);
+        }
+    }
+
     static double max(double[] v) {
         double m = 0;
         for (double d : v) m = Math.max(m, d);

@@ -150,6 +150,29 @@ class AttentionMasksTest {
         }
     }
 
+    /**
+     * The cache outlives the step scopes it is used in, as a training loop runs them: built once over three steps each in
+     * its own Scope (a mask owned by the first step's scope would be closed with it and rebuilt every step), the same
+     * output every step, and nothing left in use once the module is closed.
+     */
+    @Test
+    void causalMaskSurvivesStepScopes() {
+        long start = fst4j.tensor.Memory.bytesInUse();
+        try (Tensor x = new Rng(3).normal(0, 1, 2, 5, 4)) {
+            MultiheadAttention m = mha(4, 2, 4, 4);
+            float[] first = null;
+            for (int step = 0; step < 3; step++)
+                try (Scope sc = Scope.open()) {
+                    float[] y = m.forward(Var.of(x), null, true).value().toFloatArray();
+                    if (first == null) first = y;
+                    else assertArrayEquals(first, y, "step " + step);
+                }
+            assertEquals(1, m.causalBuilds(), "one build over three step scopes");
+            m.close();
+        }
+        assertEquals(start, fst4j.tensor.Memory.bytesInUse());
+    }
+
     /** The self-attention path as the functional composition it was before masks and caching: the same bits. */
     @Test
     void selfAttentionUnchangedBitForBit() {

@@ -768,7 +768,8 @@ static int binary_ops(const char *fn, int op, double s, int rank, const int64_t 
     BAD(op >= FST_BIN_POW && (overlap(out, n * 4, a, ea * 4) || overlap(out, n * 4, b, eb * 4)));   /* overlap */
     k.a = a; k.b = b; k.out = out; k.n = n; k.op = op; k.s = s; k.rank = coalesce(rank, k.shape, k.sa, k.sb);
     static const char *const ops[FST_BIN_N] = { "add", "sub", "mul", "div", "relu_bwd", "add_relu", "pow", "max", "min", "gt", "ge",
-                                                "lt", "le", "eq", "sigmoid_bwd", "tanh_bwd", "mask", "mask_not", "bce_lin", "smooth_l1_bwd" };
+                                                "lt", "le", "eq", "sigmoid_bwd", "tanh_bwd", "mask", "mask_not", "bce_lin", "smooth_l1_bwd",
+                                                "sin_bwd", "cos_bwd", "log1p_bwd", "expm1_bwd" };
     return launch_op(FST_K_binary, n, &k, ops[op]);
 }
 
@@ -829,7 +830,8 @@ int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float
     BAD(op == FST_UN_SMOOTH_L1 && !(s >= 0 && !isinf(s)));
     k.x = fill ? NULL : x; k.y = y; k.n = n; k.s = s; k.op = op; k.rank = fill ? 0 : coalesce(rank, k.shape, k.sx, NULL);
     static const char *const ops[FST_UN_N] = { "copy", "relu", "neg", "abs", "add_scalar", "mul_scalar", "fill", "exp", "log", "sqrt", "pow",
-                                               "sigmoid", "tanh", "rsub_scalar", "softplus_neg", "sigmoid_neg", "smooth_l1" };
+                                               "sigmoid", "tanh", "rsub_scalar", "softplus_neg", "sigmoid_neg", "smooth_l1",
+                                               "sin", "cos", "log1p", "expm1" };
     /* for the profile: a copy that permutes or gathers is told apart from a flat one (merged, a flat one is one run) */
     const int dense = k.rank == 0 || (k.rank == 1 && k.sx[0] == 1);
     if (op == FST_UN_COPY && k.rank >= 1 && k.sx[k.rank - 1] == 1 && k.shape[k.rank - 1] % 4 == 0
@@ -839,6 +841,26 @@ int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float
         if (ok4) return launch_op(FST_K_copy4, n / 4, &k, dense ? "copy4" : "copy4_strided");
     }
     return launch_op(FST_K_unary, n, &k, op == FST_UN_COPY && !dense ? "copy_strided" : ops[op]);
+}
+
+/* Lanes along an axis (autograd's cumsum and prod, fst4j.tensor.Lanes): a fresh output, refused where it overlaps an input */
+int fst_cuda_lanes(int op, const float *x, const float *g, int64_t outer, int64_t n, int64_t inner, float *out) {
+    READY();
+    BAD(op < 0 || op >= FST_LANE_N);
+    BAD(outer < 0 || n < 0 || inner < 0);
+    BAD(outer > 0 && inner > INT64_MAX / 4 / outer);
+    BAD(outer > 0 && inner > 0 && n > INT64_MAX / 4 / (outer * inner));   /* no byte size wraps past OWN's check */
+    const int bwd = op == FST_LANE_PROD_BWD, reduce = op == FST_LANE_PROD;
+    const int64_t lanes = outer * inner, all = lanes * n, outs = reduce ? lanes : all;
+    if (lanes == 0) return FST_OK;
+    NUL(!out || (n > 0 && !x) || (bwd && !g));
+    if (n > 0) OWN(x, all * 4);
+    if (bwd) OWN(g, lanes * 4);
+    if (outs > 0) OWN(out, outs * 4);
+    BAD(overlap(out, outs * 4, x, all * 4) || (bwd && overlap(out, outs * 4, g, lanes * 4)));   /* overlap */
+    fst_k_lanes_args a = { x, bwd ? g : NULL, out, outer, n, inner, op };
+    static const char *const ops[FST_LANE_N] = { "cumsum", "cumsum_rev", "prod", "prod_bwd" };
+    return launch_op(FST_K_lanes, lanes, &a, ops[op]);
 }
 
 /* ======================= activations (fst4j.tensor.Activation) ======================= */

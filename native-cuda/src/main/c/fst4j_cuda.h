@@ -86,6 +86,10 @@ FST_API int fst_cuda_embed_gather(const float *w, int64_t v, int64_t d, const in
 /* its weight gradient: dw [v, d] row r = sum over k in off[r]..off[r+1) of g [n, d] row pos[k], in double, in k order
  * (off device int32[v + 1], pos device int32[n]: the indices' CSR, made by the caller); every row of dw is written. */
 FST_API int fst_cuda_embed_scatter(const float *g, int64_t n, int64_t d, const int32_t *off, const int32_t *pos, int64_t v, float *dw);
+/* Lanes of a contiguous x [outer, n, inner] (FST_LANE_* in fst4j_kargs.h): cumsum along n, forward or from the end, into
+ * out [outer, n, inner]; the product along n into out [outer, inner]; prod's gradient from g [outer, inner] into out
+ * [outer, n, inner]. One thread per lane, in double, in the CPU loops' order. */
+FST_API int fst_cuda_lanes(int op, const float *x, const float *g, int64_t outer, int64_t n, int64_t inner, float *out);
 /* pos: device int32[npos], validated by the caller. */
 FST_API int fst_cuda_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                                int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,

@@ -521,6 +521,35 @@ FST_HD void k_embed_scatter(i64 i, const fst_k_embed_scatter_args &a) {
     a.dw[i] = (float)s;
 }
 
+/* one lane (o, j) of [outer, n, inner] per thread (fst_k_lanes_args): the CPU loops' order and double arithmetic */
+FST_HD void k_lanes(i64 i, const fst_k_lanes_args &a) {
+    if (i >= a.outer * a.inner) return;
+    const i64 o = i / a.inner, j = i % a.inner, base = o * a.n * a.inner + j, st = a.inner;
+    if (a.op == FST_LANE_CUMSUM || a.op == FST_LANE_CUMSUM_REV) {
+        const int rev = a.op == FST_LANE_CUMSUM_REV;
+        double acc = 0;
+        for (i64 t = 0; t < a.n; t++) {
+            const i64 at = base + (rev ? a.n - 1 - t : t) * st;
+            acc += (double)LDG(a.x + at);
+            a.out[at] = (float)acc;
+        }
+        return;
+    }
+    double p = 1, others = 1;
+    i64 zeros = 0, zeroAt = -1;
+    for (i64 k = 0; k < a.n; k++) {
+        const double e = LDG(a.x + base + k * st);
+        p *= e;
+        if (e == 0) { zeros++; zeroAt = k; } else others *= e;
+    }
+    if (a.op == FST_LANE_PROD) { a.out[i] = (float)p; return; }
+    const double gg = LDG(a.g + i);   /* FST_LANE_PROD_BWD */
+    for (i64 k = 0; k < a.n; k++) {
+        const i64 at = base + k * st;
+        a.out[at] = zeros == 0 ? (float)(gg * p / (double)LDG(a.x + at)) : zeros == 1 && k == zeroAt ? (float)(gg * others) : 0.0f;
+    }
+}
+
 FST_HD void k_f32_to_bf16(i64 i, const fst_k_f2bf_args &a) {
     if (i < a.n) a.dst[i] = bf16_bits(f2u(a.src[i]));
 }
@@ -678,7 +707,11 @@ FST_HD void k_binary(i64 i, const fst_k_binary_args &a) {
         case FST_BIN_MASK: r = y != 0 ? x : 0.0; break;
         case FST_BIN_MASK_NOT: r = y != 0 ? 0.0 : x; break;
         case FST_BIN_BCE_LIN: r = (1 - y) * x; break;
-        default: r = x * (fabs(y) < a.s ? y / a.s : jsignum(y)); break;   /* FST_BIN_SMOOTH_L1_BWD */
+        case FST_BIN_SMOOTH_L1_BWD: r = x * (fabs(y) < a.s ? y / a.s : jsignum(y)); break;
+        case FST_BIN_SIN_BWD: r = x * cos(y); break;
+        case FST_BIN_COS_BWD: r = x * -sin(y); break;
+        case FST_BIN_LOG1P_BWD: r = x * (1 / (y + 1)); break;
+        default: r = x * exp(y); break;   /* FST_BIN_EXPM1_BWD */
     }
     a.out[i] = (float)r;
 }
@@ -728,7 +761,11 @@ FST_HD void k_unary(i64 i, const fst_k_unary_args &a) {
         case FST_UN_RSUB_SCALAR: r = (float)(a.s - x); break;
         case FST_UN_SOFTPLUS_NEG: r = (float)(jmax(-x, 0.0) + log1p(exp(-fabs(x)))); break;
         case FST_UN_SIGMOID_NEG: r = (float)(x >= 0 ? exp(-x) / (1 + exp(-x)) : 1 / (1 + exp(x))); break;
-        default: r = (float)(fabs(x) < a.s ? 0.5 * x * x / a.s : fabs(x) - 0.5 * a.s); break;   /* FST_UN_SMOOTH_L1 */
+        case FST_UN_SMOOTH_L1: r = (float)(fabs(x) < a.s ? 0.5 * x * x / a.s : fabs(x) - 0.5 * a.s); break;
+        case FST_UN_SIN: r = (float)sin(x); break;
+        case FST_UN_COS: r = (float)cos(x); break;
+        case FST_UN_LOG1P: r = (float)log1p(x); break;
+        default: r = (float)expm1(x); break;   /* FST_UN_EXPM1 */
     }
     a.y[i] = r;
 }

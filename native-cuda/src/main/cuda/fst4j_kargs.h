@@ -42,6 +42,13 @@ typedef struct { const float *src; uint16_t *dst; int64_t n; } fst_k_f2bf_args;
  * positions ascending: the CPU's accumulation order, so bit for bit, and no atomics) */
 typedef struct { const float *w; const int32_t *idx; float *out; int64_t v, n, d; } fst_k_embed_gather_args;
 typedef struct { const float *g; const int32_t *off, *pos; float *dw; int64_t v, n, d; } fst_k_embed_scatter_args;
+/* Lanes along one axis of a contiguous x seen as [outer, n, inner] (autograd's MathOps.Cumsum and Prod), one thread
+ * per lane (o, j), its n elements in order, in double and rounded once, as the CPU loops: FST_LANE_CUMSUM out [outer, n,
+ * inner] the running sum (FST_LANE_CUMSUM_REV from the lane's end: cumsum's backward); FST_LANE_PROD out [outer, inner]
+ * the product; FST_LANE_PROD_BWD out [outer, n, inner] prod's gradient from g [outer, inner] (torch's rule: g prod / x
+ * with no zero in the lane, g times the others' product at a lone zero and 0 elsewhere, all 0 with several zeros) */
+enum { FST_LANE_CUMSUM, FST_LANE_CUMSUM_REV, FST_LANE_PROD, FST_LANE_PROD_BWD, FST_LANE_N };
+typedef struct { const float *x, *g; float *out; int64_t outer, n, inner; int op; } fst_k_lanes_args;
 /* dst bf16 [rows_p, cols_p] (contiguous) = src [rows, cols] (strides rs, cs, in elements) rounded, zero elsewhere */
 typedef struct { const float *src; int64_t rows, cols, rs, cs; uint16_t *dst; int64_t rows_p, cols_p; } fst_k_bf16_pad_args;
 /* dst bf16 [rows_p, cols_p] = im2col(x) [K, n*ho*wo] rounded, zero outside it (the lowered operand of a bf16 GEMM) */
@@ -78,12 +85,16 @@ enum { FST_BIN_ADD, FST_BIN_SUB, FST_BIN_MUL, FST_BIN_DIV, FST_BIN_RELU_BWD /* a
        FST_BIN_GT, FST_BIN_GE, FST_BIN_LT, FST_BIN_LE, FST_BIN_EQ /* a op b ? 1 : 0 */,
        FST_BIN_SIGMOID_BWD /* a = g, b = y: g y (1 - y) */, FST_BIN_TANH_BWD /* a = g, b = y: g (1 - y y) */,
        FST_BIN_MASK /* b != 0 ? a : 0 */, FST_BIN_MASK_NOT /* b != 0 ? 0 : a */, FST_BIN_BCE_LIN /* a = x, b = y: (1 - y) x */,
-       FST_BIN_SMOOTH_L1_BWD /* a = g, b = d, s = beta: g (|d| < beta ? d / beta : signum(d)) */, FST_BIN_N };
+       FST_BIN_SMOOTH_L1_BWD /* a = g, b = d, s = beta: g (|d| < beta ? d / beta : signum(d)) */,
+       /* Var.sin / cos / log1p / expm1's backward (autograd's MathOps lambdas), a = g, b = x: g cos x, g (-sin x),
+        * g (1 / (x + 1)), g exp x */
+       FST_BIN_SIN_BWD, FST_BIN_COS_BWD, FST_BIN_LOG1P_BWD, FST_BIN_EXPM1_BWD, FST_BIN_N };
 enum { FST_UN_COPY, FST_UN_RELU, FST_UN_NEG, FST_UN_ABS, FST_UN_ADD_SCALAR, FST_UN_MUL_SCALAR, FST_UN_FILL /* x unused */,
        FST_UN_EXP, FST_UN_LOG, FST_UN_SQRT, FST_UN_POW /* Math.pow(x, s) */, FST_UN_SIGMOID /* Elementwise.sigmoid's two branches */,
        FST_UN_TANH, FST_UN_RSUB_SCALAR /* s - x */, FST_UN_SOFTPLUS_NEG /* max(-x, 0) + log1p(exp(-|x|)) */,
        FST_UN_SIGMOID_NEG /* sigmoid(-x): x >= 0 ? exp(-x) / (1 + exp(-x)) : 1 / (1 + exp(x)) */,
-       FST_UN_SMOOTH_L1 /* s = beta: |x| < beta ? 0.5 x x / beta : |x| - 0.5 beta */, FST_UN_N };
+       FST_UN_SMOOTH_L1 /* s = beta: |x| < beta ? 0.5 x x / beta : |x| - 0.5 beta */,
+       FST_UN_SIN, FST_UN_COS, FST_UN_LOG1P, FST_UN_EXPM1 /* Math.sin ... Math.expm1 in double (Var.sin ...) */, FST_UN_N };
 typedef struct { const float *a, *b; float *out; int64_t n; int op, rank;
                  int64_t shape[FST_MAXRANK], sa[FST_MAXRANK], sb[FST_MAXRANK]; double s; } fst_k_binary_args;
 /* out = cond != 0 ? a : b (Elementwise.where; a NaN condition counts as true), all three broadcast by their strides */
@@ -381,7 +392,7 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(adamw, fst_k_adamw_args) X(sumsq_part, fst_k_sumsq_args) X(scale, fst_k_scale_args)                 \
     X(where, fst_k_where_args) X(argmax_part, fst_k_argmax_args) X(argmax, fst_k_argmax_args)               \
     X(var_part, fst_k_var_args) X(var_mean, fst_k_var_args) X(var, fst_k_var_args) X(nm, fst_k_nm_args) \
-    X(embed_gather, fst_k_embed_gather_args) X(embed_scatter, fst_k_embed_scatter_args)
+    X(embed_gather, fst_k_embed_gather_args) X(embed_scatter, fst_k_embed_scatter_args) X(lanes, fst_k_lanes_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 #define FST_BLOCK_KERNEL_ENUM(name, args, threads, smem) FST_K_##name,

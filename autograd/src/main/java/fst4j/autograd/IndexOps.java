@@ -9,7 +9,7 @@ import java.util.Arrays;
 
 /**
  * Indexing with int[] indices (there is no integer dtype: indices travel as int[] plus a shape, as NN.embedding's):
- * index_select and gather (IndexMap, CPU), masked_fill (a where, any device), argmax / argmin (int[]) and min.
+ * index_select and gather (IndexMap, CPU or CUDA), masked_fill (a where, any device), argmax / argmin (int[]) and min.
  */
 final class IndexOps {
     private IndexOps() {}

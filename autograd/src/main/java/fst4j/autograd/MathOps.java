@@ -1,19 +1,19 @@
 package fst4j.autograd;
 
-import fst4j.tensor.DType;
 import fst4j.tensor.Elementwise;
 import fst4j.tensor.Shape;
 import fst4j.tensor.Tensor;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.function.DoubleBinaryOperator;
-import java.util.function.DoubleUnaryOperator;
+import java.util.function.BinaryOperator;
+import java.util.function.UnaryOperator;
 
 /**
- * torch.Tensor's everyday math on Vars, with torch 1.13's gradients. sin, cos, log1p, expm1, prod and cumsum are CPU
- * loops (refused by name on CUDA tensors); the rest are composites of device-capable ops or Functions whose forward and
- * backward use only those (pow with a tensor exponent, norm), so they run on CUDA too.
+ * torch.Tensor's everyday math on Vars, with torch 1.13's gradients. sin, cos, log1p, expm1, prod and cumsum are
+ * tensor ops of their own (Elementwise's sin ..., fst4j.tensor.Lanes: in double on the CPU and in the same double
+ * arithmetic in CUDA kernels); the rest are composites of device-capable ops or Functions whose forward and backward use
+ * only those (pow with a tensor exponent, norm). All run on CUDA float32.
  */
 final class MathOps {
     private MathOps() {}
@@ -25,31 +25,27 @@ final class MathOps {
         @Override public void close() { for (Tensor x : ts) x.close(); }
     }
 
-    /** f(x) elementwise on the CPU, in double; backward g * df(x). */
-    static final class CpuUnary extends Function {
+    /** f(x) elementwise, in double, rounded once (Elementwise's sin ...: CPU or CUDA, the same bits); backward g * df(x). */
+    static final class Unary extends Function {
         private final String name;
-        private final DoubleUnaryOperator f;
-        private final DoubleUnaryOperator df;
+        private final UnaryOperator<Tensor> f;
+        private final BinaryOperator<Tensor> df;
         private Tensor x;
-        CpuUnary(String name, DoubleUnaryOperator f, DoubleUnaryOperator df) { this.name = name; this.f = f; this.df = df; }
+        Unary(String name, UnaryOperator<Tensor> f, BinaryOperator<Tensor> df) { this.name = name; this.f = f; this.df = df; }
         @Override public String name() { return name; }
         protected Tensor forward(Tensor... in) {
-            IndexMap.cpuOnly(name, in[0]);
-            Tensor out = Elementwise.map(in[0], f);
+            Tensor out = f.apply(in[0]);
             x = save(in[0]);
             return out;
         }
-        protected Tensor[] backward(Tensor g) {
-            DoubleBinaryOperator b = (gv, xv) -> gv * df.applyAsDouble(xv);
-            return grads(Elementwise.zip(g, x, b));
-        }
+        protected Tensor[] backward(Tensor g) { return grads(df.apply(g, x)); }
     }
 
-    static Var sin(Var x) { return new CpuUnary("Sin", Math::sin, Math::cos).apply(x); }
-    static Var cos(Var x) { return new CpuUnary("Cos", Math::cos, v -> -Math.sin(v)).apply(x); }
-    static Var log1p(Var x) { return new CpuUnary("Log1p", Math::log1p, v -> 1 / (v + 1)).apply(x); }
+    static Var sin(Var x) { return new Unary("Sin", Elementwise::sin, Elementwise::sinBackward).apply(x); }
+    static Var cos(Var x) { return new Unary("Cos", Elementwise::cos, Elementwise::cosBackward).apply(x); }
+    static Var log1p(Var x) { return new Unary("Log1p", Elementwise::log1p, Elementwise::log1pBackward).apply(x); }
     /** torch's gradient is g (y + 1); exp(x) is that value before y's rounding. */
-    static Var expm1(Var x) { return new CpuUnary("Expm1", Math::expm1, Math::exp).apply(x); }
+    static Var expm1(Var x) { return new Unary("Expm1", Elementwise::expm1, Elementwise::expm1Backward).apply(x); }
 
     /** A rank-0 constant of x's dtype and device (broadcasts to anything). */
     static Var constant(Var x, double value) {
@@ -232,7 +228,7 @@ final class MathOps {
     /**
      * torch.prod (all elements, or along one axis). Gradient as torch 1.13's: g prod / x where no element of the lane
      * is 0; with one zero, that element gets g times the product of the others and the rest 0; with more, all 0.
-     * A CPU loop in double.
+     * {@link fst4j.tensor.Lanes}' loops in double (CPU or CUDA, the same bits).
      */
     static final class Prod extends Function {
         private final Integer axis;
@@ -241,47 +237,23 @@ final class MathOps {
         Prod(Integer axis, boolean keepDim) { this.axis = axis; this.keepDim = keepDim; }
         @Override public String name() { return "Prod"; }
         protected Tensor forward(Tensor... in) {
-            IndexMap.cpuOnly("Prod", in[0]);
             int[] s = in[0].shape();
             if (axis != null && s.length == 0) throw new IllegalArgumentException("prod: axis " + axis + " of a scalar");
             Lanes l = Lanes.of(s, axis);
-            double[] v = in[0].toDoubleArray();
-            double[] out = new double[l.outer * l.inner];
-            for (int o = 0; o < l.outer; o++)
-                for (int j = 0; j < l.inner; j++) {
-                    double p = 1;
-                    for (int k = 0; k < l.n; k++) p *= v[l.at(o, k, j)];
-                    out[o * l.inner + j] = p;
-                }
+            Tensor out = fst4j.tensor.Lanes.prod(in[0], l.outer, l.n, l.inner, reduced(s, axis, keepDim));
             x = save(in[0]);
-            return IndexMap.fromDoubles(out, in[0].dtype(), reduced(s, axis, keepDim));
+            return out;
         }
         protected Tensor[] backward(Tensor g) {
-            int[] s = x.shape();
-            Lanes l = Lanes.of(s, axis);
-            double[] v = x.toDoubleArray(), gv = g.toDoubleArray(), out = new double[v.length];
-            for (int o = 0; o < l.outer; o++)
-                for (int j = 0; j < l.inner; j++) {
-                    int zeros = 0, zeroAt = -1;
-                    double p = 1, others = 1;
-                    for (int k = 0; k < l.n; k++) {
-                        double e = v[l.at(o, k, j)];
-                        p *= e;
-                        if (e == 0) { zeros++; zeroAt = k; } else others *= e;
-                    }
-                    double gg = gv[o * l.inner + j];
-                    if (zeros == 0) for (int k = 0; k < l.n; k++) out[l.at(o, k, j)] = gg * p / v[l.at(o, k, j)];
-                    else if (zeros == 1) out[l.at(o, zeroAt, j)] = gg * others;
-                }
-            return grads(IndexMap.fromDoubles(out, x.dtype(), s));
+            Lanes l = Lanes.of(x.shape(), axis);
+            return grads(fst4j.tensor.Lanes.prodBackward(x, g, l.outer, l.n, l.inner));
         }
     }
 
-    /** torch.cumsum(axis): running sums along axis (in double); the gradient is the reversed running sum of g. CPU loop. */
+    /** torch.cumsum(axis): running sums along axis (in double); the gradient is the reversed running sum of g. */
     static final class Cumsum extends Function {
         private final int axis;
         private int[] shape;
-        private DType dtype;
         Cumsum(int axis) { this.axis = axis; }
         @Override public String name() { return "Cumsum"; }
         private Integer ax(int[] s) {
@@ -292,26 +264,13 @@ final class MathOps {
             return axis;
         }
         protected Tensor forward(Tensor... in) {
-            IndexMap.cpuOnly("Cumsum", in[0]);
             shape = in[0].shape();
-            dtype = in[0].dtype();
-            return IndexMap.fromDoubles(scan(in[0].toDoubleArray(), Lanes.of(shape, ax(shape)), false), dtype, shape);
+            Lanes l = Lanes.of(shape, ax(shape));
+            return fst4j.tensor.Lanes.cumsum(in[0], l.outer, l.n, l.inner, false);
         }
         protected Tensor[] backward(Tensor g) {
-            return grads(IndexMap.fromDoubles(scan(g.toDoubleArray(), Lanes.of(shape, ax(shape)), true), dtype, shape));
-        }
-        private static double[] scan(double[] v, Lanes l, boolean reverse) {
-            double[] out = new double[v.length];
-            for (int o = 0; o < l.outer; o++)
-                for (int j = 0; j < l.inner; j++) {
-                    double acc = 0;
-                    for (int i = 0; i < l.n; i++) {
-                        int k = reverse ? l.n - 1 - i : i;
-                        acc += v[l.at(o, k, j)];
-                        out[l.at(o, k, j)] = acc;
-                    }
-                }
-            return out;
+            Lanes l = Lanes.of(shape, ax(shape));
+            return grads(fst4j.tensor.Lanes.cumsum(g, l.outer, l.n, l.inner, true));
         }
     }
 }

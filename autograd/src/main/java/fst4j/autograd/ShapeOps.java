@@ -10,7 +10,7 @@ import java.util.List;
 /**
  * torch.Tensor's shape ops on Vars (Var.squeeze ... repeat, NN.pad). All but flip are composites of reshape, slice,
  * expand and cat, so they run wherever those do (CUDA included) and need no backward of their own; flip is an index
- * map ({@link IndexMap}), a CPU loop.
+ * map ({@link IndexMap}: a loop on the CPU, a gather kernel on CUDA).
  */
 final class ShapeOps {
     private ShapeOps() {}
@@ -142,7 +142,7 @@ final class ShapeOps {
         return out;
     }
 
-    /** torch.flip(axes): an index map (CPU); repeated axes are refused as torch's. */
+    /** torch.flip(axes): an index map; repeated axes are refused as torch's. */
     static Var flip(Var x, int... axes) {
         int[] s = x.shape();
         boolean[] f = new boolean[s.length];

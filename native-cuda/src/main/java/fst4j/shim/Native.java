@@ -1370,7 +1370,7 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, RESPROP, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16, BINARY_S, WHERE, ARGMAX, VAR, PRUNE_NM, SRSTE_NM, EMBED_GATHER, EMBED_SCATTER;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, RESPROP, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16, BINARY_S, WHERE, ARGMAX, VAR, PRUNE_NM, SRSTE_NM, EMBED_GATHER, EMBED_SCATTER, LANES;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
@@ -1426,6 +1426,7 @@ public final class Native {
                     JAVA_INT, JAVA_INT), false);
             SRSTE = bind(lib, "fst_cuda_srste_decay", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT), false);
             EMBED_GATHER = bind(lib, "fst_cuda_embed_gather", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS), false);
+            LANES = bind(lib, "fst_cuda_lanes", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
             EMBED_SCATTER = bind(lib, "fst_cuda_embed_scatter", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS,
                     JAVA_LONG, ADDRESS), false);
             PRUNE_NM = bind(lib, "fst_cuda_prune_nm", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT), false);
@@ -1826,6 +1827,17 @@ public final class Native {
         int rc;
         try { rc = (int) CudaOpHandles.EMBED_GATHER.invokeExact(w, v, d, idx, n, out); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_embed_gather");
+    }
+
+    /**
+     * Lanes of a contiguous device x [outer, n, inner] (fst_cuda_lanes; op FST_LANE_*: 0 cumsum, 1 cumsum from the end,
+     * 2 product into out [outer, inner], 3 the product's gradient from g [outer, inner]; g NULL except for 3).
+     */
+    public static void cudaLanes(int op, MemorySegment x, MemorySegment g, long outer, long n, long inner, MemorySegment out) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.LANES.invokeExact(op, x, g, outer, n, inner, out); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_lanes");
     }
 
     /** Its weight gradient dw [v, d] from g [n, d] and the indices' CSR off [v + 1], pos [n] (fst_cuda_embed_scatter). */

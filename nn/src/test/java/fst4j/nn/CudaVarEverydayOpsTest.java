@@ -3,6 +3,7 @@ package fst4j.nn;
 import fst4j.autograd.NN;
 import fst4j.autograd.Var;
 import fst4j.shim.Cuda;
+import fst4j.tensor.DType;
 import fst4j.tensor.Device;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
@@ -19,9 +20,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Var's shape, indexing and math ops on CUDA tensors: those that are composites of device ops give the CPU's values
- * and gradients (float32, on the device); the CPU loops (flip, indexSelect, gather, sin, cos, log1p, expm1, prod,
- * cumsum) refuse a CUDA tensor with an UnsupportedOperationException naming the op and CUDA. Against the device or the
- * host emulator (skipped with the reason otherwise).
+ * and gradients (float32, on the device, to 1e-5); those with kernels of their own (flip, indexSelect, gather through
+ * the index map, sin, cos, log1p, expm1, prod, cumsum) give the CPU's bits, value and gradient; float64 and bad indices
+ * are refused by name. Against the device or the host emulator (skipped with the reason otherwise).
  */
 class CudaVarEverydayOpsTest {
     @BeforeEach
@@ -97,23 +98,130 @@ class CudaVarEverydayOpsTest {
         }
     }
 
-    @Test
-    void cpuLoopsRefuseCudaTensorsByName() {
+    /**
+     * The ops with kernels of their own (index map, sin ... expm1, prod, cumsum), at awkward shapes: size-1 axes,
+     * negative axes, repeated indices, zeros in prod's lanes (none, one, several).
+     */
+    static Map<String, UnaryOperator<Var>> kernelOps() {
         Map<String, UnaryOperator<Var>> m = new LinkedHashMap<>();
-        m.put("Flip", x -> x.flip(0));
-        m.put("IndexSelect", x -> x.indexSelect(1, new int[]{0}));
-        m.put("Gather", x -> x.gather(0, new int[]{0}, new int[]{1, 1, 1}));
-        m.put("Sin", Var::sin);
-        m.put("Cos", Var::cos);
-        m.put("Log1p", Var::log1p);
-        m.put("Expm1", Var::expm1);
-        m.put("Prod", x -> x.prod(1, false));
-        m.put("Cumsum", x -> x.cumsum(0));
+        m.put("flip_0", x -> x.flip(0));
+        m.put("flip_-1_1", x -> x.flip(-1, 1));
+        m.put("flip_size1", x -> x.unsqueeze(1).flip(1, 0));
+        m.put("index_select_repeated", x -> x.indexSelect(1, new int[]{2, 0, 2, 2}));
+        m.put("index_select_-1", x -> x.indexSelect(-1, new int[]{4, 4, 0}));
+        m.put("index_select_size1", x -> x.unsqueeze(0).indexSelect(0, new int[]{0, 0}));
+        m.put("gather_0", x -> x.gather(0, new int[]{1, 1, 0, 1, 0, 0, 0, 1, 1, 1, 1, 1}, new int[]{3, 2, 2}));
+        m.put("gather_-1_repeated", x -> x.gather(-1, new int[]{0, 0, 0, 4, 3, 3, 0, 1, 2, 2, 2, 2}, new int[]{2, 2, 3}));
+        m.put("sin", Var::sin);
+        m.put("cos", Var::cos);
+        m.put("log1p", x -> x.mul(0.45).log1p());
+        m.put("expm1", Var::expm1);
+        m.put("prod_1", x -> x.prod(1, false));
+        m.put("prod_-1_keep", x -> x.prod(-1, true));
+        m.put("prod_0", x -> x.prod(0, false));
+        m.put("prod_all", x -> x.slice(2, 1, 3).prod());
+        m.put("prod_size1", x -> x.unsqueeze(2).prod(2, false));
+        m.put("cumsum_0", x -> x.cumsum(0));
+        m.put("cumsum_-1", x -> x.cumsum(-1));
+        m.put("cumsum_1", x -> x.cumsum(1));
+        m.put("cumsum_size1", x -> x.unsqueeze(-1).cumsum(-1));
+        return m;
+    }
+
+    /** [2, 3, 5], non-contiguous (a permuted [5, 3, 2]); lanes along -1 with no zero, one zero and all zeros. */
+    static Tensor awkwardInput() {
+        SplittableRandom r = new SplittableRandom(9);
+        float[] v = new float[30];
+        for (int i = 0; i < v.length; i++) v[i] = (float) r.nextDouble(-2, 2);
+        Tensor base = Tensor.of(v, 2, 3, 5);
+        for (int k = 0; k < 5; k++) base.set(0, 0, 1, k);   // row [0, 1, :] all zeros
+        base.set(0, 1, 2, 3);                                // row [1, 2, :] one zero
+        base.set(0, 1, 0, 1);                                // row [1, 0, :] one zero
+        Tensor p = base.permute(2, 1, 0).contiguous();       // [5, 3, 2], then viewed back as [2, 3, 5]
+        base.close();
+        return p.permute(2, 1, 0);
+    }
+
+    static int[] bits(float[] v) {
+        int[] b = new int[v.length];
+        for (int i = 0; i < v.length; i++) b[i] = Float.floatToIntBits(v[i]);
+        return b;
+    }
+
+    @Test
+    void kernelOpsGiveTheCpusBitsAndGradients() {
+        for (Map.Entry<String, UnaryOperator<Var>> e : kernelOps().entrySet())
+            try (Scope s = Scope.open()) {
+                Tensor x = awkwardInput();
+                assertFalse(x.isContiguous());
+                Var cpu = Var.param(x.copy()), gpu = Var.param(x.to(Device.CUDA));
+                Var yc = e.getValue().apply(cpu), yg = e.getValue().apply(gpu);
+                assertEquals(Device.CUDA, yg.value().device(), e.getKey());
+                assertArrayEquals(yc.shape(), yg.shape(), e.getKey());
+                Tensor w = Tensor.empty(yc.shape());
+                for (long i = 0; i < w.numel(); i++) w.setFlat(i, 1 + (i % 7) * 0.37);
+                yc.mul(Var.of(w)).sum().backward();
+                yg.mul(Var.of(w.to(Device.CUDA))).sum().backward();
+                assertEquals(Device.CUDA, gpu.grad().device(), e.getKey());
+                assertArrayEquals(bits(yc.value().toFloatArray()), bits(yg.value().toFloatArray()), e.getKey());
+                assertArrayEquals(bits(cpu.grad().toFloatArray()), bits(gpu.grad().toFloatArray()), e.getKey() + " gradient");
+            }
+    }
+
+    /** Values where float32 rounding of the double results is delicate: large arguments, tiny ones, -0, infinities. */
+    @Test
+    void elementwiseMathGivesTheCpusBitsAtEdgeValues() {
+        float[] v = {0f, -0f, 1e-30f, -1e-8f, 3.1415927f, 1e4f, -1e6f, 88.7f, 89f, -0.999999f, Float.MAX_VALUE,
+                Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 7.5e-39f, 0.5f, -20f};
+        SplittableRandom r = new SplittableRandom(3);
+        float[] many = new float[4096];
+        for (int i = 0; i < many.length; i++) many[i] = i < v.length ? v[i] : (float) (r.nextDouble(-50, 50) * Math.pow(10, r.nextInt(-6, 3)));
+        Map<String, UnaryOperator<Var>> m = new LinkedHashMap<>();
+        m.put("sin", Var::sin);
+        m.put("cos", Var::cos);
+        m.put("log1p", Var::log1p);
+        m.put("expm1", Var::expm1);
         for (Map.Entry<String, UnaryOperator<Var>> e : m.entrySet())
             try (Scope s = Scope.open()) {
-                Var x = Var.param(input().to(Device.CUDA));
-                UnsupportedOperationException u = assertThrows(UnsupportedOperationException.class, () -> e.getValue().apply(x), e.getKey());
-                assertTrue(u.getMessage().startsWith(e.getKey() + " ") && u.getMessage().contains("CUDA"), u.getMessage());
+                Var cpu = Var.param(Tensor.of(many, many.length)), gpu = Var.param(Tensor.of(many, many.length).to(Device.CUDA));
+                Var yc = e.getValue().apply(cpu), yg = e.getValue().apply(gpu);
+                assertArrayEquals(bits(yc.value().toFloatArray()), bits(yg.value().toFloatArray()), e.getKey());
+                yc.sum().backward();
+                yg.sum().backward();
+                assertArrayEquals(bits(cpu.grad().toFloatArray()), bits(gpu.grad().toFloatArray()), e.getKey() + " gradient");
             }
+    }
+
+    @Test
+    void refusalsOnCudaNameTheProblem() {
+        try (Scope s = Scope.open()) {
+            Var x = Var.param(input().to(Device.CUDA));
+            IndexOutOfBoundsException i = assertThrows(IndexOutOfBoundsException.class, () -> x.indexSelect(1, new int[]{0, 3}));
+            assertTrue(i.getMessage().startsWith("indexSelect: index 3 (at 1) out of range for axis 1 of size 3"), i.getMessage());
+            i = assertThrows(IndexOutOfBoundsException.class, () -> x.gather(-1, new int[]{0, -1}, new int[]{1, 1, 2}));
+            assertTrue(i.getMessage().startsWith("gather: index -1 (at 1) out of range for axis 2 of size 5"), i.getMessage());
+            Tensor d64 = Tensor.zeros(Device.CUDA, DType.F64, 2, 3);
+            Map<String, UnaryOperator<Var>> m = new LinkedHashMap<>();
+            m.put("Flip", v -> v.flip(0));
+            m.put("IndexSelect", v -> v.indexSelect(0, new int[]{1}));
+            m.put("Gather", v -> v.gather(0, new int[]{1}, new int[]{1, 1}));
+            m.put("sin", Var::sin);
+            m.put("cos", Var::cos);
+            m.put("log1p", Var::log1p);
+            m.put("expm1", Var::expm1);
+            m.put("prod", v -> v.prod(1, false));
+            m.put("cumsum", v -> v.cumsum(0));
+            for (Map.Entry<String, UnaryOperator<Var>> e : m.entrySet()) {
+                UnsupportedOperationException u = assertThrows(UnsupportedOperationException.class, () -> e.getValue().apply(Var.param(d64)), e.getKey());
+                assertEquals(e.getKey() + " on CUDA supports float32 only, got f64", u.getMessage());
+            }
+            // a gradient on the host for a CUDA input (and the other way round) is a device mismatch, not a silent copy
+            Tensor gh = Tensor.ones(2, 5);
+            IllegalArgumentException d = assertThrows(IllegalArgumentException.class,
+                    () -> fst4j.tensor.Lanes.prodBackward(x.value(), gh, 2, 3, 5));
+            assertTrue(d.getMessage().startsWith("device mismatch: prodBackward"), d.getMessage());
+            d = assertThrows(IllegalArgumentException.class, () -> fst4j.tensor.Elementwise.sinBackward(gh, x.value().slice(1, 0, 1).reshape(2, 5)));
+            assertTrue(d.getMessage().startsWith("device mismatch: sinBackward"), d.getMessage());
+        }
     }
 }

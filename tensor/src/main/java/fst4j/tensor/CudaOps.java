@@ -26,9 +26,13 @@ public final class CudaOps {
 
     // op codes of fst_cuda_binary / fst_cuda_unary (enums in native-cuda/src/main/cuda/fst4j_kargs.h)
     static final int ADD = 0, SUB = 1, MUL = 2, DIV = 3, RELU_BWD = 4, ADD_RELU = 5, POW = 6, MAXIMUM = 7, MINIMUM = 8, GT = 9, GE = 10,
-            LT = 11, LE = 12, EQ = 13, SIGMOID_BWD = 14, TANH_BWD = 15, MASK = 16, MASK_NOT = 17, BCE_LIN = 18, SMOOTH_L1_BWD = 19;
+            LT = 11, LE = 12, EQ = 13, SIGMOID_BWD = 14, TANH_BWD = 15, MASK = 16, MASK_NOT = 17, BCE_LIN = 18, SMOOTH_L1_BWD = 19,
+            SIN_BWD = 20, COS_BWD = 21, LOG1P_BWD = 22, EXPM1_BWD = 23;
     static final int COPY = 0, RELU = 1, NEG = 2, ABS = 3, ADD_SCALAR = 4, MUL_SCALAR = 5, FILL = 6, EXP = 7, LOG = 8, SQRT = 9,
-            POW_SCALAR = 10, SIGMOID = 11, TANH = 12, RSUB_SCALAR = 13, SOFTPLUS_NEG = 14, SIGMOID_NEG = 15, SMOOTH_L1 = 16;
+            POW_SCALAR = 10, SIGMOID = 11, TANH = 12, RSUB_SCALAR = 13, SOFTPLUS_NEG = 14, SIGMOID_NEG = 15, SMOOTH_L1 = 16,
+            SIN = 17, COS = 18, LOG1P = 19, EXPM1 = 20;
+    // op codes of fst_cuda_lanes (FST_LANE_* in fst4j_kargs.h)
+    static final int LANE_CUMSUM = 0, LANE_CUMSUM_REV = 1, LANE_PROD = 2, LANE_PROD_BWD = 3;
 
     /** Device address of t's first element. */
     static MemorySegment ptr(Tensor t) { return MemorySegment.ofAddress(t.storage.devicePointer().address() + t.byteOffset()); }

@@ -245,6 +245,28 @@ public final class Elementwise {
         return map(a, x -> x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
     }
     public static Tensor tanh(Tensor a) { return a.device() != Device.CPU ? CudaOps.unary("tanh", CudaOps.TANH, 0, a) : map(a, Math::tanh); }
+    // torch.sin / cos / log1p / expm1 and their gradients g df(x) (autograd's Var.sin ...): java.lang.Math in double,
+    // rounded once; the CUDA kernels compute the same expressions in double (fst4j_kargs.h FST_UN_SIN ..., FST_BIN_SIN_BWD ...)
+    public static Tensor sin(Tensor a) { return a.device() != Device.CPU ? CudaOps.unary("sin", CudaOps.SIN, 0, a) : map(a, Math::sin); }
+    public static Tensor cos(Tensor a) { return a.device() != Device.CPU ? CudaOps.unary("cos", CudaOps.COS, 0, a) : map(a, Math::cos); }
+    public static Tensor log1p(Tensor a) { return a.device() != Device.CPU ? CudaOps.unary("log1p", CudaOps.LOG1P, 0, a) : map(a, Math::log1p); }
+    public static Tensor expm1(Tensor a) { return a.device() != Device.CPU ? CudaOps.unary("expm1", CudaOps.EXPM1, 0, a) : map(a, Math::expm1); }
+    /** g cos(x). */
+    public static Tensor sinBackward(Tensor g, Tensor x) {
+        return offCpu(g, x) ? CudaOps.binary("sinBackward", CudaOps.SIN_BWD, g, x) : zip(g, x, (gv, xv) -> gv * Math.cos(xv));
+    }
+    /** g (-sin(x)). */
+    public static Tensor cosBackward(Tensor g, Tensor x) {
+        return offCpu(g, x) ? CudaOps.binary("cosBackward", CudaOps.COS_BWD, g, x) : zip(g, x, (gv, xv) -> gv * -Math.sin(xv));
+    }
+    /** g (1 / (x + 1)). */
+    public static Tensor log1pBackward(Tensor g, Tensor x) {
+        return offCpu(g, x) ? CudaOps.binary("log1pBackward", CudaOps.LOG1P_BWD, g, x) : zip(g, x, (gv, xv) -> gv * (1 / (xv + 1)));
+    }
+    /** g exp(x): torch's g (y + 1) before y's rounding. */
+    public static Tensor expm1Backward(Tensor g, Tensor x) {
+        return offCpu(g, x) ? CudaOps.binary("expm1Backward", CudaOps.EXPM1_BWD, g, x) : zip(g, x, (gv, xv) -> gv * Math.exp(xv));
+    }
     public static Tensor addScalar(Tensor a, double s) { return a.device() != Device.CPU ? CudaOps.unary("add", CudaOps.ADD_SCALAR, s, a) : map(a, x -> x + s); }
     public static Tensor mulScalar(Tensor a, double s) { return a.device() != Device.CPU ? CudaOps.unary("mul", CudaOps.MUL_SCALAR, s, a) : map(a, x -> x * s); }
 

@@ -56,7 +56,9 @@ final class Sort extends MultiFunction {
 
     private Selected select(Tensor x) {
         String op = name();
-        IndexMap.cpuOnly(op, x);
+        if (x.device() != fst4j.tensor.Device.CPU)
+            throw new UnsupportedOperationException(op + " is not implemented for CUDA tensors (a CPU loop, not a device kernel); "
+                    + "copy the value to the host with to(Device.CPU)");
         int[] s = x.shape();
         int ax;
         int[] line;   // the shape seen as lines: a scalar is one line of one element (torch allows axis 0 or -1 there)
@@ -142,10 +144,10 @@ final class Sort extends MultiFunction {
         if (needsGrad(0)) src = sel.src();
         double[] idx = new double[sel.indices().length];
         for (int i = 0; i < idx.length; i++) idx[i] = sel.indices()[i];
-        Tensor values = IndexMap.fromDoubles(sel.values(), dtype, sel.shape());
+        Tensor values = fst4j.tensor.FlatIndex.ofDoubles(sel.values(), dtype, sel.shape());
         Tensor indices;
         try {
-            indices = IndexMap.fromDoubles(idx, DType.F32, sel.shape());
+            indices = fst4j.tensor.FlatIndex.ofDoubles(idx, DType.F32, sel.shape());
         } catch (RuntimeException | Error e) {
             values.close();
             throw e;
@@ -161,6 +163,6 @@ final class Sort extends MultiFunction {
         double[] gv = g[0].toDoubleArray();
         double[] acc = new double[Math.toIntExact(Shape.numel(inShape))];
         for (int i = 0; i < src.length; i++) acc[src[i]] = gv[i];   // each source position is selected at most once
-        return grads(IndexMap.fromDoubles(acc, dtype, inShape));
+        return grads(fst4j.tensor.FlatIndex.ofDoubles(acc, dtype, inShape));
     }
 }

@@ -1,15 +1,11 @@
 package fst4j.nn.analysis;
 
-import javax.imageio.ImageIO;
 import java.awt.Color;
 import java.awt.Font;
 import java.awt.FontMetrics;
 import java.awt.Graphics2D;
 import java.awt.RenderingHints;
 import java.awt.image.BufferedImage;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 
 /**
  * Figure 5 of the paper on one feature map X (rows x columns, columns = the W axis):
@@ -118,11 +114,5 @@ public final class AdjacentDifference {
     private static void text(Graphics2D g, String s, double x, double y) {
         FontMetrics fm = g.getFontMetrics();
         g.drawString(s, (float) (x - fm.stringWidth(s) / 2.0), (float) (y + fm.getAscent()));
-    }
-
-    public static void write(Path png, String title, String[] captions, float[][][] panels, int scale) throws IOException {
-        Path target = png.toAbsolutePath();
-        Files.createDirectories(target.getParent());
-        if (!ImageIO.write(render(title, captions, panels, scale), "png", target.toFile())) throw new IOException("no PNG writer in this JDK");
     }
 }

@@ -6,6 +6,7 @@ import fst4j.nn.Module;
 import fst4j.nn.cli.Cli;
 import fst4j.nn.cli.Cli.DataSource;
 import fst4j.nn.cli.Cli.UsageException;
+import fst4j.nn.cli.OutputSet;
 import fst4j.nn.data.ImageDataset;
 import fst4j.nn.io.SafeTensors;
 import fst4j.nn.plot.LineChart;
@@ -137,6 +138,11 @@ public final class Main {
             for (String l : layers) if (!convs.containsKey(l)) throw new UsageException("no conv layer '" + l + "'; layers: " + convs.keySet());
             if (fig5Image >= data.test().size()) throw new UsageException("--fig5-image " + fig5Image + " is beyond the " + data.test().size() + " test images");
             Files.createDirectories(dir);
+            // and so must every output (a directory named similarity.csv, a read-only file): found after the measuring, it was lost
+            Path mdFile = dir.resolve("similarity.md"), csvFile = dir.resolve("similarity.csv"), chartFile = dir.resolve("similarity.png");
+            List<Path> outputs = new ArrayList<>(List.of(mdFile, csvFile, chartFile));
+            for (String l : layers) outputs.add(fig5File(dir, l));
+            OutputSet.checkWritable(outputs.toArray(Path[]::new));
             out.printf(Locale.ROOT, "fst4j analyze similarity: %s; %d %s test images and %d white-noise images, %d bins; output in %s%n",
                     what, test.size(), data.spec(), test.size(), bins, dir);
             List<SpatialSimilarity.Layer> real = SpatialSimilarity.measure(model, test, data.mean(), data.std(), batch, bins, include);
@@ -145,8 +151,8 @@ public final class Main {
             String md = table(what, real, noisy, test.size(), data.spec());
             out.println();
             out.print(md);
-            Files.writeString(dir.resolve("similarity.md"), md);
-            Files.writeString(dir.resolve("similarity.csv"), csv(real, noisy));
+            // every file as one set, written once all are made (the table last): a failed write leaves the previous set as it was
+            OutputSet files = new OutputSet();
             LineChart chart = new LineChart("Spatial similarity H(X) - H(X|X') per conv input: " + (ckpt != null ? "trained " : "fresh ") + modelName,
                     "conv layer (index in similarity.md)", "bits");
             double[] xs = new double[real.size()], yr = new double[real.size()], yn = new double[real.size()];
@@ -156,7 +162,7 @@ public final class Main {
                 yn[i] = noisy.get(i).entropy().similarity();
             }
             chart.add("real images (" + data.spec() + ")", xs, yr).add("white noise", xs, yn);
-            chart.write(dir.resolve("similarity.png"), 900, 540);
+            files.png(chartFile, chart.render(900, 540));
 
             // Figure 5
             Map<String, SpatialSimilarity.Feature> feats = SpatialSimilarity.features(model, data.test(), fig5Image, data.mean(), data.std(), layers);
@@ -165,18 +171,22 @@ public final class Main {
                 SpatialSimilarity.Feature f = feats.get(l);
                 int c = f.mostVariedChannel();
                 float[][] x = f.channel(c), ad = AdjacentDifference.difference(x), xr = AdjacentDifference.reconstruction(x);
-                Path png = dir.resolve("fig5-" + l.replace('.', '_') + ".png");
-                AdjacentDifference.write(png, "input of conv " + l + ", channel " + c + " of test image " + fig5Image,
+                Path png = fig5File(dir, l);
+                files.png(png, AdjacentDifference.render("input of conv " + l + ", channel " + c + " of test image " + fig5Image,
                         new String[]{"original X", "difference X_ad", "reconstruction X_r"}, new float[][][]{x, ad, xr},
-                        Math.max(2, 224 / Math.max(f.height(), f.width())));
+                        Math.max(2, 224 / Math.max(f.height(), f.width()))));
                 out.printf(Locale.ROOT, "Figure 5, conv %s (input %dx%dx%d), channel %d: relative error of the reconstruction ||X_r - X||/||X|| = %.3f,"
                         + " of zero-filling the odd columns = %.3f; %s%n", l, f.channels(), f.height(), f.width(), c,
                         AdjacentDifference.relativeError(xr, x), AdjacentDifference.relativeError(zeroOdd(x), x), png);
             }
+            files.text(csvFile, csv(real, noisy)).text(mdFile, md).write();
         }
         out.println("wrote " + dir.resolve("similarity.md") + ", similarity.csv, similarity.png and fig5-*.png");
         return 0;
     }
+
+    /** Figure 5's image of conv layer l. */
+    private static Path fig5File(Path dir, String l) { return dir.resolve("fig5-" + l.replace('.', '_') + ".png"); }
 
     static float[][] zeroOdd(float[][] x) {
         float[][] o = new float[x.length][];

@@ -4,6 +4,7 @@ import fst4j.autograd.SparseConfig;
 import fst4j.autograd.SparseConfig.Method;
 import fst4j.autograd.SparseConfig.Recipe;
 import fst4j.autograd.SparseConfig.Variant;
+import fst4j.nn.cli.OutputSet;
 import fst4j.nn.plot.BarChart;
 import fst4j.nn.train.TrainConfig;
 import fst4j.nn.train.TrainData;
@@ -11,7 +12,6 @@ import fst4j.nn.train.Trainer;
 import fst4j.sparse.NM;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -237,8 +237,11 @@ public final class Experiment {
         return sb.toString();
     }
 
-    /** Bar charts of test accuracy and ms/step, mean with +- std error bars. */
-    public static void charts(String title, List<Result> results, Path accPng, Path timePng) throws IOException {
+    /**
+     * Bar charts of test accuracy and ms/step, mean with +- std error bars: rendered now and added to set, to be written
+     * with the table they go with.
+     */
+    public static void charts(String title, List<Result> results, Path accPng, Path timePng, OutputSet set) throws IOException {
         BarChart acc = new BarChart(title + ": test accuracy", "test accuracy % (mean ± std over seeds)");
         BarChart time = new BarChart(title + ": time per training step", "median ms/step (mean ± std over seeds)");
         for (Result r : results) {
@@ -249,8 +252,7 @@ public final class Experiment {
         acc.decimals(1);
         time.decimals(0);
         int w = Math.max(800, 130 * results.size());
-        acc.write(accPng, w, 520);
-        time.write(timePng, w, 520);
+        set.png(accPng, acc.render(w, 520)).png(timePng, time.render(w, 520));
     }
 
     static double median(List<Double> v) {
@@ -258,11 +260,5 @@ public final class Experiment {
         double[] a = v.stream().mapToDouble(Double::doubleValue).sorted().toArray();
         int n = a.length;
         return n % 2 == 1 ? a[n / 2] : (a[n / 2 - 1] + a[n / 2]) / 2;
-    }
-
-    static void write(Path file, String text) throws IOException {
-        Path p = file.toAbsolutePath();
-        Files.createDirectories(p.getParent());
-        Files.writeString(p, text);
     }
 }

@@ -6,6 +6,7 @@ import fst4j.nn.analysis.Main.Flags;
 import fst4j.nn.cli.Cli;
 import fst4j.nn.cli.Cli.DataSource;
 import fst4j.nn.cli.Cli.UsageException;
+import fst4j.nn.cli.OutputSet;
 import fst4j.nn.train.TrainConfig;
 import fst4j.nn.train.TrainData;
 import fst4j.sparse.NM;
@@ -123,15 +124,16 @@ public final class Main {
         if (v.containsKey("--threads")) Blas.setThreads(Flags.posInt(v, "--threads", 1, UsageException::new));
         Path dir = Path.of(v.getOrDefault("--out", "runs/experiment"));
         Files.createDirectories(dir);   // before the measuring: an --out that cannot be a directory fails now, not after it
+        Path mdFile = dir.resolve("table2.md"), csvFile = dir.resolve("table2.csv");
+        OutputSet.checkWritable(mdFile, csvFile);   // and so must the two files (a directory of that name)
         out.printf(Locale.ROOT, "fst4j experiment table2: %s, batch %d, %d round(s) per pruning and step, %d thread(s); output in %s%n", model, batch,
                 rounds, Blas.threads(), dir);
         PruneCost.Result r = PruneCost.measure(model, batch, rounds, 0);
         String md = PruneCost.markdown(r);
         out.println();
         out.print(md);
-        Experiment.write(dir.resolve("table2.md"), md);
-        Experiment.write(dir.resolve("table2.csv"), PruneCost.csv(r));
-        out.println("wrote " + dir.resolve("table2.md") + " (.csv)");
+        new OutputSet().text(csvFile, PruneCost.csv(r)).text(mdFile, md).write();   // both or neither, as the tables
+        out.println("wrote " + mdFile + " (.csv)");
         return 0;
     }
 
@@ -225,6 +227,10 @@ public final class Main {
         Path dir = Path.of(v.getOrDefault("--out", "runs/experiment"));
         // before the training: an --out that cannot be a directory (a file in the way) failed after every run, losing them all
         Files.createDirectories(dir);
+        // and so must every output itself (a directory named table5.csv, a read-only file): found at the end, every run was lost
+        List<Path> outputs = new ArrayList<>();
+        for (String k : tables.keySet()) for (String ext : List.of(".md", ".csv", ".png", "-time.png")) outputs.add(dir.resolve(k + ext));
+        OutputSet.checkWritable(outputs.toArray(Path[]::new));
         int testN = testSubset > 0 ? Math.min(testSubset, data.test().size()) : data.test().size();
         String settings = String.format(Locale.ROOT, "%s on %s, %s of batch %d (the first %d training images, %s), lr %s cosine with"
                         + " 5%% warm-up, SGD momentum 0.9, wd 5e-4, label smoothing 0.1, SR-STE lambda 2e-4%s; test accuracy on %d test images;"
@@ -253,6 +259,9 @@ public final class Main {
             }
             runs.put(m.key(), rs);
         }
+        // every table's files as one set, written once all are made: a failed write leaves the previous set (an earlier
+        // run's tables, CSVs and charts) as it was, never a new table beside an old CSV
+        OutputSet files = new OutputSet();
         for (var e : tables.entrySet()) {
             List<Experiment.Result> res = e.getValue().stream().map(r -> new Experiment.Result(r, runs.get(r.key()))).toList();
             String title = switch (e.getKey()) {
@@ -265,11 +274,12 @@ public final class Main {
             String md = Experiment.markdown(title, settings, res);
             out.println();
             out.print(md);
-            Experiment.write(dir.resolve(e.getKey() + ".md"), md);
-            Experiment.write(dir.resolve(e.getKey() + ".csv"), Experiment.csv(res));
+            // the charts first and the table last: the set is moved in this order, so a table in place is always the set's last file
             Experiment.charts(title.replaceAll(" \\(.*", "") + ", " + model + " " + (long) passes * steps + " steps, " + nSeeds + " seed(s)", res,
-                    dir.resolve(e.getKey() + ".png"), dir.resolve(e.getKey() + "-time.png"));
+                    dir.resolve(e.getKey() + ".png"), dir.resolve(e.getKey() + "-time.png"), files);
+            files.text(dir.resolve(e.getKey() + ".csv"), Experiment.csv(res)).text(dir.resolve(e.getKey() + ".md"), md);
         }
+        files.write();
         out.printf(Locale.ROOT, "%nwall time %.0f s; wrote %s%n", (System.nanoTime() - t0) / 1e9,
                 String.join(", ", tables.keySet().stream().map(k -> dir.resolve(k + ".md") + " (.csv, .png, -time.png)").toList()));
         return 0;

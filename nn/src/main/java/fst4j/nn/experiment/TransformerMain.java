@@ -3,6 +3,7 @@ package fst4j.nn.experiment;
 import fst4j.autograd.SparseConfig.Recipe;
 import fst4j.nn.analysis.Main.Flags;
 import fst4j.nn.cli.Cli.UsageException;
+import fst4j.nn.cli.OutputSet;
 import fst4j.nn.experiment.TransformerExperiment.Data;
 import fst4j.nn.experiment.TransformerExperiment.Result;
 import fst4j.nn.experiment.TransformerExperiment.Run;
@@ -90,8 +91,7 @@ final class TransformerMain {
         Path dir = Path.of(v.getOrDefault("--out", "runs/experiment"));
         Files.createDirectories(dir);   // before the training, as the tables: a file in the way fails now, not after every run
         Path mdFile = dir.resolve("TRANSFORMER.md"), csvFile = dir.resolve("TRANSFORMER.csv");
-        checkWritable(mdFile);   // and so must the outputs themselves (a directory of that name): found after every run, all were lost
-        checkWritable(csvFile);
+        OutputSet.checkWritable(mdFile, csvFile);   // and so must the outputs themselves (a directory of that name): found after every run, all were lost
 
         Data data = TransformerExperiment.generate(s);
         long[] seeds = new long[nSeeds];
@@ -126,47 +126,10 @@ final class TransformerMain {
         String md = TransformerExperiment.markdown(settings, notes(s, methods), results);
         out.println();
         out.print(md);
-        writeBoth(mdFile, md, csvFile, TransformerExperiment.csv(task, results));
+        // both or neither: a failed write leaves the previous pair (another run's) as it was
+        new OutputSet().text(csvFile, TransformerExperiment.csv(task, results)).text(mdFile, md).write();
         out.printf(Locale.ROOT, "%nwall time %.0f s; wrote %s (.csv)%n", (System.nanoTime() - t0) / 1e9, mdFile);
         return 0;
-    }
-
-    /** Refuses, before any run, an output path that cannot take a file: a directory there, or a file or folder not writable. */
-    static void checkWritable(Path file) throws IOException {
-        if (Files.isDirectory(file)) throw new IOException(file + ": is a directory, in the way of the output file");
-        if (Files.exists(file) && !Files.isWritable(file)) throw new java.nio.file.AccessDeniedException(file.toString());
-        if (!Files.isWritable(file.toAbsolutePath().getParent())) throw new java.nio.file.AccessDeniedException(file.toAbsolutePath().getParent().toString());
-    }
-
-    /**
-     * The table and its CSV, both or neither: each written in full to a temporary file beside it, then both moved over their
-     * targets (atomically where the file system can), so a failed write leaves the previous pair (another run's) as it was,
-     * never a new table beside an old or half-written CSV.
-     */
-    static void writeBoth(Path md, String mdText, Path csv, String csvText) throws IOException {
-        Path mdTmp = tmp(md), csvTmp = tmp(csv);
-        try {
-            Files.writeString(mdTmp, mdText, java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE);
-            Files.writeString(csvTmp, csvText, java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE);
-            move(csvTmp, csv);
-            move(mdTmp, md);
-        } finally {
-            Files.deleteIfExists(mdTmp);
-            Files.deleteIfExists(csvTmp);
-        }
-    }
-
-    /** A name beside file of this process and moment (made as the output is, not owner-only as createTempFile's). */
-    private static Path tmp(Path file) {
-        return file.toAbsolutePath().resolveSibling("." + file.getFileName() + "." + ProcessHandle.current().pid() + "." + System.nanoTime() + ".tmp");
-    }
-
-    private static void move(Path from, Path to) throws IOException {
-        try {
-            Files.move(from, to, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-        } catch (java.nio.file.AtomicMoveNotSupportedException e) {
-            Files.move(from, to, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-        }
     }
 
     /** What the runs prune, read off the model they build, and what a pruned X^T means on a Linear's token columns. */

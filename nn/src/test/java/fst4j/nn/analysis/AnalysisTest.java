@@ -133,4 +133,59 @@ class AnalysisTest {
             assertFalse(Files.exists(out), "nothing written for " + bad[0]);
         }
     }
+
+    /** The files in dir, by name, and what each holds. */
+    static java.util.Map<String, String> contents(Path dir) throws java.io.IOException {
+        java.util.Map<String, String> m = new java.util.TreeMap<>();
+        try (var files = Files.list(dir)) {
+            for (Path p : files.toList())
+                m.put(p.getFileName().toString(), Files.isDirectory(p) ? "a directory" : java.util.HexFormat.of().formatHex(Files.readAllBytes(p)));
+        }
+        return m;
+    }
+
+    /**
+     * An output in the way (a directory named similarity.csv or like a Figure 5 image) fails before anything is measured,
+     * one line naming it, the earlier table as it was; it was found after the measuring, with a new similarity.md
+     * beside no CSV of its own.
+     */
+    @Test
+    void anOutputInTheWayFailsBeforeMeasuring(@TempDir Path dir) throws Exception {
+        TrainData data = new TrainData("smooth", smooth(32, 4), smooth(24, 5), new float[]{0.5f}, new float[]{0.25f});
+        for (String obstacle : List.of("similarity.csv", "fig5-4_conv1.png")) {
+            Path out = Files.createDirectories(dir.resolve(obstacle));
+            Files.createDirectories(out.resolve(obstacle).resolve("x"));
+            Files.writeString(out.resolve("similarity.md"), "an earlier run's table\n");
+            var before = contents(out);
+            Outcome r = Outcome.of((o, e) -> Main.run(new String[]{"similarity", "--images", "8", "--batch", "8", "--out", out.toString(),
+                    "--fig5-layers", "0,4.conv1"}, o, e, s -> data));
+            assertEquals("", r.out(), "nothing measured");
+            assertEquals(before, contents(out));
+            assertEquals(1, r.rc(), r.err());
+            assertEquals(List.of("fst4j analyze: " + out.resolve(obstacle) + ": is a directory, in the way of the output file"), r.err().lines().toList());
+        }
+    }
+
+    /**
+     * A write that fails after the measuring (similarity.csv's target became a non-empty directory meanwhile) leaves the
+     * previous table, chart and Figure 5 images as they were, and no temporary file.
+     */
+    @Test
+    void aFailedWriteLeavesThePreviousFiles(@TempDir Path dir) throws Exception {
+        TrainData data = new TrainData("smooth", smooth(32, 4), smooth(24, 5), new float[]{0.5f}, new float[]{0.25f});
+        String[] args = {"similarity", "--images", "8", "--batch", "8", "--out", dir.toString(), "--fig5-layers", "0,4.conv1"};
+        assertEquals(0, Outcome.of((o, e) -> Main.run(args, o, e, s -> data)).rc());
+        Files.delete(dir.resolve("similarity.csv"));
+        Files.writeString(dir.resolve("similarity.md"), "an earlier run's table\n");   // so that the same numbers again would show
+        Files.write(dir.resolve("fig5-0.png"), new byte[]{1, 2, 3});
+        var before = contents(dir);
+        Outcome r = Outcome.whenPrinted("output in", () -> Files.createDirectories(dir.resolve("similarity.csv/x")),
+                (o, e) -> Main.run(args, o, e, s -> data));
+        assertEquals(1, r.rc(), r.err());
+        assertTrue(r.out().contains("relative error"), "measured, then the write failed: " + r.out());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().contains("similarity.csv"), r.err());
+        before.put("similarity.csv", "a directory");
+        assertEquals(before, contents(dir));
+    }
 }

@@ -14,4 +14,36 @@ public record Outcome(int rc, String out, String err) {
         int rc = command.applyAsInt(new PrintStream(o, true, StandardCharsets.UTF_8), new PrintStream(e, true, StandardCharsets.UTF_8));
         return new Outcome(rc, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
     }
+
+    /** Something a test does to the file system while a command runs. */
+    public interface Action { void run() throws Exception; }
+
+    /**
+     * As {@link #of}, doing action once, as soon as stdout holds marker (a command's "output in DIR" line, printed after
+     * its checks and before its runs): how a test puts something in the way of an output that was fine when checked.
+     */
+    public static Outcome whenPrinted(String marker, Action action, ToIntBiFunction<PrintStream, PrintStream> command) {
+        Throwable[] failed = {null};
+        ByteArrayOutputStream o = new ByteArrayOutputStream() {
+            boolean done;
+
+            @Override
+            public synchronized void write(byte[] b, int off, int len) {
+                super.write(b, off, len);
+                if (!done && toString(StandardCharsets.UTF_8).contains(marker)) {
+                    done = true;
+                    try {
+                        action.run();
+                    } catch (Exception ex) {
+                        failed[0] = ex;
+                    }
+                }
+            }
+        };
+        ByteArrayOutputStream e = new ByteArrayOutputStream();
+        int rc = command.applyAsInt(new PrintStream(o, true, StandardCharsets.UTF_8), new PrintStream(e, true, StandardCharsets.UTF_8));
+        if (failed[0] != null) throw new AssertionError("the action on '" + marker + "' failed", failed[0]);
+        if (!o.toString(StandardCharsets.UTF_8).contains(marker)) throw new AssertionError("'" + marker + "' was never printed: " + o);
+        return new Outcome(rc, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
+    }
 }

@@ -243,6 +243,71 @@ class ExperimentTest {
         assertEquals("x", Files.readString(file));
     }
 
+    /** The files in dir, by name, and what each holds. */
+    static java.util.Map<String, String> contents(Path dir) throws java.io.IOException {
+        java.util.Map<String, String> m = new java.util.TreeMap<>();
+        try (var files = Files.list(dir)) {
+            for (Path p : files.toList())
+                m.put(p.getFileName().toString(), Files.isDirectory(p) ? "a directory" : java.util.HexFormat.of().formatHex(Files.readAllBytes(p)));
+        }
+        return m;
+    }
+
+    /**
+     * An output in the way (a directory named like one of the files, in any table of the command) fails before any run,
+     * one line naming it, and leaves the earlier table as it was: found at the end, every run was lost and a new table
+     * stood beside no CSV of its own. table2 likewise, before it measures anything.
+     */
+    @Test
+    void anOutputInTheWayFailsBeforeTraining(@TempDir Path dir) throws Exception {
+        TrainData data = TrainData.of("halves", new fst4j.nn.data.Datasets.Split(halves(40, 1), halves(10, 2)));
+        for (String[] c : List.of(new String[]{"table5", "table5.csv"}, new String[]{"all", "table3-time.png"}, new String[]{"methods", "methods.png"})) {
+            Path out = Files.createDirectories(dir.resolve(c[0]));
+            Files.createDirectories(out.resolve(c[1]).resolve("x"));
+            Files.writeString(out.resolve(c[0].equals("all") ? "table1.md" : c[0] + ".md"), "an earlier run's table\n");
+            var before = contents(out);
+            Outcome r = run(data, c[0], "--methods", "dense", "--model", "mlp", "--steps", "1", "--batch", "16", "--seeds", "1", "--out", out.toString());
+            assertFalse(r.out().contains("[1/1]"), "nothing trained: " + r.out());
+            assertEquals(before, contents(out));
+            assertEquals(1, r.rc(), r.out() + r.err());
+            assertEquals(List.of("fst4j experiment: " + out.resolve(c[1]) + ": is a directory, in the way of the output file"), r.err().lines().toList());
+        }
+        Path out = Files.createDirectories(dir.resolve("table2"));
+        Files.createDirectories(out.resolve("table2.csv/x"));
+        Files.writeString(out.resolve("table2.md"), "an earlier run's table\n");
+        Outcome t2 = run(null, "table2", "--model", "cnn", "--batch", "2", "--rounds", "1", "--out", out.toString());
+        assertEquals("", t2.out(), "nothing measured");
+        assertEquals(1, t2.rc(), t2.err());
+        assertEquals(List.of("fst4j experiment: " + out.resolve("table2.csv") + ": is a directory, in the way of the output file"), t2.err().lines().toList());
+        assertEquals("an earlier run's table\n", Files.readString(out.resolve("table2.md")));
+    }
+
+    /**
+     * A write that fails after the runs (the CSV's target became a non-empty directory while they trained) leaves the
+     * previous table and its charts as they were, and no temporary file: the files are written as a set. Without it the
+     * new table5.md and both charts stood beside no CSV of their own.
+     */
+    @Test
+    void aFailedWriteLeavesThePreviousFiles(@TempDir Path dir) throws Exception {
+        TrainData data = TrainData.of("halves", new fst4j.nn.data.Datasets.Split(halves(40, 1), halves(10, 2)));
+        String[] args = {"table5", "--methods", "dense,fst2", "--model", "mlp", "--steps", "2", "--batch", "16", "--seeds", "1", "--out", dir.toString()};
+        assertEquals(0, run(data, args).rc());
+        Files.delete(dir.resolve("table5.csv"));
+        // the earlier files made unlike what the run writes (at this size a new table, timings included, can be the same text)
+        Files.writeString(dir.resolve("table5.md"), "an earlier run's table\n");
+        for (String png : List.of("table5.png", "table5-time.png")) Files.write(dir.resolve(png), new byte[]{1, 2, 3});
+        var before = contents(dir);
+        assertEquals(List.of("table5-time.png", "table5.md", "table5.png"), List.copyOf(before.keySet()));
+        Outcome r = Outcome.whenPrinted("output in", () -> Files.createDirectories(dir.resolve("table5.csv/x")),
+                (o, e) -> Main.run(args, o, e, s -> data));
+        assertEquals(1, r.rc(), r.err());
+        assertTrue(r.out().contains("[2/2]"), "the runs trained, then the write failed: " + r.out());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().contains("table5.csv"), r.err());
+        before.put("table5.csv", "a directory");
+        assertEquals(before, contents(dir));
+    }
+
     /**
      * --clip-grad-norm X is train's flag: the same check and message (a finite number >= 0; 0 is off), refused by table2,
      * and every run of the table trains with it: each (method, seed) row is the run Experiment.run makes with the

@@ -1,0 +1,120 @@
+package fst4j.nn.cli;
+
+import javax.imageio.ImageIO;
+import java.awt.image.BufferedImage;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The files one command writes at its end (a table, its CSV, its charts), written as a set: every file in full to a
+ * temporary file beside its target first, then each moved over its target (atomically where the file system can), and
+ * should one move fail, the targets already replaced are put back as they were. A failure therefore leaves the
+ * previous set (an earlier run's) as it was, never a new table beside an old or half-written CSV.
+ *
+ * <p>{@link #checkWritable} is the check a command makes before its first run: an output that cannot be written (a
+ * directory of its name, a read-only file or folder) found after hours of training lost every run.
+ */
+public final class OutputSet {
+    /** Target to content, in the order added; moved in that order, so the file added last (the table) is replaced last. */
+    private final Map<Path, byte[]> files = new LinkedHashMap<>();
+
+    public OutputSet text(Path file, String text) { return add(file, text.getBytes(StandardCharsets.UTF_8)); }
+
+    /** img encoded as PNG now, in memory: a failing encoder fails before any file is touched. */
+    public OutputSet png(Path file, BufferedImage img) throws IOException {
+        ByteArrayOutputStream b = new ByteArrayOutputStream();
+        if (!ImageIO.write(img, "png", b)) throw new IOException("no PNG writer in this JDK");
+        return add(file, b.toByteArray());
+    }
+
+    private OutputSet add(Path file, byte[] content) {
+        if (files.put(file.toAbsolutePath().normalize(), content) != null) throw new IllegalArgumentException(file + " is in the set twice");
+        return this;
+    }
+
+    /**
+     * Refuses, with the path in the message, an output that cannot take a file: a directory there, or a file or folder
+     * not writable. The folders must exist (the commands create --out first).
+     */
+    public static void checkWritable(Path... files) throws IOException {
+        for (Path file : files) {
+            Path f = file.toAbsolutePath();
+            if (Files.isDirectory(f)) throw new FileSystemException(file.toString(), null, "is a directory, in the way of the output file");
+            if (Files.exists(f) && !Files.isWritable(f)) throw new AccessDeniedException(file.toString());
+            if (!Files.isWritable(f.getParent())) throw new AccessDeniedException(f.getParent().toString());
+        }
+    }
+
+    /** Writes the set: the targets checked again (hours may have passed since the first check), then written and moved. */
+    public void write() throws IOException {
+        checkWritable(files.keySet().toArray(Path[]::new));
+        writeUnchecked();
+    }
+
+    /** {@link #write} without the check, so that a test can make a move fail and see the set put back. */
+    void writeUnchecked() throws IOException {
+        Map<Path, Path> tmps = new LinkedHashMap<>(), backups = new LinkedHashMap<>();
+        List<Path> moved = new ArrayList<>();
+        try {
+            for (var e : files.entrySet()) {
+                Path tmp = sibling(e.getKey(), ".tmp");
+                tmps.put(e.getKey(), tmp);
+                Files.write(tmp, e.getValue(), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+            }
+            // a second name for each previous file (a hard link: no copy, no window without the file), to put it back
+            for (Path target : files.keySet())
+                if (Files.isRegularFile(target)) {
+                    Path bak = sibling(target, ".bak");
+                    try {
+                        Files.createLink(bak, target);
+                    } catch (UnsupportedOperationException | FileSystemException e) {   // no hard links here: a copy
+                        Files.copy(target, bak, StandardCopyOption.COPY_ATTRIBUTES);
+                    }
+                    backups.put(target, bak);
+                }
+            for (var e : tmps.entrySet()) {
+                move(e.getValue(), e.getKey());
+                moved.add(e.getKey());
+            }
+        } catch (IOException | RuntimeException e) {
+            for (Path target : moved.reversed()) {   // back to the previous set: each replaced file restored, each new one removed
+                try {
+                    Path bak = backups.remove(target);
+                    if (bak != null) move(bak, target);
+                    else Files.deleteIfExists(target);
+                } catch (IOException | RuntimeException r) {
+                    e.addSuppressed(r);
+                }
+            }
+            throw e;
+        } finally {
+            for (Path p : tmps.values()) Files.deleteIfExists(p);
+            for (Path p : backups.values()) Files.deleteIfExists(p);
+        }
+    }
+
+    /** A name beside file of this process and moment (made as the output is, not owner-only as createTempFile's). */
+    private static Path sibling(Path file, String suffix) {
+        return file.resolveSibling("." + file.getFileName() + "." + ProcessHandle.current().pid() + "." + System.nanoTime() + suffix);
+    }
+
+    private static void move(Path from, Path to) throws IOException {
+        try {
+            Files.move(from, to, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
+        }
+    }
+}

@@ -1,0 +1,63 @@
+package fst4j.nn.cli;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class OutputSetTest {
+    private static List<String> names(Path dir) throws IOException {
+        try (var files = Files.list(dir)) {
+            return files.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    /** A set replaces the previous files and leaves no temporary or backup file behind; a PNG is a PNG. */
+    @Test
+    void writesEveryFileOfTheSet(@TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("t.md"), "old table");
+        new OutputSet().png(dir.resolve("t.png"), new BufferedImage(3, 2, BufferedImage.TYPE_INT_RGB)).text(dir.resolve("t.csv"), "new csv")
+                .text(dir.resolve("t.md"), "new table").write();
+        assertEquals(List.of("t.csv", "t.md", "t.png"), names(dir));
+        assertEquals("new table", Files.readString(dir.resolve("t.md")));
+        assertEquals("new csv", Files.readString(dir.resolve("t.csv")));
+        assertEquals(3, javax.imageio.ImageIO.read(dir.resolve("t.png").toFile()).getWidth());
+        assertThrows(IllegalArgumentException.class, () -> new OutputSet().text(dir.resolve("a"), "").text(dir.resolve("./a"), ""));
+    }
+
+    /** A target in the way is refused by name before any file of the set is touched. */
+    @Test
+    void aDirectoryInTheWayIsRefusedBeforeAnyFileIsReplaced(@TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("t.md"), "old table");
+        Files.createDirectories(dir.resolve("t.csv/x"));
+        var e = assertThrows(FileSystemException.class, () -> new OutputSet().text(dir.resolve("t.csv"), "new csv").text(dir.resolve("t.md"), "new")
+                .write());
+        assertEquals(dir.resolve("t.csv") + ": is a directory, in the way of the output file", e.getMessage());
+        assertEquals("old table", Files.readString(dir.resolve("t.md")));
+        assertEquals(List.of("t.csv", "t.md"), names(dir));
+        Files.delete(dir.resolve("t.csv/x"));   // an empty one too: a move would have replaced it without a word
+        assertThrows(FileSystemException.class, () -> OutputSet.checkWritable(dir.resolve("t.csv")));
+    }
+
+    /**
+     * A move that fails part-way (the table's target a non-empty directory that came after the check) puts back the
+     * files already replaced and removes the new ones: the previous set stays as it was.
+     */
+    @Test
+    void aFailedMovePutsThePreviousSetBack(@TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("t.csv"), "old csv");
+        Files.createDirectories(dir.resolve("t.md/x"));
+        OutputSet set = new OutputSet().text(dir.resolve("t.png"), "new chart").text(dir.resolve("t.csv"), "new csv").text(dir.resolve("t.md"), "new");
+        assertThrows(IOException.class, set::writeUnchecked);
+        assertEquals("old csv", Files.readString(dir.resolve("t.csv")));
+        assertEquals(List.of("t.csv", "t.md"), names(dir), "the new chart removed, no temporary or backup file left");
+        assertEquals(List.of("x"), names(dir.resolve("t.md")));
+    }
+}

@@ -227,8 +227,9 @@ final class MathOps {
 
     /**
      * torch.prod (all elements, or along one axis). Gradient as torch 1.13's: g prod / x where no element of the lane
-     * is 0; with one zero, that element gets g times the product of the others and the rest 0; with more, all 0.
-     * {@link fst4j.tensor.Lanes}' loops in double (CPU or CUDA, the same bits).
+     * is 0; with one zero, that element gets g times the product of the others and the rest 0; with more, all 0; a
+     * rank-0 x gets g itself (torch's prod_backward returns grad for a 0-dim input, so an infinite or NaN scalar gets g,
+     * not g x / x = NaN). {@link fst4j.tensor.Lanes}' loops in double (CPU or CUDA, the same bits).
      */
     static final class Prod extends Function {
         private final Integer axis;
@@ -245,6 +246,7 @@ final class MathOps {
             return out;
         }
         protected Tensor[] backward(Tensor g) {
+            if (x.shape().length == 0) return grads(g.alias());   // torch 1.13: input.dim() == 0 -> grad
             Lanes l = Lanes.of(x.shape(), axis);
             return grads(fst4j.tensor.Lanes.prodBackward(x, g, l.outer, l.n, l.inner));
         }

@@ -101,6 +101,16 @@ class VarMathOpsTest {
             y.prod().backward();
             assertArrayEquals(new double[]{0, 0, 0}, y.grad().toDoubleArray(), "two zeros: torch gives 0 everywhere");
             assertThrows(IllegalArgumentException.class, () -> Var.of(a).prod(3, false));
+            // a rank-0 input: torch 1.13's prod_backward returns g itself (not g x / x, NaN at an infinity or NaN);
+            // a one-element rank-1 input keeps the lane rule (torch gives NaN there too)
+            for (double v : new double[]{Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY, Double.NaN, 0, -3}) {
+                Var sc = Var.param(Tensor.scalar(v, DType.F64));
+                sc.prod().mul(2.5).backward();
+                assertEquals(2.5, sc.grad().item(), "prod of the scalar " + v);
+            }
+            Var one = Var.param(Tensor.of(new double[]{Double.POSITIVE_INFINITY}, 1));
+            one.prod().backward();
+            assertTrue(Double.isNaN(one.grad().toDoubleArray()[0]), "a one-element lane: g inf / inf, as torch");
         }
     }
 

@@ -489,7 +489,7 @@ public final class Var implements AutoCloseable {
     public Var[] chunk(int n, int axis) { return ShapeOps.chunk(this, n, axis); }
     /** torch.unbind(axis): the slices along axis without it. */
     public Var[] unbind(int axis) { return ShapeOps.unbind(this, axis); }
-    /** torch.flip(axes): reversed along each axis (a copy; CPU tensors only). */
+    /** torch.flip(axes): reversed along each axis (a copy; CPU, or CUDA float32 with the CPU's bits). */
     public Var flip(int... axes) { return ShapeOps.flip(this, axes); }
     /** torch.roll(shift, axis): shifted along axis, wrapping round (negative shifts backwards). */
     public Var roll(int shift, int axis) { return ShapeOps.roll(this, shift, axis); }
@@ -498,9 +498,9 @@ public final class Var implements AutoCloseable {
     /** torch.Tensor.repeat(reps): tiled reps[i] times along axis i (leading axes added when reps is longer than the rank). */
     public Var repeat(int... reps) { return ShapeOps.repeat(this, reps); }
 
-    /** torch.index_select(axis, idx): the slices at idx (each in [0, size), repeats allowed; their gradients add). CPU. */
+    /** torch.index_select(axis, idx): the slices at idx (each in [0, size), repeats allowed; their gradients add). CPU, or CUDA float32. */
     public Var indexSelect(int axis, int[] idx) { return IndexOps.indexSelect(this, axis, idx); }
-    /** torch.gather(axis, index): index given flat with its shape (this rank, no larger on the other axes); CPU. */
+    /** torch.gather(axis, index): index given flat with its shape (this rank, no larger on the other axes); CPU, or CUDA float32. */
     public Var gather(int axis, int[] index, int[] indexShape) { return IndexOps.gather(this, axis, index, indexShape); }
     /** torch.masked_fill(mask, value): value where mask (a 0/1 tensor, as where's condition) is non-zero; mask broadcasts to this shape. */
     public Var maskedFill(Tensor mask, double value) { return IndexOps.maskedFill(this, mask, value); }
@@ -516,9 +516,9 @@ public final class Var implements AutoCloseable {
 
     public Var sin() { return MathOps.sin(this); }
     public Var cos() { return MathOps.cos(this); }
-    /** log(1 + x), accurate near 0. CPU tensors only. */
+    /** log(1 + x), accurate near 0. CPU, or CUDA float32. */
     public Var log1p() { return MathOps.log1p(this); }
-    /** exp(x) - 1, accurate near 0. CPU tensors only. */
+    /** exp(x) - 1, accurate near 0. CPU, or CUDA float32. */
     public Var expm1() { return MathOps.expm1(this); }
     /** 1 / x (a division, so exact). */
     public Var reciprocal() { return MathOps.reciprocal(this); }
@@ -539,15 +539,15 @@ public final class Var implements AutoCloseable {
      * the population's), no axes reducing all; at a zero spread the gradient is NaN, as torch's.
      */
     public Var std(int correction, boolean keepDim, int... axes) { return MathOps.std(this, keepDim, correction, axes); }
-    /** torch.prod() of all elements; with zeros, torch's gradient rule (see MathOps.Prod). CPU tensors only. */
+    /** torch.prod() of all elements; with zeros, torch's gradient rule (see MathOps.Prod). CPU, or CUDA float32. */
     public Var prod() { return new MathOps.Prod(null, false).apply(this); }
-    /** torch.prod(axis, keepdim). CPU tensors only. */
+    /** torch.prod(axis, keepdim). CPU, or CUDA float32. */
     public Var prod(int axis, boolean keepDim) { return new MathOps.Prod(axis, keepDim).apply(this); }
     /** torch.logsumexp(axes, keepdim), computed stably (max subtracted); no axes reduces all. */
     public Var logsumexp(boolean keepDim, int... axes) { return MathOps.logsumexp(this, keepDim, axes); }
     /** torch.linalg.vector_norm(x, p, axes, keepdim), p > 0 or infinity; the 2-norm's gradient at 0 is 0, as torch's. */
     public Var norm(double p, boolean keepDim, int... axes) { return new MathOps.Norm(p, keepDim, axes).apply(this); }
-    /** torch.cumsum(axis). CPU tensors only. */
+    /** torch.cumsum(axis). CPU, or CUDA float32. */
     public Var cumsum(int axis) { return new MathOps.Cumsum(axis).apply(this); }
 
     @Override

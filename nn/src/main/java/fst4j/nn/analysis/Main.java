@@ -133,9 +133,18 @@ public final class Main {
             } else {
                 List<String> names = new ArrayList<>(convs.keySet());
                 layers.add(names.get(0));
-                layers.add(names.stream().filter(n -> n.endsWith(".conv2")).findFirst().orElse(names.get(Math.min(1, names.size() - 1))));
+                String second = names.stream().filter(n -> n.endsWith(".conv2")).findFirst().orElse(names.get(Math.min(1, names.size() - 1)));
+                if (!layers.contains(second)) layers.add(second);   // a model of one conv: that one, once
             }
             for (String l : layers) if (!convs.containsKey(l)) throw new UsageException("no conv layer '" + l + "'; layers: " + convs.keySet());
+            // one image per layer: a layer named twice (or two whose names give one file) was refused by the output set
+            // after the measuring, every measurement lost
+            Map<Path, String> fig5Files = new HashMap<>();
+            for (String l : layers) {
+                String other = fig5Files.putIfAbsent(fig5File(dir, l), l);
+                if (other != null) throw new UsageException("--fig5-layers names " + (other.equals(l) ? l + " twice" : other + " and " + l)
+                        + " (both would be " + fig5File(dir, l).getFileName() + ")");
+            }
             if (fig5Image >= data.test().size()) throw new UsageException("--fig5-image " + fig5Image + " is beyond the " + data.test().size() + " test images");
             Files.createDirectories(dir);
             // and so must every output (a directory named similarity.csv, a read-only file): found after the measuring, it was lost

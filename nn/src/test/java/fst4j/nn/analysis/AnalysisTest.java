@@ -117,13 +117,15 @@ class AnalysisTest {
 
     /**
      * Figure 5's options and the model name are usage errors before anything is measured or written: --fig5-layers ","
-     * drew no Figure 5 yet said "wrote ... fig5-*.png", and a bad --fig5-image was refused after similarity.md was written.
+     * drew no Figure 5 yet said "wrote ... fig5-*.png", and a bad --fig5-image was refused after similarity.md was written;
+     * a layer named twice failed after the measuring (the output set refused fig5-0.png twice), every measurement lost.
      */
     @Test
     void badFigure5OptionsAreRefusedBeforeAnyOutput(@TempDir Path dir) throws Exception {
         TrainData data = new TrainData("smooth", smooth(32, 4), smooth(24, 5), new float[]{0.5f}, new float[]{0.25f});
         Path out = dir.resolve("out");
         for (String[] bad : List.of(new String[]{"--fig5-layers", ",", "--fig5-layers names no layer; layers: [0, 3.conv1, "},
+                new String[]{"--fig5-layers", "0,4.conv1,0", "--fig5-layers names 0 twice (both would be fig5-0.png)"},
                 new String[]{"--fig5-image", "24", "--fig5-image 24 is beyond the 24 test images"},
                 new String[]{"--model", "vgg", "unknown model 'vgg'"})) {
             Outcome r = Outcome.of((o, e) -> Main.run(new String[]{"similarity", "--images", "4", "--out", out.toString(), bad[0], bad[1]}, o, e, s -> data));

@@ -50,7 +50,7 @@ public final class OutputSet {
      */
     public static void checkWritable(Path... files) throws IOException {
         for (Path file : files) {
-            Path f = file.toAbsolutePath();
+            Path f = throughLink(file.toAbsolutePath());
             if (Files.isDirectory(f)) throw new FileSystemException(file.toString(), null, "is a directory, in the way of the output file");
             if (Files.exists(f) && !Files.isWritable(f)) throw new AccessDeniedException(file.toString());
             if (!Files.isWritable(f.getParent())) throw new AccessDeniedException(f.getParent().toString());
@@ -69,12 +69,13 @@ public final class OutputSet {
         List<Path> moved = new ArrayList<>();
         try {
             for (var e : files.entrySet()) {
-                Path tmp = sibling(e.getKey(), ".tmp");
-                tmps.put(e.getKey(), tmp);
+                Path target = throughLink(e.getKey()), tmp = sibling(target, ".tmp");
+                if (tmps.containsKey(target)) throw new FileSystemException(e.getKey().toString(), null, "links to another file of the set, " + target);
+                tmps.put(target, tmp);
                 Files.write(tmp, e.getValue(), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
             }
             // a second name for each previous file (a hard link: no copy, no window without the file), to put it back
-            for (Path target : files.keySet())
+            for (Path target : tmps.keySet())
                 if (Files.isRegularFile(target)) {
                     Path bak = sibling(target, ".bak");
                     try {
@@ -103,6 +104,15 @@ public final class OutputSet {
             for (Path p : tmps.values()) Files.deleteIfExists(p);
             for (Path p : backups.values()) Files.deleteIfExists(p);
         }
+    }
+
+    /**
+     * The file a target names: a symbolic link's file (a table linked into a paper's folder), so that the link stays
+     * and its file is replaced, as a plain write through the link did; a move over the link replaced the link itself.
+     * A target that is no link, or a link to nothing, is itself.
+     */
+    private static Path throughLink(Path target) throws IOException {
+        return Files.isSymbolicLink(target) && Files.exists(target) ? target.toRealPath() : target;
     }
 
     /** A name beside file of this process and moment (made as the output is, not owner-only as createTempFile's). */

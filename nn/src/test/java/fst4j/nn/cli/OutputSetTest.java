@@ -60,4 +60,22 @@ class OutputSetTest {
         assertEquals(List.of("t.csv", "t.md"), names(dir), "the new chart removed, no temporary or backup file left");
         assertEquals(List.of("x"), names(dir.resolve("t.md")));
     }
+
+    /**
+     * A target that is a symbolic link (table5.md linked into a paper's folder) keeps its link: the file it points to
+     * is replaced, its temporary and backup files made beside that file, none left in either folder. The move replaced
+     * the link itself with a regular file, the user's link lost and the linked file left as it was.
+     */
+    @Test
+    void aLinkedTargetIsWrittenThroughItsLink(@TempDir Path dir) throws Exception {
+        Path out = Files.createDirectories(dir.resolve("out")), paper = Files.createDirectories(dir.resolve("paper"));
+        Files.writeString(paper.resolve("table.md"), "old table");
+        Files.createSymbolicLink(out.resolve("t.md"), paper.resolve("table.md"));
+        new OutputSet().text(out.resolve("t.csv"), "new csv").text(out.resolve("t.md"), "new table").write();
+        assertTrue(Files.isSymbolicLink(out.resolve("t.md")), "the link kept");
+        assertEquals(paper.resolve("table.md"), Files.readSymbolicLink(out.resolve("t.md")));
+        assertEquals("new table", Files.readString(paper.resolve("table.md")));
+        assertEquals(List.of("t.csv", "t.md"), names(out));
+        assertEquals(List.of("table.md"), names(paper));
+    }
 }

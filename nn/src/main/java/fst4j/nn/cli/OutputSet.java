@@ -30,6 +30,11 @@ public final class OutputSet {
     /** Target to content, in the order added; moved in that order, so the file added last (the table) is replaced last. */
     private final Map<Path, byte[]> files = new LinkedHashMap<>();
 
+    /** How a file is moved over another; a test replaces it to make a move fail. */
+    interface Mover { void move(Path from, Path to) throws IOException; }
+
+    Mover mover = OutputSet::move;
+
     public OutputSet text(Path file, String text) { return add(file, text.getBytes(StandardCharsets.UTF_8)); }
 
     /** img encoded as PNG now, in memory: a failing encoder fails before any file is touched. */
@@ -86,19 +91,24 @@ public final class OutputSet {
                     backups.put(target, bak);
                 }
             for (var e : tmps.entrySet()) {
-                move(e.getValue(), e.getKey());
+                mover.move(e.getValue(), e.getKey());
                 moved.add(e.getKey());
             }
         } catch (IOException | RuntimeException e) {
+            List<String> kept = new ArrayList<>();
             for (Path target : moved.reversed()) {   // back to the previous set: each replaced file restored, each new one removed
+                Path bak = backups.remove(target);
                 try {
-                    Path bak = backups.remove(target);
-                    if (bak != null) move(bak, target);
+                    if (bak != null) mover.move(bak, target);
                     else Files.deleteIfExists(target);
                 } catch (IOException | RuntimeException r) {
                     e.addSuppressed(r);
+                    // the backup stays (out of backups, so not deleted below); a hidden name nobody was told of was as lost
+                    kept.add(bak != null ? target + " holds the new file, the previous one is kept as " + bak : target + " is a new file, not removed");
                 }
             }
+            if (!kept.isEmpty())
+                throw new IOException(Cli.message(e) + "; and not put back: " + String.join("; ", kept), e);
             throw e;
         } finally {
             for (Path p : tmps.values()) Files.deleteIfExists(p);
@@ -120,7 +130,7 @@ public final class OutputSet {
         return file.resolveSibling("." + file.getFileName() + "." + ProcessHandle.current().pid() + "." + System.nanoTime() + suffix);
     }
 
-    private static void move(Path from, Path to) throws IOException {
+    static void move(Path from, Path to) throws IOException {
         try {
             Files.move(from, to, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } catch (AtomicMoveNotSupportedException e) {

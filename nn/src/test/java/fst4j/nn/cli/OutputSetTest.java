@@ -78,4 +78,29 @@ class OutputSetTest {
         assertEquals(List.of("t.csv", "t.md"), names(out));
         assertEquals(List.of("table.md"), names(paper));
     }
+
+    /**
+     * A put-back that fails too (the backup's move refused) keeps the backup and says, in the one line, which target now
+     * holds the new file and where the previous one is; the message named only the first failure, the earlier CSV left
+     * under a hidden name nobody was told of.
+     */
+    @Test
+    void aFailedPutBackNamesTheKeptBackup(@TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("t.csv"), "old csv");
+        Files.createDirectories(dir.resolve("t.md/x"));
+        OutputSet set = new OutputSet().text(dir.resolve("t.csv"), "new csv").text(dir.resolve("t.md"), "new");
+        set.mover = (from, to) -> {
+            if (from.getFileName().toString().endsWith(".bak")) throw new FileSystemException(from.toString(), to.toString(), "refused");
+            OutputSet.move(from, to);
+        };
+        var e = assertThrows(IOException.class, set::writeUnchecked);
+        assertEquals(1, e.getMessage().lines().count(), e.getMessage());
+        Path bak;
+        try (var files = Files.list(dir)) {
+            bak = files.filter(p -> p.getFileName().toString().endsWith(".bak")).findFirst().orElseThrow(() -> new AssertionError("no backup kept"));
+        }
+        assertEquals("old csv", Files.readString(bak));
+        assertTrue(e.getMessage().contains(dir.resolve("t.md") + ": Is a directory; and not put back: "), e.getMessage());
+        assertTrue(e.getMessage().contains(dir.resolve("t.csv") + " holds the new file, the previous one is kept as " + bak), e.getMessage());
+    }
 }

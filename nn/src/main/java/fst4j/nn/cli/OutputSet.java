@@ -83,12 +83,12 @@ public final class OutputSet {
             for (Path target : tmps.keySet())
                 if (Files.isRegularFile(target)) {
                     Path bak = sibling(target, ".bak");
+                    backups.put(target, bak);   // before it exists: a copy that fails half way is removed below too
                     try {
                         Files.createLink(bak, target);
                     } catch (UnsupportedOperationException | FileSystemException e) {   // no hard links here: a copy
                         Files.copy(target, bak, StandardCopyOption.COPY_ATTRIBUTES);
                     }
-                    backups.put(target, bak);
                 }
             for (var e : tmps.entrySet()) {
                 mover.move(e.getValue(), e.getKey());
@@ -111,8 +111,18 @@ public final class OutputSet {
                 throw new IOException(Cli.message(e) + "; and not put back: " + String.join("; ", kept), e);
             throw e;
         } finally {
-            for (Path p : tmps.values()) Files.deleteIfExists(p);
-            for (Path p : backups.values()) Files.deleteIfExists(p);
+            // a temporary or backup name that cannot be removed is left behind: it must not replace the outcome (a
+            // written set, or the failure that says what was kept)
+            for (Path p : tmps.values()) removeQuietly(p);
+            for (Path p : backups.values()) removeQuietly(p);
+        }
+    }
+
+    private static void removeQuietly(Path p) {
+        try {
+            Files.deleteIfExists(p);
+        } catch (IOException | RuntimeException ignored) {
+            // see the finally above
         }
     }
 

@@ -104,18 +104,8 @@ public abstract class Function {
 
     /** Applies this function to the inputs, recording a graph node when any input requires a gradient. */
     public final Var apply(Var... in) {
-        if (inputs != null || released) throw new IllegalStateException(getClass().getSimpleName() + " instance already applied; create a new one per call");
-        Tensor[] values = new Tensor[in.length];
-        boolean record = false;
-        for (int i = 0; i < in.length; i++) {
-            values[i] = in[i].value();
-            record |= in[i].requiresGrad();
-        }
-        record &= Grad.isEnabled();
-        inputs = in;
-        needs = new boolean[in.length];
-        for (int i = 0; i < in.length; i++) needs[i] = record && in[i].requiresGrad();
-        if (Profile.byOperation()) profileLabel = profileLabel(values);
+        Tensor[] values = bind(in);
+        boolean record = recording();
         String prevLabel = Profile.enter(this);
         Tensor out;
         try {
@@ -135,6 +125,32 @@ public abstract class Function {
             return new Var(out, false, null);
         }
         return new Var(out, true, this);
+    }
+
+    /**
+     * The start of {@link #apply} and {@link MultiFunction#applyMulti}: refuses a second call, keeps the inputs, fixes
+     * which of them take part in differentiation ({@link #needsGrad}) and the profile label; returns the input values.
+     */
+    final Tensor[] bind(Var[] in) {
+        if (inputs != null || released) throw new IllegalStateException(name() + " instance already applied; create a new one per call");
+        Tensor[] values = new Tensor[in.length];
+        boolean record = false;
+        for (int i = 0; i < in.length; i++) {
+            values[i] = in[i].value();
+            record |= in[i].requiresGrad();
+        }
+        record &= Grad.isEnabled();
+        inputs = in;
+        needs = new boolean[in.length];
+        for (int i = 0; i < in.length; i++) needs[i] = record && in[i].requiresGrad();
+        if (Profile.byOperation()) profileLabel = profileLabel(values);
+        return values;
+    }
+
+    /** Whether {@link #bind} recorded a graph: some input takes part in differentiation. */
+    final boolean recording() {
+        for (boolean n : needs) if (n) return true;
+        return false;
     }
 
     /** Frees saved tensors and drops references to inputs (graph freed). */

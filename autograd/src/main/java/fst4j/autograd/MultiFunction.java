@@ -72,18 +72,8 @@ public abstract class MultiFunction extends Function {
      * input requires a gradient (and recording is on); the non-differentiable outputs never get one.
      */
     public final Var[] applyMulti(Var... in) {
-        if (inputs != null || isReleased()) throw new IllegalStateException(name() + " instance already applied; create a new one per call");
-        Tensor[] values = new Tensor[in.length];
-        boolean record = false;
-        for (int i = 0; i < in.length; i++) {
-            values[i] = in[i].value();
-            record |= in[i].requiresGrad();
-        }
-        record &= Grad.isEnabled();
-        inputs = in;
-        needs = new boolean[in.length];
-        for (int i = 0; i < in.length; i++) needs[i] = record && in[i].requiresGrad();
-        if (Profile.byOperation()) profileLabel = profileLabel(values);
+        Tensor[] values = bind(in);
+        boolean record = recording();
         String prevLabel = Profile.enter(this);
         Tensor[] out = null;
         try {

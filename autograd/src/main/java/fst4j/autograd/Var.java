@@ -158,12 +158,7 @@ public final class Var implements AutoCloseable {
                     g.close();
                 }
                 if (!fn.profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0);
-                Profile.exit(prevLabel);
-                prevLabel = Profile.enter("gradient accumulation");
-                long t1 = Profile.start();
-                passOn(fn, gin, pending);
-                if (!retainGraph) fn.release();
-                Profile.stop(Profile.Part.ELEMENTWISE, t1);
+                passOnBooked(fn, gin, pending, retainGraph);
             } catch (RuntimeException | Error e) {
                 closeFrom(gin, 0);   // what passOn had not yet taken (it empties the slots it takes): no one else would free it
                 throw e;
@@ -204,15 +199,26 @@ public final class Var implements AutoCloseable {
                 if (failed != null) throw failed;
             }
             if (!fn.profilesItself()) Profile.stop(Profile.Part.ELEMENTWISE, t0);
+            passOnBooked(fn, gin, pending, retainGraph);
+        } catch (RuntimeException | Error e) {
+            closeFrom(gin, 0);   // as backwardIn: the input gradients passOn had not yet taken (a failed stop, a refused shape)
+            throw e;
+        } finally {
             Profile.exit(prevLabel);
-            prevLabel = Profile.enter("gradient accumulation");
+        }
+    }
+
+    /**
+     * {@link #passOn}, then fn released unless the graph is kept, booked under the label "gradient accumulation" (the
+     * label of fn's own backward restored after).
+     */
+    private static void passOnBooked(Function fn, Tensor[] gin, Map<Var, Tensor> pending, boolean retainGraph) {
+        String prevLabel = Profile.enter("gradient accumulation");
+        try {
             long t1 = Profile.start();
             passOn(fn, gin, pending);
             if (!retainGraph) fn.release();
             Profile.stop(Profile.Part.ELEMENTWISE, t1);
-        } catch (RuntimeException | Error e) {
-            closeFrom(gin, 0);   // as backwardIn: the input gradients passOn had not yet taken (a failed stop, a refused shape)
-            throw e;
         } finally {
             Profile.exit(prevLabel);
         }

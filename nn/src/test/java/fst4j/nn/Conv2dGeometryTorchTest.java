@@ -55,13 +55,7 @@ class Conv2dGeometryTorchTest {
                 // the same products of |x|, |w|, |b| and |G|: every element's sum of its terms' magnitudes
                 try (Conv2d abs = new Conv2d(g[1], g[4], new int[]{g[5], g[6]}, new ConvParams(g[7], g[8], g[9], g[10], g[11], g[12], g[13]), true,
                         SparseConfig.Method.DENSE.config(), new Rng(0))) {
-                    abs.weight().value().copyFrom(conv.weight().value().abs());
-                    abs.namedParameters().get("bias").value().copyFrom(bias.value().abs());
-                    Var ax = Var.of(x.abs()).requiresGrad(true);
-                    Var ay = abs.forward(ax);
-                    ay.mul(Var.of(gy.abs())).sum().backward();
-                    mags[c] = new float[][]{ay.value().toFloatArray(), ax.grad().toFloatArray(), abs.weight().grad().toFloatArray(),
-                            abs.namedParameters().get("bias").grad().toFloatArray()};
+                    mags[c] = magnitudes(abs, conv.weight().value(), bias.value(), x, gy);
                     int[] ys = y.shape();
                     terms[c] = new long[]{(long) g[1] / g[13] * g[5] * g[6] + 1, (long) g[4] / g[13] * g[5] * g[6], (long) ys[0] * ys[2] * ys[3], (long) ys[0] * ys[2] * ys[3]};
                 }
@@ -91,6 +85,20 @@ class Conv2dGeometryTorchTest {
         String[] names = {"y", "dx", "dw", "db"};
         for (int c = 0; c < CASES.length; c++)
             for (int k = 0; k < names.length; k++) within(names[k] + c + " " + java.util.Arrays.toString(CASES[c]), torch.get(names[k] + c), ours[c][k], mags[c][k], terms[c][k]);
+    }
+
+    /**
+     * The layer abs (of the tested layer's geometry) run on |x| with |W|, |b| copied in and backpropagated from |gy|: its
+     * output and three gradients are each element's sum of its terms' magnitudes, the scale of the per-element bounds.
+     */
+    static float[][] magnitudes(Module abs, Tensor w, Tensor b, Tensor x, Tensor gy) {
+        Map<String, Var> p = abs.namedParameters();
+        p.get("weight").value().copyFrom(w.abs());
+        p.get("bias").value().copyFrom(b.abs());
+        Var ax = Var.of(x.abs()).requiresGrad(true);
+        Var ay = abs.forward(ax);
+        ay.mul(Var.of(gy.abs())).sum().backward();
+        return new float[][]{ay.value().toFloatArray(), ax.grad().toFloatArray(), p.get("weight").grad().toFloatArray(), p.get("bias").grad().toFloatArray()};
     }
 
     static String list(Tensor t) {

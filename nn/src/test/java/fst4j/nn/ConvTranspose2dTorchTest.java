@@ -51,13 +51,7 @@ class ConvTranspose2dTorchTest {
                 y.mul(Var.of(gy)).sum().backward();
                 ours[c] = new float[][]{y.value().toFloatArray(), xv.grad().toFloatArray(), conv.weight().grad().toFloatArray(), bias.grad().toFloatArray()};
                 try (ConvTranspose2d abs = new ConvTranspose2d(g[1], g[4], k, p, op, true, new Rng(0))) {
-                    abs.weight().value().copyFrom(conv.weight().value().abs());
-                    abs.namedParameters().get("bias").value().copyFrom(bias.value().abs());
-                    Var ax = Var.of(x.abs()).requiresGrad(true);
-                    Var ay = abs.forward(ax);
-                    ay.mul(Var.of(gy.abs())).sum().backward();
-                    mags[c] = new float[][]{ay.value().toFloatArray(), ax.grad().toFloatArray(), abs.weight().grad().toFloatArray(),
-                            abs.namedParameters().get("bias").grad().toFloatArray()};
+                    mags[c] = Conv2dGeometryTorchTest.magnitudes(abs, conv.weight().value(), bias.value(), x, gy);
                 }
                 int[] ys = y.shape();
                 // y: Cin/G kh kw products and the bias; dx: Cout/G kh kw; dw: N H W; db: N Ho Wo

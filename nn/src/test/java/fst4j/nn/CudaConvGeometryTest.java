@@ -33,7 +33,7 @@ class CudaConvGeometryTest {
      * the CPU with |x|, |w|, |b| and |dy| (magnitude 2:4 keeps the same positions of |w| as of w, so FST3_IR's products
      * are the same terms' magnitudes). (It was a fraction of the tensor's largest value: 1e-4 of it for the gradients.)
      */
-    private static void assertWithin(Tensor want, Tensor got, float[] mag, long k, String what) {
+    static void assertWithin(Tensor want, Tensor got, float[] mag, long k, String what) {
         assertEquals(Device.CUDA, got.device(), what + ": device");
         float[] a = want.toFloatArray(), b = got.toFloatArray();
         assertEquals(a.length, b.length, what + ": sizes");

@@ -13,6 +13,7 @@ import fst4j.tensor.Tensor;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
+import static fst4j.nn.CudaConvGeometryTest.assertWithin;   // element i within 2 (k + 2) u mag[i]
 import static org.junit.jupiter.api.Assertions.*;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -25,17 +26,6 @@ class CudaConvTransposeUpsampleTest {
     @BeforeEach
     void needsCuda() {
         assumeTrue(Cuda.isAvailable(), () -> "no usable CUDA back end: " + Cuda.status());
-    }
-
-    /** Element i within 2 (k + 2) u mag[i], mag the CPU layer run on |x|, |w|, |b| and |dy| (see CudaConvGeometryTest). */
-    private static void assertWithin(Tensor want, Tensor got, float[] mag, long k, String what) {
-        assertEquals(Device.CUDA, got.device(), what + ": device");
-        float[] a = want.toFloatArray(), b = got.toFloatArray();
-        assertEquals(a.length, b.length, what + ": sizes");
-        for (int i = 0; i < a.length; i++) {
-            double bound = 2 * (k + 2) * 0x1p-24 * mag[i];
-            if (!(Math.abs((double) b[i] - a[i]) <= bound)) fail(what + " at " + i + ": " + b[i] + " on CUDA, " + a[i] + " on the CPU (allowed " + bound + ")");
-        }
     }
 
     /** cin, cout, kh, kw, sh, sw, ph, pw, oph, opw, dh, dw, groups */

@@ -136,16 +136,6 @@ class AnalysisTest {
         }
     }
 
-    /** The files in dir, by name, and what each holds. */
-    static java.util.Map<String, String> contents(Path dir) throws java.io.IOException {
-        java.util.Map<String, String> m = new java.util.TreeMap<>();
-        try (var files = Files.list(dir)) {
-            for (Path p : files.toList())
-                m.put(p.getFileName().toString(), Files.isDirectory(p) ? "a directory" : java.util.HexFormat.of().formatHex(Files.readAllBytes(p)));
-        }
-        return m;
-    }
-
     /**
      * An output in the way (a directory named similarity.csv or like a Figure 5 image) fails before anything is measured,
      * one line naming it, the earlier table as it was; it was found after the measuring, with a new similarity.md
@@ -158,11 +148,11 @@ class AnalysisTest {
             Path out = Files.createDirectories(dir.resolve(obstacle));
             Files.createDirectories(out.resolve(obstacle).resolve("x"));
             Files.writeString(out.resolve("similarity.md"), "an earlier run's table\n");
-            var before = contents(out);
+            var before = Outcome.filesIn(out);
             Outcome r = Outcome.of((o, e) -> Main.run(new String[]{"similarity", "--images", "8", "--batch", "8", "--out", out.toString(),
                     "--fig5-layers", "0,4.conv1"}, o, e, s -> data));
             assertEquals("", r.out(), "nothing measured");
-            assertEquals(before, contents(out));
+            assertEquals(before, Outcome.filesIn(out));
             assertEquals(1, r.rc(), r.err());
             assertEquals(List.of("fst4j analyze: " + out.resolve(obstacle) + ": is a directory, in the way of the output file"), r.err().lines().toList());
         }
@@ -180,7 +170,7 @@ class AnalysisTest {
         Files.delete(dir.resolve("similarity.csv"));
         Files.writeString(dir.resolve("similarity.md"), "an earlier run's table\n");   // so that the same numbers again would show
         Files.write(dir.resolve("fig5-0.png"), new byte[]{1, 2, 3});
-        var before = contents(dir);
+        var before = Outcome.filesIn(dir);
         Outcome r = Outcome.whenPrinted("output in", () -> Files.createDirectories(dir.resolve("similarity.csv/x")),
                 (o, e) -> Main.run(args, o, e, s -> data));
         assertEquals(1, r.rc(), r.err());
@@ -188,6 +178,6 @@ class AnalysisTest {
         assertEquals(1, r.err().lines().count(), r.err());
         assertTrue(r.err().contains("similarity.csv"), r.err());
         before.put("similarity.csv", "a directory");
-        assertEquals(before, contents(dir));
+        assertEquals(before, Outcome.filesIn(dir));
     }
 }

@@ -15,6 +15,17 @@ public record Outcome(int rc, String out, String err) {
         return new Outcome(rc, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
     }
 
+    /** The files a command left in dir, by name, and what each holds (hex; "a directory" for one): to compare before and after. */
+    public static java.util.Map<String, String> filesIn(java.nio.file.Path dir) throws java.io.IOException {
+        java.util.Map<String, String> m = new java.util.TreeMap<>();
+        try (var files = java.nio.file.Files.list(dir)) {
+            for (java.nio.file.Path p : files.toList())
+                m.put(p.getFileName().toString(), java.nio.file.Files.isDirectory(p) ? "a directory"
+                        : java.util.HexFormat.of().formatHex(java.nio.file.Files.readAllBytes(p)));
+        }
+        return m;
+    }
+
     /** Something a test does to the file system while a command runs. */
     public interface Action { void run() throws Exception; }
 

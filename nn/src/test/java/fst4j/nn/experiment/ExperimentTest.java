@@ -243,16 +243,6 @@ class ExperimentTest {
         assertEquals("x", Files.readString(file));
     }
 
-    /** The files in dir, by name, and what each holds. */
-    static java.util.Map<String, String> contents(Path dir) throws java.io.IOException {
-        java.util.Map<String, String> m = new java.util.TreeMap<>();
-        try (var files = Files.list(dir)) {
-            for (Path p : files.toList())
-                m.put(p.getFileName().toString(), Files.isDirectory(p) ? "a directory" : java.util.HexFormat.of().formatHex(Files.readAllBytes(p)));
-        }
-        return m;
-    }
-
     /**
      * An output in the way (a directory named like one of the files, in any table of the command) fails before any run,
      * one line naming it, and leaves the earlier table as it was: found at the end, every run was lost and a new table
@@ -265,10 +255,10 @@ class ExperimentTest {
             Path out = Files.createDirectories(dir.resolve(c[0]));
             Files.createDirectories(out.resolve(c[1]).resolve("x"));
             Files.writeString(out.resolve(c[0].equals("all") ? "table1.md" : c[0] + ".md"), "an earlier run's table\n");
-            var before = contents(out);
+            var before = Outcome.filesIn(out);
             Outcome r = run(data, c[0], "--methods", "dense", "--model", "mlp", "--steps", "1", "--batch", "16", "--seeds", "1", "--out", out.toString());
             assertFalse(r.out().contains("[1/1]"), "nothing trained: " + r.out());
-            assertEquals(before, contents(out));
+            assertEquals(before, Outcome.filesIn(out));
             assertEquals(1, r.rc(), r.out() + r.err());
             assertEquals(List.of("fst4j experiment: " + out.resolve(c[1]) + ": is a directory, in the way of the output file"), r.err().lines().toList());
         }
@@ -296,7 +286,7 @@ class ExperimentTest {
         // the earlier files made unlike what the run writes (at this size a new table, timings included, can be the same text)
         Files.writeString(dir.resolve("table5.md"), "an earlier run's table\n");
         for (String png : List.of("table5.png", "table5-time.png")) Files.write(dir.resolve(png), new byte[]{1, 2, 3});
-        var before = contents(dir);
+        var before = Outcome.filesIn(dir);
         assertEquals(List.of("table5-time.png", "table5.md", "table5.png"), List.copyOf(before.keySet()));
         Outcome r = Outcome.whenPrinted("output in", () -> Files.createDirectories(dir.resolve("table5.csv/x")),
                 (o, e) -> Main.run(args, o, e, s -> data));
@@ -305,7 +295,7 @@ class ExperimentTest {
         assertEquals(1, r.err().lines().count(), r.err());
         assertTrue(r.err().contains("table5.csv"), r.err());
         before.put("table5.csv", "a directory");
-        assertEquals(before, contents(dir));
+        assertEquals(before, Outcome.filesIn(dir));
     }
 
     /**

@@ -15,7 +15,9 @@
 # Time: the whole run stays within RUN_BUDGET_S (default 480 s; the run tool allows 600 s a call and the session's
 # device time is 15 minutes, machine start included): tests <= 40 + 150 s, convolution benchmark <= 120 s, GEMM
 # benchmark <= 150 s, the step comparison
-# gets what is left (at most 180 s), the probe after it (at most 120 s); memcheck at most 90 s.
+# gets what is left (at most 180 s), the probe after it (at most 120 s), the ceilings (60 s) and the warpgroup GEMM (90 s);
+# the sanitizers come last (since session 35) and take what is left: memcheck <= 90 s, racecheck <= 60 s, memcheck of
+# the everyday ops (ops-memcheck.txt) <= 75 s.
 # --only tests,memcheck,conv,gemm,step,probe,mma,wgg runs only the named parts (a second, shorter call).
 # Needs .gpu/ from gpu/prepare.sh, carried with the run tool:  carry [".gpu"], command "bash gpu/run.sh".
 # Results under $OUT (default .gpu/out). --no-gpu: for a machine without a GPU (checks the script's paths and
@@ -132,21 +134,6 @@ trc=$?
 [ "$trc" = 0 ] && [ "$brc" != 0 ] && trc=$brc
 fi
 
-# ---- memcheck (gpu/sanitize.sh): the tests of our own kernels and of the cuSPARSELt path under compute-sanitizer, which
-# names any out-of-bounds access (the emulator checks ranges per call, not per access; cuSPARSELt 0.8.0 over-read its
-# operands before Cuda.LIBRARY_TAIL), at most 90 s; memcheck.txt in all.tgz, its verdict in the summary ----
-mrc=skipped
-if wants memcheck && [ "$nogpu" = 0 ]; then
-  PLAIN=0 TAG= CHECK_S=$(cap 90) OUT="$OUT" bash gpu/sanitize.sh fst4j.tensor.CudaTensorOpsTest fst4j.tensor.CudaSpmmTest \
-    fst4j.nn.CudaSparseMethodsTest fst4j.shim.CudaBlockKernelsTest > "$OUT/memcheck-log.txt" 2>&1
-  mrc=$?
-  # the block kernels' shared memory: races between threads and barrier misuse (racecheck.txt)
-  PLAIN=0 TAG= TOOL=racecheck CHECK_S=$(cap 40) OUT="$OUT" bash gpu/sanitize.sh fst4j.shim.CudaBlockKernelsTest >> "$OUT/memcheck-log.txt" 2>&1
-  rrc=$?
-  log "racecheck exit code $rrc ($(grep -hoE 'RACECHECK SUMMARY: [0-9]* hazards.*' "$OUT/racecheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
-  log "memcheck exit code $mrc ($(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/memcheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
-fi
-
 # ---- convolution benchmark (fst4j.shim.CudaConvBench): Eq. 1 and 2 at ResNet-18's ImageNet convolutions, batch 256, the
 # lowered path vs the implicit GEMMs, dense and 2:4 (mma.sp), both tiles, each checked first; conv.txt, its "CONV" lines in
 # the summary. Without a GPU: the smoke mode on the emulator ----
@@ -211,6 +198,26 @@ if wants wgg && [ "$nogpu" = 0 ]; then
   log "warpgroup GEMM benchmark exit code $?"
 fi
 
+# ---- memcheck (gpu/sanitize.sh; last of the parts, since session 35: the timings come first and the sanitizers take what is left): the tests of our own kernels and of the cuSPARSELt path under compute-sanitizer, which
+# names any out-of-bounds access (the emulator checks ranges per call, not per access; cuSPARSELt 0.8.0 over-read its
+# operands before Cuda.LIBRARY_TAIL), at most 90 s; memcheck.txt in all.tgz, its verdict in the summary ----
+mrc=skipped
+if wants memcheck && [ "$nogpu" = 0 ]; then
+  PLAIN=0 TAG= CHECK_S=$(cap 90) OUT="$OUT" bash gpu/sanitize.sh fst4j.tensor.CudaTensorOpsTest fst4j.tensor.CudaSpmmTest \
+    fst4j.nn.CudaSparseMethodsTest fst4j.shim.CudaBlockKernelsTest > "$OUT/memcheck-log.txt" 2>&1
+  mrc=$?
+  # the block kernels' shared memory: races between threads and barrier misuse (racecheck.txt)
+  PLAIN=0 TAG= TOOL=racecheck CHECK_S=$(cap 60) OUT="$OUT" bash gpu/sanitize.sh fst4j.shim.CudaBlockKernelsTest >> "$OUT/memcheck-log.txt" 2>&1
+  rrc=$?
+  log "racecheck exit code $rrc ($(grep -hoE 'RACECHECK SUMMARY: [0-9]* hazards.*' "$OUT/racecheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
+  # the everyday ops of sessions 27-34 (flat-index gathers and scatters, lanes, max with indices, convolution geometry)
+  PLAIN=0 TAG=ops- CHECK_S=$(cap 75) OUT="$OUT" bash gpu/sanitize.sh fst4j.nn.CudaVarEverydayOpsTest fst4j.tensor.CudaLanesTest \
+    fst4j.nn.CudaMaxWithIndicesTest fst4j.nn.CudaConvGeometryTest >> "$OUT/memcheck-log.txt" 2>&1
+  orc=$?
+  log "memcheck of the everyday ops exit code $orc ($(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/ops-memcheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
+  log "memcheck exit code $mrc ($(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/memcheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
+fi
+
 # ---- table, last ----
 python3 - "$OUT/junit" "$OUT/junit-block" <<'PY' > "$OUT/table.txt" 2>&1 || echo "(no JUnit XML report)" > "$OUT/table.txt"
 import glob, sys, xml.etree.ElementTree as ET
@@ -238,7 +245,7 @@ PY
   echo "CUDA status:  $STATUS"
   grep -ho 'CUSPARSELT .*' "$OUT/tests.txt" 2>/dev/null | head -2 | sed 's/^/              /'
   echo "declarations: $DECL;  shims rebuilt here: $rebuilt;  JUnit exit code: $trc;  parts: $only;  ${SECONDS}s of the ${BUDGET}s budget"
-  echo "memcheck:     exit code $mrc; $(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/memcheck.txt" 2>/dev/null | head -1)"
+  echo "memcheck:     exit code $mrc; $(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/memcheck.txt" 2>/dev/null | head -1); everyday ops: exit code ${orc:-skipped}; $(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/ops-memcheck.txt" 2>/dev/null | head -1)"
   echo "racecheck:    exit code ${rrc:-skipped}; $(grep -hoE 'RACECHECK SUMMARY: [0-9]* hazards.*' "$OUT/racecheck.txt" 2>/dev/null | head -1)"
   echo "GEMM benchmark (gemm.txt, exit code $grc):"; { grep -E '^(device:|GEMM|LAYER|2:4)' "$OUT/gemm.txt"; grep -q '^GEMM' "$OUT/gemm.txt" || tail -4 "$OUT/gemm-log.txt"; } | sed 's/^/  /'
   echo "convolution benchmark (conv.txt, exit code $crc):"; grep -E '^(device:|CONV)' "$OUT/conv.txt" 2>/dev/null | sed 's/^/  /'

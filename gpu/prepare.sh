@@ -3,7 +3,7 @@
 #   .gpu/jre/  a jlinked JDK 25 runtime (about 45 MB)
 #   .gpu/lib/  fst4j-native-cuda.jar (with libfst4j.so and, where nvcc was found, libfst4j_cuda.so), the tensor,
 #              sparse, autograd and nn jars, the test classes of native-cuda, tensor, sparse and nn as jars (the CUDA tests
-#              run on the device; CudaStepTiming for gpu/step.sh), and junit-platform-console-standalone
+#              run on the device; CudaStepTiming for gpu/step.sh), junit-platform-console-standalone and jqwik's API and engine
 # Then carry ".gpu" with the run tool and call: bash gpu/run.sh   (64 MiB limit in all; this script checks it).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,6 +43,14 @@ if [ ! -f "$cs" ]; then
   JAVA_HOME="$JAVA_HOME" ./fst4j mvn -B -q dependency:get -Dartifact="org.junit.platform:junit-platform-console-standalone:$JUNIT_PLATFORM"
 fi
 cp "$cs" "$out/lib/junit-platform-console-standalone.jar"
+# jqwik (its API and engine): some CUDA tests draw their inputs from jqwik's generators (CudaMagnitudeNMTest failed
+# with NoClassDefFoundError net/jqwik/api/Arbitrary on device run 32 without them)
+JQWIK="$(sed -n 's:.*<jqwik.version>\(.*\)</jqwik.version>.*:\1:p' pom.xml)"
+for a in jqwik-api jqwik-engine; do
+  j="$HOME/.m2/repository/net/jqwik/$a/$JQWIK/$a-$JQWIK.jar"
+  [ -f "$j" ] || { echo "prepare: $j missing (the build above should have fetched it)" >&2; exit 1; }
+  cp "$j" "$out/lib/$a.jar"
+done
 
 echo "prepare: jlink"
 "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,java.xml,java.sql,java.management,jdk.unsupported \

@@ -53,6 +53,7 @@ G="$here/.gpu"; JAVA="$G/jre/bin/java"
 LIB="$G/lib"; CP="$LIB/junit-platform-console-standalone.jar"
 for m in native-cuda tensor sparse autograd nn; do CP="$CP:$LIB/fst4j-$m.jar"; done
 for m in native-cuda tensor sparse nn; do CP="$CP:$LIB/fst4j-$m-tests.jar"; done
+CP="$CP:$LIB/jqwik-api.jar:$LIB/jqwik-engine.jar"
 log() { echo "run: $*" | tee -a "$OUT/run.log"; }
 [ -x "$JAVA" ] && [ -f "$LIB/fst4j-native-cuda.jar" ] || { echo "run: .gpu/ missing: run gpu/prepare.sh here and carry .gpu" >&2; exit 2; }
 : > "$OUT/run.log"
@@ -107,11 +108,11 @@ if wants tests; then
 export FST4J_CUDA_SYNC="${FST4J_CUDA_SYNC:-1}"
 # the block kernels (shared memory, mma, mma.sp) first and in their own JVM: a fault there (the emulator cannot see every
 # shared-memory access) would leave that JVM's CUDA context unusable and fail every test after it
-timeout "$(cap 40)" "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
+timeout "$(cap 40)" "$JAVA" "${JOPTS[@]}" -Xmx4g -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --config jqwik.database="$G/jqwik-database" --disable-banner --disable-ansi-colors --details=tree \
   --select-class fst4j.shim.CudaBlockKernelsTest --reports-dir "$OUT/junit-block" > "$OUT/tests-block.txt" 2>&1
 brc=$?
 log "block-kernel tests exit code $brc ($(grep -hoE '[0-9]+ tests (successful|failed)' "$OUT/tests-block.txt" | tr '\n' ' '))"
-timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Xmx4g -Dfst4j.splt.layoutDir="$OUT/splt-layout" -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree \
+timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Xmx4g -Dfst4j.splt.layoutDir="$OUT/splt-layout" -cp "$CP" org.junit.platform.console.ConsoleLauncher execute --config jqwik.database="$G/jqwik-database" --disable-banner --disable-ansi-colors --details=tree \
   --select-class fst4j.shim.CudaSparseLtLayoutTest --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
   --select-class fst4j.shim.CudaMixedPrecisionTest --select-class fst4j.shim.CudaGemmBenchTest \
   --select-class fst4j.tensor.CudaTensorOpsTest --select-class fst4j.tensor.CudaMemoryTest --select-class fst4j.nn.CudaOptimizerTest \

@@ -23,25 +23,47 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  * cuDNN's channels_last times in native-cuda/CUDA.md, run 25). Prints "WGG" lines; {@code --smoke} runs one 128 x 128 x 64
  * product and one small convolution (the host emulator).
  * <p>
- * {@code java -cp ... fst4j.shim.CudaWgGemmBench [--smoke] [--batch N] [OUTFILE]}
+ * {@code java -cp ... fst4j.shim.CudaWgGemmBench [--smoke] [--batch N] [--gemm MxKxN [--untimed]] [OUTFILE]} (--gemm: that one
+ * product only, no convolutions)
  */
 public final class CudaWgGemmBench {
     private CudaWgGemmBench() {}
 
     private static final int F32 = Cuda.R_32F, BF16 = Cuda.R_16BF;
 
+    /**
+     * Values per random block that the operands repeat (uploaded once, copied on the device to fill them): 1M timed;
+     * the smoke mode takes a small one, so that the fill's offsets past the first block are exercised there too (they
+     * were written with a slice of a zero-length device segment, which failed on the first real device run only).
+     */
+    private static long blockValues = 1 << 20;
+
+    /**
+     * --untimed: each product once (dense, 2:4, cuBLAS per tile) and compared, nothing timed: what gpu/ncu_wg.sh profiles,
+     * one launch per kernel and operand form.
+     */
+    private static boolean untimed;
+
     public static void main(String[] args) throws Exception {
         boolean smoke = false;
         int batch = 256;
         String outFile = null;
+        long[] only = null;
         for (int i = 0; i < args.length; i++) {
-            if (args[i].equals("--smoke")) smoke = true;
+            if (args[i].equals("--smoke")) { smoke = true; blockValues = 1000; }
             else if (args[i].equals("--batch") && i + 1 < args.length) batch = Integer.parseInt(args[++i]);
+            else if (args[i].equals("--gemm") && i + 1 < args.length) {
+                String[] f = args[++i].split("x");
+                if (f.length != 3) throw new IllegalArgumentException("--gemm takes MxKxN, e.g. 256x2304x50176: " + args[i]);
+                only = new long[]{ Long.parseLong(f[0]), Long.parseLong(f[1]), Long.parseLong(f[2]) };
+            }
+            else if (args[i].equals("--untimed")) untimed = true;
             else outFile = args[i];
         }
         try (PrintStream out = outFile == null ? new PrintStream(System.out, true) : new PrintStream(outFile)) {
             out.println("WGG device: " + Cuda.status());
             if (!Cuda.isAvailable()) { out.println("WGG skipped: no CUDA device"); return; }
+            if (only != null) { run(out, only[0], only[1], only[2] / 128 * 128, 3, 10); return; }
             long[][] shapes = smoke ? new long[][]{ { 128, 64, 128 } }
                     : new long[][]{ { 64, 576, 56 * 56L * batch }, { 128, 1152, 28 * 28L * batch }, { 256, 2304, 14 * 14L * batch }, { 512, 4608, 7 * 7L * batch } };
             for (long[] s : shapes) run(out, s[0], s[1], s[2] / 128 * 128, smoke ? 1 : 3, smoke ? 2 : 10);
@@ -59,7 +81,7 @@ public final class CudaWgGemmBench {
         try (Arena arena = Arena.ofConfined()) {
             Sparse24 w = Sparse24.random(r, cout, K);
             MemorySegment w16 = upload(arena, w.dense()), v16 = upload(arena, w.kept()), dm = upload(arena, w.meta());
-            long total = n * c * h * h, block = Math.min(total, 1 << 20);
+            long total = n * c * h * h, block = Math.min(total, blockValues);
             float[] xb = new float[(int) block];
             for (int i = 0; i < xb.length; i++) xb[i] = (float) r.nextGaussian();
             MemorySegment hb = arena.allocate(4 * block, 64);
@@ -68,7 +90,7 @@ public final class CudaWgGemmBench {
             MemorySegment y = Cuda.malloc(4 * npos * cout), ok = Cuda.malloc(4);
             try {
                 Cuda.copyToDevice(blk, hb, 4 * block);
-                for (long off = 0; off < total; off += block) Cuda.copyOnDevice(x.asSlice(4 * off), blk, 4 * Math.min(block, total - off));
+                for (long off = 0; off < total; off += block) Cuda.copyOnDevice(CudaGemmBench.at(x, 4 * off), blk, 4 * Math.min(block, total - off));
                 Runnable toNhwc = () -> Native.cudaNhwc16(x, n, c, h, h, xh);
                 toNhwc.run();
                 double flop = 2.0 * npos * cout * K, tn = CudaGemmBench.time(warmup, reps, toNhwc).median();
@@ -118,11 +140,11 @@ public final class CudaWgGemmBench {
             Sparse24 sa = Sparse24.random(r, m, k);
             MemorySegment a16 = upload(arena, sa.dense()), v16 = upload(arena, sa.kept()), dm = upload(arena, sa.meta());
             // B^T [n, k]: one random block of up to 1M values, repeated
-            long total = n * k, block = Math.min(total, 1 << 20);
+            long total = n * k, block = Math.min(total, blockValues);
             short[] bb = new short[(int) block];
             for (int i = 0; i < bb.length; i++) bb[i] = Bf16.of((float) r.nextGaussian());
             MemorySegment bt = Cuda.malloc(2 * total), blk = upload(arena, bb);
-            for (long off = 0; off < total; off += block) Cuda.copyOnDevice(bt.asSlice(2 * off), blk, 2 * Math.min(block, total - off));
+            for (long off = 0; off < total; off += block) Cuda.copyOnDevice(CudaGemmBench.at(bt, 2 * off), blk, 2 * Math.min(block, total - off));
             MemorySegment cw = Cuda.malloc(4 * m * n), cs = Cuda.malloc(4 * m * n), cb = Cuda.malloc(4 * m * n), ok = Cuda.malloc(4);
             try {
                 Runnable wgDense = async(tile, () -> Native.cudaWggemm(a16, k, bt, k, cw, n, m, n, k, 1f, 0f, MemorySegment.NULL, 0, ok, rows));
@@ -140,6 +162,7 @@ public final class CudaWgGemmBench {
                 cublas.run();
                 Cuda.sync();
                 double dd = maxRelDiff(arena, cw, cb, m * n), ds = maxRelDiff(arena, cs, cb, m * n);
+                if (untimed) { out.printf(Locale.ROOT, "WGG %-22s untimed | max diff vs cuBLAS %.1e / %.1e%n", shape, dd, ds); return; }
                 double tb = CudaGemmBench.time(warmup, reps, cublas).median(), td = CudaGemmBench.time(warmup, reps, wgDense).median(),
                        ts = CudaGemmBench.time(warmup, reps, wgSparse).median();
                 double flop = 2.0 * m * n * k;

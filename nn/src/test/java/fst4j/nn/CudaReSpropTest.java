@@ -65,8 +65,10 @@ class CudaReSpropTest {
                     fst4j.tensor.CudaOps.Resprop r = fst4j.tensor.CudaOps.resprop(gh.to(Device.CUDA), ph.to(Device.CUDA), t);
                     assertEquals(kept, r.kept(), shape[0] + "x" + shape[1] + " threshold " + t);
                     float[] a = want.toFloatArray(), b = r.out().toFloatArray();
+                    // NaN by NaN-ness: the H200 returns 0x7fffffff for g[0] - p[0], x86 the input's 0x7fc00000 (device run 32, 2026-11-27)
                     for (int i = 0; i < a.length; i++)
-                        assertEquals(Float.floatToRawIntBits(a[i]), Float.floatToRawIntBits(b[i]), "element " + i + ", threshold " + t);
+                        if (!(Float.isNaN(a[i]) && Float.isNaN(b[i])))
+                            assertEquals(Float.floatToRawIntBits(a[i]), Float.floatToRawIntBits(b[i]), "element " + i + ", threshold " + t);
                     if (t == 0.8 && g.length > 2) assertTrue(kept > 0 && kept < (long) n * per, "both branches taken: " + kept);
                 }
             }

@@ -8,6 +8,18 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
+# --train-data N_TRAIN N_TEST: only write .gpu/data, the first images of Fashion-MNIST's two splits for gpu/train.sh (the
+# main job on the device; about 0.44 MB per 1000 images gzipped), beside an existing .gpu
+if [ "${1:-}" = "--train-data" ]; then
+  [ $# -eq 3 ] || { echo "prepare: --train-data N_TRAIN N_TEST" >&2; exit 2; }
+  src="${FST4J_DATA:-/usr/share/datasets/fashion-mnist}"
+  [ -f "$src/train-images-idx3-ubyte.gz" ] || [ -f "$src/train-images-idx3-ubyte" ] \
+    || { echo "prepare: no Fashion-MNIST in $src (sudo apt-get install dataset-fashion-mnist, or FST4J_DATA=DIR)" >&2; exit 1; }
+  rm -rf "$here/.gpu/data"
+  python3 "$here/gpu/subset_idx.py" "$src" "$here/.gpu/data" "$2" "$3"
+  echo "prepare: .gpu/data holds $2 training and $3 test images ($(du -sh "$here/.gpu/data" | cut -f1)); see gpu/train.sh for the carry list"
+  exit 0
+fi
 JUNIT_PLATFORM="${JUNIT_PLATFORM:-1.11.4}"   # the platform release of the project's JUnit 5.11.4
 out="$here/.gpu"
 rm -rf "$out"

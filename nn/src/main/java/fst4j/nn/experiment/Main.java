@@ -225,6 +225,9 @@ public final class Main {
         TrainConfig base = TrainConfig.defaults(Method.DENSE).withModel(model).withBatchSize(batch).withLr(lr).withSubsets(steps * batch, testSubset)
                 .withClipGradNorm(clip);
         Path dir = Path.of(v.getOrDefault("--out", "runs/experiment"));
+        // the tables come with their charts: where none can be drawn, say so before the training, not after it
+        if (fst4j.nn.plot.Plots.why() != null)
+            throw new IOException("the tables' charts cannot be drawn: " + fst4j.nn.plot.Plots.why() + "; run with a full JDK 25 (./fst4j picks one)");
         // before the training: an --out that cannot be a directory (a file in the way) failed after every run, losing them all
         Files.createDirectories(dir);
         // and so must every output itself (a directory named table5.csv, a read-only file): found at the end, every run was lost

@@ -475,10 +475,12 @@ public final class Main {
             double wall = (System.nanoTime() - t0) / 1e9;
             table(results, wall);
             writeSummary(results, data, wall);
-            plots();
+            String noPlots = fst4j.nn.plot.Plots.why();
+            if (noPlots == null) plots();
+            else out.println("loss.png and accuracy.png skipped: " + noPlots + "; metrics.csv and eval.csv hold the curves");
             List<String> stopped = results.stream().filter(r -> r.stopped() != null).map(r -> r.cfg().methodName()).toList();
-            out.println("wrote " + dir.resolve("metrics.csv") + ", eval.csv, summary.json, loss.png, accuracy.png and <method>/final.safetensors"
-                    + (stopped.isEmpty() ? "" : " (none for a stopped method)"));
+            out.println("wrote " + dir.resolve("metrics.csv") + ", eval.csv, summary.json, " + (noPlots == null ? "loss.png, accuracy.png " : "")
+                    + "and <method>/final.safetensors" + (stopped.isEmpty() ? "" : " (none for a stopped method)"));
             if (!stopped.isEmpty()) {
                 String what = String.join(" or ", results.stream().filter(r -> r.stopped() != null).map(Result::notFinite).distinct().toList());
                 err.println("fst4j train: " + String.join(", ", stopped) + " stopped early: " + what + " was not finite (details above; no final"

@@ -8,9 +8,9 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * torch.Tensor's shape ops on Vars (Var.squeeze ... repeat, NN.pad). All but flip are composites of reshape, slice,
- * expand and cat, so they run wherever those do (CUDA included) and need no backward of their own; flip is an index
- * map ({@link IndexMap}: a loop on the CPU, a gather kernel on CUDA).
+ * torch.Tensor's shape ops on Vars (Var.squeeze ... repeat, NN.pad). All but flip and reflect / replicate padding are
+ * composites of reshape, slice, expand and cat, so they run wherever those do (CUDA included) and need no backward of
+ * their own; those are index maps ({@link IndexMap}: a loop on the CPU, a gather kernel on CUDA).
  */
 final class ShapeOps {
     private ShapeOps() {}
@@ -213,8 +213,11 @@ final class ShapeOps {
 
     /**
      * F.pad: pad = (left, right) of the last axis, then of the one before, ...; constant mode fills with value and crops
-     * where a pad is negative; the others are built from slices of x (reflect: the mirror image without the edge;
-     * replicate: the edge repeated; circular: the other end), each axis in turn, which is what torch's kernels compute.
+     * where a pad is negative, circular is built from slices of x (the other end), each axis in turn. Reflect (the
+     * mirror image without the edge) and replicate (the edge repeated) are one index map over every padded axis at
+     * once ({@link #padIndexMap}): one gather forward and one scatter-add backward, on the CPU or CUDA, where they were
+     * one slice node per padded element and a cat per axis. The values are those of torch's kernels either way (a pad
+     * only copies elements); the gradient of an element read several times is its sources' sum in double, rounded once.
      */
     static Var pad(Var x, int[] pad, PadMode mode, double value) {
         int[] s0 = x.shape();
@@ -223,6 +226,7 @@ final class ShapeOps {
             throw new IllegalArgumentException("pad: padding " + Arrays.toString(pad) + " names " + pad.length / 2 + " axes, input has rank " + s0.length);
         if (mode != PadMode.CONSTANT && value != 0)
             throw new IllegalArgumentException("pad: a fill value (" + value + ") is only for constant mode, not " + mode);
+        if (mode == PadMode.REFLECT || mode == PadMode.REPLICATE) return padIndexMap(x, pad, mode);
         Var y = x;
         for (int i = 0; i < pad.length / 2; i++) {
             int a = s0.length - 1 - i, l = pad[2 * i], r = pad[2 * i + 1];
@@ -235,35 +239,59 @@ final class ShapeOps {
             }
             if (l < 0 || r < 0) throw new IllegalArgumentException("pad: negative padding (" + l + ", " + r + ") on axis " + a + " is only for constant mode, not " + mode);
             if (l == 0 && r == 0) continue;
+            if (l > n || r > n)
+                throw new IllegalArgumentException("pad: circular padding (" + l + ", " + r + ") wraps more than once round axis " + a + " of size " + n);
             List<Var> parts = new ArrayList<>();
-            switch (mode) {
-                case REFLECT -> {
-                    if (l >= n || r >= n)
-                        throw new IllegalArgumentException("pad: reflect padding (" + l + ", " + r + ") must be less than axis " + a + "'s size " + n + " (shape " + Shape.str(y.shape()) + ")");
-                    for (int j = l; j >= 1; j--) parts.add(y.slice(a, j, j + 1));
-                    parts.add(y);
-                    for (int j = n - 2; j >= n - 1 - r; j--) parts.add(y.slice(a, j, j + 1));
-                }
-                case REPLICATE -> {
-                    if (n == 0) throw new IllegalArgumentException("pad: replicate padding of axis " + a + " of size 0 (no edge to repeat)");
-                    int[] ls = y.shape(), rs = y.shape();
-                    ls[a] = l; rs[a] = r;
-                    if (l > 0) parts.add(y.slice(a, 0, 1).expand(ls));
-                    parts.add(y);
-                    if (r > 0) parts.add(y.slice(a, n - 1, n).expand(rs));
-                }
-                case CIRCULAR -> {
-                    if (l > n || r > n)
-                        throw new IllegalArgumentException("pad: circular padding (" + l + ", " + r + ") wraps more than once round axis " + a + " of size " + n);
-                    if (l > 0) parts.add(y.slice(a, n - l, n));
-                    parts.add(y);
-                    if (r > 0) parts.add(y.slice(a, 0, r));
-                }
-                default -> throw new AssertionError(mode);
-            }
+            if (l > 0) parts.add(y.slice(a, n - l, n));
+            parts.add(y);
+            if (r > 0) parts.add(y.slice(a, 0, r));
             y = Var.cat(a, parts.toArray(Var[]::new));
         }
         return y == x ? x.reshape(s0) : y;   // a node of its own even when nothing was padded
+    }
+
+    /**
+     * Reflect or replicate padding as one {@link IndexMap}: output element i reads x at the flat index src[i], where each
+     * padded axis maps its output position j to the input position k = j - left, mirrored (reflect: -k below 0,
+     * 2 (n - 1) - k past the end) or clamped (replicate) into [0, n). The axes are checked in the order the per-axis
+     * composition met them (last first), with the shape as padded so far, so the refusals name what they named before.
+     */
+    private static Var padIndexMap(Var x, int[] pad, PadMode mode) {
+        int[] s0 = x.shape(), out = s0.clone();
+        int[][] map = new int[s0.length][];   // per axis: input position of each output position, null where unpadded
+        for (int i = 0; i < pad.length / 2; i++) {
+            int a = s0.length - 1 - i, l = pad[2 * i], r = pad[2 * i + 1];
+            int n = s0[a];
+            if (l < 0 || r < 0) throw new IllegalArgumentException("pad: negative padding (" + l + ", " + r + ") on axis " + a + " is only for constant mode, not " + mode);
+            if (l == 0 && r == 0) continue;
+            if (mode == PadMode.REFLECT && (l >= n || r >= n))
+                throw new IllegalArgumentException("pad: reflect padding (" + l + ", " + r + ") must be less than axis " + a + "'s size " + n + " (shape " + Shape.str(out) + ")");
+            if (mode == PadMode.REPLICATE && n == 0) throw new IllegalArgumentException("pad: replicate padding of axis " + a + " of size 0 (no edge to repeat)");
+            long size = (long) n + l + r;
+            if (size > Integer.MAX_VALUE)
+                throw new IllegalArgumentException("pad: axis " + a + " of size " + n + " padded by (" + l + ", " + r + ") would have " + size + " elements, more than " + Integer.MAX_VALUE);
+            int[] m = new int[(int) size];
+            for (int j = 0; j < m.length; j++) {
+                int k = j - l;
+                m[j] = mode == PadMode.REFLECT ? (k < 0 ? -k : k >= n ? 2 * (n - 1) - k : k) : Math.max(0, Math.min(n - 1, k));
+            }
+            map[a] = m;
+            out[a] = m.length;
+        }
+        if (Arrays.equals(out, s0) && Arrays.stream(map).allMatch(java.util.Objects::isNull)) return x.reshape(s0);   // a node of its own even when nothing was padded
+        long total = Shape.numel(out);
+        if (total > Integer.MAX_VALUE)   // FlatIndex's maps are int arrays
+            throw new IllegalArgumentException("pad: " + mode.name().toLowerCase(java.util.Locale.ROOT) + " padding's output " + Shape.str(out) + " would hold "
+                    + total + " elements, more than " + Integer.MAX_VALUE);
+        long[] st = Shape.contiguousStrides(s0);
+        int[] src = new int[(int) total], idx = new int[out.length];
+        for (int i = 0; i < src.length; i++) {
+            long o = 0;
+            for (int d = 0; d < out.length; d++) o += (map[d] == null ? idx[d] : map[d][idx[d]]) * st[d];
+            src[i] = (int) o;
+            for (int d = out.length - 1; d >= 0; d--) { if (++idx[d] < out[d]) break; idx[d] = 0; }
+        }
+        return new IndexMap(mode == PadMode.REFLECT ? "ReflectPad" : "ReplicatePad", src, out).apply(x);
     }
 
     private static Var padConstant(Var y, int a, int l, int r, double value) {

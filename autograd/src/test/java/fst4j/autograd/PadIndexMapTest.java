@@ -1,0 +1,90 @@
+package fst4j.autograd;
+
+import fst4j.tensor.DType;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.constraints.IntRange;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * NN.pad's reflect and replicate modes as one index map (one gather forward, one scatter-add backward) against the
+ * per-axis composition of slices and cat they replaced, kept here as the reference: the same values bit for bit in
+ * float32 and float64 at random shapes and pads over up to three axes, and the same input gradient (upstream weights
+ * are small integers, so every order of summation is exact and a wrong source index shows). The output is one node.
+ */
+class PadIndexMapTest {
+    /** The composition NN.pad used before: per axis, one slice per reflected element (or an expanded edge) and a cat. */
+    static Var slicePad(Var x, int[] pad, NN.PadMode mode) {
+        int[] s0 = x.shape();
+        Var y = x;
+        for (int i = 0; i < pad.length / 2; i++) {
+            int a = s0.length - 1 - i, l = pad[2 * i], r = pad[2 * i + 1];
+            int n = y.shape()[a];
+            if (l == 0 && r == 0) continue;
+            List<Var> parts = new ArrayList<>();
+            if (mode == NN.PadMode.REFLECT) {
+                for (int j = l; j >= 1; j--) parts.add(y.slice(a, j, j + 1));
+                parts.add(y);
+                for (int j = n - 2; j >= n - 1 - r; j--) parts.add(y.slice(a, j, j + 1));
+            } else {
+                int[] ls = y.shape(), rs = y.shape();
+                ls[a] = l; rs[a] = r;
+                if (l > 0) parts.add(y.slice(a, 0, 1).expand(ls));
+                parts.add(y);
+                if (r > 0) parts.add(y.slice(a, n - 1, n).expand(rs));
+            }
+            y = Var.cat(a, parts.toArray(Var[]::new));
+        }
+        return y == x ? x.reshape(s0) : y;
+    }
+
+    /** Small integers, so sums in any order are exact in float32 and float64. */
+    static Tensor ints(long seed, DType dt, int... shape) {
+        java.util.Random r = new java.util.Random(seed);
+        int n = Math.toIntExact(fst4j.tensor.Shape.numel(shape));
+        double[] v = new double[n];
+        for (int i = 0; i < n; i++) v[i] = r.nextInt(17) - 8;
+        try (Tensor t = Tensor.of(v, shape)) { return t.to(dt); }
+    }
+
+    @Property(tries = 60)
+    void oneGatherEqualsTheSliceComposition(@ForAll @IntRange(min = 1, max = 3) int rank, @ForAll @IntRange(min = 1, max = 5) int a,
+                                            @ForAll @IntRange(min = 1, max = 5) int b, @ForAll @IntRange(min = 2, max = 6) int c,
+                                            @ForAll @IntRange(min = 0, max = 999) int seed, @ForAll boolean reflect, @ForAll boolean f64) {
+        NN.PadMode mode = reflect ? NN.PadMode.REFLECT : NN.PadMode.REPLICATE;
+        DType dt = f64 ? DType.F64 : DType.F32;
+        int[] shape = rank == 1 ? new int[]{c} : rank == 2 ? new int[]{b, c} : new int[]{a, b, c};
+        java.util.Random r = new java.util.Random(seed);
+        int axes = 1 + r.nextInt(rank);
+        int[] pad = new int[2 * axes];
+        for (int i = 0; i < pad.length; i++) {
+            int n = shape[rank - 1 - i / 2];
+            pad[i] = reflect ? r.nextInt(n) : r.nextInt(5);   // reflect needs a pad below the axis's size
+        }
+        try (Scope s = Scope.open()) {
+            Tensor xt = ints(seed, dt, shape);
+            Var x1 = Var.param(xt.copy()), x2 = Var.param(xt.copy());
+            Var y1 = NN.pad(x1, pad, mode, 0), y2 = slicePad(x2, pad, mode);
+            String what = mode + " " + java.util.Arrays.toString(pad) + " of " + java.util.Arrays.toString(shape) + " " + dt;
+            assertArrayEquals(y2.shape(), y1.shape(), what);
+            assertTrue(y1.value().equal(y2.value()), what + ": values");
+            assertEquals(dt, y1.value().dtype());
+            boolean padded = false;
+            for (int p : pad) padded |= p != 0;
+            if (padded) {
+                assertEquals(reflect ? "ReflectPad" : "ReplicatePad", y1.gradFn().name(), "one node, the index map");
+                assertSame(x1, y1.gradFn().inputs[0], "the index map reads x itself: no slice or cat in between");
+            }
+            Tensor w = ints(seed + 7, dt, y1.shape());
+            y1.mul(Var.of(w.copy())).sum().backward();
+            y2.mul(Var.of(w)).sum().backward();
+            assertTrue(x1.grad().equal(x2.grad()), what + ": gradients");
+        }
+    }
+}

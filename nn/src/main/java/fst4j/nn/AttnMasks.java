@@ -75,13 +75,25 @@ final class AttnMasks {
 
     /**
      * Tensors have no bool dtype here: a boolean mask is a float tensor of 0 and 1. Anything else (0.5, 2, NaN) is
-     * refused, since where() would read it as true and silently mask. Checked with reductions on the mask's own device.
+     * refused, since where() would read it as true and silently mask. One pass over the values on the host (a CUDA mask
+     * is copied there once: the one synchronisation the four-op device reduction this replaces also paid, through its
+     * item()), and a mask found boolean is remembered at its version ({@link CheckedMasks}), so the same mask passed
+     * every step is scanned again only after a write to it.
      */
     static void checkBoolean(String name, Tensor m) {
-        double bad;
-        try (Tensor m1 = m.add(-1); Tensor prod = m.mul(m1); Tensor a = prod.abs(); Tensor sum = a.sum()) { bad = sum.item(); }
-        if (bad != 0)
+        m.check();
+        if (CheckedMasks.known(m)) return;
+        int version = m.version();   // read before the values: a write while scanning leaves the entry stale, never wrong
+        CheckedMasks.counted();
+        boolean ok = true;
+        if (m.dtype() == DType.F32) {
+            for (float v : m.toFloatArray()) if (v != 0 && v != 1) { ok = false; break; }   // NaN too: it equals neither
+        } else {
+            for (double v : m.toDoubleArray()) if (v != 0 && v != 1) { ok = false; break; }
+        }
+        if (!ok)
             throw new IllegalArgumentException("dtype: " + name + " " + Shape.str(m.shape()) + " must be boolean, 0 or 1 per element (1 = masked, torch's True; "
                     + "tensors have no bool dtype here), and holds other values");
+        CheckedMasks.remember(m, version);
     }
 }

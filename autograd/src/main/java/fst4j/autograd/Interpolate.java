@@ -2,6 +2,7 @@ package fst4j.autograd;
 
 import fst4j.autograd.NN.InterpolateMode;
 import fst4j.tensor.DType;
+import fst4j.tensor.FlatIndex;
 import fst4j.tensor.Shape;
 import fst4j.tensor.Tensor;
 
@@ -19,8 +20,40 @@ import fst4j.tensor.Tensor;
 final class Interpolate {
     private Interpolate() {}
 
-    /** One axis: output position i reads input rows i0[i] (and i1[i] with weights l0[i], l1[i] when bilinear). */
+    /** One axis: output position i reads input rows i0[i] (and i1[i] with weights l0[i], l1[i] when bilinear). Never mutated. */
     record Axis(int[] i0, int[] i1, double[] l0, double[] l1) {}
+
+    /** What one axis's indices and weights depend on (the scale only where given: NaN otherwise, equal to itself here). */
+    record AxisKey(int in, int out, double scale, InterpolateMode mode, boolean alignCorners, DType dtype) {}
+
+    /**
+     * The axes built lately, host arrays only (no off-heap memory, so nothing to free): a model resizing the same
+     * geometry every step builds its indices and weights once. Bounded, least recently used dropped.
+     */
+    private static final int AXES = 64;
+    private static final java.util.LinkedHashMap<AxisKey, Axis> axes = new java.util.LinkedHashMap<>(16, 0.75f, true) {
+        @Override protected boolean removeEldestEntry(java.util.Map.Entry<AxisKey, Axis> e) { return size() > AXES; }
+    };
+    private static int axisBuilds;
+
+    /** {@link #axis}, from the cache of recent axes where it is there; null where the axis is the identity. */
+    static Axis axisCached(AxisKey k) {
+        if (k.in() == k.out()) return null;   // the identity in either mode, whatever the scale (see axis)
+        synchronized (axes) {
+            Axis a = axes.get(k);
+            if (a == null) {
+                a = axis(k.in(), k.out(), k.scale(), k.mode(), k.alignCorners(), k.dtype());
+                axes.put(k, a);
+                axisBuilds++;
+            }
+            return a;
+        }
+    }
+
+    /** Tests: how many axes have been built, and forgetting them all (the uncached path's reference). */
+    static int axisBuilds() { synchronized (axes) { return axisBuilds; } }
+
+    static void clearAxes() { synchronized (axes) { axes.clear(); } }
 
     /**
      * scale: the user's scale factor for this axis (torch passes it to the kernel when recompute_scale_factor is not
@@ -71,7 +104,7 @@ final class Interpolate {
      * x [N, C, H, W] to [N, C, outH, outW]; scaleH, scaleW the user's scale factors or NaN (see {@link #axis}). Checked by
      * the caller.
      */
-    static Var apply(Var x, int outH, int outW, double scaleH, double scaleW, InterpolateMode mode, boolean alignCorners) {
+    static Var apply(Var x, int outH, int outW, double scaleH, double scaleW, InterpolateMode mode, boolean alignCorners, InterpolateCache cache) {
         int[] s = x.shape();
         int n = s[0], c = s[1], h = s[2], w = s[3];
         DType dt = x.value().dtype();
@@ -80,29 +113,46 @@ final class Interpolate {
         if (x.value().device() == fst4j.tensor.Device.CUDA && dt != DType.F32)
             throw new UnsupportedOperationException("interpolate on CUDA supports float32 only (its row gathers are NN.embedding's CUDA kernels), got " + dt
                     + " input " + Shape.str(s));
-        Axis aw = axis(w, outW, scaleW, mode, alignCorners, dt), ah = axis(h, outH, scaleH, mode, alignCorners, dt);
+        AxisKey kw = new AxisKey(w, outW, scaleW, mode, alignCorners, dt), kh = new AxisKey(h, outH, scaleH, mode, alignCorners, dt);
+        Axis aw = axisCached(kw), ah = axisCached(kh);
         Var t = x;
         if (aw != null) {   // along W first, the inner sum of torch's
             Var rows = x.reshape(n * c * h, w).transpose(0, 1);          // [W, N C H]
-            t = gather(rows, aw).transpose(0, 1).reshape(n, c, h, outW);
+            t = gather(rows, kw, aw, cache).transpose(0, 1).reshape(n, c, h, outW);
         }
         if (ah != null) {
             Var rows = t.permute(2, 0, 1, 3).reshape(h, n * c * outW);    // [H, N C outW]
-            t = gather(rows, ah).reshape(outH, n, c, outW).permute(1, 2, 0, 3).reshape(n, c, outH, outW);
+            t = gather(rows, kh, ah, cache).reshape(outH, n, c, outW).permute(1, 2, 0, 3).reshape(n, c, outH, outW);
         }
         return t == x ? x.reshape(s) : t;   // an identity still gives a new Var, as torch returns a new tensor
     }
 
-    /** rows [in, D] to [out, D]: row i is rows[i0[i]] (nearest), or rows[i0[i]] l0[i] + rows[i1[i]] l1[i]. */
-    private static Var gather(Var rows, Axis a) {
+    /**
+     * rows [in, D] to [out, D]: row i is rows[i0[i]] (nearest), or rows[i0[i]] l0[i] + rows[i1[i]] l1[i]. The weights
+     * [out, 1] in rows' dtype on its device come from the cache where there is one (as references of their own, so a
+     * graph still holding them outlives an eviction or the cache's close), else are made for this call.
+     */
+    private static Var gather(Var rows, AxisKey k, Axis a, InterpolateCache cache) {
         int out = a.i0().length;
         Var r0 = NN.embedding(rows, a.i0(), out);
         if (a.l0() == null) return r0;
         Tensor v = rows.value();
-        try (Tensor h0 = Tensor.of(a.l0(), out, 1); Tensor h1 = Tensor.of(a.l1(), out, 1);
-             Tensor t0 = h0.to(v.dtype()); Tensor t1 = h1.to(v.dtype());
-             Var w0 = Var.of(t0.to(v.device())); Var w1 = Var.of(t1.to(v.device()))) {
+        Tensor[] ws = cache != null ? cache.weights(k, a, v.device()) : weights(k, a, v.device());
+        try (Var w0 = Var.of(ws[0]); Var w1 = Var.of(ws[1])) {
             return r0.mul(w0).add(NN.embedding(rows, a.i1(), out).mul(w1));
+        }
+    }
+
+    /** a's weights l0, l1 as [out, 1] tensors of k's dtype on device (float32: each double rounded once, as before). */
+    static Tensor[] weights(AxisKey k, Axis a, fst4j.tensor.Device device) {
+        int[] shape = {a.l0().length, 1};
+        Tensor w0 = null;
+        try (Tensor h0 = FlatIndex.ofDoubles(a.l0(), k.dtype(), shape); Tensor h1 = FlatIndex.ofDoubles(a.l1(), k.dtype(), shape)) {
+            w0 = h0.to(device);
+            return new Tensor[]{w0, h1.to(device)};
+        } catch (RuntimeException | Error e) {
+            if (w0 != null) w0.close();
+            throw e;
         }
     }
 

@@ -68,8 +68,13 @@ public final class NN {
      * CUDA float32 (see {@link Interpolate}).
      */
     public static Var interpolate(Var x, int outH, int outW, InterpolateMode mode, boolean alignCorners) {
+        return interpolate(x, outH, outW, mode, alignCorners, null);
+    }
+
+    /** {@link #interpolate}, bilinear weights kept on the device by cache (null: made for this call). */
+    static Var interpolate(Var x, int outH, int outW, InterpolateMode mode, boolean alignCorners, InterpolateCache cache) {
         Interpolate.check(x.shape(), outH, outW, mode, alignCorners);
-        return Interpolate.apply(x, outH, outW, Double.NaN, Double.NaN, mode, alignCorners);
+        return Interpolate.apply(x, outH, outW, Double.NaN, Double.NaN, mode, alignCorners, cache);
     }
 
     /**
@@ -79,6 +84,11 @@ public final class NN {
      * (in - 1) / (out - 1). Scales must be finite and positive.
      */
     public static Var interpolateScale(Var x, double scaleH, double scaleW, InterpolateMode mode, boolean alignCorners) {
+        return interpolateScale(x, scaleH, scaleW, mode, alignCorners, null);
+    }
+
+    /** {@link #interpolateScale}, bilinear weights kept on the device by cache (null: made for this call). */
+    static Var interpolateScale(Var x, double scaleH, double scaleW, InterpolateMode mode, boolean alignCorners, InterpolateCache cache) {
         int[] s = x.shape();
         if (!(scaleH > 0) || !(scaleW > 0) || Double.isInfinite(scaleH) || Double.isInfinite(scaleW))
             throw new IllegalArgumentException("interpolate: scale factors must be finite and positive, got " + scaleH + "x" + scaleW);
@@ -87,7 +97,7 @@ public final class NN {
         if (oh > Integer.MAX_VALUE || ow > Integer.MAX_VALUE)
             throw new IllegalArgumentException("interpolate: output size " + oh + "x" + ow + " exceeds 2^31 - 1 (input " + Shape.str(s) + ")");
         Interpolate.check(s, (int) oh, (int) ow, mode, alignCorners);
-        return Interpolate.apply(x, (int) oh, (int) ow, scaleH, scaleW, mode, alignCorners);
+        return Interpolate.apply(x, (int) oh, (int) ow, scaleH, scaleW, mode, alignCorners, cache);
     }
 
     static final class Conv2d extends Function {

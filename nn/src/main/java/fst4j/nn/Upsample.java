@@ -1,5 +1,6 @@
 package fst4j.nn;
 
+import fst4j.autograd.InterpolateCache;
 import fst4j.autograd.NN;
 import fst4j.autograd.NN.InterpolateMode;
 import fst4j.autograd.Var;
@@ -7,13 +8,18 @@ import fst4j.autograd.Var;
 /**
  * torch.nn.Upsample: F.interpolate to a fixed output size or by fixed scale factors, mode NEAREST or BILINEAR
  * (alignCorners for BILINEAR only), on [N, C, H, W]. No parameters. See {@link NN#interpolate} and
- * {@link NN#interpolateScale}.
+ * {@link NN#interpolateScale}. Bilinear weights stay on the input's device between forwards (an {@link InterpolateCache}
+ * of a few geometries), freed when the module is closed.
  */
 public final class Upsample extends Module {
     private final int outH, outW;           // 0 when by scale
     private final double scaleH, scaleW;    // NaN when by size
     private final InterpolateMode mode;
     private final boolean alignCorners;
+    private final InterpolateCache cache = new InterpolateCache(CACHED_AXES);
+
+    /** Axes whose weights are kept: both axes of a few input sizes (a model sees one or two), on one or two devices. */
+    static final int CACHED_AXES = 8;
 
     private Upsample(int outH, int outW, double scaleH, double scaleW, InterpolateMode mode, boolean alignCorners) {
         if (mode == null) throw new IllegalArgumentException("Upsample: mode is null; use InterpolateMode.NEAREST or BILINEAR");
@@ -36,6 +42,14 @@ public final class Upsample extends Module {
     }
 
     @Override public Var forward(Var x) {
-        return Double.isNaN(scaleH) ? NN.interpolate(x, outH, outW, mode, alignCorners) : NN.interpolateScale(x, scaleH, scaleW, mode, alignCorners);
+        return Double.isNaN(scaleH) ? cache.interpolate(x, outH, outW, mode, alignCorners) : cache.interpolateScale(x, scaleH, scaleW, mode, alignCorners);
+    }
+
+    /** The weights this module keeps (tests). */
+    InterpolateCache cache() { return cache; }
+
+    @Override public void close() {
+        cache.close();
+        super.close();
     }
 }

@@ -116,7 +116,7 @@ timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Xmx4g -Dfst4j.splt.layoutDir="$OUT/s
   --select-class fst4j.shim.CudaSparseLtLayoutTest --select-class fst4j.shim.CudaKernelsTest --select-class fst4j.shim.CudaStatusTest --select-class fst4j.shim.NativeLoadTest \
   --select-class fst4j.shim.CudaMixedPrecisionTest --select-class fst4j.shim.CudaGemmBenchTest \
   --select-class fst4j.tensor.CudaTensorOpsTest --select-class fst4j.tensor.CudaMemoryTest --select-class fst4j.nn.CudaOptimizerTest \
-  --select-class fst4j.tensor.CudaSpmmTest --select-class fst4j.tensor.CudaMatmulPrecisionTest --select-class fst4j.tensor.CudaLanesTest \
+  --select-class fst4j.tensor.CudaSpmmTest --select-class fst4j.tensor.CudaMatmulPrecisionTest --select-class fst4j.tensor.CudaLanesTest --select-class fst4j.tensor.CudaLineSortTest \
   --select-class fst4j.nn.CudaResNetStepTest --select-class fst4j.nn.CudaModelTest --select-class fst4j.nn.CudaStepTimingTest \
   --select-class fst4j.sparse.CudaSparseTest --select-class fst4j.nn.CudaSparseMethodsTest --select-class fst4j.nn.train.CudaTrainerTest \
   --select-class fst4j.nn.CudaReSpropTest --select-class fst4j.nn.CudaAspMaskTest \

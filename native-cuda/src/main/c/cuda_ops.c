@@ -863,6 +863,70 @@ int fst_cuda_lanes(int op, const float *x, const float *g, int64_t outer, int64_
     return launch_op(FST_K_lanes, lanes, &a, ops[op]);
 }
 
+/* Sorting along an axis (autograd's Sort through fst4j.tensor.LineSort): the bitonic network over (key, position) pairs
+ * (fst4j_kargs.h), whole chunks in shared memory and one launch per global step beyond; then the selection. keys is
+ * the caller's scratch of lines * P pairs (P = n rounded up to a power of two: fst_cuda_sort_pairs); src may be NULL
+ * (no backward). The outputs are fresh: none may overlap x, the keys or each other. */
+int64_t fst_cuda_sort_pairs(int64_t n) {
+    if (n < 1 || n > (1 << 24)) return -1;
+    int64_t P = 1;
+    while (P < n) P <<= 1;
+    return P;
+}
+
+int fst_cuda_sort(const float *x, int64_t outer, int64_t n, int64_t inner, int descending, int64_t start, int median, int64_t count,
+                  uint64_t *keys, float *values, float *indices, int32_t *src) {
+    READY();
+    BAD(outer < 0 || inner < 0 || n < 1 || n > (1 << 24));   /* positions are exact float32 values and 32-bit in a pair */
+    BAD(descending != 0 && descending != 1);
+    BAD(median != 0 && median != 1);
+    BAD(median && (descending || count != 1));
+    BAD(count < 0 || count > n || start < 0 || start > n - count);
+    BAD(outer > 0 && inner > INT32_MAX / outer);
+    BAD(outer > 0 && inner > 0 && n > INT32_MAX / (outer * inner));   /* src holds int32 flat offsets into x */
+    const int64_t lines = outer * inner, P = fst_cuda_sort_pairs(n), outs = lines * count;
+    if (lines == 0) return FST_OK;
+    BAD(lines > INT64_MAX / 8 / P);
+    NUL(!x || !keys || (outs > 0 && (!values || !indices)));
+    OWN(x, lines * n * 4);
+    OWN(keys, lines * P * 8);
+    if (outs > 0) { OWN(values, outs * 4); OWN(indices, outs * 4); if (src) OWN(src, outs * 4); }
+    BAD(overlap(keys, lines * P * 8, x, lines * n * 4) || overlap(values, outs * 4, x, lines * n * 4) ||
+        overlap(indices, outs * 4, x, lines * n * 4) || overlap(src, outs * 4, x, lines * n * 4) ||
+        overlap(values, outs * 4, keys, lines * P * 8) || overlap(indices, outs * 4, keys, lines * P * 8) ||
+        overlap(src, outs * 4, keys, lines * P * 8) || overlap(values, outs * 4, indices, outs * 4) ||
+        overlap(src, outs * 4, values, outs * 4) || overlap(src, outs * 4, indices, outs * 4));   /* overlap */
+    fst_k_sort_args a = { x, keys, values, indices, src, outer, n, inner, P, count, start, 0, 0, 0, 0, lines * P, descending, median };
+    int rc = launch_op(FST_K_sort_keys, a.total, &a, "keys");
+    const int64_t C = FST_SORT_CHUNK, chunks = (a.total + C - 1) / C;
+    if (rc == FST_OK && P > 1) {
+        a.kmin = 2; a.kmax = P < C ? P : C;
+        rc = launch_blocks_op(FST_K_sort_chunk, chunks, &a, "chunk");
+    }
+    for (int64_t k = 2 * C; rc == FST_OK && k <= P; k <<= 1) {
+        for (int64_t j = k / 2; rc == FST_OK && j >= C; j >>= 1) {
+            a.k = k; a.j = j;
+            rc = launch_op(FST_K_sort_stage, a.total / 2, &a, "stage");
+        }
+        a.kmin = a.kmax = k;
+        if (rc == FST_OK) rc = launch_blocks_op(FST_K_sort_chunk, chunks, &a, "chunk");
+    }
+    if (rc == FST_OK) rc = launch_op(FST_K_sort_select, outs, &a, median ? "median" : "select");
+    return rc;
+}
+
+/* the values' gradient: dx [numel] (zero-filled by the caller) gets g[i] at src[i], i < m */
+int fst_cuda_sort_scatter(const float *g, const int32_t *src, int64_t m, float *dx, int64_t numel) {
+    READY();
+    BAD(m < 0 || numel < 0 || m > numel);   /* each source at most once */
+    if (m == 0) return FST_OK;
+    NUL(!g || !src || !dx);
+    OWN(g, m * 4); OWN(src, m * 4); OWN(dx, numel * 4);
+    BAD(overlap(dx, numel * 4, g, m * 4) || overlap(dx, numel * 4, src, m * 4));   /* overlap */
+    fst_k_sort_scatter_args a = { g, src, dx, m, numel };
+    return launch(FST_K_sort_scatter, m, &a);
+}
+
 /* ======================= activations (fst4j.tensor.Activation) ======================= */
 
 /* The parameters an op reads must be numbers it can use (Activation refuses the same before calling). */

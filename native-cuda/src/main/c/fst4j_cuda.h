@@ -90,6 +90,16 @@ FST_API int fst_cuda_embed_scatter(const float *g, int64_t n, int64_t d, const i
  * out [outer, n, inner]; the product along n into out [outer, inner]; prod's gradient from g [outer, inner] into out
  * [outer, n, inner]. One thread per lane, in double, in the CPU loops' order. */
 FST_API int fst_cuda_lanes(int op, const float *x, const float *g, int64_t outer, int64_t n, int64_t inner, float *out);
+/* Sorting along an axis of a contiguous x [outer, n, inner] (autograd's Sort): each line's stable order (Sort.compare's:
+ * NaN largest, -0 == 0; descending by the reversed order, ties by position) by a bitonic network over keys (device
+ * scratch of outer * inner * fst_cuda_sort_pairs(n) uint64); then [outer, count, inner] values, float32 positions and,
+ * where src is not NULL, int32 flat offsets into x, from sorted position start (median: the lower median, or a line's
+ * first NaN; ascending, count 1). 1 <= n <= 2^24. fst_cuda_sort_pairs: the padded line length, -1 outside that range. */
+FST_API int64_t fst_cuda_sort_pairs(int64_t n);
+FST_API int fst_cuda_sort(const float *x, int64_t outer, int64_t n, int64_t inner, int descending, int64_t start, int median, int64_t count,
+                          uint64_t *keys, float *values, float *indices, int32_t *src);
+/* its backward: dx [numel] (zeroed by the caller) gets g [m] at the flat offsets src [m] (each at most once; m <= numel) */
+FST_API int fst_cuda_sort_scatter(const float *g, const int32_t *src, int64_t m, float *dx, int64_t numel);
 /* pos: device int32[npos], validated by the caller. */
 FST_API int fst_cuda_im2col_at(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                                int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,

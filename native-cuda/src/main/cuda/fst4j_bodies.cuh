@@ -521,6 +521,72 @@ FST_HD void k_embed_scatter(i64 i, const fst_k_embed_scatter_args &a) {
     a.dw[i] = (float)s;
 }
 
+/* ---- sorting along an axis (fst_k_sort_args) ---- */
+/* A float's sort key: unsigned order is Sort.compare's (-0 and 0 one key, every NaN the largest key, above +inf);
+ * bit-inverted for descending. Paired with the position below it, equal keys come out by position ascending. */
+FST_HD uint64_t sort_pair(float v, i64 p, int descending) {
+    u32 u = f2u(v), key;
+    if ((u & 0x7fffffffu) > 0x7f800000u) key = 0xffffffffu;        /* NaN, any sign or payload */
+    else {
+        if ((u & 0x7fffffffu) == 0) u = 0;                           /* -0 is 0 */
+        key = (u & 0x80000000u) ? ~u : (u | 0x80000000u);           /* negatives reversed below the positives */
+    }
+    if (descending) key = ~key;
+    return ((uint64_t)key << 32) | (uint64_t)(u32)p;
+}
+/* one compare-exchange of the bitonic network: pairs (lo, lo + j) of the flattened keys, ascending where the
+ * position within its line (P a power of two) has bit k clear */
+FST_HD void sort_cmpx(uint64_t *k, i64 lo, i64 j, i64 pos, i64 kk) {
+    const uint64_t a = k[lo], b = k[lo + j];
+    if (((pos & kk) == 0) == (a > b)) { k[lo] = b; k[lo + j] = a; }
+}
+/* keys [lines, P]: pair (x[(o n + p) inner + j], p) at line o * inner + j, position p; all ones past n */
+FST_HD void k_sort_keys(i64 i, const fst_k_sort_args &a) {
+    if (i >= a.total) return;
+    const i64 line = i / a.P, p = i % a.P, o = line / a.inner, j = line % a.inner;
+    a.keys[i] = p < a.n ? sort_pair(LDG(a.x + (o * a.n + p) * a.inner + j), p, a.descending) : ~(uint64_t)0;
+}
+/* one global step (k, j) of the network, a thread per pair */
+FST_HD void k_sort_stage(i64 t, const fst_k_sort_args &a) {
+    if (t >= a.total / 2) return;
+    const i64 lo = (t / a.j) * 2 * a.j + t % a.j;
+    sort_cmpx(a.keys, lo, a.j, lo & (a.P - 1), a.k);
+}
+/* output element i of [outer, count, inner]: its line's sorted pair at start + c */
+FST_HD void k_sort_select(i64 i, const fst_k_sort_args &a) {
+    if (i >= a.outer * a.count * a.inner) return;
+    const i64 o = i / (a.count * a.inner), r = i % (a.count * a.inner), c = r / a.inner, j = r % a.inner;
+    const uint64_t *line = a.keys + (o * a.inner + j) * a.P;
+    i64 start = a.start;
+    if (a.median) {   /* ascending: NaNs last; a line holding one gives its first (binary search for the first NaN key) */
+        start = (a.n - 1) / 2;
+        if ((LDG(line + a.n - 1) >> 32) == 0xffffffffu) {
+            i64 lo = 0, hi = a.n - 1;
+            while (lo < hi) {
+                const i64 mid = lo + (hi - lo) / 2;
+                if ((LDG(line + mid) >> 32) == 0xffffffffu) hi = mid; else lo = mid + 1;
+            }
+            start = lo;
+        }
+    }
+    const i64 p = (i64)(u32)LDG(line + start + c), s = (o * a.n + p) * a.inner + j;
+    if (p >= a.n) {   /* a padding pair (never, with keys from k_sort_keys): nothing read outside x, no source for the gradient */
+        a.values[i] = 0.0f;
+        a.indices[i] = -1.0f;
+        if (a.src) a.src[i] = -1;
+        return;
+    }
+    a.values[i] = LDG(a.x + s);
+    a.indices[i] = (float)p;
+    if (a.src) a.src[i] = (int32_t)s;
+}
+/* the values' gradient back to its sources: each is selected at most once, so a plain store (no sum, no atomics) */
+FST_HD void k_sort_scatter(i64 i, const fst_k_sort_scatter_args &a) {
+    if (i >= a.m) return;
+    const i64 s = LDG(a.src + i);
+    if (s >= 0 && s < a.numel) a.dx[s] = LDG(a.g + i);
+}
+
 /* one lane (o, j) of [outer, n, inner] per thread (fst_k_lanes_args): the CPU loops' order and double arithmetic */
 FST_HD void k_lanes(i64 i, const fst_k_lanes_args &a) {
     if (i >= a.outer * a.inner) return;
@@ -2622,6 +2688,26 @@ FST_BD void kb_igemm_wg(FstCtx &c, const fst_k_igemm_wg_args &a) {
                 const i64 o = m0 + wm * 32 + mi * 16 + q + 8 * (e >> 1), kk = n0 + wn * 32 + ni * 8 + 2 * r4 + (e & 1);
                 if (o < a.cout && kk < a.K) ws[o * a.K + kk] = acc[mi][ni][e];
             }
+}
+
+/* The bitonic network in shared memory over chunk b of the flattened keys (FST_SORT_CHUNK pairs, or the rest: a whole
+ * number of lines, since P divides both the chunk when smaller and the total): steps k = kmin .. kmax, each with its
+ * strides j below min(k, chunk) (the larger ones are k_sort_stage's); pairs never cross a line (j < k <= P). */
+FST_BD void kb_sort_chunk(FstCtx &c, const fst_k_sort_args &a) {
+    uint64_t *s = (uint64_t *)c.smem;
+    const i64 base = c.block() * FST_SORT_CHUNK, rest = a.total - base, len = rest < FST_SORT_CHUNK ? rest : FST_SORT_CHUNK;
+    const int t = c.tid();
+    for (i64 q = t; q < len; q += FST_SORT_T) s[q] = a.keys[base + q];
+    c.sync();
+    for (i64 k = a.kmin; k <= a.kmax; k <<= 1)
+        for (i64 j = (k < FST_SORT_CHUNK ? k : FST_SORT_CHUNK) / 2; j > 0; j >>= 1) {
+            for (i64 u = t; u < len / 2; u += FST_SORT_T) {
+                const i64 lo = (u / j) * 2 * j + u % j;
+                sort_cmpx(s, lo, j, (base + lo) & (a.P - 1), k);
+            }
+            c.sync();
+        }
+    for (i64 q = t; q < len; q += FST_SORT_T) a.keys[base + q] = s[q];
 }
 
 #endif

@@ -49,6 +49,21 @@ typedef struct { const float *g; const int32_t *off, *pos; float *dw; int64_t v,
  * with no zero in the lane, g times the others' product at a lone zero and 0 elsewhere, all 0 with several zeros) */
 enum { FST_LANE_CUMSUM, FST_LANE_CUMSUM_REV, FST_LANE_PROD, FST_LANE_PROD_BWD, FST_LANE_N };
 typedef struct { const float *x, *g; float *out; int64_t outer, n, inner; int op; } fst_k_lanes_args;
+/* Sorting along one axis (autograd's Sort: torch.sort / topk / kthvalue / median), x contiguous [outer, n, inner], one
+ * line per (o, j), lines = outer * inner. Each element becomes a 64-bit pair (key << 32 | position) in keys [lines, P],
+ * P = n rounded up to a power of two (padding: all ones, after every pair): the key orders floats as Sort.compare (every
+ * NaN one key above +inf, -0 == 0), bit-inverted for descending, so that sorting the pairs ascending is the stable sort
+ * (ties by position ascending, descending too). A bitonic network sorts them: k_sort_chunk (block kernel) over chunks of
+ * FST_SORT_CHUNK pairs in shared memory (steps k = kmin .. kmax, strides below the chunk), k_sort_stage one global step
+ * (k, j) per launch for strides of a chunk and more. k_sort_select then writes the sorted positions start .. start +
+ * count - 1 of each line (median: the ascending ((n - 1) / 2)-th, or the first NaN of a line that holds one) into
+ * values / indices (float32 positions) / src (int32 flat offsets into x, for the backward) [outer, count, inner].
+ * k_sort_scatter: dx[src[i]] = g[i] for i < m (positions outside [0, numel) skipped; the caller zero-fills dx). */
+#define FST_SORT_CHUNK 4096
+#define FST_SORT_T 256
+typedef struct { const float *x; uint64_t *keys; float *values, *indices; int32_t *src;
+                 int64_t outer, n, inner, P, count, start, k, j, kmin, kmax, total; int descending, median; } fst_k_sort_args;
+typedef struct { const float *g; const int32_t *src; float *dx; int64_t m, numel; } fst_k_sort_scatter_args;
 /* dst bf16 [rows_p, cols_p] (contiguous) = src [rows, cols] (strides rs, cs, in elements) rounded, zero elsewhere */
 typedef struct { const float *src; int64_t rows, cols, rs, cs; uint16_t *dst; int64_t rows_p, cols_p; } fst_k_bf16_pad_args;
 /* dst bf16 [rows_p, cols_p] = im2col(x) [K, n*ho*wo] rounded, zero outside it (the lowered operand of a bf16 GEMM) */
@@ -358,7 +373,8 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(selftest, fst_k_selftest_args, FST_SELFTEST_T, FST_SELFTEST_T * 4) \
     X(igemm, fst_k_igemm_args, FST_IG_T, FST_IG_SMEM(64, 128)) X(igemm_m128, fst_k_igemm_args, FST_IG_T, FST_IG_SMEM(128, 64)) \
     X(igemm_sp, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF(64, 128)) X(igemm_sp_m128, fst_k_igemm_sp_args, FST_IG_T, 2 * FST_IGS_BUF(128, 64)) \
-    X(igemm_wg, fst_k_igemm_wg_args, FST_IG_T, FST_IG_SMEM(64, 128))
+    X(igemm_wg, fst_k_igemm_wg_args, FST_IG_T, FST_IG_SMEM(64, 128)) \
+    X(sort_chunk, fst_k_sort_args, FST_SORT_T, FST_SORT_CHUNK * 8)
 
 /* Every kernel: X(name, argument struct). The device kernel is fst_k_<name>, its body k_<name>. */
 #define FST_KERNELS(X)                                                                                  \
@@ -392,7 +408,8 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(adamw, fst_k_adamw_args) X(sumsq_part, fst_k_sumsq_args) X(scale, fst_k_scale_args)                 \
     X(where, fst_k_where_args) X(argmax_part, fst_k_argmax_args) X(argmax, fst_k_argmax_args)               \
     X(var_part, fst_k_var_args) X(var_mean, fst_k_var_args) X(var, fst_k_var_args) X(nm, fst_k_nm_args) \
-    X(embed_gather, fst_k_embed_gather_args) X(embed_scatter, fst_k_embed_scatter_args) X(lanes, fst_k_lanes_args)
+    X(embed_gather, fst_k_embed_gather_args) X(embed_scatter, fst_k_embed_scatter_args) X(lanes, fst_k_lanes_args) \
+    X(sort_keys, fst_k_sort_args) X(sort_stage, fst_k_sort_args) X(sort_select, fst_k_sort_args) X(sort_scatter, fst_k_sort_scatter_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 #define FST_BLOCK_KERNEL_ENUM(name, args, threads, smem) FST_K_##name,

@@ -1,6 +1,8 @@
 package fst4j.autograd;
 
 import fst4j.tensor.DType;
+import fst4j.tensor.Device;
+import fst4j.tensor.LineSort;
 import fst4j.tensor.Shape;
 import fst4j.tensor.Tensor;
 
@@ -12,7 +14,9 @@ import java.util.Comparator;
  * of its sorted positions is kept as values (differentiable) and indices (float32 values, {@link Tensor#argmax}'s
  * convention, exact up to 2^24 along the axis; a non-differentiable output), from one node with two outputs, as
  * {@link MaxWithIndices}. The values' gradient goes back to the source positions (a scatter; each is selected at most
- * once). A CPU loop in double: on a CUDA tensor it is refused by name.
+ * once). On the CPU a loop in double; on CUDA (float32) a device sort of (key, position) pairs ({@link LineSort}:
+ * a bitonic network whose keys order floats as {@link #compare} does and whose positions break ties, which is the
+ * stable sort) and a scatter for the gradient, giving the CPU path's bits: values, indices and gradient.
  * <p>
  * Order, as torch 1.13's {@code sort(stable=True)}: NaN is larger than every number (last ascending, first descending),
  * -0 equals 0, and equal values keep their input order, descending too (a stable sort by the reversed order, not the
@@ -29,6 +33,7 @@ final class Sort extends MultiFunction {
     private final boolean descending, keepDim;
     private int[] inShape, src;   // src: for each output element, the flat input position it came from
     private DType dtype;
+    private LineSort.Sources sources;   // CUDA: src on the device, for backward
 
     private Sort(Kind kind, int axis, int k, boolean descending, boolean keepDim) {
         this.kind = kind; this.axis = axis; this.k = k; this.descending = descending; this.keepDim = keepDim;
@@ -54,11 +59,13 @@ final class Sort extends MultiFunction {
     /** The selection over a row-major copy of x: values, indices (positions along the axis) and src, with the output's shape. */
     private record Selected(double[] values, int[] indices, int[] src, int[] shape) {}
 
-    private Selected select(Tensor x) {
+    /** x seen as [outer, n, inner] along the axis, count positions kept per line, and the output's shape. */
+    private record Lines(int n, int count, int outer, int inner, int[] shape) {}
+
+    private Lines lines(Tensor x) {
         String op = name();
-        if (x.device() != fst4j.tensor.Device.CPU)
-            throw new UnsupportedOperationException(op + " is not implemented for CUDA tensors (a CPU loop, not a device kernel); "
-                    + "copy the value to the host with to(Device.CPU)");
+        if (x.device() != Device.CPU && x.dtype() != DType.F32)   // CudaOps.require's wording, before anything is allocated
+            throw new UnsupportedOperationException(op + " on CUDA supports float32 only, got " + x.dtype().name().toLowerCase());
         int[] s = x.shape();
         int ax;
         int[] line;   // the shape seen as lines: a scalar is one line of one element (torch allows axis 0 or -1 there)
@@ -100,7 +107,20 @@ final class Sort extends MultiFunction {
         if (s.length == 0) shape = new int[0];
         else if (keepDim) { shape = s.clone(); shape[ax] = count; }
         else { shape = new int[s.length - 1]; for (int d = 0, j = 0; d < s.length; d++) if (d != ax) shape[j++] = s[d]; }
+        return new Lines(n, count, outer, inner, shape);
+    }
 
+    /** On the device: the same selection by LineSort (sources: keep the flat offsets for backward). */
+    private LineSort.Selection onDevice(Tensor x, boolean sources) {
+        Lines l = lines(x);
+        return LineSort.select(name(), x, l.outer(), l.n(), l.inner(), descending, kind == Kind.KTH ? k - 1 : 0, kind == Kind.MEDIAN, l.count(),
+                l.shape(), sources);
+    }
+
+    private Selected select(Tensor x) {
+        Lines l = lines(x);
+        int n = l.n(), count = l.count(), outer = l.outer(), inner = l.inner();
+        int[] shape = l.shape();
         double[] v = x.toDoubleArray();   // row-major whatever x's strides (a non-contiguous view reads as its logical order)
         int total = Math.toIntExact((long) outer * count * inner);
         double[] vals = new double[total];
@@ -134,10 +154,25 @@ final class Sort extends MultiFunction {
     }
 
     /** The indices alone (argsort), as int[] in the output's row-major order. */
-    static int[] indices(Sort s, Tensor x) { return s.select(x).indices(); }
+    static int[] indices(Sort s, Tensor x) {
+        if (x.device() == Device.CPU) return s.select(x).indices();
+        LineSort.Selection sel = s.onDevice(x, false);
+        float[] f;
+        try (Tensor v = sel.values(); Tensor i = sel.indices()) { f = i.toFloatArray(); }
+        int[] out = new int[f.length];
+        for (int j = 0; j < f.length; j++) out[j] = (int) f[j];
+        return out;
+    }
 
     @Override
     protected Tensor[] forwardMulti(Tensor... x) {
+        if (x[0].device() != Device.CPU) {
+            LineSort.Selection sel = onDevice(x[0], needsGrad(0));
+            inShape = x[0].shape();
+            dtype = x[0].dtype();
+            if (sel.sources() != null) sources = retain(sel.sources());
+            return outputs(sel.values(), markNonDifferentiable(sel.indices()));
+        }
         Selected sel = select(x[0]);
         inShape = x[0].shape();
         dtype = x[0].dtype();
@@ -160,6 +195,7 @@ final class Sort extends MultiFunction {
 
     @Override
     protected Tensor[] backwardMulti(Tensor[] g) {
+        if (sources != null) return grads(LineSort.scatter(name() + " backward", g[0], sources, inShape));
         double[] gv = g[0].toDoubleArray();
         double[] acc = new double[Math.toIntExact(Shape.numel(inShape))];
         for (int i = 0; i < src.length; i++) acc[src[i]] = gv[i];   // each source position is selected at most once

@@ -429,26 +429,26 @@ public final class Var implements AutoCloseable {
      * torch.sort(x, axis, descending, stable=True): {values, indices}, one node with two outputs ({@link Sort}). A stable
      * sort: equal values keep their input order (descending too), NaN counts as larger than every number (last
      * ascending, first descending), -0 equals 0. values' gradient goes back to each value's source position; indices
-     * (float32 values, as {@link #maxWithIndices}'s) require no gradient. CPU tensors only.
+     * (float32 values, as {@link #maxWithIndices}'s) require no gradient. CPU, and CUDA float32 with the same bits.
      */
     public Var[] sort(int axis, boolean descending) { return Sort.sort(axis, descending).applyMulti(this); }
     /**
      * torch.topk(x, k, axis, largest, sorted): the first k of {@link #sort}(axis, largest), so among ties the earlier
      * input position comes first (torch leaves that order unspecified); 0 <= k <= size (k = 0: an empty axis).
      * sorted = false returns the same, sorted, order (torch's is unspecified there). The gradient reaches the selected
-     * positions only. CPU tensors only.
+     * positions only. CPU, and CUDA float32 with the same bits.
      */
     public Var[] topk(int k, int axis, boolean largest, boolean sorted) { return Sort.topk(k, axis, largest).applyMulti(this); }
     /** torch.argsort(x, axis, descending) as int[] (as {@link #argmax}), row-major over the input's shape: {@link #sort}'s indices, stable. */
     public int[] argsort(int axis, boolean descending) { return Sort.indices(Sort.sort(axis, descending), value()); }
     /**
      * torch.kthvalue(x, k, axis, keepDim): the k-th smallest (1-based) and its index, the k-th of the ascending stable
-     * {@link #sort} (so NaN counts as largest, and among ties torch may name another index). CPU tensors only.
+     * {@link #sort} (so NaN counts as largest, and among ties torch may name another index). CPU, and CUDA float32 with the same bits.
      */
     public Var[] kthvalue(int k, int axis, boolean keepDim) { return Sort.kthvalue(k, axis, keepDim).applyMulti(this); }
     /**
      * torch.median(x, axis, keepDim): the lower median (the ((n - 1) / 2)-th of the ascending stable sort) and its index,
-     * or the first NaN where the line holds one (torch's); the gradient to that element only. CPU tensors only.
+     * or the first NaN where the line holds one (torch's); the gradient to that element only. CPU, and CUDA float32 with the same bits.
      */
     public Var[] median(int axis, boolean keepDim) { return Sort.median(axis, keepDim).applyMulti(this); }
     /** Unbiased variance ({@link Tensor#var}). */

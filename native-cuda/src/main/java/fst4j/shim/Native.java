@@ -1370,7 +1370,7 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, RESPROP, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16, BINARY_S, WHERE, ARGMAX, VAR, PRUNE_NM, SRSTE_NM, EMBED_GATHER, EMBED_SCATTER, LANES;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, RESPROP, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16, BINARY_S, WHERE, ARGMAX, VAR, PRUNE_NM, SRSTE_NM, EMBED_GATHER, EMBED_SCATTER, LANES, SORT, SORT_PAIRS, SORT_SCATTER;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
@@ -1427,6 +1427,10 @@ public final class Native {
             SRSTE = bind(lib, "fst_cuda_srste_decay", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT), false);
             EMBED_GATHER = bind(lib, "fst_cuda_embed_gather", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS), false);
             LANES = bind(lib, "fst_cuda_lanes", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS), false);
+            SORT = bind(lib, "fst_cuda_sort", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT,
+                    JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
+            SORT_PAIRS = bind(lib, "fst_cuda_sort_pairs", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG), false);
+            SORT_SCATTER = bind(lib, "fst_cuda_sort_scatter", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG), false);
             EMBED_SCATTER = bind(lib, "fst_cuda_embed_scatter", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS,
                     JAVA_LONG, ADDRESS), false);
             PRUNE_NM = bind(lib, "fst_cuda_prune_nm", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT), false);
@@ -1838,6 +1842,35 @@ public final class Native {
         int rc;
         try { rc = (int) CudaOpHandles.LANES.invokeExact(op, x, g, outer, n, inner, out); } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_lanes");
+    }
+
+    /**
+     * Sorts each line of a contiguous device x [outer, n, inner] (fst_cuda_sort: Sort.compare's stable order, descending
+     * by the reversed order) and writes sorted positions start .. start + count - 1 of each (median: the lower median or
+     * the line's first NaN) as values, float32 indices and, where src is not NULL, int32 flat offsets [outer, count, inner];
+     * keys: device scratch of outer * inner * {@link #cudaSortPairs}(n) longs.
+     */
+    public static void cudaSort(MemorySegment x, long outer, long n, long inner, boolean descending, long start, boolean median, long count,
+                                MemorySegment keys, MemorySegment values, MemorySegment indices, MemorySegment src) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.SORT.invokeExact(x, outer, n, inner, descending ? 1 : 0, start, median ? 1 : 0, count, keys, values, indices, src); }
+        catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_sort");
+    }
+
+    /** A sorted line's padded length (n rounded up to a power of two) for 1 <= n <= 2^24, else -1 (fst_cuda_sort_pairs). */
+    public static long cudaSortPairs(long n) {
+        cudaEnsure();
+        try { return (long) CudaOpHandles.SORT_PAIRS.invokeExact(n); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    /** The sort's backward: dx [numel] (zeroed by the caller) gets g [m] at src [m] (fst_cuda_sort_scatter). */
+    public static void cudaSortScatter(MemorySegment g, MemorySegment src, long m, MemorySegment dx, long numel) {
+        cudaEnsure();
+        int rc;
+        try { rc = (int) CudaOpHandles.SORT_SCATTER.invokeExact(g, src, m, dx, numel); } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_sort_scatter");
     }
 
     /** Its weight gradient dw [v, d] from g [n, d] and the indices' CSR off [v + 1], pos [n] (fst_cuda_embed_scatter). */

@@ -208,13 +208,15 @@ if wants memcheck && [ "$nogpu" = 0 ]; then
   PLAIN=0 TAG= CHECK_S=$(cap 90) OUT="$OUT" bash gpu/sanitize.sh fst4j.tensor.CudaTensorOpsTest fst4j.tensor.CudaSpmmTest \
     fst4j.nn.CudaSparseMethodsTest fst4j.shim.CudaBlockKernelsTest > "$OUT/memcheck-log.txt" 2>&1
   mrc=$?
-  # the block kernels' shared memory: races between threads and barrier misuse (racecheck.txt)
-  PLAIN=0 TAG= TOOL=racecheck CHECK_S=$(cap 60) OUT="$OUT" bash gpu/sanitize.sh fst4j.shim.CudaBlockKernelsTest >> "$OUT/memcheck-log.txt" 2>&1
+  # the block kernels' shared memory (and the sort's bitonic block kernel): races between threads and barrier misuse (racecheck.txt)
+  PLAIN=0 TAG= TOOL=racecheck CHECK_S=$(cap 60) OUT="$OUT" bash gpu/sanitize.sh fst4j.shim.CudaBlockKernelsTest fst4j.nn.CudaSortTest >> "$OUT/memcheck-log.txt" 2>&1
   rrc=$?
   log "racecheck exit code $rrc ($(grep -hoE 'RACECHECK SUMMARY: [0-9]* hazards.*' "$OUT/racecheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
-  # the everyday ops of sessions 27-34 (flat-index gathers and scatters, lanes, max with indices, convolution geometry)
+  # the everyday ops of sessions 27-35 (flat-index gathers and scatters, lanes, max with indices, convolution geometry, the sorts,
+  # the mask and upsample caches)
   PLAIN=0 TAG=ops- CHECK_S=$(cap 75) OUT="$OUT" bash gpu/sanitize.sh fst4j.nn.CudaVarEverydayOpsTest fst4j.tensor.CudaLanesTest \
-    fst4j.nn.CudaMaxWithIndicesTest fst4j.nn.CudaConvGeometryTest >> "$OUT/memcheck-log.txt" 2>&1
+    fst4j.nn.CudaMaxWithIndicesTest fst4j.nn.CudaConvGeometryTest fst4j.nn.CudaSortTest fst4j.tensor.CudaLineSortTest \
+    fst4j.nn.CudaMaskCheckCacheTest fst4j.nn.CudaUpsampleCacheTest >> "$OUT/memcheck-log.txt" 2>&1
   orc=$?
   log "memcheck of the everyday ops exit code $orc ($(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/ops-memcheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
   log "memcheck exit code $mrc ($(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/memcheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"

@@ -7,11 +7,13 @@ import fst4j.tensor.Shape;
 import fst4j.tensor.Tensor;
 
 /**
- * F.interpolate on [N, C, H, W] for the modes 'nearest' and 'bilinear' (align_corners true and false), with torch
- * 1.13's CPU source indices and weights (ATen/native/UpSample.h).
+ * F.interpolate on [N, C, H, W] for the modes 'nearest', 'nearest-exact', 'bilinear' and 'bicubic' (align_corners true
+ * and false for the last two), with torch 1.13's CPU source indices and weights (ATen/native/UpSample.h), and 'area',
+ * which is torch's adaptive_avg_pool2d to the output size ({@link NN#adaptiveAvgPool2d}, CPU and CUDA).
  * <p>
- * Both modes are separable: each output element is the width interpolation of one or two input rows, interpolated along
- * the height, torch's own order of operations (T = x[., w0] l0 + x[., w1] l1 along W, then T[h0] l0' + T[h1] l1'). Each
+ * The other modes are separable: each output element is the width interpolation of one, two or four input rows,
+ * interpolated along the height, torch's own order of operations (T = x[., w0] l0 + x[., w1] l1 + ... along W, summed
+ * left to right, then T[h0] l0' + T[h1] l1' + ...: upsample_generic_Nd_kernel_impl's Interpolate<2>). Each
  * axis is a row gather of the tensor with that axis first ({@link NN#embedding}: CPU float32 / float64, CUDA float32),
  * times its weights, so the op is differentiable (the gathers' backward scatters and adds) and runs wherever the
  * gather, permutes and products run, with no kernel of its own. It moves the tensor through two transposed copies
@@ -20,8 +22,13 @@ import fst4j.tensor.Tensor;
 final class Interpolate {
     private Interpolate() {}
 
-    /** One axis: output position i reads input rows i0[i] (and i1[i] with weights l0[i], l1[i] when bilinear). Never mutated. */
-    record Axis(int[] i0, int[] i1, double[] l0, double[] l1) {}
+    /**
+     * One axis: output position i reads input rows idx[j][i] for each tap j (one for the nearest modes, two for bilinear,
+     * four for bicubic), weighted by w[j][i] (null for the nearest modes). Never mutated.
+     */
+    record Axis(int[][] idx, double[][] w) {
+        int taps() { return idx.length; }
+    }
 
     /** What one axis's indices and weights depend on (the scale only where given: NaN otherwise, equal to itself here). */
     record AxisKey(int in, int out, double scale, InterpolateMode mode, boolean alignCorners, DType dtype) {}
@@ -38,7 +45,8 @@ final class Interpolate {
 
     /** {@link #axis}, from the cache of recent axes where it is there; null where the axis is the identity. */
     static Axis axisCached(AxisKey k) {
-        if (k.in() == k.out()) return null;   // the identity in either mode, whatever the scale (see axis)
+        // nearest and bilinear copy where the sizes are equal, whatever the scale (see axis); the others need not
+        if (k.in() == k.out() && (k.mode() == InterpolateMode.NEAREST || k.mode() == InterpolateMode.BILINEAR)) return null;
         synchronized (axes) {
             Axis a = axes.get(k);
             if (a == null) {
@@ -62,6 +70,9 @@ final class Interpolate {
     static Axis axis(int in, int out, double scale, InterpolateMode mode, boolean alignCorners, DType dt) {
         boolean f32 = dt == DType.F32;
         boolean given = scale > 0;   // torch's compute_scales_value: a scale that is present and > 0, else in / out
+        if (mode == InterpolateMode.AREA) throw new IllegalArgumentException("interpolate: mode 'area' is adaptive average pooling, not separable taps");
+        if (mode == InterpolateMode.NEAREST_EXACT) return InterpolateTaps.nearestExact(in, out, scale);
+        if (mode == InterpolateMode.BICUBIC) return InterpolateTaps.bicubic(in, out, scale, alignCorners, dt);
         if (mode == InterpolateMode.NEAREST) {
             // nearest_idx: the identity where the sizes are equal (whatever the scale), i / 2 where out = 2 in, else
             // floor(i * scale) at most in - 1 with the scale in float (for float64 tensors too), OpenCV's INTER_NEAREST
@@ -70,7 +81,7 @@ final class Interpolate {
             float s = given ? (float) (1.0 / scale) : (float) in / (float) out;
             for (int i = 0; i < out; i++)
                 idx[i] = out == 2 * in ? i >> 1 : (int) Math.min((long) Math.floor(s * (float) i), in - 1);
-            return new Axis(idx, null, null, null);
+            return new Axis(new int[][]{idx}, null);
         }
         if (in == out) return null;   // compute_source_index_and_lambda copies where the sizes are equal, whatever the scale
         // area_pixel_compute_scale and the source index in the tensor's type (opmath_t, float for float32 on the CPU:
@@ -97,7 +108,7 @@ final class Interpolate {
                 l0[i] = 1 - l1[i];
             }
         }
-        return new Axis(i0, i1, l0, l1);
+        return new Axis(new int[][]{i0, i1}, new double[][]{l0, l1});
     }
 
     /**
@@ -113,6 +124,8 @@ final class Interpolate {
         if (x.value().device() == fst4j.tensor.Device.CUDA && dt != DType.F32)
             throw new UnsupportedOperationException("interpolate on CUDA supports float32 only (its row gathers are NN.embedding's CUDA kernels), got " + dt
                     + " input " + Shape.str(s));
+        // F.interpolate's 'area' is adaptive_avg_pool2d to the output size (a scale factor only sets that size)
+        if (mode == InterpolateMode.AREA) return NN.adaptiveAvgPool2d(x, outH, outW);
         AxisKey kw = new AxisKey(w, outW, scaleW, mode, alignCorners, dt), kh = new AxisKey(h, outH, scaleH, mode, alignCorners, dt);
         Axis aw = axisCached(kw), ah = axisCached(kh);
         Var t = x;
@@ -128,42 +141,51 @@ final class Interpolate {
     }
 
     /**
-     * rows [in, D] to [out, D]: row i is rows[i0[i]] (nearest), or rows[i0[i]] l0[i] + rows[i1[i]] l1[i]. The weights
-     * [out, 1] in rows' dtype on its device come from the cache where there is one (as references of their own, so a
-     * graph still holding them outlives an eviction or the cache's close), else are made for this call.
+     * rows [in, D] to [out, D]: row i is rows[idx[0][i]] (nearest modes), or rows[idx[0][i]] w[0][i] + rows[idx[1][i]]
+     * w[1][i] + ..., summed left to right as torch does. The weights [out, 1] in rows' dtype on its device come from the
+     * cache where there is one (as references of their own, so a graph still holding them outlives an eviction or the
+     * cache's close), else are made for this call.
      */
     private static Var gather(Var rows, AxisKey k, Axis a, InterpolateCache cache) {
-        int out = a.i0().length;
-        Var r0 = NN.embedding(rows, a.i0(), out);
-        if (a.l0() == null) return r0;
+        int out = a.idx()[0].length;
+        Var r0 = NN.embedding(rows, a.idx()[0], out);
+        if (a.w() == null) return r0;
         Tensor v = rows.value();
         Tensor[] ws = cache != null ? cache.weights(k, a, v.device()) : weights(k, a, v.device());
-        try (Var w0 = Var.of(ws[0]); Var w1 = Var.of(ws[1])) {
-            return r0.mul(w0).add(NN.embedding(rows, a.i1(), out).mul(w1));
+        Var[] wv = new Var[ws.length];
+        try {
+            for (int j = 0; j < ws.length; j++) wv[j] = Var.of(ws[j]);
+            Var t = r0.mul(wv[0]);
+            for (int j = 1; j < ws.length; j++) t = t.add(NN.embedding(rows, a.idx()[j], out).mul(wv[j]));
+            return t;
+        } finally {
+            // the Vars' references only (a Var made of a tensor owns it); the graph keeps its own. Those never wrapped closed here.
+            for (int j = 0; j < ws.length; j++) if (wv[j] != null) wv[j].close(); else ws[j].close();
         }
     }
 
-    /** a's weights l0, l1 as [out, 1] tensors of k's dtype on device (float32: each double rounded once, as before). */
+    /** a's weights, one [out, 1] tensor per tap, of k's dtype on device (float32: each double rounded once, as before). */
     static Tensor[] weights(AxisKey k, Axis a, fst4j.tensor.Device device) {
-        int[] shape = {a.l0().length, 1};
-        Tensor w0 = null;
-        try (Tensor h0 = FlatIndex.ofDoubles(a.l0(), k.dtype(), shape); Tensor h1 = FlatIndex.ofDoubles(a.l1(), k.dtype(), shape)) {
-            w0 = h0.to(device);
-            return new Tensor[]{w0, h1.to(device)};
+        int[] shape = {a.idx()[0].length, 1};
+        Tensor[] ws = new Tensor[a.taps()];
+        try {
+            for (int j = 0; j < ws.length; j++)
+                try (Tensor h = FlatIndex.ofDoubles(a.w()[j], k.dtype(), shape)) { ws[j] = h.to(device); }
+            return ws;
         } catch (RuntimeException | Error e) {
-            if (w0 != null) w0.close();
+            for (Tensor t : ws) if (t != null) t.close();
             throw e;
         }
     }
 
     /** Checks x's rank and sizes and the mode's options; throws IllegalArgumentException naming the problem. */
     static void check(int[] s, int outH, int outW, InterpolateMode mode, boolean alignCorners) {
-        if (mode == null) throw new IllegalArgumentException("interpolate: mode is null; use InterpolateMode.NEAREST or BILINEAR");
+        if (mode == null) throw new IllegalArgumentException("interpolate: mode is null; use one of InterpolateMode's (NEAREST, NEAREST_EXACT, BILINEAR, BICUBIC, AREA)");
         if (s.length != 4) throw new IllegalArgumentException("wrong rank: interpolate needs input [N, C, H, W], got " + Shape.str(s));
         if (s[2] <= 0 || s[3] <= 0) throw new IllegalArgumentException("interpolate: input height and width must be positive, got " + Shape.str(s));
         if (outH <= 0 || outW <= 0)
             throw new IllegalArgumentException("interpolate: output size " + outH + "x" + outW + " must be positive (input " + Shape.str(s) + ")");
-        if (alignCorners && mode == InterpolateMode.NEAREST)
-            throw new IllegalArgumentException("interpolate: align_corners applies to bilinear only (torch refuses it with mode 'nearest')");
+        if (alignCorners && !mode.takesAlignCorners())
+            throw new IllegalArgumentException("interpolate: align_corners applies to bilinear and bicubic only (torch refuses it with mode '" + mode.torchName() + "')");
     }
 }

@@ -10,7 +10,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Bilinear interpolation's per-axis weights kept on their device between calls, for a caller that resizes the same
+ * Bilinear and bicubic interpolation's per-axis weights kept on their device between calls, for a caller that resizes the same
  * geometries again and again (nn.Upsample holds one): {@link NN#interpolate} makes them for each call (two host tensors
  * copied to the device per resized axis), this keeps them per (input size, output size, scale, mode, align_corners,
  * dtype, device). The indices and weights on the host are cached for every caller (Interpolate's axes, heap only); what
@@ -26,7 +26,7 @@ public final class InterpolateCache implements AutoCloseable {
     private boolean closed;
     private int builds;
 
-    /** A cache holding the weights of at most capacity axes (each [out, 1] twice). */
+    /** A cache holding the weights of at most capacity axes (each [out, 1] per tap: two bilinear, four bicubic). */
     public InterpolateCache(int capacity) {
         if (capacity < 1) throw new IllegalArgumentException("InterpolateCache needs a capacity of at least 1, got " + capacity);
         this.capacity = capacity;
@@ -57,11 +57,12 @@ public final class InterpolateCache implements AutoCloseable {
                 for (Tensor t : old) t.close();
             }
         }
-        Tensor w0 = w[0].alias();
+        Tensor[] refs = new Tensor[w.length];
         try {
-            return new Tensor[]{w0, w[1].alias()};
+            for (int j = 0; j < w.length; j++) refs[j] = w[j].alias();
+            return refs;
         } catch (RuntimeException | Error e) {
-            w0.close();
+            for (Tensor t : refs) if (t != null) t.close();
             throw e;
         }
     }

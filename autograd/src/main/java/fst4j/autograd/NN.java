@@ -57,15 +57,32 @@ public final class NN {
         return bias == null ? y : y.add(bias.reshape(1, -1, 1, 1));
     }
 
-    /** F.interpolate's modes here: 'nearest' (torch's legacy floor rule, not 'nearest-exact') and 'bilinear'. */
-    public enum InterpolateMode { NEAREST, BILINEAR }
+    /**
+     * F.interpolate's modes here: 'nearest' (torch's legacy floor rule), 'nearest-exact' (torch >= 1.11's rounding rule),
+     * 'bilinear', 'bicubic' (A = -0.75) and 'area' (adaptive average pooling to the output size).
+     */
+    public enum InterpolateMode {
+        NEAREST("nearest"), NEAREST_EXACT("nearest-exact"), BILINEAR("bilinear"), BICUBIC("bicubic"), AREA("area");
+
+        private final String torchName;
+        InterpolateMode(String torchName) { this.torchName = torchName; }
+
+        /** The mode's name in torch ('nearest-exact' for NEAREST_EXACT). */
+        public String torchName() { return torchName; }
+
+        /** Whether align_corners may be set: the interpolating modes only, as torch's F.interpolate allows it. */
+        public boolean takesAlignCorners() { return this == BILINEAR || this == BICUBIC; }
+    }
 
     /**
      * F.interpolate(x, size=(outH, outW), mode, align_corners) on x [N, C, H, W]: NEAREST reads input index
-     * min(floor(i * in / out), in - 1); BILINEAR with alignCorners reads source i (in - 1) / (out - 1), without it
-     * max((i + 0.5) in / out - 0.5, 0), weighting the two neighbours (torch 1.13's CPU formulas, scale in the tensor's
-     * type). alignCorners must be false for NEAREST (torch refuses it there). Differentiable; CPU float32 / float64,
-     * CUDA float32 (see {@link Interpolate}).
+     * min(floor(i * in / out), in - 1), NEAREST_EXACT min(floor((i + 0.5) in / out), in - 1); BILINEAR with alignCorners
+     * reads source i (in - 1) / (out - 1), without it max((i + 0.5) in / out - 0.5, 0), weighting the two neighbours;
+     * BICUBIC reads the same source (not clamped at 0) and weights the four neighbours floor(src) - 1 .. floor(src) + 2,
+     * each clamped into the input, with Keys' cubic convolution (A = -0.75); AREA is {@link #adaptiveAvgPool2d} to the
+     * output size (torch 1.13's CPU formulas, scale in the tensor's type). alignCorners must be false for NEAREST,
+     * NEAREST_EXACT and AREA (torch refuses it there). Differentiable; CPU float32 / float64, CUDA float32 (see
+     * {@link Interpolate}).
      */
     public static Var interpolate(Var x, int outH, int outW, InterpolateMode mode, boolean alignCorners) {
         return interpolate(x, outH, outW, mode, alignCorners, null);
@@ -80,8 +97,8 @@ public final class NN {
     /**
      * F.interpolate(x, scale_factor=(scaleH, scaleW), mode, align_corners) with recompute_scale_factor unset (torch's
      * default): the output is floor(H scaleH) x floor(W scaleW), and the source indices use 1 / scale as torch's kernel
-     * does (not in / out, which differs where the product is not whole), except bilinear with alignCorners, which uses
-     * (in - 1) / (out - 1). Scales must be finite and positive.
+     * does (not in / out, which differs where the product is not whole), except bilinear and bicubic with alignCorners,
+     * which use (in - 1) / (out - 1), and AREA, which only pools to the floored size. Scales must be finite and positive.
      */
     public static Var interpolateScale(Var x, double scaleH, double scaleW, InterpolateMode mode, boolean alignCorners) {
         return interpolateScale(x, scaleH, scaleW, mode, alignCorners, null);

@@ -36,7 +36,14 @@ class InterpolateCacheTest {
                 cs.add(new Case(5, 4, 0, 0, 1.7, 1.9, InterpolateMode.BILINEAR, align, dt));   // 8 x 7 again, by scale
                 cs.add(new Case(5, 4, 3, 7, Double.NaN, Double.NaN, InterpolateMode.BILINEAR, align, dt));
                 cs.add(new Case(7, 5, 8, 7, Double.NaN, Double.NaN, InterpolateMode.BILINEAR, align, dt));
+                // bicubic: the same geometries under another mode (four weights per axis, the key's mode apart)
+                cs.add(new Case(5, 4, 8, 7, Double.NaN, Double.NaN, InterpolateMode.BICUBIC, align, dt));
+                cs.add(new Case(5, 4, 0, 0, 1.7, 1.9, InterpolateMode.BICUBIC, align, dt));
+                cs.add(new Case(5, 4, 5, 4, Double.NaN, Double.NaN, InterpolateMode.BICUBIC, align, dt));   // equal sizes: still weighed
             }
+            cs.add(new Case(5, 4, 8, 7, Double.NaN, Double.NaN, InterpolateMode.NEAREST_EXACT, false, dt));
+            cs.add(new Case(5, 4, 0, 0, 1.7, 1.9, InterpolateMode.NEAREST_EXACT, false, dt));
+            cs.add(new Case(5, 4, 3, 2, Double.NaN, Double.NaN, InterpolateMode.AREA, false, dt));
             cs.add(new Case(5, 4, 8, 7, Double.NaN, Double.NaN, InterpolateMode.NEAREST, false, dt));
             cs.add(new Case(5, 4, 0, 0, 1.7, 1.9, InterpolateMode.NEAREST, false, dt));
         }
@@ -103,6 +110,14 @@ class InterpolateCacheTest {
         assertEquals(2L * (16 + 17) * 8, Memory.bytesInUse() - before, "the two latest axes' weights, [out, 1] float64 twice each");
         cache.close();
         assertEquals(before, Memory.bytesInUse(), "close frees what the cache held; evictions freed the rest");
+        try (InterpolateCache cubic = new InterpolateCache(1)) {
+            try (Scope s = Scope.open()) {
+                cubic.interpolate(Var.of(rand(4, 1, 1, 5, 6)), 9, 6, InterpolateMode.BICUBIC, false);
+            }
+            assertEquals(2, cubic.builds(), "bicubic weighs W (6 to 6: no shortcut, as torch's) and then H");
+            assertEquals(4L * 9 * 8, Memory.bytesInUse() - before, "bicubic: the latest axis's four weights [9, 1] float64");
+        }
+        assertEquals(before, Memory.bytesInUse());
         try (Scope s = Scope.open()) {
             Var x = Var.of(rand(4, 1, 1, 5, 6));
             IllegalStateException e = assertThrows(IllegalStateException.class, () -> cache.interpolate(x, 7, 6, InterpolateMode.BILINEAR, false));

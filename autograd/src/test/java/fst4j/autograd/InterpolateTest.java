@@ -11,7 +11,8 @@ import static fst4j.autograd.OpsGradTest.rand;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * NN.interpolate (F.interpolate, nearest and bilinear): float64 gradcheck up and down, by size and by scale factor,
+ * NN.interpolate (F.interpolate, every mode: nearest, nearest-exact, bilinear, bicubic, area): float64 gradcheck up and
+ * down, by size and by scale factor,
  * values of small cases worked by hand from torch's formulas, and bad arguments refused by name. (Against torch
  * itself: nn's InterpolateTorchTest.)
  */
@@ -25,6 +26,10 @@ class InterpolateTest {
             NNGradTest.ok(v -> NN.interpolate(v[0], oh, ow, InterpolateMode.NEAREST, false), x);
             NNGradTest.ok(v -> NN.interpolate(v[0], oh, ow, InterpolateMode.BILINEAR, false), x);
             NNGradTest.ok(v -> NN.interpolate(v[0], oh, ow, InterpolateMode.BILINEAR, true), x);
+            NNGradTest.ok(v -> NN.interpolate(v[0], oh, ow, InterpolateMode.NEAREST_EXACT, false), x);
+            NNGradTest.ok(v -> NN.interpolate(v[0], oh, ow, InterpolateMode.BICUBIC, false), x);
+            NNGradTest.ok(v -> NN.interpolate(v[0], oh, ow, InterpolateMode.BICUBIC, true), x);
+            NNGradTest.ok(v -> NN.interpolate(v[0], oh, ow, InterpolateMode.AREA, false), x);
         }
     }
 
@@ -36,6 +41,10 @@ class InterpolateTest {
                 NNGradTest.ok(v -> NN.interpolateScale(v[0], sc[0], sc[1], InterpolateMode.NEAREST, false), x);
                 NNGradTest.ok(v -> NN.interpolateScale(v[0], sc[0], sc[1], InterpolateMode.BILINEAR, false), x);
                 NNGradTest.ok(v -> NN.interpolateScale(v[0], sc[0], sc[1], InterpolateMode.BILINEAR, true), x);
+                NNGradTest.ok(v -> NN.interpolateScale(v[0], sc[0], sc[1], InterpolateMode.NEAREST_EXACT, false), x);
+                NNGradTest.ok(v -> NN.interpolateScale(v[0], sc[0], sc[1], InterpolateMode.BICUBIC, false), x);
+                NNGradTest.ok(v -> NN.interpolateScale(v[0], sc[0], sc[1], InterpolateMode.BICUBIC, true), x);
+                NNGradTest.ok(v -> NN.interpolateScale(v[0], sc[0], sc[1], InterpolateMode.AREA, false), x);
             }
         }
     }
@@ -57,11 +66,38 @@ class InterpolateTest {
         }
     }
 
+    /**
+     * The same row [0, 1, 2]: nearest-exact to 5 reads floor((i + 0.5) 3/5) = 0, 0, 1, 2, 2 (nearest's floor(i 3/5)
+     * reads 0, 0, 1, 1, 2); area to 2 averages the windows [0, 2) and [1, 3); bicubic at the same size is the identity
+     * (weights 0, 1, 0, 0), and to 5 with align_corners reads sources 0, 0.5, 1, 1.5, 2: at t = 0.5 the weights are
+     * -0.09375, 0.59375, 0.59375, -0.09375, so source 0.5 (taps 0, 0, 1, 2, the first clamped) is 0.59375 + 2 (-0.09375)
+     * = 0.40625 and 1.5 (taps 0, 1, 2, 2) is 0.59375 + 2 (0.59375 - 0.09375) = 1.59375.
+     */
+    @Test
+    void newModesOfARowWorkedByHand() {
+        try (Scope s = Scope.open()) {
+            Var x = Var.of(Tensor.of(new double[]{0, 1, 2}, 1, 1, 1, 3));
+            assertArrayEquals(new double[]{0, 0, 1, 2, 2}, NN.interpolate(x, 1, 5, InterpolateMode.NEAREST_EXACT, false).value().toDoubleArray());
+            assertArrayEquals(new double[]{0.5, 1.5}, NN.interpolate(x, 1, 2, InterpolateMode.AREA, false).value().toDoubleArray());
+            assertArrayEquals(new double[]{0, 1, 2}, NN.interpolate(x, 1, 3, InterpolateMode.BICUBIC, false).value().toDoubleArray());
+            assertArrayEquals(new double[]{0, 0.40625, 1, 1.59375, 2}, NN.interpolate(x, 1, 5, InterpolateMode.BICUBIC, true).value().toDoubleArray(), 1e-15);
+            // by scale factor 1.7 nearest-exact reads floor((i + 0.5) / 1.7) = 0, 0, 1, 2, 2
+            assertArrayEquals(new double[]{0, 0, 1, 2, 2}, NN.interpolateScale(x, 1, 1.7, InterpolateMode.NEAREST_EXACT, false).value().toDoubleArray());
+        }
+    }
+
     @Test
     void badArgumentsAreRefusedByName() {
         try (Scope s = Scope.open()) {
             Var x = Var.of(rand(1, 1, 2, 3, 3));
-            assertRefused("align_corners applies to bilinear only", () -> NN.interpolate(x, 4, 4, InterpolateMode.NEAREST, true));
+            assertRefused("align_corners applies to bilinear and bicubic only (torch refuses it with mode 'nearest')",
+                    () -> NN.interpolate(x, 4, 4, InterpolateMode.NEAREST, true));
+            assertRefused("align_corners applies to bilinear and bicubic only (torch refuses it with mode 'nearest-exact')",
+                    () -> NN.interpolate(x, 4, 4, InterpolateMode.NEAREST_EXACT, true));
+            assertRefused("align_corners applies to bilinear and bicubic only (torch refuses it with mode 'area')",
+                    () -> NN.interpolateScale(x, 0.5, 0.5, InterpolateMode.AREA, true));
+            assertRefused("output size 0x4 must be positive", () -> NN.interpolate(x, 0, 4, InterpolateMode.BICUBIC, false));
+            assertRefused("output size 1x0 must be positive", () -> NN.interpolateScale(x, 0.5, 0.2, InterpolateMode.AREA, false));
             assertRefused("output size 0x4 must be positive", () -> NN.interpolate(x, 0, 4, InterpolateMode.BILINEAR, false));
             assertRefused("output size 1x0 must be positive", () -> NN.interpolateScale(x, 0.5, 0.2, InterpolateMode.NEAREST, false));
             assertRefused("scale factors must be finite and positive, got -1.0x2.0", () -> NN.interpolateScale(x, -1, 2, InterpolateMode.NEAREST, false));

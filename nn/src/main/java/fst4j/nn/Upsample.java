@@ -6,9 +6,9 @@ import fst4j.autograd.NN.InterpolateMode;
 import fst4j.autograd.Var;
 
 /**
- * torch.nn.Upsample: F.interpolate to a fixed output size or by fixed scale factors, mode NEAREST or BILINEAR
- * (alignCorners for BILINEAR only), on [N, C, H, W]. No parameters. See {@link NN#interpolate} and
- * {@link NN#interpolateScale}. Bilinear weights stay on the input's device between forwards (an {@link InterpolateCache}
+ * torch.nn.Upsample: F.interpolate to a fixed output size or by fixed scale factors, mode NEAREST, NEAREST_EXACT,
+ * BILINEAR, BICUBIC or AREA (alignCorners for BILINEAR and BICUBIC only), on [N, C, H, W]. No parameters. See
+ * {@link NN#interpolate} and {@link NN#interpolateScale}. Bilinear and bicubic weights stay on the input's device between forwards (an {@link InterpolateCache}
  * of a few geometries), freed when the module is closed.
  */
 public final class Upsample extends Module {
@@ -22,9 +22,9 @@ public final class Upsample extends Module {
     static final int CACHED_AXES = 8;
 
     private Upsample(int outH, int outW, double scaleH, double scaleW, InterpolateMode mode, boolean alignCorners) {
-        if (mode == null) throw new IllegalArgumentException("Upsample: mode is null; use InterpolateMode.NEAREST or BILINEAR");
-        if (alignCorners && mode == InterpolateMode.NEAREST)
-            throw new IllegalArgumentException("Upsample: align_corners applies to bilinear only (torch refuses it with mode 'nearest')");
+        if (mode == null) throw new IllegalArgumentException("Upsample: mode is null; use one of InterpolateMode's (NEAREST, NEAREST_EXACT, BILINEAR, BICUBIC, AREA)");
+        if (alignCorners && !mode.takesAlignCorners())
+            throw new IllegalArgumentException("Upsample: align_corners applies to bilinear and bicubic only (torch refuses it with mode '" + mode.torchName() + "')");
         this.outH = outH; this.outW = outW; this.scaleH = scaleH; this.scaleW = scaleW; this.mode = mode; this.alignCorners = alignCorners;
     }
 

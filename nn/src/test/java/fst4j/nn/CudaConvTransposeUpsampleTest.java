@@ -65,8 +65,9 @@ class CudaConvTransposeUpsampleTest {
 
     @Test
     void upsampleOnCudaMatchesTheCpu() {
-        for (InterpolateMode m : InterpolateMode.values())
-            for (boolean align : m == InterpolateMode.NEAREST ? new boolean[]{false} : new boolean[]{false, true})
+        // bicubic's negative weights make the output on |x| no bound (CudaInterpolateModesTest compares every mode's bits)
+        for (InterpolateMode m : java.util.EnumSet.complementOf(java.util.EnumSet.of(InterpolateMode.BICUBIC)))
+            for (boolean align : m.takesAlignCorners() ? new boolean[]{false, true} : new boolean[]{false})
                 for (Upsample up : new Upsample[]{Upsample.size(7, 10, m, align), Upsample.scale(2, 0.6, m, align)}) {
                     try (Scope s = Scope.open()) {
                         Rng r = new Rng(3);

@@ -19,15 +19,17 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * F.interpolate (nearest; bilinear with align_corners true and false; by size and by scale factor) and nn.Upsample
- * against torch 1.13 in float32 and float64: the output and the input's gradient of sum(y * G), element by element.
+ * F.interpolate (nearest, nearest-exact and area; bilinear and bicubic with align_corners true and false; by size and by
+ * scale factor, up, down, at non-integer factors and from 1-pixel inputs) and nn.Upsample against torch 1.13 in float32
+ * and float64: the output and the input's gradient of sum(y * G), element by element.
  * Skipped, with the reason, where no Python imports torch (TorchPeer).
  */
 class InterpolateTorchTest {
     /** n, c, h, w, then outH, outW (size) or, where scale is set, the scale factors of {@link #SCALES} at that index */
-    static final int[][] SIZES = {{2, 3, 5, 4, 10, 8}, {1, 2, 4, 6, 7, 5}, {1, 1, 7, 3, 3, 11}, {2, 1, 3, 3, 3, 3}, {1, 2, 5, 5, 1, 1}, {1, 1, 6, 9, 13, 4}};
-    static final int[][] SCALED = {{1, 2, 5, 4}, {1, 1, 6, 7}, {1, 1, 3, 3}, {2, 1, 4, 5}};
-    static final double[][] SCALES = {{1.7, 2.5}, {0.4, 3.0}, {1.25, 1.0}, {2.0, 0.75}};
+    static final int[][] SIZES = {{2, 3, 5, 4, 10, 8}, {1, 2, 4, 6, 7, 5}, {1, 1, 7, 3, 3, 11}, {2, 1, 3, 3, 3, 3}, {1, 2, 5, 5, 1, 1}, {1, 1, 6, 9, 13, 4},
+            {1, 2, 1, 1, 4, 3}, {1, 1, 1, 5, 3, 2}, {1, 1, 11, 8, 4, 3}};
+    static final int[][] SCALED = {{1, 2, 5, 4}, {1, 1, 6, 7}, {1, 1, 3, 3}, {2, 1, 4, 5}, {1, 1, 1, 1}, {1, 1, 9, 10}};
+    static final double[][] SCALES = {{1.7, 2.5}, {0.4, 3.0}, {1.25, 1.0}, {2.0, 0.75}, {3.5, 2.0}, {0.45, 0.3}};
 
     record Case(String key, int[] shape, int oh, int ow, double sh, double sw, InterpolateMode mode, boolean align, DType dt) {
         @Override public String toString() {
@@ -41,7 +43,7 @@ class InterpolateTorchTest {
         List<Case> cases = new ArrayList<>();
         for (DType dt : new DType[]{DType.F32, DType.F64})
             for (InterpolateMode m : InterpolateMode.values())
-                for (boolean align : m == InterpolateMode.NEAREST ? new boolean[]{false} : new boolean[]{false, true}) {
+                for (boolean align : m.takesAlignCorners() ? new boolean[]{false, true} : new boolean[]{false}) {
                     for (int[] c : SIZES)
                         cases.add(new Case("c" + cases.size(), java.util.Arrays.copyOf(c, 4), c[4], c[5], Double.NaN, Double.NaN, m, align, dt));
                     for (int i = 0; i < SCALED.length; i++)
@@ -65,7 +67,7 @@ class InterpolateTorchTest {
                 maxAbs.add(new double[]{max(x.abs().toDoubleArray()), max(g.abs().toDoubleArray())});
                 String how = Double.isNaN(c.sh) ? String.format(Locale.ROOT, "size=(%d, %d)", c.oh, c.ow)
                         : String.format(Locale.ROOT, "scale_factor=(%s, %s)", c.sh, c.sw);
-                String mode = c.mode == InterpolateMode.NEAREST ? "mode='nearest'" : "mode='bilinear', align_corners=" + (c.align ? "True" : "False");
+                String mode = "mode='" + c.mode.torchName() + "'" + (c.mode.takesAlignCorners() ? ", align_corners=" + (c.align ? "True" : "False") : "");
                 data.append(String.format(Locale.ROOT, "CASES.append(('%s', %s, %s, %s, %s, dict(%s, %s)))%n", c.key, java.util.Arrays.toString(c.shape)
                         .replace('[', '(').replace(']', ')'), c.dt == DType.F32 ? "torch.float32" : "torch.float64", TorchPeer.list(x.toDoubleArray()),
                         TorchPeer.list(g.toDoubleArray()), how, mode));
@@ -88,15 +90,40 @@ class InterpolateTorchTest {
         for (int i = 0; i < cases.size(); i++) {
             Case c = cases.get(i);
             double u = c.dt == DType.F32 ? 0x1p-24 : 0x1p-53;
-            int[] ys = {c.shape[0], c.shape[1], 0, 0};
-            // y: at most four products in two sums; dx: every output element that reads the input element (at most 4 oh ow / (n c))
-            long kdx = 4L * ours.get(i)[0].length / Math.max(1, c.shape[0] * c.shape[1]);
-            // bilinear's source index (i + 0.5) scale - 0.5 is one rounding off torch's wherever either side fuses the
-            // multiply-add, up to about u * in, which can move a weight up to that much onto the neighbour below: a slack
-            // of that weight on the largest |x| (and |G| times kdx for dx). Nearest's indices are torch's exactly: none.
-            double slack = c.mode == InterpolateMode.NEAREST ? 0 : 8 * u * Math.max(c.shape[2], c.shape[3]);
-            within(c + " y", torch.get("y" + c.key), ours.get(i)[0], mags.get(i)[0], 6, u, slack * maxAbs.get(i)[0]);
-            within(c + " dx", torch.get("dx" + c.key), ours.get(i)[1], mags.get(i)[1], kdx, u, slack * maxAbs.get(i)[1] * kdx);
+            int planes = Math.max(1, c.shape[0] * c.shape[1]);
+            int oh = Double.isNaN(c.sh) ? c.oh : (int) Math.floor(c.shape[2] * c.sh), ow = Double.isNaN(c.sh) ? c.ow : (int) Math.floor(c.shape[3] * c.sw);
+            // y: at most four products in two sums (sixteen in bicubic, a window's elements in area); dx: every output
+            // element that reads the input element (at most 4 oh ow / (n c); bicubic's sixteen taps per output)
+            long ky = switch (c.mode) {
+                case BICUBIC -> 18;
+                case AREA -> (long) (c.shape[2] / oh + 2) * (c.shape[3] / ow + 2);
+                default -> 6;
+            };
+            long kdx = (c.mode == InterpolateMode.BICUBIC ? 16L : 4L) * ours.get(i)[0].length / planes;
+            // bilinear's and bicubic's source index (i + 0.5) scale - 0.5 is one rounding off torch's wherever either side
+            // fuses the multiply-add, up to about u * in, which can move a weight up to that much (bicubic's four weights
+            // up to 1.5 times that each) onto a neighbour: a slack of that on the largest |x| (and |G| times kdx for dx).
+            // Nearest's and nearest-exact's indices are torch's exactly, and area has no weights: none.
+            double slack = switch (c.mode) {
+                case BILINEAR -> 8 * u * Math.max(c.shape[2], c.shape[3]);
+                case BICUBIC -> 48 * u * Math.max(c.shape[2], c.shape[3]);
+                default -> 0;
+            };
+            double[] magY = mags.get(i)[0], magDx = mags.get(i)[1];
+            if (c.mode == InterpolateMode.BICUBIC) {
+                // bicubic's weights go negative, so the output on |x| bounds nothing: per axis sum |w| <= 1.375 (at
+                // t = 1/2), and an input element is read by at most readers(in, out) outputs along each axis
+                long rh = readers(c, c.shape[2], oh, c.sh), rw = readers(c, c.shape[3], ow, c.sw);
+                magY = filled(magY.length, 1.375 * 1.375 * maxAbs.get(i)[0]);
+                magDx = filled(magDx.length, 1.375 * 1.375 * rh * rw * maxAbs.get(i)[1]);
+                kdx = 16 * rh * rw;
+            }
+            within(c + " y", torch.get("y" + c.key), ours.get(i)[0], magY, ky, u, slack * maxAbs.get(i)[0]);
+            // torch 1.13's bicubic backward (upsample_bicubic2d_backward_out_frame) copies the gradient where both sizes
+            // are equal, though its forward weighs the taps there when a scale factor is given (1.25 on 3 rows floors
+            // to 3): not the gradient of its own output. Ours is (float64 GradCheck), so that case's dx is not compared.
+            if (c.mode == InterpolateMode.BICUBIC && !Double.isNaN(c.sh) && oh == c.shape[2] && ow == c.shape[3]) continue;
+            within(c + " dx", torch.get("dx" + c.key), ours.get(i)[1], magDx, kdx, u, slack * maxAbs.get(i)[1] * kdx);
         }
     }
 
@@ -133,6 +160,30 @@ class InterpolateTorchTest {
                 fail("case " + c + " " + java.util.Arrays.toString(geo[c / 2]) + (c % 2 == 1 ? " align_corners" : "") + ": " + off + " rows off torch's, first "
                         + first + ": " + got[first] + " vs " + want[first]);
         }
+    }
+
+    /**
+     * Bicubic: the most outputs along an axis whose four taps floor(src) - 1 .. floor(src) + 2 (clamped) reach one input
+     * element, the source taken in double (one off at a boundary is covered: counted with a margin of one tap either side).
+     */
+    static long readers(Case c, int in, int out, double scale) {
+        long[] n = new long[in];
+        double s = c.align ? (out > 1 ? (double) (in - 1) / (out - 1) : 0) : Double.isNaN(scale) ? (double) in / out : 1 / scale;
+        for (int i = 0; i < out; i++) {
+            long f = (long) Math.floor(c.align ? s * i : s * (i + 0.5) - 0.5);
+            boolean[] hit = new boolean[in];
+            for (long j = f - 2; j <= f + 3; j++) hit[(int) Math.max(0, Math.min(j, in - 1))] = true;
+            for (int r = 0; r < in; r++) if (hit[r]) n[r]++;
+        }
+        long m = 0;
+        for (long v : n) m = Math.max(m, v);
+        return m;
+    }
+
+    static double[] filled(int n, double v) {
+        double[] a = new double[n];
+        java.util.Arrays.fill(a, v);
+        return a;
     }
 
     static double max(double[] v) {

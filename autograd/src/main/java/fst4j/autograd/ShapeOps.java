@@ -270,19 +270,24 @@ final class ShapeOps {
             long size = (long) n + l + r;
             if (size > Integer.MAX_VALUE)
                 throw new IllegalArgumentException("pad: axis " + a + " of size " + n + " padded by (" + l + ", " + r + ") would have " + size + " elements, more than " + Integer.MAX_VALUE);
-            int[] m = new int[(int) size];
-            for (int j = 0; j < m.length; j++) {
-                int k = j - l;
-                m[j] = mode == PadMode.REFLECT ? (k < 0 ? -k : k >= n ? 2 * (n - 1) - k : k) : Math.max(0, Math.min(n - 1, k));
-            }
-            map[a] = m;
-            out[a] = m.length;
+            map[a] = new int[]{l};   // the left pad for now: the maps are built once the output's size is known to fit
+            out[a] = (int) size;
         }
         if (Arrays.equals(out, s0) && Arrays.stream(map).allMatch(java.util.Objects::isNull)) return x.reshape(s0);   // a node of its own even when nothing was padded
         long total = Shape.numel(out);
         if (total > Integer.MAX_VALUE)   // FlatIndex's maps are int arrays
             throw new IllegalArgumentException("pad: " + mode.name().toLowerCase(java.util.Locale.ROOT) + " padding's output " + Shape.str(out) + " would hold "
                     + total + " elements, more than " + Integer.MAX_VALUE);
+        for (int a = 0; a < out.length; a++) {   // a replicate pad has no bound of its own: its map is only built for an output that fits
+            if (map[a] == null) continue;
+            int l = map[a][0], n = s0[a];
+            int[] m = new int[out[a]];
+            for (int j = 0; j < m.length; j++) {
+                int k = j - l;
+                m[j] = mode == PadMode.REFLECT ? (k < 0 ? -k : k >= n ? 2 * (n - 1) - k : k) : Math.max(0, Math.min(n - 1, k));
+            }
+            map[a] = m;
+        }
         long[] st = Shape.contiguousStrides(s0);
         int[] src = new int[(int) total], idx = new int[out.length];
         for (int i = 0; i < src.length; i++) {

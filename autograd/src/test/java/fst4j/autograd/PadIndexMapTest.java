@@ -87,4 +87,21 @@ class PadIndexMapTest {
             assertTrue(x1.grad().equal(x2.grad()), what + ": gradients");
         }
     }
+
+    /**
+     * A replicate pad may be any size (reflect's is below the axis's), so its per-axis map could be near 2^31 entries
+     * while the output, a multiple of it, is past an int's elements: that is refused by name before any map is built,
+     * not after allocating an 8 GB int array (an OutOfMemoryError under the tests' 2 GB heap).
+     */
+    @org.junit.jupiter.api.Test
+    void aHugePadIsRefusedByNameBeforeItsMapIsBuilt() {
+        try (Scope s = Scope.open()) {
+            Var x = Var.param(ints(1, DType.F32, 2, 3));
+            NN.PadMode m = NN.PadMode.REPLICATE;
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> NN.pad(x, new int[]{0, Integer.MAX_VALUE - 10}, m, 0));
+            assertEquals("pad: replicate padding's output [2, 2147483640] would hold 4294967280 elements, more than 2147483647", e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> NN.pad(x, new int[]{1, Integer.MAX_VALUE - 1}, m, 0));
+            assertTrue(e.getMessage().startsWith("pad: axis 1 of size 3 padded by (1, 2147483646) would have 2147483650 elements"), e.getMessage());
+        }
+    }
 }

@@ -18,9 +18,10 @@ public final class LineSort {
     public static final class Sources implements AutoCloseable {
         private final CudaOps.Block block;
         private final int count;
+        private final long inputs;   // x's elements: every offset is below it, so a gradient's shape must hold as many
         private boolean closed;
 
-        private Sources(CudaOps.Block block, int count) { this.block = block; this.count = count; }
+        private Sources(CudaOps.Block block, int count, long inputs) { this.block = block; this.count = count; this.inputs = inputs; }
 
         /** How many outputs (each one flat offset). */
         public int count() { return count; }
@@ -68,7 +69,7 @@ public final class LineSort {
                             CudaOps.ptr(indices), src == null ? MemorySegment.NULL : src.ptr());
                 }
             }
-            return new Selection(values, indices, src == null ? null : new Sources(src, Math.toIntExact(outs)));
+            return new Selection(values, indices, src == null ? null : new Sources(src, Math.toIntExact(outs), x.numel()));
         } catch (RuntimeException | Error e) {
             values.close();
             if (indices != null) indices.close();
@@ -83,6 +84,10 @@ public final class LineSort {
         if (src.closed) throw new IllegalStateException(op + ": its sources were already freed");
         if (g.numel() != src.count)
             throw new IllegalArgumentException(op + ": a gradient of " + g.numel() + " elements " + Shape.str(g.shape) + " for " + src.count + " outputs");
+        // the kernel skips an offset past dx (it never reads or writes outside): a smaller shape would lose gradients silently
+        if (Shape.numel(inShape) != src.inputs)
+            throw new IllegalArgumentException(op + ": input shape " + Shape.str(inShape) + " (" + Shape.numel(inShape) + " elements) for sources into "
+                    + src.inputs + " elements");
         Tensor dx = Tensor.zeros(Device.CUDA, DType.F32, inShape);
         if (src.count == 0) return dx;
         try (Tensor gc = g.contiguous()) {

@@ -74,6 +74,20 @@ class CudaLineSortTest {
                 e = assertThrows(IllegalArgumentException.class, () -> LineSort.scatter("sort backward", g, src, new int[]{2, 3}));
                 assertEquals("sort backward: a gradient of 5 elements [5] for 6 outputs", e.getMessage());
             }
+            // topk(1) of [2, 3] keeps offsets up to 5: a gradient scattered into a smaller (or larger) input shape is
+            // refused in Java, where the kernel, which skips offsets past dx, would drop its values silently
+            LineSort.Selection top = LineSort.select("topk", x, 2, 3, 1, true, 0, false, 1, new int[]{2}, true);
+            try (LineSort.Sources src = top.sources()) {
+                Tensor g = Tensor.ones(2).to(Device.CUDA);
+                for (int[] bad : new int[][]{{1, 2}, {2, 2}, {3, 3}}) {
+                    e = assertThrows(IllegalArgumentException.class, () -> LineSort.scatter("topk backward", g, src, bad));
+                    assertEquals("topk backward: input shape " + java.util.Arrays.toString(bad) + " (" + bad[0] * bad[1]
+                            + " elements) for sources into 6 elements", e.getMessage());
+                }
+                try (Tensor dx = LineSort.scatter("topk backward", g, src, new int[]{2, 3})) {
+                    assertEquals(2.0, dx.sum().item(), "each line's largest gets its 1");
+                }
+            }
         }
     }
 }

@@ -102,7 +102,9 @@ final class Sort extends MultiFunction {
         long outerL = 1, innerL = 1;
         for (int d = 0; d < ax; d++) outerL *= line[d];
         for (int d = ax + 1; d < line.length; d++) innerL *= line[d];
-        int outer = Math.toIntExact(outerL), inner = Math.toIntExact(innerL);
+        // an empty x has no lines, whatever its other axes multiply to: they may pass an int (nothing is allocated)
+        boolean empty = x.numel() == 0;
+        int outer = empty ? 0 : Math.toIntExact(outerL), inner = empty ? 0 : Math.toIntExact(innerL);
         int[] shape;
         if (s.length == 0) shape = new int[0];
         else if (keepDim) { shape = s.clone(); shape[ax] = count; }

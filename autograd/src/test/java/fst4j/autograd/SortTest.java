@@ -76,6 +76,28 @@ class SortTest {
         }
     }
 
+    /**
+     * An empty tensor whose other axes multiply past an int (nothing is allocated: one of them is 0) sorts to empty
+     * outputs of the right shapes, as torch's, instead of overflowing the line count ("integer overflow") or looping
+     * over billions of empty lines; its gradient is empty too.
+     */
+    @Test
+    void emptyTensorsWithHugeAxesGiveEmptyOutputs() {
+        try (Scope s = Scope.open()) {
+            Var a = Var.param(Tensor.zeros(0, 70000, 70000)), b = Var.param(Tensor.zeros(70000, 70000, 0));
+            Var[] y = a.sort(0, true);
+            assertArrayEquals(new int[]{0, 70000, 70000}, y[0].shape());
+            assertArrayEquals(new int[]{0, 70000, 70000}, y[1].shape());
+            y[0].sum().backward();
+            assertArrayEquals(new int[]{0, 70000, 70000}, a.grad().shape());
+            assertArrayEquals(new int[]{70000, 70000, 0}, b.topk(0, -1, true, true)[0].shape());
+            assertArrayEquals(new int[]{70000, 70000, 0}, b.sort(2, false)[1].shape());
+            assertArrayEquals(new int[]{0, 70000}, a.kthvalue(1, 2, false)[0].shape());
+            assertArrayEquals(new int[]{0, 1, 70000}, a.median(1, true)[1].shape());
+            assertEquals(0, b.argsort(-1, false).length);
+        }
+    }
+
     @Test
     void kFromZeroToTheSizeAndNoFurther() {
         try (Scope s = Scope.open()) {

@@ -178,6 +178,13 @@ class CudaSortTest {
             assertArrayEquals(new int[]{3, 0}, y[0].shape());
             y = Var.of(e).topk(0, 1, true, true);
             assertArrayEquals(new int[]{3, 0}, y[1].shape());
+            // empty, with other axes whose product passes an int: empty outputs, no line count overflow
+            Var big = Var.param(Tensor.zeros(Device.CUDA, DType.F32, 0, 70000, 70000));
+            y = big.sort(0, false);
+            assertArrayEquals(new int[]{0, 70000, 70000}, y[0].shape());
+            y[0].sum().backward();
+            assertArrayEquals(new int[]{0, 70000, 70000}, big.grad().shape());
+            assertArrayEquals(new int[]{0, 70000}, big.median(2, false)[0].shape());
             Var sc = Var.param(Tensor.scalar(2.5).to(Device.CUDA));
             Var[] m = sc.median(0, false);
             assertArrayEquals(new int[0], m[0].shape());

@@ -616,7 +616,8 @@ public final class NN {
      * F.pad(x, pad, mode, value): pad = (left, right) of the last axis, then of the one before, ... Constant mode fills
      * with value, and a negative pad crops; reflect mirrors without the edge (pads < the axis's size), replicate repeats
      * the edge, circular wraps round (pads <= the size); those three refuse negative pads and take any rank (torch 1.13
-     * limits them to the last 1-3 axes of a 2-5 dimensional input). Composites of slice, expand and cat: CUDA too.
+     * limits them to the last 1-3 axes of a 2-5 dimensional input). Constant mode is slices and cats; the other three
+     * are one index map (a gather forward, a scatter-add backward): CUDA too.
      */
     public static Var pad(Var x, int[] pad, PadMode mode, double value) {
         return ShapeOps.pad(x, pad, ShapeOps.PadMode.valueOf(mode.name()), value);

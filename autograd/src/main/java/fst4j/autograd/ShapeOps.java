@@ -213,11 +213,11 @@ final class ShapeOps {
 
     /**
      * F.pad: pad = (left, right) of the last axis, then of the one before, ...; constant mode fills with value and crops
-     * where a pad is negative, circular is built from slices of x (the other end), each axis in turn. Reflect (the
-     * mirror image without the edge) and replicate (the edge repeated) are one index map over every padded axis at
-     * once ({@link #padIndexMap}): one gather forward and one scatter-add backward, on the CPU or CUDA, where they were
-     * one slice node per padded element and a cat per axis. The values are those of torch's kernels either way (a pad
-     * only copies elements); the gradient of an element read several times is its sources' sum in double, rounded once.
+     * where a pad is negative. Reflect (the mirror image without the edge), replicate (the edge repeated) and circular
+     * (the other end, wrapped round) are one index map over every padded axis at once ({@link #padIndexMap}): one gather
+     * forward and one scatter-add backward, on the CPU or CUDA, where they were one slice node per padded element (or
+     * per wrapped end) and a cat per axis. The values are those of torch's kernels either way (a pad only copies
+     * elements); the gradient of an element read several times is its sources' sum in double, rounded once.
      */
     static Var pad(Var x, int[] pad, PadMode mode, double value) {
         int[] s0 = x.shape();
@@ -226,35 +226,24 @@ final class ShapeOps {
             throw new IllegalArgumentException("pad: padding " + Arrays.toString(pad) + " names " + pad.length / 2 + " axes, input has rank " + s0.length);
         if (mode != PadMode.CONSTANT && value != 0)
             throw new IllegalArgumentException("pad: a fill value (" + value + ") is only for constant mode, not " + mode);
-        if (mode == PadMode.REFLECT || mode == PadMode.REPLICATE) return padIndexMap(x, pad, mode);
+        if (mode != PadMode.CONSTANT) return padIndexMap(x, pad, mode);
         Var y = x;
         for (int i = 0; i < pad.length / 2; i++) {
             int a = s0.length - 1 - i, l = pad[2 * i], r = pad[2 * i + 1];
             int n = y.shape()[a];
-            if (mode == PadMode.CONSTANT) {
-                if ((long) n + l + r < 0)
-                    throw new IllegalArgumentException("pad: axis " + a + " of size " + n + " padded by (" + l + ", " + r + ") would have a negative size");
-                y = padConstant(y, a, l, r, value);
-                continue;
-            }
-            if (l < 0 || r < 0) throw new IllegalArgumentException("pad: negative padding (" + l + ", " + r + ") on axis " + a + " is only for constant mode, not " + mode);
-            if (l == 0 && r == 0) continue;
-            if (l > n || r > n)
-                throw new IllegalArgumentException("pad: circular padding (" + l + ", " + r + ") wraps more than once round axis " + a + " of size " + n);
-            List<Var> parts = new ArrayList<>();
-            if (l > 0) parts.add(y.slice(a, n - l, n));
-            parts.add(y);
-            if (r > 0) parts.add(y.slice(a, 0, r));
-            y = Var.cat(a, parts.toArray(Var[]::new));
+            if ((long) n + l + r < 0)
+                throw new IllegalArgumentException("pad: axis " + a + " of size " + n + " padded by (" + l + ", " + r + ") would have a negative size");
+            y = padConstant(y, a, l, r, value);
         }
         return y == x ? x.reshape(s0) : y;   // a node of its own even when nothing was padded
     }
 
     /**
-     * Reflect or replicate padding as one {@link IndexMap}: output element i reads x at the flat index src[i], where each
-     * padded axis maps its output position j to the input position k = j - left, mirrored (reflect: -k below 0,
-     * 2 (n - 1) - k past the end) or clamped (replicate) into [0, n). The axes are checked in the order the per-axis
-     * composition met them (last first), with the shape as padded so far, so the refusals name what they named before.
+     * Reflect, replicate or circular padding as one {@link IndexMap}: output element i reads x at the flat index src[i],
+     * where each padded axis maps its output position j to the input position k = j - left, mirrored (reflect: -k below
+     * 0, 2 (n - 1) - k past the end), clamped (replicate) or wrapped (circular: k mod n, k in [-n, 2n) as the pads are at
+     * most n) into [0, n). The axes are checked in the order the per-axis composition met them (last first), with the
+     * shape as padded so far, so the refusals name what they named before.
      */
     private static Var padIndexMap(Var x, int[] pad, PadMode mode) {
         int[] s0 = x.shape(), out = s0.clone();
@@ -267,6 +256,8 @@ final class ShapeOps {
             if (mode == PadMode.REFLECT && (l >= n || r >= n))
                 throw new IllegalArgumentException("pad: reflect padding (" + l + ", " + r + ") must be less than axis " + a + "'s size " + n + " (shape " + Shape.str(out) + ")");
             if (mode == PadMode.REPLICATE && n == 0) throw new IllegalArgumentException("pad: replicate padding of axis " + a + " of size 0 (no edge to repeat)");
+            if (mode == PadMode.CIRCULAR && (l > n || r > n))
+                throw new IllegalArgumentException("pad: circular padding (" + l + ", " + r + ") wraps more than once round axis " + a + " of size " + n);
             long size = (long) n + l + r;
             if (size > Integer.MAX_VALUE)
                 throw new IllegalArgumentException("pad: axis " + a + " of size " + n + " padded by (" + l + ", " + r + ") would have " + size + " elements, more than " + Integer.MAX_VALUE);
@@ -284,7 +275,11 @@ final class ShapeOps {
             int[] m = new int[out[a]];
             for (int j = 0; j < m.length; j++) {
                 int k = j - l;
-                m[j] = mode == PadMode.REFLECT ? (k < 0 ? -k : k >= n ? 2 * (n - 1) - k : k) : Math.max(0, Math.min(n - 1, k));
+                m[j] = switch (mode) {
+                    case REFLECT -> k < 0 ? -k : k >= n ? 2 * (n - 1) - k : k;
+                    case CIRCULAR -> k < 0 ? k + n : k >= n ? k - n : k;
+                    default -> Math.max(0, Math.min(n - 1, k));
+                };
             }
             map[a] = m;
         }
@@ -296,7 +291,8 @@ final class ShapeOps {
             src[i] = (int) o;
             for (int d = out.length - 1; d >= 0; d--) { if (++idx[d] < out[d]) break; idx[d] = 0; }
         }
-        return new IndexMap(mode == PadMode.REFLECT ? "ReflectPad" : "ReplicatePad", src, out).apply(x);
+        String name = switch (mode) { case REFLECT -> "ReflectPad"; case CIRCULAR -> "CircularPad"; default -> "ReplicatePad"; };
+        return new IndexMap(name, src, out).apply(x);
     }
 
     private static Var padConstant(Var y, int a, int l, int r, double value) {

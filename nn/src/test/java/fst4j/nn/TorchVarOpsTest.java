@@ -75,6 +75,9 @@ class TorchVarOpsTest {
         add("pad_reflect1", "F.pad(x, (3, 2), mode='reflect')", (x, e) -> NN.pad(x, new int[]{3, 2}, NN.PadMode.REFLECT, 0), -2, 2, 2, 4);
         add("pad_replicate", "F.pad(x, (2, 1, 1, 2), mode='replicate')", (x, e) -> NN.pad(x, new int[]{2, 1, 1, 2}, NN.PadMode.REPLICATE, 0), -2, 2, 2, 3, 4);
         add("pad_circular", "F.pad(x, (2, 1, 1, 3), mode='circular')", (x, e) -> NN.pad(x, new int[]{2, 1, 1, 3}, NN.PadMode.CIRCULAR, 0), -2, 2, 1, 2, 3, 4);
+        // pads equal to the sizes (torch's bound) over three axes: each element read up to 3 x 3 x 2 times
+        add("pad_circular3", "F.pad(x, (3, 3, 2, 0, 1, 1), mode='circular')", (x, e) -> NN.pad(x, new int[]{3, 3, 2, 0, 1, 1}, NN.PadMode.CIRCULAR, 0), -2, 2, 1, 1, 2, 2, 3);
+        add("pad_circular1", "F.pad(x, (0, 2), mode='circular')", (x, e) -> NN.pad(x, new int[]{0, 2}, NN.PadMode.CIRCULAR, 0), -2, 2, 2, 2, 3);
         // indexing
         add("index_select", "x.index_select(1, torch.tensor([2, 0, 2, 4]))", (x, e) -> x.indexSelect(1, new int[]{2, 0, 2, 4}), -2, 2, 2, 5, 3);
         int[] idx = {0, 2, 2, 1, 1, 1, 0, 0, 2, 0, 1, 2, 0, 0, 2, 2};

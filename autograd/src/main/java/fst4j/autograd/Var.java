@@ -451,6 +451,34 @@ public final class Var implements AutoCloseable {
      * or the first NaN where the line holds one (torch's); the gradient to that element only. CPU, and CUDA float32 with the same bits.
      */
     public Var[] median(int axis, boolean keepDim) { return Sort.median(axis, keepDim).applyMulti(this); }
+    /**
+     * torch.quantile(x, q, dim, keepdim, interpolation): the q-th quantile along axis (null: over all elements, as torch's
+     * dim=None), interpolation "linear" (torch's default), "lower", "higher", "midpoint" or "nearest"; NaN for a line
+     * holding NaN. q in [0, 1]. The gradient goes to the selected elements with the interpolation weights ({@link Quantile}).
+     * CPU, and CUDA float32 with the same bits.
+     */
+    public Var quantile(double q, Integer axis, boolean keepDim, String interpolation) {
+        return Quantile.quantile(this, new double[]{q}, true, axis, keepDim, interpolation, false);
+    }
+    /** torch.quantile with a q tensor: the q's become a new leading axis of q.length. */
+    public Var quantile(double[] q, Integer axis, boolean keepDim, String interpolation) {
+        return Quantile.quantile(this, q, false, axis, keepDim, interpolation, false);
+    }
+    /** torch.nanquantile: {@link #quantile} of each line's non-NaN values; NaN only for an all-NaN line. */
+    public Var nanquantile(double q, Integer axis, boolean keepDim, String interpolation) {
+        return Quantile.quantile(this, new double[]{q}, true, axis, keepDim, interpolation, true);
+    }
+    /** torch.nanquantile with a q tensor: the q's become a new leading axis of q.length. */
+    public Var nanquantile(double[] q, Integer axis, boolean keepDim, String interpolation) {
+        return Quantile.quantile(this, q, false, axis, keepDim, interpolation, true);
+    }
+    /**
+     * torch.nanmedian(x, axis, keepDim): the lower median of each line's non-NaN values and its index (float32, as
+     * {@link #median}'s), the line's first NaN where all are NaN; the gradient to that element only. CPU, and CUDA float32.
+     */
+    public Var[] nanmedian(int axis, boolean keepDim) { return Quantile.nanmedian(this, axis, keepDim); }
+    /** torch.nanmedian(x): {@link #nanmedian(int, boolean)} over all elements, the value only. */
+    public Var nanmedian() { return Quantile.nanmedian(this, null, false)[0]; }
     /** Unbiased variance ({@link Tensor#var}). */
     public Var var(boolean keepDim, int... axes) { return new Ops.Variance(keepDim, 1, axes).apply(this); }
     // reshape, permute, transpose, slice and expand give views that share this value's memory (reshape copies a

@@ -45,8 +45,8 @@ final class Interpolate {
 
     /** {@link #axis}, from the cache of recent axes where it is there; null where the axis is the identity. */
     static Axis axisCached(AxisKey k) {
-        // nearest and bilinear copy where the sizes are equal, whatever the scale (see axis); the others need not
-        if (k.in() == k.out() && (k.mode() == InterpolateMode.NEAREST || k.mode() == InterpolateMode.BILINEAR)) return null;
+        // bilinear copies where the sizes are equal, whatever the scale, and nearest where no scale is given (see axis)
+        if (k.in() == k.out() && (k.mode() == InterpolateMode.BILINEAR || k.mode() == InterpolateMode.NEAREST && !(k.scale() > 0))) return null;
         synchronized (axes) {
             Axis a = axes.get(k);
             if (a == null) {
@@ -71,17 +71,26 @@ final class Interpolate {
         boolean f32 = dt == DType.F32;
         boolean given = scale > 0;   // torch's compute_scales_value: a scale that is present and > 0, else in / out
         if (mode == InterpolateMode.AREA) throw new IllegalArgumentException("interpolate: mode 'area' is adaptive average pooling, not separable taps");
-        if (mode == InterpolateMode.NEAREST_EXACT) return InterpolateTaps.nearestExact(in, out, scale);
+        if (mode == InterpolateMode.NEAREST_EXACT) return InterpolateTaps.nearestExact(in, out, scale, dt);
         if (mode == InterpolateMode.BICUBIC) return InterpolateTaps.bicubic(in, out, scale, alignCorners, dt);
         if (mode == InterpolateMode.NEAREST) {
-            // nearest_idx: the identity where the sizes are equal (whatever the scale), i / 2 where out = 2 in, else
-            // floor(i * scale) at most in - 1 with the scale in float (for float64 tensors too), OpenCV's INTER_NEAREST
-            if (in == out) return null;
+            // the forward of torch 1.13's NCHW kernel (HelperInterpNearest): floorf(scale * i) at most in - 1, OpenCV's
+            // INTER_NEAREST, with the scale in the tensor's type (a float product for float32; for float64 a double one,
+            // rounded to float by floorf's argument) and no shortcut: a given scale that floors to in or 2 in rows
+            // still moves indices (1.25 on 2 rows reads 0, 0; 2.2 on 3 reads 0, 0, 0, 1, 1, 2). nearest_idx's copy and
+            // i / 2 shortcuts are only its backward's and its channels-last kernel's; without a scale they agree.
+            // Null where the map is the identity, since a gather would copy.
+            if (in == out && !given) return null;
             int[] idx = new int[out];
+            boolean identity = in == out;
+            double sd = given ? 1.0 / scale : (double) in / out;
             float s = given ? (float) (1.0 / scale) : (float) in / (float) out;
-            for (int i = 0; i < out; i++)
-                idx[i] = out == 2 * in ? i >> 1 : (int) Math.min((long) Math.floor(s * (float) i), in - 1);
-            return new Axis(new int[][]{idx}, null);
+            for (int i = 0; i < out; i++) {
+                float real = f32 ? s * (float) i : (float) (sd * i);
+                idx[i] = (int) Math.min((long) Math.floor(real), in - 1);
+                identity &= idx[i] == i;
+            }
+            return identity ? null : new Axis(new int[][]{idx}, null);
         }
         if (in == out) return null;   // compute_source_index_and_lambda copies where the sizes are equal, whatever the scale
         // area_pixel_compute_scale and the source index in the tensor's type (opmath_t, float for float32 on the CPU:

@@ -16,13 +16,13 @@ final class InterpolateTaps {
     static final double A = -0.75;
 
     /**
-     * nearest_neighbor_exact_compute_source_index: min(floorf((i + 0.5) * scale), in - 1), the scale a float (for
-     * float64 tensors too: torch takes it as float) and (i + 0.5) * scale a double product rounded to float by floorf's
-     * argument. No shortcut where the sizes are equal (torch has none: a given scale can move indices); null where the
+     * nearest_neighbor_exact_compute_source_index: min(floorf((i + 0.5) * scale), in - 1), the scale in the
+     * tensor's type and (i + 0.5) * scale a double product rounded to float by floorf's argument. No shortcut where the sizes are equal (torch has none: a given scale can move indices); null where the
      * map is the identity, since a gather would copy.
      */
-    static Axis nearestExact(int in, int out, double scale) {
-        float s = scale > 0 ? (float) (1.0 / scale) : (float) in / (float) out;
+    static Axis nearestExact(int in, int out, double scale, DType dt) {
+        // the scale in the tensor's type (opmath_t): float for float32, double for float64 (2 rows to 209 moves an index)
+        double s = dt == DType.F32 ? (scale > 0 ? (float) (1.0 / scale) : (float) in / (float) out) : scale > 0 ? 1.0 / scale : (double) in / out;
         int[] idx = new int[out];
         boolean identity = in == out;
         for (int i = 0; i < out; i++) {

@@ -86,6 +86,29 @@ class InterpolateTest {
         }
     }
 
+    /**
+     * torch 1.13's nearest forward (NCHW) reads floor(i / scale) wherever a scale is given, also where the output floors
+     * to the input's size or to twice it: 1.25 on 2 rows reads 0, 0 (not a copy), 1.001 on 5 reads 0, 0, 1, 2, 3, and
+     * 2.2 on 3 reads 0, 0, 0, 1, 1, 2 (not i / 2). The gradient is that map's (float64 GradCheck).
+     */
+    @Test
+    void nearestByAScaleThatFloorsToTheSameOrTwiceTheSizeMovesIndices() {
+        try (Scope s = Scope.open()) {
+            Var x2 = Var.of(Tensor.of(new double[]{0, 1}, 1, 1, 1, 2)), x3 = Var.of(Tensor.of(new double[]{0, 1, 2}, 1, 1, 3, 1));
+            Var x5 = Var.of(Tensor.of(new double[]{0, 1, 2, 3, 4}, 1, 1, 1, 5));
+            assertArrayEquals(new double[]{0, 0}, NN.interpolateScale(x2, 1, 1.25, InterpolateMode.NEAREST, false).value().toDoubleArray());
+            assertArrayEquals(new double[]{0, 0, 1, 2, 3}, NN.interpolateScale(x5, 1, 1.001, InterpolateMode.NEAREST, false).value().toDoubleArray());
+            assertArrayEquals(new double[]{0, 0, 0, 1, 1, 2}, NN.interpolateScale(x3, 2.2, 1, InterpolateMode.NEAREST, false).value().toDoubleArray());
+            // scales of exactly 1 and 2, and sizes, keep the copy and i / 2
+            assertArrayEquals(new double[]{0, 1, 2, 3, 4}, NN.interpolateScale(x5, 1, 1, InterpolateMode.NEAREST, false).value().toDoubleArray());
+            assertArrayEquals(new double[]{0, 0, 1, 1, 2, 2}, NN.interpolateScale(x3, 2, 1, InterpolateMode.NEAREST, false).value().toDoubleArray());
+            assertArrayEquals(new double[]{0, 0, 1, 1, 2, 2}, NN.interpolate(x3, 6, 1, InterpolateMode.NEAREST, false).value().toDoubleArray());
+            Tensor x = rand(3, 2, 2, 3, 5);
+            NNGradTest.ok(v -> NN.interpolateScale(v[0], 2.2, 1.001, InterpolateMode.NEAREST, false), x);
+            NNGradTest.ok(v -> NN.interpolateScale(v[0], 1.25, 1.1, InterpolateMode.NEAREST, false), x);
+        }
+    }
+
     @Test
     void badArgumentsAreRefusedByName() {
         try (Scope s = Scope.open()) {

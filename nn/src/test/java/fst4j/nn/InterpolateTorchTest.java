@@ -118,6 +118,10 @@ class InterpolateTorchTest {
                 magDx = filled(magDx.length, 1.375 * 1.375 * rh * rw * maxAbs.get(i)[1]);
                 kdx = 16 * rh * rw;
             }
+            // torch 1.13's nearest has two index rules where a given scale floors to the input's size or twice it: its NCHW
+            // forward reads floor(i / scale), its backward and its channels-last forward (which [1, 1, H, W] takes) copy
+            // or halve (nearest_idx). Ours is the NCHW forward's and that map's gradient (nearestIndicesAreTorchsForwardKernels)
+            if (c.mode == InterpolateMode.NEAREST && (nearestIdxShortcut(c.sh, c.shape[2], oh) || nearestIdxShortcut(c.sw, c.shape[3], ow))) continue;
             within(c + " y", torch.get("y" + c.key), ours.get(i)[0], magY, ky, u, slack * maxAbs.get(i)[0]);
             // torch 1.13's bicubic backward (upsample_bicubic2d_backward_out_frame) copies the gradient where both sizes
             // are equal, though its forward weighs the taps there when a scale factor is given (1.25 on 3 rows floors
@@ -160,6 +164,53 @@ class InterpolateTorchTest {
                 fail("case " + c + " " + java.util.Arrays.toString(geo[c / 2]) + (c % 2 == 1 ? " align_corners" : "") + ": " + off + " rows off torch's, first "
                         + first + ": " + got[first] + " vs " + want[first]);
         }
+    }
+
+    /** Whether torch's nearest_idx copies or halves where its NCHW forward reads floor(i / scale): a given scale other than 1 or 2. */
+    static boolean nearestIdxShortcut(double scale, int in, int out) {
+        return !Double.isNaN(scale) && (out == in && scale != 1 || out == 2 * in && scale != 2);
+    }
+
+    /**
+     * The nearest modes' source indices are torch 1.13's NCHW forward kernel's exactly (three channels, so torch does not
+     * take its channels-last kernel, which [N, 1, H, W] can be): by a scale that floors to the input's size or twice it
+     * (nearest reads floor(i / scale) there, no copy, no i / 2), and in float64 with the scale in double (2 rows to 218
+     * or 209 moves one index against a float scale). Each row holds its index, so the output is the index map.
+     */
+    @Test
+    void nearestIndicesAreTorchsForwardKernels(@TempDir Path dir) throws Exception {
+        // h, then outH (size) or a scale factor
+        double[][] geo = {{5, 0, 1.001}, {2, 0, 1.25}, {3, 0, 2.2}, {7, 0, 1.1}, {2, 218, 0}, {2, 209, 0}, {3, 0, 72.7}, {997, 2489, 0}, {2047, 0, 0.7331}};
+        StringBuilder script = new StringBuilder("import torch\nimport torch.nn.functional as F\n");
+        List<double[]> ours = new ArrayList<>();
+        try (Scope s = Scope.open()) {
+            for (DType dt : new DType[]{DType.F32, DType.F64})
+                for (InterpolateMode m : new InterpolateMode[]{InterpolateMode.NEAREST, InterpolateMode.NEAREST_EXACT})
+                    for (double[] g : geo) {
+                        int h = (int) g[0];
+                        double[] v = new double[3 * h];
+                        for (int i = 0; i < v.length; i++) v[i] = i % h;
+                        Var x = Var.of(Tensor.of(v, 1, 3, h, 1).to(dt));
+                        Var y = g[2] > 0 ? NN.interpolateScale(x, g[2], 1, m, false) : NN.interpolate(x, (int) g[1], 1, m, false);
+                        ours.add(y.value().toDoubleArray());
+                        script.append(String.format(Locale.ROOT, "x = (torch.arange(%d, dtype=torch.float64) %% %d).to(%s).reshape(1, 3, %d, 1)%n", 3 * h, h,
+                                dt == DType.F32 ? "torch.float32" : "torch.float64", h));
+                        script.append(String.format(Locale.ROOT, "y = F.interpolate(x, %s, mode='%s')%nprint('y%d', *[repr(float(v)) for v in y.flatten().tolist()])%n",
+                                g[2] > 0 ? "scale_factor=(" + g[2] + ", 1.0)" : "size=(" + (int) g[1] + ", 1)", m.torchName(), ours.size() - 1));
+                    }
+        }
+        Map<String, double[]> torch = TorchPeer.run(dir, script.toString());
+        int c = 0;
+        for (DType dt : new DType[]{DType.F32, DType.F64})
+            for (InterpolateMode m : new InterpolateMode[]{InterpolateMode.NEAREST, InterpolateMode.NEAREST_EXACT})
+                for (double[] g : geo) {
+                    double[] want = torch.get("y" + c), got = ours.get(c);
+                    String what = dt + " " + m + " h " + (int) g[0] + (g[2] > 0 ? " by " + g[2] : " to " + (int) g[1]);
+                    assertNotNull(want, "torch printed no y" + c);
+                    assertEquals(want.length, got.length, what + ": sizes");
+                    for (int i = 0; i < got.length; i++) if (got[i] != want[i]) fail(what + ": row " + i + " reads " + got[i] + ", torch's " + want[i]);
+                    c++;
+                }
     }
 
     /**

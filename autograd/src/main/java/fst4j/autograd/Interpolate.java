@@ -135,6 +135,15 @@ final class Interpolate {
                     + " input " + Shape.str(s));
         // F.interpolate's 'area' is adaptive_avg_pool2d to the output size (a scale factor only sets that size)
         if (mode == InterpolateMode.AREA) return NN.adaptiveAvgPool2d(x, outH, outW);
+        // the row gathers hold at most 2^31 - 1 elements: refused here, by this op's name, before any axis's index arrays
+        // are built (a scale of 1e9 used to fill the Java heap with them before the gather's own refusal was reached)
+        for (int[] o : new int[][]{{n, c, outH, outW}, {n, c, h, outW}}) {
+            java.math.BigInteger e = java.math.BigInteger.ONE;
+            for (int d : o) e = e.multiply(java.math.BigInteger.valueOf(d));
+            if (e.compareTo(java.math.BigInteger.valueOf(Integer.MAX_VALUE)) > 0)
+                throw new IllegalArgumentException("interpolate: " + (o[2] != outH ? "the width-resized intermediate " : "output ") + Shape.str(o)
+                        + " would hold " + e + " elements, more than 2^31 - 1 (mode '" + mode.torchName() + "' resizes by row gathers; input " + Shape.str(s) + ")");
+        }
         AxisKey kw = new AxisKey(w, outW, scaleW, mode, alignCorners, dt), kh = new AxisKey(h, outH, scaleH, mode, alignCorners, dt);
         Axis aw = axisCached(kw), ah = axisCached(kh);
         Var t = x;

@@ -131,6 +131,28 @@ class InterpolateTest {
         }
     }
 
+    /**
+     * An output past 2^31 - 1 elements is refused by interpolate's name with its shape and count, before any axis is
+     * built: by a scale of 1e9 the nearest index array alone (2e9 ints) used to fill the test JVM's 2 GB heap, and by
+     * 1e5 the refusal came from inside the gathers (Rows.gather's output [200000, 200000]). An intermediate past it
+     * (the width resized first) is refused the same way; area, which pools into one tensor of any size, is not limited.
+     */
+    @Test
+    void aHugeOutputIsRefusedByNameBeforeItsAxesAreBuilt() {
+        try (Scope s = Scope.open()) {
+            Var x = Var.of(Tensor.of(new float[]{1, 2, 3, 4}, 1, 1, 2, 2));
+            for (InterpolateMode m : new InterpolateMode[]{InterpolateMode.NEAREST, InterpolateMode.NEAREST_EXACT, InterpolateMode.BILINEAR, InterpolateMode.BICUBIC}) {
+                int before = Interpolate.axisBuilds();
+                assertRefused("interpolate: output [1, 1, 2000000000, 2000000000] would hold 4000000000000000000 elements, more than 2^31 - 1",
+                        () -> NN.interpolateScale(x, 1e9, 1e9, m, false));
+                assertRefused("interpolate: output [1, 1, 200000, 200000] would hold 40000000000 elements", () -> NN.interpolateScale(x, 1e5, 1e5, m, false));
+                assertRefused("interpolate: the width-resized intermediate [1, 1, 2, 1100000000] would hold 2200000000 elements",
+                        () -> NN.interpolate(x, 1, 1_100_000_000, m, false));
+                assertEquals(before, Interpolate.axisBuilds(), m + ": no axis built");
+            }
+        }
+    }
+
     private static void assertRefused(String want, org.junit.jupiter.api.function.Executable f) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, f);
         assertTrue(e.getMessage().contains(want), e.getMessage());

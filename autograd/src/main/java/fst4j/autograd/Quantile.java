@@ -57,6 +57,14 @@ final class Quantile {
         if (xv.numel() == 0) throw new IllegalArgumentException(op + ": the input " + Shape.str(xv.shape()) + " is empty (torch refuses an empty input)");
         Reduced r = reduce(op, x, axis, keepDim);
         int nq = q.length;
+        long lines = xv.numel() / r.lines.shape()[r.ax], outSize = nq * lines;
+        if (outSize > Integer.MAX_VALUE) {   // ranks and gathers are int arrays: refused before the sort allocates
+            int[] out = new int[r.out.length + 1];
+            out[0] = nq;
+            System.arraycopy(r.out, 0, out, 1, r.out.length);
+            throw new IllegalArgumentException(op + ": the output " + Shape.str(out) + " would hold " + outSize + " elements (" + nq
+                    + " q by " + lines + " lines), more than " + Integer.MAX_VALUE);
+        }
         Var sorted = r.lines.sort(r.ax, false)[0];
         DType dt = xv.dtype();
         boolean f32 = dt == DType.F32;

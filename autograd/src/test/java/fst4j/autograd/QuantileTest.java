@@ -1,6 +1,7 @@
 package fst4j.autograd;
 
 import fst4j.tensor.DType;
+import fst4j.tensor.Memory;
 import fst4j.tensor.Rng;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
@@ -114,6 +115,25 @@ class QuantileTest {
             assertEquals("nanmedian: axis 1 of [2, 0] is empty",
                     assertThrows(IllegalArgumentException.class, () -> Var.of(Tensor.zeros(2, 0)).nanmedian(1, false)).getMessage());
             assertArrayEquals(new int[]{0}, Var.of(Tensor.zeros(0, 3)).nanmedian(1, false)[0].shape());   // no lines: empty, as median
+        }
+    }
+
+    /**
+     * A q array whose output passes 2^31 - 1 elements (the ranks and gathers are int arrays) is refused by name, with
+     * the output's shape and count, before the sort allocates anything; it was an ArithmeticException ("integer
+     * overflow") thrown after the sort, whose values stayed in use until the scope closed.
+     */
+    @Test
+    void anOutputPastIntIsRefusedByNameBeforeTheSort() {
+        try (Scope s = Scope.open()) {
+            Var x = Var.param(Tensor.zeros(DType.F32, 1 << 16, 2));
+            double[] q = new double[40000];
+            long before = Memory.bytesInUse();
+            assertEquals("quantile: the output [40000, 65536] would hold 2621440000 elements (40000 q by 65536 lines), more than 2147483647",
+                    assertThrows(IllegalArgumentException.class, () -> x.quantile(q, 1, false, "linear")).getMessage());
+            assertEquals("nanquantile: the output [40000, 1, 65536] would hold 2621440000 elements (40000 q by 65536 lines), more than 2147483647",
+                    assertThrows(IllegalArgumentException.class, () -> x.transpose(0, 1).nanquantile(q, 0, true, "lower")).getMessage());
+            assertEquals(before, Memory.bytesInUse());
         }
     }
 }

@@ -122,6 +122,8 @@ final class Quantile {
         String op = "nanmedian";
         Tensor xv = x.value();
         checkDevice(op, xv);
+        if (axis == null && xv.numel() == 0)   // named by the input's shape: the flattened line's axis 0 is not the caller's
+            throw new IllegalArgumentException(op + ": the input " + Shape.str(xv.shape()) + " is empty (no element to take the median of)");
         Reduced r = reduce(op, x, axis, keepDim);
         int[] s = r.lines.shape();
         int n = s[r.ax];

@@ -115,6 +115,13 @@ class QuantileTest {
             assertEquals("nanmedian: axis 1 of [2, 0] is empty",
                     assertThrows(IllegalArgumentException.class, () -> Var.of(Tensor.zeros(2, 0)).nanmedian(1, false)).getMessage());
             assertArrayEquals(new int[]{0}, Var.of(Tensor.zeros(0, 3)).nanmedian(1, false)[0].shape());   // no lines: empty, as median
+            // over all elements (no axis given): the input's own shape, not the flattened line's axis 0 (torch 1.13 gives NaN)
+            long before = Memory.bytesInUse();
+            assertEquals("nanmedian: the input [2, 0] is empty (no element to take the median of)",
+                    assertThrows(IllegalArgumentException.class, () -> Var.of(Tensor.zeros(2, 0)).nanmedian()).getMessage());
+            assertEquals("nanmedian: the input [3, 0] is empty (no element to take the median of)",
+                    assertThrows(IllegalArgumentException.class, () -> Var.of(Tensor.zeros(0, 3)).transpose(0, 1).nanmedian()).getMessage());
+            assertEquals(before, Memory.bytesInUse());
         }
     }
 

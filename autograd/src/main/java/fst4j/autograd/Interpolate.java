@@ -160,25 +160,36 @@ final class Interpolate {
 
     /**
      * rows [in, D] to [out, D]: row i is rows[idx[0][i]] (nearest modes), or rows[idx[0][i]] w[0][i] + rows[idx[1][i]]
-     * w[1][i] + ..., summed left to right as torch does. The weights [out, 1] in rows' dtype on its device come from the
-     * cache where there is one (as references of their own, so a graph still holding them outlives an eviction or the
-     * cache's close), else are made for this call.
+     * w[1][i] + ..., summed left to right as torch does. Where there is a cache, the gathers read its index tables and
+     * the products its weights (as references of their own, so a graph still holding them outlives an eviction or the
+     * cache's close): nothing is built or copied to the device per call. Else the gathers take the host indices (copied
+     * down per call on CUDA) and the weights [out, 1], in rows' dtype on its device, are made for this call.
      */
     private static Var gather(Var rows, AxisKey k, Axis a, InterpolateCache cache) {
+        if (cache == null) return gather(rows, a, null, a.w() == null ? null : weights(k, a, rows.value().device()));
+        try (InterpolateCache.Taps t = cache.taps(k, a, rows.value().device())) {
+            Tensor[] ws = t.weights();
+            if (ws != null) for (int j = 0; j < ws.length; j++) ws[j] = ws[j].alias();   // gather below owns (and closes) these
+            return gather(rows, a, t.tables(), ws);
+        }
+    }
+
+    /** The gathers (by tables where given, else by a's indices) and the weighted sum; closes ws (null for the nearest modes). */
+    private static Var gather(Var rows, Axis a, fst4j.tensor.RowIndex[] tables, Tensor[] ws) {
         int out = a.idx()[0].length;
-        Var r0 = NN.embedding(rows, a.idx()[0], out);
-        if (a.w() == null) return r0;
-        Tensor v = rows.value();
-        Tensor[] ws = cache != null ? cache.weights(k, a, v.device()) : weights(k, a, v.device());
-        Var[] wv = new Var[ws.length];
+        Var[] wv = ws == null ? null : new Var[ws.length];
         try {
-            for (int j = 0; j < ws.length; j++) wv[j] = Var.of(ws[j]);
-            Var t = r0.mul(wv[0]);
-            for (int j = 1; j < ws.length; j++) t = t.add(NN.embedding(rows, a.idx()[j], out).mul(wv[j]));
+            if (ws != null) for (int j = 0; j < ws.length; j++) wv[j] = Var.of(ws[j]);
+            Var t = null;
+            for (int j = 0; j < a.taps(); j++) {
+                Var r = tables != null ? new RowGather(tables[j]).apply(rows) : NN.embedding(rows, a.idx()[j], out);
+                if (wv != null) r = r.mul(wv[j]);
+                t = t == null ? r : t.add(r);
+            }
             return t;
         } finally {
             // the Vars' references only (a Var made of a tensor owns it); the graph keeps its own. Those never wrapped closed here.
-            for (int j = 0; j < ws.length; j++) if (wv[j] != null) wv[j].close(); else ws[j].close();
+            if (ws != null) for (int j = 0; j < ws.length; j++) if (wv[j] != null) wv[j].close(); else ws[j].close();
         }
     }
 

@@ -127,18 +127,21 @@ class InterpolateCacheTest {
 
     @Test
     void aGraphOutlivesTheCache() {
-        Case c = new Case(4, 6, 7, 3, Double.NaN, Double.NaN, InterpolateMode.BILINEAR, false, DType.F32);
-        double[][] want = valueAndGrad(c, null);
-        long before = Memory.bytesInUse();
-        try (Scope s = Scope.open()) {
-            InterpolateCache cache = new InterpolateCache(1);
-            Var x = Var.param(rand(4 * 31L + 6, 2, 3, 4, 6).to(DType.F32));
-            Var y = c.run(x, cache);
-            cache.close();   // before backward: the graph's own references keep the weights
-            y.backward(rand(7, y.shape()).to(DType.F32));
-            assertArrayEquals(want[0], y.value().toDoubleArray());
-            assertArrayEquals(want[1], x.grad().toDoubleArray());
+        // the graph keeps its own references to the index tables (every mode) and weights (bilinear, bicubic)
+        for (InterpolateMode m : new InterpolateMode[]{InterpolateMode.BILINEAR, InterpolateMode.NEAREST, InterpolateMode.NEAREST_EXACT, InterpolateMode.BICUBIC}) {
+            Case c = new Case(4, 6, 7, 3, Double.NaN, Double.NaN, m, false, DType.F32);
+            double[][] want = valueAndGrad(c, null);
+            long before = Memory.bytesInUse();
+            try (Scope s = Scope.open()) {
+                InterpolateCache cache = new InterpolateCache(1);
+                Var x = Var.param(rand(4 * 31L + 6, 2, 3, 4, 6).to(DType.F32));
+                Var y = c.run(x, cache);
+                cache.close();   // before backward: the graph's own references keep the tables and weights
+                y.backward(rand(7, y.shape()).to(DType.F32));
+                assertArrayEquals(want[0], y.value().toDoubleArray(), m.toString());
+                assertArrayEquals(want[1], x.grad().toDoubleArray(), m.toString());
+            }
+            assertEquals(before, Memory.bytesInUse(), m + ": freed with the step's scope");
         }
-        assertEquals(before, Memory.bytesInUse(), "freed with the step's scope");
     }
 }

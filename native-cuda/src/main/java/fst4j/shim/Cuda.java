@@ -78,7 +78,19 @@ public final class Cuda {
 
     public static void free(MemorySegment device) { Native.cudaFree(device); }
 
-    public static void copyToDevice(MemorySegment device, MemorySegment host, long bytes) { Native.cudaMemcpy(device, host, bytes, 1); }
+    /**
+     * Host -> device copies, every one of which comes through here: counted so that a test can show that a path which
+     * keeps its tables on the device (an InterpolateCache's row indices) uploads nothing on a repeated call.
+     */
+    private static final java.util.concurrent.atomic.AtomicLong HOST_TO_DEVICE = new java.util.concurrent.atomic.AtomicLong();
+
+    /** How many {@link #copyToDevice} calls this JVM has made (successful or not), since it started. */
+    public static long hostToDeviceCopies() { return HOST_TO_DEVICE.get(); }
+
+    public static void copyToDevice(MemorySegment device, MemorySegment host, long bytes) {
+        HOST_TO_DEVICE.incrementAndGet();
+        Native.cudaMemcpy(device, host, bytes, 1);
+    }
 
     public static void copyToHost(MemorySegment host, MemorySegment device, long bytes) { Native.cudaMemcpy(host, device, bytes, 2); }
 

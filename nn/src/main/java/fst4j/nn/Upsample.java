@@ -8,7 +8,7 @@ import fst4j.autograd.Var;
 /**
  * torch.nn.Upsample: F.interpolate to a fixed output size or by fixed scale factors, mode NEAREST, NEAREST_EXACT,
  * BILINEAR, BICUBIC or AREA (alignCorners for BILINEAR and BICUBIC only), on [N, C, H, W]. No parameters. See
- * {@link NN#interpolate} and {@link NN#interpolateScale}. Bilinear and bicubic weights stay on the input's device between forwards (an {@link InterpolateCache}
+ * {@link NN#interpolate} and {@link NN#interpolateScale}. Each axis's gather indices, scatter CSR and (bilinear, bicubic) weights stay on the input's device between forwards (an {@link InterpolateCache}
  * of a few geometries), freed when the module is closed.
  */
 public final class Upsample extends Module {

@@ -728,6 +728,36 @@ public final class CudaOps {
         return out;
     }
 
+    /** {@link #embedGather} with the n indices already on the device (a {@link RowIndex}'s, checked when it was built). */
+    static Tensor embedGather(Tensor w, MemorySegment idx, int n) {
+        require("embedding", w);
+        int v = w.shape[0], d = w.shape[1];
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, n, d);
+        if (n == 0 || d == 0) return out;
+        try (Tensor wc = w.contiguous()) {
+            Native.cudaEmbedGather(ptr(wc), v, d, idx, n, ptr(out));
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    /** {@link #embedScatter} with the CSR already on the device (a {@link RowIndex}'s: off [rows + 1], pos [max(1, n)]). */
+    static Tensor embedScatter(Tensor g, MemorySegment off, MemorySegment pos, int rows) {
+        require("embedding backward", g);
+        int n = g.shape[0], d = g.shape[1];
+        Tensor out = Tensor.empty(Device.CUDA, DType.F32, rows, d);
+        if (d == 0) return out;
+        try (Tensor gc = g.contiguous()) {
+            Native.cudaEmbedScatter(ptr(gc), n, d, off, pos, rows, ptr(out));
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
     /** Rows.scatterAdd on the device: [rows, d] from g [n, d] by the CSR off [rows + 1], pos [n] (fst_k_embed_scatter). */
     static Tensor embedScatter(Tensor g, int[] off, int[] pos, int rows) {
         require("embedding backward", g);

@@ -19,6 +19,28 @@ public final class Rows {
         checkIndices(indices, v, "Rows.gather");
         checkElements((long) n * d, "Rows.gather's output [" + n + ", " + d + "]");
         if (w.storage.device != Device.CPU) return CudaOps.embedGather(w, indices);
+        return gatherHost(w, indices);
+    }
+
+    /**
+     * {@link #gather(Tensor, int[])} by prepared indices: the same rows and bits, without checking the indices or
+     * copying them to the device again. w [t.rows(), d] on t's device.
+     */
+    public static Tensor gather(Tensor w, RowIndex t) {
+        w.check();
+        t.check();
+        if (w.dim() != 2 || w.shape[0] != t.rows())
+            throw new IllegalArgumentException("shape mismatch: Rows.gather by a RowIndex of " + t.rows() + " rows needs a matrix [" + t.rows() + ", d], got " + Shape.str(w.shape));
+        if (w.storage.device != t.device())
+            throw new IllegalArgumentException("device mismatch: Rows.gather of a " + w.storage.device + " tensor by a RowIndex on " + t.device());
+        int n = t.size(), d = w.shape[1];
+        checkElements((long) n * d, "Rows.gather's output [" + n + ", " + d + "]");
+        if (w.storage.device != Device.CPU) return CudaOps.embedGather(w, t.deviceIndices(), n);
+        return gatherHost(w, t.indices());
+    }
+
+    private static Tensor gatherHost(Tensor w, int[] indices) {
+        int d = w.shape[1], n = indices.length;
         // row by row out of the table's memory: N*D elements moved, not the whole [v, d] table each call
         Tensor out = Tensor.empty(w.dtype, n, d);
         try (Tensor wc = w.contiguous()) {
@@ -45,6 +67,28 @@ public final class Rows {
         int[] pos = new int[off[rows]], fill = java.util.Arrays.copyOf(off, rows);
         for (int i = 0; i < n; i++) if (indices[i] != skip) pos[fill[indices[i]]++] = i;
         if (g.storage.device != Device.CPU) return CudaOps.embedScatter(g, off, pos, rows);
+        return scatterHost(g, off, pos, rows);
+    }
+
+    /**
+     * {@link #scatterAdd(Tensor, int[], int, int)} by prepared indices (no row skipped): the same sums in the same
+     * order, so the same bits, without building the CSR or copying it to the device again. g [t.size(), d] on t's device.
+     */
+    public static Tensor scatterAdd(Tensor g, RowIndex t) {
+        g.check();
+        t.check();
+        if (g.dim() != 2 || g.shape[0] != t.size())
+            throw new IllegalArgumentException("shape mismatch: Rows.scatterAdd by a RowIndex of " + t.size() + " indices needs g [" + t.size() + ", d], got " + Shape.str(g.shape));
+        if (g.storage.device != t.device())
+            throw new IllegalArgumentException("device mismatch: Rows.scatterAdd of a " + g.storage.device + " tensor by a RowIndex on " + t.device());
+        int rows = t.rows(), d = g.shape[1];
+        checkElements((long) rows * d, "Rows.scatterAdd's output [" + rows + ", " + d + "]");
+        if (g.storage.device != Device.CPU) return CudaOps.embedScatter(g, t.deviceOffsets(), t.devicePositions(), rows);
+        return scatterHost(g, t.offsets(), t.positions(), rows);
+    }
+
+    private static Tensor scatterHost(Tensor g, int[] off, int[] pos, int rows) {
+        int d = g.shape[1];
         // only the rows some index names are summed and written (in double, rounded once); the rest stay the zeros the
         // tensor starts with: no [rows, d] arrays on the heap for a vocabulary whose batch touches a few rows
         double[] src, acc = new double[d];

@@ -168,8 +168,10 @@ final class Interpolate {
     private static Var gather(Var rows, AxisKey k, Axis a, InterpolateCache cache) {
         if (cache == null) return gather(rows, a, null, a.w() == null ? null : weights(k, a, rows.value().device()));
         try (InterpolateCache.Taps t = cache.taps(k, a, rows.value().device())) {
-            Tensor[] ws = t.weights();
-            if (ws != null) for (int j = 0; j < ws.length; j++) ws[j] = ws[j].alias();   // gather below owns (and closes) these
+            // new references in an array of their own, which gather below owns (and closes); t's own are closed with t
+            // (written back into t's array, they were overwritten and never closed: the weights outlived the cache)
+            Tensor[] ws = t.weights() == null ? null : new Tensor[t.weights().length];
+            if (ws != null) for (int j = 0; j < ws.length; j++) ws[j] = t.weights()[j].alias();
             return gather(rows, a, t.tables(), ws);
         }
     }

@@ -126,6 +126,24 @@ class InterpolateCacheTest {
     }
 
     @Test
+    void closeFreesTheWeightsAForwardReadWhileItsScopeIsStillOpen() {
+        // the forward's references to the cached weights are its own and closed with it: once no graph holds them, the
+        // cache's close (or an eviction) frees the weights at once, not when the caller's scope ends (a long-lived scope
+        // would otherwise keep every geometry's weights, and a caller without a scope would never free them)
+        for (InterpolateMode m : new InterpolateMode[]{InterpolateMode.BILINEAR, InterpolateMode.BICUBIC}) {
+            int taps = m == InterpolateMode.BILINEAR ? 2 : 4;
+            try (Scope s = Scope.open()) {
+                InterpolateCache cache = new InterpolateCache(2);
+                Var x = Var.of(rand(3, 2, 3, 5, 4));   // no graph: nothing but the cache holds the weights after forward
+                cache.interpolate(x, 8, 7, m, false);
+                long held = Memory.bytesInUse();
+                cache.close();
+                assertEquals((long) taps * (8 + 7) * 8, held - Memory.bytesInUse(), m + ": close frees both axes' weights, [out, 1] float64 per tap");
+            }
+        }
+    }
+
+    @Test
     void aGraphOutlivesTheCache() {
         // the graph keeps its own references to the index tables (every mode) and weights (bilinear, bicubic)
         for (InterpolateMode m : new InterpolateMode[]{InterpolateMode.BILINEAR, InterpolateMode.NEAREST, InterpolateMode.NEAREST_EXACT, InterpolateMode.BICUBIC}) {

@@ -7,12 +7,7 @@
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 OUTFILE [skip] [count]" >&2; exit 0; }
 out="$1"; skip="${2:-12}"; count="${3:-12}"
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"; cd "$here"
-ncu="$(command -v ncu || ls /usr/local/cuda*/bin/ncu /usr/local/cuda*/nsight-compute*/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
-[ -n "$ncu" ] || { echo "NCU skipped: no ncu on this machine" > "$out"; exit 0; }
-source "$here/gpu/wheel_dirs.sh"
-export FST4J_CUDA_LIB_DIR="${FST4J_CUDA_LIB_DIR:-$(wheel_dirs lib)}"
-CP="$here/.gpu/lib/fst4j-native-cuda.jar:$here/.gpu/lib/fst4j-native-cuda-tests.jar"
+source "$(dirname "${BASH_SOURCE[0]}")/ncu_env.sh"   # here, ncu (or a skip line and exit 0), CP
 echo "NCU $ncu; kernels fst_k_igemm, fst_k_igemm_sp; skip $skip, profile $count" > "$out"
 FST4J_CUDA_SYNC=0 timeout 240 "$ncu" --target-processes all --clock-control none -k 'regex:^fst_k_igemm(_sp)?$' \
   --launch-skip "$skip" --launch-count "$count" --section SpeedOfLight --section WarpStateStats --section Occupancy \

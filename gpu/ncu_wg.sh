@@ -8,12 +8,7 @@
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 OUTFILE [MxKxN]" >&2; exit 0; }
 out="$1"; shape="${2:-256x2304x50176}"
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"; cd "$here"
-ncu="$(command -v ncu || ls /usr/local/cuda*/bin/ncu /usr/local/cuda*/nsight-compute*/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
-[ -n "$ncu" ] || { echo "NCU skipped: no ncu on this machine" > "$out"; exit 0; }
-source "$here/gpu/wheel_dirs.sh"
-export FST4J_CUDA_LIB_DIR="${FST4J_CUDA_LIB_DIR:-$(wheel_dirs lib)}"
-CP="$here/.gpu/lib/fst4j-native-cuda.jar:$here/.gpu/lib/fst4j-native-cuda-tests.jar"
+source "$(dirname "${BASH_SOURCE[0]}")/ncu_env.sh"   # here, ncu (or a skip line and exit 0), CP
 echo "NCU $ncu; CudaWgGemmBench --gemm $shape --untimed; our wgmma kernels and cuBLAS's" > "$out"
 FST4J_CUDA_SYNC=0 timeout "${NCU_S:-150}" "$ncu" --target-processes all --clock-control none \
   -k 'regex:^(fst_k_wggemm[23]?|nvjet.*|sm90_.*|cutlass.*)$' --launch-count 12 \

@@ -46,7 +46,7 @@ fi
 # which travels with the work tree (tracked files are copied to the device)
 "$JAVA_HOME/bin/jar" tf "$out/lib/fst4j-nn-tests.jar" | grep -qx 'fst4j/nn/CudaStepTiming.class' \
   || { echo "prepare: fst4j/nn/CudaStepTiming.class is not in fst4j-nn-tests.jar" >&2; exit 1; }
-for f in gpu/step.sh gpu/wheel_dirs.sh gpu/splt_probe.sh gpu/splt_probe.cu gpu/sanitize.sh gpu/mma_peak.sh gpu/mma_peak.cu gpu/ncu_conv.sh jmh/peers/torch_step_gpu.py; do
+for f in gpu/step.sh gpu/wheel_dirs.sh gpu/splt_probe.sh gpu/splt_probe.cu gpu/sanitize.sh gpu/mma_peak.sh gpu/mma_peak.cu gpu/ncu_conv.sh gpu/ncu_wg.sh gpu/ncu_env.sh gpu/train.sh gpu/subset_idx.py jmh/peers/torch_step_gpu.py; do
   git ls-files --error-unmatch "$f" > /dev/null 2>&1 || echo "prepare: WARNING: $f is not tracked by git: it will not be copied to the device"
 done
 

@@ -63,7 +63,7 @@ class CudaQuantileTest {
                         assertEquals(Device.CUDA, yg.value().device(), name);
                         assertArrayEquals(yc.shape(), yg.shape(), name);
                         CudaSortTest.bits(name + " values", yc.value().toFloatArray(), yg.value().toFloatArray());
-                        Tensor w = QuantileTorchTest.weights(yc);
+                        Tensor w = TorchVarOpsTest.weights(yc);
                         yc.mul(Var.of(w.copy())).sum().backward();
                         yg.mul(Var.of(w.to(Device.CUDA))).sum().backward();
                         assertEquals(Device.CUDA, gpu.grad().device(), name);

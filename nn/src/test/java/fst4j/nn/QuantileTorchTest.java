@@ -87,13 +87,6 @@ class QuantileTorchTest {
         CASES.add(new Case(name, torch, ours, x, shape));
     }
 
-    /** The weights of sum(y * w), a pattern both sides compute. */
-    static Tensor weights(Var y) {
-        Tensor w = Tensor.empty(y.value().dtype(), y.shape());
-        for (long i = 0; i < w.numel(); i++) w.setFlat(i, 1 + (i % 7) * 0.25);
-        return w;
-    }
-
     @Test
     void valuesAndGradientsAgreeWithTorch(@TempDir Path dir) throws Exception {
         StringBuilder cases = new StringBuilder();
@@ -130,7 +123,7 @@ class QuantileTorchTest {
                     double[] shape = torch.get(key + ".shape");
                     assertNotNull(shape, "torch printed no " + key);
                     assertArrayEquals(Arrays.stream(shape).mapToInt(d -> (int) d).toArray(), y.shape(), key + ": shape");
-                    y.mul(Var.of(weights(y))).sum().backward();
+                    y.mul(Var.of(TorchVarOpsTest.weights(y))).sum().backward();   // the torch side's w, as there
                     near(key, torch.get(key), y.value().toDoubleArray(), rtol, atol);
                     near(key + ".dx", torch.get(key + ".dx"), x.grad() == null ? new double[c.x.length] : x.grad().toDoubleArray(), rtol, atol);
                     checked++;

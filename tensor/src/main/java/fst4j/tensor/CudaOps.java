@@ -715,20 +715,14 @@ public final class CudaOps {
     /** Rows.gather on the device: [n, d] = w's rows at idx (fst_k_embed_gather). */
     static Tensor embedGather(Tensor w, int[] idx) {
         require("embedding", w);
-        int v = w.shape[0], d = w.shape[1];
-        Tensor out = Tensor.empty(Device.CUDA, DType.F32, idx.length, d);
-        if (idx.length == 0 || d == 0) return out;
-        try (Tensor wc = w.contiguous(); Block dev = Block.of(4L * idx.length); Arena arena = Arena.ofConfined()) {
+        if (idx.length == 0 || w.shape[1] == 0) return embedGather(w, MemorySegment.NULL, idx.length);   // reads no index
+        try (Block dev = Block.of(4L * idx.length); Arena arena = Arena.ofConfined()) {
             Cuda.copyToDevice(dev.ptr(), arena.allocateFrom(JAVA_INT, idx), 4L * idx.length);
-            Native.cudaEmbedGather(ptr(wc), v, d, dev.ptr(), idx.length, ptr(out));
-        } catch (RuntimeException e) {
-            out.close();
-            throw e;
+            return embedGather(w, dev.ptr(), idx.length);
         }
-        return out;
     }
 
-    /** {@link #embedGather} with the n indices already on the device (a {@link RowIndex}'s, checked when it was built). */
+    /** {@link #embedGather} with the n indices already on the device and checked (a {@link RowIndex}'s, or the ones the int[] form uploads). */
     static Tensor embedGather(Tensor w, MemorySegment idx, int n) {
         require("embedding", w);
         int v = w.shape[0], d = w.shape[1];
@@ -743,7 +737,7 @@ public final class CudaOps {
         return out;
     }
 
-    /** {@link #embedScatter} with the CSR already on the device (a {@link RowIndex}'s: off [rows + 1], pos [max(1, n)]). */
+    /** {@link #embedScatter} with the CSR already on the device (a {@link RowIndex}'s, or the int[] form's: off [rows + 1], pos [max(1, n)]). */
     static Tensor embedScatter(Tensor g, MemorySegment off, MemorySegment pos, int rows) {
         require("embedding backward", g);
         int n = g.shape[0], d = g.shape[1];
@@ -761,21 +755,16 @@ public final class CudaOps {
     /** Rows.scatterAdd on the device: [rows, d] from g [n, d] by the CSR off [rows + 1], pos [n] (fst_k_embed_scatter). */
     static Tensor embedScatter(Tensor g, int[] off, int[] pos, int rows) {
         require("embedding backward", g);
-        int n = g.shape[0], d = g.shape[1];
-        Tensor out = Tensor.empty(Device.CUDA, DType.F32, rows, d);
-        if (d == 0) return out;
+        int n = g.shape[0];
+        if (g.shape[1] == 0) return embedScatter(g, MemorySegment.NULL, MemorySegment.NULL, rows);   // reads no table
         // pos as the launcher takes it, int32[n]: the CSR fills its first pos.length (the padding row's positions are not
         // listed), the kernel reads no further, but the launcher checks all n lie in one allocation
-        try (Tensor gc = g.contiguous(); Block offs = Block.of(4L * off.length); Block ps = Block.of(4L * Math.max(1, Math.max(n, pos.length)));
+        try (Block offs = Block.of(4L * off.length); Block ps = Block.of(4L * Math.max(1, Math.max(n, pos.length)));
              Arena arena = Arena.ofConfined()) {
             Cuda.copyToDevice(offs.ptr(), arena.allocateFrom(JAVA_INT, off), 4L * off.length);
             if (pos.length > 0) Cuda.copyToDevice(ps.ptr(), arena.allocateFrom(JAVA_INT, pos), 4L * pos.length);
-            Native.cudaEmbedScatter(ptr(gc), n, d, offs.ptr(), ps.ptr(), rows, ptr(out));
-        } catch (RuntimeException e) {
-            out.close();
-            throw e;
+            return embedScatter(g, offs.ptr(), ps.ptr(), rows);
         }
-        return out;
     }
 
     /** dx [N, C, H, W] = col2im of cols [K, N*L] (fst_k_col2im, or fst_k_col2im_dil where dilated: a gather in the CPU's order). */

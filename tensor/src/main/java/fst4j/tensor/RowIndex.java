@@ -53,16 +53,10 @@ public final class RowIndex implements AutoCloseable {
         if (indices == null || device == null) throw new IllegalArgumentException("RowIndex: indices and device must not be null");
         if (rows <= 0) throw new IllegalArgumentException("RowIndex needs rows > 0, got " + rows);
         int n = indices.length;
-        for (int i = 0; i < n; i++)
-            if (indices[i] < 0 || indices[i] >= rows)
-                throw new IllegalArgumentException("RowIndex: index " + indices[i] + " at position " + i + " out of range [0, " + rows + ")");
+        Rows.checkIndices(indices, rows, "RowIndex");
         int[] idx = indices.clone();
-        // each row's positions, ascending (the order Rows.scatterAdd's sums take on either device)
-        int[] off = new int[rows + 1];
-        for (int i : idx) off[i + 1]++;
-        for (int r = 0; r < rows; r++) off[r + 1] += off[r];
-        int[] pos = new int[n], fill = java.util.Arrays.copyOf(off, rows);
-        for (int i = 0; i < n; i++) pos[fill[idx[i]]++] = i;
+        int[][] csr = Rows.csr(idx, rows, -1);   // the CSR Rows.scatterAdd builds per call, so the same sums in the same order
+        int[] off = csr[0], pos = csr[1];
         if (device == Device.CPU) return new RowIndex(new Shared(idx, off, pos, rows, device, null, null, null));
         CudaOps.Block dIdx = null, dOff = null, dPos = null;
         try (Arena arena = Arena.ofConfined()) {

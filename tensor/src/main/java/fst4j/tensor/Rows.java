@@ -58,14 +58,10 @@ public final class Rows {
             throw new IllegalArgumentException("shape mismatch: Rows.scatterAdd needs g [" + indices.length + ", d] for " + indices.length + " indices, got " + Shape.str(g.shape));
         if (rows <= 0) throw new IllegalArgumentException("Rows.scatterAdd needs rows > 0, got " + rows);
         checkIndices(indices, rows, "Rows.scatterAdd");
-        int n = indices.length, d = g.shape[1];
+        int d = g.shape[1];
         checkElements((long) rows * d, "Rows.scatterAdd's output [" + rows + ", " + d + "]");
-        // each row's positions, ascending (a CSR): the order the sums take on either device
-        int[] off = new int[rows + 1];
-        for (int idx : indices) if (idx != skip) off[idx + 1]++;
-        for (int r = 0; r < rows; r++) off[r + 1] += off[r];
-        int[] pos = new int[off[rows]], fill = java.util.Arrays.copyOf(off, rows);
-        for (int i = 0; i < n; i++) if (indices[i] != skip) pos[fill[indices[i]]++] = i;
+        int[][] csr = csr(indices, rows, skip);
+        int[] off = csr[0], pos = csr[1];
         if (g.storage.device != Device.CPU) return CudaOps.embedScatter(g, off, pos, rows);
         return scatterHost(g, off, pos, rows);
     }
@@ -114,7 +110,21 @@ public final class Rows {
             throw new IllegalArgumentException(what + " would hold " + elements + " elements, more than " + Integer.MAX_VALUE);
     }
 
-    private static void checkIndices(int[] indices, int v, String op) {
+    /**
+     * The scatter-add's CSR of indices (each in [0, rows)) over rows, positions whose index is skip left out (-1: none):
+     * {off [rows + 1], pos}, each row's positions ascending, the order the sums take on either device. One builder for
+     * {@link #scatterAdd(Tensor, int[], int, int)} and {@link RowIndex}, whose tables must give the same bits.
+     */
+    static int[][] csr(int[] indices, int rows, int skip) {
+        int[] off = new int[rows + 1];
+        for (int idx : indices) if (idx != skip) off[idx + 1]++;
+        for (int r = 0; r < rows; r++) off[r + 1] += off[r];
+        int[] pos = new int[off[rows]], fill = java.util.Arrays.copyOf(off, rows);
+        for (int i = 0; i < indices.length; i++) if (indices[i] != skip) pos[fill[indices[i]]++] = i;
+        return new int[][]{off, pos};
+    }
+
+    static void checkIndices(int[] indices, int v, String op) {
         for (int i = 0; i < indices.length; i++)
             if (indices[i] < 0 || indices[i] >= v)
                 throw new IllegalArgumentException(op + ": index " + indices[i] + " at position " + i + " out of range [0, " + v + ")");

@@ -146,8 +146,8 @@ public final class Main {
                         + " (both would be " + fig5File(dir, l).getFileName() + ")");
             }
             if (fig5Image >= data.test().size()) throw new UsageException("--fig5-image " + fig5Image + " is beyond the " + data.test().size() + " test images");
-            if (fst4j.nn.plot.Plots.why() != null)   // the charts are part of the output: said before the measuring, not after it
-                throw new IOException("the charts cannot be drawn: " + fst4j.nn.plot.Plots.why() + "; run with a full JDK 25 (./fst4j picks one)");
+            String noCharts = fst4j.nn.plot.Plots.why();   // the charts are part of the output: said before the measuring, not after it
+            if (noCharts != null) throw new IOException("the charts cannot be drawn: " + noCharts + "; run with a full JDK 25 (./fst4j picks one)");
             Files.createDirectories(dir);
             // and so must every output (a directory named similarity.csv, a read-only file): found after the measuring, it was lost
             Path mdFile = dir.resolve("similarity.md"), csvFile = dir.resolve("similarity.csv"), chartFile = dir.resolve("similarity.png");

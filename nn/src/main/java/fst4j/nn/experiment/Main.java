@@ -226,8 +226,8 @@ public final class Main {
                 .withClipGradNorm(clip);
         Path dir = Path.of(v.getOrDefault("--out", "runs/experiment"));
         // the tables come with their charts: where none can be drawn, say so before the training, not after it
-        if (fst4j.nn.plot.Plots.why() != null)
-            throw new IOException("the tables' charts cannot be drawn: " + fst4j.nn.plot.Plots.why() + "; run with a full JDK 25 (./fst4j picks one)");
+        String noCharts = fst4j.nn.plot.Plots.why();
+        if (noCharts != null) throw new IOException("the tables' charts cannot be drawn: " + noCharts + "; run with a full JDK 25 (./fst4j picks one)");
         // before the training: an --out that cannot be a directory (a file in the way) failed after every run, losing them all
         Files.createDirectories(dir);
         // and so must every output itself (a directory named table5.csv, a read-only file): found at the end, every run was lost

@@ -23,6 +23,9 @@ int fst_spmm24_range_generic(RANGE_ARGS);
 #ifndef SPK_ABIG
 #define SPK_ABIG (1 << 20)  /* as in sparse_kernel.c: S values bytes above which a chunk's column blocks are grouped */
 #endif
+#ifndef SPK_ROW_CHUNK_K
+#define SPK_ROW_CHUNK_K 2048      /* K from which a split over rows gives each thread one chunk */
+#endif
 #ifndef SPK_JIT_MIN_N
 #define SPK_JIT_MIN_N 2048        /* columns of B from which the compiled product is used */
 #endif
@@ -227,8 +230,14 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     if (units < nt) nt = (int)units;
     spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK, low, jit, jconv };
     /* Two chunks per thread balance a thread the OS runs late; but every column chunk reads all of S, so with a large S
-     * (read from memory, not L2) one chunk per thread halves that traffic. */
-    const int64_t chunks = split_n && __atomic_load_n(&fst_spmm24_group_mode, __ATOMIC_RELAXED) && (double)M * (double)((K + 3) & ~(int64_t)3) * 2 > SPK_ABIG ? nt : 2 * (int64_t)nt;
+     * (read from memory, not L2) one chunk per thread halves that traffic. Likewise every row chunk stages all of B, so
+     * with a tall B (K >= SPK_ROW_CHUNK_K) rows go one chunk per thread: on 2 threads, in alternating runs of the two
+     * rules, 512 x 392 x 4608 took 2.97-2.99 ms against 3.16-3.20, 512 x 128 x 4608 0.94-0.96 against 1.01-1.07,
+     * 512 x 512 x 4608 3.76-3.94 against 3.88-4.00, and 1024 x 392 x 2048 the same; with K = 256 (2304 x 1568 x 256) it
+     * was 3-4 % slower, so short K keeps two (NOTES v27). */
+    const int grouped = __atomic_load_n(&fst_spmm24_group_mode, __ATOMIC_RELAXED);
+    const int64_t chunks = grouped && (split_n ? (double)M * (double)((K + 3) & ~(int64_t)3) * 2 > SPK_ABIG : K >= SPK_ROW_CHUNK_K)
+                         ? nt : 2 * (int64_t)nt;
     fst_parallel(units, chunks, nt, spmm_task, &j);
     rc = __atomic_load_n(&j.rc, __ATOMIC_RELAXED);
     return rc;

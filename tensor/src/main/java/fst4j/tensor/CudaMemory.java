@@ -18,6 +18,9 @@ import java.util.Map;
  * <p>Reuse is safe without events because every kernel and copy runs on the one (legacy default) stream: work
  * that used a block before it was freed is ordered before work that uses it next. When cudaMalloc fails, the cache
  * is emptied and the allocation tried once more. Device memory is never managed (unified) memory.
+ * <p>
+ * Thread-safe (every method holds the class's lock). Tensors of several host threads share the one stream, so a block
+ * one thread frees is reused by another only after the work queued before the free.
  */
 public final class CudaMemory {
     private CudaMemory() {}

@@ -13,7 +13,9 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * them down at every call. For a caller that gathers the same geometry again and again (an InterpolateCache).
  * <p>
  * Reference counted, as a tensor's storage: {@link #alias} hands out another reference (a graph keeps one for its
- * backward), {@link #close} drops this one, and the device memory is freed when the last is closed.
+ * backward), {@link #close} drops this one, and the device memory is freed when the last is closed. Thread-safe as a
+ * tensor is: aliases may be taken and closed from several threads at once (two threads resizing through one
+ * Upsample), the tables are freed once, and closing one reference twice, from two threads too, drops it once.
  */
 public final class RowIndex implements AutoCloseable {
     /** What the references share: the host arrays (never mutated) and the device blocks (CUDA only). */
@@ -35,13 +37,14 @@ public final class RowIndex implements AutoCloseable {
         }
 
         synchronized void release() {
+            if (refs <= 0) throw new IllegalStateException("RowIndex released more often than it was referenced: its device tables are already freed");
             if (--refs > 0) return;
             for (CudaOps.Block b : new CudaOps.Block[]{dIdx, dOff, dPos}) if (b != null) b.close();
         }
     }
 
     private final Shared s;
-    private boolean closed;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     private RowIndex(Shared s) { this.s = s; }
 
@@ -96,11 +99,9 @@ public final class RowIndex implements AutoCloseable {
     MemorySegment deviceOffsets() { return s.dOff.ptr(); }
     MemorySegment devicePositions() { return s.dPos.ptr(); }
 
-    void check() { if (closed) throw new IllegalStateException("RowIndex is closed (this reference was): use an alias taken before"); }
+    void check() { if (closed.get()) throw new IllegalStateException("RowIndex is closed (this reference was): use an alias taken before"); }
 
     @Override public void close() {
-        if (closed) return;
-        closed = true;
-        s.release();
+        if (closed.compareAndSet(false, true)) s.release();
     }
 }

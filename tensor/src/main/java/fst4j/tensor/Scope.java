@@ -12,6 +12,8 @@ import java.util.List;
  *     result = step.keep(loss.sum());   // survives the scope
  * }
  * }</pre>
+ * A scope is its thread's own (opened, kept into and closed there). A tensor it owns may still be closed earlier by
+ * another thread: the scope's own close of it is then a no-op.
  */
 public final class Scope implements AutoCloseable {
     private static final ThreadLocal<Scope> CURRENT = new ThreadLocal<>();

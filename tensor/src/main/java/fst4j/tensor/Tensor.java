@@ -10,6 +10,11 @@ import java.util.Arrays;
  * Tensors are {@link AutoCloseable}: close them, or let the {@link Scope} they were created in close
  * them. Any use of a closed tensor throws {@link IllegalStateException}.
  *
+ * <p>Threads: a tensor may be read (ops that leave it as it is, views, {@link #alias()}) and closed from several threads
+ * at once, as PyTorch's may: the count of references to its memory is atomic, and closing the same tensor twice, even
+ * from two threads at the same moment, releases its reference once. Writes to the same memory (fill, copyFrom, in-place
+ * ops) from two threads at once are not ordered for the caller, as in PyTorch; each {@link Scope} is its thread's own.
+ *
  * <p>A tensor lives on one {@link Device}. CUDA tensors ({@link #empty(Device, DType, int...)}, {@link #to(Device)})
  * hold device memory from {@link CudaMemory}; views work the same on both devices, ops run on the device of their
  * inputs (mixing devices is an error: "device mismatch"), and data moves only through explicit copies:
@@ -27,8 +32,18 @@ public final class Tensor implements AutoCloseable {
     final long[] strides;
     final long offset;
     final DType dtype;
+    /** Set once, by {@link #close}'s compare-and-set; read plainly by {@link #check} (a stale false only delays the refusal). */
     private boolean closed;
     Scope owner;
+
+    private static final java.lang.invoke.VarHandle CLOSED;
+    static {
+        try {
+            CLOSED = java.lang.invoke.MethodHandles.lookup().findVarHandle(Tensor.class, "closed", boolean.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
 
     Tensor(Storage storage, int[] shape, long[] strides, long offset, DType dtype) {
         this.storage = storage;
@@ -242,10 +257,13 @@ public final class Tensor implements AutoCloseable {
         return storage.segment().asSlice(byteOffset(), numel() * dtype.bytes);
     }
 
+    /**
+     * Drops this tensor's reference to its memory (freed with the last view). A second close is a no-op, also when two
+     * threads close the same tensor at once: one compare-and-set decides which of them releases the reference.
+     */
     @Override
     public void close() {
-        if (closed) return;
-        closed = true;
+        if (closed || !CLOSED.compareAndSet(this, false, true)) return;
         storage.release();
     }
 

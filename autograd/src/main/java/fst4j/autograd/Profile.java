@@ -1,24 +1,29 @@
 package fst4j.autograd;
 
-import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
- * Wall-clock time spent per part of a training step, summed on the calling thread's behalf:
+ * Wall-clock time spent per part of a training step, summed over every thread that runs fst4j ops:
  * the three GEMMs of every layer, im2col/col2im, sparsification (pruning, compression, shift), ELEMENTWISE
  * (every other autograd function's forward and backward: batch norm, ReLU, pooling, adds, the loss, layout
  * copies, and gradient accumulation), and what the caller attributes itself (OPTIMIZER). What a step takes
- * beyond the sum is Java-side overhead (graph bookkeeping, allocation, data). Cheap (two nanoTime calls per
- * section); reset it at the start of a measured window.
+ * beyond the sum is Java-side overhead (graph bookkeeping, allocation, data). Cheap (two nanoTime calls and one
+ * atomic add per section); reset it at the start of a measured window.
+ * <p>
+ * Thread-safe: the totals are atomic, so forwards running on several threads at once (one model in eval mode serving
+ * two threads) book all their time; the current operation's label ({@link #enter}) is each thread's own, so a section
+ * is booked under the operation its own thread is running; the bookings by operation are kept under a lock, taken
+ * only while booking by operation is on.
  */
 public final class Profile {
     private Profile() {}
 
     public enum Part { EQ1, EQ2, EQ3, IM2COL, SPARSIFY, ELEMENTWISE, OPTIMIZER }
 
-    private static final long[] NANOS = new long[Part.values().length];
+    private static final AtomicLongArray NANOS = new AtomicLongArray(Part.values().length);
 
     /**
      * Run at every start and stop when set (null: off, the default). On an asynchronous device the host returns from a
@@ -41,9 +46,10 @@ public final class Profile {
         Runnable b = barrier;
         if (b != null) b.run();
         long dt = System.nanoTime() - startNanos;
-        NANOS[p.ordinal()] += dt;
-        String l = label;
-        if (l != null && byOperation) BY_LABEL.computeIfAbsent(l, k -> new long[Part.values().length])[p.ordinal()] += dt;
+        NANOS.getAndAdd(p.ordinal(), dt);
+        if (!byOperation) return;
+        String l = LABEL.get();
+        if (l != null) synchronized (BY_LABEL) { BY_LABEL.computeIfAbsent(l, k -> new long[Part.values().length])[p.ordinal()] += dt; }
     }
 
     /**
@@ -64,8 +70,8 @@ public final class Profile {
     }
 
     public static void reset() {
-        Arrays.fill(NANOS, 0);
-        BY_LABEL.clear();
+        for (int i = 0; i < NANOS.length(); i++) NANOS.set(i, 0);
+        synchronized (BY_LABEL) { BY_LABEL.clear(); }
     }
 
     // ------------------------------------------------------------------ per operation
@@ -76,8 +82,11 @@ public final class Profile {
      * labels are strings built per call. -Dfst4j.profile.ops=true or {@link #setByOperation}.
      */
     private static volatile boolean byOperation = Boolean.getBoolean("fst4j.profile.ops");
-    private static String label;
-    private static final Map<String, long[]> BY_LABEL = new LinkedHashMap<>();
+    /** The operation the calling thread is in (null: none), while booking by operation. */
+    private static final ThreadLocal<String> LABEL = new ThreadLocal<>();
+    /** What {@link #enter} returns where booking is on and the thread was in no operation: exit then clears the label. */
+    private static final String NONE = new String("(none)");
+    private static final Map<String, long[]> BY_LABEL = new LinkedHashMap<>();   // guarded by itself
 
     public static void setByOperation(boolean on) { byOperation = on; }
 
@@ -88,16 +97,24 @@ public final class Profile {
         return byOperation ? enter(fn.profileLabel != null ? fn.profileLabel : fn.name()) : null;
     }
 
-    /** Makes a fixed label current (when booking by operation) and returns the previous one. */
+    /**
+     * Makes a fixed label current on this thread (when booking by operation) and returns what {@link #exit} needs to
+     * restore the previous one: null where booking was off (nothing was set, so the common case touches no thread-local).
+     */
     static String enter(String l) {
         if (!byOperation) return null;
-        String prev = label;
-        label = l;
-        return prev;
+        String prev = LABEL.get();
+        LABEL.set(l);
+        return prev == null ? NONE : prev;
     }
 
-    /** Restores the label enter returned (unconditionally: switching booking off inside an operation leaves none behind). */
-    static void exit(String prev) { label = prev; }
+    /**
+     * Restores the label enter replaced, whether or not booking is still on (switching booking off inside an operation
+     * leaves none behind); nothing where enter set none.
+     */
+    static void exit(String prev) {
+        if (prev != null) LABEL.set(prev == NONE ? null : prev);
+    }
 
     /**
      * The by-operation bookings as a table, one line per label, largest total first: milliseconds per step (divided by
@@ -123,17 +140,19 @@ public final class Profile {
     /** Nanoseconds per label and part since the last {@link #reset}, in first-seen order (empty unless booking by operation). */
     public static Map<String, Map<Part, Long>> byLabel() {
         Map<String, Map<Part, Long>> out = new LinkedHashMap<>();
-        BY_LABEL.forEach((l, ns) -> {
-            Map<Part, Long> m = new EnumMap<>(Part.class);
-            for (Part p : Part.values()) if (ns[p.ordinal()] != 0) m.put(p, ns[p.ordinal()]);
-            out.put(l, m);
-        });
+        synchronized (BY_LABEL) {
+            BY_LABEL.forEach((l, ns) -> {
+                Map<Part, Long> m = new EnumMap<>(Part.class);
+                for (Part p : Part.values()) if (ns[p.ordinal()] != 0) m.put(p, ns[p.ordinal()]);
+                out.put(l, m);
+            });
+        }
         return out;
     }
 
     public static Map<Part, Long> snapshot() {
         Map<Part, Long> m = new EnumMap<>(Part.class);
-        for (Part p : Part.values()) m.put(p, NANOS[p.ordinal()]);
+        for (Part p : Part.values()) m.put(p, NANOS.get(p.ordinal()));
         return m;
     }
 }

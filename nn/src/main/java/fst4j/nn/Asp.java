@@ -28,7 +28,9 @@ public final class Asp {
     /**
      * One weight's frozen mask, 2:4 along K of W seen as [Cout, K]: a rule that no longer looks at the values. It keeps
      * the 0/1 mask as a tensor on the device (and dtype) it was last applied on, built once and reused by every forward
-     * until the masks change ({@link #importState}) or the layer holding it closes it.
+     * until the masks change ({@link #importState}) or the layer holding it closes it. Thread-safe (its lock): forwards
+     * of one layer on several threads at once build the tensor once and share it (it is always the layer's weight's
+     * device and dtype, so no thread's use replaces the tensor another is using).
      */
     public static final class FrozenMask implements Sparsifier.Custom, StatefulSparsifier, AutoCloseable {
         private boolean[] keep;
@@ -38,7 +40,7 @@ public final class Asp {
 
         FrozenMask(boolean[] keep, int[] shape) { this.keep = keep; this.shape = shape.clone(); }
 
-        @Override public boolean[] keep(double[] values, int[] shape) {
+        @Override public synchronized boolean[] keep(double[] values, int[] shape) {
             if (!Arrays.equals(shape, this.shape))
                 throw new IllegalArgumentException("an ASP mask of " + Arrays.toString(this.shape) + " applied to " + Arrays.toString(shape));
             return keep.clone();
@@ -48,7 +50,7 @@ public final class Asp {
         @Override public boolean accelerable() { return true; }
         @Override public boolean readsValues() { return false; }
 
-        @Override public Tensor keptMask(Tensor x) {
+        @Override public synchronized Tensor keptMask(Tensor x) {
             if (!Arrays.equals(x.shape(), shape))
                 throw new IllegalArgumentException("an ASP mask of " + Arrays.toString(shape) + " applied to " + Arrays.toString(x.shape()));
             if (cached != null && (cached.isClosed() || cached.device() != x.device() || cached.dtype() != x.dtype())) close();
@@ -71,13 +73,13 @@ public final class Asp {
         }
 
         /** Frees the cached mask tensor (the masks themselves stay; the next apply builds it again). */
-        @Override public void close() {
+        @Override public synchronized void close() {
             if (cached != null) cached.close();
             cached = null;
         }
 
         /** [rank, dims..., the kept flags 64 to a word]. */
-        @Override public long[] exportState() {
+        @Override public synchronized long[] exportState() {
             long[] w = new long[1 + shape.length + (keep.length + 63) / 64];
             w[0] = shape.length;
             for (int d = 0; d < shape.length; d++) w[1 + d] = shape[d];
@@ -85,7 +87,7 @@ public final class Asp {
             return w;
         }
 
-        @Override public void importState(long[] w) {
+        @Override public synchronized void importState(long[] w) {
             if (w.length < 1 || w[0] != shape.length || w.length != 1 + shape.length + (keep.length + 63) / 64)
                 throw new IllegalArgumentException("an ASP mask state of " + w.length + " words does not fit a mask of " + Arrays.toString(shape));
             for (int d = 0; d < shape.length; d++)

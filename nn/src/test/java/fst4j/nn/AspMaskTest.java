@@ -87,6 +87,34 @@ class AspMaskTest {
         assertEquals(before, Memory.bytesInUse(), "nothing left behind");
     }
 
+    /**
+     * Four threads running the layer's forward at once (an eval-mode model serving them) ask for the mask tensor
+     * together, right after it was freed: it is built once and shared, and nothing is left behind. Without the rule's
+     * lock two threads built it in the same round and one tensor was never freed.
+     */
+    @Test
+    void fourThreadsAskingAtOnceBuildTheMaskTensorOnce() throws InterruptedException {
+        long before = Memory.bytesInUse();
+        boolean[] keep = twoOfFour(32 * 72, 11);
+        Asp.FrozenMask m = new Asp.FrozenMask(keep, new int[]{32, 72});
+        Tensor w = Scope.within(null, () -> new Rng(12).normal(0, 1, 32, 72));
+        float[] wv = w.toFloatArray();
+        int rounds = 150;
+        Tensor[] got = new Tensor[SharedModuleThreadsTest.THREADS];
+        for (int r = 0; r < rounds; r++) {
+            m.close();   // freed: the next forward builds it again
+            SharedModuleThreadsTest.onThreads(t -> {
+                got[t] = m.keptMask(w);
+                try (Tensor y = m.apply(w)) { assertAppliedBits(keep, wv, y.toFloatArray()); }
+            });
+            for (Tensor g : got) assertSame(got[0], g, "round " + r + ": one tensor for every thread");
+            assertEquals(r + 1, m.builds, "round " + r + ": built once");
+        }
+        m.close();
+        w.close();
+        assertEquals(before, Memory.bytesInUse(), "no mask tensor left behind");
+    }
+
     /** A pruned model trains the same with the mask tensor as with the mask built every call (the Java selection). */
     @Test
     void aPrunedModelsStepsAreTheSameBitsAsTheSelectionBuiltEachCall() {

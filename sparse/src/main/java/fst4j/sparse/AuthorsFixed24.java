@@ -14,6 +14,9 @@ package fst4j.sparse;
  * </ol>
  * Every pattern keeps exactly 2 of every full group of 4. The exact pattern definitions are read from the
  * method note, not from the authors' source; treat the row-parity convention as an assumption.
+ *
+ * <p>Thread-safe: each draw takes the next number under the rule's lock, so calls from several threads at once draw
+ * distinct numbers (which thread gets which depends on their order).
  */
 public final class AuthorsFixed24 implements Sparsifier, StatefulSparsifier {
     private final int axis;
@@ -31,15 +34,15 @@ public final class AuthorsFixed24 implements Sparsifier, StatefulSparsifier {
     public long seed() { return seed; }
 
     /** The pattern (0..3) the last call used, -1 before the first call. */
-    public int lastPattern() { return last; }
+    public synchronized int lastPattern() { return last; }
 
     /** Restarts the draws from the seed. */
-    public void reset() { calls = 0; last = -1; }
+    public synchronized void reset() { calls = 0; last = -1; }
 
     /** Calls so far: the whole state (draw t is a pure function of seed and t). */
-    @Override public long[] exportState() { return new long[]{calls, last}; }
+    @Override public synchronized long[] exportState() { return new long[]{calls, last}; }
 
-    @Override public void importState(long[] state) {
+    @Override public synchronized void importState(long[] state) {
         if (state.length != 2 || state[0] < 0 || state[1] < -1 || state[1] > 3)
             throw new IllegalArgumentException("AuthorsFixed24 state must be [calls >= 0, last pattern -1..3], got " + java.util.Arrays.toString(state));
         calls = state[0];
@@ -100,7 +103,7 @@ public final class AuthorsFixed24 implements Sparsifier, StatefulSparsifier {
     public int draw() { return nextPattern(); }
 
     /** Draw number calls: the top 2 bits of a SplitMix64 finaliser of (seed, calls), uniform over 0..3. */
-    int nextPattern() {
+    synchronized int nextPattern() {
         long z = seed + (calls++ + 1) * 0x9E3779B97F4A7C15L;
         z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
         z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;

@@ -195,7 +195,7 @@ final class Masks {
             case Sparsifier.MagnitudeNM m -> magnitudeNM(v, Lines.of(shape, m.axis()), m.n(), m.m());
             case Sparsifier.Fixed24 f -> pattern(Lines.of(shape, f.axis()), (i, r) -> (i & 1) == 0);
             case Sparsifier.TopK t -> topK(v, Lines.of(shape, t.axis()), t.ratio());
-            case Transposable24 t -> t.keep(v, shape);
+            case Transposable24 t -> t.keep(v, shape, x::toDoubleArray);
             case Sparsifier.Custom c -> {
                 Lines.of(shape, c.axis());   // a rank and axis the rule can group along, as for the built-in rules
                 // the rule may scribble on its copies: apply still needs v

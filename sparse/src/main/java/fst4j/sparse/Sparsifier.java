@@ -11,7 +11,9 @@ import fst4j.tensor.Tensor;
  * is a 2:4 pattern along the GEMM's K axis that a sparse tensor core (or {@link SparseGemm}) could use.
  *
  * <p>Stateful rules ({@link Transposable24}, {@link AuthorsFixed24}) count each {@code mask} or
- * {@code apply} call as one step. Instances of the stateful classes are not thread-safe.
+ * {@code apply} call as one step. Every rule may be called from several threads at once (a layer's forward on each
+ * thread that runs the model in eval mode): the built-in ones are stateless records or keep their state under their
+ * own lock; a {@link Custom} rule with state must guard it itself.
  *
  * <p>Ties in magnitude are broken deterministically: the lower index wins. Magnitudes are compared with
  * {@link Double#compare}, so NaN counts as the largest.
@@ -104,8 +106,9 @@ public sealed interface Sparsifier
      * the first group of 4 that keeps more than 2. A rule with state (a step counter, a seed) that also implements
      * {@link StatefulSparsifier} has it written into the trainer's checkpoints; checkpoints record the method, not custom
      * rules, so to resume, install the same rules on the new trainer's model before its {@code load} (which refuses a
-     * checkpoint holding sparsifier state that no layer of the model takes). {@link #of} makes one from a lambda (its
-     * record compares the rule by identity):
+     * checkpoint holding sparsifier state that no layer of the model takes). Threads running the layer's forward at once
+     * call {@link #keep} (and {@link #keptMask}) at once: a rule with state guards it (ASP's frozen mask synchronizes).
+     * {@link #of} makes one from a lambda (its record compares the rule by identity):
      * <pre>{@code
      * Sparsifier smallest24 = Sparsifier.Custom.of("smallest 2:4", 1, true, (v, shape) -> {
      *     boolean[] keep = new boolean[v.length];            // keep the 2 smallest |x| of every 4 along the last axis

@@ -10,6 +10,11 @@ package fst4j.sparse;
  * <p>Stateful: the mask is recomputed on the first call and then every {@code refreshInterval} calls
  * (TSM uses 40), and reused in between (also when the values changed); a call with a different shape
  * recomputes and restarts the count. {@link #axis()} is -1 (the matrix columns).
+ *
+ * <p>Thread-safe: its state moves under its lock, so one layer's forward may run on several threads at once (an eval-mode
+ * model serving two threads); each call then counts once, and a refresh reads the values it is given, or the tensor's
+ * own where the call that fell due had not copied them ({@link #keep(double[], int[], java.util.function.Supplier)}).
+ * Which call refreshes depends on the threads' order, as it must; on weights that do not change (eval) the mask does not.
  */
 public final class Transposable24 implements Sparsifier, StatefulSparsifier {
     /** The 90 transposable 4x4 patterns as row-pair indices into {@link #PAIRS}, in enumeration order. */
@@ -41,22 +46,31 @@ public final class Transposable24 implements Sparsifier, StatefulSparsifier {
     public int refreshInterval() { return refreshInterval; }
 
     /** Calls (steps) seen since construction or the last {@link #reset()}. */
-    public long steps() { return calls; }
+    public synchronized long steps() { return calls; }
 
     /** Forgets the cached mask: the next call recomputes it. */
-    public void reset() { calls = 0; cached = null; cachedShape = null; }
+    public synchronized void reset() { calls = 0; cached = null; cachedShape = null; }
 
     @Override public int axis() { return -1; }
     @Override public boolean accelerable() { return true; }
 
     /** Whether the next {@link #keep} call recomputes the mask (and so reads the values): first call, new shape, or refresh. */
-    boolean refreshDue(int[] shape) { return fresh(shape) || calls % refreshInterval == 0; }
+    synchronized boolean refreshDue(int[] shape) { return fresh(shape) || calls % refreshInterval == 0; }
 
     /** No mask yet for a tensor of this shape: the step counter starts again. */
     private boolean fresh(int[] shape) { return cached == null || !java.util.Arrays.equals(shape, cachedShape); }
 
+    /**
+     * {@link #keep(double[], int[])} for a caller that copied the values only where {@link #refreshDue} said so: where v
+     * is null and a refresh is due now (another thread's call moved the count in between), values supplies them.
+     */
+    synchronized boolean[] keep(double[] v, int[] shape, java.util.function.Supplier<double[]> values) {
+        if (v == null && shape.length >= 2 && (fresh(shape) || calls % refreshInterval == 0)) v = values.get();
+        return keep(v, shape);
+    }
+
     /** The kept set for a tensor of this shape; v (its values) is read only when {@link #refreshDue}. */
-    boolean[] keep(double[] v, int[] shape) {
+    synchronized boolean[] keep(double[] v, int[] shape) {
         if (shape.length < 2) throw new IllegalArgumentException("transposable 2:4 needs rank >= 2, got shape " + java.util.Arrays.toString(shape));
         if (fresh(shape)) calls = 0;
         if (refreshDue(shape)) {
@@ -93,7 +107,7 @@ public final class Transposable24 implements Sparsifier, StatefulSparsifier {
     }
 
     /** [calls, rank, dims..., mask length, mask bits packed 64 per word] (rank -1 when no mask is cached). */
-    @Override public long[] exportState() {
+    @Override public synchronized long[] exportState() {
         if (cached == null) return new long[]{calls, -1};
         int words = (cached.length + 63) / 64;
         long[] out = new long[3 + cachedShape.length + words];
@@ -106,7 +120,7 @@ public final class Transposable24 implements Sparsifier, StatefulSparsifier {
         return out;
     }
 
-    @Override public void importState(long[] s) {
+    @Override public synchronized void importState(long[] s) {
         try {
             if (s.length < 2 || s[0] < 0) throw new IllegalArgumentException("too short or negative step count");
             if (s[1] == -1) { calls = s[0]; cached = null; cachedShape = null; return; }

@@ -25,6 +25,11 @@ import fst4j.tensor.Tensor;
  * ({@link Layers}). A 2:4 operand along the GEMM's K axis runs through the native 2:4 sparse GEMM
  * (compressed values + metadata); other pruned operands are applied as masks before a dense GEMM (the
  * simulated strategies of Table 1). One instance per layer: it keeps the layer's sparsifier state.
+ * <p>
+ * Threads: the forward products ({@link #forward}, {@link #prepareForward}, ...) keep no state here and may run on
+ * several threads at once (the sparsifiers guard their own). The backward products keep per-layer state between Eq. 2
+ * and Eq. 3 of one backward (the shared S(dY), the parity buffers, the authors' kept lists): a layer's backward runs
+ * on one thread at a time, as training does.
  */
 public final class Gemm3 {
     /** Supplies X [K, cols] (all columns) or only the kept columns of each image (Eq. 3 half-K). */

@@ -35,7 +35,8 @@ final class Interpolate {
 
     /**
      * The axes built lately, host arrays only (no off-heap memory, so nothing to free): a model resizing the same
-     * geometry every step builds its indices and weights once. Bounded, least recently used dropped.
+     * geometry every step builds its indices and weights once. Bounded, least recently used dropped. Shared by every
+     * thread, so guarded by its own lock (an access-ordered map moves an entry on every get).
      */
     private static final int AXES = 64;
     private static final java.util.LinkedHashMap<AxisKey, Axis> axes = new java.util.LinkedHashMap<>(16, 0.75f, true) {

@@ -21,6 +21,10 @@ import java.util.Map;
  * axes, the least recently used freed when a new one would pass that, and all freed by {@link #close}. A graph built
  * through it holds references of its own to the weights and index tables it read, so an eviction or a close before
  * backward frees nothing that backward still needs.
+ * <p>
+ * Thread-safe: lookups, builds and evictions run under this cache's lock and hand out references of the caller's own,
+ * so forwards through one Upsample on several threads at once build each axis once, and an eviction by one thread frees
+ * nothing another thread's gather still reads.
  */
 public final class InterpolateCache implements AutoCloseable {
     private record Key(Interpolate.AxisKey axis, Device device) {}

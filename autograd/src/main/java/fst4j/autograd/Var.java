@@ -16,6 +16,10 @@ import java.util.Map;
 /**
  * A tensor that takes part in reverse-mode differentiation: its value, its gradient (leaves only, by
  * default), and the {@link Function} that produced it. Closing a Var closes its value and gradient.
+ * <p>
+ * Threads: a leaf (a parameter) may be read by forwards on several threads at once, each recording a graph of its own
+ * (its references to the leaf's memory are atomic); a graph, its backward and the gradients it accumulates are one
+ * thread's, as is closing a given Var.
  */
 public final class Var implements AutoCloseable {
     private Tensor value;   // not final: a leaf can be moved to another device (moveTo)

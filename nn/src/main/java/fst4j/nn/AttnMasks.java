@@ -51,7 +51,7 @@ final class AttnMasks {
                 base = attnMask.bool() ? minusInfWhere(m4, null, dt, dev) : m4.alias();
             }
         } else if (causal) {
-            base = mha.causalMask(l, s, dt, dev).alias();
+            base = mha.causalMask(l, s, dt, dev);   // a reference of its own, closed with base
         }
         if (keyPadding != null) {
             try (Tensor k4 = keyPadding.reshape(b, 1, 1, s); Tensor old = base) {

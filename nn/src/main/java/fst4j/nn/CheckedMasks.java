@@ -13,7 +13,8 @@ import java.util.Iterator;
  * (fill, copyFrom, set, an in-place op, markModified) moves the version, so a mask changed in place is scanned again.
  * Identity, not memory: a new tensor is a new object even where it reuses a closed one's memory (the CUDA caching
  * allocator hands the same block back), so it is never taken for the old one. The entries hold weak references (the
- * cache keeps no tensor alive) and forget closed tensors; a few entries, the most recently used kept.
+ * cache keeps no tensor alive) and forget closed tensors; a few entries, the most recently used kept. Shared by every
+ * module and thread, so every method holds the class's lock.
  */
 final class CheckedMasks {
     private CheckedMasks() {}

@@ -14,6 +14,18 @@ import java.util.Map;
  * A layer or model, as torch.nn.Module: named parameters (leaf Vars), buffers (running statistics),
  * child modules, and a train/eval mode. Parameters and buffers are unowned off-heap tensors that live
  * until {@link #close()}, whatever scope the module was built in.
+ *
+ * <p>Threads, as a PyTorch user expects: once built, moved and put in eval mode ({@link #eval()}), a model's forward may
+ * run on several threads at once (inference serving two threads; one Upsample shared by data-loading threads), with
+ * or without {@code Grad.noGrad()}, and each thread gets the bits a single thread would. What a forward touches
+ * besides its own temporaries is read-only there, atomic (the shared weights' reference counts, the profile's totals)
+ * or kept under a lock (the kept causal mask of {@link MultiheadAttention}, {@link Upsample}'s tables, the stateful
+ * sparsifiers). Training one
+ * model from two threads at once is not supported: a train-mode forward updates batch norm's running statistics in
+ * place, backward accumulates into the parameters' gradients and keeps per-layer state (ReSprop's sample, the Eq. 2 /
+ * Eq. 3 sharing of a layer's node), and the optimizer's step writes the parameters; run them on one thread at a time.
+ * Changing the module ({@link #train}, {@link #to}, {@link #close}, loading a state dict) while another thread runs
+ * its forward is not supported either.
  */
 public abstract class Module implements AutoCloseable {
     private final Map<String, Var> params = new LinkedHashMap<>();

@@ -90,8 +90,11 @@ public final class MultiheadAttention extends Module {
                     + ") self-attention needs x [B, T, " + embed + "] and kdim == vdim == embed, got " + Shape.str(s));
         if (causal && attnMask != null)
             throw new IllegalArgumentException("MultiheadAttention: give either attnMask or causal, not both");
-        Tensor mask = causal ? causalMask(s[1], s[1], x.value().dtype(), x.value().device()) : attnMask;
-        return attend(x, x, x, mask, false, true).output();
+        if (!causal) return attend(x, x, x, attnMask, false, true).output();
+        // this call's own reference: another thread's forward at another length may replace the kept mask meanwhile
+        try (Tensor mask = causalMask(s[1], s[1], x.value().dtype(), x.value().device())) {
+            return attend(x, x, x, mask, false, true).output();
+        }
     }
 
     /**
@@ -169,23 +172,31 @@ public final class MultiheadAttention extends Module {
         return t.reshape(s[0], s[1], heads, s[2] / heads).permute(0, 2, 1, 3);
     }
 
-    /** The causal mask [L, S] in dtype on device, built on first use and kept until L, S, dtype or device change. */
-    Tensor causalMask(int l, int s, DType dtype, Device device) {
+    /**
+     * The causal mask [L, S] in dtype on device, built on first use and kept until L, S, dtype or device change, as a
+     * new reference the caller closes (in the caller's scope). Under the module's lock, so that forwards on several
+     * threads build it once, and a thread replacing it (another length) only drops the module's reference: a mask
+     * another thread is using stays valid through its own.
+     */
+    synchronized Tensor causalMask(int l, int s, DType dtype, Device device) {
         Tensor c = causal;
-        if (c != null && !c.isClosed() && c.size(0) == l && c.size(1) == s && c.dtype() == dtype && c.device() == device) return c;
-        if (c != null) c.close();
-        causalBuilds++;
-        causal = Scope.within(null, () -> {
-            try (Tensor host = NN.causalMask(l, s); Tensor on = host.to(device)) { return on.to(dtype); }
-        });
-        return causal;
+        if (c == null || c.isClosed() || c.size(0) != l || c.size(1) != s || c.dtype() != dtype || c.device() != device) {
+            if (c != null) c.close();
+            causalBuilds++;
+            causal = c = Scope.within(null, () -> {
+                try (Tensor host = NN.causalMask(l, s); Tensor on = host.to(device)) { return on.to(dtype); }
+            });
+        }
+        return c.alias();
     }
 
     /** How many times a causal mask has been built (tests: once per geometry, not per forward). */
-    int causalBuilds() { return causalBuilds; }
+    synchronized int causalBuilds() { return causalBuilds; }
 
     @Override public void close() {
-        if (causal != null) { causal.close(); causal = null; }
+        synchronized (this) {
+            if (causal != null) { causal.close(); causal = null; }
+        }
         super.close();
     }
 

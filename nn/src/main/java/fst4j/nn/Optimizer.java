@@ -14,6 +14,10 @@ import java.util.Map;
  * state that an exact resume needs. The learning rate is the schedule's; each {@link ParamGroup} scales it and has its
  * own weight decay.
  *
+ * <p>One thread at a time: step, zeroGrad and the state dict read and write the parameters, their gradients and the
+ * optimizer's buffers without locks, as a training step is sequential (a model may serve eval-mode forwards on other
+ * threads only while no step runs: see {@link Module}).
+ *
  * <pre>{@code
  * try (Optimizer opt = AdamW.withGroups(ParamGroup.splitDecay(model, 0.05), 1e-3, 0.9, 0.999, 1e-8, false)) {
  *     loss.backward(); GradClip.clipGradNorm(opt.params(), 1.0); opt.step(); opt.zeroGrad();

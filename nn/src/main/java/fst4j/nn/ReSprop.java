@@ -26,6 +26,9 @@ import java.util.Arrays;
  * one); then p becomes the true dY of one image of this batch. The first step, and any step whose image shape differs
  * from p's, uses dY unchanged.
  *
+ * <p>The state moves in backward only (the forward hook is the identity), so it is one training thread's, without a
+ * lock; eval-mode forwards on several threads leave it alone.
+ *
  * <p>A layer is on the preset when its configuration's name is {@link #NAME} (as {@code Method.RESPROP.config()} gives):
  * renaming the configuration turns ReSprop off, and switching a layer to another configuration and back starts a fresh
  * state.

@@ -37,6 +37,8 @@ import java.util.Objects;
  * trainer is built), SGD or AdamW step (the config's optimizer), zero grads; the learning rate follows a per-step cosine
  * schedule with linear warm-up. Model init, data order and augmentation are
  * seeded by the config's seed, so two trainers with the same config and data do bit-identical work.
+ * A trainer, its model and its optimizer belong to one thread at a time (training is sequential; see {@link Module}'s
+ * note on threads).
  *
  * <pre>{@code
  * try (Trainer t = new Trainer(cfg, data)) {

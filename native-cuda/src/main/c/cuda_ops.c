@@ -366,12 +366,15 @@ int fst_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n) {
 
 /* im2col_bf16_s1 / _s2 for 3x3 kernels at horizontal stride 1 / 2: on (runs 17-18, H100: ResNet-18 step 1.07x faster);
  * FST4J_CUDA_IM2COL_VEC=0 or fst_cuda_im2col_vec(0) switch it off for A/Bs; -1 reads the environment on first use */
-static int im2col_vec = -1;
+static int im2col_vec = -1;   /* atomic, as igemm_tile below */
 int fst_cuda_im2col_vec(int on) {
-    if (im2col_vec < 0) { const char *e = getenv("FST4J_CUDA_IM2COL_VEC"); im2col_vec = !(e && strcmp(e, "0") == 0); }
-    const int was = im2col_vec;
-    if (on >= 0) im2col_vec = on != 0;
-    return was;
+    if (__atomic_load_n(&im2col_vec, __ATOMIC_RELAXED) < 0) {
+        const char *e = getenv("FST4J_CUDA_IM2COL_VEC");
+        int unset = -1;
+        __atomic_compare_exchange_n(&im2col_vec, &unset, !(e && strcmp(e, "0") == 0), 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    }
+    if (on >= 0) return __atomic_exchange_n(&im2col_vec, on != 0, __ATOMIC_RELAXED);
+    return __atomic_load_n(&im2col_vec, __ATOMIC_RELAXED);
 }
 
 int fst_cuda_im2col_bf16(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
@@ -423,12 +426,15 @@ int fst_cuda_bf16_unpad_nchw(const uint16_t *src, int64_t ld, float *dst, int64_
 /* The implicit GEMMs' tile: 128 output channels x 64 positions from 128 output channels on (half the im2col gather per
  * product), else 64 x 128. FST4J_CUDA_IGEMM_TILE=64 or 128 (read on first use) or fst_cuda_igemm_tile(64 / 128, 0 for
  * this choice) fixes it for an A/B. */
-static int igemm_tile = -1;
+static int igemm_tile = -1;   /* atomic: host threads launching at once read it; the first reads agree on the environment's value */
 int fst_cuda_igemm_tile(int tile) {
-    if (igemm_tile < 0) { const char *e = getenv("FST4J_CUDA_IGEMM_TILE"); igemm_tile = e ? atoi(e) : 0; }
-    const int was = igemm_tile;
-    if (tile == 0 || tile == 64 || tile == 128) igemm_tile = tile;
-    return was;
+    if (__atomic_load_n(&igemm_tile, __ATOMIC_RELAXED) < 0) {
+        const char *e = getenv("FST4J_CUDA_IGEMM_TILE");
+        int unset = -1;
+        __atomic_compare_exchange_n(&igemm_tile, &unset, e ? atoi(e) : 0, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    }
+    if (tile == 0 || tile == 64 || tile == 128) return __atomic_exchange_n(&igemm_tile, tile, __ATOMIC_RELAXED);
+    return __atomic_load_n(&igemm_tile, __ATOMIC_RELAXED);
 }
 static int igemm_m128(int64_t cout) {
     const int t = fst_cuda_igemm_tile(-1);
@@ -602,12 +608,15 @@ int fst_cuda_wgmma_probe_t(const uint16_t *a, const uint16_t *bt, float *d, int6
 /* The 128-row warpgroup tile's pipeline: 0 (wggemm2: the next K slice in registers, two shared-memory stages) or 1 (wggemm3:
  * three stages filled by cp.async). FST4J_CUDA_WG_ASYNC=0 or 1 (read on first use) or fst_cuda_wg_async(0 / 1) sets it;
  * -1 only asks. Returns the previous setting. */
-static int wg_async = -1;
+static int wg_async = -1;   /* atomic, as igemm_tile */
 int fst_cuda_wg_async(int mode) {
-    if (wg_async < 0) { const char *e = getenv("FST4J_CUDA_WG_ASYNC"); wg_async = e && atoi(e) == 1; }
-    const int was = wg_async;
-    if (mode == 0 || mode == 1) wg_async = mode;
-    return was;
+    if (__atomic_load_n(&wg_async, __ATOMIC_RELAXED) < 0) {
+        const char *e = getenv("FST4J_CUDA_WG_ASYNC");
+        int unset = -1;
+        __atomic_compare_exchange_n(&wg_async, &unset, e && atoi(e) == 1, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    }
+    if (mode == 0 || mode == 1) return __atomic_exchange_n(&wg_async, mode, __ATOMIC_RELAXED);
+    return __atomic_load_n(&wg_async, __ATOMIC_RELAXED);
 }
 static int wg_kernel(int rows) { return rows == 64 ? FST_K_wggemm : fst_cuda_wg_async(-1) ? FST_K_wggemm3 : FST_K_wggemm2; }
 

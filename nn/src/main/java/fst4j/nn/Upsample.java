@@ -9,7 +9,8 @@ import fst4j.autograd.Var;
  * torch.nn.Upsample: F.interpolate to a fixed output size or by fixed scale factors, mode NEAREST, NEAREST_EXACT,
  * BILINEAR, BICUBIC or AREA (alignCorners for BILINEAR and BICUBIC only), on [N, C, H, W]. No parameters. See
  * {@link NN#interpolate} and {@link NN#interpolateScale}. Each axis's gather indices, scatter CSR and (bilinear, bicubic) weights stay on the input's device between forwards (an {@link InterpolateCache}
- * of a few geometries), freed when the module is closed.
+ * of a few geometries), freed when the module is closed. One instance may serve several threads at once (data-loading
+ * threads sharing it): the cache is locked and hands each call references of its own.
  */
 public final class Upsample extends Module {
     private final int outH, outW;           // 0 when by scale

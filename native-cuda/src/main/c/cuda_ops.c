@@ -42,19 +42,24 @@ const char *fst_cuda_kernel_name(int k) { return k >= 0 && k < FST_N_KERNELS ? n
 enum { KPROF_ROWS = 128 };
 typedef struct { const char *name, *sub; int64_t calls, items; double ms; } kprof_row;
 static kprof_row kprof_rows[KPROF_ROWS];
-static int kprof_n, kprof_state = -1;   /* -1: not yet read from the environment */
+static int kprof_n;
+static int kprof_state = -1;   /* -1: not yet read from the environment; atomic, as the switches below (every launch reads it) */
 static pthread_mutex_t kprof_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static double now_ms(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e3 + t.tv_nsec / 1e6; }
 
 int fst_kprof_on(void) {
-    if (kprof_state < 0) { const char *e = getenv("FST4J_CUDA_KPROF"); kprof_state = e && *e && strcmp(e, "0") != 0; }
-    return kprof_state;
+    const int on = __atomic_load_n(&kprof_state, __ATOMIC_RELAXED);
+    if (on >= 0) return on;
+    const char *e = getenv("FST4J_CUDA_KPROF");
+    int unset = -1;
+    __atomic_compare_exchange_n(&kprof_state, &unset, e && *e && strcmp(e, "0") != 0, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    return __atomic_load_n(&kprof_state, __ATOMIC_RELAXED);
 }
 
 int fst_cuda_kprof(int on) {
     const int was = fst_kprof_on();
-    if (on >= 0) kprof_state = on != 0;
+    if (on >= 0) return __atomic_exchange_n(&kprof_state, on != 0, __ATOMIC_RELAXED);
     return was;
 }
 

@@ -68,9 +68,17 @@ int fst_spmm24_jit(int mode) {   /* also 2: wherever it fits (v15's rule), for t
     return set_switch(&fst_spmm24_jit_mode, mode);
 }
 
+/* The kernel family for this CPU, chosen on first use, as one pointer to a constant entry: threads making their first
+ * products at once (forwards of one model on several threads) may each choose it, and each sees a whole entry, the
+ * function with its name, as gemm.c's fst_gemm_kernel publishes its choice. Two plain statics raced: a thread could read
+ * the function another had just stored and a name not yet written (NULL into spmm_run's strcmp). */
+typedef struct { spmm_range_fn fn; const char *name; } spmm_isa;
+static const spmm_isa spmm_isas[3] = {
+    { fst_spmm24_range_avx512, "avx512" }, { fst_spmm24_range_avx2, "avx2" }, { fst_spmm24_range_generic, "generic" } };
+
 static spmm_range_fn spmm_kernel(const char **name) {
-    static spmm_range_fn chosen;
-    static const char *chosen_name;
+    static const spmm_isa *cached;
+    const spmm_isa *chosen = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);
     if (!chosen) {
         __builtin_cpu_init();
         int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -79,12 +87,11 @@ static spmm_range_fn spmm_kernel(const char **name) {
         const char *force = getenv("FST4J_ISA");
         if (force && strcmp(force, "generic") == 0) avx2 = avx512 = 0;
         else if (force && strcmp(force, "avx2") == 0) avx512 = 0;
-        if (avx512) { chosen_name = "avx512"; chosen = fst_spmm24_range_avx512; }
-        else if (avx2) { chosen_name = "avx2"; chosen = fst_spmm24_range_avx2; }
-        else { chosen_name = "generic"; chosen = fst_spmm24_range_generic; }
+        chosen = &spmm_isas[avx512 ? 0 : avx2 ? 1 : 2];
+        __atomic_store_n(&cached, chosen, __ATOMIC_RELEASE);
     }
-    if (name) *name = chosen_name;
-    return chosen;
+    if (name) *name = chosen->name;
+    return chosen->fn;
 }
 
 const char *fst_spmm24_isa(void) {

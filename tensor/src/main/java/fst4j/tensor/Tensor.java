@@ -12,7 +12,11 @@ import java.util.Arrays;
  *
  * <p>Threads: a tensor may be read (ops that leave it as it is, views, {@link #alias()}) and closed from several threads
  * at once, as PyTorch's may: the count of references to its memory is atomic, and closing the same tensor twice, even
- * from two threads at the same moment, releases its reference once. Writes to the same memory (fill, copyFrom, in-place
+ * from two threads at the same moment, releases its reference once. A close drops one reference, not the memory: a read
+ * through a reference that another thread closes meanwhile may find the memory freed under it (the last reference gone),
+ * so a thread reading a tensor another thread may close (a module's or a cache's) reads through an alias of its own,
+ * taken while the tensor is open, as MultiheadAttention's causal mask and InterpolateCache's tables are handed out; an
+ * alias of a tensor whose memory is already freed is refused. Writes to the same memory (fill, copyFrom, in-place
  * ops) from two threads at once are not ordered for the caller, as in PyTorch; each {@link Scope} is its thread's own.
  *
  * <p>A tensor lives on one {@link Device}. CUDA tensors ({@link #empty(Device, DType, int...)}, {@link #to(Device)})

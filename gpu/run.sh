@@ -131,7 +131,7 @@ timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Xmx4g -Dfst4j.splt.layoutDir="$OUT/s
   --select-class fst4j.nn.CudaPoolNormTorchTest --select-class fst4j.nn.CudaConvTransposeUpsampleTest \
   --select-class fst4j.nn.CudaVarEverydayOpsTest --select-class fst4j.nn.CudaMaxWithIndicesTest --select-class fst4j.nn.CudaSortTest \
   --select-class fst4j.nn.CudaMaskCheckCacheTest --select-class fst4j.nn.CudaUpsampleCacheTest --select-class fst4j.nn.CudaInterpolateModesTest \
-  --select-class fst4j.nn.CudaQuantileTest \
+  --select-class fst4j.nn.CudaQuantileTest --select-class fst4j.sparse.CudaMaskBitsTest --select-class fst4j.nn.CudaFlipRateTest \
   --reports-dir "$OUT/junit" > "$OUT/tests.txt" 2>&1
 trc=$?
 [ "$trc" = 0 ] && [ "$brc" != 0 ] && trc=$brc

@@ -81,6 +81,19 @@ public final class Transposable24 implements Sparsifier, StatefulSparsifier {
         return cached.clone();
     }
 
+    /**
+     * The kept set the next {@link #keep} call for a tensor of this shape would return, without counting a call: the
+     * cached mask, or where a refresh is due (first call, new shape, or the count at a multiple of the interval) the
+     * mask computed from values, which is asked for only then. Nothing of the state moves, so a reader of the mask (the
+     * flip rate) leaves training as it was.
+     */
+    synchronized boolean[] peek(int[] shape, java.util.function.Supplier<double[]> values) {
+        if (shape.length < 2) throw new IllegalArgumentException("transposable 2:4 needs rank >= 2, got shape " + java.util.Arrays.toString(shape));
+        if (!refreshDue(shape)) return cached.clone();
+        double[] v = values.get();
+        return compute(v, shape[0], v.length / Math.max(shape[0], 1));
+    }
+
     static boolean[] compute(double[] v, int rows, int cols) {
         boolean[] keep = new boolean[v.length];
         double[][] rp = new double[4][6];

@@ -1335,6 +1335,25 @@ public final class CudaOps {
         return out;
     }
 
+    /**
+     * The metadata words of S(W) along K of a float32 CUDA matrix w [rows, K] (fst_k_prune24's, Compressed24's layout:
+     * rows x ceil(ceil(K / 4) / 8) words, group g of a row in the nibble at bits 4 (g % 8) of word g / 8), copied to the
+     * host: which two of every four weights the rule keeps, read back at one bit per weight instead of W's 32 (the flip
+     * rate of fst4j.nn.FlipRate). The kept values go to a scratch block that is freed here.
+     */
+    public static int[] prune24Meta(Tensor w) {
+        require("prune24Meta", w);
+        if (w.dim() != 2) throw new IllegalArgumentException("wrong rank: prune24Meta needs a matrix, got " + Shape.str(w.shape));
+        int rows = w.shape[0], k = w.shape[1];
+        long g = (k + 3) / 4, words = (long) rows * ((g + 7) / 8);
+        if ((long) rows * k == 0) return new int[0];
+        if (words > Integer.MAX_VALUE) throw new IllegalArgumentException("prune24Meta: " + words + " metadata words of " + Shape.str(w.shape) + " do not fit an int[]");
+        try (Tensor wc = w.contiguous(); Block values = Block.of(4L * rows * 2 * g); Block meta = Block.of(4L * words)) {
+            Native.cudaPrune24(rows, k, ptr(wc), k, values.ptr(), meta.ptr(), MemorySegment.NULL, 0, MemorySegment.NULL, 0);
+            return intsToHost(meta.ptr(), words);
+        }
+    }
+
     /** S(W) along axis 0 (2:4 in every group of 4 rows of a column) of a float32 CUDA matrix, same shape (fst_k_prune24_t). */
     public static Tensor prune24TransposedMasked(Tensor w) {
         require("prune24TransposedMasked", w);

@@ -38,7 +38,7 @@ public final class Main {
             + " [--schedule cosine|linear|step|multistep|exp|onecycle] [--gamma X] [--step-size EPOCHS] [--milestones E1,E2,...]"
             + " [--pct-start X] [--div-factor X] [--final-div-factor X] [--warmup STEPS]"
             + " [--smoothing X] [--train-subset N] [--test-subset N] [--augment] [--seed N] [--threads N] [--out DIR]"
-            + " [--resume CKPT] [--save-every STEPS] [--no-progress] [--profile-ops] [--device cpu|cuda]";
+            + " [--resume CKPT] [--save-every STEPS] [--no-progress] [--profile-ops] [--device cpu|cuda] [--srste-lambda X] [--flip-rate]";
 
     static final String HELP = """
             fst4j train: train one model per sparsity method and compare them.
@@ -88,6 +88,14 @@ public final class Main {
               --no-progress      no live progress bar on a terminal
               --profile-ops      after each run, the measured steps' time per operation (conv geometry, batch norm, ...)
               --device D         cpu (default) or cuda: model, optimizer and batches on the GPU (see native-cuda/CUDA.md)
+              --srste-lambda X   SR-STE's decay lambda (W - S(W)) of the pruned weights (default 2e-4); 0 is the
+                                 plain straight-through estimator (sr_ste with 0: S(W) forward, no decay)
+              --flip-rate        after every step, the flip rate of the pruned weights' masks (Zhou et al. 2021,
+                                 SR-STE, Sec. 4: changed mask entries / weights, over the layers whose W is pruned,
+                                 the dense first and last layers not counted): a flip_rate column in metrics.csv
+                                 (empty where no layer is pruned: dense, meprop, resprop, asp before its pruning and
+                                 at it) and its mean over the last epoch in summary.json; on cuda too (the 2:4
+                                 masks' metadata read back, one bit per weight). Not in step_ms; training unchanged
             """;
 
     private static final Cli.Command COMMAND = new Cli.Command("train", HELP, USAGE,
@@ -99,7 +107,8 @@ public final class Main {
                    boolean augment, Long seed, Integer threads, Path out, Path resume, int saveEvery, boolean progress,
                    fst4j.tensor.Device device, boolean profileOps, TrainConfig.OptimizerKind optimizer, double[] betas, Double eps,
                    boolean amsgrad, boolean noWdNormBias, Double clipGradNorm, fst4j.sparse.NM nm, ScheduleSpec.Kind schedule, Double gamma,
-                   Integer stepSize, int[] milestones, Double pctStart, Double divFactor, Double finalDivFactor, Integer accumulate) {}
+                   Integer stepSize, int[] milestones, Double pctStart, Double divFactor, Double finalDivFactor, Integer accumulate,
+                   Double srSteLambda, boolean flipRate) {}
 
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));
@@ -114,11 +123,11 @@ public final class Main {
 
     static Options parse(String[] args) throws UsageException {
         Map<String, String> v = new LinkedHashMap<>();
-        List<String> bools = List.of("--nesterov", "--augment", "--no-progress", "--profile-ops", "--amsgrad", "--no-wd-norm-bias");
+        List<String> bools = List.of("--nesterov", "--augment", "--no-progress", "--profile-ops", "--amsgrad", "--no-wd-norm-bias", "--flip-rate");
         List<String> valued = List.of("--model", "--data", "--method", "--epochs", "--batch", "--lr", "--momentum", "--wd",
                 "--warmup", "--smoothing", "--train-subset", "--test-subset", "--seed", "--threads", "--out", "--resume", "--save-every",
                 "--device", "--optimizer", "--betas", "--eps", "--clip-grad-norm", "--nm", "--schedule", "--gamma", "--step-size", "--milestones",
-                "--pct-start", "--div-factor", "--final-div-factor", "--accumulate");
+                "--pct-start", "--div-factor", "--final-div-factor", "--accumulate", "--srste-lambda");
         for (int i = 0; i < args.length; i++) {
             String a = args[i], val = null;
             int eq = a.indexOf('=');
@@ -221,7 +230,7 @@ public final class Main {
                 optimizer, betas, posDouble(v, "--eps", true), v.containsKey("--amsgrad"), v.containsKey("--no-wd-norm-bias"),
                 posDouble(v, "--clip-grad-norm", true), nm, schedule, posDouble(v, "--gamma", false), posInt(v, "--step-size", false), milestones,
                 posDouble(v, "--pct-start", true), posDouble(v, "--div-factor", false), posDouble(v, "--final-div-factor", false),
-                posInt(v, "--accumulate", false));
+                posInt(v, "--accumulate", false), posDouble(v, "--srste-lambda", true), v.containsKey("--flip-rate"));
     }
 
     private static Integer posInt(Map<String, String> v, String k, boolean zeroOk) throws UsageException {
@@ -308,6 +317,7 @@ public final class Main {
         if (o.seed() != null) c = c.withSeed(o.seed());
         if (o.clipGradNorm() != null) c = c.withClipGradNorm(o.clipGradNorm());
         if (o.accumulate() != null) c = c.withAccumulate(o.accumulate());
+        if (o.srSteLambda() != null) c = c.withSrSteLambda(o.srSteLambda());
         return withSchedule(o, c);
     }
 
@@ -371,14 +381,25 @@ public final class Main {
 
     /**
      * What one method's run produced. stopped: why the run ended early (a NaN loss or gradient norm), else null;
-     * checkpoint is then null (no final weights written); notFinite: what was not finite ("the loss"), else null.
+     * checkpoint is then null (no final weights written); notFinite: what was not finite ("the loss"), else null;
+     * flipRate: the mean of the masks' flip rates over the last epoch's steps this process trained (the stopped epoch's
+     * so far), NaN where not measured or where no step had one.
      */
     record Result(TrainConfig cfg, double testAcc, double testLoss, double trainLoss, double trainAcc, double medianStepMs,
                   long measuredSteps, Map<String, Double> shares, long steps, double wallSeconds, long params, Path checkpoint,
-                  String stopped, String notFinite) {}
+                  String stopped, String notFinite, double flipRate) {}
 
-    /** metrics.csv's header; a run that clips adds the gradients' norm before clipping as an eighth column. */
-    static final String METRICS = "method,epoch,step,loss,train_acc,lr,step_ms", METRICS_WITH_NORM = METRICS + ",grad_norm";
+    /**
+     * metrics.csv's header; a run that clips adds the gradients' norm before clipping as an eighth column, a run that
+     * measures the masks' flip rate (--flip-rate) a flip_rate column after it (or after step_ms).
+     */
+    static final String METRICS = "method,epoch,step,loss,train_acc,lr,step_ms";
+
+    /** The optional columns a metrics.csv has, in this order after METRICS's: grad_norm, flip_rate. */
+    record Columns(boolean gradNorm, boolean flipRate) {
+        String header() { return METRICS + (gradNorm ? ",grad_norm" : "") + (flipRate ? ",flip_rate" : ""); }
+        int width() { return METRICS.split(",").length + (gradNorm ? 1 : 0) + (flipRate ? 1 : 0); }
+    }
 
     /** One invocation: all methods, the shared outputs. */
     static final class Run {
@@ -391,10 +412,11 @@ public final class Main {
         /** Whether the run clips its gradients: metrics.csv then has a grad_norm column. */
         private boolean clipping;
         /**
-         * Whether this run's metrics.csv has the grad_norm column: where it clips, or where it continues a file that has
-         * the column (its rows then leave the cell empty), so that every row has its file's header's columns.
+         * The optional columns of this run's metrics.csv: grad_norm where it clips, flip_rate where it measures the flip
+         * rate, or either where it continues a file that has it (its rows then leave the cell empty), so that every row has
+         * its file's header's columns.
          */
-        private boolean gradNormColumn;
+        private Columns columns;
         private final Map<String, List<double[]>> lossCurves = new LinkedHashMap<>(), accCurves = new LinkedHashMap<>(), testCurves = new LinkedHashMap<>();
 
         Run(Options o, PrintStream out, PrintStream err, DataSource source) {
@@ -438,7 +460,7 @@ public final class Main {
                             + " per optimizer step; the training set of " + n + " images gives " + n / c.batchSize() + " an epoch");
             }
             clipping = cfgs.get(0).clipsGradients();   // one config but for the method: all clip or none
-            gradNormColumn = clipping;
+            columns = new Columns(clipping, o.flipRate());
             dir = o.out() != null ? o.out() : Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
             // a resumed run appends to the folder's metrics.csv: one whose columns are not train's is refused before any
             // training (its rows are conformed to one header once the checkpoint has loaded: continueCsvs)
@@ -474,6 +496,10 @@ public final class Main {
             }
             double wall = (System.nanoTime() - t0) / 1e9;
             table(results, wall);
+            if (o.flipRate())
+                out.println("flip rate of the pruned weights' masks (changed entries / weights per step, Zhou et al. 2021), mean over the last epoch: "
+                        + String.join(", ", results.stream().map(r -> r.cfg().methodName() + " " + (Double.isFinite(r.flipRate())
+                        ? String.format(Locale.ROOT, "%.4g", r.flipRate()) : "- (no pruned layer)")).toList()));
             writeSummary(results, data, wall);
             String noPlots = fst4j.nn.plot.Plots.why();
             if (noPlots == null) plots();
@@ -505,7 +531,7 @@ public final class Main {
 
         private void openCsvs(boolean append) throws IOException {
             // a run that clips adds the gradients' norm before clipping; the columns of one that does not stay as they were
-            metrics = open(dir.resolve("metrics.csv"), append, gradNormColumn ? METRICS_WITH_NORM : METRICS);
+            metrics = open(dir.resolve("metrics.csv"), append, columns.header());
             Path ev = dir.resolve("eval.csv");
             evals = open(ev, append && Files.exists(ev), "method,epoch,step,test_acc,test_loss");
         }
@@ -529,7 +555,7 @@ public final class Main {
         private void continueCsvs(String name, long at, int epoch) throws IOException {
             String cut = dropRows(dir.resolve("metrics.csv"), name, f -> Long.parseLong(f[2]) > at);   // method,epoch,step,...
             if (cut != null) err.println("fst4j train: " + cut);
-            gradNormColumn = conformMetrics(dir.resolve("metrics.csv"), clipping);
+            columns = conformMetrics(dir.resolve("metrics.csv"), clipping, o.flipRate());
             Path ev = dir.resolve("eval.csv");
             if (Files.isRegularFile(ev) && (cut = dropRows(ev, name, f -> Integer.parseInt(f[1]) > epoch)) != null)   // method,epoch (1-based),step,...
                 err.println("fst4j train: " + cut);
@@ -538,59 +564,69 @@ public final class Main {
         }
 
         /**
-         * Whether metrics.csv's header has the grad_norm column; an empty file (a run killed before its first flush) has
-         * none yet. A first line that is neither of train's headers is refused: appending this run's rows under it would
-         * make a file of two schemas.
+         * The optional columns metrics.csv's header has (grad_norm, flip_rate); an empty file (a run killed before its
+         * first flush) has none yet. A first line that is none of train's headers is refused: appending this run's rows
+         * under it would make a file of two schemas.
          */
-        static boolean metricsColumns(Path csv) throws IOException {
+        static Columns metricsColumns(Path csv) throws IOException {
             String header;
             try (var r = Files.newBufferedReader(csv, java.nio.charset.StandardCharsets.ISO_8859_1)) {
                 header = r.readLine();
             }
-            if (header == null || header.isEmpty()) return false;
-            if (header.equals(METRICS_WITH_NORM)) return true;
-            if (header.equals(METRICS)) return false;
+            if (header == null || header.isEmpty()) return new Columns(false, false);
+            for (Columns c : List.of(new Columns(false, false), new Columns(true, false), new Columns(false, true), new Columns(true, true)))
+                if (header.equals(c.header())) return c;
             throw new IOException(csv + " begins '" + (header.length() > 120 ? header.substring(0, 120) + "..." : header)
-                    + "', not fst4j train's header (" + METRICS + ", with ,grad_norm where the run clips)");
+                    + "', not fst4j train's header (" + METRICS + ", with ,grad_norm where the run clips and ,flip_rate where it measures the flip rate)");
         }
 
         /**
          * Makes every row of a resumed run's metrics.csv match one header before this run appends to it, and returns
-         * whether that header has the grad_norm column (what this run's rows must then write). The column is there
-         * where the file has it, where this run clips (a file of a run without clipping gains it: its rows get an empty
-         * cell, as the rows of this run will where it does not clip), or where a row already has an eighth cell (the
-         * files of two schemas that appending across a change of --clip-grad-norm wrote before); else the file stays as
-         * it is. Rewritten as dropRows does: atomically, bytes kept. A row without its line end (cut short by a killed
-         * run: dropRows drops it first) or of neither width is refused, naming the file and the line: padding a cut row
-         * that happens to end after seven cells would make a truncated number look like a whole row.
+         * that header's optional columns (what this run's rows must then write). grad_norm is there where the file has
+         * it, where this run clips (a file of a run without clipping gains it: its rows get an empty cell, as the rows
+         * of this run will where it does not clip), or where a row already has an eighth cell under a header without
+         * flip_rate (the files of two schemas that appending across a change of --clip-grad-norm wrote before);
+         * flip_rate where the file has it or this run measures it (--flip-rate; earlier rows get an empty cell); else the
+         * file stays as it is. Rewritten as dropRows does: atomically, bytes kept. A row without its line end (cut short
+         * by a killed run: dropRows drops it first) or of another width is refused, naming the file and the line: padding
+         * a cut row that happens to end after seven cells would make a truncated number look like a whole row.
          */
-        static boolean conformMetrics(Path csv, boolean clipping) throws IOException {
-            boolean has = metricsColumns(csv);
+        static Columns conformMetrics(Path csv, boolean clipping, boolean flipRate) throws IOException {
+            Columns has = metricsColumns(csv);
             String text = Files.readString(csv, java.nio.charset.StandardCharsets.ISO_8859_1);
             List<String> lines = text.lines().toList();
-            if (lines.isEmpty() || lines.get(0).isEmpty()) return clipping;   // no header yet: openCsvs writes this run's
+            if (lines.isEmpty() || lines.get(0).isEmpty()) return new Columns(clipping, flipRate);   // no header yet: openCsvs writes this run's
             int narrow = METRICS.split(",").length;
             if (!text.endsWith("\n") && !text.endsWith("\r"))
                 throw new IOException(csv + " line " + lines.size() + " '" + clip(lines.getLast()) + "' has no line end: a row cut short by a killed run");
+            boolean eighth = false;   // a row with a grad_norm cell its header does not name (the two-schema files)
             for (int i = 1; i < lines.size(); i++) {
                 int cells = lines.get(i).split(",", -1).length;
-                if (cells != narrow && cells != narrow + 1)
+                // a file without flip_rate was written by runs before it or without it: rows of 7 or 8 cells, as always
+                boolean ok = has.flipRate() ? cells == has.width() : cells == narrow || cells == narrow + 1;
+                if (!ok)
                     throw new IOException(csv + " line " + (i + 1) + " '" + clip(lines.get(i)) + "' has " + cells + " cells, not the header's "
-                            + narrow + " (" + (narrow + 1) + " with grad_norm): delete or repair it to resume into this folder");
+                            + (has.flipRate() ? has.width() + " (" + has.header() + ")" : narrow + " (" + (narrow + 1) + " with grad_norm)")
+                            + ": delete or repair it to resume into this folder");
+                eighth |= !has.flipRate() && cells == narrow + 1;
             }
-            boolean widen = has || clipping;
-            for (String line : lines.subList(1, lines.size())) widen |= line.split(",", -1).length == narrow + 1;
-            if (!widen) return false;
+            Columns want = new Columns(has.gradNorm() || clipping || eighth, has.flipRate() || flipRate);
             List<String> out = new ArrayList<>(lines.size());
-            out.add(METRICS_WITH_NORM);
-            boolean changed = !has;
+            out.add(want.header());
+            boolean changed = !want.equals(has);
             for (String line : lines.subList(1, lines.size())) {
-                boolean pad = line.split(",", -1).length == narrow;   // the empty grad_norm cell of a row without it
-                out.add(pad ? line + "," : line);
-                changed |= pad;
+                String[] f = line.split(",", -1);
+                // the cells by name: the seven of METRICS, then each optional column the row has, else an empty cell
+                String norm = has.flipRate() ? (has.gradNorm() ? f[narrow] : "") : f.length > narrow ? f[narrow] : "";
+                String flip = has.flipRate() ? f[f.length - 1] : "";
+                StringBuilder row = new StringBuilder(String.join(",", java.util.Arrays.copyOf(f, narrow)));
+                if (want.gradNorm()) row.append(',').append(norm);
+                if (want.flipRate()) row.append(',').append(flip);
+                out.add(row.toString());
+                changed |= !row.toString().equals(line);
             }
             if (changed) rewrite(csv, out);
-            return true;
+            return want;
         }
 
         /**
@@ -637,6 +673,7 @@ public final class Main {
             String name = cfg.methodName();
             Path mdir = dir.resolve(name);
             try (Trainer t = new Trainer(cfg, data, o.device())) {
+                t.measureFlipRate(o.flipRate());   // the masks now, read again by a load below
                 if (o.resume() != null) {
                     t.load(o.resume());
                     if (metrics == null) continueCsvs(name, t.stepsDone(), t.epoch());
@@ -650,6 +687,9 @@ public final class Main {
                 for (Profile.Part p : Profile.Part.values()) prof.put(p, 0L);
                 long local = 0;
                 double testAcc = Double.NaN, testLoss = Double.NaN, epLoss = Double.NaN, epAcc = Double.NaN;
+                // the flip rates of the epoch's steps that have one, and the mean over the last epoch that trained
+                double flipSum = 0, flipLast = Double.NaN;
+                long flipSteps = 0;
                 long runStart = System.nanoTime(), trainNanos = 0;
                 int logEvery = Math.max(1, t.stepsPerEpoch() / 10);
                 List<double[]> lossC = lossCurves.computeIfAbsent(name, k -> new ArrayList<>());
@@ -660,6 +700,8 @@ public final class Main {
                     while (t.epoch() < cfg.epochs()) {
                         double lossSum = 0;
                         long correct = 0, seen = 0, inEpoch = 0;
+                        flipSum = 0;
+                        flipSteps = 0;
                         long epStart = System.nanoTime();
                         while (t.epochHasNext()) {
                             if (local == warm) Profile.reset();
@@ -682,7 +724,10 @@ public final class Main {
                             metrics.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f,%.6g,%.3f", name, r.epoch() + 1, r.step() + 1, r.loss(), r.accuracy(), r.lr(),
                                     r.nanos() / 1e6));
                             // and the gradients' norm before clipping, where the file has the column (empty where this run does not clip)
-                            if (gradNormColumn) metrics.write(clipping ? String.format(Locale.ROOT, ",%.6g", r.gradNorm()) : ",");
+                            if (columns.gradNorm()) metrics.write(clipping ? String.format(Locale.ROOT, ",%.6g", r.gradNorm()) : ",");
+                            // the masks' flip rate, where the file has the column (empty where this run does not measure it or has no rate)
+                            if (columns.flipRate()) metrics.write(Double.isFinite(r.flipRate()) ? String.format(Locale.ROOT, ",%.6g", r.flipRate()) : ",");
+                            if (Double.isFinite(r.flipRate())) { flipSum += r.flipRate(); flipSteps++; }
                             metrics.newLine();
                             lossC.add(new double[]{r.step() + 1, r.loss()});
                             accC.add(new double[]{r.step() + 1, r.accuracy()});
@@ -710,7 +755,7 @@ public final class Main {
                         Trainer.Eval ev = t.evaluate();
                         testAcc = ev.accuracy();
                         testLoss = ev.loss();
-                        if (seen > 0) { epLoss = lossSum / seen; epAcc = (double) correct / seen; }
+                        if (seen > 0) { epLoss = lossSum / seen; epAcc = (double) correct / seen; flipLast = flipSteps > 0 ? flipSum / flipSteps : Double.NaN; }
                         testC.add(new double[]{t.stepsDone(), testAcc});
                         evals.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f%n", name, t.epoch() + 1, t.stepsDone(), testAcc, testLoss));
                         evals.flush();
@@ -730,7 +775,8 @@ public final class Main {
                     metrics.flush();
                     out.printf(Locale.ROOT, "[%s] stopped: %s%n", name, nf.getMessage());
                     return new Result(cfg, Double.NaN, Double.NaN, epLoss, epAcc, median(stepMs), stepMs.size(), Map.of(), t.stepsDone(),
-                            (System.nanoTime() - runStart) / 1e9, t.model().parameterCount(), null, nf.getMessage(), nf.what());
+                            (System.nanoTime() - runStart) / 1e9, t.model().parameterCount(), null, nf.getMessage(), nf.what(),
+                            flipSteps > 0 ? flipSum / flipSteps : flipLast);   // the stopped epoch's steps so far
                 }
                 if (Double.isNaN(testAcc)) {   // resumed from a finished run: still report its accuracy
                     Trainer.Eval ev = t.evaluate();
@@ -751,7 +797,7 @@ public final class Main {
                 shares.put("java", Math.max(0, measuredNanos - known) / denom);   // graph bookkeeping, allocation, data
                 double median = median(stepMs);
                 return new Result(cfg, testAcc, testLoss, epLoss, epAcc, median, stepMs.size(), shares, t.stepsDone(),
-                        (System.nanoTime() - runStart) / 1e9, t.model().parameterCount(), ckpt, null, null);
+                        (System.nanoTime() - runStart) / 1e9, t.model().parameterCount(), ckpt, null, null, flipLast);
             }
         }
 
@@ -820,7 +866,10 @@ public final class Main {
                     .append(", \"wall_seconds\": ").append(num(r.wallSeconds()))
                     .append(", \"parameters\": ").append(r.params())
                     .append(", \"checkpoint\": ").append(r.checkpoint() == null ? "null" : q(dir.relativize(r.checkpoint()).toString()))
-                    .append(", \"stopped\": ").append(r.stopped() == null ? "null" : q(r.stopped()))
+                    .append(", \"stopped\": ").append(r.stopped() == null ? "null" : q(r.stopped()));
+            // only where measured (--flip-rate): other runs' summaries keep their keys; null where no layer is pruned
+            if (o.flipRate()) sb.append(", \"flip_rate_last_epoch\": ").append(num(r.flipRate()));
+            sb
                     .append(",\n     \"time_share\": {");
             int k = 0;
             for (var e : r.shares().entrySet()) sb.append(k++ > 0 ? ", " : "").append(q(e.getKey())).append(": ").append(num(e.getValue()));

@@ -84,6 +84,9 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
         if (nm == null) throw new IllegalArgumentException("the N:M pattern is null (NM.TWO_FOUR for 2:4)");
         if (schedule == null) throw new IllegalArgumentException("the schedule is null (ScheduleSpec.COSINE for the default)");
         if (accumulate < 1) throw new IllegalArgumentException("micro-batches per optimizer step (accumulate) must be >= 1, got " + accumulate);
+        if (!(srSteLambda >= 0) || srSteLambda == Double.POSITIVE_INFINITY)
+            throw new IllegalArgumentException("SR-STE's decay lambda must be finite and >= 0 (0: the plain straight-through estimator), got " + srSteLambda);
+        if (srSteLambda == 0) srSteLambda = 0.0;   // -0.0 is the plain STE too, and equal to it (records compare doubles by bits)
         String why = nm.isTwoFour() ? null : method.whyNoPattern();
         if (why != null) throw new IllegalArgumentException("N:M " + nm + " has no meaning for " + method.name().toLowerCase(Locale.ROOT) + ": " + why);
     }
@@ -125,6 +128,13 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
 
     /** The weights pruned at pattern p instead of 2:4 (the trainer applies it to every pruned layer: SparseConfig.withPattern). */
     public TrainConfig withNm(NM p) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, p, schedule, accumulate); }
+
+    /**
+     * SR-STE's decay lambda (W - S(W)) of the pruned weights (default 2e-4); 0 is the plain straight-through estimator
+     * (the pruned weights' gradient is the one with respect to S(W), with no decay), the baseline SR-STE's paper compares
+     * with. Part of the checkpoints' metadata ("srste_lambda"), as it always was.
+     */
+    public TrainConfig withSrSteLambda(double l) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, l, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, schedule, accumulate); }
 
     /** The learning-rate schedule ({@link ScheduleSpec}). */
     public TrainConfig withSchedule(ScheduleSpec sch) { return new TrainConfig(model, method, epochs, batchSize, lr, momentum, weightDecay, nesterov, warmupSteps, minLr, labelSmoothing, srSteLambda, seed, trainSubset, testSubset, augment, variants, optimizer, adamW, wdOnNormAndBias, clipGradNorm, nm, sch, accumulate); }

@@ -7,6 +7,7 @@ import fst4j.autograd.SparseConfig;
 import fst4j.autograd.Var;
 import fst4j.nn.AdamW;
 import fst4j.nn.Asp;
+import fst4j.nn.FlipRate;
 import fst4j.nn.GradClip;
 import fst4j.nn.LrSchedule;
 import fst4j.nn.Models;
@@ -85,11 +86,16 @@ public final class Trainer implements AutoCloseable {
     public static final String CUSTOM = "custom";
 
     /**
-     * One step's numbers: the batch's loss, how many of its size were classified right, the LR used, wall time, and the
-     * total L2 norm of the gradients before clipping (NaN where the config does not clip: not measured then).
+     * One step's numbers: the batch's loss, how many of its size were classified right, the LR used, wall time, the
+     * total L2 norm of the gradients before clipping (NaN where the config does not clip: not measured then), and the
+     * masks' flips of the step ({@link FlipRate}; null where the trainer does not measure them: {@link #measureFlipRate}).
+     * The wall time does not include the flips' reading.
      */
-    public record StepResult(long step, int epoch, double loss, int correct, int size, double lr, long nanos, double gradNorm) {
+    public record StepResult(long step, int epoch, double loss, int correct, int size, double lr, long nanos, double gradNorm, FlipRate.Step flips) {
         public double accuracy() { return size == 0 ? 0 : (double) correct / size; }
+
+        /** The model's flip rate at this step ({@link FlipRate.Step#rate}); NaN where not measured or where no layer is pruned. */
+        public double flipRate() { return flips == null ? Double.NaN : flips.rate(); }
     }
 
     /** Test-set accuracy and mean loss (without label smoothing). */
@@ -187,6 +193,8 @@ public final class Trainer implements AutoCloseable {
     private final boolean custom;
     /** Whether ASP's layers are pruned at half of the run (see aspStep). */
     private final boolean aspAtHalf;
+    /** The masks' flip rate, read after every step where asked for ({@link #measureFlipRate}), else null. */
+    private FlipRate flips;
     private long step;
 
     public Trainer(TrainConfig cfg, TrainData data) { this(cfg, data, Device.CPU); }
@@ -263,7 +271,8 @@ public final class Trainer implements AutoCloseable {
         });
         boolean d = false;
         for (Sparse s : Models.sparseLayers(model).values()) d |= s.sparsity().decaysPruned();
-        this.decays = d;
+        // lambda 0 is the plain straight-through estimator: the optimizer's own step, no decay pass
+        this.decays = d && cfg.srSteLambda() != 0;
     }
 
     /**
@@ -372,6 +381,19 @@ public final class Trainer implements AutoCloseable {
     }
 
     /**
+     * Whether every step reads the masks of the pruned weights and reports their flip rate ({@link StepResult#flips},
+     * {@link FlipRate}); off by default. Turned on, it reads the masks now as the ones the next step is compared with
+     * (call it before that step, or after {@link #load}, which reads them again); turned off, it drops them. The reading
+     * changes nothing the training computes (the same bits with it and without), and is not in the step's wall time.
+     * Refused, naming the layer, where a W slot's mask cannot be read without moving its state.
+     */
+    public Trainer measureFlipRate(boolean on) {
+        if (on && flips == null) flips = new FlipRate(model);
+        else if (!on && flips != null) { flips.close(); flips = null; }
+        return this;
+    }
+
+    /**
      * One training step on the next batch of the current epoch; {@link NonFiniteLossException} where its loss is not
      * finite, {@link NonFiniteGradNormException} where the config clips and its gradients' norm is not.
      */
@@ -448,9 +470,9 @@ public final class Trainer implements AutoCloseable {
                 throw e;
             }
         }
-        StepResult r = new StepResult(step, ep, lossSum / n, correct, size, lr, System.nanoTime() - t0, gradNorm);
-        step++;
-        return r;
+        long nanos = System.nanoTime() - t0, done = step++;
+        // after the update, outside the step's time: the masks the next forward applies, against the last step's
+        return new StepResult(done, ep, lossSum / n, correct, size, lr, nanos, gradNorm, flips == null ? null : flips.step());
     }
 
     /** A stopped step puts back what its forward moved: batch norm's running statistics and the masks ASP fixed at its start. */
@@ -578,10 +600,12 @@ public final class Trainer implements AutoCloseable {
             Asp.installPlaceholders(model);
             return back;
         }).step();
+        if (flips != null) flips.reset();   // the loaded weights' masks are the ones the next step's are compared with
     }
 
     @Override
     public void close() {
+        if (flips != null) flips.close();
         bufferCopies.values().forEach(Tensor::close);
         bufferCopies.clear();
         opt.close();

@@ -123,19 +123,19 @@ class MetricsCsvTest {
         Path csv = tmp.resolve("metrics.csv");
         String plain = PLAIN + "\ndense,1,1,2.3,0.1,0.05,3.0\ndense,1,2,2.2,0.2,0.05,3.1\n";
         Files.writeString(csv, plain);
-        assertFalse(Main.Run.conformMetrics(csv, false));
+        assertFalse(Main.Run.conformMetrics(csv, false, false).gradNorm());
         assertEquals(plain, Files.readString(csv), "no clipping, no column: unchanged");
-        assertTrue(Main.Run.conformMetrics(csv, true));
+        assertTrue(Main.Run.conformMetrics(csv, true, false).gradNorm());
         assertEquals(CLIPPED + "\ndense,1,1,2.3,0.1,0.05,3.0,\ndense,1,2,2.2,0.2,0.05,3.1,\n", Files.readString(csv), "the column added, empty");
         String clipped = CLIPPED + "\ndense,1,1,2.3,0.1,0.05,3.0,1.5\n";
         Files.writeString(csv, clipped);
-        assertTrue(Main.Run.conformMetrics(csv, false));
+        assertTrue(Main.Run.conformMetrics(csv, false, false).gradNorm());
         assertEquals(clipped, Files.readString(csv), "the column kept for a run without clipping; nothing rewritten");
         Files.writeString(csv, PLAIN + "\ndense,1,1,2.3,0.1,0.05,3.0\ndense,1,2,2.2,0.2,0.05,3.1,1.25\n");
-        assertTrue(Main.Run.conformMetrics(csv, false), "a file of two schemas");
+        assertTrue(Main.Run.conformMetrics(csv, false, false).gradNorm(), "a file of two schemas");
         assertEquals(CLIPPED + "\ndense,1,1,2.3,0.1,0.05,3.0,\ndense,1,2,2.2,0.2,0.05,3.1,1.25\n", Files.readString(csv));
         Files.writeString(csv, "");
-        assertTrue(Main.Run.conformMetrics(csv, true));
+        assertTrue(Main.Run.conformMetrics(csv, true, false).gradNorm());
         assertEquals("", Files.readString(csv), "an empty file: the header comes with the run's rows");
 
         // through the CLI
@@ -157,7 +157,7 @@ class MetricsCsvTest {
         Files.write(run.resolve("metrics.csv"), foreign);
         Outcome refused = resume(ckpt, run);
         assertEquals(2, refused.rc(), refused.err());
-        assertTrue(refused.err().contains("metrics.csv begins 'step,loss', not fst4j train's header (" + PLAIN + ", with ,grad_norm where the run clips);"
+        assertTrue(refused.err().contains("metrics.csv begins 'step,loss', not fst4j train's header (" + PLAIN + ", with ,grad_norm where the run clips and ,flip_rate where it measures the flip rate);"
                 + " resume into another --out"), refused.err());
         assertFalse(refused.out().contains("resumed from"), "refused before training: " + refused.out());
         assertArrayEquals(foreign, Files.readAllBytes(run.resolve("metrics.csv")));
@@ -175,11 +175,11 @@ class MetricsCsvTest {
         String whole = CLIPPED + "\ndense,1,1,2.3,0.1,0.05,3.0,1.5\n";
         String cutAtSeven = whole + "dense,1,2,2.2,0.2,0.05,3.";   // the eighth cell and the line end never written
         Files.writeString(csv, cutAtSeven);
-        IOException e = assertThrows(IOException.class, () -> Main.Run.conformMetrics(csv, false));
+        IOException e = assertThrows(IOException.class, () -> Main.Run.conformMetrics(csv, false, false).gradNorm());
         assertEquals(csv + " line 3 'dense,1,2,2.2,0.2,0.05,3.' has no line end: a row cut short by a killed run", e.getMessage());
         assertEquals(cutAtSeven, Files.readString(csv), "refused: left as it was");
         Files.writeString(csv, whole + "dense,1,2,2.2\ndense,1,3,2.1,0.3,0.05,3.0,1.5\n");
-        e = assertThrows(IOException.class, () -> Main.Run.conformMetrics(csv, true));
+        e = assertThrows(IOException.class, () -> Main.Run.conformMetrics(csv, true, false).gradNorm());
         assertTrue(e.getMessage().startsWith(csv + " line 3 'dense,1,2,2.2' has 4 cells, not the header's 7 (8 with grad_norm)"), e.getMessage());
 
         // dropRows drops the cut row whatever its method and step, and says so

@@ -31,13 +31,14 @@ import java.util.Map;
  * 5 and 3 once (shared methods trained once) and writes all three; {@code ir} writes table-ir: FST x3 against the
  * authors' code, one of its changes at a time ({@link Experiment#tableIr()}); {@code methods} the recipes given by
  * --methods; {@code table2} times the prunings per iteration ({@link PruneCost}) without training; {@code transformer}
- * trains the tiny transformer on a synthetic sequence task ({@link TransformerMain}). Exit status: 0 done, 1 failure,
- * 2 usage error.
+ * trains the tiny transformer on a synthetic sequence task ({@link TransformerMain}); {@code flip} the masks' flip rate
+ * through training, SR-STE against the plain STE and FST x3 ({@link FlipMain}). Exit status: 0 done, 1 failure, 2 usage
+ * error.
  */
 public final class Main {
     private Main() {}
 
-    static final String USAGE = "usage: fst4j experiment table1|table3|table5|all|ir|table2|methods|transformer [--steps N] [--passes N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
+    static final String USAGE = "usage: fst4j experiment table1|table3|table5|all|ir|table2|methods|transformer|flip [--steps N] [--passes N] [--seeds N] [--seed0 N] [--batch N] [--lr X]"
             + " [--model M] [--data D] [--test-subset N] [--methods a,b,...] [--clip-grad-norm X] [--nm N:M] [--rounds N] [--threads N] [--out DIR]"
             + " [transformer: --task reverse|sort --vocab N --len N --train-size N --test-size N --data-seed N --wd X]";
 
@@ -77,7 +78,7 @@ public final class Main {
                                  asp, resprop: table3 and table5 need --methods to leave them out)
               --threads N        native kernel threads (default: all cores)
               --out DIR          output directory (default runs/experiment)
-            """ + TransformerMain.HELP;
+            """ + TransformerMain.HELP + FlipMain.HELP;
 
     /** The most --seeds (runs per method) an experiment takes. */
     static final int MAX_SEEDS = 1000;
@@ -90,12 +91,13 @@ public final class Main {
 
     static int run(String[] args, PrintStream out, PrintStream err, DataSource source) {
         return COMMAND.run(args, out, err, () -> {
-            if (args.length == 0) throw new UsageException("which table? (table1, table3, table5, all, ir, table2, methods or transformer)");
+            if (args.length == 0) throw new UsageException("which table? (table1, table3, table5, all, ir, table2, methods, transformer or flip)");
             String which = args[0].toLowerCase(Locale.ROOT);
-            if (!List.of("table1", "table3", "table5", "all", "ir", "table2", "methods", "transformer").contains(which))
+            if (!List.of("table1", "table3", "table5", "all", "ir", "table2", "methods", "transformer", "flip").contains(which))
                 throw new UsageException("unknown experiment '" + args[0] + "'");
             // its own flags (no image data, no model choice): parsed apart, so a table's flag is refused there and the other way round
             if (which.equals("transformer")) return TransformerMain.run(Arrays.copyOfRange(args, 1, args.length), out);
+            if (which.equals("flip")) return FlipMain.run(Arrays.copyOfRange(args, 1, args.length), out, source);
             Map<String, String> v = Flags.parse(Arrays.copyOfRange(args, 1, args.length), List.of(),
                     List.of("--steps", "--passes", "--seeds", "--seed0", "--batch", "--lr", "--model", "--data", "--test-subset", "--methods", "--rounds",
                             "--threads", "--out", "--clip-grad-norm", "--nm"), UsageException::new);

@@ -120,7 +120,7 @@ class CliTest {
     @Test
     void missingFirstArgumentsAreUsageErrors() {
         assertEquals("fst4j eval: which checkpoint?; ", usageError(fst4j.nn.eval.Main::run));
-        assertEquals("fst4j experiment: which table? (table1, table3, table5, all, ir, table2, methods or transformer); ", usageError(fst4j.nn.experiment.Main::run));
+        assertEquals("fst4j experiment: which table? (table1, table3, table5, all, ir, table2, methods, transformer or flip); ", usageError(fst4j.nn.experiment.Main::run));
         assertEquals("fst4j analyze: which analysis? (similarity); ", usageError(fst4j.nn.analysis.Main::run));
     }
 

@@ -499,7 +499,8 @@ public final class Main {
             if (o.flipRate())
                 out.println("flip rate of the pruned weights' masks (changed entries / weights per step, Zhou et al. 2021), mean over the last epoch: "
                         + String.join(", ", results.stream().map(r -> r.cfg().methodName() + " " + (Double.isFinite(r.flipRate())
-                        ? String.format(Locale.ROOT, "%.4g", r.flipRate()) : "- (no pruned layer)")).toList()));
+                        ? String.format(Locale.ROOT, "%.4g", r.flipRate())
+                        : r.measuredSteps() == 0 && Double.isNaN(r.trainLoss()) ? "- (no step trained here)" : "- (no pruned layer)")).toList()));
             writeSummary(results, data, wall);
             String noPlots = fst4j.nn.plot.Plots.why();
             if (noPlots == null) plots();

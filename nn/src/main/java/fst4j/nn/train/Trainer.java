@@ -72,6 +72,10 @@ import java.util.Objects;
  * whose loss is finite but whose gradients' norm is not stops with {@link NonFiniteGradNormException} before anything
  * is clipped or updated; without it the gradients are clipped as torch does (to NaN) and training goes on.
  *
+ * <p>{@link #measureFlipRate} (off by default) reads the pruned weights' masks after every step and reports their flip
+ * rate ({@link FlipRate}, SR-STE's paper's measure) in {@link StepResult#flips}: a reading only, so the training is the
+ * same bits with it and without.
+ *
  * <p>Train and eval modes are the user's, as in a PyTorch loop of one's own: no step puts a module in training mode.
  * The built-in models are built in training mode and nothing here changes that, so their runs train in it as before. A
  * model of one's own trains in the modes it is given: a batch norm put in eval mode to freeze it for fine-tuning

@@ -192,6 +192,11 @@ public class FlipRateTrainerTest {
             assertEquals(want.get(i)[7], got.get(i)[7], "step " + i + ": the uninterrupted run's flip rate");
             assertTrue(Double.parseDouble(got.get(i)[7]) > 0, "step " + i + ": a rate that can tell a wrong first mask");
         }
+        // a finished run resumed trains nothing: no rate, and the line says why
+        Outcome done = main("--resume", plain.resolve("sr_ste/final.safetensors").toString(), "--flip-rate", "--threads", "1", "--no-progress",
+                "--out", plain.toString());
+        assertEquals(0, done.rc(), done.err());
+        assertTrue(done.out().contains("mean over the last epoch: sr_ste - (no step trained here)"), done.out());
     }
 
     @Test

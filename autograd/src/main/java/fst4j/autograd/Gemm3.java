@@ -19,6 +19,8 @@ import fst4j.tensor.DType;
 import fst4j.tensor.Device;
 import fst4j.tensor.Tensor;
 
+import java.util.function.Supplier;
+
 /**
  * The three GEMMs of one layer with a sparsifier in every operand slot (see {@link SparseConfig}), in the
  * paper's orientation: W [Cout, K], X [K, cols], Y [Cout, cols]. Linear and Conv2d layers both use it
@@ -26,8 +28,14 @@ import fst4j.tensor.Tensor;
  * (compressed values + metadata); other pruned operands are applied as masks before a dense GEMM (the
  * simulated strategies of Table 1). One instance per layer: it keeps the layer's sparsifier state.
  * <p>
- * Threads: the forward products ({@link #forward}, {@link #prepareForward}, ...) keep no state here and may run on
- * several threads at once (the sparsifiers guard their own). The backward products keep per-layer state between Eq. 2
+ * A forward that needs no gradient of W (eval under no-grad, a frozen W) takes Eq. 1's operand from the one this
+ * layer keeps ({@link EvalCache}), pruned and compressed once per W and rebuilt when W changes, where the W rule is a
+ * pure function of W's values ({@link #keepsPrunedW}); the same bits as pruning every time. A forward that needs W's
+ * gradient (training) keeps nothing and lets go of what was kept. -Dfst4j.evalCache=false turns it off.
+ * <p>
+ * Threads: the forward products ({@link #forward}, {@link #prepareForward}, ...) may run on several threads at once:
+ * the kept operand is built under its lock and handed to each call as a lease of its own, and the sparsifiers guard
+ * their own state. The backward products keep per-layer state between Eq. 2
  * and Eq. 3 of one backward (the shared S(dY), the parity buffers, the authors' kept lists): a layer's backward runs
  * on one thread at a time, as training does.
  */
@@ -99,10 +107,17 @@ public final class Gemm3 {
         private final Compressed24 sparse;     // 2:4 along K (CPU kernel); null when dense
         private final CudaSpmm cuda;           // 2:4 along K through cuSPARSELt (bf16); null otherwise
         private final CudaConv24 conv24;       // a convolution's S(W) for the 2:4 implicit GEMM (mma.sp); null otherwise
+        private final EvalCache.Shared lease;  // a kept operand's: close releases this reference, not the parts; else null
+        private boolean released;              // a lease's close ran (a Left is one caller's: no lock)
         private Left(Tensor dense, Compressed24 sparse) { this(dense, sparse, null); }
         private Left(Tensor dense, Compressed24 sparse, CudaSpmm cuda) { this(dense, sparse, cuda, null); }
         private Left(Tensor dense, Compressed24 sparse, CudaSpmm cuda, CudaConv24 conv24) {
-            this.dense = dense; this.sparse = sparse; this.cuda = cuda; this.conv24 = conv24;
+            this.dense = dense; this.sparse = sparse; this.cuda = cuda; this.conv24 = conv24; this.lease = null;
+        }
+
+        /** The kept operand of, for one caller: its parts are the cache's (read-only here), shared has been retained for it. */
+        private Left(Left of, EvalCache.Shared shared) {
+            this.dense = of.dense; this.sparse = of.sparse; this.cuda = of.cuda; this.conv24 = of.conv24; this.lease = shared;
         }
 
         /** Whether this operand runs through a 2:4 kernel (compressed on the CPU, cuSPARSELt, mma.sp) rather than a dense GEMM. */
@@ -177,6 +192,10 @@ public final class Gemm3 {
         }
 
         @Override public void close() {
+            if (lease != null) {
+                if (!released) { released = true; lease.release(); }
+                return;
+            }
             if (dense != null) dense.close();
             if (sparse != null) sparse.close();
             if (cuda != null) cuda.close();
@@ -193,8 +212,11 @@ public final class Gemm3 {
     }
 
     /** Eq. 1: Y = S(W) X; also returns S(W) (owned by the caller) when Eq. 2 takes W^T from it. */
-    public Forward forward(Tensor w, Tensor x) {
-        Prepared p = prepareForward(w, x.dtype());
+    public Forward forward(Tensor w, Tensor x) { return forward(w, x, false); }
+
+    /** {@link #forward(Tensor, Tensor)}; reuse as in {@link #prepareForward(Tensor, DType, boolean, boolean)}. */
+    public Forward forward(Tensor w, Tensor x, boolean reuse) {
+        Prepared p = prepareForward(w, x.dtype(), false, reuse);
         try (Left l = p.left()) {
             long t1 = Profile.start();
             Tensor y = Tensor.empty(x.device(), dtype(w, x), l.rows(), x.size(1));
@@ -212,13 +234,21 @@ public final class Gemm3 {
      * (nchw): where S(W) is magnitude 2:4 along K and {@link CudaConv24#enabled()}, pruned into the 2:4 implicit-GEMM
      * kernel's form, which only {@link Left#timesLoweredNchw} takes.
      */
-    public Prepared prepareForwardConv(Tensor w, boolean nchw) {
+    public Prepared prepareForwardConv(Tensor w, boolean nchw) { return prepareForwardConv(w, nchw, false); }
+
+    /** {@link #prepareForwardConv(Tensor, boolean)}; reuse as in {@link #prepareForward(Tensor, DType, boolean, boolean)}. */
+    public Prepared prepareForwardConv(Tensor w, boolean nchw, boolean reuse) {
         boolean magnitudeK = wMagnitudeAlongK() && f32(w);
         if (nchw && magnitudeK && !cfg.wtFromSparse() && w.device() == Device.CUDA && CudaConv24.enabled()) {
             long t0 = Profile.start();
-            return Profile.stop(Part.SPARSIFY, t0, new Prepared(new Left(null, null, null, CudaConv24.pruned(w)), null));
+            Supplier<Prepared> prune = () -> {
+                preparations.incrementAndGet();
+                return new Prepared(new Left(null, null, null, CudaConv24.pruned(w)), null);
+            };
+            Prepared p = keeps(reuse) ? kept.get(w, new Recipe(Recipe.CONV24, DType.F32, false, 1, cudaSwitches(w)), prune, Gemm3::lease) : prune.get();
+            return Profile.stop(Part.SPARSIFY, t0, p);
         }
-        return prepareForward(w, DType.F32);
+        return prepareForward(w, DType.F32, false, reuse);
     }
 
     /** How often {@link #prepareForward(Tensor, DType, boolean)} kept S(W) for the dense GEMM (tests see the rule act). */
@@ -232,12 +262,103 @@ public final class Gemm3 {
      * dense matrix for the dense GEMM (the same S(W), summed in the dense kernel's order), for the layers where the
      * 2:4 product is the slower of the two (Layers' rule).
      */
-    public Prepared prepareForward(Tensor w, DType xType, boolean denseProduct) {
+    public Prepared prepareForward(Tensor w, DType xType, boolean denseProduct) { return prepareForward(w, xType, denseProduct, false); }
+
+    /**
+     * {@link #prepareForward(Tensor, DType, boolean)}; reuse says that this forward needs no gradient of W (no-grad,
+     * or W not requiring one: the layer's {@code !needsGrad}), so that where the W slot's rule is a pure function of W's
+     * values ({@link #keepsPrunedW}) the operand is taken from, or built into, this layer's kept one ({@link EvalCache}),
+     * rebuilt only when W changes. The caller owns what it gets either way (a kept operand's are leases: closing them
+     * releases a reference). A forward that needs W's gradient keeps nothing and lets go of what an earlier one kept.
+     */
+    public Prepared prepareForward(Tensor w, DType xType, boolean denseProduct, boolean reuse) {
         long t0 = Profile.start();
-        return Profile.stop(Part.SPARSIFY, t0, pruneForward(w, xType, denseProduct));
+        Prepared p = keeps(reuse)
+                ? kept.get(w, new Recipe(Recipe.PLAIN, xType, denseProduct, 1, cudaSwitches(w)), () -> pruneForward(w, xType, denseProduct), Gemm3::lease)
+                : pruneForward(w, xType, denseProduct);
+        return Profile.stop(Part.SPARSIFY, t0, p);
+    }
+
+    // ---------------------------------------------------------------- the kept S(W) of forwards without W's gradient
+
+    /**
+     * Whether forwards that need no gradient of W keep their pruned, compressed S(W) for the next call (on by default;
+     * -Dfst4j.evalCache=false or {@link #setEvalCache} turns it off, for A/B timing: the same bits either way).
+     */
+    private static volatile boolean evalCache = !"false".equals(System.getProperty("fst4j.evalCache"));
+
+    /** Whether the kept S(W) is switched on (see {@link #prepareForward(Tensor, DType, boolean, boolean)}). */
+    public static boolean evalCache() { return evalCache; }
+
+    /** Switches the kept S(W) on or off for this JVM; returns the previous setting. Off, the next forward of each layer lets its kept one go. */
+    public static boolean setEvalCache(boolean on) { boolean was = evalCache; evalCache = on; return was; }
+
+    /** This layer's kept Eq. 1 operand. */
+    private final EvalCache kept = new EvalCache();
+
+    /** Eq. 1 operands this node prepared from W (pruned, compressed), kept or not. */
+    private final java.util.concurrent.atomic.AtomicLong preparations = new java.util.concurrent.atomic.AtomicLong();
+
+    /**
+     * Whether this node's W rule is a pure function of W's values, so that S(W) can be kept for a W that has not changed:
+     * magnitude 2:4 and N:M (also the sort-based twin), top-k, and the fixed Eq. 7 positions. Not a dense W (nothing is
+     * pruned: the operand is W itself), not TSM (its mask is refreshed by a call count, not by W's values), not the
+     * authors' random patterns, ASP's frozen mask (replaced by a checkpoint load that leaves W unchanged) or a rule of
+     * one's own (whose state, if any, this node cannot see).
+     */
+    public boolean keepsPrunedW() {
+        Sparsifier s = cfg.w();
+        return s instanceof Sparsifier.Magnitude24 || s instanceof Sparsifier.MagnitudeNM || s instanceof Sparsifier.SortMagnitude24
+                || s instanceof Sparsifier.Fixed24 || s instanceof Sparsifier.TopK;
+    }
+
+    /** Whether this call takes the kept operand; where it does not, whatever was kept is let go (one volatile read if none). */
+    private boolean keeps(boolean reuse) {
+        if (reuse && evalCache && keepsPrunedW()) return true;
+        kept.drop();
+        return false;
+    }
+
+    /** Lets the kept S(W) go (freed once no forward holds it): the layer's close, its move to another device, a new configuration. */
+    public void dropEvalCache() { kept.clear(); }
+
+    /** Eq. 1 operands this node prepared from W (pruned, compressed): once per forward, or once per W where one is kept. */
+    public long weightPreparations() { return preparations.get(); }
+
+    /** Forwards that took the kept operand instead of preparing one. */
+    public long evalCacheHits() { return kept.hits(); }
+
+    /** Whether an operand is kept now. */
+    public boolean evalCacheHolds() { return kept.holds(); }
+
+    /** References to the kept operand now: the cache's and the forwards' still holding it (0: none kept). For tests. */
+    int evalCacheRefs() { return kept.refs(); }
+
+    /**
+     * What a kept operand was made for besides W: the product (the plain or dense-product operand, the convolution's
+     * 2:4 implicit GEMM, a grouped convolution's per-group operands), the right-hand side's dtype, the dense-product
+     * rule, the groups and, for a CUDA W, the switches that choose the operand's form.
+     */
+    private record Recipe(int product, DType xType, boolean denseProduct, int groups, int cudaSwitches) {
+        static final int PLAIN = 0, CONV24 = 1, GROUPS = 2;
+    }
+
+    /** The CUDA switches the operand's form depends on (0 for a CPU W: none of them is read there). */
+    private static int cudaSwitches(Tensor w) {
+        if (w.device() != Device.CUDA) return 0;
+        return (CudaSpmm.enabled() ? 1 : 0) | (CudaSpmm.fusedPrune() ? 2 : 0) | (CudaConv24.enabled() ? 4 : 0)
+                | CudaOps.matmulPrecision().ordinal() << 3;
+    }
+
+    /** A caller's own reference to a kept operand: the Left as a lease, S(W) as an alias. */
+    private static Prepared lease(Prepared kept, EvalCache.Shared shared) {
+        Tensor sw = kept.sw() == null ? null : kept.sw().alias();
+        shared.retain();
+        return new Prepared(new Left(kept.left(), shared), sw);
     }
 
     private Prepared pruneForward(Tensor w, DType xType, boolean denseProduct) {
+        preparations.incrementAndGet();
         {
             // magnitude 2:4 along K: pruned by one kernel into the form the product takes (CPU: compressed; CUDA: bf16)
             boolean magnitudeK = wMagnitudeAlongK() && f32(w) && xType == DType.F32;
@@ -292,10 +413,34 @@ public final class Gemm3 {
         @Override public void close() { for (Left l : lefts) if (l != null) l.close(); }
     }
 
-    public PreparedGroups prepareForwardGroups(Tensor w, DType xType, int groups) {
+    public PreparedGroups prepareForwardGroups(Tensor w, DType xType, int groups) { return prepareForwardGroups(w, xType, groups, false); }
+
+    /** {@link #prepareForwardGroups(Tensor, DType, int)}; reuse as in {@link #prepareForward(Tensor, DType, boolean, boolean)}. */
+    public PreparedGroups prepareForwardGroups(Tensor w, DType xType, int groups, boolean reuse) {
         if (w.dim() != 2 || groups <= 0 || w.size(0) % groups != 0)
             throw new IllegalArgumentException("prepareForwardGroups: W " + java.util.Arrays.toString(w.shape()) + " is not [Cout, K] with Cout divisible by "
                     + groups + " groups");
+        if (!keeps(reuse)) return pruneGroups(w, xType, groups);
+        // the build books its own pruning time (pruneGroups); a reuse only takes references
+        return kept.get(w, new Recipe(Recipe.GROUPS, xType, false, groups, cudaSwitches(w)), () -> new KeptGroups(pruneGroups(w, xType, groups)),
+                (k, shared) -> {
+                    Tensor sw = k.pg().sw() == null ? null : k.pg().sw().alias();
+                    Left[] lefts = new Left[groups];
+                    for (int g = 0; g < groups; g++) {
+                        shared.retain();   // one reference per group operand: each closes its own
+                        lefts[g] = new Left(k.pg().lefts()[g], shared);
+                    }
+                    return new PreparedGroups(lefts, sw);
+                });
+    }
+
+    /** A grouped convolution's operands as the cache keeps them: closing frees the group operands and S(W). */
+    private record KeptGroups(PreparedGroups pg) implements AutoCloseable {
+        @Override public void close() { try { pg.close(); } finally { if (pg.sw() != null) pg.sw().close(); } }
+    }
+
+    private PreparedGroups pruneGroups(Tensor w, DType xType, int groups) {
+        preparations.incrementAndGet();
         long t0 = Profile.start();
         Left[] lefts = new Left[groups];
         Tensor sw = cfg.w() instanceof Sparsifier.Dense ? w.alias() : cfg.w().apply(w);

@@ -62,7 +62,7 @@ final class GeneralConv2d extends Function {
         Tensor ym = Tensor.empty(xin.device(), xin.dtype(), cout, n * l);
         // pgSw: S(W) for Eq. 2 (wtFromSparse), which PreparedGroups.close() leaves to its caller: closed here on every
         // exit, a failed group product included, after save took its own reference
-        try (ym; Tensor wm = win.reshape(cout, kRows); Gemm3.PreparedGroups pg = node.prepareForwardGroups(wm, xin.dtype(), groups);
+        try (ym; Tensor wm = win.reshape(cout, kRows); Gemm3.PreparedGroups pg = node.prepareForwardGroups(wm, xin.dtype(), groups, !needsGrad(1));
              Tensor pgSw = pg.sw()) {
             for (int g = 0; g < groups; g++) {
                 try (Tensor cols = columnsOf(xin, g); Tensor y = ym.slice(0, g * coutG, (g + 1) * coutG)) {

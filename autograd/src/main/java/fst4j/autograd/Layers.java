@@ -96,7 +96,7 @@ public final class Layers {
                 throw new IllegalArgumentException("shape mismatch: linear input " + fst4j.tensor.Shape.str(xin.shape()) + " with weight " + fst4j.tensor.Shape.str(win.shape()));
             x = save(xin); w = save(win);
             try (Tensor xt = xin.t()) {
-                Gemm3.Forward f = node.forward(win, xt);
+                Gemm3.Forward f = node.forward(win, xt, !needsGrad(1));   // no gradient of W: its kept S(W) where W is unchanged
                 keep(f.sw());
                 try (Tensor y = f.y(); Tensor yt = y.t()) { return yt.contiguous(); }
             }
@@ -268,7 +268,7 @@ public final class Layers {
             Tensor cols = Profile.stop(Part.IM2COL, t0, Conv.im2col(xin, k, stride, padding));
             if (keepsColumns(cols.numel() * cols.dtype().bytes)) colsKept = save(cols);
             Gemm3.Forward f;
-            try (cols; Tensor wm = win.reshape(cout, -1)) { f = node.forward(wm, cols); }
+            try (cols; Tensor wm = win.reshape(cout, -1)) { f = node.forward(wm, cols, !needsGrad(1)); }
             keep(f.sw());
             return nchw(f.y(), n, cout);
         }
@@ -293,7 +293,7 @@ public final class Layers {
         private Tensor forwardCudaLowered(Tensor xin, Tensor win) {
             int n = xin.size(0), cout = win.size(0), k = win.size(2);
             Gemm3.Prepared pr;
-            try (Tensor wm = win.reshape(cout, -1)) { pr = node.prepareForwardConv(wm, cudaNchwProduct); }
+            try (Tensor wm = win.reshape(cout, -1)) { pr = node.prepareForwardConv(wm, cudaNchwProduct, !needsGrad(1)); }
             Tensor y = null;
             boolean nchw = false;
             try (Gemm3.Left left = pr.left(); Tensor xc = xin.contiguous()) {
@@ -334,7 +334,7 @@ public final class Layers {
             Gemm3.Prepared pr = null;
             Tensor cols = null;
             try (Tensor wm = win.reshape(cout, kRows)) {
-                pr = node.prepareForward(wm, DType.F32, denseEq1(cout, k, stride));
+                pr = node.prepareForward(wm, DType.F32, denseEq1(cout, k, stride), !needsGrad(1));
                 try (Gemm3.Left left = pr.left(); Tensor xc = xin.contiguous();
                      Tensor ybuf = b > 1 ? Tensor.empty(cout, b * l) : null; Tensor out3 = out.reshape(n, cout, l)) {
                     for (int n0 = 0; n0 < n; n0 += b) {

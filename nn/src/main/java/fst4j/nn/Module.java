@@ -20,7 +20,7 @@ import java.util.Map;
  * or without {@code Grad.noGrad()}, and each thread gets the bits a single thread would. What a forward touches
  * besides its own temporaries is read-only there, atomic (the shared weights' reference counts, the profile's totals)
  * or kept under a lock (the kept causal mask of {@link MultiheadAttention}, {@link Upsample}'s tables, the stateful
- * sparsifiers). Training one
+ * sparsifiers, the pruned and compressed S(W) each sparse layer keeps for forwards without W's gradient). Training one
  * model from two threads at once is not supported: a train-mode forward updates batch norm's running statistics in
  * place, backward accumulates into the parameters' gradients and keeps per-layer state (ReSprop's sample, the Eq. 2 /
  * Eq. 3 sharing of a layer's node), and the optimizer's step writes the parameters; run them on one thread at a time.

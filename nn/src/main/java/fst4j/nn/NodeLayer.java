@@ -7,7 +7,9 @@ import fst4j.sparse.StatefulSparsifier;
 /**
  * What {@link Conv2d} and {@link Linear} share around their Eq. 1-3 node: the node of the current configuration,
  * ReSprop's state where that configuration is the preset's (kept across a change to the same preset), and the freeing
- * of what their sparsifiers cache (ASP's mask tensor) when the configuration changes, the layer moves device or closes.
+ * of what their sparsifiers cache (ASP's mask tensor) and of the S(W) the node keeps for forwards without W's gradient
+ * ({@link Gemm3#prepareForward(fst4j.tensor.Tensor, fst4j.tensor.DType, boolean, boolean)}) when the configuration
+ * changes, the layer moves device or closes.
  */
 abstract class NodeLayer extends Module implements Sparse {
     private final long salt;   // fixes ReSprop's image draws: the layer's geometry
@@ -32,6 +34,7 @@ abstract class NodeLayer extends Module implements Sparse {
         claim(cfg);
         disown(node.config(), cfg);
         Sparse.release(node.config(), cfg);
+        node.dropEvalCache();
         node = new Gemm3(cfg);
         resprop = ReSprop.forConfig(resprop, cfg, salt);
     }
@@ -39,6 +42,7 @@ abstract class NodeLayer extends Module implements Sparse {
     @Override public void close() {
         disown(node.config(), null);
         Sparse.release(node.config(), null);
+        node.dropEvalCache();   // the S(W) its eval-mode forwards kept
         super.close();
     }
 
@@ -87,6 +91,7 @@ abstract class NodeLayer extends Module implements Sparse {
     /** Moves the parameters; tensors a sparsifier cached on the old device (ASP's mask) are freed, rebuilt where used next. */
     @Override public Module to(fst4j.tensor.Device d) {
         Sparse.release(node.config(), null);
+        node.dropEvalCache();   // made on the old device: the next forward builds one on the new
         return super.to(d);
     }
 }

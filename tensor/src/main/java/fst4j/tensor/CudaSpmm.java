@@ -22,9 +22,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * zeros (a zero group is a valid 2:4 group and adds nothing), and C is copied out of the padded product when any
  * dimension was padded; see native-cuda/CUDA.md for the library's constraints.
  *
- * <p>Lifetime: the bf16 copy of A and its compressed form are device blocks owned by this object; close it (Gemm3
- * does, at the end of the step). Plans are cached per thread and padded shape ({@link #clearPlans}): the shim gives
- * every thread its own cuSPARSELt handle, as the library requires of concurrent callers.
+ * <p>Lifetime: the bf16 copy of A and its compressed forms are device blocks owned by this object; close it (Gemm3
+ * does, at the end of the step, or when it lets a kept S(W) go). Plans are cached per thread and padded shape
+ * ({@link #clearPlans}): the shim gives every thread its own cuSPARSELt handle, as the library requires of concurrent
+ * callers. Threads: one operand may be multiplied by from several threads at once (an eval-mode layer's kept S(W));
+ * A is compressed once per plan, under this object's lock, and close must come after the last product.
  * Whether Gemm3 uses this path: {@link #enabled()} (BF16 matmul precision, cuSPARSELt loaded, not switched off).
  */
 public final class CudaSpmm implements AutoCloseable {
@@ -49,9 +51,18 @@ public final class CudaSpmm implements AutoCloseable {
     private static volatile String outNote = "";
 
     private final int rows, k, rowsP, kP;
-    private CudaOps.Block a16;          // bf16 [rowsP, kP], the masked dense operand
-    private CudaOps.Block compressed;   // for plan `compressedFor`
-    private Cuda.SparseLtPlan compressedFor;
+    private volatile CudaOps.Block a16;   // bf16 [rowsP, kP], the masked dense operand
+    /**
+     * A16 compressed for each plan that multiplied by it (the plans are per thread and padded shape, and compression is
+     * for a plan): at most {@link #COMPRESSED_PLANS}, the oldest freed first. Guarded by this object's lock, which each
+     * product holds from its compression through its launch, so that an operand shared by threads (an eval-mode layer's
+     * kept S(W), Gemm3) compresses once per plan and never frees a form another thread's launch is reading.
+     */
+    private final java.util.ArrayDeque<Compressed> compressed = new java.util.ArrayDeque<>();   // oldest first
+    static final int COMPRESSED_PLANS = 8;
+
+    /** A16 compressed for one plan, known by identity (a plan is a record: a new plan at a freed one's address equals it). */
+    private record Compressed(Cuda.SparseLtPlan plan, CudaOps.Block block) {}
 
     private CudaSpmm(int rows, int k, CudaOps.Block a16) {
         this.rows = rows; this.k = k; this.rowsP = pad(rows); this.kP = pad(k); this.a16 = a16;
@@ -359,24 +370,31 @@ public final class CudaSpmm implements AutoCloseable {
     }
 
     /** out = A b16 through cuSPARSELt (A compressed for this plan on first use), in the plan's output type. */
-    private void sparseMatmul(Cuda.SparseLtPlan plan, CudaOps.Block b16, MemorySegment out) {
-        if (compressedFor != plan) {
-            if (compressed != null) { compressed.close(); compressed = null; compressedFor = null; }
-            CudaOps.Block comp = CudaOps.Block.of(Math.max(1, plan.compressedBytes()));
+    private synchronized void sparseMatmul(Cuda.SparseLtPlan plan, CudaOps.Block b16, MemorySegment out) {
+        CudaOps.Block comp = null;
+        for (Compressed c : compressed) if (c.plan() == plan) comp = c.block();
+        if (comp == null) {
+            // stream-ordered: a launch that still reads the oldest form runs before anything its freed block is given to
+            if (compressed.size() >= COMPRESSED_PLANS) compressed.removeFirst().block().close();
+            comp = CudaOps.Block.of(Math.max(1, plan.compressedBytes()));
             try (CudaOps.Block buf = plan.bufferBytes() > 0 ? CudaOps.Block.of(plan.bufferBytes()) : null) {
                 plan.compress(a16.ptr(), comp.ptr(), buf == null ? MemorySegment.NULL : buf.ptr());
             } catch (RuntimeException | Error e) {
                 comp.close();
                 throw e;
             }
-            compressed = comp;
-            compressedFor = plan;
+            compressed.addLast(new Compressed(plan, comp));
+            COMPRESSIONS.incrementAndGet();
         }
         try (CudaOps.Block ws = plan.workspaceBytes() > 0 ? CudaOps.Block.of(plan.workspaceBytes()) : null) {
-            plan.matmul(1f, compressed.ptr(), b16.ptr(), 0f, out, ws == null ? MemorySegment.NULL : ws.ptr());
+            plan.matmul(1f, comp.ptr(), b16.ptr(), 0f, out, ws == null ? MemorySegment.NULL : ws.ptr());
         }
         MATMULS.incrementAndGet();
     }
+
+    private static final AtomicLong COMPRESSIONS = new AtomicLong();
+    /** How many times an operand was compressed for a plan (tests: a kept operand compresses once per thread's plan). */
+    public static long compressions() { return COMPRESSIONS.get(); }
 
     /** Test hook: makes the library's refusal of a padded shape visible without a library that refuses it. */
     static void refuseForTest(int rowsP, int nP, int kP, String why) { REFUSED.put(new Key(rowsP, nP, kP), why); }
@@ -392,8 +410,9 @@ public final class CudaSpmm implements AutoCloseable {
         return was;
     }
 
-    @Override public void close() {
-        if (compressed != null) { compressed.close(); compressed = null; compressedFor = null; }
+    @Override public synchronized void close() {
+        for (Compressed c : compressed) c.block().close();
+        compressed.clear();
         if (a16 != null) { a16.close(); a16 = null; }
     }
 }

@@ -442,6 +442,14 @@ public final class Tensor implements AutoCloseable {
     public int version() { return storage.version; }
 
     /**
+     * An opaque token for this tensor's memory: the same object for every view of one storage, another for any other
+     * storage, even one that reuses freed memory (the CUDA caching allocator hands a block back). With {@link #version()}
+     * it tells a cache whether what it derived from a tensor still holds. It keeps no memory alive (a cache may hold
+     * it weakly, as the Eq. 1-3 node's kept S(W) does).
+     */
+    public Object storageIdentity() { return storage; }
+
+    /**
      * Counts an in-place change made outside fst4j's API (a write through {@link #data()} or {@link #segment()}, a
      * native library of one's own) in {@link #version()}, so that a graph holding this tensor for backward notices it.
      */

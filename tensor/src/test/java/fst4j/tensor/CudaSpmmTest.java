@@ -369,6 +369,51 @@ class CudaSpmmTest {
         }
     }
 
+    /**
+     * One operand multiplied from four threads at once (an eval-mode layer's kept S(W), which Gemm3 hands to every thread
+     * that runs the layer): each thread gets the bits of a single thread, and A is compressed once per plan, so once per
+     * thread here (each thread has its own plans), not again whenever another thread's product came in between.
+     */
+    @Test
+    void oneOperandSharedByFourThreadsCompressesOncePerThreadsPlanWithTheSingleThreadBits() throws Exception {
+        assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + CudaSpmm.status());
+        Random r = new Random(12);
+        int rows = 40, k = 24, n = 17, threads = 4;
+        float[] a = prune24Rows(gaussian(r, rows * k), rows, k), b = gaussian(r, k * n);
+        try (Tensor ah = Tensor.of(a, rows, k); Tensor ad = ah.to(Device.CUDA); Tensor bh = Tensor.of(b, k, n); Tensor bd = bh.to(Device.CUDA);
+             CudaSpmm sp = CudaSpmm.of(ad)) {
+            float[] want;
+            try (Tensor cd = Tensor.empty(Device.CUDA, DType.F32, rows, n)) {
+                sp.times(bd, cd);
+                want = cd.toFloatArray();
+            }
+            assertBf16Product(a, b, false, rows, k, n, want, "one thread");
+            long before = CudaSpmm.compressions();
+            java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
+            java.util.concurrent.Callable<Void> work = () -> {
+                go.await();
+                try (Tensor cd = Tensor.empty(Device.CUDA, DType.F32, rows, n)) {
+                    for (int rep = 0; rep < 40; rep++) {
+                        sp.times(bd, cd);
+                        assertArrayEquals(want, cd.toFloatArray(), Thread.currentThread().getName() + ", product " + rep);
+                    }
+                } finally {
+                    CudaSpmm.clearPlans();
+                }
+                return null;
+            };
+            try (var pool = java.util.concurrent.Executors.newFixedThreadPool(threads)) {
+                java.util.List<java.util.concurrent.Future<Void>> fs = new java.util.ArrayList<>();
+                for (int t = 0; t < threads; t++) fs.add(pool.submit(work));
+                go.countDown();
+                for (var f : fs) f.get();
+            }
+            assertEquals(threads, CudaSpmm.compressions() - before, "compressed once per thread's plan, for 160 products");
+        } finally {
+            CudaSpmm.clearPlans();
+        }
+    }
+
     @Test
     void badShapesAndClosedOperandsAreRejected() {
         assumeTrue(CudaSpmm.available(), () -> "cuSPARSELt not available: " + Cuda.sparseLtStatus());

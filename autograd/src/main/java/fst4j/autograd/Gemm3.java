@@ -29,9 +29,10 @@ import java.util.function.Supplier;
  * simulated strategies of Table 1). One instance per layer: it keeps the layer's sparsifier state.
  * <p>
  * A forward that needs no gradient of W (eval under no-grad, a frozen W) takes Eq. 1's operand from the one this
- * layer keeps ({@link EvalCache}), pruned and compressed once per W and rebuilt when W changes, where the W rule is a
- * pure function of W's values ({@link #keepsPrunedW}); the same bits as pruning every time. A forward that needs W's
- * gradient (training) keeps nothing and lets go of what was kept. -Dfst4j.evalCache=false turns it off.
+ * layer keeps ({@link EvalCache}), pruned and compressed once per W and rebuilt when W changes, where the node's owner
+ * asked for it (a layer, which lets it go on close) and the W rule is a pure function of W's values
+ * ({@link #keepsPrunedW}); the same bits as pruning every time. A forward that needs W's gradient (training) keeps
+ * nothing and lets go of what was kept. -Dfst4j.evalCache=false turns it off.
  * <p>
  * Threads: the forward products ({@link #forward}, {@link #prepareForward}, ...) may run on several threads at once:
  * the kept operand is built under its lock and handed to each call as a lease of its own, and the sparsifiers guard
@@ -83,7 +84,22 @@ public final class Gemm3 {
 
     private final SparseConfig cfg;
 
-    public Gemm3(SparseConfig cfg) { this.cfg = cfg; }
+    /**
+     * Whether forwards that need no gradient of W keep S(W) here ({@link EvalCache}): only for a node whose owner lets it
+     * go when done with it ({@link #dropEvalCache}), as a layer does on its close, a new configuration and a move. The
+     * node is not closeable: one made for a call ({@code Layers.linear(new Gemm3(cfg), x, w, b)} under no-grad or with W
+     * frozen) would otherwise hold its kept off-heap S(W) after the call, with nothing left to free it.
+     */
+    private final boolean keepForOwner;
+
+    /** A node that keeps nothing between calls (what a forward prepares, it frees). */
+    public Gemm3(SparseConfig cfg) { this(cfg, false); }
+
+    /**
+     * A node whose forwards without W's gradient keep S(W) where keep is true and the W rule allows it
+     * ({@link #keepsPrunedW}); its owner then calls {@link #dropEvalCache} when it is done with the node.
+     */
+    public Gemm3(SparseConfig cfg, boolean keep) { this.cfg = cfg; this.keepForOwner = keep; }
 
     public SparseConfig config() { return cfg; }
 
@@ -300,16 +316,17 @@ public final class Gemm3 {
     private final java.util.concurrent.atomic.AtomicLong preparations = new java.util.concurrent.atomic.AtomicLong();
 
     /**
-     * Whether this node's W rule is a pure function of W's values, so that S(W) can be kept for a W that has not changed:
-     * magnitude 2:4 and N:M (also the sort-based twin), top-k, and the fixed Eq. 7 positions. Not a dense W (nothing is
-     * pruned: the operand is W itself), not TSM (its mask is refreshed by a call count, not by W's values), not the
-     * authors' random patterns, ASP's frozen mask (replaced by a checkpoint load that leaves W unchanged) or a rule of
-     * one's own (whose state, if any, this node cannot see).
+     * Whether this node keeps S(W) for the forwards that need no gradient of W: its owner asked for it
+     * ({@link #Gemm3(SparseConfig, boolean)}) and the W rule is a pure function of W's values, so that S(W) can be kept
+     * for a W that has not changed: magnitude 2:4 and N:M (also the sort-based twin), top-k, and the fixed Eq. 7
+     * positions. Not a dense W (nothing is pruned: the operand is W itself), not TSM (its mask is refreshed by a call
+     * count, not by W's values), not the authors' random patterns, ASP's frozen mask (replaced by a checkpoint load that
+     * leaves W unchanged) or a rule of one's own (whose state, if any, this node cannot see).
      */
     public boolean keepsPrunedW() {
         Sparsifier s = cfg.w();
-        return s instanceof Sparsifier.Magnitude24 || s instanceof Sparsifier.MagnitudeNM || s instanceof Sparsifier.SortMagnitude24
-                || s instanceof Sparsifier.Fixed24 || s instanceof Sparsifier.TopK;
+        return keepForOwner && (s instanceof Sparsifier.Magnitude24 || s instanceof Sparsifier.MagnitudeNM || s instanceof Sparsifier.SortMagnitude24
+                || s instanceof Sparsifier.Fixed24 || s instanceof Sparsifier.TopK);
     }
 
     /** Whether this call takes the kept operand; where it does not, whatever was kept is let go (one volatile read if none). */

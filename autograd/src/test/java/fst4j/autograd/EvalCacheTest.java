@@ -42,7 +42,7 @@ class EvalCacheTest {
     @Test
     void aLeaseOutlivesANewKeyAndTheNodesDropAndIsReleasedOnce() {
         long baseline = Memory.bytesInUse();
-        Gemm3 node = new Gemm3(SparseConfig.Method.FST2.config());
+        Gemm3 node = new Gemm3(SparseConfig.Method.FST2.config(), true);
         Rng rng = new Rng(1);
         try (Tensor w = rng.normal(0, 1, 8, 16); Tensor x = rng.normal(0, 1, 16, 5); Tensor other = rng.normal(0, 1, 8, 16)) {
             Gemm3 ref = new Gemm3(SparseConfig.Method.FST2.config());
@@ -78,7 +78,7 @@ class EvalCacheTest {
 
     @Test
     void theKeyIsWsMemoryViewVersionTheRightHandDtypeAndTheProduct() {
-        Gemm3 node = new Gemm3(SparseConfig.Method.FST3_IR.config()), ref = new Gemm3(SparseConfig.Method.FST3_IR.config());
+        Gemm3 node = new Gemm3(SparseConfig.Method.FST3_IR.config(), true), ref = new Gemm3(SparseConfig.Method.FST3_IR.config());
         Rng rng = new Rng(2);
         try (Scope s = Scope.open()) {
             Tensor big = rng.normal(0, 1, 8, 32), x = rng.normal(0, 1, 16, 3);
@@ -111,7 +111,7 @@ class EvalCacheTest {
 
     @Test
     void aForwardNeedingWsGradientOrTheSwitchOffKeepsNothingAndLetsGo() {
-        Gemm3 node = new Gemm3(SparseConfig.Method.SR_STE.config());
+        Gemm3 node = new Gemm3(SparseConfig.Method.SR_STE.config(), true);
         Rng rng = new Rng(3);
         long baseline = Memory.bytesInUse();
         try (Tensor w = rng.normal(0, 1, 8, 16)) {
@@ -135,7 +135,7 @@ class EvalCacheTest {
 
     @Test
     void aGroupedConvolutionLeasesEachGroupsOperand() {
-        Gemm3 node = new Gemm3(SparseConfig.Method.FST2.config()), ref = new Gemm3(SparseConfig.Method.FST2.config());
+        Gemm3 node = new Gemm3(SparseConfig.Method.FST2.config(), true), ref = new Gemm3(SparseConfig.Method.FST2.config());
         Rng rng = new Rng(4);
         long baseline = Memory.bytesInUse();
         try (Tensor w = rng.normal(0, 1, 8, 12); Tensor x = rng.normal(0, 1, 12, 4)) {
@@ -153,15 +153,53 @@ class EvalCacheTest {
         assertEquals(baseline, Memory.bytesInUse());
     }
 
+    /**
+     * A node made for one call ({@code Layers.linear(new Gemm3(cfg), ...)}, as NN.conv2d and user code do) has no owner to
+     * let a kept S(W) go, and Gemm3 is not closeable: its forwards without W's gradient (no-grad, a frozen W) keep nothing,
+     * so the call's off-heap memory is all back when its scope closes, as before the kept S(W) existed. Linear, a
+     * convolution (W frozen, with backward through Eq. 2) and a grouped convolution.
+     */
+    @Test
+    void aNodeWithoutAnOwnerKeepsNothingAfterTheCall() {
+        Rng rng = new Rng(5);
+        long baseline = Memory.bytesInUse();
+        java.util.List<Gemm3> nodes = new java.util.ArrayList<>();
+        try (Scope s = Scope.open(); Grad.Restore g = Grad.noGrad()) {
+            Gemm3 n = new Gemm3(SparseConfig.Method.SR_STE.config());
+            nodes.add(n);
+            Layers.linear(n, Var.of(rng.normal(0, 1, 2, 16)), Var.of(rng.normal(0, 1, 8, 16)), null);
+        }
+        assertEquals(baseline, Memory.bytesInUse(), "a linear layer's call under no-grad");
+        try (Scope s = Scope.open()) {
+            Gemm3 n = new Gemm3(SparseConfig.Method.FST_CODE.config(1));   // Eq. 2 takes W^T from S(W)
+            nodes.add(n);
+            Var x = Var.param(rng.normal(0, 1, 2, 3, 8, 8)), w = Var.param(rng.normal(0, 0.3, 8, 3, 3, 3)).requiresGrad(false);
+            Layers.conv2d(n, x, w, null, 1, 1).sum().backward();
+            assertNotNull(x.grad());
+        }
+        assertEquals(baseline, Memory.bytesInUse(), "a convolution's call and backward with W frozen");
+        try (Scope s = Scope.open(); Grad.Restore g = Grad.noGrad()) {
+            Gemm3 n = new Gemm3(SparseConfig.Method.FST2.config());
+            nodes.add(n);
+            Layers.conv2d(n, Var.of(rng.normal(0, 1, 2, 4, 6, 6)), Var.of(rng.normal(0, 1, 8, 2, 3, 3)), null, ConvParams.of(1, 1, 1, 2));
+        }
+        assertEquals(baseline, Memory.bytesInUse(), "a grouped convolution's call under no-grad");
+        for (Gemm3 n : nodes) {
+            assertFalse(n.evalCacheHolds(), n.config().name() + ": nothing kept");
+            assertEquals(1, n.weightPreparations(), n.config().name() + ": S(W) was prepared (the test reached the W slot)");
+        }
+    }
+
     @Test
     void onlyRulesThatReadWsValuesAndKeepNoStateAreKept() {
         for (SparseConfig.Method m : SparseConfig.Method.values()) {
             Sparsifier w = m.config().w();
             boolean pure = w instanceof Sparsifier.Magnitude24 || w instanceof Sparsifier.MagnitudeNM;
-            assertEquals(pure, new Gemm3(m.config()).keepsPrunedW(), m + " (" + w + ")");
+            assertEquals(pure, new Gemm3(m.config(), true).keepsPrunedW(), m + " (" + w + ")");
+            assertFalse(new Gemm3(m.config()).keepsPrunedW(), m + ": a node without an owner keeps nothing");
         }
-        assertTrue(new Gemm3(SparseConfig.Method.FST2.config(0, new fst4j.sparse.NM(1, 4))).keepsPrunedW(), "N:M");
-        assertFalse(new Gemm3(SparseConfig.Method.FST2.config().withW(Sparsifier.Custom.of("all", 1, false, (v, s) -> new boolean[v.length]))).keepsPrunedW(),
+        assertTrue(new Gemm3(SparseConfig.Method.FST2.config(0, new fst4j.sparse.NM(1, 4)), true).keepsPrunedW(), "N:M");
+        assertFalse(new Gemm3(SparseConfig.Method.FST2.config().withW(Sparsifier.Custom.of("all", 1, false, (v, s) -> new boolean[v.length])), true).keepsPrunedW(),
                 "a rule of one's own");
     }
 }

@@ -19,7 +19,7 @@ abstract class NodeLayer extends Module implements Sparse {
     NodeLayer(SparseConfig cfg, long salt) {
         this.salt = salt;
         claim(cfg);
-        this.node = new Gemm3(cfg);
+        this.node = new Gemm3(cfg, true);   // kept S(W): let go on close, configure and to()
         this.resprop = ReSprop.forConfig(null, cfg, salt);
     }
 
@@ -35,7 +35,7 @@ abstract class NodeLayer extends Module implements Sparse {
         disown(node.config(), cfg);
         Sparse.release(node.config(), cfg);
         node.dropEvalCache();
-        node = new Gemm3(cfg);
+        node = new Gemm3(cfg, true);
         resprop = ReSprop.forConfig(resprop, cfg, salt);
     }
 

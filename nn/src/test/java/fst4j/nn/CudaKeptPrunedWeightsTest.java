@@ -133,6 +133,27 @@ class CudaKeptPrunedWeightsTest {
         }
     }
 
+    /**
+     * A weight scaled in place on the device by CudaOps' kernel (a loop of one's own, not an optimizer: nothing else marks
+     * W) moves W's version, so the next eval forward rebuilds S(W) and gives a fresh model's bits for the scaled weights.
+     */
+    @Test
+    void aWeightScaledInPlaceByAKernelIsPrunedAgain() {
+        use(Form.FP32_MASKED);
+        try (Scope s = Scope.open(); Sequential m = model(); Sequential fresh = model()) {
+            Tensor x = input(0);
+            List<Gemm3> nodes = keptNodes(m);
+            float[] old = noGrad(m, x);
+            for (Gemm3 n : nodes) CudaOps.scaleInPlace(weightOf(m, n), 0.5f);
+            float[] got = noGrad(m, x);
+            for (Gemm3 n : nodes) assertEquals(2, n.weightPreparations(), "the scaled W is pruned again");
+            fresh.loadStateDict(m.stateDict());
+            assertArrayEquals(uncached(() -> noGrad(fresh, x)), got, "a fresh model with the scaled weights");
+            assertFalse(java.util.Arrays.equals(old, got), "the scale shows in the output (the test can tell)");
+            x.close();
+        }
+    }
+
     private static Tensor weightOf(Module m, Gemm3 n) {
         for (Sparse l : Models.sparseLayers(m).values()) if (((NodeLayer) l).node() == n) return l.weight().value();
         throw new AssertionError("no layer has that node");

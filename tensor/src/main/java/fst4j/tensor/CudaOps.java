@@ -1431,6 +1431,13 @@ public final class CudaOps {
 
     // ---------------------------------------------------------------- optimizer (fst4j.nn)
 
+    /**
+     * Counts the write of an in-place kernel in each tensor's version, once its arguments are checked (a refused call
+     * writes nothing): a graph that saved the tensor refuses its backward, and a layer's kept S(W) (Gemm3) is rebuilt
+     * from a weight these kernels stepped or scaled, whoever called them (fst4j.nn's optimizers mark W too).
+     */
+    private static void written(Tensor... ts) { for (Tensor t : ts) if (t != null) t.markModified(); }
+
     private static void sameSize(String op, Tensor w, Tensor o, String name) {
         if (o.numel() != w.numel() || !o.isContiguous())
             throw new IllegalArgumentException("shape mismatch: " + op + " " + name + " " + Shape.str(o.shape) + " must be contiguous with the "
@@ -1448,6 +1455,7 @@ public final class CudaOps {
         if (!w.isContiguous()) throw new IllegalArgumentException(op + ": the weight must be contiguous");
         sameSize(op, w, g, "gradient");
         if (buf != null) sameSize(op, w, buf, "momentum buffer");
+        written(w, buf);
         Native.cudaSgd(ptr(w), ptr(g), ptrOrNull(buf), w.numel(), lr, weightDecay, momentum, damp, first, nesterov);
     }
 
@@ -1464,6 +1472,7 @@ public final class CudaOps {
             throw new IllegalArgumentException(op + ": weight " + Shape.str(w.shape) + " (contiguous, with its gradient) in rows of " + k + " (a multiple of 4)");
         sameSize(op, w, g, "gradient");
         if (buf != null) sameSize(op, w, buf, "momentum buffer");
+        written(w, buf);
         Native.cudaSgdSrste(ptr(w), ptr(g), ptrOrNull(buf), w.numel(), k, lambda, lr, weightDecay, momentum, damp, first, nesterov);
     }
 
@@ -1480,6 +1489,7 @@ public final class CudaOps {
         sameSize(op, w, m, "first moment");
         sameSize(op, w, v, "second moment");
         if (vmax != null) sameSize(op, w, vmax, "max of the second moments");
+        written(w, m, v, vmax);
         Native.cudaAdamw(ptr(w), ptr(g), ptr(m), ptr(v), ptrOrNull(vmax), w.numel(), decay, beta1, c1, beta2, c2, step, bc2, eps);
     }
 
@@ -1513,6 +1523,7 @@ public final class CudaOps {
         String op = "scaleInPlace";
         require(op, x);
         if (!x.isContiguous()) throw new IllegalArgumentException(op + ": tensor " + Shape.str(x.shape) + " must be contiguous");
+        written(x);
         Native.cudaScale(ptr(x), x.numel(), s);
     }
 
@@ -1556,6 +1567,7 @@ public final class CudaOps {
         if (rows < 0 || k < 0 || (long) rows * k != w.numel() || !w.isContiguous())
             throw new IllegalArgumentException(op + ": weight " + Shape.str(w.shape) + " is not a contiguous [" + rows + ", " + k + "] matrix");
         sameSize(op, w, g, "gradient");
+        written(g);
         Native.cudaSrsteDecayNM(ptr(w), ptr(g), rows, k, n, m, lambda);
     }
 
@@ -1566,6 +1578,7 @@ public final class CudaOps {
         if (rows < 0 || k < 0 || (long) rows * k != w.numel() || !w.isContiguous())
             throw new IllegalArgumentException(op + ": weight " + Shape.str(w.shape) + " is not a contiguous [" + rows + ", " + k + "] matrix");
         sameSize(op, w, g, "gradient");
+        written(g);
         Native.cudaSrsteDecay(ptr(w), ptr(g), rows, k, lambda);
     }
 }

@@ -49,24 +49,12 @@ final class FlipMain {
         Map<String, String> v = Flags.parse(args, List.of(), List.of("--steps", "--passes", "--seeds", "--seed0", "--batch", "--lr", "--model",
                 "--data", "--test-subset", "--methods", "--nm", "--threads", "--out"), UsageException::new);
         int steps = Flags.posInt(v, "--steps", DEFAULT_STEPS, UsageException::new);
-        int passes = Flags.posInt(v, "--passes", 1, UsageException::new);
-        int nSeeds = Flags.posInt(v, "--seeds", 3, UsageException::new);
-        if (nSeeds > Main.MAX_SEEDS) throw new UsageException("--seeds must be at most " + Main.MAX_SEEDS + ", got " + nSeeds);
-        long seed0 = Flags.longOf(v, "--seed0", 0, UsageException::new);
-        int batch = Flags.posInt(v, "--batch", 128, UsageException::new);
-        double lr = Flags.posDouble(v, "--lr", 0.1, UsageException::new);
-        int testSubset = Flags.nonNegInt(v, "--test-subset", 0, UsageException::new);
-        NM nm = null;
-        if (v.containsKey("--nm")) {
-            try {
-                nm = NM.parse(v.get("--nm"));
-            } catch (IllegalArgumentException e) {
-                throw new UsageException("--nm: " + e.getMessage());
-            }
-        }
-        String model = v.getOrDefault("--model", "resnet-small").toLowerCase(Locale.ROOT);
-        if (!List.of("mlp", "cnn", "small-cnn", "resnet-small", "resnet18", "resnet18-imagenet").contains(model))
-            throw new UsageException("unknown model '" + model + "'");
+        Main.RunFlags run = Main.RunFlags.parse(v);
+        int passes = run.passes(), nSeeds = run.seeds(), batch = run.batch(), testSubset = run.testSubset();
+        long seed0 = run.seed0();
+        double lr = run.lr();
+        NM nm = Main.nmFlag(v);
+        String model = Main.modelFlag(v);
         List<Row> rows = new ArrayList<>();
         if (v.containsKey("--methods")) {
             for (String s : v.get("--methods").split(",")) {

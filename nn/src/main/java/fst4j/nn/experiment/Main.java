@@ -139,33 +139,53 @@ public final class Main {
         return 0;
     }
 
+    /** The run flags the tables and experiment flip share, checked in this order, with the tables' defaults. */
+    record RunFlags(int passes, int seeds, long seed0, int batch, double lr, int testSubset) {
+        static RunFlags parse(Map<String, String> v) throws UsageException {
+            int passes = Flags.posInt(v, "--passes", 1, UsageException::new);
+            int seeds = Flags.posInt(v, "--seeds", 3, UsageException::new);
+            // each seed is a run per method; a billion of them ran out of memory listing the seeds (an OutOfMemoryError, not a message)
+            if (seeds > MAX_SEEDS) throw new UsageException("--seeds must be at most " + MAX_SEEDS + ", got " + seeds);
+            long seed0 = Flags.longOf(v, "--seed0", 0, UsageException::new);
+            int batch = Flags.posInt(v, "--batch", 128, UsageException::new);
+            double lr = Flags.posDouble(v, "--lr", 0.1, UsageException::new);
+            int testSubset = Flags.nonNegInt(v, "--test-subset", 0, UsageException::new);
+            return new RunFlags(passes, seeds, seed0, batch, lr, testSubset);
+        }
+    }
+
+    /** --nm as train parses it (the same message), or null when not given. */
+    static NM nmFlag(Map<String, String> v) throws UsageException {
+        if (!v.containsKey("--nm")) return null;
+        try {
+            return NM.parse(v.get("--nm"));
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--nm: " + e.getMessage());
+        }
+    }
+
+    /** --model, lower-cased, one of the models the experiments train (default resnet-small). */
+    static String modelFlag(Map<String, String> v) throws UsageException {
+        String model = v.getOrDefault("--model", "resnet-small").toLowerCase(Locale.ROOT);
+        if (!List.of("mlp", "cnn", "small-cnn", "resnet-small", "resnet18", "resnet18-imagenet").contains(model))
+            throw new UsageException("unknown model '" + model + "'");
+        return model;
+    }
+
     static int execute(String which, Map<String, String> v, PrintStream out, DataSource source) throws UsageException, IOException {
         // Defaults: one pass over the whole training set (Fashion-MNIST at batch 128: 468 steps), scored on the whole test
         // set; `all` (11 methods x 3 seeds, before meProp joined in session 29) took 949 s on the 2-core Zen 5 of session 27. Until session 26 they were 50
         // steps on 2,000 test images, chosen when a step took 0.6-2 s.
         int stepsGiven = v.containsKey("--steps") ? Flags.posInt(v, "--steps", 1, UsageException::new) : 0;   // 0: one pass over all images
-        int passes = Flags.posInt(v, "--passes", 1, UsageException::new);
-        int nSeeds = Flags.posInt(v, "--seeds", 3, UsageException::new);
-        // each seed is a run per method; a billion of them ran out of memory listing the seeds (an OutOfMemoryError, not a message)
-        if (nSeeds > MAX_SEEDS) throw new UsageException("--seeds must be at most " + MAX_SEEDS + ", got " + nSeeds);
-        long seed0 = Flags.longOf(v, "--seed0", 0, UsageException::new);
-        int batch = Flags.posInt(v, "--batch", 128, UsageException::new);
-        double lr = Flags.posDouble(v, "--lr", 0.1, UsageException::new);
-        int testSubset = Flags.nonNegInt(v, "--test-subset", 0, UsageException::new);
+        RunFlags run = RunFlags.parse(v);
+        int passes = run.passes(), nSeeds = run.seeds(), batch = run.batch(), testSubset = run.testSubset();
+        long seed0 = run.seed0();
+        double lr = run.lr();
         // train's --clip-grad-norm: the same check and message (a finite number >= 0; 0 is off)
         double clip = Flags.nonNegDouble(v, "--clip-grad-norm", 0, UsageException::new);
-        // train's --nm: the same parse and message; checked against the rows below, once they are known
-        NM nm = null;
-        if (v.containsKey("--nm")) {
-            try {
-                nm = NM.parse(v.get("--nm"));
-            } catch (IllegalArgumentException e) {
-                throw new UsageException("--nm: " + e.getMessage());
-            }
-        }
-        String model = v.getOrDefault("--model", "resnet-small").toLowerCase(Locale.ROOT);
-        if (!List.of("mlp", "cnn", "small-cnn", "resnet-small", "resnet18", "resnet18-imagenet").contains(model))
-            throw new UsageException("unknown model '" + model + "'");
+        // train's --nm: checked against the rows below, once they are known
+        NM nm = nmFlag(v);
+        String model = modelFlag(v);
         if (v.containsKey("--threads")) Blas.setThreads(Flags.posInt(v, "--threads", 1, UsageException::new));
 
         List<Recipe> keep = new ArrayList<>();

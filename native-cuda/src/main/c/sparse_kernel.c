@@ -78,9 +78,11 @@
 #define SPK_BIGK 4                                  /* flag: S has enough rows for the L2-sized K blocks */
 #define KB ((SPK_BUF / (NB * 4)) & ~31)             /* K rows per block, whole metadata words */
 /* Bytes of the B buffer where K needs several blocks: 96 KB (L2) on a core with one 512-bit FMA per cycle (Zen 4), 36 KB
- * (L1) on Zen 5, which does two: there the FMAs' B operands no longer stream from L2 fast enough. In-process A/Bs on a
- * Zen 5 (spmm_ab.sh, 1 thread, the issue's four Eq. 1 shapes): 96 rows (36 KB) against 256 (96 KB) 1.03-1.10x, 128 rows
- * 1.00-1.09x, 64 rows 0.99-1.05x, 160 and 192 rows 0.97-1.04x. -DSPK_BUF_BIG fixes it (probes). */
+ * (L1) elsewhere: on a core with two (Zen 5, Intel Xeon since Skylake-SP) the FMAs' B operands no longer stream from L2
+ * fast enough. In-process A/Bs (spmm_ab.sh, 1 thread, the issue's four Eq. 1 shapes), 96 rows (36 KB) against 256
+ * (96 KB): Zen 5 1.03-1.10x (128 rows 1.00-1.09x, 64 rows 0.99-1.05x, 160 and 192 rows 0.97-1.04x); an Intel Xeon with
+ * AMX (session 37) 1.11-1.22x (64 rows 0.97-1.10x). -DSPK_BUF_BIG fixes it
+ * (probes). */
 #ifdef SPK_BUF_BIG
 #define KBB ((int64_t)((SPK_BUF_BIG / (NB * 4)) & ~31))
 #else
@@ -90,10 +92,10 @@ static int64_t kbb_rows(void) {
     int64_t r = __atomic_load_n(&rows, __ATOMIC_RELAXED);
     if (r) return r;
     unsigned a, b, c, d;
-    int zen5 = 0;
+    int zen4 = 0;   /* AMD family 0x19 with AVX-512 (this kernel only runs where there is AVX-512): Zen 4 */
     if (__get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u /* "Auth": AuthenticAMD */ && __get_cpuid(1, &a, &b, &c, &d))
-        zen5 = ((a >> 8) & 0xF) == 0xF && ((a >> 8) & 0xF) + ((a >> 20) & 0xFF) >= 0x1A;
-    r = (((zen5 ? 36864 : 98304) / (NB * 4)) & ~31);
+        zen4 = ((a >> 8) & 0xF) == 0xF && ((a >> 8) & 0xF) + ((a >> 20) & 0xFF) == 0x19;
+    r = (((zen4 ? 98304 : 36864) / (NB * 4)) & ~31);
     __atomic_store_n(&rows, r, __ATOMIC_RELAXED);
     return r;
 }

@@ -102,7 +102,7 @@ public class Eq123Bench {
             arena = Arena.ofShared();
             cblasSgemm = OpenBlas.sgemm(arena, threads);
         } else {
-            System.out.println("# fst4j kernel family: " + Native.isa() + ", spmm24: " + SparseGemm.isa());
+            System.out.println("# fst4j kernel family: " + Native.isa() + ", spmm24: " + SparseGemm.isa() + "; host: " + fst4j.shim.Host.current().describe());
         }
     }
 

@@ -56,6 +56,7 @@ public final class Eq123Interleaved {
         if (rounds < 3) throw new IllegalArgumentException("--rounds must be >= 3");
         System.out.printf(Locale.ROOT, "Eq. 1-3 interleaved: %d rounds, turns of 2 calls (the second timed), %d ms between turns; "
                 + "kernel family %s, spmm24 %s; ratios > 1: the 2:4 (or half-K) product is faster%n", rounds, pause, Native.isa(), SparseGemm.isa());
+        System.out.println("# host: " + fst4j.shim.Host.current().describe());
         int met = 0, metPrune = 0, cells = 0;
         try (Arena arena = Arena.ofShared()) {
             for (String th : o.get("--threads").split(",")) {

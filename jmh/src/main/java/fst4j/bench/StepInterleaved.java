@@ -187,6 +187,7 @@ public final class StepInterleaved {
         Blas.setThreads(threads);
         System.out.printf(Locale.ROOT, "Interleaved training steps: %d threads, %d rounds after %d warm-up rounds; per round each variant"
                 + " takes a turn of %d steps (order rotating), the last one timed; %d ms pause between turns%n", threads, rounds, warmup, turn, pause);
+        System.out.println("# host: " + fst4j.shim.Host.current().describe());
         for (String model : o.get("--models").split(",")) {
             System.out.println();
             System.out.println(model + ":");

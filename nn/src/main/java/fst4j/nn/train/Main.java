@@ -827,6 +827,7 @@ public final class Main {
             out.printf(Locale.ROOT, "(ms/step: median over steps after warm-up; shares of the measured step time: the three GEMMs, im2col/col2im,"
                     + " pruning/compression/shift, elementwise = batch norm, ReLU, pooling, adds, loss and layout copies, the optimizer"
                     + " incl. SR-STE decay, and Java-side overhead = the rest: graph bookkeeping, allocation, data loading) wall time %.1f s%n", wall);
+            out.println("(host: " + fst4j.shim.Host.current().describe() + ")");
             // the methods train one after another while the host's speed drifts: the same method's median moved by 10-20 %
             // between runs and positions in session 31 (resnet-small), so the column is not a speed-up
             if (rs.size() > 1)
@@ -837,6 +838,11 @@ public final class Main {
             StringBuilder sb = new StringBuilder("{\n");
             sb.append("  \"data\": ").append(q(data.spec())).append(",\n");
             sb.append("  \"threads\": ").append(Blas.threads()).append(",\n");
+            // the CPU the step times were taken on: they are not comparable across hosts
+            fst4j.shim.Host h = fst4j.shim.Host.current();
+            sb.append("  \"host\": {\"cpu\": ").append(q(h.modelName())).append(", \"vendor\": ").append(q(h.vendor()))
+                    .append(", \"family\": ").append(h.family()).append(", \"model\": ").append(h.model())
+                    .append(", \"cpus\": ").append(h.cpus()).append(", \"kernels\": ").append(q(h.kernels())).append("},\n");
             sb.append("  \"wall_seconds\": ").append(num(wall)).append(",\n");
             sb.append("  \"runs\": [\n");
             // a resumed run: the earlier summary's entries in their order, this run's method in its place (or as it was,

@@ -89,6 +89,11 @@ public class MainTest {
         Object json = fst4j.nn.io.JsonText.parse(Files.readString(out.resolve("summary.json")));
         List<?> runs = (List<?>) ((Map<?, ?>) json).get("runs");
         assertEquals(List.of("dense", "fst3_ir"), runs.stream().map(e -> ((Map<?, ?>) e).get("method")).toList(), "both, in the run's order");
+        // the CPU the times were taken on (hosts change; step times are not comparable across them)
+        Map<?, ?> host = (Map<?, ?>) ((Map<?, ?>) json).get("host");
+        assertEquals(fst4j.shim.Native.isa(), host.get("kernels"), String.valueOf(host));
+        assertEquals(fst4j.shim.Host.current().modelName(), host.get("cpu"));
+        assertEquals((double) Runtime.getRuntime().availableProcessors(), ((Number) host.get("cpus")).doubleValue());
         Map<?, ?> denseBefore = (Map<?, ?>) runs.get(0);
         // resuming the finished run trains nothing: its entry stays as it was (not NaN), the other kept
         Outcome finished = main(TrainData::load, "--resume", out.resolve("dense/final.safetensors").toString(), "--threads", "1",

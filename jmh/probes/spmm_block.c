@@ -1,7 +1,7 @@
 /* The 2:4 register kernel alone (issue #3; NOTES-step-cpu.md v22): sparse_kernel.c's run_block, AVX-512, one thread,
  * on a B buffer already staged and resident in cache, as 512-bit FMAs per cycle. Against the whole product
  * (jmh/probes/spmm_ab.sh) it separates what the inner loop costs from what staging B, prefetching it and storing C
- * cost. The cycle count comes from a chain of dependent integer adds (one per cycle), so run it on an idle core.
+ * cost. The cycle count comes from a chain of dependent integer multiplies (three cycles each), so run it on an idle core.
  * Run: jmh/probes/spmm_block.sh [K ...]   (K rows of the buffer: 64 fits L1, 256 and more L2) */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -26,11 +26,15 @@ void fst_lplan_row(const fst_lplan *p, int64_t r, float *out, int per, int64_t j
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 
+/* A chain of dependent register-register multiplies, 3 cycles each on Zen 4 / Zen 5 and on Intel cores since Sandy
+ * Bridge. Until session 37 it was a chain of add-immediates: Intel's Golden Cove folds those at rename, so on the Intel
+ * host the "clock" came out at ~15 GHz and every FMA-per-cycle figure 4x too low. */
 static double ghz(void) {
-    long x = 0;
+    long x = 1, m = 3;
     const double t0 = now();
-    for (long i = 0; i < 100000000L; i++) __asm__ volatile("add $1,%0\n add $1,%0\n add $1,%0\n add $1,%0\n" : "+r"(x));
-    return 4e8 / (now() - t0) / 1e9;
+    for (long i = 0; i < 50000000L; i++)
+        __asm__ volatile("imul %1,%0\n imul %1,%0\n imul %1,%0\n imul %1,%0\n" : "+r"(x) : "r"(m));
+    return 3 * 2e8 / (now() - t0) / 1e9;
 }
 
 /* FMAs per cycle of MR x NV register blocks over K rows; pair < 0: random index pairs, else that pair in every group */
@@ -65,7 +69,7 @@ static double rate(int K, int pair, double clock) {
 
 int main(int argc, char **argv) {
     const double clock = ghz();
-    printf("register block %d rows x %d vectors; clock ~%.2f GHz (dependent adds); FMAs per cycle:\n", MR, NV, clock);
+    printf("register block %d rows x %d vectors; clock ~%.2f GHz (dependent multiplies); FMAs per cycle:\n", MR, NV, clock);
     int def[] = { 64, 96, 256, 1152 }, n = argc > 1 ? argc - 1 : 4;
     for (int i = 0; i < n; i++) {
         const int K = argc > 1 ? atoi(argv[i + 1]) / 32 * 32 : def[i];

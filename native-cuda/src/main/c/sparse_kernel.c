@@ -77,12 +77,13 @@
 #define SPK_STREAM 2                                /* flag: non-temporal C stores allowed */
 #define SPK_BIGK 4                                  /* flag: S has enough rows for the L2-sized K blocks */
 #define KB ((SPK_BUF / (NB * 4)) & ~31)             /* K rows per block, whole metadata words */
-/* Bytes of the B buffer where K needs several blocks: 96 KB (L2) on a core with one 512-bit FMA per cycle (Zen 4), 36 KB
- * (L1) elsewhere: on a core with two (Zen 5; session 37's Intel Xeon, AMX, two FMAs per cycle in probe-cpu) the FMAs' B
- * operands no longer stream from L2 fast enough. Intel cores with one 512-bit FMA unit are unmeasured and take 36 KB. In-process A/Bs (spmm_ab.sh, 1 thread, the issue's four Eq. 1 shapes), 96 rows (36 KB) against 256
- * (96 KB): Zen 5 1.03-1.10x (128 rows 1.00-1.09x, 64 rows 0.99-1.05x, 160 and 192 rows 0.97-1.04x); an Intel Xeon with
- * AMX (session 37) 1.11-1.22x (64 rows 0.97-1.10x). -DSPK_BUF_BIG fixes it
- * (probes). */
+/* Bytes of the B buffer where K needs several blocks: 96 KB (L2) on a core with one 512-bit FMA per cycle (Zen 4), 36
+ * KB (L1) elsewhere: on a core with two (Zen 5; session 37's Intel Xeon, AMX, two FMAs per cycle in probe-cpu) the
+ * FMAs' B operands no longer stream from L2 fast enough. Intel cores with one 512-bit FMA unit are unmeasured and take
+ * 36 KB. In-process A/Bs (spmm_ab.sh, 1 thread, the issue's four Eq. 1 shapes), 96 rows (36 KB) against 256 (96 KB):
+ * Zen 5 1.03-1.10x (128 rows 1.00-1.09x, 64 rows 0.99-1.05x, 160 and 192 rows 0.97-1.04x); an Intel Xeon with AMX
+ * (session 37) 1.11-1.22x (64 rows 0.97-1.10x). -DSPK_BUF_BIG fixes it (probes).
+ */
 #ifdef SPK_BUF_BIG
 #define KBB ((int64_t)((SPK_BUF_BIG / (NB * 4)) & ~31))
 #else

@@ -1,6 +1,7 @@
 package fst4j.shim;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
@@ -26,12 +27,7 @@ public record Host(String vendor, String modelName, int family, int model, int c
     public static Host current() {
         Host h = current;
         if (h == null) {
-            String info;
-            try {
-                info = Files.readString(Path.of("/proc/cpuinfo"));
-            } catch (IOException | RuntimeException e) {
-                info = "";
-            }
+            String info = read(Path.of("/proc/cpuinfo"));
             String kernels;
             try {
                 kernels = Native.isa();
@@ -41,6 +37,18 @@ public record Host(String vendor, String modelName, int family, int model, int c
             current = h = parse(info, Runtime.getRuntime().availableProcessors(), kernels);
         }
         return h;
+    }
+
+    /**
+     * A cpuinfo file's text, "" where it is missing or unreadable. Decoded with replacement: Files.readString throws on a
+     * byte that is not UTF-8 (a brand string can hold one), which lost every field, not just the model name.
+     */
+    static String read(Path cpuinfo) {
+        try {
+            return new String(Files.readAllBytes(cpuinfo), StandardCharsets.UTF_8);
+        } catch (IOException | RuntimeException e) {
+            return "";
+        }
     }
 
     /** The first processor's fields of a cpuinfo text. */

@@ -39,6 +39,25 @@ class HostTest {
         assertEquals(-1, Host.parse("cpu family\t: x86\n", 1, "generic").family(), "a field that is not a number");
     }
 
+    /**
+     * A cpuinfo whose model name holds a byte that is not UTF-8 (a hypervisor's or an engineering sample's brand
+     * string) is still read: the other fields are kept, the byte replaced, rather than the whole file taken as missing.
+     */
+    @Test
+    void aModelNameThatIsNotUtf8KeepsTheOtherFields(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path f = dir.resolve("cpuinfo");
+        byte[] head = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Xeon ".getBytes(
+                java.nio.charset.StandardCharsets.US_ASCII);
+        java.io.ByteArrayOutputStream b = new java.io.ByteArrayOutputStream();
+        b.write(head);
+        b.write(0xFF);
+        b.write("\n\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        java.nio.file.Files.write(f, b.toByteArray());
+        Host h = Host.parse(Host.read(f), 2, "avx512");
+        assertEquals(new Host("GenuineIntel", "Xeon \uFFFD", 6, 143, 2, "avx512"), h);
+        assertEquals("", Host.read(dir.resolve("missing")), "no file: empty, never an exception");
+    }
+
     /** This machine: the shim is built for the tests, so its kernel family is named, and the CPU count is the JVM's. */
     @Test
     void currentNamesThisMachine() {

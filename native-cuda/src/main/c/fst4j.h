@@ -117,12 +117,14 @@ FST_API int fst_lowering_plan(int mode);
  * A/B timing. */
 FST_API int fst_spmm24_grouping(int mode);
 /* The 2:4 product's software prefetch of S (sparse_kernel.c): where a thread's rows of compressed values exceed 512 KB
- * and K runs in blocks of <= 128 rows (fst_spmm24_kblocks(0), or S under 32 rows), each register block prefetches the
+ * and K runs in blocks of <= 128 rows (fst_spmm24_kblocks(0), S under 32 rows, or the default blocks on cores other
+ * than Zen 4), each register block prefetches the
  * next one's values and metadata. mode 1 (default) on, 0 off, -1 only asks; returns
  * the mode in use. Same bits either way; for A/B timing. */
 FST_API int fst_spmm24_prefetch(int mode);
 /* The 2:4 product's K blocks where K does not fit one L1-sized block and S has at least 32 rows (sparse_kernel.c,
- * AVX-512): mode 1 (default) blocks of 256 rows from an L2-sized buffer, 0 the L1-sized blocks (64 rows at 96 columns), -1 only asks; returns the
+ * AVX-512): mode 1 (default) the larger blocks, 256 rows from a 96 KB (L2) buffer on Zen 4 and 96 rows (36 KB) on other
+ * cores, 0 the L1-sized blocks (64 rows at 96 columns), -1 only asks; returns the
  * mode in use. The K blocks set where each C element's partial sums are rounded, so the two modes differ in the last
  * bits; for A/B timing. */
 FST_API int fst_spmm24_kblocks(int mode);

@@ -1,15 +1,12 @@
 package fst4j.autograd;
 
+import fst4j.tensor.OnThreads;
 import fst4j.tensor.Rng;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.CountDownLatch;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -31,30 +28,16 @@ class ProfileThreadsTest {
         Var gamma = Scope.within(null, () -> Var.param(Tensor.ones(3))), beta = Scope.within(null, () -> Var.param(Tensor.zeros(3)));
         Tensor mean = Scope.within(null, () -> Tensor.zeros(3)), var = Scope.within(null, () -> Tensor.ones(3));
         Gemm3 node = new Gemm3(SparseConfig.Method.DENSE.config(1));
-        CountDownLatch start = new CountDownLatch(1);
-        ConcurrentLinkedQueue<Throwable> failed = new ConcurrentLinkedQueue<>();
-        List<Thread> ts = new ArrayList<>();
         try {
-            for (int t = 0; t < threads; t++) {
-                boolean conv = t % 2 == 0;
-                Thread th = new Thread(() -> {
-                    try (Grad.Restore g = Grad.noGrad()) {
-                        start.await();
-                        for (int i = 0; i < iterations; i++)
-                            try (Scope s = Scope.open()) {
-                                if (conv) Layers.conv2d(node, Var.of(x.alias()), w, null, 1, 1);
-                                else NN.batchNorm2dRelu(Var.of(x.alias()), gamma, beta, mean, var, false, 0.1, 1e-5);
-                            }
-                    } catch (Throwable e) {
-                        failed.add(e);
-                    }
-                });
-                ts.add(th);
-                th.start();
-            }
-            start.countDown();
-            for (Thread th : ts) th.join();
-            assertTrue(failed.isEmpty(), () -> "a thread failed: " + failed.peek());
+            OnThreads.run(threads, "profile", t -> {   // even threads convolutions, odd ones batch norms
+                try (Grad.Restore g = Grad.noGrad()) {
+                    for (int i = 0; i < iterations; i++)
+                        try (Scope s = Scope.open()) {
+                            if (t % 2 == 0) Layers.conv2d(node, Var.of(x.alias()), w, null, 1, 1);
+                            else NN.batchNorm2dRelu(Var.of(x.alias()), gamma, beta, mean, var, false, 0.1, 1e-5);
+                        }
+                }
+            });
 
             Map<String, Map<Profile.Part, Long>> by = Profile.byLabel();
             // a convolution books its GEMM, sparsification and layout copies; a batch norm only ELEMENTWISE

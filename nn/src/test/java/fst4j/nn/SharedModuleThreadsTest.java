@@ -5,15 +5,12 @@ import fst4j.autograd.NN.InterpolateMode;
 import fst4j.autograd.SparseConfig.Method;
 import fst4j.autograd.Var;
 import fst4j.tensor.Memory;
+import fst4j.tensor.OnThreads;
 import fst4j.tensor.Rng;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.CountDownLatch;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -29,30 +26,8 @@ import static org.junit.jupiter.api.Assertions.*;
 class SharedModuleThreadsTest {
     static final int THREADS = 4;
 
-    @FunctionalInterface interface Work { void run(int thread) throws Exception; }
-
-    /** Runs work on THREADS threads released together; fails with the first throwable any of them threw. */
-    static void onThreads(Work work) throws InterruptedException {
-        CountDownLatch start = new CountDownLatch(1);
-        ConcurrentLinkedQueue<Throwable> failed = new ConcurrentLinkedQueue<>();
-        List<Thread> ts = new ArrayList<>();
-        for (int i = 0; i < THREADS; i++) {
-            int id = i;
-            Thread t = new Thread(() -> {
-                try {
-                    start.await();
-                    work.run(id);
-                } catch (Throwable e) {
-                    failed.add(e);
-                }
-            }, "shared-module-" + i);
-            ts.add(t);
-            t.start();
-        }
-        start.countDown();
-        for (Thread t : ts) t.join();
-        if (!failed.isEmpty()) throw new AssertionError(failed.size() + " thread(s) failed; the first: " + failed.peek(), failed.peek());
-    }
+    /** Runs work on THREADS threads released together (fst4j.tensor.OnThreads, shared through tensor's test jar). */
+    static void onThreads(OnThreads.Work work) throws InterruptedException { OnThreads.run(THREADS, "shared-module", work); }
 
     /** y's value and x's gradient, as one array: forward, and with grad a backward of y's sum (an Upsample has no parameters). */
     private static float[] upsample(Upsample up, Tensor x, boolean grad) {

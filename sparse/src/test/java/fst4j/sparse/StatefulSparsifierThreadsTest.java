@@ -1,15 +1,12 @@
 package fst4j.sparse;
 
 import fst4j.tensor.DType;
+import fst4j.tensor.OnThreads;
 import fst4j.tensor.Rng;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicLongArray;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -24,30 +21,6 @@ import static org.junit.jupiter.api.Assertions.*;
 class StatefulSparsifierThreadsTest {
     static final int THREADS = 4;
 
-    @FunctionalInterface interface Work { void run(int thread) throws Exception; }
-
-    static void onThreads(Work work) throws InterruptedException {
-        CountDownLatch start = new CountDownLatch(1);
-        ConcurrentLinkedQueue<Throwable> failed = new ConcurrentLinkedQueue<>();
-        List<Thread> ts = new ArrayList<>();
-        for (int i = 0; i < THREADS; i++) {
-            int id = i;
-            Thread t = new Thread(() -> {
-                try {
-                    start.await();
-                    work.run(id);
-                } catch (Throwable e) {
-                    failed.add(e);
-                }
-            });
-            ts.add(t);
-            t.start();
-        }
-        start.countDown();
-        for (Thread t : ts) t.join();
-        if (!failed.isEmpty()) throw new AssertionError(failed.size() + " thread(s) failed; the first: " + failed.peek(), failed.peek());
-    }
-
     @Test
     void transposableMasksCountEveryCallAndGiveTheSingleThreadMask() throws InterruptedException {
         Tensor x = Scope.within(null, () -> new Rng(1).normal(0, 1, 8, 12));
@@ -56,7 +29,7 @@ class StatefulSparsifierThreadsTest {
         Transposable24 tsm = new Transposable24(3);   // a refresh every third call: due and not due interleave across threads
         int calls = 3000;
         try {
-            onThreads(t -> {
+            OnThreads.run(THREADS, "sparsifier", t -> {
                 for (int i = 0; i < calls; i++)
                     try (Tensor m = tsm.mask(x)) { assertArrayEquals(want, m.toFloatArray(), "thread " + t + ", call " + i); }
             });
@@ -76,7 +49,7 @@ class StatefulSparsifierThreadsTest {
         AuthorsFixed24 shared = new AuthorsFixed24(1, 42), alone = new AuthorsFixed24(1, 42);
         int draws = 200_000, n = THREADS * draws;
         AtomicLongArray seen = new AtomicLongArray(4);
-        onThreads(t -> { for (int i = 0; i < draws; i++) seen.incrementAndGet(shared.draw()); });
+        OnThreads.run(THREADS, "sparsifier", t -> { for (int i = 0; i < draws; i++) seen.incrementAndGet(shared.draw()); });
         assertEquals(n, shared.exportState()[0], "every draw counted once");
         long[] want = new long[4];
         for (int i = 0; i < n; i++) want[alone.draw()]++;

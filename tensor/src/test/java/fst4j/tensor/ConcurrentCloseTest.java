@@ -5,7 +5,6 @@ import org.junit.jupiter.api.Test;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.CyclicBarrier;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -21,41 +20,13 @@ import static org.junit.jupiter.api.Assertions.*;
 class ConcurrentCloseTest {
     static final int THREADS = 4;
 
-    /** Runs body(thread index) on THREADS threads released together; fails with the first throwable any of them threw. */
-    private static void onThreads(ThrowingIntConsumer body) throws InterruptedException {
-        CountDownLatch start = new CountDownLatch(1);
-        ConcurrentLinkedQueue<Throwable> failed = new ConcurrentLinkedQueue<>();
-        List<Thread> ts = new ArrayList<>();
-        for (int i = 0; i < THREADS; i++) {
-            int id = i;
-            Thread t = new Thread(() -> {
-                try {
-                    start.await();
-                    body.accept(id);
-                } catch (Throwable e) {
-                    failed.add(e);
-                }
-            }, "close-" + i);
-            ts.add(t);
-            t.start();
-        }
-        start.countDown();
-        for (Thread t : ts) t.join();
-        if (!failed.isEmpty()) {
-            AssertionError e = new AssertionError(failed.size() + " thread(s) failed; the first: " + failed.peek(), failed.peek());
-            throw e;
-        }
-    }
-
-    @FunctionalInterface interface ThrowingIntConsumer { void accept(int i) throws Exception; }
-
     @Test
     void viewsTakenAndClosedOnFourThreadsFreeTheStorageOnce() throws InterruptedException {
         long storages = Memory.liveStorages(), bytes = Memory.bytesInUse();
         Tensor base = Scope.within(null, () -> Tensor.zeros(DType.F32, 4, 16));
         assertEquals(storages + 1, Memory.liveStorages());
         int iterations = 200_000;
-        onThreads(id -> {
+        OnThreads.run(THREADS, "close", id -> {
             Tensor[] held = new Tensor[3];
             for (int i = 0; i < iterations; i++) {
                 // up to three at once, of different kinds of view, so the count moves over a range and not only 1 <-> 2
@@ -125,7 +96,7 @@ class ConcurrentCloseTest {
         int n = 50_000;
         RowIndex[] refs = new RowIndex[n];
         for (int i = 0; i < n; i++) refs[i] = owner.alias();
-        onThreads(id -> { for (RowIndex r : refs) r.close(); });
+        OnThreads.run(THREADS, "close", id -> { for (RowIndex r : refs) r.close(); });
         // the owner's reference is the last one: with a reference dropped twice the tables were already freed and
         // alias() refused ("RowIndex is closed: its device tables are freed")
         try (RowIndex again = owner.alias()) {

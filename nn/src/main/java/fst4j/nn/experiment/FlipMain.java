@@ -55,20 +55,10 @@ final class FlipMain {
         double lr = run.lr();
         NM nm = Main.nmFlag(v);
         String model = Main.modelFlag(v);
-        List<Row> rows = new ArrayList<>();
-        if (v.containsKey("--methods")) {
-            for (String s : v.get("--methods").split(",")) {
-                if (s.isBlank()) continue;
-                try {
-                    Row r = Row.parse(s);
-                    if (rows.stream().anyMatch(x -> x.key().equals(r.key()))) throw new UsageException("method " + r.key() + " given twice");
-                    rows.add(r);
-                } catch (IllegalArgumentException e) {
-                    throw new UsageException(e.getMessage() + " (or " + Row.STE + ", the plain straight-through estimator)");
-                }
-            }
-            if (rows.isEmpty()) throw new UsageException("--methods names no method");
-        } else rows.addAll(FlipExperiment.defaults());
+        boolean given = v.containsKey("--methods");
+        List<Row> rows = given ? Main.methodsFlag(v, Row::parse, Row::key, " (or " + Row.STE + ", the plain straight-through estimator)")
+                : FlipExperiment.defaults();
+        if (given && rows.isEmpty()) throw new UsageException("--methods names no method");
         if (nm != null && !nm.isTwoFour())   // before any data is read: a row that cannot take the pattern
             for (Row r : rows) {
                 String why = r.recipe().method() == Method.DENSE ? null : r.recipe().method().whyNoPattern();

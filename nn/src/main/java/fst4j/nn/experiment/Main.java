@@ -154,6 +154,29 @@ public final class Main {
         }
     }
 
+    /**
+     * --methods a,b,...: each name parsed by parse (its IllegalArgumentException a usage error, with hint appended), blank
+     * names skipped, a method given twice (the same key) refused. Empty where the flag is absent or names nothing: each
+     * command decides what that means (its defaults, or an error).
+     */
+    static <T> List<T> methodsFlag(Map<String, String> v, java.util.function.Function<String, T> parse,
+                                   java.util.function.Function<T, String> key, String hint) throws UsageException {
+        List<T> out = new ArrayList<>();
+        if (!v.containsKey("--methods")) return out;
+        for (String s : v.get("--methods").split(",")) {
+            if (s.isBlank()) continue;
+            T r;
+            try {
+                r = parse.apply(s);
+            } catch (IllegalArgumentException e) {
+                throw new UsageException(e.getMessage() + hint);
+            }
+            if (out.stream().anyMatch(x -> key.apply(x).equals(key.apply(r)))) throw new UsageException("method " + key.apply(r) + " given twice");
+            out.add(r);
+        }
+        return out;
+    }
+
     /** --nm as train parses it (the same message), or null when not given. */
     static NM nmFlag(Map<String, String> v) throws UsageException {
         if (!v.containsKey("--nm")) return null;
@@ -188,18 +211,7 @@ public final class Main {
         String model = modelFlag(v);
         if (v.containsKey("--threads")) Blas.setThreads(Flags.posInt(v, "--threads", 1, UsageException::new));
 
-        List<Recipe> keep = new ArrayList<>();
-        if (v.containsKey("--methods"))
-            for (String s : v.get("--methods").split(",")) {
-                if (s.isBlank()) continue;
-                try {
-                    Recipe r = Recipe.parse(s);
-                    if (keep.contains(r)) throw new UsageException("method " + r.key() + " given twice");
-                    keep.add(r);
-                } catch (IllegalArgumentException e) {
-                    throw new UsageException(e.getMessage());
-                }
-            }
+        List<Recipe> keep = methodsFlag(v, Recipe::parse, Recipe::key, "");
         Map<String, List<Experiment.Row>> tables = new LinkedHashMap<>();
         if (which.equals("methods")) {
             if (keep.isEmpty()) throw new UsageException("experiment methods needs --methods a,b,... (any of train's --method names)");

@@ -73,20 +73,9 @@ final class TransformerMain {
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
-        List<Recipe> methods = new ArrayList<>();
-        if (v.containsKey("--methods")) {
-            for (String m : v.get("--methods").split(",")) {
-                if (m.isBlank()) continue;
-                try {
-                    Recipe r = Recipe.parse(m);
-                    if (methods.contains(r)) throw new UsageException("method " + r.key() + " given twice");
-                    methods.add(r);
-                } catch (IllegalArgumentException e) {
-                    throw new UsageException(e.getMessage());
-                }
-            }
-            if (methods.isEmpty()) throw new UsageException("--methods names no method");
-        } else methods.addAll(DEFAULT_METHODS);
+        boolean given = v.containsKey("--methods");
+        List<Recipe> methods = given ? Main.methodsFlag(v, Recipe::parse, Recipe::key, "") : DEFAULT_METHODS;
+        if (given && methods.isEmpty()) throw new UsageException("--methods names no method");
         if (v.containsKey("--threads")) Blas.setThreads(Flags.posInt(v, "--threads", 1, UsageException::new));
         Path dir = Path.of(v.getOrDefault("--out", "runs/experiment"));
         Files.createDirectories(dir);   // before the training, as the tables: a file in the way fails now, not after every run

@@ -85,6 +85,14 @@ class FlipExperimentTest {
             assertEquals(2, u.rc(), String.join(" ", bad) + ": " + u.err());
             assertTrue(u.err().startsWith("fst4j experiment: "), u.err());
         }
+        // --methods as experiment's tables and transformer parse it (Main.methodsFlag): flip's hint, a name given twice, no name
+        for (String[] e : List.of(new String[]{"flip", "nope", "(or ste, the plain straight-through estimator)"},
+                new String[]{"flip", "ste,ste", "method ste given twice"}, new String[]{"flip", " , ", "--methods names no method"},
+                new String[]{"methods", "fst2,fst3_ir,FST2", "method fst2 given twice"},
+                new String[]{"transformer", "sr_ste, ,SR_STE", "method sr_ste given twice"})) {
+            Outcome u = ExperimentTest.run(null, e[0], "--methods", e[1]);
+            assertTrue(u.rc() == 2 && u.err().contains(e[2]) && u.err().lines().count() == 1, String.join(" ", e) + ": " + u.err());
+        }
         Outcome big = ExperimentTest.run(data, "flip", "--steps", "100", "--batch", "16", "--out", dir.toString());
         assertEquals(2, big.rc());
         assertTrue(big.err().contains("need 1600 training images; the data has 64"), big.err());

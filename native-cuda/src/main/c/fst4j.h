@@ -138,8 +138,9 @@ FST_API int fst_spmm24_kblocks(int mode);
  * K blocks, so the last bits differ; for tests and A/B timing (jmh/NOTES-step-cpu.md v15, v17). */
 FST_API int fst_spmm24_jit(int mode);
 /* Eq. 3 of a convolution (fst_sgemm_lowered with transB) without packing (dot products over the positions) for at most
- * m output rows, else the packing GEMM: m >= 0 sets it, -1 only asks; returns the value in use. Default 128. For A/B
- * timing; the two paths sum in different orders (results within float rounding of each other). */
+ * m output rows, else the packing GEMM: m >= 0 sets it, -1 only asks; returns the value in use. Default by host: 128 on
+ * AMD, 48 elsewhere (gemm.c says why). For A/B timing; the two paths sum in different orders (results within float
+ * rounding of each other). */
 FST_API int fst_wgrad_direct_max(int m);
 /* The direct Eq. 3 kernel's chunk of positions, in vectors of 16: vectors > 0 sets it, 0 restores the default (sized
  * for L1 and L2 from the row count), -1 only asks; returns the setting (0 = default). For tests that cross chunk

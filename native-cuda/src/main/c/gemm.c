@@ -12,20 +12,35 @@
 #include "lowering.h"
 #include <pthread.h>
 
-#ifndef FST_WGRAD_MAX_M
-#define FST_WGRAD_MAX_M 128  /* Eq. 3 (transposed lowering) with at most this many rows skips the GEMM's packing */
-#endif
+/* Eq. 3 (transposed lowering) with at most this many rows skips the GEMM's packing (wgrad_avx512.c). The direct kernel
+ * won up to 128 rows on a Zen 4 and a Zen 5 (NOTES-step-cpu.md v14, v17). On session 38's Intel Xeon (two 512-bit FMAs
+ * per cycle, the packed GEMM's kernel at 70-80 % of peak) the packed GEMM won from 64 rows at 3x3 kernels, 2 threads,
+ * direct / packed 1.03x (64 @ 32x32), 1.18x (128 @ 16x16), 1.04x (128, stride 2) but lost at 1x1 and 3-channel
+ * inputs (0.83-0.88x); ResNet-18's DENSE step 1.03x faster with 48 rows than with 128 (FST3_IR's half-K Eq. 3 the
+ * same). So: 128 on AMD, 48 elsewhere (Intel cores other than that one are unmeasured). -DFST_WGRAD_MAX_M fixes it. */
+#include "cpu_host.h"
 int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *low, float beta,
                             float *C, int64_t ldc, int chunk, int nthreads);
-static int wgrad_max_m = FST_WGRAD_MAX_M;
+static int wgrad_max_m = -1;  /* -1 until the first use or setting: then the host's default or the value set */
 static int wgrad_chunk = 0;   /* 0: the direct kernel sizes its chunks of positions */
 int fst_wgrad_chunk(int vectors) {
     if (vectors >= 0) __atomic_store_n(&wgrad_chunk, vectors, __ATOMIC_RELAXED);
     return __atomic_load_n(&wgrad_chunk, __ATOMIC_RELAXED);
 }
+static int wgrad_max(void) {
+    int m = __atomic_load_n(&wgrad_max_m, __ATOMIC_RELAXED);
+    if (m >= 0) return m;
+#ifdef FST_WGRAD_MAX_M
+    int host = FST_WGRAD_MAX_M;
+#else
+    int host = fst_cpu_amd_family() ? 128 : 48;
+#endif
+    /* a value set meanwhile by fst_wgrad_direct_max wins */
+    return __atomic_compare_exchange_n(&wgrad_max_m, &m, host, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED) ? host : m;
+}
 int fst_wgrad_direct_max(int m) {
     if (m >= 0) __atomic_store_n(&wgrad_max_m, m, __ATOMIC_RELAXED);
-    return __atomic_load_n(&wgrad_max_m, __ATOMIC_RELAXED);
+    return wgrad_max();
 }
 #ifndef FST_KC
 #define FST_KC 384      /* max depth of one packed block */
@@ -338,7 +353,7 @@ static int sgemm_lowered_run(int transB, int64_t M, float alpha, const float *A,
     if (ldc < N || lda < K) return FST_EINVAL;
     if (alpha == 0.0f) { scale_c(0, M, N, beta, C, ldc); return FST_OK; }
     /* Eq. 3 with few output rows: dot products over the positions without packing (wgrad_avx512.c) */
-    if (transB && M <= __atomic_load_n(&wgrad_max_m, __ATOMIC_RELAXED) && fst_lowering_plan(-1)) {
+    if (transB && M <= wgrad_max() && fst_lowering_plan(-1)) {
         int r = fst_wgrad_direct_avx512(M, alpha, A, lda, &low, beta, C, ldc,
                                         __atomic_load_n(&wgrad_chunk, __ATOMIC_RELAXED), nthreads);
         if (r != 0) return r > 0 ? FST_OK : FST_EINVAL;

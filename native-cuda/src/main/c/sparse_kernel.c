@@ -87,15 +87,13 @@
 #ifdef SPK_BUF_BIG
 #define KBB ((int64_t)((SPK_BUF_BIG / (NB * 4)) & ~31))
 #else
-#include <cpuid.h>
+#include "cpu_host.h"
 static int64_t kbb_rows(void) {
     static int64_t rows;   /* 0 until known; every thread computes the same value */
     int64_t r = __atomic_load_n(&rows, __ATOMIC_RELAXED);
     if (r) return r;
-    unsigned a, b, c, d;
-    int zen4 = 0;   /* AMD family 0x19 with AVX-512 (this kernel only runs where there is AVX-512): Zen 4 */
-    if (__get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u /* "Auth": AuthenticAMD */ && __get_cpuid(1, &a, &b, &c, &d))
-        zen4 = ((a >> 8) & 0xF) == 0xF && ((a >> 8) & 0xF) + ((a >> 20) & 0xFF) == 0x19;
+    /* AMD family 0x19 with AVX-512 (this kernel only runs where there is AVX-512): Zen 4 */
+    const int zen4 = fst_cpu_amd_family() == 0x19;
     r = (((zen4 ? 98304 : 36864) / (NB * 4)) & ~31);
     __atomic_store_n(&rows, r, __ATOMIC_RELAXED);
     return r;

@@ -36,7 +36,7 @@ import java.util.concurrent.TimeUnit;
  *     folded back by col2im;</li>
  * <li>{@code eq2_tconv_dense} / {@code eq2_tconv_sparse}: dX as the convolution of dY with the transposed, tap-reversed
  *     weight (tap-major lowering of dY), then the block's images scattered into NCHW as the step does;</li>
- * <li>{@code eq3_dense}: dW = dY im2col(x)^T (for Cout <= 128 without packing, wgrad_avx512.c); {@code eq3_halfK}: the
+ * <li>{@code eq3_dense}: dW = dY im2col(x)^T (without packing for Cout up to Native.wgradDirectMax: 128 on AMD, 48 elsewhere; wgrad_avx512.c); {@code eq3_halfK}: the
  *     same over the fixed mask's kept half of the positions (every other column: a lowering with the horizontal
  *     stride doubled; on odd planes, where the step gathers the kept columns with im2colAt, that gather and a GEMM).</li>
  * </ul>

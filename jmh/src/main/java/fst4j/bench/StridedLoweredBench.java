@@ -31,7 +31,7 @@ import java.util.concurrent.TimeUnit;
  * run gives the ratio. Eq. 2 of a strided convolution is W^T dY + col2im, which no lowering touches: not here.
  * <ul>
  * <li>{@code eq1_dense} / {@code eq1_sparse}: Y = W im2col(x), dense and 2:4 (S(W) precompressed);</li>
- * <li>{@code eq3_dense}: dW = dY im2col(x)^T (for Cout <= 128 without packing, wgrad_avx512.c).</li>
+ * <li>{@code eq3_dense}: dW = dY im2col(x)^T (without packing for Cout up to Native.wgradDirectMax: 128 on AMD, 48 elsewhere; wgrad_avx512.c).</li>
  * </ul>
  */
 @BenchmarkMode(Mode.AverageTime)

@@ -313,7 +313,8 @@ public final class Native {
     /**
      * Eq. 3 of a convolution (the lowered GEMM with B transposed, gemm.c) runs without packing, as dot products over the
      * positions (wgrad_avx512.c), for at most this many output rows: rows >= 0 sets it, -1 only asks; returns the value
-     * in use. The two paths sum in different orders (results within float rounding); for A/B timings.
+     * in use (by default 128 on an AMD CPU, 48 on others: gemm.c has the measurements). The two paths sum in different
+     * orders (results within float rounding); for A/B timings.
      */
     public static int wgradDirectMax(int rows) { return abSwitch(SwitchHandles.WGRAD_MAX, rows); }
 

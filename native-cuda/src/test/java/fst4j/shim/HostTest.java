@@ -67,4 +67,16 @@ class HostTest {
         assertFalse(h.describe().isBlank());
         if (System.getProperty("os.name").startsWith("Linux")) assertTrue(h.family() > 0, h.describe());
     }
+
+    /**
+     * The shim's host-dependent defaults read the vendor through cpuid (cpu_host.h) and this class through
+     * /proc/cpuinfo: Eq. 3's direct-kernel limit (gemm.c) is 128 rows on an AMD CPU and 48 on any other, so the two
+     * readings agree. Nothing in this module's tests sets the limit; a test that did would restore what it read.
+     */
+    @Test
+    void eq3DirectLimitFollowsTheVendor() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Native.isLoaded(), "no native library");
+        int want = "AuthenticAMD".equals(Host.current().vendor()) ? 128 : 48;
+        assertEquals(want, Native.wgradDirectMax(-1), "default for " + Host.current().describe());
+    }
 }

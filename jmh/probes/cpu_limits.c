@@ -6,7 +6,9 @@
  * (the row its 2-bit index selects from an L1 buffer) plus two scalar broadcasts of the kept values per row and group
  * of 4; the dense kernel (gemm_kernel.c) reuses 3 B vectors from registers over 8 rows. So the 2:4 product does half the
  * FMAs but one load per FMA, and its speed-up over dense is about 2 x (its FMA rate / dense's FMA rate). Line 4 is the
- * alternative that keeps B in registers: lanes over rows of S, each lane's B value picked by vpermps. */
+ * alternative that keeps B in registers: lanes over rows of S, each lane's B value picked by vpermps. Lines 5 and 6 are
+ * the form the compiled product (sparse_jit.c) takes instead: B rows in registers, chosen when the code is written,
+ * and each kept value a broadcast memory operand of its FMA. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -92,6 +94,53 @@ static double probe_perm(void) {
     return (ITERS / 4) * 96.0 / t / 1e9;
 }
 
+/* 5 and 6: the compiled product's forms (sparse_jit.c): B in registers, each kept value broadcast from memory inside its
+ * FMA (vfmadd231ps zmm, zmm, m32{1to16}). 5: that FMA alone, 24 accumulators over 4 B registers; 6: its group, 8
+ * vector loads of B rows (4 rows x 2 vectors) then 48 broadcast-operand FMAs (12 rows x 2 kept values x 2 vectors,
+ * the rows' index pairs mixed). Written as asm with fixed registers, as the compiled product's code is: compiled from
+ * intrinsics, the two FMAs of a value shared one vbroadcastss, and 32 live vectors spilled. */
+#define BF(acc, b, d) "vfmadd231ps " #d "(%0)%{1to16%}, %%zmm" #b ", %%zmm" #acc "\n\t"
+#define ZMM_ALL "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", \
+    "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25",    \
+    "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31"
+static double probe_bcast(int group) {
+    double t = now();
+    /* the accumulators from zero: a stale register holding a subnormal would cost microcode assists */
+#define Z(i) "vpxord %%zmm" #i ", %%zmm" #i ", %%zmm" #i "\n\t"
+    __asm__ volatile(Z(0) Z(1) Z(2) Z(3) Z(4) Z(5) Z(6) Z(7) Z(8) Z(9) Z(10) Z(11) Z(12) Z(13) Z(14) Z(15) Z(16) Z(17) Z(18)
+                     Z(19) Z(20) Z(21) Z(22) Z(23) ::: ZMM_ALL);
+#undef Z
+    if (!group) {
+        __asm__ volatile("vmovaps (%0), %%zmm24\n\t vmovaps 64(%0), %%zmm25\n\t vmovaps 128(%0), %%zmm26\n\t vmovaps 192(%0), %%zmm27\n\t"
+                         :: "r"(buf) : "memory", ZMM_ALL);
+        for (long k = 0; k < ITERS; k++)
+            __asm__ volatile(BF(0, 24, 0) BF(1, 25, 4) BF(2, 26, 8) BF(3, 27, 12) BF(4, 24, 16) BF(5, 25, 20) BF(6, 26, 24)
+                             BF(7, 27, 28) BF(8, 24, 32) BF(9, 25, 36) BF(10, 26, 40) BF(11, 27, 44) BF(12, 24, 48)
+                             BF(13, 25, 52) BF(14, 26, 56) BF(15, 27, 60) BF(16, 24, 64) BF(17, 25, 68) BF(18, 26, 72)
+                             BF(19, 27, 76) BF(20, 24, 80) BF(21, 25, 84) BF(22, 26, 88) BF(23, 27, 92)
+                             :: "r"(av) : "memory", ZMM_ALL);
+    } else {
+        for (long k = 0; k < ITERS / 2; k++)
+            __asm__ volatile("vmovaps (%1), %%zmm24\n\t vmovaps 64(%1), %%zmm25\n\t vmovaps 384(%1), %%zmm26\n\t"
+                             "vmovaps 448(%1), %%zmm27\n\t vmovaps 768(%1), %%zmm28\n\t vmovaps 832(%1), %%zmm29\n\t"
+                             "vmovaps 1152(%1), %%zmm30\n\t vmovaps 1216(%1), %%zmm31\n\t"
+                             BF(0, 24, 0) BF(1, 25, 0) BF(0, 28, 4) BF(1, 29, 4) BF(2, 26, 8) BF(3, 27, 8) BF(2, 30, 12)
+                             BF(3, 31, 12) BF(4, 24, 16) BF(5, 25, 16) BF(4, 26, 20) BF(5, 27, 20) BF(6, 28, 24)
+                             BF(7, 29, 24) BF(6, 30, 28) BF(7, 31, 28) BF(8, 26, 32) BF(9, 27, 32) BF(8, 30, 36)
+                             BF(9, 31, 36) BF(10, 24, 40) BF(11, 25, 40) BF(10, 28, 44) BF(11, 29, 44) BF(12, 24, 48)
+                             BF(13, 25, 48) BF(12, 30, 52) BF(13, 31, 52) BF(14, 26, 56) BF(15, 27, 56) BF(14, 28, 60)
+                             BF(15, 29, 60) BF(16, 24, 64) BF(17, 25, 64) BF(16, 26, 68) BF(17, 27, 68) BF(18, 28, 72)
+                             BF(19, 29, 72) BF(18, 30, 76) BF(19, 31, 76) BF(20, 24, 80) BF(21, 25, 80) BF(20, 28, 84)
+                             BF(21, 29, 84) BF(22, 26, 88) BF(23, 27, 88) BF(22, 30, 92) BF(23, 31, 92)
+                             :: "r"(av), "r"(buf) : "memory", ZMM_ALL);
+    }
+    t = now() - t;
+    float out[16];
+    __asm__ volatile("vmovups %%zmm0, (%0)" :: "r"(out) : "memory");
+    sink = out[0];
+    return (group ? ITERS / 2 * 48.0 : ITERS * 24.0) / t / 1e9;
+}
+
 static void *alloc64(int64_t bytes) { return aligned_alloc(64, (size_t)((bytes + 63) & ~(int64_t)63)); }
 
 static int cmpd(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
@@ -135,13 +184,15 @@ static void gemms(int64_t M, int64_t N, int64_t K, int reps, double peak) {
 int main(void) {
     for (int i = 0; i < 64 * 96; i++) buf[i] = 1e-6f * (float)i;
     for (int i = 0; i < 64; i++) av[i] = 1e-3f * (float)i;
-    double best[4] = { 0, 0, 0, 0 };
+    double best[6] = { 0, 0, 0, 0, 0, 0 };
     for (int r = 0; r < 5; r++) {   /* best of 5: the VM's speed moves between runs */
         double x;
         if ((x = probe_regs()) > best[0]) best[0] = x;
         if ((x = probe_mem(0)) > best[1]) best[1] = x;
         if ((x = probe_mem(1)) > best[2]) best[2] = x;
         if ((x = probe_perm()) > best[3]) best[3] = x;
+        if ((x = probe_bcast(0)) > best[4]) best[4] = x;
+        if ((x = probe_bcast(1)) > best[5]) best[5] = x;
     }
     const double peak = best[0];
     printf("512-bit FMA instructions per ns, 1 thread, best of 5 (share of line 1):\n");
@@ -149,6 +200,8 @@ int main(void) {
     printf("  2 B as a 512-bit memory operand, one load per FMA        %5.2f  (%3.0f %%)\n", best[1], 100 * best[1] / peak);
     printf("  3 as 2, plus 2 scalar broadcasts per 12 FMAs (2:4 mix)   %5.2f  (%3.0f %%)\n", best[2], 100 * best[2] / peak);
     printf("  4 vpermps + FMA pairs (B in registers, lanes over rows)  %5.2f  (%3.0f %%)\n", best[3], 100 * best[3] / peak);
+    printf("  5 B in registers, the value a broadcast memory operand   %5.2f  (%3.0f %%)\n", best[4], 100 * best[4] / peak);
+    printf("  6 as 5 in the compiled product's group (8 loads/48 FMAs) %5.2f  (%3.0f %%)\n", best[5], 100 * best[5] / peak);
     printf("The shim, 1 thread, median of the runs (shim ISA %s), FMA/ns counting only the 2:4 product's kept half:\n",
            fst_spmm24_isa());
     gemms(256, 96, 576, 201, peak);     /* one 96-column block of B, hot in L1/L2: the kernel with the least driver work */

@@ -145,6 +145,51 @@ static void prune_t_run(int64_t cout, int64_t K, const float *w, int64_t ldw, fl
 #define TC 64
 typedef struct { const float *w; int64_t ldw, cout, cin, kk; float *out; int64_t ldo; } tconv_job;
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* 16 output channels x 16 consecutive columns k of W (k = ci * kk + tap) through a 16 x 16 transpose in registers:
+ * vector j holds column k0 + j of the 16 rows, which is A'[ci][(kk - 1 - tap) * Cout + c0 ..] (64 contiguous bytes).
+ * The scalar loop below reads the same 16 rows but writes one float at a time; in ResNet-18's DENSE step (Eq. 2 of
+ * the 256- and 512-channel layers as a convolution of dY) it cost ~7 ms (perf, session 38), mostly loads and stores
+ * per element. Moves only: the same bits as the scalar loop. */
+__attribute__((target("avx512f"))) static void tconv_16x16(const float *w, int64_t ldw, int64_t k0, int64_t kk, int64_t cout,
+                                                           int64_t c0, float *out, int64_t ldo) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(w + (c0 + i) * ldw + k0);
+    for (int i = 0; i < 16; i += 2) {   /* 32-bit interleave of row pairs */
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4)     /* 64-bit interleave of pairs of pairs */
+        for (int h = 0; h < 2; h++) {
+            /* t[i + h] holds columns 4l + 2h, 4l + 2h + 1 of rows i, i+1 (lane l); t[i + 2 + h] those of rows i+2, i+3 */
+            r[i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + h]), _mm512_castps_pd(t[i + 2 + h])));
+            r[i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + h]), _mm512_castps_pd(t[i + 2 + h])));
+        }
+    /* r[4q + m]: rows 4q..4q+3, column m + 4l of 128-bit lane l. Gather lanes across the four groups of rows. */
+    for (int m = 0; m < 4; m++) {
+        const __m512 a = r[m], b = r[4 + m], c = r[8 + m], d = r[12 + m];
+        const __m512 ab_lo = _mm512_shuffle_f32x4(a, b, 0x44), ab_hi = _mm512_shuffle_f32x4(a, b, 0xEE);
+        const __m512 cd_lo = _mm512_shuffle_f32x4(c, d, 0x44), cd_hi = _mm512_shuffle_f32x4(c, d, 0xEE);
+        t[m] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0x88);        /* lane 0 of a, b, c, d: column m */
+        t[4 + m] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0xDD);    /* lane 1: column m + 4 */
+        t[8 + m] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0x88);    /* lane 2: column m + 8 */
+        t[12 + m] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0xDD);   /* lane 3: column m + 12 */
+    }
+    int64_t ci = k0 / kk, tap = k0 % kk;   /* one division per tile, then stepped */
+    for (int jv = 0; jv < 16; jv++) {
+        _mm512_storeu_ps(out + ci * ldo + (kk - 1 - tap) * cout + c0, t[jv]);
+        if (++tap == kk) { tap = 0; ci++; }
+    }
+}
+static int tconv_avx512(void) {
+    static int v = -1;   /* every thread computes the same value */
+    int x = __atomic_load_n(&v, __ATOMIC_RELAXED);
+    if (x < 0) { __builtin_cpu_init(); x = __builtin_cpu_supports("avx512f") ? 1 : 0; __atomic_store_n(&v, x, __ATOMIC_RELAXED); }
+    return x;
+}
+#endif
+
 static void tconv_task(void *p, int64_t b0, int64_t b1) {
     const tconv_job *j = p;
     const int64_t kk = j->kk, ldw = j->ldw;
@@ -152,6 +197,19 @@ static void tconv_task(void *p, int64_t b0, int64_t b1) {
         const int64_t ci0 = b * TC, ci1 = ci0 + TC < j->cin ? ci0 + TC : j->cin;
         for (int64_t c0 = 0; c0 < j->cout; c0 += 16) {
             const int64_t nc = j->cout - c0 < 16 ? j->cout - c0 : 16;
+#if defined(__x86_64__)
+            if (nc == 16 && tconv_avx512()) {   /* whole 16 x 16 tiles of the block's columns, then the rest one by one */
+                const int64_t k1 = ci1 * kk;
+                int64_t k = ci0 * kk;
+                for (; k + 16 <= k1; k += 16) tconv_16x16(j->w, ldw, k, kk, j->cout, c0, j->out, j->ldo);
+                for (; k < k1; k++) {
+                    const int64_t ci = k / kk, tap = k % kk;
+                    float *restrict d = j->out + ci * j->ldo + (kk - 1 - tap) * j->cout + c0;
+                    for (int64_t c = 0; c < 16; c++) d[c] = j->w[(c0 + c) * ldw + k];
+                }
+                continue;
+            }
+#endif
             for (int64_t ci = ci0; ci < ci1; ci++) {
                 const float *src = j->w + c0 * ldw + ci * kk + kk - 1;
                 float *o = j->out + ci * j->ldo + c0;

@@ -385,7 +385,7 @@ class NativePruneTest {
     @Test
     void tconvLayoutsWithWordAlignedTapsEqualTheReference() {
         long seed = 11;
-        for (int cout : new int[]{32, 64, 96})
+        for (int cout : new int[]{32, 64, 96, 20, 36, 52})
             for (int[] ck : new int[][]{{1, 9}, {15, 9}, {8, 1}, {70, 1}, {40, 9}, {64, 9}, {300, 1}})
                 for (int threads = 1; threads <= 2; threads++) checkTconvLayouts(cout, ck[0], ck[1], threads, seed++);
     }

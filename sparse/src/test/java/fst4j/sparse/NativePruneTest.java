@@ -1,6 +1,7 @@
 package fst4j.sparse;
 
 import fst4j.shim.Native;
+import fst4j.tensor.Blas;
 import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
 import net.jqwik.api.ForAll;
@@ -388,6 +389,22 @@ class NativePruneTest {
         for (int cout : new int[]{32, 64, 96, 20, 36, 52})
             for (int[] ck : new int[][]{{1, 9}, {15, 9}, {8, 1}, {70, 1}, {40, 9}, {64, 9}, {300, 1}})
                 for (int threads = 1; threads <= 2; threads++) checkTconvLayouts(cout, ck[0], ck[1], threads, seed++);
+    }
+
+    /**
+     * A' on 2 threads: fst_tconv_weight splits its 64-channel blocks between threads only from 32768 elements and more
+     * than one block, which the cases above never reach (and Conv.tconvWeight takes Blas.threads(), not their threads
+     * argument). Here 3 blocks on 2 threads, the AVX-512 16 x 16 tiles with and without 16-channel tails.
+     */
+    @Test
+    void tconvLayoutsOnTwoThreadsEqualTheReference() {
+        int before = Blas.threads();
+        Blas.setThreads(2);
+        try {
+            for (int cout : new int[]{48, 52}) checkTconvLayouts(cout, 150, 9, 2, 700 + cout);
+        } finally {
+            Blas.setThreads(before);
+        }
     }
 
     private static void checkTconvLayouts(int cout, int cin, int kk, int threads, long seed) {

@@ -102,7 +102,9 @@ public class Eq123Bench {
             arena = Arena.ofShared();
             cblasSgemm = OpenBlas.sgemm(arena, threads);
         } else {
-            System.out.println("# fst4j kernel family: " + Native.isa() + ", spmm24: " + SparseGemm.isa() + "; host: " + fst4j.shim.Host.current().describe());
+            // describe() names the GEMM's kernel family; the 2:4 product's is named only where it differs
+            String spmm = SparseGemm.isa().equals(Native.isa()) ? "" : "; 2:4 product kernels " + SparseGemm.isa();
+            System.out.println("# host: " + fst4j.shim.Host.current().describe() + spmm);
         }
     }
 

@@ -149,9 +149,9 @@ typedef struct { const float *w; int64_t ldw, cout, cin, kk; float *out; int64_t
 #include <immintrin.h>
 /* 16 output channels x 16 consecutive columns k of W (k = ci * kk + tap) through a 16 x 16 transpose in registers:
  * vector j holds column k0 + j of the 16 rows, which is A'[ci][(kk - 1 - tap) * Cout + c0 ..] (64 contiguous bytes).
- * The scalar loop below reads the same 16 rows but writes one float at a time; in ResNet-18's DENSE step (Eq. 2 of
- * the 256- and 512-channel layers as a convolution of dY) it cost ~7 ms (perf, session 38), mostly loads and stores
- * per element. Moves only: the same bits as the scalar loop. */
+ * Written one float at a time (as tconv_cols below still writes the tails), this layout cost ~7 ms of ResNet-18's
+ * DENSE step (Eq. 2 of the 256- and 512-channel layers as a convolution of dY; perf, session 38), mostly loads and
+ * stores per element. Moves only: the same bits as tconv_cols. */
 __attribute__((target("avx512f"))) static void tconv_16x16(const float *w, int64_t ldw, int64_t k0, int64_t kk, int64_t cout,
                                                            int64_t c0, float *out, int64_t ldo) {
     __m512 r[16], t[16];
@@ -182,42 +182,34 @@ __attribute__((target("avx512f"))) static void tconv_16x16(const float *w, int64
         if (++tap == kk) { tap = 0; ci++; }
     }
 }
-static int tconv_avx512(void) {
-    static int v = -1;   /* every thread computes the same value */
-    int x = __atomic_load_n(&v, __ATOMIC_RELAXED);
-    if (x < 0) { __builtin_cpu_init(); x = __builtin_cpu_supports("avx512f") ? 1 : 0; __atomic_store_n(&v, x, __ATOMIC_RELAXED); }
-    return x;
-}
 #endif
+
+/* Columns k0..k1 of W (k = ci * kk + tap) for output channels c0..c0+nc, one float at a time: the tails of the 16 x 16
+ * tiles, and everything on a CPU without AVX-512 (or with FST4J_ISA forcing a lesser family, as for the GEMM). */
+static void tconv_cols(const tconv_job *j, int64_t c0, int64_t nc, int64_t k0, int64_t k1) {
+    int64_t ci = k0 / j->kk, tap = k0 % j->kk;
+    for (int64_t k = k0; k < k1; k++) {
+        float *restrict d = j->out + ci * j->ldo + (j->kk - 1 - tap) * j->cout + c0;
+        for (int64_t c = 0; c < nc; c++) d[c] = j->w[(c0 + c) * j->ldw + k];
+        if (++tap == j->kk) { tap = 0; ci++; }
+    }
+}
 
 static void tconv_task(void *p, int64_t b0, int64_t b1) {
     const tconv_job *j = p;
-    const int64_t kk = j->kk, ldw = j->ldw;
+#if defined(__x86_64__)
+    const int avx512 = strcmp(fst_isa(), "avx512") == 0;   /* the kernel family gemm.c chose for the process */
+#endif
     for (int64_t b = b0; b < b1; b++) {
-        const int64_t ci0 = b * TC, ci1 = ci0 + TC < j->cin ? ci0 + TC : j->cin;
+        const int64_t ci0 = b * TC, ci1 = ci0 + TC < j->cin ? ci0 + TC : j->cin, k1 = ci1 * j->kk;
         for (int64_t c0 = 0; c0 < j->cout; c0 += 16) {
             const int64_t nc = j->cout - c0 < 16 ? j->cout - c0 : 16;
+            int64_t k = ci0 * j->kk;
 #if defined(__x86_64__)
-            if (nc == 16 && tconv_avx512()) {   /* whole 16 x 16 tiles of the block's columns, then the rest one by one */
-                const int64_t k1 = ci1 * kk;
-                int64_t k = ci0 * kk;
-                for (; k + 16 <= k1; k += 16) tconv_16x16(j->w, ldw, k, kk, j->cout, c0, j->out, j->ldo);
-                for (; k < k1; k++) {
-                    const int64_t ci = k / kk, tap = k % kk;
-                    float *restrict d = j->out + ci * j->ldo + (kk - 1 - tap) * j->cout + c0;
-                    for (int64_t c = 0; c < 16; c++) d[c] = j->w[(c0 + c) * ldw + k];
-                }
-                continue;
-            }
+            if (nc == 16 && avx512)   /* whole 16 x 16 tiles, then the rest */
+                for (; k + 16 <= k1; k += 16) tconv_16x16(j->w, j->ldw, k, j->kk, j->cout, c0, j->out, j->ldo);
 #endif
-            for (int64_t ci = ci0; ci < ci1; ci++) {
-                const float *src = j->w + c0 * ldw + ci * kk + kk - 1;
-                float *o = j->out + ci * j->ldo + c0;
-                for (int64_t t = 0; t < kk; t++) {
-                    float *restrict d = o + t * j->cout;
-                    for (int64_t c = 0; c < nc; c++) d[c] = src[c * ldw - t];
-                }
-            }
+            tconv_cols(j, c0, nc, k, k1);
         }
     }
 }

@@ -36,6 +36,9 @@ final class EvalCache {
 
         Shared(AutoCloseable value) { this.value = value; }
 
+        /** The kept operand. */
+        AutoCloseable value() { return value; }
+
         /** One more reference; taken only under the cache's lock while the cache still holds its own (so never from 0). */
         void retain() { refs.incrementAndGet(); }
 
@@ -69,7 +72,6 @@ final class EvalCache {
         final Device device;
         final DType dtype;
         final Object recipe;
-        final AutoCloseable value;
         final Shared shared;
 
         Entry(Tensor w, int version, Object recipe, AutoCloseable value) {
@@ -81,7 +83,6 @@ final class EvalCache {
             this.device = w.device();
             this.dtype = w.dtype();
             this.recipe = recipe;
-            this.value = value;
             this.shared = new Shared(value);
         }
 
@@ -103,7 +104,7 @@ final class EvalCache {
     synchronized <V extends AutoCloseable, R> R get(Tensor w, Object recipe, Supplier<V> build, Leaser<V, R> lease) {
         if (entry != null && entry.matches(w, recipe)) {
             hits.incrementAndGet();
-            return lease.lease((V) entry.value, entry.shared);
+            return lease.lease((V) entry.shared.value(), entry.shared);
         }
         clear();
         int version = w.version();   // before the build reads the values

@@ -50,36 +50,11 @@ public final class Gemm3 {
         /** The kept columns described the same way (e.g. im2col with the horizontal stride doubled), or null. */
         default Lowering keptLowering(int[] positionsPerImage) { return null; }
         /**
-         * The kept columns of an odd-width plane, where Eq. 7's even positions of H*W form a checkerboard, as two
-         * lowerings (each im2col with both strides doubled), or null: see {@link Checkerboard}.
-         */
-        default Checkerboard keptCheckerboard(int[] positionsPerImage) { return null; }
-        /**
          * im2col rows row0, row0 + rstep, ... (nrows of them) at one list of positions per image (the authors' random
          * patterns, {@link AuthorsFixed24#kept}) as an [nrows, kept] matrix with unit column stride, valid until the next
          * call on these columns; or null where these columns cannot give it.
          */
         default Tensor keptAt(AuthorsFixed24.Kept kept, int row0, int rstep, int nrows) { return null; }
-    }
-
-    /**
-     * Eq. 7's kept positions of an Ho x Wo plane with Wo odd: flat index r*Wo + c even means r + c even, so the kept set
-     * is the positions with r and c both even (lowering {@code even}: Ceil(Ho/2) x Ceil(Wo/2)) and those with both odd
-     * ({@code odd}: Floor(Ho/2) x Floor(Wo/2)). Kept index m of an image (position 2m) is r'*Wo + c' for the even one at
-     * (2r', 2c') and r'*Wo + (Wo+1)/2 + c' for the odd one at (2r'+1, 2c'+1).
-     */
-    public record Checkerboard(Lowering even, Lowering odd, int wo) {
-        /** The columns of g [R, images * kept] (unit stride along rows) that one of the lowerings covers, in its order. */
-        Tensor columns(Tensor g, int images, boolean odd) {
-            long[] gm = (odd ? this.odd : even).geometry();   // {n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order}
-            int ho = (int) gm[10], w = (int) gm[11], kept = g.size(1) / images;
-            long first = odd ? (wo + 1) / 2 : 0;
-            try (Tensor v = g.asStrided(new int[]{g.size(0), images, ho, w},
-                    new long[]{g.strides()[0], kept, wo, 1}, g.offset() + first);
-                 Tensor c = v.contiguous()) {
-                return c.reshape(g.size(0), images * ho * w);
-            }
-        }
     }
 
     private final SparseConfig cfg;
@@ -575,6 +550,8 @@ public final class Gemm3 {
 
     /** How many Eq. 3 blocks have run over the kept columns of the authors' patterns (for tests). */
     static final java.util.concurrent.atomic.AtomicLong authorsKeptBlocks = new java.util.concurrent.atomic.AtomicLong();
+    /** How many half-K Eq. 3 products have taken Eq. 7's kept columns as a column list (for tests). */
+    static final java.util.concurrent.atomic.AtomicLong keptColumnLists = new java.util.concurrent.atomic.AtomicLong();
 
     /** Eq. 2: dX = S(W^T) S(dY), [K, cols]; sw is forward's S(W) (used when the config takes W^T from it). */
     public Tensor inputGrad(Tensor w, Tensor sw, Tensor dy) {
@@ -922,6 +899,13 @@ public final class Gemm3 {
         else Conv.gemmLowered(1f, g, low, true, beta, dw);
     }
 
+    /**
+     * Whether half-K Eq. 3 lowers Eq. 7's kept columns as a column list where they are not a strided lowering (odd-width
+     * planes, 7x7 say) instead of gathering them from im2col (false: the gather, for A/B runs and for the test that
+     * compares the two).
+     */
+    public static volatile boolean oddPlaneColumnList = !"false".equals(System.getProperty("fst4j.eq3.columnList"));
+
     private static boolean unitRows(Tensor t) { return t.dim() == 2 && (t.size(1) <= 1 || t.strides()[1] == 1); }
 
     /** dw = Gk X[:, kept]^T + beta * dw for the gathered gradient gk (closed here). */
@@ -937,23 +921,18 @@ public final class Gemm3 {
                 return;
             }
         }
-        Checkerboard cb = low == null && f32(gk, dw) && unitRows(gk) ? x.keptCheckerboard(kept) : null;
-        if (cb != null) {
-            // odd-width planes: the two halves of the checkerboard, each lowered while packing (no gather of X)
+        // Where they are not (odd-width planes, where they form a checkerboard, or strided ones), the kept positions of
+        // every image as a column list of im2col, lowered while packing in one product: each vector of 16 kept columns
+        // reads one 32-float window of an image at stride 1 (a segment or gather plan where strided). 1.09-1.35x the
+        // two strided halves of the checkerboard it replaced, 1.14-1.53x the gather at 3x3 stride 2 (NOTES v30); 1x1
+        // kernels keep the gather (0.91-1.08x).
+        Lowering all = low == null && oddPlaneColumnList && f32(gk, dw) && unitRows(gk) ? x.lowering() : null;
+        if (all != null && all.x().device() == Device.CPU && !all.tapMajor() && all.geometry()[4] * all.geometry()[5] > 1) {
             try (gk) {
-                long t1 = Profile.start();
-                Tensor ge = cb.columns(gk, images, false), go = null;
-                try {
-                    go = cb.columns(gk, images, true);
-                    Profile.stop(Part.SPARSIFY, t1);
-                    long t2 = Profile.start();
-                    lowered(ge, cb.even(), beta, dw);
-                    lowered(go, cb.odd(), 1f, dw);
-                    Profile.stop(Part.EQ3, t2);
-                } finally {
-                    ge.close();
-                    if (go != null) go.close();
-                }
+                long t2 = Profile.start();
+                Conv.gemmLoweredAt(1f, gk, all, HalfK.keptPositions(images * segment, segment), 0, 1, dw.size(1), beta, dw);
+                Profile.stop(Part.EQ3, t2);
+                keptColumnLists.incrementAndGet();
                 return;
             }
         }

@@ -135,14 +135,6 @@ public final class Layers {
      */
     public static volatile boolean keepColumns = !"false".equals(System.getProperty("fst4j.conv.keepColumns"));
 
-    /**
-     * Whether Eq. 3 under the fixed mask at odd-width planes (7x7, say) lowers the kept checkerboard as two strided
-     * halves (Gemm3.Checkerboard) instead of gathering the kept columns of im2col (false: the gather, for A/B runs and
-     * for the test that compares the two).
-     */
-    public static volatile boolean checkerboardEnabled = !"false".equals(System.getProperty("fst4j.conv.checkerboard"));
-    /** Checkerboard lowerings built so far (tests check that a geometry takes the path). */
-    static final java.util.concurrent.atomic.AtomicLong checkerboards = new java.util.concurrent.atomic.AtomicLong();
     static final long KEEP_COLUMNS_MAX_BYTES = 64L << 20;
 
     /**
@@ -417,9 +409,6 @@ public final class Layers {
                 public Lowering keptLowering(int[] pos) {
                     return lowers() && rowAligned(pos) ? new Lowering(xs, k, k, stride, 2 * stride, padding, padding) : null;
                 }
-                public Gemm3.Checkerboard keptCheckerboard(int[] pos) {
-                    return lowers() && xs.device() == Device.CPU && checkerboardEnabled ? checkerboard(xs, k, pos) : null;
-                }
                 /** CPU blocks are lowered while packing; a CUDA batch at BF16 straight into the bf16 operand (unless kept). */
                 private boolean lowers() {
                     if (xs.device() == Device.CUDA)
@@ -437,30 +426,6 @@ public final class Layers {
         private boolean rowAligned(int[] pos) {
             return wo % 2 == 0 && pos.length * 2 == ho * wo && pos.length > 0 && pos[pos.length - 1] == ho * wo - 2;
         }
-
-        /**
-         * Even positions of each image's Ho*Wo with Wo odd (a checkerboard, Gemm3.Checkerboard) as two lowerings with
-         * both strides doubled: rows and columns 0, 2, 4, ... read x with the layer's padding; rows and columns 1, 3,
-         * 5, ... start stride rows and columns further in, i.e. read x with padding - stride. Null when the pattern or
-         * the sizes do not match, or the padding is less than the stride (the caller then gathers the kept columns).
-         */
-        private Gemm3.Checkerboard checkerboard(Tensor xs, int k, int[] pos) {
-            // stride > padding would need a cropped copy of x for the odd half: measured 1.02x (3x3, stride 2) and 0.85x
-            // (1x1, stride 2) of the gather per layer, against 1.07-1.21x at 7x7 stride 1 (64 channels, 128 images)
-            if (wo % 2 == 0 || wo < 3 || ho < 2 || pos.length != (ho * wo + 1) / 2 || stride > padding) return null;
-            for (int i = 0; i < pos.length; i++) if (pos[i] != 2 * i) return null;
-            int h = xs.size(2), wd = xs.size(3), padOdd = padding - stride;
-            if (outSize(h, k, 2 * stride, padding) != (ho + 1) / 2 || outSize(wd, k, 2 * stride, padding) != (wo + 1) / 2
-                    || outSize(h, k, 2 * stride, padOdd) != ho / 2 || outSize(wd, k, 2 * stride, padOdd) != wo / 2)
-                return null;
-            Gemm3.Checkerboard cb = new Gemm3.Checkerboard(new Lowering(xs, k, k, 2 * stride, 2 * stride, padding, padding),
-                    new Lowering(xs, k, k, 2 * stride, 2 * stride, padOdd, padOdd), wo);
-            checkerboards.incrementAndGet();
-            return cb;
-        }
-
-        /** Output size of a convolution along one axis, or -1 when the kernel does not fit the padded input. */
-        private static int outSize(int in, int k, int s, int p) { return in + 2 * p < k ? -1 : (in + 2 * p - k) / s + 1; }
 
         protected Tensor[] backward(Tensor g) {
             int n = x.size(0), cout = w.size(0), k = w.size(2), kRows = w.size(1) * k * k, p = ho * wo;

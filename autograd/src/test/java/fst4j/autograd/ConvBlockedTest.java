@@ -37,12 +37,12 @@ class ConvBlockedTest {
                 {3, 4, 6, 10, 10, 3, 1, 1},    // Cout % 4 != 0: a pruned W^T cannot take the tap-major layout
                 {2, 3, 8, 12, 12, 5, 1, 2},    // 5x5, pad 2
                 {7, 9, 16, 4, 4, 3, 1, 1},     // 4x4 planes: 16 columns per image, vectors on image boundaries
-                // odd Wo under the fixed mask: Eq. 3 over the checkerboard's two halves, each lowered
-                {5, 8, 8, 7, 7, 3, 1, 1},      // 7x7, stride 1: the odd half reads x as it is
-                {4, 6, 8, 14, 14, 3, 2, 1},    // 14x14 -> 7x7, stride 2 > padding: the gather
+                // odd Wo under the fixed mask: Eq. 3 over the kept positions as a column list of im2col
+                {5, 8, 8, 7, 7, 3, 1, 1},      // 7x7, stride 1
+                {4, 6, 8, 14, 14, 3, 2, 1},    // 14x14 -> 7x7, stride 2
                 {4, 6, 8, 14, 14, 1, 2, 0},    // 1x1, stride 2: the gather
-                {3, 4, 8, 9, 9, 5, 1, 2},      // 5x5, pad 2 > stride: the odd half keeps one of padding
-                {3, 4, 8, 6, 7, 3, 1, 1},      // 6x7: the odd rows would need padding below only, so the gather
+                {3, 4, 8, 9, 9, 5, 1, 2},      // 5x5, pad 2
+                {3, 4, 8, 6, 7, 3, 1, 1},      // 6x7
         };
         List<Arguments> out = new ArrayList<>();
         for (SparseConfig.Method m : SparseConfig.Method.values())
@@ -151,28 +151,36 @@ class ConvBlockedTest {
     }
 
     /**
-     * At odd-width square planes of stride-1 convolutions the fixed mask's Eq. 3 (FST3, FST3_IR; the authors' random
-     * patterns are not Eq. 7's) takes the checkerboard's two lowerings, not a gather of im2col's kept columns, and gives
-     * the gather's dW within float rounding; several blocks too.
+     * Where Eq. 7's kept positions are not a strided lowering (odd-width planes, where they form a checkerboard, at stride
+     * 1 or 2) the fixed mask's Eq. 3 (FST3, FST3_IR; the authors' random patterns are not Eq. 7's) lowers them as one
+     * column list of im2col, not a gather of its kept columns, and gives the gather's dW within float rounding: several
+     * blocks too, and on the packing GEMM as well as on the direct kernel (Eq. 3 without packing up to 48 or 128 rows).
+     * 1x1 kernels keep the gather.
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("oddPlanes")
-    void checkerboardEqualsGather(int[] g) {
-        boolean before = Layers.checkerboardEnabled;
+    void columnListEqualsGather(int[] g) {
+        boolean before = Gemm3.oddPlaneColumnList;
+        int directBefore = fst4j.shim.Native.wgradDirectMax(-1);
         try {
-            for (SparseConfig.Method m : new SparseConfig.Method[]{SparseConfig.Method.FST3, SparseConfig.Method.FST3_IR}) {
-                Layers.checkerboardEnabled = false;
-                Result gather = run(m, g, true, true, true);
-                Layers.checkerboardEnabled = true;
-                long built = Layers.checkerboards.get();
-                Result cb = run(m, g, true, true, true);
-                assertTrue(Layers.checkerboards.get() > built, m + ": the geometry must take the checkerboard");
-                close(gather.y, cb.y, m + " y");
-                close(gather.dx, cb.dx, m + " dx");
-                close(gather.dw, cb.dw, m + " dw");
-            }
+            for (int direct : new int[]{directBefore, 0})
+                for (SparseConfig.Method m : new SparseConfig.Method[]{SparseConfig.Method.FST3, SparseConfig.Method.FST3_IR}) {
+                    fst4j.shim.Native.wgradDirectMax(direct);
+                    Gemm3.oddPlaneColumnList = false;
+                    Result gather = run(m, g, true, true, true);
+                    Gemm3.oddPlaneColumnList = true;
+                    long built = Gemm3.keptColumnLists.get();
+                    Result cl = run(m, g, true, true, true);
+                    String what = m + " direct rows " + direct;
+                    if (g[5] == 1) assertEquals(built, Gemm3.keptColumnLists.get(), what + ": a 1x1 kernel keeps the gather");
+                    else assertTrue(Gemm3.keptColumnLists.get() > built, what + ": the geometry must take the column list");
+                    close(gather.y, cl.y, what + " y");
+                    close(gather.dx, cl.dx, what + " dx");
+                    close(gather.dw, cl.dw, what + " dw");
+                }
         } finally {
-            Layers.checkerboardEnabled = before;
+            Gemm3.oddPlaneColumnList = before;
+            fst4j.shim.Native.wgradDirectMax(directBefore);
         }
     }
 
@@ -231,6 +239,10 @@ class ConvBlockedTest {
     }
 
     static Stream<int[]> oddPlanes() {
-        return Stream.of(new int[]{5, 8, 8, 7, 7, 3, 1, 1}, new int[]{3, 4, 8, 9, 9, 5, 1, 2}, new int[]{5, 4, 8, 11, 11, 5, 1, 2, 363});
+        return Stream.of(new int[]{5, 8, 8, 7, 7, 3, 1, 1}, new int[]{3, 4, 8, 9, 9, 5, 1, 2}, new int[]{5, 4, 8, 11, 11, 5, 1, 2, 363},
+                new int[]{4, 6, 8, 14, 14, 3, 2, 1},      // 14x14 -> 7x7, stride 2
+                new int[]{3, 4, 8, 6, 7, 3, 1, 1},        // 6x7
+                new int[]{12, 12, 60, 7, 7, 3, 1, 1, 294}, // 60 output rows, two blocks of 6 images
+                new int[]{4, 6, 8, 14, 14, 1, 2, 0});     // 1x1, stride 2: the gather
     }
 }

@@ -34,7 +34,8 @@ import java.util.SplittableRandom;
  * bench-eq123} therefore sets {@code OPENBLAS_THREAD_TIMEOUT=4} unless it is set. The timed call of OpenBLAS's turn
  * follows its first call at once, so its own speed is not affected.
  * <p>
- * {@code ./fst4j bench-eq123 [--rounds 25] [--threads 1,2] [--shapes 64x25088x576,...] [--pause-ms 20]}
+ * {@code ./fst4j bench-eq123 [--rounds 25] [--threads 1,2] [--shapes 64x25088x576,...] [--pause-ms 20] [--eqs 1,2,3,3s]}
+ * ({@code --eqs}: which rows, 3s being Eq. 3 as the step runs it; all four by default)
  */
 public final class Eq123Interleaved {
     private Eq123Interleaved() {}
@@ -46,18 +47,28 @@ public final class Eq123Interleaved {
 
     public static void main(String[] args) throws Throwable {
         Map<String, String> o = new LinkedHashMap<>(Map.of("--rounds", "25", "--threads", "1,2", "--shapes", String.join(",", SHAPES),
-                "--pause-ms", "20"));
+                "--pause-ms", "20", "--eqs", "1,2,3,3s"));
         for (int i = 0; i < args.length; i++) {
             if (!o.containsKey(args[i]) || i + 1 == args.length)
-                throw new IllegalArgumentException("usage: Eq123Interleaved [--rounds N] [--threads 1,2] [--shapes MxNxK,...] [--pause-ms MS]; got " + args[i]);
+                throw new IllegalArgumentException("usage: Eq123Interleaved [--rounds N] [--threads 1,2] [--shapes MxNxK,...] [--pause-ms MS] [--eqs 1,2,3,3s]; got " + args[i]);
             o.put(args[i], args[++i]);
         }
         int rounds = Integer.parseInt(o.get("--rounds")), pause = Integer.parseInt(o.get("--pause-ms"));
         if (rounds < 3) throw new IllegalArgumentException("--rounds must be >= 3");
+        java.util.Set<Integer> eqs = new java.util.TreeSet<>();
+        for (String e : o.get("--eqs").split(",")) {
+            switch (e.trim()) {
+                case "1" -> eqs.add(1);
+                case "2" -> eqs.add(2);
+                case "3" -> eqs.add(3);
+                case "3s" -> eqs.add(4);   // Eq. 3 as the training step runs it
+                default -> throw new IllegalArgumentException("--eqs takes 1, 2, 3 and 3s (Eq. 3 as the step runs it); got " + e);
+            }
+        }
         System.out.printf(Locale.ROOT, "Eq. 1-3 interleaved: %d rounds, turns of 2 calls (the second timed), %d ms between turns; "
                 + "kernel family %s, spmm24 %s; ratios > 1: the 2:4 (or half-K) product is faster%n", rounds, pause, Native.isa(), SparseGemm.isa());
         System.out.println("# host: " + fst4j.shim.Host.current().describe());
-        int met = 0, metPrune = 0, cells = 0;
+        int met = 0, metPrune = 0, cells = 0, half = 0, halfMet = 0, step3 = 0, step3Met = 0;
         try (Arena arena = Arena.ofShared()) {
             for (String th : o.get("--threads").split(",")) {
                 int threads = Integer.parseInt(th.trim());
@@ -66,7 +77,7 @@ public final class Eq123Interleaved {
                     String[] d = shape.trim().split("x");
                     Cell c = new Cell(Integer.parseInt(d[0]), Integer.parseInt(d[1]), Integer.parseInt(d[2]), threads, blas);
                     try (c) {
-                        for (int eq = 1; eq <= 4; eq++) {
+                        for (int eq : eqs) {
                             if (eq == 4 && c.x4 == null) continue;
                             double[][] r = c.measure(eq, rounds, pause);
                             String name = String.format(Locale.ROOT, "Eq. %d %-14s %d thr", eq, shape.trim(), threads);
@@ -81,9 +92,13 @@ public final class Eq123Interleaved {
                                         name, q(r[0]), q(r[1]), q(r[2]), q(r[3]), ok ? "  >= 1.5x both" : "",
                                         c.medians[0], c.medians[1], c.medians[2], c.medians[3]);
                             } else if (eq == 3) {
+                                half++;
+                                if (median(r[1]) >= 1.8) halfMet++;
                                 System.out.printf(Locale.ROOT, "%s  half-K vs OpenBLAS %s  vs ours %s   [ms: OpenBLAS %.3f, ours %.3f, half-K %.3f]%n",
                                         name, q(r[0]), q(r[1]), c.medians[0], c.medians[1], c.medians[2]);
                             } else {
+                                step3++;
+                                if (median(r[0]) >= 1.8) step3Met++;
                                 System.out.printf(Locale.ROOT, "%s  as the step runs it, X lowered from x %s: FST3_IR half-K (IR shift inside) vs ours %s"
                                                 + "   [ms: ours %.3f, half-K %.3f]%n", String.format(Locale.ROOT, "Eq. 3 %-14s %d thr", shape.trim(), threads),
                                         c.x4Shape(), q(r[0]), c.medians[0], c.medians[1]);
@@ -93,8 +108,10 @@ public final class Eq123Interleaved {
                 }
             }
         }
-        System.out.printf(Locale.ROOT, "Eq. 1 and 2 cells at >= 1.5x both OpenBLAS and our dense (medians): %d of %d with the weight "
+        if (cells > 0) System.out.printf(Locale.ROOT, "Eq. 1 and 2 cells at >= 1.5x both OpenBLAS and our dense (medians): %d of %d with the weight "
                 + "prepared, %d of %d with its prune + compress inside the timing%n", met, cells, metPrune, cells);
+        if (half + step3 > 0) System.out.printf(Locale.ROOT, "Eq. 3 cells at >= 1.8x our dense (medians): %d of %d with X materialised "
+                + "(its gathers inside the timing), %d of %d as the step runs it%n", halfMet, half, step3Met, step3);
     }
 
     /** One (shape, thread count): its operands, prepared once. */
@@ -108,7 +125,7 @@ public final class Eq123Interleaved {
          * Eq. 3 as the training step computes it: X = im2col(x4) of the 3x3 "same" convolution these shapes come from
          * (x4 [8, k/9, H, H], H*H = cols/8), never materialised, through the Eq. 1-3 node itself: DENSE lowers X while
          * the GEMM runs (or the direct kernel, up to 128 rows); FST3_IR shifts and gathers dY (Eq. 8-10) and lowers only
-         * Eq. 7's kept half of X (every other column; a checkerboard on odd planes). Null where cols or k do not fit.
+         * Eq. 7's kept half of X (every other column; on odd planes, where they form a checkerboard, a column list). Null where cols or k do not fit.
          */
         final Tensor x4;
         final Gemm3 dense = new Gemm3(SparseConfig.Method.DENSE.config()), fst = new Gemm3(SparseConfig.Method.FST3_IR.config());
@@ -140,9 +157,6 @@ public final class Eq123Interleaved {
                 public Tensor kept(int[] pos, int images) { return Conv.im2colAt(x4, pos, 3, 3, 1, 1, 1, 1); }
                 public Lowering lowering() { return new Lowering(x4, 3, 3, 1, 1, 1, 1); }
                 public Lowering keptLowering(int[] pos) { return h % 2 == 0 ? new Lowering(x4, 3, 3, 1, 2, 1, 1) : null; }
-                public Gemm3.Checkerboard keptCheckerboard(int[] pos) {
-                    return h % 2 == 1 ? new Gemm3.Checkerboard(new Lowering(x4, 3, 3, 2, 2, 1, 1), new Lowering(x4, 3, 3, 2, 2, 0, 0), h) : null;
-                }
             };
         }
 

@@ -38,9 +38,6 @@ int fst_spmm24_range_generic(RANGE_ARGS);
 #ifndef SPK_JIT_MAX_M_B
 #define SPK_JIT_MAX_M_B 32        /* ... and at most this many (64 rows: 0.97-0.99x of the register kernel, NOTES v17) */
 #endif
-#ifndef SPK_JIT_MAX_MK_TAP
-#define SPK_JIT_MAX_MK_TAP 16384  /* tap-major convolutions (Eq. 2 as a convolution of dY): at most this many entries */
-#endif
 #ifndef SPK_JIT_MAX_M
 #define SPK_JIT_MAX_M 64          /* ... and at most this many rows (96-576 rows measured slower, NOTES v15) */
 #endif
@@ -53,6 +50,25 @@ int fst_spmm24_group_mode = 1;      /* large-weight column-block grouping */
 int fst_spmm24_prefetch_mode = 1;   /* prefetch a big S's next register block */
 int fst_spmm24_kblock_mode = 1;     /* L2-sized K blocks where K needs several */
 int fst_spmm24_jit_mode = 1;        /* the code compiled per call (sparse_jit.c) where it measured faster */
+
+/* The compiled product's convolution flavour (x read in place; sparse_jit.c): at most this many rows and entries of S.
+ * On the Zen 5 (NOTES v15, v17) the code outgrew L2 with more (1.0-1.2x of the register kernel up to 64 x 576). On the
+ * Intel Xeon of session 39 it kept winning further (NOTES v30; in-process, code already written, 1 and 2 threads):
+ * 64 x 1152 1.14-1.29x, 128 x 576 1.17-1.20x, 128 x 1152 1.05-1.10x of the register kernel; but in training S changes
+ * every step and writing the code (~17 ns per kept value) took that back at 128 x 1152 (ResNet-18's 128-channel layer:
+ * no change per step), while the small CNN's 64 x 1152 and 128 x 576 gained (Eq. 1 + 2 of that layer 23 -> 20 ms per
+ * step). So 73728 entries there. -DSPK_JIT_CONV_MAX_M and _MK fix them. */
+#include "cpu_host.h"
+static int64_t jit_conv_max(int mk) {
+#if defined(SPK_JIT_CONV_MAX_M) && defined(SPK_JIT_CONV_MAX_MK)
+    return mk ? SPK_JIT_CONV_MAX_MK : SPK_JIT_CONV_MAX_M;
+#else
+    static int amd = -1;   /* -1 until known; every thread computes the same value */
+    int a = __atomic_load_n(&amd, __ATOMIC_RELAXED);
+    if (a < 0) __atomic_store_n(&amd, a = fst_cpu_amd_family() != 0, __ATOMIC_RELAXED);
+    return mk ? (a ? 40960 : 73728) : (a ? 64 : 128);
+#endif
+}
 
 /* Sets *sw to mode 0 or 1 (other values only ask); returns the mode in use. */
 static int set_switch(int *sw, int mode) {
@@ -184,15 +200,17 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     /* the convolution flavour reads x itself (no lowering), in 32-column pieces of its images */
     const int conv_fits = low && fst_jit24_conv_fits(low);
     /* Where it runs (Zen 5, NOTES v17): a materialised B with 24-32 rows (1.13-1.45x of the register kernel; 64 rows
-     * 0.97-0.99x); convolutions it reads straight from x (1.0-1.2x), but not tap-major ones over 16384 entries (64
-     * channels at 32 x 32: 0.93x). Never on a staged lowering (7 x 7 planes, strided: 0.84-0.92x): there the register
-     * kernel, faster since its K blocks were fitted to L1, wins. */
+     * 0.97-0.99x); convolutions it reads straight from x (1.0-1.2x; up to the host's jit_conv_max), tap-major ones
+     * (Eq. 2 as a convolution of dY) too since their groups run channel by channel (sparse_jit.c; before, over 16384
+     * entries they ran at 0.93x there). Never on a staged lowering (7 x 7 planes, strided: 0.84-0.92x): there the
+     * register kernel, faster since its K blocks were fitted to L1, wins. */
     const double mk = (double)M * (double)((K + 3) & ~(int64_t)3);
     const int jit_mode = __atomic_load_n(&fst_spmm24_jit_mode, __ATOMIC_RELAXED);
-    const int jit_shape = jit_mode == 2 ? low || M >= SPK_JIT_MIN_M
-                        : low ? conv_fits && (low->order == 0 || mk <= SPK_JIT_MAX_MK_TAP)
-                              : M >= SPK_JIT_MIN_M && M <= SPK_JIT_MAX_M_B;
-    if (strcmp(isa, "avx512") == 0 && jit_mode && N >= SPK_JIT_MIN_N && mk <= SPK_JIT_MAX_MK && M <= SPK_JIT_MAX_M && jit_shape)
+    const int by_default = low ? conv_fits && M <= jit_conv_max(0) && mk <= (double)jit_conv_max(1)
+                               : M >= SPK_JIT_MIN_M && M <= SPK_JIT_MAX_M_B && mk <= SPK_JIT_MAX_MK;
+    /* mode 2: that, and wherever v15's rule let it run */
+    const int jit_shape = by_default || (jit_mode == 2 && (low || M >= SPK_JIT_MIN_M) && mk <= SPK_JIT_MAX_MK && M <= SPK_JIT_MAX_M);
+    if (strcmp(isa, "avx512") == 0 && jit_mode && N >= SPK_JIT_MIN_N && jit_shape)
         jit = conv_fits ? fst_jit24_get_conv(M, values, meta, low) : fst_jit24_get(M, K, values, meta, low ? 0 : ldb);
     const int jconv = jit && conv_fits;
     const int64_t pieces = jconv ? low->n * fst_jit24_conv_pieces(jit) : 0;   /* its work units */

@@ -295,12 +295,13 @@ public final class Native {
     public static int spmm24KBlocks(int mode) { return abSwitch(SwitchHandles.KBLOCKS, mode); }
 
     /**
-     * The 2:4 product compiled per call (sparse_jit.c, AVX-512 CPUs), which fits where B has at least 2048 columns and S
-     * at most 40960 entries in at most 64 rows (at least 24 on a materialised B): 1 (default) writes x86-64 code for the
-     * compressed S where it measured faster on Zen 5 (a materialised B with at most 32 rows, convolutions read straight
-     * from x, tap-major ones up to 16384 entries), 2 wherever it fits (v15's rule), 0 always the register kernel, -1 only
-     * asks. Returns the mode in use. The last bits differ between the two (other K blocks); for tests and A/B timings
-     * (jmh/NOTES-step-cpu.md v15, v17).
+     * The 2:4 product compiled per call (sparse_jit.c, AVX-512 CPUs), where B has at least 2048 columns: 1 (default)
+     * writes x86-64 code for the compressed S where it measured faster (a materialised B with 24-32 rows and at most 40960
+     * entries; stride-1 "same" convolutions read straight from x, in either row order, up to 64 rows and 40960 entries on
+     * AMD, 128 rows and 73728 entries elsewhere), 2 there and wherever v15's rule let it (at most 40960 entries in at
+     * most 64 rows, at least 24 on a materialised B, staged lowerings too), 0 always the register kernel, -1 only asks. Returns
+     * the mode in use. The last bits differ between them (other K blocks and orders); for tests and A/B timings
+     * (jmh/NOTES-step-cpu.md v15, v17, v30).
      */
     public static int spmm24Jit(int mode) { return abSwitch(SwitchHandles.JIT, mode); }
 

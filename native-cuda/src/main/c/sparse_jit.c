@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
+#include <cpuid.h>
 #include <pthread.h>
 #include <immintrin.h>
 #include "fst4j.h"
@@ -53,7 +55,8 @@ struct fst_jit24 {
     float *vals;              /* repacked values: register block rb at voff[rb], [g][row][2] */
     int64_t *gord;            /* the groups in the order the code takes them (NULL: 0, 1, 2, ...) */
     int64_t *voff;
-    uint8_t *code;            /* all blocks' code, in the calling thread's mapping */
+    uint8_t *code;            /* all blocks' code, in the calling thread's mapping (its executable view) */
+    uint64_t gen;             /* its number in code_gen's count (sync_code) */
     uint32_t *entry;          /* [rb][kb] offset into code */
 };
 
@@ -109,6 +112,22 @@ static void prefetch_t1(emitter *e, int base, int32_t d) {   /* prefetcht1 [base
     b1(e, 0x0F); b1(e, 0x18); b1(e, (uint8_t)(0x80 | (2 << 3) | (base & 7))); b4(e, d);
 }
 
+/* The four FMAs of one row of a register block and one group (two kept values, two vectors each) depend only on the
+ * row r and the group's 4-bit index of that row: their bytes are written once per process (6 or 7 bytes each) and copied
+ * per row and group instead of emitted byte by byte. The same bytes as vfma_bcast writes (it writes the templates). */
+typedef struct { uint8_t n, b[31]; } fma4;
+static fma4 fma_tmpl[JR][16];
+static pthread_once_t tmpl_once = PTHREAD_ONCE_INIT;
+static void tmpl_init(void) {
+    for (int r = 0; r < JR; r++)
+        for (int nib = 0; nib < 16; nib++) {
+            emitter t = { fma_tmpl[r][nib].b, 0 };
+            for (int s = 0; s < 2; s++)
+                for (int j = 0; j < 2; j++) vfma_bcast(&t, 2 * r + j, 24 + 2 * (s ? nib >> 2 : nib & 3) + j, RSI, (2 * r + s) * 4);
+            fma_tmpl[r][nib].n = (uint8_t)t.n;
+        }
+}
+
 /* Where a block's code finds row k of B, vector j (of the piece's two) relative to the piece's base register:
  * - rows bstride bytes apart and vectors 64 bytes apart (a matrix or the staging buffer; the base then advances four
  *   rows per group);
@@ -135,6 +154,7 @@ static int32_t koff(const fst_jit24 *j, int64_t k) {
 static void emit_block(emitter *e, const uint32_t *meta, int64_t ldm, int64_t r0, int rows, int64_t g0, int64_t ng,
                        const baddr *ba, int32_t tstride, int64_t K, const int64_t *gord) {
     const int64_t pf = ba->pf;
+    (void)pthread_once(&tmpl_once, tmpl_init);
     mov_rr(e, R10, RDI);
     mov_rr(e, R11, RSI);
     const size_t top = e->n;
@@ -155,7 +175,15 @@ static void emit_block(emitter *e, const uint32_t *meta, int64_t ldm, int64_t r0
             for (int j = 0; j < 2; j++)
                 vload(e, 24 + 2 * t + j, RDI, ba->conv ? koff(ba->conv, 4 * g + t) + j * ba->vstride : t * ba->bstride + 64 * j);
         if (pf) for (int t = 0; t < 4; t++) for (int j = 0; j < 2; j++) prefetch_t1(e, RDI, (int32_t)(pf + t * ba->bstride + 64 * j));
-        for (int r = 0; r < rows; r++) {
+        const uint32_t *mg = meta + r0 * ldm + g / 8;
+        const int shift = 4 * (int)(g % 8);
+        if (4 * g + 3 < K) {   /* a whole group: the row's four FMAs from the template (block_bound leaves room for 31 bytes) */
+            for (int r = 0; r < rows; r++) {
+                const fma4 *f = &fma_tmpl[r][(mg[r * ldm] >> shift) & 15u];
+                memcpy(e->p + e->n, f->b, sizeof f->b);
+                e->n += f->n;
+            }
+        } else for (int r = 0; r < rows; r++) {
             const uint32_t nib = (meta[(r0 + r) * ldm + g / 8] >> (4 * (g % 8))) & 15u;
             for (int s = 0; s < 2; s++) {
                 const int t = s ? (int)(nib >> 2) : (int)(nib & 3u);
@@ -176,12 +204,12 @@ static void emit_block(emitter *e, const uint32_t *meta, int64_t ldm, int64_t r0
 }
 
 /* The code lives in one mapping per calling thread, kept between calls and grown as needed: a fresh mapping per call
- * cost ~20 % of a 128 x 6272 x 1152 product in page faults. A call writes it (read-write), runs it (read-execute) and is
+ * cost ~20 % of a 128 x 6272 x 1152 product in page faults. A call writes it (writable view), runs it (executable view) and is
  * done with it before the thread's next call, so one mapping per thread suffices. The thread also keeps the last S it
  * compiled (a copy of its values and metadata): the training step multiplies one weight by several column blocks of a
  * layer in a row, and writing the code anew for each cost more than it saved. All of it is freed when the thread ends. */
 typedef struct {
-    uint8_t *p; size_t cap;
+    uint8_t *p, *x; size_t cap;   /* the code's pages mapped twice: written through p, run through x */
     float *scratch; size_t scratch_floats;
     fst_jit24 *last; float *vkey; uint32_t *mkey;   /* the code now in p, and the S it was written for */
 } code_cache;
@@ -189,7 +217,13 @@ static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static void jit_free(fst_jit24 *j);
 static void cache_forget(code_cache *c) { jit_free(c->last); free(c->vkey); free(c->mkey); c->last = NULL; c->vkey = NULL; c->mkey = NULL; }
-static void cache_drop(void *v) { code_cache *c = v; cache_forget(c); if (c->p) munmap(c->p, c->cap); free(c->scratch); free(c); }
+static void cache_drop(void *v) {
+    code_cache *c = v;
+    cache_forget(c);
+    if (c->p) { munmap(c->p, c->cap); munmap(c->x, c->cap); }
+    free(c->scratch);
+    free(c);
+}
 static void cache_init(void) { (void)pthread_key_create(&cache_key, cache_drop); }
 static code_cache *thread_cache(void) {
     (void)pthread_once(&cache_once, cache_init);
@@ -212,18 +246,41 @@ static float *thread_scratch(size_t floats) {
     }
     return c->scratch;
 }
-static uint8_t *writable_code(size_t bytes) {
+/* Room for the code: its pages mapped twice, writable and executable, so that writing a new S's code changes no page
+ * protection: switching one mapping between the two (mprotect, twice per S) flushed the other threads' TLBs by
+ * interrupts, costly in a VM. A new 64 x 576 S (ResNet-18's 64-channel Eq. 2, 4 images of 32 x 32) cost 15-18 ns per
+ * kept value more than the same S on 2 threads (7-12 on one); with the templates above and this, 9-10 (5.5-6): NOTES v30.
+ * Returns the writable view (NULL: no executable memory here) and sets *exec to the executable one. */
+static uint8_t *writable_code(size_t bytes, uint8_t **exec) {
     code_cache *c = thread_cache();
     if (!c) return NULL;
     if (c->cap < bytes) {
-        if (c->p) munmap(c->p, c->cap);
+        if (c->p) { munmap(c->p, c->cap); munmap(c->x, c->cap); c->p = c->x = NULL; c->cap = 0; }
         const size_t cap = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
-        void *m = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        c->p = m == MAP_FAILED ? NULL : m;
-        c->cap = m == MAP_FAILED ? 0 : cap;
-        return c->p;
+        const int fd = memfd_create("fst4j-jit", MFD_CLOEXEC);
+        if (fd < 0) return NULL;
+        void *w = ftruncate(fd, (off_t)cap) == 0 ? mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+        void *x = w == MAP_FAILED ? MAP_FAILED : mmap(NULL, cap, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+        close(fd);
+        if (x == MAP_FAILED) { if (w != MAP_FAILED) munmap(w, cap); return NULL; }
+        c->p = w; c->x = x; c->cap = cap;
     }
-    return mprotect(c->p, c->cap, PROT_READ | PROT_WRITE) == 0 ? c->p : NULL;
+    *exec = c->x;
+    return c->p;
+}
+
+/* Code written since this thread last serialised its instruction stream is run only after it does so again (SERIALIZE
+ * where the CPU has it, else CPUID): the other threads of a call run the code the calling thread wrote, and x86 asks a
+ * core to serialise before running code another core modified. code_gen counts the codes written. */
+static uint64_t code_gen;
+static _Thread_local uint64_t code_synced;
+static void sync_code(const fst_jit24 *j) {
+    if (j->gen <= code_synced) return;
+    const uint64_t g = __atomic_load_n(&code_gen, __ATOMIC_ACQUIRE);
+    unsigned a, b, c, d;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 14))) __asm__ volatile(".byte 0x0f, 0x01, 0xe8" ::: "memory");   /* serialize */
+    else { unsigned l = 0, z = 0; __asm__ volatile("cpuid" : "+a"(l), "=b"(b), "+c"(z), "=d"(d) :: "memory"); }
+    code_synced = g;
 }
 
 static fst_jit24 *jit_build(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb,
@@ -264,8 +321,9 @@ static fst_jit24 *jit_build(int64_t M, int64_t K, const float *values, const uin
         for (int64_t kb = 0; kb < j->nkb; kb++) bound += block_bound(rows, JKB / 4);
     }
     if (!j->vals || !j->voff || !j->entry || bound > UINT32_MAX) { jit_free(j); return NULL; }
-    if (!(j->code = writable_code(bound))) { jit_free(j); return NULL; }
-    emitter e = { j->code, 0 };
+    uint8_t *rw = writable_code(bound, &j->code);
+    if (!rw) { jit_free(j); return NULL; }
+    emitter e = { rw, 0 };
     for (int64_t rb = 0; rb < j->nrb; rb++) {
         const int64_t r0 = rb * JR;
         const int rows = (int)(M - r0 < JR ? M - r0 : JR);
@@ -291,7 +349,7 @@ static fst_jit24 *jit_build(int64_t M, int64_t K, const float *values, const uin
             emit_block(&e, meta, ldm, r0, rows, g0, ng, &ba, (int32_t)(j->jw * 4), K, j->gord);
         }
     }
-    if (mprotect(j->code, (e.n + 4095) & ~(size_t)4095, PROT_READ | PROT_EXEC) != 0) { j->code = NULL; jit_free(j); return NULL; }
+    j->gen = __atomic_add_fetch(&code_gen, 1, __ATOMIC_RELEASE);   /* after the last byte */
     return j;
 }
 
@@ -366,6 +424,7 @@ static inline void store_c(float *c, __mmask16 k, __m512 r, float beta, __m512 v
 
 int fst_jit24_range(const fst_jit24 *j, int64_t n0, int64_t n1, float alpha, float beta, const float *B, int64_t ldb,
                     float *C, int64_t ldc, const fst_lowering *low) {
+    sync_code(j);
     const int64_t M = j->M, K = j->K, jw = j->jw;
     const int direct = j->ldb > 0;
     /* in place: B a matrix with the row stride the code was written for, and whole 32-column pieces only */
@@ -435,6 +494,7 @@ int fst_jit24_range(const fst_jit24 *j, int64_t n0, int64_t n1, float alpha, flo
  * stored). */
 int fst_jit24_conv_range(const fst_jit24 *j, int64_t u0, int64_t u1, float alpha, float beta, const float *x, float *C,
                          int64_t ldc) {
+    sync_code(j);
     if (!j->conv) return FST_EINVAL;
     const fst_lowering *g = &j->low;
     const int64_t M = j->M, plane = j->hpad * j->wpad, hw = g->h * g->w, tstride = j->jw, np = j->pieces;

@@ -131,11 +131,12 @@ FST_API int fst_spmm24_kblocks(int mode);
 /* The 2:4 product compiled per call (sparse_jit.c, AVX-512): fst_spmm24 / fst_spmm24_lowered write x86-64 code for
  * this S (each kept value's B row a register) and run it over B (a materialised B read in place; a convolution with
  * stride 1, "same" padding and output rows of 14-32 columns read from a padded copy of x, without lowering; other
- * lowerings staged in blocks). It fits where B has at least 2048 columns and S at most 40960 entries (M x Kp) in at most
- * 64 rows (and, on a materialised B, at least 24). mode 1 (default): where it measured faster on Zen 5 (a materialised
- * B with at most 32 rows; the convolutions read from x, tap-major ones up to 16384 entries; never staged), 2: wherever it
- * fits (v15's rule), 0: the register kernel everywhere, -1 only asks; returns the mode in use. The two sum in different
- * K blocks, so the last bits differ; for tests and A/B timing (jmh/NOTES-step-cpu.md v15, v17). */
+ * lowerings staged in blocks), where B has at least 2048 columns. mode 1 (default): where it measured faster (a
+ * materialised B with 24-32 rows and at most 40960 entries, M x Kp; the convolutions read from x, in either row order,
+ * up to 64 rows and 40960 entries on AMD, 128 rows and 73728 entries elsewhere; never staged), 2: there and wherever
+ * v15's rule let it (at most 40960 entries in at most 64 rows, at least 24 on a materialised B), 0: the register kernel
+ * everywhere, -1 only asks; returns the mode in use. They sum in different K blocks and orders, so the last bits
+ * differ; for tests and A/B timing (jmh/NOTES-step-cpu.md v15, v17, v30). */
 FST_API int fst_spmm24_jit(int mode);
 /* Eq. 3 of a convolution (fst_sgemm_lowered with transB) without packing (dot products over the positions) for at most
  * m output rows, else the packing GEMM: m >= 0 sets it, -1 only asks; returns the value in use. Default by host: 128 on

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <errno.h>
 #include <cpuid.h>
 #include <pthread.h>
 #include <immintrin.h>
@@ -224,7 +225,20 @@ static void cache_drop(void *v) {
     free(c->scratch);
     free(c);
 }
-static void cache_init(void) { (void)pthread_key_create(&cache_key, cache_drop); }
+/* In a child of fork() the code pages are still shared with the parent (MAP_SHARED): the child's thread lets go of its
+ * view of them (and of the S they were written for) so that its next S is written into pages of its own. */
+static void cache_after_fork(void) {
+    code_cache *c = pthread_getspecific(cache_key);
+    if (!c) return;
+    cache_forget(c);
+    if (c->p) { munmap(c->p, c->cap); munmap(c->x, c->cap); }
+    c->p = c->x = NULL;
+    c->cap = 0;
+}
+static void cache_init(void) {
+    (void)pthread_key_create(&cache_key, cache_drop);
+    (void)pthread_atfork(NULL, NULL, cache_after_fork);
+}
 static code_cache *thread_cache(void) {
     (void)pthread_once(&cache_once, cache_init);
     code_cache *c = pthread_getspecific(cache_key);
@@ -251,18 +265,24 @@ static float *thread_scratch(size_t floats) {
  * interrupts, costly in a VM. A new 64 x 576 S (ResNet-18's 64-channel Eq. 2, 4 images of 32 x 32) cost 15-18 ns per
  * kept value more than the same S on 2 threads (7-12 on one); with the templates above and this, 9-10 (5.5-6): NOTES v30.
  * Returns the writable view (NULL: no executable memory here) and sets *exec to the executable one. */
+static int exec_denied;   /* set once memfd_create or an executable mapping was refused: no retry on every call */
 static uint8_t *writable_code(size_t bytes, uint8_t **exec) {
     code_cache *c = thread_cache();
-    if (!c) return NULL;
+    if (!c || __atomic_load_n(&exec_denied, __ATOMIC_RELAXED)) return NULL;
     if (c->cap < bytes) {
         if (c->p) { munmap(c->p, c->cap); munmap(c->x, c->cap); c->p = c->x = NULL; c->cap = 0; }
         const size_t cap = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
         const int fd = memfd_create("fst4j-jit", MFD_CLOEXEC);
-        if (fd < 0) return NULL;
+        if (fd < 0) { if (errno != EMFILE && errno != ENFILE && errno != ENOMEM) __atomic_store_n(&exec_denied, 1, __ATOMIC_RELAXED); return NULL; }
         void *w = ftruncate(fd, (off_t)cap) == 0 ? mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
         void *x = w == MAP_FAILED ? MAP_FAILED : mmap(NULL, cap, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+        const int denied = w != MAP_FAILED && x == MAP_FAILED && (errno == EPERM || errno == EACCES);
         close(fd);
-        if (x == MAP_FAILED) { if (w != MAP_FAILED) munmap(w, cap); return NULL; }
+        if (x == MAP_FAILED) {
+            if (w != MAP_FAILED) munmap(w, cap);
+            if (denied) __atomic_store_n(&exec_denied, 1, __ATOMIC_RELAXED);   /* e.g. vm.memfd_noexec, SELinux, seccomp */
+            return NULL;
+        }
         c->p = w; c->x = x; c->cap = cap;
     }
     *exec = c->x;
@@ -274,12 +294,21 @@ static uint8_t *writable_code(size_t bytes, uint8_t **exec) {
  * core to serialise before running code another core modified. code_gen counts the codes written. */
 static uint64_t code_gen;
 static _Thread_local uint64_t code_synced;
+static int has_serialize = -1;   /* CPUID.(7,0):EDX[14], read once (CPUID leaves a VM) */
 static void sync_code(const fst_jit24 *j) {
     if (j->gen <= code_synced) return;
     const uint64_t g = __atomic_load_n(&code_gen, __ATOMIC_ACQUIRE);
+    int ser = __atomic_load_n(&has_serialize, __ATOMIC_RELAXED);
     unsigned a, b, c, d;
-    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 14))) __asm__ volatile(".byte 0x0f, 0x01, 0xe8" ::: "memory");   /* serialize */
-    else { unsigned l = 0, z = 0; __asm__ volatile("cpuid" : "+a"(l), "=b"(b), "+c"(z), "=d"(d) :: "memory"); }
+    if (ser < 0) {
+        ser = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 14));   /* these CPUIDs serialise too */
+        __atomic_store_n(&has_serialize, ser, __ATOMIC_RELAXED);
+    } else if (ser) {
+        __asm__ volatile(".byte 0x0f, 0x01, 0xe8" ::: "memory");   /* serialize */
+    } else {
+        unsigned l = 0, z = 0;
+        __asm__ volatile("cpuid" : "+a"(l), "=b"(b), "+c"(z), "=d"(d) :: "memory");
+    }
     code_synced = g;
 }
 

@@ -265,6 +265,11 @@ static float *thread_scratch(size_t floats) {
  * interrupts, costly in a VM. A new 64 x 576 S (ResNet-18's 64-channel Eq. 2, 4 images of 32 x 32) cost 15-18 ns per
  * kept value more than the same S on 2 threads (7-12 on one); with the templates above and this, 9-10 (5.5-6): NOTES v30.
  * Returns the writable view (NULL: no executable memory here) and sets *exec to the executable one. */
+#ifdef MFD_EXEC
+#define FST_MFD_EXEC MFD_EXEC
+#else
+#define FST_MFD_EXEC 0x0010U   /* linux/memfd.h from 6.3 */
+#endif
 static int exec_denied;   /* set once memfd_create or an executable mapping was refused: no retry on every call */
 static uint8_t *writable_code(size_t bytes, uint8_t **exec) {
     code_cache *c = thread_cache();
@@ -272,7 +277,10 @@ static uint8_t *writable_code(size_t bytes, uint8_t **exec) {
     if (c->cap < bytes) {
         if (c->p) { munmap(c->p, c->cap); munmap(c->x, c->cap); c->p = c->x = NULL; c->cap = 0; }
         const size_t cap = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
-        const int fd = memfd_create("fst4j-jit", MFD_CLOEXEC);
+        /* executable on purpose (kernels from 6.3 under vm.memfd_noexec = 1 make it non-executable otherwise); older
+         * kernels do not know the flag (EINVAL) */
+        int fd = memfd_create("fst4j-jit", MFD_CLOEXEC | FST_MFD_EXEC);
+        if (fd < 0 && errno == EINVAL) fd = memfd_create("fst4j-jit", MFD_CLOEXEC);
         if (fd < 0) { if (errno != EMFILE && errno != ENFILE && errno != ENOMEM) __atomic_store_n(&exec_denied, 1, __ATOMIC_RELAXED); return NULL; }
         void *w = ftruncate(fd, (off_t)cap) == 0 ? mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
         void *x = w == MAP_FAILED ? MAP_FAILED : mmap(NULL, cap, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);

@@ -175,6 +175,12 @@ FST_API int fst_prune24_compress_tconv(int64_t cout, int64_t cin, int64_t kk, co
  * out must not overlap dy. */
 FST_API int fst_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,
                              int shift, float coeff, int circular, int nthreads);
+/* fst_shift_gather_images: fst_shift_gather of the rows x (images * seg) matrix whose segment (r, i) lies at
+ * dy + i * ld_image + r * ld_row (channel r's plane of image i in an NCHW block: ld_row = seg = H*W, ld_image =
+ * C*H*W), read in place: out is rows x images*ceil(seg/2), contiguous, as fst_shift_gather writes for that matrix.
+ * ld_row, ld_image >= seg; out must not overlap what dy reads. */
+FST_API int fst_shift_gather_images(const float *dy, float *out, int64_t rows, int64_t images, int64_t seg, int64_t ld_row,
+                                    int64_t ld_image, int shift, float coeff, int circular, int nthreads);
 /* fst_shift_gather_at: the IR shift of fst_shift_add read only at positions pos[0..npos) of each row (the authors'
  * random patterns' kept columns, which no fixed stride describes): out[r][q] = dy[r][p] + coeff * dy[r][p + shift]
  * for p = pos[q], with fst_shift_add's neighbour rule within p's segment of seg elements (wrap when circular, else

@@ -408,6 +408,33 @@ int fst_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int
     return FST_OK;
 }
 
+/* fst_shift_gather over NCHW images: segment (r, i) is the plane of channel r in image i, at dy + i * ld_image + r *
+ * ld_row; out [rows, images * h] as fst_shift_gather writes the gathered [rows, images * seg] matrix. */
+typedef struct { const float *dy; float *out; int64_t images, seg, h, ld_row, ld_image; int shift; float coeff; int circular; } shift_images_job;
+
+static void shift_images_task(void *p, int64_t s0, int64_t s1) {
+    const shift_images_job *j = p;
+    for (int64_t s = s0; s < s1; s++) {
+        const int64_t r = s / j->images, i = s % j->images;
+        shift_gather_seg(j->dy + i * j->ld_image + r * j->ld_row, j->out + s * j->h, j->seg, j->shift, j->coeff, j->circular);
+    }
+}
+
+int fst_shift_gather_images(const float *dy, float *out, int64_t rows, int64_t images, int64_t seg, int64_t ld_row,
+                            int64_t ld_image, int shift, float coeff, int circular, int nthreads) {
+    if (rows < 0 || images < 0 || seg <= 0 || ld_row < seg || ld_image < seg || (shift != 1 && shift != -1) || nthreads < 1)
+        return FST_EINVAL;
+    if (rows == 0 || images == 0) return FST_OK;
+    if (!dy || !out) return FST_ENULL;
+    const int64_t h = (seg + 1) / 2, total = rows * images;
+    const float *end = dy + (images - 1) * ld_image + (rows - 1) * ld_row + seg;   /* one past the last element read */
+    if ((const float *)out < end && dy < (const float *)out + total * h) return FST_EINVAL;   /* overlap */
+    int nt = total * seg < 65536 ? 1 : nthreads;
+    shift_images_job j = { dy, out, images, seg, h, ld_row, ld_image, shift, coeff, circular };
+    fst_parallel(total, nt > 1 ? 4 * (int64_t)nt : 1, nt, shift_images_task, &j);
+    return FST_OK;
+}
+
 /* SR-STE decay (fst4j.nn.SrSte): g += lambda * w at the weights magnitude 2:4 along each row prunes, with the
  * same keys and ties as the prune above (lower index wins, NaN largest; a last partial group counts as padded
  * with zeros, which never beat a real weight). */

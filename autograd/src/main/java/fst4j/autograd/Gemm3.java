@@ -739,6 +739,37 @@ public final class Gemm3 {
     }
 
     /**
+     * Whether {@link #weightGradIntoImages} takes dY straight from an NCHW block here: Eq. 7's half-K with the IR shift
+     * fused into the gather, on float32 CPU tensors.
+     */
+    public boolean eq3FromImages(Tensor dy) {
+        SparseConfig.Shift ir = cfg.ir();
+        return cfg.xt() instanceof Sparsifier.Fixed24 && cfg.dyEq3() instanceof Sparsifier.Dense && f32(dy)
+                && dy.device() == Device.CPU && (ir == null || ir.coeff() != 0f);
+    }
+
+    /** How many Eq. 3 products have read dY from NCHW images in place (for tests). */
+    static final java.util.concurrent.atomic.AtomicLong eq3ImageBlocks = new java.util.concurrent.atomic.AtomicLong();
+
+    /**
+     * {@link #weightGradInto(Tensor, Columns, int, Tensor, float)} for dY given as an NCHW block [N, Cout, L] (segment =
+     * L) rather than gathered into [Cout, N*L]: the IR shift and the half-K gather read the images in place, so a blocked
+     * convolution whose Eq. 2 needs no gathered dY (a convolution of dY) copies nothing. Only where
+     * {@link #eq3FromImages} says so.
+     */
+    public void weightGradIntoImages(Tensor dyImages, Columns x, Tensor dw, float beta) {
+        if (!eq3FromImages(dyImages) || dyImages.dim() != 3)
+            throw new IllegalStateException("weightGradIntoImages needs Eq. 7's half-K on a float32 CPU [N, C, L] dY (see eq3FromImages)");
+        int images = dyImages.size(0), segment = dyImages.size(2);
+        long t0 = Profile.start();
+        SparseConfig.Shift ir = cfg.ir();
+        Tensor gk = Profile.stop(Part.SPARSIFY, t0, ir == null ? HalfK.shiftGatherImages(dyImages, 0f, 1, false, Blas.threads())
+                : HalfK.shiftGatherImages(dyImages, ir.coeff(), ir.direction(), ir.circular(), Blas.threads()));   // a failed stop frees gk
+        eq3ImageBlocks.incrementAndGet();
+        halfK(gk, images, x, segment, dw, beta);
+    }
+
+    /**
      * dw = Eq. 3's dW + beta * dw, dw [Cout, K] with unit stride along its rows: accumulates Eq. 3 over blocks of
      * whole images (see {@link #eq3Local()}). beta == 0 overwrites dw.
      */
@@ -759,7 +790,7 @@ public final class Gemm3 {
             try (SharedOperand gk = ir == null ? HalfK.shiftGatherShared(dy, segment, 0f, 1, false, Blas.threads())
                     : HalfK.shiftGatherShared(dy, segment, ir.coeff(), ir.direction(), ir.circular(), Blas.threads())) {
                 Profile.stop(Part.SPARSIFY, t0);
-                halfK(gk.tensor().alias(), dy, x, segment, dw, beta);
+                halfK(gk.tensor().alias(), dy.size(1) / segment, x, segment, dw, beta);
             }
             return;
         }
@@ -776,7 +807,7 @@ public final class Gemm3 {
             if (halfK) {
                 long t1 = Profile.start();
                 Tensor gk = Profile.stop(Part.SPARSIFY, t1, HalfK.gatherKept(g, segment));
-                halfK(gk, dy, x, segment, dw, beta);
+                halfK(gk, dy.size(1) / segment, x, segment, dw, beta);
                 return;
             }
             Lowering low = cfg.xt() instanceof Sparsifier.Dense && f32(g, dw) ? x.lowering() : null;
@@ -909,8 +940,7 @@ public final class Gemm3 {
     private static boolean unitRows(Tensor t) { return t.dim() == 2 && (t.size(1) <= 1 || t.strides()[1] == 1); }
 
     /** dw = Gk X[:, kept]^T + beta * dw for the gathered gradient gk (closed here). */
-    private static void halfK(Tensor gk, Tensor dy, Columns x, int segment, Tensor dw, float beta) {
-        int images = dy.size(1) / segment;
+    private static void halfK(Tensor gk, int images, Columns x, int segment, Tensor dw, float beta) {
         int[] kept = HalfK.keptPositions(segment, segment);
         Lowering low = f32(gk, dw) ? x.keptLowering(kept) : null;
         if (low != null && unitRows(gk)) {

@@ -135,6 +135,11 @@ public final class Layers {
      */
     public static volatile boolean keepColumns = !"false".equals(System.getProperty("fst4j.conv.keepColumns"));
 
+    /**
+     * Whether a blocked convolution's Eq. 3 of Eq. 7's half-K reads dY's images in place (Gemm3.weightGradIntoImages)
+     * instead of gathering each block into [Cout, nb*L] first (false: the gather, for A/B runs).
+     */
+    public static volatile boolean eq3FromImages = !"false".equals(System.getProperty("fst4j.conv.eq3FromImages"));
     static final long KEEP_COLUMNS_MAX_BYTES = 64L << 20;
 
     /**
@@ -503,7 +508,10 @@ public final class Layers {
                  Tensor xc = x.contiguous()) {
                 Gemm3.Left tconv = dx != null && same ? node.prepareInputGradTconv(wm, sw, k * k) : null;
                 wt = tconv != null ? tconv : dx != null ? node.prepareInputGrad(wm, sw, DType.F32) : null;
-                boolean gather = dw != null || tconv == null;   // dY as a [Cout, nb*L] block: Eq. 3, or Eq. 2 as W^T dY
+                // Eq. 3 of Eq. 7's half-K reads the block's images in place (IR shift and gather in one pass), so where
+                // Eq. 2 is a convolution of dY (or not asked for) no [Cout, nb*L] copy of dY is made
+                boolean eq3Images = dw != null && b > 1 && eq3FromImages && node.eq3FromImages(gc);
+                boolean gather = (dw != null && !eq3Images) || (dx != null && tconv == null);   // dY as a [Cout, nb*L] block: Eq. 3, or Eq. 2 as W^T dY
                 int pattern = dw != null ? node.drawEq3Pattern() : -1;   // the authors' random X^T pattern: one draw per batch
                 try (Tensor cols = tconv == null || dw != null ? Tensor.empty(kRows, b * l) : null;
                      Tensor dybuf = b > 1 && gather ? Tensor.empty(cout, b * l) : null;
@@ -533,7 +541,9 @@ public final class Layers {
                                     Profile.stop(Part.IM2COL, t2);
                                 }
                             }
-                            if (dw != null) node.weightGradInto(dyBlock, columns(xs, cols), l, dw, n0 == 0 ? 0f : 1f, n0, pattern);
+                            if (dw != null && eq3Images) {
+                                try (Tensor dyImages = dy3.slice(0, n0, n0 + nb)) { node.weightGradIntoImages(dyImages, columns(xs, cols), dw, n0 == 0 ? 0f : 1f); }
+                            } else if (dw != null) node.weightGradInto(dyBlock, columns(xs, cols), l, dw, n0 == 0 ? 0f : 1f, n0, pattern);
                         }
                     }
                 }

@@ -185,6 +185,39 @@ class ConvBlockedTest {
     }
 
     /**
+     * A blocked convolution's Eq. 3 of Eq. 7's half-K (FST3, FST3_IR) reads dY's images in place (no gathered [Cout,
+     * nb*L] block) where Eq. 2 is a convolution of dY, and gives the gathered path's gradients bit for bit: several
+     * blocks with a short last one, odd planes, stride 2 (Eq. 2 then takes col2im and the gathered block too).
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("imageBlocks")
+    void eq3FromImagesEqualsGathered(int[] g) {
+        boolean before = Layers.eq3FromImages;
+        try {
+            for (SparseConfig.Method m : new SparseConfig.Method[]{SparseConfig.Method.FST3, SparseConfig.Method.FST3_IR}) {
+                Layers.eq3FromImages = false;
+                Result gathered = run(m, g, true, true, true);
+                Layers.eq3FromImages = true;
+                long before3 = Gemm3.eq3ImageBlocks.get();
+                Result images = run(m, g, true, true, true);
+                assertTrue(Gemm3.eq3ImageBlocks.get() > before3, m + ": the blocks must read dY's images in place");
+                assertArrayEquals(gathered.y, images.y, 0f, m + " y");
+                assertArrayEquals(gathered.dx, images.dx, 0f, m + " dx");
+                assertArrayEquals(gathered.dw, images.dw, 0f, m + " dw");
+            }
+        } finally {
+            Layers.eq3FromImages = before;
+        }
+    }
+
+    static Stream<int[]> imageBlocks() {
+        return Stream.of(new int[]{5, 4, 8, 20, 20, 3, 1, 1, 1200},   // L = 400: blocks of 3 and 2
+                new int[]{12, 6, 8, 7, 7, 3, 1, 1, 294},                // 7x7 (the kept columns as a column list): two blocks of 6
+                new int[]{6, 5, 12, 33, 33, 3, 2, 1, 1156},              // stride 2, odd Wo
+                new int[]{5, 60, 8, 16, 16, 3, 1, 1, 768});              // wide layer: blocks of 3 and 2
+    }
+
+    /**
      * The authors' random activation patterns (FST_CODE, and FST3_IR with their patterns): the blocked path computes Eq. 3
      * over the kept columns only, with the pattern drawn once per batch, and gives the whole-batch masked GEMM's dW for
      * each of the four patterns, at planes that are and are not multiples of the patterns' period (so the kept set moves

@@ -69,14 +69,14 @@ public final class Native {
     private static final SymbolLookup LIB;
     private static final MethodHandle VERSION, ISA, MAX_THREADS, SGEMM, SHIFT_ADD;
     private static final MethodHandle SPMM24, SPMM24_ISA;
-    private static final MethodHandle PRUNE24, PRUNE24_T, SHIFT_GATHER, SHIFT_GATHER_AT;
+    private static final MethodHandle PRUNE24, PRUNE24_T, SHIFT_GATHER, SHIFT_GATHER_AT, SHIFT_GATHER_IMAGES;
 
     static {
         String path = null, error = null;
         SymbolLookup lib = null;
         MethodHandle version = null, isa = null, maxThreads = null, sgemm = null, shift = null;
         MethodHandle spmm24 = null, spmm24Isa = null;
-        MethodHandle prune24 = null, prune24t = null, shiftGather = null, shiftGatherAt = null;
+        MethodHandle prune24 = null, prune24t = null, shiftGather = null, shiftGatherAt = null, shiftGatherImages = null;
         try {
             path = locate();
             lib = SymbolLookup.libraryLookup(Path.of(path), Arena.global());
@@ -98,6 +98,8 @@ public final class Native {
                     JAVA_INT, JAVA_FLOAT, JAVA_INT, JAVA_INT), false);
             shiftGatherAt = bind(lib, "fst_shift_gather_at", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_FLOAT, JAVA_INT, JAVA_INT), false);
+            shiftGatherImages = bind(lib, "fst_shift_gather_images", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_FLOAT, JAVA_INT, JAVA_INT), false);
         } catch (Throwable t) {
             error = t instanceof NativeLibraryException && path == null ? t.getMessage()
                     : "cannot load the fst4j native library from " + (path == null ? RESOURCE + " (class path)" : path) + ": " + t.getMessage();
@@ -106,6 +108,7 @@ public final class Native {
         VERSION = version; ISA = isa; MAX_THREADS = maxThreads; SGEMM = sgemm; SHIFT_ADD = shift;
         SPMM24 = spmm24; SPMM24_ISA = spmm24Isa;
         PRUNE24 = prune24; PRUNE24_T = prune24t; SHIFT_GATHER = shiftGather; SHIFT_GATHER_AT = shiftGatherAt;
+        SHIFT_GATHER_IMAGES = shiftGatherImages;
     }
 
     private static MethodHandle bind(SymbolLookup lib, String name, FunctionDescriptor fd, boolean critical) {
@@ -1019,6 +1022,21 @@ public final class Native {
             rc = (int) SHIFT_GATHER.invokeExact(dy, out, rows, len, seg, shift, coeff, circular ? 1 : 0, threads);
         } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_shift_gather");
+    }
+
+    /**
+     * Raw IR shift + half-K gather of NCHW planes read in place: segment (r, i) at dy + i * ldImage + r * ldRow (floats),
+     * out rows x images*ceil(seg/2) contiguous (fst_shift_gather_images). Callers (fst4j.sparse.HalfK) must have
+     * bounds-checked.
+     */
+    public static void shiftGatherImages(MemorySegment dy, MemorySegment out, long rows, long images, long seg, long ldRow,
+                                         long ldImage, int shift, float coeff, boolean circular, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) SHIFT_GATHER_IMAGES.invokeExact(dy, out, rows, images, seg, ldRow, ldImage, shift, coeff, circular ? 1 : 0, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_shift_gather_images");
     }
 
     /**

@@ -95,6 +95,37 @@ public final class HalfK {
     }
 
     /**
+     * {@link #shiftGather(Tensor, int, float, int, boolean, int)} of the matrix [C, N*L] whose columns are the images of the
+     * float32 CPU block dY [N, C, L] (NCHW with the plane flattened, unit stride along L), read in place: the same values
+     * as gathering the images into that matrix first, without the copy. segment = L.
+     */
+    public static Tensor shiftGatherImages(Tensor dy, float coeff, int shift, boolean circular, int threads) {
+        dy.check();
+        if (dy.dim() != 3) throw new IllegalArgumentException("wrong rank: shiftGatherImages needs [N, C, L], got " + Arrays.toString(dy.shape()));
+        if (dy.dtype() != DType.F32 || dy.device() != Device.CPU)
+            throw new IllegalArgumentException("shiftGatherImages needs a float32 CPU tensor, got " + dy.dtype() + " on " + dy.device());
+        if (shift != 1 && shift != -1) throw new IllegalArgumentException("shift must be +1 or -1, got " + shift);
+        if (threads < 1) throw new IllegalArgumentException("thread count must be >= 1, got " + threads);
+        int n = dy.size(0), c = dy.size(1), l = dy.size(2);
+        if (l == 0) throw new IllegalArgumentException("shiftGatherImages: empty planes in " + Arrays.toString(dy.shape()));
+        Tensor out = Tensor.empty(c, Math.multiplyExact(n, (l + 1) / 2));
+        if (out.numel() == 0) return out;
+        long[] st = dy.strides();
+        try (Tensor src = (l > 1 && st[2] != 1) || (c > 1 && st[1] < l) || (n > 1 && st[0] < l) ? dy.contiguous() : dy.alias()) {
+            long[] ss = src.strides();
+            long ldRow = c > 1 ? ss[1] : l, ldImage = n > 1 ? ss[0] : l;
+            MemorySegment seg = src.segment();
+            if ((src.offset() + (n - 1) * ldImage + (c - 1) * ldRow + l) * 4 > seg.byteSize())
+                throw new IndexOutOfBoundsException("shiftGatherImages: dY " + Arrays.toString(dy.shape()) + " exceeds its storage");
+            Native.shiftGatherImages(seg.asSlice(src.byteOffset()), out.data(), c, n, l, ldRow, ldImage, shift, coeff, circular, threads);
+            return out;
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
+    }
+
+    /**
      * The IR shift read only at the given columns of the float32 CPU matrix dY [R, K] (unit column stride, any row stride:
      * a block of a larger buffer is read in place): {@code Restoration.shiftAdd(dY, segment, coeff, shift, circular)}'s
      * columns at positions, as a new [R, positions.length] matrix. coeff == 0 means no IR (a plain gather; neighbours are

@@ -32,6 +32,43 @@ class HalfKTest {
         }
     }
 
+    /**
+     * The IR shift + half-K gather read from NCHW images in place equals the same op on the images gathered into
+     * [C, N*L] first, bit for bit: even and odd planes, both shift directions, circular or not, coeff 0 (a plain
+     * gather), fresh random values; and on a view whose channels are not contiguous (a channel slice).
+     */
+    @Property(tries = 80)
+    void shiftGatherImagesEqualsGatheredMatrix(@ForAll @IntRange(min = 1, max = 5) int n, @ForAll @IntRange(min = 1, max = 9) int c,
+                                               @ForAll @IntRange(min = 1, max = 40) int l, @ForAll boolean backwards,
+                                               @ForAll boolean circular, @ForAll boolean noShift, @ForAll boolean slice, @ForAll long seed) {
+        int shift = backwards ? -1 : 1, cAll = slice ? c + 3 : c;
+        float coeff = noShift ? 0f : 0.3f;
+        try (Scope s = Scope.open()) {
+            Tensor all = Tensor.of(TestData.values(n * cAll * l, seed), n, cAll, l);
+            Tensor dy = slice ? all.slice(1, 1, 1 + c) : all;
+            // [C, N*L]: image i's plane of channel r at columns i*L ..
+            float[] v = dy.contiguous().toFloatArray(), m = new float[c * n * l];
+            for (int i = 0; i < n; i++) for (int r = 0; r < c; r++) System.arraycopy(v, (i * c + r) * l, m, r * n * l + i * l, l);
+            Tensor want = HalfK.shiftGather(Tensor.of(m, c, n * l), l, coeff, shift, circular, 1);
+            for (int threads : new int[]{1, 2}) {
+                Tensor got = HalfK.shiftGatherImages(dy, coeff, shift, circular, threads);
+                assertArrayEquals(want.shape(), got.shape());
+                assertArrayEquals(want.toFloatArray(), got.toFloatArray(), 0f, "threads " + threads);
+            }
+        }
+    }
+
+    @Test
+    void shiftGatherImagesRejectsBadInput() {
+        try (Scope s = Scope.open()) {
+            Tensor m = Tensor.of(new float[]{1, 2, 3, 4}, 2, 2);
+            assertThrows(IllegalArgumentException.class, () -> HalfK.shiftGatherImages(m, 0.5f, 1, false, 1), "a matrix is not [N, C, L]");
+            Tensor t = Tensor.of(new float[]{1, 2, 3, 4, 5, 6}, 1, 2, 3);
+            assertThrows(IllegalArgumentException.class, () -> HalfK.shiftGatherImages(t, 0.5f, 2, false, 1), "shift 2");
+            assertThrows(IllegalArgumentException.class, () -> HalfK.shiftGatherImages(t, 0.5f, 1, false, 0), "0 threads");
+        }
+    }
+
     @Test
     void keptPositions() {
         assertArrayEquals(new int[]{0, 2, 4}, HalfK.keptPositions(6, 6));

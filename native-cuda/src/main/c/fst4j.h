@@ -8,6 +8,7 @@
 #define FST_OK 0
 #define FST_EINVAL (-1)   /* a dimension, leading dimension, flag or thread count is out of range */
 #define FST_ENULL (-2)    /* a required pointer is NULL */
+#define FST_NO_NCHW 1     /* fst_spmm24_lowered_nchw: not for these shapes here (not an error; nothing was written) */
 
 #define FST_API __attribute__((visibility("default")))
 
@@ -59,6 +60,13 @@ FST_API int fst_sgemm_lowered_at(int64_t M, float alpha, const float *A, int64_t
                                  int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                                  const int32_t *cols, int64_t ncols, int64_t row0, int64_t rstep, int64_t nrows,
                                  float beta, float *C, int64_t ldc, int nthreads);
+/* fst_spmm24_lowered_nchw: fst_spmm24_lowered with beta 0 into Y in NCHW, [n, M, ho*wo] (a convolution's output, no
+ * [M, n*ho*wo] matrix to scatter), where the compiled convolution runs (fst_spmm24_jit): FST_NO_NCHW before anything is
+ * computed or written where it does not (the caller then takes fst_spmm24_lowered). */
+FST_API int fst_spmm24_lowered_nchw(int64_t M, float alpha, const float *values, const uint32_t *meta,
+                                    const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                                    int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                                    float *Y, int nthreads, int order);
 FST_API int fst_spmm24_lowered(int64_t M, float alpha, const float *values, const uint32_t *meta,
                                const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                                int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,

@@ -129,6 +129,7 @@ typedef struct {
     const fst_lowering *low;
     const fst_jit24 *jit;    /* when set: the compiled product, over column ranges */
     int jconv;               /* ... its convolution flavour, over ranges of pieces (32 output columns) of the images */
+    int64_t ld_img;          /* ... which writes image i's columns at C + i * ld_img (n*ho*wo columns: ho*wo; NCHW: M*ho*wo) */
 } spmm_job;
 
 static void spmm_task(void *p, int64_t u0, int64_t u1) {
@@ -136,7 +137,7 @@ static void spmm_task(void *p, int64_t u0, int64_t u1) {
     int64_t a = u0 * j->unit, b = u1 * j->unit < j->total ? u1 * j->unit : j->total;
     if (a >= b) return;
     if (j->jit) {
-        int rc = j->jconv ? fst_jit24_conv_range(j->jit, a, b, j->alpha, j->beta, j->low->x, j->C, j->ldc)
+        int rc = j->jconv ? fst_jit24_conv_range(j->jit, a, b, j->alpha, j->beta, j->low->x, j->C, j->ldc, j->ld_img)
                           : fst_jit24_range(j->jit, a, b, j->alpha, j->beta, j->B, j->ldb, j->C, j->ldc, j->low);
         if (rc != FST_OK) __atomic_store_n(&j->rc, rc, __ATOMIC_RELAXED);
         return;
@@ -149,7 +150,8 @@ static void spmm_task(void *p, int64_t u0, int64_t u1) {
 }
 
 static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *values, const uint32_t *meta,
-                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int nthreads, const fst_lowering *low);
+                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int nthreads, const fst_lowering *low,
+                    int64_t ld_img);
 
 int fst_spmm24(int64_t M, int64_t N, int64_t K, float alpha, const float *values, const uint32_t *meta,
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int nthreads) {
@@ -159,7 +161,7 @@ int fst_spmm24(int64_t M, int64_t N, int64_t K, float alpha, const float *values
     if (ldc < N) return FST_EINVAL;
     if (K > 0 && (!values || !meta || !B)) return FST_ENULL;
     if (K > 0 && ldb < N) return FST_EINVAL;
-    return spmm_run(M, N, K, alpha, values, meta, B, ldb, beta, C, ldc, nthreads, NULL);
+    return spmm_run(M, N, K, alpha, values, meta, B, ldb, beta, C, ldc, nthreads, NULL, 0);
 }
 
 int fst_spmm24_lowered(int64_t M, float alpha, const float *values, const uint32_t *meta,
@@ -174,11 +176,30 @@ int fst_spmm24_lowered(int64_t M, float alpha, const float *values, const uint32
     if (M == 0) return FST_OK;
     if (!C || !values || !meta) return FST_ENULL;
     if (ldc < N) return FST_EINVAL;
-    return spmm_run(M, N, K, alpha, values, meta, NULL, N, beta, C, ldc, nthreads, &low);
+    return spmm_run(M, N, K, alpha, values, meta, NULL, N, beta, C, ldc, nthreads, &low, 0);
 }
 
+int fst_spmm24_lowered_nchw(int64_t M, float alpha, const float *values, const uint32_t *meta,
+                            const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                            int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                            float *Y, int nthreads, int order) {
+    const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order, NULL, 0, 0, 0, 0 };
+    int rc = fst_lowering_check(&low);
+    if (rc != FST_OK) return rc;
+    const int64_t K = c * kh * kw, N = n * ho * wo;
+    if (M < 0 || nthreads < 1) return FST_EINVAL;
+    if (M == 0) return FST_OK;
+    if (!Y || !values || !meta) return FST_ENULL;
+    return spmm_run(M, N, K, alpha, values, meta, NULL, N, 0.0f, Y, ho * wo, nthreads, &low, M * ho * wo);
+}
+
+/* ld_img 0: C [M, N] with row stride ldc. ld_img > 0 (a lowering only): image i's columns of row r at C + r * ldc + i *
+ * ld_img (NCHW: ldc = ho*wo, ld_img = M*ho*wo), which only the compiled convolution writes: FST_NO_NCHW (before anything
+ * is computed or written) where it does not run. */
 static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *values, const uint32_t *meta,
-                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int nthreads, const fst_lowering *low) {
+                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int nthreads, const fst_lowering *low,
+                    int64_t ld_img) {
+    if (ld_img && (K == 0 || alpha == 0.0f)) return FST_NO_NCHW;
 
     if (K == 0 || alpha == 0.0f) {
         for (int64_t i = 0; i < M; i++) {
@@ -213,6 +234,8 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     if (strcmp(isa, "avx512") == 0 && jit_mode && N >= SPK_JIT_MIN_N && jit_shape)
         jit = conv_fits ? fst_jit24_get_conv(M, values, meta, low) : fst_jit24_get(M, K, values, meta, low ? 0 : ldb);
     const int jconv = jit && conv_fits;
+    if (ld_img && !jconv) return FST_NO_NCHW;
+    const int64_t img_stride = ld_img ? ld_img : low ? low->ho * low->wo : 0;   /* the compiled convolution's image stride in C */
     const int64_t pieces = jconv ? low->n * fst_jit24_conv_pieces(jit) : 0;   /* its work units */
     /* A materialised B is read in place by whole 32-column pieces: the last N % 32 columns (always the same ones, whatever
      * the threads) go to the register kernel. */
@@ -232,7 +255,7 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     }
     const int64_t N1 = jit ? njit : N;   /* columns left for the code below */
     if (nt == 1) {
-        if (jconv) return fst_jit24_conv_range(jit, 0, pieces, alpha, beta, low->x, C, ldc);
+        if (jconv) return fst_jit24_conv_range(jit, 0, pieces, alpha, beta, low->x, C, ldc, img_stride);
         if (jit) return fst_jit24_range(jit, 0, N1, alpha, beta, B, ldb, C, ldc, low);
         float *buf = aligned_alloc(64, buf_bytes);
         if (!buf) return FST_EINVAL;
@@ -253,7 +276,8 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     const int split_n = jit || (N >= 64 * (int64_t)nt && M < N);
     const int64_t unit = jconv ? 1 : split_n ? un : ur, total = jconv ? pieces : split_n ? N1 : M, units = (total + unit - 1) / unit;
     if (units < nt) nt = (int)units;
-    spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK, low, jit, jconv };
+    spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK, low, jit, jconv,
+                   img_stride };
     /* Two chunks per thread balance a thread the OS runs late; but every column chunk reads all of S, so with a large S
      * (read from memory, not L2) one chunk per thread halves that traffic. Likewise every row chunk stages all of B, so
      * with a tall B (K >= SPK_ROW_CHUNK_K) rows go one chunk per thread: on 2 threads, in alternating runs of the two

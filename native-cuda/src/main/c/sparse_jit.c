@@ -530,7 +530,7 @@ int fst_jit24_range(const fst_jit24 *j, int64_t n0, int64_t n1, float alpha, flo
  * taps straight from that copy, and the tile goes to C's columns of those pieces (lanes past a row's width are never
  * stored). */
 int fst_jit24_conv_range(const fst_jit24 *j, int64_t u0, int64_t u1, float alpha, float beta, const float *x, float *C,
-                         int64_t ldc) {
+                         int64_t ldc, int64_t ld_img) {
     sync_code(j);
     if (!j->conv) return FST_EINVAL;
     const fst_lowering *g = &j->low;
@@ -558,7 +558,7 @@ int fst_jit24_conv_range(const fst_jit24 *j, int64_t u0, int64_t u1, float alpha
         /* piece q, vector v: output row q (columns 16 v..) when a piece is one row, else row 2 q + v (columns 0..) */
         for (int64_t i = 0; i < M; i++) {
             const float *t = tile + i * tstride;
-            float *c = C + i * ldc + img * hw;
+            float *c = C + i * ldc + img * ld_img;
             for (int64_t q = q0; q < q1; q++)
                 for (int v = 0; v < 2; v++) {
                     const int64_t y = j->rp == 1 ? q : 2 * q + v, x0 = j->rp == 1 ? 16 * v : 0;

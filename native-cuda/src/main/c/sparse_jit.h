@@ -18,9 +18,10 @@ fst_jit24 *fst_jit24_get_conv(int64_t M, const float *values, const uint32_t *me
 /* Pieces (of 32 output columns: one row, or two) per image of code from fst_jit24_get_conv. */
 int64_t fst_jit24_conv_pieces(const fst_jit24 *j);
 /* C[:, columns of pieces u0..u1 of the call's images] = alpha * S * im2col(x) + beta * C, for code from
- * fst_jit24_get_conv (piece u: image u / pieces, that image's piece u % pieces). */
+ * fst_jit24_get_conv (piece u: image u / pieces, that image's piece u % pieces); row r of image i's columns at
+ * C + r * ldc + i * ld_img (ld_img = ho*wo: C [M, n*ho*wo]; ldc = ho*wo, ld_img = M*ho*wo: C in NCHW). */
 int fst_jit24_conv_range(const fst_jit24 *j, int64_t u0, int64_t u1, float alpha, float beta, const float *x, float *C,
-                         int64_t ldc);
+                         int64_t ldc, int64_t ld_img);
 /* C[:, n0:n1] = alpha * S * B[:, n0:n1] + beta * C (B a matrix, or im2col(x) when low != NULL). Code built with
  * ldb > 0 needs B a matrix with that row stride and n1 - n0 a multiple of 32 (else FST_EINVAL). */
 int fst_jit24_range(const fst_jit24 *j, int64_t n0, int64_t n1, float alpha, float beta, const float *B, int64_t ldb,

@@ -139,6 +139,18 @@ public final class Gemm3 {
         }
 
         /**
+         * out [N, rows, Ho, Wo] (contiguous, a CPU float32 block of images) = this * im2col(low.x()) written as NCHW where
+         * the CPU's compiled 2:4 convolution runs for it: true; false, with nothing written, for every other operand and
+         * shape (the caller then multiplies into [rows, N*Ho*Wo] and scatters).
+         */
+        public boolean timesLoweredIntoNchw(Lowering low, Tensor out) {
+            if (sparse == null || !cpuNchw || low.x().device() != Device.CPU || out.device() != Device.CPU) return false;
+            boolean done = SparseGemm.spmmLoweredNchw(sparse, low, out);
+            if (done) nchwProducts.incrementAndGet();
+            return done;
+        }
+
+        /**
          * Whether {@link #timesLoweredNchw} can write a CUDA convolution's output straight as NCHW: the cuSPARSELt
          * product, or a dense float32 operand through the implicit-GEMM kernel where that is switched on.
          */
@@ -929,6 +941,14 @@ public final class Gemm3 {
         else if (low.x().device() == Device.CUDA) CudaOps.gemmLoweredBf16(g, low, true, beta, dw);
         else Conv.gemmLowered(1f, g, low, true, beta, dw);
     }
+
+    /**
+     * Whether a CPU 2:4 convolution's output is written as NCHW by the compiled product where it runs
+     * ({@link Left#timesLoweredIntoNchw}) instead of multiplied into [Cout, N*L] and scattered (false: that, for A/B runs).
+     */
+    public static volatile boolean cpuNchw = !"false".equals(System.getProperty("fst4j.conv.cpuNchw"));
+    /** How many CPU products have written NCHW themselves (for tests). */
+    static final java.util.concurrent.atomic.AtomicLong nchwProducts = new java.util.concurrent.atomic.AtomicLong();
 
     /**
      * Whether half-K Eq. 3 lowers Eq. 7's kept columns as a column list where they are not a strided lowering (odd-width

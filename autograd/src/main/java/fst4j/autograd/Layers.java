@@ -340,7 +340,11 @@ public final class Layers {
                         try (Tensor xs = xc.slice(0, n0, n0 + nb); Tensor yi = b == 1 ? out3.slice(0, n0, n0 + 1) : null;
                              Tensor y = b == 1 ? yi.reshape(cout, l) : ybuf.slice(1, 0, nb * l)) {
                             long t1 = Profile.start();
-                            boolean done = implicitLowering && left.timesLowered(new Lowering(xs, k, k, stride, stride, padding, padding), y);
+                            Lowering low = new Lowering(xs, k, k, stride, stride, padding, padding);
+                            // several images: the compiled 2:4 convolution writes their NCHW planes itself where it runs
+                            boolean nchw = false;
+                            if (b > 1 && implicitLowering) try (Tensor o = out3.slice(0, n0, n0 + nb)) { nchw = left.timesLoweredIntoNchw(low, o); }
+                            boolean done = nchw || (implicitLowering && left.timesLowered(low, y));
                             Profile.stop(Part.EQ1, t1);
                             if (!done) {
                                 if (cols == null) cols = Tensor.empty(kRows, b * l);
@@ -353,7 +357,7 @@ public final class Layers {
                                     Profile.stop(Part.EQ1, t2);
                                 }
                             }
-                            if (b > 1) {
+                            if (b > 1 && !nchw) {
                                 long t2 = Profile.start();
                                 Conv.scatterImages(ybuf, out3, n0, nb);
                                 Profile.stop(Part.ELEMENTWISE, t2);
@@ -559,10 +563,13 @@ public final class Layers {
             try (Tensor dys = dy4.slice(0, n0, n0 + nb); Tensor plane = dxbuf == null ? dx3.slice(0, n0, n0 + 1) : null;
                  Tensor out = dxbuf == null ? plane.reshape(cin, l) : dxbuf.slice(1, 0, nb * l)) {
                 long t1 = Profile.start();
-                if (!tconv.timesLowered(new Lowering(dys, k, k, 1, 1, p, p, true), out))
+                Lowering low = new Lowering(dys, k, k, 1, 1, p, p, true);
+                boolean nchw = false;   // several images: written as NCHW by the compiled 2:4 convolution where it runs
+                if (dxbuf != null) try (Tensor o = dx3.slice(0, n0, n0 + nb)) { nchw = tconv.timesLoweredIntoNchw(low, o); }
+                if (!nchw && !tconv.timesLowered(low, out))
                     throw new IllegalStateException("Eq. 2's transposed-convolution operand cannot take a lowering");
                 Profile.stop(Part.EQ2, t1);
-                if (dxbuf != null) {
+                if (dxbuf != null && !nchw) {
                     long t2 = Profile.start();
                     Conv.scatterImages(dxbuf, dx3, n0, nb);
                     Profile.stop(Part.ELEMENTWISE, t2);

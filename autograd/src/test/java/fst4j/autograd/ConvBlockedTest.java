@@ -210,6 +210,37 @@ class ConvBlockedTest {
         }
     }
 
+    /**
+     * Where the compiled 2:4 convolution runs (an AVX-512 CPU; blocks of at least 2048 columns, planes 14-32 wide), a
+     * blocked convolution's Eq. 1 and its Eq. 2 as a convolution of dY write their images' NCHW planes themselves
+     * instead of a [rows, nb*L] block then scattered: the same bits, forward and backward, for every 2:4 preset; two
+     * blocks of 4 images and one of 2 (a short last block).
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("twoFourPresets")
+    void nchwProductsEqualScattered(SparseConfig.Method m) {
+        int[] g = {10, 8, 16, 32, 32, 3, 1, 1, 4096};   // L = 1024: blocks of 4, 4 and 2 images
+        boolean before = Gemm3.cpuNchw;
+        try {
+            Gemm3.cpuNchw = false;
+            Result scattered = run(m, g, true, true, true);
+            Gemm3.cpuNchw = true;
+            long n0 = Gemm3.nchwProducts.get();
+            Result nchw = run(m, g, true, true, true);
+            if (fst4j.shim.Native.isa().equals("avx512") && fst4j.shim.Native.spmm24Jit(-1) == 1)
+                assertTrue(Gemm3.nchwProducts.get() > n0, m + ": the compiled convolution should have written NCHW");
+            assertArrayEquals(scattered.y, nchw.y, 0f, m + " y");
+            assertArrayEquals(scattered.dx, nchw.dx, 0f, m + " dx");
+            assertArrayEquals(scattered.dw, nchw.dw, 0f, m + " dw");
+        } finally {
+            Gemm3.cpuNchw = before;
+        }
+    }
+
+    static Stream<SparseConfig.Method> twoFourPresets() {
+        return Stream.of(SparseConfig.Method.SR_STE, SparseConfig.Method.FST2, SparseConfig.Method.FST3_IR, SparseConfig.Method.FST_CODE);
+    }
+
     static Stream<int[]> imageBlocks() {
         return Stream.of(new int[]{5, 4, 8, 20, 20, 3, 1, 1, 1200},   // L = 400: blocks of 3 and 2
                 new int[]{12, 6, 8, 7, 7, 3, 1, 1, 294},                // 7x7 (the kept columns as a column list): two blocks of 6

@@ -31,6 +31,8 @@ public final class Native {
     private Native() {}
 
     public static final int OK = 0, EINVAL = -1, ENULL = -2;
+    /** fst_spmm24_lowered_nchw: not for these shapes (nothing written). */
+    static final int NO_NCHW = 1;
     private static final String RESOURCE = "/native/linux-x86_64/libfst4j.so";
 
     private static final Linker LINKER = Linker.nativeLinker();
@@ -456,7 +458,7 @@ public final class Native {
     // ---- implicit im2col products (lowering.h: gemm.c, sparse.c); bound on first use ----
 
     private static final class LoweredHandles {
-        static final MethodHandle SGEMM, SGEMM_AT, SPMM24, TCONV, PRUNE_TCONV;
+        static final MethodHandle SGEMM, SGEMM_AT, SPMM24, SPMM24_NCHW, TCONV, PRUNE_TCONV;
         static {
             SymbolLookup lib = LIB;
             SGEMM_AT = bind(lib, "fst_sgemm_lowered_at", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG,
@@ -468,6 +470,9 @@ public final class Native {
             SPMM24 = bind(lib, "fst_spmm24_lowered", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, ADDRESS,
                     ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT), false);
+            SPMM24_NCHW = bind(lib, "fst_spmm24_lowered_nchw", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, ADDRESS,
+                    ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT, JAVA_INT), false);
             TCONV = bind(lib, "fst_tconv_weight", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG,
                     ADDRESS, JAVA_LONG, JAVA_INT), false);
             PRUNE_TCONV = bind(lib, "fst_prune24_compress_tconv", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG,
@@ -535,6 +540,23 @@ public final class Native {
                     g[8], g[9], g[10], g[11], beta, c, ldc, threads, (int) g[12]);
         } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_spmm24_lowered");
+    }
+
+    /**
+     * y [n, m, ho*wo] (NCHW, contiguous) = S * im2col(x) where the compiled 2:4 convolution runs (fst_spmm24_lowered_nchw):
+     * true; false, with nothing written, where it does not (the caller then takes {@link #spmm24Lowered}).
+     */
+    public static boolean spmm24LoweredNchw(long m, MemorySegment values, MemorySegment meta, MemorySegment x, long[] g,
+                                            MemorySegment y, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) LoweredHandles.SPMM24_NCHW.invokeExact(m, 1f, values, meta, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
+                    g[8], g[9], g[10], g[11], y, threads, (int) g[12]);
+        } catch (Throwable t) { throw rethrow(t); }
+        if (rc == NO_NCHW) return false;
+        check(rc, "fst_spmm24_lowered_nchw");
+        return true;
     }
 
     // ---- max pooling and whole-activation elementwise ops (pool.c); bound on first use ----

@@ -99,6 +99,37 @@ public final class SparseGemm {
                 low.geometry(), beta, c.segment().asSlice(c.byteOffset()), ldc, Blas.threads());
     }
 
+    /**
+     * y = S im2col(low.x()) written as NCHW, y contiguous [n, rows, Ho, Wo] (or [n, rows, Ho*Wo]): no [rows, n*Ho*Wo]
+     * matrix to scatter. Where the compiled 2:4 convolution runs (an AVX-512 CPU, its shapes and limits: sparse.c) it
+     * writes y and returns true; elsewhere it writes nothing and returns false, and the caller takes
+     * {@link #spmmLowered}. The same bits as spmmLowered then scattered.
+     */
+    public static boolean spmmLoweredNchw(Compressed24 s, fst4j.tensor.Lowering low, Tensor y) {
+        y.check(); s.values().check(); s.metadata().check();
+        int m = s.rows(), k = s.k(), n = low.x().size(0);
+        long[] g = low.geometry();   // {n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order}
+        long plane = g[10] * g[11];
+        if (k != low.rows() || y.dim() < 3 || y.size(0) != n || y.size(1) != m || y.numel() != (long) n * m * plane)
+            throw new IllegalArgumentException("shape mismatch: spmmLoweredNchw S " + m + "x" + k + " x im2col [" + low.rows() + ", "
+                    + low.cols() + "] into " + Arrays.toString(y.shape()) + " (want [" + n + ", " + m + ", " + g[10] + ", " + g[11] + "])");
+        if (y.dtype() != DType.F32 || y.device() != Device.CPU || low.x().device() != Device.CPU)
+            throw new IllegalArgumentException("spmmLoweredNchw needs float32 CPU operands, got the output " + y.dtype() + " on " + y.device()
+                    + " and x on " + low.x().device());
+        if (!y.isContiguous()) throw new IllegalArgumentException("spmmLoweredNchw writes a contiguous NCHW output, got strides " + Arrays.toString(y.strides()));
+        if (y.numel() == 0) return true;
+        Tensor v = s.values(), meta = s.metadata();
+        if (v.overlaps(y) || meta.overlaps(y) || low.x().overlaps(y))
+            throw new IllegalArgumentException("spmmLoweredNchw: the output shares memory with S or with the input x it lowers");
+        checkBounds("values", v, m, s.paddedK() / 2, s.paddedK() / 2);
+        checkBounds("metadata", meta, m, s.metaWordsPerRow(), s.metaWordsPerRow());
+        if ((y.offset() + y.numel()) * 4 > y.segment().byteSize()) throw new IndexOutOfBoundsException("spmmLoweredNchw: the output exceeds its storage");
+        boolean done = Native.spmm24LoweredNchw(m, v.segment().asSlice(v.byteOffset()), meta.segment().asSlice(meta.byteOffset()),
+                low.x().data(), g, y.segment().asSlice(y.byteOffset()), Blas.threads());
+        if (done) y.markModified();
+        return done;
+    }
+
     /** Kernel family the native spmm uses on this CPU (avx512, avx2 or generic). */
     public static String isa() { return Native.spmm24Isa(); }
 

@@ -961,35 +961,34 @@ public final class Gemm3 {
 
     /** dw = Gk X[:, kept]^T + beta * dw for the gathered gradient gk (closed here). */
     private static void halfK(Tensor gk, int images, Columns x, int segment, Tensor dw, float beta) {
-        int[] kept = HalfK.keptPositions(segment, segment);
-        Lowering low = f32(gk, dw) ? x.keptLowering(kept) : null;
-        if (low != null && unitRows(gk)) {
-            try (gk) {
+        try (gk) {   // closed whatever happens below, a lowering refused included
+            int[] kept = HalfK.keptPositions(segment, segment);
+            Lowering low = f32(gk, dw) ? x.keptLowering(kept) : null;
+            if (low != null && unitRows(gk)) {
                 long t2 = Profile.start();
                 lowered(gk, low, beta, dw);   // kept columns never materialised
                 Profile.stop(Part.EQ3, t2);
                 return;
             }
-        }
-        // Where they are not (odd-width planes, where they form a checkerboard, or strided ones), the kept positions of
-        // every image as a column list of im2col, lowered while packing in one product: each vector of 16 kept columns
-        // reads one 32-float window of an image at stride 1 (a segment or gather plan where strided). 1.09-1.35x the
-        // two strided halves of the checkerboard it replaced, 1.14-1.53x the gather at 3x3 stride 2 (NOTES v30); 1x1
-        // kernels keep the gather (0.91-1.08x).
-        Lowering all = low == null && oddPlaneColumnList && f32(gk, dw) && unitRows(gk) ? x.lowering() : null;
-        if (all != null && all.x().device() == Device.CPU && !all.tapMajor() && all.geometry()[4] * all.geometry()[5] > 1) {
-            try (gk) {
+            // Where they are not (odd-width planes, where they form a checkerboard, or strided ones), the kept positions
+            // of every image as a column list of im2col, lowered while packing in one product: each vector of 16 kept
+            // columns reads one 32-float window of an image at stride 1 (a segment or gather plan where strided).
+            // 1.09-1.35x the two strided halves of the checkerboard it replaced, 1.14-1.53x the gather at 3x3 stride 2
+            // (NOTES v30); 1x1 kernels keep the gather (0.91-1.08x).
+            Lowering all = low == null && oddPlaneColumnList && f32(gk, dw) && unitRows(gk) ? x.lowering() : null;
+            if (all != null && all.x().device() == Device.CPU && !all.tapMajor() && all.geometry()[4] * all.geometry()[5] > 1) {
                 long t2 = Profile.start();
                 Conv.gemmLoweredAt(1f, gk, all, HalfK.keptPositions(images * segment, segment), 0, 1, dw.size(1), beta, dw);
                 Profile.stop(Part.EQ3, t2);
                 keptColumnLists.incrementAndGet();
                 return;
             }
-        }
-        try (gk; Tensor xk = x.kept(kept, images); Tensor xkt = xk.t()) {
-            long t2 = Profile.start();
-            Blas.gemm(1f, gk, xkt, beta, dw);
-            Profile.stop(Part.EQ3, t2);
+            try (Tensor xk = x.kept(kept, images); Tensor xkt = xk.t()) {
+                long t2 = Profile.start();
+                Blas.gemm(1f, gk, xkt, beta, dw);
+                Profile.stop(Part.EQ3, t2);
+            }
         }
     }
+
 }

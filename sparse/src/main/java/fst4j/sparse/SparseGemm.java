@@ -124,8 +124,14 @@ public final class SparseGemm {
         checkBounds("values", v, m, s.paddedK() / 2, s.paddedK() / 2);
         checkBounds("metadata", meta, m, s.metaWordsPerRow(), s.metaWordsPerRow());
         if ((y.offset() + y.numel()) * 4 > y.segment().byteSize()) throw new IndexOutOfBoundsException("spmmLoweredNchw: the output exceeds its storage");
-        boolean done = Native.spmm24LoweredNchw(m, v.segment().asSlice(v.byteOffset()), meta.segment().asSlice(meta.byteOffset()),
-                low.x().data(), g, y.segment().asSlice(y.byteOffset()), Blas.threads());
+        boolean done;
+        try {
+            done = Native.spmm24LoweredNchw(m, v.segment().asSlice(v.byteOffset()), meta.segment().asSlice(meta.byteOffset()),
+                    low.x().data(), g, y.segment().asSlice(y.byteOffset()), Blas.threads());
+        } catch (RuntimeException | Error e) {
+            y.markModified();   // threads may have written part of it
+            throw e;
+        }
         if (done) y.markModified();
         return done;
     }

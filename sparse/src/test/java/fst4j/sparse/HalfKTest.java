@@ -58,6 +58,25 @@ class HalfKTest {
         }
     }
 
+    /** The same at a size the native pass splits over threads, and on a view with strided planes (copied first). */
+    @Test
+    void shiftGatherImagesLargeAndStrided() {
+        try (Scope s = Scope.open()) {
+            int n = 4, c = 32, l = 1024;
+            Tensor dy = Tensor.of(TestData.values(n * c * l, 17), n, c, l);
+            float[] v = dy.toFloatArray(), m = new float[c * n * l];
+            for (int i = 0; i < n; i++) for (int r = 0; r < c; r++) System.arraycopy(v, (i * c + r) * l, m, r * n * l + i * l, l);
+            Tensor want = HalfK.shiftGather(Tensor.of(m, c, n * l), l, 0.03f, 1, true, 1);
+            assertArrayEquals(want.toFloatArray(), HalfK.shiftGatherImages(dy, 0.03f, 1, true, 2).toFloatArray(), 0f, "2 threads");
+            // [N, L, C] permuted to [N, C, L]: unit stride along C, not along L
+            Tensor nlc = Tensor.of(TestData.values(2 * 6 * 10, 3), 2, 10, 6), ncl = nlc.permute(0, 2, 1);
+            float[] pv = ncl.contiguous().toFloatArray(), pm = new float[6 * 2 * 10];
+            for (int i = 0; i < 2; i++) for (int r = 0; r < 6; r++) System.arraycopy(pv, (i * 6 + r) * 10, pm, r * 20 + i * 10, 10);
+            assertArrayEquals(HalfK.shiftGather(Tensor.of(pm, 6, 20), 10, 0.5f, -1, false, 1).toFloatArray(),
+                    HalfK.shiftGatherImages(ncl, 0.5f, -1, false, 1).toFloatArray(), 0f, "a permuted view");
+        }
+    }
+
     @Test
     void shiftGatherImagesRejectsBadInput() {
         try (Scope s = Scope.open()) {

@@ -153,7 +153,7 @@ typedef struct { const float *w; int64_t ldw, cout, cin, kk; float *out; int64_t
  * DENSE step (Eq. 2 of the 256- and 512-channel layers as a convolution of dY; perf, session 38), mostly loads and
  * stores per element. Moves only: the same bits as tconv_cols. */
 __attribute__((target("avx512f"))) static void tconv_16x16(const float *w, int64_t ldw, int64_t k0, int64_t kk, int64_t cout,
-                                                           int64_t c0, float *out, int64_t ldo) {
+                                                           int64_t c0, float *out, int64_t ldo, int stream) {
     __m512 r[16], t[16];
     for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(w + (c0 + i) * ldw + k0);
     for (int i = 0; i < 16; i += 2) {   /* 32-bit interleave of row pairs */
@@ -177,6 +177,13 @@ __attribute__((target("avx512f"))) static void tconv_16x16(const float *w, int64
         t[12 + m] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0xDD);   /* lane 3: column m + 12 */
     }
     int64_t ci = k0 / kk, tap = k0 % kk;   /* one division per tile, then stepped */
+    if (stream) {   /* whole aligned lines, past the caches (tconv_stream) */
+        for (int jv = 0; jv < 16; jv++) {
+            _mm512_stream_ps(out + ci * ldo + (kk - 1 - tap) * cout + c0, t[jv]);
+            if (++tap == kk) { tap = 0; ci++; }
+        }
+        return;
+    }
     for (int jv = 0; jv < 16; jv++) {
         _mm512_storeu_ps(out + ci * ldo + (kk - 1 - tap) * cout + c0, t[jv]);
         if (++tap == kk) { tap = 0; ci++; }
@@ -195,10 +202,20 @@ static void tconv_cols(const tconv_job *j, int64_t c0, int64_t nc, int64_t k0, i
     }
 }
 
+/* Whether the tiles go to A' by non-temporal stores: where A' is much bigger than L2 (the 512-channel layers' 9.4 MB) and
+ * every tile row is a whole aligned line. Each 64-byte run lands on another line 2-18 KB from the last, so plain stores
+ * read every line before writing it: 512 x 4608 cold 1.08-1.44 -> 0.59-0.61 ms on 2 threads, 1.60 -> 1.06 on one, hot
+ * 0.54 -> 0.47 (Intel, NOTES v30); but at 256 x 2304 (2.4 MB) hot 0.11 -> 0.21, so only from 8 MB. Moves only. */
+static int tconv_stream(const tconv_job *j) {
+    return (double)j->cin * (double)j->kk * (double)j->cout * 4 >= 8e6 && ((uintptr_t)j->out & 63) == 0 && (j->ldo & 15) == 0
+        && (j->cout & 15) == 0;
+}
+
 static void tconv_task(void *p, int64_t b0, int64_t b1) {
     const tconv_job *j = p;
 #if defined(__x86_64__)
     const int avx512 = strcmp(fst_isa(), "avx512") == 0;   /* the kernel family gemm.c chose for the process */
+    const int stream = avx512 && tconv_stream(j);
 #endif
     for (int64_t b = b0; b < b1; b++) {
         const int64_t ci0 = b * TC, ci1 = ci0 + TC < j->cin ? ci0 + TC : j->cin, k1 = ci1 * j->kk;
@@ -207,11 +224,14 @@ static void tconv_task(void *p, int64_t b0, int64_t b1) {
             int64_t k = ci0 * j->kk;
 #if defined(__x86_64__)
             if (nc == 16 && avx512)   /* whole 16 x 16 tiles, then the rest */
-                for (; k + 16 <= k1; k += 16) tconv_16x16(j->w, j->ldw, k, j->kk, j->cout, c0, j->out, j->ldo);
+                for (; k + 16 <= k1; k += 16) tconv_16x16(j->w, j->ldw, k, j->kk, j->cout, c0, j->out, j->ldo, stream);
 #endif
             tconv_cols(j, c0, nc, k, k1);
         }
     }
+#if defined(__x86_64__)
+    if (stream) _mm_sfence();   /* this thread's non-temporal stores drained before the task counts as done */
+#endif
 }
 
 int fst_tconv_weight(int64_t cout, int64_t cin, int64_t kk, const float *w, int64_t ldw, float *out, int64_t ldo, int nthreads) {

@@ -407,6 +407,25 @@ class NativePruneTest {
         }
     }
 
+    /**
+     * A' of a weight over 8 MB (ResNet-18's 512-channel layers: 512 x 512 x 3 x 3, and one with a 16-channel tail):
+     * there the AVX-512 tiles go out by non-temporal stores, which no smaller case reaches; 1 and 2 threads, and the
+     * pruned transposed layout of the same weight (whose prune prefetches rows ahead).
+     */
+    @Test
+    void tconvLayoutsOfLargeWeightsEqualTheReference() {
+        int before = Blas.threads();
+        try {
+            for (int threads = 1; threads <= 2; threads++) {
+                Blas.setThreads(threads);
+                checkTconvLayouts(512, 512, 9, threads, 900 + threads);
+            }
+            checkTconvLayouts(528, 500, 9, 2, 950);
+        } finally {
+            Blas.setThreads(before);
+        }
+    }
+
     private static void checkTconvLayouts(int cout, int cin, int kk, int threads, long seed) {
         int k = cin * kk;
         try (Scope s = Scope.open()) {

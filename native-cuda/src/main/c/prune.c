@@ -177,15 +177,10 @@ __attribute__((target("avx512f"))) static void tconv_16x16(const float *w, int64
         t[12 + m] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0xDD);   /* lane 3: column m + 12 */
     }
     int64_t ci = k0 / kk, tap = k0 % kk;   /* one division per tile, then stepped */
-    if (stream) {   /* whole aligned lines, past the caches (tconv_stream) */
-        for (int jv = 0; jv < 16; jv++) {
-            _mm512_stream_ps(out + ci * ldo + (kk - 1 - tap) * cout + c0, t[jv]);
-            if (++tap == kk) { tap = 0; ci++; }
-        }
-        return;
-    }
     for (int jv = 0; jv < 16; jv++) {
-        _mm512_storeu_ps(out + ci * ldo + (kk - 1 - tap) * cout + c0, t[jv]);
+        float *d = out + ci * ldo + (kk - 1 - tap) * cout + c0;
+        if (stream) _mm512_stream_ps(d, t[jv]);   /* whole aligned lines, past the caches (tconv_stream) */
+        else _mm512_storeu_ps(d, t[jv]);
         if (++tap == kk) { tap = 0; ci++; }
     }
 }
@@ -406,30 +401,8 @@ static void CLONES shift_gather_seg(const float *restrict s, float *restrict o, 
     }
 }
 
-typedef struct { const float *dy; float *out; int64_t seg, h; int shift; float coeff; int circular; } shift_gather_job;
-
-static void shift_gather_task(void *p, int64_t r0, int64_t r1) {
-    const shift_gather_job *j = p;
-    for (int64_t rs = r0; rs < r1; rs++)
-        shift_gather_seg(j->dy + rs * j->seg, j->out + rs * j->h, j->seg, j->shift, j->coeff, j->circular);
-}
-
-int fst_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,
-                     int shift, float coeff, int circular, int nthreads) {
-    if (rows < 0 || len < 0 || seg <= 0 || len % seg != 0 || (shift != 1 && shift != -1) || nthreads < 1)
-        return FST_EINVAL;
-    if (rows == 0 || len == 0) return FST_OK;
-    if (!dy || !out) return FST_ENULL;
-    const int64_t segs = len / seg, h = (seg + 1) / 2, total = rows * segs;
-    if ((const float *)out < dy + rows * len && dy < (const float *)out + total * h) return FST_EINVAL;   /* overlap */
-    int nt = rows * len < 65536 ? 1 : nthreads;
-    shift_gather_job j = { dy, out, seg, h, shift, coeff, circular };
-    fst_parallel(total, nt > 1 ? 4 * (int64_t)nt : 1, nt, shift_gather_task, &j);
-    return FST_OK;
-}
-
-/* fst_shift_gather over NCHW images: segment (r, i) is the plane of channel r in image i, at dy + i * ld_image + r *
- * ld_row; out [rows, images * h] as fst_shift_gather writes the gathered [rows, images * seg] matrix. */
+/* Segment (r, i), the i-th segment of row r (a matrix) or channel r's plane of image i (NCHW), at dy + i * ld_image + r *
+ * ld_row; out [rows, images * h], segment s = r * images + i at out + s * h. */
 typedef struct { const float *dy; float *out; int64_t images, seg, h, ld_row, ld_image; int shift; float coeff; int circular; } shift_images_job;
 
 static void shift_images_task(void *p, int64_t s0, int64_t s1) {
@@ -453,6 +426,15 @@ int fst_shift_gather_images(const float *dy, float *out, int64_t rows, int64_t i
     shift_images_job j = { dy, out, images, seg, h, ld_row, ld_image, shift, coeff, circular };
     fst_parallel(total, nt > 1 ? 4 * (int64_t)nt : 1, nt, shift_images_task, &j);
     return FST_OK;
+}
+
+/* A contiguous rows x len matrix is the images layout with len / seg segments a row, seg apart, rows len apart. */
+int fst_shift_gather(const float *dy, float *out, int64_t rows, int64_t len, int64_t seg,
+                     int shift, float coeff, int circular, int nthreads) {
+    if (rows < 0 || len < 0 || seg <= 0 || len % seg != 0 || (shift != 1 && shift != -1) || nthreads < 1)
+        return FST_EINVAL;
+    if (rows == 0 || len == 0) return FST_OK;
+    return fst_shift_gather_images(dy, out, rows, len / seg, seg, len, seg, shift, coeff, circular, nthreads);
 }
 
 /* SR-STE decay (fst4j.nn.SrSte): g += lambda * w at the weights magnitude 2:4 along each row prunes, with the

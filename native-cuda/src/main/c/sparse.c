@@ -55,7 +55,7 @@ int fst_spmm24_jit_mode = 1;        /* the code compiled per call (sparse_jit.c)
  * On the Zen 5 (NOTES v15, v17) the code outgrew L2 with more (1.0-1.2x of the register kernel up to 64 x 576). On the
  * Intel Xeon of session 39 it kept winning further (NOTES v30; in-process, code already written, 1 and 2 threads):
  * 64 x 1152 1.14-1.29x, 128 x 576 1.17-1.20x, 128 x 1152 1.05-1.10x of the register kernel; but in training S changes
- * every step and writing the code (~17 ns per kept value) took that back at 128 x 1152 (ResNet-18's 128-channel layer:
+ * every step and writing the code (~17 ns per kept value then) took that back at 128 x 1152 (ResNet-18's 128-channel layer:
  * no change per step), while the small CNN's 64 x 1152 and 128 x 576 gained (Eq. 1 + 2 of that layer 23 -> 20 ms per
  * step). So 73728 entries there. -DSPK_JIT_CONV_MAX_M and _MK fix them. */
 #include "cpu_host.h"
@@ -63,10 +63,8 @@ static int64_t jit_conv_max(int mk) {
 #if defined(SPK_JIT_CONV_MAX_M) && defined(SPK_JIT_CONV_MAX_MK)
     return mk ? SPK_JIT_CONV_MAX_MK : SPK_JIT_CONV_MAX_M;
 #else
-    static int amd = -1;   /* -1 until known; every thread computes the same value */
-    int a = __atomic_load_n(&amd, __ATOMIC_RELAXED);
-    if (a < 0) __atomic_store_n(&amd, a = fst_cpu_amd_family() != 0, __ATOMIC_RELAXED);
-    return mk ? (a ? 40960 : 73728) : (a ? 64 : 128);
+    const int amd = fst_cpu_amd_family() != 0;
+    return mk ? (amd ? 40960 : 73728) : (amd ? 64 : 128);
 #endif
 }
 
@@ -164,19 +162,25 @@ int fst_spmm24(int64_t M, int64_t N, int64_t K, float alpha, const float *values
     return spmm_run(M, N, K, alpha, values, meta, B, ldb, beta, C, ldc, nthreads, NULL, 0);
 }
 
+/* The two lowered entries: x's geometry and the arguments checked, then the product (ld_img as spmm_run's). */
+static int spmm_lowered(int64_t M, float alpha, const float *values, const uint32_t *meta, const fst_lowering *low,
+                        float beta, float *C, int64_t ldc, int nthreads, int64_t ld_img) {
+    int rc = fst_lowering_check(low);
+    if (rc != FST_OK) return rc;
+    const int64_t K = low->c * low->kh * low->kw, N = low->n * low->ho * low->wo;
+    if (M < 0 || nthreads < 1) return FST_EINVAL;
+    if (M == 0) return FST_OK;
+    if (!C || !values || !meta) return FST_ENULL;
+    if (!ld_img && ldc < N) return FST_EINVAL;
+    return spmm_run(M, N, K, alpha, values, meta, NULL, N, beta, C, ldc, nthreads, low, ld_img);
+}
+
 int fst_spmm24_lowered(int64_t M, float alpha, const float *values, const uint32_t *meta,
                        const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                        float beta, float *C, int64_t ldc, int nthreads, int order) {
     const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order, NULL, 0, 0, 0, 0 };
-    int rc = fst_lowering_check(&low);
-    if (rc != FST_OK) return rc;
-    const int64_t K = c * kh * kw, N = n * ho * wo;
-    if (M < 0 || nthreads < 1) return FST_EINVAL;
-    if (M == 0) return FST_OK;
-    if (!C || !values || !meta) return FST_ENULL;
-    if (ldc < N) return FST_EINVAL;
-    return spmm_run(M, N, K, alpha, values, meta, NULL, N, beta, C, ldc, nthreads, &low, 0);
+    return spmm_lowered(M, alpha, values, meta, &low, beta, C, ldc, nthreads, 0);
 }
 
 int fst_spmm24_lowered_nchw(int64_t M, float alpha, const float *values, const uint32_t *meta,
@@ -184,13 +188,7 @@ int fst_spmm24_lowered_nchw(int64_t M, float alpha, const float *values, const u
                             int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                             float *Y, int nthreads, int order) {
     const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order, NULL, 0, 0, 0, 0 };
-    int rc = fst_lowering_check(&low);
-    if (rc != FST_OK) return rc;
-    const int64_t K = c * kh * kw, N = n * ho * wo;
-    if (M < 0 || nthreads < 1) return FST_EINVAL;
-    if (M == 0) return FST_OK;
-    if (!Y || !values || !meta) return FST_ENULL;
-    return spmm_run(M, N, K, alpha, values, meta, NULL, N, 0.0f, Y, ho * wo, nthreads, &low, M * ho * wo);
+    return spmm_lowered(M, alpha, values, meta, &low, 0.0f, Y, ho * wo, nthreads, M * ho * wo);
 }
 
 /* ld_img 0: C [M, N] with row stride ldc. ld_img > 0 (a lowering only): image i's columns of row r at C + r * ldc + i *

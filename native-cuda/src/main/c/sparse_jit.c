@@ -155,7 +155,6 @@ static int32_t koff(const fst_jit24 *j, int64_t k) {
 static void emit_block(emitter *e, const uint32_t *meta, int64_t ldm, int64_t r0, int rows, int64_t g0, int64_t ng,
                        const baddr *ba, int32_t tstride, int64_t K, const int64_t *gord) {
     const int64_t pf = ba->pf;
-    (void)pthread_once(&tmpl_once, tmpl_init);
     mov_rr(e, R10, RDI);
     mov_rr(e, R11, RSI);
     const size_t top = e->n;
@@ -185,7 +184,7 @@ static void emit_block(emitter *e, const uint32_t *meta, int64_t ldm, int64_t r0
                 e->n += f->n;
             }
         } else for (int r = 0; r < rows; r++) {
-            const uint32_t nib = (meta[(r0 + r) * ldm + g / 8] >> (4 * (g % 8))) & 15u;
+            const uint32_t nib = (mg[r * ldm] >> shift) & 15u;
             for (int s = 0; s < 2; s++) {
                 const int t = s ? (int)(nib >> 2) : (int)(nib & 3u);
                 if (4 * g + t < K)
@@ -218,10 +217,16 @@ static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static void jit_free(fst_jit24 *j);
 static void cache_forget(code_cache *c) { jit_free(c->last); free(c->vkey); free(c->mkey); c->last = NULL; c->vkey = NULL; c->mkey = NULL; }
+/* Lets go of both views of the code pages (none left afterwards). */
+static void cache_unmap(code_cache *c) {
+    if (c->p) { munmap(c->p, c->cap); munmap(c->x, c->cap); }
+    c->p = c->x = NULL;
+    c->cap = 0;
+}
 static void cache_drop(void *v) {
     code_cache *c = v;
     cache_forget(c);
-    if (c->p) { munmap(c->p, c->cap); munmap(c->x, c->cap); }
+    cache_unmap(c);
     free(c->scratch);
     free(c);
 }
@@ -231,9 +236,7 @@ static void cache_after_fork(void) {
     code_cache *c = pthread_getspecific(cache_key);
     if (!c) return;
     cache_forget(c);
-    if (c->p) { munmap(c->p, c->cap); munmap(c->x, c->cap); }
-    c->p = c->x = NULL;
-    c->cap = 0;
+    cache_unmap(c);
 }
 static void cache_init(void) {
     (void)pthread_key_create(&cache_key, cache_drop);
@@ -275,7 +278,7 @@ static uint8_t *writable_code(size_t bytes, uint8_t **exec) {
     code_cache *c = thread_cache();
     if (!c || __atomic_load_n(&exec_denied, __ATOMIC_RELAXED)) return NULL;
     if (c->cap < bytes) {
-        if (c->p) { munmap(c->p, c->cap); munmap(c->x, c->cap); c->p = c->x = NULL; c->cap = 0; }
+        cache_unmap(c);
         const size_t cap = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
         /* executable on purpose (kernels from 6.3 under vm.memfd_noexec = 1 make it non-executable otherwise); older
          * kernels do not know the flag (EINVAL) */
@@ -360,6 +363,7 @@ static fst_jit24 *jit_build(int64_t M, int64_t K, const float *values, const uin
     if (!j->vals || !j->voff || !j->entry || bound > UINT32_MAX) { jit_free(j); return NULL; }
     uint8_t *rw = writable_code(bound, &j->code);
     if (!rw) { jit_free(j); return NULL; }
+    (void)pthread_once(&tmpl_once, tmpl_init);   /* emit_block copies the FMA templates */
     emitter e = { rw, 0 };
     for (int64_t rb = 0; rb < j->nrb; rb++) {
         const int64_t r0 = rb * JR;

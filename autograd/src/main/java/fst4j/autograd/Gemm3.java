@@ -741,8 +741,8 @@ public final class Gemm3 {
         long t0 = Profile.start();
         Tensor dw = Tensor.empty(Device.CUDA, DType.F32, dy.size(1), kRows);
         try {
-            if (ir == null) CudaOps.weightGradImplicitFromNchw(dy, low, kept, 0f, 1, false, 0f, dw);
-            else CudaOps.weightGradImplicitFromNchw(dy, low, kept, ir.coeff(), ir.direction(), ir.circular(), 0f, dw);
+            SparseConfig.Shift sh = gatherShift();
+            CudaOps.weightGradImplicitFromNchw(dy, low, kept, sh.coeff(), sh.direction(), sh.circular(), 0f, dw);
         } catch (RuntimeException | Error e) {
             dw.close();
             throw e;
@@ -760,6 +760,12 @@ public final class Gemm3 {
                 && dy.device() == Device.CPU && (ir == null || ir.coeff() != 0f);
     }
 
+    /** No IR shift: coefficient 0, which the gathers take as a plain gather (neighbours never read). */
+    private static final SparseConfig.Shift NO_SHIFT = new SparseConfig.Shift(0f, 1, false);
+
+    /** The IR shift Eq. 3's gathers fuse in: this configuration's, or none. */
+    private SparseConfig.Shift gatherShift() { return cfg.ir() != null ? cfg.ir() : NO_SHIFT; }
+
     /** How many Eq. 3 products have read dY from NCHW images in place (for tests). */
     static final java.util.concurrent.atomic.AtomicLong eq3ImageBlocks = new java.util.concurrent.atomic.AtomicLong();
 
@@ -774,9 +780,9 @@ public final class Gemm3 {
             throw new IllegalStateException("weightGradIntoImages needs Eq. 7's half-K on a float32 CPU [N, C, L] dY (see eq3FromImages)");
         int images = dyImages.size(0), segment = dyImages.size(2);
         long t0 = Profile.start();
-        SparseConfig.Shift ir = cfg.ir();
-        Tensor gk = Profile.stop(Part.SPARSIFY, t0, ir == null ? HalfK.shiftGatherImages(dyImages, 0f, 1, false, Blas.threads())
-                : HalfK.shiftGatherImages(dyImages, ir.coeff(), ir.direction(), ir.circular(), Blas.threads()));   // a failed stop frees gk
+        SparseConfig.Shift sh = gatherShift();
+        Tensor gk = Profile.stop(Part.SPARSIFY, t0, HalfK.shiftGatherImages(dyImages, sh.coeff(), sh.direction(), sh.circular(),
+                Blas.threads()));   // a failed stop frees gk
         eq3ImageBlocks.incrementAndGet();
         halfK(gk, images, x, segment, dw, beta);
     }
@@ -799,8 +805,8 @@ public final class Gemm3 {
                 && (ir == null || ir.coeff() != 0f)) {
             // Eq. 7 half-K with the IR shift fused into the gather (one native pass over dY; one kernel on CUDA, which
             // also writes the bf16 operand the half-K GEMM borrows while the handle is open)
-            try (SharedOperand gk = ir == null ? HalfK.shiftGatherShared(dy, segment, 0f, 1, false, Blas.threads())
-                    : HalfK.shiftGatherShared(dy, segment, ir.coeff(), ir.direction(), ir.circular(), Blas.threads())) {
+            SparseConfig.Shift sh = gatherShift();
+            try (SharedOperand gk = HalfK.shiftGatherShared(dy, segment, sh.coeff(), sh.direction(), sh.circular(), Blas.threads())) {
                 Profile.stop(Part.SPARSIFY, t0);
                 halfK(gk.tensor().alias(), dy.size(1) / segment, x, segment, dw, beta);
             }
@@ -876,7 +882,6 @@ public final class Gemm3 {
             throw new IllegalArgumentException("Eq. 3 over the authors' kept columns needs float32 CPU dY and dW (dW with unit stride along"
                     + " its rows), got " + dy.dtype() + " on " + dy.device() + " and " + dw.dtype() + " on " + dw.device());
         int cout = dy.size(0), images = dy.size(1) / segment, kRows = dw.size(1);
-        SparseConfig.Shift ir = cfg.ir();
         boolean byRow = AuthorsFixed24.rowDependent(pattern);
         Lowering low = x.lowering();
         if (low != null && (low.x().device() != Device.CPU || low.tapMajor())) low = null;
@@ -895,8 +900,8 @@ public final class Gemm3 {
             AuthorsFixed24.Kept kept = kl.kept();
             int[] flat = kl.flat();
             // G's kept columns, the IR shift read only there (dY read in place)
-            try (Tensor gk = ir == null ? HalfK.shiftGatherAt(dy, segment, flat, 0f, 1, false)
-                    : HalfK.shiftGatherAt(dy, segment, flat, ir.coeff(), ir.direction(), ir.circular())) {
+            SparseConfig.Shift sh = gatherShift();
+            try (Tensor gk = HalfK.shiftGatherAt(dy, segment, flat, sh.coeff(), sh.direction(), sh.circular())) {
                 Profile.stop(Part.SPARSIFY, t1);
                 // X's kept columns lowered while the GEMM packs (no im2col), or materialised where the columns cannot be lowered
                 Tensor xk = low == null ? x.keptAt(kept, row0, rstep, nrows) : null;
@@ -990,5 +995,4 @@ public final class Gemm3 {
             }
         }
     }
-
 }

@@ -55,16 +55,14 @@ public final class SparseGemm {
         long ldc = rowStride(c);
         if (ldc < 0) throw new IllegalArgumentException("spmm output must have unit stride along its rows, strides " + Arrays.toString(c.strides()));
         if (m == 0 || n == 0) return;
+        checkS("spmm", s, c);
         Tensor v = s.values(), meta = s.metadata();
-        if (v.overlaps(c) || meta.overlaps(c)) throw new IllegalArgumentException("spmm: C shares memory with the compressed S it is computed from");
         Tensor bc = rowStride(b) < 0 || b.overlaps(c) ? b.copy() : null;
         try {
             Tensor bb = bc != null ? bc : b;
             long ldb = rowStride(bb);
             checkBounds("B", bb, k, n, ldb);
             checkBounds("C", c, m, n, ldc);
-            checkBounds("values", v, m, s.paddedK() / 2, s.paddedK() / 2);
-            checkBounds("metadata", meta, m, s.metaWordsPerRow(), s.metaWordsPerRow());
             c.markModified();
             Native.spmm24(m, n, k, alpha, v.segment().asSlice(v.byteOffset()), meta.segment().asSlice(meta.byteOffset()),
                     bb.segment().asSlice(bb.byteOffset()), ldb, beta, c.segment().asSlice(c.byteOffset()), ldc, threads);
@@ -89,11 +87,9 @@ public final class SparseGemm {
         if (ldc < 0) throw new IllegalArgumentException("spmm output must have unit stride along its rows, strides " + Arrays.toString(c.strides()));
         if (m == 0 || n == 0) return;
         checkBounds("C", c, m, n, ldc);
-        Tensor v = s.values(), meta = s.metadata();
-        if (v.overlaps(c) || meta.overlaps(c)) throw new IllegalArgumentException("spmmLowered: C shares memory with the compressed S it is computed from");
+        checkS("spmmLowered", s, c);
         if (low.x().overlaps(c)) throw new IllegalArgumentException("spmmLowered: C shares memory with the input x it lowers");
-        checkBounds("values", v, m, s.paddedK() / 2, s.paddedK() / 2);
-        checkBounds("metadata", meta, m, s.metaWordsPerRow(), s.metaWordsPerRow());
+        Tensor v = s.values(), meta = s.metadata();
         c.markModified();
         Native.spmm24Lowered(m, 1f, v.segment().asSlice(v.byteOffset()), meta.segment().asSlice(meta.byteOffset()), low.x().data(),
                 low.geometry(), beta, c.segment().asSlice(c.byteOffset()), ldc, Blas.threads());
@@ -118,11 +114,9 @@ public final class SparseGemm {
                     + " and x on " + low.x().device());
         if (!y.isContiguous()) throw new IllegalArgumentException("spmmLoweredNchw writes a contiguous NCHW output, got strides " + Arrays.toString(y.strides()));
         if (y.numel() == 0) return true;
+        checkS("spmmLoweredNchw", s, y);
+        if (low.x().overlaps(y)) throw new IllegalArgumentException("spmmLoweredNchw: the output shares memory with the input x it lowers");
         Tensor v = s.values(), meta = s.metadata();
-        if (v.overlaps(y) || meta.overlaps(y) || low.x().overlaps(y))
-            throw new IllegalArgumentException("spmmLoweredNchw: the output shares memory with S or with the input x it lowers");
-        checkBounds("values", v, m, s.paddedK() / 2, s.paddedK() / 2);
-        checkBounds("metadata", meta, m, s.metaWordsPerRow(), s.metaWordsPerRow());
         if ((y.offset() + y.numel()) * 4 > y.segment().byteSize()) throw new IndexOutOfBoundsException("spmmLoweredNchw: the output exceeds its storage");
         boolean done;
         try {
@@ -134,6 +128,15 @@ public final class SparseGemm {
         }
         if (done) y.markModified();
         return done;
+    }
+
+    /** The compressed S of op's product: apart from its output c, and its values and metadata within their storage. */
+    private static void checkS(String op, Compressed24 s, Tensor c) {
+        Tensor v = s.values(), meta = s.metadata();
+        if (v.overlaps(c) || meta.overlaps(c)) throw new IllegalArgumentException(op + ": C shares memory with the compressed S it is computed from");
+        int m = s.rows();
+        checkBounds("values", v, m, s.paddedK() / 2, s.paddedK() / 2);
+        checkBounds("metadata", meta, m, s.metaWordsPerRow(), s.metaWordsPerRow());
     }
 
     /** Kernel family the native spmm uses on this CPU (avx512, avx2 or generic). */

@@ -51,6 +51,18 @@ FST_API int fst_sgemm_lowered(int transB, int64_t M, float alpha, const float *A
                               const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                               int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
                               float beta, float *C, int64_t ldc, int nthreads, int order);
+/* fst_sgemm_lowered_nchw: fst_sgemm_lowered's Eq. 1 (transB 0) into Y in NCHW, [n, M, ho*wo] (a convolution's output
+ * written in place, no [M, n*ho*wo] matrix to scatter); the same products and bits as fst_sgemm_lowered. */
+FST_API int fst_sgemm_lowered_nchw(int64_t M, float alpha, const float *A, int64_t lda,
+                                   const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                                   int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                                   float beta, float *Y, int nthreads, int order);
+/* fst_sgemm_lowered_images: fst_sgemm_lowered's Eq. 3 (transB 1) with A read as the NCHW batch [n, M, ho*wo] (dY in place,
+ * no [M, n*ho*wo] matrix gathered); the same products and bits as fst_sgemm_lowered on the gathered matrix. */
+FST_API int fst_sgemm_lowered_images(int64_t M, float alpha, const float *A,
+                                     const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                                     int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                                     float beta, float *C, int64_t ldc, int nthreads, int order);
 /* fst_sgemm_lowered_at: Eq. 3 over a selection of im2col: C[M, nrows] = alpha * A[M, ncols] * B^T + beta * C with
  * B[r][q] = im2col(x)[row0 + r * rstep][cols[q]] (cols: ncols indices in [0, n*ho*wo), any order; rstep >= 1),
  * lowered while packing as fst_sgemm_lowered does (the authors' random activation patterns, whose kept columns follow

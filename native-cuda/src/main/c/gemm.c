@@ -19,8 +19,8 @@
  * inputs (0.83-0.88x); ResNet-18's DENSE step 1.03x faster with 48 rows than with 128 (FST3_IR's half-K Eq. 3 the
  * same). So: 128 on AMD, 48 elsewhere (Intel cores other than that one are unmeasured). -DFST_WGRAD_MAX_M fixes it. */
 #include "cpu_host.h"
-int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *low, float beta,
-                            float *C, int64_t ldc, int chunk, int nthreads);
+int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, int64_t al, int64_t aimg,
+                            const fst_lowering *low, float beta, float *C, int64_t ldc, int chunk, int nthreads);
 static int wgrad_max_m = -1;  /* -1 until the first use or setting: then the host's default or the value set */
 static int wgrad_chunk = 0;   /* 0: the direct kernel sizes its chunks of positions */
 int fst_wgrad_chunk(int vectors) {
@@ -81,6 +81,11 @@ typedef struct {
     int64_t ldc;
     int64_t M, N;
     const fst_lowering *low;   /* non-NULL: B is im2col(low->x) (or its transpose when tB), computed while packing */
+    /* cl > 0: C's columns are images of cl columns each, image i's [M, cl] block at C + i * cimg (NCHW output, ldc = cl) */
+    int64_t cl, cimg;
+    /* al > 0 (Eq. 3, not transposed A): A's columns (positions) are images of al each, image i's [M, al] block at A + i * aimg
+     * (dY read as NCHW, lda = al) */
+    int64_t al, aimg;
 } job;
 
 /* Copy of w floats with the width known at compile time for the kernel shapes (inlined vector moves). */
@@ -118,7 +123,13 @@ static void pack_a(const job *jb, const fst_kernel *k, int64_t i0, int64_t mc, i
     if (jb->tA) { pack_n(jb->A + p0 * jb->lda + i0, jb->lda, mc, mr, kc, dst); return; }
     for (int64_t is = 0; is < mc; is += mr) {
         int m = (int)(mc - is < mr ? mc - is : mr);
-        k->pack_t(jb->A + (i0 + is) * jb->lda + p0, jb->lda, m, mr, kc, dst + is * kc);
+        if (!jb->al) { k->pack_t(jb->A + (i0 + is) * jb->lda + p0, jb->lda, m, mr, kc, dst + is * kc); continue; }
+        /* A as images: the block's positions image by image */
+        for (int64_t p = p0; p < p0 + kc;) {
+            const int64_t q = p % jb->al, w = jb->al - q < p0 + kc - p ? jb->al - q : p0 + kc - p;
+            k->pack_t(jb->A + (p / jb->al) * jb->aimg + (i0 + is) * jb->lda + q, jb->lda, m, mr, w, dst + is * kc + (p - p0) * mr);
+            p += w;
+        }
     }
 }
 
@@ -210,6 +221,32 @@ static buffers *thread_buffers(size_t afloats, size_t bfloats, size_t sfloats, s
     return b;
 }
 
+/* The tile C[i0 : i0 + m, j0 : j0 + n] of a job whose C is a batch of images (cl > 0): in place where its columns lie in
+ * one image; where they cross into the next (1 tile in 17 at 28x28 planes; every tile at 4x4), through an L1 buffer:
+ * the pieces of C in (beta != 0), the kernel with the same alpha and beta, the pieces back out. Same products, same bits. */
+static void image_tile(const job *jb, const fst_kernel *k, int64_t kc, const float *ap, const float *bp, int64_t i0,
+                       int64_t j0, float beta, int m, int n) {
+    const int64_t cl = jb->cl, q = j0 % cl;
+    float *c = jb->C + (j0 / cl) * jb->cimg + i0 * jb->ldc + q;
+    if (q + n <= cl) { k->kernel(kc, ap, bp, c, jb->ldc, jb->alpha, beta, m, n); return; }
+    float t[FST_MR_MAX * FST_NR_MAX] __attribute__((aligned(64)));
+    const int nr = k->nr;
+    if (beta != 0.0f)
+        for (int j = 0; j < n;) {   /* piece by piece: the rest of the current image, then the next */
+            const int64_t jj = j0 + j, w = cl - jj % cl < n - j ? cl - jj % cl : n - j;
+            const float *src = jb->C + (jj / cl) * jb->cimg + i0 * jb->ldc + jj % cl;
+            for (int i = 0; i < m; i++) memcpy(t + i * nr + j, src + i * jb->ldc, (size_t)w * 4);
+            j += (int)w;
+        }
+    k->kernel(kc, ap, bp, t, nr, jb->alpha, beta, m, n);
+    for (int j = 0; j < n;) {
+        const int64_t jj = j0 + j, w = cl - jj % cl < n - j ? cl - jj % cl : n - j;
+        float *dst = jb->C + (jj / cl) * jb->cimg + i0 * jb->ldc + jj % cl;
+        for (int i = 0; i < m; i++) memcpy(dst + i * jb->ldc, t + i * nr + j, (size_t)w * 4);
+        j += (int)w;
+    }
+}
+
 /* C[m0:m1, n0:n1] = alpha * op(A) op(B) + beta * C on one thread. */
 static int gemm_range(const job *jb, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     const fst_kernel *k = fst_gemm_kernel();
@@ -255,7 +292,8 @@ static int gemm_range(const job *jb, int64_t m0, int64_t m1, int64_t n0, int64_t
                     for (int64_t jr = 0; jr < nc; jr += nr) {
                         int n = (int)(nc - jr < nr ? nc - jr : nr);
                         if (pf.src) prefetch_some(&pf);
-                        k->kernel(kc, ap, tl_bbuf + jr * kc, cp + jr, jb->ldc, jb->alpha, beta, m, n);
+                        if (jb->cl) image_tile(jb, k, kc, ap, tl_bbuf + jr * kc, ic + ir, jc + jr, beta, m, n);
+                        else k->kernel(kc, ap, tl_bbuf + jr * kc, cp + jr, jb->ldc, jb->alpha, beta, m, n);
                     }
                 }
             }
@@ -304,12 +342,12 @@ int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     if (K > 0 && (!A || !B)) return FST_ENULL;
     if (K > 0 && (lda < (transA ? M : K) || ldb < (transB ? K : N))) return FST_EINVAL;
     if (K == 0 || alpha == 0.0f) { scale_c(0, M, N, beta, C, ldc); return FST_OK; }
-    job jb = { transA != 0, transB != 0, A, B, lda, ldb, K, alpha, beta, C, ldc, M, N, NULL };
+    job jb = { transA != 0, transB != 0, A, B, lda, ldb, K, alpha, beta, C, ldc, M, N, NULL, 0, 0, 0, 0 };
     return sgemm_run(jb, nthreads);
 }
 
 static int sgemm_lowered_run(int transB, int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *lowp,
-                             float beta, float *C, int64_t ldc, int nthreads);
+                             float beta, float *C, int64_t ldc, int64_t cl, int64_t al, int nthreads);
 
 int fst_sgemm_lowered(int transB, int64_t M, float alpha, const float *A, int64_t lda,
                       const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
@@ -318,7 +356,27 @@ int fst_sgemm_lowered(int transB, int64_t M, float alpha, const float *A, int64_
     const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order, NULL, 0, 0, 0, 0 };
     int rc = fst_lowering_check(&low);
     if (rc != FST_OK) return rc;
-    return sgemm_lowered_run(transB, M, alpha, A, lda, &low, beta, C, ldc, nthreads);
+    return sgemm_lowered_run(transB, M, alpha, A, lda, &low, beta, C, ldc, 0, 0, nthreads);
+}
+
+int fst_sgemm_lowered_images(int64_t M, float alpha, const float *A,
+                             const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                             int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                             float beta, float *C, int64_t ldc, int nthreads, int order) {
+    const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order, NULL, 0, 0, 0, 0 };
+    int rc = fst_lowering_check(&low);
+    if (rc != FST_OK) return rc;
+    return sgemm_lowered_run(1, M, alpha, A, ho * wo, &low, beta, C, ldc, 0, ho * wo, nthreads);
+}
+
+int fst_sgemm_lowered_nchw(int64_t M, float alpha, const float *A, int64_t lda,
+                           const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                           int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                           float beta, float *Y, int nthreads, int order) {
+    const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order, NULL, 0, 0, 0, 0 };
+    int rc = fst_lowering_check(&low);
+    if (rc != FST_OK) return rc;
+    return sgemm_lowered_run(0, M, alpha, A, lda, &low, beta, Y, ho * wo, ho * wo, 0, nthreads);
 }
 
 int fst_sgemm_lowered_at(int64_t M, float alpha, const float *A, int64_t lda,
@@ -339,26 +397,32 @@ int fst_sgemm_lowered_at(int64_t M, float alpha, const float *A, int64_t lda,
         scale_c(0, M, nrows, beta, C, ldc);
         return FST_OK;
     }
-    return sgemm_lowered_run(1, M, alpha, A, lda, &low, beta, C, ldc, nthreads);
+    return sgemm_lowered_run(1, M, alpha, A, lda, &low, beta, C, ldc, 0, 0, nthreads);
 }
 
+/* cl > 0 (transB == 0 only): C is the NCHW batch [n, M, cl] (cl = ho * wo, ldc = cl) rather than [M, n * cl].
+ * al > 0 (transB only): A is the NCHW batch [n, M, al] (al = ho * wo, lda = al) rather than [M, n * al]. */
 static int sgemm_lowered_run(int transB, int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *lowp,
-                             float beta, float *C, int64_t ldc, int nthreads) {
+                             float beta, float *C, int64_t ldc, int64_t cl, int64_t al, int nthreads) {
     const fst_lowering low = *lowp;
     if (M < 0 || nthreads < 1) return FST_EINVAL;
     const int64_t rows = fst_lowering_rows(&low), cols = fst_lowering_cols(&low);
     const int64_t K = transB ? cols : rows, N = transB ? rows : cols;
     if (M == 0) return FST_OK;
     if (!A || !C) return FST_ENULL;
-    if (ldc < N || lda < K) return FST_EINVAL;
-    if (alpha == 0.0f) { scale_c(0, M, N, beta, C, ldc); return FST_OK; }
+    if ((cl ? (transB || ldc != cl) : ldc < N) || (al ? (!transB || lda != al) : lda < K)) return FST_EINVAL;
+    if (alpha == 0.0f) {
+        if (!cl) scale_c(0, M, N, beta, C, ldc);
+        else for (int64_t i = 0; i < low.n; i++) scale_c(0, M, cl, beta, C + i * M * cl, cl);
+        return FST_OK;
+    }
     /* Eq. 3 with few output rows: dot products over the positions without packing (wgrad_avx512.c) */
     if (transB && M <= wgrad_max() && fst_lowering_plan(-1)) {
-        int r = fst_wgrad_direct_avx512(M, alpha, A, lda, &low, beta, C, ldc,
+        int r = fst_wgrad_direct_avx512(M, alpha, A, lda, al, M * al, &low, beta, C, ldc,
                                         __atomic_load_n(&wgrad_chunk, __ATOMIC_RELAXED), nthreads);
         if (r != 0) return r > 0 ? FST_OK : FST_EINVAL;
     }
-    job jb = { 0, transB != 0, A, NULL, lda, 0, K, alpha, beta, C, ldc, M, N, &low };
+    job jb = { 0, transB != 0, A, NULL, lda, 0, K, alpha, beta, C, ldc, M, N, &low, cl, M * cl, al, M * al };
     return sgemm_run(jb, nthreads);
 }
 

@@ -17,6 +17,10 @@ typedef struct {
     void (*pack_t)(const float *src, int64_t ld, int cnt, int w, int64_t kc, float *dst);
 } fst_kernel;
 
+/* The largest tile of any family (avx512: 8 x 48). */
+#define FST_MR_MAX 8
+#define FST_NR_MAX 48
+
 extern const fst_kernel fst_kernel_avx512;
 extern const fst_kernel fst_kernel_avx2;
 extern const fst_kernel fst_kernel_generic;

@@ -25,13 +25,14 @@
 #define CHUNK 64   /* vectors of 16 positions per chunk: the KT-row buffer is 24 KB (L1), dY's chunk 4 KB a row (L2) */
 
 /* chunk > 0: vectors of 16 positions per chunk (fst_wgrad_chunk; tests draw small ones), else CHUNK */
-int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *low, float beta,
-                            float *C, int64_t ldc, int chunk, int nthreads);
+int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, int64_t al, int64_t aimg,
+                            const fst_lowering *low, float beta, float *C, int64_t ldc, int chunk, int nthreads);
 
 typedef struct {
     const fst_lplan *plans;   /* one per chunk */
     int nchunks, chunk;       /* chunk: vectors per chunk (the last may have fewer) */
     int64_t M, K, P, lda, ldc;
+    int64_t al, aimg;         /* al > 0: A is images of al positions, image i at A + i * aimg (lda = al) */
     const float *A;
     float *C;
     float alpha, beta;
@@ -44,10 +45,24 @@ static void wgrad_task(void *p, int64_t t0, int64_t t1) {
     const __mmask16 tail = (__mmask16)((1u << (j->P % 16)) - 1);
     const int64_t ldb = (int64_t)j->chunk * 16;
     float *xb = aligned_alloc(64, (size_t)(KT * ldb) * 4);
-    if (!xb) { __atomic_store_n(&j->rc, 1, __ATOMIC_RELAXED); return; }
+    /* A given as images: each chunk's positions of all M rows copied into one buffer (L2) that its tiles then read */
+    float *ab = j->al && t1 > t0 ? aligned_alloc(64, (size_t)(j->M * ldb) * 4) : NULL;
+    if (!xb || (j->al && t1 > t0 && !ab)) { free(xb); free(ab); __atomic_store_n(&j->rc, 1, __ATOMIC_RELAXED); return; }
     for (int ch = 0; ch < j->nchunks; ch++) {
         const fst_lplan *plan = &j->plans[ch];
         const int v0 = ch * j->chunk, nv = plan->nvec;
+        const float *A = j->A;
+        int64_t lda = j->lda, a0 = 16 * (int64_t)v0;   /* the chunk's first position in A */
+        if (ab) {
+            const int64_t p0 = 16 * (int64_t)v0, np = j->P - p0 < ldb ? j->P - p0 : ldb;
+            for (int64_t p = p0; p < p0 + np;) {
+                const int64_t q = p % j->al, w = j->al - q < p0 + np - p ? j->al - q : p0 + np - p;
+                const float *src = j->A + (p / j->al) * j->aimg + q;
+                for (int64_t m = 0; m < j->M; m++) memcpy(ab + m * ldb + (p - p0), src + m * j->lda, (size_t)w * 4);
+                p += w;
+            }
+            A = ab; lda = ldb; a0 = 0;
+        }
         for (int64_t t = t0; t < t1; t++) {
             const int64_t k0 = t * KT, kt = j->K - k0 < KT ? j->K - k0 : KT;
             for (int r = 0; r < KT; r++) {
@@ -57,7 +72,7 @@ static void wgrad_task(void *p, int64_t t0, int64_t t1) {
             for (int64_t m0 = 0; m0 < j->M; m0 += MT) {
                 const int64_t mt = j->M - m0 < MT ? j->M - m0 : MT;
                 const float *a[MT];
-                for (int i = 0; i < MT; i++) a[i] = j->A + (m0 + (i < mt ? i : mt - 1)) * j->lda + 16 * (int64_t)v0;   /* padded rows: repeat, not stored */
+                for (int i = 0; i < MT; i++) a[i] = A + (m0 + (i < mt ? i : mt - 1)) * lda + a0;   /* padded rows: repeat, not stored */
                 __m512 acc[MT][KT];
                 for (int i = 0; i < MT; i++)
                     for (int r = 0; r < KT; r++) acc[i][r] = _mm512_setzero_ps();
@@ -84,10 +99,11 @@ static void wgrad_task(void *p, int64_t t0, int64_t t1) {
         }
     }
     free(xb);
+    free(ab);
 }
 
-int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *low, float beta,
-                            float *C, int64_t ldc, int chunk_vectors, int nthreads) {
+int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, int64_t al, int64_t aimg,
+                            const fst_lowering *low, float beta, float *C, int64_t ldc, int chunk_vectors, int nthreads) {
     const int64_t P = fst_lowering_cols(low), K = fst_lowering_rows(low);
     if (P <= 0 || P > INT32_MAX / 2) return 0;
     const int64_t nvec = (P + 15) / 16;
@@ -113,7 +129,7 @@ int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda,
         if (!fst_lplan_build(&plans[c], low, col0, ncols, nv, mem + offs[c])) { free(mem); free(offs); return 0; }
     }
     free(offs);
-    wgrad_job j = { plans, nchunks, (int)chunk, M, K, P, lda, ldc, A, C, alpha, beta, 0 };
+    wgrad_job j = { plans, nchunks, (int)chunk, M, K, P, lda, ldc, al, aimg, A, C, alpha, beta, 0 };
     const int64_t tiles = (K + KT - 1) / KT;
     int nt = (double)M * (double)K * (double)P < 1e6 ? 1 : nthreads;
     if (nt > tiles) nt = (int)tiles;

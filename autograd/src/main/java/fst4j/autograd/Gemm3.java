@@ -139,12 +139,20 @@ public final class Gemm3 {
         }
 
         /**
-         * out [N, rows, Ho, Wo] (contiguous, a CPU float32 block of images) = this * im2col(low.x()) written as NCHW where
-         * the CPU's compiled 2:4 convolution runs for it: true; false, with nothing written, for every other operand and
-         * shape (the caller then multiplies into [rows, N*Ho*Wo] and scatters).
+         * out [N, rows, Ho, Wo] (contiguous, a CPU float32 block of images) = this * im2col(low.x()) written as NCHW by a
+         * dense float32 CPU operand, or where the CPU's compiled 2:4 convolution runs for a 2:4 one: true; false, with
+         * nothing written, for every other operand and shape (the caller then multiplies into [rows, N*Ho*Wo] and scatters).
          */
         public boolean timesLoweredIntoNchw(Lowering low, Tensor out) {
-            if (sparse == null || !cpuNchw || low.x().device() != Device.CPU || out.device() != Device.CPU) return false;
+            if (!cpuNchw || low.x().device() != Device.CPU || out.device() != Device.CPU) return false;
+            if (sparse == null) {
+                // the dense GEMM's tiles stored image by image (one through a buffer where it crosses into the next)
+                if (dense == null || cuda != null || dense.device() != Device.CPU || !f32(dense) || !out.isContiguous()
+                        || (dense.size(1) > 1 && dense.strides()[1] != 1)) return false;
+                Conv.gemmLoweredNchw(1f, dense, low, 0f, out);
+                nchwProducts.incrementAndGet();
+                return true;
+            }
             boolean done = SparseGemm.spmmLoweredNchw(sparse, low, out);
             if (done) nchwProducts.incrementAndGet();
             return done;
@@ -751,13 +759,14 @@ public final class Gemm3 {
     }
 
     /**
-     * Whether {@link #weightGradIntoImages} takes dY straight from an NCHW block here: Eq. 7's half-K with the IR shift
-     * fused into the gather, on float32 CPU tensors.
+     * Whether {@link #weightGradIntoImages} takes dY straight from an NCHW block here, on float32 CPU tensors: Eq. 7's
+     * half-K with the IR shift fused into the gather, or the dense Eq. 3 (no IR shift) whose GEMM packs dY from the images.
      */
     public boolean eq3FromImages(Tensor dy) {
         SparseConfig.Shift ir = cfg.ir();
-        return cfg.xt() instanceof Sparsifier.Fixed24 && cfg.dyEq3() instanceof Sparsifier.Dense && f32(dy)
-                && dy.device() == Device.CPU && (ir == null || ir.coeff() != 0f);
+        if (!(cfg.dyEq3() instanceof Sparsifier.Dense) || !f32(dy) || dy.device() != Device.CPU) return false;
+        if (cfg.xt() instanceof Sparsifier.Fixed24) return ir == null || ir.coeff() != 0f;
+        return cfg.xt() instanceof Sparsifier.Dense && ir == null;
     }
 
     /** No IR shift: coefficient 0, which the gathers take as a plain gather (neighbours never read). */
@@ -777,8 +786,24 @@ public final class Gemm3 {
      */
     public void weightGradIntoImages(Tensor dyImages, Columns x, Tensor dw, float beta) {
         if (!eq3FromImages(dyImages) || dyImages.dim() != 3)
-            throw new IllegalStateException("weightGradIntoImages needs Eq. 7's half-K on a float32 CPU [N, C, L] dY (see eq3FromImages)");
+            throw new IllegalStateException("weightGradIntoImages needs Eq. 7's half-K or the dense Eq. 3 on a float32 CPU [N, C, L] dY"
+                    + " (see eq3FromImages)");
         int images = dyImages.size(0), segment = dyImages.size(2);
+        if (!(cfg.xt() instanceof Sparsifier.Fixed24)) {   // the dense Eq. 3
+            Lowering low = f32(dw) && unitRows(dw) && dyImages.isContiguous() ? x.lowering() : null;
+            if (low != null && low.x().device() == Device.CPU) {
+                long t2 = Profile.start();
+                Conv.gemmLoweredImages(1f, dyImages, low, beta, dw);   // dY packed image by image, im2col^T never materialised
+                Profile.stop(Part.EQ3, t2);
+                eq3ImageBlocks.incrementAndGet();
+                return;
+            }
+            // no lowering to pack from: dY gathered into [C, N*L] for the usual path
+            try (Tensor p = dyImages.permute(1, 0, 2); Tensor pc = p.contiguous(); Tensor g = pc.reshape(dyImages.size(1), images * segment)) {
+                weightGradInto(g, x, segment, dw, beta);
+            }
+            return;
+        }
         long t0 = Profile.start();
         SparseConfig.Shift sh = gatherShift();
         Tensor gk = Profile.stop(Part.SPARSIFY, t0, HalfK.shiftGatherImages(dyImages, sh.coeff(), sh.direction(), sh.circular(),
@@ -948,8 +973,8 @@ public final class Gemm3 {
     }
 
     /**
-     * Whether a CPU 2:4 convolution's output is written as NCHW by the compiled product where it runs
-     * ({@link Left#timesLoweredIntoNchw}) instead of multiplied into [Cout, N*L] and scattered (false: that, for A/B runs).
+     * Whether a CPU convolution's output is written as NCHW by its product (the dense GEMM, or the compiled 2:4 product where
+     * it runs: {@link Left#timesLoweredIntoNchw}) instead of multiplied into [Cout, N*L] and scattered (false: that, for A/B runs).
      */
     public static volatile boolean cpuNchw = !"false".equals(System.getProperty("fst4j.conv.cpuNchw"));
     /** How many CPU products have written NCHW themselves (for tests). */

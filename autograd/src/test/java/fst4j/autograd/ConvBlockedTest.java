@@ -193,21 +193,67 @@ class ConvBlockedTest {
     @MethodSource("imageBlocks")
     void eq3FromImagesEqualsGathered(int[] g) {
         boolean before = Layers.eq3FromImages;
+        int directBefore = fst4j.shim.Native.wgradDirectMax(-1);
         try {
-            for (SparseConfig.Method m : new SparseConfig.Method[]{SparseConfig.Method.FST3, SparseConfig.Method.FST3_IR}) {
-                Layers.eq3FromImages = false;
-                Result gathered = run(m, g, true, true, true);
-                Layers.eq3FromImages = true;
-                long before3 = Gemm3.eq3ImageBlocks.get();
-                Result images = run(m, g, true, true, true);
-                assertTrue(Gemm3.eq3ImageBlocks.get() > before3, m + ": the blocks must read dY's images in place");
-                assertArrayEquals(gathered.y, images.y, 0f, m + " y");
-                assertArrayEquals(gathered.dx, images.dx, 0f, m + " dx");
-                assertArrayEquals(gathered.dw, images.dw, 0f, m + " dw");
-            }
+            // DENSE and FST2 (dense Eq. 3, no IR shift): the GEMM packs dY image by image, or the direct kernel (up to its
+            // row limit) copies each chunk of positions from the images; both are run
+            for (SparseConfig.Method m : new SparseConfig.Method[]{SparseConfig.Method.FST3, SparseConfig.Method.FST3_IR,
+                    SparseConfig.Method.DENSE, SparseConfig.Method.FST2})
+                for (int direct : new int[]{0, 1 << 20}) {
+                    fst4j.shim.Native.wgradDirectMax(direct);
+                    String what = m + " direct rows " + direct;
+                    Layers.eq3FromImages = false;
+                    Result gathered = run(m, g, true, true, true);
+                    Layers.eq3FromImages = true;
+                    long before3 = Gemm3.eq3ImageBlocks.get();
+                    Result images = run(m, g, true, true, true);
+                    assertTrue(Gemm3.eq3ImageBlocks.get() > before3, what + ": the blocks must read dY's images in place");
+                    assertArrayEquals(gathered.y, images.y, 0f, what + " y");
+                    assertArrayEquals(gathered.dx, images.dx, 0f, what + " dx");
+                    assertArrayEquals(gathered.dw, images.dw, 0f, what + " dw");
+                }
         } finally {
             Layers.eq3FromImages = before;
+            fst4j.shim.Native.wgradDirectMax(directBefore);
         }
+    }
+
+    /**
+     * DENSE's blocked convolution writes Eq. 1's output, and Eq. 2's where it is a convolution of dY, as NCHW straight from
+     * the GEMM's tiles (those that cross from one image into the next through a buffer) instead of a [rows, nb*L] block
+     * then scattered: the same bits, forward and backward, at planes whose tiles cross images rarely (20x20), often (7x7)
+     * and always (4x4, 16 columns an image against tiles of 48), stride 2, and a short last block.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("nchwBlocks")
+    void denseNchwEqualsScattered(int[] g) {
+        boolean before = Gemm3.cpuNchw;
+        try {
+            Gemm3.cpuNchw = false;
+            Result scattered = run(SparseConfig.Method.DENSE, g, true, true, true);
+            Gemm3.cpuNchw = true;
+            long n0 = Gemm3.nchwProducts.get();
+            Result nchw = run(SparseConfig.Method.DENSE, g, true, true, true);
+            int l = ((g[3] + 2 * g[7] - g[5]) / g[6] + 1) * ((g[4] + 2 * g[7] - g[5]) / g[6] + 1), cols = Layers.blockCols;
+            Layers.blockCols = g[8];
+            int per = Layers.imagesPerBlock(g[0], g[1] * g[5] * g[5], l);
+            Layers.blockCols = cols;
+            assertTrue(per > 1 && per < g[0], "the geometry must make several blocks of several images, got " + per + " images a block");
+            long blocks = (g[0] + per - 1) / per, want = g[6] == 1 ? 2 * blocks : blocks;   // Eq. 2 as a convolution of dY at stride 1
+            assertTrue(Gemm3.nchwProducts.get() - n0 >= want, (Gemm3.nchwProducts.get() - n0) + " NCHW products, want " + want);
+            assertArrayEquals(scattered.y, nchw.y, 0f, "y");
+            assertArrayEquals(scattered.dx, nchw.dx, 0f, "dx");
+            assertArrayEquals(scattered.dw, nchw.dw, 0f, "dw");
+        } finally {
+            Gemm3.cpuNchw = before;
+        }
+    }
+
+    static Stream<int[]> nchwBlocks() {
+        return Stream.of(new int[]{5, 4, 8, 20, 20, 3, 1, 1, 1200},   // L = 400: blocks of 3 and 2
+                new int[]{13, 6, 12, 7, 7, 3, 1, 1, 300},                // L = 49: blocks of 7 and 6
+                new int[]{50, 4, 20, 4, 4, 3, 1, 1, 288},                // L = 16: every tile crosses images; blocks of 17, 17, 16
+                new int[]{6, 5, 12, 33, 33, 3, 2, 1, 1156});             // stride 2, L = 289
     }
 
     /**

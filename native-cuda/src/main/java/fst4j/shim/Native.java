@@ -458,13 +458,19 @@ public final class Native {
     // ---- implicit im2col products (lowering.h: gemm.c, sparse.c); bound on first use ----
 
     private static final class LoweredHandles {
-        static final MethodHandle SGEMM, SGEMM_AT, SPMM24, SPMM24_NCHW, TCONV, PRUNE_TCONV;
+        static final MethodHandle SGEMM, SGEMM_NCHW, SGEMM_IMAGES, SGEMM_AT, SPMM24, SPMM24_NCHW, TCONV, PRUNE_TCONV;
         static {
             SymbolLookup lib = LIB;
             SGEMM_AT = bind(lib, "fst_sgemm_lowered_at", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG,
                     ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT), false);
             SGEMM = bind(lib, "fst_sgemm_lowered", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG,
+                    ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT), false);
+            SGEMM_NCHW = bind(lib, "fst_sgemm_lowered_nchw", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG,
+                    ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_INT, JAVA_INT), false);
+            SGEMM_IMAGES = bind(lib, "fst_sgemm_lowered_images", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS,
                     ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT), false);
             SPMM24 = bind(lib, "fst_spmm24_lowered", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, ADDRESS,
@@ -513,6 +519,36 @@ public final class Native {
                     g[8], g[9], g[10], g[11], beta, c, ldc, threads, (int) g[12]);
         } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_sgemm_lowered");
+    }
+
+    /**
+     * Y [n, m, ho*wo] (NCHW) = alpha * A [m, K] * im2col(x) + beta * Y (fst_sgemm_lowered_nchw in fst4j.h): Eq. 1 written
+     * as the convolution's output; g as {@link #sgemmLowered}.
+     */
+    public static void sgemmLoweredNchw(long m, float alpha, MemorySegment a, long lda, MemorySegment x, long[] g, float beta,
+                                        MemorySegment y, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) LoweredHandles.SGEMM_NCHW.invokeExact(m, alpha, a, lda, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
+                    g[8], g[9], g[10], g[11], beta, y, threads, (int) g[12]);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_sgemm_lowered_nchw");
+    }
+
+    /**
+     * C [m, K] = alpha * A * im2col(x)^T + beta * C with A the NCHW batch [n, m, ho*wo] read in place (fst_sgemm_lowered_images
+     * in fst4j.h): Eq. 3 from dY as the convolution's output gradient; g as {@link #sgemmLowered}.
+     */
+    public static void sgemmLoweredImages(long m, float alpha, MemorySegment a, MemorySegment x, long[] g, float beta,
+                                          MemorySegment c, long ldc, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) LoweredHandles.SGEMM_IMAGES.invokeExact(m, alpha, a, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
+                    g[8], g[9], g[10], g[11], beta, c, ldc, threads, (int) g[12]);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_sgemm_lowered_images");
     }
 
     /**

@@ -208,6 +208,72 @@ public final class Conv {
     }
 
     /**
+     * y [N, M, Ho, Wo] = alpha * a [M, K] * im2col(low.x()) + beta * y, written as NCHW (no [M, N*Ho*Wo] product to scatter):
+     * {@link #gemmLowered}'s Eq. 1 with the same sums and bits, a contiguous float32 CPU output.
+     */
+    public static void gemmLoweredNchw(float alpha, Tensor a, Lowering low, float beta, Tensor y) {
+        a.check(); y.check();
+        long[] g = low.geometry();   // {n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order}
+        int k = low.rows(), m = a.dim() == 2 ? a.shape[0] : -1, n = low.x().size(0);
+        if (a.dim() != 2 || a.shape[1] != k || y.dim() < 2 || y.size(0) != n || y.size(1) != m || y.numel() != (long) n * m * g[10] * g[11])
+            throw new IllegalArgumentException("shape mismatch: gemmLoweredNchw " + Shape.str(a.shape) + " x im2col [" + low.rows() + ", "
+                    + low.cols() + "] into " + Shape.str(y.shape) + " (want [" + n + ", " + m + ", " + g[10] + ", " + g[11] + "])");
+        if (a.dtype != DType.F32 || y.dtype != DType.F32 || a.device() != Device.CPU || y.device() != Device.CPU || low.x().device() != Device.CPU)
+            throw new IllegalArgumentException("gemmLoweredNchw needs float32 CPU operands, got " + a.dtype + " on " + a.device() + ", " + y.dtype
+                    + " on " + y.device() + " and x on " + low.x().device());
+        if (!y.isContiguous()) throw new IllegalArgumentException("gemmLoweredNchw writes a contiguous NCHW output, got strides " + java.util.Arrays.toString(y.strides));
+        if (y.numel() == 0) return;
+        if (k > 1 && a.strides[1] != 1) throw new IllegalArgumentException("gemmLoweredNchw: a needs unit stride along its rows, strides "
+                + java.util.Arrays.toString(a.strides));
+        if (a.overlaps(y) || low.x().overlaps(y)) {   // the kernel writes y while it still packs a and x, as in gemmLowered
+            try (Tensor ac = a.overlaps(y) ? a.copy() : a.alias(); Tensor xc = low.x().overlaps(y) ? low.x().copy() : low.x().alias()) {
+                gemmLoweredNchw(alpha, ac, withInput(low, xc), beta, y);
+            }
+            return;
+        }
+        checkRows(a, m, k);
+        if ((y.offset + y.numel()) * 4 > y.storage.bytes)
+            throw new IndexOutOfBoundsException("gemmLoweredNchw: the output exceeds its storage");
+        long lda = m > 1 ? a.strides[0] : Math.max(k, 1);
+        y.markModified();
+        Native.sgemmLoweredNchw(m, alpha, a.storage.segment().asSlice(a.byteOffset()), lda, low.x().data(), g, beta,
+                y.storage.segment().asSlice(y.byteOffset()), Blas.threads());
+    }
+
+    /**
+     * c [M, K] = alpha * a * im2col(low.x())^T + beta * c with a the NCHW batch [N, M, Ho*Wo] (a convolution's output
+     * gradient, read in place: no [M, N*Ho*Wo] gather): {@link #gemmLowered}'s Eq. 3 with the same sums and bits as on
+     * the gathered matrix; a contiguous, c with unit stride along its rows, all float32 on the CPU.
+     */
+    public static void gemmLoweredImages(float alpha, Tensor a, Lowering low, float beta, Tensor c) {
+        a.check(); c.check();
+        long[] g = low.geometry();   // {n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order}
+        int k = low.rows(), n = low.x().size(0), m = a.dim() >= 2 ? a.size(1) : -1;
+        if (a.dim() < 2 || a.size(0) != n || a.numel() != (long) n * m * g[10] * g[11] || c.dim() != 2 || c.shape[0] != m || c.shape[1] != k)
+            throw new IllegalArgumentException("shape mismatch: gemmLoweredImages " + Shape.str(a.shape) + " (want [" + n + ", M, " + g[10] + ", "
+                    + g[11] + "]) x im2col^T [" + low.cols() + ", " + low.rows() + "] into " + Shape.str(c.shape));
+        if (a.dtype != DType.F32 || c.dtype != DType.F32 || a.device() != Device.CPU || c.device() != Device.CPU || low.x().device() != Device.CPU)
+            throw new IllegalArgumentException("gemmLoweredImages needs float32 CPU operands, got " + a.dtype + " on " + a.device() + ", " + c.dtype
+                    + " on " + c.device() + " and x on " + low.x().device());
+        if (!a.isContiguous()) throw new IllegalArgumentException("gemmLoweredImages reads a contiguous NCHW batch, got strides " + java.util.Arrays.toString(a.strides));
+        if (m == 0 || k == 0) return;
+        if (k > 1 && c.strides[1] != 1) throw new IllegalArgumentException("gemmLoweredImages: c needs unit stride along its rows, strides "
+                + java.util.Arrays.toString(c.strides));
+        if (a.overlaps(c) || low.x().overlaps(c)) {   // as in gemmLowered
+            try (Tensor ac = a.overlaps(c) ? a.copy() : a.alias(); Tensor xc = low.x().overlaps(c) ? low.x().copy() : low.x().alias()) {
+                gemmLoweredImages(alpha, ac, withInput(low, xc), beta, c);
+            }
+            return;
+        }
+        if ((a.offset + a.numel()) * 4 > a.storage.bytes) throw new IndexOutOfBoundsException("gemmLoweredImages: a exceeds its storage");
+        checkRows(c, m, k);
+        long ldc = m > 1 ? c.strides[0] : Math.max(k, 1);
+        c.markModified();
+        Native.sgemmLoweredImages(m, alpha, a.storage.segment().asSlice(a.byteOffset()), low.x().data(), g, beta,
+                c.storage.segment().asSlice(c.byteOffset()), ldc, Blas.threads());
+    }
+
+    /**
      * Eq. 3 over a selection of im2col, lowered while the GEMM packs: c = alpha * a B^T + beta * c with
      * B[r][q] = im2col(low.x())[row0 + r * rstep][cols[q]], a [M, cols.length] and c [M, nrows] (float32 CPU, unit stride
      * along their rows). The authors' random activation patterns keep columns that follow no stride (and the checkerboards

@@ -23,6 +23,11 @@ FST_API int fst_max_threads(void);
 FST_API int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
                       float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
                       float beta, float *C, int64_t ldc, int nthreads);
+/* fst_sgemm with B (not transposed) read as the NCHW batch [N / bl, K, bl]: op(B)[p][j] = B[(j / bl) * K * bl + p * bl +
+ * j % bl] (Eq. 2's W^T dY with dY as the convolution's output gradient, no [K, N] matrix gathered); N % bl == 0. The same
+ * products and bits as fst_sgemm on the gathered matrix. */
+FST_API int fst_sgemm_images_b(int transA, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                               const float *B, int64_t bl, float beta, float *C, int64_t ldc, int nthreads);
 
 /* Information Restoration shift (fst-method.md, Eq. 8-10): for each of `rows` rows of `len`
  * elements, split into segments of `seg` elements (H*W of one image), out[j] = dy[j] + coeff * dy[j + shift]

@@ -86,6 +86,9 @@ typedef struct {
     /* al > 0 (Eq. 3, not transposed A): A's columns (positions) are images of al each, image i's [M, al] block at A + i * aimg
      * (dY read as NCHW, lda = al) */
     int64_t al, aimg;
+    /* bl > 0 (B not transposed, not lowered): B's columns are images of bl each, image i's [K, bl] block at B + i * bimg
+     * (Eq. 2's dY read as NCHW, ldb = bl) */
+    int64_t bl, bimg;
 } job;
 
 /* Copy of w floats with the width known at compile time for the kernel shapes (inlined vector moves). */
@@ -170,6 +173,20 @@ static void pack_b_lowered(const job *jb, const fst_kernel *k, int64_t j0, int64
 /* op(B)[p0:p0+kc, j0:j0+nc] into NR-wide slivers: sliver s holds, for each p, columns s*NR .. s*NR+NR-1. */
 static void pack_b(const job *jb, const fst_kernel *k, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float *dst) {
     const int nr = k->nr;
+    if (!jb->tB && jb->bl) {   /* B as images: each sliver's columns image by image */
+        for (int64_t p = 0; p < kc; p++)
+            for (int64_t js = 0; js < nc; js += nr) {
+                const int64_t wn = nc - js < nr ? nc - js : nr, end = j0 + js + wn;
+                float *dp = dst + js * kc + p * nr;
+                for (int64_t j = j0 + js; j < end;) {
+                    const int64_t q = j % jb->bl, len = jb->bl - q < end - j ? jb->bl - q : end - j;
+                    memcpy(dp + (j - j0 - js), jb->B + (j / jb->bl) * jb->bimg + (p0 + p) * jb->ldb + q, (size_t)len * 4);
+                    j += len;
+                }
+                for (int64_t j = wn; j < nr; j++) dp[j] = 0.0f;
+            }
+        return;
+    }
     if (!jb->tB) { pack_n(jb->B + p0 * jb->ldb + j0, jb->ldb, nc, nr, kc, dst); return; }
     for (int64_t js = 0; js < nc; js += nr) {
         int n = (int)(nc - js < nr ? nc - js : nr);
@@ -277,7 +294,7 @@ static int gemm_range(const job *jb, int64_t m0, int64_t m1, int64_t n0, int64_t
                 prefetcher pf = { 0 };
                 int64_t npc = pc, njc = jc + NB;
                 if (njc >= n1) { njc = n0; npc = pc + kcb; }
-                if (npc < K && !jb->low) {
+                if (npc < K && !jb->low && !jb->bl) {
                     int64_t nnc = n1 - njc < NB ? n1 - njc : NB, nkc = K - npc < kcb ? K - npc : kcb;
                     pf.ld = jb->ldb;
                     if (!jb->tB) { pf.src = jb->B + npc * jb->ldb + njc; pf.rows = nkc; pf.lines = (nnc + 15) / 16; }
@@ -342,7 +359,20 @@ int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     if (K > 0 && (!A || !B)) return FST_ENULL;
     if (K > 0 && (lda < (transA ? M : K) || ldb < (transB ? K : N))) return FST_EINVAL;
     if (K == 0 || alpha == 0.0f) { scale_c(0, M, N, beta, C, ldc); return FST_OK; }
-    job jb = { transA != 0, transB != 0, A, B, lda, ldb, K, alpha, beta, C, ldc, M, N, NULL, 0, 0, 0, 0 };
+    job jb = { transA != 0, transB != 0, A, B, lda, ldb, K, alpha, beta, C, ldc, M, N, NULL, 0, 0, 0, 0, 0, 0 };
+    return sgemm_run(jb, nthreads);
+}
+
+int fst_sgemm_images_b(int transA, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                       const float *B, int64_t bl, float beta, float *C, int64_t ldc, int nthreads) {
+    if (M < 0 || N < 0 || K < 0 || bl < 1 || N % bl != 0 || nthreads < 1) return FST_EINVAL;
+    if (M == 0 || N == 0) return FST_OK;
+    if (!C) return FST_ENULL;
+    if (ldc < N) return FST_EINVAL;
+    if (K > 0 && (!A || !B)) return FST_ENULL;
+    if (K > 0 && lda < (transA ? M : K)) return FST_EINVAL;
+    if (K == 0 || alpha == 0.0f) { scale_c(0, M, N, beta, C, ldc); return FST_OK; }
+    job jb = { transA != 0, 0, A, B, lda, bl, K, alpha, beta, C, ldc, M, N, NULL, 0, 0, 0, 0, bl, K * bl };
     return sgemm_run(jb, nthreads);
 }
 
@@ -422,7 +452,7 @@ static int sgemm_lowered_run(int transB, int64_t M, float alpha, const float *A,
                                         __atomic_load_n(&wgrad_chunk, __ATOMIC_RELAXED), nthreads);
         if (r != 0) return r > 0 ? FST_OK : FST_EINVAL;
     }
-    job jb = { 0, transB != 0, A, NULL, lda, 0, K, alpha, beta, C, ldc, M, N, &low, cl, M * cl, al, M * al };
+    job jb = { 0, transB != 0, A, NULL, lda, 0, K, alpha, beta, C, ldc, M, N, &low, cl, M * cl, al, M * al, 0, 0 };
     return sgemm_run(jb, nthreads);
 }
 

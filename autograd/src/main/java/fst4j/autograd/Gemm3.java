@@ -195,6 +195,22 @@ public final class Gemm3 {
         }
 
         /** c = this * b (overwritten); b [K, cols] any view, c [rows, cols] with unit stride along its rows. */
+        /** Whether {@link #timesImages} reads an NCHW batch in place: a dense float32 CPU operand. */
+        public boolean readsImages() {
+            return sparse == null && cuda == null && conv24 == null && dense != null && dense.device() == Device.CPU && f32(dense);
+        }
+
+        /**
+         * c [rows, N*L] = this * B with B [K, N*L] the NCHW batch bImages [N, K, L] read in place (Eq. 2's W^T dY from the
+         * convolution's output gradient, no gathered dY): {@link #times} on the gathered B, the same bits. Only where
+         * {@link #readsImages}.
+         */
+        public void timesImages(Tensor bImages, Tensor c) {
+            if (!readsImages()) throw new IllegalStateException("timesImages needs a dense float32 CPU operand (see readsImages)");
+            Blas.gemmImagesB(1f, dense, bImages, 0f, c);
+            eq2ImageBlocks.incrementAndGet();
+        }
+
         public void times(Tensor b, Tensor c) {
             if (conv24 != null) throw new IllegalStateException("the 2:4 implicit-GEMM operand multiplies a convolution's input only (timesLoweredNchw)");
             if (cuda != null) cuda.times(b, c);
@@ -774,6 +790,9 @@ public final class Gemm3 {
 
     /** The IR shift Eq. 3's gathers fuse in: this configuration's, or none. */
     private SparseConfig.Shift gatherShift() { return cfg.ir() != null ? cfg.ir() : NO_SHIFT; }
+
+    /** How many Eq. 2 products (W^T dY) have read dY from NCHW images in place (for tests). */
+    static final java.util.concurrent.atomic.AtomicLong eq2ImageBlocks = new java.util.concurrent.atomic.AtomicLong();
 
     /** How many Eq. 3 products have read dY from NCHW images in place (for tests). */
     static final java.util.concurrent.atomic.AtomicLong eq3ImageBlocks = new java.util.concurrent.atomic.AtomicLong();

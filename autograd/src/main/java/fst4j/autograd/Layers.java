@@ -136,10 +136,15 @@ public final class Layers {
     public static volatile boolean keepColumns = !"false".equals(System.getProperty("fst4j.conv.keepColumns"));
 
     /**
-     * Whether a blocked convolution's Eq. 3 of Eq. 7's half-K reads dY's images in place (Gemm3.weightGradIntoImages)
-     * instead of gathering each block into [Cout, nb*L] first (false: the gather, for A/B runs).
+     * Whether a blocked convolution's Eq. 3 (Eq. 7's half-K, or the dense one) reads dY's images in place
+     * (Gemm3.weightGradIntoImages) instead of gathering each block into [Cout, nb*L] first (false: the gather, for A/B runs).
      */
     public static volatile boolean eq3FromImages = !"false".equals(System.getProperty("fst4j.conv.eq3FromImages"));
+    /**
+     * Whether a blocked convolution's Eq. 2 as W^T dY (not a convolution of dY) reads dY's NCHW images in place where W^T is
+     * dense ({@link Gemm3.Left#readsImages}) instead of a gathered [Cout, nb*L] block (false: the gather, for A/B runs).
+     */
+    public static volatile boolean eq2FromImages = !"false".equals(System.getProperty("fst4j.conv.eq2FromImages"));
     static final long KEEP_COLUMNS_MAX_BYTES = 64L << 20;
 
     /**
@@ -329,38 +334,41 @@ public final class Layers {
             int n = xin.size(0), cout = win.size(0), k = win.size(2), kRows = win.size(1) * k * k, l = ho * wo, b = block;
             Tensor out = Tensor.empty(n, cout, ho, wo);
             Gemm3.Prepared pr = null;
-            Tensor cols = null;
+            Tensor cols = null, ybuf = null;   // allocated only when a block needs them
             try (Tensor wm = win.reshape(cout, kRows)) {
                 pr = node.prepareForward(wm, DType.F32, denseEq1(cout, k, stride), !needsGrad(1));
-                try (Gemm3.Left left = pr.left(); Tensor xc = xin.contiguous();
-                     Tensor ybuf = b > 1 ? Tensor.empty(cout, b * l) : null; Tensor out3 = out.reshape(n, cout, l)) {
+                try (Gemm3.Left left = pr.left(); Tensor xc = xin.contiguous(); Tensor out3 = out.reshape(n, cout, l)) {
                     for (int n0 = 0; n0 < n; n0 += b) {
                         int nb = Math.min(b, n - n0);
                         // one image: Eq. 1 writes straight into its [Cout, L] plane of the NCHW output
-                        try (Tensor xs = xc.slice(0, n0, n0 + nb); Tensor yi = b == 1 ? out3.slice(0, n0, n0 + 1) : null;
-                             Tensor y = b == 1 ? yi.reshape(cout, l) : ybuf.slice(1, 0, nb * l)) {
+                        try (Tensor xs = xc.slice(0, n0, n0 + nb); Tensor yi = b == 1 ? out3.slice(0, n0, n0 + 1) : null) {
                             long t1 = Profile.start();
                             Lowering low = new Lowering(xs, k, k, stride, stride, padding, padding);
-                            // several images: the compiled 2:4 convolution writes their NCHW planes itself where it runs
+                            // several images: the dense GEMM, or the compiled 2:4 convolution where it runs, writes their NCHW
+                            // planes itself; otherwise the product goes into a [Cout, nb*L] block, scattered below
                             boolean nchw = false;
                             if (b > 1 && implicitLowering) try (Tensor o = out3.slice(0, n0, n0 + nb)) { nchw = left.timesLoweredIntoNchw(low, o); }
-                            boolean done = nchw || (implicitLowering && left.timesLowered(low, y));
-                            Profile.stop(Part.EQ1, t1);
-                            if (!done) {
-                                if (cols == null) cols = Tensor.empty(kRows, b * l);
-                                try (Tensor c = cols.slice(1, 0, nb * l)) {
-                                    long t0 = Profile.start();
-                                    Conv.im2colInto(xs, k, k, stride, stride, padding, padding, c);
-                                    Profile.stop(Part.IM2COL, t0);
-                                    long t2 = Profile.start();
-                                    left.times(c, y);
-                                    Profile.stop(Part.EQ1, t2);
+                            if (nchw) { Profile.stop(Part.EQ1, t1); continue; }
+                            if (b > 1 && ybuf == null) ybuf = Tensor.empty(cout, b * l);
+                            try (Tensor y = b == 1 ? yi.reshape(cout, l) : ybuf.slice(1, 0, nb * l)) {
+                                boolean done = implicitLowering && left.timesLowered(low, y);
+                                Profile.stop(Part.EQ1, t1);
+                                if (!done) {
+                                    if (cols == null) cols = Tensor.empty(kRows, b * l);
+                                    try (Tensor c = cols.slice(1, 0, nb * l)) {
+                                        long t0 = Profile.start();
+                                        Conv.im2colInto(xs, k, k, stride, stride, padding, padding, c);
+                                        Profile.stop(Part.IM2COL, t0);
+                                        long t2 = Profile.start();
+                                        left.times(c, y);
+                                        Profile.stop(Part.EQ1, t2);
+                                    }
                                 }
-                            }
-                            if (b > 1 && !nchw) {
-                                long t2 = Profile.start();
-                                Conv.scatterImages(ybuf, out3, n0, nb);
-                                Profile.stop(Part.ELEMENTWISE, t2);
+                                if (b > 1) {
+                                    long t2 = Profile.start();
+                                    Conv.scatterImages(ybuf, out3, n0, nb);
+                                    Profile.stop(Part.ELEMENTWISE, t2);
+                                }
                             }
                         }
                     }
@@ -373,6 +381,7 @@ public final class Layers {
                 throw e;
             } finally {
                 if (cols != null) cols.close();
+                if (ybuf != null) ybuf.close();
             }
         }
 
@@ -515,7 +524,10 @@ public final class Layers {
                 // Eq. 3 of Eq. 7's half-K reads the block's images in place (IR shift and gather in one pass), so where
                 // Eq. 2 is a convolution of dY (or not asked for) no [Cout, nb*L] copy of dY is made
                 boolean eq3Images = dw != null && b > 1 && eq3FromImages && node.eq3FromImages(gc);
-                boolean gather = (dw != null && !eq3Images) || (dx != null && tconv == null);   // dY as a [Cout, nb*L] block: Eq. 3, or Eq. 2 as W^T dY
+                // a dense W^T reads the block's images in place too (its GEMM packs dY image by image)
+                boolean eq2Images = dx != null && tconv == null && b > 1 && eq2FromImages && wt.readsImages();
+                // dY as a [Cout, nb*L] block: Eq. 3, or Eq. 2 as W^T dY
+                boolean gather = (dw != null && !eq3Images) || (dx != null && tconv == null && !eq2Images);
                 int pattern = dw != null ? node.drawEq3Pattern() : -1;   // the authors' random X^T pattern: one draw per batch
                 try (Tensor cols = tconv == null || dw != null ? Tensor.empty(kRows, b * l) : null;
                      Tensor dybuf = b > 1 && gather ? Tensor.empty(cout, b * l) : null;
@@ -538,7 +550,8 @@ public final class Layers {
                             else if (dx != null) {
                                 try (Tensor c = cols.slice(1, 0, nb * l); Tensor dxs = dx.slice(0, n0, n0 + nb)) {
                                     long t1 = Profile.start();
-                                    wt.times(dyBlock, c);
+                                    if (eq2Images) try (Tensor dys = dy3.slice(0, n0, n0 + nb)) { wt.timesImages(dys, c); }
+                                    else wt.times(dyBlock, c);
                                     Profile.stop(Part.EQ2, t1);
                                     long t2 = Profile.start();
                                     Conv.col2imInto(c, dxs, k, k, stride, stride, padding, padding);

@@ -249,6 +249,34 @@ class ConvBlockedTest {
         }
     }
 
+    /**
+     * A blocked convolution's Eq. 2 as W^T dY followed by col2im (not a convolution of dY: stride 2, or the transposed
+     * convolution switched off) reads dY's images in place where W^T is dense (DENSE, and FST3 whose Eq. 2 takes dense W)
+     * and gives the gathered block's gradients bit for bit; with a 2:4 W^T (FST2) it gathers as before.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("imageBlocks")
+    void eq2FromImagesEqualsGathered(int[] g) {
+        boolean before = Layers.eq2FromImages;
+        try {
+            for (SparseConfig.Method m : new SparseConfig.Method[]{SparseConfig.Method.DENSE, SparseConfig.Method.FST2}) {
+                Layers.eq2FromImages = false;
+                Result gathered = run(m, g, true, true, false);
+                Layers.eq2FromImages = true;
+                long before2 = Gemm3.eq2ImageBlocks.get();
+                Result images = run(m, g, true, true, false);
+                long read = Gemm3.eq2ImageBlocks.get() - before2;
+                if (m == SparseConfig.Method.DENSE) assertTrue(read > 0, m + ": the blocks must read dY's images in place");
+                else assertEquals(0, read, m + ": a 2:4 W^T gathers dY");
+                assertArrayEquals(gathered.y, images.y, 0f, m + " y");
+                assertArrayEquals(gathered.dx, images.dx, 0f, m + " dx");
+                assertArrayEquals(gathered.dw, images.dw, 0f, m + " dw");
+            }
+        } finally {
+            Layers.eq2FromImages = before;
+        }
+    }
+
     static Stream<int[]> nchwBlocks() {
         return Stream.of(new int[]{5, 4, 8, 20, 20, 3, 1, 1, 1200},   // L = 400: blocks of 3 and 2
                 new int[]{13, 6, 12, 7, 7, 3, 1, 1, 300},                // L = 49: blocks of 7 and 6

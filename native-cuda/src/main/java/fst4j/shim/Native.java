@@ -458,7 +458,7 @@ public final class Native {
     // ---- implicit im2col products (lowering.h: gemm.c, sparse.c); bound on first use ----
 
     private static final class LoweredHandles {
-        static final MethodHandle SGEMM, SGEMM_NCHW, SGEMM_IMAGES, SGEMM_AT, SPMM24, SPMM24_NCHW, TCONV, PRUNE_TCONV;
+        static final MethodHandle SGEMM, SGEMM_NCHW, SGEMM_IMAGES, SGEMM_IMAGES_B, SGEMM_AT, SPMM24, SPMM24_NCHW, TCONV, PRUNE_TCONV;
         static {
             SymbolLookup lib = LIB;
             SGEMM_AT = bind(lib, "fst_sgemm_lowered_at", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG,
@@ -473,6 +473,8 @@ public final class Native {
             SGEMM_IMAGES = bind(lib, "fst_sgemm_lowered_images", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS,
                     ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT), false);
+            SGEMM_IMAGES_B = bind(lib, "fst_sgemm_images_b", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT), false);
             SPMM24 = bind(lib, "fst_spmm24_lowered", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, ADDRESS,
                     ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT), false);
@@ -549,6 +551,20 @@ public final class Native {
                     g[8], g[9], g[10], g[11], beta, c, ldc, threads, (int) g[12]);
         } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_sgemm_lowered_images");
+    }
+
+    /**
+     * C [m, n] = alpha * op(A) [m, k] * B + beta * C with B the NCHW batch [n / bl, k, bl] read in place (fst_sgemm_images_b
+     * in fst4j.h): Eq. 2's W^T dY from the convolution's output gradient.
+     */
+    public static void sgemmImagesB(boolean transA, long m, long n, long k, float alpha, MemorySegment a, long lda, MemorySegment b,
+                                    long bl, float beta, MemorySegment c, long ldc, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) LoweredHandles.SGEMM_IMAGES_B.invokeExact(transA ? 1 : 0, m, n, k, alpha, a, lda, b, bl, beta, c, ldc, threads);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_sgemm_images_b");
     }
 
     /**

@@ -88,6 +88,43 @@ public final class Blas {
     }
 
     /** Java-side bounds check before handing raw pointers to C: the last element touched lies in storage. */
+    /**
+     * c [M, N*L] = alpha * a [M, K] * B + beta * c where B [K, N*L] is the NCHW batch b [N, K, L] read in place (B[p][i*L + q]
+     * = b[i][p][q]; Eq. 2's W^T dY from a convolution's output gradient, no gathered matrix): {@link #gemm} on the gathered
+     * B with the same sums and bits. Float32 CPU tensors; a a matrix (either layout), b contiguous, c with unit stride along
+     * its rows.
+     */
+    public static void gemmImagesB(float alpha, Tensor a, Tensor b, float beta, Tensor c) {
+        a.check(); b.check(); c.check();
+        if (a.dim() != 2 || b.dim() != 3 || c.dim() != 2 || b.shape[1] != a.shape[1] || c.shape[0] != a.shape[0]
+                || (long) c.shape[1] != (long) b.shape[0] * b.shape[2])
+            throw new IllegalArgumentException("shape mismatch: gemmImagesB " + Shape.str(a.shape) + " x images " + Shape.str(b.shape) + " into " + Shape.str(c.shape));
+        if (a.dtype != DType.F32 || b.dtype != DType.F32 || c.dtype != DType.F32 || a.device() != Device.CPU || b.device() != Device.CPU
+                || c.device() != Device.CPU)
+            throw new IllegalArgumentException("gemmImagesB needs float32 CPU operands, got " + a.dtype + " on " + a.device() + ", " + b.dtype
+                    + " on " + b.device() + ", " + c.dtype + " on " + c.device());
+        if (!b.isContiguous()) throw new IllegalArgumentException("gemmImagesB reads a contiguous NCHW batch, got strides " + java.util.Arrays.toString(b.strides));
+        int m = a.shape[0], k = a.shape[1], n = c.shape[1];
+        if (m == 0 || n == 0) return;
+        Op oc = asOp(c);
+        if (oc == null || oc.trans) throw new IllegalArgumentException("gemmImagesB output must have unit stride along its rows");
+        Tensor ac = null, bc = null;
+        try {
+            Op oa = asOp(a);
+            if (oa == null || a.overlaps(c)) { ac = a.copy(); oa = asOp(ac); }
+            if (b.overlaps(c)) bc = b.copy();
+            Tensor A = ac != null ? ac : a, B = bc != null ? bc : b;
+            checkBounds(A, oa, m, k); checkBounds(c, oc, m, n);
+            if ((B.offset + B.numel()) * 4 > B.storage.bytes) throw new IndexOutOfBoundsException("gemmImagesB: b exceeds its storage");
+            c.markModified();
+            Native.sgemmImagesB(oa.trans, m, n, k, alpha, A.storage.segment().asSlice(A.byteOffset()), oa.ld,
+                    B.storage.segment().asSlice(B.byteOffset()), Math.max(b.shape[2], 1), beta, c.storage.segment().asSlice(c.byteOffset()), oc.ld, threads);
+        } finally {
+            if (ac != null) ac.close();
+            if (bc != null) bc.close();
+        }
+    }
+
     private static void checkBounds(Tensor t, Op op, long rows, long cols) {
         if (rows == 0 || cols == 0) return;
         long last = op.trans ? (cols - 1) * op.ld + rows - 1 : (rows - 1) * op.ld + cols - 1;

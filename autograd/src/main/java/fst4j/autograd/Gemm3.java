@@ -676,19 +676,30 @@ public final class Gemm3 {
     }
 
     /** S(W^T) [K, Cout] for Eq. 2, prepared once; sw is forward's S(W) (used when the config takes W^T from it). */
-    public Left prepareInputGrad(Tensor w, Tensor sw, DType dyType) {
+    public Left prepareInputGrad(Tensor w, Tensor sw, DType dyType) { return prepareInputGrad(w, sw, dyType, false); }
+
+    /** How often {@link #prepareInputGrad(Tensor, Tensor, DType, boolean)} kept S(W^T) for the dense GEMM (for tests). */
+    static final java.util.concurrent.atomic.AtomicLong DENSE_PRODUCTS_OF_SWT = new java.util.concurrent.atomic.AtomicLong();
+
+    /**
+     * {@link #prepareInputGrad(Tensor, Tensor, DType)}; with denseProduct, a 2:4 S(W^T) on the CPU is kept as the pruned
+     * dense matrix for the dense GEMM (the same S(W^T), summed in the dense kernel's order, and read from dY's images in
+     * place), for the layers where the 2:4 product is the slower of the two (Layers' rule).
+     */
+    public Left prepareInputGrad(Tensor w, Tensor sw, DType dyType, boolean denseProduct) {
         long t0 = Profile.start();
-        return Profile.stop(Part.SPARSIFY, t0, pruneInputGrad(w, sw, dyType));
+        return Profile.stop(Part.SPARSIFY, t0, pruneInputGrad(w, sw, dyType, denseProduct));
     }
 
-    private Left pruneInputGrad(Tensor w, Tensor sw, DType dyType) {
+    private Left pruneInputGrad(Tensor w, Tensor sw, DType dyType, boolean denseProduct) {
         {
             Tensor src = eq2Source(w, sw);
             boolean f32 = f32(src) && dyType == DType.F32;
+            boolean dense = denseProduct && f32 && cpu(src);
             // magnitude 2:4 along Cout: native fused prune + compress of W^T, no pruned copy, no transpose; on CUDA S(W^T)
             // pruned straight into cuSPARSELt's bf16 operand [K, Cout]
             boolean magnitudeCout = wtMagnitudeAlongCout() && f32;
-            if (magnitudeCout && cpu(src))
+            if (magnitudeCout && cpu(src) && !dense)
                 return new Left(null, Compressed24.pruneCompressTransposed(src, Blas.threads()));
             if (magnitudeCout && f32(w) && src.device() == Device.CUDA && CudaSpmm.enabled() && CudaSpmm.fusedPrune())
                 return new Left(null, null, CudaSpmm.prunedTransposed(src));
@@ -700,7 +711,8 @@ public final class Gemm3 {
             boolean cudaWt = wt24 && w.device() == Device.CUDA && CudaSpmm.enabled();
             try (swt) {
                 if (cudaWt) { try (Tensor t = swt.t()) { return new Left(null, null, CudaSpmm.of(t)); } }
-                if (!sparseWt) return new Left(swt.t(), null);
+                if (sparseWt && dense) DENSE_PRODUCTS_OF_SWT.incrementAndGet();
+                if (!sparseWt || dense) return new Left(swt.t(), null);
                 try (Tensor t = swt.t(); Tensor tc = t.contiguous()) {
                     return new Left(null, compressClaimed(tc, cfg.wt() instanceof Sparsifier.Dense ? cfg.w() : cfg.wt(), "S(W^T) (Eq. 2)"));
                 }

@@ -187,6 +187,17 @@ public final class Layers {
     public static volatile boolean denseStride2 = !"false".equals(System.getProperty("fst4j.conv.denseStride2"));
 
     /**
+     * Eq. 2 (W^T dY, then col2im) of a stride-2 convolution with at most 64 output channels (its sum runs over Cout) takes
+     * S(W^T) as a pruned dense matrix on the dense GEMM, which also reads dY's images in place: there the 2:4 product, a
+     * K of 32-64, ran slower than the dense GEMM of the same layer (resnet-small, 2 threads: 1.54 against 1.19 ms per step
+     * at 16->32 3x3, 1.31 against 0.95 at 32->64) and needed dY gathered. -Dfst4j.conv.denseStride2Eq2=false: the 2:4
+     * product everywhere (A/B runs: switch dense2eq2).
+     */
+    static boolean denseEq2(int cout, int stride) { return denseStride2Eq2 && stride > 1 && cout <= 64; }
+
+    public static volatile boolean denseStride2Eq2 = !"false".equals(System.getProperty("fst4j.conv.denseStride2Eq2"));
+
+    /**
      * On CUDA, a convolution whose Eq. 1 runs through cuSPARSELt gets its bf16 product read back straight into the NCHW
      * output by one kernel, instead of into [Cout, N*H*W] float32 and permuted (-Dfst4j.cuda.nchwProduct=false: the two
      * passes, for A/B timing on a device). The same values either way.
@@ -520,7 +531,7 @@ public final class Layers {
             try (Tensor wm = w.reshape(cout, kRows); Tensor gc = g.contiguous(); Tensor dy3 = gc.reshape(n, cout, l);
                  Tensor xc = x.contiguous()) {
                 Gemm3.Left tconv = dx != null && same ? node.prepareInputGradTconv(wm, sw, k * k) : null;
-                wt = tconv != null ? tconv : dx != null ? node.prepareInputGrad(wm, sw, DType.F32) : null;
+                wt = tconv != null ? tconv : dx != null ? node.prepareInputGrad(wm, sw, DType.F32, denseEq2(cout, stride)) : null;
                 // Eq. 3 of Eq. 7's half-K reads the block's images in place (IR shift and gather in one pass), so where
                 // Eq. 2 is a convolution of dY (or not asked for) no [Cout, nb*L] copy of dY is made
                 boolean eq3Images = dw != null && b > 1 && eq3FromImages && node.eq3FromImages(gc);

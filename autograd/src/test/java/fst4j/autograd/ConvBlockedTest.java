@@ -142,6 +142,42 @@ class ConvBlockedTest {
         }
     }
 
+    /**
+     * Where Layers' rule sends a stride-2 convolution's Eq. 2 to the dense GEMM of S(W^T) (at most 64 output channels), the
+     * blocked result equals the whole-batch 2:4 product's within float rounding with the rule on and off, for every preset
+     * whose S(W^T) is 2:4 (FST2, FST3_IR, and the authors' S_T(S(W))); the rule leaves stride 1 and wider layers alone.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("stride2Eq2")
+    void stride2DenseProductOfSwtEqualsThe24Product(SparseConfig.Method m, int[] g) {
+        assertTrue(Layers.denseEq2(g[2], g[6]), "the geometry must fall under the rule");
+        assertFalse(Layers.denseEq2(g[2], 1));
+        assertFalse(Layers.denseEq2(128, 2));
+        Result whole = run(m, g, false, false, false);
+        boolean before = Layers.denseStride2Eq2;
+        try {
+            for (boolean on : new boolean[]{true, false}) {
+                Layers.denseStride2Eq2 = on;
+                long before0 = Gemm3.DENSE_PRODUCTS_OF_SWT.get();
+                Result blocked = run(m, g, true, true, false);
+                assertEquals(on ? 1 : 0, Gemm3.DENSE_PRODUCTS_OF_SWT.get() - before0, m + ": the dense product of S(W^T) taken " + on);
+                close(whole.y, blocked.y, m + " y, dense product of S(W^T) " + on);
+                close(whole.dx, blocked.dx, m + " dx " + on);
+                close(whole.dw, blocked.dw, m + " dw " + on);
+            }
+        } finally {
+            Layers.denseStride2Eq2 = before;
+        }
+    }
+
+    static Stream<Arguments> stride2Eq2() {
+        int[][] geoms = {{6, 5, 12, 33, 33, 3, 2, 1, 1156}, {4, 6, 8, 14, 14, 1, 2, 0}, {3, 16, 64, 12, 12, 3, 2, 1}};
+        List<Arguments> out = new ArrayList<>();
+        for (SparseConfig.Method m : List.of(SparseConfig.Method.FST2, SparseConfig.Method.FST3_IR, SparseConfig.Method.FST_CODE))
+            for (int[] g : geoms) out.add(Arguments.of(m, g));
+        return out.stream();
+    }
+
     static Stream<Arguments> stride2() {
         int[][] geoms = {{6, 5, 12, 33, 33, 3, 2, 1, 1156}, {4, 6, 8, 14, 14, 1, 2, 0}, {3, 16, 32, 12, 12, 3, 2, 1}};
         List<Arguments> out = new ArrayList<>();
@@ -251,8 +287,8 @@ class ConvBlockedTest {
 
     /**
      * A blocked convolution's Eq. 2 as W^T dY followed by col2im (not a convolution of dY: stride 2, or the transposed
-     * convolution switched off) reads dY's images in place where W^T is dense (DENSE, and FST3 whose Eq. 2 takes dense W)
-     * and gives the gathered block's gradients bit for bit; with a 2:4 W^T (FST2) it gathers as before.
+     * convolution switched off) reads dY's images in place where W^T is dense (DENSE; FST2 where the stride-2 rule takes
+     * the dense GEMM of S(W^T)) and gives the gathered block's gradients bit for bit; with a 2:4 W^T it gathers as before.
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("imageBlocks")
@@ -266,7 +302,8 @@ class ConvBlockedTest {
                 long before2 = Gemm3.eq2ImageBlocks.get();
                 Result images = run(m, g, true, true, false);
                 long read = Gemm3.eq2ImageBlocks.get() - before2;
-                if (m == SparseConfig.Method.DENSE) assertTrue(read > 0, m + ": the blocks must read dY's images in place");
+                // FST2's W^T is dense where the stride-2 rule puts its Eq. 2 on the dense GEMM of S(W^T)
+                if (m == SparseConfig.Method.DENSE || Layers.denseEq2(g[2], g[6])) assertTrue(read > 0, m + ": the blocks must read dY's images in place");
                 else assertEquals(0, read, m + ": a 2:4 W^T gathers dY");
                 assertArrayEquals(gathered.y, images.y, 0f, m + " y");
                 assertArrayEquals(gathered.dx, images.dx, 0f, m + " dx");

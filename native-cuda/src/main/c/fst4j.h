@@ -78,8 +78,10 @@ FST_API int fst_sgemm_lowered_at(int64_t M, float alpha, const float *A, int64_t
                                  const int32_t *cols, int64_t ncols, int64_t row0, int64_t rstep, int64_t nrows,
                                  float beta, float *C, int64_t ldc, int nthreads);
 /* fst_spmm24_lowered_nchw: fst_spmm24_lowered with beta 0 into Y in NCHW, [n, M, ho*wo] (a convolution's output, no
- * [M, n*ho*wo] matrix to scatter), where the compiled convolution runs (fst_spmm24_jit): FST_NO_NCHW before anything is
- * computed or written where it does not (the caller then takes fst_spmm24_lowered). */
+ * [M, n*ho*wo] matrix to scatter): by the compiled convolution where it runs (fst_spmm24_jit), else by the register
+ * kernel storing each vector in its image where ho*wo is a multiple of 16 (the same bits as fst_spmm24_lowered without
+ * the compiled product). FST_NO_NCHW, before anything is computed or written, elsewhere and for an empty sum (K == 0
+ * or alpha == 0): the caller then takes fst_spmm24_lowered. */
 FST_API int fst_spmm24_lowered_nchw(int64_t M, float alpha, const float *values, const uint32_t *meta,
                                     const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                                     int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,

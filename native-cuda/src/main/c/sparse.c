@@ -10,9 +10,9 @@
 
 typedef int (*spmm_range_fn)(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha,
                              float beta, const float *values, const uint32_t *meta, const float *B, int64_t ldb,
-                             float *C, int64_t ldc, float *buf, int mode, const fst_lowering *low);
+                             float *C, int64_t ldc, float *buf, int mode, const fst_lowering *low, int64_t cimg);
 #define RANGE_ARGS int64_t, int64_t, int64_t, int64_t, int64_t, float, float, const float *, const uint32_t *, \
-                   const float *, int64_t, float *, int64_t, float *, int, const fst_lowering *
+                   const float *, int64_t, float *, int64_t, float *, int, const fst_lowering *, int64_t
 int fst_spmm24_range_avx512(RANGE_ARGS);
 int fst_spmm24_range_avx2(RANGE_ARGS);
 int fst_spmm24_range_generic(RANGE_ARGS);
@@ -128,6 +128,7 @@ typedef struct {
     const fst_jit24 *jit;    /* when set: the compiled product, over column ranges */
     int jconv;               /* ... its convolution flavour, over ranges of pieces (32 output columns) of the images */
     int64_t ld_img;          /* ... which writes image i's columns at C + i * ld_img (n*ho*wo columns: ho*wo; NCHW: M*ho*wo) */
+    int64_t cimg;            /* the register kernel's C as NCHW images (0: a [M, N] matrix; see sparse_kernel.c) */
 } spmm_job;
 
 static void spmm_task(void *p, int64_t u0, int64_t u1) {
@@ -142,8 +143,8 @@ static void spmm_task(void *p, int64_t u0, int64_t u1) {
     }
     float *buf = aligned_alloc(64, j->buf_bytes);
     if (!buf) { __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED); return; }
-    if (j->split_n) j->run(0, j->M, a, b, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low);
-    else j->run(a, b, 0, j->N, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low);
+    if (j->split_n) j->run(0, j->M, a, b, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low, j->cimg);
+    else j->run(a, b, 0, j->N, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low, j->cimg);
     free(buf);
 }
 
@@ -192,8 +193,8 @@ int fst_spmm24_lowered_nchw(int64_t M, float alpha, const float *values, const u
 }
 
 /* ld_img 0: C [M, N] with row stride ldc. ld_img > 0 (a lowering only): image i's columns of row r at C + r * ldc + i *
- * ld_img (NCHW: ldc = ho*wo, ld_img = M*ho*wo), which only the compiled convolution writes: FST_NO_NCHW (before anything
- * is computed or written) where it does not run. */
+ * ld_img (NCHW: ldc = ho*wo, ld_img = M*ho*wo), written by the compiled convolution where it runs, else by the register
+ * kernel where ho*wo is a multiple of 16; FST_NO_NCHW (nothing computed or written) elsewhere and for an empty sum. */
 static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *values, const uint32_t *meta,
                     const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int nthreads, const fst_lowering *low,
                     int64_t ld_img) {
@@ -232,14 +233,18 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     if (strcmp(isa, "avx512") == 0 && jit_mode && N >= SPK_JIT_MIN_N && jit_shape)
         jit = conv_fits ? fst_jit24_get_conv(M, values, meta, low) : fst_jit24_get(M, K, values, meta, low ? 0 : ldb);
     const int jconv = jit && conv_fits;
-    if (ld_img && !jconv) return FST_NO_NCHW;
+    /* NCHW output without the compiled convolution: the register kernel, which stores its blocks image by image (the
+     * compiled product's matrix flavour writes a [M, N] C only) */
+    if (ld_img && !jconv) jit = NULL;
+    const int64_t cimg = ld_img && !jconv ? ld_img : 0;
+    if (cimg && ldc % 16) return FST_NO_NCHW;   /* planes of whole vectors only (sparse_kernel.c) */
     const int64_t img_stride = ld_img ? ld_img : low ? low->ho * low->wo : 0;   /* the compiled convolution's image stride in C */
     const int64_t pieces = jconv ? low->n * fst_jit24_conv_pieces(jit) : 0;   /* its work units */
     /* A materialised B is read in place by whole 32-column pieces: the last N % 32 columns (always the same ones, whatever
      * the threads) go to the register kernel. */
     const int64_t njit = !jit ? 0 : low ? N : N & ~(int64_t)31;
     /* the register kernel's B buffer (the compiled product uses its own per-thread scratch) */
-    const size_t buf_bytes = (size_t)run(0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, SPK_QUERY_BUF, NULL) * 4;
+    const size_t buf_bytes = (size_t)run(0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, SPK_QUERY_BUF, NULL, 0) * 4;
     /* C much bigger than the caches: where it is written once, the kernel may bypass the caches. */
     const int mode = ((double)M * (double)N * 4 >= SPK_STREAM_BYTES ? SPK_STREAM : 0) | (M >= 32 ? SPK_BIGK : 0);
     double flops = (double)M * (double)N * (double)K;   /* 2:4: half of 2MNK */
@@ -248,7 +253,7 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     if (jit && njit < N) {   /* the tail first, with the register kernel */
         float *buf = aligned_alloc(64, buf_bytes);
         if (!buf) return FST_EINVAL;
-        run(0, M, njit, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low);
+        run(0, M, njit, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low, cimg);
         free(buf);
     }
     const int64_t N1 = jit ? njit : N;   /* columns left for the code below */
@@ -257,7 +262,7 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
         if (jit) return fst_jit24_range(jit, 0, N1, alpha, beta, B, ldb, C, ldc, low);
         float *buf = aligned_alloc(64, buf_bytes);
         if (!buf) return FST_EINVAL;
-        run(0, M, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low);
+        run(0, M, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low, cimg);
         free(buf);
         return rc;
     }
@@ -275,7 +280,7 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     const int64_t unit = jconv ? 1 : split_n ? un : ur, total = jconv ? pieces : split_n ? N1 : M, units = (total + unit - 1) / unit;
     if (units < nt) nt = (int)units;
     spmm_job j = { run, M, N, K, alpha, beta, values, meta, B, ldb, C, ldc, mode, split_n, unit, total, buf_bytes, FST_OK, low, jit, jconv,
-                   img_stride };
+                   img_stride, cimg };
     /* Two chunks per thread balance a thread the OS runs late; but every column chunk reads all of S, so with a large S
      * (read from memory, not L2) one chunk per thread halves that traffic. Likewise every row chunk stages all of B, so
      * with a tall B (K >= SPK_ROW_CHUNK_K) rows go one chunk per thread: on 2 threads, in alternating runs of the two

@@ -133,10 +133,13 @@ typedef float vfu __attribute__((vector_size(VL * 4), aligned(4)));
 #endif
 
 /* Same prototype as declared in sparse.c. buf holds KB * NB floats, 64-byte aligned. mode SPK_QUERY_BUF:
- * return KB * NB. Otherwise computes C[m0:m1, n0:n1] = alpha * S[m0:m1, :] * B[:, n0:n1] + beta * C[...]. */
+ * return KB * NB. Otherwise computes C[m0:m1, n0:n1] = alpha * S[m0:m1, :] * B[:, n0:n1] + beta * C[...]; with cimg > 0
+ * C is a batch of images (NCHW): column j of row i at C + (j / ldc) * cimg + i * ldc + j % ldc, ldc = ho * wo a multiple
+ * of 16 and n0 too, so that every vector of a block lies in one image (its store goes to its own offset; 7x7 or 14x14
+ * planes, whose vectors would cross images, are left to the caller's scatter: through a buffer they ran 0.93x). */
 int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, float beta, const float *values,
        const uint32_t *meta, const float *B, int64_t ldb, float *C, int64_t ldc, float *buf, int mode,
-       const fst_lowering *low);
+       const fst_lowering *low, int64_t cimg);
 
 /* Contribution of group (bg = its 4 buffer rows) of row i, nibble nib, values x0/x1. */
 #define GROUP(i, nib, x0, x1)                                                                   \
@@ -155,7 +158,7 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
 INLINE void block(const int mr, const int nv, const float *restrict val, int64_t ldv,
                   const uint32_t *restrict meta, int64_t ldm, int64_t g0, int64_t ng,
                   const float *restrict buf, float *restrict c, int64_t ldc, float alpha, float beta,
-                  int first, int n) {
+                  int first, int n, const int64_t *voff) {
     const int stream = first > 1;   /* beta == 0, single K block, C 64-byte aligned rows: bypass the caches */
     const int ls = nv * VL;
     vf acc[MR][NV];
@@ -194,9 +197,11 @@ INLINE void block(const int mr, const int nv, const float *restrict val, int64_t
     const int rem = n - (nv - 1) * VL;   /* 1..VL columns in the last vector */
     _Pragma("GCC unroll 8")
     for (int i = 0; i < mr; i++) {
-        float *cp = c + i * ldc;
+        float *ci = c + i * ldc;
         _Pragma("GCC unroll 8")
         for (int v = 0; v < nv; v++) {
+            /* voff: each vector's own offset (a batch of images, vectors never across two), else contiguous */
+            float *cp = voff ? ci + voff[v] - v * VL : ci;
             vf r = XMUL(acc[i][v], va);
             if (v < nv - 1 || rem == VL) {
                 if (stream) { STREAM(cp + v * VL, r); continue; }
@@ -226,14 +231,14 @@ INLINE void block(const int mr, const int nv, const float *restrict val, int64_t
 }
 
 /* Runtime (mr, nv) to a compile-time instantiation. */
-#define BLOCK_ARGS val, ldv, meta, ldm, g0, ng, buf, c, ldc, alpha, beta, first, n
+#define BLOCK_ARGS val, ldv, meta, ldm, g0, ng, buf, c, ldc, alpha, beta, first, n, voff
 #define NVC(mr, k) case k: if (NV >= k) block(mr, k > NV ? NV : k, BLOCK_ARGS); break;
 #define NV_CASES(mr) switch (nv) { NVC(mr, 1) NVC(mr, 2) NVC(mr, 3) NVC(mr, 4) NVC(mr, 5) NVC(mr, 6) NVC(mr, 7) \
                                    default: block(mr, NV, BLOCK_ARGS); break; }
 #define MRC(k) else if (mr == k && MR >= k) NV_CASES(k > MR ? MR : k)
 static void run_block(int mr, int nv, const float *val, int64_t ldv, const uint32_t *meta, int64_t ldm,
                       int64_t g0, int64_t ng, const float *buf, float *c, int64_t ldc, float alpha, float beta,
-                      int first, int n) {
+                      int first, int n, const int64_t *voff) {
     if (mr == MR) NV_CASES(MR)
     MRC(1) MRC(2) MRC(3) MRC(4) MRC(5) MRC(6) MRC(7)
 }
@@ -252,7 +257,7 @@ static inline void prefetch_some(prefetcher *pf) {
 
 int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, float beta, const float *values,
        const uint32_t *meta, const float *B, int64_t ldb, float *C, int64_t ldc, float *buf, int mode,
-       const fst_lowering *low) {
+       const fst_lowering *low, int64_t cimg) {
     if (mode == SPK_QUERY_BUF) return (int)((VL == 16 ? KBB : KB) * NB);   /* the largest block any call may use */
     const int64_t Kp = (K + 3) & ~(int64_t)3, ldv = Kp / 2, ldm = (Kp + 31) / 32;
     /* K blocks: where K does not fit one L1-sized block (KB rows, or one block of at least NV_ONE vectors), the
@@ -312,7 +317,8 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
     (void)pf_s;
     /* C written once, never read (one K block, beta == 0) and big (mode SPK_STREAM, set by the caller):
      * non-temporal stores save the read-for-ownership of every line. Needs 64-byte aligned rows. */
-    const int stream = (mode & SPK_STREAM) && Kp <= kbw && beta == 0.0f &&
+    if (cimg && (ldc % 16 || n0 % 16)) return -1;
+    const int stream = !cimg && (mode & SPK_STREAM) && Kp <= kbw && beta == 0.0f &&
                        ((uintptr_t)C & 63) == 0 && (ldc & 15) == 0 && (n0 & 15) == 0;
     /* AVX-512 and a qualifying geometry: each column block's lowering is planned once (lowering.h) */
     char *plan_mem = NULL;
@@ -363,6 +369,10 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
                     }
                     const int64_t g0 = k0 / 4, ng = kb / 4;
                     const int first = k0 == 0 ? 1 + stream : 0;
+                    /* C as images: each vector's offset in C (a vector never spans two images, see FN) */
+                    int64_t voff[NV];
+                    if (cimg)
+                        for (int v = 0; v < nv; v++) voff[v] = ((jn + v * VL) / ldc) * cimg + (jn + v * VL) % ldc;
                     for (int64_t i = mb0; i < mb1; i += MR) {
                         const int mr = (int)(mb1 - i < MR ? mb1 - i : MR);
                         if (pf.src) prefetch_some(&pf);
@@ -375,8 +385,10 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
                                 __builtin_prefetch(meta + (i + SPK_PF_S * MR + r) * ldm + g0 / 8, 0, 2);
                             }
 #endif
-                        run_block(mr, nv, values + i * ldv, ldv, meta + i * ldm, ldm, g0, ng, buf, C + i * ldc + jn,
-                                  ldc, alpha, beta, first, n);
+                        if (cimg) run_block(mr, nv, values + i * ldv, ldv, meta + i * ldm, ldm, g0, ng, buf, C + i * ldc, ldc,
+                                            alpha, beta, first, n, voff);
+                        else run_block(mr, nv, values + i * ldv, ldv, meta + i * ldm, ldm, g0, ng, buf, C + i * ldc + jn,
+                                       ldc, alpha, beta, first, n, NULL);
                     }
                 }
             }

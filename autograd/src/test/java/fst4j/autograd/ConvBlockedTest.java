@@ -322,32 +322,39 @@ class ConvBlockedTest {
     }
 
     /**
-     * Where the compiled 2:4 convolution runs (an AVX-512 CPU; blocks of at least 2048 columns, planes 14-32 wide), a
-     * blocked convolution's Eq. 1 and its Eq. 2 as a convolution of dY write their images' NCHW planes themselves
-     * instead of a [rows, nb*L] block then scattered: the same bits, forward and backward, for every 2:4 preset; two
-     * blocks of 4 images and one of 2 (a short last block).
+     * A blocked convolution's 2:4 Eq. 1 and its Eq. 2 as a convolution of dY write their images' NCHW planes themselves
+     * instead of a [rows, nb*L] block then scattered: the compiled 2:4 convolution where it runs (an AVX-512 CPU; blocks
+     * of at least 2048 columns, planes 14-32 wide), else, and with it switched off, the register kernel storing each vector
+     * in its image (planes of a multiple of 16 positions). The same bits, forward and backward, for every 2:4 preset; two blocks of 4 images and one of 2 (a
+     * short last block) at 32x32 and 8x8 planes, and at 4x4 (blocks of 17, 17 and 16 images: every column block of the
+     * register kernel spans several images, each vector stored in its own).
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("twoFourPresets")
     void nchwProductsEqualScattered(SparseConfig.Method m) {
-        org.junit.jupiter.api.Assumptions.assumeTrue(fst4j.shim.Native.isa().equals("avx512") && fst4j.shim.Native.spmm24Jit(-1) == 1,
-                "no compiled 2:4 convolution on this CPU: both runs would take the scatter");
-        int[] g = {10, 8, 16, 32, 32, 3, 1, 1, 4096};   // L = 1024: blocks of 4, 4 and 2 images
+        int jitBefore = fst4j.shim.Native.spmm24Jit(-1);
         boolean before = Gemm3.cpuNchw;
         try {
-            Gemm3.cpuNchw = false;
-            Result scattered = run(m, g, true, true, true);
-            Gemm3.cpuNchw = true;
-            long n0 = Gemm3.nchwProducts.get();
-            Result nchw = run(m, g, true, true, true);
-            // Eq. 1's three blocks, and Eq. 2's three where its S(W^T) is 2:4 along Cout (FST2, FST3_IR)
-            long want = m == SparseConfig.Method.FST2 || m == SparseConfig.Method.FST3_IR ? 6 : 3;
-            assertTrue(Gemm3.nchwProducts.get() - n0 >= want, m + ": " + (Gemm3.nchwProducts.get() - n0) + " NCHW products, want " + want);
-            assertArrayEquals(scattered.y, nchw.y, 0f, m + " y");
-            assertArrayEquals(scattered.dx, nchw.dx, 0f, m + " dx");
-            assertArrayEquals(scattered.dw, nchw.dw, 0f, m + " dw");
+            for (int jit : new int[]{jitBefore, 0})
+                for (int[] g : new int[][]{{10, 8, 16, 32, 32, 3, 1, 1, 4096}, {10, 8, 16, 8, 8, 3, 1, 1, 256},
+                                           {50, 4, 16, 4, 4, 3, 1, 1, 288}}) {
+                    fst4j.shim.Native.spmm24Jit(jit);
+                    String what = m + " jit mode " + jit + " at " + g[3] + "x" + g[4];
+                    Gemm3.cpuNchw = false;
+                    Result scattered = run(m, g, true, true, true);
+                    Gemm3.cpuNchw = true;
+                    long n0 = Gemm3.nchwProducts.get();
+                    Result nchw = run(m, g, true, true, true);
+                    // Eq. 1's three blocks, and Eq. 2's three where its S(W^T) is 2:4 along Cout (FST2, FST3_IR)
+                    long want = m == SparseConfig.Method.FST2 || m == SparseConfig.Method.FST3_IR ? 6 : 3;
+                    assertTrue(Gemm3.nchwProducts.get() - n0 >= want, what + ": " + (Gemm3.nchwProducts.get() - n0) + " NCHW products, want " + want);
+                    assertArrayEquals(scattered.y, nchw.y, 0f, what + " y");
+                    assertArrayEquals(scattered.dx, nchw.dx, 0f, what + " dx");
+                    assertArrayEquals(scattered.dw, nchw.dw, 0f, what + " dw");
+                }
         } finally {
             Gemm3.cpuNchw = before;
+            fst4j.shim.Native.spmm24Jit(jitBefore);
         }
     }
 

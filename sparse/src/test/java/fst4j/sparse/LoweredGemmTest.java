@@ -446,39 +446,51 @@ class LoweredGemmTest {
     }
 
     /**
-     * SparseGemm.spmmLoweredNchw: where the compiled convolution runs (AVX-512, at least 2048 columns) the NCHW output
-     * equals spmmLowered's [rows, n*L] matrix scattered, bit for bit, in both row orders and on 1 and 2 threads; where it
-     * does not (fewer columns, or no AVX-512) it returns false and leaves the output as it was; a wrong output shape is
+     * SparseGemm.spmmLoweredNchw writes the NCHW output, equal to spmmLowered's [rows, n*L] matrix scattered, bit for bit,
+     * in both row orders and on 1 and 2 threads: by the compiled convolution where it runs (AVX-512, at least 2048
+     * columns), else, and with it switched off, by the register kernel storing each vector in its image (one image: 784
+     * columns); at 7x7 planes without the compiled product it returns false and writes nothing; a wrong output shape is
      * refused by name.
      */
     @Test
     void nchwOutputEqualsScatteredMatrix() {
-        for (boolean tapMajor : new boolean[]{false, true})
-            for (int threads : new int[]{1, 2})
-                withSettings(threads, true, () -> {
-                    int n = 3, c = 8, h = 28, w = 28, m = 12, l = h * w;   // 2352 columns
-                    Rng r = new Rng(5L + threads);
-                    Tensor x = r.normal(0, 1, n, c, h, w), a = r.normal(0, 1, m, c * 9);
-                    Lowering low = new Lowering(x, 3, 3, 1, 1, 1, 1, tapMajor);
-                    try (Compressed24 cw = Compressed24.pruneCompress(a, null, 1)) {
-                        Tensor mat = Tensor.empty(m, n * l);
-                        SparseGemm.spmmLowered(cw, low, 0f, mat);
-                        float[] mv = mat.toFloatArray(), want = new float[n * m * l];
-                        for (int i = 0; i < n; i++) for (int row = 0; row < m; row++) System.arraycopy(mv, row * n * l + i * l, want, (i * m + row) * l, l);
-                        Tensor y = Tensor.full(Float.NaN, n, m, h, w);
-                        boolean done = SparseGemm.spmmLoweredNchw(cw, low, y);
-                        // only the compiled product writes NCHW (AVX-512, switched on, executable memory to be had)
-                        if (!Native.isa().equals("avx512") || Native.spmm24Jit(-1) == 0) assertFalse(done, "no compiled product here");
-                        if (done) assertArrayEquals(want, y.toFloatArray(), 0f, "NCHW output, tap-major " + tapMajor + ", threads " + threads);
-                        else for (float v : y.toFloatArray()) assertTrue(Float.isNaN(v), "nothing written where it does not run");
-                        // one image: 784 columns, under the compiled product's 2048: nothing written
-                        try (Tensor x1 = x.slice(0, 0, 1); Tensor y1 = Tensor.full(Float.NaN, 1, m, h, w)) {
-                            assertFalse(SparseGemm.spmmLoweredNchw(cw, new Lowering(x1, 3, 3, 1, 1, 1, 1, tapMajor), y1));
-                            for (float v : y1.toFloatArray()) assertTrue(Float.isNaN(v));
-                        }
-                        assertThrows(IllegalArgumentException.class, () -> SparseGemm.spmmLoweredNchw(cw, low, Tensor.empty(n, m + 1, h, w)));
-                    }
-                });
+        int jitBefore = Native.spmm24Jit(-1);
+        try {
+            for (int jit : new int[]{jitBefore, 0})
+                for (boolean tapMajor : new boolean[]{false, true})
+                    for (int threads : new int[]{1, 2})
+                        withSettings(threads, true, () -> {
+                            Native.spmm24Jit(jit);
+                            for (int n : new int[]{3, 1}) {   // 2352 columns, and 784
+                                int c = 8, h = 28, w = 28, m = 12, l = h * w;
+                                Rng r = new Rng(5L + threads + n);
+                                Tensor x = r.normal(0, 1, n, c, h, w), a = r.normal(0, 1, m, c * 9);
+                                Lowering low = new Lowering(x, 3, 3, 1, 1, 1, 1, tapMajor);
+                                String what = "jit mode " + jit + ", " + n + " images, tap-major " + tapMajor + ", threads " + threads;
+                                try (Compressed24 cw = Compressed24.pruneCompress(a, null, 1)) {
+                                    Tensor mat = Tensor.empty(m, n * l);
+                                    SparseGemm.spmmLowered(cw, low, 0f, mat);
+                                    float[] mv = mat.toFloatArray(), want = new float[n * m * l];
+                                    for (int i = 0; i < n; i++) for (int row = 0; row < m; row++) System.arraycopy(mv, row * n * l + i * l, want, (i * m + row) * l, l);
+                                    Tensor y = Tensor.full(Float.NaN, n, m, h, w);
+                                    assertTrue(SparseGemm.spmmLoweredNchw(cw, low, y), what);
+                                    assertArrayEquals(want, y.toFloatArray(), 0f, "NCHW output, " + what);
+                                    assertThrows(IllegalArgumentException.class, () -> SparseGemm.spmmLoweredNchw(cw, low, Tensor.empty(n, m + 1, h, w)));
+                                }
+                            }
+                            // 7x7 planes (49 positions, vectors across images) without the compiled product: nothing written
+                            if (jit == 0) {
+                                Rng r = new Rng(11);
+                                Tensor x = r.normal(0, 1, 4, 8, 7, 7), a = r.normal(0, 1, 12, 72), y = Tensor.full(Float.NaN, 4, 12, 7, 7);
+                                try (Compressed24 cw = Compressed24.pruneCompress(a, null, 1)) {
+                                    assertFalse(SparseGemm.spmmLoweredNchw(cw, new Lowering(x, 3, 3, 1, 1, 1, 1, tapMajor), y));
+                                    for (float v : y.toFloatArray()) assertTrue(Float.isNaN(v), "nothing written at 7x7");
+                                }
+                            }
+                        });
+        } finally {
+            Native.spmm24Jit(jitBefore);
+        }
     }
 
     @Test

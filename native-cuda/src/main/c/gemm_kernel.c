@@ -107,6 +107,7 @@ static void pack_t(const float *restrict src, int64_t ld, int cnt, int w, int64_
         for (int r = cnt; r < w; r++) d[r] = 0.0f;
     }
 }
+_Static_assert(MR <= FST_MR_MAX && NR <= FST_NR_MAX, "gemm.c's tile buffer (image_tile) holds FST_MR_MAX x FST_NR_MAX floats");
 const fst_kernel fst_kernel_avx512 = { "avx512", MR, NR, kernel, pack_t };
 
 #else /* AVX2 and generic: one template over a short vector type */
@@ -225,5 +226,6 @@ static void pack_t(const float *restrict src, int64_t ld, int cnt, int w, int64_
         for (int r = cnt; r < w; r++) d[r] = 0.0f;
     }
 }
+_Static_assert(MR <= FST_MR_MAX && NR <= FST_NR_MAX, "gemm.c's tile buffer (image_tile) holds FST_MR_MAX x FST_NR_MAX floats");
 const fst_kernel KNAME = { SNAME, MR, NR, kernel, pack_t };
 #endif

@@ -143,8 +143,9 @@ static void spmm_task(void *p, int64_t u0, int64_t u1) {
     }
     float *buf = aligned_alloc(64, j->buf_bytes);
     if (!buf) { __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED); return; }
-    if (j->split_n) j->run(0, j->M, a, b, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low, j->cimg);
-    else j->run(a, b, 0, j->N, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low, j->cimg);
+    const int r = j->split_n ? j->run(0, j->M, a, b, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low, j->cimg)
+                             : j->run(a, b, 0, j->N, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low, j->cimg);
+    if (r < 0) __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED);   /* a range the kernel refused (NCHW off 16 columns) */
     free(buf);
 }
 
@@ -253,8 +254,9 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     if (jit && njit < N) {   /* the tail first, with the register kernel */
         float *buf = aligned_alloc(64, buf_bytes);
         if (!buf) return FST_EINVAL;
-        run(0, M, njit, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low, cimg);
+        const int r = run(0, M, njit, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low, cimg);
         free(buf);
+        if (r < 0) return FST_EINVAL;
     }
     const int64_t N1 = jit ? njit : N;   /* columns left for the code below */
     if (nt == 1) {
@@ -262,9 +264,9 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
         if (jit) return fst_jit24_range(jit, 0, N1, alpha, beta, B, ldb, C, ldc, low);
         float *buf = aligned_alloc(64, buf_bytes);
         if (!buf) return FST_EINVAL;
-        run(0, M, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low, cimg);
+        const int r = run(0, M, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low, cimg);
         free(buf);
-        return rc;
+        return r < 0 ? FST_EINVAL : rc;
     }
     /* Threads take disjoint column ranges (units of 16 columns, one cache line) when every thread gets at
      * least 64 columns and S has fewer rows than B has columns: each copies only its own part of B, nothing is shared

@@ -317,7 +317,7 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
     (void)pf_s;
     /* C written once, never read (one K block, beta == 0) and big (mode SPK_STREAM, set by the caller):
      * non-temporal stores save the read-for-ownership of every line. Needs 64-byte aligned rows. */
-    if (cimg && (ldc % 16 || n0 % 16)) return -1;
+    if (cimg && (ldc % 16 || n0 % 16)) return -1;   /* vectors would cross images: refused (the caller reports FST_EINVAL) */
     const int stream = !cimg && (mode & SPK_STREAM) && Kp <= kbw && beta == 0.0f &&
                        ((uintptr_t)C & 63) == 0 && (ldc & 15) == 0 && (n0 & 15) == 0;
     /* AVX-512 and a qualifying geometry: each column block's lowering is planned once (lowering.h) */

@@ -140,8 +140,9 @@ public final class Gemm3 {
 
         /**
          * out [N, rows, Ho, Wo] (contiguous, a CPU float32 block of images) = this * im2col(low.x()) written as NCHW by a
-         * dense float32 CPU operand, or where the CPU's compiled 2:4 convolution runs for a 2:4 one: true; false, with
-         * nothing written, for every other operand and shape (the caller then multiplies into [rows, N*Ho*Wo] and scatters).
+         * dense float32 CPU operand, or by a 2:4 one where the CPU's compiled 2:4 convolution runs or Ho*Wo is a multiple of
+         * 16 (the register kernel): true; false, with nothing written, for every other operand and shape (the caller then
+         * multiplies into [rows, N*Ho*Wo] and scatters).
          */
         public boolean timesLoweredIntoNchw(Lowering low, Tensor out) {
             if (!cpuNchw || low.x().device() != Device.CPU || out.device() != Device.CPU) return false;
@@ -194,7 +195,6 @@ public final class Gemm3 {
             return null;
         }
 
-        /** c = this * b (overwritten); b [K, cols] any view, c [rows, cols] with unit stride along its rows. */
         /** Whether {@link #timesImages} reads an NCHW batch in place: a dense float32 CPU operand. */
         public boolean readsImages() {
             return sparse == null && cuda == null && conv24 == null && dense != null && dense.device() == Device.CPU && f32(dense);
@@ -211,6 +211,7 @@ public final class Gemm3 {
             eq2ImageBlocks.incrementAndGet();
         }
 
+        /** c = this * b (overwritten); b [K, cols] any view, c [rows, cols] with unit stride along its rows. */
         public void times(Tensor b, Tensor c) {
             if (conv24 != null) throw new IllegalStateException("the 2:4 implicit-GEMM operand multiplies a convolution's input only (timesLoweredNchw)");
             if (cuda != null) cuda.times(b, c);
@@ -788,13 +789,14 @@ public final class Gemm3 {
 
     /**
      * Whether {@link #weightGradIntoImages} takes dY straight from an NCHW block here, on float32 CPU tensors: Eq. 7's
-     * half-K with the IR shift fused into the gather, or the dense Eq. 3 (no IR shift) whose GEMM packs dY from the images.
+     * half-K with the IR shift fused into the gather, or, where the caller's columns are lowered while packing (lowering),
+     * the dense Eq. 3 (no IR shift) whose GEMM packs dY from the images.
      */
-    public boolean eq3FromImages(Tensor dy) {
+    public boolean eq3FromImages(Tensor dy, boolean lowering) {
         SparseConfig.Shift ir = cfg.ir();
         if (!(cfg.dyEq3() instanceof Sparsifier.Dense) || !f32(dy) || dy.device() != Device.CPU) return false;
         if (cfg.xt() instanceof Sparsifier.Fixed24) return ir == null || ir.coeff() != 0f;
-        return cfg.xt() instanceof Sparsifier.Dense && ir == null;
+        return lowering && cfg.xt() instanceof Sparsifier.Dense && ir == null;
     }
 
     /** No IR shift: coefficient 0, which the gathers take as a plain gather (neighbours never read). */
@@ -813,10 +815,10 @@ public final class Gemm3 {
      * {@link #weightGradInto(Tensor, Columns, int, Tensor, float)} for dY given as an NCHW block [N, Cout, L] (segment =
      * L) rather than gathered into [Cout, N*L]: the IR shift and the half-K gather read the images in place, so a blocked
      * convolution whose Eq. 2 needs no gathered dY (a convolution of dY) copies nothing. Only where
-     * {@link #eq3FromImages} says so.
+     * {@link #eq3FromImages(Tensor, boolean)} says so.
      */
     public void weightGradIntoImages(Tensor dyImages, Columns x, Tensor dw, float beta) {
-        if (!eq3FromImages(dyImages) || dyImages.dim() != 3)
+        if (!eq3FromImages(dyImages, true) || dyImages.dim() != 3)
             throw new IllegalStateException("weightGradIntoImages needs Eq. 7's half-K or the dense Eq. 3 on a float32 CPU [N, C, L] dY"
                     + " (see eq3FromImages)");
         int images = dyImages.size(0), segment = dyImages.size(2);

@@ -355,8 +355,8 @@ public final class Layers {
                         try (Tensor xs = xc.slice(0, n0, n0 + nb); Tensor yi = b == 1 ? out3.slice(0, n0, n0 + 1) : null) {
                             long t1 = Profile.start();
                             Lowering low = new Lowering(xs, k, k, stride, stride, padding, padding);
-                            // several images: the dense GEMM, or the compiled 2:4 convolution where it runs, writes their NCHW
-                            // planes itself; otherwise the product goes into a [Cout, nb*L] block, scattered below
+                            // several images: the product writes their NCHW planes itself where it can (Gemm3.Left.timesLoweredIntoNchw);
+                            // otherwise it goes into a [Cout, nb*L] block, scattered below
                             boolean nchw = false;
                             if (b > 1 && implicitLowering) try (Tensor o = out3.slice(0, n0, n0 + nb)) { nchw = left.timesLoweredIntoNchw(low, o); }
                             if (nchw) { Profile.stop(Part.EQ1, t1); continue; }
@@ -534,7 +534,7 @@ public final class Layers {
                 wt = tconv != null ? tconv : dx != null ? node.prepareInputGrad(wm, sw, DType.F32, denseEq2(cout, stride)) : null;
                 // Eq. 3 of Eq. 7's half-K reads the block's images in place (IR shift and gather in one pass), so where
                 // Eq. 2 is a convolution of dY (or not asked for) no [Cout, nb*L] copy of dY is made
-                boolean eq3Images = dw != null && b > 1 && eq3FromImages && node.eq3FromImages(gc);
+                boolean eq3Images = dw != null && b > 1 && eq3FromImages && node.eq3FromImages(gc, implicitLowering);
                 // a dense W^T reads the block's images in place too (its GEMM packs dY image by image)
                 boolean eq2Images = dx != null && tconv == null && b > 1 && eq2FromImages && wt.readsImages();
                 // dY as a [Cout, nb*L] block: Eq. 3, or Eq. 2 as W^T dY
@@ -588,7 +588,7 @@ public final class Layers {
                  Tensor out = dxbuf == null ? plane.reshape(cin, l) : dxbuf.slice(1, 0, nb * l)) {
                 long t1 = Profile.start();
                 Lowering low = new Lowering(dys, k, k, 1, 1, p, p, true);
-                boolean nchw = false;   // several images: written as NCHW by the compiled 2:4 convolution where it runs
+                boolean nchw = false;   // several images: written as NCHW by the product where it can (timesLoweredIntoNchw)
                 if (dxbuf != null) try (Tensor o = dx3.slice(0, n0, n0 + nb)) { nchw = tconv.timesLoweredIntoNchw(low, o); }
                 if (!nchw && !tconv.timesLowered(low, out))
                     throw new IllegalStateException("Eq. 2's transposed-convolution operand cannot take a lowering");

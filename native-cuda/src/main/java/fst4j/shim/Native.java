@@ -595,8 +595,8 @@ public final class Native {
     }
 
     /**
-     * y [n, m, ho*wo] (NCHW, contiguous) = S * im2col(x) where the compiled 2:4 convolution runs (fst_spmm24_lowered_nchw):
-     * true; false, with nothing written, where it does not (the caller then takes {@link #spmm24Lowered}).
+     * y [n, m, ho*wo] (NCHW, contiguous) = S * im2col(x) where the compiled 2:4 convolution runs or ho*wo is a multiple of
+     * 16 (fst_spmm24_lowered_nchw): true; false, with nothing written, elsewhere (the caller then takes {@link #spmm24Lowered}).
      */
     public static boolean spmm24LoweredNchw(long m, MemorySegment values, MemorySegment meta, MemorySegment x, long[] g,
                                             MemorySegment y, int threads) {

@@ -98,9 +98,9 @@ public final class SparseGemm {
     /**
      * y = S im2col(low.x()) written as NCHW, y contiguous [n, rows, Ho, Wo] (or [n, rows, Ho*Wo]): no [rows, n*Ho*Wo]
      * matrix to scatter. The compiled 2:4 convolution writes it where it runs (an AVX-512 CPU, its shapes and limits:
-     * sparse.c), else the register kernel, block by block; true then. False, with nothing written, only where the native
-     * product declines (an empty sum), and the caller takes {@link #spmmLowered}. The same bits as spmmLowered then
-     * scattered.
+     * sparse.c), else the register kernel where Ho*Wo is a multiple of 16; true then. False, with nothing written, for
+     * other planes (7x7, 14x14) without the compiled convolution and for an empty sum, and the caller takes
+     * {@link #spmmLowered}. The same bits as spmmLowered then scattered.
      */
     public static boolean spmmLoweredNchw(Compressed24 s, fst4j.tensor.Lowering low, Tensor y) {
         y.check(); s.values().check(); s.metadata().check();

@@ -449,8 +449,8 @@ class LoweredGemmTest {
      * SparseGemm.spmmLoweredNchw writes the NCHW output, equal to spmmLowered's [rows, n*L] matrix scattered, bit for bit,
      * in both row orders and on 1 and 2 threads: by the compiled convolution where it runs (AVX-512, at least 2048
      * columns), else, and with it switched off, by the register kernel storing each vector in its image (one image: 784
-     * columns); at 7x7 planes without the compiled product it returns false and writes nothing; a wrong output shape is
-     * refused by name.
+     * columns; and over several K blocks, 1152 deep, at 8x8); at 7x7 planes without the compiled product it returns false
+     * and writes nothing; a wrong output shape is refused by name.
      */
     @Test
     void nchwOutputEqualsScatteredMatrix() {
@@ -476,6 +476,22 @@ class LoweredGemmTest {
                                     assertTrue(SparseGemm.spmmLoweredNchw(cw, low, y), what);
                                     assertArrayEquals(want, y.toFloatArray(), 0f, "NCHW output, " + what);
                                     assertThrows(IllegalArgumentException.class, () -> SparseGemm.spmmLoweredNchw(cw, low, Tensor.empty(n, m + 1, h, w)));
+                                }
+                            }
+                            // the register kernel over several K blocks (K = 1152: each block adds to the stored vectors) at 8x8
+                            if (jit == 0) {
+                                Rng r = new Rng(13L + threads);
+                                int n = 8, c = 128, m = 64;
+                                Tensor x = r.normal(0, 1, n, c, 8, 8), a = r.normal(0, 1, m, c * 9);
+                                Lowering low = new Lowering(x, 3, 3, 1, 1, 1, 1, tapMajor);
+                                try (Compressed24 cw = Compressed24.pruneCompress(a, null, 1)) {
+                                    Tensor mat = Tensor.empty(m, n * 64);
+                                    SparseGemm.spmmLowered(cw, low, 0f, mat);
+                                    float[] mv = mat.toFloatArray(), want = new float[n * m * 64];
+                                    for (int i = 0; i < n; i++) for (int row = 0; row < m; row++) System.arraycopy(mv, row * n * 64 + i * 64, want, (i * m + row) * 64, 64);
+                                    Tensor y = Tensor.full(Float.NaN, n, m, 8, 8);
+                                    assertTrue(SparseGemm.spmmLoweredNchw(cw, low, y));
+                                    assertArrayEquals(want, y.toFloatArray(), 0f, "NCHW output at K = 1152, tap-major " + tapMajor + ", threads " + threads);
                                 }
                             }
                             // 7x7 planes (49 positions, vectors across images) without the compiled product: nothing written

@@ -87,7 +87,6 @@ public final class Blas {
         }
     }
 
-    /** Java-side bounds check before handing raw pointers to C: the last element touched lies in storage. */
     /**
      * c [M, N*L] = alpha * a [M, K] * B + beta * c where B [K, N*L] is the NCHW batch b [N, K, L] read in place (B[p][i*L + q]
      * = b[i][p][q]; Eq. 2's W^T dY from a convolution's output gradient, no gathered matrix): {@link #gemm} on the gathered
@@ -125,6 +124,7 @@ public final class Blas {
         }
     }
 
+    /** Java-side bounds check before handing raw pointers to C: the last element touched lies in storage. */
     private static void checkBounds(Tensor t, Op op, long rows, long cols) {
         if (rows == 0 || cols == 0) return;
         long last = op.trans ? (cols - 1) * op.ld + rows - 1 : (rows - 1) * op.ld + cols - 1;

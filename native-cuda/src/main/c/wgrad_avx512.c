@@ -39,6 +39,30 @@ typedef struct {
     int rc;
 } wgrad_job;
 
+/* Lane j of the result: the sum of v[j]'s 16 lanes, for 16 vectors at once (a transposing add tree: 15 adds and 30
+ * shuffles where 16 separate lane reductions take ~8 instructions each). */
+static inline __attribute__((always_inline)) __m512 hsum16(const __m512 *v) {
+    __m512 a[8], b[4], c[2];
+    for (int k = 0; k < 8; k++)   /* per 128-bit lane: [x0+x2, y0+y2, x1+x3, y1+y3] of v[2k] = x, v[2k+1] = y */
+        a[k] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_ps(v[2 * k], v[2 * k + 1]));
+    for (int k = 0; k < 4; k++)   /* per 128-bit lane: the lane's sum of v[4k .. 4k + 3] */
+        b[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a[2 * k]), _mm512_castps_pd(a[2 * k + 1]))),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a[2 * k]), _mm512_castps_pd(a[2 * k + 1]))));
+    for (int k = 0; k < 2; k++)   /* 128-bit lanes 0 + 1 and 2 + 3 */
+        c[k] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], 0x88), _mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xDD));
+}
+
+/* out[q] = the lane sum of acc[q] for the MT * KT (24) accumulators: 16 in one tree, 8 (and 8 zeros) in another. */
+static inline __attribute__((always_inline)) void hsum(const __m512 *acc, float *out) {
+    float t[32] __attribute__((aligned(64)));
+    __m512 rest[16];
+    for (int q = 0; q < 16; q++) rest[q] = q < MT * KT - 16 ? acc[16 + q] : _mm512_setzero_ps();
+    _mm512_store_ps(t, hsum16(acc));
+    _mm512_store_ps(t + 16, hsum16(rest));
+    for (int q = 0; q < MT * KT; q++) out[q] = t[q];
+}
+
 static void wgrad_task(void *p, int64_t t0, int64_t t1) {
     wgrad_job *j = p;
     const int full = (int)(j->P / 16);
@@ -86,8 +110,7 @@ static void wgrad_task(void *p, int64_t t0, int64_t t1) {
                 /* all MT x KT sums first, with constant bounds: reducing acc under the variable mt / kt made gcc keep
                  * the accumulators in memory, 24 stores per step of the loop above (a third of the FMA rate) */
                 float sum[MT][KT];
-                for (int i = 0; i < MT; i++)
-                    for (int r = 0; r < KT; r++) sum[i][r] = _mm512_reduce_add_ps(acc[i][r]);
+                hsum(&acc[0][0], &sum[0][0]);
                 for (int i = 0; i < mt; i++) {
                     float *c = j->C + (m0 + i) * j->ldc + k0;
                     for (int r = 0; r < kt; r++) {

@@ -89,10 +89,8 @@ static void wgrad_task(void *p, int64_t t0, int64_t t1) {
         }
         for (int64_t t = t0; t < t1; t++) {
             const int64_t k0 = t * KT, kt = j->K - k0 < KT ? j->K - k0 : KT;
-            for (int r = 0; r < KT; r++) {
-                if (r < kt) fst_lplan_row(plan, k0 + r, xb + r * ldb, 0, 0, 0);   /* zeros past P */
-                else memset(xb + r * ldb, 0, (size_t)ldb * 4);
-            }
+            fst_lplan_rows(plan, k0, kt, xb, ldb, 0, 0);   /* the tile's rows in one call (zeros past P) */
+            for (int r = (int)kt; r < KT; r++) memset(xb + r * ldb, 0, (size_t)ldb * 4);
             for (int64_t m0 = 0; m0 < j->M; m0 += MT) {
                 const int64_t mt = j->M - m0 < MT ? j->M - m0 : MT;
                 const float *a[MT];

@@ -151,7 +151,9 @@ static void pack_b_lowered(const job *jb, const fst_kernel *k, int64_t j0, int64
     if (jb->tB && fst_lplan_build(&plan, jb->low, p0, kc, (int)((kc + 15) / 16), plan_mem)) {
         for (int64_t js = 0; js < nc; js += nr) {
             int n = (int)(nc - js < nr ? nc - js : nr);
-            for (int r = 0; r < n; r++) fst_lplan_row(&plan, j0 + js + r, scratch + r * kc, 0, 0, 1);
+            /* the sliver's rows in one call, whole vectors: a row's last partial vector spills into the next row's start,
+             * which that row then overwrites (the scratch has a vector to spare after the last) */
+            fst_lplan_rows(&plan, j0 + js, n, scratch, kc, 0, 0);
             k->pack_t(scratch, kc, n, nr, kc, dst + js * kc);
         }
         return;
@@ -271,7 +273,7 @@ static int gemm_range(const job *jb, int64_t m0, int64_t m1, int64_t n0, int64_t
     const int64_t MB = (FST_MB / mr) * mr, NB = (FST_NB / nr) * nr;
     const int64_t K = jb->K, nkb = (K + FST_KC - 1) / FST_KC, kcb = (K + nkb - 1) / nkb;
     int64_t mspan = m1 - m0 < MB ? m1 - m0 : MB, nspan = n1 - n0 < NB ? n1 - n0 : NB;
-    const size_t sfloats = !jb->low ? 0 : jb->tB ? (size_t)nr * kcb : (size_t)nspan;
+    const size_t sfloats = !jb->low ? 0 : jb->tB ? (size_t)nr * kcb + 16 : (size_t)nspan;
     /* a lowering plan covers the slivers of one block (not transposed) or kc positions (transposed) */
     const int pvec = (int)(jb->tB ? (kcb + 15) / 16 : (nspan + nr - 1) / nr * nr / 16);
     const size_t pfloats = jb->low ? (fst_lplan_bytes(jb->low, pvec) + 3) / 4 : 0;

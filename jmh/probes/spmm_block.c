@@ -57,7 +57,7 @@ static double rate(int K, int pair, double clock) {
     double best = 1e9;
     for (int t = 0; t < 5; t++) {
         const double t0 = now();
-        for (long r = 0; r < reps; r++) run_block(MR, nv, val, ldv, meta, ldm, 0, ng, buf, C, ls, 1.0f, 0.0f, 1, ls);
+        for (long r = 0; r < reps; r++) run_block(MR, nv, val, ldv, meta, ldm, 0, ng, buf, C, ls, 1.0f, 0.0f, 1, ls, NULL);
         const double dt = now() - t0;
         if (dt < best) best = dt;
     }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include "parallel.h"
 #include "lowering.h"
+#include "shift_row.h"
 #include <pthread.h>
 
 /* Eq. 3 (transposed lowering) with at most this many rows skips the GEMM's packing (wgrad_avx512.c). The direct kernel
@@ -19,8 +20,9 @@
  * inputs (0.83-0.88x); ResNet-18's DENSE step 1.03x faster with 48 rows than with 128 (FST3_IR's half-K Eq. 3 the
  * same). So: 128 on AMD, 48 elsewhere (Intel cores other than that one are unmeasured). -DFST_WGRAD_MAX_M fixes it. */
 #include "cpu_host.h"
-int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, int64_t al, int64_t aimg,
-                            const fst_lowering *low, float beta, float *C, int64_t ldc, int chunk, int nthreads);
+int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, int64_t al, int64_t aimg, int64_t aseg,
+                            int ashift, float acoeff, int acirc, const fst_lowering *low, float beta, float *C, int64_t ldc,
+                            int chunk, int nthreads);
 static int wgrad_max_m = -1;  /* -1 until the first use or setting: then the host's default or the value set */
 static int wgrad_chunk = 0;   /* 0: the direct kernel sizes its chunks of positions */
 int fst_wgrad_chunk(int vectors) {
@@ -86,6 +88,11 @@ typedef struct {
     /* al > 0 (Eq. 3, not transposed A): A's columns (positions) are images of al each, image i's [M, al] block at A + i * aimg
      * (dY read as NCHW, lda = al) */
     int64_t al, aimg;
+    /* aseg > 0 (with al): A is dY's images with planes of aseg positions, of which column q of image i's block is the IR
+     * shift at Eq. 7's kept position 2q (al = ceil(aseg / 2); shift_row.h), computed while packing */
+    int64_t aseg;
+    int ashift, acirc;
+    float acoeff;
     /* bl > 0 (B not transposed, not lowered): B's columns are images of bl each, image i's [K, bl] block at B + i * bimg
      * (Eq. 2's dY read as NCHW, ldb = bl) */
     int64_t bl, bimg;
@@ -127,10 +134,18 @@ static void pack_a(const job *jb, const fst_kernel *k, int64_t i0, int64_t mc, i
     for (int64_t is = 0; is < mc; is += mr) {
         int m = (int)(mc - is < mr ? mc - is : mr);
         if (!jb->al) { k->pack_t(jb->A + (i0 + is) * jb->lda + p0, jb->lda, m, mr, kc, dst + is * kc); continue; }
-        /* A as images: the block's positions image by image */
+        /* A as images: the block's positions image by image (with the IR shift: its rows computed into t, then packed) */
         for (int64_t p = p0; p < p0 + kc;) {
             const int64_t q = p % jb->al, w = jb->al - q < p0 + kc - p ? jb->al - q : p0 + kc - p;
-            k->pack_t(jb->A + (p / jb->al) * jb->aimg + (i0 + is) * jb->lda + q, jb->lda, m, mr, w, dst + is * kc + (p - p0) * mr);
+            const float *src = jb->A + (p / jb->al) * jb->aimg + (i0 + is) * jb->lda;
+            if (jb->aseg) {
+                float t[FST_MR_MAX * FST_KC];
+                for (int r = 0; r < m; r++)
+                    fst_shift_row(src + r * jb->lda, jb->aseg, q, w, jb->ashift, jb->acoeff, jb->acirc, t + r * w);
+                k->pack_t(t, w, m, mr, w, dst + is * kc + (p - p0) * mr);
+            } else {
+                k->pack_t(src + q, jb->lda, m, mr, w, dst + is * kc + (p - p0) * mr);
+            }
             p += w;
         }
     }
@@ -361,7 +376,8 @@ int fst_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     if (K > 0 && (!A || !B)) return FST_ENULL;
     if (K > 0 && (lda < (transA ? M : K) || ldb < (transB ? K : N))) return FST_EINVAL;
     if (K == 0 || alpha == 0.0f) { scale_c(0, M, N, beta, C, ldc); return FST_OK; }
-    job jb = { transA != 0, transB != 0, A, B, lda, ldb, K, alpha, beta, C, ldc, M, N, NULL, 0, 0, 0, 0, 0, 0 };
+    job jb = { .tA = transA != 0, .tB = transB != 0, .A = A, .B = B, .lda = lda, .ldb = ldb, .K = K, .alpha = alpha, .beta = beta,
+               .C = C, .ldc = ldc, .M = M, .N = N };
     return sgemm_run(jb, nthreads);
 }
 
@@ -374,12 +390,14 @@ int fst_sgemm_images_b(int transA, int64_t M, int64_t N, int64_t K, float alpha,
     if (K > 0 && (!A || !B)) return FST_ENULL;
     if (K > 0 && lda < (transA ? M : K)) return FST_EINVAL;
     if (K == 0 || alpha == 0.0f) { scale_c(0, M, N, beta, C, ldc); return FST_OK; }
-    job jb = { transA != 0, 0, A, B, lda, bl, K, alpha, beta, C, ldc, M, N, NULL, 0, 0, 0, 0, bl, K * bl };
+    job jb = { .tA = transA != 0, .A = A, .B = B, .lda = lda, .ldb = bl, .K = K, .alpha = alpha, .beta = beta, .C = C, .ldc = ldc,
+               .M = M, .N = N, .bl = bl, .bimg = K * bl };
     return sgemm_run(jb, nthreads);
 }
 
+typedef struct { int64_t seg; int shift, circular; float coeff; } a_shift;   /* see job.aseg */
 static int sgemm_lowered_run(int transB, int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *lowp,
-                             float beta, float *C, int64_t ldc, int64_t cl, int64_t al, int nthreads);
+                             float beta, float *C, int64_t ldc, int64_t cl, int64_t al, const a_shift *sh, int nthreads);
 
 int fst_sgemm_lowered(int transB, int64_t M, float alpha, const float *A, int64_t lda,
                       const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
@@ -388,7 +406,7 @@ int fst_sgemm_lowered(int transB, int64_t M, float alpha, const float *A, int64_
     const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order, NULL, 0, 0, 0, 0 };
     int rc = fst_lowering_check(&low);
     if (rc != FST_OK) return rc;
-    return sgemm_lowered_run(transB, M, alpha, A, lda, &low, beta, C, ldc, 0, 0, nthreads);
+    return sgemm_lowered_run(transB, M, alpha, A, lda, &low, beta, C, ldc, 0, 0, NULL, nthreads);
 }
 
 int fst_sgemm_lowered_images(int64_t M, float alpha, const float *A,
@@ -398,7 +416,21 @@ int fst_sgemm_lowered_images(int64_t M, float alpha, const float *A,
     const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order, NULL, 0, 0, 0, 0 };
     int rc = fst_lowering_check(&low);
     if (rc != FST_OK) return rc;
-    return sgemm_lowered_run(1, M, alpha, A, ho * wo, &low, beta, C, ldc, 0, ho * wo, nthreads);
+    return sgemm_lowered_run(1, M, alpha, A, ho * wo, &low, beta, C, ldc, 0, ho * wo, NULL, nthreads);
+}
+
+int fst_sgemm_lowered_images_shift(int64_t M, float alpha, const float *dy, int64_t seg, int shift, float coeff, int circular,
+                                   const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                                   int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t ho, int64_t wo,
+                                   float beta, float *C, int64_t ldc, int nthreads, int order) {
+    const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order, NULL, 0, 0, 0, 0 };
+    int rc = fst_lowering_check(&low);
+    if (rc != FST_OK) return rc;
+    /* each image's kept positions (ceil(seg / 2)) are the lowering's columns of that image */
+    if (seg < 1 || (shift != 1 && shift != -1) || (seg + 1) / 2 != ho * wo || !(coeff == coeff)) return FST_EINVAL;
+    if (M > 0 && !dy) return FST_ENULL;
+    const a_shift s = { seg, shift, circular != 0, coeff };
+    return sgemm_lowered_run(1, M, alpha, dy, seg, &low, beta, C, ldc, 0, ho * wo, &s, nthreads);
 }
 
 int fst_sgemm_lowered_nchw(int64_t M, float alpha, const float *A, int64_t lda,
@@ -408,7 +440,7 @@ int fst_sgemm_lowered_nchw(int64_t M, float alpha, const float *A, int64_t lda,
     const fst_lowering low = { x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order, NULL, 0, 0, 0, 0 };
     int rc = fst_lowering_check(&low);
     if (rc != FST_OK) return rc;
-    return sgemm_lowered_run(0, M, alpha, A, lda, &low, beta, Y, ho * wo, ho * wo, 0, nthreads);
+    return sgemm_lowered_run(0, M, alpha, A, lda, &low, beta, Y, ho * wo, ho * wo, 0, NULL, nthreads);
 }
 
 int fst_sgemm_lowered_at(int64_t M, float alpha, const float *A, int64_t lda,
@@ -429,20 +461,20 @@ int fst_sgemm_lowered_at(int64_t M, float alpha, const float *A, int64_t lda,
         scale_c(0, M, nrows, beta, C, ldc);
         return FST_OK;
     }
-    return sgemm_lowered_run(1, M, alpha, A, lda, &low, beta, C, ldc, 0, 0, nthreads);
+    return sgemm_lowered_run(1, M, alpha, A, lda, &low, beta, C, ldc, 0, 0, NULL, nthreads);
 }
 
 /* cl > 0 (transB == 0 only): C is the NCHW batch [n, M, cl] (cl = ho * wo, ldc = cl) rather than [M, n * cl].
  * al > 0 (transB only): A is the NCHW batch [n, M, al] (al = ho * wo, lda = al) rather than [M, n * al]. */
 static int sgemm_lowered_run(int transB, int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *lowp,
-                             float beta, float *C, int64_t ldc, int64_t cl, int64_t al, int nthreads) {
+                             float beta, float *C, int64_t ldc, int64_t cl, int64_t al, const a_shift *sh, int nthreads) {
     const fst_lowering low = *lowp;
     if (M < 0 || nthreads < 1) return FST_EINVAL;
     const int64_t rows = fst_lowering_rows(&low), cols = fst_lowering_cols(&low);
     const int64_t K = transB ? cols : rows, N = transB ? rows : cols;
     if (M == 0) return FST_OK;
     if (!A || !C) return FST_ENULL;
-    if ((cl ? (transB || ldc != cl) : ldc < N) || (al ? (!transB || lda != al) : lda < K)) return FST_EINVAL;
+    if ((cl ? (transB || ldc != cl) : ldc < N) || (al ? (!transB || lda != (sh ? sh->seg : al)) : lda < K)) return FST_EINVAL;
     if (alpha == 0.0f) {
         if (!cl) scale_c(0, M, N, beta, C, ldc);
         else for (int64_t i = 0; i < low.n; i++) scale_c(0, M, cl, beta, C + i * M * cl, cl);
@@ -450,11 +482,14 @@ static int sgemm_lowered_run(int transB, int64_t M, float alpha, const float *A,
     }
     /* Eq. 3 with few output rows: dot products over the positions without packing (wgrad_avx512.c) */
     if (transB && M <= wgrad_max() && fst_lowering_plan(-1)) {
-        int r = fst_wgrad_direct_avx512(M, alpha, A, lda, al, M * al, &low, beta, C, ldc,
+        int r = fst_wgrad_direct_avx512(M, alpha, A, lda, al, M * (sh ? sh->seg : al), sh ? sh->seg : 0, sh ? sh->shift : 0,
+                                        sh ? sh->coeff : 0.0f, sh ? sh->circular : 0, &low, beta, C, ldc,
                                         __atomic_load_n(&wgrad_chunk, __ATOMIC_RELAXED), nthreads);
         if (r != 0) return r > 0 ? FST_OK : FST_EINVAL;
     }
-    job jb = { 0, transB != 0, A, NULL, lda, 0, K, alpha, beta, C, ldc, M, N, &low, cl, M * cl, al, M * al, 0, 0 };
+    job jb = { .tB = transB != 0, .A = A, .lda = lda, .K = K, .alpha = alpha, .beta = beta, .C = C, .ldc = ldc, .M = M, .N = N,
+               .low = &low, .cl = cl, .cimg = M * cl, .al = al, .aimg = M * (sh ? sh->seg : al), .aseg = sh ? sh->seg : 0, .ashift = sh ? sh->shift : 0,
+               .acirc = sh ? sh->circular : 0, .acoeff = sh ? sh->coeff : 0.0f };
     return sgemm_run(jb, nthreads);
 }
 

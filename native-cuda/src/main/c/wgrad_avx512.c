@@ -19,20 +19,25 @@
 #include <immintrin.h>
 #include "lowering.h"
 #include "parallel.h"
+#include "shift_row.h"
 
 #define MT 4   /* dY rows per tile */
 #define KT 6   /* lowered rows per tile */
 #define CHUNK 64   /* vectors of 16 positions per chunk: the KT-row buffer is 24 KB (L1), dY's chunk 4 KB a row (L2) */
 
 /* chunk > 0: vectors of 16 positions per chunk (fst_wgrad_chunk; tests draw small ones), else CHUNK */
-int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, int64_t al, int64_t aimg,
-                            const fst_lowering *low, float beta, float *C, int64_t ldc, int chunk, int nthreads);
+int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, int64_t al, int64_t aimg, int64_t aseg,
+                            int ashift, float acoeff, int acirc, const fst_lowering *low, float beta, float *C, int64_t ldc,
+                            int chunk, int nthreads);
 
 typedef struct {
     const fst_lplan *plans;   /* one per chunk */
     int nchunks, chunk;       /* chunk: vectors per chunk (the last may have fewer) */
     int64_t M, K, P, lda, ldc;
     int64_t al, aimg;         /* al > 0: A is images of al positions, image i at A + i * aimg (lda = al) */
+    int64_t aseg;             /* > 0: ... of dY's planes of aseg positions with the IR shift read at the kept ones (shift_row.h) */
+    int ashift, acirc;
+    float acoeff;
     const float *A;
     float *C;
     float alpha, beta;
@@ -81,8 +86,12 @@ static void wgrad_task(void *p, int64_t t0, int64_t t1) {
             const int64_t p0 = 16 * (int64_t)v0, np = j->P - p0 < ldb ? j->P - p0 : ldb;
             for (int64_t p = p0; p < p0 + np;) {
                 const int64_t q = p % j->al, w = j->al - q < p0 + np - p ? j->al - q : p0 + np - p;
-                const float *src = j->A + (p / j->al) * j->aimg + q;
-                for (int64_t m = 0; m < j->M; m++) memcpy(ab + m * ldb + (p - p0), src + m * j->lda, (size_t)w * 4);
+                const float *src = j->A + (p / j->al) * j->aimg;
+                if (j->aseg)
+                    for (int64_t m = 0; m < j->M; m++)
+                        fst_shift_row(src + m * j->lda, j->aseg, q, w, j->ashift, j->acoeff, j->acirc, ab + m * ldb + (p - p0));
+                else
+                    for (int64_t m = 0; m < j->M; m++) memcpy(ab + m * ldb + (p - p0), src + q + m * j->lda, (size_t)w * 4);
                 p += w;
             }
             A = ab; lda = ldb; a0 = 0;
@@ -123,8 +132,9 @@ static void wgrad_task(void *p, int64_t t0, int64_t t1) {
     free(ab);
 }
 
-int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, int64_t al, int64_t aimg,
-                            const fst_lowering *low, float beta, float *C, int64_t ldc, int chunk_vectors, int nthreads) {
+int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, int64_t al, int64_t aimg, int64_t aseg,
+                            int ashift, float acoeff, int acirc, const fst_lowering *low, float beta, float *C, int64_t ldc,
+                            int chunk_vectors, int nthreads) {
     const int64_t P = fst_lowering_cols(low), K = fst_lowering_rows(low);
     if (P <= 0 || P > INT32_MAX / 2) return 0;
     const int64_t nvec = (P + 15) / 16;
@@ -150,7 +160,7 @@ int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda,
         if (!fst_lplan_build(&plans[c], low, col0, ncols, nv, mem + offs[c])) { free(mem); free(offs); return 0; }
     }
     free(offs);
-    wgrad_job j = { plans, nchunks, (int)chunk, M, K, P, lda, ldc, al, aimg, A, C, alpha, beta, 0 };
+    wgrad_job j = { plans, nchunks, (int)chunk, M, K, P, lda, ldc, al, aimg, aseg, ashift, acirc, acoeff, A, C, alpha, beta, 0 };
     const int64_t tiles = (K + KT - 1) / KT;
     int nt = (double)M * (double)K * (double)P < 1e6 ? 1 : nthreads;
     if (nt > tiles) nt = (int)tiles;

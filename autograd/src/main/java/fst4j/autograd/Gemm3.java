@@ -805,6 +805,15 @@ public final class Gemm3 {
     /** The IR shift Eq. 3's gathers fuse in: this configuration's, or none. */
     private SparseConfig.Shift gatherShift() { return cfg.ir() != null ? cfg.ir() : NO_SHIFT; }
 
+    /**
+     * Whether half-K Eq. 3 from dY's images computes the IR shift while its GEMM packs dY (where the kept positions are x's
+     * strided lowering: even-width planes) instead of gathering the shifted kept columns into a matrix first (false: the
+     * gather, for A/B runs: switch eq3shift).
+     */
+    public static volatile boolean eq3FusedShift = !"false".equals(System.getProperty("fst4j.eq3.fusedShift"));
+    /** How many half-K Eq. 3 products computed the IR shift while packing (for tests). */
+    static final java.util.concurrent.atomic.AtomicLong eq3FusedShifts = new java.util.concurrent.atomic.AtomicLong();
+
     /** How many Eq. 2 products (W^T dY) have read dY from NCHW images in place (for tests). */
     static final java.util.concurrent.atomic.AtomicLong eq2ImageBlocks = new java.util.concurrent.atomic.AtomicLong();
 
@@ -837,8 +846,21 @@ public final class Gemm3 {
             }
             return;
         }
-        long t0 = Profile.start();
         SparseConfig.Shift sh = gatherShift();
+        if (eq3FusedShift) {
+            // kept positions that x's strided lowering reads (even-width planes): the GEMM packs dY's images with the IR
+            // shift applied, no gathered [C, N*L/2] matrix (the shift's time is then Eq. 3's)
+            Lowering low = f32(dw) && unitRows(dw) && dyImages.isContiguous() ? x.keptLowering(HalfK.keptPositions(segment, segment)) : null;
+            if (low != null && low.x().device() == Device.CPU && !low.tapMajor()) {
+                long t2 = Profile.start();
+                Conv.gemmLoweredImagesShift(1f, dyImages, sh.coeff(), sh.direction(), sh.circular(), low, beta, dw);
+                Profile.stop(Part.EQ3, t2);
+                eq3ImageBlocks.incrementAndGet();
+                eq3FusedShifts.incrementAndGet();
+                return;
+            }
+        }
+        long t0 = Profile.start();
         Tensor gk = Profile.stop(Part.SPARSIFY, t0, HalfK.shiftGatherImages(dyImages, sh.coeff(), sh.direction(), sh.circular(),
                 Blas.threads()));   // a failed stop frees gk
         eq3ImageBlocks.incrementAndGet();

@@ -255,6 +255,38 @@ class ConvBlockedTest {
     }
 
     /**
+     * Half-K Eq. 3 from dY's images computes the IR shift while its GEMM packs dY where x's strided lowering gives the kept
+     * positions (even-width planes), and gives the shifted gather's gradients bit for bit (FST3_IR; FST3, no shift); odd
+     * planes (7x7, the stride-2 17x17) keep the gather.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("imageBlocks")
+    void eq3FusedShiftEqualsTheGather(int[] g) {
+        boolean before = Gemm3.eq3FusedShift;
+        int directBefore = fst4j.shim.Native.wgradDirectMax(-1);
+        int wo = (g[4] + 2 * g[7] - g[5]) / g[6] + 1;
+        try {
+            for (SparseConfig.Method m : new SparseConfig.Method[]{SparseConfig.Method.FST3_IR, SparseConfig.Method.FST3})
+                for (int direct : new int[]{0, 1 << 20}) {
+                    fst4j.shim.Native.wgradDirectMax(direct);
+                    String what = m + " direct rows " + direct;
+                    Gemm3.eq3FusedShift = false;
+                    Result gathered = run(m, g, true, true, true);
+                    Gemm3.eq3FusedShift = true;
+                    long before3 = Gemm3.eq3FusedShifts.get();
+                    Result fused = run(m, g, true, true, true);
+                    if (wo % 2 == 0) assertTrue(Gemm3.eq3FusedShifts.get() > before3, what + ": an even-width plane must take the fused shift");
+                    else assertEquals(before3, Gemm3.eq3FusedShifts.get(), what + ": an odd-width plane keeps the gather");
+                    assertArrayEquals(gathered.dw, fused.dw, 0f, what + " dw");
+                    assertArrayEquals(gathered.dx, fused.dx, 0f, what + " dx");
+                }
+        } finally {
+            Gemm3.eq3FusedShift = before;
+            fst4j.shim.Native.wgradDirectMax(directBefore);
+        }
+    }
+
+    /**
      * DENSE's blocked convolution writes Eq. 1's output, and Eq. 2's where it is a convolution of dY, as NCHW straight from
      * the GEMM's tiles (those that cross from one image into the next through a buffer) instead of a [rows, nb*L] block
      * then scattered: the same bits, forward and backward, at planes whose tiles cross images rarely (20x20), often (7x7)

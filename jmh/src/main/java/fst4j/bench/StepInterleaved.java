@@ -33,7 +33,7 @@ import java.util.Map;
  * A variant may carry settings of process-wide switches, e.g. {@code --methods dense,dense:blockcols=4096 --no-torch}
  * (tconv = Eq. 2 as a convolution of dY, tconvall = that at every stride-1 layer rather than v6's narrow ones,
  * group = the 2:4 kernel's large-weight blocking, spf = its software prefetch of a large S, kblock = its L2-sized K
- * blocks, jit = the 2:4 product compiled per call for small weights, plan = the planned lowering, seg = its segment plan for strided geometries (else gathers), collist = half-K Eq. 3's kept columns at odd-width planes as a column list (else gathered), eq3img = Eq. 3 of a blocked convolution (half-K, or dense) reading dY's images in place (else a gathered block), eq2img = Eq. 2 as a dense W^T dY reading them in place (else a gathered block), dense2 = stride-2 Eq. 1 of few channels on the dense GEMM of S(W), dense2eq2 = their Eq. 2 on the dense GEMM of S(W^T), nchw = a convolution's product (the dense GEMM, or the compiled 2:4 convolution) writing a block's NCHW planes (else a matrix scattered), inplace = gradients summed in place, wgrad = most output rows of Eq. 3 without packing, blockcols = target columns per
+ * blocks, jit = the 2:4 product compiled per call for small weights, plan = the planned lowering, seg = its segment plan for strided geometries (else gathers), collist = half-K Eq. 3's kept columns at odd-width planes as a column list (else gathered), eq3img = Eq. 3 of a blocked convolution (half-K, or dense) reading dY's images in place (else a gathered block), eq2img = Eq. 2 as a dense W^T dY reading them in place (else a gathered block), eq3shift = half-K Eq. 3 from images computing the IR shift while packing (else a shifted gather first), dense2 = stride-2 Eq. 1 of few channels on the dense GEMM of S(W), dense2eq2 = their Eq. 2 on the dense GEMM of S(W^T), nchw = a convolution's product (the dense GEMM, or the compiled 2:4 convolution) writing a block's NCHW planes (else a matrix scattered), inplace = gradients summed in place, wgrad = most output rows of Eq. 3 without packing, blockcols = target columns per
  * convolution block, blockmb = most MB of lowered columns per block): each is applied for that variant's steps
  * only, so one run A/Bs a change under the same machine states.
  * <p>
@@ -61,6 +61,7 @@ public final class StepInterleaved {
             Map.entry("nchw", flag(() -> fst4j.autograd.Gemm3.cpuNchw, b -> fst4j.autograd.Gemm3.cpuNchw = b)),
             Map.entry("eq3img", flag(() -> fst4j.autograd.Layers.eq3FromImages, b -> fst4j.autograd.Layers.eq3FromImages = b)),
             Map.entry("eq2img", flag(() -> fst4j.autograd.Layers.eq2FromImages, b -> fst4j.autograd.Layers.eq2FromImages = b)),
+            Map.entry("eq3shift", flag(() -> fst4j.autograd.Gemm3.eq3FusedShift, b -> fst4j.autograd.Gemm3.eq3FusedShift = b)),
             Map.entry("collist", flag(() -> fst4j.autograd.Gemm3.oddPlaneColumnList, b -> fst4j.autograd.Gemm3.oddPlaneColumnList = b)),
             Map.entry("inplace", flag(() -> fst4j.autograd.Var.accumulateInPlace, b -> fst4j.autograd.Var.accumulateInPlace = b)),
             Map.entry("blockcols", fst4j.autograd.Layers::blockColumns),

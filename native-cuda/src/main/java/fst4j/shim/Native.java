@@ -458,7 +458,7 @@ public final class Native {
     // ---- implicit im2col products (lowering.h: gemm.c, sparse.c); bound on first use ----
 
     private static final class LoweredHandles {
-        static final MethodHandle SGEMM, SGEMM_NCHW, SGEMM_IMAGES, SGEMM_IMAGES_B, SGEMM_AT, SPMM24, SPMM24_NCHW, TCONV, PRUNE_TCONV;
+        static final MethodHandle SGEMM, SGEMM_NCHW, SGEMM_IMAGES, SGEMM_IMAGES_SHIFT, SGEMM_IMAGES_B, SGEMM_AT, SPMM24, SPMM24_NCHW, TCONV, PRUNE_TCONV;
         static {
             SymbolLookup lib = LIB;
             SGEMM_AT = bind(lib, "fst_sgemm_lowered_at", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG,
@@ -473,6 +473,10 @@ public final class Native {
             SGEMM_IMAGES = bind(lib, "fst_sgemm_lowered_images", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS,
                     ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT), false);
+            SGEMM_IMAGES_SHIFT = bind(lib, "fst_sgemm_lowered_images_shift", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT,
+                    ADDRESS, JAVA_LONG, JAVA_INT, JAVA_FLOAT, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT,
+                    JAVA_INT), false);
             SGEMM_IMAGES_B = bind(lib, "fst_sgemm_images_b", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     JAVA_FLOAT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_LONG, JAVA_INT), false);
             SPMM24 = bind(lib, "fst_spmm24_lowered", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, ADDRESS,
@@ -551,6 +555,21 @@ public final class Native {
                     g[8], g[9], g[10], g[11], beta, c, ldc, threads, (int) g[12]);
         } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_sgemm_lowered_images");
+    }
+
+    /**
+     * C [m, K] = alpha * G * im2col(x)^T + beta * C with G the IR shift of dY [n, m, seg] (NCHW, read in place) at Eq. 7's
+     * kept positions, computed while packing (fst_sgemm_lowered_images_shift in fst4j.h); g as {@link #sgemmLowered}.
+     */
+    public static void sgemmLoweredImagesShift(long m, float alpha, MemorySegment dy, long seg, int shift, float coeff, boolean circular,
+                                               MemorySegment x, long[] g, float beta, MemorySegment c, long ldc, int threads) {
+        ensureLoaded();
+        int rc;
+        try {
+            rc = (int) LoweredHandles.SGEMM_IMAGES_SHIFT.invokeExact(m, alpha, dy, seg, shift, coeff, circular ? 1 : 0, x, g[0], g[1], g[2], g[3],
+                    g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], beta, c, ldc, threads, (int) g[12]);
+        } catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_sgemm_lowered_images_shift");
     }
 
     /**

@@ -274,6 +274,43 @@ public final class Conv {
     }
 
     /**
+     * Eq. 7's half-K Eq. 3 from dY as the convolution's output gradient, read in place: c [M, K] = alpha * G * im2col_kept^T +
+     * beta * c, where G is the IR shift (coeff, shift +-1, circular; coeff 0: none) of the NCHW batch dy [N, M, L] at each
+     * image's kept positions (every other flat index: ceil(L/2) a plane), computed while the GEMM packs, and low is x's
+     * lowering of those positions (Ho*Wo of it == ceil(L/2), the stride-(1, 2) lowering of an even-width plane). Within
+     * float rounding of HalfK.shiftGatherImages then {@link #gemmLowered} (the shift's multiply-add may round once here).
+     */
+    public static void gemmLoweredImagesShift(float alpha, Tensor dy, float coeff, int shift, boolean circular, Lowering low, float beta, Tensor c) {
+        dy.check(); c.check();
+        long[] g = low.geometry();   // {n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order}
+        int k = low.rows(), n = low.x().size(0), m = dy.dim() == 3 ? dy.size(1) : -1, l = dy.dim() == 3 ? dy.size(2) : -1;
+        if (dy.dim() != 3 || dy.size(0) != n || l < 1 || (l + 1) / 2 != g[10] * g[11] || c.dim() != 2 || c.shape[0] != m || c.shape[1] != k)
+            throw new IllegalArgumentException("shape mismatch: gemmLoweredImagesShift dY " + Shape.str(dy.shape) + " (want [" + n + ", M, L] with ceil(L/2) = "
+                    + g[10] * g[11] + ") x kept im2col^T [" + low.cols() + ", " + low.rows() + "] into " + Shape.str(c.shape));
+        if (shift != 1 && shift != -1) throw new IllegalArgumentException("shift must be +1 or -1, got " + shift);
+        if (Float.isNaN(coeff)) throw new IllegalArgumentException("gemmLoweredImagesShift: the shift coefficient is NaN");
+        if (dy.dtype != DType.F32 || c.dtype != DType.F32 || dy.device() != Device.CPU || c.device() != Device.CPU || low.x().device() != Device.CPU)
+            throw new IllegalArgumentException("gemmLoweredImagesShift needs float32 CPU operands, got " + dy.dtype + " on " + dy.device() + ", " + c.dtype
+                    + " on " + c.device() + " and x on " + low.x().device());
+        if (!dy.isContiguous()) throw new IllegalArgumentException("gemmLoweredImagesShift reads a contiguous NCHW batch, got strides " + java.util.Arrays.toString(dy.strides));
+        if (m == 0 || k == 0) return;
+        if (k > 1 && c.strides[1] != 1) throw new IllegalArgumentException("gemmLoweredImagesShift: c needs unit stride along its rows, strides "
+                + java.util.Arrays.toString(c.strides));
+        if (dy.overlaps(c) || low.x().overlaps(c)) {   // as in gemmLowered
+            try (Tensor dc = dy.overlaps(c) ? dy.copy() : dy.alias(); Tensor xc = low.x().overlaps(c) ? low.x().copy() : low.x().alias()) {
+                gemmLoweredImagesShift(alpha, dc, coeff, shift, circular, withInput(low, xc), beta, c);
+            }
+            return;
+        }
+        if ((dy.offset + dy.numel()) * 4 > dy.storage.bytes) throw new IndexOutOfBoundsException("gemmLoweredImagesShift: dY exceeds its storage");
+        checkRows(c, m, k);
+        long ldc = m > 1 ? c.strides[0] : Math.max(k, 1);
+        c.markModified();
+        Native.sgemmLoweredImagesShift(m, alpha, dy.storage.segment().asSlice(dy.byteOffset()), l, shift, coeff, circular, low.x().data(), g,
+                beta, c.storage.segment().asSlice(c.byteOffset()), ldc, Blas.threads());
+    }
+
+    /**
      * Eq. 3 over a selection of im2col, lowered while the GEMM packs: c = alpha * a B^T + beta * c with
      * B[r][q] = im2col(low.x())[row0 + r * rstep][cols[q]], a [M, cols.length] and c [M, nrows] (float32 CPU, unit stride
      * along their rows). The authors' random activation patterns keep columns that follow no stride (and the checkerboards

@@ -44,6 +44,27 @@ typedef struct {
     int rc;
 } wgrad_job;
 
+/* fst_shift_row (shift_row.h) with its body 16 outputs at a time: the even and odd neighbours of a 32-float window
+ * separated by two permutes, then the same multiply and add per element (no FMA), so the same bits. */
+static void shift_row16(const float *restrict s, int64_t seg, int64_t q0, int64_t w, int shift, float coeff, int circular,
+                        float *restrict out) {
+    if (coeff == 0.0f || w < 16) { fst_shift_row(s, seg, q0, w, shift, coeff, circular, out); return; }
+    int64_t t = 0;
+    if (shift == -1 && q0 == 0) { fst_shift_row(s, seg, 0, 1, shift, coeff, circular, out); t = 1; }
+    /* q < pairs (shift 1) has its right neighbour; q >= 1 (shift -1) its left one: the vector body takes those */
+    const int64_t qend = shift == 1 ? (q0 + w < seg / 2 ? q0 + w : seg / 2) : q0 + w;
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512 c = _mm512_set1_ps(coeff);
+    for (; q0 + t + 16 <= qend && (shift == 1 || 2 * (q0 + t) + 31 < seg); t += 16) {
+        const float *p = s + 2 * (q0 + t) - (shift == -1);   /* the window starts at the left neighbour for shift -1 */
+        const __m512 a = _mm512_loadu_ps(p), b = _mm512_loadu_ps(p + 16);
+        const __m512 self = _mm512_permutex2var_ps(a, shift == 1 ? ev : od, b), nb = _mm512_permutex2var_ps(a, shift == 1 ? od : ev, b);
+        _mm512_storeu_ps(out + t, _mm512_add_ps(self, _mm512_mul_ps(c, nb)));
+    }
+    if (t < w) fst_shift_row(s, seg, q0 + t, w - t, shift, coeff, circular, out + t);
+}
+
 /* Lane j of the result: the sum of v[j]'s 16 lanes, for 16 vectors at once (a transposing add tree: 15 adds and 30
  * shuffles where 16 separate lane reductions take ~8 instructions each). */
 static inline __attribute__((always_inline)) __m512 hsum16(const __m512 *v) {
@@ -89,7 +110,7 @@ static void wgrad_task(void *p, int64_t t0, int64_t t1) {
                 const float *src = j->A + (p / j->al) * j->aimg;
                 if (j->aseg)
                     for (int64_t m = 0; m < j->M; m++)
-                        fst_shift_row(src + m * j->lda, j->aseg, q, w, j->ashift, j->acoeff, j->acirc, ab + m * ldb + (p - p0));
+                        shift_row16(src + m * j->lda, j->aseg, q, w, j->ashift, j->acoeff, j->acirc, ab + m * ldb + (p - p0));
                 else
                     for (int64_t m = 0; m < j->M; m++) memcpy(ab + m * ldb + (p - p0), src + q + m * j->lda, (size_t)w * 4);
                 p += w;

@@ -70,8 +70,9 @@ FST_API int fst_sgemm_lowered_images(int64_t M, float alpha, const float *A,
                                      float beta, float *C, int64_t ldc, int nthreads, int order);
 /* fst_sgemm_lowered_images_shift: Eq. 7's half-K Eq. 3 with dY read in place: C[M, K] = alpha * G * im2col(x)^T + beta * C
  * where G [M, n * ceil(seg/2)] is fst_shift_gather_images of dy, the NCHW batch [n, M, seg] (shift +-1, coeff, circular
- * as there), computed while packing; x's lowering gives each image's ceil(seg/2) kept positions as its columns (ho * wo
- * == ceil(seg/2): the stride-(1, 2) lowering of an even-width plane). */
+ * as there): computed while Eq. 3's kernel without packing copies dY where that kernel runs (fst_wgrad_direct_max rows),
+ * else gathered first for the packing GEMM; x's lowering gives each image's ceil(seg/2) kept positions as its columns
+ * (ho * wo == ceil(seg/2): the stride-(1, 2) lowering of an even-width plane). The same bits either way. */
 FST_API int fst_sgemm_lowered_images_shift(int64_t M, float alpha, const float *dy, int64_t seg, int shift, float coeff,
                                            int circular, const float *x, int64_t n, int64_t c, int64_t h, int64_t w,
                                            int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,

@@ -10,7 +10,6 @@
 #include <string.h>
 #include "parallel.h"
 #include "lowering.h"
-#include "shift_row.h"
 #include <pthread.h>
 
 /* Eq. 3 (transposed lowering) with at most this many rows skips the GEMM's packing (wgrad_avx512.c). The direct kernel
@@ -88,11 +87,6 @@ typedef struct {
     /* al > 0 (Eq. 3, not transposed A): A's columns (positions) are images of al each, image i's [M, al] block at A + i * aimg
      * (dY read as NCHW, lda = al) */
     int64_t al, aimg;
-    /* aseg > 0 (with al): A is dY's images with planes of aseg positions, of which column q of image i's block is the IR
-     * shift at Eq. 7's kept position 2q (al = ceil(aseg / 2); shift_row.h), computed while packing */
-    int64_t aseg;
-    int ashift, acirc;
-    float acoeff;
     /* bl > 0 (B not transposed, not lowered): B's columns are images of bl each, image i's [K, bl] block at B + i * bimg
      * (Eq. 2's dY read as NCHW, ldb = bl) */
     int64_t bl, bimg;
@@ -134,18 +128,10 @@ static void pack_a(const job *jb, const fst_kernel *k, int64_t i0, int64_t mc, i
     for (int64_t is = 0; is < mc; is += mr) {
         int m = (int)(mc - is < mr ? mc - is : mr);
         if (!jb->al) { k->pack_t(jb->A + (i0 + is) * jb->lda + p0, jb->lda, m, mr, kc, dst + is * kc); continue; }
-        /* A as images: the block's positions image by image (with the IR shift: its rows computed into t, then packed) */
+        /* A as images: the block's positions image by image */
         for (int64_t p = p0; p < p0 + kc;) {
             const int64_t q = p % jb->al, w = jb->al - q < p0 + kc - p ? jb->al - q : p0 + kc - p;
-            const float *src = jb->A + (p / jb->al) * jb->aimg + (i0 + is) * jb->lda;
-            if (jb->aseg) {
-                float t[FST_MR_MAX * FST_KC];
-                for (int r = 0; r < m; r++)
-                    fst_shift_row(src + r * jb->lda, jb->aseg, q, w, jb->ashift, jb->acoeff, jb->acirc, t + r * w);
-                k->pack_t(t, w, m, mr, w, dst + is * kc + (p - p0) * mr);
-            } else {
-                k->pack_t(src + q, jb->lda, m, mr, w, dst + is * kc + (p - p0) * mr);
-            }
+            k->pack_t(jb->A + (p / jb->al) * jb->aimg + (i0 + is) * jb->lda + q, jb->lda, m, mr, w, dst + is * kc + (p - p0) * mr);
             p += w;
         }
     }
@@ -395,7 +381,8 @@ int fst_sgemm_images_b(int transA, int64_t M, int64_t N, int64_t K, float alpha,
     return sgemm_run(jb, nthreads);
 }
 
-typedef struct { int64_t seg; int shift, circular; float coeff; } a_shift;   /* see job.aseg */
+/* A as dY's images (planes of seg positions) of which Eq. 3 takes the IR shift at Eq. 7's kept positions (shift_row.h) */
+typedef struct { int64_t seg; int shift, circular; float coeff; } a_shift;
 static int sgemm_lowered_run(int transB, int64_t M, float alpha, const float *A, int64_t lda, const fst_lowering *lowp,
                              float beta, float *C, int64_t ldc, int64_t cl, int64_t al, const a_shift *sh, int nthreads);
 
@@ -487,10 +474,22 @@ static int sgemm_lowered_run(int transB, int64_t M, float alpha, const float *A,
                                         __atomic_load_n(&wgrad_chunk, __ATOMIC_RELAXED), nthreads);
         if (r != 0) return r > 0 ? FST_OK : FST_EINVAL;
     }
+    float *shifted = NULL;
+    if (sh) {
+        /* The packing GEMM takes the shifted kept columns gathered first: packing them from the images there (each thread
+         * packing all of A again when the threads split C's columns) measured 0.93-1.02x of the gather at 64-128 rows. */
+        const int64_t n = low.n, h = al;
+        shifted = malloc((size_t)(M * n * h) * 4);
+        if (!shifted) return FST_EINVAL;   /* out of memory: fst4j.h has no code of its own for it */
+        int rc = fst_shift_gather_images(A, shifted, M, n, sh->seg, sh->seg, M * sh->seg, sh->shift, sh->coeff, sh->circular, nthreads);
+        if (rc != FST_OK) { free(shifted); return rc; }
+        A = shifted; lda = n * h; al = 0;
+    }
     job jb = { .tB = transB != 0, .A = A, .lda = lda, .K = K, .alpha = alpha, .beta = beta, .C = C, .ldc = ldc, .M = M, .N = N,
-               .low = &low, .cl = cl, .cimg = M * cl, .al = al, .aimg = M * (sh ? sh->seg : al), .aseg = sh ? sh->seg : 0, .ashift = sh ? sh->shift : 0,
-               .acirc = sh ? sh->circular : 0, .acoeff = sh ? sh->coeff : 0.0f };
-    return sgemm_run(jb, nthreads);
+               .low = &low, .cl = cl, .cimg = M * cl, .al = al, .aimg = M * al };
+    const int rc = sgemm_run(jb, nthreads);
+    free(shifted);
+    return rc;
 }
 
 static int sgemm_run(job jb, int nthreads) {

@@ -806,9 +806,9 @@ public final class Gemm3 {
     private SparseConfig.Shift gatherShift() { return cfg.ir() != null ? cfg.ir() : NO_SHIFT; }
 
     /**
-     * Whether half-K Eq. 3 from dY's images computes the IR shift while its GEMM packs dY (where the kept positions are x's
-     * strided lowering: even-width planes) instead of gathering the shifted kept columns into a matrix first (false: the
-     * gather, for A/B runs: switch eq3shift).
+     * Whether half-K Eq. 3 from dY's images computes the IR shift while Eq. 3's kernel without packing copies dY (where the
+     * kept positions are x's strided lowering, even-width planes, and the output rows within that kernel's limit) instead
+     * of gathering the shifted kept columns into a matrix first (false: the gather, for A/B runs: switch eq3shift).
      */
     public static volatile boolean eq3FusedShift = !"false".equals(System.getProperty("fst4j.eq3.fusedShift"));
     /** How many half-K Eq. 3 products computed the IR shift while packing (for tests). */
@@ -848,8 +848,9 @@ public final class Gemm3 {
         }
         SparseConfig.Shift sh = gatherShift();
         if (eq3FusedShift) {
-            // kept positions that x's strided lowering reads (even-width planes): the GEMM packs dY's images with the IR
-            // shift applied, no gathered [C, N*L/2] matrix (the shift's time is then Eq. 3's)
+            // kept positions that x's strided lowering reads (even-width planes): Eq. 3 without packing copies dY's images
+            // with the IR shift applied, no gathered [C, N*L/2] matrix (the packing GEMM gathers in native code); the shift's
+            // time is then Eq. 3's
             Lowering low = f32(dw) && unitRows(dw) && dyImages.isContiguous() ? x.keptLowering(HalfK.keptPositions(segment, segment)) : null;
             if (low != null && low.x().device() == Device.CPU && !low.tapMajor()) {
                 long t2 = Profile.start();

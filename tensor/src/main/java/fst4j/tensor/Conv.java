@@ -276,9 +276,10 @@ public final class Conv {
     /**
      * Eq. 7's half-K Eq. 3 from dY as the convolution's output gradient, read in place: c [M, K] = alpha * G * im2col_kept^T +
      * beta * c, where G is the IR shift (coeff, shift +-1, circular; coeff 0: none) of the NCHW batch dy [N, M, L] at each
-     * image's kept positions (every other flat index: ceil(L/2) a plane), computed while the GEMM packs, and low is x's
-     * lowering of those positions (Ho*Wo of it == ceil(L/2), the stride-(1, 2) lowering of an even-width plane). Within
-     * float rounding of HalfK.shiftGatherImages then {@link #gemmLowered} (the shift's multiply-add may round once here).
+     * image's kept positions (every other flat index: ceil(L/2) a plane), and low is x's lowering of those positions
+     * (Ho*Wo of it == ceil(L/2), the stride-(1, 2) lowering of an even-width plane). G is computed while Eq. 3's kernel
+     * without packing copies dY (up to its row limit), else gathered first in native code for the packing GEMM: the same
+     * bits as HalfK.shiftGatherImages then {@link #gemmLowered} either way.
      */
     public static void gemmLoweredImagesShift(float alpha, Tensor dy, float coeff, int shift, boolean circular, Lowering low, float beta, Tensor c) {
         dy.check(); c.check();

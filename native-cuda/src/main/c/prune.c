@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stddef.h>
 #include "parallel.h"
+#include "shift_row.h"
 #include "rank24.h"
 #include "float_below.h"
 
@@ -386,19 +387,11 @@ int fst_prune24_compress_t(int64_t cout, int64_t K, const float *w, int64_t ldw,
     return FST_OK;
 }
 
-/* One segment: o[i] = s[2i] + coeff * s[2i + shift] (neighbour wrapped or dropped at the segment's ends). */
+/* One segment: o[i] = s[2i] + coeff * s[2i + shift] (neighbour wrapped or dropped at the segment's ends): shift_row.h's
+ * row over all of the segment's kept positions, in a clone per ISA. */
 static void CLONES shift_gather_seg(const float *restrict s, float *restrict o, int64_t seg, int shift,
                                     float coeff, int circular) {
-    const int64_t h = (seg + 1) / 2, pairs = seg / 2;
-    if (coeff == 0.0f) {
-        for (int64_t i = 0; i < h; i++) o[i] = s[2 * i];
-    } else if (shift == 1) {
-        for (int64_t i = 0; i < pairs; i++) o[i] = s[2 * i] + coeff * s[2 * i + 1];
-        if (h > pairs) o[h - 1] = circular ? s[seg - 1] + coeff * s[0] : s[seg - 1];
-    } else {
-        o[0] = circular ? s[0] + coeff * s[seg - 1] : s[0];
-        for (int64_t i = 1; i < h; i++) o[i] = s[2 * i] + coeff * s[2 * i - 1];
-    }
+    fst_shift_row(s, seg, 0, (seg + 1) / 2, shift, coeff, circular, o);
 }
 
 /* Segment (r, i), the i-th segment of row r (a matrix) or channel r's plane of image i (NCHW), at dy + i * ld_image + r *

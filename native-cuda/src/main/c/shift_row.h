@@ -1,8 +1,8 @@
 /* The IR shift of Eq. 8-10 read at Eq. 7's kept positions of one segment (an image's plane of one channel), as
  * fst_shift_gather's segments (prune.c) are: out[t] = s[2q] + coeff * s[2q + shift] for q = q0 + t, the neighbour
- * wrapped (circular) or dropped at the segment's ends; coeff == 0: s[2q] (neighbours not read). For the products that
- * pack dY's images with the shift applied instead of reading a gathered matrix (gemm.c, wgrad_avx512.c). The same
- * multiply and add as fst_shift_gather (no FMA contraction under -std=c11), so the same bits. */
+ * wrapped (circular) or dropped at the segment's ends; coeff == 0: s[2q] (neighbours not read). fst_shift_gather's
+ * segments (prune.c) and Eq. 3 without packing, which copies dY's images with the shift applied (wgrad_avx512.c): one
+ * definition, so the two give the same bits (no FMA contraction under -std=c11). */
 #ifndef FST4J_SHIFT_ROW_H
 #define FST4J_SHIFT_ROW_H
 #include <stdint.h>

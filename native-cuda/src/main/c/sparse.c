@@ -231,12 +231,11 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
                                : M >= SPK_JIT_MIN_M && M <= SPK_JIT_MAX_M_B && mk <= SPK_JIT_MAX_MK;
     /* mode 2: that, and wherever v15's rule let it run */
     const int jit_shape = by_default || (jit_mode == 2 && (low || M >= SPK_JIT_MIN_M) && mk <= SPK_JIT_MAX_MK && M <= SPK_JIT_MAX_M);
-    if (strcmp(isa, "avx512") == 0 && jit_mode && N >= SPK_JIT_MIN_N && jit_shape)
+    /* NCHW output takes the compiled convolution or the register kernel (which stores its blocks image by image): the
+     * compiled product's matrix flavour writes a [M, N] C only, so it is not even fetched (compiled) then */
+    if (strcmp(isa, "avx512") == 0 && jit_mode && N >= SPK_JIT_MIN_N && jit_shape && (conv_fits || !ld_img))
         jit = conv_fits ? fst_jit24_get_conv(M, values, meta, low) : fst_jit24_get(M, K, values, meta, low ? 0 : ldb);
     const int jconv = jit && conv_fits;
-    /* NCHW output without the compiled convolution: the register kernel, which stores its blocks image by image (the
-     * compiled product's matrix flavour writes a [M, N] C only) */
-    if (ld_img && !jconv) jit = NULL;
     const int64_t cimg = ld_img && !jconv ? ld_img : 0;
     if (cimg && ldc % 16) return FST_NO_NCHW;   /* planes of whole vectors only (sparse_kernel.c) */
     const int64_t img_stride = ld_img ? ld_img : low ? low->ho * low->wo : 0;   /* the compiled convolution's image stride in C */

@@ -132,6 +132,7 @@ timeout "$(cap 150)" "$JAVA" "${JOPTS[@]}" -Xmx4g -Dfst4j.splt.layoutDir="$OUT/s
   --select-class fst4j.nn.CudaVarEverydayOpsTest --select-class fst4j.nn.CudaMaxWithIndicesTest --select-class fst4j.nn.CudaSortTest \
   --select-class fst4j.nn.CudaMaskCheckCacheTest --select-class fst4j.nn.CudaUpsampleCacheTest --select-class fst4j.nn.CudaInterpolateModesTest \
   --select-class fst4j.nn.CudaQuantileTest --select-class fst4j.sparse.CudaMaskBitsTest --select-class fst4j.nn.CudaFlipRateTest \
+  --select-class fst4j.nn.CudaKeptPrunedWeightsTest --select-class fst4j.nn.CudaSharedModuleThreadsTest --select-class fst4j.tensor.CudaInPlaceStepsCountTheWriteTest \
   --reports-dir "$OUT/junit" > "$OUT/tests.txt" 2>&1
 trc=$?
 [ "$trc" = 0 ] && [ "$brc" != 0 ] && trc=$brc
@@ -216,10 +217,10 @@ if wants memcheck && [ "$nogpu" = 0 ]; then
   rrc=$?
   log "racecheck exit code $rrc ($(grep -hoE 'RACECHECK SUMMARY: [0-9]* hazards.*' "$OUT/racecheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
   # the everyday ops of sessions 27-35 (flat-index gathers and scatters, lanes, max with indices, convolution geometry, the sorts,
-  # the mask and upsample caches)
+  # the mask and upsample caches; since session 41 the kept pruned weights of eval-mode forwards and a module shared by threads)
   PLAIN=0 TAG=ops- CHECK_S=$(cap 75) OUT="$OUT" bash gpu/sanitize.sh fst4j.nn.CudaVarEverydayOpsTest fst4j.tensor.CudaLanesTest \
     fst4j.nn.CudaMaxWithIndicesTest fst4j.nn.CudaConvGeometryTest fst4j.nn.CudaSortTest fst4j.tensor.CudaLineSortTest \
-    fst4j.nn.CudaMaskCheckCacheTest fst4j.nn.CudaUpsampleCacheTest >> "$OUT/memcheck-log.txt" 2>&1
+    fst4j.nn.CudaMaskCheckCacheTest fst4j.nn.CudaUpsampleCacheTest fst4j.nn.CudaKeptPrunedWeightsTest fst4j.nn.CudaSharedModuleThreadsTest >> "$OUT/memcheck-log.txt" 2>&1
   orc=$?
   log "memcheck of the everyday ops exit code $orc ($(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/ops-memcheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"
   log "memcheck exit code $mrc ($(grep -ho 'ERROR SUMMARY: [0-9]* errors' "$OUT/memcheck.txt" 2>/dev/null | head -1 || echo 'no summary'))"

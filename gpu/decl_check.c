@@ -72,6 +72,13 @@ _Static_assert(CUBLAS_OP_N == 0 && CUBLAS_OP_T == 1 && sizeof(cublasOperation_t)
 SAME(cublasGemmEx, cublasStatus_t (*)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *, const void *,
                                       cudaDataType, int, const void *, cudaDataType, int, const void *, void *, cudaDataType, int,
                                       cublasComputeType_t, cublasGemmAlgo_t));
+#if defined(cublasGemmStridedBatchedEx)
+#error "cublasGemmStridedBatchedEx is a macro (remapped symbol); cuda.c resolves the plain name"
+#endif
+SAME(cublasGemmStridedBatchedEx, cublasStatus_t (*)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                                                    const void *, cudaDataType, int, long long int, const void *, cudaDataType, int,
+                                                    long long int, const void *, void *, cudaDataType, int, long long int, int,
+                                                    cublasComputeType_t, cublasGemmAlgo_t));
 _Static_assert(CUBLAS_COMPUTE_32F == 68 && CUBLAS_COMPUTE_32F_FAST_TF32 == 77 && CUBLAS_GEMM_DEFAULT == -1
                && sizeof(cublasComputeType_t) == sizeof(int) && sizeof(cublasGemmAlgo_t) == sizeof(int), "cuBLAS GemmEx enum values");
 #define HAVE_CUBLAS 1

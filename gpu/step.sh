@@ -109,6 +109,10 @@ if [ "$nogpu" = 0 ]; then
     -Dfst4j.step.label=igemm3 fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:FST3_IR
   part "fst4j resnet18in DENSE igemm3" 45 15 "${J[@]}" -Dfst4j.cuda.igemm=true -Dfst4j.cuda.igemmEq2=true -Dfst4j.cuda.igemmEq3=true \
     -Dfst4j.step.label=igemm3 fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
+  # A/B (session 41): DENSE's Eq. 1 as a [Cout, N*Ho*Wo] product and a permute into NCHW, as before the batched cuBLAS call
+  # that writes each image's product in place (planes of a multiple of 8 positions: 112x112, 56x56, 28x28)
+  part "fst4j resnet18in DENSE nobatched" 45 15 "${J[@]}" -Dfst4j.cuda.batchedNchw=false -Dfst4j.step.label=nobatched \
+    fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
   # A/B: the stem's lowered GEMMs handed to cuBLAS unaligned (K = 147 and dW rows of 147 floats), as before session 24
   part "fst4j resnet18in DENSE noalign" 45 15 "${J[@]}" -Dfst4j.cuda.alignLowered=false -Dfst4j.step.label=noalign \
     fst4j.nn.CudaStepTiming --max-seconds 10 resnet18in:256:2:8:DENSE
@@ -219,6 +223,7 @@ ratio("fst4j DENSE-igemm2 / DENSE-igemm", ("STEP", "resnet18in", "DENSE-igemm2")
 ratio("fst4j DENSE-igemm64 / DENSE-igemm2", ("STEP", "resnet18in", "DENSE-igemm64"), ("STEP", "resnet18in", "DENSE-igemm2"))
 ratio("fst4j FST3_IR / FST3_IR-srste2", order[1], ("STEP", "resnet18in", "FST3_IR-srste2"))
 ratio("fst4j DENSE / DENSE-noalign", order[0], ("STEP", "resnet18in", "DENSE-noalign"))
+ratio("fst4j DENSE / DENSE-nobatched", order[0], ("STEP", "resnet18in", "DENSE-nobatched"))
 ratio("fst4j DENSE-igemm3 / DENSE", ("STEP", "resnet18in", "DENSE-igemm3"), order[0])
 ratio("fst4j FST3_IR-igemm3 / FST3_IR", ("STEP", "resnet18in", "FST3_IR-igemm3"), order[1])
 ratio("fst4j FST3_IR-igemm3 / DENSE-igemm3", ("STEP", "resnet18in", "FST3_IR-igemm3"), ("STEP", "resnet18in", "DENSE-igemm3"))

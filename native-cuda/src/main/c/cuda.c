@@ -76,6 +76,10 @@ static struct {
      * cublasComputeType_t, cublasGemmAlgo_t); the enums are ints */
     cublasStatus_t (*GemmEx)(cublasHandle_t, int, int, int, int, int, const void *, const void *, int, int, const void *, int, int,
                              const void *, void *, int, int, int, int);
+    /* cublasGemmStridedBatchedEx: GemmEx's arguments with a long long stride after each matrix's leading dimension
+     * and the batch count before the compute type */
+    cublasStatus_t (*GemmStridedBatchedEx)(cublasHandle_t, int, int, int, int, int, const void *, const void *, int, int, long long,
+                                           const void *, int, int, long long, const void *, void *, int, int, long long, int, int, int);
     const char *(*GetStatusString)(cublasStatus_t);   /* optional (cuBLAS >= 11.4) */
 } blas;
 /* cublasComputeType_t and cublasGemmAlgo_t values (cublas_api.h; gpu/decl_check.c asserts them) */
@@ -446,6 +450,7 @@ static int load_blas(void) {
     SYM(h, blas, Create, "cublasCreate_v2");
     SYM(h, blas, Sgemm, "cublasSgemm_v2");
     SYM(h, blas, GemmEx, "cublasGemmEx");
+    SYM(h, blas, GemmStridedBatchedEx, "cublasGemmStridedBatchedEx");
     OPT_SYM(h, blas, GetStatusString, "cublasGetStatusString");
     cublasStatus_t s = blas.Create(&blas_handle);
     if (s != 0) { snprintf(blas_status, sizeof blas_status, "cublasCreate failed: %s (status %d)", blas_str(s), s); return FST_EUNAVAIL; }
@@ -495,6 +500,27 @@ int fst_cuda_gemm_ex(int transA, int transB, int64_t M, int64_t N, int64_t K, fl
     if (s != 0)
         return fail("cublasGemmEx(M=%lld, N=%lld, K=%lld, types %d/%d/%d, compute %d): %s (status %d)", (long long)M, (long long)N,
                     (long long)K, atype, btype, ctype, compute, blas_str(s), s);
+    return FST_OK;
+}
+
+int fst_cuda_gemm_ex_batched(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const void *A, int atype,
+                             int64_t lda, int64_t strideA, const void *B, int btype, int64_t ldb, int64_t strideB, float beta,
+                             void *C, int ctype, int64_t ldc, int64_t strideC, int64_t batch, int tf32) {
+    int rc = blas_ready(); if (rc) return rc;
+    int nothing = 0;
+    if ((rc = fst_gemm_ex_batched_check(transA, transB, M, N, K, A, atype, lda, strideA, B, btype, ldb, strideB, C, ctype, ldc, strideC,
+                                        batch, tf32, &nothing)) != 0) return rc;
+    if (nothing) return FST_OK;
+    const int compute = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    /* row-major, as fst_cuda_gemm_ex: the operands swapped, each with its stride */
+    const double t0 = fst_kprof_begin();
+    cublasStatus_t s = blas.GemmStridedBatchedEx(blas_handle, transB ? 1 : 0, transA ? 1 : 0, (int)N, (int)M, (int)K, &alpha, B, btype,
+                                                 (int)ldb, (long long)strideB, A, atype, (int)lda, (long long)strideA, &beta, C, ctype,
+                                                 (int)ldc, (long long)strideC, (int)batch, compute, CUBLAS_GEMM_DEFAULT);
+    if (s == 0) fst_kprof_end("cublasGemmStridedBatchedEx", transA ? (transB ? "TT" : "TN") : (transB ? "NT" : "NN"), M * N * K * batch, t0);
+    if (s != 0)
+        return fail("cublasGemmStridedBatchedEx(M=%lld, N=%lld, K=%lld, batch %lld, types %d/%d/%d, compute %d): %s (status %d)",
+                    (long long)M, (long long)N, (long long)K, (long long)batch, atype, btype, ctype, compute, blas_str(s), s);
     return FST_OK;
 }
 

@@ -39,6 +39,11 @@ FST_INTERNAL int fst_backend_owns(const void *p, size_t bytes);
  * in fst_cuda_err. *nothing = 1 when there is nothing to compute (M == 0 or N == 0). */
 FST_INTERNAL int fst_gemm_ex_check(int transA, int transB, int64_t M, int64_t N, int64_t K, const void *A, int atype, int64_t lda,
                                    const void *B, int btype, int64_t ldb, const void *C, int ctype, int64_t ldc, int tf32, int *nothing);
+/* fst_gemm_ex_check for fst_cuda_gemm_ex_batched: the first product's checks, then the strides and every product's
+ * extent (the emulator: from the first product's start to the last one's end inside one device block) */
+FST_INTERNAL int fst_gemm_ex_batched_check(int transA, int transB, int64_t M, int64_t N, int64_t K, const void *A, int atype, int64_t lda,
+                                           int64_t strideA, const void *B, int btype, int64_t ldb, int64_t strideB, const void *C,
+                                           int ctype, int64_t ldc, int64_t strideC, int64_t batch, int tf32, int *nothing);
 FST_INTERNAL int fst_splt_check_plan(int64_t M, int64_t N, int64_t K, int ab_type, int cd_type);
 /* p non-NULL, 16-byte aligned and (emulator) inside one live device block of at least bytes */
 FST_INTERNAL int fst_splt_check_ptr(const char *fn, const char *what, const void *p, size_t bytes);

@@ -604,6 +604,20 @@ int fst_cuda_gemm_ex(int transA, int transB, int64_t M, int64_t N, int64_t K, fl
     return FST_OK;
 }
 
+int fst_cuda_gemm_ex_batched(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const void *A, int atype,
+                             int64_t lda, int64_t strideA, const void *B, int btype, int64_t ldb, int64_t strideB, float beta,
+                             void *C, int ctype, int64_t ldc, int64_t strideC, int64_t batch, int tf32) {
+    int nothing = 0;
+    int rc = fst_gemm_ex_batched_check(transA, transB, M, N, K, A, atype, lda, strideA, B, btype, ldb, strideB, C, ctype, ldc, strideC,
+                                       batch, tf32, &nothing);
+    if (rc || nothing) return rc;
+    const int ea = fst_type_bytes(atype), ec = fst_type_bytes(ctype);
+    for (int64_t b = 0; b < batch && rc == FST_OK; b++)   /* each product as fst_cuda_gemm_ex computes it */
+        rc = fst_cuda_gemm_ex(transA, transB, M, N, K, alpha, (const char *)A + b * strideA * ea, atype, lda,
+                              (const char *)B + b * strideB * ea, btype, ldb, beta, (char *)C + b * strideC * ec, ctype, ldc, tf32);
+    return rc;
+}
+
 /* ---- events: host monotonic clock (launches here finish before they return, so the clock at the call is the
  * time the stream reaches the event) ---- */
 struct emu_event { double ms; bool recorded; };

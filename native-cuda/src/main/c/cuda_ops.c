@@ -784,6 +784,10 @@ static int binary_ops(const char *fn, int op, double s, int rank, const int64_t 
     static const char *const ops[FST_BIN_N] = { "add", "sub", "mul", "div", "relu_bwd", "add_relu", "pow", "max", "min", "gt", "ge",
                                                 "lt", "le", "eq", "sigmoid_bwd", "tanh_bwd", "mask", "mask_not", "bce_lin", "smooth_l1_bwd",
                                                 "sin_bwd", "cos_bwd", "log1p_bwd", "expm1_bwd" };
+    /* four elements per thread: both operands one contiguous run, and out either one of them or apart from both */
+    const int run = k.rank == 1 && k.sa[0] == 1 && k.sb[0] == 1;
+    if (run && by_four(n, a, b, out, NULL) && (out == a || !overlap(out, n * 4, a, n * 4)) && (out == b || !overlap(out, n * 4, b, n * 4)))
+        return launch_op(FST_K_binary4, n / 4, &k, ops[op]);
     return launch_op(FST_K_binary, n, &k, ops[op]);
 }
 
@@ -1114,7 +1118,10 @@ int fst_cuda_maxpool_bwd_geom(const float *dy, const int32_t *idx, int64_t n, in
     if (ho * wo > 0) { OWN(dy, n * c * ho * wo * 4); OWN(idx, n * c * ho * wo * 4); }
     OWN(dx, n * c * h * w * 4);
     fst_k_maxpool_bwd_gather_args a = { dy, idx, g, dx };
-    if (by_four(w, dx, NULL, NULL, NULL)) return launch(FST_K_maxpool_bwd_gather4, n * c * h * w / 4, &a);   /* four of a row */
+    if (by_four(w, dx, NULL, NULL, NULL)) {   /* four of a row */
+        const int k3s2 = kh == 3 && kw == 3 && sh == 2 && sw == 2 && ph == 1 && pw == 1 && ho == (h - 1) / 2 + 1 && wo == (w - 1) / 2 + 1;
+        return launch(k3s2 ? FST_K_maxpool_bwd_k3s2 : FST_K_maxpool_bwd_gather4, n * c * h * w / 4, &a);
+    }
     return launch(FST_K_maxpool_bwd_gather, n * c * h * w, &a);
 }
 
@@ -1346,11 +1353,15 @@ int fst_cuda_xent(const float *logits, const int32_t *labels, int64_t n, int64_t
     READY();
     BAD(n <= 0 || c <= 0 || !(smoothing >= 0 && smoothing <= 1));
     NUL(!logits || !labels || !work || (!loss && !grad));
-    OWN(logits, n * c * 4); OWN(labels, n * 4); OWN(work, n * 8);
+    BAD(c > (INT64_MAX / 8 - 3) / n);   /* work's byte size */
+    OWN(logits, n * c * 4); OWN(labels, n * 4); OWN(work, n * (c + 3) * 8);
     if (loss) OWN(loss, 4);
     if (grad) OWN(grad, n * c * 4);
     fst_k_xent_args a = { logits, labels, n, c, smoothing, grad_scale, loss, grad, work };
-    int rc = launch(FST_K_xent_rows, n, &a);
+    int rc = launch(FST_K_xent_max, n, &a);
+    if (!rc) rc = launch(FST_K_xent_exp, n * c, &a);
+    if (!rc) rc = launch(FST_K_xent_sum, n, &a);
+    if (!rc && grad) rc = launch(FST_K_xent_grad, n * c, &a);
     return rc || !loss ? rc : launch(FST_K_xent_total, 1, &a);
 }
 
@@ -1520,6 +1531,26 @@ int fst_gemm_ex_check(int transA, int transB, int64_t M, int64_t N, int64_t K, c
         OWN(B, (transB ? (N - 1) * ldb + K : (K - 1) * ldb + N) * ea);
     }
     OWN(C, ((M - 1) * ldc + N) * ec);
+    return FST_OK;
+}
+
+int fst_gemm_ex_batched_check(int transA, int transB, int64_t M, int64_t N, int64_t K, const void *A, int atype, int64_t lda,
+                              int64_t strideA, const void *B, int btype, int64_t ldb, int64_t strideB, const void *C, int ctype,
+                              int64_t ldc, int64_t strideC, int64_t batch, int tf32, int *nothing) {
+    const char *fn = "fst_cuda_gemm_ex_batched";
+    *nothing = 0;
+    BAD(batch < 0 || batch > 0x7fffffff || strideA < 0 || strideB < 0 || strideC < 0);
+    if (batch == 0) { *nothing = 1; return FST_OK; }
+    int rc = fst_gemm_ex_check(transA, transB, M, N, K, A, atype, lda, B, btype, ldb, C, ctype, ldc, tf32, nothing);
+    if (rc || *nothing) return rc;
+    BAD(batch > 1 && strideC < (M - 1) * ldc + N);   /* products writing one another's C */
+    BAD(strideA > INT64_MAX / 4 / batch || strideB > INT64_MAX / 4 / batch || strideC > INT64_MAX / 4 / batch);
+    const int ea = fst_type_bytes(atype), ec = fst_type_bytes(ctype);
+    if (K > 0) {
+        OWN(A, ((batch - 1) * strideA + (transA ? (K - 1) * lda + M : (M - 1) * lda + K)) * ea);
+        OWN(B, ((batch - 1) * strideB + (transB ? (N - 1) * ldb + K : (K - 1) * ldb + N)) * ea);
+    }
+    OWN(C, ((batch - 1) * strideC + (M - 1) * ldc + N) * ec);
     return FST_OK;
 }
 

@@ -241,6 +241,13 @@ FST_API const char *fst_cuda_blas_status(void);
  * order, bf16 output rounded to nearest even; tf32 computed as fp32). */
 FST_API int fst_cuda_gemm_ex(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const void *A, int atype,
                              int64_t lda, const void *B, int btype, int64_t ldb, float beta, void *C, int ctype, int64_t ldc, int tf32);
+/* fst_cuda_gemm_ex over `batch` products at once (cublasGemmStridedBatchedEx): product i multiplies the operands at
+ * A + i strideA, B + i strideB (elements; 0 repeats an operand) into C + i strideC, which must not overlap another
+ * product's C (strideC >= (M - 1) ldc + N). The same checks, over every product's extent; batch == 0 does nothing.
+ * The emulator computes each product as fst_cuda_gemm_ex does. */
+FST_API int fst_cuda_gemm_ex_batched(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const void *A, int atype,
+                                     int64_t lda, int64_t strideA, const void *B, int btype, int64_t ldb, int64_t strideB, float beta,
+                                     void *C, int ctype, int64_t ldc, int64_t strideC, int64_t batch, int tf32);
 
 /* ---- CUDA events on the legacy default stream (timing): create, record (cudaEventRecord(e, 0)), elapsed
  * milliseconds between two recorded events (cudaEventSynchronize(stop) then cudaEventElapsedTime), destroy.
@@ -337,7 +344,7 @@ FST_API int fst_cuda_bn_backward(const float *dy, const float *x, const float *g
                                  int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, double *work,
                                  const float *relu_out);
 /* Mean cross-entropy of logits [n, c] against int32 labels with label smoothing: loss [1] (optional) and
- * grad [n, c] = grad_scale * dloss/dlogits (optional); work: device scratch of n doubles. */
+ * grad [n, c] = grad_scale * dloss/dlogits (optional); work: device scratch of n (c + 3) doubles. */
 FST_API int fst_cuda_xent(const float *logits, const int32_t *labels, int64_t n, int64_t c, double smoothing, double grad_scale,
                           float *loss, float *grad, double *work);
 /* Softmax (log != 0: log-softmax) along the middle axis of contiguous [outer, n, inner], and its backward from the

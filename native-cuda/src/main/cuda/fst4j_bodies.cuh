@@ -745,41 +745,58 @@ FST_HD double jpow(double x, double y) {
 /* java.lang.Math.signum: +-1, or the argument itself for +-0 and NaN */
 FST_HD double jsignum(double v) { return v > 0 ? 1.0 : v < 0 ? -1.0 : v; }
 
-/* out[i] = op(a, b) with both broadcast by their strides; in double then rounded, as Elementwise.zip does (each op the
- * Java lambda's expression in its order). */
+/* op(x, y) in double, each op the Java lambda's expression in its order */
+FST_HD double binary_op(int op, double x, double y, double s) {
+    switch (op) {
+        case FST_BIN_ADD: return x + y;
+        case FST_BIN_SUB: return x - y;
+        case FST_BIN_MUL: return x * y;
+        case FST_BIN_DIV: return x / y;
+        case FST_BIN_ADD_RELU: { const double r = x + y; return r > 0 || r != r ? r : 0.0; }   /* Elementwise.addRelu's zip: NaN stays */
+        case FST_BIN_RELU_BWD: return y > 0 ? x : 0.0;
+        case FST_BIN_POW: return jpow(x, y);
+        case FST_BIN_MAX: return jmax(x, y);
+        case FST_BIN_MIN: return jmin(x, y);
+        case FST_BIN_GT: return x > y ? 1.0 : 0.0;
+        case FST_BIN_GE: return x >= y ? 1.0 : 0.0;
+        case FST_BIN_LT: return x < y ? 1.0 : 0.0;
+        case FST_BIN_LE: return x <= y ? 1.0 : 0.0;
+        case FST_BIN_EQ: return x == y ? 1.0 : 0.0;
+        case FST_BIN_SIGMOID_BWD: return x * y * (1 - y);
+        case FST_BIN_TANH_BWD: return x * (1 - y * y);
+        case FST_BIN_MASK: return y != 0 ? x : 0.0;
+        case FST_BIN_MASK_NOT: return y != 0 ? 0.0 : x;
+        case FST_BIN_BCE_LIN: return (1 - y) * x;
+        case FST_BIN_SMOOTH_L1_BWD: return x * (fabs(y) < s ? y / s : jsignum(y));
+        case FST_BIN_SIN_BWD: return x * cos(y);
+        case FST_BIN_COS_BWD: return x * -sin(y);
+        case FST_BIN_LOG1P_BWD: return x * (1 / (y + 1));
+        default: return x * exp(y);   /* FST_BIN_EXPM1_BWD */
+    }
+}
+
+/* out[i] = op(a, b) with both broadcast by their strides; in double then rounded, as Elementwise.zip does. */
 FST_HD void k_binary(i64 i, const fst_k_binary_args &a) {
     if (i >= a.n) return;
     i64 oa, ob;
     offsets2(i, a.n, a.rank, a.shape, a.sa, a.sb, oa, ob);
-    const double x = a.a[oa], y = a.b[ob];
-    double r;
-    switch (a.op) {
-        case FST_BIN_ADD: r = x + y; break;
-        case FST_BIN_SUB: r = x - y; break;
-        case FST_BIN_MUL: r = x * y; break;
-        case FST_BIN_DIV: r = x / y; break;
-        case FST_BIN_ADD_RELU: r = x + y; r = r > 0 || r != r ? r : 0.0; break;   /* Elementwise.addRelu's zip: NaN stays */
-        case FST_BIN_RELU_BWD: r = y > 0 ? x : 0.0; break;
-        case FST_BIN_POW: r = jpow(x, y); break;
-        case FST_BIN_MAX: r = jmax(x, y); break;
-        case FST_BIN_MIN: r = jmin(x, y); break;
-        case FST_BIN_GT: r = x > y ? 1.0 : 0.0; break;
-        case FST_BIN_GE: r = x >= y ? 1.0 : 0.0; break;
-        case FST_BIN_LT: r = x < y ? 1.0 : 0.0; break;
-        case FST_BIN_LE: r = x <= y ? 1.0 : 0.0; break;
-        case FST_BIN_EQ: r = x == y ? 1.0 : 0.0; break;
-        case FST_BIN_SIGMOID_BWD: r = x * y * (1 - y); break;
-        case FST_BIN_TANH_BWD: r = x * (1 - y * y); break;
-        case FST_BIN_MASK: r = y != 0 ? x : 0.0; break;
-        case FST_BIN_MASK_NOT: r = y != 0 ? 0.0 : x; break;
-        case FST_BIN_BCE_LIN: r = (1 - y) * x; break;
-        case FST_BIN_SMOOTH_L1_BWD: r = x * (fabs(y) < a.s ? y / a.s : jsignum(y)); break;
-        case FST_BIN_SIN_BWD: r = x * cos(y); break;
-        case FST_BIN_COS_BWD: r = x * -sin(y); break;
-        case FST_BIN_LOG1P_BWD: r = x * (1 / (y + 1)); break;
-        default: r = x * exp(y); break;   /* FST_BIN_EXPM1_BWD */
-    }
-    a.out[i] = (float)r;
+    a.out[i] = (float)binary_op(a.op, a.a[oa], a.b[ob], a.s);
+}
+
+/* k_binary on four consecutive elements where a, b and out are one contiguous run each (n % 4 == 0, 16-byte aligned;
+ * the launcher checks): 16-byte loads and stores and no index math. The residual adds and ReLU backwards of a ResNet
+ * step are such calls. Plain loads, not __ldg: out may be a or b (an in-place add). */
+FST_HD void k_binary4(i64 i, const fst_k_binary_args &a) {
+    if (i >= a.n / 4) return;
+    float x[4], y[4], r[4];
+#ifdef __CUDA_ARCH__
+    const float4 p = reinterpret_cast<const float4 *>(a.a)[i], q = reinterpret_cast<const float4 *>(a.b)[i];
+    x[0] = p.x; x[1] = p.y; x[2] = p.z; x[3] = p.w; y[0] = q.x; y[1] = q.y; y[2] = q.z; y[3] = q.w;
+#else
+    for (int j = 0; j < 4; j++) { x[j] = a.a[4 * i + j]; y[j] = a.b[4 * i + j]; }
+#endif
+    for (int j = 0; j < 4; j++) r[j] = (float)binary_op(a.op, x[j], y[j], a.s);
+    store_f32<4>(a.out + 4 * i, r);
 }
 
 /* out[i] = cond != 0 ? a : b, the three broadcast by their strides (Elementwise.where: the chosen float as it is) */
@@ -969,11 +986,19 @@ FST_HD void k_var(i64 o, const fst_k_var_args &a) {
 
 /* ======================= pooling ======================= */
 
-/* Max pool: one thread per output; the CPU's scan (row-major window, first maximum, a NaN wins and ends it). */
+/* Max pool: one thread per output; the CPU's scan (row-major window, first maximum, a NaN wins and ends it). The
+ * output's coordinates by 32-bit divisions where the outputs fit in 32 bits (three 64-bit divisions per output bound
+ * the ResNet stem's pool, 0.88 ms on an H200 for 205M inputs). */
+template <typename I> FST_HD void maxpool_coords(I i, const fst_geom &g, i64 &ow, i64 &oh, i64 &p) {
+    const I wo = (I)g.wo, ho = (I)g.ho, r = i / wo, q = r / ho;
+    ow = (i64)(i - r * wo); oh = (i64)(r - q * ho); p = (i64)q;
+}
 FST_HD void k_maxpool(i64 i, const fst_k_maxpool_args &a) {
     const fst_geom &g = a.g;
-    if (i >= g.n * g.c * g.ho * g.wo) return;
-    const i64 ow = i % g.wo, oh = (i / g.wo) % g.ho, p = i / (g.wo * g.ho);
+    const i64 total = g.n * g.c * g.ho * g.wo;
+    if (i >= total) return;
+    i64 ow, oh, p;
+    if (total <= 0xffffffffLL) maxpool_coords<u32>((u32)i, g, ow, oh, p); else maxpool_coords<i64>(i, g, ow, oh, p);
     const i64 h0 = oh * g.sh - g.ph > 0 ? oh * g.sh - g.ph : 0, h1 = oh * g.sh - g.ph + g.kh < g.h ? oh * g.sh - g.ph + g.kh : g.h;
     const i64 w0 = ow * g.sw - g.pw > 0 ? ow * g.sw - g.pw : 0, w1 = ow * g.sw - g.pw + g.kw < g.w ? ow * g.sw - g.pw + g.kw : g.w;
     const float *x = a.x + p * g.h * g.w;
@@ -1069,6 +1094,40 @@ template <int W> FST_HD void maxpool_bwd_gather_w(i64 i, const fst_k_maxpool_bwd
 }
 FST_HD void k_maxpool_bwd_gather(i64 i, const fst_k_maxpool_bwd_gather_args &a) { maxpool_bwd_gather_w<1>(i, a); }
 FST_HD void k_maxpool_bwd_gather4(i64 i, const fst_k_maxpool_bwd_gather_args &a) { maxpool_bwd_gather_w<4>(i, a); }
+
+/* maxpool_bwd_gather_w<4> for the 3x3 window at stride 2 and padding 1 (a ResNet stem's pool; the launcher checks the
+ * geometry, w % 4 == 0 and dx's alignment): element ih of a column lies in the windows of output rows ih >> 1 ..
+ * (ih + 1) >> 1, so a thread's four elements from column 4m on need output columns 2m .. 2m + 2 of at most two rows,
+ * found by shifts instead of the general form's twelve divisions, and each element tries its at most four windows
+ * instead of eight. The same windows in the same ascending output order and the same roundings: the same bits. */
+FST_HD void k_maxpool_bwd_k3s2(i64 i, const fst_k_maxpool_bwd_gather_args &a) {
+    const fst_geom &g = a.g;
+    const i64 in_plane = g.h * g.w, out_plane = g.ho * g.wo, total = g.n * g.c * in_plane;
+    if (i >= total / 4) return;
+    const bool small = total <= 0xffffffffLL;
+    const i64 e = i * 4, p = quot(e, in_plane, small), t0 = e - p * in_plane, ih = quot(t0, g.w, small), iw0 = t0 - ih * g.w;
+    const i64 oh0 = ih >> 1, oh1 = ((ih + 1) >> 1) < g.ho ? (ih + 1) >> 1 : g.ho - 1, ow0 = iw0 >> 1;
+    const int32_t *idx = a.idx + p * out_plane;
+    const float *dy = a.dy + p * out_plane;
+    int32_t iv[2][3];
+    float dv[2][3];
+    FST_UNROLL for (int r = 0; r < 2; r++)
+        FST_UNROLL for (int q = 0; q < 3; q++) {
+            const bool in = oh0 + r <= oh1 && ow0 + q < g.wo;
+            const i64 o = (oh0 + r) * g.wo + ow0 + q;
+            iv[r][q] = in ? LDG(idx + o) : -1;   /* an index is >= 0 */
+            dv[r][q] = in ? LDG(dy + o) : 0.0f;
+        }
+    float acc[4];
+    FST_UNROLL for (int j = 0; j < 4; j++) {   /* element iw0 + j: output columns ow0 + (j >> 1) .. ow0 + ((j + 1) >> 1) */
+        float s = 0.0f;
+        FST_UNROLL for (int r = 0; r < 2; r++)
+            FST_UNROLL for (int q = j >> 1; q <= (j + 1) >> 1; q++)
+                if (iv[r][q] == t0 + j) s = (float)((double)s + (double)dv[r][q]);
+        acc[j] = s;
+    }
+    store_f32<4>(a.dx + e, acc);
+}
 
 FST_HD i64 bin_start(i64 i, i64 in, i64 out) { return i * in / out; }
 FST_HD i64 bin_end(i64 i, i64 in, i64 out) { return ((i + 1) * in + out - 1) / out; }
@@ -1296,32 +1355,49 @@ FST_HD void k_bn_bwd_apply4(i64 i, const fst_k_bn_bwd_args &a) { bn_bwd_apply_w<
 
 /* ======================= cross-entropy with label smoothing ======================= */
 
-/* Row i: loss term lse - off * sum(z) - (on - off) * z[label] into work[i] (z = x - max), and when grad is given,
- * grad = (softmax - target) * grad_scale / n. A label out of range (the caller validates) gives NaN. */
-FST_HD void k_xent_rows(i64 i, const fst_k_xent_args &a) {
+/* Row r's loss term lse - off * sum(z) - (on - off) * z[label] into work[r] (z = x - max), and when grad is given,
+ * grad = (softmax - target) * grad_scale / n, in the four passes fst4j_kargs.h describes. A label outside [0, c) (Loss
+ * checks them first) makes the row's term and gradient NaN. */
+FST_HD bool xent_bad(const fst_k_xent_args &a, i64 row) { const int32_t l = a.labels[row]; return l < 0 || l >= a.c; }
+
+/* Pass 1, a thread per row: the row's maximum (jmax: a NaN wins) */
+FST_HD void k_xent_max(i64 i, const fst_k_xent_args &a) {
     if (i >= a.n) return;
+    const float *x = a.logits + i * a.c;
+    double mx = -INFINITY;
+    for (i64 k = 0; k < a.c; k++) mx = jmax(mx, x[k]);
+    a.work[a.n + i] = mx;
+}
+
+/* Pass 2, a thread per element: exp(x - max), in double */
+FST_HD void k_xent_exp(i64 i, const fst_k_xent_args &a) {
+    if (i >= a.n * a.c) return;
+    const i64 row = i / a.c;
+    a.work[3 * a.n + i] = exp(a.logits[i] - a.work[a.n + row]);
+}
+
+/* Pass 3, a thread per row: the sums of the exps and of x - max in k order, the loss term */
+FST_HD void k_xent_sum(i64 i, const fst_k_xent_args &a) {
+    if (i >= a.n) return;
+    if (xent_bad(a, i)) { a.work[i] = NAN; return; }
     const i64 c = a.c;
     const float *x = a.logits + i * c;
-    const double off = a.smoothing / (double)c, on = 1 - a.smoothing + off;
-    const int32_t label = a.labels[i];
-    if (label < 0 || label >= c) {
-        a.work[i] = NAN;
-        if (a.grad) for (i64 k = 0; k < c; k++) a.grad[i * c + k] = NAN;
-        return;
-    }
-    double mx = -INFINITY;
-    for (i64 k = 0; k < c; k++) mx = jmax(mx, x[k]);
+    const double *e = a.work + 3 * a.n + i * c;
+    const double mx = a.work[a.n + i], off = a.smoothing / (double)c, on = 1 - a.smoothing + off;
     double s = 0, sumz = 0;
-    for (i64 k = 0; k < c; k++) { const double z = x[k] - mx; s += exp(z); sumz += z; }
-    const double lse = log(s), zl = x[label] - mx;
-    a.work[i] = lse - off * sumz - (on - off) * zl;
-    if (a.grad) {
-        const double scale = a.grad_scale / (double)a.n;
-        for (i64 k = 0; k < c; k++) {
-            const double p = exp(x[k] - mx) / s, t = k == label ? on : off;
-            a.grad[i * c + k] = (float)((p - t) * scale);
-        }
-    }
+    for (i64 k = 0; k < c; k++) { s += e[k]; sumz += x[k] - mx; }
+    a.work[2 * a.n + i] = s;
+    a.work[i] = log(s) - off * sumz - (on - off) * (x[a.labels[i]] - mx);
+}
+
+/* Pass 4, a thread per element: (softmax - smoothed target) * grad_scale / n */
+FST_HD void k_xent_grad(i64 i, const fst_k_xent_args &a) {
+    if (i >= a.n * a.c) return;
+    const i64 row = i / a.c, k = i - row * a.c;
+    if (xent_bad(a, row)) { a.grad[i] = NAN; return; }
+    const double off = a.smoothing / (double)a.c, on = 1 - a.smoothing + off;
+    const double p = a.work[3 * a.n + i] / a.work[2 * a.n + row], t = k == a.labels[row] ? on : off;
+    a.grad[i] = (float)((p - t) * (a.grad_scale / (double)a.n));
 }
 
 /* Thread 0 only: the mean of the row terms, summed in row order as the CPU does. */

@@ -208,10 +208,13 @@ typedef struct { const float *dy, *x, *gamma, *mean, *invstd; int64_t n, c, hw;
 /* out[r * FST_BN_FOLD + g] = the ordered sum of in[r * parts + g * parts / FST_BN_FOLD ...] over parts / FST_BN_FOLD */
 typedef struct { const double *in; double *out; int64_t rows, parts; } fst_k_bn_fold_args;
 
-/* ---- cross-entropy with label smoothing (fst4j.tensor.Loss): one thread per row writes its loss term (double)
- * into work[row] and its gradient row; one thread then sums the terms in row order ---- */
+/* ---- cross-entropy with label smoothing (fst4j.tensor.Loss), in four passes and a total: a thread per row finds the
+ * row's maximum (work[n + row]), a thread per element its exp(x - max) (work[3n + row c + k]), a thread per row sums
+ * them in the CPU's order (work[2n + row]) and writes its loss term (work[row]), a thread per element its gradient;
+ * one thread then sums the terms in row order. The exps, the expensive part, run in parallel; every sum keeps its
+ * serial order, so the values are those of the one-thread-per-row loop this replaced. ---- */
 typedef struct { const float *logits; const int32_t *labels; int64_t n, c; double smoothing, grad_scale;
-                 float *loss, *grad; double *work /* [n] */; } fst_k_xent_args;
+                 float *loss, *grad; double *work /* [n (c + 3)] */; } fst_k_xent_args;
 
 /* ---- softmax / log-softmax along the middle axis of a contiguous [outer, n, inner] (Loss.softmax, logSoftmax and
  * their backward): one thread per (outer, inner) line, the CPU's loops in double. Forward reads x, backward reads
@@ -392,7 +395,7 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(bn_stats, fst_k_bn_train_args) X(bn_apply, fst_k_bn_train_args)                                    \
     X(bn_bwd_part, fst_k_bn_bwd_args) X(bn_bwd_stats, fst_k_bn_bwd_args) X(bn_bwd_apply, fst_k_bn_bwd_args) \
     X(bn_fold, fst_k_bn_fold_args)                                                                          \
-    X(xent_rows, fst_k_xent_args) X(xent_total, fst_k_xent_args)                                         \
+    X(xent_total, fst_k_xent_args)                                                              \
     X(softmax, fst_k_softmax_args) X(softmax_bwd, fst_k_softmax_args) X(gemm, fst_k_gemm_args)           \
     X(sgd, fst_k_sgd_args) X(srste, fst_k_srste_args) X(bf16_pad, fst_k_bf16_pad_args) X(im2col_bf16, fst_k_im2col_bf16_args) \
     X(bf16_unpad, fst_k_bf16_unpad_args) X(col2im_bf16, fst_k_col2im_bf16_args) \
@@ -409,7 +412,9 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(where, fst_k_where_args) X(argmax_part, fst_k_argmax_args) X(argmax, fst_k_argmax_args)               \
     X(var_part, fst_k_var_args) X(var_mean, fst_k_var_args) X(var, fst_k_var_args) X(nm, fst_k_nm_args) \
     X(embed_gather, fst_k_embed_gather_args) X(embed_scatter, fst_k_embed_scatter_args) X(lanes, fst_k_lanes_args) \
-    X(sort_keys, fst_k_sort_args) X(sort_stage, fst_k_sort_args) X(sort_select, fst_k_sort_args) X(sort_scatter, fst_k_sort_scatter_args)
+    X(sort_keys, fst_k_sort_args) X(sort_stage, fst_k_sort_args) X(sort_select, fst_k_sort_args) X(sort_scatter, fst_k_sort_scatter_args) \
+    X(binary4, fst_k_binary_args) X(maxpool_bwd_k3s2, fst_k_maxpool_bwd_gather_args) X(xent_max, fst_k_xent_args) \
+    X(xent_exp, fst_k_xent_args) X(xent_sum, fst_k_xent_args) X(xent_grad, fst_k_xent_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 #define FST_BLOCK_KERNEL_ENUM(name, args, threads, smem) FST_K_##name,

@@ -161,9 +161,15 @@ public final class Gemm3 {
 
         /**
          * Whether {@link #timesLoweredNchw} can write a CUDA convolution's output straight as NCHW: the cuSPARSELt
-         * product, or a dense float32 operand through the implicit-GEMM kernel where that is switched on.
+         * product, a dense float32 operand through the implicit-GEMM kernel where that is switched on, or one whose BF16
+         * product cuBLAS writes image by image (CudaOps.loweredNchwBf16: planes of a multiple of 8 positions).
          */
-        public boolean lowersIntoNchw() { return conv24 != null || cuda != null || implicitGemm(); }
+        public boolean lowersIntoNchw(Lowering low) { return conv24 != null || cuda != null || implicitGemm() || batchedNchw(low); }
+
+        /** A dense float32 CUDA operand whose product cuBLAS writes image by image into NCHW (CudaOps.loweredNchwBf16). */
+        private boolean batchedNchw(Lowering low) {
+            return dense != null && dense.device() == Device.CUDA && f32(dense) && CudaOps.loweredNchwBf16(low);
+        }
 
         private boolean implicitGemm() {
             return dense != null && dense.device() == Device.CUDA && f32(dense) && CudaOps.implicitGemmOn();
@@ -177,7 +183,9 @@ public final class Gemm3 {
             if (conv24 != null) conv24.timesLoweredNchw(low, out);
             else if (cuda != null) cuda.timesLoweredNchw(low, out);
             else if (implicitGemm()) CudaOps.convImplicitGemmBf16(dense, low, out);
-            else throw new IllegalStateException("timesLoweredNchw needs the cuSPARSELt operand or the implicit GEMM (-Dfst4j.cuda.igemm=true)");
+            else if (batchedNchw(low)) CudaOps.gemmLoweredBf16Nchw(dense, low, out);
+            else throw new IllegalStateException("timesLoweredNchw needs the cuSPARSELt operand, the implicit GEMM (-Dfst4j.cuda.igemm=true) "
+                    + "or a dense BF16 operand with Ho*Wo a multiple of 8 (CudaOps.loweredNchwBf16)");
         }
 
         /**

@@ -313,7 +313,7 @@ public final class Layers {
                 Lowering low = new Lowering(xc, k, k, stride, stride, padding, padding);
                 long t1 = Profile.start();
                 boolean done;
-                if (left.lowersIntoNchw() && cudaNchwProduct) {   // the 2:4 product read back into NCHW: no permute after
+                if (left.lowersIntoNchw(low) && cudaNchwProduct) {   // the product written (or read back) as NCHW: no permute after
                     nchw = true;
                     y = Tensor.empty(Device.CUDA, DType.F32, n, cout, ho, wo);
                     left.timesLoweredNchw(low, y);

@@ -1753,7 +1753,7 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_bn_backward");
     }
 
-    /** Cross-entropy with label smoothing on the device: loss [1] and/or grad [n, c] (NULL to skip); work: n doubles. */
+    /** Cross-entropy with label smoothing on the device: loss [1] and/or grad [n, c] (NULL to skip); work: n (c + 3) doubles. */
     public static void cudaCrossEntropy(MemorySegment logits, MemorySegment labels, long n, long c, double smoothing, double gradScale,
                                         MemorySegment loss, MemorySegment grad, MemorySegment work) {
         cudaEnsure();
@@ -2084,11 +2084,14 @@ public final class Native {
     // ---- cuBLAS GemmEx and CUDA events: bound on first use (a libfst4j_cuda.so built before they existed still loads) ----
 
     private static final class CudaExtHandles {
-        static final MethodHandle GEMM_EX, EVENT_CREATE, EVENT_RECORD, EVENT_ELAPSED, EVENT_DESTROY;
+        static final MethodHandle GEMM_EX, GEMM_EX_BATCHED, EVENT_CREATE, EVENT_RECORD, EVENT_ELAPSED, EVENT_DESTROY;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             GEMM_EX = bind(lib, "fst_cuda_gemm_ex", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT,
                     ADDRESS, JAVA_INT, JAVA_LONG, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_INT), false);
+            GEMM_EX_BATCHED = bind(lib, "fst_cuda_gemm_ex_batched", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS,
+                    JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT), false);
             EVENT_CREATE = bind(lib, "fst_cuda_event_create", FunctionDescriptor.of(JAVA_INT, ADDRESS), false);
             EVENT_RECORD = bind(lib, "fst_cuda_event_record", FunctionDescriptor.of(JAVA_INT, ADDRESS), false);
             EVENT_ELAPSED = bind(lib, "fst_cuda_event_elapsed_ms", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS), false);
@@ -2110,6 +2113,23 @@ public final class Native {
                     ldc, tf32 ? 1 : 0);
         } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_gemm_ex");
+    }
+
+    /**
+     * {@link #cudaGemmEx} over {@code batch} products (cublasGemmStridedBatchedEx): product i reads a + i strideA and
+     * b + i strideB (elements; 0 repeats an operand) and writes c + i strideC, which must not overlap another product's C.
+     * Emulated on the host emulator.
+     */
+    public static void cudaGemmExBatched(boolean transA, boolean transB, long m, long n, long k, float alpha, MemorySegment a, int atype,
+                                         long lda, long strideA, MemorySegment b, int btype, long ldb, long strideB, float beta,
+                                         MemorySegment c, int ctype, long ldc, long strideC, long batch, boolean tf32) {
+        cudaEnsure();
+        int rc;
+        try {
+            rc = (int) CudaExtHandles.GEMM_EX_BATCHED.invokeExact(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, atype, lda, strideA, b, btype,
+                    ldb, strideB, beta, c, ctype, ldc, strideC, batch, tf32 ? 1 : 0);
+        } catch (Throwable t) { throw rethrow(t); }
+        cudaCheck(rc, "fst_cuda_gemm_ex_batched");
     }
 
     /** A new CUDA event (cudaEventCreate); destroy it with {@link #cudaEventDestroy}. */

@@ -195,6 +195,40 @@ class CudaMixedPrecisionTest {
         assertTrue(e.getMessage().contains("not inside one device allocation"), e.getMessage());
     }
 
+    /**
+     * The batched GemmEx (one call, several products at strides): the products of each operand slice, refusals of
+     * overlapping outputs, negative strides and an extent past the block (the emulator checks every product's range).
+     */
+    @Test
+    void batchedGemmExComputesEachProductAndRefusesOverlapsByName() {
+        int m = 3, n = 8, k = 5, batch = 4;
+        Random r = new Random(61);
+        float[] a = new float[m * k], b = new float[k * n * batch];
+        for (int i = 0; i < a.length; i++) a[i] = (float) r.nextGaussian();
+        for (int i = 0; i < b.length; i++) b[i] = (float) r.nextGaussian();
+        MemorySegment da = mem.upload(a), db = mem.upload(b), dc = mem.dev(4L * m * n * batch);   // C is NaN until written
+        // product i: A (repeated, stride 0) times B's i-th [k, n] block, into C's i-th [m, n] block
+        Native.cudaGemmExBatched(false, false, m, n, k, 1f, da, F32, k, 0, db, F32, n, (long) k * n, 0f, dc, F32, n, (long) m * n, batch, false);
+        float[] c = mem.downloadFloats(dc, m * n * batch);
+        for (int i = 0; i < batch; i++)
+            for (int row = 0; row < m; row++)
+                for (int col = 0; col < n; col++) {
+                    double want = 0, mag = 0;
+                    for (int q = 0; q < k; q++) { double t = (double) a[row * k + q] * b[i * k * n + q * n + col]; want += t; mag += Math.abs(t); }
+                    assertEquals(want, c[i * m * n + row * n + col], 1e-6 * mag + 1e-30, "product " + i + " at " + row + "," + col);
+                }
+        var overlap = assertThrows(IllegalArgumentException.class, () -> Native.cudaGemmExBatched(false, false, m, n, k, 1f, da, F32, k, 0, db, F32, n,
+                (long) k * n, 0f, dc, F32, n, (long) m * n - 1, batch, false));
+        assertTrue(overlap.getMessage().contains("strideC"), overlap.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> Native.cudaGemmExBatched(false, false, m, n, k, 1f, da, F32, k, -1, db, F32, n,
+                (long) k * n, 0f, dc, F32, n, (long) m * n, batch, false), "negative stride");
+        if (Cuda.isEmulated()) {
+            var past = assertThrows(IllegalArgumentException.class, () -> Native.cudaGemmExBatched(false, false, m, n, k, 1f, da, F32, k, 0, db, F32, n,
+                    (long) k * n, 0f, dc, F32, n, (long) m * n, batch + 1, false));
+            assertTrue(past.getMessage().contains("not inside one device allocation"), past.getMessage());
+        }
+    }
+
     // ---- cuSPARSELt ----
 
     /** One plan / compress / matmul against the float64 product of the masked, rounded operands. Returns the output type used. */

@@ -102,6 +102,20 @@ class CudaSparseMethodsTest {
     }
 
     /**
+     * At BF16, Eq. 1 of a dense convolution whose planes hold a multiple of 8 positions (resnetSmall's 12x12 stem) is
+     * written image by image into NCHW by one batched cuBLAS call instead of a [Cout, N*Ho*Wo] product and a permute:
+     * the same per-element sums, so the same step bit for bit on the emulator (DENSE, and FST3_IR's dense stem).
+     */
+    @ParameterizedTest
+    @EnumSource(value = SparseConfig.Method.class, names = { "DENSE", "FST3_IR" })
+    void eq1WrittenAsNchwByTheBatchedGemmChangesNoBit(SparseConfig.Method method) {
+        assumeTrue(Cuda.isEmulated(), "on a device cuBLAS may sum the batched products in another order");
+        // (without kept columns: DENSE keeps a small layer's float32 columns and multiplies those, as the ResNet-18 step does not)
+        withoutKeptColumns(() -> switchChangesNoBit(method, fst4j.tensor.CudaOps::setBatchedNchw, fst4j.tensor.CudaOps::batchedNchwProducts,
+                fst4j.tensor.CudaOps::usesCublas, "a product was written as NCHW by the batched GEMM"));
+    }
+
+    /**
      * DENSE's Eq. 1 as one implicit-GEMM kernel (-Dfst4j.cuda.igemm=true) instead of im2col_bf16, the bf16 GEMM and the
      * permute into NCHW: as close to the float32 step as the lowered one. (Where a layer's channels are a multiple of 16
      * the kernel takes K channels fastest, a different order of the sums, so not the same bits even on the emulator.)

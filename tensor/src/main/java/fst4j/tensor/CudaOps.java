@@ -437,6 +437,59 @@ public final class CudaOps {
     public static void gemmLoweredBf16(Tensor a, Lowering low, Tensor c) { gemmLoweredBf16(a, low, false, 0f, c); }
 
     /**
+     * -Dfst4j.cuda.batchedNchw=false: a dense CUDA Eq. 1 at BF16 writes [Cout, N*Ho*Wo] and permutes it into NCHW, as
+     * before session 41 (an A/B switch; on by default: {@link #gemmLoweredBf16Nchw} where {@link #loweredNchwBf16} allows).
+     */
+    static volatile boolean batchedNchw = !"false".equals(System.getProperty("fst4j.cuda.batchedNchw"));
+
+    /** Sets the switch above; returns the previous setting. */
+    public static boolean setBatchedNchw(boolean on) { boolean was = batchedNchw; batchedNchw = on; return was; }
+
+    private static final java.util.concurrent.atomic.AtomicLong batchedNchwProducts = new java.util.concurrent.atomic.AtomicLong();
+
+    /** How many products {@link #gemmLoweredBf16Nchw} has written (tests check the path is taken). */
+    public static long batchedNchwProducts() { return batchedNchwProducts.get(); }
+
+    /**
+     * Whether {@link #gemmLoweredBf16Nchw} takes this lowering: switched on, BF16 GEMMs with float32 outputs, and an
+     * image's Ho*Wo a multiple of 8, so that every image's bf16 columns and float32 output rows start on 16 bytes
+     * (cuBLAS falls back to its slow unaligned kernels otherwise; a ResNet's 56x56 and 28x28 planes qualify, 14x14 and
+     * 7x7 do not and keep the permute).
+     */
+    public static boolean loweredNchwBf16(Lowering low) {
+        long[] g = low.geometry();
+        return batchedNchw && precision == MatmulPrecision.BF16 && !bf16Outputs && (g[10] * g[11]) % 8 == 0;
+    }
+
+    /**
+     * Eq. 1 written as NCHW: out [N, M, Ho, Wo] = a [M, C*kh*kw] x im2col(low.x()), one cuBLAS call of N products (one
+     * per image: a times that image's Ho*Wo columns of the bf16 lowered matrix, into out's image), so no [M, N*Ho*Wo]
+     * product and no permute after it. The values of {@link #gemmLoweredBf16(Tensor, Lowering, Tensor)} followed by the
+     * permute, up to the order of cuBLAS's sums (the same bits on the emulator). Where {@link #loweredNchwBf16}.
+     */
+    public static void gemmLoweredBf16Nchw(Tensor a, Lowering low, Tensor out) {
+        require("gemmLoweredBf16Nchw", a, low.x(), out);
+        long[] g = low.geometry();
+        int rows = low.rows(), cols = low.cols(), m = a.dim() == 2 ? a.shape[0] : -1;
+        long n = g[0], l = g[10] * g[11];
+        if (!loweredNchwBf16(low))
+            throw new IllegalStateException("gemmLoweredBf16Nchw: not for this lowering or precision (see loweredNchwBf16)");
+        if (a.dim() != 2 || a.shape[1] != rows || out.dim() != 4 || out.shape[0] != n || out.shape[1] != m || (long) out.shape[2] * out.shape[3] != l
+                || !out.isContiguous())
+            throw new IllegalArgumentException("shape mismatch: gemmLoweredBf16Nchw " + Shape.str(a.shape) + " x im2col [" + rows + ", " + cols
+                    + "] into " + Shape.str(out.shape) + " (out: contiguous [N, M, Ho, Wo])");
+        out.markModified();
+        if (m == 0 || n == 0 || l == 0) return;
+        if (rows == 0) { out.fill(0); return; }   // an empty sum (no input channels)
+        final long kp = (rows + 7) / 8 * 8;   // K zero-padded to 16 bytes of bf16, as gemmLoweredBf16 aligns it
+        try (Block a16 = bf16Padded(a, m, kp); Block b16 = im2colBf16(low, kp, cols)) {
+            Native.cudaGemmExBatched(false, false, m, l, kp, 1f, a16.ptr(), Cuda.R_16BF, kp, 0, b16.ptr(), Cuda.R_16BF, cols, l, 0f,
+                    ptr(out), Cuda.R_32F, l, m * l, n, false);
+        }
+        batchedNchwProducts.incrementAndGet();
+    }
+
+    /**
      * -Dfst4j.cuda.igemm=true: a dense convolution's Eq. 1 at BF16 runs as one implicit-GEMM kernel (fst_cuda_conv_igemm:
      * no lowered matrix, the product written straight into NCHW) instead of im2col_bf16, cuBLAS and a permute. Off by
      * default until a device has timed it (gpu/step.sh's DENSE-igemm row).
@@ -1280,7 +1333,7 @@ public final class CudaOps {
         int n = logits.shape[0], c = logits.shape[1];
         Tensor loss = wantLoss ? Tensor.empty(Device.CUDA, DType.F32) : null;
         Tensor grad = wantGrad ? Tensor.empty(Device.CUDA, DType.F32, n, c) : null;
-        try (Tensor xc = logits.contiguous(); Block lab = Block.of(4L * n); Block work = Block.of(8L * n); Arena arena = Arena.ofConfined()) {
+        try (Tensor xc = logits.contiguous(); Block lab = Block.of(4L * n); Block work = Block.of(8L * n * (c + 3L)); Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocateFrom(JAVA_INT, labels);
             Cuda.copyToDevice(lab.ptr(), host, 4L * n);
             Native.cudaCrossEntropy(ptr(xc), lab.ptr(), n, c, smoothing, gradScale, ptrOrNull(loss), ptrOrNull(grad), work.ptr());

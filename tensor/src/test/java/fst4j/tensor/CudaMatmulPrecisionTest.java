@@ -96,6 +96,52 @@ class CudaMatmulPrecisionTest {
         }
     }
 
+    /**
+     * Eq. 1 at BF16 written image by image into NCHW (one batched cuBLAS call) equals the [M, N*Ho*Wo] product permuted:
+     * bit for bit on the emulator (the same k-order sums), within cuBLAS's summation order on a device. K = 36 and 27
+     * (padded to 40 and 32), planes of 8 and 24 positions, a transposed weight view; a plane of 6 positions is refused.
+     */
+    @Test
+    void loweredBf16IntoNchwEqualsTheProductPermuted() {
+        Random r = new Random(35);
+        CudaOps.MatmulPrecision was = CudaOps.setMatmulPrecision(CudaOps.MatmulPrecision.BF16);
+        int[][] geoms = { { 3, 4, 2, 4, 3, 1, 1 }, { 2, 3, 8, 6, 3, 1, 1 }, { 2, 3, 9, 9, 3, 2, 1 } };   // n, c, h, w, k, stride, pad
+        try {
+            for (int[] g : geoms) {
+                int m = 13, kk = g[1] * g[4] * g[4];
+                try (Tensor xh = Tensor.of(gaussian(r, g[0] * g[1] * g[2] * g[3]), g[0], g[1], g[2], g[3]); Tensor x = xh.to(Device.CUDA);
+                     Tensor wh = Tensor.of(gaussian(r, kk * m), kk, m); Tensor wd = wh.to(Device.CUDA); Tensor w = wd.t()) {
+                    Lowering low = new Lowering(x, g[4], g[4], g[5], g[5], g[6], g[6]);
+                    long[] geo = low.geometry();
+                    int ho = (int) geo[10], wo = (int) geo[11], l = ho * wo;
+                    assertEquals(l % 8 == 0, CudaOps.loweredNchwBf16(low), "planes of " + l);
+                    try (Tensor c = Tensor.empty(Device.CUDA, DType.F32, m, g[0] * l); Tensor out = Tensor.empty(Device.CUDA, DType.F32, g[0], m, ho, wo)) {
+                        CudaOps.gemmLoweredBf16(w, low, c);
+                        assumeTrue(CudaOps.usesCublas(), () -> "cuBLAS GemmEx not available: " + Cuda.blasStatus());
+                        if (l % 8 != 0) {
+                            assertThrows(IllegalStateException.class, () -> CudaOps.gemmLoweredBf16Nchw(w, low, out), "planes of " + l);
+                            continue;
+                        }
+                        CudaOps.gemmLoweredBf16Nchw(w, low, out);
+                        float[] a, b = out.toFloatArray();
+                        try (Tensor c3 = c.reshape(m, g[0], l); Tensor p = c3.permute(1, 0, 2); Tensor pc = p.contiguous()) { a = pc.toFloatArray(); }
+                        for (int i = 0; i < a.length; i++) {
+                            if (Cuda.isEmulated()) assertEquals(Float.floatToRawIntBits(a[i]), Float.floatToRawIntBits(b[i]), java.util.Arrays.toString(g) + " element " + i);
+                            else assertEquals(a[i], b[i], 1e-5f * Math.max(1f, Math.abs(a[i])), java.util.Arrays.toString(g) + " element " + i);
+                        }
+                        try (Tensor bad = Tensor.empty(Device.CUDA, DType.F32, g[0], m + 1, ho, wo)) {
+                            assertThrows(IllegalArgumentException.class, () -> CudaOps.gemmLoweredBf16Nchw(w, low, bad), "wrong channel count");
+                        }
+                        boolean on = CudaOps.setBatchedNchw(false);
+                        try { assertFalse(CudaOps.loweredNchwBf16(low), "switched off"); } finally { CudaOps.setBatchedNchw(on); }
+                    }
+                }
+            }
+        } finally {
+            CudaOps.setMatmulPrecision(was);
+        }
+    }
+
     /** Eq. 3 at BF16 (g im2col^T + beta dw) with the columns lowered straight into bf16, against BF16 on the matrix. */
     @Test
     void loweredBf16TransposedEqualsBf16OnTheIm2colMatrix() {

@@ -235,6 +235,47 @@ class CudaTensorOpsTest extends CudaTensorTestBase {
     }
 
     @Test
+    void contiguousBinaryOpsTakeFourElementsPerThreadWithTheCpusBits() {
+        // the 4-wide kernel (fst_k_binary4) where both operands are one contiguous run of a multiple of 4 elements:
+        // every op of a ResNet step and more, with -0, NaN and infinities among the values, against the CPU bit for bit
+        Random r = new Random(41);
+        float[] va = new float[2 * 3 * 4 * 8], vb = new float[va.length];
+        for (int i = 0; i < va.length; i++) { va[i] = (float) r.nextGaussian(); vb[i] = (float) r.nextGaussian(); }
+        va[1] = -0f; vb[1] = -0f; va[6] = Float.NaN; vb[11] = Float.NaN; va[20] = Float.POSITIVE_INFINITY; vb[21] = 0f; va[33] = -va[34];
+        Tensor a = keep(Tensor.of(va, 2, 3, 4, 8)), b = keep(Tensor.of(vb, 2, 3, 4, 8));
+        Tensor da = gpu(a), db = gpu(b);
+        boolean was = Cuda.setKernelProfile(true);
+        try {
+            Cuda.kernelProfile(true);
+            assertSame(keep(a.add(b)), keep(da.add(db)), "add");
+            assertSame(keep(a.sub(b)), keep(da.sub(db)), "sub");
+            assertSame(keep(a.mul(b)), keep(da.mul(db)), "mul");
+            assertSame(keep(a.div(b)), keep(da.div(db)), "div");
+            assertSame(keep(Elementwise.addRelu(a, b)), keep(Elementwise.addRelu(da, db)), "add + relu");
+            assertSame(keep(Elementwise.reluBackward(a, b)), keep(Elementwise.reluBackward(da, db)), "relu backward");
+            String table = Cuda.kernelProfile(true);
+            for (String op : new String[] { "add", "sub", "mul", "div", "add_relu", "relu_bwd" })
+                assertTrue(table.lines().anyMatch(l -> l.startsWith("fst_k_binary4:" + op + " ")), op + " in\n" + table);
+            assertTrue(table.lines().noneMatch(l -> l.startsWith("fst_k_binary:")), "no one-element kernel in\n" + table);
+            // in place (out is a) and out being b: the same bits, still four at a time
+            Tensor want = keep(a.add(b)), dc = keep(da.contiguous().mul(1.0));
+            assertSame(want, dc.addInPlace(db), "a += b");
+            Tensor dd = keep(db.contiguous().mul(1.0));
+            assertSame(keep(a.add(a)), dd.copyFrom(da).addInPlace(dd), "a += a");
+            table = Cuda.kernelProfile(true);
+            assertTrue(table.lines().anyMatch(l -> l.startsWith("fst_k_binary4:add ")), "in place in\n" + table);
+            // a run that does not start on 16 bytes takes the one-element kernel, with the same bits
+            Tensor hs = keep(a.reshape(192).slice(0, 1, 189)), ds = keep(da.reshape(192).slice(0, 1, 189));
+            Tensor hb = keep(b.reshape(192).slice(0, 3, 191)), dbs = keep(db.reshape(192).slice(0, 3, 191));
+            assertSame(keep(hs.add(hb)), keep(ds.add(dbs)), "unaligned runs");
+            table = Cuda.kernelProfile(true);
+            assertTrue(table.lines().anyMatch(l -> l.startsWith("fst_k_binary:add ")), "unaligned in\n" + table);
+        } finally {
+            Cuda.setKernelProfile(was);
+        }
+    }
+
+    @Test
     void addInPlaceWritesTheSumIntoTheFirstOperandWithoutABuffer() {
         Random r = new Random(31);
         for (int[] bs : new int[][]{ { 2, 3, 5, 7 }, { 1, 3, 1, 1 }, { 7 } }) {
@@ -458,6 +499,22 @@ class CudaTensorOpsTest extends CudaTensorTestBase {
             for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextInt(9) - 4) / 4 + (r.nextInt(5) == 0 ? 0.5f : 0);
             v[17] = Float.NaN;   // a NaN wins its windows
             maxPoolMatchesTheCpu(r, keep(Tensor.of(v, 3, 4, 13, width)));
+        }
+        // the 3x3 / stride 2 / padding 1 backward kernel (rows of a multiple of 4): even and odd heights, the last window
+        // row and column clipped, ties and a NaN
+        boolean was = Cuda.setKernelProfile(true);
+        try {
+            for (int[] hw : new int[][] { { 14, 16 }, { 9, 8 } }) {
+                float[] v = new float[2 * 3 * hw[0] * hw[1]];
+                for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextInt(9) - 4) / 4 + (r.nextInt(5) == 0 ? 0.5f : 0);
+                v[29] = Float.NaN;
+                Cuda.kernelProfile(true);
+                maxPoolMatchesTheCpu(r, keep(Tensor.of(v, 2, 3, hw[0], hw[1])));
+                String table = Cuda.kernelProfile(true);
+                assertTrue(table.lines().anyMatch(l -> l.startsWith("fst_k_maxpool_bwd_k3s2 ")), table);
+            }
+        } finally {
+            Cuda.setKernelProfile(was);
         }
         Tensor x = keep(Tensor.of(new float[3 * 4 * 13 * 11], 3, 4, 13, 11));
         Tensor d = gpu(x);

@@ -113,6 +113,16 @@ if [ "$nogpu" = 0 ]; then
   # that writes each image's product in place (planes of a multiple of 8 positions: 112x112, 56x56, 28x28)
   part "fst4j resnet18in DENSE nobatched" 45 15 "${J[@]}" -Dfst4j.cuda.batchedNchw=false -Dfst4j.step.label=nobatched \
     fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
+  # A/B (session 41): the span im2col with four columns per thread only, as before the eight-column kernels (16-byte stores
+  # at rows of a multiple of 8 positions) became the default after run 41
+  part "fst4j resnet18in DENSE im2col4" 45 15 env FST4J_CUDA_IM2COL_VEC=1 "${J[@]}" -Dfst4j.step.label=im2col4 \
+    fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:DENSE
+  part "fst4j resnet18in FST3_IR im2col4" 45 15 env FST4J_CUDA_IM2COL_VEC=1 "${J[@]}" -Dfst4j.step.label=im2col4 \
+    fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:FST3_IR
+  # A/B: FST3_IR's Eq. 1 and 2 as dense bf16 GEMMs of the pruned operands (no cuSPARSELt, no compression; Eq. 1 then takes
+  # the batched NCHW product where DENSE does)
+  part "fst4j resnet18in FST3_IR nosplt" 45 15 "${J[@]}" -Dfst4j.cuda.sparseLt=false -Dfst4j.step.label=nosplt \
+    fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:FST3_IR
   # A/B: the stem's lowered GEMMs handed to cuBLAS unaligned (K = 147 and dW rows of 147 floats), as before session 24
   part "fst4j resnet18in DENSE noalign" 45 15 "${J[@]}" -Dfst4j.cuda.alignLowered=false -Dfst4j.step.label=noalign \
     fst4j.nn.CudaStepTiming --max-seconds 10 resnet18in:256:2:8:DENSE
@@ -224,6 +234,10 @@ ratio("fst4j DENSE-igemm64 / DENSE-igemm2", ("STEP", "resnet18in", "DENSE-igemm6
 ratio("fst4j FST3_IR / FST3_IR-srste2", order[1], ("STEP", "resnet18in", "FST3_IR-srste2"))
 ratio("fst4j DENSE / DENSE-noalign", order[0], ("STEP", "resnet18in", "DENSE-noalign"))
 ratio("fst4j DENSE / DENSE-nobatched", order[0], ("STEP", "resnet18in", "DENSE-nobatched"))
+ratio("fst4j DENSE-im2col4 / DENSE", ("STEP", "resnet18in", "DENSE-im2col4"), order[0])
+ratio("fst4j FST3_IR-im2col4 / FST3_IR", ("STEP", "resnet18in", "FST3_IR-im2col4"), order[1])
+ratio("fst4j FST3_IR-nosplt / FST3_IR", ("STEP", "resnet18in", "FST3_IR-nosplt"), order[1])
+ratio("fst4j FST3_IR-nosplt / DENSE", ("STEP", "resnet18in", "FST3_IR-nosplt"), order[0])
 ratio("fst4j DENSE-igemm3 / DENSE", ("STEP", "resnet18in", "DENSE-igemm3"), order[0])
 ratio("fst4j FST3_IR-igemm3 / FST3_IR", ("STEP", "resnet18in", "FST3_IR-igemm3"), order[1])
 ratio("fst4j FST3_IR-igemm3 / DENSE-igemm3", ("STEP", "resnet18in", "FST3_IR-igemm3"), ("STEP", "resnet18in", "DENSE-igemm3"))

@@ -369,16 +369,18 @@ int fst_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n) {
     return launch(FST_K_f32_to_bf16, n, &a);
 }
 
-/* im2col_bf16_s1 / _s2 for 3x3 kernels at horizontal stride 1 / 2: on (runs 17-18, H100: ResNet-18 step 1.07x faster);
- * FST4J_CUDA_IM2COL_VEC=0 or fst_cuda_im2col_vec(0) switch it off for A/Bs; -1 reads the environment on first use */
+/* im2col_bf16_s1 / _s2 for 3x3 kernels at horizontal stride 1 / 2 (1; runs 17-18, H100: ResNet-18 step 1.07x faster),
+ * and 8, the default: their eight-column forms where output rows hold a multiple of 8 positions (run 41, H200: layer 1's
+ * lowering 2.87 -> 2.41 ms a step; the step itself 0.99x, within its spread); FST4J_CUDA_IM2COL_VEC=0 / 1 or
+ * fst_cuda_im2col_vec(0 / 1) for A/Bs; -1 reads the environment on first use. Any other positive value means 1. */
 static int im2col_vec = -1;   /* atomic, as igemm_tile below */
 int fst_cuda_im2col_vec(int on) {
     if (__atomic_load_n(&im2col_vec, __ATOMIC_RELAXED) < 0) {
         const char *e = getenv("FST4J_CUDA_IM2COL_VEC");
-        int unset = -1;
-        __atomic_compare_exchange_n(&im2col_vec, &unset, !(e && strcmp(e, "0") == 0), 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        int unset = -1, mode = e && strcmp(e, "0") == 0 ? 0 : e && strcmp(e, "1") == 0 ? 1 : 8;
+        __atomic_compare_exchange_n(&im2col_vec, &unset, mode, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
     }
-    if (on >= 0) return __atomic_exchange_n(&im2col_vec, on != 0, __ATOMIC_RELAXED);
+    if (on >= 0) return __atomic_exchange_n(&im2col_vec, on == 0 ? 0 : on == 8 ? 8 : 1, __ATOMIC_RELAXED);
     return __atomic_load_n(&im2col_vec, __ATOMIC_RELAXED);
 }
 
@@ -397,7 +399,9 @@ int fst_cuda_im2col_bf16(const float *x, int64_t n, int64_t c, int64_t h, int64_
     /* four columns and one 8-byte store per thread and row where the rows keep 8-byte alignment */
     if (cols_p % 4 == 0 && ((uintptr_t)dst & 7) == 0) {
         /* 3x3 kernels with horizontal padding 1 at horizontal stride 1 or 2: each input row's span read once */
-        const int k3 = kh == 3 && kw == 3 && pw == 1 && (sw == 1 || sw == 2) && fst_cuda_im2col_vec(-1);
+        const int vec = fst_cuda_im2col_vec(-1), k3 = kh == 3 && kw == 3 && pw == 1 && (sw == 1 || sw == 2) && vec;
+        if (k3 && vec == 8 && wo % 8 == 0 && cols_p % 8 == 0 && ((uintptr_t)dst & 15) == 0)   /* eight columns, 16-byte stores */
+            return launch(sw == 1 ? FST_K_im2col_bf16_s1x8 : FST_K_im2col_bf16_s2x8, chans * (cols_p / 8), &a);
         if (k3) return launch(sw == 1 ? FST_K_im2col_bf16_s1 : FST_K_im2col_bf16_s2, chans * (cols_p / 4), &a);   /* chans of 9 rows, as for x4 */
         return launch(FST_K_im2col_bf16x4, chans * (cols_p / 4), &a);
     }

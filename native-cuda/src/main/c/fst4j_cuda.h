@@ -123,8 +123,9 @@ FST_API const char *fst_cuda_kprof_report(int reset);
  * reverse of fst_cuda_bf16_pad, for a product the library wrote in bf16) */
 FST_API int fst_cuda_bf16_unpad(const uint16_t *src, int64_t ld, float *dst, int64_t rows, int64_t cols);
 /* Whether fst_cuda_im2col_bf16 takes its span kernels for 3x3 convolutions at horizontal stride 1 or 2 (the same values;
- * on by default since the H100 timed them 1.06x faster, runs 17-19; FST4J_CUDA_IM2COL_VEC=0 switches them off from the
- * start): on 1 / off 0 / -1 only asks; returns the previous setting. */
+ * on since the H100 timed them 1.06x faster, runs 17-19), and their eight-column forms at rows of a multiple of 8 (mode 8,
+ * the default since run 41); FST4J_CUDA_IM2COL_VEC=0 / 1 starts with them off / four columns only: off 0 / four columns
+ * 1 / eight columns 8 / -1 only asks; returns the previous setting. */
 FST_API int fst_cuda_im2col_vec(int on);
 /* dst float32 [imgs, rows, plane] contiguous = src bf16 [rows, ld >= imgs * plane] with dst[img, r, p] = src[r, img *
  * plane + p], exactly: a convolution's product [Cout, N*H*W] read back straight into NCHW (bf16_unpad and the permute

@@ -338,19 +338,24 @@ template <int W> FST_HD void store_f32(float *d, const float *v) {
  * the device's bandwidth); run 17 (H100) measured the ResNet-18 step 1.07x faster with SW 1 at planes of 56 and 28,
  * run 18 1.07x with it at every plane. Four columns that cross a row or an image (planes of 7) take the general walk.
  * The same values and stores either way. */
-template <int SW> FST_HD void k3_span(const float *row, i64 w, i64 m0, float *seg) {
-    constexpr int SPAN = 3 * SW + 3, MID = 4 * SW;   /* seg[s] = row[m0 - 1 + s], 0 outside [0, w) */
+template <int SW, int W = 4> FST_HD void k3_span(const float *row, i64 w, i64 m0, float *seg) {
+    constexpr int SPAN = (W - 1) * SW + 3, MID = W * SW;   /* seg[s] = row[m0 - 1 + s], 0 outside [0, w) */
     if (m0 + MID <= w && ((uintptr_t)(row + m0) & 15) == 0) {
-        FST_UNROLL for (int v = 0; v < SW; v++) load_f32<4>(row + m0 + 4 * v, seg + 1 + 4 * v);
+        FST_UNROLL for (int v = 0; v < MID / 4; v++) load_f32<4>(row + m0 + 4 * v, seg + 1 + 4 * v);
     } else {
         FST_UNROLL for (int s = 0; s < MID; s++) seg[1 + s] = m0 + s < w ? LDG(row + m0 + s) : 0.0f;
     }
     seg[0] = m0 > 0 ? LDG(row + m0 - 1) : 0.0f;
     FST_UNROLL for (int s = MID + 1; s < SPAN; s++) seg[s] = m0 - 1 + s < w ? LDG(row + m0 - 1 + s) : 0.0f;
 }
+template <typename I, int W, int SW> FST_HD void im2col_bf16_cols(I ch, I col0, const fst_k_im2col_bf16_args &a);
 template <typename I, int W, int SW> FST_HD void im2col_bf16_at(I i, const fst_k_im2col_bf16_args &a) {
+    const I q = (I)(a.cols_p / W), ch = i / q;
+    im2col_bf16_cols<I, W, SW>(ch, (i - ch * q) * W, a);
+}
+/* channel ch's kh*kw rows of the W columns from col0 on */
+template <typename I, int W, int SW> FST_HD void im2col_bf16_cols(I ch, I col0, const fst_k_im2col_bf16_args &a) {
     const fst_geom &g = a.g;
-    const I q = (I)(a.cols_p / W), ch = i / q, col0 = (i - ch * q) * W;
     const i64 khw = g.kh * g.kw, r0 = (i64)ch * khw;
     u16 *d = a.dst + r0 * a.cols_p + col0;
     const i64 rows = (a.rows_p - r0 < khw ? a.rows_p - r0 : khw);
@@ -407,6 +412,58 @@ FST_HD void k_im2col_bf16(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_
 FST_HD void k_im2col_bf16x4(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<4, 0>(i, a); }
 FST_HD void k_im2col_bf16_s1(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<4, 1>(i, a); }
 FST_HD void k_im2col_bf16_s2(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w<4, 2>(i, a); }
+
+/* Eight bf16 in one 16-byte store (d 16-byte aligned: cols_p % 8 == 0, checked by the launcher); lo holds values 0-3 */
+FST_HD void store_bf16x8(u16 *d, uint64_t lo, uint64_t hi) {
+#ifdef __CUDA_ARCH__
+    *reinterpret_cast<uint4 *>(d) = make_uint4((unsigned)lo, (unsigned)(lo >> 32), (unsigned)hi, (unsigned)(hi >> 32));
+#else
+    for (int j = 0; j < 4; j++) { d[j] = (u16)(lo >> (16 * j)); d[4 + j] = (u16)(hi >> (16 * j)); }
+#endif
+}
+
+/* The span kernel with eight columns per thread (FST4J_CUDA_IM2COL_VEC=8, for output rows of a multiple of 8 positions,
+ * the launcher checks): each kernel row's span of 7 SW + 3 floats read once, the nine rows stored 16 bytes at a time,
+ * half the threads and store instructions of the four-column kernel. Eight columns that do not lie in one output row
+ * (never, at such rows) go as two groups of four. The same values. */
+template <typename I, int SW> FST_HD void im2col_bf16_at8(I i, const fst_k_im2col_bf16_args &a) {
+    const fst_geom &g = a.g;
+    const I q = (I)(a.cols_p / 8), ch = i / q, col0 = (i - ch * q) * 8;
+    const i64 khw = g.kh * g.kw, r0 = (i64)ch * khw;
+    const I L = (I)(g.ho * g.wo), NL = (I)g.n * L, wo = (I)g.wo;
+    const I img = col0 / L, p = col0 - img * L, oh = p / wo, ow = p - oh * wo;
+    if ((i64)ch >= g.c || col0 + 8 > NL || ow + 8 > wo || a.rows_p - r0 < khw) {
+        im2col_bf16_cols<I, 4, SW>(ch, col0, a);
+        im2col_bf16_cols<I, 4, SW>(ch, col0 + 4, a);
+        return;
+    }
+    u16 *d = a.dst + r0 * a.cols_p + col0;
+    const float *plane = a.x + ((i64)img * g.c + ch) * g.h * g.w;
+    uint64_t lo[9], hi[9];
+    FST_UNROLL for (int ki = 0; ki < 3; ki++) {
+        const i64 ih = (i64)oh * g.sh - g.ph + ki;
+        float seg[7 * SW + 3];
+        if (ih >= 0 && ih < g.h) k3_span<SW, 8>(plane + ih * g.w, g.w, (i64)ow * SW, seg);
+        else FST_UNROLL for (int s = 0; s < 7 * SW + 3; s++) seg[s] = 0.0f;
+        FST_UNROLL for (int kj = 0; kj < 3; kj++) {
+            uint64_t b0 = 0, b1 = 0;
+            FST_UNROLL for (int j = 0; j < 4; j++) {
+                b0 |= (uint64_t)bf16_bits(f2u(seg[j * SW + kj])) << (16 * j);
+                b1 |= (uint64_t)bf16_bits(f2u(seg[(j + 4) * SW + kj])) << (16 * j);
+            }
+            lo[ki * 3 + kj] = b0;
+            hi[ki * 3 + kj] = b1;
+        }
+    }
+    FST_UNROLL for (int t = 0; t < 9; t++) store_bf16x8(d + t * a.cols_p, lo[t], hi[t]);
+}
+template <int SW> FST_HD void im2col_bf16_w8(i64 i, const fst_k_im2col_bf16_args &a) {
+    const i64 khw = a.g.kh * a.g.kw, chans = (a.rows_p + khw - 1) / khw, n = chans * (a.cols_p / 8);
+    if (i >= n) return;
+    if (chans * a.cols_p <= 0xffffffffLL) im2col_bf16_at8<u32, SW>((u32)i, a); else im2col_bf16_at8<i64, SW>(i, a);
+}
+FST_HD void k_im2col_bf16_s1x8(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w8<1>(i, a); }
+FST_HD void k_im2col_bf16_s2x8(i64 i, const fst_k_im2col_bf16_args &a) { im2col_bf16_w8<2>(i, a); }
 
 /* col2im: each dx element gathers its contributions in the CPU's order (kernel row, then column, from +0.0f):
  * bit-identical without atomics. */

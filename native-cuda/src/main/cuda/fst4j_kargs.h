@@ -414,7 +414,8 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(embed_gather, fst_k_embed_gather_args) X(embed_scatter, fst_k_embed_scatter_args) X(lanes, fst_k_lanes_args) \
     X(sort_keys, fst_k_sort_args) X(sort_stage, fst_k_sort_args) X(sort_select, fst_k_sort_args) X(sort_scatter, fst_k_sort_scatter_args) \
     X(binary4, fst_k_binary_args) X(maxpool_bwd_k3s2, fst_k_maxpool_bwd_gather_args) X(xent_max, fst_k_xent_args) \
-    X(xent_exp, fst_k_xent_args) X(xent_sum, fst_k_xent_args) X(xent_grad, fst_k_xent_args)
+    X(xent_exp, fst_k_xent_args) X(xent_sum, fst_k_xent_args) X(xent_grad, fst_k_xent_args) \
+    X(im2col_bf16_s1x8, fst_k_im2col_bf16_args) X(im2col_bf16_s2x8, fst_k_im2col_bf16_args)
 
 #define FST_KERNEL_ENUM(name, args) FST_K_##name,
 #define FST_BLOCK_KERNEL_ENUM(name, args, threads, smem) FST_K_##name,

@@ -2013,11 +2013,19 @@ public final class Native {
     /**
      * Switches the span bf16 im2col for 3x3 kernels at horizontal stride 1 or 2 (fst_cuda_im2col_vec: on by default
      * since runs 17-19 timed it, 1.06-1.07x on the H100's ResNet-18 DENSE step; FST4J_CUDA_IM2COL_VEC=0 starts with it
-     * off, for A/Bs); returns the previous setting.
+     * off, for A/Bs); returns whether it was on. Switching on takes the four-column kernels (mode 1); see
+     * {@link #cudaIm2colVecMode} for the eight-column default.
      */
     public static boolean cudaIm2colVec(boolean on) {
         cudaEnsure();
         try { return (int) CudaOpHandles.IM2COL_VEC.invokeExact(on ? 1 : 0) != 0; } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    /** The same switch with its modes: 0 off, 1 the four-column span kernels, 8 their eight-column forms; returns the previous mode. */
+    public static int cudaIm2colVecMode(int mode) {
+        if (mode != 0 && mode != 1 && mode != 8) throw new IllegalArgumentException("im2col mode " + mode + " (0, 1 or 8)");
+        cudaEnsure();
+        try { return (int) CudaOpHandles.IM2COL_VEC.invokeExact(mode); } catch (Throwable t) { throw rethrow(t); }
     }
 
     /**

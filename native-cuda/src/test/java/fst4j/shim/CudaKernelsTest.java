@@ -223,7 +223,36 @@ class CudaKernelsTest {
             // horizontal stride 2 (the two 16-byte loads per row): Eq. 3's kept half (vertical stride 1), a stride-2
             // convolution, unaligned rows of 14 with groups across rows, and no vertical padding
             { 2, 3, 6, 16, 3, 3, 1, 2, 1, 1 }, { 2, 3, 8, 16, 3, 3, 2, 2, 1, 1 }, { 1, 2, 5, 14, 3, 3, 1, 2, 1, 1 },
-            { 2, 2, 6, 16, 3, 3, 1, 2, 0, 1 } };
+            { 2, 2, 6, 16, 3, 3, 1, 2, 0, 1 },
+            // rows of 16 and 24 at stride 1 and of 8 at stride 2: the eight-column span kernels (mode 8), aligned 16-byte
+            // loads, two and three groups per row, the last one ending at the padding
+            { 2, 3, 5, 16, 3, 3, 1, 1, 1, 1 }, { 1, 2, 4, 24, 3, 3, 1, 1, 1, 1 }, { 2, 3, 7, 16, 3, 3, 2, 2, 1, 1 } };
+
+    /** Mode 8 takes the eight-column kernels where they apply (the values are checked in the test below), mode 1 never. */
+    @Test
+    void theEightColumnIm2colRunsWhereRowsHoldMultiplesOfEight() {
+        Random r = new Random(5);
+        int[][] cases = { { 2, 3, 5, 16, 1, 1 }, { 2, 3, 7, 16, 2, 1 }, { 2, 3, 5, 12, 1, 0 } };   // n, c, h, w, stride, eight-column?
+        boolean prof = Cuda.setKernelProfile(true);
+        int was = Native.cudaIm2colVecMode(8);
+        try {
+            for (int[] g : cases) {
+                int n = g[0], c = g[1], h = g[2], w = g[3], s = g[4], ho = (h + 2 - 3) / s + 1, wo = (w + 2 - 3) / s + 1;
+                long rowsP = c * 9L, colsP = (n * ho * wo + 7) / 8 * 8;
+                MemorySegment dx = mem.upload(mem.host(values(r, n * c * h * w))), out = mem.dev(2L * rowsP * colsP);
+                for (int mode : new int[]{ 8, 1 }) {
+                    Native.cudaIm2colVecMode(mode);
+                    Cuda.kernelProfile(true);
+                    Native.cudaIm2colBf16(dx, n, c, h, w, 3, 3, s, s, 1, 1, ho, wo, out, rowsP, colsP);
+                    String table = Cuda.kernelProfile(true), x8 = "fst_k_im2col_bf16_s" + s + "x8 ";
+                    assertEquals(mode == 8 && g[5] == 1, table.lines().anyMatch(l -> l.startsWith(x8)), java.util.Arrays.toString(g) + " mode " + mode + "\n" + table);
+                }
+            }
+        } finally {
+            Native.cudaIm2colVecMode(was);
+            Cuda.setKernelProfile(prof);
+        }
+    }
 
     @Test
     void im2colAndCol2imMatchTheCpuBitForBit() {
@@ -247,21 +276,23 @@ class CudaKernelsTest {
             // (and, for "same" 3x3 stride-1 geometries, the vectorised kernel, off and on: aligned 16-byte loads at rows of
             // a multiple of 4, single loads for unaligned groups of four within a row, the general walk across rows)
             int rowsP = kk + 5;
-            for (boolean vec : new boolean[]{ false, true }) {
-                boolean was = Native.cudaIm2colVec(vec);
+            // (mode 8: the eight-column span kernels, where output rows hold a multiple of 8 positions and the padded width
+            // is a multiple of 8; the others fall back to mode 1's kernels)
+            for (int vec : new int[]{ 0, 1, 8 }) {
+                int was = Native.cudaIm2colVecMode(vec);
                 try {
-                    for (int colsP : new int[]{ cols + 3, (cols + 3) / 4 * 4 + 4, (cols + 3) / 4 * 4 + 8 }) {
+                    for (int colsP : new int[]{ cols + 3, (cols + 3) / 4 * 4 + 4, (cols + 3) / 4 * 4 + 8, (cols + 7) / 8 * 8 + 8 }) {
                         MemorySegment lowered16 = mem.dev(2L * rowsP * colsP);
                         Native.cudaIm2colBf16(dx, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, lowered16, rowsP, colsP);
                         short[] got16 = mem.downloadShorts(lowered16, (long) rowsP * colsP);
                         for (int i = 0; i < rowsP; i++)
                             for (int j = 0; j < colsP; j++) {
                                 short want = i < kk && j < cols ? Bf16.bits(cpu[i * ld + j]) : 0;
-                                assertEquals(want, got16[i * colsP + j], "im2col bf16 " + at + " width " + colsP + (vec ? " vec" : "") + " at " + i + "," + j);
+                                assertEquals(want, got16[i * colsP + j], "im2col bf16 " + at + " width " + colsP + " mode " + vec + " at " + i + "," + j);
                             }
                     }
                 } finally {
-                    Native.cudaIm2colVec(was);
+                    Native.cudaIm2colVecMode(was);
                 }
             }
 

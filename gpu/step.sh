@@ -11,7 +11,10 @@
 # -Dfst4j.cuda.igemmEq3=true: Eq. 3 as an implicit GEMM, no im2col left) and DENSE-igemm2 (also -Dfst4j.cuda.igemmEq2=true: Eq. 2 of the stride-1 convolutions as the
 # implicit-GEMM convolution of dY with the tap-reversed weight), DENSE-wg / FST3_IR-wg (also -Dfst4j.cuda.wgmma=true: those
 # implicit-GEMM convolutions on the warpgroup tensor cores, wgmma / wgmma.sp on bf16 NHWC, where the channels fit; DENSE-wga
-# with FST4J_CUDA_WG_ASYNC=1: the 128-channel tile's slices through cp.async). Runs 17-22 timed FST4J_CUDA_IM2COL_VEC=0,
+# with FST4J_CUDA_WG_ASYNC=1: the 128-channel tile's slices through cp.async), and since session 41 DENSE-nobatched
+# (-Dfst4j.cuda.batchedNchw=false: Eq. 1 as one product and a permute instead of the batched NCHW product),
+# DENSE-im2col4 / FST3_IR-im2col4 (FST4J_CUDA_IM2COL_VEC=1: four-column span im2col only) and FST3_IR-nosplt
+# (-Dfst4j.cuda.sparseLt=false: Eq. 1 and 2 as dense bf16 GEMMs of the pruned operands). Runs 17-22 timed FST4J_CUDA_IM2COL_VEC=0,
 # -Dfst4j.cuda.nchwProduct=false, -Dfst4j.cuda.fusedPrune=false, -Dfst4j.cuda.shareBf16=false and -Dfst4j.cuda.sparseLt=false. Writes $OUT/step.txt (every part's output and exit status) and prints a short table last
 # (also $OUT/step-table.txt): ms per step and the ratios FST3_IR / DENSE and fst4j / PyTorch bf16.
 #
@@ -124,7 +127,8 @@ if [ "$nogpu" = 0 ]; then
   part "fst4j resnet18in FST3_IR nosplt" 45 15 "${J[@]}" -Dfst4j.cuda.sparseLt=false -Dfst4j.step.label=nosplt \
     fst4j.nn.CudaStepTiming --max-seconds 10 --profile 1 resnet18in:256:2:8:FST3_IR
   # A/B: the stem's lowered GEMMs handed to cuBLAS unaligned (K = 147 and dW rows of 147 floats), as before session 24
-  part "fst4j resnet18in DENSE noalign" 45 15 "${J[@]}" -Dfst4j.cuda.alignLowered=false -Dfst4j.step.label=noalign \
+  # (with the batched NCHW product off: that path pads K itself, so the stem's Eq. 1 would stay aligned)
+  part "fst4j resnet18in DENSE noalign" 45 15 "${J[@]}" -Dfst4j.cuda.alignLowered=false -Dfst4j.cuda.batchedNchw=false -Dfst4j.step.label=noalign \
     fst4j.nn.CudaStepTiming --max-seconds 10 resnet18in:256:2:8:DENSE
   # A/B: SR-STE's decay as its own kernel before the SGD step (the default fuses it into the step since session 22)
   part "fst4j resnet18in FST3_IR srste2" 45 15 "${J[@]}" -Dfst4j.cuda.fusedSrste=false -Dfst4j.step.label=srste2 \

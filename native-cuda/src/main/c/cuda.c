@@ -489,7 +489,7 @@ int fst_cuda_gemm_ex(int transA, int transB, int64_t M, int64_t N, int64_t K, fl
                      const void *B, int btype, int64_t ldb, float beta, void *C, int ctype, int64_t ldc, int tf32) {
     int rc = blas_ready(); if (rc) return rc;
     int nothing = 0;
-    if ((rc = fst_gemm_ex_check(transA, transB, M, N, K, A, atype, lda, B, btype, ldb, C, ctype, ldc, tf32, &nothing)) != 0) return rc;
+    if ((rc = fst_gemm_ex_check("fst_cuda_gemm_ex", transA, transB, M, N, K, A, atype, lda, B, btype, ldb, C, ctype, ldc, tf32, &nothing)) != 0) return rc;
     if (nothing) return FST_OK;
     const int compute = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     /* row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands, keep the flags */

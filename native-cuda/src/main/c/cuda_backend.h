@@ -37,10 +37,10 @@ FST_INTERNAL int fst_backend_owns(const void *p, size_t bytes);
 /* Shared argument checks (cuda_ops.c) of the vendor-library entry points, used by both back ends so that the device
  * and the emulator refuse the same calls with the same messages. FST_OK or FST_EINVAL / FST_ENULL with the message
  * in fst_cuda_err. *nothing = 1 when there is nothing to compute (M == 0 or N == 0). */
-FST_INTERNAL int fst_gemm_ex_check(int transA, int transB, int64_t M, int64_t N, int64_t K, const void *A, int atype, int64_t lda,
+FST_INTERNAL int fst_gemm_ex_check(const char *fn, int transA, int transB, int64_t M, int64_t N, int64_t K, const void *A, int atype, int64_t lda,
                                    const void *B, int btype, int64_t ldb, const void *C, int ctype, int64_t ldc, int tf32, int *nothing);
-/* fst_gemm_ex_check for fst_cuda_gemm_ex_batched: the first product's checks, then the strides and every product's
- * extent (the emulator: from the first product's start to the last one's end inside one device block) */
+/* fst_gemm_ex_check (fn: the entry point its messages name) for fst_cuda_gemm_ex_batched: the first product's checks,
+ * then the strides and every product's extent (the emulator: from the first product's start to the last one's end inside one device block) */
 FST_INTERNAL int fst_gemm_ex_batched_check(int transA, int transB, int64_t M, int64_t N, int64_t K, const void *A, int atype, int64_t lda,
                                            int64_t strideA, const void *B, int btype, int64_t ldb, int64_t strideB, const void *C,
                                            int ctype, int64_t ldc, int64_t strideC, int64_t batch, int tf32, int *nothing);

@@ -589,7 +589,7 @@ static inline void store(void *p, int t, int64_t e, float v) {
 int fst_cuda_gemm_ex(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const void *A, int atype, int64_t lda,
                      const void *B, int btype, int64_t ldb, float beta, void *C, int ctype, int64_t ldc, int tf32) {
     int nothing = 0;
-    int rc = fst_gemm_ex_check(transA, transB, M, N, K, A, atype, lda, B, btype, ldb, C, ctype, ldc, tf32, &nothing);
+    int rc = fst_gemm_ex_check("fst_cuda_gemm_ex", transA, transB, M, N, K, A, atype, lda, B, btype, ldb, C, ctype, ldc, tf32, &nothing);
     if (rc || nothing) return rc;
     /* fp32 accumulation in k order; tf32 is computed as fp32 (the device rounds the inputs to 10-bit mantissas) */
     for (int64_t i = 0; i < M; i++)

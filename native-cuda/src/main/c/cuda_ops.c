@@ -372,7 +372,9 @@ int fst_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n) {
 /* im2col_bf16_s1 / _s2 for 3x3 kernels at horizontal stride 1 / 2 (1; runs 17-18, H100: ResNet-18 step 1.07x faster),
  * and 8, the default: their eight-column forms where output rows hold a multiple of 8 positions (run 41, H200: layer 1's
  * lowering 2.87 -> 2.41 ms a step; the step itself 0.99x, within its spread); FST4J_CUDA_IM2COL_VEC=0 / 1 or
- * fst_cuda_im2col_vec(0 / 1) for A/Bs; -1 reads the environment on first use. Any other positive value means 1. */
+ * fst_cuda_im2col_vec(0 / 1) for A/Bs; -1 reads the environment on first use. The environment: "0" off, "1" four
+ * columns, anything else (or unset) the default 8; the argument: 0 off, 8 eight columns, any other positive value 1
+ * (Java's on / off switch passes 1 or 0). */
 static int im2col_vec = -1;   /* atomic, as igemm_tile below */
 int fst_cuda_im2col_vec(int on) {
     if (__atomic_load_n(&im2col_vec, __ATOMIC_RELAXED) < 0) {
@@ -1352,20 +1354,35 @@ int fst_cuda_strided_write(int rank, const int64_t *shape, const void *x, const 
 
 /* ======================= cross-entropy ======================= */
 
+/* The four-pass cross-entropy keeps a double per logit; past this many logits the one-thread-per-row kernel runs
+ * instead (the same values), so that a large vocabulary does not take gigabytes of scratch (32 MiB at most here). */
+#define FST_XENT_PARALLEL_MAX ((int64_t)1 << 22)
+static int xent_parallel(int64_t n, int64_t c) { return n > 0 && c > 0 && c <= FST_XENT_PARALLEL_MAX / n; }
+int64_t fst_cuda_xent_work(int64_t n, int64_t c) {
+    if (n <= 0 || c <= 0) return n > 0 ? n : 0;
+    return xent_parallel(n, c) ? n * (c + 3) : n;
+}
+
 int fst_cuda_xent(const float *logits, const int32_t *labels, int64_t n, int64_t c, double smoothing, double grad_scale,
                   float *loss, float *grad, double *work) {
     READY();
     BAD(n <= 0 || c <= 0 || !(smoothing >= 0 && smoothing <= 1));
     NUL(!logits || !labels || !work || (!loss && !grad));
-    BAD(c > (INT64_MAX / 8 - 3) / n);   /* work's byte size */
-    OWN(logits, n * c * 4); OWN(labels, n * 4); OWN(work, n * (c + 3) * 8);
+    BAD(c > INT64_MAX / 4 / n);   /* the logits' byte size */
+    const int par = xent_parallel(n, c);
+    OWN(logits, n * c * 4); OWN(labels, n * 4); OWN(work, fst_cuda_xent_work(n, c) * 8);
     if (loss) OWN(loss, 4);
     if (grad) OWN(grad, n * c * 4);
     fst_k_xent_args a = { logits, labels, n, c, smoothing, grad_scale, loss, grad, work };
-    int rc = launch(FST_K_xent_max, n, &a);
-    if (!rc) rc = launch(FST_K_xent_exp, n * c, &a);
-    if (!rc) rc = launch(FST_K_xent_sum, n, &a);
-    if (!rc && grad) rc = launch(FST_K_xent_grad, n * c, &a);
+    int rc;
+    if (par) {
+        rc = launch(FST_K_xent_max, n, &a);
+        if (!rc) rc = launch(FST_K_xent_exp, n * c, &a);
+        if (!rc) rc = launch(FST_K_xent_sum, n, &a);
+        if (!rc && grad) rc = launch(FST_K_xent_grad, n * c, &a);
+    } else {
+        rc = launch(FST_K_xent_rows, n, &a);
+    }
     return rc || !loss ? rc : launch(FST_K_xent_total, 1, &a);
 }
 
@@ -1506,9 +1523,8 @@ int fst_cuda_scale(float *x, int64_t n, float s) {
 
 int fst_type_bytes(int type) { return type == 0 ? 4 : type == 2 || type == 14 ? 2 : 0; }
 
-int fst_gemm_ex_check(int transA, int transB, int64_t M, int64_t N, int64_t K, const void *A, int atype, int64_t lda,
+int fst_gemm_ex_check(const char *fn, int transA, int transB, int64_t M, int64_t N, int64_t K, const void *A, int atype, int64_t lda,
                       const void *B, int btype, int64_t ldb, const void *C, int ctype, int64_t ldc, int tf32, int *nothing) {
-    const char *fn = "fst_cuda_gemm_ex";
     *nothing = 0;
     BAD(M < 0 || N < 0 || K < 0);
     BAD(M > 0x7fffffff || N > 0x7fffffff || K > 0x7fffffff || lda > 0x7fffffff || ldb > 0x7fffffff || ldc > 0x7fffffff);
@@ -1545,7 +1561,7 @@ int fst_gemm_ex_batched_check(int transA, int transB, int64_t M, int64_t N, int6
     *nothing = 0;
     BAD(batch < 0 || batch > 0x7fffffff || strideA < 0 || strideB < 0 || strideC < 0);
     if (batch == 0) { *nothing = 1; return FST_OK; }
-    int rc = fst_gemm_ex_check(transA, transB, M, N, K, A, atype, lda, B, btype, ldb, C, ctype, ldc, tf32, nothing);
+    int rc = fst_gemm_ex_check(fn, transA, transB, M, N, K, A, atype, lda, B, btype, ldb, C, ctype, ldc, tf32, nothing);
     if (rc || *nothing) return rc;
     BAD(batch > 1 && strideC < (M - 1) * ldc + N);   /* products writing one another's C */
     BAD(strideA > INT64_MAX / 4 / batch || strideB > INT64_MAX / 4 / batch || strideC > INT64_MAX / 4 / batch);

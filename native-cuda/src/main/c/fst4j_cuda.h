@@ -345,7 +345,8 @@ FST_API int fst_cuda_bn_backward(const float *dy, const float *x, const float *g
                                  int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, double *work,
                                  const float *relu_out);
 /* Mean cross-entropy of logits [n, c] against int32 labels with label smoothing: loss [1] (optional) and
- * grad [n, c] = grad_scale * dloss/dlogits (optional); work: device scratch of n (c + 3) doubles. */
+ * grad [n, c] = grad_scale * dloss/dlogits (optional); work: device scratch of fst_cuda_xent_work(n, c) doubles. */
+FST_API int64_t fst_cuda_xent_work(int64_t n, int64_t c);
 FST_API int fst_cuda_xent(const float *logits, const int32_t *labels, int64_t n, int64_t c, double smoothing, double grad_scale,
                           float *loss, float *grad, double *work);
 /* Softmax (log != 0: log-softmax) along the middle axis of contiguous [outer, n, inner], and its backward from the

@@ -333,7 +333,8 @@ template <int W> FST_HD void store_f32(float *d, const float *v) {
  * half under the fixed mask, lowered with the horizontal stride doubled (SW 2). Where a thread's four columns lie in
  * one output row, each kernel row reads the 3 SW + 3 floats [SW ow - 1, SW ow + 4 SW + 1] of one input row once
  * (k3_span), and the three taps of that row take their four values from it in registers: one (SW 1) or two (SW 2)
- * 16-byte loads and one or two 4-byte ones where the run is 16-byte aligned, else 4-byte loads. The general walk issues
+ * 16-byte loads and one or two 4-byte ones where the run is 16-byte aligned, else 4-byte loads (k3_span<SW, 8>: the
+ * 7 SW + 3 floats of eight columns, for the eight-column kernels below). The general walk issues
  * 12 four-byte loads per kernel row, each warp-wide load touching SW times four the sectors it uses (about a fifth of
  * the device's bandwidth); run 17 (H100) measured the ResNet-18 step 1.07x faster with SW 1 at planes of 56 and 28,
  * run 18 1.07x with it at every plane. Four columns that cross a row or an image (planes of 7) take the general walk.
@@ -431,8 +432,9 @@ template <typename I, int SW> FST_HD void im2col_bf16_at8(I i, const fst_k_im2co
     const I q = (I)(a.cols_p / 8), ch = i / q, col0 = (i - ch * q) * 8;
     const i64 khw = g.kh * g.kw, r0 = (i64)ch * khw;
     const I L = (I)(g.ho * g.wo), NL = (I)g.n * L, wo = (I)g.wo;
-    const I img = col0 / L, p = col0 - img * L, oh = p / wo, ow = p - oh * wo;
-    if ((i64)ch >= g.c || col0 + 8 > NL || ow + 8 > wo || a.rows_p - r0 < khw) {
+    const bool live = (i64)ch < g.c && col0 + 8 <= NL;   /* else zero rows or padding columns (no division by an empty L) */
+    const I img = live ? col0 / L : 0, p = col0 - img * L, oh = live ? p / wo : 0, ow = p - oh * wo;
+    if (!live || ow + 8 > wo) {
         im2col_bf16_cols<I, 4, SW>(ch, col0, a);
         im2col_bf16_cols<I, 4, SW>(ch, col0 + 4, a);
         return;
@@ -1044,8 +1046,8 @@ FST_HD void k_var(i64 o, const fst_k_var_args &a) {
 /* ======================= pooling ======================= */
 
 /* Max pool: one thread per output; the CPU's scan (row-major window, first maximum, a NaN wins and ends it). The
- * output's coordinates by 32-bit divisions where the outputs fit in 32 bits (three 64-bit divisions per output bound
- * the ResNet stem's pool, 0.88 ms on an H200 for 205M inputs). */
+ * output's coordinates by 32-bit divisions where the outputs fit in 32 bits (run 39, H200: the ResNet stem's pool
+ * 0.88 -> 0.81 ms, so the 64-bit divisions were not what bounds it). */
 template <typename I> FST_HD void maxpool_coords(I i, const fst_geom &g, i64 &ow, i64 &oh, i64 &p) {
     const I wo = (I)g.wo, ho = (I)g.ho, r = i / wo, q = r / ho;
     ow = (i64)(i - r * wo); oh = (i64)(r - q * ho); p = (i64)q;
@@ -1411,6 +1413,34 @@ FST_HD void k_bn_bwd_apply(i64 i, const fst_k_bn_bwd_args &a) { bn_bwd_apply_w<1
 FST_HD void k_bn_bwd_apply4(i64 i, const fst_k_bn_bwd_args &a) { bn_bwd_apply_w<4>(i, a); }
 
 /* ======================= cross-entropy with label smoothing ======================= */
+
+/* The one-thread-per-row form of the passes below (the same values): taken where the passes' exps scratch of n * c
+ * doubles would be large (cuda_ops.c, FST_XENT_PARALLEL_MAX), e.g. a language model's loss over a large vocabulary. */
+FST_HD void k_xent_rows(i64 i, const fst_k_xent_args &a) {
+    if (i >= a.n) return;
+    const i64 c = a.c;
+    const float *x = a.logits + i * c;
+    const double off = a.smoothing / (double)c, on = 1 - a.smoothing + off;
+    const int32_t label = a.labels[i];
+    if (label < 0 || label >= c) {
+        a.work[i] = NAN;
+        if (a.grad) for (i64 k = 0; k < c; k++) a.grad[i * c + k] = NAN;
+        return;
+    }
+    double mx = -INFINITY;
+    for (i64 k = 0; k < c; k++) mx = jmax(mx, x[k]);
+    double s = 0, sumz = 0;
+    for (i64 k = 0; k < c; k++) { const double z = x[k] - mx; s += exp(z); sumz += z; }
+    const double lse = log(s), zl = x[label] - mx;
+    a.work[i] = lse - off * sumz - (on - off) * zl;
+    if (a.grad) {
+        const double scale = a.grad_scale / (double)a.n;
+        for (i64 k = 0; k < c; k++) {
+            const double p = exp(x[k] - mx) / s, t = k == label ? on : off;
+            a.grad[i * c + k] = (float)((p - t) * scale);
+        }
+    }
+}
 
 /* Row r's loss term lse - off * sum(z) - (on - off) * z[label] into work[r] (z = x - max), and when grad is given,
  * grad = (softmax - target) * grad_scale / n, in the four passes fst4j_kargs.h describes. A label outside [0, c) (Loss

@@ -212,9 +212,10 @@ typedef struct { const double *in; double *out; int64_t rows, parts; } fst_k_bn_
  * row's maximum (work[n + row]), a thread per element its exp(x - max) (work[3n + row c + k]), a thread per row sums
  * them in the CPU's order (work[2n + row]) and writes its loss term (work[row]), a thread per element its gradient;
  * one thread then sums the terms in row order. The exps, the expensive part, run in parallel; every sum keeps its
- * serial order, so the values are those of the one-thread-per-row loop this replaced. ---- */
+ * serial order, so the values are those of the one-thread-per-row kernel (xent_rows), which runs instead where n c is
+ * large (work then holds the n terms only; fst_cuda_xent_work says how many doubles). ---- */
 typedef struct { const float *logits; const int32_t *labels; int64_t n, c; double smoothing, grad_scale;
-                 float *loss, *grad; double *work /* [n (c + 3)] */; } fst_k_xent_args;
+                 float *loss, *grad; double *work /* [fst_cuda_xent_work(n, c)] */; } fst_k_xent_args;
 
 /* ---- softmax / log-softmax along the middle axis of a contiguous [outer, n, inner] (Loss.softmax, logSoftmax and
  * their backward): one thread per (outer, inner) line, the CPU's loops in double. Forward reads x, backward reads
@@ -395,7 +396,7 @@ typedef struct { const uint16_t *a; int64_t lda; const uint16_t *bt; int64_t ldb
     X(bn_stats, fst_k_bn_train_args) X(bn_apply, fst_k_bn_train_args)                                    \
     X(bn_bwd_part, fst_k_bn_bwd_args) X(bn_bwd_stats, fst_k_bn_bwd_args) X(bn_bwd_apply, fst_k_bn_bwd_args) \
     X(bn_fold, fst_k_bn_fold_args)                                                                          \
-    X(xent_total, fst_k_xent_args)                                                              \
+    X(xent_rows, fst_k_xent_args) X(xent_total, fst_k_xent_args)                                \
     X(softmax, fst_k_softmax_args) X(softmax_bwd, fst_k_softmax_args) X(gemm, fst_k_gemm_args)           \
     X(sgd, fst_k_sgd_args) X(srste, fst_k_srste_args) X(bf16_pad, fst_k_bf16_pad_args) X(im2col_bf16, fst_k_im2col_bf16_args) \
     X(bf16_unpad, fst_k_bf16_unpad_args) X(col2im_bf16, fst_k_col2im_bf16_args) \

@@ -177,7 +177,8 @@ public final class Gemm3 {
 
         /**
          * out [N, rows, Ho, Wo] = this * im2col(low.x()) written as NCHW, for a prepared operand that
-         * {@link #lowersIntoNchw}: the cuSPARSELt product read back into NCHW by one kernel, or one implicit-GEMM kernel.
+         * {@link #lowersIntoNchw}: the cuSPARSELt product read back into NCHW by one kernel, one implicit-GEMM kernel, or
+         * a dense BF16 operand's product written image by image by one batched cuBLAS call (CudaOps.gemmLoweredBf16Nchw).
          */
         public void timesLoweredNchw(Lowering low, Tensor out) {
             if (conv24 != null) conv24.timesLoweredNchw(low, out);

@@ -1484,7 +1484,7 @@ public final class Native {
     // host arrays, copied into a confined arena per call. Callers (fst4j.tensor.CudaOps) bounds-check first. ----
 
     private static final class CudaOpHandles {
-        static final MethodHandle BINARY, UNARY, SHIFT_ADD, RESPROP, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16, BINARY_S, WHERE, ARGMAX, VAR, PRUNE_NM, SRSTE_NM, EMBED_GATHER, EMBED_SCATTER, LANES, SORT, SORT_PAIRS, SORT_SCATTER;
+        static final MethodHandle BINARY, UNARY, SHIFT_ADD, RESPROP, SUM, MAXPOOL, MAXPOOL_BWD, AAVG, AAVG_BWD, BN_TRAIN, BN_APPLY, BN_BWD, XENT, XENT_WORK, SOFTMAX, SOFTMAX_BWD, GEMM, SGD, SRSTE, SGD_SRSTE, BF16_PAD, IM2COL_BF16, BF16_UNPAD, KPROF, KPROF_ON, COL2IM_BF16, MAXPOOL_BWD_GEOM, BN_PARTS, BN_WORK, BF16_UNPAD_NCHW, IM2COL_VEC, BY_CHANNEL, SHIFT_GATHER16, BINARY_S, WHERE, ARGMAX, VAR, PRUNE_NM, SRSTE_NM, EMBED_GATHER, EMBED_SCATTER, LANES, SORT, SORT_PAIRS, SORT_SCATTER;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             BF16_UNPAD = bind(lib, "fst_cuda_bf16_unpad", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG), false);
@@ -1532,6 +1532,7 @@ public final class Native {
             BN_BWD = bind(lib, "fst_cuda_bn_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                     ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS), false);
             XENT = bind(lib, "fst_cuda_xent", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS), false);
+            XENT_WORK = bind(lib, "fst_cuda_xent_work", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG), false);
             SOFTMAX = bind(lib, "fst_cuda_softmax", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS), false);
             SOFTMAX_BWD = bind(lib, "fst_cuda_softmax_bwd", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, ADDRESS), false);
             GEMM = bind(lib, "fst_cuda_gemm", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG,
@@ -1753,7 +1754,13 @@ public final class Native {
         cudaCheck(rc, "fst_cuda_bn_backward");
     }
 
-    /** Cross-entropy with label smoothing on the device: loss [1] and/or grad [n, c] (NULL to skip); work: n (c + 3) doubles. */
+    /** The doubles of device scratch {@link #cudaCrossEntropy} takes for logits [n, c] (n (c + 3) up to 2^22 logits, else n). */
+    public static long cudaCrossEntropyWork(long n, long c) {
+        cudaEnsure();
+        try { return (long) CudaOpHandles.XENT_WORK.invokeExact(n, c); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    /** Cross-entropy with label smoothing on the device: loss [1] and/or grad [n, c] (NULL to skip); work: cudaCrossEntropyWork(n, c) doubles. */
     public static void cudaCrossEntropy(MemorySegment logits, MemorySegment labels, long n, long c, double smoothing, double gradScale,
                                         MemorySegment loss, MemorySegment grad, MemorySegment work) {
         cudaEnsure();
@@ -2092,14 +2099,11 @@ public final class Native {
     // ---- cuBLAS GemmEx and CUDA events: bound on first use (a libfst4j_cuda.so built before they existed still loads) ----
 
     private static final class CudaExtHandles {
-        static final MethodHandle GEMM_EX, GEMM_EX_BATCHED, EVENT_CREATE, EVENT_RECORD, EVENT_ELAPSED, EVENT_DESTROY;
+        static final MethodHandle GEMM_EX, EVENT_CREATE, EVENT_RECORD, EVENT_ELAPSED, EVENT_DESTROY;
         static {
             SymbolLookup lib = CudaHandles.LIB;
             GEMM_EX = bind(lib, "fst_cuda_gemm_ex", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT,
                     ADDRESS, JAVA_INT, JAVA_LONG, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_INT), false);
-            GEMM_EX_BATCHED = bind(lib, "fst_cuda_gemm_ex_batched", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG,
-                    JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS,
-                    JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT), false);
             EVENT_CREATE = bind(lib, "fst_cuda_event_create", FunctionDescriptor.of(JAVA_INT, ADDRESS), false);
             EVENT_RECORD = bind(lib, "fst_cuda_event_record", FunctionDescriptor.of(JAVA_INT, ADDRESS), false);
             EVENT_ELAPSED = bind(lib, "fst_cuda_event_elapsed_ms", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS), false);
@@ -2128,13 +2132,20 @@ public final class Native {
      * b + i strideB (elements; 0 repeats an operand) and writes c + i strideC, which must not overlap another product's C.
      * Emulated on the host emulator.
      */
+    /** The batched GemmEx, in a holder of its own: a library without it (built before session 41) still gives GemmEx and the events. */
+    private static final class CudaBatchedHandles {
+        static final MethodHandle GEMM_EX_BATCHED = bind(CudaHandles.LIB, "fst_cuda_gemm_ex_batched", FunctionDescriptor.of(JAVA_INT, JAVA_INT,
+                JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG,
+                JAVA_FLOAT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT), false);
+    }
+
     public static void cudaGemmExBatched(boolean transA, boolean transB, long m, long n, long k, float alpha, MemorySegment a, int atype,
                                          long lda, long strideA, MemorySegment b, int btype, long ldb, long strideB, float beta,
                                          MemorySegment c, int ctype, long ldc, long strideC, long batch, boolean tf32) {
         cudaEnsure();
         int rc;
         try {
-            rc = (int) CudaExtHandles.GEMM_EX_BATCHED.invokeExact(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, atype, lda, strideA, b, btype,
+            rc = (int) CudaBatchedHandles.GEMM_EX_BATCHED.invokeExact(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, atype, lda, strideA, b, btype,
                     ldb, strideB, beta, c, ctype, ldc, strideC, batch, tf32 ? 1 : 0);
         } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_gemm_ex_batched");

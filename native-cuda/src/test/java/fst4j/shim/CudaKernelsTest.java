@@ -226,7 +226,8 @@ class CudaKernelsTest {
             { 2, 2, 6, 16, 3, 3, 1, 2, 0, 1 },
             // rows of 16 and 24 at stride 1 and of 8 at stride 2: the eight-column span kernels (mode 8), aligned 16-byte
             // loads, two and three groups per row, the last one ending at the padding
-            { 2, 3, 5, 16, 3, 3, 1, 1, 1, 1 }, { 1, 2, 4, 24, 3, 3, 1, 1, 1, 1 }, { 2, 3, 7, 16, 3, 3, 2, 2, 1, 1 } };
+            { 2, 3, 5, 16, 3, 3, 1, 1, 1, 1 }, { 1, 2, 4, 24, 3, 3, 1, 1, 1, 1 }, { 2, 3, 7, 16, 3, 3, 2, 2, 1, 1 },
+            { 2, 3, 7, 15, 3, 3, 2, 2, 1, 1 } };   // rows of 15 at stride 2 (Wo 8): the eight-column span's unaligned rows and right edge
 
     /** Mode 8 takes the eight-column kernels where they apply (the values are checked in the test below), mode 1 never. */
     @Test

@@ -474,8 +474,8 @@ public final class CudaOps {
         long n = g[0], l = g[10] * g[11];
         if (!loweredNchwBf16(low))
             throw new IllegalStateException("gemmLoweredBf16Nchw: not for this lowering or precision (see loweredNchwBf16)");
-        if (a.dim() != 2 || a.shape[1] != rows || out.dim() != 4 || out.shape[0] != n || out.shape[1] != m || (long) out.shape[2] * out.shape[3] != l
-                || !out.isContiguous())
+        if (a.dim() != 2 || a.shape[1] != rows || out.dim() != 4 || out.shape[0] != n || out.shape[1] != m || out.shape[2] != g[10]
+                || out.shape[3] != g[11] || !out.isContiguous())
             throw new IllegalArgumentException("shape mismatch: gemmLoweredBf16Nchw " + Shape.str(a.shape) + " x im2col [" + rows + ", " + cols
                     + "] into " + Shape.str(out.shape) + " (out: contiguous [N, M, Ho, Wo])");
         out.markModified();
@@ -1333,7 +1333,7 @@ public final class CudaOps {
         int n = logits.shape[0], c = logits.shape[1];
         Tensor loss = wantLoss ? Tensor.empty(Device.CUDA, DType.F32) : null;
         Tensor grad = wantGrad ? Tensor.empty(Device.CUDA, DType.F32, n, c) : null;
-        try (Tensor xc = logits.contiguous(); Block lab = Block.of(4L * n); Block work = Block.of(8L * n * (c + 3L)); Arena arena = Arena.ofConfined()) {
+        try (Tensor xc = logits.contiguous(); Block lab = Block.of(4L * n); Block work = Block.of(8L * Native.cudaCrossEntropyWork(n, c)); Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocateFrom(JAVA_INT, labels);
             Cuda.copyToDevice(lab.ptr(), host, 4L * n);
             Native.cudaCrossEntropy(ptr(xc), lab.ptr(), n, c, smoothing, gradScale, ptrOrNull(loss), ptrOrNull(grad), work.ptr());

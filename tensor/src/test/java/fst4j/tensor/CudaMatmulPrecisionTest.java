@@ -99,7 +99,8 @@ class CudaMatmulPrecisionTest {
     /**
      * Eq. 1 at BF16 written image by image into NCHW (one batched cuBLAS call) equals the [M, N*Ho*Wo] product permuted:
      * bit for bit on the emulator (the same k-order sums), within cuBLAS's summation order on a device. K = 36 and 27
-     * (padded to 40 and 32), planes of 8 and 24 positions, a transposed weight view; a plane of 6 positions is refused.
+     * (padded to 40 and 32), planes of 8 (2x4) and 48 (8x6: Ho*Wo a multiple of 8, Wo not) positions, a transposed
+     * weight view; a plane of 25 positions is refused.
      */
     @Test
     void loweredBf16IntoNchwEqualsTheProductPermuted() {

@@ -257,7 +257,7 @@ class CudaTensorOpsTest extends CudaTensorTestBase {
             for (String op : new String[] { "add", "sub", "mul", "div", "add_relu", "relu_bwd" })
                 assertTrue(table.lines().anyMatch(l -> l.startsWith("fst_k_binary4:" + op + " ")), op + " in\n" + table);
             assertTrue(table.lines().noneMatch(l -> l.startsWith("fst_k_binary:")), "no one-element kernel in\n" + table);
-            // in place (out is a) and out being b: the same bits, still four at a time
+            // in place (out is a, and out is a and b at once): the same bits, still four at a time
             Tensor want = keep(a.add(b)), dc = keep(da.contiguous().mul(1.0));
             assertSame(want, dc.addInPlace(db), "a += b");
             Tensor dd = keep(db.contiguous().mul(1.0));
@@ -647,6 +647,44 @@ class CudaTensorOpsTest extends CudaTensorTestBase {
         int[] bad = labels.clone();
         bad[3] = c;
         assertThrows(IllegalArgumentException.class, () -> Loss.crossEntropy(dl, bad, 0.1));
+    }
+
+    /**
+     * Past 2^22 logits the cross-entropy runs one thread per row instead of its four passes (no n * c doubles of
+     * scratch): the same values. 128 copies of 16 rows of 4096 logits (2^23) against the 16 rows alone (2^16), the
+     * gradient scaled so that grad_scale / n is the same double: the copies' gradients equal the rows' bit for bit.
+     */
+    @Test
+    void crossEntropyPastTheParallelLimitGivesTheSameBits() {
+        Random r = new Random(19);
+        int n = 16, c = 4096, copies = 128;
+        float[] v = new float[n * c], big = new float[copies * n * c];
+        for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextGaussian() * 3);
+        v[5] = Float.NEGATIVE_INFINITY;
+        int[] labels = new int[n], bigLabels = new int[copies * n];
+        for (int i = 0; i < n; i++) labels[i] = r.nextInt(c);
+        for (int k = 0; k < copies; k++) {
+            System.arraycopy(v, 0, big, k * n * c, v.length);
+            System.arraycopy(labels, 0, bigLabels, k * n, n);
+        }
+        Tensor small = gpu(keep(Tensor.of(v, n, c))), large = gpu(keep(Tensor.of(big, copies * n, c)));
+        assertEquals((long) n * (c + 3), Native.cudaCrossEntropyWork(n, c), "four passes: n (c + 3) doubles");
+        assertEquals((long) copies * n, Native.cudaCrossEntropyWork(copies * n, c), "a thread per row: n doubles");
+        boolean was = Cuda.setKernelProfile(true);
+        try {
+            Cuda.kernelProfile(true);
+            float[] want = keep(Loss.crossEntropyBackward(small, labels, 0.1, 1.0)).toFloatArray();
+            String t1 = Cuda.kernelProfile(true);
+            float[] got = keep(Loss.crossEntropyBackward(large, bigLabels, 0.1, copies)).toFloatArray();
+            String t2 = Cuda.kernelProfile(true);
+            assertTrue(t1.lines().anyMatch(l -> l.startsWith("fst_k_xent_exp ")), t1);
+            assertTrue(t2.lines().anyMatch(l -> l.startsWith("fst_k_xent_rows ")) && t2.lines().noneMatch(l -> l.startsWith("fst_k_xent_exp ")), t2);
+            for (int k = 0; k < copies; k += 31)
+                for (int i = 0; i < want.length; i++)
+                    assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[k * n * c + i]), "copy " + k + " element " + i);
+        } finally {
+            Cuda.setKernelProfile(was);
+        }
     }
 
     @Test

@@ -275,6 +275,49 @@ class CudaTensorOpsTest extends CudaTensorTestBase {
         }
     }
 
+    /**
+     * Every binary op (codes 0-23) through the 4-wide kernel gives the one-element kernel's bits: the same values once
+     * in an aligned run (binary4, named in the kernel profile) and once starting one float past it (the one-element
+     * kernel), with -0, NaN, infinities, zeros and values near smooth L1's beta among them.
+     */
+    @Test
+    void everyBinaryOpGivesTheSameBitsFourAtATime() {
+        Random r = new Random(43);
+        int n = 96;
+        float[] va = new float[n + 1], vb = new float[n + 1];
+        for (int i = 1; i <= n; i++) { va[i] = (float) r.nextGaussian() * 2; vb[i] = (float) r.nextGaussian() * 2; }
+        va[2] = -0f; vb[3] = -0f; va[4] = Float.NaN; vb[5] = Float.NaN; va[6] = Float.POSITIVE_INFINITY; vb[7] = Float.NEGATIVE_INFINITY;
+        vb[8] = 0f; va[9] = 0f; vb[10] = 0.5f; vb[11] = -0.49999997f; va[12] = 1f; vb[12] = Float.POSITIVE_INFINITY; va[13] = vb[13];
+        Tensor ha = keep(Tensor.of(va, n + 1)), hb = keep(Tensor.of(vb, n + 1));
+        Tensor da = gpu(ha), db = gpu(hb);
+        Tensor a4 = keep(gpu(keep(Tensor.of(java.util.Arrays.copyOfRange(va, 1, n + 1), n)))), b4 = keep(gpu(keep(Tensor.of(java.util.Arrays.copyOfRange(vb, 1, n + 1), n))));
+        Tensor a1 = keep(da.slice(0, 1, n + 1)), b1 = keep(db.slice(0, 1, n + 1));   // one float past a 16-byte boundary
+        boolean was = Cuda.setKernelProfile(true);
+        try {
+            for (int code = 0; code <= CudaOps.EXPM1_BWD; code++) {
+                double beta = code == CudaOps.SMOOTH_L1_BWD ? 0.5 : 0;
+                Cuda.kernelProfile(true);
+                Tensor four = keep(CudaOps.binary("op" + code, code, beta, a4, b4));
+                String t4 = Cuda.kernelProfile(true);
+                Tensor one = keep(CudaOps.binary("op" + code, code, beta, a1, b1));
+                String t1 = Cuda.kernelProfile(true);
+                assertTrue(t4.lines().anyMatch(l -> l.startsWith("fst_k_binary4:")), "op " + code + " aligned\n" + t4);
+                assertTrue(t1.lines().anyMatch(l -> l.startsWith("fst_k_binary:")), "op " + code + " one float past\n" + t1);
+                int[] x = ints(four), y = ints(one);
+                for (int i = 0; i < n; i++) assertEquals(y[i], x[i], "op " + code + " element " + i);
+            }
+        } finally {
+            Cuda.setKernelProfile(was);
+        }
+    }
+
+    private static int[] ints(Tensor t) {
+        float[] f = t.toFloatArray();
+        int[] o = new int[f.length];
+        for (int i = 0; i < f.length; i++) o[i] = Float.floatToRawIntBits(f[i]);
+        return o;
+    }
+
     @Test
     void addInPlaceWritesTheSumIntoTheFirstOperandWithoutABuffer() {
         Random r = new Random(31);

@@ -186,9 +186,7 @@ public final class Conv {
         if (a.dim() != 2 || c.dim() != 2 || a.shape[1] != k || c.shape[0] != m || c.shape[1] != n)
             throw new IllegalArgumentException("shape mismatch: gemmLowered " + Shape.str(a.shape) + " x " + (transposed ? "im2col^T " : "im2col ")
                     + "[" + (transposed ? low.cols() + ", " + low.rows() : low.rows() + ", " + low.cols()) + "] into " + Shape.str(c.shape));
-        if (a.dtype != DType.F32 || c.dtype != DType.F32 || a.device() != Device.CPU || c.device() != Device.CPU || low.x().device() != Device.CPU)
-            throw new IllegalArgumentException("gemmLowered needs float32 CPU operands, got " + a.dtype + " on " + a.device() + ", " + c.dtype + " on "
-                    + c.device() + " and x on " + low.x().device() + " (on CUDA: CudaOps.gemmLoweredBf16)");
+        requireCpuF32("gemmLowered", a, c, low, " (on CUDA: CudaOps.gemmLoweredBf16)");
         if (m == 0 || n == 0) return;
         if ((k > 1 && a.strides[1] != 1) || (n > 1 && c.strides[1] != 1))
             throw new IllegalArgumentException("gemmLowered: a and c need unit stride along their rows, strides " + java.util.Arrays.toString(a.strides)
@@ -218,13 +216,10 @@ public final class Conv {
         if (a.dim() != 2 || a.shape[1] != k || y.dim() < 2 || y.size(0) != n || y.size(1) != m || y.numel() != (long) n * m * g[10] * g[11])
             throw new IllegalArgumentException("shape mismatch: gemmLoweredNchw " + Shape.str(a.shape) + " x im2col [" + low.rows() + ", "
                     + low.cols() + "] into " + Shape.str(y.shape) + " (want [" + n + ", " + m + ", " + g[10] + ", " + g[11] + "])");
-        if (a.dtype != DType.F32 || y.dtype != DType.F32 || a.device() != Device.CPU || y.device() != Device.CPU || low.x().device() != Device.CPU)
-            throw new IllegalArgumentException("gemmLoweredNchw needs float32 CPU operands, got " + a.dtype + " on " + a.device() + ", " + y.dtype
-                    + " on " + y.device() + " and x on " + low.x().device());
+        requireCpuF32("gemmLoweredNchw", a, y, low, "");
         if (!y.isContiguous()) throw new IllegalArgumentException("gemmLoweredNchw writes a contiguous NCHW output, got strides " + java.util.Arrays.toString(y.strides));
         if (y.numel() == 0) return;
-        if (k > 1 && a.strides[1] != 1) throw new IllegalArgumentException("gemmLoweredNchw: a needs unit stride along its rows, strides "
-                + java.util.Arrays.toString(a.strides));
+        requireUnitRows("gemmLoweredNchw", "a", a, k);
         if (a.overlaps(y) || low.x().overlaps(y)) {   // the kernel writes y while it still packs a and x, as in gemmLowered
             try (Tensor ac = a.overlaps(y) ? a.copy() : a.alias(); Tensor xc = low.x().overlaps(y) ? low.x().copy() : low.x().alias()) {
                 gemmLoweredNchw(alpha, ac, withInput(low, xc), beta, y);
@@ -240,6 +235,24 @@ public final class Conv {
                 y.storage.segment().asSlice(y.byteOffset()), Blas.threads());
     }
 
+    /** fn's operands a and c and low's input: float32 on the CPU, else an exception naming each (suffix: where to go instead). */
+    private static void requireCpuF32(String fn, Tensor a, Tensor c, Lowering low, String suffix) {
+        if (a.dtype != DType.F32 || c.dtype != DType.F32 || a.device() != Device.CPU || c.device() != Device.CPU || low.x().device() != Device.CPU)
+            throw new IllegalArgumentException(fn + " needs float32 CPU operands, got " + a.dtype + " on " + a.device() + ", " + c.dtype + " on "
+                    + c.device() + " and x on " + low.x().device() + suffix);
+    }
+
+    /** fn reads the NCHW batch a in place: it must be contiguous. */
+    private static void requireBatch(String fn, Tensor a) {
+        if (!a.isContiguous()) throw new IllegalArgumentException(fn + " reads a contiguous NCHW batch, got strides " + java.util.Arrays.toString(a.strides));
+    }
+
+    /** fn's matrix t (called name) of k columns: unit stride along its rows. */
+    private static void requireUnitRows(String fn, String name, Tensor t, int k) {
+        if (k > 1 && t.strides[1] != 1) throw new IllegalArgumentException(fn + ": " + name + " needs unit stride along its rows, strides "
+                + java.util.Arrays.toString(t.strides));
+    }
+
     /**
      * c [M, K] = alpha * a * im2col(low.x())^T + beta * c with a the NCHW batch [N, M, Ho*Wo] (a convolution's output
      * gradient, read in place: no [M, N*Ho*Wo] gather): {@link #gemmLowered}'s Eq. 3 with the same sums and bits as on
@@ -252,13 +265,10 @@ public final class Conv {
         if (a.dim() < 2 || a.size(0) != n || a.numel() != (long) n * m * g[10] * g[11] || c.dim() != 2 || c.shape[0] != m || c.shape[1] != k)
             throw new IllegalArgumentException("shape mismatch: gemmLoweredImages " + Shape.str(a.shape) + " (want [" + n + ", M, " + g[10] + ", "
                     + g[11] + "]) x im2col^T [" + low.cols() + ", " + low.rows() + "] into " + Shape.str(c.shape));
-        if (a.dtype != DType.F32 || c.dtype != DType.F32 || a.device() != Device.CPU || c.device() != Device.CPU || low.x().device() != Device.CPU)
-            throw new IllegalArgumentException("gemmLoweredImages needs float32 CPU operands, got " + a.dtype + " on " + a.device() + ", " + c.dtype
-                    + " on " + c.device() + " and x on " + low.x().device());
-        if (!a.isContiguous()) throw new IllegalArgumentException("gemmLoweredImages reads a contiguous NCHW batch, got strides " + java.util.Arrays.toString(a.strides));
+        requireCpuF32("gemmLoweredImages", a, c, low, "");
+        requireBatch("gemmLoweredImages", a);
         if (m == 0 || k == 0) return;
-        if (k > 1 && c.strides[1] != 1) throw new IllegalArgumentException("gemmLoweredImages: c needs unit stride along its rows, strides "
-                + java.util.Arrays.toString(c.strides));
+        requireUnitRows("gemmLoweredImages", "c", c, k);
         if (a.overlaps(c) || low.x().overlaps(c)) {   // as in gemmLowered
             try (Tensor ac = a.overlaps(c) ? a.copy() : a.alias(); Tensor xc = low.x().overlaps(c) ? low.x().copy() : low.x().alias()) {
                 gemmLoweredImages(alpha, ac, withInput(low, xc), beta, c);
@@ -290,13 +300,10 @@ public final class Conv {
                     + g[10] * g[11] + ") x kept im2col^T [" + low.cols() + ", " + low.rows() + "] into " + Shape.str(c.shape));
         if (shift != 1 && shift != -1) throw new IllegalArgumentException("shift must be +1 or -1, got " + shift);
         if (Float.isNaN(coeff)) throw new IllegalArgumentException("gemmLoweredImagesShift: the shift coefficient is NaN");
-        if (dy.dtype != DType.F32 || c.dtype != DType.F32 || dy.device() != Device.CPU || c.device() != Device.CPU || low.x().device() != Device.CPU)
-            throw new IllegalArgumentException("gemmLoweredImagesShift needs float32 CPU operands, got " + dy.dtype + " on " + dy.device() + ", " + c.dtype
-                    + " on " + c.device() + " and x on " + low.x().device());
-        if (!dy.isContiguous()) throw new IllegalArgumentException("gemmLoweredImagesShift reads a contiguous NCHW batch, got strides " + java.util.Arrays.toString(dy.strides));
+        requireCpuF32("gemmLoweredImagesShift", dy, c, low, "");
+        requireBatch("gemmLoweredImagesShift", dy);
         if (m == 0 || k == 0) return;
-        if (k > 1 && c.strides[1] != 1) throw new IllegalArgumentException("gemmLoweredImagesShift: c needs unit stride along its rows, strides "
-                + java.util.Arrays.toString(c.strides));
+        requireUnitRows("gemmLoweredImagesShift", "c", c, k);
         if (dy.overlaps(c) || low.x().overlaps(c)) {   // as in gemmLowered
             try (Tensor dc = dy.overlaps(c) ? dy.copy() : dy.alias(); Tensor xc = low.x().overlaps(c) ? low.x().copy() : low.x().alias()) {
                 gemmLoweredImagesShift(alpha, dc, coeff, shift, circular, withInput(low, xc), beta, c);
@@ -327,9 +334,7 @@ public final class Conv {
         checkRowSelection("gemmLoweredAt", row0, rstep, nrows, rows);
         for (int q : cols)
             if (q < 0 || q >= all) throw new IllegalArgumentException("gemmLoweredAt: column " + q + " out of range [0, " + all + ")");
-        if (a.dtype != DType.F32 || c.dtype != DType.F32 || a.device() != Device.CPU || c.device() != Device.CPU || low.x().device() != Device.CPU)
-            throw new IllegalArgumentException("gemmLoweredAt needs float32 CPU operands, got " + a.dtype + " on " + a.device() + ", " + c.dtype + " on "
-                    + c.device() + " and x on " + low.x().device());
+        requireCpuF32("gemmLoweredAt", a, c, low, "");
         if (m == 0 || nrows == 0) return;
         if ((cols.length > 1 && a.strides[1] != 1) || (nrows > 1 && c.strides[1] != 1))
             throw new IllegalArgumentException("gemmLoweredAt: a and c need unit stride along their rows, strides " + java.util.Arrays.toString(a.strides)

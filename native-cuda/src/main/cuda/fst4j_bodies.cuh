@@ -1414,46 +1414,50 @@ FST_HD void k_bn_bwd_apply4(i64 i, const fst_k_bn_bwd_args &a) { bn_bwd_apply_w<
 
 /* ======================= cross-entropy with label smoothing ======================= */
 
-/* The one-thread-per-row form of the passes below (the same values): taken where the passes' exps scratch of n * c
- * doubles would be large (cuda_ops.c, FST_XENT_PARALLEL_MAX), e.g. a language model's loss over a large vocabulary. */
+/* Row r's loss term lse - off * sum(z) - (on - off) * z[label] into work[r] (z = x - max), and when grad is given,
+ * grad = (softmax - target) * grad_scale / n: in the four passes fst4j_kargs.h describes, or, where their exps scratch
+ * of n * c doubles would be large (cuda_ops.c, FST_XENT_PARALLEL_MAX; a language model's vocabulary), one thread per
+ * row. Both use the pieces below, so they give the same values. A label outside [0, c) (Loss checks them first) makes
+ * the row's term and gradient NaN. */
+FST_HD bool xent_bad(const fst_k_xent_args &a, i64 row) { const int32_t l = a.labels[row]; return l < 0 || l >= a.c; }
+FST_HD double xent_off(const fst_k_xent_args &a) { return a.smoothing / (double)a.c; }   /* the smoothed target off the label */
+FST_HD double xent_on(const fst_k_xent_args &a) { return 1 - a.smoothing + xent_off(a); }   /* and at it */
+FST_HD double xent_max(const float *x, i64 c) {   /* jmax: a NaN wins */
+    double mx = -INFINITY;
+    for (i64 k = 0; k < c; k++) mx = jmax(mx, x[k]);
+    return mx;
+}
+/* the loss term from the sums of exp(z) and of z in k order and the label's z */
+FST_HD double xent_term(const fst_k_xent_args &a, double s, double sumz, double zl) {
+    return log(s) - xent_off(a) * sumz - (xent_on(a) - xent_off(a)) * zl;
+}
+/* element k's gradient from its softmax p */
+FST_HD float xent_grad_of(const fst_k_xent_args &a, double p, i64 k, int32_t label) {
+    return (float)((p - (k == label ? xent_on(a) : xent_off(a))) * (a.grad_scale / (double)a.n));
+}
+
 FST_HD void k_xent_rows(i64 i, const fst_k_xent_args &a) {
     if (i >= a.n) return;
     const i64 c = a.c;
     const float *x = a.logits + i * c;
-    const double off = a.smoothing / (double)c, on = 1 - a.smoothing + off;
-    const int32_t label = a.labels[i];
-    if (label < 0 || label >= c) {
+    if (xent_bad(a, i)) {
         a.work[i] = NAN;
         if (a.grad) for (i64 k = 0; k < c; k++) a.grad[i * c + k] = NAN;
         return;
     }
-    double mx = -INFINITY;
-    for (i64 k = 0; k < c; k++) mx = jmax(mx, x[k]);
+    const int32_t label = a.labels[i];
+    const double mx = xent_max(x, c);
     double s = 0, sumz = 0;
     for (i64 k = 0; k < c; k++) { const double z = x[k] - mx; s += exp(z); sumz += z; }
-    const double lse = log(s), zl = x[label] - mx;
-    a.work[i] = lse - off * sumz - (on - off) * zl;
-    if (a.grad) {
-        const double scale = a.grad_scale / (double)a.n;
-        for (i64 k = 0; k < c; k++) {
-            const double p = exp(x[k] - mx) / s, t = k == label ? on : off;
-            a.grad[i * c + k] = (float)((p - t) * scale);
-        }
-    }
+    a.work[i] = xent_term(a, s, sumz, x[label] - mx);
+    if (a.grad)
+        for (i64 k = 0; k < c; k++) a.grad[i * c + k] = xent_grad_of(a, exp(x[k] - mx) / s, k, label);
 }
 
-/* Row r's loss term lse - off * sum(z) - (on - off) * z[label] into work[r] (z = x - max), and when grad is given,
- * grad = (softmax - target) * grad_scale / n, in the four passes fst4j_kargs.h describes. A label outside [0, c) (Loss
- * checks them first) makes the row's term and gradient NaN. */
-FST_HD bool xent_bad(const fst_k_xent_args &a, i64 row) { const int32_t l = a.labels[row]; return l < 0 || l >= a.c; }
-
-/* Pass 1, a thread per row: the row's maximum (jmax: a NaN wins) */
+/* Pass 1, a thread per row: the row's maximum */
 FST_HD void k_xent_max(i64 i, const fst_k_xent_args &a) {
     if (i >= a.n) return;
-    const float *x = a.logits + i * a.c;
-    double mx = -INFINITY;
-    for (i64 k = 0; k < a.c; k++) mx = jmax(mx, x[k]);
-    a.work[a.n + i] = mx;
+    a.work[a.n + i] = xent_max(a.logits + i * a.c, a.c);
 }
 
 /* Pass 2, a thread per element: exp(x - max), in double */
@@ -1470,11 +1474,11 @@ FST_HD void k_xent_sum(i64 i, const fst_k_xent_args &a) {
     const i64 c = a.c;
     const float *x = a.logits + i * c;
     const double *e = a.work + 3 * a.n + i * c;
-    const double mx = a.work[a.n + i], off = a.smoothing / (double)c, on = 1 - a.smoothing + off;
+    const double mx = a.work[a.n + i];
     double s = 0, sumz = 0;
     for (i64 k = 0; k < c; k++) { s += e[k]; sumz += x[k] - mx; }
     a.work[2 * a.n + i] = s;
-    a.work[i] = log(s) - off * sumz - (on - off) * (x[a.labels[i]] - mx);
+    a.work[i] = xent_term(a, s, sumz, x[a.labels[i]] - mx);
 }
 
 /* Pass 4, a thread per element: (softmax - smoothed target) * grad_scale / n */
@@ -1482,9 +1486,7 @@ FST_HD void k_xent_grad(i64 i, const fst_k_xent_args &a) {
     if (i >= a.n * a.c) return;
     const i64 row = i / a.c, k = i - row * a.c;
     if (xent_bad(a, row)) { a.grad[i] = NAN; return; }
-    const double off = a.smoothing / (double)a.c, on = 1 - a.smoothing + off;
-    const double p = a.work[3 * a.n + i] / a.work[2 * a.n + row], t = k == a.labels[row] ? on : off;
-    a.grad[i] = (float)((p - t) * (a.grad_scale / (double)a.n));
+    a.grad[i] = xent_grad_of(a, a.work[3 * a.n + i] / a.work[2 * a.n + row], k, a.labels[row]);
 }
 
 /* Thread 0 only: the mean of the row terms, summed in row order as the CPU does. */

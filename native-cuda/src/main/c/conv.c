@@ -133,11 +133,46 @@ int fst_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64
     return FST_OK;
 }
 
+void fst_col2im_s2_plane_avx512(const float *cols, int64_t ld, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t ph,
+                                int64_t pw, int64_t ho, int64_t wo, float *plane);
+
+static int c2i_s2_state = -1;   /* -1: not decided yet; 0 off; 1 on */
+
+/* The stride-2 gather (col2im_avx512.c): on where the CPU has AVX-512, unless FST4J_ISA forces a lesser family or
+ * FST4J_COL2IM_S2=0. The same bits either way. */
+static int c2i_s2_cpu(void) {
+    int have = __atomic_load_n(&c2i_s2_state, __ATOMIC_RELAXED);
+    if (have < 0) {
+        __builtin_cpu_init();
+        const char *force = getenv("FST4J_ISA"), *off = getenv("FST4J_COL2IM_S2");
+        have = __builtin_cpu_supports("avx512f") && !(force && (strcmp(force, "avx2") == 0 || strcmp(force, "generic") == 0))
+               && !(off && strcmp(off, "0") == 0);
+        __atomic_store_n(&c2i_s2_state, have, __ATOMIC_RELAXED);
+    }
+    return have;
+}
+
+int fst_col2im_s2(int mode) {
+    if (mode == 0) __atomic_store_n(&c2i_s2_state, 0, __ATOMIC_RELAXED);
+    else if (mode > 0) { __atomic_store_n(&c2i_s2_state, -1, __ATOMIC_RELAXED); c2i_s2_cpu(); }
+    return c2i_s2_cpu();
+}
+
 /* tasks index (image, channel) planes: planes never overlap, so no atomics */
 static void col2im_task(void *p, int64_t t0, int64_t t1) {
     const conv_job *j = p;
     const geom *g = &j->g;
     const int64_t L = g->ho * g->wo, H = g->h, W = g->w, WO = g->wo;
+    if (g->sh == 2 && g->sw == 2 && g->kh <= 64 && g->kw <= 64 && c2i_s2_cpu()) {
+        /* stride 2: each plane row written once, the same sums in the same order (col2im_avx512.c) */
+        /* channel-major: consecutive planes read neighbouring runs of the same kh * kw matrix rows */
+        for (int64_t t = t0; t < t1; t++) {
+            const int64_t ch = t / g->n, img = t % g->n;
+            fst_col2im_s2_plane_avx512(j->cols + ch * g->kh * g->kw * j->ld + img * L, j->ld, H, W, g->kh, g->kw, g->ph, g->pw,
+                                       g->ho, g->wo, j->dx + (img * g->c + ch) * H * W);
+        }
+        return;
+    }
     /* The valid output columns of each kernel column jj, computed once per call instead of per plane and tap
      * (valid_range divides; small planes do little else). */
     int64_t los[64], his[64];

@@ -236,6 +236,17 @@ public final class Native {
         static final MethodHandle PLAN = bind(LIB, "fst_lowering_plan", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle SEG = bind(LIB, "fst_lowering_seg", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle WIN = bind(LIB, "fst_lowering_win", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+        static final MethodHandle COL2IM_S2 = bind(LIB, "fst_col2im_s2", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+    }
+
+    /**
+     * col2im at stride 2 as a gather (each plane row written once, AVX-512) instead of the scatter: mode 0 off, 1 on where
+     * the CPU has AVX-512, -1 only asks. Returns whether it is in use. Both give the same bits; tests and A/B timings
+     * switch it.
+     */
+    public static boolean col2imStride2(int mode) {
+        ensureLoaded();
+        try { return (int) LoweringHandles.COL2IM_S2.invokeExact(mode) != 0; } catch (Throwable t) { throw rethrow(t); }
     }
 
     /**

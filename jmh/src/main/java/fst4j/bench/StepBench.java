@@ -46,6 +46,7 @@ public class StepBench {
     public int threads;
 
     private StepCase step;
+    private Map<String, Integer> switchesBefore = Map.of();
     private long steps, stepNanos;
 
     /**
@@ -78,7 +79,9 @@ public class StepBench {
     @Setup(Level.Trial)
     public void setUp() {
         Blas.setThreads(threads);
-        step = new StepCase(model, method);
+        // "fst3_ir:wgrad=16": bench-interleaved's switches, set for the whole trial (the per-operation profile of an A/B)
+        switchesBefore = StepInterleaved.apply(StepInterleaved.settings(method));
+        step = new StepCase(model, method.split(":")[0]);
         Profile.reset();
     }
 
@@ -105,5 +108,6 @@ public class StepBench {
         System.out.println(sb);
         if (Profile.byOperation()) System.out.print(Profile.table(steps));   // -Dfst4j.profile.ops=true (-jvmArgsAppend)
         step.close();
+        StepInterleaved.apply(switchesBefore);
     }
 }

@@ -80,6 +80,26 @@ public final class StepInterleaved {
         return v -> { int p = sw.applyAsInt(-1); sw.applyAsInt(v); return p; };
     }
 
+    /** The switch settings of a variant "method:NAME=INT:..." (none for a bare method), in order. */
+    static Map<String, Integer> settings(String spec) {
+        Map<String, Integer> settings = new LinkedHashMap<>();
+        String[] parts = spec.split(":");
+        for (int i = 1; i < parts.length; i++) {
+            String[] kv = parts[i].split("=", 2);
+            if (kv.length != 2 || !SWITCHES.containsKey(kv[0]))
+                throw new IllegalArgumentException("variant '" + spec + "': settings are NAME=INT with NAME one of " + SWITCHES.keySet());
+            settings.put(kv[0], Integer.parseInt(kv[1]));
+        }
+        return settings;
+    }
+
+    /** Sets the switches; returns the settings they had before, for the same call to restore them. */
+    static Map<String, Integer> apply(Map<String, Integer> settings) {
+        Map<String, Integer> before = new LinkedHashMap<>();
+        settings.forEach((k, v) -> before.put(k, SWITCHES.get(k).applyAsInt(v)));
+        return before;
+    }
+
     /** One fst4j variant: a {@link StepCase} and the switches it runs under. */
     private static final class Variant implements AutoCloseable {
         final String name;
@@ -87,27 +107,20 @@ public final class StepInterleaved {
         final Map<String, Integer> settings = new LinkedHashMap<>();
 
         Variant(String model, String spec) {
-            String[] parts = spec.split(":");
-            for (int i = 1; i < parts.length; i++) {
-                String[] kv = parts[i].split("=", 2);
-                if (kv.length != 2 || !SWITCHES.containsKey(kv[0]))
-                    throw new IllegalArgumentException("variant '" + spec + "': settings are NAME=INT with NAME one of " + SWITCHES.keySet());
-                settings.put(kv[0], Integer.parseInt(kv[1]));
-            }
+            settings.putAll(settings(spec));
             name = spec;
-            step = new StepCase(model, parts[0]);
+            step = new StepCase(model, spec.split(":")[0]);
         }
 
         /** One step under this variant's settings; returns its wall time in ms. */
         double step() {
-            Map<String, Integer> before = new LinkedHashMap<>();
-            settings.forEach((k, v) -> before.put(k, SWITCHES.get(k).applyAsInt(v)));
+            Map<String, Integer> before = apply(settings);
             try {
                 long t0 = System.nanoTime();
                 step.step();
                 return (System.nanoTime() - t0) / 1e6;
             } finally {
-                before.forEach((k, v) -> SWITCHES.get(k).applyAsInt(v));
+                apply(before);
             }
         }
 

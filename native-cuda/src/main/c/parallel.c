@@ -1,5 +1,6 @@
 /* The one helper-thread pool of the shim (GEMM, spmm, conv, prune, shift, norm). See parallel.h. */
 #include "parallel.h"
+#include "fst4j.h"
 #include <pthread.h>
 #include <sched.h>
 
@@ -35,12 +36,20 @@ static void run_chunks(uint64_t g) {
     }
 }
 
+static int spin_iters = 20000;   /* PAUSEs a helper spins for the next call before it sleeps */
+
+int fst_parallel_spin(int iters) {
+    if (iters >= 0) __atomic_store_n(&spin_iters, iters, __ATOMIC_RELAXED);
+    return __atomic_load_n(&spin_iters, __ATOMIC_RELAXED);
+}
+
 static void *helper_main(void *arg) {
     int id = (int)(intptr_t)arg;
     uint64_t seen = 0;
     for (;;) {
         uint64_t g = 0;
-        for (int s = 0; s < 20000; s++) {          /* back-to-back calls: spin briefly, then sleep */
+        const int spin = __atomic_load_n(&spin_iters, __ATOMIC_RELAXED);
+        for (int s = 0; s < spin; s++) {           /* back-to-back calls: spin briefly, then sleep */
             g = __atomic_load_n(&P.gen, __ATOMIC_ACQUIRE);
             if (g != seen) break;
             __builtin_ia32_pause();

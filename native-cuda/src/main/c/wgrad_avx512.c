@@ -26,6 +26,24 @@
 #define CHUNK 64   /* vectors of 16 positions per chunk: the KT-row buffer is 24 KB (L1), dY's chunk 4 KB a row (L2) */
 
 /* chunk > 0: vectors of 16 positions per chunk (fst_wgrad_chunk; tests draw small ones), else CHUNK */
+typedef struct {
+    fst_lplan *plans;
+    const fst_lowering *low;
+    char *mem;
+    const size_t *offs;
+    int64_t chunk, P;
+    int failed;
+} plan_job;
+
+static void plan_task(void *p, int64_t c0, int64_t c1) {
+    plan_job *j = p;
+    for (int64_t c = c0; c < c1; c++) {
+        const int64_t col0 = c * j->chunk * 16, ncols = j->P - col0 < j->chunk * 16 ? j->P - col0 : j->chunk * 16;
+        if (!fst_lplan_build(&j->plans[c], j->low, col0, ncols, (int)((ncols + 15) / 16), j->mem + j->offs[c]))
+            __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+    }
+}
+
 int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda, int64_t al, int64_t aimg, int64_t aseg,
                             int ashift, float acoeff, int acirc, const fst_lowering *low, float beta, float *C, int64_t ldc,
                             int chunk, int nthreads);
@@ -175,16 +193,15 @@ int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda,
     char *mem = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (!mem) { free(offs); return 0; }
     fst_lplan *plans = (fst_lplan *)mem;
-    for (int c = 0; c < nchunks; c++) {
-        const int64_t col0 = (int64_t)c * chunk * 16, ncols = P - col0 < chunk * 16 ? P - col0 : chunk * 16;
-        const int nv = (int)((ncols + 15) / 16);
-        if (!fst_lplan_build(&plans[c], low, col0, ncols, nv, mem + offs[c])) { free(mem); free(offs); return 0; }
-    }
-    free(offs);
-    wgrad_job j = { plans, nchunks, (int)chunk, M, K, P, lda, ldc, al, aimg, aseg, ashift, acirc, acoeff, A, C, alpha, beta, 0 };
     const int64_t tiles = (K + KT - 1) / KT;
     int nt = (double)M * (double)K * (double)P < 1e6 ? 1 : nthreads;
     if (nt > tiles) nt = (int)tiles;
+    /* the chunks' plans, built on the threads that then share them (each thread reads every chunk) */
+    plan_job pj = { plans, low, mem, offs, chunk, P, 0 };
+    fst_parallel(nchunks, nt > 1 ? nchunks : 1, nt, plan_task, &pj);
+    free(offs);
+    if (pj.failed) { free(mem); return 0; }
+    wgrad_job j = { plans, nchunks, (int)chunk, M, K, P, lda, ldc, al, aimg, aseg, ashift, acirc, acoeff, A, C, alpha, beta, 0 };
     /* one range of K per thread: the chunk of dY is read from memory once per thread and stays in its L2 */
     fst_parallel(tiles, nt, nt, wgrad_task, &j);
     free(mem);

@@ -237,6 +237,16 @@ public final class Native {
         static final MethodHandle SEG = bind(LIB, "fst_lowering_seg", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle WIN = bind(LIB, "fst_lowering_win", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle COL2IM_S2 = bind(LIB, "fst_col2im_s2", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+        static final MethodHandle SPIN = bind(LIB, "fst_parallel_spin", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+    }
+
+    /**
+     * PAUSE instructions a shim helper thread spins waiting for the next parallel call before it sleeps (default 20000,
+     * about 1 ms): iters >= 0 sets it, -1 only asks. Returns the value in use. For A/B timing; results do not depend on it.
+     */
+    public static int parallelSpin(int iters) {
+        ensureLoaded();
+        try { return (int) LoweringHandles.SPIN.invokeExact(iters); } catch (Throwable t) { throw rethrow(t); }
     }
 
     /**

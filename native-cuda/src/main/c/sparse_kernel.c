@@ -33,12 +33,16 @@
 #  define FN fst_spmm24_range_avx512
 #  endif
 #elif defined(FST_ISA_AVX2)
+/* 2 rows x 6 vectors (12 of the 16 ymm registers): each (row, group) decodes its two indices and broadcasts its two
+ * values once for 12 FMAs instead of 6 (4 x 3). On session 42's Intel Xeon forced to AVX2 (bench-eq123, 1 thread, B
+ * materialised, median ms over 6 rounds): 16x6272x144 0.589 -> 0.417, 32x1568x288 0.361 -> 0.297, 64x392x576 0.277 ->
+ * 0.225, 128x6272x1152 16.33 -> 13.38; 3 x 4 and 2 x 7 within 3 % of 2 x 6, 6 x 2 slower than 4 x 3. */
 #  define VL 8
 #  ifndef NV
-#  define NV 3
+#  define NV 6
 #  endif
 #  ifndef MR
-#  define MR 4
+#  define MR 2
 #  endif
 #  define FN fst_spmm24_range_avx2
 #else

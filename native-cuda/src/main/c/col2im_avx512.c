@@ -35,7 +35,10 @@ void fst_col2im_s2_plane_avx512(const float *cols, int64_t ld, int64_t h, int64_
     int64_t joff[64];
     int jpx[64];
     __mmask16 jm[64];
-    if (kw > 64) return;   /* the caller's limit */
+    if (kw > 64 || kh > 64) {   /* the caller's limit (conv.c takes the scatter there); never a plane left unwritten */
+        memset(plane, 0, (size_t)(h * w) * 4);
+        return;
+    }
     for (int64_t jj = 0; jj < kw; jj++) {
         const int64_t px = (jj - pw) & 1, d = (px + pw - jj) / 2;
         jpx[jj] = (int)px;

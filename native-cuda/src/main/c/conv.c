@@ -73,6 +73,7 @@ typedef struct {
     float *out, *dx;
     int64_t ld, npos;
     const int64_t *ih0, *iw0;
+    int s2;                  /* col2im: the stride-2 gather (decided once per call: its planes are numbered channel-major) */
 } conv_job;
 
 /* tasks index (image, row of K) pairs: t = img * K + r */
@@ -163,7 +164,7 @@ static void col2im_task(void *p, int64_t t0, int64_t t1) {
     const conv_job *j = p;
     const geom *g = &j->g;
     const int64_t L = g->ho * g->wo, H = g->h, W = g->w, WO = g->wo;
-    if (g->sh == 2 && g->sw == 2 && g->kh <= 64 && g->kw <= 64 && c2i_s2_cpu()) {
+    if (j->s2) {
         /* stride 2: each plane row written once, the same sums in the same order (col2im_avx512.c) */
         /* channel-major: consecutive planes read neighbouring runs of the same kh * kw matrix rows */
         for (int64_t t = t0; t < t1; t++) {
@@ -211,7 +212,7 @@ int fst_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, 
     geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
     if (!cols || !dx) return FST_ENULL;
     if (check(&g) != FST_OK || nthreads < 1 || ldc < n * ho * wo) return FST_EINVAL;
-    conv_job j = { .g = g, .cols = cols, .dx = dx, .ld = ldc };
+    conv_job j = { .g = g, .cols = cols, .dx = dx, .ld = ldc, .s2 = sh == 2 && sw == 2 && kh <= 64 && kw <= 64 && c2i_s2_cpu() };
     fst_parallel(n * c, chunks_for(n * c * h * w * kh * kw, nthreads), nthreads, col2im_task, &j);
     return FST_OK;
 }

@@ -137,11 +137,13 @@ FST_API int fst_col2im_dil(const float *cols, int64_t ldc, int64_t n, int64_t c,
 FST_API int fst_dwconv_fwd(const int64_t *geom, const float *x, const float *w, const float *bias, float *y, int nthreads);
 FST_API int fst_dwconv_dx(const int64_t *geom, const float *dy, const float *w, float *dx, int nthreads);
 FST_API int fst_dwconv_dw(const int64_t *geom, const float *x, const float *dy, float *dw, float *dbias, int nthreads);
-/* PAUSEs a helper thread spins waiting for the next parallel call before it sleeps (default 20000, about 1 ms): iters >= 0
- * sets it, -1 only asks; returns the value in use. For A/B timing. */
+/* PAUSEs a helper thread spins waiting for the next parallel call before it sleeps (default 20000: about 1 ms where a
+ * PAUSE takes ~140 cycles, as on the Xeons of sessions 37-42; far less on cores with a short PAUSE): iters >= 0 sets it (0:
+ * sleep at once), -1 only asks; returns the value in use. For A/B timing. */
 FST_API int fst_parallel_spin(int iters);
 /* col2im at stride 2 (both axes) as a gather, each plane row written once (AVX-512): mode 0 off, 1 on where the CPU has
- * AVX-512, -1 asks; returns whether it is on. The same bits as the scatter. FST4J_COL2IM_S2=0 starts it off. */
+ * AVX-512, -1 asks; returns whether it is on. The same bits as the scatter. FST4J_COL2IM_S2=0 keeps it off (mode 1 reads
+ * the environment again). Each call decides once, so a switch flipped during a call does not mix the two. */
 FST_API int fst_col2im_s2(int mode);
 /* The planned lowering of the implicit-im2col GEMMs (AVX-512 masked loads; lowering.h): mode 0 turns it off (every
  * row lowered by the portable row-by-row code), 1 on where the CPU has AVX-512 (and FST4J_ISA / FST4J_LPLAN=0 do not

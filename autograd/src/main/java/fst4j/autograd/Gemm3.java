@@ -737,7 +737,13 @@ public final class Gemm3 {
      * transposable mask, say), when Cout % 4 != 0 for a pruned one, or off the float32 CPU path: then the caller takes
      * {@link #prepareInputGrad} and col2im.
      */
-    public Left prepareInputGradTconv(Tensor w, Tensor sw, int kk) {
+    public Left prepareInputGradTconv(Tensor w, Tensor sw, int kk) { return prepareInputGradTconv(w, sw, kk, false); }
+
+    /**
+     * {@link #prepareInputGradTconv(Tensor, Tensor, int)}; with denseProduct a magnitude 2:4 S(W^T) is kept as the pruned dense
+     * tap-major matrix for the dense GEMM (the same S(W^T), summed in the dense kernel's order; Layers' rule).
+     */
+    public Left prepareInputGradTconv(Tensor w, Tensor sw, int kk, boolean denseProduct) {
         if (!cpu(w) || !f32(w)) return null;
         Tensor src = eq2Source(w, sw);
         boolean pruned = wtMagnitudeAlongCout();
@@ -745,7 +751,11 @@ public final class Gemm3 {
         // the transpose of a transposable S(W) is 2:4 along Cout too: prepareInputGrad runs it through the 2:4 kernel
         if (!pruned && cfg.wtFromSparse() && cfg.w() instanceof Transposable24) return null;
         long t0 = Profile.start();
-        Left l = pruned ? new Left(null, Compressed24.pruneCompressTconv(src, kk, Blas.threads())) : new Left(Conv.tconvWeight(src, kk), null);
+        Left l;
+        if (pruned && denseProduct) {
+            try (Compressed24 c = Compressed24.pruneCompressTconv(src, kk, Blas.threads())) { l = new Left(c.decompress(), null); }
+            DENSE_PRODUCTS_OF_SWT.incrementAndGet();
+        } else l = pruned ? new Left(null, Compressed24.pruneCompressTconv(src, kk, Blas.threads())) : new Left(Conv.tconvWeight(src, kk), null);
         return Profile.stop(pruned ? Part.SPARSIFY : Part.ELEMENTWISE, t0, l);   // a dense operand is only a layout copy
     }
 
@@ -1052,6 +1062,15 @@ public final class Gemm3 {
      */
     public static volatile boolean oddPlaneColumnList = !"false".equals(System.getProperty("fst4j.eq3.columnList"));
 
+    /**
+     * Whether the column list is taken on a CPU without the planned lowering too (AVX-512 only: its window, segment and
+     * gather plans lower 16 kept columns at a time). Without them each kept column is lowered one at a time, and the gather
+     * from im2col was faster: resnet-small FST3_IR forced to AVX2, Eq. 3 of the 64-channel 7x7 layers 7.75 -> 2.21 ms a step
+     * (+1.85 ms of im2col), of the 32 -> 64 stride-2 layer 3.90 -> 0.94 (+0.7), the step 123.7 -> 114.9 ms (NOTES v32).
+     * False by default: there the gather; tests set it to compare the two on such a CPU as well.
+     */
+    public static volatile boolean columnListWithoutPlans = false;
+
     private static boolean unitRows(Tensor t) { return t.dim() == 2 && (t.size(1) <= 1 || t.strides()[1] == 1); }
 
     /** dw = Gk X[:, kept]^T + beta * dw for the gathered gradient gk (closed here). */
@@ -1071,7 +1090,8 @@ public final class Gemm3 {
             // 1.09-1.35x the two strided halves of the checkerboard it replaced, 1.14-1.53x the gather at 3x3 stride 2
             // (NOTES v30); 1x1 kernels keep the gather (0.91-1.08x).
             Lowering all = low == null && oddPlaneColumnList && f32(gk, dw) && unitRows(gk) ? x.lowering() : null;
-            if (all != null && all.x().device() == Device.CPU && !all.tapMajor() && all.geometry()[4] * all.geometry()[5] > 1) {
+            if (all != null && all.x().device() == Device.CPU && !all.tapMajor() && all.geometry()[4] * all.geometry()[5] > 1
+                    && (columnListWithoutPlans || fst4j.shim.Native.loweringPlan(-1))) {
                 long t2 = Profile.start();
                 Conv.gemmLoweredAt(1f, gk, all, HalfK.keptPositions(images * segment, segment), 0, 1, dw.size(1), beta, dw);
                 Profile.stop(Part.EQ3, t2);

@@ -182,7 +182,30 @@ public final class Layers {
      * nothing, so the main job's FST3_IR run came out bit-identical with the rule on and off.
      * -Dfst4j.conv.denseStride2=false (or the switch {@link #denseStride2}) keeps the 2:4 product everywhere.
      */
-    static boolean denseEq1(int cout, int k, int stride) { return denseStride2 && stride > 1 && (k == 1 || cout <= 32); }
+    static boolean denseEq1(int cout, int k, int stride) {
+        return (denseStride2 && stride > 1 && (k == 1 || cout <= 32)) || denseSmall(cout);
+    }
+
+    /**
+     * On a CPU without AVX-512 (the AVX2 and baseline 2:4 kernels, no planned lowering), Eq. 1 of a layer with at most 64
+     * output channels and Eq. 2 as a convolution of dY with at most 64 input channels (the product's rows) take the dense
+     * GEMM of the pruned operand: there the 2:4 product measured slower than the dense one (session 42's Xeon forced to
+     * AVX2, FST3_IR, ms a step, 2:4 against dense: ResNet-18's 64-channel layers Eq. 1 77.6 / 69.7, Eq. 2 60.9 / 57.7;
+     * resnet-small's 16-channel ones 14.3 / 11.2 and 14.3 / 11.2, 32-channel 5.3 / 4.3 and 5.5 / 4.2), while from 128
+     * channels it wins (1.07-1.28x). The same S(W) and S(W^T), summed in the dense kernel's order. AVX-512 CPUs are not
+     * affected. -Dfst4j.conv.denseSmall=false (switch densesmall): the 2:4 product there too.
+     */
+    static boolean denseSmall(int rows) { return denseSmallWithoutAvx512 && rows <= 64 && !avx512Spmm(); }
+
+    public static volatile boolean denseSmallWithoutAvx512 = !"false".equals(System.getProperty("fst4j.conv.denseSmall"));
+
+    private static volatile int avx512Spmm = -1;   // the 2:4 kernel family, fixed at load (FST4J_ISA included)
+
+    private static boolean avx512Spmm() {
+        int a = avx512Spmm;
+        if (a < 0) avx512Spmm = a = "avx512".equals(fst4j.shim.Native.spmm24Isa()) ? 1 : 0;
+        return a == 1;
+    }
 
     public static volatile boolean denseStride2 = !"false".equals(System.getProperty("fst4j.conv.denseStride2"));
 
@@ -530,7 +553,7 @@ public final class Layers {
                     && (eq2TconvAll || cout <= 32 || l <= 64);
             try (Tensor wm = w.reshape(cout, kRows); Tensor gc = g.contiguous(); Tensor dy3 = gc.reshape(n, cout, l);
                  Tensor xc = x.contiguous()) {
-                Gemm3.Left tconv = dx != null && same ? node.prepareInputGradTconv(wm, sw, k * k) : null;
+                Gemm3.Left tconv = dx != null && same ? node.prepareInputGradTconv(wm, sw, k * k, denseSmall(cin)) : null;
                 wt = tconv != null ? tconv : dx != null ? node.prepareInputGrad(wm, sw, DType.F32, denseEq2(cout, stride)) : null;
                 // Eq. 3 of Eq. 7's half-K reads the block's images in place (IR shift and gather in one pass), so where
                 // Eq. 2 is a convolution of dY (or not asked for) no [Cout, nb*L] copy of dY is made

@@ -5,6 +5,7 @@ import fst4j.tensor.Scope;
 import fst4j.tensor.Tensor;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.util.ArrayList;
@@ -121,12 +122,13 @@ class ConvBlockedTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("stride2")
     void stride2DenseProductOfSwEqualsThe24Product(SparseConfig.Method m, int[] g) {
-        assertTrue(Layers.denseEq1(g[2], g[5], g[6]), "the geometry must fall under the rule");
-        assertFalse(Layers.denseEq1(g[2], g[5], 1));
-        assertFalse(Layers.denseEq1(64, 3, 2));
-        Result whole = run(m, g, false, false, false);
-        boolean before = Layers.denseStride2;
+        boolean before = Layers.denseStride2, small = Layers.denseSmallWithoutAvx512;
+        Layers.denseSmallWithoutAvx512 = false;   // the stride-2 rule alone (the small-layer rule of CPUs without AVX-512: below)
         try {
+            assertTrue(Layers.denseEq1(g[2], g[5], g[6]), "the geometry must fall under the rule");
+            assertFalse(Layers.denseEq1(g[2], g[5], 1));
+            assertFalse(Layers.denseEq1(64, 3, 2));
+            Result whole = run(m, g, false, false, false);
             for (boolean on : new boolean[]{true, false}) {
                 Layers.denseStride2 = on;
                 long before0 = Gemm3.DENSE_PRODUCTS_OF_SW.get();
@@ -139,6 +141,40 @@ class ConvBlockedTest {
             }
         } finally {
             Layers.denseStride2 = before;
+            Layers.denseSmallWithoutAvx512 = small;
+        }
+    }
+
+    /**
+     * On a CPU without AVX-512 (the isa-avx2 / isa-generic runs) layers with at most 64 output channels take the dense GEMM
+     * of S(W) for Eq. 1 and, where Eq. 2 is a convolution of dY, of the tap-major S(W^T) for Eq. 2 (at most 64 input
+     * channels); the blocked result equals the whole-batch 2:4 product's within float rounding with the rule on and off. On
+     * an AVX-512 CPU the rule never acts.
+     */
+    @ParameterizedTest(name = "{0}")
+    @EnumSource(value = SparseConfig.Method.class, names = {"SR_STE", "FST2", "FST3_IR"})
+    void smallLayersWithoutAvx512TakeTheDenseProductOfThePrunedOperands(SparseConfig.Method m) {
+        boolean avx512 = "avx512".equals(fst4j.shim.Native.spmm24Isa());
+        assertEquals(!avx512, Layers.denseEq1(64, 3, 1), "64 output channels, stride 1, " + fst4j.shim.Native.spmm24Isa());
+        assertFalse(Layers.denseEq1(128, 3, 1));
+        int[] g = {5, 16, 16, 12, 12, 3, 1, 1};   // 16 -> 16, 3x3, stride 1, "same": Eq. 2 as a convolution of dY
+        boolean small = Layers.denseSmallWithoutAvx512;
+        try {
+            Result whole = run(m, g, false, false, false);
+            for (boolean on : new boolean[]{true, false}) {
+                Layers.denseSmallWithoutAvx512 = on;
+                long sw0 = Gemm3.DENSE_PRODUCTS_OF_SW.get(), swt0 = Gemm3.DENSE_PRODUCTS_OF_SWT.get();
+                Result blocked = run(m, g, true, true, true);
+                int acts = on && !avx512 ? 1 : 0;
+                assertEquals(acts, Gemm3.DENSE_PRODUCTS_OF_SW.get() - sw0, m + ": the dense product of S(W), rule " + on);
+                // FST2's and FST3_IR's S(W^T) is 2:4 along Cout (SR-STE's W^T is dense: no pruned S(W^T) to keep)
+                assertEquals(m == SparseConfig.Method.SR_STE ? 0 : acts, Gemm3.DENSE_PRODUCTS_OF_SWT.get() - swt0, m + ": the dense product of S(W^T), rule " + on);
+                close(whole.y, blocked.y, m + " y, rule " + on);
+                close(whole.dx, blocked.dx, m + " dx " + on);
+                close(whole.dw, blocked.dw, m + " dw " + on);
+            }
+        } finally {
+            Layers.denseSmallWithoutAvx512 = small;
         }
     }
 
@@ -196,8 +232,9 @@ class ConvBlockedTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("oddPlanes")
     void columnListEqualsGather(int[] g) {
-        boolean before = Gemm3.oddPlaneColumnList;
+        boolean before = Gemm3.oddPlaneColumnList, withoutPlans = Gemm3.columnListWithoutPlans;
         int directBefore = fst4j.shim.Native.wgradDirectMax(-1);
+        Gemm3.columnListWithoutPlans = true;   // a CPU without AVX-512 (the isa-avx2 / isa-generic runs) too
         try {
             for (int direct : new int[]{directBefore, 0})
                 for (SparseConfig.Method m : new SparseConfig.Method[]{SparseConfig.Method.FST3, SparseConfig.Method.FST3_IR}) {
@@ -216,6 +253,7 @@ class ConvBlockedTest {
                 }
         } finally {
             Gemm3.oddPlaneColumnList = before;
+            Gemm3.columnListWithoutPlans = withoutPlans;
             fst4j.shim.Native.wgradDirectMax(directBefore);
         }
     }

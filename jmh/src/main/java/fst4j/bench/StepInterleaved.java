@@ -59,6 +59,7 @@ public final class StepInterleaved {
             Map.entry("c2i", v -> { boolean p = fst4j.shim.Native.col2imStride2(-1); fst4j.shim.Native.col2imStride2(v); return p ? 1 : 0; }),
             Map.entry("tconvall", flag(() -> fst4j.autograd.Layers.eq2TconvAll, b -> fst4j.autograd.Layers.eq2TconvAll = b)),
             Map.entry("dense2", flag(() -> fst4j.autograd.Layers.denseStride2, b -> fst4j.autograd.Layers.denseStride2 = b)),
+            Map.entry("densesmall", flag(() -> fst4j.autograd.Layers.denseSmallWithoutAvx512, b -> fst4j.autograd.Layers.denseSmallWithoutAvx512 = b)),
             Map.entry("dense2eq2", flag(() -> fst4j.autograd.Layers.denseStride2Eq2, b -> fst4j.autograd.Layers.denseStride2Eq2 = b)),
             Map.entry("nchw", flag(() -> fst4j.autograd.Gemm3.cpuNchw, b -> fst4j.autograd.Gemm3.cpuNchw = b)),
             Map.entry("eq3img", flag(() -> fst4j.autograd.Layers.eq3FromImages, b -> fst4j.autograd.Layers.eq3FromImages = b)),

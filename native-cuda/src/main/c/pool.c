@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
+#include <stdlib.h>
 
 /* cond ? a : b for floats and ints through bit masks: scalar selects on random data otherwise become branches that
  * mispredict half the time (a max-pool window, a ReLU mask). */
@@ -26,7 +27,33 @@ typedef struct {
     int32_t *idx;
     int64_t h, w, ho, wo, kh, kw, sh, sw, ph, pw;
     int bad;
+    int vec;                 /* the AVX-512 2x2 paths (decided once per call) */
 } pool_job;
+
+void fst_maxpool2x2_plane_avx512(const float *x, int64_t w, int64_t ho, int64_t wo, float *y, int32_t *ix);
+int fst_maxpool2x2_bwd_plane_avx512(const float *dy, const int32_t *ix, int64_t h, int64_t w, int64_t ho, int64_t wo, float *dx);
+
+static int mp_vec_state = -1;   /* -1: not decided yet; 0 off; 1 on */
+
+/* The 2x2 / stride 2 window 16 outputs at a time (pool_avx512.c): where the CPU has AVX-512, unless FST4J_ISA forces a
+ * lesser family or FST4J_MAXPOOL_VEC=0. The same outputs and indices either way. */
+static int mp_vec(void) {
+    int have = __atomic_load_n(&mp_vec_state, __ATOMIC_RELAXED);
+    if (have < 0) {
+        __builtin_cpu_init();
+        const char *force = getenv("FST4J_ISA"), *off = getenv("FST4J_MAXPOOL_VEC");
+        have = __builtin_cpu_supports("avx512f") && !(force && (strcmp(force, "avx2") == 0 || strcmp(force, "generic") == 0))
+               && !(off && strcmp(off, "0") == 0);
+        __atomic_store_n(&mp_vec_state, have, __ATOMIC_RELAXED);
+    }
+    return have;
+}
+
+int fst_maxpool_vec(int mode) {
+    if (mode == 0) __atomic_store_n(&mp_vec_state, 0, __ATOMIC_RELAXED);
+    else if (mode > 0) { __atomic_store_n(&mp_vec_state, -1, __ATOMIC_RELAXED); mp_vec(); }
+    return mp_vec();
+}
 
 /* Fields are copied to locals (restrict pointers) so stores to y/idx cannot alias them: otherwise every load
  * of the job's fields repeats after each store and the loops run scalar at a few ns per element. */
@@ -37,6 +64,10 @@ static void maxpool_task(void *p, int64_t p0, int64_t p1) {
         const float *restrict x = j->x + pl * H * W;
         float *restrict y = j->y + pl * HO * WO;
         int32_t *restrict ix = j->idx + pl * HO * WO;
+        if (KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && j->vec) {
+            fst_maxpool2x2_plane_avx512(x, W, HO, WO, y, ix);
+            continue;
+        }
         if (KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0) {
             /* the common 2x2 / stride 2 window: four loads, the same selects, in window order */
             for (int64_t oh = 0; oh < HO; oh++) {
@@ -104,7 +135,7 @@ int fst_maxpool2d(const float *x, int64_t planes, int64_t h, int64_t w, int64_t 
         || 2 * ph > kh || 2 * pw > kw || nthreads < 1 || h * w > INT32_MAX) return FST_EINVAL;
     if ((h + 2 * ph - kh) / sh + 1 != ho || (w + 2 * pw - kw) / sw + 1 != wo || ho <= 0 || wo <= 0) return FST_EINVAL;
     pool_job j = { .x = x, .y = y, .idx = idx, .h = h, .w = w, .ho = ho, .wo = wo, .kh = kh, .kw = kw,
-                   .sh = sh, .sw = sw, .ph = ph, .pw = pw };
+                   .sh = sh, .sw = sw, .ph = ph, .pw = pw, .vec = mp_vec() };
     fst_parallel(planes, chunks(planes * h * w, nthreads), nthreads, maxpool_task, &j);
     return FST_OK;
 }
@@ -117,6 +148,9 @@ static void maxpool_bwd_task(void *p, int64_t p0, int64_t p1) {
         float *restrict dx = j->dx + pl * plane;
         const float *restrict dy = j->dy + pl * out;
         const int32_t *restrict ix = j->idx + pl * out;
+        /* every index in its own 2x2 block (2x2 / stride 2 windows): each element gets at most one gradient */
+        if (j->vec && 2 * j->ho <= j->h && 2 * j->wo <= j->w && fst_maxpool2x2_bwd_plane_avx512(dy, ix, j->h, j->w, j->ho, j->wo, dx))
+            continue;
         memset(dx, 0, (size_t)plane * 4);
         for (int64_t o = 0; o < out; o++) {
             int32_t t = ix[o];
@@ -131,7 +165,8 @@ int fst_maxpool2d_backward(const float *dy, const int32_t *idx, int64_t planes, 
                            float *dx, int nthreads) {
     if (!dy || !idx || !dx) return FST_ENULL;
     if (planes < 0 || h <= 0 || w <= 0 || ho <= 0 || wo <= 0 || nthreads < 1) return FST_EINVAL;
-    pool_job j = { .dy = dy, .idx = (int32_t *)idx, .dx = dx, .h = h, .w = w, .ho = ho, .wo = wo };
+    pool_job j = { .dy = dy, .idx = (int32_t *)idx, .dx = dx, .h = h, .w = w, .ho = ho, .wo = wo,
+                   .vec = mp_vec() && h * w <= INT32_MAX };
     fst_parallel(planes, chunks(planes * h * w, nthreads), nthreads, maxpool_bwd_task, &j);
     return j.bad ? FST_EINVAL : FST_OK;
 }

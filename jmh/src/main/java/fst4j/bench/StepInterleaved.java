@@ -56,6 +56,7 @@ public final class StepInterleaved {
             Map.entry("plan", v -> { boolean p = fst4j.shim.Native.loweringPlan(-1); fst4j.shim.Native.loweringPlan(v); return p ? 1 : 0; }),
             Map.entry("seg", nativeSwitch(fst4j.shim.Native::loweringSeg)),
             Map.entry("spin", nativeSwitch(fst4j.shim.Native::parallelSpin)),
+            Map.entry("mpvec", v -> { boolean p = fst4j.shim.Native.maxPoolVector(-1); fst4j.shim.Native.maxPoolVector(v); return p ? 1 : 0; }),
             Map.entry("c2i", v -> { boolean p = fst4j.shim.Native.col2imStride2(-1); fst4j.shim.Native.col2imStride2(v); return p ? 1 : 0; }),
             Map.entry("tconvall", flag(() -> fst4j.autograd.Layers.eq2TconvAll, b -> fst4j.autograd.Layers.eq2TconvAll = b)),
             Map.entry("dense2", flag(() -> fst4j.autograd.Layers.denseStride2, b -> fst4j.autograd.Layers.denseStride2 = b)),

@@ -238,6 +238,17 @@ public final class Native {
         static final MethodHandle WIN = bind(LIB, "fst_lowering_win", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle COL2IM_S2 = bind(LIB, "fst_col2im_s2", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
         static final MethodHandle SPIN = bind(LIB, "fst_parallel_spin", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+        static final MethodHandle MAXPOOL_VEC = bind(LIB, "fst_maxpool_vec", FunctionDescriptor.of(JAVA_INT, JAVA_INT), true);
+    }
+
+    /**
+     * Max pooling's 2x2 / stride 2 window 16 outputs at a time (AVX-512), forward and backward, instead of the scalar loops:
+     * mode 0 off, 1 on where the CPU has AVX-512, -1 only asks. Returns whether it is in use. The same outputs, indices and
+     * gradients either way; tests and A/B timings switch it.
+     */
+    public static boolean maxPoolVector(int mode) {
+        ensureLoaded();
+        try { return (int) LoweringHandles.MAXPOOL_VEC.invokeExact(mode) != 0; } catch (Throwable t) { throw rethrow(t); }
     }
 
     /**

@@ -41,11 +41,23 @@ class PoolEltwiseNativeTest {
         compareMaxPool(n, c, h, w, k, s, Math.min(p, k / 2), seed);
     }
 
-    /** The 2x2 / stride 2 window has its own C loop: every parity of H and W, with NaN and infinities. */
+    /**
+     * The 2x2 / stride 2 window has its own C loops (scalar, and 16 windows at a time on AVX-512, forward and backward):
+     * every parity of H and W, widths past two vectors of windows, with NaN and infinities, both paths where there are two.
+     */
     @Test
     void maxPool2x2Stride2EqualsJava() {
-        for (int h = 2; h <= 7; h++)
-            for (int w = 2; w <= 7; w++) compareMaxPool(2, 3, h, w, 2, 2, 0, 100L * h + w);
+        boolean before = fst4j.shim.Native.maxPoolVector(-1);
+        try {
+            for (int vec = 0; vec <= 1; vec++) {
+                fst4j.shim.Native.maxPoolVector(vec);
+                for (int h = 2; h <= 7; h++)
+                    for (int w = 2; w <= 7; w++) compareMaxPool(2, 3, h, w, 2, 2, 0, 100L * h + w);
+                for (int w : new int[]{31, 32, 33, 34, 63, 65, 66}) compareMaxPool(2, 2, w % 5 + 4, w, 2, 2, 0, 7L * w);
+            }
+        } finally {
+            fst4j.shim.Native.maxPoolVector(before ? 1 : 0);
+        }
     }
 
     private static void compareMaxPool(int n, int c, int h, int w, int k, int s, int pad, long seed) {

@@ -59,6 +59,28 @@ class StridedCopyTest {
         }
     }
 
+    /**
+     * Rank-2 copies that transpose (a linear layer's input gradient made contiguous) go by tiles: every element lands, at
+     * sizes around and between the tiles, from a transposed view of a sliced matrix and into a transposed destination.
+     */
+    @Test
+    void transposingCopiesMoveEveryElement() {
+        Random r = new Random(11);
+        int[][] sizes = {{32, 32}, {33, 47}, {128, 6272}, {1000, 35}, {37, 2049}, {31, 5000}};
+        try (Scope sc = Scope.open()) {
+            for (int[] rc : sizes) {
+                int rows = rc[0], cols = rc[1];
+                Tensor big = Tensor.of(randoms(cols * (rows + 5), r), cols, rows + 5);
+                Tensor v = big.slice(1, 2, rows + 2).t();   // [rows, cols], strides [1, rows + 5]
+                float[] want = v.toFloatArray();
+                assertBits(want, v.copy().toFloatArray(), "transposed view " + rows + "x" + cols);
+                Tensor into = Tensor.empty(cols, rows).t();   // [rows, cols], strides [1, rows]
+                try (Tensor c = v.copy()) { into.copyFrom(c); }
+                assertBits(want, into.toFloatArray(), "into a transposed destination " + rows + "x" + cols);
+            }
+        }
+    }
+
     @Test
     void broadcastRowsAreCopiedToEveryRow() {
         Random r = new Random(7);

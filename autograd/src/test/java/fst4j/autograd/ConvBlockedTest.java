@@ -155,11 +155,12 @@ class ConvBlockedTest {
     @EnumSource(value = SparseConfig.Method.class, names = {"SR_STE", "FST2", "FST3_IR"})
     void smallLayersWithoutAvx512TakeTheDenseProductOfThePrunedOperands(SparseConfig.Method m) {
         boolean avx512 = "avx512".equals(fst4j.shim.Native.spmm24Isa());
-        assertEquals(!avx512, Layers.denseEq1(64, 3, 1), "64 output channels, stride 1, " + fst4j.shim.Native.spmm24Isa());
-        assertFalse(Layers.denseEq1(128, 3, 1));
         int[] g = {5, 16, 16, 12, 12, 3, 1, 1};   // 16 -> 16, 3x3, stride 1, "same": Eq. 2 as a convolution of dY
         boolean small = Layers.denseSmallWithoutAvx512;
         try {
+            Layers.denseSmallWithoutAvx512 = true;   // the default (not -Dfst4j.conv.denseSmall=false)
+            assertEquals(!avx512, Layers.denseEq1(64, 3, 1), "64 output channels, stride 1, " + fst4j.shim.Native.spmm24Isa());
+            assertFalse(Layers.denseEq1(128, 3, 1));
             Result whole = run(m, g, false, false, false);
             for (boolean on : new boolean[]{true, false}) {
                 Layers.denseSmallWithoutAvx512 = on;

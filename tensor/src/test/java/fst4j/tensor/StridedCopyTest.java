@@ -61,12 +61,13 @@ class StridedCopyTest {
 
     /**
      * Rank-2 copies that transpose (a linear layer's input gradient made contiguous) go by tiles: every element lands, at
-     * sizes around and between the tiles, from a transposed view of a sliced matrix and into a transposed destination.
+     * sizes around and between the tiles, from a transposed view of a sliced matrix and into a transposed destination (the
+     * small and thin ones take the row path, the others the tiles: at least 32 x 32 and StridedCopy.MIN_NATIVE elements).
      */
     @Test
     void transposingCopiesMoveEveryElement() {
         Random r = new Random(11);
-        int[][] sizes = {{32, 32}, {33, 47}, {128, 6272}, {1000, 35}, {37, 2049}, {31, 5000}};
+        int[][] sizes = {{32, 32}, {33, 47}, {128, 6272}, {1000, 35}, {37, 2049}, {31, 5000}, {33, 1000}, {32, 1025}, {63, 1000}};
         try (Scope sc = Scope.open()) {
             for (int[] rc : sizes) {
                 int rows = rc[0], cols = rc[1];

@@ -141,9 +141,9 @@ FST_API int fst_dwconv_dw(const int64_t *geom, const float *x, const float *dy, 
  * PAUSE takes ~140 cycles, as on the Xeons of sessions 37-42; far less on cores with a short PAUSE): iters >= 0 sets it (0:
  * sleep at once), -1 only asks; returns the value in use. For A/B timing. */
 FST_API int fst_parallel_spin(int iters);
-/* Max pooling's 2x2 / stride 2 window 16 outputs at a time (AVX-512), forward and backward: mode 0 off, 1 on where the
- * CPU has AVX-512, -1 asks; returns whether it is on. The same outputs, indices and gradients as the scalar loops.
- * FST4J_MAXPOOL_VEC=0 keeps it off. */
+/* Max pooling's 2x2 / stride 2 window with vectors: 16 outputs at a time forward and backward where the CPU has AVX-512,
+ * 8 forward where it has AVX2 (FST4J_ISA=avx2 included): mode 0 off, 1 on where the CPU allows, -1 asks; returns 0 (off),
+ * 1 (AVX2) or 2 (AVX-512). The same outputs, indices and gradients as the scalar loops. FST4J_MAXPOOL_VEC=0 keeps it off. */
 FST_API int fst_maxpool_vec(int mode);
 /* col2im at stride 2 (both axes) as a gather, each plane row written once (AVX-512): mode 0 off, 1 on where the CPU has
  * AVX-512, -1 asks; returns whether it is on. The same bits as the scatter. FST4J_COL2IM_S2=0 keeps it off (mode 1 reads

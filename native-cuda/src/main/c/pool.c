@@ -27,23 +27,28 @@ typedef struct {
     int32_t *idx;
     int64_t h, w, ho, wo, kh, kw, sh, sw, ph, pw;
     int bad;
-    int vec;                 /* the AVX-512 2x2 paths (decided once per call) */
+    int vec;                 /* the vector 2x2 paths, 1 AVX2 or 2 AVX-512 (decided once per call) */
 } pool_job;
 
 void fst_maxpool2x2_plane_avx512(const float *x, int64_t w, int64_t ho, int64_t wo, float *y, int32_t *ix);
+void fst_maxpool2x2_plane_avx2(const float *x, int64_t w, int64_t ho, int64_t wo, float *y, int32_t *ix);
 int fst_maxpool2x2_bwd_plane_avx512(const float *dy, const int32_t *ix, int64_t h, int64_t w, int64_t ho, int64_t wo, float *dx);
 
-static int mp_vec_state = -1;   /* -1: not decided yet; 0 off; 1 on */
+static int mp_vec_state = -1;   /* -1: not decided yet; 0 off; 1 AVX2 (forward); 2 AVX-512 (forward and backward) */
 
-/* The 2x2 / stride 2 window 16 outputs at a time (pool_avx512.c): where the CPU has AVX-512, unless FST4J_ISA forces a
- * lesser family or FST4J_MAXPOOL_VEC=0. The same outputs and indices either way. */
+/* The 2x2 / stride 2 window 16 outputs at a time (pool_avx512.c) where the CPU has AVX-512, 8 at a time forward only
+ * (pool_avx2.c) where it has AVX2, unless FST4J_ISA forces a lesser family or FST4J_MAXPOOL_VEC=0. The same outputs,
+ * indices and gradients either way. */
 static int mp_vec(void) {
     int have = __atomic_load_n(&mp_vec_state, __ATOMIC_RELAXED);
     if (have < 0) {
         __builtin_cpu_init();
         const char *force = getenv("FST4J_ISA"), *off = getenv("FST4J_MAXPOOL_VEC");
-        have = __builtin_cpu_supports("avx512f") && !(force && (strcmp(force, "avx2") == 0 || strcmp(force, "generic") == 0))
-               && !(off && strcmp(off, "0") == 0);
+        const int lesser = force && (strcmp(force, "avx2") == 0 || strcmp(force, "generic") == 0);
+        const int generic = force && strcmp(force, "generic") == 0;
+        have = off && strcmp(off, "0") == 0 ? 0
+             : __builtin_cpu_supports("avx512f") && !lesser ? 2
+             : __builtin_cpu_supports("avx2") && !generic ? 1 : 0;
         __atomic_store_n(&mp_vec_state, have, __ATOMIC_RELAXED);
     }
     return have;
@@ -65,7 +70,8 @@ static void maxpool_task(void *p, int64_t p0, int64_t p1) {
         float *restrict y = j->y + pl * HO * WO;
         int32_t *restrict ix = j->idx + pl * HO * WO;
         if (KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && j->vec) {
-            fst_maxpool2x2_plane_avx512(x, W, HO, WO, y, ix);
+            if (j->vec == 2) fst_maxpool2x2_plane_avx512(x, W, HO, WO, y, ix);
+            else fst_maxpool2x2_plane_avx2(x, W, HO, WO, y, ix);
             continue;
         }
         if (KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0) {
@@ -149,7 +155,7 @@ static void maxpool_bwd_task(void *p, int64_t p0, int64_t p1) {
         const float *restrict dy = j->dy + pl * out;
         const int32_t *restrict ix = j->idx + pl * out;
         /* every index in its own 2x2 block (2x2 / stride 2 windows): each element gets at most one gradient */
-        if (j->vec && 2 * j->ho <= j->h && 2 * j->wo <= j->w && fst_maxpool2x2_bwd_plane_avx512(dy, ix, j->h, j->w, j->ho, j->wo, dx))
+        if (j->vec == 2 && 2 * j->ho <= j->h && 2 * j->wo <= j->w && fst_maxpool2x2_bwd_plane_avx512(dy, ix, j->h, j->w, j->ho, j->wo, dx))
             continue;
         memset(dx, 0, (size_t)plane * 4);
         for (int64_t o = 0; o < out; o++) {

@@ -242,9 +242,9 @@ public final class Native {
     }
 
     /**
-     * Max pooling's 2x2 / stride 2 window 16 outputs at a time (AVX-512), forward and backward, instead of the scalar loops:
-     * mode 0 off, 1 on where the CPU has AVX-512, -1 only asks. Returns whether it is in use. The same outputs, indices and
-     * gradients either way; tests and A/B timings switch it.
+     * Max pooling's 2x2 / stride 2 window with vectors instead of the scalar loops (16 windows forward and backward on AVX-512,
+     * 8 forward on AVX2): mode 0 off, 1 on where the CPU allows, -1 only asks. Returns whether it is in use. The same outputs,
+     * indices and gradients either way; tests and A/B timings switch it.
      */
     public static boolean maxPoolVector(int mode) {
         ensureLoaded();

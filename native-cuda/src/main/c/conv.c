@@ -73,7 +73,7 @@ typedef struct {
     float *out, *dx;
     int64_t ld, npos;
     const int64_t *ih0, *iw0;
-    int s2;                  /* col2im: the stride-2 gather (decided once per call: its planes are numbered channel-major) */
+    int s2;                  /* col2im: the stride-2 gather, 1 AVX2 or 2 AVX-512 (decided once per call: its planes are numbered channel-major) */
 } conv_job;
 
 /* tasks index (image, row of K) pairs: t = img * K + r */
@@ -136,18 +136,23 @@ int fst_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64
 
 void fst_col2im_s2_plane_avx512(const float *cols, int64_t ld, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t ph,
                                 int64_t pw, int64_t ho, int64_t wo, float *plane);
+void fst_col2im_s2_plane_avx2(const float *cols, int64_t ld, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t ph,
+                              int64_t pw, int64_t ho, int64_t wo, float *plane);
 
-static int c2i_s2_state = -1;   /* -1: not decided yet; 0 off; 1 on */
+static int c2i_s2_state = -1;   /* -1: not decided yet; 0 off; 1 AVX2; 2 AVX-512 */
 
-/* The stride-2 gather (col2im_avx512.c): on where the CPU has AVX-512, unless FST4J_ISA forces a lesser family or
- * FST4J_COL2IM_S2=0. The same bits either way. */
+/* The stride-2 gather (col2im_avx512.c, col2im_avx2.c): on where the CPU has AVX-512 or AVX2, unless FST4J_ISA forces a
+ * lesser family or FST4J_COL2IM_S2=0. The same bits either way. */
 static int c2i_s2_cpu(void) {
     int have = __atomic_load_n(&c2i_s2_state, __ATOMIC_RELAXED);
     if (have < 0) {
         __builtin_cpu_init();
         const char *force = getenv("FST4J_ISA"), *off = getenv("FST4J_COL2IM_S2");
-        have = __builtin_cpu_supports("avx512f") && !(force && (strcmp(force, "avx2") == 0 || strcmp(force, "generic") == 0))
-               && !(off && strcmp(off, "0") == 0);
+        const int lesser = force && (strcmp(force, "avx2") == 0 || strcmp(force, "generic") == 0);
+        const int generic = force && strcmp(force, "generic") == 0;
+        have = off && strcmp(off, "0") == 0 ? 0
+             : __builtin_cpu_supports("avx512f") && !lesser ? 2
+             : __builtin_cpu_supports("avx2") && !generic ? 1 : 0;
         __atomic_store_n(&c2i_s2_state, have, __ATOMIC_RELAXED);
     }
     return have;
@@ -169,8 +174,10 @@ static void col2im_task(void *p, int64_t t0, int64_t t1) {
         /* channel-major: consecutive planes read neighbouring runs of the same kh * kw matrix rows */
         for (int64_t t = t0; t < t1; t++) {
             const int64_t ch = t / g->n, img = t % g->n;
-            fst_col2im_s2_plane_avx512(j->cols + ch * g->kh * g->kw * j->ld + img * L, j->ld, H, W, g->kh, g->kw, g->ph, g->pw,
-                                       g->ho, g->wo, j->dx + (img * g->c + ch) * H * W);
+            const float *cp = j->cols + ch * g->kh * g->kw * j->ld + img * L;
+            float *dp = j->dx + (img * g->c + ch) * H * W;
+            if (j->s2 == 2) fst_col2im_s2_plane_avx512(cp, j->ld, H, W, g->kh, g->kw, g->ph, g->pw, g->ho, g->wo, dp);
+            else fst_col2im_s2_plane_avx2(cp, j->ld, H, W, g->kh, g->kw, g->ph, g->pw, g->ho, g->wo, dp);
         }
         return;
     }
@@ -212,7 +219,7 @@ int fst_col2im(const float *cols, int64_t ldc, int64_t n, int64_t c, int64_t h, 
     geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
     if (!cols || !dx) return FST_ENULL;
     if (check(&g) != FST_OK || nthreads < 1 || ldc < n * ho * wo) return FST_EINVAL;
-    conv_job j = { .g = g, .cols = cols, .dx = dx, .ld = ldc, .s2 = sh == 2 && sw == 2 && kh <= 64 && kw <= 64 && c2i_s2_cpu() };
+    conv_job j = { .g = g, .cols = cols, .dx = dx, .ld = ldc, .s2 = sh == 2 && sw == 2 && kh <= 64 && kw <= 64 ? c2i_s2_cpu() : 0 };
     fst_parallel(n * c, chunks_for(n * c * h * w * kh * kw, nthreads), nthreads, col2im_task, &j);
     return FST_OK;
 }

@@ -145,8 +145,8 @@ FST_API int fst_parallel_spin(int iters);
  * 8 forward where it has AVX2 (FST4J_ISA=avx2 included): mode 0 off, 1 on where the CPU allows, -1 asks; returns 0 (off),
  * 1 (AVX2) or 2 (AVX-512). The same outputs, indices and gradients as the scalar loops. FST4J_MAXPOOL_VEC=0 keeps it off. */
 FST_API int fst_maxpool_vec(int mode);
-/* col2im at stride 2 (both axes) as a gather, each plane row written once (AVX-512): mode 0 off, 1 on where the CPU has
- * AVX-512, -1 asks; returns whether it is on. The same bits as the scatter. FST4J_COL2IM_S2=0 keeps it off (mode 1 reads
+/* col2im at stride 2 (both axes) as a gather, each plane row written once (AVX-512, or AVX2 without it): mode 0 off, 1 on
+ * where the CPU allows, -1 asks; returns 0 (off), 1 (AVX2) or 2 (AVX-512). The same bits as the scatter. FST4J_COL2IM_S2=0 keeps it off (mode 1 reads
  * the environment again). Each call decides once, so a switch flipped during a call does not mix the two. */
 FST_API int fst_col2im_s2(int mode);
 /* The planned lowering of the implicit-im2col GEMMs (AVX-512 masked loads; lowering.h): mode 0 turns it off (every

@@ -5,9 +5,8 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
+#include "vec_paths.h"
 
-void fst_col2im_s2_plane_avx2(const float *cols, int64_t ld, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t ph,
-                              int64_t pw, int64_t ho, int64_t wo, float *plane);
 
 /* lanes l of [0, 8) with lo <= l < hi, as a load / store mask */
 static inline __m256i lanes8(int64_t lo, int64_t hi) {

@@ -10,9 +10,8 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
+#include "vec_paths.h"
 
-void fst_col2im_s2_plane_avx512(const float *cols, int64_t ld, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t ph,
-                                int64_t pw, int64_t ho, int64_t wo, float *plane);
 
 /* lanes l of [0, 16) with lo <= l < hi */
 static inline __mmask16 lanes(int64_t lo, int64_t hi) {

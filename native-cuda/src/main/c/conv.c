@@ -3,6 +3,8 @@
 #include "fst4j.h"
 #include "conv_range.h"
 #include "parallel.h"
+#include "cpu_host.h"
+#include "vec_paths.h"
 #include <stdlib.h>
 #include <string.h>
 #if defined(__SSE2__)
@@ -134,35 +136,14 @@ int fst_im2col(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64
     return FST_OK;
 }
 
-void fst_col2im_s2_plane_avx512(const float *cols, int64_t ld, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t ph,
-                                int64_t pw, int64_t ho, int64_t wo, float *plane);
-void fst_col2im_s2_plane_avx2(const float *cols, int64_t ld, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t ph,
-                              int64_t pw, int64_t ho, int64_t wo, float *plane);
 
-static int c2i_s2_state = -1;   /* -1: not decided yet; 0 off; 1 AVX2; 2 AVX-512 */
+static int c2i_s2_state = -1;   /* the stride-2 gather's family: -1 not decided yet; 0 off; 1 AVX2; 2 AVX-512 */
 
 /* The stride-2 gather (col2im_avx512.c, col2im_avx2.c): on where the CPU has AVX-512 or AVX2, unless FST4J_ISA forces a
  * lesser family or FST4J_COL2IM_S2=0. The same bits either way. */
-static int c2i_s2_cpu(void) {
-    int have = __atomic_load_n(&c2i_s2_state, __ATOMIC_RELAXED);
-    if (have < 0) {
-        __builtin_cpu_init();
-        const char *force = getenv("FST4J_ISA"), *off = getenv("FST4J_COL2IM_S2");
-        const int lesser = force && (strcmp(force, "avx2") == 0 || strcmp(force, "generic") == 0);
-        const int generic = force && strcmp(force, "generic") == 0;
-        have = off && strcmp(off, "0") == 0 ? 0
-             : __builtin_cpu_supports("avx512f") && !lesser ? 2
-             : __builtin_cpu_supports("avx2") && !generic ? 1 : 0;
-        __atomic_store_n(&c2i_s2_state, have, __ATOMIC_RELAXED);
-    }
-    return have;
-}
+static int c2i_s2_cpu(void) { return fst_vec_switch(&c2i_s2_state, "FST4J_COL2IM_S2", 1, -1); }
 
-int fst_col2im_s2(int mode) {
-    if (mode == 0) __atomic_store_n(&c2i_s2_state, 0, __ATOMIC_RELAXED);
-    else if (mode > 0) { __atomic_store_n(&c2i_s2_state, -1, __ATOMIC_RELAXED); c2i_s2_cpu(); }
-    return c2i_s2_cpu();
-}
+int fst_col2im_s2(int mode) { return fst_vec_switch(&c2i_s2_state, "FST4J_COL2IM_S2", 1, mode); }
 
 /* tasks index (image, channel) planes: planes never overlap, so no atomics */
 static void col2im_task(void *p, int64_t t0, int64_t t1) {
@@ -365,26 +346,12 @@ int fst_lplan_build_win_avx512(fst_lplan *p, const fst_lowering *s, int64_t col0
 void fst_lplan_row_avx512(const fst_lplan *p, int64_t r, float *out, int per, int64_t jump, int tail);
 void fst_lplan_rows_avx512(const fst_lplan *p, int64_t r0, int64_t nrows, float *out, int64_t ldo, int per, int64_t jump);
 
-static int lplan_state = -1;   /* -1: not decided yet; 0 off; 1 on */
+static int lplan_state = -1;   /* -1: not decided yet; 0 off; 2 on (AVX-512 only) */
 
-static int lplan_cpu(void) {
-    int have = __atomic_load_n(&lplan_state, __ATOMIC_RELAXED);
-    if (have < 0) {
-        __builtin_cpu_init();
-        const char *force = getenv("FST4J_ISA");    /* as gemm.c: a forced lesser family turns it off */
-        const char *off = getenv("FST4J_LPLAN");     /* FST4J_LPLAN=0: always the row-by-row lowering */
-        have = __builtin_cpu_supports("avx512f") && !(force && (strcmp(force, "avx2") == 0 || strcmp(force, "generic") == 0))
-               && !(off && strcmp(off, "0") == 0);
-        __atomic_store_n(&lplan_state, have, __ATOMIC_RELAXED);
-    }
-    return have;
-}
+/* FST4J_LPLAN=0: always the row-by-row lowering; a forced lesser family (FST4J_ISA) turns it off too, as in gemm.c */
+static int lplan_cpu(void) { return fst_vec_switch(&lplan_state, "FST4J_LPLAN", 0, -1); }
 
-int fst_lowering_plan(int mode) {
-    if (mode == 0) __atomic_store_n(&lplan_state, 0, __ATOMIC_RELAXED);
-    else if (mode > 0) { __atomic_store_n(&lplan_state, -1, __ATOMIC_RELAXED); lplan_cpu(); }
-    return lplan_cpu();
-}
+int fst_lowering_plan(int mode) { return fst_vec_switch(&lplan_state, "FST4J_LPLAN", 0, mode) != 0; }
 
 /* Which plan a geometry gets: 1 masked loads (vertical stride 1, wo * sw == w, sw 1 or 2, planes of 16 columns or
  * more, so that a vector spans at most two images), 2 a gather where the row-by-row lowering is slow (strided taps:

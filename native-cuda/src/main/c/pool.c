@@ -5,6 +5,8 @@
 #include "fst4j.h"
 #include "parallel.h"
 #include "rank24.h"
+#include "cpu_host.h"
+#include "vec_paths.h"
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -30,35 +32,15 @@ typedef struct {
     int vec;                 /* the vector 2x2 paths, 1 AVX2 or 2 AVX-512 (decided once per call) */
 } pool_job;
 
-void fst_maxpool2x2_plane_avx512(const float *x, int64_t w, int64_t ho, int64_t wo, float *y, int32_t *ix);
-void fst_maxpool2x2_plane_avx2(const float *x, int64_t w, int64_t ho, int64_t wo, float *y, int32_t *ix);
-int fst_maxpool2x2_bwd_plane_avx512(const float *dy, const int32_t *ix, int64_t h, int64_t w, int64_t ho, int64_t wo, float *dx);
 
 static int mp_vec_state = -1;   /* -1: not decided yet; 0 off; 1 AVX2 (forward); 2 AVX-512 (forward and backward) */
 
 /* The 2x2 / stride 2 window 16 outputs at a time (pool_avx512.c) where the CPU has AVX-512, 8 at a time forward only
  * (pool_avx2.c) where it has AVX2, unless FST4J_ISA forces a lesser family or FST4J_MAXPOOL_VEC=0. The same outputs,
  * indices and gradients either way. */
-static int mp_vec(void) {
-    int have = __atomic_load_n(&mp_vec_state, __ATOMIC_RELAXED);
-    if (have < 0) {
-        __builtin_cpu_init();
-        const char *force = getenv("FST4J_ISA"), *off = getenv("FST4J_MAXPOOL_VEC");
-        const int lesser = force && (strcmp(force, "avx2") == 0 || strcmp(force, "generic") == 0);
-        const int generic = force && strcmp(force, "generic") == 0;
-        have = off && strcmp(off, "0") == 0 ? 0
-             : __builtin_cpu_supports("avx512f") && !lesser ? 2
-             : __builtin_cpu_supports("avx2") && !generic ? 1 : 0;
-        __atomic_store_n(&mp_vec_state, have, __ATOMIC_RELAXED);
-    }
-    return have;
-}
+static int mp_vec(void) { return fst_vec_switch(&mp_vec_state, "FST4J_MAXPOOL_VEC", 1, -1); }
 
-int fst_maxpool_vec(int mode) {
-    if (mode == 0) __atomic_store_n(&mp_vec_state, 0, __ATOMIC_RELAXED);
-    else if (mode > 0) { __atomic_store_n(&mp_vec_state, -1, __ATOMIC_RELAXED); mp_vec(); }
-    return mp_vec();
-}
+int fst_maxpool_vec(int mode) { return fst_vec_switch(&mp_vec_state, "FST4J_MAXPOOL_VEC", 1, mode); }
 
 /* Fields are copied to locals (restrict pointers) so stores to y/idx cannot alias them: otherwise every load
  * of the job's fields repeats after each store and the loops run scalar at a few ns per element. */

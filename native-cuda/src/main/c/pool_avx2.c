@@ -4,8 +4,8 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include "vec_paths.h"
 
-void fst_maxpool2x2_plane_avx2(const float *x, int64_t w, int64_t ho, int64_t wo, float *y, int32_t *ix);
 
 /* lanes [0, n) of a load or store mask */
 static inline __m256i first8(int64_t n) {

@@ -10,9 +10,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include "vec_paths.h"
 
-void fst_maxpool2x2_plane_avx512(const float *x, int64_t w, int64_t ho, int64_t wo, float *y, int32_t *ix);
-int fst_maxpool2x2_bwd_plane_avx512(const float *dy, const int32_t *ix, int64_t h, int64_t w, int64_t ho, int64_t wo, float *dx);
 
 static inline __mmask16 first(int64_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u); }
 

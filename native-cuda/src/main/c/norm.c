@@ -38,6 +38,9 @@ typedef struct {
     const float *x, *dy, *gamma, *beta, *mean_in, *invstd_in;
     float *y, *mean, *invstd, *rmean, *rvar, *dx, *dgamma, *dbeta;
     const float *relu_out;   /* backward: the fused ReLU's output, dy counts only where it is > 0 (NULL: no ReLU) */
+    const double *relu_affine; /* backward, instead of relu_out: the forward's scale and shift per channel, [2c]; dy
+                              * counts where (float)(x * scale + shift) > 0, the forward's own output recomputed */
+    double *affine;          /* forward: where to keep that scale and shift (NULL: nowhere) */
     int relu;                /* forward: y = max(BN(x), 0) in the same pass */
     int64_t n, c, hw;
     double momentum, eps;
@@ -104,6 +107,7 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
             double gm = j->gamma ? j->gamma[ch] : 1.0, bt = j->beta ? j->beta[ch] : 0.0;
             /* scale and shift of the second pass, kept in the (now free) moment slots */
             a8[b][0] = gm * is; a8[b][1] = bt - mu * (gm * is);
+            if (j->affine) { j->affine[2 * ch] = a8[b][0]; j->affine[2 * ch + 1] = a8[b][1]; }
             j->mean[ch] = (float)mu;
             j->invstd[ch] = (float)is;
             if (j->rmean) j->rmean[ch] = (float)((1 - j->momentum) * j->rmean[ch] + j->momentum * mu);
@@ -125,11 +129,11 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
 
 int fst_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
                  int64_t n, int64_t c, int64_t hw, double momentum, double eps,
-                 float *y, float *mean, float *invstd, int relu, int nthreads) {
+                 float *y, float *mean, float *invstd, double *affine, int relu, int nthreads) {
     if (n <= 0 || c <= 0 || hw <= 0 || nthreads < 1 || !(eps >= 0)) return FST_EINVAL;
     if (!x || !y || !mean || !invstd) return FST_ENULL;
     bn_job j = { .x = x, .gamma = gamma, .beta = beta, .y = y, .mean = mean, .invstd = invstd, .rmean = rmean,
-                 .rvar = rvar, .n = n, .c = c, .hw = hw, .momentum = momentum, .eps = eps, .relu = relu != 0 };
+                 .rvar = rvar, .affine = affine, .n = n, .c = c, .hw = hw, .momentum = momentum, .eps = eps, .relu = relu != 0 };
     fst_parallel(c, n * c * hw < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_fwd_task, &j);
     return FST_OK;
 }
@@ -141,6 +145,7 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
     const int64_t hw = j->hw, img = j->c * hw, cb = bn_block(j->n, hw);
     const int pf = bn_prefetches(cb, hw);
     const float *rp0 = j->relu_out;
+    const double *af = j->relu_affine;   /* the mask recomputed from x (read anyway): one tensor fewer to read, twice */
     v8d a8[BN_CB], b8[BN_CB];
     for (int64_t cb0 = c0; cb0 < c1; cb0 += cb) {   /* channel blocks as in bn_fwd_task: the same bits, runs of ~4 KB */
         const int64_t nb = c1 - cb0 < cb ? c1 - cb0 : cb;
@@ -151,7 +156,8 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
                 const float *xp = j->x + o + b * hw, *gp = j->dy + o + b * hw;
                 const float *rp = rp0 ? rp0 + o + b * hw : NULL;
                 const double mu = j->mean_in[cb0 + b];
-                const v8d MU = mu - (v8d){ 0 };
+                const double sc = af ? af[2 * (cb0 + b)] : 0, sh = af ? af[2 * (cb0 + b) + 1] : 0;
+                const v8d MU = mu - (v8d){ 0 }, SC = sc - (v8d){ 0 }, SH = sh - (v8d){ 0 };
                 v8d a = a8[b], bb = b8[b];
                 int64_t q = 0;
                 for (; q + 8 <= hw; q += 8) {
@@ -159,12 +165,14 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
                         BN_PREFETCH(j->x + on + b * hw, q); BN_PREFETCH(j->dy + on + b * hw, q);
                         if (rp) BN_PREFETCH(rp0 + on + b * hw, q);
                     }
-                    v8d g = wide8(rp ? mask8(ld8(gp + q), ld8(rp + q)) : ld8(gp + q));
+                    const v8d xd = wide8(ld8(xp + q));
+                    v8d g = wide8(rp ? mask8(ld8(gp + q), ld8(rp + q))
+                                     : af ? mask8(ld8(gp + q), __builtin_convertvector(xd * SC + SH, v8f)) : ld8(gp + q));
                     a += g;
-                    bb += g * (wide8(ld8(xp + q)) - MU);
+                    bb += g * (xd - MU);
                 }
                 for (; q < hw; q++) {
-                    double g = rp ? keep_if(gp[q], rp[q] > 0.0f) : gp[q];
+                    double g = rp ? keep_if(gp[q], rp[q] > 0.0f) : af ? keep_if(gp[q], (float)(xp[q] * sc + sh) > 0.0f) : gp[q];
                     a[0] += g;
                     bb[0] += g * (xp[q] - mu);
                 }
@@ -186,19 +194,22 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
                 float *dp = j->dx + o;
                 const float *rp = rp0 ? rp0 + o : NULL;
                 const double mu = j->mean_in[cb0 + b], is = j->invstd_in[cb0 + b];
+                const double sc = af ? af[2 * (cb0 + b)] : 0, sh = af ? af[2 * (cb0 + b) + 1] : 0;
                 const double sdy = a8[b][0], sdyx = a8[b][1], k = a8[b][2];
                 const v8d MU = mu - (v8d){ 0 }, IS = is - (v8d){ 0 }, K8 = k - (v8d){ 0 }, M8 = m - (v8d){ 0 };
-                const v8d SDY = sdy - (v8d){ 0 }, SDYX = sdyx - (v8d){ 0 };
+                const v8d SDY = sdy - (v8d){ 0 }, SDYX = sdyx - (v8d){ 0 }, SC = sc - (v8d){ 0 }, SH = sh - (v8d){ 0 };
                 int64_t q = 0;
                 for (; q + 8 <= hw; q += 8) {
-                    v8d xh = (wide8(ld8(xp + q)) - MU) * IS;
-                    v8d g = wide8(rp ? mask8(ld8(gp + q), ld8(rp + q)) : ld8(gp + q));
+                    const v8d xd = wide8(ld8(xp + q));
+                    v8d xh = (xd - MU) * IS;
+                    v8d g = wide8(rp ? mask8(ld8(gp + q), ld8(rp + q))
+                                     : af ? mask8(ld8(gp + q), __builtin_convertvector(xd * SC + SH, v8f)) : ld8(gp + q));
                     v8f r = __builtin_convertvector(K8 * (M8 * g - SDY - xh * SDYX), v8f);
                     memcpy(dp + q, &r, sizeof r);
                 }
                 for (; q < hw; q++) {
                     double xh = (xp[q] - mu) * is;
-                    double g = rp ? keep_if(gp[q], rp[q] > 0.0f) : gp[q];
+                    double g = rp ? keep_if(gp[q], rp[q] > 0.0f) : af ? keep_if(gp[q], (float)(xp[q] * sc + sh) > 0.0f) : gp[q];
                     dp[q] = (float)(k * (m * g - sdy - xh * sdyx));
                 }
             }
@@ -206,11 +217,13 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
 }
 
 int fst_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
-                    const float *relu_out, int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta, int nthreads) {
+                    const float *relu_out, const double *relu_affine, int64_t n, int64_t c, int64_t hw, float *dx,
+                    float *dgamma, float *dbeta, int nthreads) {
     if (n <= 0 || c <= 0 || hw <= 0 || nthreads < 1) return FST_EINVAL;
+    if (relu_out && relu_affine) return FST_EINVAL;   /* one mask or none */
     if (!dy || !x || !mean || !invstd || !dx || !dgamma || !dbeta) return FST_ENULL;
     bn_job j = { .x = x, .dy = dy, .gamma = gamma, .mean_in = mean, .invstd_in = invstd, .dx = dx, .dgamma = dgamma,
-                 .dbeta = dbeta, .n = n, .c = c, .hw = hw, .relu_out = relu_out };
+                 .dbeta = dbeta, .n = n, .c = c, .hw = hw, .relu_out = relu_out, .relu_affine = relu_affine };
     fst_parallel(c, n * c * hw < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_bwd_task, &j);
     return FST_OK;
 }

@@ -192,7 +192,7 @@ public final class NN {
         private Tensor runningMean, runningVar;
         private final boolean training, relu;
         private final double momentum, eps;
-        private Tensor x, gamma, mean, invStd, out;
+        private Tensor x, gamma, mean, invStd, out, reluAffine;
         BatchNorm(Tensor rm, Tensor rv, boolean training, double momentum, double eps, boolean relu) {
             this.runningMean = rm; this.runningVar = rv; this.training = training; this.momentum = momentum; this.eps = eps; this.relu = relu;
         }
@@ -210,12 +210,16 @@ public final class NN {
             Norm.BatchNorm r = Norm.batchNorm2dTrain(in[0], in[1], in[2], runningMean, runningVar, momentum, eps, relu);
             mean = save(r.mean()); invStd = save(r.invStd());
             r.mean().close(); r.invStd().close();
+            // the ReLU's mask: recomputed from x by the native backward where the forward kept its scale and shift, else
+            // read from the output (kept either way: any path can run the backward, and an output changed in place is
+            // refused as before)
+            if (r.reluAffine() != null) { reluAffine = save(r.reluAffine()); r.reluAffine().close(); }
             if (relu) out = save(r.output());
             return r.output();
         }
         protected Tensor[] backward(Tensor g) {
             Norm.BatchNormGrads r;
-            if (training) r = Norm.batchNorm2dBackward(g, x, gamma, mean, invStd, out);
+            if (training) r = Norm.batchNorm2dBackward(g, x, gamma, mean, invStd, out, reluAffine);
             else if (!relu) r = Norm.batchNorm2dEvalBackward(g, x, gamma, runningMean, runningVar, eps);
             else try (Tensor gm = Elementwise.reluBackward(g, out)) { r = Norm.batchNorm2dEvalBackward(gm, x, gamma, runningMean, runningVar, eps); }
             return grads(needsGrad(0) ? r.dx() : close(r.dx()), needsGrad(1) ? r.dgamma() : close(r.dgamma()), needsGrad(2) ? r.dbeta() : close(r.dbeta()));

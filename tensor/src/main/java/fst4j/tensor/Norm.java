@@ -11,11 +11,25 @@ public final class Norm {
 
     /**
      * Training forward result: output, and the batch mean and 1/sqrt(var + eps) per channel ([C], x's
-     * dtype, biased variance) that {@link #batchNorm2dBackward} needs.
+     * dtype, biased variance) that {@link #batchNorm2dBackward} needs. reluAffine: for a fused ReLU on the native
+     * path (and {@link #reluMaskFromX}), each channel's scale and shift in float64 ([C, 2]: the output before the
+     * ReLU is (float) (x * scale + shift)), from which the backward recomputes the ReLU's mask instead of reading
+     * the output; null otherwise.
      */
-    public record BatchNorm(Tensor output, Tensor mean, Tensor invStd) implements AutoCloseable {
-        @Override public void close() { output.close(); mean.close(); invStd.close(); }
+    public record BatchNorm(Tensor output, Tensor mean, Tensor invStd, Tensor reluAffine) implements AutoCloseable {
+        public BatchNorm(Tensor output, Tensor mean, Tensor invStd) { this(output, mean, invStd, null); }
+        @Override public void close() {
+            output.close(); mean.close(); invStd.close();
+            if (reluAffine != null) reluAffine.close();
+        }
     }
+
+    /**
+     * Whether the fused batch norm + ReLU keeps its scale and shift for the backward to recompute the ReLU's mask from
+     * x (read there anyway) rather than read the output: one tensor fewer read in each of the backward's two passes,
+     * the same mask, the same bits (switch "bnx" of bench-interleaved).
+     */
+    public static volatile boolean reluMaskFromX = true;
 
     /** Gradients of batch norm: dx [N, C, H, W], dgamma and dbeta [C]. */
     public record BatchNormGrads(Tensor dx, Tensor dgamma, Tensor dbeta) implements AutoCloseable {
@@ -87,11 +101,16 @@ public final class Norm {
         Tensor out = Tensor.empty(x.dtype, x.shape);
         Tensor mean = Tensor.empty(x.dtype, c), invStd = Tensor.empty(x.dtype, c);
         if (useNative(x, gamma, beta, runningMean, runningVar)) {
+            Tensor affine = relu && reluMaskFromX ? Tensor.empty(DType.F64, c, 2) : null;
             try (Tensor xc = x.contiguous()) {
                 Native.bnTrain(xc.data(), seg(gamma), seg(beta), seg(runningMean), seg(runningVar), n, c, hw, momentum, eps,
-                        out.data(), mean.data(), invStd.data(), relu, Blas.threads());
+                        out.data(), mean.data(), invStd.data(), seg(affine), relu, Blas.threads());
+            } catch (RuntimeException | Error e) {
+                out.close(); mean.close(); invStd.close();
+                if (affine != null) affine.close();
+                throw e;
             }
-            return new BatchNorm(out, mean, invStd);
+            return new BatchNorm(out, mean, invStd, affine);
         }
         try (Tensor xc = x.contiguous()) {
             for (int ch = 0; ch < c; ch++) {
@@ -170,6 +189,17 @@ public final class Norm {
      * reluOut > 0. reluOut null: plain batch norm backward.
      */
     public static BatchNormGrads batchNorm2dBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor invStd, Tensor reluOut) {
+        return batchNorm2dBackward(dy, x, gamma, mean, invStd, reluOut, null);
+    }
+
+    /**
+     * Backward of the fused batch norm + ReLU given either the forward's output (reluOut) or its
+     * {@link BatchNorm#reluAffine} (the mask recomputed from x, the same positions); with both, reluAffine is used
+     * where the native path runs and reluOut elsewhere, so a caller that kept both works on every path. reluAffine
+     * alone works on the native path only (float32 on the CPU with the shim loaded, where the forward made it).
+     */
+    public static BatchNormGrads batchNorm2dBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor invStd, Tensor reluOut,
+                                                     Tensor reluAffine) {
         String op = "batchNorm2dBackward";
         int c = channels(op, x);
         dy.check();
@@ -185,9 +215,19 @@ public final class Norm {
             if (x.numel() == 0) throw new IllegalArgumentException(op + ": no values per channel in input " + Shape.str(x.shape));
             return CudaOps.batchNorm2dBackward(dy, x, gamma, mean, invStd, reluOut);   // the ReLU's mask applied as dy is read
         }
+        if (reluAffine != null) {
+            reluAffine.check();
+            if (reluAffine.dtype != DType.F64 || !java.util.Arrays.equals(reluAffine.shape, new int[]{c, 2}) || !reluAffine.isContiguous())
+                throw new IllegalArgumentException(op + ": reluAffine must be a contiguous float64 [" + c + ", 2] (BatchNorm.reluAffine), got "
+                        + reluAffine.dtype + " " + Shape.str(reluAffine.shape));
+        }
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
         long m = (long) n * hw;
         boolean nat = useNative(x, dy, gamma, mean, invStd) && (reluOut == null || reluOut.dtype == DType.F32);
+        if (reluAffine != null && !nat && reluOut == null)
+            throw new IllegalArgumentException(op + ": reluAffine is read by the native float32 path only; pass the forward's output as reluOut");
+        if (reluAffine != null && nat) reluOut = null;   // the mask from x: one tensor fewer read
+        else reluAffine = null;
         if (reluOut != null && !nat) {
             // the reference path: ReLU's mask first, then the plain backward
             try (Tensor masked = Elementwise.reluBackward(dy, reluOut)) { return batchNorm2dBackward(masked, x, gamma, mean, invStd, null); }
@@ -196,7 +236,7 @@ public final class Norm {
         if (nat) {
             try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous(); Tensor rc = reluOut == null ? null : reluOut.contiguous()) {
                 Native.bnBackward(dyc.data(), xc.data(), seg(gamma), seg(mean), seg(invStd), rc == null ? java.lang.foreign.MemorySegment.NULL : rc.data(),
-                        n, c, hw, dx.data(), dgamma.data(), dbeta.data(), Blas.threads());
+                        seg(reluAffine), n, c, hw, dx.data(), dgamma.data(), dbeta.data(), Blas.threads());
             }
             return new BatchNormGrads(dx, dgamma, dbeta);
         }

@@ -48,6 +48,75 @@ class NormNativeTest {
         }
     }
 
+    /**
+     * The fused ReLU's mask recomputed from x (the forward's float64 scale and shift) gives the bits of the mask read
+     * from the output: random channels, a constant channel with beta 0 (every output exactly +0 before the ReLU, so
+     * the mask is empty only if the comparison is strict), a channel holding a NaN (its outputs NaN: no gradient
+     * passes), planes with and without a vector tail, on 1 and 2 threads.
+     */
+    @ParameterizedTest
+    @CsvSource({"2,3,5,7,1", "4,16,6,6,2", "3,4,17,2,2", "16,37,8,8,2", "8,6,4,4,1", "5,9,3,3,2"})
+    void reluMaskFromXEqualsMaskFromOutput(int n, int c, int h, int w, int threads) {
+        int before = Blas.threads();
+        try (Scope s = Scope.open()) {
+            Blas.setThreads(threads);
+            Rng r = new Rng(n * 31L + c * 7L + h);
+            Tensor x = r.normal(0.1, 1, n, c, h, w), dy = r.normal(0, 1, n, c, h, w), gamma = r.normal(1, 0.3, c), beta = r.normal(0, 0.3, c);
+            int hw = h * w;
+            for (int i = 0; i < n; i++) for (int q = 0; q < hw; q++) x.setAt(((long) i * c) * hw + q, 0.75);   // channel 0 constant
+            beta.setAt(0, 0.0);
+            x.setAt(((long) (n - 1) * c + c - 1) * hw + hw / 2, Double.NaN);                                    // a NaN in the last channel
+            Norm.BatchNorm f = Norm.batchNorm2dTrain(x, gamma, beta, null, null, 0.1, 1e-5, true);
+            assertNotNull(f.reluAffine(), "the native forward keeps its scale and shift");
+            assertArrayEquals(new int[]{c, 2}, f.reluAffine().shape());
+            float[] y = f.output().toFloatArray();
+            for (int i = 0; i < n; i++) for (int q = 0; q < hw; q++) assertEquals(0.0f, y[i * c * hw + q], "constant channel");
+            Norm.BatchNormGrads fromOut = Norm.batchNorm2dBackward(dy, x, gamma, f.mean(), f.invStd(), f.output(), null);
+            Norm.BatchNormGrads fromX = Norm.batchNorm2dBackward(dy, x, gamma, f.mean(), f.invStd(), null, f.reluAffine());
+            Norm.BatchNormGrads both = Norm.batchNorm2dBackward(dy, x, gamma, f.mean(), f.invStd(), f.output(), f.reluAffine());
+            float[] a = fromOut.dx().toFloatArray();
+            for (Norm.BatchNormGrads g : new Norm.BatchNormGrads[]{fromX, both}) {
+                assertArrayEquals(a, g.dx().toFloatArray(), "dx");
+                assertArrayEquals(fromOut.dgamma().toFloatArray(), g.dgamma().toFloatArray(), "dgamma");
+                assertArrayEquals(fromOut.dbeta().toFloatArray(), g.dbeta().toFloatArray(), "dbeta");
+            }
+            assertEquals(0.0f, fromX.dbeta().toFloatArray()[0], "the constant channel's outputs are +0: the ReLU passes no gradient");
+            float[] db = fromX.dbeta().toFloatArray();
+            assertTrue(Float.isNaN(db[c - 1]) || db[c - 1] == 0.0f, "the NaN channel: " + db[c - 1]);
+            int kept = 0;
+            for (float v : y) if (v > 0) kept++;
+            assertTrue(kept > 0, "some outputs pass the ReLU");
+        } finally {
+            Blas.setThreads(before);
+        }
+    }
+
+    /** reluAffine is the native path's: refused by name where it is malformed, or alone where the native path does not run. */
+    @org.junit.jupiter.api.Test
+    void reluAffineIsCheckedByName() {
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(5);
+            Tensor x = r.normal(0, 1, 2, 3, 4, 4), dy = r.normal(0, 1, 2, 3, 4, 4);
+            Norm.BatchNorm f = Norm.batchNorm2dTrain(x, null, null, null, null, 0.1, 1e-5, true);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> Norm.batchNorm2dBackward(dy, x, null, f.mean(), f.invStd(), null, Tensor.zeros(DType.F64, 3)));
+            assertTrue(e.getMessage().contains("reluAffine must be a contiguous float64 [3, 2]"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> Norm.batchNorm2dBackward(dy, x, null, f.mean(), f.invStd(), null, Tensor.zeros(DType.F32, 3, 2)));
+            assertTrue(e.getMessage().contains("float64"), e.getMessage());
+            Norm.nativeNorm = false;
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> Norm.batchNorm2dBackward(dy, x, null, f.mean(), f.invStd(), null, f.reluAffine()));
+            assertTrue(e.getMessage().contains("native float32 path only"), e.getMessage());
+            // with the output as well, the reference path takes the output
+            try (Norm.BatchNormGrads g = Norm.batchNorm2dBackward(dy, x, null, f.mean(), f.invStd(), f.output(), f.reluAffine())) {
+                assertEquals(x.numel(), g.dx().numel());
+            }
+        } finally {
+            Norm.nativeNorm = true;
+        }
+    }
+
     /** The C forward takes both moments in one pass: a mean far above the spread must not cancel. */
     @ParameterizedTest
     @CsvSource({"8,3,5,5,1000,0.05", "4,2,7,3,-300,0.001", "16,4,4,4,1e4,1"})

@@ -259,16 +259,19 @@ FST_API int fst_resprop(const float *g, const float *p, float *out, int64_t n, i
 FST_API int fst_srste_decay(const float *w, float *g, int64_t rows, int64_t k, float lambda, int nthreads);
 
 /* Batch norm 2d, training mode, contiguous float32 NCHW; gamma/beta/rmean/rvar may be NULL (1, 0, not updated).
- * relu != 0 fuses a following ReLU: y = max(BN(x), 0). affine (or NULL) gets each channel's scale and shift, [2c]
- * doubles: y = (float)(x * scale + shift) before the ReLU. In the backward, the fused ReLU's mask comes from relu_out
- * (that fused output: only positions where relu_out > 0 count) or from relu_affine (the forward's affine: positions
- * where (float)(x * scale + shift) > 0, the same positions without reading y); at most one of the two, or neither. */
+ * add (or NULL), a tensor of x's shape, is added to the batch norm's float output: y = BN(x) + add (a ResNet block's
+ * shortcut, summed as fst_add_relu sums). relu != 0 fuses a following ReLU: y = max(BN(x) [+ add], 0). affine (or
+ * NULL; not with add) gets each channel's scale and shift, [2c] doubles: BN(x) = (float)(x * scale + shift). In the
+ * backward, the fused ReLU's mask comes from relu_out (that fused output: only positions where relu_out > 0 count) or
+ * from relu_affine (the forward's affine: positions where (float)(x * scale + shift) > 0, the same positions without
+ * reading y); at most one of the two, or neither. dmask (or NULL) gets dy so masked (with add: the shortcut's
+ * gradient, as fst_relu_backward gives it). */
 FST_API int fst_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
-                         int64_t n, int64_t c, int64_t hw, double momentum, double eps,
+                         int64_t n, int64_t c, int64_t hw, double momentum, double eps, const float *add,
                          float *y, float *mean, float *invstd, double *affine, int relu, int nthreads);
 FST_API int fst_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
                             const float *relu_out, const double *relu_affine, int64_t n, int64_t c, int64_t hw, float *dx,
-                            float *dgamma, float *dbeta, int nthreads);
+                            float *dgamma, float *dbeta, float *dmask, int nthreads);
 
 /* Max pool 2d over `planes` contiguous [h, w] float32 planes (N*C); y [planes, ho, wo]; idx gets each output's
  * argmax as ih*w + iw inside its plane (NaN wins). Requires 2*ph <= kh, 2*pw <= kw. */

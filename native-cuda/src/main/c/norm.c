@@ -41,6 +41,8 @@ typedef struct {
     const double *relu_affine; /* backward, instead of relu_out: the forward's scale and shift per channel, [2c]; dy
                               * counts where (float)(x * scale + shift) > 0, the forward's own output recomputed */
     double *affine;          /* forward: where to keep that scale and shift (NULL: nowhere) */
+    const float *add;        /* forward: a tensor added to BN(x) before the ReLU (a ResNet block's shortcut), or NULL */
+    float *dmask;            /* backward: where to write dy masked by the ReLU (the shortcut's gradient), or NULL */
     int relu;                /* forward: y = max(BN(x), 0) in the same pass */
     int64_t n, c, hw;
     double momentum, eps;
@@ -121,7 +123,13 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
                 const float *xp = j->x + i * img + (cb0 + b) * hw;
                 float *yp = j->y + i * img + (cb0 + b) * hw;
                 const double scale = a8[b][0], shift = a8[b][1];
-                if (j->relu) for (int64_t q = 0; q < hw; q++) { float v = (float)(xp[q] * scale + shift); yp[q] = keep_if(v, v > 0.0f || v != v); }
+                if (j->add) {
+                    /* fst_add_relu's float sum of the stored batch norm output and the shortcut, in the same pass */
+                    const float *ap = j->add + i * img + (cb0 + b) * hw;
+                    if (j->relu) for (int64_t q = 0; q < hw; q++) { float v = (float)(xp[q] * scale + shift) + ap[q]; yp[q] = keep_if(v, v > 0.0f || v != v); }
+                    else for (int64_t q = 0; q < hw; q++) yp[q] = (float)(xp[q] * scale + shift) + ap[q];
+                }
+                else if (j->relu) for (int64_t q = 0; q < hw; q++) { float v = (float)(xp[q] * scale + shift); yp[q] = keep_if(v, v > 0.0f || v != v); }
                 else for (int64_t q = 0; q < hw; q++) yp[q] = (float)(xp[q] * scale + shift);
             }
     }
@@ -129,11 +137,13 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
 
 int fst_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
                  int64_t n, int64_t c, int64_t hw, double momentum, double eps,
-                 float *y, float *mean, float *invstd, double *affine, int relu, int nthreads) {
+                 const float *add, float *y, float *mean, float *invstd, double *affine, int relu, int nthreads) {
     if (n <= 0 || c <= 0 || hw <= 0 || nthreads < 1 || !(eps >= 0)) return FST_EINVAL;
     if (!x || !y || !mean || !invstd) return FST_ENULL;
+    if (add && affine) return FST_EINVAL;   /* the output is no longer x's alone: its mask cannot be recomputed from x */
     bn_job j = { .x = x, .gamma = gamma, .beta = beta, .y = y, .mean = mean, .invstd = invstd, .rmean = rmean,
-                 .rvar = rvar, .affine = affine, .n = n, .c = c, .hw = hw, .momentum = momentum, .eps = eps, .relu = relu != 0 };
+                 .rvar = rvar, .affine = affine, .add = add, .n = n, .c = c, .hw = hw, .momentum = momentum, .eps = eps,
+                 .relu = relu != 0 };
     fst_parallel(c, n * c * hw < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_fwd_task, &j);
     return FST_OK;
 }
@@ -155,6 +165,7 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
             for (int64_t b = 0; b < nb; b++) {
                 const float *xp = j->x + o + b * hw, *gp = j->dy + o + b * hw;
                 const float *rp = rp0 ? rp0 + o + b * hw : NULL;
+                float *mp = j->dmask ? j->dmask + o + b * hw : NULL;
                 const double mu = j->mean_in[cb0 + b];
                 const double sc = af ? af[2 * (cb0 + b)] : 0, sh = af ? af[2 * (cb0 + b) + 1] : 0;
                 const v8d MU = mu - (v8d){ 0 }, SC = sc - (v8d){ 0 }, SH = sh - (v8d){ 0 };
@@ -166,13 +177,17 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
                         if (rp) BN_PREFETCH(rp0 + on + b * hw, q);
                     }
                     const v8d xd = wide8(ld8(xp + q));
-                    v8d g = wide8(rp ? mask8(ld8(gp + q), ld8(rp + q))
-                                     : af ? mask8(ld8(gp + q), __builtin_convertvector(xd * SC + SH, v8f)) : ld8(gp + q));
+                    const v8f gf = rp ? mask8(ld8(gp + q), ld8(rp + q))
+                                      : af ? mask8(ld8(gp + q), __builtin_convertvector(xd * SC + SH, v8f)) : ld8(gp + q);
+                    if (mp) memcpy(mp + q, &gf, sizeof gf);
+                    const v8d g = wide8(gf);
                     a += g;
                     bb += g * (xd - MU);
                 }
                 for (; q < hw; q++) {
-                    double g = rp ? keep_if(gp[q], rp[q] > 0.0f) : af ? keep_if(gp[q], (float)(xp[q] * sc + sh) > 0.0f) : gp[q];
+                    const float gf = rp ? keep_if(gp[q], rp[q] > 0.0f) : af ? keep_if(gp[q], (float)(xp[q] * sc + sh) > 0.0f) : gp[q];
+                    if (mp) mp[q] = gf;
+                    double g = gf;
                     a[0] += g;
                     bb[0] += g * (xp[q] - mu);
                 }
@@ -218,12 +233,12 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
 
 int fst_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
                     const float *relu_out, const double *relu_affine, int64_t n, int64_t c, int64_t hw, float *dx,
-                    float *dgamma, float *dbeta, int nthreads) {
+                    float *dgamma, float *dbeta, float *dmask, int nthreads) {
     if (n <= 0 || c <= 0 || hw <= 0 || nthreads < 1) return FST_EINVAL;
     if (relu_out && relu_affine) return FST_EINVAL;   /* one mask or none */
     if (!dy || !x || !mean || !invstd || !dx || !dgamma || !dbeta) return FST_ENULL;
     bn_job j = { .x = x, .dy = dy, .gamma = gamma, .mean_in = mean, .invstd_in = invstd, .dx = dx, .dgamma = dgamma,
-                 .dbeta = dbeta, .n = n, .c = c, .hw = hw, .relu_out = relu_out, .relu_affine = relu_affine };
+                 .dbeta = dbeta, .dmask = dmask, .n = n, .c = c, .hw = hw, .relu_out = relu_out, .relu_affine = relu_affine };
     fst_parallel(c, n * c * hw < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_bwd_task, &j);
     return FST_OK;
 }

@@ -188,6 +188,43 @@ public final class NN {
         return new BatchNorm(runningMean, runningVar, training, momentum, eps, true).apply(x, gamma, beta);
     }
 
+    /**
+     * relu(batchNorm2d(x, ...) + add) as one function: a ResNet block's end (relu(bn2(conv2(h)) + shortcut)). In
+     * training on the CPU's native path the add and the ReLU run in batch norm's own pass, and the backward writes
+     * add's gradient (dy masked by the ReLU) in its first pass: the batch norm's output is never stored and read back,
+     * nor is the masked gradient read again. Same values and gradients as {@link #addRelu} of {@link #batchNorm2d}
+     * (tested bit for bit); eval mode, and an add of another shape, run those two.
+     */
+    public static Var batchNorm2dAddRelu(Var x, Var gamma, Var beta, Var add, Tensor runningMean, Tensor runningVar,
+                                         boolean training, double momentum, double eps) {
+        if (!training || !java.util.Arrays.equals(add.shape(), x.shape()))
+            return addRelu(batchNorm2d(x, gamma, beta, runningMean, runningVar, training, momentum, eps), add);
+        return new BatchNormAddRelu(runningMean, runningVar, momentum, eps).apply(x, gamma, beta, add);
+    }
+
+    static final class BatchNormAddRelu extends Function {
+        private final Tensor runningMean, runningVar;
+        private final double momentum, eps;
+        private Tensor x, gamma, mean, invStd, out;
+        BatchNormAddRelu(Tensor rm, Tensor rv, double momentum, double eps) {
+            this.runningMean = rm; this.runningVar = rv; this.momentum = momentum; this.eps = eps;
+        }
+        @Override public String name() { return "BatchNorm2dAddRelu"; }
+        protected Tensor forward(Tensor... in) {
+            x = save(in[0]); gamma = save(in[1]);
+            Norm.BatchNorm r = Norm.batchNorm2dTrain(in[0], in[1], in[2], runningMean, runningVar, momentum, eps, true, in[3]);
+            mean = save(r.mean()); invStd = save(r.invStd());
+            r.mean().close(); r.invStd().close();
+            out = save(r.output());
+            return r.output();
+        }
+        protected Tensor[] backward(Tensor g) {
+            Norm.BatchNormGrads r = Norm.batchNorm2dBackward(g, x, gamma, mean, invStd, out, null, needsGrad(3));
+            return grads(needsGrad(0) ? r.dx() : close(r.dx()), needsGrad(1) ? r.dgamma() : close(r.dgamma()),
+                    needsGrad(2) ? r.dbeta() : close(r.dbeta()), r.dyMasked());
+        }
+    }
+
     static final class BatchNorm extends Function {
         private Tensor runningMean, runningVar;
         private final boolean training, relu;

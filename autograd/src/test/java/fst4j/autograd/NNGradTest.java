@@ -77,6 +77,55 @@ class NNGradTest {
         }
     }
 
+    /** relu(batchNorm2d + add) as one function: gradchecked in float64 (the reference path), training and eval. */
+    @Test
+    void batchNormAddReluGradcheck() {
+        try (Scope s = Scope.open()) {
+            ok(v -> NN.batchNorm2dAddRelu(v[0], v[1], v[2], v[3], null, null, true, 0.1, 1e-5), rand(41, 3, 2, 3, 3), rand(42, 2), rand(43, 2),
+                    rand(44, 3, 2, 3, 3));
+            Tensor rm = rand(45, 2), rv = rand(46, 0.5, 2, 2);
+            ok(v -> NN.batchNorm2dAddRelu(v[0], v[1], v[2], v[3], rm, rv, false, 0.1, 1e-5), rand(47, 3, 2, 3, 3), rand(48, 2), rand(49, 2),
+                    rand(50, 3, 2, 3, 3));
+        }
+    }
+
+    /**
+     * In float32 (the native path in training) the one function gives the bits of batch norm then NN.addRelu: the
+     * output, all four gradients and the running statistics, with and without a vector tail in the planes, and with
+     * the add's gradient not wanted (a constant shortcut).
+     */
+    @Test
+    void batchNormAddReluEqualsUnfusedBitForBit() {
+        for (boolean training : new boolean[]{true, false})
+            for (int[] sh : new int[][]{{6, 5, 7, 7}, {4, 16, 8, 8}, {3, 3, 5, 2}})
+                for (boolean addGrad : new boolean[]{true, false}) {
+                    float[][] fused = bnAddRelu(true, training, sh, addGrad), plain = bnAddRelu(false, training, sh, addGrad);
+                    for (int i = 0; i < fused.length; i++)
+                        assertArrayEquals(plain[i], fused[i], "tensor " + i + " training " + training + " shape " + java.util.Arrays.toString(sh)
+                                + " add's gradient " + addGrad);
+                }
+    }
+
+    private static float[][] bnAddRelu(boolean fused, boolean training, int[] sh, boolean addGrad) {
+        try (Scope s = Scope.open()) {
+            int c = sh[1];
+            fst4j.tensor.Rng r = new fst4j.tensor.Rng(7);
+            Var x = Var.param(r.normal(0.2, 1, sh)), gamma = Var.param(r.normal(1, 0.3, c)), beta = Var.param(r.normal(0, 0.5, c));
+            Tensor a = r.normal(0, 1, sh);
+            Var add = addGrad ? Var.param(a) : Var.of(a);
+            Tensor rm = r.normal(0, 0.2, c), rv = r.uniform(0.5, 2, c), up = r.normal(0, 1, sh);
+            Var y = fused ? NN.batchNorm2dAddRelu(x, gamma, beta, add, rm, rv, training, 0.1, 1e-5)
+                    : NN.addRelu(NN.batchNorm2d(x, gamma, beta, rm, rv, training, 0.1, 1e-5), add);
+            y.backward(up);
+            float[] zero = new float[0];
+            int kept = 0;
+            for (float v : y.value().toFloatArray()) if (v > 0) kept++;
+            assertTrue(kept > 0 && kept < y.value().numel(), "the ReLU must cut some values and keep others");
+            return new float[][]{y.value().toFloatArray(), x.grad().toFloatArray(), gamma.grad().toFloatArray(), beta.grad().toFloatArray(),
+                    addGrad ? add.grad().toFloatArray() : zero, rm.toFloatArray(), rv.toFloatArray()};
+        }
+    }
+
     private static float[][] bnRelu(boolean fused, boolean training) {
         try (Scope s = Scope.open()) {
             fst4j.tensor.Rng r = new fst4j.tensor.Rng(3);

@@ -370,25 +370,27 @@ public final class Native {
         static {
             SymbolLookup lib = LIB;
             TRAIN = bind(lib, "fst_bn_train", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
-                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT), false);
+                    JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT), false);
             BACKWARD = bind(lib, "fst_bn_backward", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
-                    ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), false);
+                    ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), false);
         }
     }
 
     /**
-     * Training-mode batch norm of contiguous float32 x [n, c, hw] (then ReLU when relu); optional vectors may be
-     * MemorySegment.NULL. affine (or NULL): 2c doubles, each channel's scale and shift (y = (float)(x * scale + shift)
-     * before the ReLU), for {@link #bnBackward}'s mask.
+     * Training-mode batch norm of contiguous float32 x [n, c, hw] (plus add, a contiguous float32 tensor of x's size,
+     * when not NULL; then ReLU when relu); optional vectors may be MemorySegment.NULL. affine (or NULL; not with add):
+     * 2c doubles, each channel's scale and shift (BN(x) = (float)(x * scale + shift)), for {@link #bnBackward}'s mask.
      */
     public static void bnTrain(MemorySegment x, MemorySegment gamma, MemorySegment beta, MemorySegment runningMean, MemorySegment runningVar,
-                               long n, long c, long hw, double momentum, double eps, MemorySegment y, MemorySegment mean,
+                               long n, long c, long hw, double momentum, double eps, MemorySegment add, MemorySegment y, MemorySegment mean,
                                MemorySegment invStd, MemorySegment affine, boolean relu, int threads) {
         ensureLoaded();
         if (!affine.equals(MemorySegment.NULL) && affine.byteSize() < 16 * c)
             throw new IllegalArgumentException("fst_bn_train: affine holds " + affine.byteSize() + " bytes, needs " + 16 * c);
+        if (!add.equals(MemorySegment.NULL) && add.byteSize() < 4 * n * c * hw)
+            throw new IllegalArgumentException("fst_bn_train: add holds " + add.byteSize() + " bytes, needs " + 4 * n * c * hw);
         int rc;
-        try { rc = (int) NormHandles.TRAIN.invokeExact(x, gamma, beta, runningMean, runningVar, n, c, hw, momentum, eps, y, mean, invStd, affine, relu ? 1 : 0, threads); }
+        try { rc = (int) NormHandles.TRAIN.invokeExact(x, gamma, beta, runningMean, runningVar, n, c, hw, momentum, eps, add, y, mean, invStd, affine, relu ? 1 : 0, threads); }
         catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_bn_train");
     }
@@ -396,16 +398,18 @@ public final class Native {
     /**
      * Backward of {@link #bnTrain}; gamma may be MemorySegment.NULL. The fused ReLU's mask: reluOut (the fused output;
      * dy counts where it is > 0) or reluAffine (the forward's affine; the same positions recomputed from x), at most
-     * one of them, or both NULL for a plain batch norm.
+     * one of them, or both NULL for a plain batch norm. dMask (or NULL): n * c * hw floats that get dy so masked.
      */
     public static void bnBackward(MemorySegment dy, MemorySegment x, MemorySegment gamma, MemorySegment mean, MemorySegment invStd,
                                   MemorySegment reluOut, MemorySegment reluAffine, long n, long c, long hw, MemorySegment dx,
-                                  MemorySegment dgamma, MemorySegment dbeta, int threads) {
+                                  MemorySegment dgamma, MemorySegment dbeta, MemorySegment dMask, int threads) {
         ensureLoaded();
         if (!reluAffine.equals(MemorySegment.NULL) && reluAffine.byteSize() < 16 * c)
             throw new IllegalArgumentException("fst_bn_backward: reluAffine holds " + reluAffine.byteSize() + " bytes, needs " + 16 * c);
+        if (!dMask.equals(MemorySegment.NULL) && dMask.byteSize() < 4 * n * c * hw)
+            throw new IllegalArgumentException("fst_bn_backward: dMask holds " + dMask.byteSize() + " bytes, needs " + 4 * n * c * hw);
         int rc;
-        try { rc = (int) NormHandles.BACKWARD.invokeExact(dy, x, gamma, mean, invStd, reluOut, reluAffine, n, c, hw, dx, dgamma, dbeta, threads); }
+        try { rc = (int) NormHandles.BACKWARD.invokeExact(dy, x, gamma, mean, invStd, reluOut, reluAffine, n, c, hw, dx, dgamma, dbeta, dMask, threads); }
         catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_bn_backward");
     }

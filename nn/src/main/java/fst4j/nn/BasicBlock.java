@@ -24,10 +24,22 @@ public final class BasicBlock extends Module {
     @Override
     public Var forward(Var x) {
         Var h = Sequential.fuseBnRelu ? bn1.forwardRelu(conv1.forward(x)) : bn1.forward(conv1.forward(x)).relu();
-        h = bn2.forward(conv2.forward(h));
+        h = conv2.forward(h);
+        if (Sequential.fuseBnRelu && fuseBnAddRelu) {
+            // the second batch norm, the shortcut's add and the ReLU in one function (the shortcut computed first)
+            Var s = shortcut == null ? x : shortcut.forward(x);
+            return bn2.forwardAddRelu(h, s);
+        }
+        h = bn2.forward(h);
         Var s = shortcut == null ? x : shortcut.forward(x);
         return Sequential.fuseBnRelu ? NN.addRelu(h, s) : h.add(s).relu();
     }
+
+    /**
+     * Whether the block ends in NN.batchNorm2dAddRelu (else batch norm, then NN.addRelu): the same values and gradients;
+     * a switch for A/B timings (bench-interleaved's "bnadd").
+     */
+    public static volatile boolean fuseBnAddRelu = true;
 
     // this type, not Module, for chained calls (Module.train's note)
     @Override public BasicBlock train(boolean on) { super.train(on); return this; }

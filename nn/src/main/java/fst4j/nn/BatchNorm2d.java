@@ -32,6 +32,11 @@ public final class BatchNorm2d extends Module {
         return NN.batchNorm2dRelu(x, gamma, beta, buffer("running_mean"), buffer("running_var"), isTraining(), momentum, eps);
     }
 
+    /** relu(forward(x) + add) in one function (NN.batchNorm2dAddRelu): what BasicBlock calls for its second batch norm. */
+    public Var forwardAddRelu(Var x, Var add) {
+        return NN.batchNorm2dAddRelu(x, gamma, beta, add, buffer("running_mean"), buffer("running_var"), isTraining(), momentum, eps);
+    }
+
     // this type, not Module, for chained calls (Module.train's note)
     @Override public BatchNorm2d train(boolean on) { super.train(on); return this; }
     @Override public BatchNorm2d train() { return train(true); }

@@ -31,9 +31,16 @@ public final class Norm {
      */
     public static volatile boolean reluMaskFromX = true;
 
-    /** Gradients of batch norm: dx [N, C, H, W], dgamma and dbeta [C]. */
-    public record BatchNormGrads(Tensor dx, Tensor dgamma, Tensor dbeta) implements AutoCloseable {
-        @Override public void close() { dx.close(); dgamma.close(); dbeta.close(); }
+    /**
+     * Gradients of batch norm: dx [N, C, H, W], dgamma and dbeta [C]; dyMasked, where asked for, dy masked by the
+     * fused ReLU (the gradient of a shortcut added before that ReLU), else null.
+     */
+    public record BatchNormGrads(Tensor dx, Tensor dgamma, Tensor dbeta, Tensor dyMasked) implements AutoCloseable {
+        public BatchNormGrads(Tensor dx, Tensor dgamma, Tensor dbeta) { this(dx, dgamma, dbeta, null); }
+        @Override public void close() {
+            dx.close(); dgamma.close(); dbeta.close();
+            if (dyMasked != null) dyMasked.close();
+        }
     }
 
     private static int channels(String op, Tensor x) {
@@ -79,8 +86,35 @@ public final class Norm {
      */
     public static BatchNorm batchNorm2dTrain(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                              double momentum, double eps, boolean relu) {
+        return batchNorm2dTrain(x, gamma, beta, runningMean, runningVar, momentum, eps, relu, null);
+    }
+
+    /**
+     * {@link #batchNorm2dTrain(Tensor, Tensor, Tensor, Tensor, Tensor, double, double, boolean)} with add (or null), a
+     * tensor of x's shape, added to the batch norm's output before the ReLU: max(BN(x) + add, 0), a ResNet block's end
+     * (relu(bn2(conv2(h)) + shortcut)) in batch norm's own pass on the native path, with the bits of BN then
+     * {@link Elementwise#addRelu} (or then add, without relu). No {@link BatchNorm#reluAffine} then: the mask is no
+     * longer x's alone; the backward reads the output.
+     */
+    public static BatchNorm batchNorm2dTrain(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                             double momentum, double eps, boolean relu, Tensor add) {
         String op = "batchNorm2dTrain";
         int c = channels(op, x);
+        if (add != null) {
+            add.check();
+            if (!java.util.Arrays.equals(add.shape, x.shape))
+                throw new IllegalArgumentException("shape mismatch: " + op + " add " + Shape.str(add.shape) + " vs x " + Shape.str(x.shape));
+            if (add.dtype != x.dtype) throw new IllegalArgumentException("dtype mismatch: " + op + " add " + add.dtype + " vs x " + x.dtype);
+            if (add.storage.device != x.storage.device)
+                throw new IllegalArgumentException("device mismatch: " + op + " add on " + add.storage.device + " vs x on " + x.storage.device);
+            if (x.storage.device != Device.CPU || !useNative(x, gamma, beta, runningMean, runningVar)) {
+                // elsewhere: the batch norm, then the add (and ReLU) as their own ops, the same formulas
+                try (BatchNorm b = batchNorm2dTrain(x, gamma, beta, runningMean, runningVar, momentum, eps, false, null)) {
+                    Tensor out = relu ? Elementwise.addRelu(b.output(), add) : b.output().add(add);
+                    return new BatchNorm(out, b.mean().alias(), b.invStd().alias());
+                }
+            }
+        }
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "beta", beta, c, x);
         checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
@@ -101,10 +135,10 @@ public final class Norm {
         Tensor out = Tensor.empty(x.dtype, x.shape);
         Tensor mean = Tensor.empty(x.dtype, c), invStd = Tensor.empty(x.dtype, c);
         if (useNative(x, gamma, beta, runningMean, runningVar)) {
-            Tensor affine = relu && reluMaskFromX ? Tensor.empty(DType.F64, c, 2) : null;
-            try (Tensor xc = x.contiguous()) {
+            Tensor affine = relu && add == null && reluMaskFromX ? Tensor.empty(DType.F64, c, 2) : null;
+            try (Tensor xc = x.contiguous(); Tensor ac = add == null ? null : add.contiguous()) {
                 Native.bnTrain(xc.data(), seg(gamma), seg(beta), seg(runningMean), seg(runningVar), n, c, hw, momentum, eps,
-                        out.data(), mean.data(), invStd.data(), seg(affine), relu, Blas.threads());
+                        seg(ac), out.data(), mean.data(), invStd.data(), seg(affine), relu, Blas.threads());
             } catch (RuntimeException | Error e) {
                 out.close(); mean.close(); invStd.close();
                 if (affine != null) affine.close();
@@ -200,7 +234,20 @@ public final class Norm {
      */
     public static BatchNormGrads batchNorm2dBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor invStd, Tensor reluOut,
                                                      Tensor reluAffine) {
+        return batchNorm2dBackward(dy, x, gamma, mean, invStd, reluOut, reluAffine, false);
+    }
+
+    /**
+     * The backward above; with wantMasked, also dy masked by the fused ReLU ({@link BatchNormGrads#dyMasked}: the
+     * gradient of the tensor added before the ReLU, {@link #batchNorm2dTrain(Tensor, Tensor, Tensor, Tensor, Tensor,
+     * double, double, boolean, Tensor)}'s add), written by the native path in its first pass. wantMasked needs a mask
+     * (reluOut or reluAffine).
+     */
+    public static BatchNormGrads batchNorm2dBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor invStd, Tensor reluOut,
+                                                     Tensor reluAffine, boolean wantMasked) {
         String op = "batchNorm2dBackward";
+        if (wantMasked && reluOut == null && reluAffine == null)
+            throw new IllegalArgumentException(op + ": dy masked by the ReLU was asked for without the ReLU's output (reluOut) or reluAffine");
         int c = channels(op, x);
         dy.check();
         if (!java.util.Arrays.equals(dy.shape, x.shape))
@@ -213,7 +260,17 @@ public final class Norm {
         }
         if (x.storage.device != Device.CPU || dy.storage.device != Device.CPU) {
             if (x.numel() == 0) throw new IllegalArgumentException(op + ": no values per channel in input " + Shape.str(x.shape));
-            return CudaOps.batchNorm2dBackward(dy, x, gamma, mean, invStd, reluOut);   // the ReLU's mask applied as dy is read
+            if (reluOut == null && reluAffine != null)
+                throw new IllegalArgumentException(op + ": reluAffine is read by the native float32 path only; pass the forward's output as reluOut");
+            if (!wantMasked) return CudaOps.batchNorm2dBackward(dy, x, gamma, mean, invStd, reluOut);   // the ReLU's mask applied as dy is read
+            Tensor masked = Elementwise.reluBackward(dy, reluOut);
+            try {
+                BatchNormGrads r = CudaOps.batchNorm2dBackward(masked, x, gamma, mean, invStd, null);
+                return new BatchNormGrads(r.dx(), r.dgamma(), r.dbeta(), masked);
+            } catch (RuntimeException | Error e) {
+                masked.close();
+                throw e;
+            }
         }
         if (reluAffine != null) {
             reluAffine.check();
@@ -230,15 +287,28 @@ public final class Norm {
         else reluAffine = null;
         if (reluOut != null && !nat) {
             // the reference path: ReLU's mask first, then the plain backward
-            try (Tensor masked = Elementwise.reluBackward(dy, reluOut)) { return batchNorm2dBackward(masked, x, gamma, mean, invStd, null); }
+            Tensor masked = Elementwise.reluBackward(dy, reluOut);
+            try {
+                BatchNormGrads r = batchNorm2dBackward(masked, x, gamma, mean, invStd, null);
+                if (!wantMasked) masked.close();
+                return wantMasked ? new BatchNormGrads(r.dx(), r.dgamma(), r.dbeta(), masked) : r;
+            } catch (RuntimeException | Error e) {
+                masked.close();
+                throw e;
+            }
         }
         Tensor dx = Tensor.empty(x.dtype, x.shape), dgamma = Tensor.empty(x.dtype, c), dbeta = Tensor.empty(x.dtype, c);
         if (nat) {
+            Tensor dm = wantMasked ? Tensor.empty(x.dtype, x.shape) : null;
             try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous(); Tensor rc = reluOut == null ? null : reluOut.contiguous()) {
                 Native.bnBackward(dyc.data(), xc.data(), seg(gamma), seg(mean), seg(invStd), rc == null ? java.lang.foreign.MemorySegment.NULL : rc.data(),
-                        seg(reluAffine), n, c, hw, dx.data(), dgamma.data(), dbeta.data(), Blas.threads());
+                        seg(reluAffine), n, c, hw, dx.data(), dgamma.data(), dbeta.data(), seg(dm), Blas.threads());
+            } catch (RuntimeException | Error e) {
+                dx.close(); dgamma.close(); dbeta.close();
+                if (dm != null) dm.close();
+                throw e;
             }
-            return new BatchNormGrads(dx, dgamma, dbeta);
+            return new BatchNormGrads(dx, dgamma, dbeta, dm);
         }
         try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous()) {
             for (int ch = 0; ch < c; ch++) {

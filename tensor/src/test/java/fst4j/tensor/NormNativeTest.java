@@ -117,6 +117,61 @@ class NormNativeTest {
         }
     }
 
+    /**
+     * Batch norm with a tensor added before the ReLU (or with no ReLU): the native pass gives the bits of the batch norm
+     * followed by the separate add (Elementwise.addRelu / add), and the backward's masked dy those of
+     * Elementwise.reluBackward; the Java reference path (nativeNorm off) gives the same values within rounding.
+     */
+    @ParameterizedTest
+    @CsvSource({"2,3,5,7,true", "4,16,6,6,true", "3,4,17,2,false", "8,6,4,4,false"})
+    void addBeforeReluEqualsTheSeparateOps(int n, int c, int h, int w, boolean relu) {
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(n * 13L + c);
+            Tensor x = r.normal(0.1, 1, n, c, h, w), add = r.normal(0, 1, n, c, h, w), dy = r.normal(0, 1, n, c, h, w);
+            Tensor gamma = r.normal(1, 0.3, c), beta = r.normal(0, 0.3, c);
+            Norm.BatchNorm f = Norm.batchNorm2dTrain(x, gamma, beta, null, null, 0.1, 1e-5, relu, add);
+            assertNull(f.reluAffine(), "with an add the mask is not x's alone");
+            Norm.BatchNorm b = Norm.batchNorm2dTrain(x, gamma, beta, null, null, 0.1, 1e-5, false);
+            Tensor want = relu ? Elementwise.addRelu(b.output(), add) : b.output().add(add);
+            assertArrayEquals(want.toFloatArray(), f.output().toFloatArray(), "output");
+            if (!relu) return;
+            Norm.BatchNormGrads fused = Norm.batchNorm2dBackward(dy, x, gamma, f.mean(), f.invStd(), f.output(), null, true);
+            Tensor masked = Elementwise.reluBackward(dy, f.output());
+            Norm.BatchNormGrads plain = Norm.batchNorm2dBackward(masked, x, gamma, f.mean(), f.invStd());
+            assertArrayEquals(masked.toFloatArray(), fused.dyMasked().toFloatArray(), "dy masked");
+            assertArrayEquals(plain.dx().toFloatArray(), fused.dx().toFloatArray(), "dx");
+            assertArrayEquals(plain.dgamma().toFloatArray(), fused.dgamma().toFloatArray(), "dgamma");
+            assertArrayEquals(plain.dbeta().toFloatArray(), fused.dbeta().toFloatArray(), "dbeta");
+            Norm.nativeNorm = false;
+            Norm.BatchNorm jf = Norm.batchNorm2dTrain(x, gamma, beta, null, null, 0.1, 1e-5, true, add);
+            close(f.output(), jf.output(), "java y");
+            Norm.BatchNormGrads jb = Norm.batchNorm2dBackward(dy, x, gamma, jf.mean(), jf.invStd(), jf.output(), null, true);
+            close(fused.dx(), jb.dx(), "java dx");
+            close(fused.dyMasked(), jb.dyMasked(), "java dy masked");
+        } finally {
+            Norm.nativeNorm = true;
+        }
+    }
+
+    /** The add must match x; the masked dy needs a mask; each refused by name. */
+    @org.junit.jupiter.api.Test
+    void addAndMaskedDyAreCheckedByName() {
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(9);
+            Tensor x = r.normal(0, 1, 2, 3, 4, 4), dy = r.normal(0, 1, 2, 3, 4, 4);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> Norm.batchNorm2dTrain(x, null, null, null, null, 0.1, 1e-5, true, Tensor.zeros(2, 3, 4, 5)));
+            assertTrue(e.getMessage().contains("shape mismatch: batchNorm2dTrain add [2, 3, 4, 5] vs x [2, 3, 4, 4]"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> Norm.batchNorm2dTrain(x, null, null, null, null, 0.1, 1e-5, true, Tensor.zeros(DType.F64, 2, 3, 4, 4)));
+            assertTrue(e.getMessage().contains("dtype mismatch"), e.getMessage());
+            Norm.BatchNorm f = Norm.batchNorm2dTrain(x, null, null, null, null, 0.1, 1e-5, false);
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> Norm.batchNorm2dBackward(dy, x, null, f.mean(), f.invStd(), null, null, true));
+            assertTrue(e.getMessage().contains("without the ReLU's output"), e.getMessage());
+        }
+    }
+
     /** The C forward takes both moments in one pass: a mean far above the spread must not cancel. */
     @ParameterizedTest
     @CsvSource({"8,3,5,5,1000,0.05", "4,2,7,3,-300,0.001", "16,4,4,4,1e4,1"})

@@ -236,6 +236,9 @@ int fst_bn_backward(const float *dy, const float *x, const float *gamma, const f
                     float *dgamma, float *dbeta, float *dmask, int nthreads) {
     if (n <= 0 || c <= 0 || hw <= 0 || nthreads < 1) return FST_EINVAL;
     if (relu_out && relu_affine) return FST_EINVAL;   /* one mask or none */
+    /* dmask is written in the first pass over what the second reads again: it may be dy (masked twice, the same values)
+     * but neither x nor the mask's source */
+    if (dmask && ((const float *)dmask == x || (const float *)dmask == relu_out)) return FST_EINVAL;
     if (!dy || !x || !mean || !invstd || !dx || !dgamma || !dbeta) return FST_ENULL;
     bn_job j = { .x = x, .dy = dy, .gamma = gamma, .mean_in = mean, .invstd_in = invstd, .dx = dx, .dgamma = dgamma,
                  .dbeta = dbeta, .dmask = dmask, .n = n, .c = c, .hw = hw, .relu_out = relu_out, .relu_affine = relu_affine };

@@ -193,11 +193,12 @@ public final class NN {
      * training on the CPU's native path the add and the ReLU run in batch norm's own pass, and the backward writes
      * add's gradient (dy masked by the ReLU) in its first pass: the batch norm's output is never stored and read back,
      * nor is the masked gradient read again. Same values and gradients as {@link #addRelu} of {@link #batchNorm2d}
-     * (tested bit for bit); eval mode, and an add of another shape, run those two.
+     * (tested bit for bit); eval mode, and an add of another shape, dtype or device, run those two.
      */
     public static Var batchNorm2dAddRelu(Var x, Var gamma, Var beta, Var add, Tensor runningMean, Tensor runningVar,
                                          boolean training, double momentum, double eps) {
-        if (!training || !java.util.Arrays.equals(add.shape(), x.shape()))
+        Tensor xv = x.value(), av = add.value();
+        if (!training || !java.util.Arrays.equals(av.shape(), xv.shape()) || av.dtype() != xv.dtype() || av.device() != xv.device())
             return addRelu(batchNorm2d(x, gamma, beta, runningMean, runningVar, training, momentum, eps), add);
         return new BatchNormAddRelu(runningMean, runningVar, momentum, eps).apply(x, gamma, beta, add);
     }

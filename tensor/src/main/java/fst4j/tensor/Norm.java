@@ -135,8 +135,9 @@ public final class Norm {
         Tensor out = Tensor.empty(x.dtype, x.shape);
         Tensor mean = Tensor.empty(x.dtype, c), invStd = Tensor.empty(x.dtype, c);
         if (useNative(x, gamma, beta, runningMean, runningVar)) {
-            Tensor affine = relu && add == null && reluMaskFromX ? Tensor.empty(DType.F64, c, 2) : null;
+            Tensor affine = null;
             try (Tensor xc = x.contiguous(); Tensor ac = add == null ? null : add.contiguous()) {
+                if (relu && add == null && reluMaskFromX) affine = Tensor.empty(DType.F64, c, 2);
                 Native.bnTrain(xc.data(), seg(gamma), seg(beta), seg(runningMean), seg(runningVar), n, c, hw, momentum, eps,
                         seg(ac), out.data(), mean.data(), invStd.data(), seg(affine), relu, Blas.threads());
             } catch (RuntimeException | Error e) {
@@ -299,8 +300,9 @@ public final class Norm {
         }
         Tensor dx = Tensor.empty(x.dtype, x.shape), dgamma = Tensor.empty(x.dtype, c), dbeta = Tensor.empty(x.dtype, c);
         if (nat) {
-            Tensor dm = wantMasked ? Tensor.empty(x.dtype, x.shape) : null;
+            Tensor dm = null;
             try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous(); Tensor rc = reluOut == null ? null : reluOut.contiguous()) {
+                if (wantMasked) dm = Tensor.empty(x.dtype, x.shape);
                 Native.bnBackward(dyc.data(), xc.data(), seg(gamma), seg(mean), seg(invStd), rc == null ? java.lang.foreign.MemorySegment.NULL : rc.data(),
                         seg(reluAffine), n, c, hw, dx.data(), dgamma.data(), dbeta.data(), seg(dm), Blas.threads());
             } catch (RuntimeException | Error e) {

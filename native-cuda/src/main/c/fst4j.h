@@ -272,6 +272,17 @@ FST_API int fst_bn_train(const float *x, const float *gamma, const float *beta, 
 FST_API int fst_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
                             const float *relu_out, const double *relu_affine, int64_t n, int64_t c, int64_t hw, float *dx,
                             float *dgamma, float *dbeta, float *dmask, int nthreads);
+/* Batch norm (training), ReLU and a 2x2 / stride 2 max pool in one pass over the output, which is never stored: pooled
+ * [n, c, h/2, w/2] and idx (each window's argmax inside its [h, w] plane) as fst_maxpool2d gives them for the ReLU's
+ * output, and affine ([2c], as fst_bn_train's) for the backward. The backward takes the pooled gradient dyp and idx,
+ * expands them as fst_maxpool2d_backward does, and runs fst_bn_backward on that with the mask from affine; FST_EINVAL
+ * where an index lies outside its plane. h, w >= 2. */
+FST_API int fst_bn_relu_maxpool2_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
+                                       int64_t n, int64_t c, int64_t h, int64_t w, double momentum, double eps, float *pooled,
+                                       int32_t *idx, float *mean, float *invstd, double *affine, int nthreads);
+FST_API int fst_bn_relu_maxpool2_backward(const float *dyp, const int32_t *idx, const float *x, const float *gamma,
+                                          const float *mean, const float *invstd, const double *affine, int64_t n, int64_t c,
+                                          int64_t h, int64_t w, float *dx, float *dgamma, float *dbeta, int nthreads);
 
 /* Max pool 2d over `planes` contiguous [h, w] float32 planes (N*C); y [planes, ho, wo]; idx gets each output's
  * argmax as ih*w + iw inside its plane (NaN wins). Requires 2*ph <= kh, 2*pw <= kw. */

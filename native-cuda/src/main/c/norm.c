@@ -2,7 +2,9 @@
  * Sums are accumulated in double, as in the Java reference; one pool task per range of channels. */
 #include "fst4j.h"
 #include "parallel.h"
+#include "vec_paths.h"
 #include <math.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -43,6 +45,12 @@ typedef struct {
     double *affine;          /* forward: where to keep that scale and shift (NULL: nowhere) */
     const float *add;        /* forward: a tensor added to BN(x) before the ReLU (a ResNet block's shortcut), or NULL */
     float *dmask;            /* backward: where to write dy masked by the ReLU (the shortcut's gradient), or NULL */
+    /* the 2x2 / stride 2 max pool fused after the ReLU (pool_w > 0): the forward pools each plane of the output, computed
+     * into a buffer, into pooled / pidx (fst_maxpool2d's indices); the backward expands dyp at pidx into each plane of dy
+     * (fst_maxpool2d_backward's sums) before using it */
+    int64_t pool_w, pool_ho, pool_wo;
+    float *pooled; int32_t *pidx; const float *dyp; const int32_t *pidx_in;
+    int bad;                 /* an allocation failed, or an index lay outside its plane */
     int relu;                /* forward: y = max(BN(x), 0) in the same pass */
     int64_t n, c, hw;
     double momentum, eps;
@@ -79,6 +87,8 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
     const int pf = bn_prefetches(cb, hw);
     v8d a8[BN_CB], b8[BN_CB];
     double s0[BN_CB];
+    float *pbuf = NULL;
+    if (j->pool_w > 0 && !(pbuf = malloc((size_t)hw * 4))) { __atomic_store_n(&((bn_job *)p)->bad, 1, __ATOMIC_RELAXED); return; }
     for (int64_t cb0 = c0; cb0 < c1; cb0 += cb) {
         const int64_t nb = c1 - cb0 < cb ? c1 - cb0 : cb;
         for (int64_t b = 0; b < nb; b++) { a8[b] = (v8d){ 0 }; b8[b] = (v8d){ 0 }; s0[b] = j->x[(cb0 + b) * hw]; }
@@ -121,7 +131,7 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
         for (int64_t i = 0; i < j->n; i++)
             for (int64_t b = 0; b < nb; b++) {
                 const float *xp = j->x + i * img + (cb0 + b) * hw;
-                float *yp = j->y + i * img + (cb0 + b) * hw;
+                float *yp = pbuf ? pbuf : j->y + i * img + (cb0 + b) * hw;
                 const double scale = a8[b][0], shift = a8[b][1];
                 if (j->add) {
                     /* fst_add_relu's float sum of the stored batch norm output and the shortcut, in the same pass */
@@ -131,8 +141,13 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
                 }
                 else if (j->relu) for (int64_t q = 0; q < hw; q++) { float v = (float)(xp[q] * scale + shift); yp[q] = keep_if(v, v > 0.0f || v != v); }
                 else for (int64_t q = 0; q < hw; q++) yp[q] = (float)(xp[q] * scale + shift);
+                if (pbuf) {   /* the plane, never stored, pooled as fst_maxpool2d pools it */
+                    const int64_t o = (i * j->c + cb0 + b) * j->pool_ho * j->pool_wo;
+                    fst_maxpool2x2_plane(pbuf, j->pool_w, j->pool_ho, j->pool_wo, j->pooled + o, j->pidx + o);
+                }
             }
     }
+    free(pbuf);
 }
 
 int fst_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
@@ -148,6 +163,21 @@ int fst_bn_train(const float *x, const float *gamma, const float *beta, float *r
     return FST_OK;
 }
 
+/* Plane (i, ch) of the fused max pool's input gradient into buf: zeros, then dyp added at each window's index, as
+ * fst_maxpool2d_backward sums it (so the same bits); an index outside the plane is reported (bad) and skipped. */
+static const float *expand_pooled(const bn_job *j, float *buf, int64_t i, int64_t ch) {
+    const int64_t hw = j->hw, out = j->pool_ho * j->pool_wo, o = (i * j->c + ch) * out;
+    const float *d = j->dyp + o;
+    const int32_t *ix = j->pidx_in + o;
+    memset(buf, 0, (size_t)hw * 4);
+    for (int64_t q = 0; q < out; q++) {
+        const int32_t t = ix[q];
+        if (t < 0 || t >= hw) { __atomic_store_n(&((bn_job *)j)->bad, 1, __ATOMIC_RELAXED); continue; }
+        buf[t] += d[q];
+    }
+    return buf;
+}
+
 FST_CLONES
 static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
     const bn_job *j = p;
@@ -157,13 +187,15 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
     const float *rp0 = j->relu_out;
     const double *af = j->relu_affine;   /* the mask recomputed from x (read anyway): one tensor fewer to read, twice */
     v8d a8[BN_CB], b8[BN_CB];
+    float *pbuf = NULL;
+    if (j->dyp && !(pbuf = malloc((size_t)hw * 4))) { __atomic_store_n(&((bn_job *)p)->bad, 1, __ATOMIC_RELAXED); return; }
     for (int64_t cb0 = c0; cb0 < c1; cb0 += cb) {   /* channel blocks as in bn_fwd_task: the same bits, runs of ~4 KB */
         const int64_t nb = c1 - cb0 < cb ? c1 - cb0 : cb;
         for (int64_t b = 0; b < nb; b++) { a8[b] = (v8d){ 0 }; b8[b] = (v8d){ 0 }; }
         for (int64_t i = 0; i < j->n; i++) {
             const int64_t o = i * img + cb0 * hw, on = i + 1 < j->n ? o + img : o;
             for (int64_t b = 0; b < nb; b++) {
-                const float *xp = j->x + o + b * hw, *gp = j->dy + o + b * hw;
+                const float *xp = j->x + o + b * hw, *gp = pbuf ? expand_pooled(j, pbuf, i, cb0 + b) : j->dy + o + b * hw;
                 const float *rp = rp0 ? rp0 + o + b * hw : NULL;
                 float *mp = j->dmask ? j->dmask + o + b * hw : NULL;
                 const double mu = j->mean_in[cb0 + b];
@@ -173,7 +205,8 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
                 int64_t q = 0;
                 for (; q + 8 <= hw; q += 8) {
                     if (pf && (q & 15) == 0) {
-                        BN_PREFETCH(j->x + on + b * hw, q); BN_PREFETCH(j->dy + on + b * hw, q);
+                        BN_PREFETCH(j->x + on + b * hw, q);
+                        if (!pbuf) BN_PREFETCH(j->dy + on + b * hw, q);
                         if (rp) BN_PREFETCH(rp0 + on + b * hw, q);
                     }
                     const v8d xd = wide8(ld8(xp + q));
@@ -205,7 +238,7 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
         for (int64_t i = 0; i < j->n; i++)
             for (int64_t b = 0; b < nb; b++) {
                 const int64_t o = i * img + (cb0 + b) * hw;
-                const float *xp = j->x + o, *gp = j->dy + o;
+                const float *xp = j->x + o, *gp = pbuf ? expand_pooled(j, pbuf, i, cb0 + b) : j->dy + o;
                 float *dp = j->dx + o;
                 const float *rp = rp0 ? rp0 + o : NULL;
                 const double mu = j->mean_in[cb0 + b], is = j->invstd_in[cb0 + b];
@@ -229,6 +262,7 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
                 }
             }
     }
+    free(pbuf);
 }
 
 int fst_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
@@ -244,4 +278,29 @@ int fst_bn_backward(const float *dy, const float *x, const float *gamma, const f
                  .dbeta = dbeta, .dmask = dmask, .n = n, .c = c, .hw = hw, .relu_out = relu_out, .relu_affine = relu_affine };
     fst_parallel(c, n * c * hw < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_bwd_task, &j);
     return FST_OK;
+}
+
+int fst_bn_relu_maxpool2_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
+                               int64_t n, int64_t c, int64_t h, int64_t w, double momentum, double eps, float *pooled,
+                               int32_t *idx, float *mean, float *invstd, double *affine, int nthreads) {
+    if (n <= 0 || c <= 0 || h < 2 || w < 2 || h * w > INT32_MAX || nthreads < 1 || !(eps >= 0)) return FST_EINVAL;
+    if (!x || !pooled || !idx || !mean || !invstd || !affine) return FST_ENULL;
+    const int64_t hw = h * w;
+    bn_job j = { .x = x, .gamma = gamma, .beta = beta, .mean = mean, .invstd = invstd, .rmean = rmean, .rvar = rvar,
+                 .affine = affine, .n = n, .c = c, .hw = hw, .momentum = momentum, .eps = eps, .relu = 1,
+                 .pool_w = w, .pool_ho = h / 2, .pool_wo = w / 2, .pooled = pooled, .pidx = idx };
+    fst_parallel(c, n * c * hw < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_fwd_task, &j);
+    return j.bad ? FST_EINVAL : FST_OK;
+}
+
+int fst_bn_relu_maxpool2_backward(const float *dyp, const int32_t *idx, const float *x, const float *gamma, const float *mean,
+                                  const float *invstd, const double *affine, int64_t n, int64_t c, int64_t h, int64_t w,
+                                  float *dx, float *dgamma, float *dbeta, int nthreads) {
+    if (n <= 0 || c <= 0 || h < 2 || w < 2 || h * w > INT32_MAX || nthreads < 1) return FST_EINVAL;
+    if (!dyp || !idx || !x || !mean || !invstd || !affine || !dx || !dgamma || !dbeta) return FST_ENULL;
+    bn_job j = { .x = x, .gamma = gamma, .mean_in = mean, .invstd_in = invstd, .dx = dx, .dgamma = dgamma, .dbeta = dbeta,
+                 .n = n, .c = c, .hw = h * w, .relu_affine = affine, .pool_w = w, .pool_ho = h / 2, .pool_wo = w / 2,
+                 .dyp = dyp, .pidx_in = idx };
+    fst_parallel(c, n * c * h * w < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_bwd_task, &j);
+    return j.bad ? FST_EINVAL : FST_OK;
 }

@@ -42,6 +42,42 @@ static int mp_vec(void) { return fst_vec_switch(&mp_vec_state, "FST4J_MAXPOOL_VE
 
 int fst_maxpool_vec(int mode) { return fst_vec_switch(&mp_vec_state, "FST4J_MAXPOOL_VEC", 1, mode); }
 
+/* The common 2x2 / stride 2 window over one plane: four loads, the same selects, in window order (the vector kernels give
+ * the same outputs and indices) */
+static void maxpool2x2_plane_scalar(const float *restrict x, int64_t W, int64_t HO, int64_t WO, float *restrict y,
+                                    int32_t *restrict ix) {
+    for (int64_t oh = 0; oh < HO; oh++) {
+        const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+        for (int64_t ow = 0; ow < WO; ow++) {
+            float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+            int32_t base = (int32_t)(2 * oh * W + 2 * ow);
+            float best = a; int32_t arg = base;
+            if (!(a > -INFINITY)) { best = -INFINITY; }                 /* a = -inf or NaN: handled below */
+            int up = b > best; best = self(up, b, best); arg = seli(up, base + 1, arg);
+            up = c > best; best = self(up, c, best); arg = seli(up, base + (int32_t)W, arg);
+            up = d > best; best = self(up, d, best); arg = seli(up, base + (int32_t)W + 1, arg);
+            if (a != a || b != b || c != c || d != d) {               /* first NaN in window order wins */
+                if (a != a) { best = a; arg = base; }
+                else if (b != b) { best = b; arg = base + 1; }
+                else if (c != c) { best = c; arg = base + (int32_t)W; }
+                else { best = d; arg = base + (int32_t)W + 1; }
+            }
+            y[oh * WO + ow] = best;
+            ix[oh * WO + ow] = arg;
+        }
+    }
+}
+
+static void maxpool2x2_plane(int vec, const float *x, int64_t W, int64_t HO, int64_t WO, float *y, int32_t *ix) {
+    if (vec == 2) fst_maxpool2x2_plane_avx512(x, W, HO, WO, y, ix);
+    else if (vec == 1) fst_maxpool2x2_plane_avx2(x, W, HO, WO, y, ix);
+    else maxpool2x2_plane_scalar(x, W, HO, WO, y, ix);
+}
+
+void fst_maxpool2x2_plane(const float *x, int64_t w, int64_t ho, int64_t wo, float *y, int32_t *ix) {
+    maxpool2x2_plane(mp_vec(), x, w, ho, wo, y, ix);
+}
+
 /* Fields are copied to locals (restrict pointers) so stores to y/idx cannot alias them: otherwise every load
  * of the job's fields repeats after each store and the loops run scalar at a few ns per element. */
 static void maxpool_task(void *p, int64_t p0, int64_t p1) {
@@ -51,33 +87,8 @@ static void maxpool_task(void *p, int64_t p0, int64_t p1) {
         const float *restrict x = j->x + pl * H * W;
         float *restrict y = j->y + pl * HO * WO;
         int32_t *restrict ix = j->idx + pl * HO * WO;
-        if (KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0 && j->vec) {
-            if (j->vec == 2) fst_maxpool2x2_plane_avx512(x, W, HO, WO, y, ix);
-            else fst_maxpool2x2_plane_avx2(x, W, HO, WO, y, ix);
-            continue;
-        }
         if (KH == 2 && KW == 2 && SH == 2 && SW == 2 && PH == 0 && PW == 0) {
-            /* the common 2x2 / stride 2 window: four loads, the same selects, in window order */
-            for (int64_t oh = 0; oh < HO; oh++) {
-                const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
-                for (int64_t ow = 0; ow < WO; ow++) {
-                    float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
-                    int32_t base = (int32_t)(2 * oh * W + 2 * ow);
-                    float best = a; int32_t arg = base;
-                    if (!(a > -INFINITY)) { best = -INFINITY; }                 /* a = -inf or NaN: handled below */
-                    int up = b > best; best = self(up, b, best); arg = seli(up, base + 1, arg);
-                    up = c > best; best = self(up, c, best); arg = seli(up, base + (int32_t)W, arg);
-                    up = d > best; best = self(up, d, best); arg = seli(up, base + (int32_t)W + 1, arg);
-                    if (a != a || b != b || c != c || d != d) {               /* first NaN in window order wins */
-                        if (a != a) { best = a; arg = base; }
-                        else if (b != b) { best = b; arg = base + 1; }
-                        else if (c != c) { best = c; arg = base + (int32_t)W; }
-                        else { best = d; arg = base + (int32_t)W + 1; }
-                    }
-                    y[oh * WO + ow] = best;
-                    ix[oh * WO + ow] = arg;
-                }
-            }
+            maxpool2x2_plane(j->vec, x, W, HO, WO, y, ix);
             continue;
         }
         for (int64_t oh = 0; oh < HO; oh++) {

@@ -17,4 +17,7 @@ void fst_col2im_s2_plane_avx2(const float *cols, int64_t ld, int64_t h, int64_t 
 void fst_maxpool2x2_plane_avx512(const float *x, int64_t w, int64_t ho, int64_t wo, float *y, int32_t *ix);
 void fst_maxpool2x2_plane_avx2(const float *x, int64_t w, int64_t ho, int64_t wo, float *y, int32_t *ix);
 int fst_maxpool2x2_bwd_plane_avx512(const float *dy, const int32_t *ix, int64_t h, int64_t w, int64_t ho, int64_t wo, float *dx);
+/* ... and the one fst_maxpool2d runs for such a plane on this CPU (pool.c: the vector kernel or the scalar loop), for
+ * batch norm's fused pooling (norm.c) */
+void fst_maxpool2x2_plane(const float *x, int64_t w, int64_t ho, int64_t wo, float *y, int32_t *ix);
 #endif

@@ -203,6 +203,45 @@ public final class NN {
         return new BatchNormAddRelu(runningMean, runningVar, momentum, eps).apply(x, gamma, beta, add);
     }
 
+    /**
+     * maxPool2d(batchNorm2dRelu(x, ...), 2, 2, 0) as one function (a CNN's conv - BN - ReLU - pool): in training on the
+     * CPU's native path the ReLU's output is pooled plane by plane as it is computed and never stored, and the backward
+     * expands the pooled gradient plane by plane inside batch norm's own passes, with the ReLU's mask recomputed from
+     * x. Same values and gradients as the two functions (tested bit for bit); eval mode, and tensors off that path, run
+     * them.
+     */
+    public static Var batchNorm2dReluMaxPool2(Var x, Var gamma, Var beta, Tensor runningMean, Tensor runningVar,
+                                              boolean training, double momentum, double eps) {
+        if (!training || !Norm.reluMaxPool2Fusable(x.value(), gamma == null ? null : gamma.value(), beta == null ? null : beta.value(),
+                runningMean, runningVar))
+            return maxPool2d(batchNorm2dRelu(x, gamma, beta, runningMean, runningVar, training, momentum, eps), 2, 2, 0);
+        return new BatchNormReluMaxPool(runningMean, runningVar, momentum, eps).apply(x, gamma, beta);
+    }
+
+    static final class BatchNormReluMaxPool extends Function {
+        private final Tensor runningMean, runningVar;
+        private final double momentum, eps;
+        private Tensor x, gamma, mean, invStd, affine;
+        private fst4j.tensor.Pool.Indices indices;
+        BatchNormReluMaxPool(Tensor rm, Tensor rv, double momentum, double eps) {
+            this.runningMean = rm; this.runningVar = rv; this.momentum = momentum; this.eps = eps;
+        }
+        @Override public String name() { return "BatchNorm2dReluMaxPool"; }
+        protected Tensor forward(Tensor... in) {
+            x = save(in[0]); gamma = save(in[1]);
+            Norm.BatchNormPool r = Norm.batchNorm2dReluMaxPool2Train(in[0], in[1], in[2], runningMean, runningVar, momentum, eps);
+            mean = save(r.mean()); invStd = save(r.invStd()); affine = save(r.reluAffine());
+            r.mean().close(); r.invStd().close(); r.reluAffine().close();
+            indices = retain(r.indices());
+            return r.output();
+        }
+        protected Tensor[] backward(Tensor g) {
+            Norm.BatchNormGrads r = Norm.batchNorm2dReluMaxPool2Backward(g, indices, x, gamma, mean, invStd, affine);
+            return grads(needsGrad(0) ? r.dx() : close(r.dx()), needsGrad(1) ? r.dgamma() : close(r.dgamma()),
+                    needsGrad(2) ? r.dbeta() : close(r.dbeta()));
+        }
+    }
+
     static final class BatchNormAddRelu extends Function {
         private final Tensor runningMean, runningVar;
         private final double momentum, eps;

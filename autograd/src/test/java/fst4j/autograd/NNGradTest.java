@@ -143,6 +143,50 @@ class NNGradTest {
         }
     }
 
+    /**
+     * Batch norm + ReLU + 2x2 max pool as one function against batch norm + ReLU then maxPool2d, in float32 (native,
+     * training): output, the three gradients and the running statistics bit for bit; even and odd planes (the last row
+     * and column outside every window), the smallest plane, a constant channel with beta 0 (its outputs exactly 0: every
+     * window a tie), a NaN (its channel's statistics NaN), and a size that splits over both threads.
+     */
+    @Test
+    void batchNormReluMaxPoolEqualsUnfusedBitForBit() {
+        assertTrue(fst4j.shim.Native.isLoaded(), "the native batch norm is what this compares");
+        for (int[] sh : new int[][]{{6, 5, 8, 8}, {4, 16, 28, 28}, {3, 3, 7, 9}, {2, 3, 2, 2}, {16, 37, 8, 8}})
+            for (boolean nan : new boolean[]{false, true}) {
+                float[][] fused = bnReluPool(true, sh, nan), plain = bnReluPool(false, sh, nan);
+                for (int i = 0; i < fused.length; i++)
+                    assertArrayEquals(plain[i], fused[i], "tensor " + i + " shape " + java.util.Arrays.toString(sh) + " nan " + nan);
+            }
+    }
+
+    @Test
+    void batchNormReluMaxPoolGradcheck() {
+        try (Scope s = Scope.open()) {
+            ok(v -> NN.batchNorm2dReluMaxPool2(v[0], v[1], v[2], null, null, true, 0.1, 1e-5), rand(51, 3, 2, 4, 5), rand(52, 2), rand(53, 2));
+        }
+    }
+
+    private static float[][] bnReluPool(boolean fused, int[] sh, boolean nan) {
+        try (Scope s = Scope.open()) {
+            int c = sh[1], hw = sh[2] * sh[3];
+            fst4j.tensor.Rng r = new fst4j.tensor.Rng(9);
+            float[] xa = r.normal(0.2, 1, sh).toFloatArray(), ba = r.normal(0, 0.5, c).toFloatArray();
+            for (int i = 0; i < sh[0]; i++) for (int q = 0; q < hw; q++) xa[i * c * hw + q] = 0.5f;   // channel 0 constant
+            if (nan && c > 1) xa[((sh[0] - 1) * c + 1) * hw + hw - 1] = Float.NaN;                   // a NaN in channel 1
+            ba[0] = 0f;
+            Var x = Var.param(Tensor.of(xa, sh)), gamma = Var.param(r.normal(1, 0.3, c)), beta = Var.param(Tensor.of(ba, c));
+            Tensor rm = r.normal(0, 0.2, c), rv = r.uniform(0.5, 2, c);
+            Var y = fused ? NN.batchNorm2dReluMaxPool2(x, gamma, beta, rm, rv, true, 0.1, 1e-5)
+                    : NN.maxPool2d(NN.batchNorm2dRelu(x, gamma, beta, rm, rv, true, 0.1, 1e-5), 2, 2, 0);
+            if (fused) assertEquals("BatchNorm2dReluMaxPool", y.gradFn().name(), "the one function ran");
+            Tensor up = r.normal(0, 1, y.shape());
+            y.backward(up);
+            return new float[][]{y.value().toFloatArray(), x.grad().toFloatArray(), gamma.grad().toFloatArray(), beta.grad().toFloatArray(),
+                    rm.toFloatArray(), rv.toFloatArray()};
+        }
+    }
+
     private static float[][] bnRelu(boolean fused, boolean training) {
         try (Scope s = Scope.open()) {
             fst4j.tensor.Rng r = new fst4j.tensor.Rng(3);

@@ -395,6 +395,57 @@ public final class Native {
         check(rc, "fst_bn_train");
     }
 
+    // batch norm + ReLU + 2x2 max pool: the argmax indices are a Java int[] (as fst_maxpool2d's), passed by critical downcalls
+    private static final class NormPoolHandles {
+        static final MethodHandle TRAIN, BACKWARD;
+        static {
+            SymbolLookup lib = LIB;
+            TRAIN = LINKER.downcallHandle(lib.find("fst_bn_relu_maxpool2_train").orElseThrow(), FunctionDescriptor.of(JAVA_INT, ADDRESS,
+                    ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_DOUBLE, JAVA_DOUBLE, ADDRESS,
+                    ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), Linker.Option.critical(true));
+            BACKWARD = LINKER.downcallHandle(lib.find("fst_bn_relu_maxpool2_backward").orElseThrow(), FunctionDescriptor.of(JAVA_INT,
+                    ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS,
+                    ADDRESS, ADDRESS, JAVA_INT), Linker.Option.critical(true));
+        }
+    }
+
+    /**
+     * Batch norm (training) of contiguous float32 x [n, c, h, w], ReLU, then the 2x2 / stride 2 max pool, the ReLU's
+     * output never stored: pooled [n, c, h/2, w/2] and idx (one per pooled value) as {@link #maxPool2d} gives them,
+     * affine (2c doubles) for {@link #bnReluMaxPool2Backward}. h, w >= 2.
+     */
+    public static void bnReluMaxPool2Train(MemorySegment x, MemorySegment gamma, MemorySegment beta, MemorySegment runningMean,
+                                           MemorySegment runningVar, long n, long c, long h, long w, double momentum, double eps,
+                                           MemorySegment pooled, int[] idx, MemorySegment mean, MemorySegment invStd, MemorySegment affine,
+                                           int threads) {
+        ensureLoaded();
+        long outs = n * c * (h / 2) * (w / 2);
+        if (idx.length != outs || pooled.byteSize() < 4 * outs || x.byteSize() < 4 * n * c * h * w || affine.byteSize() < 16 * c)
+            throw new IllegalArgumentException("fst_bn_relu_maxpool2_train: " + idx.length + " indices, " + pooled.byteSize() + " bytes pooled, "
+                    + x.byteSize() + " bytes of x, " + affine.byteSize() + " of affine for [" + n + ", " + c + ", " + h + ", " + w + "]");
+        int rc;
+        try { rc = (int) NormPoolHandles.TRAIN.invokeExact(x, gamma, beta, runningMean, runningVar, n, c, h, w, momentum, eps, pooled,
+                MemorySegment.ofArray(idx), mean, invStd, affine, threads); }
+        catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_bn_relu_maxpool2_train");
+    }
+
+    /** Backward of {@link #bnReluMaxPool2Train} from the pooled gradient dyp and its indices; refuses an index outside its plane. */
+    public static void bnReluMaxPool2Backward(MemorySegment dyp, int[] idx, MemorySegment x, MemorySegment gamma, MemorySegment mean,
+                                              MemorySegment invStd, MemorySegment affine, long n, long c, long h, long w, MemorySegment dx,
+                                              MemorySegment dgamma, MemorySegment dbeta, int threads) {
+        ensureLoaded();
+        long outs = n * c * (h / 2) * (w / 2);
+        if (idx.length != outs || dyp.byteSize() < 4 * outs || dx.byteSize() < 4 * n * c * h * w || affine.byteSize() < 16 * c)
+            throw new IllegalArgumentException("fst_bn_relu_maxpool2_backward: " + idx.length + " indices, " + dyp.byteSize() + " bytes of dy, "
+                    + dx.byteSize() + " of dx, " + affine.byteSize() + " of affine for [" + n + ", " + c + ", " + h + ", " + w + "]");
+        int rc;
+        try { rc = (int) NormPoolHandles.BACKWARD.invokeExact(dyp, MemorySegment.ofArray(idx), x, gamma, mean, invStd, affine, n, c, h, w,
+                dx, dgamma, dbeta, threads); }
+        catch (Throwable t) { throw rethrow(t); }
+        check(rc, "fst_bn_relu_maxpool2_backward");
+    }
+
     /**
      * Backward of {@link #bnTrain}; gamma may be MemorySegment.NULL. The fused ReLU's mask: reluOut (the fused output;
      * dy counts where it is > 0) or reluAffine (the forward's affine; the same positions recomputed from x), at most

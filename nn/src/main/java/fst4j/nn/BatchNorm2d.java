@@ -32,6 +32,11 @@ public final class BatchNorm2d extends Module {
         return NN.batchNorm2dRelu(x, gamma, beta, buffer("running_mean"), buffer("running_var"), isTraining(), momentum, eps);
     }
 
+    /** maxPool2d(relu(forward(x)), 2, 2, 0) in one function (NN.batchNorm2dReluMaxPool2): what Sequential calls for that run. */
+    public Var forwardReluMaxPool2(Var x) {
+        return NN.batchNorm2dReluMaxPool2(x, gamma, beta, buffer("running_mean"), buffer("running_var"), isTraining(), momentum, eps);
+    }
+
     /** relu(forward(x) + add) in one function (NN.batchNorm2dAddRelu): what BasicBlock calls for its second batch norm. */
     public Var forwardAddRelu(Var x, Var add) {
         return NN.batchNorm2dAddRelu(x, gamma, beta, add, buffer("running_mean"), buffer("running_var"), isTraining(), momentum, eps);

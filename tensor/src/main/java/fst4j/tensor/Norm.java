@@ -187,6 +187,93 @@ public final class Norm {
         return new BatchNorm(out, mean, invStd);
     }
 
+    /**
+     * The fused batch norm + ReLU + 2x2 / stride 2 max pool's forward: the pooled output [N, C, H/2, W/2], its argmax
+     * indices (as {@link Pool#maxPool2d}'s), the batch statistics, and the scale and shift from which the backward
+     * recomputes the ReLU's mask.
+     */
+    public record BatchNormPool(Tensor output, Pool.Indices indices, Tensor mean, Tensor invStd, Tensor reluAffine) implements AutoCloseable {
+        @Override public void close() { output.close(); indices.close(); mean.close(); invStd.close(); reluAffine.close(); }
+    }
+
+    /**
+     * Whether {@link #batchNorm2dReluMaxPool2Train} runs for these tensors: float32 on the CPU with the shim loaded (the
+     * path {@link #batchNorm2dTrain} takes natively), planes of at least 2 x 2. Elsewhere run batch norm + ReLU and
+     * {@link Pool#maxPool2d} in turn: the same values.
+     */
+    public static boolean reluMaxPool2Fusable(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar) {
+        return x.dim() == 4 && !x.isClosed() && x.storage.device == Device.CPU && useNative(x, gamma, beta, runningMean, runningVar)
+                && x.shape[2] >= 2 && x.shape[3] >= 2 && (long) x.shape[2] * x.shape[3] <= Integer.MAX_VALUE;
+    }
+
+    /**
+     * max_pool2d(relu(batch_norm(x)), 2, 2) in training mode in one pass over the output, which is never stored: the
+     * same pooled values, indices, statistics and running statistics as {@link #batchNorm2dTrain} with relu then
+     * {@link Pool#maxPool2d}(2, 2, 0). Only where {@link #reluMaxPool2Fusable}.
+     */
+    public static BatchNormPool batchNorm2dReluMaxPool2Train(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                                             double momentum, double eps) {
+        String op = "batchNorm2dReluMaxPool2Train";
+        int c = channels(op, x);
+        checkVec(op, "gamma", gamma, c, x); checkVec(op, "beta", beta, c, x);
+        checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
+        int n = x.shape[0], h = x.shape[2], w = x.shape[3];
+        if ((long) n * h * w == 1)
+            throw new IllegalArgumentException(op + ": expected more than 1 value per channel when training, got input " + Shape.str(x.shape));
+        if (!(eps >= 0)) throw new IllegalArgumentException(op + ": eps must be >= 0, got " + eps);
+        if (!reluMaxPool2Fusable(x, gamma, beta, runningMean, runningVar))
+            throw new IllegalArgumentException(op + " runs on float32 CPU tensors of at least 2 x 2 with the native library only, got "
+                    + x.dtype + " " + Shape.str(x.shape) + " on " + x.storage.device + "; use batchNorm2dTrain and Pool.maxPool2d");
+        if (runningMean != null) runningMean.markModified();
+        if (runningVar != null) runningVar.markModified();
+        Tensor out = Tensor.empty(x.dtype, n, c, h / 2, w / 2), mean = Tensor.empty(x.dtype, c), invStd = Tensor.empty(x.dtype, c);
+        Tensor affine = null;
+        try (Tensor xc = x.contiguous()) {
+            affine = Tensor.empty(DType.F64, c, 2);
+            int[] idx = new int[Math.toIntExact(out.numel())];
+            Native.bnReluMaxPool2Train(xc.data(), seg(gamma), seg(beta), seg(runningMean), seg(runningVar), n, c, h, w, momentum, eps,
+                    out.data(), idx, mean.data(), invStd.data(), affine.data(), Blas.threads());
+            return new BatchNormPool(out, new Pool.HostIndices(idx), mean, invStd, affine);
+        } catch (RuntimeException | Error e) {
+            out.close(); mean.close(); invStd.close();
+            if (affine != null) affine.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Backward of {@link #batchNorm2dReluMaxPool2Train} from the pooled gradient dy [N, C, H/2, W/2]: the same dx,
+     * dgamma and dbeta as {@link Pool#maxPool2dBackward} then {@link #batchNorm2dBackward} with the fused ReLU's mask.
+     */
+    public static BatchNormGrads batchNorm2dReluMaxPool2Backward(Tensor dy, Pool.Indices indices, Tensor x, Tensor gamma, Tensor mean,
+                                                                 Tensor invStd, Tensor reluAffine) {
+        String op = "batchNorm2dReluMaxPool2Backward";
+        int c = channels(op, x);
+        dy.check();
+        int n = x.shape[0], h = x.shape[2], w = x.shape[3];
+        if (!java.util.Arrays.equals(dy.shape, new int[]{n, c, h / 2, w / 2}))
+            throw new IllegalArgumentException("shape mismatch: " + op + " dy " + Shape.str(dy.shape) + " for input " + Shape.str(x.shape)
+                    + " needs [" + n + ", " + c + ", " + h / 2 + ", " + w / 2 + "]");
+        checkVec(op, "gamma", gamma, c, x); checkVec(op, "mean", mean, c, x); checkVec(op, "invStd", invStd, c, x);
+        reluAffine.check();
+        if (reluAffine.dtype != DType.F64 || !java.util.Arrays.equals(reluAffine.shape, new int[]{c, 2}) || !reluAffine.isContiguous())
+            throw new IllegalArgumentException(op + ": reluAffine must be a contiguous float64 [" + c + ", 2], got " + reluAffine.dtype + " "
+                    + Shape.str(reluAffine.shape));
+        if (!(indices instanceof Pool.HostIndices hi) || hi.count() != dy.numel())
+            throw new IllegalArgumentException(op + ": " + indices.count() + " host indices needed one per pooled value (" + dy.numel() + ")");
+        if (!useNative(x, dy, gamma, mean, invStd) || x.storage.device != Device.CPU || dy.storage.device != Device.CPU)
+            throw new IllegalArgumentException(op + " runs on float32 CPU tensors with the native library only");
+        Tensor dx = Tensor.empty(x.dtype, x.shape), dgamma = Tensor.empty(x.dtype, c), dbeta = Tensor.empty(x.dtype, c);
+        try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous()) {
+            Native.bnReluMaxPool2Backward(dyc.data(), hi.values(), xc.data(), seg(gamma), seg(mean), seg(invStd), reluAffine.data(),
+                    n, c, h, w, dx.data(), dgamma.data(), dbeta.data(), Blas.threads());
+            return new BatchNormGrads(dx, dgamma, dbeta);
+        } catch (RuntimeException | Error e) {
+            dx.close(); dgamma.close(); dbeta.close();
+            throw e;
+        }
+    }
+
     /** Eval-mode forward: y = gamma (x - runningMean) / sqrt(runningVar + eps) + beta. */
     public static Tensor batchNorm2dEval(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps) {
         String op = "batchNorm2dEval";

@@ -174,6 +174,29 @@ class NormNativeTest {
         }
     }
 
+    /** The fused batch norm + ReLU + max pool refuses by name: a pooled gradient of the wrong shape, corrupt indices, float64. */
+    @org.junit.jupiter.api.Test
+    void reluMaxPoolIsCheckedByName() {
+        try (Scope s = Scope.open()) {
+            Rng r = new Rng(12);
+            Tensor x = r.normal(0, 1, 2, 3, 6, 6);
+            Norm.BatchNormPool f = Norm.batchNorm2dReluMaxPool2Train(x, null, null, null, null, 0.1, 1e-5);
+            assertArrayEquals(new int[]{2, 3, 3, 3}, f.output().shape());
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Norm.batchNorm2dReluMaxPool2Backward(
+                    Tensor.zeros(2, 3, 3, 2), f.indices(), x, null, f.mean(), f.invStd(), f.reluAffine()));
+            assertTrue(e.getMessage().contains("shape mismatch"), e.getMessage());
+            int[] bad = f.indices().toArray().clone();
+            bad[5] = 36;   // outside its 6 x 6 plane
+            RuntimeException b = assertThrows(RuntimeException.class, () -> Norm.batchNorm2dReluMaxPool2Backward(
+                    r.normal(0, 1, 2, 3, 3, 3), new Pool.HostIndices(bad), x, null, f.mean(), f.invStd(), f.reluAffine()));
+            assertTrue(b.getMessage().contains("fst_bn_relu_maxpool2_backward"), b.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> Norm.batchNorm2dReluMaxPool2Train(Tensor.zeros(DType.F64, 2, 3, 4, 4), null, null, null, null, 0.1, 1e-5));
+            assertTrue(e.getMessage().contains("float32 CPU tensors"), e.getMessage());
+            assertFalse(Norm.reluMaxPool2Fusable(Tensor.zeros(2, 3, 1, 4), null, null, null, null), "planes under 2 x 2");
+        }
+    }
+
     /** The C forward takes both moments in one pass: a mean far above the spread must not cancel. */
     @ParameterizedTest
     @CsvSource({"8,3,5,5,1000,0.05", "4,2,7,3,-300,0.001", "16,4,4,4,1e4,1"})

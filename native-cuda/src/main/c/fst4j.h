@@ -8,6 +8,7 @@
 #define FST_OK 0
 #define FST_EINVAL (-1)   /* a dimension, leading dimension, flag or thread count is out of range */
 #define FST_ENULL (-2)    /* a required pointer is NULL */
+#define FST_EINDEX (-5)   /* an index given as data (a max pool's argmax) lies outside its range (-3, -4: fst4j_cuda.h) */
 #define FST_NO_NCHW 1     /* fst_spmm24_lowered_nchw: not for these shapes here (not an error; nothing was written) */
 
 #define FST_API __attribute__((visibility("default")))
@@ -275,8 +276,8 @@ FST_API int fst_bn_backward(const float *dy, const float *x, const float *gamma,
 /* Batch norm (training), ReLU and a 2x2 / stride 2 max pool in one pass over the output, which is never stored: pooled
  * [n, c, h/2, w/2] and idx (each window's argmax inside its [h, w] plane) as fst_maxpool2d gives them for the ReLU's
  * output, and affine ([2c], as fst_bn_train's) for the backward. The backward takes the pooled gradient dyp and idx,
- * expands them as fst_maxpool2d_backward does, and runs fst_bn_backward on that with the mask from affine; FST_EINVAL
- * where an index lies outside its plane. h, w >= 2. */
+ * expands them as fst_maxpool2d_backward does, and runs fst_bn_backward on that with the mask from affine; FST_EINDEX
+ * where an index lies outside its plane. h, w >= 2, h * w <= 16384 (a plane on each task's stack). */
 FST_API int fst_bn_relu_maxpool2_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
                                        int64_t n, int64_t c, int64_t h, int64_t w, double momentum, double eps, float *pooled,
                                        int32_t *idx, float *mean, float *invstd, double *affine, int nthreads);

@@ -4,7 +4,6 @@
 #include "parallel.h"
 #include "vec_paths.h"
 #include <math.h>
-#include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -50,7 +49,7 @@ typedef struct {
      * (fst_maxpool2d_backward's sums) before using it */
     int64_t pool_w, pool_ho, pool_wo;
     float *pooled; int32_t *pidx; const float *dyp; const int32_t *pidx_in;
-    int bad;                 /* an allocation failed, or an index lay outside its plane */
+    int bad;                 /* an index lay outside its plane (the fused pool's backward) */
     int relu;                /* forward: y = max(BN(x), 0) in the same pass */
     int64_t n, c, hw;
     double momentum, eps;
@@ -81,14 +80,12 @@ static inline int bn_prefetches(int64_t cb, int64_t hw) { return cb > 1 || hw >=
 #define BN_PREFETCH(p, q) __builtin_prefetch((p) + (q), 0, 2)
 
 FST_CLONES
-static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
+static void bn_fwd_range(void *p, int64_t c0, int64_t c1, float *pbuf) {
     const bn_job *j = p;
     const int64_t m = j->n * j->hw, hw = j->hw, img = j->c * hw, cb = bn_block(j->n, hw);
     const int pf = bn_prefetches(cb, hw);
     v8d a8[BN_CB], b8[BN_CB];
     double s0[BN_CB];
-    float *pbuf = NULL;
-    if (j->pool_w > 0 && !(pbuf = malloc((size_t)hw * 4))) { __atomic_store_n(&((bn_job *)p)->bad, 1, __ATOMIC_RELAXED); return; }
     for (int64_t cb0 = c0; cb0 < c1; cb0 += cb) {
         const int64_t nb = c1 - cb0 < cb ? c1 - cb0 : cb;
         for (int64_t b = 0; b < nb; b++) { a8[b] = (v8d){ 0 }; b8[b] = (v8d){ 0 }; s0[b] = j->x[(cb0 + b) * hw]; }
@@ -131,7 +128,7 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
         for (int64_t i = 0; i < j->n; i++)
             for (int64_t b = 0; b < nb; b++) {
                 const float *xp = j->x + i * img + (cb0 + b) * hw;
-                float *yp = pbuf ? pbuf : j->y + i * img + (cb0 + b) * hw;
+                float *yp = j->pool_w > 0 ? pbuf : j->y + i * img + (cb0 + b) * hw;
                 const double scale = a8[b][0], shift = a8[b][1];
                 if (j->add) {
                     /* fst_add_relu's float sum of the stored batch norm output and the shortcut, in the same pass */
@@ -141,14 +138,19 @@ static void bn_fwd_task(void *p, int64_t c0, int64_t c1) {
                 }
                 else if (j->relu) for (int64_t q = 0; q < hw; q++) { float v = (float)(xp[q] * scale + shift); yp[q] = keep_if(v, v > 0.0f || v != v); }
                 else for (int64_t q = 0; q < hw; q++) yp[q] = (float)(xp[q] * scale + shift);
-                if (pbuf) {   /* the plane, never stored, pooled as fst_maxpool2d pools it */
+                if (j->pool_w > 0) {   /* the plane, never stored, pooled as fst_maxpool2d pools it */
                     const int64_t o = (i * j->c + cb0 + b) * j->pool_ho * j->pool_wo;
                     fst_maxpool2x2_plane(pbuf, j->pool_w, j->pool_ho, j->pool_wo, j->pooled + o, j->pidx + o);
                 }
             }
     }
-    free(pbuf);
 }
+
+/* A plane of the fused pool's buffer lives on the task's stack (nothing to allocate, so nothing can fail halfway through
+ * the running statistics); planes are at most BN_POOL_MAX_HW floats (64 KB), checked by the entry points. */
+#define BN_POOL_MAX_HW 16384
+static void bn_fwd_task(void *p, int64_t c0, int64_t c1) { bn_fwd_range(p, c0, c1, NULL); }
+static void bn_fwd_pool_task(void *p, int64_t c0, int64_t c1) { float buf[BN_POOL_MAX_HW]; bn_fwd_range(p, c0, c1, buf); }
 
 int fst_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
                  int64_t n, int64_t c, int64_t hw, double momentum, double eps,
@@ -179,7 +181,7 @@ static const float *expand_pooled(const bn_job *j, float *buf, int64_t i, int64_
 }
 
 FST_CLONES
-static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
+static void bn_bwd_range(void *p, int64_t c0, int64_t c1, float *pbuf) {
     const bn_job *j = p;
     const double m = (double)(j->n * j->hw);
     const int64_t hw = j->hw, img = j->c * hw, cb = bn_block(j->n, hw);
@@ -187,8 +189,6 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
     const float *rp0 = j->relu_out;
     const double *af = j->relu_affine;   /* the mask recomputed from x (read anyway): one tensor fewer to read, twice */
     v8d a8[BN_CB], b8[BN_CB];
-    float *pbuf = NULL;
-    if (j->dyp && !(pbuf = malloc((size_t)hw * 4))) { __atomic_store_n(&((bn_job *)p)->bad, 1, __ATOMIC_RELAXED); return; }
     for (int64_t cb0 = c0; cb0 < c1; cb0 += cb) {   /* channel blocks as in bn_fwd_task: the same bits, runs of ~4 KB */
         const int64_t nb = c1 - cb0 < cb ? c1 - cb0 : cb;
         for (int64_t b = 0; b < nb; b++) { a8[b] = (v8d){ 0 }; b8[b] = (v8d){ 0 }; }
@@ -262,8 +262,10 @@ static void bn_bwd_task(void *p, int64_t c0, int64_t c1) {
                 }
             }
     }
-    free(pbuf);
 }
+
+static void bn_bwd_task(void *p, int64_t c0, int64_t c1) { bn_bwd_range(p, c0, c1, NULL); }
+static void bn_bwd_pool_task(void *p, int64_t c0, int64_t c1) { float buf[BN_POOL_MAX_HW]; bn_bwd_range(p, c0, c1, buf); }
 
 int fst_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
                     const float *relu_out, const double *relu_affine, int64_t n, int64_t c, int64_t hw, float *dx,
@@ -283,24 +285,24 @@ int fst_bn_backward(const float *dy, const float *x, const float *gamma, const f
 int fst_bn_relu_maxpool2_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
                                int64_t n, int64_t c, int64_t h, int64_t w, double momentum, double eps, float *pooled,
                                int32_t *idx, float *mean, float *invstd, double *affine, int nthreads) {
-    if (n <= 0 || c <= 0 || h < 2 || w < 2 || h * w > INT32_MAX || nthreads < 1 || !(eps >= 0)) return FST_EINVAL;
+    if (n <= 0 || c <= 0 || h < 2 || w < 2 || h * w > BN_POOL_MAX_HW || nthreads < 1 || !(eps >= 0)) return FST_EINVAL;
     if (!x || !pooled || !idx || !mean || !invstd || !affine) return FST_ENULL;
     const int64_t hw = h * w;
     bn_job j = { .x = x, .gamma = gamma, .beta = beta, .mean = mean, .invstd = invstd, .rmean = rmean, .rvar = rvar,
                  .affine = affine, .n = n, .c = c, .hw = hw, .momentum = momentum, .eps = eps, .relu = 1,
                  .pool_w = w, .pool_ho = h / 2, .pool_wo = w / 2, .pooled = pooled, .pidx = idx };
-    fst_parallel(c, n * c * hw < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_fwd_task, &j);
-    return j.bad ? FST_EINVAL : FST_OK;
+    fst_parallel(c, n * c * hw < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_fwd_pool_task, &j);
+    return FST_OK;
 }
 
 int fst_bn_relu_maxpool2_backward(const float *dyp, const int32_t *idx, const float *x, const float *gamma, const float *mean,
                                   const float *invstd, const double *affine, int64_t n, int64_t c, int64_t h, int64_t w,
                                   float *dx, float *dgamma, float *dbeta, int nthreads) {
-    if (n <= 0 || c <= 0 || h < 2 || w < 2 || h * w > INT32_MAX || nthreads < 1) return FST_EINVAL;
+    if (n <= 0 || c <= 0 || h < 2 || w < 2 || h * w > BN_POOL_MAX_HW || nthreads < 1) return FST_EINVAL;
     if (!dyp || !idx || !x || !mean || !invstd || !affine || !dx || !dgamma || !dbeta) return FST_ENULL;
     bn_job j = { .x = x, .gamma = gamma, .mean_in = mean, .invstd_in = invstd, .dx = dx, .dgamma = dgamma, .dbeta = dbeta,
                  .n = n, .c = c, .hw = h * w, .relu_affine = affine, .pool_w = w, .pool_ho = h / 2, .pool_wo = w / 2,
                  .dyp = dyp, .pidx_in = idx };
-    fst_parallel(c, n * c * h * w < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_bwd_task, &j);
-    return j.bad ? FST_EINVAL : FST_OK;
+    fst_parallel(c, n * c * h * w < 32768 ? 1 : 4 * (int64_t)nthreads, nthreads, bn_bwd_pool_task, &j);
+    return j.bad ? FST_EINDEX : FST_OK;
 }

@@ -160,6 +160,7 @@ class NNGradTest {
             }
     }
 
+    /** In float64 (as gradcheck runs) the function composes batch norm + ReLU and the pool; the fused float32 path is held to it bit for bit above. */
     @Test
     void batchNormReluMaxPoolGradcheck() {
         try (Scope s = Scope.open()) {

@@ -30,7 +30,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 public final class Native {
     private Native() {}
 
-    public static final int OK = 0, EINVAL = -1, ENULL = -2;
+    public static final int OK = 0, EINVAL = -1, ENULL = -2, EINDEX = -5;
     /** fst_spmm24_lowered_nchw: not for these shapes (nothing written). */
     static final int NO_NCHW = 1;
     private static final String RESOURCE = "/native/linux-x86_64/libfst4j.so";
@@ -443,6 +443,9 @@ public final class Native {
         try { rc = (int) NormPoolHandles.BACKWARD.invokeExact(dyp, MemorySegment.ofArray(idx), x, gamma, mean, invStd, affine, n, c, h, w,
                 dx, dgamma, dbeta, threads); }
         catch (Throwable t) { throw rethrow(t); }
+        if (rc == EINDEX)
+            throw new IllegalArgumentException("fst_bn_relu_maxpool2_backward: a max-pool index lies outside its " + h + " x " + w
+                    + " plane (corrupt indices); nothing trustworthy was written to dx");
         check(rc, "fst_bn_relu_maxpool2_backward");
     }
 

@@ -198,12 +198,15 @@ public final class Norm {
 
     /**
      * Whether {@link #batchNorm2dReluMaxPool2Train} runs for these tensors: float32 on the CPU with the shim loaded (the
-     * path {@link #batchNorm2dTrain} takes natively), planes of at least 2 x 2. Elsewhere run batch norm + ReLU and
+     * path {@link #batchNorm2dTrain} takes natively), planes of at least 2 x 2 and at most 16384 values. Elsewhere run batch norm + ReLU and
      * {@link Pool#maxPool2d} in turn: the same values.
      */
+    /** The largest plane (H * W) the fused pool takes: each task keeps a plane on its stack in C (norm.c's BN_POOL_MAX_HW). */
+    static final int POOL_MAX_PLANE = 16384;
+
     public static boolean reluMaxPool2Fusable(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar) {
         return x.dim() == 4 && !x.isClosed() && x.storage.device == Device.CPU && useNative(x, gamma, beta, runningMean, runningVar)
-                && x.shape[2] >= 2 && x.shape[3] >= 2 && (long) x.shape[2] * x.shape[3] <= Integer.MAX_VALUE;
+                && x.shape[2] >= 2 && x.shape[3] >= 2 && (long) x.shape[2] * x.shape[3] <= POOL_MAX_PLANE;
     }
 
     /**
@@ -218,8 +221,6 @@ public final class Norm {
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "beta", beta, c, x);
         checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
         int n = x.shape[0], h = x.shape[2], w = x.shape[3];
-        if ((long) n * h * w == 1)
-            throw new IllegalArgumentException(op + ": expected more than 1 value per channel when training, got input " + Shape.str(x.shape));
         if (!(eps >= 0)) throw new IllegalArgumentException(op + ": eps must be >= 0, got " + eps);
         if (!reluMaxPool2Fusable(x, gamma, beta, runningMean, runningVar))
             throw new IllegalArgumentException(op + " runs on float32 CPU tensors of at least 2 x 2 with the native library only, got "
@@ -261,8 +262,15 @@ public final class Norm {
                     + Shape.str(reluAffine.shape));
         if (!(indices instanceof Pool.HostIndices hi) || hi.count() != dy.numel())
             throw new IllegalArgumentException(op + ": " + indices.count() + " host indices needed one per pooled value (" + dy.numel() + ")");
-        if (!useNative(x, dy, gamma, mean, invStd) || x.storage.device != Device.CPU || dy.storage.device != Device.CPU)
-            throw new IllegalArgumentException(op + " runs on float32 CPU tensors with the native library only");
+        if (x.storage.device != Device.CPU || dy.storage.device != Device.CPU)
+            throw new IllegalArgumentException(op + ": the forward ran on the CPU; dy on " + dy.storage.device);
+        if (!useNative(x, dy, gamma, mean, invStd)) {
+            // off the native path since the forward (nativeNorm turned off, a float64 gradient): the pool's backward, then
+            // batch norm's with the same mask
+            try (Tensor dxp = Pool.maxPool2dBackward(dy, indices, x.shape)) {
+                return batchNorm2dBackward(dxp, x, gamma, mean, invStd, null, reluAffine);
+            }
+        }
         Tensor dx = Tensor.empty(x.dtype, x.shape), dgamma = Tensor.empty(x.dtype, c), dbeta = Tensor.empty(x.dtype, c);
         try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous()) {
             Native.bnReluMaxPool2Backward(dyc.data(), hi.values(), xc.data(), seg(gamma), seg(mean), seg(invStd), reluAffine.data(),
@@ -369,8 +377,18 @@ public final class Norm {
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
         long m = (long) n * hw;
         boolean nat = useNative(x, dy, gamma, mean, invStd) && (reluOut == null || reluOut.dtype == DType.F32);
-        if (reluAffine != null && !nat && reluOut == null)
-            throw new IllegalArgumentException(op + ": reluAffine is read by the native float32 path only; pass the forward's output as reluOut");
+        if (reluAffine != null && !nat && reluOut == null) {
+            // off the native path (nativeNorm turned off since the forward, say): the same mask computed here
+            Tensor masked = maskFromAffine(dy, x, reluAffine);
+            try {
+                BatchNormGrads r = batchNorm2dBackward(masked, x, gamma, mean, invStd, null);
+                if (!wantMasked) masked.close();
+                return wantMasked ? new BatchNormGrads(r.dx(), r.dgamma(), r.dbeta(), masked) : r;
+            } catch (RuntimeException | Error e) {
+                masked.close();
+                throw e;
+            }
+        }
         if (reluAffine != null && nat) reluOut = null;   // the mask from x: one tensor fewer read
         else reluAffine = null;
         if (reluOut != null && !nat) {
@@ -424,6 +442,32 @@ public final class Norm {
             }
         }
         return new BatchNormGrads(dx, dgamma, dbeta);
+    }
+
+    /**
+     * dy where the fused ReLU let the value through, +0 elsewhere, the mask recomputed from x and the forward's float64
+     * scale and shift as the C backward does: (float) (x * scale + shift) > 0 (Java's double arithmetic is not contracted,
+     * so the same bits). For the backwards that get reluAffine off the native path.
+     */
+    static Tensor maskFromAffine(Tensor dy, Tensor x, Tensor affine) {
+        int n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3];
+        Tensor out = Tensor.empty(dy.dtype, dy.shape);
+        try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous()) {
+            for (int ch = 0; ch < c; ch++) {
+                double sc = affine.getAt(affine.offset + 2L * ch), sh = affine.getAt(affine.offset + 2L * ch + 1);
+                for (int i = 0; i < n; i++) {
+                    long base = ((long) i * c + ch) * hw;
+                    for (int q = 0; q < hw; q++) {
+                        float v = (float) (xc.getAt(xc.offset + base + q) * sc + sh);
+                        out.setAt(base + q, v > 0 ? dyc.getAt(dyc.offset + base + q) : 0.0);
+                    }
+                }
+            }
+        } catch (RuntimeException | Error e) {
+            out.close();
+            throw e;
+        }
+        return out;
     }
 
     /**

@@ -165,18 +165,11 @@ int fst_bn_train(const float *x, const float *gamma, const float *beta, float *r
     return FST_OK;
 }
 
-/* Plane (i, ch) of the fused max pool's input gradient into buf: zeros, then dyp added at each window's index, as
- * fst_maxpool2d_backward sums it (so the same bits); an index outside the plane is reported (bad) and skipped. */
+/* Plane (i, ch) of the fused max pool's input gradient into buf by fst_maxpool2d_backward's own plane code (so the same
+ * bits); an index outside the plane is reported (bad) and skipped. */
 static const float *expand_pooled(const bn_job *j, float *buf, int64_t i, int64_t ch) {
-    const int64_t hw = j->hw, out = j->pool_ho * j->pool_wo, o = (i * j->c + ch) * out;
-    const float *d = j->dyp + o;
-    const int32_t *ix = j->pidx_in + o;
-    memset(buf, 0, (size_t)hw * 4);
-    for (int64_t q = 0; q < out; q++) {
-        const int32_t t = ix[q];
-        if (t < 0 || t >= hw) { __atomic_store_n(&((bn_job *)j)->bad, 1, __ATOMIC_RELAXED); continue; }
-        buf[t] += d[q];
-    }
+    const int64_t out = j->pool_ho * j->pool_wo, o = (i * j->c + ch) * out;
+    if (fst_maxpool_bwd_plane(j->dyp + o, j->pidx_in + o, j->hw, out, buf)) __atomic_store_n(&((bn_job *)j)->bad, 1, __ATOMIC_RELAXED);
     return buf;
 }
 

@@ -139,6 +139,19 @@ int fst_maxpool2d(const float *x, int64_t planes, int64_t h, int64_t w, int64_t 
     return FST_OK;
 }
 
+/* One plane of the max pool's backward: zeros, then each dy added at its index; returns 1 where an index lay outside the
+ * plane (skipped: dx stays defined). Also batch norm's fused pool (norm.c), so that both sum the same way. */
+int fst_maxpool_bwd_plane(const float *restrict dy, const int32_t *restrict ix, int64_t plane, int64_t out, float *restrict dx) {
+    int bad = 0;
+    memset(dx, 0, (size_t)plane * 4);
+    for (int64_t o = 0; o < out; o++) {
+        const int32_t t = ix[o];
+        if (t < 0 || t >= plane) { bad = 1; continue; }
+        dx[t] += dy[o];
+    }
+    return bad;
+}
+
 static void maxpool_bwd_task(void *p, int64_t p0, int64_t p1) {
     pool_job *j = p;
     const int64_t plane = j->h * j->w, out = j->ho * j->wo;
@@ -150,12 +163,7 @@ static void maxpool_bwd_task(void *p, int64_t p0, int64_t p1) {
         /* every index in its own 2x2 block (2x2 / stride 2 windows): each element gets at most one gradient */
         if (j->vec == 2 && 2 * j->ho <= j->h && 2 * j->wo <= j->w && fst_maxpool2x2_bwd_plane_avx512(dy, ix, j->h, j->w, j->ho, j->wo, dx))
             continue;
-        memset(dx, 0, (size_t)plane * 4);
-        for (int64_t o = 0; o < out; o++) {
-            int32_t t = ix[o];
-            if (t < 0 || t >= plane) { bad = 1; continue; }   /* reported as FST_EINVAL; dx stays defined */
-            dx[t] += dy[o];
-        }
+        bad |= fst_maxpool_bwd_plane(dy, ix, plane, out, dx);   /* reported as FST_EINVAL */
     }
     if (bad) j->bad = 1;
 }

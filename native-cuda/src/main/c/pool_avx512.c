@@ -29,6 +29,12 @@ static inline void split_row(const float *r, int64_t n, __m512 *ev, __m512 *od) 
     *od = _mm512_permutex2var_ps(l0, _mm512_loadu_si512(ODD), l1);
 }
 
+/* lanes m of v (and their indices at) into best / arg */
+static inline void pick(__mmask16 m, __m512 v, __m512i at, __m512 *best, __m512i *arg) {
+    *best = _mm512_mask_blend_ps(m, *best, v);
+    *arg = _mm512_mask_blend_epi32(m, *arg, at);
+}
+
 void fst_maxpool2x2_plane_avx512(const float *x, int64_t w, int64_t ho, int64_t wo, float *y, int32_t *ix) {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     const __m512i lane = _mm512_loadu_si512(LANE), one = _mm512_set1_epi32(1), wv = _mm512_set1_epi32((int32_t)w),
@@ -44,21 +50,14 @@ void fst_maxpool2x2_plane_avx512(const float *x, int64_t w, int64_t ho, int64_t 
             const __m512i bb = _mm512_add_epi32(base, one), bc = _mm512_add_epi32(base, wv), bd = _mm512_add_epi32(base, w1);
             __m512 best = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, ninf, _CMP_GT_OQ), ninf, a);
             __m512i arg = base;
-            __mmask16 up = _mm512_cmp_ps_mask(b, best, _CMP_GT_OQ);
-            best = _mm512_mask_blend_ps(up, best, b); arg = _mm512_mask_blend_epi32(up, arg, bb);
-            up = _mm512_cmp_ps_mask(c, best, _CMP_GT_OQ);
-            best = _mm512_mask_blend_ps(up, best, c); arg = _mm512_mask_blend_epi32(up, arg, bc);
-            up = _mm512_cmp_ps_mask(d, best, _CMP_GT_OQ);
-            best = _mm512_mask_blend_ps(up, best, d); arg = _mm512_mask_blend_epi32(up, arg, bd);
+            pick(_mm512_cmp_ps_mask(b, best, _CMP_GT_OQ), b, bb, &best, &arg);
+            pick(_mm512_cmp_ps_mask(c, best, _CMP_GT_OQ), c, bc, &best, &arg);
+            pick(_mm512_cmp_ps_mask(d, best, _CMP_GT_OQ), d, bd, &best, &arg);
             /* the first NaN in window order wins: applied last to first */
-            __mmask16 nan = _mm512_cmp_ps_mask(d, d, _CMP_UNORD_Q);
-            best = _mm512_mask_blend_ps(nan, best, d); arg = _mm512_mask_blend_epi32(nan, arg, bd);
-            nan = _mm512_cmp_ps_mask(c, c, _CMP_UNORD_Q);
-            best = _mm512_mask_blend_ps(nan, best, c); arg = _mm512_mask_blend_epi32(nan, arg, bc);
-            nan = _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
-            best = _mm512_mask_blend_ps(nan, best, b); arg = _mm512_mask_blend_epi32(nan, arg, bb);
-            nan = _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
-            best = _mm512_mask_blend_ps(nan, best, a); arg = _mm512_mask_blend_epi32(nan, arg, base);
+            pick(_mm512_cmp_ps_mask(d, d, _CMP_UNORD_Q), d, bd, &best, &arg);
+            pick(_mm512_cmp_ps_mask(c, c, _CMP_UNORD_Q), c, bc, &best, &arg);
+            pick(_mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q), b, bb, &best, &arg);
+            pick(_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a, base, &best, &arg);
             _mm512_mask_storeu_ps(y + oh * wo + ow0, first(n), best);
             _mm512_mask_storeu_epi32(ix + oh * wo + ow0, first(n), arg);
         }

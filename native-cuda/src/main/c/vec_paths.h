@@ -20,4 +20,6 @@ int fst_maxpool2x2_bwd_plane_avx512(const float *dy, const int32_t *ix, int64_t 
 /* ... and the one fst_maxpool2d runs for such a plane on this CPU (pool.c: the vector kernel or the scalar loop), for
  * batch norm's fused pooling (norm.c) */
 void fst_maxpool2x2_plane(const float *x, int64_t w, int64_t ho, int64_t wo, float *y, int32_t *ix);
+/* ... and the backward's scalar plane (any window): 1 where an index lay outside the plane */
+int fst_maxpool_bwd_plane(const float *dy, const int32_t *ix, int64_t plane, int64_t out, float *dx);
 #endif

@@ -359,14 +359,7 @@ public final class Norm {
             if (reluOut == null && reluAffine != null)
                 throw new IllegalArgumentException(op + ": reluAffine is read by the native float32 path only; pass the forward's output as reluOut");
             if (!wantMasked) return CudaOps.batchNorm2dBackward(dy, x, gamma, mean, invStd, reluOut);   // the ReLU's mask applied as dy is read
-            Tensor masked = Elementwise.reluBackward(dy, reluOut);
-            try {
-                BatchNormGrads r = CudaOps.batchNorm2dBackward(masked, x, gamma, mean, invStd, null);
-                return new BatchNormGrads(r.dx(), r.dgamma(), r.dbeta(), masked);
-            } catch (RuntimeException | Error e) {
-                masked.close();
-                throw e;
-            }
+            return backwardOfMasked(Elementwise.reluBackward(dy, reluOut), x, gamma, mean, invStd, true);
         }
         if (reluAffine != null) {
             reluAffine.check();
@@ -377,32 +370,12 @@ public final class Norm {
         int n = x.shape[0], hw = x.shape[2] * x.shape[3];
         long m = (long) n * hw;
         boolean nat = useNative(x, dy, gamma, mean, invStd) && (reluOut == null || reluOut.dtype == DType.F32);
-        if (reluAffine != null && !nat && reluOut == null) {
-            // off the native path (nativeNorm turned off since the forward, say): the same mask computed here
-            Tensor masked = maskFromAffine(dy, x, reluAffine);
-            try {
-                BatchNormGrads r = batchNorm2dBackward(masked, x, gamma, mean, invStd, null);
-                if (!wantMasked) masked.close();
-                return wantMasked ? new BatchNormGrads(r.dx(), r.dgamma(), r.dbeta(), masked) : r;
-            } catch (RuntimeException | Error e) {
-                masked.close();
-                throw e;
-            }
-        }
-        if (reluAffine != null && nat) reluOut = null;   // the mask from x: one tensor fewer read
-        else reluAffine = null;
-        if (reluOut != null && !nat) {
-            // the reference path: ReLU's mask first, then the plain backward
-            Tensor masked = Elementwise.reluBackward(dy, reluOut);
-            try {
-                BatchNormGrads r = batchNorm2dBackward(masked, x, gamma, mean, invStd, null);
-                if (!wantMasked) masked.close();
-                return wantMasked ? new BatchNormGrads(r.dx(), r.dgamma(), r.dbeta(), masked) : r;
-            } catch (RuntimeException | Error e) {
-                masked.close();
-                throw e;
-            }
-        }
+        if (!nat && (reluOut != null || reluAffine != null))
+            // the reference path: the ReLU's mask first (from the output, or else from x and the affine when nativeNorm was
+            // turned off since the forward, say: the same mask), then the plain backward
+            return backwardOfMasked(reluOut != null ? Elementwise.reluBackward(dy, reluOut) : maskFromAffine(dy, x, reluAffine),
+                    x, gamma, mean, invStd, wantMasked);
+        if (reluAffine != null) reluOut = null;   // the mask from x: one tensor fewer read
         Tensor dx = Tensor.empty(x.dtype, x.shape), dgamma = Tensor.empty(x.dtype, c), dbeta = Tensor.empty(x.dtype, c);
         if (nat) {
             Tensor dm = null;
@@ -442,6 +415,20 @@ public final class Norm {
             }
         }
         return new BatchNormGrads(dx, dgamma, dbeta);
+    }
+
+    /**
+     * The plain backward of dy already masked by the ReLU (freed here unless kept as the result's dyMasked).
+     */
+    private static BatchNormGrads backwardOfMasked(Tensor masked, Tensor x, Tensor gamma, Tensor mean, Tensor invStd, boolean keepMasked) {
+        try {
+            BatchNormGrads r = batchNorm2dBackward(masked, x, gamma, mean, invStd, null);
+            if (!keepMasked) masked.close();
+            return keepMasked ? new BatchNormGrads(r.dx(), r.dgamma(), r.dbeta(), masked) : r;
+        } catch (RuntimeException | Error e) {
+            masked.close();
+            throw e;
+        }
     }
 
     /**

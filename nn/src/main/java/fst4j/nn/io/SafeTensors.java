@@ -24,6 +24,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.zip.CRC32C;
 
 /**
  * Reads and writes the <a href="https://github.com/huggingface/safetensors">safetensors</a> format: an 8-byte
@@ -41,12 +42,25 @@ import java.util.TreeMap;
  * <p>The reader validates everything before it allocates a tensor: header length within the file, well-formed
  * JSON, known dtypes, non-negative shapes, offsets in range, not overlapping and of size product(shape) times the
  * element size. Any problem is a {@link DataFormatException} naming the file and the problem.
+ *
+ * <p>Checksums: a file this class writes carries a CRC-32C of each entry's data bytes and one of its other metadata, as
+ * metadata strings (8 lowercase hex digits) under the keys {@value #CRC_PREFIX}{@code <entry name>} and
+ * {@value #CRC_METADATA}, so that a flipped bit in the data or in a metadata value (which the structural checks above
+ * cannot see) is refused by name instead of loading silently different numbers. The format stays plain safetensors
+ * (other readers see extra metadata). The reader checks them whenever a file has them, and then requires one for every
+ * entry; a file without any (another writer's) is read unchecked. {@link Contents#metadata()} never shows these keys,
+ * and the writer refuses metadata keys that start with {@value #CRC_PREFIX}. A file edited by another tool that kept
+ * the old metadata fails the check: drop the {@value #CRC_PREFIX} keys from its metadata to read it unchecked.
  */
 public final class SafeTensors {
     private SafeTensors() {}
 
     /** Key of the string-to-string metadata object in the header. */
     public static final String METADATA_KEY = "__metadata__";
+    /** Prefix of the metadata keys holding the checksums (see the class comment). */
+    public static final String CRC_PREFIX = "crc32c:";
+    /** Metadata key of the checksum over the other metadata (no entry may be called __metadata__, so it names none). */
+    public static final String CRC_METADATA = CRC_PREFIX + METADATA_KEY;
     /** Largest header the reader accepts (the reference implementation's limit). */
     public static final long MAX_HEADER_BYTES = 100L << 20;
 
@@ -135,34 +149,19 @@ public final class SafeTensors {
         }
         entries.sort(Comparator.comparingInt((Entry en) -> -en.elemBytes()).thenComparing(Entry::name));
 
-        StringBuilder h = new StringBuilder("{");
-        if (!metadata.isEmpty()) {
-            h.append(Json.quote(METADATA_KEY)).append(":{");
-            boolean first = true;
-            for (var m : new TreeMap<>(metadata).entrySet()) {
-                if (m.getValue() == null) throw new IllegalArgumentException("metadata " + Json.quote(m.getKey()) + " is null");
-                if (!first) h.append(',');
-                first = false;
-                h.append(Json.quote(m.getKey())).append(':').append(Json.quote(m.getValue()));
-            }
-            h.append('}');
+        for (var m : metadata.entrySet()) {
+            if (m.getKey() == null) throw new IllegalArgumentException("a metadata key is null");
+            if (m.getValue() == null) throw new IllegalArgumentException("metadata " + Json.quote(m.getKey()) + " is null");
+            if (m.getKey().startsWith(CRC_PREFIX))
+                throw new IllegalArgumentException("metadata key " + Json.quote(m.getKey()) + ": keys starting with " + CRC_PREFIX + " hold the checksums");
         }
-        long offset = 0;
-        for (Entry en : entries) {
-            if (h.length() > 1) h.append(',');
-            h.append(Json.quote(en.name())).append(":{\"dtype\":\"").append(en.dtype()).append("\",\"shape\":[");
-            for (int k = 0; k < en.shape().length; k++) h.append(k > 0 ? "," : "").append(en.shape()[k]);
-            long end = offset + en.bytes();
-            h.append("],\"data_offsets\":[").append(offset).append(',').append(end).append("]}");
-            offset = end;
-        }
-        h.append('}');
-        byte[] json = h.toString().getBytes(StandardCharsets.UTF_8);
-        int padded = (json.length + 7) & ~7;
-        ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
-        head.putLong(padded).put(json);
-        while (head.hasRemaining()) head.put((byte) ' ');
-        head.flip();
+        // the header holds each entry's checksum, known only once its data is written: first written with zeros, then
+        // again over the same bytes (every checksum is 8 hex digits, so the header's length does not change)
+        Map<String, String> sums = new TreeMap<>(metadata);
+        sums.put(CRC_METADATA, hex(metadataCrc(metadata)));
+        for (Entry en : entries) sums.put(CRC_PREFIX + en.name(), hex(0));
+        int[] crcs = new int[entries.size()];
+        ByteBuffer head = header(entries.stream().map(en -> new Slot(en.name(), en.dtype(), en.shape(), en.bytes())).toList(), sums);
 
         Path target = file.toAbsolutePath();
         Path dir = target.getParent();
@@ -171,19 +170,28 @@ public final class SafeTensors {
         boolean done = false;
         try {
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+                int headBytes = head.remaining();
                 writeFully(ch, head);
                 ByteBuffer buf = ByteBuffer.allocate(CHUNK).order(ByteOrder.LITTLE_ENDIAN);
                 MemorySegment bufSeg = MemorySegment.ofBuffer(buf);
-                for (Entry en : entries) {
+                CRC32C crc = new CRC32C();
+                for (int i = 0; i < entries.size(); i++) {
+                    Entry en = entries.get(i);
+                    crc.reset();
                     if (en.longs() != null) {
-                        writeLongs(ch, en.longs(), buf, bufSeg);
+                        writeLongs(ch, en.longs(), buf, bufSeg, crc);
                     } else {
                         // a CUDA tensor is copied to the host first (an alias for a host one)
                         try (Tensor onHost = en.tensor().to(fst4j.tensor.Device.CPU); Tensor c = onHost.contiguous()) {
-                            writeSegment(ch, c.data(), c.dtype(), buf, bufSeg);
+                            writeSegment(ch, c.data(), c.dtype(), buf, bufSeg, crc);
                         }
                     }
+                    crcs[i] = (int) crc.getValue();
                 }
+                for (int i = 0; i < entries.size(); i++) sums.put(CRC_PREFIX + entries.get(i).name(), hex(crcs[i]));
+                head = header(entries.stream().map(en -> new Slot(en.name(), en.dtype(), en.shape(), en.bytes())).toList(), sums);
+                if (head.remaining() != headBytes) throw new IllegalStateException("the header changed length with its checksums");
+                for (long at = 0; head.hasRemaining(); ) at += ch.write(head, at);
                 ch.force(true);
             }
             try {
@@ -204,11 +212,65 @@ public final class SafeTensors {
         if (other.containsKey(name)) throw new IllegalArgumentException("name " + Json.quote(name) + " is both a tensor and an int64 entry");
     }
 
+    /** An entry's place in the header. */
+    private record Slot(String name, String dtype, long[] shape, long bytes) {}
+
+    /** The 8-byte length and the compact JSON header, padded with spaces to a multiple of 8, ready to write. */
+    private static ByteBuffer header(List<Slot> slots, Map<String, String> metadata) {
+        StringBuilder h = new StringBuilder("{");
+        if (!metadata.isEmpty()) {
+            h.append(Json.quote(METADATA_KEY)).append(":{");
+            boolean first = true;
+            for (var m : new TreeMap<>(metadata).entrySet()) {
+                if (!first) h.append(',');
+                first = false;
+                h.append(Json.quote(m.getKey())).append(':').append(Json.quote(m.getValue()));
+            }
+            h.append('}');
+        }
+        long offset = 0;
+        for (Slot en : slots) {
+            if (h.length() > 1) h.append(',');
+            h.append(Json.quote(en.name())).append(":{\"dtype\":\"").append(en.dtype()).append("\",\"shape\":[");
+            for (int k = 0; k < en.shape().length; k++) h.append(k > 0 ? "," : "").append(en.shape()[k]);
+            long end = offset + en.bytes();
+            h.append("],\"data_offsets\":[").append(offset).append(',').append(end).append("]}");
+            offset = end;
+        }
+        h.append('}');
+        byte[] json = h.toString().getBytes(StandardCharsets.UTF_8);
+        int padded = (json.length + 7) & ~7;
+        ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
+        head.putLong(padded).put(json);
+        while (head.hasRemaining()) head.put((byte) ' ');
+        return head.flip();
+    }
+
+    private static String hex(int crc) { return String.format("%08x", crc); }
+
+    /**
+     * CRC-32C of the metadata other than the checksums, by key order: each key and value as a 4-byte little-endian
+     * length and its UTF-8 bytes (lengths keep any two different maps apart).
+     */
+    private static int metadataCrc(Map<String, String> metadata) {
+        CRC32C crc = new CRC32C();
+        ByteBuffer len = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN);
+        for (var m : new TreeMap<>(metadata).entrySet()) {
+            if (m.getKey().startsWith(CRC_PREFIX)) continue;
+            for (String x : new String[]{m.getKey(), m.getValue()}) {
+                byte[] b = x.getBytes(StandardCharsets.UTF_8);
+                crc.update(len.clear().putInt(b.length).flip());
+                crc.update(b);
+            }
+        }
+        return (int) crc.getValue();
+    }
+
     private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {
         while (b.hasRemaining()) ch.write(b);
     }
 
-    private static void writeSegment(FileChannel ch, MemorySegment src, DType dtype, ByteBuffer buf, MemorySegment bufSeg) throws IOException {
+    private static void writeSegment(FileChannel ch, MemorySegment src, DType dtype, ByteBuffer buf, MemorySegment bufSeg, CRC32C crc) throws IOException {
         int eb = dtype.bytes;
         long n = src.byteSize() / eb;
         long per = CHUNK / eb;
@@ -219,17 +281,19 @@ public final class SafeTensors {
             else
                 MemorySegment.copy(src, ValueLayout.JAVA_DOUBLE_UNALIGNED, done * eb, bufSeg, F64_LE, 0, k);
             buf.clear().limit((int) (k * eb));
+            crc.update(buf.array(), 0, buf.limit());
             writeFully(ch, buf);
             done += k;
         }
     }
 
-    private static void writeLongs(FileChannel ch, long[] v, ByteBuffer buf, MemorySegment bufSeg) throws IOException {
+    private static void writeLongs(FileChannel ch, long[] v, ByteBuffer buf, MemorySegment bufSeg, CRC32C crc) throws IOException {
         int per = CHUNK / 8;
         for (int done = 0; done < v.length; ) {
             int k = Math.min(per, v.length - done);
             MemorySegment.copy(v, done, bufSeg, I64_LE, 0, k);
             buf.clear().limit(k * 8);
+            crc.update(buf.array(), 0, buf.limit());
             writeFully(ch, buf);
             done += k;
         }
@@ -297,6 +361,7 @@ public final class SafeTensors {
                 }
                 specs.add(spec(file, name, e.getValue(), dataLen));
             }
+            Map<String, Integer> crcs = checksums(file, metadata, specs);
             List<Spec> byBegin = new ArrayList<>(specs);
             byBegin.sort(Comparator.comparingLong(Spec::begin).thenComparingLong(Spec::end));
             Spec prev = null;
@@ -312,10 +377,12 @@ public final class SafeTensors {
             Map<String, long[]> longs = new LinkedHashMap<>();
             ByteBuffer buf = ByteBuffer.allocate(CHUNK).order(ByteOrder.LITTLE_ENDIAN);
             MemorySegment bufSeg = MemorySegment.ofBuffer(buf);
+            CRC32C crc = new CRC32C();
             boolean ok = false;
             try {
                 for (Spec s : specs) {
                     long pos = dataStart + s.begin();
+                    crc.reset();
                     switch (s.dtype()) {
                         case "I64" -> {
                             if (s.numel() > Integer.MAX_VALUE - 8)
@@ -326,6 +393,7 @@ public final class SafeTensors {
                                 int k = Math.min(per, v.length - done);
                                 buf.clear().limit(k * 8);
                                 readFully(ch, buf, pos + done * 8L, file);
+                                crc.update(buf.array(), 0, buf.limit());
                                 MemorySegment.copy(bufSeg, I64_LE, 0, v, done, k);
                                 done += k;
                             }
@@ -341,6 +409,7 @@ public final class SafeTensors {
                                 long k = Math.min(per, s.numel() - done);
                                 buf.clear().limit((int) (k * dt.bytes));
                                 readFully(ch, buf, pos + done * dt.bytes, file);
+                                crc.update(buf.array(), 0, buf.limit());
                                 if (dt == DType.F32)
                                     MemorySegment.copy(bufSeg, F32_LE, 0, dst, ValueLayout.JAVA_FLOAT_UNALIGNED, done * 4, k);
                                 else
@@ -350,6 +419,10 @@ public final class SafeTensors {
                         }
                         default -> throw new IllegalStateException(s.dtype());
                     }
+                    Integer want = crcs.get(s.name());
+                    if (want != null && want != (int) crc.getValue())
+                        throw new DataFormatException(file, pos, "the data of " + Json.quote(s.name()) + " fail their CRC-32C check (stored "
+                                + hex(want) + ", computed " + hex((int) crc.getValue()) + "): the file is corrupt" + EDITED);
                 }
                 ok = true;
             } finally {
@@ -357,6 +430,41 @@ public final class SafeTensors {
             }
             return new Contents(tensors, longs, metadata);
         }
+    }
+
+    private static final String EDITED = " (or was edited by a tool that kept the old " + CRC_PREFIX + " metadata: drop those keys to read it unchecked)";
+
+    /**
+     * The stored checksum of each entry, by name, after checking the metadata's own; empty for a file without checksums.
+     * Removes the checksum keys from metadata.
+     */
+    private static Map<String, Integer> checksums(Path file, Map<String, String> metadata, List<Spec> specs) {
+        Map<String, Integer> crcs = new LinkedHashMap<>();
+        for (var it = metadata.entrySet().iterator(); it.hasNext(); ) {
+            var m = it.next();
+            if (!m.getKey().startsWith(CRC_PREFIX)) continue;
+            String v = m.getValue();
+            if (v.length() != 8 || !v.chars().allMatch(c -> (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+                throw new DataFormatException(file, 8, "metadata " + Json.quote(m.getKey()) + " is " + Json.quote(v) + ", not a checksum of 8 hex digits");
+            crcs.put(m.getKey().substring(CRC_PREFIX.length()), Integer.parseUnsignedInt(v, 16));
+            it.remove();
+        }
+        if (crcs.isEmpty()) return crcs;
+        Integer md = crcs.remove(METADATA_KEY);
+        if (md == null) throw new DataFormatException(file, 8, "the header has entry checksums but none of its metadata (" + CRC_METADATA + "): it is corrupt");
+        if (md != metadataCrc(metadata))
+            throw new DataFormatException(file, 8, "the metadata fail their CRC-32C check (stored " + hex(md) + ", computed "
+                    + hex(metadataCrc(metadata)) + "): the file is corrupt" + EDITED);
+        java.util.Set<String> names = new java.util.HashSet<>();
+        for (Spec s : specs) {
+            names.add(s.name());
+            if (!crcs.containsKey(s.name()))
+                throw new DataFormatException(file, 8, "entry " + Json.quote(s.name()) + " has no checksum where the others have: the header is corrupt");
+        }
+        for (String n : crcs.keySet())
+            if (!names.contains(n))
+                throw new DataFormatException(file, 8, "metadata " + Json.quote(CRC_PREFIX + n) + " is the checksum of an entry the file does not hold: the header is corrupt");
+        return crcs;
     }
 
     private static Spec spec(Path file, String name, Object v, long dataLen) {

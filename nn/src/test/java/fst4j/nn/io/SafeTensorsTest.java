@@ -75,7 +75,14 @@ class SafeTensorsTest {
         try (var l = Files.list(dir)) { assertEquals(1, l.count()); }
     }
 
-    /** Exact bytes of a tiny file: the header JSON and the little-endian data. */
+    /** CRC-32C of bytes, as 8 lowercase hex digits. */
+    private static String crc(byte[] b) {
+        java.util.zip.CRC32C c = new java.util.zip.CRC32C();
+        c.update(b);
+        return String.format("%08x", c.getValue());
+    }
+
+    /** Exact bytes of a tiny file: the header JSON with its checksums, and the little-endian data. */
     @Test
     void goldenByteLayout() throws IOException {
         Path f = dir.resolve("golden.safetensors");
@@ -84,21 +91,34 @@ class SafeTensorsTest {
                     Map.of("format", "pt"));
         }
         byte[] b = Files.readAllBytes(f);
-        String json = "{\"__metadata__\":{\"format\":\"pt\"},"
+        byte[] step = {7, 0, 0, 0, 0, 0, 0, 0}, w = {/* 1.0f */ 0, 0, (byte) 0x80, 0x3f, /* -2.0f */ 0, 0, 0, (byte) 0xc0};
+        // the metadata's checksum: each key and value as a 4-byte little-endian length and its UTF-8 bytes, by key
+        byte[] md = {6, 0, 0, 0, 'f', 'o', 'r', 'm', 'a', 't', 2, 0, 0, 0, 'p', 't'};
+        String json = "{\"__metadata__\":{\"crc32c:__metadata__\":\"" + crc(md) + "\",\"crc32c:step\":\"" + crc(step)
+                + "\",\"crc32c:w\":\"" + crc(w) + "\",\"format\":\"pt\"},"
                 + "\"step\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]},"
                 + "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}";
-        assertEquals(142, json.length());
-        String header = json + "  "; // padded with spaces to 144, a multiple of 8
-        byte[] expected = new byte[8 + 144 + 16];
-        expected[0] = (byte) 144;
-        System.arraycopy(header.getBytes(StandardCharsets.US_ASCII), 0, expected, 8, 144);
-        byte[] data = {7, 0, 0, 0, 0, 0, 0, 0, /* 1.0f */ 0, 0, (byte) 0x80, 0x3f, /* -2.0f */ 0, 0, 0, (byte) 0xc0};
-        System.arraycopy(data, 0, expected, 152, 16);
-        assertEquals(header, new String(b, 8, Math.min(144, b.length - 8), StandardCharsets.US_ASCII));
+        assertEquals(222, json.length());
+        assertEquals("e3069283", crc(new byte[]{'1', '2', '3', '4', '5', '6', '7', '8', '9'}));   // the CRC-32C check value
+        String header = json + "  "; // padded with spaces to 224, a multiple of 8
+        byte[] expected = new byte[8 + 224 + 16];
+        expected[0] = (byte) 224;
+        System.arraycopy(header.getBytes(StandardCharsets.US_ASCII), 0, expected, 8, 224);
+        System.arraycopy(step, 0, expected, 232, 8);
+        System.arraycopy(w, 0, expected, 240, 8);
+        assertEquals(header, new String(b, 8, Math.min(224, b.length - 8), StandardCharsets.US_ASCII));
         assertArrayEquals(expected, b);
-        // and the reader accepts the hand-built bytes
+        try (var c = SafeTensors.read(f)) {
+            assertEquals(Map.of("format", "pt"), c.metadata());   // the checksums are not metadata to the caller
+        }
+        // the reader accepts hand-built bytes without checksums (another writer's) and reads them unchecked
+        String plain = "{\"__metadata__\":{\"format\":\"pt\"},"
+                + "\"step\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]},"
+                + "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}  ";
+        ByteBuffer bb = ByteBuffer.allocate(8 + 144 + 16).order(ByteOrder.LITTLE_ENDIAN);
+        bb.putLong(144).put(plain.getBytes(StandardCharsets.US_ASCII)).put(step).put(w);
         Path g = dir.resolve("handmade.safetensors");
-        Files.write(g, expected);
+        Files.write(g, bb.array());
         try (var c = SafeTensors.read(g)) {
             assertArrayEquals(new float[]{1, -2}, c.tensor("w").toFloatArray());
             assertArrayEquals(new long[]{7}, c.int64("step"));
@@ -192,6 +212,91 @@ class SafeTensorsTest {
         bad(file("n.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4), "invalid shape");
         bad(file("m.safetensors", "{\"__metadata__\":{\"k\":1}}", 0), "not a string");
         bad(file("x.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4), "data_offsets");
+    }
+
+    /**
+     * Every single-bit flip anywhere in a small file (header length, header, padding, data) is refused by a
+     * DataFormatException or reads back exactly what was written; a flip in the data bytes is always refused (the
+     * checksums), as is one in a metadata value, which no structural check could see.
+     */
+    @Test
+    void everySingleBitFlipIsRefusedOrHarmless() throws IOException {
+        Path f = dir.resolve("flip.safetensors");
+        float[] wv = {0.5f, -1.25f, 3f, Float.MIN_VALUE, -0f, 7e-3f};
+        double[] dv = {Math.PI, -1e300};
+        long[] lv = {42, -7};
+        try (Scope _ = Scope.open()) {
+            SafeTensors.write(f, Map.of("w", Tensor.of(wv, 2, 3), "d", Tensor.of(dv, 2)), Map.of("n", lv),
+                    Map.of("lr", "0.1", "method", "fst3_ir"));
+        }
+        byte[] ok = Files.readAllBytes(f);
+        long headerEnd = 8 + ByteBuffer.wrap(ok).order(ByteOrder.LITTLE_ENDIAN).getLong();
+        String header = new String(ok, 8, (int) headerEnd - 8, StandardCharsets.US_ASCII);
+        int lrValue = 8 + header.indexOf("\"lr\":\"0.1\"") + 6;   // the '0' of "0.1"
+        Path g = dir.resolve("flipped.safetensors");
+        int refused = 0, harmless = 0;
+        for (int i = 0; i < ok.length; i++)
+            for (int bit = 0; bit < 8; bit++) {
+                byte[] bad = ok.clone();
+                bad[i] ^= (byte) (1 << bit);
+                Files.write(g, bad);
+                try (Scope _ = Scope.open(); var c = SafeTensors.read(g)) {
+                    assertTrue(i < headerEnd && i != lrValue, "a flip of bit " + bit + " at byte " + i + " was read without an error");
+                    assertArrayEquals(wv, c.tensor("w").toFloatArray(), "byte " + i);
+                    assertArrayEquals(dv, c.tensor("d").toDoubleArray(), "byte " + i);
+                    assertArrayEquals(lv, c.int64("n"), "byte " + i);
+                    assertEquals(Map.of("lr", "0.1", "method", "fst3_ir"), c.metadata(), "byte " + i);
+                    assertEquals(java.util.Set.of("w", "d"), c.tensors().keySet());
+                    harmless++;
+                } catch (DataFormatException e) {
+                    assertEquals(g, e.file());
+                    refused++;
+                }
+            }
+        assertEquals(8 * ok.length, refused + harmless);
+        assertTrue(harmless <= 8 * (headerEnd - 8) / 10, harmless + " of " + 8 * ok.length + " flips were harmless");
+    }
+
+    @Test
+    void checksumErrorsNameTheEntry() throws IOException {
+        Path f = dir.resolve("c.safetensors");
+        try (Scope _ = Scope.open()) {
+            SafeTensors.write(f, Map.of("conv.weight", Tensor.of(new float[]{1, 2, 3, 4}, 4)), Map.of(), Map.of("k", "v"));
+        }
+        byte[] ok = Files.readAllBytes(f);
+        byte[] bad = ok.clone();
+        bad[bad.length - 2] ^= 1;   // a data byte of the only entry
+        Files.write(f, bad);
+        DataFormatException e = bad(f, "\"conv.weight\"", "CRC-32C", "corrupt", "drop");
+        assertEquals(ok.length - 16, e.offset());
+        // a checksum that is not 8 hex digits, one for an entry the file lacks, an entry without one, none for the metadata
+        String data = "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+        bad(file("h.safetensors", "{\"__metadata__\":{\"crc32c:a\":\"XYZ\"}," + data, 4), "not a checksum of 8 hex digits");
+        bad(file("u.safetensors", "{\"__metadata__\":{\"crc32c:a\":\"2144df1c\",\"crc32c:b\":\"00000000\"},"
+                + data, 4), "none of its metadata");
+        String mdCrc = crc(new byte[0]);   // no other metadata
+        bad(file("v.safetensors", "{\"__metadata__\":{\"crc32c:__metadata__\":\"" + mdCrc + "\",\"crc32c:a\":\"2144df1c\",\"crc32c:b\":\"00000000\"},"
+                + data, 4), "\"crc32c:b\"", "does not hold");
+        bad(file("x.safetensors", "{\"__metadata__\":{\"crc32c:__metadata__\":\"" + mdCrc + "\",\"crc32c:b\":\"00000000\"},"
+                + "\"b\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}," + data, 4), "\"a\"", "no checksum");
+        // and the right ones pass: four zero bytes have CRC-32C 48674bc7
+        assertEquals("48674bc7", crc(new byte[4]));
+        try (var c = SafeTensors.read(file("y.safetensors", "{\"__metadata__\":{\"crc32c:__metadata__\":\"" + mdCrc
+                + "\",\"crc32c:a\":\"48674bc7\"}," + data, 4))) {
+            assertArrayEquals(new float[]{0}, c.tensor("a").toFloatArray());
+            assertTrue(c.metadata().isEmpty());
+        }
+    }
+
+    @Test
+    void writerRefusesChecksumKeysInMetadata() {
+        try (Scope _ = Scope.open()) {
+            Path f = dir.resolve("k.safetensors");
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> SafeTensors.write(f, Map.of("a", Tensor.of(new float[]{1}, 1)), Map.of(), Map.of("crc32c:a", "00000000")));
+            assertTrue(e.getMessage().contains("checksums"), e.getMessage());
+            assertFalse(Files.exists(f));
+        }
     }
 
     @Test

@@ -376,6 +376,23 @@ class CheckpointTest {
             CheckpointException e = assertThrows(CheckpointException.class, () -> t.load(corrupt));
             assertTrue(e.getMessage().startsWith("checkpoint " + corrupt + " is unusable: "), e.getMessage());
 
+            // one flipped bit in the data (the last weight's lowest byte): the structure is intact, the checksum is not
+            byte[] flipped = ok.clone();
+            flipped[flipped.length - 4] ^= 1;
+            Path rot = dir.resolve("bitrot.safetensors");
+            Files.write(rot, flipped);
+            e = assertThrows(CheckpointException.class, () -> t.load(rot));
+            assertTrue(e.getMessage().startsWith("checkpoint " + rot + " is unusable: ") && e.getMessage().contains("CRC-32C"), e.getMessage());
+            // and one in a metadata value (the learning rate the run was written with)
+            String text = new String(ok, java.nio.charset.StandardCharsets.ISO_8859_1);
+            int lr = text.indexOf("\"lr\":\"") + 6;
+            assertTrue(lr > 6, "no lr in the checkpoint's metadata");
+            byte[] meta = ok.clone();
+            meta[lr] ^= 1;
+            Files.write(rot, meta);
+            e = assertThrows(CheckpointException.class, () -> Trainer.readConfig(rot));
+            assertTrue(e.getMessage().contains("metadata fail their CRC-32C check"), e.getMessage());
+
             Path truncated = dir.resolve("truncated.safetensors");
             Files.write(truncated, java.util.Arrays.copyOf(ok, ok.length / 2));
             e = assertThrows(CheckpointException.class, () -> t.load(truncated));

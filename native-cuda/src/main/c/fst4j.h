@@ -286,10 +286,10 @@ FST_API int fst_bn_relu_maxpool2_backward(const float *dyp, const int32_t *idx, 
                                           int64_t h, int64_t w, float *dx, float *dgamma, float *dbeta, int nthreads);
 
 /* Max pool 2d over `planes` contiguous [h, w] float32 planes (N*C); y [planes, ho, wo]; idx gets each output's
- * argmax as ih*w + iw inside its plane (NaN wins). Requires 2*ph <= kh, 2*pw <= kw. */
+ * argmax as ih*w + iw inside its plane (NaN wins). Requires 2*ph <= kh, 2*pw <= kw, kh <= h + 2*ph, kw <= w + 2*pw. */
 FST_API int fst_maxpool2d(const float *x, int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                           int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *y, int32_t *idx, int nthreads);
-/* dx [planes, h, w] = 0, then dy scattered-added at idx; FST_EINVAL when an index is outside its plane. */
+/* dx [planes, h, w] = 0, then dy scattered-added at idx; FST_EINDEX when an index is outside its plane. */
 FST_API int fst_maxpool2d_backward(const float *dy, const int32_t *idx, int64_t planes, int64_t h, int64_t w, int64_t ho, int64_t wo,
                                    float *dx, int nthreads);
 /* Adaptive average pool of contiguous float32 planes [planes, h, w] into [planes, ho, wo] (PyTorch's windows), and its

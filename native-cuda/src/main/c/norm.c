@@ -152,10 +152,22 @@ static void bn_fwd_range(void *p, int64_t c0, int64_t c1, float *pbuf) {
 static void bn_fwd_task(void *p, int64_t c0, int64_t c1) { bn_fwd_range(p, c0, c1, NULL); }
 static void bn_fwd_pool_task(void *p, int64_t c0, int64_t c1) { float buf[BN_POOL_MAX_HW]; bn_fwd_range(p, c0, c1, buf); }
 
+/* n * c * hw elements addressable (the products below cannot wrap) */
+static int bn_size_ok(int64_t n, int64_t c, int64_t hw) {
+    int64_t t;
+    return !__builtin_mul_overflow(n, c, &t) && !__builtin_mul_overflow(t, hw, &t) && t <= INT64_MAX / 8;
+}
+
+/* whether the len floats at a and at b share memory */
+static int overlaps(const void *a, const void *b, int64_t len) {
+    const char *p = a, *q = b;
+    return p < q + 4 * len && q < p + 4 * len;
+}
+
 int fst_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
                  int64_t n, int64_t c, int64_t hw, double momentum, double eps,
                  const float *add, float *y, float *mean, float *invstd, double *affine, int relu, int nthreads) {
-    if (n <= 0 || c <= 0 || hw <= 0 || nthreads < 1 || !(eps >= 0)) return FST_EINVAL;
+    if (n <= 0 || c <= 0 || hw <= 0 || nthreads < 1 || !(eps >= 0) || !bn_size_ok(n, c, hw)) return FST_EINVAL;
     if (!x || !y || !mean || !invstd) return FST_ENULL;
     if (add && affine) return FST_EINVAL;   /* the output is no longer x's alone: its mask cannot be recomputed from x */
     bn_job j = { .x = x, .gamma = gamma, .beta = beta, .y = y, .mean = mean, .invstd = invstd, .rmean = rmean,
@@ -263,11 +275,13 @@ static void bn_bwd_pool_task(void *p, int64_t c0, int64_t c1) { float buf[BN_POO
 int fst_bn_backward(const float *dy, const float *x, const float *gamma, const float *mean, const float *invstd,
                     const float *relu_out, const double *relu_affine, int64_t n, int64_t c, int64_t hw, float *dx,
                     float *dgamma, float *dbeta, float *dmask, int nthreads) {
-    if (n <= 0 || c <= 0 || hw <= 0 || nthreads < 1) return FST_EINVAL;
+    if (n <= 0 || c <= 0 || hw <= 0 || nthreads < 1 || !bn_size_ok(n, c, hw)) return FST_EINVAL;
     if (relu_out && relu_affine) return FST_EINVAL;   /* one mask or none */
     /* dmask is written in the first pass over what the second reads again: it may be dy (masked twice, the same values)
-     * but neither x nor the mask's source */
-    if (dmask && ((const float *)dmask == x || (const float *)dmask == relu_out)) return FST_EINVAL;
+     * but must not overlap x, the mask's source or dx (which the second pass writes: the caller would get dx back) */
+    const int64_t len = n * c * hw;
+    if (dmask && (overlaps(dmask, x, len) || (relu_out && overlaps(dmask, relu_out, len)) || overlaps(dmask, dx, len)
+                  || (overlaps(dmask, dy, len) && (const float *)dmask != dy))) return FST_EINVAL;
     if (!dy || !x || !mean || !invstd || !dx || !dgamma || !dbeta) return FST_ENULL;
     bn_job j = { .x = x, .dy = dy, .gamma = gamma, .mean_in = mean, .invstd_in = invstd, .dx = dx, .dgamma = dgamma,
                  .dbeta = dbeta, .dmask = dmask, .n = n, .c = c, .hw = hw, .relu_out = relu_out, .relu_affine = relu_affine };
@@ -278,7 +292,8 @@ int fst_bn_backward(const float *dy, const float *x, const float *gamma, const f
 int fst_bn_relu_maxpool2_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
                                int64_t n, int64_t c, int64_t h, int64_t w, double momentum, double eps, float *pooled,
                                int32_t *idx, float *mean, float *invstd, double *affine, int nthreads) {
-    if (n <= 0 || c <= 0 || h < 2 || w < 2 || h * w > BN_POOL_MAX_HW || nthreads < 1 || !(eps >= 0)) return FST_EINVAL;
+    if (n <= 0 || c <= 0 || h < 2 || w < 2 || h > BN_POOL_MAX_HW || w > BN_POOL_MAX_HW || h * w > BN_POOL_MAX_HW || nthreads < 1
+        || !(eps >= 0) || !bn_size_ok(n, c, h * w)) return FST_EINVAL;
     if (!x || !pooled || !idx || !mean || !invstd || !affine) return FST_ENULL;
     const int64_t hw = h * w;
     bn_job j = { .x = x, .gamma = gamma, .beta = beta, .mean = mean, .invstd = invstd, .rmean = rmean, .rvar = rvar,
@@ -291,7 +306,8 @@ int fst_bn_relu_maxpool2_train(const float *x, const float *gamma, const float *
 int fst_bn_relu_maxpool2_backward(const float *dyp, const int32_t *idx, const float *x, const float *gamma, const float *mean,
                                   const float *invstd, const double *affine, int64_t n, int64_t c, int64_t h, int64_t w,
                                   float *dx, float *dgamma, float *dbeta, int nthreads) {
-    if (n <= 0 || c <= 0 || h < 2 || w < 2 || h * w > BN_POOL_MAX_HW || nthreads < 1) return FST_EINVAL;
+    if (n <= 0 || c <= 0 || h < 2 || w < 2 || h > BN_POOL_MAX_HW || w > BN_POOL_MAX_HW || h * w > BN_POOL_MAX_HW || nthreads < 1
+        || !bn_size_ok(n, c, h * w)) return FST_EINVAL;
     if (!dyp || !idx || !x || !mean || !invstd || !affine || !dx || !dgamma || !dbeta) return FST_ENULL;
     bn_job j = { .x = x, .gamma = gamma, .mean_in = mean, .invstd_in = invstd, .dx = dx, .dgamma = dgamma, .dbeta = dbeta,
                  .n = n, .c = c, .hw = h * w, .relu_affine = affine, .pool_w = w, .pool_ho = h / 2, .pool_wo = w / 2,

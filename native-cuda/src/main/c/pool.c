@@ -131,7 +131,9 @@ int fst_maxpool2d(const float *x, int64_t planes, int64_t h, int64_t w, int64_t 
                   int64_t ph, int64_t pw, int64_t ho, int64_t wo, float *y, int32_t *idx, int nthreads) {
     if (!x || !y || !idx) return FST_ENULL;
     if (planes < 0 || h <= 0 || w <= 0 || kh <= 0 || kw <= 0 || sh <= 0 || sw <= 0 || ph < 0 || pw < 0
-        || 2 * ph > kh || 2 * pw > kw || nthreads < 1 || h * w > INT32_MAX) return FST_EINVAL;
+        || 2 * ph > kh || 2 * pw > kw || nthreads < 1 || h > INT32_MAX || w > INT32_MAX || h * w > INT32_MAX) return FST_EINVAL;
+    /* a window larger than the padded plane: the division below truncates towards zero and would accept it */
+    if (kh > h + 2 * ph || kw > w + 2 * pw) return FST_EINVAL;
     if ((h + 2 * ph - kh) / sh + 1 != ho || (w + 2 * pw - kw) / sw + 1 != wo || ho <= 0 || wo <= 0) return FST_EINVAL;
     pool_job j = { .x = x, .y = y, .idx = idx, .h = h, .w = w, .ho = ho, .wo = wo, .kh = kh, .kw = kw,
                    .sh = sh, .sw = sw, .ph = ph, .pw = pw, .vec = mp_vec() };
@@ -163,7 +165,7 @@ static void maxpool_bwd_task(void *p, int64_t p0, int64_t p1) {
         /* every index in its own 2x2 block (2x2 / stride 2 windows): each element gets at most one gradient */
         if (j->vec == 2 && 2 * j->ho <= j->h && 2 * j->wo <= j->w && fst_maxpool2x2_bwd_plane_avx512(dy, ix, j->h, j->w, j->ho, j->wo, dx))
             continue;
-        bad |= fst_maxpool_bwd_plane(dy, ix, plane, out, dx);   /* reported as FST_EINVAL */
+        bad |= fst_maxpool_bwd_plane(dy, ix, plane, out, dx);   /* reported as FST_EINDEX */
     }
     if (bad) j->bad = 1;
 }
@@ -171,11 +173,12 @@ static void maxpool_bwd_task(void *p, int64_t p0, int64_t p1) {
 int fst_maxpool2d_backward(const float *dy, const int32_t *idx, int64_t planes, int64_t h, int64_t w, int64_t ho, int64_t wo,
                            float *dx, int nthreads) {
     if (!dy || !idx || !dx) return FST_ENULL;
-    if (planes < 0 || h <= 0 || w <= 0 || ho <= 0 || wo <= 0 || nthreads < 1) return FST_EINVAL;
+    if (planes < 0 || h <= 0 || w <= 0 || ho <= 0 || wo <= 0 || nthreads < 1 || h > INT32_MAX || w > INT32_MAX) return FST_EINVAL;
+    /* the family number, not a flag: the AVX-512 plane runs where it is 2 (until session 44 a && made it 1, so it never ran) */
     pool_job j = { .dy = dy, .idx = (int32_t *)idx, .dx = dx, .h = h, .w = w, .ho = ho, .wo = wo,
-                   .vec = mp_vec() && h * w <= INT32_MAX };
+                   .vec = h * w <= INT32_MAX ? mp_vec() : 0 };
     fst_parallel(planes, chunks(planes * h * w, nthreads), nthreads, maxpool_bwd_task, &j);
-    return j.bad ? FST_EINVAL : FST_OK;
+    return j.bad ? FST_EINDEX : FST_OK;
 }
 
 /* Adaptive average pooling: window [floor(i*in/out), ceil((i+1)*in/out)) along each axis, as Pool.java. The sum runs in

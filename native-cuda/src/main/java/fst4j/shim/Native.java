@@ -385,10 +385,18 @@ public final class Native {
                                long n, long c, long hw, double momentum, double eps, MemorySegment add, MemorySegment y, MemorySegment mean,
                                MemorySegment invStd, MemorySegment affine, boolean relu, int threads) {
         ensureLoaded();
-        if (!affine.equals(MemorySegment.NULL) && affine.byteSize() < 16 * c)
-            throw new IllegalArgumentException("fst_bn_train: affine holds " + affine.byteSize() + " bytes, needs " + 16 * c);
-        if (!add.equals(MemorySegment.NULL) && add.byteSize() < 4 * n * c * hw)
-            throw new IllegalArgumentException("fst_bn_train: add holds " + add.byteSize() + " bytes, needs " + 4 * n * c * hw);
+        String fn = "fst_bn_train";
+        long all = product(fn, 4, n, c, hw), vec = product(fn, 4, c);   // bytes
+        need(fn, "x", x, all, false);
+        need(fn, "y", y, all, false);
+        need(fn, "add", add, all, true);
+        need(fn, "affine", affine, 4 * vec, true);
+        need(fn, "mean", mean, vec, false);
+        need(fn, "invStd", invStd, vec, false);
+        need(fn, "gamma", gamma, vec, true);
+        need(fn, "beta", beta, vec, true);
+        need(fn, "runningMean", runningMean, vec, true);
+        need(fn, "runningVar", runningVar, vec, true);
         int rc;
         try { rc = (int) NormHandles.TRAIN.invokeExact(x, gamma, beta, runningMean, runningVar, n, c, hw, momentum, eps, add, y, mean, invStd, affine, relu ? 1 : 0, threads); }
         catch (Throwable t) { throw rethrow(t); }
@@ -419,10 +427,19 @@ public final class Native {
                                            MemorySegment pooled, int[] idx, MemorySegment mean, MemorySegment invStd, MemorySegment affine,
                                            int threads) {
         ensureLoaded();
-        long outs = n * c * (h / 2) * (w / 2);
-        if (idx.length != outs || pooled.byteSize() < 4 * outs || x.byteSize() < 4 * n * c * h * w || affine.byteSize() < 16 * c)
-            throw new IllegalArgumentException("fst_bn_relu_maxpool2_train: " + idx.length + " indices, " + pooled.byteSize() + " bytes pooled, "
-                    + x.byteSize() + " bytes of x, " + affine.byteSize() + " of affine for [" + n + ", " + c + ", " + h + ", " + w + "]");
+        String fn = "fst_bn_relu_maxpool2_train";
+        long outs = product(fn, n, c, h / 2, w / 2), all = product(fn, 4, n, c, h, w), vec = product(fn, 4, c);
+        if (idx.length != outs)
+            throw new IllegalArgumentException(fn + ": " + idx.length + " indices for [" + n + ", " + c + ", " + h + ", " + w + "] (" + outs + " pooled)");
+        need(fn, "x", x, all, false);
+        need(fn, "pooled", pooled, product(fn, 4, outs), false);
+        need(fn, "affine", affine, 4 * vec, false);
+        need(fn, "mean", mean, vec, false);
+        need(fn, "invStd", invStd, vec, false);
+        need(fn, "gamma", gamma, vec, true);
+        need(fn, "beta", beta, vec, true);
+        need(fn, "runningMean", runningMean, vec, true);
+        need(fn, "runningVar", runningVar, vec, true);
         int rc;
         try { rc = (int) NormPoolHandles.TRAIN.invokeExact(x, gamma, beta, runningMean, runningVar, n, c, h, w, momentum, eps, pooled,
                 MemorySegment.ofArray(idx), mean, invStd, affine, threads); }
@@ -435,10 +452,19 @@ public final class Native {
                                               MemorySegment invStd, MemorySegment affine, long n, long c, long h, long w, MemorySegment dx,
                                               MemorySegment dgamma, MemorySegment dbeta, int threads) {
         ensureLoaded();
-        long outs = n * c * (h / 2) * (w / 2);
-        if (idx.length != outs || dyp.byteSize() < 4 * outs || dx.byteSize() < 4 * n * c * h * w || affine.byteSize() < 16 * c)
-            throw new IllegalArgumentException("fst_bn_relu_maxpool2_backward: " + idx.length + " indices, " + dyp.byteSize() + " bytes of dy, "
-                    + dx.byteSize() + " of dx, " + affine.byteSize() + " of affine for [" + n + ", " + c + ", " + h + ", " + w + "]");
+        String fn = "fst_bn_relu_maxpool2_backward";
+        long outs = product(fn, n, c, h / 2, w / 2), all = product(fn, 4, n, c, h, w), vec = product(fn, 4, c);
+        if (idx.length != outs)
+            throw new IllegalArgumentException(fn + ": " + idx.length + " indices for [" + n + ", " + c + ", " + h + ", " + w + "] (" + outs + " pooled)");
+        need(fn, "dy", dyp, product(fn, 4, outs), false);
+        need(fn, "x", x, all, false);
+        need(fn, "dx", dx, all, false);
+        need(fn, "affine", affine, 4 * vec, false);
+        need(fn, "mean", mean, vec, false);
+        need(fn, "invStd", invStd, vec, false);
+        need(fn, "gamma", gamma, vec, true);
+        need(fn, "dgamma", dgamma, vec, false);
+        need(fn, "dbeta", dbeta, vec, false);
         int rc;
         try { rc = (int) NormPoolHandles.BACKWARD.invokeExact(dyp, MemorySegment.ofArray(idx), x, gamma, mean, invStd, affine, n, c, h, w,
                 dx, dgamma, dbeta, threads); }
@@ -458,10 +484,19 @@ public final class Native {
                                   MemorySegment reluOut, MemorySegment reluAffine, long n, long c, long hw, MemorySegment dx,
                                   MemorySegment dgamma, MemorySegment dbeta, MemorySegment dMask, int threads) {
         ensureLoaded();
-        if (!reluAffine.equals(MemorySegment.NULL) && reluAffine.byteSize() < 16 * c)
-            throw new IllegalArgumentException("fst_bn_backward: reluAffine holds " + reluAffine.byteSize() + " bytes, needs " + 16 * c);
-        if (!dMask.equals(MemorySegment.NULL) && dMask.byteSize() < 4 * n * c * hw)
-            throw new IllegalArgumentException("fst_bn_backward: dMask holds " + dMask.byteSize() + " bytes, needs " + 4 * n * c * hw);
+        String fn = "fst_bn_backward";
+        long all = product(fn, 4, n, c, hw), vec = product(fn, 4, c);
+        need(fn, "dy", dy, all, false);
+        need(fn, "x", x, all, false);
+        need(fn, "dx", dx, all, false);
+        need(fn, "reluOut", reluOut, all, true);
+        need(fn, "dMask", dMask, all, true);
+        need(fn, "reluAffine", reluAffine, 4 * vec, true);
+        need(fn, "mean", mean, vec, false);
+        need(fn, "invStd", invStd, vec, false);
+        need(fn, "gamma", gamma, vec, true);
+        need(fn, "dgamma", dgamma, vec, false);
+        need(fn, "dbeta", dbeta, vec, false);
         int rc;
         try { rc = (int) NormHandles.BACKWARD.invokeExact(dy, x, gamma, mean, invStd, reluOut, reluAffine, n, c, hw, dx, dgamma, dbeta, dMask, threads); }
         catch (Throwable t) { throw rethrow(t); }
@@ -766,7 +801,10 @@ public final class Native {
     public static void maxPool2d(MemorySegment x, long planes, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
                                  long ho, long wo, MemorySegment y, int[] idx, int threads) {
         ensureLoaded();
-        if (idx.length != planes * ho * wo) throw new IllegalArgumentException("maxPool2d: " + idx.length + " indices for " + planes * ho * wo + " outputs");
+        long outs = product("maxPool2d", planes, ho, wo);
+        if (idx.length != outs) throw new IllegalArgumentException("maxPool2d: " + idx.length + " indices for " + outs + " outputs");
+        need("maxPool2d", "x", x, product("maxPool2d", 4, planes, h, w), false);
+        need("maxPool2d", "y", y, product("maxPool2d", 4, outs), false);
         int rc;
         try { rc = (int) PoolHandles.MAXPOOL.invokeExact(x, planes, h, w, kh, kw, sh, sw, ph, pw, ho, wo, y, MemorySegment.ofArray(idx), threads); }
         catch (Throwable t) { throw rethrow(t); }
@@ -776,11 +814,14 @@ public final class Native {
     /** dx [planes, h, w] = max-pool backward of dy [planes, ho, wo] at idx; false when an index lies outside its plane. */
     public static boolean maxPool2dBackward(MemorySegment dy, int[] idx, long planes, long h, long w, long ho, long wo, MemorySegment dx, int threads) {
         ensureLoaded();
-        if (idx.length != planes * ho * wo) throw new IllegalArgumentException("maxPool2dBackward: " + idx.length + " indices for " + planes * ho * wo + " outputs");
+        long outs = product("maxPool2dBackward", planes, ho, wo);
+        if (idx.length != outs) throw new IllegalArgumentException("maxPool2dBackward: " + idx.length + " indices for " + outs + " outputs");
+        need("maxPool2dBackward", "dy", dy, product("maxPool2dBackward", 4, outs), false);
+        need("maxPool2dBackward", "dx", dx, product("maxPool2dBackward", 4, planes, h, w), false);
         int rc;
         try { rc = (int) PoolHandles.MAXPOOL_BWD.invokeExact(dy, MemorySegment.ofArray(idx), planes, h, w, ho, wo, dx, threads); }
         catch (Throwable t) { throw rethrow(t); }
-        if (rc == -1) return false;
+        if (rc == EINDEX) return false;
         check(rc, "fst_maxpool2d_backward");
         return true;
     }
@@ -2596,6 +2637,27 @@ public final class Native {
             rc = (int) CudaActHandles.ACT_BWD.invokeExact(op, s0, s1, shape.length, longs(ar, shape), a, longs(ar, sa), b, longs(ar, sb), out);
         } catch (Throwable t) { throw rethrow(t); }
         cudaCheck(rc, "fst_cuda_act_bwd");
+    }
+
+    /** The product of sizes (each >= 0), or IllegalArgumentException naming fn where it overflows a long. */
+    private static long product(String fn, long... sizes) {
+        long p = 1;
+        for (long d : sizes) {
+            if (d < 0) throw new IllegalArgumentException(fn + ": negative size " + d);
+            try { p = Math.multiplyExact(p, d); } catch (ArithmeticException e) {
+                throw new IllegalArgumentException(fn + ": sizes " + java.util.Arrays.toString(sizes) + " overflow a long");
+            }
+        }
+        return p;
+    }
+
+    /** Refuses a segment (unless it may be NULL and is) shorter than bytes: the shim trusts every length it is given. */
+    private static void need(String fn, String what, MemorySegment s, long bytes, boolean nullable) {
+        if (s.equals(MemorySegment.NULL)) {
+            if (nullable) return;
+            throw new IllegalArgumentException(fn + ": " + what + " is NULL");
+        }
+        if (s.byteSize() < bytes) throw new IllegalArgumentException(fn + ": " + what + " holds " + s.byteSize() + " bytes, needs " + bytes);
     }
 
     private static void check(int rc, String fn) {

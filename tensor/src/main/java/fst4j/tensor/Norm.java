@@ -117,7 +117,7 @@ public final class Norm {
         }
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "beta", beta, c, x);
         checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
-        int n = x.shape[0], hw = x.shape[2] * x.shape[3];
+        int n = x.shape[0], hw = planeSize(x);
         long m = (long) n * hw;
         if (m == 0) throw new IllegalArgumentException(op + ": no values per channel in input " + Shape.str(x.shape));
         // one value is its own mean: the output was zeros (beta), silently, and the running variance took the biased 0
@@ -264,9 +264,9 @@ public final class Norm {
             throw new IllegalArgumentException(op + ": " + indices.count() + " host indices needed one per pooled value (" + dy.numel() + ")");
         if (x.storage.device != Device.CPU || dy.storage.device != Device.CPU)
             throw new IllegalArgumentException(op + ": the forward ran on the CPU; dy on " + dy.storage.device);
-        if (!useNative(x, dy, gamma, mean, invStd)) {
-            // off the native path since the forward (nativeNorm turned off, a float64 gradient): the pool's backward, then
-            // batch norm's with the same mask
+        if (!useNative(x, dy, gamma, mean, invStd) || h < 2 || w < 2 || (long) h * w > POOL_MAX_PLANE) {
+            // off the native path since the forward (nativeNorm turned off, a float64 gradient), or planes the fused kernel
+            // does not take (a caller's own x): the pool's backward, then batch norm's with the same mask
             try (Tensor dxp = Pool.maxPool2dBackward(dy, indices, x.shape)) {
                 return batchNorm2dBackward(dxp, x, gamma, mean, invStd, null, reluAffine);
             }
@@ -290,7 +290,7 @@ public final class Norm {
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "beta", beta, c, x);
         checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
         if (x.storage.device != Device.CPU) return CudaOps.batchNorm2dEval(x, gamma, beta, runningMean, runningVar, eps);
-        int n = x.shape[0], hw = x.shape[2] * x.shape[3];
+        int n = x.shape[0], hw = planeSize(x);
         Tensor out = Tensor.empty(x.dtype, x.shape);
         try (Tensor xc = x.contiguous()) {
             for (int ch = 0; ch < c; ch++) {
@@ -367,7 +367,7 @@ public final class Norm {
                 throw new IllegalArgumentException(op + ": reluAffine must be a contiguous float64 [" + c + ", 2] (BatchNorm.reluAffine), got "
                         + reluAffine.dtype + " " + Shape.str(reluAffine.shape));
         }
-        int n = x.shape[0], hw = x.shape[2] * x.shape[3];
+        int n = x.shape[0], hw = planeSize(x);
         long m = (long) n * hw;
         boolean nat = useNative(x, dy, gamma, mean, invStd) && (reluOut == null || reluOut.dtype == DType.F32);
         if (!nat && (reluOut != null || reluAffine != null))
@@ -437,7 +437,7 @@ public final class Norm {
      * so the same bits). For the backwards that get reluAffine off the native path.
      */
     static Tensor maskFromAffine(Tensor dy, Tensor x, Tensor affine) {
-        int n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3];
+        int n = x.shape[0], c = x.shape[1], hw = planeSize(x);
         Tensor out = Tensor.empty(dy.dtype, dy.shape);
         try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous()) {
             for (int ch = 0; ch < c; ch++) {
@@ -471,7 +471,7 @@ public final class Norm {
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
         if (x.storage.device != Device.CPU || dy.storage.device != Device.CPU)
             return CudaOps.batchNorm2dEvalBackward(dy, x, gamma, runningMean, runningVar, eps);
-        int n = x.shape[0], hw = x.shape[2] * x.shape[3];
+        int n = x.shape[0], hw = planeSize(x);
         Tensor dx = Tensor.empty(x.dtype, x.shape), dgamma = Tensor.empty(x.dtype, c), dbeta = Tensor.empty(x.dtype, c);
         try (Tensor xc = x.contiguous(); Tensor dyc = dy.contiguous()) {
             for (int ch = 0; ch < c; ch++) {
@@ -491,5 +491,15 @@ public final class Norm {
             }
         }
         return new BatchNormGrads(dx, dgamma, dbeta);
+    }
+
+    /** H * W of an [N, C, H, W] input; refused by name past 2^31 - 1 values (the int product wrapped, and the kernels then
+     * normalised a prefix of each plane, leaving the rest of the output unwritten). */
+    static int planeSize(Tensor x) {
+        long hw = (long) x.shape[2] * x.shape[3];
+        if (hw > Integer.MAX_VALUE)
+            throw new IllegalArgumentException("batch norm: a plane of " + x.shape[2] + " x " + x.shape[3] + " = " + hw
+                    + " values exceeds 2^31 - 1, in input " + Shape.str(x.shape));
+        return (int) hw;
     }
 }

@@ -39,18 +39,24 @@ import java.util.zip.CRC32C;
  * Writes are atomic: the file is written to a temporary file in the same directory, forced to disk, then
  * moved over the target with {@link StandardCopyOption#ATOMIC_MOVE}.
  *
- * <p>The reader validates everything before it allocates a tensor: header length within the file, well-formed
+ * <p>The reader validates the whole header before it allocates a tensor: header length within the file, well-formed
  * JSON, known dtypes, non-negative shapes, offsets in range, not overlapping and of size product(shape) times the
  * element size. Any problem is a {@link DataFormatException} naming the file and the problem.
  *
- * <p>Checksums: a file this class writes carries a CRC-32C of each entry's data bytes and one of its other metadata, as
- * metadata strings (8 lowercase hex digits) under the keys {@value #CRC_PREFIX}{@code <entry name>} and
- * {@value #CRC_METADATA}, so that a flipped bit in the data or in a metadata value (which the structural checks above
- * cannot see) is refused by name instead of loading silently different numbers. The format stays plain safetensors
- * (other readers see extra metadata). The reader checks them whenever a file has them, and then requires one for every
- * entry; a file without any (another writer's) is read unchecked. {@link Contents#metadata()} never shows these keys,
- * and the writer refuses metadata keys that start with {@value #CRC_PREFIX}. A file edited by another tool that kept
- * the old metadata fails the check: drop the {@value #CRC_PREFIX} keys from its metadata to read it unchecked.
+ * <p>Checksums: a file this class writes carries a CRC-32C of each entry and one of its other metadata, as metadata
+ * strings (8 lowercase hex digits) under the keys {@value #CRC_PREFIX}{@code <entry name>} and {@value #CRC_METADATA},
+ * so that a flipped bit in the data, a dtype, a shape or a metadata value (which the structural checks above cannot
+ * always see: the shape of an empty tensor, say) is refused by name instead of loading silently different numbers. An
+ * entry's checksum covers the ASCII text {@code <dtype>[<d0>,<d1>,...]} (for example {@code F32[2,3]}, {@code I64[1]},
+ * {@code F64[]}) followed by its little-endian data bytes; the metadata's covers each other key and value, in the order
+ * of the keys' UTF-8 bytes, as a 4-byte little-endian length and the UTF-8 bytes. The format stays plain safetensors
+ * (other readers see extra metadata). The reader checks each entry as it reads it (so a corrupt entry is found after
+ * the entries before it were read), whenever the file has checksums, and then requires one for every entry; a file
+ * without any (another writer's, or fst4j's before session 44) is read unchecked. {@link Contents#metadata()} never
+ * shows these keys; the writer refuses metadata keys that start with {@value #CRC_PREFIX}, and the reader refuses a
+ * file whose metadata uses that prefix for anything else. A file edited by another tool that kept the old metadata
+ * fails the check: drop the {@value #CRC_PREFIX} keys from its metadata to read it unchecked. Names, keys and values
+ * must be well-formed UTF-16 (no unpaired surrogate, which UTF-8 cannot carry).
  */
 public final class SafeTensors {
     private SafeTensors() {}
@@ -116,7 +122,18 @@ public final class SafeTensors {
                              Map<String, String> metadata) throws IOException {
         tensors = tensors == null ? Map.of() : tensors;
         int64s = int64s == null ? Map.of() : int64s;
-        metadata = metadata == null ? Map.of() : metadata;
+        // one copy, validated, checksummed and written: a map changed by another thread meanwhile cannot split them
+        Map<String, String> md = new TreeMap<>();
+        if (metadata != null)
+            for (var m : metadata.entrySet()) {
+                if (m.getKey() == null) throw new IllegalArgumentException("a metadata key is null");
+                if (m.getValue() == null) throw new IllegalArgumentException("metadata " + Json.quote(m.getKey()) + " is null");
+                if (m.getKey().startsWith(CRC_PREFIX))
+                    throw new IllegalArgumentException("metadata key " + Json.quote(m.getKey()) + ": keys starting with " + CRC_PREFIX + " hold the checksums");
+                wellFormed("metadata key", m.getKey());
+                wellFormed("metadata value of " + Json.quote(m.getKey()), m.getValue());
+                md.put(m.getKey(), m.getValue());
+            }
 
         record Entry(String name, String dtype, int elemBytes, long[] shape, Tensor tensor, long[] longs) {
             long bytes() {
@@ -149,19 +166,16 @@ public final class SafeTensors {
         }
         entries.sort(Comparator.comparingInt((Entry en) -> -en.elemBytes()).thenComparing(Entry::name));
 
-        for (var m : metadata.entrySet()) {
-            if (m.getKey() == null) throw new IllegalArgumentException("a metadata key is null");
-            if (m.getValue() == null) throw new IllegalArgumentException("metadata " + Json.quote(m.getKey()) + " is null");
-            if (m.getKey().startsWith(CRC_PREFIX))
-                throw new IllegalArgumentException("metadata key " + Json.quote(m.getKey()) + ": keys starting with " + CRC_PREFIX + " hold the checksums");
-        }
         // the header holds each entry's checksum, known only once its data is written: first written with zeros, then
         // again over the same bytes (every checksum is 8 hex digits, so the header's length does not change)
-        Map<String, String> sums = new TreeMap<>(metadata);
-        sums.put(CRC_METADATA, hex(metadataCrc(metadata)));
+        Map<String, String> sums = new TreeMap<>(md);
+        sums.put(CRC_METADATA, hex(metadataCrc(md)));
         for (Entry en : entries) sums.put(CRC_PREFIX + en.name(), hex(0));
         int[] crcs = new int[entries.size()];
         ByteBuffer head = header(entries.stream().map(en -> new Slot(en.name(), en.dtype(), en.shape(), en.bytes())).toList(), sums);
+        if (head.remaining() - 8 > MAX_HEADER_BYTES)
+            throw new IllegalArgumentException("the header would take " + (head.remaining() - 8) + " bytes, over the " + MAX_HEADER_BYTES
+                    + "-byte limit readers accept (" + entries.size() + " entries)");
 
         Path target = file.toAbsolutePath();
         Path dir = target.getParent();
@@ -178,6 +192,7 @@ public final class SafeTensors {
                 for (int i = 0; i < entries.size(); i++) {
                     Entry en = entries.get(i);
                     crc.reset();
+                    crc.update(specText(en.dtype(), en.shape()));
                     if (en.longs() != null) {
                         writeLongs(ch, en.longs(), buf, bufSeg, crc);
                     } else {
@@ -208,6 +223,7 @@ public final class SafeTensors {
 
     private static void checkName(String name, Map<String, long[]> other) {
         if (name == null || name.isEmpty()) throw new IllegalArgumentException("safetensors entry names must be non-empty");
+        wellFormed("entry name", name);
         if (name.equals(METADATA_KEY)) throw new IllegalArgumentException(METADATA_KEY + " is reserved for metadata");
         if (other.containsKey(name)) throw new IllegalArgumentException("name " + Json.quote(name) + " is both a tensor and an int64 entry");
     }
@@ -248,21 +264,41 @@ public final class SafeTensors {
 
     private static String hex(int crc) { return String.format("%08x", crc); }
 
+    /** Refuses an unpaired surrogate: UTF-8 cannot carry it (it became '?', so a name or key was silently renamed). */
+    private static void wellFormed(String what, String s) {
+        for (int i = 0; i < s.length(); i++) {
+            char ch = s.charAt(i);
+            if (Character.isHighSurrogate(ch) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) { i++; continue; }
+            if (Character.isSurrogate(ch))
+                throw new IllegalArgumentException(what + " " + Json.quote(s) + " has an unpaired surrogate at index " + i + ": not valid Unicode");
+        }
+    }
+
+    /** What an entry's checksum starts with: its dtype and shape as ASCII, e.g. "F32[2,3]". */
+    private static byte[] specText(String dtype, long[] shape) {
+        StringBuilder b = new StringBuilder(dtype).append('[');
+        for (int k = 0; k < shape.length; k++) b.append(k > 0 ? "," : "").append(shape[k]);
+        return b.append(']').toString().getBytes(StandardCharsets.US_ASCII);
+    }
+
     /**
-     * CRC-32C of the metadata other than the checksums, by key order: each key and value as a 4-byte little-endian
-     * length and its UTF-8 bytes (lengths keep any two different maps apart).
+     * CRC-32C of the metadata other than the checksums, in the order of the keys' UTF-8 bytes (what a reader in another
+     * language sorts by without knowing Java's UTF-16 order): each key and value as a 4-byte little-endian length and its
+     * UTF-8 bytes (lengths keep any two different maps apart).
      */
     private static int metadataCrc(Map<String, String> metadata) {
+        List<byte[][]> kv = new ArrayList<>();
+        for (var m : metadata.entrySet())
+            if (!m.getKey().startsWith(CRC_PREFIX))
+                kv.add(new byte[][]{m.getKey().getBytes(StandardCharsets.UTF_8), m.getValue().getBytes(StandardCharsets.UTF_8)});
+        kv.sort((a, b) -> java.util.Arrays.compareUnsigned(a[0], b[0]));
         CRC32C crc = new CRC32C();
         ByteBuffer len = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN);
-        for (var m : new TreeMap<>(metadata).entrySet()) {
-            if (m.getKey().startsWith(CRC_PREFIX)) continue;
-            for (String x : new String[]{m.getKey(), m.getValue()}) {
-                byte[] b = x.getBytes(StandardCharsets.UTF_8);
+        for (byte[][] e : kv)
+            for (byte[] b : e) {
                 crc.update(len.clear().putInt(b.length).flip());
                 crc.update(b);
             }
-        }
         return (int) crc.getValue();
     }
 
@@ -383,6 +419,9 @@ public final class SafeTensors {
                 for (Spec s : specs) {
                     long pos = dataStart + s.begin();
                     crc.reset();
+                    long[] dims = new long[s.shape().length];
+                    for (int k = 0; k < dims.length; k++) dims[k] = s.shape()[k];
+                    crc.update(specText(s.dtype(), dims));
                     switch (s.dtype()) {
                         case "I64" -> {
                             if (s.numel() > Integer.MAX_VALUE - 8)

@@ -107,6 +107,9 @@ public final class Checkpoint {
             for (var e : Objects.requireNonNull(metadata, "metadata").entrySet()) {
                 if (e.getKey() == null || e.getValue() == null) throw new IllegalArgumentException("metadata " + e.getKey() + " = " + e.getValue() + ": null");
                 if (e.getKey().equals(FORMAT_KEY)) throw new IllegalArgumentException("metadata 'format' is the checkpoint's own (" + FORMAT + ")");
+                if (e.getKey().startsWith(fst4j.nn.io.SafeTensors.CRC_PREFIX))
+                    throw new IllegalArgumentException("metadata '" + e.getKey() + "': keys starting with " + fst4j.nn.io.SafeTensors.CRC_PREFIX
+                            + " hold the file's checksums");
                 m.put(e.getKey(), e.getValue());
             }
             Map<String, long[]> c = new LinkedHashMap<>();

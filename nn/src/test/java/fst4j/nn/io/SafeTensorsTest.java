@@ -75,12 +75,14 @@ class SafeTensorsTest {
         try (var l = Files.list(dir)) { assertEquals(1, l.count()); }
     }
 
-    /** CRC-32C of bytes, as 8 lowercase hex digits. */
-    private static String crc(byte[] b) {
+    /** CRC-32C of the bytes of each part in turn, as 8 lowercase hex digits. */
+    private static String crc(byte[]... parts) {
         java.util.zip.CRC32C c = new java.util.zip.CRC32C();
-        c.update(b);
+        for (byte[] b : parts) c.update(b);
         return String.format("%08x", c.getValue());
     }
+
+    private static byte[] ascii(String s) { return s.getBytes(StandardCharsets.US_ASCII); }
 
     /** Exact bytes of a tiny file: the header JSON with its checksums, and the little-endian data. */
     @Test
@@ -94,8 +96,9 @@ class SafeTensorsTest {
         byte[] step = {7, 0, 0, 0, 0, 0, 0, 0}, w = {/* 1.0f */ 0, 0, (byte) 0x80, 0x3f, /* -2.0f */ 0, 0, 0, (byte) 0xc0};
         // the metadata's checksum: each key and value as a 4-byte little-endian length and its UTF-8 bytes, by key
         byte[] md = {6, 0, 0, 0, 'f', 'o', 'r', 'm', 'a', 't', 2, 0, 0, 0, 'p', 't'};
-        String json = "{\"__metadata__\":{\"crc32c:__metadata__\":\"" + crc(md) + "\",\"crc32c:step\":\"" + crc(step)
-                + "\",\"crc32c:w\":\"" + crc(w) + "\",\"format\":\"pt\"},"
+        // an entry's: its dtype and shape as text, then its data
+        String json = "{\"__metadata__\":{\"crc32c:__metadata__\":\"" + crc(md) + "\",\"crc32c:step\":\"" + crc(ascii("I64[1]"), step)
+                + "\",\"crc32c:w\":\"" + crc(ascii("F32[2]"), w) + "\",\"format\":\"pt\"},"
                 + "\"step\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]},"
                 + "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}";
         assertEquals(222, json.length());
@@ -226,7 +229,8 @@ class SafeTensorsTest {
         double[] dv = {Math.PI, -1e300};
         long[] lv = {42, -7};
         try (Scope _ = Scope.open()) {
-            SafeTensors.write(f, Map.of("w", Tensor.of(wv, 2, 3), "d", Tensor.of(dv, 2)), Map.of("n", lv),
+            // with an empty [0, 4]: a flipped digit of its 4 changes no data byte, only its checksum's text sees it
+            SafeTensors.write(f, Map.of("w", Tensor.of(wv, 2, 3), "d", Tensor.of(dv, 2), "e", Tensor.zeros(fst4j.tensor.DType.F32, 0, 4)), Map.of("n", lv),
                     Map.of("lr", "0.1", "method", "fst3_ir"));
         }
         byte[] ok = Files.readAllBytes(f);
@@ -246,7 +250,8 @@ class SafeTensorsTest {
                     assertArrayEquals(dv, c.tensor("d").toDoubleArray(), "byte " + i);
                     assertArrayEquals(lv, c.int64("n"), "byte " + i);
                     assertEquals(Map.of("lr", "0.1", "method", "fst3_ir"), c.metadata(), "byte " + i);
-                    assertEquals(java.util.Set.of("w", "d"), c.tensors().keySet());
+                    assertEquals(java.util.Set.of("w", "d", "e"), c.tensors().keySet());
+                    assertArrayEquals(new int[]{0, 4}, c.tensor("e").shape(), "byte " + i);
                     harmless++;
                 } catch (DataFormatException e) {
                     assertEquals(g, e.file());
@@ -279,12 +284,48 @@ class SafeTensorsTest {
                 + data, 4), "\"crc32c:b\"", "does not hold");
         bad(file("x.safetensors", "{\"__metadata__\":{\"crc32c:__metadata__\":\"" + mdCrc + "\",\"crc32c:b\":\"00000000\"},"
                 + "\"b\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}," + data, 4), "\"a\"", "no checksum");
-        // and the right ones pass: four zero bytes have CRC-32C 48674bc7
+        // and the right ones pass (four zero bytes alone have CRC-32C 48674bc7)
         assertEquals("48674bc7", crc(new byte[4]));
         try (var c = SafeTensors.read(file("y.safetensors", "{\"__metadata__\":{\"crc32c:__metadata__\":\"" + mdCrc
-                + "\",\"crc32c:a\":\"48674bc7\"}," + data, 4))) {
+                + "\",\"crc32c:a\":\"" + crc(ascii("F32[1]"), new byte[4]) + "\"}," + data, 4))) {
             assertArrayEquals(new float[]{0}, c.tensor("a").toFloatArray());
             assertTrue(c.metadata().isEmpty());
+        }
+    }
+
+    /** An entry over several 1 MiB read and write chunks, and names and metadata beyond ASCII, checksummed and read back. */
+    @Test
+    void largeEntriesAndUnicodeNamesRoundTripWithChecksums() throws IOException {
+        Path f = dir.resolve("big.safetensors");
+        int n = (1 << 18) + 77;   // ~1 MiB + 308 bytes of float32: two chunks each way
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) v[i] = (float) Math.sin(i);
+        try (Scope _ = Scope.open()) {
+            SafeTensors.write(f, Map.of("poids.\u00e9t\u00e9", Tensor.of(v, n), "\ud83d\ude00", Tensor.of(new double[]{2.5}, 1)), Map.of(),
+                    Map.of("r\u00e9sum\u00e9", "\u00fcber \ud83d\ude00", "\ue000", "private use", "\ud83d\ude01", "astral key"));
+            try (var c = SafeTensors.read(f)) {
+                assertArrayEquals(v, c.tensor("poids.\u00e9t\u00e9").toFloatArray());
+                assertArrayEquals(new double[]{2.5}, c.tensor("\ud83d\ude00").toDoubleArray());
+                assertEquals(Map.of("r\u00e9sum\u00e9", "\u00fcber \ud83d\ude00", "\ue000", "private use", "\ud83d\ude01", "astral key"), c.metadata());
+            }
+        }
+        byte[] ok = Files.readAllBytes(f);
+        byte[] bad = ok.clone();
+        bad[bad.length - 4 * 100] ^= 0x40;   // in the float32 entry's second chunk (it is written last: 8-byte types first)
+        Files.write(f, bad);
+        bad(f, "\"poids.\u00e9t\u00e9\"", "CRC-32C");
+    }
+
+    @Test
+    void writerRefusesUnpairedSurrogates() {
+        try (Scope _ = Scope.open()) {
+            Path f = dir.resolve("s.safetensors");
+            Tensor t = Tensor.of(new float[]{1}, 1);
+            // UTF-8 cannot carry them: they were written as '?', so names were silently renamed
+            assertThrows(IllegalArgumentException.class, () -> SafeTensors.write(f, Map.of("w\ud800", t)));
+            assertThrows(IllegalArgumentException.class, () -> SafeTensors.write(f, Map.of("w", t), Map.of(), Map.of("x\udc00", "1")));
+            assertThrows(IllegalArgumentException.class, () -> SafeTensors.write(f, Map.of("w", t), Map.of(), Map.of("x", "\ud800")));
+            assertFalse(Files.exists(f));
         }
     }
 

@@ -376,7 +376,8 @@ class CheckpointTest {
             CheckpointException e = assertThrows(CheckpointException.class, () -> t.load(corrupt));
             assertTrue(e.getMessage().startsWith("checkpoint " + corrupt + " is unusable: "), e.getMessage());
 
-            // one flipped bit in the data (the last weight's lowest byte): the structure is intact, the checksum is not
+            // one flipped bit in the data (the lowest byte of the file's last float, a momentum buffer's): the structure is
+            // intact, the checksum is not
             byte[] flipped = ok.clone();
             flipped[flipped.length - 4] ^= 1;
             Path rot = dir.resolve("bitrot.safetensors");

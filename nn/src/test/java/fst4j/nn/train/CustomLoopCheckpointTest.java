@@ -284,6 +284,7 @@ class CustomLoopCheckpointTest {
             assertTrue(e.getMessage().contains("'" + k + "'"), e.getMessage());
         }
         assertThrows(IllegalArgumentException.class, () -> new Checkpoint.Info(0, Map.of("format", "x"), Map.of()));
+        assertThrows(IllegalArgumentException.class, () -> new Checkpoint.Info(0, Map.of("crc32c:w", "00000000"), Map.of()), "the checksums' prefix");
         assertThrows(IllegalArgumentException.class, () -> Checkpoint.Info.of(-1));
         Map<String, long[]> counters = new LinkedHashMap<>();
         long[] words = {1, 2};

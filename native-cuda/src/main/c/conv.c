@@ -1,5 +1,6 @@
 /* im2col / col2im for NCHW float32 batches (fst4j.tensor.Conv's float32 path). Orientation as in
  * fst-method.md: row r = (c*kh + i)*kw + j of the [K, N*L] matrix, column n*L + oh*Wo + ow. */
+#include "lowering.h"
 #include "fst4j.h"
 #include "conv_range.h"
 #include "parallel.h"
@@ -272,7 +273,7 @@ int fst_im2col_at_csr(const float *x, int64_t n, int64_t c, int64_t h, int64_t w
     geom g = { n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo };
     if (!x || !out || !off) return FST_ENULL;
     if (check(&g) != FST_OK || nthreads < 1 || off[0] != 0 || row0 < 0 || rstep < 1 || nrows < 0
-        || (nrows > 0 && row0 + (nrows - 1) * rstep >= c * kh * kw)) return FST_EINVAL;
+        || fst_rows_outside(row0, rstep, nrows, c * kh * kw)) return FST_EINVAL;
     for (int64_t i = 0; i < n; i++) if (off[i + 1] < off[i]) return FST_EINVAL;
     const int64_t nent = off[n];
     if (nent > 0 && !pos) return FST_ENULL;

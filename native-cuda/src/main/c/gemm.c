@@ -439,7 +439,7 @@ int fst_sgemm_lowered_at(int64_t M, float alpha, const float *A, int64_t lda,
     int rc = fst_lowering_check(&low);
     if (rc != FST_OK) return rc;
     if (ncols > 0 && !cols) return FST_ENULL;
-    if (ncols < 0 || rstep < 1 || row0 < 0 || nrows < 0 || (nrows > 0 && row0 + (nrows - 1) * rstep >= c * kh * kw))
+    if (ncols < 0 || rstep < 1 || row0 < 0 || nrows < 0 || fst_rows_outside(row0, rstep, nrows, c * kh * kw))
         return FST_EINVAL;
     for (int64_t q = 0; q < ncols; q++) if (cols[q] < 0 || cols[q] >= n * ho * wo) return FST_EINVAL;
     if (ncols == 0 && M > 0 && nrows > 0) {   /* an empty sum: C = beta * C */
@@ -462,7 +462,8 @@ static int sgemm_lowered_run(int transB, int64_t M, float alpha, const float *A,
     if (M == 0) return FST_OK;
     if (!A || !C) return FST_ENULL;
     if ((cl ? (transB || ldc != cl) : ldc < N) || (al ? (!transB || lda != (sh ? sh->seg : al)) : lda < K)) return FST_EINVAL;
-    if (alpha == 0.0f) {
+    if (N == 0) return FST_OK;
+    if (alpha == 0.0f || K == 0) {   /* an empty sum (no columns selected): C = beta * C; the K blocks below divide by K's */
         if (!cl) scale_c(0, M, N, beta, C, ldc);
         else for (int64_t i = 0; i < low.n; i++) scale_c(0, M, cl, beta, C + i * M * cl, cl);
         return FST_OK;

@@ -17,6 +17,12 @@ typedef struct {
     int64_t ncols, row0, rstep, nrows;
 } fst_lowering;
 
+/* Whether rows row0 + r * rstep (r < nrows; rstep >= 1, row0, nrows >= 0) leave [0, K): by division, where the product
+ * (nrows - 1) * rstep could wrap (rstep 2^62 passed the old test and read far outside x). */
+static inline int fst_rows_outside(int64_t row0, int64_t rstep, int64_t nrows, int64_t K) {
+    return nrows > 0 && (row0 >= K || (nrows > 1 && rstep > (K - 1 - row0) / (nrows - 1)));
+}
+
 /* Rows and columns of the (selected) lowering. */
 static inline int64_t fst_lowering_rows(const fst_lowering *s) { return s->rstep > 0 ? s->nrows : s->c * s->kh * s->kw; }
 static inline int64_t fst_lowering_cols(const fst_lowering *s) { return s->cols ? s->ncols : s->n * s->ho * s->wo; }

@@ -524,7 +524,9 @@ int fst_pattern24(const float *x, float *out, int64_t outer, int64_t len, int64_
     if (outer < 0 || len < 0 || inner < 0 || nthreads < 1 || pattern < -1 || pattern > 3) return FST_EINVAL;
     if (outer == 0 || len == 0 || inner == 0) return FST_OK;
     if (!x || !out) return FST_ENULL;
-    if (outer > INT64_MAX / len || outer * len > INT64_MAX / inner) return FST_EINVAL;
+    if (outer > INT64_MAX / len || outer * len > INT64_MAX / inner / 4) return FST_EINVAL;
+    /* as documented: out must not overlap x (an exact alias is the identity's in-place case, also refused) */
+    if ((const float *)out < x + outer * len * inner && x < (const float *)out + outer * len * inner) return FST_EINVAL;
     pattern_job j = { (const ubits *)x, (ubits *)out, len, inner, { { 0 } } };
     for (int r = 0; r < 2; r++)
         for (int t = 0; t < 8; t++) j.tab[r][t] = pattern_keeps(pattern, t, r) ? 0xffffffffu : 0u;

@@ -339,6 +339,10 @@ static fst_jit24 *jit_build(int64_t M, int64_t K, const float *values, const uin
         j->jw = j->pieces * 32;
         if ((double)conv->c * (double)j->hpad * (double)j->wpad * 4 > INT32_MAX / 2) { free(j); return NULL; }
     }
+    /* the tile's rows are jw floats apart, addressed by 32-bit displacements r * jw * 4 + 64: a plane of some 1.6 million
+     * rows (jw = 32 per row) wrapped them, and the code read and wrote 2 GB away from the tile (audit, session 44); the
+     * register kernel takes such products */
+    if ((double)(JR - 1) * (double)j->jw * 4 + 128 > INT32_MAX) { free(j); return NULL; }
     j->M = M; j->K = K; j->Kp = (K + 3) & ~(int64_t)3; j->G = j->Kp / 4;
     /* Tap-major rows (Eq. 2 as a convolution of dY): a group is four channels at one tap, and in K order a K block's 16
      * groups are one tap of 64 channels, 64 planes of x that every register block reads again (past L1 at 64 channels:

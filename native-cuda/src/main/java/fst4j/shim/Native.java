@@ -882,7 +882,7 @@ public final class Native {
                                 float mom, float damp, boolean nesterov, boolean first, int threads) {
         ensureLoaded();
         if (k <= 0 || k % 4 != 0 || n % k != 0) throw new IllegalArgumentException("sgdSrste: rows of " + k + " floats (a multiple of 4 dividing " + n + ") expected");
-        if (w.byteSize() < 4 * n || g.byteSize() < 4 * n || (!buf.equals(MemorySegment.NULL) && buf.byteSize() < 4 * n))
+        if (n < 0 || n > Long.MAX_VALUE / 4 || w.byteSize() < 4 * n || g.byteSize() < 4 * n || (!buf.equals(MemorySegment.NULL) && buf.byteSize() < 4 * n))
             throw new IndexOutOfBoundsException("sgdSrste: " + n + " floats exceed w, g or the momentum buffer");
         int rc;
         try { rc = (int) PoolHandles.SGD_SRSTE.invokeExact(w, g, buf, n, k, lambda, lr, wd, mom, damp, nesterov ? 1 : 0, first ? 1 : 0, threads); }
@@ -909,7 +909,7 @@ public final class Native {
     public static void adamw(MemorySegment w, MemorySegment g, MemorySegment m, MemorySegment v, MemorySegment vmax, long n, float decay,
                              float beta1, float c1, float beta2, float c2, float step, float bc2, float eps, int threads) {
         ensureLoaded();
-        if (n < 0 || w.byteSize() < 4 * n || g.byteSize() < 4 * n || m.byteSize() < 4 * n || v.byteSize() < 4 * n
+        if (n < 0 || n > Long.MAX_VALUE / 4 || w.byteSize() < 4 * n || g.byteSize() < 4 * n || m.byteSize() < 4 * n || v.byteSize() < 4 * n
                 || (!vmax.equals(MemorySegment.NULL) && vmax.byteSize() < 4 * n))
             throw new IndexOutOfBoundsException("adamw: " + n + " floats exceed w, g, a moment or the max of the second moments");
         int rc;
@@ -921,7 +921,7 @@ public final class Native {
     /** parts[p] (NORM_PARTS doubles) = the sum of x[r * NORM_PARTS + p]^2 in double over r ascending, n contiguous floats. */
     public static void sumsqParts(MemorySegment x, long n, MemorySegment parts, int threads) {
         ensureLoaded();
-        if (n < 0 || x.byteSize() < 4 * n || parts.byteSize() < 8L * NORM_PARTS)
+        if (n < 0 || n > Long.MAX_VALUE / 4 || x.byteSize() < 4 * n || parts.byteSize() < 8L * NORM_PARTS)
             throw new IndexOutOfBoundsException("sumsqParts: " + n + " floats exceed x, or parts holds fewer than " + NORM_PARTS + " doubles");
         int rc;
         try { rc = (int) OptimHandles.SUMSQ.invokeExact(x, n, parts, threads); } catch (Throwable t) { throw rethrow(t); }
@@ -931,7 +931,7 @@ public final class Native {
     /** x *= s over n contiguous floats. */
     public static void scale(MemorySegment x, long n, float s, int threads) {
         ensureLoaded();
-        if (n < 0 || x.byteSize() < 4 * n) throw new IndexOutOfBoundsException("scale: " + n + " floats exceed x");
+        if (n < 0 || n > Long.MAX_VALUE / 4 || x.byteSize() < 4 * n) throw new IndexOutOfBoundsException("scale: " + n + " floats exceed x");
         int rc;
         try { rc = (int) OptimHandles.SCALE.invokeExact(x, n, s, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_scale_f32");
@@ -2662,7 +2662,8 @@ public final class Native {
 
     private static void check(int rc, String fn) {
         if (rc != OK) throw new IllegalArgumentException(fn + " rejected its arguments (code " + rc
-                + (rc == EINVAL ? ": invalid dimension, leading dimension or flag" : rc == ENULL ? ": null pointer" : "") + ")");
+                + (rc == EINVAL ? ": invalid dimension, leading dimension or flag, or out of native memory" : rc == ENULL ? ": null pointer"
+                : rc == EINDEX ? ": an index given as data lies outside its range" : "") + ")");
     }
 
     private static RuntimeException rethrow(Throwable t) {

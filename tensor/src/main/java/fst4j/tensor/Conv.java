@@ -180,6 +180,12 @@ public final class Conv {
      * op(B) = B [C*kh*kw, N*Ho*Wo] (Eq. 1, a [M, C*kh*kw]) or, transposed, B^T (Eq. 3, a [M, N*Ho*Wo]). a and c are
      * float32 with unit stride along their rows; beta == 0 overwrites c.
      */
+    /** c = beta * c (beta 0 writes zeros, NaN and infinities included, as the GEMMs do): a product over an empty sum. */
+    private static void scaleBy(float beta, Tensor c) {
+        if (beta == 0f) c.fill(0);
+        else if (beta != 1f) try (Tensor t = c.mul(beta)) { c.copyFrom(t); }
+    }
+
     public static void gemmLowered(float alpha, Tensor a, Lowering low, boolean transposed, float beta, Tensor c) {
         a.check(); c.check();
         int k = transposed ? low.cols() : low.rows(), n = transposed ? low.rows() : low.cols(), m = a.dim() == 2 ? a.shape[0] : -1;
@@ -188,6 +194,7 @@ public final class Conv {
                     + "[" + (transposed ? low.cols() + ", " + low.rows() : low.rows() + ", " + low.cols()) + "] into " + Shape.str(c.shape));
         requireCpuF32("gemmLowered", a, c, low, " (on CUDA: CudaOps.gemmLoweredBf16)");
         if (m == 0 || n == 0) return;
+        if (k == 0) { scaleBy(beta, c); return; }   // Eq. 3 of an empty batch: the sum over no columns (the shim refuses N = 0)
         if ((k > 1 && a.strides[1] != 1) || (n > 1 && c.strides[1] != 1))
             throw new IllegalArgumentException("gemmLowered: a and c need unit stride along their rows, strides " + java.util.Arrays.toString(a.strides)
                     + " and " + java.util.Arrays.toString(c.strides));
@@ -268,6 +275,7 @@ public final class Conv {
         requireCpuF32("gemmLoweredImages", a, c, low, "");
         requireBatch("gemmLoweredImages", a);
         if (m == 0 || k == 0) return;
+        if (n == 0) { scaleBy(beta, c); return; }   // no images: the sum over no columns
         requireUnitRows("gemmLoweredImages", "c", c, k);
         if (a.overlaps(c) || low.x().overlaps(c)) {   // as in gemmLowered
             try (Tensor ac = a.overlaps(c) ? a.copy() : a.alias(); Tensor xc = low.x().overlaps(c) ? low.x().copy() : low.x().alias()) {
@@ -303,6 +311,7 @@ public final class Conv {
         requireCpuF32("gemmLoweredImagesShift", dy, c, low, "");
         requireBatch("gemmLoweredImagesShift", dy);
         if (m == 0 || k == 0) return;
+        if (n == 0) { scaleBy(beta, c); return; }   // no images: the sum over no columns
         requireUnitRows("gemmLoweredImagesShift", "c", c, k);
         if (dy.overlaps(c) || low.x().overlaps(c)) {   // as in gemmLowered
             try (Tensor dc = dy.overlaps(c) ? dy.copy() : dy.alias(); Tensor xc = low.x().overlaps(c) ? low.x().copy() : low.x().alias()) {

@@ -85,4 +85,42 @@ class NativeArgumentChecksTest {
             refused(() -> Norm.batchNorm2dTrain(x, g, b, rm, rv, 0.1, 1e-5), "batch norm", "exceeds 2^31 - 1");
         }
     }
+
+    /** Eq. 3 of an empty batch on the lowered paths is the sum over no columns, as Blas.gemm's with K = 0; it was refused. */
+    @Test
+    void loweredWeightGradientOfAnEmptyBatchIsBetaTimesC() {
+        try (Scope _ = Scope.open()) {
+            Tensor x = Tensor.zeros(DType.F32, 0, 3, 5, 5);
+            Lowering low = new Lowering(x, 3, 3, 1, 1, 1, 1);
+            Tensor a = Tensor.zeros(DType.F32, 4, 0), c = t(4, 27), c0 = c.mul(1f);
+            Conv.gemmLowered(1f, a, low, true, 0.5f, c);
+            assertArrayEquals(c0.mul(0.5f).toFloatArray(), c.toFloatArray());
+            Conv.gemmLoweredImages(1f, Tensor.zeros(DType.F32, 0, 4, 5, 5), low, 0f, c);
+            assertArrayEquals(new float[4 * 27], c.toFloatArray());
+        }
+    }
+
+    /** Found by the second audit of session 44: each of these divided by zero or read far outside x in C. */
+    @Test
+    void loweredSelectionsWithNothingOrWrappingRowsAreSafe() {
+        try (Scope _ = Scope.open()) {
+            Tensor x = t(1, 2, 4, 4), a = t(3, 4), c = t(3, 6);
+            long[] g = {1, 2, 4, 4, 3, 3, 1, 1, 1, 1, 4, 4, 0};
+            MemorySegment cols = Tensor.zeros(DType.F32, 4).data();   // some memory, never read with ncols = 0
+            // no columns and no rows: nothing to do (it divided by zero: SIGFPE, the JVM gone)
+            Native.sgemmLoweredAt(3, 1f, a.data(), 4, x.data(), g, cols, 0, 0, 1, 0, 0f, c.data(), 6, 1);
+            // rows 0, 2^62, 2^63 of an 18-row im2col: the check's product wrapped negative and let them through
+            refused(() -> Native.sgemmLoweredAt(3, 1f, a.data(), 4, x.data(), g, cols, 0, 0, 1L << 62, 3, 0f, c.data(), 6, 1),
+                    "code -1");
+        }
+    }
+
+    @Test
+    void shiftAddRefusesPartlyOverlappingOutput() {
+        try (Scope _ = Scope.open()) {
+            Tensor dy = t(2, 16);
+            // out one element past dy's start: out[j] would read dy[j + 1] after writing it
+            refused(() -> Native.shiftAdd(dy.data(), dy.data().asSlice(4), 1, 16, 16, 1, 0.5f, false, 1), "code -1");
+        }
+    }
 }

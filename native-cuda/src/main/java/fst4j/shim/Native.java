@@ -192,6 +192,9 @@ public final class Native {
                              MemorySegment a, long lda, MemorySegment b, long ldb, float beta,
                              MemorySegment c, long ldc, int threads) {
         ensureLoaded();
+        need("fst_sgemm", "a", a, transA ? matrix("fst_sgemm", k, m, lda) : matrix("fst_sgemm", m, k, lda), false);
+        need("fst_sgemm", "b", b, transB ? matrix("fst_sgemm", n, k, ldb) : matrix("fst_sgemm", k, n, ldb), false);
+        need("fst_sgemm", "c", c, matrix("fst_sgemm", m, n, ldc), false);
         int rc;
         try {
             rc = (int) SGEMM.invokeExact(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
@@ -202,6 +205,8 @@ public final class Native {
     public static void shiftAdd(MemorySegment dy, MemorySegment out, long rows, long len, long seg,
                                 int shift, float coeff, boolean circular, int threads) {
         ensureLoaded();
+        need("fst_shift_add", "dy", dy, product("fst_shift_add", 4, rows, len), false);
+        need("fst_shift_add", "out", out, product("fst_shift_add", 4, rows, len), false);
         int rc;
         try {
             rc = (int) SHIFT_ADD.invokeExact(dy, out, rows, len, seg, shift, coeff, circular ? 1 : 0, threads);
@@ -217,6 +222,12 @@ public final class Native {
     public static void spmm24(long m, long n, long k, float alpha, MemorySegment values, MemorySegment meta,
                               MemorySegment b, long ldb, float beta, MemorySegment c, long ldc, int threads) {
         ensureLoaded();
+        if (k < 0 || k > Long.MAX_VALUE - 32) throw new IllegalArgumentException("fst_spmm24: K = " + k);
+        long kp = (k + 3) / 4 * 4;
+        need("fst_spmm24", "values", values, product("fst_spmm24", 4, m, kp / 2), false);
+        need("fst_spmm24", "meta", meta, product("fst_spmm24", 4, m, (kp + 31) / 32), false);
+        need("fst_spmm24", "b", b, matrix("fst_spmm24", k, n, ldb), false);
+        need("fst_spmm24", "c", c, matrix("fst_spmm24", m, n, ldc), false);
         int rc;
         try {
             rc = (int) SPMM24.invokeExact(m, n, k, alpha, values, meta, b, ldb, beta, c, ldc, threads);
@@ -851,6 +862,8 @@ public final class Native {
     /** y = max(x, 0) over n contiguous floats (NaN stays NaN, -0 becomes +0). */
     public static void relu(MemorySegment x, MemorySegment y, long n, int threads) {
         ensureLoaded();
+        long bytes = product("fst_relu", 4, n);
+        need("fst_relu", "x", x, bytes, false); need("fst_relu", "y", y, bytes, false);
         int rc;
         try { rc = (int) PoolHandles.RELU.invokeExact(x, y, n, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_relu");
@@ -859,6 +872,8 @@ public final class Native {
     /** dx = a > 0 ? dy : 0 over n contiguous floats. */
     public static void reluBackward(MemorySegment dy, MemorySegment a, MemorySegment dx, long n, int threads) {
         ensureLoaded();
+        long bytes = product("fst_relu_backward", 4, n);
+        need("fst_relu_backward", "dy", dy, bytes, false); need("fst_relu_backward", "a", a, bytes, false); need("fst_relu_backward", "dx", dx, bytes, false);
         int rc;
         try { rc = (int) PoolHandles.RELU_BWD.invokeExact(dy, a, dx, n, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_relu_backward");
@@ -868,6 +883,8 @@ public final class Native {
     public static void sgd(MemorySegment w, MemorySegment g, MemorySegment buf, long n, float lr, float wd, float mom, float damp,
                            boolean nesterov, boolean first, int threads) {
         ensureLoaded();
+        long bytes = product("fst_sgd", 4, n);
+        need("fst_sgd", "w", w, bytes, false); need("fst_sgd", "g", g, bytes, false); need("fst_sgd", "buf", buf, bytes, true);
         int rc;
         try { rc = (int) PoolHandles.SGD.invokeExact(w, g, buf, n, lr, wd, mom, damp, nesterov ? 1 : 0, first ? 1 : 0, threads); }
         catch (Throwable t) { throw rethrow(t); }
@@ -940,6 +957,8 @@ public final class Native {
     /** y = max(a + b, 0) over n contiguous floats. */
     public static void addRelu(MemorySegment a, MemorySegment b, MemorySegment y, long n, int threads) {
         ensureLoaded();
+        long bytes = product("fst_add_relu", 4, n);
+        need("fst_add_relu", "a", a, bytes, false); need("fst_add_relu", "b", b, bytes, false); need("fst_add_relu", "y", y, bytes, false);
         int rc;
         try { rc = (int) PoolHandles.ADD_RELU.invokeExact(a, b, y, n, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_add_relu");
@@ -948,6 +967,8 @@ public final class Native {
     /** y = a + b over n contiguous floats. */
     public static void add(MemorySegment a, MemorySegment b, MemorySegment y, long n, int threads) {
         ensureLoaded();
+        long bytes = product("fst_add", 4, n);
+        need("fst_add", "a", a, bytes, false); need("fst_add", "b", b, bytes, false); need("fst_add", "y", y, bytes, false);
         int rc;
         try { rc = (int) PoolHandles.ADD.invokeExact(a, b, y, n, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_add");
@@ -995,6 +1016,8 @@ public final class Native {
     public static void im2col(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
                               long ho, long wo, MemorySegment out, long ldo, int threads) {
         ensureLoaded();
+        need("fst_im2col", "x", x, product("fst_im2col", 4, n, c, h, w), false);
+        need("fst_im2col", "out", out, matrix("fst_im2col", product("fst_im2col", c, kh, kw), product("fst_im2col", n, ho, wo), ldo), false);
         int rc;
         try { rc = (int) ConvHandles.IM2COL.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, out, ldo, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_im2col");
@@ -1004,6 +1027,8 @@ public final class Native {
     public static void col2im(MemorySegment cols, long ldc, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
                               long ho, long wo, MemorySegment dx, int threads) {
         ensureLoaded();
+        need("fst_col2im", "cols", cols, matrix("fst_col2im", product("fst_col2im", c, kh, kw), product("fst_col2im", n, ho, wo), ldc), false);
+        need("fst_col2im", "dx", dx, product("fst_col2im", 4, n, c, h, w), false);
         int rc;
         try { rc = (int) ConvHandles.COL2IM.invokeExact(cols, ldc, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, dx, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_col2im");
@@ -1165,6 +1190,12 @@ public final class Native {
     public static void prune24Compress(long rows, long k, MemorySegment w, long ldw, MemorySegment values, MemorySegment meta,
                                        MemorySegment dense, long ldd, int threads) {
         ensureLoaded();
+        if (k < 0 || k > Long.MAX_VALUE - 32) throw new IllegalArgumentException("fst_prune24_compress: K = " + k);
+        long groups = (k + 3) / 4;
+        need("fst_prune24_compress", "w", w, matrix("fst_prune24_compress", rows, k, ldw), false);
+        need("fst_prune24_compress", "values", values, product("fst_prune24_compress", 4, rows, 2 * groups), false);
+        need("fst_prune24_compress", "meta", meta, product("fst_prune24_compress", 4, rows, (groups + 7) / 8), false);
+        need("fst_prune24_compress", "dense", dense, matrix("fst_prune24_compress", rows, k, ldd), true);
         int rc;
         try {
             rc = (int) PRUNE24.invokeExact(rows, k, w, ldw, values, meta, dense, ldd, threads);
@@ -1216,6 +1247,8 @@ public final class Native {
      */
     public static void topK(MemorySegment x, MemorySegment out, long outer, long len, long inner, long k, int threads) {
         ensureLoaded();
+        long bytes = product("fst_topk", 4, outer, len, inner);
+        need("fst_topk", "x", x, bytes, false); need("fst_topk", "out", out, bytes, false);
         int rc;
         try { rc = (int) TopKHandles.TOPK.invokeExact(x, out, outer, len, inner, k, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_topk");
@@ -1227,6 +1260,8 @@ public final class Native {
      */
     public static void pattern24(MemorySegment x, MemorySegment out, long outer, long len, long inner, int pattern, int threads) {
         ensureLoaded();
+        long bytes = product("fst_pattern24", 4, outer, len, inner);
+        need("fst_pattern24", "x", x, bytes, false); need("fst_pattern24", "out", out, bytes, false);
         int rc;
         try { rc = (int) PatternHandles.PATTERN24.invokeExact(x, out, outer, len, inner, pattern, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_pattern24");
@@ -2653,11 +2688,20 @@ public final class Native {
 
     /** Refuses a segment (unless it may be NULL and is) shorter than bytes: the shim trusts every length it is given. */
     private static void need(String fn, String what, MemorySegment s, long bytes, boolean nullable) {
+        if (bytes == 0) return;
         if (s.equals(MemorySegment.NULL)) {
             if (nullable) return;
             throw new IllegalArgumentException(fn + ": " + what + " is NULL");
         }
         if (s.byteSize() < bytes) throw new IllegalArgumentException(fn + ": " + what + " holds " + s.byteSize() + " bytes, needs " + bytes);
+    }
+
+    /** Bytes of a float matrix of rows x cols with leading dimension ld: ((rows - 1) * ld + cols) * 4, 0 when empty. */
+    private static long matrix(String fn, long rows, long cols, long ld) {
+        if (rows < 0 || cols < 0) throw new IllegalArgumentException(fn + ": negative size " + rows + " x " + cols);
+        if (rows == 0 || cols == 0) return 0;
+        if (ld < cols) throw new IllegalArgumentException(fn + ": leading dimension " + ld + " < " + cols + " columns");
+        return product(fn, 4, Math.addExact(product(fn, rows - 1, ld), cols));
     }
 
     private static void check(int rc, String fn) {

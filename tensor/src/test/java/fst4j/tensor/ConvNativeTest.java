@@ -122,11 +122,11 @@ class ConvNativeTest {
             // n * ho * wo = 2^62 * 4 wraps to 0 <= ldo
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.im2col(x.data(), 1L << 62, 1, 3, 3, 2, 2,
                     1, 1, 0, 0, 2, 2, out.data(), 4, 1));
-            assertTrue(e.getMessage().contains("fst_im2col rejected its arguments"), e.getMessage());
+            assertTrue(e.getMessage().contains("fst_im2col") && e.getMessage().contains("overflow"), e.getMessage());   // the wrapper's check
             // a size past int32 with an otherwise consistent geometry
             e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.col2im(out.data(), 1L << 33, 1, 1, 1L << 32, 1, 1, 1, 1, 1,
                     0, 0, 1L << 32, 1, x.data(), 1));
-            assertTrue(e.getMessage().contains("fst_col2im rejected its arguments"), e.getMessage());
+            assertTrue(e.getMessage().contains("fst_col2im"), e.getMessage());   // the wrapper's extent check, else C's
             // kernel 7x7 on a 5x5 input without padding: at stride 1 the division gives -1 (refused by ho's own check), but at
             // stride 3 C's truncation of (5 - 7) / 3 gives 0, so ho = wo = 1 fits the formula and only the extent check refuses it
             e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.im2col(x.data(), 1, 1, 5, 5, 7, 7, 3, 3, 0, 0, 1, 1,

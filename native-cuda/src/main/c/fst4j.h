@@ -266,7 +266,8 @@ FST_API int fst_srste_decay(const float *w, float *g, int64_t rows, int64_t k, f
  * backward, the fused ReLU's mask comes from relu_out (that fused output: only positions where relu_out > 0 count) or
  * from relu_affine (the forward's affine: positions where (float)(x * scale + shift) > 0, the same positions without
  * reading y); at most one of the two, or neither. dmask (or NULL) gets dy so masked (with add: the shortcut's
- * gradient, as fst_relu_backward gives it); it may be dy itself, but not x or relu_out (FST_EINVAL). */
+ * gradient, as fst_relu_backward gives it); it may be dy itself, but must not overlap x, relu_out, dx or part of dy
+ * (FST_EINVAL). */
 FST_API int fst_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
                          int64_t n, int64_t c, int64_t hw, double momentum, double eps, const float *add,
                          float *y, float *mean, float *invstd, double *affine, int relu, int nthreads);

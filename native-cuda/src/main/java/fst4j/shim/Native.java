@@ -192,9 +192,11 @@ public final class Native {
                              MemorySegment a, long lda, MemorySegment b, long ldb, float beta,
                              MemorySegment c, long ldc, int threads) {
         ensureLoaded();
-        need("fst_sgemm", "a", a, transA ? matrix("fst_sgemm", k, m, lda) : matrix("fst_sgemm", m, k, lda), false);
-        need("fst_sgemm", "b", b, transB ? matrix("fst_sgemm", n, k, ldb) : matrix("fst_sgemm", k, n, ldb), false);
-        need("fst_sgemm", "c", c, matrix("fst_sgemm", m, n, ldc), false);
+        if (m > 0 && n > 0) {   // C returns at once for an empty C: its operands are not read
+            need("fst_sgemm", "a", a, transA ? matrix("fst_sgemm", k, m, lda) : matrix("fst_sgemm", m, k, lda), false);
+            need("fst_sgemm", "b", b, transB ? matrix("fst_sgemm", n, k, ldb) : matrix("fst_sgemm", k, n, ldb), false);
+            need("fst_sgemm", "c", c, matrix("fst_sgemm", m, n, ldc), false);
+        }
         int rc;
         try {
             rc = (int) SGEMM.invokeExact(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
@@ -224,10 +226,12 @@ public final class Native {
         ensureLoaded();
         if (k < 0 || k > Long.MAX_VALUE - 32) throw new IllegalArgumentException("fst_spmm24: K = " + k);
         long kp = (k + 3) / 4 * 4;
-        need("fst_spmm24", "values", values, product("fst_spmm24", 4, m, kp / 2), false);
-        need("fst_spmm24", "meta", meta, product("fst_spmm24", 4, m, (kp + 31) / 32), false);
-        need("fst_spmm24", "b", b, matrix("fst_spmm24", k, n, ldb), false);
-        need("fst_spmm24", "c", c, matrix("fst_spmm24", m, n, ldc), false);
+        if (m > 0 && n > 0) {   // C returns at once for an empty C: its operands are not read
+            need("fst_spmm24", "values", values, product("fst_spmm24", 4, m, kp / 2), false);
+            need("fst_spmm24", "meta", meta, product("fst_spmm24", 4, m, (kp + 31) / 32), false);
+            need("fst_spmm24", "b", b, matrix("fst_spmm24", k, n, ldb), false);
+            need("fst_spmm24", "c", c, matrix("fst_spmm24", m, n, ldc), false);
+        }
         int rc;
         try {
             rc = (int) SPMM24.invokeExact(m, n, k, alpha, values, meta, b, ldb, beta, c, ldc, threads);
@@ -1195,7 +1199,7 @@ public final class Native {
         need("fst_prune24_compress", "w", w, matrix("fst_prune24_compress", rows, k, ldw), false);
         need("fst_prune24_compress", "values", values, product("fst_prune24_compress", 4, rows, 2 * groups), false);
         need("fst_prune24_compress", "meta", meta, product("fst_prune24_compress", 4, rows, (groups + 7) / 8), false);
-        need("fst_prune24_compress", "dense", dense, matrix("fst_prune24_compress", rows, k, ldd), true);
+        if (!dense.equals(MemorySegment.NULL)) need("fst_prune24_compress", "dense", dense, matrix("fst_prune24_compress", rows, k, ldd), true);
         int rc;
         try {
             rc = (int) PRUNE24.invokeExact(rows, k, w, ldw, values, meta, dense, ldd, threads);
@@ -2701,7 +2705,11 @@ public final class Native {
         if (rows < 0 || cols < 0) throw new IllegalArgumentException(fn + ": negative size " + rows + " x " + cols);
         if (rows == 0 || cols == 0) return 0;
         if (ld < cols) throw new IllegalArgumentException(fn + ": leading dimension " + ld + " < " + cols + " columns");
-        return product(fn, 4, Math.addExact(product(fn, rows - 1, ld), cols));
+        long extent;
+        try { extent = Math.addExact(product(fn, rows - 1, ld), cols); } catch (ArithmeticException e) {
+            throw new IllegalArgumentException(fn + ": a " + rows + " x " + cols + " matrix with leading dimension " + ld + " overflows a long");
+        }
+        return product(fn, 4, extent);
     }
 
     private static void check(int rc, String fn) {

@@ -141,10 +141,10 @@ public final class Conv {
         try (Tensor xc = readable(x, out)) {
             if (nat && g.dilated()) {
                 Native.im2colDilated(xc.data(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.ho, g.wo,
-                        out.storage.segment().asSlice(out.byteOffset()), out.strides[0], Blas.threads());
+                        out.storage.segment().asSlice(out.byteOffset()), ld(out, g.nl()), Blas.threads());
             } else if (nat) {
                 Native.im2col(xc.data(), g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo,
-                        out.storage.segment().asSlice(out.byteOffset()), out.strides[0], Blas.threads());
+                        out.storage.segment().asSlice(out.byteOffset()), ld(out, g.nl()), Blas.threads());
             } else {
                 for (int n = 0; n < g.n; n++) im2colRaw(xc, n, g, out, (long) n * g.l());
             }
@@ -166,7 +166,7 @@ public final class Conv {
         if (useNative(cols.dtype) && dx.dtype == cols.dtype) {
             checkRows(cols, g.k(), g.nl());
             dx.markModified();
-            Native.col2im(cols.storage.segment().asSlice(cols.byteOffset()), cols.strides[0], g.n, g.c, g.h, g.w, g.kh, g.kw,
+            Native.col2im(cols.storage.segment().asSlice(cols.byteOffset()), ld(cols, g.nl()), g.n, g.c, g.h, g.w, g.kh, g.kw,
                     g.sh, g.sw, g.ph, g.pw, g.ho, g.wo, dx.data(), Blas.threads());
             return dx;
         }
@@ -180,6 +180,10 @@ public final class Conv {
      * op(B) = B [C*kh*kw, N*Ho*Wo] (Eq. 1, a [M, C*kh*kw]) or, transposed, B^T (Eq. 3, a [M, N*Ho*Wo]). a and c are
      * float32 with unit stride along their rows; beta == 0 overwrites c.
      */
+    /** The leading dimension of a [K, cols] matrix for the shim: its row stride, or cols where one row makes that moot (a
+     * [1, cols] view made by unsqueeze or expand has row stride 0). */
+    private static long ld(Tensor m, long cols) { return m.shape[0] > 1 ? m.strides[0] : Math.max(cols, 1); }
+
     /** c = beta * c (beta 0 writes zeros, NaN and infinities included, as the GEMMs do): a product over an empty sum. */
     private static void scaleBy(float beta, Tensor c) {
         if (beta == 0f) c.fill(0);
@@ -345,6 +349,7 @@ public final class Conv {
             if (q < 0 || q >= all) throw new IllegalArgumentException("gemmLoweredAt: column " + q + " out of range [0, " + all + ")");
         requireCpuF32("gemmLoweredAt", a, c, low, "");
         if (m == 0 || nrows == 0) return;
+        if (low.x().size(0) == 0) { scaleBy(beta, c); return; }   // no images, so no columns: the sum over none
         if ((cols.length > 1 && a.strides[1] != 1) || (nrows > 1 && c.strides[1] != 1))
             throw new IllegalArgumentException("gemmLoweredAt: a and c need unit stride along their rows, strides " + java.util.Arrays.toString(a.strides)
                     + " and " + java.util.Arrays.toString(c.strides));

@@ -97,6 +97,10 @@ class NativeArgumentChecksTest {
             assertArrayEquals(c0.mul(0.5f).toFloatArray(), c.toFloatArray());
             Conv.gemmLoweredImages(1f, Tensor.zeros(DType.F32, 0, 4, 5, 5), low, 0f, c);
             assertArrayEquals(new float[4 * 27], c.toFloatArray());
+            // and over a selection of rows (the authors' patterns' path), every other one of the 27
+            Tensor c2 = t(4, 14), c2h = c2.mul(2f);
+            Conv.gemmLoweredAt(1f, a, low, new int[0], 0, 2, 14, 2f, c2);
+            assertArrayEquals(c2h.toFloatArray(), c2.toFloatArray());
         }
     }
 
@@ -112,6 +116,16 @@ class NativeArgumentChecksTest {
             // rows 0, 2^62, 2^63 of an 18-row im2col: the check's product wrapped negative and let them through
             refused(() -> Native.sgemmLoweredAt(3, 1f, a.data(), 4, x.data(), g, cols, 0, 0, 1L << 62, 3, 0f, c.data(), 6, 1),
                     "code -1");
+        }
+    }
+
+    /** A NULL dense output leaves ldd unread (the C side ignores it): not refused for it. */
+    @Test
+    void pruneWithoutDenseOutputIgnoresItsLeadingDimension() {
+        try (Scope _ = Scope.open()) {
+            Tensor w = t(2, 8), v = Tensor.zeros(DType.F32, 2, 4), m = Tensor.zeros(DType.F32, 2, 1);
+            Native.prune24Compress(2, 8, w.data(), 8, v.data(), m.data(), MemorySegment.NULL, 0, 1);
+            refused(() -> Native.prune24Compress(2, 8, w.data(), 8, v.data(), m.data(), t(2, 7).data(), 8, 1), "dense holds");
         }
     }
 

@@ -120,6 +120,8 @@ static struct {
 
 /* ---- errors (the per-thread message lives in cuda_ops.c) ---- */
 #define last_err fst_cuda_err
+/* An argument refused before any CUDA call: its own message (the thread's last one described an earlier failure). */
+#define REFUSE(code, ...) do { snprintf(last_err, sizeof last_err, __VA_ARGS__); return (code); } while (0)
 #define fail fst_cuda_fail
 
 static const char *rt_str(cudaError_t e) { const char *s = rt.GetErrorString ? rt.GetErrorString(e) : NULL; return s ? s : "unknown error"; }
@@ -331,13 +333,13 @@ int fst_backend_ready(void) {
 /* ---- memory ---- */
 int fst_cuda_device_count(int *count) {
     int rc = fst_backend_ready(); if (rc) return rc;
-    if (!count) return FST_ENULL;
+    if (!count) REFUSE(FST_ENULL, "fst_cuda_device_count: null pointer (count)");
     RT(rt.GetDeviceCount(count), "cudaGetDeviceCount");
     return FST_OK;
 }
 int fst_cuda_malloc(void **p, size_t bytes) {
     int rc = fst_backend_ready(); if (rc) return rc;
-    if (!p) return FST_ENULL;
+    if (!p) REFUSE(FST_ENULL, "fst_cuda_malloc: null pointer (p)");
     RT(rt.Malloc(p, bytes ? bytes : 1), "cudaMalloc(%zu)", bytes);
     return FST_OK;
 }
@@ -348,9 +350,9 @@ int fst_cuda_free(void *p) {
 }
 int fst_cuda_memcpy(void *dst, const void *src, size_t bytes, int kind) {
     int rc = fst_backend_ready(); if (rc) return rc;
-    if (kind < 1 || kind > 3) return FST_EINVAL;
+    if (kind < 1 || kind > 3) REFUSE(FST_EINVAL, "fst_cuda_memcpy: kind %d is not 1 (h2d), 2 (d2h) or 3 (d2d)", kind);
     if (bytes == 0) return FST_OK;
-    if (!dst || !src) return FST_ENULL;
+    if (!dst || !src) REFUSE(FST_ENULL, "fst_cuda_memcpy: null pointer (%s)", !dst ? "dst" : "src");
     static const char *const kinds[4] = { "", "h2d", "d2h", "d2d" };
     const double t0 = fst_kprof_begin();
     RT(rt.Memcpy(dst, src, bytes, kind), "cudaMemcpy(%zu bytes, kind %d)", bytes, kind);
@@ -360,7 +362,7 @@ int fst_cuda_memcpy(void *dst, const void *src, size_t bytes, int kind) {
 int fst_cuda_memset(void *p, int value, size_t bytes) {
     int rc = fst_backend_ready(); if (rc) return rc;
     if (bytes == 0) return FST_OK;
-    if (!p) return FST_ENULL;
+    if (!p) REFUSE(FST_ENULL, "fst_cuda_memset: null pointer (p)");
     const double t0 = fst_kprof_begin();
     RT(rt.Memset(p, value, bytes), "cudaMemset(%zu)", bytes);
     fst_kprof_end("cudaMemset", NULL, (int64_t)bytes, t0);
@@ -471,11 +473,15 @@ static int blas_ready(void) {
 int fst_cuda_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     int rc = blas_ready(); if (rc) return rc;
-    if (M < 0 || N < 0 || K < 0 || M > 0x7fffffff || N > 0x7fffffff || K > 0x7fffffff) return FST_EINVAL;
-    if (lda > 0x7fffffff || ldb > 0x7fffffff || ldc > 0x7fffffff) return FST_EINVAL;
-    if (lda < (transA ? M : K) || ldb < (transB ? K : N) || ldc < N || lda < 1 || ldb < 1 || ldc < 1) return FST_EINVAL;
+    if (M < 0 || N < 0 || K < 0 || M > 0x7fffffff || N > 0x7fffffff || K > 0x7fffffff)
+        REFUSE(FST_EINVAL, "fst_cuda_sgemm: sizes %lld x %lld x %lld outside [0, 2^31 - 1] (cuBLAS takes int)", (long long)M, (long long)N, (long long)K);
+    if (lda > 0x7fffffff || ldb > 0x7fffffff || ldc > 0x7fffffff)
+        REFUSE(FST_EINVAL, "fst_cuda_sgemm: a leading dimension past 2^31 - 1 (cuBLAS takes int)");
+    if (lda < (transA ? M : K) || ldb < (transB ? K : N) || ldc < N || lda < 1 || ldb < 1 || ldc < 1)
+        REFUSE(FST_EINVAL, "fst_cuda_sgemm: leading dimensions %lld, %lld, %lld too small for %lld x %lld x %lld", (long long)lda,
+               (long long)ldb, (long long)ldc, (long long)M, (long long)N, (long long)K);
     if (M == 0 || N == 0) return FST_OK;
-    if (!A || !B || !C) return FST_ENULL;
+    if (!A || !B || !C) REFUSE(FST_ENULL, "fst_cuda_sgemm: null pointer");
     /* row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands, keep the flags */
     const double t0 = fst_kprof_begin();
     cublasStatus_t s = blas.Sgemm(blas_handle, transB ? 1 : 0, transA ? 1 : 0, (int)N, (int)M, (int)K, &alpha, B, (int)ldb,

@@ -237,6 +237,9 @@ int fst_cuda_resprop(const float *g, const float *p, float *out, int64_t n, int6
 static int check_geom(const fst_geom *g) {
     if (g->n < 0 || g->c <= 0 || g->h <= 0 || g->w <= 0 || g->kh <= 0 || g->kw <= 0 || g->sh <= 0 || g->sw <= 0
         || g->ph < 0 || g->pw < 0 || g->ho <= 0 || g->wo <= 0) return FST_EINVAL;
+    /* the kernels divide by the strides and offset by the padding in 32 bits: a stride of 2^32 divided by zero there */
+    if (g->kh > INT32_MAX || g->kw > INT32_MAX || g->sh > INT32_MAX || g->sw > INT32_MAX || g->ph > INT32_MAX || g->pw > INT32_MAX)
+        return FST_EINVAL;
     if ((g->h + 2 * g->ph - g->kh) / g->sh + 1 != g->ho || (g->w + 2 * g->pw - g->kw) / g->sw + 1 != g->wo) return FST_EINVAL;
     return FST_OK;
 }

@@ -749,7 +749,10 @@ FST_HD void k_bf16_unpad(i64 i, const fst_k_bf16_unpad_args &a) {
     const uint16_t *src = a.src + r * a.ld + c0;
     float *dst = a.dst + r * a.cols + c0;
 #ifdef __CUDA_ARCH__
-    if (c0 + FST_UNPAD_RUN <= a.cols && a.ld % 8 == 0 && a.cols % 4 == 0) {
+    /* the bases 16-byte aligned too: a caller's output may start inside a block (a slice), and a misaligned 16-byte store
+     * faults the context (audit, session 44; the emulator takes the element loop and never saw it) */
+    if (c0 + FST_UNPAD_RUN <= a.cols && a.ld % 8 == 0 && a.cols % 4 == 0
+        && (((unsigned long long)a.src | (unsigned long long)a.dst) & 15ULL) == 0) {
         uint4 in = *reinterpret_cast<const uint4 *>(src);
         u16 h[8];
         memcpy(h, &in, 16);

@@ -89,10 +89,20 @@ public final class Cuda {
 
     public static void copyToDevice(MemorySegment device, MemorySegment host, long bytes) {
         HOST_TO_DEVICE.incrementAndGet();
+        hostHolds("copyToDevice", host, bytes);
         Native.cudaMemcpy(device, host, bytes, 1);
     }
 
-    public static void copyToHost(MemorySegment host, MemorySegment device, long bytes) { Native.cudaMemcpy(host, device, bytes, 2); }
+    public static void copyToHost(MemorySegment host, MemorySegment device, long bytes) {
+        hostHolds("copyToHost", host, bytes);
+        Native.cudaMemcpy(host, device, bytes, 2);
+    }
+
+    /** The host side of a copy must hold its bytes (device addresses carry no size; the host's do). */
+    private static void hostHolds(String what, MemorySegment host, long bytes) {
+        if (bytes < 0 || host.byteSize() < bytes)
+            throw new IllegalArgumentException(what + ": " + bytes + " bytes with a host segment of " + host.byteSize());
+    }
 
     public static void copyOnDevice(MemorySegment dst, MemorySegment src, long bytes) { Native.cudaMemcpy(dst, src, bytes, 3); }
 
@@ -170,19 +180,30 @@ public final class Cuda {
     public static SparseLtPlan sparseLtPlan(long m, long n, long k, int abType, int cdType) {
         long[] sizes = new long[3];
         MemorySegment p = Native.cudaSparseLtPlan(m, n, k, abType, cdType, sizes);
+        LIVE_PLANS.add(p.address());
         return new SparseLtPlan(p, sizes[0], sizes[1], sizes[2]);
+    }
+
+    /** The plans not yet freed, by address: a second close (or a use after close) must not reach the C side's free. */
+    private static final java.util.Set<Long> LIVE_PLANS = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    private static void requireLive(MemorySegment handle) {
+        if (!LIVE_PLANS.contains(handle.address())) throw new IllegalStateException("this cuSPARSELt plan was closed");
     }
 
     /** Opaque host-side plan; byte sizes of the compressed A, the compression buffer and the matmul workspace. */
     public record SparseLtPlan(MemorySegment handle, long compressedBytes, long bufferBytes, long workspaceBytes) implements AutoCloseable {
         public void compress(MemorySegment denseA, MemorySegment compressed, MemorySegment buffer) {
+            requireLive(handle);
             Native.cudaSparseLtCompress(handle, denseA, compressed, buffer);
         }
 
         public void matmul(float alpha, MemorySegment compressedA, MemorySegment b, float beta, MemorySegment c, MemorySegment workspace) {
+            requireLive(handle);
             Native.cudaSparseLtMatmul(handle, alpha, compressedA, b, beta, c, workspace);
         }
 
-        @Override public void close() { Native.cudaSparseLtPlanFree(handle); }
+        /** Frees the plan once; a second close does nothing (it freed the C side's plan twice, and aborted the JVM). */
+        @Override public void close() { if (LIVE_PLANS.remove(handle.address())) Native.cudaSparseLtPlanFree(handle); }
     }
 }

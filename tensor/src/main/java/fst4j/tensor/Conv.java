@@ -892,6 +892,11 @@ public final class Conv {
         dy.check();
         if (dy.numel() != (long) n * c * plane || dy.dim() < 2 || dy.shape[0] != n || dy.shape[1] != c)
             throw new IllegalArgumentException("shape mismatch: byChannel of " + Shape.str(dy.shape) + " as " + n + " images x " + c + " channels x " + plane);
+        // the operand's rows of n * plane columns: an int product wrapped there (the CUDA kernel then wrote past a 4 GiB
+        // block; audit, session 44)
+        if ((long) n * plane > Integer.MAX_VALUE)
+            throw new IllegalArgumentException("byChannel: " + n + " images x " + plane + " positions = " + (long) n * plane
+                    + " columns a row, past 2^31 - 1");
         if (dy.storage.device != Device.CPU) return CudaOps.byChannel(dy, n, c, plane);
         try (Tensor d3 = dy.reshape(n, c, plane); Tensor p = d3.permute(1, 0, 2); Tensor pc = p.contiguous()) {
             return SharedOperand.of(pc.reshape(c, n * plane));

@@ -915,6 +915,8 @@ public final class CudaOps {
      */
     static SharedOperand byChannel(Tensor dy, int n, int c, int plane) {
         require("byChannel", dy);
+        if ((long) n * plane > Integer.MAX_VALUE)   // Conv.byChannel checks it too; the kernel trusts this tensor's size
+            throw new IllegalArgumentException("byChannel: " + n + " x " + plane + " columns a row, past 2^31 - 1");
         Tensor out = Tensor.empty(Device.CUDA, DType.F32, c, n * plane);
         return writeShared(dy, out, true, (src, b16) -> Native.cudaByChannel(src, n, c, plane, ptr(out), b16));
     }
@@ -960,6 +962,7 @@ public final class CudaOps {
     static Tensor conv2dBackwardInput(Tensor dy, Tensor w, Conv.Geom g) {
         require("conv2dBackwardInput", dy, w);
         int cout = w.shape[0], k = g.k(), l = g.l();
+        g.nl();   // refuses a row of N * L past 2^31 - 1 before any kernel runs
         if (dy.numel() == 0) return Tensor.zeros(Device.CUDA, DType.F32, g.n(), g.c(), g.h(), g.w());
         try (SharedOperand d2 = byChannel(dy, g.n(), cout, l); Tensor wc = w.contiguous(); Tensor wm = wc.reshape(cout, k);
              Tensor wt = wm.t(); Tensor dcols = Tensor.empty(Device.CUDA, DType.F32, k, g.nl())) {
@@ -972,6 +975,7 @@ public final class CudaOps {
     static Tensor conv2dBackwardWeight(Tensor dy, Tensor x, int[] weightShape, Conv.Geom g) {
         require("conv2dBackwardWeight", dy, x);
         int cout = weightShape[0], k = g.k(), l = g.l();
+        g.nl();   // refuses a row of N * L past 2^31 - 1 before any kernel runs
         Tensor dw = Tensor.zeros(Device.CUDA, DType.F32, weightShape);
         if (dy.numel() == 0) return dw;
         try (SharedOperand d2 = byChannel(dy, g.n(), cout, l); Tensor cols = im2col(x, g); Tensor ct = cols.t();

@@ -46,6 +46,7 @@ public final class Norm {
     private static int channels(String op, Tensor x) {
         x.check();
         if (x.dim() != 4) throw new IllegalArgumentException("wrong rank: " + op + " needs input [N, C, H, W], got " + Shape.str(x.shape));
+        planeSize(x);   // every path, CUDA's too, takes H * W as an int
         return x.shape[1];
     }
 

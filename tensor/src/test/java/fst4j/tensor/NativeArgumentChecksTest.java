@@ -83,6 +83,10 @@ class NativeArgumentChecksTest {
             Tensor x = Tensor.of(new float[]{1f}, 1, 1, 1, 1).expand(2, 1, 65537, 65537);
             Tensor g = t(1), b = t(1), rm = t(1), rv = t(1);
             refused(() -> Norm.batchNorm2dTrain(x, g, b, rm, rv, 0.1, 1e-5), "batch norm", "exceeds 2^31 - 1");
+            refused(() -> Norm.batchNorm2dEval(x, g, b, rm, rv, 1e-5), "batch norm", "exceeds 2^31 - 1");   // CUDA's path took it unchecked
+            // Eq. 2 / 3's operand of n * plane columns a row: the int product wrapped (CUDA then wrote past its block)
+            Tensor dy = Tensor.of(new float[]{1f}, 1, 1, 1, 1).expand(5, 1, 32768, 32768);
+            refused(() -> Conv.byChannel(dy, 5, 1, 32768 * 32768), "byChannel", "past 2^31 - 1");
         }
     }
 

@@ -1743,6 +1743,7 @@ public final class Native {
     /** Elementwise binary op (fst4j_cuda.h op codes) of a and b broadcast by their strides into contiguous out. */
     public static void cudaBinary(int op, long[] shape, MemorySegment a, long[] sa, MemorySegment b, long[] sb, MemorySegment out) {
         cudaEnsure();
+        sameRank("fst_cuda_binary", shape, sa, sb);
         int rc;
         try (Arena ar = Arena.ofConfined()) {
             rc = (int) CudaOpHandles.BINARY.invokeExact(op, shape.length, longs(ar, shape), a, longs(ar, sa), b, longs(ar, sb), out);
@@ -1753,6 +1754,7 @@ public final class Native {
     /** {@link #cudaBinary} with the op's scalar s (fst_cuda_binary_s: smooth-L1's beta). */
     public static void cudaBinary(int op, double s, long[] shape, MemorySegment a, long[] sa, MemorySegment b, long[] sb, MemorySegment out) {
         cudaEnsure();
+        sameRank("fst_cuda_binary_s", shape, sa, sb);
         int rc;
         try (Arena ar = Arena.ofConfined()) {
             rc = (int) CudaOpHandles.BINARY_S.invokeExact(op, s, shape.length, longs(ar, shape), a, longs(ar, sa), b, longs(ar, sb), out);
@@ -1763,6 +1765,7 @@ public final class Native {
     /** out = c != 0 ? a : b, the three broadcast by their strides into contiguous out (fst_cuda_where). */
     public static void cudaWhere(long[] shape, MemorySegment c, long[] sc, MemorySegment a, long[] sa, MemorySegment b, long[] sb, MemorySegment out) {
         cudaEnsure();
+        sameRank("fst_cuda_where", shape, sc, sa, sb);
         int rc;
         try (Arena ar = Arena.ofConfined()) {
             rc = (int) CudaOpHandles.WHERE.invokeExact(shape.length, longs(ar, shape), c, longs(ar, sc), a, longs(ar, sa), b, longs(ar, sb), out);
@@ -1778,6 +1781,7 @@ public final class Native {
     public static void cudaArgmax(MemorySegment x, long[] kshape, long[] kstride, long[] rshape, long[] rstride, boolean lastNan, MemorySegment out,
                                   MemorySegment arg, MemorySegment work, MemorySegment iwork) {
         cudaEnsure();
+        sameRank("fst_cuda_argmax", kshape, kstride); sameRank("fst_cuda_argmax", rshape, rstride);
         int rc;
         try (Arena ar = Arena.ofConfined()) {
             rc = (int) CudaOpHandles.ARGMAX.invokeExact(x, kshape.length, longs(ar, kshape), longs(ar, kstride), rshape.length, longs(ar, rshape),
@@ -1793,6 +1797,7 @@ public final class Native {
     public static void cudaVar(MemorySegment x, long[] kshape, long[] kstride, long[] rshape, long[] rstride, long correction, MemorySegment out,
                                MemorySegment work) {
         cudaEnsure();
+        sameRank("fst_cuda_var", kshape, kstride); sameRank("fst_cuda_var", rshape, rstride);
         int rc;
         try (Arena ar = Arena.ofConfined()) {
             rc = (int) CudaOpHandles.VAR.invokeExact(x, kshape.length, longs(ar, kshape), longs(ar, kstride), rshape.length, longs(ar, rshape),
@@ -1804,6 +1809,7 @@ public final class Native {
     /** Elementwise unary op (fst4j_cuda.h op codes; fill ignores x, which may be NULL) into contiguous y. */
     public static void cudaUnary(int op, double s, long[] shape, MemorySegment x, long[] sx, MemorySegment y) {
         cudaEnsure();
+        if (sx != null) sameRank("fst_cuda_unary", shape, sx);
         int rc;
         try (Arena ar = Arena.ofConfined()) {
             MemorySegment strides = sx == null ? MemorySegment.NULL : longs(ar, sx);   // a local: invokeExact needs exact static types
@@ -1841,6 +1847,7 @@ public final class Native {
     public static void cudaSum(MemorySegment x, long[] kshape, long[] kstride, long[] rshape, long[] rstride, boolean mean, MemorySegment out,
                                MemorySegment work) {
         cudaEnsure();
+        sameRank("fst_cuda_sum", kshape, kstride); sameRank("fst_cuda_sum", rshape, rstride);
         int rc;
         try (Arena ar = Arena.ofConfined()) {
             rc = (int) CudaOpHandles.SUM.invokeExact(x, kshape.length, longs(ar, kshape), longs(ar, kstride), rshape.length, longs(ar, rshape),
@@ -2037,6 +2044,7 @@ public final class Native {
     /** flags[0] (device int32) = whether x ([shape] under strides sx; float64 where f64) holds a NaN or an infinity. */
     public static void cudaNonFinite(long[] shape, MemorySegment x, long[] sx, boolean f64, MemorySegment flags) {
         cudaEnsure();
+        sameRank("fst_cuda_nonfinite", shape, sx);
         int rc;
         try (Arena ar = Arena.ofConfined()) {
             rc = (int) CudaGapHandles.NONFINITE.invokeExact(shape.length, longs(ar, shape), x, longs(ar, sx), f64 ? 1 : 0, flags);
@@ -2051,6 +2059,7 @@ public final class Native {
     public static void cudaStridedWrite(long[] shape, MemorySegment x, long[] sx, boolean xF64, MemorySegment y, long[] sy, boolean yF64,
                                         boolean fill, double s) {
         cudaEnsure();
+        sameRank("fst_cuda_strided_write", shape, sy); if (sx != null) sameRank("fst_cuda_strided_write", shape, sx);
         int rc;
         try (Arena ar = Arena.ofConfined()) {
             MemorySegment xs = sx == null ? MemorySegment.NULL : longs(ar, sx);   // a local: invokeExact needs exact static types
@@ -2660,6 +2669,7 @@ public final class Native {
     /** y = op(x) (an activation's forward, parameters s0 and s1) with x strided into contiguous y (fst_cuda_act). */
     public static void cudaAct(int op, double s0, double s1, long[] shape, MemorySegment x, long[] sx, MemorySegment y) {
         cudaEnsure();
+        sameRank("fst_cuda_act", shape, sx);
         int rc;
         try (Arena ar = Arena.ofConfined()) {
             rc = (int) CudaActHandles.ACT.invokeExact(op, s0, s1, shape.length, longs(ar, shape), x, longs(ar, sx), y);
@@ -2671,6 +2681,7 @@ public final class Native {
     public static void cudaActBackward(int op, double s0, double s1, long[] shape, MemorySegment a, long[] sa, MemorySegment b, long[] sb,
                                        MemorySegment out) {
         cudaEnsure();
+        sameRank("fst_cuda_act_bwd", shape, sa, sb);
         int rc;
         try (Arena ar = Arena.ofConfined()) {
             rc = (int) CudaActHandles.ACT_BWD.invokeExact(op, s0, s1, shape.length, longs(ar, shape), a, longs(ar, sa), b, longs(ar, sb), out);
@@ -2710,6 +2721,13 @@ public final class Native {
             throw new IllegalArgumentException(fn + ": a " + rows + " x " + cols + " matrix with leading dimension " + ld + " overflows a long");
         }
         return product(fn, 4, extent);
+    }
+
+    /** The C side reads as many strides as the shape has axes: a shorter array was read past its end. */
+    private static void sameRank(String fn, long[] shape, long[]... strides) {
+        for (long[] st : strides)
+            if (st == null || st.length != shape.length)
+                throw new IllegalArgumentException(fn + ": " + (st == null ? "no" : st.length) + " strides for a shape of " + shape.length + " axes");
     }
 
     private static void check(int rc, String fn) {

@@ -650,6 +650,8 @@ public final class Native {
      */
     public static void tconvWeight(long cout, long cin, long kk, MemorySegment w, long ldw, MemorySegment out, long ldo, int threads) {
         ensureLoaded();
+        need("fst_tconv_weight", "w", w, matrix("fst_tconv_weight", cout, product("fst_tconv_weight", cin, kk), ldw), false);
+        need("fst_tconv_weight", "out", out, matrix("fst_tconv_weight", cin, product("fst_tconv_weight", kk, cout), ldo), false);
         int rc;
         try { rc = (int) LoweredHandles.TCONV.invokeExact(cout, cin, kk, w, ldw, out, ldo, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_tconv_weight");
@@ -659,6 +661,11 @@ public final class Native {
     public static void prune24CompressTconv(long cout, long cin, long kk, MemorySegment w, long ldw, MemorySegment values,
                                             MemorySegment meta, int threads) {
         ensureLoaded();
+        String fn = "fst_prune24_compress_tconv";
+        long g4 = cout / 4, kkg = product(fn, kk, g4);
+        need(fn, "w", w, matrix(fn, cout, product(fn, cin, kk), ldw), false);
+        need(fn, "values", values, product(fn, 4, cin, 2, kkg), false);
+        need(fn, "meta", meta, product(fn, 4, cin, (kkg + 7) / 8), false);
         int rc;
         try { rc = (int) LoweredHandles.PRUNE_TCONV.invokeExact(cout, cin, kk, w, ldw, values, meta, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_prune24_compress_tconv");
@@ -671,6 +678,13 @@ public final class Native {
     public static void sgemmLowered(boolean transB, long m, float alpha, MemorySegment a, long lda, MemorySegment x, long[] g,
                                     float beta, MemorySegment c, long ldc, int threads) {
         ensureLoaded();
+        String fn = "fst_sgemm_lowered";
+        long rows = loweredRows(fn, g), cols = loweredCols(fn, g), kk = transB ? cols : rows, nn = transB ? rows : cols;
+        if (m > 0 && nn > 0) {
+            need(fn, "a", a, matrix(fn, m, kk, lda), false);
+            need(fn, "x", x, loweredX(fn, g), false);
+            need(fn, "c", c, matrix(fn, m, nn, ldc), false);
+        }
         int rc;
         try {
             rc = (int) LoweredHandles.SGEMM.invokeExact(transB ? 1 : 0, m, alpha, a, lda, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
@@ -686,6 +700,12 @@ public final class Native {
     public static void sgemmLoweredNchw(long m, float alpha, MemorySegment a, long lda, MemorySegment x, long[] g, float beta,
                                         MemorySegment y, int threads) {
         ensureLoaded();
+        String fn = "fst_sgemm_lowered_nchw";
+        if (m > 0 && loweredCols(fn, g) > 0) {
+            need(fn, "a", a, matrix(fn, m, loweredRows(fn, g), lda), false);
+            need(fn, "x", x, loweredX(fn, g), false);
+            need(fn, "y", y, product(fn, 4, g[0], m, g[10], g[11]), false);
+        }
         int rc;
         try {
             rc = (int) LoweredHandles.SGEMM_NCHW.invokeExact(m, alpha, a, lda, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
@@ -701,6 +721,12 @@ public final class Native {
     public static void sgemmLoweredImages(long m, float alpha, MemorySegment a, MemorySegment x, long[] g, float beta,
                                           MemorySegment c, long ldc, int threads) {
         ensureLoaded();
+        String fn = "fst_sgemm_lowered_images";
+        if (m > 0 && loweredRows(fn, g) > 0) {
+            need(fn, "a", a, product(fn, 4, g[0], m, g[10], g[11]), false);
+            need(fn, "x", x, loweredX(fn, g), false);
+            need(fn, "c", c, matrix(fn, m, loweredRows(fn, g), ldc), false);
+        }
         int rc;
         try {
             rc = (int) LoweredHandles.SGEMM_IMAGES.invokeExact(m, alpha, a, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
@@ -716,6 +742,12 @@ public final class Native {
     public static void sgemmLoweredImagesShift(long m, float alpha, MemorySegment dy, long seg, int shift, float coeff, boolean circular,
                                                MemorySegment x, long[] g, float beta, MemorySegment c, long ldc, int threads) {
         ensureLoaded();
+        String fn = "fst_sgemm_lowered_images_shift";
+        if (m > 0 && loweredRows(fn, g) > 0) {
+            need(fn, "dy", dy, product(fn, 4, g[0], m, seg), false);
+            need(fn, "x", x, loweredX(fn, g), false);
+            need(fn, "c", c, matrix(fn, m, loweredRows(fn, g), ldc), false);
+        }
         int rc;
         try {
             rc = (int) LoweredHandles.SGEMM_IMAGES_SHIFT.invokeExact(m, alpha, dy, seg, shift, coeff, circular ? 1 : 0, x, g[0], g[1], g[2], g[3],
@@ -731,6 +763,12 @@ public final class Native {
     public static void sgemmImagesB(boolean transA, long m, long n, long k, float alpha, MemorySegment a, long lda, MemorySegment b,
                                     long bl, float beta, MemorySegment c, long ldc, int threads) {
         ensureLoaded();
+        String fn = "fst_sgemm_images_b";
+        if (m > 0 && n > 0) {
+            need(fn, "a", a, transA ? matrix(fn, k, m, lda) : matrix(fn, m, k, lda), false);
+            need(fn, "b", b, product(fn, 4, k, n), false);
+            need(fn, "c", c, matrix(fn, m, n, ldc), false);
+        }
         int rc;
         try {
             rc = (int) LoweredHandles.SGEMM_IMAGES_B.invokeExact(transA ? 1 : 0, m, n, k, alpha, a, lda, b, bl, beta, c, ldc, threads);
@@ -745,6 +783,14 @@ public final class Native {
     public static void sgemmLoweredAt(long m, float alpha, MemorySegment a, long lda, MemorySegment x, long[] g, MemorySegment cols,
                                       long ncols, long row0, long rstep, long nrows, float beta, MemorySegment c, long ldc, int threads) {
         ensureLoaded();
+        String fn = "fst_sgemm_lowered_at";
+        loweredRows(fn, g);
+        if (m > 0 && nrows > 0) {
+            need(fn, "a", a, matrix(fn, m, ncols, lda), false);
+            need(fn, "cols", cols, product(fn, 4, ncols), false);
+            need(fn, "x", x, loweredX(fn, g), false);
+            need(fn, "c", c, matrix(fn, m, nrows, ldc), false);
+        }
         int rc;
         try {
             rc = (int) LoweredHandles.SGEMM_AT.invokeExact(m, alpha, a, lda, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
@@ -757,6 +803,14 @@ public final class Native {
     public static void spmm24Lowered(long m, float alpha, MemorySegment values, MemorySegment meta, MemorySegment x, long[] g,
                                      float beta, MemorySegment c, long ldc, int threads) {
         ensureLoaded();
+        String fn = "fst_spmm24_lowered";
+        long kp = (loweredRows(fn, g) + 3) / 4 * 4;
+        if (m > 0 && loweredCols(fn, g) > 0) {
+            need(fn, "values", values, product(fn, 4, m, kp / 2), false);
+            need(fn, "meta", meta, product(fn, 4, m, (kp + 31) / 32), false);
+            need(fn, "x", x, loweredX(fn, g), false);
+            need(fn, "c", c, matrix(fn, m, loweredCols(fn, g), ldc), false);
+        }
         int rc;
         try {
             rc = (int) LoweredHandles.SPMM24.invokeExact(m, alpha, values, meta, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
@@ -772,6 +826,14 @@ public final class Native {
     public static boolean spmm24LoweredNchw(long m, MemorySegment values, MemorySegment meta, MemorySegment x, long[] g,
                                             MemorySegment y, int threads) {
         ensureLoaded();
+        String fn = "fst_spmm24_lowered_nchw";
+        long kp = (loweredRows(fn, g) + 3) / 4 * 4;
+        if (m > 0 && loweredCols(fn, g) > 0) {
+            need(fn, "values", values, product(fn, 4, m, kp / 2), false);
+            need(fn, "meta", meta, product(fn, 4, m, (kp + 31) / 32), false);
+            need(fn, "x", x, loweredX(fn, g), false);
+            need(fn, "y", y, product(fn, 4, g[0], m, g[10], g[11]), false);
+        }
         int rc;
         try {
             rc = (int) LoweredHandles.SPMM24_NCHW.invokeExact(m, 1f, values, meta, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
@@ -1055,6 +1117,9 @@ public final class Native {
     public static void im2colDilated(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
                                      long dh, long dw, long ho, long wo, MemorySegment out, long ldo, int threads) {
         ensureLoaded();
+        need("fst_im2col_dilated", "x", x, product("fst_im2col_dilated", 4, n, c, h, w), false);
+        need("fst_im2col_dilated", "out", out, matrix("fst_im2col_dilated", product("fst_im2col_dilated", c, kh, kw),
+                product("fst_im2col_dilated", n, ho, wo), ldo), false);
         int rc;
         try { rc = (int) DilatedConvHandles.IM2COL_DIL.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out, ldo, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_im2col_dil");
@@ -1064,6 +1129,9 @@ public final class Native {
     public static void col2imDilated(MemorySegment cols, long ldc, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
                                      long dh, long dw, long ho, long wo, MemorySegment dx, int threads) {
         ensureLoaded();
+        need("fst_col2im_dilated", "cols", cols, matrix("fst_col2im_dilated", product("fst_col2im_dilated", c, kh, kw),
+                product("fst_col2im_dilated", n, ho, wo), ldc), false);
+        need("fst_col2im_dilated", "dx", dx, product("fst_col2im_dilated", 4, n, c, h, w), false);
         int rc;
         try { rc = (int) DilatedConvHandles.COL2IM_DIL.invokeExact(cols, ldc, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, dx, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_col2im_dil");
@@ -1166,6 +1234,9 @@ public final class Native {
     public static void im2colAt(MemorySegment x, long n, long c, long h, long w, long kh, long kw, long sh, long sw, long ph, long pw,
                                 long ho, long wo, MemorySegment pos, long npos, MemorySegment out, long ldo, int threads) {
         ensureLoaded();
+        need("fst_im2col_at", "x", x, product("fst_im2col_at", 4, n, c, h, w), false);
+        need("fst_im2col_at", "pos", pos, product("fst_im2col_at", 4, npos), false);
+        need("fst_im2col_at", "out", out, matrix("fst_im2col_at", product("fst_im2col_at", c, kh, kw), npos, ldo), false);
         int rc;
         try { rc = (int) ConvHandles.IM2COL_AT.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, pos, npos, out, ldo, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_im2col_at");
@@ -1179,6 +1250,8 @@ public final class Native {
                                    long ho, long wo, MemorySegment off, MemorySegment pos, long row0, long rstep, long nrows,
                                    MemorySegment out, long ldo, int threads) {
         ensureLoaded();
+        need("fst_im2col_at_csr", "x", x, product("fst_im2col_at_csr", 4, n, c, h, w), false);
+        need("fst_im2col_at_csr", "off", off, product("fst_im2col_at_csr", 8, Math.addExact(n, 1)), false);   // pos and out: off[n] long
         int rc;
         try {
             rc = (int) ConvHandles.IM2COL_AT_CSR.invokeExact(x, n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, off, pos, row0, rstep, nrows, out, ldo, threads);
@@ -1278,6 +1351,11 @@ public final class Native {
     public static void prune24CompressTransposed(long cout, long k, MemorySegment w, long ldw, MemorySegment values,
                                                  MemorySegment meta, int threads) {
         ensureLoaded();
+        String fn = "fst_prune24_compress_t";
+        long g4 = (cout + 3) / 4;
+        need(fn, "w", w, matrix(fn, cout, k, ldw), false);
+        need(fn, "values", values, product(fn, 4, k, 2 * g4), false);
+        need(fn, "meta", meta, product(fn, 4, k, (g4 + 7) / 8), false);
         int rc;
         try {
             rc = (int) PRUNE24_T.invokeExact(cout, k, w, ldw, values, meta, threads);
@@ -1292,6 +1370,10 @@ public final class Native {
     public static void shiftGather(MemorySegment dy, MemorySegment out, long rows, long len, long seg,
                                    int shift, float coeff, boolean circular, int threads) {
         ensureLoaded();
+        if (seg > 0 && len >= 0 && rows >= 0) {
+            need("fst_shift_gather", "dy", dy, product("fst_shift_gather", 4, rows, len), false);
+            need("fst_shift_gather", "out", out, product("fst_shift_gather", 4, rows, len / seg, (seg + 1) / 2), false);
+        }
         int rc;
         try {
             rc = (int) SHIFT_GATHER.invokeExact(dy, out, rows, len, seg, shift, coeff, circular ? 1 : 0, threads);
@@ -1307,6 +1389,14 @@ public final class Native {
     public static void shiftGatherImages(MemorySegment dy, MemorySegment out, long rows, long images, long seg, long ldRow,
                                          long ldImage, int shift, float coeff, boolean circular, int threads) {
         ensureLoaded();
+        String fn = "fst_shift_gather_images";
+        if (rows > 0 && images > 0 && seg > 0) {
+            long extent;
+            try { extent = Math.addExact(Math.addExact(product(fn, images - 1, ldImage), product(fn, rows - 1, ldRow)), seg); }
+            catch (ArithmeticException e) { throw new IllegalArgumentException(fn + ": dy's extent overflows a long"); }
+            need(fn, "dy", dy, product(fn, 4, extent), false);
+            need(fn, "out", out, product(fn, 4, rows, images, (seg + 1) / 2), false);
+        }
         int rc;
         try {
             rc = (int) SHIFT_GATHER_IMAGES.invokeExact(dy, out, rows, images, seg, ldRow, ldImage, shift, coeff, circular ? 1 : 0, threads);
@@ -1322,6 +1412,9 @@ public final class Native {
     public static void shiftGatherAt(MemorySegment dy, long ldd, MemorySegment out, long ldo, long rows, long len, long seg,
                                      MemorySegment pos, long npos, int shift, float coeff, boolean circular, int threads) {
         ensureLoaded();
+        need("fst_shift_gather_at", "dy", dy, matrix("fst_shift_gather_at", rows, len, ldd), false);
+        need("fst_shift_gather_at", "out", out, matrix("fst_shift_gather_at", rows, npos, ldo), false);
+        need("fst_shift_gather_at", "pos", pos, product("fst_shift_gather_at", 4, npos), false);
         int rc;
         try {
             rc = (int) SHIFT_GATHER_AT.invokeExact(dy, ldd, out, ldo, rows, len, seg, pos, npos, shift, coeff, circular ? 1 : 0, threads);
@@ -2722,6 +2815,18 @@ public final class Native {
         }
         return product(fn, 4, extent);
     }
+
+    /** A lowering's geometry {n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo, order}: its im2col rows c * kh * kw. */
+    private static long loweredRows(String fn, long[] g) {
+        if (g == null || g.length != 13) throw new IllegalArgumentException(fn + ": a geometry of 13 values expected");
+        return product(fn, g[1], g[4], g[5]);
+    }
+
+    /** ... its columns n * ho * wo. */
+    private static long loweredCols(String fn, long[] g) { loweredRows(fn, g); return product(fn, g[0], g[10], g[11]); }
+
+    /** ... and x's bytes, n * c * h * w floats. */
+    private static long loweredX(String fn, long[] g) { loweredRows(fn, g); return product(fn, 4, g[0], g[1], g[2], g[3]); }
 
     /** The C side reads as many strides as the shape has axes: a shorter array was read past its end. */
     private static void sameRank(String fn, long[] shape, long[]... strides) {

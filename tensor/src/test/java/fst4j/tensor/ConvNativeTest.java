@@ -90,24 +90,24 @@ class ConvNativeTest {
      * past ldo; and any size beyond 2^31 - 1 (fst4j's tensors' int sizes), which the Java side never passes.
      */
     @org.junit.jupiter.api.Test
-    void dilatedSizesThatOverflowAreRefused() {
+    void dilatedSizesThatOverflowAreRefused() {   // by the wrapper's size checks (session 44) or by conv.c's
         try (Scope s = Scope.open()) {
             Tensor x = Tensor.zeros(1, 1, 5, 5), out = Tensor.empty(5, 25);
             long big = 1L << 62;
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.im2colDilated(x.data(), 1, 1, 5, 5, 5, 1,
                     1, 1, 0, 0, big, 1, 5, 5, out.data(), 25, 1));
-            assertTrue(e.getMessage().contains("fst_im2col_dil rejected its arguments"), e.getMessage());
+            assertTrue(e.getMessage().contains("fst_im2col_dil"), e.getMessage());
             e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.col2imDilated(out.data(), 25, 1, 1, 5, 5, 5, 1, 1, 1, 0, 0,
                     big, 1, 5, 5, x.data(), 1));
-            assertTrue(e.getMessage().contains("fst_col2im_dil rejected its arguments"), e.getMessage());
+            assertTrue(e.getMessage().contains("fst_col2im_dil"), e.getMessage());
             // n * ho * wo = 2^62 * 4 wraps to 0 <= ldo
             e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.im2colDilated(x.data(), big, 1, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 2, 2,
                     out.data(), 4, 1));
-            assertTrue(e.getMessage().contains("fst_im2col_dil rejected its arguments"), e.getMessage());
+            assertTrue(e.getMessage().contains("fst_im2col_dil"), e.getMessage());
             // a size past int32 (the Java side's) with a geometry that is otherwise consistent
             e = assertThrows(IllegalArgumentException.class, () -> fst4j.shim.Native.col2imDilated(out.data(), 1L << 33, 1, 1, 1L << 32, 1, 1, 1, 1, 1,
                     0, 0, 1, 1, 1L << 32, 1, x.data(), 1));
-            assertTrue(e.getMessage().contains("fst_col2im_dil rejected its arguments"), e.getMessage());
+            assertTrue(e.getMessage().contains("fst_col2im_dil"), e.getMessage());
         }
     }
 

@@ -95,16 +95,21 @@ public final class SrSte {
      */
     static Map<Var, Integer> decayed(Module model) {
         Map<Var, Integer> rows = new IdentityHashMap<>();
-        for (Sparse layer : Models.sparseLayers(model).values()) {
+        Models.sparseLayers(model).forEach((name, layer) -> {
             Sparsifier s = layer.sparsity().w();
-            if (!(s instanceof Sparsifier.Magnitude24)) continue;   // TSM's stateful mask is not re-evaluated here
+            // magnitude 2:4 (the sort-based rule keeps the same set); TSM's stateful mask is not re-evaluated here
+            int axis = s instanceof Sparsifier.Magnitude24 m ? m.axis() : s instanceof Sparsifier.SortMagnitude24 m ? m.axis() : Integer.MIN_VALUE;
+            if (axis == Integer.MIN_VALUE) return;
+            // the decay walks W [Cout, K] by rows of K: a rule along Cout decayed the weights its S(W) keeps, silently
+            if (axis != 1 && axis != -1)
+                throw new IllegalStateException("SR-STE decays 2:4 weights along K (axis 1 of W [Cout, K]); layer " + name + " prunes W by " + s);
             Var w = layer.weight();
-            if (w.grad() == null) continue;
+            if (w.grad() == null) return;
             Tensor wv = w.value(), g = w.grad();
-            if (!g.isContiguous() || g.numel() != wv.numel())
-                throw new IllegalStateException("SR-STE needs a contiguous gradient of the weight's size");
+            if (!g.isContiguous() || g.numel() != wv.numel() || !wv.isContiguous())
+                throw new IllegalStateException("SR-STE needs a contiguous weight and gradient of the same size (layer " + name + ")");
             rows.put(w, (int) (wv.numel() / wv.size(0)));
-        }
+        });
         return rows;
     }
 

@@ -56,4 +56,28 @@ class SrSteAdamWTest {
             assertTrue(differs, "the decay changed the update");
         }
     }
+
+    /**
+     * The decay walks W [Cout, K] by rows of K, so a layer whose W rule prunes along Cout is refused (it decayed the
+     * weights its S(W) keeps, silently), and the sort-based rule, the same kept set as Magnitude24, is decayed as it is.
+     */
+    @Test
+    void theDecayFollowsOnlyRulesAlongK() {
+        try (Scope s = Scope.open(); Module m = model()) {
+            Rng r = new Rng(9);
+            Tensor x = r.normal(0, 1, 8, 1, 8, 8);
+            backward(m, x, new int[]{0, 1, 2, 3, 0, 1, 2, 3});
+            var layers = Models.sparseLayers(m);
+            int before = SrSte.decayed(m).size();
+            assertTrue(before > 0);
+            var first = layers.entrySet().stream().filter(e -> e.getValue().sparsity().w() instanceof fst4j.sparse.Sparsifier.Magnitude24)
+                    .findFirst().orElseThrow();
+            SparseConfig cfg = first.getValue().sparsity();
+            first.getValue().setSparsity(cfg.withW(new fst4j.sparse.Sparsifier.SortMagnitude24(1)));
+            assertEquals(before, SrSte.decayed(m).size(), "the sort-based rule along K is decayed too");
+            first.getValue().setSparsity(cfg.withW(new fst4j.sparse.Sparsifier.Magnitude24(0)));
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> SrSte.decayed(m));
+            assertTrue(e.getMessage().contains(first.getKey()) && e.getMessage().contains("along K"), e.getMessage());
+        }
+    }
 }

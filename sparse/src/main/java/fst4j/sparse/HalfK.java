@@ -31,13 +31,18 @@ public final class HalfK {
         return kept;
     }
 
-    /** The columns of matrix t [R, K] at the kept positions, as a new contiguous [R, |kept|] float32 tensor. */
+    /** The columns of matrix t [R, K] at the kept positions, as a new contiguous [R, |kept|] tensor of t's dtype. */
     public static Tensor gatherKept(Tensor t, int segment) {
         t.check();
         if (t.dim() != 2) throw new IllegalArgumentException("wrong rank: gatherKept needs a matrix, got " + Arrays.toString(t.shape()));
         int r = t.size(0), k = t.size(1);
         int[] kept = keptPositions(k, segment);
         if (t.device() != Device.CPU) return fst4j.tensor.CudaOps.shiftGather(t, segment, 0f, 1, false);   // coeff 0: the plain gather
+        if (t.dtype() == fst4j.tensor.DType.F64) {   // float64 stays float64: Eq. 3's gradient was rounded to float32 here
+            double[] x = t.toDoubleArray(), out = new double[Math.multiplyExact(r, kept.length)];
+            for (int i = 0; i < r; i++) for (int j = 0; j < kept.length; j++) out[i * kept.length + j] = x[i * k + kept[j]];
+            return Tensor.of(out, r, kept.length);
+        }
         float[] x = t.toFloatArray(), out = new float[Math.multiplyExact(r, kept.length)];
         for (int i = 0; i < r; i++) for (int j = 0; j < kept.length; j++) out[i * kept.length + j] = x[i * k + kept[j]];
         return Tensor.of(out, r, kept.length);

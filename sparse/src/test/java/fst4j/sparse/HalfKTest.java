@@ -12,6 +12,22 @@ import static org.junit.jupiter.api.Assertions.*;
 
 class HalfKTest {
 
+    /** float64 stays float64: the gather rounded to float32, so FST3's float64 Eq. 3 carried ~1e-7 relative error. */
+    @Test
+    void gatherKeptKeepsFloat64() {
+        try (Scope s = Scope.open()) {
+            double[] v = new double[3 * 8];
+            for (int i = 0; i < v.length; i++) v[i] = 0.1 * i + 1e-12 * (i + 1);   // not float32 values
+            Tensor t = Tensor.of(v, 3, 8);
+            Tensor k = HalfK.gatherKept(t, 4);
+            assertEquals(fst4j.tensor.DType.F64, k.dtype());
+            assertArrayEquals(new int[]{3, 4}, k.shape());
+            double[] got = k.toDoubleArray();
+            for (int r = 0; r < 3; r++)
+                for (int j = 0; j < 4; j++) assertEquals(v[r * 8 + (j / 2) * 4 + (j % 2) * 2], got[r * 4 + j], 0.0, "row " + r + ", kept " + j);
+        }
+    }
+
     @Property(tries = 80)
     void halfKEqualsMaskedDenseEq3(@ForAll @IntRange(min = 1, max = 20) int cout, @ForAll @IntRange(min = 1, max = 20) int d,
                                    @ForAll @IntRange(min = 1, max = 4) int images, @ForAll @IntRange(min = 1, max = 50) int hw,

@@ -6,6 +6,7 @@
 #include "cuda_backend.h"
 #include "../cuda/fst4j_kargs.h"
 #include "float_below.h"
+#include "overlap.h"
 #include <pthread.h>
 #include <math.h>
 #include <stdarg.h>
@@ -768,10 +769,6 @@ static int coalesce(int rank, int64_t *shape, int64_t *s1, int64_t *s2) {
     return r;
 }
 
-/* [p, p + pbytes) and [q, q + qbytes) share a byte (an output written while an input is read: refused) */
-static int overlap(const void *p, int64_t pbytes, const void *q, int64_t qbytes) {
-    return p && q && pbytes > 0 && qbytes > 0 && (const char *)p < (const char *)q + qbytes && (const char *)q < (const char *)p + pbytes;
-}
 
 /* The ops added with the math and loss ops (FST_BIN_POW on) write a fresh output: none of their inputs may overlap it.
  * (The older ops keep their contract: add may write into its own first operand, element by element.) */
@@ -788,14 +785,14 @@ static int binary_ops(const char *fn, int op, double s, int rank, const int64_t 
     if (n == 0) return FST_OK;
     NUL(!a || !b || !out);
     OWN(a, ea * 4); OWN(b, eb * 4); OWN(out, n * 4);
-    BAD(op >= FST_BIN_POW && (overlap(out, n * 4, a, ea * 4) || overlap(out, n * 4, b, eb * 4)));   /* overlap */
+    BAD(op >= FST_BIN_POW && (fst_overlap(out, n * 4, a, ea * 4) || fst_overlap(out, n * 4, b, eb * 4)));   /* overlap */
     k.a = a; k.b = b; k.out = out; k.n = n; k.op = op; k.s = s; k.rank = coalesce(rank, k.shape, k.sa, k.sb);
     static const char *const ops[FST_BIN_N] = { "add", "sub", "mul", "div", "relu_bwd", "add_relu", "pow", "max", "min", "gt", "ge",
                                                 "lt", "le", "eq", "sigmoid_bwd", "tanh_bwd", "mask", "mask_not", "bce_lin", "smooth_l1_bwd",
                                                 "sin_bwd", "cos_bwd", "log1p_bwd", "expm1_bwd" };
     /* four elements per thread: both operands one contiguous run, and out either one of them or apart from both */
     const int run = k.rank == 1 && k.sa[0] == 1 && k.sb[0] == 1;
-    if (run && by_four(n, a, b, out, NULL) && (out == a || !overlap(out, n * 4, a, n * 4)) && (out == b || !overlap(out, n * 4, b, n * 4)))
+    if (run && by_four(n, a, b, out, NULL) && (out == a || !fst_overlap(out, n * 4, a, n * 4)) && (out == b || !fst_overlap(out, n * 4, b, n * 4)))
         return launch_op(FST_K_binary4, n / 4, &k, ops[op]);
     return launch_op(FST_K_binary, n, &k, ops[op]);
 }
@@ -824,7 +821,7 @@ int fst_cuda_where(int rank, const int64_t *shape, const float *c, const int64_t
     if (n == 0) return FST_OK;
     NUL(!c || !a || !b || !out);
     OWN(c, ec * 4); OWN(a, ea * 4); OWN(b, eb * 4); OWN(out, n * 4);
-    BAD(overlap(out, n * 4, c, ec * 4) || overlap(out, n * 4, a, ea * 4) || overlap(out, n * 4, b, eb * 4));   /* overlap */
+    BAD(fst_overlap(out, n * 4, c, ec * 4) || fst_overlap(out, n * 4, a, ea * 4) || fst_overlap(out, n * 4, b, eb * 4));   /* overlap */
     /* dimensions merged as coalesce does, over three operands */
     int r = 0;
     for (int d = 0; d < rank; d++) {
@@ -853,7 +850,7 @@ int fst_cuda_unary(int op, double s, int rank, const int64_t *shape, const float
     NUL(!y || (!fill && !x));
     if (!fill) OWN(x, ex * 4);
     OWN(y, n * 4);
-    BAD(op >= FST_UN_EXP && overlap(y, n * 4, x, ex * 4));   /* overlap (the math and loss ops write a fresh output) */
+    BAD(op >= FST_UN_EXP && fst_overlap(y, n * 4, x, ex * 4));   /* overlap (the math and loss ops write a fresh output) */
     BAD(op == FST_UN_SMOOTH_L1 && !(s >= 0 && !isinf(s)));
     k.x = fill ? NULL : x; k.y = y; k.n = n; k.s = s; k.op = op; k.rank = fill ? 0 : coalesce(rank, k.shape, k.sx, NULL);
     static const char *const ops[FST_UN_N] = { "copy", "relu", "neg", "abs", "add_scalar", "mul_scalar", "fill", "exp", "log", "sqrt", "pow",
@@ -884,7 +881,7 @@ int fst_cuda_lanes(int op, const float *x, const float *g, int64_t outer, int64_
     if (n > 0) OWN(x, all * 4);
     if (bwd) OWN(g, lanes * 4);
     if (outs > 0) OWN(out, outs * 4);
-    BAD(overlap(out, outs * 4, x, all * 4) || (bwd && overlap(out, outs * 4, g, lanes * 4)));   /* overlap */
+    BAD(fst_overlap(out, outs * 4, x, all * 4) || (bwd && fst_overlap(out, outs * 4, g, lanes * 4)));   /* overlap */
     fst_k_lanes_args a = { x, bwd ? g : NULL, out, outer, n, inner, op };
     static const char *const ops[FST_LANE_N] = { "cumsum", "cumsum_rev", "prod", "prod_bwd" };
     return launch_op(FST_K_lanes, lanes, &a, ops[op]);
@@ -918,11 +915,11 @@ int fst_cuda_sort(const float *x, int64_t outer, int64_t n, int64_t inner, int d
     OWN(x, lines * n * 4);
     OWN(keys, lines * P * 8);
     if (outs > 0) { OWN(values, outs * 4); OWN(indices, outs * 4); if (src) OWN(src, outs * 4); }
-    BAD(overlap(keys, lines * P * 8, x, lines * n * 4) || overlap(values, outs * 4, x, lines * n * 4) ||
-        overlap(indices, outs * 4, x, lines * n * 4) || overlap(src, outs * 4, x, lines * n * 4) ||
-        overlap(values, outs * 4, keys, lines * P * 8) || overlap(indices, outs * 4, keys, lines * P * 8) ||
-        overlap(src, outs * 4, keys, lines * P * 8) || overlap(values, outs * 4, indices, outs * 4) ||
-        overlap(src, outs * 4, values, outs * 4) || overlap(src, outs * 4, indices, outs * 4));   /* overlap */
+    BAD(fst_overlap(keys, lines * P * 8, x, lines * n * 4) || fst_overlap(values, outs * 4, x, lines * n * 4) ||
+        fst_overlap(indices, outs * 4, x, lines * n * 4) || fst_overlap(src, outs * 4, x, lines * n * 4) ||
+        fst_overlap(values, outs * 4, keys, lines * P * 8) || fst_overlap(indices, outs * 4, keys, lines * P * 8) ||
+        fst_overlap(src, outs * 4, keys, lines * P * 8) || fst_overlap(values, outs * 4, indices, outs * 4) ||
+        fst_overlap(src, outs * 4, values, outs * 4) || fst_overlap(src, outs * 4, indices, outs * 4));   /* overlap */
     fst_k_sort_args a = { x, keys, values, indices, src, outer, n, inner, P, count, start, 0, 0, 0, 0, lines * P, descending, median };
     int rc = launch_op(FST_K_sort_keys, a.total, &a, "keys");
     const int64_t C = FST_SORT_CHUNK, chunks = (a.total + C - 1) / C;
@@ -949,7 +946,7 @@ int fst_cuda_sort_scatter(const float *g, const int32_t *src, int64_t m, float *
     if (m == 0) return FST_OK;
     NUL(!g || !src || !dx);
     OWN(g, m * 4); OWN(src, m * 4); OWN(dx, numel * 4);
-    BAD(overlap(dx, numel * 4, g, m * 4) || overlap(dx, numel * 4, src, m * 4));   /* overlap */
+    BAD(fst_overlap(dx, numel * 4, g, m * 4) || fst_overlap(dx, numel * 4, src, m * 4));   /* overlap */
     fst_k_sort_scatter_args a = { g, src, dx, m, numel };
     return launch(FST_K_sort_scatter, m, &a);
 }
@@ -981,7 +978,7 @@ int fst_cuda_act(int op, double s0, double s1, int rank, const int64_t *shape, c
     if (n == 0) return FST_OK;
     NUL(!x || !y);
     OWN(x, ex * 4); OWN(y, n * 4);
-    BAD(overlap(y, n * 4, x, ex * 4));   /* overlap: a fresh output */
+    BAD(fst_overlap(y, n * 4, x, ex * 4));   /* overlap: a fresh output */
     k.x = x; k.y = y; k.n = n; k.s0 = s0; k.s1 = s1; k.op = op; k.rank = coalesce(rank, k.shape, k.sx, NULL);
     static const char *const ops[FST_ACT_N] = { "gelu", "gelu_tanh", "silu", "mish", "leaky_relu", "elu", "softplus", "clamp" };
     return launch_op(FST_K_act, n, &k, ops[op]);
@@ -1002,7 +999,7 @@ int fst_cuda_act_bwd(int op, double s0, double s1, int rank, const int64_t *shap
     if (n == 0) return FST_OK;
     NUL(!a || !b || !out);
     OWN(a, ea * 4); OWN(b, eb * 4); OWN(out, n * 4);
-    BAD(overlap(out, n * 4, a, ea * 4) || overlap(out, n * 4, b, eb * 4));   /* overlap: a fresh output */
+    BAD(fst_overlap(out, n * 4, a, ea * 4) || fst_overlap(out, n * 4, b, eb * 4));   /* overlap: a fresh output */
     k.a = a; k.b = b; k.out = out; k.n = n; k.s0 = s0; k.s1 = s1; k.op = op; k.rank = coalesce(rank, k.shape, k.sa, k.sb);
     static const char *const ops[FST_ACTB_N] = { "gelu_bwd", "gelu_tanh_bwd", "silu_bwd", "mish_bwd", "leaky_relu_bwd", "elu_bwd", "softplus_bwd",
                                                  "hardtanh_bwd", "clamp_bwd", "abs_bwd", "max_share", "min_share", "mul_share" };
@@ -1055,12 +1052,12 @@ int fst_cuda_argmax(const float *x, int krank, const int64_t *kshape, const int6
     OWN(x, ex * 4);
     if (out) OWN(out, nout * 4);
     if (arg) OWN(arg, nout * 4);
-    BAD(overlap(out, nout * 4, x, ex * 4) || overlap(arg, nout * 4, x, ex * 4) || overlap(out, nout * 4, arg, nout * 4));   /* overlap */
+    BAD(fst_overlap(out, nout * 4, x, ex * 4) || fst_overlap(arg, nout * 4, x, ex * 4) || fst_overlap(out, nout * 4, arg, nout * 4));   /* overlap */
     k.x = x; k.out = out; k.arg = arg; k.nout = nout; k.nred = nred; k.last_nan = last_nan != 0;
     if (!work || nred <= FST_PARTS) return launch(FST_K_argmax, nout, &k);   /* short: one thread per output */
     NUL(!iwork);
     OWN(work, nout * FST_PARTS * 8); OWN(iwork, nout * FST_PARTS * 8);
-    BAD(overlap(work, nout * FST_PARTS * 8, iwork, nout * FST_PARTS * 8));   /* overlap */
+    BAD(fst_overlap(work, nout * FST_PARTS * 8, iwork, nout * FST_PARTS * 8));   /* overlap */
     k.work = work; k.iwork = iwork;
     int rc = launch(FST_K_argmax_part, nout * FST_PARTS, &k);
     return rc ? rc : launch(FST_K_argmax, nout, &k);
@@ -1077,7 +1074,7 @@ int fst_cuda_var(const float *x, int krank, const int64_t *kshape, const int64_t
     NUL(!out || (nred > 0 && !x));
     if (nred > 0) OWN(x, ex * 4);
     OWN(out, nout * 4);
-    BAD(nred > 0 && overlap(out, nout * 4, x, ex * 4));   /* overlap */
+    BAD(nred > 0 && fst_overlap(out, nout * 4, x, ex * 4));   /* overlap */
     BAD(correction < -(INT64_MAX / 2) || correction > INT64_MAX / 2);
     k.x = x; k.out = out; k.nout = nout; k.nred = nred;
     k.denom = nred - correction > 0 ? (double)(nred - correction) : 0.0;   /* Reduce.var: max(0, count - correction) */
@@ -1254,7 +1251,7 @@ int fst_cuda_avg_pool(const float *x, int64_t n, int64_t c, int64_t h, int64_t w
     if (n == 0) return FST_OK;
     NUL(!x || !y);
     OWN(x, n * c * h * w * 4); OWN(y, n * c * ho * wo * 4);
-    BAD(overlap(y, n * c * ho * wo * 4, x, n * c * h * w * 4));   /* overlap */
+    BAD(fst_overlap(y, n * c * ho * wo * 4, x, n * c * h * w * 4));   /* overlap */
     fst_k_avg_pool_args a = { x, y, g, count_pad };
     return launch(FST_K_avg_pool, n * c * ho * wo, &a);
 }
@@ -1268,7 +1265,7 @@ int fst_cuda_avg_pool_bwd(const float *dy, int64_t n, int64_t c, int64_t h, int6
     if (n == 0) return FST_OK;
     NUL(!dy || !dx);
     OWN(dy, n * c * ho * wo * 4); OWN(dx, n * c * h * w * 4);
-    BAD(overlap(dx, n * c * h * w * 4, dy, n * c * ho * wo * 4));   /* overlap */
+    BAD(fst_overlap(dx, n * c * h * w * 4, dy, n * c * ho * wo * 4));   /* overlap */
     fst_k_avg_pool_bwd_args a = { dy, dx, g, count_pad };
     return launch(FST_K_avg_pool_bwd, n * c * h * w, &a);
 }
@@ -1283,7 +1280,7 @@ int fst_cuda_bn_eval_backward(const float *dy, const float *x, const float *gamm
     OWN(rmean, c * 4); OWN(rvar, c * 4); OWN(dgamma, c * 4); OWN(dbeta, c * 4); OWN(work, FST_BN_WORK(c, parts, 2) * 8);
     if (gamma) OWN(gamma, c * 4);
     /* fresh outputs: dx is written after the sums read dy and x, but an aliased dx would still be a caller's mistake */
-    BAD(overlap(dx, total * 4, dy, total * 4) || overlap(dx, total * 4, x, total * 4) || overlap(dgamma, c * 4, dbeta, c * 4));   /* overlap */
+    BAD(fst_overlap(dx, total * 4, dy, total * 4) || fst_overlap(dx, total * 4, x, total * 4) || fst_overlap(dgamma, c * 4, dbeta, c * 4));   /* overlap */
     fst_k_bn_eval_bwd_args a = { dy, x, gamma, rmean, rvar, n, c, hw, eps, dx, dgamma, dbeta, work, parts };
     int rc = launch(FST_K_bn_eval_bwd_part, c * parts, &a);
     if (!rc) rc = bn_fold(work, c, parts, 2);
@@ -1306,7 +1303,7 @@ int fst_cuda_nonfinite(int rank, const int64_t *shape, const void *x, const int6
     if (parts > FST_NONFINITE_PARTS) parts = FST_NONFINITE_PARTS;
     OWN(flags, (1 + parts) * 4);
     if (n > 0) OWN(x, ex * (f64 ? 8 : 4));
-    BAD(n > 0 && overlap(flags, (1 + parts) * 4, x, ex * (f64 ? 8 : 4)));   /* overlap */
+    BAD(n > 0 && fst_overlap(flags, (1 + parts) * 4, x, ex * (f64 ? 8 : 4)));   /* overlap */
     k.x = x; k.n = n; k.parts = parts; k.f64 = f64; k.flags = flags; k.rank = coalesce(rank, k.shape, k.sx, NULL);
     int rc = launch(FST_K_nonfinite_part, parts, &k);
     return rc ? rc : launch(FST_K_nonfinite_any, 1, &k);
@@ -1347,7 +1344,7 @@ int fst_cuda_strided_write(int rank, const int64_t *shape, const void *x, const 
     const int xb = xf64 ? 8 : 4, yb = yf64 ? 8 : 4;
     OWN(y, ey * yb);
     if (!fill) OWN(x, ex * xb);
-    BAD(!fill && overlap(y, ey * yb, x, ex * xb));   /* overlap (the caller copies a source that shares memory with y first) */
+    BAD(!fill && fst_overlap(y, ey * yb, x, ex * xb));   /* overlap (the caller copies a source that shares memory with y first) */
     k.serial = !disjoint(rank, k.shape, k.sy);
     k.rank = fill ? coalesce(rank, k.shape, k.sy, NULL) : coalesce(rank, k.shape, k.sx, k.sy);
     k.x = fill ? NULL : x; k.y = y; k.n = n; k.s = s; k.fill = fill; k.xf64 = xf64; k.yf64 = yf64;

@@ -1,5 +1,6 @@
 /* Batch norm over (N, H, W) per channel for contiguous float32 NCHW (fst4j.tensor.Norm's float32 path).
  * Sums are accumulated in double, as in the Java reference; one pool task per range of channels. */
+#include "overlap.h"
 #include "fst4j.h"
 #include "parallel.h"
 #include "vec_paths.h"
@@ -158,12 +159,6 @@ static int bn_size_ok(int64_t n, int64_t c, int64_t hw) {
     return !__builtin_mul_overflow(n, c, &t) && !__builtin_mul_overflow(t, hw, &t) && t <= INT64_MAX / 8;
 }
 
-/* whether the len floats at a and at b share memory */
-static int overlaps(const void *a, const void *b, int64_t len) {
-    const char *p = a, *q = b;
-    return p < q + 4 * len && q < p + 4 * len;
-}
-
 int fst_bn_train(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
                  int64_t n, int64_t c, int64_t hw, double momentum, double eps,
                  const float *add, float *y, float *mean, float *invstd, double *affine, int relu, int nthreads) {
@@ -279,9 +274,9 @@ int fst_bn_backward(const float *dy, const float *x, const float *gamma, const f
     if (relu_out && relu_affine) return FST_EINVAL;   /* one mask or none */
     /* dmask is written in the first pass over what the second reads again: it may be dy (masked twice, the same values)
      * but must not overlap x, the mask's source or dx (which the second pass writes: the caller would get dx back) */
-    const int64_t len = n * c * hw;
-    if (dmask && (overlaps(dmask, x, len) || (relu_out && overlaps(dmask, relu_out, len)) || overlaps(dmask, dx, len)
-                  || (overlaps(dmask, dy, len) && (const float *)dmask != dy))) return FST_EINVAL;
+    const int64_t bytes = 4 * n * c * hw;
+    if (dmask && (fst_overlap(dmask, bytes, x, bytes) || fst_overlap(dmask, bytes, relu_out, bytes) || fst_overlap(dmask, bytes, dx, bytes)
+                  || (fst_overlap(dmask, bytes, dy, bytes) && (const float *)dmask != dy))) return FST_EINVAL;
     if (!dy || !x || !mean || !invstd || !dx || !dgamma || !dbeta) return FST_ENULL;
     bn_job j = { .x = x, .dy = dy, .gamma = gamma, .mean_in = mean, .invstd_in = invstd, .dx = dx, .dgamma = dgamma,
                  .dbeta = dbeta, .dmask = dmask, .n = n, .c = c, .hw = hw, .relu_out = relu_out, .relu_affine = relu_affine };

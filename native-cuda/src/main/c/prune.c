@@ -21,6 +21,7 @@
 #include "shift_row.h"
 #include "rank24.h"
 #include "float_below.h"
+#include "overlap.h"
 
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
@@ -414,7 +415,7 @@ int fst_shift_gather_images(const float *dy, float *out, int64_t rows, int64_t i
     if (!dy || !out) return FST_ENULL;
     const int64_t h = (seg + 1) / 2, total = rows * images;
     const float *end = dy + (images - 1) * ld_image + (rows - 1) * ld_row + seg;   /* one past the last element read */
-    if ((const float *)out < end && dy < (const float *)out + total * h) return FST_EINVAL;   /* overlap */
+    if (fst_overlap(out, 4 * total * h, dy, (const char *)end - (const char *)dy)) return FST_EINVAL;
     int nt = total * seg < 65536 ? 1 : nthreads;
     shift_images_job j = { dy, out, images, seg, h, ld_row, ld_image, shift, coeff, circular };
     fst_parallel(total, nt > 1 ? 4 * (int64_t)nt : 1, nt, shift_images_task, &j);
@@ -526,7 +527,7 @@ int fst_pattern24(const float *x, float *out, int64_t outer, int64_t len, int64_
     if (!x || !out) return FST_ENULL;
     if (outer > INT64_MAX / len || outer * len > INT64_MAX / inner / 4) return FST_EINVAL;
     /* as documented: out must not overlap x (an exact alias is the identity's in-place case, also refused) */
-    if ((const float *)out < x + outer * len * inner && x < (const float *)out + outer * len * inner) return FST_EINVAL;
+    if (fst_overlap(out, 4 * outer * len * inner, x, 4 * outer * len * inner)) return FST_EINVAL;
     pattern_job j = { (const ubits *)x, (ubits *)out, len, inner, { { 0 } } };
     for (int r = 0; r < 2; r++)
         for (int t = 0; t < 8; t++) j.tab[r][t] = pattern_keeps(pattern, t, r) ? 0xffffffffu : 0u;
@@ -590,8 +591,8 @@ int fst_topk(const float *x, float *out, int64_t outer, int64_t len, int64_t inn
     if (outer < 0 || len < 0 || inner < 0 || k < 0 || k > len || len > 0xffffffffLL || nthreads < 1) return FST_EINVAL;
     if (outer == 0 || len == 0 || inner == 0) return FST_OK;
     if (!x || !out) return FST_ENULL;
-    if (outer > INT64_MAX / len || outer * len > INT64_MAX / inner) return FST_EINVAL;
-    if ((const float *)out < x + outer * len * inner && x < (const float *)out + outer * len * inner) return FST_EINVAL;   /* overlap */
+    if (outer > INT64_MAX / len || outer * len > INT64_MAX / inner / 4) return FST_EINVAL;   /* 4 * the count: the overlap test's bytes */
+    if (fst_overlap(out, 4 * outer * len * inner, x, 4 * outer * len * inner)) return FST_EINVAL;
     if (k == 0) { memset(out, 0, (size_t)(outer * len * inner) * sizeof(float)); return FST_OK; }
     topk_job j = { (const ubits *)x, (ubits *)out, len, inner, k, 0 };
     const int64_t lines = outer * inner, n = lines * len;
@@ -633,7 +634,7 @@ int fst_resprop(const float *g, const float *p, float *out, int64_t n, int64_t p
     if (!g || !p || !out) return FST_ENULL;
     if (n > INT64_MAX / per || n * per > PTRDIFF_MAX / (int64_t)sizeof(float)) return FST_EINVAL;   /* the overlap test's pointers too */
     const int64_t total = n * per;
-    if ((out < g + total && g < out + total) || (out < p + per && p < out + total)) return FST_EINVAL;   /* overlap */
+    if (fst_overlap(out, 4 * total, g, 4 * total) || fst_overlap(out, 4 * total, p, 4 * per)) return FST_EINVAL;
     resprop_job j = { g, p, out, per, threshold, 0 };
     const int nt = total < 65536 ? 1 : nthreads;
     fst_parallel(n, nt > 1 ? 2 * (int64_t)nt : 1, nt, resprop_task, &j);

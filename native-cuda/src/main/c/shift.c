@@ -1,3 +1,4 @@
+#include "overlap.h"
 #include "fst4j.h"
 #include "parallel.h"
 #include <stddef.h>
@@ -30,7 +31,7 @@ int fst_shift_add(const float *dy, float *out, int64_t rows, int64_t len, int64_
         return FST_EINVAL;
     /* out[j] reads dy[j +- 1] after another element may have written it: no overlap at all (not only out == dy) */
     if (rows > 0 && len > 0 && rows > INT64_MAX / 4 / len) return FST_EINVAL;
-    if (rows > 0 && len > 0 && (const float *)out < dy + rows * len && dy < (const float *)out + rows * len) return FST_EINVAL;
+    if (rows > 0 && len > 0 && fst_overlap(out, 4 * rows * len, dy, 4 * rows * len)) return FST_EINVAL;
     shift_job j = { dy, out, seg, shift, coeff, circular };
     int64_t segs = rows * (len / seg);
     fst_parallel(segs, rows * len > 65536 ? 4 * (int64_t)nthreads : 1, nthreads, shift_task, &j);

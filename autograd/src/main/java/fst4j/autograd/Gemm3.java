@@ -895,8 +895,7 @@ public final class Gemm3 {
         if (dy.size(1) == 0) {
             // no columns (a linear layer given an empty batch, whose segment is then 0): the sum is empty. The fixed mask's
             // gather refused it ("segment 0 does not divide K = 0") where the dense products return zeros
-            if (beta == 0f) dw.fill(0);
-            else try (Tensor t = dw.mul(beta)) { dw.copyFrom(t); }
+            Blas.scaleEmptySum(beta, dw);
             return;
         }
         long t0 = Profile.start();

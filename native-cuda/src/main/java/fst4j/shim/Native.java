@@ -928,8 +928,7 @@ public final class Native {
     /** y = max(x, 0) over n contiguous floats (NaN stays NaN, -0 becomes +0). */
     public static void relu(MemorySegment x, MemorySegment y, long n, int threads) {
         ensureLoaded();
-        long bytes = product("fst_relu", 4, n);
-        need("fst_relu", "x", x, bytes, false); need("fst_relu", "y", y, bytes, false);
+        floats("fst_relu", n, x, y);
         int rc;
         try { rc = (int) PoolHandles.RELU.invokeExact(x, y, n, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_relu");
@@ -938,8 +937,7 @@ public final class Native {
     /** dx = a > 0 ? dy : 0 over n contiguous floats. */
     public static void reluBackward(MemorySegment dy, MemorySegment a, MemorySegment dx, long n, int threads) {
         ensureLoaded();
-        long bytes = product("fst_relu_backward", 4, n);
-        need("fst_relu_backward", "dy", dy, bytes, false); need("fst_relu_backward", "a", a, bytes, false); need("fst_relu_backward", "dx", dx, bytes, false);
+        floats("fst_relu_backward", n, dy, a, dx);
         int rc;
         try { rc = (int) PoolHandles.RELU_BWD.invokeExact(dy, a, dx, n, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_relu_backward");
@@ -1023,8 +1021,7 @@ public final class Native {
     /** y = max(a + b, 0) over n contiguous floats. */
     public static void addRelu(MemorySegment a, MemorySegment b, MemorySegment y, long n, int threads) {
         ensureLoaded();
-        long bytes = product("fst_add_relu", 4, n);
-        need("fst_add_relu", "a", a, bytes, false); need("fst_add_relu", "b", b, bytes, false); need("fst_add_relu", "y", y, bytes, false);
+        floats("fst_add_relu", n, a, b, y);
         int rc;
         try { rc = (int) PoolHandles.ADD_RELU.invokeExact(a, b, y, n, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_add_relu");
@@ -1033,8 +1030,7 @@ public final class Native {
     /** y = a + b over n contiguous floats. */
     public static void add(MemorySegment a, MemorySegment b, MemorySegment y, long n, int threads) {
         ensureLoaded();
-        long bytes = product("fst_add", 4, n);
-        need("fst_add", "a", a, bytes, false); need("fst_add", "b", b, bytes, false); need("fst_add", "y", y, bytes, false);
+        floats("fst_add", n, a, b, y);
         int rc;
         try { rc = (int) PoolHandles.ADD.invokeExact(a, b, y, n, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_add");
@@ -1324,8 +1320,7 @@ public final class Native {
      */
     public static void topK(MemorySegment x, MemorySegment out, long outer, long len, long inner, long k, int threads) {
         ensureLoaded();
-        long bytes = product("fst_topk", 4, outer, len, inner);
-        need("fst_topk", "x", x, bytes, false); need("fst_topk", "out", out, bytes, false);
+        floats("fst_topk", product("fst_topk", outer, len, inner), x, out);
         int rc;
         try { rc = (int) TopKHandles.TOPK.invokeExact(x, out, outer, len, inner, k, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_topk");
@@ -1337,8 +1332,7 @@ public final class Native {
      */
     public static void pattern24(MemorySegment x, MemorySegment out, long outer, long len, long inner, int pattern, int threads) {
         ensureLoaded();
-        long bytes = product("fst_pattern24", 4, outer, len, inner);
-        need("fst_pattern24", "x", x, bytes, false); need("fst_pattern24", "out", out, bytes, false);
+        floats("fst_pattern24", product("fst_pattern24", outer, len, inner), x, out);
         int rc;
         try { rc = (int) PatternHandles.PATTERN24.invokeExact(x, out, outer, len, inner, pattern, threads); } catch (Throwable t) { throw rethrow(t); }
         check(rc, "fst_pattern24");

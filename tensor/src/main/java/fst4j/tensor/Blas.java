@@ -32,6 +32,15 @@ public final class Blas {
     }
 
     /**
+     * c = beta * c, a product whose sum is empty (K = 0, or no images to lower): beta 0 writes zeros, NaN and infinities
+     * included, as the GEMMs do; beta 1 leaves c as it is.
+     */
+    public static void scaleEmptySum(float beta, Tensor c) {
+        if (beta == 0f) c.fill(0);
+        else if (beta != 1f) try (Tensor t = c.mul(beta)) { c.copyFrom(t); }
+    }
+
+    /**
      * C = alpha * A B + beta * C for 2-D tensors (A: M x K, B: K x N, C: M x N contiguous rows).
      * Views with unit stride along either axis are used in place.
      */

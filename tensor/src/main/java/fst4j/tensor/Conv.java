@@ -184,12 +184,6 @@ public final class Conv {
      * [1, cols] view made by unsqueeze or expand has row stride 0). */
     private static long ld(Tensor m, long cols) { return m.shape[0] > 1 ? m.strides[0] : Math.max(cols, 1); }
 
-    /** c = beta * c (beta 0 writes zeros, NaN and infinities included, as the GEMMs do): a product over an empty sum. */
-    private static void scaleBy(float beta, Tensor c) {
-        if (beta == 0f) c.fill(0);
-        else if (beta != 1f) try (Tensor t = c.mul(beta)) { c.copyFrom(t); }
-    }
-
     public static void gemmLowered(float alpha, Tensor a, Lowering low, boolean transposed, float beta, Tensor c) {
         a.check(); c.check();
         int k = transposed ? low.cols() : low.rows(), n = transposed ? low.rows() : low.cols(), m = a.dim() == 2 ? a.shape[0] : -1;
@@ -198,7 +192,7 @@ public final class Conv {
                     + "[" + (transposed ? low.cols() + ", " + low.rows() : low.rows() + ", " + low.cols()) + "] into " + Shape.str(c.shape));
         requireCpuF32("gemmLowered", a, c, low, " (on CUDA: CudaOps.gemmLoweredBf16)");
         if (m == 0 || n == 0) return;
-        if (k == 0) { scaleBy(beta, c); return; }   // Eq. 3 of an empty batch: the sum over no columns (the shim refuses N = 0)
+        if (k == 0) { Blas.scaleEmptySum(beta, c); return; }   // Eq. 3 of an empty batch: the sum over no columns (the shim refuses N = 0)
         if ((k > 1 && a.strides[1] != 1) || (n > 1 && c.strides[1] != 1))
             throw new IllegalArgumentException("gemmLowered: a and c need unit stride along their rows, strides " + java.util.Arrays.toString(a.strides)
                     + " and " + java.util.Arrays.toString(c.strides));
@@ -279,7 +273,7 @@ public final class Conv {
         requireCpuF32("gemmLoweredImages", a, c, low, "");
         requireBatch("gemmLoweredImages", a);
         if (m == 0 || k == 0) return;
-        if (n == 0) { scaleBy(beta, c); return; }   // no images: the sum over no columns
+        if (n == 0) { Blas.scaleEmptySum(beta, c); return; }   // no images: the sum over no columns
         requireUnitRows("gemmLoweredImages", "c", c, k);
         if (a.overlaps(c) || low.x().overlaps(c)) {   // as in gemmLowered
             try (Tensor ac = a.overlaps(c) ? a.copy() : a.alias(); Tensor xc = low.x().overlaps(c) ? low.x().copy() : low.x().alias()) {
@@ -315,7 +309,7 @@ public final class Conv {
         requireCpuF32("gemmLoweredImagesShift", dy, c, low, "");
         requireBatch("gemmLoweredImagesShift", dy);
         if (m == 0 || k == 0) return;
-        if (n == 0) { scaleBy(beta, c); return; }   // no images: the sum over no columns
+        if (n == 0) { Blas.scaleEmptySum(beta, c); return; }   // no images: the sum over no columns
         requireUnitRows("gemmLoweredImagesShift", "c", c, k);
         if (dy.overlaps(c) || low.x().overlaps(c)) {   // as in gemmLowered
             try (Tensor dc = dy.overlaps(c) ? dy.copy() : dy.alias(); Tensor xc = low.x().overlaps(c) ? low.x().copy() : low.x().alias()) {
@@ -349,7 +343,7 @@ public final class Conv {
             if (q < 0 || q >= all) throw new IllegalArgumentException("gemmLoweredAt: column " + q + " out of range [0, " + all + ")");
         requireCpuF32("gemmLoweredAt", a, c, low, "");
         if (m == 0 || nrows == 0) return;
-        if (low.x().size(0) == 0) { scaleBy(beta, c); return; }   // no images, so no columns: the sum over none
+        if (low.x().size(0) == 0) { Blas.scaleEmptySum(beta, c); return; }   // no images, so no columns: the sum over none
         if ((cols.length > 1 && a.strides[1] != 1) || (nrows > 1 && c.strides[1] != 1))
             throw new IllegalArgumentException("gemmLoweredAt: a and c need unit stride along their rows, strides " + java.util.Arrays.toString(a.strides)
                     + " and " + java.util.Arrays.toString(c.strides));

@@ -172,7 +172,8 @@ public final class SafeTensors {
         sums.put(CRC_METADATA, hex(metadataCrc(md)));
         for (Entry en : entries) sums.put(CRC_PREFIX + en.name(), hex(0));
         int[] crcs = new int[entries.size()];
-        ByteBuffer head = header(entries.stream().map(en -> new Slot(en.name(), en.dtype(), en.shape(), en.bytes())).toList(), sums);
+        List<Slot> slots = entries.stream().map(en -> new Slot(en.name(), en.dtype(), en.shape(), en.bytes())).toList();
+        ByteBuffer head = header(slots, sums);
         if (head.remaining() - 8 > MAX_HEADER_BYTES)
             throw new IllegalArgumentException("the header would take " + (head.remaining() - 8) + " bytes, over the " + MAX_HEADER_BYTES
                     + "-byte limit readers accept (" + entries.size() + " entries)");
@@ -204,7 +205,7 @@ public final class SafeTensors {
                     crcs[i] = (int) crc.getValue();
                 }
                 for (int i = 0; i < entries.size(); i++) sums.put(CRC_PREFIX + entries.get(i).name(), hex(crcs[i]));
-                head = header(entries.stream().map(en -> new Slot(en.name(), en.dtype(), en.shape(), en.bytes())).toList(), sums);
+                head = header(slots, sums);
                 if (head.remaining() != headBytes) throw new IllegalStateException("the header changed length with its checksums");
                 for (long at = 0; head.hasRemaining(); ) at += ch.write(head, at);
                 ch.force(true);

@@ -2,6 +2,7 @@
  * fst-method.md: row r = (c*kh + i)*kw + j of the [K, N*L] matrix, column n*L + oh*Wo + ow. */
 #include "lowering.h"
 #include "fst4j.h"
+#include "alloc.h"
 #include "conv_range.h"
 #include "parallel.h"
 #include "cpu_host.h"
@@ -239,8 +240,8 @@ static void im2col_at_task(void *p, int64_t t0, int64_t t1) {
 /* ih0 / iw0 of every entry (window origins, computed once: no division in the loop) and the job; FST_OK or an error */
 static int im2col_at_run(const geom *g, const int32_t *pos, int64_t nent, const int64_t *off, int64_t row0, int64_t rstep,
                          int64_t nrows, int64_t npos, float *out, int64_t ldo, const float *x, int nthreads) {
-    int64_t *ih0 = malloc((size_t)(nent > 0 ? nent : 1) * 3 * sizeof(int64_t));
-    if (!ih0) return FST_EINVAL;
+    int64_t *ih0 = fst_malloc((size_t)(nent > 0 ? nent : 1) * 3 * sizeof(int64_t));
+    if (!ih0) return FST_ENOMEM;
     int64_t *iw0 = ih0 + nent, *base = iw0 + nent;
     for (int64_t q = 0; q < nent; q++) {
         ih0[q] = (pos[q] / g->wo) * g->sh - g->ph;

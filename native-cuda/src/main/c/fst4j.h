@@ -9,6 +9,7 @@
 #define FST_EINVAL (-1)   /* a dimension, leading dimension, flag or thread count is out of range */
 #define FST_ENULL (-2)    /* a required pointer is NULL */
 #define FST_EINDEX (-5)   /* an index given as data (a max pool's argmax) lies outside its range (-3, -4: fst4j_cuda.h) */
+#define FST_ENOMEM (-6)   /* the shim could not allocate its working memory (malloc failed); nothing else was wrong */
 #define FST_NO_NCHW 1     /* fst_spmm24_lowered_nchw: not for these shapes here (not an error; nothing was written) */
 
 #define FST_API __attribute__((visibility("default")))
@@ -17,6 +18,9 @@ FST_API int fst_version(void);
 /* Which kernel family the dispatcher chose at load time: "avx512", "avx2" or "generic". */
 FST_API const char *fst_isa(void);
 FST_API int fst_max_threads(void);
+/* Tests only: after `after` more working-memory allocations of the CPU shim (alloc.h), every one fails until this is
+ * called again; after < 0 lifts the limit. Process-wide: a test that sets it must not share the process's shim calls. */
+FST_API void fst_debug_fail_allocs(int64_t after);
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major. op(A) is M x K, op(B) is K x N.
  * transA != 0 means A is stored K x M (lda >= M), else M x K (lda >= K); likewise B.

@@ -5,6 +5,7 @@
  * Threads (the caller plus the shared pool's helpers, parallel.c) claim chunks of C rows or columns (whichever duplicates less
  * packing and balances better) and pack their own operands into per-thread buffers. */
 #include "fst4j.h"
+#include "alloc.h"
 #include "gemm_internal.h"
 #include <stdlib.h>
 #include <string.h>
@@ -220,7 +221,7 @@ static void buf_key_init(void) { (void)pthread_key_create(&buf_key, buf_free); }
 static float *grow(float **p, size_t *cap, size_t floats) {
     if (*cap >= floats) return *p;
     size_t bytes = (floats * 4 + 63) & ~(size_t)63;
-    float *q = aligned_alloc(64, bytes);
+    float *q = fst_aligned_alloc(64, bytes);
     if (!q) return NULL;
     free(*p);
     *p = q;
@@ -232,7 +233,7 @@ static buffers *thread_buffers(size_t afloats, size_t bfloats, size_t sfloats, s
     pthread_once(&buf_once, buf_key_init);
     buffers *b = pthread_getspecific(buf_key);
     if (!b) {
-        b = calloc(1, sizeof *b);
+        b = fst_calloc(1, sizeof *b);
         if (!b || pthread_setspecific(buf_key, b) != 0) { free(b); return NULL; }
     }
     if (!grow(&b->a, &b->acap, afloats) || !grow(&b->b, &b->bcap, bfloats)) return NULL;
@@ -280,7 +281,7 @@ static int gemm_range(const job *jb, int64_t m0, int64_t m1, int64_t n0, int64_t
     const size_t pfloats = jb->low ? (fst_lplan_bytes(jb->low, pvec) + 3) / 4 : 0;
     buffers *buf = thread_buffers((size_t)((mspan + mr - 1) / mr * mr) * kcb, (size_t)((nspan + nr - 1) / nr * nr) * kcb, sfloats,
                                   pfloats);
-    if (!buf) return FST_EINVAL;   /* out of memory: fst4j.h has no code of its own for it */
+    if (!buf) return FST_ENOMEM;
     float *const tl_abuf = buf->a, *const tl_bbuf = buf->b;
     for (int64_t ic = m0; ic < m1; ic += MB) {
         int64_t mc = m1 - ic < MB ? m1 - ic : MB;
@@ -473,15 +474,15 @@ static int sgemm_lowered_run(int transB, int64_t M, float alpha, const float *A,
         int r = fst_wgrad_direct_avx512(M, alpha, A, lda, al, M * (sh ? sh->seg : al), sh ? sh->seg : 0, sh ? sh->shift : 0,
                                         sh ? sh->coeff : 0.0f, sh ? sh->circular : 0, &low, beta, C, ldc,
                                         __atomic_load_n(&wgrad_chunk, __ATOMIC_RELAXED), nthreads);
-        if (r != 0) return r > 0 ? FST_OK : FST_EINVAL;
+        if (r != 0) return r > 0 ? FST_OK : FST_ENOMEM;   /* r < 0: a thread could not allocate its buffers */
     }
     float *shifted = NULL;
     if (sh) {
         /* The packing GEMM takes the shifted kept columns gathered first: packing them from the images there (each thread
          * packing all of A again when the threads split C's columns) measured 0.93-1.02x of the gather at 64-128 rows. */
         const int64_t n = low.n, h = al;
-        shifted = malloc((size_t)(M * n * h) * 4);
-        if (!shifted) return FST_EINVAL;   /* out of memory: fst4j.h has no code of its own for it */
+        shifted = fst_malloc((size_t)(M * n * h) * 4);
+        if (!shifted) return FST_ENOMEM;
         int rc = fst_shift_gather_images(A, shifted, M, n, sh->seg, sh->seg, M * sh->seg, sh->shift, sh->coeff, sh->circular, nthreads);
         if (rc != FST_OK) { free(shifted); return rc; }
         A = shifted; lda = n * h; al = 0;

@@ -3,6 +3,7 @@
  * references bit for bit: comparisons in float order the same as in double, and float a + b equals
  * (float)((double)a + (double)b). One pool task per range of planes (pooling) or of elements. */
 #include "fst4j.h"
+#include "alloc.h"
 #include "parallel.h"
 #include "rank24.h"
 #include "cpu_host.h"
@@ -239,8 +240,8 @@ static int aavg_run(const float *in, float *out, int64_t planes, int64_t h, int6
         || ho > INT32_MAX || wo > INT32_MAX) return FST_EINVAL;
     pool_job j = { .h = h, .w = w, .ho = ho, .wo = wo };
     if (backward) { j.dy = in; j.dx = out; } else { j.x = in; j.y = out; }
-    int64_t *bounds = malloc((size_t)(2 * (ho + wo)) * sizeof(int64_t));
-    if (!bounds) return FST_EINVAL;
+    int64_t *bounds = fst_malloc((size_t)(2 * (ho + wo)) * sizeof(int64_t));
+    if (!bounds) return FST_ENOMEM;
     for (int64_t i = 0; i < ho; i++) { bounds[2 * i] = aavg_lo(i, h, ho); bounds[2 * i + 1] = aavg_hi(i, h, ho); }
     for (int64_t i = 0; i < wo; i++) { bounds[2 * (ho + i)] = aavg_lo(i, w, wo); bounds[2 * (ho + i) + 1] = aavg_hi(i, w, wo); }
     aavg_job a = { &j, bounds, bounds + 2 * ho };

@@ -22,6 +22,7 @@
 #include "rank24.h"
 #include "float_below.h"
 #include "overlap.h"
+#include "alloc.h"
 
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
@@ -110,8 +111,8 @@ typedef struct {
 
 static void prune_task(void *p, int64_t r0, int64_t r1) {
     prune_job *j = p;
-    uint8_t *nib = malloc((size_t)j->G + 64);
-    if (!nib) { __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED); return; }
+    uint8_t *nib = fst_malloc((size_t)j->G + 64);
+    if (!nib) { __atomic_store_n(&j->rc, FST_ENOMEM, __ATOMIC_RELAXED); return; }
     for (int64_t r = r0; r < r1; r++)
         prune_row((const ubits *)j->w + r * j->ldw, j->K, (ubits *)j->values + r * j->ldv, j->meta + r * j->ldm,
                   j->dense ? (ubits *)j->dense + r * j->ldd : NULL, nib);
@@ -280,9 +281,9 @@ int fst_prune24_compress_tconv(int64_t cout, int64_t cin, int64_t kk, const floa
         prune_t_run(cout, K, w, ldw, values, 2 * G * kk, meta, sw * kk, kk, nthreads);
         return FST_OK;
     }
-    float *tv = malloc((size_t)(K * 2 * G) * 4 + 64);
-    uint32_t *tm = malloc((size_t)(K * sw) * 4 + 64);
-    if (!tv || !tm) { free(tv); free(tm); return FST_EINVAL; }
+    float *tv = fst_malloc((size_t)(K * 2 * G) * 4 + 64);
+    uint32_t *tm = fst_malloc((size_t)(K * sw) * 4 + 64);
+    if (!tv || !tm) { free(tv); free(tm); return FST_ENOMEM; }
     int rc = fst_prune24_compress_t(cout, K, w, ldw, tv, tm, nthreads);
     if (rc == FST_OK) {
         tconv_pack_job j = { tv, tm, cout, kk, values, meta };
@@ -570,7 +571,7 @@ static void topk_select(uint64_t *v, int64_t n, int64_t k) {
 
 static void topk_task(void *p, int64_t l0, int64_t l1) {
     topk_job *j = p;
-    uint64_t *v = malloc((size_t)j->len * sizeof(uint64_t));
+    uint64_t *v = fst_malloc((size_t)j->len * sizeof(uint64_t));
     if (!v) { __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED); return; }   /* the caller reports it */
     for (int64_t l = l0; l < l1; l++) {
         const int64_t o = l / j->inner, q = l - o * j->inner, base = o * j->len * j->inner + q;
@@ -598,7 +599,7 @@ int fst_topk(const float *x, float *out, int64_t outer, int64_t len, int64_t inn
     const int64_t lines = outer * inner, n = lines * len;
     const int nt = n < 65536 ? 1 : nthreads;
     fst_parallel(lines, nt > 1 ? 4 * (int64_t)nt : 1, nt, topk_task, &j);
-    return __atomic_load_n(&j.failed, __ATOMIC_RELAXED) ? FST_EINVAL : FST_OK;   /* out of memory for a line's keys */
+    return __atomic_load_n(&j.failed, __ATOMIC_RELAXED) ? FST_ENOMEM : FST_OK;   /* out of memory for a line's keys */
 }
 
 /* ---- fst_resprop (fst4j.h): ReSprop's reused output gradient ---- */

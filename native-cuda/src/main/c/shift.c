@@ -1,4 +1,5 @@
 #include "overlap.h"
+#include "alloc.h"
 #include "fst4j.h"
 #include "parallel.h"
 #include <stddef.h>
@@ -97,11 +98,11 @@ int fst_shift_gather_at(const float *dy, int64_t ldd, float *out, int64_t ldo, i
     for (int64_t q = 0; q < npos; q++) if (pos[q] < 0 || pos[q] >= len) return FST_EINVAL;
     if (rows == 0 || npos == 0) return FST_OK;
     int32_t *nb = NULL;
-    shift_run *runs = malloc((size_t)npos * sizeof(shift_run));
-    if (!runs) return FST_EINVAL;
+    shift_run *runs = fst_malloc((size_t)npos * sizeof(shift_run));
+    if (!runs) return FST_ENOMEM;
     if (coeff != 0.0f) {
-        nb = malloc((size_t)npos * sizeof(int32_t));
-        if (!nb) { free(runs); return FST_EINVAL; }
+        nb = fst_malloc((size_t)npos * sizeof(int32_t));
+        if (!nb) { free(runs); return FST_ENOMEM; }
         /* the segment's start follows ascending positions without a division (a step back divides) */
         int64_t s0 = 0;
         for (int64_t q = 0; q < npos; q++) {

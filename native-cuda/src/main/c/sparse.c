@@ -2,6 +2,7 @@
  * ISA dispatch. The kernels live in sparse_kernel.c (one object per ISA). Compressed layout: see
  * sparse/FORMAT.md and fst4j.h. */
 #include "fst4j.h"
+#include "alloc.h"
 #include <stdlib.h>
 #include <string.h>
 #include "parallel.h"
@@ -141,8 +142,8 @@ static void spmm_task(void *p, int64_t u0, int64_t u1) {
         if (rc != FST_OK) __atomic_store_n(&j->rc, rc, __ATOMIC_RELAXED);
         return;
     }
-    float *buf = aligned_alloc(64, j->buf_bytes);
-    if (!buf) { __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED); return; }
+    float *buf = fst_aligned_alloc(64, j->buf_bytes);
+    if (!buf) { __atomic_store_n(&j->rc, FST_ENOMEM, __ATOMIC_RELAXED); return; }
     const int r = j->split_n ? j->run(0, j->M, a, b, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low, j->cimg)
                              : j->run(a, b, 0, j->N, j->K, j->alpha, j->beta, j->values, j->meta, j->B, j->ldb, j->C, j->ldc, buf, j->mode, j->low, j->cimg);
     if (r < 0) __atomic_store_n(&j->rc, FST_EINVAL, __ATOMIC_RELAXED);   /* a range the kernel refused (NCHW off 16 columns) */
@@ -251,8 +252,8 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     int nt = flops < 5e5 ? 1 : nthreads;
     int rc = FST_OK;
     if (jit && njit < N) {   /* the tail first, with the register kernel */
-        float *buf = aligned_alloc(64, buf_bytes);
-        if (!buf) return FST_EINVAL;
+        float *buf = fst_aligned_alloc(64, buf_bytes);
+        if (!buf) return FST_ENOMEM;
         const int r = run(0, M, njit, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low, cimg);
         free(buf);
         if (r < 0) return FST_EINVAL;
@@ -261,8 +262,8 @@ static int spmm_run(int64_t M, int64_t N, int64_t K, float alpha, const float *v
     if (nt == 1) {
         if (jconv) return fst_jit24_conv_range(jit, 0, pieces, alpha, beta, low->x, C, ldc, img_stride);
         if (jit) return fst_jit24_range(jit, 0, N1, alpha, beta, B, ldb, C, ldc, low);
-        float *buf = aligned_alloc(64, buf_bytes);
-        if (!buf) return FST_EINVAL;
+        float *buf = fst_aligned_alloc(64, buf_bytes);
+        if (!buf) return FST_ENOMEM;
         const int r = run(0, M, 0, N, K, alpha, beta, values, meta, B, ldb, C, ldc, buf, mode, low, cimg);
         free(buf);
         return r < 0 ? FST_EINVAL : rc;

@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <immintrin.h>
 #include "fst4j.h"
+#include "alloc.h"
 #include "lowering.h"
 #include "sparse_jit.h"
 
@@ -246,7 +247,7 @@ static code_cache *thread_cache(void) {
     (void)pthread_once(&cache_once, cache_init);
     code_cache *c = pthread_getspecific(cache_key);
     if (!c) {
-        if (!(c = calloc(1, sizeof *c))) return NULL;
+        if (!(c = fst_calloc(1, sizeof *c))) return NULL;
         if (pthread_setspecific(cache_key, c) != 0) { free(c); return NULL; }
     }
     return c;
@@ -258,7 +259,7 @@ static float *thread_scratch(size_t floats) {
     if (!c) return NULL;
     if (c->scratch_floats < floats) {
         free(c->scratch);
-        c->scratch = aligned_alloc(64, (floats * 4 + 63) & ~(size_t)63);
+        c->scratch = fst_aligned_alloc(64, (floats * 4 + 63) & ~(size_t)63);
         c->scratch_floats = c->scratch ? floats : 0;
     }
     return c->scratch;
@@ -325,7 +326,7 @@ static void sync_code(const fst_jit24 *j) {
 
 static fst_jit24 *jit_build(int64_t M, int64_t K, const float *values, const uint32_t *meta, int64_t ldb,
                             const fst_lowering *conv) {
-    fst_jit24 *j = calloc(1, sizeof *j);
+    fst_jit24 *j = fst_calloc(1, sizeof *j);
     if (!j) return NULL;
     /* the code's displacements are 32-bit: four rows of B (a group's advance) must fit */
     if (ldb < 0 || (double)(JKB + 8) * (double)ldb * 4 + JWD * 4 > INT32_MAX) { free(j); return NULL; }
@@ -351,14 +352,14 @@ static fst_jit24 *jit_build(int64_t M, int64_t K, const float *values, const uin
      * faster at 64 x 576 on 32 x 32 planes (Intel, NOTES v30). Each element still sums in one fixed order. */
     if (conv && conv->order == 1 && conv->c % 4 == 0) {
         const int64_t cg = conv->c / 4, kk = conv->kh * conv->kw;
-        if (!(j->gord = malloc(sizeof(int64_t) * (size_t)j->G))) { free(j); return NULL; }
+        if (!(j->gord = fst_malloc(sizeof(int64_t) * (size_t)j->G))) { free(j); return NULL; }
         for (int64_t q = 0, i = 0; q < cg; q++) for (int64_t t = 0; t < kk; t++) j->gord[i++] = t * cg + q;
     }
     j->nrb = (M + JR - 1) / JR; j->nkb = (j->Kp + JKB - 1) / JKB;
     const int64_t ldv = j->Kp / 2, ldm = (j->Kp + 31) / 32;
-    j->vals = aligned_alloc(64, (size_t)((M * ldv * 4 + 63) & ~(int64_t)63));
-    j->voff = malloc(sizeof(int64_t) * (size_t)j->nrb);
-    j->entry = malloc(sizeof(uint32_t) * (size_t)(j->nrb * j->nkb));
+    j->vals = fst_aligned_alloc(64, (size_t)((M * ldv * 4 + 63) & ~(int64_t)63));
+    j->voff = fst_malloc(sizeof(int64_t) * (size_t)j->nrb);
+    j->entry = fst_malloc(sizeof(uint32_t) * (size_t)(j->nrb * j->nkb));
     size_t bound = 0;
     for (int64_t rb = 0; rb < j->nrb; rb++) {
         const int rows = (int)(M - rb * JR < JR ? M - rb * JR : JR);
@@ -421,8 +422,8 @@ static fst_jit24 *jit_get(int64_t M, int64_t K, const float *values, const uint3
     cache_forget(c);   /* its code is about to be overwritten */
     fst_jit24 *j = jit_build(M, K, values, meta, ldb, conv);
     if (!j) return NULL;
-    c->vkey = malloc(vbytes);
-    c->mkey = malloc(mbytes);
+    c->vkey = fst_malloc(vbytes);
+    c->mkey = fst_malloc(mbytes);
     if (!c->vkey || !c->mkey) { c->last = j; cache_forget(c); return NULL; }
     memcpy(c->vkey, values, vbytes);
     memcpy(c->mkey, meta, mbytes);
@@ -476,12 +477,12 @@ int fst_jit24_range(const fst_jit24 *j, int64_t n0, int64_t n1, float alpha, flo
     if (direct && (low || ldb != j->ldb || (n1 - n0) % 32 != 0)) return FST_EINVAL;
     const int64_t slab = JTILE / (jw * 4) / JR * JR;       /* rows per pass, whole register blocks */
     float *mem = thread_scratch(buf_floats(j));
-    if (!mem) return FST_EINVAL;
+    if (!mem) return FST_ENOMEM;
     float *buf = mem, *tile = direct ? mem : mem + JKB * JW;
     char *plan_mem = NULL;
     if (low) {
-        plan_mem = aligned_alloc(64, (fst_lplan_bytes(low, JW / 16) + 63) & ~(size_t)63);
-        if (!plan_mem) return FST_EINVAL;
+        plan_mem = fst_aligned_alloc(64, (fst_lplan_bytes(low, JW / 16) + 63) & ~(size_t)63);
+        if (!plan_mem) return FST_ENOMEM;
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     for (int64_t jn = n0; jn < n1; jn += jw) {
@@ -544,7 +545,7 @@ int fst_jit24_conv_range(const fst_jit24 *j, int64_t u0, int64_t u1, float alpha
     const fst_lowering *g = &j->low;
     const int64_t M = j->M, plane = j->hpad * j->wpad, hw = g->h * g->w, tstride = j->jw, np = j->pieces;
     float *mem = thread_scratch((size_t)(g->c * plane + M * tstride));
-    if (!mem) return FST_EINVAL;
+    if (!mem) return FST_ENOMEM;
     float *xp = mem + M * tstride, *tile = mem;
     memset(xp, 0, (size_t)(g->c * plane) * 4);
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <immintrin.h>
 #include "lowering.h"
+#include "alloc.h"
 
 #if defined(FST_ISA_AVX512)
 #  define VL 16
@@ -332,7 +333,7 @@ int FN(int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, float alpha, f
 #if VL == 16
     if (low) {
         plan_bytes = (fst_lplan_bytes(low, (int)(nbw / VL)) + 63) & ~(size_t)63;
-        plan_mem = aligned_alloc(64, plan_bytes * (size_t)gb);
+        plan_mem = fst_aligned_alloc(64, plan_bytes * (size_t)gb);   /* NULL: staged without a plan */
     }
 #endif
     for (int64_t jg = n0; jg < n1; jg += gb * nbw) {

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <immintrin.h>
 #include "lowering.h"
+#include "alloc.h"
 #include "parallel.h"
 #include "shift_row.h"
 
@@ -112,9 +113,9 @@ static void wgrad_task(void *p, int64_t t0, int64_t t1) {
     const int full = (int)(j->P / 16);
     const __mmask16 tail = (__mmask16)((1u << (j->P % 16)) - 1);
     const int64_t ldb = (int64_t)j->chunk * 16;
-    float *xb = aligned_alloc(64, (size_t)(KT * ldb) * 4);
+    float *xb = fst_aligned_alloc(64, (size_t)(KT * ldb) * 4);
     /* A given as images: each chunk's positions of all M rows copied into one buffer (L2) that its tiles then read */
-    float *ab = j->al && t1 > t0 ? aligned_alloc(64, (size_t)(j->M * ldb) * 4) : NULL;
+    float *ab = j->al && t1 > t0 ? fst_aligned_alloc(64, (size_t)(j->M * ldb) * 4) : NULL;
     if (!xb || (j->al && t1 > t0 && !ab)) { free(xb); free(ab); __atomic_store_n(&j->rc, 1, __ATOMIC_RELAXED); return; }
     for (int ch = 0; ch < j->nchunks; ch++) {
         const fst_lplan *plan = &j->plans[ch];
@@ -182,7 +183,7 @@ int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda,
     if (chunk > nvec) chunk = nvec;
     const int nchunks = (int)((nvec + chunk - 1) / chunk);
     size_t bytes = (size_t)nchunks * sizeof(fst_lplan);
-    size_t *offs = malloc((size_t)nchunks * sizeof(size_t));
+    size_t *offs = fst_malloc((size_t)nchunks * sizeof(size_t));
     if (!offs) return 0;
     for (int c = 0; c < nchunks; c++) {
         const int nv = (int)(c + 1 < nchunks ? chunk : nvec - (int64_t)c * chunk);
@@ -190,7 +191,7 @@ int fst_wgrad_direct_avx512(int64_t M, float alpha, const float *A, int64_t lda,
         offs[c] = bytes;
         bytes += fst_lplan_bytes(low, nv);
     }
-    char *mem = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    char *mem = fst_aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (!mem) { free(offs); return 0; }
     fst_lplan *plans = (fst_lplan *)mem;
     const int64_t tiles = (K + KT - 1) / KT;

@@ -30,7 +30,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 public final class Native {
     private Native() {}
 
-    public static final int OK = 0, EINVAL = -1, ENULL = -2, EINDEX = -5;
+    public static final int OK = 0, EINVAL = -1, ENULL = -2, EINDEX = -5, ENOMEM = -6;
     /** fst_spmm24_lowered_nchw: not for these shapes (nothing written). */
     static final int NO_NCHW = 1;
     private static final String RESOURCE = "/native/linux-x86_64/libfst4j.so";
@@ -185,6 +185,20 @@ public final class Native {
     public static int maxThreads() {
         ensureLoaded();
         try { return (int) MAX_THREADS.invokeExact(); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    private static final class DebugHandles {
+        static final MethodHandle FAIL_ALLOCS = bind(LIB, "fst_debug_fail_allocs", FunctionDescriptor.ofVoid(JAVA_LONG), false);
+    }
+
+    /**
+     * Tests only: after {@code after} more working-memory allocations of the CPU shim, every one fails (the call that
+     * needed it throws {@link OutOfMemoryError}, or takes a path that needs no memory) until this is called again;
+     * a negative value lifts the limit. Process-wide.
+     */
+    public static void debugFailAllocs(long after) {
+        ensureLoaded();
+        try { DebugHandles.FAIL_ALLOCS.invokeExact(after); } catch (Throwable t) { throw rethrow(t); }
     }
 
     /** Raw SGEMM; callers (fst4j.tensor.Blas) must have bounds-checked every argument. */
@@ -2830,8 +2844,9 @@ public final class Native {
     }
 
     private static void check(int rc, String fn) {
+        if (rc == ENOMEM) throw new OutOfMemoryError(fn + ": the native shim could not allocate its working memory (out of native memory)");
         if (rc != OK) throw new IllegalArgumentException(fn + " rejected its arguments (code " + rc
-                + (rc == EINVAL ? ": invalid dimension, leading dimension or flag, or out of native memory" : rc == ENULL ? ": null pointer"
+                + (rc == EINVAL ? ": invalid dimension, leading dimension or flag" : rc == ENULL ? ": null pointer"
                 : rc == EINDEX ? ": an index given as data lies outside its range" : "") + ")");
     }
 

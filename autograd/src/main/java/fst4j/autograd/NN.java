@@ -318,6 +318,9 @@ public final class NN {
             throw new IllegalArgumentException("wrong rank: batchNorm1d needs input [N, C] or [N, C, L], got " + Shape.str(s));
         if ((gamma == null) != (beta == null))
             throw new IllegalArgumentException("batchNorm1d: gamma and beta are given together or not at all (affine), got only " + (gamma == null ? "beta" : "gamma"));
+        if (training && (long) s[0] * (s.length == 3 ? s[2] : 1) == 1)   // named with the caller's shape, not batchNorm2d's [N, C, L, 1]
+            throw new IllegalArgumentException("batchNorm1d: expected more than 1 value per channel when training, got input " + Shape.str(s)
+                    + ": use a batch of at least 2, or eval mode");
         Var x4 = x.reshape(s[0], s[1], s.length == 3 ? s[2] : 1, 1);
         Var y;
         if (gamma != null) {

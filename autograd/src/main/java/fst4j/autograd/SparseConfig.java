@@ -45,7 +45,13 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
             throw new IllegalArgumentException("every slot of a SparseConfig needs a sparsifier (use Sparsifier.Dense)");
     }
 
-    /** True when the forward weight is pruned, so SR-STE's decay of pruned weights applies. */
+    /**
+     * True when the forward weight is pruned at all (any W rule but {@link Sparsifier.Dense}): the trainer then runs
+     * SR-STE's decay pass. That pass ({@code fst4j.nn.SrSte}) decays only the weights of magnitude rules along K
+     * ({@link Sparsifier.Magnitude24}, {@link Sparsifier.SortMagnitude24}, {@link Sparsifier.MagnitudeNM}), whose S(W) it
+     * recomputes from W; a layer with another rule (TSM's transposable mask, a fixed pattern, a {@link Sparsifier.Custom}
+     * rule) is left undecayed.
+     */
     public boolean decaysPruned() { return !(w instanceof Sparsifier.Dense); }
 
     public boolean isDense() {

@@ -41,6 +41,8 @@ public final class Var implements AutoCloseable {
     public static Var param(Tensor t) { return new Var(t, true, null); }
 
     public Tensor value() { return value.check(); }
+    /** Whether this Var's value has been closed (by {@link #close}, its Scope, or its module's close). */
+    public boolean isClosed() { return value.isClosed(); }
     /** Accumulated gradient (leaves, or non-leaves after {@link #retainGrad()}); null before backward. */
     public Tensor grad() { return grad; }
     public boolean requiresGrad() { return requiresGrad; }

@@ -184,8 +184,10 @@ class ActivationsGradTest {
             assertMessage("channel mismatch", () -> NN.batchNorm1d(Var.of(rand2(64, 4, 2)), Var.of(rand2(65, 3)), Var.of(rand2(66, 3)), null, null, true, 0.1, 1e-5));
             assertMessage("batchNorm1d: gamma and beta are given together",
                     () -> NN.batchNorm1d(Var.of(rand2(67, 4, 3)), Var.of(rand2(68, 3)), null, null, null, true, 0.1, 1e-5));
-            assertMessage("expected more than 1 value per channel when training",
+            assertMessage("batchNorm1d: expected more than 1 value per channel when training, got input [1, 3]:",
                     () -> NN.batchNorm1d(Var.of(rand2(69, 1, 3)), null, null, null, null, true, 0.1, 1e-5));
+            assertMessage("batchNorm1d: expected more than 1 value per channel when training, got input [1, 3, 1]:",
+                    () -> NN.batchNorm1d(Var.of(rand2(70, 1, 3, 1)), Var.of(rand2(71, 3)), Var.of(rand2(72, 3)), null, null, true, 0.1, 1e-5));
         }
     }
 

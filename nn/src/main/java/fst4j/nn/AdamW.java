@@ -136,6 +136,7 @@ public final class AdamW implements Optimizer {
     public void step() {
         // everything is checked before anything changes (as SGD): a malformed gradient found half way left some
         // parameters stepped and the rest not
+        OptimState.checkOpen(params, "AdamW");
         Scalars[] scalars = new Scalars[params.size()];
         for (int i = 0; i < params.size(); i++) {
             Var p = params.get(i);

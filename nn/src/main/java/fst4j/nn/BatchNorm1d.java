@@ -41,6 +41,10 @@ public final class BatchNorm1d extends Module {
 
     public Var gamma() { return gamma; }
 
+    @Override protected String extraRepr() {
+        return channels + ", eps=" + eps + ", momentum=" + momentum + ", affine=" + (gamma != null) + ", track_running_stats=" + trackRunningStats;
+    }
+
     @Override
     public Var forward(Var x) {
         int[] s = x.shape();

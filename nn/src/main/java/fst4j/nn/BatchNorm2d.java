@@ -22,6 +22,8 @@ public final class BatchNorm2d extends Module {
 
     public Var gamma() { return gamma; }
 
+    @Override protected String extraRepr() { return gamma.shape()[0] + ", eps=" + eps + ", momentum=" + momentum; }
+
     @Override
     public Var forward(Var x) {
         return NN.batchNorm2d(x, gamma, beta, buffer("running_mean"), buffer("running_var"), isTraining(), momentum, eps);

@@ -77,6 +77,12 @@ public final class Conv2d extends NodeLayer {
 
     public Var weight() { return weight; }
 
+    @Override protected String extraRepr() {
+        return cin + ", " + cout + ", kernel_size=" + kh + "x" + kw + ", stride=" + (sh == sw ? sh : sh + "x" + sw) + ", padding="
+                + (ph == pw ? ph : ph + "x" + pw) + (dh != 1 || dw != 1 ? ", dilation=" + dh + "x" + dw : "") + (groups != 1 ? ", groups=" + groups : "")
+                + ", bias=" + (bias != null) + ", sparsity=" + sparsity().name();
+    }
+
     @Override
     public Var forward(Var x) {
         var hook = INPUT_HOOK.get();

@@ -8,7 +8,9 @@ import fst4j.tensor.Rng;
 /**
  * y = x W^T + b, W [out, in], through the Eq. 1-3 node with the given sparsity configuration. x is [*, in] as in
  * torch.nn.Linear: leading axes are flattened into the node's batch and restored ([B, T, in] gives [B, T, out]; a 2-D
- * x goes through unchanged), see {@link Layers#linear}.
+ * x goes through unchanged), see {@link Layers#linear}. A 2:4 rule along K = in where in is not a multiple of 4 counts the
+ * last group as zero-padded, so it keeps up to 2 of its in % 4 real weights: with in = 6, 4 of each row's 6 weights
+ * (the first group 2 of 4, the last 2 of 2), a density above 50 % (as the convolutions' K, README "Sparsity configurations").
  */
 public final class Linear extends NodeLayer {
     public final int in, out;
@@ -25,6 +27,10 @@ public final class Linear extends NodeLayer {
     }
 
     public Var weight() { return weight; }
+
+    @Override protected String extraRepr() {
+        return "in_features=" + in + ", out_features=" + out + ", bias=" + (bias != null) + ", sparsity=" + sparsity().name();
+    }
 
     @Override
     public Var forward(Var x) {

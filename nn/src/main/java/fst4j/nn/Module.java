@@ -176,18 +176,32 @@ public abstract class Module implements AutoCloseable {
         for (Map.Entry<String, Tensor> e : state.entrySet()) mine.get(e.getKey()).copyFrom(e.getValue());
     }
 
-    /** What {@link #loadStateDict} would refuse (a missing or unexpected key, a shape mismatch), without changing anything. */
+    /**
+     * What {@link #loadStateDict} would refuse, without changing anything: every missing key, every unexpected key and
+     * every shape mismatch, in one message (as torch's load_state_dict lists them), so that a state dict of another
+     * architecture shows how it differs.
+     */
     public void checkStateDict(Map<String, Tensor> state) {
         Map<String, Tensor> mine = stateDict();
-        for (String k : mine.keySet())
-            if (!state.containsKey(k)) throw new IllegalArgumentException("state dict is missing " + k);
+        List<String> missing = new ArrayList<>(), unexpected = new ArrayList<>(), problems = new ArrayList<>();
+        for (String k : mine.keySet()) if (!state.containsKey(k)) missing.add(k);
+        for (String k : state.keySet()) if (!mine.containsKey(k)) unexpected.add(k);
+        if (!missing.isEmpty()) problems.add("state dict is missing " + names(missing));
+        if (!unexpected.isEmpty()) problems.add("unexpected key(s) in state dict: " + names(unexpected));
         for (Map.Entry<String, Tensor> e : state.entrySet()) {
             Tensor dst = mine.get(e.getKey());
-            if (dst == null) throw new IllegalArgumentException("unexpected key in state dict: " + e.getKey());
+            if (dst == null) continue;
             e.getValue().check();
             if (!Arrays.equals(dst.shape(), e.getValue().shape()))
-                throw new IllegalArgumentException("shape mismatch for " + e.getKey() + ": " + Arrays.toString(e.getValue().shape()) + " vs " + Arrays.toString(dst.shape()));
+                problems.add("shape mismatch for " + e.getKey() + ": " + Arrays.toString(e.getValue().shape()) + " vs " + Arrays.toString(dst.shape()));
         }
+        if (!problems.isEmpty()) throw new IllegalArgumentException(String.join("; ", problems));
+    }
+
+    /** Up to 8 names, then how many more. */
+    private static String names(List<String> keys) {
+        int shown = Math.min(keys.size(), 8);
+        return String.join(", ", keys.subList(0, shown)) + (keys.size() > shown ? " and " + (keys.size() - shown) + " more" : "");
     }
 
     private void collect(String prefix, Map<String, Var> p, Map<String, Tensor> b) {
@@ -236,6 +250,22 @@ public abstract class Module implements AutoCloseable {
     }
 
     public long parameterCount() { return parameters().stream().mapToLong(v -> v.value().numel()).sum(); }
+
+    /**
+     * The module's own settings for {@link #toString}, as torch's {@code extra_repr}: "" where it has none (Sequential,
+     * activations); the layers give their sizes and their sparsity configuration.
+     */
+    protected String extraRepr() { return ""; }
+
+    /** The architecture as torch prints it: the class, its settings, and each child by name, indented. */
+    @Override
+    public String toString() {
+        StringBuilder sb = new StringBuilder(getClass().getSimpleName()).append('(').append(extraRepr());
+        if (children.isEmpty()) return sb.append(')').toString();
+        sb.append('\n');
+        children.forEach((k, m) -> sb.append("  (").append(k).append("): ").append(m.toString().replace("\n", "\n  ")).append('\n'));
+        return sb.append(')').toString();
+    }
 
     @Override
     public void close() {

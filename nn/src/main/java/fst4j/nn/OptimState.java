@@ -37,6 +37,16 @@ final class OptimState {
      * g can update w (a parameter flatten accepted: contiguous float32): open, contiguous float32, as many elements and on
      * w's device. Both optimizers check every gradient so before they step any parameter.
      */
+    /**
+     * Every parameter still open: a closed one (its module closed) has no gradient, so a step silently skipped it and did
+     * nothing at all when the whole model was closed.
+     */
+    static void checkOpen(List<Var> params, String who) {
+        for (int i = 0; i < params.size(); i++)
+            if (params.get(i).isClosed())
+                throw new IllegalStateException(who + ": parameter " + i + " is closed (was its module closed?); an optimizer steps open parameters only");
+    }
+
     static void checkGradient(Tensor w, Tensor g, String who) {
         g.check();
         if (!g.isContiguous() || g.dtype() != DType.F32 || g.numel() != w.numel() || g.device() != w.device())

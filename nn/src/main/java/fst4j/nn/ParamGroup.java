@@ -84,4 +84,11 @@ public record ParamGroup(String name, List<Var> params, double lrScale, double w
     static double[] perParameter(List<ParamGroup> groups, java.util.function.ToDoubleFunction<ParamGroup> setting) {
         return groups.stream().flatMapToDouble(g -> java.util.stream.DoubleStream.generate(() -> setting.applyAsDouble(g)).limit(g.params().size())).toArray();
     }
+
+    /** The group's name, size and settings (the record's default printed every parameter tensor in full). */
+    @Override
+    public String toString() {
+        long values = params.stream().mapToLong(v -> v.isClosed() ? 0 : v.value().numel()).sum();
+        return "ParamGroup[name=" + name + ", " + params.size() + " parameters (" + values + " values), lrScale=" + lrScale + ", weightDecay=" + weightDecay + "]";
+    }
 }

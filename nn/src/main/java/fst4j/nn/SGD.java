@@ -89,6 +89,7 @@ public final class SGD implements Optimizer {
     void step(Map<Var, Integer> decayRows, float lambda) {
         // everything is checked before anything changes: a closed parameter or a malformed gradient found half way
         // through left the parameters before it stepped, the rest not, and the step count behind
+        OptimState.checkOpen(params, "SGD");
         for (Var p : params) {
             Tensor g = p.grad();
             if (g == null) continue;

@@ -60,7 +60,13 @@ public final class SrSte {
         }
     }
 
-    /** Applies the decay to every eligible layer of model; returns how many weights it touched. */
+    /**
+     * Applies the decay to every eligible layer of model; returns how many weights it touched. Eligible: a layer whose W
+     * rule is magnitude 2:4 or N:M along K ({@link Sparsifier.Magnitude24}, {@link Sparsifier.SortMagnitude24},
+     * {@link Sparsifier.MagnitudeNM}) and whose weight has a gradient (so 0 before the first backward). Other rules
+     * (TSM's stateful transposable mask, fixed patterns, {@link Sparsifier.Custom}) are skipped, as S(W) would have to be
+     * recomputed by a rule that may keep state: for such a layer add lambda * (W - S(W)) to its gradient yourself.
+     */
     public static int addDecay(Module model, double lambda) {
         Map<Var, Integer> rows = decayed(model);
         Map<Var, Sparsifier.MagnitudeNM> nm = decayedNM(model);

@@ -301,14 +301,17 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("wrong rank: " + idx.length + " indices for shape " + Shape.str(shape));
         long off = offset;
         for (int d = 0; d < idx.length; d++) {
-            if (idx[d] < 0 || idx[d] >= shape[d])
+            int i = idx[d] < 0 ? idx[d] + shape[d] : idx[d];   // as torch's t[-1]: a negative index counts from the end
+            if (i < 0 || i >= shape[d])
                 throw new IndexOutOfBoundsException("index " + Arrays.toString(idx) + " out of bounds for shape " + Shape.str(shape));
-            off += idx[d] * strides[d];
+            off += i * strides[d];
         }
         return off;
     }
 
+    /** The element at idx (one index per axis; a negative index counts from the end of its axis, as torch's t[-1]). */
     public float get(int... idx) { return (float) getAt(index(idx)); }
+    /** {@link #get} without rounding a float64 element to float. */
     public double getDouble(int... idx) { return getAt(index(idx)); }
     public void set(double v, int... idx) {
         long at = index(idx);
@@ -644,12 +647,17 @@ public final class Tensor implements AutoCloseable {
     /** {@link #slice(int, int, int, int)} with step 1 (negative start and end count from the end of the axis). */
     public Tensor slice(int axis, int start, int end) { return slice(axis, start, end, 1); }
 
-    /** Broadcasts size-1 (or missing leading) dimensions to newShape without copying (stride 0). */
+    /**
+     * Broadcasts size-1 (or missing leading) dimensions to newShape without copying (stride 0). As torch's, -1 keeps an
+     * existing axis's size (not allowed for a new leading axis).
+     */
     public Tensor expand(int... newShape) {
         check();
         if (newShape.length < shape.length)
             throw new IllegalArgumentException("shape mismatch: cannot expand " + Shape.str(shape) + " to " + Arrays.toString(newShape));
         int lead = newShape.length - shape.length;
+        newShape = newShape.clone();
+        for (int i = lead; i < newShape.length; i++) if (newShape[i] == -1) newShape[i] = shape[i - lead];
         long[] st = new long[newShape.length];
         for (int i = 0; i < newShape.length; i++) {
             if (i < lead) { st[i] = 0; continue; }
@@ -674,10 +682,11 @@ public final class Tensor implements AutoCloseable {
         return view(s, st, offset);
     }
 
+    /** Drops axis if its size is 1; otherwise this tensor's shape is kept (a new view), as torch's {@code squeeze(dim)}. */
     public Tensor squeeze(int axis) {
         check();
         int a = Shape.axis(axis, shape.length);
-        if (shape[a] != 1) throw new IllegalArgumentException("cannot squeeze axis " + a + " of size " + shape[a]);
+        if (shape[a] != 1) return view(shape.clone(), strides.clone(), offset);
         int[] s = new int[shape.length - 1];
         long[] st = new long[shape.length - 1];
         for (int i = 0, j = 0; i < shape.length; i++) if (i != a) { s[j] = shape[i]; st[j] = strides[i]; j++; }

@@ -1,0 +1,95 @@
+package fst4j.nn;
+
+import fst4j.autograd.SparseConfig.Method;
+import fst4j.autograd.Var;
+import fst4j.tensor.Rng;
+import fst4j.tensor.Scope;
+import fst4j.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** Edges a PyTorch user meets first (found by a usability trial of the library): each as torch behaves, or refused by name. */
+class UsabilityEdgesTest {
+    @Test
+    void tensorIndexingAndShapesAsTorch() {
+        try (Scope s = Scope.open()) {
+            Tensor t = Tensor.arange(6).reshape(2, 3);
+            assertEquals(5f, t.get(-1, -1));          // t[-1, -1]
+            assertEquals(3f, t.get(-1, 0));
+            assertEquals(2f, t.get(0, -1));
+            assertThrows(IndexOutOfBoundsException.class, () -> t.get(-3, 0));
+            assertThrows(IndexOutOfBoundsException.class, () -> t.get(2, 0));
+            t.set(9, -1, -2);
+            assertEquals(9f, t.get(1, 1));
+            // squeeze(dim) of an axis whose size is not 1 keeps the shape, as torch's (Var.squeeze already did)
+            assertArrayEquals(new int[]{2, 3}, t.squeeze(0).shape());
+            assertArrayEquals(new int[]{3}, t.slice(0, 0, 1).squeeze(0).shape());
+            assertArrayEquals(t.squeeze(0).shape(), Var.of(t).squeeze(0).shape());
+            // expand with -1 keeps an axis's size
+            Tensor col = Tensor.arange(2).reshape(2, 1);
+            Tensor e = col.expand(-1, 4);
+            assertArrayEquals(new int[]{2, 4}, e.shape());
+            assertEquals(1f, e.get(1, 3));
+            assertArrayEquals(new int[]{3, 2, 4}, col.expand(3, -1, 4).shape());
+            assertArrayEquals(new int[]{2, 4}, Var.of(col).expand(-1, 4).shape());
+            assertThrows(IllegalArgumentException.class, () -> col.expand(-1, -1, 4), "-1 for a new leading axis");
+        }
+    }
+
+    @Test
+    void aStateDictOfAnotherArchitectureIsRefusedWithEveryDifference() {
+        Rng rng = new Rng(3);
+        try (Sequential a = new Sequential(new Linear(4, 3, true, Method.DENSE.config(), rng), new ReLU(), new Linear(3, 2, true, Method.DENSE.config(), rng));
+             Sequential b = new Sequential(new Linear(5, 3, false, Method.DENSE.config(), rng), new ReLU(), new Linear(3, 2, true, Method.DENSE.config(), rng),
+                     new ReLU(), new Linear(2, 2, true, Method.DENSE.config(), rng))) {
+            Map<String, Tensor> state = b.stateDict();
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> a.loadStateDict(state));
+            assertEquals("state dict is missing 0.bias; unexpected key(s) in state dict: 4.weight, 4.bias; shape mismatch for 0.weight: [3, 5] vs [3, 4]",
+                    e.getMessage());
+        }
+    }
+
+    @Test
+    void anOptimizerOverAClosedModelRefusesToStep() {
+        Rng rng = new Rng(4);
+        Linear l = new Linear(4, 2, true, Method.DENSE.config(), rng);
+        try (SGD sgd = new SGD(l.parameters(), 0.1, 0.9, 0, false); AdamW adam = new AdamW(l.parameters(), 1e-3, 0.01)) {
+            l.close();
+            IllegalStateException e = assertThrows(IllegalStateException.class, sgd::step);
+            assertEquals("SGD: parameter 0 is closed (was its module closed?); an optimizer steps open parameters only", e.getMessage());
+            e = assertThrows(IllegalStateException.class, adam::step);
+            assertTrue(e.getMessage().startsWith("AdamW: parameter 0 is closed"), e.getMessage());
+        }
+    }
+
+    @Test
+    void batchNorm1dNamesTheShapeItWasGiven() {
+        try (Scope s = Scope.open(); BatchNorm1d bn = new BatchNorm1d(3)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> bn.forward(Var.of(Tensor.ones(1, 3))));
+            assertTrue(e.getMessage().startsWith("batchNorm1d: expected more than 1 value per channel when training, got input [1, 3]"), e.getMessage());
+            assertArrayEquals(new int[]{1, 3}, bn.eval().forward(Var.of(Tensor.ones(1, 3))).shape(), "eval mode normalises one value");
+        }
+    }
+
+    @Test
+    void modulesPrintTheirArchitectureAsTorchDoes() {
+        Rng rng = new Rng(5);
+        try (Sequential m = new Sequential(new Conv2d(1, 8, 3, 1, 1, false, Method.FST3_IR.config(), rng), new BatchNorm2d(8), new ReLU(),
+                new MaxPool2d(2), new Flatten(), new Linear(8 * 4 * 4, 3, true, Method.DENSE.config(), rng))) {
+            assertEquals("""
+                    Sequential(
+                      (0): Conv2d(1, 8, kernel_size=3x3, stride=1, padding=1, bias=false, sparsity=%s)
+                      (1): BatchNorm2d(8, eps=1.0E-5, momentum=0.1)
+                      (2): ReLU()
+                      (3): MaxPool2d(kernel_size=2, stride=2, padding=0)
+                      (4): Flatten()
+                      (5): Linear(in_features=128, out_features=3, bias=true, sparsity=%s)
+                    )""".formatted(Method.FST3_IR.config().name(), Method.DENSE.config().name()), m.toString());
+            String g = new ParamGroup("all", m.parameters(), 1.0, 5e-4).toString();
+            assertEquals("ParamGroup[name=all, 5 parameters (" + m.parameterCount() + " values), lrScale=1.0, weightDecay=5.0E-4]", g);
+        }
+    }
+}

@@ -6,21 +6,14 @@ import fst4j.nn.train.TrainData;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
-import java.nio.file.AccessDeniedException;
-import java.nio.file.DirectoryNotEmptyException;
-import java.nio.file.FileAlreadyExistsException;
-import java.nio.file.FileSystemException;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
-import java.nio.file.NotDirectoryException;
-import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 
 /**
  * What the fst4j commands (train, eval, experiment, analyze) share around their own work: {@code -h}/{@code --help}
  * anywhere on the line prints the help and exits 0; a bad command line is one line "fst4j NAME: problem; usage: ..."
- * and exit status 2; a failure is one line and exit status 1, so a script sees the reason and not a stack trace.
+ * and exit status 2; a failure is one line and exit status 1 (a missing data set two: what is missing where, then the
+ * command that installs it, alone), so a script sees the reason and not a stack trace.
  */
 public final class Cli {
     private Cli() {}
@@ -57,7 +50,9 @@ public final class Cli {
             } catch (UsageException e) {
                 err.println("fst4j " + name + ": " + e.getMessage() + "; " + usage);
                 return 2;
-            } catch (DatasetNotFoundException e) {   // its message is already the whole story (how to install the data)
+            } catch (DatasetNotFoundException e) {   // what is missing where, then the line to run, alone (to copy)
+                err.println("fst4j " + name + ": " + (e.where() != null ? e.where() : "the data set is not installed")
+                        + "; install it with this command (or ./fst4j setup), then run this one again:");
                 err.println(e.getMessage());
                 return 1;
             } catch (IOException | UncheckedIOException | IllegalArgumentException e) {
@@ -74,25 +69,6 @@ public final class Cli {
         }
     }
 
-    /**
-     * e's message, where that says what went wrong. Some file-system exceptions carry only the path (--out naming an
-     * existing file gave "fst4j train: /tmp/x", from Files.createDirectories' FileAlreadyExistsException): those get
-     * what happened to it; an exception without a message (an interrupted write's ClosedByInterruptException) its name.
-     */
-    static String message(Exception e) {
-        if (e instanceof FileSystemException f && f.getReason() == null && f.getFile() != null) {
-            Path p = Path.of(f.getFile());
-            String what = switch (f) {
-                case NoSuchFileException _ -> "no such file or directory";
-                case FileAlreadyExistsException _ -> Files.exists(p) && !Files.isDirectory(p) ? "exists and is not a directory" : "already exists";
-                case AccessDeniedException _ -> "permission denied";
-                case NotDirectoryException _ -> "not a directory";
-                case DirectoryNotEmptyException _ -> "directory not empty";
-                default -> f.getClass().getSimpleName();
-            };
-            return f.getFile() + (f.getOtherFile() != null ? " -> " + f.getOtherFile() : "") + ": " + what;
-        }
-        String m = e.getMessage();
-        return m == null || m.isBlank() ? e.getClass().getSimpleName() : m;
-    }
+    /** e's message in a user's words: {@link fst4j.nn.io.IoText#message}. */
+    static String message(Exception e) { return fst4j.nn.io.IoText.message(e); }
 }

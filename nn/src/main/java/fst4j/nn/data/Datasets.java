@@ -46,7 +46,9 @@ public final class Datasets {
     }
 
     static Split fashionMnist(Path overrideDir, String env, Path debian) throws IOException {
-        Path dir = locate(overrideDir, env, debian).orElseThrow(() -> new DatasetNotFoundException(installCommand(FASHION_MNIST_PACKAGE)));
+        Path dir = locate(overrideDir, env, debian).orElseThrow(() -> new DatasetNotFoundException(installCommand(FASHION_MNIST_PACKAGE),
+                "Fashion-MNIST is not installed: no train-images-idx3-ubyte[.gz] and the other three files in "
+                        + (env != null && !env.isBlank() ? "$" + DATA_ENV + " (" + env + "), " + Path.of(env, "fashion-mnist") + " or " : "") + debian));
         return Idx.loadDir(dir, "fashion-mnist", 10);
     }
 

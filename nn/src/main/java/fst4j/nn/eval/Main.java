@@ -71,6 +71,14 @@ public final class Main {
             if (!dev.equals("cpu") && !dev.equals("cuda")) throw new UsageException("unknown device '" + v.get("--device") + "' (cpu, cuda)");
             int testSubset = Flags.nonNegInt(v, "--test-subset", 0, UsageException::new);
             if (v.containsKey("--threads")) Blas.setThreads(Flags.posInt(v, "--threads", 1, UsageException::new));
+            if (Files.isDirectory(ckpt)) {   // a run's folder: name its checkpoints
+                List<String> found = new java.util.ArrayList<>();
+                try (var dirs = Files.list(ckpt)) {
+                    dirs.sorted().map(d -> d.resolve("final.safetensors")).filter(Files::isRegularFile).forEach(f -> found.add(f.toString()));
+                }
+                throw new IOException(ckpt + " is a folder; give one checkpoint" + (found.isEmpty() ? " file (<out>/<method>/final.safetensors)"
+                        : ", e.g. " + String.join(" or ", found.subList(0, Math.min(3, found.size())))));
+            }
             if (!Files.isRegularFile(ckpt)) throw new IOException("no checkpoint file " + ckpt);
 
             TrainConfig cfg = Trainer.readConfig(ckpt);

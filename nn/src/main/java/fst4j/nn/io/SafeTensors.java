@@ -181,7 +181,14 @@ public final class SafeTensors {
         Path target = file.toAbsolutePath();
         Path dir = target.getParent();
         Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+        // made as any other output is (the umask's mode; createTempFile's is owner-only, so a shared run's checkpoints could
+        // not be read by its other users), under a name of this process and moment
+        Path tmp = dir.resolve("." + target.getFileName() + "." + ProcessHandle.current().pid() + "." + System.nanoTime() + ".tmp");
+        try {
+            Files.createFile(tmp);
+        } catch (IOException e) {   // named by the file wanted, not by the temporary one
+            throw new IOException("cannot write " + target + ": " + IoText.reason(e), e);
+        }
         boolean done = false;
         try {
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
@@ -409,6 +416,12 @@ public final class SafeTensors {
                             + ") overlaps data of " + Json.quote(prev.name()) + " [" + prev.begin() + ", " + prev.end() + ")");
                 prev = s;
             }
+            // bytes past the last entry's data belong to no entry: something was appended to the file (or a copy went
+            // wrong); the format's reference reader refuses them too (its data must end where the file does)
+            long last = specs.stream().mapToLong(Spec::end).max().orElse(0);
+            if (last < dataLen)
+                throw new DataFormatException(file, dataStart + last, (dataLen - last) + " bytes after the last entry's data, which ends at offset "
+                        + (dataStart + last) + " of " + size + " (appended to the file?)");
 
             Map<String, Tensor> tensors = new LinkedHashMap<>();
             Map<String, long[]> longs = new LinkedHashMap<>();

@@ -301,8 +301,10 @@ public final class Checkpoint {
         SafeTensors.Contents c;
         try {
             c = SafeTensors.read(file);
-        } catch (IOException e) {
-            throw new CheckpointException(file, e.getClass().getSimpleName() + ": " + e.getMessage(), e);
+        } catch (IOException e) {   // a directory, no such file, permission denied: in words, not an exception's name
+            throw new CheckpointException(file, Files.isDirectory(file) ? "it is a directory (a run's checkpoints are <out>/<method>/final.safetensors"
+                    + " and checkpoint.safetensors)" : e instanceof java.nio.file.FileSystemException ? fst4j.nn.io.IoText.reason(e)
+                    : e.getClass().getSimpleName() + ": " + e.getMessage(), e);
         } catch (RuntimeException e) {
             throw new CheckpointException(file, e.getMessage(), e);
         }

@@ -32,7 +32,7 @@ import java.util.Map;
 public final class Main {
     private Main() {}
 
-    static final String USAGE = "usage: fst4j train [--model mlp|cnn|resnet-small|resnet18] [--data fashion-mnist|mnist:DIR|cifar10:DIR]"
+    static final String USAGE = "usage: fst4j train [--model mlp|cnn|resnet-small|resnet18|resnet18-imagenet] [--data fashion-mnist|fashion-mnist:DIR|mnist:DIR|cifar10:DIR]"
             + " [--method dense,fst3_ir,...] [--epochs N] [--batch N] [--optimizer sgd|adamw] [--lr X] [--momentum X] [--wd X] [--nesterov]"
             + " [--betas B1,B2] [--eps X] [--amsgrad] [--no-wd-norm-bias] [--clip-grad-norm X] [--nm N:M] [--accumulate N]"
             + " [--schedule cosine|linear|step|multistep|exp|onecycle] [--gamma X] [--step-size EPOCHS] [--milestones E1,E2,...]"
@@ -43,7 +43,8 @@ public final class Main {
     static final String HELP = """
             fst4j train: train one model per sparsity method and compare them.
               --model M          mlp, cnn, resnet-small (default), resnet18, resnet18-imagenet
-              --data D           fashion-mnist (default; the Debian package dataset-fashion-mnist), mnist:DIR, cifar10:DIR
+              --data D           fashion-mnist (default: $FST4J_DATA, $FST4J_DATA/fashion-mnist, or where the Debian package
+                                 dataset-fashion-mnist installs it), fashion-mnist:DIR, mnist:DIR, cifar10:DIR
               --method A,B,...   comma list of dense, sr_ste, tsm, wg, wx, gg, gx, fst2, fst3, fst3_ir, fst_code,
                                  fst3_ir_patterns, meprop, asp, resprop (default dense,fst3_ir); each may take
                                  the authors' changes on top with '+': +patterns (their four random X^T patterns),
@@ -78,15 +79,18 @@ public final class Main {
                                  decay (torch.nn.utils.clip_grad_norm_; default 0: off); metrics.csv gets a grad_norm
                                  column (the norm before clipping), and a step whose norm is NaN or infinite stops
               --smoothing X      label smoothing (default 0.1)
-              --train-subset N   use the first N training images only (default all); --test-subset N likewise
+              --train-subset N   use the first N training images only (default 0: all); --test-subset N likewise
               --augment          random crop and horizontal flip
               --seed N           seed of model init, data order and augmentation (default 0)
-              --threads N        native kernel threads (default: all cores)
-              --out DIR          output directory (default runs/<timestamp>)
-              --resume CKPT      continue the run saved in CKPT (its method and settings; other flags must agree)
+              --threads N        native kernel threads (default: all cores; more than the cores only slows the kernels)
+              --out DIR          output directory (default runs/<timestamp>); one that holds a run is refused but for
+                                 --resume into it
+              --resume CKPT      continue the run saved in CKPT (its method and settings; other flags must agree), by
+                                 default in CKPT's run folder (OUT of OUT/<method>/checkpoint.safetensors)
               --save-every N     also checkpoint every N steps to OUT/<method>/checkpoint.safetensors
               --no-progress      no live progress bar on a terminal
-              --profile-ops      after each run, the measured steps' time per operation (conv geometry, batch norm, ...)
+              --profile-ops      after each run, the measured steps' time per operation (conv geometry, batch norm, ...),
+                                 also in OUT/<method>/profile-ops.txt
               --device D         cpu (default) or cuda: model, optimizer and batches on the GPU (see native-cuda/CUDA.md)
               --srste-lambda X   SR-STE's decay lambda (W - S(W)) of the pruned weights (default 2e-4); 0 is the
                                  plain straight-through estimator (sr_ste with 0: S(W) forward, no decay)
@@ -150,8 +154,8 @@ public final class Main {
         List<Recipe> methods = null;
         if (v.containsKey("--method")) {
             methods = new ArrayList<>();
-            for (String m : v.get("--method").split(",")) {
-                if (m.isBlank()) continue;
+            for (String m : v.get("--method").split(",", -1)) {
+                if (m.isBlank()) throw new UsageException("--method has an empty entry in '" + v.get("--method") + "'");
                 try {
                     Recipe mm = Recipe.parse(m);
                     if (methods.contains(mm)) throw new UsageException("method " + m + " given twice");
@@ -401,6 +405,28 @@ public final class Main {
         int width() { return METRICS.split(",").length + (gradNorm ? 1 : 0) + (flipRate ? 1 : 0); }
     }
 
+    /**
+     * The running sums of an epoch's train loss, accuracy and flip rate up to a --save-every checkpoint, kept in its
+     * metadata, so that the epoch's line and summary.json after a resume cover all its steps (not only those trained after
+     * the resume). Doubles as Double.toString (exact). A checkpoint without them (written before they were kept) gives null.
+     */
+    record EpochSums(double lossSum, long correct, long seen, double flipSum, long flipSteps) {
+        Map<String, String> metadata() {
+            return Map.of("epoch_loss_sum", Double.toString(lossSum), "epoch_correct", Long.toString(correct), "epoch_seen", Long.toString(seen),
+                    "epoch_flip_sum", Double.toString(flipSum), "epoch_flip_steps", Long.toString(flipSteps));
+        }
+
+        static EpochSums of(Map<String, String> meta) {
+            if (!meta.containsKey("epoch_seen")) return null;
+            try {
+                return new EpochSums(Double.parseDouble(meta.get("epoch_loss_sum")), Long.parseLong(meta.get("epoch_correct")),
+                        Long.parseLong(meta.get("epoch_seen")), Double.parseDouble(meta.get("epoch_flip_sum")), Long.parseLong(meta.get("epoch_flip_steps")));
+            } catch (RuntimeException e) {   // NumberFormatException, or a key missing (null)
+                throw new IllegalArgumentException("the checkpoint's epoch sums (epoch_loss_sum, epoch_correct, ...) do not parse: " + e.getMessage(), e);
+            }
+        }
+    }
+
     /** One invocation: all methods, the shared outputs. */
     static final class Run {
         private final Options o;
@@ -418,6 +444,11 @@ public final class Main {
          */
         private Columns columns;
         private final Map<String, List<double[]>> lossCurves = new LinkedHashMap<>(), accCurves = new LinkedHashMap<>(), testCurves = new LinkedHashMap<>();
+        /** Where training stands, for the interruption's message (read by the shutdown hook's thread). */
+        private volatile String current;
+        private volatile long currentStep, currentTotal, lastCkptStep;
+        private volatile Path lastCkpt;
+        private volatile boolean finished;
 
         Run(Options o, PrintStream out, PrintStream err, DataSource source) {
             this.o = o;
@@ -441,8 +472,18 @@ public final class Main {
                 TrainConfig wanted = apply(o, saved);
                 if (o.methods() != null && !(o.methods().size() == 1 && o.methods().get(0).equals(saved.recipe())))
                     throw new UsageException("--resume continues the checkpoint's method " + saved.methodName() + "; --method must be that or left out");
-                if (!wanted.equals(saved))
-                    throw new UsageException("flags differ from the checkpoint's settings " + saved.toMetadata());
+                if (!wanted.equals(saved)) {
+                    Map<String, String> was = saved.toMetadata(), now = wanted.toMetadata();
+                    List<String> diff = new ArrayList<>();
+                    java.util.Set<String> keys = new java.util.LinkedHashSet<>(was.keySet());
+                    keys.addAll(now.keySet());   // a setting at its default is left out of the metadata: absent on one side
+                    for (String k : keys)
+                        if (!java.util.Objects.equals(was.get(k), now.get(k)))
+                            diff.add(k + ": " + now.getOrDefault(k, "default") + " against the checkpoint's " + was.getOrDefault(k, "default"));
+                    if (diff.isEmpty()) diff.add(String.valueOf(wanted));   // unreachable while toMetadata names every setting
+                    throw new UsageException("--resume continues the checkpoint's settings; these flags differ from them: " + String.join(", ", diff)
+                            + "; leave them out or give the checkpoint's values");
+                }
                 cfgs.add(saved);
             } else {
                 TrainConfig base = apply(o, TrainConfig.defaults(Method.DENSE));
@@ -461,7 +502,11 @@ public final class Main {
             }
             clipping = cfgs.get(0).clipsGradients();   // one config but for the method: all clip or none
             columns = new Columns(clipping, o.flipRate());
-            dir = o.out() != null ? o.out() : Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+            // a resume without --out continues in the checkpoint's own run folder (OUT/<method>/checkpoint.safetensors), where
+            // its metrics and summary are; a checkpoint elsewhere starts a new folder
+            Path runOf = o.resume() == null ? null : runFolder(o.resume(), cfgs.get(0).methodName());
+            dir = o.out() != null ? o.out() : runOf != null ? runOf
+                    : Path.of("runs", LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
             // a resumed run appends to the folder's metrics.csv: one whose columns are not train's is refused before any
             // training (its rows are conformed to one header once the checkpoint has loaded: continueCsvs)
             if (o.resume() != null && Files.isRegularFile(dir.resolve("metrics.csv"))) {
@@ -471,7 +516,30 @@ public final class Main {
                     throw new UsageException(e.getMessage() + "; resume into another --out");
                 }
             }
+            // a new run into a folder that holds one would replace its metrics, evaluations, summary and charts (its other
+            // methods' checkpoints left without a record): refused before anything is written
+            if (o.resume() == null)
+                for (String f : List.of("metrics.csv", "summary.json", "eval.csv"))
+                    if (holdsRows(dir.resolve(f)))
+                        throw new UsageException("--out " + dir + " already holds a run (" + f + "); a new run there would replace its results:"
+                                + " give another --out, or --resume one of its checkpoints into it");
             Files.createDirectories(dir);
+            // every method's folder must take files before hours of training end in a refused checkpoint write
+            for (TrainConfig c : cfgs) {
+                Path md = dir.resolve(c.methodName());
+                Files.createDirectories(md);
+                Path probe = md.resolve(".write-test." + ProcessHandle.current().pid() + "." + System.nanoTime());
+                try {
+                    Files.createFile(probe);
+                } catch (IOException e) {
+                    throw new IOException("cannot write the checkpoints into " + md + ": " + fst4j.nn.io.IoText.reason(e), e);
+                } finally {
+                    Files.deleteIfExists(probe);
+                }
+            }
+            if (o.threads() != null && o.threads() > Runtime.getRuntime().availableProcessors())
+                err.println("fst4j train: --threads " + o.threads() + " is more than the " + Runtime.getRuntime().availableProcessors()
+                        + " CPUs here: the kernels' threads will take turns on them (slower, same results)");
             TrainConfig c0 = cfgs.get(0);
             fst4j.sparse.NM pattern = cfgs.stream().map(TrainConfig::nm).filter(p -> !p.isTwoFour()).findFirst().orElse(null);
             // the accumulation and a schedule other than cosine are named; a run with neither prints the line it printed before
@@ -488,10 +556,20 @@ public final class Main {
             // a run resumed into its own folder opens its CSVs once the checkpoint has loaded (train): the rows it trains
             // again are dropped from them first, and a checkpoint that is refused leaves them as they were
             boolean append = o.resume() != null && Files.exists(dir.resolve("metrics.csv"));
+            // an interrupted run (Ctrl-C) says what it leaves and how to go on, where before it ended without a word
+            Thread hook = new Thread(() -> interrupted(results), "fst4j-train-interrupted");
+            Runtime.getRuntime().addShutdownHook(hook);
             try {
                 if (!append) openCsvs(false);
-                for (TrainConfig c : cfgs) results.add(train(c, data));
+                for (TrainConfig c : cfgs) {
+                    results.add(train(c, data));
+                    // each finished method is in summary.json at once: an interruption of the next keeps it, and a resume
+                    // of the next into this folder merges with it
+                    if (results.size() < cfgs.size()) writeSummary(results, data, (System.nanoTime() - t0) / 1e9);
+                }
             } finally {
+                finished = true;
+                try { Runtime.getRuntime().removeShutdownHook(hook); } catch (IllegalStateException shuttingDown) { /* the hook runs */ }
                 closeCsvs();
             }
             double wall = (System.nanoTime() - t0) / 1e9;
@@ -515,6 +593,35 @@ public final class Main {
                 return 1;
             }
             return 0;
+        }
+
+        /** The shutdown hook's message: what an interrupted run leaves and how to continue it. */
+        private void interrupted(List<Result> done) {
+            if (finished || current == null) return;
+            StringBuilder m = new StringBuilder("\nfst4j train: interrupted in " + current + " at step " + currentStep + "/" + currentTotal);
+            List<String> before = done.stream().map(r -> r.cfg().methodName()).filter(n -> !n.equals(current)).toList();
+            if (!before.isEmpty()) m.append("; finished before it: ").append(String.join(", ", before)).append(" (in ").append(dir.resolve("summary.json")).append(")");
+            if (lastCkpt != null)
+                m.append("; its checkpoint of step ").append(lastCkptStep).append(" continues with: ./fst4j train --resume ").append(lastCkpt)
+                        .append(" --out ").append(dir);
+            else m.append("; no checkpoint of it was saved (--save-every N keeps one every N steps)");
+            err.println(m);
+            err.flush();
+        }
+
+        /** The run folder a checkpoint lies in (OUT where it is OUT/method/NAME and OUT has the run's metrics.csv), or null. */
+        static Path runFolder(Path ckpt, String method) {
+            Path parent = ckpt.toAbsolutePath().normalize().getParent();
+            if (parent == null || parent.getFileName() == null || !parent.getFileName().toString().equals(method)) return null;
+            Path out = parent.getParent();
+            return out != null && Files.isRegularFile(out.resolve("metrics.csv")) ? out : null;
+        }
+
+        /** Whether f exists with more than a header (a run that failed before its first step leaves header-only CSVs). */
+        private static boolean holdsRows(Path f) throws IOException {
+            if (!Files.exists(f)) return false;
+            if (!Files.isRegularFile(f) || f.getFileName().toString().endsWith(".json")) return true;
+            try (var lines = Files.lines(f, java.nio.charset.StandardCharsets.ISO_8859_1)) { return lines.limit(2).count() > 1; }
         }
 
         /** x as written by hand: 0.0005, not Double.toString's 5.0E-4 */
@@ -673,10 +780,17 @@ public final class Main {
         Result train(TrainConfig cfg, TrainData data) throws IOException {
             String name = cfg.methodName();
             Path mdir = dir.resolve(name);
+            EpochSums carry = null;
+            current = name;
+            lastCkpt = null;
             try (Trainer t = new Trainer(cfg, data, o.device())) {
+                currentTotal = t.totalSteps();
                 t.measureFlipRate(o.flipRate());   // the masks now, read again by a load below
                 if (o.resume() != null) {
                     t.load(o.resume());
+                    currentStep = lastCkptStep = t.stepsDone();
+                    lastCkpt = o.resume();
+                    carry = EpochSums.of(Trainer.readMetadata(o.resume()));
                     if (metrics == null) continueCsvs(name, t.stepsDone(), t.epoch());
                     out.printf(Locale.ROOT, "[%s] resumed from %s at step %d/%d (epoch %d)%n", name, o.resume(), t.stepsDone(), t.totalSteps(), t.epoch() + 1);
                 }
@@ -699,10 +813,12 @@ public final class Main {
                 long lastDraw = 0;
                 try {
                     while (t.epoch() < cfg.epochs()) {
-                        double lossSum = 0;
-                        long correct = 0, seen = 0, inEpoch = 0;
-                        flipSum = 0;
-                        flipSteps = 0;
+                        // a resumed epoch starts from the sums its checkpoint kept (its steps before the checkpoint)
+                        double lossSum = carry != null ? carry.lossSum() : 0;
+                        long correct = carry != null ? carry.correct() : 0, seen = carry != null ? carry.seen() : 0, inEpoch = 0;
+                        flipSum = carry != null ? carry.flipSum() : 0;
+                        flipSteps = carry != null ? carry.flipSteps() : 0;
+                        carry = null;
                         long epStart = System.nanoTime();
                         while (t.epochHasNext()) {
                             if (local == warm) Profile.reset();
@@ -734,6 +850,7 @@ public final class Main {
                             accC.add(new double[]{r.step() + 1, r.accuracy()});
                             double rate = inEpoch / ((System.nanoTime() - epStart) / 1e9);
                             long done = r.step() + 1;
+                            currentStep = done;
                             String line = String.format(Locale.ROOT, "[%s] epoch %d/%d step %d/%d loss %.4f train acc %.2f%% %.2f steps/s ETA %s",
                                     name, r.epoch() + 1, cfg.epochs(), done, total, lossSum / seen, 100.0 * correct / seen, rate, eta((total - done) / rate));
                             if (tty) {
@@ -748,7 +865,9 @@ public final class Main {
                             }
                             if (o.saveEvery() > 0 && done % o.saveEvery() == 0) {
                                 metrics.flush();   // a run killed after this checkpoint has every row up to it in metrics.csv
-                                t.save(mdir.resolve("checkpoint.safetensors"));
+                                t.save(mdir.resolve("checkpoint.safetensors"), new EpochSums(lossSum, correct, seen, flipSum, flipSteps).metadata());
+                                lastCkpt = mdir.resolve("checkpoint.safetensors");
+                                lastCkptStep = done;
                             }
                         }
                         if (tty) { err.print("\r\u001b[K"); err.flush(); }
@@ -784,8 +903,11 @@ public final class Main {
                     testAcc = ev.accuracy();
                     testLoss = ev.loss();
                 }
-                if (o.profileOps() && !stepMs.isEmpty())
-                    out.printf(Locale.ROOT, "[%s] time per operation over %d measured steps:%n%s", name, stepMs.size(), Profile.table(stepMs.size()));
+                if (o.profileOps() && !stepMs.isEmpty()) {
+                    String table = Profile.table(stepMs.size());
+                    out.printf(Locale.ROOT, "[%s] time per operation over %d measured steps:%n%s", name, stepMs.size(), table);
+                    Files.writeString(mdir.resolve("profile-ops.txt"), "time per operation over " + stepMs.size() + " measured steps:\n" + table);
+                }
                 Path ckpt = mdir.resolve("final.safetensors");
                 t.save(ckpt);
                 Map<String, Double> shares = new LinkedHashMap<>();
@@ -796,6 +918,7 @@ public final class Main {
                     known += prof.get(p);
                 }
                 shares.put("java", Math.max(0, measuredNanos - known) / denom);   // graph bookkeeping, allocation, data
+                if (stepMs.isEmpty()) shares.clear();   // nothing timed: no shares (summary.json's time_share is {}), not zeros
                 double median = median(stepMs);
                 return new Result(cfg, testAcc, testLoss, epLoss, epAcc, median, stepMs.size(), shares, t.stepsDone(),
                         (System.nanoTime() - runStart) / 1e9, t.model().parameterCount(), ckpt, null, null, flipLast);
@@ -813,6 +936,11 @@ public final class Main {
                 Map<String, Double> s = r.shares();
                 if (r.stopped() != null) {
                     out.printf(Locale.ROOT, mcol + "   (stopped at step %d: %s was not finite; see above)%n", r.cfg().methodName(), r.steps() + 1, r.notFinite());
+                    continue;
+                }
+                if (r.measuredSteps() == 0 && !Double.isNaN(r.trainLoss())) {   // trained, but every step was warm-up: no time to show
+                    out.printf(Locale.ROOT, mcol + " %8.2f%% %10.4f   (no step timed: each step trained here was warm-up; train more for times)%n",
+                            r.cfg().methodName(), 100 * r.testAcc(), r.trainLoss());
                     continue;
                 }
                 if (r.measuredSteps() == 0 && Double.isNaN(r.trainLoss())) {   // resumed from a finished run: nothing was trained

@@ -198,24 +198,34 @@ public record TrainConfig(String model, Method method, int epochs, int batchSize
 
     public static TrainConfig fromMetadata(Map<String, String> m) {
         Recipe r = Recipe.parse(get(m, "method"));
-        return new TrainConfig(get(m, "model"), r.method(), Integer.parseInt(get(m, "epochs")),
-                Integer.parseInt(get(m, "batch")), Double.parseDouble(get(m, "lr")), Double.parseDouble(get(m, "momentum")),
-                Double.parseDouble(get(m, "weight_decay")), Boolean.parseBoolean(get(m, "nesterov")),
-                Integer.parseInt(get(m, "warmup_steps")), Double.parseDouble(get(m, "min_lr")),
-                Double.parseDouble(get(m, "label_smoothing")), Double.parseDouble(get(m, "srste_lambda")),
-                Long.parseLong(get(m, "seed")), Integer.parseInt(get(m, "train_subset")), Integer.parseInt(get(m, "test_subset")),
+        return new TrainConfig(get(m, "model"), r.method(), num(m, "epochs", Integer::parseInt),
+                num(m, "batch", Integer::parseInt), num(m, "lr", Double::parseDouble), num(m, "momentum", Double::parseDouble),
+                num(m, "weight_decay", Double::parseDouble), Boolean.parseBoolean(get(m, "nesterov")),
+                num(m, "warmup_steps", Integer::parseInt), num(m, "min_lr", Double::parseDouble),
+                num(m, "label_smoothing", Double::parseDouble), num(m, "srste_lambda", Double::parseDouble),
+                num(m, "seed", Long::parseLong), num(m, "train_subset", Integer::parseInt), num(m, "test_subset", Integer::parseInt),
                 Boolean.parseBoolean(get(m, "augment")), r.variants(),
                 // checkpoints written before AdamW have no 'optimizer': SGD
                 OptimizerKind.parse(m.getOrDefault("optimizer", "sgd")),
-                m.containsKey("beta1") ? new AdamWSettings(Double.parseDouble(get(m, "beta1")), Double.parseDouble(get(m, "beta2")),
-                        Double.parseDouble(get(m, "eps")), Boolean.parseBoolean(get(m, "amsgrad"))) : AdamWSettings.DEFAULTS,
+                m.containsKey("beta1") ? new AdamWSettings(num(m, "beta1", Double::parseDouble), num(m, "beta2", Double::parseDouble),
+                        num(m, "eps", Double::parseDouble), Boolean.parseBoolean(get(m, "amsgrad"))) : AdamWSettings.DEFAULTS,
                 Boolean.parseBoolean(m.getOrDefault("wd_on_norm_and_bias", "true")),
                 // checkpoints written before clipping, or without it, have no 'clip_grad_norm': off
-                Double.parseDouble(m.getOrDefault("clip_grad_norm", "0")),
+                m.containsKey("clip_grad_norm") ? num(m, "clip_grad_norm", Double::parseDouble) : 0,
                 // checkpoints written before N:M, or at 2:4, have no 'nm'
                 m.containsKey("nm") ? NM.parse(m.get("nm")) : NM.TWO_FOUR,
                 // checkpoints written before schedules and accumulation, or without them: cosine, 1 micro-batch a step
-                ScheduleSpec.fromMetadata(m), Integer.parseInt(m.getOrDefault("accumulate", "1")));
+                ScheduleSpec.fromMetadata(m), m.containsKey("accumulate") ? num(m, "accumulate", Integer::parseInt) : 1);
+    }
+
+    /** m's value of k as a number, or a refusal naming the key and its text (not only NumberFormatException's). */
+    private static <T> T num(Map<String, String> m, String k, java.util.function.Function<String, T> parse) {
+        String v = get(m, k);
+        try {
+            return parse.apply(v);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("metadata '" + k + "' is '" + v + "', not a number");
+        }
     }
 
     private static String get(Map<String, String> m, String k) {

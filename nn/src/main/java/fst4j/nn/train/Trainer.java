@@ -549,8 +549,18 @@ public final class Trainer implements AutoCloseable {
      * model, optimizer and loader whose step is {@link #stepsDone}, with the epoch as int64 "epoch" and the config
      * ({@link TrainConfig#toMetadata}), data spec, training set size and total steps as metadata.
      */
-    public void save(Path file) throws IOException {
+    public void save(Path file) throws IOException { save(file, Map.of()); }
+
+    /**
+     * {@link #save(Path)} with string metadata of the caller's beside the trainer's (the CLI keeps the epoch's running
+     * train loss and accuracy there, so that a resumed epoch reports all of its steps); a key of the trainer's is refused.
+     */
+    public void save(Path file, Map<String, String> extra) throws IOException {
         Map<String, String> meta = new LinkedHashMap<>(cfg.toMetadata());
+        for (String k : extra.keySet())
+            if (meta.containsKey(k) || List.of("data", "train_size", "total_steps").contains(k))
+                throw new IllegalArgumentException("checkpoint metadata '" + k + "' is the trainer's own");
+        meta.putAll(extra);
         meta.put("data", data.spec());
         meta.put("train_size", Integer.toString(data.train().size()));
         meta.put("total_steps", Long.toString(totalSteps));

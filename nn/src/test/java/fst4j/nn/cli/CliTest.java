@@ -35,7 +35,9 @@ class CliTest {
     void eachProblemIsOneLineAndItsExitStatus() {
         assertEquals(new Outcome(7, "", ""), toy(() -> 7));
         assertEquals(new Outcome(2, "", "fst4j toy: bad; usage: fst4j toy [--x]" + NL), toy(() -> { throw new UsageException("bad"); }));
-        assertEquals(new Outcome(1, "", "apt-get install it" + NL), toy(() -> { throw new DatasetNotFoundException("apt-get install it"); }));
+        // what is missing where, then the command alone on its line
+        assertEquals(new Outcome(1, "", "fst4j toy: the data set is not installed; install it with this command (or ./fst4j setup), then run this one"
+                + " again:" + NL + "apt-get install it" + NL), toy(() -> { throw new DatasetNotFoundException("apt-get install it"); }));
         for (Exception e : List.of(new IOException("io"), new UncheckedIOException(new IOException("uio")), new IllegalArgumentException("iae"),
                 new CheckpointException(Path.of("c.safetensors"), "broken", null))) {
             assertEquals(new Outcome(1, "", "fst4j toy: " + e.getMessage() + NL), toy(() -> {

@@ -178,6 +178,10 @@ class SafeTensorsTest {
         assertEquals(0, bad(t, "too short").offset());
         Files.write(t, Arrays.copyOf(all, 40)); // header cut in the middle
         assertEquals(0, bad(t, "header length").offset());
+        // bytes appended after the data belong to no entry: refused, as the format's reference reader does
+        Path longer = dir.resolve("appended.safetensors");
+        Files.write(longer, Arrays.copyOf(all, all.length + 3));
+        assertEquals(all.length, bad(longer, "3 bytes after the last entry's data, which ends at offset " + all.length + " of " + (all.length + 3)).offset());
     }
 
     @Test

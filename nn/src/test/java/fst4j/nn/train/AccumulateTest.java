@@ -146,7 +146,7 @@ class AccumulateTest {
         Files.copy(out.resolve("fst3_ir/final.safetensors"), fin);
         Outcome refused = MainTest.main(MainTest.NO_DATA, "--resume", ckpt.toString(), "--accumulate", "1");
         assertEquals(2, refused.rc(), refused.err());
-        assertTrue(refused.err().contains("flags differ from the checkpoint's settings"), refused.err());
+        assertTrue(refused.err().contains("these flags differ from them: accumulate: default against the checkpoint's 2;"), refused.err());
         Outcome resumed = MainTest.main(TrainData::load, "--resume", ckpt.toString(), "--threads", "1", "--no-progress", "--out", out.toString());
         assertEquals(0, resumed.rc(), resumed.err());
         assertEquals(before, MainTest.rowsWithoutTimes(out.resolve("metrics.csv")));

@@ -401,7 +401,10 @@ class CheckpointTest {
 
             Path missing = dir.resolve("nope.safetensors");
             e = assertThrows(CheckpointException.class, () -> t.load(missing));
-            assertTrue(e.getMessage().contains("NoSuchFileException"), e.getMessage());
+            assertEquals("checkpoint " + missing + " is unusable: no such file or directory", e.getMessage());
+            e = assertThrows(CheckpointException.class, () -> t.load(dir));
+            assertTrue(e.getMessage().endsWith("is unusable: it is a directory (a run's checkpoints are <out>/<method>/final.safetensors"
+                    + " and checkpoint.safetensors)"), e.getMessage());
 
             Path foreign = dir.resolve("foreign.safetensors");
             SafeTensors.write(foreign, t.model().stateDict());

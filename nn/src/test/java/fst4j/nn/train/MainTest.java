@@ -48,9 +48,11 @@ public class MainTest {
 
     @Test
     void missingDatasetPrintsTheInstallLineOnly() {
-        Outcome r = main(s -> { throw new DatasetNotFoundException("sudo apt-get install dataset-fashion-mnist"); }, "--epochs", "1");
+        Outcome r = main(s -> { throw new DatasetNotFoundException("sudo apt-get install dataset-fashion-mnist", "Fashion-MNIST is not installed: ..."); },
+                "--epochs", "1");
         assertEquals(1, r.rc());
-        assertEquals("sudo apt-get install dataset-fashion-mnist" + System.lineSeparator(), r.err());
+        assertEquals("fst4j train: Fashion-MNIST is not installed: ...; install it with this command (or ./fst4j setup), then run this one again:"
+                + System.lineSeparator() + "sudo apt-get install dataset-fashion-mnist" + System.lineSeparator(), r.err());
     }
 
     /** A 12x12 MNIST-style dataset in dir: the class is which quadrant holds a bright square. */
@@ -223,6 +225,10 @@ public class MainTest {
         Outcome resumed = main(TrainData::load, "--resume", out.resolve("dense/checkpoint.safetensors").toString(), "--threads", "1",
                 "--no-progress", "--out", out.toString());
         assertEquals(0, resumed.rc(), resumed.err());
+        // the checkpoint at epoch 1's end resumes into that end: its line, with the sums the checkpoint kept, and the others
+        assertEquals(epochLines(r.out()), epochLines(resumed.out()), "the epochs' train loss and accuracy as uninterrupted");
+        assertEquals(summaryOf(straight, "dense", "train_loss"), summaryOf(out, "dense", "train_loss"));
+        assertEquals(summaryOf(straight, "dense", "train_acc"), summaryOf(out, "dense", "train_acc"));
         assertEquals(rowsWithoutTimes(straight.resolve("metrics.csv")), rowsWithoutTimes(out.resolve("metrics.csv")));
         assertEquals(rowsWithoutTimes(straight.resolve("eval.csv")), rowsWithoutTimes(out.resolve("eval.csv")));
         assertEquals(4, Files.readAllLines(out.resolve("eval.csv")).size());
@@ -284,6 +290,7 @@ public class MainTest {
                 "--threads", "1", "--no-progress", "--profile-ops", "--out", tmp.resolve("run").toString());
         assertEquals(0, r.rc(), r.err());
         assertTrue(r.out().contains("[dense] time per operation over") && r.out().contains("Linear 144->256"), r.out());
+        assertTrue(Files.readString(tmp.resolve("run/dense/profile-ops.txt")).contains("Linear 144->256"), "the table kept in a file too");
         assertFalse(fst4j.autograd.Profile.byOperation(), "switched off again after the run");
         Outcome plain = main(TrainData::load, "--model", "mlp", "--data", "mnist:" + data, "--method", "dense", "--batch", "16",
                 "--threads", "1", "--no-progress", "--out", tmp.resolve("run2").toString());
@@ -399,7 +406,7 @@ public class MainTest {
         // a conflicting flag with --resume is a usage error
         Outcome r3 = main(NO_DATA, "--resume", out.resolve("fst3_ir/checkpoint.safetensors").toString(), "--lr", "0.2");
         assertEquals(2, r3.rc());
-        assertTrue(r3.err().contains("differ from the checkpoint"), r3.err());
+        assertTrue(r3.err().contains("these flags differ from them: lr: 0.2 against the checkpoint's 0.05;"), r3.err());
         // a corrupt checkpoint is one clear line
         Path bad = tmp.resolve("bad.safetensors");
         Files.write(bad, new byte[]{1, 2, 3});
@@ -424,7 +431,8 @@ public class MainTest {
                 "--out", out2.toString());
         assertEquals(0, r2.rc(), r2.err());
         assertFalse(r2.out().contains("NaN"), r2.out());
-        assertTrue(r2.out().contains("[dense] epoch 2/3 done: step 8/12 (the checkpoint was at its end: no steps of it trained here), test acc "), r2.out());
+        // the checkpoint keeps its epoch's running sums: the resumed epoch's line is the uninterrupted run's
+        assertEquals(epochLines(r.out()).subList(1, 3), epochLines(r2.out()), r2.out());
         assertTrue(r2.out().contains("[dense] epoch 3/3 done: step 12/12, loss "), r2.out());
         try (SafeTensors.Contents a = SafeTensors.read(out.resolve("dense/final.safetensors"));
              SafeTensors.Contents b = SafeTensors.read(out2.resolve("dense/final.safetensors"))) {
@@ -458,6 +466,83 @@ public class MainTest {
         TrainData d = TrainData.load("fashion-mnist");
         assertEquals(60000, d.train().size());
         assertEquals(10000, d.test().size());
+    }
+
+    /** The "epoch N/E done: ..." lines of a run's output, without their timing (", 1.2 s"). */
+    static List<String> epochLines(String out) {
+        return out.lines().filter(l -> l.contains("] epoch ") && l.contains(" done: ")).map(l -> l.replaceAll(", [0-9.]+ s$", "")).toList();
+    }
+
+    /** A method's value of key in dir's summary.json. */
+    static Object summaryOf(Path dir, String method, String key) throws Exception {
+        List<?> runs = (List<?>) ((Map<?, ?>) fst4j.nn.io.JsonText.parse(Files.readString(dir.resolve("summary.json")))).get("runs");
+        return runs.stream().map(e -> (Map<?, ?>) e).filter(e -> method.equals(e.get("method"))).findFirst().orElseThrow().get(key);
+    }
+
+    /**
+     * What a usability trial found the train command losing or misreporting: a new run into a folder holding one (its
+     * results were replaced), a folder the checkpoints cannot be written to (found after all the training), flags that
+     * differ on a resume (not named), an empty method entry (dropped silently), and an interrupted multi-method run
+     * (its finished methods were missing from summary.json, so a resume of the other one dropped them).
+     */
+    @Test
+    void outputsAreNotLostAndRefusalsNameTheirCause(@TempDir Path tmp) throws Exception {
+        Path data = idxData(tmp, 64, 16), out = tmp.resolve("run");
+        String[] common = {"--model", "mlp", "--data", "mnist:" + data, "--batch", "16", "--epochs", "2", "--threads", "1", "--no-progress"};
+        Outcome r = main(TrainData::load, concat(common, "--method", "dense", "--out", out.toString()));
+        assertEquals(0, r.rc(), r.err());
+        String summary = Files.readString(out.resolve("summary.json"));
+        Outcome again = main(TrainData::load, concat(common, "--method", "fst3_ir", "--out", out.toString()));
+        assertEquals(2, again.rc(), again.err());
+        assertTrue(again.err().startsWith("fst4j train: --out " + out + " already holds a run (metrics.csv); a new run there would replace its results:"),
+                again.err());
+        assertEquals(summary, Files.readString(out.resolve("summary.json")), "nothing replaced");
+        assertFalse(Files.exists(out.resolve("fst3_ir")));
+
+        Outcome empty = main(NO_DATA, "--method", "dense,,fst3_ir");
+        assertEquals(2, empty.rc());
+        assertTrue(empty.err().startsWith("fst4j train: --method has an empty entry in 'dense,,fst3_ir'"), empty.err());
+
+        Outcome flags = main(TrainData::load, "--resume", out.resolve("dense/final.safetensors").toString(), "--lr", "0.05", "--seed", "3",
+                "--threads", "1", "--no-progress", "--out", out.toString());
+        assertEquals(2, flags.rc());
+        assertTrue(flags.err().startsWith("fst4j train: --resume continues the checkpoint's settings; these flags differ from them: lr: 0.05"
+                + " against the checkpoint's 0.1, seed: 3 against the checkpoint's 0; leave them out or give the checkpoint's values"), flags.err());
+
+        // a method folder that takes no files: refused before training, by the folder's name
+        Path ro = tmp.resolve("ro");
+        Files.createDirectories(ro);
+        Files.createFile(ro.resolve("dense"));   // a file where the method's folder would go (root writes anywhere: no chmod test)
+        Outcome blocked = main(TrainData::load, concat(common, "--method", "dense", "--out", ro.toString()));
+        assertEquals(1, blocked.rc(), blocked.err());
+        assertTrue(blocked.err().startsWith("fst4j train: " + ro.resolve("dense") + ": exists and is not a directory"), blocked.err());
+        assertEquals("", blocked.out(), "refused before the run's first line");
+
+        // an interrupted two-method run keeps its finished method in summary.json; resuming the other merges them
+        Path two = tmp.resolve("two");
+        String[] run2 = concat(common, "--method", "dense,fst3_ir", "--save-every", "2", "--out", two.toString());
+        assertThrows(Killed.class, () -> Main.run(run2, killedAt("[fst3_ir] epoch 2/2 step 6/8 "),
+                new java.io.PrintStream(java.io.OutputStream.nullOutputStream()), TrainData::load));
+        assertEquals(List.of("dense"), methodsOf(two));
+        // without --out the resume continues in the checkpoint's own run folder
+        Outcome resumed = main(TrainData::load, "--resume", two.resolve("fst3_ir/checkpoint.safetensors").toString(), "--threads", "1",
+                "--no-progress");
+        assertEquals(0, resumed.rc(), resumed.err());
+        assertTrue(resumed.out().contains("output in " + two.toAbsolutePath()), resumed.out());
+        assertEquals(List.of("dense", "fst3_ir"), methodsOf(two));
+
+        // a run of one step has no timed step: said so, not "ms/step NaN" and shares of 0.0 %
+        Outcome one = main(TrainData::load, "--model", "mlp", "--data", "mnist:" + data, "--batch", "16", "--epochs", "1", "--threads", "1",
+                "--no-progress", "--method", "dense", "--train-subset", "16", "--out", tmp.resolve("one").toString());
+        assertEquals(0, one.rc(), one.err());
+        assertTrue(one.out().contains("(no step timed: each step trained here was warm-up; train more for times)"), one.out());
+        assertFalse(one.out().contains("NaN"), one.out());
+        assertEquals(Map.of(), summaryOf(tmp.resolve("one"), "dense", "time_share"));
+    }
+
+    static List<?> methodsOf(Path dir) throws Exception {
+        List<?> runs = (List<?>) ((Map<?, ?>) fst4j.nn.io.JsonText.parse(Files.readString(dir.resolve("summary.json")))).get("runs");
+        return runs.stream().map(e -> ((Map<?, ?>) e).get("method")).toList();
     }
 
     static String[] concat(String[] a, String... b) {

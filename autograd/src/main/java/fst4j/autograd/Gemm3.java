@@ -312,6 +312,7 @@ public final class Gemm3 {
         long t0 = Profile.start();
         Prepared p = keeps(reuse)
                 ? kept.get(w, new Recipe(Recipe.PLAIN, xType, denseProduct, 1, cudaSwitches(w)), () -> pruneForward(w, xType, denseProduct), Gemm3::lease)
+                : reuse ? Transposable24.withoutCounting(() -> pruneForward(w, xType, denseProduct))   // a forward that does not train W moves no TSM state
                 : pruneForward(w, xType, denseProduct);
         return Profile.stop(Part.SPARSIFY, t0, p);
     }
@@ -458,7 +459,7 @@ public final class Gemm3 {
         if (w.dim() != 2 || groups <= 0 || w.size(0) % groups != 0)
             throw new IllegalArgumentException("prepareForwardGroups: W " + java.util.Arrays.toString(w.shape()) + " is not [Cout, K] with Cout divisible by "
                     + groups + " groups");
-        if (!keeps(reuse)) return pruneGroups(w, xType, groups);
+        if (!keeps(reuse)) return reuse ? Transposable24.withoutCounting(() -> pruneGroups(w, xType, groups)) : pruneGroups(w, xType, groups);
         // the build books its own pruning time (pruneGroups); a reuse only takes references
         return kept.get(w, new Recipe(Recipe.GROUPS, xType, false, groups, cudaSwitches(w)), () -> new KeptGroups(pruneGroups(w, xType, groups)),
                 (k, shared) -> {

@@ -679,12 +679,17 @@ public final class NN {
     public static Var relu6(Var x) { return hardtanh(x, 0, 6); }
 
     /**
-     * Inverted dropout: zero with probability p, scale kept values by 1/(1-p). Identity when not training. The mask is
-     * drawn on the host from rng (the same draws on either device) and multiplied on x's device.
+     * Inverted dropout: zero with probability p, scale kept values by 1/(1-p). Identity when not training (a new Var over
+     * x's memory, so that closing the result leaves x open, whatever the mode). p = 1 zeroes everything, as torch's. The
+     * mask is drawn on the host from rng (the same draws on either device) and multiplied on x's device.
      */
     public static Var dropout(Var x, double p, boolean training, Rng rng) {
-        if (p < 0 || p >= 1) throw new IllegalArgumentException("dropout probability must be in [0, 1), got " + p);
-        if (!training || p == 0) return x;
+        if (!(p >= 0 && p <= 1)) throw new IllegalArgumentException("dropout probability must be in [0, 1], got " + p);
+        if (!training || p == 0) return new Ops.Alias().apply(x);
+        if (rng == null) throw new IllegalArgumentException("dropout in training mode needs an Rng for its masks, got null");
+        if (p == 1) {   // no value kept: 1 / (1 - p) is infinite, and 0 * inf would be NaN
+            try (Tensor zero = Tensor.zeros(x.value().device(), x.value().dtype(), x.shape())) { return x.mul(Var.of(zero.alias())); }
+        }
         // to(x's device): the host mask met a CUDA x with a device mismatch
         try (Tensor keep = rng.bernoulli(x.value().dtype(), 1 - p, x.shape()); Tensor m = keep.mul(1 / (1 - p))) {
             return x.mul(Var.of(m.to(x.value().device())));

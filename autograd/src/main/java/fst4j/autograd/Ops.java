@@ -204,6 +204,12 @@ final class Ops {
         }
     }
 
+    /** The identity as a node of its own: a new Var over the same memory (closing it leaves the input open). */
+    static final class Alias extends Function {
+        protected Tensor forward(Tensor... x) { return x[0].alias(); }
+        protected Tensor[] backward(Tensor g) { return grads(g.alias()); }
+    }
+
     static final class Reshape extends Function {
         private final int[] shape;
         private int[] inShape;

@@ -46,13 +46,15 @@ public record SparseConfig(String name, Sparsifier w, Sparsifier wt, boolean wtF
     }
 
     /**
-     * True when the forward weight is pruned at all (any W rule but {@link Sparsifier.Dense}): the trainer then runs
-     * SR-STE's decay pass. That pass ({@code fst4j.nn.SrSte}) decays only the weights of magnitude rules along K
-     * ({@link Sparsifier.Magnitude24}, {@link Sparsifier.SortMagnitude24}, {@link Sparsifier.MagnitudeNM}), whose S(W) it
-     * recomputes from W; a layer with another rule (TSM's transposable mask, a fixed pattern, a {@link Sparsifier.Custom}
-     * rule) is left undecayed.
+     * True when SR-STE's decay of pruned weights applies to this configuration: its W rule is a magnitude rule
+     * ({@link Sparsifier.Magnitude24}, {@link Sparsifier.SortMagnitude24}, {@link Sparsifier.MagnitudeNM}), whose S(W) the
+     * decay pass ({@code fst4j.nn.SrSte}) recomputes from W. Not for TSM's transposable mask, a fixed pattern or a
+     * {@link Sparsifier.Custom} rule: the pass leaves those undecayed, and the trainer and the experiments' tables said
+     * it decayed them (a TSM row labelled with SR-STE's lambda).
      */
-    public boolean decaysPruned() { return !(w instanceof Sparsifier.Dense); }
+    public boolean decaysPruned() {
+        return w instanceof Sparsifier.Magnitude24 || w instanceof Sparsifier.SortMagnitude24 || w instanceof Sparsifier.MagnitudeNM;
+    }
 
     public boolean isDense() {
         return w instanceof Sparsifier.Dense && wt instanceof Sparsifier.Dense && !wtFromSparse && dyEq2 instanceof Sparsifier.Dense

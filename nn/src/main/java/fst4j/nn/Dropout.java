@@ -12,7 +12,8 @@ public final class Dropout extends Module {
     private final double p;
     private final Rng rng;
     public Dropout(double p, Rng rng) {
-        if (p < 0 || p >= 1) throw new IllegalArgumentException("dropout probability must be in [0, 1), got " + p);
+        if (!(p >= 0 && p <= 1)) throw new IllegalArgumentException("dropout probability must be in [0, 1], got " + p);
+        if (rng == null && p > 0) throw new IllegalArgumentException("Dropout(" + p + ") needs an Rng for its masks, got null");
         this.p = p;
         this.rng = rng;
     }

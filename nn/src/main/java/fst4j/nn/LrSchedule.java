@@ -27,8 +27,11 @@ public interface LrSchedule {
         };
     }
 
-    /** baseLr * gamma^(number of milestones passed). */
+    /** baseLr * gamma^(number of milestones passed); gamma finite and > 0, milestones in steps >= 0 (any order). */
     static LrSchedule step(double baseLr, double gamma, long... milestones) {
+        checkGamma(gamma);   // a negative gamma gave a negative lr, which only setLr refused, at the milestone
+        if (milestones == null) throw new IllegalArgumentException("step schedule needs milestones (none: constant)");
+        for (long m : milestones) if (m < 0) throw new IllegalArgumentException("step schedule milestones must be steps >= 0, got " + m);
         return s -> {
             int passed = 0;
             for (long m : milestones) if (s >= m) passed++;
@@ -61,7 +64,8 @@ public interface LrSchedule {
         if (stepSize < 1) throw new IllegalArgumentException("StepLR's step size must be >= 1 epoch, got " + stepSize);
         checkGamma(gamma);
         checkStepsPerEpoch(stepsPerEpoch);
-        return s -> chain(baseLr, gamma, s / stepsPerEpoch / stepSize);
+        ChainedLr c = new ChainedLr(baseLr, gamma);
+        return s -> c.lr(s / stepsPerEpoch / stepSize);
     }
 
     /**
@@ -76,10 +80,11 @@ public interface LrSchedule {
         checkGamma(gamma);
         checkStepsPerEpoch(stepsPerEpoch);
         int[] m = milestones.clone();
+        ChainedLr c = new ChainedLr(baseLr, gamma);
         return s -> {
             long epoch = s / stepsPerEpoch, passed = 0;
             for (int x : m) if (epoch >= x) passed++;
-            return chain(baseLr, gamma, passed);
+            return c.lr(passed);
         };
     }
 
@@ -90,7 +95,8 @@ public interface LrSchedule {
     static LrSchedule exponentialLR(double baseLr, double gamma, long stepsPerEpoch) {
         checkGamma(gamma);
         checkStepsPerEpoch(stepsPerEpoch);
-        return s -> chain(baseLr, gamma, s / stepsPerEpoch);
+        ChainedLr c = new ChainedLr(baseLr, gamma);
+        return s -> c.lr(s / stepsPerEpoch);
     }
 
     /**
@@ -123,13 +129,6 @@ public interface LrSchedule {
         // Math.cos, not StrictMath's fdlibm: on this JDK it gives glibc's values, Python's math.cos, where fdlibm was 2 ulp off at some steps
         double cosOut = Math.cos(Math.PI * pct) + 1;
         return to + (from - to) / 2.0 * cosOut;
-    }
-
-    /** baseLr multiplied by gamma times times, one product at a time (torch's chained schedulers). */
-    private static double chain(double baseLr, double gamma, long times) {
-        double lr = baseLr;
-        for (long i = 0; i < times; i++) lr *= gamma;
-        return lr;
     }
 
     private static void checkGamma(double gamma) {

@@ -80,14 +80,23 @@ public abstract class Module implements AutoCloseable {
 
     public Map<String, Module> children() { return java.util.Collections.unmodifiableMap(children); }
 
-    /** Every parameter, depth-first, with dotted names as in PyTorch's state_dict. */
+    /**
+     * Every parameter, depth-first, with dotted names as in PyTorch's state_dict; a parameter reached twice (a module used
+     * in two places: tied weights, a reused block) once, under its first name, as torch's {@code named_parameters}, so
+     * that an optimizer gets it once (the state dict keeps every name).
+     */
     public Map<String, Var> namedParameters() {
-        Map<String, Var> out = new LinkedHashMap<>();
-        collect("", out, null);
+        Map<String, Var> all = new LinkedHashMap<>(), out = new LinkedHashMap<>();
+        collect("", all, null);
+        java.util.Set<Var> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        all.forEach((k, v) -> { if (seen.add(v)) out.put(k, v); });
         return out;
     }
 
     public List<Var> parameters() { return new ArrayList<>(namedParameters().values()); }
+
+    /** Drops every parameter's gradient (closes it; the next backward starts from none), as torch's {@code model.zero_grad()}. */
+    public void zeroGrad() { parameters().forEach(Var::zeroGrad); }
 
     /**
      * The child at a dotted path ("3.conv1", as in {@link #namedParameters()} and Models.override), as PyTorch's

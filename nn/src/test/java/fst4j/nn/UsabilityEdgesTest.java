@@ -92,4 +92,53 @@ class UsabilityEdgesTest {
             assertEquals("ParamGroup[name=all, 5 parameters (" + m.parameterCount() + " values), lrScale=1.0, weightDecay=5.0E-4]", g);
         }
     }
+
+    @Test
+    void aModuleUsedTwiceIsOneParameterToTheOptimizer() {
+        Rng rng = new Rng(6);
+        Linear shared = new Linear(4, 4, false, Method.DENSE.config(), rng);
+        try (Scope s = Scope.open(); Sequential m = new Sequential(shared, new ReLU(), shared);
+             SGD sgd = new SGD(m.parameters(), 0.1, 0, 0, false)) {
+            assertEquals(1, m.parameters().size(), "torch's parameters() removes the duplicate");
+            assertEquals(java.util.List.of("0.weight"), java.util.List.copyOf(m.namedParameters().keySet()));
+            assertEquals(16, m.parameterCount());
+            assertEquals(java.util.Set.of("0.weight", "2.weight"), m.stateDict().keySet(), "the state dict keeps both names");
+            float[] before = shared.weight().value().toFloatArray();
+            m.forward(Var.of(rng.normal(0, 1, 3, 4))).sum().backward();
+            sgd.step();
+            assertFalse(java.util.Arrays.equals(before, shared.weight().value().toFloatArray()), "one step over both uses");
+        }
+    }
+
+    /** The chained schedules keep their last product: reads in any order give the products from baseLr, bit for bit. */
+    @Test
+    void chainedSchedulesGiveTheSameBitsInAnyReadOrder() {
+        LrSchedule exp = LrSchedule.exponentialLR(0.1, 0.999, 1), step = LrSchedule.stepLR(0.3, 2, 0.5, 3);
+        java.util.SplittableRandom r = new java.util.SplittableRandom(7);
+        long[] reads = new long[300];
+        for (int i = 0; i < reads.length; i++) reads[i] = i < 150 ? i : r.nextLong(0, 5000);   // in order, then jumps both ways
+        for (long sIdx : reads) {
+            double e = 0.1, st = 0.3;
+            for (long k = 0; k < sIdx; k++) e *= 0.999;
+            for (long k = 0; k < sIdx / 3 / 2; k++) st *= 0.5;
+            assertEquals(Double.doubleToRawLongBits(e), Double.doubleToRawLongBits(exp.lr(sIdx)), "exponential at " + sIdx);
+            assertEquals(Double.doubleToRawLongBits(st), Double.doubleToRawLongBits(step.lr(sIdx)), "step at " + sIdx);
+        }
+        assertThrows(IllegalArgumentException.class, () -> LrSchedule.step(0.1, -1, 2));
+        assertThrows(IllegalArgumentException.class, () -> new SGD(java.util.List.of(), Double.POSITIVE_INFINITY, 0, 0, false));
+    }
+
+    @Test
+    void dropoutInEvalIsANewVarAndPOneZeroes() {
+        try (Scope s = Scope.open()) {
+            Var x = Var.of(Tensor.ones(2, 3));
+            Dropout d = new Dropout(0.5, new Rng(1)).eval();
+            Var y = d.forward(x);
+            assertNotSame(x, y);
+            y.close();
+            assertFalse(x.isClosed(), "closing the eval output leaves the input open");
+            assertArrayEquals(new float[6], new Dropout(1.0, new Rng(1)).forward(x).value().toFloatArray(), "p = 1 zeroes, as torch's");
+            assertThrows(IllegalArgumentException.class, () -> new Dropout(0.5, null));
+        }
+    }
 }

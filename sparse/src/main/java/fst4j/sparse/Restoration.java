@@ -12,7 +12,7 @@ import java.util.Arrays;
  * each gradient position the scaled gradient of its neighbour along the flattened H*W axis of each image:
  * {@code out[j] = dY[j] + coeff * dY[j + shift]} inside every segment of H*W elements; past a segment's
  * end the neighbour wraps around the segment when {@code circular}, and nothing is added otherwise.
- * Runs the native {@code fst_shift_add}.
+ * Runs the native {@code fst_shift_add} (float32; float64 by its definition in Java).
  */
 public final class Restoration {
     private Restoration() {}
@@ -31,10 +31,14 @@ public final class Restoration {
      */
     public static Tensor shiftAdd(Tensor dY, int segment, float coeff, int shift, boolean circular) {
         dY.check();
-        if (dY.dtype() != DType.F32) throw new IllegalArgumentException("shiftAdd needs float32, got " + dY.dtype());
         if (shift != 1 && shift != -1) throw new IllegalArgumentException("shift must be +1 or -1, got " + shift);
         if (segment <= 0 || dY.numel() % segment != 0)
             throw new IllegalArgumentException("segment " + segment + " does not divide the " + dY.numel() + " elements of " + Arrays.toString(dY.shape()));
+        // float64 (a layer run in float64, as a gradcheck does): the definition in double, on the CPU
+        if (dY.dtype() == DType.F64 && dY.device() == fst4j.tensor.Device.CPU) return shiftAddF64(dY, segment, coeff, shift, circular);
+        if (dY.dtype() != DType.F32)
+            throw new IllegalArgumentException("shiftAdd (the Information Restoration of FST3_IR and FST_CODE) takes float32, or float64 on the CPU;"
+                    + " got " + dY.dtype() + " on " + dY.device());
         if (dY.device() != fst4j.tensor.Device.CPU) return fst4j.tensor.CudaOps.shiftAdd(dY, segment, coeff, shift, circular);
         Tensor src = dY.contiguous();
         Tensor out = Tensor.empty(dY.shape());
@@ -54,6 +58,26 @@ public final class Restoration {
     public static Tensor shiftAddNCHW(Tensor dY, float coeff, int shift, boolean circular) {
         if (dY.dim() != 4) throw new IllegalArgumentException("wrong rank: shiftAddNCHW needs [N, C, H, W], got " + Arrays.toString(dY.shape()));
         return shiftAdd(dY, Math.multiplyExact(dY.size(2), dY.size(3)), coeff, shift, circular);
+    }
+
+    /** {@link #shiftAdd} of a float64 CPU tensor: out[j] = dY[j] + coeff * dY[j + shift] in double, by the definition. */
+    private static Tensor shiftAddF64(Tensor dY, int segment, float coeff, int shift, boolean circular) {
+        java.lang.foreign.ValueLayout.OfDouble d = java.lang.foreign.ValueLayout.JAVA_DOUBLE_UNALIGNED;
+        try (Tensor src = dY.contiguous()) {
+            Tensor out = Tensor.empty(DType.F64, dY.shape());
+            java.lang.foreign.MemorySegment in = src.data(), o = out.data();
+            long n = dY.numel();
+            double c = coeff;
+            for (long s0 = 0; s0 < n; s0 += segment)
+                for (int j = 0; j < segment; j++) {
+                    int k = j + shift;
+                    boolean inside = k >= 0 && k < segment;
+                    if (!inside && circular) k = Math.floorMod(k, segment);
+                    double v = in.getAtIndex(d, s0 + j);
+                    o.setAtIndex(d, s0 + j, inside || circular ? v + c * in.getAtIndex(d, s0 + k) : v);
+                }
+            return out;
+        }
     }
 
     /** The paper's restoration of dY [N, C, H, W]: dY + shift(dY, +1), not circular. */

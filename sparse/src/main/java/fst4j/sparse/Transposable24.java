@@ -15,6 +15,8 @@ package fst4j.sparse;
  * model serving two threads); each call then counts once, and a refresh reads the values it is given, or the tensor's
  * own where the call that fell due had not copied them ({@link #keep(double[], int[], java.util.function.Supplier)}).
  * Which call refreshes depends on the threads' order, as it must; on weights that do not change (eval) the mask does not.
+ * Forwards that do not train W call it {@link #withoutCounting} (the Eq. 1-3 node does): they leave the count and the
+ * mask as they were.
  */
 public final class Transposable24 implements Sparsifier, StatefulSparsifier {
     /** The 90 transposable 4x4 patterns as row-pair indices into {@link #PAIRS}, in enumeration order. */
@@ -60,6 +62,25 @@ public final class Transposable24 implements Sparsifier, StatefulSparsifier {
     /** No mask yet for a tensor of this shape: the step counter starts again. */
     private boolean fresh(int[] shape) { return cached == null || !java.util.Arrays.equals(shape, cachedShape); }
 
+    /** Whether this thread's calls are not counted now ({@link #withoutCounting}). */
+    private static final ThreadLocal<Boolean> NOT_COUNTING = ThreadLocal.withInitial(() -> false);
+
+    /**
+     * Runs body with this thread's calls of every transposable mask not counted: each gives the mask the next counted
+     * call would give ({@link #peek}) and moves no state. For forwards that do not train W (eval, no-grad): counted, an
+     * evaluation between two training steps moved the refresh schedule (and with it training), and a refresh falling due
+     * in an evaluation rebuilt the mask there, so two eval forwards of the same input could differ.
+     */
+    public static <T> T withoutCounting(java.util.function.Supplier<T> body) {
+        boolean was = NOT_COUNTING.get();
+        NOT_COUNTING.set(true);
+        try {
+            return body.get();
+        } finally {
+            NOT_COUNTING.set(was);
+        }
+    }
+
     /**
      * {@link #keep(double[], int[])} for a caller that copied the values only where {@link #refreshDue} said so: where v
      * is null and a refresh is due now (another thread's call moved the count in between), values supplies them.
@@ -72,6 +93,10 @@ public final class Transposable24 implements Sparsifier, StatefulSparsifier {
     /** The kept set for a tensor of this shape; v (its values) is read only when {@link #refreshDue}. */
     synchronized boolean[] keep(double[] v, int[] shape) {
         if (shape.length < 2) throw new IllegalArgumentException("transposable 2:4 needs rank >= 2, got shape " + java.util.Arrays.toString(shape));
+        if (NOT_COUNTING.get()) {
+            if (!refreshDue(shape)) return cached.clone();
+            return compute(v, shape[0], v.length / Math.max(shape[0], 1));
+        }
         if (fresh(shape)) calls = 0;
         if (refreshDue(shape)) {
             cached = compute(v, shape[0], v.length / Math.max(shape[0], 1));

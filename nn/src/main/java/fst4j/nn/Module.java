@@ -276,8 +276,14 @@ public abstract class Module implements AutoCloseable {
         return sb.append(')').toString();
     }
 
+    /** Whether {@link #close} has run (its parameters and buffers are freed). */
+    public boolean isClosed() { return closed; }
+
+    private volatile boolean closed;
+
     @Override
     public void close() {
+        closed = true;
         params.values().forEach(Var::close);
         buffers.values().forEach(Tensor::close);
         children.values().forEach(Module::close);

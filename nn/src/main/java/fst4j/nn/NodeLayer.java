@@ -23,8 +23,11 @@ abstract class NodeLayer extends Module implements Sparse {
         this.resprop = ReSprop.forConfig(null, cfg, salt);
     }
 
-    /** The Eq. 1-3 node of the current configuration. */
-    final Gemm3 node() { return node; }
+    /** The Eq. 1-3 node of the current configuration; a closed layer is refused by name (its forward reads freed W). */
+    final Gemm3 node() {
+        if (isClosed()) throw new IllegalStateException(this + " is closed: its parameters were freed by close()");
+        return node;
+    }
 
     @Override public final ReSprop resprop() { return resprop; }
 

@@ -58,6 +58,11 @@ class UsabilityEdgesTest {
         Linear l = new Linear(4, 2, true, Method.DENSE.config(), rng);
         try (SGD sgd = new SGD(l.parameters(), 0.1, 0.9, 0, false); AdamW adam = new AdamW(l.parameters(), 1e-3, 0.01)) {
             l.close();
+            try (Scope s = Scope.open()) {
+                IllegalStateException f = assertThrows(IllegalStateException.class, () -> l.forward(Var.of(Tensor.ones(1, 4))));
+                assertEquals("Linear(in_features=4, out_features=2, bias=true, sparsity=" + Method.DENSE.config().name()
+                        + ") is closed: its parameters were freed by close()", f.getMessage());
+            }
             IllegalStateException e = assertThrows(IllegalStateException.class, sgd::step);
             assertEquals("SGD: parameter 0 is closed (was its module closed?); an optimizer steps open parameters only", e.getMessage());
             e = assertThrows(IllegalStateException.class, adam::step);
@@ -139,6 +144,35 @@ class UsabilityEdgesTest {
             assertFalse(x.isClosed(), "closing the eval output leaves the input open");
             assertArrayEquals(new float[6], new Dropout(1.0, new Rng(1)).forward(x).value().toFloatArray(), "p = 1 zeroes, as torch's");
             assertThrows(IllegalArgumentException.class, () -> new Dropout(0.5, null));
+        }
+    }
+
+    /** A for loop over a DataLoader runs one epoch, the next one when the last was run to its end, as a torch DataLoader. */
+    @Test
+    void aForLoopOverTheLoaderRunsOneEpochEachTime() {
+        byte[] px = new byte[10];
+        for (int i = 0; i < 10; i++) px[i] = (byte) (i * 20);
+        int[] labels = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+        var ds = fst4j.nn.data.ImageDataset.ofBytes("ten", px, 10, 1, 1, 1, labels, 10);
+        var loader = fst4j.nn.data.DataLoader.builder(ds).batchSize(4).shuffle(true).seed(3).build();
+        var reference = fst4j.nn.data.DataLoader.builder(ds).batchSize(4).shuffle(true).seed(3).build();
+        for (int e = 0; e < 3; e++) {
+            reference.startEpoch(e);
+            java.util.List<Integer> want = new java.util.ArrayList<>(), got = new java.util.ArrayList<>();
+            try (Scope s = Scope.open()) {
+                while (reference.hasNext()) for (int l : reference.next().labels()) want.add(l);
+                for (var b : loader) for (int l : b.labels()) got.add(l);
+            }
+            assertEquals(want, got, "epoch " + e);
+            assertEquals(e, loader.epoch());
+        }
+        // a loop left early: the next loop runs the rest of that epoch
+        try (Scope s = Scope.open()) {
+            for (var b : loader) break;
+            int n = 0;
+            for (var b : loader) n += b.size();
+            assertEquals(6, n, "10 samples of epoch 3, 4 taken by the loop that broke off");
+            assertEquals(3, loader.epoch());
         }
     }
 }

@@ -32,10 +32,17 @@ import java.util.NoSuchElementException;
  * }
  * }</pre>
  *
+ * Or as a torch DataLoader is used: each {@code for} loop over the loader runs one epoch, the next one when the last
+ * has been run to its end ({@link #iterator()}):
+ * <pre>{@code
+ * for (int e = 0; e < epochs; e++)
+ *     for (DataLoader.Batch b : train) try (Scope step = Scope.open()) { ... }
+ * }</pre>
+ *
  * Per batch it allocates the image tensor (owned by the caller's current Scope, or by the caller) and the label
  * array (the caller may keep it); the staging buffer and the shuffled order are reused. Not thread-safe.
  */
-public final class DataLoader {
+public final class DataLoader implements Iterable<DataLoader.Batch> {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
     /** One batch: images [B, C, H, W] float32 and their labels (length B). */
@@ -199,6 +206,23 @@ public final class DataLoader {
     }
 
     /** Whether the current epoch has another batch. */
+    /**
+     * The batches of one epoch, as iterating a torch DataLoader: the rest of the current epoch where it has batches left
+     * (a fresh loader's epoch 0, one restored part way, or one a loop left early), else the next epoch from its start.
+     * The iterator reads this loader's position, so one loop at a time.
+     */
+    @Override
+    public java.util.Iterator<Batch> iterator() {
+        if (!hasNext()) nextEpoch();
+        return new java.util.Iterator<>() {
+            @Override public boolean hasNext() { return DataLoader.this.hasNext(); }
+            @Override public Batch next() {
+                if (!DataLoader.this.hasNext()) throw new java.util.NoSuchElementException("epoch " + epoch + " has no batch left");
+                return DataLoader.this.next();
+            }
+        };
+    }
+
     public boolean hasNext() {
         int left = ds.size() - position;
         return dropLast ? left >= batchSize : left > 0;

@@ -41,8 +41,9 @@ final class FlipMain {
                                  fst3_ir unless --methods (ste, or any of train's --method names at decay 2e-4). The
                                  tables' runs (--model, --data, --batch, --lr, --passes, --seeds, --seed0,
                                  --test-subset, --nm, --threads, --out) but --steps defaults to 200 (the first
-                                 25,600 training images). Writes flip.csv (method, seed, step, flips, weights,
-                                 flip_rate), flip.md and flip.png (mean over seeds, moving average, log axis)
+                                 25,600 training images). Writes flip.csv (method, seed, step, epoch, loss, flips,
+                                 weights, flip_rate; flip_rate empty where no weight is pruned: dense, ASP before
+                                 its pruning step), flip.md and flip.png (mean over seeds, moving average, log axis)
             """;
 
     static int run(String[] args, PrintStream out, DataSource source) throws UsageException, IOException {

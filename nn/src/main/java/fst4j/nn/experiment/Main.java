@@ -270,8 +270,9 @@ public final class Main {
         OutputSet.checkWritable(outputs.toArray(Path[]::new));
         int testN = testSubset > 0 ? Math.min(testSubset, data.test().size()) : data.test().size();
         String settings = String.format(Locale.ROOT, "%s on %s, %s of batch %d (the first %d training images, %s), lr %s cosine with"
-                        + " 5%% warm-up, SGD momentum 0.9, wd 5e-4, label smoothing 0.1, SR-STE lambda 2e-4%s; test accuracy on %d test images;"
-                        + " seeds %s; %d thread(s). ms/step: median over a run's steps after the first 2.",
+                        + " 5%% warm-up, SGD momentum 0.9, wd 5e-4, label smoothing 0.1, SR-STE lambda 2e-4 where the weights are"
+                        + " magnitude-pruned%s; test accuracy on %d test images; seeds %s; %d thread(s). ms/step: median over a run's steps"
+                        + " after the first 2" + (steps < 3 ? " (with " + steps + " step" + (steps == 1 ? "" : "s") + " a run: its last step only)" : "") + ".",
                 model, data.spec(), (long) passes * steps + " steps", batch, steps * batch,
                 passes == 1 ? "one pass" : passes + " passes, reshuffled each time", lr,
                 (base.clipsGradients() ? ", gradient norm clipped to " + new java.math.BigDecimal(Double.toString(clip)).stripTrailingZeros().toPlainString()

@@ -68,7 +68,7 @@ class ExperimentNmTest {
         Outcome r = run(data, "table5", "--model", "mlp", "--steps", "5", "--batch", "16", "--seeds", "1", "--seed0", "3", "--methods", "dense,fst2",
                 "--nm", "1:4", "--out", dir.toString());
         assertEquals(0, r.rc(), r.err());
-        assertTrue(r.out().contains("SR-STE lambda 2e-4, weights pruned 1:4 by magnitude (dense as it is); test accuracy"), r.out());
+        assertTrue(r.out().contains("SR-STE lambda 2e-4 where the weights are magnitude-pruned, weights pruned 1:4 by magnitude (dense as it is); test accuracy"), r.out());
         TrainConfig base = TrainConfig.defaults(SparseConfig.Method.DENSE).withModel("mlp").withBatchSize(16).withLr(0.1).withSubsets(5 * 16, 0);
         List<String> csv = Files.readAllLines(dir.resolve("table5.csv"));
         assertEquals(1 + 2, csv.size(), String.join("\n", csv));

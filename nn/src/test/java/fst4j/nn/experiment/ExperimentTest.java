@@ -327,7 +327,7 @@ class ExperimentTest {
         Outcome r = run(data, "methods", "--model", "mlp", "--steps", "5", "--batch", "16", "--seeds", "2", "--seed0", "4", "--methods", "dense,fst2",
                 "--clip-grad-norm", "0.05", "--out", dir.toString());
         assertEquals(0, r.rc(), r.err());
-        assertTrue(r.out().contains("SR-STE lambda 2e-4, gradient norm clipped to 0.05 before the decay; test accuracy"), r.out());
+        assertTrue(r.out().contains("SR-STE lambda 2e-4 where the weights are magnitude-pruned, gradient norm clipped to 0.05 before the decay; test accuracy"), r.out());
         assertTrue(Files.readString(dir.resolve("methods.md")).contains("gradient norm clipped to 0.05"));
         fst4j.nn.train.TrainConfig base = fst4j.nn.train.TrainConfig.defaults(SparseConfig.Method.DENSE).withModel("mlp").withBatchSize(16).withLr(0.1)
                 .withSubsets(5 * 16, 0);

@@ -353,8 +353,27 @@ public final class NN {
         }
     }
 
-    /** Mean cross-entropy of logits [N, C] against labels, with label smoothing eps (0 = none). */
-    public static Var crossEntropy(Var logits, int[] labels, double smoothing) { return new CrossEntropy(labels, smoothing).apply(logits); }
+    /**
+     * Mean cross-entropy of logits [N, C] against labels, with label smoothing eps (0 = none). As torch's
+     * {@code F.cross_entropy}, logits [N, C, d1, ..., dk] take one label per position (N*d1*...*dk of them, in the
+     * row-major order of [N, d1, ..., dk]) and the mean is over all positions: a sequence model's [B, V, T] or a
+     * segmentation's [N, C, H, W] without a reshape of one's own.
+     */
+    public static Var crossEntropy(Var logits, int[] labels, double smoothing) {
+        int[] s = logits.shape();
+        if (s.length > 2) {
+            long positions = 1;
+            for (int i = 0; i < s.length; i++) if (i != 1) positions *= s[i];
+            if (labels.length != positions)
+                throw new IllegalArgumentException("shape mismatch: crossEntropy of logits " + Shape.str(s) + " needs " + positions
+                        + " labels (one per position of [N, d1, ...]), got " + labels.length);
+            int[] perm = new int[s.length];   // the classes last: [N, d1, ..., dk, C], then one row per position
+            for (int i = 1; i < s.length - 1; i++) perm[i] = i + 1;
+            perm[s.length - 1] = 1;
+            return new CrossEntropy(labels, smoothing).apply(logits.permute(perm).reshape(-1, s[1]));
+        }
+        return new CrossEntropy(labels, smoothing).apply(logits);
+    }
 
     static final class CrossEntropy extends Function {
         private final int[] labels;

@@ -11,7 +11,8 @@ import java.util.List;
 
 /**
  * What the fst4j commands (train, eval, experiment, analyze) share around their own work: {@code -h}/{@code --help}
- * anywhere on the line prints the help and exits 0; a bad command line is one line "fst4j NAME: problem; usage: ..."
+ * anywhere on the line prints the help and exits 0; a bad command line is one line "fst4j NAME: problem; usage: ..." (a
+ * long usage shortened to its command words and a pointer to --help)
  * and exit status 2; a failure is one line and exit status 1 (a missing data set two: what is missing where, then the
  * command that installs it, alone), so a script sees the reason and not a stack trace.
  */
@@ -48,7 +49,7 @@ public final class Cli {
                 }
                 return body.run();
             } catch (UsageException e) {
-                err.println("fst4j " + name + ": " + e.getMessage() + "; " + usage);
+                err.println("fst4j " + name + ": " + e.getMessage() + "; " + shortUsage());
                 return 2;
             } catch (DatasetNotFoundException e) {   // what is missing where, then the line to run, alone (to copy)
                 err.println("fst4j " + name + ": " + (e.where() != null ? e.where() : "the data set is not installed")
@@ -61,6 +62,16 @@ public final class Cli {
                 if (alsoFailures.stream().noneMatch(c -> c.isInstance(e))) throw e;
                 return failed(err, e);
             }
+        }
+
+        /**
+         * The usage for an error line: the whole text where it is short, else its command words and where the flags are
+         * listed (train's full usage is ~1,000 characters, in which the line's one useful sentence got lost).
+         */
+        String shortUsage() {
+            if (usage.length() <= 160) return usage;
+            int flags = usage.indexOf(" [");
+            return (flags > 0 ? usage.substring(0, flags) : usage) + " [flags] (fst4j " + name + " --help lists them)";
         }
 
         private int failed(PrintStream err, Exception e) {

@@ -94,6 +94,9 @@ final class IndexOps {
 
     /** torch.argmin: argmax of -x (the first smallest; NaN still wins, as torch's). */
     static int[] argmin(Var x, int axis, boolean keepDim) {
+        int[] s = x.shape();
+        if (s.length > 0 && s[fst4j.tensor.Shape.axis(axis, s.length)] == 0)   // named as argmin, not the argmax it runs
+            throw new IllegalArgumentException("argmin over an empty axis (axis " + axis + " of " + fst4j.tensor.Shape.str(s) + ")");
         try (Tensor n = x.value().neg()) { return toInts(Reduce.argmax(n, axis, keepDim)); }
     }
 

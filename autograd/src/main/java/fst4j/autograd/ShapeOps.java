@@ -203,7 +203,11 @@ final class ShapeOps {
             int d = i < lead ? 1 : s[i - lead];
             inter[2 * i] = 1; inter[2 * i + 1] = d;
             expanded[2 * i] = reps[i]; expanded[2 * i + 1] = d;
-            out[i] = Math.toIntExact((long) reps[i] * d);
+            long size = (long) reps[i] * d;
+            if (size > Integer.MAX_VALUE)
+                throw new IllegalArgumentException("repeat: axis " + i + " would have " + size + " elements (" + reps[i] + " x " + d
+                        + "), past 2^31 - 1; shape " + Shape.str(s) + ", repeats " + Arrays.toString(reps));
+            out[i] = (int) size;
         }
         return x.reshape(inter).expand(expanded).reshape(out);
     }

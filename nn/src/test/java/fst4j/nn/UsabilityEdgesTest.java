@@ -175,4 +175,23 @@ class UsabilityEdgesTest {
             assertEquals(3, loader.epoch());
         }
     }
+
+    /** Edges a fuzzing trial found: empty views off a zero-byte storage, overflowing repeats, argmin's name, an empty IR shift. */
+    @Test
+    void emptyViewsAndOverflowsAreHandledByName() {
+        try (Scope s = Scope.open()) {
+            Tensor v = Tensor.zeros(6, 0).slice(0, 2, 4);   // an empty view whose offset lay past its 0-byte storage
+            assertEquals(0, v.toFloatArray().length);
+            Var[] parts = Var.param(Tensor.zeros(6, 0)).split(2, 0);
+            Var y = parts[1].matmul(Var.param(Tensor.zeros(0, 3)));   // K = 0: zeros [2, 3], as torch
+            assertArrayEquals(new int[]{2, 3}, y.shape());
+            assertArrayEquals(new float[6], y.value().toFloatArray());
+            y.sum().backward();
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Var.param(Tensor.ones(2, 3)).repeat(Integer.MAX_VALUE, 2));
+            assertTrue(e.getMessage().startsWith("repeat: axis 0 would have 4294967294 elements"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> Var.param(Tensor.zeros(0, 5)).argmin(0, false));
+            assertTrue(e.getMessage().startsWith("argmin over an empty axis"), e.getMessage());
+            assertArrayEquals(new int[]{0, 1, 0, 4}, fst4j.sparse.Restoration.shiftAddNCHW(Tensor.zeros(0, 1, 0, 4), 1f, 1, false).shape());
+        }
+    }
 }

@@ -57,6 +57,10 @@ public final class Restoration {
     /** {@link #shiftAdd(Tensor, int, float, int, boolean)} for dY [N, C, H, W], segment = H*W. */
     public static Tensor shiftAddNCHW(Tensor dY, float coeff, int shift, boolean circular) {
         if (dY.dim() != 4) throw new IllegalArgumentException("wrong rank: shiftAddNCHW needs [N, C, H, W], got " + Arrays.toString(dY.shape()));
+        if (dY.numel() == 0) {   // nothing to shift (an empty batch, or H*W = 0, which no segment length divides)
+            if (shift != 1 && shift != -1) throw new IllegalArgumentException("shift must be +1 or -1, got " + shift);
+            return Tensor.empty(dY.device(), dY.dtype(), dY.shape());
+        }
         return shiftAdd(dY, Math.multiplyExact(dY.size(2), dY.size(3)), coeff, shift, circular);
     }
 

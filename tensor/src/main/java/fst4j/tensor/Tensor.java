@@ -517,6 +517,10 @@ public final class Tensor implements AutoCloseable {
 
     private Tensor view(int[] newShape, long[] newStrides, long newOffset) {
         check();
+        // an empty view reads and writes nothing: its offset could lie past its storage (rows 2..4 of a [6, 0] tensor at
+        // element 2 of 0 bytes), and every native slice of it (matmul with K = 0, im2col, toFloatArray) was refused as
+        // an out-of-bounds segment access; at 0 it is a view like any empty tensor's
+        if (Shape.numel(newShape) == 0) newOffset = 0;
         storage.retain();
         return new Tensor(storage, newShape, newStrides, newOffset, dtype);
     }

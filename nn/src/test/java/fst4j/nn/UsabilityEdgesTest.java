@@ -192,6 +192,13 @@ class UsabilityEdgesTest {
             e = assertThrows(IllegalArgumentException.class, () -> Var.param(Tensor.zeros(0, 5)).argmin(0, false));
             assertTrue(e.getMessage().startsWith("argmin over an empty axis"), e.getMessage());
             assertArrayEquals(new int[]{0, 1, 0, 4}, fst4j.sparse.Restoration.shiftAddNCHW(Tensor.zeros(0, 1, 0, 4), 1f, 1, false).shape());
+            // running statistics as an expanded view: training would update one element per channel in turn, mixing them
+            Tensor rm = Tensor.zeros(1).expand(2), rv = Tensor.ones(1).expand(2);
+            Var x = Var.param(new Rng(2).normal(0, 1, 2, 2, 2, 2));
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> fst4j.autograd.NN.batchNorm2d(x, Var.param(Tensor.ones(2)), Var.param(Tensor.zeros(2)), rm, rv, true, 0.1, 1e-5));
+            assertTrue(e.getMessage().contains("are an expanded view (stride 0)"), e.getMessage());
+            assertEquals(0f, rm.get(0), "nothing updated");
         }
     }
 }

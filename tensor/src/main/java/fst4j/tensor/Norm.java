@@ -57,6 +57,17 @@ public final class Norm {
             throw new IllegalArgumentException("channel mismatch: " + op + " " + name + " " + Shape.str(v.shape) + " for input " + Shape.str(x.shape) + " needs [" + c + "]");
     }
 
+    /**
+     * Running statistics are updated in place in training: an expanded view (stride 0 over its channels) would have
+     * every channel update the one element in turn, mixing them silently (found by a fuzzing trial). Refused by name.
+     */
+    private static void checkWritable(String op, Tensor... running) {
+        for (Tensor v : running)
+            if (v != null && v.shape[0] > 1 && v.strides[0] == 0)
+                throw new IllegalArgumentException(op + ": the running statistics " + Shape.str(v.shape) + " are an expanded view (stride 0): its "
+                        + v.shape[0] + " channels share one element, which training updates in place; pass a tensor of its own (copy())");
+    }
+
     /** Float32 batch norm runs in the C shim; -Dfst4j.norm.java=true keeps the Java reference (tests compare both). */
     static boolean nativeNorm = !Boolean.getBoolean("fst4j.norm.java");
 
@@ -118,6 +129,7 @@ public final class Norm {
         }
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "beta", beta, c, x);
         checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
+        checkWritable(op, runningMean, runningVar);
         int n = x.shape[0], hw = planeSize(x);
         long m = (long) n * hw;
         if (m == 0) throw new IllegalArgumentException(op + ": no values per channel in input " + Shape.str(x.shape));
@@ -221,6 +233,7 @@ public final class Norm {
         int c = channels(op, x);
         checkVec(op, "gamma", gamma, c, x); checkVec(op, "beta", beta, c, x);
         checkVec(op, "runningMean", runningMean, c, x); checkVec(op, "runningVar", runningVar, c, x);
+        checkWritable(op, runningMean, runningVar);
         int n = x.shape[0], h = x.shape[2], w = x.shape[3];
         if (!(eps >= 0)) throw new IllegalArgumentException(op + ": eps must be >= 0, got " + eps);
         if (!reluMaxPool2Fusable(x, gamma, beta, runningMean, runningVar))

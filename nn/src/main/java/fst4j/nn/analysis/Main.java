@@ -162,6 +162,11 @@ public final class Main {
             String md = table(what, real, noisy, test.size(), data.spec());
             out.println();
             out.print(md);
+            String weak = belowFloor(real);
+            if (weak != null)
+                out.printf(Locale.ROOT, "note: with %d images the similarity of layer(s) %s is at or below the estimator's bias floor (what"
+                        + " independent noise scores on average at these pairs and bins): it says nothing there; use more --images"
+                        + " (default 1000, as the paper) or fewer --bins%n", test.size(), weak);
             // every file as one set, written once all are made (the table last): a failed write leaves the previous set as it was
             OutputSet files = new OutputSet();
             LineChart chart = new LineChart("Spatial similarity H(X) - H(X|X') per conv input: " + (ckpt != null ? "trained " : "fresh ") + modelName,
@@ -240,14 +245,25 @@ public final class Main {
     }
 
     static String csv(List<SpatialSimilarity.Layer> real, List<SpatialSimilarity.Layer> noise) {
-        StringBuilder sb = new StringBuilder("layer,channels,height,width,input,min,max,h_x,h_x_given_xp,h_joint,similarity,pairs\n");
+        // bias_floor: similarity.md's column too (what independent noise scores on average at these pairs and bins)
+        StringBuilder sb = new StringBuilder("layer,channels,height,width,input,min,max,h_x,h_x_given_xp,h_joint,similarity,pairs,bias_floor\n");
         for (var pair : List.of(Map.entry("real", real), Map.entry("noise", noise)))
             for (SpatialSimilarity.Layer l : pair.getValue()) {
                 Entropy.Similarity s = l.entropy();
-                sb.append(String.format(Locale.ROOT, "%s,%d,%d,%d,%s,%.6g,%.6g,%.6f,%.6f,%.6f,%.6f,%d%n", l.name(), l.channels(), l.height(), l.width(),
-                        pair.getKey(), l.min(), l.max(), s.hX(), s.conditional(), s.hJoint(), s.similarity(), s.pairs()));
+                sb.append(String.format(Locale.ROOT, "%s,%d,%d,%d,%s,%.6g,%.6g,%.6f,%.6f,%.6f,%.6f,%d,%.6f%n", l.name(), l.channels(), l.height(), l.width(),
+                        pair.getKey(), l.min(), l.max(), s.hX(), s.conditional(), s.hJoint(), s.similarity(), s.pairs(), s.noiseFloor()));
             }
         return sb.toString();
+    }
+
+    /** The 1-based indices of the layers whose similarity is at or below its bias floor, or null where none is. */
+    static String belowFloor(List<SpatialSimilarity.Layer> layers) {
+        List<String> weak = new ArrayList<>();
+        for (int i = 0; i < layers.size(); i++) {
+            Entropy.Similarity s = layers.get(i).entropy();
+            if (s.similarity() <= s.noiseFloor()) weak.add(Integer.toString(i + 1));
+        }
+        return weak.isEmpty() ? null : String.join(", ", weak);
     }
 
     /** Tiny flag parser shared with fst4j.nn.experiment: --flag VALUE, --flag=VALUE, boolean flags. */

@@ -106,7 +106,14 @@ class AnalysisTest {
         assertFalse(md.contains("downsample"));
         assertTrue(out.contains("relative error"), out);
         for (String f : List.of("similarity.png", "fig5-0.png", "fig5-4_conv1.png")) assertNotNull(ImageIO.read(dir.resolve(f).toFile()), f);
-        assertEquals(1 + 2 * 7, Files.readAllLines(dir.resolve("similarity.csv")).size());
+        List<String> csv = Files.readAllLines(dir.resolve("similarity.csv"));
+        assertEquals(1 + 2 * 7, csv.size());
+        assertTrue(csv.get(0).endsWith(",pairs,bias_floor"), csv.get(0));   // the bias floor as in similarity.md
+        // a layer whose similarity is at or below the estimator's bias floor is named (the CLI then says to use more --images)
+        Entropy.Similarity few = new Entropy.Similarity(3.0, 3.0, 5.9, 40, 64), many = new Entropy.Similarity(3.0, 3.0, 4.0, 1_000_000, 64);
+        assertTrue(few.similarity() <= few.noiseFloor() && many.similarity() > many.noiseFloor(), few.noiseFloor() + " " + many.noiseFloor());
+        assertEquals("2", Main.belowFloor(List.of(new SpatialSimilarity.Layer("a", 1, 2, 2, 0, 1, many), new SpatialSimilarity.Layer("b", 1, 2, 2, 0, 1, few))));
+        assertNull(Main.belowFloor(List.of(new SpatialSimilarity.Layer("a", 1, 2, 2, 0, 1, many))));
 
         Outcome bad = Outcome.of((o, e) -> Main.run(new String[]{"similarity", "--fig5-layers", "nope", "--out", dir.toString(), "--images", "4"},
                 o, e, s -> data));

@@ -625,7 +625,15 @@ public final class Main {
         }
 
         /** x as written by hand: 0.0005, not Double.toString's 5.0E-4 */
-        private static String plain(double x) { return new java.math.BigDecimal(Double.toString(x)).stripTrailingZeros().toPlainString(); }
+        private static String plain(double x) {
+            if (!Double.isFinite(x) || Math.abs(x) >= 1e6) return Double.toString(x);   // 1e30 as 1.0E30, not 31 digits
+            return new java.math.BigDecimal(Double.toString(x)).stripTrailingZeros().toPlainString();
+        }
+
+        /** A loss to 4 decimals, or to 4 significant digits past a million (a diverging run's 4.2e36 printed 37 digits and broke the table). */
+        static String loss4(double x) {
+            return Math.abs(x) < 1e6 || !Double.isFinite(x) ? String.format(Locale.ROOT, "%.4f", x) : String.format(Locale.ROOT, "%.4g", x);
+        }
 
         /** The images a run takes from d: its first subset ones (TrainData.subsets), all where subset is 0. */
         private static int used(int subset, fst4j.nn.data.ImageDataset d) { return subset > 0 ? Math.min(subset, d.size()) : d.size(); }
@@ -792,7 +800,8 @@ public final class Main {
                     lastCkpt = o.resume();
                     carry = EpochSums.of(Trainer.readMetadata(o.resume()));
                     if (metrics == null) continueCsvs(name, t.stepsDone(), t.epoch());
-                    out.printf(Locale.ROOT, "[%s] resumed from %s at step %d/%d (epoch %d)%n", name, o.resume(), t.stepsDone(), t.totalSteps(), t.epoch() + 1);
+                    out.printf(Locale.ROOT, "[%s] resumed from %s at step %d/%d (%s)%n", name, o.resume(), t.stepsDone(), t.totalSteps(),
+                            t.stepsDone() >= t.totalSteps() ? "the run was finished" : "epoch " + (t.epoch() + 1));
                 }
                 long total = t.totalSteps();
                 long warm = Math.min(5, Math.max(1, (total - t.stepsDone()) / 10));
@@ -851,8 +860,8 @@ public final class Main {
                             double rate = inEpoch / ((System.nanoTime() - epStart) / 1e9);
                             long done = r.step() + 1;
                             currentStep = done;
-                            String line = String.format(Locale.ROOT, "[%s] epoch %d/%d step %d/%d loss %.4f train acc %.2f%% %.2f steps/s ETA %s",
-                                    name, r.epoch() + 1, cfg.epochs(), done, total, lossSum / seen, 100.0 * correct / seen, rate, eta((total - done) / rate));
+                            String line = String.format(Locale.ROOT, "[%s] epoch %d/%d step %d/%d loss %s train acc %.2f%% %.2f steps/s ETA %s",
+                                    name, r.epoch() + 1, cfg.epochs(), done, total, loss4(lossSum / seen), 100.0 * correct / seen, rate, eta((total - done) / rate));
                             if (tty) {
                                 long now = System.nanoTime();
                                 if (now - lastDraw > 200_000_000L || done == total) {
@@ -880,13 +889,13 @@ public final class Main {
                         evals.write(String.format(Locale.ROOT, "%s,%d,%d,%.6f,%.6f%n", name, t.epoch() + 1, t.stepsDone(), testAcc, testLoss));
                         evals.flush();
                         if (seen > 0)
-                            out.printf(Locale.ROOT, "[%s] epoch %d/%d done: step %d/%d, loss %.4f, train acc %.2f%%, test acc %.2f%% (test loss %.4f), %.1f s%n",
-                                    name, t.epoch() + 1, cfg.epochs(), t.stepsDone(), total, epLoss, 100 * epAcc, 100 * testAcc, testLoss,
+                            out.printf(Locale.ROOT, "[%s] epoch %d/%d done: step %d/%d, loss %s, train acc %.2f%%, test acc %.2f%% (test loss %s), %.1f s%n",
+                                    name, t.epoch() + 1, cfg.epochs(), t.stepsDone(), total, loss4(epLoss), 100 * epAcc, 100 * testAcc, loss4(testLoss),
                                     (System.nanoTime() - epStart) / 1e9);
                         else   // resumed from a checkpoint of the epoch's last step (--save-every): no step of it ran here, no loss (it printed NaN)
                             out.printf(Locale.ROOT, "[%s] epoch %d/%d done: step %d/%d (the checkpoint was at its end: no steps of it trained here),"
-                                    + " test acc %.2f%% (test loss %.4f), %.1f s%n", name, t.epoch() + 1, cfg.epochs(), t.stepsDone(), total,
-                                    100 * testAcc, testLoss, (System.nanoTime() - epStart) / 1e9);
+                                    + " test acc %.2f%% (test loss %s), %.1f s%n", name, t.epoch() + 1, cfg.epochs(), t.stepsDone(), total,
+                                    100 * testAcc, loss4(testLoss), (System.nanoTime() - epStart) / 1e9);
                         t.endEpoch();
                     }
                 } catch (Trainer.NonFiniteException nf) {   // the loss or, clipping, the gradient norm
@@ -939,8 +948,8 @@ public final class Main {
                     continue;
                 }
                 if (r.measuredSteps() == 0 && !Double.isNaN(r.trainLoss())) {   // trained, but every step was warm-up: no time to show
-                    out.printf(Locale.ROOT, mcol + " %8.2f%% %10.4f   (no step timed: each step trained here was warm-up; train more for times)%n",
-                            r.cfg().methodName(), 100 * r.testAcc(), r.trainLoss());
+                    out.printf(Locale.ROOT, mcol + " %8.2f%% %10s   (no step timed: each step trained here was warm-up; train more for times)%n",
+                            r.cfg().methodName(), 100 * r.testAcc(), loss4(r.trainLoss()));
                     continue;
                 }
                 if (r.measuredSteps() == 0 && Double.isNaN(r.trainLoss())) {   // resumed from a finished run: nothing was trained
@@ -948,8 +957,8 @@ public final class Main {
                             100 * r.testAcc());
                     continue;
                 }
-                out.printf(Locale.ROOT, mcol + " %8.2f%% %10.4f %8.1f %5.1f%% %5.1f%% %5.1f%% %6.1f%% %8.1f%% %7.1f%% %5.1f%% %5.1f%%%n", r.cfg().methodName(),
-                        100 * r.testAcc(), r.trainLoss(), r.medianStepMs(), 100 * s.get("eq1"), 100 * s.get("eq2"), 100 * s.get("eq3"),
+                out.printf(Locale.ROOT, mcol + " %8.2f%% %10s %8.1f %5.1f%% %5.1f%% %5.1f%% %6.1f%% %8.1f%% %7.1f%% %5.1f%% %5.1f%%%n", r.cfg().methodName(),
+                        100 * r.testAcc(), loss4(r.trainLoss()), r.medianStepMs(), 100 * s.get("eq1"), 100 * s.get("eq2"), 100 * s.get("eq3"),
                         100 * s.get("im2col"), 100 * s.get("sparsify"), 100 * s.get("elementwise"), 100 * s.get("optimizer"), 100 * s.get("java"));
             }
             out.printf(Locale.ROOT, "(ms/step: median over steps after warm-up; shares of the measured step time: the three GEMMs, im2col/col2im,"

@@ -540,6 +540,14 @@ public class MainTest {
         assertEquals(Map.of(), summaryOf(tmp.resolve("one"), "dense", "time_share"));
     }
 
+    /** A diverging run's losses keep the table's width: 4 significant digits past a million, 4 decimals below. */
+    @Test
+    void hugeLossesPrintInFourSignificantDigits() {
+        assertEquals("1.2572", Main.Run.loss4(1.25720));
+        assertEquals("4.221e+36", Main.Run.loss4(4.220959567682672e36));
+        assertEquals("NaN", Main.Run.loss4(Double.NaN));
+    }
+
     static List<?> methodsOf(Path dir) throws Exception {
         List<?> runs = (List<?>) ((Map<?, ?>) fst4j.nn.io.JsonText.parse(Files.readString(dir.resolve("summary.json")))).get("runs");
         return runs.stream().map(e -> ((Map<?, ?>) e).get("method")).toList();

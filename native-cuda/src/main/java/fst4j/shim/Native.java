@@ -818,13 +818,7 @@ public final class Native {
                                      float beta, MemorySegment c, long ldc, int threads) {
         ensureLoaded();
         String fn = "fst_spmm24_lowered";
-        long kp = (loweredRows(fn, g) + 3) / 4 * 4;
-        if (m > 0 && loweredCols(fn, g) > 0) {
-            need(fn, "values", values, product(fn, 4, m, kp / 2), false);
-            need(fn, "meta", meta, product(fn, 4, m, (kp + 31) / 32), false);
-            need(fn, "x", x, loweredX(fn, g), false);
-            need(fn, "c", c, matrix(fn, m, loweredCols(fn, g), ldc), false);
-        }
+        if (loweredSpmmOperands(fn, m, values, meta, x, g)) need(fn, "c", c, matrix(fn, m, loweredCols(fn, g), ldc), false);
         int rc;
         try {
             rc = (int) LoweredHandles.SPMM24.invokeExact(m, alpha, values, meta, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
@@ -841,13 +835,7 @@ public final class Native {
                                             MemorySegment y, int threads) {
         ensureLoaded();
         String fn = "fst_spmm24_lowered_nchw";
-        long kp = (loweredRows(fn, g) + 3) / 4 * 4;
-        if (m > 0 && loweredCols(fn, g) > 0) {
-            need(fn, "values", values, product(fn, 4, m, kp / 2), false);
-            need(fn, "meta", meta, product(fn, 4, m, (kp + 31) / 32), false);
-            need(fn, "x", x, loweredX(fn, g), false);
-            need(fn, "y", y, product(fn, 4, g[0], m, g[10], g[11]), false);
-        }
+        if (loweredSpmmOperands(fn, m, values, meta, x, g)) need(fn, "y", y, product(fn, 4, g[0], m, g[10], g[11]), false);
         int rc;
         try {
             rc = (int) LoweredHandles.SPMM24_NCHW.invokeExact(m, 1f, values, meta, x, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
@@ -2835,6 +2823,19 @@ public final class Native {
 
     /** ... and x's bytes, n * c * h * w floats. */
     private static long loweredX(String fn, long[] g) { loweredRows(fn, g); return product(fn, 4, g[0], g[1], g[2], g[3]); }
+
+    /**
+     * The 2:4 products over a lowering: S's values and metadata (m rows, K = c * kh * kw padded to 4) and x checked against
+     * the sizes the shim reads; false (nothing read, so nothing checked) where the product is empty.
+     */
+    private static boolean loweredSpmmOperands(String fn, long m, MemorySegment values, MemorySegment meta, MemorySegment x, long[] g) {
+        long kp = (loweredRows(fn, g) + 3) / 4 * 4;
+        if (m <= 0 || loweredCols(fn, g) <= 0) return false;
+        need(fn, "values", values, product(fn, 4, m, kp / 2), false);
+        need(fn, "meta", meta, product(fn, 4, m, (kp + 31) / 32), false);
+        need(fn, "x", x, loweredX(fn, g), false);
+        return true;
+    }
 
     /** The C side reads as many strides as the shape has axes: a shorter array was read past its end. */
     private static void sameRank(String fn, long[] shape, long[]... strides) {

@@ -78,17 +78,16 @@ public final class AdamW implements Optimizer {
     }
 
     private static ParamGroup group(List<Var> params, double weightDecay) {
-        if (!finiteNonNegative(weightDecay)) throw new IllegalArgumentException("AdamW: weight decay must be finite and >= 0, got " + weightDecay);
+        if (!OptimState.finiteNonNegative(weightDecay)) throw new IllegalArgumentException("AdamW: weight decay must be finite and >= 0, got " + weightDecay);
         return ParamGroup.of(params, weightDecay);
     }
 
-    private static boolean finiteNonNegative(double x) { return x >= 0 && x != Double.POSITIVE_INFINITY; }   // false for NaN
 
     private AdamW(List<ParamGroup> groups, double lr, double beta1, double beta2, double eps, boolean amsgrad) {
         checkLr(lr);
         if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1))
             throw new IllegalArgumentException("AdamW: betas must be in [0, 1), got (" + beta1 + ", " + beta2 + ")");
-        if (!finiteNonNegative(eps)) throw new IllegalArgumentException("AdamW: eps must be finite and >= 0, got " + eps);
+        if (!OptimState.finiteNonNegative(eps)) throw new IllegalArgumentException("AdamW: eps must be finite and >= 0, got " + eps);
         this.params = new ArrayList<>(ParamGroup.flatten(groups, "AdamW"));
         this.groups = List.copyOf(groups);
         int n = params.size();
@@ -106,7 +105,7 @@ public final class AdamW implements Optimizer {
     }
 
     private static void checkLr(double lr) {
-        if (!finiteNonNegative(lr)) throw new IllegalArgumentException("AdamW: lr must be finite and >= 0, got " + lr);
+        if (!OptimState.finiteNonNegative(lr)) throw new IllegalArgumentException("AdamW: lr must be finite and >= 0, got " + lr);
     }
 
     @Override public double lr() { return lr; }

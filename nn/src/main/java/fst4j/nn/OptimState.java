@@ -47,6 +47,9 @@ final class OptimState {
                 throw new IllegalStateException(who + ": parameter " + i + " is closed (was its module closed?); an optimizer steps open parameters only");
     }
 
+    /** x >= 0 and finite (false for NaN): a learning rate, momentum, weight decay or eps an optimizer can step with. */
+    static boolean finiteNonNegative(double x) { return x >= 0 && x != Double.POSITIVE_INFINITY; }
+
     static void checkGradient(Tensor w, Tensor g, String who) {
         g.check();
         if (!g.isContiguous() || g.dtype() != DType.F32 || g.numel() != w.numel() || g.device() != w.device())

@@ -49,15 +49,14 @@ public final class SGD implements Optimizer {
     }
 
     private static List<ParamGroup> checkedGroup(List<Var> params, double lr, double momentum, double weightDecay) {
-        if (!(lr >= 0) || !(momentum >= 0) || !(weightDecay >= 0) || lr == Double.POSITIVE_INFINITY || momentum == Double.POSITIVE_INFINITY
-                || weightDecay == Double.POSITIVE_INFINITY)
+        if (!OptimState.finiteNonNegative(lr) || !OptimState.finiteNonNegative(momentum) || !OptimState.finiteNonNegative(weightDecay))
             throw new IllegalArgumentException("lr, momentum and weight decay must be finite and >= 0, got " + lr + ", " + momentum + ", " + weightDecay);
         return List.of(ParamGroup.of(params, weightDecay));
     }
 
     private SGD(List<ParamGroup> groups, double lr, double momentum, boolean nesterov) {
         // an infinite lr or momentum turns every weight into NaN or infinity at the first step, as AdamW's refusal says
-        if (!(lr >= 0) || !(momentum >= 0) || lr == Double.POSITIVE_INFINITY || momentum == Double.POSITIVE_INFINITY)
+        if (!OptimState.finiteNonNegative(lr) || !OptimState.finiteNonNegative(momentum))
             throw new IllegalArgumentException("lr and momentum must be finite and >= 0, got " + lr + ", " + momentum);
         if (nesterov && momentum == 0) throw new IllegalArgumentException("Nesterov momentum needs momentum > 0");
         this.params = new ArrayList<>(ParamGroup.flatten(groups, "SGD"));
@@ -72,7 +71,7 @@ public final class SGD implements Optimizer {
 
     @Override public double lr() { return lr; }
     @Override public void setLr(double lr) {
-        if (!(lr >= 0) || lr == Double.POSITIVE_INFINITY) throw new IllegalArgumentException("lr must be finite and >= 0, got " + lr);   // as in the constructor
+        if (!OptimState.finiteNonNegative(lr)) throw new IllegalArgumentException("lr must be finite and >= 0, got " + lr);   // as in the constructor
         this.lr = lr;
     }
     @Override public long steps() { return steps; }

@@ -24,6 +24,18 @@ class RestorationTest {
         return out;
     }
 
+    /** {@link #definition} in double: out[j] = dy[j] + coeff * dy[j + shift] inside each segment of seg (wrapping or not). */
+    static double[] definitionF64(double[] dy, int seg, float coeff, int shift, boolean circular) {
+        double[] out = new double[dy.length];
+        for (int b = 0; b < dy.length; b += seg)
+            for (int j = 0; j < seg; j++) {
+                int nb = j + shift;
+                boolean in = nb >= 0 && nb < seg;
+                out[b + j] = in ? dy[b + j] + (double) coeff * dy[b + nb] : circular ? dy[b + j] + (double) coeff * dy[b + Math.floorMod(nb, seg)] : dy[b + j];
+            }
+        return out;
+    }
+
     /** float64 (a layer run in float64): the definition in double, bit for bit; a float64 CUDA tensor or another dtype is refused by name. */
     @Property(tries = 60)
     void shiftAddOfFloat64IsTheDefinitionInDouble(@ForAll @IntRange(min = 1, max = 40) int segments, @ForAll @IntRange(min = 1, max = 9) int seg,
@@ -34,28 +46,14 @@ class RestorationTest {
             java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
             double[] v = new double[segments * seg];
             for (int i = 0; i < v.length; i++) v[i] = r.nextGaussian();
-            double[] expect = new double[v.length];
-            for (int b = 0; b < v.length; b += seg)
-                for (int j = 0; j < seg; j++) {
-                    int nb = j + shift;
-                    boolean in = nb >= 0 && nb < seg;
-                    expect[b + j] = in ? v[b + j] + (double) coeff * v[b + nb] : circular ? v[b + j] + (double) coeff * v[b + Math.floorMod(nb, seg)] : v[b + j];
-                }
+            double[] expect = definitionF64(v, seg, coeff, shift, circular);
             Tensor dy = Tensor.of(v, segments, seg);
             Tensor out = Restoration.shiftAdd(dy, seg, coeff, shift, circular);
             assertEquals(fst4j.tensor.DType.F64, out.dtype());
             assertArrayEquals(expect, out.toDoubleArray());
             // a strided view: read in its logical order
             Tensor t = Tensor.of(v, seg, segments).t();
-            double[] tv = t.contiguous().toDoubleArray();
-            double[] te = new double[tv.length];
-            for (int b = 0; b < tv.length; b += seg)
-                for (int j = 0; j < seg; j++) {
-                    int nb = j + shift;
-                    boolean in = nb >= 0 && nb < seg;
-                    te[b + j] = in ? tv[b + j] + (double) coeff * tv[b + nb] : circular ? tv[b + j] + (double) coeff * tv[b + Math.floorMod(nb, seg)] : tv[b + j];
-                }
-            assertArrayEquals(te, Restoration.shiftAdd(t, seg, coeff, shift, circular).toDoubleArray());
+            assertArrayEquals(definitionF64(t.contiguous().toDoubleArray(), seg, coeff, shift, circular), Restoration.shiftAdd(t, seg, coeff, shift, circular).toDoubleArray());
         }
     }
 

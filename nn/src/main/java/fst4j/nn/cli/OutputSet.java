@@ -74,7 +74,7 @@ public final class OutputSet {
         List<Path> moved = new ArrayList<>();
         try {
             for (var e : files.entrySet()) {
-                Path target = throughLink(e.getKey()), tmp = sibling(target, ".tmp");
+                Path target = throughLink(e.getKey()), tmp = fst4j.nn.io.IoText.sibling(target, ".tmp");
                 if (tmps.containsKey(target)) throw new FileSystemException(e.getKey().toString(), null, "links to another file of the set, " + target);
                 tmps.put(target, tmp);
                 Files.write(tmp, e.getValue(), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
@@ -82,7 +82,7 @@ public final class OutputSet {
             // a second name for each previous file (a hard link: no copy, no window without the file), to put it back
             for (Path target : tmps.keySet())
                 if (Files.isRegularFile(target)) {
-                    Path bak = sibling(target, ".bak");
+                    Path bak = fst4j.nn.io.IoText.sibling(target, ".bak");
                     backups.put(target, bak);   // before it exists: a copy that fails half way is removed below too
                     try {
                         Files.createLink(bak, target);
@@ -133,11 +133,6 @@ public final class OutputSet {
      */
     private static Path throughLink(Path target) throws IOException {
         return Files.isSymbolicLink(target) && Files.exists(target) ? target.toRealPath() : target;
-    }
-
-    /** A name beside file of this process and moment (made as the output is, not owner-only as createTempFile's). */
-    private static Path sibling(Path file, String suffix) {
-        return file.resolveSibling("." + file.getFileName() + "." + ProcessHandle.current().pid() + "." + System.nanoTime() + suffix);
     }
 
     static void move(Path from, Path to) throws IOException {

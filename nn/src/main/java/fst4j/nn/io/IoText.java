@@ -27,6 +27,14 @@ public final class IoText {
         return m == null || m.isBlank() ? e.getClass().getSimpleName() : m;
     }
 
+    /**
+     * A hidden name beside file for this process and moment (".NAME.PID.NANOS" + suffix), for a temporary or backup file
+     * made as any output is (the umask's mode; createTempFile's is owner-only, so shared runs' files were unreadable).
+     */
+    public static Path sibling(Path file, String suffix) {
+        return file.resolveSibling("." + file.getFileName() + "." + ProcessHandle.current().pid() + "." + System.nanoTime() + suffix);
+    }
+
     /** Only what happened, without the path (the reason, or the exception's kind in words). */
     public static String reason(Exception e) {
         if (!(e instanceof FileSystemException f)) return message(e);

@@ -181,9 +181,7 @@ public final class SafeTensors {
         Path target = file.toAbsolutePath();
         Path dir = target.getParent();
         Files.createDirectories(dir);
-        // made as any other output is (the umask's mode; createTempFile's is owner-only, so a shared run's checkpoints could
-        // not be read by its other users), under a name of this process and moment
-        Path tmp = dir.resolve("." + target.getFileName() + "." + ProcessHandle.current().pid() + "." + System.nanoTime() + ".tmp");
+        Path tmp = IoText.sibling(target, ".tmp");
         try {
             Files.createFile(tmp);
         } catch (IOException e) {   // named by the file wanted, not by the temporary one

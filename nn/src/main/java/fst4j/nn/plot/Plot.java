@@ -56,8 +56,7 @@ final class Plot {
     static void writePng(BufferedImage img, Path file) throws IOException {
         Path target = file.toAbsolutePath();
         Files.createDirectories(target.getParent());
-        // made as any other output is (the umask's mode), not owner-only as createTempFile's
-        Path tmp = target.resolveSibling("." + target.getFileName() + "." + ProcessHandle.current().pid() + "." + System.nanoTime() + ".tmp");
+        Path tmp = fst4j.nn.io.IoText.sibling(target, ".tmp");
         Files.createFile(tmp);
         try {
             if (!ImageIO.write(img, "png", tmp.toFile())) throw new IOException("no PNG writer in this JDK");

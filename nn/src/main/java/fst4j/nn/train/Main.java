@@ -411,6 +411,9 @@ public final class Main {
      * the resume). Doubles as Double.toString (exact). A checkpoint without them (written before they were kept) gives null.
      */
     record EpochSums(double lossSum, long correct, long seen, double flipSum, long flipSteps) {
+        /** An epoch's start. */
+        static final EpochSums NONE = new EpochSums(0, 0, 0, 0, 0);
+
         Map<String, String> metadata() {
             return Map.of("epoch_loss_sum", Double.toString(lossSum), "epoch_correct", Long.toString(correct), "epoch_seen", Long.toString(seen),
                     "epoch_flip_sum", Double.toString(flipSum), "epoch_flip_steps", Long.toString(flipSteps));
@@ -528,7 +531,7 @@ public final class Main {
             for (TrainConfig c : cfgs) {
                 Path md = dir.resolve(c.methodName());
                 Files.createDirectories(md);
-                Path probe = md.resolve(".write-test." + ProcessHandle.current().pid() + "." + System.nanoTime());
+                Path probe = fst4j.nn.io.IoText.sibling(md.resolve("write-test"), "");
                 try {
                     Files.createFile(probe);
                 } catch (IOException e) {
@@ -823,11 +826,12 @@ public final class Main {
                 try {
                     while (t.epoch() < cfg.epochs()) {
                         // a resumed epoch starts from the sums its checkpoint kept (its steps before the checkpoint)
-                        double lossSum = carry != null ? carry.lossSum() : 0;
-                        long correct = carry != null ? carry.correct() : 0, seen = carry != null ? carry.seen() : 0, inEpoch = 0;
-                        flipSum = carry != null ? carry.flipSum() : 0;
-                        flipSteps = carry != null ? carry.flipSteps() : 0;
+                        EpochSums start = carry != null ? carry : EpochSums.NONE;
                         carry = null;
+                        double lossSum = start.lossSum();
+                        long correct = start.correct(), seen = start.seen(), inEpoch = 0;
+                        flipSum = start.flipSum();
+                        flipSteps = start.flipSteps();
                         long epStart = System.nanoTime();
                         while (t.epochHasNext()) {
                             if (local == warm) Profile.reset();
